@@ -1,0 +1,63 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "inference",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "inference", targets: ["inference"]),
+        .library(name: "InferenceTensor", targets: ["InferenceTensor"]),
+        .library(name: "InferenceRuntime", targets: ["InferenceRuntime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        // Tensors, dtypes and the NumPy file formats. Depends on nothing of ours.
+        .target(
+            name: "InferenceTensor",
+            dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]
+        ),
+        // The intermediate form: graph, nodes, attributes, shape inference and planning.
+        .target(name: "InferenceGraph", dependencies: ["InferenceTensor"]),
+        // Backend and Kernel protocols, kernel registry, Session, timings.
+        .target(name: "InferenceRuntime", dependencies: ["InferenceGraph", "InferenceTensor"]),
+        // C micro-kernels with run-time CPU-feature dispatch.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CPUBackend", dependencies: ["InferenceRuntime", "CKernels"]),
+        // GPU runtimes loaded at run time (dlopen): discovery now, kernels later.
+        .target(name: "GPUBackend", dependencies: ["InferenceRuntime"]),
+        // Models built in code: the embedded default and synthetic benchmark models.
+        .target(name: "BuiltinModels", dependencies: ["InferenceGraph", "InferenceTensor"]),
+        // Measurement: warm-up, repetitions, statistics.
+        .target(name: "InferenceBench", dependencies: ["InferenceRuntime"]),
+        .executableTarget(
+            name: "inference",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "InferenceTensor", "InferenceGraph", "InferenceRuntime", "CPUBackend", "GPUBackend",
+                "BuiltinModels", "InferenceBench",
+            ]
+        ),
+        .target(name: "InferenceTestSupport", dependencies: ["InferenceTensor"]),
+        .testTarget(
+            name: "InferenceTensorTests",
+            dependencies: ["InferenceTensor", "InferenceTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "InferenceGraphTests",
+            dependencies: ["InferenceGraph", "InferenceTensor", "BuiltinModels"]
+        ),
+        .testTarget(
+            name: "CPUBackendTests",
+            dependencies: [
+                "CPUBackend", "InferenceRuntime", "InferenceGraph", "InferenceTensor", "BuiltinModels",
+                "InferenceTestSupport", "CKernels",
+            ]
+        ),
+        .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench"]),
+        .testTarget(name: "inferenceTests", dependencies: ["InferenceTensor", "InferenceTestSupport"]),
+    ]
+)

@@ -1,0 +1,55 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// CPU features found at run time (bit set of ck_feature_*).
+enum {
+    ck_feature_sse42 = 1 << 0,
+    ck_feature_avx = 1 << 1,
+    ck_feature_avx2 = 1 << 2,
+    ck_feature_fma = 1 << 3,
+    ck_feature_avx512f = 1 << 4,
+    ck_feature_avx512bw = 1 << 5,
+    ck_feature_avx512vl = 1 << 6,
+    ck_feature_avx512vnni = 1 << 7,
+    ck_feature_avx512bf16 = 1 << 8,
+    ck_feature_neon = 1 << 9,
+};
+
+/// The features of the CPU this process runs on, read once.
+uint32_t ck_cpu_features(void);
+
+/// The instruction set the float kernels dispatch to: "avx512", "avx2" or "generic".
+const char *ck_kernel_isa(void);
+
+/// C[m, n] = alpha * sum_k A[m, k] * B[k, n] + beta * C[m, n]; row-major, B stored as K x N (ldb >= n).
+/// With beta == 0, C is not read.
+void ck_sgemm_nn(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
+                 size_t ldb, float beta, float *c, size_t ldc);
+
+/// C[m, n] = alpha * sum_k A[m, k] * B[n, k] + beta * C[m, n]; row-major, B stored as N x K (ldb >= k).
+/// The dot-product form, used where N is small (GEMV-like shapes).
+void ck_sgemm_nt(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
+                 size_t ldb, float beta, float *c, size_t ldc);
+
+/// The scalar reference GEMM (same contract as ck_sgemm_nn) that tests compare the SIMD kernels against.
+void ck_sgemm_nn_reference(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                           const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
+/// y[i] = 1 / (1 + exp(-x[i])); x and y may alias.
+void ck_sigmoid(const float *x, float *y, size_t count);
+
+/// y[i] = max(x[i], 0); x and y may alias. NaN propagates.
+void ck_relu(const float *x, float *y, size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

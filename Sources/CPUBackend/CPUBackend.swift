@@ -1,0 +1,70 @@
+import CKernels
+import InferenceRuntime
+import InferenceTensor
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Host memory for the CPU backend: 64-byte aligned, owned by the buffer.
+public final class HostBuffer: DeviceBuffer, @unchecked Sendable {
+    public let pointer: UnsafeMutableRawPointer
+    public let byteCount: Int
+
+    init(bytes: Int) throws {
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, max(bytes, 64)) == 0, let raw else {
+            throw RuntimeError.outOfMemory(device: "cpu", bytes: bytes)
+        }
+        memset(raw, 0, bytes)
+        pointer = raw
+        byteCount = bytes
+    }
+
+    deinit { free(pointer) }
+}
+
+extension BufferSlice {
+    /// The host address of a CPU backend slice. Kernels call this once, at creation.
+    /// - Throws: `RuntimeError.device` when the slice belongs to another backend.
+    func hostPointer() throws -> UnsafeMutableRawPointer {
+        guard let host = buffer as? HostBuffer else {
+            throw RuntimeError.device("a CPU kernel was given a buffer of another device")
+        }
+        return host.pointer + offset
+    }
+
+    func floatPointer() throws -> UnsafeMutablePointer<Float> {
+        try hostPointer().bindMemory(to: Float.self, capacity: byteCount / MemoryLayout<Float>.stride)
+    }
+}
+
+/// The CPU backend: host memory, memcpy copies, and the kernels of `CPUKernelTable`.
+public final class CPUBackend: Backend {
+    public let device = DeviceID.cpu
+    public let deviceName: String
+    public let kernels: KernelRegistry
+
+    public init() {
+        deviceName = CPUInfo.current.modelName
+        kernels = CPUKernelTable.registry
+    }
+
+    public func allocate(bytes: Int) throws -> any DeviceBuffer { try HostBuffer(bytes: bytes) }
+
+    public func copy(from host: UnsafeRawBufferPointer, to destination: BufferSlice) throws {
+        guard let base = host.baseAddress, host.count > 0 else { return }
+        try destination.hostPointer().copyMemory(from: base, byteCount: min(host.count, destination.byteCount))
+    }
+
+    public func copy(from source: BufferSlice, to host: UnsafeMutableRawBufferPointer) throws {
+        guard let base = host.baseAddress, host.count > 0 else { return }
+        base.copyMemory(from: try source.hostPointer(), byteCount: min(host.count, source.byteCount))
+    }
+
+    public func synchronize() throws {}
+}

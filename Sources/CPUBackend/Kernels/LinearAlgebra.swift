@@ -1,0 +1,206 @@
+import CKernels
+import InferenceRuntime
+import InferenceTensor
+
+/// Which GEMM body a product uses: `nn` streams rows of a K x N matrix (wide outputs), `nt` takes dot
+/// products with rows of an N x K matrix (narrow outputs: GEMV-like shapes such as the default model).
+enum GemmForm {
+    case nn, nt
+
+    /// Narrow outputs vectorize better as dot products over K.
+    static func preferred(n: Int) -> GemmForm { n < 16 ? .nt : .nn }
+}
+
+/// Weights laid out once, at plan time, in the form the GEMM body reads.
+struct PackedMatrix {
+    let storage: Tensor
+    let form: GemmForm
+    let leadingDimension: Int
+
+    /// Packs B (K x N when `transposed` is false, N x K when true) into `form`'s layout.
+    init(_ b: Tensor, transposed: Bool, form: GemmForm) throws {
+        let rows = b.shape[0]
+        let cols = b.shape[1]
+        let (k, n) = transposed ? (cols, rows) : (rows, cols)
+        let source = try b.scalars(as: Float.self)
+        var packed = [Float](repeating: 0, count: k * n)
+        for p in 0..<k {
+            for j in 0..<n {
+                let value = transposed ? source[j * cols + p] : source[p * cols + j]
+                if form == .nn { packed[p * n + j] = value } else { packed[j * k + p] = value }
+            }
+        }
+        storage = try Tensor(shape: form == .nn ? Shape([k, n]) : Shape([n, k]), scalars: packed)
+        self.form = form
+        leadingDimension = form == .nn ? n : k
+    }
+
+    var pointer: UnsafePointer<Float> {
+        storage.withUnsafeBytes { UnsafePointer($0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+    }
+}
+
+@inline(__always)
+func sgemm(
+    _ form: GemmForm, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    switch form {
+    case .nn: ck_sgemm_nn(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    case .nt: ck_sgemm_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+}
+
+/// ONNX Gemm: Y = alpha * A' * B' + beta * C, with A' = A or Aᵀ, B' = B or Bᵀ, and C broadcast to (M, N).
+final class GemmKernel: Kernel {
+    private let m: Int, n: Int, k: Int
+    private let alpha: Float, beta: Float
+    private let a: UnsafePointer<Float>
+    private let transposeA: Bool
+    private let aScratch: Tensor?
+    private let aColumns: Int
+    private let b: UnsafePointer<Float>
+    private let bForm: GemmForm
+    private let ldb: Int
+    private let packed: PackedMatrix?
+    private let c: UnsafePointer<Float>?
+    private let cRows: Int, cColumns: Int
+    private let y: UnsafeMutablePointer<Float>
+
+    init(node: BoundNode) throws {
+        let name = node.step.node.displayName
+        guard node.inputs.count >= 2, let aValue = node.inputs[0], let bValue = node.inputs[1], let out = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: name, detail: "Gemm needs inputs A and B and one output")
+        }
+        let attributes = node.step.node
+        transposeA = try attributes.int("transA", default: 0) != 0
+        let transposeB = try attributes.int("transB", default: 0) != 0
+        alpha = try attributes.float("alpha", default: 1)
+        beta = try attributes.float("beta", default: 1)
+        m = out.type.shape[0]
+        n = out.type.shape[1]
+        k = transposeA ? aValue.type.shape[0] : aValue.type.shape[1]
+        aColumns = aValue.type.shape[1]
+        a = UnsafePointer(try aValue.slice.floatPointer())
+        aScratch = transposeA ? try Tensor(zeros: .float32, shape: Shape([m, k])) : nil
+        y = try out.slice.floatPointer()
+
+        if let constant = bValue.constant {
+            let form = GemmForm.preferred(n: n)
+            let packed = try PackedMatrix(constant, transposed: transposeB, form: form)
+            self.packed = packed
+            b = packed.pointer
+            bForm = form
+            ldb = packed.leadingDimension
+        } else {
+            packed = nil
+            b = UnsafePointer(try bValue.slice.floatPointer())
+            bForm = transposeB ? .nt : .nn
+            ldb = bValue.type.shape[1]
+        }
+
+        if node.inputs.count > 2, let cValue = node.inputs[2], beta != 0 {
+            c = UnsafePointer(try cValue.slice.floatPointer())
+            let dims = cValue.type.shape.dimensions
+            cRows = dims.count == 2 ? dims[0] : 1
+            cColumns = dims.last ?? 1
+        } else {
+            c = nil
+            cRows = 0
+            cColumns = 0
+        }
+    }
+
+    func run() throws {
+        var aPointer = a
+        if transposeA, let scratch = aScratch {
+            // Aᵀ is K x M in memory; lay it out as M x K for the row-major body.
+            let t = UnsafeMutablePointer(mutating: scratch.withUnsafeBytes { $0.baseAddress! }.assumingMemoryBound(to: Float.self))
+            for p in 0..<k { for i in 0..<m { t[i * k + p] = a[p * aColumns + i] } }
+            aPointer = UnsafePointer(t)
+        }
+        var gemmBeta: Float = 0
+        if let c {
+            // Y = beta * broadcast(C), then accumulate the product into it.
+            for i in 0..<m {
+                let row = c + (cRows == 1 ? 0 : i) * cColumns
+                let out = y + i * n
+                if cColumns == 1 {
+                    let v = beta * row[0]
+                    for j in 0..<n { out[j] = v }
+                } else if beta == 1 {
+                    out.update(from: row, count: n)
+                } else {
+                    for j in 0..<n { out[j] = beta * row[j] }
+                }
+            }
+            gemmBeta = 1
+        }
+        sgemm(bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: gemmBeta, c: y, ldc: n)
+        withExtendedLifetime(packed) {}
+    }
+}
+
+/// ONNX MatMul: numpy.matmul semantics, batch dimensions broadcast, 1-D operands promoted and squeezed.
+final class MatMulKernel: Kernel {
+    private let m: Int, n: Int, k: Int
+    private let a: UnsafePointer<Float>
+    private let b: UnsafePointer<Float>
+    private let y: UnsafeMutablePointer<Float>
+    /// Element offsets of A, B and Y for each product in the batch.
+    private let batches: [(a: Int, b: Int, y: Int)]
+
+    init(node: BoundNode) throws {
+        guard node.inputs.count == 2, let aValue = node.inputs[0], let bValue = node.inputs[1], let out = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "MatMul needs two inputs and one output")
+        }
+        let aShape = aValue.type.shape.rank == 1 ? Shape([1, aValue.type.shape[0]]) : aValue.type.shape
+        let bShape = bValue.type.shape.rank == 1 ? Shape([bValue.type.shape[0], 1]) : bValue.type.shape
+        m = aShape[aShape.rank - 2]
+        k = aShape[aShape.rank - 1]
+        n = bShape[bShape.rank - 1]
+        a = UnsafePointer(try aValue.slice.floatPointer())
+        b = UnsafePointer(try bValue.slice.floatPointer())
+        y = try out.slice.floatPointer()
+
+        let aBatch = Array(aShape.dimensions.dropLast(2))
+        let bBatch = Array(bShape.dimensions.dropLast(2))
+        let rank = max(aBatch.count, bBatch.count)
+        let pa = [Int](repeating: 1, count: rank - aBatch.count) + aBatch
+        let pb = [Int](repeating: 1, count: rank - bBatch.count) + bBatch
+        let dims = zip(pa, pb).map { max($0, $1) }
+        let count = dims.reduce(1, *)
+        var batches: [(a: Int, b: Int, y: Int)] = []
+        batches.reserveCapacity(count)
+        for flat in 0..<count {
+            var rest = flat
+            var ia = 0, ib = 0, strideA = 1, strideB = 1
+            for axis in stride(from: rank - 1, through: 0, by: -1) {
+                let i = rest % dims[axis]
+                rest /= dims[axis]
+                if pa[axis] != 1 { ia += i * strideA }
+                if pb[axis] != 1 { ib += i * strideB }
+                strideA *= pa[axis]
+                strideB *= pb[axis]
+            }
+            batches.append((ia * m * k, ib * k * n, flat * m * n))
+        }
+        // When B is shared by every batch and A is contiguous, the batch folds into one taller product.
+        if batches.count > 1 && bBatch.reduce(1, *) == 1 {
+            self.batches = [(0, 0, 0)]
+            self.foldedM = m * count
+        } else {
+            self.batches = batches
+            self.foldedM = m
+        }
+    }
+
+    private let foldedM: Int
+
+    func run() throws {
+        let form = GemmForm.nn
+        for batch in batches {
+            sgemm(form, m: foldedM, n: n, k: k, alpha: 1, a: a + batch.a, lda: k, b: b + batch.b, ldb: n, beta: 0, c: y + batch.y, ldc: n)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import InferenceGraph
+import InferenceTensor
+
+/// One operator bound to its buffers. Created once per plan (parse attributes, resolve pointers, pack
+/// weights); `run` is the hot path and must not allocate.
+public protocol Kernel: AnyObject {
+    /// Computes the node's outputs from its inputs. Work may still be in flight on the device on return;
+    /// `Backend.synchronize` waits for it.
+    /// - Throws: a backend error when the device reports one.
+    func run() throws
+}
+
+/// Creates a kernel for a bound node. - Throws: `RuntimeError` when the node's attributes or types do
+/// not fit the kernel.
+public typealias KernelFactory = @Sendable (BoundNode, any Backend) throws -> any Kernel
+
+/// One entry of a backend's kernel table: which operator, opsets and element types a factory handles.
+public struct KernelRegistration: Sendable {
+    public var opType: String
+    public var domain: String
+    public var opsets: ClosedRange<Int>
+    public var dtypes: Set<DType>
+    public var make: KernelFactory
+
+    public init(
+        _ opType: String, domain: String = "", opsets: ClosedRange<Int> = 1...Int.max, dtypes: Set<DType>,
+        make: @escaping KernelFactory
+    ) {
+        self.opType = opType
+        self.domain = domain
+        self.opsets = opsets
+        self.dtypes = dtypes
+        self.make = make
+    }
+}
+
+/// The table of kernels a backend supports, keyed by operator, domain, opset range and element type.
+public struct KernelRegistry: Sendable {
+    private var entries: [String: [KernelRegistration]] = [:]
+
+    public init(_ registrations: [KernelRegistration] = []) {
+        for registration in registrations { register(registration) }
+    }
+
+    private static func key(_ domain: String, _ opType: String) -> String {
+        "\(domain == "ai.onnx" ? "" : domain):\(opType)"
+    }
+
+    public mutating func register(_ registration: KernelRegistration) {
+        entries[Self.key(registration.domain, registration.opType), default: []].append(registration)
+    }
+
+    /// The registration for an operator at an opset and element type, if any.
+    public func lookup(opType: String, domain: String, opset: Int, dtype: DType) -> KernelRegistration? {
+        entries[Self.key(domain, opType)]?.first { $0.opsets.contains(opset) && $0.dtypes.contains(dtype) }
+    }
+
+    /// Whether any registration exists for the operator, regardless of opset and type.
+    public func knows(opType: String, domain: String) -> Bool { entries[Self.key(domain, opType)] != nil }
+
+    /// Every registration, sorted by operator name: what `inspect` and error messages list.
+    public var registrations: [KernelRegistration] {
+        entries.values.flatMap { $0 }.sorted { ($0.domain, $0.opType) < ($1.domain, $1.opType) }
+    }
+
+    /// Operator names, sorted and unique.
+    public var operatorNames: [String] {
+        Array(Set(entries.values.flatMap { $0.map { $0.domain.isEmpty ? $0.opType : "\($0.domain).\($0.opType)" } })).sorted()
+    }
+}

@@ -1,0 +1,32 @@
+import InferenceTensor
+
+/// Errors from planning and running a model on a backend.
+public enum RuntimeError: Error, Equatable, CustomStringConvertible {
+    /// No kernel for an operator; names the node, opset and what the backend does support.
+    case unsupportedOperator(node: String, opType: String, opset: Int, dtype: DType, device: String, supported: [String])
+    case outOfMemory(device: String, bytes: Int)
+    case missingInput(name: String, expected: [String])
+    case unexpectedInput(name: String, expected: [String])
+    case inputType(name: String, expected: String, actual: String)
+    case inputShape(name: String, expected: String, actual: String)
+    case invalidNode(node: String, detail: String)
+    case device(String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedOperator(let node, let opType, let opset, let dtype, let device, let supported):
+            "\(node): operator \(opType) (opset \(opset), \(dtype)) is not supported on \(device). "
+                + "Supported operators: \(supported.joined(separator: ", "))"
+        case .outOfMemory(let device, let bytes): "\(device): out of memory allocating \(bytes) bytes"
+        case .missingInput(let name, let expected):
+            "missing model input '\(name)' (the model's inputs: \(expected.joined(separator: ", ")))"
+        case .unexpectedInput(let name, let expected):
+            "the model has no input named '\(name)' (its inputs: \(expected.joined(separator: ", ")))"
+        case .inputType(let name, let expected, let actual): "input '\(name)': expected \(expected), got \(actual)"
+        case .inputShape(let name, let expected, let actual):
+            "input '\(name)': expected shape \(expected), got \(actual)"
+        case .invalidNode(let node, let detail): "\(node): \(detail)"
+        case .device(let message): message
+        }
+    }
+}

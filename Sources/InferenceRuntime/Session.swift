@@ -1,0 +1,178 @@
+import InferenceGraph
+import InferenceTensor
+
+/// Time spent in each phase of one run, in nanoseconds. Copies are host↔device transfers of the
+/// inputs and outputs; on the CPU they are memory copies into and out of the plan's arena.
+public struct RunTimings: Sendable, Equatable {
+    public var copyInNanoseconds: UInt64
+    public var computeNanoseconds: UInt64
+    public var copyOutNanoseconds: UInt64
+    /// Set when this run had to plan (first run for these input shapes).
+    public var planNanoseconds: UInt64
+
+    public var totalNanoseconds: UInt64 { copyInNanoseconds + computeNanoseconds + copyOutNanoseconds }
+}
+
+/// The result of one run.
+public struct RunResult: Sendable {
+    public var outputs: [NamedTensor]
+    public var timings: RunTimings
+}
+
+/// Runs one graph on one backend. Plans once per set of input shapes (shape inference, memory plan,
+/// buffers, kernels, packed weights) and reuses the plan for every later run with those shapes.
+public final class Session {
+    public let graph: Graph
+    public let backend: any Backend
+    private var plans: [[Shape]: BoundPlan] = [:]
+
+    /// - Throws: `GraphError` when the graph is malformed, `RuntimeError.unsupportedOperator` naming the
+    ///   first node the backend has no kernel for.
+    public init(graph: Graph, backend: any Backend) throws {
+        _ = try graph.topologicallySorted()
+        for node in graph.nodes where !backend.kernels.knows(opType: node.opType, domain: node.domain) {
+            throw RuntimeError.unsupportedOperator(
+                node: node.displayName, opType: node.opType, opset: graph.opset(for: node),
+                dtype: .float32, device: backend.device.description, supported: backend.kernels.operatorNames)
+        }
+        self.graph = graph
+        self.backend = backend
+    }
+
+    /// Number of plans built so far (one per distinct set of input shapes).
+    public var planCount: Int { plans.count }
+
+    /// Runs the graph. Inputs are matched by name; a graph with one input accepts one tensor of any name.
+    /// - Throws: `RuntimeError` for missing, extra or mistyped inputs and device failures; `ShapeError`
+    ///   when the input shapes do not fit the graph.
+    public func run(_ inputs: [NamedTensor]) throws -> RunResult {
+        let ordered = try match(inputs)
+        let shapes = ordered.map(\.shape)
+        var planNanoseconds: UInt64 = 0
+        let plan: BoundPlan
+        if let cached = plans[shapes] {
+            plan = cached
+        } else {
+            let start = MonotonicClock.nanoseconds()
+            plan = try BoundPlan(graph: graph, inputs: ordered, backend: backend)
+            plans[shapes] = plan
+            planNanoseconds = MonotonicClock.nanoseconds() - start
+        }
+        var timings = try plan.execute(inputs: ordered)
+        timings.planNanoseconds = planNanoseconds
+        return RunResult(outputs: plan.takeOutputs(), timings: timings)
+    }
+
+    /// Orders the given tensors as the graph's runtime inputs, checking names, types and declared shapes.
+    private func match(_ inputs: [NamedTensor]) throws -> [Tensor] {
+        let declared = graph.runtimeInputs
+        let names = declared.map(\.name)
+        var byName: [String: Tensor] = [:]
+        if declared.count == 1 && inputs.count == 1, let only = inputs.first {
+            byName[declared[0].name] = only.tensor
+        } else {
+            for input in inputs {
+                guard names.contains(input.name) else { throw RuntimeError.unexpectedInput(name: input.name, expected: names) }
+                byName[input.name] = input.tensor
+            }
+        }
+        return try declared.map { info in
+            guard let tensor = byName[info.name] else { throw RuntimeError.missingInput(name: info.name, expected: names) }
+            guard tensor.dtype == info.dtype else {
+                throw RuntimeError.inputType(name: info.name, expected: info.dtype.description, actual: tensor.dtype.description)
+            }
+            guard info.accepts(tensor.shape) else {
+                throw RuntimeError.inputShape(name: info.name, expected: info.shapeDescription, actual: tensor.shape.description)
+            }
+            return tensor
+        }
+    }
+}
+
+/// An execution plan bound to one backend: arena and weight buffers, kernels in order. Built once.
+final class BoundPlan {
+    let plan: ExecutionPlan
+    let backend: any Backend
+    private let kernels: [any Kernel]
+    private let inputSlices: [BufferSlice]
+    private let outputSlices: [BufferSlice]
+    private var outputs: [NamedTensor] = []
+    /// Keeps the arena and constant buffers alive as long as the kernels that point into them.
+    private let buffers: [any DeviceBuffer]
+
+    init(graph: Graph, inputs: [Tensor], backend: any Backend) throws {
+        var types: [String: TensorType] = [:]
+        for (info, tensor) in zip(graph.runtimeInputs, inputs) {
+            types[info.name] = TensorType(dtype: tensor.dtype, shape: tensor.shape)
+        }
+        let plan = try ExecutionPlan(graph: graph, inputTypes: types)
+        let arena = try backend.allocate(bytes: max(plan.arenaBytes, MemoryPlanner.alignment))
+        var buffers: [any DeviceBuffer] = [arena]
+        var bound: [BoundValue] = []
+        bound.reserveCapacity(plan.values.count)
+        for value in plan.values {
+            switch value.storage {
+            case .arena(let offset):
+                let slice = BufferSlice(buffer: arena, offset: offset, byteCount: value.type.byteCount)
+                bound.append(BoundValue(type: value.type, slice: slice, constant: nil))
+            case .constant:
+                guard let tensor = graph.initializers[value.name] else {
+                    throw RuntimeError.invalidNode(node: "initializer '\(value.name)'", detail: "missing constant data")
+                }
+                let buffer = try backend.allocate(bytes: max(tensor.byteCount, 1))
+                let slice = BufferSlice(buffer: buffer, offset: 0, byteCount: tensor.byteCount)
+                try tensor.withUnsafeBytes { try backend.copy(from: $0, to: slice) }
+                buffers.append(buffer)
+                bound.append(BoundValue(type: value.type, slice: slice, constant: tensor))
+            }
+        }
+        var kernels: [any Kernel] = []
+        for step in plan.steps {
+            let node = BoundNode(step: step, inputs: step.inputs.map { $0.map { bound[$0] } }, outputs: step.outputs.map { bound[$0] })
+            let dtype = node.inputs.compactMap { $0 }.first?.type.dtype ?? node.outputs.first?.type.dtype ?? .float32
+            guard let registration = backend.kernels.lookup(
+                opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
+            else {
+                throw RuntimeError.unsupportedOperator(
+                    node: step.node.displayName, opType: step.node.opType, opset: step.opset, dtype: dtype,
+                    device: backend.device.description, supported: backend.kernels.operatorNames)
+            }
+            kernels.append(try registration.make(node, backend))
+        }
+        self.plan = plan
+        self.backend = backend
+        self.kernels = kernels
+        self.buffers = buffers
+        self.inputSlices = plan.inputs.map { bound[$0].slice }
+        self.outputSlices = plan.outputs.map { bound[$0].slice }
+        self.outputs = try plan.outputs.map { index in
+            let value = plan.values[index]
+            return NamedTensor(name: value.name, tensor: try Tensor(uninitialized: value.type.dtype, shape: value.type.shape))
+        }
+    }
+
+    /// Copies inputs in, runs every kernel, copies outputs out; each phase timed after the device is idle.
+    func execute(inputs: [Tensor]) throws -> RunTimings {
+        let start = MonotonicClock.nanoseconds()
+        for (tensor, slice) in zip(inputs, inputSlices) {
+            try tensor.withUnsafeBytes { try backend.copy(from: $0, to: slice) }
+        }
+        try backend.synchronize()
+        let copiedIn = MonotonicClock.nanoseconds()
+        for kernel in kernels { try kernel.run() }
+        try backend.synchronize()
+        let computed = MonotonicClock.nanoseconds()
+        for index in outputs.indices {
+            let slice = outputSlices[index]
+            try outputs[index].tensor.withUnsafeMutableBytes { try backend.copy(from: slice, to: $0) }
+        }
+        let copiedOut = MonotonicClock.nanoseconds()
+        return RunTimings(
+            copyInNanoseconds: copiedIn - start, computeNanoseconds: computed - copiedIn,
+            copyOutNanoseconds: copiedOut - computed, planNanoseconds: 0)
+    }
+
+    /// The outputs of the last run. The caller's copies share the buffers until the next run writes them,
+    /// which then allocates fresh ones (copy on write), so returned results are never overwritten.
+    func takeOutputs() -> [NamedTensor] { outputs }
+}

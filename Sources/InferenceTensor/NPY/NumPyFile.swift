@@ -1,0 +1,255 @@
+import Foundation
+import ZIPFoundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A named array, as stored in an .npz archive or passed to a model input.
+public struct NamedTensor: Sendable {
+    public var name: String
+    public var tensor: Tensor
+
+    public init(name: String, tensor: Tensor) {
+        self.name = name
+        self.tensor = tensor
+    }
+}
+
+/// Reading and writing NumPy's .npy and .npz files.
+///
+/// Reads every format version (1.0, 2.0, 3.0), both byte orders, C and Fortran order, and the dtypes of
+/// `DType`; the result is always native-endian and row-major. Writes version 1.0 (2.0 for huge headers),
+/// little-endian, C order, with headers padded to 64 bytes. Files are written to a temporary name and
+/// renamed, so a failed write never leaves a partial file behind.
+public enum NumPyFile {
+    /// Reads a `.npy` file (or an `.npz` archive, returning its arrays in archive order).
+    /// - Throws: `NPYError` naming the file and the problem.
+    public static func readArrays(path: String) throws(NPYError) -> [NamedTensor] {
+        if try looksLikeZip(path: path) { return try readNPZ(path: path) }
+        let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        return [NamedTensor(name: name, tensor: try readNPY(path: path))]
+    }
+
+    /// Reads one `.npy` file; its data goes straight from the file into the tensor's buffer.
+    /// - Throws: `NPYError` naming the file and the problem.
+    public static func readNPY(path: String) throws(NPYError) -> Tensor {
+        let file = try OpenFile(path: path)
+        defer { file.close() }
+        var decoder = NPYDecoder(source: path, totalBytes: file.size)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 16)
+        defer { scratch.deallocate() }
+        while decoder.header == nil {
+            let want = min(decoder.headerBytesWanted, scratch.count)
+            let got = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<want]))
+            if got == 0 { break }
+            try decoder.consume(UnsafeRawBufferPointer(rebasing: scratch[0..<got]))
+        }
+        try decoder.fillData { buffer throws(NPYError) in try file.read(into: buffer) }
+        return try decoder.finish()
+    }
+
+    /// Decodes a whole `.npy` image held in memory. `source` names it in errors.
+    /// - Throws: `NPYError` naming `source` and the problem.
+    public static func decodeNPY(_ bytes: UnsafeRawBufferPointer, source: String) throws(NPYError) -> Tensor {
+        var decoder = NPYDecoder(source: source, totalBytes: bytes.count)
+        try decoder.consume(bytes)
+        return try decoder.finish()
+    }
+
+    /// The `.npy` image of a tensor: header then little-endian, row-major data.
+    public static func encodeNPY(_ tensor: Tensor) -> [UInt8] {
+        var out = NPYHeader(dtype: tensor.dtype, dimensions: tensor.shape.dimensions).encoded()
+        tensor.withUnsafeBytes { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// Writes a tensor as a `.npy` file.
+    /// - Throws: `NPYError` naming the file when it cannot be written; no partial file is left.
+    public static func writeNPY(_ tensor: Tensor, path: String) throws(NPYError) {
+        let header = NPYHeader(dtype: tensor.dtype, dimensions: tensor.shape.dimensions).encoded()
+        try writeAtomically(path: path) { fd throws(NPYError) in
+            let headerBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: header.count, alignment: 1)
+            defer { headerBuffer.deallocate() }
+            headerBuffer.copyBytes(from: header)
+            try writeAll(fd, UnsafeRawBufferPointer(headerBuffer), path: path)
+            try writeAll(fd, UnsafeRawBufferPointer(start: tensor.storage.pointer, count: tensor.byteCount), path: path)
+        }
+    }
+
+    /// Reads every array of an `.npz` archive (stored or deflated members, ZIP64 fields as numpy writes them).
+    /// - Throws: `NPYError` naming `archive.npz:member` and the problem.
+    public static func readNPZ(path: String) throws(NPYError) -> [NamedTensor] {
+        guard FileManager.default.fileExists(atPath: path) else { throw NPYError(source: path, problem: .fileNotFound) }
+        let archive: Archive
+        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
+            throw NPYError(source: path, problem: .notAnArchive("\(error)"))
+        }
+        var result: [NamedTensor] = []
+        for entry in archive where entry.type == .file {
+            let name = entry.path.hasSuffix(".npy") ? String(entry.path.dropLast(4)) : entry.path
+            let source = "\(path):\(entry.path)"
+            let declared = entry.uncompressedSize
+            var decoder = NPYDecoder(source: source, totalBytes: declared <= UInt64(Int.max) ? Int(declared) : nil)
+            do {
+                _ = try archive.extract(entry, skipCRC32: false) { data in
+                    try data.withUnsafeBytes { buffer in try decoder.consume(buffer) }
+                }
+            } catch let error as NPYError {
+                throw error
+            } catch {
+                throw NPYError(source: source, problem: .notAnArchive("cannot extract member: \(error)"))
+            }
+            result.append(NamedTensor(name: name, tensor: try decoder.finish()))
+        }
+        return result
+    }
+
+    /// Writes arrays as an `.npz` archive, each as `<name>.npy`; deflated when `compressed`.
+    /// - Throws: `NPYError` naming the file when it cannot be written; no partial file is left.
+    public static func writeNPZ(_ arrays: [NamedTensor], path: String, compressed: Bool = false) throws(NPYError) {
+        let temporary = temporaryPath(for: path)
+        do {
+            let archive = try Archive(url: URL(fileURLWithPath: temporary), accessMode: .create)
+            for array in arrays {
+                let header = NPYHeader(dtype: array.tensor.dtype, dimensions: array.tensor.shape.dimensions).encoded()
+                let tensor = array.tensor
+                let total = header.count + tensor.byteCount
+                try archive.addEntry(
+                    with: array.name + ".npy", type: .file, uncompressedSize: Int64(total),
+                    compressionMethod: compressed ? .deflate : .none
+                ) { position, size in
+                    // Serve the requested window from the header and the tensor bytes without concatenating them.
+                    var chunk = Data(capacity: size)
+                    var at = Int(position)
+                    let end = min(at + size, total)
+                    if at < header.count {
+                        let headerEnd = min(end, header.count)
+                        chunk.append(contentsOf: header[at..<headerEnd])
+                        at = headerEnd
+                    }
+                    if at < end {
+                        tensor.withUnsafeBytes { bytes in
+                            chunk.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[(at - header.count)..<(end - header.count)]))
+                        }
+                    }
+                    return chunk
+                }
+            }
+        } catch {
+            unlink(temporary)
+            throw NPYError(source: path, problem: .io("cannot write archive: \(error)"))
+        }
+        guard rename(temporary, path) == 0 else {
+            let message = String(cString: strerror(errno))
+            unlink(temporary)
+            throw NPYError(source: path, problem: .io("cannot write: \(message)"))
+        }
+    }
+
+    /// Writes `.npz` when the path ends in `.npz`, else a single `.npy` (then `arrays` must hold exactly one).
+    /// - Throws: `NPYError` when several arrays would go to one `.npy`, or the write fails.
+    public static func write(_ arrays: [NamedTensor], path: String) throws(NPYError) {
+        if path.hasSuffix(".npz") { return try writeNPZ(arrays, path: path) }
+        guard arrays.count == 1, let only = arrays.first else {
+            throw NPYError(source: path, problem: .io("\(arrays.count) arrays cannot go into one .npy file; use a .npz path"))
+        }
+        try writeNPY(only.tensor, path: path)
+    }
+
+    // MARK: - POSIX plumbing
+
+    private static func looksLikeZip(path: String) throws(NPYError) -> Bool {
+        let file = try OpenFile(path: path)
+        defer { file.close() }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4, alignment: 4)
+        defer { buffer.deallocate() }
+        let got = try file.read(into: buffer)
+        return got == 4 && Array(buffer) == [0x50, 0x4B, 0x03, 0x04]
+    }
+
+    private static func temporaryPath(for path: String) -> String {
+        "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    private static func writeAtomically(path: String, _ body: (Int32) throws(NPYError) -> Void) throws(NPYError) {
+        let temporary = temporaryPath(for: path)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw NPYError(source: path, problem: .io("cannot create: \(String(cString: strerror(errno)))"))
+        }
+        do {
+            try body(fd)
+        } catch {
+            Glibc.close(fd)
+            unlink(temporary)
+            throw error
+        }
+        guard Glibc.close(fd) == 0, rename(temporary, path) == 0 else {
+            let message = String(cString: strerror(errno))
+            unlink(temporary)
+            throw NPYError(source: path, problem: .io("cannot write: \(message)"))
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws(NPYError) {
+        var offset = 0
+        while offset < buffer.count, let base = buffer.baseAddress {
+            let n = Glibc.write(fd, base + offset, buffer.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw NPYError(source: path, problem: .io("write failed: \(String(cString: strerror(errno)))"))
+            }
+            offset += n
+        }
+    }
+}
+
+/// A file opened for reading, with its size.
+private struct OpenFile {
+    let fd: Int32
+    let size: Int
+    let path: String
+
+    init(path: String) throws(NPYError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw NPYError(source: path, problem: code == ENOENT ? .fileNotFound : .io(String(cString: strerror(code))))
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let message = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw NPYError(source: path, problem: .io(message))
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            Glibc.close(fd)
+            throw NPYError(source: path, problem: .io((info.st_mode & S_IFMT) == S_IFDIR ? "is a directory" : "not a regular file"))
+        }
+        self.fd = fd
+        self.size = Int(info.st_size)
+        self.path = path
+    }
+
+    /// Reads until `buffer` is full or the file ends; returns the bytes read.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(NPYError) -> Int {
+        var offset = 0
+        while offset < buffer.count, let base = buffer.baseAddress {
+            let n = Glibc.read(fd, base + offset, buffer.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw NPYError(source: path, problem: .io("read failed: \(String(cString: strerror(errno)))"))
+            }
+            if n == 0 { break }
+            offset += n
+        }
+        return offset
+    }
+
+    func close() { Glibc.close(fd) }
+}

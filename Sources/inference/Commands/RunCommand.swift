@@ -1,0 +1,206 @@
+import ArgumentParser
+import Foundation
+import InferenceBench
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one inference and print the prediction and the warm inference time.",
+        discussion: """
+            Prints three lines on stdout:
+              Processing input on CPU...        (or: Processing batch input on GPU...)
+              Prediction: 0.87                  (or: Predictions: [0.87, 0.45, ...])
+              Inference time: 0.004 ms          (median warm forward pass, copies to and from the device included)
+            Diagnostics go to stderr. The exit code is non-zero on any error, and then stdout stays empty.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Input data: a .npy file, or an .npz with one array per model input.", valueName: "file"))
+    var input: String
+
+    @Option(name: .long, help: ArgumentHelp("The model: builtin:NAME (linear, mlp) or an .onnx file.", valueName: "model"))
+    var model: String = "builtin:linear"
+
+    @Option(name: .long, help: ArgumentHelp("cpu, gpu, auto, cuda:N or opencl:N. gpu fails when no GPU exists; auto falls back to the CPU and says why.", valueName: "device"))
+    var device: String = "cpu"
+
+    @Option(name: .long, help: ArgumentHelp("Write the outputs: .npy (one output) or .npz (all outputs).", valueName: "file"))
+    var output: String?
+
+    @Flag(name: .long, help: "Print one JSON object (device, shapes, outputs, timings) instead of the text lines.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Also report model load, plan, first (cold) run and the warm copy/compute split on stderr.")
+    var verbose = false
+
+    @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed warm runs; the reported time is their median.", valueName: "n"))
+    var repeats: Int = 20
+
+    @Option(name: .long, help: ArgumentHelp("Untimed runs after the first (cold) run and before the timed ones.", valueName: "n"))
+    var warmup: Int = 2
+
+    func validate() throws {
+        guard DeviceRequest(argument: device) != nil else {
+            throw ValidationError("unknown device '\(device)'; use cpu, gpu, auto, cuda:N or opencl:N")
+        }
+        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
+        if let output, !(output.hasSuffix(".npy") || output.hasSuffix(".npz")) {
+            throw ValidationError("--output must end in .npy or .npz")
+        }
+    }
+
+    func run() throws {
+        do {
+            try execute()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func execute() throws {
+        guard let request = DeviceRequest(argument: device) else { throw ExitCode.validationFailure }
+        let selection = try DeviceSelection.resolve(request)
+        if let reason = selection.reason { printError("note: --device \(request) chose \(selection.backend.device): \(reason)") }
+
+        let loadStart = MonotonicClock.nanoseconds()
+        let graph = try ModelSource.load(model)
+        let loadNanoseconds = MonotonicClock.nanoseconds() - loadStart
+
+        let inputs = try LoadedInputs.load(path: input, for: graph)
+        for note in inputs.notes { printError("note: \(note)") }
+
+        let session = try Session(graph: graph, backend: selection.backend)
+        let first = try session.run(inputs.tensors)
+        let samples = try Measurement.repeatRuns(warmup: warmup, repeats: repeats) {
+            try session.run(inputs.tensors).timings
+        }
+        let result = try session.run(inputs.tensors)
+        let warm = samples.total
+
+        if let output {
+            try NumPyFile.write(result.outputs, path: output)
+        }
+
+        let deviceClass = selection.backend.device.displayClass
+        if json {
+            let timings = RunReport.Timings(
+                modelLoad: Double(loadNanoseconds) / 1e6,
+                plan: Double(first.timings.planNanoseconds) / 1e6,
+                firstRun: Double(first.timings.planNanoseconds + first.timings.totalNanoseconds) / 1e6,
+                warmP50: warm.median / 1e6,
+                warmP90: warm.percentile(90) / 1e6,
+                warmP99: warm.percentile(99) / 1e6,
+                warmMin: warm.minimum / 1e6,
+                copyInP50: samples.copyIn.median / 1e6,
+                computeP50: samples.compute.median / 1e6,
+                copyOutP50: samples.copyOut.median / 1e6,
+                repeats: warm.count)
+            let inputInfo = inputs.tensors.map {
+                RunReport.TensorInfo(name: $0.name, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape.dimensions)
+            }
+            var outputInfo: [RunReport.OutputInfo] = []
+            for output in result.outputs {
+                outputInfo.append(RunReport.OutputInfo(
+                    name: output.name, dtype: output.tensor.dtype.rawValue, shape: output.tensor.shape.dimensions,
+                    values: try floatValues(output.tensor)))
+            }
+            let report = RunReport(
+                model: model, requestedDevice: request.description, device: selection.backend.device.description,
+                deviceName: selection.backend.deviceName, deviceReason: selection.reason, batchSize: inputs.batchSize,
+                inputs: inputInfo, outputs: outputInfo, timingsMs: timings)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            guard let primary = result.outputs.first else { throw InputError(description: "the model produced no outputs") }
+            let values = try floatValues(primary.tensor)
+            let perSample = inputs.batchSize > 0 ? values.count / max(inputs.batchSize, 1) : values.count
+            var lines: [String] = []
+            lines.append(inputs.batchSize > 1 ? "Processing batch input on \(deviceClass)..." : "Processing input on \(deviceClass)...")
+            if values.count == 1 {
+                lines.append("Prediction: \(Formatting.value(values[0]))")
+            } else if inputs.batchSize > 1 && perSample == 1 {
+                lines.append("Predictions: \(Formatting.list(values[...]))")
+            } else if inputs.batchSize > 1 && perSample > 1 {
+                let rows = stride(from: 0, to: values.count, by: perSample).map { Formatting.list(values[$0..<min($0 + perSample, values.count)]) }
+                lines.append("Predictions: [" + rows.joined(separator: ", ") + "]")
+            } else {
+                lines.append("Prediction: \(Formatting.list(values[...]))")
+            }
+            lines.append("Inference time: \(Formatting.milliseconds(nanoseconds: warm.median)) ms")
+            print(lines.joined(separator: "\n"))
+        }
+
+        if verbose {
+            let ms = { (ns: Double) in Formatting.milliseconds(nanoseconds: ns) + " ms" }
+            printError("model: \(graph.name) (\(graph.nodes.count) nodes), built/loaded in \(ms(Double(loadNanoseconds)))")
+            printError("device: \(selection.backend.device) (\(selection.backend.deviceName))")
+            printError("plan: \(ms(Double(first.timings.planNanoseconds)))")
+            printError("first run (cold, plan included): \(ms(Double(first.timings.planNanoseconds + first.timings.totalNanoseconds)))")
+            printError("""
+                warm over \(warm.count) runs: p50 \(ms(warm.median)), p90 \(ms(warm.percentile(90))), \
+                p99 \(ms(warm.percentile(99))), min \(ms(warm.minimum))
+                """)
+            printError("""
+                warm p50 split: copy in \(ms(samples.copyIn.median)), compute \(ms(samples.compute.median)), \
+                copy out \(ms(samples.copyOut.median))
+                """)
+        }
+    }
+
+    private func floatValues(_ tensor: Tensor) throws -> [Float] {
+        switch tensor.dtype {
+        case .float32: return try tensor.scalars(as: Float.self)
+        case .float64: return try tensor.scalars(as: Double.self).map { Float($0) }
+        case .int64: return try tensor.scalars(as: Int64.self).map { Float($0) }
+        default: throw InputError(description: "printing \(tensor.dtype) outputs is not supported; use --output")
+        }
+    }
+}
+
+/// The `--json` record of one run. Field names are snake_case in the output; see docs/ARCHITECTURE.md.
+struct RunReport: Encodable {
+    struct TensorInfo: Encodable {
+        var name: String
+        var dtype: String
+        var shape: [Int]
+    }
+
+    struct OutputInfo: Encodable {
+        var name: String
+        var dtype: String
+        var shape: [Int]
+        var values: [Float]
+    }
+
+    struct Timings: Encodable {
+        var modelLoad: Double
+        var plan: Double
+        var firstRun: Double
+        var warmP50: Double
+        var warmP90: Double
+        var warmP99: Double
+        var warmMin: Double
+        var copyInP50: Double
+        var computeP50: Double
+        var copyOutP50: Double
+        var repeats: Int
+    }
+
+    var model: String
+    var requestedDevice: String
+    var device: String
+    var deviceName: String
+    var deviceReason: String?
+    var batchSize: Int
+    var inputs: [TensorInfo]
+    var outputs: [OutputInfo]
+    var timingsMs: Timings
+}

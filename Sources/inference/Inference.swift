@@ -1,0 +1,17 @@
+import ArgumentParser
+
+@main
+struct Inference: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inference",
+        abstract: "Run ONNX-style models on the CPU or a GPU, and measure which one to use.",
+        discussion: """
+            With no subcommand, `run` is assumed:
+              inference --device cpu --input data/sample1.npy
+            The embedded default model (builtin:linear, Linear(10 → 1) + sigmoid) runs when --model is omitted.
+            """,
+        version: "0.1.0",
+        subcommands: [RunCommand.self, DevicesCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}

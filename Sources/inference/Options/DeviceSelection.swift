@@ -1,0 +1,108 @@
+import CPUBackend
+import GPUBackend
+import InferenceRuntime
+
+/// What the user asked for with `--device`.
+enum DeviceRequest: Equatable, CustomStringConvertible {
+    case cpu, gpu, auto
+    case specific(DeviceID)
+
+    /// Parses `cpu`, `gpu`, `auto`, `cuda[:N]`, `opencl[:N]`; nil for anything else.
+    init?(argument: String) {
+        let lowered = argument.lowercased()
+        switch lowered {
+        case "cpu": self = .cpu
+        case "gpu": self = .gpu
+        case "auto": self = .auto
+        default:
+            let parts = lowered.split(separator: ":", omittingEmptySubsequences: false)
+            guard let kind = parts.first.flatMap({ DeviceKind(rawValue: String($0)) }), kind != .cpu, parts.count <= 2 else {
+                return nil
+            }
+            let index = parts.count == 2 ? Int(parts[1]) : 0
+            guard let index, index >= 0 else { return nil }
+            self = .specific(DeviceID(kind, index))
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .cpu: "cpu"
+        case .gpu: "gpu"
+        case .auto: "auto"
+        case .specific(let id): id.description
+        }
+    }
+}
+
+/// A device choice that could not be honoured. Never silently replaced by another device.
+struct DeviceSelectionError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The backend a run will use, and why, when that differs from the plain request.
+struct DeviceSelection {
+    var requested: DeviceRequest
+    var backend: any Backend
+    /// Why this device was chosen (set for `auto`).
+    var reason: String?
+
+    /// Resolves a request to a backend.
+    /// - Throws: `DeviceSelectionError` naming what was looked for and what to do instead.
+    static func resolve(_ request: DeviceRequest) throws -> DeviceSelection {
+        switch request {
+        case .cpu:
+            return DeviceSelection(requested: request, backend: CPUBackend(), reason: nil)
+        case .auto:
+            let probes = GPUDiscovery.probe()
+            if let gpu = GPUDiscovery.firstGPU(in: probes) {
+                return DeviceSelection(
+                    requested: request, backend: CPUBackend(),
+                    reason: "found \(gpu.name) (\(gpu.id)), but this build has no GPU execution backend yet; running on the CPU")
+            }
+            return DeviceSelection(
+                requested: request, backend: CPUBackend(),
+                reason: "no GPU found (\(summary(of: probes))); running on the CPU")
+        case .gpu:
+            let probes = GPUDiscovery.probe()
+            if let gpu = GPUDiscovery.firstGPU(in: probes) {
+                throw DeviceSelectionError(description: """
+                    found \(gpu.name) (\(gpu.id)), but this build has no \(gpu.id.kind == .cuda ? "CUDA" : "OpenCL") execution backend yet.
+                    Use --device cpu, or --device auto to run where the model can run.
+                    """)
+            }
+            throw DeviceSelectionError(description: """
+                no GPU found. Looked for:
+                  CUDA:   \(probes.first { $0.runtime == .cuda }.map(describe) ?? "not probed")
+                  OpenCL: \(probes.first { $0.runtime == .opencl }.map(describe) ?? "not probed")
+                Use --device cpu, or --device auto to fall back to the CPU. `inference devices` shows what was found.
+                """)
+        case .specific(let id):
+            let probes = GPUDiscovery.probe()
+            guard let probe = probes.first(where: { $0.runtime == id.kind }) else {
+                throw DeviceSelectionError(description: "unknown device \(id)")
+            }
+            guard let device = probe.devices.first(where: { $0.id == id }) else {
+                let found = probe.devices.isEmpty ? describe(probe) : "\(probe.devices.count) device(s): \(probe.devices.map(\.id.description).joined(separator: ", "))"
+                throw DeviceSelectionError(description: "no device \(id): \(found). Use --device cpu, or `inference devices` to list devices.")
+            }
+            throw DeviceSelectionError(description: """
+                found \(device.name) (\(id)), but this build has no \(id.kind == .cuda ? "CUDA" : "OpenCL") execution backend yet.
+                Use --device cpu.
+                """)
+        }
+    }
+
+    static func describe(_ probe: RuntimeProbe) -> String {
+        if let problem = probe.problem { return problem }
+        let gpus = probe.devices.filter { $0.type == "gpu" }
+        if gpus.isEmpty {
+            return "\(probe.loadedLibrary ?? probe.searched[0]) loaded; no GPU-type device (only: \(probe.devices.map { "\($0.name) [\($0.type)]" }.joined(separator: ", ")))"
+        }
+        return gpus.map { "\($0.name) (\($0.id))" }.joined(separator: ", ")
+    }
+
+    static func summary(of probes: [RuntimeProbe]) -> String {
+        probes.map { "\($0.runtime == .cuda ? "CUDA" : "OpenCL"): \(describe($0))" }.joined(separator: "; ")
+    }
+}

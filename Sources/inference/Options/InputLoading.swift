@@ -1,0 +1,87 @@
+import InferenceGraph
+import InferenceTensor
+
+/// Model inputs read from a file and fitted to the model's declared inputs.
+struct LoadedInputs {
+    var tensors: [NamedTensor]
+    /// Samples in the batch (the leading dimension after fitting); 1 for a single sample.
+    var batchSize: Int
+    /// Notes for stderr about conversions made (e.g. float64 → float32).
+    var notes: [String]
+
+    /// Reads `path` (.npy or .npz) and fits it to `graph`'s inputs: a file without the batch dimension is
+    /// one sample; float64/float16 data is converted to the model's float32.
+    /// - Throws: `NPYError` for unreadable files, `InputError` naming the file, the expected and the actual
+    ///   shape or dtype when the data cannot feed the model.
+    static func load(path: String, for graph: Graph) throws -> LoadedInputs {
+        let arrays = try NumPyFile.readArrays(path: path)
+        let declared = graph.runtimeInputs
+        var notes: [String] = []
+        var fitted: [NamedTensor] = []
+        var batch = 1
+        guard !arrays.isEmpty else { throw InputError(description: "\(path): the archive holds no arrays") }
+        for (position, info) in declared.enumerated() {
+            let array: NamedTensor
+            if declared.count == 1 && arrays.count == 1 {
+                array = arrays[0]
+            } else if let named = arrays.first(where: { $0.name == info.name }) {
+                array = named
+            } else if declared.count == arrays.count && position < arrays.count && arrays.allSatisfy({ $0.name.hasPrefix("arr_") }) {
+                array = arrays[position]  // np.savez(positional, ...) names arrays arr_0, arr_1, ...
+            } else {
+                throw InputError(description: """
+                    \(path): no array for model input '\(info.name)' (the file has: \(arrays.map(\.name).joined(separator: ", ")); \
+                    the model's inputs: \(declared.map(\.name).joined(separator: ", ")))
+                    """)
+            }
+            var tensor = array.tensor
+            let source = arrays.count == 1 ? path : "\(path):\(array.name)"
+            if tensor.dtype != info.dtype {
+                guard info.dtype == .float32, tensor.dtype.isFloatingPoint else {
+                    throw InputError(description: """
+                        \(source): holds \(tensor.dtype) data, but model input '\(info.name)' takes \(info.dtype). \
+                        Save the array as \(info.dtype) (e.g. x.astype(np.\(info.dtype)))
+                        """)
+                }
+                notes.append("\(source): converted \(tensor.dtype) to float32, the type of model input '\(info.name)'")
+                tensor = try convertToFloat32(tensor)
+            }
+            if let dims = info.dimensions, dims.count == tensor.shape.rank + 1, case .symbolic = dims[0] {
+                let candidate = try tensor.reshaped(Shape([1] + tensor.shape.dimensions))
+                if info.accepts(candidate.shape) { tensor = candidate }
+            }
+            guard info.accepts(tensor.shape) else {
+                throw InputError(description: """
+                    \(source): shape \(array.tensor.shape) does not fit model input '\(info.name)' of shape \(info.shapeDescription) \
+                    (\(graph.name) expects \(describeExpected(info)))
+                    """)
+            }
+            if position == 0, let first = tensor.shape.dimensions.first, tensor.shape.rank > 0 { batch = first }
+            fitted.append(NamedTensor(name: info.name, tensor: tensor))
+        }
+        return LoadedInputs(tensors: fitted, batchSize: batch, notes: notes)
+    }
+
+    private static func describeExpected(_ info: ValueInfo) -> String {
+        guard let dims = info.dimensions, let first = dims.first, case .symbolic = first else {
+            return "exactly \(info.shapeDescription)"
+        }
+        let sample = Array(dims.dropFirst())
+        let sampleText = sample.count == 1 ? "(\(sample[0]),)" : "(" + sample.map(\.description).joined(separator: ", ") + ")"
+        return "one sample of shape \(sampleText) or a batch of shape \(info.shapeDescription)"
+    }
+
+    private static func convertToFloat32(_ tensor: Tensor) throws -> Tensor {
+        let values: [Float]
+        switch tensor.dtype {
+        case .float64: values = try tensor.scalars(as: Double.self).map { Float($0) }
+        case .float16: values = try tensor.scalars(as: Float16.self).map { Float($0) }
+        default: values = try tensor.scalars(as: Float.self)
+        }
+        return try Tensor(shape: tensor.shape, scalars: values)
+    }
+}
+
+struct InputError: Error, CustomStringConvertible {
+    var description: String
+}
