@@ -1,0 +1,87 @@
+import Foundation
+import InferenceTensor
+import InferenceTestSupport
+import Testing
+
+/// What the project writes must read back bit-exactly, here and in numpy.
+struct NPYRoundTripTests {
+    static func sample(_ dtype: DType, shape: Shape) throws -> Tensor {
+        var tensor = try Tensor(zeros: dtype, shape: shape)
+        try tensor.withUnsafeMutableBytes { bytes in
+            for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 73 &+ 11) }
+            if dtype == .bool { for i in bytes.indices { bytes[i] &= 1 } }
+        }
+        return tensor
+    }
+
+    static let shapes: [Shape] = [[2, 3, 4], [7], [], [0], [3, 0, 2]]
+
+    @Test(arguments: DType.allCases)
+    func roundTripsInProcess(_ dtype: DType) throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (index, shape) in Self.shapes.enumerated() {
+            let tensor = try Self.sample(dtype, shape: shape)
+            let path = directory.appendingPathComponent("\(index).npy").path
+            try NumPyFile.writeNPY(tensor, path: path)
+            let back = try NumPyFile.readNPY(path: path)
+            #expect(back.bitwiseEqual(tensor), "\(dtype) \(shape)")
+            // Headers are padded so the data starts on a 64-byte boundary.
+            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+            #expect((size - tensor.byteCount) % 64 == 0)
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func npzRoundTrips(compressed: Bool) throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let arrays = try DType.allCases.map { NamedTensor(name: "x_\($0)", tensor: try Self.sample($0, shape: [3, 5])) }
+        let path = directory.appendingPathComponent("all.npz").path
+        try NumPyFile.writeNPZ(arrays, path: path, compressed: compressed)
+        let back = try NumPyFile.readNPZ(path: path)
+        #expect(back.map(\.name) == arrays.map(\.name))
+        for (a, b) in zip(arrays, back) { #expect(a.tensor.bitwiseEqual(b.tensor), "\(a.name)") }
+    }
+
+    @Test func failedWriteLeavesNoFile() throws {
+        let tensor = try Tensor(shape: [1], scalars: [Float(1)])
+        #expect(throws: NPYError.self) { try NumPyFile.writeNPY(tensor, path: "/nonexistent-dir/x.npy") }
+        #expect(throws: NPYError.self) { try NumPyFile.writeNPZ([NamedTensor(name: "x", tensor: tensor)], path: "/nonexistent-dir/x.npz") }
+    }
+
+    /// numpy reads every file this project writes and finds the same values.
+    @Test func numpyReadsWhatWeWrite() throws {
+        guard let python = TestEnvironment.python else {
+            if TestEnvironment.pythonRequired { Issue.record("reference Python missing: run scripts/setup-python-env") }
+            return
+        }
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var manifest: [[String: Any]] = []
+        for dtype in DType.allCases {
+            for (index, shape) in Self.shapes.enumerated() {
+                let tensor = try Self.sample(dtype, shape: shape)
+                let name = "\(dtype)_\(index).npy"
+                try NumPyFile.writeNPY(tensor, path: directory.appendingPathComponent(name).path)
+                let hex = tensor.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+                manifest.append(["file": name, "dtype": dtype.rawValue, "shape": shape.dimensions, "hex": hex])
+            }
+        }
+        let arrays = try DType.allCases.map { NamedTensor(name: "x_\($0)", tensor: try Self.sample($0, shape: [3, 5])) }
+        try NumPyFile.writeNPZ(arrays, path: directory.appendingPathComponent("stored.npz").path, compressed: false)
+        try NumPyFile.writeNPZ(arrays, path: directory.appendingPathComponent("deflated.npz").path, compressed: true)
+        for archive in ["stored.npz", "deflated.npz"] {
+            for array in arrays {
+                let hex = array.tensor.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+                manifest.append(["file": archive, "member": array.name, "dtype": array.tensor.dtype.rawValue, "shape": [3, 5], "hex": hex])
+            }
+        }
+        let manifestURL = directory.appendingPathComponent("manifest.json")
+        try JSONSerialization.data(withJSONObject: manifest).write(to: manifestURL)
+        let script = TestEnvironment.packageRoot.appendingPathComponent("scripts/check-npy-with-numpy.py").path
+        let result = try ProcessRunner.run(python, [script, directory.path])
+        #expect(result.status == 0, "numpy check failed:\n\(result.stdout)\n\(result.stderr)")
+        #expect(result.stdout.contains("checked \(manifest.count) arrays"))
+    }
+}
