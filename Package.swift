@@ -57,7 +57,7 @@ let package = Package(
                 "InferenceTestSupport", "CKernels",
             ]
         ),
-        .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench"]),
+        .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench", "InferenceRuntime"]),
         .testTarget(name: "inferenceTests", dependencies: ["InferenceTensor", "InferenceTestSupport"]),
     ]
 )

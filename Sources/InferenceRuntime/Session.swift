@@ -11,6 +11,13 @@ public struct RunTimings: Sendable, Equatable {
     public var planNanoseconds: UInt64
 
     public var totalNanoseconds: UInt64 { copyInNanoseconds + computeNanoseconds + copyOutNanoseconds }
+
+    public init(copyInNanoseconds: UInt64, computeNanoseconds: UInt64, copyOutNanoseconds: UInt64, planNanoseconds: UInt64) {
+        self.copyInNanoseconds = copyInNanoseconds
+        self.computeNanoseconds = computeNanoseconds
+        self.copyOutNanoseconds = copyOutNanoseconds
+        self.planNanoseconds = planNanoseconds
+    }
 }
 
 /// The result of one run.

@@ -99,6 +99,8 @@ struct BroadcastLayout {
             let mergeB = sb[last - 1] == sb[last] * dims[last]
             guard mergeA && mergeB else { break }
             dims[last - 1] *= dims[last]
+            sa[last - 1] = sa[last]
+            sb[last - 1] = sb[last]
             dims.removeLast()
             sa.removeLast()
             sb.removeLast()

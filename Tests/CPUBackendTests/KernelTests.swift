@@ -1,0 +1,238 @@
+import CKernels
+import Foundation
+import CPUBackend
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import InferenceTestSupport
+import Testing
+
+/// Random inputs, fresh per run (never zeros), compared against plain double-precision references.
+struct KernelTests {
+    static func random(_ count: Int, in range: ClosedRange<Float> = -2...2) -> [Float] {
+        (0..<count).map { _ in Float.random(in: range) }
+    }
+
+    /// Runs a one-node graph on the CPU backend.
+    static func run(_ node: Node, inputs: [(String, Shape, [Float])], constants: [String: Tensor] = [:], opset: Int = 17) throws -> Tensor {
+        let graph = Graph(
+            name: "test", inputs: inputs.map { ValueInfo(name: $0.0, dtype: .float32, dimensions: $0.1.dimensions.map { .fixed($0) }) },
+            outputs: [ValueInfo(name: node.outputs[0], dtype: .float32, dimensions: nil)],
+            nodes: [node], initializers: constants, opsetImports: ["": opset])
+        let session = try Session(graph: graph, backend: CPUBackend())
+        let feeds = try inputs.map { NamedTensor(name: $0.0, tensor: try Tensor(shape: $0.1, scalars: $0.2)) }
+        return try #require(session.run(feeds).outputs.first).tensor
+    }
+
+    static func referenceGemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, transA: Bool, transB: Bool) -> [Double] {
+        var out = [Double](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0.0
+                for p in 0..<k {
+                    let av = transA ? a[p * m + i] : a[i * k + p]
+                    let bv = transB ? b[j * k + p] : b[p * n + j]
+                    sum += Double(av) * Double(bv)
+                }
+                out[i * n + j] = sum
+            }
+        }
+        return out
+    }
+
+    struct GemmCase: Sendable, CustomTestStringConvertible {
+        var m: Int, n: Int, k: Int
+        var transA: Bool, transB: Bool
+        var constantB: Bool
+        var bias: [Int]?  // shape of C, nil for none
+        var alpha: Float, beta: Float
+        var testDescription: String {
+            "m\(m) n\(n) k\(k) tA\(transA ? 1 : 0) tB\(transB ? 1 : 0) \(constantB ? "const" : "input")B C\(bias.map { "\($0)" } ?? "-") a\(alpha) b\(beta)"
+        }
+    }
+
+    static let gemmCases: [GemmCase] = [
+        GemmCase(m: 1, n: 1, k: 10, transA: false, transB: true, constantB: true, bias: [1], alpha: 1, beta: 1),
+        GemmCase(m: 4, n: 1, k: 10, transA: false, transB: true, constantB: true, bias: [1], alpha: 1, beta: 1),
+        GemmCase(m: 3, n: 37, k: 29, transA: false, transB: false, constantB: true, bias: [37], alpha: 0.5, beta: 2),
+        GemmCase(m: 5, n: 64, k: 70, transA: true, transB: true, constantB: false, bias: [5, 1], alpha: 1, beta: 1),
+        GemmCase(m: 8, n: 15, k: 33, transA: true, transB: false, constantB: false, bias: [8, 15], alpha: -1, beta: 0.25),
+        GemmCase(m: 2, n: 100, k: 17, transA: false, transB: true, constantB: false, bias: nil, alpha: 1, beta: 1),
+        GemmCase(m: 7, n: 3, k: 1, transA: false, transB: false, constantB: true, bias: [1, 3], alpha: 1, beta: 0),
+        GemmCase(m: 33, n: 130, k: 257, transA: false, transB: true, constantB: true, bias: [130], alpha: 1, beta: 1),
+    ]
+
+    @Test(arguments: gemmCases)
+    func gemmMatchesReference(_ c: GemmCase) throws {
+        let a = Self.random(c.m * c.k)
+        let b = Self.random(c.k * c.n)
+        let aShape: Shape = c.transA ? [c.k, c.m] : [c.m, c.k]
+        let bShape: Shape = c.transB ? [c.n, c.k] : [c.k, c.n]
+        var inputs: [(String, Shape, [Float])] = [("a", aShape, a)]
+        var constants: [String: Tensor] = [:]
+        if c.constantB { constants["b"] = try Tensor(shape: bShape, scalars: b) } else { inputs.append(("b", bShape, b)) }
+        var nodeInputs = ["a", "b"]
+        var biasValues: [Float] = []
+        if let biasShape = c.bias {
+            biasValues = Self.random(biasShape.reduce(1, *))
+            constants["c"] = try Tensor(shape: Shape(biasShape), scalars: biasValues)
+            nodeInputs.append("c")
+        }
+        let node = Node(opType: "Gemm", inputs: nodeInputs, outputs: ["y"], attributes: [
+            "transA": .int(c.transA ? 1 : 0), "transB": .int(c.transB ? 1 : 0), "alpha": .float(c.alpha), "beta": .float(c.beta),
+        ])
+        let y = try Self.run(node, inputs: inputs, constants: constants)
+        #expect(y.shape == [c.m, c.n])
+        let product = Self.referenceGemm(a, b, m: c.m, n: c.n, k: c.k, transA: c.transA, transB: c.transB)
+        var expected = [Float](repeating: 0, count: c.m * c.n)
+        for i in 0..<c.m {
+            for j in 0..<c.n {
+                var v = Double(c.alpha) * product[i * c.n + j]
+                if let biasShape = c.bias {
+                    let rows = biasShape.count == 2 ? biasShape[0] : 1
+                    let cols = biasShape.last ?? 1
+                    v += Double(c.beta) * Double(biasValues[(rows == 1 ? 0 : i) * cols + (cols == 1 ? 0 : j)])
+                }
+                expected[i * c.n + j] = Float(v)
+            }
+        }
+        let report = ToleranceReport.compare(try y.scalars(as: Float.self), expected, relative: 1e-4, absolute: 1e-5)
+        #expect(report.passed, "\(report)")
+    }
+
+    struct MatMulCase: Sendable, CustomTestStringConvertible {
+        var a: [Int], b: [Int], y: [Int]
+        var testDescription: String { "\(a) x \(b)" }
+    }
+
+    static let matMulCases: [MatMulCase] = [
+        MatMulCase(a: [3, 4], b: [4, 5], y: [3, 5]),
+        MatMulCase(a: [2, 3, 4], b: [4, 6], y: [2, 3, 6]),
+        MatMulCase(a: [2, 3, 4], b: [2, 4, 6], y: [2, 3, 6]),
+        MatMulCase(a: [1, 3, 4], b: [5, 4, 2], y: [5, 3, 2]),
+        MatMulCase(a: [4], b: [4, 3], y: [3]),
+        MatMulCase(a: [2, 3, 4], b: [4], y: [2, 3]),
+        MatMulCase(a: [2, 1, 3, 4], b: [3, 4, 5], y: [2, 3, 3, 5]),
+    ]
+
+    @Test(arguments: matMulCases)
+    func matMulFollowsNumpy(_ c: MatMulCase) throws {
+        let a = Self.random(c.a.reduce(1, *))
+        let b = Self.random(c.b.reduce(1, *))
+        let y = try Self.run(Node(opType: "MatMul", inputs: ["a", "b"], outputs: ["y"]), inputs: [("a", Shape(c.a), a), ("b", Shape(c.b), b)])
+        #expect(y.shape.dimensions == c.y)
+        // Reference: promote 1-D operands, broadcast batch dims, then squeeze the promoted axes.
+        let aDims = c.a.count == 1 ? [1, c.a[0]] : c.a
+        let bDims = c.b.count == 1 ? [c.b[0], 1] : c.b
+        let (m, k, n) = (aDims[aDims.count - 2], aDims[aDims.count - 1], bDims[bDims.count - 1])
+        let aBatch = Array(aDims.dropLast(2)), bBatch = Array(bDims.dropLast(2))
+        let rank = max(aBatch.count, bBatch.count)
+        let pa = [Int](repeating: 1, count: rank - aBatch.count) + aBatch
+        let pb = [Int](repeating: 1, count: rank - bBatch.count) + bBatch
+        let batch = zip(pa, pb).map { max($0, $1) }
+        var expected: [Float] = []
+        for flat in 0..<batch.reduce(1, *) {
+            var rest = flat, ia = 0, ib = 0, sa = 1, sb = 1
+            for axis in stride(from: rank - 1, through: 0, by: -1) {
+                let i = rest % batch[axis]
+                rest /= batch[axis]
+                ia += (pa[axis] == 1 ? 0 : i) * sa
+                ib += (pb[axis] == 1 ? 0 : i) * sb
+                sa *= pa[axis]
+                sb *= pb[axis]
+            }
+            let block = Self.referenceGemm(
+                Array(a[(ia * m * k)..<((ia + 1) * m * k)]), Array(b[(ib * k * n)..<((ib + 1) * k * n)]),
+                m: m, n: n, k: k, transA: false, transB: false)
+            expected += block.map { Float($0) }
+        }
+        let report = ToleranceReport.compare(try y.scalars(as: Float.self), expected)
+        #expect(report.passed, "\(report)")
+    }
+
+    struct BroadcastCase: Sendable, CustomTestStringConvertible {
+        var op: String, a: [Int], b: [Int]
+        var testDescription: String { "\(op) \(a) \(b)" }
+    }
+
+    static let broadcastCases: [BroadcastCase] = ["Add", "Sub", "Mul", "Div"].flatMap { op in
+        [
+            BroadcastCase(op: op, a: [2, 3], b: [2, 3]),
+            BroadcastCase(op: op, a: [4, 5], b: [5]),
+            BroadcastCase(op: op, a: [4, 1], b: [1, 5]),
+            BroadcastCase(op: op, a: [], b: [3, 2]),
+            BroadcastCase(op: op, a: [2, 3, 4], b: [3, 1]),
+            BroadcastCase(op: op, a: [2, 1, 4], b: [1, 3, 1]),
+            BroadcastCase(op: op, a: [3, 1, 2, 1], b: [4, 1, 5]),
+        ]
+    }
+
+    @Test(arguments: broadcastCases)
+    func binaryBroadcastsLikeNumpy(_ c: BroadcastCase) throws {
+        let a = Self.random(c.a.reduce(1, *), in: 0.5...2)
+        let b = Self.random(c.b.reduce(1, *), in: 0.5...2)
+        let y = try Self.run(Node(opType: c.op, inputs: ["a", "b"], outputs: ["y"]), inputs: [("a", Shape(c.a), a), ("b", Shape(c.b), b)])
+        let outShape = try #require(ShapeInference.broadcast(Shape(c.a), Shape(c.b)))
+        #expect(y.shape == outShape)
+        func index(_ flat: Int, into dims: [Int]) -> Int {
+            // Map an output index to an operand index under right-aligned broadcasting.
+            let rank = outShape.rank
+            let padded = [Int](repeating: 1, count: rank - dims.count) + dims
+            var rest = flat, result = 0, stride = 1
+            for axis in (0..<rank).reversed() {
+                let i = rest % outShape[axis]
+                rest /= outShape[axis]
+                result += (padded[axis] == 1 ? 0 : i) * stride
+                stride *= padded[axis]
+            }
+            return result
+        }
+        let expected: [Float] = (0..<outShape.elementCount).map { i in
+            let x = a[index(i, into: c.a)], z = b[index(i, into: c.b)]
+            switch c.op {
+            case "Add": return x + z
+            case "Sub": return x - z
+            case "Mul": return x * z
+            default: return x / z
+            }
+        }
+        #expect(try y.scalars(as: Float.self) == expected)
+    }
+
+    @Test func incompatibleBroadcastIsAShapeError() {
+        #expect(throws: ShapeError.self) {
+            try Self.run(Node(opType: "Add", inputs: ["a", "b"], outputs: ["y"]), inputs: [("a", [2, 3], Self.random(6)), ("b", [4], Self.random(4))])
+        }
+    }
+
+    @Test func unaryActivations() throws {
+        var x = Self.random(1000, in: -100...100)
+        x += [0, -0, .infinity, -.infinity, .nan, 88.8, -88.8, -104]
+        let relu = try Self.run(Node(opType: "Relu", inputs: ["x"], outputs: ["y"]), inputs: [("x", [x.count], x)])
+        let sigmoid = try Self.run(Node(opType: "Sigmoid", inputs: ["x"], outputs: ["y"]), inputs: [("x", [x.count], x)])
+        let r = try relu.scalars(as: Float.self)
+        let s = try sigmoid.scalars(as: Float.self)
+        for (i, v) in x.enumerated() {
+            if v.isNaN {
+                #expect(r[i].isNaN && s[i].isNaN)
+                continue
+            }
+            #expect(r[i] == max(v, 0))
+            let reference = Float(1 / (1 + exp(-Double(v))))
+            #expect(abs(s[i] - reference) <= 2 * reference.ulp, "sigmoid(\(v)) = \(s[i]), expected \(reference)")
+            #expect(s[i] >= 0 && s[i] <= 1)
+        }
+    }
+
+    @Test func simdGemmMatchesScalarReference() {
+        for (m, n, k) in [(1, 1, 1), (3, 17, 5), (16, 33, 64), (2, 1, 300), (9, 130, 7)] {
+            let a = Self.random(m * k), b = Self.random(k * n), c0 = Self.random(m * n)
+            var fast = c0, reference = c0
+            ck_sgemm_nn(m, n, k, 0.75, a, k, b, n, 0.5, &fast, n)
+            ck_sgemm_nn_reference(m, n, k, 0.75, a, k, b, n, 0.5, &reference, n)
+            let report = ToleranceReport.compare(fast, reference, relative: 1e-5, absolute: 1e-5)
+            #expect(report.passed, "\(m)x\(n)x\(k) (\(String(cString: ck_kernel_isa()))): \(report)")
+        }
+    }
+}
+

@@ -1,0 +1,42 @@
+import InferenceBench
+import InferenceRuntime
+import Testing
+
+struct StatisticsTests {
+    /// Values checked against numpy.percentile (linear interpolation) and numpy.std(ddof=1).
+    @Test func percentilesMatchNumpy() {
+        let s = Statistics([15, 20, 35, 40, 50])
+        #expect(s.percentile(0) == 15)
+        #expect(s.percentile(50) == 35)
+        #expect(s.percentile(40) == 29)  // np.percentile([15,20,35,40,50], 40) == 29.0
+        #expect(s.percentile(90) == 46)  // == 46.0
+        #expect(s.percentile(100) == 50)
+        #expect(abs(s.standardDeviation - 14.404860290887) < 1e-9)
+        #expect(s.mean == 32)
+    }
+
+    @Test func percentilesOfUnsortedSamples() {
+        let values = (1...100).reversed().map(Double.init)
+        let s = Statistics(values)
+        #expect(s.median == 50.5)
+        #expect(abs(s.percentile(99) - 99.01) < 1e-9)
+        #expect(s.minimum == 1 && s.maximum == 100)
+    }
+
+    @Test func singleValue() {
+        let s = Statistics([7])
+        #expect(s.percentile(99) == 7 && s.standardDeviation == 0)
+    }
+
+    @Test func measurementCountsWarmupAndRepeats() throws {
+        var calls = 0
+        let samples = try Measurement.repeatRuns(warmup: 3, repeats: 5) {
+            calls += 1
+            return RunTimings(copyInNanoseconds: 1, computeNanoseconds: UInt64(calls), copyOutNanoseconds: 1, planNanoseconds: 0)
+        }
+        #expect(calls == 8)
+        #expect(samples.runs.count == 5)
+        #expect(samples.compute.median == 6)  // calls 4...8 were timed
+        #expect(samples.total.median == 8)
+    }
+}
