@@ -13,7 +13,7 @@ enum GemmForm {
 
 /// Weights laid out once, at plan time, in the form the GEMM body reads.
 struct PackedMatrix {
-    let storage: Tensor
+    let storage: HostBuffer
     let form: GemmForm
     let leadingDimension: Int
 
@@ -23,21 +23,19 @@ struct PackedMatrix {
         let cols = b.shape[1]
         let (k, n) = transposed ? (cols, rows) : (rows, cols)
         let source = try b.scalars(as: Float.self)
-        var packed = [Float](repeating: 0, count: k * n)
+        storage = try HostBuffer(bytes: k * n * MemoryLayout<Float>.stride)
+        let packed = storage.pointer.bindMemory(to: Float.self, capacity: k * n)
         for p in 0..<k {
             for j in 0..<n {
                 let value = transposed ? source[j * cols + p] : source[p * cols + j]
                 if form == .nn { packed[p * n + j] = value } else { packed[j * k + p] = value }
             }
         }
-        storage = try Tensor(shape: form == .nn ? Shape([k, n]) : Shape([n, k]), scalars: packed)
         self.form = form
         leadingDimension = form == .nn ? n : k
     }
 
-    var pointer: UnsafePointer<Float> {
-        storage.withUnsafeBytes { UnsafePointer($0.baseAddress!.assumingMemoryBound(to: Float.self)) }
-    }
+    var pointer: UnsafePointer<Float> { UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)) }
 }
 
 @inline(__always)
@@ -57,7 +55,8 @@ final class GemmKernel: Kernel {
     private let alpha: Float, beta: Float
     private let a: UnsafePointer<Float>
     private let transposeA: Bool
-    private let aScratch: Tensor?
+    private let aScratch: UnsafeMutablePointer<Float>?
+    private let aScratchBuffer: HostBuffer?
     private let aColumns: Int
     private let b: UnsafePointer<Float>
     private let bForm: GemmForm
@@ -82,7 +81,9 @@ final class GemmKernel: Kernel {
         k = transposeA ? aValue.type.shape[0] : aValue.type.shape[1]
         aColumns = aValue.type.shape[1]
         a = UnsafePointer(try aValue.slice.floatPointer())
-        aScratch = transposeA ? try Tensor(zeros: .float32, shape: Shape([m, k])) : nil
+        let scratch = transposeA ? try HostBuffer(bytes: m * k * MemoryLayout<Float>.stride) : nil
+        aScratchBuffer = scratch
+        aScratch = scratch?.pointer.bindMemory(to: Float.self, capacity: m * k)
         y = try out.slice.floatPointer()
 
         if let constant = bValue.constant {
@@ -113,9 +114,8 @@ final class GemmKernel: Kernel {
 
     func run() throws {
         var aPointer = a
-        if transposeA, let scratch = aScratch {
+        if let t = aScratch {
             // Aᵀ is K x M in memory; lay it out as M x K for the row-major body.
-            let t = UnsafeMutablePointer(mutating: scratch.withUnsafeBytes { $0.baseAddress! }.assumingMemoryBound(to: Float.self))
             for p in 0..<k { for i in 0..<m { t[i * k + p] = a[p * aColumns + i] } }
             aPointer = UnsafePointer(t)
         }

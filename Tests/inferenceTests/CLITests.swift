@@ -1,0 +1,203 @@
+import Foundation
+import InferenceTensor
+import InferenceTestSupport
+import Testing
+
+/// Runs the real `inference` binary and checks stdout, stderr and the exit code.
+struct CLITests {
+    func inference(_ arguments: String...) throws -> ProcessOutput {
+        try ProcessRunner.run(TestEnvironment.inferenceBinary, arguments)
+    }
+
+    func inference(_ arguments: [String], environment: [String: String]? = nil) throws -> ProcessOutput {
+        try ProcessRunner.run(TestEnvironment.inferenceBinary, arguments, environment: environment)
+    }
+
+    /// `Inference time: <t> ms` with a positive number.
+    func checkTimeLine(_ line: Substring) {
+        #expect(line.hasPrefix("Inference time: ") && line.hasSuffix(" ms"), "\(line)")
+        let number = line.dropFirst("Inference time: ".count).dropLast(" ms".count)
+        let value = Double(number) ?? -1
+        #expect(value > 0, "time must be measured and non-zero: \(line)")
+    }
+
+    @Test func seedSingleSample() throws {
+        let result = try inference("--device", "cpu", "--input", "data/sample1.npy")
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == 3, "\(result.stdout)")
+        guard lines.count == 3 else { return }
+        #expect(lines[0] == "Processing input on CPU...")
+        #expect(lines[1] == "Prediction: 0.87")
+        checkTimeLine(lines[2])
+        #expect(result.stderr.isEmpty, "\(result.stderr)")
+    }
+
+    @Test func seedBatch() throws {
+        let result = try inference("--device", "cpu", "--input", "data/batch_samples.npy")
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        guard lines.count == 3 else { return }
+        #expect(lines[0] == "Processing batch input on CPU...")
+        #expect(lines[1].hasPrefix("Predictions: ["))
+        let values = lines[1].dropFirst("Predictions: [".count).dropLast().split(separator: ", ").compactMap { Float($0) }
+        #expect(values.count == 4)
+        #expect(values.map { ($0 * 100).rounded() / 100 } == [0.87, 0.45, 0.92, 0.33])
+        checkTimeLine(lines[2])
+    }
+
+    @Test func gpuWithoutGPUFailsCleanly() throws {
+        // Hide any CUDA driver so the test means the same on every machine.
+        let result = try inference(["--device", "gpu", "--input", "data/sample1.npy"], environment: ["LD_LIBRARY_PATH": "/nonexistent"])
+        let probe = try inference(["devices", "--json"])
+        let hasGPU = probe.stdout.contains("\"gpu\" : \"")
+        if hasGPU { return }  // A real GPU machine: covered by the GPU checks.
+        #expect(result.status != 0)
+        #expect(result.stdout.isEmpty, "stdout must stay empty: \(result.stdout)")
+        #expect(result.stderr.contains("no GPU found"))
+        #expect(result.stderr.contains("libcuda.so.1"))
+        #expect(result.stderr.contains("OpenCL"))
+        #expect(result.stderr.contains("--device cpu"))
+        #expect(result.stderr.contains("--device auto"))
+        #expect(!result.stderr.contains("Fatal error"))
+    }
+
+    @Test func autoFallsBackToCPUAndSaysSo() throws {
+        let result = try inference("--device", "auto", "--input", "data/batch_samples.npy")
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("Processing batch input on CPU...\n"))
+        #expect(result.stderr.contains("--device auto chose cpu"))
+    }
+
+    @Test func jsonReport() throws {
+        let result = try inference("--input", "data/batch_samples.npy", "--json", "--repeat", "5")
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["device"] as? String == "cpu")
+        #expect(object["requested_device"] as? String == "cpu")
+        #expect(object["batch_size"] as? Int == 4)
+        let outputs = try #require(object["outputs"] as? [[String: Any]])
+        #expect(outputs.first?["shape"] as? [Int] == [4, 1])
+        #expect((outputs.first?["values"] as? [Double])?.count == 4)
+        let timings = try #require(object["timings_ms"] as? [String: Any])
+        #expect(timings["repeats"] as? Int == 5)
+        for key in ["model_load", "plan", "first_run", "warm_p50", "warm_p99", "copy_in_p50", "compute_p50", "copy_out_p50"] {
+            #expect((timings[key] as? Double ?? -1) >= 0, "\(key)")
+        }
+        #expect((timings["warm_p50"] as? Double ?? 0) > 0)
+    }
+
+    @Test func verboseGoesToStderr() throws {
+        let result = try inference("--input", "data/sample1.npy", "--verbose", "--repeat", "7")
+        #expect(result.status == 0)
+        #expect(result.stdout.split(separator: "\n").count == 3)
+        for phrase in ["plan:", "first run (cold", "warm over 7 runs: p50", "copy in", "compute", "copy out"] {
+            #expect(result.stderr.contains(phrase), "missing '\(phrase)' in \(result.stderr)")
+        }
+    }
+
+    @Test func outputFiles() throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let npy = directory.appendingPathComponent("preds.npy").path
+        let npz = directory.appendingPathComponent("preds.npz").path
+        #expect(try inference("--input", "data/batch_samples.npy", "--output", npy).status == 0)
+        #expect(try inference("--input", "data/batch_samples.npy", "--output", npz).status == 0)
+        let y = try NumPyFile.readNPY(path: npy)
+        #expect(y.shape == [4, 1])
+        let z = try NumPyFile.readNPZ(path: npz)
+        #expect(z.map(\.name) == ["probability"])
+        #expect(z[0].tensor.bitwiseEqual(y))
+    }
+
+    @Test func wrongShapeNamesFileAndShapes() throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("bad.npy").path
+        try NumPyFile.writeNPY(try Tensor(shape: [3, 7], scalars: [Float](repeating: 1, count: 21)), path: path)
+        let result = try inference("--input", path)
+        #expect(result.status != 0)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains(path))
+        #expect(result.stderr.contains("(3, 7)"))
+        #expect(result.stderr.contains("(batch, 10)"))
+    }
+
+    @Test func integerInputIsRejectedFloat64Converted() throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ints = directory.appendingPathComponent("ints.npy").path
+        try NumPyFile.writeNPY(try Tensor(shape: [10], scalars: [Int64](repeating: 1, count: 10)), path: ints)
+        let bad = try inference("--input", ints)
+        #expect(bad.status != 0)
+        #expect(bad.stdout.isEmpty)
+        #expect(bad.stderr.contains("int64") && bad.stderr.contains("float32") && bad.stderr.contains(ints))
+
+        let doubles = directory.appendingPathComponent("doubles.npy").path
+        let sample = try NumPyFile.readNPY(path: "data/sample1.npy").scalars(as: Float.self).map(Double.init)
+        try NumPyFile.writeNPY(try Tensor(shape: [10], scalars: sample), path: doubles)
+        let ok = try inference("--input", doubles)
+        #expect(ok.status == 0)
+        #expect(ok.stdout.contains("Prediction: 0.87\n"))
+        #expect(ok.stderr.contains("converted float64 to float32"))
+    }
+
+    @Test func missingAndCorruptFiles() throws {
+        let missing = try inference("--input", "data/nope.npy")
+        #expect(missing.status != 0 && missing.stdout.isEmpty)
+        #expect(missing.stderr.contains("data/nope.npy: no such file"))
+
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let truncated = directory.appendingPathComponent("truncated.npy")
+        let bytes = try Data(contentsOf: TestEnvironment.packageRoot.appendingPathComponent("data/batch_samples.npy"))
+        try bytes.prefix(bytes.count - 5).write(to: truncated)
+        let result = try inference("--input", truncated.path)
+        #expect(result.status != 0 && result.stdout.isEmpty)
+        #expect(result.stderr.contains("truncated data"))
+        #expect(!result.stderr.contains("Fatal error"))
+    }
+
+    @Test func badArguments() throws {
+        let device = try inference("--device", "tpu", "--input", "data/sample1.npy")
+        #expect(device.status != 0 && device.stdout.isEmpty)
+        #expect(device.stderr.contains("unknown device 'tpu'"))
+        let model = try inference("--model", "builtin:resnet", "--input", "data/sample1.npy")
+        #expect(model.status != 0 && model.stderr.contains("builtin:linear"))
+        let noDevice = try inference("--device", "opencl:7", "--input", "data/sample1.npy")
+        #expect(noDevice.status != 0 && noDevice.stdout.isEmpty)
+        #expect(noDevice.stderr.contains("opencl:7"))
+    }
+
+    @Test func devicesListsCPUAndRuntimes() throws {
+        let text = try inference("devices")
+        #expect(text.status == 0)
+        #expect(text.stdout.hasPrefix("cpu\n"))
+        #expect(text.stdout.contains("logical cores"))
+        #expect(text.stdout.contains("CUDA (looked for libcuda.so.1"))
+        #expect(text.stdout.contains("OpenCL (looked for libOpenCL.so.1"))
+        let json = try inference("devices", "--json")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let cpu = try #require(object["cpu"] as? [String: Any])
+        #expect((cpu["logical_cores"] as? Int ?? 0) >= 1)
+        #expect(cpu["features"] is [String])
+        let runtimes = try #require(object["runtimes"] as? [[String: Any]])
+        #expect(runtimes.map { $0["runtime"] as? String } == ["cuda", "opencl"])
+        for runtime in runtimes {
+            let devices = runtime["devices"] as? [Any] ?? []
+            #expect(!devices.isEmpty || runtime["problem"] is String, "a runtime without devices must say why")
+        }
+    }
+
+    @Test func mlpBuiltinRunsOnABatch() throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("mnist.npz").path
+        let x = try Tensor(shape: [3, 784], scalars: (0..<(3 * 784)).map { _ in Float.random(in: 0...1) })
+        try NumPyFile.writeNPZ([NamedTensor(name: "input", tensor: x)], path: path, compressed: true)
+        let result = try inference("--model", "builtin:mlp", "--input", path)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("Processing batch input on CPU...\nPredictions: [["))
+    }
+}
