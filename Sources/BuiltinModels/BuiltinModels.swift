@@ -39,7 +39,9 @@ public enum BuiltinModels {
             inputs: [ValueInfo(name: "input", dtype: .float32, dimensions: [.symbolic("batch"), .fixed(10)])],
             outputs: [ValueInfo(name: "probability", dtype: .float32, dimensions: [.symbolic("batch"), .fixed(1)])],
             nodes: [
-                Node(name: "linear", opType: "Gemm", inputs: ["input", "weight", "bias"], outputs: ["logit"], attributes: ["transB": .int(1)]),
+                Node(
+                    name: "linear", opType: "Gemm", inputs: ["input", "weight", "bias"], outputs: ["logit"],
+                    attributes: ["transB": .int(1)]),
                 Node(name: "sigmoid", opType: "Sigmoid", inputs: ["logit"], outputs: ["probability"]),
             ],
             initializers: [
@@ -58,15 +60,20 @@ public enum BuiltinModels {
             let (fanIn, fanOut) = (sizes[layer], sizes[layer + 1])
             // PyTorch's default Linear init range: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
             let bound = 1 / Float(fanIn).squareRoot()
-            initializers["fc\(layer + 1).weight"] = try Tensor(shape: [fanOut, fanIn], scalars: rng.uniform(count: fanOut * fanIn, bound: bound))
-            initializers["fc\(layer + 1).bias"] = try Tensor(shape: [fanOut], scalars: rng.uniform(count: fanOut, bound: bound))
+            initializers["fc\(layer + 1).weight"] = try Tensor(
+                shape: [fanOut, fanIn], scalars: rng.uniform(count: fanOut * fanIn, bound: bound))
+            initializers["fc\(layer + 1).bias"] = try Tensor(
+                shape: [fanOut], scalars: rng.uniform(count: fanOut, bound: bound))
             let output = layer == sizes.count - 2 ? "logits" : "fc\(layer + 1)"
-            nodes.append(Node(
-                name: "fc\(layer + 1)", opType: "Gemm", inputs: [current, "fc\(layer + 1).weight", "fc\(layer + 1).bias"],
-                outputs: [output], attributes: ["transB": .int(1)]))
+            nodes.append(
+                Node(
+                    name: "fc\(layer + 1)", opType: "Gemm",
+                    inputs: [current, "fc\(layer + 1).weight", "fc\(layer + 1).bias"],
+                    outputs: [output], attributes: ["transB": .int(1)]))
             current = output
             if layer < sizes.count - 2 {
-                nodes.append(Node(name: "relu\(layer + 1)", opType: "Relu", inputs: [current], outputs: ["relu\(layer + 1)"]))
+                nodes.append(
+                    Node(name: "relu\(layer + 1)", opType: "Relu", inputs: [current], outputs: ["relu\(layer + 1)"]))
                 current = "relu\(layer + 1)"
             }
         }

@@ -3,11 +3,11 @@ import InferenceRuntime
 import InferenceTensor
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Host memory for the CPU backend: 64-byte aligned, owned by the buffer.

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A shared library opened with dlopen. Never closed: GPU runtimes do not support being unloaded.
@@ -46,7 +46,8 @@ public enum GPURuntimeError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .libraryNotFound(let names, let detail):
             "\(names[0]) not found by the dynamic loader (\(detail))"
-        case .missingSymbols(let library, let symbols): "\(library) lacks \(symbols.joined(separator: ", ")) (driver too old?)"
+        case .missingSymbols(let library, let symbols):
+            "\(library) lacks \(symbols.joined(separator: ", ")) (driver too old?)"
         case .call(let function, let code, let message): "\(function) failed: \(message) (\(code))"
         }
     }

@@ -58,9 +58,12 @@ public enum GPUDiscovery {
                 _ = driver.cuDeviceGetAttribute(&major, CUDADriver.attributeComputeCapabilityMajor, device)
                 _ = driver.cuDeviceGetAttribute(&minor, CUDADriver.attributeComputeCapabilityMinor, device)
                 _ = driver.cuDeviceGetAttribute(&sms, CUDADriver.attributeMultiprocessorCount, device)
-                probe.devices.append(DiscoveredDevice(
-                    id: DeviceID(.cuda, Int(ordinal)), name: String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
-                    type: "gpu", memoryBytes: memory, detail: "compute capability \(major).\(minor)", computeUnits: Int(sms)))
+                probe.devices.append(
+                    DiscoveredDevice(
+                        id: DeviceID(.cuda, Int(ordinal)),
+                        name: String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
+                        type: "gpu", memoryBytes: memory, detail: "compute capability \(major).\(minor)",
+                        computeUnits: Int(sms)))
             }
             if probe.devices.isEmpty { probe.problem = "the driver reports no CUDA devices" }
         } catch {
@@ -83,23 +86,37 @@ public enum GPUDiscovery {
                 let platformName = cl.string(platform: platform, OpenCLLibrary.platformName)
                 versions.append(cl.string(platform: platform, OpenCLLibrary.platformVersion))
                 var deviceCount: UInt32 = 0
-                guard cl.clGetDeviceIDs(platform, OpenCLLibrary.deviceTypeAll, 0, nil, &deviceCount) == 0, deviceCount > 0 else { continue }
+                guard cl.clGetDeviceIDs(platform, OpenCLLibrary.deviceTypeAll, 0, nil, &deviceCount) == 0,
+                    deviceCount > 0
+                else { continue }
                 var devices = [OpenCLLibrary.ID?](repeating: nil, count: Int(deviceCount))
-                guard cl.clGetDeviceIDs(platform, OpenCLLibrary.deviceTypeAll, deviceCount, &devices, nil) == 0 else { continue }
+                guard cl.clGetDeviceIDs(platform, OpenCLLibrary.deviceTypeAll, deviceCount, &devices, nil) == 0 else {
+                    continue
+                }
                 for device in devices {
                     let typeBits = cl.value(device: device, OpenCLLibrary.deviceType, as: UInt64.self)
-                    let type = typeBits & OpenCLLibrary.deviceTypeGPU != 0 ? "gpu"
+                    let type =
+                        typeBits & OpenCLLibrary.deviceTypeGPU != 0
+                        ? "gpu"
                         : typeBits & OpenCLLibrary.deviceTypeAccelerator != 0 ? "accelerator" : "cpu"
-                    probe.devices.append(DiscoveredDevice(
-                        id: DeviceID(.opencl, probe.devices.count),
-                        name: cl.string(device: device, OpenCLLibrary.deviceName), type: type,
-                        memoryBytes: Int(cl.value(device: device, OpenCLLibrary.deviceGlobalMemSize, as: UInt64.self)),
-                        detail: platformName,
-                        computeUnits: Int(cl.value(device: device, OpenCLLibrary.deviceMaxComputeUnits, as: UInt32.self))))
+                    probe.devices.append(
+                        DiscoveredDevice(
+                            id: DeviceID(.opencl, probe.devices.count),
+                            name: cl.string(device: device, OpenCLLibrary.deviceName), type: type,
+                            memoryBytes: Int(
+                                cl.value(device: device, OpenCLLibrary.deviceGlobalMemSize, as: UInt64.self)),
+                            detail: platformName,
+                            computeUnits: Int(
+                                cl.value(device: device, OpenCLLibrary.deviceMaxComputeUnits, as: UInt32.self))))
                 }
             }
             probe.version = versions.joined(separator: "; ")
-            if probe.devices.isEmpty { probe.problem = platformCount == 0 ? "no OpenCL platforms are installed (no ICD in /etc/OpenCL/vendors)" : "the OpenCL platforms report no devices" }
+            if probe.devices.isEmpty {
+                probe.problem =
+                    platformCount == 0
+                    ? "no OpenCL platforms are installed (no ICD in /etc/OpenCL/vendors)"
+                    : "the OpenCL platforms report no devices"
+            }
         } catch GPURuntimeError.call(let function, -1001, _) {
             probe.problem = "no OpenCL platforms are installed (\(function): CL_PLATFORM_NOT_FOUND_KHR)"
         } catch {

@@ -28,7 +28,8 @@ public struct ValueInfo: Hashable, Sendable {
     /// `(batch, 10)`, or `(?)` when the rank is unknown.
     public var shapeDescription: String {
         guard let dimensions else { return "(?)" }
-        return dimensions.count == 1 ? "(\(dimensions[0]),)" : "(" + dimensions.map(\.description).joined(separator: ", ") + ")"
+        return dimensions.count == 1
+            ? "(\(dimensions[0]),)" : "(" + dimensions.map(\.description).joined(separator: ", ") + ")"
     }
 
     /// Whether a concrete shape fits the declared one (same rank, equal fixed dimensions).
@@ -80,7 +81,9 @@ public struct Graph: Sendable {
         var producer: [String: Int] = [:]
         for (index, node) in nodes.enumerated() {
             for output in node.outputs where !output.isEmpty {
-                if producer[output] != nil || initializers[output] != nil || inputs.contains(where: { $0.name == output }) {
+                if producer[output] != nil || initializers[output] != nil
+                    || inputs.contains(where: { $0.name == output })
+                {
                     throw .duplicateValue(name: output, node: node.displayName)
                 }
                 producer[output] = index
@@ -128,7 +131,8 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .danglingValue(let name, let node): "\(node) reads value '\(name)', which no node, input or initializer provides"
+        case .danglingValue(let name, let node):
+            "\(node) reads value '\(name)', which no node, input or initializer provides"
         case .duplicateValue(let name, let node): "\(node) writes value '\(name)', which is already defined"
         case .cycle(let nodes): "the graph has a cycle through: \(nodes.joined(separator: ", "))"
         }

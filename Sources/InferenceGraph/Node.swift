@@ -44,7 +44,9 @@ public struct Node: Sendable {
 
     public func int(_ key: String, default value: Int) throws(AttributeError) -> Int {
         guard let attribute = attributes[key] else { return value }
-        guard case .int(let v) = attribute else { throw AttributeError(node: displayName, attribute: key, expected: "int") }
+        guard case .int(let v) = attribute else {
+            throw AttributeError(node: displayName, attribute: key, expected: "int")
+        }
         return v
     }
 
@@ -59,13 +61,17 @@ public struct Node: Sendable {
 
     public func ints(_ key: String) throws(AttributeError) -> [Int]? {
         guard let attribute = attributes[key] else { return nil }
-        guard case .ints(let v) = attribute else { throw AttributeError(node: displayName, attribute: key, expected: "ints") }
+        guard case .ints(let v) = attribute else {
+            throw AttributeError(node: displayName, attribute: key, expected: "ints")
+        }
         return v
     }
 
     public func string(_ key: String, default value: String) throws(AttributeError) -> String {
         guard let attribute = attributes[key] else { return value }
-        guard case .string(let v) = attribute else { throw AttributeError(node: displayName, attribute: key, expected: "string") }
+        guard case .string(let v) = attribute else {
+            throw AttributeError(node: displayName, attribute: key, expected: "string")
+        }
         return v
     }
 }

@@ -65,6 +65,7 @@ public struct KernelRegistry: Sendable {
 
     /// Operator names, sorted and unique.
     public var operatorNames: [String] {
-        Array(Set(entries.values.flatMap { $0.map { $0.domain.isEmpty ? $0.opType : "\($0.domain).\($0.opType)" } })).sorted()
+        Array(Set(entries.values.flatMap { $0.map { $0.domain.isEmpty ? $0.opType : "\($0.domain).\($0.opType)" } }))
+            .sorted()
     }
 }

@@ -3,7 +3,8 @@ import InferenceTensor
 /// Errors from planning and running a model on a backend.
 public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     /// No kernel for an operator; names the node, opset and what the backend does support.
-    case unsupportedOperator(node: String, opType: String, opset: Int, dtype: DType, device: String, supported: [String])
+    case unsupportedOperator(
+        node: String, opType: String, opset: Int, dtype: DType, device: String, supported: [String])
     case outOfMemory(device: String, bytes: Int)
     case missingInput(name: String, expected: [String])
     case unexpectedInput(name: String, expected: [String])

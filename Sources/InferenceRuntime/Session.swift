@@ -12,7 +12,9 @@ public struct RunTimings: Sendable, Equatable {
 
     public var totalNanoseconds: UInt64 { copyInNanoseconds + computeNanoseconds + copyOutNanoseconds }
 
-    public init(copyInNanoseconds: UInt64, computeNanoseconds: UInt64, copyOutNanoseconds: UInt64, planNanoseconds: UInt64) {
+    public init(
+        copyInNanoseconds: UInt64, computeNanoseconds: UInt64, copyOutNanoseconds: UInt64, planNanoseconds: UInt64
+    ) {
         self.copyInNanoseconds = copyInNanoseconds
         self.computeNanoseconds = computeNanoseconds
         self.copyOutNanoseconds = copyOutNanoseconds
@@ -79,17 +81,23 @@ public final class Session {
             byName[declared[0].name] = only.tensor
         } else {
             for input in inputs {
-                guard names.contains(input.name) else { throw RuntimeError.unexpectedInput(name: input.name, expected: names) }
+                guard names.contains(input.name) else {
+                    throw RuntimeError.unexpectedInput(name: input.name, expected: names)
+                }
                 byName[input.name] = input.tensor
             }
         }
         return try declared.map { info in
-            guard let tensor = byName[info.name] else { throw RuntimeError.missingInput(name: info.name, expected: names) }
+            guard let tensor = byName[info.name] else {
+                throw RuntimeError.missingInput(name: info.name, expected: names)
+            }
             guard tensor.dtype == info.dtype else {
-                throw RuntimeError.inputType(name: info.name, expected: info.dtype.description, actual: tensor.dtype.description)
+                throw RuntimeError.inputType(
+                    name: info.name, expected: info.dtype.description, actual: tensor.dtype.description)
             }
             guard info.accepts(tensor.shape) else {
-                throw RuntimeError.inputShape(name: info.name, expected: info.shapeDescription, actual: tensor.shape.description)
+                throw RuntimeError.inputShape(
+                    name: info.name, expected: info.shapeDescription, actual: tensor.shape.description)
             }
             return tensor
         }
@@ -135,10 +143,12 @@ final class BoundPlan {
         }
         var kernels: [any Kernel] = []
         for step in plan.steps {
-            let node = BoundNode(step: step, inputs: step.inputs.map { $0.map { bound[$0] } }, outputs: step.outputs.map { bound[$0] })
+            let node = BoundNode(
+                step: step, inputs: step.inputs.map { $0.map { bound[$0] } }, outputs: step.outputs.map { bound[$0] })
             let dtype = node.inputs.compactMap { $0 }.first?.type.dtype ?? node.outputs.first?.type.dtype ?? .float32
-            guard let registration = backend.kernels.lookup(
-                opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
+            guard
+                let registration = backend.kernels.lookup(
+                    opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
             else {
                 throw RuntimeError.unsupportedOperator(
                     node: step.node.displayName, opType: step.node.opType, opset: step.opset, dtype: dtype,
@@ -154,7 +164,8 @@ final class BoundPlan {
         self.outputSlices = plan.outputs.map { bound[$0].slice }
         self.outputs = try plan.outputs.map { index in
             let value = plan.values[index]
-            return NamedTensor(name: value.name, tensor: try Tensor(uninitialized: value.type.dtype, shape: value.type.shape))
+            return NamedTensor(
+                name: value.name, tensor: try Tensor(uninitialized: value.type.dtype, shape: value.type.shape))
         }
     }
 

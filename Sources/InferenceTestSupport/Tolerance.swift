@@ -13,7 +13,9 @@ public struct ToleranceReport: CustomStringConvertible, Sendable {
     public var description: String {
         if let countMismatch { return countMismatch }
         var text = "\(count) values, max abs error \(maxAbsoluteError), max rel error \(maxRelativeError)"
-        if let m = firstMismatch { text += "; first mismatch at index \(m.index): got \(m.actual), expected \(m.expected)" }
+        if let m = firstMismatch {
+            text += "; first mismatch at index \(m.index): got \(m.actual), expected \(m.expected)"
+        }
         return text
     }
 
@@ -29,7 +31,9 @@ public struct ToleranceReport: CustomStringConvertible, Sendable {
             let a = Double(actual[i])
             let e = Double(expected[i])
             if a.isNaN || e.isNaN {
-                if a.isNaN != e.isNaN && report.firstMismatch == nil { report.firstMismatch = (i, actual[i], expected[i]) }
+                if a.isNaN != e.isNaN && report.firstMismatch == nil {
+                    report.firstMismatch = (i, actual[i], expected[i])
+                }
                 continue
             }
             if a == e { continue }

@@ -1,6 +1,6 @@
 import CKernels
-import Foundation
 import CPUBackend
+import Foundation
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
@@ -14,9 +14,14 @@ struct KernelTests {
     }
 
     /// Runs a one-node graph on the CPU backend.
-    static func run(_ node: Node, inputs: [(String, Shape, [Float])], constants: [String: Tensor] = [:], opset: Int = 17) throws -> Tensor {
+    static func run(
+        _ node: Node, inputs: [(String, Shape, [Float])], constants: [String: Tensor] = [:], opset: Int = 17
+    ) throws -> Tensor {
         let graph = Graph(
-            name: "test", inputs: inputs.map { ValueInfo(name: $0.0, dtype: .float32, dimensions: $0.1.dimensions.map { .fixed($0) }) },
+            name: "test",
+            inputs: inputs.map {
+                ValueInfo(name: $0.0, dtype: .float32, dimensions: $0.1.dimensions.map { .fixed($0) })
+            },
             outputs: [ValueInfo(name: node.outputs[0], dtype: .float32, dimensions: nil)],
             nodes: [node], initializers: constants, opsetImports: ["": opset])
         let session = try Session(graph: graph, backend: CPUBackend())
@@ -24,7 +29,9 @@ struct KernelTests {
         return try #require(session.run(feeds).outputs.first).tensor
     }
 
-    static func referenceGemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, transA: Bool, transB: Bool) -> [Double] {
+    static func referenceGemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, transA: Bool, transB: Bool)
+        -> [Double]
+    {
         var out = [Double](repeating: 0, count: m * n)
         for i in 0..<m {
             for j in 0..<n {
@@ -56,7 +63,8 @@ struct KernelTests {
         GemmCase(m: 4, n: 1, k: 10, transA: false, transB: true, constantB: true, bias: [1], alpha: 1, beta: 1),
         GemmCase(m: 3, n: 37, k: 29, transA: false, transB: false, constantB: true, bias: [37], alpha: 0.5, beta: 2),
         GemmCase(m: 5, n: 64, k: 70, transA: true, transB: true, constantB: false, bias: [5, 1], alpha: 1, beta: 1),
-        GemmCase(m: 8, n: 15, k: 33, transA: true, transB: false, constantB: false, bias: [8, 15], alpha: -1, beta: 0.25),
+        GemmCase(
+            m: 8, n: 15, k: 33, transA: true, transB: false, constantB: false, bias: [8, 15], alpha: -1, beta: 0.25),
         GemmCase(m: 2, n: 100, k: 17, transA: false, transB: true, constantB: false, bias: nil, alpha: 1, beta: 1),
         GemmCase(m: 7, n: 3, k: 1, transA: false, transB: false, constantB: true, bias: [1, 3], alpha: 1, beta: 0),
         GemmCase(m: 33, n: 130, k: 257, transA: false, transB: true, constantB: true, bias: [130], alpha: 1, beta: 1),
@@ -70,7 +78,11 @@ struct KernelTests {
         let bShape: Shape = c.transB ? [c.n, c.k] : [c.k, c.n]
         var inputs: [(String, Shape, [Float])] = [("a", aShape, a)]
         var constants: [String: Tensor] = [:]
-        if c.constantB { constants["b"] = try Tensor(shape: bShape, scalars: b) } else { inputs.append(("b", bShape, b)) }
+        if c.constantB {
+            constants["b"] = try Tensor(shape: bShape, scalars: b)
+        } else {
+            inputs.append(("b", bShape, b))
+        }
         var nodeInputs = ["a", "b"]
         var biasValues: [Float] = []
         if let biasShape = c.bias {
@@ -78,9 +90,12 @@ struct KernelTests {
             constants["c"] = try Tensor(shape: Shape(biasShape), scalars: biasValues)
             nodeInputs.append("c")
         }
-        let node = Node(opType: "Gemm", inputs: nodeInputs, outputs: ["y"], attributes: [
-            "transA": .int(c.transA ? 1 : 0), "transB": .int(c.transB ? 1 : 0), "alpha": .float(c.alpha), "beta": .float(c.beta),
-        ])
+        let node = Node(
+            opType: "Gemm", inputs: nodeInputs, outputs: ["y"],
+            attributes: [
+                "transA": .int(c.transA ? 1 : 0), "transB": .int(c.transB ? 1 : 0), "alpha": .float(c.alpha),
+                "beta": .float(c.beta),
+            ])
         let y = try Self.run(node, inputs: inputs, constants: constants)
         #expect(y.shape == [c.m, c.n])
         let product = Self.referenceGemm(a, b, m: c.m, n: c.n, k: c.k, transA: c.transA, transB: c.transB)
@@ -119,7 +134,9 @@ struct KernelTests {
     func matMulFollowsNumpy(_ c: MatMulCase) throws {
         let a = Self.random(c.a.reduce(1, *))
         let b = Self.random(c.b.reduce(1, *))
-        let y = try Self.run(Node(opType: "MatMul", inputs: ["a", "b"], outputs: ["y"]), inputs: [("a", Shape(c.a), a), ("b", Shape(c.b), b)])
+        let y = try Self.run(
+            Node(opType: "MatMul", inputs: ["a", "b"], outputs: ["y"]),
+            inputs: [("a", Shape(c.a), a), ("b", Shape(c.b), b)])
         #expect(y.shape.dimensions == c.y)
         // Reference: promote 1-D operands, broadcast batch dims, then squeeze the promoted axes.
         let aDims = c.a.count == 1 ? [1, c.a[0]] : c.a
@@ -171,7 +188,9 @@ struct KernelTests {
     func binaryBroadcastsLikeNumpy(_ c: BroadcastCase) throws {
         let a = Self.random(c.a.reduce(1, *), in: 0.5...2)
         let b = Self.random(c.b.reduce(1, *), in: 0.5...2)
-        let y = try Self.run(Node(opType: c.op, inputs: ["a", "b"], outputs: ["y"]), inputs: [("a", Shape(c.a), a), ("b", Shape(c.b), b)])
+        let y = try Self.run(
+            Node(opType: c.op, inputs: ["a", "b"], outputs: ["y"]),
+            inputs: [("a", Shape(c.a), a), ("b", Shape(c.b), b)])
         let outShape = try #require(ShapeInference.broadcast(Shape(c.a), Shape(c.b)))
         #expect(y.shape == outShape)
         func index(_ flat: Int, into dims: [Int]) -> Int {
@@ -201,7 +220,9 @@ struct KernelTests {
 
     @Test func incompatibleBroadcastIsAShapeError() {
         #expect(throws: ShapeError.self) {
-            try Self.run(Node(opType: "Add", inputs: ["a", "b"], outputs: ["y"]), inputs: [("a", [2, 3], Self.random(6)), ("b", [4], Self.random(4))])
+            try Self.run(
+                Node(opType: "Add", inputs: ["a", "b"], outputs: ["y"]),
+                inputs: [("a", [2, 3], Self.random(6)), ("b", [4], Self.random(4))])
         }
     }
 
@@ -209,7 +230,8 @@ struct KernelTests {
         var x = Self.random(1000, in: -100...100)
         x += [0, -0, .infinity, -.infinity, .nan, 88.8, -88.8, -104]
         let relu = try Self.run(Node(opType: "Relu", inputs: ["x"], outputs: ["y"]), inputs: [("x", [x.count], x)])
-        let sigmoid = try Self.run(Node(opType: "Sigmoid", inputs: ["x"], outputs: ["y"]), inputs: [("x", [x.count], x)])
+        let sigmoid = try Self.run(
+            Node(opType: "Sigmoid", inputs: ["x"], outputs: ["y"]), inputs: [("x", [x.count], x)])
         let r = try relu.scalars(as: Float.self)
         let s = try sigmoid.scalars(as: Float.self)
         for (i, v) in x.enumerated() {
@@ -235,4 +257,3 @@ struct KernelTests {
         }
     }
 }
-

@@ -38,7 +38,8 @@ struct SessionTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         // Fresh random inputs each run, plus the shipped samples.
         var rows = (0..<64).flatMap { _ in (0..<10).map { _ in Float.random(in: -3...3) } }
-        rows += try NumPyFile.readNPY(path: Self.dataDirectory.appendingPathComponent("batch_samples.npy").path).scalars(as: Float.self)
+        rows += try NumPyFile.readNPY(path: Self.dataDirectory.appendingPathComponent("batch_samples.npy").path)
+            .scalars(as: Float.self)
         let input = try Tensor(shape: [rows.count / 10, 10], scalars: rows)
         let output = try session.run([NamedTensor(name: "input", tensor: input)]).outputs[0].tensor
         try NumPyFile.writeNPY(input, path: directory.appendingPathComponent("x.npy").path)
@@ -71,7 +72,9 @@ struct SessionTests {
         // Results already returned are never overwritten by later runs.
         let keep = second.outputs[0].tensor
         let before = try keep.scalars(as: Float.self)
-        _ = try session.run([NamedTensor(name: "input", tensor: try Tensor(shape: [1, 10], scalars: [Float](repeating: -3, count: 10)))])
+        _ = try session.run([
+            NamedTensor(name: "input", tensor: try Tensor(shape: [1, 10], scalars: [Float](repeating: -3, count: 10)))
+        ])
         #expect(try keep.scalars(as: Float.self) == before)
     }
 

@@ -32,7 +32,8 @@ struct StatisticsTests {
         var calls = 0
         let samples = try Measurement.repeatRuns(warmup: 3, repeats: 5) {
             calls += 1
-            return RunTimings(copyInNanoseconds: 1, computeNanoseconds: UInt64(calls), copyOutNanoseconds: 1, planNanoseconds: 0)
+            return RunTimings(
+                copyInNanoseconds: 1, computeNanoseconds: UInt64(calls), copyOutNanoseconds: 1, planNanoseconds: 0)
         }
         #expect(calls == 8)
         #expect(samples.runs.count == 5)

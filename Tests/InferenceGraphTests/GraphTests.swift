@@ -19,7 +19,9 @@ struct GraphTests {
 
     @Test func danglingValueNamesTheNode() {
         let g = graph([Node(name: "n", opType: "Relu", inputs: ["missing"], outputs: ["y"])])
-        #expect(throws: GraphError.danglingValue(name: "missing", node: "Relu node 'n'")) { try g.topologicallySorted() }
+        #expect(throws: GraphError.danglingValue(name: "missing", node: "Relu node 'n'")) {
+            try g.topologicallySorted()
+        }
     }
 
     @Test func cycleIsReported() {
@@ -28,7 +30,9 @@ struct GraphTests {
             Node(name: "b", opType: "Relu", inputs: ["p"], outputs: ["q"]),
             Node(name: "c", opType: "Relu", inputs: ["q"], outputs: ["y"]),
         ])
-        #expect(throws: GraphError.cycle(nodes: ["Add node 'a'", "Relu node 'b'", "Relu node 'c'"])) { try g.topologicallySorted() }
+        #expect(throws: GraphError.cycle(nodes: ["Add node 'a'", "Relu node 'b'", "Relu node 'c'"])) {
+            try g.topologicallySorted()
+        }
     }
 
     @Test func duplicateOutputIsReported() {
@@ -67,7 +71,9 @@ struct GraphTests {
         let g = Graph(
             name: "g", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.symbolic("n"), .fixed(3)])],
             outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
-            nodes: [Node(name: "fc", opType: "Gemm", inputs: ["x", "w"], outputs: ["y"], attributes: ["transB": .int(1)])],
+            nodes: [
+                Node(name: "fc", opType: "Gemm", inputs: ["x", "w"], outputs: ["y"], attributes: ["transB": .int(1)])
+            ],
             initializers: ["w": try Tensor(shape: [5, 4], scalars: [Float](repeating: 0, count: 20))])
         #expect(throws: ShapeError.self) {
             try ExecutionPlan(graph: g, inputTypes: ["x": TensorType(dtype: .float32, shape: [2, 3])])

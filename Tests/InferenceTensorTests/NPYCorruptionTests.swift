@@ -4,9 +4,11 @@ import Testing
 
 /// Broken files give a typed error naming the file and the problem, never a crash.
 struct NPYCorruptionTests {
+    /// A valid float32 (2, 3) file of 1.5s.
     static let valid: [UInt8] = {
-        let tensor = try! Tensor(shape: [2, 3], scalars: [Float](repeating: 1.5, count: 6))
-        return NumPyFile.encodeNPY(tensor)
+        let one = Float(1.5).bitPattern
+        let element = (0..<4).map { UInt8(truncatingIfNeeded: one >> (8 * $0)) }
+        return NPYHeader(dtype: .float32, dimensions: [2, 3]).encoded() + (0..<6).flatMap { _ in element }
     }()
 
     func decode(_ bytes: [UInt8]) throws(NPYError) -> Tensor {
@@ -83,7 +85,8 @@ struct NPYCorruptionTests {
         ]
         for header in cases {
             guard case .headerSyntax? = problem(file(header: header)) else {
-                Issue.record("accepted or misreported: \(header) -> \(String(describing: problem(file(header: header))))")
+                Issue.record(
+                    "accepted or misreported: \(header) -> \(String(describing: problem(file(header: header))))")
                 continue
             }
         }
@@ -96,17 +99,26 @@ struct NPYCorruptionTests {
     }
 
     @Test func objectAndStructuredDTypesAreRejected() {
-        guard case .unsupportedDType(let descr, _)? = problem(file(header: "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }")) else {
+        guard
+            case .unsupportedDType(let descr, _)? = problem(
+                file(header: "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }"))
+        else {
             Issue.record("object dtype accepted")
             return
         }
         #expect(descr == "|O")
-        guard case .unsupportedDType? = problem(file(header: "{'descr': [('x', '<f4'), ('y', '<i4')], 'fortran_order': False, 'shape': (2,), }")) else {
+        guard
+            case .unsupportedDType? = problem(
+                file(header: "{'descr': [('x', '<f4'), ('y', '<i4')], 'fortran_order': False, 'shape': (2,), }"))
+        else {
             Issue.record("structured dtype accepted")
             return
         }
         for descr in ["<U8", "|S4", "<c8", "<M8[ns]", "<f3", "<i16"] {
-            guard case .unsupportedDType? = problem(file(header: "{'descr': '\(descr)', 'fortran_order': False, 'shape': (1,), }")) else {
+            guard
+                case .unsupportedDType? = problem(
+                    file(header: "{'descr': '\(descr)', 'fortran_order': False, 'shape': (1,), }"))
+            else {
                 Issue.record("\(descr) accepted")
                 continue
             }
@@ -115,8 +127,12 @@ struct NPYCorruptionTests {
 
     @Test func shapeAndDataSizeMismatch() {
         let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 3), }"
-        #expect(problem(file(header: header, data: [UInt8](repeating: 0, count: 20))) == .truncatedData(expectedBytes: 36, actualBytes: 20))
-        #expect(problem(file(header: header, data: [UInt8](repeating: 0, count: 40))) == .trailingData(expectedBytes: 36, actualBytes: 40))
+        #expect(
+            problem(file(header: header, data: [UInt8](repeating: 0, count: 20)))
+                == .truncatedData(expectedBytes: 36, actualBytes: 20))
+        #expect(
+            problem(file(header: header, data: [UInt8](repeating: 0, count: 40)))
+                == .trailingData(expectedBytes: 36, actualBytes: 40))
     }
 
     @Test func absurdSizesFailBeforeAllocating() {
@@ -124,11 +140,15 @@ struct NPYCorruptionTests {
         #expect(problem(file(header: huge)) == .absurdSize(dimensions: [4611686018427387904, 4]))
         let large = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000), }"
         #expect(problem(file(header: large)) == .truncatedData(expectedBytes: 4_000_000_000_000, actualBytes: 0))
-        guard case .badShape? = problem(file(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 2), }")) else {
+        guard case .badShape? = problem(file(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 2), }"))
+        else {
             Issue.record("negative dimension accepted")
             return
         }
-        guard case .badShape? = problem(file(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }")) else {
+        guard
+            case .badShape? = problem(
+                file(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }"))
+        else {
             Issue.record("overflowing dimension accepted")
             return
         }
@@ -136,9 +156,11 @@ struct NPYCorruptionTests {
 
     @Test func version2And3HeadersAndPython2Longs() throws {
         let data = [UInt8](repeating: 0, count: 8)
-        let v2 = try decode(file(header: "{'descr': '<i4', 'fortran_order': False, 'shape': (2L,), }", data: data, version: 2))
+        let v2 = try decode(
+            file(header: "{'descr': '<i4', 'fortran_order': False, 'shape': (2L,), }", data: data, version: 2))
         #expect(v2.shape == [2])
-        let v3 = try decode(file(header: "{\"descr\": \"<u2\", \"fortran_order\": False, \"shape\": (4,)}", data: data, version: 3))
+        let v3 = try decode(
+            file(header: "{\"descr\": \"<u2\", \"fortran_order\": False, \"shape\": (4,)}", data: data, version: 3))
         #expect(v3.dtype == .uint16)
     }
 
@@ -156,13 +178,16 @@ struct NPYCorruptionTests {
 
     @Test func corruptArchives() throws {
         let directory = try FileManager.default.url(
-            for: .itemReplacementDirectory, in: .userDomainMask, appropriateFor: URL(fileURLWithPath: "/tmp"), create: true)
+            for: .itemReplacementDirectory, in: .userDomainMask, appropriateFor: URL(fileURLWithPath: "/tmp"),
+            create: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let fixtures = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/npy")
+        let fixtures = Bundle.module.bundleURL.appendingPathComponent("Fixtures/npy")
         for name in ["stored.npz", "deflated.npz"] {
             let bytes = try Data(contentsOf: fixtures.appendingPathComponent(name))
             // Truncations, and single-byte corruptions across the whole archive.
-            var variants: [Data] = stride(from: 4, to: bytes.count, by: max(1, bytes.count / 40)).map { bytes.prefix($0) }
+            var variants: [Data] = stride(from: 4, to: bytes.count, by: max(1, bytes.count / 40)).map {
+                bytes.prefix($0)
+            }
             for position in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 60)) {
                 var corrupted = bytes
                 corrupted[position] ^= 0x5A

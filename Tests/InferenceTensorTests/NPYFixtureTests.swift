@@ -19,11 +19,12 @@ struct NPYFixtureTests {
         var entries: [Entry]
     }
 
-    static let directory = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/npy")
+    static let directory = Bundle.module.bundleURL.appendingPathComponent("Fixtures/npy")
 
     static let entries: [Entry] = {
         let url = directory.appendingPathComponent("manifest.json")
-        guard let data = try? Data(contentsOf: url), let manifest = try? JSONDecoder().decode(Manifest.self, from: data) else {
+        guard let data = try? Data(contentsOf: url), let manifest = try? JSONDecoder().decode(Manifest.self, from: data)
+        else {
             return []
         }
         return manifest.entries

@@ -36,7 +36,9 @@ struct NPYRoundTripTests {
     func npzRoundTrips(compressed: Bool) throws {
         let directory = try TestEnvironment.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let arrays = try DType.allCases.map { NamedTensor(name: "x_\($0)", tensor: try Self.sample($0, shape: [3, 5])) }
+        let arrays = try DType.allCases.map {
+            NamedTensor(name: "x_\($0)", tensor: try Self.sample($0, shape: [3, 5]))
+        }
         let path = directory.appendingPathComponent("all.npz").path
         try NumPyFile.writeNPZ(arrays, path: path, compressed: compressed)
         let back = try NumPyFile.readNPZ(path: path)
@@ -47,7 +49,9 @@ struct NPYRoundTripTests {
     @Test func failedWriteLeavesNoFile() throws {
         let tensor = try Tensor(shape: [1], scalars: [Float(1)])
         #expect(throws: NPYError.self) { try NumPyFile.writeNPY(tensor, path: "/nonexistent-dir/x.npy") }
-        #expect(throws: NPYError.self) { try NumPyFile.writeNPZ([NamedTensor(name: "x", tensor: tensor)], path: "/nonexistent-dir/x.npz") }
+        #expect(throws: NPYError.self) {
+            try NumPyFile.writeNPZ([NamedTensor(name: "x", tensor: tensor)], path: "/nonexistent-dir/x.npz")
+        }
     }
 
     /// numpy reads every file this project writes and finds the same values.
@@ -68,13 +72,18 @@ struct NPYRoundTripTests {
                 manifest.append(["file": name, "dtype": dtype.rawValue, "shape": shape.dimensions, "hex": hex])
             }
         }
-        let arrays = try DType.allCases.map { NamedTensor(name: "x_\($0)", tensor: try Self.sample($0, shape: [3, 5])) }
+        let arrays = try DType.allCases.map {
+            NamedTensor(name: "x_\($0)", tensor: try Self.sample($0, shape: [3, 5]))
+        }
         try NumPyFile.writeNPZ(arrays, path: directory.appendingPathComponent("stored.npz").path, compressed: false)
         try NumPyFile.writeNPZ(arrays, path: directory.appendingPathComponent("deflated.npz").path, compressed: true)
         for archive in ["stored.npz", "deflated.npz"] {
             for array in arrays {
                 let hex = array.tensor.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
-                manifest.append(["file": archive, "member": array.name, "dtype": array.tensor.dtype.rawValue, "shape": [3, 5], "hex": hex])
+                manifest.append([
+                    "file": archive, "member": array.name, "dtype": array.tensor.dtype.rawValue, "shape": [3, 5],
+                    "hex": hex,
+                ])
             }
         }
         let manifestURL = directory.appendingPathComponent("manifest.json")

@@ -41,7 +41,9 @@ struct CLITests {
         guard lines.count == 3 else { return }
         #expect(lines[0] == "Processing batch input on CPU...")
         #expect(lines[1].hasPrefix("Predictions: ["))
-        let values = lines[1].dropFirst("Predictions: [".count).dropLast().split(separator: ", ").compactMap { Float($0) }
+        let values = lines[1].dropFirst("Predictions: [".count).dropLast().split(separator: ", ").compactMap {
+            Float($0)
+        }
         #expect(values.count == 4)
         #expect(values.map { ($0 * 100).rounded() / 100 } == [0.87, 0.45, 0.92, 0.33])
         checkTimeLine(lines[2])
@@ -49,7 +51,8 @@ struct CLITests {
 
     @Test func gpuWithoutGPUFailsCleanly() throws {
         // Hide any CUDA driver so the test means the same on every machine.
-        let result = try inference(["--device", "gpu", "--input", "data/sample1.npy"], environment: ["LD_LIBRARY_PATH": "/nonexistent"])
+        let result = try inference(
+            ["--device", "gpu", "--input", "data/sample1.npy"], environment: ["LD_LIBRARY_PATH": "/nonexistent"])
         let probe = try inference(["devices", "--json"])
         let hasGPU = probe.stdout.contains("\"gpu\" : \"")
         if hasGPU { return }  // A real GPU machine: covered by the GPU checks.
@@ -82,7 +85,9 @@ struct CLITests {
         #expect((outputs.first?["values"] as? [Double])?.count == 4)
         let timings = try #require(object["timings_ms"] as? [String: Any])
         #expect(timings["repeats"] as? Int == 5)
-        for key in ["model_load", "plan", "first_run", "warm_p50", "warm_p99", "copy_in_p50", "compute_p50", "copy_out_p50"] {
+        for key in [
+            "model_load", "plan", "first_run", "warm_p50", "warm_p99", "copy_in_p50", "compute_p50", "copy_out_p50",
+        ] {
             #expect((timings[key] as? Double ?? -1) >= 0, "\(key)")
         }
         #expect((timings["warm_p50"] as? Double ?? 0) > 0)

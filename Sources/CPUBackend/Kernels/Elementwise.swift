@@ -47,7 +47,8 @@ final class BinaryKernel: Kernel {
     private let layout: BroadcastLayout
 
     init(node: BoundNode, op: Op) throws {
-        guard node.inputs.count == 2, let lhs = node.inputs[0], let rhs = node.inputs[1], let out = node.outputs.first else {
+        guard node.inputs.count == 2, let lhs = node.inputs[0], let rhs = node.inputs[1], let out = node.outputs.first
+        else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "needs two inputs and one output")
         }
         self.op = op

@@ -68,7 +68,9 @@ final class GemmKernel: Kernel {
 
     init(node: BoundNode) throws {
         let name = node.step.node.displayName
-        guard node.inputs.count >= 2, let aValue = node.inputs[0], let bValue = node.inputs[1], let out = node.outputs.first else {
+        guard node.inputs.count >= 2, let aValue = node.inputs[0], let bValue = node.inputs[1],
+            let out = node.outputs.first
+        else {
             throw RuntimeError.invalidNode(node: name, detail: "Gemm needs inputs A and B and one output")
         }
         let attributes = node.step.node
@@ -151,8 +153,11 @@ final class MatMulKernel: Kernel {
     private let batches: [(a: Int, b: Int, y: Int)]
 
     init(node: BoundNode) throws {
-        guard node.inputs.count == 2, let aValue = node.inputs[0], let bValue = node.inputs[1], let out = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "MatMul needs two inputs and one output")
+        guard node.inputs.count == 2, let aValue = node.inputs[0], let bValue = node.inputs[1],
+            let out = node.outputs.first
+        else {
+            throw RuntimeError.invalidNode(
+                node: node.step.node.displayName, detail: "MatMul needs two inputs and one output")
         }
         let aShape = aValue.type.shape.rank == 1 ? Shape([1, aValue.type.shape[0]]) : aValue.type.shape
         let bShape = bValue.type.shape.rank == 1 ? Shape([bValue.type.shape[0], 1]) : bValue.type.shape
@@ -200,7 +205,9 @@ final class MatMulKernel: Kernel {
     func run() throws {
         let form = GemmForm.nn
         for batch in batches {
-            sgemm(form, m: foldedM, n: n, k: k, alpha: 1, a: a + batch.a, lda: k, b: b + batch.b, ldb: n, beta: 0, c: y + batch.y, ldc: n)
+            sgemm(
+                form, m: foldedM, n: n, k: k, alpha: 1, a: a + batch.a, lda: k, b: b + batch.b, ldb: n, beta: 0,
+                c: y + batch.y, ldc: n)
         }
     }
 }

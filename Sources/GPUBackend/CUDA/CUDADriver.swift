@@ -35,13 +35,20 @@ struct CUDADriver: @unchecked Sendable {
         return CUDADriver(
             library: library,
             cuInit: fn("cuInit", (@convention(c) (UInt32) -> CUresult).self),
-            cuDriverGetVersion: fn("cuDriverGetVersion", (@convention(c) (UnsafeMutablePointer<Int32>) -> CUresult).self),
+            cuDriverGetVersion: fn(
+                "cuDriverGetVersion", (@convention(c) (UnsafeMutablePointer<Int32>) -> CUresult).self),
             cuDeviceGetCount: fn("cuDeviceGetCount", (@convention(c) (UnsafeMutablePointer<Int32>) -> CUresult).self),
             cuDeviceGet: fn("cuDeviceGet", (@convention(c) (UnsafeMutablePointer<CUdevice>, Int32) -> CUresult).self),
-            cuDeviceGetName: fn("cuDeviceGetName", (@convention(c) (UnsafeMutablePointer<CChar>, Int32, CUdevice) -> CUresult).self),
-            cuDeviceTotalMem: fn("cuDeviceTotalMem_v2", (@convention(c) (UnsafeMutablePointer<Int>, CUdevice) -> CUresult).self),
-            cuDeviceGetAttribute: fn("cuDeviceGetAttribute", (@convention(c) (UnsafeMutablePointer<Int32>, Int32, CUdevice) -> CUresult).self),
-            cuGetErrorString: fn("cuGetErrorString", (@convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult).self))
+            cuDeviceGetName: fn(
+                "cuDeviceGetName", (@convention(c) (UnsafeMutablePointer<CChar>, Int32, CUdevice) -> CUresult).self),
+            cuDeviceTotalMem: fn(
+                "cuDeviceTotalMem_v2", (@convention(c) (UnsafeMutablePointer<Int>, CUdevice) -> CUresult).self),
+            cuDeviceGetAttribute: fn(
+                "cuDeviceGetAttribute", (@convention(c) (UnsafeMutablePointer<Int32>, Int32, CUdevice) -> CUresult).self
+            ),
+            cuGetErrorString: fn(
+                "cuGetErrorString",
+                (@convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult).self))
     }
 
     /// The error funnel: turns a status code into a typed error naming the call.
@@ -49,6 +56,7 @@ struct CUDADriver: @unchecked Sendable {
         guard result != 0 else { return }
         var message: UnsafePointer<CChar>?
         _ = cuGetErrorString(result, &message)
-        throw .call(function: function, code: Int(result), message: message.map { String(cString: $0) } ?? "unknown error")
+        throw .call(
+            function: function, code: Int(result), message: message.map { String(cString: $0) } ?? "unknown error")
     }
 }

@@ -20,27 +20,45 @@ struct OpenCLLibrary: @unchecked Sendable {
 
     let library: DynamicLibrary
     let clGetPlatformIDs: @convention(c) (cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) -> cl_int
-    let clGetPlatformInfo: @convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
-    let clGetDeviceIDs: @convention(c) (ID?, UInt64, cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) -> cl_int
-    let clGetDeviceInfo: @convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
+    let clGetPlatformInfo:
+        @convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
+    let clGetDeviceIDs:
+        @convention(c) (ID?, UInt64, cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) -> cl_int
+    let clGetDeviceInfo:
+        @convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
 
     /// - Throws: `GPURuntimeError` when the library or one of its symbols is missing.
     static func load() throws(GPURuntimeError) -> OpenCLLibrary {
         let library = try DynamicLibrary.open(libraryNames)
-        let symbols = try library.resolve(["clGetPlatformIDs", "clGetPlatformInfo", "clGetDeviceIDs", "clGetDeviceInfo"])
+        let symbols = try library.resolve([
+            "clGetPlatformIDs", "clGetPlatformInfo", "clGetDeviceIDs", "clGetDeviceInfo",
+        ])
         func fn<T>(_ name: String, _: T.Type) -> T { unsafeBitCast(symbols[name].unsafelyUnwrapped, to: T.self) }
         return OpenCLLibrary(
             library: library,
-            clGetPlatformIDs: fn("clGetPlatformIDs", (@convention(c) (cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) -> cl_int).self),
-            clGetPlatformInfo: fn("clGetPlatformInfo", (@convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int).self),
-            clGetDeviceIDs: fn("clGetDeviceIDs", (@convention(c) (ID?, UInt64, cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) -> cl_int).self),
-            clGetDeviceInfo: fn("clGetDeviceInfo", (@convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int).self))
+            clGetPlatformIDs: fn(
+                "clGetPlatformIDs",
+                (@convention(c) (cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) -> cl_int).self),
+            clGetPlatformInfo: fn(
+                "clGetPlatformInfo",
+                (@convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int).self
+            ),
+            clGetDeviceIDs: fn(
+                "clGetDeviceIDs",
+                (@convention(c) (ID?, UInt64, cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) ->
+                    cl_int).self),
+            clGetDeviceInfo: fn(
+                "clGetDeviceInfo",
+                (@convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int).self
+            ))
     }
 
     /// The error funnel: turns a status code into a typed error naming the call.
     func check(_ result: cl_int, _ function: String) throws(GPURuntimeError) {
         guard result != 0 else { return }
-        throw .call(function: function, code: Int(result), message: result == -1001 ? "no OpenCL platforms (CL_PLATFORM_NOT_FOUND_KHR)" : "OpenCL error")
+        throw .call(
+            function: function, code: Int(result),
+            message: result == -1001 ? "no OpenCL platforms (CL_PLATFORM_NOT_FOUND_KHR)" : "OpenCL error")
     }
 
     func string(device: ID?, _ param: UInt32) -> String {
@@ -61,7 +79,9 @@ struct OpenCLLibrary: @unchecked Sendable {
 
     func value<T: FixedWidthInteger>(device: ID?, _ param: UInt32, as: T.Type) -> T {
         var result: T = 0
-        _ = withUnsafeMutableBytes(of: &result) { clGetDeviceInfo(device, param, MemoryLayout<T>.size, $0.baseAddress, nil) }
+        _ = withUnsafeMutableBytes(of: &result) {
+            clGetDeviceInfo(device, param, MemoryLayout<T>.size, $0.baseAddress, nil)
+        }
         return result
     }
 }

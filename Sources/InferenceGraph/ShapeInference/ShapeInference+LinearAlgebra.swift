@@ -26,7 +26,9 @@ extension ShapeInference {
         table[key(domain: "", opType: "MatMul")] = { context in
             let a = try context.input(0)
             let b = try context.input(1)
-            guard a.shape.rank >= 1, b.shape.rank >= 1 else { throw context.mismatch("MatMul inputs must not be scalars") }
+            guard a.shape.rank >= 1, b.shape.rank >= 1 else {
+                throw context.mismatch("MatMul inputs must not be scalars")
+            }
             // numpy.matmul: 1-D operands gain a dimension that is removed from the result.
             let aShape = a.shape.rank == 1 ? Shape([1, a.shape[0]]) : a.shape
             let bShape = b.shape.rank == 1 ? Shape([b.shape[0], 1]) : b.shape
@@ -34,7 +36,10 @@ extension ShapeInference {
             guard k == bShape[bShape.rank - 2] else {
                 throw context.mismatch("shapes \(a.shape) and \(b.shape) disagree on the inner dimension")
             }
-            guard let batch = broadcast(Shape(Array(aShape.dimensions.dropLast(2))), Shape(Array(bShape.dimensions.dropLast(2)))) else {
+            guard
+                let batch = broadcast(
+                    Shape(Array(aShape.dimensions.dropLast(2))), Shape(Array(bShape.dimensions.dropLast(2))))
+            else {
                 throw context.mismatch("batch dimensions of \(a.shape) and \(b.shape) do not broadcast")
             }
             var dims = batch.dimensions

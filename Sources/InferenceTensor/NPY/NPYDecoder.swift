@@ -129,7 +129,9 @@ struct NPYDecoder {
             throw fail(.truncatedData(expectedBytes: expectedDataBytes, actualBytes: dataBytes))
         }
         if let totalBytes, consumedBytes < totalBytes {
-            throw fail(.trailingData(expectedBytes: expectedDataBytes, actualBytes: expectedDataBytes + totalBytes - consumedBytes))
+            throw fail(
+                .trailingData(
+                    expectedBytes: expectedDataBytes, actualBytes: expectedDataBytes + totalBytes - consumedBytes))
         }
         let buffer = UnsafeMutableRawBufferPointer(start: tensor.storage.pointer, count: expectedDataBytes)
         if header.bigEndian { NPYByteOrder.swapInPlace(buffer, elementSize: header.dtype.byteSize) }

@@ -66,7 +66,9 @@ public struct NPYHeader: Equatable, Sendable {
             default: nil
             }
         guard let dtype else {
-            throw .unsupportedDType(descr: descr, reason: "no \(size)-byte '\(kind)' type (float16/32/64, int8-64, uint8-64, bool are supported)")
+            throw .unsupportedDType(
+                descr: descr,
+                reason: "no \(size)-byte '\(kind)' type (float16/32/64, int8-64, uint8-64, bool are supported)")
         }
         return (dtype, dtype.byteSize > 1 && bigEndian)
     }
@@ -83,7 +85,8 @@ public struct NPYHeader: Equatable, Sendable {
             throw dict["descr"] == nil ? .missingKey("descr") : .headerSyntax("'descr' is not a string")
         }
         guard case .bool(let fortran)? = dict["fortran_order"] else {
-            throw dict["fortran_order"] == nil ? .missingKey("fortran_order") : .headerSyntax("'fortran_order' is not True/False")
+            throw dict["fortran_order"] == nil
+                ? .missingKey("fortran_order") : .headerSyntax("'fortran_order' is not True/False")
         }
         guard case .tuple(let dimensions)? = dict["shape"] else {
             throw dict["shape"] == nil ? .missingKey("shape") : .badShape("'shape' is not a tuple of integers")
@@ -140,7 +143,9 @@ struct PythonLiteralParser {
     init(_ text: String) { bytes = Array(text.utf8) }
 
     private mutating func skipSpace() {
-        while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x09 || bytes[index] == 0x0D {
+        while index < bytes.count,
+            bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x09 || bytes[index] == 0x0D
+        {
             index += 1
         }
     }
@@ -186,7 +191,9 @@ struct PythonLiteralParser {
             return .list
         default:
             let start = index
-            while index < bytes.count, (bytes[index] >= 0x41 && bytes[index] <= 0x5A) || (bytes[index] >= 0x61 && bytes[index] <= 0x7A) {
+            while index < bytes.count,
+                (bytes[index] >= 0x41 && bytes[index] <= 0x5A) || (bytes[index] >= 0x61 && bytes[index] <= 0x7A)
+            {
                 index += 1
             }
             switch String(decoding: bytes[start..<index], as: UTF8.self) {

@@ -2,11 +2,11 @@ import Foundation
 import ZIPFoundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A named array, as stored in an .npz archive or passed to a model input.
@@ -134,7 +134,9 @@ public enum NumPyFile {
                     }
                     if at < end {
                         tensor.withUnsafeBytes { bytes in
-                            chunk.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[(at - header.count)..<(end - header.count)]))
+                            chunk.append(
+                                contentsOf: UnsafeRawBufferPointer(
+                                    rebasing: bytes[(at - header.count)..<(end - header.count)]))
                         }
                     }
                     return chunk
@@ -156,7 +158,8 @@ public enum NumPyFile {
     public static func write(_ arrays: [NamedTensor], path: String) throws(NPYError) {
         if path.hasSuffix(".npz") { return try writeNPZ(arrays, path: path) }
         guard arrays.count == 1, let only = arrays.first else {
-            throw NPYError(source: path, problem: .io("\(arrays.count) arrays cannot go into one .npy file; use a .npz path"))
+            throw NPYError(
+                source: path, problem: .io("\(arrays.count) arrays cannot go into one .npy file; use a .npz path"))
         }
         try writeNPY(only.tensor, path: path)
     }
@@ -229,7 +232,9 @@ private struct OpenFile {
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             Glibc.close(fd)
-            throw NPYError(source: path, problem: .io((info.st_mode & S_IFMT) == S_IFDIR ? "is a directory" : "not a regular file"))
+            throw NPYError(
+                source: path, problem: .io((info.st_mode & S_IFMT) == S_IFDIR ? "is a directory" : "not a regular file")
+            )
         }
         self.fd = fd
         self.size = Int(info.st_size)

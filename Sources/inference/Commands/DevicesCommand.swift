@@ -18,14 +18,17 @@ struct DevicesCommand: ParsableCommand {
         let gpu = GPUDiscovery.firstGPU(in: probes)
         if json {
             let report = DevicesReport(
-                cpu: .init(name: cpu.modelName, logicalCores: cpu.logicalCores, features: cpu.features, kernelIsa: cpu.kernelISA),
+                cpu: .init(
+                    name: cpu.modelName, logicalCores: cpu.logicalCores, features: cpu.features,
+                    kernelIsa: cpu.kernelISA),
                 runtimes: probes.map { probe in
                     .init(
                         runtime: probe.runtime.rawValue, searched: probe.searched, library: probe.loadedLibrary,
                         version: probe.version, problem: probe.problem,
                         devices: probe.devices.map {
-                            .init(id: $0.id.description, name: $0.name, type: $0.type, memoryBytes: $0.memoryBytes,
-                                  computeUnits: $0.computeUnits, detail: $0.detail)
+                            .init(
+                                id: $0.id.description, name: $0.name, type: $0.type, memoryBytes: $0.memoryBytes,
+                                computeUnits: $0.computeUnits, detail: $0.detail)
                         })
                 },
                 gpu: gpu?.id.description)
@@ -37,7 +40,9 @@ struct DevicesCommand: ParsableCommand {
         }
         var lines = ["cpu"]
         lines.append("  \(cpu.modelName), \(cpu.logicalCores) logical cores")
-        lines.append("  SIMD: \(cpu.features.isEmpty ? "none detected" : cpu.features.joined(separator: " ")); kernels use \(cpu.kernelISA)")
+        lines.append(
+            "  SIMD: \(cpu.features.isEmpty ? "none detected" : cpu.features.joined(separator: " ")); kernels use \(cpu.kernelISA)"
+        )
         for probe in probes {
             let title = probe.runtime == .cuda ? "CUDA" : "OpenCL"
             lines.append("")
@@ -47,7 +52,9 @@ struct DevicesCommand: ParsableCommand {
             }
             for device in probe.devices {
                 let memory = String(format: "%.1f GiB", Double(device.memoryBytes) / 1_073_741_824)
-                lines.append("  \(device.id): \(device.name) [\(device.type)], \(memory), \(device.computeUnits) compute units, \(device.detail)")
+                lines.append(
+                    "  \(device.id): \(device.name) [\(device.type)], \(memory), \(device.computeUnits) compute units, \(device.detail)"
+                )
             }
             if let problem = probe.problem { lines.append("  unavailable: \(problem)") }
         }

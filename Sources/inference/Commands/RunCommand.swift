@@ -17,28 +17,43 @@ struct RunCommand: ParsableCommand {
             Diagnostics go to stderr. The exit code is non-zero on any error, and then stdout stays empty.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("Input data: a .npy file, or an .npz with one array per model input.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Input data: a .npy file, or an .npz with one array per model input.", valueName: "file"))
     var input: String
 
-    @Option(name: .long, help: ArgumentHelp("The model: builtin:NAME (linear, mlp) or an .onnx file.", valueName: "model"))
+    @Option(
+        name: .long, help: ArgumentHelp("The model: builtin:NAME (linear, mlp) or an .onnx file.", valueName: "model"))
     var model: String = "builtin:linear"
 
-    @Option(name: .long, help: ArgumentHelp("cpu, gpu, auto, cuda:N or opencl:N. gpu fails when no GPU exists; auto falls back to the CPU and says why.", valueName: "device"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "cpu, gpu, auto, cuda:N or opencl:N. gpu fails when no GPU exists; auto falls back to the CPU and says why.",
+            valueName: "device"))
     var device: String = "cpu"
 
-    @Option(name: .long, help: ArgumentHelp("Write the outputs: .npy (one output) or .npz (all outputs).", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Write the outputs: .npy (one output) or .npz (all outputs).", valueName: "file"))
     var output: String?
 
     @Flag(name: .long, help: "Print one JSON object (device, shapes, outputs, timings) instead of the text lines.")
     var json = false
 
-    @Flag(name: .shortAndLong, help: "Also report model load, plan, first (cold) run and the warm copy/compute split on stderr.")
+    @Flag(
+        name: .shortAndLong,
+        help: "Also report model load, plan, first (cold) run and the warm copy/compute split on stderr.")
     var verbose = false
 
-    @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed warm runs; the reported time is their median.", valueName: "n"))
+    @Option(
+        name: .customLong("repeat"),
+        help: ArgumentHelp("Timed warm runs; the reported time is their median.", valueName: "n"))
     var repeats: Int = 20
 
-    @Option(name: .long, help: ArgumentHelp("Untimed runs after the first (cold) run and before the timed ones.", valueName: "n"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Untimed runs after the first (cold) run and before the timed ones.", valueName: "n"))
     var warmup: Int = 2
 
     func validate() throws {
@@ -66,7 +81,9 @@ struct RunCommand: ParsableCommand {
     private func execute() throws {
         guard let request = DeviceRequest(argument: device) else { throw ExitCode.validationFailure }
         let selection = try DeviceSelection.resolve(request)
-        if let reason = selection.reason { printError("note: --device \(request) chose \(selection.backend.device): \(reason)") }
+        if let reason = selection.reason {
+            printError("note: --device \(request) chose \(selection.backend.device): \(reason)")
+        }
 
         let loadStart = MonotonicClock.nanoseconds()
         let graph = try ModelSource.load(model)
@@ -106,9 +123,10 @@ struct RunCommand: ParsableCommand {
             }
             var outputInfo: [RunReport.OutputInfo] = []
             for output in result.outputs {
-                outputInfo.append(RunReport.OutputInfo(
-                    name: output.name, dtype: output.tensor.dtype.rawValue, shape: output.tensor.shape.dimensions,
-                    values: try floatValues(output.tensor)))
+                outputInfo.append(
+                    RunReport.OutputInfo(
+                        name: output.name, dtype: output.tensor.dtype.rawValue, shape: output.tensor.shape.dimensions,
+                        values: try floatValues(output.tensor)))
             }
             let report = RunReport(
                 model: model, requestedDevice: request.description, device: selection.backend.device.description,
@@ -119,17 +137,23 @@ struct RunCommand: ParsableCommand {
             encoder.keyEncodingStrategy = .convertToSnakeCase
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            guard let primary = result.outputs.first else { throw InputError(description: "the model produced no outputs") }
+            guard let primary = result.outputs.first else {
+                throw InputError(description: "the model produced no outputs")
+            }
             let values = try floatValues(primary.tensor)
             let perSample = inputs.batchSize > 0 ? values.count / max(inputs.batchSize, 1) : values.count
             var lines: [String] = []
-            lines.append(inputs.batchSize > 1 ? "Processing batch input on \(deviceClass)..." : "Processing input on \(deviceClass)...")
+            lines.append(
+                inputs.batchSize > 1
+                    ? "Processing batch input on \(deviceClass)..." : "Processing input on \(deviceClass)...")
             if values.count == 1 {
                 lines.append("Prediction: \(Formatting.value(values[0]))")
             } else if inputs.batchSize > 1 && perSample == 1 {
                 lines.append("Predictions: \(Formatting.list(values[...]))")
             } else if inputs.batchSize > 1 && perSample > 1 {
-                let rows = stride(from: 0, to: values.count, by: perSample).map { Formatting.list(values[$0..<min($0 + perSample, values.count)]) }
+                let rows = stride(from: 0, to: values.count, by: perSample).map {
+                    Formatting.list(values[$0..<min($0 + perSample, values.count)])
+                }
                 lines.append("Predictions: [" + rows.joined(separator: ", ") + "]")
             } else {
                 lines.append("Prediction: \(Formatting.list(values[...]))")
@@ -140,15 +164,20 @@ struct RunCommand: ParsableCommand {
 
         if verbose {
             let ms = { (ns: Double) in Formatting.milliseconds(nanoseconds: ns) + " ms" }
-            printError("model: \(graph.name) (\(graph.nodes.count) nodes), built/loaded in \(ms(Double(loadNanoseconds)))")
+            printError(
+                "model: \(graph.name) (\(graph.nodes.count) nodes), built/loaded in \(ms(Double(loadNanoseconds)))")
             printError("device: \(selection.backend.device) (\(selection.backend.deviceName))")
             printError("plan: \(ms(Double(first.timings.planNanoseconds)))")
-            printError("first run (cold, plan included): \(ms(Double(first.timings.planNanoseconds + first.timings.totalNanoseconds)))")
-            printError("""
+            printError(
+                "first run (cold, plan included): \(ms(Double(first.timings.planNanoseconds + first.timings.totalNanoseconds)))"
+            )
+            printError(
+                """
                 warm over \(warm.count) runs: p50 \(ms(warm.median)), p90 \(ms(warm.percentile(90))), \
                 p99 \(ms(warm.percentile(99))), min \(ms(warm.minimum))
                 """)
-            printError("""
+            printError(
+                """
                 warm p50 split: copy in \(ms(samples.copyIn.median)), compute \(ms(samples.compute.median)), \
                 copy out \(ms(samples.copyOut.median))
                 """)

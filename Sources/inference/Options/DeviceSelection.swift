@@ -16,7 +16,8 @@ enum DeviceRequest: Equatable, CustomStringConvertible {
         case "auto": self = .auto
         default:
             let parts = lowered.split(separator: ":", omittingEmptySubsequences: false)
-            guard let kind = parts.first.flatMap({ DeviceKind(rawValue: String($0)) }), kind != .cpu, parts.count <= 2 else {
+            guard let kind = parts.first.flatMap({ DeviceKind(rawValue: String($0)) }), kind != .cpu, parts.count <= 2
+            else {
                 return nil
             }
             let index = parts.count == 2 ? Int(parts[1]) : 0
@@ -58,7 +59,9 @@ struct DeviceSelection {
             if let gpu = GPUDiscovery.firstGPU(in: probes) {
                 return DeviceSelection(
                     requested: request, backend: CPUBackend(),
-                    reason: "found \(gpu.name) (\(gpu.id)), but this build has no GPU execution backend yet; running on the CPU")
+                    reason:
+                        "found \(gpu.name) (\(gpu.id)), but this build has no GPU execution backend yet; running on the CPU"
+                )
             }
             return DeviceSelection(
                 requested: request, backend: CPUBackend(),
@@ -66,30 +69,37 @@ struct DeviceSelection {
         case .gpu:
             let probes = GPUDiscovery.probe()
             if let gpu = GPUDiscovery.firstGPU(in: probes) {
-                throw DeviceSelectionError(description: """
-                    found \(gpu.name) (\(gpu.id)), but this build has no \(gpu.id.kind == .cuda ? "CUDA" : "OpenCL") execution backend yet.
-                    Use --device cpu, or --device auto to run where the model can run.
-                    """)
+                throw DeviceSelectionError(
+                    description: """
+                        found \(gpu.name) (\(gpu.id)), but this build has no \(gpu.id.kind == .cuda ? "CUDA" : "OpenCL") execution backend yet.
+                        Use --device cpu, or --device auto to run where the model can run.
+                        """)
             }
-            throw DeviceSelectionError(description: """
-                no GPU found. Looked for:
-                  CUDA:   \(probes.first { $0.runtime == .cuda }.map(describe) ?? "not probed")
-                  OpenCL: \(probes.first { $0.runtime == .opencl }.map(describe) ?? "not probed")
-                Use --device cpu, or --device auto to fall back to the CPU. `inference devices` shows what was found.
-                """)
+            throw DeviceSelectionError(
+                description: """
+                    no GPU found. Looked for:
+                      CUDA:   \(probes.first { $0.runtime == .cuda }.map(describe) ?? "not probed")
+                      OpenCL: \(probes.first { $0.runtime == .opencl }.map(describe) ?? "not probed")
+                    Use --device cpu, or --device auto to fall back to the CPU. `inference devices` shows what was found.
+                    """)
         case .specific(let id):
             let probes = GPUDiscovery.probe()
             guard let probe = probes.first(where: { $0.runtime == id.kind }) else {
                 throw DeviceSelectionError(description: "unknown device \(id)")
             }
             guard let device = probe.devices.first(where: { $0.id == id }) else {
-                let found = probe.devices.isEmpty ? describe(probe) : "\(probe.devices.count) device(s): \(probe.devices.map(\.id.description).joined(separator: ", "))"
-                throw DeviceSelectionError(description: "no device \(id): \(found). Use --device cpu, or `inference devices` to list devices.")
+                let found =
+                    probe.devices.isEmpty
+                    ? describe(probe)
+                    : "\(probe.devices.count) device(s): \(probe.devices.map(\.id.description).joined(separator: ", "))"
+                throw DeviceSelectionError(
+                    description: "no device \(id): \(found). Use --device cpu, or `inference devices` to list devices.")
             }
-            throw DeviceSelectionError(description: """
-                found \(device.name) (\(id)), but this build has no \(id.kind == .cuda ? "CUDA" : "OpenCL") execution backend yet.
-                Use --device cpu.
-                """)
+            throw DeviceSelectionError(
+                description: """
+                    found \(device.name) (\(id)), but this build has no \(id.kind == .cuda ? "CUDA" : "OpenCL") execution backend yet.
+                    Use --device cpu.
+                    """)
         }
     }
 
@@ -97,7 +107,8 @@ struct DeviceSelection {
         if let problem = probe.problem { return problem }
         let gpus = probe.devices.filter { $0.type == "gpu" }
         if gpus.isEmpty {
-            return "\(probe.loadedLibrary ?? probe.searched[0]) loaded; no GPU-type device (only: \(probe.devices.map { "\($0.name) [\($0.type)]" }.joined(separator: ", ")))"
+            return
+                "\(probe.loadedLibrary ?? probe.searched[0]) loaded; no GPU-type device (only: \(probe.devices.map { "\($0.name) [\($0.type)]" }.joined(separator: ", ")))"
         }
         return gpus.map { "\($0.name) (\($0.id))" }.joined(separator: ", ")
     }

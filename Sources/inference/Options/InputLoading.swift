@@ -26,22 +26,26 @@ struct LoadedInputs {
                 array = arrays[0]
             } else if let named = arrays.first(where: { $0.name == info.name }) {
                 array = named
-            } else if declared.count == arrays.count && position < arrays.count && arrays.allSatisfy({ $0.name.hasPrefix("arr_") }) {
+            } else if declared.count == arrays.count && position < arrays.count
+                && arrays.allSatisfy({ $0.name.hasPrefix("arr_") })
+            {
                 array = arrays[position]  // np.savez(positional, ...) names arrays arr_0, arr_1, ...
             } else {
-                throw InputError(description: """
-                    \(path): no array for model input '\(info.name)' (the file has: \(arrays.map(\.name).joined(separator: ", ")); \
-                    the model's inputs: \(declared.map(\.name).joined(separator: ", ")))
-                    """)
+                throw InputError(
+                    description: """
+                        \(path): no array for model input '\(info.name)' (the file has: \(arrays.map(\.name).joined(separator: ", ")); \
+                        the model's inputs: \(declared.map(\.name).joined(separator: ", ")))
+                        """)
             }
             var tensor = array.tensor
             let source = arrays.count == 1 ? path : "\(path):\(array.name)"
             if tensor.dtype != info.dtype {
                 guard info.dtype == .float32, tensor.dtype.isFloatingPoint else {
-                    throw InputError(description: """
-                        \(source): holds \(tensor.dtype) data, but model input '\(info.name)' takes \(info.dtype). \
-                        Save the array as \(info.dtype) (e.g. x.astype(np.\(info.dtype)))
-                        """)
+                    throw InputError(
+                        description: """
+                            \(source): holds \(tensor.dtype) data, but model input '\(info.name)' takes \(info.dtype). \
+                            Save the array as \(info.dtype) (e.g. x.astype(np.\(info.dtype)))
+                            """)
                 }
                 notes.append("\(source): converted \(tensor.dtype) to float32, the type of model input '\(info.name)'")
                 tensor = try convertToFloat32(tensor)
@@ -51,10 +55,11 @@ struct LoadedInputs {
                 if info.accepts(candidate.shape) { tensor = candidate }
             }
             guard info.accepts(tensor.shape) else {
-                throw InputError(description: """
-                    \(source): shape \(array.tensor.shape) does not fit model input '\(info.name)' of shape \(info.shapeDescription) \
-                    (\(graph.name) expects \(describeExpected(info)))
-                    """)
+                throw InputError(
+                    description: """
+                        \(source): shape \(array.tensor.shape) does not fit model input '\(info.name)' of shape \(info.shapeDescription) \
+                        (\(graph.name) expects \(describeExpected(info)))
+                        """)
             }
             if position == 0, let first = tensor.shape.dimensions.first, tensor.shape.rank > 0 { batch = first }
             fitted.append(NamedTensor(name: info.name, tensor: tensor))
@@ -67,7 +72,8 @@ struct LoadedInputs {
             return "exactly \(info.shapeDescription)"
         }
         let sample = Array(dims.dropFirst())
-        let sampleText = sample.count == 1 ? "(\(sample[0]),)" : "(" + sample.map(\.description).joined(separator: ", ") + ")"
+        let sampleText =
+            sample.count == 1 ? "(\(sample[0]),)" : "(" + sample.map(\.description).joined(separator: ", ") + ")"
         return "one sample of shape \(sampleText) or a batch of shape \(info.shapeDescription)"
     }
 

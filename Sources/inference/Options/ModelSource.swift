@@ -10,14 +10,16 @@ enum ModelSource {
             return try BuiltinModels.graph(named: String(argument.dropFirst("builtin:".count)))
         }
         if argument.hasSuffix(".onnx") {
-            throw ModelSourceError(description: """
-                \(argument): loading .onnx files is not available in this build yet. \
-                Use a builtin model: \(BuiltinModels.names.map { "builtin:\($0)" }.joined(separator: ", "))
-                """)
+            throw ModelSourceError(
+                description: """
+                    \(argument): loading .onnx files is not available in this build yet. \
+                    Use a builtin model: \(BuiltinModels.names.map { "builtin:\($0)" }.joined(separator: ", "))
+                    """)
         }
-        throw ModelSourceError(description: """
-            \(argument): not a model name. Use builtin:NAME (\(BuiltinModels.names.joined(separator: ", "))) or a path to an .onnx file
-            """)
+        throw ModelSourceError(
+            description: """
+                \(argument): not a model name. Use builtin:NAME (\(BuiltinModels.names.joined(separator: ", "))) or a path to an .onnx file
+                """)
     }
 }
 
