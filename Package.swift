@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Tensors, dtypes and the NumPy file formats. Depends on nothing of ours.
@@ -19,6 +20,14 @@ let package = Package(
             name: "InferenceTensor",
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
+        // Generated swift-protobuf code for onnx.proto only (scripts/generate-onnx-proto); never edited by hand.
+        .target(
+            name: "ONNXProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Proto"]
+        ),
+        // ModelProto → Graph: the only module that sees ONNXProto.
+        .target(name: "ONNXImport", dependencies: ["ONNXProto", "InferenceGraph", "InferenceTensor"]),
         // The intermediate form: graph, nodes, attributes, shape inference and planning.
         .target(name: "InferenceGraph", dependencies: ["InferenceTensor"]),
         // Backend and Kernel protocols, kernel registry, Session, timings.

@@ -4,30 +4,62 @@ import InferenceTensor
 /// The CPU backend's kernel table: the one place that says which operators, opsets and element types
 /// it runs. Kernels live in Kernels/, one file per operator family.
 public enum CPUKernelTable {
-    public static let registry = KernelRegistry([
-        KernelRegistration("Gemm", opsets: 7...Int.max, dtypes: [.float32]) { node, _ in try GemmKernel(node: node) },
-        KernelRegistration("MatMul", opsets: 1...Int.max, dtypes: [.float32]) { node, _ in try MatMulKernel(node: node)
-        },
-        KernelRegistration("Add", opsets: 7...Int.max, dtypes: [.float32]) { node, _ in
-            try BinaryKernel(node: node, op: .add)
-        },
-        KernelRegistration("Sub", opsets: 7...Int.max, dtypes: [.float32]) { node, _ in
-            try BinaryKernel(node: node, op: .sub)
-        },
-        KernelRegistration("Mul", opsets: 7...Int.max, dtypes: [.float32]) { node, _ in
-            try BinaryKernel(node: node, op: .mul)
-        },
-        KernelRegistration("Div", opsets: 7...Int.max, dtypes: [.float32]) { node, _ in
-            try BinaryKernel(node: node, op: .div)
-        },
-        KernelRegistration("Relu", opsets: 6...Int.max, dtypes: [.float32]) { node, _ in
-            try UnaryKernel(node: node, op: .relu)
-        },
-        KernelRegistration("Sigmoid", opsets: 6...Int.max, dtypes: [.float32]) { node, _ in
-            try UnaryKernel(node: node, op: .sigmoid)
-        },
-        KernelRegistration("Identity", opsets: 1...Int.max, dtypes: Set(DType.allCases)) { node, _ in
-            try UnaryKernel(node: node, op: .identity)
-        },
-    ])
+    public static let registry: KernelRegistry = {
+        var table: [KernelRegistration] = []
+        func add(_ ops: [String], _ dtypes: Set<DType>, _ make: @escaping @Sendable (BoundNode) throws -> any Kernel) {
+            for op in ops { table.append(KernelRegistration(op, dtypes: dtypes) { node, _ in try make(node) }) }
+        }
+        let floats: Set<DType> = [.float32]
+        let allFloats: Set<DType> = [.float32, .float64, .float16]
+        let signedNumbers: Set<DType> = allFloats.union([.int8, .int16, .int32, .int64])
+        // Linear algebra.
+        add(["Gemm"], floats) { try GemmKernel(node: $0) }
+        add(["MatMul"], floats) { try MatMulKernel(node: $0) }
+        // Elementwise.
+        add(["Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Erf", "LeakyRelu", "Elu", "HardSigmoid",
+             "Gelu", "HardSwish", "Softplus", "Softsign", "Selu", "Celu", "ThresholdedRelu", "Mish", "Sin", "Cos", "Round"],
+            allFloats, UnaryKernels.make)
+        add(["Neg", "Abs", "Sign", "Floor", "Ceil"], signedNumbers.union([.uint8, .uint16, .uint32, .uint64]), UnaryKernels.make)
+        add(["Not"], [.bool], UnaryKernels.makeNot)
+        add(["Identity", "Dropout"], allTypes, UnaryKernels.makeCopy)
+        add(["Clip"], numericTypes, UnaryKernels.makeClip)
+        add(["Cast", "CastLike"], allTypes, UnaryKernels.makeCast)
+        add(["Add", "Sub", "Mul", "Div", "Max", "Min"], numericTypes) {
+            $0.inputs.count == 2 ? try BinaryKernels.make($0) : try BinaryKernels.makeVariadic($0)
+        }
+        add(["Pow"], numericTypes, BinaryKernels.make)
+        add(["Mod"], numericTypes, BinaryKernels.make)
+        add(["PRelu"], allFloats, BinaryKernels.make)
+        add(["Sum", "Mean"], numericTypes, BinaryKernels.makeVariadic)
+        add(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], allTypes, BinaryKernels.make)
+        add(["And", "Or", "Xor"], [.bool], BinaryKernels.make)
+        add(["Where"], allTypes, BinaryKernels.makeWhere)
+        // Normalization and activations over an axis.
+        add(["Softmax", "LogSoftmax"], floats, NormalizationKernels.makeSoftmax)
+        add(["BatchNormalization"], floats, NormalizationKernels.makeBatchNorm)
+        add(["LayerNormalization"], floats, NormalizationKernels.makeLayerNorm)
+        // Convolution and pooling.
+        add(["Conv"], floats) { try ConvKernel(node: $0) }
+        add(["ConvTranspose"], floats) { try ConvTransposeKernel(node: $0) }
+        add(["MaxPool", "AveragePool"], floats, PoolingKernels.make)
+        add(["GlobalAveragePool", "GlobalMaxPool"], floats, PoolingKernels.makeGlobal)
+        add(["Resize"], allFloats.union([.int8, .uint8, .int32, .int64]), ResizeKernels.make)
+        // Reductions.
+        add(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"], numericTypes, ReductionKernels.makeReduce)
+        add(["ArgMax", "ArgMin"], numericTypes, ReductionKernels.makeArgReduce)
+        // Data movement (any element type).
+        add(["Reshape", "Flatten", "Squeeze", "Unsqueeze"], allTypes, TensorOpKernels.makeReshape)
+        add(["Transpose"], allTypes, TensorOpKernels.makeTranspose)
+        add(["Concat"], allTypes, TensorOpKernels.makeConcat)
+        add(["Split"], allTypes, TensorOpKernels.makeSplit)
+        add(["Slice"], allTypes, TensorOpKernels.makeSlice)
+        add(["Gather"], allTypes, TensorOpKernels.makeGather)
+        add(["Expand"], allTypes, TensorOpKernels.makeExpand)
+        add(["Tile"], allTypes, TensorOpKernels.makeTile)
+        add(["Pad"], allTypes, TensorOpKernels.makePad)
+        add(["ConstantOfShape"], allTypes, TensorOpKernels.makeConstantOfShape)
+        add(["Range"], numericTypes, TensorOpKernels.makeRange)
+        add(["Shape", "Size"], allTypes, TensorOpKernels.makeShapeOf)
+        return KernelRegistry(table)
+    }()
 }

@@ -50,6 +50,12 @@ public struct BoundNode: Sendable {
     /// Buffer and type per node input; nil for an omitted optional input.
     public var inputs: [BoundValue?]
     public var outputs: [BoundValue]
+
+    public init(step: PlannedStep, inputs: [BoundValue?], outputs: [BoundValue]) {
+        self.step = step
+        self.inputs = inputs
+        self.outputs = outputs
+    }
 }
 
 /// A value bound to device memory. `constant` holds the host copy of a weight, for kernels that pack it.
@@ -57,4 +63,10 @@ public struct BoundValue: Sendable {
     public var type: TensorType
     public var slice: BufferSlice
     public var constant: Tensor?
+
+    public init(type: TensorType, slice: BufferSlice, constant: Tensor?) {
+        self.type = type
+        self.slice = slice
+        self.constant = constant
+    }
 }

@@ -63,6 +63,15 @@ public struct KernelRegistry: Sendable {
         entries.values.flatMap { $0 }.sorted { ($0.domain, $0.opType) < ($1.domain, $1.opType) }
     }
 
+    /// The element type a node's kernel is looked up by: the type of the input that carries the data
+    /// (the condition of Where and the indices of Gather are skipped; Cast and comparisons use input 0).
+    public static func dispatchType(of step: PlannedStep, inputs: [BoundValue?], outputs: [BoundValue]) -> DType {
+        let op = step.node.opType
+        if op == "Where", inputs.count > 1, let x = inputs[1] { return x.type.dtype }
+        if (op == "ConstantOfShape" || op == "Shape" || op == "Size"), let y = outputs.first { return y.type.dtype }
+        return inputs.compactMap { $0 }.first?.type.dtype ?? outputs.first?.type.dtype ?? .float32
+    }
+
     /// Operator names, sorted and unique.
     public var operatorNames: [String] {
         Array(Set(entries.values.flatMap { $0.map { $0.domain.isEmpty ? $0.opType : "\($0.domain).\($0.opType)" } }))

@@ -4,19 +4,21 @@ import InferenceTensor
 public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     /// No kernel for an operator; names the node, opset and what the backend does support.
     case unsupportedOperator(
-        node: String, opType: String, opset: Int, dtype: DType, device: String, supported: [String])
+        node: String, opType: String, opset: Int, dtype: DType?, device: String, supported: [String])
     case outOfMemory(device: String, bytes: Int)
     case missingInput(name: String, expected: [String])
     case unexpectedInput(name: String, expected: [String])
     case inputType(name: String, expected: String, actual: String)
     case inputShape(name: String, expected: String, actual: String)
     case invalidNode(node: String, detail: String)
+    /// A supported operator used with an attribute value this runtime does not implement.
+    case unsupportedAttribute(node: String, detail: String)
     case device(String)
 
     public var description: String {
         switch self {
         case .unsupportedOperator(let node, let opType, let opset, let dtype, let device, let supported):
-            "\(node): operator \(opType) (opset \(opset), \(dtype)) is not supported on \(device). "
+            "\(node): operator \(opType) (opset \(opset)\(dtype.map { ", \($0)" } ?? "")) is not supported on \(device). "
                 + "Supported operators: \(supported.joined(separator: ", "))"
         case .outOfMemory(let device, let bytes): "\(device): out of memory allocating \(bytes) bytes"
         case .missingInput(let name, let expected):
@@ -27,6 +29,7 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
         case .inputShape(let name, let expected, let actual):
             "input '\(name)': expected shape \(expected), got \(actual)"
         case .invalidNode(let node, let detail): "\(node): \(detail)"
+        case .unsupportedAttribute(let node, let detail): "\(node): \(detail) is not supported"
         case .device(let message): message
         }
     }

@@ -33,19 +33,37 @@ public struct RunResult: Sendable {
 public final class Session {
     public let graph: Graph
     public let backend: any Backend
-    private var plans: [[Shape]: BoundPlan] = [:]
+    /// Evaluates nodes whose inputs are known at plan time (constant folding); nil disables folding.
+    public let evaluator: (any ConstantEvaluator)?
+    private let valueKeyedInputs: Set<String>
+    private var plans: [PlanKey: BoundPlan] = [:]
 
+    /// Plans are specific to input shapes, and to the values of shape-like inputs.
+    private struct PlanKey: Hashable {
+        var shapes: [Shape]
+        var values: [[UInt8]]
+    }
+
+    /// - Parameter evaluator: folds constant subgraphs at plan time; defaults to the backend when it can.
     /// - Throws: `GraphError` when the graph is malformed, `RuntimeError.unsupportedOperator` naming the
-    ///   first node the backend has no kernel for.
-    public init(graph: Graph, backend: any Backend) throws {
+    ///   first node neither the backend nor the evaluator has a kernel for.
+    public init(graph: Graph, backend: any Backend, evaluator: (any ConstantEvaluator)? = nil) throws {
         _ = try graph.topologicallySorted()
-        for node in graph.nodes where !backend.kernels.knows(opType: node.opType, domain: node.domain) {
-            throw RuntimeError.unsupportedOperator(
-                node: node.displayName, opType: node.opType, opset: graph.opset(for: node),
-                dtype: .float32, device: backend.device.description, supported: backend.kernels.operatorNames)
+        let evaluator = evaluator ?? (backend as? any ConstantEvaluator)
+        for node in graph.nodes {
+            let known = backend.kernels.knows(opType: node.opType, domain: node.domain)
+                || (evaluator?.canEvaluate(opType: node.opType, domain: node.domain) ?? false)
+                || (node.domain.isEmpty && ["Shape", "Size"].contains(node.opType))
+            guard known else {
+                throw RuntimeError.unsupportedOperator(
+                    node: node.displayName, opType: node.opType, opset: graph.opset(for: node),
+                    dtype: nil, device: backend.device.description, supported: backend.kernels.operatorNames)
+            }
         }
         self.graph = graph
         self.backend = backend
+        self.evaluator = evaluator
+        self.valueKeyedInputs = ShapeInference.valueKeyedInputs(of: graph)
     }
 
     /// Number of plans built so far (one per distinct set of input shapes).
@@ -56,15 +74,22 @@ public final class Session {
     ///   when the input shapes do not fit the graph.
     public func run(_ inputs: [NamedTensor]) throws -> RunResult {
         let ordered = try match(inputs)
-        let shapes = ordered.map(\.shape)
+        var key = PlanKey(shapes: ordered.map(\.shape), values: [])
+        var inputValues: [String: Tensor] = [:]
+        if !valueKeyedInputs.isEmpty {
+            for (info, tensor) in zip(graph.runtimeInputs, ordered) where valueKeyedInputs.contains(info.name) {
+                key.values.append(tensor.withUnsafeBytes { Array($0) })
+                inputValues[info.name] = tensor
+            }
+        }
         var planNanoseconds: UInt64 = 0
         let plan: BoundPlan
-        if let cached = plans[shapes] {
+        if let cached = plans[key] {
             plan = cached
         } else {
             let start = MonotonicClock.nanoseconds()
-            plan = try BoundPlan(graph: graph, inputs: ordered, backend: backend)
-            plans[shapes] = plan
+            plan = try BoundPlan(graph: graph, inputs: ordered, inputValues: inputValues, backend: backend, evaluator: evaluator)
+            plans[key] = plan
             planNanoseconds = MonotonicClock.nanoseconds() - start
         }
         var timings = try plan.execute(inputs: ordered)
@@ -109,18 +134,22 @@ final class BoundPlan {
     let plan: ExecutionPlan
     let backend: any Backend
     private let kernels: [any Kernel]
-    private let inputSlices: [BufferSlice]
+    /// Per runtime input: where it is copied, or nil when the plan took its value at plan time.
+    private let inputSlices: [BufferSlice?]
     private let outputSlices: [BufferSlice]
     private var outputs: [NamedTensor] = []
     /// Keeps the arena and constant buffers alive as long as the kernels that point into them.
     private let buffers: [any DeviceBuffer]
 
-    init(graph: Graph, inputs: [Tensor], backend: any Backend) throws {
+    init(
+        graph: Graph, inputs: [Tensor], inputValues: [String: Tensor], backend: any Backend,
+        evaluator: (any ConstantEvaluator)?
+    ) throws {
         var types: [String: TensorType] = [:]
         for (info, tensor) in zip(graph.runtimeInputs, inputs) {
             types[info.name] = TensorType(dtype: tensor.dtype, shape: tensor.shape)
         }
-        let plan = try ExecutionPlan(graph: graph, inputTypes: types)
+        let plan = try ExecutionPlan(graph: graph, inputTypes: types, inputValues: inputValues, evaluator: evaluator)
         let arena = try backend.allocate(bytes: max(plan.arenaBytes, MemoryPlanner.alignment))
         var buffers: [any DeviceBuffer] = [arena]
         var bound: [BoundValue] = []
@@ -131,7 +160,7 @@ final class BoundPlan {
                 let slice = BufferSlice(buffer: arena, offset: offset, byteCount: value.type.byteCount)
                 bound.append(BoundValue(type: value.type, slice: slice, constant: nil))
             case .constant:
-                guard let tensor = graph.initializers[value.name] else {
+                guard let tensor = plan.constants[value.name] else {
                     throw RuntimeError.invalidNode(node: "initializer '\(value.name)'", detail: "missing constant data")
                 }
                 let buffer = try backend.allocate(bytes: max(tensor.byteCount, 1))
@@ -145,7 +174,7 @@ final class BoundPlan {
         for step in plan.steps {
             let node = BoundNode(
                 step: step, inputs: step.inputs.map { $0.map { bound[$0] } }, outputs: step.outputs.map { bound[$0] })
-            let dtype = node.inputs.compactMap { $0 }.first?.type.dtype ?? node.outputs.first?.type.dtype ?? .float32
+            let dtype = KernelRegistry.dispatchType(of: step, inputs: node.inputs, outputs: node.outputs)
             guard
                 let registration = backend.kernels.lookup(
                     opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
@@ -160,7 +189,7 @@ final class BoundPlan {
         self.backend = backend
         self.kernels = kernels
         self.buffers = buffers
-        self.inputSlices = plan.inputs.map { bound[$0].slice }
+        self.inputSlices = plan.inputs.map { $0.map { bound[$0].slice } }
         self.outputSlices = plan.outputs.map { bound[$0].slice }
         self.outputs = try plan.outputs.map { index in
             let value = plan.values[index]
@@ -172,7 +201,7 @@ final class BoundPlan {
     /// Copies inputs in, runs every kernel, copies outputs out; each phase timed after the device is idle.
     func execute(inputs: [Tensor]) throws -> RunTimings {
         let start = MonotonicClock.nanoseconds()
-        for (tensor, slice) in zip(inputs, inputSlices) {
+        for case let (tensor, slice?) in zip(inputs, inputSlices) {
             try tensor.withUnsafeBytes { try backend.copy(from: $0, to: slice) }
         }
         try backend.synchronize()

@@ -1,44 +1,300 @@
 import CKernels
+import Foundation
 import InferenceRuntime
 import InferenceTensor
 
-/// Unary elementwise operators over contiguous buffers.
-final class UnaryKernel: Kernel {
-    enum Op { case relu, sigmoid, identity }
-
-    private let op: Op
-    private let x: UnsafeMutableRawPointer
-    private let y: UnsafeMutableRawPointer
-    private let count: Int
-    private let bytes: Int
-
-    init(node: BoundNode, op: Op) throws {
-        guard let input = node.inputs.first ?? nil, let output = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "needs one input and one output")
+/// Unary elementwise operators. Relu and Sigmoid on float32 use the SIMD C kernels; the rest apply a
+/// scalar function (computed in double precision, rounded once to the output type).
+enum UnaryKernels {
+    /// The scalar function for an operator, with its attributes bound. Nil for unknown operators.
+    static func function(_ node: BoundNode) throws -> ((Double) -> Double)? {
+        let a = node.attributes
+        switch a.opType {
+        case "Relu": return { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
+        case "Sigmoid": return { $0 >= 0 ? 1 / (1 + Foundation.exp(-$0)) : Foundation.exp($0) / (1 + Foundation.exp($0)) }
+        case "Sqrt": return { $0.squareRoot() }
+        case "Reciprocal": return { 1 / $0 }
+        case "Exp": return { Foundation.exp($0) }
+        case "Log": return { Foundation.log($0) }
+        case "Neg": return { -$0 }
+        case "Abs": return { Swift.abs($0) }
+        case "Erf": return { Foundation.erf($0) }
+        case "Tanh": return { Foundation.tanh($0) }
+        case "Floor": return { $0.rounded(.down) }
+        case "Ceil": return { $0.rounded(.up) }
+        case "Round": return { $0.rounded(.toNearestOrEven) }
+        case "Sign": return { $0 > 0 ? 1 : ($0 < 0 ? -1 : ($0.isNaN ? $0 : 0)) }
+        case "Sin": return { Foundation.sin($0) }
+        case "Cos": return { Foundation.cos($0) }
+        case "Softplus": return { $0 > 0 ? $0 + Foundation.log1p(Foundation.exp(-$0)) : Foundation.log1p(Foundation.exp($0)) }
+        case "Softsign": return { $0 / (1 + Swift.abs($0)) }
+        case "Mish": return { x in x * Foundation.tanh(x > 0 ? x + Foundation.log1p(Foundation.exp(-x)) : Foundation.log1p(Foundation.exp(x))) }
+        case "LeakyRelu":
+            let alpha = Double(try a.float("alpha", default: 0.01))
+            return { $0 >= 0 ? $0 : alpha * $0 }
+        case "Elu":
+            let alpha = Double(try a.float("alpha", default: 1))
+            return { $0 >= 0 ? $0 : alpha * (Foundation.exp($0) - 1) }
+        case "Celu":
+            let alpha = Double(try a.float("alpha", default: 1))
+            return { max(0, $0) + min(0, alpha * (Foundation.exp($0 / alpha) - 1)) }
+        case "Selu":
+            let alpha = Double(try a.float("alpha", default: 1.67326319217681884765625))
+            let gamma = Double(try a.float("gamma", default: 1.05070102214813232421875))
+            return { $0 > 0 ? gamma * $0 : gamma * (alpha * Foundation.exp($0) - alpha) }
+        case "ThresholdedRelu":
+            let alpha = Double(try a.float("alpha", default: 1))
+            return { $0 > alpha ? $0 : 0 }
+        case "HardSigmoid":
+            let alpha = Double(try a.float("alpha", default: 0.2))
+            let beta = Double(try a.float("beta", default: 0.5))
+            return { max(0, min(1, alpha * $0 + beta)) }
+        case "HardSwish":
+            return { $0 * max(0, min(1, $0 / 6 + 0.5)) }
+        case "Gelu":
+            if try a.string("approximate", default: "none") == "tanh" {
+                let c = (2 / Double.pi).squareRoot()
+                return { 0.5 * $0 * (1 + Foundation.tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
+            }
+            return { 0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot())) }
+        default: return nil
         }
-        self.op = op
-        x = try input.slice.hostPointer()
-        y = try output.slice.hostPointer()
-        count = output.type.shape.elementCount
-        bytes = output.type.byteCount
     }
 
-    func run() throws {
-        switch op {
-        case .relu:
-            ck_relu(x.assumingMemoryBound(to: Float.self), y.assumingMemoryBound(to: Float.self), count)
-        case .sigmoid:
-            ck_sigmoid(x.assumingMemoryBound(to: Float.self), y.assumingMemoryBound(to: Float.self), count)
-        case .identity:
-            if x != y { y.copyMemory(from: x, byteCount: bytes) }
+    static func make(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let count = y.count
+        let src = try x.raw()
+        let dst = try y.raw()
+        if y.type.dtype == .float32 && (node.attributes.opType == "Relu" || node.attributes.opType == "Sigmoid") {
+            let xs = src.assumingMemoryBound(to: Float.self)
+            let ys = dst.assumingMemoryBound(to: Float.self)
+            let relu = node.attributes.opType == "Relu"
+            return ClosureKernel { relu ? ck_relu(xs, ys, count) : ck_sigmoid(xs, ys, count) }
+        }
+        guard let f = try function(node) else { throw node.fail("no elementwise function") }
+        let io = ElementIO.for(y.type.dtype)
+        return ClosureKernel {
+            for i in 0..<count { io.store(dst, i, f(io.load(src, i))) }
+        }
+    }
+
+    /// Not on bool tensors.
+    static func makeNot(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0).pointer(UInt8.self)
+        let y = try node.output(0).pointer(UInt8.self)
+        let count = try node.output(0).count
+        return ClosureKernel { for i in 0..<count { y[i] = x[i] == 0 ? 1 : 0 } }
+    }
+
+    /// Identity, and the inference-mode Dropout (Y = X; the optional mask is all true).
+    static func makeCopy(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let src = try x.raw()
+        let dst = try y.raw()
+        let bytes = y.type.byteCount
+        let mask = node.outputs.count > 1 ? try node.output(1) : nil
+        let maskPointer = try mask?.pointer(UInt8.self)
+        let maskCount = mask?.count ?? 0
+        return ClosureKernel {
+            if src != dst { dst.copyMemory(from: src, byteCount: bytes) }
+            if let maskPointer { maskPointer.update(repeating: 1, count: maskCount) }
+        }
+    }
+
+    /// Clip: bounds from attributes (opset < 11) or optional inputs read at run time (opset ≥ 11).
+    static func makeClip(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let io = ElementIO.for(y.type.dtype)
+        let src = try x.raw()
+        let dst = try y.raw()
+        let count = y.count
+        if node.opset < 11 {
+            let low = Double(try node.attributes.float("min", default: -.greatestFiniteMagnitude))
+            let high = Double(try node.attributes.float("max", default: .greatestFiniteMagnitude))
+            return ClosureKernel { for i in 0..<count { io.store(dst, i, clip(io.load(src, i), low, high)) } }
+        }
+        let lowPointer = try node.optionalInput(1)?.raw()
+        let highPointer = try node.optionalInput(2)?.raw()
+        return ClosureKernel {
+            let low = lowPointer.map { io.load($0, 0) } ?? -.infinity
+            let high = highPointer.map { io.load($0, 0) } ?? .infinity
+            for i in 0..<count { io.store(dst, i, clip(io.load(src, i), low, high)) }
+        }
+    }
+
+    private static func clip(_ v: Double, _ low: Double, _ high: Double) -> Double {
+        v.isNaN ? v : min(max(v, low), high)
+    }
+
+    /// Cast between any two supported element types (float to integer truncates toward zero and saturates).
+    static func makeCast(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let src = try x.raw()
+        let dst = try y.raw()
+        let count = y.count
+        if x.type.dtype == y.type.dtype {
+            let bytes = y.type.byteCount
+            return ClosureKernel { dst.copyMemory(from: src, byteCount: bytes) }
+        }
+        let input = ElementIO.for(x.type.dtype)
+        let output = ElementIO.for(y.type.dtype)
+        let truncate = x.type.dtype.isFloatingPoint && !y.type.dtype.isFloatingPoint && y.type.dtype != .bool
+        if x.type.dtype == .int64 && y.type.dtype != .bool && !y.type.dtype.isFloatingPoint {
+            // Integer to integer: wrap like C (and onnxruntime) instead of going through Double.
+            let s = src.assumingMemoryBound(to: Int64.self)
+            return ClosureKernel {
+                for i in 0..<count { storeWrapped(s[i], into: dst, at: i, as: y.type.dtype) }
+            }
+        }
+        return ClosureKernel {
+            for i in 0..<count {
+                let v = input.load(src, i)
+                output.store(dst, i, truncate ? v.rounded(.towardZero) : v)
+            }
+        }
+    }
+
+    private static func storeWrapped(_ v: Int64, into dst: UnsafeMutableRawPointer, at i: Int, as dtype: DType) {
+        switch dtype {
+        case .int8: dst.storeBytes(of: Int8(truncatingIfNeeded: v), toByteOffset: i, as: Int8.self)
+        case .int16: dst.storeBytes(of: Int16(truncatingIfNeeded: v), toByteOffset: i * 2, as: Int16.self)
+        case .int32: dst.storeBytes(of: Int32(truncatingIfNeeded: v), toByteOffset: i * 4, as: Int32.self)
+        case .uint8: dst.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: i, as: UInt8.self)
+        case .uint16: dst.storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: i * 2, as: UInt16.self)
+        case .uint32: dst.storeBytes(of: UInt32(truncatingIfNeeded: v), toByteOffset: i * 4, as: UInt32.self)
+        case .uint64: dst.storeBytes(of: UInt64(truncatingIfNeeded: v), toByteOffset: i * 8, as: UInt64.self)
+        default: dst.storeBytes(of: v, toByteOffset: i * 8, as: Int64.self)
         }
     }
 }
 
-/// Binary float operators with NumPy broadcasting. Shapes are resolved at creation into an outer loop
+/// Binary and variadic operators with NumPy broadcasting.
+enum BinaryKernels {
+    /// Float32 Add/Sub/Mul/Div use the row-based fast path; everything else the general one.
+    static func make(_ node: BoundNode) throws -> any Kernel {
+        let op = node.attributes.opType
+        let a = try node.input(0)
+        let b = try node.input(1)
+        let y = try node.output(0)
+        if a.type.dtype == .float32 && b.type.dtype == .float32, let fast = BinaryKernel.Op(rawValue: op) {
+            return try BinaryKernel(node: node, op: fast)
+        }
+        let f = try function(node, dtype: a.type.dtype)
+        let loadA = ElementIO.for(a.type.dtype)
+        let loadB = ElementIO.for(b.type.dtype)
+        let store = ElementIO.for(y.type.dtype)
+        let offsetsA = broadcastOffsets(operand: a.shape, output: y.shape)
+        let offsetsB = broadcastOffsets(operand: b.shape, output: y.shape)
+        let pa = try a.raw(), pb = try b.raw(), py = try y.raw()
+        if a.type.dtype == .int64 && b.type.dtype == .int64 && y.type.dtype == .int64, let g = integerFunction(op) {
+            let ia = pa.assumingMemoryBound(to: Int64.self)
+            let ib = pb.assumingMemoryBound(to: Int64.self)
+            let iy = py.assumingMemoryBound(to: Int64.self)
+            return ClosureKernel { for i in 0..<offsetsA.count { iy[i] = g(ia[offsetsA[i]], ib[offsetsB[i]]) } }
+        }
+        return ClosureKernel {
+            for i in 0..<offsetsA.count { store.store(py, i, f(loadA.load(pa, offsetsA[i]), loadB.load(pb, offsetsB[i]))) }
+        }
+    }
+
+    /// Exact int64 arithmetic (shape computations must not go through Double).
+    static func integerFunction(_ op: String) -> ((Int64, Int64) -> Int64)? {
+        switch op {
+        case "Add": { $0 &+ $1 }
+        case "Sub": { $0 &- $1 }
+        case "Mul": { $0 &* $1 }
+        case "Div": { $1 == 0 ? 0 : $0 / $1 }
+        case "Max": { max($0, $1) }
+        case "Min": { min($0, $1) }
+        case "Sum": { $0 &+ $1 }
+        default: nil
+        }
+    }
+
+    static func function(_ node: BoundNode, dtype: DType) throws -> (Double, Double) -> Double {
+        let integer = !dtype.isFloatingPoint
+        switch node.attributes.opType {
+        case "Add", "Sum": return { $0 + $1 }
+        case "Sub": return { $0 - $1 }
+        case "Mul": return { $0 * $1 }
+        case "Div": return integer ? { $1 == 0 ? 0 : ($0 / $1).rounded(.towardZero) } : { $0 / $1 }
+        case "Pow": return { Foundation.pow($0, $1) }
+        case "Max": return { $0.isNaN || $1.isNaN ? .nan : max($0, $1) }
+        case "Min": return { $0.isNaN || $1.isNaN ? .nan : min($0, $1) }
+        case "PRelu": return { $0 < 0 ? $0 * $1 : $0 }
+        case "Mod":
+            if try node.attributes.int("fmod", default: 0) != 0 { return { Foundation.fmod($0, $1) } }
+            return { a, b in
+                // Python-style: the result takes the divisor's sign.
+                guard b != 0 else { return integer ? 0 : .nan }
+                let r = Foundation.fmod(a, b)
+                return r != 0 && (r < 0) != (b < 0) ? r + b : r
+            }
+        case "Equal": return { $0 == $1 ? 1 : 0 }
+        case "Less": return { $0 < $1 ? 1 : 0 }
+        case "Greater": return { $0 > $1 ? 1 : 0 }
+        case "LessOrEqual": return { $0 <= $1 ? 1 : 0 }
+        case "GreaterOrEqual": return { $0 >= $1 ? 1 : 0 }
+        case "And": return { $0 != 0 && $1 != 0 ? 1 : 0 }
+        case "Or": return { $0 != 0 || $1 != 0 ? 1 : 0 }
+        case "Xor": return { ($0 != 0) != ($1 != 0) ? 1 : 0 }
+        default: throw node.fail("no binary function")
+        }
+    }
+
+    /// Max, Min, Sum, Mean over any number of broadcast inputs.
+    static func makeVariadic(_ node: BoundNode) throws -> any Kernel {
+        let y = try node.output(0)
+        let inputs = try node.inputs.indices.map { try node.input($0) }
+        if inputs.count == 1 {
+            return try UnaryKernels.makeCopy(node)
+        }
+        let op = node.attributes.opType
+        let f = try function(node, dtype: y.type.dtype)
+        let mean = op == "Mean"
+        let io = ElementIO.for(y.type.dtype)
+        let loads = inputs.map { ElementIO.for($0.type.dtype) }
+        let offsets = inputs.map { broadcastOffsets(operand: $0.shape, output: y.shape) }
+        let pointers = try inputs.map { try $0.raw() }
+        let py = try y.raw()
+        let count = y.count
+        let n = Double(inputs.count)
+        return ClosureKernel {
+            for i in 0..<count {
+                var acc = loads[0].load(pointers[0], offsets[0][i])
+                for k in 1..<pointers.count { acc = f(acc, loads[k].load(pointers[k], offsets[k][i])) }
+                io.store(py, i, mean ? acc / n : acc)
+            }
+        }
+    }
+
+    /// Where(condition, X, Y) with three-way broadcasting.
+    static func makeWhere(_ node: BoundNode) throws -> any Kernel {
+        let c = try node.input(0), x = try node.input(1), z = try node.input(2), y = try node.output(0)
+        let oc = broadcastOffsets(operand: c.shape, output: y.shape)
+        let ox = broadcastOffsets(operand: x.shape, output: y.shape)
+        let oz = broadcastOffsets(operand: z.shape, output: y.shape)
+        let pc = try c.pointer(UInt8.self)
+        let px = try x.raw(), pz = try z.raw(), py = try y.raw()
+        let size = y.type.dtype.byteSize
+        return ClosureKernel {
+            for i in 0..<oc.count {
+                let source = pc[oc[i]] != 0 ? px + ox[i] * size : pz + oz[i] * size
+                (py + i * size).copyMemory(from: source, byteCount: size)
+            }
+        }
+    }
+}
+
+/// Float32 Add/Sub/Mul/Div with NumPy broadcasting. Shapes are resolved at creation into an outer loop
 /// over rows and an inner loop whose operands step by 1 (full) or 0 (broadcast).
 final class BinaryKernel: Kernel {
-    enum Op { case add, sub, mul, div }
+    enum Op: String { case add = "Add", sub = "Sub", mul = "Mul", div = "Div" }
 
     private let op: Op
     private let a: UnsafePointer<Float>
@@ -47,14 +303,11 @@ final class BinaryKernel: Kernel {
     private let layout: BroadcastLayout
 
     init(node: BoundNode, op: Op) throws {
-        guard node.inputs.count == 2, let lhs = node.inputs[0], let rhs = node.inputs[1], let out = node.outputs.first
-        else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "needs two inputs and one output")
-        }
+        let lhs = try node.input(0), rhs = try node.input(1), out = try node.output(0)
         self.op = op
-        a = UnsafePointer(try lhs.slice.floatPointer())
-        b = UnsafePointer(try rhs.slice.floatPointer())
-        y = try out.slice.floatPointer()
+        a = UnsafePointer(try lhs.pointer(Float.self))
+        b = UnsafePointer(try rhs.pointer(Float.self))
+        y = try out.pointer(Float.self)
         layout = BroadcastLayout(output: out.type.shape, a: lhs.type.shape, b: rhs.type.shape)
     }
 
@@ -106,7 +359,11 @@ struct BroadcastLayout {
             sa.removeLast()
             sb.removeLast()
         }
-        if dims.isEmpty { dims = [1]; sa = [0]; sb = [0] }
+        if dims.isEmpty {
+            dims = [1]
+            sa = [0]
+            sb = [0]
+        }
         inner = dims[dims.count - 1]
         innerStrideA = sa[sa.count - 1]
         innerStrideB = sb[sb.count - 1]
@@ -114,23 +371,19 @@ struct BroadcastLayout {
         let rows = outerDims.reduce(1, *)
         var offsetsA = [Int](repeating: 0, count: rows)
         var offsetsB = [Int](repeating: 0, count: rows)
-        var index = [Int](repeating: 0, count: outerDims.count)
-        var oa = 0
-        var ob = 0
-        for row in 0..<rows {
+        forEachIndex(outerDims) { index, row in
+            var oa = 0
+            var ob = 0
+            for axis in 0..<outerDims.count {
+                oa += index[axis] * sa[axis]
+                ob += index[axis] * sb[axis]
+            }
             offsetsA[row] = oa
             offsetsB[row] = ob
-            var axis = outerDims.count - 1
-            while axis >= 0 {
-                index[axis] += 1
-                oa += sa[axis]
-                ob += sb[axis]
-                if index[axis] < outerDims[axis] { break }
-                oa -= sa[axis] * outerDims[axis]
-                ob -= sb[axis] * outerDims[axis]
-                index[axis] = 0
-                axis -= 1
-            }
+        }
+        if outerDims.isEmpty && rows == 1 {
+            offsetsA = [0]
+            offsetsB = [0]
         }
         rowOffsetsA = offsetsA
         rowOffsetsB = offsetsB
@@ -148,9 +401,15 @@ struct BroadcastLayout {
             let py = y + row * n
             switch (innerStrideA, innerStrideB) {
             case (1, 1): for i in 0..<n { py[i] = f(pa[i], pb[i]) }
-            case (1, 0): let s = pb[0]; for i in 0..<n { py[i] = f(pa[i], s) }
-            case (0, 1): let s = pa[0]; for i in 0..<n { py[i] = f(s, pb[i]) }
-            default: let v = f(pa[0], pb[0]); for i in 0..<n { py[i] = v }
+            case (1, 0):
+                let s = pb[0]
+                for i in 0..<n { py[i] = f(pa[i], s) }
+            case (0, 1):
+                let s = pa[0]
+                for i in 0..<n { py[i] = f(s, pb[i]) }
+            default:
+                let v = f(pa[0], pb[0])
+                for i in 0..<n { py[i] = v }
             }
         }
     }

@@ -22,58 +22,121 @@ public struct PlannedStep: Sendable {
     /// Index into `values` per node input; nil for an omitted optional input.
     public var inputs: [Int?]
     public var outputs: [Int]
+
+    public init(node: Node, opset: Int, inputs: [Int?], outputs: [Int]) {
+        self.node = node
+        self.opset = opset
+        self.inputs = inputs
+        self.outputs = outputs
+    }
 }
 
 /// A graph specialised to concrete input shapes: nodes in execution order, every value's type, and a
 /// memory plan. Backend-independent; a backend binds it to buffers and kernels once, then runs it many times.
+///
+/// Nodes whose inputs are all known at plan time (weights, folded values, the shapes of inputs, and the
+/// values of small shape-like inputs) are evaluated once here and their outputs become constants.
 public struct ExecutionPlan: Sendable {
     public var graph: Graph
     public var values: [PlannedValue]
     public var steps: [PlannedStep]
-    /// Indices into `values` of the graph's runtime inputs and outputs, in declaration order.
-    public var inputs: [Int]
+    /// Constant tensors by value name: initializers and folded values that the steps or outputs read.
+    public var constants: [String: Tensor]
+    /// Per graph runtime input, in declaration order: the value it is copied into, or nil when the plan
+    /// took its value at plan time (shape-like inputs; the plan is then specific to that value).
+    public var inputs: [Int?]
     public var outputs: [Int]
     /// Bytes of the arena holding inputs, intermediates and outputs.
     public var arenaBytes: Int
     /// Bytes all non-constant values would need without reuse (for reporting the memory plan's saving).
     public var unsharedBytes: Int
+    /// Nodes evaluated at plan time.
+    public var foldedNodeCount: Int
 
     /// Plans a graph for concrete input types.
-    /// - Throws: `GraphError` for bad structure, `ShapeError` when the inputs do not fit the graph.
-    public init(graph: Graph, inputTypes: [String: TensorType]) throws {
+    /// - Parameters:
+    ///   - inputValues: values of runtime inputs known at plan time (see `ShapeInference.valueKeyedInputs`).
+    ///   - evaluator: evaluates nodes whose inputs are all known; without one, nothing is folded.
+    /// - Throws: `GraphError` for bad structure, `ShapeError` when the inputs do not fit the graph, or what
+    ///   the evaluator throws.
+    public init(
+        graph: Graph, inputTypes: [String: TensorType], inputValues: [String: Tensor] = [:],
+        evaluator: (any ConstantEvaluator)? = nil
+    ) throws {
         let order = try graph.topologicallySorted()
-        let types = try ShapeInference.infer(graph: graph, order: order, inputs: inputTypes)
         self.graph = graph
+        var types = inputTypes
+        var known = graph.initializers
+        for (name, tensor) in inputValues { known[name] = tensor }
+        for (name, tensor) in known { types[name] = TensorType(dtype: tensor.dtype, shape: tensor.shape) }
+
+        var live: [(node: Node, outputTypes: [TensorType])] = []
+        var folded = 0
+        for node in order {
+            let opset = graph.opset(for: node)
+            let outputs = try ShapeInference.inferNode(node, opset: opset, types: types, known: known)
+            for (name, type) in zip(node.outputs, outputs) where !name.isEmpty { types[name] = type }
+            if let direct = try ShapeInference.planTimeValue(node, opset: opset, types: types) {
+                known[node.outputs[0]] = direct
+                folded += 1
+                continue
+            }
+            let inputsKnown = node.inputs.allSatisfy { $0.isEmpty || known[$0] != nil }
+            if inputsKnown, let evaluator, evaluator.canEvaluate(opType: node.opType, domain: node.domain),
+                !ShapeInference.neverFolded.contains(node.opType)
+            {
+                let values = try evaluator.evaluate(
+                    node: node, opset: opset, inputs: node.inputs.map { $0.isEmpty ? nil : known[$0] },
+                    outputTypes: outputs)
+                for (name, value) in zip(node.outputs, values) where !name.isEmpty { known[name] = value }
+                folded += 1
+                continue
+            }
+            live.append((node, outputs))
+        }
 
         var index: [String: Int] = [:]
         var values: [PlannedValue] = []
-        func intern(_ name: String, constant: Bool) -> Int? {
+        var constants: [String: Tensor] = [:]
+        func intern(_ name: String) throws -> Int {
             if let existing = index[name] { return existing }
-            guard let type = types[name] else { return nil }
+            guard let type = types[name] else { throw GraphError.danglingValue(name: name, node: "plan") }
             index[name] = values.count
-            values.append(PlannedValue(name: name, type: type, storage: constant ? .constant : .arena(offset: 0)))
+            if let constant = known[name] {
+                constants[name] = constant
+                values.append(PlannedValue(name: name, type: type, storage: .constant))
+            } else {
+                values.append(PlannedValue(name: name, type: type, storage: .arena(offset: 0)))
+            }
             return values.count - 1
         }
-        var inputs: [Int] = []
+        var inputs: [Int?] = []
         for input in graph.runtimeInputs {
-            if let i = intern(input.name, constant: false) { inputs.append(i) }
+            inputs.append(inputValues[input.name] == nil ? try intern(input.name) : nil)
         }
         var steps: [PlannedStep] = []
-        for node in order {
-            let ins = node.inputs.map { name -> Int? in
-                name.isEmpty ? nil : intern(name, constant: graph.initializers[name] != nil)
+        for (node, outputTypes) in live {
+            let ins = try node.inputs.map { name -> Int? in name.isEmpty ? nil : try intern(name) }
+            let outs = try node.outputs.enumerated().map { position, name -> Int in
+                guard name.isEmpty else { return try intern(name) }
+                // An omitted optional output still gets a buffer so kernels see a fixed output count.
+                let placeholder = "\u{0}\(node.displayName):output\(position)"
+                if position < outputTypes.count { types[placeholder] = outputTypes[position] }
+                return try intern(placeholder)
             }
-            let outs = node.outputs.compactMap { name in name.isEmpty ? nil : intern(name, constant: false) }
             steps.append(PlannedStep(node: node, opset: graph.opset(for: node), inputs: ins, outputs: outs))
         }
-        let outputs = graph.outputs.compactMap { index[$0.name] }
+        let outputs = try graph.outputs.map { try intern($0.name) }
 
         // Liveness: a value is live from the step that defines it (inputs: before step 0) to its last use;
         // graph outputs stay live to the end.
         var firstDef = [Int](repeating: -1, count: values.count)
         var lastUse = [Int](repeating: -1, count: values.count)
         for (s, step) in steps.enumerated() {
-            for o in step.outputs { firstDef[o] = s; lastUse[o] = max(lastUse[o], s) }
+            for o in step.outputs {
+                firstDef[o] = s
+                lastUse[o] = max(lastUse[o], s)
+            }
             for case let i? in step.inputs { lastUse[i] = max(lastUse[i], s) }
         }
         for o in outputs { lastUse[o] = steps.count }
@@ -85,9 +148,11 @@ public struct ExecutionPlan: Sendable {
         }
         self.values = values
         self.steps = steps
+        self.constants = constants
         self.inputs = inputs
         self.outputs = outputs
         self.arenaBytes = allocation.arenaBytes
         self.unsharedBytes = allocation.unsharedBytes
+        self.foldedNodeCount = folded
     }
 }

@@ -8,6 +8,13 @@ public struct ShapeInferenceContext {
     public var inputs: [TensorType?]
     public var constants: [Tensor?]
 
+    public init(node: Node, opset: Int, inputs: [TensorType?], constants: [Tensor?]) {
+        self.node = node
+        self.opset = opset
+        self.inputs = inputs
+        self.constants = constants
+    }
+
     /// The type of a required input. - Throws: `ShapeError.missingInput` when it is omitted.
     public func input(_ index: Int) throws(ShapeError) -> TensorType {
         guard index < inputs.count, let type = inputs[index] else {
@@ -45,6 +52,9 @@ public enum ShapeInference {
         var table: [String: ShapeFunction] = [:]
         ShapeInference.registerElementwise(into: &table)
         ShapeInference.registerLinearAlgebra(into: &table)
+        ShapeInference.registerTensorOps(into: &table)
+        ShapeInference.registerNeuralNetwork(into: &table)
+        ShapeInference.registerReductions(into: &table)
         return table
     }()
 
@@ -56,23 +66,63 @@ public enum ShapeInference {
         table[key(domain: domain, opType: opType)]
     }
 
-    /// Infers the type of every value in a graph, given concrete types for its runtime inputs.
-    /// - Throws: `ShapeError` naming the first node whose inputs do not fit, `GraphError` for bad structure.
-    public static func infer(graph: Graph, order: [Node], inputs: [String: TensorType]) throws -> [String: TensorType] {
-        var types = inputs
-        for (name, tensor) in graph.initializers { types[name] = TensorType(dtype: tensor.dtype, shape: tensor.shape) }
-        for node in order {
-            guard let function = function(domain: node.domain, opType: node.opType) else {
-                throw ShapeError.noShapeFunction(node: node.displayName)
+    /// Operators never evaluated at plan time even when their inputs are known.
+    public static let neverFolded: Set<String> = []
+
+    /// Inputs (by position) whose values, not only shapes, decide an operator's output shape.
+    public static let shapeLikeInputs: [String: Set<Int>] = [
+        "Reshape": [1], "Expand": [1], "Tile": [1], "Slice": [1, 2, 3, 4], "Pad": [1, 2, 3], "ConstantOfShape": [0],
+        "Range": [0, 1, 2], "Resize": [1, 2, 3], "Split": [1], "Squeeze": [1], "Unsqueeze": [1], "ReduceSum": [1],
+        "ReduceMean": [1], "ReduceMax": [1], "ReduceMin": [1], "ReduceProd": [1], "ReduceL2": [1], "Upsample": [1],
+        "TopK": [1], "OneHot": [1],
+    ]
+
+    /// Runtime inputs of a graph that feed a shape-like input slot directly: plans take their values at plan
+    /// time (and are cached per value), so output shapes that depend on them are known.
+    public static func valueKeyedInputs(of graph: Graph) -> Set<String> {
+        let runtime = Set(graph.runtimeInputs.map(\.name))
+        var result: Set<String> = []
+        for node in graph.nodes {
+            guard let slots = shapeLikeInputs[node.opType] else { continue }
+            for slot in slots where slot < node.inputs.count && runtime.contains(node.inputs[slot]) {
+                result.insert(node.inputs[slot])
             }
-            let context = ShapeInferenceContext(
-                node: node, opset: graph.opset(for: node),
-                inputs: node.inputs.map { $0.isEmpty ? nil : types[$0] },
-                constants: node.inputs.map { $0.isEmpty ? nil : graph.initializers[$0] })
-            let outputs = try function(context)
-            for (name, type) in zip(node.outputs, outputs) where !name.isEmpty { types[name] = type }
         }
-        return types
+        return result
+    }
+
+    /// Output types of one node.
+    /// - Throws: `ShapeError` naming the node when its inputs do not fit, or it has no shape function.
+    public static func inferNode(_ node: Node, opset: Int, types: [String: TensorType], known: [String: Tensor]) throws -> [TensorType] {
+        guard let function = function(domain: node.domain, opType: node.opType) else {
+            throw ShapeError.noShapeFunction(node: node.displayName)
+        }
+        for name in node.inputs where !name.isEmpty && types[name] == nil {
+            throw GraphError.danglingValue(name: name, node: node.displayName)
+        }
+        let context = ShapeInferenceContext(
+            node: node, opset: opset,
+            inputs: node.inputs.map { $0.isEmpty ? nil : types[$0] },
+            constants: node.inputs.map { $0.isEmpty ? nil : known[$0] })
+        return try function(context)
+    }
+
+    /// Values computable from types alone (Shape, Size), without running a kernel.
+    public static func planTimeValue(_ node: Node, opset: Int, types: [String: TensorType]) throws -> Tensor? {
+        guard node.domain.isEmpty, let first = node.inputs.first, let type = types[first] else { return nil }
+        switch node.opType {
+        case "Shape":
+            let rank = type.shape.rank
+            func clamp(_ axis: Int) -> Int { min(max(axis < 0 ? axis + rank : axis, 0), rank) }
+            let start = clamp(try node.int("start", default: 0))
+            let end = clamp(try node.int("end", default: rank))
+            let dims = start < end ? Array(type.shape.dimensions[start..<end]) : []
+            return try Tensor(shape: [dims.count], scalars: dims.map { Int64($0) })
+        case "Size":
+            return try Tensor(shape: [], scalars: [Int64(type.shape.elementCount)])
+        default:
+            return nil
+        }
     }
 
     /// NumPy broadcasting of two shapes. Returns nil when they are incompatible.

@@ -1,0 +1,259 @@
+import CKernels
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// Spatial index tables shared by convolution and pooling: for each (kernel position, output position)
+/// the input spatial offset, -1 inside the padding, -2 beyond it (ceil_mode windows).
+struct WindowTable {
+    let kernelCount: Int
+    let outputCount: Int
+    let inputCount: Int
+    let offsets: [Int]
+
+    init(_ g: ConvGeometry) {
+        let rank = g.input.count
+        kernelCount = g.kernel.reduce(1, *)
+        outputCount = g.output.reduce(1, *)
+        inputCount = g.input.reduce(1, *)
+        let inStrides = rowMajorStrides(g.input)
+        var offsets = [Int](repeating: -1, count: kernelCount * outputCount)
+        let kernelCount = self.kernelCount
+        let outputCount = self.outputCount
+        forEachIndex(g.kernel) { k, kFlat in
+            forEachIndex(g.output) { o, oFlat in
+                var offset = 0
+                var state = 0  // 0 inside, -1 padding, -2 beyond the padded input
+                for axis in 0..<rank {
+                    let i = o[axis] * g.strides[axis] - g.padsBegin[axis] + k[axis] * g.dilations[axis]
+                    if i < 0 || i >= g.input[axis] {
+                        if i >= g.input[axis] + g.padsEnd[axis] { state = -2 } else if state == 0 { state = -1 }
+                    } else {
+                        offset += i * inStrides[axis]
+                    }
+                }
+                offsets[kFlat * outputCount + oFlat] = state == 0 ? offset : state
+            }
+        }
+        _ = kernelCount
+        self.offsets = offsets
+    }
+}
+
+/// Conv as im2col + GEMM per image and group.
+final class ConvKernel: Kernel {
+    private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>
+    private let batch: Int, groups: Int, channelsPerGroup: Int, filtersPerGroup: Int
+    private let table: WindowTable
+    private let column: HostBuffer
+    private let inChannels: Int, outChannels: Int
+
+    init(node: BoundNode) throws {
+        let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
+        let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
+        let geometry = try ConvGeometry.forward(node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
+        groups = try node.attributes.int("group", default: 1)
+        batch = xv.shape[0]
+        inChannels = xv.shape[1]
+        outChannels = wv.shape[0]
+        channelsPerGroup = inChannels / groups
+        filtersPerGroup = outChannels / groups
+        table = WindowTable(geometry)
+        column = try HostBuffer(bytes: channelsPerGroup * table.kernelCount * table.outputCount * MemoryLayout<Float>.stride)
+        x = UnsafePointer(try xv.pointer(Float.self))
+        w = UnsafePointer(try wv.pointer(Float.self))
+        bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
+        y = try yv.pointer(Float.self)
+    }
+
+    func run() throws {
+        let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
+        let col = column.pointer.assumingMemoryBound(to: Float.self)
+        let rows = channelsPerGroup * k
+        for n in 0..<batch {
+            for g in 0..<groups {
+                let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
+                for c in 0..<channelsPerGroup {
+                    let xc = xg + c * inCount
+                    for kp in 0..<k {
+                        let dst = col + (c * k + kp) * outCount
+                        let offsets = kp * outCount
+                        table.offsets.withUnsafeBufferPointer { t in
+                            for o in 0..<outCount {
+                                let offset = t[offsets + o]
+                                dst[o] = offset >= 0 ? xc[offset] : 0
+                            }
+                        }
+                    }
+                }
+                let yg = y + (n * outChannels + g * filtersPerGroup) * outCount
+                ck_sgemm_nn(filtersPerGroup, outCount, rows, 1, w + g * filtersPerGroup * rows, rows, col, outCount, 0, yg, outCount)
+                if let bias {
+                    for m in 0..<filtersPerGroup {
+                        let b = bias[g * filtersPerGroup + m]
+                        let row = yg + m * outCount
+                        for o in 0..<outCount { row[o] += b }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ConvTranspose as GEMM (Wᵀ·X per group) followed by a scatter-add (col2im) into the output.
+final class ConvTransposeKernel: Kernel {
+    private let x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?
+    private let wT: HostBuffer
+    private let w: UnsafePointer<Float>
+    private let batch: Int, groups: Int, inPerGroup: Int, outPerGroup: Int
+    private let kernelCount: Int, inCount: Int, outCount: Int
+    /// For each (kernel position, input position), the output spatial offset or a negative value.
+    private let scatter: [Int]
+    private let column: HostBuffer
+
+    init(node: BoundNode) throws {
+        let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
+        let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
+        let (g, _) = try ConvGeometry.transposed(node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
+        groups = try node.attributes.int("group", default: 1)
+        batch = xv.shape[0]
+        inPerGroup = xv.shape[1] / groups
+        outPerGroup = wv.shape[1]
+        kernelCount = kernel.reduce(1, *)
+        inCount = g.input.reduce(1, *)
+        outCount = g.output.reduce(1, *)
+        let outStrides = rowMajorStrides(g.output)
+        var scatter = [Int](repeating: -1, count: kernelCount * inCount)
+        let rank = g.input.count
+        let inCount = self.inCount
+        forEachIndex(kernel) { k, kFlat in
+            forEachIndex(g.input) { i, iFlat in
+                var offset = 0
+                for axis in 0..<rank {
+                    let o = i[axis] * g.strides[axis] - g.padsBegin[axis] + k[axis] * g.dilations[axis]
+                    if o < 0 || o >= g.output[axis] {
+                        offset = -1
+                        break
+                    }
+                    offset += o * outStrides[axis]
+                }
+                scatter[kFlat * inCount + iFlat] = offset
+            }
+        }
+        self.scatter = scatter
+        x = UnsafePointer(try xv.pointer(Float.self))
+        y = try yv.pointer(Float.self)
+        w = UnsafePointer(try wv.pointer(Float.self))
+        bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
+        wT = try HostBuffer(bytes: wv.count * MemoryLayout<Float>.stride)
+        column = try HostBuffer(bytes: outPerGroup * kernelCount * inCount * MemoryLayout<Float>.stride)
+    }
+
+    func run() throws {
+        let rows = outPerGroup * kernelCount
+        let t = wT.pointer.assumingMemoryBound(to: Float.self)
+        // W is (C, M/g, k...): per group a (C/g) x (M/g * K) matrix; lay out its transpose.
+        for g in 0..<groups {
+            let wg = w + g * inPerGroup * rows
+            let tg = t + g * inPerGroup * rows
+            for c in 0..<inPerGroup { for r in 0..<rows { tg[r * inPerGroup + c] = wg[c * rows + r] } }
+        }
+        let col = column.pointer.assumingMemoryBound(to: Float.self)
+        let outChannels = outPerGroup * groups
+        for n in 0..<batch {
+            for g in 0..<groups {
+                let xg = x + (n * inPerGroup * groups + g * inPerGroup) * inCount
+                ck_sgemm_nn(rows, inCount, inPerGroup, 1, t + g * inPerGroup * rows, inPerGroup, xg, inCount, 0, col, inCount)
+                let yg = y + (n * outChannels + g * outPerGroup) * outCount
+                for m in 0..<outPerGroup {
+                    let ym = yg + m * outCount
+                    let b = bias?[g * outPerGroup + m] ?? 0
+                    for o in 0..<outCount { ym[o] = b }
+                    for kp in 0..<kernelCount {
+                        let src = col + (m * kernelCount + kp) * inCount
+                        let base = kp * inCount
+                        scatter.withUnsafeBufferPointer { s in
+                            for i in 0..<inCount where s[base + i] >= 0 { ym[s[base + i]] += src[i] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// MaxPool, AveragePool and their global forms.
+enum PoolingKernels {
+    static func make(_ node: BoundNode) throws -> any Kernel {
+        let xv = try node.input(0), yv = try node.output(0)
+        guard let kernel = try node.attributes.ints("kernel_shape") else { throw node.fail("kernel_shape is required") }
+        let ceil = try node.attributes.int("ceil_mode", default: 0) != 0
+        let geometry = try ConvGeometry.forward(node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel, ceilMode: ceil)
+        let table = WindowTable(geometry)
+        let isMax = node.attributes.opType == "MaxPool"
+        let includePad = try node.attributes.int("count_include_pad", default: 0) != 0
+        if try node.attributes.int("storage_order", default: 0) != 0 { throw RuntimeError.unsupportedAttribute(node: node.name, detail: "storage_order=1") }
+        let planes = xv.shape[0] * xv.shape[1]
+        let x = try xv.pointer(Float.self), y = try yv.pointer(Float.self)
+        let indices = node.outputs.count > 1 ? try node.output(1).pointer(Int64.self) : nil
+        let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
+        return ClosureKernel {
+            table.offsets.withUnsafeBufferPointer { t in
+                for p in 0..<planes {
+                    let xp = x + p * inCount
+                    let yp = y + p * outCount
+                    for o in 0..<outCount {
+                        if isMax {
+                            var best = -Float.infinity
+                            var bestIndex = -1
+                            for kp in 0..<k {
+                                let offset = t[kp * outCount + o]
+                                if offset >= 0 && (xp[offset] > best || bestIndex < 0) {
+                                    best = xp[offset]
+                                    bestIndex = offset
+                                }
+                            }
+                            yp[o] = best
+                            indices?[p * outCount + o] = Int64(p * inCount + max(bestIndex, 0))
+                        } else {
+                            var sum: Float = 0
+                            var count = 0
+                            for kp in 0..<k {
+                                let offset = t[kp * outCount + o]
+                                if offset >= 0 {
+                                    sum += xp[offset]
+                                    count += 1
+                                } else if offset == -1 && includePad {
+                                    count += 1
+                                }
+                            }
+                            yp[o] = count > 0 ? sum / Float(count) : 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static func makeGlobal(_ node: BoundNode) throws -> any Kernel {
+        let xv = try node.input(0), yv = try node.output(0)
+        let planes = xv.shape[0] * xv.shape[1]
+        let spatial = xv.shape.dimensions.dropFirst(2).reduce(1, *)
+        let isMax = node.attributes.opType == "GlobalMaxPool"
+        let x = try xv.pointer(Float.self), y = try yv.pointer(Float.self)
+        return ClosureKernel {
+            for p in 0..<planes {
+                let xp = x + p * spatial
+                if isMax {
+                    var best = -Float.infinity
+                    for i in 0..<spatial { best = max(best, xp[i]) }
+                    y[p] = best
+                } else {
+                    var sum = 0.0
+                    for i in 0..<spatial { sum += Double(xp[i]) }
+                    y[p] = Float(sum / Double(spatial))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// Softmax, LogSoftmax, BatchNormalization (inference), LayerNormalization; float32.
+enum NormalizationKernels {
+    /// Softmax/LogSoftmax over one axis (opset ≥ 13) or over the flattened trailing axes (opset < 13).
+    static func makeSoftmax(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let rank = x.shape.rank
+        let raw = try node.attributes.int("axis", default: node.opset >= 13 ? -1 : 1)
+        let axis = raw < 0 ? raw + rank : raw
+        guard axis >= 0 && axis < max(rank, 1) else { throw node.fail("axis \(raw) out of range for rank \(rank)") }
+        let dims = x.shape.dimensions
+        let outer = dims[..<axis].reduce(1, *)
+        let (n, inner) = node.opset >= 13 ? (dims.isEmpty ? 1 : dims[axis], dims[min(axis + 1, dims.count)...].reduce(1, *)) : (dims[axis...].reduce(1, *), 1)
+        let log = node.attributes.opType == "LogSoftmax"
+        let src = try x.pointer(Float.self), dst = try y.pointer(Float.self)
+        return ClosureKernel {
+            for o in 0..<outer {
+                for i in 0..<inner {
+                    let base = o * n * inner + i
+                    var maximum = -Float.infinity
+                    for k in 0..<n { maximum = max(maximum, src[base + k * inner]) }
+                    var sum = 0.0
+                    for k in 0..<n { sum += Foundation.exp(Double(src[base + k * inner] - maximum)) }
+                    if log {
+                        let logSum = Float(Foundation.log(sum))
+                        for k in 0..<n { dst[base + k * inner] = src[base + k * inner] - maximum - logSum }
+                    } else {
+                        for k in 0..<n { dst[base + k * inner] = Float(Foundation.exp(Double(src[base + k * inner] - maximum)) / sum) }
+                    }
+                }
+            }
+        }
+    }
+
+    static func makeBatchNorm(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        let channels = x.shape[1]
+        let spatial = x.shape.dimensions.dropFirst(2).reduce(1, *)
+        let batch = x.shape[0]
+        let epsilon = try node.attributes.float("epsilon", default: 1e-5)
+        let src = try x.pointer(Float.self), dst = try y.pointer(Float.self)
+        let scale = try node.input(1).pointer(Float.self), bias = try node.input(2).pointer(Float.self)
+        let mean = try node.input(3).pointer(Float.self), variance = try node.input(4).pointer(Float.self)
+        return ClosureKernel {
+            for c in 0..<channels {
+                let a = scale[c] / (variance[c] + epsilon).squareRoot()
+                let b = bias[c] - mean[c] * a
+                for n in 0..<batch {
+                    let base = (n * channels + c) * spatial
+                    for i in 0..<spatial { dst[base + i] = src[base + i] * a + b }
+                }
+            }
+        }
+    }
+
+    static func makeLayerNorm(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        let rank = x.shape.rank
+        let raw = try node.attributes.int("axis", default: -1)
+        let axis = raw < 0 ? raw + rank : raw
+        let epsilon = Double(try node.attributes.float("epsilon", default: 1e-5))
+        let outer = x.shape.dimensions[..<axis].reduce(1, *)
+        let normalized = Shape(Array(x.shape.dimensions[axis...]))
+        let n = normalized.elementCount
+        let scale = try node.input(1)
+        let scaleOffsets = broadcastOffsets(operand: scale.shape, output: normalized)
+        let biasValue = node.optionalInput(2)
+        let biasOffsets = biasValue.map { broadcastOffsets(operand: $0.shape, output: normalized) }
+        let ps = try scale.pointer(Float.self)
+        let pb = try biasValue?.pointer(Float.self)
+        let src = try x.pointer(Float.self), dst = try y.pointer(Float.self)
+        let meanOut = node.outputs.count > 1 ? try node.output(1).pointer(Float.self) : nil
+        let invOut = node.outputs.count > 2 ? try node.output(2).pointer(Float.self) : nil
+        return ClosureKernel {
+            for o in 0..<outer {
+                let row = src + o * n
+                var sum = 0.0
+                for i in 0..<n { sum += Double(row[i]) }
+                let mean = sum / Double(n)
+                var squares = 0.0
+                for i in 0..<n {
+                    let d = Double(row[i]) - mean
+                    squares += d * d
+                }
+                let inv = 1 / (squares / Double(n) + epsilon).squareRoot()
+                let out = dst + o * n
+                for i in 0..<n {
+                    var v = Float((Double(row[i]) - mean) * inv) * ps[scaleOffsets[i]]
+                    if let pb, let biasOffsets { v += pb[biasOffsets[i]] }
+                    out[i] = v
+                }
+                meanOut?[o] = Float(mean)
+                invOut?[o] = Float(inv)
+            }
+        }
+    }
+}
+
+/// Reductions over axes (ReduceMean/Sum/Max/Min/Prod/L2/SumSquare) and ArgMax/ArgMin.
+enum ReductionKernels {
+    static func makeReduce(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        let axes = Set(try ShapeInference.reductionAxes(node.shapeContext, rank: x.shape.rank))
+        let op = node.attributes.opType
+        let io = ElementIO.for(x.type.dtype)
+        let out = ElementIO.for(y.type.dtype)
+        let src = try x.raw(), dst = try y.raw()
+        if axes.isEmpty && x.count == y.count {
+            let bytes = y.type.byteCount
+            return ClosureKernel { dst.copyMemory(from: src, byteCount: bytes) }
+        }
+        // For every input element, the output element it reduces into.
+        var keptStrides = [Int](repeating: 0, count: x.shape.rank)
+        var running = 1
+        for axis in stride(from: x.shape.rank - 1, through: 0, by: -1) where !axes.contains(axis) {
+            keptStrides[axis] = running
+            running *= x.shape[axis]
+        }
+        var target = [Int](repeating: 0, count: x.count)
+        forEachIndex(x.shape.dimensions) { index, flat in
+            var t = 0
+            for axis in 0..<index.count { t += index[axis] * keptStrides[axis] }
+            target[flat] = t
+        }
+        let count = y.count
+        let reducedCount = Double(count > 0 ? x.count / count : 0)
+        let initial: Double =
+            switch op {
+            case "ReduceMax": -.infinity
+            case "ReduceMin": .infinity
+            case "ReduceProd": 1
+            default: 0
+            }
+        enum Mode { case sum, max, min, prod, squares }
+        let mode: Mode =
+            switch op {
+            case "ReduceMax": .max
+            case "ReduceMin": .min
+            case "ReduceProd": .prod
+            case "ReduceL2", "ReduceSumSquare": .squares
+            default: .sum
+            }
+        let isMean = op == "ReduceMean", isL2 = op == "ReduceL2"
+        var accumulator = [Double](repeating: initial, count: count)
+        return ClosureKernel {
+            for i in 0..<count { accumulator[i] = initial }
+            for i in 0..<target.count {
+                let v = io.load(src, i)
+                let t = target[i]
+                switch mode {
+                case .max: accumulator[t] = v.isNaN || accumulator[t].isNaN ? .nan : Swift.max(accumulator[t], v)
+                case .min: accumulator[t] = v.isNaN || accumulator[t].isNaN ? .nan : Swift.min(accumulator[t], v)
+                case .prod: accumulator[t] *= v
+                case .squares: accumulator[t] += v * v
+                case .sum: accumulator[t] += v
+                }
+            }
+            for i in 0..<count {
+                var v = accumulator[i]
+                if isMean { v /= reducedCount }
+                if isL2 { v = v.squareRoot() }
+                out.store(dst, i, v)
+            }
+        }
+    }
+
+    static func makeArgReduce(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        let rank = x.shape.rank
+        let raw = try node.attributes.int("axis", default: 0)
+        let axis = raw < 0 ? raw + rank : raw
+        let last = try node.attributes.int("select_last_index", default: 0) != 0
+        let isMax = node.attributes.opType == "ArgMax"
+        let outer = x.shape.dimensions[..<axis].reduce(1, *)
+        let n = x.shape[axis]
+        let inner = x.shape.dimensions[(axis + 1)...].reduce(1, *)
+        let io = ElementIO.for(x.type.dtype)
+        let src = try x.raw(), dst = try y.pointer(Int64.self)
+        return ClosureKernel {
+            for o in 0..<outer {
+                for i in 0..<inner {
+                    var best = io.load(src, o * n * inner + i)
+                    var bestIndex = 0
+                    for k in 1..<max(n, 1) {
+                        let v = io.load(src, (o * n + k) * inner + i)
+                        let better = isMax ? (last ? v >= best : v > best) : (last ? v <= best : v < best)
+                        if better {
+                            best = v
+                            bestIndex = k
+                        }
+                    }
+                    dst[o * inner + i] = Int64(bestIndex)
+                }
+            }
+        }
+    }
+}

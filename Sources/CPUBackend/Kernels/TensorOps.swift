@@ -1,0 +1,269 @@
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// Data-movement operators. They work on raw elements of any dtype; index tables are built at creation.
+enum TensorOpKernels {
+    /// Reshape, Flatten, Squeeze, Unsqueeze: the bytes are unchanged, only the shape differs.
+    static func makeReshape(_ node: BoundNode) throws -> any Kernel {
+        try UnaryKernels.makeCopy(node)
+    }
+
+    /// Copies elements by a precomputed gather table: y[i] = x[table[i]].
+    static func gather(_ node: BoundNode, table: [Int], inputIndex: Int = 0) throws -> any Kernel {
+        let x = try node.input(inputIndex)
+        let y = try node.output(0)
+        let size = y.type.dtype.byteSize
+        let src = try x.raw(), dst = try y.raw()
+        switch size {
+        case 4:
+            let s = src.assumingMemoryBound(to: UInt32.self), d = dst.assumingMemoryBound(to: UInt32.self)
+            return ClosureKernel { for i in 0..<table.count { d[i] = s[table[i]] } }
+        case 8:
+            let s = src.assumingMemoryBound(to: UInt64.self), d = dst.assumingMemoryBound(to: UInt64.self)
+            return ClosureKernel { for i in 0..<table.count { d[i] = s[table[i]] } }
+        default:
+            return ClosureKernel { for i in 0..<table.count { (dst + i * size).copyMemory(from: src + table[i] * size, byteCount: size) } }
+        }
+    }
+
+    static func makeTranspose(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let perm = try node.attributes.ints("perm") ?? Array((0..<x.shape.rank).reversed())
+        let inStrides = rowMajorStrides(x.shape.dimensions)
+        var table = [Int](repeating: 0, count: y.count)
+        forEachIndex(y.shape.dimensions) { index, flat in
+            var offset = 0
+            for (axis, source) in perm.enumerated() { offset += index[axis] * inStrides[source] }
+            table[flat] = offset
+        }
+        return try gather(node, table: table)
+    }
+
+    static func makeExpand(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        return try gather(node, table: broadcastOffsets(operand: x.shape, output: y.shape))
+    }
+
+    static func makeTile(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let inStrides = rowMajorStrides(x.shape.dimensions)
+        var table = [Int](repeating: 0, count: y.count)
+        forEachIndex(y.shape.dimensions) { index, flat in
+            var offset = 0
+            for axis in 0..<index.count { offset += (index[axis] % x.shape[axis]) * inStrides[axis] }
+            table[flat] = offset
+        }
+        return try gather(node, table: table)
+    }
+
+    static func makeSlice(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let context = node.shapeContext
+        let starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?
+        if node.opset >= 10 {
+            starts = try context.requiredInts(1, "starts")
+            ends = try context.requiredInts(2, "ends")
+            axes = context.has(3) ? try context.requiredInts(3, "axes") : nil
+            steps = context.has(4) ? try context.requiredInts(4, "steps") : nil
+        } else {
+            starts = try node.attributes.ints("starts") ?? []
+            ends = try node.attributes.ints("ends") ?? []
+            axes = try node.attributes.ints("axes")
+            steps = nil
+        }
+        guard let p = SliceParameters.resolve(shape: x.shape, starts: starts, ends: ends, axes: axes, steps: steps) else {
+            throw node.fail("invalid slice parameters")
+        }
+        let inStrides = rowMajorStrides(x.shape.dimensions)
+        var table = [Int](repeating: 0, count: y.count)
+        forEachIndex(y.shape.dimensions) { index, flat in
+            var offset = 0
+            for axis in 0..<index.count { offset += (p.starts[axis] + index[axis] * p.steps[axis]) * inStrides[axis] }
+            table[flat] = offset
+        }
+        return try gather(node, table: table)
+    }
+
+    static func makeConcat(_ node: BoundNode) throws -> any Kernel {
+        let y = try node.output(0)
+        let rank = y.shape.rank
+        let raw = try node.attributes.int("axis", default: 0)
+        let axis = raw < 0 ? raw + rank : raw
+        let outer = y.shape.dimensions[..<axis].reduce(1, *)
+        let size = y.type.dtype.byteSize
+        let inputs = try node.inputs.indices.map { try node.input($0) }
+        // Each input contributes a contiguous block of (its axis extent x inner) elements per outer index.
+        let blocks = try inputs.map { value in
+            (pointer: try value.raw(), bytes: value.shape.dimensions[axis...].reduce(1, *) * size)
+        }
+        let rowBytes = blocks.reduce(0) { $0 + $1.bytes }
+        let dst = try y.raw()
+        return ClosureKernel {
+            for o in 0..<outer {
+                var at = dst + o * rowBytes
+                for block in blocks where block.bytes > 0 {
+                    at.copyMemory(from: block.pointer + o * block.bytes, byteCount: block.bytes)
+                    at += block.bytes
+                }
+            }
+        }
+    }
+
+    static func makeSplit(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let rank = x.shape.rank
+        let raw = try node.attributes.int("axis", default: 0)
+        let axis = raw < 0 ? raw + rank : raw
+        let outer = x.shape.dimensions[..<axis].reduce(1, *)
+        let inner = x.shape.dimensions[(axis + 1)...].reduce(1, *)
+        let size = x.type.dtype.byteSize
+        let src = try x.raw()
+        let rowBytes = x.shape[axis] * inner * size
+        let parts = try node.outputs.map { out in (pointer: try out.raw(), bytes: out.shape[axis] * inner * size) }
+        return ClosureKernel {
+            for o in 0..<outer {
+                var at = src + o * rowBytes
+                for part in parts {
+                    if part.bytes > 0 { (part.pointer + o * part.bytes).copyMemory(from: at, byteCount: part.bytes) }
+                    at += part.bytes
+                }
+            }
+        }
+    }
+
+    static func makeGather(_ node: BoundNode) throws -> any Kernel {
+        let data = try node.input(0)
+        let indices = try node.input(1)
+        let y = try node.output(0)
+        let rank = data.shape.rank
+        let raw = try node.attributes.int("axis", default: 0)
+        let axis = raw < 0 ? raw + rank : raw
+        let outer = data.shape.dimensions[..<axis].reduce(1, *)
+        let inner = data.shape.dimensions[(axis + 1)...].reduce(1, *)
+        let extent = data.shape[axis]
+        let size = data.type.dtype.byteSize
+        let blockBytes = inner * size
+        let indexIO = ElementIO.for(indices.type.dtype)
+        let indexPointer = try indices.raw()
+        let indexCount = indices.count
+        let src = try data.raw(), dst = try y.raw()
+        let name = node.name
+        return ClosureKernel {
+            var at = dst
+            for o in 0..<outer {
+                for j in 0..<indexCount {
+                    var index = Int(indexIO.load(indexPointer, j))
+                    if index < 0 { index += extent }
+                    guard index >= 0 && index < extent else {
+                        throw RuntimeError.invalidNode(node: name, detail: "index \(index) is out of range for axis of size \(extent)")
+                    }
+                    at.copyMemory(from: src + (o * extent + index) * blockBytes, byteCount: blockBytes)
+                    at += blockBytes
+                }
+            }
+        }
+    }
+
+    static func makePad(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let rank = x.shape.rank
+        let pads = try ShapeInference.padAmounts(node.shapeContext, rank: rank)
+        let mode = try node.attributes.string("mode", default: "constant")
+        let io = ElementIO.for(y.type.dtype)
+        var constant = Double(try node.attributes.float("value", default: 0))
+        if node.opset >= 11, let value = node.optionalInput(2) {
+            if let c = value.constant { constant = ElementIO.for(c.dtype).load(try value.raw(), 0) } else {
+                constant = io.load(try value.raw(), 0)
+            }
+        }
+        let inStrides = rowMajorStrides(x.shape.dimensions)
+        var table = [Int](repeating: -1, count: y.count)
+        let name = node.name
+        var failure: RuntimeError?
+        forEachIndex(y.shape.dimensions) { index, flat in
+            var offset = 0
+            for axis in 0..<rank {
+                var i = index[axis] - pads[axis]
+                let d = x.shape[axis]
+                if i < 0 || i >= d {
+                    switch mode {
+                    case "edge": i = min(max(i, 0), d - 1)
+                    case "reflect":
+                        guard d > 1 else {
+                            failure = RuntimeError.invalidNode(node: name, detail: "reflect padding needs at least 2 elements per axis")
+                            return
+                        }
+                        let period = 2 * (d - 1)
+                        i = ((i % period) + period) % period
+                        if i >= d { i = period - i }
+                    case "wrap": i = ((i % d) + d) % d
+                    default:
+                        table[flat] = -1
+                        return
+                    }
+                }
+                offset += i * inStrides[axis]
+            }
+            table[flat] = offset
+        }
+        if let failure { throw failure }
+        let src = try x.raw(), dst = try y.raw()
+        let size = y.type.dtype.byteSize
+        return ClosureKernel {
+            for i in 0..<table.count {
+                if table[i] < 0 { io.store(dst, i, constant) } else {
+                    (dst + i * size).copyMemory(from: src + table[i] * size, byteCount: size)
+                }
+            }
+        }
+    }
+
+    static func makeConstantOfShape(_ node: BoundNode) throws -> any Kernel {
+        let y = try node.output(0)
+        var value = 0.0
+        if case .tensor(let t)? = node.attributes.attributes["value"], t.elementCount > 0 {
+            value = t.withUnsafeBytes { ElementIO.for(t.dtype).load($0.baseAddress.unsafelyUnwrapped, 0) }
+        }
+        let io = ElementIO.for(y.type.dtype)
+        let dst = try y.raw()
+        let count = y.count
+        return ClosureKernel { for i in 0..<count { io.store(dst, i, value) } }
+    }
+
+    static func makeRange(_ node: BoundNode) throws -> any Kernel {
+        let y = try node.output(0)
+        let io = ElementIO.for(y.type.dtype)
+        let start = try node.input(0), delta = try node.input(2)
+        let ps = try start.raw(), pd = try delta.raw()
+        let dst = try y.raw()
+        let count = y.count
+        return ClosureKernel {
+            let s = io.load(ps, 0), d = io.load(pd, 0)
+            for i in 0..<count { io.store(dst, i, s + Double(i) * d) }
+        }
+    }
+
+    /// Shape and Size as kernels (normally folded at plan time, since they depend on shapes only).
+    static func makeShapeOf(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0)
+        let y = try node.output(0)
+        let values: [Int64]
+        if node.attributes.opType == "Size" {
+            values = [Int64(x.count)]
+        } else {
+            let rank = x.shape.rank
+            func clamp(_ axis: Int) -> Int { min(max(axis < 0 ? axis + rank : axis, 0), rank) }
+            let start = clamp(try node.attributes.int("start", default: 0))
+            let end = clamp(try node.attributes.int("end", default: rank))
+            values = start < end ? x.shape.dimensions[start..<end].map { Int64($0) } : []
+        }
+        let dst = try y.pointer(Int64.self)
+        return ClosureKernel { for (i, v) in values.enumerated() { dst[i] = v } }
+    }
+}

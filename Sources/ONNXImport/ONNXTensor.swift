@@ -1,0 +1,135 @@
+import Foundation
+import InferenceTensor
+import ONNXProto
+import SwiftProtobuf
+
+/// TensorProto ↔ Tensor: every storage form (raw_data, the typed fields, external data files).
+public enum ONNXTensor {
+    /// ONNX's TensorProto.DataType numbers.
+    static func dtype(onnx code: Int32) -> DType? {
+        switch code {
+        case 1: .float32
+        case 2: .uint8
+        case 3: .int8
+        case 4: .uint16
+        case 5: .int16
+        case 6: .int32
+        case 7: .int64
+        case 9: .bool
+        case 10: .float16
+        case 11: .float64
+        case 12: .uint32
+        case 13: .uint64
+        default: nil
+        }
+    }
+
+    static func typeName(onnx code: Int32) -> String {
+        let names: [Int32: String] = [
+            0: "undefined", 8: "string", 14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8e4m3fn",
+            18: "float8e4m3fnuz", 19: "float8e5m2", 20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1",
+        ]
+        return dtype(onnx: code)?.rawValue ?? names[code] ?? "type \(code)"
+    }
+
+    /// Decodes a serialized TensorProto (the `.pb` files of the ONNX backend tests).
+    /// - Throws: `ONNXImportError` naming `source`.
+    public static func decode(serialized data: Data, source: String) throws -> NamedTensor {
+        let proto: Onnx_TensorProto
+        do { proto = try Onnx_TensorProto(serializedBytes: data) } catch {
+            throw ONNXImportError(source: source, problem: "not a serialized ONNX TensorProto (\(error))")
+        }
+        return NamedTensor(name: proto.name, tensor: try tensor(from: proto, source: source, baseDirectory: nil))
+    }
+
+    /// Converts a TensorProto. External data is read relative to `baseDirectory` (the model's folder).
+    /// - Throws: `ONNXImportError` for unsupported element types, sizes that do not match the dims,
+    ///   and external data that is missing or outside the model's folder.
+    static func tensor(from proto: Onnx_TensorProto, source: String, baseDirectory: URL?) throws -> Tensor {
+        let what = proto.name.isEmpty ? "tensor" : "tensor '\(proto.name)'"
+        guard let dtype = dtype(onnx: proto.dataType) else {
+            throw ONNXImportError(source: source, problem: "\(what) has element type \(typeName(onnx: proto.dataType)), which is not supported")
+        }
+        guard proto.dims.allSatisfy({ $0 >= 0 }) else {
+            throw ONNXImportError(source: source, problem: "\(what) has a negative dimension \(proto.dims)")
+        }
+        let dims = proto.dims.map { Int($0) }
+        let byteCount: Int
+        do { byteCount = try Tensor.byteCount(dtype: dtype, dimensions: dims) } catch {
+            throw ONNXImportError(source: source, problem: "\(what) of shape \(dims) is too large")
+        }
+        let count = byteCount / dtype.byteSize
+        func mismatch(_ got: Int) -> ONNXImportError {
+            ONNXImportError(source: source, problem: "\(what) has shape \(dims) (\(count) elements) but holds \(got)")
+        }
+        var tensor: Tensor
+        do { tensor = try Tensor(zeros: dtype, shape: Shape(dims)) } catch {
+            throw ONNXImportError(source: source, problem: "cannot allocate \(what) of shape \(dims)")
+        }
+        if proto.dataLocation == .external {
+            let bytes = try externalData(proto, what: what, source: source, baseDirectory: baseDirectory)
+            guard bytes.count == byteCount else { throw mismatch(bytes.count / dtype.byteSize) }
+            try tensor.withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
+        } else if proto.hasRawData {
+            guard proto.rawData.count == byteCount else { throw mismatch(proto.rawData.count / max(dtype.byteSize, 1)) }
+            try tensor.withUnsafeMutableBytes { $0.copyBytes(from: proto.rawData) }
+        } else {
+            try fillTyped(&tensor, from: proto, count: count, mismatch: mismatch)
+        }
+        if dtype == .bool { try tensor.withUnsafeMutableBytes { for i in $0.indices where $0[i] > 1 { $0[i] = 1 } } }
+        return tensor
+    }
+
+    private static func fillTyped(_ tensor: inout Tensor, from proto: Onnx_TensorProto, count: Int, mismatch: (Int) -> ONNXImportError) throws {
+        func store<T>(_ values: [T]) throws {
+            guard values.count == count else { throw mismatch(values.count) }
+            try tensor.withUnsafeMutableBytes { bytes in values.withUnsafeBytes { bytes.copyMemory(from: $0) } }
+        }
+        switch tensor.dtype {
+        case .float32: try store(proto.floatData)
+        case .float64: try store(proto.doubleData)
+        case .int64: try store(proto.int64Data)
+        case .int32: try store(proto.int32Data)
+        case .int16: try store(proto.int32Data.map { Int16(truncatingIfNeeded: $0) })
+        case .int8: try store(proto.int32Data.map { Int8(truncatingIfNeeded: $0) })
+        case .uint16: try store(proto.int32Data.map { UInt16(truncatingIfNeeded: $0) })
+        case .uint8: try store(proto.int32Data.map { UInt8(truncatingIfNeeded: $0) })
+        case .bool: try store(proto.int32Data.map { $0 != 0 })
+        case .float16: try store(proto.int32Data.map { UInt16(truncatingIfNeeded: $0) })  // bit patterns
+        case .uint32: try store(proto.uint64Data.map { UInt32(truncatingIfNeeded: $0) })
+        case .uint64: try store(proto.uint64Data)
+        }
+    }
+
+    private static func externalData(_ proto: Onnx_TensorProto, what: String, source: String, baseDirectory: URL?) throws -> Data {
+        var location = ""
+        var offset = 0
+        var length: Int?
+        for entry in proto.externalData {
+            switch entry.key {
+            case "location": location = entry.value
+            case "offset": offset = Int(entry.value) ?? -1
+            case "length": length = Int(entry.value)
+            default: break
+            }
+        }
+        guard let baseDirectory, !location.isEmpty, offset >= 0 else {
+            throw ONNXImportError(source: source, problem: "\(what) refers to external data without a usable location")
+        }
+        let file = baseDirectory.appendingPathComponent(location).standardizedFileURL
+        guard file.path.hasPrefix(baseDirectory.standardizedFileURL.path) else {
+            throw ONNXImportError(source: source, problem: "\(what): external data '\(location)' lies outside the model's folder")
+        }
+        guard let handle = try? FileHandle(forReadingFrom: file) else {
+            throw ONNXImportError(source: source, problem: "\(what): external data file '\(file.path)' not found (it must sit next to the model)")
+        }
+        defer { try? handle.close() }
+        do {
+            try handle.seek(toOffset: UInt64(offset))
+            let data = try length.map { try handle.read(upToCount: $0) ?? Data() } ?? handle.readToEnd() ?? Data()
+            return data
+        } catch {
+            throw ONNXImportError(source: source, problem: "\(what): cannot read external data '\(file.path)': \(error)")
+        }
+    }
+}
