@@ -66,6 +66,12 @@ let package = Package(
                 "InferenceTestSupport", "CKernels",
             ]
         ),
+        .testTarget(
+            name: "ONNXImportTests",
+            dependencies: [
+                "ONNXImport", "CPUBackend", "InferenceRuntime", "InferenceGraph", "InferenceTensor", "InferenceTestSupport",
+            ]
+        ),
         .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench", "InferenceRuntime"]),
         .testTarget(name: "inferenceTests", dependencies: ["InferenceTensor", "InferenceTestSupport"]),
     ]

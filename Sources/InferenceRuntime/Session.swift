@@ -77,7 +77,9 @@ public final class Session {
         var key = PlanKey(shapes: ordered.map(\.shape), values: [])
         var inputValues: [String: Tensor] = [:]
         if !valueKeyedInputs.isEmpty {
-            for (info, tensor) in zip(graph.runtimeInputs, ordered) where valueKeyedInputs.contains(info.name) {
+            // Small inputs only: a large tensor is data, whatever it feeds.
+            for (info, tensor) in zip(graph.runtimeInputs, ordered)
+            where valueKeyedInputs.contains(info.name) && tensor.elementCount <= 4096 {
                 key.values.append(tensor.withUnsafeBytes { Array($0) })
                 inputValues[info.name] = tensor
             }

@@ -93,7 +93,7 @@ struct GraphConverter {
 
     private func valueInfo(_ proto: Onnx_ValueInfoProto, role: String, required: Bool) throws -> ValueInfo {
         guard case .tensorType(let tensorType)? = proto.type.value else {
-            if required {
+            if required || proto.type.value != nil {
                 throw ONNXImportError(source: source, problem: "graph \(role) '\(proto.name)' is not a tensor (sequences, maps and optionals are not supported)")
             }
             return ValueInfo(name: proto.name, dtype: .float32, dimensions: nil)

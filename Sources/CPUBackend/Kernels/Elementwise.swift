@@ -98,7 +98,13 @@ enum UnaryKernels {
         let mask = node.outputs.count > 1 ? try node.output(1) : nil
         let maskPointer = try mask?.pointer(UInt8.self)
         let maskCount = mask?.count ?? 0
+        // Dropout in training mode (opset 12: a boolean input) draws random masks: not an inference op.
+        let training = node.attributes.opType == "Dropout" ? try node.optionalInput(2)?.pointer(UInt8.self) : nil
+        let name = node.name
         return ClosureKernel {
+            if let training, training[0] != 0 {
+                throw RuntimeError.unsupportedAttribute(node: name, detail: "training_mode=true")
+            }
             if src != dst { dst.copyMemory(from: src, byteCount: bytes) }
             if let maskPointer { maskPointer.update(repeating: 1, count: maskCount) }
         }
@@ -219,7 +225,7 @@ enum BinaryKernels {
     static func function(_ node: BoundNode, dtype: DType) throws -> (Double, Double) -> Double {
         let integer = !dtype.isFloatingPoint
         switch node.attributes.opType {
-        case "Add", "Sum": return { $0 + $1 }
+        case "Add", "Sum", "Mean": return { $0 + $1 }
         case "Sub": return { $0 - $1 }
         case "Mul": return { $0 * $1 }
         case "Div": return integer ? { $1 == 0 ? 0 : ($0 / $1).rounded(.towardZero) } : { $0 / $1 }

@@ -39,6 +39,9 @@ enum NormalizationKernels {
 
     static func makeBatchNorm(_ node: BoundNode) throws -> any Kernel {
         let x = try node.input(0), y = try node.output(0)
+        if try node.attributes.int("training_mode", default: 0) != 0 || (node.outputs.count > 1 && node.opset >= 14) {
+            throw RuntimeError.unsupportedAttribute(node: node.name, detail: "training mode (batch statistics); export the model for inference")
+        }
         let channels = x.shape[1]
         let spatial = x.shape.dimensions.dropFirst(2).reduce(1, *)
         let batch = x.shape[0]

@@ -47,7 +47,10 @@ enum ResizeKernels {
                 var original: Double
                 switch transform {
                 case "asymmetric": original = x / scale
-                case "align_corners": original = outSize == 1 ? 0 : x * Double(inSize - 1) / Double(outSize - 1)
+                case "align_corners":
+                    // The resized length is in·scale as a real number, not the rounded output size.
+                    let length = Double(inSize) * scale
+                    original = length <= 1 ? 0 : x * Double(inSize - 1) / (length - 1)
                 case "pytorch_half_pixel": original = outSize > 1 ? (x + 0.5) / scale - 0.5 : 0
                 case "tf_half_pixel_for_nn": original = (x + 0.5) / scale
                 case "half_pixel_symmetric":

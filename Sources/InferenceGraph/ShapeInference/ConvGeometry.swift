@@ -83,12 +83,14 @@ public struct ConvGeometry: Sendable, Equatable {
             if let outputShape {
                 guard outputShape.count == n else { throw context.mismatch("output_shape \(outputShape) does not fit \(n) spatial axes") }
                 let total = full - outputShape[axis]
-                if autoPad == "SAME_UPPER" || (autoPad != "SAME_LOWER" && autoPad != "NOTSET") {
-                    pads[axis] = total / 2
-                    pads[axis + n] = total - total / 2
+                // Floor division, as the ONNX reference does (total may be negative).
+                let half = Int((Double(total) / 2).rounded(.down))
+                if autoPad == "SAME_UPPER" {
+                    pads[axis] = half
+                    pads[axis + n] = total - half
                 } else {
-                    pads[axis] = total - total / 2
-                    pads[axis + n] = total / 2
+                    pads[axis] = total - half
+                    pads[axis + n] = half
                 }
                 output.append(outputShape[axis])
             } else {

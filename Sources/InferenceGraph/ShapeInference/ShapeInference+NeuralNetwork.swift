@@ -55,9 +55,6 @@ extension ShapeInference {
             for i in 1...4 where try context.input(i).shape.elementCount != x.shape[1] {
                 throw context.mismatch("input \(i) must have \(x.shape[1]) values (one per channel)")
             }
-            if try context.node.int("training_mode", default: 0) != 0 || context.node.outputs.count > 1 && context.opset >= 14 {
-                throw context.mismatch("training mode is not supported; export the model for inference")
-            }
             return [x] + context.node.outputs.dropFirst().map { _ in TensorType(dtype: x.dtype, shape: [x.shape[1]]) }
         }
 

@@ -74,21 +74,28 @@ public enum ShapeInference {
         "Reshape": [1], "Expand": [1], "Tile": [1], "Slice": [1, 2, 3, 4], "Pad": [1, 2, 3], "ConstantOfShape": [0],
         "Range": [0, 1, 2], "Resize": [1, 2, 3], "Split": [1], "Squeeze": [1], "Unsqueeze": [1], "ReduceSum": [1],
         "ReduceMean": [1], "ReduceMax": [1], "ReduceMin": [1], "ReduceProd": [1], "ReduceL2": [1], "Upsample": [1],
+        "ReduceSumSquare": [1], "ReduceL1": [1], "ReduceLogSum": [1], "ReduceLogSumExp": [1],
         "TopK": [1], "OneHot": [1],
     ]
 
-    /// Runtime inputs of a graph that feed a shape-like input slot directly: plans take their values at plan
-    /// time (and are cached per value), so output shapes that depend on them are known.
+    /// Runtime inputs of a graph whose values reach a shape-like input slot (through any chain of nodes
+    /// other than Shape and Size, which read only shapes): plans take their values at plan time and are
+    /// cached per value, so output shapes that depend on them are known.
     public static func valueKeyedInputs(of graph: Graph) -> Set<String> {
-        let runtime = Set(graph.runtimeInputs.map(\.name))
-        var result: Set<String> = []
+        var producer: [String: Node] = [:]
+        for node in graph.nodes { for output in node.outputs where !output.isEmpty { producer[output] = node } }
+        var needed: [String] = []
         for node in graph.nodes {
             guard let slots = shapeLikeInputs[node.opType] else { continue }
-            for slot in slots where slot < node.inputs.count && runtime.contains(node.inputs[slot]) {
-                result.insert(node.inputs[slot])
-            }
+            for slot in slots where slot < node.inputs.count && !node.inputs[slot].isEmpty { needed.append(node.inputs[slot]) }
         }
-        return result
+        var seen: Set<String> = []
+        while let name = needed.popLast() {
+            guard seen.insert(name).inserted, let node = producer[name] else { continue }
+            if node.opType == "Shape" || node.opType == "Size" { continue }
+            needed.append(contentsOf: node.inputs.filter { !$0.isEmpty })
+        }
+        return seen.intersection(graph.runtimeInputs.map(\.name))
     }
 
     /// Output types of one node.
