@@ -44,8 +44,14 @@ public enum CPUKernelTable {
         add(["MaxPool", "AveragePool"], floats, PoolingKernels.make)
         add(["GlobalAveragePool", "GlobalMaxPool"], floats, PoolingKernels.makeGlobal)
         add(["Resize"], allFloats.union([.int8, .uint8, .int32, .int64]), ResizeKernels.make)
+        // Control flow.
+        table.append(KernelRegistration("If", dtypes: [.bool]) { node, backend in try IfKernel(node: node, backend: backend) })
+        // Recurrent layers.
+        add(["LSTM"], floats) { try RecurrentKernel(node: $0, cell: .lstm) }
+        add(["GRU"], floats) { try RecurrentKernel(node: $0, cell: .gru) }
         // Reductions.
         add(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"], numericTypes, ReductionKernels.makeReduce)
+        add(["ReduceMax", "ReduceMin"], [.bool], ReductionKernels.makeReduce)
         add(["ArgMax", "ArgMin"], numericTypes, ReductionKernels.makeArgReduce)
         // Data movement (any element type).
         add(["Reshape", "Flatten", "Squeeze", "Unsqueeze"], allTypes, TensorOpKernels.makeReshape)

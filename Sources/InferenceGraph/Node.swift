@@ -67,6 +67,12 @@ public struct Node: Sendable {
         return v
     }
 
+    public func floats(_ key: String) throws(AttributeError) -> [Float]? {
+        guard let attribute = attributes[key] else { return nil }
+        guard case .floats(let v) = attribute else { throw AttributeError(node: displayName, attribute: key, expected: "floats") }
+        return v
+    }
+
     public func string(_ key: String, default value: String) throws(AttributeError) -> String {
         guard let attribute = attributes[key] else { return value }
         guard case .string(let v) = attribute else {

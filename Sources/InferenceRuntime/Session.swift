@@ -48,15 +48,23 @@ public final class Session {
     /// - Throws: `GraphError` when the graph is malformed, `RuntimeError.unsupportedOperator` naming the
     ///   first node neither the backend nor the evaluator has a kernel for.
     public init(graph: Graph, backend: any Backend, evaluator: (any ConstantEvaluator)? = nil) throws {
+        let graph = graph.capturingOuterValues()
         _ = try graph.topologicallySorted()
         let evaluator = evaluator ?? (backend as? any ConstantEvaluator)
-        for node in graph.nodes {
+        func allNodes(_ graph: Graph) -> [(Node, Int)] {
+            graph.nodes.flatMap { node -> [(Node, Int)] in
+                var result = [(node, graph.opset(for: node))]
+                for case .graph(let subgraph) in node.attributes.values { result += allNodes(subgraph) }
+                return result
+            }
+        }
+        for (node, opset) in allNodes(graph) {
             let known = backend.kernels.knows(opType: node.opType, domain: node.domain)
                 || (evaluator?.canEvaluate(opType: node.opType, domain: node.domain) ?? false)
                 || (node.domain.isEmpty && ["Shape", "Size"].contains(node.opType))
             guard known else {
                 throw RuntimeError.unsupportedOperator(
-                    node: node.displayName, opType: node.opType, opset: graph.opset(for: node),
+                    node: node.displayName, opType: node.opType, opset: opset,
                     dtype: nil, device: backend.device.description, supported: backend.kernels.operatorNames)
             }
         }

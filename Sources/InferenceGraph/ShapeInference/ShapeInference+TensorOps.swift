@@ -261,6 +261,29 @@ extension ShapeInference {
         }
 
         table[key(domain: "", opType: "Size")] = { _ in [TensorType(dtype: .int64, shape: [])] }
+
+        table[key(domain: "", opType: "If")] = { context in
+            guard case .graph(let thenBranch)? = context.node.attributes["then_branch"],
+                case .graph(let elseBranch)? = context.node.attributes["else_branch"]
+            else { throw context.mismatch("If needs then_branch and else_branch graphs") }
+            var types: [String: TensorType] = [:]
+            var known: [String: Tensor] = [:]
+            for (position, input) in thenBranch.inputs.enumerated() {
+                types[input.name] = try context.input(position + 1)
+                if position + 1 < context.constants.count, let value = context.constants[position + 1] { known[input.name] = value }
+            }
+            if let condition = context.constants.first ?? nil {
+                let taken = try condition.integerValues().first ?? 0
+                return try (taken != 0 ? thenBranch : elseBranch).inferOutputTypes(
+                    inputTypes: types, known: known, evaluator: context.evaluator)
+            }
+            let thenTypes = try thenBranch.inferOutputTypes(inputTypes: types, known: known, evaluator: context.evaluator)
+            let elseTypes = try elseBranch.inferOutputTypes(inputTypes: types, known: known, evaluator: context.evaluator)
+            guard thenTypes == elseTypes else {
+                throw context.mismatch("the branches produce different types (\(thenTypes) and \(elseTypes)); only branches with the same output types are supported")
+            }
+            return thenTypes
+        }
     }
 
     /// Pad's begin and end amounts for every axis (`[b0, b1, ..., e0, e1, ...]`), from the attribute

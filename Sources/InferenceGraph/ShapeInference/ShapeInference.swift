@@ -7,12 +7,15 @@ public struct ShapeInferenceContext {
     public var opset: Int
     public var inputs: [TensorType?]
     public var constants: [Tensor?]
+    /// Folds constant subgraphs when shape functions plan nested graphs (If branches).
+    public var evaluator: (any ConstantEvaluator)?
 
-    public init(node: Node, opset: Int, inputs: [TensorType?], constants: [Tensor?]) {
+    public init(node: Node, opset: Int, inputs: [TensorType?], constants: [Tensor?], evaluator: (any ConstantEvaluator)? = nil) {
         self.node = node
         self.opset = opset
         self.inputs = inputs
         self.constants = constants
+        self.evaluator = evaluator
     }
 
     /// The type of a required input. - Throws: `ShapeError.missingInput` when it is omitted.
@@ -86,6 +89,14 @@ public enum ShapeInference {
         for node in graph.nodes { for output in node.outputs where !output.isEmpty { producer[output] = node } }
         var needed: [String] = []
         for node in graph.nodes {
+            if node.opType == "If", case .graph(let thenBranch)? = node.attributes["then_branch"],
+                case .graph(let elseBranch)? = node.attributes["else_branch"]
+            {
+                // The branch taken, and captured values that decide shapes inside either branch.
+                let inner = valueKeyedInputs(of: thenBranch).union(valueKeyedInputs(of: elseBranch))
+                needed.append(node.inputs[0])
+                needed.append(contentsOf: node.inputs.dropFirst().filter { inner.contains($0) })
+            }
             guard let slots = shapeLikeInputs[node.opType] else { continue }
             for slot in slots where slot < node.inputs.count && !node.inputs[slot].isEmpty { needed.append(node.inputs[slot]) }
         }
@@ -100,7 +111,10 @@ public enum ShapeInference {
 
     /// Output types of one node.
     /// - Throws: `ShapeError` naming the node when its inputs do not fit, or it has no shape function.
-    public static func inferNode(_ node: Node, opset: Int, types: [String: TensorType], known: [String: Tensor]) throws -> [TensorType] {
+    public static func inferNode(
+        _ node: Node, opset: Int, types: [String: TensorType], known: [String: Tensor],
+        evaluator: (any ConstantEvaluator)? = nil
+    ) throws -> [TensorType] {
         guard let function = function(domain: node.domain, opType: node.opType) else {
             throw ShapeError.noShapeFunction(node: node.displayName)
         }
@@ -110,7 +124,7 @@ public enum ShapeInference {
         let context = ShapeInferenceContext(
             node: node, opset: opset,
             inputs: node.inputs.map { $0.isEmpty ? nil : types[$0] },
-            constants: node.inputs.map { $0.isEmpty ? nil : known[$0] })
+            constants: node.inputs.map { $0.isEmpty ? nil : known[$0] }, evaluator: evaluator)
         return try function(context)
     }
 

@@ -1,0 +1,181 @@
+import Foundation
+import InferenceRuntime
+import InferenceTensor
+
+/// LSTM and GRU (ONNX semantics: gate orders iofc and zrh, forward/reverse/bidirectional, sequence_lens,
+/// initial states, peepholes, clip, custom activations, both layouts); float32.
+final class RecurrentKernel: Kernel {
+    enum Cell { case lstm, gru }
+
+    private let cell: Cell
+    private let seq: Int, batch: Int, inputSize: Int, hidden: Int, directions: Int
+    private let layout: Int
+    private let reverseOnly: Bool
+    private let clip: Float?
+    private let linearBeforeReset: Bool
+    private let activations: [(Float) -> Float]
+    private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, r: UnsafePointer<Float>
+    private let b: UnsafePointer<Float>?, sequenceLengths: UnsafeRawPointer?, sequenceIO: ElementIO
+    private let initialH: UnsafePointer<Float>?, initialC: UnsafePointer<Float>?, peepholes: UnsafePointer<Float>?
+    private let y: UnsafeMutablePointer<Float>?, yH: UnsafeMutablePointer<Float>?, yC: UnsafeMutablePointer<Float>?
+
+    init(node: BoundNode, cell: Cell) throws {
+        self.cell = cell
+        let a = node.attributes
+        let xv = try node.input(0)
+        layout = try a.int("layout", default: 0)
+        (seq, batch) = layout == 0 ? (xv.shape[0], xv.shape[1]) : (xv.shape[1], xv.shape[0])
+        inputSize = xv.shape[2]
+        hidden = try a.int("hidden_size", default: 0)
+        let direction = try a.string("direction", default: "forward")
+        directions = direction == "bidirectional" ? 2 : 1
+        reverseOnly = direction == "reverse"
+        clip = a.attributes["clip"] == nil ? nil : try a.float("clip", default: 0)
+        linearBeforeReset = try a.int("linear_before_reset", default: 0) != 0
+        if try a.int("input_forget", default: 0) != 0 {
+            throw RuntimeError.unsupportedAttribute(node: node.name, detail: "input_forget=1")
+        }
+        let names: [String]
+        if case .strings(let given)? = a.attributes["activations"] {
+            names = given
+        } else {
+            let one = cell == .lstm ? ["Sigmoid", "Tanh", "Tanh"] : ["Sigmoid", "Tanh"]
+            names = Array([[String]](repeating: one, count: directions).joined())
+        }
+        var alphas = (try? a.floats("activation_alpha")) ?? []
+        var betas = (try? a.floats("activation_beta")) ?? []
+        activations = try names.map { try Self.activation($0, alphas: &alphas, betas: &betas, node: node.name) }
+        x = UnsafePointer(try xv.pointer(Float.self))
+        w = UnsafePointer(try node.input(1).pointer(Float.self))
+        r = UnsafePointer(try node.input(2).pointer(Float.self))
+        b = try node.optionalInput(3).map { UnsafePointer(try $0.pointer(Float.self)) }
+        let lengths = node.optionalInput(4)
+        sequenceLengths = try lengths.map { UnsafeRawPointer(try $0.raw()) }
+        sequenceIO = ElementIO.for(lengths?.type.dtype ?? .int32)
+        initialH = try node.optionalInput(5).map { UnsafePointer(try $0.pointer(Float.self)) }
+        initialC = cell == .lstm ? try node.optionalInput(6).map { UnsafePointer(try $0.pointer(Float.self)) } : nil
+        peepholes = cell == .lstm ? try node.optionalInput(7).map { UnsafePointer(try $0.pointer(Float.self)) } : nil
+        let outputs = node.outputs
+        y = outputs.count > 0 && outputs[0].count > 0 ? try outputs[0].pointer(Float.self) : nil
+        yH = outputs.count > 1 ? try outputs[1].pointer(Float.self) : nil
+        yC = outputs.count > 2 ? try outputs[2].pointer(Float.self) : nil
+    }
+
+    /// Activation functions by ONNX name, consuming alpha/beta values in order for those that take them.
+    static func activation(_ name: String, alphas: inout [Float], betas: inout [Float], node: String) throws -> (Float) -> Float {
+        func take(_ values: inout [Float], _ fallback: Float) -> Float { values.isEmpty ? fallback : values.removeFirst() }
+        switch name.lowercased() {
+        case "sigmoid": return { 1 / (1 + Foundation.exp(-$0)) }
+        case "tanh": return { Foundation.tanh($0) }
+        case "relu": return { max($0, 0) }
+        case "softsign": return { $0 / (1 + abs($0)) }
+        case "softplus": return { Foundation.log(1 + Foundation.exp($0)) }
+        case "leakyrelu":
+            let alpha = take(&alphas, 0.01)
+            return { $0 >= 0 ? $0 : alpha * $0 }
+        case "thresholdedrelu":
+            let alpha = take(&alphas, 1)
+            return { $0 > alpha ? $0 : 0 }
+        case "elu":
+            let alpha = take(&alphas, 1)
+            return { $0 >= 0 ? $0 : alpha * (Foundation.exp($0) - 1) }
+        case "hardsigmoid":
+            let alpha = take(&alphas, 0.2), beta = take(&betas, 0.5)
+            return { max(0, min(1, alpha * $0 + beta)) }
+        case "affine":
+            let alpha = take(&alphas, 1), beta = take(&betas, 0)
+            return { alpha * $0 + beta }
+        case "scaledtanh":
+            let alpha = take(&alphas, 1), beta = take(&betas, 1)
+            return { alpha * Foundation.tanh(beta * $0) }
+        default:
+            throw RuntimeError.unsupportedAttribute(node: node, detail: "activation '\(name)'")
+        }
+    }
+
+    func run() throws {
+        let gates = cell == .lstm ? 4 : 3
+        let h = hidden
+        var state = [Float](repeating: 0, count: batch * h)
+        var cellState = [Float](repeating: 0, count: batch * h)
+        var pre = [Float](repeating: 0, count: gates * h)
+        var recurrent = [Float](repeating: 0, count: gates * h)
+        if let y { y.update(repeating: 0, count: seq * directions * batch * h) }
+        for d in 0..<directions {
+            let reverse = reverseOnly || d == 1
+            let wd = w + d * gates * h * inputSize
+            let rd = r + d * gates * h * h
+            let wb = b.map { $0 + d * 2 * gates * h }
+            let rb = wb.map { $0 + gates * h }
+            let p = peepholes.map { $0 + d * 3 * h }
+            let f = activations[d * (cell == .lstm ? 3 : 2)]
+            let g = activations[d * (cell == .lstm ? 3 : 2) + 1]
+            let hAct = cell == .lstm ? activations[d * 3 + 2] : g
+            for n in 0..<batch {
+                for j in 0..<h {
+                    state[n * h + j] = initialH?[(layout == 0 ? d * batch + n : n * directions + d) * h + j] ?? 0
+                    cellState[n * h + j] = initialC?[(layout == 0 ? d * batch + n : n * directions + d) * h + j] ?? 0
+                }
+            }
+            for n in 0..<batch {
+                let length = sequenceLengths.map { min(Int(sequenceIO.load($0, n)), seq) } ?? seq
+                for step in 0..<length {
+                    let t = reverse ? length - 1 - step : step
+                    let xt = x + (layout == 0 ? t * batch + n : n * seq + t) * inputSize
+                    // pre = W·x + Wb, recurrent = R·h + Rb, per gate row.
+                    for row in 0..<(gates * h) {
+                        var s: Float = wb?[row] ?? 0
+                        let wr = wd + row * inputSize
+                        for k in 0..<inputSize { s += wr[k] * xt[k] }
+                        pre[row] = s
+                        var q: Float = rb?[row] ?? 0
+                        let rr = rd + row * h
+                        for k in 0..<h { q += rr[k] * state[n * h + k] }
+                        recurrent[row] = q
+                    }
+                    let clipValue = clip
+                    func clipped(_ v: Float) -> Float { clipValue.map { min(max(v, -$0), $0) } ?? v }
+                    var next = [Float](repeating: 0, count: h)
+                    for j in 0..<h {
+                        let previous = state[n * h + j]
+                        switch cell {
+                        case .lstm:
+                            let c0 = cellState[n * h + j]
+                            let i = f(clipped(pre[j] + recurrent[j] + (p?[j] ?? 0) * c0))
+                            let fg = f(clipped(pre[2 * h + j] + recurrent[2 * h + j] + (p?[2 * h + j] ?? 0) * c0))
+                            let c = g(clipped(pre[3 * h + j] + recurrent[3 * h + j]))
+                            let c1 = fg * c0 + i * c
+                            let o = f(clipped(pre[h + j] + recurrent[h + j] + (p?[h + j] ?? 0) * c1))
+                            cellState[n * h + j] = c1
+                            next[j] = o * hAct(c1)
+                        case .gru:
+                            let z = f(clipped(pre[j] + recurrent[j]))
+                            let rg = f(clipped(pre[h + j] + recurrent[h + j]))
+                            var candidate: Float
+                            if linearBeforeReset {
+                                candidate = pre[2 * h + j] + rg * recurrent[2 * h + j]
+                            } else {
+                                var q: Float = rb?[2 * h + j] ?? 0
+                                let rr = rd + (2 * h + j) * h
+                                for k in 0..<h { q += rr[k] * rg * state[n * h + k] }
+                                candidate = pre[2 * h + j] + q
+                            }
+                            let hh = g(clipped(candidate))
+                            next[j] = (1 - z) * hh + z * previous
+                        }
+                    }
+                    for j in 0..<h { state[n * h + j] = next[j] }
+                    if let y {
+                        let base = layout == 0 ? ((t * directions + d) * batch + n) * h : ((n * seq + t) * directions + d) * h
+                        for j in 0..<h { y[base + j] = next[j] }
+                    }
+                }
+                let stateBase = (layout == 0 ? d * batch + n : n * directions + d) * h
+                for j in 0..<h {
+                    yH?[stateBase + j] = state[n * h + j]
+                    yC?[stateBase + j] = cellState[n * h + j]
+                }
+            }
+        }
+    }
+}
