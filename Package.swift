@@ -46,7 +46,7 @@ let package = Package(
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "InferenceTensor", "InferenceGraph", "InferenceRuntime", "CPUBackend", "GPUBackend",
-                "BuiltinModels", "InferenceBench",
+                "BuiltinModels", "InferenceBench", "ONNXImport",
             ]
         ),
         .target(name: "InferenceTestSupport", dependencies: ["InferenceTensor"]),
@@ -70,7 +70,8 @@ let package = Package(
             name: "ONNXImportTests",
             dependencies: [
                 "ONNXImport", "CPUBackend", "InferenceRuntime", "InferenceGraph", "InferenceTensor", "InferenceTestSupport",
-            ]
+            ],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench", "InferenceRuntime"]),
         .testTarget(name: "inferenceTests", dependencies: ["InferenceTensor", "InferenceTestSupport"]),

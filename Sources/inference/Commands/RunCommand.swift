@@ -19,8 +19,10 @@ struct RunCommand: ParsableCommand {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Input data: a .npy file, or an .npz with one array per model input.", valueName: "file"))
-    var input: String
+        help: ArgumentHelp(
+            "Input data: a .npy file, an .npz with arrays named like the model's inputs, or name=file.npy (repeat for several inputs).",
+            valueName: "file"))
+    var input: [String] = []
 
     @Option(
         name: .long, help: ArgumentHelp("The model: builtin:NAME (linear, mlp) or an .onnx file.", valueName: "model"))
@@ -57,6 +59,7 @@ struct RunCommand: ParsableCommand {
     var warmup: Int = 2
 
     func validate() throws {
+        guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
         guard DeviceRequest(argument: device) != nil else {
             throw ValidationError("unknown device '\(device)'; use cpu, gpu, auto, cuda:N or opencl:N")
         }
@@ -89,7 +92,7 @@ struct RunCommand: ParsableCommand {
         let graph = try ModelSource.load(model)
         let loadNanoseconds = MonotonicClock.nanoseconds() - loadStart
 
-        let inputs = try LoadedInputs.load(path: input, for: graph)
+        let inputs = try LoadedInputs.load(arguments: input, for: graph)
         for note in inputs.notes { printError("note: \(note)") }
 
         let session = try Session(graph: graph, backend: selection.backend)
@@ -160,6 +163,10 @@ struct RunCommand: ParsableCommand {
             }
             lines.append("Inference time: \(Formatting.milliseconds(nanoseconds: warm.median)) ms")
             print(lines.joined(separator: "\n"))
+            if result.outputs.count > 1 {
+                let others = result.outputs.dropFirst().map(\.name).joined(separator: ", ")
+                printError("note: printed output '\(primary.name)'; the model has \(result.outputs.count - 1) more (\(others)): use --json or --output file.npz")
+            }
         }
 
         if verbose {
@@ -188,8 +195,9 @@ struct RunCommand: ParsableCommand {
         switch tensor.dtype {
         case .float32: return try tensor.scalars(as: Float.self)
         case .float64: return try tensor.scalars(as: Double.self).map { Float($0) }
-        case .int64: return try tensor.scalars(as: Int64.self).map { Float($0) }
-        default: throw InputError(description: "printing \(tensor.dtype) outputs is not supported; use --output")
+        case .float16: return try tensor.scalars(as: Float16.self).map { Float($0) }
+        case .bool: return try tensor.scalars(as: Bool.self).map { $0 ? 1 : 0 }
+        default: return try tensor.integerValues().map { Float($0) }
         }
     }
 }

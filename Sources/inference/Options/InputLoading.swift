@@ -9,43 +9,58 @@ struct LoadedInputs {
     /// Notes for stderr about conversions made (e.g. float64 → float32).
     var notes: [String]
 
-    /// Reads `path` (.npy or .npz) and fits it to `graph`'s inputs: a file without the batch dimension is
-    /// one sample; float64/float16 data is converted to the model's float32.
+    /// Reads the `--input` arguments and fits them to `graph`'s inputs. Each argument is `file.npy`,
+    /// `file.npz` (arrays matched to inputs by name, or `arr_0`, … by position) or `name=file.npy`.
+    /// A file without the batch dimension is one sample; float64/float16 data is converted to float32.
     /// - Throws: `NPYError` for unreadable files, `InputError` naming the file, the expected and the actual
     ///   shape or dtype when the data cannot feed the model.
-    static func load(path: String, for graph: Graph) throws -> LoadedInputs {
-        let arrays = try NumPyFile.readArrays(path: path)
+    static func load(arguments: [String], for graph: Graph) throws -> LoadedInputs {
+        var arrays: [(array: NamedTensor, source: String, explicitName: Bool)] = []
+        for argument in arguments {
+            if let equals = argument.firstIndex(of: "="), !argument.hasPrefix("/"), !argument.hasPrefix(".") {
+                let name = String(argument[..<equals])
+                let path = String(argument[argument.index(after: equals)...])
+                let read = try NumPyFile.readArrays(path: path)
+                guard read.count == 1, let only = read.first else {
+                    throw InputError(description: "\(path): holds \(read.count) arrays; name=file needs a file with exactly one")
+                }
+                arrays.append((NamedTensor(name: name, tensor: only.tensor), path, true))
+            } else {
+                let read = try NumPyFile.readArrays(path: argument)
+                guard !read.isEmpty else { throw InputError(description: "\(argument): the archive holds no arrays") }
+                let isArchive = argument.hasSuffix(".npz") || read.count > 1
+                for array in read { arrays.append((array, isArchive ? "\(argument):\(array.name)" : argument, isArchive)) }
+            }
+        }
         let declared = graph.runtimeInputs
         var notes: [String] = []
         var fitted: [NamedTensor] = []
         var batch = 1
-        guard !arrays.isEmpty else { throw InputError(description: "\(path): the archive holds no arrays") }
         for (position, info) in declared.enumerated() {
-            let array: NamedTensor
-            if declared.count == 1 && arrays.count == 1 {
-                array = arrays[0]
-            } else if let named = arrays.first(where: { $0.name == info.name }) {
-                array = named
-            } else if declared.count == arrays.count && position < arrays.count
-                && arrays.allSatisfy({ $0.name.hasPrefix("arr_") })
-            {
-                array = arrays[position]  // np.savez(positional, ...) names arrays arr_0, arr_1, ...
+            let entry: (array: NamedTensor, source: String, explicitName: Bool)
+            if let named = arrays.first(where: { $0.array.name == info.name && $0.explicitName }) {
+                entry = named
+            } else if declared.count == 1 && arrays.count == 1, let only = arrays.first {
+                entry = only
+            } else if let named = arrays.first(where: { $0.array.name == info.name }) {
+                entry = named
+            } else if declared.count == arrays.count && arrays.allSatisfy({ $0.array.name.hasPrefix("arr_") }) {
+                entry = arrays[position]  // np.savez(positional, ...) names arrays arr_0, arr_1, ...
             } else {
-                throw InputError(
-                    description: """
-                        \(path): no array for model input '\(info.name)' (the file has: \(arrays.map(\.name).joined(separator: ", ")); \
-                        the model's inputs: \(declared.map(\.name).joined(separator: ", ")))
-                        """)
+                throw InputError(description: """
+                    no data for model input '\(info.name)' (given: \(arrays.map(\.source).joined(separator: ", ")); \
+                    the model's inputs: \(declared.map(\.name).joined(separator: ", "))). Use --input \(info.name)=file.npy
+                    """)
             }
+            let array = entry.array
+            let source = entry.source
             var tensor = array.tensor
-            let source = arrays.count == 1 ? path : "\(path):\(array.name)"
             if tensor.dtype != info.dtype {
                 guard info.dtype == .float32, tensor.dtype.isFloatingPoint else {
-                    throw InputError(
-                        description: """
-                            \(source): holds \(tensor.dtype) data, but model input '\(info.name)' takes \(info.dtype). \
-                            Save the array as \(info.dtype) (e.g. x.astype(np.\(info.dtype)))
-                            """)
+                    throw InputError(description: """
+                        \(source): holds \(tensor.dtype) data, but model input '\(info.name)' takes \(info.dtype). \
+                        Save the array as \(info.dtype) (e.g. x.astype(np.\(info.dtype)))
+                        """)
                 }
                 notes.append("\(source): converted \(tensor.dtype) to float32, the type of model input '\(info.name)'")
                 tensor = try convertToFloat32(tensor)
@@ -55,14 +70,16 @@ struct LoadedInputs {
                 if info.accepts(candidate.shape) { tensor = candidate }
             }
             guard info.accepts(tensor.shape) else {
-                throw InputError(
-                    description: """
-                        \(source): shape \(array.tensor.shape) does not fit model input '\(info.name)' of shape \(info.shapeDescription) \
-                        (\(graph.name) expects \(describeExpected(info)))
-                        """)
+                throw InputError(description: """
+                    \(source): shape \(array.tensor.shape) does not fit model input '\(info.name)' of shape \(info.shapeDescription) \
+                    (\(graph.name) expects \(describeExpected(info)))
+                    """)
             }
             if position == 0, let first = tensor.shape.dimensions.first, tensor.shape.rank > 0 { batch = first }
             fitted.append(NamedTensor(name: info.name, tensor: tensor))
+        }
+        for extra in arrays where extra.explicitName && !declared.contains(where: { $0.name == extra.array.name }) {
+            throw InputError(description: "\(extra.source): the model has no input named '\(extra.array.name)' (its inputs: \(declared.map(\.name).joined(separator: ", ")))")
         }
         return LoadedInputs(tensors: fitted, batchSize: batch, notes: notes)
     }

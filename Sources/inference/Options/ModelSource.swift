@@ -1,7 +1,8 @@
 import BuiltinModels
 import InferenceGraph
+import ONNXImport
 
-/// Where a model comes from: `builtin:NAME` or a file path.
+/// Where a model comes from: `builtin:NAME` or an .onnx file.
 enum ModelSource {
     /// Loads the graph named by `--model`.
     /// - Throws: an error naming the model and what is available.
@@ -9,20 +10,6 @@ enum ModelSource {
         if argument.hasPrefix("builtin:") {
             return try BuiltinModels.graph(named: String(argument.dropFirst("builtin:".count)))
         }
-        if argument.hasSuffix(".onnx") {
-            throw ModelSourceError(
-                description: """
-                    \(argument): loading .onnx files is not available in this build yet. \
-                    Use a builtin model: \(BuiltinModels.names.map { "builtin:\($0)" }.joined(separator: ", "))
-                    """)
-        }
-        throw ModelSourceError(
-            description: """
-                \(argument): not a model name. Use builtin:NAME (\(BuiltinModels.names.joined(separator: ", "))) or a path to an .onnx file
-                """)
+        return try ONNXModelLoader.load(path: argument)
     }
-}
-
-struct ModelSourceError: Error, CustomStringConvertible {
-    var description: String
 }

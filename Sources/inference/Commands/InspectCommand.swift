@@ -1,0 +1,125 @@
+import ArgumentParser
+import CPUBackend
+import Foundation
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import ONNXImport
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Describe a model: inputs, outputs, opsets, operators, parameters, FLOPs per sample, support.")
+
+    @Option(name: .long, help: ArgumentHelp("The model: builtin:NAME or an .onnx file.", valueName: "model"))
+    var model: String = "builtin:linear"
+
+    @Option(name: .customLong("dim"), help: ArgumentHelp("Value for a symbolic dimension when counting FLOPs (default 1), e.g. --dim seq=128.", valueName: "name=n"))
+    var dimensions: [String] = []
+
+    @Flag(name: .long, help: "Print one JSON object instead of text.")
+    var json = false
+
+    func run() throws {
+        do {
+            try execute()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func execute() throws {
+        var overrides: [String: Int] = [:]
+        for entry in dimensions {
+            let parts = entry.split(separator: "=")
+            guard parts.count == 2, let value = Int(parts[1]), value > 0 else {
+                throw ValidationError("--dim expects name=positive integer, got '\(entry)'")
+            }
+            overrides[String(parts[0])] = value
+        }
+        let graph = try ModelSource.load(model)
+        var opsets = graph.opsetImports
+        if opsets.isEmpty { opsets[""] = 0 }
+        var counts: [String: Int] = [:]
+        func visit(_ g: Graph) {
+            for node in g.nodes {
+                counts[node.domain.isEmpty ? node.opType : "\(node.domain).\(node.opType)", default: 0] += 1
+                for case .graph(let sub) in node.attributes.values { visit(sub) }
+            }
+        }
+        visit(graph)
+        let backend = CPUBackend()
+        let unsupported = counts.keys.filter { name in
+            let parts = name.split(separator: ".", maxSplits: 1)
+            let (domain, op) = parts.count == 2 ? (String(parts[0]), String(parts[1])) : ("", name)
+            return !backend.kernels.knows(opType: op, domain: domain) && !(domain.isEmpty && ["Shape", "Size"].contains(op))
+        }.sorted()
+        let parameters = graph.initializers.values.reduce(0) { $0 + $1.elementCount }
+        let parameterBytes = graph.initializers.values.reduce(0) { $0 + $1.byteCount }
+
+        // FLOPs per sample: plan with every symbolic dimension at 1 (or its --dim value).
+        var flops: Int?
+        var flopsNote = ""
+        if unsupported.isEmpty {
+            var types: [String: TensorType] = [:]
+            for input in graph.runtimeInputs {
+                let dims = (input.dimensions ?? []).map { dim -> Int in
+                    switch dim {
+                    case .fixed(let n): return n
+                    case .symbolic(let name): return overrides[name] ?? 1
+                    }
+                }
+                types[input.name] = TensorType(dtype: input.dtype, shape: Shape(dims))
+            }
+            do {
+                let plan = try ExecutionPlan(graph: graph.capturingOuterValues(), inputTypes: types, evaluator: backend)
+                flops = FLOPCounter.count(plan)
+            } catch {
+                flopsNote = "not computed: \(error)"
+            }
+        } else {
+            flopsNote = "not computed: the model has unsupported operators"
+        }
+        let symbolic = Set(graph.runtimeInputs.flatMap { ($0.dimensions ?? []).compactMap { dim -> String? in
+            if case .symbolic(let name) = dim { return name }
+            return nil
+        } })
+
+        if json {
+            let report: [String: Any] = [
+                "model": model, "name": graph.name,
+                "opsets": Dictionary(uniqueKeysWithValues: opsets.map { ($0.key.isEmpty ? "ai.onnx" : $0.key, $0.value) }),
+                "inputs": graph.runtimeInputs.map { ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dimensions?.map(\.description) ?? []] },
+                "outputs": graph.outputs.map { ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dimensions?.map(\.description) ?? []] },
+                "operators": counts, "nodes": counts.values.reduce(0, +),
+                "parameters": parameters, "parameter_bytes": parameterBytes,
+                "flops_per_sample": flops as Any, "unsupported_operators": unsupported,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .prettyPrinted])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        var lines: [String] = []
+        lines.append("model: \(model) (graph '\(graph.name)')")
+        lines.append("opsets: " + opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : $0.key) \($0.value)" }.joined(separator: ", "))
+        lines.append("inputs:")
+        for input in graph.runtimeInputs { lines.append("  \(input.name): \(input.dtype) \(input.shapeDescription)") }
+        lines.append("outputs:")
+        for output in graph.outputs { lines.append("  \(output.name): \(output.dtype) \(output.shapeDescription)") }
+        lines.append("parameters: \(parameters.formatted()) (\(Formatting.bytes(parameterBytes))) in \(graph.initializers.count) initializers")
+        let sorted = counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
+        lines.append("operators (\(counts.values.reduce(0, +)) nodes): " + sorted.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+        if let flops {
+            let at = symbolic.isEmpty ? "" : " (with " + symbolic.sorted().map { "\($0)=\(overrides[$0] ?? 1)" }.joined(separator: ", ") + ")"
+            lines.append("FLOPs per sample: \(flops.formatted())\(at)")
+        } else {
+            lines.append("FLOPs per sample: \(flopsNote)")
+        }
+        lines.append("cpu: " + (unsupported.isEmpty ? "every operator supported" : "unsupported: \(unsupported.joined(separator: ", "))"))
+        lines.append("gpu: no GPU execution backend in this build")
+        print(lines.joined(separator: "\n"))
+    }
+}
