@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "inference", targets: ["inference"]),
         .library(name: "InferenceTensor", targets: ["InferenceTensor"]),
         .library(name: "InferenceRuntime", targets: ["InferenceRuntime"]),
+        .library(name: "ONNXImport", targets: ["ONNXImport"]),
+        .library(name: "CPUBackend", targets: ["CPUBackend"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -69,7 +71,8 @@ let package = Package(
         .testTarget(
             name: "ONNXImportTests",
             dependencies: [
-                "ONNXImport", "CPUBackend", "InferenceRuntime", "InferenceGraph", "InferenceTensor", "InferenceTestSupport",
+                "ONNXImport", "CPUBackend", "InferenceRuntime", "InferenceGraph", "InferenceTensor",
+                "InferenceTestSupport",
             ],
             resources: [.copy("Fixtures")]
         ),

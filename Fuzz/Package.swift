@@ -8,10 +8,18 @@ let package = Package(
     dependencies: [.package(name: "inference", path: "..")],
     targets: [
         .executableTarget(
+            name: "ONNXFuzz",
+            dependencies: [
+                .product(name: "ONNXImport", package: "inference"), .product(name: "CPUBackend", package: "inference"),
+                .product(name: "InferenceRuntime", package: "inference"),
+            ],
+            linkerSettings: [.unsafeFlags(["-use-ld=lld"])]
+        ),
+        .executableTarget(
             name: "NPYFuzz",
             dependencies: [.product(name: "InferenceTensor", package: "inference")],
             // gold cannot link the fuzzer runtime with SwiftPM's renamed main; lld can.
             linkerSettings: [.unsafeFlags(["-use-ld=lld"])]
-        )
+        ),
     ]
 )

@@ -17,17 +17,22 @@ extension CPUBackend: ConstantEvaluator {
             let buffer = try allocate(bytes: max(tensor.byteCount, 1))
             let slice = BufferSlice(buffer: buffer, offset: 0, byteCount: tensor.byteCount)
             try tensor.withUnsafeBytes { try copy(from: $0, to: slice) }
-            boundInputs.append(BoundValue(type: TensorType(dtype: tensor.dtype, shape: tensor.shape), slice: slice, constant: tensor))
+            boundInputs.append(
+                BoundValue(type: TensorType(dtype: tensor.dtype, shape: tensor.shape), slice: slice, constant: tensor))
         }
         var boundOutputs: [BoundValue] = []
         for type in outputTypes {
             let buffer = try allocate(bytes: max(type.byteCount, 1))
-            boundOutputs.append(BoundValue(type: type, slice: BufferSlice(buffer: buffer, offset: 0, byteCount: type.byteCount), constant: nil))
+            boundOutputs.append(
+                BoundValue(
+                    type: type, slice: BufferSlice(buffer: buffer, offset: 0, byteCount: type.byteCount), constant: nil)
+            )
         }
         let step = PlannedStep(node: node, opset: opset, inputs: [], outputs: [])
         let bound = BoundNode(step: step, inputs: boundInputs, outputs: boundOutputs)
         let dtype = KernelRegistry.dispatchType(of: step, inputs: boundInputs, outputs: boundOutputs)
-        guard let registration = kernels.lookup(opType: node.opType, domain: node.domain, opset: opset, dtype: dtype) else {
+        guard let registration = kernels.lookup(opType: node.opType, domain: node.domain, opset: opset, dtype: dtype)
+        else {
             throw RuntimeError.unsupportedOperator(
                 node: node.displayName, opType: node.opType, opset: opset, dtype: dtype, device: "cpu",
                 supported: kernels.operatorNames)

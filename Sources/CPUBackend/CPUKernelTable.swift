@@ -16,10 +16,16 @@ public enum CPUKernelTable {
         add(["Gemm"], floats) { try GemmKernel(node: $0) }
         add(["MatMul"], floats) { try MatMulKernel(node: $0) }
         // Elementwise.
-        add(["Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Erf", "LeakyRelu", "Elu", "HardSigmoid",
-             "Gelu", "HardSwish", "Softplus", "Softsign", "Selu", "Celu", "ThresholdedRelu", "Mish", "Sin", "Cos", "Round"],
+        add(
+            [
+                "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Erf", "LeakyRelu", "Elu", "HardSigmoid",
+                "Gelu", "HardSwish", "Softplus", "Softsign", "Selu", "Celu", "ThresholdedRelu", "Mish", "Sin", "Cos",
+                "Round",
+            ],
             allFloats, UnaryKernels.make)
-        add(["Neg", "Abs", "Sign", "Floor", "Ceil"], signedNumbers.union([.uint8, .uint16, .uint32, .uint64]), UnaryKernels.make)
+        add(
+            ["Neg", "Abs", "Sign", "Floor", "Ceil"], signedNumbers.union([.uint8, .uint16, .uint32, .uint64]),
+            UnaryKernels.make)
         add(["Not"], [.bool], UnaryKernels.makeNot)
         add(["Identity", "Dropout"], allTypes, UnaryKernels.makeCopy)
         add(["Clip"], numericTypes, UnaryKernels.makeClip)
@@ -45,12 +51,15 @@ public enum CPUKernelTable {
         add(["GlobalAveragePool", "GlobalMaxPool"], floats, PoolingKernels.makeGlobal)
         add(["Resize"], allFloats.union([.int8, .uint8, .int32, .int64]), ResizeKernels.make)
         // Control flow.
-        table.append(KernelRegistration("If", dtypes: [.bool]) { node, backend in try IfKernel(node: node, backend: backend) })
+        table.append(
+            KernelRegistration("If", dtypes: [.bool]) { node, backend in try IfKernel(node: node, backend: backend) })
         // Recurrent layers.
         add(["LSTM"], floats) { try RecurrentKernel(node: $0, cell: .lstm) }
         add(["GRU"], floats) { try RecurrentKernel(node: $0, cell: .gru) }
         // Reductions.
-        add(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"], numericTypes, ReductionKernels.makeReduce)
+        add(
+            ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"],
+            numericTypes, ReductionKernels.makeReduce)
         add(["ReduceMax", "ReduceMin"], [.bool], ReductionKernels.makeReduce)
         add(["ArgMax", "ArgMin"], numericTypes, ReductionKernels.makeArgReduce)
         // Data movement (any element type).

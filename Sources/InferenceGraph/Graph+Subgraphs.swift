@@ -57,7 +57,9 @@ extension Graph {
         if let evaluator {
             // Plan the subgraph with folding, so shapes computed from known values resolve.
             var graph = self
-            graph.inputs = inputs.map { ValueInfo(name: $0.name, dtype: inputTypes[$0.name]?.dtype ?? $0.dtype, dimensions: nil) }
+            graph.inputs = inputs.map {
+                ValueInfo(name: $0.name, dtype: inputTypes[$0.name]?.dtype ?? $0.dtype, dimensions: nil)
+            }
             let plan = try ExecutionPlan(
                 graph: graph, inputTypes: inputTypes.filter { known[$0.key] == nil },
                 inputValues: known.filter { name, _ in inputs.contains { $0.name == name } }, evaluator: evaluator)
@@ -70,10 +72,14 @@ extension Graph {
             let opset = opset(for: node)
             let outputs = try ShapeInference.inferNode(node, opset: opset, types: types, known: values)
             for (name, type) in zip(node.outputs, outputs) where !name.isEmpty { types[name] = type }
-            if let value = try ShapeInference.planTimeValue(node, opset: opset, types: types) { values[node.outputs[0]] = value }
+            if let value = try ShapeInference.planTimeValue(node, opset: opset, types: types) {
+                values[node.outputs[0]] = value
+            }
         }
         return try outputs.map { output in
-            guard let type = types[output.name] else { throw GraphError.danglingValue(name: output.name, node: "subgraph output") }
+            guard let type = types[output.name] else {
+                throw GraphError.danglingValue(name: output.name, node: "subgraph output")
+            }
             return type
         }
     }

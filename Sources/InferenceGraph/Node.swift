@@ -69,7 +69,9 @@ public struct Node: Sendable {
 
     public func floats(_ key: String) throws(AttributeError) -> [Float]? {
         guard let attribute = attributes[key] else { return nil }
-        guard case .floats(let v) = attribute else { throw AttributeError(node: displayName, attribute: key, expected: "floats") }
+        guard case .floats(let v) = attribute else {
+            throw AttributeError(node: displayName, attribute: key, expected: "floats")
+        }
         return v
     }
 

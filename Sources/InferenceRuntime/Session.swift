@@ -59,7 +59,8 @@ public final class Session {
             }
         }
         for (node, opset) in allNodes(graph) {
-            let known = backend.kernels.knows(opType: node.opType, domain: node.domain)
+            let known =
+                backend.kernels.knows(opType: node.opType, domain: node.domain)
                 || (evaluator?.canEvaluate(opType: node.opType, domain: node.domain) ?? false)
                 || (node.domain.isEmpty && ["Shape", "Size"].contains(node.opType))
             guard known else {
@@ -98,7 +99,8 @@ public final class Session {
             plan = cached
         } else {
             let start = MonotonicClock.nanoseconds()
-            plan = try BoundPlan(graph: graph, inputs: ordered, inputValues: inputValues, backend: backend, evaluator: evaluator)
+            plan = try BoundPlan(
+                graph: graph, inputs: ordered, inputValues: inputValues, backend: backend, evaluator: evaluator)
             plans[key] = plan
             planNanoseconds = MonotonicClock.nanoseconds() - start
         }

@@ -2,10 +2,15 @@
 public struct Shape: Hashable, Sendable, Codable, ExpressibleByArrayLiteral, CustomStringConvertible {
     public var dimensions: [Int]
 
-    /// - Precondition: every dimension is non-negative.
+    /// Shapes are not validated here: planning checks every inferred shape (`isValid`) and tensor
+    /// creation checks sizes, so a bad model is an error, never a trap.
     public init(_ dimensions: [Int]) {
-        precondition(dimensions.allSatisfy { $0 >= 0 }, "negative dimension in \(dimensions)")
         self.dimensions = dimensions
+    }
+
+    /// Whether every dimension is non-negative and the element count fits comfortably in memory arithmetic.
+    public var isValid: Bool {
+        dimensions.allSatisfy { $0 >= 0 } && Shape.checkedElementCount(dimensions).map { $0 <= 1 << 48 } == true
     }
 
     public init(arrayLiteral elements: Int...) { self.init(elements) }
@@ -13,7 +18,7 @@ public struct Shape: Hashable, Sendable, Codable, ExpressibleByArrayLiteral, Cus
     public var rank: Int { dimensions.count }
 
     /// Number of elements; 1 for a scalar (rank 0), 0 when any dimension is 0.
-    public var elementCount: Int { dimensions.reduce(1, *) }
+    public var elementCount: Int { dimensions.reduce(1, &*) }
 
     /// The element count, or nil when it overflows `Int`.
     public static func checkedElementCount(_ dimensions: [Int]) -> Int? {

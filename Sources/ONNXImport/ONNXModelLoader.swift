@@ -27,7 +27,9 @@ public enum ONNXModelLoader {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ONNXImportError(source: path, problem: "no such file")
         }
-        guard !isDirectory.boolValue else { throw ONNXImportError(source: path, problem: "is a directory, not an .onnx file") }
+        guard !isDirectory.boolValue else {
+            throw ONNXImportError(source: path, problem: "is a directory, not an .onnx file")
+        }
         let data: Data
         do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
             throw ONNXImportError(source: path, problem: "cannot read: \(error.localizedDescription)")
@@ -37,17 +39,22 @@ public enum ONNXModelLoader {
 
     /// Loads a serialized ModelProto held in memory.
     /// - Throws: `ONNXImportError` naming `source`.
-    public static func load(data: Data, source: String, baseDirectory: URL?) throws -> (graph: Graph, metadata: Metadata) {
+    public static func load(data: Data, source: String, baseDirectory: URL?) throws -> (
+        graph: Graph, metadata: Metadata
+    ) {
         let model: Onnx_ModelProto
         do {
             var options = BinaryDecodingOptions()
             options.messageDepthLimit = 256
             model = try Onnx_ModelProto(serializedBytes: data, options: options)
         } catch {
-            throw ONNXImportError(source: source, problem: "not an ONNX model (protobuf decoding failed: \(error)); is the file truncated?")
+            throw ONNXImportError(
+                source: source,
+                problem: "not an ONNX model (protobuf decoding failed: \(error)); is the file truncated?")
         }
         guard model.hasGraph else {
-            throw ONNXImportError(source: source, problem: "not an ONNX model: it has no graph (a truncated or non-ONNX file?)")
+            throw ONNXImportError(
+                source: source, problem: "not an ONNX model: it has no graph (a truncated or non-ONNX file?)")
         }
         var opsets: [String: Int] = [:]
         for entry in model.opsetImport {
@@ -57,7 +64,12 @@ public enum ONNXModelLoader {
         if opsets[""] == nil { opsets[""] = model.irVersion <= 2 ? 1 : 7 }
         let converter = GraphConverter(source: source, baseDirectory: baseDirectory, opsets: opsets)
         let graph = try converter.graph(model.graph, isSubgraph: false)
-        return (graph, Metadata(irVersion: Int(model.irVersion), producer: "\(model.producerName) \(model.producerVersion)", opsets: opsets))
+        return (
+            graph,
+            Metadata(
+                irVersion: Int(model.irVersion), producer: "\(model.producerName) \(model.producerVersion)",
+                opsets: opsets)
+        )
     }
 }
 
@@ -70,7 +82,8 @@ struct GraphConverter {
     func graph(_ proto: Onnx_GraphProto, isSubgraph: Bool) throws -> Graph {
         var initializers: [String: Tensor] = [:]
         for initializer in proto.initializer {
-            initializers[initializer.name] = try ONNXTensor.tensor(from: initializer, source: source, baseDirectory: baseDirectory)
+            initializers[initializer.name] = try ONNXTensor.tensor(
+                from: initializer, source: source, baseDirectory: baseDirectory)
         }
         if !proto.sparseInitializer.isEmpty {
             throw ONNXImportError(source: source, problem: "sparse initializers are not supported")
@@ -84,7 +97,9 @@ struct GraphConverter {
             }
             nodes.append(node)
         }
-        let inputs = try proto.input.map { try valueInfo($0, role: "input", required: !isSubgraph && initializers[$0.name] == nil) }
+        let inputs = try proto.input.map {
+            try valueInfo($0, role: "input", required: !isSubgraph && initializers[$0.name] == nil)
+        }
         let outputs = try proto.output.map { try valueInfo($0, role: "output", required: false) }
         return Graph(
             name: proto.name.isEmpty ? "graph" : proto.name, inputs: inputs, outputs: outputs, nodes: nodes,
@@ -94,7 +109,11 @@ struct GraphConverter {
     private func valueInfo(_ proto: Onnx_ValueInfoProto, role: String, required: Bool) throws -> ValueInfo {
         guard case .tensorType(let tensorType)? = proto.type.value else {
             if required || proto.type.value != nil {
-                throw ONNXImportError(source: source, problem: "graph \(role) '\(proto.name)' is not a tensor (sequences, maps and optionals are not supported)")
+                throw ONNXImportError(
+                    source: source,
+                    problem:
+                        "graph \(role) '\(proto.name)' is not a tensor (sequences, maps and optionals are not supported)"
+                )
             }
             return ValueInfo(name: proto.name, dtype: .float32, dimensions: nil)
         }
@@ -102,7 +121,9 @@ struct GraphConverter {
             if required || tensorType.elemType != 0 {
                 throw ONNXImportError(
                     source: source,
-                    problem: "graph \(role) '\(proto.name)' has element type \(ONNXTensor.typeName(onnx: tensorType.elemType)), which is not supported")
+                    problem:
+                        "graph \(role) '\(proto.name)' has element type \(ONNXTensor.typeName(onnx: tensorType.elemType)), which is not supported"
+                )
             }
             return ValueInfo(name: proto.name, dtype: .float32, dimensions: nil)
         }
@@ -131,27 +152,50 @@ struct GraphConverter {
     private func value(_ attribute: Onnx_AttributeProto, node: String) throws -> AttributeValue {
         let what = "\(node), attribute '\(attribute.name)'"
         if !attribute.refAttrName.isEmpty {
-            throw ONNXImportError(source: source, problem: "\(what) refers to a function attribute; model-local functions are not supported")
+            throw ONNXImportError(
+                source: source,
+                problem: "\(what) refers to a function attribute; model-local functions are not supported")
         }
         var type = attribute.type
         if type == .undefined {
             // Very old exporters leave the type unset: take the field that is present.
-            if attribute.hasF { type = .float } else if attribute.hasI { type = .int } else if attribute.hasS { type = .string }
-            else if attribute.hasT { type = .tensor } else if attribute.hasG { type = .graph }
-            else if !attribute.floats.isEmpty { type = .floats } else if !attribute.ints.isEmpty { type = .ints }
-            else if !attribute.strings.isEmpty { type = .strings } else if !attribute.tensors.isEmpty { type = .tensors }
-            else if !attribute.graphs.isEmpty { type = .graphs }
+            if attribute.hasF {
+                type = .float
+            } else if attribute.hasI {
+                type = .int
+            } else if attribute.hasS {
+                type = .string
+            } else if attribute.hasT {
+                type = .tensor
+            } else if attribute.hasG {
+                type = .graph
+            } else if !attribute.floats.isEmpty {
+                type = .floats
+            } else if !attribute.ints.isEmpty {
+                type = .ints
+            } else if !attribute.strings.isEmpty {
+                type = .strings
+            } else if !attribute.tensors.isEmpty {
+                type = .tensors
+            } else if !attribute.graphs.isEmpty {
+                type = .graphs
+            }
         }
         switch type {
         case .float: return .float(attribute.f)
         case .int: return .int(Int(attribute.i))
         case .string: return .string(String(decoding: attribute.s, as: UTF8.self))
-        case .tensor: return .tensor(try ONNXTensor.tensor(from: attribute.t, source: source, baseDirectory: baseDirectory))
+        case .tensor:
+            return .tensor(try ONNXTensor.tensor(from: attribute.t, source: source, baseDirectory: baseDirectory))
         case .graph: return .graph(try graph(attribute.g, isSubgraph: true))
         case .floats: return .floats(attribute.floats)
         case .ints: return .ints(attribute.ints.map { Int($0) })
         case .strings: return .strings(attribute.strings.map { String(decoding: $0, as: UTF8.self) })
-        case .tensors: return .tensors(try attribute.tensors.map { try ONNXTensor.tensor(from: $0, source: source, baseDirectory: baseDirectory) })
+        case .tensors:
+            return .tensors(
+                try attribute.tensors.map {
+                    try ONNXTensor.tensor(from: $0, source: source, baseDirectory: baseDirectory)
+                })
         case .graphs: return .graphs(try attribute.graphs.map { try graph($0, isSubgraph: true) })
         default:
             throw ONNXImportError(source: source, problem: "\(what) has type \(type), which is not supported")
@@ -169,7 +213,9 @@ struct GraphConverter {
             case ("value_int", .int(let v))?: return try Tensor(shape: [], scalars: [Int64(v)])
             case ("value_ints", .ints(let v))?: return try Tensor(shape: [v.count], scalars: v.map { Int64($0) })
             case (let key, _)?:
-                throw ONNXImportError(source: source, problem: "\(what): Constant with '\(key)' is not supported (string and sparse constants)")
+                throw ONNXImportError(
+                    source: source,
+                    problem: "\(what): Constant with '\(key)' is not supported (string and sparse constants)")
             case nil:
                 throw ONNXImportError(source: source, problem: "\(what): Constant without a value attribute")
             }

@@ -48,7 +48,9 @@ public enum ONNXTensor {
     static func tensor(from proto: Onnx_TensorProto, source: String, baseDirectory: URL?) throws -> Tensor {
         let what = proto.name.isEmpty ? "tensor" : "tensor '\(proto.name)'"
         guard let dtype = dtype(onnx: proto.dataType) else {
-            throw ONNXImportError(source: source, problem: "\(what) has element type \(typeName(onnx: proto.dataType)), which is not supported")
+            throw ONNXImportError(
+                source: source,
+                problem: "\(what) has element type \(typeName(onnx: proto.dataType)), which is not supported")
         }
         guard proto.dims.allSatisfy({ $0 >= 0 }) else {
             throw ONNXImportError(source: source, problem: "\(what) has a negative dimension \(proto.dims)")
@@ -80,7 +82,9 @@ public enum ONNXTensor {
         return tensor
     }
 
-    private static func fillTyped(_ tensor: inout Tensor, from proto: Onnx_TensorProto, count: Int, mismatch: (Int) -> ONNXImportError) throws {
+    private static func fillTyped(
+        _ tensor: inout Tensor, from proto: Onnx_TensorProto, count: Int, mismatch: (Int) -> ONNXImportError
+    ) throws {
         func store<T>(_ values: [T]) throws {
             guard values.count == count else { throw mismatch(values.count) }
             try tensor.withUnsafeMutableBytes { bytes in values.withUnsafeBytes { bytes.copyMemory(from: $0) } }
@@ -101,7 +105,9 @@ public enum ONNXTensor {
         }
     }
 
-    private static func externalData(_ proto: Onnx_TensorProto, what: String, source: String, baseDirectory: URL?) throws -> Data {
+    private static func externalData(_ proto: Onnx_TensorProto, what: String, source: String, baseDirectory: URL?)
+        throws -> Data
+    {
         var location = ""
         var offset = 0
         var length: Int?
@@ -118,10 +124,13 @@ public enum ONNXTensor {
         }
         let file = baseDirectory.appendingPathComponent(location).standardizedFileURL
         guard file.path.hasPrefix(baseDirectory.standardizedFileURL.path) else {
-            throw ONNXImportError(source: source, problem: "\(what): external data '\(location)' lies outside the model's folder")
+            throw ONNXImportError(
+                source: source, problem: "\(what): external data '\(location)' lies outside the model's folder")
         }
         guard let handle = try? FileHandle(forReadingFrom: file) else {
-            throw ONNXImportError(source: source, problem: "\(what): external data file '\(file.path)' not found (it must sit next to the model)")
+            throw ONNXImportError(
+                source: source,
+                problem: "\(what): external data file '\(file.path)' not found (it must sit next to the model)")
         }
         defer { try? handle.close() }
         do {
@@ -129,7 +138,8 @@ public enum ONNXTensor {
             let data = try length.map { try handle.read(upToCount: $0) ?? Data() } ?? handle.readToEnd() ?? Data()
             return data
         } catch {
-            throw ONNXImportError(source: source, problem: "\(what): cannot read external data '\(file.path)': \(error)")
+            throw ONNXImportError(
+                source: source, problem: "\(what): cannot read external data '\(file.path)': \(error)")
         }
     }
 }

@@ -70,7 +70,8 @@ struct ONNXErrorTests {
             #expect(text.contains("opset 13"))
             #expect(text.contains("Conv") && text.contains("Softmax"))
         }
-        let cli = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["--model", path, "--input", "x=\(Self.directory.path)/none.npy"])
+        let cli = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary, ["--model", path, "--input", "x=\(Self.directory.path)/none.npy"])
         #expect(cli.status != 0 && cli.stdout.isEmpty)
     }
 

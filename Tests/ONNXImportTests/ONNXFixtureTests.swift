@@ -11,12 +11,16 @@ import Testing
 /// through the library and through the CLI.
 struct ONNXFixtureTests {
     static let directory = Bundle.module.bundleURL.appendingPathComponent("Fixtures/models")
-    static let models = ["mlp", "cnn", "encoder", "elementwise", "shapes", "reductions", "convolutions", "recurrent", "control"]
+    static let models = [
+        "mlp", "cnn", "encoder", "elementwise", "shapes", "reductions", "convolutions", "recurrent", "control",
+    ]
 
     static func compare(_ outputs: [NamedTensor], _ expected: [NamedTensor]) {
         #expect(outputs.map(\.name) == expected.map(\.name))
         for (got, want) in zip(outputs, expected) {
-            #expect(got.tensor.dtype == want.tensor.dtype && got.tensor.shape == want.tensor.shape, "\(got.name): \(got.tensor.shape) vs \(want.tensor.shape)")
+            #expect(
+                got.tensor.dtype == want.tensor.dtype && got.tensor.shape == want.tensor.shape,
+                "\(got.name): \(got.tensor.shape) vs \(want.tensor.shape)")
             if got.tensor.dtype == .float32 {
                 let report = ToleranceReport.compare(
                     (try? got.tensor.scalars(as: Float.self)) ?? [], (try? want.tensor.scalars(as: Float.self)) ?? [],
@@ -44,10 +48,13 @@ struct ONNXFixtureTests {
         let directory = try TestEnvironment.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let output = directory.appendingPathComponent("out.npz").path
-        let result = try ProcessRunner.run(TestEnvironment.inferenceBinary, [
-            "--model", Self.directory.appendingPathComponent("\(name).onnx").path,
-            "--input", Self.directory.appendingPathComponent("\(name).inputs.npz").path, "--output", output, "--repeat", "2",
-        ])
+        let result = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary,
+            [
+                "--model", Self.directory.appendingPathComponent("\(name).onnx").path,
+                "--input", Self.directory.appendingPathComponent("\(name).inputs.npz").path, "--output", output,
+                "--repeat", "2",
+            ])
         #expect(result.status == 0, "\(result.stderr)")
         let expected = try NumPyFile.readNPZ(path: Self.directory.appendingPathComponent("\(name).outputs.npz").path)
         Self.compare(try NumPyFile.readNPZ(path: output), expected)
@@ -57,7 +64,9 @@ struct ONNXFixtureTests {
         let directory = try TestEnvironment.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let inputs = try NumPyFile.readNPZ(path: Self.directory.appendingPathComponent("elementwise.inputs.npz").path)
-        var arguments = ["--model", Self.directory.appendingPathComponent("elementwise.onnx").path, "--json", "--repeat", "1"]
+        var arguments = [
+            "--model", Self.directory.appendingPathComponent("elementwise.onnx").path, "--json", "--repeat", "1",
+        ]
         for input in inputs {
             let path = directory.appendingPathComponent("\(input.name).npy").path
             try NumPyFile.writeNPY(input.tensor, path: path)
@@ -68,15 +77,19 @@ struct ONNXFixtureTests {
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         #expect((object?["outputs"] as? [[String: Any]])?.map { $0["name"] as? String } == ["y", "z"])
 
-        let wrong = try ProcessRunner.run(TestEnvironment.inferenceBinary, arguments + ["--input", "nosuch=\(directory.path)/a.npy"])
+        let wrong = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary, arguments + ["--input", "nosuch=\(directory.path)/a.npy"])
         #expect(wrong.status != 0 && wrong.stdout.isEmpty)
         #expect(wrong.stderr.contains("no input named 'nosuch'"))
     }
 
     @Test func inspectReportsTheModel() throws {
-        let result = try ProcessRunner.run(TestEnvironment.inferenceBinary, [
-            "inspect", "--model", Self.directory.appendingPathComponent("encoder.onnx").path, "--dim", "seq=16", "--json",
-        ])
+        let result = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary,
+            [
+                "inspect", "--model", Self.directory.appendingPathComponent("encoder.onnx").path, "--dim", "seq=16",
+                "--json",
+            ])
         #expect(result.status == 0, "\(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(object["parameters"] as? Int == 8554)

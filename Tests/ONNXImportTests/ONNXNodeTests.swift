@@ -13,7 +13,9 @@ import Testing
 struct ONNXNodeTests {
     /// The node test folder: `INFERENCE_ONNX_NODE_TESTS`, else the onnx package in `.venv`.
     static var dataDirectory: URL? {
-        if let path = ProcessInfo.processInfo.environment["INFERENCE_ONNX_NODE_TESTS"] { return URL(fileURLWithPath: path) }
+        if let path = ProcessInfo.processInfo.environment["INFERENCE_ONNX_NODE_TESTS"] {
+            return URL(fileURLWithPath: path)
+        }
         let lib = TestEnvironment.packageRoot.appendingPathComponent(".venv/lib")
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: lib.path)) ?? []
         for version in versions.sorted() where version.hasPrefix("python") {
@@ -44,15 +46,20 @@ struct ONNXNodeTests {
         do {
             let declared = graph.inputs
             var index = 0
-            while case let url = dataSet.appendingPathComponent("input_\(index).pb"), FileManager.default.fileExists(atPath: url.path) {
+            while case let url = dataSet.appendingPathComponent("input_\(index).pb"),
+                FileManager.default.fileExists(atPath: url.path)
+            {
                 let tensor = try ONNXTensor.decode(serialized: try Data(contentsOf: url), source: url.lastPathComponent)
                 let name = index < declared.count ? declared[index].name : tensor.name
                 if !name.isEmpty { inputs.append(NamedTensor(name: name, tensor: tensor.tensor)) }
                 index += 1
             }
             index = 0
-            while case let url = dataSet.appendingPathComponent("output_\(index).pb"), FileManager.default.fileExists(atPath: url.path) {
-                expected.append(try ONNXTensor.decode(serialized: try Data(contentsOf: url), source: url.lastPathComponent).tensor)
+            while case let url = dataSet.appendingPathComponent("output_\(index).pb"),
+                FileManager.default.fileExists(atPath: url.path)
+            {
+                expected.append(
+                    try ONNXTensor.decode(serialized: try Data(contentsOf: url), source: url.lastPathComponent).tensor)
                 index += 1
             }
         } catch let error as ONNXImportError where error.problem.contains("not supported") {
@@ -85,7 +92,8 @@ struct ONNXNodeTests {
             if got.dtype.isFloatingPoint {
                 let a = Self.doubles(got), e = Self.doubles(wanted)
                 // The ONNX backend test defaults: rtol 1e-3, atol 1e-7.
-                let report = ToleranceReport.compare(a.map { Float($0) }, e.map { Float($0) }, relative: 1e-3, absolute: 1e-7)
+                let report = ToleranceReport.compare(
+                    a.map { Float($0) }, e.map { Float($0) }, relative: 1e-3, absolute: 1e-7)
                 if !report.passed { return .failed("output \(index): \(report)") }
             } else if !got.bitwiseEqual(wanted) {
                 return .failed("output \(index): values differ")
@@ -105,10 +113,13 @@ struct ONNXNodeTests {
 
     @Test func nodeTestsPass() throws {
         guard let directory = Self.dataDirectory else {
-            if TestEnvironment.pythonRequired { Issue.record("ONNX node tests missing: run scripts/setup-python-env (onnx==1.22.0)") }
+            if TestEnvironment.pythonRequired {
+                Issue.record("ONNX node tests missing: run scripts/setup-python-env (onnx==1.22.0)")
+            }
             return
         }
-        let cases = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("test_") }.sorted()
+        let cases = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("test_") }
+            .sorted()
         var passed = 0
         var failures: [(String, String)] = []
         var skips: [String: [String]] = [:]
@@ -123,7 +134,8 @@ struct ONNXNodeTests {
         var report = "ONNX node tests: \(passed) passed, \(failures.count) failed, \(skipped) skipped\n"
         for (name, why) in failures { report += "  FAIL \(name): \(why)\n" }
         for (why, names) in skips.sorted(by: { $0.value.count > $1.value.count }) {
-            report += "  skip \(names.count) (\(why)): \(names.prefix(4).joined(separator: ", "))\(names.count > 4 ? ", ..." : "")\n"
+            report +=
+                "  skip \(names.count) (\(why)): \(names.prefix(4).joined(separator: ", "))\(names.count > 4 ? ", ..." : "")\n"
         }
         print(report)
         let out = TestEnvironment.packageRoot.appendingPathComponent(".build/onnx-node-tests.txt")

@@ -18,12 +18,16 @@ final class IfKernel: Kernel {
             case .graph(let elseBranch)? = node.attributes.attributes["else_branch"]
         else { throw node.fail("If needs then_branch and else_branch graphs") }
         condition = UnsafePointer(try node.input(0).pointer(UInt8.self))
-        let captures = try thenBranch.inputs.enumerated().map { position, info in (name: info.name, value: try node.input(position + 1)) }
+        let captures = try thenBranch.inputs.enumerated().map { position, info in
+            (name: info.name, value: try node.input(position + 1))
+        }
         self.captures = captures
         func typed(_ graph: Graph) -> Graph {
             var graph = graph
             graph.inputs = zip(graph.inputs, captures).map { info, capture in
-                ValueInfo(name: info.name, dtype: capture.value.type.dtype, dimensions: capture.value.shape.dimensions.map { .fixed($0) })
+                ValueInfo(
+                    name: info.name, dtype: capture.value.type.dtype,
+                    dimensions: capture.value.shape.dimensions.map { .fixed($0) })
             }
             return graph
         }
@@ -45,11 +49,13 @@ final class IfKernel: Kernel {
         let session = condition.pointee != 0 ? thenSession : elseSession
         let results = try session.run(inputs).outputs
         guard results.count == outputs.count else {
-            throw RuntimeError.invalidNode(node: name, detail: "the branch produced \(results.count) outputs, expected \(outputs.count)")
+            throw RuntimeError.invalidNode(
+                node: name, detail: "the branch produced \(results.count) outputs, expected \(outputs.count)")
         }
         for (result, output) in zip(results, outputs) {
             guard result.tensor.shape == output.shape else {
-                throw RuntimeError.invalidNode(node: name, detail: "the branch produced shape \(result.tensor.shape), planned \(output.shape)")
+                throw RuntimeError.invalidNode(
+                    node: name, detail: "the branch produced shape \(result.tensor.shape), planned \(output.shape)")
             }
             try result.tensor.withUnsafeBytes { try backend.copy(from: $0, to: output.slice) }
         }

@@ -42,7 +42,8 @@ struct WindowTable {
 
 /// Conv as im2col + GEMM per image and group.
 final class ConvKernel: Kernel {
-    private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>
+    private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        y: UnsafeMutablePointer<Float>
     private let batch: Int, groups: Int, channelsPerGroup: Int, filtersPerGroup: Int
     private let table: WindowTable
     private let column: HostBuffer
@@ -51,7 +52,8 @@ final class ConvKernel: Kernel {
     init(node: BoundNode) throws {
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
         let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
-        let geometry = try ConvGeometry.forward(node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
+        let geometry = try ConvGeometry.forward(
+            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
         groups = try node.attributes.int("group", default: 1)
         batch = xv.shape[0]
         inChannels = xv.shape[1]
@@ -59,7 +61,8 @@ final class ConvKernel: Kernel {
         channelsPerGroup = inChannels / groups
         filtersPerGroup = outChannels / groups
         table = WindowTable(geometry)
-        column = try HostBuffer(bytes: channelsPerGroup * table.kernelCount * table.outputCount * MemoryLayout<Float>.stride)
+        column = try HostBuffer(
+            bytes: channelsPerGroup * table.kernelCount * table.outputCount * MemoryLayout<Float>.stride)
         x = UnsafePointer(try xv.pointer(Float.self))
         w = UnsafePointer(try wv.pointer(Float.self))
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
@@ -87,7 +90,9 @@ final class ConvKernel: Kernel {
                     }
                 }
                 let yg = y + (n * outChannels + g * filtersPerGroup) * outCount
-                ck_sgemm_nn(filtersPerGroup, outCount, rows, 1, w + g * filtersPerGroup * rows, rows, col, outCount, 0, yg, outCount)
+                ck_sgemm_nn(
+                    filtersPerGroup, outCount, rows, 1, w + g * filtersPerGroup * rows, rows, col, outCount, 0, yg,
+                    outCount)
                 if let bias {
                     for m in 0..<filtersPerGroup {
                         let b = bias[g * filtersPerGroup + m]
@@ -114,7 +119,8 @@ final class ConvTransposeKernel: Kernel {
     init(node: BoundNode) throws {
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
         let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
-        let (g, _) = try ConvGeometry.transposed(node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
+        let (g, _) = try ConvGeometry.transposed(
+            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
         groups = try node.attributes.int("group", default: 1)
         batch = xv.shape[0]
         inPerGroup = xv.shape[1] / groups
@@ -163,7 +169,8 @@ final class ConvTransposeKernel: Kernel {
         for n in 0..<batch {
             for g in 0..<groups {
                 let xg = x + (n * inPerGroup * groups + g * inPerGroup) * inCount
-                ck_sgemm_nn(rows, inCount, inPerGroup, 1, t + g * inPerGroup * rows, inPerGroup, xg, inCount, 0, col, inCount)
+                ck_sgemm_nn(
+                    rows, inCount, inPerGroup, 1, t + g * inPerGroup * rows, inPerGroup, xg, inCount, 0, col, inCount)
                 let yg = y + (n * outChannels + g * outPerGroup) * outCount
                 for m in 0..<outPerGroup {
                     let ym = yg + m * outCount
@@ -188,11 +195,14 @@ enum PoolingKernels {
         let xv = try node.input(0), yv = try node.output(0)
         guard let kernel = try node.attributes.ints("kernel_shape") else { throw node.fail("kernel_shape is required") }
         let ceil = try node.attributes.int("ceil_mode", default: 0) != 0
-        let geometry = try ConvGeometry.forward(node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel, ceilMode: ceil)
+        let geometry = try ConvGeometry.forward(
+            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel, ceilMode: ceil)
         let table = WindowTable(geometry)
         let isMax = node.attributes.opType == "MaxPool"
         let includePad = try node.attributes.int("count_include_pad", default: 0) != 0
-        if try node.attributes.int("storage_order", default: 0) != 0 { throw RuntimeError.unsupportedAttribute(node: node.name, detail: "storage_order=1") }
+        if try node.attributes.int("storage_order", default: 0) != 0 {
+            throw RuntimeError.unsupportedAttribute(node: node.name, detail: "storage_order=1")
+        }
         let planes = xv.shape[0] * xv.shape[1]
         let x = try xv.pointer(Float.self), y = try yv.pointer(Float.self)
         let indices = node.outputs.count > 1 ? try node.output(1).pointer(Int64.self) : nil

@@ -11,7 +11,8 @@ enum UnaryKernels {
         let a = node.attributes
         switch a.opType {
         case "Relu": return { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
-        case "Sigmoid": return { $0 >= 0 ? 1 / (1 + Foundation.exp(-$0)) : Foundation.exp($0) / (1 + Foundation.exp($0)) }
+        case "Sigmoid":
+            return { $0 >= 0 ? 1 / (1 + Foundation.exp(-$0)) : Foundation.exp($0) / (1 + Foundation.exp($0)) }
         case "Sqrt": return { $0.squareRoot() }
         case "Reciprocal": return { 1 / $0 }
         case "Exp": return { Foundation.exp($0) }
@@ -26,9 +27,15 @@ enum UnaryKernels {
         case "Sign": return { $0 > 0 ? 1 : ($0 < 0 ? -1 : ($0.isNaN ? $0 : 0)) }
         case "Sin": return { Foundation.sin($0) }
         case "Cos": return { Foundation.cos($0) }
-        case "Softplus": return { $0 > 0 ? $0 + Foundation.log1p(Foundation.exp(-$0)) : Foundation.log1p(Foundation.exp($0)) }
+        case "Softplus":
+            return { $0 > 0 ? $0 + Foundation.log1p(Foundation.exp(-$0)) : Foundation.log1p(Foundation.exp($0)) }
         case "Softsign": return { $0 / (1 + Swift.abs($0)) }
-        case "Mish": return { x in x * Foundation.tanh(x > 0 ? x + Foundation.log1p(Foundation.exp(-x)) : Foundation.log1p(Foundation.exp(x))) }
+        case "Mish":
+            return { x in
+                x
+                    * Foundation.tanh(
+                        x > 0 ? x + Foundation.log1p(Foundation.exp(-x)) : Foundation.log1p(Foundation.exp(x)))
+            }
         case "LeakyRelu":
             let alpha = Double(try a.float("alpha", default: 0.01))
             return { $0 >= 0 ? $0 : alpha * $0 }
@@ -204,7 +211,9 @@ enum BinaryKernels {
             return ClosureKernel { for i in 0..<offsetsA.count { iy[i] = g(ia[offsetsA[i]], ib[offsetsB[i]]) } }
         }
         return ClosureKernel {
-            for i in 0..<offsetsA.count { store.store(py, i, f(loadA.load(pa, offsetsA[i]), loadB.load(pb, offsetsB[i]))) }
+            for i in 0..<offsetsA.count {
+                store.store(py, i, f(loadA.load(pa, offsetsA[i]), loadB.load(pb, offsetsB[i])))
+            }
         }
     }
 

@@ -170,5 +170,7 @@ func withScalarType<R>(_ dtype: DType, _ body: (any KernelScalar.Type) throws ->
 }
 
 let floatTypes: Set<DType> = [.float32]
-let numericTypes: Set<DType> = [.float32, .float64, .float16, .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64]
+let numericTypes: Set<DType> = [
+    .float32, .float64, .float16, .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64,
+]
 let allTypes: Set<DType> = Set(DType.allCases)

@@ -15,7 +15,10 @@ enum NormalizationKernels {
         guard axis >= 0 && axis < max(rank, 1) else { throw node.fail("axis \(raw) out of range for rank \(rank)") }
         let dims = x.shape.dimensions
         let outer = dims[..<axis].reduce(1, *)
-        let (n, inner) = node.opset >= 13 ? (dims.isEmpty ? 1 : dims[axis], dims[min(axis + 1, dims.count)...].reduce(1, *)) : (dims[axis...].reduce(1, *), 1)
+        let (n, inner) =
+            node.opset >= 13
+            ? (dims.isEmpty ? 1 : dims[axis], dims[min(axis + 1, dims.count)...].reduce(1, *))
+            : (dims[axis...].reduce(1, *), 1)
         let log = node.attributes.opType == "LogSoftmax"
         let src = try x.pointer(Float.self), dst = try y.pointer(Float.self)
         return ClosureKernel {
@@ -30,7 +33,9 @@ enum NormalizationKernels {
                         let logSum = Float(Foundation.log(sum))
                         for k in 0..<n { dst[base + k * inner] = src[base + k * inner] - maximum - logSum }
                     } else {
-                        for k in 0..<n { dst[base + k * inner] = Float(Foundation.exp(Double(src[base + k * inner] - maximum)) / sum) }
+                        for k in 0..<n {
+                            dst[base + k * inner] = Float(Foundation.exp(Double(src[base + k * inner] - maximum)) / sum)
+                        }
                     }
                 }
             }
@@ -40,7 +45,8 @@ enum NormalizationKernels {
     static func makeBatchNorm(_ node: BoundNode) throws -> any Kernel {
         let x = try node.input(0), y = try node.output(0)
         if try node.attributes.int("training_mode", default: 0) != 0 || (node.outputs.count > 1 && node.opset >= 14) {
-            throw RuntimeError.unsupportedAttribute(node: node.name, detail: "training mode (batch statistics); export the model for inference")
+            throw RuntimeError.unsupportedAttribute(
+                node: node.name, detail: "training mode (batch statistics); export the model for inference")
         }
         let channels = x.shape[1]
         let spatial = x.shape.dimensions.dropFirst(2).reduce(1, *)

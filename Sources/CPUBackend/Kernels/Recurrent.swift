@@ -62,8 +62,12 @@ final class RecurrentKernel: Kernel {
     }
 
     /// Activation functions by ONNX name, consuming alpha/beta values in order for those that take them.
-    static func activation(_ name: String, alphas: inout [Float], betas: inout [Float], node: String) throws -> (Float) -> Float {
-        func take(_ values: inout [Float], _ fallback: Float) -> Float { values.isEmpty ? fallback : values.removeFirst() }
+    static func activation(_ name: String, alphas: inout [Float], betas: inout [Float], node: String) throws -> (Float)
+        -> Float
+    {
+        func take(_ values: inout [Float], _ fallback: Float) -> Float {
+            values.isEmpty ? fallback : values.removeFirst()
+        }
         switch name.lowercased() {
         case "sigmoid": return { 1 / (1 + Foundation.exp(-$0)) }
         case "tanh": return { Foundation.tanh($0) }
@@ -166,7 +170,8 @@ final class RecurrentKernel: Kernel {
                     }
                     for j in 0..<h { state[n * h + j] = next[j] }
                     if let y {
-                        let base = layout == 0 ? ((t * directions + d) * batch + n) * h : ((n * seq + t) * directions + d) * h
+                        let base =
+                            layout == 0 ? ((t * directions + d) * batch + n) * h : ((n * seq + t) * directions + d) * h
                         for j in 0..<h { y[base + j] = next[j] }
                     }
                 }

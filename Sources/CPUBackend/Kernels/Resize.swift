@@ -16,7 +16,9 @@ enum ResizeKernels {
         let transform = try a.string("coordinate_transformation_mode", default: "half_pixel")
         let nearestMode = try a.string("nearest_mode", default: "round_prefer_floor")
         let extrapolation = Double(try a.float("extrapolation_value", default: 0))
-        if try a.int("antialias", default: 0) != 0 { throw RuntimeError.unsupportedAttribute(node: node.name, detail: "antialias=1") }
+        if try a.int("antialias", default: 0) != 0 {
+            throw RuntimeError.unsupportedAttribute(node: node.name, detail: "antialias=1")
+        }
         let rank = xv.shape.rank
         let axes = try (a.ints("axes") ?? Array(0..<rank)).map { $0 < 0 ? $0 + rank : $0 }
         // Scales per axis: given, or derived from the output size.
@@ -59,11 +61,14 @@ enum ResizeKernels {
                     original = center * (1 - adjustment) + (x + 0.5) / scale - 0.5
                 case "tf_crop_and_resize":
                     let start = roi[axis], end = roi[rank + axis]
-                    original = outSize > 1
+                    original =
+                        outSize > 1
                         ? start * Double(inSize - 1) + x * (end - start) * Double(inSize - 1) / Double(outSize - 1)
                         : 0.5 * (start + end) * Double(inSize - 1)
                 case "half_pixel": original = (x + 0.5) / scale - 0.5
-                default: throw RuntimeError.unsupportedAttribute(node: node.name, detail: "coordinate_transformation_mode '\(transform)'")
+                default:
+                    throw RuntimeError.unsupportedAttribute(
+                        node: node.name, detail: "coordinate_transformation_mode '\(transform)'")
                 }
                 let outside = transform == "tf_crop_and_resize" && (original < 0 || original > Double(inSize - 1))
                 if mode == "nearest" {
@@ -71,7 +76,8 @@ enum ResizeKernels {
                     switch nearestMode {
                     case "floor": index = original.rounded(.down)
                     case "ceil": index = original.rounded(.up)
-                    case "round_prefer_ceil": index = original.rounded(.toNearestOrAwayFromZero)
+                    case "round_prefer_ceil":
+                        index = original.rounded(.toNearestOrAwayFromZero)
                         if original - original.rounded(.down) == 0.5 { index = original.rounded(.up) }
                     default:
                         index = original.rounded(.toNearestOrAwayFromZero)

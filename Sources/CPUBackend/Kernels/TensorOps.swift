@@ -23,7 +23,9 @@ enum TensorOpKernels {
             let s = src.assumingMemoryBound(to: UInt64.self), d = dst.assumingMemoryBound(to: UInt64.self)
             return ClosureKernel { for i in 0..<table.count { d[i] = s[table[i]] } }
         default:
-            return ClosureKernel { for i in 0..<table.count { (dst + i * size).copyMemory(from: src + table[i] * size, byteCount: size) } }
+            return ClosureKernel {
+                for i in 0..<table.count { (dst + i * size).copyMemory(from: src + table[i] * size, byteCount: size) }
+            }
         }
     }
 
@@ -76,7 +78,8 @@ enum TensorOpKernels {
             axes = try node.attributes.ints("axes")
             steps = nil
         }
-        guard let p = SliceParameters.resolve(shape: x.shape, starts: starts, ends: ends, axes: axes, steps: steps) else {
+        guard let p = SliceParameters.resolve(shape: x.shape, starts: starts, ends: ends, axes: axes, steps: steps)
+        else {
             throw node.fail("invalid slice parameters")
         }
         let inStrides = rowMajorStrides(x.shape.dimensions)
@@ -160,7 +163,8 @@ enum TensorOpKernels {
                     var index = Int(indexIO.load(indexPointer, j))
                     if index < 0 { index += extent }
                     guard index >= 0 && index < extent else {
-                        throw RuntimeError.invalidNode(node: name, detail: "index \(index) is out of range for axis of size \(extent)")
+                        throw RuntimeError.invalidNode(
+                            node: name, detail: "index \(index) is out of range for axis of size \(extent)")
                     }
                     at.copyMemory(from: src + (o * extent + index) * blockBytes, byteCount: blockBytes)
                     at += blockBytes
@@ -178,7 +182,9 @@ enum TensorOpKernels {
         let io = ElementIO.for(y.type.dtype)
         var constant = Double(try node.attributes.float("value", default: 0))
         if node.opset >= 11, let value = node.optionalInput(2) {
-            if let c = value.constant { constant = ElementIO.for(c.dtype).load(try value.raw(), 0) } else {
+            if let c = value.constant {
+                constant = ElementIO.for(c.dtype).load(try value.raw(), 0)
+            } else {
                 constant = io.load(try value.raw(), 0)
             }
         }
@@ -196,7 +202,8 @@ enum TensorOpKernels {
                     case "edge": i = min(max(i, 0), d - 1)
                     case "reflect":
                         guard d > 1 else {
-                            failure = RuntimeError.invalidNode(node: name, detail: "reflect padding needs at least 2 elements per axis")
+                            failure = RuntimeError.invalidNode(
+                                node: name, detail: "reflect padding needs at least 2 elements per axis")
                             return
                         }
                         let period = 2 * (d - 1)
@@ -217,7 +224,9 @@ enum TensorOpKernels {
         let size = y.type.dtype.byteSize
         return ClosureKernel {
             for i in 0..<table.count {
-                if table[i] < 0 { io.store(dst, i, constant) } else {
+                if table[i] < 0 {
+                    io.store(dst, i, constant)
+                } else {
                     (dst + i * size).copyMemory(from: src + table[i] * size, byteCount: size)
                 }
             }

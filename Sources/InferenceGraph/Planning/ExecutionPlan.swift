@@ -74,7 +74,8 @@ public struct ExecutionPlan: Sendable {
         var folded = 0
         for node in order {
             let opset = graph.opset(for: node)
-            let outputs = try ShapeInference.inferNode(node, opset: opset, types: types, known: known, evaluator: evaluator)
+            let outputs = try ShapeInference.inferNode(
+                node, opset: opset, types: types, known: known, evaluator: evaluator)
             for (name, type) in zip(node.outputs, outputs) where !name.isEmpty { types[name] = type }
             if let direct = try ShapeInference.planTimeValue(node, opset: opset, types: types) {
                 known[node.outputs[0]] = direct

@@ -35,7 +35,8 @@ public enum FLOPCounter {
         case "MaxPool", "AveragePool":
             let kernel = (try? node.ints("kernel_shape")) ?? nil
             return y.elementCount * (kernel?.reduce(1, *) ?? 1)
-        case "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ArgMax", "ArgMin":
+        case "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ArgMax",
+            "ArgMin":
             return input(0)?.elementCount ?? 0
         case "Softmax", "LogSoftmax", "LayerNormalization", "BatchNormalization":
             return 5 * y.elementCount

@@ -21,10 +21,15 @@ public struct ConvGeometry: Sendable, Equatable {
         let dilations = try node.ints("dilations") ?? [Int](repeating: 1, count: n)
         let pads = try node.ints("pads") ?? [Int](repeating: 0, count: 2 * n)
         let autoPad = try node.string("auto_pad", default: "NOTSET")
+        guard (kernel + strides + dilations + pads + input).allSatisfy({ abs($0) < 1 << 31 }) else {
+            throw context.mismatch("window attributes out of range")
+        }
         guard kernel.count == n, strides.count == n, dilations.count == n, pads.count == 2 * n,
             strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), kernel.allSatisfy({ $0 > 0 })
         else {
-            throw context.mismatch("kernel \(kernel), strides \(strides), dilations \(dilations), pads \(pads) do not fit \(n) spatial axes")
+            throw context.mismatch(
+                "kernel \(kernel), strides \(strides), dilations \(dilations), pads \(pads) do not fit \(n) spatial axes"
+            )
         }
         var geometry = ConvGeometry(
             input: input, kernel: kernel, strides: strides, dilations: dilations,
@@ -46,7 +51,9 @@ public struct ConvGeometry: Sendable, Equatable {
                 }
                 let span = input[axis] + geometry.padsBegin[axis] + geometry.padsEnd[axis] - extent
                 guard span >= 0 else {
-                    throw context.mismatch("the window (\(extent)) is larger than the padded input (\(span + extent)) on spatial axis \(axis)")
+                    throw context.mismatch(
+                        "the window (\(extent)) is larger than the padded input (\(span + extent)) on spatial axis \(axis)"
+                    )
                 }
                 var out = (ceilMode ? (span + strides[axis] - 1) / strides[axis] : span / strides[axis]) + 1
                 // A window may not start inside the end padding.
@@ -60,7 +67,9 @@ public struct ConvGeometry: Sendable, Equatable {
     }
 
     /// Resolves ConvTranspose geometry: output size from the input, or pads from `output_shape`.
-    public static func transposed(_ context: ShapeInferenceContext, input: [Int], kernel: [Int]) throws -> (ConvGeometry, outputPadding: [Int]) {
+    public static func transposed(_ context: ShapeInferenceContext, input: [Int], kernel: [Int]) throws -> (
+        ConvGeometry, outputPadding: [Int]
+    ) {
         let n = input.count
         let node = context.node
         let strides = try node.ints("strides") ?? [Int](repeating: 1, count: n)
@@ -69,8 +78,16 @@ public struct ConvGeometry: Sendable, Equatable {
         let outputPadding = try node.ints("output_padding") ?? [Int](repeating: 0, count: n)
         let autoPad = try node.string("auto_pad", default: "NOTSET")
         var outputShape = try node.ints("output_shape")
-        guard kernel.count == n, strides.count == n, dilations.count == n, pads.count == 2 * n, outputPadding.count == n else {
-            throw context.mismatch("kernel \(kernel), strides \(strides), pads \(pads), output_padding \(outputPadding) do not fit \(n) spatial axes")
+        guard (kernel + strides + dilations + pads + outputPadding + input + (outputShape ?? [])).allSatisfy({ abs($0) < 1 << 31 }),
+            strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 })
+        else {
+            throw context.mismatch("window attributes out of range")
+        }
+        guard kernel.count == n, strides.count == n, dilations.count == n, pads.count == 2 * n, outputPadding.count == n
+        else {
+            throw context.mismatch(
+                "kernel \(kernel), strides \(strides), pads \(pads), output_padding \(outputPadding) do not fit \(n) spatial axes"
+            )
         }
         if let shape = outputShape, shape.count == n + 2 { outputShape = Array(shape.suffix(n)) }
         if outputShape == nil && (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
@@ -81,7 +98,9 @@ public struct ConvGeometry: Sendable, Equatable {
             let extent = dilations[axis] * (kernel[axis] - 1) + 1
             let full = strides[axis] * (input[axis] - 1) + outputPadding[axis] + extent
             if let outputShape {
-                guard outputShape.count == n else { throw context.mismatch("output_shape \(outputShape) does not fit \(n) spatial axes") }
+                guard outputShape.count == n else {
+                    throw context.mismatch("output_shape \(outputShape) does not fit \(n) spatial axes")
+                }
                 let total = full - outputShape[axis]
                 // Floor division, as the ONNX reference does (total may be negative).
                 let half = Int((Double(total) / 2).rounded(.down))
@@ -100,7 +119,9 @@ public struct ConvGeometry: Sendable, Equatable {
                 }
                 output.append(full - pads[axis] - pads[axis + n])
             }
-            guard output[axis] > 0 else { throw context.mismatch("ConvTranspose output size \(output[axis]) on axis \(axis) is not positive") }
+            guard output[axis] > 0 else {
+                throw context.mismatch("ConvTranspose output size \(output[axis]) on axis \(axis) is not positive")
+            }
         }
         let geometry = ConvGeometry(
             input: input, kernel: kernel, strides: strides, dilations: dilations,

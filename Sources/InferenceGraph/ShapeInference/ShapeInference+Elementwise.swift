@@ -20,7 +20,9 @@ extension ShapeInference {
         table[key(domain: "", opType: "Cast")] = { context in
             let x = try context.input(0)
             let to = try context.node.int("to", default: 1)
-            guard let dtype = onnxDType(to) else { throw context.mismatch("Cast to element type \(to) is not supported") }
+            guard let dtype = onnxDType(to) else {
+                throw context.mismatch("Cast to element type \(to) is not supported")
+            }
             return [TensorType(dtype: dtype, shape: x.shape)]
         }
 
@@ -32,7 +34,8 @@ extension ShapeInference {
             var shape = Shape([])
             for type in types {
                 guard let next = broadcast(shape, type.shape) else {
-                    throw context.mismatch("shapes \(types.map { $0.shape.description }.joined(separator: ", ")) do not broadcast")
+                    throw context.mismatch(
+                        "shapes \(types.map { $0.shape.description }.joined(separator: ", ")) do not broadcast")
                 }
                 shape = next
             }
@@ -47,7 +50,9 @@ extension ShapeInference {
             }
             return [TensorType(dtype: a.dtype, shape: try broadcastAll(context, [a, b]))]
         }
-        for op in ["Add", "Sub", "Mul", "Div", "Pow", "Mod", "PRelu"] { table[key(domain: "", opType: op)] = arithmetic }
+        for op in ["Add", "Sub", "Mul", "Div", "Pow", "Mod", "PRelu"] {
+            table[key(domain: "", opType: op)] = arithmetic
+        }
 
         let comparison: ShapeFunction = { context in
             let a = try context.input(0)

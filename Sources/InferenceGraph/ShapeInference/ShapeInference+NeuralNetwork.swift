@@ -10,10 +10,13 @@ extension ShapeInference {
             }
             let group = try context.node.int("group", default: 1)
             guard group > 0, x.shape[1] == w.shape[1] * group, w.shape[0] % group == 0 else {
-                throw context.mismatch("X \(x.shape) has \(x.shape[1]) channels; W \(w.shape) with group \(group) needs \(w.shape[1] * group)")
+                throw context.mismatch(
+                    "X \(x.shape) has \(x.shape[1]) channels; W \(w.shape) with group \(group) needs \(w.shape[1] * group)"
+                )
             }
             let kernel = try context.node.ints("kernel_shape") ?? Array(w.shape.dimensions.dropFirst(2))
-            let geometry = try ConvGeometry.forward(context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
+            let geometry = try ConvGeometry.forward(
+                context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
             return [TensorType(dtype: x.dtype, shape: Shape([x.shape[0], w.shape[0]] + geometry.output))]
         }
 
@@ -21,20 +24,25 @@ extension ShapeInference {
             let x = try context.input(0)
             let w = try context.input(1)
             guard x.shape.rank >= 3, w.shape.rank == x.shape.rank, x.shape[1] == w.shape[0] else {
-                throw context.mismatch("ConvTranspose needs X (N, C, ...) and W (C, M/group, ...), got \(x.shape) and \(w.shape)")
+                throw context.mismatch(
+                    "ConvTranspose needs X (N, C, ...) and W (C, M/group, ...), got \(x.shape) and \(w.shape)")
             }
             let group = try context.node.int("group", default: 1)
             let kernel = try context.node.ints("kernel_shape") ?? Array(w.shape.dimensions.dropFirst(2))
-            let (geometry, _) = try ConvGeometry.transposed(context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
+            let (geometry, _) = try ConvGeometry.transposed(
+                context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
             return [TensorType(dtype: x.dtype, shape: Shape([x.shape[0], w.shape[1] * group] + geometry.output))]
         }
 
         let pool: ShapeFunction = { context in
             let x = try context.input(0)
             guard x.shape.rank >= 3 else { throw context.mismatch("pooling needs (N, C, ...) input, got \(x.shape)") }
-            guard let kernel = try context.node.ints("kernel_shape") else { throw context.mismatch("kernel_shape is required") }
+            guard let kernel = try context.node.ints("kernel_shape") else {
+                throw context.mismatch("kernel_shape is required")
+            }
             let ceil = try context.node.int("ceil_mode", default: 0) != 0
-            let geometry = try ConvGeometry.forward(context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel, ceilMode: ceil)
+            let geometry = try ConvGeometry.forward(
+                context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel, ceilMode: ceil)
             let y = TensorType(dtype: x.dtype, shape: Shape(Array(x.shape.dimensions.prefix(2)) + geometry.output))
             return context.node.outputs.count > 1 ? [y, TensorType(dtype: .int64, shape: y.shape)] : [y]
         }
@@ -43,8 +51,14 @@ extension ShapeInference {
 
         let global: ShapeFunction = { context in
             let x = try context.input(0)
-            guard x.shape.rank >= 2 else { throw context.mismatch("global pooling needs (N, C, ...) input, got \(x.shape)") }
-            return [TensorType(dtype: x.dtype, shape: Shape(Array(x.shape.dimensions.prefix(2)) + [Int](repeating: 1, count: x.shape.rank - 2)))]
+            guard x.shape.rank >= 2 else {
+                throw context.mismatch("global pooling needs (N, C, ...) input, got \(x.shape)")
+            }
+            return [
+                TensorType(
+                    dtype: x.dtype,
+                    shape: Shape(Array(x.shape.dimensions.prefix(2)) + [Int](repeating: 1, count: x.shape.rank - 2)))
+            ]
         }
         table[key(domain: "", opType: "GlobalAveragePool")] = global
         table[key(domain: "", opType: "GlobalMaxPool")] = global
@@ -73,19 +87,31 @@ extension ShapeInference {
             let axes = try (context.node.ints("axes") ?? Array(0..<rank)).map { try context.axis($0, rank: rank) }
             var dims = x.shape.dimensions
             let sizesIndex = 3, scalesIndex = context.opset >= 11 ? 2 : 1
-            if context.opset >= 11, context.has(sizesIndex), let sizes = try context.constantInts(sizesIndex), !sizes.isEmpty {
-                guard sizes.count == axes.count else { throw context.mismatch("sizes \(sizes) do not fit axes \(axes)") }
+            if context.opset >= 11, context.has(sizesIndex), let sizes = try context.constantInts(sizesIndex),
+                !sizes.isEmpty
+            {
+                guard sizes.count == axes.count else {
+                    throw context.mismatch("sizes \(sizes) do not fit axes \(axes)")
+                }
                 let policy = try context.node.string("keep_aspect_ratio_policy", default: "stretch")
                 if policy == "stretch" {
                     for (i, axis) in axes.enumerated() { dims[axis] = sizes[i] }
                 } else {
                     let ratios = axes.enumerated().map { Double(sizes[$0.offset]) / Double(x.shape[$0.element]) }
                     let scale = policy == "not_larger" ? ratios.min() ?? 1 : ratios.max() ?? 1
-                    for axis in axes { dims[axis] = Int((Double(x.shape[axis]) * scale).rounded()) }
+                    for axis in axes {
+                    let size = (Double(x.shape[axis]) * scale).rounded()
+                    guard size.isFinite, size >= 0, size < Double(1 << 40) else { throw context.mismatch("Resize to \(size) elements") }
+                    dims[axis] = Int(size)
+                }
                 }
             } else if let scales = try context.constantFloats(scalesIndex), !scales.isEmpty {
-                guard scales.count == axes.count else { throw context.mismatch("scales \(scales) do not fit axes \(axes)") }
-                for (i, axis) in axes.enumerated() { dims[axis] = Int((Float(x.shape[axis]) * scales[i]).rounded(.down)) }
+                guard scales.count == axes.count else {
+                    throw context.mismatch("scales \(scales) do not fit axes \(axes)")
+                }
+                for (i, axis) in axes.enumerated() {
+                    dims[axis] = Int((Float(x.shape[axis]) * scales[i]).rounded(.down))
+                }
             } else {
                 throw context.mismatch("Resize needs scales or sizes known when the model is planned")
             }

@@ -16,7 +16,8 @@ public struct SliceParameters: Sendable, Equatable {
         var resolvedSteps = [Int](repeating: 1, count: rank)
         var dims = shape.dimensions
         let axes = axes ?? Array(0..<starts.count)
-        guard starts.count == ends.count, axes.count == starts.count, (steps?.count ?? starts.count) == starts.count else { return nil }
+        guard starts.count == ends.count, axes.count == starts.count, (steps?.count ?? starts.count) == starts.count
+        else { return nil }
         var seen = Set<Int>()
         for (i, rawAxis) in axes.enumerated() {
             let axis = rawAxis < 0 ? rawAxis + rank : rawAxis
@@ -61,11 +62,11 @@ extension ShapeInference {
             }
         }
         if let inferred {
-            let known = dims.enumerated().filter { $0.offset != inferred }.map(\.element).reduce(1, *)
-            guard known > 0, input.elementCount % known == 0 else { return nil }
+            let others = dims.enumerated().filter { $0.offset != inferred }.map(\.element)
+            guard let known = Shape.checkedElementCount(others), known > 0, input.elementCount % known == 0 else { return nil }
             dims[inferred] = input.elementCount / known
         }
-        return dims.reduce(1, *) == input.elementCount ? dims : nil
+        return Shape.checkedElementCount(dims) == input.elementCount ? dims : nil
     }
 
     /// Split sizes along the axis, from the `split` input/attribute or an even split into `outputs` parts.
@@ -103,7 +104,9 @@ extension ShapeInference {
 
         table[key(domain: "", opType: "Reshape")] = { context in
             let x = try context.input(0)
-            let requested = context.opset >= 5 ? try context.requiredInts(1, "the target shape") : (try context.node.ints("shape") ?? [])
+            let requested =
+                context.opset >= 5
+                ? try context.requiredInts(1, "the target shape") : (try context.node.ints("shape") ?? [])
             let allowZero = try context.node.int("allowzero", default: 0) != 0
             guard let dims = reshapeTarget(x.shape, requested, allowZero: allowZero) else {
                 throw context.mismatch("cannot reshape \(x.shape) (\(x.shape.elementCount) elements) to \(requested)")
@@ -163,8 +166,13 @@ extension ShapeInference {
                 axes = try context.node.ints("axes")
                 steps = nil
             }
-            guard let parameters = SliceParameters.resolve(shape: x.shape, starts: starts, ends: ends, axes: axes, steps: steps) else {
-                throw context.mismatch("invalid slice of \(x.shape): starts \(starts), ends \(ends), axes \(axes ?? []), steps \(steps ?? [])")
+            guard
+                let parameters = SliceParameters.resolve(
+                    shape: x.shape, starts: starts, ends: ends, axes: axes, steps: steps)
+            else {
+                throw context.mismatch(
+                    "invalid slice of \(x.shape): starts \(starts), ends \(ends), axes \(axes ?? []), steps \(steps ?? [])"
+                )
             }
             return [TensorType(dtype: x.dtype, shape: Shape(parameters.outputDimensions))]
         }
@@ -173,18 +181,24 @@ extension ShapeInference {
             let data = try context.input(0)
             let indices = try context.input(1)
             let axis = try context.axis(try context.node.int("axis", default: 0), rank: data.shape.rank)
-            let dims = Array(data.shape.dimensions[..<axis]) + indices.shape.dimensions + Array(data.shape.dimensions[(axis + 1)...])
+            let dims =
+                Array(data.shape.dimensions[..<axis]) + indices.shape.dimensions
+                + Array(data.shape.dimensions[(axis + 1)...])
             return [TensorType(dtype: data.dtype, shape: Shape(dims))]
         }
 
         table[key(domain: "", opType: "Squeeze")] = { context in
             let x = try context.input(0)
             let axesValue = context.opset >= 13 ? try context.constantInts(1) : try context.node.ints("axes")
-            if context.opset >= 13 && context.has(1) && axesValue == nil { throw context.mismatch("axes must be known when the model is planned") }
+            if context.opset >= 13 && context.has(1) && axesValue == nil {
+                throw context.mismatch("axes must be known when the model is planned")
+            }
             var dims = x.shape.dimensions
             if let axesValue {
                 let axes = try Set(axesValue.map { try context.axis($0, rank: x.shape.rank) })
-                for axis in axes where dims[axis] != 1 { throw context.mismatch("cannot squeeze axis \(axis) of \(x.shape)") }
+                for axis in axes where dims[axis] != 1 {
+                    throw context.mismatch("cannot squeeze axis \(axis) of \(x.shape)")
+                }
                 dims = dims.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
             } else {
                 dims = dims.filter { $0 != 1 }
@@ -194,7 +208,8 @@ extension ShapeInference {
 
         table[key(domain: "", opType: "Unsqueeze")] = { context in
             let x = try context.input(0)
-            let axesValue = context.opset >= 13 ? try context.requiredInts(1, "axes") : (try context.node.ints("axes") ?? [])
+            let axesValue =
+                context.opset >= 13 ? try context.requiredInts(1, "axes") : (try context.node.ints("axes") ?? [])
             let rank = x.shape.rank + axesValue.count
             let axes = try Set(axesValue.map { try context.axis($0, rank: rank) })
             guard axes.count == axesValue.count else { throw context.mismatch("repeated axes \(axesValue)") }
@@ -223,10 +238,10 @@ extension ShapeInference {
         table[key(domain: "", opType: "Tile")] = { context in
             let x = try context.input(0)
             let repeats = try context.requiredInts(1, "repeats")
-            guard repeats.count == x.shape.rank, repeats.allSatisfy({ $0 >= 0 }) else {
+            guard repeats.count == x.shape.rank, repeats.allSatisfy({ $0 >= 0 && $0 < 1 << 31 }) else {
                 throw context.mismatch("repeats \(repeats) do not fit \(x.shape)")
             }
-            return [TensorType(dtype: x.dtype, shape: Shape(zip(x.shape.dimensions, repeats).map { $0 * $1 }))]
+            return [TensorType(dtype: x.dtype, shape: Shape(zip(x.shape.dimensions, repeats).map { $0 &* $1 }))]
         }
 
         table[key(domain: "", opType: "Range")] = { context in
@@ -235,7 +250,9 @@ extension ShapeInference {
                 let d = try context.constantFloatsOrInts(2), s.count == 1, l.count == 1, d.count == 1
             else { throw context.mismatch("start, limit and delta must be scalars known when the model is planned") }
             guard d[0] != 0 else { throw context.mismatch("delta must not be 0") }
-            let count = max(Int((((l[0] - s[0]) / d[0])).rounded(.up)), 0)
+            let steps = ((l[0] - s[0]) / d[0]).rounded(.up)
+            guard steps.isFinite || steps.isNaN, steps < Double(1 << 40) else { throw context.mismatch("Range would have \(steps) elements") }
+            let count = steps.isNaN ? 0 : max(Int(steps), 0)
             return [TensorType(dtype: start.dtype, shape: [count])]
         }
 
@@ -244,6 +261,7 @@ extension ShapeInference {
             let pads = try padAmounts(context, rank: x.shape.rank)
             let rank = x.shape.rank
             var dims = x.shape.dimensions
+            guard pads.allSatisfy({ abs($0) < 1 << 31 }) else { throw context.mismatch("pads \(pads) are out of range") }
             for axis in 0..<rank {
                 dims[axis] += pads[axis] + pads[axis + rank]
                 guard dims[axis] >= 0 else { throw context.mismatch("pads \(pads) remove more than \(x.shape) has") }
@@ -270,17 +288,23 @@ extension ShapeInference {
             var known: [String: Tensor] = [:]
             for (position, input) in thenBranch.inputs.enumerated() {
                 types[input.name] = try context.input(position + 1)
-                if position + 1 < context.constants.count, let value = context.constants[position + 1] { known[input.name] = value }
+                if position + 1 < context.constants.count, let value = context.constants[position + 1] {
+                    known[input.name] = value
+                }
             }
             if let condition = context.constants.first ?? nil {
                 let taken = try condition.integerValues().first ?? 0
                 return try (taken != 0 ? thenBranch : elseBranch).inferOutputTypes(
                     inputTypes: types, known: known, evaluator: context.evaluator)
             }
-            let thenTypes = try thenBranch.inferOutputTypes(inputTypes: types, known: known, evaluator: context.evaluator)
-            let elseTypes = try elseBranch.inferOutputTypes(inputTypes: types, known: known, evaluator: context.evaluator)
+            let thenTypes = try thenBranch.inferOutputTypes(
+                inputTypes: types, known: known, evaluator: context.evaluator)
+            let elseTypes = try elseBranch.inferOutputTypes(
+                inputTypes: types, known: known, evaluator: context.evaluator)
             guard thenTypes == elseTypes else {
-                throw context.mismatch("the branches produce different types (\(thenTypes) and \(elseTypes)); only branches with the same output types are supported")
+                throw context.mismatch(
+                    "the branches produce different types (\(thenTypes) and \(elseTypes)); only branches with the same output types are supported"
+                )
             }
             return thenTypes
         }
@@ -300,7 +324,9 @@ extension ShapeInference {
             }
             return pads
         }
-        guard raw.count == 2 * rank else { throw context.mismatch("pads \(raw) need \(2 * rank) values for rank \(rank)") }
+        guard raw.count == 2 * rank else {
+            throw context.mismatch("pads \(raw) need \(2 * rank) values for rank \(rank)")
+        }
         return raw
     }
 }

@@ -10,7 +10,9 @@ public struct ShapeInferenceContext {
     /// Folds constant subgraphs when shape functions plan nested graphs (If branches).
     public var evaluator: (any ConstantEvaluator)?
 
-    public init(node: Node, opset: Int, inputs: [TensorType?], constants: [Tensor?], evaluator: (any ConstantEvaluator)? = nil) {
+    public init(
+        node: Node, opset: Int, inputs: [TensorType?], constants: [Tensor?], evaluator: (any ConstantEvaluator)? = nil
+    ) {
         self.node = node
         self.opset = opset
         self.inputs = inputs
@@ -98,7 +100,9 @@ public enum ShapeInference {
                 needed.append(contentsOf: node.inputs.dropFirst().filter { inner.contains($0) })
             }
             guard let slots = shapeLikeInputs[node.opType] else { continue }
-            for slot in slots where slot < node.inputs.count && !node.inputs[slot].isEmpty { needed.append(node.inputs[slot]) }
+            for slot in slots where slot < node.inputs.count && !node.inputs[slot].isEmpty {
+                needed.append(node.inputs[slot])
+            }
         }
         var seen: Set<String> = []
         while let name = needed.popLast() {
@@ -125,7 +129,14 @@ public enum ShapeInference {
             node: node, opset: opset,
             inputs: node.inputs.map { $0.isEmpty ? nil : types[$0] },
             constants: node.inputs.map { $0.isEmpty ? nil : known[$0] }, evaluator: evaluator)
-        return try function(context)
+        let outputs = try function(context)
+        for output in outputs {
+            let bytes = Shape.checkedElementCount(output.shape.dimensions)?.multipliedReportingOverflow(by: output.dtype.byteSize)
+            guard output.shape.isValid, let bytes, !bytes.overflow, bytes.partialValue <= 1 << 42 else {
+                throw context.mismatch("the output shape \(output.shape.dimensions) is invalid or too large")
+            }
+        }
+        return outputs
     }
 
     /// Values computable from types alone (Shape, Size), without running a kernel.

@@ -14,7 +14,10 @@ struct InspectCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The model: builtin:NAME or an .onnx file.", valueName: "model"))
     var model: String = "builtin:linear"
 
-    @Option(name: .customLong("dim"), help: ArgumentHelp("Value for a symbolic dimension when counting FLOPs (default 1), e.g. --dim seq=128.", valueName: "name=n"))
+    @Option(
+        name: .customLong("dim"),
+        help: ArgumentHelp(
+            "Value for a symbolic dimension when counting FLOPs (default 1), e.g. --dim seq=128.", valueName: "name=n"))
     var dimensions: [String] = []
 
     @Flag(name: .long, help: "Print one JSON object instead of text.")
@@ -55,7 +58,8 @@ struct InspectCommand: ParsableCommand {
         let unsupported = counts.keys.filter { name in
             let parts = name.split(separator: ".", maxSplits: 1)
             let (domain, op) = parts.count == 2 ? (String(parts[0]), String(parts[1])) : ("", name)
-            return !backend.kernels.knows(opType: op, domain: domain) && !(domain.isEmpty && ["Shape", "Size"].contains(op))
+            return !backend.kernels.knows(opType: op, domain: domain)
+                && !(domain.isEmpty && ["Shape", "Size"].contains(op))
         }.sorted()
         let parameters = graph.initializers.values.reduce(0) { $0 + $1.elementCount }
         let parameterBytes = graph.initializers.values.reduce(0) { $0 + $1.byteCount }
@@ -83,17 +87,25 @@ struct InspectCommand: ParsableCommand {
         } else {
             flopsNote = "not computed: the model has unsupported operators"
         }
-        let symbolic = Set(graph.runtimeInputs.flatMap { ($0.dimensions ?? []).compactMap { dim -> String? in
-            if case .symbolic(let name) = dim { return name }
-            return nil
-        } })
+        let symbolic = Set(
+            graph.runtimeInputs.flatMap {
+                ($0.dimensions ?? []).compactMap { dim -> String? in
+                    if case .symbolic(let name) = dim { return name }
+                    return nil
+                }
+            })
 
         if json {
             let report: [String: Any] = [
                 "model": model, "name": graph.name,
-                "opsets": Dictionary(uniqueKeysWithValues: opsets.map { ($0.key.isEmpty ? "ai.onnx" : $0.key, $0.value) }),
-                "inputs": graph.runtimeInputs.map { ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dimensions?.map(\.description) ?? []] },
-                "outputs": graph.outputs.map { ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dimensions?.map(\.description) ?? []] },
+                "opsets": Dictionary(
+                    uniqueKeysWithValues: opsets.map { ($0.key.isEmpty ? "ai.onnx" : $0.key, $0.value) }),
+                "inputs": graph.runtimeInputs.map {
+                    ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dimensions?.map(\.description) ?? []]
+                },
+                "outputs": graph.outputs.map {
+                    ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dimensions?.map(\.description) ?? []]
+                },
                 "operators": counts, "nodes": counts.values.reduce(0, +),
                 "parameters": parameters, "parameter_bytes": parameterBytes,
                 "flops_per_sample": flops as Any, "unsupported_operators": unsupported,
@@ -104,21 +116,33 @@ struct InspectCommand: ParsableCommand {
         }
         var lines: [String] = []
         lines.append("model: \(model) (graph '\(graph.name)')")
-        lines.append("opsets: " + opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : $0.key) \($0.value)" }.joined(separator: ", "))
+        lines.append(
+            "opsets: "
+                + opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : $0.key) \($0.value)" }.joined(
+                    separator: ", "))
         lines.append("inputs:")
         for input in graph.runtimeInputs { lines.append("  \(input.name): \(input.dtype) \(input.shapeDescription)") }
         lines.append("outputs:")
         for output in graph.outputs { lines.append("  \(output.name): \(output.dtype) \(output.shapeDescription)") }
-        lines.append("parameters: \(parameters.formatted()) (\(Formatting.bytes(parameterBytes))) in \(graph.initializers.count) initializers")
+        lines.append(
+            "parameters: \(parameters.formatted()) (\(Formatting.bytes(parameterBytes))) in \(graph.initializers.count) initializers"
+        )
         let sorted = counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
-        lines.append("operators (\(counts.values.reduce(0, +)) nodes): " + sorted.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+        lines.append(
+            "operators (\(counts.values.reduce(0, +)) nodes): "
+                + sorted.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         if let flops {
-            let at = symbolic.isEmpty ? "" : " (with " + symbolic.sorted().map { "\($0)=\(overrides[$0] ?? 1)" }.joined(separator: ", ") + ")"
+            let at =
+                symbolic.isEmpty
+                ? "" : " (with " + symbolic.sorted().map { "\($0)=\(overrides[$0] ?? 1)" }.joined(separator: ", ") + ")"
             lines.append("FLOPs per sample: \(flops.formatted())\(at)")
         } else {
             lines.append("FLOPs per sample: \(flopsNote)")
         }
-        lines.append("cpu: " + (unsupported.isEmpty ? "every operator supported" : "unsupported: \(unsupported.joined(separator: ", "))"))
+        lines.append(
+            "cpu: "
+                + (unsupported.isEmpty
+                    ? "every operator supported" : "unsupported: \(unsupported.joined(separator: ", "))"))
         lines.append("gpu: no GPU execution backend in this build")
         print(lines.joined(separator: "\n"))
     }

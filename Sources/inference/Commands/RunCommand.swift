@@ -165,7 +165,9 @@ struct RunCommand: ParsableCommand {
             print(lines.joined(separator: "\n"))
             if result.outputs.count > 1 {
                 let others = result.outputs.dropFirst().map(\.name).joined(separator: ", ")
-                printError("note: printed output '\(primary.name)'; the model has \(result.outputs.count - 1) more (\(others)): use --json or --output file.npz")
+                printError(
+                    "note: printed output '\(primary.name)'; the model has \(result.outputs.count - 1) more (\(others)): use --json or --output file.npz"
+                )
             }
         }
 

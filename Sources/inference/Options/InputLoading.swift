@@ -22,14 +22,17 @@ struct LoadedInputs {
                 let path = String(argument[argument.index(after: equals)...])
                 let read = try NumPyFile.readArrays(path: path)
                 guard read.count == 1, let only = read.first else {
-                    throw InputError(description: "\(path): holds \(read.count) arrays; name=file needs a file with exactly one")
+                    throw InputError(
+                        description: "\(path): holds \(read.count) arrays; name=file needs a file with exactly one")
                 }
                 arrays.append((NamedTensor(name: name, tensor: only.tensor), path, true))
             } else {
                 let read = try NumPyFile.readArrays(path: argument)
                 guard !read.isEmpty else { throw InputError(description: "\(argument): the archive holds no arrays") }
                 let isArchive = argument.hasSuffix(".npz") || read.count > 1
-                for array in read { arrays.append((array, isArchive ? "\(argument):\(array.name)" : argument, isArchive)) }
+                for array in read {
+                    arrays.append((array, isArchive ? "\(argument):\(array.name)" : argument, isArchive))
+                }
             }
         }
         let declared = graph.runtimeInputs
@@ -47,20 +50,22 @@ struct LoadedInputs {
             } else if declared.count == arrays.count && arrays.allSatisfy({ $0.array.name.hasPrefix("arr_") }) {
                 entry = arrays[position]  // np.savez(positional, ...) names arrays arr_0, arr_1, ...
             } else {
-                throw InputError(description: """
-                    no data for model input '\(info.name)' (given: \(arrays.map(\.source).joined(separator: ", ")); \
-                    the model's inputs: \(declared.map(\.name).joined(separator: ", "))). Use --input \(info.name)=file.npy
-                    """)
+                throw InputError(
+                    description: """
+                        no data for model input '\(info.name)' (given: \(arrays.map(\.source).joined(separator: ", ")); \
+                        the model's inputs: \(declared.map(\.name).joined(separator: ", "))). Use --input \(info.name)=file.npy
+                        """)
             }
             let array = entry.array
             let source = entry.source
             var tensor = array.tensor
             if tensor.dtype != info.dtype {
                 guard info.dtype == .float32, tensor.dtype.isFloatingPoint else {
-                    throw InputError(description: """
-                        \(source): holds \(tensor.dtype) data, but model input '\(info.name)' takes \(info.dtype). \
-                        Save the array as \(info.dtype) (e.g. x.astype(np.\(info.dtype)))
-                        """)
+                    throw InputError(
+                        description: """
+                            \(source): holds \(tensor.dtype) data, but model input '\(info.name)' takes \(info.dtype). \
+                            Save the array as \(info.dtype) (e.g. x.astype(np.\(info.dtype)))
+                            """)
                 }
                 notes.append("\(source): converted \(tensor.dtype) to float32, the type of model input '\(info.name)'")
                 tensor = try convertToFloat32(tensor)
@@ -70,16 +75,20 @@ struct LoadedInputs {
                 if info.accepts(candidate.shape) { tensor = candidate }
             }
             guard info.accepts(tensor.shape) else {
-                throw InputError(description: """
-                    \(source): shape \(array.tensor.shape) does not fit model input '\(info.name)' of shape \(info.shapeDescription) \
-                    (\(graph.name) expects \(describeExpected(info)))
-                    """)
+                throw InputError(
+                    description: """
+                        \(source): shape \(array.tensor.shape) does not fit model input '\(info.name)' of shape \(info.shapeDescription) \
+                        (\(graph.name) expects \(describeExpected(info)))
+                        """)
             }
             if position == 0, let first = tensor.shape.dimensions.first, tensor.shape.rank > 0 { batch = first }
             fitted.append(NamedTensor(name: info.name, tensor: tensor))
         }
         for extra in arrays where extra.explicitName && !declared.contains(where: { $0.name == extra.array.name }) {
-            throw InputError(description: "\(extra.source): the model has no input named '\(extra.array.name)' (its inputs: \(declared.map(\.name).joined(separator: ", ")))")
+            throw InputError(
+                description:
+                    "\(extra.source): the model has no input named '\(extra.array.name)' (its inputs: \(declared.map(\.name).joined(separator: ", ")))"
+            )
         }
         return LoadedInputs(tensors: fitted, batchSize: batch, notes: notes)
     }
