@@ -78,7 +78,10 @@ public struct ConvGeometry: Sendable, Equatable {
         let outputPadding = try node.ints("output_padding") ?? [Int](repeating: 0, count: n)
         let autoPad = try node.string("auto_pad", default: "NOTSET")
         var outputShape = try node.ints("output_shape")
-        guard (kernel + strides + dilations + pads + outputPadding + input + (outputShape ?? [])).allSatisfy({ abs($0) < 1 << 31 }),
+        guard
+            (kernel + strides + dilations + pads + outputPadding + input + (outputShape ?? [])).allSatisfy({
+                abs($0) < 1 << 31
+            }),
             strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 })
         else {
             throw context.mismatch("window attributes out of range")

@@ -100,10 +100,12 @@ extension ShapeInference {
                     let ratios = axes.enumerated().map { Double(sizes[$0.offset]) / Double(x.shape[$0.element]) }
                     let scale = policy == "not_larger" ? ratios.min() ?? 1 : ratios.max() ?? 1
                     for axis in axes {
-                    let size = (Double(x.shape[axis]) * scale).rounded()
-                    guard size.isFinite, size >= 0, size < Double(1 << 40) else { throw context.mismatch("Resize to \(size) elements") }
-                    dims[axis] = Int(size)
-                }
+                        let size = (Double(x.shape[axis]) * scale).rounded()
+                        guard size.isFinite, size >= 0, size < Double(1 << 40) else {
+                            throw context.mismatch("Resize to \(size) elements")
+                        }
+                        dims[axis] = Int(size)
+                    }
                 }
             } else if let scales = try context.constantFloats(scalesIndex), !scales.isEmpty {
                 guard scales.count == axes.count else {

@@ -63,7 +63,9 @@ extension ShapeInference {
         }
         if let inferred {
             let others = dims.enumerated().filter { $0.offset != inferred }.map(\.element)
-            guard let known = Shape.checkedElementCount(others), known > 0, input.elementCount % known == 0 else { return nil }
+            guard let known = Shape.checkedElementCount(others), known > 0, input.elementCount % known == 0 else {
+                return nil
+            }
             dims[inferred] = input.elementCount / known
         }
         return Shape.checkedElementCount(dims) == input.elementCount ? dims : nil
@@ -251,7 +253,9 @@ extension ShapeInference {
             else { throw context.mismatch("start, limit and delta must be scalars known when the model is planned") }
             guard d[0] != 0 else { throw context.mismatch("delta must not be 0") }
             let steps = ((l[0] - s[0]) / d[0]).rounded(.up)
-            guard steps.isFinite || steps.isNaN, steps < Double(1 << 40) else { throw context.mismatch("Range would have \(steps) elements") }
+            guard steps.isFinite || steps.isNaN, steps < Double(1 << 40) else {
+                throw context.mismatch("Range would have \(steps) elements")
+            }
             let count = steps.isNaN ? 0 : max(Int(steps), 0)
             return [TensorType(dtype: start.dtype, shape: [count])]
         }
@@ -261,7 +265,9 @@ extension ShapeInference {
             let pads = try padAmounts(context, rank: x.shape.rank)
             let rank = x.shape.rank
             var dims = x.shape.dimensions
-            guard pads.allSatisfy({ abs($0) < 1 << 31 }) else { throw context.mismatch("pads \(pads) are out of range") }
+            guard pads.allSatisfy({ abs($0) < 1 << 31 }) else {
+                throw context.mismatch("pads \(pads) are out of range")
+            }
             for axis in 0..<rank {
                 dims[axis] += pads[axis] + pads[axis + rank]
                 guard dims[axis] >= 0 else { throw context.mismatch("pads \(pads) remove more than \(x.shape) has") }

@@ -131,7 +131,8 @@ public enum ShapeInference {
             constants: node.inputs.map { $0.isEmpty ? nil : known[$0] }, evaluator: evaluator)
         let outputs = try function(context)
         for output in outputs {
-            let bytes = Shape.checkedElementCount(output.shape.dimensions)?.multipliedReportingOverflow(by: output.dtype.byteSize)
+            let bytes = Shape.checkedElementCount(output.shape.dimensions)?.multipliedReportingOverflow(
+                by: output.dtype.byteSize)
             guard output.shape.isValid, let bytes, !bytes.overflow, bytes.partialValue <= 1 << 42 else {
                 throw context.mismatch("the output shape \(output.shape.dimensions) is invalid or too large")
             }
