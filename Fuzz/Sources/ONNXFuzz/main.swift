@@ -1,5 +1,6 @@
 import CPUBackend
 import Foundation
+import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 import ONNXImport
@@ -28,6 +29,12 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
         feeds.append(NamedTensor(name: input.name, tensor: tensor))
     }
+    // Valid but huge models (a Resize to millions of elements) are slow, not wrong: plan first, run small ones.
+    var types: [String: TensorType] = [:]
+    for feed in feeds { types[feed.name] = TensorType(dtype: feed.tensor.dtype, shape: feed.tensor.shape) }
+    guard let plan = try? ExecutionPlan(graph: graph.capturingOuterValues(), inputTypes: types, evaluator: backend),
+        plan.arenaBytes < 1 << 24, FLOPCounter.count(plan) < 50_000_000
+    else { return 0 }
     _ = try? session.run(feeds)
     return 0
 }
