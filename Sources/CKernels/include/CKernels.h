@@ -42,6 +42,20 @@ void ck_sgemm_nt(size_t m, size_t n, size_t k, float alpha, const float *a, size
 void ck_sgemm_nn_reference(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
                            const float *b, size_t ldb, float beta, float *c, size_t ldc);
 
+/// Columns per packed B panel for the ISA in use (32 with AVX-512, else 16).
+size_t ck_gemm_panel_width(void);
+
+/// Floats needed to pack a K x N matrix B (N rounded up to whole panels).
+size_t ck_packed_b_floats(size_t k, size_t n);
+
+/// Packs B (K x N row-major with ldb, or N x K when `transposed`) into panels for ck_sgemm_packed.
+void ck_pack_b(size_t k, size_t n, const float *b, size_t ldb, int transposed, float *packed);
+
+/// C[m, n] = A[m, k]·B (+ C when `accumulate`) for the panels [panel_begin, panel_end) of a packed B; row-major A
+/// and C. Disjoint panel ranges touch disjoint columns of C, so threads may split the panels.
+void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed, int accumulate,
+                     float *c, size_t ldc, size_t panel_begin, size_t panel_end);
+
 /// y[i] = 1 / (1 + exp(-x[i])); x and y may alias.
 void ck_sigmoid(const float *x, float *y, size_t count);
 

@@ -2,13 +2,14 @@ import CKernels
 import InferenceRuntime
 import InferenceTensor
 
-/// Which GEMM body a product uses: `nn` streams rows of a K x N matrix (wide outputs), `nt` takes dot
-/// products with rows of an N x K matrix (narrow outputs: GEMV-like shapes such as the default model).
+/// Which GEMM body a product uses: `packed` runs the cache-blocked SIMD kernel over B packed into column
+/// panels (wide outputs); `nt` takes dot products with rows of an N x K matrix (narrow outputs, GEMV-like
+/// shapes such as the default model); `nn` streams rows of a K x N matrix (small non-constant products).
 enum GemmForm {
-    case nn, nt
+    case packed, nn, nt
 
     /// Narrow outputs vectorize better as dot products over K.
-    static func preferred(n: Int) -> GemmForm { n < 16 ? .nt : .nn }
+    static func preferred(n: Int) -> GemmForm { n < 8 ? .nt : .packed }
 }
 
 /// Weights laid out once, at plan time, in the form the GEMM body reads.
@@ -16,6 +17,8 @@ struct PackedMatrix {
     let storage: HostBuffer
     let form: GemmForm
     let leadingDimension: Int
+    /// Number of column panels (packed form).
+    let panels: Int
 
     /// Packs B (K x N when `transposed` is false, N x K when true) into `form`'s layout.
     init(_ b: Tensor, transposed: Bool, form: GemmForm) throws {
@@ -23,27 +26,40 @@ struct PackedMatrix {
         let cols = b.shape[1]
         let (k, n) = transposed ? (cols, rows) : (rows, cols)
         let source = try b.scalars(as: Float.self)
-        storage = try HostBuffer(bytes: k * n * MemoryLayout<Float>.stride)
-        let packed = storage.pointer.bindMemory(to: Float.self, capacity: k * n)
-        for p in 0..<k {
-            for j in 0..<n {
-                let value = transposed ? source[j * cols + p] : source[p * cols + j]
-                if form == .nn { packed[p * n + j] = value } else { packed[j * k + p] = value }
+        switch form {
+        case .packed:
+            let floats = ck_packed_b_floats(k, n)
+            storage = try HostBuffer(bytes: max(floats, 1) * MemoryLayout<Float>.stride)
+            let packed = storage.pointer.bindMemory(to: Float.self, capacity: floats)
+            ck_pack_b(k, n, source, cols, transposed ? 1 : 0, packed)
+            leadingDimension = ck_gemm_panel_width()
+            panels = (n + leadingDimension - 1) / leadingDimension
+        case .nn, .nt:
+            storage = try HostBuffer(bytes: max(k * n, 1) * MemoryLayout<Float>.stride)
+            let packed = storage.pointer.bindMemory(to: Float.self, capacity: k * n)
+            for p in 0..<k {
+                for j in 0..<n {
+                    let value = transposed ? source[j * cols + p] : source[p * cols + j]
+                    if form == .nn { packed[p * n + j] = value } else { packed[j * k + p] = value }
+                }
             }
+            leadingDimension = form == .nn ? n : k
+            panels = 0
         }
         self.form = form
-        leadingDimension = form == .nn ? n : k
     }
 
     var pointer: UnsafePointer<Float> { UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)) }
 }
 
+/// C = alpha·A·B + beta·C in one of the GEMM forms; the packed form needs alpha 1 and beta 0 or 1.
 @inline(__always)
 func sgemm(
     _ form: GemmForm, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int = 0
 ) {
     switch form {
+    case .packed: ck_sgemm_packed(m, n, k, a, lda, b, beta == 0 ? 0 : 1, c, ldc, 0, panels)
     case .nn: ck_sgemm_nn(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     case .nt: ck_sgemm_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
@@ -89,7 +105,8 @@ final class GemmKernel: Kernel {
         y = try out.slice.floatPointer()
 
         if let constant = bValue.constant {
-            let form = GemmForm.preferred(n: n)
+            var form = GemmForm.preferred(n: n)
+            if form == .packed && alpha != 1 { form = .nn }
             let packed = try PackedMatrix(constant, transposed: transposeB, form: form)
             self.packed = packed
             b = packed.pointer
@@ -138,7 +155,9 @@ final class GemmKernel: Kernel {
             }
             gemmBeta = 1
         }
-        sgemm(bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: gemmBeta, c: y, ldc: n)
+        sgemm(
+            bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: gemmBeta, c: y, ldc: n,
+            panels: packed?.panels ?? 0)
         withExtendedLifetime(packed) {}
     }
 }
@@ -198,11 +217,43 @@ final class MatMulKernel: Kernel {
             self.batches = batches
             self.foldedM = m
         }
+        try preparePacking(constant: bValue.constant, bIs2D: bShape.rank == 2)
     }
 
     private let foldedM: Int
+    /// B packed once at plan time (a constant 2-D B), or scratch for packing B per product at run time.
+    private var packedB: PackedMatrix?
+    private var scratch: HostBuffer?
+    private var panels = 0
+
+    private func preparePacking(constant: Tensor?, bIs2D: Bool) throws {
+        guard n >= 8 else { return }
+        if let constant, bIs2D {
+            packedB = try PackedMatrix(constant, transposed: false, form: .packed)
+            panels = packedB?.panels ?? 0
+        } else if m * n * k >= 32 * 32 * 32 {
+            scratch = try HostBuffer(bytes: max(ck_packed_b_floats(k, n), 1) * MemoryLayout<Float>.stride)
+            panels = (n + ck_gemm_panel_width() - 1) / ck_gemm_panel_width()
+        }
+    }
 
     func run() throws {
+        if let packedB {
+            ck_sgemm_packed(foldedM, n, k, a, k, packedB.pointer, 0, y, n, 0, panels)
+            return
+        }
+        if let scratch {
+            let packed = scratch.pointer.assumingMemoryBound(to: Float.self)
+            var lastB = -1
+            for batch in batches {
+                if batch.b != lastB {
+                    ck_pack_b(k, n, b + batch.b, n, 0, packed)
+                    lastB = batch.b
+                }
+                ck_sgemm_packed(foldedM, n, k, a + batch.a, k, packed, 0, y + batch.y, n, 0, panels)
+            }
+            return
+        }
         let form = GemmForm.nn
         for batch in batches {
             sgemm(

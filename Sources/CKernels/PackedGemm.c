@@ -1,0 +1,187 @@
+// Packed, cache-blocked single-precision GEMM: C = A·B (+ C), row-major.
+//
+// B is packed once (at plan time for weights) into panels of NR columns: panel p holds, for every k, the
+// NR values B[k, p*NR ..< p*NR+NR] contiguously (zero-padded past N). A is read in place. The loops block
+// K by KC and M by MC so a KC x NR panel slice stays in L1 and an MC x KC block of A in L2; the register
+// tile is MR x NR (AVX-512: 12 x 32, AVX2+FMA: 6 x 16, generic: 4 x 16).
+#include "CKernels.h"
+#include <immintrin.h>
+#include <string.h>
+
+#define KC 384
+#define MC 96
+
+size_t ck_gemm_panel_width(void) {
+    const char *isa = ck_kernel_isa();
+    return isa[3] == '5' ? 32 : 16;
+}
+
+size_t ck_packed_b_floats(size_t k, size_t n) {
+    size_t nr = ck_gemm_panel_width();
+    return ((n + nr - 1) / nr) * nr * k;
+}
+
+void ck_pack_b(size_t k, size_t n, const float *b, size_t ldb, int transposed, float *packed) {
+    size_t nr = ck_gemm_panel_width();
+    size_t panels = (n + nr - 1) / nr;
+    for (size_t p = 0; p < panels; p++) {
+        float *dst = packed + p * k * nr;
+        size_t j0 = p * nr;
+        size_t valid = n - j0 < nr ? n - j0 : nr;
+        for (size_t kk = 0; kk < k; kk++) {
+            float *row = dst + kk * nr;
+            if (!transposed) {
+                memcpy(row, b + kk * ldb + j0, valid * sizeof(float));
+            } else {
+                for (size_t j = 0; j < valid; j++) row[j] = b[(j0 + j) * ldb + kk];
+            }
+            for (size_t j = valid; j < nr; j++) row[j] = 0.0f;
+        }
+    }
+}
+
+#define CK_INLINE static inline __attribute__((always_inline))
+
+// ---- AVX-512: 12 x 32 tile, 24 accumulators. ----
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+CK_INLINE void tile512(const int mr, size_t kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc,
+                       int accumulate, size_t nvalid) {
+    __m512 acc[12][2];
+    for (int r = 0; r < mr; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    for (size_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_loadu_ps(bp + k * 32);
+        const __m512 b1 = _mm512_loadu_ps(bp + k * 32 + 16);
+        for (int r = 0; r < mr; r++) {
+            const __m512 av = _mm512_set1_ps(a[r * lda + k]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    const __mmask16 m0 = nvalid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nvalid) - 1);
+    const __mmask16 m1 = nvalid >= 32 ? (__mmask16)0xFFFF : (nvalid <= 16 ? 0 : (__mmask16)((1u << (nvalid - 16)) - 1));
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        if (accumulate) {
+            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, cr));
+            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        _mm512_mask_storeu_ps(cr, m0, acc[r][0]);
+        _mm512_mask_storeu_ps(cr + 16, m1, acc[r][1]);
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+static void kernel512(int mr, size_t kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc, int acc, size_t nv) {
+    switch (mr) {
+    case 12: tile512(12, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 11: tile512(11, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 10: tile512(10, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 9: tile512(9, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 8: tile512(8, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 7: tile512(7, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 6: tile512(6, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 5: tile512(5, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 4: tile512(4, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 3: tile512(3, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 2: tile512(2, kc, a, lda, bp, c, ldc, acc, nv); break;
+    default: tile512(1, kc, a, lda, bp, c, ldc, acc, nv); break;
+    }
+}
+
+// ---- AVX2 + FMA: 6 x 16 tile, 12 accumulators. ----
+__attribute__((target("avx2,fma")))
+CK_INLINE void tile256(const int mr, size_t kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc,
+                       int accumulate, size_t nvalid) {
+    __m256 acc[6][2];
+    for (int r = 0; r < mr; r++) { acc[r][0] = _mm256_setzero_ps(); acc[r][1] = _mm256_setzero_ps(); }
+    for (size_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_loadu_ps(bp + k * 16);
+        const __m256 b1 = _mm256_loadu_ps(bp + k * 16 + 8);
+        for (int r = 0; r < mr; r++) {
+            const __m256 av = _mm256_broadcast_ss(a + r * lda + k);
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        if (nvalid == 16) {
+            if (accumulate) {
+                acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(cr));
+                acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(cr + 8));
+            }
+            _mm256_storeu_ps(cr, acc[r][0]);
+            _mm256_storeu_ps(cr + 8, acc[r][1]);
+        } else {
+            float tmp[16];
+            _mm256_storeu_ps(tmp, acc[r][0]);
+            _mm256_storeu_ps(tmp + 8, acc[r][1]);
+            for (size_t j = 0; j < nvalid; j++) cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void kernel256(int mr, size_t kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc, int acc, size_t nv) {
+    switch (mr) {
+    case 6: tile256(6, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 5: tile256(5, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 4: tile256(4, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 3: tile256(3, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 2: tile256(2, kc, a, lda, bp, c, ldc, acc, nv); break;
+    default: tile256(1, kc, a, lda, bp, c, ldc, acc, nv); break;
+    }
+}
+
+// ---- Generic: 4 x 16 tile in plain C. ----
+static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc, int accumulate,
+                          size_t nvalid) {
+    float acc[4][16];
+    memset(acc, 0, sizeof(acc));
+    for (size_t k = 0; k < kc; k++) {
+        for (int r = 0; r < mr; r++) {
+            const float av = a[r * lda + k];
+            for (int j = 0; j < 16; j++) acc[r][j] += av * bp[k * 16 + j];
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        for (size_t j = 0; j < nvalid; j++) c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
+    }
+}
+
+void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed, int accumulate,
+                     float *c, size_t ldc, size_t panel_begin, size_t panel_end) {
+    const char *isa = ck_kernel_isa();
+    const int level = isa[0] == 'a' ? (isa[3] == '5' ? 2 : 1) : 0;
+    const size_t nr = level == 2 ? 32 : 16;
+    const size_t mrMax = level == 2 ? 12 : (level == 1 ? 6 : 4);
+    if (k == 0) {
+        if (!accumulate) {
+            for (size_t i = 0; i < m; i++) {
+                size_t j0 = panel_begin * nr, j1 = panel_end * nr < n ? panel_end * nr : n;
+                if (j1 > j0) memset(c + i * ldc + j0, 0, (j1 - j0) * sizeof(float));
+            }
+        }
+        return;
+    }
+    for (size_t kk = 0; kk < k; kk += KC) {
+        const size_t kc = k - kk < KC ? k - kk : KC;
+        const int acc = accumulate || kk > 0;
+        for (size_t i0 = 0; i0 < m; i0 += MC) {
+            const size_t i1 = m - i0 < MC ? m : i0 + MC;
+            for (size_t p = panel_begin; p < panel_end; p++) {
+                const size_t j0 = p * nr;
+                const size_t nvalid = n - j0 < nr ? n - j0 : nr;
+                const float *bp = packed + p * k * nr + kk * nr;
+                for (size_t i = i0; i < i1; i += mrMax) {
+                    const int mr = (int)(i1 - i < mrMax ? i1 - i : mrMax);
+                    const float *ai = a + i * lda + kk;
+                    float *ci = c + i * ldc + j0;
+                    if (level == 2) kernel512(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
+                    else if (level == 1) kernel256(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
+                    else kernelGeneric(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
+                }
+            }
+        }
+    }
+}
