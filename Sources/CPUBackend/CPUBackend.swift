@@ -48,10 +48,16 @@ public final class CPUBackend: Backend {
     public let device = DeviceID.cpu
     public let deviceName: String
     public let kernels: KernelRegistry
+    /// Threads a kernel may use (1 runs everything on the caller's thread).
+    public let threads: Int
+    let parallel: ParallelFor
 
-    public init() {
+    /// - Parameter threads: threads kernels may split work across; defaults to the logical cores.
+    public init(threads: Int? = nil) {
         deviceName = CPUInfo.current.modelName
         kernels = CPUKernelTable.registry
+        self.threads = max(1, threads ?? CPUInfo.current.logicalCores)
+        parallel = ParallelFor(threads: self.threads)
     }
 
     public func allocate(bytes: Int) throws -> any DeviceBuffer { try HostBuffer(bytes: bytes) }

@@ -13,8 +13,12 @@ public enum CPUKernelTable {
         let allFloats: Set<DType> = [.float32, .float64, .float16]
         let signedNumbers: Set<DType> = allFloats.union([.int8, .int16, .int32, .int64])
         // Linear algebra.
-        add(["Gemm"], floats) { try GemmKernel(node: $0) }
-        add(["MatMul"], floats) { try MatMulKernel(node: $0) }
+        @Sendable func parallel(_ backend: any Backend) -> ParallelFor {
+            (backend as? CPUBackend)?.parallel ?? ParallelFor(threads: 1)
+        }
+        table.append(KernelRegistration("Gemm", dtypes: floats) { try GemmKernel(node: $0, parallel: parallel($1)) })
+        table.append(
+            KernelRegistration("MatMul", dtypes: floats) { try MatMulKernel(node: $0, parallel: parallel($1)) })
         // Elementwise.
         add(
             [
@@ -45,7 +49,7 @@ public enum CPUKernelTable {
         add(["BatchNormalization"], floats, NormalizationKernels.makeBatchNorm)
         add(["LayerNormalization"], floats, NormalizationKernels.makeLayerNorm)
         // Convolution and pooling.
-        add(["Conv"], floats) { try ConvKernel(node: $0) }
+        table.append(KernelRegistration("Conv", dtypes: floats) { try ConvKernel(node: $0, parallel: parallel($1)) })
         add(["ConvTranspose"], floats) { try ConvTransposeKernel(node: $0) }
         add(["MaxPool", "AveragePool"], floats, PoolingKernels.make)
         add(["GlobalAveragePool", "GlobalMaxPool"], floats, PoolingKernels.makeGlobal)

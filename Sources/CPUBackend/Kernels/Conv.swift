@@ -48,8 +48,11 @@ final class ConvKernel: Kernel {
     private let table: WindowTable
     private let column: HostBuffer
     private let inChannels: Int, outChannels: Int
+    private let parallel: ParallelFor
+    private let panelWidth: Int, panels: Int
 
-    init(node: BoundNode) throws {
+    init(node: BoundNode, parallel: ParallelFor) throws {
+        self.parallel = parallel
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
         let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
         let geometry = try ConvGeometry.forward(
@@ -61,8 +64,11 @@ final class ConvKernel: Kernel {
         channelsPerGroup = inChannels / groups
         filtersPerGroup = outChannels / groups
         table = WindowTable(geometry)
-        column = try HostBuffer(
-            bytes: channelsPerGroup * table.kernelCount * table.outputCount * MemoryLayout<Float>.stride)
+        // The im2col matrix is written straight into the packed-panel layout the GEMM kernel reads.
+        let rows = channelsPerGroup * table.kernelCount
+        column = try HostBuffer(bytes: max(ck_packed_b_floats(rows, table.outputCount), 1) * MemoryLayout<Float>.stride)
+        panelWidth = ck_gemm_panel_width()
+        panels = (table.outputCount + panelWidth - 1) / panelWidth
         x = UnsafePointer(try xv.pointer(Float.self))
         w = UnsafePointer(try wv.pointer(Float.self))
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
@@ -73,26 +79,35 @@ final class ConvKernel: Kernel {
         let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
         let col = column.pointer.assumingMemoryBound(to: Float.self)
         let rows = channelsPerGroup * k
+        let nr = panelWidth
+        let panelStride = rows * nr
         for n in 0..<batch {
             for g in 0..<groups {
                 let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
-                for c in 0..<channelsPerGroup {
-                    let xc = xg + c * inCount
-                    for kp in 0..<k {
-                        let dst = col + (c * k + kp) * outCount
-                        let offsets = kp * outCount
-                        table.offsets.withUnsafeBufferPointer { t in
-                            for o in 0..<outCount {
-                                let offset = t[offsets + o]
-                                dst[o] = offset >= 0 ? xc[offset] : 0
+                // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
+                table.offsets.withUnsafeBufferPointer { t in
+                    parallel.run(rows) { begin, end in
+                        for r in begin..<end {
+                            let c = r / k, kp = r % k
+                            let xc = xg + c * inCount
+                            let offsets = kp * outCount
+                            var o = 0
+                            for p in 0..<panels {
+                                let dst = col + p * panelStride + r * nr
+                                let limit = min(nr, outCount - o)
+                                for j in 0..<limit {
+                                    let offset = t[offsets + o + j]
+                                    dst[j] = offset >= 0 ? xc[offset] : 0
+                                }
+                                o += nr
                             }
                         }
                     }
                 }
                 let yg = y + (n * outChannels + g * filtersPerGroup) * outCount
-                ck_sgemm_nn(
-                    filtersPerGroup, outCount, rows, 1, w + g * filtersPerGroup * rows, rows, col, outCount, 0, yg,
-                    outCount)
+                packedGemm(
+                    parallel, m: filtersPerGroup, n: outCount, k: rows, a: w + g * filtersPerGroup * rows, lda: rows,
+                    packed: UnsafePointer(col), accumulate: false, c: yg, ldc: outCount, panels: panels)
                 if let bias {
                     for m in 0..<filtersPerGroup {
                         let b = bias[g * filtersPerGroup + m]

@@ -52,14 +52,38 @@ struct PackedMatrix {
     var pointer: UnsafePointer<Float> { UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)) }
 }
 
+/// C = A·B (+ C) over a packed B, split across threads by column panels (or rows when there are fewer
+/// panels than threads) when the product is large enough to pay for the split.
+func packedGemm(
+    _ parallel: ParallelFor, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>,
+    accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int
+) {
+    let acc: Int32 = accumulate ? 1 : 0
+    guard parallel.threads > 1 && m * n * k >= 1 << 18 else {
+        ck_sgemm_packed(m, n, k, a, lda, packed, acc, c, ldc, 0, panels)
+        return
+    }
+    if panels >= parallel.threads {
+        parallel.run(panels) { begin, end in ck_sgemm_packed(m, n, k, a, lda, packed, acc, c, ldc, begin, end) }
+    } else {
+        parallel.run(m) { begin, end in
+            ck_sgemm_packed(end - begin, n, k, a + begin * lda, lda, packed, acc, c + begin * ldc, ldc, 0, panels)
+        }
+    }
+}
+
 /// C = alpha·A·B + beta·C in one of the GEMM forms; the packed form needs alpha 1 and beta 0 or 1.
 @inline(__always)
 func sgemm(
     _ form: GemmForm, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int = 0
+    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int = 0,
+    parallel: ParallelFor = ParallelFor(threads: 1)
 ) {
     switch form {
-    case .packed: ck_sgemm_packed(m, n, k, a, lda, b, beta == 0 ? 0 : 1, c, ldc, 0, panels)
+    case .packed:
+        packedGemm(
+            parallel, m: m, n: n, k: k, a: a, lda: lda, packed: b, accumulate: beta != 0, c: c, ldc: ldc, panels: panels
+        )
     case .nn: ck_sgemm_nn(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     case .nt: ck_sgemm_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
@@ -81,8 +105,10 @@ final class GemmKernel: Kernel {
     private let c: UnsafePointer<Float>?
     private let cRows: Int, cColumns: Int
     private let y: UnsafeMutablePointer<Float>
+    private let parallel: ParallelFor
 
-    init(node: BoundNode) throws {
+    init(node: BoundNode, parallel: ParallelFor) throws {
+        self.parallel = parallel
         let name = node.step.node.displayName
         guard node.inputs.count >= 2, let aValue = node.inputs[0], let bValue = node.inputs[1],
             let out = node.outputs.first
@@ -157,7 +183,7 @@ final class GemmKernel: Kernel {
         }
         sgemm(
             bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: gemmBeta, c: y, ldc: n,
-            panels: packed?.panels ?? 0)
+            panels: packed?.panels ?? 0, parallel: parallel)
         withExtendedLifetime(packed) {}
     }
 }
@@ -170,8 +196,10 @@ final class MatMulKernel: Kernel {
     private let y: UnsafeMutablePointer<Float>
     /// Element offsets of A, B and Y for each product in the batch.
     private let batches: [(a: Int, b: Int, y: Int)]
+    private let parallel: ParallelFor
 
-    init(node: BoundNode) throws {
+    init(node: BoundNode, parallel: ParallelFor) throws {
+        self.parallel = parallel
         guard node.inputs.count == 2, let aValue = node.inputs[0], let bValue = node.inputs[1],
             let out = node.outputs.first
         else {
@@ -239,7 +267,9 @@ final class MatMulKernel: Kernel {
 
     func run() throws {
         if let packedB {
-            ck_sgemm_packed(foldedM, n, k, a, k, packedB.pointer, 0, y, n, 0, panels)
+            packedGemm(
+                parallel, m: foldedM, n: n, k: k, a: a, lda: k, packed: packedB.pointer, accumulate: false, c: y,
+                ldc: n, panels: panels)
             return
         }
         if let scratch {
@@ -250,7 +280,9 @@ final class MatMulKernel: Kernel {
                     ck_pack_b(k, n, b + batch.b, n, 0, packed)
                     lastB = batch.b
                 }
-                ck_sgemm_packed(foldedM, n, k, a + batch.a, k, packed, 0, y + batch.y, n, 0, panels)
+                packedGemm(
+                    parallel, m: foldedM, n: n, k: k, a: a + batch.a, lda: k, packed: UnsafePointer(packed),
+                    accumulate: false, c: y + batch.y, ldc: n, panels: panels)
             }
             return
         }

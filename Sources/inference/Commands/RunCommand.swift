@@ -58,7 +58,14 @@ struct RunCommand: ParsableCommand {
         help: ArgumentHelp("Untimed runs after the first (cold) run and before the timed ones.", valueName: "n"))
     var warmup: Int = 2
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "CPU threads for the large kernels (GEMM, convolution); default: all logical cores.", valueName: "n"))
+    var threads: Int?
+
     func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
         guard DeviceRequest(argument: device) != nil else {
             throw ValidationError("unknown device '\(device)'; use cpu, gpu, auto, cuda:N or opencl:N")
@@ -83,7 +90,7 @@ struct RunCommand: ParsableCommand {
 
     private func execute() throws {
         guard let request = DeviceRequest(argument: device) else { throw ExitCode.validationFailure }
-        let selection = try DeviceSelection.resolve(request)
+        let selection = try DeviceSelection.resolve(request, threads: threads)
         if let reason = selection.reason {
             printError("note: --device \(request) chose \(selection.backend.device): \(reason)")
         }

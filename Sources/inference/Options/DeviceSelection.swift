@@ -50,21 +50,21 @@ struct DeviceSelection {
 
     /// Resolves a request to a backend.
     /// - Throws: `DeviceSelectionError` naming what was looked for and what to do instead.
-    static func resolve(_ request: DeviceRequest) throws -> DeviceSelection {
+    static func resolve(_ request: DeviceRequest, threads: Int? = nil) throws -> DeviceSelection {
         switch request {
         case .cpu:
-            return DeviceSelection(requested: request, backend: CPUBackend(), reason: nil)
+            return DeviceSelection(requested: request, backend: CPUBackend(threads: threads), reason: nil)
         case .auto:
             let probes = GPUDiscovery.probe()
             if let gpu = GPUDiscovery.firstGPU(in: probes) {
                 return DeviceSelection(
-                    requested: request, backend: CPUBackend(),
+                    requested: request, backend: CPUBackend(threads: threads),
                     reason:
                         "found \(gpu.name) (\(gpu.id)), but this build has no GPU execution backend yet; running on the CPU"
                 )
             }
             return DeviceSelection(
-                requested: request, backend: CPUBackend(),
+                requested: request, backend: CPUBackend(threads: threads),
                 reason: "no GPU found (\(summary(of: probes))); running on the CPU")
         case .gpu:
             let probes = GPUDiscovery.probe()

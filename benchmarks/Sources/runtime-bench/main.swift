@@ -1,0 +1,60 @@
+import CPUBackend
+import Foundation
+import InferenceRuntime
+import InferenceTensor
+import ONNXImport
+
+// Times one model at one batch size in process, the same way ort_bench.c times onnxruntime:
+//   runtime-bench MODEL.onnx BATCH MIN_SECONDS [THREADS]
+// Input: uniform random floats shaped like the model's single input with the batch dimension set.
+// Prints one JSON object: p50/p90/p99/mean/min in milliseconds, runs, samples per second.
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 4, let batch = Int(arguments[2]), let minSeconds = Double(arguments[3]) else {
+    FileHandle.standardError.write(Data("usage: runtime-bench MODEL.onnx BATCH MIN_SECONDS [THREADS]\n".utf8))
+    exit(2)
+}
+do {
+    let graph = try ONNXModelLoader.load(path: arguments[1])
+    guard let input = graph.runtimeInputs.first, let dims = input.dimensions else {
+        throw ONNXImportError(source: arguments[1], problem: "the benchmark needs one input with a known rank")
+    }
+    let shape = dims.enumerated().map { index, dim -> Int in
+        if case .fixed(let n) = dim { return n }
+        return index == 0 ? batch : 1
+    }
+    let count = shape.reduce(1, *)
+    var generator = SystemRandomNumberGenerator()
+    let values = (0..<count).map { _ in Float.random(in: 0..<1, using: &generator) }
+    let tensor = try Tensor(shape: Shape(shape), scalars: values)
+    let threads = arguments.count > 4 ? Int(arguments[4]) : nil
+    let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
+    let feeds = [NamedTensor(name: input.name, tensor: tensor)]
+    // Warm-up: plan, then a few runs.
+    for _ in 0..<3 { _ = try session.run(feeds) }
+    var samples: [Double] = []
+    let start = MonotonicClock.nanoseconds()
+    while samples.count < 10 || Double(MonotonicClock.nanoseconds() - start) < minSeconds * 1e9 {
+        let t0 = MonotonicClock.nanoseconds()
+        _ = try session.run(feeds)
+        samples.append(Double(MonotonicClock.nanoseconds() - t0) / 1e6)
+        if samples.count >= 200_000 { break }
+    }
+    samples.sort()
+    func percentile(_ q: Double) -> Double {
+        let position = q / 100 * Double(samples.count - 1)
+        let lower = Int(position)
+        let upper = min(lower + 1, samples.count - 1)
+        return samples[lower] + (samples[upper] - samples[lower]) * (position - Double(lower))
+    }
+    let mean = samples.reduce(0, +) / Double(samples.count)
+    let report: [String: Any] = [
+        "runtime": "inference", "batch": batch, "runs": samples.count, "p50_ms": percentile(50), "p90_ms": percentile(90),
+        "p99_ms": percentile(99), "min_ms": samples[0], "mean_ms": mean, "samples_per_s": Double(batch) / (percentile(50) / 1e3),
+    ]
+    let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+} catch {
+    FileHandle.standardError.write(Data("runtime-bench: \(error)\n".utf8))
+    exit(1)
+}

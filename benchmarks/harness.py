@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Runs this project and onnxruntime (C API, in process) on the same .onnx files and batch sizes, interleaved,
+and prints p50 latency and throughput for both with the ratio; also GEMM GFLOP/s against numpy/OpenBLAS.
+Invoked by benchmarks/run, which builds the two drivers first."""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+
+sys.path.insert(0, os.path.dirname(__file__))
+import models  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, ".build", "benchmarks")
+OURS = os.path.join(ROOT, "benchmarks", ".build", "release", "runtime-bench")
+ORT = os.path.join(WORK, "ort_bench")
+BATCHES = {"linear": [1, 16, 256, 1024], "mlp": [1, 16, 256, 1024], "cnn": [1, 16, 128], "encoder": [1, 8]}
+
+
+def ort_library():
+    import onnxruntime
+    found = glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*"))
+    return found[0], onnxruntime.__version__
+
+
+def run_json(command):
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def measure(path, sample_shape, batch, threads, seconds, lib):
+    ours = run_json([OURS, path, str(batch), str(seconds), str(threads)])
+    theirs = run_json([ORT, lib, path, "x", "y", str(batch), str(seconds), str(threads)] + [str(d) for d in sample_shape])
+    return ours, theirs
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def numpy_gflops(size, repeats=5):
+    a = np.random.rand(size, size).astype(np.float32)
+    b = np.random.rand(size, size).astype(np.float32)
+    a @ b
+    best = float("inf")
+    import time
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * size ** 3 / best / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=0.4, help="minimum time per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per configuration")
+    parser.add_argument("--models", default="linear,mlp,cnn,encoder")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--output", default=None, help="markdown results file")
+    args = parser.parse_args()
+    os.makedirs(WORK, exist_ok=True)
+    lib, ort_version = ort_library()
+    threads_list = [int(t) for t in args.threads.split(",")]
+    rows = []
+    for name in args.models.split(","):
+        model, sample_shape = models.MODELS[name]()
+        path = os.path.join(WORK, f"{name}.onnx")
+        onnx.save(model, path)
+        for threads in threads_list:
+            for batch in BATCHES[name]:
+                ours_p50, ort_p50, ours_p99, ort_p99 = [], [], [], []
+                for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
+                    ours, theirs = measure(path, sample_shape, batch, threads, args.seconds, lib)
+                    ours_p50.append(ours["p50_ms"]); ort_p50.append(theirs["p50_ms"])
+                    ours_p99.append(ours["p99_ms"]); ort_p99.append(theirs["p99_ms"])
+                row = {"model": name, "batch": batch, "threads": threads,
+                       "ours_p50_ms": statistics.median(ours_p50), "ort_p50_ms": statistics.median(ort_p50),
+                       "ours_p50_spread": [min(ours_p50), max(ours_p50)], "ort_p50_spread": [min(ort_p50), max(ort_p50)],
+                       "ours_p99_ms": statistics.median(ours_p99), "ort_p99_ms": statistics.median(ort_p99)}
+                row["ratio"] = row["ours_p50_ms"] / row["ort_p50_ms"]
+                rows.append(row)
+                print(f"{name:8} batch {batch:5} threads {threads}: ours {row['ours_p50_ms']:.4f} ms, "
+                      f"onnxruntime {row['ort_p50_ms']:.4f} ms, ratio {row['ratio']:.2f}", file=sys.stderr, flush=True)
+    gemm = []
+    for size in [1024, 2048]:
+        model, _ = models.matmul(size)
+        path = os.path.join(WORK, f"gemm{size}.onnx")
+        onnx.save(model, path)
+        entry = {"size": size, "numpy_gflops": numpy_gflops(size)}
+        for threads in threads_list:
+            ours = run_json([OURS, path, str(size), "1.0", str(threads)])
+            entry[f"ours_gflops_{threads}"] = 2 * size ** 3 / (ours["p50_ms"] / 1e3) / 1e9
+        gemm.append(entry)
+
+    lines = [f"# Benchmark results, {datetime.date.today().isoformat()}", "",
+             f"- CPU: {cpu_name()}, {os.cpu_count()} logical cores",
+             f"- onnxruntime {ort_version} through its C API in process (dlopen of the wheel's libonnxruntime),"
+             " graph optimizations on, inter-op threads 1",
+             "- this project: `benchmarks/runtime-bench`, in process, same inputs, same timing loop",
+             f"- p50 of per-run latency; median over {args.rounds} interleaved rounds (spread = min..max of the rounds'"
+             " p50s); ratio = ours / onnxruntime (below 1 is faster)",
+             "- threads: onnxruntime's intra-op threads; for this project the threads GEMM, MatMul and Conv split"
+             " across (other operators run on one thread)", "",
+             "| model | batch | threads | ours p50 ms (spread) | onnxruntime p50 ms (spread) | ratio | ours p99 | ort p99 | ours samples/s | ort samples/s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['threads']} | {r['ours_p50_ms']:.4f} ({r['ours_p50_spread'][0]:.4f}..{r['ours_p50_spread'][1]:.4f}) "
+            f"| {r['ort_p50_ms']:.4f} ({r['ort_p50_spread'][0]:.4f}..{r['ort_p50_spread'][1]:.4f}) | {r['ratio']:.2f} "
+            f"| {r['ours_p99_ms']:.4f} | {r['ort_p99_ms']:.4f} | {r['batch'] / r['ours_p50_ms'] * 1e3:,.0f} "
+            f"| {r['batch'] / r['ort_p50_ms'] * 1e3:,.0f} |")
+    lines += ["", "GEMM (square, float32, through a MatMul model with a constant B; numpy/OpenBLAS with its default"
+              " threads and OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset):", "",
+              "| size | " + " | ".join(f"ours {t} thread(s) GFLOP/s" for t in threads_list) + " | numpy GFLOP/s | best ratio |",
+              "| ---: | " + " | ".join("---:" for _ in threads_list) + " | ---: | ---: |"]
+    for g in gemm:
+        ours = [g[f"ours_gflops_{t}"] for t in threads_list]
+        lines.append(f"| {g['size']} | " + " | ".join(f"{v:.1f}" for v in ours) + f" | {g['numpy_gflops']:.1f} | {max(ours) / g['numpy_gflops']:.2f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
