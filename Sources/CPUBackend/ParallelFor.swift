@@ -5,12 +5,18 @@ import Dispatch
 struct ParallelFor: Sendable {
     let threads: Int
 
-    /// Calls `body(begin, end)` for `parts` contiguous chunks covering 0..<count.
+    /// Calls `body(begin, end)` for up to `threads` contiguous chunks covering 0..<count.
     @inline(__always)
     func run(_ count: Int, _ body: (Int, Int) -> Void) {
+        runIndexed(count) { _, begin, end in body(begin, end) }
+    }
+
+    /// Like `run`, also passing the chunk's index (0..<threads) for per-thread scratch space.
+    @inline(__always)
+    func runIndexed(_ count: Int, _ body: (Int, Int, Int) -> Void) {
         let parts = min(threads, count)
         if parts <= 1 {
-            body(0, count)
+            body(0, 0, count)
             return
         }
         withoutActuallyEscaping(body) { body in
@@ -18,7 +24,7 @@ struct ParallelFor: Sendable {
             DispatchQueue.concurrentPerform(iterations: parts) { part in
                 let begin = count * part / parts
                 let end = count * (part + 1) / parts
-                if begin < end { box.value(begin, end) }
+                if begin < end { box.value(part, begin, end) }
             }
         }
     }

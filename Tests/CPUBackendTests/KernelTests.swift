@@ -273,6 +273,31 @@ struct KernelTests {
         }
     }
 
+    /// The vectorized float math against double-precision references over the whole useful range.
+    @Test func simdMathIsAccurate() {
+        var x = (0..<20000).map { _ in Float.random(in: -12...12) }
+        x += (0..<2000).map { _ in Float.random(in: -1e-3...1e-3) } + [0, -0, 1e-30, -87, 88, 0.5, -0.5, 0.49999997]
+        var y = [Float](repeating: 0, count: x.count)
+        let cases: [(String, ([Float], inout [Float]) -> Void, (Double) -> Double)] = [
+            ("exp", { ck_exp($0, &$1, $0.count) }, { Foundation.exp($0) }),
+            ("erf", { ck_erf($0, &$1, $0.count) }, { Foundation.erf($0) }),
+            ("tanh", { ck_tanh($0, &$1, $0.count) }, { Foundation.tanh($0) }),
+            ("gelu", { ck_gelu($0, &$1, $0.count) }, { 0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot())) }),
+        ]
+        for (name, simd, reference) in cases {
+            simd(x, &y)
+            var worst = 0.0
+            for (v, got) in zip(x, y) {
+                let want = reference(Double(v))
+                // Relative error, with an absolute floor of one float epsilon for results near zero.
+                worst = max(worst, abs(Double(got) - want) / max(abs(want), 1.2e-7))
+            }
+            #expect(worst < 2e-6, "\(name): worst relative error \(worst)")
+        }
+        ck_exp([Float.nan, -200, 200], &y, 3)
+        #expect(y[0].isNaN && y[1] >= 0 && y[1] < 1e-38 && y[2].isFinite)
+    }
+
     @Test func simdGemmMatchesScalarReference() {
         for (m, n, k) in [(1, 1, 1), (3, 17, 5), (16, 33, 64), (2, 1, 300), (9, 130, 7)] {
             let a = Self.random(m * k), b = Self.random(k * n), c0 = Self.random(m * n)

@@ -59,6 +59,15 @@ void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, c
 /// y[i] = 1 / (1 + exp(-x[i])); x and y may alias.
 void ck_sigmoid(const float *x, float *y, size_t count);
 
+/// Vectorized float32 exp, erf, tanh and GELU (erf form); x and y may alias; NaN propagates.
+void ck_exp(const float *x, float *y, size_t count);
+void ck_erf(const float *x, float *y, size_t count);
+void ck_tanh(const float *x, float *y, size_t count);
+void ck_gelu(const float *x, float *y, size_t count);
+
+/// Softmax (or log-softmax) over each contiguous row of n values; x and y may alias.
+void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logarithm);
+
 /// y[i] = max(x[i], 0); x and y may alias. NaN propagates.
 void ck_relu(const float *x, float *y, size_t count);
 

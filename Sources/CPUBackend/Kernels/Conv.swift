@@ -50,6 +50,9 @@ final class ConvKernel: Kernel {
     private let inChannels: Int, outChannels: Int
     private let parallel: ParallelFor
     private let panelWidth: Int, panels: Int
+    /// Set for 2-D convolutions: im2col rows are then built with direct strided loops, not the offset table.
+    private let geometry2D: ConvGeometry?
+    private let rowScratch: HostBuffer
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -64,6 +67,9 @@ final class ConvKernel: Kernel {
         channelsPerGroup = inChannels / groups
         filtersPerGroup = outChannels / groups
         table = WindowTable(geometry)
+        geometry2D = geometry.input.count == 2 ? geometry : nil
+        rowScratch = try HostBuffer(
+            bytes: max(table.outputCount, 1) * MemoryLayout<Float>.stride * max(parallel.threads, 1))
         // The im2col matrix is written straight into the packed-panel layout the GEMM kernel reads.
         let rows = channelsPerGroup * table.kernelCount
         column = try HostBuffer(bytes: max(ck_packed_b_floats(rows, table.outputCount), 1) * MemoryLayout<Float>.stride)
@@ -85,21 +91,58 @@ final class ConvKernel: Kernel {
             for g in 0..<groups {
                 let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
                 // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
-                table.offsets.withUnsafeBufferPointer { t in
-                    parallel.run(rows) { begin, end in
+                let splitter = ParallelFor(threads: rows * outCount >= 1 << 18 ? parallel.threads : 1)
+                if let g2 = geometry2D {
+                    // 2-D: build each row contiguously with strided loops, then copy it into the panels.
+                    let kw = g2.kernel[1]
+                    let (inH, inW) = (g2.input[0], g2.input[1])
+                    let (outH, outW) = (g2.output[0], g2.output[1])
+                    let scratchBase = rowScratch.pointer.assumingMemoryBound(to: Float.self)
+                    splitter.runIndexed(rows) { part, begin, end in
+                        let line = scratchBase + part * outCount
                         for r in begin..<end {
                             let c = r / k, kp = r % k
+                            let ky = kp / kw, kx = kp % kw
                             let xc = xg + c * inCount
-                            let offsets = kp * outCount
+                            for oy in 0..<outH {
+                                let iy = oy * g2.strides[0] - g2.padsBegin[0] + ky * g2.dilations[0]
+                                let dst = line + oy * outW
+                                guard iy >= 0 && iy < inH else {
+                                    dst.update(repeating: 0, count: outW)
+                                    continue
+                                }
+                                let src = xc + iy * inW
+                                let sx = g2.strides[1], offset = kx * g2.dilations[1] - g2.padsBegin[1]
+                                for ox in 0..<outW {
+                                    let ix = ox * sx + offset
+                                    dst[ox] = ix >= 0 && ix < inW ? src[ix] : 0
+                                }
+                            }
                             var o = 0
                             for p in 0..<panels {
-                                let dst = col + p * panelStride + r * nr
                                 let limit = min(nr, outCount - o)
-                                for j in 0..<limit {
-                                    let offset = t[offsets + o + j]
-                                    dst[j] = offset >= 0 ? xc[offset] : 0
-                                }
+                                (col + p * panelStride + r * nr).update(from: line + o, count: limit)
                                 o += nr
+                            }
+                        }
+                    }
+                } else {
+                    table.offsets.withUnsafeBufferPointer { t in
+                        splitter.run(rows) { begin, end in
+                            for r in begin..<end {
+                                let c = r / k, kp = r % k
+                                let xc = xg + c * inCount
+                                let offsets = kp * outCount
+                                var o = 0
+                                for p in 0..<panels {
+                                    let dst = col + p * panelStride + r * nr
+                                    let limit = min(nr, outCount - o)
+                                    for j in 0..<limit {
+                                        let offset = t[offsets + o + j]
+                                        dst[j] = offset >= 0 ? xc[offset] : 0
+                                    }
+                                    o += nr
+                                }
                             }
                         }
                     }

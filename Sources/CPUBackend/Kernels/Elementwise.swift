@@ -74,11 +74,22 @@ enum UnaryKernels {
         let count = y.count
         let src = try x.raw()
         let dst = try y.raw()
-        if y.type.dtype == .float32 && (node.attributes.opType == "Relu" || node.attributes.opType == "Sigmoid") {
+        if y.type.dtype == .float32 {
+            // SIMD C kernels for the activations models spend time in.
             let xs = src.assumingMemoryBound(to: Float.self)
             let ys = dst.assumingMemoryBound(to: Float.self)
-            let relu = node.attributes.opType == "Relu"
-            return ClosureKernel { relu ? ck_relu(xs, ys, count) : ck_sigmoid(xs, ys, count) }
+            let simd: ((UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void)?
+            switch node.attributes.opType {
+            case "Relu": simd = { ck_relu($0, $1, $2) }
+            case "Sigmoid": simd = { ck_sigmoid($0, $1, $2) }
+            case "Exp": simd = { ck_exp($0, $1, $2) }
+            case "Erf": simd = { ck_erf($0, $1, $2) }
+            case "Tanh": simd = { ck_tanh($0, $1, $2) }
+            case "Gelu" where try node.attributes.string("approximate", default: "none") == "none":
+                simd = { ck_gelu($0, $1, $2) }
+            default: simd = nil
+            }
+            if let simd { return ClosureKernel { simd(xs, ys, count) } }
         }
         guard let f = try function(node) else { throw node.fail("no elementwise function") }
         let io = ElementIO.for(y.type.dtype)

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import InferenceGraph
 import InferenceRuntime
@@ -21,6 +22,10 @@ enum NormalizationKernels {
             : (dims[axis...].reduce(1, *), 1)
         let log = node.attributes.opType == "LogSoftmax"
         let src = try x.pointer(Float.self), dst = try y.pointer(Float.self)
+        if inner == 1 {
+            // Contiguous rows: the vectorized kernel.
+            return ClosureKernel { ck_softmax_rows(src, dst, outer, n, log ? 1 : 0) }
+        }
         return ClosureKernel {
             for o in 0..<outer {
                 for i in 0..<inner {
