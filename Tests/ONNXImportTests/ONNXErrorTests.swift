@@ -91,3 +91,50 @@ struct ONNXErrorTests {
         #expect(throws: ShapeError.self) { try session.run([NamedTensor(name: "x", tensor: x)]) }
     }
 }
+
+/// Initializers stored in an external data file next to the model load and match onnxruntime.
+struct ONNXExternalDataTests {
+    @Test func externalDataMatchesOnnxruntime() throws {
+        guard let python = TestEnvironment.python else {
+            if TestEnvironment.pythonRequired { Issue.record("reference Python missing") }
+            return
+        }
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = """
+            import sys, numpy as np, onnx, onnxruntime as ort
+            from onnx import helper, numpy_helper, TensorProto
+            d = sys.argv[1]
+            rng = np.random.default_rng(3)
+            w = numpy_helper.from_array(rng.standard_normal((16, 8)).astype(np.float32), 'w')
+            b = numpy_helper.from_array(rng.standard_normal(16).astype(np.float32), 'b')
+            g = helper.make_graph([helper.make_node('Gemm', ['x', 'w', 'b'], ['y'], transB=1)], 'g',
+                [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['n', 8])],
+                [helper.make_tensor_value_info('y', TensorProto.FLOAT, ['n', 16])], [w, b])
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)])
+            onnx.save_model(m, d + '/model.onnx', save_as_external_data=True, all_tensors_to_one_file=True,
+                            location='weights.bin', size_threshold=0)
+            x = rng.standard_normal((3, 8)).astype(np.float32)
+            np.save(d + '/x.npy', x)
+            np.save(d + '/y.npy', ort.InferenceSession(d + '/model.onnx').run(None, {'x': x})[0])
+            """
+        let made = try ProcessRunner.run(python, ["-c", script, directory.path])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("weights.bin").path))
+        let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("model.onnx").path)
+        let x = try NumPyFile.readNPY(path: directory.appendingPathComponent("x.npy").path)
+        let expected = try NumPyFile.readNPY(path: directory.appendingPathComponent("y.npy").path)
+        let y = try Session(graph: graph, backend: CPUBackend()).run([NamedTensor(name: "x", tensor: x)]).outputs[0]
+            .tensor
+        let report = ToleranceReport.compare(try y.scalars(as: Float.self), try expected.scalars(as: Float.self))
+        #expect(report.passed, "\(report)")
+        // A missing external file is a clear error naming it.
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("weights.bin"))
+        do {
+            _ = try ONNXModelLoader.load(path: directory.appendingPathComponent("model.onnx").path)
+            Issue.record("missing external data accepted")
+        } catch let error as ONNXImportError {
+            #expect(error.problem.contains("weights.bin"))
+        }
+    }
+}

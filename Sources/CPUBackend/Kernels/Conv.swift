@@ -258,9 +258,28 @@ enum PoolingKernels {
         let table = WindowTable(geometry)
         let isMax = node.attributes.opType == "MaxPool"
         let includePad = try node.attributes.int("count_include_pad", default: 0) != 0
-        if try node.attributes.int("storage_order", default: 0) != 0 {
-            throw RuntimeError.unsupportedAttribute(node: node.name, detail: "storage_order=1")
-        }
+        // Indices output: flat index into the input, spatial part row-major (storage_order 0) or
+        // column-major (1).
+        let columnMajor = try node.attributes.int("storage_order", default: 0) != 0
+        let spatial = geometry.input
+        let spatialIndex: [Int] =
+            columnMajor
+            ? (0..<table.inputCount).map { offset in
+                var rest = offset
+                var index = 0
+                var stride = 1
+                let rowStrides = rowMajorStrides(spatial)
+                var coordinates = [Int](repeating: 0, count: spatial.count)
+                for axis in 0..<spatial.count {
+                    coordinates[axis] = rest / rowStrides[axis]
+                    rest %= rowStrides[axis]
+                }
+                for axis in 0..<spatial.count {
+                    index += coordinates[axis] * stride
+                    stride *= spatial[axis]
+                }
+                return index
+            } : []
         let planes = xv.shape[0] * xv.shape[1]
         let x = try xv.pointer(Float.self), y = try yv.pointer(Float.self)
         let indices = node.outputs.count > 1 ? try node.output(1).pointer(Int64.self) : nil
@@ -285,7 +304,9 @@ enum PoolingKernels {
                                 }
                             }
                             yp[o] = best
-                            indices?[p * outCount + o] = Int64(p * inCount + max(bestIndex, 0))
+                            let spatialBest = max(bestIndex, 0)
+                            indices?[p * outCount + o] = Int64(
+                                p * inCount + (columnMajor ? spatialIndex[spatialBest] : spatialBest))
                         } else {
                             var sum: Float = 0
                             var count = 0
