@@ -49,8 +49,10 @@ do {
     }
     let mean = samples.reduce(0, +) / Double(samples.count)
     let report: [String: Any] = [
-        "runtime": "inference", "batch": batch, "runs": samples.count, "p50_ms": percentile(50), "p90_ms": percentile(90),
-        "p99_ms": percentile(99), "min_ms": samples[0], "mean_ms": mean, "samples_per_s": Double(batch) / (percentile(50) / 1e3),
+        "runtime": "inference", "batch": batch, "runs": samples.count, "p50_ms": percentile(50),
+        "p90_ms": percentile(90),
+        "p99_ms": percentile(99), "min_ms": samples[0], "mean_ms": mean,
+        "samples_per_s": Double(batch) / (percentile(50) / 1e3),
     ]
     let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
