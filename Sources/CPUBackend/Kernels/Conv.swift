@@ -42,17 +42,18 @@ struct WindowTable {
 
 /// Conv as im2col + GEMM per image and group.
 final class ConvKernel: Kernel {
-    private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        y: UnsafeMutablePointer<Float>
+    private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    private let y: UnsafeMutablePointer<Float>
     private let batch: Int, groups: Int, channelsPerGroup: Int, filtersPerGroup: Int
     private let table: WindowTable
-    private let column: HostBuffer
     private let inChannels: Int, outChannels: Int
     private let parallel: ParallelFor
     private let panelWidth: Int, panels: Int
     /// Set for 2-D convolutions: im2col rows are then built with direct strided loops, not the offset table.
     private let geometry2D: ConvGeometry?
-    private let rowScratch: HostBuffer
+    /// Per worker: the packed im2col matrix and one contiguous im2col row.
+    private let columns: [HostBuffer]
+    private let lines: [HostBuffer]
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -68,11 +69,17 @@ final class ConvKernel: Kernel {
         filtersPerGroup = outChannels / groups
         table = WindowTable(geometry)
         geometry2D = geometry.input.count == 2 ? geometry : nil
-        rowScratch = try HostBuffer(
-            bytes: max(table.outputCount, 1) * MemoryLayout<Float>.stride * max(parallel.threads, 1))
-        // The im2col matrix is written straight into the packed-panel layout the GEMM kernel reads.
+        // The im2col matrix is written straight into the packed-panel layout the GEMM kernel reads. Images
+        // of a batch run on separate workers, each with its own buffers.
         let rows = channelsPerGroup * table.kernelCount
-        column = try HostBuffer(bytes: max(ck_packed_b_floats(rows, table.outputCount), 1) * MemoryLayout<Float>.stride)
+        let outputCount = table.outputCount
+        let workers = batch > 1 ? min(parallel.threads, batch) : 1
+        columns = try (0..<workers).map { _ in
+            try HostBuffer(bytes: max(ck_packed_b_floats(rows, outputCount), 1) * MemoryLayout<Float>.stride)
+        }
+        lines = try (0..<max(workers, parallel.threads)).map { _ in
+            try HostBuffer(bytes: max(outputCount, 1) * MemoryLayout<Float>.stride)
+        }
         panelWidth = ck_gemm_panel_width()
         panels = (table.outputCount + panelWidth - 1) / panelWidth
         x = UnsafePointer(try xv.pointer(Float.self))
@@ -82,81 +89,89 @@ final class ConvKernel: Kernel {
     }
 
     func run() throws {
+        if columns.count > 1 {
+            let single = ParallelFor(threads: 1)
+            parallel.runIndexed(batch) { part, begin, end in
+                for n in begin..<end { convolve(image: n, column: columns[part], lines: lines[part...part], parallel: single) }
+            }
+        } else {
+            for n in 0..<batch { convolve(image: n, column: columns[0], lines: lines[...], parallel: parallel) }
+        }
+    }
+
+    private func convolve(image n: Int, column: HostBuffer, lines: ArraySlice<HostBuffer>, parallel: ParallelFor) {
         let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
         let col = column.pointer.assumingMemoryBound(to: Float.self)
         let rows = channelsPerGroup * k
         let nr = panelWidth
         let panelStride = rows * nr
-        for n in 0..<batch {
-            for g in 0..<groups {
-                let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
-                // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
-                let splitter = ParallelFor(threads: rows * outCount >= 1 << 18 ? parallel.threads : 1)
-                if let g2 = geometry2D {
-                    // 2-D: build each row contiguously with strided loops, then copy it into the panels.
-                    let kw = g2.kernel[1]
-                    let (inH, inW) = (g2.input[0], g2.input[1])
-                    let (outH, outW) = (g2.output[0], g2.output[1])
-                    let scratchBase = rowScratch.pointer.assumingMemoryBound(to: Float.self)
-                    splitter.runIndexed(rows) { part, begin, end in
-                        let line = scratchBase + part * outCount
+        for g in 0..<groups {
+            let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
+            // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
+            let splitter = ParallelFor(threads: rows * outCount >= 1 << 18 ? min(parallel.threads, lines.count) : 1)
+            if let g2 = geometry2D {
+                // 2-D: build each row contiguously with strided loops, then copy it into the panels.
+                let kw = g2.kernel[1]
+                let (inH, inW) = (g2.input[0], g2.input[1])
+                let (outH, outW) = (g2.output[0], g2.output[1])
+                splitter.runIndexed(rows) { part, begin, end in
+                    let line = lines[lines.startIndex + part].pointer.assumingMemoryBound(to: Float.self)
+                    for r in begin..<end {
+                        let c = r / k, kp = r % k
+                        let ky = kp / kw, kx = kp % kw
+                        let xc = xg + c * inCount
+                        for oy in 0..<outH {
+                            let iy = oy * g2.strides[0] - g2.padsBegin[0] + ky * g2.dilations[0]
+                            let dst = line + oy * outW
+                            guard iy >= 0 && iy < inH else {
+                                dst.update(repeating: 0, count: outW)
+                                continue
+                            }
+                            let src = xc + iy * inW
+                            let sx = g2.strides[1], offset = kx * g2.dilations[1] - g2.padsBegin[1]
+                            for ox in 0..<outW {
+                                let ix = ox * sx + offset
+                                dst[ox] = ix >= 0 && ix < inW ? src[ix] : 0
+                            }
+                        }
+                        var o = 0
+                        for p in 0..<panels {
+                            let limit = min(nr, outCount - o)
+                            (col + p * panelStride + r * nr).update(from: line + o, count: limit)
+                            o += nr
+                        }
+                    }
+                }
+            } else {
+                table.offsets.withUnsafeBufferPointer { t in
+                    splitter.run(rows) { begin, end in
                         for r in begin..<end {
                             let c = r / k, kp = r % k
-                            let ky = kp / kw, kx = kp % kw
                             let xc = xg + c * inCount
-                            for oy in 0..<outH {
-                                let iy = oy * g2.strides[0] - g2.padsBegin[0] + ky * g2.dilations[0]
-                                let dst = line + oy * outW
-                                guard iy >= 0 && iy < inH else {
-                                    dst.update(repeating: 0, count: outW)
-                                    continue
-                                }
-                                let src = xc + iy * inW
-                                let sx = g2.strides[1], offset = kx * g2.dilations[1] - g2.padsBegin[1]
-                                for ox in 0..<outW {
-                                    let ix = ox * sx + offset
-                                    dst[ox] = ix >= 0 && ix < inW ? src[ix] : 0
-                                }
-                            }
+                            let offsets = kp * outCount
                             var o = 0
                             for p in 0..<panels {
+                                let dst = col + p * panelStride + r * nr
                                 let limit = min(nr, outCount - o)
-                                (col + p * panelStride + r * nr).update(from: line + o, count: limit)
+                                for j in 0..<limit {
+                                    let offset = t[offsets + o + j]
+                                    dst[j] = offset >= 0 ? xc[offset] : 0
+                                }
                                 o += nr
                             }
                         }
                     }
-                } else {
-                    table.offsets.withUnsafeBufferPointer { t in
-                        splitter.run(rows) { begin, end in
-                            for r in begin..<end {
-                                let c = r / k, kp = r % k
-                                let xc = xg + c * inCount
-                                let offsets = kp * outCount
-                                var o = 0
-                                for p in 0..<panels {
-                                    let dst = col + p * panelStride + r * nr
-                                    let limit = min(nr, outCount - o)
-                                    for j in 0..<limit {
-                                        let offset = t[offsets + o + j]
-                                        dst[j] = offset >= 0 ? xc[offset] : 0
-                                    }
-                                    o += nr
-                                }
-                            }
-                        }
-                    }
                 }
-                let yg = y + (n * outChannels + g * filtersPerGroup) * outCount
-                packedGemm(
-                    parallel, m: filtersPerGroup, n: outCount, k: rows, a: w + g * filtersPerGroup * rows, lda: rows,
-                    packed: UnsafePointer(col), accumulate: false, c: yg, ldc: outCount, panels: panels)
-                if let bias {
-                    for m in 0..<filtersPerGroup {
-                        let b = bias[g * filtersPerGroup + m]
-                        let row = yg + m * outCount
-                        for o in 0..<outCount { row[o] += b }
-                    }
+            }
+            let yg = y + (n * outChannels + g * filtersPerGroup) * outCount
+            packedGemm(
+                parallel, m: filtersPerGroup, n: outCount, k: rows, a: w + g * filtersPerGroup * rows, lda: rows,
+                packed: UnsafePointer(col), accumulate: false, c: yg, ldc: outCount, panels: panels)
+            if let bias {
+                for m in 0..<filtersPerGroup {
+                    let b = bias[g * filtersPerGroup + m]
+                    let row = yg + m * outCount
+                    for o in 0..<outCount { row[o] += b }
                 }
             }
         }
