@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "InferenceRuntime", targets: ["InferenceRuntime"]),
         .library(name: "ONNXImport", targets: ["ONNXImport"]),
         .library(name: "CPUBackend", targets: ["CPUBackend"]),
+        .library(name: "CMallocCounter", targets: ["CMallocCounter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -52,6 +53,8 @@ let package = Package(
             ]
         ),
         .target(name: "InferenceTestSupport", dependencies: ["InferenceTensor"]),
+        // Tests only: counts heap allocations (replaces malloc & co. in the process that links it).
+        .target(name: "CMallocCounter"),
         .testTarget(
             name: "InferenceTensorTests",
             dependencies: ["InferenceTensor", "InferenceTestSupport"],
@@ -77,6 +80,10 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench", "InferenceRuntime"]),
+        .testTarget(
+            name: "AllocationTests",
+            dependencies: ["CMallocCounter", "CPUBackend", "InferenceRuntime", "InferenceTensor", "BuiltinModels", "ONNXImport", "InferenceGraph"]
+        ),
         .testTarget(name: "inferenceTests", dependencies: ["InferenceTensor", "InferenceTestSupport"]),
     ]
 )

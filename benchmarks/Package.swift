@@ -13,6 +13,7 @@ let package = Package(
                 .product(name: "ONNXImport", package: "inference"), .product(name: "CPUBackend", package: "inference"),
                 .product(name: "InferenceRuntime", package: "inference"),
                 .product(name: "InferenceTensor", package: "inference"),
+                .product(name: "CMallocCounter", package: "inference"),
             ]
         )
     ]

@@ -86,15 +86,17 @@ def main():
         onnx.save(model, path)
         for threads in threads_list:
             for batch in BATCHES[name]:
-                ours_p50, ort_p50, ours_p99, ort_p99 = [], [], [], []
+                ours_p50, ort_p50, ours_p99, ort_p99, allocs = [], [], [], [], []
                 for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
                     ours, theirs = measure(path, sample_shape, batch, threads, args.seconds, lib)
                     ours_p50.append(ours["p50_ms"]); ort_p50.append(theirs["p50_ms"])
                     ours_p99.append(ours["p99_ms"]); ort_p99.append(theirs["p99_ms"])
+                    allocs.append(ours.get("allocations_per_run", float("nan")))
                 row = {"model": name, "batch": batch, "threads": threads,
                        "ours_p50_ms": statistics.median(ours_p50), "ort_p50_ms": statistics.median(ort_p50),
                        "ours_p50_spread": [min(ours_p50), max(ours_p50)], "ort_p50_spread": [min(ort_p50), max(ort_p50)],
-                       "ours_p99_ms": statistics.median(ours_p99), "ort_p99_ms": statistics.median(ort_p99)}
+                       "ours_p99_ms": statistics.median(ours_p99), "ort_p99_ms": statistics.median(ort_p99),
+                       "ours_allocations": max(allocs)}
                 row["ratio"] = row["ours_p50_ms"] / row["ort_p50_ms"]
                 rows.append(row)
                 print(f"{name:8} batch {batch:5} threads {threads}: ours {row['ours_p50_ms']:.4f} ms, "
@@ -119,14 +121,15 @@ def main():
              " p50s); ratio = ours / onnxruntime (below 1 is faster)",
              "- threads: onnxruntime's intra-op threads; for this project the threads GEMM, MatMul and Conv split"
              " across (other operators run on one thread)", "",
-             "| model | batch | threads | ours p50 ms (spread) | onnxruntime p50 ms (spread) | ratio | ours p99 | ort p99 | ours samples/s | ort samples/s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "- ours allocs/run: heap allocations per run counted by wrapping malloc in runtime-bench (0 means none)", "",
+             "| model | batch | threads | ours p50 ms (spread) | onnxruntime p50 ms (spread) | ratio | ours p99 | ort p99 | ours samples/s | ort samples/s | ours allocs/run |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['batch']} | {r['threads']} | {r['ours_p50_ms']:.4f} ({r['ours_p50_spread'][0]:.4f}..{r['ours_p50_spread'][1]:.4f}) "
             f"| {r['ort_p50_ms']:.4f} ({r['ort_p50_spread'][0]:.4f}..{r['ort_p50_spread'][1]:.4f}) | {r['ratio']:.2f} "
             f"| {r['ours_p99_ms']:.4f} | {r['ort_p99_ms']:.4f} | {r['batch'] / r['ours_p50_ms'] * 1e3:,.0f} "
-            f"| {r['batch'] / r['ort_p50_ms'] * 1e3:,.0f} |")
+            f"| {r['batch'] / r['ort_p50_ms'] * 1e3:,.0f} | {r['ours_allocations']:g} |")
     lines += ["", "GEMM (square, float32, through a MatMul model with a constant B; numpy/OpenBLAS with its default"
               " threads and OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset):", "",
               "| size | " + " | ".join(f"ours {t} thread(s) GFLOP/s" for t in threads_list) + " | numpy GFLOP/s | best ratio |",

@@ -109,6 +109,21 @@ public final class Session {
         return RunResult(outputs: plan.takeOutputs(), timings: timings)
     }
 
+    /// Plans (or reuses the plan) for these inputs and returns a handle whose `run` does no planning, no
+    /// lookups and no heap allocation: the path for serving and benchmarking repeated calls.
+    /// - Throws: what `run` throws for bad inputs or unsupported models.
+    public func prepare(_ inputs: [NamedTensor]) throws -> PreparedRun {
+        _ = try run(inputs)
+        let ordered = try match(inputs)
+        var key = PlanKey(shapes: ordered.map(\.shape), values: [])
+        for (info, tensor) in zip(graph.runtimeInputs, ordered)
+        where valueKeyedInputs.contains(info.name) && tensor.elementCount <= 4096 {
+            key.values.append(tensor.withUnsafeBytes { Array($0) })
+        }
+        guard let plan = plans[key] else { throw RuntimeError.device("internal: the plan for these inputs is missing") }
+        return PreparedRun(plan: plan, types: ordered.map { TensorType(dtype: $0.dtype, shape: $0.shape) })
+    }
+
     /// Orders the given tensors as the graph's runtime inputs, checking names, types and declared shapes.
     private func match(_ inputs: [NamedTensor]) throws -> [Tensor] {
         let declared = graph.runtimeInputs
@@ -139,6 +154,32 @@ public final class Session {
             return tensor
         }
     }
+}
+
+/// A plan ready to run for fixed input types (see `Session.prepare`).
+public struct PreparedRun {
+    let plan: BoundPlan
+    let types: [TensorType]
+
+    /// Runs on tensors in the order of the graph's runtime inputs, with the types the run was prepared for.
+    /// Outputs land in `outputs`, overwritten by the next run. Allocates nothing when the caller holds no
+    /// copies of earlier outputs.
+    /// - Throws: `RuntimeError.inputShape` when a tensor's type differs from the prepared one.
+    public func run(_ inputs: [Tensor]) throws -> RunTimings {
+        guard inputs.count == types.count else {
+            throw RuntimeError.inputShape(name: "inputs", expected: "\(types.count) tensors", actual: "\(inputs.count)")
+        }
+        for index in inputs.indices
+        where inputs[index].dtype != types[index].dtype || inputs[index].shape != types[index].shape {
+            throw RuntimeError.inputShape(
+                name: "input \(index)", expected: types[index].description,
+                actual: TensorType(dtype: inputs[index].dtype, shape: inputs[index].shape).description)
+        }
+        return try plan.execute(inputs: inputs)
+    }
+
+    /// The outputs of the last run.
+    public var outputs: [NamedTensor] { plan.takeOutputs() }
 }
 
 /// An execution plan bound to one backend: arena and weight buffers, kernels in order. Built once.

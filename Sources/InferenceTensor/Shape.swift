@@ -18,7 +18,11 @@ public struct Shape: Hashable, Sendable, Codable, ExpressibleByArrayLiteral, Cus
     public var rank: Int { dimensions.count }
 
     /// Number of elements; 1 for a scalar (rank 0), 0 when any dimension is 0.
-    public var elementCount: Int { dimensions.reduce(1, &*) }
+    public var elementCount: Int {
+        var count = 1
+        for dimension in dimensions { count &*= dimension }
+        return count
+    }
 
     /// The element count, or nil when it overflows `Int`.
     public static func checkedElementCount(_ dimensions: [Int]) -> Int? {

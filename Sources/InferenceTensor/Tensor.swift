@@ -4,6 +4,8 @@
 public struct Tensor: Sendable {
     public let dtype: DType
     public let shape: Shape
+    /// Bytes of the data, row-major; computed once.
+    public let byteCount: Int
     @usableFromInline var storage: TensorStorage
 
     /// A zero-filled tensor.
@@ -12,6 +14,7 @@ public struct Tensor: Sendable {
         let bytes = try Self.byteCount(dtype: dtype, dimensions: shape.dimensions)
         self.dtype = dtype
         self.shape = shape
+        self.byteCount = bytes
         self.storage = try TensorStorage(byteCount: bytes, zeroed: true)
     }
 
@@ -20,6 +23,7 @@ public struct Tensor: Sendable {
         let bytes = try Self.byteCount(dtype: dtype, dimensions: shape.dimensions)
         self.dtype = dtype
         self.shape = shape
+        self.byteCount = bytes
         self.storage = try TensorStorage(byteCount: bytes, zeroed: false)
     }
 
@@ -46,7 +50,6 @@ public struct Tensor: Sendable {
     }
 
     public var elementCount: Int { shape.elementCount }
-    public var byteCount: Int { elementCount * dtype.byteSize }
 
     /// Read-only access to the raw bytes, row-major.
     @inlinable
@@ -89,6 +92,7 @@ public struct Tensor: Sendable {
     init(dtype: DType, shape: Shape, storage: TensorStorage) {
         self.dtype = dtype
         self.shape = shape
+        self.byteCount = shape.elementCount * dtype.byteSize
         self.storage = storage
     }
 

@@ -92,7 +92,9 @@ final class ConvKernel: Kernel {
         if columns.count > 1 {
             let single = ParallelFor(threads: 1)
             parallel.runIndexed(batch) { part, begin, end in
-                for n in begin..<end { convolve(image: n, column: columns[part], lines: lines[part...part], parallel: single) }
+                for n in begin..<end {
+                    convolve(image: n, column: columns[part], lines: lines[part...part], parallel: single)
+                }
             }
         } else {
             for n in 0..<batch { convolve(image: n, column: columns[0], lines: lines[...], parallel: parallel) }

@@ -1,3 +1,4 @@
+import CMallocCounter
 import CPUBackend
 import Foundation
 import InferenceRuntime
@@ -30,13 +31,18 @@ do {
     let threads = arguments.count > 4 ? Int(arguments[4]) : nil
     let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
     let feeds = [NamedTensor(name: input.name, tensor: tensor)]
-    // Warm-up: plan, then a few runs.
-    for _ in 0..<3 { _ = try session.run(feeds) }
+    let prepared = try session.prepare(feeds)
+    let inputs = [tensor]
+    // Warm-up, then count heap allocations over 100 prepared runs (this binary wraps malloc).
+    for _ in 0..<3 { _ = try prepared.run(inputs) }
+    malloc_counter_start()
+    for _ in 0..<100 { _ = try prepared.run(inputs) }
+    let allocations = Double(malloc_counter_stop()) / 100
     var samples: [Double] = []
     let start = MonotonicClock.nanoseconds()
     while samples.count < 10 || Double(MonotonicClock.nanoseconds() - start) < minSeconds * 1e9 {
         let t0 = MonotonicClock.nanoseconds()
-        _ = try session.run(feeds)
+        _ = try prepared.run(inputs)
         samples.append(Double(MonotonicClock.nanoseconds() - t0) / 1e6)
         if samples.count >= 200_000 { break }
     }
@@ -52,7 +58,7 @@ do {
         "runtime": "inference", "batch": batch, "runs": samples.count, "p50_ms": percentile(50),
         "p90_ms": percentile(90),
         "p99_ms": percentile(99), "min_ms": samples[0], "mean_ms": mean,
-        "samples_per_s": Double(batch) / (percentile(50) / 1e3),
+        "samples_per_s": Double(batch) / (percentile(50) / 1e3), "allocations_per_run": allocations,
     ]
     let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
