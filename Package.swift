@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "CPUBackend", dependencies: ["InferenceRuntime", "CKernels"]),
         // GPU runtimes loaded at run time (dlopen): discovery now, kernels later.
-        .target(name: "GPUBackend", dependencies: ["InferenceRuntime"]),
+        .target(name: "GPUBackend", dependencies: ["InferenceRuntime", "InferenceGraph", "InferenceTensor"]),
         // Models built in code: the embedded default and synthetic benchmark models.
         .target(name: "BuiltinModels", dependencies: ["InferenceGraph", "InferenceTensor"]),
         // Measurement: warm-up, repetitions, statistics.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPUBackend
 import Foundation
 import InferenceBench
 import InferenceGraph
@@ -102,7 +103,7 @@ struct RunCommand: ParsableCommand {
         let inputs = try LoadedInputs.load(arguments: input, for: graph)
         for note in inputs.notes { printError("note: \(note)") }
 
-        let session = try Session(graph: graph, backend: selection.backend)
+        let session = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
         let first = try session.run(inputs.tensors)
         let samples = try Measurement.repeatRuns(warmup: warmup, repeats: repeats) {
             try session.run(inputs.tensors).timings
@@ -114,7 +115,7 @@ struct RunCommand: ParsableCommand {
             try NumPyFile.write(result.outputs, path: output)
         }
 
-        let deviceClass = selection.backend.device.displayClass
+        let deviceClass = selection.displayClass
         if json {
             let timings = RunReport.Timings(
                 modelLoad: Double(loadNanoseconds) / 1e6,

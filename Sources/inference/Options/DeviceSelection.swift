@@ -48,6 +48,14 @@ struct DeviceSelection {
     /// Why this device was chosen (set for `auto`).
     var reason: String?
 
+    /// How the seed lines name the device: `CPU`, `GPU`, or the device id for a non-GPU OpenCL device.
+    var displayClass: String {
+        if let openCL = backend as? OpenCLBackend {
+            return openCL.deviceType == "gpu" ? "GPU" : "\(backend.device) (OpenCL \(openCL.deviceType))"
+        }
+        return backend.device.displayClass
+    }
+
     /// Resolves a request to a backend.
     /// - Throws: `DeviceSelectionError` naming what was looked for and what to do instead.
     static func resolve(_ request: DeviceRequest, threads: Int? = nil) throws -> DeviceSelection {
@@ -59,9 +67,7 @@ struct DeviceSelection {
             if let gpu = GPUDiscovery.firstGPU(in: probes) {
                 return DeviceSelection(
                     requested: request, backend: CPUBackend(threads: threads),
-                    reason:
-                        "found \(gpu.name) (\(gpu.id)), but this build has no GPU execution backend yet; running on the CPU"
-                )
+                    reason: "found \(gpu.name) (\(gpu.id)), but there is no measured crossover yet; running on the CPU")
             }
             return DeviceSelection(
                 requested: request, backend: CPUBackend(threads: threads),
@@ -69,10 +75,13 @@ struct DeviceSelection {
         case .gpu:
             let probes = GPUDiscovery.probe()
             if let gpu = GPUDiscovery.firstGPU(in: probes) {
+                if gpu.id.kind == .opencl {
+                    return DeviceSelection(requested: request, backend: try OpenCLBackend(index: gpu.id.index), reason: nil)
+                }
                 throw DeviceSelectionError(
                     description: """
-                        found \(gpu.name) (\(gpu.id)), but this build has no \(gpu.id.kind == .cuda ? "CUDA" : "OpenCL") execution backend yet.
-                        Use --device cpu, or --device auto to run where the model can run.
+                        found \(gpu.name) (\(gpu.id)), but this build has no CUDA execution backend yet.
+                        Use --device cpu, --device opencl:N for an OpenCL device, or --device auto.
                         """)
             }
             throw DeviceSelectionError(
@@ -95,10 +104,13 @@ struct DeviceSelection {
                 throw DeviceSelectionError(
                     description: "no device \(id): \(found). Use --device cpu, or `inference devices` to list devices.")
             }
+            if id.kind == .opencl {
+                return DeviceSelection(requested: request, backend: try OpenCLBackend(index: id.index), reason: nil)
+            }
             throw DeviceSelectionError(
                 description: """
-                    found \(device.name) (\(id)), but this build has no \(id.kind == .cuda ? "CUDA" : "OpenCL") execution backend yet.
-                    Use --device cpu.
+                    found \(device.name) (\(id)), but this build has no CUDA execution backend yet.
+                    Use --device cpu, or --device opencl:N for an OpenCL device.
                     """)
         }
     }

@@ -1,0 +1,160 @@
+/// The GPU kernels, written once in a C dialect that compiles as OpenCL C and (through the macros at the
+/// top) as CUDA C++. Buffers are passed with an element offset so one device allocation (the plan's arena)
+/// can hold many values. Small int metadata (shapes, strides) lives in a per-node device buffer.
+enum GPUKernelSource {
+    static let source = #"""
+        #ifdef __OPENCL_VERSION__
+        #define KERNEL __kernel
+        #define GLOBAL __global
+        #define GID0 ((int)get_global_id(0))
+        #define GID1 ((int)get_global_id(1))
+        #define GID2 ((int)get_global_id(2))
+        #else
+        #define KERNEL extern "C" __global__
+        #define GLOBAL
+        #define GID0 ((int)(blockIdx.x * blockDim.x + threadIdx.x))
+        #define GID1 ((int)(blockIdx.y * blockDim.y + threadIdx.y))
+        #define GID2 ((int)(blockIdx.z * blockDim.z + threadIdx.z))
+        #endif
+
+        /* Y[i, j] = alpha * sum_p A'[i, p] B'[p, j] + beta * C[broadcast], one work-item per output. */
+        KERNEL void gemm(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL const float *c, int cOff,
+                         GLOBAL float *y, int yOff, int m, int n, int k, int transA, int transB, float alpha, float beta,
+                         int cRows, int cCols, int hasC) {
+            int j = GID0, i = GID1;
+            if (i >= m || j >= n) return;
+            float acc = 0.0f;
+            for (int p = 0; p < k; p++) {
+                float av = transA ? a[aOff + p * m + i] : a[aOff + i * k + p];
+                float bv = transB ? b[bOff + j * k + p] : b[bOff + p * n + j];
+                acc += av * bv;
+            }
+            float v = alpha * acc;
+            if (hasC) v += beta * c[cOff + (cRows == 1 ? 0 : i) * cCols + (cCols == 1 ? 0 : j)];
+            y[yOff + i * n + j] = v;
+        }
+
+        /* Batched row-major matmul; a zero batch stride broadcasts that operand. */
+        KERNEL void matmul(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL float *y, int yOff,
+                           int m, int n, int k, int aStride, int bStride) {
+            int j = GID0, i = GID1, s = GID2;
+            if (i >= m || j >= n) return;
+            GLOBAL const float *ap = a + aOff + s * aStride + i * k;
+            GLOBAL const float *bp = b + bOff + s * bStride + j;
+            float acc = 0.0f;
+            for (int p = 0; p < k; p++) acc += ap[p] * bp[p * n];
+            y[yOff + s * m * n + i * n + j] = acc;
+        }
+
+        float erf_approx(float x) {
+            float ax = fabs(x);
+            float t = 1.0f / (1.0f + 0.5f * ax);
+            float q = -ax * ax - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
+                      t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+                      t * (-0.82215223f + t * 0.17087277f))))))));
+            float v = 1.0f - t * exp(q);
+            return x < 0.0f ? -v : v;
+        }
+
+        KERNEL void unary(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, int op, float alpha,
+                          float beta) {
+            int i = GID0;
+            if (i >= count) return;
+            float v = x[xOff + i], r;
+            switch (op) {
+            case 0: r = v > 0.0f ? v : (v != v ? v : 0.0f); break;
+            case 1: r = v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v)); break;
+            case 2: r = tanh(v); break;
+            case 3: r = exp(v); break;
+            case 4: r = log(v); break;
+            case 5: r = sqrt(v); break;
+            case 6: r = -v; break;
+            case 7: r = fabs(v); break;
+            case 8: r = erf_approx(v); break;
+            case 9: r = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f)); break;
+            case 10: r = v >= 0.0f ? v : alpha * v; break;
+            case 11: r = v; break;
+            case 12: r = 1.0f / v; break;
+            case 13: r = floor(v); break;
+            case 14: r = ceil(v); break;
+            case 15: r = fmax(0.0f, fmin(1.0f, alpha * v + beta)); break;
+            case 16: r = v >= 0.0f ? v : alpha * (exp(v) - 1.0f); break;
+            case 17: r = v * fmax(0.0f, fmin(1.0f, v / 6.0f + 0.5f)); break;
+            case 18: r = v > 0.0f ? v + log(1.0f + exp(-v)) : log(1.0f + exp(v)); break;
+            default: r = v; break;
+            }
+            y[yOff + i] = r;
+        }
+
+        /* Broadcasting binary op. meta = [rank, outDims[rank], aStrides[rank], bStrides[rank]]. */
+        KERNEL void binary(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL float *y, int yOff,
+                           int count, int op, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int rank = meta[0], rest = i, ia = 0, ib = 0;
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[1 + axis];
+                int c = rest % d;
+                rest /= d;
+                ia += c * meta[1 + rank + axis];
+                ib += c * meta[1 + 2 * rank + axis];
+            }
+            float u = a[aOff + ia], v = b[bOff + ib], r;
+            switch (op) {
+            case 0: r = u + v; break;
+            case 1: r = u - v; break;
+            case 2: r = u * v; break;
+            case 3: r = u / v; break;
+            case 4: r = pow(u, v); break;
+            case 5: r = fmax(u, v); break;
+            case 6: r = fmin(u, v); break;
+            default: r = u; break;
+            }
+            y[yOff + i] = r;
+        }
+
+        /* y[i] = x[offset(i)] for a permutation: meta = [rank, outDims[rank], inStridesPermuted[rank]]. */
+        KERNEL void permute(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int rank = meta[0], rest = i, offset = 0;
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[1 + axis];
+                offset += (rest % d) * meta[1 + rank + axis];
+                rest /= d;
+            }
+            y[yOff + i] = x[xOff + offset];
+        }
+
+        /* One work-item per row: softmax (or log-softmax) over n contiguous values. */
+        KERNEL void softmax_rows(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int rows, int n, int logarithm) {
+            int r = GID0;
+            if (r >= rows) return;
+            GLOBAL const float *xr = x + xOff + r * n;
+            GLOBAL float *yr = y + yOff + r * n;
+            float m = xr[0];
+            for (int i = 1; i < n; i++) m = fmax(m, xr[i]);
+            float sum = 0.0f;
+            for (int i = 0; i < n; i++) sum += exp(xr[i] - m);
+            for (int i = 0; i < n; i++) yr[i] = logarithm ? xr[i] - m - log(sum) : exp(xr[i] - m) / sum;
+        }
+
+        /* One work-item per row: (x - mean) / sqrt(var + eps) * scale + bias over n contiguous values. */
+        KERNEL void layernorm_rows(GLOBAL const float *x, int xOff, GLOBAL const float *s, int sOff, GLOBAL const float *b,
+                                   int bOff, int hasBias, GLOBAL float *y, int yOff, int rows, int n, float epsilon) {
+            int r = GID0;
+            if (r >= rows) return;
+            GLOBAL const float *xr = x + xOff + r * n;
+            float mean = 0.0f;
+            for (int i = 0; i < n; i++) mean += xr[i];
+            mean /= n;
+            float var = 0.0f;
+            for (int i = 0; i < n; i++) var += (xr[i] - mean) * (xr[i] - mean);
+            float inv = 1.0f / sqrt(var / n + epsilon);
+            for (int i = 0; i < n; i++) {
+                float v = (xr[i] - mean) * inv * s[sOff + i];
+                y[yOff + r * n + i] = hasBias ? v + b[bOff + i] : v;
+            }
+        }
+        """#
+}

@@ -1,0 +1,242 @@
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// One argument of a kernel launch.
+enum KernelArgument {
+    case buffer(OpaquePointer)
+    case int(Int32)
+    case float(Float)
+}
+
+/// A kernel of the built program with its arguments set once at plan time; `run` only enqueues it.
+final class OpenCLNodeKernel: Kernel {
+    private let backend: OpenCLBackend
+    private let kernel: OpaquePointer
+    private let global: [Int]
+    /// Keeps metadata buffers alive as long as the kernel refers to them.
+    private let retained: [OpenCLBuffer]
+
+    init(backend: OpenCLBackend, name: String, arguments: [KernelArgument], global: [Int], retained: [OpenCLBuffer] = []) throws {
+        self.backend = backend
+        self.kernel = try backend.makeKernel(name)
+        self.global = global.map { max($0, 1) }
+        self.retained = retained
+        for (index, argument) in arguments.enumerated() {
+            let status: Int32
+            switch argument {
+            case .buffer(let memory):
+                var value: OpaquePointer? = memory
+                status = backend.cl.clSetKernelArg(kernel, UInt32(index), MemoryLayout<OpaquePointer>.size, &value)
+            case .int(var value):
+                status = backend.cl.clSetKernelArg(kernel, UInt32(index), 4, &value)
+            case .float(var value):
+                status = backend.cl.clSetKernelArg(kernel, UInt32(index), 4, &value)
+            }
+            try backend.cl.check(status, "clSetKernelArg(\(name), \(index))")
+        }
+    }
+
+    func run() throws {
+        try global.withUnsafeBufferPointer { size in
+            try backend.cl.check(
+                backend.cl.clEnqueueNDRangeKernel(backend.queue, kernel, UInt32(size.count), nil, size.baseAddress, nil, 0, nil, nil),
+                "clEnqueueNDRangeKernel")
+        }
+    }
+}
+
+extension BoundValue {
+    /// The buffer and element offset (float32 elements) of a value on the OpenCL backend.
+    func openCL(_ backend: OpenCLBackend) throws -> (KernelArgument, KernelArgument) {
+        (.buffer(try backend.memory(slice)), .int(Int32(slice.offset / 4)))
+    }
+}
+
+/// The OpenCL backend's kernel table (float32). Operators not listed here run only where the planner
+/// folds them on the CPU (shape computations); `inference inspect` and errors list the difference.
+enum GPUKernelTable {
+    static let registry: KernelRegistry = {
+        var table: [KernelRegistration] = []
+        let floats: Set<DType> = [.float32]
+        func add(_ ops: [String], dtypes: Set<DType> = floats, _ make: @escaping @Sendable (BoundNode, OpenCLBackend) throws -> any Kernel) {
+            for op in ops {
+                table.append(KernelRegistration(op, dtypes: dtypes) { node, backend in
+                    guard let backend = backend as? OpenCLBackend else { throw RuntimeError.device("OpenCL kernel on another backend") }
+                    return try make(node, backend)
+                })
+            }
+        }
+        add(["Gemm"], makeGemm)
+        add(["MatMul"], makeMatMul)
+        add(Array(unaryCodes.keys)) { node, backend in try makeUnary(node, backend, code: unaryCodes[node.step.node.opType] ?? 11) }
+        add(["Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze"], dtypes: [.float32, .int32]) { node, backend in
+            if node.step.node.opType == "Dropout" && node.outputs.count > 1 {
+                throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "Dropout's mask output on OpenCL")
+            }
+            return try makeUnary(node, backend, code: 11)
+        }
+        add(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"], makeBinary)
+        add(["Transpose"], dtypes: [.float32, .int32], makeTranspose)
+        add(["Softmax", "LogSoftmax"], makeSoftmax)
+        add(["LayerNormalization"], makeLayerNorm)
+        return KernelRegistry(table)
+    }()
+
+    static let unaryCodes: [String: Int] = [
+        "Relu": 0, "Sigmoid": 1, "Tanh": 2, "Exp": 3, "Log": 4, "Sqrt": 5, "Neg": 6, "Abs": 7, "Erf": 8, "Gelu": 9,
+        "LeakyRelu": 10, "Reciprocal": 12, "Floor": 13, "Ceil": 14, "HardSigmoid": 15, "Elu": 16, "HardSwish": 17,
+        "Softplus": 18,
+    ]
+
+    static func makeUnary(_ node: BoundNode, _ backend: OpenCLBackend, code: Int) throws -> any Kernel {
+        let x = try node.inputs.first.flatMap { $0 }.unwrap(node, "input")
+        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        let a = node.step.node
+        if a.opType == "Gelu", try a.string("approximate", default: "none") != "none" {
+            throw RuntimeError.unsupportedAttribute(node: a.displayName, detail: "approximate=tanh on OpenCL")
+        }
+        let alpha: Float = try a.float("alpha", default: a.opType == "LeakyRelu" ? 0.01 : (a.opType == "HardSigmoid" ? 0.2 : 1))
+        let beta: Float = try a.float("beta", default: 0.5)
+        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let count = y.type.shape.elementCount
+        return try OpenCLNodeKernel(
+            backend: backend, name: "unary",
+            arguments: [xb, xo, yb, yo, .int(Int32(count)), .int(Int32(code)), .float(alpha), .float(beta)], global: [count])
+    }
+
+    static func makeGemm(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
+        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        let attributes = node.step.node
+        let transA = try attributes.int("transA", default: 0), transB = try attributes.int("transB", default: 0)
+        let alpha = try attributes.float("alpha", default: 1), beta = try attributes.float("beta", default: 1)
+        let (m, n) = (y.type.shape[0], y.type.shape[1])
+        let k = transA != 0 ? a.type.shape[0] : a.type.shape[1]
+        let c = node.inputs.count > 2 ? node.inputs[2] : nil
+        let (ab, ao) = try a.openCL(backend), (bb, bo) = try b.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let (cb, co) = try (c ?? a).openCL(backend)
+        let cDims = c?.type.shape.dimensions ?? [1]
+        let cRows = cDims.count == 2 ? cDims[0] : 1
+        let cCols = cDims.last ?? 1
+        return try OpenCLNodeKernel(
+            backend: backend, name: "gemm",
+            arguments: [
+                ab, ao, bb, bo, cb, co, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), .int(Int32(transA)),
+                .int(Int32(transB)), .float(alpha), .float(beta), .int(Int32(cRows)), .int(Int32(cCols)), .int(c == nil ? 0 : 1),
+            ],
+            global: [n, m])
+    }
+
+    static func makeMatMul(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
+        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        let aDims = a.type.shape.rank == 1 ? [1] + a.type.shape.dimensions : a.type.shape.dimensions
+        let bDims = b.type.shape.rank == 1 ? b.type.shape.dimensions + [1] : b.type.shape.dimensions
+        let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
+        let aBatch = aDims.dropLast(2).reduce(1, *), bBatch = bDims.dropLast(2).reduce(1, *)
+        let batch = max(aBatch, bBatch)
+        // Batches that are equal, or one side shared by all, map to a single stride per operand.
+        guard aBatch == bBatch || aBatch == 1 || bBatch == 1,
+            aBatch == 1 || bBatch == 1 || Array(aDims.dropLast(2)) == Array(bDims.dropLast(2))
+        else { throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "MatMul batch broadcasting on OpenCL") }
+        let (ab, ao) = try a.openCL(backend), (bb, bo) = try b.openCL(backend), (yb, yo) = try y.openCL(backend)
+        return try OpenCLNodeKernel(
+            backend: backend, name: "matmul",
+            arguments: [
+                ab, ao, bb, bo, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), .int(Int32(aBatch == 1 ? 0 : m * k)),
+                .int(Int32(bBatch == 1 ? 0 : k * n)),
+            ],
+            global: [n, m, batch])
+    }
+
+    static func makeBinary(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        guard node.inputs.count == 2 else {
+            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "more than two inputs on OpenCL")
+        }
+        let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
+        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        let codes = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6]
+        let rank = y.type.shape.rank
+        func strides(_ shape: Shape) -> [Int32] {
+            let padded = [Int](repeating: 1, count: rank - shape.rank) + shape.dimensions
+            var result = [Int32](repeating: 0, count: rank)
+            var running = 1
+            for axis in stride(from: rank - 1, through: 0, by: -1) {
+                result[axis] = padded[axis] == 1 ? 0 : Int32(running)
+                running *= padded[axis]
+            }
+            return result
+        }
+        let meta = try backend.upload(ints: [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + strides(a.type.shape) + strides(b.type.shape))
+        let (ab, ao) = try a.openCL(backend), (bb, bo) = try b.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let count = y.type.shape.elementCount
+        return try OpenCLNodeKernel(
+            backend: backend, name: "binary",
+            arguments: [ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(codes[node.step.node.opType] ?? 0)), .buffer(meta.memory)],
+            global: [count], retained: [meta])
+    }
+
+    static func makeTranspose(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "data")
+        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        let rank = x.type.shape.rank
+        let perm = try node.step.node.ints("perm") ?? Array((0..<rank).reversed())
+        var inStrides = [Int](repeating: 1, count: rank)
+        for axis in stride(from: rank - 2, through: 0, by: -1) { inStrides[axis] = inStrides[axis + 1] * x.type.shape[axis + 1] }
+        let meta = try backend.upload(ints: [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + perm.map { Int32(inStrides[$0]) })
+        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let count = y.type.shape.elementCount
+        return try OpenCLNodeKernel(
+            backend: backend, name: "permute", arguments: [xb, xo, yb, yo, .int(Int32(count)), .buffer(meta.memory)],
+            global: [count], retained: [meta])
+    }
+
+    static func makeSoftmax(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "input")
+        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        let rank = x.type.shape.rank
+        let raw = try node.step.node.int("axis", default: node.step.opset >= 13 ? -1 : 1)
+        let axis = raw < 0 ? raw + rank : raw
+        let dims = x.type.shape.dimensions
+        guard node.step.opset < 13 || axis == rank - 1 else {
+            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "Softmax over a non-last axis on OpenCL")
+        }
+        let rows = dims[..<axis].reduce(1, *), n = dims[axis...].reduce(1, *)
+        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        return try OpenCLNodeKernel(
+            backend: backend, name: "softmax_rows",
+            arguments: [xb, xo, yb, yo, .int(Int32(rows)), .int(Int32(n)), .int(node.step.node.opType == "LogSoftmax" ? 1 : 0)],
+            global: [rows])
+    }
+
+    static func makeLayerNorm(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X"), scale = try node.inputs[1].unwrap(node, "Scale")
+        let bias = node.inputs.count > 2 ? node.inputs[2] : nil
+        guard let y = node.outputs.first, node.outputs.count == 1 else {
+            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "Mean/InvStdDev outputs on OpenCL")
+        }
+        let rank = x.type.shape.rank
+        let raw = try node.step.node.int("axis", default: -1)
+        let axis = raw < 0 ? raw + rank : raw
+        let dims = x.type.shape.dimensions
+        let rows = dims[..<axis].reduce(1, *), n = dims[axis...].reduce(1, *)
+        guard scale.type.shape.elementCount == n, (bias?.type.shape.elementCount ?? n) == n else {
+            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "broadcast scale or bias on OpenCL")
+        }
+        let epsilon = try node.step.node.float("epsilon", default: 1e-5)
+        let (xb, xo) = try x.openCL(backend), (sb, so) = try scale.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let (bb, bo) = try (bias ?? scale).openCL(backend)
+        return try OpenCLNodeKernel(
+            backend: backend, name: "layernorm_rows",
+            arguments: [xb, xo, sb, so, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(rows)), .int(Int32(n)), .float(epsilon)],
+            global: [rows])
+    }
+}
+
+extension Optional where Wrapped == BoundValue {
+    func unwrap(_ node: BoundNode, _ what: String) throws -> BoundValue {
+        guard let value = self else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "missing input \(what)") }
+        return value
+    }
+}
