@@ -79,6 +79,13 @@ let package = Package(
             ],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(
+            name: "GPUBackendTests",
+            dependencies: [
+                "GPUBackend", "CPUBackend", "InferenceRuntime", "InferenceGraph", "InferenceTensor", "BuiltinModels", "ONNXImport",
+                "InferenceTestSupport",
+            ]
+        ),
         .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench", "InferenceRuntime"]),
         .testTarget(
             name: "AllocationTests",

@@ -37,29 +37,35 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         let cl = try OpenCLLibrary.load()
         let devices = try cl.allDevices()
         guard index >= 0 && index < devices.count, let device = devices[index] else {
-            throw GPURuntimeError.call(function: "opencl:\(index)", code: -1, message: "no such OpenCL device (found \(devices.count))")
+            throw GPURuntimeError.call(
+                function: "opencl:\(index)", code: -1, message: "no such OpenCL device (found \(devices.count))")
         }
         var status: Int32 = 0
         var list: [OpaquePointer?] = [device]
         guard let context = cl.clCreateContext(nil, 1, &list, nil, nil, &status), status == 0 else {
-            throw GPURuntimeError.call(function: "clCreateContext", code: Int(status), message: OpenCLLibrary.errorName(status))
+            throw GPURuntimeError.call(
+                function: "clCreateContext", code: Int(status), message: OpenCLLibrary.errorName(status))
         }
         guard let queue = cl.clCreateCommandQueue(context, device, 0, &status), status == 0 else {
-            throw GPURuntimeError.call(function: "clCreateCommandQueue", code: Int(status), message: OpenCLLibrary.errorName(status))
+            throw GPURuntimeError.call(
+                function: "clCreateCommandQueue", code: Int(status), message: OpenCLLibrary.errorName(status))
         }
         let program: OpaquePointer? = GPUKernelSource.source.withCString { text in
             var pointer: UnsafePointer<CChar>? = text
             return cl.clCreateProgramWithSource(context, 1, &pointer, nil, &status)
         }
         guard let program, status == 0 else {
-            throw GPURuntimeError.call(function: "clCreateProgramWithSource", code: Int(status), message: OpenCLLibrary.errorName(status))
+            throw GPURuntimeError.call(
+                function: "clCreateProgramWithSource", code: Int(status), message: OpenCLLibrary.errorName(status))
         }
         let built = cl.clBuildProgram(program, 1, &list, nil, nil, nil)
         if built != 0 {
             var size = 0
             _ = cl.clGetProgramBuildInfo(program, device, OpenCLLibrary.programBuildLog, 0, nil, &size)
             var log = [UInt8](repeating: 0, count: max(size, 1))
-            _ = log.withUnsafeMutableBytes { cl.clGetProgramBuildInfo(program, device, OpenCLLibrary.programBuildLog, size, $0.baseAddress, nil) }
+            _ = log.withUnsafeMutableBytes {
+                cl.clGetProgramBuildInfo(program, device, OpenCLLibrary.programBuildLog, size, $0.baseAddress, nil)
+            }
             throw GPURuntimeError.call(
                 function: "clBuildProgram", code: Int(built),
                 message: "kernel build failed:\n" + String(decoding: log.prefix { $0 != 0 }, as: UTF8.self))
@@ -71,15 +77,22 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         self.device = DeviceID(.opencl, index)
         self.deviceName = cl.string(device: device, OpenCLLibrary.deviceName)
         let typeBits = cl.value(device: device, OpenCLLibrary.deviceType, as: UInt64.self)
-        self.deviceType = typeBits & OpenCLLibrary.deviceTypeGPU != 0 ? "gpu" : (typeBits & OpenCLLibrary.deviceTypeAccelerator != 0 ? "accelerator" : "cpu")
+        self.deviceType =
+            typeBits & OpenCLLibrary.deviceTypeGPU != 0
+            ? "gpu" : (typeBits & OpenCLLibrary.deviceTypeAccelerator != 0 ? "accelerator" : "cpu")
         self.kernels = GPUKernelTable.registry
     }
 
     public func allocate(bytes: Int) throws -> any DeviceBuffer {
         var status: Int32 = 0
-        guard let memory = cl.clCreateBuffer(context, OpenCLLibrary.memReadWrite, max(bytes, 4), nil, &status), status == 0 else {
-            if status == -4 || status == -61 { throw RuntimeError.outOfMemory(device: device.description, bytes: bytes) }
-            throw GPURuntimeError.call(function: "clCreateBuffer", code: Int(status), message: OpenCLLibrary.errorName(status))
+        guard let memory = cl.clCreateBuffer(context, OpenCLLibrary.memReadWrite, max(bytes, 4), nil, &status),
+            status == 0
+        else {
+            if status == -4 || status == -61 {
+                throw RuntimeError.outOfMemory(device: device.description, bytes: bytes)
+            }
+            throw GPURuntimeError.call(
+                function: "clCreateBuffer", code: Int(status), message: OpenCLLibrary.errorName(status))
         }
         return OpenCLBuffer(memory: memory, byteCount: bytes, cl: cl)
     }
@@ -94,14 +107,17 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     public func copy(from host: UnsafeRawBufferPointer, to destination: BufferSlice) throws {
         guard let base = host.baseAddress, host.count > 0 else { return }
         try cl.check(
-            cl.clEnqueueWriteBuffer(queue, try memory(destination), 1, destination.offset, min(host.count, destination.byteCount), base, 0, nil, nil),
+            cl.clEnqueueWriteBuffer(
+                queue, try memory(destination), 1, destination.offset, min(host.count, destination.byteCount), base, 0,
+                nil, nil),
             "clEnqueueWriteBuffer")
     }
 
     public func copy(from source: BufferSlice, to host: UnsafeMutableRawBufferPointer) throws {
         guard let base = host.baseAddress, host.count > 0 else { return }
         try cl.check(
-            cl.clEnqueueReadBuffer(queue, try memory(source), 1, source.offset, min(host.count, source.byteCount), base, 0, nil, nil),
+            cl.clEnqueueReadBuffer(
+                queue, try memory(source), 1, source.offset, min(host.count, source.byteCount), base, 0, nil, nil),
             "clEnqueueReadBuffer")
     }
 
@@ -111,7 +127,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     func makeKernel(_ name: String) throws -> OpaquePointer {
         var status: Int32 = 0
         guard let kernel = name.withCString({ cl.clCreateKernel(program, $0, &status) }), status == 0 else {
-            throw GPURuntimeError.call(function: "clCreateKernel(\(name))", code: Int(status), message: OpenCLLibrary.errorName(status))
+            throw GPURuntimeError.call(
+                function: "clCreateKernel(\(name))", code: Int(status), message: OpenCLLibrary.errorName(status))
         }
         return kernel
     }

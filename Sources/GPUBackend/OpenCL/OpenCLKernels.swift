@@ -17,7 +17,9 @@ final class OpenCLNodeKernel: Kernel {
     /// Keeps metadata buffers alive as long as the kernel refers to them.
     private let retained: [OpenCLBuffer]
 
-    init(backend: OpenCLBackend, name: String, arguments: [KernelArgument], global: [Int], retained: [OpenCLBuffer] = []) throws {
+    init(
+        backend: OpenCLBackend, name: String, arguments: [KernelArgument], global: [Int], retained: [OpenCLBuffer] = []
+    ) throws {
         self.backend = backend
         self.kernel = try backend.makeKernel(name)
         self.global = global.map { max($0, 1) }
@@ -40,7 +42,8 @@ final class OpenCLNodeKernel: Kernel {
     func run() throws {
         try global.withUnsafeBufferPointer { size in
             try backend.cl.check(
-                backend.cl.clEnqueueNDRangeKernel(backend.queue, kernel, UInt32(size.count), nil, size.baseAddress, nil, 0, nil, nil),
+                backend.cl.clEnqueueNDRangeKernel(
+                    backend.queue, kernel, UInt32(size.count), nil, size.baseAddress, nil, 0, nil, nil),
                 "clEnqueueNDRangeKernel")
         }
     }
@@ -55,24 +58,37 @@ extension BoundValue {
 
 /// The OpenCL backend's kernel table (float32). Operators not listed here run only where the planner
 /// folds them on the CPU (shape computations); `inference inspect` and errors list the difference.
-enum GPUKernelTable {
+public enum GPUKernelTable {
+    /// Operator names the OpenCL backend has kernels for.
+    public static var operatorNames: [String] { registry.operatorNames }
+
     static let registry: KernelRegistry = {
         var table: [KernelRegistration] = []
         let floats: Set<DType> = [.float32]
-        func add(_ ops: [String], dtypes: Set<DType> = floats, _ make: @escaping @Sendable (BoundNode, OpenCLBackend) throws -> any Kernel) {
+        func add(
+            _ ops: [String], dtypes: Set<DType> = floats,
+            _ make: @escaping @Sendable (BoundNode, OpenCLBackend) throws -> any Kernel
+        ) {
             for op in ops {
-                table.append(KernelRegistration(op, dtypes: dtypes) { node, backend in
-                    guard let backend = backend as? OpenCLBackend else { throw RuntimeError.device("OpenCL kernel on another backend") }
-                    return try make(node, backend)
-                })
+                table.append(
+                    KernelRegistration(op, dtypes: dtypes) { node, backend in
+                        guard let backend = backend as? OpenCLBackend else {
+                            throw RuntimeError.device("OpenCL kernel on another backend")
+                        }
+                        return try make(node, backend)
+                    })
             }
         }
         add(["Gemm"], makeGemm)
         add(["MatMul"], makeMatMul)
-        add(Array(unaryCodes.keys)) { node, backend in try makeUnary(node, backend, code: unaryCodes[node.step.node.opType] ?? 11) }
-        add(["Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze"], dtypes: [.float32, .int32]) { node, backend in
+        add(Array(unaryCodes.keys)) { node, backend in
+            try makeUnary(node, backend, code: unaryCodes[node.step.node.opType] ?? 11)
+        }
+        add(["Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze"], dtypes: [.float32, .int32]) {
+            node, backend in
             if node.step.node.opType == "Dropout" && node.outputs.count > 1 {
-                throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "Dropout's mask output on OpenCL")
+                throw RuntimeError.unsupportedAttribute(
+                    node: node.step.node.displayName, detail: "Dropout's mask output on OpenCL")
             }
             return try makeUnary(node, backend, code: 11)
         }
@@ -91,23 +107,29 @@ enum GPUKernelTable {
 
     static func makeUnary(_ node: BoundNode, _ backend: OpenCLBackend, code: Int) throws -> any Kernel {
         let x = try node.inputs.first.flatMap { $0 }.unwrap(node, "input")
-        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
         let a = node.step.node
         if a.opType == "Gelu", try a.string("approximate", default: "none") != "none" {
             throw RuntimeError.unsupportedAttribute(node: a.displayName, detail: "approximate=tanh on OpenCL")
         }
-        let alpha: Float = try a.float("alpha", default: a.opType == "LeakyRelu" ? 0.01 : (a.opType == "HardSigmoid" ? 0.2 : 1))
+        let alpha: Float = try a.float(
+            "alpha", default: a.opType == "LeakyRelu" ? 0.01 : (a.opType == "HardSigmoid" ? 0.2 : 1))
         let beta: Float = try a.float("beta", default: 0.5)
         let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
         let count = y.type.shape.elementCount
         return try OpenCLNodeKernel(
             backend: backend, name: "unary",
-            arguments: [xb, xo, yb, yo, .int(Int32(count)), .int(Int32(code)), .float(alpha), .float(beta)], global: [count])
+            arguments: [xb, xo, yb, yo, .int(Int32(count)), .int(Int32(code)), .float(alpha), .float(beta)],
+            global: [count])
     }
 
     static func makeGemm(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
-        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
         let attributes = node.step.node
         let transA = try attributes.int("transA", default: 0), transB = try attributes.int("transB", default: 0)
         let alpha = try attributes.float("alpha", default: 1), beta = try attributes.float("beta", default: 1)
@@ -123,14 +145,17 @@ enum GPUKernelTable {
             backend: backend, name: "gemm",
             arguments: [
                 ab, ao, bb, bo, cb, co, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), .int(Int32(transA)),
-                .int(Int32(transB)), .float(alpha), .float(beta), .int(Int32(cRows)), .int(Int32(cCols)), .int(c == nil ? 0 : 1),
+                .int(Int32(transB)), .float(alpha), .float(beta), .int(Int32(cRows)), .int(Int32(cCols)),
+                .int(c == nil ? 0 : 1),
             ],
             global: [n, m])
     }
 
     static func makeMatMul(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
-        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
         let aDims = a.type.shape.rank == 1 ? [1] + a.type.shape.dimensions : a.type.shape.dimensions
         let bDims = b.type.shape.rank == 1 ? b.type.shape.dimensions + [1] : b.type.shape.dimensions
         let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
@@ -139,12 +164,16 @@ enum GPUKernelTable {
         // Batches that are equal, or one side shared by all, map to a single stride per operand.
         guard aBatch == bBatch || aBatch == 1 || bBatch == 1,
             aBatch == 1 || bBatch == 1 || Array(aDims.dropLast(2)) == Array(bDims.dropLast(2))
-        else { throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "MatMul batch broadcasting on OpenCL") }
+        else {
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "MatMul batch broadcasting on OpenCL")
+        }
         let (ab, ao) = try a.openCL(backend), (bb, bo) = try b.openCL(backend), (yb, yo) = try y.openCL(backend)
         return try OpenCLNodeKernel(
             backend: backend, name: "matmul",
             arguments: [
-                ab, ao, bb, bo, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), .int(Int32(aBatch == 1 ? 0 : m * k)),
+                ab, ao, bb, bo, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)),
+                .int(Int32(aBatch == 1 ? 0 : m * k)),
                 .int(Int32(bBatch == 1 ? 0 : k * n)),
             ],
             global: [n, m, batch])
@@ -152,10 +181,13 @@ enum GPUKernelTable {
 
     static func makeBinary(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
         guard node.inputs.count == 2 else {
-            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "more than two inputs on OpenCL")
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "more than two inputs on OpenCL")
         }
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
-        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
         let codes = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6]
         let rank = y.type.shape.rank
         func strides(_ shape: Shape) -> [Int32] {
@@ -168,23 +200,33 @@ enum GPUKernelTable {
             }
             return result
         }
-        let meta = try backend.upload(ints: [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + strides(a.type.shape) + strides(b.type.shape))
+        let meta = try backend.upload(
+            ints: [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + strides(a.type.shape)
+                + strides(b.type.shape))
         let (ab, ao) = try a.openCL(backend), (bb, bo) = try b.openCL(backend), (yb, yo) = try y.openCL(backend)
         let count = y.type.shape.elementCount
         return try OpenCLNodeKernel(
             backend: backend, name: "binary",
-            arguments: [ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(codes[node.step.node.opType] ?? 0)), .buffer(meta.memory)],
+            arguments: [
+                ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(codes[node.step.node.opType] ?? 0)),
+                .buffer(meta.memory),
+            ],
             global: [count], retained: [meta])
     }
 
     static func makeTranspose(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "data")
-        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
         let rank = x.type.shape.rank
         let perm = try node.step.node.ints("perm") ?? Array((0..<rank).reversed())
         var inStrides = [Int](repeating: 1, count: rank)
-        for axis in stride(from: rank - 2, through: 0, by: -1) { inStrides[axis] = inStrides[axis + 1] * x.type.shape[axis + 1] }
-        let meta = try backend.upload(ints: [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + perm.map { Int32(inStrides[$0]) })
+        for axis in stride(from: rank - 2, through: 0, by: -1) {
+            inStrides[axis] = inStrides[axis + 1] * x.type.shape[axis + 1]
+        }
+        let meta = try backend.upload(
+            ints: [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + perm.map { Int32(inStrides[$0]) })
         let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
         let count = y.type.shape.elementCount
         return try OpenCLNodeKernel(
@@ -194,19 +236,24 @@ enum GPUKernelTable {
 
     static func makeSoftmax(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "input")
-        guard let y = node.outputs.first else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output") }
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
         let rank = x.type.shape.rank
         let raw = try node.step.node.int("axis", default: node.step.opset >= 13 ? -1 : 1)
         let axis = raw < 0 ? raw + rank : raw
         let dims = x.type.shape.dimensions
         guard node.step.opset < 13 || axis == rank - 1 else {
-            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "Softmax over a non-last axis on OpenCL")
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "Softmax over a non-last axis on OpenCL")
         }
         let rows = dims[..<axis].reduce(1, *), n = dims[axis...].reduce(1, *)
         let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
         return try OpenCLNodeKernel(
             backend: backend, name: "softmax_rows",
-            arguments: [xb, xo, yb, yo, .int(Int32(rows)), .int(Int32(n)), .int(node.step.node.opType == "LogSoftmax" ? 1 : 0)],
+            arguments: [
+                xb, xo, yb, yo, .int(Int32(rows)), .int(Int32(n)), .int(node.step.node.opType == "LogSoftmax" ? 1 : 0),
+            ],
             global: [rows])
     }
 
@@ -214,7 +261,8 @@ enum GPUKernelTable {
         let x = try node.inputs[0].unwrap(node, "X"), scale = try node.inputs[1].unwrap(node, "Scale")
         let bias = node.inputs.count > 2 ? node.inputs[2] : nil
         guard let y = node.outputs.first, node.outputs.count == 1 else {
-            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "Mean/InvStdDev outputs on OpenCL")
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "Mean/InvStdDev outputs on OpenCL")
         }
         let rank = x.type.shape.rank
         let raw = try node.step.node.int("axis", default: -1)
@@ -222,21 +270,27 @@ enum GPUKernelTable {
         let dims = x.type.shape.dimensions
         let rows = dims[..<axis].reduce(1, *), n = dims[axis...].reduce(1, *)
         guard scale.type.shape.elementCount == n, (bias?.type.shape.elementCount ?? n) == n else {
-            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "broadcast scale or bias on OpenCL")
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "broadcast scale or bias on OpenCL")
         }
         let epsilon = try node.step.node.float("epsilon", default: 1e-5)
         let (xb, xo) = try x.openCL(backend), (sb, so) = try scale.openCL(backend), (yb, yo) = try y.openCL(backend)
         let (bb, bo) = try (bias ?? scale).openCL(backend)
         return try OpenCLNodeKernel(
             backend: backend, name: "layernorm_rows",
-            arguments: [xb, xo, sb, so, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(rows)), .int(Int32(n)), .float(epsilon)],
+            arguments: [
+                xb, xo, sb, so, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(rows)), .int(Int32(n)),
+                .float(epsilon),
+            ],
             global: [rows])
     }
 }
 
 extension Optional where Wrapped == BoundValue {
     func unwrap(_ node: BoundNode, _ what: String) throws -> BoundValue {
-        guard let value = self else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "missing input \(what)") }
+        guard let value = self else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "missing input \(what)")
+        }
         return value
     }
 }

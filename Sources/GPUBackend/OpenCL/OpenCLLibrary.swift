@@ -22,34 +22,48 @@ struct OpenCLLibrary: @unchecked Sendable {
 
     let library: DynamicLibrary
     let clGetPlatformIDs: @convention(c) (cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) -> cl_int
-    let clGetPlatformInfo: @convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
-    let clGetDeviceIDs: @convention(c) (ID?, UInt64, cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) -> cl_int
-    let clGetDeviceInfo: @convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
-    let clCreateContext: @convention(c) (
-        UnsafePointer<Int>?, cl_uint, UnsafePointer<ID?>?, OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<cl_int>?
-    ) -> ID?
+    let clGetPlatformInfo:
+        @convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
+    let clGetDeviceIDs:
+        @convention(c) (ID?, UInt64, cl_uint, UnsafeMutablePointer<ID?>?, UnsafeMutablePointer<cl_uint>?) -> cl_int
+    let clGetDeviceInfo:
+        @convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
+    let clCreateContext:
+        @convention(c) (
+            UnsafePointer<Int>?, cl_uint, UnsafePointer<ID?>?, OpaquePointer?, UnsafeMutableRawPointer?,
+            UnsafeMutablePointer<cl_int>?
+        ) -> ID?
     let clCreateCommandQueue: @convention(c) (ID?, ID?, UInt64, UnsafeMutablePointer<cl_int>?) -> ID?
-    let clCreateBuffer: @convention(c) (ID?, UInt64, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<cl_int>?) -> ID?
+    let clCreateBuffer:
+        @convention(c) (ID?, UInt64, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<cl_int>?) -> ID?
     let clReleaseMemObject: @convention(c) (ID?) -> cl_int
-    let clEnqueueWriteBuffer: @convention(c) (
-        ID?, ID?, cl_uint, Int, Int, UnsafeRawPointer?, cl_uint, UnsafePointer<ID?>?, UnsafeMutablePointer<ID?>?
-    ) -> cl_int
-    let clEnqueueReadBuffer: @convention(c) (
-        ID?, ID?, cl_uint, Int, Int, UnsafeMutableRawPointer?, cl_uint, UnsafePointer<ID?>?, UnsafeMutablePointer<ID?>?
-    ) -> cl_int
-    let clCreateProgramWithSource: @convention(c) (
-        ID?, cl_uint, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?, UnsafeMutablePointer<cl_int>?
-    ) -> ID?
-    let clBuildProgram: @convention(c) (
-        ID?, cl_uint, UnsafePointer<ID?>?, UnsafePointer<CChar>?, OpaquePointer?, UnsafeMutableRawPointer?
-    ) -> cl_int
-    let clGetProgramBuildInfo: @convention(c) (ID?, ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
+    let clEnqueueWriteBuffer:
+        @convention(c) (
+            ID?, ID?, cl_uint, Int, Int, UnsafeRawPointer?, cl_uint, UnsafePointer<ID?>?, UnsafeMutablePointer<ID?>?
+        ) -> cl_int
+    let clEnqueueReadBuffer:
+        @convention(c) (
+            ID?, ID?, cl_uint, Int, Int, UnsafeMutableRawPointer?, cl_uint, UnsafePointer<ID?>?,
+            UnsafeMutablePointer<ID?>?
+        ) -> cl_int
+    let clCreateProgramWithSource:
+        @convention(c) (
+            ID?, cl_uint, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?, UnsafeMutablePointer<cl_int>?
+        ) -> ID?
+    let clBuildProgram:
+        @convention(c) (
+            ID?, cl_uint, UnsafePointer<ID?>?, UnsafePointer<CChar>?, OpaquePointer?, UnsafeMutableRawPointer?
+        ) -> cl_int
+    let clGetProgramBuildInfo:
+        @convention(c) (ID?, ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
     let clCreateKernel: @convention(c) (ID?, UnsafePointer<CChar>?, UnsafeMutablePointer<cl_int>?) -> ID?
     let clSetKernelArg: @convention(c) (ID?, cl_uint, Int, UnsafeRawPointer?) -> cl_int
-    let clEnqueueNDRangeKernel: @convention(c) (
-        ID?, ID?, cl_uint, UnsafePointer<Int>?, UnsafePointer<Int>?, UnsafePointer<Int>?, cl_uint, UnsafePointer<ID?>?,
-        UnsafeMutablePointer<ID?>?
-    ) -> cl_int
+    let clEnqueueNDRangeKernel:
+        @convention(c) (
+            ID?, ID?, cl_uint, UnsafePointer<Int>?, UnsafePointer<Int>?, UnsafePointer<Int>?, cl_uint,
+            UnsafePointer<ID?>?,
+            UnsafeMutablePointer<ID?>?
+        ) -> cl_int
     let clFinish: @convention(c) (ID?) -> cl_int
 
     /// - Throws: `GPURuntimeError` when the library or one of its symbols is missing.
@@ -57,7 +71,8 @@ struct OpenCLLibrary: @unchecked Sendable {
         let library = try DynamicLibrary.open(libraryNames)
         let symbols = try library.resolve([
             "clGetPlatformIDs", "clGetPlatformInfo", "clGetDeviceIDs", "clGetDeviceInfo", "clCreateContext",
-            "clCreateCommandQueue", "clCreateBuffer", "clReleaseMemObject", "clEnqueueWriteBuffer", "clEnqueueReadBuffer",
+            "clCreateCommandQueue", "clCreateBuffer", "clReleaseMemObject", "clEnqueueWriteBuffer",
+            "clEnqueueReadBuffer",
             "clCreateProgramWithSource", "clBuildProgram", "clGetProgramBuildInfo", "clCreateKernel", "clSetKernelArg",
             "clEnqueueNDRangeKernel", "clFinish",
         ])
@@ -99,8 +114,10 @@ struct OpenCLLibrary: @unchecked Sendable {
         let names: [cl_int: String] = [
             -1: "CL_DEVICE_NOT_FOUND", -2: "CL_DEVICE_NOT_AVAILABLE", -4: "CL_MEM_OBJECT_ALLOCATION_FAILURE",
             -5: "CL_OUT_OF_RESOURCES", -6: "CL_OUT_OF_HOST_MEMORY", -11: "CL_BUILD_PROGRAM_FAILURE",
-            -30: "CL_INVALID_VALUE", -33: "CL_INVALID_DEVICE", -34: "CL_INVALID_CONTEXT", -36: "CL_INVALID_COMMAND_QUEUE",
-            -38: "CL_INVALID_MEM_OBJECT", -46: "CL_INVALID_KERNEL_NAME", -48: "CL_INVALID_KERNEL", -49: "CL_INVALID_ARG_INDEX",
+            -30: "CL_INVALID_VALUE", -33: "CL_INVALID_DEVICE", -34: "CL_INVALID_CONTEXT",
+            -36: "CL_INVALID_COMMAND_QUEUE",
+            -38: "CL_INVALID_MEM_OBJECT", -46: "CL_INVALID_KERNEL_NAME", -48: "CL_INVALID_KERNEL",
+            -49: "CL_INVALID_ARG_INDEX",
             -50: "CL_INVALID_ARG_VALUE", -51: "CL_INVALID_ARG_SIZE", -52: "CL_INVALID_KERNEL_ARGS",
             -54: "CL_INVALID_WORK_GROUP_SIZE", -61: "CL_INVALID_BUFFER_SIZE",
         ]
@@ -125,7 +142,9 @@ struct OpenCLLibrary: @unchecked Sendable {
 
     func value<T: FixedWidthInteger>(device: ID?, _ param: UInt32, as: T.Type) -> T {
         var result: T = 0
-        _ = withUnsafeMutableBytes(of: &result) { clGetDeviceInfo(device, param, MemoryLayout<T>.size, $0.baseAddress, nil) }
+        _ = withUnsafeMutableBytes(of: &result) {
+            clGetDeviceInfo(device, param, MemoryLayout<T>.size, $0.baseAddress, nil)
+        }
         return result
     }
 

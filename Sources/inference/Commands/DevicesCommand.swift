@@ -60,9 +60,14 @@ struct DevicesCommand: ParsableCommand {
         }
         lines.append("")
         if let gpu {
-            lines.append("--device gpu would use \(gpu.id) (\(gpu.name)); this build has no GPU execution backend yet")
+            let runs =
+                gpu.id.kind == .opencl
+                ? "runs there (OpenCL backend)" : "fails: this build has no CUDA execution backend yet"
+            lines.append("--device gpu would use \(gpu.id) (\(gpu.name)) and \(runs)")
         } else {
-            lines.append("--device gpu: no GPU found; --device auto runs on the CPU")
+            lines.append(
+                "--device gpu: no GPU found; --device auto runs on the CPU; --device opencl:N runs on any OpenCL device listed above"
+            )
         }
         print(lines.joined(separator: "\n"))
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CPUBackend
 import Foundation
+import GPUBackend
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
@@ -143,7 +144,15 @@ struct InspectCommand: ParsableCommand {
             "cpu: "
                 + (unsupported.isEmpty
                     ? "every operator supported" : "unsupported: \(unsupported.joined(separator: ", "))"))
-        lines.append("gpu: no GPU execution backend in this build")
+        let openCLKernels = GPUKernelTable.operatorNames
+        let gpuMissing = counts.keys.filter { !openCLKernels.contains($0) && !["Shape", "Size"].contains($0) }.sorted()
+        lines.append(
+            "opencl: "
+                + (gpuMissing.isEmpty
+                    ? "every operator has a kernel"
+                    : "no kernel for \(gpuMissing.joined(separator: ", ")) (folded on the CPU when their inputs are constant, else an error)")
+        )
+        lines.append("cuda: no CUDA execution backend in this build")
         print(lines.joined(separator: "\n"))
     }
 }

@@ -76,7 +76,8 @@ struct DeviceSelection {
             let probes = GPUDiscovery.probe()
             if let gpu = GPUDiscovery.firstGPU(in: probes) {
                 if gpu.id.kind == .opencl {
-                    return DeviceSelection(requested: request, backend: try OpenCLBackend(index: gpu.id.index), reason: nil)
+                    return DeviceSelection(
+                        requested: request, backend: try OpenCLBackend(index: gpu.id.index), reason: nil)
                 }
                 throw DeviceSelectionError(
                     description: """

@@ -1,0 +1,163 @@
+import BuiltinModels
+import CPUBackend
+import Foundation
+import GPUBackend
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import InferenceTestSupport
+import ONNXImport
+import Testing
+
+/// The first OpenCL device (PoCL's CPU device in CI), or nil where OpenCL has none.
+private let openCL: OpenCLBackend? = try? OpenCLBackend(index: 0)
+
+/// Every OpenCL kernel against the CPU backend on fresh random inputs, and whole models end to end.
+/// Runs wherever an OpenCL device exists (CI installs PoCL); elsewhere the suite is skipped by name.
+@Suite(.enabled(if: openCL != nil, "no OpenCL device (install pocl-opencl-icd)"))
+struct OpenCLConformanceTests {
+    static func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -2...2) } }
+
+    func compare(_ graph: Graph, _ inputs: [NamedTensor], tolerance: Double = 1e-4, _ label: String) throws {
+        guard let openCL else { return }
+        let cpu = try Session(graph: graph, backend: CPUBackend()).run(inputs).outputs
+        let gpu = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs).outputs
+        #expect(cpu.count == gpu.count)
+        for (a, b) in zip(cpu, gpu) {
+            #expect(a.tensor.shape == b.tensor.shape, "\(label): \(a.tensor.shape) vs \(b.tensor.shape)")
+            let report = ToleranceReport.compare(
+                try b.tensor.scalars(as: Float.self), try a.tensor.scalars(as: Float.self), relative: tolerance,
+                absolute: 1e-5)
+            #expect(report.passed, "\(label) \(a.name): \(report)")
+        }
+    }
+
+    func single(
+        _ op: String, _ shapes: [[Int]], attributes: [String: AttributeValue] = [:], opset: Int = 17, outputs: Int = 1
+    ) throws -> (Graph, [NamedTensor]) {
+        let names = shapes.indices.map { "x\($0)" }
+        let graph = Graph(
+            name: op,
+            inputs: zip(names, shapes).map { ValueInfo(name: $0, dtype: .float32, dimensions: $1.map { .fixed($0) }) },
+            outputs: (0..<outputs).map { ValueInfo(name: "y\($0)", dtype: .float32, dimensions: nil) },
+            nodes: [
+                Node(
+                    name: op, opType: op, inputs: names, outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes
+                )
+            ],
+            opsetImports: ["": opset])
+        let inputs = try zip(names, shapes).map { name, shape in
+            NamedTensor(name: name, tensor: try Tensor(shape: Shape(shape), scalars: Self.random(shape.reduce(1, *))))
+        }
+        return (graph, inputs)
+    }
+
+    @Test(arguments: [
+        "Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Erf", "Gelu", "LeakyRelu", "Floor", "Ceil", "HardSigmoid",
+        "Elu", "HardSwish", "Softplus", "Identity",
+    ])
+    func unary(_ op: String) throws {
+        let (graph, inputs) = try single(op, [[3, 7, 5]], opset: 20)
+        try compare(graph, inputs, op)
+    }
+
+    @Test func unaryOnPositiveInputs() throws {
+        for op in ["Log", "Sqrt", "Reciprocal"] {
+            let (graph, _) = try single(op, [[64]])
+            let x = try Tensor(shape: [64], scalars: (0..<64).map { _ in Float.random(in: 0.1...4) })
+            try compare(graph, [NamedTensor(name: "x0", tensor: x)], op)
+        }
+    }
+
+    @Test(arguments: [
+        [[4, 5], [4, 5]], [[4, 5], [5]], [[2, 1, 5], [3, 1]], [[], [3, 2]], [[2, 3, 4, 5], [1, 3, 1, 5]],
+    ])
+    func binaryBroadcast(_ shapes: [[Int]]) throws {
+        for op in ["Add", "Sub", "Mul", "Div", "Max", "Min"] {
+            let (graph, inputs) = try single(op, shapes)
+            try compare(graph, inputs, "\(op) \(shapes)")
+        }
+    }
+
+    @Test func gemmForms() throws {
+        for (transA, transB) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let a = transA == 1 ? [7, 5] : [5, 7]
+            let b = transB == 1 ? [9, 7] : [7, 9]
+            let (graph, inputs) = try single(
+                "Gemm", [a, b, [9]],
+                attributes: ["transA": .int(transA), "transB": .int(transB), "alpha": .float(0.5), "beta": .float(2)])
+            try compare(graph, inputs, "Gemm tA\(transA) tB\(transB)")
+        }
+    }
+
+    @Test func matMulBatchedAndShared() throws {
+        for shapes in [
+            [[2, 3, 4, 5], [2, 3, 5, 6]], [[6, 5], [5, 7]], [[2, 6, 5], [5, 7]], [[5, 7], [3, 7, 2]],
+        ] {
+            let (graph, inputs) = try single("MatMul", shapes)
+            try compare(graph, inputs, "MatMul \(shapes)")
+        }
+    }
+
+    @Test func transposeSoftmaxLayerNorm() throws {
+        var (graph, inputs) = try single("Transpose", [[2, 3, 4, 5]], attributes: ["perm": .ints([0, 2, 3, 1])])
+        try compare(graph, inputs, "Transpose")
+        (graph, inputs) = try single("Softmax", [[3, 4, 9]])
+        try compare(graph, inputs, "Softmax")
+        (graph, inputs) = try single("LogSoftmax", [[3, 4, 9]])
+        try compare(graph, inputs, "LogSoftmax")
+        (graph, inputs) = try single(
+            "LayerNormalization", [[3, 4, 8], [8], [8]], attributes: ["axis": .int(-1), "epsilon": .float(1e-3)])
+        try compare(graph, inputs, "LayerNormalization")
+    }
+
+    @Test(arguments: ["linear", "mlp"])
+    func builtinModels(_ name: String) throws {
+        let graph = try BuiltinModels.graph(named: name)
+        let width = name == "linear" ? 10 : 784
+        let x = try Tensor(shape: [6, width], scalars: (0..<(6 * width)).map { _ in Float.random(in: 0...1) })
+        try compare(graph, [NamedTensor(name: "input", tensor: x)], name)
+    }
+
+    @Test(arguments: ["mlp", "encoder"])
+    func fixtureModelsMatchOnnxruntime(_ name: String) throws {
+        guard let openCL else { return }
+        let directory = TestEnvironment.packageRoot.appendingPathComponent("Tests/ONNXImportTests/Fixtures/models")
+        let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("\(name).onnx").path)
+        let inputs = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name).inputs.npz").path)
+        let expected = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name).outputs.npz").path)
+        let outputs = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs).outputs
+        for (got, want) in zip(outputs, expected) {
+            let report = ToleranceReport.compare(
+                try got.tensor.scalars(as: Float.self), try want.tensor.scalars(as: Float.self), relative: 1e-4,
+                absolute: 1e-5)
+            #expect(report.passed, "\(name) \(got.name): \(report)")
+        }
+    }
+
+    @Test func unsupportedOperatorNamesTheDevice() throws {
+        guard let openCL else { return }
+        let (graph, inputs) = try single("Conv", [[1, 2, 5, 5], [3, 2, 3, 3]])
+        do {
+            _ = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs)
+            Issue.record("Conv accepted on OpenCL")
+        } catch let error as RuntimeError {
+            #expect(error.description.contains("opencl:0") && error.description.contains("Conv"))
+        }
+    }
+
+    @Test func seedCommandsOnOpenCL() throws {
+        let single = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary, ["--device", "opencl:0", "--input", "data/sample1.npy"])
+        #expect(single.status == 0, "\(single.stderr)")
+        let lines = single.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.first?.hasPrefix("Processing input on ") == true)
+        #expect(lines.count > 1 && lines[1] == "Prediction: 0.87")
+        let batch = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary, ["--device", "opencl:0", "--input", "data/batch_samples.npy"])
+        #expect(batch.status == 0)
+        #expect(batch.stdout.hasPrefix("Processing batch input on "))
+        #expect(batch.stdout.contains("Predictions: [0.87, 0.45"))
+    }
+}
