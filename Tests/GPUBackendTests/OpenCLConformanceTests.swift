@@ -119,7 +119,46 @@ struct OpenCLConformanceTests {
         try compare(graph, [NamedTensor(name: "input", tensor: x)], name)
     }
 
-    @Test(arguments: ["mlp", "encoder"])
+    @Test func convolutionAndPooling() throws {
+        let cases: [(String, [[Int]], [String: AttributeValue])] = [
+            (
+                "Conv", [[2, 4, 9, 8], [6, 2, 3, 3], [6]],
+                [
+                    "group": .int(2), "pads": .ints([1, 2, 1, 0]), "strides": .ints([2, 1]),
+                    "dilations": .ints([1, 2]),
+                ]
+            ),
+            ("Conv", [[1, 3, 7, 7], [5, 3, 3, 3]], ["auto_pad": .string("SAME_UPPER"), "strides": .ints([2, 2])]),
+            (
+                "MaxPool", [[2, 3, 9, 9]],
+                ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]
+            ),
+            (
+                "AveragePool", [[2, 3, 9, 9]],
+                [
+                    "kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]),
+                    "ceil_mode": .int(1),
+                ]
+            ),
+            (
+                "AveragePool", [[1, 2, 6, 6]],
+                ["kernel_shape": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]), "count_include_pad": .int(1)]
+            ),
+            ("GlobalAveragePool", [[2, 5, 4, 3]], [:]),
+            ("GlobalMaxPool", [[2, 5, 4, 3]], [:]),
+        ]
+        for (op, shapes, attributes) in cases {
+            let (graph, inputs) = try single(op, shapes, attributes: attributes)
+            try compare(graph, inputs, "\(op) \(shapes)")
+        }
+        let (graph, inputs) = try single("BatchNormalization", [[2, 3, 4, 4], [3], [3], [3], [3]])
+        // Variance must be positive.
+        var fixed = inputs
+        fixed[4] = NamedTensor(name: "x4", tensor: try Tensor(shape: [3], scalars: [Float](repeating: 0.7, count: 3)))
+        try compare(graph, fixed, "BatchNormalization")
+    }
+
+    @Test(arguments: ["mlp", "cnn", "encoder"])
     func fixtureModelsMatchOnnxruntime(_ name: String) throws {
         guard let openCL else { return }
         let directory = TestEnvironment.packageRoot.appendingPathComponent("Tests/ONNXImportTests/Fixtures/models")
@@ -137,12 +176,12 @@ struct OpenCLConformanceTests {
 
     @Test func unsupportedOperatorNamesTheDevice() throws {
         guard let openCL else { return }
-        let (graph, inputs) = try single("Conv", [[1, 2, 5, 5], [3, 2, 3, 3]])
+        let (graph, inputs) = try single("ConvTranspose", [[1, 2, 5, 5], [2, 3, 3, 3]])
         do {
             _ = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs)
-            Issue.record("Conv accepted on OpenCL")
+            Issue.record("ConvTranspose accepted on OpenCL")
         } catch let error as RuntimeError {
-            #expect(error.description.contains("opencl:0") && error.description.contains("Conv"))
+            #expect(error.description.contains("opencl:0") && error.description.contains("ConvTranspose"))
         }
     }
 

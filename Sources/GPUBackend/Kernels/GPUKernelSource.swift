@@ -126,6 +126,84 @@ enum GPUKernelSource {
             y[yOff + i] = x[xOff + offset];
         }
 
+        /* Direct 2-D convolution, one work-item per output element (n, m, oy, ox); geometry in meta:
+           [C, H, W, M, OH, OW, KH, KW, SY, SX, DY, DX, PY, PX, group]. */
+        KERNEL void conv2d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *b, int bOff,
+                           int hasBias, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int C = meta[0], H = meta[1], W = meta[2], M = meta[3], OH = meta[4], OW = meta[5], KH = meta[6], KW = meta[7];
+            int SY = meta[8], SX = meta[9], DY = meta[10], DX = meta[11], PY = meta[12], PX = meta[13], G = meta[14];
+            int ox = i % OW, oy = (i / OW) % OH, m = (i / (OW * OH)) % M, n = i / (OW * OH * M);
+            int cg = C / G, mg = M / G, g = m / mg;
+            float acc = hasBias ? b[bOff + m] : 0.0f;
+            for (int c = 0; c < cg; c++) {
+                GLOBAL const float *xc = x + xOff + ((n * C) + g * cg + c) * H * W;
+                GLOBAL const float *wc = w + wOff + (m * cg + c) * KH * KW;
+                for (int ky = 0; ky < KH; ky++) {
+                    int iy = oy * SY - PY + ky * DY;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < KW; kx++) {
+                        int ix = ox * SX - PX + kx * DX;
+                        if (ix < 0 || ix >= W) continue;
+                        acc += xc[iy * W + ix] * wc[ky * KW + kx];
+                    }
+                }
+            }
+            y[yOff + i] = acc;
+        }
+
+        /* 2-D max/average pooling, one work-item per output; meta: [H, W, OH, OW, KH, KW, SY, SX, DY, DX, PY, PX,
+           PEY, PEX, isMax, includePad]. */
+        KERNEL void pool2d(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int H = meta[0], W = meta[1], OH = meta[2], OW = meta[3], KH = meta[4], KW = meta[5], SY = meta[6], SX = meta[7];
+            int DY = meta[8], DX = meta[9], PY = meta[10], PX = meta[11], PEY = meta[12], PEX = meta[13];
+            int isMax = meta[14], includePad = meta[15];
+            int ox = i % OW, oy = (i / OW) % OH, p = i / (OW * OH);
+            GLOBAL const float *xp = x + xOff + p * H * W;
+            float best = -INFINITY, sum = 0.0f;
+            int valid = 0, padded = 0;
+            for (int ky = 0; ky < KH; ky++) {
+                int iy = oy * SY - PY + ky * DY;
+                for (int kx = 0; kx < KW; kx++) {
+                    int ix = ox * SX - PX + kx * DX;
+                    if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                        float v = xp[iy * W + ix];
+                        best = fmax(best, v);
+                        sum += v;
+                        valid++;
+                    } else if (iy >= -PY && iy < H + PEY && ix >= -PX && ix < W + PEX) {
+                        padded++;
+                    }
+                }
+            }
+            int divisor = includePad ? valid + padded : valid;
+            y[yOff + i] = isMax ? best : (divisor > 0 ? sum / divisor : 0.0f);
+        }
+
+        /* One work-item per (n, c) plane: global average or max over `spatial` values. */
+        KERNEL void global_pool(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int planes, int spatial, int isMax) {
+            int p = GID0;
+            if (p >= planes) return;
+            GLOBAL const float *xp = x + xOff + p * spatial;
+            float best = -INFINITY, sum = 0.0f;
+            for (int i = 0; i < spatial; i++) { best = fmax(best, xp[i]); sum += xp[i]; }
+            y[yOff + p] = isMax ? best : sum / spatial;
+        }
+
+        /* Inference batch normalization, one work-item per element; per-channel tensors at sOff..vOff. */
+        KERNEL void batchnorm(GLOBAL const float *x, int xOff, GLOBAL const float *s, int sOff, GLOBAL const float *b, int bOff,
+                              GLOBAL const float *mean, int mOff, GLOBAL const float *var, int vOff, GLOBAL float *y, int yOff,
+                              int count, int channels, int spatial, float epsilon) {
+            int i = GID0;
+            if (i >= count) return;
+            int c = (i / spatial) % channels;
+            float a = s[sOff + c] / sqrt(var[vOff + c] + epsilon);
+            y[yOff + i] = (x[xOff + i] - mean[mOff + c]) * a + b[bOff + c];
+        }
+
         /* One work-item per row: softmax (or log-softmax) over n contiguous values. */
         KERNEL void softmax_rows(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int rows, int n, int logarithm) {
             int r = GID0;

@@ -96,6 +96,10 @@ public enum GPUKernelTable {
         add(["Transpose"], dtypes: [.float32, .int32], makeTranspose)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         add(["LayerNormalization"], makeLayerNorm)
+        add(["Conv"], makeConv)
+        add(["MaxPool", "AveragePool"], makePool)
+        add(["GlobalAveragePool", "GlobalMaxPool"], makeGlobalPool)
+        add(["BatchNormalization"], makeBatchNorm)
         return KernelRegistry(table)
     }()
 
@@ -283,6 +287,108 @@ public enum GPUKernelTable {
                 .float(epsilon),
             ],
             global: [rows])
+    }
+}
+
+extension GPUKernelTable {
+    static func shapeContext(_ node: BoundNode) -> ShapeInferenceContext {
+        ShapeInferenceContext(
+            node: node.step.node, opset: node.step.opset, inputs: node.inputs.map { $0?.type },
+            constants: node.inputs.map { $0?.constant })
+    }
+
+    static func makeConv(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X"), w = try node.inputs[1].unwrap(node, "W")
+        let bias = node.inputs.count > 2 ? node.inputs[2] : nil
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        guard x.type.shape.rank == 4 else {
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "non-2-D convolution on OpenCL")
+        }
+        let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
+        let g = try ConvGeometry.forward(
+            shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel)
+        let group = try node.step.node.int("group", default: 1)
+        let meta = try backend.upload(
+            ints: [
+                x.type.shape[1], g.input[0], g.input[1], w.type.shape[0], g.output[0], g.output[1], g.kernel[0],
+                g.kernel[1],
+                g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1], group,
+            ].map { Int32($0) })
+        let (xb, xo) = try x.openCL(backend), (wb, wo) = try w.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let (bb, bo) = try (bias ?? w).openCL(backend)
+        let count = y.type.shape.elementCount
+        return try OpenCLNodeKernel(
+            backend: backend, name: "conv2d",
+            arguments: [
+                xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), .buffer(meta.memory),
+            ],
+            global: [count], retained: [meta])
+    }
+
+    static func makePool(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X")
+        guard let y = node.outputs.first, node.outputs.count == 1, x.type.shape.rank == 4 else {
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "indices output or non-2-D pooling on OpenCL")
+        }
+        let a = node.step.node
+        guard let kernel = try a.ints("kernel_shape") else {
+            throw RuntimeError.invalidNode(node: a.displayName, detail: "kernel_shape is required")
+        }
+        let g = try ConvGeometry.forward(
+            shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel,
+            ceilMode: try a.int("ceil_mode", default: 0) != 0)
+        let meta = try backend.upload(
+            ints: [
+                g.input[0], g.input[1], g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1],
+                g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1], g.padsEnd[0], g.padsEnd[1],
+                a.opType == "MaxPool" ? 1 : 0, try a.int("count_include_pad", default: 0),
+            ].map { Int32($0) })
+        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let count = y.type.shape.elementCount
+        return try OpenCLNodeKernel(
+            backend: backend, name: "pool2d", arguments: [xb, xo, yb, yo, .int(Int32(count)), .buffer(meta.memory)],
+            global: [count], retained: [meta])
+    }
+
+    static func makeGlobalPool(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X")
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        let planes = x.type.shape[0] * x.type.shape[1]
+        let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
+        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        return try OpenCLNodeKernel(
+            backend: backend, name: "global_pool",
+            arguments: [
+                xb, xo, yb, yo, .int(Int32(planes)), .int(Int32(spatial)),
+                .int(node.step.node.opType == "GlobalMaxPool" ? 1 : 0),
+            ],
+            global: [planes])
+    }
+
+    static func makeBatchNorm(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+        guard node.outputs.count == 1, try node.step.node.int("training_mode", default: 0) == 0 else {
+            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "training mode")
+        }
+        let x = try node.inputs[0].unwrap(node, "X")
+        let parameters = try (1...4).map { try node.inputs[$0].unwrap(node, "parameter \($0)").openCL(backend) }
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let count = y.type.shape.elementCount
+        let channels = x.type.shape[1]
+        let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
+        let epsilon = try node.step.node.float("epsilon", default: 1e-5)
+        var arguments: [KernelArgument] = [xb, xo]
+        for (buffer, offset) in parameters { arguments += [buffer, offset] }
+        arguments += [yb, yo, .int(Int32(count)), .int(Int32(channels)), .int(Int32(spatial)), .float(epsilon)]
+        return try OpenCLNodeKernel(backend: backend, name: "batchnorm", arguments: arguments, global: [count])
     }
 }
 
