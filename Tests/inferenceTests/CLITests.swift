@@ -205,4 +205,33 @@ struct CLITests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("Processing batch input on CPU...\nPredictions: [["))
     }
+
+    @Test func compareReportsEveryDeviceWithParityAndVerdict() throws {
+        let result = try inference("compare", "--input", "data/batch_samples.npy", "--repeat", "10", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let devices = try #require(object["devices"] as? [[String: Any]])
+        #expect(devices.first?["device"] as? String == "cpu")
+        #expect(object["batch_size"] as? Int == 4)
+        for device in devices {
+            let warm = try #require(device["warm"] as? [String: Any])
+            #expect((warm["p50_ms"] as? Double ?? 0) > 0)
+            #expect(warm["runs"] as? Int == 10)
+            let split = try #require(device["split"] as? [String: Any])
+            #expect((split["copy_share"] as? Double).map { $0 >= 0 && $0 <= 1 } == true)
+            let parity = try #require(device["parity"] as? [String: Any])
+            #expect(parity["within_tolerance"] as? Bool == true, "\(device)")
+            #expect(parity["flipped_predictions"] as? Int == 0)
+            #expect((device["cold_start_ms"] as? Double ?? 0) > 0)
+        }
+        let winner = try #require(object["winner"] as? String)
+        #expect(devices.contains { $0["device"] as? String == winner })
+        #expect((object["verdict"] as? String)?.contains(winner) == true)
+
+        let text = try inference("compare", "--input", "data/sample1.npy", "--devices", "cpu", "--repeat", "5")
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("Verdict: cpu is the only device"))
+        let bad = try inference("compare", "--input", "data/sample1.npy", "--devices", "cpu,tpu")
+        #expect(bad.status != 0 && bad.stdout.isEmpty)
+    }
 }

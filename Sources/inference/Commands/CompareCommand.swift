@@ -1,0 +1,255 @@
+import ArgumentParser
+import CPUBackend
+import Foundation
+import GPUBackend
+import InferenceBench
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Run the same input on every available device, side by side, and say which to use and why.",
+        discussion: """
+            Reports per device: cold start (first run, plan included), warm latency percentiles, the split into
+            copy in / compute / copy out, and output parity against the first device (max absolute and relative
+            difference, predictions that flip). Warm runs are interleaved across devices in rounds.
+            """)
+
+    @Option(
+        name: .long, help: ArgumentHelp("Input data (.npy, .npz, or name=file.npy; repeatable).", valueName: "file"))
+    var input: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The model: builtin:NAME or an .onnx file.", valueName: "model"))
+    var model: String = "builtin:linear"
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Comma-separated devices; default: cpu and every OpenCL device.", valueName: "list"))
+    var devices: String?
+
+    @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed warm runs per device.", valueName: "n"))
+    var repeats: Int = 50
+
+    @Option(name: .long, help: ArgumentHelp("CPU threads.", valueName: "n"))
+    var threads: Int?
+
+    @Flag(name: .long, help: "Print one JSON object instead of the table.")
+    var json = false
+
+    func validate() throws {
+        guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
+        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+    }
+
+    func run() throws {
+        do {
+            try execute()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    struct DeviceRun {
+        var selection: DeviceSelection
+        var session: Session
+        var cold: RunTimings
+        var samples: [RunTimings] = []
+        var outputs: [NamedTensor] = []
+    }
+
+    private func execute() throws {
+        let requests: [DeviceRequest]
+        if let devices {
+            requests = try devices.split(separator: ",").map { item in
+                guard let request = DeviceRequest(argument: String(item)) else {
+                    throw ValidationError("unknown device '\(item)'; use cpu, gpu, cuda:N or opencl:N")
+                }
+                return request
+            }
+        } else {
+            let openCL = GPUDiscovery.probe().first { $0.runtime == .opencl }?.devices ?? []
+            requests = [.cpu] + openCL.map { .specific($0.id) }
+        }
+        let graph = try ModelSource.load(model)
+        let inputs = try LoadedInputs.load(arguments: input, for: graph)
+        for note in inputs.notes { printError("note: \(note)") }
+        var runs: [DeviceRun] = []
+        for request in requests {
+            let selection = try DeviceSelection.resolve(request, threads: threads)
+            let session = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+            let first = try session.run(inputs.tensors)
+            var cold = first.timings
+            cold.computeNanoseconds += cold.planNanoseconds
+            runs.append(DeviceRun(selection: selection, session: session, cold: cold, outputs: first.outputs))
+        }
+        // Warm-up, then interleaved rounds so drift in machine load hits every device alike.
+        for index in runs.indices { for _ in 0..<3 { _ = try runs[index].session.run(inputs.tensors) } }
+        let rounds = min(5, repeats)
+        for round in 0..<rounds {
+            let count = repeats / rounds + (round < repeats % rounds ? 1 : 0)
+            for index in runs.indices {
+                for _ in 0..<count { runs[index].samples.append(try runs[index].session.run(inputs.tensors).timings) }
+            }
+        }
+        let report = CompareReport(model: model, batch: inputs.batchSize, runs: runs)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.table)
+        }
+    }
+}
+
+/// The `compare --json` record (keys in snake_case; documented in README.md).
+struct CompareReport: Encodable {
+    struct Warm: Encodable {
+        var p50Ms: Double, p90Ms: Double, p99Ms: Double, meanMs: Double, minMs: Double, runs: Int
+    }
+
+    struct Split: Encodable {
+        var copyInP50Ms: Double, computeP50Ms: Double, copyOutP50Ms: Double
+        var copyShare: Double
+    }
+
+    struct Parity: Encodable {
+        var reference: String
+        var maxAbsDiff: Double, maxRelDiff: Double
+        var flippedPredictions: Int, predictions: Int
+        var withinTolerance: Bool
+    }
+
+    struct Device: Encodable {
+        var device: String, deviceName: String
+        var coldStartMs: Double
+        var warm: Warm
+        var split: Split
+        var parity: Parity
+    }
+
+    var model: String
+    var batchSize: Int
+    var devices: [Device]
+    var winner: String
+    var verdict: String
+
+    init(model: String, batch: Int, runs: [CompareCommand.DeviceRun]) {
+        self.model = model
+        self.batchSize = batch
+        let reference = runs.first
+        devices = runs.map { run in
+            let total = Statistics(run.samples.map { Double($0.totalNanoseconds) })
+            let copyIn = Statistics(run.samples.map { Double($0.copyInNanoseconds) }).median
+            let compute = Statistics(run.samples.map { Double($0.computeNanoseconds) }).median
+            let copyOut = Statistics(run.samples.map { Double($0.copyOutNanoseconds) }).median
+            let parity = Self.parity(run.outputs, reference?.outputs ?? [], batch: batch)
+            return Device(
+                device: run.selection.backend.device.description, deviceName: run.selection.backend.deviceName,
+                coldStartMs: Double(
+                    run.cold.computeNanoseconds + run.cold.copyInNanoseconds + run.cold.copyOutNanoseconds) / 1e6,
+                warm: Warm(
+                    p50Ms: total.median / 1e6, p90Ms: total.percentile(90) / 1e6, p99Ms: total.percentile(99) / 1e6,
+                    meanMs: total.mean / 1e6, minMs: total.minimum / 1e6, runs: total.count),
+                split: Split(
+                    copyInP50Ms: copyIn / 1e6, computeP50Ms: compute / 1e6, copyOutP50Ms: copyOut / 1e6,
+                    copyShare: (copyIn + copyOut) / max(copyIn + compute + copyOut, 1)),
+                parity: Parity(
+                    reference: reference?.selection.backend.device.description ?? "", maxAbsDiff: parity.abs,
+                    maxRelDiff: parity.rel,
+                    flippedPredictions: parity.flips, predictions: parity.predictions,
+                    withinTolerance: parity.abs <= 1e-5 || parity.rel <= 1e-4))
+        }
+        let ranked = devices.sorted { $0.warm.p50Ms < $1.warm.p50Ms }
+        guard let best = ranked.first else {
+            winner = ""
+            verdict = "no device ran"
+            return
+        }
+        winner = best.device
+        if let runnerUp = ranked.dropFirst().first {
+            let factor = runnerUp.warm.p50Ms / max(best.warm.p50Ms, 1e-12)
+            var text =
+                "\(best.device) wins at batch \(batch): warm p50 \(Formatting.milliseconds(nanoseconds: best.warm.p50Ms * 1e6)) ms"
+                + " vs \(Formatting.milliseconds(nanoseconds: runnerUp.warm.p50Ms * 1e6)) ms on \(runnerUp.device)"
+                + String(format: " (%.1fx)", factor)
+            if runnerUp.split.copyShare > 0.3 {
+                text += String(
+                    format: "; %@ spends %.0f%% of its time copying", runnerUp.device, runnerUp.split.copyShare * 100)
+            }
+            let flips = devices.filter { $0.parity.flippedPredictions > 0 }
+            if !flips.isEmpty {
+                text +=
+                    "; predictions flip on "
+                    + flips.map { "\($0.device) (\($0.parity.flippedPredictions))" }.joined(separator: ", ")
+            }
+            verdict = text + "."
+        } else {
+            verdict =
+                "\(best.device) is the only device: warm p50 \(Formatting.milliseconds(nanoseconds: best.warm.p50Ms * 1e6)) ms."
+        }
+    }
+
+    /// Largest differences against the reference outputs, and predictions that change: the argmax of each
+    /// sample's values, or which side of 0.5 a single value per sample falls on.
+    static func parity(_ outputs: [NamedTensor], _ reference: [NamedTensor], batch: Int) -> (
+        abs: Double, rel: Double, flips: Int, predictions: Int
+    ) {
+        var maxAbs = 0.0, maxRel = 0.0, flips = 0, predictions = 0
+        for (a, b) in zip(outputs, reference) {
+            guard let x = try? a.tensor.scalars(as: Float.self), let y = try? b.tensor.scalars(as: Float.self),
+                x.count == y.count
+            else { continue }
+            for (u, v) in zip(x, y) {
+                let d = Double(abs(u - v))
+                maxAbs = max(maxAbs, d)
+                if v != 0 { maxRel = max(maxRel, d / Double(abs(v))) }
+            }
+            let perSample = batch > 0 ? x.count / batch : x.count
+            guard perSample > 0 else { continue }
+            for s in 0..<(x.count / perSample) {
+                let xs = x[(s * perSample)..<((s + 1) * perSample)], ys = y[(s * perSample)..<((s + 1) * perSample)]
+                predictions += 1
+                if perSample == 1 {
+                    if (xs.first ?? 0 >= 0.5) != (ys.first ?? 0 >= 0.5) { flips += 1 }
+                } else if xs.indices.max(by: { xs[$0] < xs[$1] }) != ys.indices.max(by: { ys[$0] < ys[$1] }) {
+                    flips += 1
+                }
+            }
+        }
+        return (maxAbs, maxRel, flips, predictions)
+    }
+
+    var table: String {
+        let ms = { (v: Double) in Formatting.milliseconds(nanoseconds: v * 1e6) }
+        var rows: [[String]] = [
+            ["device", "cold ms", "p50 ms", "p99 ms", "copy in", "compute", "copy out", "max abs diff", "flips"]
+        ]
+        for d in devices {
+            rows.append([
+                d.device, ms(d.coldStartMs), ms(d.warm.p50Ms), ms(d.warm.p99Ms), ms(d.split.copyInP50Ms),
+                ms(d.split.computeP50Ms),
+                ms(d.split.copyOutP50Ms), String(format: "%.3g", d.parity.maxAbsDiff),
+                "\(d.parity.flippedPredictions)/\(d.parity.predictions)",
+            ])
+        }
+        let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        var lines = rows.map { row in
+            zip(row, widths).enumerated().map { index, pair in
+                index == 0
+                    ? pair.0.padding(toLength: pair.1, withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: pair.1 - pair.0.count) + pair.0
+            }.joined(separator: "  ")
+        }
+        lines.insert("model \(model), batch \(batchSize); parity against \(devices.first?.device ?? "-")", at: 0)
+        lines.append("")
+        lines.append("Verdict: \(verdict)")
+        return lines.joined(separator: "\n")
+    }
+}
