@@ -11,7 +11,9 @@ struct Inference: ParsableCommand {
             The embedded default model (builtin:linear, Linear(10 → 1) + sigmoid) runs when --model is omitted.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, CompareCommand.self, DevicesCommand.self, InspectCommand.self],
+        subcommands: [
+            RunCommand.self, CompareCommand.self, BenchCommand.self, DevicesCommand.self, InspectCommand.self,
+        ],
         defaultSubcommand: RunCommand.self
     )
 }

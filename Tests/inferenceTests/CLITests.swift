@@ -235,3 +235,94 @@ struct CLITests {
         #expect(bad.status != 0 && bad.stdout.isEmpty)
     }
 }
+
+/// `bench` output formats and its chart, parsed and rendered.
+struct BenchCLITests {
+    func inference(_ arguments: String...) throws -> ProcessOutput {
+        try ProcessRunner.run(TestEnvironment.inferenceBinary, arguments)
+    }
+
+    @Test func jsonAndCSVParse() throws {
+        let json = try inference(
+            "bench", "--model", "builtin:linear", "--batch-sizes", "1,8,64", "--repeat", "3", "--format", "json")
+        #expect(json.status == 0, "\(json.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let models = try #require(object["models"] as? [[String: Any]])
+        let points = try #require(models.first?["points"] as? [[String: Any]])
+        let devices = try #require(models.first?["devices"] as? [String])
+        #expect(points.count == 3 * devices.count)
+        for point in points {
+            let batch = try #require(point["batch"] as? Int)
+            let p50 = try #require(point["p50_ms"] as? Double)
+            let throughput = try #require(point["throughput_per_s"] as? Double)
+            // Throughput is batch / p50 latency.
+            #expect(abs(throughput - Double(batch) / (p50 / 1e3)) <= throughput * 1e-9)
+            #expect((point["p99_ms"] as? Double ?? 0) >= p50)
+        }
+        #expect((models.first?["crossovers"] as? [Any])?.count == devices.count - 1)
+
+        let csv = try inference(
+            "bench", "--model", "builtin:linear", "--batch-sizes", "2,4", "--repeat", "2", "--format", "csv",
+            "--devices", "cpu")
+        #expect(csv.status == 0)
+        let rows = csv.stdout.split(separator: "\n")
+        #expect(rows.first == "model,device,batch,p50_ms,p90_ms,p99_ms,mean_ms,throughput_per_s,copy_share")
+        #expect(rows.count == 3)
+        #expect(
+            rows.dropFirst().allSatisfy { $0.split(separator: ",").count == 9 && $0.hasPrefix("builtin:linear,cpu,") })
+    }
+
+    @Test func chartRendersToANonBlankImage() throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let svg = directory.appendingPathComponent("chart.svg").path
+        let png = directory.appendingPathComponent("chart.png").path
+        let result = try inference(
+            "bench", "--model", "builtin:mlp", "--batch-sizes", "1,4,16", "--repeat", "3", "--plot", svg)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("crossover") || !result.stdout.contains("opencl"))
+        let text = try String(contentsOfFile: svg, encoding: .utf8)
+        #expect(text.hasPrefix("<svg") && text.contains("<polyline") && text.contains("batch size"))
+        guard
+            let rsvg = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else {
+            if TestEnvironment.pythonRequired { Issue.record("rsvg-convert missing: apt-get install librsvg2-bin") }
+            return
+        }
+        let rendered = try ProcessRunner.run(URL(fileURLWithPath: rsvg), [svg, "-o", png])
+        #expect(rendered.status == 0, "\(rendered.stderr)")
+        guard let python = TestEnvironment.python else { return }
+        // Decode the PNG with the standard library and count pixels that are not white.
+        let script = """
+            import struct, sys, zlib
+            data = open(sys.argv[1], 'rb').read()
+            assert data[:8] == b'\\x89PNG\\r\\n\\x1a\\n'
+            pos, idat, w, h, ctype = 8, b'', 0, 0, 0
+            while pos < len(data):
+                n, kind = struct.unpack('>I4s', data[pos:pos + 8]); body = data[pos + 8:pos + 8 + n]
+                if kind == b'IHDR': w, h, depth, ctype = struct.unpack('>IIBB', body[:10])
+                if kind == b'IDAT': idat += body
+                pos += 12 + n
+            raw = zlib.decompress(idat); bpp = 4 if ctype == 6 else 3; stride = w * bpp
+            rows, prev = [], bytearray(stride)
+            for y in range(h):
+                f = raw[y * (stride + 1)]; line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+                for i in range(stride):
+                    a = line[i - bpp] if i >= bpp else 0; b = prev[i]; c = prev[i - bpp] if i >= bpp else 0
+                    if f == 1: line[i] = (line[i] + a) & 255
+                    elif f == 2: line[i] = (line[i] + b) & 255
+                    elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+                    elif f == 4:
+                        p = a + b - c; pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                        line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+                rows.append(line); prev = line
+            colored = sum(1 for line in rows for i in range(0, stride, bpp) if line[i:i + 3] != b'\\xff\\xff\\xff' and (bpp == 3 or line[i + 3] > 0))
+            print(w, h, colored)
+            sys.exit(0 if w > 500 and colored > 2000 else 1)
+            """
+        let check = try ProcessRunner.run(python, ["-c", script, png])
+        #expect(check.status == 0, "blank or unreadable chart: \(check.stdout)\(check.stderr)")
+    }
+}

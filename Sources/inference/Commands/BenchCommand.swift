@@ -1,0 +1,269 @@
+import ArgumentParser
+import CPUBackend
+import Foundation
+import GPUBackend
+import InferenceBench
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Sweep batch sizes × devices × models: latency percentiles, throughput and the crossover batch size.",
+        discussion: """
+            Inputs are uniform random floats shaped like each model's input (symbolic batch = the batch size, other
+            symbolic dimensions = 1). Each point: 2 warm-up runs, then --repeat timed runs; devices run in turn
+            per batch size with the same inputs. The crossover is the smallest batch size from which a device
+            beats the first device (cpu) on throughput, and on latency.
+            """)
+
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: ArgumentHelp("Models: builtin:NAME or .onnx files.", valueName: "model"))
+    var model: [String] = ["builtin:mlp"]
+
+    @Option(
+        name: .customLong("batch-sizes"),
+        help: ArgumentHelp(
+            "Comma-separated; default powers of two up to 1024 within the time budget.", valueName: "list"))
+    var batchSizes: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Comma-separated devices; default: cpu and every OpenCL device.", valueName: "list"))
+    var devices: String?
+
+    @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed runs per point.", valueName: "n"))
+    var repeats: Int = 20
+
+    @Option(
+        name: .customLong("time-budget"),
+        help: ArgumentHelp(
+            "Stop growing the default batch sizes once one run takes longer than this many seconds.", valueName: "s"))
+    var timeBudget: Double = 0.5
+
+    @Option(name: .long, help: ArgumentHelp("table, json or csv.", valueName: "format"))
+    var format: String = "table"
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Write an SVG chart of latency and throughput against batch size.", valueName: "file.svg"))
+    var plot: String?
+
+    @Option(name: .long, help: ArgumentHelp("CPU threads.", valueName: "n"))
+    var threads: Int?
+
+    func validate() throws {
+        guard ["table", "json", "csv"].contains(format) else {
+            throw ValidationError("--format must be table, json or csv")
+        }
+        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        if let batchSizes {
+            guard batchSizes.split(separator: ",").allSatisfy({ Int($0).map { $0 >= 1 } == true }) else {
+                throw ValidationError("--batch-sizes must be positive integers, e.g. 1,8,64")
+            }
+        }
+    }
+
+    func run() throws {
+        do {
+            try execute()
+        } catch let error as ExitCode {
+            throw error
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func execute() throws {
+        let requests: [DeviceRequest] =
+            try devices.map { list in
+                try list.split(separator: ",").map { item in
+                    guard let request = DeviceRequest(argument: String(item)) else {
+                        throw ValidationError("unknown device '\(item)'; use cpu, gpu, cuda:N or opencl:N")
+                    }
+                    return request
+                }
+            }
+            ?? ([.cpu] + (GPUDiscovery.probe().first { $0.runtime == .opencl }?.devices ?? []).map { .specific($0.id) })
+        let selections = try requests.map { try DeviceSelection.resolve($0, threads: threads) }
+        let explicit = batchSizes.map { $0.split(separator: ",").compactMap { Int($0) } }
+        // A progress line on a terminal only; redirected stderr gets no control characters.
+        let showProgress = isatty(2) != 0
+        var sweeps: [BenchSweep] = []
+        var step = 0
+        for name in model {
+            let graph = try ModelSource.load(name)
+            guard let input = graph.runtimeInputs.first, graph.runtimeInputs.count == 1, input.dtype == .float32 else {
+                throw ValidationError("\(name): bench needs a model with one float32 input")
+            }
+            let sessions = try selections.map {
+                try Session(graph: graph, backend: $0.backend, evaluator: CPUBackend(threads: threads))
+            }
+            var points: [BenchPoint] = []
+            var sizes = explicit ?? [1]
+            var index = 0
+            while index < sizes.count {
+                let batch = sizes[index]
+                let dims = (input.dimensions ?? []).enumerated().map { position, dim -> Int in
+                    if case .fixed(let n) = dim { return n }
+                    return position == 0 ? batch : 1
+                }
+                let x = try Tensor(
+                    shape: Shape(dims), scalars: (0..<dims.reduce(1, *)).map { _ in Float.random(in: 0..<1) })
+                let feeds = [NamedTensor(name: input.name, tensor: x)]
+                var slowest = 0.0
+                for (selection, session) in zip(selections, sessions) {
+                    step += 1
+                    if showProgress {
+                        FileHandle.standardError.write(
+                            Data("\r[\(step)] \(name) batch \(batch) on \(selection.backend.device)      ".utf8))
+                    }
+                    let samples = try Measurement.repeatRuns(warmup: 2, repeats: repeats) {
+                        try session.run(feeds).timings
+                    }
+                    let total = samples.total
+                    let copies = samples.copyIn.median + samples.copyOut.median
+                    points.append(
+                        BenchPoint(
+                            device: selection.backend.device.description, batch: batch, p50Ms: total.median / 1e6,
+                            p90Ms: total.percentile(90) / 1e6, p99Ms: total.percentile(99) / 1e6,
+                            meanMs: total.mean / 1e6,
+                            throughputPerS: Double(batch) / (total.median / 1e9),
+                            copyShare: copies / max(total.median, 1)))
+                    slowest = max(slowest, total.median / 1e9)
+                }
+                if explicit == nil && slowest < timeBudget && batch < 1024 { sizes.append(batch * 2) }
+                index += 1
+            }
+            sweeps.append(
+                BenchSweep(model: name, devices: selections.map { $0.backend.device.description }, points: points))
+        }
+        if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        let report = BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: sweeps)
+        switch format {
+        case "json":
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        case "csv": print(report.csv, terminator: "")
+        default: print(report.table)
+        }
+        if let plot {
+            do { try BenchChart.svg(report).write(toFile: plot, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("\(plot): cannot write the chart: \(error.localizedDescription)")
+            }
+            printError("wrote \(plot)")
+        }
+    }
+}
+
+/// One measured point of a sweep.
+struct BenchPoint: Encodable {
+    var device: String
+    var batch: Int
+    var p50Ms: Double, p90Ms: Double, p99Ms: Double, meanMs: Double
+    var throughputPerS: Double
+    var copyShare: Double
+}
+
+/// Where a device starts to beat the baseline (the first device).
+struct Crossover: Encodable {
+    var device: String
+    var baseline: String
+    /// Smallest batch from which the device's throughput stays above the baseline's; nil if never.
+    var throughputBatch: Int?
+    /// Smallest batch from which its p50 latency stays below the baseline's; nil if never.
+    var latencyBatch: Int?
+}
+
+struct BenchSweep: Encodable {
+    var model: String
+    var devices: [String]
+    var points: [BenchPoint]
+
+    var crossovers: [Crossover] {
+        guard let baseline = devices.first else { return [] }
+        let base = Dictionary(uniqueKeysWithValues: points.filter { $0.device == baseline }.map { ($0.batch, $0) })
+        return devices.dropFirst().map { device in
+            let mine = points.filter { $0.device == device }.sorted { $0.batch < $1.batch }
+            func firstWinning(_ wins: (BenchPoint, BenchPoint) -> Bool) -> Int? {
+                var candidate: Int?
+                for point in mine {
+                    guard let other = base[point.batch] else { continue }
+                    if wins(point, other) { candidate = candidate ?? point.batch } else { candidate = nil }
+                }
+                return candidate
+            }
+            return Crossover(
+                device: device, baseline: baseline,
+                throughputBatch: firstWinning { $0.throughputPerS > $1.throughputPerS },
+                latencyBatch: firstWinning { $0.p50Ms < $1.p50Ms })
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey { case model, devices, points, crossovers }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(model, forKey: .model)
+        try container.encode(devices, forKey: .devices)
+        try container.encode(points, forKey: .points)
+        try container.encode(crossovers, forKey: .crossovers)
+    }
+}
+
+/// The `bench` report; the JSON keys are snake_case (documented in README.md).
+struct BenchReport: Encodable {
+    var repeats: Int
+    var threads: Int
+    var models: [BenchSweep]
+
+    static let csvHeader = "model,device,batch,p50_ms,p90_ms,p99_ms,mean_ms,throughput_per_s,copy_share"
+
+    var csv: String {
+        var lines = [Self.csvHeader]
+        for sweep in models {
+            for p in sweep.points {
+                lines.append(
+                    "\(sweep.model),\(p.device),\(p.batch),\(p.p50Ms),\(p.p90Ms),\(p.p99Ms),\(p.meanMs),\(p.throughputPerS),\(p.copyShare)"
+                )
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    var table: String {
+        var lines: [String] = []
+        let ms = { (v: Double) in Formatting.milliseconds(nanoseconds: v * 1e6) }
+        for sweep in models {
+            lines.append("\(sweep.model) (\(repeats) runs per point, \(threads) CPU threads)")
+            lines.append("  batch  device          p50 ms      p99 ms    samples/s   copy %")
+            for p in sweep.points.sorted(by: { ($0.batch, $0.device) < ($1.batch, $1.device) }) {
+                lines.append(
+                    "  " + String(p.batch).leftPad(5) + "  "
+                        + p.device.padding(toLength: 12, withPad: " ", startingAt: 0)
+                        + ms(p.p50Ms).leftPad(10) + "  " + ms(p.p99Ms).leftPad(10) + "  "
+                        + String(format: "%11.0f", p.throughputPerS) + "  " + String(format: "%6.1f", p.copyShare * 100)
+                )
+            }
+            for c in sweep.crossovers {
+                let throughput = c.throughputBatch.map { "from batch \($0)" } ?? "at no measured batch size"
+                let latency = c.latencyBatch.map { "from batch \($0)" } ?? "at no measured batch size"
+                lines.append(
+                    "  crossover: \(c.device) beats \(c.baseline) on throughput \(throughput), on latency \(latency)")
+            }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
