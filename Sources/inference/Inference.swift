@@ -12,7 +12,8 @@ struct Inference: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            RunCommand.self, CompareCommand.self, BenchCommand.self, DevicesCommand.self, InspectCommand.self,
+            RunCommand.self, CompareCommand.self, BenchCommand.self, CalibrateCommand.self, DevicesCommand.self,
+            InspectCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )

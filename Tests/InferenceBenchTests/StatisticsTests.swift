@@ -1,3 +1,4 @@
+import Foundation
 import InferenceBench
 import InferenceRuntime
 import Testing
@@ -39,5 +40,23 @@ struct StatisticsTests {
         #expect(samples.runs.count == 5)
         #expect(samples.compute.median == 6)  // calls 4...8 were timed
         #expect(samples.total.median == 8)
+    }
+}
+
+struct RoutingProfileTests {
+    @Test func routesByCrossover() throws {
+        var profile = RoutingProfile(
+            model: "m", machine: "x", created: "t", baseline: "cpu", accelerator: "opencl:0", crossoverBatch: 32,
+            measuredBatches: [1, 32, 64])
+        #expect(profile.route(batch: 1).device == "cpu")
+        #expect(profile.route(batch: 31).device == "cpu")
+        #expect(profile.route(batch: 32).device == "opencl:0")
+        profile.crossoverBatch = nil
+        #expect(profile.route(batch: 1024).device == "cpu")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("profile-\(UUID().uuidString)/p.json")
+            .path
+        try profile.write(path: path)
+        #expect(try RoutingProfile.load(path: path) == profile)
+        #expect(RoutingProfile.defaultPath(model: "builtin:mlp").hasSuffix("inference/profiles/builtin_mlp.json"))
     }
 }

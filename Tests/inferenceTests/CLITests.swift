@@ -326,3 +326,70 @@ struct BenchCLITests {
         #expect(check.status == 0, "blank or unreadable chart: \(check.stdout)\(check.stderr)")
     }
 }
+
+/// `--device auto` routes by batch size with a calibration profile.
+struct AutoRoutingTests {
+    @Test func profileRoutesSmallAndLargeBatchesToDifferentDevices() throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = directory.appendingPathComponent("profile.json").path
+        let text = """
+            {"model": "builtin:linear", "machine": "test", "created": "2026-01-01T00:00:00Z", "baseline": "cpu",
+             "accelerator": "opencl:0", "crossover_batch": 4, "measured_batches": [1, 4, 16]}
+            """
+        try text.write(toFile: profile, atomically: true, encoding: .utf8)
+        let devices = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["devices", "--json"])
+        let hasOpenCL = devices.stdout.contains("\"opencl:0\"")
+
+        let small = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary,
+            ["--device", "auto", "--profile", profile, "--input", "data/sample1.npy", "--json", "--repeat", "2"])
+        #expect(small.status == 0, "\(small.stderr)")
+        let smallReport = try #require(
+            try JSONSerialization.jsonObject(with: Data(small.stdout.utf8)) as? [String: Any])
+        #expect(smallReport["device"] as? String == "cpu")
+        #expect(smallReport["requested_device"] as? String == "auto")
+        #expect((smallReport["device_reason"] as? String)?.contains("from batch 4; this batch is 1") == true)
+
+        let large = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary,
+            ["--device", "auto", "--profile", profile, "--input", "data/batch_samples.npy", "--json", "--repeat", "2"])
+        #expect(large.status == 0, "\(large.stderr)")
+        let largeReport = try #require(
+            try JSONSerialization.jsonObject(with: Data(large.stdout.utf8)) as? [String: Any])
+        if hasOpenCL {
+            #expect(largeReport["device"] as? String == "opencl:0")
+            #expect((largeReport["device_reason"] as? String)?.contains("wins from batch 4; this batch is 4") == true)
+        } else {
+            // No such device here: auto never fails, it falls back to the CPU and says why.
+            #expect(largeReport["device"] as? String == "cpu")
+            #expect((largeReport["device_reason"] as? String)?.contains("not available here") == true)
+        }
+
+        let broken = directory.appendingPathComponent("broken.json").path
+        try "{}".write(toFile: broken, atomically: true, encoding: .utf8)
+        let bad = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary, ["--device", "auto", "--profile", broken, "--input", "data/sample1.npy"])
+        #expect(bad.status != 0 && bad.stdout.isEmpty && bad.stderr.contains("routing profile"))
+    }
+
+    @Test func calibrateWritesAProfileThatAutoReads() throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let devices = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["devices", "--json"])
+        guard devices.stdout.contains("\"opencl:0\"") else { return }  // calibrate needs a second device
+        let profile = directory.appendingPathComponent("p.json").path
+        let result = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary,
+            ["calibrate", "--model", "builtin:linear", "--batch-sizes", "1,16", "--repeat", "2", "--output", profile])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: profile))) as? [String: Any])
+        #expect(object["baseline"] as? String == "cpu")
+        #expect(object["accelerator"] as? String == "opencl:0")
+        #expect(object["measured_batches"] as? [Int] == [1, 16])
+        let run = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary, ["--device", "auto", "--profile", profile, "--input", "data/sample1.npy"])
+        #expect(run.status == 0 && run.stderr.contains("profile \(profile)"))
+    }
+}

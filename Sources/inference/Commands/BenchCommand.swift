@@ -92,11 +92,41 @@ struct BenchCommand: ParsableCommand {
             ?? ([.cpu] + (GPUDiscovery.probe().first { $0.runtime == .opencl }?.devices ?? []).map { .specific($0.id) })
         let selections = try requests.map { try DeviceSelection.resolve($0, threads: threads) }
         let explicit = batchSizes.map { $0.split(separator: ",").compactMap { Int($0) } }
+        let sweeps = try Self.sweep(
+            models: model, selections: selections, batchSizes: explicit, repeats: repeats, timeBudget: timeBudget,
+            threads: threads)
+        let report = BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: sweeps)
+        switch format {
+        case "json":
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        case "csv": print(report.csv, terminator: "")
+        default: print(report.table)
+        }
+        if let plot {
+            do { try BenchChart.svg(report).write(toFile: plot, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("\(plot): cannot write the chart: \(error.localizedDescription)")
+            }
+            printError("wrote \(plot)")
+        }
+    }
+}
+
+extension BenchCommand {
+    /// Measures every model at every batch size on every device (default sizes: powers of two from 1,
+    /// growing while one run stays under `timeBudget` seconds, up to 1024).
+    /// - Throws: model loading, planning and device errors.
+    static func sweep(
+        models: [String], selections: [DeviceSelection], batchSizes explicit: [Int]?, repeats: Int, timeBudget: Double,
+        threads: Int?
+    ) throws -> [BenchSweep] {
         // A progress line on a terminal only; redirected stderr gets no control characters.
         let showProgress = isatty(2) != 0
         var sweeps: [BenchSweep] = []
         var step = 0
-        for name in model {
+        for name in models {
             let graph = try ModelSource.load(name)
             guard let input = graph.runtimeInputs.first, graph.runtimeInputs.count == 1, input.dtype == .float32 else {
                 throw ValidationError("\(name): bench needs a model with one float32 input")
@@ -144,22 +174,7 @@ struct BenchCommand: ParsableCommand {
                 BenchSweep(model: name, devices: selections.map { $0.backend.device.description }, points: points))
         }
         if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        let report = BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: sweeps)
-        switch format {
-        case "json":
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        case "csv": print(report.csv, terminator: "")
-        default: print(report.table)
-        }
-        if let plot {
-            do { try BenchChart.svg(report).write(toFile: plot, atomically: true, encoding: .utf8) } catch {
-                throw ValidationError("\(plot): cannot write the chart: \(error.localizedDescription)")
-            }
-            printError("wrote \(plot)")
-        }
+        return sweeps
     }
 }
 

@@ -65,6 +65,13 @@ struct RunCommand: ParsableCommand {
             "CPU threads for the large kernels (GEMM, convolution); default: all logical cores.", valueName: "n"))
     var threads: Int?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Routing profile for --device auto (default: the one `inference calibrate` wrote for this model).",
+            valueName: "file"))
+    var profile: String?
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
@@ -91,17 +98,23 @@ struct RunCommand: ParsableCommand {
 
     private func execute() throws {
         guard let request = DeviceRequest(argument: device) else { throw ExitCode.validationFailure }
-        let selection = try DeviceSelection.resolve(request, threads: threads)
-        if let reason = selection.reason {
-            printError("note: --device \(request) chose \(selection.backend.device): \(reason)")
-        }
-
         let loadStart = MonotonicClock.nanoseconds()
         let graph = try ModelSource.load(model)
         let loadNanoseconds = MonotonicClock.nanoseconds() - loadStart
 
         let inputs = try LoadedInputs.load(arguments: input, for: graph)
         for note in inputs.notes { printError("note: \(note)") }
+
+        var selection: DeviceSelection
+        if request == .auto {
+            selection = try DeviceSelection.resolveAuto(
+                model: model, batch: inputs.batchSize, profilePath: profile, threads: threads)
+        } else {
+            selection = try DeviceSelection.resolve(request, threads: threads)
+        }
+        if let reason = selection.reason {
+            printError("note: --device \(request) chose \(selection.backend.device): \(reason)")
+        }
 
         let session = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
         let first = try session.run(inputs.tensors)

@@ -1,5 +1,7 @@
 import CPUBackend
+import Foundation
 import GPUBackend
+import InferenceBench
 import InferenceRuntime
 
 /// What the user asked for with `--device`.
@@ -113,6 +115,44 @@ struct DeviceSelection {
                     found \(device.name) (\(id)), but this build has no CUDA execution backend yet.
                     Use --device cpu, or --device opencl:N for an OpenCL device.
                     """)
+        }
+    }
+
+    /// `--device auto` for a batch: the calibration profile decides when there is one (an explicit file, or the
+    /// one `inference calibrate` stored for this model); otherwise the CPU, with the reason. Never fails for
+    /// lack of a GPU: a profile naming a device that is not here falls back to the CPU and says so.
+    /// - Throws: `DeviceSelectionError` when an explicit profile cannot be read.
+    static func resolveAuto(model: String, batch: Int, profilePath: String?, threads: Int?) throws -> DeviceSelection {
+        let path = profilePath ?? RoutingProfile.defaultPath(model: model)
+        guard FileManager.default.fileExists(atPath: path) else {
+            if let profilePath { throw DeviceSelectionError(description: "\(profilePath): no such profile file") }
+            var selection = try resolve(.auto, threads: threads)
+            selection.reason =
+                (selection.reason ?? "") + "; run `inference calibrate --model \(model)` to measure the crossover"
+            return selection
+        }
+        let profile: RoutingProfile
+        do { profile = try RoutingProfile.load(path: path) } catch {
+            throw DeviceSelectionError(
+                description: "\(path): not a readable routing profile (\(error)); run `inference calibrate` again")
+        }
+        let (device, reason) = profile.route(batch: batch)
+        var note = "\(reason) (profile \(path))"
+        if profile.machine != CPUInfo.current.modelName { note += "; measured on \(profile.machine), not this CPU" }
+        guard let request = DeviceRequest(argument: device) else {
+            return DeviceSelection(
+                requested: .auto, backend: CPUBackend(threads: threads),
+                reason: "\(note); unknown device '\(device)', using the CPU")
+        }
+        do {
+            var selection = try resolve(request, threads: threads)
+            selection.requested = .auto
+            selection.reason = note
+            return selection
+        } catch {
+            return DeviceSelection(
+                requested: .auto, backend: CPUBackend(threads: threads),
+                reason: "\(note); \(device) is not available here (\(error)), using the CPU")
         }
     }
 

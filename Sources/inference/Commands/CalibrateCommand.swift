@@ -1,0 +1,90 @@
+import ArgumentParser
+import CPUBackend
+import Foundation
+import GPUBackend
+import InferenceBench
+import InferenceRuntime
+
+struct CalibrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate",
+        abstract: "Measure where another device starts to beat the CPU for a model, and store it for --device auto.",
+        discussion: """
+            Runs the bench sweep for the model on the CPU and the accelerator (default: the first OpenCL device) and
+            writes a routing profile: below the crossover batch size --device auto runs on the CPU, from it on on the
+            accelerator. Default location: $XDG_CACHE_HOME/inference/profiles (or ~/.cache/inference/profiles).
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The model: builtin:NAME or an .onnx file.", valueName: "model"))
+    var model: String = "builtin:mlp"
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The device to compare with the CPU, e.g. opencl:0 or gpu.", valueName: "device"))
+    var device: String?
+
+    @Option(
+        name: .customLong("batch-sizes"),
+        help: ArgumentHelp("Comma-separated; default powers of two.", valueName: "list"))
+    var batchSizes: String?
+
+    @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed runs per point.", valueName: "n"))
+    var repeats: Int = 20
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Where to write the profile (default: the per-model cache file).", valueName: "file"))
+    var output: String?
+
+    @Option(name: .long, help: ArgumentHelp("CPU threads.", valueName: "n"))
+    var threads: Int?
+
+    func run() throws {
+        do {
+            try execute()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func execute() throws {
+        let accelerator: DeviceRequest
+        if let device {
+            guard let request = DeviceRequest(argument: device), request != .cpu, request != .auto else {
+                throw ValidationError("--device must name a non-CPU device (gpu, opencl:N, cuda:N)")
+            }
+            accelerator = request
+        } else if let first = GPUDiscovery.probe().first(where: { $0.runtime == .opencl })?.devices.first {
+            accelerator = .specific(first.id)
+        } else {
+            throw DeviceSelectionError(
+                description: "no device besides the CPU to calibrate against (`inference devices` lists what was found)"
+            )
+        }
+        let selections = try [
+            DeviceSelection.resolve(.cpu, threads: threads), DeviceSelection.resolve(accelerator, threads: threads),
+        ]
+        let sizes = batchSizes.map { $0.split(separator: ",").compactMap { Int($0) } }
+        guard
+            let sweep = try BenchCommand.sweep(
+                models: [model], selections: selections, batchSizes: sizes, repeats: repeats, timeBudget: 0.5,
+                threads: threads
+            ).first
+        else { throw ValidationError("nothing measured") }
+        let crossover = sweep.crossovers.first
+        let profile = RoutingProfile(
+            model: model, machine: CPUInfo.current.modelName, created: ISO8601DateFormatter().string(from: Date()),
+            baseline: selections[0].backend.device.description, accelerator: selections[1].backend.device.description,
+            crossoverBatch: crossover?.throughputBatch, measuredBatches: Array(Set(sweep.points.map(\.batch))).sorted())
+        let path = output ?? RoutingProfile.defaultPath(model: model)
+        try profile.write(path: path)
+        print(BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: [sweep]).table)
+        print(
+            "wrote \(path): "
+                + (profile.crossoverBatch.map { "\(profile.accelerator) from batch \($0), \(profile.baseline) below" }
+                    ?? "\(profile.baseline) at every measured batch size"))
+    }
+}
