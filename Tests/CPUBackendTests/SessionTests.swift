@@ -89,6 +89,21 @@ struct SessionTests {
         #expect(try y.scalars(as: Float.self).allSatisfy { $0.isFinite })
     }
 
+    @Test(arguments: ["cnn", "encoder"])
+    func builtinBenchmarkModelsRun(_ name: String) throws {
+        let graph = try BuiltinModels.graph(named: name)
+        let shape: Shape = name == "cnn" ? [2, 1, 28, 28] : [2, 128, 256]
+        let x = try Tensor(shape: shape, scalars: KernelTests.random(shape.elementCount, in: 0...1))
+        let y = try Session(graph: graph, backend: CPUBackend()).run([NamedTensor(name: "input", tensor: x)]).outputs[0]
+            .tensor
+        #expect(y.shape == (name == "cnn" ? [2, 10] : [2, 128, 256]))
+        #expect(try y.scalars(as: Float.self).allSatisfy { $0.isFinite })
+        // The same weights every time: the registry seeds its generator.
+        let again = try Session(graph: try BuiltinModels.graph(named: name), backend: CPUBackend())
+            .run([NamedTensor(name: "input", tensor: x)]).outputs[0].tensor
+        #expect(again.bitwiseEqual(y))
+    }
+
     @Test func inputErrorsNameTheInput() throws {
         let session = try Session(graph: try BuiltinModels.graph(named: "linear"), backend: CPUBackend())
         let wrongShape = try Tensor(shape: [2, 7], scalars: [Float](repeating: 0, count: 14))

@@ -111,11 +111,15 @@ struct OpenCLConformanceTests {
         try compare(graph, inputs, "LayerNormalization")
     }
 
-    @Test(arguments: ["linear", "mlp"])
+    @Test(arguments: ["linear", "mlp", "cnn", "encoder"])
     func builtinModels(_ name: String) throws {
         let graph = try BuiltinModels.graph(named: name)
-        let width = name == "linear" ? 10 : 784
-        let x = try Tensor(shape: [6, width], scalars: (0..<(6 * width)).map { _ in Float.random(in: 0...1) })
+        let dims =
+            graph.runtimeInputs[0].dimensions?.enumerated().map { index, dim -> Int in
+                if case .fixed(let n) = dim { return n }
+                return name == "encoder" ? 1 : 3
+            } ?? []
+        let x = try Tensor(shape: Shape(dims), scalars: (0..<dims.reduce(1, *)).map { _ in Float.random(in: 0...1) })
         try compare(graph, [NamedTensor(name: "input", tensor: x)], name)
     }
 

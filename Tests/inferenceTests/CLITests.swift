@@ -207,7 +207,8 @@ struct CLITests {
     }
 
     @Test func compareReportsEveryDeviceWithParityAndVerdict() throws {
-        let result = try inference("compare", "--input", "data/batch_samples.npy", "--repeat", "10", "--json")
+        let result = try inference(
+            "compare", "--input", "data/batch_samples.npy", "--repeat", "10", "--idle-gap", "0.05s", "--json")
         #expect(result.status == 0, "\(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let devices = try #require(object["devices"] as? [[String: Any]])
@@ -224,6 +225,10 @@ struct CLITests {
             #expect(parity["flipped_predictions"] as? Int == 0)
             #expect((device["cold_start_ms"] as? Double ?? 0) > 0)
         }
+        #expect(object["idle_gap_s"] as? Double == 0.05)
+        for device in devices { #expect((device["after_idle_ms"] as? Double ?? 0) > 0) }
+        let breakEven = try #require(object["break_even"] as? [[String: Any]])
+        #expect(breakEven.count == devices.count - 1)
         let winner = try #require(object["winner"] as? String)
         #expect(devices.contains { $0["device"] as? String == winner })
         #expect((object["verdict"] as? String)?.contains(winner) == true)

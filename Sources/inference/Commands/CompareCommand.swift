@@ -35,12 +35,27 @@ struct CompareCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("CPU threads.", valueName: "n"))
     var threads: Int?
 
+    @Option(
+        name: .customLong("idle-gap"),
+        help: ArgumentHelp("Also time one run after this many seconds idle (e.g. 2 or 2s).", valueName: "seconds"))
+    var idleGap: String?
+
     @Flag(name: .long, help: "Print one JSON object instead of the table.")
     var json = false
 
     func validate() throws {
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
         guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        if let idleGap, Self.seconds(idleGap) == nil {
+            throw ValidationError("--idle-gap takes seconds, e.g. 2 or 0.5s")
+        }
+    }
+
+    static func seconds(_ text: String) -> Double? {
+        let trimmed =
+            text.hasSuffix("ms") ? String(text.dropLast(2)) : (text.hasSuffix("s") ? String(text.dropLast()) : text)
+        guard let value = Double(trimmed), value >= 0, value <= 600 else { return nil }
+        return text.hasSuffix("ms") ? value / 1000 : value
     }
 
     func run() throws {
@@ -60,6 +75,7 @@ struct CompareCommand: ParsableCommand {
         var cold: RunTimings
         var samples: [RunTimings] = []
         var outputs: [NamedTensor] = []
+        var afterIdle: RunTimings?
     }
 
     private func execute() throws {
@@ -96,7 +112,14 @@ struct CompareCommand: ParsableCommand {
                 for _ in 0..<count { runs[index].samples.append(try runs[index].session.run(inputs.tensors).timings) }
             }
         }
-        let report = CompareReport(model: model, batch: inputs.batchSize, runs: runs)
+        if let gap = idleGap.flatMap(Self.seconds) {
+            for index in runs.indices {
+                usleep(UInt32(gap * 1_000_000))
+                runs[index].afterIdle = try runs[index].session.run(inputs.tensors).timings
+            }
+        }
+        let report = CompareReport(
+            model: model, batch: inputs.batchSize, runs: runs, idleGap: idleGap.flatMap(Self.seconds))
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
@@ -129,20 +152,33 @@ struct CompareReport: Encodable {
     struct Device: Encodable {
         var device: String, deviceName: String
         var coldStartMs: Double
+        /// One run after `idle_gap_s` seconds idle (nil without --idle-gap).
+        var afterIdleMs: Double?
         var warm: Warm
         var split: Split
         var parity: Parity
     }
 
+    /// Calls after which a device that is faster warm has paid back its higher cold start.
+    struct BreakEven: Encodable {
+        var device: String
+        var baseline: String
+        /// nil when the device is not faster warm (it never pays off).
+        var calls: Int?
+    }
+
     var model: String
     var batchSize: Int
+    var idleGapS: Double?
     var devices: [Device]
+    var breakEven: [BreakEven]
     var winner: String
     var verdict: String
 
-    init(model: String, batch: Int, runs: [CompareCommand.DeviceRun]) {
+    init(model: String, batch: Int, runs: [CompareCommand.DeviceRun], idleGap: Double? = nil) {
         self.model = model
         self.batchSize = batch
+        self.idleGapS = idleGap
         let reference = runs.first
         devices = runs.map { run in
             let total = Statistics(run.samples.map { Double($0.totalNanoseconds) })
@@ -154,6 +190,7 @@ struct CompareReport: Encodable {
                 device: run.selection.backend.device.description, deviceName: run.selection.backend.deviceName,
                 coldStartMs: Double(
                     run.cold.computeNanoseconds + run.cold.copyInNanoseconds + run.cold.copyOutNanoseconds) / 1e6,
+                afterIdleMs: run.afterIdle.map { Double($0.totalNanoseconds) / 1e6 },
                 warm: Warm(
                     p50Ms: total.median / 1e6, p90Ms: total.percentile(90) / 1e6, p99Ms: total.percentile(99) / 1e6,
                     meanMs: total.mean / 1e6, minMs: total.minimum / 1e6, runs: total.count),
@@ -165,6 +202,17 @@ struct CompareReport: Encodable {
                     maxRelDiff: parity.rel,
                     flippedPredictions: parity.flips, predictions: parity.predictions,
                     withinTolerance: parity.abs <= 1e-5 || parity.rel <= 1e-4))
+        }
+        let base = devices.first
+        breakEven = devices.dropFirst().map { device in
+            guard let base, device.warm.p50Ms < base.warm.p50Ms else {
+                return BreakEven(device: device.device, baseline: base?.device ?? "", calls: nil)
+            }
+            // cold_d + (n - 1)·warm_d <= cold_b + (n - 1)·warm_b
+            let extra = max(device.coldStartMs - base.coldStartMs, 0)
+            let saving = base.warm.p50Ms - device.warm.p50Ms
+            return BreakEven(
+                device: device.device, baseline: base.device, calls: 1 + Int((extra / saving).rounded(.up)))
         }
         let ranked = devices.sorted { $0.warm.p50Ms < $1.warm.p50Ms }
         guard let best = ranked.first else {
@@ -182,6 +230,21 @@ struct CompareReport: Encodable {
             if runnerUp.split.copyShare > 0.3 {
                 text += String(
                     format: "; %@ spends %.0f%% of its time copying", runnerUp.device, runnerUp.split.copyShare * 100)
+            }
+            for entry in breakEven {
+                if let calls = entry.calls {
+                    text +=
+                        "; \(entry.device) pays off after \(calls) call\(calls == 1 ? "" : "s") (cold start included)"
+                }
+            }
+            if let idleGap {
+                for d in devices {
+                    if let idle = d.afterIdleMs {
+                        text += String(
+                            format: "; %@ after %.1f s idle: %@ ms", d.device, idleGap,
+                            Formatting.milliseconds(nanoseconds: idle * 1e6))
+                    }
+                }
             }
             let flips = devices.filter { $0.parity.flippedPredictions > 0 }
             if !flips.isEmpty {
@@ -229,11 +292,15 @@ struct CompareReport: Encodable {
     var table: String {
         let ms = { (v: Double) in Formatting.milliseconds(nanoseconds: v * 1e6) }
         var rows: [[String]] = [
-            ["device", "cold ms", "p50 ms", "p99 ms", "copy in", "compute", "copy out", "max abs diff", "flips"]
+            [
+                "device", "cold ms", "p50 ms", "p99 ms", "after idle", "copy in", "compute", "copy out", "max abs diff",
+                "flips",
+            ]
         ]
         for d in devices {
             rows.append([
-                d.device, ms(d.coldStartMs), ms(d.warm.p50Ms), ms(d.warm.p99Ms), ms(d.split.copyInP50Ms),
+                d.device, ms(d.coldStartMs), ms(d.warm.p50Ms), ms(d.warm.p99Ms), d.afterIdleMs.map(ms) ?? "-",
+                ms(d.split.copyInP50Ms),
                 ms(d.split.computeP50Ms),
                 ms(d.split.copyOutP50Ms), String(format: "%.3g", d.parity.maxAbsDiff),
                 "\(d.parity.flippedPredictions)/\(d.parity.predictions)",

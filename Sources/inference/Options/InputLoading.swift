@@ -31,7 +31,7 @@ struct LoadedInputs {
                 guard !read.isEmpty else { throw InputError(description: "\(argument): the archive holds no arrays") }
                 let isArchive = argument.hasSuffix(".npz") || read.count > 1
                 for array in read {
-                    arrays.append((array, isArchive ? "\(argument):\(array.name)" : argument, isArchive))
+                    arrays.append((array, isArchive ? "\(argument):\(array.name)" : argument, false))
                 }
             }
         }
@@ -42,6 +42,8 @@ struct LoadedInputs {
         for (position, info) in declared.enumerated() {
             let entry: (array: NamedTensor, source: String, explicitName: Bool)
             if let named = arrays.first(where: { $0.array.name == info.name && $0.explicitName }) {
+                entry = named
+            } else if declared.count > 1, let named = arrays.first(where: { $0.array.name == info.name }) {
                 entry = named
             } else if declared.count == 1 && arrays.count == 1, let only = arrays.first {
                 entry = only
