@@ -108,7 +108,7 @@ struct RunCommand: ParsableCommand {
         var selection: DeviceSelection
         if request == .auto {
             selection = try DeviceSelection.resolveAuto(
-                model: model, batch: inputs.batchSize, profilePath: profile, threads: threads)
+                model: model, graph: graph, batch: inputs.batchSize, profilePath: profile, threads: threads)
         } else {
             selection = try DeviceSelection.resolve(request, threads: threads)
         }

@@ -2,7 +2,9 @@ import CPUBackend
 import Foundation
 import GPUBackend
 import InferenceBench
+import InferenceGraph
 import InferenceRuntime
+import InferenceTensor
 
 /// What the user asked for with `--device`.
 enum DeviceRequest: Equatable, CustomStringConvertible {
@@ -122,14 +124,13 @@ struct DeviceSelection {
     /// one `inference calibrate` stored for this model); otherwise the CPU, with the reason. Never fails for
     /// lack of a GPU: a profile naming a device that is not here falls back to the CPU and says so.
     /// - Throws: `DeviceSelectionError` when an explicit profile cannot be read.
-    static func resolveAuto(model: String, batch: Int, profilePath: String?, threads: Int?) throws -> DeviceSelection {
+    static func resolveAuto(
+        model: String, graph: Graph, batch: Int, profilePath: String?, threads: Int?
+    ) throws -> DeviceSelection {
         let path = profilePath ?? RoutingProfile.defaultPath(model: model)
         guard FileManager.default.fileExists(atPath: path) else {
             if let profilePath { throw DeviceSelectionError(description: "\(profilePath): no such profile file") }
-            var selection = try resolve(.auto, threads: threads)
-            selection.reason =
-                (selection.reason ?? "") + "; run `inference calibrate --model \(model)` to measure the crossover"
-            return selection
+            return try estimate(graph: graph, model: model, batch: batch, threads: threads)
         }
         let profile: RoutingProfile
         do { profile = try RoutingProfile.load(path: path) } catch {
@@ -154,6 +155,54 @@ struct DeviceSelection {
                 requested: .auto, backend: CPUBackend(threads: threads),
                 reason: "\(note); \(device) is not available here (\(error)), using the CPU")
         }
+    }
+
+    /// Without a profile: the cost of each device estimated as fixed overhead + FLOPs / rate, from the model's
+    /// FLOPs per sample and device rates measured once on builtin:mlp (cached next to the profiles).
+    static func estimate(graph: Graph, model: String, batch: Int, threads: Int?) throws -> DeviceSelection {
+        let accelerators = (GPUDiscovery.probe().first { $0.runtime == .opencl }?.devices ?? []).map(\.id)
+        guard let accelerator = accelerators.first else {
+            var selection = try resolve(.auto, threads: threads)
+            selection.reason =
+                (selection.reason ?? "") + "; run `inference calibrate --model \(model)` once a GPU is present"
+            return selection
+        }
+        let cpu = DeviceSelection(requested: .auto, backend: CPUBackend(threads: threads), reason: nil)
+        let other: DeviceSelection
+        do { other = try resolve(.specific(accelerator), threads: threads) } catch {
+            return DeviceSelection(
+                requested: .auto, backend: cpu.backend,
+                reason: "\(accelerator) is not usable (\(error)); running on the CPU")
+        }
+        let rates = try DeviceRates.loadOrMeasure(selections: [cpu, other], threads: threads)
+        var types: [String: TensorType] = [:]
+        for input in graph.runtimeInputs {
+            let dims = (input.dimensions ?? []).map { dim -> Int in
+                if case .fixed(let n) = dim { return n }
+                return 1
+            }
+            types[input.name] = TensorType(dtype: input.dtype, shape: Shape(dims))
+        }
+        let flops = Double(
+            FLOPCounter.count(
+                try ExecutionPlan(graph: graph.capturingOuterValues(), inputTypes: types, evaluator: CPUBackend())))
+        func cost(_ device: String) -> Double? {
+            guard let rate = rates.devices[device] else { return nil }
+            return rate.overheadMs + flops * Double(max(batch - 1, 0)) / (rate.gflops * 1e6)
+        }
+        guard let cpuCost = cost("cpu"), let otherCost = cost(accelerator.description) else {
+            return DeviceSelection(
+                requested: .auto, backend: cpu.backend, reason: "no device rates; running on the CPU")
+        }
+        let text = String(
+            format:
+                "estimate from %.3g MFLOP/sample at batch %d: cpu %.4f ms, %@ %.4f ms (device rates measured once, %@); "
+                + "run `inference calibrate --model %@` for a measured crossover",
+            flops / 1e6, batch, cpuCost, accelerator.description, otherCost, DeviceRates.path, model)
+        var chosen = otherCost < cpuCost ? other : cpu
+        chosen.requested = .auto
+        chosen.reason = text
+        return chosen
     }
 
     static func describe(_ probe: RuntimeProbe) -> String {

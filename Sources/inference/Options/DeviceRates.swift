@@ -1,0 +1,60 @@
+import BuiltinModels
+import CPUBackend
+import Foundation
+import InferenceBench
+import InferenceRuntime
+import InferenceTensor
+
+/// Each device's fixed cost per run and its rate on dense math, measured once per machine on builtin:mlp
+/// (the batch-1 latency as the fixed cost, the batch 1 → 64 slope as the rate) and cached as JSON next to the
+/// profiles. A rough model: `calibrate` measures the real crossover.
+struct DeviceRates: Codable {
+    struct Rate: Codable {
+        var overheadMs: Double
+        var gflops: Double
+    }
+
+    var machine: String
+    var devices: [String: Rate]
+
+    static var path: String {
+        (RoutingProfile.defaultPath(model: "x") as NSString).deletingLastPathComponent + "/device-rates.json"
+    }
+
+    static func loadOrMeasure(selections: [DeviceSelection], threads: Int?) throws -> DeviceRates {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        if let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
+            let cached = try? decoder.decode(DeviceRates.self, from: data), cached.machine == CPUInfo.current.modelName,
+            selections.allSatisfy({ cached.devices[$0.backend.device.description] != nil })
+        {
+            return cached
+        }
+        printError("note: measuring device rates once for --device auto (cached in \(path))")
+        let graph = try BuiltinModels.graph(named: "mlp")
+        let multiplyAdds: Int = 784 * 512 + 512 * 512 + 512 * 10
+        let flopsPerSample = 2.0 * Double(multiplyAdds)
+        var rates = DeviceRates(machine: CPUInfo.current.modelName, devices: [:])
+        for selection in selections {
+            let session = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+            func p50(batch: Int) throws -> Double {
+                let x = try Tensor(shape: [batch, 784], scalars: [Float](repeating: 0.5, count: batch * 784))
+                let feeds = [NamedTensor(name: "input", tensor: x)]
+                return try Measurement.repeatRuns(warmup: 2, repeats: 5) { try session.run(feeds).timings }.total.median
+                    / 1e6
+            }
+            let small = try p50(batch: 1)
+            let large = try p50(batch: 64)
+            let gflops = flopsPerSample * 63 / max(large - small, 1e-6) / 1e6
+            // The batch-1 latency stands for the fixed cost: launches, copies, synchronization.
+            rates.devices[selection.backend.device.description] = Rate(overheadMs: small, gflops: gflops)
+        }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try? FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? encoder.encode(rates).write(to: URL(fileURLWithPath: path), options: .atomic)
+        return rates
+    }
+}
