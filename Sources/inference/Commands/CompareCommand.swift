@@ -147,6 +147,8 @@ struct CompareReport: Encodable {
         var maxAbsDiff: Double, maxRelDiff: Double
         var flippedPredictions: Int, predictions: Int
         var withinTolerance: Bool
+        /// The likely reason for any difference, in words.
+        var likelyCause: String
     }
 
     struct Device: Encodable {
@@ -201,7 +203,10 @@ struct CompareReport: Encodable {
                     reference: reference?.selection.backend.device.description ?? "", maxAbsDiff: parity.abs,
                     maxRelDiff: parity.rel,
                     flippedPredictions: parity.flips, predictions: parity.predictions,
-                    withinTolerance: parity.abs <= 1e-5 || parity.rel <= 1e-4))
+                    withinTolerance: parity.abs <= 1e-5 || parity.rel <= 1e-4,
+                    likelyCause: Self.cause(
+                        parity.abs, parity.rel,
+                        isReference: run.selection.backend.device == reference?.selection.backend.device)))
         }
         let base = devices.first
         breakEven = devices.dropFirst().map { device in
@@ -257,6 +262,13 @@ struct CompareReport: Encodable {
             verdict =
                 "\(best.device) is the only device: warm p50 \(Formatting.milliseconds(nanoseconds: best.warm.p50Ms * 1e6)) ms."
         }
+    }
+
+    static func cause(_ abs: Double, _ rel: Double, isReference: Bool) -> String {
+        if isReference { return "reference" }
+        if abs == 0 { return "identical" }
+        if abs <= 1e-5 || rel <= 1e-4 { return "float32 rounding (a different summation order)" }
+        return "beyond float32 rounding: reduced precision on the device (TF32, fp16) or a kernel fault"
     }
 
     /// Largest differences against the reference outputs, and predictions that change: the argmax of each
