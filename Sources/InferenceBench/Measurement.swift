@@ -16,10 +16,31 @@ public enum Measurement {
     /// Runs `body` `warmup` times untimed, then `repeats` times (at least once), keeping each run's timings.
     /// - Throws: the first error `body` throws.
     public static func repeatRuns(warmup: Int, repeats: Int, _ body: () throws -> RunTimings) throws -> Samples {
-        for _ in 0..<max(0, warmup) { _ = try body() }
+        try repeatRuns(warmup: .count(warmup), repeats: .count(repeats), body)
+    }
+
+    /// How long a phase lasts: a number of runs, or runs until a time has passed (at least one run).
+    public enum Budget: Sendable, Equatable {
+        case count(Int)
+        case seconds(Double)
+    }
+
+    /// Warm-up then timed repetitions, each bounded by a count or a time budget.
+    /// - Throws: the first error `body` throws.
+    public static func repeatRuns(warmup: Budget, repeats: Budget, _ body: () throws -> RunTimings) throws -> Samples {
+        func loop(_ budget: Budget, _ each: (RunTimings) -> Void) throws {
+            switch budget {
+            case .count(let n):
+                for _ in 0..<max(0, n) { each(try body()) }
+            case .seconds(let limit):
+                let start = MonotonicClock.nanoseconds()
+                repeat { each(try body()) } while Double(MonotonicClock.nanoseconds() - start) < limit * 1e9
+            }
+        }
+        try loop(warmup) { _ in }
         var runs: [RunTimings] = []
-        runs.reserveCapacity(max(1, repeats))
-        for _ in 0..<max(1, repeats) { runs.append(try body()) }
+        try loop(repeats) { runs.append($0) }
+        if runs.isEmpty { runs.append(try body()) }
         return Samples(runs: runs)
     }
 }

@@ -43,6 +43,26 @@ struct StatisticsTests {
     }
 }
 
+struct MeasurementBudgetTests {
+    @Test func timeBudgetsRunUntilTheTimeHasPassed() throws {
+        var calls = 0
+        let start = MonotonicClock.nanoseconds()
+        let samples = try Measurement.repeatRuns(warmup: .seconds(0.02), repeats: .seconds(0.05)) {
+            calls += 1
+            usleep(1000)
+            return RunTimings(
+                copyInNanoseconds: 0, computeNanoseconds: 1_000_000, copyOutNanoseconds: 0, planNanoseconds: 0)
+        }
+        let elapsed = Double(MonotonicClock.nanoseconds() - start) / 1e9
+        #expect(elapsed >= 0.07)
+        #expect(samples.runs.count >= 10 && samples.runs.count < calls)
+        #expect(
+            try Measurement.repeatRuns(warmup: .count(0), repeats: .count(0)) {
+                RunTimings(copyInNanoseconds: 0, computeNanoseconds: 0, copyOutNanoseconds: 0, planNanoseconds: 0)
+            }.runs.count == 1)
+    }
+}
+
 struct RoutingProfileTests {
     @Test func routesByCrossover() throws {
         var profile = RoutingProfile(

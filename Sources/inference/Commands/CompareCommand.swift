@@ -326,7 +326,9 @@ struct CompareReport: Encodable {
                     : String(repeating: " ", count: pair.1 - pair.0.count) + pair.0
             }.joined(separator: "  ")
         }
-        lines.insert("model \(model), batch \(batchSize); parity against \(devices.first?.device ?? "-")", at: 0)
+        lines.insert(
+            "model \(model), batch \(batchSize); same inputs on every device, one request in flight, warm runs interleaved"
+                + " in rounds; parity against \(devices.first?.device ?? "-")", at: 0)
         lines.append("")
         lines.append("Verdict: \(verdict)")
         return lines.joined(separator: "\n")
