@@ -1,28 +1,13 @@
 import Foundation
+import InferenceGraph
 import InferenceTensor
 import ONNXProto
 import SwiftProtobuf
 
 /// TensorProto ↔ Tensor: every storage form (raw_data, the typed fields, external data files).
 public enum ONNXTensor {
-    /// ONNX's TensorProto.DataType numbers.
-    static func dtype(onnx code: Int32) -> DType? {
-        switch code {
-        case 1: .float32
-        case 2: .uint8
-        case 3: .int8
-        case 4: .uint16
-        case 5: .int16
-        case 6: .int32
-        case 7: .int64
-        case 9: .bool
-        case 10: .float16
-        case 11: .float64
-        case 12: .uint32
-        case 13: .uint64
-        default: nil
-        }
-    }
+    /// ONNX's TensorProto.DataType numbers (one table, shared with shape inference's Cast).
+    static func dtype(onnx code: Int32) -> DType? { ShapeInference.onnxDType(Int(code)) }
 
     static func typeName(onnx code: Int32) -> String {
         let names: [Int32: String] = [

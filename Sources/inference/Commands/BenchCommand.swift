@@ -7,7 +7,7 @@ import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: ReportingCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Sweep batch sizes × devices × models: latency percentiles, throughput and the crossover batch size.",
@@ -66,20 +66,7 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
-        do {
-            try execute()
-        } catch let error as ExitCode {
-            throw error
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode.failure
-        }
-    }
-
-    private func execute() throws {
+    func execute() throws {
         let requests: [DeviceRequest] =
             try devices.map { list in
                 try list.split(separator: ",").map { item in

@@ -5,7 +5,7 @@ import GPUBackend
 import InferenceBench
 import InferenceRuntime
 
-struct CalibrateCommand: ParsableCommand {
+struct CalibrateCommand: ReportingCommand {
     static let configuration = CommandConfiguration(
         commandName: "calibrate",
         abstract: "Measure where another device starts to beat the CPU for a model, and store it for --device auto.",
@@ -39,18 +39,7 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("CPU threads.", valueName: "n"))
     var threads: Int?
 
-    func run() throws {
-        do {
-            try execute()
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode.failure
-        }
-    }
-
-    private func execute() throws {
+    func execute() throws {
         let accelerator: DeviceRequest
         if let device {
             guard let request = DeviceRequest(argument: device), request != .cpu, request != .auto else {

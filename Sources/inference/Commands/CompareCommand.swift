@@ -7,7 +7,7 @@ import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
-struct CompareCommand: ParsableCommand {
+struct CompareCommand: ReportingCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
         abstract: "Run the same input on every available device, side by side, and say which to use and why.",
@@ -58,17 +58,6 @@ struct CompareCommand: ParsableCommand {
         return text.hasSuffix("ms") ? value / 1000 : value
     }
 
-    func run() throws {
-        do {
-            try execute()
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode.failure
-        }
-    }
-
     struct DeviceRun {
         var selection: DeviceSelection
         var session: Session
@@ -78,7 +67,7 @@ struct CompareCommand: ParsableCommand {
         var afterIdle: RunTimings?
     }
 
-    private func execute() throws {
+    func execute() throws {
         let requests: [DeviceRequest]
         if let devices {
             requests = try devices.split(separator: ",").map { item in

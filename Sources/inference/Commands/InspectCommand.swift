@@ -7,7 +7,7 @@ import InferenceRuntime
 import InferenceTensor
 import ONNXImport
 
-struct InspectCommand: ParsableCommand {
+struct InspectCommand: ReportingCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract: "Describe a model: inputs, outputs, opsets, operators, parameters, FLOPs per sample, support.")
@@ -24,18 +24,7 @@ struct InspectCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of text.")
     var json = false
 
-    func run() throws {
-        do {
-            try execute()
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode.failure
-        }
-    }
-
-    private func execute() throws {
+    func execute() throws {
         var overrides: [String: Int] = [:]
         for entry in dimensions {
             let parts = entry.split(separator: "=")

@@ -6,7 +6,7 @@ import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
-struct RunCommand: ParsableCommand {
+struct RunCommand: ReportingCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run one inference and print the prediction and the warm inference time.",
@@ -85,18 +85,7 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
-        do {
-            try execute()
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode.failure
-        }
-    }
-
-    private func execute() throws {
+    func execute() throws {
         guard let request = DeviceRequest(argument: device) else { throw ExitCode.validationFailure }
         let loadStart = MonotonicClock.nanoseconds()
         let graph = try ModelSource.load(model)
