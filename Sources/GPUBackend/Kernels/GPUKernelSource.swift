@@ -5,13 +5,18 @@ enum GPUKernelSource {
     static let source = #"""
         #ifdef __OPENCL_VERSION__
         #define KERNEL __kernel
+        #define DEVICE
         #define GLOBAL __global
         #define GID0 ((int)get_global_id(0))
         #define GID1 ((int)get_global_id(1))
         #define GID2 ((int)get_global_id(2))
         #else
         #define KERNEL extern "C" __global__
+        #define DEVICE __device__
         #define GLOBAL
+        #ifndef INFINITY
+        #define INFINITY __int_as_float(0x7f800000)
+        #endif
         #define GID0 ((int)(blockIdx.x * blockDim.x + threadIdx.x))
         #define GID1 ((int)(blockIdx.y * blockDim.y + threadIdx.y))
         #define GID2 ((int)(blockIdx.z * blockDim.z + threadIdx.z))
@@ -46,7 +51,7 @@ enum GPUKernelSource {
             y[yOff + s * m * n + i * n + j] = acc;
         }
 
-        float erf_approx(float x) {
+        DEVICE float erf_approx(float x) {
             float ax = fabs(x);
             float t = 1.0f / (1.0f + 0.5f * ax);
             float q = -ax * ax - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
