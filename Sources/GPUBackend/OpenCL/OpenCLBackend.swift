@@ -142,3 +142,19 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         return typed
     }
 }
+
+extension OpenCLBackend: GPUKernelHost {
+    func arguments(for value: BoundValue) throws -> (KernelArgument, KernelArgument) {
+        (.buffer(try memory(value.slice)), .int(Int32(value.slice.offset / 4)))
+    }
+
+    func metadata(_ ints: [Int32]) throws -> (KernelArgument, AnyObject) {
+        let buffer = try upload(ints: ints)
+        return (.buffer(buffer.memory), buffer)
+    }
+
+    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws -> any Kernel
+    {
+        try OpenCLNodeKernel(backend: self, name: name, arguments: arguments, global: global, retained: retained)
+    }
+}

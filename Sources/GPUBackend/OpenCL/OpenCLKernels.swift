@@ -4,7 +4,10 @@ import InferenceTensor
 
 /// One argument of a kernel launch.
 enum KernelArgument {
+    /// An OpenCL memory object.
     case buffer(OpaquePointer)
+    /// A CUDA device address.
+    case address(UInt64)
     case int(Int32)
     case float(Float)
 }
@@ -15,10 +18,10 @@ final class OpenCLNodeKernel: Kernel {
     private let kernel: OpaquePointer
     private let global: [Int]
     /// Keeps metadata buffers alive as long as the kernel refers to them.
-    private let retained: [OpenCLBuffer]
+    private let retained: [AnyObject]
 
     init(
-        backend: OpenCLBackend, name: String, arguments: [KernelArgument], global: [Int], retained: [OpenCLBuffer] = []
+        backend: OpenCLBackend, name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject] = []
     ) throws {
         self.backend = backend
         self.kernel = try backend.makeKernel(name)
@@ -30,6 +33,8 @@ final class OpenCLNodeKernel: Kernel {
             case .buffer(let memory):
                 var value: OpaquePointer? = memory
                 status = backend.cl.clSetKernelArg(kernel, UInt32(index), MemoryLayout<OpaquePointer>.size, &value)
+            case .address:
+                throw RuntimeError.device("a CUDA address was passed to an OpenCL kernel")
             case .int(var value):
                 status = backend.cl.clSetKernelArg(kernel, UInt32(index), 4, &value)
             case .float(var value):
@@ -49,13 +54,6 @@ final class OpenCLNodeKernel: Kernel {
     }
 }
 
-extension BoundValue {
-    /// The buffer and element offset (float32 elements) of a value on the OpenCL backend.
-    func openCL(_ backend: OpenCLBackend) throws -> (KernelArgument, KernelArgument) {
-        (.buffer(try backend.memory(slice)), .int(Int32(slice.offset / 4)))
-    }
-}
-
 /// The OpenCL backend's kernel table (float32). Operators not listed here run only where the planner
 /// folds them on the CPU (shape computations); `inference inspect` and errors list the difference.
 public enum GPUKernelTable {
@@ -67,13 +65,13 @@ public enum GPUKernelTable {
         let floats: Set<DType> = [.float32]
         func add(
             _ ops: [String], dtypes: Set<DType> = floats,
-            _ make: @escaping @Sendable (BoundNode, OpenCLBackend) throws -> any Kernel
+            _ make: @escaping @Sendable (BoundNode, any GPUKernelHost) throws -> any Kernel
         ) {
             for op in ops {
                 table.append(
                     KernelRegistration(op, dtypes: dtypes) { node, backend in
-                        guard let backend = backend as? OpenCLBackend else {
-                            throw RuntimeError.device("OpenCL kernel on another backend")
+                        guard let backend = backend as? any GPUKernelHost else {
+                            throw RuntimeError.device("GPU kernel on a non-GPU backend")
                         }
                         return try make(node, backend)
                     })
@@ -109,7 +107,7 @@ public enum GPUKernelTable {
         "Softplus": 18,
     ]
 
-    static func makeUnary(_ node: BoundNode, _ backend: OpenCLBackend, code: Int) throws -> any Kernel {
+    static func makeUnary(_ node: BoundNode, _ backend: any GPUKernelHost, code: Int) throws -> any Kernel {
         let x = try node.inputs.first.flatMap { $0 }.unwrap(node, "input")
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
@@ -121,15 +119,15 @@ public enum GPUKernelTable {
         let alpha: Float = try a.float(
             "alpha", default: a.opType == "LeakyRelu" ? 0.01 : (a.opType == "HardSigmoid" ? 0.2 : 1))
         let beta: Float = try a.float("beta", default: 0.5)
-        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
         let count = y.type.shape.elementCount
-        return try OpenCLNodeKernel(
-            backend: backend, name: "unary",
+        return try backend.kernel(
+            "unary",
             arguments: [xb, xo, yb, yo, .int(Int32(count)), .int(Int32(code)), .float(alpha), .float(beta)],
             global: [count])
     }
 
-    static func makeGemm(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makeGemm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
@@ -140,13 +138,14 @@ public enum GPUKernelTable {
         let (m, n) = (y.type.shape[0], y.type.shape[1])
         let k = transA != 0 ? a.type.shape[0] : a.type.shape[1]
         let c = node.inputs.count > 2 ? node.inputs[2] : nil
-        let (ab, ao) = try a.openCL(backend), (bb, bo) = try b.openCL(backend), (yb, yo) = try y.openCL(backend)
-        let (cb, co) = try (c ?? a).openCL(backend)
+        let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
+            (yb, yo) = try backend.arguments(for: y)
+        let (cb, co) = try backend.arguments(for: c ?? a)
         let cDims = c?.type.shape.dimensions ?? [1]
         let cRows = cDims.count == 2 ? cDims[0] : 1
         let cCols = cDims.last ?? 1
-        return try OpenCLNodeKernel(
-            backend: backend, name: "gemm",
+        return try backend.kernel(
+            "gemm",
             arguments: [
                 ab, ao, bb, bo, cb, co, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), .int(Int32(transA)),
                 .int(Int32(transB)), .float(alpha), .float(beta), .int(Int32(cRows)), .int(Int32(cCols)),
@@ -155,7 +154,7 @@ public enum GPUKernelTable {
             global: [n, m])
     }
 
-    static func makeMatMul(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makeMatMul(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
@@ -172,9 +171,10 @@ public enum GPUKernelTable {
             throw RuntimeError.unsupportedAttribute(
                 node: node.step.node.displayName, detail: "MatMul batch broadcasting on OpenCL")
         }
-        let (ab, ao) = try a.openCL(backend), (bb, bo) = try b.openCL(backend), (yb, yo) = try y.openCL(backend)
-        return try OpenCLNodeKernel(
-            backend: backend, name: "matmul",
+        let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
+            (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "matmul",
             arguments: [
                 ab, ao, bb, bo, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)),
                 .int(Int32(aBatch == 1 ? 0 : m * k)),
@@ -183,7 +183,7 @@ public enum GPUKernelTable {
             global: [n, m, batch])
     }
 
-    static func makeBinary(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makeBinary(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         guard node.inputs.count == 2 else {
             throw RuntimeError.unsupportedAttribute(
                 node: node.step.node.displayName, detail: "more than two inputs on OpenCL")
@@ -204,21 +204,22 @@ public enum GPUKernelTable {
             }
             return result
         }
-        let meta = try backend.upload(
-            ints: [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + strides(a.type.shape)
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + strides(a.type.shape)
                 + strides(b.type.shape))
-        let (ab, ao) = try a.openCL(backend), (bb, bo) = try b.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
+            (yb, yo) = try backend.arguments(for: y)
         let count = y.type.shape.elementCount
-        return try OpenCLNodeKernel(
-            backend: backend, name: "binary",
+        return try backend.kernel(
+            "binary",
             arguments: [
                 ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(codes[node.step.node.opType] ?? 0)),
-                .buffer(meta.memory),
+                metaArgument,
             ],
-            global: [count], retained: [meta])
+            global: [count], retained: [metaKeep])
     }
 
-    static func makeTranspose(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makeTranspose(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "data")
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
@@ -229,16 +230,16 @@ public enum GPUKernelTable {
         for axis in stride(from: rank - 2, through: 0, by: -1) {
             inStrides[axis] = inStrides[axis + 1] * x.type.shape[axis + 1]
         }
-        let meta = try backend.upload(
-            ints: [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + perm.map { Int32(inStrides[$0]) })
-        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + perm.map { Int32(inStrides[$0]) })
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
         let count = y.type.shape.elementCount
-        return try OpenCLNodeKernel(
-            backend: backend, name: "permute", arguments: [xb, xo, yb, yo, .int(Int32(count)), .buffer(meta.memory)],
-            global: [count], retained: [meta])
+        return try backend.kernel(
+            "permute", arguments: [xb, xo, yb, yo, .int(Int32(count)), metaArgument],
+            global: [count], retained: [metaKeep])
     }
 
-    static func makeSoftmax(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makeSoftmax(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "input")
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
@@ -252,16 +253,16 @@ public enum GPUKernelTable {
                 node: node.step.node.displayName, detail: "Softmax over a non-last axis on OpenCL")
         }
         let rows = dims[..<axis].reduce(1, *), n = dims[axis...].reduce(1, *)
-        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
-        return try OpenCLNodeKernel(
-            backend: backend, name: "softmax_rows",
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "softmax_rows",
             arguments: [
                 xb, xo, yb, yo, .int(Int32(rows)), .int(Int32(n)), .int(node.step.node.opType == "LogSoftmax" ? 1 : 0),
             ],
             global: [rows])
     }
 
-    static func makeLayerNorm(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makeLayerNorm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X"), scale = try node.inputs[1].unwrap(node, "Scale")
         let bias = node.inputs.count > 2 ? node.inputs[2] : nil
         guard let y = node.outputs.first, node.outputs.count == 1 else {
@@ -278,10 +279,11 @@ public enum GPUKernelTable {
                 node: node.step.node.displayName, detail: "broadcast scale or bias on OpenCL")
         }
         let epsilon = try node.step.node.float("epsilon", default: 1e-5)
-        let (xb, xo) = try x.openCL(backend), (sb, so) = try scale.openCL(backend), (yb, yo) = try y.openCL(backend)
-        let (bb, bo) = try (bias ?? scale).openCL(backend)
-        return try OpenCLNodeKernel(
-            backend: backend, name: "layernorm_rows",
+        let (xb, xo) = try backend.arguments(for: x), (sb, so) = try backend.arguments(for: scale),
+            (yb, yo) = try backend.arguments(for: y)
+        let (bb, bo) = try backend.arguments(for: bias ?? scale)
+        return try backend.kernel(
+            "layernorm_rows",
             arguments: [
                 xb, xo, sb, so, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(rows)), .int(Int32(n)),
                 .float(epsilon),
@@ -297,7 +299,7 @@ extension GPUKernelTable {
             constants: node.inputs.map { $0?.constant })
     }
 
-    static func makeConv(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makeConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X"), w = try node.inputs[1].unwrap(node, "W")
         let bias = node.inputs.count > 2 ? node.inputs[2] : nil
         guard let y = node.outputs.first else {
@@ -311,24 +313,25 @@ extension GPUKernelTable {
         let g = try ConvGeometry.forward(
             shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel)
         let group = try node.step.node.int("group", default: 1)
-        let meta = try backend.upload(
-            ints: [
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [
                 x.type.shape[1], g.input[0], g.input[1], w.type.shape[0], g.output[0], g.output[1], g.kernel[0],
                 g.kernel[1],
                 g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1], group,
             ].map { Int32($0) })
-        let (xb, xo) = try x.openCL(backend), (wb, wo) = try w.openCL(backend), (yb, yo) = try y.openCL(backend)
-        let (bb, bo) = try (bias ?? w).openCL(backend)
+        let (xb, xo) = try backend.arguments(for: x), (wb, wo) = try backend.arguments(for: w),
+            (yb, yo) = try backend.arguments(for: y)
+        let (bb, bo) = try backend.arguments(for: bias ?? w)
         let count = y.type.shape.elementCount
-        return try OpenCLNodeKernel(
-            backend: backend, name: "conv2d",
+        return try backend.kernel(
+            "conv2d",
             arguments: [
-                xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), .buffer(meta.memory),
+                xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument,
             ],
-            global: [count], retained: [meta])
+            global: [count], retained: [metaKeep])
     }
 
-    static func makePool(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makePool(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X")
         guard let y = node.outputs.first, node.outputs.count == 1, x.type.shape.rank == 4 else {
             throw RuntimeError.unsupportedAttribute(
@@ -341,29 +344,29 @@ extension GPUKernelTable {
         let g = try ConvGeometry.forward(
             shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel,
             ceilMode: try a.int("ceil_mode", default: 0) != 0)
-        let meta = try backend.upload(
-            ints: [
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [
                 g.input[0], g.input[1], g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1],
                 g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1], g.padsEnd[0], g.padsEnd[1],
                 a.opType == "MaxPool" ? 1 : 0, try a.int("count_include_pad", default: 0),
             ].map { Int32($0) })
-        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
         let count = y.type.shape.elementCount
-        return try OpenCLNodeKernel(
-            backend: backend, name: "pool2d", arguments: [xb, xo, yb, yo, .int(Int32(count)), .buffer(meta.memory)],
-            global: [count], retained: [meta])
+        return try backend.kernel(
+            "pool2d", arguments: [xb, xo, yb, yo, .int(Int32(count)), metaArgument],
+            global: [count], retained: [metaKeep])
     }
 
-    static func makeGlobalPool(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makeGlobalPool(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X")
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
         let planes = x.type.shape[0] * x.type.shape[1]
         let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
-        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
-        return try OpenCLNodeKernel(
-            backend: backend, name: "global_pool",
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "global_pool",
             arguments: [
                 xb, xo, yb, yo, .int(Int32(planes)), .int(Int32(spatial)),
                 .int(node.step.node.opType == "GlobalMaxPool" ? 1 : 0),
@@ -371,16 +374,16 @@ extension GPUKernelTable {
             global: [planes])
     }
 
-    static func makeBatchNorm(_ node: BoundNode, _ backend: OpenCLBackend) throws -> any Kernel {
+    static func makeBatchNorm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         guard node.outputs.count == 1, try node.step.node.int("training_mode", default: 0) == 0 else {
             throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "training mode")
         }
         let x = try node.inputs[0].unwrap(node, "X")
-        let parameters = try (1...4).map { try node.inputs[$0].unwrap(node, "parameter \($0)").openCL(backend) }
+        let parameters = try (1...4).map { try backend.arguments(for: node.inputs[$0].unwrap(node, "parameter \($0)")) }
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
-        let (xb, xo) = try x.openCL(backend), (yb, yo) = try y.openCL(backend)
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
         let count = y.type.shape.elementCount
         let channels = x.type.shape[1]
         let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
@@ -388,7 +391,7 @@ extension GPUKernelTable {
         var arguments: [KernelArgument] = [xb, xo]
         for (buffer, offset) in parameters { arguments += [buffer, offset] }
         arguments += [yb, yo, .int(Int32(count)), .int(Int32(channels)), .int(Int32(spatial)), .float(epsilon)]
-        return try OpenCLNodeKernel(backend: backend, name: "batchnorm", arguments: arguments, global: [count])
+        return try backend.kernel("batchnorm", arguments: arguments, global: [count])
     }
 }
 

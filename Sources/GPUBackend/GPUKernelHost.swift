@@ -1,0 +1,20 @@
+import InferenceRuntime
+
+/// What the GPU kernel table needs from a device backend: kernel arguments for values and metadata, and
+/// kernels of the shared kernel source bound to their arguments. OpenCL and CUDA implement it, so one table
+/// (`GPUKernelTable`) serves both.
+protocol GPUKernelHost: Backend {
+    /// The (buffer, element offset) argument pair of a float32 value in this backend's memory.
+    /// - Throws: `RuntimeError.device` for a buffer of another device.
+    func arguments(for value: BoundValue) throws -> (KernelArgument, KernelArgument)
+    /// A small int array copied to device memory: its argument, and an object that keeps it alive.
+    func metadata(_ ints: [Int32]) throws -> (KernelArgument, AnyObject)
+    /// A kernel of the shared source with its arguments bound; `global` is the work size per dimension.
+    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws -> any Kernel
+}
+
+extension GPUKernelHost {
+    func kernel(_ name: String, arguments: [KernelArgument], global: [Int]) throws -> any Kernel {
+        try kernel(name, arguments: arguments, global: global, retained: [])
+    }
+}
