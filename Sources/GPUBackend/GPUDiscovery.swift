@@ -30,6 +30,13 @@ public enum GPUDiscovery {
     /// Probes every runtime. Cheap enough to call per command (no contexts are created).
     public static func probe() -> [RuntimeProbe] { [probeCUDA(), probeOpenCL()] }
 
+    /// Every device an execution backend can run on, CUDA first, then OpenCL (any type).
+    public static func acceleratorIDs(in probes: [RuntimeProbe]) -> [DeviceID] {
+        let cuda = probes.first { $0.runtime == .cuda }?.devices ?? []
+        let openCL = probes.first { $0.runtime == .opencl }?.devices ?? []
+        return (cuda + openCL).map(\.id)
+    }
+
     /// The device `gpu` means: the first CUDA device, else the first OpenCL device of GPU type.
     public static func firstGPU(in probes: [RuntimeProbe]) -> DiscoveredDevice? {
         if let cuda = probes.first(where: { $0.runtime == .cuda })?.devices.first { return cuda }

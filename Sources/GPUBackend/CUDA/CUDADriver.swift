@@ -3,8 +3,17 @@
 struct CUDADriver: @unchecked Sendable {
     typealias CUresult = Int32
     typealias CUdevice = Int32
+    typealias CUdeviceptr = UInt64
 
     static let libraryNames = ["libcuda.so.1", "libcuda.so"]
+
+    /// CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR and MULTIPROCESSOR_COUNT.
+    static let attributeComputeCapabilityMajor: Int32 = 75
+    static let attributeComputeCapabilityMinor: Int32 = 76
+    static let attributeMultiprocessorCount: Int32 = 16
+    /// CU_JIT_ERROR_LOG_BUFFER and its size option, for module load errors.
+    static let jitErrorLogBuffer: Int32 = 5
+    static let jitErrorLogBufferSize: Int32 = 6
 
     let library: DynamicLibrary
     let cuInit: @convention(c) (UInt32) -> CUresult
@@ -15,40 +24,62 @@ struct CUDADriver: @unchecked Sendable {
     let cuDeviceTotalMem: @convention(c) (UnsafeMutablePointer<Int>, CUdevice) -> CUresult
     let cuDeviceGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>, Int32, CUdevice) -> CUresult
     let cuGetErrorString: @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
+    let cuDevicePrimaryCtxRetain: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, CUdevice) -> CUresult
+    let cuCtxSetCurrent: @convention(c) (OpaquePointer?) -> CUresult
+    let cuCtxSynchronize: @convention(c) () -> CUresult
+    let cuMemAlloc: @convention(c) (UnsafeMutablePointer<CUdeviceptr>, Int) -> CUresult
+    let cuMemFree: @convention(c) (CUdeviceptr) -> CUresult
+    let cuMemcpyHtoD: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int) -> CUresult
+    let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int) -> CUresult
+    let cuModuleLoadDataEx:
+        @convention(c) (
+            UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer?, UInt32, UnsafeMutablePointer<Int32>?,
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        ) -> CUresult
+    let cuModuleGetFunction:
+        @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>?) -> CUresult
+    let cuLaunchKernel:
+        @convention(c) (
+            OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        ) -> CUresult
 
-    /// CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR and MULTIPROCESSOR_COUNT.
-    static let attributeComputeCapabilityMajor: Int32 = 75
-    static let attributeComputeCapabilityMinor: Int32 = 76
-    static let attributeMultiprocessorCount: Int32 = 16
+    static let symbols = [
+        "cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName", "cuDeviceTotalMem_v2",
+        "cuDeviceGetAttribute", "cuGetErrorString", "cuDevicePrimaryCtxRetain", "cuCtxSetCurrent", "cuCtxSynchronize",
+        "cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuModuleLoadDataEx",
+        "cuModuleGetFunction",
+        "cuLaunchKernel",
+    ]
 
     /// - Throws: `GPURuntimeError` when the library or one of its symbols is missing.
     static func load() throws(GPURuntimeError) -> CUDADriver {
         let library = try DynamicLibrary.open(libraryNames)
-        let symbols = try library.resolve([
-            "cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName",
-            "cuDeviceTotalMem_v2", "cuDeviceGetAttribute", "cuGetErrorString",
-        ])
-        func fn<T>(_ name: String, _: T.Type) -> T {
-            // resolve() guarantees presence.
-            unsafeBitCast(symbols[name].unsafelyUnwrapped, to: T.self)
-        }
-        return CUDADriver(
-            library: library,
-            cuInit: fn("cuInit", (@convention(c) (UInt32) -> CUresult).self),
-            cuDriverGetVersion: fn(
-                "cuDriverGetVersion", (@convention(c) (UnsafeMutablePointer<Int32>) -> CUresult).self),
-            cuDeviceGetCount: fn("cuDeviceGetCount", (@convention(c) (UnsafeMutablePointer<Int32>) -> CUresult).self),
-            cuDeviceGet: fn("cuDeviceGet", (@convention(c) (UnsafeMutablePointer<CUdevice>, Int32) -> CUresult).self),
-            cuDeviceGetName: fn(
-                "cuDeviceGetName", (@convention(c) (UnsafeMutablePointer<CChar>, Int32, CUdevice) -> CUresult).self),
-            cuDeviceTotalMem: fn(
-                "cuDeviceTotalMem_v2", (@convention(c) (UnsafeMutablePointer<Int>, CUdevice) -> CUresult).self),
-            cuDeviceGetAttribute: fn(
-                "cuDeviceGetAttribute", (@convention(c) (UnsafeMutablePointer<Int32>, Int32, CUdevice) -> CUresult).self
-            ),
-            cuGetErrorString: fn(
-                "cuGetErrorString",
-                (@convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult).self))
+        return CUDADriver(library: library, symbols: try library.resolve(symbols))
+    }
+
+    /// Fills every function pointer from resolved symbols (`resolve` guarantees each one is present).
+    private init(library: DynamicLibrary, symbols: [String: UnsafeMutableRawPointer]) {
+        func fn<T>(_ name: String) -> T { unsafeBitCast(symbols[name].unsafelyUnwrapped, to: T.self) }
+        self.library = library
+        cuInit = fn("cuInit")
+        cuDriverGetVersion = fn("cuDriverGetVersion")
+        cuDeviceGetCount = fn("cuDeviceGetCount")
+        cuDeviceGet = fn("cuDeviceGet")
+        cuDeviceGetName = fn("cuDeviceGetName")
+        cuDeviceTotalMem = fn("cuDeviceTotalMem_v2")
+        cuDeviceGetAttribute = fn("cuDeviceGetAttribute")
+        cuGetErrorString = fn("cuGetErrorString")
+        cuDevicePrimaryCtxRetain = fn("cuDevicePrimaryCtxRetain")
+        cuCtxSetCurrent = fn("cuCtxSetCurrent")
+        cuCtxSynchronize = fn("cuCtxSynchronize")
+        cuMemAlloc = fn("cuMemAlloc_v2")
+        cuMemFree = fn("cuMemFree_v2")
+        cuMemcpyHtoD = fn("cuMemcpyHtoD_v2")
+        cuMemcpyDtoH = fn("cuMemcpyDtoH_v2")
+        cuModuleLoadDataEx = fn("cuModuleLoadDataEx")
+        cuModuleGetFunction = fn("cuModuleGetFunction")
+        cuLaunchKernel = fn("cuLaunchKernel")
     }
 
     /// The error funnel: turns a status code into a typed error naming the call.

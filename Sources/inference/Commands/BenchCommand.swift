@@ -31,7 +31,8 @@ struct BenchCommand: ReportingCommand {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Comma-separated devices; default: cpu and every OpenCL device.", valueName: "list"))
+        help: ArgumentHelp("Comma-separated devices; default: cpu and every CUDA and OpenCL device.", valueName: "list")
+    )
     var devices: String?
 
     @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed runs per point.", valueName: "n"))
@@ -76,7 +77,7 @@ struct BenchCommand: ReportingCommand {
                     return request
                 }
             }
-            ?? ([.cpu] + (GPUDiscovery.probe().first { $0.runtime == .opencl }?.devices ?? []).map { .specific($0.id) })
+            ?? ([.cpu] + GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).map { .specific($0) })
         let selections = try requests.map { try DeviceSelection.resolve($0, threads: threads) }
         let explicit = batchSizes.map { $0.split(separator: ",").compactMap { Int($0) } }
         let sweeps = try Self.sweep(

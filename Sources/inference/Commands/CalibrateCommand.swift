@@ -46,8 +46,8 @@ struct CalibrateCommand: ReportingCommand {
                 throw ValidationError("--device must name a non-CPU device (gpu, opencl:N, cuda:N)")
             }
             accelerator = request
-        } else if let first = GPUDiscovery.probe().first(where: { $0.runtime == .opencl })?.devices.first {
-            accelerator = .specific(first.id)
+        } else if let first = GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).first {
+            accelerator = .specific(first)
         } else {
             throw DeviceSelectionError(
                 description: "no device besides the CPU to calibrate against (`inference devices` lists what was found)"

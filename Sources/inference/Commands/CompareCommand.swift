@@ -26,7 +26,8 @@ struct CompareCommand: ReportingCommand {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Comma-separated devices; default: cpu and every OpenCL device.", valueName: "list"))
+        help: ArgumentHelp("Comma-separated devices; default: cpu and every CUDA and OpenCL device.", valueName: "list")
+    )
     var devices: String?
 
     @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed warm runs per device.", valueName: "n"))
@@ -77,8 +78,7 @@ struct CompareCommand: ReportingCommand {
                 return request
             }
         } else {
-            let openCL = GPUDiscovery.probe().first { $0.runtime == .opencl }?.devices ?? []
-            requests = [.cpu] + openCL.map { .specific($0.id) }
+            requests = [.cpu] + GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).map { .specific($0) }
         }
         let graph = try ModelSource.load(model)
         let inputs = try LoadedInputs.load(arguments: input, for: graph)

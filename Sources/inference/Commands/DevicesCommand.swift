@@ -62,7 +62,7 @@ struct DevicesCommand: ParsableCommand {
         if let gpu {
             let runs =
                 gpu.id.kind == .opencl
-                ? "runs there (OpenCL backend)" : "fails: this build has no CUDA execution backend yet"
+                ? "runs there (OpenCL backend)" : "runs there (CUDA backend)"
             lines.append("--device gpu would use \(gpu.id) (\(gpu.name)) and \(runs)")
         } else {
             lines.append(

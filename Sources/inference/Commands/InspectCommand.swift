@@ -141,7 +141,7 @@ struct InspectCommand: ReportingCommand {
                     ? "every operator has a kernel"
                     : "no kernel for \(gpuMissing.joined(separator: ", ")) (folded on the CPU when their inputs are constant, else an error)")
         )
-        lines.append("cuda: no CUDA execution backend in this build")
+        lines.append("cuda: the same kernels as opencl")
         print(lines.joined(separator: "\n"))
     }
 }

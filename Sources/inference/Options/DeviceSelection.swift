@@ -79,15 +79,9 @@ struct DeviceSelection {
         case .gpu:
             let probes = GPUDiscovery.probe()
             if let gpu = GPUDiscovery.firstGPU(in: probes) {
-                if gpu.id.kind == .opencl {
-                    return DeviceSelection(
-                        requested: request, backend: try OpenCLBackend(index: gpu.id.index), reason: nil)
-                }
-                throw DeviceSelectionError(
-                    description: """
-                        found \(gpu.name) (\(gpu.id)), but this build has no CUDA execution backend yet.
-                        Use --device cpu, --device opencl:N for an OpenCL device, or --device auto.
-                        """)
+                let backend: any Backend =
+                    gpu.id.kind == .cuda ? try CUDABackend(index: gpu.id.index) : try OpenCLBackend(index: gpu.id.index)
+                return DeviceSelection(requested: request, backend: backend, reason: nil)
             }
             throw DeviceSelectionError(
                 description: """
@@ -109,14 +103,10 @@ struct DeviceSelection {
                 throw DeviceSelectionError(
                     description: "no device \(id): \(found). Use --device cpu, or `inference devices` to list devices.")
             }
-            if id.kind == .opencl {
-                return DeviceSelection(requested: request, backend: try OpenCLBackend(index: id.index), reason: nil)
-            }
-            throw DeviceSelectionError(
-                description: """
-                    found \(device.name) (\(id)), but this build has no CUDA execution backend yet.
-                    Use --device cpu, or --device opencl:N for an OpenCL device.
-                    """)
+            _ = device
+            let backend: any Backend =
+                id.kind == .cuda ? try CUDABackend(index: id.index) : try OpenCLBackend(index: id.index)
+            return DeviceSelection(requested: request, backend: backend, reason: nil)
         }
     }
 
@@ -160,7 +150,7 @@ struct DeviceSelection {
     /// Without a profile: the cost of each device estimated as fixed overhead + FLOPs / rate, from the model's
     /// FLOPs per sample and device rates measured once on builtin:mlp (cached next to the profiles).
     static func estimate(graph: Graph, model: String, batch: Int, threads: Int?) throws -> DeviceSelection {
-        let accelerators = (GPUDiscovery.probe().first { $0.runtime == .opencl }?.devices ?? []).map(\.id)
+        let accelerators = GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe())
         guard let accelerator = accelerators.first else {
             var selection = try resolve(.auto, threads: threads)
             selection.reason =

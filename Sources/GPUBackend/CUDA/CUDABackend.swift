@@ -1,0 +1,181 @@
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// Device memory of the CUDA backend: one cuMemAlloc allocation, freed with the buffer.
+final class CUDABuffer: DeviceBuffer, @unchecked Sendable {
+    let address: UInt64
+    let byteCount: Int
+    private let driver: CUDADriver
+
+    init(address: UInt64, byteCount: Int, driver: CUDADriver) {
+        self.address = address
+        self.byteCount = byteCount
+        self.driver = driver
+    }
+
+    deinit { _ = driver.cuMemFree(address) }
+}
+
+/// Runs plans on an NVIDIA GPU through the driver API loaded at run time: the primary context of the device,
+/// the committed PTX (`GPUKernelPTX`, made by scripts/generate-ptx) loaded as a module, and the shared GPU
+/// kernel table. Copies and launches go to the default stream; `synchronize` waits for the context.
+public final class CUDABackend: Backend, @unchecked Sendable {
+    public let device: DeviceID
+    public let deviceName: String
+    public let kernels: KernelRegistry
+    let driver: CUDADriver
+    let context: OpaquePointer
+    let module: OpaquePointer
+
+    /// Opens CUDA device `index` and loads the kernels.
+    /// - Throws: `GPURuntimeError` for a missing driver, device or a module the driver cannot load (a driver
+    ///   older than the NVRTC that made the PTX, see `GPUKernelPTX.nvrtcVersion`), with the JIT log.
+    public init(index: Int) throws {
+        let driver = try CUDADriver.load()
+        try driver.check(driver.cuInit(0), "cuInit")
+        var count: Int32 = 0
+        try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
+        guard index >= 0 && index < Int(count) else {
+            throw GPURuntimeError.call(
+                function: "cuda:\(index)", code: -1, message: "no such CUDA device (found \(count))")
+        }
+        var handle: Int32 = 0
+        try driver.check(driver.cuDeviceGet(&handle, Int32(index)), "cuDeviceGet")
+        var context: OpaquePointer?
+        try driver.check(driver.cuDevicePrimaryCtxRetain(&context, handle), "cuDevicePrimaryCtxRetain")
+        try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        var name = [CChar](repeating: 0, count: 256)
+        _ = driver.cuDeviceGetName(&name, 256, handle)
+        var module: OpaquePointer?
+        var log = [CChar](repeating: 0, count: 8192)
+        let loaded: Int32 = log.withUnsafeMutableBufferPointer { buffer in
+            var options: [Int32] = [CUDADriver.jitErrorLogBuffer, CUDADriver.jitErrorLogBufferSize]
+            var values: [UnsafeMutableRawPointer?] = [
+                UnsafeMutableRawPointer(buffer.baseAddress), UnsafeMutableRawPointer(bitPattern: buffer.count),
+            ]
+            return GPUKernelPTX.ptx.withCString { ptx in
+                driver.cuModuleLoadDataEx(&module, ptx, 2, &options, &values)
+            }
+        }
+        guard loaded == 0, let module, let context else {
+            let jit = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw GPURuntimeError.call(
+                function: "cuModuleLoadDataEx", code: Int(loaded),
+                message:
+                    "cannot load the kernels' PTX (made by NVRTC \(GPUKernelPTX.nvrtcVersion); the driver must be at least that new): \(jit)"
+            )
+        }
+        self.driver = driver
+        self.context = context
+        self.module = module
+        self.device = DeviceID(.cuda, index)
+        self.deviceName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        self.kernels = GPUKernelTable.registry
+    }
+
+    public func allocate(bytes: Int) throws -> any DeviceBuffer {
+        try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        var address: UInt64 = 0
+        let status = driver.cuMemAlloc(&address, max(bytes, 4))
+        // CUDA_ERROR_OUT_OF_MEMORY is 2.
+        if status == 2 { throw RuntimeError.outOfMemory(device: device.description, bytes: bytes) }
+        try driver.check(status, "cuMemAlloc")
+        return CUDABuffer(address: address, byteCount: bytes, driver: driver)
+    }
+
+    func address(_ slice: BufferSlice) throws -> UInt64 {
+        guard let buffer = slice.buffer as? CUDABuffer else {
+            throw RuntimeError.device("a CUDA kernel was given a buffer of another device")
+        }
+        return buffer.address + UInt64(slice.offset)
+    }
+
+    public func copy(from host: UnsafeRawBufferPointer, to destination: BufferSlice) throws {
+        guard let base = host.baseAddress, host.count > 0 else { return }
+        try driver.check(
+            driver.cuMemcpyHtoD(try address(destination), base, min(host.count, destination.byteCount)), "cuMemcpyHtoD")
+    }
+
+    public func copy(from source: BufferSlice, to host: UnsafeMutableRawBufferPointer) throws {
+        guard let base = host.baseAddress, host.count > 0 else { return }
+        try driver.check(
+            driver.cuMemcpyDtoH(base, try address(source), min(host.count, source.byteCount)), "cuMemcpyDtoH")
+    }
+
+    public func synchronize() throws { try driver.check(driver.cuCtxSynchronize(), "cuCtxSynchronize") }
+}
+
+/// A kernel of the loaded module with its argument values stored once; `run` launches it.
+final class CUDANodeKernel: Kernel {
+    private let backend: CUDABackend
+    private let function: OpaquePointer
+    private let grid: (UInt32, UInt32, UInt32)
+    private let block: (UInt32, UInt32, UInt32)
+    /// Argument storage (8 bytes each) and the pointer array cuLaunchKernel reads.
+    private let storage: UnsafeMutableRawPointer
+    private let parameters: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    private let retained: [AnyObject]
+
+    init(backend: CUDABackend, name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws {
+        var function: OpaquePointer?
+        try backend.driver.check(
+            name.withCString { backend.driver.cuModuleGetFunction(&function, backend.module, $0) },
+            "cuModuleGetFunction(\(name))")
+        guard let function else { throw RuntimeError.device("kernel \(name) missing from the module") }
+        self.backend = backend
+        self.function = function
+        self.retained = retained
+        storage = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
+        parameters = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: max(arguments.count, 1))
+        for (index, argument) in arguments.enumerated() {
+            let slot = storage + index * 8
+            switch argument {
+            case .address(let value): slot.storeBytes(of: value, as: UInt64.self)
+            case .int(let value): slot.storeBytes(of: value, as: Int32.self)
+            case .float(let value): slot.storeBytes(of: value, as: Float.self)
+            case .buffer: throw RuntimeError.device("an OpenCL buffer was passed to a CUDA kernel")
+            }
+            parameters[index] = slot
+        }
+        // One thread per work item: 256 along x; 16 x 16 for 2-D and 3-D ranges.
+        let sizes = global.map { max($0, 1) } + [1, 1]
+        let blockX = global.count == 1 ? 256 : 16, blockY = global.count == 1 ? 1 : 16
+        block = (UInt32(blockX), UInt32(blockY), 1)
+        grid = (
+            UInt32((sizes[0] + blockX - 1) / blockX), UInt32((sizes[1] + blockY - 1) / blockY),
+            UInt32(global.count > 2 ? sizes[2] : 1)
+        )
+    }
+
+    deinit {
+        storage.deallocate()
+        parameters.deallocate()
+    }
+
+    func run() throws {
+        try backend.driver.check(
+            backend.driver.cuLaunchKernel(
+                function, grid.0, grid.1, grid.2, block.0, block.1, block.2, 0, nil, parameters, nil),
+            "cuLaunchKernel")
+    }
+}
+
+extension CUDABackend: GPUKernelHost {
+    func arguments(for value: BoundValue) throws -> (KernelArgument, KernelArgument) {
+        // Addresses carry the byte offset; the element offset argument is then 0.
+        (.address(try address(value.slice)), .int(0))
+    }
+
+    func metadata(_ ints: [Int32]) throws -> (KernelArgument, AnyObject) {
+        let buffer = try allocate(bytes: ints.count * 4)
+        let slice = BufferSlice(buffer: buffer, offset: 0, byteCount: ints.count * 4)
+        try ints.withUnsafeBytes { try copy(from: $0, to: slice) }
+        return (.address(try address(slice)), buffer)
+    }
+
+    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws -> any Kernel
+    {
+        try CUDANodeKernel(backend: self, name: name, arguments: arguments, global: global, retained: retained)
+    }
+}
