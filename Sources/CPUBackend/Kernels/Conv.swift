@@ -356,6 +356,23 @@ enum PoolingKernels {
         let (dy, dx) = (g.dilations[0], g.dilations[1])
         let (py, px) = (g.padsBegin[0], g.padsBegin[1])
         let (padEndY, padEndX) = (g.padsEnd[0], g.padsEnd[1])
+        if isMax && (kh, kw, sy, sx, dy, dx) == (2, 2, 2, 2, 1, 1) && g.padsBegin == [0, 0] && g.padsEnd == [0, 0] {
+            // The common 2x2/2 max pool: four loads and three maxes per output, no bounds checks.
+            return ClosureKernel {
+                for p in 0..<planes {
+                    let xp = x + p * inH * inW
+                    let yp = y + p * outH * outW
+                    for oy in 0..<outH {
+                        let top = xp + 2 * oy * inW
+                        let bottom = top + inW
+                        let out = yp + oy * outW
+                        for ox in 0..<outW {
+                            out[ox] = max(max(top[2 * ox], top[2 * ox + 1]), max(bottom[2 * ox], bottom[2 * ox + 1]))
+                        }
+                    }
+                }
+            }
+        }
         return ClosureKernel {
             for p in 0..<planes {
                 let xp = x + p * inH * inW
