@@ -15,6 +15,12 @@ extension ShapeInference {
                 )
             }
             let kernel = try context.node.ints("kernel_shape") ?? Array(w.shape.dimensions.dropFirst(2))
+            guard kernel == Array(w.shape.dimensions.dropFirst(2)) else {
+                throw context.mismatch("kernel_shape \(kernel) does not match the weights \(w.shape)")
+            }
+            if context.has(2), try context.input(2).shape.elementCount != w.shape[0] {
+                throw context.mismatch("the bias must have \(w.shape[0]) values")
+            }
             let geometry = try ConvGeometry.forward(
                 context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
             return [TensorType(dtype: x.dtype, shape: Shape([x.shape[0], w.shape[0]] + geometry.output))]
@@ -29,6 +35,14 @@ extension ShapeInference {
             }
             let group = try context.node.int("group", default: 1)
             let kernel = try context.node.ints("kernel_shape") ?? Array(w.shape.dimensions.dropFirst(2))
+            let groups = try context.node.int("group", default: 1)
+            guard groups > 0, x.shape[1] % groups == 0, kernel == Array(w.shape.dimensions.dropFirst(2)) else {
+                throw context.mismatch(
+                    "group \(groups) and kernel_shape \(kernel) do not fit X \(x.shape) and W \(w.shape)")
+            }
+            if context.has(2), try context.input(2).shape.elementCount != w.shape[1] * groups {
+                throw context.mismatch("the bias must have \(w.shape[1] * groups) values")
+            }
             let (geometry, _) = try ConvGeometry.transposed(
                 context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
             return [TensorType(dtype: x.dtype, shape: Shape([x.shape[0], w.shape[1] * group] + geometry.output))]
