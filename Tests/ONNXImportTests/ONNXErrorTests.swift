@@ -75,6 +75,24 @@ struct ONNXErrorTests {
         #expect(cli.status != 0 && cli.stdout.isEmpty)
     }
 
+    /// Found by the ONNX fuzzer: a kernel_shape larger than the weights made ConvTranspose write past a buffer.
+    @Test(arguments: ["Conv", "ConvTranspose"])
+    func kernelShapeMustMatchTheWeights(_ op: String) throws {
+        let graph = Graph(
+            name: "g",
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(1), .fixed(2), .fixed(5), .fixed(5)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "c", opType: op, inputs: ["x", "w"], outputs: ["y"],
+                    attributes: ["kernel_shape": .ints([5, 5])])
+            ],
+            initializers: ["w": try Tensor(shape: [2, 2, 3, 3], scalars: [Float](repeating: 0.1, count: 36))])
+        let session = try Session(graph: graph, backend: CPUBackend())
+        let x = try Tensor(shape: [1, 2, 5, 5], scalars: [Float](repeating: 1, count: 50))
+        #expect(throws: ShapeError.self) { try session.run([NamedTensor(name: "x", tensor: x)]) }
+    }
+
     @Test func graphErrorsAreReported() throws {
         let dangling = Graph(
             name: "g", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2)])],
