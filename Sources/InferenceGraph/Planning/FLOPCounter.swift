@@ -16,20 +16,22 @@ public enum FLOPCounter {
         func input(_ i: Int) -> Shape? { i < inputs.count ? inputs[i] : nil }
         switch node.opType {
         case "Gemm":
-            guard let a = input(0) else { return 0 }
+            guard let a = input(0), a.rank == 2 else { return 0 }
             let k = (try? node.int("transA", default: 0)) == 1 ? a[0] : a[1]
             return 2 * y.elementCount * k
         case "MatMul":
             guard let a = input(0) else { return 0 }
             return 2 * y.elementCount * (a.dimensions.last ?? 1)
         case "Conv":
-            guard let w = input(1) else { return 0 }
+            guard let w = input(1), w.rank >= 1 else { return 0 }
             return 2 * y.elementCount * w.dimensions.dropFirst().reduce(1, *)
         case "ConvTranspose":
             guard let x = input(0), let w = input(1) else { return 0 }
             return 2 * x.elementCount * w.dimensions.dropFirst().reduce(1, *)
         case "LSTM", "GRU":
-            guard let x = input(0), let w = input(1), let r = input(2) else { return 0 }
+            guard let x = input(0), let w = input(1), let r = input(2), x.rank == 3, w.rank == 3, r.rank == 3 else {
+                return 0
+            }
             let steps = x[0] * x[1]
             return 2 * steps * w[0] * (w[1] * w[2] + r[1] * r[2])
         case "MaxPool", "AveragePool":

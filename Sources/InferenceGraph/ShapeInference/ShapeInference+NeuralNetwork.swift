@@ -143,6 +143,26 @@ extension ShapeInference {
             let directions = w.shape[0]
             guard hidden > 0 else { throw context.mismatch("hidden_size is required") }
             let (seq, batch) = layout == 0 ? (x.shape[0], x.shape[1]) : (x.shape[1], x.shape[0])
+            // Every weight must have exactly the shape the equations index, or kernels would read past them.
+            let gates = context.node.opType == "LSTM" ? 4 : 3
+            let direction = try context.node.string("direction", default: "forward")
+            guard directions == (direction == "bidirectional" ? 2 : 1) else {
+                throw context.mismatch("W has \(directions) directions, direction is \(direction)")
+            }
+            let expected: [Int: [Int]] = [
+                1: [directions, gates * hidden, x.shape[2]], 2: [directions, gates * hidden, hidden],
+                3: [directions, 2 * gates * hidden], 4: [batch],
+                5: layout == 0 ? [directions, batch, hidden] : [batch, directions, hidden],
+                6: layout == 0 ? [directions, batch, hidden] : [batch, directions, hidden],
+                7: [directions, 3 * hidden],
+            ]
+            for (index, dims) in expected where context.has(index) && (context.node.opType == "LSTM" || index < 6) {
+                let actual = try context.input(index).shape.dimensions
+                guard actual == dims else {
+                    throw context.mismatch("input \(index) has shape \(actual), expected \(dims)")
+                }
+            }
+            guard context.has(2) else { throw context.mismatch("R is required") }
             let y: Shape = layout == 0 ? [seq, directions, batch, hidden] : [batch, seq, directions, hidden]
             let state: Shape = layout == 0 ? [directions, batch, hidden] : [batch, directions, hidden]
             var outputs = [TensorType(dtype: x.dtype, shape: y), TensorType(dtype: x.dtype, shape: state)]
