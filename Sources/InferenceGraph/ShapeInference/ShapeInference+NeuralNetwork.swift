@@ -89,6 +89,14 @@ extension ShapeInference {
         table[key(domain: "", opType: "LayerNormalization")] = { context in
             let x = try context.input(0)
             let axis = try context.axis(try context.node.int("axis", default: -1), rank: x.shape.rank)
+            let normalized = Shape(Array(x.shape.dimensions[axis...]))
+            for index in [1, 2] where context.has(index) {
+                let parameter = try context.input(index).shape
+                guard parameter.rank <= normalized.rank, broadcast(parameter, normalized) == normalized else {
+                    throw context.mismatch(
+                        "input \(index) of shape \(parameter) does not broadcast to the normalized shape \(normalized)")
+                }
+            }
             var statsDims = x.shape.dimensions
             for i in axis..<statsDims.count { statsDims[i] = 1 }
             let stats = TensorType(dtype: .float32, shape: Shape(statsDims))
