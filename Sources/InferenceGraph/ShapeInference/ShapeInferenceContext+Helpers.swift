@@ -34,7 +34,7 @@ extension ShapeInferenceContext {
     /// An axis in [-rank, rank) normalized to [0, rank). - Throws: `ShapeError.mismatch` when out of range.
     public func axis(_ value: Int, rank: Int) throws -> Int {
         let normalized = value < 0 ? value + rank : value
-        guard normalized >= 0 && normalized < max(rank, 1) else {
+        guard normalized >= 0 && normalized < rank else {
             throw mismatch("axis \(value) is out of range for rank \(rank)")
         }
         return normalized
