@@ -17,7 +17,8 @@ public final class HostBuffer: DeviceBuffer, @unchecked Sendable {
 
     init(bytes: Int) throws {
         var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, max(bytes, 64)) == 0, let raw else {
+        // Above physical memory the allocation cannot be used; fail cleanly instead of being killed later.
+        guard bytes <= CPUInfo.physicalMemory, posix_memalign(&raw, 64, max(bytes, 64)) == 0, let raw else {
             throw RuntimeError.outOfMemory(device: "cpu", bytes: bytes)
         }
         memset(raw, 0, bytes)

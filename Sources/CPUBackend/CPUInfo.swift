@@ -12,6 +12,9 @@ public struct CPUInfo: Sendable {
 
     public static let current = CPUInfo()
 
+    /// Bytes of physical memory.
+    public static let physicalMemory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+
     init() {
         var model = "unknown CPU"
         if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {

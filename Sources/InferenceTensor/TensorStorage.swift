@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -16,7 +18,11 @@ final class TensorStorage: @unchecked Sendable {
     @usableFromInline let byteCount: Int
 
     /// - Throws: `TensorError.allocationFailed` when the system cannot provide `byteCount` bytes.
+    /// Physical memory: a request above it cannot succeed, and would only get the process killed later.
+    static let physicalMemory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+
     init(byteCount: Int, zeroed: Bool) throws {
+        guard byteCount <= Self.physicalMemory else { throw TensorError.allocationFailed(bytes: byteCount) }
         var raw: UnsafeMutableRawPointer?
         // posix_memalign returns an error instead of aborting when the request is absurd.
         let status = posix_memalign(&raw, Self.alignment, max(byteCount, Self.alignment))
