@@ -374,6 +374,14 @@ struct AutoRoutingTests {
             #expect((largeReport["device_reason"] as? String)?.contains("not available here") == true)
         }
 
+        let missing = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary,
+            ["--device", "auto", "--profile", "/nonexistent/p.json", "--input", "data/sample1.npy"])
+        #expect(missing.status != 0 && missing.stdout.isEmpty && missing.stderr.contains("no such profile file"))
+        let badGap = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary, ["compare", "--input", "data/sample1.npy", "--idle-gap", "soon"])
+        #expect(badGap.status != 0 && badGap.stdout.isEmpty && badGap.stderr.contains("--idle-gap"))
+
         let broken = directory.appendingPathComponent("broken.json").path
         try "{}".write(toFile: broken, atomically: true, encoding: .utf8)
         let bad = try ProcessRunner.run(
