@@ -45,9 +45,21 @@ static inline __attribute__((always_inline)) float exp_body(float x) {
     return p * s1.f * s2.f;
 }
 
-// erfc(ax) for ax >= 0 as exp(-ax² + R(t)), t = 1/(1 + ax/2): the Numerical Recipes erfcc rational fit,
-// fractional error below 1.2e-7 everywhere.
-static inline __attribute__((always_inline)) float erfc_positive(float ax) {
+// Splits v >= 0 as h + l with h holding 12 significant bits, so h·h is exact and v² = h·h + l·(v + h)
+// with the second part rounded only relative to itself.
+static inline __attribute__((always_inline)) void square_split(float v, float *hi, float *lo) {
+    union { float f; uint32_t u; } split = { v };
+    split.u &= 0xfffff000u;
+    const float h = split.f, l = v - h;
+    *hi = h * h;
+    *lo = l * (v + h);
+}
+
+// erfc(ax) for ax >= 0 as t·exp(-ax² + R(t)), t = 1/(1 + ax/2): the Numerical Recipes erfcc rational fit,
+// fractional error below 1.2e-7 everywhere. The exponent reaches -90, where one rounding of it costs 5e-6
+// relative in the result, so the caller passes ax² exactly as sq_hi + sq_lo, TwoSum carries -ax² + R as
+// s + err, and exp(s + err) = exp(s)·(1 + err) to first order (|err| <= 2^-24·|s|).
+static inline __attribute__((always_inline)) float erfc_positive(float ax, float sq_hi, float sq_lo) {
     const float t = 1.0f / (1.0f + 0.5f * ax);
     float q = 0.17087277f;
     q = q * t - 0.82215223f;
@@ -59,7 +71,11 @@ static inline __attribute__((always_inline)) float erfc_positive(float ax) {
     q = q * t + 0.37409196f;
     q = q * t + 1.00002368f;
     q = q * t - 1.26551223f;
-    return t * exp_body(-ax * ax + q);
+    const float big = -sq_hi, small = q - sq_lo;
+    const float s = big + small;
+    const float bb = s - big;
+    const float err = (big - (s - bb)) + (small - bb);
+    return t * (exp_body(s) * (1.0f + err));
 }
 
 static inline __attribute__((always_inline)) float erf_body(float x) {
@@ -77,7 +93,9 @@ static inline __attribute__((always_inline)) float erf_body(float x) {
         p = p * z + 1.0f;
         return x * p * 1.12837916709551257f;
     }
-    const float v = 1.0f - erfc_positive(ax);
+    float sq_hi, sq_lo;
+    square_split(ax, &sq_hi, &sq_lo);
+    const float v = 1.0f - erfc_positive(ax, sq_hi, sq_lo);
     return x < 0 ? -v : v;
 }
 
@@ -86,7 +104,10 @@ static inline __attribute__((always_inline)) float gelu_body(float x) {
     if (x >= 0) return 0.5f * x * (1.0f + erf_body(x * 0.70710678118654752f));
     const float ax = -x * 0.70710678118654752f;
     if (ax < 0.5f) return 0.5f * x * (1.0f + erf_body(x * 0.70710678118654752f));
-    return 0.5f * x * erfc_positive(ax);
+    // ax² = x²/2 exactly from x, not from the rounded x/√2.
+    float sq_hi, sq_lo;
+    square_split(-x, &sq_hi, &sq_lo);
+    return 0.5f * x * erfc_positive(ax, 0.5f * sq_hi, 0.5f * sq_lo);
 }
 
 static inline __attribute__((always_inline)) float tanh_body(float x) {

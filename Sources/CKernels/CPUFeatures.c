@@ -1,5 +1,8 @@
 #include "CKernels.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 uint32_t ck_cpu_features(void) {
     static uint32_t cached = 0xffffffffu;
     if (cached != 0xffffffffu) return cached;
@@ -22,9 +25,24 @@ uint32_t ck_cpu_features(void) {
     return f;
 }
 
-const char *ck_kernel_isa(void) {
+static const char *ck_detect_kernel_isa(void) {
     uint32_t f = ck_cpu_features();
-    if ((f & ck_feature_avx512f) && (f & ck_feature_avx512vl)) return "avx512";
-    if ((f & ck_feature_avx2) && (f & ck_feature_fma)) return "avx2";
-    return "generic";
+    const char *best = "generic";
+    if ((f & ck_feature_avx2) && (f & ck_feature_fma)) best = "avx2";
+    if ((f & ck_feature_avx512f) && (f & ck_feature_avx512vl)) best = "avx512";
+    // INFERENCE_CPU_ISA may narrow the kernels (to test or compare the narrower paths), never widen them.
+    const char *requested = getenv("INFERENCE_CPU_ISA");
+    if (requested == NULL) return best;
+    if (strcmp(requested, "generic") == 0) return "generic";
+    if (strcmp(requested, "avx2") == 0 && strcmp(best, "avx512") == 0) return "avx2";
+    return best;
+}
+
+const char *ck_kernel_isa(void) {
+    static const char *cached = NULL;
+    const char *isa = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
+    if (isa != NULL) return isa;
+    isa = ck_detect_kernel_isa();
+    __atomic_store_n(&cached, isa, __ATOMIC_RELEASE);
+    return isa;
 }

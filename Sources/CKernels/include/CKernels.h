@@ -25,7 +25,8 @@ enum {
 /// The features of the CPU this process runs on, read once.
 uint32_t ck_cpu_features(void);
 
-/// The instruction set the float kernels dispatch to: "avx512", "avx2" or "generic".
+/// The instruction set the float kernels dispatch to: "avx512", "avx2" or "generic". The environment variable
+/// INFERENCE_CPU_ISA ("avx2" or "generic") narrows it, read once.
 const char *ck_kernel_isa(void);
 
 /// C[m, n] = alpha * sum_k A[m, k] * B[k, n] + beta * C[m, n]; row-major, B stored as K x N (ldb >= n).
