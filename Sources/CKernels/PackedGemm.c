@@ -149,24 +149,55 @@ static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, const f
     }
 }
 
+// Bias and activation on a finished tile of C while it is still in L1.
+static void apply_epilogue(const ck_epilogue *ep, float *c, size_t ldc, size_t row0, size_t rows, size_t col0,
+                           size_t cols) {
+    for (size_t r = 0; r < rows; r++) {
+        float *cr = c + r * ldc;
+        const float rb = ep->row_bias ? ep->row_bias[row0 + r] : 0.0f;
+        if (ep->col_bias) {
+            const float *cb = ep->col_bias + col0;
+            for (size_t j = 0; j < cols; j++) cr[j] = (cr[j] + cb[j]) + rb;
+        } else if (ep->row_bias) {
+            for (size_t j = 0; j < cols; j++) cr[j] += rb;
+        }
+        if (ep->activation == ck_activation_relu) {
+            for (size_t j = 0; j < cols; j++) {
+                const float v = cr[j];
+                cr[j] = v > 0.0f ? v : (v != v ? v : 0.0f);
+            }
+        }
+    }
+}
+
 void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed, int accumulate,
                      float *c, size_t ldc, size_t panel_begin, size_t panel_end) {
+    ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, accumulate, c, ldc, panel_begin, panel_end, NULL);
+}
+
+void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
+                              int accumulate, float *c, size_t ldc, size_t panel_begin, size_t panel_end,
+                              const ck_epilogue *epilogue) {
     const char *isa = ck_kernel_isa();
     const int level = isa[0] == 'a' ? (isa[3] == '5' ? 2 : 1) : 0;
     const size_t nr = level == 2 ? 32 : 16;
     const size_t mrMax = level == 2 ? 12 : (level == 1 ? 6 : 4);
+    if (epilogue && !epilogue->row_bias && !epilogue->col_bias && epilogue->activation == ck_activation_none) {
+        epilogue = NULL;
+    }
     if (k == 0) {
+        size_t j0 = panel_begin * nr, j1 = panel_end * nr < n ? panel_end * nr : n;
+        if (j1 <= j0) return;
         if (!accumulate) {
-            for (size_t i = 0; i < m; i++) {
-                size_t j0 = panel_begin * nr, j1 = panel_end * nr < n ? panel_end * nr : n;
-                if (j1 > j0) memset(c + i * ldc + j0, 0, (j1 - j0) * sizeof(float));
-            }
+            for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, (j1 - j0) * sizeof(float));
         }
+        if (epilogue) apply_epilogue(epilogue, c + j0, ldc, 0, m, j0, j1 - j0);
         return;
     }
     for (size_t kk = 0; kk < k; kk += KC) {
         const size_t kc = k - kk < KC ? k - kk : KC;
         const int acc = accumulate || kk > 0;
+        const int last = kk + kc == k;
         for (size_t i0 = 0; i0 < m; i0 += MC) {
             const size_t i1 = m - i0 < MC ? m : i0 + MC;
             for (size_t p = panel_begin; p < panel_end; p++) {
@@ -180,6 +211,7 @@ void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, c
                     if (level == 2) kernel512(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
                     else if (level == 1) kernel256(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
                     else kernelGeneric(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
+                    if (last && epilogue) apply_epilogue(epilogue, ci, ldc, i, (size_t)mr, j0, nvalid);
                 }
             }
         }

@@ -1,4 +1,5 @@
 import CKernels
+import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
@@ -49,6 +50,11 @@ public final class CPUBackend: Backend {
     public let device = DeviceID.cpu
     public let deviceName: String
     public let kernels: KernelRegistry
+    /// Conv and Gemm apply a following Relu in their GEMM's store; BatchNormalization after a Conv folds into
+    /// its weights.
+    public var fusion: FusionRules {
+        FusionRules(activations: ["Conv": ["Relu"], "Gemm": ["Relu"]], foldsBatchNormalization: true)
+    }
     /// Threads a kernel may use (1 runs everything on the caller's thread).
     public let threads: Int
     let parallel: ParallelFor
@@ -58,7 +64,7 @@ public final class CPUBackend: Backend {
         deviceName = CPUInfo.current.modelName
         kernels = CPUKernelTable.registry
         self.threads = max(1, threads ?? CPUInfo.current.logicalCores)
-        parallel = ParallelFor(threads: self.threads)
+        parallel = ParallelFor(pool: ThreadPool(threads: self.threads))
     }
 
     public func allocate(bytes: Int) throws -> any DeviceBuffer { try HostBuffer(bytes: bytes) }

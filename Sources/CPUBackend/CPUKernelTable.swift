@@ -14,7 +14,7 @@ public enum CPUKernelTable {
         let signedNumbers: Set<DType> = allFloats.union([.int8, .int16, .int32, .int64])
         // Linear algebra.
         @Sendable func parallel(_ backend: any Backend) -> ParallelFor {
-            (backend as? CPUBackend)?.parallel ?? ParallelFor(threads: 1)
+            (backend as? CPUBackend)?.parallel ?? .serial
         }
         table.append(KernelRegistration("Gemm", dtypes: floats) { try GemmKernel(node: $0, parallel: parallel($1)) })
         table.append(

@@ -1,9 +1,15 @@
-import Dispatch
+import CKernels
 
-/// Splits work across the CPU backend's threads. Uses libdispatch's persistent worker pool (no thread is
-/// created per run); with one thread, or work too small to split, the body runs inline on the caller.
+/// Splits a kernel's work across the CPU backend's persistent thread pool (`ck_pool`: workers created once per
+/// backend, the calling thread runs the first part, no allocation per job). Without a pool, or for work too
+/// small to split, the body runs inline on the caller.
 struct ParallelFor: Sendable {
-    let threads: Int
+    let pool: ThreadPool?
+
+    /// Runs everything on the calling thread.
+    static let serial = ParallelFor(pool: nil)
+
+    var threads: Int { pool?.threads ?? 1 }
 
     /// Calls `body(begin, end)` for up to `threads` contiguous chunks covering 0..<count.
     @inline(__always)
@@ -15,23 +21,43 @@ struct ParallelFor: Sendable {
     @inline(__always)
     func runIndexed(_ count: Int, _ body: (Int, Int, Int) -> Void) {
         let parts = min(threads, count)
-        if parts <= 1 {
+        guard parts > 1, let pool else {
             body(0, 0, count)
             return
         }
         withoutActuallyEscaping(body) { body in
-            let box = UnsafeSendableBox(body)
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                let begin = count * part / parts
-                let end = count * (part + 1) / parts
-                if begin < end { box.value(part, begin, end) }
+            var job = Job(count: count, body: body)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                ck_pool_run(
+                    pool.handle, parts,
+                    { context, part, parts in
+                        guard let job = context?.assumingMemoryBound(to: Job.self) else { return }
+                        let count = job.pointee.count
+                        let begin = count * part / parts
+                        let end = count * (part + 1) / parts
+                        if begin < end { job.pointee.body(part, begin, end) }
+                    }, pointer)
             }
         }
     }
+
+    private struct Job {
+        let count: Int
+        let body: (Int, Int, Int) -> Void
+    }
 }
 
-/// Carries a non-Sendable closure into concurrentPerform; the chunks it is called with never overlap.
-private struct UnsafeSendableBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+/// Owns a `ck_pool`; the workers stop when the last reference goes.
+final class ThreadPool: @unchecked Sendable {
+    let handle: OpaquePointer
+    let threads: Int
+
+    /// Nil when the worker threads cannot be created (the backend then runs on the calling thread).
+    init?(threads: Int) {
+        guard threads > 1, let handle = ck_pool_create(threads) else { return nil }
+        self.handle = handle
+        self.threads = threads
+    }
+
+    deinit { ck_pool_destroy(handle) }
 }

@@ -42,6 +42,12 @@ public protocol Backend: AnyObject, Sendable {
     /// Waits until all work submitted to the device has finished.
     /// - Throws: a backend error reported by the device.
     func synchronize() throws
+    /// The node pairs this backend's kernels run as one (planning rewrites them); none by default.
+    var fusion: FusionRules { get }
+}
+
+extension Backend {
+    public var fusion: FusionRules { .none }
 }
 
 /// A planned node bound to buffers: what a kernel factory receives.

@@ -202,7 +202,8 @@ final class BoundPlan {
         for (info, tensor) in zip(graph.runtimeInputs, inputs) {
             types[info.name] = TensorType(dtype: tensor.dtype, shape: tensor.shape)
         }
-        let plan = try ExecutionPlan(graph: graph, inputTypes: types, inputValues: inputValues, evaluator: evaluator)
+        let plan = try ExecutionPlan(
+            graph: graph, inputTypes: types, inputValues: inputValues, evaluator: evaluator, fusion: backend.fusion)
         let arena = try backend.allocate(bytes: max(plan.arenaBytes, MemoryPlanner.alignment))
         var buffers: [any DeviceBuffer] = [arena]
         var bound: [BoundValue] = []

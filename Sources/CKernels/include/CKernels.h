@@ -57,6 +57,44 @@ void ck_pack_b(size_t k, size_t n, const float *b, size_t ldb, int transposed, f
 void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed, int accumulate,
                      float *c, size_t ldc, size_t panel_begin, size_t panel_end);
 
+/// A persistent thread pool: `threads` includes the calling thread, which runs part 0 of every job.
+typedef struct ck_pool ck_pool;
+/// One part of a job: fn(context, part, parts) for part in 0..<parts.
+typedef void (*ck_task_fn)(void *context, size_t part, size_t parts);
+/// Starts threads - 1 workers; NULL when the threads cannot be created.
+ck_pool *ck_pool_create(size_t threads);
+/// Stops and joins the workers. No job may be running.
+void ck_pool_destroy(ck_pool *pool);
+/// The pool's thread count including the caller (1 for NULL).
+size_t ck_pool_threads(const ck_pool *pool);
+/// Runs min(parts, threads) parts, part 0 on the caller, and returns when all are done. One job runs at a time:
+/// a call while another job runs (from another thread, or from inside a part) runs its parts on its caller.
+void ck_pool_run(ck_pool *pool, size_t parts, ck_task_fn fn, void *context);
+
+/// Activations a GEMM can apply to its results before storing them.
+typedef enum { ck_activation_none = 0, ck_activation_relu = 1 } ck_activation;
+
+/// Work folded into a GEMM's store: C[i, j] = (C[i, j] + col_bias[j]) + row_bias[i], then the activation.
+/// Either bias may be NULL. Row and column indices are those of the call's C.
+typedef struct {
+    const float *row_bias;
+    const float *col_bias;
+    ck_activation activation;
+} ck_epilogue;
+
+/// ck_sgemm_packed, then the epilogue (if not NULL) on every finished tile while it is in cache.
+void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
+                              int accumulate, float *c, size_t ldc, size_t panel_begin, size_t panel_end,
+                              const ck_epilogue *epilogue);
+
+/// im2col of one image's channels `x` ([channels, in_h, in_w]) for a 2-D convolution, rows [row_begin, row_end)
+/// of the rows = channels·kernel_h·kernel_w, written into the packed-panel layout of ck_pack_b with panel width
+/// `nr` (element (r, o) at panel o / nr, row r, lane o % nr). Padding reads as zero.
+void ck_im2col_panels_2d(const float *x, size_t in_h, size_t in_w, size_t kernel_h, size_t kernel_w,
+                         size_t stride_h, size_t stride_w, size_t dilation_h, size_t dilation_w, ptrdiff_t pad_top,
+                         ptrdiff_t pad_left, size_t out_h, size_t out_w, float *col, size_t nr, size_t rows,
+                         size_t row_begin, size_t row_end);
+
 /// y[i] = 1 / (1 + exp(-x[i])); x and y may alias.
 void ck_sigmoid(const float *x, float *y, size_t count);
 

@@ -51,12 +51,13 @@ final class ConvKernel: Kernel {
     private let panelWidth: Int, panels: Int
     /// Set for 2-D convolutions: im2col rows are then built with direct strided loops, not the offset table.
     private let geometry2D: ConvGeometry?
-    /// Per worker: the packed im2col matrix and one contiguous im2col row.
+    /// Per worker: the packed im2col matrix.
     private let columns: [HostBuffer]
-    private let lines: [HostBuffer]
+    private let activation: ck_activation
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
+        activation = try node.fusedActivation()
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
         let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
         let geometry = try ConvGeometry.forward(
@@ -77,9 +78,6 @@ final class ConvKernel: Kernel {
         columns = try (0..<workers).map { _ in
             try HostBuffer(bytes: max(ck_packed_b_floats(rows, outputCount), 1) * MemoryLayout<Float>.stride)
         }
-        lines = try (0..<max(workers, parallel.threads)).map { _ in
-            try HostBuffer(bytes: max(outputCount, 1) * MemoryLayout<Float>.stride)
-        }
         panelWidth = ck_gemm_panel_width()
         panels = (table.outputCount + panelWidth - 1) / panelWidth
         x = UnsafePointer(try xv.pointer(Float.self))
@@ -90,18 +88,18 @@ final class ConvKernel: Kernel {
 
     func run() throws {
         if columns.count > 1 {
-            let single = ParallelFor(threads: 1)
+            let single = ParallelFor.serial
             parallel.runIndexed(batch) { part, begin, end in
                 for n in begin..<end {
-                    convolve(image: n, column: columns[part], lines: lines[part...part], parallel: single)
+                    convolve(image: n, column: columns[part], parallel: single)
                 }
             }
         } else {
-            for n in 0..<batch { convolve(image: n, column: columns[0], lines: lines[...], parallel: parallel) }
+            for n in 0..<batch { convolve(image: n, column: columns[0], parallel: parallel) }
         }
     }
 
-    private func convolve(image n: Int, column: HostBuffer, lines: ArraySlice<HostBuffer>, parallel: ParallelFor) {
+    private func convolve(image n: Int, column: HostBuffer, parallel: ParallelFor) {
         let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
         let col = column.pointer.assumingMemoryBound(to: Float.self)
         let rows = channelsPerGroup * k
@@ -110,39 +108,13 @@ final class ConvKernel: Kernel {
         for g in 0..<groups {
             let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
             // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
-            let splitter = ParallelFor(threads: rows * outCount >= 1 << 18 ? min(parallel.threads, lines.count) : 1)
+            let splitter = rows * outCount >= 1 << 18 ? parallel : .serial
             if let g2 = geometry2D {
-                // 2-D: build each row contiguously with strided loops, then copy it into the panels.
-                let kw = g2.kernel[1]
-                let (inH, inW) = (g2.input[0], g2.input[1])
-                let (outH, outW) = (g2.output[0], g2.output[1])
-                splitter.runIndexed(rows) { part, begin, end in
-                    let line = lines[lines.startIndex + part].pointer.assumingMemoryBound(to: Float.self)
-                    for r in begin..<end {
-                        let c = r / k, kp = r % k
-                        let ky = kp / kw, kx = kp % kw
-                        let xc = xg + c * inCount
-                        for oy in 0..<outH {
-                            let iy = oy * g2.strides[0] - g2.padsBegin[0] + ky * g2.dilations[0]
-                            let dst = line + oy * outW
-                            guard iy >= 0 && iy < inH else {
-                                dst.update(repeating: 0, count: outW)
-                                continue
-                            }
-                            let src = xc + iy * inW
-                            let sx = g2.strides[1], offset = kx * g2.dilations[1] - g2.padsBegin[1]
-                            for ox in 0..<outW {
-                                let ix = ox * sx + offset
-                                dst[ox] = ix >= 0 && ix < inW ? src[ix] : 0
-                            }
-                        }
-                        var o = 0
-                        for p in 0..<panels {
-                            let limit = min(nr, outCount - o)
-                            (col + p * panelStride + r * nr).update(from: line + o, count: limit)
-                            o += nr
-                        }
-                    }
+                splitter.runIndexed(rows) { _, begin, end in
+                    ck_im2col_panels_2d(
+                        xg, g2.input[0], g2.input[1], g2.kernel[0], g2.kernel[1], g2.strides[0], g2.strides[1],
+                        g2.dilations[0], g2.dilations[1], g2.padsBegin[0], g2.padsBegin[1], g2.output[0], g2.output[1],
+                        col, nr, rows, begin, end)
                 }
             } else {
                 table.offsets.withUnsafeBufferPointer { t in
@@ -168,14 +140,9 @@ final class ConvKernel: Kernel {
             let yg = y + (n * outChannels + g * filtersPerGroup) * outCount
             packedGemm(
                 parallel, m: filtersPerGroup, n: outCount, k: rows, a: w + g * filtersPerGroup * rows, lda: rows,
-                packed: UnsafePointer(col), accumulate: false, c: yg, ldc: outCount, panels: panels)
-            if let bias {
-                for m in 0..<filtersPerGroup {
-                    let b = bias[g * filtersPerGroup + m]
-                    let row = yg + m * outCount
-                    for o in 0..<outCount { row[o] += b }
-                }
-            }
+                packed: UnsafePointer(col), accumulate: false, c: yg, ldc: outCount, panels: panels,
+                epilogue: ck_epilogue(
+                    row_bias: bias.map { $0 + g * filtersPerGroup }, col_bias: nil, activation: activation))
         }
     }
 }

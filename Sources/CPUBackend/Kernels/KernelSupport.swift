@@ -1,3 +1,4 @@
+import CKernels
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
@@ -36,6 +37,16 @@ extension BoundNode {
     func constantInts(_ index: Int) throws -> [Int]? {
         guard let value = optionalInput(index), let tensor = value.constant else { return nil }
         return try tensor.integerValues()
+    }
+
+    /// The activation planning fused into this node (`FusionRules.activationAttribute`), none when absent.
+    /// - Throws: `RuntimeError.invalidNode` for an activation the CPU kernels cannot apply.
+    func fusedActivation() throws -> ck_activation {
+        switch try attributes.string(FusionRules.activationAttribute, default: "") {
+        case "": return ck_activation_none
+        case "Relu": return ck_activation_relu
+        case let other: throw fail("cannot apply a fused \(other)")
+        }
     }
 
     /// A context for reusing the graph's shape helpers (attribute and input resolution) in kernels.

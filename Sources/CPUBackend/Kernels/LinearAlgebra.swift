@@ -52,24 +52,39 @@ struct PackedMatrix {
     var pointer: UnsafePointer<Float> { UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)) }
 }
 
-/// C = A·B (+ C) over a packed B, split across threads by column panels (or rows when there are fewer
-/// panels than threads) when the product is large enough to pay for the split.
+/// C = A·B (+ C) over a packed B, then the epilogue (bias, activation), split across threads by column panels
+/// (or rows when there are fewer panels than threads) when the product is large enough to pay for the split.
 func packedGemm(
     _ parallel: ParallelFor, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>,
-    accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int
+    accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int, epilogue: ck_epilogue? = nil
 ) {
     let acc: Int32 = accumulate ? 1 : 0
     guard parallel.threads > 1 && m * n * k >= 1 << 22 else {
-        ck_sgemm_packed(m, n, k, a, lda, packed, acc, c, ldc, 0, panels)
+        withEpilogue(epilogue, rowOffset: 0) { ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, acc, c, ldc, 0, panels, $0) }
         return
     }
     if panels >= parallel.threads {
-        parallel.run(panels) { begin, end in ck_sgemm_packed(m, n, k, a, lda, packed, acc, c, ldc, begin, end) }
+        parallel.run(panels) { begin, end in
+            withEpilogue(epilogue, rowOffset: 0) {
+                ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, acc, c, ldc, begin, end, $0)
+            }
+        }
     } else {
         parallel.run(m) { begin, end in
-            ck_sgemm_packed(end - begin, n, k, a + begin * lda, lda, packed, acc, c + begin * ldc, ldc, 0, panels)
+            withEpilogue(epilogue, rowOffset: begin) {
+                ck_sgemm_packed_epilogue(
+                    end - begin, n, k, a + begin * lda, lda, packed, acc, c + begin * ldc, ldc, 0, panels, $0)
+            }
         }
     }
+}
+
+/// Passes the epilogue (row bias moved to the first row of a row split) to the C call, or nil.
+@inline(__always)
+private func withEpilogue(_ epilogue: ck_epilogue?, rowOffset: Int, _ body: (UnsafePointer<ck_epilogue>?) -> Void) {
+    guard var e = epilogue else { return body(nil) }
+    if let rows = e.row_bias { e.row_bias = rows + rowOffset }
+    withUnsafePointer(to: &e) { body($0) }
 }
 
 /// C = alpha·A·B + beta·C in one of the GEMM forms; the packed form needs alpha 1 and beta 0 or 1.
@@ -77,7 +92,7 @@ func packedGemm(
 func sgemm(
     _ form: GemmForm, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int = 0,
-    parallel: ParallelFor = ParallelFor(threads: 1)
+    parallel: ParallelFor = .serial
 ) {
     switch form {
     case .packed:
@@ -106,9 +121,13 @@ final class GemmKernel: Kernel {
     private let cRows: Int, cColumns: Int
     private let y: UnsafeMutablePointer<Float>
     private let parallel: ParallelFor
+    private let activation: ck_activation
+    /// C as a per-column bias added in the packed GEMM's store (C of shape [N] or [1, N], beta 1).
+    private let columnBias: UnsafePointer<Float>?
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
+        activation = try node.fusedActivation()
         let name = node.step.node.displayName
         guard node.inputs.count >= 2, let aValue = node.inputs[0], let bValue = node.inputs[1],
             let out = node.outputs.first
@@ -155,6 +174,7 @@ final class GemmKernel: Kernel {
             cRows = 0
             cColumns = 0
         }
+        columnBias = bForm == .packed && beta == 1 && cRows == 1 && cColumns == n && n > 1 ? c : nil
     }
 
     func run() throws {
@@ -163,6 +183,15 @@ final class GemmKernel: Kernel {
             // Aᵀ is K x M in memory; lay it out as M x K for the row-major body.
             for p in 0..<k { for i in 0..<m { t[i * k + p] = a[p * aColumns + i] } }
             aPointer = UnsafePointer(t)
+        }
+        if bForm == .packed && (columnBias != nil || c == nil) {
+            // Bias and activation in the GEMM's store.
+            packedGemm(
+                parallel, m: m, n: n, k: k, a: aPointer, lda: k, packed: b, accumulate: false, c: y, ldc: n,
+                panels: packed?.panels ?? 0,
+                epilogue: ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation))
+            withExtendedLifetime(packed) {}
+            return
         }
         var gemmBeta: Float = 0
         if let c {
@@ -184,6 +213,7 @@ final class GemmKernel: Kernel {
         sgemm(
             bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: gemmBeta, c: y, ldc: n,
             panels: packed?.panels ?? 0, parallel: parallel)
+        if activation == ck_activation_relu { ck_relu(y, y, m * n) }
         withExtendedLifetime(packed) {}
     }
 }

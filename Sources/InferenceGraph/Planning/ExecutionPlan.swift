@@ -52,16 +52,19 @@ public struct ExecutionPlan: Sendable {
     public var unsharedBytes: Int
     /// Nodes evaluated at plan time.
     public var foldedNodeCount: Int
+    /// Nodes merged into the node before them by `FusionRules` (an activation, a folded BatchNormalization).
+    public var fusedNodeCount: Int
 
     /// Plans a graph for concrete input types.
     /// - Parameters:
     ///   - inputValues: values of runtime inputs known at plan time (see `ShapeInference.valueKeyedInputs`).
     ///   - evaluator: evaluates nodes whose inputs are all known; without one, nothing is folded.
+    ///   - fusion: the node pairs the backend runs as one kernel.
     /// - Throws: `GraphError` for bad structure, `ShapeError` when the inputs do not fit the graph, or what
     ///   the evaluator throws.
     public init(
         graph: Graph, inputTypes: [String: TensorType], inputValues: [String: Tensor] = [:],
-        evaluator: (any ConstantEvaluator)? = nil
+        evaluator: (any ConstantEvaluator)? = nil, fusion: FusionRules = .none
     ) throws {
         let order = try graph.topologicallySorted()
         self.graph = graph
@@ -95,6 +98,9 @@ public struct ExecutionPlan: Sendable {
             }
             live.append((node, outputs))
         }
+        let fusedPairs: Int
+        (live, fusedPairs) = Fusion.apply(
+            live, rules: fusion, graphOutputs: Set(graph.outputs.map(\.name)), known: &known, types: &types)
 
         var index: [String: Int] = [:]
         var values: [PlannedValue] = []
@@ -155,5 +161,6 @@ public struct ExecutionPlan: Sendable {
         self.arenaBytes = allocation.arenaBytes
         self.unsharedBytes = allocation.unsharedBytes
         self.foldedNodeCount = folded
+        self.fusedNodeCount = fusedPairs
     }
 }

@@ -1,0 +1,126 @@
+import InferenceTensor
+
+/// What a backend runs as one kernel: planning rewrites matching node pairs before buffers are assigned.
+public struct FusionRules: Sendable {
+    /// Producer operator → the activation operators it can apply to its own output
+    /// (the producer then carries `FusionRules.activationAttribute`).
+    public var activations: [String: Set<String>]
+    /// Fold an inference-mode BatchNormalization into the Conv before it when both have constant parameters.
+    public var foldsBatchNormalization: Bool
+
+    public init(activations: [String: Set<String>] = [:], foldsBatchNormalization: Bool = false) {
+        self.activations = activations
+        self.foldsBatchNormalization = foldsBatchNormalization
+    }
+
+    /// No rewriting: every node runs as written.
+    public static let none = FusionRules()
+
+    /// The attribute naming the activation a fused producer applies (not an ONNX attribute; the leading
+    /// underscore keeps it apart from any ONNX name).
+    public static let activationAttribute = "_fused_activation"
+}
+
+/// The plan-time rewrites `FusionRules` asks for. A pair is fused only when the intermediate value has exactly
+/// one consumer and is not a graph output, so no value anyone can observe disappears.
+enum Fusion {
+    typealias LiveNode = (node: Node, outputTypes: [TensorType])
+
+    static func apply(
+        _ live: [LiveNode], rules: FusionRules, graphOutputs: Set<String>, known: inout [String: Tensor],
+        types: inout [String: TensorType]
+    ) -> (nodes: [LiveNode], fused: Int) {
+        guard rules.foldsBatchNormalization || !rules.activations.isEmpty else { return (live, 0) }
+        var nodes: [LiveNode?] = live
+        var consumers: [String: [Int]] = [:]
+        for (index, entry) in live.enumerated() {
+            for input in entry.node.inputs where !input.isEmpty { consumers[input, default: []].append(index) }
+        }
+        /// The single node reading `value` (as its first input), when it is the only reader and not an output.
+        func soleConsumer(of value: String) -> Int? {
+            guard !graphOutputs.contains(value), let readers = consumers[value], readers.count == 1,
+                let reader = nodes[readers[0]], reader.node.inputs.first == value,
+                reader.node.inputs.dropFirst().allSatisfy({ $0 != value })
+            else { return nil }
+            return readers[0]
+        }
+        var fused = 0
+        for index in live.indices {
+            guard var entry = nodes[index], entry.node.domain.isEmpty, entry.node.outputs.count == 1 else { continue }
+            if rules.foldsBatchNormalization, entry.node.opType == "Conv",
+                let next = soleConsumer(of: entry.node.outputs[0]), let bn = nodes[next],
+                bn.node.opType == "BatchNormalization", bn.node.domain.isEmpty,
+                let folded = foldBatchNormalization(conv: entry.node, bn: bn.node, known: &known, types: &types)
+            {
+                entry = (folded, bn.outputTypes)
+                nodes[index] = entry
+                nodes[next] = nil
+                fused += 1
+            }
+            guard let allowed = rules.activations[entry.node.opType],
+                entry.node.attributes[FusionRules.activationAttribute] == nil,
+                let next = soleConsumer(of: entry.node.outputs[0]), let activation = nodes[next],
+                activation.node.domain.isEmpty, allowed.contains(activation.node.opType),
+                activation.node.inputs.count == 1, activation.node.outputs.count == 1
+            else { continue }
+            var node = entry.node
+            node.attributes[FusionRules.activationAttribute] = .string(activation.node.opType)
+            node.outputs = activation.node.outputs
+            nodes[index] = (node, activation.outputTypes)
+            nodes[next] = nil
+            fused += 1
+        }
+        return (nodes.compactMap { $0 }, fused)
+    }
+
+    /// Conv(x, W, b) → BatchNormalization(scale, B, mean, var, ε) as Conv(x, W·s, (b − mean)·s + B) with
+    /// s = scale / √(var + ε) per output channel, computed in double precision. Nil when any parameter is not a
+    /// plan-time float32 constant of the expected shape, or the BatchNormalization is not in inference form.
+    private static func foldBatchNormalization(
+        conv: Node, bn: Node, known: inout [String: Tensor], types: inout [String: TensorType]
+    ) -> Node? {
+        guard conv.inputs.count >= 2, bn.inputs.count == 5, bn.outputs.count == 1,
+            (try? bn.int("training_mode", default: 0)) == 0,
+            let epsilon = try? bn.float("epsilon", default: 1e-5),
+            let weight = known[conv.inputs[1]], weight.dtype == .float32, weight.shape.rank >= 3,
+            let weights = try? weight.scalars(as: Float.self)
+        else { return nil }
+        let channels = weight.shape[0]
+        var parameters: [[Float]] = []
+        for name in bn.inputs[1...4] {
+            guard let tensor = known[name], tensor.dtype == .float32, tensor.shape.elementCount == channels,
+                let values = try? tensor.scalars(as: Float.self)
+            else { return nil }
+            parameters.append(values)
+        }
+        var bias = [Float](repeating: 0, count: channels)
+        if conv.inputs.count > 2, !conv.inputs[2].isEmpty {
+            guard let tensor = known[conv.inputs[2]], tensor.dtype == .float32, tensor.shape.elementCount == channels,
+                let values = try? tensor.scalars(as: Float.self)
+            else { return nil }
+            bias = values
+        }
+        let (scale, shift, mean, variance) = (parameters[0], parameters[1], parameters[2], parameters[3])
+        let perChannel = weights.count / max(channels, 1)
+        var foldedWeights = weights
+        var foldedBias = bias
+        for o in 0..<channels {
+            let s = Double(scale[o]) / (Double(variance[o]) + Double(epsilon)).squareRoot()
+            for i in 0..<perChannel { foldedWeights[o * perChannel + i] = Float(Double(weights[o * perChannel + i]) * s) }
+            foldedBias[o] = Float((Double(bias[o]) - Double(mean[o])) * s + Double(shift[o]))
+        }
+        let output = bn.outputs[0]
+        let weightName = "\u{0}\(output):folded_weight", biasName = "\u{0}\(output):folded_bias"
+        guard let w = try? Tensor(shape: weight.shape, scalars: foldedWeights),
+            let b = try? Tensor(shape: [channels], scalars: foldedBias)
+        else { return nil }
+        known[weightName] = w
+        known[biasName] = b
+        types[weightName] = TensorType(dtype: .float32, shape: weight.shape)
+        types[biasName] = TensorType(dtype: .float32, shape: [channels])
+        var node = conv
+        node.inputs = [conv.inputs[0], weightName, biasName]
+        node.outputs = [output]
+        return node
+    }
+}
