@@ -53,14 +53,18 @@ public final class CPUBackend: Backend {
     /// Conv and Gemm apply a following Relu in their GEMM's store; BatchNormalization after a Conv folds into
     /// its weights.
     public var fusion: FusionRules {
-        FusionRules(activations: ["Conv": ["Relu"], "Gemm": ["Relu"]], foldsBatchNormalization: true)
+        fuses ? FusionRules(activations: ["Conv": ["Relu"], "Gemm": ["Relu"]], foldsBatchNormalization: true) : .none
     }
+    private let fuses: Bool
     /// Threads a kernel may use (1 runs everything on the caller's thread).
     public let threads: Int
     let parallel: ParallelFor
 
-    /// - Parameter threads: threads kernels may split work across; defaults to the logical cores.
-    public init(threads: Int? = nil) {
+    /// - Parameters:
+    ///   - threads: threads kernels may split work across; defaults to the logical cores.
+    ///   - fuses: whether planning may merge node pairs (`fusion`); off runs every node as written.
+    public init(threads: Int? = nil, fuses: Bool = true) {
+        self.fuses = fuses
         deviceName = CPUInfo.current.modelName
         kernels = CPUKernelTable.registry
         self.threads = max(1, threads ?? CPUInfo.current.logicalCores)

@@ -60,7 +60,9 @@ func packedGemm(
 ) {
     let acc: Int32 = accumulate ? 1 : 0
     guard parallel.threads > 1 && m * n * k >= 1 << 22 else {
-        withEpilogue(epilogue, rowOffset: 0) { ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, acc, c, ldc, 0, panels, $0) }
+        withEpilogue(epilogue, rowOffset: 0) {
+            ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, acc, c, ldc, 0, panels, $0)
+        }
         return
     }
     if panels >= parallel.threads {

@@ -106,7 +106,9 @@ enum Fusion {
         var foldedBias = bias
         for o in 0..<channels {
             let s = Double(scale[o]) / (Double(variance[o]) + Double(epsilon)).squareRoot()
-            for i in 0..<perChannel { foldedWeights[o * perChannel + i] = Float(Double(weights[o * perChannel + i]) * s) }
+            for i in 0..<perChannel {
+                foldedWeights[o * perChannel + i] = Float(Double(weights[o * perChannel + i]) * s)
+            }
             foldedBias[o] = Float((Double(bias[o]) - Double(mean[o])) * s + Double(shift[o]))
         }
         let output = bn.outputs[0]

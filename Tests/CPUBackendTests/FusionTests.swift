@@ -1,0 +1,78 @@
+import CPUBackend
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import InferenceTestSupport
+import Testing
+
+/// Plan-time fusion: which pairs merge, which must not, and that fused kernels compute what the nodes did.
+struct FusionTests {
+    static func tensor(_ shape: Shape, in range: ClosedRange<Float> = -1...1) throws -> Tensor {
+        try Tensor(shape: shape, scalars: KernelTests.random(shape.elementCount, in: range))
+    }
+
+    /// x → Conv → BatchNormalization → Relu (→ extra readers of `observed`), plus a Gemm → Relu head.
+    static func graph(outputs: [String] = ["y"], extraNodes: [Node] = []) throws -> Graph {
+        let nodes =
+            [
+                Node(
+                    name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                    attributes: ["pads": .ints([1, 1, 1, 1])]),
+                Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "s", "o", "m", "v"], outputs: ["n"]),
+                Node(name: "relu", opType: "Relu", inputs: ["n"], outputs: ["r"]),
+                Node(name: "flat", opType: "Flatten", inputs: ["r"], outputs: ["f"]),
+                Node(
+                    name: "fc", opType: "Gemm", inputs: ["f", "fw", "fb"], outputs: ["g"],
+                    attributes: ["transB": .int(1)]),
+                Node(name: "act", opType: "Relu", inputs: ["g"], outputs: ["y"]),
+            ] + extraNodes
+        return Graph(
+            name: "fusion",
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2), .fixed(3), .fixed(6), .fixed(6)])],
+            outputs: outputs.map { ValueInfo(name: $0, dtype: .float32, dimensions: nil) }, nodes: nodes,
+            initializers: [
+                "w": try tensor([4, 3, 3, 3]), "b": try tensor([4]), "s": try tensor([4], in: 0.5...2),
+                "o": try tensor([4]), "m": try tensor([4]), "v": try tensor([4], in: 0.1...2),
+                "fw": try tensor([5, 144]), "fb": try tensor([5]),
+            ], opsetImports: ["": 17])
+    }
+
+    func plan(_ graph: Graph) throws -> ExecutionPlan {
+        try ExecutionPlan(
+            graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: [2, 3, 6, 6])], evaluator: CPUBackend(),
+            fusion: CPUBackend().fusion)
+    }
+
+    @Test func convBatchNormReluAndGemmReluBecomeTwoKernels() throws {
+        let plan = try plan(try Self.graph())
+        #expect(plan.fusedNodeCount == 3)
+        #expect(plan.steps.map(\.node.opType) == ["Conv", "Flatten", "Gemm"])
+        #expect(try plan.steps[0].node.string(FusionRules.activationAttribute, default: "") == "Relu")
+    }
+
+    @Test func observableValuesAreNeverFusedAway() throws {
+        // The Conv output is a graph output, and the Gemm output has a second reader: nothing may merge.
+        let graph = try Self.graph(
+            outputs: ["y", "c", "z"],
+            extraNodes: [Node(name: "other", opType: "Sigmoid", inputs: ["g"], outputs: ["z"])])
+        let plan = try plan(graph)
+        #expect(
+            plan.steps.map(\.node.opType) == [
+                "Conv", "BatchNormalization", "Relu", "Flatten", "Gemm", "Relu", "Sigmoid",
+            ])
+        #expect(plan.fusedNodeCount == 0)
+    }
+
+    @Test func fusedAndUnfusedRunsAgree() throws {
+        let graph = try Self.graph(outputs: ["y"])
+        let x = [NamedTensor(name: "x", tensor: try Self.tensor([2, 3, 6, 6]))]
+        let fused = try Session(graph: graph, backend: CPUBackend()).run(x).outputs[0].tensor
+        let plain = try Session(graph: graph, backend: CPUBackend(fuses: false)).run(x).outputs[0].tensor
+        #expect(fused.shape == [2, 5])
+        // Folding BatchNormalization into the weights reorders float operations: agree to a few ulp of the
+        // magnitudes involved, not bit for bit.
+        let report = ToleranceReport.compare(
+            try fused.scalars(as: Float.self), try plain.scalars(as: Float.self), relative: 1e-5, absolute: 1e-5)
+        #expect(report.passed, "\(report)")
+    }
+}
