@@ -1,23 +1,131 @@
 // im2col for 2-D convolution, written straight into the packed-panel layout ck_sgemm_packed reads: element
 // (row r, output position o) goes to panel o / nr, row r, lane o % nr. Rows are (channel, ky, kx).
 #include "CKernels.h"
+#include <immintrin.h>
 #include <string.h>
 
 // Writes `count` values (zeros when src is NULL) for row r starting at output position o, across panels.
-static inline void put_run(float *col, size_t nr, size_t panel_stride, size_t r, size_t o, const float *src,
-                           size_t count) {
-    while (count > 0) {
-        const size_t lane = o % nr;
-        const size_t take = nr - lane < count ? nr - lane : count;
-        float *dst = col + (o / nr) * panel_stride + r * nr + lane;
-        if (src) {
-            memcpy(dst, src, take * sizeof(float));
-            src += take;
-        } else {
-            memset(dst, 0, take * sizeof(float));
+// Runs are short (an output row, at most one panel), so the copies are inline loops, not libc calls.
+#define CK_PUT_RUN_BODY                                                                                      \
+    while (count > 0) {                                                                                      \
+        const size_t lane = o % nr;                                                                          \
+        const size_t take = nr - lane < count ? nr - lane : count;                                           \
+        float *dst = col + (o / nr) * panel_stride + r * nr + lane;                                          \
+        if (src) {                                                                                           \
+            for (size_t j = 0; j < take; j++) dst[j] = src[j];                                               \
+            src += take;                                                                                     \
+        } else {                                                                                             \
+            for (size_t j = 0; j < take; j++) dst[j] = 0.0f;                                                 \
+        }                                                                                                    \
+        o += take;                                                                                           \
+        count -= take;                                                                                       \
+    }
+
+#define CK_IM2COL_BODY                                                                                       \
+    const size_t kernel = kernel_h * kernel_w;                                                               \
+    const size_t panel_stride = rows * nr;                                                                   \
+    float gathered[256];                                                                                     \
+    for (size_t r = row_begin; r < row_end; r++) {                                                           \
+        const size_t c = r / kernel, kp = r % kernel;                                                        \
+        const ptrdiff_t ky = (ptrdiff_t)(kp / kernel_w), kx = (ptrdiff_t)(kp % kernel_w);                    \
+        const float *xc = x + c * in_h * in_w;                                                               \
+        /* Columns ox with 0 <= ox·stride + offset < in_w are inside the image. */                           \
+        const ptrdiff_t offset = kx * (ptrdiff_t)dilation_w - pad_left;                                      \
+        size_t lo = 0, hi = out_w;                                                                           \
+        while (lo < out_w && (ptrdiff_t)(lo * stride_w) + offset < 0) lo++;                                  \
+        while (hi > lo && (ptrdiff_t)((hi - 1) * stride_w) + offset >= (ptrdiff_t)in_w) hi--;                \
+        for (size_t oy = 0; oy < out_h; oy++) {                                                              \
+            const ptrdiff_t iy = (ptrdiff_t)(oy * stride_h) - pad_top + ky * (ptrdiff_t)dilation_h;          \
+            const size_t o = oy * out_w;                                                                     \
+            if (iy < 0 || iy >= (ptrdiff_t)in_h || lo == hi) {                                               \
+                PUT_RUN(col, nr, panel_stride, r, o, NULL, out_w);                                           \
+                continue;                                                                                    \
+            }                                                                                                \
+            const float *src = xc + (size_t)iy * in_w;                                                       \
+            if (lo > 0) PUT_RUN(col, nr, panel_stride, r, o, NULL, lo);                                      \
+            if (stride_w == 1) {                                                                             \
+                PUT_RUN(col, nr, panel_stride, r, o + lo, src + (ptrdiff_t)lo + offset, hi - lo);            \
+            } else {                                                                                         \
+                for (size_t start = lo; start < hi; start += 256) {                                          \
+                    const size_t n = hi - start < 256 ? hi - start : 256;                                    \
+                    for (size_t j = 0; j < n; j++) gathered[j] = src[(ptrdiff_t)((start + j) * stride_w) + offset]; \
+                    PUT_RUN(col, nr, panel_stride, r, o + start, gathered, n);                               \
+                }                                                                                            \
+            }                                                                                                \
+            if (hi < out_w) PUT_RUN(col, nr, panel_stride, r, o + hi, NULL, out_w - hi);                     \
+        }                                                                                                    \
+    }
+
+#define CK_IM2COL_ARGS                                                                                       \
+    (const float *x, size_t in_h, size_t in_w, size_t kernel_h, size_t kernel_w, size_t stride_h,            \
+     size_t stride_w, size_t dilation_h, size_t dilation_w, ptrdiff_t pad_top, ptrdiff_t pad_left,           \
+     size_t out_h, size_t out_w, float *col, size_t nr, size_t rows, size_t row_begin, size_t row_end)
+
+#define CK_PUT_RUN_ARGS (float *col, size_t nr, size_t panel_stride, size_t r, size_t o, const float *src, size_t count)
+
+static inline __attribute__((always_inline)) void put_run_generic CK_PUT_RUN_ARGS { CK_PUT_RUN_BODY }
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void put_run_avx2 CK_PUT_RUN_ARGS {
+    CK_PUT_RUN_BODY
+}
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static inline __attribute__((always_inline)) void
+put_run_avx512 CK_PUT_RUN_ARGS { CK_PUT_RUN_BODY }
+
+#define PUT_RUN put_run_generic
+static void im2col_generic CK_IM2COL_ARGS { CK_IM2COL_BODY }
+#undef PUT_RUN
+#define PUT_RUN put_run_avx2
+__attribute__((target("avx2,fma"))) static void im2col_avx2 CK_IM2COL_ARGS { CK_IM2COL_BODY }
+#undef PUT_RUN
+#define PUT_RUN put_run_avx512
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void im2col_runs_avx512 CK_IM2COL_ARGS { CK_IM2COL_BODY }
+#undef PUT_RUN
+
+static inline __mmask16 lanes_below(ptrdiff_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : (n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1));
+}
+
+// Unit horizontal stride, whole image up to 4096 outputs: build each im2col row contiguously with masked
+// 16-lane moves (an output row is one or two moves; padding lanes load as zero), then move it into the panels.
+// Masked-off lanes are never read, so the shifted source pointers may point past the row's ends.
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void im2col_avx512 CK_IM2COL_ARGS {
+    const size_t outputs = out_h * out_w;
+    if (stride_w != 1 || outputs > 4096 || nr != 32) {
+        im2col_runs_avx512(x, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                           pad_left, out_h, out_w, col, nr, rows, row_begin, row_end);
+        return;
+    }
+    float line[4096 + 32] __attribute__((aligned(64)));
+    const size_t kernel = kernel_h * kernel_w;
+    const size_t panel_stride = rows * nr;
+    const size_t panels = (outputs + nr - 1) / nr;
+    for (size_t r = row_begin; r < row_end; r++) {
+        const size_t c = r / kernel, kp = r % kernel;
+        const ptrdiff_t ky = (ptrdiff_t)(kp / kernel_w), kx = (ptrdiff_t)(kp % kernel_w);
+        const float *xc = x + c * in_h * in_w;
+        const ptrdiff_t offset = kx * (ptrdiff_t)dilation_w - pad_left;
+        // Valid output columns: 0 <= ox + offset < in_w.
+        const ptrdiff_t lo = offset < 0 ? -offset : 0;
+        const ptrdiff_t hi = (ptrdiff_t)in_w - offset < (ptrdiff_t)out_w ? (ptrdiff_t)in_w - offset : (ptrdiff_t)out_w;
+        for (size_t oy = 0; oy < out_h; oy++) {
+            const ptrdiff_t iy = (ptrdiff_t)(oy * stride_h) - pad_top + ky * (ptrdiff_t)dilation_h;
+            float *d = line + oy * out_w;
+            const int inside = iy >= 0 && iy < (ptrdiff_t)in_h && lo < hi;
+            const float *src = inside ? xc + (size_t)iy * in_w + offset : NULL;
+            for (ptrdiff_t j = 0; j < (ptrdiff_t)out_w; j += 16) {
+                const __mmask16 store = lanes_below((ptrdiff_t)out_w - j);
+                __mmask16 load = 0;
+                if (inside) load = store & lanes_below(hi - j) & (__mmask16)~lanes_below(lo - j);
+                const __m512 v = load ? _mm512_maskz_loadu_ps(load, src + j) : _mm512_setzero_ps();
+                _mm512_mask_storeu_ps(d + j, store, v);
+            }
         }
-        o += take;
-        count -= take;
+        for (size_t p = 0; p < panels; p++) {
+            float *dst = col + p * panel_stride + r * nr;
+            const ptrdiff_t left = (ptrdiff_t)(outputs - p * nr);
+            _mm512_mask_storeu_ps(dst, lanes_below(left), _mm512_maskz_loadu_ps(lanes_below(left), line + p * nr));
+            _mm512_mask_storeu_ps(dst + 16, lanes_below(left - 16),
+                                  _mm512_maskz_loadu_ps(lanes_below(left - 16), line + p * nr + 16));
+        }
     }
 }
 
@@ -25,37 +133,15 @@ void ck_im2col_panels_2d(const float *x, size_t in_h, size_t in_w, size_t kernel
                          size_t stride_h, size_t stride_w, size_t dilation_h, size_t dilation_w, ptrdiff_t pad_top,
                          ptrdiff_t pad_left, size_t out_h, size_t out_w, float *col, size_t nr, size_t rows,
                          size_t row_begin, size_t row_end) {
-    const size_t kernel = kernel_h * kernel_w;
-    const size_t panel_stride = rows * nr;
-    float gathered[256];
-    for (size_t r = row_begin; r < row_end; r++) {
-        const size_t c = r / kernel, kp = r % kernel;
-        const ptrdiff_t ky = (ptrdiff_t)(kp / kernel_w), kx = (ptrdiff_t)(kp % kernel_w);
-        const float *xc = x + c * in_h * in_w;
-        // Columns ox with 0 <= ox·stride + offset < in_w are inside the image.
-        const ptrdiff_t offset = kx * (ptrdiff_t)dilation_w - pad_left;
-        size_t lo = 0, hi = out_w;
-        while (lo < out_w && (ptrdiff_t)(lo * stride_w) + offset < 0) lo++;
-        while (hi > lo && (ptrdiff_t)((hi - 1) * stride_w) + offset >= (ptrdiff_t)in_w) hi--;
-        for (size_t oy = 0; oy < out_h; oy++) {
-            const ptrdiff_t iy = (ptrdiff_t)(oy * stride_h) - pad_top + ky * (ptrdiff_t)dilation_h;
-            const size_t o = oy * out_w;
-            if (iy < 0 || iy >= (ptrdiff_t)in_h || lo == hi) {
-                put_run(col, nr, panel_stride, r, o, NULL, out_w);
-                continue;
-            }
-            const float *src = xc + (size_t)iy * in_w;
-            if (lo > 0) put_run(col, nr, panel_stride, r, o, NULL, lo);
-            if (stride_w == 1) {
-                put_run(col, nr, panel_stride, r, o + lo, src + (ptrdiff_t)lo + offset, hi - lo);
-            } else {
-                for (size_t start = lo; start < hi; start += 256) {
-                    const size_t n = hi - start < 256 ? hi - start : 256;
-                    for (size_t j = 0; j < n; j++) gathered[j] = src[(ptrdiff_t)((start + j) * stride_w) + offset];
-                    put_run(col, nr, panel_stride, r, o + start, gathered, n);
-                }
-            }
-            if (hi < out_w) put_run(col, nr, panel_stride, r, o + hi, NULL, out_w - hi);
-        }
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') {
+        im2col_avx512(x, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                      pad_left, out_h, out_w, col, nr, rows, row_begin, row_end);
+    } else if (isa[0] == 'a') {
+        im2col_avx2(x, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left,
+                    out_h, out_w, col, nr, rows, row_begin, row_end);
+    } else {
+        im2col_generic(x, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                       pad_left, out_h, out_w, col, nr, rows, row_begin, row_end);
     }
 }

@@ -149,25 +149,38 @@ static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, const f
     }
 }
 
-// Bias and activation on a finished tile of C while it is still in L1.
-static void apply_epilogue(const ck_epilogue *ep, float *c, size_t ldc, size_t row0, size_t rows, size_t col0,
-                           size_t cols) {
-    for (size_t r = 0; r < rows; r++) {
-        float *cr = c + r * ldc;
-        const float rb = ep->row_bias ? ep->row_bias[row0 + r] : 0.0f;
-        if (ep->col_bias) {
-            const float *cb = ep->col_bias + col0;
-            for (size_t j = 0; j < cols; j++) cr[j] = (cr[j] + cb[j]) + rb;
-        } else if (ep->row_bias) {
-            for (size_t j = 0; j < cols; j++) cr[j] += rb;
-        }
-        if (ep->activation == ck_activation_relu) {
-            for (size_t j = 0; j < cols; j++) {
-                const float v = cr[j];
-                cr[j] = v > 0.0f ? v : (v != v ? v : 0.0f);
-            }
-        }
+// Bias and activation on a finished tile of C while it is still in L1, compiled per ISA so the loops vectorize
+// at the width the GEMM kernel uses.
+#define CK_EPILOGUE_BODY                                                                                     \
+    for (size_t r = 0; r < rows; r++) {                                                                      \
+        float *cr = c + r * ldc;                                                                             \
+        const float rb = ep->row_bias ? ep->row_bias[row0 + r] : 0.0f;                                       \
+        if (ep->col_bias) {                                                                                  \
+            const float *cb = ep->col_bias + col0;                                                           \
+            for (size_t j = 0; j < cols; j++) cr[j] = (cr[j] + cb[j]) + rb;                                  \
+        } else if (ep->row_bias) {                                                                           \
+            for (size_t j = 0; j < cols; j++) cr[j] += rb;                                                   \
+        }                                                                                                    \
+        if (ep->activation == ck_activation_relu) {                                                          \
+            for (size_t j = 0; j < cols; j++) {                                                              \
+                const float v = cr[j];                                                                       \
+                cr[j] = v > 0.0f ? v : (v != v ? v : 0.0f);                                                  \
+            }                                                                                                \
+        }                                                                                                    \
     }
+
+#define CK_EPILOGUE_ARGS                                                                                     \
+    (const ck_epilogue *ep, float *c, size_t ldc, size_t row0, size_t rows, size_t col0, size_t cols)
+
+static void epilogue_generic CK_EPILOGUE_ARGS { CK_EPILOGUE_BODY }
+__attribute__((target("avx2,fma"))) static void epilogue_avx2 CK_EPILOGUE_ARGS { CK_EPILOGUE_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void epilogue_avx512 CK_EPILOGUE_ARGS { CK_EPILOGUE_BODY }
+
+static inline void apply_epilogue(int level, const ck_epilogue *ep, float *c, size_t ldc, size_t row0, size_t rows,
+                                  size_t col0, size_t cols) {
+    if (level == 2) epilogue_avx512(ep, c, ldc, row0, rows, col0, cols);
+    else if (level == 1) epilogue_avx2(ep, c, ldc, row0, rows, col0, cols);
+    else epilogue_generic(ep, c, ldc, row0, rows, col0, cols);
 }
 
 void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed, int accumulate,
@@ -191,7 +204,7 @@ void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size
         if (!accumulate) {
             for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, (j1 - j0) * sizeof(float));
         }
-        if (epilogue) apply_epilogue(epilogue, c + j0, ldc, 0, m, j0, j1 - j0);
+        if (epilogue) apply_epilogue(level, epilogue, c + j0, ldc, 0, m, j0, j1 - j0);
         return;
     }
     for (size_t kk = 0; kk < k; kk += KC) {
@@ -211,7 +224,7 @@ void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size
                     if (level == 2) kernel512(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
                     else if (level == 1) kernel256(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
                     else kernelGeneric(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
-                    if (last && epilogue) apply_epilogue(epilogue, ci, ldc, i, (size_t)mr, j0, nvalid);
+                    if (last && epilogue) apply_epilogue(level, epilogue, ci, ldc, i, (size_t)mr, j0, nvalid);
                 }
             }
         }

@@ -108,7 +108,7 @@ final class ConvKernel: Kernel {
         for g in 0..<groups {
             let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
             // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
-            let splitter = rows * outCount >= 1 << 18 ? parallel : .serial
+            let splitter = rows * outCount >= 1 << 16 ? parallel : .serial
             if let g2 = geometry2D {
                 splitter.runIndexed(rows) { _, begin, end in
                     ck_im2col_panels_2d(

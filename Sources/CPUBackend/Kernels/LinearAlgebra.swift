@@ -59,7 +59,7 @@ func packedGemm(
     accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int, epilogue: ck_epilogue? = nil
 ) {
     let acc: Int32 = accumulate ? 1 : 0
-    guard parallel.threads > 1 && m * n * k >= 1 << 22 else {
+    guard parallel.threads > 1 && m * n * k >= 1 << 18 else {
         withEpilogue(epilogue, rowOffset: 0) {
             ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, acc, c, ldc, 0, panels, $0)
         }
