@@ -2,19 +2,6 @@
 #include "CKernels.h"
 #include <math.h>
 
-void ck_sigmoid(const float *x, float *y, size_t count) {
-    for (size_t i = 0; i < count; i++) {
-        const float v = x[i];
-        // Split by sign so exp never overflows to inf/inf.
-        if (v >= 0.0f) {
-            y[i] = 1.0f / (1.0f + expf(-v));
-        } else {
-            const float e = expf(v);
-            y[i] = e / (1.0f + e);
-        }
-    }
-}
-
 void ck_relu(const float *x, float *y, size_t count) {
     for (size_t i = 0; i < count; i++) {
         const float v = x[i];
@@ -99,15 +86,18 @@ static inline __attribute__((always_inline)) float erf_body(float x) {
     return x < 0 ? -v : v;
 }
 
-// GELU(x) = x·Φ(x); for x < 0 through erfc directly, avoiding the cancellation in 1 + erf(x/√2).
+// GELU(x) = x·Φ(x) with Φ(x) = 1 − ½·erfc(x/√2) for x ≥ 0 and ½·erfc(|x|/√2) for x < 0: one erfc per element
+// and no cancellation on either side (vectorized code evaluates every branch, so one path is what counts).
+// |x| is capped at 30 for the erfc (already 0 in float there) so infinities stay finite inside.
 static inline __attribute__((always_inline)) float gelu_body(float x) {
-    if (x >= 0) return 0.5f * x * (1.0f + erf_body(x * 0.70710678118654752f));
-    const float ax = -x * 0.70710678118654752f;
-    if (ax < 0.5f) return 0.5f * x * (1.0f + erf_body(x * 0.70710678118654752f));
-    // ax² = x²/2 exactly from x, not from the rounded x/√2.
+    float ax = x < 0 ? -x : x;
+    ax = ax < 30.0f ? ax : 30.0f;
     float sq_hi, sq_lo;
-    square_split(-x, &sq_hi, &sq_lo);
-    return 0.5f * x * erfc_positive(ax, 0.5f * sq_hi, 0.5f * sq_lo);
+    square_split(ax, &sq_hi, &sq_lo);
+    // (|x|/√2)² = x²/2 exactly from x, not from the rounded |x|/√2.
+    const float e = erfc_positive(ax * 0.70710678118654752f, 0.5f * sq_hi, 0.5f * sq_lo);
+    // Below −30 the product underflows to −0 anyway; clamping keeps −∞·0 from making a NaN.
+    return x < 0 ? 0.5f * (x > -30.0f ? x : -30.0f) * e : x * (1.0f - 0.5f * e);
 }
 
 static inline __attribute__((always_inline)) float tanh_body(float x) {
@@ -141,7 +131,15 @@ static inline __attribute__((always_inline)) float tanh_body(float x) {
         if (isa[3] == '5') name##_avx512(x, y, n); else if (isa[0] == 'a') name##_avx2(x, y, n); else name##_generic(x, y, n); \
     }
 
+// sigmoid(x) from e = exp(−|x|): 1/(1 + e) for x ≥ 0, e/(1 + e) for x < 0; exp never overflows.
+static inline __attribute__((always_inline)) float sigmoid_body(float x) {
+    const float e = exp_body(x < 0 ? x : -x);
+    const float r = 1.0f / (1.0f + e);
+    return x < 0 ? e * r : r;
+}
+
 CK_UNARY(exp, v != v ? v : exp_body(v))
+CK_UNARY(sigmoid, v != v ? v : sigmoid_body(v))
 CK_UNARY(erf, v != v ? v : erf_body(v))
 CK_UNARY(tanh, v != v ? v : tanh_body(v))
 CK_UNARY(gelu, v != v ? v : gelu_body(v))

@@ -183,6 +183,12 @@ static inline void apply_epilogue(int level, const ck_epilogue *ep, float *c, si
     else epilogue_generic(ep, c, ldc, row0, rows, col0, cols);
 }
 
+void ck_apply_epilogue(const ck_epilogue *epilogue, float *c, size_t ldc, size_t rows, size_t cols) {
+    const char *isa = ck_kernel_isa();
+    const int level = isa[0] == 'a' ? (isa[3] == '5' ? 2 : 1) : 0;
+    apply_epilogue(level, epilogue, c, ldc, 0, rows, 0, cols);
+}
+
 void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed, int accumulate,
                      float *c, size_t ldc, size_t panel_begin, size_t panel_end) {
     ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, accumulate, c, ldc, panel_begin, panel_end, NULL);

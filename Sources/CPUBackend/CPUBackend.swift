@@ -50,10 +50,13 @@ public final class CPUBackend: Backend {
     public let device = DeviceID.cpu
     public let deviceName: String
     public let kernels: KernelRegistry
-    /// Conv and Gemm apply a following Relu in their GEMM's store; BatchNormalization after a Conv folds into
-    /// its weights.
+    /// Conv, Gemm and MatMul apply a following Relu, and MatMul a following bias Add, in their GEMM's store;
+    /// BatchNormalization after a Conv folds into its weights; the exported erf form of GELU runs as one Gelu.
     public var fusion: FusionRules {
-        fuses ? FusionRules(activations: ["Conv": ["Relu"], "Gemm": ["Relu"]], foldsBatchNormalization: true) : .none
+        guard fuses else { return .none }
+        return FusionRules(
+            activations: ["Conv": ["Relu"], "Gemm": ["Relu"], "MatMul": ["Relu"]], foldsBatchNormalization: true,
+            biases: ["MatMul"], recognizesGelu: true)
     }
     private let fuses: Bool
     /// Threads a kernel may use (1 runs everything on the caller's thread).

@@ -9,6 +9,18 @@ public enum CPUKernelTable {
         func add(_ ops: [String], _ dtypes: Set<DType>, _ make: @escaping @Sendable (BoundNode) throws -> any Kernel) {
             for op in ops { table.append(KernelRegistration(op, dtypes: dtypes) { node, _ in try make(node) }) }
         }
+        /// For kernels that split their work across the backend's threads.
+        func add(
+            _ ops: [String], _ dtypes: Set<DType>,
+            split make: @escaping @Sendable (BoundNode, ParallelFor) throws -> any Kernel
+        ) {
+            for op in ops {
+                table.append(
+                    KernelRegistration(op, dtypes: dtypes) { node, backend in
+                        try make(node, (backend as? CPUBackend)?.parallel ?? .serial)
+                    })
+            }
+        }
         let floats: Set<DType> = [.float32]
         let allFloats: Set<DType> = [.float32, .float64, .float16]
         let signedNumbers: Set<DType> = allFloats.union([.int8, .int16, .int32, .int64])
@@ -26,7 +38,7 @@ public enum CPUKernelTable {
                 "Gelu", "HardSwish", "Softplus", "Softsign", "Selu", "Celu", "ThresholdedRelu", "Mish", "Sin", "Cos",
                 "Round",
             ],
-            allFloats, UnaryKernels.make)
+            allFloats, split: UnaryKernels.make)
         add(
             ["Neg", "Abs", "Sign", "Floor", "Ceil"], signedNumbers.union([.uint8, .uint16, .uint32, .uint64]),
             UnaryKernels.make)
@@ -45,9 +57,12 @@ public enum CPUKernelTable {
         add(["And", "Or", "Xor"], [.bool], BinaryKernels.make)
         add(["Where"], allTypes, BinaryKernels.makeWhere)
         // Normalization and activations over an axis.
-        add(["Softmax", "LogSoftmax"], floats, NormalizationKernels.makeSoftmax)
+        add(["Softmax", "LogSoftmax"], floats, split: NormalizationKernels.makeSoftmax)
         add(["BatchNormalization"], floats, NormalizationKernels.makeBatchNorm)
-        add(["LayerNormalization"], floats, NormalizationKernels.makeLayerNorm)
+        table.append(
+            KernelRegistration("LayerNormalization", dtypes: floats) {
+                try NormalizationKernels.makeLayerNorm($0, parallel: parallel($1))
+            })
         // Convolution and pooling.
         table.append(KernelRegistration("Conv", dtypes: floats) { try ConvKernel(node: $0, parallel: parallel($1)) })
         add(["ConvTranspose"], floats) { try ConvTransposeKernel(node: $0) }
@@ -68,7 +83,7 @@ public enum CPUKernelTable {
         add(["ArgMax", "ArgMin"], numericTypes, ReductionKernels.makeArgReduce)
         // Data movement (any element type).
         add(["Reshape", "Flatten", "Squeeze", "Unsqueeze"], allTypes, TensorOpKernels.makeReshape)
-        add(["Transpose"], allTypes, TensorOpKernels.makeTranspose)
+        add(["Transpose"], allTypes, split: TensorOpKernels.makeTranspose)
         add(["Concat"], allTypes, TensorOpKernels.makeConcat)
         add(["Split"], allTypes, TensorOpKernels.makeSplit)
         add(["Slice"], allTypes, TensorOpKernels.makeSlice)

@@ -314,6 +314,8 @@ struct KernelTests {
         }
         ck_exp([Float.nan, -200, 200], &y, 3)
         #expect(y[0].isNaN && y[1] >= 0 && y[1] < 1e-38 && y[2].isFinite)
+        ck_gelu([Float.infinity, -Float.infinity, .nan, 40, -40], &y, 5)
+        #expect(y[0] == .infinity && y[1] == 0 && y[2].isNaN && y[3] == 40 && y[4] == 0)
     }
 
     @Test func simdGemmMatchesScalarReference() {

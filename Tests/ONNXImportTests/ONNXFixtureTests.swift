@@ -32,6 +32,29 @@ struct ONNXFixtureTests {
         }
     }
 
+    /// The fused forms the CPU plans (checked against onnxruntime above) really are fused: the encoder's
+    /// exported GELU becomes one Gelu and every MatMul + bias Add one MatMul; the CNN's Conv + BatchNormalization
+    /// + Relu one Conv.
+    @Test func cpuPlansFuseTheFixtureModels() throws {
+        func plan(_ name: String) throws -> ExecutionPlan {
+            let graph = try ONNXModelLoader.load(path: Self.directory.appendingPathComponent("\(name).onnx").path)
+            let inputs = try NumPyFile.readNPZ(path: Self.directory.appendingPathComponent("\(name).inputs.npz").path)
+            let types = Dictionary(
+                uniqueKeysWithValues: inputs.map {
+                    ($0.name, TensorType(dtype: $0.tensor.dtype, shape: $0.tensor.shape))
+                })
+            let backend = CPUBackend()
+            return try ExecutionPlan(graph: graph, inputTypes: types, evaluator: backend, fusion: backend.fusion)
+        }
+        let encoder = try plan("encoder").steps.map(\.node)
+        #expect(encoder.filter { $0.opType == "Gelu" }.count == 1)
+        #expect(!encoder.contains { $0.opType == "Erf" })
+        let products = encoder.filter { $0.opType == "MatMul" }
+        #expect(products.filter { $0.inputs.count == 3 }.count == 6, "\(products.map(\.inputs))")
+        let cnn = try plan("cnn").steps.map(\.node)
+        #expect(!cnn.contains { $0.opType == "BatchNormalization" || $0.opType == "Relu" }, "\(cnn.map(\.opType))")
+    }
+
     @Test(arguments: models)
     func matchesOnnxruntime(_ name: String) throws {
         let graph = try ONNXModelLoader.load(path: Self.directory.appendingPathComponent("\(name).onnx").path)

@@ -95,6 +95,19 @@ void ck_im2col_panels_2d(const float *x, size_t in_h, size_t in_w, size_t kernel
                          ptrdiff_t pad_left, size_t out_h, size_t out_w, float *col, size_t nr, size_t rows,
                          size_t row_begin, size_t row_end);
 
+/// LayerNormalization over `rows` contiguous rows of n: y = (x − mean)/√(var + ε)·scale + bias, with scale and
+/// bias (may be NULL) of length n; mean_out and inv_out (may be NULL) receive per-row mean and 1/√(var + ε).
+void ck_layer_norm_rows(const float *x, float *y, size_t rows, size_t n, const float *scale, const float *bias,
+                        double epsilon, float *mean_out, float *inv_out);
+
+/// The epilogue alone, over a rows x cols block of C.
+void ck_apply_epilogue(const ck_epilogue *epilogue, float *c, size_t ldc, size_t rows, size_t cols);
+
+/// Transposes 4-byte elements: output axes `dims` (rank ≤ 16), input element stride of each output axis in
+/// `strides`; writes output elements [begin, end), which must be whole rows of the last output axis.
+void ck_permute_u32(const uint32_t *x, uint32_t *y, size_t rank, const size_t *dims, const size_t *strides,
+                    size_t begin, size_t end);
+
 /// y[i] = 1 / (1 + exp(-x[i])); x and y may alias.
 void ck_sigmoid(const float *x, float *y, size_t count);
 

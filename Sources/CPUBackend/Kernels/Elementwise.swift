@@ -68,7 +68,9 @@ enum UnaryKernels {
         }
     }
 
-    static func make(_ node: BoundNode) throws -> any Kernel {
+    static func make(_ node: BoundNode) throws -> any Kernel { try make(node, parallel: .serial) }
+
+    static func make(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let x = try node.input(0)
         let y = try node.output(0)
         let count = y.count
@@ -89,7 +91,17 @@ enum UnaryKernels {
                 simd = { ck_gelu($0, $1, $2) }
             default: simd = nil
             }
-            if let simd { return ClosureKernel { simd(xs, ys, count) } }
+            if let simd {
+                // Split in whole cache lines once there is enough work to pay for waking a thread.
+                let splitter = count >= 1 << 15 ? parallel : .serial
+                let lines = (count + 15) / 16
+                return ClosureKernel {
+                    splitter.run(lines) { begin, end in
+                        let first = begin * 16
+                        simd(xs + first, ys + first, min(end * 16, count) - first)
+                    }
+                }
+            }
         }
         guard let f = try function(node) else { throw node.fail("no elementwise function") }
         let io = ElementIO.for(y.type.dtype)

@@ -230,14 +230,20 @@ final class MatMulKernel: Kernel {
     private let batches: [(a: Int, b: Int, y: Int)]
     private let parallel: ParallelFor
 
+    /// A bias along the last axis (fused from a following Add) and an activation, applied in the store.
+    private let columnBias: UnsafePointer<Float>?
+    private let activation: ck_activation
+
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
-        guard node.inputs.count == 2, let aValue = node.inputs[0], let bValue = node.inputs[1],
-            let out = node.outputs.first
+        guard node.inputs.count == 2 || node.inputs.count == 3, let aValue = node.inputs[0],
+            let bValue = node.inputs[1], let out = node.outputs.first
         else {
             throw RuntimeError.invalidNode(
                 node: node.step.node.displayName, detail: "MatMul needs two inputs and one output")
         }
+        activation = try node.fusedActivation()
+        columnBias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
         let aShape = aValue.type.shape.rank == 1 ? Shape([1, aValue.type.shape[0]]) : aValue.type.shape
         let bShape = bValue.type.shape.rank == 1 ? Shape([bValue.type.shape[0], 1]) : bValue.type.shape
         m = aShape[aShape.rank - 2]
@@ -301,9 +307,11 @@ final class MatMulKernel: Kernel {
         if let packedB {
             packedGemm(
                 parallel, m: foldedM, n: n, k: k, a: a, lda: k, packed: packedB.pointer, accumulate: false, c: y,
-                ldc: n, panels: panels)
+                ldc: n, panels: panels,
+                epilogue: ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation))
             return
         }
+        defer { applyEpilogue() }
         if let scratch {
             let packed = scratch.pointer.assumingMemoryBound(to: Float.self)
             var lastB = -1
@@ -324,5 +332,13 @@ final class MatMulKernel: Kernel {
                 form, m: foldedM, n: n, k: k, alpha: 1, a: a + batch.a, lda: k, b: b + batch.b, ldb: n, beta: 0,
                 c: y + batch.y, ldc: n)
         }
+    }
+
+    /// Bias and activation for the paths without a packed constant B.
+    private func applyEpilogue() {
+        guard columnBias != nil || activation != ck_activation_none else { return }
+        let rows = batches.count * foldedM
+        var epilogue = ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation)
+        ck_apply_epilogue(&epilogue, y, n, rows, n)
     }
 }

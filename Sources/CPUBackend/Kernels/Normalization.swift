@@ -7,7 +7,7 @@ import InferenceTensor
 /// Softmax, LogSoftmax, BatchNormalization (inference), LayerNormalization; float32.
 enum NormalizationKernels {
     /// Softmax/LogSoftmax over one axis (opset ≥ 13) or over the flattened trailing axes (opset < 13).
-    static func makeSoftmax(_ node: BoundNode) throws -> any Kernel {
+    static func makeSoftmax(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let x = try node.input(0)
         let y = try node.output(0)
         let rank = x.shape.rank
@@ -24,7 +24,12 @@ enum NormalizationKernels {
         let src = try x.pointer(Float.self), dst = try y.pointer(Float.self)
         if inner == 1 {
             // Contiguous rows: the vectorized kernel.
-            return ClosureKernel { ck_softmax_rows(src, dst, outer, n, log ? 1 : 0) }
+            let splitter = outer * n >= 1 << 14 ? parallel : .serial
+            return ClosureKernel {
+                splitter.run(outer) { begin, end in
+                    ck_softmax_rows(src + begin * n, dst + begin * n, end - begin, n, log ? 1 : 0)
+                }
+            }
         }
         return ClosureKernel {
             for o in 0..<outer {
@@ -72,7 +77,7 @@ enum NormalizationKernels {
         }
     }
 
-    static func makeLayerNorm(_ node: BoundNode) throws -> any Kernel {
+    static func makeLayerNorm(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let x = try node.input(0), y = try node.output(0)
         let rank = x.shape.rank
         let raw = try node.attributes.int("axis", default: -1)
@@ -81,36 +86,56 @@ enum NormalizationKernels {
         let outer = x.shape.dimensions[..<axis].reduce(1, *)
         let normalized = Shape(Array(x.shape.dimensions[axis...]))
         let n = normalized.elementCount
-        let scale = try node.input(1)
-        let scaleOffsets = broadcastOffsets(operand: scale.shape, output: normalized)
-        let biasValue = node.optionalInput(2)
-        let biasOffsets = biasValue.map { broadcastOffsets(operand: $0.shape, output: normalized) }
-        let ps = try scale.pointer(Float.self)
-        let pb = try biasValue?.pointer(Float.self)
-        let src = try x.pointer(Float.self), dst = try y.pointer(Float.self)
+        let scale = try Broadcast(try node.input(1), to: normalized)
+        let bias = try node.optionalInput(2).map { try Broadcast($0, to: normalized) }
+        let src = UnsafePointer(try x.pointer(Float.self)), dst = try y.pointer(Float.self)
         let meanOut = node.outputs.count > 1 ? try node.output(1).pointer(Float.self) : nil
         let invOut = node.outputs.count > 2 ? try node.output(2).pointer(Float.self) : nil
+        let splitter = outer * n >= 1 << 14 ? parallel : .serial
         return ClosureKernel {
-            for o in 0..<outer {
-                let row = src + o * n
-                var sum = 0.0
-                for i in 0..<n { sum += Double(row[i]) }
-                let mean = sum / Double(n)
-                var squares = 0.0
-                for i in 0..<n {
-                    let d = Double(row[i]) - mean
-                    squares += d * d
-                }
-                let inv = 1 / (squares / Double(n) + epsilon).squareRoot()
-                let out = dst + o * n
-                for i in 0..<n {
-                    var v = Float((Double(row[i]) - mean) * inv) * ps[scaleOffsets[i]]
-                    if let pb, let biasOffsets { v += pb[biasOffsets[i]] }
-                    out[i] = v
-                }
-                meanOut?[o] = Float(mean)
-                invOut?[o] = Float(inv)
+            scale.refresh()
+            bias?.refresh()
+            let ps = scale.pointer, pb = bias?.pointer
+            splitter.run(outer) { begin, end in
+                ck_layer_norm_rows(
+                    src + begin * n, dst + begin * n, end - begin, n, ps, pb, epsilon, meanOut.map { $0 + begin },
+                    invOut.map { $0 + begin })
             }
+        }
+    }
+
+    /// A per-position parameter (LayerNormalization's scale or bias) as a contiguous array over the normalized
+    /// shape: the value itself when it already has that shape, else an expanded copy (made once for a constant,
+    /// before every run otherwise).
+    final class Broadcast {
+        let pointer: UnsafePointer<Float>
+        private let copy: HostBuffer?
+        private let source: UnsafePointer<Float>
+        private let offsets: [Int]
+        private let constant: Bool
+
+        init(_ value: BoundValue, to shape: Shape) throws {
+            source = UnsafePointer(try value.pointer(Float.self))
+            constant = value.constant != nil
+            guard value.shape != shape else {
+                pointer = source
+                copy = nil
+                offsets = []
+                return
+            }
+            offsets = broadcastOffsets(operand: value.shape, output: shape)
+            let buffer = try HostBuffer(bytes: max(offsets.count, 1) * MemoryLayout<Float>.stride)
+            copy = buffer
+            pointer = UnsafePointer(buffer.pointer.bindMemory(to: Float.self, capacity: max(offsets.count, 1)))
+            expand()
+        }
+
+        func refresh() { if copy != nil && !constant { expand() } }
+
+        private func expand() {
+            guard let copy else { return }
+            let target = copy.pointer.assumingMemoryBound(to: Float.self)
+            offsets.withUnsafeBufferPointer { o in for i in o.indices { target[i] = source[o[i]] } }
         }
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
@@ -29,11 +30,29 @@ enum TensorOpKernels {
         }
     }
 
-    static func makeTranspose(_ node: BoundNode) throws -> any Kernel {
+    static func makeTranspose(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let x = try node.input(0)
         let y = try node.output(0)
         let perm = try node.attributes.ints("perm") ?? Array((0..<x.shape.rank).reversed())
         let inStrides = rowMajorStrides(x.shape.dimensions)
+        if y.type.dtype.byteSize == 4 && perm.count <= 16 && perm.count == x.shape.rank, y.count > 0 {
+            // Strided copy in C, split by output rows.
+            let dims = y.shape.dimensions, strides = perm.map { inStrides[$0] }
+            let src = UnsafePointer(try x.pointer(UInt32.self)), dst = try y.pointer(UInt32.self)
+            let last = max(dims.last ?? 1, 1), rows = y.count / last, count = y.count
+            let splitter = count >= 1 << 15 ? parallel : .serial
+            return ClosureKernel {
+                dims.withUnsafeBufferPointer { d in
+                    strides.withUnsafeBufferPointer { s in
+                        splitter.run(rows) { begin, end in
+                            ck_permute_u32(
+                                src, dst, dims.count, d.baseAddress, s.baseAddress, begin * last, min(end * last, count)
+                            )
+                        }
+                    }
+                }
+            }
+        }
         var table = [Int](repeating: 0, count: y.count)
         forEachIndex(y.shape.dimensions) { index, flat in
             var offset = 0

@@ -7,10 +7,20 @@ public struct FusionRules: Sendable {
     public var activations: [String: Set<String>]
     /// Fold an inference-mode BatchNormalization into the Conv before it when both have constant parameters.
     public var foldsBatchNormalization: Bool
+    /// Producers (MatMul) that take a following `Add` of a constant vector along their last axis as an extra,
+    /// last input: the bias is added in the producer's store. Only for a constant 2-D right operand.
+    public var biases: Set<String>
+    /// Rewrite x·½·(1 + erf(x/√2)), as exporters spell it (Div, Erf, Add, Mul, Mul), into one Gelu node.
+    public var recognizesGelu: Bool
 
-    public init(activations: [String: Set<String>] = [:], foldsBatchNormalization: Bool = false) {
+    public init(
+        activations: [String: Set<String>] = [:], foldsBatchNormalization: Bool = false, biases: Set<String> = [],
+        recognizesGelu: Bool = false
+    ) {
         self.activations = activations
         self.foldsBatchNormalization = foldsBatchNormalization
+        self.biases = biases
+        self.recognizesGelu = recognizesGelu
     }
 
     /// No rewriting: every node runs as written.
@@ -30,7 +40,10 @@ enum Fusion {
         _ live: [LiveNode], rules: FusionRules, graphOutputs: Set<String>, known: inout [String: Tensor],
         types: inout [String: TensorType]
     ) -> (nodes: [LiveNode], fused: Int) {
-        guard rules.foldsBatchNormalization || !rules.activations.isEmpty else { return (live, 0) }
+        guard
+            rules.foldsBatchNormalization || !rules.activations.isEmpty || !rules.biases.isEmpty
+                || rules.recognizesGelu
+        else { return (live, 0) }
         var nodes: [LiveNode?] = live
         var consumers: [String: [Int]] = [:]
         for (index, entry) in live.enumerated() {
@@ -44,9 +57,69 @@ enum Fusion {
             else { return nil }
             return readers[0]
         }
+        /// The single reader of `value` whatever input position it reads it at.
+        func onlyReader(of value: String) -> Int? {
+            guard !graphOutputs.contains(value), let readers = consumers[value], readers.count == 1,
+                let reader = nodes[readers[0]], reader.node.domain.isEmpty,
+                reader.node.inputs.filter({ $0 == value }).count == 1
+            else { return nil }
+            return readers[0]
+        }
+        func scalar(_ name: String) -> Double? {
+            guard let t = known[name], t.shape.elementCount == 1 else { return nil }
+            switch t.dtype {
+            case .float32: return (try? t.scalars(as: Float.self).first).flatMap { $0.map(Double.init) }
+            case .float64: return (try? t.scalars(as: Double.self).first) ?? nil
+            default: return nil
+            }
+        }
+        /// The other input of a binary node reading `value`.
+        func otherInput(_ node: Node, than value: String) -> String? {
+            guard node.inputs.count == 2 else { return nil }
+            return node.inputs[0] == value ? node.inputs[1] : node.inputs[0]
+        }
         var fused = 0
+        if rules.recognizesGelu {
+            for index in live.indices {
+                guard let div = nodes[index], div.node.domain.isEmpty, div.node.outputs.count == 1,
+                    div.node.inputs.count == 2, let x = div.node.inputs.first, let c = scalar(div.node.inputs[1]),
+                    (div.node.opType == "Div" && abs(c - 2.0.squareRoot()) < 1e-6)
+                        || (div.node.opType == "Mul" && abs(c - 0.5.squareRoot()) < 1e-6),
+                    let e = onlyReader(of: div.node.outputs[0]), let erf = nodes[e], erf.node.opType == "Erf",
+                    let a = onlyReader(of: erf.node.outputs[0]), let add = nodes[a], add.node.opType == "Add",
+                    otherInput(add.node, than: erf.node.outputs[0]).flatMap(scalar) == 1,
+                    let m = onlyReader(of: add.node.outputs[0]), let mul = nodes[m], mul.node.opType == "Mul",
+                    otherInput(mul.node, than: add.node.outputs[0]) == x,
+                    let h = onlyReader(of: mul.node.outputs[0]), let half = nodes[h], half.node.opType == "Mul",
+                    otherInput(half.node, than: mul.node.outputs[0]).flatMap(scalar) == 0.5
+                else { continue }
+                let gelu = Node(
+                    name: div.node.name.isEmpty ? half.node.name : div.node.name, opType: "Gelu", inputs: [x],
+                    outputs: half.node.outputs, attributes: ["approximate": .string("none")])
+                nodes[index] = (gelu, half.outputTypes)
+                for removed in [e, a, m, h] { nodes[removed] = nil }
+                fused += 4
+            }
+        }
         for index in live.indices {
             guard var entry = nodes[index], entry.node.domain.isEmpty, entry.node.outputs.count == 1 else { continue }
+            if rules.biases.contains(entry.node.opType), entry.node.inputs.count == 2,
+                let weight = known[entry.node.inputs[1]], weight.shape.rank == 2,
+                let next = onlyReader(of: entry.node.outputs[0]), let add = nodes[next], add.node.opType == "Add",
+                let biasName = otherInput(add.node, than: entry.node.outputs[0]), let bias = known[biasName],
+                bias.dtype == weight.dtype, bias.shape.elementCount == weight.shape[1],
+                bias.shape.rank <= (entry.outputTypes.first?.shape.rank ?? 0),
+                bias.shape.dimensions.dropLast().allSatisfy({ $0 == 1 }),
+                add.outputTypes.first?.shape == entry.outputTypes.first?.shape
+            {
+                var node = entry.node
+                node.inputs.append(biasName)
+                node.outputs = add.node.outputs
+                entry = (node, add.outputTypes)
+                nodes[index] = entry
+                nodes[next] = nil
+                fused += 1
+            }
             if rules.foldsBatchNormalization, entry.node.opType == "Conv",
                 let next = soleConsumer(of: entry.node.outputs[0]), let bn = nodes[next],
                 bn.node.opType == "BatchNormalization", bn.node.domain.isEmpty,

@@ -1,0 +1,58 @@
+// Row-wise normalization kernels.
+#include "CKernels.h"
+
+// Mean and variance accumulate in double (two passes: no cancellation from E[x²] − E[x]²); the normalized
+// value is formed in double and rounded once before the scale and bias.
+#define CK_LAYER_NORM_BODY                                                                                   \
+    for (size_t r = 0; r < rows; r++) {                                                                      \
+        const float *row = x + r * n;                                                                        \
+        /* Eight running sums (lanes of one vector), combined at the end. */                                 \
+        double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                          \
+        size_t i = 0;                                                                                        \
+        for (; i + 8 <= n; i += 8)                                                                           \
+            for (size_t l = 0; l < 8; l++) lanes[l] += (double)row[i + l];                                   \
+        double sum = 0.0;                                                                                    \
+        for (; i < n; i++) sum += (double)row[i];                                                            \
+        for (size_t l = 0; l < 8; l++) sum += lanes[l];                                                      \
+        const double mean = sum / (double)n;                                                                 \
+        double squareLanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                    \
+        for (i = 0; i + 8 <= n; i += 8)                                                                      \
+            for (size_t l = 0; l < 8; l++) {                                                                 \
+                const double d = (double)row[i + l] - mean;                                                  \
+                squareLanes[l] += d * d;                                                                     \
+            }                                                                                                \
+        double squares = 0.0;                                                                                \
+        for (; i < n; i++) {                                                                                 \
+            const double d = (double)row[i] - mean;                                                          \
+            squares += d * d;                                                                                \
+        }                                                                                                    \
+        for (size_t l = 0; l < 8; l++) squares += squareLanes[l];                                            \
+        const double inv = 1.0 / __builtin_sqrt(squares / (double)n + epsilon);                              \
+        float *out = y + r * n;                                                                              \
+        if (bias) {                                                                                          \
+            for (size_t i = 0; i < n; i++) out[i] = (float)(((double)row[i] - mean) * inv) * scale[i] + bias[i]; \
+        } else {                                                                                             \
+            for (size_t i = 0; i < n; i++) out[i] = (float)(((double)row[i] - mean) * inv) * scale[i];       \
+        }                                                                                                    \
+        if (mean_out) mean_out[r] = (float)mean;                                                             \
+        if (inv_out) inv_out[r] = (float)inv;                                                                \
+    }
+
+#define CK_LAYER_NORM_ARGS                                                                                   \
+    (const float *x, float *y, size_t rows, size_t n, const float *scale, const float *bias, double epsilon, \
+     float *mean_out, float *inv_out)
+
+static void layer_norm_generic CK_LAYER_NORM_ARGS { CK_LAYER_NORM_BODY }
+__attribute__((target("avx2,fma"))) static void layer_norm_avx2 CK_LAYER_NORM_ARGS { CK_LAYER_NORM_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void layer_norm_avx512 CK_LAYER_NORM_ARGS {
+    CK_LAYER_NORM_BODY
+}
+
+void ck_layer_norm_rows(const float *x, float *y, size_t rows, size_t n, const float *scale, const float *bias,
+                        double epsilon, float *mean_out, float *inv_out) {
+    if (n == 0) return;
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') layer_norm_avx512(x, y, rows, n, scale, bias, epsilon, mean_out, inv_out);
+    else if (isa[0] == 'a') layer_norm_avx2(x, y, rows, n, scale, bias, epsilon, mean_out, inv_out);
+    else layer_norm_generic(x, y, rows, n, scale, bias, epsilon, mean_out, inv_out);
+}
