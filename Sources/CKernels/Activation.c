@@ -25,11 +25,19 @@ static inline __attribute__((always_inline)) float exp_body(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    // Scale by 2^n in two steps so n down to -150 stays representable (subnormal results).
+    // Normal results (n >= -125): p·2^n, scaled in two steps so n = 128 stays representable.
     const int ni = (int)n;
-    const int half = ni / 2;
-    union { unsigned u; float f; } s1 = { (unsigned)(half + 127) << 23 }, s2 = { (unsigned)(ni - half + 127) << 23 };
-    return p * s1.f * s2.f;
+    const int nn = ni < -125 ? -125 : ni;
+    const int half = nn / 2;
+    union { unsigned u; float f; } s1 = { (unsigned)(half + 127) << 23 }, s2 = { (unsigned)(nn - half + 127) << 23 };
+    const float normal = p * s1.f * s2.f;
+    // Subnormal results (n <= -126) without a subnormal-producing multiply (a microcode assist costing ~100
+    // cycles per vector on x86): p·2^(n+149) is normal and below 2^24, and rounding it to an integer gives the
+    // subnormal's bit pattern, rounded to nearest even exactly as the multiply would.
+    const int ns = ni > -126 ? -126 : ni;
+    union { unsigned u; float f; } s3 = { (unsigned)(ns + 149 + 127) << 23 };
+    union { int i; float f; } sub = { (int)__builtin_rintf(p * s3.f) };
+    return ni <= -126 ? sub.f : normal;
 }
 
 // Splits v >= 0 as h + l with h holding 12 significant bits, so h·h is exact and v² = h·h + l·(v + h)
@@ -122,13 +130,27 @@ static inline __attribute__((always_inline)) float tanh_body(float x) {
     return x < 0 ? -v : v;
 }
 
+// y[i] = f(x[i]) reads x[i] before writing y[i], so x == y (in place) is safe; `assume_safety` tells the
+// vectorizer so, which otherwise falls back to scalar code when the ranges overlap.
+#define CK_UNARY_LOOP(expr)                                                                                  \
+    _Pragma("clang loop vectorize(assume_safety)") for (size_t i = 0; i < n; i++) {                          \
+        const float v = x[i];                                                                                \
+        y[i] = (expr);                                                                                       \
+    }
 #define CK_UNARY(name, expr)                                                                                 \
-    static void name##_generic(const float *x, float *y, size_t n) { for (size_t i = 0; i < n; i++) { const float v = x[i]; y[i] = (expr); } } \
-    __attribute__((target("avx2,fma"))) static void name##_avx2(const float *x, float *y, size_t n) { for (size_t i = 0; i < n; i++) { const float v = x[i]; y[i] = (expr); } } \
-    __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void name##_avx512(const float *x, float *y, size_t n) { for (size_t i = 0; i < n; i++) { const float v = x[i]; y[i] = (expr); } } \
+    static void name##_generic(const float *x, float *y, size_t n) { CK_UNARY_LOOP(expr) }                   \
+    __attribute__((target("avx2,fma"))) static void name##_avx2(const float *x, float *y, size_t n) {        \
+        CK_UNARY_LOOP(expr)                                                                                  \
+    }                                                                                                        \
+    __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void name##_avx512(const float *x, float *y, \
+                                                                                   size_t n) {               \
+        CK_UNARY_LOOP(expr)                                                                                  \
+    }                                                                                                        \
     void ck_##name(const float *x, float *y, size_t n) {                                                     \
         const char *isa = ck_kernel_isa();                                                                   \
-        if (isa[3] == '5') name##_avx512(x, y, n); else if (isa[0] == 'a') name##_avx2(x, y, n); else name##_generic(x, y, n); \
+        if (isa[3] == '5') name##_avx512(x, y, n);                                                           \
+        else if (isa[0] == 'a') name##_avx2(x, y, n);                                                        \
+        else name##_generic(x, y, n);                                                                        \
     }
 
 // sigmoid(x) from e = exp(−|x|): 1/(1 + e) for x ≥ 0, e/(1 + e) for x < 0; exp never overflows.
@@ -144,25 +166,60 @@ CK_UNARY(erf, v != v ? v : erf_body(v))
 CK_UNARY(tanh, v != v ? v : tanh_body(v))
 CK_UNARY(gelu, v != v ? v : gelu_body(v))
 
-void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logarithm) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * n;
-        float *yr = y + r * n;
-        float m = -__builtin_inff();
-        for (size_t i = 0; i < n; i++) m = xr[i] > m ? xr[i] : m;
-        for (size_t i = 0; i < n; i++) yr[i] = xr[i] - m;
-        if (logarithm) {
-            float *tmp = yr;
-            double sum = 0;
-            for (size_t i = 0; i < n; i++) sum += exp_body(tmp[i]);
-            const float l = (float)log(sum);
-            for (size_t i = 0; i < n; i++) yr[i] = tmp[i] - l;
-        } else {
-            ck_exp(yr, yr, n);
-            double sum = 0;
-            for (size_t i = 0; i < n; i++) sum += yr[i];
-            const float inv = (float)(1.0 / sum);
-            for (size_t i = 0; i < n; i++) yr[i] *= inv;
-        }
+// Softmax / LogSoftmax over contiguous rows. Reductions run in 16 independent lanes (one vector) so they
+// vectorize; the sum of exponentials accumulates in double.
+#define CK_SOFTMAX_BODY                                                                                      \
+    for (size_t r = 0; r < rows; r++) {                                                                      \
+        const float *xr = x + r * n;                                                                         \
+        float *yr = y + r * n;                                                                               \
+        float lanes[16];                                                                                     \
+        for (size_t l = 0; l < 16; l++) lanes[l] = -__builtin_inff();                                        \
+        size_t i = 0;                                                                                        \
+        for (; i + 16 <= n; i += 16)                                                                         \
+            for (size_t l = 0; l < 16; l++) lanes[l] = xr[i + l] > lanes[l] ? xr[i + l] : lanes[l];          \
+        float m = -__builtin_inff();                                                                         \
+        for (; i < n; i++) m = xr[i] > m ? xr[i] : m;                                                        \
+        for (size_t l = 0; l < 16; l++) m = lanes[l] > m ? lanes[l] : m;                                     \
+        /* LogSoftmax keeps x intact (y may alias x): its exponentials are summed, not stored. */           \
+        double sums[16] = {0};                                                                               \
+        double sum = 0;                                                                                      \
+        if (logarithm) {                                                                                     \
+            for (i = 0; i + 16 <= n; i += 16)                                                                \
+                for (size_t l = 0; l < 16; l++) {                                                            \
+                    const float d = xr[i + l] - m;                                                           \
+                    sums[l] += (double)(d != d ? d : exp_body(d));                                           \
+                }                                                                                            \
+            for (; i < n; i++) {                                                                             \
+                const float d = xr[i] - m;                                                                   \
+                sum += (double)(d != d ? d : exp_body(d));                                                   \
+            }                                                                                                \
+        } else {                                                                                             \
+            _Pragma("clang loop vectorize(assume_safety)") for (size_t j = 0; j < n; j++) {                  \
+                const float d = xr[j] - m;                                                                   \
+                yr[j] = d != d ? d : exp_body(d);                                                            \
+            }                                                                                                \
+            for (i = 0; i + 16 <= n; i += 16)                                                                \
+                for (size_t l = 0; l < 16; l++) sums[l] += (double)yr[i + l];                                \
+            for (; i < n; i++) sum += (double)yr[i];                                                         \
+        }                                                                                                    \
+        for (size_t l = 0; l < 16; l++) sum += sums[l];                                                      \
+        if (logarithm) {                                                                                     \
+            const float l = (float)log(sum);                                                                 \
+            for (size_t j = 0; j < n; j++) yr[j] = (xr[j] - m) - l;                                          \
+        } else {                                                                                             \
+            const float inv = (float)(1.0 / sum);                                                            \
+            for (size_t j = 0; j < n; j++) yr[j] *= inv;                                                     \
+        }                                                                                                    \
     }
+
+#define CK_SOFTMAX_ARGS (const float *x, float *y, size_t rows, size_t n, int logarithm)
+static void softmax_generic CK_SOFTMAX_ARGS { CK_SOFTMAX_BODY }
+__attribute__((target("avx2,fma"))) static void softmax_avx2 CK_SOFTMAX_ARGS { CK_SOFTMAX_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void softmax_avx512 CK_SOFTMAX_ARGS { CK_SOFTMAX_BODY }
+
+void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logarithm) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') softmax_avx512(x, y, rows, n, logarithm);
+    else if (isa[0] == 'a') softmax_avx2(x, y, rows, n, logarithm);
+    else softmax_generic(x, y, rows, n, logarithm);
 }

@@ -314,6 +314,16 @@ struct KernelTests {
         }
         ck_exp([Float.nan, -200, 200], &y, 3)
         #expect(y[0].isNaN && y[1] >= 0 && y[1] < 1e-38 && y[2].isFinite)
+        // Subnormal results: within one subnormal step (plus the usual relative error) of exp in double.
+        let tiny = stride(from: Float(-103.9), through: -87.4, by: 0.01).map { $0 }
+        var tinyOut = [Float](repeating: 0, count: tiny.count)
+        ck_exp(tiny, &tinyOut, tiny.count)
+        for (v, got) in zip(tiny, tinyOut) {
+            let want = Foundation.exp(Double(v))
+            #expect(
+                abs(Double(got) - want) <= Double(Float.leastNonzeroMagnitude) + 3e-7 * want,
+                "exp(\(v)) = \(got), expected \(want)")
+        }
         ck_gelu([Float.infinity, -Float.infinity, .nan, 40, -40], &y, 5)
         #expect(y[0] == .infinity && y[1] == 0 && y[2].isNaN && y[3] == 40 && y[4] == 0)
     }
