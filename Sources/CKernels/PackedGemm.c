@@ -70,8 +70,50 @@ CK_INLINE void tile512(const int mr, size_t kc, const float *a, size_t lda, cons
     }
 }
 
+// The last panel of a matrix whose width is not a multiple of 32, when at most 16 columns are left: half the
+// accumulators and half the multiply-adds of the full tile.
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+CK_INLINE void tile512half(const int mr, size_t kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc,
+                           int accumulate, size_t nvalid) {
+    __m512 acc[12];
+    for (int r = 0; r < mr; r++) acc[r] = _mm512_setzero_ps();
+    for (size_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_loadu_ps(bp + k * 32);
+        for (int r = 0; r < mr; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + k]), b0, acc[r]);
+    }
+    const __mmask16 m0 = nvalid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nvalid) - 1);
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        if (accumulate) acc[r] = _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(m0, cr));
+        _mm512_mask_storeu_ps(cr, m0, acc[r]);
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+static void kernel512half(int mr, size_t kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc, int acc,
+                          size_t nv) {
+    switch (mr) {
+    case 12: tile512half(12, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 11: tile512half(11, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 10: tile512half(10, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 9: tile512half(9, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 8: tile512half(8, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 7: tile512half(7, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 6: tile512half(6, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 5: tile512half(5, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 4: tile512half(4, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 3: tile512half(3, kc, a, lda, bp, c, ldc, acc, nv); break;
+    case 2: tile512half(2, kc, a, lda, bp, c, ldc, acc, nv); break;
+    default: tile512half(1, kc, a, lda, bp, c, ldc, acc, nv); break;
+    }
+}
+
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 static void kernel512(int mr, size_t kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc, int acc, size_t nv) {
+    if (nv <= 16) {
+        kernel512half(mr, kc, a, lda, bp, c, ldc, acc, nv);
+        return;
+    }
     switch (mr) {
     case 12: tile512(12, kc, a, lda, bp, c, ldc, acc, nv); break;
     case 11: tile512(11, kc, a, lda, bp, c, ldc, acc, nv); break;
@@ -223,14 +265,20 @@ void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size
                 const size_t j0 = p * nr;
                 const size_t nvalid = n - j0 < nr ? n - j0 : nr;
                 const float *bp = packed + p * k * nr + kk * nr;
-                for (size_t i = i0; i < i1; i += mrMax) {
-                    const int mr = (int)(i1 - i < mrMax ? i1 - i : mrMax);
+                // Rows split into equal tiles (sizes differ by at most one) rather than full tiles and a
+                // remainder: 64 rows run as 11,11,11,11,10,10, not 12,12,12,12,12,4.
+                const size_t block = i1 - i0, tiles = (block + mrMax - 1) / mrMax;
+                const size_t base = block / tiles, extra = block % tiles;
+                size_t i = i0;
+                for (size_t t = 0; t < tiles; t++) {
+                    const int mr = (int)(base + (t < extra ? 1 : 0));
                     const float *ai = a + i * lda + kk;
                     float *ci = c + i * ldc + j0;
                     if (level == 2) kernel512(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
                     else if (level == 1) kernel256(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
                     else kernelGeneric(mr, kc, ai, lda, bp, ci, ldc, acc, nvalid);
                     if (last && epilogue) apply_epilogue(level, epilogue, ci, ldc, i, (size_t)mr, j0, nvalid);
+                    i += (size_t)mr;
                 }
             }
         }
