@@ -257,8 +257,11 @@ struct KernelTests {
                 continue
             }
             #expect(r[i] == max(v, 0))
-            let reference = Float(1 / (1 + exp(-Double(v))))
-            #expect(abs(s[i] - reference) <= 2 * reference.ulp, "sigmoid(\(v)) = \(s[i]), expected \(reference)")
+            // The vectorized exp is within 2.5e-7 relative; sigmoid adds a division and, below zero, a product.
+            let reference = 1 / (1 + exp(-Double(v)))
+            #expect(
+                abs(Double(s[i]) - reference) <= 4e-7 * reference + Double(Float.leastNonzeroMagnitude),
+                "sigmoid(\(v)) = \(s[i]), expected \(reference)")
             #expect(s[i] >= 0 && s[i] <= 1)
         }
     }
