@@ -52,7 +52,9 @@ let package = Package(
                 "BuiltinModels", "InferenceBench", "ONNXImport",
             ]
         ),
-        .target(name: "InferenceTestSupport", dependencies: ["InferenceTensor"]),
+        .target(
+            name: "InferenceTestSupport",
+            dependencies: ["InferenceTensor", "InferenceGraph", "InferenceRuntime", "ONNXImport"]),
         // Tests only: counts heap allocations (replaces malloc & co. in the process that links it).
         .target(name: "CMallocCounter"),
         .testTarget(

@@ -55,17 +55,18 @@ def cpu_name():
     return platform.processor()
 
 
-def numpy_gflops(size, repeats=5):
-    a = np.random.rand(size, size).astype(np.float32)
-    b = np.random.rand(size, size).astype(np.float32)
-    a @ b
-    best = float("inf")
-    import time
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * size ** 3 / best / 1e9
+def numpy_gflops(size, threads, repeats=5):
+    """Best-of-N numpy matmul GFLOP/s in a fresh process with OpenBLAS limited to `threads`."""
+    code = ("import numpy as np, time\n"
+            f"a = np.random.rand({size}, {size}).astype(np.float32); b = np.random.rand({size}, {size}).astype(np.float32)\n"
+            "a @ b\nbest = float('inf')\n"
+            f"for _ in range({repeats}):\n    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)\n"
+            f"print(2 * {size} ** 3 / best / 1e9)\n")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("OPENBLAS_L2_SIZE", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    return float(out.stdout.strip())
 
 
 def main():
@@ -74,6 +75,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per configuration")
     parser.add_argument("--models", default="linear,mlp,cnn,encoder")
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--gemm", default="1024,2048,4096", help="square GEMM sizes (empty for none)")
     parser.add_argument("--output", default=None, help="markdown results file")
     args = parser.parse_args()
     os.makedirs(WORK, exist_ok=True)
@@ -102,15 +104,17 @@ def main():
                 print(f"{name:8} batch {batch:5} threads {threads}: ours {row['ours_p50_ms']:.4f} ms, "
                       f"onnxruntime {row['ort_p50_ms']:.4f} ms, ratio {row['ratio']:.2f}", file=sys.stderr, flush=True)
     gemm = []
-    for size in [1024, 2048]:
+    for size in [int(v) for v in args.gemm.split(",") if v]:
         model, _ = models.matmul(size)
         path = os.path.join(WORK, f"gemm{size}.onnx")
         onnx.save(model, path)
-        entry = {"size": size, "numpy_gflops": numpy_gflops(size)}
         for threads in threads_list:
             ours = run_json([OURS, path, str(size), "1.0", str(threads)])
-            entry[f"ours_gflops_{threads}"] = 2 * size ** 3 / (ours["p50_ms"] / 1e3) / 1e9
-        gemm.append(entry)
+            entry = {"size": size, "threads": threads, "numpy": numpy_gflops(size, threads),
+                     "ours": 2 * size ** 3 / (ours["p50_ms"] / 1e3) / 1e9}
+            print(f"gemm {size} threads {threads}: ours {entry['ours']:.1f} GFLOP/s, numpy {entry['numpy']:.1f}",
+                  file=sys.stderr, flush=True)
+            gemm.append(entry)
 
     lines = [f"# Benchmark results, {datetime.date.today().isoformat()}", "",
              f"- CPU: {cpu_name()}, {os.cpu_count()} logical cores",
@@ -119,9 +123,10 @@ def main():
              "- this project: `benchmarks/runtime-bench`, in process, same inputs, same timing loop",
              f"- p50 of per-run latency; median over {args.rounds} interleaved rounds (spread = min..max of the rounds'"
              " p50s); ratio = ours / onnxruntime (below 1 is faster)",
-             "- threads: onnxruntime's intra-op threads; for this project the threads GEMM, MatMul and Conv split"
-             " across (other operators run on one thread)", "",
-             "- ours allocs/run: heap allocations per run counted by wrapping malloc in runtime-bench (0 means none)", "",
+             "- threads: onnxruntime's intra-op threads; for this project the size of the CPU backend's thread pool"
+             " (GEMM/MatMul/Conv, im2col, LayerNorm, Softmax, Transpose and activations split across it)", "",
+             "- ours allocs/run: heap allocations per run counted by wrapping malloc in runtime-bench (0 means none;"
+             " with 2 threads, one 32-byte block per parallel region)", "",
              "| model | batch | threads | ours p50 ms (spread) | onnxruntime p50 ms (spread) | ratio | ours p99 | ort p99 | ours samples/s | ort samples/s | ours allocs/run |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
@@ -130,13 +135,12 @@ def main():
             f"| {r['ort_p50_ms']:.4f} ({r['ort_p50_spread'][0]:.4f}..{r['ort_p50_spread'][1]:.4f}) | {r['ratio']:.2f} "
             f"| {r['ours_p99_ms']:.4f} | {r['ort_p99_ms']:.4f} | {r['batch'] / r['ours_p50_ms'] * 1e3:,.0f} "
             f"| {r['batch'] / r['ort_p50_ms'] * 1e3:,.0f} | {r['ours_allocations']:g} |")
-    lines += ["", "GEMM (square, float32, through a MatMul model with a constant B; numpy/OpenBLAS with its default"
-              " threads and OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset):", "",
-              "| size | " + " | ".join(f"ours {t} thread(s) GFLOP/s" for t in threads_list) + " | numpy GFLOP/s | best ratio |",
-              "| ---: | " + " | ".join("---:" for _ in threads_list) + " | ---: | ---: |"]
+    lines += ["", "GEMM (square, float32; ours: p50 through a MatMul model with a constant B; numpy/OpenBLAS: best of 5"
+              " in a fresh process with OPENBLAS_NUM_THREADS = threads and OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset):", "",
+              "| size | threads | ours GFLOP/s | numpy GFLOP/s | ours / numpy |",
+              "| ---: | ---: | ---: | ---: | ---: |"]
     for g in gemm:
-        ours = [g[f"ours_gflops_{t}"] for t in threads_list]
-        lines.append(f"| {g['size']} | " + " | ".join(f"{v:.1f}" for v in ours) + f" | {g['numpy_gflops']:.1f} | {max(ours) / g['numpy_gflops']:.2f} |")
+        lines.append(f"| {g['size']} | {g['threads']} | {g['ours']:.1f} | {g['numpy']:.1f} | {g['ours'] / g['numpy']:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:

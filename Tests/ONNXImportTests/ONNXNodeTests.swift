@@ -1,146 +1,25 @@
 import CPUBackend
 import Foundation
-import InferenceGraph
 import InferenceRuntime
-import InferenceTensor
 import InferenceTestSupport
-import ONNXImport
 import Testing
 
-/// Runs the ONNX backend node tests (model.onnx + test_data_set_0/input_N.pb, output_N.pb per case) that
-/// the onnx 1.22.0 wheel ships, on the CPU backend. Cases needing an operator, element type or attribute
-/// value the project does not support are skipped with the reason; every other case must pass.
+/// The ONNX backend node tests on the CPU backend (runner: InferenceTestSupport/ONNXNodeTestRunner).
 struct ONNXNodeTests {
-    /// The node test folder: `INFERENCE_ONNX_NODE_TESTS`, else the onnx package in `.venv`.
-    static var dataDirectory: URL? {
-        if let path = ProcessInfo.processInfo.environment["INFERENCE_ONNX_NODE_TESTS"] {
-            return URL(fileURLWithPath: path)
-        }
-        let lib = TestEnvironment.packageRoot.appendingPathComponent(".venv/lib")
-        let versions = (try? FileManager.default.contentsOfDirectory(atPath: lib.path)) ?? []
-        for version in versions.sorted() where version.hasPrefix("python") {
-            let candidate = lib.appendingPathComponent("\(version)/site-packages/onnx/backend/test/data/node")
-            if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
-        }
-        return nil
-    }
-
-    enum Outcome {
-        case passed
-        case failed(String)
-        case skipped(String)
-    }
-
-    static func run(caseDirectory: URL) -> Outcome {
-        let model = caseDirectory.appendingPathComponent("model.onnx").path
-        let graph: Graph
-        do { graph = try ONNXModelLoader.load(path: model) } catch let error as ONNXImportError {
-            if error.problem.contains("not supported") { return .skipped("import: \(error.problem)") }
-            return .failed("import: \(error)")
-        } catch {
-            return .failed("import: \(error)")
-        }
-        let dataSet = caseDirectory.appendingPathComponent("test_data_set_0")
-        var inputs: [NamedTensor] = []
-        var expected: [Tensor] = []
-        do {
-            let declared = graph.inputs
-            var index = 0
-            while case let url = dataSet.appendingPathComponent("input_\(index).pb"),
-                FileManager.default.fileExists(atPath: url.path)
-            {
-                let tensor = try ONNXTensor.decode(serialized: try Data(contentsOf: url), source: url.lastPathComponent)
-                let name = index < declared.count ? declared[index].name : tensor.name
-                if !name.isEmpty { inputs.append(NamedTensor(name: name, tensor: tensor.tensor)) }
-                index += 1
-            }
-            index = 0
-            while case let url = dataSet.appendingPathComponent("output_\(index).pb"),
-                FileManager.default.fileExists(atPath: url.path)
-            {
-                expected.append(
-                    try ONNXTensor.decode(serialized: try Data(contentsOf: url), source: url.lastPathComponent).tensor)
-                index += 1
-            }
-        } catch let error as ONNXImportError where error.problem.contains("not supported") {
-            return .skipped("data: \(error.problem)")
-        } catch {
-            return .failed("data: \(error)")
-        }
-        let outputs: [NamedTensor]
-        do {
-            let session = try Session(graph: graph, backend: CPUBackend())
-            outputs = try session.run(inputs).outputs
-        } catch let error as RuntimeError {
-            switch error {
-            case .unsupportedOperator(_, let op, _, let dtype, _, _):
-                return .skipped("operator \(op)\(dtype.map { " on \($0)" } ?? "")")
-            case .unsupportedAttribute(_, let detail): return .skipped("attribute \(detail)")
-            default: return .failed("run: \(error)")
-            }
-        } catch {
-            return .failed("run: \(error)")
-        }
-        guard outputs.count == expected.count else {
-            return .failed("\(outputs.count) outputs, expected \(expected.count)")
-        }
-        for (index, (actual, wanted)) in zip(outputs, expected).enumerated() {
-            let got = actual.tensor
-            guard got.dtype == wanted.dtype, got.shape == wanted.shape else {
-                return .failed("output \(index): got \(got.dtype)\(got.shape), expected \(wanted.dtype)\(wanted.shape)")
-            }
-            if got.dtype.isFloatingPoint {
-                let a = Self.doubles(got), e = Self.doubles(wanted)
-                // The ONNX backend test defaults: rtol 1e-3, atol 1e-7.
-                let report = ToleranceReport.compare(
-                    a.map { Float($0) }, e.map { Float($0) }, relative: 1e-3, absolute: 1e-7)
-                if !report.passed { return .failed("output \(index): \(report)") }
-            } else if !got.bitwiseEqual(wanted) {
-                return .failed("output \(index): values differ")
-            }
-        }
-        return .passed
-    }
-
-    static func doubles(_ tensor: Tensor) -> [Double] {
-        switch tensor.dtype {
-        case .float32: (try? tensor.scalars(as: Float.self).map { Double($0) }) ?? []
-        case .float64: (try? tensor.scalars(as: Double.self)) ?? []
-        case .float16: (try? tensor.scalars(as: Float16.self).map { Double(Float($0)) }) ?? []
-        default: []
-        }
-    }
-
     @Test func nodeTestsPass() throws {
-        guard let directory = Self.dataDirectory else {
+        guard let directory = ONNXNodeTestRunner.dataDirectory else {
             if TestEnvironment.pythonRequired {
                 Issue.record("ONNX node tests missing: run scripts/setup-python-env (onnx==1.22.0)")
             }
             return
         }
-        let cases = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("test_") }
-            .sorted()
-        var passed = 0
-        var failures: [(String, String)] = []
-        var skips: [String: [String]] = [:]
-        for name in cases {
-            switch Self.run(caseDirectory: directory.appendingPathComponent(name)) {
-            case .passed: passed += 1
-            case .failed(let why): failures.append((name, why))
-            case .skipped(let why): skips[why, default: []].append(name)
-            }
-        }
-        let skipped = skips.values.reduce(0) { $0 + $1.count }
-        var report = "ONNX node tests: \(passed) passed, \(failures.count) failed, \(skipped) skipped\n"
-        for (name, why) in failures { report += "  FAIL \(name): \(why)\n" }
-        for (why, names) in skips.sorted(by: { $0.value.count > $1.value.count }) {
-            report +=
-                "  skip \(names.count) (\(why)): \(names.prefix(4).joined(separator: ", "))\(names.count > 4 ? ", ..." : "")\n"
-        }
-        print(report)
-        let out = TestEnvironment.packageRoot.appendingPathComponent(".build/onnx-node-tests.txt")
-        try? report.write(to: out, atomically: true, encoding: .utf8)
-        #expect(failures.isEmpty, "\(failures.count) node tests failed; see .build/onnx-node-tests.txt")
-        #expect(passed > 0)
+        let backend = CPUBackend()
+        let summary = try ONNXNodeTestRunner.runAll(
+            directory: directory, label: "CPU",
+            reportPath: TestEnvironment.packageRoot.appendingPathComponent(".build/onnx-node-tests.txt")
+        ) { try Session(graph: $0, backend: backend) }
+        print(summary.report)
+        #expect(summary.failures.isEmpty, "\(summary.failures.count) node tests failed; see .build/onnx-node-tests.txt")
+        #expect(summary.passed > 800)
     }
 }

@@ -86,7 +86,14 @@ public enum GPUKernelTable {
             node, backend in
             if node.step.node.opType == "Dropout" && node.outputs.count > 1 {
                 throw RuntimeError.unsupportedAttribute(
-                    node: node.step.node.displayName, detail: "Dropout's mask output on OpenCL")
+                    node: node.step.node.displayName, detail: "Dropout's mask output on the GPU")
+            }
+            // Dropout is the identity only in inference mode: a training_mode input must be a constant false.
+            if node.step.node.opType == "Dropout", node.inputs.count > 2, let training = node.inputs[2] {
+                guard let constant = training.constant, (try? constant.scalars(as: UInt8.self))?.first == 0 else {
+                    throw RuntimeError.unsupportedAttribute(
+                        node: node.step.node.displayName, detail: "training_mode not a constant false on the GPU")
+                }
             }
             return try makeUnary(node, backend, code: 11)
         }
@@ -114,7 +121,7 @@ public enum GPUKernelTable {
         }
         let a = node.step.node
         if a.opType == "Gelu", try a.string("approximate", default: "none") != "none" {
-            throw RuntimeError.unsupportedAttribute(node: a.displayName, detail: "approximate=tanh on OpenCL")
+            throw RuntimeError.unsupportedAttribute(node: a.displayName, detail: "approximate=tanh on the GPU")
         }
         let alpha: Float = try a.float(
             "alpha", default: a.opType == "LeakyRelu" ? 0.01 : (a.opType == "HardSigmoid" ? 0.2 : 1))
@@ -131,6 +138,12 @@ public enum GPUKernelTable {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        // The kernel reads both operands as float (Pow's exponent may be an integer tensor in ONNX).
+        guard a.type.dtype == .float32, b.type.dtype == .float32 else {
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName,
+                detail: "\(node.step.node.opType) of \(a.type.dtype) and \(b.type.dtype) on the GPU (float32 only)")
         }
         let attributes = node.step.node
         let transA = try attributes.int("transA", default: 0), transB = try attributes.int("transB", default: 0)
@@ -159,6 +172,12 @@ public enum GPUKernelTable {
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
+        // The kernel reads both operands as float (Pow's exponent may be an integer tensor in ONNX).
+        guard a.type.dtype == .float32, b.type.dtype == .float32 else {
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName,
+                detail: "\(node.step.node.opType) of \(a.type.dtype) and \(b.type.dtype) on the GPU (float32 only)")
+        }
         let aDims = a.type.shape.rank == 1 ? [1] + a.type.shape.dimensions : a.type.shape.dimensions
         let bDims = b.type.shape.rank == 1 ? b.type.shape.dimensions + [1] : b.type.shape.dimensions
         let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
@@ -169,7 +188,7 @@ public enum GPUKernelTable {
             aBatch == 1 || bBatch == 1 || Array(aDims.dropLast(2)) == Array(bDims.dropLast(2))
         else {
             throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "MatMul batch broadcasting on OpenCL")
+                node: node.step.node.displayName, detail: "MatMul batch broadcasting on the GPU")
         }
         let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
             (yb, yo) = try backend.arguments(for: y)
@@ -186,11 +205,17 @@ public enum GPUKernelTable {
     static func makeBinary(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         guard node.inputs.count == 2 else {
             throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "more than two inputs on OpenCL")
+                node: node.step.node.displayName, detail: "more than two inputs on the GPU")
         }
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        // The kernel reads both operands as float (Pow's exponent may be an integer tensor in ONNX).
+        guard a.type.dtype == .float32, b.type.dtype == .float32 else {
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName,
+                detail: "\(node.step.node.opType) of \(a.type.dtype) and \(b.type.dtype) on the GPU (float32 only)")
         }
         let codes = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6]
         let rank = y.type.shape.rank
@@ -250,7 +275,7 @@ public enum GPUKernelTable {
         let dims = x.type.shape.dimensions
         guard node.step.opset < 13 || axis == rank - 1 else {
             throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "Softmax over a non-last axis on OpenCL")
+                node: node.step.node.displayName, detail: "Softmax over a non-last axis on the GPU")
         }
         let rows = dims[..<axis].reduce(1, *), n = dims[axis...].reduce(1, *)
         let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
@@ -267,7 +292,7 @@ public enum GPUKernelTable {
         let bias = node.inputs.count > 2 ? node.inputs[2] : nil
         guard let y = node.outputs.first, node.outputs.count == 1 else {
             throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "Mean/InvStdDev outputs on OpenCL")
+                node: node.step.node.displayName, detail: "Mean/InvStdDev outputs on the GPU")
         }
         let rank = x.type.shape.rank
         let raw = try node.step.node.int("axis", default: -1)
@@ -276,7 +301,7 @@ public enum GPUKernelTable {
         let rows = dims[..<axis].reduce(1, *), n = dims[axis...].reduce(1, *)
         guard scale.type.shape.elementCount == n, (bias?.type.shape.elementCount ?? n) == n else {
             throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "broadcast scale or bias on OpenCL")
+                node: node.step.node.displayName, detail: "broadcast scale or bias on the GPU")
         }
         let epsilon = try node.step.node.float("epsilon", default: 1e-5)
         let (xb, xo) = try backend.arguments(for: x), (sb, so) = try backend.arguments(for: scale),
@@ -307,7 +332,7 @@ extension GPUKernelTable {
         }
         guard x.type.shape.rank == 4 else {
             throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "non-2-D convolution on OpenCL")
+                node: node.step.node.displayName, detail: "non-2-D convolution on the GPU")
         }
         let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
         let g = try ConvGeometry.forward(
@@ -335,7 +360,7 @@ extension GPUKernelTable {
         let x = try node.inputs[0].unwrap(node, "X")
         guard let y = node.outputs.first, node.outputs.count == 1, x.type.shape.rank == 4 else {
             throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "indices output or non-2-D pooling on OpenCL")
+                node: node.step.node.displayName, detail: "indices output or non-2-D pooling on the GPU")
         }
         let a = node.step.node
         guard let kernel = try a.ints("kernel_shape") else {

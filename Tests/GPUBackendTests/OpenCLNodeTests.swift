@@ -1,0 +1,33 @@
+import CPUBackend
+import Foundation
+import GPUBackend
+import InferenceRuntime
+import InferenceTestSupport
+import Testing
+
+private let nodeTestDevice: OpenCLBackend? = try? OpenCLBackend(index: 0)
+
+/// The ONNX backend node tests on the OpenCL backend (PoCL in CI): every case whose operators the GPU kernel
+/// table supports must match the ONNX reference outputs, like on the CPU. Constant subgraphs fold on the CPU.
+@Suite(.enabled(if: nodeTestDevice != nil, "no OpenCL device (install pocl-opencl-icd)"))
+struct OpenCLNodeTests {
+    @Test func nodeTestsPassOnOpenCL() throws {
+        guard let device = nodeTestDevice else { return }
+        guard let directory = ONNXNodeTestRunner.dataDirectory else {
+            if TestEnvironment.pythonRequired {
+                Issue.record("ONNX node tests missing: run scripts/setup-python-env (onnx==1.22.0)")
+            }
+            return
+        }
+        let evaluator = CPUBackend(threads: 1)
+        let summary = try ONNXNodeTestRunner.runAll(
+            directory: directory, label: "OpenCL \(device.deviceName)",
+            reportPath: TestEnvironment.packageRoot.appendingPathComponent(".build/onnx-node-tests-opencl.txt")
+        ) { try Session(graph: $0, backend: device, evaluator: evaluator) }
+        print(summary.report)
+        #expect(
+            summary.failures.isEmpty,
+            "\(summary.failures.count) node tests failed on OpenCL; see .build/onnx-node-tests-opencl.txt")
+        #expect(summary.passed > 50)
+    }
+}
