@@ -1629,6 +1629,225 @@ $L__BB4_9:
 	ret;
 
 }
+	// .globl	strided_copy
+.visible .entry strided_copy(
+	.param .u64 strided_copy_param_0,
+	.param .u32 strided_copy_param_1,
+	.param .u64 strided_copy_param_2,
+	.param .u32 strided_copy_param_3,
+	.param .u32 strided_copy_param_4,
+	.param .u64 strided_copy_param_5
+)
+{
+	.reg .pred 	%p<7>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<103>;
+	.reg .b64 	%rd<30>;
+
+
+	ld.param.u64 	%rd11, [strided_copy_param_0];
+	ld.param.u32 	%r34, [strided_copy_param_1];
+	ld.param.u64 	%rd12, [strided_copy_param_2];
+	ld.param.u32 	%r35, [strided_copy_param_3];
+	ld.param.u32 	%r36, [strided_copy_param_4];
+	ld.param.u64 	%rd13, [strided_copy_param_5];
+	mov.u32 	%r37, %ntid.x;
+	mov.u32 	%r38, %ctaid.x;
+	mov.u32 	%r39, %tid.x;
+	mad.lo.s32 	%r100, %r38, %r37, %r39;
+	setp.ge.s32 	%p1, %r100, %r36;
+	@%p1 bra 	$L__BB5_9;
+
+	cvta.to.global.u64 	%rd29, %rd13;
+	ld.global.u32 	%r2, [%rd29];
+	ld.global.u32 	%r101, [%rd29+4];
+	ld.global.u32 	%r102, [%rd29+8];
+	setp.lt.s32 	%p2, %r2, 1;
+	@%p2 bra 	$L__BB5_8;
+
+	not.b32 	%r41, %r2;
+	max.s32 	%r42, %r41, -2;
+	add.s32 	%r5, %r2, %r42;
+	add.s32 	%r43, %r5, 2;
+	and.b32  	%r90, %r43, 3;
+	setp.eq.s32 	%p3, %r90, 0;
+	mov.u32 	%r91, %r2;
+	@%p3 bra 	$L__BB5_5;
+
+	cvta.to.global.u64 	%rd15, %rd13;
+	mul.wide.s32 	%rd2, %r2, 4;
+	add.s64 	%rd16, %rd15, %rd2;
+	add.s64 	%rd28, %rd16, 8;
+	mov.u32 	%r91, %r2;
+	mov.u32 	%r89, %r100;
+
+$L__BB5_4:
+	.pragma "nounroll";
+	add.s32 	%r91, %r91, -1;
+	ld.global.u32 	%r44, [%rd28];
+	div.s32 	%r100, %r89, %r44;
+	mul.lo.s32 	%r45, %r100, %r44;
+	sub.s32 	%r46, %r89, %r45;
+	add.s64 	%rd17, %rd28, %rd2;
+	ld.global.u32 	%r47, [%rd17];
+	mad.lo.s32 	%r101, %r47, %r46, %r101;
+	add.s64 	%rd18, %rd17, %rd2;
+	ld.global.u32 	%r48, [%rd18];
+	mad.lo.s32 	%r102, %r48, %r46, %r102;
+	add.s64 	%rd28, %rd28, -4;
+	add.s32 	%r90, %r90, -1;
+	setp.ne.s32 	%p4, %r90, 0;
+	mov.u32 	%r89, %r100;
+	@%p4 bra 	$L__BB5_4;
+
+$L__BB5_5:
+	add.s32 	%r49, %r5, 1;
+	setp.lt.u32 	%p5, %r49, 3;
+	@%p5 bra 	$L__BB5_8;
+
+	add.s32 	%r50, %r2, %r2;
+	add.s32 	%r51, %r91, %r50;
+	add.s32 	%r52, %r51, 2;
+	mul.wide.s32 	%rd5, %r52, 4;
+	add.s32 	%r53, %r91, %r2;
+	add.s32 	%r54, %r53, 2;
+	mul.wide.s32 	%rd6, %r54, 4;
+	mul.wide.s32 	%rd7, %r91, 4;
+	add.s32 	%r97, %r91, 4;
+
+$L__BB5_7:
+	add.s64 	%rd19, %rd29, %rd7;
+	ld.global.u32 	%r55, [%rd19+8];
+	div.s32 	%r56, %r100, %r55;
+	mul.lo.s32 	%r57, %r56, %r55;
+	sub.s32 	%r58, %r100, %r57;
+	add.s64 	%rd20, %rd29, %rd6;
+	ld.global.u32 	%r59, [%rd20];
+	mad.lo.s32 	%r60, %r59, %r58, %r101;
+	add.s64 	%rd21, %rd29, %rd5;
+	ld.global.u32 	%r61, [%rd21];
+	mad.lo.s32 	%r62, %r61, %r58, %r102;
+	ld.global.u32 	%r63, [%rd19+4];
+	div.s32 	%r64, %r56, %r63;
+	mul.lo.s32 	%r65, %r64, %r63;
+	sub.s32 	%r66, %r56, %r65;
+	ld.global.u32 	%r67, [%rd20+-4];
+	mad.lo.s32 	%r68, %r67, %r66, %r60;
+	ld.global.u32 	%r69, [%rd21+-4];
+	mad.lo.s32 	%r70, %r69, %r66, %r62;
+	ld.global.u32 	%r71, [%rd19];
+	div.s32 	%r72, %r64, %r71;
+	mul.lo.s32 	%r73, %r72, %r71;
+	sub.s32 	%r74, %r64, %r73;
+	ld.global.u32 	%r75, [%rd20+-8];
+	mad.lo.s32 	%r76, %r75, %r74, %r68;
+	ld.global.u32 	%r77, [%rd21+-8];
+	mad.lo.s32 	%r78, %r77, %r74, %r70;
+	ld.global.u32 	%r79, [%rd19+-4];
+	div.s32 	%r100, %r72, %r79;
+	mul.lo.s32 	%r80, %r100, %r79;
+	sub.s32 	%r81, %r72, %r80;
+	ld.global.u32 	%r82, [%rd20+-12];
+	mad.lo.s32 	%r101, %r82, %r81, %r76;
+	ld.global.u32 	%r83, [%rd21+-12];
+	mad.lo.s32 	%r102, %r83, %r81, %r78;
+	add.s64 	%rd29, %rd29, -16;
+	add.s32 	%r97, %r97, -4;
+	setp.gt.s32 	%p6, %r97, 4;
+	@%p6 bra 	$L__BB5_7;
+
+$L__BB5_8:
+	add.s32 	%r84, %r101, %r34;
+	cvta.to.global.u64 	%rd22, %rd11;
+	mul.wide.s32 	%rd23, %r84, 4;
+	add.s64 	%rd24, %rd22, %rd23;
+	ld.global.f32 	%f1, [%rd24];
+	add.s32 	%r85, %r102, %r35;
+	cvta.to.global.u64 	%rd25, %rd12;
+	mul.wide.s32 	%rd26, %r85, 4;
+	add.s64 	%rd27, %rd25, %rd26;
+	st.global.f32 	[%rd27], %f1;
+
+$L__BB5_9:
+	ret;
+
+}
+	// .globl	gather_axis
+.visible .entry gather_axis(
+	.param .u64 gather_axis_param_0,
+	.param .u32 gather_axis_param_1,
+	.param .u64 gather_axis_param_2,
+	.param .u32 gather_axis_param_3,
+	.param .u64 gather_axis_param_4,
+	.param .u32 gather_axis_param_5,
+	.param .u32 gather_axis_param_6,
+	.param .u64 gather_axis_param_7
+)
+{
+	.reg .pred 	%p<5>;
+	.reg .f32 	%f<5>;
+	.reg .b32 	%r<22>;
+	.reg .b64 	%rd<20>;
+
+
+	ld.param.u64 	%rd2, [gather_axis_param_0];
+	ld.param.u32 	%r6, [gather_axis_param_1];
+	ld.param.u64 	%rd3, [gather_axis_param_2];
+	ld.param.u32 	%r7, [gather_axis_param_3];
+	ld.param.u64 	%rd4, [gather_axis_param_4];
+	ld.param.u32 	%r8, [gather_axis_param_5];
+	ld.param.u32 	%r9, [gather_axis_param_6];
+	ld.param.u64 	%rd5, [gather_axis_param_7];
+	mov.u32 	%r10, %ntid.x;
+	mov.u32 	%r11, %ctaid.x;
+	mov.u32 	%r12, %tid.x;
+	mad.lo.s32 	%r1, %r11, %r10, %r12;
+	setp.ge.s32 	%p1, %r1, %r9;
+	@%p1 bra 	$L__BB6_4;
+
+	cvta.to.global.u64 	%rd6, %rd5;
+	cvta.to.global.u64 	%rd7, %rd3;
+	ld.global.u32 	%r2, [%rd6+4];
+	div.s32 	%r3, %r1, %r2;
+	ld.global.u32 	%r4, [%rd6+8];
+	rem.s32 	%r13, %r3, %r4;
+	add.s32 	%r14, %r13, %r7;
+	mul.wide.s32 	%rd8, %r14, 8;
+	add.s64 	%rd9, %rd7, %rd8;
+	ld.global.u64 	%rd10, [%rd9];
+	ld.global.u32 	%r5, [%rd6];
+	cvt.s64.s32 	%rd11, %r5;
+	shr.s64 	%rd12, %rd10, 63;
+	and.b64  	%rd13, %rd12, %rd11;
+	add.s64 	%rd1, %rd13, %rd10;
+	setp.lt.s64 	%p2, %rd1, 0;
+	setp.ge.s64 	%p3, %rd1, %rd11;
+	or.pred  	%p4, %p2, %p3;
+	mov.f32 	%f4, 0f00000000;
+	@%p4 bra 	$L__BB6_3;
+
+	div.s32 	%r15, %r3, %r4;
+	cvt.u32.u64 	%r16, %rd1;
+	mad.lo.s32 	%r17, %r15, %r5, %r16;
+	rem.s32 	%r18, %r1, %r2;
+	add.s32 	%r19, %r18, %r6;
+	mad.lo.s32 	%r20, %r17, %r2, %r19;
+	cvta.to.global.u64 	%rd14, %rd2;
+	mul.wide.s32 	%rd15, %r20, 4;
+	add.s64 	%rd16, %rd14, %rd15;
+	ld.global.f32 	%f4, [%rd16];
+
+$L__BB6_3:
+	add.s32 	%r21, %r1, %r8;
+	cvta.to.global.u64 	%rd17, %rd4;
+	mul.wide.s32 	%rd18, %r21, 4;
+	add.s64 	%rd19, %rd17, %rd18;
+	st.global.f32 	[%rd19], %f4;
+
+$L__BB6_4:
+	ret;
+
+}
 	// .globl	conv2d
 .visible .entry conv2d(
 	.param .u64 conv2d_param_0,
@@ -1666,7 +1885,7 @@ $L__BB4_9:
 	mov.u32 	%r74, %tid.x;
 	mad.lo.s32 	%r1, %r73, %r72, %r74;
 	setp.ge.s32 	%p1, %r1, %r71;
-	@%p1 bra 	$L__BB5_32;
+	@%p1 bra 	$L__BB7_32;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
@@ -1697,7 +1916,7 @@ $L__BB4_9:
 	div.s32 	%r18, %r81, %r83;
 	setp.eq.s32 	%p2, %r69, 0;
 	mov.f32 	%f44, 0f00000000;
-	@%p2 bra 	$L__BB5_3;
+	@%p2 bra 	$L__BB7_3;
 
 	add.s32 	%r84, %r15, %r68;
 	cvta.to.global.u64 	%rd20, %rd14;
@@ -1705,9 +1924,9 @@ $L__BB4_9:
 	add.s64 	%rd22, %rd20, %rd21;
 	ld.global.f32 	%f44, [%rd22];
 
-$L__BB5_3:
+$L__BB7_3:
 	setp.lt.s32 	%p3, %r17, 1;
-	@%p3 bra 	$L__BB5_31;
+	@%p3 bra 	$L__BB7_31;
 
 	div.s32 	%r85, %r15, %r18;
 	mul.lo.s32 	%r86, %r16, %r2;
@@ -1718,7 +1937,7 @@ $L__BB5_3:
 	mul.lo.s32 	%r21, %r13, %r8;
 	sub.s32 	%r22, %r21, %r12;
 	setp.lt.s32 	%p4, %r5, 1;
-	@%p4 bra 	$L__BB5_31;
+	@%p4 bra 	$L__BB7_31;
 
 	shl.b64 	%rd23, %rd3, 2;
 	add.s64 	%rd4, %rd1, %rd23;
@@ -1737,13 +1956,13 @@ $L__BB5_3:
 	cvt.s64.s32 	%rd5, %r66;
 	mov.u32 	%r116, 0;
 
-$L__BB5_6:
+$L__BB7_6:
 	add.s32 	%r93, %r19, %r116;
 	mul.lo.s32 	%r94, %r32, %r93;
 	cvt.s64.s32 	%rd24, %r94;
 	add.s64 	%rd6, %rd24, %rd5;
 	setp.lt.s32 	%p5, %r6, 1;
-	@%p5 bra 	$L__BB5_30;
+	@%p5 bra 	$L__BB7_30;
 
 	add.s32 	%r96, %r116, %r31;
 	mul.lo.s32 	%r97, %r30, %r96;
@@ -1753,18 +1972,18 @@ $L__BB5_6:
 	add.s64 	%rd8, %rd25, %rd3;
 	mov.u32 	%r117, 0;
 
-$L__BB5_8:
+$L__BB7_8:
 	mad.lo.s32 	%r35, %r117, %r9, %r20;
 	setp.lt.s32 	%p6, %r35, 0;
 	setp.ge.s32 	%p7, %r35, %r3;
 	or.pred  	%p8, %p7, %p6;
-	@%p8 bra 	$L__BB5_29;
+	@%p8 bra 	$L__BB7_29;
 
 	add.s32 	%r114, %r6, -1;
 	setp.lt.u32 	%p9, %r114, 3;
 	mul.lo.s32 	%r36, %r35, %r4;
 	mov.u32 	%r127, 0;
-	@%p9 bra 	$L__BB5_20;
+	@%p9 bra 	$L__BB7_20;
 
 	add.s32 	%r124, %r24, %r36;
 	add.s32 	%r122, %r26, %r36;
@@ -1777,14 +1996,14 @@ $L__BB5_8:
 	mov.u32 	%r125, %r24;
 	mov.u64 	%rd63, %rd7;
 
-$L__BB5_11:
+$L__BB7_11:
 	mul.lo.s32 	%r107, %r117, %r6;
 	mul.wide.s32 	%rd61, %r107, 4;
 	setp.ge.s32 	%p10, %r118, %r4;
 	setp.lt.s32 	%p11, %r118, 0;
 	or.pred  	%p12, %p11, %p10;
 	add.s64 	%rd11, %rd63, %rd61;
-	@%p12 bra 	$L__BB5_13;
+	@%p12 bra 	$L__BB7_13;
 
 	cvt.s64.s32 	%rd27, %r119;
 	add.s64 	%rd28, %rd6, %rd27;
@@ -1794,11 +2013,11 @@ $L__BB5_11:
 	ld.global.f32 	%f27, [%rd30];
 	fma.rn.f32 	%f44, %f27, %f26, %f44;
 
-$L__BB5_13:
+$L__BB7_13:
 	setp.ge.s32 	%p13, %r125, %r4;
 	setp.lt.s32 	%p14, %r125, 0;
 	or.pred  	%p15, %p14, %p13;
-	@%p15 bra 	$L__BB5_15;
+	@%p15 bra 	$L__BB7_15;
 
 	cvt.s64.s32 	%rd31, %r124;
 	add.s64 	%rd32, %rd6, %rd31;
@@ -1808,11 +2027,11 @@ $L__BB5_13:
 	ld.global.f32 	%f29, [%rd34];
 	fma.rn.f32 	%f44, %f29, %f28, %f44;
 
-$L__BB5_15:
+$L__BB7_15:
 	setp.ge.s32 	%p16, %r123, %r4;
 	setp.lt.s32 	%p17, %r123, 0;
 	or.pred  	%p18, %p17, %p16;
-	@%p18 bra 	$L__BB5_17;
+	@%p18 bra 	$L__BB7_17;
 
 	cvt.s64.s32 	%rd35, %r122;
 	add.s64 	%rd36, %rd6, %rd35;
@@ -1822,11 +2041,11 @@ $L__BB5_15:
 	ld.global.f32 	%f31, [%rd38];
 	fma.rn.f32 	%f44, %f31, %f30, %f44;
 
-$L__BB5_17:
+$L__BB7_17:
 	setp.ge.s32 	%p19, %r121, %r4;
 	setp.lt.s32 	%p20, %r121, 0;
 	or.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB5_19;
+	@%p21 bra 	$L__BB7_19;
 
 	cvt.s64.s32 	%rd39, %r120;
 	add.s64 	%rd40, %rd6, %rd39;
@@ -1836,7 +2055,7 @@ $L__BB5_17:
 	ld.global.f32 	%f33, [%rd42];
 	fma.rn.f32 	%f44, %f33, %f32, %f44;
 
-$L__BB5_19:
+$L__BB7_19:
 	shl.b32 	%r106, %r10, 2;
 	add.s64 	%rd63, %rd63, 16;
 	add.s32 	%r125, %r125, %r106;
@@ -1850,11 +2069,11 @@ $L__BB5_19:
 	add.s32 	%r127, %r127, 4;
 	add.s32 	%r100, %r29, %r127;
 	setp.ne.s32 	%p22, %r100, 0;
-	@%p22 bra 	$L__BB5_11;
+	@%p22 bra 	$L__BB7_11;
 
-$L__BB5_20:
+$L__BB7_20:
 	setp.eq.s32 	%p23, %r28, 0;
-	@%p23 bra 	$L__BB5_29;
+	@%p23 bra 	$L__BB7_29;
 
 	mul.lo.s32 	%r108, %r117, %r6;
 	mad.lo.s32 	%r61, %r127, %r10, %r22;
@@ -1866,7 +2085,7 @@ $L__BB5_20:
 	add.s64 	%rd44, %rd8, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p26 bra 	$L__BB5_23;
+	@%p26 bra 	$L__BB7_23;
 
 	add.s32 	%r102, %r61, %r36;
 	cvt.s64.s32 	%rd46, %r102;
@@ -1877,15 +2096,15 @@ $L__BB5_20:
 	ld.global.f32 	%f35, [%rd49];
 	fma.rn.f32 	%f44, %f35, %f34, %f44;
 
-$L__BB5_23:
+$L__BB7_23:
 	setp.eq.s32 	%p27, %r28, 1;
-	@%p27 bra 	$L__BB5_29;
+	@%p27 bra 	$L__BB7_29;
 
 	add.s32 	%r62, %r61, %r10;
 	setp.lt.s32 	%p28, %r62, 0;
 	setp.ge.s32 	%p29, %r62, %r4;
 	or.pred  	%p30, %p28, %p29;
-	@%p30 bra 	$L__BB5_26;
+	@%p30 bra 	$L__BB7_26;
 
 	add.s32 	%r103, %r62, %r36;
 	cvt.s64.s32 	%rd50, %r103;
@@ -1896,15 +2115,15 @@ $L__BB5_23:
 	ld.global.f32 	%f37, [%rd53];
 	fma.rn.f32 	%f44, %f37, %f36, %f44;
 
-$L__BB5_26:
+$L__BB7_26:
 	setp.eq.s32 	%p31, %r28, 2;
-	@%p31 bra 	$L__BB5_29;
+	@%p31 bra 	$L__BB7_29;
 
 	add.s32 	%r63, %r62, %r10;
 	setp.lt.s32 	%p32, %r63, 0;
 	setp.ge.s32 	%p33, %r63, %r4;
 	or.pred  	%p34, %p32, %p33;
-	@%p34 bra 	$L__BB5_29;
+	@%p34 bra 	$L__BB7_29;
 
 	add.s32 	%r104, %r63, %r36;
 	cvt.s64.s32 	%rd54, %r104;
@@ -1915,17 +2134,17 @@ $L__BB5_26:
 	ld.global.f32 	%f39, [%rd57];
 	fma.rn.f32 	%f44, %f39, %f38, %f44;
 
-$L__BB5_29:
+$L__BB7_29:
 	add.s32 	%r117, %r117, 1;
 	setp.lt.s32 	%p35, %r117, %r5;
-	@%p35 bra 	$L__BB5_8;
+	@%p35 bra 	$L__BB7_8;
 
-$L__BB5_30:
+$L__BB7_30:
 	add.s32 	%r116, %r116, 1;
 	setp.lt.s32 	%p36, %r116, %r17;
-	@%p36 bra 	$L__BB5_6;
+	@%p36 bra 	$L__BB7_6;
 
-$L__BB5_31:
+$L__BB7_31:
 	ld.param.u64 	%rd62, [conv2d_param_7];
 	ld.param.u32 	%r113, [conv2d_param_8];
 	mov.u32 	%r112, %tid.x;
@@ -1938,7 +2157,7 @@ $L__BB5_31:
 	add.s64 	%rd60, %rd58, %rd59;
 	st.global.f32 	[%rd60], %f44;
 
-$L__BB5_32:
+$L__BB7_32:
 	ret;
 
 }
@@ -1972,7 +2191,7 @@ $L__BB5_32:
 	setp.ge.s32 	%p2, %r1, %r78;
 	mov.f32 	%f62, 0fFF800000;
 	mov.f32 	%f61, 0f00000000;
-	@%p2 bra 	$L__BB6_36;
+	@%p2 bra 	$L__BB8_36;
 
 	ld.global.u32 	%r2, [%rd2];
 	ld.global.u32 	%r3, [%rd2+20];
@@ -1993,7 +2212,7 @@ $L__BB5_32:
 	setp.lt.s32 	%p3, %r10, 1;
 	mov.u32 	%r141, 0;
 	mov.u32 	%r140, %r141;
-	@%p3 bra 	$L__BB6_32;
+	@%p3 bra 	$L__BB8_32;
 
 	ld.global.u32 	%r90, [%rd2+44];
 	ld.global.u32 	%r91, [%rd2+28];
@@ -2004,7 +2223,7 @@ $L__BB5_32:
 	ld.global.u32 	%r94, [%rd2+52];
 	add.s32 	%r13, %r94, %r9;
 	setp.lt.s32 	%p4, %r3, 1;
-	@%p4 bra 	$L__BB6_32;
+	@%p4 bra 	$L__BB8_32;
 
 	ld.global.u32 	%r14, [%rd2+32];
 	ld.global.u32 	%r98, [%rd2+40];
@@ -2025,7 +2244,7 @@ $L__BB5_32:
 	mov.u32 	%r140, %r136;
 	mov.u32 	%r141, %r136;
 
-$L__BB6_4:
+$L__BB8_4:
 	mov.u32 	%r153, 0;
 	mad.lo.s32 	%r24, %r136, %r14, %r20;
 	mul.lo.s32 	%r25, %r24, %r9;
@@ -2033,12 +2252,12 @@ $L__BB6_4:
 	setp.lt.s32 	%p6, %r24, %r18;
 	and.pred  	%p1, %p6, %p5;
 	setp.lt.u32 	%p7, %r15, 3;
-	@%p7 bra 	$L__BB6_19;
+	@%p7 bra 	$L__BB8_19;
 
 	mov.u32 	%r153, 0;
 	mov.u32 	%r142, %r17;
 
-$L__BB6_6:
+$L__BB8_6:
 	mad.lo.s32 	%r30, %r153, %r4, %r11;
 	or.b32  	%r107, %r30, %r24;
 	setp.gt.s32 	%p8, %r107, -1;
@@ -2046,10 +2265,10 @@ $L__BB6_6:
 	and.pred  	%p10, %p9, %p8;
 	setp.lt.s32 	%p11, %r30, %r9;
 	and.pred  	%p12, %p11, %p10;
-	@%p12 bra 	$L__BB6_8;
-	bra.uni 	$L__BB6_7;
+	@%p12 bra 	$L__BB8_8;
+	bra.uni 	$L__BB8_7;
 
-$L__BB6_8:
+$L__BB8_8:
 	add.s32 	%r109, %r30, %r25;
 	cvt.s64.s32 	%rd10, %r109;
 	add.s64 	%rd11, %rd3, %rd10;
@@ -2059,9 +2278,9 @@ $L__BB6_8:
 	max.f32 	%f62, %f62, %f48;
 	add.f32 	%f61, %f61, %f48;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB6_9;
+	bra.uni 	$L__BB8_9;
 
-$L__BB6_7:
+$L__BB8_7:
 	setp.ge.s32 	%p13, %r30, %r12;
 	and.pred  	%p14, %p1, %p13;
 	setp.lt.s32 	%p15, %r30, %r13;
@@ -2069,17 +2288,17 @@ $L__BB6_7:
 	selp.u32 	%r108, 1, 0, %p16;
 	add.s32 	%r140, %r140, %r108;
 
-$L__BB6_9:
+$L__BB8_9:
 	add.s32 	%r35, %r30, %r4;
 	or.b32  	%r110, %r35, %r24;
 	setp.gt.s32 	%p17, %r110, -1;
 	and.pred  	%p19, %p9, %p17;
 	setp.lt.s32 	%p20, %r35, %r9;
 	and.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB6_11;
-	bra.uni 	$L__BB6_10;
+	@%p21 bra 	$L__BB8_11;
+	bra.uni 	$L__BB8_10;
 
-$L__BB6_11:
+$L__BB8_11:
 	add.s32 	%r112, %r35, %r25;
 	cvt.s64.s32 	%rd14, %r112;
 	add.s64 	%rd15, %rd3, %rd14;
@@ -2089,9 +2308,9 @@ $L__BB6_11:
 	max.f32 	%f62, %f62, %f49;
 	add.f32 	%f61, %f61, %f49;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB6_12;
+	bra.uni 	$L__BB8_12;
 
-$L__BB6_10:
+$L__BB8_10:
 	setp.ge.s32 	%p22, %r35, %r12;
 	and.pred  	%p23, %p1, %p22;
 	setp.lt.s32 	%p24, %r35, %r13;
@@ -2099,17 +2318,17 @@ $L__BB6_10:
 	selp.u32 	%r111, 1, 0, %p25;
 	add.s32 	%r140, %r140, %r111;
 
-$L__BB6_12:
+$L__BB8_12:
 	add.s32 	%r40, %r35, %r4;
 	or.b32  	%r113, %r40, %r24;
 	setp.gt.s32 	%p26, %r113, -1;
 	and.pred  	%p28, %p9, %p26;
 	setp.lt.s32 	%p29, %r40, %r9;
 	and.pred  	%p30, %p29, %p28;
-	@%p30 bra 	$L__BB6_14;
-	bra.uni 	$L__BB6_13;
+	@%p30 bra 	$L__BB8_14;
+	bra.uni 	$L__BB8_13;
 
-$L__BB6_14:
+$L__BB8_14:
 	add.s32 	%r115, %r40, %r25;
 	cvt.s64.s32 	%rd18, %r115;
 	add.s64 	%rd19, %rd3, %rd18;
@@ -2119,9 +2338,9 @@ $L__BB6_14:
 	max.f32 	%f62, %f62, %f50;
 	add.f32 	%f61, %f61, %f50;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB6_15;
+	bra.uni 	$L__BB8_15;
 
-$L__BB6_13:
+$L__BB8_13:
 	setp.ge.s32 	%p31, %r40, %r12;
 	and.pred  	%p32, %p1, %p31;
 	setp.lt.s32 	%p33, %r40, %r13;
@@ -2129,17 +2348,17 @@ $L__BB6_13:
 	selp.u32 	%r114, 1, 0, %p34;
 	add.s32 	%r140, %r140, %r114;
 
-$L__BB6_15:
+$L__BB8_15:
 	add.s32 	%r45, %r40, %r4;
 	or.b32  	%r116, %r45, %r24;
 	setp.gt.s32 	%p35, %r116, -1;
 	and.pred  	%p37, %p9, %p35;
 	setp.lt.s32 	%p38, %r45, %r9;
 	and.pred  	%p39, %p38, %p37;
-	@%p39 bra 	$L__BB6_17;
-	bra.uni 	$L__BB6_16;
+	@%p39 bra 	$L__BB8_17;
+	bra.uni 	$L__BB8_16;
 
-$L__BB6_17:
+$L__BB8_17:
 	add.s32 	%r118, %r45, %r25;
 	cvt.s64.s32 	%rd22, %r118;
 	add.s64 	%rd23, %rd3, %rd22;
@@ -2149,9 +2368,9 @@ $L__BB6_17:
 	max.f32 	%f62, %f62, %f51;
 	add.f32 	%f61, %f61, %f51;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB6_18;
+	bra.uni 	$L__BB8_18;
 
-$L__BB6_16:
+$L__BB8_16:
 	setp.ge.s32 	%p40, %r45, %r12;
 	and.pred  	%p41, %p1, %p40;
 	setp.lt.s32 	%p42, %r45, %r13;
@@ -2159,15 +2378,15 @@ $L__BB6_16:
 	selp.u32 	%r117, 1, 0, %p43;
 	add.s32 	%r140, %r140, %r117;
 
-$L__BB6_18:
+$L__BB8_18:
 	add.s32 	%r153, %r153, 4;
 	add.s32 	%r142, %r142, -4;
 	setp.ne.s32 	%p44, %r142, 0;
-	@%p44 bra 	$L__BB6_6;
+	@%p44 bra 	$L__BB8_6;
 
-$L__BB6_19:
+$L__BB8_19:
 	setp.eq.s32 	%p45, %r16, 0;
-	@%p45 bra 	$L__BB6_31;
+	@%p45 bra 	$L__BB8_31;
 
 	setp.lt.s32 	%p46, %r24, %r2;
 	mad.lo.s32 	%r57, %r153, %r4, %r11;
@@ -2176,10 +2395,10 @@ $L__BB6_19:
 	and.pred  	%p48, %p46, %p47;
 	setp.lt.s32 	%p49, %r57, %r9;
 	and.pred  	%p50, %p49, %p48;
-	@%p50 bra 	$L__BB6_22;
-	bra.uni 	$L__BB6_21;
+	@%p50 bra 	$L__BB8_22;
+	bra.uni 	$L__BB8_21;
 
-$L__BB6_22:
+$L__BB8_22:
 	add.s32 	%r121, %r57, %r25;
 	cvt.s64.s32 	%rd26, %r121;
 	add.s64 	%rd27, %rd3, %rd26;
@@ -2189,9 +2408,9 @@ $L__BB6_22:
 	max.f32 	%f62, %f62, %f52;
 	add.f32 	%f61, %f61, %f52;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB6_23;
+	bra.uni 	$L__BB8_23;
 
-$L__BB6_21:
+$L__BB8_21:
 	setp.ge.s32 	%p51, %r57, %r12;
 	and.pred  	%p52, %p1, %p51;
 	setp.lt.s32 	%p53, %r57, %r13;
@@ -2199,9 +2418,9 @@ $L__BB6_21:
 	selp.u32 	%r120, 1, 0, %p54;
 	add.s32 	%r140, %r140, %r120;
 
-$L__BB6_23:
+$L__BB8_23:
 	setp.eq.s32 	%p55, %r16, 1;
-	@%p55 bra 	$L__BB6_31;
+	@%p55 bra 	$L__BB8_31;
 
 	add.s32 	%r62, %r57, %r4;
 	or.b32  	%r122, %r62, %r24;
@@ -2209,10 +2428,10 @@ $L__BB6_23:
 	and.pred  	%p58, %p46, %p57;
 	setp.lt.s32 	%p59, %r62, %r9;
 	and.pred  	%p60, %p59, %p58;
-	@%p60 bra 	$L__BB6_26;
-	bra.uni 	$L__BB6_25;
+	@%p60 bra 	$L__BB8_26;
+	bra.uni 	$L__BB8_25;
 
-$L__BB6_26:
+$L__BB8_26:
 	add.s32 	%r124, %r62, %r25;
 	cvt.s64.s32 	%rd30, %r124;
 	add.s64 	%rd31, %rd3, %rd30;
@@ -2222,9 +2441,9 @@ $L__BB6_26:
 	max.f32 	%f62, %f62, %f53;
 	add.f32 	%f61, %f61, %f53;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB6_27;
+	bra.uni 	$L__BB8_27;
 
-$L__BB6_25:
+$L__BB8_25:
 	setp.ge.s32 	%p61, %r62, %r12;
 	and.pred  	%p62, %p1, %p61;
 	setp.lt.s32 	%p63, %r62, %r13;
@@ -2232,9 +2451,9 @@ $L__BB6_25:
 	selp.u32 	%r123, 1, 0, %p64;
 	add.s32 	%r140, %r140, %r123;
 
-$L__BB6_27:
+$L__BB8_27:
 	setp.eq.s32 	%p65, %r16, 2;
-	@%p65 bra 	$L__BB6_31;
+	@%p65 bra 	$L__BB8_31;
 
 	add.s32 	%r67, %r62, %r4;
 	or.b32  	%r125, %r67, %r24;
@@ -2242,10 +2461,10 @@ $L__BB6_27:
 	and.pred  	%p68, %p46, %p67;
 	setp.lt.s32 	%p69, %r67, %r9;
 	and.pred  	%p70, %p69, %p68;
-	@%p70 bra 	$L__BB6_30;
-	bra.uni 	$L__BB6_29;
+	@%p70 bra 	$L__BB8_30;
+	bra.uni 	$L__BB8_29;
 
-$L__BB6_30:
+$L__BB8_30:
 	add.s32 	%r127, %r67, %r25;
 	cvt.s64.s32 	%rd34, %r127;
 	add.s64 	%rd35, %rd3, %rd34;
@@ -2255,9 +2474,9 @@ $L__BB6_30:
 	max.f32 	%f62, %f62, %f54;
 	add.f32 	%f61, %f61, %f54;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB6_31;
+	bra.uni 	$L__BB8_31;
 
-$L__BB6_29:
+$L__BB8_29:
 	setp.ge.s32 	%p71, %r67, %r12;
 	and.pred  	%p72, %p1, %p71;
 	setp.lt.s32 	%p73, %r67, %r13;
@@ -2265,26 +2484,26 @@ $L__BB6_29:
 	selp.u32 	%r126, 1, 0, %p74;
 	add.s32 	%r140, %r140, %r126;
 
-$L__BB6_31:
+$L__BB8_31:
 	add.s32 	%r136, %r136, 1;
 	setp.lt.s32 	%p75, %r136, %r10;
-	@%p75 bra 	$L__BB6_4;
+	@%p75 bra 	$L__BB8_4;
 
-$L__BB6_32:
+$L__BB8_32:
 	setp.eq.s32 	%p76, %r6, 0;
 	selp.b32 	%r128, 0, %r140, %p76;
 	add.s32 	%r75, %r128, %r141;
 	setp.ne.s32 	%p77, %r5, 0;
-	@%p77 bra 	$L__BB6_35;
+	@%p77 bra 	$L__BB8_35;
 
 	setp.lt.s32 	%p78, %r75, 1;
 	mov.f32 	%f62, 0f00000000;
-	@%p78 bra 	$L__BB6_35;
+	@%p78 bra 	$L__BB8_35;
 
 	cvt.rn.f32.s32 	%f56, %r75;
 	div.rn.f32 	%f62, %f61, %f56;
 
-$L__BB6_35:
+$L__BB8_35:
 	ld.param.u32 	%r134, [pool2d_param_3];
 	mov.u32 	%r133, %tid.x;
 	mov.u32 	%r132, %ntid.x;
@@ -2296,7 +2515,7 @@ $L__BB6_35:
 	add.s64 	%rd40, %rd38, %rd39;
 	st.global.f32 	[%rd40], %f62;
 
-$L__BB6_36:
+$L__BB8_36:
 	ret;
 
 }
@@ -2330,7 +2549,7 @@ $L__BB6_36:
 	mov.u32 	%r18, %tid.x;
 	mad.lo.s32 	%r1, %r17, %r16, %r18;
 	setp.ge.s32 	%p1, %r1, %r15;
-	@%p1 bra 	$L__BB7_11;
+	@%p1 bra 	$L__BB9_11;
 
 	cvt.s64.s32 	%rd2, %r11;
 	mul.lo.s32 	%r19, %r1, %r13;
@@ -2338,7 +2557,7 @@ $L__BB6_36:
 	setp.lt.s32 	%p2, %r13, 1;
 	mov.f32 	%f45, 0f00000000;
 	mov.f32 	%f44, 0fFF800000;
-	@%p2 bra 	$L__BB7_8;
+	@%p2 bra 	$L__BB9_8;
 
 	add.s32 	%r21, %r13, -1;
 	and.b32  	%r27, %r13, 3;
@@ -2346,7 +2565,7 @@ $L__BB6_36:
 	mov.f32 	%f44, 0fFF800000;
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
-	@%p3 bra 	$L__BB7_5;
+	@%p3 bra 	$L__BB9_5;
 
 	sub.s32 	%r25, %r13, %r27;
 	add.s64 	%rd12, %rd2, %rd3;
@@ -2357,7 +2576,7 @@ $L__BB6_36:
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
 
-$L__BB7_4:
+$L__BB9_4:
 	ld.global.f32 	%f24, [%rd22+-8];
 	max.f32 	%f25, %f44, %f24;
 	add.f32 	%f26, %f45, %f24;
@@ -2374,11 +2593,11 @@ $L__BB7_4:
 	add.s64 	%rd22, %rd22, 16;
 	add.s32 	%r25, %r25, -4;
 	setp.ne.s32 	%p4, %r25, 0;
-	@%p4 bra 	$L__BB7_4;
+	@%p4 bra 	$L__BB9_4;
 
-$L__BB7_5:
+$L__BB9_5:
 	setp.eq.s32 	%p5, %r27, 0;
-	@%p5 bra 	$L__BB7_8;
+	@%p5 bra 	$L__BB9_8;
 
 	cvt.s64.s32 	%rd15, %r26;
 	add.s64 	%rd16, %rd15, %rd2;
@@ -2386,7 +2605,7 @@ $L__BB7_5:
 	shl.b64 	%rd18, %rd17, 2;
 	add.s64 	%rd23, %rd1, %rd18;
 
-$L__BB7_7:
+$L__BB9_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd23];
 	max.f32 	%f44, %f44, %f34;
@@ -2394,23 +2613,23 @@ $L__BB7_7:
 	add.s64 	%rd23, %rd23, 4;
 	add.s32 	%r27, %r27, -1;
 	setp.ne.s32 	%p6, %r27, 0;
-	@%p6 bra 	$L__BB7_7;
+	@%p6 bra 	$L__BB9_7;
 
-$L__BB7_8:
+$L__BB9_8:
 	setp.ne.s32 	%p7, %r14, 0;
-	@%p7 bra 	$L__BB7_10;
+	@%p7 bra 	$L__BB9_10;
 
 	cvt.rn.f32.s32 	%f35, %r13;
 	div.rn.f32 	%f44, %f45, %f35;
 
-$L__BB7_10:
+$L__BB9_10:
 	add.s32 	%r23, %r1, %r12;
 	cvta.to.global.u64 	%rd19, %rd10;
 	mul.wide.s32 	%rd20, %r23, 4;
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f44;
 
-$L__BB7_11:
+$L__BB9_11:
 	ret;
 
 }
@@ -2461,7 +2680,7 @@ $L__BB7_11:
 	mov.u32 	%r13, %tid.x;
 	mad.lo.s32 	%r1, %r11, %r12, %r13;
 	setp.ge.s32 	%p1, %r1, %r10;
-	@%p1 bra 	$L__BB8_2;
+	@%p1 bra 	$L__BB10_2;
 
 	cvta.to.global.u64 	%rd7, %rd2;
 	div.s32 	%r14, %r1, %r9;
@@ -2501,7 +2720,7 @@ $L__BB7_11:
 	add.s64 	%rd24, %rd22, %rd23;
 	st.global.f32 	[%rd24], %f11;
 
-$L__BB8_2:
+$L__BB10_2:
 	ret;
 
 }
@@ -2536,7 +2755,7 @@ $L__BB8_2:
 	mov.u32 	%r46, %tid.x;
 	mad.lo.s32 	%r1, %r45, %r44, %r46;
 	setp.ge.s32 	%p1, %r1, %r43;
-	@%p1 bra 	$L__BB9_39;
+	@%p1 bra 	$L__BB11_39;
 
 	cvt.s64.s32 	%rd3, %r39;
 	mul.lo.s32 	%r47, %r1, %r41;
@@ -2547,20 +2766,20 @@ $L__BB8_2:
 	cvt.s64.s32 	%rd6, %r40;
 	ld.global.f32 	%f267, [%rd50];
 	setp.lt.s32 	%p2, %r41, 2;
-	@%p2 bra 	$L__BB9_8;
+	@%p2 bra 	$L__BB11_8;
 
 	add.s32 	%r49, %r41, -1;
 	and.b32  	%r85, %r49, 3;
 	add.s32 	%r50, %r41, -2;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.u32 	%r84, 1;
-	@%p3 bra 	$L__BB9_5;
+	@%p3 bra 	$L__BB11_5;
 
 	sub.s32 	%r82, %r41, %r85;
 	add.s64 	%rd87, %rd50, 8;
 	mov.u32 	%r84, 1;
 
-$L__BB9_4:
+$L__BB11_4:
 	ld.global.f32 	%f38, [%rd87+-4];
 	max.f32 	%f39, %f267, %f38;
 	ld.global.f32 	%f40, [%rd87];
@@ -2573,11 +2792,11 @@ $L__BB9_4:
 	add.s64 	%rd87, %rd87, 16;
 	add.s32 	%r82, %r82, -4;
 	setp.ne.s32 	%p4, %r82, 1;
-	@%p4 bra 	$L__BB9_4;
+	@%p4 bra 	$L__BB11_4;
 
-$L__BB9_5:
+$L__BB11_5:
 	setp.eq.s32 	%p5, %r85, 0;
-	@%p5 bra 	$L__BB9_8;
+	@%p5 bra 	$L__BB11_8;
 
 	cvt.s64.s32 	%rd53, %r84;
 	add.s64 	%rd54, %rd53, %rd3;
@@ -2585,33 +2804,33 @@ $L__BB9_5:
 	shl.b64 	%rd56, %rd55, 2;
 	add.s64 	%rd88, %rd2, %rd56;
 
-$L__BB9_7:
+$L__BB11_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd88];
 	max.f32 	%f267, %f267, %f45;
 	add.s64 	%rd88, %rd88, 4;
 	add.s32 	%r85, %r85, -1;
 	setp.ne.s32 	%p6, %r85, 0;
-	@%p6 bra 	$L__BB9_7;
+	@%p6 bra 	$L__BB11_7;
 
-$L__BB9_8:
+$L__BB11_8:
 	setp.lt.s32 	%p7, %r41, 1;
 	mov.f32 	%f272, 0f00000000;
-	@%p7 bra 	$L__BB9_15;
+	@%p7 bra 	$L__BB11_15;
 
 	add.s32 	%r53, %r41, -1;
 	and.b32  	%r89, %r41, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r88, 0;
-	@%p8 bra 	$L__BB9_12;
+	@%p8 bra 	$L__BB11_12;
 
 	sub.s32 	%r87, %r41, %r89;
 	add.s64 	%rd89, %rd50, 8;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r88, 0;
 
-$L__BB9_11:
+$L__BB11_11:
 	ld.global.f32 	%f50, [%rd89+-8];
 	sub.f32 	%f51, %f50, %f267;
 	mov.f32 	%f52, 0f3F000000;
@@ -2678,11 +2897,11 @@ $L__BB9_11:
 	add.s64 	%rd89, %rd89, 16;
 	add.s32 	%r87, %r87, -4;
 	setp.ne.s32 	%p9, %r87, 0;
-	@%p9 bra 	$L__BB9_11;
+	@%p9 bra 	$L__BB11_11;
 
-$L__BB9_12:
+$L__BB11_12:
 	setp.eq.s32 	%p10, %r89, 0;
-	@%p10 bra 	$L__BB9_15;
+	@%p10 bra 	$L__BB11_15;
 
 	cvt.s64.s32 	%rd59, %r88;
 	add.s64 	%rd60, %rd59, %rd3;
@@ -2690,7 +2909,7 @@ $L__BB9_12:
 	shl.b64 	%rd62, %rd61, 2;
 	add.s64 	%rd90, %rd2, %rd62;
 
-$L__BB9_14:
+$L__BB11_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f103, [%rd90];
 	sub.f32 	%f104, %f103, %f267;
@@ -2715,10 +2934,10 @@ $L__BB9_14:
 	add.s64 	%rd90, %rd90, 4;
 	add.s32 	%r89, %r89, -1;
 	setp.ne.s32 	%p11, %r89, 0;
-	@%p11 bra 	$L__BB9_14;
+	@%p11 bra 	$L__BB11_14;
 
-$L__BB9_15:
-	@%p7 bra 	$L__BB9_39;
+$L__BB11_15:
+	@%p7 bra 	$L__BB11_39;
 
 	setp.eq.s32 	%p13, %r42, 0;
 	mul.f32 	%f120, %f272, 0f4B000000;
@@ -2734,11 +2953,11 @@ $L__BB9_15:
 	add.f32 	%f19, %f121, 0fBF800000;
 	add.s32 	%r21, %r41, -1;
 	and.b32  	%r93, %r41, 3;
-	@%p13 bra 	$L__BB9_33;
+	@%p13 bra 	$L__BB11_33;
 
 	setp.lt.u32 	%p15, %r21, 3;
 	mov.u32 	%r92, 0;
-	@%p15 bra 	$L__BB9_28;
+	@%p15 bra 	$L__BB11_28;
 
 	sub.s32 	%r91, %r41, %r93;
 	mov.f32 	%f122, 0f3E1039F6;
@@ -2771,17 +2990,17 @@ $L__BB9_15:
 	add.s64 	%rd91, %rd50, 8;
 	mov.u32 	%r92, 0;
 
-$L__BB9_19:
+$L__BB11_19:
 	add.s64 	%rd23, %rd91, -8;
 	ld.global.f32 	%f21, [%rd91+-8];
 	setp.lt.u32 	%p16, %r20, 2139095040;
 	mov.f32 	%f273, %f20;
-	@%p16 bra 	$L__BB9_21;
+	@%p16 bra 	$L__BB11_21;
 
 	mov.f32 	%f144, 0f7F800000;
 	fma.rn.f32 	%f273, %f16, %f144, %f144;
 
-$L__BB9_21:
+$L__BB11_21:
 	setp.eq.f32 	%p17, %f16, 0f00000000;
 	selp.f32 	%f145, 0fFF800000, %f273, %p17;
 	sub.f32 	%f146, %f21, %f267;
@@ -2790,36 +3009,36 @@ $L__BB9_21:
 	st.global.f32 	[%rd92+-8], %f147;
 	ld.global.f32 	%f24, [%rd23+4];
 	mov.f32 	%f274, %f20;
-	@%p16 bra 	$L__BB9_23;
+	@%p16 bra 	$L__BB11_23;
 
 	mov.f32 	%f148, 0f7F800000;
 	fma.rn.f32 	%f274, %f16, %f148, %f148;
 
-$L__BB9_23:
+$L__BB11_23:
 	selp.f32 	%f149, 0fFF800000, %f274, %p17;
 	sub.f32 	%f150, %f24, %f267;
 	sub.f32 	%f151, %f150, %f149;
 	st.global.f32 	[%rd24+4], %f151;
 	ld.global.f32 	%f27, [%rd23+8];
 	mov.f32 	%f275, %f20;
-	@%p16 bra 	$L__BB9_25;
+	@%p16 bra 	$L__BB11_25;
 
 	mov.f32 	%f152, 0f7F800000;
 	fma.rn.f32 	%f275, %f16, %f152, %f152;
 
-$L__BB9_25:
+$L__BB11_25:
 	selp.f32 	%f153, 0fFF800000, %f275, %p17;
 	sub.f32 	%f154, %f27, %f267;
 	sub.f32 	%f155, %f154, %f153;
 	st.global.f32 	[%rd24+8], %f155;
 	ld.global.f32 	%f30, [%rd23+12];
 	mov.f32 	%f276, %f20;
-	@%p16 bra 	$L__BB9_27;
+	@%p16 bra 	$L__BB11_27;
 
 	mov.f32 	%f156, 0f7F800000;
 	fma.rn.f32 	%f276, %f16, %f156, %f156;
 
-$L__BB9_27:
+$L__BB11_27:
 	selp.f32 	%f157, 0fFF800000, %f276, %p17;
 	sub.f32 	%f158, %f30, %f267;
 	sub.f32 	%f159, %f158, %f157;
@@ -2829,11 +3048,11 @@ $L__BB9_27:
 	add.s64 	%rd91, %rd91, 16;
 	add.s32 	%r91, %r91, -4;
 	setp.ne.s32 	%p24, %r91, 0;
-	@%p24 bra 	$L__BB9_19;
+	@%p24 bra 	$L__BB11_19;
 
-$L__BB9_28:
+$L__BB11_28:
 	setp.eq.s32 	%p25, %r93, 0;
-	@%p25 bra 	$L__BB9_39;
+	@%p25 bra 	$L__BB11_39;
 
 	mov.f32 	%f160, 0f34000000;
 	fma.rn.f32 	%f161, %f18, %f160, %f17;
@@ -2868,17 +3087,17 @@ $L__BB9_28:
 	shl.b64 	%rd74, %rd73, 2;
 	add.s64 	%rd93, %rd1, %rd74;
 
-$L__BB9_30:
+$L__BB11_30:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd94];
 	setp.lt.u32 	%p26, %r20, 2139095040;
 	mov.f32 	%f277, %f33;
-	@%p26 bra 	$L__BB9_32;
+	@%p26 bra 	$L__BB11_32;
 
 	mov.f32 	%f182, 0f7F800000;
 	fma.rn.f32 	%f277, %f16, %f182, %f182;
 
-$L__BB9_32:
+$L__BB11_32:
 	setp.eq.f32 	%p27, %f16, 0f00000000;
 	selp.f32 	%f183, 0fFF800000, %f277, %p27;
 	sub.f32 	%f184, %f34, %f267;
@@ -2888,13 +3107,13 @@ $L__BB9_32:
 	add.s64 	%rd93, %rd93, 4;
 	add.s32 	%r93, %r93, -1;
 	setp.eq.s32 	%p28, %r93, 0;
-	@%p28 bra 	$L__BB9_39;
-	bra.uni 	$L__BB9_30;
+	@%p28 bra 	$L__BB11_39;
+	bra.uni 	$L__BB11_30;
 
-$L__BB9_33:
+$L__BB11_33:
 	setp.lt.u32 	%p29, %r21, 3;
 	mov.u32 	%r96, 0;
-	@%p29 bra 	$L__BB9_36;
+	@%p29 bra 	$L__BB11_36;
 
 	sub.s32 	%r95, %r41, %r93;
 	add.s64 	%rd75, %rd6, %rd4;
@@ -2904,7 +3123,7 @@ $L__BB9_33:
 	add.s64 	%rd95, %rd50, 8;
 	mov.u32 	%r96, 0;
 
-$L__BB9_35:
+$L__BB11_35:
 	ld.global.f32 	%f186, [%rd95+-8];
 	sub.f32 	%f187, %f186, %f267;
 	mov.f32 	%f188, 0f3F000000;
@@ -2980,11 +3199,11 @@ $L__BB9_35:
 	add.s64 	%rd95, %rd95, 16;
 	add.s32 	%r95, %r95, -4;
 	setp.ne.s32 	%p30, %r95, 0;
-	@%p30 bra 	$L__BB9_35;
+	@%p30 bra 	$L__BB11_35;
 
-$L__BB9_36:
+$L__BB11_36:
 	setp.eq.s32 	%p31, %r93, 0;
-	@%p31 bra 	$L__BB9_39;
+	@%p31 bra 	$L__BB11_39;
 
 	cvt.s64.s32 	%rd80, %r96;
 	add.s64 	%rd81, %rd80, %rd3;
@@ -2996,7 +3215,7 @@ $L__BB9_36:
 	shl.b64 	%rd86, %rd85, 2;
 	add.s64 	%rd97, %rd1, %rd86;
 
-$L__BB9_38:
+$L__BB11_38:
 	.pragma "nounroll";
 	ld.global.f32 	%f244, [%rd98];
 	sub.f32 	%f245, %f244, %f267;
@@ -3024,9 +3243,9 @@ $L__BB9_38:
 	add.s64 	%rd97, %rd97, 4;
 	add.s32 	%r93, %r93, -1;
 	setp.ne.s32 	%p32, %r93, 0;
-	@%p32 bra 	$L__BB9_38;
+	@%p32 bra 	$L__BB11_38;
 
-$L__BB9_39:
+$L__BB11_39:
 	ret;
 
 }
@@ -3073,7 +3292,7 @@ $L__BB9_39:
 	mov.u32 	%r47, %tid.x;
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	setp.ge.s32 	%p1, %r1, %r44;
-	@%p1 bra 	$L__BB10_29;
+	@%p1 bra 	$L__BB12_29;
 
 	cvt.s64.s32 	%rd5, %r38;
 	mul.lo.s32 	%r48, %r1, %r43;
@@ -3081,14 +3300,14 @@ $L__BB9_39:
 	setp.lt.s32 	%p2, %r43, 1;
 	mov.f32 	%f115, 0f00000000;
 	mov.f32 	%f110, %f115;
-	@%p2 bra 	$L__BB10_8;
+	@%p2 bra 	$L__BB12_8;
 
 	add.s32 	%r50, %r43, -1;
 	and.b32  	%r75, %r43, 3;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
-	@%p3 bra 	$L__BB10_5;
+	@%p3 bra 	$L__BB12_5;
 
 	sub.s32 	%r73, %r43, %r75;
 	add.s64 	%rd65, %rd5, %rd6;
@@ -3098,7 +3317,7 @@ $L__BB9_39:
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
 
-$L__BB10_4:
+$L__BB12_4:
 	ld.global.f32 	%f23, [%rd103+-8];
 	add.f32 	%f24, %f110, %f23;
 	ld.global.f32 	%f25, [%rd103+-4];
@@ -3111,11 +3330,11 @@ $L__BB10_4:
 	add.s64 	%rd103, %rd103, 16;
 	add.s32 	%r73, %r73, -4;
 	setp.ne.s32 	%p4, %r73, 0;
-	@%p4 bra 	$L__BB10_4;
+	@%p4 bra 	$L__BB12_4;
 
-$L__BB10_5:
+$L__BB12_5:
 	setp.eq.s32 	%p5, %r75, 0;
-	@%p5 bra 	$L__BB10_8;
+	@%p5 bra 	$L__BB12_8;
 
 	cvt.s64.s32 	%rd68, %r74;
 	add.s64 	%rd69, %rd68, %rd5;
@@ -3123,26 +3342,26 @@ $L__BB10_5:
 	shl.b64 	%rd71, %rd70, 2;
 	add.s64 	%rd104, %rd4, %rd71;
 
-$L__BB10_7:
+$L__BB12_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f30, [%rd104];
 	add.f32 	%f110, %f110, %f30;
 	add.s64 	%rd104, %rd104, 4;
 	add.s32 	%r75, %r75, -1;
 	setp.ne.s32 	%p6, %r75, 0;
-	@%p6 bra 	$L__BB10_7;
+	@%p6 bra 	$L__BB12_7;
 
-$L__BB10_8:
+$L__BB12_8:
 	cvt.rn.f32.s32 	%f8, %r43;
 	div.rn.f32 	%f9, %f110, %f8;
-	@%p2 bra 	$L__BB10_15;
+	@%p2 bra 	$L__BB12_15;
 
 	add.s32 	%r53, %r43, -1;
 	and.b32  	%r79, %r43, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
-	@%p8 bra 	$L__BB10_12;
+	@%p8 bra 	$L__BB12_12;
 
 	sub.s32 	%r77, %r43, %r79;
 	add.s64 	%rd72, %rd5, %rd6;
@@ -3152,7 +3371,7 @@ $L__BB10_8:
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
 
-$L__BB10_11:
+$L__BB12_11:
 	ld.global.f32 	%f35, [%rd105+-8];
 	sub.f32 	%f36, %f35, %f9;
 	fma.rn.f32 	%f37, %f36, %f36, %f115;
@@ -3169,11 +3388,11 @@ $L__BB10_11:
 	add.s64 	%rd105, %rd105, 16;
 	add.s32 	%r77, %r77, -4;
 	setp.ne.s32 	%p9, %r77, 0;
-	@%p9 bra 	$L__BB10_11;
+	@%p9 bra 	$L__BB12_11;
 
-$L__BB10_12:
+$L__BB12_12:
 	setp.eq.s32 	%p10, %r79, 0;
-	@%p10 bra 	$L__BB10_15;
+	@%p10 bra 	$L__BB12_15;
 
 	cvt.s64.s32 	%rd75, %r78;
 	add.s64 	%rd76, %rd75, %rd5;
@@ -3181,7 +3400,7 @@ $L__BB10_12:
 	shl.b64 	%rd78, %rd77, 2;
 	add.s64 	%rd106, %rd4, %rd78;
 
-$L__BB10_14:
+$L__BB12_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f46, [%rd106];
 	sub.f32 	%f47, %f46, %f9;
@@ -3189,23 +3408,23 @@ $L__BB10_14:
 	add.s64 	%rd106, %rd106, 4;
 	add.s32 	%r79, %r79, -1;
 	setp.ne.s32 	%p11, %r79, 0;
-	@%p11 bra 	$L__BB10_14;
+	@%p11 bra 	$L__BB12_14;
 
-$L__BB10_15:
+$L__BB12_15:
 	div.rn.f32 	%f48, %f115, %f8;
 	add.f32 	%f49, %f48, %f18;
 	sqrt.rn.f32 	%f50, %f49;
 	rcp.rn.f32 	%f17, %f50;
-	@%p2 bra 	$L__BB10_29;
+	@%p2 bra 	$L__BB12_29;
 
 	setp.eq.s32 	%p13, %r41, 0;
 	add.s32 	%r20, %r43, -1;
 	and.b32  	%r83, %r43, 3;
-	@%p13 bra 	$L__BB10_23;
+	@%p13 bra 	$L__BB12_23;
 
 	setp.lt.u32 	%p14, %r20, 3;
 	mov.u32 	%r82, 0;
-	@%p14 bra 	$L__BB10_20;
+	@%p14 bra 	$L__BB12_20;
 
 	cvt.u32.u64 	%r57, %rd6;
 	sub.s32 	%r81, %r43, %r83;
@@ -3222,7 +3441,7 @@ $L__BB10_15:
 	mov.u64 	%rd109, %rd2;
 	mov.u64 	%rd110, %rd1;
 
-$L__BB10_19:
+$L__BB12_19:
 	ld.global.f32 	%f51, [%rd107+-8];
 	sub.f32 	%f52, %f51, %f9;
 	mul.f32 	%f53, %f17, %f52;
@@ -3260,11 +3479,11 @@ $L__BB10_19:
 	add.s64 	%rd107, %rd107, 16;
 	add.s32 	%r81, %r81, -4;
 	setp.ne.s32 	%p15, %r81, 0;
-	@%p15 bra 	$L__BB10_19;
+	@%p15 bra 	$L__BB12_19;
 
-$L__BB10_20:
+$L__BB12_20:
 	setp.eq.s32 	%p16, %r83, 0;
-	@%p16 bra 	$L__BB10_29;
+	@%p16 bra 	$L__BB12_29;
 
 	cvt.u32.u64 	%r59, %rd6;
 	add.s32 	%r60, %r82, %r42;
@@ -3283,7 +3502,7 @@ $L__BB10_20:
 	shl.b64 	%rd91, %rd90, 2;
 	add.s64 	%rd111, %rd4, %rd91;
 
-$L__BB10_22:
+$L__BB12_22:
 	.pragma "nounroll";
 	ld.global.f32 	%f75, [%rd111];
 	sub.f32 	%f76, %f75, %f9;
@@ -3298,13 +3517,13 @@ $L__BB10_22:
 	add.s64 	%rd111, %rd111, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.eq.s32 	%p17, %r83, 0;
-	@%p17 bra 	$L__BB10_29;
-	bra.uni 	$L__BB10_22;
+	@%p17 bra 	$L__BB12_29;
+	bra.uni 	$L__BB12_22;
 
-$L__BB10_23:
+$L__BB12_23:
 	setp.lt.u32 	%p18, %r20, 3;
 	mov.u32 	%r86, 0;
-	@%p18 bra 	$L__BB10_26;
+	@%p18 bra 	$L__BB12_26;
 
 	cvt.u32.u64 	%r66, %rd6;
 	sub.s32 	%r85, %r43, %r83;
@@ -3319,7 +3538,7 @@ $L__BB10_23:
 	mov.u32 	%r86, 0;
 	mov.u64 	%rd117, %rd1;
 
-$L__BB10_25:
+$L__BB12_25:
 	ld.global.f32 	%f81, [%rd116+-8];
 	sub.f32 	%f82, %f81, %f9;
 	mul.f32 	%f83, %f17, %f82;
@@ -3351,11 +3570,11 @@ $L__BB10_25:
 	add.s64 	%rd115, %rd115, 16;
 	add.s32 	%r85, %r85, -4;
 	setp.ne.s32 	%p19, %r85, 0;
-	@%p19 bra 	$L__BB10_25;
+	@%p19 bra 	$L__BB12_25;
 
-$L__BB10_26:
+$L__BB12_26:
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB10_29;
+	@%p20 bra 	$L__BB12_29;
 
 	cvt.u32.u64 	%r68, %rd6;
 	add.s32 	%r69, %r86, %r42;
@@ -3371,7 +3590,7 @@ $L__BB10_26:
 	shl.b64 	%rd102, %rd101, 2;
 	add.s64 	%rd118, %rd4, %rd102;
 
-$L__BB10_28:
+$L__BB12_28:
 	.pragma "nounroll";
 	ld.global.f32 	%f101, [%rd118];
 	sub.f32 	%f102, %f101, %f9;
@@ -3384,9 +3603,9 @@ $L__BB10_28:
 	add.s64 	%rd118, %rd118, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.ne.s32 	%p21, %r83, 0;
-	@%p21 bra 	$L__BB10_28;
+	@%p21 bra 	$L__BB12_28;
 
-$L__BB10_29:
+$L__BB12_29:
 	ret;
 
 }

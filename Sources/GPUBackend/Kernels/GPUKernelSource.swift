@@ -131,6 +131,39 @@ enum GPUKernelSource {
             y[yOff + i] = x[xOff + offset];
         }
 
+        /* Copies 4-byte elements between strided views: for each index of the iteration space,
+           y[yBase + sum idx*ys] = x[xBase + sum idx*xs]. meta = [rank, xBase, yBase, dims[rank], xs[rank], ys[rank]].
+           Expand (stride 0 on broadcast axes), Slice (base and stepped strides), Concat and Split (one launch per
+           part, into or out of an offset view). */
+        KERNEL void strided_copy(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count,
+                                 GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int rank = meta[0], rest = i, xo = meta[1], yo = meta[2];
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[3 + axis];
+                int k = rest % d;
+                rest /= d;
+                xo += k * meta[3 + rank + axis];
+                yo += k * meta[3 + 2 * rank + axis];
+            }
+            y[yOff + yo] = x[xOff + xo];
+        }
+
+        /* Gather along an axis with int64 indices (negative counts from the end): meta = [axisDim, inner, nIdx].
+           An index outside the axis writes 0 (the CPU backend reports it as an error). */
+        KERNEL void gather_axis(GLOBAL const float *x, int xOff, GLOBAL const long *idx, int idxOff, GLOBAL float *y,
+                                int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int axisDim = meta[0], inner = meta[1], n = meta[2];
+            int in = i % inner, rest = i / inner;
+            int j = rest % n, o = rest / n;
+            long k = idx[idxOff + j];
+            if (k < 0) k += axisDim;
+            y[yOff + i] = (k < 0 || k >= axisDim) ? 0.0f : x[xOff + (o * axisDim + (int)k) * inner + in];
+        }
+
         /* Direct 2-D convolution, one work-item per output element (n, m, oy, ox); geometry in meta:
            [C, H, W, M, OH, OW, KH, KW, SY, SX, DY, DX, PY, PX, group]. */
         KERNEL void conv2d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *b, int bOff,

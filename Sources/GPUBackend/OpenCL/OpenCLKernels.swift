@@ -99,6 +99,11 @@ public enum GPUKernelTable {
         }
         add(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"], makeBinary)
         add(["Transpose"], dtypes: [.float32, .int32], makeTranspose)
+        add(["Expand"], dtypes: [.float32, .int32], makeExpand)
+        add(["Slice"], dtypes: [.float32, .int32], makeSlice)
+        add(["Concat"], dtypes: [.float32, .int32], makeConcat)
+        add(["Split"], dtypes: [.float32, .int32], makeSplit)
+        add(["Gather"], dtypes: [.float32, .int32], makeGather)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         add(["LayerNormalization"], makeLayerNorm)
         add(["Conv"], makeConv)
@@ -264,6 +269,152 @@ public enum GPUKernelTable {
             global: [count], retained: [metaKeep])
     }
 
+    /// Row-major element strides of a shape.
+    static func contiguousStrides(_ dims: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: dims.count)
+        for axis in stride(from: dims.count - 2, through: 0, by: -1) {
+            strides[axis] = strides[axis + 1] * dims[axis + 1]
+        }
+        return strides
+    }
+
+    /// One `strided_copy` launch over `dims`, reading x at xBase + Σ idx·xs and writing y at yBase + Σ idx·ys.
+    static func stridedCopy(
+        _ backend: any GPUKernelHost, x: BoundValue, y: BoundValue, dims: [Int], xStrides: [Int], yStrides: [Int],
+        xBase: Int = 0, yBase: Int = 0
+    ) throws -> any Kernel {
+        let count = dims.reduce(1, *)
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let values = [dims.count, xBase, yBase] + dims + xStrides + yStrides
+        let meta = values.compactMap { Int32(exactly: $0) }
+        guard meta.count == values.count else {
+            throw RuntimeError.unsupportedAttribute(node: "strided copy", detail: "more than 2^31 elements on the GPU")
+        }
+        let (metaArgument, metaKeep) = try backend.metadata(meta)
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "strided_copy", arguments: [xb, xo, yb, yo, .int(Int32(count)), metaArgument], global: [count],
+            retained: [metaKeep])
+    }
+
+    static func makeExpand(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "input")
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        let dims = y.type.shape.dimensions
+        let padded = [Int](repeating: 1, count: dims.count - x.type.shape.rank) + x.type.shape.dimensions
+        let xStrides = zip(padded, contiguousStrides(padded)).map { $0 == 1 ? 0 : $1 }
+        return try stridedCopy(backend, x: x, y: y, dims: dims, xStrides: xStrides, yStrides: contiguousStrides(dims))
+    }
+
+    static func makeSlice(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "data")
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        func constant(_ index: Int, _ what: String) throws -> [Int]? {
+            guard index < node.inputs.count, let value = node.inputs[index] else { return nil }
+            guard let tensor = value.constant else {
+                throw RuntimeError.unsupportedAttribute(
+                    node: node.step.node.displayName, detail: "Slice \(what) computed at run time on the GPU")
+            }
+            return try tensor.integerValues()
+        }
+        let starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?
+        if node.step.opset >= 10 {
+            starts = try constant(1, "starts") ?? []
+            ends = try constant(2, "ends") ?? []
+            axes = try constant(3, "axes")
+            steps = try constant(4, "steps")
+        } else {
+            starts = try node.step.node.ints("starts") ?? []
+            ends = try node.step.node.ints("ends") ?? []
+            axes = try node.step.node.ints("axes")
+            steps = nil
+        }
+        guard
+            let p = SliceParameters.resolve(shape: x.type.shape, starts: starts, ends: ends, axes: axes, steps: steps)
+        else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "invalid slice parameters")
+        }
+        let inStrides = contiguousStrides(x.type.shape.dimensions)
+        let base = zip(p.starts, inStrides).reduce(0) { $0 + $1.0 * $1.1 }
+        let xStrides = zip(p.steps, inStrides).map { $0 * $1 }
+        let dims = y.type.shape.dimensions
+        return try stridedCopy(
+            backend, x: x, y: y, dims: dims, xStrides: xStrides, yStrides: contiguousStrides(dims), xBase: base)
+    }
+
+    static func makeConcat(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        let rank = y.type.shape.rank
+        let raw = try node.step.node.int("axis", default: 0)
+        let axis = raw < 0 ? raw + rank : raw
+        let yStrides = contiguousStrides(y.type.shape.dimensions)
+        var parts: [any Kernel] = []
+        var at = 0
+        for (index, input) in node.inputs.enumerated() {
+            let x = try input.unwrap(node, "input \(index)")
+            let dims = x.type.shape.dimensions
+            parts.append(
+                try stridedCopy(
+                    backend, x: x, y: y, dims: dims, xStrides: contiguousStrides(dims), yStrides: yStrides,
+                    yBase: at * yStrides[axis]))
+            at += dims[axis]
+        }
+        return SequenceKernel(parts: parts)
+    }
+
+    static func makeSplit(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "input")
+        let rank = x.type.shape.rank
+        let raw = try node.step.node.int("axis", default: 0)
+        let axis = raw < 0 ? raw + rank : raw
+        let xStrides = contiguousStrides(x.type.shape.dimensions)
+        var parts: [any Kernel] = []
+        var at = 0
+        for y in node.outputs {
+            let dims = y.type.shape.dimensions
+            parts.append(
+                try stridedCopy(
+                    backend, x: x, y: y, dims: dims, xStrides: xStrides, yStrides: contiguousStrides(dims),
+                    xBase: at * xStrides[axis]))
+            at += dims[axis]
+        }
+        return SequenceKernel(parts: parts)
+    }
+
+    static func makeGather(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "data")
+        let indices = try node.inputs[1].unwrap(node, "indices")
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        guard indices.type.dtype == .int64 else {
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "Gather with \(indices.type.dtype) indices on the GPU")
+        }
+        let rank = x.type.shape.rank
+        let raw = try node.step.node.int("axis", default: 0)
+        let axis = raw < 0 ? raw + rank : raw
+        let dims = x.type.shape.dimensions
+        let inner = dims[(axis + 1)...].reduce(1, *)
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [Int32(dims[axis]), Int32(inner), Int32(indices.type.shape.elementCount)])
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        let (ib, _) = try backend.arguments(for: indices)
+        // The offset argument counts 4-byte elements; the index buffer holds 8-byte ones.
+        let io = KernelArgument.int(Int32(indices.slice.offset / 8))
+        return try backend.kernel(
+            "gather_axis", arguments: [xb, xo, ib, io, yb, yo, .int(Int32(count)), metaArgument], global: [count],
+            retained: [metaKeep])
+    }
+
     static func makeSoftmax(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "input")
         guard let y = node.outputs.first else {
@@ -427,4 +578,11 @@ extension Optional where Wrapped == BoundValue {
         }
         return value
     }
+}
+
+/// Several launches run as one node (Concat and Split copy each part separately).
+final class SequenceKernel: Kernel {
+    let parts: [any Kernel]
+    init(parts: [any Kernel]) { self.parts = parts }
+    func run() throws { for part in parts { try part.run() } }
 }

@@ -25,19 +25,30 @@ do {
         return index == 0 ? batch : 1
     }
     let count = shape.reduce(1, *)
-    var generator = SystemRandomNumberGenerator()
-    let values = (0..<count).map { _ in Float.random(in: 0..<1, using: &generator) }
+    // SplitMix64: fast enough for 16M values (the system generator makes a syscall per draw).
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    let values = (0..<count).map { _ -> Float in
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Float((z ^ (z >> 31)) >> 40) / Float(1 << 24)
+    }
     let tensor = try Tensor(shape: Shape(shape), scalars: values)
     let threads = arguments.count > 4 ? Int(arguments[4]) : nil
     let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
     let feeds = [NamedTensor(name: input.name, tensor: tensor)]
     let prepared = try session.prepare(feeds)
     let inputs = [tensor]
-    // Warm-up, then count heap allocations over 100 prepared runs (this binary wraps malloc).
+    // Warm-up, then count heap allocations over up to 100 prepared runs (this binary wraps malloc), fewer
+    // when runs are long (a 4096³ GEMM takes a second).
+    let warmStart = MonotonicClock.nanoseconds()
     for _ in 0..<3 { _ = try prepared.run(inputs) }
+    let perRun = Double(MonotonicClock.nanoseconds() - warmStart) / 3e9
+    let counted = max(3, min(100, Int(minSeconds / max(perRun, 1e-9))))
     malloc_counter_start()
-    for _ in 0..<100 { _ = try prepared.run(inputs) }
-    let allocations = Double(malloc_counter_stop()) / 100
+    for _ in 0..<counted { _ = try prepared.run(inputs) }
+    let allocations = Double(malloc_counter_stop()) / Double(counted)
     var samples: [Double] = []
     let start = MonotonicClock.nanoseconds()
     while samples.count < 10 || Double(MonotonicClock.nanoseconds() - start) < minSeconds * 1e9 {
