@@ -176,7 +176,7 @@ final class GemmKernel: Kernel {
             cRows = 0
             cColumns = 0
         }
-        columnBias = bForm == .packed && beta == 1 && cRows == 1 && cColumns == n && n > 1 ? c : nil
+        columnBias = beta == 1 && cRows == 1 && cColumns == n ? c : nil
     }
 
     func run() throws {
@@ -186,12 +186,18 @@ final class GemmKernel: Kernel {
             for p in 0..<k { for i in 0..<m { t[i * k + p] = a[p * aColumns + i] } }
             aPointer = UnsafePointer(t)
         }
-        if bForm == .packed && (columnBias != nil || c == nil) {
-            // Bias and activation in the GEMM's store.
-            packedGemm(
-                parallel, m: m, n: n, k: k, a: aPointer, lda: k, packed: b, accumulate: false, c: y, ldc: n,
-                panels: packed?.panels ?? 0,
-                epilogue: ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation))
+        if columnBias != nil || c == nil {
+            var epilogue = ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation)
+            if bForm == .packed {
+                // Bias and activation in the GEMM's store.
+                packedGemm(
+                    parallel, m: m, n: n, k: k, a: aPointer, lda: k, packed: b, accumulate: false, c: y, ldc: n,
+                    panels: packed?.panels ?? 0, epilogue: epilogue)
+            } else {
+                sgemm(
+                    bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: 0, c: y, ldc: n)
+                if columnBias != nil || activation != ck_activation_none { ck_apply_epilogue(&epilogue, y, n, m, n) }
+            }
             withExtendedLifetime(packed) {}
             return
         }
