@@ -12,13 +12,15 @@ void ck_relu(const float *x, float *y, size_t count) {
 // Vectorizable float32 math for the hot elementwise operators. Each body is compiled for AVX-512, AVX2 and
 // generic x86-64 and picked at run time; accuracy is within a few ulp of the correctly rounded result.
 
-// exp(x) = 2^n · p(r), r = x - n·ln2 in [-ln2/2, ln2/2], p a degree-6 polynomial.
+// exp(x) = 2^n · p(r), r = x - n·ln2 in [-ln2/2, ln2/2], p the degree-7 Taylor polynomial (truncation error
+// 5e-9 relative, below float rounding; degree 6 left 1.2e-7).
 static inline __attribute__((always_inline)) float exp_body(float x) {
     x = x < -104.0f ? -104.0f : (x > 88.7f ? 88.7f : x);
     const float n = __builtin_roundevenf(x * 1.44269504088896341f);
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;
-    float p = 1.0f / 720.0f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
     p = p * r + 1.0f / 6.0f;
@@ -153,11 +155,33 @@ static inline __attribute__((always_inline)) float tanh_body(float x) {
         else name##_generic(x, y, n);                                                                        \
     }
 
-// sigmoid(x) from e = exp(−|x|): 1/(1 + e) for x ≥ 0, e/(1 + e) for x < 0; exp never overflows.
+// exp(x) in double for x in [-110, 0]: 2^n · p(r), p the degree-11 Taylor polynomial (relative error ~3e-15).
+static inline __attribute__((always_inline)) double exp_body_double(double x) {
+    x = x < -110.0 ? -110.0 : x;
+    const double n = __builtin_roundeven(x * 1.4426950408889634);
+    const double r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
+    double p = 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    union { unsigned long long u; double d; } scale = { (unsigned long long)((long long)n + 1023) << 52 };
+    return p * scale.d;
+}
+
+// sigmoid(x) from e = exp(−|x|) in double: 1/(1 + e) for x ≥ 0, e/(1 + e) for x < 0, rounded to float once, so
+// results are the correctly rounded sigmoid except in cases closer to a rounding boundary than ~1e-14.
 static inline __attribute__((always_inline)) float sigmoid_body(float x) {
-    const float e = exp_body(x < 0 ? x : -x);
-    const float r = 1.0f / (1.0f + e);
-    return x < 0 ? e * r : r;
+    const double xd = (double)x;
+    const double e = exp_body_double(xd < 0 ? xd : -xd);
+    return (float)((xd < 0 ? e : 1.0) / (1.0 + e));
 }
 
 CK_UNARY(exp, v != v ? v : exp_body(v))

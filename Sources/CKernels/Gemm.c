@@ -3,7 +3,6 @@
 // entry points pick one by the CPU features read at run time. The cache-blocked, packed kernels come later;
 // these loops keep the inner dimension contiguous so they vectorize cleanly.
 #include "CKernels.h"
-#include <immintrin.h>
 #include <string.h>
 
 #define CK_INLINE static inline __attribute__((always_inline))
@@ -86,25 +85,29 @@ void ck_sgemm_nn GEMM_ARGS {
     table[isa_level()] GEMM_CALL;
 }
 
-// Dot products of length k <= 16 (narrow models such as the default Linear(10 → 1)): one masked load per row
-// of A and per row of B, multiplied and summed across lanes, instead of a 16-lane loop that never runs and a
-// scalar tail.
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void sgemm_nt_short_avx512 GEMM_ARGS {
-    const __mmask16 mask = (__mmask16)((1u << k) - 1);
+// Dot products of length k <= 16 (narrow models such as the default Linear(10 → 1)) in double: products of
+// floats are exact there, so α·sum + β·C rounded once is the float nearest the exact value on every ISA,
+// instead of a 16-lane loop that never runs and a float scalar tail.
+CK_INLINE void sgemm_nt_short_body(size_t m, size_t n, size_t k, float alpha, const float *restrict a, size_t lda,
+                                   const float *restrict b, size_t ldb, float beta, float *restrict c, size_t ldc) {
     for (size_t i = 0; i < m; i++) {
-        const __m512 ai = _mm512_maskz_loadu_ps(mask, a + i * lda);
+        const float *restrict ai = a + i * lda;
         for (size_t j = 0; j < n; j++) {
-            const float sum = _mm512_reduce_add_ps(_mm512_mul_ps(ai, _mm512_maskz_loadu_ps(mask, b + j * ldb)));
+            const float *restrict bj = b + j * ldb;
+            double sum = 0.0;
+            for (size_t p = 0; p < k; p++) sum += (double)ai[p] * (double)bj[p];
             float *cij = c + i * ldc + j;
-            *cij = beta == 0.0f ? alpha * sum : alpha * sum + beta * *cij;
+            *cij = beta == 0.0f ? (float)((double)alpha * sum) : (float)((double)alpha * sum + (double)beta * *cij);
         }
     }
 }
+CK_DEFINE_VARIANTS(sgemm_nt_short, GEMM_ARGS, GEMM_CALL)
 
 void ck_sgemm_nt GEMM_ARGS {
     static const gemm_fn table[3] = {sgemm_nt_generic, sgemm_nt_avx2, sgemm_nt_avx512};
-    if (isa_level() == 2 && k > 0 && k <= 16) {
-        sgemm_nt_short_avx512 GEMM_CALL;
+    static const gemm_fn short_table[3] = {sgemm_nt_short_generic, sgemm_nt_short_avx2, sgemm_nt_short_avx512};
+    if (k <= 16) {
+        short_table[isa_level()] GEMM_CALL;
         return;
     }
     table[isa_level()] GEMM_CALL;

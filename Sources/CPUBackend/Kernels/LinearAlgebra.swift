@@ -186,7 +186,8 @@ final class GemmKernel: Kernel {
             for p in 0..<k { for i in 0..<m { t[i * k + p] = a[p * aColumns + i] } }
             aPointer = UnsafePointer(t)
         }
-        if columnBias != nil || c == nil {
+        // Dot-product GEMMs (.nt) take the bias as β·C inside the sum instead, rounded once with it.
+        if (columnBias != nil && bForm != .nt) || c == nil {
             var epilogue = ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation)
             if bForm == .packed {
                 // Bias and activation in the GEMM's store.
