@@ -90,12 +90,26 @@ void ck_sgemm_nn GEMM_ARGS {
 // instead of a 16-lane loop that never runs and a float scalar tail.
 CK_INLINE void sgemm_nt_short_body(size_t m, size_t n, size_t k, float alpha, const float *restrict a, size_t lda,
                                    const float *restrict b, size_t ldb, float beta, float *restrict c, size_t ldc) {
-    for (size_t i = 0; i < m; i++) {
-        const float *restrict ai = a + i * lda;
-        for (size_t j = 0; j < n; j++) {
-            const float *restrict bj = b + j * ldb;
+    // Eight rows at a time: eight independent sums keep the FMA units busy (one row's sum is a chain of
+    // dependent additions).
+    for (size_t j = 0; j < n; j++) {
+        const float *restrict bj = b + j * ldb;
+        size_t i = 0;
+        for (; i + 8 <= m; i += 8) {
+            double sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            for (size_t p = 0; p < k; p++) {
+                const double bp = (double)bj[p];
+                for (size_t r = 0; r < 8; r++) sums[r] += (double)a[(i + r) * lda + p] * bp;
+            }
+            for (size_t r = 0; r < 8; r++) {
+                float *cij = c + (i + r) * ldc + j;
+                *cij = beta == 0.0f ? (float)((double)alpha * sums[r])
+                                    : (float)((double)alpha * sums[r] + (double)beta * *cij);
+            }
+        }
+        for (; i < m; i++) {
             double sum = 0.0;
-            for (size_t p = 0; p < k; p++) sum += (double)ai[p] * (double)bj[p];
+            for (size_t p = 0; p < k; p++) sum += (double)a[i * lda + p] * (double)bj[p];
             float *cij = c + i * ldc + j;
             *cij = beta == 0.0f ? (float)((double)alpha * sum) : (float)((double)alpha * sum + (double)beta * *cij);
         }

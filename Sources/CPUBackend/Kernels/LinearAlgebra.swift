@@ -205,16 +205,20 @@ final class GemmKernel: Kernel {
         var gemmBeta: Float = 0
         if let c {
             // Y = beta * broadcast(C), then accumulate the product into it.
-            for i in 0..<m {
-                let row = c + (cRows == 1 ? 0 : i) * cColumns
-                let out = y + i * n
-                if cColumns == 1 {
-                    let v = beta * row[0]
-                    for j in 0..<n { out[j] = v }
-                } else if beta == 1 {
-                    out.update(from: row, count: n)
-                } else {
-                    for j in 0..<n { out[j] = beta * row[j] }
+            if cRows == 1 && cColumns == 1 {
+                y.update(repeating: beta * c[0], count: m * n)
+            } else {
+                for i in 0..<m {
+                    let row = c + (cRows == 1 ? 0 : i) * cColumns
+                    let out = y + i * n
+                    if cColumns == 1 {
+                        let v = beta * row[0]
+                        for j in 0..<n { out[j] = v }
+                    } else if beta == 1 {
+                        out.update(from: row, count: n)
+                    } else {
+                        for j in 0..<n { out[j] = beta * row[j] }
+                    }
                 }
             }
             gemmBeta = 1
