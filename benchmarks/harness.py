@@ -125,8 +125,7 @@ def main():
              " p50s); ratio = ours / onnxruntime (below 1 is faster)",
              "- threads: onnxruntime's intra-op threads; for this project the size of the CPU backend's thread pool"
              " (GEMM/MatMul/Conv, im2col, LayerNorm, Softmax, Transpose and activations split across it)", "",
-             "- ours allocs/run: heap allocations per run counted by wrapping malloc in runtime-bench (0 means none;"
-             " with 2 threads, one 32-byte block per parallel region)", "",
+             "- ours allocs/run: heap allocations per run counted by wrapping malloc in runtime-bench (0 means none)", "",
              "| model | batch | threads | ours p50 ms (spread) | onnxruntime p50 ms (spread) | ratio | ours p99 | ort p99 | ours samples/s | ort samples/s | ours allocs/run |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:

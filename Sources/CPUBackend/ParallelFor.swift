@@ -61,3 +61,40 @@ final class ThreadPool: @unchecked Sendable {
 
     deinit { ck_pool_destroy(handle) }
 }
+
+/// Work for the pool that allocates nothing per run: a kernel creates its tasks when it is built, sets any
+/// per-call fields on the calling thread, and `ParallelFor.run(_:count:)` hands the object itself to the
+/// workers (the closure form above pays one small heap block per call for `withoutActuallyEscaping`).
+class ParallelTask: @unchecked Sendable {
+    /// Runs chunk `index` of the split, covering [begin, end).
+    func part(_ index: Int, _ begin: Int, _ end: Int) {}
+    fileprivate var count = 0
+}
+
+/// A task whose body is a closure made once, when the kernel is built.
+final class ClosureTask: ParallelTask, @unchecked Sendable {
+    private let body: (Int, Int, Int) -> Void
+    init(_ body: @escaping (Int, Int, Int) -> Void) { self.body = body }
+    override func part(_ index: Int, _ begin: Int, _ end: Int) { body(index, begin, end) }
+}
+
+extension ParallelFor {
+    /// Calls `task.part(index, begin, end)` for up to `threads` contiguous chunks covering 0..<count.
+    func run(_ task: ParallelTask, count: Int) {
+        let parts = min(threads, count)
+        guard parts > 1, let pool else {
+            task.part(0, 0, count)
+            return
+        }
+        task.count = count
+        ck_pool_run(
+            pool.handle, parts,
+            { context, part, parts in
+                guard let context else { return }
+                let task = Unmanaged<ParallelTask>.fromOpaque(context).takeUnretainedValue()
+                let begin = task.count * part / parts
+                let end = task.count * (part + 1) / parts
+                if begin < end { task.part(part, begin, end) }
+            }, Unmanaged.passUnretained(task).toOpaque())
+    }
+}

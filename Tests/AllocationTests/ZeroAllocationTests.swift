@@ -50,6 +50,21 @@ struct ZeroAllocationTests {
         #expect(count == 0, "\(name): \(count) allocations in 50 runs")
     }
 
+    /// Split runs too: the thread pool takes task objects made when kernels are built, not closures.
+    @Test(arguments: ["mlp", "cnn", "encoder"])
+    func splitRunsOnTwoThreadsDoNotAllocate(_ name: String) throws {
+        let graph = try BuiltinModels.graph(named: name)
+        let dims =
+            graph.runtimeInputs[0].dimensions?.enumerated().map { index, dim -> Int in
+                if case .fixed(let n) = dim { return n }
+                return index == 0 ? 8 : 64
+            } ?? []
+        let count = dims.reduce(1, *)
+        let input = try Tensor(shape: Shape(dims), scalars: (0..<count).map { Float($0 % 97) / 97 })
+        let allocations = try allocations(graph: graph, input: input, threads: 2)
+        #expect(allocations == 0, "\(name) on 2 threads: \(allocations) allocations in 50 runs")
+    }
+
     @Test func defaultModelDoesNotAllocate() throws {
         let graph = try BuiltinModels.graph(named: "linear")
         let input = try Tensor(shape: [4, 10], scalars: [Float](repeating: 0.25, count: 40))

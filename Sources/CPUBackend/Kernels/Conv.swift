@@ -54,6 +54,10 @@ final class ConvKernel: Kernel {
     /// Per worker: the packed im2col matrix.
     private let columns: [HostBuffer]
     private let activation: ck_activation
+    /// Split-run state, made once: the GEMM's arguments, the im2col rows' image, and the per-image split.
+    private let gemmTask = GemmTask()
+    private let im2colTask = Im2colTask()
+    private var imagesTask: ClosureTask?
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -84,16 +88,16 @@ final class ConvKernel: Kernel {
         w = UnsafePointer(try wv.pointer(Float.self))
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
         y = try yv.pointer(Float.self)
+        if columns.count > 1 {
+            imagesTask = ClosureTask { [unowned self] part, begin, end in
+                for n in begin..<end { convolve(image: n, column: columns[part], parallel: .serial) }
+            }
+        }
     }
 
     func run() throws {
-        if columns.count > 1 {
-            let single = ParallelFor.serial
-            parallel.runIndexed(batch) { part, begin, end in
-                for n in begin..<end {
-                    convolve(image: n, column: columns[part], parallel: single)
-                }
-            }
+        if columns.count > 1, let imagesTask {
+            parallel.run(imagesTask, count: batch)
         } else {
             for n in 0..<batch { convolve(image: n, column: columns[0], parallel: parallel) }
         }
@@ -110,12 +114,8 @@ final class ConvKernel: Kernel {
             // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
             let splitter = rows * outCount >= 1 << 16 ? parallel : .serial
             if let g2 = geometry2D {
-                splitter.runIndexed(rows) { _, begin, end in
-                    ck_im2col_panels_2d(
-                        xg, g2.input[0], g2.input[1], g2.kernel[0], g2.kernel[1], g2.strides[0], g2.strides[1],
-                        g2.dilations[0], g2.dilations[1], g2.padsBegin[0], g2.padsBegin[1], g2.output[0], g2.output[1],
-                        col, nr, rows, begin, end)
-                }
+                im2colTask.set(x: xg, geometry: g2, column: col, panelWidth: nr, rows: rows)
+                splitter.run(im2colTask, count: rows)
             } else {
                 table.offsets.withUnsafeBufferPointer { t in
                     splitter.run(rows) { begin, end in
@@ -139,7 +139,8 @@ final class ConvKernel: Kernel {
             }
             let yg = y + (n * outChannels + g * filtersPerGroup) * outCount
             packedGemm(
-                parallel, m: filtersPerGroup, n: outCount, k: rows, a: w + g * filtersPerGroup * rows, lda: rows,
+                parallel, task: gemmTask, m: filtersPerGroup, n: outCount, k: rows, a: w + g * filtersPerGroup * rows,
+                lda: rows,
                 packed: UnsafePointer(col), accumulate: false, c: yg, ldc: outCount, panels: panels,
                 epilogue: ck_epilogue(
                     row_bias: bias.map { $0 + g * filtersPerGroup }, col_bias: nil, activation: activation))
@@ -408,5 +409,31 @@ enum PoolingKernels {
                 }
             }
         }
+    }
+}
+
+/// The im2col rows of one image and group, split across the pool.
+final class Im2colTask: ParallelTask, @unchecked Sendable {
+    private var x = UnsafePointer<Float>(bitPattern: 64)
+    private var column = UnsafeMutablePointer<Float>(bitPattern: 64)
+    private var g: ConvGeometry?
+    private var panelWidth = 0, rows = 0
+
+    func set(
+        x: UnsafePointer<Float>, geometry: ConvGeometry, column: UnsafeMutablePointer<Float>, panelWidth: Int, rows: Int
+    ) {
+        self.x = x
+        self.g = geometry
+        self.column = column
+        self.panelWidth = panelWidth
+        self.rows = rows
+    }
+
+    override func part(_ index: Int, _ begin: Int, _ end: Int) {
+        guard let x, let column, let g else { return }
+        ck_im2col_panels_2d(
+            x, g.input[0], g.input[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], g.dilations[0],
+            g.dilations[1], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], column, panelWidth, rows, begin,
+            end)
     }
 }

@@ -95,12 +95,11 @@ enum UnaryKernels {
                 // Split in whole cache lines once there is enough work to pay for waking a thread.
                 let splitter = count >= 1 << 15 ? parallel : .serial
                 let lines = (count + 15) / 16
-                return ClosureKernel {
-                    splitter.run(lines) { begin, end in
-                        let first = begin * 16
-                        simd(xs + first, ys + first, min(end * 16, count) - first)
-                    }
+                let task = ClosureTask { _, begin, end in
+                    let first = begin * 16
+                    simd(xs + first, ys + first, min(end * 16, count) - first)
                 }
+                return ClosureKernel { splitter.run(task, count: lines) }
             }
         }
         guard let f = try function(node) else { throw node.fail("no elementwise function") }

@@ -54,9 +54,11 @@ struct PackedMatrix {
 
 /// C = A·B (+ C) over a packed B, then the epilogue (bias, activation), split across threads by column panels
 /// (or rows when there are fewer panels than threads) when the product is large enough to pay for the split.
+/// `task` is the calling kernel's own (made when it was built), so a split run allocates nothing.
 func packedGemm(
-    _ parallel: ParallelFor, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>,
-    accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int, epilogue: ck_epilogue? = nil
+    _ parallel: ParallelFor, task: GemmTask, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+    packed: UnsafePointer<Float>, accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int,
+    epilogue: ck_epilogue? = nil
 ) {
     let acc: Int32 = accumulate ? 1 : 0
     guard parallel.threads > 1 && m * n * k >= 1 << 18 else {
@@ -65,17 +67,42 @@ func packedGemm(
         }
         return
     }
-    if panels >= parallel.threads {
-        parallel.run(panels) { begin, end in
-            withEpilogue(epilogue, rowOffset: 0) {
-                ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, acc, c, ldc, begin, end, $0)
-            }
-        }
-    } else {
-        parallel.run(m) { begin, end in
+    task.m = m
+    task.n = n
+    task.k = k
+    task.a = a
+    task.lda = lda
+    task.packed = packed
+    task.accumulate = acc
+    task.c = c
+    task.ldc = ldc
+    task.panels = panels
+    task.epilogue = epilogue
+    task.byRows = panels < parallel.threads
+    parallel.run(task, count: task.byRows ? m : panels)
+}
+
+/// One split GEMM's arguments, set by the caller before each split run.
+final class GemmTask: ParallelTask, @unchecked Sendable {
+    var m = 0, n = 0, k = 0, lda = 0, ldc = 0, panels = 0
+    var a = UnsafePointer<Float>(bitPattern: 64)
+    var packed = UnsafePointer<Float>(bitPattern: 64)
+    var c = UnsafeMutablePointer<Float>(bitPattern: 64)
+    var accumulate: Int32 = 0
+    var epilogue: ck_epilogue?
+    var byRows = false
+
+    override func part(_ index: Int, _ begin: Int, _ end: Int) {
+        guard let a, let packed, let c else { return }
+        let (m, n, k, lda, ldc, panels, acc) = (m, n, k, lda, ldc, panels, accumulate)
+        if byRows {
             withEpilogue(epilogue, rowOffset: begin) {
                 ck_sgemm_packed_epilogue(
                     end - begin, n, k, a + begin * lda, lda, packed, acc, c + begin * ldc, ldc, 0, panels, $0)
+            }
+        } else {
+            withEpilogue(epilogue, rowOffset: 0) {
+                ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, acc, c, ldc, begin, end, $0)
             }
         }
     }
@@ -94,13 +121,17 @@ private func withEpilogue(_ epilogue: ck_epilogue?, rowOffset: Int, _ body: (Uns
 func sgemm(
     _ form: GemmForm, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int = 0,
-    parallel: ParallelFor = .serial
+    parallel: ParallelFor = .serial, task: GemmTask? = nil
 ) {
     switch form {
     case .packed:
-        packedGemm(
-            parallel, m: m, n: n, k: k, a: a, lda: lda, packed: b, accumulate: beta != 0, c: c, ldc: ldc, panels: panels
-        )
+        if let task {
+            packedGemm(
+                parallel, task: task, m: m, n: n, k: k, a: a, lda: lda, packed: b, accumulate: beta != 0, c: c,
+                ldc: ldc, panels: panels)
+        } else {
+            ck_sgemm_packed(m, n, k, a, lda, b, beta != 0 ? 1 : 0, c, ldc, 0, panels)
+        }
     case .nn: ck_sgemm_nn(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     case .nt: ck_sgemm_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
@@ -123,6 +154,7 @@ final class GemmKernel: Kernel {
     private let cRows: Int, cColumns: Int
     private let y: UnsafeMutablePointer<Float>
     private let parallel: ParallelFor
+    private let gemmTask = GemmTask()
     private let activation: ck_activation
     /// C as a per-column bias added in the packed GEMM's store (C of shape [N] or [1, N], beta 1).
     private let columnBias: UnsafePointer<Float>?
@@ -192,7 +224,8 @@ final class GemmKernel: Kernel {
             if bForm == .packed {
                 // Bias and activation in the GEMM's store.
                 packedGemm(
-                    parallel, m: m, n: n, k: k, a: aPointer, lda: k, packed: b, accumulate: false, c: y, ldc: n,
+                    parallel, task: gemmTask, m: m, n: n, k: k, a: aPointer, lda: k, packed: b, accumulate: false, c: y,
+                    ldc: n,
                     panels: packed?.panels ?? 0, epilogue: epilogue)
             } else {
                 sgemm(
@@ -225,7 +258,7 @@ final class GemmKernel: Kernel {
         }
         sgemm(
             bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: gemmBeta, c: y, ldc: n,
-            panels: packed?.panels ?? 0, parallel: parallel)
+            panels: packed?.panels ?? 0, parallel: parallel, task: gemmTask)
         if activation == ck_activation_relu { ck_relu(y, y, m * n) }
         withExtendedLifetime(packed) {}
     }
@@ -240,6 +273,7 @@ final class MatMulKernel: Kernel {
     /// Element offsets of A, B and Y for each product in the batch.
     private let batches: [(a: Int, b: Int, y: Int)]
     private let parallel: ParallelFor
+    private let gemmTask = GemmTask()
 
     /// A bias along the last axis (fused from a following Add) and an activation, applied in the store.
     private let columnBias: UnsafePointer<Float>?
@@ -317,7 +351,8 @@ final class MatMulKernel: Kernel {
     func run() throws {
         if let packedB {
             packedGemm(
-                parallel, m: foldedM, n: n, k: k, a: a, lda: k, packed: packedB.pointer, accumulate: false, c: y,
+                parallel, task: gemmTask, m: foldedM, n: n, k: k, a: a, lda: k, packed: packedB.pointer,
+                accumulate: false, c: y,
                 ldc: n, panels: panels,
                 epilogue: ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation))
             return
@@ -332,7 +367,8 @@ final class MatMulKernel: Kernel {
                     lastB = batch.b
                 }
                 packedGemm(
-                    parallel, m: foldedM, n: n, k: k, a: a + batch.a, lda: k, packed: UnsafePointer(packed),
+                    parallel, task: gemmTask, m: foldedM, n: n, k: k, a: a + batch.a, lda: k,
+                    packed: UnsafePointer(packed),
                     accumulate: false, c: y + batch.y, ldc: n, panels: panels)
             }
             return

@@ -25,11 +25,10 @@ enum NormalizationKernels {
         if inner == 1 {
             // Contiguous rows: the vectorized kernel.
             let splitter = outer * n >= 1 << 14 ? parallel : .serial
-            return ClosureKernel {
-                splitter.run(outer) { begin, end in
-                    ck_softmax_rows(src + begin * n, dst + begin * n, end - begin, n, log ? 1 : 0)
-                }
+            let task = ClosureTask { _, begin, end in
+                ck_softmax_rows(src + begin * n, dst + begin * n, end - begin, n, log ? 1 : 0)
             }
+            return ClosureKernel { splitter.run(task, count: outer) }
         }
         return ClosureKernel {
             for o in 0..<outer {
@@ -92,15 +91,16 @@ enum NormalizationKernels {
         let meanOut = node.outputs.count > 1 ? try node.output(1).pointer(Float.self) : nil
         let invOut = node.outputs.count > 2 ? try node.output(2).pointer(Float.self) : nil
         let splitter = outer * n >= 1 << 14 ? parallel : .serial
+        let ps = scale.pointer, pb = bias?.pointer
+        let task = ClosureTask { _, begin, end in
+            ck_layer_norm_rows(
+                src + begin * n, dst + begin * n, end - begin, n, ps, pb, epsilon, meanOut.map { $0 + begin },
+                invOut.map { $0 + begin })
+        }
         return ClosureKernel {
             scale.refresh()
             bias?.refresh()
-            let ps = scale.pointer, pb = bias?.pointer
-            splitter.run(outer) { begin, end in
-                ck_layer_norm_rows(
-                    src + begin * n, dst + begin * n, end - begin, n, ps, pb, epsilon, meanOut.map { $0 + begin },
-                    invOut.map { $0 + begin })
-            }
+            splitter.run(task, count: outer)
         }
     }
 

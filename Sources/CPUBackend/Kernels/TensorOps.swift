@@ -41,17 +41,15 @@ enum TensorOpKernels {
             let src = UnsafePointer(try x.pointer(UInt32.self)), dst = try y.pointer(UInt32.self)
             let last = max(dims.last ?? 1, 1), rows = y.count / last, count = y.count
             let splitter = count >= 1 << 15 ? parallel : .serial
-            return ClosureKernel {
+            let task = ClosureTask { _, begin, end in
                 dims.withUnsafeBufferPointer { d in
                     strides.withUnsafeBufferPointer { s in
-                        splitter.run(rows) { begin, end in
-                            ck_permute_u32(
-                                src, dst, dims.count, d.baseAddress, s.baseAddress, begin * last, min(end * last, count)
-                            )
-                        }
+                        ck_permute_u32(
+                            src, dst, dims.count, d.baseAddress, s.baseAddress, begin * last, min(end * last, count))
                     }
                 }
             }
+            return ClosureKernel { splitter.run(task, count: rows) }
         }
         var table = [Int](repeating: 0, count: y.count)
         forEachIndex(y.shape.dimensions) { index, flat in
