@@ -1,5 +1,9 @@
+import BuiltinModels
 import CKernels
+import CPUBackend
 import Foundation
+import InferenceRuntime
+import InferenceTensor
 import Testing
 
 /// The persistent pool the CPU kernels split work across: every part of every job runs exactly once, whether
@@ -89,5 +93,27 @@ struct ThreadPoolTests {
         }
         #expect(nested.outer == [1, 1])
         #expect(nested.inner == [2, 2])
+    }
+}
+
+/// Splitting never changes a result: every output element is computed by one thread in the same order, so two
+/// threads give the same bits as one, run after run (a data race between split parts would break this).
+struct ThreadCountInvarianceTests {
+    @Test(arguments: ["mlp", "cnn", "encoder"])
+    func twoThreadsGiveTheBitsOfOne(_ name: String) throws {
+        let graph = try BuiltinModels.graph(named: name)
+        let dims =
+            graph.runtimeInputs[0].dimensions?.enumerated().map { index, dim -> Int in
+                if case .fixed(let n) = dim { return n }
+                return index == 0 ? 8 : 32
+            } ?? []
+        let input = try Tensor(shape: Shape(dims), scalars: KernelTests.random(dims.reduce(1, *), in: 0...1))
+        let feeds = [NamedTensor(name: graph.runtimeInputs[0].name, tensor: input)]
+        let one = try Session(graph: graph, backend: CPUBackend(threads: 1)).run(feeds).outputs[0].tensor
+        let two = try Session(graph: graph, backend: CPUBackend(threads: 2))
+        for run in 0..<10 {
+            let got = try two.run(feeds).outputs[0].tensor
+            #expect(got.bitwiseEqual(one), "\(name): run \(run) on 2 threads differs from 1 thread")
+        }
     }
 }

@@ -114,8 +114,17 @@ final class ConvKernel: Kernel {
             // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
             let splitter = rows * outCount >= 1 << 16 ? parallel : .serial
             if let g2 = geometry2D {
-                im2colTask.set(x: xg, geometry: g2, column: col, panelWidth: nr, rows: rows)
-                splitter.run(im2colTask, count: rows)
+                if splitter.threads > 1 {
+                    // Only the calling thread reaches here (images split across workers pass a serial
+                    // splitter), so the one shared task is safe to fill.
+                    im2colTask.set(x: xg, geometry: g2, column: col, panelWidth: nr, rows: rows)
+                    splitter.run(im2colTask, count: rows)
+                } else {
+                    ck_im2col_panels_2d(
+                        xg, g2.input[0], g2.input[1], g2.kernel[0], g2.kernel[1], g2.strides[0], g2.strides[1],
+                        g2.dilations[0], g2.dilations[1], g2.padsBegin[0], g2.padsBegin[1], g2.output[0], g2.output[1],
+                        col, nr, rows, 0, rows)
+                }
             } else {
                 table.offsets.withUnsafeBufferPointer { t in
                     splitter.run(rows) { begin, end in

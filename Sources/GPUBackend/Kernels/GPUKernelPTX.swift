@@ -1848,6 +1848,1150 @@ $L__BB6_4:
 	ret;
 
 }
+	// .globl	compare
+.visible .entry compare(
+	.param .u64 compare_param_0,
+	.param .u32 compare_param_1,
+	.param .u64 compare_param_2,
+	.param .u32 compare_param_3,
+	.param .u64 compare_param_4,
+	.param .u32 compare_param_5,
+	.param .u32 compare_param_6,
+	.param .u32 compare_param_7,
+	.param .u64 compare_param_8
+)
+{
+	.reg .pred 	%p<19>;
+	.reg .b16 	%rs<2>;
+	.reg .f32 	%f<3>;
+	.reg .b32 	%r<107>;
+	.reg .b64 	%rd<33>;
+
+
+	ld.param.u64 	%rd12, [compare_param_0];
+	ld.param.u32 	%r32, [compare_param_1];
+	ld.param.u64 	%rd13, [compare_param_2];
+	ld.param.u32 	%r33, [compare_param_3];
+	ld.param.u64 	%rd14, [compare_param_4];
+	ld.param.u32 	%r34, [compare_param_5];
+	ld.param.u32 	%r36, [compare_param_6];
+	ld.param.u32 	%r35, [compare_param_7];
+	ld.param.u64 	%rd15, [compare_param_8];
+	cvta.to.global.u64 	%rd1, %rd15;
+	mov.u32 	%r37, %ntid.x;
+	mov.u32 	%r38, %ctaid.x;
+	mov.u32 	%r39, %tid.x;
+	mad.lo.s32 	%r1, %r38, %r37, %r39;
+	setp.ge.s32 	%p7, %r1, %r36;
+	@%p7 bra 	$L__BB7_19;
+
+	ld.global.u32 	%r97, [%rd1];
+	cvt.s64.s32 	%rd2, %r97;
+	setp.lt.s32 	%p8, %r97, 1;
+	mov.u32 	%r105, 0;
+	mov.u32 	%r106, %r105;
+	@%p8 bra 	$L__BB7_8;
+
+	not.b32 	%r45, %r97;
+	max.s32 	%r46, %r45, -2;
+	add.s32 	%r3, %r97, %r46;
+	add.s32 	%r47, %r3, 2;
+	add.s32 	%r48, %r3, 1;
+	and.b32  	%r104, %r47, 3;
+	setp.lt.u32 	%p9, %r48, 3;
+	mov.u32 	%r106, 0;
+	mov.u32 	%r105, %r106;
+	mov.u32 	%r100, %r1;
+	@%p9 bra 	$L__BB7_5;
+
+	sub.s32 	%r90, %r3, %r104;
+	shl.b32 	%r51, %r97, 1;
+	mul.wide.s32 	%rd3, %r51, 4;
+	mul.lo.s32 	%r52, %r97, 3;
+	mul.wide.s32 	%rd4, %r52, 4;
+	shl.b64 	%rd5, %rd2, 2;
+	mov.u32 	%r106, 0;
+	mov.u64 	%rd31, %rd1;
+	mov.u32 	%r100, %r1;
+
+$L__BB7_4:
+	add.s64 	%rd16, %rd31, %rd5;
+	ld.global.u32 	%r53, [%rd16];
+	div.s32 	%r54, %r100, %r53;
+	mul.lo.s32 	%r55, %r54, %r53;
+	sub.s32 	%r56, %r100, %r55;
+	add.s64 	%rd17, %rd31, %rd3;
+	ld.global.u32 	%r57, [%rd17];
+	mad.lo.s32 	%r58, %r57, %r56, %r105;
+	add.s64 	%rd18, %rd31, %rd4;
+	ld.global.u32 	%r59, [%rd18];
+	mad.lo.s32 	%r60, %r59, %r56, %r106;
+	ld.global.u32 	%r61, [%rd16+-4];
+	div.s32 	%r62, %r54, %r61;
+	mul.lo.s32 	%r63, %r62, %r61;
+	sub.s32 	%r64, %r54, %r63;
+	ld.global.u32 	%r65, [%rd17+-4];
+	mad.lo.s32 	%r66, %r65, %r64, %r58;
+	ld.global.u32 	%r67, [%rd18+-4];
+	mad.lo.s32 	%r68, %r67, %r64, %r60;
+	ld.global.u32 	%r69, [%rd16+-8];
+	div.s32 	%r70, %r62, %r69;
+	mul.lo.s32 	%r71, %r70, %r69;
+	sub.s32 	%r72, %r62, %r71;
+	ld.global.u32 	%r73, [%rd17+-8];
+	mad.lo.s32 	%r74, %r73, %r72, %r66;
+	ld.global.u32 	%r75, [%rd18+-8];
+	mad.lo.s32 	%r76, %r75, %r72, %r68;
+	add.s32 	%r97, %r97, -4;
+	ld.global.u32 	%r77, [%rd16+-12];
+	div.s32 	%r100, %r70, %r77;
+	mul.lo.s32 	%r78, %r100, %r77;
+	sub.s32 	%r79, %r70, %r78;
+	ld.global.u32 	%r80, [%rd17+-12];
+	mad.lo.s32 	%r105, %r80, %r79, %r74;
+	ld.global.u32 	%r81, [%rd18+-12];
+	mad.lo.s32 	%r106, %r81, %r79, %r76;
+	add.s64 	%rd31, %rd31, -16;
+	add.s32 	%r90, %r90, -4;
+	setp.ne.s32 	%p10, %r90, -2;
+	@%p10 bra 	$L__BB7_4;
+
+$L__BB7_5:
+	setp.eq.s32 	%p11, %r104, 0;
+	@%p11 bra 	$L__BB7_8;
+
+	mul.wide.s32 	%rd19, %r97, 4;
+	add.s64 	%rd32, %rd1, %rd19;
+	shl.b64 	%rd9, %rd2, 2;
+
+$L__BB7_7:
+	.pragma "nounroll";
+	ld.global.u32 	%r82, [%rd32];
+	div.s32 	%r26, %r100, %r82;
+	mul.lo.s32 	%r83, %r26, %r82;
+	sub.s32 	%r84, %r100, %r83;
+	add.s64 	%rd20, %rd32, %rd9;
+	ld.global.u32 	%r85, [%rd20];
+	mad.lo.s32 	%r105, %r85, %r84, %r105;
+	add.s64 	%rd21, %rd20, %rd9;
+	ld.global.u32 	%r86, [%rd21];
+	mad.lo.s32 	%r106, %r86, %r84, %r106;
+	add.s64 	%rd32, %rd32, -4;
+	add.s32 	%r104, %r104, -1;
+	setp.ne.s32 	%p12, %r104, 0;
+	mov.u32 	%r100, %r26;
+	@%p12 bra 	$L__BB7_7;
+
+$L__BB7_8:
+	add.s32 	%r87, %r105, %r32;
+	cvta.to.global.u64 	%rd22, %rd12;
+	mul.wide.s32 	%rd23, %r87, 4;
+	add.s64 	%rd24, %rd22, %rd23;
+	ld.global.f32 	%f1, [%rd24];
+	add.s32 	%r88, %r106, %r33;
+	cvta.to.global.u64 	%rd25, %rd13;
+	mul.wide.s32 	%rd26, %r88, 4;
+	add.s64 	%rd27, %rd25, %rd26;
+	ld.global.f32 	%f2, [%rd27];
+	setp.gt.s32 	%p13, %r35, 1;
+	@%p13 bra 	$L__BB7_12;
+
+	setp.eq.s32 	%p16, %r35, 0;
+	@%p16 bra 	$L__BB7_16;
+
+	setp.eq.s32 	%p17, %r35, 1;
+	@%p17 bra 	$L__BB7_11;
+	bra.uni 	$L__BB7_17;
+
+$L__BB7_11:
+	setp.lt.f32 	%p18, %f1, %f2;
+	bra.uni 	$L__BB7_18;
+
+$L__BB7_12:
+	setp.eq.s32 	%p14, %r35, 2;
+	@%p14 bra 	$L__BB7_15;
+
+	setp.ne.s32 	%p15, %r35, 3;
+	@%p15 bra 	$L__BB7_17;
+
+	setp.le.f32 	%p18, %f1, %f2;
+	bra.uni 	$L__BB7_18;
+
+$L__BB7_17:
+	setp.ge.f32 	%p18, %f1, %f2;
+	bra.uni 	$L__BB7_18;
+
+$L__BB7_16:
+	setp.eq.f32 	%p18, %f1, %f2;
+	bra.uni 	$L__BB7_18;
+
+$L__BB7_15:
+	setp.gt.f32 	%p18, %f1, %f2;
+
+$L__BB7_18:
+	add.s32 	%r89, %r1, %r34;
+	cvt.s64.s32 	%rd28, %r89;
+	cvta.to.global.u64 	%rd29, %rd14;
+	add.s64 	%rd30, %rd29, %rd28;
+	selp.u16 	%rs1, 1, 0, %p18;
+	st.global.u8 	[%rd30], %rs1;
+
+$L__BB7_19:
+	ret;
+
+}
+	// .globl	where_select
+.visible .entry where_select(
+	.param .u64 where_select_param_0,
+	.param .u32 where_select_param_1,
+	.param .u64 where_select_param_2,
+	.param .u32 where_select_param_3,
+	.param .u64 where_select_param_4,
+	.param .u32 where_select_param_5,
+	.param .u64 where_select_param_6,
+	.param .u32 where_select_param_7,
+	.param .u32 where_select_param_8,
+	.param .u64 where_select_param_9
+)
+{
+	.reg .pred 	%p<8>;
+	.reg .b16 	%rs<2>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<132>;
+	.reg .b64 	%rd<41>;
+
+
+	ld.param.u64 	%rd13, [where_select_param_0];
+	ld.param.u32 	%r39, [where_select_param_1];
+	ld.param.u64 	%rd14, [where_select_param_2];
+	ld.param.u32 	%r40, [where_select_param_3];
+	ld.param.u64 	%rd15, [where_select_param_4];
+	ld.param.u32 	%r41, [where_select_param_5];
+	ld.param.u64 	%rd16, [where_select_param_6];
+	ld.param.u32 	%r42, [where_select_param_7];
+	ld.param.u32 	%r43, [where_select_param_8];
+	ld.param.u64 	%rd17, [where_select_param_9];
+	cvta.to.global.u64 	%rd1, %rd17;
+	mov.u32 	%r44, %ntid.x;
+	mov.u32 	%r45, %ctaid.x;
+	mov.u32 	%r46, %tid.x;
+	mad.lo.s32 	%r1, %r45, %r44, %r46;
+	setp.ge.s32 	%p1, %r1, %r43;
+	@%p1 bra 	$L__BB8_9;
+
+	ld.global.u32 	%r119, [%rd1];
+	cvt.s64.s32 	%rd2, %r119;
+	setp.lt.s32 	%p2, %r119, 1;
+	mov.u32 	%r129, 0;
+	mov.u32 	%r130, %r129;
+	mov.u32 	%r131, %r129;
+	@%p2 bra 	$L__BB8_8;
+
+	not.b32 	%r54, %r119;
+	max.s32 	%r55, %r54, -2;
+	add.s32 	%r3, %r119, %r55;
+	add.s32 	%r56, %r3, 2;
+	add.s32 	%r57, %r3, 1;
+	and.b32  	%r128, %r56, 3;
+	setp.lt.u32 	%p3, %r57, 3;
+	mov.u32 	%r131, 0;
+	mov.u32 	%r130, %r131;
+	mov.u32 	%r129, %r131;
+	mov.u32 	%r123, %r1;
+	@%p3 bra 	$L__BB8_5;
+
+	sub.s32 	%r110, %r3, %r128;
+	shl.b32 	%r61, %r119, 1;
+	mul.wide.s32 	%rd3, %r61, 4;
+	shl.b32 	%r62, %r119, 2;
+	mul.wide.s32 	%rd4, %r62, 4;
+	shl.b64 	%rd5, %rd2, 2;
+	mul.lo.s32 	%r63, %r119, 3;
+	mul.wide.s32 	%rd6, %r63, 4;
+	mov.u32 	%r131, 0;
+	mov.u64 	%rd39, %rd1;
+	mov.u32 	%r123, %r1;
+
+$L__BB8_4:
+	add.s64 	%rd18, %rd39, %rd5;
+	ld.global.u32 	%r64, [%rd18];
+	div.s32 	%r65, %r123, %r64;
+	mul.lo.s32 	%r66, %r65, %r64;
+	sub.s32 	%r67, %r123, %r66;
+	add.s64 	%rd19, %rd39, %rd3;
+	ld.global.u32 	%r68, [%rd19];
+	mad.lo.s32 	%r69, %r68, %r67, %r129;
+	add.s64 	%rd20, %rd39, %rd6;
+	ld.global.u32 	%r70, [%rd20];
+	mad.lo.s32 	%r71, %r70, %r67, %r130;
+	add.s64 	%rd21, %rd39, %rd4;
+	ld.global.u32 	%r72, [%rd21];
+	mad.lo.s32 	%r73, %r72, %r67, %r131;
+	ld.global.u32 	%r74, [%rd18+-4];
+	div.s32 	%r75, %r65, %r74;
+	mul.lo.s32 	%r76, %r75, %r74;
+	sub.s32 	%r77, %r65, %r76;
+	ld.global.u32 	%r78, [%rd19+-4];
+	mad.lo.s32 	%r79, %r78, %r77, %r69;
+	ld.global.u32 	%r80, [%rd20+-4];
+	mad.lo.s32 	%r81, %r80, %r77, %r71;
+	ld.global.u32 	%r82, [%rd21+-4];
+	mad.lo.s32 	%r83, %r82, %r77, %r73;
+	ld.global.u32 	%r84, [%rd18+-8];
+	div.s32 	%r85, %r75, %r84;
+	mul.lo.s32 	%r86, %r85, %r84;
+	sub.s32 	%r87, %r75, %r86;
+	ld.global.u32 	%r88, [%rd19+-8];
+	mad.lo.s32 	%r89, %r88, %r87, %r79;
+	ld.global.u32 	%r90, [%rd20+-8];
+	mad.lo.s32 	%r91, %r90, %r87, %r81;
+	ld.global.u32 	%r92, [%rd21+-8];
+	mad.lo.s32 	%r93, %r92, %r87, %r83;
+	add.s32 	%r119, %r119, -4;
+	ld.global.u32 	%r94, [%rd18+-12];
+	div.s32 	%r123, %r85, %r94;
+	mul.lo.s32 	%r95, %r123, %r94;
+	sub.s32 	%r96, %r85, %r95;
+	ld.global.u32 	%r97, [%rd19+-12];
+	mad.lo.s32 	%r129, %r97, %r96, %r89;
+	ld.global.u32 	%r98, [%rd20+-12];
+	mad.lo.s32 	%r130, %r98, %r96, %r91;
+	ld.global.u32 	%r99, [%rd21+-12];
+	mad.lo.s32 	%r131, %r99, %r96, %r93;
+	add.s64 	%rd39, %rd39, -16;
+	add.s32 	%r110, %r110, -4;
+	setp.ne.s32 	%p4, %r110, -2;
+	@%p4 bra 	$L__BB8_4;
+
+$L__BB8_5:
+	setp.eq.s32 	%p5, %r128, 0;
+	@%p5 bra 	$L__BB8_8;
+
+	mul.wide.s32 	%rd22, %r119, 4;
+	add.s64 	%rd40, %rd1, %rd22;
+	shl.b64 	%rd10, %rd2, 2;
+
+$L__BB8_7:
+	.pragma "nounroll";
+	ld.global.u32 	%r100, [%rd40];
+	div.s32 	%r31, %r123, %r100;
+	mul.lo.s32 	%r101, %r31, %r100;
+	sub.s32 	%r102, %r123, %r101;
+	add.s64 	%rd23, %rd40, %rd10;
+	ld.global.u32 	%r103, [%rd23];
+	mad.lo.s32 	%r129, %r103, %r102, %r129;
+	add.s64 	%rd24, %rd23, %rd10;
+	ld.global.u32 	%r104, [%rd24];
+	mad.lo.s32 	%r130, %r104, %r102, %r130;
+	add.s64 	%rd25, %rd24, %rd10;
+	ld.global.u32 	%r105, [%rd25];
+	mad.lo.s32 	%r131, %r105, %r102, %r131;
+	add.s64 	%rd40, %rd40, -4;
+	add.s32 	%r128, %r128, -1;
+	setp.ne.s32 	%p6, %r128, 0;
+	mov.u32 	%r123, %r31;
+	@%p6 bra 	$L__BB8_7;
+
+$L__BB8_8:
+	add.s32 	%r106, %r129, %r39;
+	cvt.s64.s32 	%rd26, %r106;
+	cvta.to.global.u64 	%rd27, %rd13;
+	add.s64 	%rd28, %rd27, %rd26;
+	ld.global.u8 	%rs1, [%rd28];
+	setp.eq.s16 	%p7, %rs1, 0;
+	add.s32 	%r107, %r130, %r40;
+	cvta.to.global.u64 	%rd29, %rd14;
+	mul.wide.s32 	%rd30, %r107, 4;
+	add.s64 	%rd31, %rd29, %rd30;
+	add.s32 	%r108, %r131, %r41;
+	cvta.to.global.u64 	%rd32, %rd15;
+	mul.wide.s32 	%rd33, %r108, 4;
+	add.s64 	%rd34, %rd32, %rd33;
+	selp.b64 	%rd35, %rd34, %rd31, %p7;
+	ld.global.f32 	%f1, [%rd35];
+	add.s32 	%r109, %r1, %r42;
+	cvta.to.global.u64 	%rd36, %rd16;
+	mul.wide.s32 	%rd37, %r109, 4;
+	add.s64 	%rd38, %rd36, %rd37;
+	st.global.f32 	[%rd38], %f1;
+
+$L__BB8_9:
+	ret;
+
+}
+	// .globl	reduce
+.visible .entry reduce(
+	.param .u64 reduce_param_0,
+	.param .u32 reduce_param_1,
+	.param .u64 reduce_param_2,
+	.param .u32 reduce_param_3,
+	.param .u32 reduce_param_4,
+	.param .u32 reduce_param_5,
+	.param .u64 reduce_param_6
+)
+{
+	.reg .pred 	%p<61>;
+	.reg .f32 	%f<49>;
+	.reg .b32 	%r<296>;
+	.reg .b64 	%rd<44>;
+
+
+	ld.param.u64 	%rd11, [reduce_param_0];
+	ld.param.u32 	%r104, [reduce_param_1];
+	ld.param.u64 	%rd10, [reduce_param_2];
+	ld.param.u32 	%r105, [reduce_param_3];
+	ld.param.u32 	%r107, [reduce_param_4];
+	ld.param.u32 	%r106, [reduce_param_5];
+	ld.param.u64 	%rd12, [reduce_param_6];
+	cvta.to.global.u64 	%rd1, %rd11;
+	cvta.to.global.u64 	%rd2, %rd12;
+	mov.u32 	%r108, %ntid.x;
+	mov.u32 	%r109, %ctaid.x;
+	mov.u32 	%r110, %tid.x;
+	mad.lo.s32 	%r1, %r109, %r108, %r110;
+	setp.ge.s32 	%p1, %r1, %r107;
+	@%p1 bra 	$L__BB9_55;
+
+	ld.global.u32 	%r2, [%rd2];
+	setp.lt.s32 	%p2, %r2, 1;
+	mov.u32 	%r264, 0;
+	@%p2 bra 	$L__BB9_7;
+
+	not.b32 	%r114, %r2;
+	max.s32 	%r115, %r114, -2;
+	add.s32 	%r116, %r2, %r115;
+	add.s32 	%r3, %r116, 2;
+	add.s32 	%r117, %r116, 1;
+	and.b32  	%r263, %r3, 3;
+	setp.lt.u32 	%p3, %r117, 3;
+	mov.u32 	%r264, 0;
+	mov.u32 	%r257, %r2;
+	mov.u32 	%r259, %r1;
+	@%p3 bra 	$L__BB9_5;
+
+	sub.s32 	%r255, %r3, %r263;
+	mov.u32 	%r264, 0;
+	mov.u32 	%r257, %r2;
+	mov.u32 	%r259, %r1;
+
+$L__BB9_4:
+	mul.wide.s32 	%rd13, %r257, 4;
+	add.s64 	%rd14, %rd2, %rd13;
+	ld.global.u32 	%r119, [%rd14];
+	div.s32 	%r120, %r259, %r119;
+	mul.lo.s32 	%r121, %r120, %r119;
+	sub.s32 	%r122, %r259, %r121;
+	add.s32 	%r123, %r257, %r2;
+	mul.wide.s32 	%rd15, %r123, 4;
+	add.s64 	%rd16, %rd2, %rd15;
+	ld.global.u32 	%r124, [%rd16];
+	mad.lo.s32 	%r125, %r124, %r122, %r264;
+	ld.global.u32 	%r126, [%rd14+-4];
+	div.s32 	%r127, %r120, %r126;
+	mul.lo.s32 	%r128, %r127, %r126;
+	sub.s32 	%r129, %r120, %r128;
+	ld.global.u32 	%r130, [%rd16+-4];
+	mad.lo.s32 	%r131, %r130, %r129, %r125;
+	ld.global.u32 	%r132, [%rd14+-8];
+	div.s32 	%r133, %r127, %r132;
+	mul.lo.s32 	%r134, %r133, %r132;
+	sub.s32 	%r135, %r127, %r134;
+	ld.global.u32 	%r136, [%rd16+-8];
+	mad.lo.s32 	%r137, %r136, %r135, %r131;
+	add.s32 	%r257, %r257, -4;
+	ld.global.u32 	%r138, [%rd14+-12];
+	div.s32 	%r259, %r133, %r138;
+	mul.lo.s32 	%r139, %r259, %r138;
+	sub.s32 	%r140, %r133, %r139;
+	ld.global.u32 	%r141, [%rd16+-12];
+	mad.lo.s32 	%r264, %r141, %r140, %r137;
+	add.s32 	%r255, %r255, -4;
+	setp.ne.s32 	%p4, %r255, 0;
+	@%p4 bra 	$L__BB9_4;
+
+$L__BB9_5:
+	setp.eq.s32 	%p5, %r263, 0;
+	@%p5 bra 	$L__BB9_7;
+
+$L__BB9_6:
+	.pragma "nounroll";
+	add.s32 	%r22, %r257, -1;
+	mul.wide.s32 	%rd17, %r257, 4;
+	add.s64 	%rd18, %rd2, %rd17;
+	ld.global.u32 	%r142, [%rd18];
+	div.s32 	%r24, %r259, %r142;
+	mul.lo.s32 	%r143, %r24, %r142;
+	sub.s32 	%r144, %r259, %r143;
+	add.s32 	%r145, %r257, %r2;
+	mul.wide.s32 	%rd19, %r145, 4;
+	add.s64 	%rd20, %rd2, %rd19;
+	ld.global.u32 	%r146, [%rd20];
+	mad.lo.s32 	%r264, %r146, %r144, %r264;
+	add.s32 	%r263, %r263, -1;
+	setp.ne.s32 	%p6, %r263, 0;
+	mov.u32 	%r257, %r22;
+	mov.u32 	%r259, %r24;
+	@%p6 bra 	$L__BB9_6;
+
+$L__BB9_7:
+	shl.b32 	%r27, %r2, 1;
+	mov.u32 	%r274, 1;
+	or.b32  	%r28, %r27, 1;
+	mul.wide.s32 	%rd21, %r28, 4;
+	add.s64 	%rd22, %rd2, %rd21;
+	ld.global.u32 	%r29, [%rd22];
+	setp.lt.s32 	%p7, %r29, 1;
+	@%p7 bra 	$L__BB9_13;
+
+	add.s32 	%r30, %r27, 2;
+	and.b32  	%r273, %r29, 3;
+	add.s32 	%r151, %r29, -1;
+	setp.lt.u32 	%p8, %r151, 3;
+	mov.u32 	%r274, 1;
+	mov.u32 	%r269, 0;
+	@%p8 bra 	$L__BB9_11;
+
+	sub.s32 	%r267, %r29, %r273;
+	mov.u32 	%r274, 1;
+	mov.u32 	%r269, 0;
+
+$L__BB9_10:
+	add.s32 	%r154, %r30, %r269;
+	mul.wide.s32 	%rd23, %r154, 4;
+	add.s64 	%rd24, %rd2, %rd23;
+	ld.global.u32 	%r155, [%rd24];
+	mul.lo.s32 	%r156, %r155, %r274;
+	ld.global.u32 	%r157, [%rd24+4];
+	mul.lo.s32 	%r158, %r157, %r156;
+	ld.global.u32 	%r159, [%rd24+8];
+	mul.lo.s32 	%r160, %r159, %r158;
+	ld.global.u32 	%r161, [%rd24+12];
+	mul.lo.s32 	%r274, %r161, %r160;
+	add.s32 	%r269, %r269, 4;
+	add.s32 	%r267, %r267, -4;
+	setp.ne.s32 	%p9, %r267, 0;
+	@%p9 bra 	$L__BB9_10;
+
+$L__BB9_11:
+	setp.eq.s32 	%p10, %r273, 0;
+	@%p10 bra 	$L__BB9_13;
+
+$L__BB9_12:
+	.pragma "nounroll";
+	add.s32 	%r162, %r30, %r269;
+	mul.wide.s32 	%rd25, %r162, 4;
+	add.s64 	%rd26, %rd2, %rd25;
+	ld.global.u32 	%r163, [%rd26];
+	mul.lo.s32 	%r274, %r163, %r274;
+	add.s32 	%r269, %r269, 1;
+	add.s32 	%r273, %r273, -1;
+	setp.ne.s32 	%p11, %r273, 0;
+	@%p11 bra 	$L__BB9_12;
+
+$L__BB9_13:
+	setp.eq.s32 	%p12, %r106, 3;
+	selp.f32 	%f1, 0f7F800000, 0f00000000, %p12;
+	setp.eq.s32 	%p13, %r106, 2;
+	selp.f32 	%f47, 0fFF800000, %f1, %p13;
+	setp.lt.s32 	%p14, %r274, 1;
+	@%p14 bra 	$L__BB9_52;
+
+	setp.gt.s32 	%p15, %r29, 0;
+	add.s32 	%r49, %r29, %r27;
+	@%p15 bra 	$L__BB9_29;
+	bra.uni 	$L__BB9_15;
+
+$L__BB9_29:
+	not.b32 	%r167, %r29;
+	max.s32 	%r168, %r167, -2;
+	add.s32 	%r169, %r29, %r168;
+	add.s32 	%r170, %r169, 2;
+	add.s32 	%r58, %r169, 1;
+	and.b32  	%r59, %r170, 3;
+	add.s32 	%r60, %r29, -1;
+	mul.wide.s32 	%rd28, %r49, 4;
+	add.s64 	%rd4, %rd2, %rd28;
+	add.s32 	%r62, %r29, -2;
+	add.s32 	%r171, %r49, %r62;
+	add.s32 	%r172, %r171, 2;
+	mul.wide.s32 	%rd29, %r172, 4;
+	add.s64 	%rd5, %rd2, %rd29;
+	add.s32 	%r63, %r29, -3;
+	@%p13 bra 	$L__BB9_43;
+	bra.uni 	$L__BB9_30;
+
+$L__BB9_43:
+	add.s32 	%r83, %r49, 1;
+	mov.f32 	%f47, 0fFF800000;
+	mov.u32 	%r287, 0;
+
+$L__BB9_44:
+	setp.eq.s32 	%p51, %r59, 0;
+	mov.u32 	%r288, %r29;
+	mov.u32 	%r295, %r264;
+	mov.u32 	%r290, %r287;
+	@%p51 bra 	$L__BB9_48;
+
+	setp.eq.s32 	%p52, %r59, 1;
+	ld.global.u32 	%r214, [%rd4+4];
+	div.s32 	%r290, %r287, %r214;
+	mul.lo.s32 	%r215, %r290, %r214;
+	sub.s32 	%r216, %r287, %r215;
+	ld.global.u32 	%r217, [%rd5+4];
+	mad.lo.s32 	%r295, %r217, %r216, %r264;
+	mov.u32 	%r288, %r60;
+	@%p52 bra 	$L__BB9_48;
+
+	setp.eq.s32 	%p53, %r59, 2;
+	ld.global.u32 	%r218, [%rd4];
+	div.s32 	%r88, %r290, %r218;
+	mul.lo.s32 	%r219, %r88, %r218;
+	sub.s32 	%r220, %r290, %r219;
+	ld.global.u32 	%r221, [%rd5];
+	mad.lo.s32 	%r295, %r221, %r220, %r295;
+	mov.u32 	%r288, %r62;
+	mov.u32 	%r290, %r88;
+	@%p53 bra 	$L__BB9_48;
+
+	ld.global.u32 	%r222, [%rd4+-4];
+	div.s32 	%r290, %r88, %r222;
+	mul.lo.s32 	%r223, %r290, %r222;
+	sub.s32 	%r224, %r88, %r223;
+	ld.global.u32 	%r225, [%rd5+-4];
+	mad.lo.s32 	%r295, %r225, %r224, %r295;
+	mov.u32 	%r288, %r63;
+
+$L__BB9_48:
+	setp.lt.u32 	%p54, %r58, 3;
+	@%p54 bra 	$L__BB9_51;
+
+	add.s32 	%r292, %r288, 4;
+	add.s32 	%r226, %r83, %r288;
+	mul.wide.s32 	%rd6, %r226, 4;
+	add.s32 	%r227, %r28, %r288;
+	mul.wide.s32 	%rd7, %r227, 4;
+	mov.u64 	%rd43, %rd2;
+
+$L__BB9_50:
+	add.s64 	%rd36, %rd43, %rd7;
+	ld.global.u32 	%r228, [%rd36];
+	div.s32 	%r229, %r290, %r228;
+	mul.lo.s32 	%r230, %r229, %r228;
+	sub.s32 	%r231, %r290, %r230;
+	add.s64 	%rd37, %rd43, %rd6;
+	ld.global.u32 	%r232, [%rd37];
+	mad.lo.s32 	%r233, %r232, %r231, %r295;
+	ld.global.u32 	%r234, [%rd36+-4];
+	div.s32 	%r235, %r229, %r234;
+	mul.lo.s32 	%r236, %r235, %r234;
+	sub.s32 	%r237, %r229, %r236;
+	ld.global.u32 	%r238, [%rd37+-4];
+	mad.lo.s32 	%r239, %r238, %r237, %r233;
+	ld.global.u32 	%r240, [%rd36+-8];
+	div.s32 	%r241, %r235, %r240;
+	mul.lo.s32 	%r242, %r241, %r240;
+	sub.s32 	%r243, %r235, %r242;
+	ld.global.u32 	%r244, [%rd37+-8];
+	mad.lo.s32 	%r245, %r244, %r243, %r239;
+	ld.global.u32 	%r246, [%rd36+-12];
+	div.s32 	%r290, %r241, %r246;
+	mul.lo.s32 	%r247, %r290, %r246;
+	sub.s32 	%r248, %r241, %r247;
+	ld.global.u32 	%r249, [%rd37+-12];
+	mad.lo.s32 	%r295, %r249, %r248, %r245;
+	add.s64 	%rd43, %rd43, -16;
+	add.s32 	%r292, %r292, -4;
+	setp.gt.s32 	%p55, %r292, 4;
+	@%p55 bra 	$L__BB9_50;
+
+$L__BB9_51:
+	add.s32 	%r250, %r295, %r104;
+	mul.wide.s32 	%rd38, %r250, 4;
+	add.s64 	%rd39, %rd1, %rd38;
+	ld.global.f32 	%f36, [%rd39];
+	setp.gt.f32 	%p56, %f36, %f47;
+	setp.nan.f32 	%p57, %f36, %f36;
+	or.pred  	%p58, %p56, %p57;
+	selp.f32 	%f47, %f36, %f47, %p58;
+	add.s32 	%r287, %r287, 1;
+	setp.lt.s32 	%p59, %r287, %r274;
+	@%p59 bra 	$L__BB9_44;
+	bra.uni 	$L__BB9_52;
+
+$L__BB9_15:
+	add.s32 	%r164, %r264, %r104;
+	mul.wide.s32 	%rd27, %r164, 4;
+	add.s64 	%rd3, %rd1, %rd27;
+	@%p13 bra 	$L__BB9_23;
+	bra.uni 	$L__BB9_16;
+
+$L__BB9_23:
+	add.s32 	%r166, %r274, -1;
+	and.b32  	%r277, %r274, 3;
+	setp.lt.u32 	%p23, %r166, 3;
+	mov.f32 	%f47, 0fFF800000;
+	@%p23 bra 	$L__BB9_26;
+
+	sub.s32 	%r276, %r274, %r277;
+	ld.global.f32 	%f10, [%rd3];
+	mov.f32 	%f47, 0fFF800000;
+
+$L__BB9_25:
+	setp.gt.f32 	%p24, %f10, %f47;
+	setp.nan.f32 	%p25, %f10, %f10;
+	or.pred  	%p26, %p24, %p25;
+	selp.f32 	%f32, %f10, %f47, %p26;
+	setp.gt.f32 	%p27, %f10, %f32;
+	or.pred  	%p28, %p27, %p25;
+	selp.f32 	%f33, %f10, %f32, %p28;
+	setp.gt.f32 	%p29, %f10, %f33;
+	or.pred  	%p30, %p29, %p25;
+	selp.f32 	%f34, %f10, %f33, %p30;
+	setp.gt.f32 	%p31, %f10, %f34;
+	or.pred  	%p32, %p31, %p25;
+	selp.f32 	%f47, %f10, %f34, %p32;
+	add.s32 	%r276, %r276, -4;
+	setp.ne.s32 	%p33, %r276, 0;
+	@%p33 bra 	$L__BB9_25;
+
+$L__BB9_26:
+	setp.eq.s32 	%p34, %r277, 0;
+	@%p34 bra 	$L__BB9_52;
+
+	ld.global.f32 	%f15, [%rd3];
+
+$L__BB9_28:
+	.pragma "nounroll";
+	setp.gt.f32 	%p35, %f15, %f47;
+	setp.nan.f32 	%p36, %f15, %f15;
+	or.pred  	%p37, %p35, %p36;
+	selp.f32 	%f47, %f15, %f47, %p37;
+	add.s32 	%r277, %r277, -1;
+	setp.eq.s32 	%p38, %r277, 0;
+	@%p38 bra 	$L__BB9_52;
+	bra.uni 	$L__BB9_28;
+
+$L__BB9_30:
+	mov.u32 	%r278, 0;
+	mov.f32 	%f47, %f1;
+
+$L__BB9_31:
+	setp.eq.s32 	%p40, %r59, 0;
+	mov.u32 	%r279, %r29;
+	mov.u32 	%r286, %r264;
+	mov.u32 	%r281, %r278;
+	@%p40 bra 	$L__BB9_35;
+
+	setp.eq.s32 	%p41, %r59, 1;
+	ld.global.u32 	%r175, [%rd4+4];
+	div.s32 	%r281, %r278, %r175;
+	mul.lo.s32 	%r176, %r281, %r175;
+	sub.s32 	%r177, %r278, %r176;
+	ld.global.u32 	%r178, [%rd5+4];
+	mad.lo.s32 	%r286, %r178, %r177, %r264;
+	mov.u32 	%r279, %r60;
+	@%p41 bra 	$L__BB9_35;
+
+	setp.eq.s32 	%p42, %r59, 2;
+	ld.global.u32 	%r179, [%rd4];
+	div.s32 	%r68, %r281, %r179;
+	mul.lo.s32 	%r180, %r68, %r179;
+	sub.s32 	%r181, %r281, %r180;
+	ld.global.u32 	%r182, [%rd5];
+	mad.lo.s32 	%r286, %r182, %r181, %r286;
+	mov.u32 	%r279, %r62;
+	mov.u32 	%r281, %r68;
+	@%p42 bra 	$L__BB9_35;
+
+	ld.global.u32 	%r183, [%rd4+-4];
+	div.s32 	%r281, %r68, %r183;
+	mul.lo.s32 	%r184, %r281, %r183;
+	sub.s32 	%r185, %r68, %r184;
+	ld.global.u32 	%r186, [%rd5+-4];
+	mad.lo.s32 	%r286, %r186, %r185, %r286;
+	mov.u32 	%r279, %r63;
+
+$L__BB9_35:
+	setp.lt.u32 	%p43, %r58, 3;
+	@%p43 bra 	$L__BB9_37;
+
+$L__BB9_36:
+	add.s32 	%r187, %r279, %r27;
+	mul.wide.s32 	%rd30, %r187, 4;
+	add.s64 	%rd31, %rd2, %rd30;
+	ld.global.u32 	%r188, [%rd31+4];
+	div.s32 	%r189, %r281, %r188;
+	mul.lo.s32 	%r190, %r189, %r188;
+	sub.s32 	%r191, %r281, %r190;
+	add.s32 	%r192, %r49, %r279;
+	mul.wide.s32 	%rd32, %r192, 4;
+	add.s64 	%rd33, %rd2, %rd32;
+	ld.global.u32 	%r193, [%rd33+4];
+	mad.lo.s32 	%r194, %r193, %r191, %r286;
+	ld.global.u32 	%r195, [%rd31];
+	div.s32 	%r196, %r189, %r195;
+	mul.lo.s32 	%r197, %r196, %r195;
+	sub.s32 	%r198, %r189, %r197;
+	ld.global.u32 	%r199, [%rd33];
+	mad.lo.s32 	%r200, %r199, %r198, %r194;
+	ld.global.u32 	%r201, [%rd31+-4];
+	div.s32 	%r202, %r196, %r201;
+	mul.lo.s32 	%r203, %r202, %r201;
+	sub.s32 	%r204, %r196, %r203;
+	ld.global.u32 	%r205, [%rd33+-4];
+	mad.lo.s32 	%r206, %r205, %r204, %r200;
+	add.s32 	%r78, %r279, -4;
+	ld.global.u32 	%r207, [%rd31+-8];
+	div.s32 	%r281, %r202, %r207;
+	mul.lo.s32 	%r208, %r281, %r207;
+	sub.s32 	%r209, %r202, %r208;
+	ld.global.u32 	%r210, [%rd33+-8];
+	mad.lo.s32 	%r286, %r210, %r209, %r206;
+	setp.gt.s32 	%p44, %r279, 4;
+	mov.u32 	%r279, %r78;
+	@%p44 bra 	$L__BB9_36;
+
+$L__BB9_37:
+	add.s32 	%r211, %r286, %r104;
+	mul.wide.s32 	%rd34, %r211, 4;
+	add.s64 	%rd35, %rd1, %rd34;
+	ld.global.f32 	%f19, [%rd35];
+	setp.eq.s32 	%p45, %r106, 4;
+	@%p45 bra 	$L__BB9_40;
+
+	setp.ne.s32 	%p46, %r106, 3;
+	@%p46 bra 	$L__BB9_41;
+
+	setp.lt.f32 	%p47, %f19, %f47;
+	setp.nan.f32 	%p48, %f19, %f19;
+	or.pred  	%p49, %p47, %p48;
+	selp.f32 	%f47, %f19, %f47, %p49;
+	bra.uni 	$L__BB9_42;
+
+$L__BB9_40:
+	fma.rn.f32 	%f47, %f19, %f19, %f47;
+	bra.uni 	$L__BB9_42;
+
+$L__BB9_41:
+	add.f32 	%f47, %f47, %f19;
+
+$L__BB9_42:
+	add.s32 	%r278, %r278, 1;
+	setp.lt.s32 	%p50, %r278, %r274;
+	@%p50 bra 	$L__BB9_31;
+	bra.uni 	$L__BB9_52;
+
+$L__BB9_16:
+	ld.global.f32 	%f3, [%rd3];
+	mul.f32 	%f4, %f3, %f3;
+	mov.u32 	%r275, 0;
+	mov.f32 	%f47, %f1;
+
+$L__BB9_17:
+	setp.eq.s32 	%p17, %r106, 4;
+	@%p17 bra 	$L__BB9_20;
+
+	setp.ne.s32 	%p18, %r106, 3;
+	@%p18 bra 	$L__BB9_21;
+
+	setp.nan.f32 	%p19, %f3, %f3;
+	setp.lt.f32 	%p20, %f3, %f47;
+	or.pred  	%p21, %p20, %p19;
+	selp.f32 	%f47, %f3, %f47, %p21;
+	bra.uni 	$L__BB9_22;
+
+$L__BB9_20:
+	add.f32 	%f47, %f47, %f4;
+	bra.uni 	$L__BB9_22;
+
+$L__BB9_21:
+	add.f32 	%f47, %f47, %f3;
+
+$L__BB9_22:
+	add.s32 	%r275, %r275, 1;
+	setp.lt.s32 	%p22, %r275, %r274;
+	@%p22 bra 	$L__BB9_17;
+
+$L__BB9_52:
+	setp.ne.s32 	%p60, %r106, 1;
+	@%p60 bra 	$L__BB9_54;
+
+	cvt.rn.f32.s32 	%f37, %r274;
+	div.rn.f32 	%f47, %f47, %f37;
+
+$L__BB9_54:
+	add.s32 	%r251, %r1, %r105;
+	cvta.to.global.u64 	%rd40, %rd10;
+	mul.wide.s32 	%rd41, %r251, 4;
+	add.s64 	%rd42, %rd40, %rd41;
+	st.global.f32 	[%rd42], %f47;
+
+$L__BB9_55:
+	ret;
+
+}
+	// .globl	cast_f32_i64
+.visible .entry cast_f32_i64(
+	.param .u64 cast_f32_i64_param_0,
+	.param .u32 cast_f32_i64_param_1,
+	.param .u64 cast_f32_i64_param_2,
+	.param .u32 cast_f32_i64_param_3,
+	.param .u32 cast_f32_i64_param_4
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<10>;
+	.reg .b64 	%rd<10>;
+
+
+	ld.param.u64 	%rd1, [cast_f32_i64_param_0];
+	ld.param.u32 	%r2, [cast_f32_i64_param_1];
+	ld.param.u64 	%rd2, [cast_f32_i64_param_2];
+	ld.param.u32 	%r3, [cast_f32_i64_param_3];
+	ld.param.u32 	%r4, [cast_f32_i64_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB10_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 4;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.f32 	%f1, [%rd5];
+	cvt.rzi.s64.f32 	%rd6, %f1;
+	add.s32 	%r9, %r1, %r3;
+	cvta.to.global.u64 	%rd7, %rd2;
+	mul.wide.s32 	%rd8, %r9, 8;
+	add.s64 	%rd9, %rd7, %rd8;
+	st.global.u64 	[%rd9], %rd6;
+
+$L__BB10_2:
+	ret;
+
+}
+	// .globl	cast_i64_f32
+.visible .entry cast_i64_f32(
+	.param .u64 cast_i64_f32_param_0,
+	.param .u32 cast_i64_f32_param_1,
+	.param .u64 cast_i64_f32_param_2,
+	.param .u32 cast_i64_f32_param_3,
+	.param .u32 cast_i64_f32_param_4
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<10>;
+	.reg .b64 	%rd<10>;
+
+
+	ld.param.u64 	%rd1, [cast_i64_f32_param_0];
+	ld.param.u32 	%r2, [cast_i64_f32_param_1];
+	ld.param.u64 	%rd2, [cast_i64_f32_param_2];
+	ld.param.u32 	%r3, [cast_i64_f32_param_3];
+	ld.param.u32 	%r4, [cast_i64_f32_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB11_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 8;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u64 	%rd6, [%rd5];
+	cvt.rn.f32.s64 	%f1, %rd6;
+	add.s32 	%r9, %r1, %r3;
+	cvta.to.global.u64 	%rd7, %rd2;
+	mul.wide.s32 	%rd8, %r9, 4;
+	add.s64 	%rd9, %rd7, %rd8;
+	st.global.f32 	[%rd9], %f1;
+
+$L__BB11_2:
+	ret;
+
+}
+	// .globl	cast_f32_i32
+.visible .entry cast_f32_i32(
+	.param .u64 cast_f32_i32_param_0,
+	.param .u32 cast_f32_i32_param_1,
+	.param .u64 cast_f32_i32_param_2,
+	.param .u32 cast_f32_i32_param_3,
+	.param .u32 cast_f32_i32_param_4
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<11>;
+	.reg .b64 	%rd<9>;
+
+
+	ld.param.u64 	%rd1, [cast_f32_i32_param_0];
+	ld.param.u32 	%r2, [cast_f32_i32_param_1];
+	ld.param.u64 	%rd2, [cast_f32_i32_param_2];
+	ld.param.u32 	%r3, [cast_f32_i32_param_3];
+	ld.param.u32 	%r4, [cast_f32_i32_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB12_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 4;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.f32 	%f1, [%rd5];
+	cvt.rzi.s32.f32 	%r9, %f1;
+	add.s32 	%r10, %r1, %r3;
+	cvta.to.global.u64 	%rd6, %rd2;
+	mul.wide.s32 	%rd7, %r10, 4;
+	add.s64 	%rd8, %rd6, %rd7;
+	st.global.u32 	[%rd8], %r9;
+
+$L__BB12_2:
+	ret;
+
+}
+	// .globl	cast_i32_f32
+.visible .entry cast_i32_f32(
+	.param .u64 cast_i32_f32_param_0,
+	.param .u32 cast_i32_f32_param_1,
+	.param .u64 cast_i32_f32_param_2,
+	.param .u32 cast_i32_f32_param_3,
+	.param .u32 cast_i32_f32_param_4
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<11>;
+	.reg .b64 	%rd<9>;
+
+
+	ld.param.u64 	%rd1, [cast_i32_f32_param_0];
+	ld.param.u32 	%r2, [cast_i32_f32_param_1];
+	ld.param.u64 	%rd2, [cast_i32_f32_param_2];
+	ld.param.u32 	%r3, [cast_i32_f32_param_3];
+	ld.param.u32 	%r4, [cast_i32_f32_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB13_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 4;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u32 	%r9, [%rd5];
+	cvt.rn.f32.s32 	%f1, %r9;
+	add.s32 	%r10, %r1, %r3;
+	cvta.to.global.u64 	%rd6, %rd2;
+	mul.wide.s32 	%rd7, %r10, 4;
+	add.s64 	%rd8, %rd6, %rd7;
+	st.global.f32 	[%rd8], %f1;
+
+$L__BB13_2:
+	ret;
+
+}
+	// .globl	cast_f32_u8
+.visible .entry cast_f32_u8(
+	.param .u64 cast_f32_u8_param_0,
+	.param .u32 cast_f32_u8_param_1,
+	.param .u64 cast_f32_u8_param_2,
+	.param .u32 cast_f32_u8_param_3,
+	.param .u32 cast_f32_u8_param_4
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b16 	%rs<2>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<10>;
+	.reg .b64 	%rd<9>;
+
+
+	ld.param.u64 	%rd1, [cast_f32_u8_param_0];
+	ld.param.u32 	%r2, [cast_f32_u8_param_1];
+	ld.param.u64 	%rd2, [cast_f32_u8_param_2];
+	ld.param.u32 	%r3, [cast_f32_u8_param_3];
+	ld.param.u32 	%r4, [cast_f32_u8_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB14_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 4;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.f32 	%f1, [%rd5];
+	setp.neu.f32 	%p2, %f1, 0f00000000;
+	selp.u16 	%rs1, 1, 0, %p2;
+	add.s32 	%r9, %r1, %r3;
+	cvt.s64.s32 	%rd6, %r9;
+	cvta.to.global.u64 	%rd7, %rd2;
+	add.s64 	%rd8, %rd7, %rd6;
+	st.global.u8 	[%rd8], %rs1;
+
+$L__BB14_2:
+	ret;
+
+}
+	// .globl	cast_u8_f32
+.visible .entry cast_u8_f32(
+	.param .u64 cast_u8_f32_param_0,
+	.param .u32 cast_u8_f32_param_1,
+	.param .u64 cast_u8_f32_param_2,
+	.param .u32 cast_u8_f32_param_3,
+	.param .u32 cast_u8_f32_param_4
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b16 	%rs<2>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<10>;
+	.reg .b64 	%rd<9>;
+
+
+	ld.param.u64 	%rd1, [cast_u8_f32_param_0];
+	ld.param.u32 	%r2, [cast_u8_f32_param_1];
+	ld.param.u64 	%rd2, [cast_u8_f32_param_2];
+	ld.param.u32 	%r3, [cast_u8_f32_param_3];
+	ld.param.u32 	%r4, [cast_u8_f32_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB15_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	cvt.s64.s32 	%rd4, %r8;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u8 	%rs1, [%rd5];
+	setp.eq.s16 	%p2, %rs1, 0;
+	selp.f32 	%f1, 0f00000000, 0f3F800000, %p2;
+	add.s32 	%r9, %r1, %r3;
+	cvta.to.global.u64 	%rd6, %rd2;
+	mul.wide.s32 	%rd7, %r9, 4;
+	add.s64 	%rd8, %rd6, %rd7;
+	st.global.f32 	[%rd8], %f1;
+
+$L__BB15_2:
+	ret;
+
+}
 	// .globl	conv2d
 .visible .entry conv2d(
 	.param .u64 conv2d_param_0,
@@ -1885,7 +3029,7 @@ $L__BB6_4:
 	mov.u32 	%r74, %tid.x;
 	mad.lo.s32 	%r1, %r73, %r72, %r74;
 	setp.ge.s32 	%p1, %r1, %r71;
-	@%p1 bra 	$L__BB7_32;
+	@%p1 bra 	$L__BB16_32;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
@@ -1916,7 +3060,7 @@ $L__BB6_4:
 	div.s32 	%r18, %r81, %r83;
 	setp.eq.s32 	%p2, %r69, 0;
 	mov.f32 	%f44, 0f00000000;
-	@%p2 bra 	$L__BB7_3;
+	@%p2 bra 	$L__BB16_3;
 
 	add.s32 	%r84, %r15, %r68;
 	cvta.to.global.u64 	%rd20, %rd14;
@@ -1924,9 +3068,9 @@ $L__BB6_4:
 	add.s64 	%rd22, %rd20, %rd21;
 	ld.global.f32 	%f44, [%rd22];
 
-$L__BB7_3:
+$L__BB16_3:
 	setp.lt.s32 	%p3, %r17, 1;
-	@%p3 bra 	$L__BB7_31;
+	@%p3 bra 	$L__BB16_31;
 
 	div.s32 	%r85, %r15, %r18;
 	mul.lo.s32 	%r86, %r16, %r2;
@@ -1937,7 +3081,7 @@ $L__BB7_3:
 	mul.lo.s32 	%r21, %r13, %r8;
 	sub.s32 	%r22, %r21, %r12;
 	setp.lt.s32 	%p4, %r5, 1;
-	@%p4 bra 	$L__BB7_31;
+	@%p4 bra 	$L__BB16_31;
 
 	shl.b64 	%rd23, %rd3, 2;
 	add.s64 	%rd4, %rd1, %rd23;
@@ -1956,13 +3100,13 @@ $L__BB7_3:
 	cvt.s64.s32 	%rd5, %r66;
 	mov.u32 	%r116, 0;
 
-$L__BB7_6:
+$L__BB16_6:
 	add.s32 	%r93, %r19, %r116;
 	mul.lo.s32 	%r94, %r32, %r93;
 	cvt.s64.s32 	%rd24, %r94;
 	add.s64 	%rd6, %rd24, %rd5;
 	setp.lt.s32 	%p5, %r6, 1;
-	@%p5 bra 	$L__BB7_30;
+	@%p5 bra 	$L__BB16_30;
 
 	add.s32 	%r96, %r116, %r31;
 	mul.lo.s32 	%r97, %r30, %r96;
@@ -1972,18 +3116,18 @@ $L__BB7_6:
 	add.s64 	%rd8, %rd25, %rd3;
 	mov.u32 	%r117, 0;
 
-$L__BB7_8:
+$L__BB16_8:
 	mad.lo.s32 	%r35, %r117, %r9, %r20;
 	setp.lt.s32 	%p6, %r35, 0;
 	setp.ge.s32 	%p7, %r35, %r3;
 	or.pred  	%p8, %p7, %p6;
-	@%p8 bra 	$L__BB7_29;
+	@%p8 bra 	$L__BB16_29;
 
 	add.s32 	%r114, %r6, -1;
 	setp.lt.u32 	%p9, %r114, 3;
 	mul.lo.s32 	%r36, %r35, %r4;
 	mov.u32 	%r127, 0;
-	@%p9 bra 	$L__BB7_20;
+	@%p9 bra 	$L__BB16_20;
 
 	add.s32 	%r124, %r24, %r36;
 	add.s32 	%r122, %r26, %r36;
@@ -1996,14 +3140,14 @@ $L__BB7_8:
 	mov.u32 	%r125, %r24;
 	mov.u64 	%rd63, %rd7;
 
-$L__BB7_11:
+$L__BB16_11:
 	mul.lo.s32 	%r107, %r117, %r6;
 	mul.wide.s32 	%rd61, %r107, 4;
 	setp.ge.s32 	%p10, %r118, %r4;
 	setp.lt.s32 	%p11, %r118, 0;
 	or.pred  	%p12, %p11, %p10;
 	add.s64 	%rd11, %rd63, %rd61;
-	@%p12 bra 	$L__BB7_13;
+	@%p12 bra 	$L__BB16_13;
 
 	cvt.s64.s32 	%rd27, %r119;
 	add.s64 	%rd28, %rd6, %rd27;
@@ -2013,11 +3157,11 @@ $L__BB7_11:
 	ld.global.f32 	%f27, [%rd30];
 	fma.rn.f32 	%f44, %f27, %f26, %f44;
 
-$L__BB7_13:
+$L__BB16_13:
 	setp.ge.s32 	%p13, %r125, %r4;
 	setp.lt.s32 	%p14, %r125, 0;
 	or.pred  	%p15, %p14, %p13;
-	@%p15 bra 	$L__BB7_15;
+	@%p15 bra 	$L__BB16_15;
 
 	cvt.s64.s32 	%rd31, %r124;
 	add.s64 	%rd32, %rd6, %rd31;
@@ -2027,11 +3171,11 @@ $L__BB7_13:
 	ld.global.f32 	%f29, [%rd34];
 	fma.rn.f32 	%f44, %f29, %f28, %f44;
 
-$L__BB7_15:
+$L__BB16_15:
 	setp.ge.s32 	%p16, %r123, %r4;
 	setp.lt.s32 	%p17, %r123, 0;
 	or.pred  	%p18, %p17, %p16;
-	@%p18 bra 	$L__BB7_17;
+	@%p18 bra 	$L__BB16_17;
 
 	cvt.s64.s32 	%rd35, %r122;
 	add.s64 	%rd36, %rd6, %rd35;
@@ -2041,11 +3185,11 @@ $L__BB7_15:
 	ld.global.f32 	%f31, [%rd38];
 	fma.rn.f32 	%f44, %f31, %f30, %f44;
 
-$L__BB7_17:
+$L__BB16_17:
 	setp.ge.s32 	%p19, %r121, %r4;
 	setp.lt.s32 	%p20, %r121, 0;
 	or.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB7_19;
+	@%p21 bra 	$L__BB16_19;
 
 	cvt.s64.s32 	%rd39, %r120;
 	add.s64 	%rd40, %rd6, %rd39;
@@ -2055,7 +3199,7 @@ $L__BB7_17:
 	ld.global.f32 	%f33, [%rd42];
 	fma.rn.f32 	%f44, %f33, %f32, %f44;
 
-$L__BB7_19:
+$L__BB16_19:
 	shl.b32 	%r106, %r10, 2;
 	add.s64 	%rd63, %rd63, 16;
 	add.s32 	%r125, %r125, %r106;
@@ -2069,11 +3213,11 @@ $L__BB7_19:
 	add.s32 	%r127, %r127, 4;
 	add.s32 	%r100, %r29, %r127;
 	setp.ne.s32 	%p22, %r100, 0;
-	@%p22 bra 	$L__BB7_11;
+	@%p22 bra 	$L__BB16_11;
 
-$L__BB7_20:
+$L__BB16_20:
 	setp.eq.s32 	%p23, %r28, 0;
-	@%p23 bra 	$L__BB7_29;
+	@%p23 bra 	$L__BB16_29;
 
 	mul.lo.s32 	%r108, %r117, %r6;
 	mad.lo.s32 	%r61, %r127, %r10, %r22;
@@ -2085,7 +3229,7 @@ $L__BB7_20:
 	add.s64 	%rd44, %rd8, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p26 bra 	$L__BB7_23;
+	@%p26 bra 	$L__BB16_23;
 
 	add.s32 	%r102, %r61, %r36;
 	cvt.s64.s32 	%rd46, %r102;
@@ -2096,15 +3240,15 @@ $L__BB7_20:
 	ld.global.f32 	%f35, [%rd49];
 	fma.rn.f32 	%f44, %f35, %f34, %f44;
 
-$L__BB7_23:
+$L__BB16_23:
 	setp.eq.s32 	%p27, %r28, 1;
-	@%p27 bra 	$L__BB7_29;
+	@%p27 bra 	$L__BB16_29;
 
 	add.s32 	%r62, %r61, %r10;
 	setp.lt.s32 	%p28, %r62, 0;
 	setp.ge.s32 	%p29, %r62, %r4;
 	or.pred  	%p30, %p28, %p29;
-	@%p30 bra 	$L__BB7_26;
+	@%p30 bra 	$L__BB16_26;
 
 	add.s32 	%r103, %r62, %r36;
 	cvt.s64.s32 	%rd50, %r103;
@@ -2115,15 +3259,15 @@ $L__BB7_23:
 	ld.global.f32 	%f37, [%rd53];
 	fma.rn.f32 	%f44, %f37, %f36, %f44;
 
-$L__BB7_26:
+$L__BB16_26:
 	setp.eq.s32 	%p31, %r28, 2;
-	@%p31 bra 	$L__BB7_29;
+	@%p31 bra 	$L__BB16_29;
 
 	add.s32 	%r63, %r62, %r10;
 	setp.lt.s32 	%p32, %r63, 0;
 	setp.ge.s32 	%p33, %r63, %r4;
 	or.pred  	%p34, %p32, %p33;
-	@%p34 bra 	$L__BB7_29;
+	@%p34 bra 	$L__BB16_29;
 
 	add.s32 	%r104, %r63, %r36;
 	cvt.s64.s32 	%rd54, %r104;
@@ -2134,17 +3278,17 @@ $L__BB7_26:
 	ld.global.f32 	%f39, [%rd57];
 	fma.rn.f32 	%f44, %f39, %f38, %f44;
 
-$L__BB7_29:
+$L__BB16_29:
 	add.s32 	%r117, %r117, 1;
 	setp.lt.s32 	%p35, %r117, %r5;
-	@%p35 bra 	$L__BB7_8;
+	@%p35 bra 	$L__BB16_8;
 
-$L__BB7_30:
+$L__BB16_30:
 	add.s32 	%r116, %r116, 1;
 	setp.lt.s32 	%p36, %r116, %r17;
-	@%p36 bra 	$L__BB7_6;
+	@%p36 bra 	$L__BB16_6;
 
-$L__BB7_31:
+$L__BB16_31:
 	ld.param.u64 	%rd62, [conv2d_param_7];
 	ld.param.u32 	%r113, [conv2d_param_8];
 	mov.u32 	%r112, %tid.x;
@@ -2157,7 +3301,7 @@ $L__BB7_31:
 	add.s64 	%rd60, %rd58, %rd59;
 	st.global.f32 	[%rd60], %f44;
 
-$L__BB7_32:
+$L__BB16_32:
 	ret;
 
 }
@@ -2191,7 +3335,7 @@ $L__BB7_32:
 	setp.ge.s32 	%p2, %r1, %r78;
 	mov.f32 	%f62, 0fFF800000;
 	mov.f32 	%f61, 0f00000000;
-	@%p2 bra 	$L__BB8_36;
+	@%p2 bra 	$L__BB17_36;
 
 	ld.global.u32 	%r2, [%rd2];
 	ld.global.u32 	%r3, [%rd2+20];
@@ -2212,7 +3356,7 @@ $L__BB7_32:
 	setp.lt.s32 	%p3, %r10, 1;
 	mov.u32 	%r141, 0;
 	mov.u32 	%r140, %r141;
-	@%p3 bra 	$L__BB8_32;
+	@%p3 bra 	$L__BB17_32;
 
 	ld.global.u32 	%r90, [%rd2+44];
 	ld.global.u32 	%r91, [%rd2+28];
@@ -2223,7 +3367,7 @@ $L__BB7_32:
 	ld.global.u32 	%r94, [%rd2+52];
 	add.s32 	%r13, %r94, %r9;
 	setp.lt.s32 	%p4, %r3, 1;
-	@%p4 bra 	$L__BB8_32;
+	@%p4 bra 	$L__BB17_32;
 
 	ld.global.u32 	%r14, [%rd2+32];
 	ld.global.u32 	%r98, [%rd2+40];
@@ -2244,7 +3388,7 @@ $L__BB7_32:
 	mov.u32 	%r140, %r136;
 	mov.u32 	%r141, %r136;
 
-$L__BB8_4:
+$L__BB17_4:
 	mov.u32 	%r153, 0;
 	mad.lo.s32 	%r24, %r136, %r14, %r20;
 	mul.lo.s32 	%r25, %r24, %r9;
@@ -2252,12 +3396,12 @@ $L__BB8_4:
 	setp.lt.s32 	%p6, %r24, %r18;
 	and.pred  	%p1, %p6, %p5;
 	setp.lt.u32 	%p7, %r15, 3;
-	@%p7 bra 	$L__BB8_19;
+	@%p7 bra 	$L__BB17_19;
 
 	mov.u32 	%r153, 0;
 	mov.u32 	%r142, %r17;
 
-$L__BB8_6:
+$L__BB17_6:
 	mad.lo.s32 	%r30, %r153, %r4, %r11;
 	or.b32  	%r107, %r30, %r24;
 	setp.gt.s32 	%p8, %r107, -1;
@@ -2265,10 +3409,10 @@ $L__BB8_6:
 	and.pred  	%p10, %p9, %p8;
 	setp.lt.s32 	%p11, %r30, %r9;
 	and.pred  	%p12, %p11, %p10;
-	@%p12 bra 	$L__BB8_8;
-	bra.uni 	$L__BB8_7;
+	@%p12 bra 	$L__BB17_8;
+	bra.uni 	$L__BB17_7;
 
-$L__BB8_8:
+$L__BB17_8:
 	add.s32 	%r109, %r30, %r25;
 	cvt.s64.s32 	%rd10, %r109;
 	add.s64 	%rd11, %rd3, %rd10;
@@ -2278,9 +3422,9 @@ $L__BB8_8:
 	max.f32 	%f62, %f62, %f48;
 	add.f32 	%f61, %f61, %f48;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB8_9;
+	bra.uni 	$L__BB17_9;
 
-$L__BB8_7:
+$L__BB17_7:
 	setp.ge.s32 	%p13, %r30, %r12;
 	and.pred  	%p14, %p1, %p13;
 	setp.lt.s32 	%p15, %r30, %r13;
@@ -2288,17 +3432,17 @@ $L__BB8_7:
 	selp.u32 	%r108, 1, 0, %p16;
 	add.s32 	%r140, %r140, %r108;
 
-$L__BB8_9:
+$L__BB17_9:
 	add.s32 	%r35, %r30, %r4;
 	or.b32  	%r110, %r35, %r24;
 	setp.gt.s32 	%p17, %r110, -1;
 	and.pred  	%p19, %p9, %p17;
 	setp.lt.s32 	%p20, %r35, %r9;
 	and.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB8_11;
-	bra.uni 	$L__BB8_10;
+	@%p21 bra 	$L__BB17_11;
+	bra.uni 	$L__BB17_10;
 
-$L__BB8_11:
+$L__BB17_11:
 	add.s32 	%r112, %r35, %r25;
 	cvt.s64.s32 	%rd14, %r112;
 	add.s64 	%rd15, %rd3, %rd14;
@@ -2308,9 +3452,9 @@ $L__BB8_11:
 	max.f32 	%f62, %f62, %f49;
 	add.f32 	%f61, %f61, %f49;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB8_12;
+	bra.uni 	$L__BB17_12;
 
-$L__BB8_10:
+$L__BB17_10:
 	setp.ge.s32 	%p22, %r35, %r12;
 	and.pred  	%p23, %p1, %p22;
 	setp.lt.s32 	%p24, %r35, %r13;
@@ -2318,17 +3462,17 @@ $L__BB8_10:
 	selp.u32 	%r111, 1, 0, %p25;
 	add.s32 	%r140, %r140, %r111;
 
-$L__BB8_12:
+$L__BB17_12:
 	add.s32 	%r40, %r35, %r4;
 	or.b32  	%r113, %r40, %r24;
 	setp.gt.s32 	%p26, %r113, -1;
 	and.pred  	%p28, %p9, %p26;
 	setp.lt.s32 	%p29, %r40, %r9;
 	and.pred  	%p30, %p29, %p28;
-	@%p30 bra 	$L__BB8_14;
-	bra.uni 	$L__BB8_13;
+	@%p30 bra 	$L__BB17_14;
+	bra.uni 	$L__BB17_13;
 
-$L__BB8_14:
+$L__BB17_14:
 	add.s32 	%r115, %r40, %r25;
 	cvt.s64.s32 	%rd18, %r115;
 	add.s64 	%rd19, %rd3, %rd18;
@@ -2338,9 +3482,9 @@ $L__BB8_14:
 	max.f32 	%f62, %f62, %f50;
 	add.f32 	%f61, %f61, %f50;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB8_15;
+	bra.uni 	$L__BB17_15;
 
-$L__BB8_13:
+$L__BB17_13:
 	setp.ge.s32 	%p31, %r40, %r12;
 	and.pred  	%p32, %p1, %p31;
 	setp.lt.s32 	%p33, %r40, %r13;
@@ -2348,17 +3492,17 @@ $L__BB8_13:
 	selp.u32 	%r114, 1, 0, %p34;
 	add.s32 	%r140, %r140, %r114;
 
-$L__BB8_15:
+$L__BB17_15:
 	add.s32 	%r45, %r40, %r4;
 	or.b32  	%r116, %r45, %r24;
 	setp.gt.s32 	%p35, %r116, -1;
 	and.pred  	%p37, %p9, %p35;
 	setp.lt.s32 	%p38, %r45, %r9;
 	and.pred  	%p39, %p38, %p37;
-	@%p39 bra 	$L__BB8_17;
-	bra.uni 	$L__BB8_16;
+	@%p39 bra 	$L__BB17_17;
+	bra.uni 	$L__BB17_16;
 
-$L__BB8_17:
+$L__BB17_17:
 	add.s32 	%r118, %r45, %r25;
 	cvt.s64.s32 	%rd22, %r118;
 	add.s64 	%rd23, %rd3, %rd22;
@@ -2368,9 +3512,9 @@ $L__BB8_17:
 	max.f32 	%f62, %f62, %f51;
 	add.f32 	%f61, %f61, %f51;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB8_18;
+	bra.uni 	$L__BB17_18;
 
-$L__BB8_16:
+$L__BB17_16:
 	setp.ge.s32 	%p40, %r45, %r12;
 	and.pred  	%p41, %p1, %p40;
 	setp.lt.s32 	%p42, %r45, %r13;
@@ -2378,15 +3522,15 @@ $L__BB8_16:
 	selp.u32 	%r117, 1, 0, %p43;
 	add.s32 	%r140, %r140, %r117;
 
-$L__BB8_18:
+$L__BB17_18:
 	add.s32 	%r153, %r153, 4;
 	add.s32 	%r142, %r142, -4;
 	setp.ne.s32 	%p44, %r142, 0;
-	@%p44 bra 	$L__BB8_6;
+	@%p44 bra 	$L__BB17_6;
 
-$L__BB8_19:
+$L__BB17_19:
 	setp.eq.s32 	%p45, %r16, 0;
-	@%p45 bra 	$L__BB8_31;
+	@%p45 bra 	$L__BB17_31;
 
 	setp.lt.s32 	%p46, %r24, %r2;
 	mad.lo.s32 	%r57, %r153, %r4, %r11;
@@ -2395,10 +3539,10 @@ $L__BB8_19:
 	and.pred  	%p48, %p46, %p47;
 	setp.lt.s32 	%p49, %r57, %r9;
 	and.pred  	%p50, %p49, %p48;
-	@%p50 bra 	$L__BB8_22;
-	bra.uni 	$L__BB8_21;
+	@%p50 bra 	$L__BB17_22;
+	bra.uni 	$L__BB17_21;
 
-$L__BB8_22:
+$L__BB17_22:
 	add.s32 	%r121, %r57, %r25;
 	cvt.s64.s32 	%rd26, %r121;
 	add.s64 	%rd27, %rd3, %rd26;
@@ -2408,9 +3552,9 @@ $L__BB8_22:
 	max.f32 	%f62, %f62, %f52;
 	add.f32 	%f61, %f61, %f52;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB8_23;
+	bra.uni 	$L__BB17_23;
 
-$L__BB8_21:
+$L__BB17_21:
 	setp.ge.s32 	%p51, %r57, %r12;
 	and.pred  	%p52, %p1, %p51;
 	setp.lt.s32 	%p53, %r57, %r13;
@@ -2418,9 +3562,9 @@ $L__BB8_21:
 	selp.u32 	%r120, 1, 0, %p54;
 	add.s32 	%r140, %r140, %r120;
 
-$L__BB8_23:
+$L__BB17_23:
 	setp.eq.s32 	%p55, %r16, 1;
-	@%p55 bra 	$L__BB8_31;
+	@%p55 bra 	$L__BB17_31;
 
 	add.s32 	%r62, %r57, %r4;
 	or.b32  	%r122, %r62, %r24;
@@ -2428,10 +3572,10 @@ $L__BB8_23:
 	and.pred  	%p58, %p46, %p57;
 	setp.lt.s32 	%p59, %r62, %r9;
 	and.pred  	%p60, %p59, %p58;
-	@%p60 bra 	$L__BB8_26;
-	bra.uni 	$L__BB8_25;
+	@%p60 bra 	$L__BB17_26;
+	bra.uni 	$L__BB17_25;
 
-$L__BB8_26:
+$L__BB17_26:
 	add.s32 	%r124, %r62, %r25;
 	cvt.s64.s32 	%rd30, %r124;
 	add.s64 	%rd31, %rd3, %rd30;
@@ -2441,9 +3585,9 @@ $L__BB8_26:
 	max.f32 	%f62, %f62, %f53;
 	add.f32 	%f61, %f61, %f53;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB8_27;
+	bra.uni 	$L__BB17_27;
 
-$L__BB8_25:
+$L__BB17_25:
 	setp.ge.s32 	%p61, %r62, %r12;
 	and.pred  	%p62, %p1, %p61;
 	setp.lt.s32 	%p63, %r62, %r13;
@@ -2451,9 +3595,9 @@ $L__BB8_25:
 	selp.u32 	%r123, 1, 0, %p64;
 	add.s32 	%r140, %r140, %r123;
 
-$L__BB8_27:
+$L__BB17_27:
 	setp.eq.s32 	%p65, %r16, 2;
-	@%p65 bra 	$L__BB8_31;
+	@%p65 bra 	$L__BB17_31;
 
 	add.s32 	%r67, %r62, %r4;
 	or.b32  	%r125, %r67, %r24;
@@ -2461,10 +3605,10 @@ $L__BB8_27:
 	and.pred  	%p68, %p46, %p67;
 	setp.lt.s32 	%p69, %r67, %r9;
 	and.pred  	%p70, %p69, %p68;
-	@%p70 bra 	$L__BB8_30;
-	bra.uni 	$L__BB8_29;
+	@%p70 bra 	$L__BB17_30;
+	bra.uni 	$L__BB17_29;
 
-$L__BB8_30:
+$L__BB17_30:
 	add.s32 	%r127, %r67, %r25;
 	cvt.s64.s32 	%rd34, %r127;
 	add.s64 	%rd35, %rd3, %rd34;
@@ -2474,9 +3618,9 @@ $L__BB8_30:
 	max.f32 	%f62, %f62, %f54;
 	add.f32 	%f61, %f61, %f54;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB8_31;
+	bra.uni 	$L__BB17_31;
 
-$L__BB8_29:
+$L__BB17_29:
 	setp.ge.s32 	%p71, %r67, %r12;
 	and.pred  	%p72, %p1, %p71;
 	setp.lt.s32 	%p73, %r67, %r13;
@@ -2484,26 +3628,26 @@ $L__BB8_29:
 	selp.u32 	%r126, 1, 0, %p74;
 	add.s32 	%r140, %r140, %r126;
 
-$L__BB8_31:
+$L__BB17_31:
 	add.s32 	%r136, %r136, 1;
 	setp.lt.s32 	%p75, %r136, %r10;
-	@%p75 bra 	$L__BB8_4;
+	@%p75 bra 	$L__BB17_4;
 
-$L__BB8_32:
+$L__BB17_32:
 	setp.eq.s32 	%p76, %r6, 0;
 	selp.b32 	%r128, 0, %r140, %p76;
 	add.s32 	%r75, %r128, %r141;
 	setp.ne.s32 	%p77, %r5, 0;
-	@%p77 bra 	$L__BB8_35;
+	@%p77 bra 	$L__BB17_35;
 
 	setp.lt.s32 	%p78, %r75, 1;
 	mov.f32 	%f62, 0f00000000;
-	@%p78 bra 	$L__BB8_35;
+	@%p78 bra 	$L__BB17_35;
 
 	cvt.rn.f32.s32 	%f56, %r75;
 	div.rn.f32 	%f62, %f61, %f56;
 
-$L__BB8_35:
+$L__BB17_35:
 	ld.param.u32 	%r134, [pool2d_param_3];
 	mov.u32 	%r133, %tid.x;
 	mov.u32 	%r132, %ntid.x;
@@ -2515,7 +3659,7 @@ $L__BB8_35:
 	add.s64 	%rd40, %rd38, %rd39;
 	st.global.f32 	[%rd40], %f62;
 
-$L__BB8_36:
+$L__BB17_36:
 	ret;
 
 }
@@ -2549,7 +3693,7 @@ $L__BB8_36:
 	mov.u32 	%r18, %tid.x;
 	mad.lo.s32 	%r1, %r17, %r16, %r18;
 	setp.ge.s32 	%p1, %r1, %r15;
-	@%p1 bra 	$L__BB9_11;
+	@%p1 bra 	$L__BB18_11;
 
 	cvt.s64.s32 	%rd2, %r11;
 	mul.lo.s32 	%r19, %r1, %r13;
@@ -2557,7 +3701,7 @@ $L__BB8_36:
 	setp.lt.s32 	%p2, %r13, 1;
 	mov.f32 	%f45, 0f00000000;
 	mov.f32 	%f44, 0fFF800000;
-	@%p2 bra 	$L__BB9_8;
+	@%p2 bra 	$L__BB18_8;
 
 	add.s32 	%r21, %r13, -1;
 	and.b32  	%r27, %r13, 3;
@@ -2565,7 +3709,7 @@ $L__BB8_36:
 	mov.f32 	%f44, 0fFF800000;
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
-	@%p3 bra 	$L__BB9_5;
+	@%p3 bra 	$L__BB18_5;
 
 	sub.s32 	%r25, %r13, %r27;
 	add.s64 	%rd12, %rd2, %rd3;
@@ -2576,7 +3720,7 @@ $L__BB8_36:
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
 
-$L__BB9_4:
+$L__BB18_4:
 	ld.global.f32 	%f24, [%rd22+-8];
 	max.f32 	%f25, %f44, %f24;
 	add.f32 	%f26, %f45, %f24;
@@ -2593,11 +3737,11 @@ $L__BB9_4:
 	add.s64 	%rd22, %rd22, 16;
 	add.s32 	%r25, %r25, -4;
 	setp.ne.s32 	%p4, %r25, 0;
-	@%p4 bra 	$L__BB9_4;
+	@%p4 bra 	$L__BB18_4;
 
-$L__BB9_5:
+$L__BB18_5:
 	setp.eq.s32 	%p5, %r27, 0;
-	@%p5 bra 	$L__BB9_8;
+	@%p5 bra 	$L__BB18_8;
 
 	cvt.s64.s32 	%rd15, %r26;
 	add.s64 	%rd16, %rd15, %rd2;
@@ -2605,7 +3749,7 @@ $L__BB9_5:
 	shl.b64 	%rd18, %rd17, 2;
 	add.s64 	%rd23, %rd1, %rd18;
 
-$L__BB9_7:
+$L__BB18_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd23];
 	max.f32 	%f44, %f44, %f34;
@@ -2613,23 +3757,23 @@ $L__BB9_7:
 	add.s64 	%rd23, %rd23, 4;
 	add.s32 	%r27, %r27, -1;
 	setp.ne.s32 	%p6, %r27, 0;
-	@%p6 bra 	$L__BB9_7;
+	@%p6 bra 	$L__BB18_7;
 
-$L__BB9_8:
+$L__BB18_8:
 	setp.ne.s32 	%p7, %r14, 0;
-	@%p7 bra 	$L__BB9_10;
+	@%p7 bra 	$L__BB18_10;
 
 	cvt.rn.f32.s32 	%f35, %r13;
 	div.rn.f32 	%f44, %f45, %f35;
 
-$L__BB9_10:
+$L__BB18_10:
 	add.s32 	%r23, %r1, %r12;
 	cvta.to.global.u64 	%rd19, %rd10;
 	mul.wide.s32 	%rd20, %r23, 4;
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f44;
 
-$L__BB9_11:
+$L__BB18_11:
 	ret;
 
 }
@@ -2680,7 +3824,7 @@ $L__BB9_11:
 	mov.u32 	%r13, %tid.x;
 	mad.lo.s32 	%r1, %r11, %r12, %r13;
 	setp.ge.s32 	%p1, %r1, %r10;
-	@%p1 bra 	$L__BB10_2;
+	@%p1 bra 	$L__BB19_2;
 
 	cvta.to.global.u64 	%rd7, %rd2;
 	div.s32 	%r14, %r1, %r9;
@@ -2720,7 +3864,7 @@ $L__BB9_11:
 	add.s64 	%rd24, %rd22, %rd23;
 	st.global.f32 	[%rd24], %f11;
 
-$L__BB10_2:
+$L__BB19_2:
 	ret;
 
 }
@@ -2755,7 +3899,7 @@ $L__BB10_2:
 	mov.u32 	%r46, %tid.x;
 	mad.lo.s32 	%r1, %r45, %r44, %r46;
 	setp.ge.s32 	%p1, %r1, %r43;
-	@%p1 bra 	$L__BB11_39;
+	@%p1 bra 	$L__BB20_39;
 
 	cvt.s64.s32 	%rd3, %r39;
 	mul.lo.s32 	%r47, %r1, %r41;
@@ -2766,20 +3910,20 @@ $L__BB10_2:
 	cvt.s64.s32 	%rd6, %r40;
 	ld.global.f32 	%f267, [%rd50];
 	setp.lt.s32 	%p2, %r41, 2;
-	@%p2 bra 	$L__BB11_8;
+	@%p2 bra 	$L__BB20_8;
 
 	add.s32 	%r49, %r41, -1;
 	and.b32  	%r85, %r49, 3;
 	add.s32 	%r50, %r41, -2;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.u32 	%r84, 1;
-	@%p3 bra 	$L__BB11_5;
+	@%p3 bra 	$L__BB20_5;
 
 	sub.s32 	%r82, %r41, %r85;
 	add.s64 	%rd87, %rd50, 8;
 	mov.u32 	%r84, 1;
 
-$L__BB11_4:
+$L__BB20_4:
 	ld.global.f32 	%f38, [%rd87+-4];
 	max.f32 	%f39, %f267, %f38;
 	ld.global.f32 	%f40, [%rd87];
@@ -2792,11 +3936,11 @@ $L__BB11_4:
 	add.s64 	%rd87, %rd87, 16;
 	add.s32 	%r82, %r82, -4;
 	setp.ne.s32 	%p4, %r82, 1;
-	@%p4 bra 	$L__BB11_4;
+	@%p4 bra 	$L__BB20_4;
 
-$L__BB11_5:
+$L__BB20_5:
 	setp.eq.s32 	%p5, %r85, 0;
-	@%p5 bra 	$L__BB11_8;
+	@%p5 bra 	$L__BB20_8;
 
 	cvt.s64.s32 	%rd53, %r84;
 	add.s64 	%rd54, %rd53, %rd3;
@@ -2804,33 +3948,33 @@ $L__BB11_5:
 	shl.b64 	%rd56, %rd55, 2;
 	add.s64 	%rd88, %rd2, %rd56;
 
-$L__BB11_7:
+$L__BB20_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd88];
 	max.f32 	%f267, %f267, %f45;
 	add.s64 	%rd88, %rd88, 4;
 	add.s32 	%r85, %r85, -1;
 	setp.ne.s32 	%p6, %r85, 0;
-	@%p6 bra 	$L__BB11_7;
+	@%p6 bra 	$L__BB20_7;
 
-$L__BB11_8:
+$L__BB20_8:
 	setp.lt.s32 	%p7, %r41, 1;
 	mov.f32 	%f272, 0f00000000;
-	@%p7 bra 	$L__BB11_15;
+	@%p7 bra 	$L__BB20_15;
 
 	add.s32 	%r53, %r41, -1;
 	and.b32  	%r89, %r41, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r88, 0;
-	@%p8 bra 	$L__BB11_12;
+	@%p8 bra 	$L__BB20_12;
 
 	sub.s32 	%r87, %r41, %r89;
 	add.s64 	%rd89, %rd50, 8;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r88, 0;
 
-$L__BB11_11:
+$L__BB20_11:
 	ld.global.f32 	%f50, [%rd89+-8];
 	sub.f32 	%f51, %f50, %f267;
 	mov.f32 	%f52, 0f3F000000;
@@ -2897,11 +4041,11 @@ $L__BB11_11:
 	add.s64 	%rd89, %rd89, 16;
 	add.s32 	%r87, %r87, -4;
 	setp.ne.s32 	%p9, %r87, 0;
-	@%p9 bra 	$L__BB11_11;
+	@%p9 bra 	$L__BB20_11;
 
-$L__BB11_12:
+$L__BB20_12:
 	setp.eq.s32 	%p10, %r89, 0;
-	@%p10 bra 	$L__BB11_15;
+	@%p10 bra 	$L__BB20_15;
 
 	cvt.s64.s32 	%rd59, %r88;
 	add.s64 	%rd60, %rd59, %rd3;
@@ -2909,7 +4053,7 @@ $L__BB11_12:
 	shl.b64 	%rd62, %rd61, 2;
 	add.s64 	%rd90, %rd2, %rd62;
 
-$L__BB11_14:
+$L__BB20_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f103, [%rd90];
 	sub.f32 	%f104, %f103, %f267;
@@ -2934,10 +4078,10 @@ $L__BB11_14:
 	add.s64 	%rd90, %rd90, 4;
 	add.s32 	%r89, %r89, -1;
 	setp.ne.s32 	%p11, %r89, 0;
-	@%p11 bra 	$L__BB11_14;
+	@%p11 bra 	$L__BB20_14;
 
-$L__BB11_15:
-	@%p7 bra 	$L__BB11_39;
+$L__BB20_15:
+	@%p7 bra 	$L__BB20_39;
 
 	setp.eq.s32 	%p13, %r42, 0;
 	mul.f32 	%f120, %f272, 0f4B000000;
@@ -2953,11 +4097,11 @@ $L__BB11_15:
 	add.f32 	%f19, %f121, 0fBF800000;
 	add.s32 	%r21, %r41, -1;
 	and.b32  	%r93, %r41, 3;
-	@%p13 bra 	$L__BB11_33;
+	@%p13 bra 	$L__BB20_33;
 
 	setp.lt.u32 	%p15, %r21, 3;
 	mov.u32 	%r92, 0;
-	@%p15 bra 	$L__BB11_28;
+	@%p15 bra 	$L__BB20_28;
 
 	sub.s32 	%r91, %r41, %r93;
 	mov.f32 	%f122, 0f3E1039F6;
@@ -2990,17 +4134,17 @@ $L__BB11_15:
 	add.s64 	%rd91, %rd50, 8;
 	mov.u32 	%r92, 0;
 
-$L__BB11_19:
+$L__BB20_19:
 	add.s64 	%rd23, %rd91, -8;
 	ld.global.f32 	%f21, [%rd91+-8];
 	setp.lt.u32 	%p16, %r20, 2139095040;
 	mov.f32 	%f273, %f20;
-	@%p16 bra 	$L__BB11_21;
+	@%p16 bra 	$L__BB20_21;
 
 	mov.f32 	%f144, 0f7F800000;
 	fma.rn.f32 	%f273, %f16, %f144, %f144;
 
-$L__BB11_21:
+$L__BB20_21:
 	setp.eq.f32 	%p17, %f16, 0f00000000;
 	selp.f32 	%f145, 0fFF800000, %f273, %p17;
 	sub.f32 	%f146, %f21, %f267;
@@ -3009,36 +4153,36 @@ $L__BB11_21:
 	st.global.f32 	[%rd92+-8], %f147;
 	ld.global.f32 	%f24, [%rd23+4];
 	mov.f32 	%f274, %f20;
-	@%p16 bra 	$L__BB11_23;
+	@%p16 bra 	$L__BB20_23;
 
 	mov.f32 	%f148, 0f7F800000;
 	fma.rn.f32 	%f274, %f16, %f148, %f148;
 
-$L__BB11_23:
+$L__BB20_23:
 	selp.f32 	%f149, 0fFF800000, %f274, %p17;
 	sub.f32 	%f150, %f24, %f267;
 	sub.f32 	%f151, %f150, %f149;
 	st.global.f32 	[%rd24+4], %f151;
 	ld.global.f32 	%f27, [%rd23+8];
 	mov.f32 	%f275, %f20;
-	@%p16 bra 	$L__BB11_25;
+	@%p16 bra 	$L__BB20_25;
 
 	mov.f32 	%f152, 0f7F800000;
 	fma.rn.f32 	%f275, %f16, %f152, %f152;
 
-$L__BB11_25:
+$L__BB20_25:
 	selp.f32 	%f153, 0fFF800000, %f275, %p17;
 	sub.f32 	%f154, %f27, %f267;
 	sub.f32 	%f155, %f154, %f153;
 	st.global.f32 	[%rd24+8], %f155;
 	ld.global.f32 	%f30, [%rd23+12];
 	mov.f32 	%f276, %f20;
-	@%p16 bra 	$L__BB11_27;
+	@%p16 bra 	$L__BB20_27;
 
 	mov.f32 	%f156, 0f7F800000;
 	fma.rn.f32 	%f276, %f16, %f156, %f156;
 
-$L__BB11_27:
+$L__BB20_27:
 	selp.f32 	%f157, 0fFF800000, %f276, %p17;
 	sub.f32 	%f158, %f30, %f267;
 	sub.f32 	%f159, %f158, %f157;
@@ -3048,11 +4192,11 @@ $L__BB11_27:
 	add.s64 	%rd91, %rd91, 16;
 	add.s32 	%r91, %r91, -4;
 	setp.ne.s32 	%p24, %r91, 0;
-	@%p24 bra 	$L__BB11_19;
+	@%p24 bra 	$L__BB20_19;
 
-$L__BB11_28:
+$L__BB20_28:
 	setp.eq.s32 	%p25, %r93, 0;
-	@%p25 bra 	$L__BB11_39;
+	@%p25 bra 	$L__BB20_39;
 
 	mov.f32 	%f160, 0f34000000;
 	fma.rn.f32 	%f161, %f18, %f160, %f17;
@@ -3087,17 +4231,17 @@ $L__BB11_28:
 	shl.b64 	%rd74, %rd73, 2;
 	add.s64 	%rd93, %rd1, %rd74;
 
-$L__BB11_30:
+$L__BB20_30:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd94];
 	setp.lt.u32 	%p26, %r20, 2139095040;
 	mov.f32 	%f277, %f33;
-	@%p26 bra 	$L__BB11_32;
+	@%p26 bra 	$L__BB20_32;
 
 	mov.f32 	%f182, 0f7F800000;
 	fma.rn.f32 	%f277, %f16, %f182, %f182;
 
-$L__BB11_32:
+$L__BB20_32:
 	setp.eq.f32 	%p27, %f16, 0f00000000;
 	selp.f32 	%f183, 0fFF800000, %f277, %p27;
 	sub.f32 	%f184, %f34, %f267;
@@ -3107,13 +4251,13 @@ $L__BB11_32:
 	add.s64 	%rd93, %rd93, 4;
 	add.s32 	%r93, %r93, -1;
 	setp.eq.s32 	%p28, %r93, 0;
-	@%p28 bra 	$L__BB11_39;
-	bra.uni 	$L__BB11_30;
+	@%p28 bra 	$L__BB20_39;
+	bra.uni 	$L__BB20_30;
 
-$L__BB11_33:
+$L__BB20_33:
 	setp.lt.u32 	%p29, %r21, 3;
 	mov.u32 	%r96, 0;
-	@%p29 bra 	$L__BB11_36;
+	@%p29 bra 	$L__BB20_36;
 
 	sub.s32 	%r95, %r41, %r93;
 	add.s64 	%rd75, %rd6, %rd4;
@@ -3123,7 +4267,7 @@ $L__BB11_33:
 	add.s64 	%rd95, %rd50, 8;
 	mov.u32 	%r96, 0;
 
-$L__BB11_35:
+$L__BB20_35:
 	ld.global.f32 	%f186, [%rd95+-8];
 	sub.f32 	%f187, %f186, %f267;
 	mov.f32 	%f188, 0f3F000000;
@@ -3199,11 +4343,11 @@ $L__BB11_35:
 	add.s64 	%rd95, %rd95, 16;
 	add.s32 	%r95, %r95, -4;
 	setp.ne.s32 	%p30, %r95, 0;
-	@%p30 bra 	$L__BB11_35;
+	@%p30 bra 	$L__BB20_35;
 
-$L__BB11_36:
+$L__BB20_36:
 	setp.eq.s32 	%p31, %r93, 0;
-	@%p31 bra 	$L__BB11_39;
+	@%p31 bra 	$L__BB20_39;
 
 	cvt.s64.s32 	%rd80, %r96;
 	add.s64 	%rd81, %rd80, %rd3;
@@ -3215,7 +4359,7 @@ $L__BB11_36:
 	shl.b64 	%rd86, %rd85, 2;
 	add.s64 	%rd97, %rd1, %rd86;
 
-$L__BB11_38:
+$L__BB20_38:
 	.pragma "nounroll";
 	ld.global.f32 	%f244, [%rd98];
 	sub.f32 	%f245, %f244, %f267;
@@ -3243,9 +4387,9 @@ $L__BB11_38:
 	add.s64 	%rd97, %rd97, 4;
 	add.s32 	%r93, %r93, -1;
 	setp.ne.s32 	%p32, %r93, 0;
-	@%p32 bra 	$L__BB11_38;
+	@%p32 bra 	$L__BB20_38;
 
-$L__BB11_39:
+$L__BB20_39:
 	ret;
 
 }
@@ -3292,7 +4436,7 @@ $L__BB11_39:
 	mov.u32 	%r47, %tid.x;
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	setp.ge.s32 	%p1, %r1, %r44;
-	@%p1 bra 	$L__BB12_29;
+	@%p1 bra 	$L__BB21_29;
 
 	cvt.s64.s32 	%rd5, %r38;
 	mul.lo.s32 	%r48, %r1, %r43;
@@ -3300,14 +4444,14 @@ $L__BB11_39:
 	setp.lt.s32 	%p2, %r43, 1;
 	mov.f32 	%f115, 0f00000000;
 	mov.f32 	%f110, %f115;
-	@%p2 bra 	$L__BB12_8;
+	@%p2 bra 	$L__BB21_8;
 
 	add.s32 	%r50, %r43, -1;
 	and.b32  	%r75, %r43, 3;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
-	@%p3 bra 	$L__BB12_5;
+	@%p3 bra 	$L__BB21_5;
 
 	sub.s32 	%r73, %r43, %r75;
 	add.s64 	%rd65, %rd5, %rd6;
@@ -3317,7 +4461,7 @@ $L__BB11_39:
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
 
-$L__BB12_4:
+$L__BB21_4:
 	ld.global.f32 	%f23, [%rd103+-8];
 	add.f32 	%f24, %f110, %f23;
 	ld.global.f32 	%f25, [%rd103+-4];
@@ -3330,11 +4474,11 @@ $L__BB12_4:
 	add.s64 	%rd103, %rd103, 16;
 	add.s32 	%r73, %r73, -4;
 	setp.ne.s32 	%p4, %r73, 0;
-	@%p4 bra 	$L__BB12_4;
+	@%p4 bra 	$L__BB21_4;
 
-$L__BB12_5:
+$L__BB21_5:
 	setp.eq.s32 	%p5, %r75, 0;
-	@%p5 bra 	$L__BB12_8;
+	@%p5 bra 	$L__BB21_8;
 
 	cvt.s64.s32 	%rd68, %r74;
 	add.s64 	%rd69, %rd68, %rd5;
@@ -3342,26 +4486,26 @@ $L__BB12_5:
 	shl.b64 	%rd71, %rd70, 2;
 	add.s64 	%rd104, %rd4, %rd71;
 
-$L__BB12_7:
+$L__BB21_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f30, [%rd104];
 	add.f32 	%f110, %f110, %f30;
 	add.s64 	%rd104, %rd104, 4;
 	add.s32 	%r75, %r75, -1;
 	setp.ne.s32 	%p6, %r75, 0;
-	@%p6 bra 	$L__BB12_7;
+	@%p6 bra 	$L__BB21_7;
 
-$L__BB12_8:
+$L__BB21_8:
 	cvt.rn.f32.s32 	%f8, %r43;
 	div.rn.f32 	%f9, %f110, %f8;
-	@%p2 bra 	$L__BB12_15;
+	@%p2 bra 	$L__BB21_15;
 
 	add.s32 	%r53, %r43, -1;
 	and.b32  	%r79, %r43, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
-	@%p8 bra 	$L__BB12_12;
+	@%p8 bra 	$L__BB21_12;
 
 	sub.s32 	%r77, %r43, %r79;
 	add.s64 	%rd72, %rd5, %rd6;
@@ -3371,7 +4515,7 @@ $L__BB12_8:
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
 
-$L__BB12_11:
+$L__BB21_11:
 	ld.global.f32 	%f35, [%rd105+-8];
 	sub.f32 	%f36, %f35, %f9;
 	fma.rn.f32 	%f37, %f36, %f36, %f115;
@@ -3388,11 +4532,11 @@ $L__BB12_11:
 	add.s64 	%rd105, %rd105, 16;
 	add.s32 	%r77, %r77, -4;
 	setp.ne.s32 	%p9, %r77, 0;
-	@%p9 bra 	$L__BB12_11;
+	@%p9 bra 	$L__BB21_11;
 
-$L__BB12_12:
+$L__BB21_12:
 	setp.eq.s32 	%p10, %r79, 0;
-	@%p10 bra 	$L__BB12_15;
+	@%p10 bra 	$L__BB21_15;
 
 	cvt.s64.s32 	%rd75, %r78;
 	add.s64 	%rd76, %rd75, %rd5;
@@ -3400,7 +4544,7 @@ $L__BB12_12:
 	shl.b64 	%rd78, %rd77, 2;
 	add.s64 	%rd106, %rd4, %rd78;
 
-$L__BB12_14:
+$L__BB21_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f46, [%rd106];
 	sub.f32 	%f47, %f46, %f9;
@@ -3408,23 +4552,23 @@ $L__BB12_14:
 	add.s64 	%rd106, %rd106, 4;
 	add.s32 	%r79, %r79, -1;
 	setp.ne.s32 	%p11, %r79, 0;
-	@%p11 bra 	$L__BB12_14;
+	@%p11 bra 	$L__BB21_14;
 
-$L__BB12_15:
+$L__BB21_15:
 	div.rn.f32 	%f48, %f115, %f8;
 	add.f32 	%f49, %f48, %f18;
 	sqrt.rn.f32 	%f50, %f49;
 	rcp.rn.f32 	%f17, %f50;
-	@%p2 bra 	$L__BB12_29;
+	@%p2 bra 	$L__BB21_29;
 
 	setp.eq.s32 	%p13, %r41, 0;
 	add.s32 	%r20, %r43, -1;
 	and.b32  	%r83, %r43, 3;
-	@%p13 bra 	$L__BB12_23;
+	@%p13 bra 	$L__BB21_23;
 
 	setp.lt.u32 	%p14, %r20, 3;
 	mov.u32 	%r82, 0;
-	@%p14 bra 	$L__BB12_20;
+	@%p14 bra 	$L__BB21_20;
 
 	cvt.u32.u64 	%r57, %rd6;
 	sub.s32 	%r81, %r43, %r83;
@@ -3441,7 +4585,7 @@ $L__BB12_15:
 	mov.u64 	%rd109, %rd2;
 	mov.u64 	%rd110, %rd1;
 
-$L__BB12_19:
+$L__BB21_19:
 	ld.global.f32 	%f51, [%rd107+-8];
 	sub.f32 	%f52, %f51, %f9;
 	mul.f32 	%f53, %f17, %f52;
@@ -3479,11 +4623,11 @@ $L__BB12_19:
 	add.s64 	%rd107, %rd107, 16;
 	add.s32 	%r81, %r81, -4;
 	setp.ne.s32 	%p15, %r81, 0;
-	@%p15 bra 	$L__BB12_19;
+	@%p15 bra 	$L__BB21_19;
 
-$L__BB12_20:
+$L__BB21_20:
 	setp.eq.s32 	%p16, %r83, 0;
-	@%p16 bra 	$L__BB12_29;
+	@%p16 bra 	$L__BB21_29;
 
 	cvt.u32.u64 	%r59, %rd6;
 	add.s32 	%r60, %r82, %r42;
@@ -3502,7 +4646,7 @@ $L__BB12_20:
 	shl.b64 	%rd91, %rd90, 2;
 	add.s64 	%rd111, %rd4, %rd91;
 
-$L__BB12_22:
+$L__BB21_22:
 	.pragma "nounroll";
 	ld.global.f32 	%f75, [%rd111];
 	sub.f32 	%f76, %f75, %f9;
@@ -3517,13 +4661,13 @@ $L__BB12_22:
 	add.s64 	%rd111, %rd111, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.eq.s32 	%p17, %r83, 0;
-	@%p17 bra 	$L__BB12_29;
-	bra.uni 	$L__BB12_22;
+	@%p17 bra 	$L__BB21_29;
+	bra.uni 	$L__BB21_22;
 
-$L__BB12_23:
+$L__BB21_23:
 	setp.lt.u32 	%p18, %r20, 3;
 	mov.u32 	%r86, 0;
-	@%p18 bra 	$L__BB12_26;
+	@%p18 bra 	$L__BB21_26;
 
 	cvt.u32.u64 	%r66, %rd6;
 	sub.s32 	%r85, %r43, %r83;
@@ -3538,7 +4682,7 @@ $L__BB12_23:
 	mov.u32 	%r86, 0;
 	mov.u64 	%rd117, %rd1;
 
-$L__BB12_25:
+$L__BB21_25:
 	ld.global.f32 	%f81, [%rd116+-8];
 	sub.f32 	%f82, %f81, %f9;
 	mul.f32 	%f83, %f17, %f82;
@@ -3570,11 +4714,11 @@ $L__BB12_25:
 	add.s64 	%rd115, %rd115, 16;
 	add.s32 	%r85, %r85, -4;
 	setp.ne.s32 	%p19, %r85, 0;
-	@%p19 bra 	$L__BB12_25;
+	@%p19 bra 	$L__BB21_25;
 
-$L__BB12_26:
+$L__BB21_26:
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB12_29;
+	@%p20 bra 	$L__BB21_29;
 
 	cvt.u32.u64 	%r68, %rd6;
 	add.s32 	%r69, %r86, %r42;
@@ -3590,7 +4734,7 @@ $L__BB12_26:
 	shl.b64 	%rd102, %rd101, 2;
 	add.s64 	%rd118, %rd4, %rd102;
 
-$L__BB12_28:
+$L__BB21_28:
 	.pragma "nounroll";
 	ld.global.f32 	%f101, [%rd118];
 	sub.f32 	%f102, %f101, %f9;
@@ -3603,9 +4747,9 @@ $L__BB12_28:
 	add.s64 	%rd118, %rd118, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.ne.s32 	%p21, %r83, 0;
-	@%p21 bra 	$L__BB12_28;
+	@%p21 bra 	$L__BB21_28;
 
-$L__BB12_29:
+$L__BB21_29:
 	ret;
 
 }

@@ -17,6 +17,7 @@ enum GPUKernelSource {
         #ifndef INFINITY
         #define INFINITY __int_as_float(0x7f800000)
         #endif
+        typedef unsigned char uchar;
         #define GID0 ((int)(blockIdx.x * blockDim.x + threadIdx.x))
         #define GID1 ((int)(blockIdx.y * blockDim.y + threadIdx.y))
         #define GID2 ((int)(blockIdx.z * blockDim.z + threadIdx.z))
@@ -162,6 +163,98 @@ enum GPUKernelSource {
             long k = idx[idxOff + j];
             if (k < 0) k += axisDim;
             y[yOff + i] = (k < 0 || k >= axisDim) ? 0.0f : x[xOff + (o * axisDim + (int)k) * inner + in];
+        }
+
+        /* Comparisons with broadcasting (meta as for binary), bool results as bytes: op 0 ==, 1 <, 2 >, 3 <=, 4 >=. */
+        KERNEL void compare(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL uchar *y, int yOff,
+                            int count, int op, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int rank = meta[0], rest = i, ia = 0, ib = 0;
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[1 + axis];
+                int c = rest % d;
+                rest /= d;
+                ia += c * meta[1 + rank + axis];
+                ib += c * meta[1 + 2 * rank + axis];
+            }
+            float u = a[aOff + ia], v = b[bOff + ib];
+            int r = op == 0 ? u == v : op == 1 ? u < v : op == 2 ? u > v : op == 3 ? u <= v : u >= v;
+            y[yOff + i] = (uchar)r;
+        }
+
+        /* Where(cond, x, y) with broadcasting: meta = [rank, dims[rank], condStrides, xStrides, yStrides]. */
+        KERNEL void where_select(GLOBAL const uchar *c, int cOff, GLOBAL const float *x, int xOff, GLOBAL const float *y,
+                                 int yOff, GLOBAL float *out, int oOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int rank = meta[0], rest = i, ic = 0, ix = 0, iy = 0;
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[1 + axis];
+                int k = rest % d;
+                rest /= d;
+                ic += k * meta[1 + rank + axis];
+                ix += k * meta[1 + 2 * rank + axis];
+                iy += k * meta[1 + 3 * rank + axis];
+            }
+            out[oOff + i] = c[cOff + ic] ? x[xOff + ix] : y[yOff + iy];
+        }
+
+        /* Reductions over any axes: meta = [keptRank, keptDims, keptStrides, reducedRank, reducedDims,
+           reducedStrides] (strides into x); op 0 sum, 1 mean, 2 max, 3 min, 4 sum of squares. NaN propagates. */
+        KERNEL void reduce(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, int op,
+                           GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int kr = meta[0], rest = i, base = 0;
+            for (int axis = kr - 1; axis >= 0; axis--) {
+                int d = meta[1 + axis];
+                base += (rest % d) * meta[1 + kr + axis];
+                rest /= d;
+            }
+            int p = 1 + 2 * kr, rr = meta[p], total = 1;
+            for (int axis = 0; axis < rr; axis++) total *= meta[p + 1 + axis];
+            float acc = op == 2 ? -INFINITY : (op == 3 ? INFINITY : 0.0f);
+            for (int j = 0; j < total; j++) {
+                int r = j, offset = base;
+                for (int axis = rr - 1; axis >= 0; axis--) {
+                    int d = meta[p + 1 + axis];
+                    offset += (r % d) * meta[p + 1 + rr + axis];
+                    r /= d;
+                }
+                float v = x[xOff + offset];
+                if (op == 2) acc = (v > acc || v != v) ? v : acc;
+                else if (op == 3) acc = (v < acc || v != v) ? v : acc;
+                else if (op == 4) acc += v * v;
+                else acc += v;
+            }
+            y[yOff + i] = op == 1 ? acc / (float)total : acc;
+        }
+
+        /* Cast between float32 and int64, int32 or bool (bytes); float to integer truncates toward zero. */
+        KERNEL void cast_f32_i64(GLOBAL const float *x, int xOff, GLOBAL long *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = (long)x[xOff + i];
+        }
+        KERNEL void cast_i64_f32(GLOBAL const long *x, int xOff, GLOBAL float *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = (float)x[xOff + i];
+        }
+        KERNEL void cast_f32_i32(GLOBAL const float *x, int xOff, GLOBAL int *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = (int)x[xOff + i];
+        }
+        KERNEL void cast_i32_f32(GLOBAL const int *x, int xOff, GLOBAL float *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = (float)x[xOff + i];
+        }
+        KERNEL void cast_f32_u8(GLOBAL const float *x, int xOff, GLOBAL uchar *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = (uchar)(x[xOff + i] != 0.0f);
+        }
+        KERNEL void cast_u8_f32(GLOBAL const uchar *x, int xOff, GLOBAL float *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = x[xOff + i] ? 1.0f : 0.0f;
         }
 
         /* Direct 2-D convolution, one work-item per output element (n, m, oy, ox); geometry in meta:

@@ -104,6 +104,10 @@ public enum GPUKernelTable {
         add(["Concat"], dtypes: [.float32, .int32], makeConcat)
         add(["Split"], dtypes: [.float32, .int32], makeSplit)
         add(["Gather"], dtypes: [.float32, .int32], makeGather)
+        add(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], makeCompare)
+        add(["Where"], makeWhere)
+        add(["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare"], makeReduce)
+        add(["Cast"], dtypes: [.float32, .int32, .int64, .bool], makeCast)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         add(["LayerNormalization"], makeLayerNorm)
         add(["Conv"], makeConv)
@@ -413,6 +417,131 @@ public enum GPUKernelTable {
         return try backend.kernel(
             "gather_axis", arguments: [xb, xo, ib, io, yb, yo, .int(Int32(count)), metaArgument], global: [count],
             retained: [metaKeep])
+    }
+
+    /// Element offset of a value for a kernel parameter of `bytes`-sized elements (the host's offsets count 4).
+    static func offset(_ value: BoundValue, elementBytes bytes: Int) -> KernelArgument {
+        .int(Int32(value.slice.offset / bytes))
+    }
+
+    /// Per-axis element strides of `shape` right-aligned to `rank`, 0 on broadcast axes.
+    static func broadcastStrides(_ shape: Shape, rank: Int) -> [Int32] {
+        let padded = [Int](repeating: 1, count: rank - shape.rank) + shape.dimensions
+        var result = [Int32](repeating: 0, count: rank)
+        var running = 1
+        for axis in stride(from: rank - 1, through: 0, by: -1) {
+            result[axis] = padded[axis] == 1 ? 0 : Int32(running)
+            running *= padded[axis]
+        }
+        return result
+    }
+
+    static func makeCompare(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
+        guard let y = node.outputs.first, a.type.dtype == .float32, b.type.dtype == .float32 else {
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "comparison of non-float32 values on the GPU")
+        }
+        let codes = ["Equal": 0, "Less": 1, "Greater": 2, "LessOrEqual": 3, "GreaterOrEqual": 4]
+        let rank = y.type.shape.rank
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
+                + broadcastStrides(b.type.shape, rank: rank))
+        let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b)
+        let (yb, _) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "compare",
+            arguments: [
+                ab, ao, bb, bo, yb, offset(y, elementBytes: 1), .int(Int32(count)),
+                .int(Int32(codes[node.step.node.opType] ?? 0)), metaArgument,
+            ],
+            global: [count], retained: [metaKeep])
+    }
+
+    static func makeWhere(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let c = try node.inputs[0].unwrap(node, "condition")
+        let x = try node.inputs[1].unwrap(node, "X"), yv = try node.inputs[2].unwrap(node, "Y")
+        guard let out = node.outputs.first, c.type.dtype == .bool, x.type.dtype == .float32,
+            yv.type.dtype == .float32
+        else {
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "Where on non-float32 values on the GPU")
+        }
+        let rank = out.type.shape.rank
+        let count = out.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [Int32(rank)] + out.type.shape.dimensions.map { Int32($0) } + broadcastStrides(c.type.shape, rank: rank)
+                + broadcastStrides(x.type.shape, rank: rank) + broadcastStrides(yv.type.shape, rank: rank))
+        let (cb, _) = try backend.arguments(for: c)
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: yv)
+        let (ob, oo) = try backend.arguments(for: out)
+        return try backend.kernel(
+            "where_select",
+            arguments: [cb, offset(c, elementBytes: 1), xb, xo, yb, yo, ob, oo, .int(Int32(count)), metaArgument],
+            global: [count], retained: [metaKeep])
+    }
+
+    static func makeReduce(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "data")
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        let context = ShapeInferenceContext(
+            node: node.step.node, opset: node.step.opset, inputs: node.inputs.map { $0?.type },
+            constants: node.inputs.map { $0?.constant })
+        let rank = x.type.shape.rank
+        let axes = Set(try ShapeInference.reductionAxes(context, rank: rank))
+        let dims = x.type.shape.dimensions
+        let strides = contiguousStrides(dims)
+        let kept = (0..<rank).filter { !axes.contains($0) }, reduced = (0..<rank).filter { axes.contains($0) }
+        let codes = ["ReduceSum": 0, "ReduceMean": 1, "ReduceMax": 2, "ReduceMin": 3, "ReduceSumSquare": 4]
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let values =
+            [kept.count] + kept.map { dims[$0] } + kept.map { strides[$0] } + [reduced.count]
+            + reduced.map { dims[$0] } + reduced.map { strides[$0] }
+        let (metaArgument, metaKeep) = try backend.metadata(values.map { Int32($0) })
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "reduce",
+            arguments: [
+                xb, xo, yb, yo, .int(Int32(count)), .int(Int32(codes[node.step.node.opType] ?? 0)), metaArgument,
+            ],
+            global: [count], retained: [metaKeep])
+    }
+
+    static func makeCast(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "input")
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let from = x.type.dtype, to = y.type.dtype
+        if from == to { return try makeUnary(node, backend, code: 11) }
+        let name: String
+        switch (from, to) {
+        case (.float32, .int64): name = "cast_f32_i64"
+        case (.int64, .float32): name = "cast_i64_f32"
+        case (.float32, .int32): name = "cast_f32_i32"
+        case (.int32, .float32): name = "cast_i32_f32"
+        case (.float32, .bool): name = "cast_f32_u8"
+        case (.bool, .float32): name = "cast_u8_f32"
+        default:
+            throw RuntimeError.unsupportedAttribute(
+                node: node.step.node.displayName, detail: "Cast from \(from) to \(to) on the GPU")
+        }
+        func bytes(_ type: DType) -> Int { type == .int64 ? 8 : (type == .bool ? 1 : 4) }
+        let (xb, _) = try backend.arguments(for: x), (yb, _) = try backend.arguments(for: y)
+        return try backend.kernel(
+            name,
+            arguments: [
+                xb, offset(x, elementBytes: bytes(from)), yb, offset(y, elementBytes: bytes(to)), .int(Int32(count)),
+            ],
+            global: [count])
     }
 
     static func makeSoftmax(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
