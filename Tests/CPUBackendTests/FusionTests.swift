@@ -69,10 +69,12 @@ struct FusionTests {
         let fused = try Session(graph: graph, backend: CPUBackend()).run(x).outputs[0].tensor
         let plain = try Session(graph: graph, backend: CPUBackend(fuses: false)).run(x).outputs[0].tensor
         #expect(fused.shape == [2, 5])
-        // Folding BatchNormalization into the weights reorders float operations: agree to a few ulp of the
-        // magnitudes involved, not bit for bit.
+        // Folding BatchNormalization into the weights rounds each weight once more, and the Gemm then sums 144
+        // such products: agree to 1e-5 of the largest output (a missing bias, Relu or scale is off by far more).
+        let reference = try plain.scalars(as: Float.self)
+        let scale = Double(reference.map { abs($0) }.max() ?? 1)
         let report = ToleranceReport.compare(
-            try fused.scalars(as: Float.self), try plain.scalars(as: Float.self), relative: 1e-5, absolute: 1e-5)
+            try fused.scalars(as: Float.self), reference, relative: 1e-5, absolute: 1e-5 * max(scale, 1))
         #expect(report.passed, "\(report)")
     }
 }
