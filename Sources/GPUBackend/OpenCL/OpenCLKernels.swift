@@ -107,7 +107,7 @@ public enum GPUKernelTable {
         add(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], makeCompare)
         add(["Where"], makeWhere)
         add(["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare"], makeReduce)
-        add(["Cast"], dtypes: [.float32, .int32, .int64, .bool], makeCast)
+        add(["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool], makeCast)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         add(["LayerNormalization"], makeLayerNorm)
         add(["Conv"], makeConv)
