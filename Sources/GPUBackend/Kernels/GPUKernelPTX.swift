@@ -4753,5 +4753,182 @@ $L__BB21_29:
 	ret;
 
 }
+	// .globl	layernorm_stats
+.visible .entry layernorm_stats(
+	.param .u64 layernorm_stats_param_0,
+	.param .u32 layernorm_stats_param_1,
+	.param .u64 layernorm_stats_param_2,
+	.param .u32 layernorm_stats_param_3,
+	.param .u64 layernorm_stats_param_4,
+	.param .u32 layernorm_stats_param_5,
+	.param .u32 layernorm_stats_param_6,
+	.param .u32 layernorm_stats_param_7,
+	.param .u32 layernorm_stats_param_8,
+	.param .f32 layernorm_stats_param_9
+)
+{
+	.reg .pred 	%p<13>;
+	.reg .f32 	%f<61>;
+	.reg .b32 	%r<46>;
+	.reg .b64 	%rd<43>;
+
+
+	ld.param.u64 	%rd18, [layernorm_stats_param_0];
+	ld.param.u32 	%r20, [layernorm_stats_param_1];
+	ld.param.u64 	%rd16, [layernorm_stats_param_2];
+	ld.param.u32 	%r21, [layernorm_stats_param_3];
+	ld.param.u64 	%rd17, [layernorm_stats_param_4];
+	ld.param.u32 	%r22, [layernorm_stats_param_5];
+	ld.param.u32 	%r23, [layernorm_stats_param_6];
+	ld.param.u32 	%r25, [layernorm_stats_param_7];
+	ld.param.u32 	%r24, [layernorm_stats_param_8];
+	ld.param.f32 	%f17, [layernorm_stats_param_9];
+	cvta.to.global.u64 	%rd1, %rd18;
+	mov.u32 	%r26, %ntid.x;
+	mov.u32 	%r27, %ctaid.x;
+	mov.u32 	%r28, %tid.x;
+	mad.lo.s32 	%r1, %r27, %r26, %r28;
+	setp.ge.s32 	%p1, %r1, %r25;
+	@%p1 bra 	$L__BB22_17;
+
+	cvt.s64.s32 	%rd2, %r20;
+	mul.lo.s32 	%r29, %r1, %r24;
+	cvt.s64.s32 	%rd3, %r29;
+	setp.lt.s32 	%p2, %r24, 1;
+	mov.f32 	%f60, 0f00000000;
+	mov.f32 	%f55, %f60;
+	@%p2 bra 	$L__BB22_8;
+
+	add.s32 	%r31, %r24, -1;
+	and.b32  	%r41, %r24, 3;
+	setp.lt.u32 	%p3, %r31, 3;
+	mov.f32 	%f55, 0f00000000;
+	mov.u32 	%r40, 0;
+	@%p3 bra 	$L__BB22_5;
+
+	sub.s32 	%r39, %r24, %r41;
+	add.s64 	%rd19, %rd2, %rd3;
+	shl.b64 	%rd20, %rd19, 2;
+	add.s64 	%rd21, %rd1, %rd20;
+	add.s64 	%rd39, %rd21, 8;
+	mov.f32 	%f55, 0f00000000;
+	mov.u32 	%r40, 0;
+
+$L__BB22_4:
+	ld.global.f32 	%f22, [%rd39+-8];
+	add.f32 	%f23, %f55, %f22;
+	ld.global.f32 	%f24, [%rd39+-4];
+	add.f32 	%f25, %f23, %f24;
+	ld.global.f32 	%f26, [%rd39];
+	add.f32 	%f27, %f25, %f26;
+	ld.global.f32 	%f28, [%rd39+4];
+	add.f32 	%f55, %f27, %f28;
+	add.s32 	%r40, %r40, 4;
+	add.s64 	%rd39, %rd39, 16;
+	add.s32 	%r39, %r39, -4;
+	setp.ne.s32 	%p4, %r39, 0;
+	@%p4 bra 	$L__BB22_4;
+
+$L__BB22_5:
+	setp.eq.s32 	%p5, %r41, 0;
+	@%p5 bra 	$L__BB22_8;
+
+	cvt.s64.s32 	%rd22, %r40;
+	add.s64 	%rd23, %rd22, %rd2;
+	add.s64 	%rd24, %rd23, %rd3;
+	shl.b64 	%rd25, %rd24, 2;
+	add.s64 	%rd40, %rd1, %rd25;
+
+$L__BB22_7:
+	.pragma "nounroll";
+	ld.global.f32 	%f29, [%rd40];
+	add.f32 	%f55, %f55, %f29;
+	add.s64 	%rd40, %rd40, 4;
+	add.s32 	%r41, %r41, -1;
+	setp.ne.s32 	%p6, %r41, 0;
+	@%p6 bra 	$L__BB22_7;
+
+$L__BB22_8:
+	cvt.rn.f32.s32 	%f8, %r24;
+	div.rn.f32 	%f9, %f55, %f8;
+	@%p2 bra 	$L__BB22_15;
+
+	add.s32 	%r34, %r24, -1;
+	and.b32  	%r45, %r24, 3;
+	setp.lt.u32 	%p8, %r34, 3;
+	mov.f32 	%f60, 0f00000000;
+	mov.u32 	%r44, 0;
+	@%p8 bra 	$L__BB22_12;
+
+	sub.s32 	%r43, %r24, %r45;
+	add.s64 	%rd26, %rd2, %rd3;
+	shl.b64 	%rd27, %rd26, 2;
+	add.s64 	%rd28, %rd1, %rd27;
+	add.s64 	%rd41, %rd28, 8;
+	mov.f32 	%f60, 0f00000000;
+	mov.u32 	%r44, 0;
+
+$L__BB22_11:
+	ld.global.f32 	%f34, [%rd41+-8];
+	sub.f32 	%f35, %f34, %f9;
+	fma.rn.f32 	%f36, %f35, %f35, %f60;
+	ld.global.f32 	%f37, [%rd41+-4];
+	sub.f32 	%f38, %f37, %f9;
+	fma.rn.f32 	%f39, %f38, %f38, %f36;
+	ld.global.f32 	%f40, [%rd41];
+	sub.f32 	%f41, %f40, %f9;
+	fma.rn.f32 	%f42, %f41, %f41, %f39;
+	ld.global.f32 	%f43, [%rd41+4];
+	sub.f32 	%f44, %f43, %f9;
+	fma.rn.f32 	%f60, %f44, %f44, %f42;
+	add.s32 	%r44, %r44, 4;
+	add.s64 	%rd41, %rd41, 16;
+	add.s32 	%r43, %r43, -4;
+	setp.ne.s32 	%p9, %r43, 0;
+	@%p9 bra 	$L__BB22_11;
+
+$L__BB22_12:
+	setp.eq.s32 	%p10, %r45, 0;
+	@%p10 bra 	$L__BB22_15;
+
+	cvt.s64.s32 	%rd29, %r44;
+	add.s64 	%rd30, %rd29, %rd2;
+	add.s64 	%rd31, %rd30, %rd3;
+	shl.b64 	%rd32, %rd31, 2;
+	add.s64 	%rd42, %rd1, %rd32;
+
+$L__BB22_14:
+	.pragma "nounroll";
+	ld.global.f32 	%f45, [%rd42];
+	sub.f32 	%f46, %f45, %f9;
+	fma.rn.f32 	%f60, %f46, %f46, %f60;
+	add.s64 	%rd42, %rd42, 4;
+	add.s32 	%r45, %r45, -1;
+	setp.ne.s32 	%p11, %r45, 0;
+	@%p11 bra 	$L__BB22_14;
+
+$L__BB22_15:
+	add.s32 	%r36, %r1, %r21;
+	cvta.to.global.u64 	%rd33, %rd16;
+	mul.wide.s32 	%rd34, %r36, 4;
+	add.s64 	%rd35, %rd33, %rd34;
+	st.global.f32 	[%rd35], %f9;
+	setp.eq.s32 	%p12, %r23, 0;
+	@%p12 bra 	$L__BB22_17;
+
+	div.rn.f32 	%f47, %f60, %f8;
+	add.f32 	%f48, %f47, %f17;
+	sqrt.rn.f32 	%f49, %f48;
+	rcp.rn.f32 	%f50, %f49;
+	add.s32 	%r37, %r1, %r22;
+	cvta.to.global.u64 	%rd36, %rd17;
+	mul.wide.s32 	%rd37, %r37, 4;
+	add.s64 	%rd38, %rd36, %rd37;
+	st.global.f32 	[%rd38], %f50;
+
+$L__BB22_17:
+	ret;
+
+}
 """#
 }

@@ -365,5 +365,20 @@ enum GPUKernelSource {
                 y[yOff + r * n + i] = hasBias ? v + b[bOff + i] : v;
             }
         }
+
+        /* LayerNormalization's optional outputs: per-row mean and 1/sqrt(var + epsilon), as layernorm_rows. */
+        KERNEL void layernorm_stats(GLOBAL const float *x, int xOff, GLOBAL float *meanOut, int mOff, GLOBAL float *invOut,
+                                    int iOff, int hasInv, int rows, int n, float epsilon) {
+            int r = GID0;
+            if (r >= rows) return;
+            GLOBAL const float *xr = x + xOff + r * n;
+            float mean = 0.0f;
+            for (int i = 0; i < n; i++) mean += xr[i];
+            mean /= n;
+            float var = 0.0f;
+            for (int i = 0; i < n; i++) var += (xr[i] - mean) * (xr[i] - mean);
+            meanOut[mOff + r] = mean;
+            if (hasInv) invOut[iOff + r] = 1.0f / sqrt(var / n + epsilon);
+        }
         """#
 }

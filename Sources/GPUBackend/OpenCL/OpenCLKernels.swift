@@ -570,9 +570,8 @@ public enum GPUKernelTable {
     static func makeLayerNorm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X"), scale = try node.inputs[1].unwrap(node, "Scale")
         let bias = node.inputs.count > 2 ? node.inputs[2] : nil
-        guard let y = node.outputs.first, node.outputs.count == 1 else {
-            throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "Mean/InvStdDev outputs on the GPU")
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
         let rank = x.type.shape.rank
         let raw = try node.step.node.int("axis", default: -1)
@@ -587,13 +586,25 @@ public enum GPUKernelTable {
         let (xb, xo) = try backend.arguments(for: x), (sb, so) = try backend.arguments(for: scale),
             (yb, yo) = try backend.arguments(for: y)
         let (bb, bo) = try backend.arguments(for: bias ?? scale)
-        return try backend.kernel(
+        let normalize = try backend.kernel(
             "layernorm_rows",
             arguments: [
                 xb, xo, sb, so, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(rows)), .int(Int32(n)),
                 .float(epsilon),
             ],
             global: [rows])
+        guard node.outputs.count > 1 else { return normalize }
+        // Mean, and InvStdDev when the node has that output.
+        let hasInv = node.outputs.count > 2
+        let (mb, mo) = try backend.arguments(for: node.outputs[1])
+        let (ib, io) = try backend.arguments(for: hasInv ? node.outputs[2] : node.outputs[1])
+        let statistics = try backend.kernel(
+            "layernorm_stats",
+            arguments: [
+                xb, xo, mb, mo, ib, io, .int(hasInv ? 1 : 0), .int(Int32(rows)), .int(Int32(n)), .float(epsilon),
+            ],
+            global: [rows])
+        return SequenceKernel(parts: [normalize, statistics])
     }
 }
 
