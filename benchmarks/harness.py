@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, ".build", "benchmarks")
 OURS = os.path.join(ROOT, "benchmarks", ".build", "release", "runtime-bench")
 ORT = os.path.join(WORK, "ort_bench")
-BATCHES = {"linear": [1, 16, 256, 1024], "mlp": [1, 16, 256, 1024], "cnn": [1, 16, 128], "encoder": [1, 8]}
+BATCHES = {"linear": [1, 16, 256, 1024], "mlp": [1, 16, 256, 1024], "cnn": [1, 16, 128], "encoder": [1, 8],
+           "conv1": [1, 16], "conv2": [1, 16]}
 
 
 def ort_library():

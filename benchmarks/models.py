@@ -109,4 +109,15 @@ def matmul(size):
     return _model(g), [size]
 
 
-MODELS = {"linear": linear, "mlp": mlp, "cnn": cnn, "encoder": encoder}
+def conv_layer(cin, cout, size):
+    """One 3x3 Conv (pad 1) + Relu: the CNN's layers alone, to see where its time goes."""
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    g = helper.make_graph(nodes, f"conv{cin}x{cout}", [_io("x", ["batch", cin, size, size])], [_io("y", None)],
+                          [_w("w", cout, cin, 3, 3), _w("b", cout)])
+    return _model(g), [cin, size, size]
+
+
+MODELS = {"linear": linear, "mlp": mlp, "cnn": cnn, "encoder": encoder,
+          # Not in the default run: the CNN's two convolutions alone (benchmarks/run --models conv1,conv2).
+          "conv1": lambda: conv_layer(1, 32, 28), "conv2": lambda: conv_layer(32, 64, 14)}

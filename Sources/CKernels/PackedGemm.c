@@ -45,6 +45,21 @@ void ck_pack_b(size_t k, size_t n, const float *b, size_t ldb, int transposed, f
 
 #define CK_INLINE static inline __attribute__((always_inline))
 
+// Calls tile(MR, ...) with the row count as a compile-time constant, so each tile size gets its own fully
+// unrolled register allocation.
+#define CK_CASE(tile, r) case r: tile(r, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
+#define CK_DISPATCH_12(tile)                                                                                 \
+    switch (mr) {                                                                                            \
+        CK_CASE(tile, 12) CK_CASE(tile, 11) CK_CASE(tile, 10) CK_CASE(tile, 9) CK_CASE(tile, 8)               \
+        CK_CASE(tile, 7) CK_CASE(tile, 6) CK_CASE(tile, 5) CK_CASE(tile, 4) CK_CASE(tile, 3) CK_CASE(tile, 2) \
+        default: tile(1, kc, a, lda, ks, bp, c, ldc, acc, nv); break;                                        \
+    }
+#define CK_DISPATCH_6(tile)                                                                                  \
+    switch (mr) {                                                                                            \
+        CK_CASE(tile, 6) CK_CASE(tile, 5) CK_CASE(tile, 4) CK_CASE(tile, 3) CK_CASE(tile, 2)                  \
+        default: tile(1, kc, a, lda, ks, bp, c, ldc, acc, nv); break;                                        \
+    }
+
 // ---- AVX-512: 12 x 32 tile, 24 accumulators. ----
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 CK_INLINE void tile512(const int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc,
@@ -95,20 +110,7 @@ CK_INLINE void tile512half(const int mr, size_t kc, const float *a, size_t lda, 
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 static void kernel512half(int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc, int acc,
                           size_t nv) {
-    switch (mr) {
-    case 12: tile512half(12, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 11: tile512half(11, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 10: tile512half(10, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 9: tile512half(9, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 8: tile512half(8, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 7: tile512half(7, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 6: tile512half(6, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 5: tile512half(5, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 4: tile512half(4, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 3: tile512half(3, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 2: tile512half(2, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    default: tile512half(1, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    }
+    CK_DISPATCH_12(tile512half)
 }
 
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
@@ -117,20 +119,7 @@ static void kernel512(int mr, size_t kc, const float *a, size_t lda, size_t ks, 
         kernel512half(mr, kc, a, lda, ks, bp, c, ldc, acc, nv);
         return;
     }
-    switch (mr) {
-    case 12: tile512(12, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 11: tile512(11, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 10: tile512(10, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 9: tile512(9, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 8: tile512(8, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 7: tile512(7, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 6: tile512(6, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 5: tile512(5, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 4: tile512(4, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 3: tile512(3, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 2: tile512(2, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    default: tile512(1, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    }
+    CK_DISPATCH_12(tile512)
 }
 
 // ---- AVX2 + FMA: 6 x 16 tile, 12 accumulators. ----
@@ -168,14 +157,7 @@ CK_INLINE void tile256(const int mr, size_t kc, const float *a, size_t lda, size
 
 __attribute__((target("avx2,fma")))
 static void kernel256(int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc, int acc, size_t nv) {
-    switch (mr) {
-    case 6: tile256(6, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 5: tile256(5, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 4: tile256(4, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 3: tile256(3, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    case 2: tile256(2, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    default: tile256(1, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
-    }
+    CK_DISPATCH_6(tile256)
 }
 
 // ---- Generic: 4 x 16 tile in plain C. ----

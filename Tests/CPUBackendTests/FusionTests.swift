@@ -1,4 +1,5 @@
 import CPUBackend
+import Foundation
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
@@ -61,6 +62,39 @@ struct FusionTests {
                 "Conv", "BatchNormalization", "Relu", "Flatten", "Gemm", "Relu", "Sigmoid",
             ])
         #expect(plan.fusedNodeCount == 0)
+    }
+
+    /// x·½·(1 + erf(x/√2)) becomes one Gelu; the same chain with another divisor is a different function and
+    /// stays as written.
+    @Test(arguments: [(2.0.squareRoot(), true), (2.0, false)])
+    func geluChainIsRecognizedOnlyWithTheRightConstants(_ divisor: Double, _ fuses: Bool) throws {
+        func scalar(_ v: Float) throws -> Tensor { try Tensor(shape: [], scalars: [v]) }
+        let graph = Graph(
+            name: "gelu", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(4), .fixed(8)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(name: "d", opType: "Div", inputs: ["x", "c"], outputs: ["t"]),
+                Node(name: "e", opType: "Erf", inputs: ["t"], outputs: ["u"]),
+                Node(name: "a", opType: "Add", inputs: ["u", "one"], outputs: ["v"]),
+                Node(name: "m", opType: "Mul", inputs: ["x", "v"], outputs: ["w"]),
+                Node(name: "h", opType: "Mul", inputs: ["w", "half"], outputs: ["y"]),
+            ],
+            initializers: ["c": try scalar(Float(divisor)), "one": try scalar(1), "half": try scalar(0.5)],
+            opsetImports: ["": 17])
+        let backend = CPUBackend()
+        let plan = try ExecutionPlan(
+            graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: [4, 8])], evaluator: backend,
+            fusion: backend.fusion)
+        #expect(plan.steps.map(\.node.opType) == (fuses ? ["Gelu"] : ["Div", "Erf", "Add", "Mul", "Mul"]))
+        // Either way the values are the chain's.
+        let x = try Self.tensor([4, 8], in: -4...4)
+        let y = try Session(graph: graph, backend: backend).run([NamedTensor(name: "x", tensor: x)]).outputs[0].tensor
+        let expected = try x.scalars(as: Float.self).map { v -> Float in
+            let t = Double(v) / Double(Float(divisor))
+            return Float(Double(v) * 0.5 * (1 + Foundation.erf(t)))
+        }
+        let report = ToleranceReport.compare(try y.scalars(as: Float.self), expected, relative: 2e-6, absolute: 1e-7)
+        #expect(report.passed, "\(report)")
     }
 
     @Test func fusedAndUnfusedRunsAgree() throws {

@@ -195,6 +195,22 @@ struct CLITests {
         }
     }
 
+    /// INFERENCE_CPU_ISA narrows the kernels (scripts/test relies on it to test every path) and never widens them.
+    @Test func cpuISAOverrideNarrowsAndNeverWidens() throws {
+        func isa(_ value: String) throws -> String {
+            let out = try inference(["devices"], environment: ["INFERENCE_CPU_ISA": value])
+            #expect(out.status == 0)
+            let line = out.stdout.split(separator: "\n").first { $0.contains("kernels use ") } ?? ""
+            return String(line.split(separator: " ").last ?? "")
+        }
+        let widest = try isa("")
+        #expect(["avx512", "avx2", "generic"].contains(widest))
+        #expect(try isa("generic") == "generic")
+        #expect(try isa("avx2") == (widest == "generic" ? "generic" : "avx2"))
+        #expect(try isa("avx512") == widest)
+        #expect(try isa("something-else") == widest)
+    }
+
     @Test func mlpBuiltinRunsOnABatch() throws {
         let directory = try TestEnvironment.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

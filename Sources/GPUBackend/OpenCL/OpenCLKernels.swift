@@ -148,12 +148,6 @@ public enum GPUKernelTable {
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
-        // The kernel reads both operands as float (Pow's exponent may be an integer tensor in ONNX).
-        guard a.type.dtype == .float32, b.type.dtype == .float32 else {
-            throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName,
-                detail: "\(node.step.node.opType) of \(a.type.dtype) and \(b.type.dtype) on the GPU (float32 only)")
-        }
         let attributes = node.step.node
         let transA = try attributes.int("transA", default: 0), transB = try attributes.int("transB", default: 0)
         let alpha = try attributes.float("alpha", default: 1), beta = try attributes.float("beta", default: 1)
@@ -181,12 +175,6 @@ public enum GPUKernelTable {
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
-        // The kernel reads both operands as float (Pow's exponent may be an integer tensor in ONNX).
-        guard a.type.dtype == .float32, b.type.dtype == .float32 else {
-            throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName,
-                detail: "\(node.step.node.opType) of \(a.type.dtype) and \(b.type.dtype) on the GPU (float32 only)")
-        }
         let aDims = a.type.shape.rank == 1 ? [1] + a.type.shape.dimensions : a.type.shape.dimensions
         let bDims = b.type.shape.rank == 1 ? b.type.shape.dimensions + [1] : b.type.shape.dimensions
         let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
@@ -211,6 +199,15 @@ public enum GPUKernelTable {
             global: [n, m, batch])
     }
 
+    /// The float kernels read every operand as float32: anything else (Pow's exponent may be an integer tensor,
+    /// a comparison may compare integers) is a clear error rather than reinterpreted bits.
+    static func requireFloat32(_ node: BoundNode, _ values: BoundValue...) throws {
+        guard let other = values.first(where: { $0.type.dtype != .float32 }) else { return }
+        throw RuntimeError.unsupportedAttribute(
+            node: node.step.node.displayName,
+            detail: "\(node.step.node.opType) with a \(other.type.dtype) operand on the GPU (float32 only)")
+    }
+
     static func makeBinary(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         guard node.inputs.count == 2 else {
             throw RuntimeError.unsupportedAttribute(
@@ -220,27 +217,12 @@ public enum GPUKernelTable {
         guard let y = node.outputs.first else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
-        // The kernel reads both operands as float (Pow's exponent may be an integer tensor in ONNX).
-        guard a.type.dtype == .float32, b.type.dtype == .float32 else {
-            throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName,
-                detail: "\(node.step.node.opType) of \(a.type.dtype) and \(b.type.dtype) on the GPU (float32 only)")
-        }
+        try requireFloat32(node, a, b)
         let codes = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6]
         let rank = y.type.shape.rank
-        func strides(_ shape: Shape) -> [Int32] {
-            let padded = [Int](repeating: 1, count: rank - shape.rank) + shape.dimensions
-            var result = [Int32](repeating: 0, count: rank)
-            var running = 1
-            for axis in stride(from: rank - 1, through: 0, by: -1) {
-                result[axis] = padded[axis] == 1 ? 0 : Int32(running)
-                running *= padded[axis]
-            }
-            return result
-        }
         let (metaArgument, metaKeep) = try backend.metadata(
-            [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + strides(a.type.shape)
-                + strides(b.type.shape))
+            [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
+                + broadcastStrides(b.type.shape, rank: rank))
         let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
             (yb, yo) = try backend.arguments(for: y)
         let count = y.type.shape.elementCount
@@ -260,10 +242,7 @@ public enum GPUKernelTable {
         }
         let rank = x.type.shape.rank
         let perm = try node.step.node.ints("perm") ?? Array((0..<rank).reversed())
-        var inStrides = [Int](repeating: 1, count: rank)
-        for axis in stride(from: rank - 2, through: 0, by: -1) {
-            inStrides[axis] = inStrides[axis + 1] * x.type.shape[axis + 1]
-        }
+        let inStrides = contiguousStrides(x.type.shape.dimensions)
         let (metaArgument, metaKeep) = try backend.metadata(
             [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + perm.map { Int32(inStrides[$0]) })
         let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
@@ -307,8 +286,7 @@ public enum GPUKernelTable {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
         let dims = y.type.shape.dimensions
-        let padded = [Int](repeating: 1, count: dims.count - x.type.shape.rank) + x.type.shape.dimensions
-        let xStrides = zip(padded, contiguousStrides(padded)).map { $0 == 1 ? 0 : $1 }
+        let xStrides = broadcastStrides(x.type.shape, rank: dims.count).map { Int($0) }
         return try stridedCopy(backend, x: x, y: y, dims: dims, xStrides: xStrides, yStrides: contiguousStrides(dims))
     }
 
@@ -438,10 +416,10 @@ public enum GPUKernelTable {
 
     static func makeCompare(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
-        guard let y = node.outputs.first, a.type.dtype == .float32, b.type.dtype == .float32 else {
-            throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "comparison of non-float32 values on the GPU")
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
+        try requireFloat32(node, a, b)
         let codes = ["Equal": 0, "Less": 1, "Greater": 2, "LessOrEqual": 3, "GreaterOrEqual": 4]
         let rank = y.type.shape.rank
         let count = y.type.shape.elementCount
