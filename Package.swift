@@ -14,15 +14,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Tensors, dtypes and the NumPy file formats. Depends on nothing of ours.
-        .target(
-            name: "InferenceTensor",
-            dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]
-        ),
+        .target(name: "InferenceTensor", dependencies: ["SystemZlib"]),
+        // The system's zlib (deflate for .npz archives; Debian: zlib1g-dev).
+        .systemLibrary(name: "SystemZlib", providers: [.apt(["zlib1g-dev"])]),
         // Generated swift-protobuf code for onnx.proto only (scripts/generate-onnx-proto); never edited by hand.
         .target(
             name: "ONNXProto",

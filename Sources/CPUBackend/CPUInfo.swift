@@ -1,5 +1,10 @@
 import CKernels
-import Foundation
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What the CPU offers, read at run time.
 public struct CPUInfo: Sendable {
@@ -20,7 +25,8 @@ public struct CPUInfo: Sendable {
         if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
             for line in text.split(separator: "\n") where line.hasPrefix("model name") {
                 if let colon = line.firstIndex(of: ":") {
-                    model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                    let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
+                    model = String(value.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
                 }
                 break
             }

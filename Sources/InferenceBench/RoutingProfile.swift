@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A calibration result for one model on one machine: which device wins from which batch size.
 /// Written by `inference calibrate`, read by `--device auto` (and by library users) to route each run.

@@ -1,8 +1,14 @@
-import Foundation
+import Glibc
 import InferenceGraph
 import InferenceTensor
 import ONNXProto
 import SwiftProtobuf
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Reads ONNX model files into `Graph`. The only code that sees protobuf types.
 ///
@@ -23,16 +29,16 @@ public enum ONNXModelLoader {
 
     public static func loadWithMetadata(path: String) throws -> (graph: Graph, metadata: Metadata) {
         let url = URL(fileURLWithPath: path)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
             throw ONNXImportError(source: path, problem: "no such file")
         }
-        guard !isDirectory.boolValue else {
+        guard (info.st_mode & S_IFMT) != S_IFDIR else {
             throw ONNXImportError(source: path, problem: "is a directory, not an .onnx file")
         }
         let data: Data
         do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
-            throw ONNXImportError(source: path, problem: "cannot read: \(error.localizedDescription)")
+            throw ONNXImportError(source: path, problem: "cannot read: \(error)")
         }
         return try load(data: data, source: path, baseDirectory: url.deletingLastPathComponent())
     }

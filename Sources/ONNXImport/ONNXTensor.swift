@@ -1,8 +1,14 @@
-import Foundation
+import Glibc
 import InferenceGraph
 import InferenceTensor
 import ONNXProto
 import SwiftProtobuf
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// TensorProto ↔ Tensor: every storage form (raw_data, the typed fields, external data files).
 public enum ONNXTensor {
@@ -112,19 +118,34 @@ public enum ONNXTensor {
             throw ONNXImportError(
                 source: source, problem: "\(what): external data '\(location)' lies outside the model's folder")
         }
-        guard let handle = try? FileHandle(forReadingFrom: file) else {
+        let fd = open(file.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
             throw ONNXImportError(
                 source: source,
                 problem: "\(what): external data file '\(file.path)' not found (it must sit next to the model)")
         }
-        defer { try? handle.close() }
-        do {
-            try handle.seek(toOffset: UInt64(offset))
-            let data = try length.map { try handle.read(upToCount: $0) ?? Data() } ?? handle.readToEnd() ?? Data()
-            return data
-        } catch {
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, offset <= Int(info.st_size) else {
             throw ONNXImportError(
-                source: source, problem: "\(what): cannot read external data '\(file.path)': \(error)")
+                source: source,
+                problem: "\(what): external data offset \(offset) lies past the end of '\(file.path)'")
         }
+        let count = min(length ?? Int.max, Int(info.st_size) - offset)
+        var data = Data(count: count)
+        var done = 0
+        while done < count {
+            let n = data.withUnsafeMutableBytes { buffer in
+                buffer.baseAddress.map { pread(fd, $0 + done, count - done, off_t(offset + done)) } ?? 0
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw ONNXImportError(
+                    source: source,
+                    problem: "\(what): cannot read external data '\(file.path)': \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+        return data
     }
 }

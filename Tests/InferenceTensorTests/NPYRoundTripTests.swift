@@ -46,6 +46,55 @@ struct NPYRoundTripTests {
         for (a, b) in zip(arrays, back) { #expect(a.tensor.bitwiseEqual(b.tensor), "\(a.name)") }
     }
 
+    /// Members larger than the archive code's 256 KiB chunks, both compressible and not, and an empty archive.
+    @Test(arguments: [false, true])
+    func largeMembersAndEmptyArchives(compressed: Bool) throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var state: UInt32 = 12345
+        let noise = (0..<700_000).map { _ -> Float in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(bitPattern: state >> 2)
+        }
+        let arrays = [
+            NamedTensor(name: "noise", tensor: try Tensor(shape: [700, 1000], scalars: noise)),
+            NamedTensor(
+                name: "ramp", tensor: try Tensor(shape: [600_000], scalars: (0..<600_000).map { Float($0 % 97) })),
+        ]
+        let path = directory.appendingPathComponent("big.npz").path
+        try NumPyFile.writeNPZ(arrays, path: path, compressed: compressed)
+        let back = try NumPyFile.readNPZ(path: path)
+        #expect(back.map(\.name) == ["noise", "ramp"])
+        for (a, b) in zip(arrays, back) { #expect(a.tensor.bitwiseEqual(b.tensor), "\(a.name)") }
+        let empty = directory.appendingPathComponent("empty.npz").path
+        try NumPyFile.writeNPZ([], path: empty, compressed: compressed)
+        #expect(try NumPyFile.readNPZ(path: empty).isEmpty)
+    }
+
+    /// A member compressed with a method other than stored/deflated is named in a clear error.
+    @Test func unsupportedCompressionMethodIsNamed() throws {
+        let directory = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("m.npz").path
+        try NumPyFile.writeNPZ(
+            [NamedTensor(name: "x", tensor: try Tensor(shape: [2], scalars: [Float(1), 2]))], path: path)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        // Method field of the central directory entry (signature PK\u{1}\u{2}, then 8 bytes, then the method).
+        guard let entry = bytes.indices.first(where: { bytes[$0...].starts(with: [0x50, 0x4B, 0x01, 0x02]) }) else {
+            Issue.record("no central directory entry")
+            return
+        }
+        bytes[entry + 10] = 14  // LZMA
+        try bytes.write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try NumPyFile.readNPZ(path: path)
+            Issue.record("an LZMA member was accepted")
+        } catch {
+            #expect(error.source == "\(path):x.npy")
+            #expect(error.description.contains("compression method 14 is not supported"))
+        }
+    }
+
     @Test func failedWriteLeavesNoFile() throws {
         let tensor = try Tensor(shape: [1], scalars: [Float(1)])
         #expect(throws: NPYError.self) { try NumPyFile.writeNPY(tensor, path: "/nonexistent-dir/x.npy") }

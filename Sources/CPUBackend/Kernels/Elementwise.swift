@@ -1,5 +1,5 @@
 import CKernels
-import Foundation
+import Glibc
 import InferenceRuntime
 import InferenceTensor
 
@@ -12,43 +12,43 @@ enum UnaryKernels {
         switch a.opType {
         case "Relu": return { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case "Sigmoid":
-            return { $0 >= 0 ? 1 / (1 + Foundation.exp(-$0)) : Foundation.exp($0) / (1 + Foundation.exp($0)) }
+            return { $0 >= 0 ? 1 / (1 + Glibc.exp(-$0)) : Glibc.exp($0) / (1 + Glibc.exp($0)) }
         case "Sqrt": return { $0.squareRoot() }
         case "Reciprocal": return { 1 / $0 }
-        case "Exp": return { Foundation.exp($0) }
-        case "Log": return { Foundation.log($0) }
+        case "Exp": return { Glibc.exp($0) }
+        case "Log": return { Glibc.log($0) }
         case "Neg": return { -$0 }
         case "Abs": return { Swift.abs($0) }
-        case "Erf": return { Foundation.erf($0) }
-        case "Tanh": return { Foundation.tanh($0) }
+        case "Erf": return { Glibc.erf($0) }
+        case "Tanh": return { Glibc.tanh($0) }
         case "Floor": return { $0.rounded(.down) }
         case "Ceil": return { $0.rounded(.up) }
         case "Round": return { $0.rounded(.toNearestOrEven) }
         case "Sign": return { $0 > 0 ? 1 : ($0 < 0 ? -1 : ($0.isNaN ? $0 : 0)) }
-        case "Sin": return { Foundation.sin($0) }
-        case "Cos": return { Foundation.cos($0) }
+        case "Sin": return { Glibc.sin($0) }
+        case "Cos": return { Glibc.cos($0) }
         case "Softplus":
-            return { $0 > 0 ? $0 + Foundation.log1p(Foundation.exp(-$0)) : Foundation.log1p(Foundation.exp($0)) }
+            return { $0 > 0 ? $0 + Glibc.log1p(Glibc.exp(-$0)) : Glibc.log1p(Glibc.exp($0)) }
         case "Softsign": return { $0 / (1 + Swift.abs($0)) }
         case "Mish":
             return { x in
                 x
-                    * Foundation.tanh(
-                        x > 0 ? x + Foundation.log1p(Foundation.exp(-x)) : Foundation.log1p(Foundation.exp(x)))
+                    * Glibc.tanh(
+                        x > 0 ? x + Glibc.log1p(Glibc.exp(-x)) : Glibc.log1p(Glibc.exp(x)))
             }
         case "LeakyRelu":
             let alpha = Double(try a.float("alpha", default: 0.01))
             return { $0 >= 0 ? $0 : alpha * $0 }
         case "Elu":
             let alpha = Double(try a.float("alpha", default: 1))
-            return { $0 >= 0 ? $0 : alpha * (Foundation.exp($0) - 1) }
+            return { $0 >= 0 ? $0 : alpha * (Glibc.exp($0) - 1) }
         case "Celu":
             let alpha = Double(try a.float("alpha", default: 1))
-            return { max(0, $0) + min(0, alpha * (Foundation.exp($0 / alpha) - 1)) }
+            return { max(0, $0) + min(0, alpha * (Glibc.exp($0 / alpha) - 1)) }
         case "Selu":
             let alpha = Double(try a.float("alpha", default: 1.67326319217681884765625))
             let gamma = Double(try a.float("gamma", default: 1.05070102214813232421875))
-            return { $0 > 0 ? gamma * $0 : gamma * (alpha * Foundation.exp($0) - alpha) }
+            return { $0 > 0 ? gamma * $0 : gamma * (alpha * Glibc.exp($0) - alpha) }
         case "ThresholdedRelu":
             let alpha = Double(try a.float("alpha", default: 1))
             return { $0 > alpha ? $0 : 0 }
@@ -61,9 +61,9 @@ enum UnaryKernels {
         case "Gelu":
             if try a.string("approximate", default: "none") == "tanh" {
                 let c = (2 / Double.pi).squareRoot()
-                return { 0.5 * $0 * (1 + Foundation.tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
+                return { 0.5 * $0 * (1 + Glibc.tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
             }
-            return { 0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot())) }
+            return { 0.5 * $0 * (1 + Glibc.erf($0 / 2.0.squareRoot())) }
         default: return nil
         }
     }
@@ -260,16 +260,16 @@ enum BinaryKernels {
         case "Sub": return { $0 - $1 }
         case "Mul": return { $0 * $1 }
         case "Div": return integer ? { $1 == 0 ? 0 : ($0 / $1).rounded(.towardZero) } : { $0 / $1 }
-        case "Pow": return { Foundation.pow($0, $1) }
+        case "Pow": return { Glibc.pow($0, $1) }
         case "Max": return { $0.isNaN || $1.isNaN ? .nan : max($0, $1) }
         case "Min": return { $0.isNaN || $1.isNaN ? .nan : min($0, $1) }
         case "PRelu": return { $0 < 0 ? $0 * $1 : $0 }
         case "Mod":
-            if try node.attributes.int("fmod", default: 0) != 0 { return { Foundation.fmod($0, $1) } }
+            if try node.attributes.int("fmod", default: 0) != 0 { return { Glibc.fmod($0, $1) } }
             return { a, b in
                 // Python-style: the result takes the divisor's sign.
                 guard b != 0 else { return integer ? 0 : .nan }
-                let r = Foundation.fmod(a, b)
+                let r = Glibc.fmod(a, b)
                 return r != 0 && (r < 0) != (b < 0) ? r + b : r
             }
         case "Equal": return { $0 == $1 ? 1 : 0 }

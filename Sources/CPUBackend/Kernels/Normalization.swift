@@ -1,5 +1,5 @@
 import CKernels
-import Foundation
+import Glibc
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
@@ -37,13 +37,13 @@ enum NormalizationKernels {
                     var maximum = -Float.infinity
                     for k in 0..<n { maximum = max(maximum, src[base + k * inner]) }
                     var sum = 0.0
-                    for k in 0..<n { sum += Foundation.exp(Double(src[base + k * inner] - maximum)) }
+                    for k in 0..<n { sum += Glibc.exp(Double(src[base + k * inner] - maximum)) }
                     if log {
-                        let logSum = Float(Foundation.log(sum))
+                        let logSum = Float(Glibc.log(sum))
                         for k in 0..<n { dst[base + k * inner] = src[base + k * inner] - maximum - logSum }
                     } else {
                         for k in 0..<n {
-                            dst[base + k * inner] = Float(Foundation.exp(Double(src[base + k * inner] - maximum)) / sum)
+                            dst[base + k * inner] = Float(Glibc.exp(Double(src[base + k * inner] - maximum)) / sum)
                         }
                     }
                 }

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import InferenceRuntime
 import InferenceTensor
 
@@ -69,11 +69,11 @@ final class RecurrentKernel: Kernel {
             values.isEmpty ? fallback : values.removeFirst()
         }
         switch name.lowercased() {
-        case "sigmoid": return { 1 / (1 + Foundation.exp(-$0)) }
-        case "tanh": return { Foundation.tanh($0) }
+        case "sigmoid": return { 1 / (1 + Glibc.exp(-$0)) }
+        case "tanh": return { Glibc.tanh($0) }
         case "relu": return { max($0, 0) }
         case "softsign": return { $0 / (1 + abs($0)) }
-        case "softplus": return { Foundation.log(1 + Foundation.exp($0)) }
+        case "softplus": return { Glibc.log(1 + Glibc.exp($0)) }
         case "leakyrelu":
             let alpha = take(&alphas, 0.01)
             return { $0 >= 0 ? $0 : alpha * $0 }
@@ -82,7 +82,7 @@ final class RecurrentKernel: Kernel {
             return { $0 > alpha ? $0 : 0 }
         case "elu":
             let alpha = take(&alphas, 1)
-            return { $0 >= 0 ? $0 : alpha * (Foundation.exp($0) - 1) }
+            return { $0 >= 0 ? $0 : alpha * (Glibc.exp($0) - 1) }
         case "hardsigmoid":
             let alpha = take(&alphas, 0.2), beta = take(&betas, 0.5)
             return { max(0, min(1, alpha * $0 + beta)) }
@@ -91,7 +91,7 @@ final class RecurrentKernel: Kernel {
             return { alpha * $0 + beta }
         case "scaledtanh":
             let alpha = take(&alphas, 1), beta = take(&betas, 1)
-            return { alpha * Foundation.tanh(beta * $0) }
+            return { alpha * Glibc.tanh(beta * $0) }
         default:
             throw RuntimeError.unsupportedAttribute(node: node, detail: "activation '\(name)'")
         }

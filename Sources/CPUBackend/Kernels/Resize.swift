@@ -1,7 +1,12 @@
-import Foundation
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Resize (nearest and N-linear) with ONNX's coordinate transformation modes. Per axis, each output
 /// index maps to two input indices and a weight; the N-d result sums over the corners.

@@ -1,6 +1,3 @@
-import Foundation
-import ZIPFoundation
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -31,7 +28,8 @@ public enum NumPyFile {
     /// - Throws: `NPYError` naming the file and the problem.
     public static func readArrays(path: String) throws(NPYError) -> [NamedTensor] {
         if try looksLikeZip(path: path) { return try readNPZ(path: path) }
-        let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        let file = path.split(separator: "/").last.map(String.init) ?? path
+        let name = file.lastIndex(of: ".").flatMap { $0 > file.startIndex ? String(file[..<$0]) : nil } ?? file
         return [NamedTensor(name: name, tensor: try readNPY(path: path))]
     }
 
@@ -84,26 +82,15 @@ public enum NumPyFile {
     /// Reads every array of an `.npz` archive (stored or deflated members, ZIP64 fields as numpy writes them).
     /// - Throws: `NPYError` naming `archive.npz:member` and the problem.
     public static func readNPZ(path: String) throws(NPYError) -> [NamedTensor] {
-        guard FileManager.default.fileExists(atPath: path) else { throw NPYError(source: path, problem: .fileNotFound) }
-        let archive: Archive
-        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
-            throw NPYError(source: path, problem: .notAnArchive("\(error)"))
-        }
+        let file = try OpenFile(path: path)
+        defer { file.close() }
+        let archive = try ZipReader(path: path, fd: file.fd, size: file.size)
         var result: [NamedTensor] = []
-        for entry in archive where entry.type == .file {
-            let name = entry.path.hasSuffix(".npy") ? String(entry.path.dropLast(4)) : entry.path
-            let source = "\(path):\(entry.path)"
-            let declared = entry.uncompressedSize
-            var decoder = NPYDecoder(source: source, totalBytes: declared <= UInt64(Int.max) ? Int(declared) : nil)
-            do {
-                _ = try archive.extract(entry, skipCRC32: false) { data in
-                    try data.withUnsafeBytes { buffer in try decoder.consume(buffer) }
-                }
-            } catch let error as NPYError {
-                throw error
-            } catch {
-                throw NPYError(source: source, problem: .notAnArchive("cannot extract member: \(error)"))
-            }
+        for member in archive.members where !member.name.hasSuffix("/") {
+            let name = member.name.hasSuffix(".npy") ? String(member.name.dropLast(4)) : member.name
+            let source = "\(path):\(member.name)"
+            var decoder = NPYDecoder(source: source, totalBytes: member.uncompressedSize)
+            try archive.extract(member, source: source) { chunk throws(NPYError) in try decoder.consume(chunk) }
             result.append(NamedTensor(name: name, tensor: try decoder.finish()))
         }
         return result
@@ -112,44 +99,18 @@ public enum NumPyFile {
     /// Writes arrays as an `.npz` archive, each as `<name>.npy`; deflated when `compressed`.
     /// - Throws: `NPYError` naming the file when it cannot be written; no partial file is left.
     public static func writeNPZ(_ arrays: [NamedTensor], path: String, compressed: Bool = false) throws(NPYError) {
-        let temporary = temporaryPath(for: path)
-        do {
-            let archive = try Archive(url: URL(fileURLWithPath: temporary), accessMode: .create)
+        try writeAtomically(path: path) { fd throws(NPYError) in
+            var archive = ZipWriter(fd: fd, path: path)
             for array in arrays {
                 let header = NPYHeader(dtype: array.tensor.dtype, dimensions: array.tensor.shape.dimensions).encoded()
-                let tensor = array.tensor
-                let total = header.count + tensor.byteCount
-                try archive.addEntry(
-                    with: array.name + ".npy", type: .file, uncompressedSize: Int64(total),
-                    compressionMethod: compressed ? .deflate : .none
-                ) { position, size in
-                    // Serve the requested window from the header and the tensor bytes without concatenating them.
-                    var chunk = Data(capacity: size)
-                    var at = Int(position)
-                    let end = min(at + size, total)
-                    if at < header.count {
-                        let headerEnd = min(end, header.count)
-                        chunk.append(contentsOf: header[at..<headerEnd])
-                        at = headerEnd
-                    }
-                    if at < end {
-                        tensor.withUnsafeBytes { bytes in
-                            chunk.append(
-                                contentsOf: UnsafeRawBufferPointer(
-                                    rebasing: bytes[(at - header.count)..<(end - header.count)]))
-                        }
-                    }
-                    return chunk
-                }
+                let data = UnsafeRawBufferPointer(start: array.tensor.storage.pointer, count: array.tensor.byteCount)
+                let headerBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: header.count, alignment: 1)
+                defer { headerBuffer.deallocate() }
+                headerBuffer.copyBytes(from: header)
+                try archive.add(
+                    name: array.name + ".npy", parts: [UnsafeRawBufferPointer(headerBuffer), data], deflate: compressed)
             }
-        } catch {
-            unlink(temporary)
-            throw NPYError(source: path, problem: .io("cannot write archive: \(error)"))
-        }
-        guard rename(temporary, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            unlink(temporary)
-            throw NPYError(source: path, problem: .io("cannot write: \(message)"))
+            try archive.finish()
         }
     }
 

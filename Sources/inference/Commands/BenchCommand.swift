@@ -1,11 +1,17 @@
 import ArgumentParser
 import CPUBackend
-import Foundation
 import GPUBackend
+import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 struct BenchCommand: ReportingCommand {
     static let configuration = CommandConfiguration(
@@ -95,7 +101,7 @@ struct BenchCommand: ReportingCommand {
         }
         if let plot {
             do { try BenchChart.svg(report).write(toFile: plot, atomically: true, encoding: .utf8) } catch {
-                throw ValidationError("\(plot): cannot write the chart: \(error.localizedDescription)")
+                throw ValidationError("\(plot): cannot write the chart: \(error)")
             }
             printError("wrote \(plot)")
         }
@@ -138,8 +144,7 @@ extension BenchCommand {
                 for (selection, session) in zip(selections, sessions) {
                     step += 1
                     if showProgress {
-                        FileHandle.standardError.write(
-                            Data("\r[\(step)] \(name) batch \(batch) on \(selection.backend.device)      ".utf8))
+                        writeStandardError("\r[\(step)] \(name) batch \(batch) on \(selection.backend.device)      ")
                     }
                     let samples = try Measurement.repeatRuns(warmup: 2, repeats: repeats) {
                         try session.run(feeds).timings
@@ -161,7 +166,7 @@ extension BenchCommand {
             sweeps.append(
                 BenchSweep(model: name, devices: selections.map { $0.backend.device.description }, points: points))
         }
-        if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if showProgress { writeStandardError("\r\u{1B}[K") }
         return sweeps
     }
 }
@@ -250,9 +255,9 @@ struct BenchReport: Encodable {
             for p in sweep.points.sorted(by: { ($0.batch, $0.device) < ($1.batch, $1.device) }) {
                 lines.append(
                     "  " + String(p.batch).leftPad(5) + "  "
-                        + p.device.padding(toLength: 12, withPad: " ", startingAt: 0)
+                        + p.device.rightPad(12)
                         + ms(p.p50Ms).leftPad(10) + "  " + ms(p.p99Ms).leftPad(10) + "  "
-                        + String(format: "%11.0f", p.throughputPerS) + "  " + String(format: "%6.1f", p.copyShare * 100)
+                        + cFormat("%11.0f", p.throughputPerS) + "  " + cFormat("%6.1f", p.copyShare * 100)
                 )
             }
             for c in sweep.crossovers {
@@ -265,8 +270,4 @@ struct BenchReport: Encodable {
         }
         return lines.joined(separator: "\n")
     }
-}
-
-extension String {
-    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

@@ -1,9 +1,15 @@
 import ArgumentParser
 import CPUBackend
-import Foundation
 import GPUBackend
+import Glibc
 import InferenceBench
 import InferenceRuntime
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 struct CalibrateCommand: ReportingCommand {
     static let configuration = CommandConfiguration(
@@ -65,7 +71,7 @@ struct CalibrateCommand: ReportingCommand {
         else { throw ValidationError("nothing measured") }
         let crossover = sweep.crossovers.first
         let profile = RoutingProfile(
-            model: model, machine: CPUInfo.current.modelName, created: ISO8601DateFormatter().string(from: Date()),
+            model: model, machine: CPUInfo.current.modelName, created: Date().formatted(.iso8601),
             baseline: selections[0].backend.device.description, accelerator: selections[1].backend.device.description,
             crossoverBatch: crossover?.throughputBatch, measuredBatches: Array(Set(sweep.points.map(\.batch))).sorted())
         let path = output ?? RoutingProfile.defaultPath(model: model)

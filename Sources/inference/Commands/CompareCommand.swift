@@ -1,11 +1,17 @@
 import ArgumentParser
 import CPUBackend
-import Foundation
 import GPUBackend
+import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 struct CompareCommand: ReportingCommand {
     static let configuration = CommandConfiguration(
@@ -220,10 +226,11 @@ struct CompareReport: Encodable {
             var text =
                 "\(best.device) wins at batch \(batch): warm p50 \(Formatting.milliseconds(nanoseconds: best.warm.p50Ms * 1e6)) ms"
                 + " vs \(Formatting.milliseconds(nanoseconds: runnerUp.warm.p50Ms * 1e6)) ms on \(runnerUp.device)"
-                + String(format: " (%.1fx)", factor)
+                + cFormat(" (%.1fx)", factor)
             if runnerUp.split.copyShare > 0.3 {
-                text += String(
-                    format: "; %@ spends %.0f%% of its time copying", runnerUp.device, runnerUp.split.copyShare * 100)
+                text +=
+                    "; \(runnerUp.device) spends " + cFormat("%.0f", runnerUp.split.copyShare * 100)
+                    + "% of its time copying"
             }
             for entry in breakEven {
                 if let calls = entry.calls {
@@ -234,9 +241,9 @@ struct CompareReport: Encodable {
             if let idleGap {
                 for d in devices {
                     if let idle = d.afterIdleMs {
-                        text += String(
-                            format: "; %@ after %.1f s idle: %@ ms", d.device, idleGap,
-                            Formatting.milliseconds(nanoseconds: idle * 1e6))
+                        text +=
+                            "; \(d.device) after " + cFormat("%.1f", idleGap)
+                            + " s idle: \(Formatting.milliseconds(nanoseconds: idle * 1e6)) ms"
                     }
                 }
             }
@@ -303,7 +310,7 @@ struct CompareReport: Encodable {
                 d.device, ms(d.coldStartMs), ms(d.warm.p50Ms), ms(d.warm.p99Ms), d.afterIdleMs.map(ms) ?? "-",
                 ms(d.split.copyInP50Ms),
                 ms(d.split.computeP50Ms),
-                ms(d.split.copyOutP50Ms), String(format: "%.3g", d.parity.maxAbsDiff),
+                ms(d.split.copyOutP50Ms), cFormat("%.3g", d.parity.maxAbsDiff),
                 "\(d.parity.flippedPredictions)/\(d.parity.predictions)",
             ])
         }
@@ -311,7 +318,7 @@ struct CompareReport: Encodable {
         var lines = rows.map { row in
             zip(row, widths).enumerated().map { index, pair in
                 index == 0
-                    ? pair.0.padding(toLength: pair.1, withPad: " ", startingAt: 0)
+                    ? pair.0.rightPad(pair.1)
                     : String(repeating: " ", count: pair.1 - pair.0.count) + pair.0
             }.joined(separator: "  ")
         }

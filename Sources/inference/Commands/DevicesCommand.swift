@@ -1,8 +1,14 @@
 import ArgumentParser
 import CPUBackend
-import Foundation
 import GPUBackend
+import Glibc
 import InferenceRuntime
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,7 +57,7 @@ struct DevicesCommand: ParsableCommand {
                 lines.append("  library: \(library)\(probe.version.map { $0.isEmpty ? "" : ", version \($0)" } ?? "")")
             }
             for device in probe.devices {
-                let memory = String(format: "%.1f GiB", Double(device.memoryBytes) / 1_073_741_824)
+                let memory = cFormat("%.1f GiB", Double(device.memoryBytes) / 1_073_741_824)
                 lines.append(
                     "  \(device.id): \(device.name) [\(device.type)], \(memory), \(device.computeUnits) compute units, \(device.detail)"
                 )

@@ -1,11 +1,17 @@
 import ArgumentParser
 import CPUBackend
-import Foundation
 import GPUBackend
+import Glibc
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 import ONNXImport
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 struct InspectCommand: ReportingCommand {
     static let configuration = CommandConfiguration(
@@ -86,21 +92,21 @@ struct InspectCommand: ReportingCommand {
             })
 
         if json {
-            let report: [String: Any] = [
-                "model": model, "name": graph.name,
-                "opsets": Dictionary(
+            let report = InspectReport(
+                model: model, name: graph.name,
+                opsets: Dictionary(
                     uniqueKeysWithValues: opsets.map { ($0.key.isEmpty ? "ai.onnx" : $0.key, $0.value) }),
-                "inputs": graph.runtimeInputs.map {
-                    ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dimensions?.map(\.description) ?? []]
+                inputs: graph.runtimeInputs.map {
+                    .init(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.dimensions?.map(\.description) ?? [])
                 },
-                "outputs": graph.outputs.map {
-                    ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dimensions?.map(\.description) ?? []]
+                outputs: graph.outputs.map {
+                    .init(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.dimensions?.map(\.description) ?? [])
                 },
-                "operators": counts, "nodes": counts.values.reduce(0, +),
-                "parameters": parameters, "parameter_bytes": parameterBytes,
-                "flops_per_sample": flops as Any, "unsupported_operators": unsupported,
-            ]
-            let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .prettyPrinted])
+                operators: counts, nodes: counts.values.reduce(0, +), parameters: parameters,
+                parameterBytes: parameterBytes, flopsPerSample: flops, unsupportedOperators: unsupported)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            let data = try encoder.encode(report)
             print(String(decoding: data, as: UTF8.self))
             return
         }
@@ -115,7 +121,7 @@ struct InspectCommand: ReportingCommand {
         lines.append("outputs:")
         for output in graph.outputs { lines.append("  \(output.name): \(output.dtype) \(output.shapeDescription)") }
         lines.append(
-            "parameters: \(parameters.formatted()) (\(Formatting.bytes(parameterBytes))) in \(graph.initializers.count) initializers"
+            "parameters: \(Formatting.grouped(parameters)) (\(Formatting.bytes(parameterBytes))) in \(graph.initializers.count) initializers"
         )
         let sorted = counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
         lines.append(
@@ -125,7 +131,7 @@ struct InspectCommand: ReportingCommand {
             let at =
                 symbolic.isEmpty
                 ? "" : " (with " + symbolic.sorted().map { "\($0)=\(overrides[$0] ?? 1)" }.joined(separator: ", ") + ")"
-            lines.append("FLOPs per sample: \(flops.formatted())\(at)")
+            lines.append("FLOPs per sample: \(Formatting.grouped(flops))\(at)")
         } else {
             lines.append("FLOPs per sample: \(flopsNote)")
         }
@@ -143,5 +149,48 @@ struct InspectCommand: ReportingCommand {
         )
         lines.append("cuda: the same kernels as opencl")
         print(lines.joined(separator: "\n"))
+    }
+}
+
+/// `inspect --json`: the model's interface, operators, size and cost.
+private struct InspectReport: Encodable {
+    struct Value: Encodable {
+        var name: String
+        var dtype: String
+        var shape: [String]
+    }
+    var model: String
+    var name: String
+    var opsets: [String: Int]
+    var inputs: [Value]
+    var outputs: [Value]
+    var operators: [String: Int]
+    var nodes: Int
+    var parameters: Int
+    var parameterBytes: Int
+    /// null when it could not be computed (unsupported operators, shapes unknown until run time).
+    var flopsPerSample: Int?
+    var unsupportedOperators: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case model, name, opsets, inputs, outputs, operators, nodes, parameters
+        case parameterBytes = "parameter_bytes"
+        case flopsPerSample = "flops_per_sample"
+        case unsupportedOperators = "unsupported_operators"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(model, forKey: .model)
+        try c.encode(name, forKey: .name)
+        try c.encode(opsets, forKey: .opsets)
+        try c.encode(inputs, forKey: .inputs)
+        try c.encode(outputs, forKey: .outputs)
+        try c.encode(operators, forKey: .operators)
+        try c.encode(nodes, forKey: .nodes)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encode(parameterBytes, forKey: .parameterBytes)
+        try c.encode(flopsPerSample, forKey: .flopsPerSample)
+        try c.encode(unsupportedOperators, forKey: .unsupportedOperators)
     }
 }

@@ -1,10 +1,16 @@
 import ArgumentParser
 import CPUBackend
-import Foundation
+import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 struct RunCommand: ReportingCommand {
     static let configuration = CommandConfiguration(

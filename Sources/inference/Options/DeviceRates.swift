@@ -1,9 +1,15 @@
 import BuiltinModels
 import CPUBackend
-import Foundation
+import Glibc
 import InferenceBench
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Each device's fixed cost per run and its rate on dense math, measured once per machine on builtin:mlp
 /// (the batch-1 latency as the fixed cost, the batch 1 → 64 slope as the rate) and cached as JSON next to the
@@ -18,7 +24,7 @@ struct DeviceRates: Codable {
     var devices: [String: Rate]
 
     static var path: String {
-        (RoutingProfile.defaultPath(model: "x") as NSString).deletingLastPathComponent + "/device-rates.json"
+        parentDirectory(RoutingProfile.defaultPath(model: "x")) + "/device-rates.json"
     }
 
     static func loadOrMeasure(selections: [DeviceSelection], threads: Int?) throws -> DeviceRates {
@@ -53,7 +59,7 @@ struct DeviceRates: Codable {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         try? FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            atPath: parentDirectory(path), withIntermediateDirectories: true)
         try? encoder.encode(rates).write(to: URL(fileURLWithPath: path), options: .atomic)
         return rates
     }

@@ -1,10 +1,16 @@
 import CPUBackend
-import Foundation
 import GPUBackend
+import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What the user asked for with `--device`.
 enum DeviceRequest: Equatable, CustomStringConvertible {
@@ -184,11 +190,11 @@ struct DeviceSelection {
             return DeviceSelection(
                 requested: .auto, backend: cpu.backend, reason: "no device rates; running on the CPU")
         }
-        let text = String(
-            format:
-                "estimate from %.3g MFLOP/sample at batch %d: cpu %.4f ms, %@ %.4f ms (device rates measured once, %@); "
-                + "run `inference calibrate --model %@` for a measured crossover",
-            flops / 1e6, batch, cpuCost, accelerator.description, otherCost, DeviceRates.path, model)
+        let text =
+            "estimate from \(cFormat("%.3g", flops / 1e6)) MFLOP/sample at batch \(batch): "
+            + "cpu \(cFormat("%.4f", cpuCost)) ms, \(accelerator) \(cFormat("%.4f", otherCost)) ms "
+            + "(device rates measured once, \(DeviceRates.path)); "
+            + "run `inference calibrate --model \(model)` for a measured crossover"
         var chosen = otherCost < cpuCost ? other : cpu
         chosen.requested = .auto
         chosen.reason = text
