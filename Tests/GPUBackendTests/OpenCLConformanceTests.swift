@@ -77,7 +77,8 @@ struct OpenCLConformanceTests {
 
     @Test(arguments: [
         "Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Erf", "Gelu", "LeakyRelu", "Floor", "Ceil", "HardSigmoid",
-        "Elu", "HardSwish", "Softplus", "Identity",
+        "Elu", "HardSwish", "Softplus", "Identity", "Sin", "Cos", "Round", "Selu", "Celu", "ThresholdedRelu", "Mish",
+        "Softsign", "Sign",
     ])
     func unary(_ op: String) throws {
         let (graph, inputs) = try single(op, [[3, 7, 5]], opset: 20)
@@ -157,6 +158,14 @@ struct OpenCLConformanceTests {
             ),
             ("Conv", [[1, 3, 7, 7], [5, 3, 3, 3]], ["auto_pad": .string("SAME_UPPER"), "strides": .ints([2, 2])]),
             (
+                "ConvTranspose", [[2, 4, 5, 6], [4, 3, 3, 2], [6]],
+                [
+                    "group": .int(2), "strides": .ints([2, 3]), "pads": .ints([1, 0, 0, 1]),
+                    "output_padding": .ints([1, 1]), "dilations": .ints([1, 2]),
+                ]
+            ),
+            ("ConvTranspose", [[1, 3, 9], [3, 2, 4]], ["strides": .ints([2]), "pads": .ints([1, 2])]),
+            (
                 "MaxPool", [[2, 3, 9, 9]],
                 ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]
             ),
@@ -176,7 +185,7 @@ struct OpenCLConformanceTests {
         ]
         for (op, shapes, attributes) in cases {
             let (graph, inputs) = try single(op, shapes, attributes: attributes)
-            if op.hasSuffix("Conv") || op.hasSuffix("AveragePool") {
+            if op.hasPrefix("Conv") || op.hasSuffix("AveragePool") {
                 // At most 3 input channels × 3 × 3 products (plus bias, and the 1/n of averages) per output.
                 try compareSums(graph, inputs, terms: 29, "\(op) \(shapes)")
             } else {
@@ -208,12 +217,13 @@ struct OpenCLConformanceTests {
 
     @Test func unsupportedOperatorNamesTheDevice() throws {
         guard let openCL else { return }
-        let (graph, inputs) = try single("ConvTranspose", [[1, 2, 5, 5], [2, 3, 3, 3]])
+        let (graph, inputs) = try single(
+            "GRU", [[1, 2, 3], [1, 12, 3], [1, 12, 4]], attributes: ["hidden_size": .int(4)])
         do {
             _ = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs)
-            Issue.record("ConvTranspose accepted on OpenCL")
+            Issue.record("GRU accepted on OpenCL")
         } catch let error as RuntimeError {
-            #expect(error.description.contains("opencl:0") && error.description.contains("ConvTranspose"))
+            #expect(error.description.contains("opencl:0") && error.description.contains("GRU"))
         }
     }
 

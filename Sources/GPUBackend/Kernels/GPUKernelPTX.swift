@@ -17,6 +17,7 @@ enum GPUKernelPTX {
 .address_size 64
 
 	// .globl	gemm
+.global .align 4 .b8 __cudart_i2opi_f[24] = {65, 144, 67, 60, 153, 149, 98, 219, 192, 221, 52, 245, 209, 87, 39, 252, 41, 21, 68, 78, 110, 131, 249, 162};
 
 .visible .entry gemm(
 	.param .u64 gemm_param_0,
@@ -559,585 +560,1216 @@ $L__BB1_9:
 	.param .f32 unary_param_7
 )
 {
-	.reg .pred 	%p<45>;
-	.reg .f32 	%f<330>;
-	.reg .b32 	%r<43>;
-	.reg .b64 	%rd<9>;
+	.local .align 4 .b8 	__local_depot2[28];
+	.reg .b64 	%SP;
+	.reg .b64 	%SPL;
+	.reg .pred 	%p<100>;
+	.reg .f32 	%f<610>;
+	.reg .b32 	%r<174>;
+	.reg .f64 	%fd<5>;
+	.reg .b64 	%rd<50>;
 
 
-	ld.param.u64 	%rd1, [unary_param_0];
-	ld.param.u32 	%r2, [unary_param_1];
-	ld.param.u64 	%rd2, [unary_param_2];
-	ld.param.u32 	%r3, [unary_param_3];
-	ld.param.u32 	%r5, [unary_param_4];
-	ld.param.u32 	%r4, [unary_param_5];
-	ld.param.f32 	%f35, [unary_param_6];
-	ld.param.f32 	%f36, [unary_param_7];
-	mov.u32 	%r6, %ntid.x;
-	mov.u32 	%r7, %ctaid.x;
-	mov.u32 	%r8, %tid.x;
-	mad.lo.s32 	%r1, %r7, %r6, %r8;
-	setp.ge.s32 	%p1, %r1, %r5;
-	@%p1 bra 	$L__BB2_56;
+	mov.u64 	%SPL, __local_depot2;
+	ld.param.u64 	%rd15, [unary_param_0];
+	ld.param.u32 	%r39, [unary_param_1];
+	ld.param.u64 	%rd16, [unary_param_2];
+	ld.param.u32 	%r40, [unary_param_3];
+	ld.param.u32 	%r42, [unary_param_4];
+	ld.param.u32 	%r41, [unary_param_5];
+	ld.param.f32 	%f81, [unary_param_6];
+	ld.param.f32 	%f82, [unary_param_7];
+	add.u64 	%rd1, %SPL, 0;
+	mov.u32 	%r43, %ntid.x;
+	mov.u32 	%r44, %ctaid.x;
+	mov.u32 	%r45, %tid.x;
+	mad.lo.s32 	%r1, %r44, %r43, %r45;
+	setp.ge.s32 	%p1, %r1, %r42;
+	@%p1 bra 	$L__BB2_117;
 
-	cvta.to.global.u64 	%rd3, %rd1;
-	add.s32 	%r9, %r1, %r2;
-	mul.wide.s32 	%rd4, %r9, 4;
-	add.s64 	%rd5, %rd3, %rd4;
-	ld.global.f32 	%f329, [%rd5];
-	setp.gt.s32 	%p2, %r4, 8;
-	@%p2 bra 	$L__BB2_19;
+	cvta.to.global.u64 	%rd18, %rd15;
+	add.s32 	%r46, %r1, %r39;
+	mul.wide.s32 	%rd19, %r46, 4;
+	add.s64 	%rd20, %rd18, %rd19;
+	ld.global.f32 	%f609, [%rd20];
+	add.s64 	%rd2, %rd1, 24;
+	setp.gt.s32 	%p2, %r41, 15;
+	@%p2 bra 	$L__BB2_32;
 
-	setp.gt.s32 	%p15, %r4, 3;
-	@%p15 bra 	$L__BB2_11;
+	setp.gt.s32 	%p24, %r41, 6;
+	@%p24 bra 	$L__BB2_17;
 	bra.uni 	$L__BB2_3;
 
-$L__BB2_11:
-	setp.gt.s32 	%p16, %r4, 5;
-	@%p16 bra 	$L__BB2_15;
-	bra.uni 	$L__BB2_12;
+$L__BB2_17:
+	setp.gt.s32 	%p25, %r41, 11;
+	@%p25 bra 	$L__BB2_25;
 
-$L__BB2_15:
-	setp.eq.s32 	%p17, %r4, 6;
-	@%p17 bra 	$L__BB2_48;
+	setp.gt.s32 	%p31, %r41, 8;
+	@%p31 bra 	$L__BB2_22;
 
-	setp.eq.s32 	%p18, %r4, 7;
-	@%p18 bra 	$L__BB2_47;
+	setp.eq.s32 	%p34, %r41, 7;
+	@%p34 bra 	$L__BB2_109;
 
-	setp.eq.s32 	%p19, %r4, 8;
-	@%p19 bra 	$L__BB2_18;
-	bra.uni 	$L__BB2_55;
+	setp.eq.s32 	%p35, %r41, 8;
+	@%p35 bra 	$L__BB2_21;
+	bra.uni 	$L__BB2_116;
 
-$L__BB2_18:
-	abs.f32 	%f193, %f329;
-	mov.f32 	%f194, 0f3F000000;
-	fma.rn.f32 	%f195, %f193, 0f3F000000, 0f3F800000;
-	mov.f32 	%f196, 0f3F800000;
-	rcp.rn.f32 	%f197, %f195;
-	mul.f32 	%f198, %f193, %f193;
-	mov.f32 	%f199, 0fBFA1FC4E;
-	sub.f32 	%f200, %f199, %f198;
-	fma.rn.f32 	%f201, %f197, 0f3E2EF945, 0fBF527892;
-	fma.rn.f32 	%f202, %f197, %f201, 0f3FBE87B0;
-	fma.rn.f32 	%f203, %f197, %f202, 0fBF914E5D;
-	fma.rn.f32 	%f204, %f197, %f203, 0f3E8EC7CC;
-	fma.rn.f32 	%f205, %f197, %f204, 0fBE3EC24C;
-	fma.rn.f32 	%f206, %f197, %f205, 0f3DC636C9;
-	fma.rn.f32 	%f207, %f197, %f206, 0f3EBF88FB;
-	fma.rn.f32 	%f208, %f197, %f207, 0f3F8000C7;
-	fma.rn.f32 	%f209, %f197, %f208, %f200;
-	mov.f32 	%f210, 0f3BBB989D;
-	fma.rn.f32 	%f211, %f209, %f210, %f194;
-	cvt.sat.f32.f32 	%f212, %f211;
-	mov.f32 	%f213, 0f4B400001;
-	mov.f32 	%f214, 0f437C0000;
-	fma.rm.f32 	%f215, %f212, %f214, %f213;
-	add.f32 	%f216, %f215, 0fCB40007F;
-	neg.f32 	%f217, %f216;
-	mov.f32 	%f218, 0f3FB8AA3B;
-	fma.rn.f32 	%f219, %f209, %f218, %f217;
-	mov.f32 	%f220, 0f32A57060;
-	fma.rn.f32 	%f221, %f209, %f220, %f219;
-	mov.b32 	%r26, %f215;
-	shl.b32 	%r27, %r26, 23;
-	mov.b32 	%f222, %r27;
-	ex2.approx.ftz.f32 	%f223, %f221;
-	mul.f32 	%f224, %f223, %f222;
-	mul.f32 	%f225, %f197, %f224;
-	sub.f32 	%f226, %f196, %f225;
-	neg.f32 	%f227, %f226;
-	setp.lt.f32 	%p37, %f329, 0f00000000;
-	selp.f32 	%f329, %f227, %f226, %p37;
-	bra.uni 	$L__BB2_55;
+$L__BB2_21:
+	abs.f32 	%f464, %f609;
+	mov.f32 	%f465, 0f3F000000;
+	fma.rn.f32 	%f466, %f464, 0f3F000000, 0f3F800000;
+	mov.f32 	%f467, 0f3F800000;
+	rcp.rn.f32 	%f468, %f466;
+	mul.f32 	%f469, %f464, %f464;
+	mov.f32 	%f470, 0fBFA1FC4E;
+	sub.f32 	%f471, %f470, %f469;
+	fma.rn.f32 	%f472, %f468, 0f3E2EF945, 0fBF527892;
+	fma.rn.f32 	%f473, %f468, %f472, 0f3FBE87B0;
+	fma.rn.f32 	%f474, %f468, %f473, 0fBF914E5D;
+	fma.rn.f32 	%f475, %f468, %f474, 0f3E8EC7CC;
+	fma.rn.f32 	%f476, %f468, %f475, 0fBE3EC24C;
+	fma.rn.f32 	%f477, %f468, %f476, 0f3DC636C9;
+	fma.rn.f32 	%f478, %f468, %f477, 0f3EBF88FB;
+	fma.rn.f32 	%f479, %f468, %f478, 0f3F8000C7;
+	fma.rn.f32 	%f480, %f468, %f479, %f471;
+	mov.f32 	%f481, 0f3BBB989D;
+	fma.rn.f32 	%f482, %f480, %f481, %f465;
+	cvt.sat.f32.f32 	%f483, %f482;
+	mov.f32 	%f484, 0f4B400001;
+	mov.f32 	%f485, 0f437C0000;
+	fma.rm.f32 	%f486, %f483, %f485, %f484;
+	add.f32 	%f487, %f486, 0fCB40007F;
+	neg.f32 	%f488, %f487;
+	mov.f32 	%f489, 0f3FB8AA3B;
+	fma.rn.f32 	%f490, %f480, %f489, %f488;
+	mov.f32 	%f491, 0f32A57060;
+	fma.rn.f32 	%f492, %f480, %f491, %f490;
+	mov.b32 	%r149, %f486;
+	shl.b32 	%r150, %r149, 23;
+	mov.b32 	%f493, %r150;
+	ex2.approx.ftz.f32 	%f494, %f492;
+	mul.f32 	%f495, %f494, %f493;
+	mul.f32 	%f496, %f468, %f495;
+	sub.f32 	%f497, %f467, %f496;
+	neg.f32 	%f498, %f497;
+	setp.lt.f32 	%p92, %f609, 0f00000000;
+	selp.f32 	%f609, %f498, %f497, %p92;
+	bra.uni 	$L__BB2_116;
 
-$L__BB2_19:
-	setp.gt.s32 	%p3, %r4, 13;
-	@%p3 bra 	$L__BB2_27;
-	bra.uni 	$L__BB2_20;
-
-$L__BB2_27:
-	setp.gt.s32 	%p4, %r4, 15;
-	@%p4 bra 	$L__BB2_31;
-	bra.uni 	$L__BB2_28;
-
-$L__BB2_31:
-	setp.eq.s32 	%p5, %r4, 16;
-	@%p5 bra 	$L__BB2_35;
-
-	setp.eq.s32 	%p6, %r4, 18;
-	@%p6 bra 	$L__BB2_39;
-
-	setp.ne.s32 	%p7, %r4, 17;
-	@%p7 bra 	$L__BB2_55;
-
-	div.rn.f32 	%f37, %f329, 0f40C00000;
-	add.f32 	%f38, %f37, 0f3F000000;
-	mov.f32 	%f39, 0f3F800000;
-	min.f32 	%f40, %f39, %f38;
-	mov.f32 	%f41, 0f00000000;
-	max.f32 	%f42, %f41, %f40;
-	mul.f32 	%f329, %f329, %f42;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_3:
-	setp.gt.s32 	%p22, %r4, 1;
-	@%p22 bra 	$L__BB2_8;
-
-	setp.eq.s32 	%p25, %r4, 0;
-	@%p25 bra 	$L__BB2_54;
-
-	setp.eq.s32 	%p26, %r4, 1;
-	@%p26 bra 	$L__BB2_6;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_6:
-	setp.ltu.f32 	%p43, %f329, 0f00000000;
-	@%p43 bra 	$L__BB2_53;
-	bra.uni 	$L__BB2_7;
-
-$L__BB2_53:
-	mov.f32 	%f309, 0f3F000000;
-	mov.f32 	%f310, 0f3BBB989D;
-	fma.rn.f32 	%f311, %f329, %f310, %f309;
-	cvt.sat.f32.f32 	%f312, %f311;
-	mov.f32 	%f313, 0f4B400001;
-	mov.f32 	%f314, 0f437C0000;
-	fma.rm.f32 	%f315, %f312, %f314, %f313;
-	add.f32 	%f316, %f315, 0fCB40007F;
-	neg.f32 	%f317, %f316;
-	mov.f32 	%f318, 0f3FB8AA3B;
-	fma.rn.f32 	%f319, %f329, %f318, %f317;
-	mov.f32 	%f320, 0f32A57060;
-	fma.rn.f32 	%f321, %f329, %f320, %f319;
-	mov.b32 	%r40, %f315;
-	shl.b32 	%r41, %r40, 23;
-	mov.b32 	%f322, %r41;
-	ex2.approx.ftz.f32 	%f323, %f321;
-	mul.f32 	%f324, %f323, %f322;
-	add.f32 	%f325, %f324, 0f3F800000;
-	div.rn.f32 	%f329, %f324, %f325;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_20:
-	setp.gt.s32 	%p10, %r4, 11;
-	@%p10 bra 	$L__BB2_24;
-
-	setp.eq.s32 	%p13, %r4, 9;
-	@%p13 bra 	$L__BB2_46;
-
-	setp.eq.s32 	%p14, %r4, 10;
-	@%p14 bra 	$L__BB2_23;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_23:
-	setp.ge.f32 	%p35, %f329, 0f00000000;
-	mul.f32 	%f153, %f329, %f35;
-	selp.f32 	%f329, %f329, %f153, %p35;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_12:
-	setp.eq.s32 	%p20, %r4, 4;
-	@%p20 bra 	$L__BB2_49;
-
-	setp.eq.s32 	%p21, %r4, 5;
-	@%p21 bra 	$L__BB2_14;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_14:
-	sqrt.rn.f32 	%f329, %f329;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_28:
-	setp.eq.s32 	%p8, %r4, 14;
-	@%p8 bra 	$L__BB2_37;
-
-	setp.eq.s32 	%p9, %r4, 15;
-	@%p9 bra 	$L__BB2_30;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_30:
-	fma.rn.f32 	%f59, %f329, %f35, %f36;
-	mov.f32 	%f60, 0f3F800000;
-	min.f32 	%f61, %f60, %f59;
-	mov.f32 	%f62, 0f00000000;
-	max.f32 	%f329, %f62, %f61;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_8:
-	setp.eq.s32 	%p23, %r4, 2;
-	@%p23 bra 	$L__BB2_52;
-
-	setp.eq.s32 	%p24, %r4, 3;
-	@%p24 bra 	$L__BB2_10;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_10:
-	mov.f32 	%f256, 0f3F000000;
-	mov.f32 	%f257, 0f3BBB989D;
-	fma.rn.f32 	%f258, %f329, %f257, %f256;
-	cvt.sat.f32.f32 	%f259, %f258;
-	mov.f32 	%f260, 0f4B400001;
-	mov.f32 	%f261, 0f437C0000;
-	fma.rm.f32 	%f262, %f259, %f261, %f260;
-	add.f32 	%f263, %f262, 0fCB40007F;
-	neg.f32 	%f264, %f263;
-	mov.f32 	%f265, 0f3FB8AA3B;
-	fma.rn.f32 	%f266, %f329, %f265, %f264;
-	mov.f32 	%f267, 0f32A57060;
-	fma.rn.f32 	%f268, %f329, %f267, %f266;
-	mov.b32 	%r32, %f262;
-	shl.b32 	%r33, %r32, 23;
-	mov.b32 	%f269, %r33;
-	ex2.approx.ftz.f32 	%f270, %f268;
-	mul.f32 	%f329, %f270, %f269;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_24:
-	setp.eq.s32 	%p11, %r4, 12;
-	@%p11 bra 	$L__BB2_38;
-
-	setp.eq.s32 	%p12, %r4, 13;
-	@%p12 bra 	$L__BB2_26;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_26:
-	cvt.rmi.f32.f32 	%f329, %f329;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_54:
-	setp.le.f32 	%p44, %f329, 0f00000000;
-	selp.f32 	%f329, 0f00000000, %f329, %p44;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_46:
-	mul.f32 	%f154, %f329, 0f3F000000;
-	mov.f32 	%f155, 0f3F000000;
-	mul.f32 	%f156, %f329, 0f3F3504F3;
-	abs.f32 	%f157, %f156;
-	fma.rn.f32 	%f158, %f157, 0f3F000000, 0f3F800000;
-	mov.f32 	%f159, 0f3F800000;
-	rcp.rn.f32 	%f160, %f158;
-	mul.f32 	%f161, %f157, %f157;
-	mov.f32 	%f162, 0fBFA1FC4E;
-	sub.f32 	%f163, %f162, %f161;
-	fma.rn.f32 	%f164, %f160, 0f3E2EF945, 0fBF527892;
-	fma.rn.f32 	%f165, %f160, %f164, 0f3FBE87B0;
-	fma.rn.f32 	%f166, %f160, %f165, 0fBF914E5D;
-	fma.rn.f32 	%f167, %f160, %f166, 0f3E8EC7CC;
-	fma.rn.f32 	%f168, %f160, %f167, 0fBE3EC24C;
-	fma.rn.f32 	%f169, %f160, %f168, 0f3DC636C9;
-	fma.rn.f32 	%f170, %f160, %f169, 0f3EBF88FB;
-	fma.rn.f32 	%f171, %f160, %f170, 0f3F8000C7;
-	fma.rn.f32 	%f172, %f160, %f171, %f163;
-	mov.f32 	%f173, 0f3BBB989D;
-	fma.rn.f32 	%f174, %f172, %f173, %f155;
-	cvt.sat.f32.f32 	%f175, %f174;
-	mov.f32 	%f176, 0f4B400001;
-	mov.f32 	%f177, 0f437C0000;
-	fma.rm.f32 	%f178, %f175, %f177, %f176;
-	add.f32 	%f179, %f178, 0fCB40007F;
-	neg.f32 	%f180, %f179;
-	mov.f32 	%f181, 0f3FB8AA3B;
-	fma.rn.f32 	%f182, %f172, %f181, %f180;
-	mov.f32 	%f183, 0f32A57060;
-	fma.rn.f32 	%f184, %f172, %f183, %f182;
-	mov.b32 	%r24, %f178;
-	shl.b32 	%r25, %r24, 23;
-	mov.b32 	%f185, %r25;
-	ex2.approx.ftz.f32 	%f186, %f184;
-	mul.f32 	%f187, %f186, %f185;
-	mul.f32 	%f188, %f160, %f187;
-	sub.f32 	%f189, %f159, %f188;
-	setp.lt.f32 	%p36, %f156, 0f00000000;
-	neg.f32 	%f190, %f189;
-	selp.f32 	%f191, %f190, %f189, %p36;
-	add.f32 	%f192, %f191, 0f3F800000;
-	mul.f32 	%f329, %f154, %f192;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_52:
-	abs.f32 	%f271, %f329;
-	mul.f32 	%f272, %f271, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f273, %f272;
-	add.f32 	%f274, %f273, 0f3F800000;
-	mov.f32 	%f275, 0f3F800000;
-	rcp.approx.ftz.f32 	%f276, %f274;
-	mov.f32 	%f277, 0fC0000000;
-	fma.rn.f32 	%f278, %f276, %f277, %f275;
-	setp.ge.f32 	%p41, %f271, 0f41102CB4;
-	selp.f32 	%f279, 0f3F800000, %f278, %p41;
-	mov.b32 	%r34, %f279;
-	mov.b32 	%r35, %f329;
-	and.b32  	%r36, %r35, -2147483648;
-	or.b32  	%r37, %r36, %r34;
-	mov.b32 	%f280, %r37;
-	mul.f32 	%f281, %f329, %f329;
-	mov.f32 	%f282, 0fBD563CAE;
-	mov.f32 	%f283, 0f3C80F082;
-	fma.rn.f32 	%f284, %f283, %f281, %f282;
-	mov.f32 	%f285, 0f3E085941;
-	fma.rn.f32 	%f286, %f284, %f281, %f285;
-	mov.f32 	%f287, 0fBEAAA9ED;
-	fma.rn.f32 	%f288, %f286, %f281, %f287;
-	mov.f32 	%f289, 0f00000000;
-	fma.rn.f32 	%f290, %f288, %f281, %f289;
-	fma.rn.f32 	%f291, %f290, %f329, %f329;
-	setp.ge.f32 	%p42, %f271, 0f3F19999A;
-	selp.f32 	%f329, %f280, %f291, %p42;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_38:
-	rcp.rn.f32 	%f329, %f329;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_48:
-	neg.f32 	%f329, %f329;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_47:
-	abs.f32 	%f329, %f329;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_35:
-	setp.ge.f32 	%p27, %f329, 0f00000000;
-	@%p27 bra 	$L__BB2_55;
-
-	mov.f32 	%f43, 0f3F000000;
-	mov.f32 	%f44, 0f3BBB989D;
-	fma.rn.f32 	%f45, %f329, %f44, %f43;
-	cvt.sat.f32.f32 	%f46, %f45;
-	mov.f32 	%f47, 0f4B400001;
-	mov.f32 	%f48, 0f437C0000;
-	fma.rm.f32 	%f49, %f46, %f48, %f47;
-	add.f32 	%f50, %f49, 0fCB40007F;
-	neg.f32 	%f51, %f50;
-	mov.f32 	%f52, 0f3FB8AA3B;
-	fma.rn.f32 	%f53, %f329, %f52, %f51;
-	mov.f32 	%f54, 0f32A57060;
-	fma.rn.f32 	%f55, %f329, %f54, %f53;
-	mov.b32 	%r10, %f49;
-	shl.b32 	%r11, %r10, 23;
-	mov.b32 	%f56, %r11;
-	ex2.approx.ftz.f32 	%f57, %f55;
-	fma.rn.f32 	%f58, %f57, %f56, 0fBF800000;
-	mul.f32 	%f329, %f58, %f35;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_39:
-	setp.gt.f32 	%p28, %f329, 0f00000000;
-	@%p28 bra 	$L__BB2_43;
-	bra.uni 	$L__BB2_40;
-
-$L__BB2_43:
-	neg.f32 	%f107, %f329;
-	mov.f32 	%f108, 0f3F000000;
-	mov.f32 	%f109, 0f3BBB989D;
-	fma.rn.f32 	%f110, %f107, %f109, %f108;
-	cvt.sat.f32.f32 	%f111, %f110;
-	mov.f32 	%f112, 0f4B400001;
-	mov.f32 	%f113, 0f437C0000;
-	fma.rm.f32 	%f114, %f111, %f113, %f112;
-	add.f32 	%f115, %f114, 0fCB40007F;
-	neg.f32 	%f116, %f115;
-	mov.f32 	%f117, 0f3FB8AA3B;
-	fma.rn.f32 	%f118, %f107, %f117, %f116;
-	mov.f32 	%f119, 0f32A57060;
-	fma.rn.f32 	%f120, %f107, %f119, %f118;
-	mov.b32 	%r18, %f114;
-	shl.b32 	%r19, %r18, 23;
-	mov.b32 	%f121, %r19;
-	ex2.approx.ftz.f32 	%f122, %f120;
-	fma.rn.f32 	%f123, %f122, %f121, 0f3F800000;
-	setp.lt.f32 	%p32, %f123, 0f00800000;
-	mul.f32 	%f124, %f123, 0f4B000000;
-	selp.f32 	%f13, %f124, %f123, %p32;
-	selp.f32 	%f125, 0fC1B80000, 0f00000000, %p32;
-	mov.b32 	%r20, %f13;
-	add.s32 	%r21, %r20, -1059760811;
-	and.b32  	%r22, %r21, -8388608;
-	sub.s32 	%r23, %r20, %r22;
-	mov.b32 	%f126, %r23;
-	cvt.rn.f32.s32 	%f127, %r22;
-	mov.f32 	%f128, 0f34000000;
-	fma.rn.f32 	%f129, %f127, %f128, %f125;
-	add.f32 	%f130, %f126, 0fBF800000;
-	mov.f32 	%f131, 0f3E1039F6;
-	mov.f32 	%f132, 0fBE055027;
-	fma.rn.f32 	%f133, %f132, %f130, %f131;
-	mov.f32 	%f134, 0fBDF8CDCC;
-	fma.rn.f32 	%f135, %f133, %f130, %f134;
-	mov.f32 	%f136, 0f3E0F2955;
-	fma.rn.f32 	%f137, %f135, %f130, %f136;
-	mov.f32 	%f138, 0fBE2AD8B9;
-	fma.rn.f32 	%f139, %f137, %f130, %f138;
-	mov.f32 	%f140, 0f3E4CED0B;
-	fma.rn.f32 	%f141, %f139, %f130, %f140;
-	mov.f32 	%f142, 0fBE7FFF22;
-	fma.rn.f32 	%f143, %f141, %f130, %f142;
-	mov.f32 	%f144, 0f3EAAAA78;
-	fma.rn.f32 	%f145, %f143, %f130, %f144;
-	mov.f32 	%f146, 0fBF000000;
-	fma.rn.f32 	%f147, %f145, %f130, %f146;
-	mul.f32 	%f148, %f147, %f130;
-	fma.rn.f32 	%f149, %f148, %f130, %f130;
-	mov.f32 	%f150, 0f3F317218;
-	fma.rn.f32 	%f327, %f129, %f150, %f149;
-	setp.lt.u32 	%p33, %r20, 2139095040;
-	@%p33 bra 	$L__BB2_45;
-
-	mov.f32 	%f151, 0f7F800000;
-	fma.rn.f32 	%f327, %f13, %f151, %f151;
-
-$L__BB2_45:
-	setp.eq.f32 	%p34, %f13, 0f00000000;
-	selp.f32 	%f152, 0fFF800000, %f327, %p34;
-	add.f32 	%f329, %f329, %f152;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_49:
-	setp.lt.f32 	%p38, %f329, 0f00800000;
-	mul.f32 	%f228, %f329, 0f4B000000;
-	selp.f32 	%f24, %f228, %f329, %p38;
-	selp.f32 	%f229, 0fC1B80000, 0f00000000, %p38;
-	mov.b32 	%r28, %f24;
-	add.s32 	%r29, %r28, -1059760811;
-	and.b32  	%r30, %r29, -8388608;
-	sub.s32 	%r31, %r28, %r30;
-	mov.b32 	%f230, %r31;
-	cvt.rn.f32.s32 	%f231, %r30;
-	mov.f32 	%f232, 0f34000000;
-	fma.rn.f32 	%f233, %f231, %f232, %f229;
-	add.f32 	%f234, %f230, 0fBF800000;
-	mov.f32 	%f235, 0f3E1039F6;
-	mov.f32 	%f236, 0fBE055027;
-	fma.rn.f32 	%f237, %f236, %f234, %f235;
-	mov.f32 	%f238, 0fBDF8CDCC;
-	fma.rn.f32 	%f239, %f237, %f234, %f238;
-	mov.f32 	%f240, 0f3E0F2955;
-	fma.rn.f32 	%f241, %f239, %f234, %f240;
-	mov.f32 	%f242, 0fBE2AD8B9;
-	fma.rn.f32 	%f243, %f241, %f234, %f242;
-	mov.f32 	%f244, 0f3E4CED0B;
-	fma.rn.f32 	%f245, %f243, %f234, %f244;
-	mov.f32 	%f246, 0fBE7FFF22;
-	fma.rn.f32 	%f247, %f245, %f234, %f246;
-	mov.f32 	%f248, 0f3EAAAA78;
-	fma.rn.f32 	%f249, %f247, %f234, %f248;
-	mov.f32 	%f250, 0fBF000000;
-	fma.rn.f32 	%f251, %f249, %f234, %f250;
-	mul.f32 	%f252, %f234, %f251;
-	fma.rn.f32 	%f253, %f252, %f234, %f234;
-	mov.f32 	%f254, 0f3F317218;
-	fma.rn.f32 	%f328, %f233, %f254, %f253;
-	setp.lt.u32 	%p39, %r28, 2139095040;
-	@%p39 bra 	$L__BB2_51;
-
-	mov.f32 	%f255, 0f7F800000;
-	fma.rn.f32 	%f328, %f24, %f255, %f255;
-
-$L__BB2_51:
-	setp.eq.f32 	%p40, %f24, 0f00000000;
-	selp.f32 	%f329, 0fFF800000, %f328, %p40;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_37:
-	cvt.rpi.f32.f32 	%f329, %f329;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_7:
-	neg.f32 	%f292, %f329;
-	mov.f32 	%f293, 0f3F000000;
-	mov.f32 	%f294, 0f3BBB989D;
-	fma.rn.f32 	%f295, %f292, %f294, %f293;
-	cvt.sat.f32.f32 	%f296, %f295;
-	mov.f32 	%f297, 0f4B400001;
-	mov.f32 	%f298, 0f437C0000;
-	fma.rm.f32 	%f299, %f296, %f298, %f297;
-	add.f32 	%f300, %f299, 0fCB40007F;
-	neg.f32 	%f301, %f300;
-	mov.f32 	%f302, 0f3FB8AA3B;
-	fma.rn.f32 	%f303, %f292, %f302, %f301;
-	mov.f32 	%f304, 0f32A57060;
-	fma.rn.f32 	%f305, %f292, %f304, %f303;
-	mov.b32 	%r38, %f299;
-	shl.b32 	%r39, %r38, 23;
-	mov.b32 	%f306, %r39;
-	ex2.approx.ftz.f32 	%f307, %f305;
-	fma.rn.f32 	%f308, %f307, %f306, 0f3F800000;
-	rcp.rn.f32 	%f329, %f308;
-	bra.uni 	$L__BB2_55;
-
-$L__BB2_40:
-	mov.f32 	%f63, 0f3F000000;
-	mov.f32 	%f64, 0f3BBB989D;
-	fma.rn.f32 	%f65, %f329, %f64, %f63;
-	cvt.sat.f32.f32 	%f66, %f65;
-	mov.f32 	%f67, 0f4B400001;
-	mov.f32 	%f68, 0f437C0000;
-	fma.rm.f32 	%f69, %f66, %f68, %f67;
-	add.f32 	%f70, %f69, 0fCB40007F;
-	neg.f32 	%f71, %f70;
-	mov.f32 	%f72, 0f3FB8AA3B;
-	fma.rn.f32 	%f73, %f329, %f72, %f71;
-	mov.f32 	%f74, 0f32A57060;
-	fma.rn.f32 	%f75, %f329, %f74, %f73;
-	mov.b32 	%r12, %f69;
-	shl.b32 	%r13, %r12, 23;
-	mov.b32 	%f76, %r13;
-	ex2.approx.ftz.f32 	%f77, %f75;
-	fma.rn.f32 	%f78, %f77, %f76, 0f3F800000;
-	setp.lt.f32 	%p29, %f78, 0f00800000;
-	mul.f32 	%f79, %f78, 0f4B000000;
-	selp.f32 	%f8, %f79, %f78, %p29;
-	selp.f32 	%f80, 0fC1B80000, 0f00000000, %p29;
-	mov.b32 	%r14, %f8;
-	add.s32 	%r15, %r14, -1059760811;
-	and.b32  	%r16, %r15, -8388608;
-	sub.s32 	%r17, %r14, %r16;
-	mov.b32 	%f81, %r17;
-	cvt.rn.f32.s32 	%f82, %r16;
-	mov.f32 	%f83, 0f34000000;
-	fma.rn.f32 	%f84, %f82, %f83, %f80;
-	add.f32 	%f85, %f81, 0fBF800000;
-	mov.f32 	%f86, 0f3E1039F6;
-	mov.f32 	%f87, 0fBE055027;
-	fma.rn.f32 	%f88, %f87, %f85, %f86;
-	mov.f32 	%f89, 0fBDF8CDCC;
-	fma.rn.f32 	%f90, %f88, %f85, %f89;
-	mov.f32 	%f91, 0f3E0F2955;
-	fma.rn.f32 	%f92, %f90, %f85, %f91;
-	mov.f32 	%f93, 0fBE2AD8B9;
-	fma.rn.f32 	%f94, %f92, %f85, %f93;
-	mov.f32 	%f95, 0f3E4CED0B;
-	fma.rn.f32 	%f96, %f94, %f85, %f95;
-	mov.f32 	%f97, 0fBE7FFF22;
-	fma.rn.f32 	%f98, %f96, %f85, %f97;
-	mov.f32 	%f99, 0f3EAAAA78;
-	fma.rn.f32 	%f100, %f98, %f85, %f99;
-	mov.f32 	%f101, 0fBF000000;
-	fma.rn.f32 	%f102, %f100, %f85, %f101;
-	mul.f32 	%f103, %f102, %f85;
-	fma.rn.f32 	%f104, %f103, %f85, %f85;
-	mov.f32 	%f105, 0f3F317218;
-	fma.rn.f32 	%f326, %f84, %f105, %f104;
-	setp.lt.u32 	%p30, %r14, 2139095040;
-	@%p30 bra 	$L__BB2_42;
-
-	mov.f32 	%f106, 0f7F800000;
-	fma.rn.f32 	%f326, %f8, %f106, %f106;
-
-$L__BB2_42:
-	setp.eq.f32 	%p31, %f8, 0f00000000;
-	selp.f32 	%f329, 0fFF800000, %f326, %p31;
+$L__BB2_32:
+	setp.gt.s32 	%p3, %r41, 22;
+	@%p3 bra 	$L__BB2_55;
+	bra.uni 	$L__BB2_33;
 
 $L__BB2_55:
-	add.s32 	%r42, %r1, %r3;
-	cvta.to.global.u64 	%rd6, %rd2;
-	mul.wide.s32 	%rd7, %r42, 4;
-	add.s64 	%rd8, %rd6, %rd7;
-	st.global.f32 	[%rd8], %f329;
+	setp.gt.s32 	%p4, %r41, 26;
+	@%p4 bra 	$L__BB2_63;
 
-$L__BB2_56:
+	setp.gt.s32 	%p10, %r41, 24;
+	@%p10 bra 	$L__BB2_60;
+
+	setp.eq.s32 	%p13, %r41, 23;
+	@%p13 bra 	$L__BB2_79;
+
+	setp.eq.s32 	%p14, %r41, 24;
+	@%p14 bra 	$L__BB2_59;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_59:
+	setp.gt.f32 	%p58, %f609, %f81;
+	selp.f32 	%f609, %f609, 0f00000000, %p58;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_3:
+	setp.gt.s32 	%p36, %r41, 2;
+	@%p36 bra 	$L__BB2_8;
+	bra.uni 	$L__BB2_4;
+
+$L__BB2_8:
+	setp.gt.s32 	%p37, %r41, 4;
+	@%p37 bra 	$L__BB2_14;
+
+	setp.eq.s32 	%p40, %r41, 3;
+	@%p40 bra 	$L__BB2_111;
+
+	setp.eq.s32 	%p41, %r41, 4;
+	@%p41 bra 	$L__BB2_11;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_11:
+	setp.lt.f32 	%p93, %f609, 0f00800000;
+	mul.f32 	%f499, %f609, 0f4B000000;
+	selp.f32 	%f70, %f499, %f609, %p93;
+	selp.f32 	%f500, 0fC1B80000, 0f00000000, %p93;
+	mov.b32 	%r151, %f70;
+	add.s32 	%r152, %r151, -1059760811;
+	and.b32  	%r153, %r152, -8388608;
+	sub.s32 	%r154, %r151, %r153;
+	mov.b32 	%f501, %r154;
+	cvt.rn.f32.s32 	%f502, %r153;
+	mov.f32 	%f503, 0f34000000;
+	fma.rn.f32 	%f504, %f502, %f503, %f500;
+	add.f32 	%f505, %f501, 0fBF800000;
+	mov.f32 	%f506, 0f3E1039F6;
+	mov.f32 	%f507, 0fBE055027;
+	fma.rn.f32 	%f508, %f507, %f505, %f506;
+	mov.f32 	%f509, 0fBDF8CDCC;
+	fma.rn.f32 	%f510, %f508, %f505, %f509;
+	mov.f32 	%f511, 0f3E0F2955;
+	fma.rn.f32 	%f512, %f510, %f505, %f511;
+	mov.f32 	%f513, 0fBE2AD8B9;
+	fma.rn.f32 	%f514, %f512, %f505, %f513;
+	mov.f32 	%f515, 0f3E4CED0B;
+	fma.rn.f32 	%f516, %f514, %f505, %f515;
+	mov.f32 	%f517, 0fBE7FFF22;
+	fma.rn.f32 	%f518, %f516, %f505, %f517;
+	mov.f32 	%f519, 0f3EAAAA78;
+	fma.rn.f32 	%f520, %f518, %f505, %f519;
+	mov.f32 	%f521, 0fBF000000;
+	fma.rn.f32 	%f522, %f520, %f505, %f521;
+	mul.f32 	%f523, %f505, %f522;
+	fma.rn.f32 	%f524, %f523, %f505, %f505;
+	mov.f32 	%f525, 0f3F317218;
+	fma.rn.f32 	%f608, %f504, %f525, %f524;
+	setp.lt.u32 	%p94, %r151, 2139095040;
+	@%p94 bra 	$L__BB2_13;
+
+	mov.f32 	%f526, 0f7F800000;
+	fma.rn.f32 	%f608, %f70, %f526, %f526;
+
+$L__BB2_13:
+	setp.eq.f32 	%p95, %f70, 0f00000000;
+	selp.f32 	%f609, 0fFF800000, %f608, %p95;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_33:
+	setp.gt.s32 	%p15, %r41, 18;
+	@%p15 bra 	$L__BB2_41;
+	bra.uni 	$L__BB2_34;
+
+$L__BB2_41:
+	setp.gt.s32 	%p16, %r41, 20;
+	@%p16 bra 	$L__BB2_51;
+
+	setp.eq.s32 	%p19, %r41, 19;
+	@%p19 bra 	$L__BB2_87;
+
+	setp.eq.s32 	%p20, %r41, 20;
+	@%p20 bra 	$L__BB2_44;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_44:
+	mul.f32 	%f238, %f609, 0f3F22F983;
+	cvt.rni.s32.f32 	%r169, %f238;
+	cvt.rn.f32.s32 	%f239, %r169;
+	mov.f32 	%f240, 0fBFC90FDA;
+	fma.rn.f32 	%f241, %f239, %f240, %f609;
+	mov.f32 	%f242, 0fB3A22168;
+	fma.rn.f32 	%f243, %f239, %f242, %f241;
+	mov.f32 	%f244, 0fA7C234C5;
+	fma.rn.f32 	%f600, %f239, %f244, %f243;
+	abs.f32 	%f24, %f609;
+	setp.ltu.f32 	%p60, %f24, 0f47CE4780;
+	@%p60 bra 	$L__BB2_83;
+
+	setp.eq.f32 	%p61, %f24, 0f7F800000;
+	@%p61 bra 	$L__BB2_82;
+	bra.uni 	$L__BB2_46;
+
+$L__BB2_82:
+	mov.f32 	%f247, 0f00000000;
+	mul.rn.f32 	%f600, %f609, %f247;
+	mov.u32 	%r169, 0;
+	bra.uni 	$L__BB2_83;
+
+$L__BB2_25:
+	setp.gt.s32 	%p26, %r41, 13;
+	@%p26 bra 	$L__BB2_29;
+
+	setp.eq.s32 	%p29, %r41, 12;
+	@%p29 bra 	$L__BB2_106;
+
+	setp.eq.s32 	%p30, %r41, 13;
+	@%p30 bra 	$L__BB2_28;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_28:
+	cvt.rmi.f32.f32 	%f609, %f609;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_63:
+	setp.gt.s32 	%p5, %r41, 28;
+	@%p5 bra 	$L__BB2_67;
+
+	setp.eq.s32 	%p8, %r41, 27;
+	@%p8 bra 	$L__BB2_70;
+
+	setp.eq.s32 	%p9, %r41, 28;
+	@%p9 bra 	$L__BB2_66;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_66:
+	setp.lt.f32 	%p45, %f609, %f81;
+	setp.gt.f32 	%p46, %f609, %f82;
+	selp.f32 	%f83, %f82, %f609, %p46;
+	selp.f32 	%f609, %f81, %f83, %p45;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_4:
+	setp.eq.s32 	%p42, %r41, 0;
+	@%p42 bra 	$L__BB2_115;
+
+	setp.eq.s32 	%p43, %r41, 1;
+	@%p43 bra 	$L__BB2_112;
+
+	setp.eq.s32 	%p44, %r41, 2;
+	@%p44 bra 	$L__BB2_7;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_7:
+	abs.f32 	%f542, %f609;
+	mul.f32 	%f543, %f542, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f544, %f543;
+	add.f32 	%f545, %f544, 0f3F800000;
+	mov.f32 	%f546, 0f3F800000;
+	rcp.approx.ftz.f32 	%f547, %f545;
+	mov.f32 	%f548, 0fC0000000;
+	fma.rn.f32 	%f549, %f547, %f548, %f546;
+	setp.ge.f32 	%p96, %f542, 0f41102CB4;
+	selp.f32 	%f550, 0f3F800000, %f549, %p96;
+	mov.b32 	%r157, %f550;
+	mov.b32 	%r158, %f609;
+	and.b32  	%r159, %r158, -2147483648;
+	or.b32  	%r160, %r159, %r157;
+	mov.b32 	%f551, %r160;
+	mul.f32 	%f552, %f609, %f609;
+	mov.f32 	%f553, 0fBD563CAE;
+	mov.f32 	%f554, 0f3C80F082;
+	fma.rn.f32 	%f555, %f554, %f552, %f553;
+	mov.f32 	%f556, 0f3E085941;
+	fma.rn.f32 	%f557, %f555, %f552, %f556;
+	mov.f32 	%f558, 0fBEAAA9ED;
+	fma.rn.f32 	%f559, %f557, %f552, %f558;
+	mov.f32 	%f560, 0f00000000;
+	fma.rn.f32 	%f561, %f559, %f552, %f560;
+	fma.rn.f32 	%f562, %f561, %f609, %f609;
+	setp.ge.f32 	%p97, %f542, 0f3F19999A;
+	selp.f32 	%f609, %f551, %f562, %p97;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_34:
+	setp.eq.s32 	%p21, %r41, 16;
+	@%p21 bra 	$L__BB2_103;
+
+	setp.eq.s32 	%p22, %r41, 17;
+	@%p22 bra 	$L__BB2_102;
+
+	setp.eq.s32 	%p23, %r41, 18;
+	@%p23 bra 	$L__BB2_37;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_37:
+	setp.gt.f32 	%p80, %f609, 0f00000000;
+	@%p80 bra 	$L__BB2_99;
+	bra.uni 	$L__BB2_38;
+
+$L__BB2_99:
+	neg.f32 	%f324, %f609;
+	mov.f32 	%f325, 0f3F000000;
+	mov.f32 	%f326, 0f3BBB989D;
+	fma.rn.f32 	%f327, %f324, %f326, %f325;
+	cvt.sat.f32.f32 	%f328, %f327;
+	mov.f32 	%f329, 0f4B400001;
+	mov.f32 	%f330, 0f437C0000;
+	fma.rm.f32 	%f331, %f328, %f330, %f329;
+	add.f32 	%f332, %f331, 0fCB40007F;
+	neg.f32 	%f333, %f332;
+	mov.f32 	%f334, 0f3FB8AA3B;
+	fma.rn.f32 	%f335, %f324, %f334, %f333;
+	mov.f32 	%f336, 0f32A57060;
+	fma.rn.f32 	%f337, %f324, %f336, %f335;
+	mov.b32 	%r135, %f331;
+	shl.b32 	%r136, %r135, 23;
+	mov.b32 	%f338, %r136;
+	ex2.approx.ftz.f32 	%f339, %f337;
+	fma.rn.f32 	%f340, %f339, %f338, 0f3F800000;
+	setp.lt.f32 	%p84, %f340, 0f00800000;
+	mul.f32 	%f341, %f340, 0f4B000000;
+	selp.f32 	%f52, %f341, %f340, %p84;
+	selp.f32 	%f342, 0fC1B80000, 0f00000000, %p84;
+	mov.b32 	%r137, %f52;
+	add.s32 	%r138, %r137, -1059760811;
+	and.b32  	%r139, %r138, -8388608;
+	sub.s32 	%r140, %r137, %r139;
+	mov.b32 	%f343, %r140;
+	cvt.rn.f32.s32 	%f344, %r139;
+	mov.f32 	%f345, 0f34000000;
+	fma.rn.f32 	%f346, %f344, %f345, %f342;
+	add.f32 	%f347, %f343, 0fBF800000;
+	mov.f32 	%f348, 0f3E1039F6;
+	mov.f32 	%f349, 0fBE055027;
+	fma.rn.f32 	%f350, %f349, %f347, %f348;
+	mov.f32 	%f351, 0fBDF8CDCC;
+	fma.rn.f32 	%f352, %f350, %f347, %f351;
+	mov.f32 	%f353, 0f3E0F2955;
+	fma.rn.f32 	%f354, %f352, %f347, %f353;
+	mov.f32 	%f355, 0fBE2AD8B9;
+	fma.rn.f32 	%f356, %f354, %f347, %f355;
+	mov.f32 	%f357, 0f3E4CED0B;
+	fma.rn.f32 	%f358, %f356, %f347, %f357;
+	mov.f32 	%f359, 0fBE7FFF22;
+	fma.rn.f32 	%f360, %f358, %f347, %f359;
+	mov.f32 	%f361, 0f3EAAAA78;
+	fma.rn.f32 	%f362, %f360, %f347, %f361;
+	mov.f32 	%f363, 0fBF000000;
+	fma.rn.f32 	%f364, %f362, %f347, %f363;
+	mul.f32 	%f365, %f364, %f347;
+	fma.rn.f32 	%f366, %f365, %f347, %f347;
+	mov.f32 	%f367, 0f3F317218;
+	fma.rn.f32 	%f607, %f346, %f367, %f366;
+	setp.lt.u32 	%p85, %r137, 2139095040;
+	@%p85 bra 	$L__BB2_101;
+
+	mov.f32 	%f368, 0f7F800000;
+	fma.rn.f32 	%f607, %f52, %f368, %f368;
+
+$L__BB2_101:
+	setp.eq.f32 	%p86, %f52, 0f00000000;
+	selp.f32 	%f369, 0fFF800000, %f607, %p86;
+	add.f32 	%f609, %f609, %f369;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_22:
+	setp.eq.s32 	%p32, %r41, 9;
+	@%p32 bra 	$L__BB2_108;
+
+	setp.eq.s32 	%p33, %r41, 10;
+	@%p33 bra 	$L__BB2_24;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_24:
+	setp.ge.f32 	%p90, %f609, 0f00000000;
+	mul.f32 	%f424, %f609, %f81;
+	selp.f32 	%f609, %f609, %f424, %p90;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_60:
+	setp.eq.s32 	%p11, %r41, 25;
+	@%p11 bra 	$L__BB2_71;
+
+	setp.eq.s32 	%p12, %r41, 26;
+	@%p12 bra 	$L__BB2_62;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_62:
+	abs.f32 	%f85, %f609;
+	add.f32 	%f86, %f85, 0f3F800000;
+	div.rn.f32 	%f609, %f609, %f86;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_14:
+	setp.eq.s32 	%p38, %r41, 5;
+	@%p38 bra 	$L__BB2_110;
+
+	setp.eq.s32 	%p39, %r41, 6;
+	@%p39 bra 	$L__BB2_16;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_16:
+	neg.f32 	%f609, %f609;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_51:
+	setp.eq.s32 	%p17, %r41, 21;
+	@%p17 bra 	$L__BB2_81;
+
+	setp.eq.s32 	%p18, %r41, 22;
+	@%p18 bra 	$L__BB2_53;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_53:
+	setp.gt.f32 	%p59, %f609, 0f00000000;
+	@%p59 bra 	$L__BB2_80;
+	bra.uni 	$L__BB2_54;
+
+$L__BB2_80:
+	mul.f32 	%f609, %f609, %f82;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_29:
+	setp.eq.s32 	%p27, %r41, 14;
+	@%p27 bra 	$L__BB2_105;
+
+	setp.eq.s32 	%p28, %r41, 15;
+	@%p28 bra 	$L__BB2_31;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_31:
+	fma.rn.f32 	%f392, %f609, %f81, %f82;
+	mov.f32 	%f393, 0f3F800000;
+	min.f32 	%f394, %f393, %f392;
+	mov.f32 	%f395, 0f00000000;
+	max.f32 	%f609, %f395, %f394;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_67:
+	setp.eq.s32 	%p6, %r41, 30;
+	@%p6 bra 	$L__BB2_107;
+
+	setp.ne.s32 	%p7, %r41, 29;
+	@%p7 bra 	$L__BB2_116;
+
+	mul.f32 	%f609, %f609, %f81;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_109:
+	abs.f32 	%f609, %f609;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_79:
+	mov.f32 	%f199, 0f00000000;
+	max.f32 	%f200, %f199, %f609;
+	div.rn.f32 	%f201, %f609, %f81;
+	mov.f32 	%f202, 0f3F000000;
+	mov.f32 	%f203, 0f3BBB989D;
+	fma.rn.f32 	%f204, %f201, %f203, %f202;
+	cvt.sat.f32.f32 	%f205, %f204;
+	mov.f32 	%f206, 0f4B400001;
+	mov.f32 	%f207, 0f437C0000;
+	fma.rm.f32 	%f208, %f205, %f207, %f206;
+	add.f32 	%f209, %f208, 0fCB40007F;
+	neg.f32 	%f210, %f209;
+	mov.f32 	%f211, 0f3FB8AA3B;
+	fma.rn.f32 	%f212, %f201, %f211, %f210;
+	mov.f32 	%f213, 0f32A57060;
+	fma.rn.f32 	%f214, %f201, %f213, %f212;
+	mov.b32 	%r63, %f208;
+	shl.b32 	%r64, %r63, 23;
+	mov.b32 	%f215, %r64;
+	ex2.approx.ftz.f32 	%f216, %f214;
+	fma.rn.f32 	%f217, %f216, %f215, 0fBF800000;
+	mul.f32 	%f218, %f217, %f81;
+	min.f32 	%f219, %f199, %f218;
+	add.f32 	%f609, %f200, %f219;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_111:
+	mov.f32 	%f527, 0f3F000000;
+	mov.f32 	%f528, 0f3BBB989D;
+	fma.rn.f32 	%f529, %f609, %f528, %f527;
+	cvt.sat.f32.f32 	%f530, %f529;
+	mov.f32 	%f531, 0f4B400001;
+	mov.f32 	%f532, 0f437C0000;
+	fma.rm.f32 	%f533, %f530, %f532, %f531;
+	add.f32 	%f534, %f533, 0fCB40007F;
+	neg.f32 	%f535, %f534;
+	mov.f32 	%f536, 0f3FB8AA3B;
+	fma.rn.f32 	%f537, %f609, %f536, %f535;
+	mov.f32 	%f538, 0f32A57060;
+	fma.rn.f32 	%f539, %f609, %f538, %f537;
+	mov.b32 	%r155, %f533;
+	shl.b32 	%r156, %r155, 23;
+	mov.b32 	%f540, %r156;
+	ex2.approx.ftz.f32 	%f541, %f539;
+	mul.f32 	%f609, %f541, %f540;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_87:
+	mul.f32 	%f259, %f609, 0f3F22F983;
+	cvt.rni.s32.f32 	%r173, %f259;
+	cvt.rn.f32.s32 	%f260, %r173;
+	mov.f32 	%f261, 0fBFC90FDA;
+	fma.rn.f32 	%f262, %f260, %f261, %f609;
+	mov.f32 	%f263, 0fB3A22168;
+	fma.rn.f32 	%f264, %f260, %f263, %f262;
+	mov.f32 	%f265, 0fA7C234C5;
+	fma.rn.f32 	%f603, %f260, %f265, %f264;
+	abs.f32 	%f36, %f609;
+	setp.ltu.f32 	%p70, %f36, 0f47CE4780;
+	@%p70 bra 	$L__BB2_95;
+
+	setp.eq.f32 	%p71, %f36, 0f7F800000;
+	@%p71 bra 	$L__BB2_94;
+	bra.uni 	$L__BB2_89;
+
+$L__BB2_94:
+	mov.f32 	%f268, 0f00000000;
+	mul.rn.f32 	%f603, %f609, %f268;
+	mov.u32 	%r173, 0;
+	bra.uni 	$L__BB2_95;
+
+$L__BB2_106:
+	rcp.rn.f32 	%f609, %f609;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_70:
+	setp.gt.f32 	%p47, %f609, 0f00000000;
+	setp.lt.f32 	%p48, %f609, 0f00000000;
+	selp.f32 	%f84, 0fBF800000, %f609, %p48;
+	selp.f32 	%f609, 0f3F800000, %f84, %p47;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_115:
+	setp.le.f32 	%p99, %f609, 0f00000000;
+	selp.f32 	%f609, 0f00000000, %f609, %p99;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_112:
+	setp.ltu.f32 	%p98, %f609, 0f00000000;
+	@%p98 bra 	$L__BB2_114;
+	bra.uni 	$L__BB2_113;
+
+$L__BB2_114:
+	mov.f32 	%f580, 0f3F000000;
+	mov.f32 	%f581, 0f3BBB989D;
+	fma.rn.f32 	%f582, %f609, %f581, %f580;
+	cvt.sat.f32.f32 	%f583, %f582;
+	mov.f32 	%f584, 0f4B400001;
+	mov.f32 	%f585, 0f437C0000;
+	fma.rm.f32 	%f586, %f583, %f585, %f584;
+	add.f32 	%f587, %f586, 0fCB40007F;
+	neg.f32 	%f588, %f587;
+	mov.f32 	%f589, 0f3FB8AA3B;
+	fma.rn.f32 	%f590, %f609, %f589, %f588;
+	mov.f32 	%f591, 0f32A57060;
+	fma.rn.f32 	%f592, %f609, %f591, %f590;
+	mov.b32 	%r163, %f586;
+	shl.b32 	%r164, %r163, 23;
+	mov.b32 	%f593, %r164;
+	ex2.approx.ftz.f32 	%f594, %f592;
+	mul.f32 	%f595, %f594, %f593;
+	add.f32 	%f596, %f595, 0f3F800000;
+	div.rn.f32 	%f609, %f595, %f596;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_103:
+	setp.ge.f32 	%p87, %f609, 0f00000000;
+	@%p87 bra 	$L__BB2_116;
+
+	mov.f32 	%f376, 0f3F000000;
+	mov.f32 	%f377, 0f3BBB989D;
+	fma.rn.f32 	%f378, %f609, %f377, %f376;
+	cvt.sat.f32.f32 	%f379, %f378;
+	mov.f32 	%f380, 0f4B400001;
+	mov.f32 	%f381, 0f437C0000;
+	fma.rm.f32 	%f382, %f379, %f381, %f380;
+	add.f32 	%f383, %f382, 0fCB40007F;
+	neg.f32 	%f384, %f383;
+	mov.f32 	%f385, 0f3FB8AA3B;
+	fma.rn.f32 	%f386, %f609, %f385, %f384;
+	mov.f32 	%f387, 0f32A57060;
+	fma.rn.f32 	%f388, %f609, %f387, %f386;
+	mov.b32 	%r141, %f382;
+	shl.b32 	%r142, %r141, 23;
+	mov.b32 	%f389, %r142;
+	ex2.approx.ftz.f32 	%f390, %f388;
+	fma.rn.f32 	%f391, %f390, %f389, 0fBF800000;
+	mul.f32 	%f609, %f391, %f81;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_102:
+	div.rn.f32 	%f370, %f609, 0f40C00000;
+	add.f32 	%f371, %f370, 0f3F000000;
+	mov.f32 	%f372, 0f3F800000;
+	min.f32 	%f373, %f372, %f371;
+	mov.f32 	%f374, 0f00000000;
+	max.f32 	%f375, %f374, %f373;
+	mul.f32 	%f609, %f609, %f375;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_108:
+	mul.f32 	%f425, %f609, 0f3F000000;
+	mov.f32 	%f426, 0f3F000000;
+	mul.f32 	%f427, %f609, 0f3F3504F3;
+	abs.f32 	%f428, %f427;
+	fma.rn.f32 	%f429, %f428, 0f3F000000, 0f3F800000;
+	mov.f32 	%f430, 0f3F800000;
+	rcp.rn.f32 	%f431, %f429;
+	mul.f32 	%f432, %f428, %f428;
+	mov.f32 	%f433, 0fBFA1FC4E;
+	sub.f32 	%f434, %f433, %f432;
+	fma.rn.f32 	%f435, %f431, 0f3E2EF945, 0fBF527892;
+	fma.rn.f32 	%f436, %f431, %f435, 0f3FBE87B0;
+	fma.rn.f32 	%f437, %f431, %f436, 0fBF914E5D;
+	fma.rn.f32 	%f438, %f431, %f437, 0f3E8EC7CC;
+	fma.rn.f32 	%f439, %f431, %f438, 0fBE3EC24C;
+	fma.rn.f32 	%f440, %f431, %f439, 0f3DC636C9;
+	fma.rn.f32 	%f441, %f431, %f440, 0f3EBF88FB;
+	fma.rn.f32 	%f442, %f431, %f441, 0f3F8000C7;
+	fma.rn.f32 	%f443, %f431, %f442, %f434;
+	mov.f32 	%f444, 0f3BBB989D;
+	fma.rn.f32 	%f445, %f443, %f444, %f426;
+	cvt.sat.f32.f32 	%f446, %f445;
+	mov.f32 	%f447, 0f4B400001;
+	mov.f32 	%f448, 0f437C0000;
+	fma.rm.f32 	%f449, %f446, %f448, %f447;
+	add.f32 	%f450, %f449, 0fCB40007F;
+	neg.f32 	%f451, %f450;
+	mov.f32 	%f452, 0f3FB8AA3B;
+	fma.rn.f32 	%f453, %f443, %f452, %f451;
+	mov.f32 	%f454, 0f32A57060;
+	fma.rn.f32 	%f455, %f443, %f454, %f453;
+	mov.b32 	%r147, %f449;
+	shl.b32 	%r148, %r147, 23;
+	mov.b32 	%f456, %r148;
+	ex2.approx.ftz.f32 	%f457, %f455;
+	mul.f32 	%f458, %f457, %f456;
+	mul.f32 	%f459, %f431, %f458;
+	sub.f32 	%f460, %f430, %f459;
+	setp.lt.f32 	%p91, %f427, 0f00000000;
+	neg.f32 	%f461, %f460;
+	selp.f32 	%f462, %f461, %f460, %p91;
+	add.f32 	%f463, %f462, 0f3F800000;
+	mul.f32 	%f609, %f425, %f463;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_71:
+	setp.gt.f32 	%p49, %f609, 0f00000000;
+	@%p49 bra 	$L__BB2_75;
+	bra.uni 	$L__BB2_72;
+
+$L__BB2_75:
+	neg.f32 	%f131, %f609;
+	mov.f32 	%f132, 0f3F000000;
+	mov.f32 	%f133, 0f3BBB989D;
+	fma.rn.f32 	%f134, %f131, %f133, %f132;
+	cvt.sat.f32.f32 	%f135, %f134;
+	mov.f32 	%f136, 0f4B400001;
+	mov.f32 	%f137, 0f437C0000;
+	fma.rm.f32 	%f138, %f135, %f137, %f136;
+	add.f32 	%f139, %f138, 0fCB40007F;
+	neg.f32 	%f140, %f139;
+	mov.f32 	%f141, 0f3FB8AA3B;
+	fma.rn.f32 	%f142, %f131, %f141, %f140;
+	mov.f32 	%f143, 0f32A57060;
+	fma.rn.f32 	%f144, %f131, %f143, %f142;
+	mov.b32 	%r53, %f138;
+	shl.b32 	%r54, %r53, 23;
+	mov.b32 	%f145, %r54;
+	ex2.approx.ftz.f32 	%f146, %f144;
+	fma.rn.f32 	%f147, %f146, %f145, 0f3F800000;
+	setp.lt.f32 	%p53, %f147, 0f00800000;
+	mul.f32 	%f148, %f147, 0f4B000000;
+	selp.f32 	%f11, %f148, %f147, %p53;
+	selp.f32 	%f149, 0fC1B80000, 0f00000000, %p53;
+	mov.b32 	%r55, %f11;
+	add.s32 	%r56, %r55, -1059760811;
+	and.b32  	%r57, %r56, -8388608;
+	sub.s32 	%r58, %r55, %r57;
+	mov.b32 	%f150, %r58;
+	cvt.rn.f32.s32 	%f151, %r57;
+	mov.f32 	%f152, 0f34000000;
+	fma.rn.f32 	%f153, %f151, %f152, %f149;
+	add.f32 	%f154, %f150, 0fBF800000;
+	mov.f32 	%f155, 0f3E1039F6;
+	mov.f32 	%f156, 0fBE055027;
+	fma.rn.f32 	%f157, %f156, %f154, %f155;
+	mov.f32 	%f158, 0fBDF8CDCC;
+	fma.rn.f32 	%f159, %f157, %f154, %f158;
+	mov.f32 	%f160, 0f3E0F2955;
+	fma.rn.f32 	%f161, %f159, %f154, %f160;
+	mov.f32 	%f162, 0fBE2AD8B9;
+	fma.rn.f32 	%f163, %f161, %f154, %f162;
+	mov.f32 	%f164, 0f3E4CED0B;
+	fma.rn.f32 	%f165, %f163, %f154, %f164;
+	mov.f32 	%f166, 0fBE7FFF22;
+	fma.rn.f32 	%f167, %f165, %f154, %f166;
+	mov.f32 	%f168, 0f3EAAAA78;
+	fma.rn.f32 	%f169, %f167, %f154, %f168;
+	mov.f32 	%f170, 0fBF000000;
+	fma.rn.f32 	%f171, %f169, %f154, %f170;
+	mul.f32 	%f172, %f171, %f154;
+	fma.rn.f32 	%f173, %f172, %f154, %f154;
+	mov.f32 	%f174, 0f3F317218;
+	fma.rn.f32 	%f598, %f153, %f174, %f173;
+	setp.lt.u32 	%p54, %r55, 2139095040;
+	@%p54 bra 	$L__BB2_77;
+
+	mov.f32 	%f175, 0f7F800000;
+	fma.rn.f32 	%f598, %f11, %f175, %f175;
+
+$L__BB2_77:
+	setp.eq.f32 	%p55, %f11, 0f00000000;
+	selp.f32 	%f176, 0fFF800000, %f598, %p55;
+	add.f32 	%f599, %f609, %f176;
+	bra.uni 	$L__BB2_78;
+
+$L__BB2_110:
+	sqrt.rn.f32 	%f609, %f609;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_81:
+	cvt.rni.f32.f32 	%f609, %f609;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_105:
+	cvt.rpi.f32.f32 	%f609, %f609;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_107:
+	mul.f32 	%f396, %f609, 0f3F000000;
+	mul.f32 	%f397, %f609, 0f3D372713;
+	mul.f32 	%f398, %f609, %f397;
+	fma.rn.f32 	%f399, %f609, %f398, %f609;
+	mul.f32 	%f400, %f399, 0f3F4C422A;
+	abs.f32 	%f401, %f400;
+	mul.f32 	%f402, %f401, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f403, %f402;
+	add.f32 	%f404, %f403, 0f3F800000;
+	mov.f32 	%f405, 0f3F800000;
+	rcp.approx.ftz.f32 	%f406, %f404;
+	mov.f32 	%f407, 0fC0000000;
+	fma.rn.f32 	%f408, %f406, %f407, %f405;
+	setp.ge.f32 	%p88, %f401, 0f41102CB4;
+	selp.f32 	%f409, 0f3F800000, %f408, %p88;
+	mov.b32 	%r143, %f409;
+	mov.b32 	%r144, %f400;
+	and.b32  	%r145, %r144, -2147483648;
+	or.b32  	%r146, %r145, %r143;
+	mov.b32 	%f410, %r146;
+	mul.f32 	%f411, %f400, %f400;
+	mov.f32 	%f412, 0fBD563CAE;
+	mov.f32 	%f413, 0f3C80F082;
+	fma.rn.f32 	%f414, %f413, %f411, %f412;
+	mov.f32 	%f415, 0f3E085941;
+	fma.rn.f32 	%f416, %f414, %f411, %f415;
+	mov.f32 	%f417, 0fBEAAA9ED;
+	fma.rn.f32 	%f418, %f416, %f411, %f417;
+	mov.f32 	%f419, 0f00000000;
+	fma.rn.f32 	%f420, %f418, %f411, %f419;
+	fma.rn.f32 	%f421, %f420, %f400, %f400;
+	setp.ge.f32 	%p89, %f401, 0f3F19999A;
+	selp.f32 	%f422, %f410, %f421, %p89;
+	add.f32 	%f423, %f422, 0f3F800000;
+	mul.f32 	%f609, %f396, %f423;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_38:
+	mov.f32 	%f280, 0f3F000000;
+	mov.f32 	%f281, 0f3BBB989D;
+	fma.rn.f32 	%f282, %f609, %f281, %f280;
+	cvt.sat.f32.f32 	%f283, %f282;
+	mov.f32 	%f284, 0f4B400001;
+	mov.f32 	%f285, 0f437C0000;
+	fma.rm.f32 	%f286, %f283, %f285, %f284;
+	add.f32 	%f287, %f286, 0fCB40007F;
+	neg.f32 	%f288, %f287;
+	mov.f32 	%f289, 0f3FB8AA3B;
+	fma.rn.f32 	%f290, %f609, %f289, %f288;
+	mov.f32 	%f291, 0f32A57060;
+	fma.rn.f32 	%f292, %f609, %f291, %f290;
+	mov.b32 	%r129, %f286;
+	shl.b32 	%r130, %r129, 23;
+	mov.b32 	%f293, %r130;
+	ex2.approx.ftz.f32 	%f294, %f292;
+	fma.rn.f32 	%f295, %f294, %f293, 0f3F800000;
+	setp.lt.f32 	%p81, %f295, 0f00800000;
+	mul.f32 	%f296, %f295, 0f4B000000;
+	selp.f32 	%f47, %f296, %f295, %p81;
+	selp.f32 	%f297, 0fC1B80000, 0f00000000, %p81;
+	mov.b32 	%r131, %f47;
+	add.s32 	%r132, %r131, -1059760811;
+	and.b32  	%r133, %r132, -8388608;
+	sub.s32 	%r134, %r131, %r133;
+	mov.b32 	%f298, %r134;
+	cvt.rn.f32.s32 	%f299, %r133;
+	mov.f32 	%f300, 0f34000000;
+	fma.rn.f32 	%f301, %f299, %f300, %f297;
+	add.f32 	%f302, %f298, 0fBF800000;
+	mov.f32 	%f303, 0f3E1039F6;
+	mov.f32 	%f304, 0fBE055027;
+	fma.rn.f32 	%f305, %f304, %f302, %f303;
+	mov.f32 	%f306, 0fBDF8CDCC;
+	fma.rn.f32 	%f307, %f305, %f302, %f306;
+	mov.f32 	%f308, 0f3E0F2955;
+	fma.rn.f32 	%f309, %f307, %f302, %f308;
+	mov.f32 	%f310, 0fBE2AD8B9;
+	fma.rn.f32 	%f311, %f309, %f302, %f310;
+	mov.f32 	%f312, 0f3E4CED0B;
+	fma.rn.f32 	%f313, %f311, %f302, %f312;
+	mov.f32 	%f314, 0fBE7FFF22;
+	fma.rn.f32 	%f315, %f313, %f302, %f314;
+	mov.f32 	%f316, 0f3EAAAA78;
+	fma.rn.f32 	%f317, %f315, %f302, %f316;
+	mov.f32 	%f318, 0fBF000000;
+	fma.rn.f32 	%f319, %f317, %f302, %f318;
+	mul.f32 	%f320, %f319, %f302;
+	fma.rn.f32 	%f321, %f320, %f302, %f302;
+	mov.f32 	%f322, 0f3F317218;
+	fma.rn.f32 	%f606, %f301, %f322, %f321;
+	setp.lt.u32 	%p82, %r131, 2139095040;
+	@%p82 bra 	$L__BB2_40;
+
+	mov.f32 	%f323, 0f7F800000;
+	fma.rn.f32 	%f606, %f47, %f323, %f323;
+
+$L__BB2_40:
+	setp.eq.f32 	%p83, %f47, 0f00000000;
+	selp.f32 	%f609, 0fFF800000, %f606, %p83;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_54:
+	mov.f32 	%f220, 0f3F000000;
+	mov.f32 	%f221, 0f3BBB989D;
+	fma.rn.f32 	%f222, %f609, %f221, %f220;
+	cvt.sat.f32.f32 	%f223, %f222;
+	mov.f32 	%f224, 0f4B400001;
+	mov.f32 	%f225, 0f437C0000;
+	fma.rm.f32 	%f226, %f223, %f225, %f224;
+	add.f32 	%f227, %f226, 0fCB40007F;
+	neg.f32 	%f228, %f227;
+	mov.f32 	%f229, 0f3FB8AA3B;
+	fma.rn.f32 	%f230, %f609, %f229, %f228;
+	mov.f32 	%f231, 0f32A57060;
+	fma.rn.f32 	%f232, %f609, %f231, %f230;
+	mov.b32 	%r65, %f226;
+	shl.b32 	%r66, %r65, 23;
+	mov.b32 	%f233, %r66;
+	ex2.approx.ftz.f32 	%f234, %f232;
+	mul.f32 	%f235, %f234, %f233;
+	mul.f32 	%f236, %f235, %f81;
+	sub.f32 	%f237, %f236, %f81;
+	mul.f32 	%f609, %f237, %f82;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_113:
+	neg.f32 	%f563, %f609;
+	mov.f32 	%f564, 0f3F000000;
+	mov.f32 	%f565, 0f3BBB989D;
+	fma.rn.f32 	%f566, %f563, %f565, %f564;
+	cvt.sat.f32.f32 	%f567, %f566;
+	mov.f32 	%f568, 0f4B400001;
+	mov.f32 	%f569, 0f437C0000;
+	fma.rm.f32 	%f570, %f567, %f569, %f568;
+	add.f32 	%f571, %f570, 0fCB40007F;
+	neg.f32 	%f572, %f571;
+	mov.f32 	%f573, 0f3FB8AA3B;
+	fma.rn.f32 	%f574, %f563, %f573, %f572;
+	mov.f32 	%f575, 0f32A57060;
+	fma.rn.f32 	%f576, %f563, %f575, %f574;
+	mov.b32 	%r161, %f570;
+	shl.b32 	%r162, %r161, 23;
+	mov.b32 	%f577, %r162;
+	ex2.approx.ftz.f32 	%f578, %f576;
+	fma.rn.f32 	%f579, %f578, %f577, 0f3F800000;
+	rcp.rn.f32 	%f609, %f579;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_72:
+	mov.f32 	%f87, 0f3F000000;
+	mov.f32 	%f88, 0f3BBB989D;
+	fma.rn.f32 	%f89, %f609, %f88, %f87;
+	cvt.sat.f32.f32 	%f90, %f89;
+	mov.f32 	%f91, 0f4B400001;
+	mov.f32 	%f92, 0f437C0000;
+	fma.rm.f32 	%f93, %f90, %f92, %f91;
+	add.f32 	%f94, %f93, 0fCB40007F;
+	neg.f32 	%f95, %f94;
+	mov.f32 	%f96, 0f3FB8AA3B;
+	fma.rn.f32 	%f97, %f609, %f96, %f95;
+	mov.f32 	%f98, 0f32A57060;
+	fma.rn.f32 	%f99, %f609, %f98, %f97;
+	mov.b32 	%r47, %f93;
+	shl.b32 	%r48, %r47, 23;
+	mov.b32 	%f100, %r48;
+	ex2.approx.ftz.f32 	%f101, %f99;
+	fma.rn.f32 	%f102, %f101, %f100, 0f3F800000;
+	setp.lt.f32 	%p50, %f102, 0f00800000;
+	mul.f32 	%f103, %f102, 0f4B000000;
+	selp.f32 	%f6, %f103, %f102, %p50;
+	selp.f32 	%f104, 0fC1B80000, 0f00000000, %p50;
+	mov.b32 	%r49, %f6;
+	add.s32 	%r50, %r49, -1059760811;
+	and.b32  	%r51, %r50, -8388608;
+	sub.s32 	%r52, %r49, %r51;
+	mov.b32 	%f105, %r52;
+	cvt.rn.f32.s32 	%f106, %r51;
+	mov.f32 	%f107, 0f34000000;
+	fma.rn.f32 	%f108, %f106, %f107, %f104;
+	add.f32 	%f109, %f105, 0fBF800000;
+	mov.f32 	%f110, 0f3E1039F6;
+	mov.f32 	%f111, 0fBE055027;
+	fma.rn.f32 	%f112, %f111, %f109, %f110;
+	mov.f32 	%f113, 0fBDF8CDCC;
+	fma.rn.f32 	%f114, %f112, %f109, %f113;
+	mov.f32 	%f115, 0f3E0F2955;
+	fma.rn.f32 	%f116, %f114, %f109, %f115;
+	mov.f32 	%f117, 0fBE2AD8B9;
+	fma.rn.f32 	%f118, %f116, %f109, %f117;
+	mov.f32 	%f119, 0f3E4CED0B;
+	fma.rn.f32 	%f120, %f118, %f109, %f119;
+	mov.f32 	%f121, 0fBE7FFF22;
+	fma.rn.f32 	%f122, %f120, %f109, %f121;
+	mov.f32 	%f123, 0f3EAAAA78;
+	fma.rn.f32 	%f124, %f122, %f109, %f123;
+	mov.f32 	%f125, 0fBF000000;
+	fma.rn.f32 	%f126, %f124, %f109, %f125;
+	mul.f32 	%f127, %f126, %f109;
+	fma.rn.f32 	%f128, %f127, %f109, %f109;
+	mov.f32 	%f129, 0f3F317218;
+	fma.rn.f32 	%f597, %f108, %f129, %f128;
+	setp.lt.u32 	%p51, %r49, 2139095040;
+	@%p51 bra 	$L__BB2_74;
+
+	mov.f32 	%f130, 0f7F800000;
+	fma.rn.f32 	%f597, %f6, %f130, %f130;
+
+$L__BB2_74:
+	setp.eq.f32 	%p52, %f6, 0f00000000;
+	selp.f32 	%f599, 0fFF800000, %f597, %p52;
+
+$L__BB2_78:
+	abs.f32 	%f177, %f599;
+	mul.f32 	%f178, %f177, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f179, %f178;
+	add.f32 	%f180, %f179, 0f3F800000;
+	mov.f32 	%f181, 0f3F800000;
+	rcp.approx.ftz.f32 	%f182, %f180;
+	mov.f32 	%f183, 0fC0000000;
+	fma.rn.f32 	%f184, %f182, %f183, %f181;
+	setp.ge.f32 	%p56, %f177, 0f41102CB4;
+	selp.f32 	%f185, 0f3F800000, %f184, %p56;
+	mov.b32 	%r59, %f185;
+	mov.b32 	%r60, %f599;
+	and.b32  	%r61, %r60, -2147483648;
+	or.b32  	%r62, %r61, %r59;
+	mov.b32 	%f186, %r62;
+	mul.f32 	%f187, %f599, %f599;
+	mov.f32 	%f188, 0fBD563CAE;
+	mov.f32 	%f189, 0f3C80F082;
+	fma.rn.f32 	%f190, %f189, %f187, %f188;
+	mov.f32 	%f191, 0f3E085941;
+	fma.rn.f32 	%f192, %f190, %f187, %f191;
+	mov.f32 	%f193, 0fBEAAA9ED;
+	fma.rn.f32 	%f194, %f192, %f187, %f193;
+	mov.f32 	%f195, 0f00000000;
+	fma.rn.f32 	%f196, %f194, %f187, %f195;
+	fma.rn.f32 	%f197, %f196, %f599, %f599;
+	setp.ge.f32 	%p57, %f177, 0f3F19999A;
+	selp.f32 	%f198, %f186, %f197, %p57;
+	mul.f32 	%f609, %f609, %f198;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_46:
+	mov.b32 	%r3, %f609;
+	shr.u32 	%r68, %r3, 23;
+	and.b32  	%r69, %r68, 255;
+	add.s32 	%r4, %r69, -128;
+	shl.b32 	%r70, %r3, 8;
+	or.b32  	%r5, %r70, -2147483648;
+	shr.u32 	%r6, %r4, 5;
+	mov.u64 	%rd46, 0;
+	mov.u32 	%r166, 0;
+	mov.u64 	%rd45, __cudart_i2opi_f;
+	mov.u64 	%rd44, %rd1;
+
+$L__BB2_47:
+	.pragma "nounroll";
+	ld.global.nc.u32 	%r71, [%rd45];
+	mad.wide.u32 	%rd23, %r71, %r5, %rd46;
+	shr.u64 	%rd46, %rd23, 32;
+	st.local.u32 	[%rd44], %rd23;
+	add.s64 	%rd45, %rd45, 4;
+	add.s64 	%rd44, %rd44, 4;
+	add.s32 	%r166, %r166, 1;
+	setp.ne.s32 	%p62, %r166, 6;
+	@%p62 bra 	$L__BB2_47;
+
+	st.local.u32 	[%rd2], %rd46;
+	mov.u32 	%r72, 4;
+	sub.s32 	%r9, %r72, %r6;
+	mov.u32 	%r73, 6;
+	sub.s32 	%r74, %r73, %r6;
+	mul.wide.s32 	%rd24, %r74, 4;
+	add.s64 	%rd25, %rd1, %rd24;
+	ld.local.u32 	%r167, [%rd25];
+	ld.local.u32 	%r168, [%rd25+-4];
+	and.b32  	%r12, %r4, 31;
+	setp.eq.s32 	%p63, %r12, 0;
+	@%p63 bra 	$L__BB2_50;
+
+	mov.u32 	%r75, 32;
+	sub.s32 	%r76, %r75, %r12;
+	shr.u32 	%r77, %r168, %r76;
+	shl.b32 	%r78, %r167, %r12;
+	add.s32 	%r167, %r77, %r78;
+	mul.wide.s32 	%rd26, %r9, 4;
+	add.s64 	%rd27, %rd1, %rd26;
+	ld.local.u32 	%r79, [%rd27];
+	shr.u32 	%r80, %r79, %r76;
+	shl.b32 	%r81, %r168, %r12;
+	add.s32 	%r168, %r80, %r81;
+
+$L__BB2_50:
+	and.b32  	%r82, %r3, -2147483648;
+	shr.u32 	%r83, %r168, 30;
+	shl.b32 	%r84, %r167, 2;
+	or.b32  	%r85, %r83, %r84;
+	shr.u32 	%r86, %r85, 31;
+	shr.u32 	%r87, %r167, 30;
+	add.s32 	%r88, %r86, %r87;
+	neg.s32 	%r89, %r88;
+	setp.eq.s32 	%p64, %r82, 0;
+	selp.b32 	%r169, %r88, %r89, %p64;
+	setp.ne.s32 	%p65, %r86, 0;
+	xor.b32  	%r90, %r82, -2147483648;
+	selp.b32 	%r91, %r90, %r82, %p65;
+	selp.b32 	%r92, -1, 0, %p65;
+	xor.b32  	%r93, %r85, %r92;
+	shl.b32 	%r94, %r168, 2;
+	xor.b32  	%r95, %r94, %r92;
+	cvt.u64.u32 	%rd28, %r93;
+	cvt.u64.u32 	%rd29, %r95;
+	bfi.b64 	%rd30, %rd28, %rd29, 32, 32;
+	cvt.rn.f64.s64 	%fd1, %rd30;
+	mul.f64 	%fd2, %fd1, 0d3BF921FB54442D19;
+	cvt.rn.f32.f64 	%f245, %fd2;
+	setp.eq.s32 	%p66, %r91, 0;
+	neg.f32 	%f246, %f245;
+	selp.f32 	%f600, %f245, %f246, %p66;
+
+$L__BB2_83:
+	add.s32 	%r19, %r169, 1;
+	and.b32  	%r20, %r19, 1;
+	setp.eq.s32 	%p67, %r20, 0;
+	selp.f32 	%f28, %f600, 0f3F800000, %p67;
+	mul.rn.f32 	%f29, %f600, %f600;
+	mov.f32 	%f601, 0fB94D4153;
+	@%p67 bra 	$L__BB2_85;
+
+	mov.f32 	%f249, 0fBAB607ED;
+	mov.f32 	%f250, 0f37CBAC00;
+	fma.rn.f32 	%f601, %f250, %f29, %f249;
+
+$L__BB2_85:
+	selp.f32 	%f251, 0f3C0885E4, 0f3D2AAABB, %p67;
+	fma.rn.f32 	%f252, %f601, %f29, %f251;
+	selp.f32 	%f253, 0fBE2AAAA8, 0fBEFFFFFF, %p67;
+	fma.rn.f32 	%f254, %f252, %f29, %f253;
+	mov.f32 	%f255, 0f00000000;
+	fma.rn.f32 	%f256, %f29, %f28, %f255;
+	fma.rn.f32 	%f609, %f254, %f256, %f28;
+	and.b32  	%r97, %r19, 2;
+	setp.eq.s32 	%p69, %r97, 0;
+	@%p69 bra 	$L__BB2_116;
+
+	mov.f32 	%f258, 0fBF800000;
+	fma.rn.f32 	%f609, %f609, %f258, %f255;
+	bra.uni 	$L__BB2_116;
+
+$L__BB2_89:
+	mov.b32 	%r22, %f609;
+	shr.u32 	%r99, %r22, 23;
+	and.b32  	%r100, %r99, 255;
+	add.s32 	%r23, %r100, -128;
+	shl.b32 	%r101, %r22, 8;
+	or.b32  	%r24, %r101, -2147483648;
+	shr.u32 	%r25, %r23, 5;
+	mov.u64 	%rd49, 0;
+	mov.u32 	%r170, 0;
+	mov.u64 	%rd48, __cudart_i2opi_f;
+	mov.u64 	%rd47, %rd1;
+
+$L__BB2_90:
+	.pragma "nounroll";
+	ld.global.nc.u32 	%r102, [%rd48];
+	mad.wide.u32 	%rd33, %r102, %r24, %rd49;
+	shr.u64 	%rd49, %rd33, 32;
+	st.local.u32 	[%rd47], %rd33;
+	add.s64 	%rd48, %rd48, 4;
+	add.s64 	%rd47, %rd47, 4;
+	add.s32 	%r170, %r170, 1;
+	setp.ne.s32 	%p72, %r170, 6;
+	@%p72 bra 	$L__BB2_90;
+
+	st.local.u32 	[%rd2], %rd49;
+	mov.u32 	%r103, 4;
+	sub.s32 	%r28, %r103, %r25;
+	mov.u32 	%r104, 6;
+	sub.s32 	%r105, %r104, %r25;
+	mul.wide.s32 	%rd34, %r105, 4;
+	add.s64 	%rd35, %rd1, %rd34;
+	ld.local.u32 	%r171, [%rd35];
+	ld.local.u32 	%r172, [%rd35+-4];
+	and.b32  	%r31, %r23, 31;
+	setp.eq.s32 	%p73, %r31, 0;
+	@%p73 bra 	$L__BB2_93;
+
+	mov.u32 	%r106, 32;
+	sub.s32 	%r107, %r106, %r31;
+	shr.u32 	%r108, %r172, %r107;
+	shl.b32 	%r109, %r171, %r31;
+	add.s32 	%r171, %r108, %r109;
+	mul.wide.s32 	%rd36, %r28, 4;
+	add.s64 	%rd37, %rd1, %rd36;
+	ld.local.u32 	%r110, [%rd37];
+	shr.u32 	%r111, %r110, %r107;
+	shl.b32 	%r112, %r172, %r31;
+	add.s32 	%r172, %r111, %r112;
+
+$L__BB2_93:
+	and.b32  	%r113, %r22, -2147483648;
+	shr.u32 	%r114, %r172, 30;
+	shl.b32 	%r115, %r171, 2;
+	or.b32  	%r116, %r114, %r115;
+	shr.u32 	%r117, %r116, 31;
+	shr.u32 	%r118, %r171, 30;
+	add.s32 	%r119, %r117, %r118;
+	neg.s32 	%r120, %r119;
+	setp.eq.s32 	%p74, %r113, 0;
+	selp.b32 	%r173, %r119, %r120, %p74;
+	setp.ne.s32 	%p75, %r117, 0;
+	xor.b32  	%r121, %r113, -2147483648;
+	selp.b32 	%r122, %r121, %r113, %p75;
+	selp.b32 	%r123, -1, 0, %p75;
+	xor.b32  	%r124, %r116, %r123;
+	shl.b32 	%r125, %r172, 2;
+	xor.b32  	%r126, %r125, %r123;
+	cvt.u64.u32 	%rd38, %r124;
+	cvt.u64.u32 	%rd39, %r126;
+	bfi.b64 	%rd40, %rd38, %rd39, 32, 32;
+	cvt.rn.f64.s64 	%fd3, %rd40;
+	mul.f64 	%fd4, %fd3, 0d3BF921FB54442D19;
+	cvt.rn.f32.f64 	%f266, %fd4;
+	setp.eq.s32 	%p76, %r122, 0;
+	neg.f32 	%f267, %f266;
+	selp.f32 	%f603, %f266, %f267, %p76;
+
+$L__BB2_95:
+	and.b32  	%r38, %r173, 1;
+	setp.eq.s32 	%p77, %r38, 0;
+	selp.f32 	%f40, %f603, 0f3F800000, %p77;
+	mul.rn.f32 	%f41, %f603, %f603;
+	mov.f32 	%f604, 0fB94D4153;
+	@%p77 bra 	$L__BB2_97;
+
+	mov.f32 	%f270, 0fBAB607ED;
+	mov.f32 	%f271, 0f37CBAC00;
+	fma.rn.f32 	%f604, %f271, %f41, %f270;
+
+$L__BB2_97:
+	selp.f32 	%f272, 0f3C0885E4, 0f3D2AAABB, %p77;
+	fma.rn.f32 	%f273, %f604, %f41, %f272;
+	selp.f32 	%f274, 0fBE2AAAA8, 0fBEFFFFFF, %p77;
+	fma.rn.f32 	%f275, %f273, %f41, %f274;
+	mov.f32 	%f276, 0f00000000;
+	fma.rn.f32 	%f277, %f41, %f40, %f276;
+	fma.rn.f32 	%f609, %f275, %f277, %f40;
+	and.b32  	%r128, %r173, 2;
+	setp.eq.s32 	%p79, %r128, 0;
+	@%p79 bra 	$L__BB2_116;
+
+	mov.f32 	%f279, 0fBF800000;
+	fma.rn.f32 	%f609, %f609, %f279, %f276;
+
+$L__BB2_116:
+	add.s32 	%r165, %r1, %r40;
+	cvta.to.global.u64 	%rd41, %rd16;
+	mul.wide.s32 	%rd42, %r165, 4;
+	add.s64 	%rd43, %rd41, %rd42;
+	st.global.f32 	[%rd43], %f609;
+
+$L__BB2_117:
 	ret;
 
 }
@@ -1154,348 +1786,604 @@ $L__BB2_56:
 	.param .u64 binary_param_8
 )
 {
-	.reg .pred 	%p<36>;
-	.reg .f32 	%f<95>;
-	.reg .b32 	%r<121>;
+	.reg .pred 	%p<80>;
+	.reg .f32 	%f<189>;
+	.reg .b32 	%r<171>;
 	.reg .b64 	%rd<29>;
 
 
 	ld.param.u64 	%rd6, [binary_param_0];
-	ld.param.u32 	%r32, [binary_param_1];
+	ld.param.u32 	%r50, [binary_param_1];
 	ld.param.u64 	%rd7, [binary_param_2];
-	ld.param.u32 	%r33, [binary_param_3];
+	ld.param.u32 	%r51, [binary_param_3];
 	ld.param.u64 	%rd8, [binary_param_4];
-	ld.param.u32 	%r34, [binary_param_5];
-	ld.param.u32 	%r36, [binary_param_6];
-	ld.param.u32 	%r35, [binary_param_7];
+	ld.param.u32 	%r52, [binary_param_5];
+	ld.param.u32 	%r54, [binary_param_6];
+	ld.param.u32 	%r53, [binary_param_7];
 	ld.param.u64 	%rd9, [binary_param_8];
 	cvta.to.global.u64 	%rd1, %rd9;
-	mov.u32 	%r37, %ntid.x;
-	mov.u32 	%r38, %ctaid.x;
-	mov.u32 	%r39, %tid.x;
-	mad.lo.s32 	%r1, %r38, %r37, %r39;
-	setp.ge.s32 	%p1, %r1, %r36;
-	@%p1 bra 	$L__BB3_33;
+	mov.u32 	%r55, %ntid.x;
+	mov.u32 	%r56, %ctaid.x;
+	mov.u32 	%r57, %tid.x;
+	mad.lo.s32 	%r1, %r56, %r55, %r57;
+	setp.ge.s32 	%p1, %r1, %r54;
+	@%p1 bra 	$L__BB3_68;
 
 	ld.global.u32 	%r2, [%rd1];
 	setp.lt.s32 	%p2, %r2, 1;
-	mov.u32 	%r119, 0;
-	mov.u32 	%r120, %r119;
+	mov.u32 	%r165, 0;
+	mov.u32 	%r166, %r165;
 	@%p2 bra 	$L__BB3_8;
 
-	not.b32 	%r45, %r2;
-	max.s32 	%r46, %r45, -2;
-	add.s32 	%r47, %r2, %r46;
-	add.s32 	%r3, %r47, 2;
-	add.s32 	%r48, %r47, 1;
-	and.b32  	%r118, %r3, 3;
-	setp.lt.u32 	%p3, %r48, 3;
-	mov.u32 	%r120, 0;
-	mov.u32 	%r111, %r2;
-	mov.u32 	%r119, %r120;
-	mov.u32 	%r114, %r1;
+	not.b32 	%r63, %r2;
+	max.s32 	%r64, %r63, -2;
+	add.s32 	%r65, %r2, %r64;
+	add.s32 	%r3, %r65, 2;
+	add.s32 	%r66, %r65, 1;
+	and.b32  	%r164, %r3, 3;
+	setp.lt.u32 	%p3, %r66, 3;
+	mov.u32 	%r166, 0;
+	mov.u32 	%r157, %r2;
+	mov.u32 	%r165, %r166;
+	mov.u32 	%r160, %r1;
 	@%p3 bra 	$L__BB3_5;
 
-	sub.s32 	%r108, %r3, %r118;
-	mov.u32 	%r120, 0;
-	mov.u32 	%r111, %r2;
-	mov.u32 	%r114, %r1;
+	sub.s32 	%r154, %r3, %r164;
+	mov.u32 	%r166, 0;
+	mov.u32 	%r157, %r2;
+	mov.u32 	%r160, %r1;
 
 $L__BB3_4:
-	mul.wide.s32 	%rd10, %r111, 4;
+	mul.wide.s32 	%rd10, %r157, 4;
 	add.s64 	%rd11, %rd1, %rd10;
-	ld.global.u32 	%r51, [%rd11];
-	div.s32 	%r52, %r114, %r51;
-	mul.lo.s32 	%r53, %r52, %r51;
-	sub.s32 	%r54, %r114, %r53;
-	add.s32 	%r55, %r111, %r2;
-	mul.wide.s32 	%rd12, %r55, 4;
-	add.s64 	%rd13, %rd1, %rd12;
-	ld.global.u32 	%r56, [%rd13];
-	mad.lo.s32 	%r57, %r56, %r54, %r119;
-	add.s32 	%r58, %r55, %r2;
-	mul.wide.s32 	%rd14, %r58, 4;
-	add.s64 	%rd15, %rd1, %rd14;
-	ld.global.u32 	%r59, [%rd15];
-	mad.lo.s32 	%r60, %r59, %r54, %r120;
-	ld.global.u32 	%r61, [%rd11+-4];
-	div.s32 	%r62, %r52, %r61;
-	mul.lo.s32 	%r63, %r62, %r61;
-	sub.s32 	%r64, %r52, %r63;
-	ld.global.u32 	%r65, [%rd13+-4];
-	mad.lo.s32 	%r66, %r65, %r64, %r57;
-	ld.global.u32 	%r67, [%rd15+-4];
-	mad.lo.s32 	%r68, %r67, %r64, %r60;
-	ld.global.u32 	%r69, [%rd11+-8];
-	div.s32 	%r70, %r62, %r69;
+	ld.global.u32 	%r69, [%rd11];
+	div.s32 	%r70, %r160, %r69;
 	mul.lo.s32 	%r71, %r70, %r69;
-	sub.s32 	%r72, %r62, %r71;
-	ld.global.u32 	%r73, [%rd13+-8];
-	mad.lo.s32 	%r74, %r73, %r72, %r66;
-	ld.global.u32 	%r75, [%rd15+-8];
-	mad.lo.s32 	%r76, %r75, %r72, %r68;
-	add.s32 	%r111, %r111, -4;
-	ld.global.u32 	%r77, [%rd11+-12];
-	div.s32 	%r114, %r70, %r77;
-	mul.lo.s32 	%r78, %r114, %r77;
-	sub.s32 	%r79, %r70, %r78;
-	ld.global.u32 	%r80, [%rd13+-12];
-	mad.lo.s32 	%r119, %r80, %r79, %r74;
-	ld.global.u32 	%r81, [%rd15+-12];
-	mad.lo.s32 	%r120, %r81, %r79, %r76;
-	add.s32 	%r108, %r108, -4;
-	setp.ne.s32 	%p4, %r108, 0;
+	sub.s32 	%r72, %r160, %r71;
+	add.s32 	%r73, %r157, %r2;
+	mul.wide.s32 	%rd12, %r73, 4;
+	add.s64 	%rd13, %rd1, %rd12;
+	ld.global.u32 	%r74, [%rd13];
+	mad.lo.s32 	%r75, %r74, %r72, %r165;
+	add.s32 	%r76, %r73, %r2;
+	mul.wide.s32 	%rd14, %r76, 4;
+	add.s64 	%rd15, %rd1, %rd14;
+	ld.global.u32 	%r77, [%rd15];
+	mad.lo.s32 	%r78, %r77, %r72, %r166;
+	ld.global.u32 	%r79, [%rd11+-4];
+	div.s32 	%r80, %r70, %r79;
+	mul.lo.s32 	%r81, %r80, %r79;
+	sub.s32 	%r82, %r70, %r81;
+	ld.global.u32 	%r83, [%rd13+-4];
+	mad.lo.s32 	%r84, %r83, %r82, %r75;
+	ld.global.u32 	%r85, [%rd15+-4];
+	mad.lo.s32 	%r86, %r85, %r82, %r78;
+	ld.global.u32 	%r87, [%rd11+-8];
+	div.s32 	%r88, %r80, %r87;
+	mul.lo.s32 	%r89, %r88, %r87;
+	sub.s32 	%r90, %r80, %r89;
+	ld.global.u32 	%r91, [%rd13+-8];
+	mad.lo.s32 	%r92, %r91, %r90, %r84;
+	ld.global.u32 	%r93, [%rd15+-8];
+	mad.lo.s32 	%r94, %r93, %r90, %r86;
+	add.s32 	%r157, %r157, -4;
+	ld.global.u32 	%r95, [%rd11+-12];
+	div.s32 	%r160, %r88, %r95;
+	mul.lo.s32 	%r96, %r160, %r95;
+	sub.s32 	%r97, %r88, %r96;
+	ld.global.u32 	%r98, [%rd13+-12];
+	mad.lo.s32 	%r165, %r98, %r97, %r92;
+	ld.global.u32 	%r99, [%rd15+-12];
+	mad.lo.s32 	%r166, %r99, %r97, %r94;
+	add.s32 	%r154, %r154, -4;
+	setp.ne.s32 	%p4, %r154, 0;
 	@%p4 bra 	$L__BB3_4;
 
 $L__BB3_5:
-	setp.eq.s32 	%p5, %r118, 0;
+	setp.eq.s32 	%p5, %r164, 0;
 	@%p5 bra 	$L__BB3_8;
 
-	mul.wide.s32 	%rd16, %r111, 4;
+	mul.wide.s32 	%rd16, %r157, 4;
 	add.s64 	%rd28, %rd1, %rd16;
 	mul.wide.s32 	%rd3, %r2, 4;
 
 $L__BB3_7:
 	.pragma "nounroll";
-	ld.global.u32 	%r82, [%rd28];
-	div.s32 	%r26, %r114, %r82;
-	mul.lo.s32 	%r83, %r26, %r82;
-	sub.s32 	%r84, %r114, %r83;
+	ld.global.u32 	%r100, [%rd28];
+	div.s32 	%r26, %r160, %r100;
+	mul.lo.s32 	%r101, %r26, %r100;
+	sub.s32 	%r102, %r160, %r101;
 	add.s64 	%rd17, %rd28, %rd3;
-	ld.global.u32 	%r85, [%rd17];
-	mad.lo.s32 	%r119, %r85, %r84, %r119;
+	ld.global.u32 	%r103, [%rd17];
+	mad.lo.s32 	%r165, %r103, %r102, %r165;
 	add.s64 	%rd18, %rd17, %rd3;
-	ld.global.u32 	%r86, [%rd18];
-	mad.lo.s32 	%r120, %r86, %r84, %r120;
+	ld.global.u32 	%r104, [%rd18];
+	mad.lo.s32 	%r166, %r104, %r102, %r166;
 	add.s64 	%rd28, %rd28, -4;
-	add.s32 	%r118, %r118, -1;
-	setp.ne.s32 	%p6, %r118, 0;
-	mov.u32 	%r114, %r26;
+	add.s32 	%r164, %r164, -1;
+	setp.ne.s32 	%p6, %r164, 0;
+	mov.u32 	%r160, %r26;
 	@%p6 bra 	$L__BB3_7;
 
 $L__BB3_8:
-	add.s32 	%r87, %r119, %r32;
+	add.s32 	%r105, %r165, %r50;
 	cvta.to.global.u64 	%rd19, %rd6;
-	mul.wide.s32 	%rd20, %r87, 4;
+	mul.wide.s32 	%rd20, %r105, 4;
 	add.s64 	%rd21, %rd19, %rd20;
 	ld.global.f32 	%f1, [%rd21];
-	add.s32 	%r88, %r120, %r33;
+	add.s32 	%r106, %r166, %r51;
 	cvta.to.global.u64 	%rd22, %rd7;
-	mul.wide.s32 	%rd23, %r88, 4;
+	mul.wide.s32 	%rd23, %r106, 4;
 	add.s64 	%rd24, %rd22, %rd23;
 	ld.global.f32 	%f2, [%rd24];
-	setp.gt.s32 	%p7, %r35, 2;
-	@%p7 bra 	$L__BB3_13;
-	bra.uni 	$L__BB3_9;
+	setp.gt.s32 	%p7, %r53, 5;
+	@%p7 bra 	$L__BB3_18;
+
+	setp.gt.s32 	%p15, %r53, 2;
+	@%p15 bra 	$L__BB3_14;
+
+	setp.eq.s32 	%p19, %r53, 0;
+	@%p19 bra 	$L__BB3_66;
+
+	setp.eq.s32 	%p20, %r53, 1;
+	@%p20 bra 	$L__BB3_65;
+
+	setp.eq.s32 	%p21, %r53, 2;
+	mov.f32 	%f188, %f1;
+	@%p21 bra 	$L__BB3_13;
+	bra.uni 	$L__BB3_67;
 
 $L__BB3_13:
-	setp.gt.s32 	%p8, %r35, 4;
-	@%p8 bra 	$L__BB3_23;
+	mul.f32 	%f188, %f1, %f2;
+	bra.uni 	$L__BB3_67;
 
-	setp.eq.s32 	%p11, %r35, 3;
-	@%p11 bra 	$L__BB3_29;
+$L__BB3_18:
+	setp.gt.s32 	%p8, %r53, 8;
+	@%p8 bra 	$L__BB3_28;
 
-	setp.eq.s32 	%p12, %r35, 4;
-	mov.f32 	%f93, 0f3F800000;
-	mov.f32 	%f94, %f1;
-	@%p12 bra 	$L__BB3_16;
-	bra.uni 	$L__BB3_32;
+	setp.eq.s32 	%p12, %r53, 6;
+	@%p12 bra 	$L__BB3_54;
 
-$L__BB3_16:
-	mul.f32 	%f18, %f2, 0f3F000000;
-	cvt.rzi.f32.f32 	%f19, %f18;
-	add.f32 	%f20, %f19, %f19;
-	sub.f32 	%f21, %f2, %f20;
-	abs.f32 	%f5, %f21;
-	abs.f32 	%f6, %f1;
-	setp.lt.f32 	%p16, %f6, 0f00800000;
-	mul.f32 	%f22, %f6, 0f4B800000;
-	selp.f32 	%f23, %f22, %f6, %p16;
-	selp.f32 	%f24, 0fC1C00000, 0f00000000, %p16;
-	mov.b32 	%r89, %f23;
-	add.s32 	%r90, %r89, -1060439283;
-	and.b32  	%r91, %r90, -8388608;
-	sub.s32 	%r92, %r89, %r91;
-	mov.b32 	%f25, %r92;
-	cvt.rn.f32.s32 	%f26, %r91;
-	mov.f32 	%f27, 0f34000000;
-	fma.rn.f32 	%f28, %f26, %f27, %f24;
-	add.f32 	%f29, %f25, 0fBF800000;
-	add.f32 	%f30, %f25, 0f3F800000;
-	mov.f32 	%f17, 0f3F800000;
-	rcp.approx.ftz.f32 	%f31, %f30;
-	add.f32 	%f32, %f29, %f29;
-	mul.f32 	%f33, %f32, %f31;
-	mul.f32 	%f34, %f33, %f33;
-	sub.f32 	%f35, %f29, %f33;
-	add.f32 	%f36, %f35, %f35;
-	neg.f32 	%f37, %f33;
-	fma.rn.f32 	%f38, %f37, %f29, %f36;
-	mul.rn.f32 	%f39, %f31, %f38;
-	mov.f32 	%f40, 0f3B52E7DB;
-	mov.f32 	%f41, 0f3A2C32E4;
-	fma.rn.f32 	%f42, %f41, %f34, %f40;
-	mov.f32 	%f43, 0f3C93BB73;
-	fma.rn.f32 	%f44, %f42, %f34, %f43;
-	mov.f32 	%f45, 0f3DF6384F;
-	fma.rn.f32 	%f46, %f44, %f34, %f45;
-	mul.rn.f32 	%f47, %f46, %f34;
-	mov.f32 	%f48, 0f3FB8AA3B;
-	fma.rn.f32 	%f49, %f33, %f48, %f28;
-	sub.f32 	%f50, %f28, %f49;
-	fma.rn.f32 	%f51, %f33, %f48, %f50;
-	fma.rn.f32 	%f52, %f39, %f48, %f51;
-	mov.f32 	%f53, 0f32A55E34;
-	fma.rn.f32 	%f54, %f33, %f53, %f52;
-	mul.f32 	%f55, %f47, 0f40400000;
-	fma.rn.f32 	%f56, %f55, %f39, %f54;
-	fma.rn.f32 	%f57, %f47, %f33, %f56;
-	add.rn.f32 	%f58, %f49, %f57;
-	neg.f32 	%f59, %f49;
-	add.rn.f32 	%f60, %f58, %f59;
-	neg.f32 	%f61, %f60;
-	add.rn.f32 	%f62, %f57, %f61;
-	mul.rn.f32 	%f63, %f58, %f2;
-	neg.f32 	%f64, %f63;
-	fma.rn.f32 	%f65, %f58, %f2, %f64;
-	fma.rn.f32 	%f66, %f62, %f2, %f65;
-	cvt.rni.f32.f32 	%f67, %f63;
-	sub.f32 	%f68, %f63, %f67;
-	add.f32 	%f69, %f66, %f68;
-	mov.f32 	%f70, 0f3AAF85ED;
-	mov.f32 	%f71, 0f391FCB8E;
-	fma.rn.f32 	%f72, %f71, %f69, %f70;
-	mov.f32 	%f73, 0f3C1D9856;
-	fma.rn.f32 	%f74, %f72, %f69, %f73;
-	mov.f32 	%f75, 0f3D6357BB;
-	fma.rn.f32 	%f76, %f74, %f69, %f75;
-	mov.f32 	%f77, 0f3E75FDEC;
-	fma.rn.f32 	%f78, %f76, %f69, %f77;
-	mov.f32 	%f79, 0f3F317218;
-	fma.rn.f32 	%f80, %f78, %f69, %f79;
-	fma.rn.f32 	%f81, %f80, %f69, %f17;
-	cvt.rzi.s32.f32 	%r93, %f67;
-	setp.gt.f32 	%p17, %f67, 0f00000000;
-	selp.b32 	%r94, 0, -2097152000, %p17;
-	add.s32 	%r95, %r94, 2130706432;
-	mov.b32 	%f82, %r95;
-	mul.f32 	%f83, %f81, %f82;
-	shl.b32 	%r96, %r93, 23;
-	sub.s32 	%r97, %r96, %r94;
-	mov.b32 	%f84, %r97;
-	mul.f32 	%f85, %f83, %f84;
-	abs.f32 	%f86, %f63;
-	setp.gt.f32 	%p18, %f86, 0f43180000;
-	setp.lt.f32 	%p19, %f63, 0f00000000;
-	selp.f32 	%f87, 0f00000000, 0f7F800000, %p19;
-	selp.f32 	%f7, %f87, %f85, %p18;
-	setp.eq.f32 	%p20, %f2, 0f00000000;
-	setp.eq.f32 	%p21, %f1, 0f3F800000;
-	or.pred  	%p22, %p21, %p20;
-	mov.f32 	%f94, %f93;
-	@%p22 bra 	$L__BB3_32;
+	setp.eq.s32 	%p13, %r53, 7;
+	@%p13 bra 	$L__BB3_41;
 
-	setp.gtu.f32 	%p23, %f6, 0f7F800000;
-	@%p23 bra 	$L__BB3_28;
+	setp.eq.s32 	%p14, %r53, 8;
+	mov.f32 	%f188, %f1;
+	@%p14 bra 	$L__BB3_22;
+	bra.uni 	$L__BB3_67;
 
-	abs.f32 	%f8, %f2;
-	setp.gtu.f32 	%p24, %f8, 0f7F800000;
-	@%p24 bra 	$L__BB3_28;
-	bra.uni 	$L__BB3_19;
+$L__BB3_22:
+	abs.f32 	%f6, %f2;
+	abs.f32 	%f184, %f1;
+	setp.lt.f32 	%p25, %f184, %f6;
+	@%p25 bra 	$L__BB3_40;
+
+	mul.f32 	%f8, %f6, 0f4B000000;
+	setp.gtu.f32 	%p26, %f184, %f8;
+	@%p26 bra 	$L__BB3_36;
+	bra.uni 	$L__BB3_24;
+
+$L__BB3_36:
+	mov.b32 	%r33, %f184;
+	mov.b32 	%r34, %f8;
+	and.b32  	%r108, %r33, 8388607;
+	or.b32  	%r167, %r108, 1065353216;
+	mov.b32 	%f183, %r167;
+	add.s32 	%r109, %r34, -192937984;
+	and.b32  	%r110, %r109, -8388608;
+	sub.s32 	%r111, %r33, %r110;
+	and.b32  	%r168, %r111, -8388608;
+	setp.eq.s32 	%p32, %r168, 0;
+	@%p32 bra 	$L__BB3_39;
+
+	and.b32  	%r112, %r34, 8388607;
+	or.b32  	%r113, %r112, 1065353216;
+	mov.b32 	%f67, %r113;
+	rcp.approx.ftz.f32 	%f18, %f67;
+	neg.f32 	%f19, %f67;
+
+$L__BB3_38:
+	min.u32 	%r114, %r168, 192937984;
+	add.s32 	%r115, %r114, %r167;
+	mov.b32 	%f68, %r115;
+	mov.f32 	%f69, 0f80000000;
+	fma.rn.f32 	%f70, %f68, %f18, %f69;
+	fma.rn.f32 	%f71, %f19, %f70, %f68;
+	fma.rn.f32 	%f72, %f71, %f18, %f70;
+	fma.rn.f32 	%f73, %f19, %f72, %f68;
+	fma.rz.f32 	%f74, %f73, %f18, %f72;
+	cvt.rzi.f32.f32 	%f75, %f74;
+	fma.rn.f32 	%f183, %f19, %f75, %f68;
+	sub.s32 	%r168, %r168, %r114;
+	mov.b32 	%r167, %f183;
+	setp.ne.s32 	%p33, %r168, 0;
+	setp.ne.s32 	%p34, %r167, 0;
+	and.pred  	%p35, %p33, %p34;
+	@%p35 bra 	$L__BB3_38;
+
+$L__BB3_39:
+	setp.gt.u32 	%p36, %r33, 2139095039;
+	setp.leu.f32 	%p37, %f6, 0f00000000;
+	or.pred  	%p38, %p37, %p36;
+	and.b32  	%r116, %r34, -8388608;
+	mov.b32 	%f76, %r116;
+	selp.f32 	%f77, 0f7FFFFFFF, %f76, %p38;
+	mul.f32 	%f78, %f183, 0f34000000;
+	mul.f32 	%f184, %f77, %f78;
+	bra.uni 	$L__BB3_40;
+
+$L__BB3_14:
+	setp.eq.s32 	%p16, %r53, 3;
+	@%p16 bra 	$L__BB3_64;
+
+	setp.eq.s32 	%p17, %r53, 4;
+	mov.f32 	%f188, 0f3F800000;
+	@%p17 bra 	$L__BB3_55;
+
+	setp.eq.s32 	%p18, %r53, 5;
+	mov.f32 	%f188, %f1;
+	@%p18 bra 	$L__BB3_17;
+	bra.uni 	$L__BB3_67;
+
+$L__BB3_17:
+	max.f32 	%f188, %f1, %f2;
+	bra.uni 	$L__BB3_67;
 
 $L__BB3_28:
-	add.rn.f32 	%f94, %f1, %f2;
-	bra.uni 	$L__BB3_32;
+	setp.eq.s32 	%p9, %r53, 9;
+	@%p9 bra 	$L__BB3_33;
 
-$L__BB3_9:
-	setp.eq.s32 	%p13, %r35, 0;
-	@%p13 bra 	$L__BB3_31;
-
-	setp.eq.s32 	%p14, %r35, 1;
-	@%p14 bra 	$L__BB3_30;
-
-	setp.eq.s32 	%p15, %r35, 2;
-	mov.f32 	%f94, %f1;
-	@%p15 bra 	$L__BB3_12;
-	bra.uni 	$L__BB3_32;
-
-$L__BB3_12:
-	mul.f32 	%f94, %f1, %f2;
-	bra.uni 	$L__BB3_32;
-
-$L__BB3_23:
-	setp.eq.s32 	%p9, %r35, 5;
-	@%p9 bra 	$L__BB3_26;
-
-	setp.ne.s32 	%p10, %r35, 6;
-	mov.f32 	%f94, %f1;
+	setp.eq.s32 	%p10, %r53, 10;
 	@%p10 bra 	$L__BB3_32;
 
-	min.f32 	%f94, %f1, %f2;
-	bra.uni 	$L__BB3_32;
+	setp.ne.s32 	%p11, %r53, 11;
+	mov.f32 	%f188, %f1;
+	@%p11 bra 	$L__BB3_67;
 
-$L__BB3_29:
-	div.rn.f32 	%f94, %f1, %f2;
-	bra.uni 	$L__BB3_32;
+	setp.gt.f32 	%p22, %f1, %f2;
+	selp.f32 	%f188, %f2, %f1, %p22;
+	bra.uni 	$L__BB3_67;
 
-$L__BB3_31:
-	add.f32 	%f94, %f1, %f2;
-	bra.uni 	$L__BB3_32;
+$L__BB3_66:
+	add.f32 	%f188, %f1, %f2;
+	bra.uni 	$L__BB3_67;
 
-$L__BB3_26:
-	max.f32 	%f94, %f1, %f2;
-	bra.uni 	$L__BB3_32;
+$L__BB3_54:
+	min.f32 	%f188, %f1, %f2;
+	bra.uni 	$L__BB3_67;
 
-$L__BB3_30:
-	sub.f32 	%f94, %f1, %f2;
-
-$L__BB3_32:
-	add.s32 	%r103, %r1, %r34;
-	cvta.to.global.u64 	%rd25, %rd8;
-	mul.wide.s32 	%rd26, %r103, 4;
-	add.s64 	%rd27, %rd25, %rd26;
-	st.global.f32 	[%rd27], %f94;
+$L__BB3_64:
+	div.rn.f32 	%f188, %f1, %f2;
+	bra.uni 	$L__BB3_67;
 
 $L__BB3_33:
+	setp.lt.f32 	%p24, %f1, 0f00000000;
+	mul.f32 	%f58, %f1, %f2;
+	selp.f32 	%f188, %f58, %f1, %p24;
+	bra.uni 	$L__BB3_67;
+
+$L__BB3_65:
+	sub.f32 	%f188, %f1, %f2;
+	bra.uni 	$L__BB3_67;
+
+$L__BB3_41:
+	abs.f32 	%f25, %f2;
+	abs.f32 	%f187, %f1;
+	setp.lt.f32 	%p45, %f187, %f25;
+	@%p45 bra 	$L__BB3_53;
+
+	mul.f32 	%f27, %f25, 0f4B000000;
+	setp.gtu.f32 	%p46, %f187, %f27;
+	@%p46 bra 	$L__BB3_49;
+	bra.uni 	$L__BB3_43;
+
+$L__BB3_49:
+	mov.b32 	%r42, %f187;
+	mov.b32 	%r43, %f27;
+	and.b32  	%r122, %r42, 8388607;
+	or.b32  	%r169, %r122, 1065353216;
+	mov.b32 	%f186, %r169;
+	add.s32 	%r123, %r43, -192937984;
+	and.b32  	%r124, %r123, -8388608;
+	sub.s32 	%r125, %r42, %r124;
+	and.b32  	%r170, %r125, -8388608;
+	setp.eq.s32 	%p52, %r170, 0;
+	@%p52 bra 	$L__BB3_52;
+
+	and.b32  	%r126, %r43, 8388607;
+	or.b32  	%r127, %r126, 1065353216;
+	mov.b32 	%f91, %r127;
+	rcp.approx.ftz.f32 	%f37, %f91;
+	neg.f32 	%f38, %f91;
+
+$L__BB3_51:
+	min.u32 	%r128, %r170, 192937984;
+	add.s32 	%r129, %r128, %r169;
+	mov.b32 	%f92, %r129;
+	mov.f32 	%f93, 0f80000000;
+	fma.rn.f32 	%f94, %f92, %f37, %f93;
+	fma.rn.f32 	%f95, %f38, %f94, %f92;
+	fma.rn.f32 	%f96, %f95, %f37, %f94;
+	fma.rn.f32 	%f97, %f38, %f96, %f92;
+	fma.rz.f32 	%f98, %f97, %f37, %f96;
+	cvt.rzi.f32.f32 	%f99, %f98;
+	fma.rn.f32 	%f186, %f38, %f99, %f92;
+	sub.s32 	%r170, %r170, %r128;
+	mov.b32 	%r169, %f186;
+	setp.ne.s32 	%p53, %r170, 0;
+	setp.ne.s32 	%p54, %r169, 0;
+	and.pred  	%p55, %p53, %p54;
+	@%p55 bra 	$L__BB3_51;
+
+$L__BB3_52:
+	setp.gt.u32 	%p56, %r42, 2139095039;
+	setp.leu.f32 	%p57, %f25, 0f00000000;
+	or.pred  	%p58, %p57, %p56;
+	and.b32  	%r130, %r43, -8388608;
+	mov.b32 	%f100, %r130;
+	selp.f32 	%f101, 0f7FFFFFFF, %f100, %p58;
+	mul.f32 	%f102, %f186, 0f34000000;
+	mul.f32 	%f187, %f101, %f102;
+	bra.uni 	$L__BB3_53;
+
+$L__BB3_55:
+	mul.f32 	%f106, %f2, 0f3F000000;
+	cvt.rzi.f32.f32 	%f107, %f106;
+	add.f32 	%f108, %f107, %f107;
+	sub.f32 	%f109, %f2, %f108;
+	abs.f32 	%f46, %f109;
+	abs.f32 	%f47, %f1;
+	setp.lt.f32 	%p60, %f47, 0f00800000;
+	mul.f32 	%f110, %f47, 0f4B800000;
+	selp.f32 	%f111, %f110, %f47, %p60;
+	selp.f32 	%f112, 0fC1C00000, 0f00000000, %p60;
+	mov.b32 	%r135, %f111;
+	add.s32 	%r136, %r135, -1060439283;
+	and.b32  	%r137, %r136, -8388608;
+	sub.s32 	%r138, %r135, %r137;
+	mov.b32 	%f113, %r138;
+	cvt.rn.f32.s32 	%f114, %r137;
+	mov.f32 	%f115, 0f34000000;
+	fma.rn.f32 	%f116, %f114, %f115, %f112;
+	add.f32 	%f117, %f113, 0fBF800000;
+	add.f32 	%f118, %f113, 0f3F800000;
+	mov.f32 	%f105, 0f3F800000;
+	rcp.approx.ftz.f32 	%f119, %f118;
+	add.f32 	%f120, %f117, %f117;
+	mul.f32 	%f121, %f120, %f119;
+	mul.f32 	%f122, %f121, %f121;
+	sub.f32 	%f123, %f117, %f121;
+	add.f32 	%f124, %f123, %f123;
+	neg.f32 	%f125, %f121;
+	fma.rn.f32 	%f126, %f125, %f117, %f124;
+	mul.rn.f32 	%f127, %f119, %f126;
+	mov.f32 	%f128, 0f3B52E7DB;
+	mov.f32 	%f129, 0f3A2C32E4;
+	fma.rn.f32 	%f130, %f129, %f122, %f128;
+	mov.f32 	%f131, 0f3C93BB73;
+	fma.rn.f32 	%f132, %f130, %f122, %f131;
+	mov.f32 	%f133, 0f3DF6384F;
+	fma.rn.f32 	%f134, %f132, %f122, %f133;
+	mul.rn.f32 	%f135, %f134, %f122;
+	mov.f32 	%f136, 0f3FB8AA3B;
+	fma.rn.f32 	%f137, %f121, %f136, %f116;
+	sub.f32 	%f138, %f116, %f137;
+	fma.rn.f32 	%f139, %f121, %f136, %f138;
+	fma.rn.f32 	%f140, %f127, %f136, %f139;
+	mov.f32 	%f141, 0f32A55E34;
+	fma.rn.f32 	%f142, %f121, %f141, %f140;
+	mul.f32 	%f143, %f135, 0f40400000;
+	fma.rn.f32 	%f144, %f143, %f127, %f142;
+	fma.rn.f32 	%f145, %f135, %f121, %f144;
+	add.rn.f32 	%f146, %f137, %f145;
+	neg.f32 	%f147, %f137;
+	add.rn.f32 	%f148, %f146, %f147;
+	neg.f32 	%f149, %f148;
+	add.rn.f32 	%f150, %f145, %f149;
+	mul.rn.f32 	%f151, %f146, %f2;
+	neg.f32 	%f152, %f151;
+	fma.rn.f32 	%f153, %f146, %f2, %f152;
+	fma.rn.f32 	%f154, %f150, %f2, %f153;
+	cvt.rni.f32.f32 	%f155, %f151;
+	sub.f32 	%f156, %f151, %f155;
+	add.f32 	%f157, %f154, %f156;
+	mov.f32 	%f158, 0f3AAF85ED;
+	mov.f32 	%f159, 0f391FCB8E;
+	fma.rn.f32 	%f160, %f159, %f157, %f158;
+	mov.f32 	%f161, 0f3C1D9856;
+	fma.rn.f32 	%f162, %f160, %f157, %f161;
+	mov.f32 	%f163, 0f3D6357BB;
+	fma.rn.f32 	%f164, %f162, %f157, %f163;
+	mov.f32 	%f165, 0f3E75FDEC;
+	fma.rn.f32 	%f166, %f164, %f157, %f165;
+	mov.f32 	%f167, 0f3F317218;
+	fma.rn.f32 	%f168, %f166, %f157, %f167;
+	fma.rn.f32 	%f169, %f168, %f157, %f105;
+	cvt.rzi.s32.f32 	%r139, %f155;
+	setp.gt.f32 	%p61, %f155, 0f00000000;
+	selp.b32 	%r140, 0, -2097152000, %p61;
+	add.s32 	%r141, %r140, 2130706432;
+	mov.b32 	%f170, %r141;
+	mul.f32 	%f171, %f169, %f170;
+	shl.b32 	%r142, %r139, 23;
+	sub.s32 	%r143, %r142, %r140;
+	mov.b32 	%f172, %r143;
+	mul.f32 	%f173, %f171, %f172;
+	abs.f32 	%f174, %f151;
+	setp.gt.f32 	%p62, %f174, 0f43180000;
+	setp.lt.f32 	%p63, %f151, 0f00000000;
+	selp.f32 	%f175, 0f00000000, 0f7F800000, %p63;
+	selp.f32 	%f48, %f175, %f173, %p62;
+	setp.eq.f32 	%p64, %f2, 0f00000000;
+	setp.eq.f32 	%p65, %f1, 0f3F800000;
+	or.pred  	%p66, %p65, %p64;
+	@%p66 bra 	$L__BB3_67;
+
+	setp.gtu.f32 	%p67, %f47, 0f7F800000;
+	@%p67 bra 	$L__BB3_63;
+
+	abs.f32 	%f49, %f2;
+	setp.gtu.f32 	%p68, %f49, 0f7F800000;
+	@%p68 bra 	$L__BB3_63;
+	bra.uni 	$L__BB3_58;
+
+$L__BB3_63:
+	add.rn.f32 	%f188, %f1, %f2;
+	bra.uni 	$L__BB3_67;
+
+$L__BB3_32:
+	setp.lt.f32 	%p23, %f1, %f2;
+	selp.f32 	%f188, %f2, %f1, %p23;
+	bra.uni 	$L__BB3_67;
+
+$L__BB3_24:
+	div.approx.f32 	%f59, %f184, %f6;
+	cvt.rzi.f32.f32 	%f182, %f59;
+	neg.f32 	%f10, %f6;
+	fma.rn.f32 	%f11, %f10, %f182, %f184;
+	mov.b32 	%r32, %f11;
+	mov.b32 	%r107, %f6;
+	setp.lt.u32 	%p27, %r32, %r107;
+	@%p27 bra 	$L__BB3_35;
+
+	setp.gt.u32 	%p28, %r32, -2147483648;
+	@%p28 bra 	$L__BB3_34;
+	bra.uni 	$L__BB3_26;
+
+$L__BB3_34:
+	add.f32 	%f65, %f182, 0fBF800000;
+	add.f32 	%f66, %f65, 0fBF800000;
+	setp.lt.f32 	%p31, %f11, %f10;
+	selp.f32 	%f182, %f66, %f65, %p31;
+	bra.uni 	$L__BB3_35;
+
+$L__BB3_43:
+	div.approx.f32 	%f83, %f187, %f25;
+	cvt.rzi.f32.f32 	%f185, %f83;
+	neg.f32 	%f29, %f25;
+	fma.rn.f32 	%f30, %f29, %f185, %f187;
+	mov.b32 	%r41, %f30;
+	mov.b32 	%r121, %f25;
+	setp.lt.u32 	%p47, %r41, %r121;
+	@%p47 bra 	$L__BB3_48;
+
+	setp.gt.u32 	%p48, %r41, -2147483648;
+	@%p48 bra 	$L__BB3_47;
+	bra.uni 	$L__BB3_45;
+
+$L__BB3_47:
+	add.f32 	%f89, %f185, 0fBF800000;
+	add.f32 	%f90, %f89, 0fBF800000;
+	setp.lt.f32 	%p51, %f30, %f29;
+	selp.f32 	%f185, %f90, %f89, %p51;
+	bra.uni 	$L__BB3_48;
+
+$L__BB3_58:
+	setp.eq.f32 	%p69, %f1, 0f00000000;
+	setp.eq.f32 	%p70, %f47, 0f7F800000;
+	or.pred  	%p71, %p69, %p70;
+	@%p71 bra 	$L__BB3_62;
+	bra.uni 	$L__BB3_59;
+
+$L__BB3_62:
+	setp.eq.f32 	%p78, %f46, 0f3F800000;
+	add.f32 	%f180, %f1, %f1;
+	mov.b32 	%r144, %f180;
+	xor.b32  	%r145, %r144, 2139095040;
+	setp.lt.f32 	%p79, %f2, 0f00000000;
+	selp.b32 	%r146, %r145, %r144, %p79;
+	and.b32  	%r147, %r146, 2147483647;
+	selp.b32 	%r148, %r146, %r147, %p78;
+	mov.b32 	%f188, %r148;
+	bra.uni 	$L__BB3_67;
+
+$L__BB3_26:
+	add.f32 	%f182, %f182, 0f3F800000;
+	add.f32 	%f60, %f6, %f6;
+	setp.ltu.f32 	%p29, %f11, %f60;
+	@%p29 bra 	$L__BB3_35;
+
+	add.f32 	%f61, %f182, 0f3F800000;
+	mov.f32 	%f62, 0fC0400000;
+	fma.rn.f32 	%f63, %f62, %f6, %f11;
+	setp.ge.f32 	%p30, %f63, 0f00000000;
+	add.f32 	%f64, %f61, 0f3F800000;
+	selp.f32 	%f182, %f64, %f61, %p30;
+
+$L__BB3_35:
+	fma.rn.f32 	%f184, %f10, %f182, %f184;
+
+$L__BB3_40:
+	abs.f32 	%f79, %f184;
+	setp.gtu.f32 	%p39, %f79, 0f7F800000;
+	mov.b32 	%r117, %f1;
+	and.b32  	%r118, %r117, -2147483648;
+	mov.b32 	%r119, %f184;
+	or.b32  	%r120, %r118, %r119;
+	mov.b32 	%f80, %r120;
+	selp.f32 	%f81, %f184, %f80, %p39;
+	setp.neu.f32 	%p40, %f81, 0f00000000;
+	setp.lt.f32 	%p41, %f81, 0f00000000;
+	setp.lt.f32 	%p42, %f2, 0f00000000;
+	xor.pred  	%p43, %p42, %p41;
+	and.pred  	%p44, %p40, %p43;
+	add.f32 	%f82, %f2, %f81;
+	selp.f32 	%f188, %f82, %f81, %p44;
+	bra.uni 	$L__BB3_67;
+
+$L__BB3_45:
+	add.f32 	%f185, %f185, 0f3F800000;
+	add.f32 	%f84, %f25, %f25;
+	setp.ltu.f32 	%p49, %f30, %f84;
+	@%p49 bra 	$L__BB3_48;
+
+	add.f32 	%f85, %f185, 0f3F800000;
+	mov.f32 	%f86, 0fC0400000;
+	fma.rn.f32 	%f87, %f86, %f25, %f30;
+	setp.ge.f32 	%p50, %f87, 0f00000000;
+	add.f32 	%f88, %f85, 0f3F800000;
+	selp.f32 	%f185, %f88, %f85, %p50;
+
+$L__BB3_48:
+	fma.rn.f32 	%f187, %f29, %f185, %f187;
+
+$L__BB3_53:
+	abs.f32 	%f103, %f187;
+	setp.gtu.f32 	%p59, %f103, 0f7F800000;
+	mov.b32 	%r131, %f1;
+	and.b32  	%r132, %r131, -2147483648;
+	mov.b32 	%r133, %f187;
+	or.b32  	%r134, %r132, %r133;
+	mov.b32 	%f104, %r134;
+	selp.f32 	%f188, %f187, %f104, %p59;
+
+$L__BB3_67:
+	add.s32 	%r149, %r1, %r52;
+	cvta.to.global.u64 	%rd25, %rd8;
+	mul.wide.s32 	%rd26, %r149, 4;
+	add.s64 	%rd27, %rd25, %rd26;
+	st.global.f32 	[%rd27], %f188;
+
+$L__BB3_68:
 	ret;
 
-$L__BB3_19:
-	setp.eq.f32 	%p25, %f1, 0f00000000;
-	setp.eq.f32 	%p26, %f6, 0f7F800000;
-	or.pred  	%p27, %p25, %p26;
-	@%p27 bra 	$L__BB3_27;
-	bra.uni 	$L__BB3_20;
+$L__BB3_59:
+	setp.eq.f32 	%p72, %f1, 0fBF800000;
+	setp.eq.f32 	%p73, %f49, 0f7F800000;
+	and.pred  	%p74, %p72, %p73;
+	@%p74 bra 	$L__BB3_67;
 
-$L__BB3_27:
-	setp.eq.f32 	%p34, %f5, 0f3F800000;
-	add.f32 	%f92, %f1, %f1;
-	mov.b32 	%r98, %f92;
-	xor.b32  	%r99, %r98, 2139095040;
-	setp.lt.f32 	%p35, %f2, 0f00000000;
-	selp.b32 	%r100, %r99, %r98, %p35;
-	and.b32  	%r101, %r100, 2147483647;
-	selp.b32 	%r102, %r100, %r101, %p34;
-	mov.b32 	%f94, %r102;
-	bra.uni 	$L__BB3_32;
+	setp.geu.f32 	%p75, %f1, 0f00000000;
+	mov.f32 	%f188, %f48;
+	@%p75 bra 	$L__BB3_67;
 
-$L__BB3_20:
-	setp.eq.f32 	%p28, %f1, 0fBF800000;
-	setp.eq.f32 	%p29, %f8, 0f7F800000;
-	and.pred  	%p30, %p28, %p29;
-	mov.f32 	%f94, %f93;
-	@%p30 bra 	$L__BB3_32;
-
-	setp.geu.f32 	%p31, %f1, 0f00000000;
-	mov.f32 	%f94, %f7;
-	@%p31 bra 	$L__BB3_32;
-
-	setp.eq.f32 	%p32, %f5, 0f3F800000;
-	neg.f32 	%f89, %f7;
-	selp.f32 	%f90, %f89, %f7, %p32;
-	cvt.rmi.f32.f32 	%f91, %f2;
-	setp.neu.f32 	%p33, %f91, %f2;
-	selp.f32 	%f94, 0f7FFFFFFF, %f90, %p33;
-	bra.uni 	$L__BB3_32;
+	setp.eq.f32 	%p76, %f46, 0f3F800000;
+	neg.f32 	%f177, %f48;
+	selp.f32 	%f178, %f177, %f48, %p76;
+	cvt.rmi.f32.f32 	%f179, %f2;
+	setp.neu.f32 	%p77, %f179, %f2;
+	selp.f32 	%f188, 0f7FFFFFFF, %f178, %p77;
+	bra.uni 	$L__BB3_67;
 
 }
 	// .globl	permute
@@ -2230,8 +3118,8 @@ $L__BB8_9:
 	.param .u64 reduce_param_6
 )
 {
-	.reg .pred 	%p<61>;
-	.reg .f32 	%f<49>;
+	.reg .pred 	%p<67>;
+	.reg .f32 	%f<55>;
 	.reg .b32 	%r<296>;
 	.reg .b64 	%rd<44>;
 
@@ -2250,7 +3138,7 @@ $L__BB8_9:
 	mov.u32 	%r110, %tid.x;
 	mad.lo.s32 	%r1, %r109, %r108, %r110;
 	setp.ge.s32 	%p1, %r1, %r107;
-	@%p1 bra 	$L__BB9_55;
+	@%p1 bra 	$L__BB9_65;
 
 	ld.global.u32 	%r2, [%rd2];
 	setp.lt.s32 	%p2, %r2, 1;
@@ -2389,19 +3277,36 @@ $L__BB9_12:
 	@%p11 bra 	$L__BB9_12;
 
 $L__BB9_13:
-	setp.eq.s32 	%p12, %r106, 3;
-	selp.f32 	%f1, 0f7F800000, 0f00000000, %p12;
-	setp.eq.s32 	%p13, %r106, 2;
-	selp.f32 	%f47, 0fFF800000, %f1, %p13;
-	setp.lt.s32 	%p14, %r274, 1;
-	@%p14 bra 	$L__BB9_52;
+	mov.f32 	%f53, 0f3F800000;
+	setp.eq.s32 	%p12, %r106, 2;
+	@%p12 bra 	$L__BB9_17;
 
-	setp.gt.s32 	%p15, %r29, 0;
+	setp.eq.s32 	%p13, %r106, 5;
+	@%p13 bra 	$L__BB9_19;
+
+	setp.ne.s32 	%p14, %r106, 3;
+	@%p14 bra 	$L__BB9_18;
+
+	mov.f32 	%f53, 0f7F800000;
+	bra.uni 	$L__BB9_19;
+
+$L__BB9_17:
+	mov.f32 	%f53, 0fFF800000;
+	bra.uni 	$L__BB9_19;
+
+$L__BB9_18:
+	mov.f32 	%f53, 0f00000000;
+
+$L__BB9_19:
+	setp.lt.s32 	%p15, %r274, 1;
+	@%p15 bra 	$L__BB9_60;
+
+	setp.gt.s32 	%p16, %r29, 0;
 	add.s32 	%r49, %r29, %r27;
-	@%p15 bra 	$L__BB9_29;
-	bra.uni 	$L__BB9_15;
+	@%p16 bra 	$L__BB9_36;
+	bra.uni 	$L__BB9_21;
 
-$L__BB9_29:
+$L__BB9_36:
 	not.b32 	%r167, %r29;
 	max.s32 	%r168, %r167, -2;
 	add.s32 	%r169, %r29, %r168;
@@ -2417,22 +3322,21 @@ $L__BB9_29:
 	mul.wide.s32 	%rd29, %r172, 4;
 	add.s64 	%rd5, %rd2, %rd29;
 	add.s32 	%r63, %r29, -3;
-	@%p13 bra 	$L__BB9_43;
-	bra.uni 	$L__BB9_30;
+	@%p12 bra 	$L__BB9_51;
+	bra.uni 	$L__BB9_37;
 
-$L__BB9_43:
+$L__BB9_51:
 	add.s32 	%r83, %r49, 1;
-	mov.f32 	%f47, 0fFF800000;
 	mov.u32 	%r287, 0;
 
-$L__BB9_44:
-	setp.eq.s32 	%p51, %r59, 0;
+$L__BB9_52:
+	setp.eq.s32 	%p56, %r59, 0;
 	mov.u32 	%r288, %r29;
 	mov.u32 	%r295, %r264;
 	mov.u32 	%r290, %r287;
-	@%p51 bra 	$L__BB9_48;
+	@%p56 bra 	$L__BB9_56;
 
-	setp.eq.s32 	%p52, %r59, 1;
+	setp.eq.s32 	%p57, %r59, 1;
 	ld.global.u32 	%r214, [%rd4+4];
 	div.s32 	%r290, %r287, %r214;
 	mul.lo.s32 	%r215, %r290, %r214;
@@ -2440,9 +3344,9 @@ $L__BB9_44:
 	ld.global.u32 	%r217, [%rd5+4];
 	mad.lo.s32 	%r295, %r217, %r216, %r264;
 	mov.u32 	%r288, %r60;
-	@%p52 bra 	$L__BB9_48;
+	@%p57 bra 	$L__BB9_56;
 
-	setp.eq.s32 	%p53, %r59, 2;
+	setp.eq.s32 	%p58, %r59, 2;
 	ld.global.u32 	%r218, [%rd4];
 	div.s32 	%r88, %r290, %r218;
 	mul.lo.s32 	%r219, %r88, %r218;
@@ -2451,7 +3355,7 @@ $L__BB9_44:
 	mad.lo.s32 	%r295, %r221, %r220, %r295;
 	mov.u32 	%r288, %r62;
 	mov.u32 	%r290, %r88;
-	@%p53 bra 	$L__BB9_48;
+	@%p58 bra 	$L__BB9_56;
 
 	ld.global.u32 	%r222, [%rd4+-4];
 	div.s32 	%r290, %r88, %r222;
@@ -2461,9 +3365,9 @@ $L__BB9_44:
 	mad.lo.s32 	%r295, %r225, %r224, %r295;
 	mov.u32 	%r288, %r63;
 
-$L__BB9_48:
-	setp.lt.u32 	%p54, %r58, 3;
-	@%p54 bra 	$L__BB9_51;
+$L__BB9_56:
+	setp.lt.u32 	%p59, %r58, 3;
+	@%p59 bra 	$L__BB9_59;
 
 	add.s32 	%r292, %r288, 4;
 	add.s32 	%r226, %r83, %r288;
@@ -2472,7 +3376,7 @@ $L__BB9_48:
 	mul.wide.s32 	%rd7, %r227, 4;
 	mov.u64 	%rd43, %rd2;
 
-$L__BB9_50:
+$L__BB9_58:
 	add.s64 	%rd36, %rd43, %rd7;
 	ld.global.u32 	%r228, [%rd36];
 	div.s32 	%r229, %r290, %r228;
@@ -2501,88 +3405,85 @@ $L__BB9_50:
 	mad.lo.s32 	%r295, %r249, %r248, %r245;
 	add.s64 	%rd43, %rd43, -16;
 	add.s32 	%r292, %r292, -4;
-	setp.gt.s32 	%p55, %r292, 4;
-	@%p55 bra 	$L__BB9_50;
+	setp.gt.s32 	%p60, %r292, 4;
+	@%p60 bra 	$L__BB9_58;
 
-$L__BB9_51:
+$L__BB9_59:
 	add.s32 	%r250, %r295, %r104;
 	mul.wide.s32 	%rd38, %r250, 4;
 	add.s64 	%rd39, %rd1, %rd38;
-	ld.global.f32 	%f36, [%rd39];
-	setp.gt.f32 	%p56, %f36, %f47;
-	setp.nan.f32 	%p57, %f36, %f36;
-	or.pred  	%p58, %p56, %p57;
-	selp.f32 	%f47, %f36, %f47, %p58;
+	ld.global.f32 	%f41, [%rd39];
+	setp.gt.f32 	%p61, %f41, %f53;
+	setp.nan.f32 	%p62, %f41, %f41;
+	or.pred  	%p63, %p61, %p62;
+	selp.f32 	%f53, %f41, %f53, %p63;
 	add.s32 	%r287, %r287, 1;
-	setp.lt.s32 	%p59, %r287, %r274;
-	@%p59 bra 	$L__BB9_44;
-	bra.uni 	$L__BB9_52;
+	setp.lt.s32 	%p64, %r287, %r274;
+	@%p64 bra 	$L__BB9_52;
+	bra.uni 	$L__BB9_60;
 
-$L__BB9_15:
+$L__BB9_21:
 	add.s32 	%r164, %r264, %r104;
 	mul.wide.s32 	%rd27, %r164, 4;
 	add.s64 	%rd3, %rd1, %rd27;
-	@%p13 bra 	$L__BB9_23;
-	bra.uni 	$L__BB9_16;
-
-$L__BB9_23:
-	add.s32 	%r166, %r274, -1;
-	and.b32  	%r277, %r274, 3;
-	setp.lt.u32 	%p23, %r166, 3;
-	mov.f32 	%f47, 0fFF800000;
-	@%p23 bra 	$L__BB9_26;
-
-	sub.s32 	%r276, %r274, %r277;
-	ld.global.f32 	%f10, [%rd3];
-	mov.f32 	%f47, 0fFF800000;
-
-$L__BB9_25:
-	setp.gt.f32 	%p24, %f10, %f47;
-	setp.nan.f32 	%p25, %f10, %f10;
-	or.pred  	%p26, %p24, %p25;
-	selp.f32 	%f32, %f10, %f47, %p26;
-	setp.gt.f32 	%p27, %f10, %f32;
-	or.pred  	%p28, %p27, %p25;
-	selp.f32 	%f33, %f10, %f32, %p28;
-	setp.gt.f32 	%p29, %f10, %f33;
-	or.pred  	%p30, %p29, %p25;
-	selp.f32 	%f34, %f10, %f33, %p30;
-	setp.gt.f32 	%p31, %f10, %f34;
-	or.pred  	%p32, %p31, %p25;
-	selp.f32 	%f47, %f10, %f34, %p32;
-	add.s32 	%r276, %r276, -4;
-	setp.ne.s32 	%p33, %r276, 0;
-	@%p33 bra 	$L__BB9_25;
-
-$L__BB9_26:
-	setp.eq.s32 	%p34, %r277, 0;
-	@%p34 bra 	$L__BB9_52;
-
-	ld.global.f32 	%f15, [%rd3];
-
-$L__BB9_28:
-	.pragma "nounroll";
-	setp.gt.f32 	%p35, %f15, %f47;
-	setp.nan.f32 	%p36, %f15, %f15;
-	or.pred  	%p37, %p35, %p36;
-	selp.f32 	%f47, %f15, %f47, %p37;
-	add.s32 	%r277, %r277, -1;
-	setp.eq.s32 	%p38, %r277, 0;
-	@%p38 bra 	$L__BB9_52;
-	bra.uni 	$L__BB9_28;
+	@%p12 bra 	$L__BB9_30;
+	bra.uni 	$L__BB9_22;
 
 $L__BB9_30:
-	mov.u32 	%r278, 0;
-	mov.f32 	%f47, %f1;
+	add.s32 	%r166, %r274, -1;
+	and.b32  	%r277, %r274, 3;
+	setp.lt.u32 	%p26, %r166, 3;
+	@%p26 bra 	$L__BB9_33;
 
-$L__BB9_31:
-	setp.eq.s32 	%p40, %r59, 0;
+	sub.s32 	%r276, %r274, %r277;
+	ld.global.f32 	%f9, [%rd3];
+
+$L__BB9_32:
+	setp.gt.f32 	%p27, %f9, %f53;
+	setp.nan.f32 	%p28, %f9, %f9;
+	or.pred  	%p29, %p27, %p28;
+	selp.f32 	%f36, %f9, %f53, %p29;
+	setp.gt.f32 	%p30, %f9, %f36;
+	or.pred  	%p31, %p30, %p28;
+	selp.f32 	%f37, %f9, %f36, %p31;
+	setp.gt.f32 	%p32, %f9, %f37;
+	or.pred  	%p33, %p32, %p28;
+	selp.f32 	%f38, %f9, %f37, %p33;
+	setp.gt.f32 	%p34, %f9, %f38;
+	or.pred  	%p35, %p34, %p28;
+	selp.f32 	%f53, %f9, %f38, %p35;
+	add.s32 	%r276, %r276, -4;
+	setp.ne.s32 	%p36, %r276, 0;
+	@%p36 bra 	$L__BB9_32;
+
+$L__BB9_33:
+	setp.eq.s32 	%p37, %r277, 0;
+	@%p37 bra 	$L__BB9_60;
+
+	ld.global.f32 	%f14, [%rd3];
+
+$L__BB9_35:
+	.pragma "nounroll";
+	setp.gt.f32 	%p38, %f14, %f53;
+	setp.nan.f32 	%p39, %f14, %f14;
+	or.pred  	%p40, %p38, %p39;
+	selp.f32 	%f53, %f14, %f53, %p40;
+	add.s32 	%r277, %r277, -1;
+	setp.eq.s32 	%p41, %r277, 0;
+	@%p41 bra 	$L__BB9_60;
+	bra.uni 	$L__BB9_35;
+
+$L__BB9_37:
+	mov.u32 	%r278, 0;
+
+$L__BB9_38:
+	setp.eq.s32 	%p43, %r59, 0;
 	mov.u32 	%r279, %r29;
 	mov.u32 	%r286, %r264;
 	mov.u32 	%r281, %r278;
-	@%p40 bra 	$L__BB9_35;
+	@%p43 bra 	$L__BB9_42;
 
-	setp.eq.s32 	%p41, %r59, 1;
+	setp.eq.s32 	%p44, %r59, 1;
 	ld.global.u32 	%r175, [%rd4+4];
 	div.s32 	%r281, %r278, %r175;
 	mul.lo.s32 	%r176, %r281, %r175;
@@ -2590,9 +3491,9 @@ $L__BB9_31:
 	ld.global.u32 	%r178, [%rd5+4];
 	mad.lo.s32 	%r286, %r178, %r177, %r264;
 	mov.u32 	%r279, %r60;
-	@%p41 bra 	$L__BB9_35;
+	@%p44 bra 	$L__BB9_42;
 
-	setp.eq.s32 	%p42, %r59, 2;
+	setp.eq.s32 	%p45, %r59, 2;
 	ld.global.u32 	%r179, [%rd4];
 	div.s32 	%r68, %r281, %r179;
 	mul.lo.s32 	%r180, %r68, %r179;
@@ -2601,7 +3502,7 @@ $L__BB9_31:
 	mad.lo.s32 	%r286, %r182, %r181, %r286;
 	mov.u32 	%r279, %r62;
 	mov.u32 	%r281, %r68;
-	@%p42 bra 	$L__BB9_35;
+	@%p45 bra 	$L__BB9_42;
 
 	ld.global.u32 	%r183, [%rd4+-4];
 	div.s32 	%r281, %r68, %r183;
@@ -2611,11 +3512,11 @@ $L__BB9_31:
 	mad.lo.s32 	%r286, %r186, %r185, %r286;
 	mov.u32 	%r279, %r63;
 
-$L__BB9_35:
-	setp.lt.u32 	%p43, %r58, 3;
-	@%p43 bra 	$L__BB9_37;
+$L__BB9_42:
+	setp.lt.u32 	%p46, %r58, 3;
+	@%p46 bra 	$L__BB9_44;
 
-$L__BB9_36:
+$L__BB9_43:
 	add.s32 	%r187, %r279, %r27;
 	mul.wide.s32 	%rd30, %r187, 4;
 	add.s64 	%rd31, %rd2, %rd30;
@@ -2647,86 +3548,1641 @@ $L__BB9_36:
 	sub.s32 	%r209, %r202, %r208;
 	ld.global.u32 	%r210, [%rd33+-8];
 	mad.lo.s32 	%r286, %r210, %r209, %r206;
-	setp.gt.s32 	%p44, %r279, 4;
+	setp.gt.s32 	%p47, %r279, 4;
 	mov.u32 	%r279, %r78;
-	@%p44 bra 	$L__BB9_36;
+	@%p47 bra 	$L__BB9_43;
 
-$L__BB9_37:
+$L__BB9_44:
 	add.s32 	%r211, %r286, %r104;
 	mul.wide.s32 	%rd34, %r211, 4;
 	add.s64 	%rd35, %rd1, %rd34;
-	ld.global.f32 	%f19, [%rd35];
-	setp.eq.s32 	%p45, %r106, 4;
-	@%p45 bra 	$L__BB9_40;
+	ld.global.f32 	%f18, [%rd35];
+	setp.eq.s32 	%p48, %r106, 6;
+	@%p48 bra 	$L__BB9_48;
 
-	setp.ne.s32 	%p46, %r106, 3;
-	@%p46 bra 	$L__BB9_41;
+	setp.eq.s32 	%p49, %r106, 4;
+	@%p49 bra 	$L__BB9_48;
 
-	setp.lt.f32 	%p47, %f19, %f47;
-	setp.nan.f32 	%p48, %f19, %f19;
-	or.pred  	%p49, %p47, %p48;
-	selp.f32 	%f47, %f19, %f47, %p49;
-	bra.uni 	$L__BB9_42;
+	setp.ne.s32 	%p50, %r106, 3;
+	@%p50 bra 	$L__BB9_49;
 
-$L__BB9_40:
-	fma.rn.f32 	%f47, %f19, %f19, %f47;
-	bra.uni 	$L__BB9_42;
+	setp.lt.f32 	%p51, %f18, %f53;
+	setp.nan.f32 	%p52, %f18, %f18;
+	or.pred  	%p53, %p51, %p52;
+	selp.f32 	%f53, %f18, %f53, %p53;
+	bra.uni 	$L__BB9_50;
 
-$L__BB9_41:
-	add.f32 	%f47, %f47, %f19;
+$L__BB9_48:
+	fma.rn.f32 	%f53, %f18, %f18, %f53;
+	bra.uni 	$L__BB9_50;
 
-$L__BB9_42:
+$L__BB9_49:
+	setp.eq.s32 	%p54, %r106, 5;
+	add.f32 	%f39, %f53, %f18;
+	mul.f32 	%f40, %f53, %f18;
+	selp.f32 	%f53, %f40, %f39, %p54;
+
+$L__BB9_50:
 	add.s32 	%r278, %r278, 1;
-	setp.lt.s32 	%p50, %r278, %r274;
-	@%p50 bra 	$L__BB9_31;
-	bra.uni 	$L__BB9_52;
-
-$L__BB9_16:
-	ld.global.f32 	%f3, [%rd3];
-	mul.f32 	%f4, %f3, %f3;
-	mov.u32 	%r275, 0;
-	mov.f32 	%f47, %f1;
-
-$L__BB9_17:
-	setp.eq.s32 	%p17, %r106, 4;
-	@%p17 bra 	$L__BB9_20;
-
-	setp.ne.s32 	%p18, %r106, 3;
-	@%p18 bra 	$L__BB9_21;
-
-	setp.nan.f32 	%p19, %f3, %f3;
-	setp.lt.f32 	%p20, %f3, %f47;
-	or.pred  	%p21, %p20, %p19;
-	selp.f32 	%f47, %f3, %f47, %p21;
-	bra.uni 	$L__BB9_22;
-
-$L__BB9_20:
-	add.f32 	%f47, %f47, %f4;
-	bra.uni 	$L__BB9_22;
-
-$L__BB9_21:
-	add.f32 	%f47, %f47, %f3;
+	setp.lt.s32 	%p55, %r278, %r274;
+	@%p55 bra 	$L__BB9_38;
+	bra.uni 	$L__BB9_60;
 
 $L__BB9_22:
+	ld.global.f32 	%f2, [%rd3];
+	mul.f32 	%f3, %f2, %f2;
+	mov.u32 	%r275, 0;
+
+$L__BB9_23:
+	setp.eq.s32 	%p18, %r106, 6;
+	@%p18 bra 	$L__BB9_27;
+
+	setp.eq.s32 	%p19, %r106, 4;
+	@%p19 bra 	$L__BB9_27;
+
+	setp.ne.s32 	%p20, %r106, 3;
+	@%p20 bra 	$L__BB9_28;
+
+	setp.nan.f32 	%p21, %f2, %f2;
+	setp.lt.f32 	%p22, %f2, %f53;
+	or.pred  	%p23, %p22, %p21;
+	selp.f32 	%f53, %f2, %f53, %p23;
+	bra.uni 	$L__BB9_29;
+
+$L__BB9_27:
+	add.f32 	%f53, %f53, %f3;
+	bra.uni 	$L__BB9_29;
+
+$L__BB9_28:
+	setp.eq.s32 	%p24, %r106, 5;
+	add.f32 	%f33, %f53, %f2;
+	mul.f32 	%f34, %f53, %f2;
+	selp.f32 	%f53, %f34, %f33, %p24;
+
+$L__BB9_29:
 	add.s32 	%r275, %r275, 1;
-	setp.lt.s32 	%p22, %r275, %r274;
-	@%p22 bra 	$L__BB9_17;
+	setp.lt.s32 	%p25, %r275, %r274;
+	@%p25 bra 	$L__BB9_23;
 
-$L__BB9_52:
-	setp.ne.s32 	%p60, %r106, 1;
-	@%p60 bra 	$L__BB9_54;
+$L__BB9_60:
+	setp.eq.s32 	%p65, %r106, 1;
+	@%p65 bra 	$L__BB9_63;
 
-	cvt.rn.f32.s32 	%f37, %r274;
-	div.rn.f32 	%f47, %f47, %f37;
+	setp.ne.s32 	%p66, %r106, 6;
+	@%p66 bra 	$L__BB9_64;
 
-$L__BB9_54:
+	sqrt.rn.f32 	%f53, %f53;
+	bra.uni 	$L__BB9_64;
+
+$L__BB9_63:
+	cvt.rn.f32.s32 	%f42, %r274;
+	div.rn.f32 	%f53, %f53, %f42;
+
+$L__BB9_64:
 	add.s32 	%r251, %r1, %r105;
 	cvta.to.global.u64 	%rd40, %rd10;
 	mul.wide.s32 	%rd41, %r251, 4;
 	add.s64 	%rd42, %rd40, %rd41;
-	st.global.f32 	[%rd42], %f47;
+	st.global.f32 	[%rd42], %f53;
 
-$L__BB9_55:
+$L__BB9_65:
+	ret;
+
+}
+	// .globl	logic
+.visible .entry logic(
+	.param .u64 logic_param_0,
+	.param .u32 logic_param_1,
+	.param .u64 logic_param_2,
+	.param .u32 logic_param_3,
+	.param .u64 logic_param_4,
+	.param .u32 logic_param_5,
+	.param .u32 logic_param_6,
+	.param .u32 logic_param_7,
+	.param .u64 logic_param_8
+)
+{
+	.reg .pred 	%p<21>;
+	.reg .b16 	%rs<11>;
+	.reg .b32 	%r<107>;
+	.reg .b64 	%rd<33>;
+
+
+	ld.param.u64 	%rd12, [logic_param_0];
+	ld.param.u32 	%r32, [logic_param_1];
+	ld.param.u64 	%rd13, [logic_param_2];
+	ld.param.u32 	%r33, [logic_param_3];
+	ld.param.u64 	%rd14, [logic_param_4];
+	ld.param.u32 	%r34, [logic_param_5];
+	ld.param.u32 	%r36, [logic_param_6];
+	ld.param.u32 	%r35, [logic_param_7];
+	ld.param.u64 	%rd15, [logic_param_8];
+	cvta.to.global.u64 	%rd1, %rd15;
+	mov.u32 	%r37, %ntid.x;
+	mov.u32 	%r38, %ctaid.x;
+	mov.u32 	%r39, %tid.x;
+	mad.lo.s32 	%r1, %r38, %r37, %r39;
+	setp.ge.s32 	%p6, %r1, %r36;
+	@%p6 bra 	$L__BB10_17;
+
+	ld.global.u32 	%r97, [%rd1];
+	cvt.s64.s32 	%rd2, %r97;
+	setp.lt.s32 	%p7, %r97, 1;
+	mov.u32 	%r105, 0;
+	mov.u32 	%r106, %r105;
+	@%p7 bra 	$L__BB10_8;
+
+	not.b32 	%r45, %r97;
+	max.s32 	%r46, %r45, -2;
+	add.s32 	%r3, %r97, %r46;
+	add.s32 	%r47, %r3, 2;
+	add.s32 	%r48, %r3, 1;
+	and.b32  	%r104, %r47, 3;
+	setp.lt.u32 	%p8, %r48, 3;
+	mov.u32 	%r106, 0;
+	mov.u32 	%r105, %r106;
+	mov.u32 	%r100, %r1;
+	@%p8 bra 	$L__BB10_5;
+
+	sub.s32 	%r90, %r3, %r104;
+	shl.b32 	%r51, %r97, 1;
+	mul.wide.s32 	%rd3, %r51, 4;
+	mul.lo.s32 	%r52, %r97, 3;
+	mul.wide.s32 	%rd4, %r52, 4;
+	shl.b64 	%rd5, %rd2, 2;
+	mov.u32 	%r106, 0;
+	mov.u64 	%rd31, %rd1;
+	mov.u32 	%r100, %r1;
+
+$L__BB10_4:
+	add.s64 	%rd16, %rd31, %rd5;
+	ld.global.u32 	%r53, [%rd16];
+	div.s32 	%r54, %r100, %r53;
+	mul.lo.s32 	%r55, %r54, %r53;
+	sub.s32 	%r56, %r100, %r55;
+	add.s64 	%rd17, %rd31, %rd3;
+	ld.global.u32 	%r57, [%rd17];
+	mad.lo.s32 	%r58, %r57, %r56, %r105;
+	add.s64 	%rd18, %rd31, %rd4;
+	ld.global.u32 	%r59, [%rd18];
+	mad.lo.s32 	%r60, %r59, %r56, %r106;
+	ld.global.u32 	%r61, [%rd16+-4];
+	div.s32 	%r62, %r54, %r61;
+	mul.lo.s32 	%r63, %r62, %r61;
+	sub.s32 	%r64, %r54, %r63;
+	ld.global.u32 	%r65, [%rd17+-4];
+	mad.lo.s32 	%r66, %r65, %r64, %r58;
+	ld.global.u32 	%r67, [%rd18+-4];
+	mad.lo.s32 	%r68, %r67, %r64, %r60;
+	ld.global.u32 	%r69, [%rd16+-8];
+	div.s32 	%r70, %r62, %r69;
+	mul.lo.s32 	%r71, %r70, %r69;
+	sub.s32 	%r72, %r62, %r71;
+	ld.global.u32 	%r73, [%rd17+-8];
+	mad.lo.s32 	%r74, %r73, %r72, %r66;
+	ld.global.u32 	%r75, [%rd18+-8];
+	mad.lo.s32 	%r76, %r75, %r72, %r68;
+	add.s32 	%r97, %r97, -4;
+	ld.global.u32 	%r77, [%rd16+-12];
+	div.s32 	%r100, %r70, %r77;
+	mul.lo.s32 	%r78, %r100, %r77;
+	sub.s32 	%r79, %r70, %r78;
+	ld.global.u32 	%r80, [%rd17+-12];
+	mad.lo.s32 	%r105, %r80, %r79, %r74;
+	ld.global.u32 	%r81, [%rd18+-12];
+	mad.lo.s32 	%r106, %r81, %r79, %r76;
+	add.s64 	%rd31, %rd31, -16;
+	add.s32 	%r90, %r90, -4;
+	setp.ne.s32 	%p9, %r90, -2;
+	@%p9 bra 	$L__BB10_4;
+
+$L__BB10_5:
+	setp.eq.s32 	%p10, %r104, 0;
+	@%p10 bra 	$L__BB10_8;
+
+	mul.wide.s32 	%rd19, %r97, 4;
+	add.s64 	%rd32, %rd1, %rd19;
+	shl.b64 	%rd9, %rd2, 2;
+
+$L__BB10_7:
+	.pragma "nounroll";
+	ld.global.u32 	%r82, [%rd32];
+	div.s32 	%r26, %r100, %r82;
+	mul.lo.s32 	%r83, %r26, %r82;
+	sub.s32 	%r84, %r100, %r83;
+	add.s64 	%rd20, %rd32, %rd9;
+	ld.global.u32 	%r85, [%rd20];
+	mad.lo.s32 	%r105, %r85, %r84, %r105;
+	add.s64 	%rd21, %rd20, %rd9;
+	ld.global.u32 	%r86, [%rd21];
+	mad.lo.s32 	%r106, %r86, %r84, %r106;
+	add.s64 	%rd32, %rd32, -4;
+	add.s32 	%r104, %r104, -1;
+	setp.ne.s32 	%p11, %r104, 0;
+	mov.u32 	%r100, %r26;
+	@%p11 bra 	$L__BB10_7;
+
+$L__BB10_8:
+	add.s32 	%r87, %r105, %r32;
+	cvt.s64.s32 	%rd22, %r87;
+	cvta.to.global.u64 	%rd23, %rd12;
+	add.s64 	%rd24, %rd23, %rd22;
+	ld.global.u8 	%rs1, [%rd24];
+	setp.eq.s32 	%p12, %r35, 3;
+	@%p12 bra 	$L__BB10_15;
+
+	add.s32 	%r88, %r106, %r33;
+	cvt.s64.s32 	%rd25, %r88;
+	cvta.to.global.u64 	%rd26, %rd13;
+	add.s64 	%rd27, %rd26, %rd25;
+	ld.global.u8 	%rs2, [%rd27];
+	setp.eq.s32 	%p13, %r35, 0;
+	@%p13 bra 	$L__BB10_14;
+
+	setp.eq.s32 	%p14, %r35, 1;
+	@%p14 bra 	$L__BB10_13;
+
+	setp.ne.s32 	%p15, %r35, 2;
+	@%p15 bra 	$L__BB10_15;
+
+	setp.ne.s16 	%p16, %rs2, 0;
+	setp.ne.s16 	%p17, %rs1, 0;
+	xor.pred  	%p20, %p17, %p16;
+	bra.uni 	$L__BB10_16;
+
+$L__BB10_15:
+	setp.eq.s16 	%p20, %rs1, 0;
+
+$L__BB10_16:
+	add.s32 	%r89, %r1, %r34;
+	cvt.s64.s32 	%rd28, %r89;
+	cvta.to.global.u64 	%rd29, %rd14;
+	add.s64 	%rd30, %rd29, %rd28;
+	selp.u16 	%rs10, 1, 0, %p20;
+	st.global.u8 	[%rd30], %rs10;
+
+$L__BB10_17:
+	ret;
+
+$L__BB10_14:
+	setp.ne.s16 	%p18, %rs2, 0;
+	setp.ne.s16 	%p19, %rs1, 0;
+	and.pred  	%p20, %p19, %p18;
+	bra.uni 	$L__BB10_16;
+
+$L__BB10_13:
+	or.b16  	%rs5, %rs2, %rs1;
+	and.b16  	%rs6, %rs5, 255;
+	setp.ne.s16 	%p20, %rs6, 0;
+	bra.uni 	$L__BB10_16;
+
+}
+	// .globl	arg_reduce
+.visible .entry arg_reduce(
+	.param .u64 arg_reduce_param_0,
+	.param .u32 arg_reduce_param_1,
+	.param .u64 arg_reduce_param_2,
+	.param .u32 arg_reduce_param_3,
+	.param .u32 arg_reduce_param_4,
+	.param .u32 arg_reduce_param_5,
+	.param .u32 arg_reduce_param_6,
+	.param .u32 arg_reduce_param_7,
+	.param .u32 arg_reduce_param_8
+)
+{
+	.reg .pred 	%p<42>;
+	.reg .f32 	%f<66>;
+	.reg .b32 	%r<175>;
+	.reg .b64 	%rd<102>;
+
+
+	ld.param.u64 	%rd41, [arg_reduce_param_0];
+	ld.param.u32 	%r73, [arg_reduce_param_1];
+	ld.param.u64 	%rd40, [arg_reduce_param_2];
+	ld.param.u32 	%r74, [arg_reduce_param_3];
+	ld.param.u32 	%r79, [arg_reduce_param_4];
+	ld.param.u32 	%r75, [arg_reduce_param_5];
+	ld.param.u32 	%r76, [arg_reduce_param_6];
+	ld.param.u32 	%r77, [arg_reduce_param_7];
+	ld.param.u32 	%r78, [arg_reduce_param_8];
+	cvta.to.global.u64 	%rd1, %rd41;
+	mov.u32 	%r80, %ntid.x;
+	mov.u32 	%r81, %ctaid.x;
+	mov.u32 	%r82, %tid.x;
+	mad.lo.s32 	%r1, %r81, %r80, %r82;
+	setp.ge.s32 	%p1, %r1, %r79;
+	@%p1 bra 	$L__BB11_31;
+
+	cvt.s64.s32 	%rd2, %r73;
+	mul.lo.s32 	%r83, %r76, %r75;
+	div.s32 	%r84, %r1, %r76;
+	mul.lo.s32 	%r85, %r83, %r84;
+	cvt.s64.s32 	%rd3, %r85;
+	mul.lo.s32 	%r86, %r84, %r76;
+	sub.s32 	%r87, %r1, %r86;
+	cvt.s64.s32 	%rd4, %r87;
+	add.s64 	%rd43, %rd4, %rd2;
+	add.s64 	%rd5, %rd43, %rd3;
+	setp.lt.s32 	%p2, %r75, 2;
+	mov.u64 	%rd101, 0;
+	@%p2 bra 	$L__BB11_30;
+
+	shl.b64 	%rd44, %rd5, 2;
+	add.s64 	%rd45, %rd1, %rd44;
+	ld.global.f32 	%f55, [%rd45];
+	add.s32 	%r2, %r75, -2;
+	add.s32 	%r88, %r75, -1;
+	and.b32  	%r3, %r88, 3;
+	setp.eq.s32 	%p3, %r77, 0;
+	@%p3 bra 	$L__BB11_16;
+
+	setp.ne.s32 	%p4, %r78, 0;
+	@%p4 bra 	$L__BB11_10;
+	bra.uni 	$L__BB11_4;
+
+$L__BB11_10:
+	setp.lt.u32 	%p14, %r2, 3;
+	mov.u32 	%r174, 0;
+	mov.u32 	%r151, 1;
+	@%p14 bra 	$L__BB11_13;
+
+	cvt.s64.s32 	%rd57, %r76;
+	add.s64 	%rd58, %rd4, %rd57;
+	add.s64 	%rd59, %rd58, %rd2;
+	add.s64 	%rd60, %rd59, %rd3;
+	shl.b64 	%rd61, %rd60, 2;
+	add.s64 	%rd95, %rd1, %rd61;
+	sub.s32 	%r147, %r75, %r3;
+	mul.wide.s32 	%rd15, %r76, 4;
+	mov.u32 	%r174, 0;
+	mov.u32 	%r151, 1;
+
+$L__BB11_12:
+	ld.global.f32 	%f30, [%rd95];
+	setp.ge.f32 	%p15, %f30, %f55;
+	selp.f32 	%f31, %f30, %f55, %p15;
+	selp.b32 	%r106, %r151, %r174, %p15;
+	add.s64 	%rd62, %rd95, %rd15;
+	ld.global.f32 	%f32, [%rd62];
+	setp.ge.f32 	%p16, %f32, %f31;
+	selp.f32 	%f33, %f32, %f31, %p16;
+	add.s32 	%r107, %r151, 1;
+	selp.b32 	%r108, %r107, %r106, %p16;
+	add.s64 	%rd63, %rd62, %rd15;
+	ld.global.f32 	%f34, [%rd63];
+	setp.ge.f32 	%p17, %f34, %f33;
+	selp.f32 	%f35, %f34, %f33, %p17;
+	add.s32 	%r109, %r151, 2;
+	selp.b32 	%r110, %r109, %r108, %p17;
+	add.s64 	%rd64, %rd63, %rd15;
+	add.s64 	%rd95, %rd64, %rd15;
+	ld.global.f32 	%f36, [%rd64];
+	setp.ge.f32 	%p18, %f36, %f35;
+	selp.f32 	%f55, %f36, %f35, %p18;
+	add.s32 	%r111, %r151, 3;
+	selp.b32 	%r174, %r111, %r110, %p18;
+	add.s32 	%r151, %r151, 4;
+	add.s32 	%r147, %r147, -4;
+	setp.ne.s32 	%p19, %r147, 1;
+	@%p19 bra 	$L__BB11_12;
+
+$L__BB11_13:
+	setp.eq.s32 	%p20, %r3, 0;
+	@%p20 bra 	$L__BB11_29;
+
+	mul.lo.s32 	%r112, %r151, %r76;
+	cvt.s64.s32 	%rd65, %r112;
+	add.s64 	%rd66, %rd5, %rd65;
+	shl.b64 	%rd67, %rd66, 2;
+	add.s64 	%rd96, %rd1, %rd67;
+	mul.wide.s32 	%rd19, %r76, 4;
+
+$L__BB11_15:
+	.pragma "nounroll";
+	ld.global.f32 	%f37, [%rd96];
+	setp.ge.f32 	%p21, %f37, %f55;
+	selp.f32 	%f55, %f37, %f55, %p21;
+	selp.b32 	%r174, %r151, %r174, %p21;
+	add.s32 	%r151, %r151, 1;
+	add.s64 	%rd96, %rd96, %rd19;
+	add.s32 	%r3, %r3, -1;
+	setp.eq.s32 	%p22, %r3, 0;
+	@%p22 bra 	$L__BB11_29;
+	bra.uni 	$L__BB11_15;
+
+$L__BB11_16:
+	setp.ne.s32 	%p23, %r78, 0;
+	@%p23 bra 	$L__BB11_23;
+	bra.uni 	$L__BB11_17;
+
+$L__BB11_23:
+	setp.lt.u32 	%p33, %r2, 3;
+	mov.u32 	%r174, 0;
+	mov.u32 	%r169, 1;
+	@%p33 bra 	$L__BB11_26;
+
+	cvt.s64.s32 	%rd79, %r76;
+	add.s64 	%rd80, %rd4, %rd79;
+	add.s64 	%rd81, %rd80, %rd2;
+	add.s64 	%rd82, %rd81, %rd3;
+	shl.b64 	%rd83, %rd82, 2;
+	add.s64 	%rd99, %rd1, %rd83;
+	sub.s32 	%r165, %r75, %r3;
+	mul.wide.s32 	%rd31, %r76, 4;
+	mov.u32 	%r174, 0;
+	mov.u32 	%r169, 1;
+
+$L__BB11_25:
+	ld.global.f32 	%f46, [%rd99];
+	setp.le.f32 	%p34, %f46, %f55;
+	selp.f32 	%f47, %f46, %f55, %p34;
+	selp.b32 	%r130, %r169, %r174, %p34;
+	add.s64 	%rd84, %rd99, %rd31;
+	ld.global.f32 	%f48, [%rd84];
+	setp.le.f32 	%p35, %f48, %f47;
+	selp.f32 	%f49, %f48, %f47, %p35;
+	add.s32 	%r131, %r169, 1;
+	selp.b32 	%r132, %r131, %r130, %p35;
+	add.s64 	%rd85, %rd84, %rd31;
+	ld.global.f32 	%f50, [%rd85];
+	setp.le.f32 	%p36, %f50, %f49;
+	selp.f32 	%f51, %f50, %f49, %p36;
+	add.s32 	%r133, %r169, 2;
+	selp.b32 	%r134, %r133, %r132, %p36;
+	add.s64 	%rd86, %rd85, %rd31;
+	add.s64 	%rd99, %rd86, %rd31;
+	ld.global.f32 	%f52, [%rd86];
+	setp.le.f32 	%p37, %f52, %f51;
+	selp.f32 	%f55, %f52, %f51, %p37;
+	add.s32 	%r135, %r169, 3;
+	selp.b32 	%r174, %r135, %r134, %p37;
+	add.s32 	%r169, %r169, 4;
+	add.s32 	%r165, %r165, -4;
+	setp.ne.s32 	%p38, %r165, 1;
+	@%p38 bra 	$L__BB11_25;
+
+$L__BB11_26:
+	setp.eq.s32 	%p39, %r3, 0;
+	@%p39 bra 	$L__BB11_29;
+
+	mul.lo.s32 	%r136, %r169, %r76;
+	cvt.s64.s32 	%rd87, %r136;
+	add.s64 	%rd88, %rd5, %rd87;
+	shl.b64 	%rd89, %rd88, 2;
+	add.s64 	%rd100, %rd1, %rd89;
+	mul.wide.s32 	%rd35, %r76, 4;
+
+$L__BB11_28:
+	.pragma "nounroll";
+	ld.global.f32 	%f53, [%rd100];
+	setp.le.f32 	%p40, %f53, %f55;
+	selp.f32 	%f55, %f53, %f55, %p40;
+	selp.b32 	%r174, %r169, %r174, %p40;
+	add.s32 	%r169, %r169, 1;
+	add.s64 	%rd100, %rd100, %rd35;
+	add.s32 	%r3, %r3, -1;
+	setp.ne.s32 	%p41, %r3, 0;
+	@%p41 bra 	$L__BB11_28;
+	bra.uni 	$L__BB11_29;
+
+$L__BB11_4:
+	setp.lt.u32 	%p5, %r2, 3;
+	mov.u32 	%r174, 0;
+	mov.u32 	%r142, 1;
+	@%p5 bra 	$L__BB11_7;
+
+	cvt.s64.s32 	%rd46, %r76;
+	add.s64 	%rd47, %rd4, %rd46;
+	add.s64 	%rd48, %rd47, %rd2;
+	add.s64 	%rd49, %rd48, %rd3;
+	shl.b64 	%rd50, %rd49, 2;
+	add.s64 	%rd93, %rd1, %rd50;
+	sub.s32 	%r138, %r75, %r3;
+	mul.wide.s32 	%rd7, %r76, 4;
+	mov.u32 	%r174, 0;
+	mov.u32 	%r142, 1;
+
+$L__BB11_6:
+	ld.global.f32 	%f22, [%rd93];
+	setp.gt.f32 	%p6, %f22, %f55;
+	selp.f32 	%f23, %f22, %f55, %p6;
+	selp.b32 	%r94, %r142, %r174, %p6;
+	add.s64 	%rd51, %rd93, %rd7;
+	ld.global.f32 	%f24, [%rd51];
+	setp.gt.f32 	%p7, %f24, %f23;
+	selp.f32 	%f25, %f24, %f23, %p7;
+	add.s32 	%r95, %r142, 1;
+	selp.b32 	%r96, %r95, %r94, %p7;
+	add.s64 	%rd52, %rd51, %rd7;
+	ld.global.f32 	%f26, [%rd52];
+	setp.gt.f32 	%p8, %f26, %f25;
+	selp.f32 	%f27, %f26, %f25, %p8;
+	add.s32 	%r97, %r142, 2;
+	selp.b32 	%r98, %r97, %r96, %p8;
+	add.s64 	%rd53, %rd52, %rd7;
+	add.s64 	%rd93, %rd53, %rd7;
+	ld.global.f32 	%f28, [%rd53];
+	setp.gt.f32 	%p9, %f28, %f27;
+	selp.f32 	%f55, %f28, %f27, %p9;
+	add.s32 	%r99, %r142, 3;
+	selp.b32 	%r174, %r99, %r98, %p9;
+	add.s32 	%r142, %r142, 4;
+	add.s32 	%r138, %r138, -4;
+	setp.ne.s32 	%p10, %r138, 1;
+	@%p10 bra 	$L__BB11_6;
+
+$L__BB11_7:
+	setp.eq.s32 	%p11, %r3, 0;
+	@%p11 bra 	$L__BB11_29;
+
+	mul.lo.s32 	%r100, %r142, %r76;
+	cvt.s64.s32 	%rd54, %r100;
+	add.s64 	%rd55, %rd5, %rd54;
+	shl.b64 	%rd56, %rd55, 2;
+	add.s64 	%rd94, %rd1, %rd56;
+	mul.wide.s32 	%rd11, %r76, 4;
+
+$L__BB11_9:
+	.pragma "nounroll";
+	ld.global.f32 	%f29, [%rd94];
+	setp.gt.f32 	%p12, %f29, %f55;
+	selp.f32 	%f55, %f29, %f55, %p12;
+	selp.b32 	%r174, %r142, %r174, %p12;
+	add.s32 	%r142, %r142, 1;
+	add.s64 	%rd94, %rd94, %rd11;
+	add.s32 	%r3, %r3, -1;
+	setp.eq.s32 	%p13, %r3, 0;
+	@%p13 bra 	$L__BB11_29;
+	bra.uni 	$L__BB11_9;
+
+$L__BB11_17:
+	setp.lt.u32 	%p24, %r2, 3;
+	mov.u32 	%r174, 0;
+	mov.u32 	%r160, 1;
+	@%p24 bra 	$L__BB11_20;
+
+	cvt.s64.s32 	%rd68, %r76;
+	add.s64 	%rd69, %rd4, %rd68;
+	add.s64 	%rd70, %rd69, %rd2;
+	add.s64 	%rd71, %rd70, %rd3;
+	shl.b64 	%rd72, %rd71, 2;
+	add.s64 	%rd97, %rd1, %rd72;
+	sub.s32 	%r156, %r75, %r3;
+	mul.wide.s32 	%rd23, %r76, 4;
+	mov.u32 	%r174, 0;
+	mov.u32 	%r160, 1;
+
+$L__BB11_19:
+	ld.global.f32 	%f38, [%rd97];
+	setp.lt.f32 	%p25, %f38, %f55;
+	selp.f32 	%f39, %f38, %f55, %p25;
+	selp.b32 	%r118, %r160, %r174, %p25;
+	add.s64 	%rd73, %rd97, %rd23;
+	ld.global.f32 	%f40, [%rd73];
+	setp.lt.f32 	%p26, %f40, %f39;
+	selp.f32 	%f41, %f40, %f39, %p26;
+	add.s32 	%r119, %r160, 1;
+	selp.b32 	%r120, %r119, %r118, %p26;
+	add.s64 	%rd74, %rd73, %rd23;
+	ld.global.f32 	%f42, [%rd74];
+	setp.lt.f32 	%p27, %f42, %f41;
+	selp.f32 	%f43, %f42, %f41, %p27;
+	add.s32 	%r121, %r160, 2;
+	selp.b32 	%r122, %r121, %r120, %p27;
+	add.s64 	%rd75, %rd74, %rd23;
+	add.s64 	%rd97, %rd75, %rd23;
+	ld.global.f32 	%f44, [%rd75];
+	setp.lt.f32 	%p28, %f44, %f43;
+	selp.f32 	%f55, %f44, %f43, %p28;
+	add.s32 	%r123, %r160, 3;
+	selp.b32 	%r174, %r123, %r122, %p28;
+	add.s32 	%r160, %r160, 4;
+	add.s32 	%r156, %r156, -4;
+	setp.ne.s32 	%p29, %r156, 1;
+	@%p29 bra 	$L__BB11_19;
+
+$L__BB11_20:
+	setp.eq.s32 	%p30, %r3, 0;
+	@%p30 bra 	$L__BB11_29;
+
+	mul.lo.s32 	%r124, %r160, %r76;
+	cvt.s64.s32 	%rd76, %r124;
+	add.s64 	%rd77, %rd5, %rd76;
+	shl.b64 	%rd78, %rd77, 2;
+	add.s64 	%rd98, %rd1, %rd78;
+	mul.wide.s32 	%rd27, %r76, 4;
+
+$L__BB11_22:
+	.pragma "nounroll";
+	ld.global.f32 	%f45, [%rd98];
+	setp.lt.f32 	%p31, %f45, %f55;
+	selp.f32 	%f55, %f45, %f55, %p31;
+	selp.b32 	%r174, %r160, %r174, %p31;
+	add.s32 	%r160, %r160, 1;
+	add.s64 	%rd98, %rd98, %rd27;
+	add.s32 	%r3, %r3, -1;
+	setp.eq.s32 	%p32, %r3, 0;
+	@%p32 bra 	$L__BB11_29;
+	bra.uni 	$L__BB11_22;
+
+$L__BB11_29:
+	cvt.s64.s32 	%rd101, %r174;
+
+$L__BB11_30:
+	add.s32 	%r137, %r1, %r74;
+	cvta.to.global.u64 	%rd90, %rd40;
+	mul.wide.s32 	%rd91, %r137, 8;
+	add.s64 	%rd92, %rd90, %rd91;
+	st.global.u64 	[%rd92], %rd101;
+
+$L__BB11_31:
+	ret;
+
+}
+	// .globl	tile
+.visible .entry tile(
+	.param .u64 tile_param_0,
+	.param .u32 tile_param_1,
+	.param .u64 tile_param_2,
+	.param .u32 tile_param_3,
+	.param .u32 tile_param_4,
+	.param .u64 tile_param_5
+)
+{
+	.reg .pred 	%p<7>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<91>;
+	.reg .b64 	%rd<29>;
+
+
+	ld.param.u64 	%rd12, [tile_param_0];
+	ld.param.u32 	%r25, [tile_param_1];
+	ld.param.u64 	%rd13, [tile_param_2];
+	ld.param.u32 	%r26, [tile_param_3];
+	ld.param.u32 	%r27, [tile_param_4];
+	ld.param.u64 	%rd14, [tile_param_5];
+	cvta.to.global.u64 	%rd1, %rd14;
+	mov.u32 	%r28, %ntid.x;
+	mov.u32 	%r29, %ctaid.x;
+	mov.u32 	%r30, %tid.x;
+	mad.lo.s32 	%r1, %r29, %r28, %r30;
+	setp.ge.s32 	%p1, %r1, %r27;
+	@%p1 bra 	$L__BB12_9;
+
+	ld.global.u32 	%r84, [%rd1];
+	cvt.s64.s32 	%rd2, %r84;
+	setp.lt.s32 	%p2, %r84, 1;
+	mov.u32 	%r90, 0;
+	@%p2 bra 	$L__BB12_8;
+
+	not.b32 	%r34, %r84;
+	max.s32 	%r35, %r34, -2;
+	add.s32 	%r3, %r84, %r35;
+	add.s32 	%r36, %r3, 2;
+	add.s32 	%r37, %r3, 1;
+	and.b32  	%r89, %r36, 3;
+	setp.lt.u32 	%p3, %r37, 3;
+	mov.u32 	%r90, 0;
+	mov.u32 	%r86, %r1;
+	@%p3 bra 	$L__BB12_5;
+
+	sub.s32 	%r79, %r3, %r89;
+	shl.b32 	%r39, %r84, 1;
+	mul.wide.s32 	%rd3, %r39, 4;
+	mul.lo.s32 	%r40, %r84, 3;
+	mul.wide.s32 	%rd4, %r40, 4;
+	shl.b64 	%rd5, %rd2, 2;
+	mov.u32 	%r90, 0;
+	mov.u64 	%rd27, %rd1;
+	mov.u32 	%r86, %r1;
+
+$L__BB12_4:
+	add.s64 	%rd15, %rd27, %rd5;
+	ld.global.u32 	%r41, [%rd15];
+	div.s32 	%r42, %r86, %r41;
+	mul.lo.s32 	%r43, %r42, %r41;
+	sub.s32 	%r44, %r86, %r43;
+	add.s64 	%rd16, %rd27, %rd3;
+	ld.global.u32 	%r45, [%rd16];
+	rem.s32 	%r46, %r44, %r45;
+	add.s64 	%rd17, %rd27, %rd4;
+	ld.global.u32 	%r47, [%rd17];
+	mad.lo.s32 	%r48, %r47, %r46, %r90;
+	ld.global.u32 	%r49, [%rd15+-4];
+	div.s32 	%r50, %r42, %r49;
+	mul.lo.s32 	%r51, %r50, %r49;
+	sub.s32 	%r52, %r42, %r51;
+	ld.global.u32 	%r53, [%rd16+-4];
+	rem.s32 	%r54, %r52, %r53;
+	ld.global.u32 	%r55, [%rd17+-4];
+	mad.lo.s32 	%r56, %r55, %r54, %r48;
+	ld.global.u32 	%r57, [%rd15+-8];
+	div.s32 	%r58, %r50, %r57;
+	mul.lo.s32 	%r59, %r58, %r57;
+	sub.s32 	%r60, %r50, %r59;
+	ld.global.u32 	%r61, [%rd16+-8];
+	rem.s32 	%r62, %r60, %r61;
+	ld.global.u32 	%r63, [%rd17+-8];
+	mad.lo.s32 	%r64, %r63, %r62, %r56;
+	add.s32 	%r84, %r84, -4;
+	ld.global.u32 	%r65, [%rd15+-12];
+	div.s32 	%r86, %r58, %r65;
+	mul.lo.s32 	%r66, %r86, %r65;
+	sub.s32 	%r67, %r58, %r66;
+	ld.global.u32 	%r68, [%rd16+-12];
+	rem.s32 	%r69, %r67, %r68;
+	ld.global.u32 	%r70, [%rd17+-12];
+	mad.lo.s32 	%r90, %r70, %r69, %r64;
+	add.s64 	%rd27, %rd27, -16;
+	add.s32 	%r79, %r79, -4;
+	setp.ne.s32 	%p4, %r79, -2;
+	@%p4 bra 	$L__BB12_4;
+
+$L__BB12_5:
+	setp.eq.s32 	%p5, %r89, 0;
+	@%p5 bra 	$L__BB12_8;
+
+	mul.wide.s32 	%rd18, %r84, 4;
+	add.s64 	%rd28, %rd1, %rd18;
+	shl.b64 	%rd9, %rd2, 2;
+
+$L__BB12_7:
+	.pragma "nounroll";
+	ld.global.u32 	%r71, [%rd28];
+	div.s32 	%r22, %r86, %r71;
+	mul.lo.s32 	%r72, %r22, %r71;
+	sub.s32 	%r73, %r86, %r72;
+	add.s64 	%rd19, %rd28, %rd9;
+	ld.global.u32 	%r74, [%rd19];
+	rem.s32 	%r75, %r73, %r74;
+	add.s64 	%rd20, %rd19, %rd9;
+	ld.global.u32 	%r76, [%rd20];
+	mad.lo.s32 	%r90, %r76, %r75, %r90;
+	add.s64 	%rd28, %rd28, -4;
+	add.s32 	%r89, %r89, -1;
+	setp.ne.s32 	%p6, %r89, 0;
+	mov.u32 	%r86, %r22;
+	@%p6 bra 	$L__BB12_7;
+
+$L__BB12_8:
+	add.s32 	%r77, %r90, %r25;
+	cvta.to.global.u64 	%rd21, %rd12;
+	mul.wide.s32 	%rd22, %r77, 4;
+	add.s64 	%rd23, %rd21, %rd22;
+	ld.global.f32 	%f1, [%rd23];
+	add.s32 	%r78, %r1, %r26;
+	cvta.to.global.u64 	%rd24, %rd13;
+	mul.wide.s32 	%rd25, %r78, 4;
+	add.s64 	%rd26, %rd24, %rd25;
+	st.global.f32 	[%rd26], %f1;
+
+$L__BB12_9:
+	ret;
+
+}
+	// .globl	pad
+.visible .entry pad(
+	.param .u64 pad_param_0,
+	.param .u32 pad_param_1,
+	.param .u64 pad_param_2,
+	.param .u32 pad_param_3,
+	.param .u32 pad_param_4,
+	.param .f32 pad_param_5,
+	.param .u64 pad_param_6
+)
+{
+	.reg .pred 	%p<20>;
+	.reg .f32 	%f<3>;
+	.reg .b32 	%r<99>;
+	.reg .b64 	%rd<62>;
+
+
+	ld.param.u64 	%rd28, [pad_param_0];
+	ld.param.u32 	%r39, [pad_param_1];
+	ld.param.u64 	%rd29, [pad_param_2];
+	ld.param.u32 	%r40, [pad_param_3];
+	ld.param.u32 	%r41, [pad_param_4];
+	ld.param.f32 	%f1, [pad_param_5];
+	ld.param.u64 	%rd30, [pad_param_6];
+	cvta.to.global.u64 	%rd1, %rd30;
+	mov.u32 	%r42, %ntid.x;
+	mov.u32 	%r43, %ctaid.x;
+	mov.u32 	%r44, %tid.x;
+	mad.lo.s32 	%r89, %r43, %r42, %r44;
+	setp.ge.s32 	%p1, %r89, %r41;
+	@%p1 bra 	$L__BB13_19;
+
+	ld.global.u32 	%r91, [%rd1];
+	add.s64 	%rd2, %rd1, 4;
+	ld.global.u32 	%r3, [%rd1+4];
+	setp.lt.s32 	%p2, %r91, 1;
+	mov.u32 	%r98, 0;
+	add.s32 	%r46, %r89, %r40;
+	cvta.to.global.u64 	%rd31, %rd29;
+	mul.wide.s32 	%rd32, %r46, 4;
+	add.s64 	%rd3, %rd31, %rd32;
+	@%p2 bra 	$L__BB13_18;
+
+	add.s32 	%r4, %r91, 2;
+	shl.b32 	%r5, %r91, 1;
+	add.s32 	%r6, %r4, %r5;
+	setp.eq.s32 	%p3, %r3, 0;
+	@%p3 bra 	$L__BB13_8;
+
+	setp.ne.s32 	%p4, %r3, 1;
+	@%p4 bra 	$L__BB13_12;
+
+	mul.wide.s32 	%rd33, %r91, 4;
+	add.s64 	%rd34, %rd1, %rd33;
+	add.s64 	%rd57, %rd34, 4;
+	add.s32 	%r87, %r91, 1;
+	add.s32 	%r48, %r6, -1;
+	mul.wide.s32 	%rd35, %r48, 4;
+	add.s64 	%rd56, %rd1, %rd35;
+	shl.b32 	%r49, %r91, 2;
+	or.b32  	%r50, %r49, 1;
+	mul.wide.s32 	%rd36, %r50, 4;
+	add.s64 	%rd55, %rd1, %rd36;
+	add.s32 	%r51, %r5, 1;
+	mul.wide.s32 	%rd37, %r51, 4;
+	add.s64 	%rd54, %rd1, %rd37;
+	mov.u32 	%r98, 0;
+
+$L__BB13_5:
+	ld.global.u32 	%r52, [%rd57];
+	div.s32 	%r12, %r89, %r52;
+	mul.lo.s32 	%r53, %r12, %r52;
+	sub.s32 	%r54, %r89, %r53;
+	ld.global.u32 	%r55, [%rd55];
+	sub.s32 	%r90, %r54, %r55;
+	setp.gt.s32 	%p5, %r90, -1;
+	ld.global.u32 	%r13, [%rd54];
+	setp.lt.s32 	%p6, %r90, %r13;
+	and.pred  	%p7, %p5, %p6;
+	@%p7 bra 	$L__BB13_7;
+
+	shl.b32 	%r56, %r13, 1;
+	add.s32 	%r57, %r56, -2;
+	rem.s32 	%r58, %r90, %r57;
+	add.s32 	%r59, %r58, %r57;
+	rem.s32 	%r60, %r59, %r57;
+	setp.lt.s32 	%p8, %r60, %r13;
+	sub.s32 	%r61, %r57, %r60;
+	selp.b32 	%r90, %r60, %r61, %p8;
+
+$L__BB13_7:
+	ld.global.u32 	%r62, [%rd56];
+	mad.lo.s32 	%r98, %r62, %r90, %r98;
+	add.s64 	%rd57, %rd57, -4;
+	add.s64 	%rd56, %rd56, -4;
+	add.s64 	%rd55, %rd55, -4;
+	add.s64 	%rd54, %rd54, -4;
+	add.s32 	%r87, %r87, -1;
+	setp.gt.s32 	%p9, %r87, 1;
+	mov.u32 	%r89, %r12;
+	@%p9 bra 	$L__BB13_5;
+	bra.uni 	$L__BB13_18;
+
+$L__BB13_8:
+	sub.s32 	%r18, %r6, %r91;
+	mov.u32 	%r98, 0;
+
+$L__BB13_9:
+	mul.wide.s32 	%rd38, %r91, 4;
+	add.s64 	%rd39, %rd2, %rd38;
+	add.s32 	%r22, %r91, -1;
+	add.s32 	%r64, %r4, %r22;
+	mul.wide.s32 	%rd40, %r64, 4;
+	add.s64 	%rd41, %rd1, %rd40;
+	ld.global.u32 	%r65, [%rd39];
+	div.s32 	%r24, %r89, %r65;
+	mul.lo.s32 	%r66, %r24, %r65;
+	sub.s32 	%r67, %r89, %r66;
+	add.s32 	%r68, %r6, %r22;
+	mul.wide.s32 	%rd42, %r68, 4;
+	add.s64 	%rd43, %rd1, %rd42;
+	ld.global.u32 	%r69, [%rd43];
+	sub.s32 	%r23, %r67, %r69;
+	setp.lt.s32 	%p10, %r23, 0;
+	ld.global.u32 	%r70, [%rd41];
+	setp.ge.s32 	%p11, %r23, %r70;
+	or.pred  	%p12, %p10, %p11;
+	@%p12 bra 	$L__BB13_11;
+
+	add.s32 	%r71, %r18, %r22;
+	mul.wide.s32 	%rd44, %r71, 4;
+	add.s64 	%rd45, %rd1, %rd44;
+	ld.global.u32 	%r72, [%rd45];
+	mad.lo.s32 	%r98, %r72, %r23, %r98;
+	setp.gt.s32 	%p13, %r91, 1;
+	mov.u32 	%r91, %r22;
+	mov.u32 	%r89, %r24;
+	@%p13 bra 	$L__BB13_9;
+	bra.uni 	$L__BB13_18;
+
+$L__BB13_12:
+	mul.wide.s32 	%rd46, %r91, 4;
+	add.s64 	%rd47, %rd1, %rd46;
+	add.s64 	%rd61, %rd47, 4;
+	add.s32 	%r94, %r91, 1;
+	add.s32 	%r74, %r5, 1;
+	mul.wide.s32 	%rd48, %r74, 4;
+	add.s64 	%rd60, %rd1, %rd48;
+	shl.b32 	%r75, %r91, 2;
+	or.b32  	%r76, %r75, 1;
+	mul.wide.s32 	%rd49, %r76, 4;
+	add.s64 	%rd59, %rd1, %rd49;
+	add.s32 	%r77, %r6, -1;
+	mul.wide.s32 	%rd50, %r77, 4;
+	add.s64 	%rd58, %rd1, %rd50;
+	mov.u32 	%r98, 0;
+
+$L__BB13_13:
+	mov.u32 	%r29, %r89;
+	ld.global.u32 	%r78, [%rd61];
+	div.s32 	%r89, %r29, %r78;
+	mul.lo.s32 	%r79, %r89, %r78;
+	sub.s32 	%r80, %r29, %r79;
+	ld.global.u32 	%r81, [%rd59];
+	sub.s32 	%r97, %r80, %r81;
+	setp.gt.s32 	%p14, %r97, -1;
+	ld.global.u32 	%r32, [%rd60];
+	setp.lt.s32 	%p15, %r97, %r32;
+	and.pred  	%p16, %p14, %p15;
+	@%p16 bra 	$L__BB13_17;
+
+	setp.eq.s32 	%p17, %r3, 2;
+	@%p17 bra 	$L__BB13_16;
+	bra.uni 	$L__BB13_15;
+
+$L__BB13_16:
+	setp.lt.s32 	%p18, %r97, 0;
+	add.s32 	%r84, %r32, -1;
+	selp.b32 	%r97, 0, %r84, %p18;
+	bra.uni 	$L__BB13_17;
+
+$L__BB13_15:
+	rem.s32 	%r82, %r97, %r32;
+	add.s32 	%r83, %r82, %r32;
+	rem.s32 	%r97, %r83, %r32;
+
+$L__BB13_17:
+	ld.global.u32 	%r85, [%rd58];
+	mad.lo.s32 	%r98, %r85, %r97, %r98;
+	add.s64 	%rd61, %rd61, -4;
+	add.s64 	%rd60, %rd60, -4;
+	add.s64 	%rd59, %rd59, -4;
+	add.s64 	%rd58, %rd58, -4;
+	add.s32 	%r94, %r94, -1;
+	setp.gt.s32 	%p19, %r94, 1;
+	@%p19 bra 	$L__BB13_13;
+
+$L__BB13_18:
+	add.s32 	%r86, %r98, %r39;
+	cvta.to.global.u64 	%rd51, %rd28;
+	mul.wide.s32 	%rd52, %r86, 4;
+	add.s64 	%rd53, %rd51, %rd52;
+	ld.global.f32 	%f2, [%rd53];
+	st.global.f32 	[%rd3], %f2;
+
+$L__BB13_19:
+	ret;
+
+$L__BB13_11:
+	st.global.f32 	[%rd3], %f1;
+	bra.uni 	$L__BB13_19;
+
+}
+	// .globl	resize
+.visible .entry resize(
+	.param .u64 resize_param_0,
+	.param .u32 resize_param_1,
+	.param .u64 resize_param_2,
+	.param .u32 resize_param_3,
+	.param .u32 resize_param_4,
+	.param .u64 resize_param_5
+)
+{
+	.local .align 16 .b8 	__local_depot14[32];
+	.reg .b64 	%SP;
+	.reg .b64 	%SPL;
+	.reg .pred 	%p<21>;
+	.reg .f32 	%f<38>;
+	.reg .b32 	%r<115>;
+	.reg .b64 	%rd<54>;
+
+
+	mov.u64 	%SPL, __local_depot14;
+	ld.param.u64 	%rd20, [resize_param_0];
+	ld.param.u32 	%r36, [resize_param_1];
+	ld.param.u64 	%rd18, [resize_param_2];
+	ld.param.u32 	%r37, [resize_param_3];
+	ld.param.u32 	%r38, [resize_param_4];
+	ld.param.u64 	%rd19, [resize_param_5];
+	cvta.to.global.u64 	%rd1, %rd20;
+	cvta.to.global.u64 	%rd2, %rd19;
+	add.u64 	%rd3, %SPL, 0;
+	mov.u32 	%r39, %ntid.x;
+	mov.u32 	%r40, %ctaid.x;
+	mov.u32 	%r41, %tid.x;
+	mad.lo.s32 	%r108, %r40, %r39, %r41;
+	setp.ge.s32 	%p1, %r108, %r38;
+	@%p1 bra 	$L__BB14_27;
+
+	ld.global.u32 	%r2, [%rd2];
+	setp.lt.s32 	%p2, %r2, 1;
+	add.s32 	%r42, %r108, %r37;
+	cvta.to.global.u64 	%rd22, %rd18;
+	mul.wide.s32 	%rd23, %r42, 4;
+	add.s64 	%rd4, %rd22, %rd23;
+	@%p2 bra 	$L__BB14_12;
+
+	not.b32 	%r43, %r2;
+	max.s32 	%r44, %r43, -2;
+	add.s32 	%r3, %r2, %r44;
+	add.s32 	%r45, %r3, 2;
+	and.b32  	%r104, %r45, 3;
+	setp.eq.s32 	%p3, %r104, 0;
+	mov.u32 	%r105, %r2;
+	@%p3 bra 	$L__BB14_5;
+
+	add.s32 	%r46, %r2, 1;
+	mul.wide.s32 	%rd24, %r46, 4;
+	add.s64 	%rd51, %rd2, %rd24;
+	add.s32 	%r47, %r2, -1;
+	mul.wide.s32 	%rd25, %r47, 4;
+	add.s64 	%rd50, %rd3, %rd25;
+	mov.u32 	%r105, %r2;
+	mov.u32 	%r103, %r108;
+
+$L__BB14_4:
+	.pragma "nounroll";
+	add.s32 	%r105, %r105, -1;
+	ld.global.u32 	%r48, [%rd51];
+	div.s32 	%r108, %r103, %r48;
+	mul.lo.s32 	%r49, %r108, %r48;
+	sub.s32 	%r50, %r103, %r49;
+	st.local.u32 	[%rd50], %r50;
+	add.s64 	%rd51, %rd51, -4;
+	add.s64 	%rd50, %rd50, -4;
+	add.s32 	%r104, %r104, -1;
+	setp.ne.s32 	%p4, %r104, 0;
+	mov.u32 	%r103, %r108;
+	@%p4 bra 	$L__BB14_4;
+
+$L__BB14_5:
+	add.s32 	%r51, %r3, 1;
+	setp.lt.u32 	%p5, %r51, 3;
+	@%p5 bra 	$L__BB14_8;
+
+	add.s32 	%r107, %r105, 4;
+	add.s32 	%r52, %r105, -1;
+	mul.wide.s32 	%rd26, %r52, 4;
+	add.s64 	%rd53, %rd3, %rd26;
+	add.s32 	%r53, %r105, 1;
+	mul.wide.s32 	%rd27, %r53, 4;
+	add.s64 	%rd52, %rd2, %rd27;
+
+$L__BB14_7:
+	ld.global.u32 	%r54, [%rd52];
+	div.s32 	%r55, %r108, %r54;
+	mul.lo.s32 	%r56, %r55, %r54;
+	sub.s32 	%r57, %r108, %r56;
+	st.local.u32 	[%rd53], %r57;
+	ld.global.u32 	%r58, [%rd52+-4];
+	div.s32 	%r59, %r55, %r58;
+	mul.lo.s32 	%r60, %r59, %r58;
+	sub.s32 	%r61, %r55, %r60;
+	st.local.u32 	[%rd53+-4], %r61;
+	ld.global.u32 	%r62, [%rd52+-8];
+	div.s32 	%r63, %r59, %r62;
+	mul.lo.s32 	%r64, %r63, %r62;
+	sub.s32 	%r65, %r59, %r64;
+	st.local.u32 	[%rd53+-8], %r65;
+	ld.global.u32 	%r66, [%rd52+-12];
+	div.s32 	%r108, %r63, %r66;
+	mul.lo.s32 	%r67, %r108, %r66;
+	sub.s32 	%r68, %r63, %r67;
+	st.local.u32 	[%rd53+-12], %r68;
+	add.s64 	%rd53, %rd53, -16;
+	add.s64 	%rd52, %rd52, -16;
+	add.s32 	%r107, %r107, -4;
+	setp.gt.s32 	%p6, %r107, 4;
+	@%p6 bra 	$L__BB14_7;
+
+$L__BB14_8:
+	shl.b32 	%r70, %r2, 1;
+	add.s32 	%r18, %r70, 2;
+	mov.u32 	%r109, 0;
+
+$L__BB14_9:
+	add.s32 	%r71, %r18, %r109;
+	mul.wide.s32 	%rd28, %r71, 4;
+	add.s64 	%rd29, %rd2, %rd28;
+	mul.wide.s32 	%rd30, %r109, 4;
+	add.s64 	%rd31, %rd2, %rd30;
+	ld.global.u32 	%r72, [%rd31+8];
+	shl.b32 	%r73, %r72, 1;
+	ld.global.u32 	%r74, [%rd29];
+	add.s32 	%r75, %r73, %r74;
+	add.s64 	%rd32, %rd3, %rd30;
+	ld.local.u32 	%r76, [%rd32];
+	add.s32 	%r77, %r75, %r76;
+	mul.wide.s32 	%rd33, %r77, 4;
+	add.s64 	%rd34, %rd2, %rd33;
+	ld.global.u32 	%r78, [%rd34];
+	setp.eq.s32 	%p7, %r78, 0;
+	add.s32 	%r109, %r109, 1;
+	@%p7 bra 	$L__BB14_11;
+	bra.uni 	$L__BB14_10;
+
+$L__BB14_11:
+	setp.lt.s32 	%p8, %r109, %r2;
+	@%p8 bra 	$L__BB14_9;
+
+$L__BB14_12:
+	mov.u32 	%r79, 1;
+	shl.b32 	%r21, %r79, %r2;
+	setp.eq.s32 	%p9, %r2, 31;
+	mov.f32 	%f37, 0f00000000;
+	@%p9 bra 	$L__BB14_26;
+
+	setp.gt.s32 	%p10, %r2, 0;
+	@%p10 bra 	$L__BB14_20;
+	bra.uni 	$L__BB14_14;
+
+$L__BB14_20:
+	shl.b32 	%r82, %r2, 1;
+	add.s32 	%r29, %r82, 2;
+	mov.f32 	%f37, 0f00000000;
+	mov.u32 	%r81, 0;
+	mov.u32 	%r112, %r81;
+
+$L__BB14_21:
+	mov.f32 	%f24, 0f3F800000;
+	mov.u32 	%r113, %r81;
+	mov.u32 	%r114, %r81;
+	mov.f32 	%f35, %f24;
+
+$L__BB14_22:
+	add.s32 	%r85, %r29, %r113;
+	mul.wide.s32 	%rd37, %r85, 4;
+	add.s64 	%rd38, %rd2, %rd37;
+	mul.wide.s32 	%rd39, %r113, 4;
+	add.s64 	%rd40, %rd2, %rd39;
+	add.s64 	%rd41, %rd3, %rd39;
+	ld.global.u32 	%r86, [%rd40+8];
+	ld.global.u32 	%r87, [%rd38];
+	mad.lo.s32 	%r88, %r86, 3, %r87;
+	ld.local.u32 	%r89, [%rd41];
+	add.s32 	%r90, %r88, %r89;
+	mul.wide.s32 	%rd42, %r90, 4;
+	add.s64 	%rd43, %rd2, %rd42;
+	mov.u32 	%r91, 1;
+	shl.b32 	%r92, %r91, %r113;
+	and.b32  	%r93, %r92, %r112;
+	setp.eq.s32 	%p15, %r93, 0;
+	ld.global.f32 	%f25, [%rd43];
+	sub.f32 	%f27, %f24, %f25;
+	selp.f32 	%f28, %f27, %f25, %p15;
+	selp.b32 	%r94, 0, %r86, %p15;
+	add.s32 	%r95, %r87, %r94;
+	add.s32 	%r96, %r95, %r89;
+	mul.wide.s32 	%rd44, %r96, 4;
+	add.s64 	%rd45, %rd2, %rd44;
+	add.s32 	%r97, %r113, %r2;
+	add.s32 	%r98, %r97, 2;
+	mul.wide.s32 	%rd46, %r98, 4;
+	add.s64 	%rd47, %rd2, %rd46;
+	ld.global.u32 	%r99, [%rd47];
+	ld.global.u32 	%r100, [%rd45];
+	mad.lo.s32 	%r114, %r99, %r100, %r114;
+	mul.f32 	%f35, %f35, %f28;
+	setp.neu.f32 	%p16, %f35, 0f00000000;
+	add.s32 	%r113, %r113, 1;
+	setp.lt.s32 	%p17, %r113, %r2;
+	and.pred  	%p18, %p16, %p17;
+	@%p18 bra 	$L__BB14_22;
+
+	setp.eq.f32 	%p19, %f35, 0f00000000;
+	@%p19 bra 	$L__BB14_25;
+
+	add.s32 	%r101, %r114, %r36;
+	mul.wide.s32 	%rd48, %r101, 4;
+	add.s64 	%rd49, %rd1, %rd48;
+	ld.global.f32 	%f29, [%rd49];
+	fma.rn.f32 	%f37, %f35, %f29, %f37;
+
+$L__BB14_25:
+	add.s32 	%r112, %r112, 1;
+	setp.lt.s32 	%p20, %r112, %r21;
+	@%p20 bra 	$L__BB14_21;
+	bra.uni 	$L__BB14_26;
+
+$L__BB14_10:
+	ld.global.f32 	%f15, [%rd2+4];
+	st.global.f32 	[%rd4], %f15;
+	bra.uni 	$L__BB14_27;
+
+$L__BB14_14:
+	max.s32 	%r22, %r21, 1;
+	add.s32 	%r80, %r22, -1;
+	and.b32  	%r111, %r22, 3;
+	setp.lt.u32 	%p11, %r80, 3;
+	mul.wide.s32 	%rd35, %r36, 4;
+	add.s64 	%rd17, %rd1, %rd35;
+	mov.f32 	%f37, 0f00000000;
+	@%p11 bra 	$L__BB14_17;
+
+	sub.s32 	%r110, %r22, %r111;
+	ld.global.f32 	%f1, [%rd17];
+	mov.f32 	%f37, 0f00000000;
+
+$L__BB14_16:
+	add.f32 	%f20, %f37, %f1;
+	add.f32 	%f21, %f20, %f1;
+	add.f32 	%f22, %f21, %f1;
+	add.f32 	%f37, %f22, %f1;
+	add.s32 	%r110, %r110, -4;
+	setp.ne.s32 	%p12, %r110, 0;
+	@%p12 bra 	$L__BB14_16;
+
+$L__BB14_17:
+	setp.eq.s32 	%p13, %r111, 0;
+	@%p13 bra 	$L__BB14_26;
+
+	ld.global.f32 	%f6, [%rd17];
+
+$L__BB14_19:
+	.pragma "nounroll";
+	add.f32 	%f37, %f37, %f6;
+	add.s32 	%r111, %r111, -1;
+	setp.eq.s32 	%p14, %r111, 0;
+	@%p14 bra 	$L__BB14_26;
+	bra.uni 	$L__BB14_19;
+
+$L__BB14_26:
+	st.global.f32 	[%rd4], %f37;
+
+$L__BB14_27:
+	ret;
+
+}
+	// .globl	conv_transpose2d
+.visible .entry conv_transpose2d(
+	.param .u64 conv_transpose2d_param_0,
+	.param .u32 conv_transpose2d_param_1,
+	.param .u64 conv_transpose2d_param_2,
+	.param .u32 conv_transpose2d_param_3,
+	.param .u64 conv_transpose2d_param_4,
+	.param .u32 conv_transpose2d_param_5,
+	.param .u32 conv_transpose2d_param_6,
+	.param .u64 conv_transpose2d_param_7,
+	.param .u32 conv_transpose2d_param_8,
+	.param .u32 conv_transpose2d_param_9,
+	.param .u64 conv_transpose2d_param_10
+)
+{
+	.reg .pred 	%p<37>;
+	.reg .f32 	%f<55>;
+	.reg .b32 	%r<139>;
+	.reg .b64 	%rd<64>;
+
+
+	ld.param.u64 	%rd17, [conv_transpose2d_param_0];
+	ld.param.u32 	%r67, [conv_transpose2d_param_1];
+	ld.param.u64 	%rd18, [conv_transpose2d_param_2];
+	ld.param.u32 	%r68, [conv_transpose2d_param_3];
+	ld.param.u64 	%rd14, [conv_transpose2d_param_4];
+	ld.param.u32 	%r69, [conv_transpose2d_param_5];
+	ld.param.u32 	%r70, [conv_transpose2d_param_6];
+	ld.param.u32 	%r72, [conv_transpose2d_param_9];
+	ld.param.u64 	%rd16, [conv_transpose2d_param_10];
+	cvta.to.global.u64 	%rd1, %rd18;
+	cvta.to.global.u64 	%rd2, %rd17;
+	mov.u32 	%r73, %ntid.x;
+	mov.u32 	%r74, %ctaid.x;
+	mov.u32 	%r75, %tid.x;
+	mad.lo.s32 	%r1, %r74, %r73, %r75;
+	setp.ge.s32 	%p1, %r1, %r72;
+	@%p1 bra 	$L__BB15_48;
+
+	cvta.to.global.u64 	%rd19, %rd16;
+	ld.global.u32 	%r2, [%rd19];
+	ld.global.u32 	%r3, [%rd19+4];
+	ld.global.u32 	%r4, [%rd19+8];
+	ld.global.u32 	%r5, [%rd19+24];
+	ld.global.u32 	%r6, [%rd19+28];
+	ld.global.u32 	%r7, [%rd19+32];
+	ld.global.u32 	%r8, [%rd19+36];
+	ld.global.u32 	%r9, [%rd19+40];
+	ld.global.u32 	%r10, [%rd19+44];
+	ld.global.u32 	%r11, [%rd19+48];
+	ld.global.u32 	%r12, [%rd19+52];
+	ld.global.u32 	%r76, [%rd19+20];
+	div.s32 	%r77, %r1, %r76;
+	mul.lo.s32 	%r78, %r77, %r76;
+	sub.s32 	%r13, %r1, %r78;
+	ld.global.u32 	%r79, [%rd19+16];
+	rem.s32 	%r14, %r77, %r79;
+	mul.lo.s32 	%r80, %r76, %r79;
+	div.s32 	%r81, %r1, %r80;
+	ld.global.u32 	%r82, [%rd19+12];
+	rem.s32 	%r15, %r81, %r82;
+	mul.lo.s32 	%r16, %r80, %r82;
+	ld.global.u32 	%r83, [%rd19+56];
+	div.s32 	%r17, %r2, %r83;
+	div.s32 	%r18, %r82, %r83;
+	setp.eq.s32 	%p2, %r70, 0;
+	mov.f32 	%f52, 0f00000000;
+	@%p2 bra 	$L__BB15_3;
+
+	add.s32 	%r84, %r15, %r69;
+	cvta.to.global.u64 	%rd20, %rd14;
+	mul.wide.s32 	%rd21, %r84, 4;
+	add.s64 	%rd22, %rd20, %rd21;
+	ld.global.f32 	%f52, [%rd22];
+
+$L__BB15_3:
+	setp.lt.s32 	%p3, %r17, 1;
+	@%p3 bra 	$L__BB15_47;
+
+	div.s32 	%r85, %r15, %r18;
+	mul.lo.s32 	%r19, %r85, %r17;
+	div.s32 	%r86, %r1, %r16;
+	mul.lo.s32 	%r20, %r86, %r2;
+	cvt.s64.s32 	%rd3, %r68;
+	add.s32 	%r21, %r14, %r11;
+	add.s32 	%r22, %r13, %r12;
+	setp.lt.s32 	%p4, %r5, 1;
+	@%p4 bra 	$L__BB15_47;
+
+	shl.b64 	%rd23, %rd3, 2;
+	add.s64 	%rd4, %rd1, %rd23;
+	mul.lo.s32 	%r89, %r10, 3;
+	sub.s32 	%r27, %r22, %r89;
+	and.b32  	%r28, %r6, 3;
+	sub.s32 	%r29, %r28, %r6;
+	rem.s32 	%r30, %r15, %r18;
+	mul.lo.s32 	%r31, %r6, %r5;
+	mul.lo.s32 	%r32, %r4, %r3;
+	add.s32 	%r33, %r19, %r20;
+	cvt.s64.s32 	%rd5, %r67;
+	mov.u32 	%r130, 0;
+
+$L__BB15_6:
+	add.s32 	%r90, %r33, %r130;
+	mul.lo.s32 	%r91, %r32, %r90;
+	cvt.s64.s32 	%rd24, %r91;
+	add.s64 	%rd6, %rd24, %rd5;
+	setp.lt.s32 	%p5, %r6, 1;
+	@%p5 bra 	$L__BB15_46;
+
+	add.s32 	%r93, %r130, %r19;
+	mad.lo.s32 	%r94, %r93, %r18, %r30;
+	mul.lo.s32 	%r95, %r31, %r94;
+	cvt.s64.s32 	%rd25, %r95;
+	mul.wide.s32 	%rd26, %r95, 4;
+	add.s64 	%rd7, %rd4, %rd26;
+	add.s64 	%rd8, %rd25, %rd3;
+	mov.u32 	%r131, 0;
+
+$L__BB15_8:
+	mul.lo.s32 	%r96, %r131, %r9;
+	sub.s32 	%r36, %r21, %r96;
+	setp.lt.s32 	%p6, %r36, 0;
+	@%p6 bra 	$L__BB15_45;
+
+	rem.s32 	%r97, %r36, %r7;
+	setp.ne.s32 	%p7, %r97, 0;
+	@%p7 bra 	$L__BB15_45;
+
+	div.s32 	%r37, %r36, %r7;
+	setp.ge.s32 	%p8, %r37, %r3;
+	@%p8 bra 	$L__BB15_45;
+
+	add.s32 	%r125, %r6, -1;
+	setp.lt.u32 	%p9, %r125, 3;
+	mul.lo.s32 	%r38, %r37, %r4;
+	mov.u32 	%r138, 0;
+	@%p9 bra 	$L__BB15_30;
+
+	sub.s32 	%r136, %r22, %r10;
+	shl.b32 	%r128, %r10, 1;
+	sub.s32 	%r135, %r22, %r128;
+	mov.u32 	%r138, 0;
+	mov.u32 	%r132, %r29;
+	mov.u32 	%r133, %r22;
+	mov.u32 	%r134, %r27;
+	mov.u64 	%rd63, %rd7;
+
+$L__BB15_13:
+	mul.lo.s32 	%r118, %r131, %r6;
+	mul.wide.s32 	%rd61, %r118, 4;
+	add.s64 	%rd11, %rd63, %rd61;
+	setp.lt.s32 	%p10, %r133, 0;
+	@%p10 bra 	$L__BB15_17;
+
+	rem.s32 	%r100, %r133, %r8;
+	setp.ne.s32 	%p11, %r100, 0;
+	@%p11 bra 	$L__BB15_17;
+
+	div.s32 	%r46, %r133, %r8;
+	setp.ge.s32 	%p12, %r46, %r4;
+	@%p12 bra 	$L__BB15_17;
+
+	add.s32 	%r101, %r46, %r38;
+	cvt.s64.s32 	%rd27, %r101;
+	add.s64 	%rd28, %rd6, %rd27;
+	shl.b64 	%rd29, %rd28, 2;
+	add.s64 	%rd30, %rd2, %rd29;
+	ld.global.f32 	%f26, [%rd11];
+	ld.global.f32 	%f27, [%rd30];
+	fma.rn.f32 	%f52, %f27, %f26, %f52;
+
+$L__BB15_17:
+	setp.lt.s32 	%p13, %r136, 0;
+	@%p13 bra 	$L__BB15_21;
+
+	rem.s32 	%r102, %r136, %r8;
+	setp.ne.s32 	%p14, %r102, 0;
+	@%p14 bra 	$L__BB15_21;
+
+	div.s32 	%r47, %r136, %r8;
+	setp.ge.s32 	%p15, %r47, %r4;
+	@%p15 bra 	$L__BB15_21;
+
+	add.s32 	%r103, %r47, %r38;
+	cvt.s64.s32 	%rd31, %r103;
+	add.s64 	%rd32, %rd6, %rd31;
+	shl.b64 	%rd33, %rd32, 2;
+	add.s64 	%rd34, %rd2, %rd33;
+	ld.global.f32 	%f28, [%rd11+4];
+	ld.global.f32 	%f29, [%rd34];
+	fma.rn.f32 	%f52, %f29, %f28, %f52;
+
+$L__BB15_21:
+	setp.lt.s32 	%p16, %r135, 0;
+	@%p16 bra 	$L__BB15_25;
+
+	rem.s32 	%r104, %r135, %r8;
+	setp.ne.s32 	%p17, %r104, 0;
+	@%p17 bra 	$L__BB15_25;
+
+	div.s32 	%r48, %r135, %r8;
+	setp.ge.s32 	%p18, %r48, %r4;
+	@%p18 bra 	$L__BB15_25;
+
+	add.s32 	%r105, %r48, %r38;
+	cvt.s64.s32 	%rd35, %r105;
+	add.s64 	%rd36, %rd6, %rd35;
+	shl.b64 	%rd37, %rd36, 2;
+	add.s64 	%rd38, %rd2, %rd37;
+	ld.global.f32 	%f30, [%rd11+8];
+	ld.global.f32 	%f31, [%rd38];
+	fma.rn.f32 	%f52, %f31, %f30, %f52;
+
+$L__BB15_25:
+	setp.lt.s32 	%p19, %r134, 0;
+	@%p19 bra 	$L__BB15_29;
+
+	rem.s32 	%r106, %r134, %r8;
+	setp.ne.s32 	%p20, %r106, 0;
+	@%p20 bra 	$L__BB15_29;
+
+	div.s32 	%r49, %r134, %r8;
+	setp.ge.s32 	%p21, %r49, %r4;
+	@%p21 bra 	$L__BB15_29;
+
+	add.s32 	%r107, %r49, %r38;
+	cvt.s64.s32 	%rd39, %r107;
+	add.s64 	%rd40, %rd6, %rd39;
+	shl.b64 	%rd41, %rd40, 2;
+	add.s64 	%rd42, %rd2, %rd41;
+	ld.global.f32 	%f32, [%rd11+12];
+	ld.global.f32 	%f33, [%rd42];
+	fma.rn.f32 	%f52, %f33, %f32, %f52;
+
+$L__BB15_29:
+	shl.b32 	%r117, %r10, 2;
+	add.s32 	%r138, %r138, 4;
+	add.s64 	%rd63, %rd63, 16;
+	sub.s32 	%r136, %r136, %r117;
+	sub.s32 	%r135, %r135, %r117;
+	sub.s32 	%r134, %r134, %r117;
+	sub.s32 	%r133, %r133, %r117;
+	add.s32 	%r132, %r132, 4;
+	setp.ne.s32 	%p22, %r132, 0;
+	@%p22 bra 	$L__BB15_13;
+
+$L__BB15_30:
+	setp.eq.s32 	%p23, %r28, 0;
+	@%p23 bra 	$L__BB15_45;
+
+	mul.lo.s32 	%r119, %r131, %r6;
+	mul.lo.s32 	%r57, %r138, %r10;
+	sub.s32 	%r58, %r22, %r57;
+	setp.lt.s32 	%p24, %r58, 0;
+	add.s32 	%r108, %r138, %r119;
+	cvt.s64.s32 	%rd43, %r108;
+	add.s64 	%rd44, %rd8, %rd43;
+	shl.b64 	%rd45, %rd44, 2;
+	add.s64 	%rd13, %rd1, %rd45;
+	@%p24 bra 	$L__BB15_35;
+
+	rem.s32 	%r109, %r58, %r8;
+	setp.ne.s32 	%p25, %r109, 0;
+	@%p25 bra 	$L__BB15_35;
+
+	div.s32 	%r59, %r58, %r8;
+	setp.ge.s32 	%p26, %r59, %r4;
+	@%p26 bra 	$L__BB15_35;
+
+	add.s32 	%r110, %r59, %r38;
+	cvt.s64.s32 	%rd46, %r110;
+	add.s64 	%rd47, %rd6, %rd46;
+	shl.b64 	%rd48, %rd47, 2;
+	add.s64 	%rd49, %rd2, %rd48;
+	ld.global.f32 	%f34, [%rd13];
+	ld.global.f32 	%f35, [%rd49];
+	fma.rn.f32 	%f52, %f35, %f34, %f52;
+
+$L__BB15_35:
+	setp.eq.s32 	%p27, %r28, 1;
+	@%p27 bra 	$L__BB15_45;
+
+	add.s32 	%r60, %r57, %r10;
+	sub.s32 	%r61, %r22, %r60;
+	setp.lt.s32 	%p28, %r61, 0;
+	@%p28 bra 	$L__BB15_40;
+
+	rem.s32 	%r111, %r61, %r8;
+	setp.ne.s32 	%p29, %r111, 0;
+	@%p29 bra 	$L__BB15_40;
+
+	div.s32 	%r62, %r61, %r8;
+	setp.ge.s32 	%p30, %r62, %r4;
+	@%p30 bra 	$L__BB15_40;
+
+	add.s32 	%r112, %r62, %r38;
+	cvt.s64.s32 	%rd50, %r112;
+	add.s64 	%rd51, %rd6, %rd50;
+	shl.b64 	%rd52, %rd51, 2;
+	add.s64 	%rd53, %rd2, %rd52;
+	ld.global.f32 	%f36, [%rd13+4];
+	ld.global.f32 	%f37, [%rd53];
+	fma.rn.f32 	%f52, %f37, %f36, %f52;
+
+$L__BB15_40:
+	setp.eq.s32 	%p31, %r28, 2;
+	@%p31 bra 	$L__BB15_45;
+
+	add.s32 	%r113, %r60, %r10;
+	sub.s32 	%r63, %r22, %r113;
+	setp.lt.s32 	%p32, %r63, 0;
+	@%p32 bra 	$L__BB15_45;
+
+	rem.s32 	%r114, %r63, %r8;
+	setp.ne.s32 	%p33, %r114, 0;
+	@%p33 bra 	$L__BB15_45;
+
+	div.s32 	%r64, %r63, %r8;
+	setp.ge.s32 	%p34, %r64, %r4;
+	@%p34 bra 	$L__BB15_45;
+
+	add.s32 	%r115, %r64, %r38;
+	cvt.s64.s32 	%rd54, %r115;
+	add.s64 	%rd55, %rd6, %rd54;
+	shl.b64 	%rd56, %rd55, 2;
+	add.s64 	%rd57, %rd2, %rd56;
+	ld.global.f32 	%f38, [%rd13+8];
+	ld.global.f32 	%f39, [%rd57];
+	fma.rn.f32 	%f52, %f39, %f38, %f52;
+
+$L__BB15_45:
+	add.s32 	%r131, %r131, 1;
+	setp.lt.s32 	%p35, %r131, %r5;
+	@%p35 bra 	$L__BB15_8;
+
+$L__BB15_46:
+	add.s32 	%r130, %r130, 1;
+	setp.lt.s32 	%p36, %r130, %r17;
+	@%p36 bra 	$L__BB15_6;
+
+$L__BB15_47:
+	ld.param.u64 	%rd62, [conv_transpose2d_param_7];
+	ld.param.u32 	%r124, [conv_transpose2d_param_8];
+	mov.u32 	%r123, %tid.x;
+	mov.u32 	%r122, %ntid.x;
+	mov.u32 	%r121, %ctaid.x;
+	mad.lo.s32 	%r120, %r121, %r122, %r123;
+	add.s32 	%r116, %r120, %r124;
+	cvta.to.global.u64 	%rd58, %rd62;
+	mul.wide.s32 	%rd59, %r116, 4;
+	add.s64 	%rd60, %rd58, %rd59;
+	st.global.f32 	[%rd60], %f52;
+
+$L__BB15_48:
 	ret;
 
 }
@@ -2755,7 +5211,7 @@ $L__BB9_55:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB10_2;
+	@%p1 bra 	$L__BB16_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -2769,7 +5225,7 @@ $L__BB9_55:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.u64 	[%rd9], %rd6;
 
-$L__BB10_2:
+$L__BB16_2:
 	ret;
 
 }
@@ -2798,7 +5254,7 @@ $L__BB10_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB11_2;
+	@%p1 bra 	$L__BB17_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -2812,7 +5268,7 @@ $L__BB10_2:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.f32 	[%rd9], %f1;
 
-$L__BB11_2:
+$L__BB17_2:
 	ret;
 
 }
@@ -2841,7 +5297,7 @@ $L__BB11_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB12_2;
+	@%p1 bra 	$L__BB18_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -2855,7 +5311,7 @@ $L__BB11_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.u32 	[%rd8], %r9;
 
-$L__BB12_2:
+$L__BB18_2:
 	ret;
 
 }
@@ -2884,7 +5340,7 @@ $L__BB12_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB13_2;
+	@%p1 bra 	$L__BB19_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -2898,7 +5354,7 @@ $L__BB12_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.f32 	[%rd8], %f1;
 
-$L__BB13_2:
+$L__BB19_2:
 	ret;
 
 }
@@ -2928,7 +5384,7 @@ $L__BB13_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB14_2;
+	@%p1 bra 	$L__BB20_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -2943,7 +5399,7 @@ $L__BB13_2:
 	add.s64 	%rd8, %rd7, %rd6;
 	st.global.u8 	[%rd8], %rs1;
 
-$L__BB14_2:
+$L__BB20_2:
 	ret;
 
 }
@@ -2973,7 +5429,7 @@ $L__BB14_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB15_2;
+	@%p1 bra 	$L__BB21_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -2988,7 +5444,7 @@ $L__BB14_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.f32 	[%rd8], %f1;
 
-$L__BB15_2:
+$L__BB21_2:
 	ret;
 
 }
@@ -3029,7 +5485,7 @@ $L__BB15_2:
 	mov.u32 	%r74, %tid.x;
 	mad.lo.s32 	%r1, %r73, %r72, %r74;
 	setp.ge.s32 	%p1, %r1, %r71;
-	@%p1 bra 	$L__BB16_32;
+	@%p1 bra 	$L__BB22_32;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
@@ -3060,7 +5516,7 @@ $L__BB15_2:
 	div.s32 	%r18, %r81, %r83;
 	setp.eq.s32 	%p2, %r69, 0;
 	mov.f32 	%f44, 0f00000000;
-	@%p2 bra 	$L__BB16_3;
+	@%p2 bra 	$L__BB22_3;
 
 	add.s32 	%r84, %r15, %r68;
 	cvta.to.global.u64 	%rd20, %rd14;
@@ -3068,9 +5524,9 @@ $L__BB15_2:
 	add.s64 	%rd22, %rd20, %rd21;
 	ld.global.f32 	%f44, [%rd22];
 
-$L__BB16_3:
+$L__BB22_3:
 	setp.lt.s32 	%p3, %r17, 1;
-	@%p3 bra 	$L__BB16_31;
+	@%p3 bra 	$L__BB22_31;
 
 	div.s32 	%r85, %r15, %r18;
 	mul.lo.s32 	%r86, %r16, %r2;
@@ -3081,7 +5537,7 @@ $L__BB16_3:
 	mul.lo.s32 	%r21, %r13, %r8;
 	sub.s32 	%r22, %r21, %r12;
 	setp.lt.s32 	%p4, %r5, 1;
-	@%p4 bra 	$L__BB16_31;
+	@%p4 bra 	$L__BB22_31;
 
 	shl.b64 	%rd23, %rd3, 2;
 	add.s64 	%rd4, %rd1, %rd23;
@@ -3100,13 +5556,13 @@ $L__BB16_3:
 	cvt.s64.s32 	%rd5, %r66;
 	mov.u32 	%r116, 0;
 
-$L__BB16_6:
+$L__BB22_6:
 	add.s32 	%r93, %r19, %r116;
 	mul.lo.s32 	%r94, %r32, %r93;
 	cvt.s64.s32 	%rd24, %r94;
 	add.s64 	%rd6, %rd24, %rd5;
 	setp.lt.s32 	%p5, %r6, 1;
-	@%p5 bra 	$L__BB16_30;
+	@%p5 bra 	$L__BB22_30;
 
 	add.s32 	%r96, %r116, %r31;
 	mul.lo.s32 	%r97, %r30, %r96;
@@ -3116,18 +5572,18 @@ $L__BB16_6:
 	add.s64 	%rd8, %rd25, %rd3;
 	mov.u32 	%r117, 0;
 
-$L__BB16_8:
+$L__BB22_8:
 	mad.lo.s32 	%r35, %r117, %r9, %r20;
 	setp.lt.s32 	%p6, %r35, 0;
 	setp.ge.s32 	%p7, %r35, %r3;
 	or.pred  	%p8, %p7, %p6;
-	@%p8 bra 	$L__BB16_29;
+	@%p8 bra 	$L__BB22_29;
 
 	add.s32 	%r114, %r6, -1;
 	setp.lt.u32 	%p9, %r114, 3;
 	mul.lo.s32 	%r36, %r35, %r4;
 	mov.u32 	%r127, 0;
-	@%p9 bra 	$L__BB16_20;
+	@%p9 bra 	$L__BB22_20;
 
 	add.s32 	%r124, %r24, %r36;
 	add.s32 	%r122, %r26, %r36;
@@ -3140,14 +5596,14 @@ $L__BB16_8:
 	mov.u32 	%r125, %r24;
 	mov.u64 	%rd63, %rd7;
 
-$L__BB16_11:
+$L__BB22_11:
 	mul.lo.s32 	%r107, %r117, %r6;
 	mul.wide.s32 	%rd61, %r107, 4;
 	setp.ge.s32 	%p10, %r118, %r4;
 	setp.lt.s32 	%p11, %r118, 0;
 	or.pred  	%p12, %p11, %p10;
 	add.s64 	%rd11, %rd63, %rd61;
-	@%p12 bra 	$L__BB16_13;
+	@%p12 bra 	$L__BB22_13;
 
 	cvt.s64.s32 	%rd27, %r119;
 	add.s64 	%rd28, %rd6, %rd27;
@@ -3157,11 +5613,11 @@ $L__BB16_11:
 	ld.global.f32 	%f27, [%rd30];
 	fma.rn.f32 	%f44, %f27, %f26, %f44;
 
-$L__BB16_13:
+$L__BB22_13:
 	setp.ge.s32 	%p13, %r125, %r4;
 	setp.lt.s32 	%p14, %r125, 0;
 	or.pred  	%p15, %p14, %p13;
-	@%p15 bra 	$L__BB16_15;
+	@%p15 bra 	$L__BB22_15;
 
 	cvt.s64.s32 	%rd31, %r124;
 	add.s64 	%rd32, %rd6, %rd31;
@@ -3171,11 +5627,11 @@ $L__BB16_13:
 	ld.global.f32 	%f29, [%rd34];
 	fma.rn.f32 	%f44, %f29, %f28, %f44;
 
-$L__BB16_15:
+$L__BB22_15:
 	setp.ge.s32 	%p16, %r123, %r4;
 	setp.lt.s32 	%p17, %r123, 0;
 	or.pred  	%p18, %p17, %p16;
-	@%p18 bra 	$L__BB16_17;
+	@%p18 bra 	$L__BB22_17;
 
 	cvt.s64.s32 	%rd35, %r122;
 	add.s64 	%rd36, %rd6, %rd35;
@@ -3185,11 +5641,11 @@ $L__BB16_15:
 	ld.global.f32 	%f31, [%rd38];
 	fma.rn.f32 	%f44, %f31, %f30, %f44;
 
-$L__BB16_17:
+$L__BB22_17:
 	setp.ge.s32 	%p19, %r121, %r4;
 	setp.lt.s32 	%p20, %r121, 0;
 	or.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB16_19;
+	@%p21 bra 	$L__BB22_19;
 
 	cvt.s64.s32 	%rd39, %r120;
 	add.s64 	%rd40, %rd6, %rd39;
@@ -3199,7 +5655,7 @@ $L__BB16_17:
 	ld.global.f32 	%f33, [%rd42];
 	fma.rn.f32 	%f44, %f33, %f32, %f44;
 
-$L__BB16_19:
+$L__BB22_19:
 	shl.b32 	%r106, %r10, 2;
 	add.s64 	%rd63, %rd63, 16;
 	add.s32 	%r125, %r125, %r106;
@@ -3213,11 +5669,11 @@ $L__BB16_19:
 	add.s32 	%r127, %r127, 4;
 	add.s32 	%r100, %r29, %r127;
 	setp.ne.s32 	%p22, %r100, 0;
-	@%p22 bra 	$L__BB16_11;
+	@%p22 bra 	$L__BB22_11;
 
-$L__BB16_20:
+$L__BB22_20:
 	setp.eq.s32 	%p23, %r28, 0;
-	@%p23 bra 	$L__BB16_29;
+	@%p23 bra 	$L__BB22_29;
 
 	mul.lo.s32 	%r108, %r117, %r6;
 	mad.lo.s32 	%r61, %r127, %r10, %r22;
@@ -3229,7 +5685,7 @@ $L__BB16_20:
 	add.s64 	%rd44, %rd8, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p26 bra 	$L__BB16_23;
+	@%p26 bra 	$L__BB22_23;
 
 	add.s32 	%r102, %r61, %r36;
 	cvt.s64.s32 	%rd46, %r102;
@@ -3240,15 +5696,15 @@ $L__BB16_20:
 	ld.global.f32 	%f35, [%rd49];
 	fma.rn.f32 	%f44, %f35, %f34, %f44;
 
-$L__BB16_23:
+$L__BB22_23:
 	setp.eq.s32 	%p27, %r28, 1;
-	@%p27 bra 	$L__BB16_29;
+	@%p27 bra 	$L__BB22_29;
 
 	add.s32 	%r62, %r61, %r10;
 	setp.lt.s32 	%p28, %r62, 0;
 	setp.ge.s32 	%p29, %r62, %r4;
 	or.pred  	%p30, %p28, %p29;
-	@%p30 bra 	$L__BB16_26;
+	@%p30 bra 	$L__BB22_26;
 
 	add.s32 	%r103, %r62, %r36;
 	cvt.s64.s32 	%rd50, %r103;
@@ -3259,15 +5715,15 @@ $L__BB16_23:
 	ld.global.f32 	%f37, [%rd53];
 	fma.rn.f32 	%f44, %f37, %f36, %f44;
 
-$L__BB16_26:
+$L__BB22_26:
 	setp.eq.s32 	%p31, %r28, 2;
-	@%p31 bra 	$L__BB16_29;
+	@%p31 bra 	$L__BB22_29;
 
 	add.s32 	%r63, %r62, %r10;
 	setp.lt.s32 	%p32, %r63, 0;
 	setp.ge.s32 	%p33, %r63, %r4;
 	or.pred  	%p34, %p32, %p33;
-	@%p34 bra 	$L__BB16_29;
+	@%p34 bra 	$L__BB22_29;
 
 	add.s32 	%r104, %r63, %r36;
 	cvt.s64.s32 	%rd54, %r104;
@@ -3278,17 +5734,17 @@ $L__BB16_26:
 	ld.global.f32 	%f39, [%rd57];
 	fma.rn.f32 	%f44, %f39, %f38, %f44;
 
-$L__BB16_29:
+$L__BB22_29:
 	add.s32 	%r117, %r117, 1;
 	setp.lt.s32 	%p35, %r117, %r5;
-	@%p35 bra 	$L__BB16_8;
+	@%p35 bra 	$L__BB22_8;
 
-$L__BB16_30:
+$L__BB22_30:
 	add.s32 	%r116, %r116, 1;
 	setp.lt.s32 	%p36, %r116, %r17;
-	@%p36 bra 	$L__BB16_6;
+	@%p36 bra 	$L__BB22_6;
 
-$L__BB16_31:
+$L__BB22_31:
 	ld.param.u64 	%rd62, [conv2d_param_7];
 	ld.param.u32 	%r113, [conv2d_param_8];
 	mov.u32 	%r112, %tid.x;
@@ -3301,7 +5757,7 @@ $L__BB16_31:
 	add.s64 	%rd60, %rd58, %rd59;
 	st.global.f32 	[%rd60], %f44;
 
-$L__BB16_32:
+$L__BB22_32:
 	ret;
 
 }
@@ -3335,7 +5791,7 @@ $L__BB16_32:
 	setp.ge.s32 	%p2, %r1, %r78;
 	mov.f32 	%f62, 0fFF800000;
 	mov.f32 	%f61, 0f00000000;
-	@%p2 bra 	$L__BB17_36;
+	@%p2 bra 	$L__BB23_36;
 
 	ld.global.u32 	%r2, [%rd2];
 	ld.global.u32 	%r3, [%rd2+20];
@@ -3356,7 +5812,7 @@ $L__BB16_32:
 	setp.lt.s32 	%p3, %r10, 1;
 	mov.u32 	%r141, 0;
 	mov.u32 	%r140, %r141;
-	@%p3 bra 	$L__BB17_32;
+	@%p3 bra 	$L__BB23_32;
 
 	ld.global.u32 	%r90, [%rd2+44];
 	ld.global.u32 	%r91, [%rd2+28];
@@ -3367,7 +5823,7 @@ $L__BB16_32:
 	ld.global.u32 	%r94, [%rd2+52];
 	add.s32 	%r13, %r94, %r9;
 	setp.lt.s32 	%p4, %r3, 1;
-	@%p4 bra 	$L__BB17_32;
+	@%p4 bra 	$L__BB23_32;
 
 	ld.global.u32 	%r14, [%rd2+32];
 	ld.global.u32 	%r98, [%rd2+40];
@@ -3388,7 +5844,7 @@ $L__BB16_32:
 	mov.u32 	%r140, %r136;
 	mov.u32 	%r141, %r136;
 
-$L__BB17_4:
+$L__BB23_4:
 	mov.u32 	%r153, 0;
 	mad.lo.s32 	%r24, %r136, %r14, %r20;
 	mul.lo.s32 	%r25, %r24, %r9;
@@ -3396,12 +5852,12 @@ $L__BB17_4:
 	setp.lt.s32 	%p6, %r24, %r18;
 	and.pred  	%p1, %p6, %p5;
 	setp.lt.u32 	%p7, %r15, 3;
-	@%p7 bra 	$L__BB17_19;
+	@%p7 bra 	$L__BB23_19;
 
 	mov.u32 	%r153, 0;
 	mov.u32 	%r142, %r17;
 
-$L__BB17_6:
+$L__BB23_6:
 	mad.lo.s32 	%r30, %r153, %r4, %r11;
 	or.b32  	%r107, %r30, %r24;
 	setp.gt.s32 	%p8, %r107, -1;
@@ -3409,10 +5865,10 @@ $L__BB17_6:
 	and.pred  	%p10, %p9, %p8;
 	setp.lt.s32 	%p11, %r30, %r9;
 	and.pred  	%p12, %p11, %p10;
-	@%p12 bra 	$L__BB17_8;
-	bra.uni 	$L__BB17_7;
+	@%p12 bra 	$L__BB23_8;
+	bra.uni 	$L__BB23_7;
 
-$L__BB17_8:
+$L__BB23_8:
 	add.s32 	%r109, %r30, %r25;
 	cvt.s64.s32 	%rd10, %r109;
 	add.s64 	%rd11, %rd3, %rd10;
@@ -3422,9 +5878,9 @@ $L__BB17_8:
 	max.f32 	%f62, %f62, %f48;
 	add.f32 	%f61, %f61, %f48;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB17_9;
+	bra.uni 	$L__BB23_9;
 
-$L__BB17_7:
+$L__BB23_7:
 	setp.ge.s32 	%p13, %r30, %r12;
 	and.pred  	%p14, %p1, %p13;
 	setp.lt.s32 	%p15, %r30, %r13;
@@ -3432,17 +5888,17 @@ $L__BB17_7:
 	selp.u32 	%r108, 1, 0, %p16;
 	add.s32 	%r140, %r140, %r108;
 
-$L__BB17_9:
+$L__BB23_9:
 	add.s32 	%r35, %r30, %r4;
 	or.b32  	%r110, %r35, %r24;
 	setp.gt.s32 	%p17, %r110, -1;
 	and.pred  	%p19, %p9, %p17;
 	setp.lt.s32 	%p20, %r35, %r9;
 	and.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB17_11;
-	bra.uni 	$L__BB17_10;
+	@%p21 bra 	$L__BB23_11;
+	bra.uni 	$L__BB23_10;
 
-$L__BB17_11:
+$L__BB23_11:
 	add.s32 	%r112, %r35, %r25;
 	cvt.s64.s32 	%rd14, %r112;
 	add.s64 	%rd15, %rd3, %rd14;
@@ -3452,9 +5908,9 @@ $L__BB17_11:
 	max.f32 	%f62, %f62, %f49;
 	add.f32 	%f61, %f61, %f49;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB17_12;
+	bra.uni 	$L__BB23_12;
 
-$L__BB17_10:
+$L__BB23_10:
 	setp.ge.s32 	%p22, %r35, %r12;
 	and.pred  	%p23, %p1, %p22;
 	setp.lt.s32 	%p24, %r35, %r13;
@@ -3462,17 +5918,17 @@ $L__BB17_10:
 	selp.u32 	%r111, 1, 0, %p25;
 	add.s32 	%r140, %r140, %r111;
 
-$L__BB17_12:
+$L__BB23_12:
 	add.s32 	%r40, %r35, %r4;
 	or.b32  	%r113, %r40, %r24;
 	setp.gt.s32 	%p26, %r113, -1;
 	and.pred  	%p28, %p9, %p26;
 	setp.lt.s32 	%p29, %r40, %r9;
 	and.pred  	%p30, %p29, %p28;
-	@%p30 bra 	$L__BB17_14;
-	bra.uni 	$L__BB17_13;
+	@%p30 bra 	$L__BB23_14;
+	bra.uni 	$L__BB23_13;
 
-$L__BB17_14:
+$L__BB23_14:
 	add.s32 	%r115, %r40, %r25;
 	cvt.s64.s32 	%rd18, %r115;
 	add.s64 	%rd19, %rd3, %rd18;
@@ -3482,9 +5938,9 @@ $L__BB17_14:
 	max.f32 	%f62, %f62, %f50;
 	add.f32 	%f61, %f61, %f50;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB17_15;
+	bra.uni 	$L__BB23_15;
 
-$L__BB17_13:
+$L__BB23_13:
 	setp.ge.s32 	%p31, %r40, %r12;
 	and.pred  	%p32, %p1, %p31;
 	setp.lt.s32 	%p33, %r40, %r13;
@@ -3492,17 +5948,17 @@ $L__BB17_13:
 	selp.u32 	%r114, 1, 0, %p34;
 	add.s32 	%r140, %r140, %r114;
 
-$L__BB17_15:
+$L__BB23_15:
 	add.s32 	%r45, %r40, %r4;
 	or.b32  	%r116, %r45, %r24;
 	setp.gt.s32 	%p35, %r116, -1;
 	and.pred  	%p37, %p9, %p35;
 	setp.lt.s32 	%p38, %r45, %r9;
 	and.pred  	%p39, %p38, %p37;
-	@%p39 bra 	$L__BB17_17;
-	bra.uni 	$L__BB17_16;
+	@%p39 bra 	$L__BB23_17;
+	bra.uni 	$L__BB23_16;
 
-$L__BB17_17:
+$L__BB23_17:
 	add.s32 	%r118, %r45, %r25;
 	cvt.s64.s32 	%rd22, %r118;
 	add.s64 	%rd23, %rd3, %rd22;
@@ -3512,9 +5968,9 @@ $L__BB17_17:
 	max.f32 	%f62, %f62, %f51;
 	add.f32 	%f61, %f61, %f51;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB17_18;
+	bra.uni 	$L__BB23_18;
 
-$L__BB17_16:
+$L__BB23_16:
 	setp.ge.s32 	%p40, %r45, %r12;
 	and.pred  	%p41, %p1, %p40;
 	setp.lt.s32 	%p42, %r45, %r13;
@@ -3522,15 +5978,15 @@ $L__BB17_16:
 	selp.u32 	%r117, 1, 0, %p43;
 	add.s32 	%r140, %r140, %r117;
 
-$L__BB17_18:
+$L__BB23_18:
 	add.s32 	%r153, %r153, 4;
 	add.s32 	%r142, %r142, -4;
 	setp.ne.s32 	%p44, %r142, 0;
-	@%p44 bra 	$L__BB17_6;
+	@%p44 bra 	$L__BB23_6;
 
-$L__BB17_19:
+$L__BB23_19:
 	setp.eq.s32 	%p45, %r16, 0;
-	@%p45 bra 	$L__BB17_31;
+	@%p45 bra 	$L__BB23_31;
 
 	setp.lt.s32 	%p46, %r24, %r2;
 	mad.lo.s32 	%r57, %r153, %r4, %r11;
@@ -3539,10 +5995,10 @@ $L__BB17_19:
 	and.pred  	%p48, %p46, %p47;
 	setp.lt.s32 	%p49, %r57, %r9;
 	and.pred  	%p50, %p49, %p48;
-	@%p50 bra 	$L__BB17_22;
-	bra.uni 	$L__BB17_21;
+	@%p50 bra 	$L__BB23_22;
+	bra.uni 	$L__BB23_21;
 
-$L__BB17_22:
+$L__BB23_22:
 	add.s32 	%r121, %r57, %r25;
 	cvt.s64.s32 	%rd26, %r121;
 	add.s64 	%rd27, %rd3, %rd26;
@@ -3552,9 +6008,9 @@ $L__BB17_22:
 	max.f32 	%f62, %f62, %f52;
 	add.f32 	%f61, %f61, %f52;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB17_23;
+	bra.uni 	$L__BB23_23;
 
-$L__BB17_21:
+$L__BB23_21:
 	setp.ge.s32 	%p51, %r57, %r12;
 	and.pred  	%p52, %p1, %p51;
 	setp.lt.s32 	%p53, %r57, %r13;
@@ -3562,9 +6018,9 @@ $L__BB17_21:
 	selp.u32 	%r120, 1, 0, %p54;
 	add.s32 	%r140, %r140, %r120;
 
-$L__BB17_23:
+$L__BB23_23:
 	setp.eq.s32 	%p55, %r16, 1;
-	@%p55 bra 	$L__BB17_31;
+	@%p55 bra 	$L__BB23_31;
 
 	add.s32 	%r62, %r57, %r4;
 	or.b32  	%r122, %r62, %r24;
@@ -3572,10 +6028,10 @@ $L__BB17_23:
 	and.pred  	%p58, %p46, %p57;
 	setp.lt.s32 	%p59, %r62, %r9;
 	and.pred  	%p60, %p59, %p58;
-	@%p60 bra 	$L__BB17_26;
-	bra.uni 	$L__BB17_25;
+	@%p60 bra 	$L__BB23_26;
+	bra.uni 	$L__BB23_25;
 
-$L__BB17_26:
+$L__BB23_26:
 	add.s32 	%r124, %r62, %r25;
 	cvt.s64.s32 	%rd30, %r124;
 	add.s64 	%rd31, %rd3, %rd30;
@@ -3585,9 +6041,9 @@ $L__BB17_26:
 	max.f32 	%f62, %f62, %f53;
 	add.f32 	%f61, %f61, %f53;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB17_27;
+	bra.uni 	$L__BB23_27;
 
-$L__BB17_25:
+$L__BB23_25:
 	setp.ge.s32 	%p61, %r62, %r12;
 	and.pred  	%p62, %p1, %p61;
 	setp.lt.s32 	%p63, %r62, %r13;
@@ -3595,9 +6051,9 @@ $L__BB17_25:
 	selp.u32 	%r123, 1, 0, %p64;
 	add.s32 	%r140, %r140, %r123;
 
-$L__BB17_27:
+$L__BB23_27:
 	setp.eq.s32 	%p65, %r16, 2;
-	@%p65 bra 	$L__BB17_31;
+	@%p65 bra 	$L__BB23_31;
 
 	add.s32 	%r67, %r62, %r4;
 	or.b32  	%r125, %r67, %r24;
@@ -3605,10 +6061,10 @@ $L__BB17_27:
 	and.pred  	%p68, %p46, %p67;
 	setp.lt.s32 	%p69, %r67, %r9;
 	and.pred  	%p70, %p69, %p68;
-	@%p70 bra 	$L__BB17_30;
-	bra.uni 	$L__BB17_29;
+	@%p70 bra 	$L__BB23_30;
+	bra.uni 	$L__BB23_29;
 
-$L__BB17_30:
+$L__BB23_30:
 	add.s32 	%r127, %r67, %r25;
 	cvt.s64.s32 	%rd34, %r127;
 	add.s64 	%rd35, %rd3, %rd34;
@@ -3618,9 +6074,9 @@ $L__BB17_30:
 	max.f32 	%f62, %f62, %f54;
 	add.f32 	%f61, %f61, %f54;
 	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB17_31;
+	bra.uni 	$L__BB23_31;
 
-$L__BB17_29:
+$L__BB23_29:
 	setp.ge.s32 	%p71, %r67, %r12;
 	and.pred  	%p72, %p1, %p71;
 	setp.lt.s32 	%p73, %r67, %r13;
@@ -3628,26 +6084,26 @@ $L__BB17_29:
 	selp.u32 	%r126, 1, 0, %p74;
 	add.s32 	%r140, %r140, %r126;
 
-$L__BB17_31:
+$L__BB23_31:
 	add.s32 	%r136, %r136, 1;
 	setp.lt.s32 	%p75, %r136, %r10;
-	@%p75 bra 	$L__BB17_4;
+	@%p75 bra 	$L__BB23_4;
 
-$L__BB17_32:
+$L__BB23_32:
 	setp.eq.s32 	%p76, %r6, 0;
 	selp.b32 	%r128, 0, %r140, %p76;
 	add.s32 	%r75, %r128, %r141;
 	setp.ne.s32 	%p77, %r5, 0;
-	@%p77 bra 	$L__BB17_35;
+	@%p77 bra 	$L__BB23_35;
 
 	setp.lt.s32 	%p78, %r75, 1;
 	mov.f32 	%f62, 0f00000000;
-	@%p78 bra 	$L__BB17_35;
+	@%p78 bra 	$L__BB23_35;
 
 	cvt.rn.f32.s32 	%f56, %r75;
 	div.rn.f32 	%f62, %f61, %f56;
 
-$L__BB17_35:
+$L__BB23_35:
 	ld.param.u32 	%r134, [pool2d_param_3];
 	mov.u32 	%r133, %tid.x;
 	mov.u32 	%r132, %ntid.x;
@@ -3659,7 +6115,7 @@ $L__BB17_35:
 	add.s64 	%rd40, %rd38, %rd39;
 	st.global.f32 	[%rd40], %f62;
 
-$L__BB17_36:
+$L__BB23_36:
 	ret;
 
 }
@@ -3693,7 +6149,7 @@ $L__BB17_36:
 	mov.u32 	%r18, %tid.x;
 	mad.lo.s32 	%r1, %r17, %r16, %r18;
 	setp.ge.s32 	%p1, %r1, %r15;
-	@%p1 bra 	$L__BB18_11;
+	@%p1 bra 	$L__BB24_11;
 
 	cvt.s64.s32 	%rd2, %r11;
 	mul.lo.s32 	%r19, %r1, %r13;
@@ -3701,7 +6157,7 @@ $L__BB17_36:
 	setp.lt.s32 	%p2, %r13, 1;
 	mov.f32 	%f45, 0f00000000;
 	mov.f32 	%f44, 0fFF800000;
-	@%p2 bra 	$L__BB18_8;
+	@%p2 bra 	$L__BB24_8;
 
 	add.s32 	%r21, %r13, -1;
 	and.b32  	%r27, %r13, 3;
@@ -3709,7 +6165,7 @@ $L__BB17_36:
 	mov.f32 	%f44, 0fFF800000;
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
-	@%p3 bra 	$L__BB18_5;
+	@%p3 bra 	$L__BB24_5;
 
 	sub.s32 	%r25, %r13, %r27;
 	add.s64 	%rd12, %rd2, %rd3;
@@ -3720,7 +6176,7 @@ $L__BB17_36:
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
 
-$L__BB18_4:
+$L__BB24_4:
 	ld.global.f32 	%f24, [%rd22+-8];
 	max.f32 	%f25, %f44, %f24;
 	add.f32 	%f26, %f45, %f24;
@@ -3737,11 +6193,11 @@ $L__BB18_4:
 	add.s64 	%rd22, %rd22, 16;
 	add.s32 	%r25, %r25, -4;
 	setp.ne.s32 	%p4, %r25, 0;
-	@%p4 bra 	$L__BB18_4;
+	@%p4 bra 	$L__BB24_4;
 
-$L__BB18_5:
+$L__BB24_5:
 	setp.eq.s32 	%p5, %r27, 0;
-	@%p5 bra 	$L__BB18_8;
+	@%p5 bra 	$L__BB24_8;
 
 	cvt.s64.s32 	%rd15, %r26;
 	add.s64 	%rd16, %rd15, %rd2;
@@ -3749,7 +6205,7 @@ $L__BB18_5:
 	shl.b64 	%rd18, %rd17, 2;
 	add.s64 	%rd23, %rd1, %rd18;
 
-$L__BB18_7:
+$L__BB24_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd23];
 	max.f32 	%f44, %f44, %f34;
@@ -3757,23 +6213,23 @@ $L__BB18_7:
 	add.s64 	%rd23, %rd23, 4;
 	add.s32 	%r27, %r27, -1;
 	setp.ne.s32 	%p6, %r27, 0;
-	@%p6 bra 	$L__BB18_7;
+	@%p6 bra 	$L__BB24_7;
 
-$L__BB18_8:
+$L__BB24_8:
 	setp.ne.s32 	%p7, %r14, 0;
-	@%p7 bra 	$L__BB18_10;
+	@%p7 bra 	$L__BB24_10;
 
 	cvt.rn.f32.s32 	%f35, %r13;
 	div.rn.f32 	%f44, %f45, %f35;
 
-$L__BB18_10:
+$L__BB24_10:
 	add.s32 	%r23, %r1, %r12;
 	cvta.to.global.u64 	%rd19, %rd10;
 	mul.wide.s32 	%rd20, %r23, 4;
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f44;
 
-$L__BB18_11:
+$L__BB24_11:
 	ret;
 
 }
@@ -3824,7 +6280,7 @@ $L__BB18_11:
 	mov.u32 	%r13, %tid.x;
 	mad.lo.s32 	%r1, %r11, %r12, %r13;
 	setp.ge.s32 	%p1, %r1, %r10;
-	@%p1 bra 	$L__BB19_2;
+	@%p1 bra 	$L__BB25_2;
 
 	cvta.to.global.u64 	%rd7, %rd2;
 	div.s32 	%r14, %r1, %r9;
@@ -3864,7 +6320,7 @@ $L__BB18_11:
 	add.s64 	%rd24, %rd22, %rd23;
 	st.global.f32 	[%rd24], %f11;
 
-$L__BB19_2:
+$L__BB25_2:
 	ret;
 
 }
@@ -3899,7 +6355,7 @@ $L__BB19_2:
 	mov.u32 	%r46, %tid.x;
 	mad.lo.s32 	%r1, %r45, %r44, %r46;
 	setp.ge.s32 	%p1, %r1, %r43;
-	@%p1 bra 	$L__BB20_39;
+	@%p1 bra 	$L__BB26_39;
 
 	cvt.s64.s32 	%rd3, %r39;
 	mul.lo.s32 	%r47, %r1, %r41;
@@ -3910,20 +6366,20 @@ $L__BB19_2:
 	cvt.s64.s32 	%rd6, %r40;
 	ld.global.f32 	%f267, [%rd50];
 	setp.lt.s32 	%p2, %r41, 2;
-	@%p2 bra 	$L__BB20_8;
+	@%p2 bra 	$L__BB26_8;
 
 	add.s32 	%r49, %r41, -1;
 	and.b32  	%r85, %r49, 3;
 	add.s32 	%r50, %r41, -2;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.u32 	%r84, 1;
-	@%p3 bra 	$L__BB20_5;
+	@%p3 bra 	$L__BB26_5;
 
 	sub.s32 	%r82, %r41, %r85;
 	add.s64 	%rd87, %rd50, 8;
 	mov.u32 	%r84, 1;
 
-$L__BB20_4:
+$L__BB26_4:
 	ld.global.f32 	%f38, [%rd87+-4];
 	max.f32 	%f39, %f267, %f38;
 	ld.global.f32 	%f40, [%rd87];
@@ -3936,11 +6392,11 @@ $L__BB20_4:
 	add.s64 	%rd87, %rd87, 16;
 	add.s32 	%r82, %r82, -4;
 	setp.ne.s32 	%p4, %r82, 1;
-	@%p4 bra 	$L__BB20_4;
+	@%p4 bra 	$L__BB26_4;
 
-$L__BB20_5:
+$L__BB26_5:
 	setp.eq.s32 	%p5, %r85, 0;
-	@%p5 bra 	$L__BB20_8;
+	@%p5 bra 	$L__BB26_8;
 
 	cvt.s64.s32 	%rd53, %r84;
 	add.s64 	%rd54, %rd53, %rd3;
@@ -3948,33 +6404,33 @@ $L__BB20_5:
 	shl.b64 	%rd56, %rd55, 2;
 	add.s64 	%rd88, %rd2, %rd56;
 
-$L__BB20_7:
+$L__BB26_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd88];
 	max.f32 	%f267, %f267, %f45;
 	add.s64 	%rd88, %rd88, 4;
 	add.s32 	%r85, %r85, -1;
 	setp.ne.s32 	%p6, %r85, 0;
-	@%p6 bra 	$L__BB20_7;
+	@%p6 bra 	$L__BB26_7;
 
-$L__BB20_8:
+$L__BB26_8:
 	setp.lt.s32 	%p7, %r41, 1;
 	mov.f32 	%f272, 0f00000000;
-	@%p7 bra 	$L__BB20_15;
+	@%p7 bra 	$L__BB26_15;
 
 	add.s32 	%r53, %r41, -1;
 	and.b32  	%r89, %r41, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r88, 0;
-	@%p8 bra 	$L__BB20_12;
+	@%p8 bra 	$L__BB26_12;
 
 	sub.s32 	%r87, %r41, %r89;
 	add.s64 	%rd89, %rd50, 8;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r88, 0;
 
-$L__BB20_11:
+$L__BB26_11:
 	ld.global.f32 	%f50, [%rd89+-8];
 	sub.f32 	%f51, %f50, %f267;
 	mov.f32 	%f52, 0f3F000000;
@@ -4041,11 +6497,11 @@ $L__BB20_11:
 	add.s64 	%rd89, %rd89, 16;
 	add.s32 	%r87, %r87, -4;
 	setp.ne.s32 	%p9, %r87, 0;
-	@%p9 bra 	$L__BB20_11;
+	@%p9 bra 	$L__BB26_11;
 
-$L__BB20_12:
+$L__BB26_12:
 	setp.eq.s32 	%p10, %r89, 0;
-	@%p10 bra 	$L__BB20_15;
+	@%p10 bra 	$L__BB26_15;
 
 	cvt.s64.s32 	%rd59, %r88;
 	add.s64 	%rd60, %rd59, %rd3;
@@ -4053,7 +6509,7 @@ $L__BB20_12:
 	shl.b64 	%rd62, %rd61, 2;
 	add.s64 	%rd90, %rd2, %rd62;
 
-$L__BB20_14:
+$L__BB26_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f103, [%rd90];
 	sub.f32 	%f104, %f103, %f267;
@@ -4078,10 +6534,10 @@ $L__BB20_14:
 	add.s64 	%rd90, %rd90, 4;
 	add.s32 	%r89, %r89, -1;
 	setp.ne.s32 	%p11, %r89, 0;
-	@%p11 bra 	$L__BB20_14;
+	@%p11 bra 	$L__BB26_14;
 
-$L__BB20_15:
-	@%p7 bra 	$L__BB20_39;
+$L__BB26_15:
+	@%p7 bra 	$L__BB26_39;
 
 	setp.eq.s32 	%p13, %r42, 0;
 	mul.f32 	%f120, %f272, 0f4B000000;
@@ -4097,11 +6553,11 @@ $L__BB20_15:
 	add.f32 	%f19, %f121, 0fBF800000;
 	add.s32 	%r21, %r41, -1;
 	and.b32  	%r93, %r41, 3;
-	@%p13 bra 	$L__BB20_33;
+	@%p13 bra 	$L__BB26_33;
 
 	setp.lt.u32 	%p15, %r21, 3;
 	mov.u32 	%r92, 0;
-	@%p15 bra 	$L__BB20_28;
+	@%p15 bra 	$L__BB26_28;
 
 	sub.s32 	%r91, %r41, %r93;
 	mov.f32 	%f122, 0f3E1039F6;
@@ -4134,17 +6590,17 @@ $L__BB20_15:
 	add.s64 	%rd91, %rd50, 8;
 	mov.u32 	%r92, 0;
 
-$L__BB20_19:
+$L__BB26_19:
 	add.s64 	%rd23, %rd91, -8;
 	ld.global.f32 	%f21, [%rd91+-8];
 	setp.lt.u32 	%p16, %r20, 2139095040;
 	mov.f32 	%f273, %f20;
-	@%p16 bra 	$L__BB20_21;
+	@%p16 bra 	$L__BB26_21;
 
 	mov.f32 	%f144, 0f7F800000;
 	fma.rn.f32 	%f273, %f16, %f144, %f144;
 
-$L__BB20_21:
+$L__BB26_21:
 	setp.eq.f32 	%p17, %f16, 0f00000000;
 	selp.f32 	%f145, 0fFF800000, %f273, %p17;
 	sub.f32 	%f146, %f21, %f267;
@@ -4153,36 +6609,36 @@ $L__BB20_21:
 	st.global.f32 	[%rd92+-8], %f147;
 	ld.global.f32 	%f24, [%rd23+4];
 	mov.f32 	%f274, %f20;
-	@%p16 bra 	$L__BB20_23;
+	@%p16 bra 	$L__BB26_23;
 
 	mov.f32 	%f148, 0f7F800000;
 	fma.rn.f32 	%f274, %f16, %f148, %f148;
 
-$L__BB20_23:
+$L__BB26_23:
 	selp.f32 	%f149, 0fFF800000, %f274, %p17;
 	sub.f32 	%f150, %f24, %f267;
 	sub.f32 	%f151, %f150, %f149;
 	st.global.f32 	[%rd24+4], %f151;
 	ld.global.f32 	%f27, [%rd23+8];
 	mov.f32 	%f275, %f20;
-	@%p16 bra 	$L__BB20_25;
+	@%p16 bra 	$L__BB26_25;
 
 	mov.f32 	%f152, 0f7F800000;
 	fma.rn.f32 	%f275, %f16, %f152, %f152;
 
-$L__BB20_25:
+$L__BB26_25:
 	selp.f32 	%f153, 0fFF800000, %f275, %p17;
 	sub.f32 	%f154, %f27, %f267;
 	sub.f32 	%f155, %f154, %f153;
 	st.global.f32 	[%rd24+8], %f155;
 	ld.global.f32 	%f30, [%rd23+12];
 	mov.f32 	%f276, %f20;
-	@%p16 bra 	$L__BB20_27;
+	@%p16 bra 	$L__BB26_27;
 
 	mov.f32 	%f156, 0f7F800000;
 	fma.rn.f32 	%f276, %f16, %f156, %f156;
 
-$L__BB20_27:
+$L__BB26_27:
 	selp.f32 	%f157, 0fFF800000, %f276, %p17;
 	sub.f32 	%f158, %f30, %f267;
 	sub.f32 	%f159, %f158, %f157;
@@ -4192,11 +6648,11 @@ $L__BB20_27:
 	add.s64 	%rd91, %rd91, 16;
 	add.s32 	%r91, %r91, -4;
 	setp.ne.s32 	%p24, %r91, 0;
-	@%p24 bra 	$L__BB20_19;
+	@%p24 bra 	$L__BB26_19;
 
-$L__BB20_28:
+$L__BB26_28:
 	setp.eq.s32 	%p25, %r93, 0;
-	@%p25 bra 	$L__BB20_39;
+	@%p25 bra 	$L__BB26_39;
 
 	mov.f32 	%f160, 0f34000000;
 	fma.rn.f32 	%f161, %f18, %f160, %f17;
@@ -4231,17 +6687,17 @@ $L__BB20_28:
 	shl.b64 	%rd74, %rd73, 2;
 	add.s64 	%rd93, %rd1, %rd74;
 
-$L__BB20_30:
+$L__BB26_30:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd94];
 	setp.lt.u32 	%p26, %r20, 2139095040;
 	mov.f32 	%f277, %f33;
-	@%p26 bra 	$L__BB20_32;
+	@%p26 bra 	$L__BB26_32;
 
 	mov.f32 	%f182, 0f7F800000;
 	fma.rn.f32 	%f277, %f16, %f182, %f182;
 
-$L__BB20_32:
+$L__BB26_32:
 	setp.eq.f32 	%p27, %f16, 0f00000000;
 	selp.f32 	%f183, 0fFF800000, %f277, %p27;
 	sub.f32 	%f184, %f34, %f267;
@@ -4251,13 +6707,13 @@ $L__BB20_32:
 	add.s64 	%rd93, %rd93, 4;
 	add.s32 	%r93, %r93, -1;
 	setp.eq.s32 	%p28, %r93, 0;
-	@%p28 bra 	$L__BB20_39;
-	bra.uni 	$L__BB20_30;
+	@%p28 bra 	$L__BB26_39;
+	bra.uni 	$L__BB26_30;
 
-$L__BB20_33:
+$L__BB26_33:
 	setp.lt.u32 	%p29, %r21, 3;
 	mov.u32 	%r96, 0;
-	@%p29 bra 	$L__BB20_36;
+	@%p29 bra 	$L__BB26_36;
 
 	sub.s32 	%r95, %r41, %r93;
 	add.s64 	%rd75, %rd6, %rd4;
@@ -4267,7 +6723,7 @@ $L__BB20_33:
 	add.s64 	%rd95, %rd50, 8;
 	mov.u32 	%r96, 0;
 
-$L__BB20_35:
+$L__BB26_35:
 	ld.global.f32 	%f186, [%rd95+-8];
 	sub.f32 	%f187, %f186, %f267;
 	mov.f32 	%f188, 0f3F000000;
@@ -4343,11 +6799,11 @@ $L__BB20_35:
 	add.s64 	%rd95, %rd95, 16;
 	add.s32 	%r95, %r95, -4;
 	setp.ne.s32 	%p30, %r95, 0;
-	@%p30 bra 	$L__BB20_35;
+	@%p30 bra 	$L__BB26_35;
 
-$L__BB20_36:
+$L__BB26_36:
 	setp.eq.s32 	%p31, %r93, 0;
-	@%p31 bra 	$L__BB20_39;
+	@%p31 bra 	$L__BB26_39;
 
 	cvt.s64.s32 	%rd80, %r96;
 	add.s64 	%rd81, %rd80, %rd3;
@@ -4359,7 +6815,7 @@ $L__BB20_36:
 	shl.b64 	%rd86, %rd85, 2;
 	add.s64 	%rd97, %rd1, %rd86;
 
-$L__BB20_38:
+$L__BB26_38:
 	.pragma "nounroll";
 	ld.global.f32 	%f244, [%rd98];
 	sub.f32 	%f245, %f244, %f267;
@@ -4387,9 +6843,9 @@ $L__BB20_38:
 	add.s64 	%rd97, %rd97, 4;
 	add.s32 	%r93, %r93, -1;
 	setp.ne.s32 	%p32, %r93, 0;
-	@%p32 bra 	$L__BB20_38;
+	@%p32 bra 	$L__BB26_38;
 
-$L__BB20_39:
+$L__BB26_39:
 	ret;
 
 }
@@ -4436,7 +6892,7 @@ $L__BB20_39:
 	mov.u32 	%r47, %tid.x;
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	setp.ge.s32 	%p1, %r1, %r44;
-	@%p1 bra 	$L__BB21_29;
+	@%p1 bra 	$L__BB27_29;
 
 	cvt.s64.s32 	%rd5, %r38;
 	mul.lo.s32 	%r48, %r1, %r43;
@@ -4444,14 +6900,14 @@ $L__BB20_39:
 	setp.lt.s32 	%p2, %r43, 1;
 	mov.f32 	%f115, 0f00000000;
 	mov.f32 	%f110, %f115;
-	@%p2 bra 	$L__BB21_8;
+	@%p2 bra 	$L__BB27_8;
 
 	add.s32 	%r50, %r43, -1;
 	and.b32  	%r75, %r43, 3;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
-	@%p3 bra 	$L__BB21_5;
+	@%p3 bra 	$L__BB27_5;
 
 	sub.s32 	%r73, %r43, %r75;
 	add.s64 	%rd65, %rd5, %rd6;
@@ -4461,7 +6917,7 @@ $L__BB20_39:
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
 
-$L__BB21_4:
+$L__BB27_4:
 	ld.global.f32 	%f23, [%rd103+-8];
 	add.f32 	%f24, %f110, %f23;
 	ld.global.f32 	%f25, [%rd103+-4];
@@ -4474,11 +6930,11 @@ $L__BB21_4:
 	add.s64 	%rd103, %rd103, 16;
 	add.s32 	%r73, %r73, -4;
 	setp.ne.s32 	%p4, %r73, 0;
-	@%p4 bra 	$L__BB21_4;
+	@%p4 bra 	$L__BB27_4;
 
-$L__BB21_5:
+$L__BB27_5:
 	setp.eq.s32 	%p5, %r75, 0;
-	@%p5 bra 	$L__BB21_8;
+	@%p5 bra 	$L__BB27_8;
 
 	cvt.s64.s32 	%rd68, %r74;
 	add.s64 	%rd69, %rd68, %rd5;
@@ -4486,26 +6942,26 @@ $L__BB21_5:
 	shl.b64 	%rd71, %rd70, 2;
 	add.s64 	%rd104, %rd4, %rd71;
 
-$L__BB21_7:
+$L__BB27_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f30, [%rd104];
 	add.f32 	%f110, %f110, %f30;
 	add.s64 	%rd104, %rd104, 4;
 	add.s32 	%r75, %r75, -1;
 	setp.ne.s32 	%p6, %r75, 0;
-	@%p6 bra 	$L__BB21_7;
+	@%p6 bra 	$L__BB27_7;
 
-$L__BB21_8:
+$L__BB27_8:
 	cvt.rn.f32.s32 	%f8, %r43;
 	div.rn.f32 	%f9, %f110, %f8;
-	@%p2 bra 	$L__BB21_15;
+	@%p2 bra 	$L__BB27_15;
 
 	add.s32 	%r53, %r43, -1;
 	and.b32  	%r79, %r43, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
-	@%p8 bra 	$L__BB21_12;
+	@%p8 bra 	$L__BB27_12;
 
 	sub.s32 	%r77, %r43, %r79;
 	add.s64 	%rd72, %rd5, %rd6;
@@ -4515,7 +6971,7 @@ $L__BB21_8:
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
 
-$L__BB21_11:
+$L__BB27_11:
 	ld.global.f32 	%f35, [%rd105+-8];
 	sub.f32 	%f36, %f35, %f9;
 	fma.rn.f32 	%f37, %f36, %f36, %f115;
@@ -4532,11 +6988,11 @@ $L__BB21_11:
 	add.s64 	%rd105, %rd105, 16;
 	add.s32 	%r77, %r77, -4;
 	setp.ne.s32 	%p9, %r77, 0;
-	@%p9 bra 	$L__BB21_11;
+	@%p9 bra 	$L__BB27_11;
 
-$L__BB21_12:
+$L__BB27_12:
 	setp.eq.s32 	%p10, %r79, 0;
-	@%p10 bra 	$L__BB21_15;
+	@%p10 bra 	$L__BB27_15;
 
 	cvt.s64.s32 	%rd75, %r78;
 	add.s64 	%rd76, %rd75, %rd5;
@@ -4544,7 +7000,7 @@ $L__BB21_12:
 	shl.b64 	%rd78, %rd77, 2;
 	add.s64 	%rd106, %rd4, %rd78;
 
-$L__BB21_14:
+$L__BB27_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f46, [%rd106];
 	sub.f32 	%f47, %f46, %f9;
@@ -4552,23 +7008,23 @@ $L__BB21_14:
 	add.s64 	%rd106, %rd106, 4;
 	add.s32 	%r79, %r79, -1;
 	setp.ne.s32 	%p11, %r79, 0;
-	@%p11 bra 	$L__BB21_14;
+	@%p11 bra 	$L__BB27_14;
 
-$L__BB21_15:
+$L__BB27_15:
 	div.rn.f32 	%f48, %f115, %f8;
 	add.f32 	%f49, %f48, %f18;
 	sqrt.rn.f32 	%f50, %f49;
 	rcp.rn.f32 	%f17, %f50;
-	@%p2 bra 	$L__BB21_29;
+	@%p2 bra 	$L__BB27_29;
 
 	setp.eq.s32 	%p13, %r41, 0;
 	add.s32 	%r20, %r43, -1;
 	and.b32  	%r83, %r43, 3;
-	@%p13 bra 	$L__BB21_23;
+	@%p13 bra 	$L__BB27_23;
 
 	setp.lt.u32 	%p14, %r20, 3;
 	mov.u32 	%r82, 0;
-	@%p14 bra 	$L__BB21_20;
+	@%p14 bra 	$L__BB27_20;
 
 	cvt.u32.u64 	%r57, %rd6;
 	sub.s32 	%r81, %r43, %r83;
@@ -4585,7 +7041,7 @@ $L__BB21_15:
 	mov.u64 	%rd109, %rd2;
 	mov.u64 	%rd110, %rd1;
 
-$L__BB21_19:
+$L__BB27_19:
 	ld.global.f32 	%f51, [%rd107+-8];
 	sub.f32 	%f52, %f51, %f9;
 	mul.f32 	%f53, %f17, %f52;
@@ -4623,11 +7079,11 @@ $L__BB21_19:
 	add.s64 	%rd107, %rd107, 16;
 	add.s32 	%r81, %r81, -4;
 	setp.ne.s32 	%p15, %r81, 0;
-	@%p15 bra 	$L__BB21_19;
+	@%p15 bra 	$L__BB27_19;
 
-$L__BB21_20:
+$L__BB27_20:
 	setp.eq.s32 	%p16, %r83, 0;
-	@%p16 bra 	$L__BB21_29;
+	@%p16 bra 	$L__BB27_29;
 
 	cvt.u32.u64 	%r59, %rd6;
 	add.s32 	%r60, %r82, %r42;
@@ -4646,7 +7102,7 @@ $L__BB21_20:
 	shl.b64 	%rd91, %rd90, 2;
 	add.s64 	%rd111, %rd4, %rd91;
 
-$L__BB21_22:
+$L__BB27_22:
 	.pragma "nounroll";
 	ld.global.f32 	%f75, [%rd111];
 	sub.f32 	%f76, %f75, %f9;
@@ -4661,13 +7117,13 @@ $L__BB21_22:
 	add.s64 	%rd111, %rd111, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.eq.s32 	%p17, %r83, 0;
-	@%p17 bra 	$L__BB21_29;
-	bra.uni 	$L__BB21_22;
+	@%p17 bra 	$L__BB27_29;
+	bra.uni 	$L__BB27_22;
 
-$L__BB21_23:
+$L__BB27_23:
 	setp.lt.u32 	%p18, %r20, 3;
 	mov.u32 	%r86, 0;
-	@%p18 bra 	$L__BB21_26;
+	@%p18 bra 	$L__BB27_26;
 
 	cvt.u32.u64 	%r66, %rd6;
 	sub.s32 	%r85, %r43, %r83;
@@ -4682,7 +7138,7 @@ $L__BB21_23:
 	mov.u32 	%r86, 0;
 	mov.u64 	%rd117, %rd1;
 
-$L__BB21_25:
+$L__BB27_25:
 	ld.global.f32 	%f81, [%rd116+-8];
 	sub.f32 	%f82, %f81, %f9;
 	mul.f32 	%f83, %f17, %f82;
@@ -4714,11 +7170,11 @@ $L__BB21_25:
 	add.s64 	%rd115, %rd115, 16;
 	add.s32 	%r85, %r85, -4;
 	setp.ne.s32 	%p19, %r85, 0;
-	@%p19 bra 	$L__BB21_25;
+	@%p19 bra 	$L__BB27_25;
 
-$L__BB21_26:
+$L__BB27_26:
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB21_29;
+	@%p20 bra 	$L__BB27_29;
 
 	cvt.u32.u64 	%r68, %rd6;
 	add.s32 	%r69, %r86, %r42;
@@ -4734,7 +7190,7 @@ $L__BB21_26:
 	shl.b64 	%rd102, %rd101, 2;
 	add.s64 	%rd118, %rd4, %rd102;
 
-$L__BB21_28:
+$L__BB27_28:
 	.pragma "nounroll";
 	ld.global.f32 	%f101, [%rd118];
 	sub.f32 	%f102, %f101, %f9;
@@ -4747,9 +7203,9 @@ $L__BB21_28:
 	add.s64 	%rd118, %rd118, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.ne.s32 	%p21, %r83, 0;
-	@%p21 bra 	$L__BB21_28;
+	@%p21 bra 	$L__BB27_28;
 
-$L__BB21_29:
+$L__BB27_29:
 	ret;
 
 }
@@ -4789,7 +7245,7 @@ $L__BB21_29:
 	mov.u32 	%r28, %tid.x;
 	mad.lo.s32 	%r1, %r27, %r26, %r28;
 	setp.ge.s32 	%p1, %r1, %r25;
-	@%p1 bra 	$L__BB22_17;
+	@%p1 bra 	$L__BB28_17;
 
 	cvt.s64.s32 	%rd2, %r20;
 	mul.lo.s32 	%r29, %r1, %r24;
@@ -4797,14 +7253,14 @@ $L__BB21_29:
 	setp.lt.s32 	%p2, %r24, 1;
 	mov.f32 	%f60, 0f00000000;
 	mov.f32 	%f55, %f60;
-	@%p2 bra 	$L__BB22_8;
+	@%p2 bra 	$L__BB28_8;
 
 	add.s32 	%r31, %r24, -1;
 	and.b32  	%r41, %r24, 3;
 	setp.lt.u32 	%p3, %r31, 3;
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
-	@%p3 bra 	$L__BB22_5;
+	@%p3 bra 	$L__BB28_5;
 
 	sub.s32 	%r39, %r24, %r41;
 	add.s64 	%rd19, %rd2, %rd3;
@@ -4814,7 +7270,7 @@ $L__BB21_29:
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
 
-$L__BB22_4:
+$L__BB28_4:
 	ld.global.f32 	%f22, [%rd39+-8];
 	add.f32 	%f23, %f55, %f22;
 	ld.global.f32 	%f24, [%rd39+-4];
@@ -4827,11 +7283,11 @@ $L__BB22_4:
 	add.s64 	%rd39, %rd39, 16;
 	add.s32 	%r39, %r39, -4;
 	setp.ne.s32 	%p4, %r39, 0;
-	@%p4 bra 	$L__BB22_4;
+	@%p4 bra 	$L__BB28_4;
 
-$L__BB22_5:
+$L__BB28_5:
 	setp.eq.s32 	%p5, %r41, 0;
-	@%p5 bra 	$L__BB22_8;
+	@%p5 bra 	$L__BB28_8;
 
 	cvt.s64.s32 	%rd22, %r40;
 	add.s64 	%rd23, %rd22, %rd2;
@@ -4839,26 +7295,26 @@ $L__BB22_5:
 	shl.b64 	%rd25, %rd24, 2;
 	add.s64 	%rd40, %rd1, %rd25;
 
-$L__BB22_7:
+$L__BB28_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f29, [%rd40];
 	add.f32 	%f55, %f55, %f29;
 	add.s64 	%rd40, %rd40, 4;
 	add.s32 	%r41, %r41, -1;
 	setp.ne.s32 	%p6, %r41, 0;
-	@%p6 bra 	$L__BB22_7;
+	@%p6 bra 	$L__BB28_7;
 
-$L__BB22_8:
+$L__BB28_8:
 	cvt.rn.f32.s32 	%f8, %r24;
 	div.rn.f32 	%f9, %f55, %f8;
-	@%p2 bra 	$L__BB22_15;
+	@%p2 bra 	$L__BB28_15;
 
 	add.s32 	%r34, %r24, -1;
 	and.b32  	%r45, %r24, 3;
 	setp.lt.u32 	%p8, %r34, 3;
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
-	@%p8 bra 	$L__BB22_12;
+	@%p8 bra 	$L__BB28_12;
 
 	sub.s32 	%r43, %r24, %r45;
 	add.s64 	%rd26, %rd2, %rd3;
@@ -4868,7 +7324,7 @@ $L__BB22_8:
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
 
-$L__BB22_11:
+$L__BB28_11:
 	ld.global.f32 	%f34, [%rd41+-8];
 	sub.f32 	%f35, %f34, %f9;
 	fma.rn.f32 	%f36, %f35, %f35, %f60;
@@ -4885,11 +7341,11 @@ $L__BB22_11:
 	add.s64 	%rd41, %rd41, 16;
 	add.s32 	%r43, %r43, -4;
 	setp.ne.s32 	%p9, %r43, 0;
-	@%p9 bra 	$L__BB22_11;
+	@%p9 bra 	$L__BB28_11;
 
-$L__BB22_12:
+$L__BB28_12:
 	setp.eq.s32 	%p10, %r45, 0;
-	@%p10 bra 	$L__BB22_15;
+	@%p10 bra 	$L__BB28_15;
 
 	cvt.s64.s32 	%rd29, %r44;
 	add.s64 	%rd30, %rd29, %rd2;
@@ -4897,7 +7353,7 @@ $L__BB22_12:
 	shl.b64 	%rd32, %rd31, 2;
 	add.s64 	%rd42, %rd1, %rd32;
 
-$L__BB22_14:
+$L__BB28_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd42];
 	sub.f32 	%f46, %f45, %f9;
@@ -4905,16 +7361,16 @@ $L__BB22_14:
 	add.s64 	%rd42, %rd42, 4;
 	add.s32 	%r45, %r45, -1;
 	setp.ne.s32 	%p11, %r45, 0;
-	@%p11 bra 	$L__BB22_14;
+	@%p11 bra 	$L__BB28_14;
 
-$L__BB22_15:
+$L__BB28_15:
 	add.s32 	%r36, %r1, %r21;
 	cvta.to.global.u64 	%rd33, %rd16;
 	mul.wide.s32 	%rd34, %r36, 4;
 	add.s64 	%rd35, %rd33, %rd34;
 	st.global.f32 	[%rd35], %f9;
 	setp.eq.s32 	%p12, %r23, 0;
-	@%p12 bra 	$L__BB22_17;
+	@%p12 bra 	$L__BB28_17;
 
 	div.rn.f32 	%f47, %f60, %f8;
 	add.f32 	%f48, %f47, %f17;
@@ -4926,7 +7382,7 @@ $L__BB22_15:
 	add.s64 	%rd38, %rd36, %rd37;
 	st.global.f32 	[%rd38], %f50;
 
-$L__BB22_17:
+$L__BB28_17:
 	ret;
 
 }

@@ -10,6 +10,7 @@ enum GPUKernelSource {
         #define GID0 ((int)get_global_id(0))
         #define GID1 ((int)get_global_id(1))
         #define GID2 ((int)get_global_id(2))
+        #define INT_AS_FLOAT(v) as_float(v)
         #else
         #define KERNEL extern "C" __global__
         #define DEVICE __device__
@@ -21,6 +22,7 @@ enum GPUKernelSource {
         #define GID0 ((int)(blockIdx.x * blockDim.x + threadIdx.x))
         #define GID1 ((int)(blockIdx.y * blockDim.y + threadIdx.y))
         #define GID2 ((int)(blockIdx.z * blockDim.z + threadIdx.z))
+        #define INT_AS_FLOAT(v) __int_as_float(v)
         #endif
 
         /* Y[i, j] = alpha * sum_p A'[i, p] B'[p, j] + beta * C[broadcast], one work-item per output. */
@@ -87,6 +89,18 @@ enum GPUKernelSource {
             case 16: r = v >= 0.0f ? v : alpha * (exp(v) - 1.0f); break;
             case 17: r = v * fmax(0.0f, fmin(1.0f, v / 6.0f + 0.5f)); break;
             case 18: r = v > 0.0f ? v + log(1.0f + exp(-v)) : log(1.0f + exp(v)); break;
+            case 19: r = sin(v); break;
+            case 20: r = cos(v); break;
+            case 21: r = rint(v); break;
+            case 22: r = v > 0.0f ? beta * v : beta * (alpha * exp(v) - alpha); break;
+            case 23: r = fmax(0.0f, v) + fmin(0.0f, alpha * (exp(v / alpha) - 1.0f)); break;
+            case 24: r = v > alpha ? v : 0.0f; break;
+            case 25: r = v * tanh(v > 0.0f ? v + log(1.0f + exp(-v)) : log(1.0f + exp(v))); break;
+            case 26: r = v / (1.0f + fabs(v)); break;
+            case 27: r = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : v); break;
+            case 28: r = v < alpha ? alpha : (v > beta ? beta : v); break;
+            case 29: r = alpha * v; break;
+            case 30: r = 0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v))); break;
             default: r = v; break;
             }
             y[yOff + i] = r;
@@ -114,6 +128,11 @@ enum GPUKernelSource {
             case 4: r = pow(u, v); break;
             case 5: r = fmax(u, v); break;
             case 6: r = fmin(u, v); break;
+            case 7: r = fmod(u, v); break;
+            case 8: r = fmod(u, v); if (r != 0.0f && ((r < 0.0f) != (v < 0.0f))) r += v; break;
+            case 9: r = u < 0.0f ? u * v : u; break;
+            case 10: r = u < v ? v : u; break;
+            case 11: r = u > v ? v : u; break;
             default: r = u; break;
             }
             y[yOff + i] = r;
@@ -201,7 +220,8 @@ enum GPUKernelSource {
         }
 
         /* Reductions over any axes: meta = [keptRank, keptDims, keptStrides, reducedRank, reducedDims,
-           reducedStrides] (strides into x); op 0 sum, 1 mean, 2 max, 3 min, 4 sum of squares. NaN propagates. */
+           reducedStrides] (strides into x); op 0 sum, 1 mean, 2 max, 3 min, 4 sum of squares, 5 product, 6 L2 norm.
+           NaN propagates. */
         KERNEL void reduce(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, int op,
                            GLOBAL const int *meta) {
             int i = GID0;
@@ -214,7 +234,7 @@ enum GPUKernelSource {
             }
             int p = 1 + 2 * kr, rr = meta[p], total = 1;
             for (int axis = 0; axis < rr; axis++) total *= meta[p + 1 + axis];
-            float acc = op == 2 ? -INFINITY : (op == 3 ? INFINITY : 0.0f);
+            float acc = op == 2 ? -INFINITY : (op == 3 ? INFINITY : (op == 5 ? 1.0f : 0.0f));
             for (int j = 0; j < total; j++) {
                 int r = j, offset = base;
                 for (int axis = rr - 1; axis >= 0; axis--) {
@@ -225,10 +245,152 @@ enum GPUKernelSource {
                 float v = x[xOff + offset];
                 if (op == 2) acc = (v > acc || v != v) ? v : acc;
                 else if (op == 3) acc = (v < acc || v != v) ? v : acc;
-                else if (op == 4) acc += v * v;
+                else if (op == 4 || op == 6) acc += v * v;
+                else if (op == 5) acc *= v;
                 else acc += v;
             }
-            y[yOff + i] = op == 1 ? acc / (float)total : acc;
+            y[yOff + i] = op == 1 ? acc / (float)total : (op == 6 ? sqrt(acc) : acc);
+        }
+
+        /* And, Or, Xor on bool bytes with broadcasting (meta as for binary); Not when op is 3 (b unused). */
+        KERNEL void logic(GLOBAL const uchar *a, int aOff, GLOBAL const uchar *b, int bOff, GLOBAL uchar *y, int yOff,
+                          int count, int op, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int rank = meta[0], rest = i, ia = 0, ib = 0;
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[1 + axis];
+                int c = rest % d;
+                rest /= d;
+                ia += c * meta[1 + rank + axis];
+                ib += c * meta[1 + 2 * rank + axis];
+            }
+            int u = a[aOff + ia] != 0, v = op == 3 ? 0 : b[bOff + ib] != 0;
+            y[yOff + i] = (uchar)(op == 0 ? (u & v) : op == 1 ? (u | v) : op == 2 ? (u ^ v) : !u);
+        }
+
+        /* ArgMax/ArgMin along one axis (x viewed as [outer, n, inner]); ties go to the first index, or the last
+           when `last` is set. int64 results. */
+        KERNEL void arg_reduce(GLOBAL const float *x, int xOff, GLOBAL long *y, int yOff, int count, int n, int inner,
+                               int isMax, int last) {
+            int i = GID0;
+            if (i >= count) return;
+            GLOBAL const float *p = x + xOff + (i / inner) * n * inner + i % inner;
+            float best = p[0];
+            int bestIndex = 0;
+            for (int k = 1; k < n; k++) {
+                float v = p[k * inner];
+                int better = isMax ? (last ? v >= best : v > best) : (last ? v <= best : v < best);
+                if (better) { best = v; bestIndex = k; }
+            }
+            y[yOff + i] = (long)bestIndex;
+        }
+
+        /* Tile: y[idx] = x[idx mod inDims]; meta = [rank, outDims[rank], inDims[rank], inStrides[rank]]. */
+        KERNEL void tile(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int rank = meta[0], rest = i, offset = 0;
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[1 + axis];
+                offset += ((rest % d) % meta[1 + rank + axis]) * meta[1 + 2 * rank + axis];
+                rest /= d;
+            }
+            y[yOff + i] = x[xOff + offset];
+        }
+
+        /* Pad; meta = [rank, mode (0 constant, 1 reflect, 2 edge, 3 wrap), outDims[rank], inDims[rank],
+           inStrides[rank], padsBegin[rank]]. */
+        KERNEL void pad(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, float value,
+                        GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int rank = meta[0], mode = meta[1], rest = i, offset = 0;
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[2 + axis], inDim = meta[2 + rank + axis];
+                int c = rest % d - meta[2 + 3 * rank + axis];
+                rest /= d;
+                if (c < 0 || c >= inDim) {
+                    if (mode == 0) { y[yOff + i] = value; return; }
+                    if (mode == 1) {
+                        int period = 2 * (inDim - 1);
+                        c = ((c % period) + period) % period;
+                        if (c >= inDim) c = period - c;
+                    } else if (mode == 2) {
+                        c = c < 0 ? 0 : inDim - 1;
+                    } else {
+                        c = ((c % inDim) + inDim) % inDim;
+                    }
+                }
+                offset += c * meta[2 + 2 * rank + axis];
+            }
+            y[yOff + i] = x[xOff + offset];
+        }
+
+        /* Resize (nearest and N-linear) from per-axis tables made on the host. meta = [rank, extrapolation bits,
+           outDims[rank], inStrides[rank], tableStart[rank]]; at tableStart[a], four rows of outDims[a] ints: low
+           index, high index, outside flag, weight of high (float bits). Corners with weight 0 are skipped. */
+        KERNEL void resize(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int rank = meta[0];
+            int index[8];
+            int rest = i;
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[2 + axis];
+                index[axis] = rest % d;
+                rest /= d;
+            }
+            for (int axis = 0; axis < rank; axis++) {
+                int t = meta[2 + 2 * rank + axis], d = meta[2 + axis];
+                if (meta[t + 2 * d + index[axis]]) { y[yOff + i] = INT_AS_FLOAT(meta[1]); return; }
+            }
+            float value = 0.0f;
+            for (int corner = 0; corner < (1 << rank); corner++) {
+                float weight = 1.0f;
+                int offset = 0;
+                for (int axis = 0; axis < rank; axis++) {
+                    int t = meta[2 + 2 * rank + axis], d = meta[2 + axis], k = index[axis];
+                    float w = INT_AS_FLOAT(meta[t + 3 * d + k]);
+                    if (corner & (1 << axis)) {
+                        weight *= w;
+                        offset += meta[t + d + k] * meta[2 + rank + axis];
+                    } else {
+                        weight *= 1.0f - w;
+                        offset += meta[t + k] * meta[2 + rank + axis];
+                    }
+                    if (weight == 0.0f) break;
+                }
+                if (weight != 0.0f) value += weight * x[xOff + offset];
+            }
+            y[yOff + i] = value;
+        }
+
+        /* 2-D transposed convolution, one work-item per output element (n, m, oy, ox), W laid out
+           [C, M/group, KH, KW]; meta as conv2d: [C, H, W, M, OH, OW, KH, KW, SY, SX, DY, DX, PY, PX, group]. */
+        KERNEL void conv_transpose2d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *b,
+                                     int bOff, int hasBias, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int C = meta[0], H = meta[1], W = meta[2], M = meta[3], OH = meta[4], OW = meta[5], KH = meta[6], KW = meta[7];
+            int SY = meta[8], SX = meta[9], DY = meta[10], DX = meta[11], PY = meta[12], PX = meta[13], G = meta[14];
+            int ox = i % OW, oy = (i / OW) % OH, m = (i / (OW * OH)) % M, n = i / (OW * OH * M);
+            int cg = C / G, mg = M / G, g = m / mg, mm = m % mg;
+            float acc = hasBias ? b[bOff + m] : 0.0f;
+            for (int c = 0; c < cg; c++) {
+                GLOBAL const float *xc = x + xOff + ((n * C) + g * cg + c) * H * W;
+                GLOBAL const float *wc = w + wOff + ((g * cg + c) * mg + mm) * KH * KW;
+                for (int ky = 0; ky < KH; ky++) {
+                    int ty = oy + PY - ky * DY;
+                    if (ty < 0 || ty % SY != 0 || ty / SY >= H) continue;
+                    for (int kx = 0; kx < KW; kx++) {
+                        int tx = ox + PX - kx * DX;
+                        if (tx < 0 || tx % SX != 0 || tx / SX >= W) continue;
+                        acc += xc[(ty / SY) * W + tx / SX] * wc[ky * KW + kx];
+                    }
+                }
+            }
+            y[yOff + i] = acc;
         }
 
         /* Cast between float32 and int64, int32 or bool (bytes); float to integer truncates toward zero. */

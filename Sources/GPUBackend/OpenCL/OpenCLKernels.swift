@@ -97,7 +97,15 @@ public enum GPUKernelTable {
             }
             return try makeUnary(node, backend, code: 11)
         }
-        add(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"], makeBinary)
+        add(["Add", "Sub", "Mul", "Div", "Pow", "Mod", "PRelu"], makeBinary)
+        add(["Sum", "Mean", "Max", "Min"], makeVariadic)
+        add(["Clip"], makeClip)
+        add(["And", "Or", "Xor", "Not"], dtypes: [.bool], makeLogic)
+        add(["ArgMax", "ArgMin"], makeArgReduce)
+        add(["Tile"], makeTile)
+        add(["Pad"], makePad)
+        add(["Resize"], makeResize)
+        add(["ConvTranspose"], makeConvTranspose)
         add(["Transpose"], dtypes: [.float32, .int32], makeTranspose)
         add(["Expand"], dtypes: [.float32, .int32], makeExpand)
         add(["Slice"], dtypes: [.float32, .int32], makeSlice)
@@ -106,7 +114,9 @@ public enum GPUKernelTable {
         add(["Gather"], dtypes: [.float32, .int32], makeGather)
         add(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], makeCompare)
         add(["Where"], makeWhere)
-        add(["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare"], makeReduce)
+        add(
+            ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceProd", "ReduceL2"],
+            makeReduce)
         add(["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool], makeCast)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         add(["LayerNormalization"], makeLayerNorm)
@@ -120,7 +130,8 @@ public enum GPUKernelTable {
     static let unaryCodes: [String: Int] = [
         "Relu": 0, "Sigmoid": 1, "Tanh": 2, "Exp": 3, "Log": 4, "Sqrt": 5, "Neg": 6, "Abs": 7, "Erf": 8, "Gelu": 9,
         "LeakyRelu": 10, "Reciprocal": 12, "Floor": 13, "Ceil": 14, "HardSigmoid": 15, "Elu": 16, "HardSwish": 17,
-        "Softplus": 18,
+        "Softplus": 18, "Sin": 19, "Cos": 20, "Round": 21, "Selu": 22, "Celu": 23, "ThresholdedRelu": 24, "Mish": 25,
+        "Softsign": 26, "Sign": 27,
     ]
 
     static func makeUnary(_ node: BoundNode, _ backend: any GPUKernelHost, code: Int) throws -> any Kernel {
@@ -129,12 +140,30 @@ public enum GPUKernelTable {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
         let a = node.step.node
-        if a.opType == "Gelu", try a.string("approximate", default: "none") != "none" {
-            throw RuntimeError.unsupportedAttribute(node: a.displayName, detail: "approximate=tanh on the GPU")
+        var code = code
+        if a.opType == "Gelu" {
+            switch try a.string("approximate", default: "none") {
+            case "none": break
+            case "tanh": code = 30
+            case let other: throw RuntimeError.unsupportedAttribute(node: a.displayName, detail: "approximate=\(other)")
+            }
         }
-        let alpha: Float = try a.float(
-            "alpha", default: a.opType == "LeakyRelu" ? 0.01 : (a.opType == "HardSigmoid" ? 0.2 : 1))
-        let beta: Float = try a.float("beta", default: 0.5)
+        let alpha: Float, beta: Float
+        switch a.opType {
+        case "LeakyRelu": (alpha, beta) = (try a.float("alpha", default: 0.01), 0)
+        case "HardSigmoid": (alpha, beta) = (try a.float("alpha", default: 0.2), try a.float("beta", default: 0.5))
+        case "Selu":
+            alpha = try a.float("alpha", default: 1.67326319217681884765625)
+            beta = try a.float("gamma", default: 1.05070102214813232421875)
+        default: (alpha, beta) = (try a.float("alpha", default: 1), 0)
+        }
+        return try unaryLaunch(backend, x: x, y: y, code: code, alpha: alpha, beta: beta)
+    }
+
+    /// One `unary` launch (y may be x: every work-item reads and writes its own element).
+    static func unaryLaunch(
+        _ backend: any GPUKernelHost, x: BoundValue, y: BoundValue, code: Int, alpha: Float, beta: Float
+    ) throws -> any Kernel {
         let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
         let count = y.type.shape.elementCount
         return try backend.kernel(
@@ -218,7 +247,16 @@ public enum GPUKernelTable {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
         }
         try requireFloat32(node, a, b)
-        let codes = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6]
+        var code = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6, "PRelu": 9][
+            node.step.node.opType, default: 0]
+        if node.step.node.opType == "Mod" { code = try node.step.node.int("fmod", default: 0) != 0 ? 7 : 8 }
+        return try binaryLaunch(backend, a: a, b: b, y: y, code: code)
+    }
+
+    /// One broadcasting `binary` launch.
+    static func binaryLaunch(
+        _ backend: any GPUKernelHost, a: BoundValue, b: BoundValue, y: BoundValue, code: Int
+    ) throws -> any Kernel {
         let rank = y.type.shape.rank
         let (metaArgument, metaKeep) = try backend.metadata(
             [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
@@ -229,8 +267,7 @@ public enum GPUKernelTable {
         return try backend.kernel(
             "binary",
             arguments: [
-                ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(codes[node.step.node.opType] ?? 0)),
-                metaArgument,
+                ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(code)), metaArgument,
             ],
             global: [count], retained: [metaKeep])
     }
@@ -475,7 +512,10 @@ public enum GPUKernelTable {
         let dims = x.type.shape.dimensions
         let strides = contiguousStrides(dims)
         let kept = (0..<rank).filter { !axes.contains($0) }, reduced = (0..<rank).filter { axes.contains($0) }
-        let codes = ["ReduceSum": 0, "ReduceMean": 1, "ReduceMax": 2, "ReduceMin": 3, "ReduceSumSquare": 4]
+        let codes = [
+            "ReduceSum": 0, "ReduceMean": 1, "ReduceMax": 2, "ReduceMin": 3, "ReduceSumSquare": 4, "ReduceProd": 5,
+            "ReduceL2": 6,
+        ]
         let count = y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
         let values =

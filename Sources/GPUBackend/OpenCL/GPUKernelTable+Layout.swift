@@ -1,0 +1,236 @@
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// Kernels for variadic, boolean, index-producing and data-movement operators (Sum/Mean, Clip, And/Or/Xor/Not,
+/// ArgMax/ArgMin, Tile, Pad, Resize, ConvTranspose).
+extension GPUKernelTable {
+    static func firstOutput(_ node: BoundNode) throws -> BoundValue {
+        guard let y = node.outputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
+        }
+        return y
+    }
+
+    static func unsupported(_ node: BoundNode, _ detail: String) -> RuntimeError {
+        .unsupportedAttribute(node: node.step.node.displayName, detail: detail)
+    }
+
+    /// Sum, Mean, Max and Min of any number of inputs: the first two into the output, each further input combined
+    /// in place, Mean scaled last.
+    static func makeVariadic(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let inputs = try node.inputs.enumerated().map { try $0.element.unwrap(node, "input \($0.offset)") }
+        let y = try firstOutput(node)
+        guard let first = inputs.first else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no inputs")
+        }
+        try inputs.forEach { try requireFloat32(node, $0) }
+        guard y.type.shape.elementCount > 0 else { return SequenceKernel(parts: []) }
+        let code = ["Max": 5, "Min": 6][node.step.node.opType, default: 0]
+        var parts: [any Kernel] = []
+        if inputs.count == 1 {
+            parts.append(try unaryLaunch(backend, x: first, y: y, code: 11, alpha: 1, beta: 0))
+        } else {
+            parts.append(try binaryLaunch(backend, a: first, b: inputs[1], y: y, code: code))
+            for input in inputs.dropFirst(2) {
+                parts.append(try binaryLaunch(backend, a: y, b: input, y: y, code: code))
+            }
+        }
+        if node.step.node.opType == "Mean" && inputs.count > 1 {
+            parts.append(try unaryLaunch(backend, x: y, y: y, code: 29, alpha: 1 / Float(inputs.count), beta: 0))
+        }
+        return SequenceKernel(parts: parts)
+    }
+
+    /// Clip: one launch when the bounds are known at plan time (attributes before opset 11, constant inputs
+    /// after); bounds computed at run time are applied as two NaN-preserving broadcast launches.
+    static func makeClip(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "input")
+        let y = try firstOutput(node)
+        guard y.type.shape.elementCount > 0 else { return SequenceKernel(parts: []) }
+        var low = -Float.infinity, high = Float.infinity
+        if node.step.opset < 11 {
+            low = try node.step.node.float("min", default: low)
+            high = try node.step.node.float("max", default: high)
+            return try unaryLaunch(backend, x: x, y: y, code: 28, alpha: low, beta: high)
+        }
+        let bounds = (1...2).map { $0 < node.inputs.count ? node.inputs[$0] : nil }
+        try bounds.compactMap { $0 }.forEach { try requireFloat32(node, $0) }
+        if bounds.allSatisfy({ $0 == nil || $0?.constant != nil }) {
+            if let tensor = bounds[0]?.constant, let scalar = try tensor.scalars(as: Float.self).first { low = scalar }
+            if let tensor = bounds[1]?.constant, let scalar = try tensor.scalars(as: Float.self).first { high = scalar }
+            return try unaryLaunch(backend, x: x, y: y, code: 28, alpha: low, beta: high)
+        }
+        var parts: [any Kernel] = []
+        var source = x
+        for (bound, code) in zip(bounds, [10, 11]) {
+            guard let bound else { continue }
+            parts.append(try binaryLaunch(backend, a: source, b: bound, y: y, code: code))
+            source = y
+        }
+        return SequenceKernel(parts: parts)
+    }
+
+    /// And, Or, Xor (broadcasting) and Not on bool bytes.
+    static func makeLogic(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let op = ["And": 0, "Or": 1, "Xor": 2, "Not": 3][node.step.node.opType, default: 3]
+        let a = try node.inputs[0].unwrap(node, "A")
+        let b = op == 3 ? a : try node.inputs[1].unwrap(node, "B")
+        let y = try firstOutput(node)
+        let rank = y.type.shape.rank
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
+                + broadcastStrides(b.type.shape, rank: rank))
+        let (ab, _) = try backend.arguments(for: a), (bb, _) = try backend.arguments(for: b)
+        let (yb, _) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "logic",
+            arguments: [
+                ab, offset(a, elementBytes: 1), bb, offset(b, elementBytes: 1), yb, offset(y, elementBytes: 1),
+                .int(Int32(count)), .int(Int32(op)), metaArgument,
+            ],
+            global: [count], retained: [metaKeep])
+    }
+
+    static func makeArgReduce(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "data")
+        let y = try firstOutput(node)
+        let a = node.step.node
+        let dims = x.type.shape.dimensions
+        let raw = try a.int("axis", default: 0)
+        let axis = raw < 0 ? raw + dims.count : raw
+        guard dims.indices.contains(axis), dims[axis] > 0 else {
+            throw RuntimeError.invalidNode(node: a.displayName, detail: "axis \(raw) of an empty or smaller tensor")
+        }
+        let inner = dims[(axis + 1)...].reduce(1, *)
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (xb, xo) = try backend.arguments(for: x), (yb, _) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "arg_reduce",
+            arguments: [
+                xb, xo, yb, offset(y, elementBytes: 8), .int(Int32(count)), .int(Int32(dims[axis])),
+                .int(Int32(inner)), .int(a.opType == "ArgMax" ? 1 : 0),
+                .int(try a.int("select_last_index", default: 0) != 0 ? 1 : 0),
+            ],
+            global: [count])
+    }
+
+    static func makeTile(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "input")
+        let y = try firstOutput(node)
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let dims = x.type.shape.dimensions
+        let (metaArgument, metaKeep) = try backend.metadata(
+            ([dims.count] + y.type.shape.dimensions + dims + contiguousStrides(dims)).map { Int32($0) })
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "tile", arguments: [xb, xo, yb, yo, .int(Int32(count)), metaArgument], global: [count],
+            retained: [metaKeep])
+    }
+
+    static func makePad(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "data")
+        let y = try firstOutput(node)
+        let a = node.step.node
+        let dims = x.type.shape.dimensions
+        let pads = try ShapeInference.padAmounts(shapeContext(node), rank: dims.count)
+        let modeName = try a.string("mode", default: "constant")
+        guard let mode = ["constant": 0, "reflect": 1, "edge": 2, "wrap": 3][modeName] else {
+            throw unsupported(node, "Pad mode '\(modeName)'")
+        }
+        var value = try a.float("value", default: 0)
+        if node.step.opset >= 11, node.inputs.count > 2, let given = node.inputs[2] {
+            guard let tensor = given.constant, let scalar = try tensor.scalars(as: Float.self).first else {
+                throw unsupported(node, "Pad with a constant_value computed at run time on the GPU")
+            }
+            value = scalar
+        }
+        for axis in dims.indices where mode == 1 && dims[axis] < 2 && (pads[axis] > 0 || pads[axis + dims.count] > 0) {
+            throw RuntimeError.invalidNode(
+                node: a.displayName, detail: "reflect padding needs at least 2 elements on axis \(axis)")
+        }
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let values =
+            [dims.count, mode] + y.type.shape.dimensions + dims + contiguousStrides(dims) + pads.prefix(dims.count)
+        let (metaArgument, metaKeep) = try backend.metadata(values.map { Int32($0) })
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "pad", arguments: [xb, xo, yb, yo, .int(Int32(count)), .float(value), metaArgument], global: [count],
+            retained: [metaKeep])
+    }
+
+    static func makeResize(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X")
+        let y = try firstOutput(node)
+        let inDims = x.type.shape.dimensions, outDims = y.type.shape.dimensions
+        guard inDims.count <= 8 else {
+            throw unsupported(node, "Resize of rank \(inDims.count) on the GPU (at most 8)")
+        }
+        let geometry: ResizeGeometry
+        do {
+            geometry = try ResizeGeometry.make(shapeContext(node), input: inDims, output: outDims)
+        } catch let error as ResizeGeometry.Unsupported {
+            throw unsupported(node, error.detail)
+        }
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let rank = inDims.count
+        var starts: [Int32] = []
+        var tables: [Int32] = []
+        let headerCount = 2 + 3 * rank
+        for map in geometry.axes {
+            starts.append(Int32(headerCount + tables.count))
+            tables += map.low.map { Int32($0) } + map.high.map { Int32($0) } + map.outside.map { $0 ? 1 : 0 }
+            tables += map.weight.map { Int32(bitPattern: Float($0).bitPattern) }
+        }
+        let header =
+            [Int32(rank), Int32(bitPattern: Float(geometry.extrapolation).bitPattern)] + outDims.map { Int32($0) }
+            + contiguousStrides(inDims).map { Int32($0) }
+        let (metaArgument, metaKeep) = try backend.metadata(header + starts + tables)
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "resize", arguments: [xb, xo, yb, yo, .int(Int32(count)), metaArgument], global: [count],
+            retained: [metaKeep])
+    }
+
+    /// ConvTranspose in 1-D (as 2-D with one row) and 2-D.
+    static func makeConvTranspose(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X"), w = try node.inputs[1].unwrap(node, "W")
+        let bias = node.inputs.count > 2 ? node.inputs[2] : nil
+        let y = try firstOutput(node)
+        let rank = x.type.shape.rank
+        guard rank == 3 || rank == 4 else { throw unsupported(node, "\(rank - 2)-D transposed convolution on the GPU") }
+        let group = try node.step.node.int("group", default: 1)
+        let spatial = Array(x.type.shape.dimensions.dropFirst(2))
+        let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
+        let (g, _) = try ConvGeometry.transposed(shapeContext(node), input: spatial, kernel: kernel)
+        // 1-D runs as one row of 2-D.
+        func lift(_ values: [Int], _ fill: Int) -> [Int] { values.count == 1 ? [fill] + values : values }
+        let input = lift(g.input, 1), output = lift(g.output, 1), window = lift(g.kernel, 1)
+        let strides = lift(g.strides, 1), dilations = lift(g.dilations, 1), pads = lift(g.padsBegin, 0)
+        let channels = x.type.shape[1], outChannels = y.type.shape[1]
+        guard group > 0, channels % group == 0, outChannels % group == 0 else {
+            throw RuntimeError.invalidNode(
+                node: node.step.node.displayName, detail: "group \(group) does not divide the channels")
+        }
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [
+                channels, input[0], input[1], outChannels, output[0], output[1], window[0], window[1], strides[0],
+                strides[1], dilations[0], dilations[1], pads[0], pads[1], group,
+            ].map { Int32($0) })
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (xb, xo) = try backend.arguments(for: x), (wb, wo) = try backend.arguments(for: w),
+            (yb, yo) = try backend.arguments(for: y)
+        let (bb, bo) = try backend.arguments(for: bias ?? w)
+        return try backend.kernel(
+            "conv_transpose2d",
+            arguments: [xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument],
+            global: [count], retained: [metaKeep])
+    }
+}
