@@ -4,9 +4,10 @@ import InferenceRuntime
 /// kernels of the shared kernel source bound to their arguments. OpenCL and CUDA implement it, so one table
 /// (`GPUKernelTable`) serves both.
 protocol GPUKernelHost: Backend {
-    /// The (buffer, element offset) argument pair of a float32 value in this backend's memory.
+    /// The (buffer, element offset) argument pair of a value in this backend's memory, the offset counted in
+    /// elements of `elementBytes` (OpenCL passes buffer and offset; CUDA passes the address, offset 0).
     /// - Throws: `RuntimeError.device` for a buffer of another device.
-    func arguments(for value: BoundValue) throws -> (KernelArgument, KernelArgument)
+    func arguments(for value: BoundValue, elementBytes: Int) throws -> (KernelArgument, KernelArgument)
     /// A small int array copied to device memory: its argument, and an object that keeps it alive.
     func metadata(_ ints: [Int32]) throws -> (KernelArgument, AnyObject)
     /// A kernel of the shared source with its arguments bound; `global` is the work size per dimension.
@@ -14,6 +15,11 @@ protocol GPUKernelHost: Backend {
 }
 
 extension GPUKernelHost {
+    /// The argument pair of a float32 or int32 value.
+    func arguments(for value: BoundValue) throws -> (KernelArgument, KernelArgument) {
+        try arguments(for: value, elementBytes: 4)
+    }
+
     func kernel(_ name: String, arguments: [KernelArgument], global: [Int]) throws -> any Kernel {
         try kernel(name, arguments: arguments, global: global, retained: [])
     }

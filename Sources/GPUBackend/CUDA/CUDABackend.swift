@@ -162,7 +162,7 @@ final class CUDANodeKernel: Kernel {
 }
 
 extension CUDABackend: GPUKernelHost {
-    func arguments(for value: BoundValue) throws -> (KernelArgument, KernelArgument) {
+    func arguments(for value: BoundValue, elementBytes: Int) throws -> (KernelArgument, KernelArgument) {
         // Addresses carry the byte offset; the element offset argument is then 0.
         (.address(try address(value.slice)), .int(0))
     }

@@ -83,14 +83,11 @@ extension GPUKernelTable {
         let (metaArgument, metaKeep) = try backend.metadata(
             [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
                 + broadcastStrides(b.type.shape, rank: rank))
-        let (ab, _) = try backend.arguments(for: a), (bb, _) = try backend.arguments(for: b)
-        let (yb, _) = try backend.arguments(for: y)
+        let (ab, ao) = try backend.arguments(for: a, elementBytes: 1)
+        let (bb, bo) = try backend.arguments(for: b, elementBytes: 1)
+        let (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
         return try backend.kernel(
-            "logic",
-            arguments: [
-                ab, offset(a, elementBytes: 1), bb, offset(b, elementBytes: 1), yb, offset(y, elementBytes: 1),
-                .int(Int32(count)), .int(Int32(op)), metaArgument,
-            ],
+            "logic", arguments: [ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(op)), metaArgument],
             global: [count], retained: [metaKeep])
     }
 
@@ -107,11 +104,11 @@ extension GPUKernelTable {
         let inner = dims[(axis + 1)...].reduce(1, *)
         let count = y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
-        let (xb, xo) = try backend.arguments(for: x), (yb, _) = try backend.arguments(for: y)
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y, elementBytes: 8)
         return try backend.kernel(
             "arg_reduce",
             arguments: [
-                xb, xo, yb, offset(y, elementBytes: 8), .int(Int32(count)), .int(Int32(dims[axis])),
+                xb, xo, yb, yo, .int(Int32(count)), .int(Int32(dims[axis])),
                 .int(Int32(inner)), .int(a.opType == "ArgMax" ? 1 : 0),
                 .int(try a.int("select_last_index", default: 0) != 0 ? 1 : 0),
             ],

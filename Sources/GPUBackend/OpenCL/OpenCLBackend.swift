@@ -144,8 +144,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 }
 
 extension OpenCLBackend: GPUKernelHost {
-    func arguments(for value: BoundValue) throws -> (KernelArgument, KernelArgument) {
-        (.buffer(try memory(value.slice)), .int(Int32(value.slice.offset / 4)))
+    func arguments(for value: BoundValue, elementBytes: Int) throws -> (KernelArgument, KernelArgument) {
+        (.buffer(try memory(value.slice)), .int(Int32(value.slice.offset / elementBytes)))
     }
 
     func metadata(_ ints: [Int32]) throws -> (KernelArgument, AnyObject) {

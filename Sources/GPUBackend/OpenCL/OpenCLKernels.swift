@@ -426,17 +426,10 @@ public enum GPUKernelTable {
         let (metaArgument, metaKeep) = try backend.metadata(
             [Int32(dims[axis]), Int32(inner), Int32(indices.type.shape.elementCount)])
         let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
-        let (ib, _) = try backend.arguments(for: indices)
-        // The offset argument counts 4-byte elements; the index buffer holds 8-byte ones.
-        let io = KernelArgument.int(Int32(indices.slice.offset / 8))
+        let (ib, io) = try backend.arguments(for: indices, elementBytes: 8)
         return try backend.kernel(
             "gather_axis", arguments: [xb, xo, ib, io, yb, yo, .int(Int32(count)), metaArgument], global: [count],
             retained: [metaKeep])
-    }
-
-    /// Element offset of a value for a kernel parameter of `bytes`-sized elements (the host's offsets count 4).
-    static func offset(_ value: BoundValue, elementBytes bytes: Int) -> KernelArgument {
-        .int(Int32(value.slice.offset / bytes))
     }
 
     /// Per-axis element strides of `shape` right-aligned to `rank`, 0 on broadcast axes.
@@ -465,11 +458,11 @@ public enum GPUKernelTable {
             [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
                 + broadcastStrides(b.type.shape, rank: rank))
         let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b)
-        let (yb, _) = try backend.arguments(for: y)
+        let (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
         return try backend.kernel(
             "compare",
             arguments: [
-                ab, ao, bb, bo, yb, offset(y, elementBytes: 1), .int(Int32(count)),
+                ab, ao, bb, bo, yb, yo, .int(Int32(count)),
                 .int(Int32(codes[node.step.node.opType] ?? 0)), metaArgument,
             ],
             global: [count], retained: [metaKeep])
@@ -490,12 +483,12 @@ public enum GPUKernelTable {
         let (metaArgument, metaKeep) = try backend.metadata(
             [Int32(rank)] + out.type.shape.dimensions.map { Int32($0) } + broadcastStrides(c.type.shape, rank: rank)
                 + broadcastStrides(x.type.shape, rank: rank) + broadcastStrides(yv.type.shape, rank: rank))
-        let (cb, _) = try backend.arguments(for: c)
+        let (cb, co) = try backend.arguments(for: c, elementBytes: 1)
         let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: yv)
         let (ob, oo) = try backend.arguments(for: out)
         return try backend.kernel(
             "where_select",
-            arguments: [cb, offset(c, elementBytes: 1), xb, xo, yb, yo, ob, oo, .int(Int32(count)), metaArgument],
+            arguments: [cb, co, xb, xo, yb, yo, ob, oo, .int(Int32(count)), metaArgument],
             global: [count], retained: [metaKeep])
     }
 
@@ -553,12 +546,10 @@ public enum GPUKernelTable {
                 node: node.step.node.displayName, detail: "Cast from \(from) to \(to) on the GPU")
         }
         func bytes(_ type: DType) -> Int { type == .int64 ? 8 : (type == .bool ? 1 : 4) }
-        let (xb, _) = try backend.arguments(for: x), (yb, _) = try backend.arguments(for: y)
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: bytes(from))
+        let (yb, yo) = try backend.arguments(for: y, elementBytes: bytes(to))
         return try backend.kernel(
-            name,
-            arguments: [
-                xb, offset(x, elementBytes: bytes(from)), yb, offset(y, elementBytes: bytes(to)), .int(Int32(count)),
-            ],
+            name, arguments: [xb, xo, yb, yo, .int(Int32(count))],
             global: [count])
     }
 
