@@ -27,11 +27,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let driver: CUDADriver
     let context: OpaquePointer
     let module: OpaquePointer
+    /// Where the loaded kernels came from: NVRTC for this device (and its cache file), or the committed PTX.
+    public let kernelOrigin: String
 
     /// Opens CUDA device `index` and loads the kernels.
     /// - Throws: `GPURuntimeError` for a missing driver, device or a module the driver cannot load (a driver
     ///   older than the NVRTC that made the PTX, see `GPUKernelPTX.nvrtcVersion`), with the JIT log.
-    public init(index: Int) throws {
+    public init(index: Int, environment: [String: String] = ProcessEnvironment.variables) throws {
         let driver = try CUDADriver.load()
         try driver.check(driver.cuInit(0), "cuInit")
         var count: Int32 = 0
@@ -47,6 +49,70 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
         var name = [CChar](repeating: 0, count: 256)
         _ = driver.cuDeviceGetName(&name, 256, handle)
+        var major: Int32 = 0, minor: Int32 = 0
+        _ = driver.cuDeviceGetAttribute(&major, CUDADriver.attributeComputeCapabilityMajor, handle)
+        _ = driver.cuDeviceGetAttribute(&minor, CUDADriver.attributeComputeCapabilityMinor, handle)
+        // PTX compiled for this device when NVRTC is around, else (or if the driver rejects it) the committed PTX.
+        var candidates: [(ptx: String, origin: String)] = []
+        if let compiled = Self.compiledPTX(architecture: "compute_\(major)\(minor)", environment: environment) {
+            candidates.append(compiled)
+        }
+        candidates.append((GPUKernelPTX.ptx, "committed PTX (NVRTC \(GPUKernelPTX.nvrtcVersion), compute_70)"))
+        var failures: [String] = []
+        var loadedModule: OpaquePointer?
+        var origin = ""
+        for candidate in candidates {
+            switch Self.loadModule(driver, candidate.ptx) {
+            case .success(let module):
+                loadedModule = module
+                origin = candidate.origin
+            case .failure(let message):
+                failures.append("\(candidate.origin): \(message)")
+                continue
+            }
+            break
+        }
+        guard let module = loadedModule, let context else {
+            throw GPURuntimeError.call(
+                function: "cuModuleLoadDataEx", code: -1,
+                message:
+                    "cannot load the kernels (PTX needs a driver at least as new as the NVRTC that made it): "
+                    + failures.joined(separator: "; "))
+        }
+        self.kernelOrigin = origin
+        self.driver = driver
+        self.context = context
+        self.module = module
+        self.device = DeviceID(.cuda, index)
+        self.deviceName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        self.kernels = GPUKernelTable.registry
+    }
+
+    /// PTX for `architecture` from the disk cache, or compiled now by an NVRTC found at run time (then cached);
+    /// nil when no NVRTC is found or it cannot compile for that architecture.
+    public static func compiledPTX(architecture: String, environment: [String: String]) -> (
+        ptx: String, origin: String
+    )? {
+        guard let nvrtc = try? NVRTC.load(environment: environment) else { return nil }
+        let compiler = "NVRTC \(nvrtc.version.major).\(nvrtc.version.minor)"
+        let source = GPUKernelSource.source
+        let cachePath = PTXCache.path(
+            source: source, architecture: architecture, compiler: compiler, environment: environment)
+        if let cachePath, let cached = PTXCache.read(cachePath) {
+            return (cached, "\(compiler) for \(architecture), cached in \(cachePath)")
+        }
+        guard let ptx = try? nvrtc.compile(source, architecture: architecture) else { return nil }
+        if let cachePath { PTXCache.write(ptx, to: cachePath) }
+        return (ptx, "\(compiler) for \(architecture)" + (cachePath.map { ", cached in \($0)" } ?? ""))
+    }
+
+    private enum ModuleLoad {
+        case success(OpaquePointer)
+        case failure(String)
+    }
+
+    /// Loads PTX as a module, with the JIT's error log on failure.
+    private static func loadModule(_ driver: CUDADriver, _ ptx: String) -> ModuleLoad {
         var module: OpaquePointer?
         var log = [CChar](repeating: 0, count: 8192)
         let loaded: Int32 = log.withUnsafeMutableBufferPointer { buffer in
@@ -54,24 +120,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             var values: [UnsafeMutableRawPointer?] = [
                 UnsafeMutableRawPointer(buffer.baseAddress), UnsafeMutableRawPointer(bitPattern: buffer.count),
             ]
-            return GPUKernelPTX.ptx.withCString { ptx in
-                driver.cuModuleLoadDataEx(&module, ptx, 2, &options, &values)
-            }
+            return ptx.withCString { driver.cuModuleLoadDataEx(&module, $0, 2, &options, &values) }
         }
-        guard loaded == 0, let module, let context else {
-            let jit = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw GPURuntimeError.call(
-                function: "cuModuleLoadDataEx", code: Int(loaded),
-                message:
-                    "cannot load the kernels' PTX (made by NVRTC \(GPUKernelPTX.nvrtcVersion); the driver must be at least that new): \(jit)"
-            )
-        }
-        self.driver = driver
-        self.context = context
-        self.module = module
-        self.device = DeviceID(.cuda, index)
-        self.deviceName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        self.kernels = GPUKernelTable.registry
+        if loaded == 0, let module { return .success(module) }
+        let jit = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return .failure("error \(loaded): \(jit)")
     }
 
     public func allocate(bytes: Int) throws -> any DeviceBuffer {
