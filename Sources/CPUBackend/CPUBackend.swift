@@ -61,13 +61,17 @@ public final class CPUBackend: Backend {
     private let fuses: Bool
     /// Threads a kernel may use (1 runs everything on the caller's thread).
     public let threads: Int
+    /// How convolutions are computed.
+    public let convolution: ConvolutionAlgorithm
     let parallel: ParallelFor
 
     /// - Parameters:
     ///   - threads: threads kernels may split work across; defaults to the logical cores.
     ///   - fuses: whether planning may merge node pairs (`fusion`); off runs every node as written.
-    public init(threads: Int? = nil, fuses: Bool = true) {
+    ///   - convolution: the convolution algorithm (`automatic` picks per shape).
+    public init(threads: Int? = nil, fuses: Bool = true, convolution: ConvolutionAlgorithm = .automatic) {
         self.fuses = fuses
+        self.convolution = convolution
         deviceName = CPUInfo.current.modelName
         kernels = CPUKernelTable.registry
         self.threads = max(1, threads ?? CPUInfo.current.logicalCores)

@@ -64,7 +64,14 @@ public enum CPUKernelTable {
                 try NormalizationKernels.makeLayerNorm($0, parallel: parallel($1))
             })
         // Convolution and pooling.
-        table.append(KernelRegistration("Conv", dtypes: floats) { try ConvKernel(node: $0, parallel: parallel($1)) })
+        table.append(
+            KernelRegistration("Conv", dtypes: floats) { node, backend in
+                let algorithm = (backend as? CPUBackend)?.convolution ?? .automatic
+                if try WinogradConvKernel.applies(node, algorithm: algorithm) {
+                    return try WinogradConvKernel(node: node, parallel: parallel(backend))
+                }
+                return try ConvKernel(node: node, parallel: parallel(backend))
+            })
         add(["ConvTranspose"], floats) { try ConvTransposeKernel(node: $0) }
         add(["MaxPool", "AveragePool"], floats, PoolingKernels.make)
         add(["GlobalAveragePool", "GlobalMaxPool"], floats, PoolingKernels.makeGlobal)

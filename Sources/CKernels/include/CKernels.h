@@ -123,6 +123,19 @@ void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logari
 /// y[i] = max(x[i], 0); x and y may alias. NaN propagates.
 void ck_relu(const float *x, float *y, size_t count);
 
+/// Winograd F(2x2, 3x3) transforms (Winograd.c). Filter: w [M][C][3][3] → u [16][C][M].
+void ck_winograd_filter_2x2_3x3(const float *w, size_t filters, size_t channels, float *u);
+/// Input tiles [tile_begin, tile_end) of one image x [C][H][W] (tile t at rows 2·(t / tiles_x) - pad_top, columns
+/// 2·(t % tiles_x) - pad_left; zero outside) → v[ξ·stride + (t - tile_begin)·C + c].
+void ck_winograd_input_2x2_3x3(const float *x, size_t channels, size_t height, size_t width, long pad_top,
+                               long pad_left, size_t tiles_x, size_t tile_begin, size_t tile_end, float *v,
+                               size_t stride);
+/// Output of tiles [tile_begin, tile_end) from mm[ξ·stride + (t - tile_begin)·M + f] into y [M][OH][OW], plus
+/// bias (may be NULL) and Relu when `relu`.
+void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, size_t tiles_x, size_t tile_begin,
+                                size_t tile_end, const float *bias, int relu, float *y, size_t out_height,
+                                size_t out_width);
+
 #ifdef __cplusplus
 }
 #endif

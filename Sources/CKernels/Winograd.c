@@ -1,0 +1,146 @@
+// Winograd F(2x2, 3x3) convolution transforms (Lavin & Gray, 2015): a 3x3, stride-1 convolution computed as 16
+// independent GEMMs over 4x4 input tiles that overlap by 2, with 16 multiplies per 2x2 outputs instead of 36.
+//
+//   U = G g Gᵀ (per filter and channel, at plan time),  V = Bᵀ d B (per tile and channel),
+//   M_ξ = V_ξ · U_ξ (one GEMM per ξ of the 4x4 transform domain),  Y = Aᵀ M A (per tile and filter).
+//
+//   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]   Aᵀ = [1 1 1 0; 0 1 -1 -1]
+//
+// Layouts: U is [16][C][M] (B operands, packed by the caller), V is [16][tiles][C] and M is [16][tiles][M]
+// (row-major A operands and results of the GEMMs), so every GEMM has the tiles as rows and the filters as
+// columns. The transforms are compiled per ISA so their loops vectorize at the GEMM's width.
+#include "CKernels.h"
+
+void ck_winograd_filter_2x2_3x3(const float *w, size_t filters, size_t channels, float *u) {
+    for (size_t m = 0; m < filters; m++) {
+        for (size_t c = 0; c < channels; c++) {
+            const float *g = w + (m * channels + c) * 9;
+            float t[4][3];  // G g
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[j];
+                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                t[3][j] = g[6 + j];
+            }
+            for (int i = 0; i < 4; i++) {
+                const float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]),
+                                    t[i][2]};
+                for (int j = 0; j < 4; j++) u[((size_t)(i * 4 + j) * channels + c) * filters + m] = r[j];
+            }
+        }
+    }
+}
+
+#define CK_WINOGRAD_INPUT_BODY                                                                               \
+    for (size_t t = tile_begin; t < tile_end; t++) {                                                         \
+        const long ty = (long)(t / tiles_x), tx = (long)(t % tiles_x);                                       \
+        const long y0 = 2 * ty - pad_top, x0 = 2 * tx - pad_left;                                            \
+        const int inside = y0 >= 0 && x0 >= 0 && y0 + 4 <= (long)height && x0 + 4 <= (long)width;           \
+        float *vt = v + (t - tile_begin) * channels;                                                         \
+        for (size_t c = 0; c < channels; c++) {                                                              \
+            const float *xc = x + c * height * width;                                                        \
+            float d[4][4];                                                                                   \
+            for (int i = 0; i < 4; i++) {                                                                    \
+                for (int j = 0; j < 4; j++) {                                                                \
+                    const long yy = y0 + i, xx = x0 + j;                                                     \
+                    d[i][j] = inside || (yy >= 0 && xx >= 0 && yy < (long)height && xx < (long)width)        \
+                                  ? xc[yy * (long)width + xx]                                                \
+                                  : 0.0f;                                                                    \
+                }                                                                                            \
+            }                                                                                                \
+            float b[4][4];                                                                                   \
+            for (int j = 0; j < 4; j++) {                                                                    \
+                b[0][j] = d[0][j] - d[2][j];                                                                 \
+                b[1][j] = d[1][j] + d[2][j];                                                                 \
+                b[2][j] = d[2][j] - d[1][j];                                                                 \
+                b[3][j] = d[1][j] - d[3][j];                                                                 \
+            }                                                                                                \
+            for (int i = 0; i < 4; i++) {                                                                    \
+                vt[(size_t)(i * 4 + 0) * stride + c] = b[i][0] - b[i][2];                                    \
+                vt[(size_t)(i * 4 + 1) * stride + c] = b[i][1] + b[i][2];                                    \
+                vt[(size_t)(i * 4 + 2) * stride + c] = b[i][2] - b[i][1];                                    \
+                vt[(size_t)(i * 4 + 3) * stride + c] = b[i][1] - b[i][3];                                    \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+#define CK_WINOGRAD_INPUT_ARGS                                                                               \
+    (const float *x, size_t channels, size_t height, size_t width, long pad_top, long pad_left, size_t tiles_x, \
+     size_t tile_begin, size_t tile_end, float *v, size_t stride)
+
+static void winograd_input_generic CK_WINOGRAD_INPUT_ARGS { CK_WINOGRAD_INPUT_BODY }
+__attribute__((target("avx2,fma"))) static void winograd_input_avx2 CK_WINOGRAD_INPUT_ARGS { CK_WINOGRAD_INPUT_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void winograd_input_avx512 CK_WINOGRAD_INPUT_ARGS {
+    CK_WINOGRAD_INPUT_BODY
+}
+
+void ck_winograd_input_2x2_3x3(const float *x, size_t channels, size_t height, size_t width, long pad_top,
+                               long pad_left, size_t tiles_x, size_t tile_begin, size_t tile_end, float *v,
+                               size_t stride) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5')
+        winograd_input_avx512(x, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v, stride);
+    else if (isa[0] == 'a')
+        winograd_input_avx2(x, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v, stride);
+    else
+        winograd_input_generic(x, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v, stride);
+}
+
+#define CK_WINOGRAD_OUTPUT_BODY                                                                              \
+    for (size_t t = tile_begin; t < tile_end; t++) {                                                         \
+        const size_t ty = t / tiles_x, tx = t % tiles_x;                                                     \
+        const size_t oy = 2 * ty, ox = 2 * tx;                                                               \
+        const float *mt = mm + (t - tile_begin) * filters;                                                   \
+        const int full = oy + 2 <= out_height && ox + 2 <= out_width;                                        \
+        for (size_t f = 0; f < filters; f++) {                                                               \
+            float s[2][4];                                                                                   \
+            for (int j = 0; j < 4; j++) {                                                                    \
+                const float m0 = mt[(size_t)(0 * 4 + j) * stride + f], m1 = mt[(size_t)(1 * 4 + j) * stride + f]; \
+                const float m2 = mt[(size_t)(2 * 4 + j) * stride + f], m3 = mt[(size_t)(3 * 4 + j) * stride + f]; \
+                s[0][j] = m0 + m1 + m2;                                                                      \
+                s[1][j] = m1 - m2 - m3;                                                                      \
+            }                                                                                                \
+            const float b = bias ? bias[f] : 0.0f;                                                           \
+            float r[2][2];                                                                                   \
+            for (int i = 0; i < 2; i++) {                                                                    \
+                r[i][0] = (s[i][0] + s[i][1] + s[i][2]) + b;                                                 \
+                r[i][1] = (s[i][1] - s[i][2] - s[i][3]) + b;                                                 \
+                if (relu) {                                                                                  \
+                    for (int j = 0; j < 2; j++) r[i][j] = r[i][j] > 0.0f ? r[i][j] : (r[i][j] != r[i][j] ? r[i][j] : 0.0f); \
+                }                                                                                            \
+            }                                                                                                \
+            float *yf = y + f * out_height * out_width + oy * out_width + ox;                                \
+            if (full) {                                                                                      \
+                yf[0] = r[0][0];                                                                             \
+                yf[1] = r[0][1];                                                                             \
+                yf[out_width] = r[1][0];                                                                     \
+                yf[out_width + 1] = r[1][1];                                                                 \
+            } else {                                                                                         \
+                for (size_t i = 0; i < 2 && oy + i < out_height; i++) {                                      \
+                    for (size_t j = 0; j < 2 && ox + j < out_width; j++) yf[i * out_width + j] = r[i][j];    \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+#define CK_WINOGRAD_OUTPUT_ARGS                                                                              \
+    (const float *mm, size_t stride, size_t filters, size_t tiles_x, size_t tile_begin, size_t tile_end,     \
+     const float *bias, int relu, float *y, size_t out_height, size_t out_width)
+
+static void winograd_output_generic CK_WINOGRAD_OUTPUT_ARGS { CK_WINOGRAD_OUTPUT_BODY }
+__attribute__((target("avx2,fma"))) static void winograd_output_avx2 CK_WINOGRAD_OUTPUT_ARGS { CK_WINOGRAD_OUTPUT_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void winograd_output_avx512 CK_WINOGRAD_OUTPUT_ARGS {
+    CK_WINOGRAD_OUTPUT_BODY
+}
+
+void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, size_t tiles_x, size_t tile_begin,
+                                size_t tile_end, const float *bias, int relu, float *y, size_t out_height,
+                                size_t out_width) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5')
+        winograd_output_avx512(mm, stride, filters, tiles_x, tile_begin, tile_end, bias, relu, y, out_height, out_width);
+    else if (isa[0] == 'a')
+        winograd_output_avx2(mm, stride, filters, tiles_x, tile_begin, tile_end, bias, relu, y, out_height, out_width);
+    else
+        winograd_output_generic(mm, stride, filters, tiles_x, tile_begin, tile_end, bias, relu, y, out_height, out_width);
+}
