@@ -86,46 +86,50 @@ void ck_winograd_input_2x2_3x3(const float *x, size_t channels, size_t height, s
         winograd_input_generic(x, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v, stride);
 }
 
+// Filters in blocks of 16, then tiles: the transform of one tile runs as vectors across the block's filters
+// (branch-free, Relu included), then its 2x2 results are stored to the block's 16 output planes, which stay in
+// L1 while a row of tiles fills them.
 #define CK_WINOGRAD_OUTPUT_BODY                                                                              \
-    for (size_t t = tile_begin; t < tile_end; t++) {                                                         \
-        const size_t ty = t / tiles_x, tx = t % tiles_x;                                                     \
-        const size_t oy = 2 * ty, ox = 2 * tx;                                                               \
-        const float *mt = mm + (t - tile_begin) * filters;                                                   \
-        const int full = oy + 2 <= out_height && ox + 2 <= out_width;                                        \
-        for (size_t f = 0; f < filters; f++) {                                                               \
-            float s[2][4];                                                                                   \
-            for (int j = 0; j < 4; j++) {                                                                    \
-                const float m0 = mt[(size_t)(0 * 4 + j) * stride + f], m1 = mt[(size_t)(1 * 4 + j) * stride + f]; \
-                const float m2 = mt[(size_t)(2 * 4 + j) * stride + f], m3 = mt[(size_t)(3 * 4 + j) * stride + f]; \
-                s[0][j] = m0 + m1 + m2;                                                                      \
-                s[1][j] = m1 - m2 - m3;                                                                      \
-            }                                                                                                \
-            const float b = bias ? bias[f] : 0.0f;                                                           \
-            float r[2][2];                                                                                   \
-            for (int i = 0; i < 2; i++) {                                                                    \
-                r[i][0] = (s[i][0] + s[i][1] + s[i][2]) + b;                                                 \
-                r[i][1] = (s[i][1] - s[i][2] - s[i][3]) + b;                                                 \
-                if (relu) {                                                                                  \
-                    for (int j = 0; j < 2; j++) r[i][j] = r[i][j] > 0.0f ? r[i][j] : (r[i][j] != r[i][j] ? r[i][j] : 0.0f); \
+    static const float zeros[16] = {0};                                                                      \
+    for (size_t f0 = filter_begin; f0 < filter_end; f0 += 16) {                                              \
+        const size_t nf = f0 + 16 < filter_end ? 16 : filter_end - f0;                                       \
+        const float *bb = bias ? bias + f0 : zeros;                                                          \
+        for (size_t t = tile_begin; t < tile_end; t++) {                                                     \
+            const size_t ty = t / tiles_x, tx = t % tiles_x;                                                 \
+            const size_t oy = 2 * ty, ox = 2 * tx;                                                           \
+            const float *mt = mm + (t - tile_begin) * filters + f0;                                          \
+            float r[4][16];                                                                                  \
+            for (size_t k = 0; k < nf; k++) {                                                                \
+                float s0[4], s1[4];                                                                          \
+                for (int j = 0; j < 4; j++) {                                                                \
+                    const float m0 = mt[(size_t)(0 * 4 + j) * stride + k];                                   \
+                    const float m1 = mt[(size_t)(1 * 4 + j) * stride + k];                                   \
+                    const float m2 = mt[(size_t)(2 * 4 + j) * stride + k];                                   \
+                    const float m3 = mt[(size_t)(3 * 4 + j) * stride + k];                                   \
+                    s0[j] = m0 + m1 + m2;                                                                    \
+                    s1[j] = m1 - m2 - m3;                                                                    \
+                }                                                                                            \
+                float v[4] = {(s0[0] + s0[1] + s0[2]) + bb[k], (s0[1] - s0[2] - s0[3]) + bb[k],              \
+                              (s1[0] + s1[1] + s1[2]) + bb[k], (s1[1] - s1[2] - s1[3]) + bb[k]};             \
+                for (int i = 0; i < 4; i++) {                                                                \
+                    /* Relu that keeps NaN: v > 0 or NaN passes through. */                                \
+                    r[i][k] = relu && !(v[i] > 0.0f) && v[i] == v[i] ? 0.0f : v[i];                          \
                 }                                                                                            \
             }                                                                                                \
-            float *yf = y + f * out_height * out_width + oy * out_width + ox;                                \
-            if (full) {                                                                                      \
-                yf[0] = r[0][0];                                                                             \
-                yf[1] = r[0][1];                                                                             \
-                yf[out_width] = r[1][0];                                                                     \
-                yf[out_width + 1] = r[1][1];                                                                 \
-            } else {                                                                                         \
-                for (size_t i = 0; i < 2 && oy + i < out_height; i++) {                                      \
-                    for (size_t j = 0; j < 2 && ox + j < out_width; j++) yf[i * out_width + j] = r[i][j];    \
+            const size_t rows = oy + 2 <= out_height ? 2 : 1, cols = ox + 2 <= out_width ? 2 : 1;            \
+            for (size_t k = 0; k < nf; k++) {                                                                \
+                float *yf = y + (f0 + k) * out_height * out_width + oy * out_width + ox;                     \
+                for (size_t i = 0; i < rows; i++) {                                                          \
+                    for (size_t j = 0; j < cols; j++) yf[i * out_width + j] = r[i * 2 + j][k];               \
                 }                                                                                            \
             }                                                                                                \
         }                                                                                                    \
     }
 
 #define CK_WINOGRAD_OUTPUT_ARGS                                                                              \
-    (const float *mm, size_t stride, size_t filters, size_t tiles_x, size_t tile_begin, size_t tile_end,     \
-     const float *bias, int relu, float *y, size_t out_height, size_t out_width)
+    (const float *mm, size_t stride, size_t filters, size_t filter_begin, size_t filter_end, size_t tiles_x,   \
+     size_t tile_begin, size_t tile_end, const float *bias, int relu, float *y, size_t out_height,             \
+     size_t out_width)
 
 static void winograd_output_generic CK_WINOGRAD_OUTPUT_ARGS { CK_WINOGRAD_OUTPUT_BODY }
 __attribute__((target("avx2,fma"))) static void winograd_output_avx2 CK_WINOGRAD_OUTPUT_ARGS { CK_WINOGRAD_OUTPUT_BODY }
@@ -133,14 +137,17 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void winograd_output
     CK_WINOGRAD_OUTPUT_BODY
 }
 
-void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, size_t tiles_x, size_t tile_begin,
-                                size_t tile_end, const float *bias, int relu, float *y, size_t out_height,
-                                size_t out_width) {
+void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, size_t filter_begin,
+                                size_t filter_end, size_t tiles_x, size_t tile_begin, size_t tile_end,
+                                const float *bias, int relu, float *y, size_t out_height, size_t out_width) {
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
-        winograd_output_avx512(mm, stride, filters, tiles_x, tile_begin, tile_end, bias, relu, y, out_height, out_width);
+        winograd_output_avx512(mm, stride, filters, filter_begin, filter_end, tiles_x, tile_begin, tile_end, bias, relu,
+                               y, out_height, out_width);
     else if (isa[0] == 'a')
-        winograd_output_avx2(mm, stride, filters, tiles_x, tile_begin, tile_end, bias, relu, y, out_height, out_width);
+        winograd_output_avx2(mm, stride, filters, filter_begin, filter_end, tiles_x, tile_begin, tile_end, bias, relu,
+                             y, out_height, out_width);
     else
-        winograd_output_generic(mm, stride, filters, tiles_x, tile_begin, tile_end, bias, relu, y, out_height, out_width);
+        winograd_output_generic(mm, stride, filters, filter_begin, filter_end, tiles_x, tile_begin, tile_end, bias,
+                                relu, y, out_height, out_width);
 }

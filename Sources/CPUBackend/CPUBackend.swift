@@ -68,10 +68,13 @@ public final class CPUBackend: Backend {
     /// - Parameters:
     ///   - threads: threads kernels may split work across; defaults to the logical cores.
     ///   - fuses: whether planning may merge node pairs (`fusion`); off runs every node as written.
-    ///   - convolution: the convolution algorithm (`automatic` picks per shape).
-    public init(threads: Int? = nil, fuses: Bool = true, convolution: ConvolutionAlgorithm = .automatic) {
+    ///   - convolution: the convolution algorithm; by default `INFERENCE_CONV` (`automatic`, `im2col`,
+    ///     `winograd`) when set, else `automatic`, which picks per shape.
+    public init(threads: Int? = nil, fuses: Bool = true, convolution: ConvolutionAlgorithm? = nil) {
         self.fuses = fuses
-        self.convolution = convolution
+        self.convolution =
+            convolution ?? getenv("INFERENCE_CONV").flatMap { ConvolutionAlgorithm(rawValue: String(cString: $0)) }
+            ?? .automatic
         deviceName = CPUInfo.current.modelName
         kernels = CPUKernelTable.registry
         self.threads = max(1, threads ?? CPUInfo.current.logicalCores)

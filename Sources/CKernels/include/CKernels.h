@@ -130,11 +130,11 @@ void ck_winograd_filter_2x2_3x3(const float *w, size_t filters, size_t channels,
 void ck_winograd_input_2x2_3x3(const float *x, size_t channels, size_t height, size_t width, long pad_top,
                                long pad_left, size_t tiles_x, size_t tile_begin, size_t tile_end, float *v,
                                size_t stride);
-/// Output of tiles [tile_begin, tile_end) from mm[ξ·stride + (t - tile_begin)·M + f] into y [M][OH][OW], plus
-/// bias (may be NULL) and Relu when `relu`.
-void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, size_t tiles_x, size_t tile_begin,
-                                size_t tile_end, const float *bias, int relu, float *y, size_t out_height,
-                                size_t out_width);
+/// Output of tiles [tile_begin, tile_end) and filters [filter_begin, filter_end) from
+/// mm[ξ·stride + (t - tile_begin)·M + f] into y [M][OH][OW], plus bias (may be NULL) and Relu when `relu`.
+void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, size_t filter_begin,
+                                size_t filter_end, size_t tiles_x, size_t tile_begin, size_t tile_end,
+                                const float *bias, int relu, float *y, size_t out_height, size_t out_width);
 
 #ifdef __cplusplus
 }

@@ -48,6 +48,7 @@ final class WinogradConvKernel: Kernel {
     private var current = (image: 0, begin: 0, count: 0)
     private var pointTask: ClosureTask?
     private var tileTask: ClosureTask?
+    private var filterTask: ClosureTask?
     private var imagesTask: ClosureTask?
 
     init(node: BoundNode, parallel: ParallelFor) throws {
@@ -88,7 +89,9 @@ final class WinogradConvKernel: Kernel {
         }
         let workers = batch > 1 ? min(parallel.threads, batch) : 1
         let floats = MemoryLayout<Float>.stride
-        let (inputBytes, productBytes) = (16 * blockTiles * channelCount * floats, 16 * blockTiles * filterCount * floats)
+        let (inputBytes, productBytes) = (
+            16 * blockTiles * channelCount * floats, 16 * blockTiles * filterCount * floats
+        )
         inputs = try (0..<workers).map { _ in try HostBuffer(bytes: inputBytes) }
         products = try (0..<workers).map { _ in try HostBuffer(bytes: productBytes) }
         x = UnsafePointer(try xv.pointer(Float.self))
@@ -101,6 +104,9 @@ final class WinogradConvKernel: Kernel {
         } else if parallel.threads > 1 {
             pointTask = ClosureTask { [unowned self] _, begin, end in multiply(points: begin..<end, worker: 0) }
             tileTask = ClosureTask { [unowned self] _, begin, end in transformInput(tiles: begin..<end, worker: 0) }
+            filterTask = ClosureTask { [unowned self] _, begin, end in
+                multiplyAndTransform(panels: begin..<end)
+            }
         }
     }
 
@@ -117,16 +123,20 @@ final class WinogradConvKernel: Kernel {
         while begin < tiles {
             let count = min(blockTiles, tiles - begin)
             if parallel.threads > 1 { current = (n, begin, count) }
-            if parallel.threads > 1, let tileTask, let pointTask {
+            if parallel.threads > 1, let tileTask, let pointTask, let filterTask {
                 parallel.run(tileTask, count: count)
-                parallel.run(pointTask, count: 16)
+                if panels >= parallel.threads {
+                    // Each thread: the 16 GEMMs for its filter panels, then their output transform.
+                    parallel.run(filterTask, count: panels)
+                } else {
+                    parallel.run(pointTask, count: 16)
+                    transformOutput(image: n, begin: begin, count: count, tiles: 0..<count, worker: 0)
+                }
             } else {
                 transformInput(image: n, begin: begin, count: count, tiles: 0..<count, worker: worker)
                 multiply(count: count, points: 0..<16, worker: worker)
+                transformOutput(image: n, begin: begin, count: count, tiles: 0..<count, worker: worker)
             }
-            ck_winograd_output_2x2_3x3(
-                products[worker].pointer.assumingMemoryBound(to: Float.self), count * filters, filters, tilesX, begin,
-                begin + count, bias, relu, y + n * filters * outHeight * outWidth, outHeight, outWidth)
             begin += count
         }
     }
@@ -144,7 +154,40 @@ final class WinogradConvKernel: Kernel {
             begin + range.lowerBound, begin + range.upperBound, v, count * channels)
     }
 
-    private func multiply(points: Range<Int>, worker: Int) { multiply(count: current.count, points: points, worker: worker) }
+    /// Output tiles `range` (relative to the block of `count` tiles at `begin`) of image `n`, for `filterRange`.
+    private func transformOutput(
+        image n: Int, begin: Int, count: Int, tiles range: Range<Int>, filters filterRange: Range<Int>? = nil,
+        worker: Int
+    ) {
+        guard !range.isEmpty else { return }
+        let m = products[worker].pointer.assumingMemoryBound(to: Float.self) + range.lowerBound * filters
+        let selected = filterRange ?? 0..<filters
+        ck_winograd_output_2x2_3x3(
+            m, count * filters, filters, selected.lowerBound, selected.upperBound, tilesX, begin + range.lowerBound,
+            begin + range.upperBound, bias, relu, y + n * filters * outHeight * outWidth, outHeight, outWidth)
+    }
+
+    /// For the current split run: the 16 GEMMs restricted to filter panels `range`, then those filters' outputs.
+    private func multiplyAndTransform(panels range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        let count = current.count
+        let v = inputs[0].pointer.assumingMemoryBound(to: Float.self)
+        let m = products[0].pointer.assumingMemoryBound(to: Float.self)
+        let packed = packedFilters.pointer.assumingMemoryBound(to: Float.self)
+        for point in 0..<16 {
+            ck_sgemm_packed(
+                count, filters, channels, v + point * count * channels, channels, packed + point * packedStride, 0,
+                m + point * count * filters, filters, range.lowerBound, range.upperBound)
+        }
+        let width = ck_gemm_panel_width()
+        let selected = range.lowerBound * width..<min(range.upperBound * width, filters)
+        transformOutput(
+            image: current.image, begin: current.begin, count: count, tiles: 0..<count, filters: selected, worker: 0)
+    }
+
+    private func multiply(points: Range<Int>, worker: Int) {
+        multiply(count: current.count, points: points, worker: worker)
+    }
 
     /// The GEMMs of transform-domain points `points` for a block of `count` tiles.
     private func multiply(count: Int, points: Range<Int>, worker: Int) {
