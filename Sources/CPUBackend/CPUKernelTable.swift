@@ -67,6 +67,9 @@ public enum CPUKernelTable {
         table.append(
             KernelRegistration("Conv", dtypes: floats) { node, backend in
                 let algorithm = (backend as? CPUBackend)?.convolution ?? .automatic
+                if try DirectConvKernel.applies(node, algorithm: algorithm) {
+                    return try DirectConvKernel(node: node, parallel: parallel(backend))
+                }
                 if try WinogradConvKernel.applies(node, algorithm: algorithm) {
                     return try WinogradConvKernel(node: node, parallel: parallel(backend))
                 }

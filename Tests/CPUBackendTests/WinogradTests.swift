@@ -6,16 +6,20 @@ import InferenceTensor
 import InferenceTestSupport
 import Testing
 
-/// Winograd F(2x2, 3x3) convolution against a double-precision direct convolution, within the error bound of
-/// float32 sums (its transforms add a few roundings per term), on shapes that exercise padding, odd sizes,
-/// partial tiles, several tile blocks, batches, bias and a fused Relu; and the same bits on 1 and 2 threads.
+/// The CPU's convolution algorithms (Winograd F(2x2, 3x3), the direct kernel for few channels) against a
+/// double-precision direct convolution, within the error bound of float32 sums (Winograd's transforms add a few
+/// roundings per term), on shapes that exercise padding, odd sizes, partial tiles, several tile blocks, batches,
+/// bias and a fused Relu; and the same bits on 1 and 2 threads.
 struct WinogradTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var batch: Int, channels: Int, filters: Int, height: Int, width: Int
         var pads: [Int]
         var relu: Bool
+        var kernel = 3
+        var algorithm = ConvolutionAlgorithm.winograd
         var testDescription: String {
-            "\(batch)x\(channels)x\(height)x\(width) → \(filters), pads \(pads)\(relu ? ", Relu" : "")"
+            "\(algorithm) \(batch)x\(channels)x\(height)x\(width) → \(filters), \(kernel)x\(kernel), pads \(pads)"
+                + (relu ? ", Relu" : "")
         }
     }
 
@@ -25,13 +29,24 @@ struct WinogradTests {
         Case(batch: 1, channels: 3, filters: 5, height: 6, width: 10, pads: [0, 2, 1, 0], relu: false),
         Case(batch: 3, channels: 20, filters: 17, height: 5, width: 5, pads: [0, 0, 0, 0], relu: true),
         Case(batch: 1, channels: 64, filters: 64, height: 40, width: 38, pads: [1, 1, 1, 1], relu: false),
+        Case(
+            batch: 1, channels: 1, filters: 32, height: 28, width: 28, pads: [1, 1, 1, 1], relu: true,
+            algorithm: .direct),
+        Case(
+            batch: 3, channels: 2, filters: 7, height: 7, width: 9, pads: [0, 2, 1, 0], relu: false, algorithm: .direct),
+        Case(
+            batch: 2, channels: 3, filters: 4, height: 6, width: 5, pads: [2, 0, 1, 3], relu: true, kernel: 5,
+            algorithm: .direct),
+        Case(
+            batch: 1, channels: 1, filters: 3, height: 4, width: 40, pads: [0, 0, 0, 0], relu: false, algorithm: .direct
+        ),
     ]
 
     static func graph(_ c: Case, weights: Tensor, bias: Tensor) -> Graph {
         var nodes = [
             Node(
                 name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: [c.relu ? "c" : "y"],
-                attributes: ["pads": .ints(c.pads), "kernel_shape": .ints([3, 3])])
+                attributes: ["pads": .ints(c.pads), "kernel_shape": .ints([c.kernel, c.kernel])])
         ]
         if c.relu { nodes.append(Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["y"])) }
         let dims = [c.batch, c.channels, c.height, c.width].map { Dimension.fixed($0) }
@@ -48,16 +63,17 @@ struct WinogradTests {
 
     @Test(arguments: cases)
     func matchesDirectConvolution(_ c: Case) throws {
-        let w = KernelTests.random(c.filters * c.channels * 9)
+        let k = c.kernel
+        let w = KernelTests.random(c.filters * c.channels * k * k)
         let b = KernelTests.random(c.filters)
         let xs = KernelTests.random(c.batch * c.channels * c.height * c.width)
         let graph = Self.graph(
-            c, weights: try Tensor(shape: [c.filters, c.channels, 3, 3], scalars: w),
+            c, weights: try Tensor(shape: [c.filters, c.channels, k, k], scalars: w),
             bias: try Tensor(shape: [c.filters], scalars: b))
         let x = try Tensor(shape: [c.batch, c.channels, c.height, c.width], scalars: xs)
-        let got = try run(graph, x, CPUBackend(threads: 1, convolution: .winograd))
+        let got = try run(graph, x, CPUBackend(threads: 1, convolution: c.algorithm))
         // Direct convolution in double, and Σ|terms| per output for the error bound.
-        let oh = c.height + c.pads[0] + c.pads[2] - 2, ow = c.width + c.pads[1] + c.pads[3] - 2
+        let oh = c.height + c.pads[0] + c.pads[2] - k + 1, ow = c.width + c.pads[1] + c.pads[3] - k + 1
         var expected: [Double] = [], magnitudes: [Double] = []
         for n in 0..<c.batch {
             for m in 0..<c.filters {
@@ -65,13 +81,13 @@ struct WinogradTests {
                     for ox in 0..<ow {
                         var sum = Double(b[m]), magnitude = abs(Double(b[m]))
                         for ch in 0..<c.channels {
-                            for ky in 0..<3 {
-                                for kx in 0..<3 {
+                            for ky in 0..<k {
+                                for kx in 0..<k {
                                     let iy = oy - c.pads[0] + ky, ix = ox - c.pads[1] + kx
                                     guard iy >= 0, iy < c.height, ix >= 0, ix < c.width else { continue }
                                     let term =
                                         Double(xs[((n * c.channels + ch) * c.height + iy) * c.width + ix])
-                                        * Double(w[((m * c.channels + ch) * 3 + ky) * 3 + kx])
+                                        * Double(w[((m * c.channels + ch) * k + ky) * k + kx])
                                     sum += term
                                     magnitude += abs(term)
                                 }
@@ -86,10 +102,10 @@ struct WinogradTests {
         // The bound of a direct float32 sum of the same terms, doubled for the transforms' extra additions
         // (measured: the largest error is hundreds of times below it).
         let report = ToleranceReport.compareSums(
-            got, expected, magnitudes: magnitudes.map { $0 * 2 }, terms: 9 * c.channels + 1)
+            got, expected, magnitudes: magnitudes.map { $0 * 2 }, terms: k * k * c.channels + 1)
         #expect(report.passed, "\(c): \(report)")
         // Two threads compute the same bits.
-        let two = try run(graph, x, CPUBackend(threads: 2, convolution: .winograd))
+        let two = try run(graph, x, CPUBackend(threads: 2, convolution: c.algorithm))
         #expect(two.map(\.bitPattern) == got.map(\.bitPattern))
     }
 

@@ -5,12 +5,15 @@ import InferenceTensor
 
 /// How the CPU backend computes convolutions.
 public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
-    /// Winograd F(2x2, 3x3) where it applies and pays off (`WinogradConvKernel.applies`), else im2col + GEMM.
+    /// Per shape: direct for few input channels, Winograd F(2x2, 3x3) where it applies and pays off, else
+    /// im2col + GEMM (`DirectConvKernel.applies`, `WinogradConvKernel.applies`).
     case automatic
     /// Always im2col + GEMM.
     case im2col
     /// Winograd F(2x2, 3x3) wherever it applies (3x3, stride 1, no dilation, one group, constant weights).
     case winograd
+    /// The direct kernel wherever it applies (2-D, stride 1, no dilation, one group), else as `automatic`.
+    case direct
 }
 
 /// A 3x3, stride-1 convolution as Winograd F(2x2, 3x3): the input's 4x4 tiles (overlapping by 2) and the

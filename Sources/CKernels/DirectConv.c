@@ -1,0 +1,135 @@
+// Direct convolution for few input channels (stride 1, no dilation, one group), where im2col's GEMM would have a
+// K of only C·KH·KW. The image is first copied into a zero-padded buffer, so every tap (c, ky, kx) of a filter is
+// one shifted read of it; each output row accumulates in vector registers over all taps, four filters at a
+// time, and is stored with bias and Relu applied.
+#include "CKernels.h"
+#include <immintrin.h>
+#include <string.h>
+
+// Positions per row segment at the widest ISA (4 vectors of 16); the padded buffer's slack covers a segment's
+// reads past the end of the last row.
+#define CK_DIRECT_CHUNK 64
+
+size_t ck_conv2d_direct_padded_floats(size_t channels, size_t padded_height, size_t padded_width, size_t kw) {
+    return channels * padded_height * padded_width + kw + CK_DIRECT_CHUNK;
+}
+
+void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t width, size_t pad_top,
+                          size_t pad_left, size_t padded_height, size_t padded_width, size_t kw, float *padded) {
+    memset(padded, 0, ck_conv2d_direct_padded_floats(channels, padded_height, padded_width, kw) * sizeof(float));
+    for (size_t c = 0; c < channels; c++) {
+        for (size_t i = 0; i < height; i++) {
+            memcpy(padded + (c * padded_height + pad_top + i) * padded_width + pad_left, x + (c * height + i) * width,
+                   width * sizeof(float));
+        }
+    }
+}
+
+// Per output row: segments of up to 4 vectors of the ISA's width (VF, VL floats), for FB filters at once (the
+// input loads are shared), kept in registers across all taps (one flat loop over precomputed offsets). The
+// last vector of a row is stored through a temporary when the row ends inside it.
+#define CK_CONV_DIRECT_SEGMENT(VF, VL, FB, NV, STORE_PARTIAL)                                                \
+    {                                                                                                        \
+        VF acc[FB][NV];                                                                                      \
+        for (int q = 0; q < FB; q++) {                                                                       \
+            const float b = bias ? bias[f + q] : 0.0f;                                                       \
+            for (int v = 0; v < NV; v++) acc[q][v] = (VF){0} + b;                                            \
+        }                                                                                                    \
+        const float *base = padded + oy * padded_width + x0;                                                 \
+        for (size_t t = 0; t < taps; t++) {                                                                  \
+            VF src[NV];                                                                                      \
+            memcpy(src, base + offsets[t], sizeof src);                                                      \
+            for (int q = 0; q < FB; q++) {                                                                   \
+                const VF wv = (VF){0} + w[(f + q) * taps + t];                                               \
+                for (int v = 0; v < NV; v++) acc[q][v] += wv * src[v];                                       \
+            }                                                                                                \
+        }                                                                                                    \
+        for (int q = 0; q < FB; q++) {                                                                       \
+            float *yrow = y + ((f + q) * out_height + oy) * out_width + x0;                                  \
+            for (int v = 0; v < NV; v++) {                                                                   \
+                VF r = acc[q][v];                                                                            \
+                if (relu) {                                                                                  \
+                    /* Keep lanes that are positive or NaN (all-ones masks), zero the rest. */               \
+                    const __typeof__(r > 0.0f) keep = (r > 0.0f) | (r != r);                                 \
+                    r = (VF)((__typeof__(keep))r & keep);                                                    \
+                }                                                                                            \
+                const size_t start = (size_t)v * VL;                                                         \
+                if (start + VL <= width_left) {                                                              \
+                    memcpy(yrow + start, &r, sizeof r);                                                      \
+                } else {                                                                                     \
+                    STORE_PARTIAL(yrow + start, r, width_left - start);                                      \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+#define CK_CONV_DIRECT_FILTERS(VF, VL, FB, STORE_PARTIAL)                                                                 \
+    for (; f + FB <= filter_end; f += FB) {                                                                  \
+        for (size_t oy = 0; oy < out_height; oy++) {                                                         \
+            for (size_t x0 = 0; x0 < out_width; x0 += 4 * VL) {                                              \
+                const size_t width_left = out_width - x0;                                                    \
+                const size_t vectors = (width_left + VL - 1) / VL;                                           \
+                if (vectors >= 4) CK_CONV_DIRECT_SEGMENT(VF, VL, FB, 4, STORE_PARTIAL)                                      \
+                else if (vectors == 3) CK_CONV_DIRECT_SEGMENT(VF, VL, FB, 3, STORE_PARTIAL)                                 \
+                else if (vectors == 2) CK_CONV_DIRECT_SEGMENT(VF, VL, FB, 2, STORE_PARTIAL)                                 \
+                else CK_CONV_DIRECT_SEGMENT(VF, VL, FB, 1, STORE_PARTIAL)                                                   \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+#define CK_CONV_DIRECT_BODY(VF, VL, STORE_PARTIAL)                                                                        \
+    const size_t plane = padded_height * padded_width;                                                       \
+    const size_t taps = channels * kh * kw;                                                                  \
+    size_t offsets[taps];                                                                                    \
+    for (size_t c = 0, t = 0; c < channels; c++) {                                                           \
+        for (size_t ky = 0; ky < kh; ky++) {                                                                 \
+            for (size_t kx = 0; kx < kw; kx++, t++) offsets[t] = c * plane + ky * padded_width + kx;         \
+        }                                                                                                    \
+    }                                                                                                        \
+    size_t f = filter_begin;                                                                                 \
+    CK_CONV_DIRECT_FILTERS(VF, VL, 4, STORE_PARTIAL)                                                         \
+    CK_CONV_DIRECT_FILTERS(VF, VL, 1, STORE_PARTIAL)
+
+typedef float ck_v4 __attribute__((vector_size(16)));
+typedef float ck_v8 __attribute__((vector_size(32)));
+typedef float ck_v16 __attribute__((vector_size(64)));
+
+#define CK_CONV_DIRECT_ARGS                                                                                  \
+    (const float *padded, size_t channels, size_t padded_height, size_t padded_width, const float *w, size_t kh, \
+     size_t kw, const float *bias, int relu, size_t filter_begin, size_t filter_end, float *y, size_t out_height, \
+     size_t out_width)
+
+// The first n (< vector width) lanes of a vector, stored: AVX-512 and AVX2 with masked stores, else by lane.
+#define CK_STORE_PARTIAL_SCALAR(p, r, n)                                                                      \
+    do {                                                                                                     \
+        float tmp_[sizeof(r) / sizeof(float)];                                                               \
+        memcpy(tmp_, &(r), sizeof(r));                                                                       \
+        for (size_t j_ = 0; j_ < (n); j_++) (p)[j_] = tmp_[j_];                                              \
+    } while (0)
+#define CK_STORE_PARTIAL_AVX512(p, r, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1), (__m512)(r))
+#define CK_STORE_PARTIAL_AVX2(p, r, n)                                                                       \
+    _mm256_maskstore_ps((p), _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), \
+                        (__m256)(r))
+
+static void conv_direct_generic CK_CONV_DIRECT_ARGS { CK_CONV_DIRECT_BODY(ck_v4, 4, CK_STORE_PARTIAL_SCALAR) }
+__attribute__((target("avx2,fma"))) static void conv_direct_avx2 CK_CONV_DIRECT_ARGS {
+    CK_CONV_DIRECT_BODY(ck_v8, 8, CK_STORE_PARTIAL_AVX2)
+}
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void conv_direct_avx512 CK_CONV_DIRECT_ARGS {
+    CK_CONV_DIRECT_BODY(ck_v16, 16, CK_STORE_PARTIAL_AVX512)
+}
+
+void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height, size_t padded_width,
+                      const float *w, size_t kh, size_t kw, const float *bias, int relu, size_t filter_begin,
+                      size_t filter_end, float *y, size_t out_height, size_t out_width) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5')
+        conv_direct_avx512(padded, channels, padded_height, padded_width, w, kh, kw, bias, relu, filter_begin,
+                           filter_end, y, out_height, out_width);
+    else if (isa[0] == 'a')
+        conv_direct_avx2(padded, channels, padded_height, padded_width, w, kh, kw, bias, relu, filter_begin,
+                         filter_end, y, out_height, out_width);
+    else
+        conv_direct_generic(padded, channels, padded_height, padded_width, w, kh, kw, bias, relu, filter_begin,
+                            filter_end, y, out_height, out_width);
+}

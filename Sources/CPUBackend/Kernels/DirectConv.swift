@@ -1,0 +1,96 @@
+import CKernels
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// Direct convolution for few input channels (stride 1, no dilation, one group): im2col would hand the GEMM a
+/// K of only C·KH·KW (9 for the first layer of a grayscale CNN), too short to amortize its tile loads and stores,
+/// while each output row here accumulates C·KH·KW shifted input rows in vector registers. Filters split across
+/// threads at batch 1, images at larger batches.
+final class DirectConvKernel: Kernel {
+    /// Whether the direct kernel applies (and, for `automatic`, is chosen: a reduction of at most 16 terms).
+    static func applies(_ node: BoundNode, algorithm: ConvolutionAlgorithm) throws -> Bool {
+        guard algorithm == .automatic || algorithm == .direct, let x = node.inputs.first.flatMap({ $0 }),
+            node.inputs.count > 1, let w = node.inputs[1], x.shape.rank == 4, w.shape.rank == 4,
+            try node.attributes.int("group", default: 1) == 1
+        else { return false }
+        let kernel = Array(w.shape.dimensions.dropFirst(2))
+        let geometry = try ConvGeometry.forward(
+            node.shapeContext, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
+        guard geometry.strides == [1, 1], geometry.dilations == [1, 1] else { return false }
+        return algorithm == .direct || x.shape[1] * kernel[0] * kernel[1] <= 16
+    }
+
+    private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    private let y: UnsafeMutablePointer<Float>
+    private let batch: Int, channels: Int, filters: Int
+    private let geometry: ConvGeometry
+    private let paddedHeight: Int, paddedWidth: Int
+    private let relu: Int32
+    private let parallel: ParallelFor
+    /// Per worker (one at batch 1, where threads split the filters): the zero-padded image.
+    private let padded: [HostBuffer]
+    private var task: ClosureTask?
+
+    init(node: BoundNode, parallel: ParallelFor) throws {
+        self.parallel = parallel
+        let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
+        let g = try ConvGeometry.forward(
+            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)),
+            kernel: Array(wv.shape.dimensions.dropFirst(2)))
+        geometry = g
+        relu = try node.fusedActivation() == ck_activation_relu ? 1 : 0
+        batch = xv.shape[0]
+        channels = xv.shape[1]
+        filters = wv.shape[0]
+        paddedHeight = g.output[0] + g.kernel[0] - 1
+        paddedWidth = g.output[1] + g.kernel[1] - 1
+        // At batch 1, filters split across threads only when there is enough work to pay for waking them.
+        let macs = filters * g.output[0] * g.output[1] * xv.shape[1] * g.kernel[0] * g.kernel[1]
+        let workers = batch > 1 ? min(parallel.threads, batch) : (macs >= 1 << 20 ? min(parallel.threads, filters) : 1)
+        let paddedFloats = ck_conv2d_direct_padded_floats(xv.shape[1], paddedHeight, paddedWidth, g.kernel[1])
+        padded = try (0..<(batch > 1 ? workers : 1)).map { _ in
+            try HostBuffer(bytes: paddedFloats * MemoryLayout<Float>.stride)
+        }
+        x = UnsafePointer(try xv.pointer(Float.self))
+        w = UnsafePointer(try wv.pointer(Float.self))
+        y = try yv.pointer(Float.self)
+        bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
+        if workers > 1 {
+            task = ClosureTask { [unowned self] part, begin, end in
+                if batch > 1 {
+                    for n in begin..<end { convolve(image: n, filters: 0..<filters, worker: part, pads: true) }
+                } else {
+                    convolve(image: 0, filters: begin..<end, worker: part, pads: false)
+                }
+            }
+        }
+    }
+
+    func run() throws {
+        if let task {
+            if batch == 1 { pad(image: 0, worker: 0) }
+            parallel.run(task, count: batch > 1 ? batch : filters)
+        } else {
+            for n in 0..<batch { convolve(image: n, filters: 0..<filters, worker: 0, pads: true) }
+        }
+    }
+
+    private func pad(image n: Int, worker: Int) {
+        let g = geometry
+        ck_conv2d_direct_pad(
+            x + n * channels * g.input[0] * g.input[1], channels, g.input[0], g.input[1], g.padsBegin[0],
+            g.padsBegin[1], paddedHeight, paddedWidth, g.kernel[1],
+            padded[worker].pointer.assumingMemoryBound(to: Float.self))
+    }
+
+    /// Filters `range` of image `n`; `pads` first makes the worker's padded copy of the image.
+    private func convolve(image n: Int, filters range: Range<Int>, worker: Int, pads: Bool) {
+        if pads { pad(image: n, worker: worker) }
+        let g = geometry
+        let source = padded[pads ? worker : 0].pointer.assumingMemoryBound(to: Float.self)
+        ck_conv2d_direct(
+            source, channels, paddedHeight, paddedWidth, w, g.kernel[0], g.kernel[1], bias, relu, range.lowerBound,
+            range.upperBound, y + n * filters * g.output[0] * g.output[1], g.output[0], g.output[1])
+    }
+}
