@@ -12,9 +12,27 @@ protocol GPUKernelHost: Backend {
     func metadata(_ ints: [Int32]) throws -> (KernelArgument, AnyObject)
     /// A kernel of the shared source with its arguments bound; `global` is the work size per dimension.
     func kernel(_ name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws -> any Kernel
+    /// Whether `libraryGemm` runs GEMMs through a vendor library (cuBLAS).
+    var hasLibraryGemm: Bool { get }
+    /// The GEMM as a vendor-library call after `prologue`, or nil to use the kernel source's own GEMM.
+    func libraryGemm(_ gemm: LibraryGemm, prologue: (any Kernel)?) throws -> (any Kernel)?
+}
+
+/// A row-major, optionally batched GEMM for a vendor library: Y = alpha · op(A) · op(B) + beta · Y, with element
+/// strides between batch members (0 shares an operand).
+struct LibraryGemm {
+    var a: BoundValue, b: BoundValue, y: BoundValue
+    var m: Int, n: Int, k: Int
+    var transA = false, transB = false
+    var alpha: Float = 1, beta: Float = 0
+    var batch = 1
+    var strideA = 0, strideB = 0, strideY = 0
 }
 
 extension GPUKernelHost {
+    var hasLibraryGemm: Bool { false }
+    func libraryGemm(_ gemm: LibraryGemm, prologue: (any Kernel)?) throws -> (any Kernel)? { nil }
+
     /// The argument pair of a float32 or int32 value.
     func arguments(for value: BoundValue) throws -> (KernelArgument, KernelArgument) {
         try arguments(for: value, elementBytes: 4)

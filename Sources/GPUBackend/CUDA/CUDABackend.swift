@@ -29,6 +29,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let module: OpaquePointer
     /// Where the loaded kernels came from: NVRTC for this device (and its cache file), or the committed PTX.
     public let kernelOrigin: String
+    /// cuBLAS for Gemm and MatMul when found (see `CUBLAS`); nil runs the kernel source's GEMM.
+    let blas: CUBLAS?
+    /// What runs Gemm and MatMul: cuBLAS (from where) or the kernel source's GEMM.
+    public var gemmOrigin: String { blas.map { "cuBLAS (\($0.library.name))" } ?? "the kernel source's GEMM" }
 
     /// Opens CUDA device `index` and loads the kernels.
     /// - Throws: `GPURuntimeError` for a missing driver, device or a module the driver cannot load (a driver
@@ -80,6 +84,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
                     + failures.joined(separator: "; "))
         }
         self.kernelOrigin = origin
+        self.blas = CUBLAS.load(environment: environment)
         self.driver = driver
         self.context = context
         self.module = module
@@ -230,5 +235,16 @@ extension CUDABackend: GPUKernelHost {
     func kernel(_ name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws -> any Kernel
     {
         try CUDANodeKernel(backend: self, name: name, arguments: arguments, global: global, retained: retained)
+    }
+
+    var hasLibraryGemm: Bool { blas != nil }
+
+    func libraryGemm(_ g: LibraryGemm, prologue: (any Kernel)?) throws -> (any Kernel)? {
+        guard let blas else { return nil }
+        let product = CUBLAS.Product(
+            m: g.m, n: g.n, k: g.k, transA: g.transA, transB: g.transB, a: try address(g.a.slice),
+            b: try address(g.b.slice), y: try address(g.y.slice), alpha: g.alpha, beta: g.beta, batch: g.batch,
+            strideA: g.strideA, strideB: g.strideB, strideY: g.strideY)
+        return CUBLASKernel(blas: blas, product: product, prologue: prologue)
     }
 }

@@ -183,6 +183,19 @@ public enum GPUKernelTable {
         let (m, n) = (y.type.shape[0], y.type.shape[1])
         let k = transA != 0 ? a.type.shape[0] : a.type.shape[1]
         let c = node.inputs.count > 2 ? node.inputs[2] : nil
+        if backend.hasLibraryGemm {
+            // Gemm's C, broadcast into Y first; the library then adds beta · Y.
+            let prologue = try c.map { c in
+                try stridedCopy(
+                    backend, x: c, y: y, dims: [m, n],
+                    xStrides: broadcastStrides(c.type.shape, rank: 2).map { Int($0) },
+                    yStrides: [n, 1])
+            }
+            let gemm = LibraryGemm(
+                a: a, b: b, y: y, m: m, n: n, k: k, transA: transA != 0, transB: transB != 0, alpha: alpha,
+                beta: c == nil ? 0 : beta)
+            if let kernel = try backend.libraryGemm(gemm, prologue: prologue) { return kernel }
+        }
         let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
             (yb, yo) = try backend.arguments(for: y)
         let (cb, co) = try backend.arguments(for: c ?? a)
@@ -216,6 +229,10 @@ public enum GPUKernelTable {
             throw RuntimeError.unsupportedAttribute(
                 node: node.step.node.displayName, detail: "MatMul batch broadcasting on the GPU")
         }
+        let gemm = LibraryGemm(
+            a: a, b: b, y: y, m: m, n: n, k: k, batch: batch, strideA: aBatch == 1 ? 0 : m * k,
+            strideB: bBatch == 1 ? 0 : k * n, strideY: m * n)
+        if backend.hasLibraryGemm, let kernel = try backend.libraryGemm(gemm, prologue: nil) { return kernel }
         let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
             (yb, yo) = try backend.arguments(for: y)
         return try backend.kernel(
