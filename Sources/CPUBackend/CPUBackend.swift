@@ -81,6 +81,12 @@ public final class CPUBackend: Backend {
         parallel = ParallelFor(pool: ThreadPool(threads: self.threads))
     }
 
+    public var configuration: [String] {
+        [
+            "kernels: \(String(cString: ck_kernel_isa())), \(threads) thread\(threads == 1 ? "" : "s"), convolution \(convolution.rawValue)"
+        ]
+    }
+
     public func allocate(bytes: Int) throws -> any DeviceBuffer { try HostBuffer(bytes: bytes) }
 
     public func copy(from host: UnsafeRawBufferPointer, to destination: BufferSlice) throws {

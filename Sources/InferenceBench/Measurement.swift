@@ -11,6 +11,16 @@ public enum Measurement {
         public var copyIn: Statistics { Statistics(runs.map { Double($0.copyInNanoseconds) }) }
         public var compute: Statistics { Statistics(runs.map { Double($0.computeNanoseconds) }) }
         public var copyOut: Statistics { Statistics(runs.map { Double($0.copyOutNanoseconds) }) }
+        /// The phases as device events timed them (copy in, compute, copy out); nil unless every run has them.
+        public var device: (copyIn: Statistics, compute: Statistics, copyOut: Statistics)? {
+            let timings = runs.compactMap(\.device)
+            guard !timings.isEmpty, timings.count == runs.count else { return nil }
+            return (
+                Statistics(timings.map { Double($0.copyInNanoseconds) }),
+                Statistics(timings.map { Double($0.computeNanoseconds) }),
+                Statistics(timings.map { Double($0.copyOutNanoseconds) })
+            )
+        }
     }
 
     /// Runs `body` `warmup` times untimed, then `repeats` times (at least once), keeping each run's timings.

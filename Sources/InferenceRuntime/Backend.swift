@@ -44,10 +44,24 @@ public protocol Backend: AnyObject, Sendable {
     func synchronize() throws
     /// The node pairs this backend's kernels run as one (planning rewrites them); none by default.
     var fusion: FusionRules { get }
+    /// How this backend runs, for diagnostics (`--verbose`): where its kernels came from, the libraries it uses.
+    var configuration: [String] { get }
+    /// A timer that takes timestamps on the device between the phases of a run (events on the GPU's queue);
+    /// nil where the host clock already is the device's (the CPU).
+    func makeEventTimer() throws -> (any DeviceEventTimer)?
 }
 
 extension Backend {
     public var fusion: FusionRules { .none }
+    public var configuration: [String] { [] }
+    public func makeEventTimer() throws -> (any DeviceEventTimer)? { nil }
+}
+
+/// Timestamps taken by the device itself: `record(i)` enqueues timestamp i (0...3) after all work submitted so
+/// far; `nanoseconds(from:to:)` waits for both and returns the device time between them.
+public protocol DeviceEventTimer: AnyObject {
+    func record(_ index: Int) throws
+    func nanoseconds(from: Int, to: Int) throws -> UInt64
 }
 
 /// A planned node bound to buffers: what a kernel factory receives.

@@ -9,6 +9,9 @@ public struct RunTimings: Sendable, Equatable {
     public var copyOutNanoseconds: UInt64
     /// Set when this run had to plan (first run for these input shapes).
     public var planNanoseconds: UInt64
+    /// The same three phases timed by device events (GPU backends); nil on the CPU, or when the device's
+    /// timestamps could not be read.
+    public var device: DeviceTimings?
 
     public var totalNanoseconds: UInt64 { copyInNanoseconds + computeNanoseconds + copyOutNanoseconds }
 
@@ -19,6 +22,19 @@ public struct RunTimings: Sendable, Equatable {
         self.computeNanoseconds = computeNanoseconds
         self.copyOutNanoseconds = copyOutNanoseconds
         self.planNanoseconds = planNanoseconds
+    }
+}
+
+/// A run's phases as the device timed them (events recorded on its queue between the phases).
+public struct DeviceTimings: Sendable, Equatable {
+    public var copyInNanoseconds: UInt64
+    public var computeNanoseconds: UInt64
+    public var copyOutNanoseconds: UInt64
+
+    public init(copyInNanoseconds: UInt64, computeNanoseconds: UInt64, copyOutNanoseconds: UInt64) {
+        self.copyInNanoseconds = copyInNanoseconds
+        self.computeNanoseconds = computeNanoseconds
+        self.copyOutNanoseconds = copyOutNanoseconds
     }
 }
 
@@ -187,6 +203,8 @@ final class BoundPlan {
     let plan: ExecutionPlan
     let backend: any Backend
     private let kernels: [any Kernel]
+    /// Device timestamps between the phases, where the backend has them.
+    private let timer: (any DeviceEventTimer)?
     /// Per runtime input: where it is copied, or nil when the plan took its value at plan time.
     private let inputSlices: [BufferSlice?]
     private let outputSlices: [BufferSlice]
@@ -242,6 +260,7 @@ final class BoundPlan {
         self.plan = plan
         self.backend = backend
         self.kernels = kernels
+        self.timer = try backend.makeEventTimer()
         self.buffers = buffers
         self.inputSlices = plan.inputs.map { $0.map { bound[$0].slice } }
         self.outputSlices = plan.outputs.map { bound[$0].slice }
@@ -252,25 +271,37 @@ final class BoundPlan {
         }
     }
 
-    /// Copies inputs in, runs every kernel, copies outputs out; each phase timed after the device is idle.
+    /// Copies inputs in, runs every kernel, copies outputs out; each phase timed by the host clock after the
+    /// device is idle, and by device events where the backend has them.
     func execute(inputs: [Tensor]) throws -> RunTimings {
         let start = MonotonicClock.nanoseconds()
+        try timer?.record(0)
         for case let (tensor, slice?) in zip(inputs, inputSlices) {
             try tensor.withUnsafeBytes { try backend.copy(from: $0, to: slice) }
         }
+        try timer?.record(1)
         try backend.synchronize()
         let copiedIn = MonotonicClock.nanoseconds()
         for kernel in kernels { try kernel.run() }
+        try timer?.record(2)
         try backend.synchronize()
         let computed = MonotonicClock.nanoseconds()
         for index in outputs.indices {
             let slice = outputSlices[index]
             try outputs[index].tensor.withUnsafeMutableBytes { try backend.copy(from: slice, to: $0) }
         }
+        try timer?.record(3)
         let copiedOut = MonotonicClock.nanoseconds()
-        return RunTimings(
+        var timings = RunTimings(
             copyInNanoseconds: copiedIn - start, computeNanoseconds: computed - copiedIn,
             copyOutNanoseconds: copiedOut - computed, planNanoseconds: 0)
+        if let timer {
+            timings.device = try DeviceTimings(
+                copyInNanoseconds: timer.nanoseconds(from: 0, to: 1),
+                computeNanoseconds: timer.nanoseconds(from: 1, to: 2),
+                copyOutNanoseconds: timer.nanoseconds(from: 2, to: 3))
+        }
+        return timings
     }
 
     /// The outputs of the last run. The caller's copies share the buffers until the next run writes them,

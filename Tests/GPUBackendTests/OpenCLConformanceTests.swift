@@ -147,6 +147,26 @@ struct OpenCLConformanceTests {
         try compare(graph, [NamedTensor(name: "input", tensor: x)], name)
     }
 
+    /// Every run on the OpenCL device also carries its phases as timed by device events (markers on the
+    /// profiling queue), consistent with the host's view: the compute phase took device time, and the device
+    /// never reports more than the host waited.
+    @Test func deviceEventsTimeEachPhase() throws {
+        guard let openCL else { return }
+        let graph = try BuiltinModels.graph(named: "cnn")
+        let x = try Tensor(shape: [4, 1, 28, 28], scalars: (0..<(4 * 784)).map { _ in Float.random(in: 0...1) })
+        let session = try Session(graph: graph, backend: openCL, evaluator: CPUBackend())
+        for _ in 0..<5 {
+            let timings = try session.run([NamedTensor(name: "input", tensor: x)]).timings
+            let device = try #require(timings.device)
+            #expect(device.computeNanoseconds > 0)
+            let deviceTotal = device.copyInNanoseconds + device.computeNanoseconds + device.copyOutNanoseconds
+            #expect(deviceTotal <= timings.totalNanoseconds + 1_000_000, "device \(device), host \(timings)")
+        }
+        // The CPU has no device clock of its own.
+        let cpu = try Session(graph: graph, backend: CPUBackend()).run([NamedTensor(name: "input", tensor: x)])
+        #expect(cpu.timings.device == nil)
+    }
+
     @Test func convolutionAndPooling() throws {
         let cases: [(String, [[Int]], [String: AttributeValue])] = [
             (

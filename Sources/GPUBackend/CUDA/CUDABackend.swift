@@ -33,6 +33,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let blas: CUBLAS?
     /// What runs Gemm and MatMul: cuBLAS (from where) or the kernel source's GEMM.
     public var gemmOrigin: String { blas.map { "cuBLAS (\($0.library.name))" } ?? "the kernel source's GEMM" }
+    public var configuration: [String] { ["kernels: \(kernelOrigin)", "Gemm/MatMul: \(gemmOrigin)"] }
 
     /// Opens CUDA device `index` and loads the kernels.
     /// - Throws: `GPURuntimeError` for a missing driver, device or a module the driver cannot load (a driver
@@ -247,4 +248,38 @@ extension CUDABackend: GPUKernelHost {
             strideA: g.strideA, strideB: g.strideB, strideY: g.strideY)
         return CUBLASKernel(blas: blas, product: product, prologue: prologue)
     }
+}
+
+/// Device timestamps from CUDA events recorded on the default stream (resolution about half a microsecond).
+final class CUDAEventTimer: DeviceEventTimer {
+    private let driver: CUDADriver
+    private let events: [OpaquePointer]
+
+    init(driver: CUDADriver) throws {
+        self.driver = driver
+        var made: [OpaquePointer] = []
+        for _ in 0..<4 {
+            var event: OpaquePointer?
+            // CU_EVENT_DEFAULT: timing enabled.
+            try driver.check(driver.cuEventCreate(&event, 0), "cuEventCreate")
+            guard let event else { throw RuntimeError.device("cuEventCreate returned no event") }
+            made.append(event)
+        }
+        events = made
+    }
+
+    deinit { for event in events { _ = driver.cuEventDestroy(event) } }
+
+    func record(_ index: Int) throws { try driver.check(driver.cuEventRecord(events[index], nil), "cuEventRecord") }
+
+    func nanoseconds(from: Int, to: Int) throws -> UInt64 {
+        try driver.check(driver.cuEventSynchronize(events[to]), "cuEventSynchronize")
+        var milliseconds: Float = 0
+        try driver.check(driver.cuEventElapsedTime(&milliseconds, events[from], events[to]), "cuEventElapsedTime")
+        return UInt64(max(0, Double(milliseconds)) * 1e6)
+    }
+}
+
+extension CUDABackend {
+    public func makeEventTimer() throws -> (any DeviceEventTimer)? { try CUDAEventTimer(driver: driver) }
 }

@@ -44,12 +44,19 @@ struct CUDADriver: @unchecked Sendable {
             UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
         ) -> CUresult
 
+    let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
+    let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult
+    let cuEventSynchronize: @convention(c) (OpaquePointer?) -> CUresult
+    let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> CUresult
+    let cuEventDestroy: @convention(c) (OpaquePointer?) -> CUresult
+
     static let symbols = [
         "cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName", "cuDeviceTotalMem_v2",
         "cuDeviceGetAttribute", "cuGetErrorString", "cuDevicePrimaryCtxRetain", "cuCtxSetCurrent", "cuCtxSynchronize",
         "cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuModuleLoadDataEx",
         "cuModuleGetFunction",
-        "cuLaunchKernel",
+        "cuLaunchKernel", "cuEventCreate", "cuEventRecord", "cuEventSynchronize", "cuEventElapsedTime",
+        "cuEventDestroy_v2",
     ]
 
     /// - Throws: `GPURuntimeError` when the library or one of its symbols is missing.
@@ -80,6 +87,11 @@ struct CUDADriver: @unchecked Sendable {
         cuModuleLoadDataEx = fn("cuModuleLoadDataEx")
         cuModuleGetFunction = fn("cuModuleGetFunction")
         cuLaunchKernel = fn("cuLaunchKernel")
+        cuEventCreate = fn("cuEventCreate")
+        cuEventRecord = fn("cuEventRecord")
+        cuEventSynchronize = fn("cuEventSynchronize")
+        cuEventElapsedTime = fn("cuEventElapsedTime")
+        cuEventDestroy = fn("cuEventDestroy_v2")
     }
 
     /// The error funnel: turns a status code into a typed error naming the call.

@@ -46,7 +46,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             throw GPURuntimeError.call(
                 function: "clCreateContext", code: Int(status), message: OpenCLLibrary.errorName(status))
         }
-        guard let queue = cl.clCreateCommandQueue(context, device, 0, &status), status == 0 else {
+        // CL_QUEUE_PROFILING_ENABLE: events carry device timestamps (OpenCLEventTimer).
+        guard let queue = cl.clCreateCommandQueue(context, device, 1 << 1, &status), status == 0 else {
             throw GPURuntimeError.call(
                 function: "clCreateCommandQueue", code: Int(status), message: OpenCLLibrary.errorName(status))
         }
@@ -157,4 +158,42 @@ extension OpenCLBackend: GPUKernelHost {
     {
         try OpenCLNodeKernel(backend: self, name: name, arguments: arguments, global: global, retained: retained)
     }
+}
+
+/// Device timestamps from markers on the backend's in-order, profiling-enabled queue: a marker completes when
+/// everything before it has, and its end time is when that happened.
+final class OpenCLEventTimer: DeviceEventTimer {
+    private let backend: OpenCLBackend
+    private var events: [OpaquePointer?] = [nil, nil, nil, nil]
+
+    init(backend: OpenCLBackend) { self.backend = backend }
+
+    deinit { for case let event? in events { _ = backend.cl.clReleaseEvent(event) } }
+
+    func record(_ index: Int) throws {
+        if let old = events[index] { _ = backend.cl.clReleaseEvent(old) }
+        var event: OpaquePointer?
+        try backend.cl.check(
+            backend.cl.clEnqueueMarkerWithWaitList(backend.queue, 0, nil, &event), "clEnqueueMarkerWithWaitList")
+        events[index] = event
+    }
+
+    func nanoseconds(from: Int, to: Int) throws -> UInt64 {
+        try timestamp(to) &- min(try timestamp(from), try timestamp(to))
+    }
+
+    private func timestamp(_ index: Int) throws -> UInt64 {
+        var event = events[index]
+        try backend.cl.check(backend.cl.clWaitForEvents(1, &event), "clWaitForEvents")
+        var value: UInt64 = 0
+        // CL_PROFILING_COMMAND_END
+        try backend.cl.check(
+            backend.cl.clGetEventProfilingInfo(event, 0x1283, MemoryLayout<UInt64>.size, &value, nil),
+            "clGetEventProfilingInfo")
+        return value
+    }
+}
+
+extension OpenCLBackend {
+    public func makeEventTimer() throws -> (any DeviceEventTimer)? { OpenCLEventTimer(backend: self) }
 }

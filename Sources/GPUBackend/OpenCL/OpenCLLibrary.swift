@@ -65,6 +65,12 @@ struct OpenCLLibrary: @unchecked Sendable {
             UnsafeMutablePointer<ID?>?
         ) -> cl_int
     let clFinish: @convention(c) (ID?) -> cl_int
+    let clEnqueueMarkerWithWaitList:
+        @convention(c) (ID?, cl_uint, UnsafePointer<ID?>?, UnsafeMutablePointer<ID?>?) -> cl_int
+    let clWaitForEvents: @convention(c) (cl_uint, UnsafePointer<ID?>?) -> cl_int
+    let clGetEventProfilingInfo:
+        @convention(c) (ID?, UInt32, Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int
+    let clReleaseEvent: @convention(c) (ID?) -> cl_int
 
     /// - Throws: `GPURuntimeError` when the library or one of its symbols is missing.
     static func load() throws(GPURuntimeError) -> OpenCLLibrary {
@@ -74,7 +80,8 @@ struct OpenCLLibrary: @unchecked Sendable {
             "clCreateCommandQueue", "clCreateBuffer", "clReleaseMemObject", "clEnqueueWriteBuffer",
             "clEnqueueReadBuffer",
             "clCreateProgramWithSource", "clBuildProgram", "clGetProgramBuildInfo", "clCreateKernel", "clSetKernelArg",
-            "clEnqueueNDRangeKernel", "clFinish",
+            "clEnqueueNDRangeKernel", "clFinish", "clEnqueueMarkerWithWaitList", "clWaitForEvents",
+            "clGetEventProfilingInfo", "clReleaseEvent",
         ])
         return OpenCLLibrary(library: library, symbols: symbols)
     }
@@ -100,6 +107,10 @@ struct OpenCLLibrary: @unchecked Sendable {
         clSetKernelArg = fn("clSetKernelArg")
         clEnqueueNDRangeKernel = fn("clEnqueueNDRangeKernel")
         clFinish = fn("clFinish")
+        clEnqueueMarkerWithWaitList = fn("clEnqueueMarkerWithWaitList")
+        clWaitForEvents = fn("clWaitForEvents")
+        clGetEventProfilingInfo = fn("clGetEventProfilingInfo")
+        clReleaseEvent = fn("clReleaseEvent")
     }
 
     /// The error funnel: turns a status code into a typed error naming the call.

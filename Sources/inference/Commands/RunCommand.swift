@@ -192,6 +192,7 @@ struct RunCommand: ReportingCommand {
             printError(
                 "model: \(graph.name) (\(graph.nodes.count) nodes), built/loaded in \(ms(Double(loadNanoseconds)))")
             printError("device: \(selection.backend.device) (\(selection.backend.deviceName))")
+            for line in selection.backend.configuration { printError("  \(line)") }
             printError("plan: \(ms(Double(first.timings.planNanoseconds)))")
             printError(
                 "first run (cold, plan included): \(ms(Double(first.timings.planNanoseconds + first.timings.totalNanoseconds)))"
@@ -206,6 +207,13 @@ struct RunCommand: ReportingCommand {
                 warm p50 split: copy in \(ms(samples.copyIn.median)), compute \(ms(samples.compute.median)), \
                 copy out \(ms(samples.copyOut.median))
                 """)
+            if let device = samples.device {
+                printError(
+                    """
+                    device events p50: copy in \(ms(device.copyIn.median)), compute \(ms(device.compute.median)), \
+                    copy out \(ms(device.copyOut.median))
+                    """)
+            }
         }
     }
 
