@@ -10,6 +10,7 @@
 // (row-major A operands and results of the GEMMs), so every GEMM has the tiles as rows and the filters as
 // columns. The transforms are compiled per ISA so their loops vectorize at the GEMM's width.
 #include "CKernels.h"
+#include <string.h>
 
 void ck_winograd_filter_2x2_3x3(const float *w, size_t filters, size_t channels, float *u) {
     for (size_t m = 0; m < filters; m++) {
@@ -31,59 +32,80 @@ void ck_winograd_filter_2x2_3x3(const float *w, size_t filters, size_t channels,
     }
 }
 
-#define CK_WINOGRAD_INPUT_BODY                                                                               \
+void ck_winograd_channels_last(const float *x, size_t channels, size_t height, size_t width, float *hwc) {
+    const size_t plane = height * width;
+    for (size_t c = 0; c < channels; c++) {
+        const float *xc = x + c * plane;
+        for (size_t p = 0; p < plane; p++) hwc[p * channels + c] = xc[p];
+    }
+}
+
+// One tile's Bᵀ d B for channels [c0, c0 + lanes of VF), from the channels-last image (zero outside it).
+#define CK_WINOGRAD_INPUT_TILE(VF)                                                                           \
+    {                                                                                                        \
+        VF d[4][4];                                                                                          \
+        for (int i = 0; i < 4; i++) {                                                                        \
+            for (int j = 0; j < 4; j++) {                                                                    \
+                const long yy = y0 + i, xx = x0 + j;                                                         \
+                if (inside || (yy >= 0 && xx >= 0 && yy < (long)height && xx < (long)width))                 \
+                    memcpy(&d[i][j], hwc + ((size_t)yy * width + (size_t)xx) * channels + c0, sizeof(VF));   \
+                else                                                                                         \
+                    d[i][j] = (VF){0};                                                                       \
+            }                                                                                                \
+        }                                                                                                    \
+        VF b[4][4];                                                                                          \
+        for (int j = 0; j < 4; j++) {                                                                        \
+            b[0][j] = d[0][j] - d[2][j];                                                                     \
+            b[1][j] = d[1][j] + d[2][j];                                                                     \
+            b[2][j] = d[2][j] - d[1][j];                                                                     \
+            b[3][j] = d[1][j] - d[3][j];                                                                     \
+        }                                                                                                    \
+        for (int i = 0; i < 4; i++) {                                                                        \
+            const VF r[4] = {b[i][0] - b[i][2], b[i][1] + b[i][2], b[i][2] - b[i][1], b[i][1] - b[i][3]};    \
+            for (int j = 0; j < 4; j++) memcpy(vt + (size_t)(i * 4 + j) * stride + c0, &r[j], sizeof(VF));   \
+        }                                                                                                    \
+    }
+
+// Tiles are transformed from a channels-last copy of the image, so each tile's 16 loads and stores are vectors
+// across channels (a scalar pass covers channels past the last whole vector).
+#define CK_WINOGRAD_INPUT_BODY(VF, VL)                                                                       \
     for (size_t t = tile_begin; t < tile_end; t++) {                                                         \
         const long ty = (long)(t / tiles_x), tx = (long)(t % tiles_x);                                       \
         const long y0 = 2 * ty - pad_top, x0 = 2 * tx - pad_left;                                            \
         const int inside = y0 >= 0 && x0 >= 0 && y0 + 4 <= (long)height && x0 + 4 <= (long)width;           \
         float *vt = v + (t - tile_begin) * channels;                                                         \
-        for (size_t c = 0; c < channels; c++) {                                                              \
-            const float *xc = x + c * height * width;                                                        \
-            float d[4][4];                                                                                   \
-            for (int i = 0; i < 4; i++) {                                                                    \
-                for (int j = 0; j < 4; j++) {                                                                \
-                    const long yy = y0 + i, xx = x0 + j;                                                     \
-                    d[i][j] = inside || (yy >= 0 && xx >= 0 && yy < (long)height && xx < (long)width)        \
-                                  ? xc[yy * (long)width + xx]                                                \
-                                  : 0.0f;                                                                    \
-                }                                                                                            \
-            }                                                                                                \
-            float b[4][4];                                                                                   \
-            for (int j = 0; j < 4; j++) {                                                                    \
-                b[0][j] = d[0][j] - d[2][j];                                                                 \
-                b[1][j] = d[1][j] + d[2][j];                                                                 \
-                b[2][j] = d[2][j] - d[1][j];                                                                 \
-                b[3][j] = d[1][j] - d[3][j];                                                                 \
-            }                                                                                                \
-            for (int i = 0; i < 4; i++) {                                                                    \
-                vt[(size_t)(i * 4 + 0) * stride + c] = b[i][0] - b[i][2];                                    \
-                vt[(size_t)(i * 4 + 1) * stride + c] = b[i][1] + b[i][2];                                    \
-                vt[(size_t)(i * 4 + 2) * stride + c] = b[i][2] - b[i][1];                                    \
-                vt[(size_t)(i * 4 + 3) * stride + c] = b[i][1] - b[i][3];                                    \
-            }                                                                                                \
-        }                                                                                                    \
+        size_t c0 = 0;                                                                                       \
+        for (; c0 + VL <= channels; c0 += VL) CK_WINOGRAD_INPUT_TILE(VF)                                     \
+        for (; c0 < channels; c0++) CK_WINOGRAD_INPUT_TILE(float)                                            \
     }
 
 #define CK_WINOGRAD_INPUT_ARGS                                                                               \
-    (const float *x, size_t channels, size_t height, size_t width, long pad_top, long pad_left, size_t tiles_x, \
+    (const float *hwc, size_t channels, size_t height, size_t width, long pad_top, long pad_left, size_t tiles_x, \
      size_t tile_begin, size_t tile_end, float *v, size_t stride)
 
-static void winograd_input_generic CK_WINOGRAD_INPUT_ARGS { CK_WINOGRAD_INPUT_BODY }
-__attribute__((target("avx2,fma"))) static void winograd_input_avx2 CK_WINOGRAD_INPUT_ARGS { CK_WINOGRAD_INPUT_BODY }
+typedef float ck_w4 __attribute__((vector_size(16)));
+typedef float ck_w8 __attribute__((vector_size(32)));
+typedef float ck_w16 __attribute__((vector_size(64)));
+
+static void winograd_input_generic CK_WINOGRAD_INPUT_ARGS { CK_WINOGRAD_INPUT_BODY(ck_w4, 4) }
+__attribute__((target("avx2,fma"))) static void winograd_input_avx2 CK_WINOGRAD_INPUT_ARGS {
+    CK_WINOGRAD_INPUT_BODY(ck_w8, 8)
+}
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void winograd_input_avx512 CK_WINOGRAD_INPUT_ARGS {
-    CK_WINOGRAD_INPUT_BODY
+    CK_WINOGRAD_INPUT_BODY(ck_w16, 16)
 }
 
-void ck_winograd_input_2x2_3x3(const float *x, size_t channels, size_t height, size_t width, long pad_top,
+void ck_winograd_input_2x2_3x3(const float *hwc, size_t channels, size_t height, size_t width, long pad_top,
                                long pad_left, size_t tiles_x, size_t tile_begin, size_t tile_end, float *v,
                                size_t stride) {
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
-        winograd_input_avx512(x, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v, stride);
+        winograd_input_avx512(hwc, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v, stride);
     else if (isa[0] == 'a')
-        winograd_input_avx2(x, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v, stride);
+        winograd_input_avx2(hwc, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v, stride);
     else
-        winograd_input_generic(x, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v, stride);
+        winograd_input_generic(hwc, channels, height, width, pad_top, pad_left, tiles_x, tile_begin, tile_end, v,
+                               stride);
 }
 
 // Filters in blocks of 16, then tiles: the transform of one tile runs as vectors across the block's filters

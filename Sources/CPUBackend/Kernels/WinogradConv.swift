@@ -46,6 +46,8 @@ final class WinogradConvKernel: Kernel {
     private let packedStride: Int, panels: Int
     /// Per worker: the transformed input block [16][blockTiles][channels] and GEMM results [16][blockTiles][filters].
     private let inputs: [HostBuffer], products: [HostBuffer]
+    /// Per worker: the current image, channels-last (the input transform's vectors run across channels).
+    private let channelsLast: [HostBuffer]
     private let parallel: ParallelFor
     /// Split-run state, set by the calling thread before each split run.
     private var current = (image: 0, begin: 0, count: 0)
@@ -97,6 +99,8 @@ final class WinogradConvKernel: Kernel {
         )
         inputs = try (0..<workers).map { _ in try HostBuffer(bytes: inputBytes) }
         products = try (0..<workers).map { _ in try HostBuffer(bytes: productBytes) }
+        let imageBytes = channelCount * geometry.input[0] * geometry.input[1] * floats
+        channelsLast = try (0..<workers).map { _ in try HostBuffer(bytes: imageBytes) }
         x = UnsafePointer(try xv.pointer(Float.self))
         y = try yv.pointer(Float.self)
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
@@ -122,6 +126,9 @@ final class WinogradConvKernel: Kernel {
     }
 
     private func convolve(image n: Int, worker: Int, parallel: ParallelFor) {
+        ck_winograd_channels_last(
+            x + n * channels * height * width, channels, height, width,
+            channelsLast[worker].pointer.assumingMemoryBound(to: Float.self))
         var begin = 0
         while begin < tiles {
             let count = min(blockTiles, tiles - begin)
@@ -153,7 +160,8 @@ final class WinogradConvKernel: Kernel {
         guard !range.isEmpty else { return }
         let v = inputs[worker].pointer.assumingMemoryBound(to: Float.self) + range.lowerBound * channels
         ck_winograd_input_2x2_3x3(
-            x + n * channels * height * width, channels, height, width, padTop, padLeft, tilesX,
+            channelsLast[worker].pointer.assumingMemoryBound(to: Float.self), channels, height, width, padTop, padLeft,
+            tilesX,
             begin + range.lowerBound, begin + range.upperBound, v, count * channels)
     }
 
