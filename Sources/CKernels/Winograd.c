@@ -12,6 +12,10 @@
 #include "CKernels.h"
 #include <string.h>
 
+// Swift's max(x, y) for floats (y >= x ? y : x), so fused pooling picks the same value, NaN included, as the
+// MaxPool kernel does.
+#define CK_SWIFT_MAX(x, y) ((y) >= (x) ? (y) : (x))
+
 void ck_winograd_filter_2x2_3x3(const float *w, size_t filters, size_t channels, float *u) {
     for (size_t m = 0; m < filters; m++) {
         for (size_t c = 0; c < channels; c++) {
@@ -139,6 +143,18 @@ void ck_winograd_input_2x2_3x3(const float *hwc, size_t channels, size_t height,
                 }                                                                                            \
             }                                                                                                \
             const size_t rows = oy + 2 <= out_height ? 2 : 1, cols = ox + 2 <= out_width ? 2 : 1;            \
+            if (pool) {                                                                                      \
+                /* The tile is the 2x2 window of a stride-2 max pool; partial tiles fall outside the pooled    \
+                   output (floor mode). max(max(a, b), max(c, d)) with Swift's max, as the MaxPool kernel. */ \
+                if (rows == 2 && cols == 2) {                                                                \
+                    const size_t pw = out_width / 2, ph = out_height / 2;                                    \
+                    for (size_t k = 0; k < nf; k++) {                                                        \
+                        const float top = CK_SWIFT_MAX(r[0][k], r[1][k]), bottom = CK_SWIFT_MAX(r[2][k], r[3][k]); \
+                        y[(f0 + k) * ph * pw + ty * pw + tx] = CK_SWIFT_MAX(top, bottom);                    \
+                    }                                                                                        \
+                }                                                                                            \
+                continue;                                                                                    \
+            }                                                                                                \
             for (size_t k = 0; k < nf; k++) {                                                                \
                 float *yf = y + (f0 + k) * out_height * out_width + oy * out_width + ox;                     \
                 for (size_t i = 0; i < rows; i++) {                                                          \
@@ -150,7 +166,7 @@ void ck_winograd_input_2x2_3x3(const float *hwc, size_t channels, size_t height,
 
 #define CK_WINOGRAD_OUTPUT_ARGS                                                                              \
     (const float *mm, size_t stride, size_t filters, size_t filter_begin, size_t filter_end, size_t tiles_x,   \
-     size_t tile_begin, size_t tile_end, const float *bias, int relu, float *y, size_t out_height,             \
+     size_t tile_begin, size_t tile_end, const float *bias, int relu, int pool, float *y, size_t out_height,   \
      size_t out_width)
 
 static void winograd_output_generic CK_WINOGRAD_OUTPUT_ARGS { CK_WINOGRAD_OUTPUT_BODY }
@@ -161,15 +177,16 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void winograd_output
 
 void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, size_t filter_begin,
                                 size_t filter_end, size_t tiles_x, size_t tile_begin, size_t tile_end,
-                                const float *bias, int relu, float *y, size_t out_height, size_t out_width) {
+                                const float *bias, int relu, int pool, float *y, size_t out_height,
+                                size_t out_width) {
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
         winograd_output_avx512(mm, stride, filters, filter_begin, filter_end, tiles_x, tile_begin, tile_end, bias, relu,
-                               y, out_height, out_width);
+                               pool, y, out_height, out_width);
     else if (isa[0] == 'a')
         winograd_output_avx2(mm, stride, filters, filter_begin, filter_end, tiles_x, tile_begin, tile_end, bias, relu,
-                             y, out_height, out_width);
+                             pool, y, out_height, out_width);
     else
         winograd_output_generic(mm, stride, filters, filter_begin, filter_end, tiles_x, tile_begin, tile_end, bias,
-                                relu, y, out_height, out_width);
+                                relu, pool, y, out_height, out_width);
 }

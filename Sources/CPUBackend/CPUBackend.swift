@@ -51,12 +51,14 @@ public final class CPUBackend: Backend {
     public let deviceName: String
     public let kernels: KernelRegistry
     /// Conv, Gemm and MatMul apply a following Relu, and MatMul a following bias Add, in their GEMM's store;
-    /// BatchNormalization after a Conv folds into its weights; the exported erf form of GELU runs as one Gelu.
+    /// BatchNormalization after a Conv folds into its weights; a 2x2, stride-2 MaxPool after a Conv (and its
+    /// Relu) is applied in Winograd's output transform (or on a scratch output); the exported erf form of GELU
+    /// runs as one Gelu.
     public var fusion: FusionRules {
         guard fuses else { return .none }
         return FusionRules(
             activations: ["Conv": ["Relu"], "Gemm": ["Relu"], "MatMul": ["Relu"]], foldsBatchNormalization: true,
-            biases: ["MatMul"], recognizesGelu: true)
+            biases: ["MatMul"], recognizesGelu: true, maxPools: ["Conv"])
     }
     private let fuses: Bool
     /// Threads a kernel may use (1 runs everything on the caller's thread).

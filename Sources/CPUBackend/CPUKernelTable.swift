@@ -1,3 +1,4 @@
+import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
@@ -67,13 +68,21 @@ public enum CPUKernelTable {
         table.append(
             KernelRegistration("Conv", dtypes: floats) { node, backend in
                 let algorithm = (backend as? CPUBackend)?.convolution ?? .automatic
-                if try DirectConvKernel.applies(node, algorithm: algorithm) {
-                    return try DirectConvKernel(node: node, parallel: parallel(backend))
-                }
-                if try WinogradConvKernel.applies(node, algorithm: algorithm) {
+                let pooled = node.step.node.attributes[FusionRules.maxPoolAttribute] != nil
+                // Winograd pools in its own store; the other kernels pool from a scratch output.
+                let winograd = try WinogradConvKernel.applies(node, algorithm: algorithm)
+                let direct = try DirectConvKernel.applies(node, algorithm: algorithm)
+                if winograd && !direct {
                     return try WinogradConvKernel(node: node, parallel: parallel(backend))
                 }
-                return try ConvKernel(node: node, parallel: parallel(backend))
+                let make = { (node: BoundNode) throws -> any Kernel in
+                    if try DirectConvKernel.applies(node, algorithm: algorithm) {
+                        return try DirectConvKernel(node: node, parallel: parallel(backend))
+                    }
+                    return try ConvKernel(node: node, parallel: parallel(backend))
+                }
+                return pooled
+                    ? try PooledConvKernel(node: node, parallel: parallel(backend), make: make) : try make(node)
             })
         add(["ConvTranspose"], floats) { try ConvTransposeKernel(node: $0) }
         add(["MaxPool", "AveragePool"], floats, PoolingKernels.make)

@@ -112,3 +112,64 @@ struct FusionTests {
         #expect(report.passed, "\(report)")
     }
 }
+
+/// Conv (+ Relu) + a 2x2, stride-2 MaxPool run as one kernel: Winograd pools in its output transform, the other
+/// convolutions pool from a scratch output. Same bits as the nodes run one by one; other pools stay separate.
+struct MaxPoolFusionTests {
+    static func graph(channels: Int, filters: Int, size: (Int, Int), pool: [String: AttributeValue]) throws -> Graph {
+        Graph(
+            name: "pool",
+            inputs: [
+                ValueInfo(
+                    name: "x", dtype: .float32,
+                    dimensions: [.fixed(2), .fixed(channels), .fixed(size.0), .fixed(size.1)])
+            ],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                    attributes: ["pads": .ints([1, 1, 1, 1])]),
+                Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
+                Node(name: "pool", opType: "MaxPool", inputs: ["r"], outputs: ["y"], attributes: pool),
+            ],
+            initializers: [
+                "w": try FusionTests.tensor([filters, channels, 3, 3]), "b": try FusionTests.tensor([filters]),
+            ], opsetImports: ["": 17])
+    }
+
+    static let pool2x2: [String: AttributeValue] = ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]
+
+    @Test(arguments: [
+        (16, 24, ConvolutionAlgorithm.automatic), (1, 8, .automatic), (3, 5, .im2col), (16, 16, .winograd),
+    ])
+    func pooledConvolutionMatchesSeparateNodes(_ c: (Int, Int, ConvolutionAlgorithm)) throws {
+        for size in [(9, 7), (8, 10)] {
+            let graph = try Self.graph(channels: c.0, filters: c.1, size: size, pool: Self.pool2x2)
+            let types = ["x": TensorType(dtype: .float32, shape: [2, c.0, size.0, size.1])]
+            let plan = try ExecutionPlan(
+                graph: graph, inputTypes: types, evaluator: CPUBackend(), fusion: CPUBackend().fusion)
+            #expect(plan.steps.map(\.node.opType) == ["Conv"], "\(c) \(size)")
+            let x = [NamedTensor(name: "x", tensor: try FusionTests.tensor([2, c.0, size.0, size.1]))]
+            let fused = try Session(graph: graph, backend: CPUBackend(threads: 2, convolution: c.2)).run(x)
+            let plain = try Session(graph: graph, backend: CPUBackend(fuses: false, convolution: c.2)).run(x)
+            #expect(fused.outputs[0].tensor.shape == [2, c.1, size.0 / 2, size.1 / 2])
+            #expect(fused.outputs[0].tensor.bitwiseEqual(plain.outputs[0].tensor), "\(c) \(size)")
+        }
+    }
+
+    @Test func otherPoolsStaySeparate() throws {
+        for pool: [String: AttributeValue] in [
+            ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2])],
+            ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 0, 0])],
+            ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2]), "ceil_mode": .int(1)],
+            ["kernel_shape": .ints([2, 2])],
+        ] {
+            let graph = try Self.graph(channels: 16, filters: 16, size: (8, 8), pool: pool)
+            let plan = try ExecutionPlan(
+                graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: [2, 16, 8, 8])],
+                evaluator: CPUBackend(),
+                fusion: CPUBackend().fusion)
+            #expect(plan.steps.map(\.node.opType) == ["Conv", "MaxPool"], "\(pool)")
+        }
+    }
+}

@@ -133,10 +133,12 @@ void ck_winograd_input_2x2_3x3(const float *hwc, size_t channels, size_t height,
                                long pad_left, size_t tiles_x, size_t tile_begin, size_t tile_end, float *v,
                                size_t stride);
 /// Output of tiles [tile_begin, tile_end) and filters [filter_begin, filter_end) from
-/// mm[ξ·stride + (t - tile_begin)·M + f] into y [M][OH][OW], plus bias (may be NULL) and Relu when `relu`.
+/// mm[ξ·stride + (t - tile_begin)·M + f] into y [M][OH][OW], plus bias (may be NULL) and Relu when `relu`; with
+/// `pool`, each whole tile's 2x2 maximum into y [M][OH/2][OW/2] instead (a fused 2x2, stride-2 MaxPool).
 void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, size_t filter_begin,
                                 size_t filter_end, size_t tiles_x, size_t tile_begin, size_t tile_end,
-                                const float *bias, int relu, float *y, size_t out_height, size_t out_width);
+                                const float *bias, int relu, int pool, float *y, size_t out_height,
+                                size_t out_width);
 
 /// Direct 2-D convolution (stride 1, no dilation, one group; DirectConv.c). Floats of the zero-padded copy of one
 /// image [C][Hp][Wp] plus the slack the kernel reads past it; the copy itself; and filters

@@ -321,6 +321,25 @@ enum PoolingKernels {
         }
     }
 
+    /// The common 2x2/2 max pool: four loads and three maxes per output, no bounds checks (floor mode).
+    static func maxPool2x2(
+        planes: Int, inHeight inH: Int, inWidth inW: Int, outHeight outH: Int, outWidth outW: Int,
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
+    ) {
+        for p in 0..<planes {
+            let xp = x + p * inH * inW
+            let yp = y + p * outH * outW
+            for oy in 0..<outH {
+                let top = xp + 2 * oy * inW
+                let bottom = top + inW
+                let out = yp + oy * outW
+                for ox in 0..<outW {
+                    out[ox] = max(max(top[2 * ox], top[2 * ox + 1]), max(bottom[2 * ox], bottom[2 * ox + 1]))
+                }
+            }
+        }
+    }
+
     /// 2-D pooling with direct window loops (no offset table, no per-element branches on the mode).
     static func make2D(
         _ g: ConvGeometry, planes: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, isMax: Bool,
@@ -334,20 +353,8 @@ enum PoolingKernels {
         let (py, px) = (g.padsBegin[0], g.padsBegin[1])
         let (padEndY, padEndX) = (g.padsEnd[0], g.padsEnd[1])
         if isMax && (kh, kw, sy, sx, dy, dx) == (2, 2, 2, 2, 1, 1) && g.padsBegin == [0, 0] && g.padsEnd == [0, 0] {
-            // The common 2x2/2 max pool: four loads and three maxes per output, no bounds checks.
             return ClosureKernel {
-                for p in 0..<planes {
-                    let xp = x + p * inH * inW
-                    let yp = y + p * outH * outW
-                    for oy in 0..<outH {
-                        let top = xp + 2 * oy * inW
-                        let bottom = top + inW
-                        let out = yp + oy * outW
-                        for ox in 0..<outW {
-                            out[ox] = max(max(top[2 * ox], top[2 * ox + 1]), max(bottom[2 * ox], bottom[2 * ox + 1]))
-                        }
-                    }
-                }
+                maxPool2x2(planes: planes, inHeight: inH, inWidth: inW, outHeight: outH, outWidth: outW, x: x, y: y)
             }
         }
         return ClosureKernel {
@@ -444,5 +451,57 @@ final class Im2colTask: ParallelTask, @unchecked Sendable {
             x, g.input[0], g.input[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], g.dilations[0],
             g.dilations[1], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], column, panelWidth, rows, begin,
             end)
+    }
+}
+
+/// A convolution with a fused 2x2, stride-2 MaxPool (`FusionRules.maxPoolAttribute`) for the kernels that
+/// cannot pool in their own store: the convolution writes a scratch buffer, then the pool reads it.
+final class PooledConvKernel: Kernel {
+    private let convolution: any Kernel
+    private let scratch: HostBuffer
+    private let planes: Int, height: Int, width: Int
+    private let y: UnsafeMutablePointer<Float>
+    private let parallel: ParallelFor
+    private var poolTask: ClosureTask?
+
+    /// `make` builds the convolution for a node with the unpooled output in scratch memory; the pool splits its
+    /// planes across `parallel`'s threads.
+    init(node: BoundNode, parallel: ParallelFor, make: (BoundNode) throws -> any Kernel) throws {
+        self.parallel = parallel
+        let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
+        let geometry = try ConvGeometry.forward(
+            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)),
+            kernel: try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2)))
+        guard geometry.output.count == 2 else { throw node.fail("a fused max pool needs a 2-D convolution") }
+        let shape = Shape([xv.shape[0], wv.shape[0], geometry.output[0], geometry.output[1]])
+        let bytes = shape.elementCount * MemoryLayout<Float>.stride
+        scratch = try HostBuffer(bytes: bytes)
+        var inner = node
+        inner.step.node.attributes[FusionRules.maxPoolAttribute] = nil
+        inner.outputs[0] = BoundValue(
+            type: TensorType(dtype: .float32, shape: shape),
+            slice: BufferSlice(buffer: scratch, offset: 0, byteCount: bytes),
+            constant: nil)
+        convolution = try make(inner)
+        planes = shape[0] * shape[1]
+        height = geometry.output[0]
+        width = geometry.output[1]
+        y = try yv.pointer(Float.self)
+        if parallel.threads > 1 && shape.elementCount >= 1 << 16 {
+            poolTask = ClosureTask { [unowned self] _, begin, end in pool(planes: begin..<end) }
+        }
+    }
+
+    func run() throws {
+        try convolution.run()
+        if let poolTask { parallel.run(poolTask, count: planes) } else { pool(planes: 0..<planes) }
+    }
+
+    private func pool(planes range: Range<Int>) {
+        let (outHeight, outWidth) = (height / 2, width / 2)
+        PoolingKernels.maxPool2x2(
+            planes: range.count, inHeight: height, inWidth: width, outHeight: outHeight, outWidth: outWidth,
+            x: scratch.pointer.assumingMemoryBound(to: Float.self) + range.lowerBound * height * width,
+            y: y + range.lowerBound * outHeight * outWidth)
     }
 }

@@ -40,7 +40,11 @@ final class WinogradConvKernel: Kernel {
     private let batch: Int, channels: Int, filters: Int, height: Int, width: Int
     private let outHeight: Int, outWidth: Int, padTop: Int, padLeft: Int
     private let tilesX: Int, tiles: Int, blockTiles: Int
+    /// Values per filter in y: OH·OW, or (OH/2)·(OW/2) with a fused max pool.
+    private var outputPlane: Int { pool != 0 ? (outHeight / 2) * (outWidth / 2) : outHeight * outWidth }
     private let relu: Int32
+    /// Set when a 2x2, stride-2 MaxPool was fused into this node: y is then the pooled output.
+    private let pool: Int32
     /// The 16 transformed filter matrices (channels × filters each), packed as GEMM B operands.
     private let packedFilters: HostBuffer
     private let packedStride: Int, panels: Int
@@ -63,6 +67,7 @@ final class WinogradConvKernel: Kernel {
         let geometry = try ConvGeometry.forward(
             node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: [3, 3])
         relu = try node.fusedActivation() == ck_activation_relu ? 1 : 0
+        pool = node.attributes.attributes[FusionRules.maxPoolAttribute] != nil ? 1 : 0
         batch = xv.shape[0]
         channels = xv.shape[1]
         filters = wv.shape[0]
@@ -175,7 +180,7 @@ final class WinogradConvKernel: Kernel {
         let selected = filterRange ?? 0..<filters
         ck_winograd_output_2x2_3x3(
             m, count * filters, filters, selected.lowerBound, selected.upperBound, tilesX, begin + range.lowerBound,
-            begin + range.upperBound, bias, relu, y + n * filters * outHeight * outWidth, outHeight, outWidth)
+            begin + range.upperBound, bias, relu, pool, y + n * filters * outputPlane, outHeight, outWidth)
     }
 
     /// For the current split run: the 16 GEMMs restricted to filter panels `range`, then those filters' outputs.

@@ -12,15 +12,19 @@ public struct FusionRules: Sendable {
     public var biases: Set<String>
     /// Rewrite x·½·(1 + erf(x/√2)), as exporters spell it (Div, Erf, Add, Mul, Mul), into one Gelu node.
     public var recognizesGelu: Bool
+    /// Producers (Conv) that take a following 2x2, stride-2, unpadded MaxPool (after any fused activation) into
+    /// their own store; the producer then carries `FusionRules.maxPoolAttribute` and the pooled output.
+    public var maxPools: Set<String>
 
     public init(
         activations: [String: Set<String>] = [:], foldsBatchNormalization: Bool = false, biases: Set<String> = [],
-        recognizesGelu: Bool = false
+        recognizesGelu: Bool = false, maxPools: Set<String> = []
     ) {
         self.activations = activations
         self.foldsBatchNormalization = foldsBatchNormalization
         self.biases = biases
         self.recognizesGelu = recognizesGelu
+        self.maxPools = maxPools
     }
 
     /// No rewriting: every node runs as written.
@@ -29,6 +33,21 @@ public struct FusionRules: Sendable {
     /// The attribute naming the activation a fused producer applies (not an ONNX attribute; the leading
     /// underscore keeps it apart from any ONNX name).
     public static let activationAttribute = "_fused_activation"
+
+    /// The attribute marking a producer that also applies a 2x2, stride-2 max pool to its output.
+    public static let maxPoolAttribute = "_fused_max_pool_2x2"
+
+    /// Whether `node` is a MaxPool a producer can absorb: 2x2 window, stride 2, no padding or dilation, floor
+    /// mode, no indices output.
+    static func isAbsorbableMaxPool(_ node: Node) -> Bool {
+        guard node.opType == "MaxPool", node.domain.isEmpty, node.inputs.count == 1, node.outputs.count == 1,
+            (try? node.ints("kernel_shape")) == [2, 2], (try? node.ints("strides")) == [2, 2],
+            ((try? node.ints("pads")) ?? [0, 0, 0, 0]) == [0, 0, 0, 0],
+            ((try? node.ints("dilations")) ?? [1, 1]) == [1, 1], (try? node.int("ceil_mode", default: 0)) == 0,
+            ["NOTSET", "VALID"].contains((try? node.string("auto_pad", default: "NOTSET")) ?? "")
+        else { return false }
+        return true
+    }
 }
 
 /// The plan-time rewrites `FusionRules` asks for. A pair is fused only when the intermediate value has exactly
@@ -42,7 +61,7 @@ enum Fusion {
     ) -> (nodes: [LiveNode], fused: Int) {
         guard
             rules.foldsBatchNormalization || !rules.activations.isEmpty || !rules.biases.isEmpty
-                || rules.recognizesGelu
+                || rules.recognizesGelu || !rules.maxPools.isEmpty
         else { return (live, 0) }
         var nodes: [LiveNode?] = live
         var consumers: [String: [Int]] = [:]
@@ -130,18 +149,31 @@ enum Fusion {
                 nodes[next] = nil
                 fused += 1
             }
-            guard let allowed = rules.activations[entry.node.opType],
+            if let allowed = rules.activations[entry.node.opType],
                 entry.node.attributes[FusionRules.activationAttribute] == nil,
                 let next = soleConsumer(of: entry.node.outputs[0]), let activation = nodes[next],
                 activation.node.domain.isEmpty, allowed.contains(activation.node.opType),
                 activation.node.inputs.count == 1, activation.node.outputs.count == 1
-            else { continue }
-            var node = entry.node
-            node.attributes[FusionRules.activationAttribute] = .string(activation.node.opType)
-            node.outputs = activation.node.outputs
-            nodes[index] = (node, activation.outputTypes)
-            nodes[next] = nil
-            fused += 1
+            {
+                var node = entry.node
+                node.attributes[FusionRules.activationAttribute] = .string(activation.node.opType)
+                node.outputs = activation.node.outputs
+                entry = (node, activation.outputTypes)
+                nodes[index] = entry
+                nodes[next] = nil
+                fused += 1
+            }
+            if rules.maxPools.contains(entry.node.opType), entry.node.attributes[FusionRules.maxPoolAttribute] == nil,
+                entry.outputTypes.first?.shape.rank == 4, let next = soleConsumer(of: entry.node.outputs[0]),
+                let pool = nodes[next], FusionRules.isAbsorbableMaxPool(pool.node)
+            {
+                var node = entry.node
+                node.attributes[FusionRules.maxPoolAttribute] = .int(1)
+                node.outputs = pool.node.outputs
+                nodes[index] = (node, pool.outputTypes)
+                nodes[next] = nil
+                fused += 1
+            }
         }
         return (nodes.compactMap { $0 }, fused)
     }
