@@ -7,6 +7,8 @@ import InferenceTensor
 enum ResizeKernels {
     static func make(_ node: BoundNode) throws -> any Kernel {
         let xv = try node.input(0), yv = try node.output(0)
+        // An empty output needs no tables (an axis may still be huge).
+        guard yv.count > 0 else { return ClosureKernel {} }
         let geometry: ResizeGeometry
         do {
             geometry = try ResizeGeometry.make(

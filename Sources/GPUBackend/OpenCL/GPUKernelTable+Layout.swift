@@ -175,7 +175,6 @@ extension GPUKernelTable {
             throw unsupported(node, error.detail)
         }
         let count = y.type.shape.elementCount
-        guard count > 0 else { return SequenceKernel(parts: []) }
         let rank = inDims.count
         var starts: [Int32] = []
         var tables: [Int32] = []
