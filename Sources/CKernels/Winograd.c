@@ -16,6 +16,11 @@
 // MaxPool kernel does.
 #define CK_SWIFT_MAX(x, y) ((y) >= (x) ? (y) : (x))
 
+// mask ? a : b, lane by lane, for GCC/Clang vectors (comparison masks: all-ones or zero lanes), and for scalars.
+#define CK_SELECT_VECTOR(mask, a, b)                                                                         \
+    ((__typeof__(a))((((__typeof__(mask))(a)) & (mask)) | (((__typeof__(mask))(b)) & ~(mask))))
+#define CK_SELECT_SCALAR(mask, a, b) ((mask) ? (a) : (b))
+
 void ck_winograd_filter_2x2_3x3(const float *w, size_t filters, size_t channels, float *u) {
     for (size_t m = 0; m < filters; m++) {
         for (size_t c = 0; c < channels; c++) {
@@ -112,67 +117,82 @@ void ck_winograd_input_2x2_3x3(const float *hwc, size_t channels, size_t height,
                                stride);
 }
 
-// Filters in blocks of 16, then tiles: the transform of one tile runs as vectors across the block's filters
-// (branch-free, Relu included), then its 2x2 results are stored to the block's 16 output planes, which stay in
-// L1 while a row of tiles fills them.
-#define CK_WINOGRAD_OUTPUT_BODY                                                                              \
-    static const float zeros[16] = {0};                                                                      \
-    for (size_t f0 = filter_begin; f0 < filter_end; f0 += 16) {                                              \
-        const size_t nf = f0 + 16 < filter_end ? 16 : filter_end - f0;                                       \
-        const float *bb = bias ? bias + f0 : zeros;                                                          \
+// One tile's Aᵀ M A for filters [f0, f0 + lanes of VF), with bias and Relu, into r[0..3] (the 2x2 outputs).
+#define CK_WINOGRAD_OUTPUT_TILE(VF, CK_SELECT)                                                                       \
+    VF r[4];                                                                                                 \
+    {                                                                                                        \
+        VF s0[4], s1[4];                                                                                     \
+        for (int j = 0; j < 4; j++) {                                                                        \
+            VF m[4];                                                                                         \
+            for (int i = 0; i < 4; i++) memcpy(&m[i], mt + (size_t)(i * 4 + j) * stride, sizeof(VF));        \
+            s0[j] = m[0] + m[1] + m[2];                                                                      \
+            s1[j] = m[1] - m[2] - m[3];                                                                      \
+        }                                                                                                    \
+        VF b;                                                                                                \
+        if (bias) memcpy(&b, bias + f0, sizeof(VF));                                                         \
+        else b = (VF){0};                                                                                    \
+        r[0] = (s0[0] + s0[1] + s0[2]) + b;                                                                  \
+        r[1] = (s0[1] - s0[2] - s0[3]) + b;                                                                  \
+        r[2] = (s1[0] + s1[1] + s1[2]) + b;                                                                  \
+        r[3] = (s1[1] - s1[2] - s1[3]) + b;                                                                  \
+        if (relu) {                                                                                          \
+            for (int i = 0; i < 4; i++) {                                                                    \
+                /* Keep lanes that are positive or NaN (all-ones masks), zero the rest. */                   \
+                const __typeof__(r[i] > 0.0f) keep = (r[i] > 0.0f) | (r[i] != r[i]);                         \
+                r[i] = CK_SELECT(keep, r[i], (VF){0});                                                       \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+// Filters in vectors of the ISA's width (a scalar pass for the rest), tiles inside: the transform of one tile
+// runs across the vector's filters, then its 2x2 results (or, with `pool`, their maximum) go to the filters'
+// output planes.
+#define CK_WINOGRAD_OUTPUT_FILTERS(VF, VL, CK_SELECT)                                                                \
+    for (; f0 + VL <= filter_end; f0 += VL) {                                                                \
         for (size_t t = tile_begin; t < tile_end; t++) {                                                     \
             const size_t ty = t / tiles_x, tx = t % tiles_x;                                                 \
             const size_t oy = 2 * ty, ox = 2 * tx;                                                           \
             const float *mt = mm + (t - tile_begin) * filters + f0;                                          \
-            float r[4][16];                                                                                  \
-            for (size_t k = 0; k < nf; k++) {                                                                \
-                float s0[4], s1[4];                                                                          \
-                for (int j = 0; j < 4; j++) {                                                                \
-                    const float m0 = mt[(size_t)(0 * 4 + j) * stride + k];                                   \
-                    const float m1 = mt[(size_t)(1 * 4 + j) * stride + k];                                   \
-                    const float m2 = mt[(size_t)(2 * 4 + j) * stride + k];                                   \
-                    const float m3 = mt[(size_t)(3 * 4 + j) * stride + k];                                   \
-                    s0[j] = m0 + m1 + m2;                                                                    \
-                    s1[j] = m1 - m2 - m3;                                                                    \
-                }                                                                                            \
-                float v[4] = {(s0[0] + s0[1] + s0[2]) + bb[k], (s0[1] - s0[2] - s0[3]) + bb[k],              \
-                              (s1[0] + s1[1] + s1[2]) + bb[k], (s1[1] - s1[2] - s1[3]) + bb[k]};             \
-                for (int i = 0; i < 4; i++) {                                                                \
-                    /* Relu that keeps NaN: v > 0 or NaN passes through. */                                \
-                    r[i][k] = relu && !(v[i] > 0.0f) && v[i] == v[i] ? 0.0f : v[i];                          \
-                }                                                                                            \
-            }                                                                                                \
             const size_t rows = oy + 2 <= out_height ? 2 : 1, cols = ox + 2 <= out_width ? 2 : 1;            \
+            if (pool && (rows < 2 || cols < 2)) continue; /* outside the pooled output (floor mode) */      \
+            CK_WINOGRAD_OUTPUT_TILE(VF, CK_SELECT)                                                           \
+            float lanes[4][VL];                                                                              \
             if (pool) {                                                                                      \
-                /* The tile is the 2x2 window of a stride-2 max pool; partial tiles fall outside the pooled    \
-                   output (floor mode). max(max(a, b), max(c, d)) with Swift's max, as the MaxPool kernel. */ \
-                if (rows == 2 && cols == 2) {                                                                \
-                    const size_t pw = out_width / 2, ph = out_height / 2;                                    \
-                    for (size_t k = 0; k < nf; k++) {                                                        \
-                        const float top = CK_SWIFT_MAX(r[0][k], r[1][k]), bottom = CK_SWIFT_MAX(r[2][k], r[3][k]); \
-                        y[(f0 + k) * ph * pw + ty * pw + tx] = CK_SWIFT_MAX(top, bottom);                    \
-                    }                                                                                        \
-                }                                                                                            \
+                /* The tile is the window of a 2x2, stride-2 max pool: max(max(a, b), max(c, d)) with       \
+                   Swift's max (y >= x ? y : x), as the MaxPool kernel computes it. */                      \
+                const VF top = CK_SELECT(r[1] >= r[0], r[1], r[0]), bottom = CK_SELECT(r[3] >= r[2], r[3], r[2]); \
+                const VF best = CK_SELECT(bottom >= top, bottom, top);                                       \
+                memcpy(lanes[0], &best, sizeof(VF));                                                         \
+                const size_t pw = out_width / 2, ph = out_height / 2;                                        \
+                for (size_t k = 0; k < VL; k++) y[(f0 + k) * ph * pw + ty * pw + tx] = lanes[0][k];          \
                 continue;                                                                                    \
             }                                                                                                \
-            for (size_t k = 0; k < nf; k++) {                                                                \
+            for (int i = 0; i < 4; i++) memcpy(lanes[i], &r[i], sizeof(VF));                                 \
+            for (size_t k = 0; k < VL; k++) {                                                                \
                 float *yf = y + (f0 + k) * out_height * out_width + oy * out_width + ox;                     \
                 for (size_t i = 0; i < rows; i++) {                                                          \
-                    for (size_t j = 0; j < cols; j++) yf[i * out_width + j] = r[i * 2 + j][k];               \
+                    for (size_t j = 0; j < cols; j++) yf[i * out_width + j] = lanes[i * 2 + j][k];           \
                 }                                                                                            \
             }                                                                                                \
         }                                                                                                    \
     }
+
+#define CK_WINOGRAD_OUTPUT_BODY(VF, VL)                                                                      \
+    size_t f0 = filter_begin;                                                                                \
+    CK_WINOGRAD_OUTPUT_FILTERS(VF, VL, CK_SELECT_VECTOR)                                                     \
+    CK_WINOGRAD_OUTPUT_FILTERS(float, 1, CK_SELECT_SCALAR)
 
 #define CK_WINOGRAD_OUTPUT_ARGS                                                                              \
     (const float *mm, size_t stride, size_t filters, size_t filter_begin, size_t filter_end, size_t tiles_x,   \
      size_t tile_begin, size_t tile_end, const float *bias, int relu, int pool, float *y, size_t out_height,   \
      size_t out_width)
 
-static void winograd_output_generic CK_WINOGRAD_OUTPUT_ARGS { CK_WINOGRAD_OUTPUT_BODY }
-__attribute__((target("avx2,fma"))) static void winograd_output_avx2 CK_WINOGRAD_OUTPUT_ARGS { CK_WINOGRAD_OUTPUT_BODY }
+static void winograd_output_generic CK_WINOGRAD_OUTPUT_ARGS { CK_WINOGRAD_OUTPUT_BODY(ck_w4, 4) }
+__attribute__((target("avx2,fma"))) static void winograd_output_avx2 CK_WINOGRAD_OUTPUT_ARGS {
+    CK_WINOGRAD_OUTPUT_BODY(ck_w8, 8)
+}
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void winograd_output_avx512 CK_WINOGRAD_OUTPUT_ARGS {
-    CK_WINOGRAD_OUTPUT_BODY
+    CK_WINOGRAD_OUTPUT_BODY(ck_w16, 16)
 }
 
 void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, size_t filter_begin,
