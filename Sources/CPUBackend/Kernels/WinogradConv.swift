@@ -19,9 +19,10 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
 /// A 3x3, stride-1 convolution as Winograd F(2x2, 3x3): the input's 4x4 tiles (overlapping by 2) and the
 /// filters go to the transform domain, where each of its 16 points is one GEMM (tiles × channels by
 /// channels × filters, the filters' side packed once at plan time); the results transform back to 2x2 output
-/// blocks with bias and Relu applied on the way. It does 16 multiplies where direct convolution does 36.
-/// Tiles are processed in blocks that keep the working set in L2; each block's 16 GEMMs split across threads,
-/// and a batch splits by image.
+/// blocks with bias, Relu and a fused 2x2 max pool applied on the way. It does 16 multiplies where direct
+/// convolution does 36. Tiles are processed in blocks that keep the working set in L2. At batch 1 the threads
+/// split each block's input tiles, then its filter panels (their 16 GEMMs and output transform; the 16 GEMMs
+/// themselves when there is one panel); a batch splits by image.
 final class WinogradConvKernel: Kernel {
     /// Whether Winograd applies to this convolution, and (for `automatic`) whether it is expected to win: the
     /// GEMMs need enough channels and filters to run near the GEMM kernel's speed.
