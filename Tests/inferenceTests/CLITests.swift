@@ -236,6 +236,13 @@ struct CLITests {
             #expect(warm["runs"] as? Int == 10)
             let split = try #require(device["split"] as? [String: Any])
             #expect((split["copy_share"] as? Double).map { $0 >= 0 && $0 <= 1 } == true)
+            // Device events on GPU devices (PoCL's OpenCL device in CI), none on the CPU.
+            let deviceSplit = device["device_split"] as? [String: Any]
+            if device["device"] as? String == "cpu" {
+                #expect(deviceSplit == nil)
+            } else {
+                #expect((deviceSplit?["compute_p50_ms"] as? Double ?? 0) > 0, "\(device)")
+            }
             let parity = try #require(device["parity"] as? [String: Any])
             #expect(parity["within_tolerance"] as? Bool == true, "\(device)")
             #expect(parity["flipped_predictions"] as? Int == 0)

@@ -137,6 +137,11 @@ struct CompareReport: Encodable {
         var copyShare: Double
     }
 
+    /// The same phases as the device's own events timed them (GPU backends).
+    struct DeviceSplit: Encodable {
+        var copyInP50Ms: Double, computeP50Ms: Double, copyOutP50Ms: Double
+    }
+
     struct Parity: Encodable {
         var reference: String
         var maxAbsDiff: Double, maxRelDiff: Double
@@ -153,6 +158,8 @@ struct CompareReport: Encodable {
         var afterIdleMs: Double?
         var warm: Warm
         var split: Split
+        /// Absent on the CPU, whose host clock is the device's.
+        var deviceSplit: DeviceSplit?
         var parity: Parity
     }
 
@@ -183,6 +190,14 @@ struct CompareReport: Encodable {
             let compute = Statistics(run.samples.map { Double($0.computeNanoseconds) }).median
             let copyOut = Statistics(run.samples.map { Double($0.copyOutNanoseconds) }).median
             let parity = Self.parity(run.outputs, reference?.outputs ?? [], batch: batch)
+            let events = run.samples.compactMap(\.device)
+            let deviceSplit =
+                events.isEmpty || events.count != run.samples.count
+                ? nil
+                : DeviceSplit(
+                    copyInP50Ms: Statistics(events.map { Double($0.copyInNanoseconds) }).median / 1e6,
+                    computeP50Ms: Statistics(events.map { Double($0.computeNanoseconds) }).median / 1e6,
+                    copyOutP50Ms: Statistics(events.map { Double($0.copyOutNanoseconds) }).median / 1e6)
             return Device(
                 device: run.selection.backend.device.description, deviceName: run.selection.backend.deviceName,
                 coldStartMs: Double(
@@ -194,6 +209,7 @@ struct CompareReport: Encodable {
                 split: Split(
                     copyInP50Ms: copyIn / 1e6, computeP50Ms: compute / 1e6, copyOutP50Ms: copyOut / 1e6,
                     copyShare: (copyIn + copyOut) / max(copyIn + compute + copyOut, 1)),
+                deviceSplit: deviceSplit,
                 parity: Parity(
                     reference: reference?.selection.backend.device.description ?? "", maxAbsDiff: parity.abs,
                     maxRelDiff: parity.rel,
