@@ -55,22 +55,42 @@ public enum ONNXTensor {
         func mismatch(_ got: Int) -> ONNXImportError {
             ONNXImportError(source: source, problem: "\(what) has shape \(dims) (\(count) elements) but holds \(got)")
         }
+        // The data must match the shape before anything is allocated: a few bytes of model can claim any shape.
+        var external: Data?
+        if proto.dataLocation == .external {
+            let bytes = try externalData(proto, what: what, source: source, baseDirectory: baseDirectory)
+            guard bytes.count == byteCount else { throw mismatch(bytes.count / dtype.byteSize) }
+            external = bytes
+        } else if proto.hasRawData {
+            guard proto.rawData.count == byteCount else { throw mismatch(proto.rawData.count / max(dtype.byteSize, 1)) }
+        } else {
+            let provided = typedCount(proto, dtype)
+            guard provided == count else { throw mismatch(provided) }
+        }
         var tensor: Tensor
         do { tensor = try Tensor(zeros: dtype, shape: Shape(dims)) } catch {
             throw ONNXImportError(source: source, problem: "cannot allocate \(what) of shape \(dims)")
         }
-        if proto.dataLocation == .external {
-            let bytes = try externalData(proto, what: what, source: source, baseDirectory: baseDirectory)
-            guard bytes.count == byteCount else { throw mismatch(bytes.count / dtype.byteSize) }
-            try tensor.withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
+        if let external {
+            try tensor.withUnsafeMutableBytes { $0.copyBytes(from: external) }
         } else if proto.hasRawData {
-            guard proto.rawData.count == byteCount else { throw mismatch(proto.rawData.count / max(dtype.byteSize, 1)) }
             try tensor.withUnsafeMutableBytes { $0.copyBytes(from: proto.rawData) }
         } else {
             try fillTyped(&tensor, from: proto, count: count, mismatch: mismatch)
         }
         if dtype == .bool { try tensor.withUnsafeMutableBytes { for i in $0.indices where $0[i] > 1 { $0[i] = 1 } } }
         return tensor
+    }
+
+    /// Values in the typed field that holds `dtype`'s data.
+    private static func typedCount(_ proto: Onnx_TensorProto, _ dtype: DType) -> Int {
+        switch dtype {
+        case .float32: proto.floatData.count
+        case .float64: proto.doubleData.count
+        case .int64: proto.int64Data.count
+        case .int32, .int16, .int8, .uint16, .uint8, .bool, .float16: proto.int32Data.count
+        case .uint32, .uint64: proto.uint64Data.count
+        }
     }
 
     private static func fillTyped(

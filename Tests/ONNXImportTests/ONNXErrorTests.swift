@@ -93,6 +93,19 @@ struct ONNXErrorTests {
         #expect(throws: ShapeError.self) { try session.run([NamedTensor(name: "x", tensor: x)]) }
     }
 
+    /// A tensor whose shape promises more data than it holds fails before anything is allocated (8 GB here).
+    @Test func tensorShapeIsCheckedAgainstItsDataBeforeAllocating() throws {
+        // TensorProto { dims: [2_000_000_000], data_type: FLOAT } with no data.
+        let bytes = Data([0x08, 0x80, 0xA8, 0xD6, 0xB9, 0x07, 0x10, 0x01])
+        do {
+            _ = try ONNXTensor.decode(serialized: bytes, source: "huge.pb")
+            Issue.record("an 8 GB tensor without data was accepted")
+        } catch let error as ONNXImportError {
+            #expect(error.description.contains("huge.pb"))
+            #expect(error.description.contains("but holds 0"), "\(error)")
+        }
+    }
+
     @Test func graphErrorsAreReported() throws {
         let dangling = Graph(
             name: "g", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2)])],
