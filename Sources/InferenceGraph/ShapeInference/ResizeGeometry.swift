@@ -50,6 +50,9 @@ public struct ResizeGeometry: Sendable {
         var maps: [AxisMap] = []
         for axis in 0..<rank {
             let inSize = input[axis], outSize = output[axis]
+            guard inSize > 0 || outSize == 0 else {
+                throw context.mismatch("Resize of an empty axis \(axis) to \(outSize) values")
+            }
             let scale = scales[axis]
             var map = AxisMap(low: [], high: [], weight: [], outside: [])
             for o in 0..<outSize {
@@ -77,6 +80,10 @@ public struct ResizeGeometry: Sendable {
                 default:
                     throw Unsupported(
                         detail: "coordinate_transformation_mode '\(transform)'")
+                }
+                // Scales of 0 or infinity, or a NaN region of interest, map no output to an input index.
+                guard original.isFinite, abs(original) < Double(1 << 52) else {
+                    throw context.mismatch("Resize maps output \(o) of axis \(axis) to input coordinate \(original)")
                 }
                 let outside = transform == "tf_crop_and_resize" && (original < 0 || original > Double(inSize - 1))
                 if mode == "nearest" {

@@ -116,6 +116,9 @@ extension ShapeInference {
                     throw context.mismatch("sizes \(sizes) do not fit axes \(axes)")
                 }
                 let policy = try context.node.string("keep_aspect_ratio_policy", default: "stretch")
+                guard sizes.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) else {
+                    throw context.mismatch("Resize sizes \(sizes) must be between 0 and 2^40")
+                }
                 if policy == "stretch" {
                     for (i, axis) in axes.enumerated() { dims[axis] = sizes[i] }
                 } else {
@@ -134,7 +137,11 @@ extension ShapeInference {
                     throw context.mismatch("scales \(scales) do not fit axes \(axes)")
                 }
                 for (i, axis) in axes.enumerated() {
-                    dims[axis] = Int((Float(x.shape[axis]) * scales[i]).rounded(.down))
+                    let size = (Float(x.shape[axis]) * scales[i]).rounded(.down)
+                    guard size.isFinite, size >= 0, size < Float(1 << 40) else {
+                        throw context.mismatch("Resize scale \(scales[i]) on axis \(axis) gives \(size) elements")
+                    }
+                    dims[axis] = Int(size)
                 }
             } else {
                 throw context.mismatch("Resize needs scales or sizes known when the model is planned")
