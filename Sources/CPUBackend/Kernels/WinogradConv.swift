@@ -149,7 +149,7 @@ final class WinogradConvKernel: Kernel {
                     transformOutput(image: n, begin: begin, count: count, tiles: 0..<count, worker: 0)
                 }
             } else {
-                transformInput(image: n, begin: begin, count: count, tiles: 0..<count, worker: worker)
+                transformInput(begin: begin, count: count, tiles: 0..<count, worker: worker)
                 multiply(count: count, points: 0..<16, worker: worker)
                 transformOutput(image: n, begin: begin, count: count, tiles: 0..<count, worker: worker)
             }
@@ -159,10 +159,11 @@ final class WinogradConvKernel: Kernel {
 
     /// Tiles `range` (relative to the current block) of the current split run.
     private func transformInput(tiles range: Range<Int>, worker: Int) {
-        transformInput(image: current.image, begin: current.begin, count: current.count, tiles: range, worker: worker)
+        transformInput(begin: current.begin, count: current.count, tiles: range, worker: worker)
     }
 
-    private func transformInput(image n: Int, begin: Int, count: Int, tiles range: Range<Int>, worker: Int) {
+    /// Tiles `range` of the block of `count` tiles at `begin`, from the worker's channels-last image.
+    private func transformInput(begin: Int, count: Int, tiles range: Range<Int>, worker: Int) {
         guard !range.isEmpty else { return }
         let v = inputs[worker].pointer.assumingMemoryBound(to: Float.self) + range.lowerBound * channels
         ck_winograd_input_2x2_3x3(
