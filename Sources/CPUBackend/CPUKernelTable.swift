@@ -85,7 +85,7 @@ public enum CPUKernelTable {
                     ? try PooledConvKernel(node: node, parallel: parallel(backend), make: make) : try make(node)
             })
         add(["ConvTranspose"], floats) { try ConvTransposeKernel(node: $0) }
-        add(["MaxPool", "AveragePool"], floats, PoolingKernels.make)
+        add(["MaxPool", "AveragePool"], floats, split: PoolingKernels.make)
         add(["GlobalAveragePool", "GlobalMaxPool"], floats, PoolingKernels.makeGlobal)
         add(["Resize"], allFloats.union([.int8, .uint8, .int32, .int64]), ResizeKernels.make)
         // Control flow.

@@ -173,3 +173,28 @@ struct MaxPoolFusionTests {
         }
     }
 }
+
+/// Pooling splits its planes across threads when there is enough work; the split gives the same bits.
+struct PoolingSplitTests {
+    @Test(arguments: ["MaxPool", "AveragePool"])
+    func twoThreadsGiveTheSameBits(_ op: String) throws {
+        let graph = Graph(
+            name: "pool",
+            inputs: [
+                ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2), .fixed(16), .fixed(32), .fixed(32)])
+            ],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "pool", opType: op, inputs: ["x"], outputs: ["y"],
+                    attributes: [
+                        "kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]),
+                    ])
+            ], opsetImports: ["": 17])
+        let x = [NamedTensor(name: "x", tensor: try FusionTests.tensor([2, 16, 32, 32]))]
+        let one = try Session(graph: graph, backend: CPUBackend(threads: 1)).run(x).outputs[0].tensor
+        let two = try Session(graph: graph, backend: CPUBackend(threads: 2)).run(x).outputs[0].tensor
+        #expect(one.shape == [2, 16, 16, 16])
+        #expect(one.bitwiseEqual(two))
+    }
+}

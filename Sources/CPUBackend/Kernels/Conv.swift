@@ -243,7 +243,7 @@ final class ConvTransposeKernel: Kernel {
 
 /// MaxPool, AveragePool and their global forms.
 enum PoolingKernels {
-    static func make(_ node: BoundNode) throws -> any Kernel {
+    static func make(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let xv = try node.input(0), yv = try node.output(0)
         guard let kernel = try node.attributes.ints("kernel_shape") else { throw node.fail("kernel_shape is required") }
         let ceil = try node.attributes.int("ceil_mode", default: 0) != 0
@@ -279,7 +279,8 @@ enum PoolingKernels {
         let indices = node.outputs.count > 1 ? try node.output(1).pointer(Int64.self) : nil
         let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
         if geometry.input.count == 2 && indices == nil {
-            return make2D(geometry, planes: planes, x: x, y: y, isMax: isMax, includePad: includePad)
+            return make2D(
+                geometry, planes: planes, x: x, y: y, isMax: isMax, includePad: includePad, parallel: parallel)
         }
         return ClosureKernel {
             table.offsets.withUnsafeBufferPointer { t in
@@ -343,8 +344,19 @@ enum PoolingKernels {
     /// 2-D pooling with direct window loops (no offset table, no per-element branches on the mode).
     static func make2D(
         _ g: ConvGeometry, planes: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, isMax: Bool,
-        includePad: Bool
+        includePad: Bool, parallel: ParallelFor
     ) -> any Kernel {
+        let work = planes * g.output.reduce(1, *) * g.kernel.reduce(1, *)
+        return PlaneSplitKernel(planes: planes, parallel: work >= 1 << 16 ? parallel : .serial) { range in
+            pool2D(g, planes: range, x: x, y: y, isMax: isMax, includePad: includePad)
+        }
+    }
+
+    /// Planes `range` of a 2-D pooling.
+    static func pool2D(
+        _ g: ConvGeometry, planes range: Range<Int>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
+        isMax: Bool, includePad: Bool
+    ) {
         let (inH, inW) = (g.input[0], g.input[1])
         let (outH, outW) = (g.output[0], g.output[1])
         let (kh, kw) = (g.kernel[0], g.kernel[1])
@@ -353,12 +365,13 @@ enum PoolingKernels {
         let (py, px) = (g.padsBegin[0], g.padsBegin[1])
         let (padEndY, padEndX) = (g.padsEnd[0], g.padsEnd[1])
         if isMax && (kh, kw, sy, sx, dy, dx) == (2, 2, 2, 2, 1, 1) && g.padsBegin == [0, 0] && g.padsEnd == [0, 0] {
-            return ClosureKernel {
-                maxPool2x2(planes: planes, inHeight: inH, inWidth: inW, outHeight: outH, outWidth: outW, x: x, y: y)
-            }
+            maxPool2x2(
+                planes: range.count, inHeight: inH, inWidth: inW, outHeight: outH, outWidth: outW,
+                x: x + range.lowerBound * inH * inW, y: y + range.lowerBound * outH * outW)
+            return
         }
-        return ClosureKernel {
-            for p in 0..<planes {
+        do {
+            for p in range {
                 let xp = x + p * inH * inW
                 var out = y + p * outH * outW
                 for oy in 0..<outH {
@@ -451,6 +464,27 @@ final class Im2colTask: ParallelTask, @unchecked Sendable {
             x, g.input[0], g.input[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], g.dilations[0],
             g.dilations[1], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], column, panelWidth, rows, begin,
             end)
+    }
+}
+
+/// A kernel whose work is independent per plane (pooling): planes split across threads.
+final class PlaneSplitKernel: Kernel {
+    private let planes: Int
+    private let parallel: ParallelFor
+    private let body: (Range<Int>) -> Void
+    private var task: ClosureTask?
+
+    init(planes: Int, parallel: ParallelFor, body: @escaping (Range<Int>) -> Void) {
+        self.planes = planes
+        self.parallel = parallel
+        self.body = body
+        if parallel.threads > 1 && planes > 1 {
+            task = ClosureTask { [unowned self] _, begin, end in self.body(begin..<end) }
+        }
+    }
+
+    func run() throws {
+        if let task { parallel.run(task, count: planes) } else { body(0..<planes) }
     }
 }
 
