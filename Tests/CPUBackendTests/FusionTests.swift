@@ -198,3 +198,26 @@ struct PoolingSplitTests {
         #expect(one.bitwiseEqual(two))
     }
 }
+
+/// Edge, reflect and wrap padding of an empty axis into a non-empty output is a clear error, not a trap.
+struct PadEmptyAxisTests {
+    @Test(arguments: ["edge", "reflect", "wrap"])
+    func nonConstantPaddingOfAnEmptyAxisIsAnError(_ mode: String) throws {
+        let graph = Graph(
+            name: "pad", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2), .fixed(0)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "pad", opType: "Pad", inputs: ["x", "pads"], outputs: ["y"],
+                    attributes: ["mode": .string(mode)])
+            ],
+            initializers: ["pads": try Tensor(shape: [4], scalars: [Int64(0), 1, 0, 1])], opsetImports: ["": 18])
+        let x = [NamedTensor(name: "x", tensor: try Tensor(zeros: .float32, shape: [2, 0]))]
+        do {
+            _ = try Session(graph: graph, backend: CPUBackend()).run(x)
+            Issue.record("\(mode) padding of an empty axis was accepted")
+        } catch let error as RuntimeError {
+            #expect(error.description.contains("empty axis 1"), "\(error)")
+        }
+    }
+}

@@ -205,6 +205,9 @@ enum TensorOpKernels {
                 constant = io.load(try value.raw(), 0)
             }
         }
+        if mode != "constant", y.count > 0, let empty = x.shape.dimensions.firstIndex(of: 0) {
+            throw node.fail("\(mode) padding of the empty axis \(empty) has nothing to copy")
+        }
         let inStrides = rowMajorStrides(x.shape.dimensions)
         var table = [Int](repeating: -1, count: y.count)
         let name = node.name

@@ -16,6 +16,30 @@ extension GPUKernelTable {
         .unsupportedAttribute(node: node.step.node.displayName, detail: detail)
     }
 
+    /// The kernels index with 32-bit ints: every value a node touches must have fewer than 2^31 elements, so no
+    /// count, dimension, stride or offset of its metadata can overflow. Checked before any kernel is made.
+    static func requireInt32Extents(_ node: BoundNode) throws {
+        let values = node.inputs.compactMap { $0 } + node.outputs
+        if let large = values.first(where: { $0.type.shape.elementCount > Int(Int32.max) }) {
+            throw unsupported(node, "a value of \(large.type.shape) (2^31 or more elements) on the GPU")
+        }
+    }
+
+    /// The common launch: one work-item per element of y (`count` of them, all of y by default), reading x,
+    /// with `extra` scalar arguments and an int metadata array: (x, xOff, y, yOff, count, extra..., meta).
+    static func elementwise(
+        _ backend: any GPUKernelHost, _ name: String, x: BoundValue, y: BoundValue, count: Int? = nil,
+        extra: [KernelArgument] = [], meta: [Int]
+    ) throws -> any Kernel {
+        let count = count ?? y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(meta.map { Int32(truncatingIfNeeded: $0) })
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            name, arguments: [xb, xo, yb, yo, .int(Int32(count))] + extra + [metaArgument], global: [count],
+            retained: [metaKeep])
+    }
+
     /// Sum, Mean, Max and Min of any number of inputs: the first two into the output, each further input combined
     /// in place, Mean scaled last.
     static func makeVariadic(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
@@ -118,15 +142,9 @@ extension GPUKernelTable {
     static func makeTile(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "input")
         let y = try firstOutput(node)
-        let count = y.type.shape.elementCount
-        guard count > 0 else { return SequenceKernel(parts: []) }
         let dims = x.type.shape.dimensions
-        let (metaArgument, metaKeep) = try backend.metadata(
-            ([dims.count] + y.type.shape.dimensions + dims + contiguousStrides(dims)).map { Int32($0) })
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
-        return try backend.kernel(
-            "tile", arguments: [xb, xo, yb, yo, .int(Int32(count)), metaArgument], global: [count],
-            retained: [metaKeep])
+        return try elementwise(
+            backend, "tile", x: x, y: y, meta: [dims.count] + y.type.shape.dimensions + dims + contiguousStrides(dims))
     }
 
     static func makePad(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
@@ -146,19 +164,18 @@ extension GPUKernelTable {
             }
             value = scalar
         }
+        if mode != 0, y.type.shape.elementCount > 0, let empty = dims.firstIndex(of: 0) {
+            throw RuntimeError.invalidNode(
+                node: a.displayName, detail: "\(modeName) padding of the empty axis \(empty) has nothing to copy")
+        }
         for axis in dims.indices where mode == 1 && dims[axis] < 2 && (pads[axis] > 0 || pads[axis + dims.count] > 0) {
             throw RuntimeError.invalidNode(
                 node: a.displayName, detail: "reflect padding needs at least 2 elements on axis \(axis)")
         }
-        let count = y.type.shape.elementCount
-        guard count > 0 else { return SequenceKernel(parts: []) }
-        let values =
-            [dims.count, mode] + y.type.shape.dimensions + dims + contiguousStrides(dims) + pads.prefix(dims.count)
-        let (metaArgument, metaKeep) = try backend.metadata(values.map { Int32($0) })
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
-        return try backend.kernel(
-            "pad", arguments: [xb, xo, yb, yo, .int(Int32(count)), .float(value), metaArgument], global: [count],
-            retained: [metaKeep])
+        return try elementwise(
+            backend, "pad", x: x, y: y, extra: [.float(value)],
+            meta: [dims.count, mode] + y.type.shape.dimensions + dims + contiguousStrides(dims)
+                + pads.prefix(dims.count))
     }
 
     static func makeResize(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {

@@ -73,6 +73,7 @@ public enum GPUKernelTable {
                         guard let backend = backend as? any GPUKernelHost else {
                             throw RuntimeError.device("GPU kernel on a non-GPU backend")
                         }
+                        try requireInt32Extents(node)
                         return try make(node, backend)
                     })
             }
@@ -136,9 +137,7 @@ public enum GPUKernelTable {
 
     static func makeUnary(_ node: BoundNode, _ backend: any GPUKernelHost, code: Int) throws -> any Kernel {
         let x = try node.inputs.first.flatMap { $0 }.unwrap(node, "input")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let a = node.step.node
         var code = code
         if a.opType == "Gelu" {
@@ -174,9 +173,7 @@ public enum GPUKernelTable {
 
     static func makeGemm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let attributes = node.step.node
         let transA = try attributes.int("transA", default: 0), transB = try attributes.int("transB", default: 0)
         let alpha = try attributes.float("alpha", default: 1), beta = try attributes.float("beta", default: 1)
@@ -214,9 +211,7 @@ public enum GPUKernelTable {
 
     static func makeMatMul(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let aDims = a.type.shape.rank == 1 ? [1] + a.type.shape.dimensions : a.type.shape.dimensions
         let bDims = b.type.shape.rank == 1 ? b.type.shape.dimensions + [1] : b.type.shape.dimensions
         let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
@@ -260,9 +255,7 @@ public enum GPUKernelTable {
                 node: node.step.node.displayName, detail: "more than two inputs on the GPU")
         }
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         try requireFloat32(node, a, b)
         var code = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6, "PRelu": 9][
             node.step.node.opType, default: 0]
@@ -291,19 +284,12 @@ public enum GPUKernelTable {
 
     static func makeTranspose(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "data")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let rank = x.type.shape.rank
         let perm = try node.step.node.ints("perm") ?? Array((0..<rank).reversed())
         let inStrides = contiguousStrides(x.type.shape.dimensions)
-        let (metaArgument, metaKeep) = try backend.metadata(
-            [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + perm.map { Int32(inStrides[$0]) })
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
-        let count = y.type.shape.elementCount
-        return try backend.kernel(
-            "permute", arguments: [xb, xo, yb, yo, .int(Int32(count)), metaArgument],
-            global: [count], retained: [metaKeep])
+        return try elementwise(
+            backend, "permute", x: x, y: y, meta: [rank] + y.type.shape.dimensions + perm.map { inStrides[$0] })
     }
 
     /// Row-major element strides of a shape.
@@ -322,23 +308,14 @@ public enum GPUKernelTable {
     ) throws -> any Kernel {
         let count = dims.reduce(1, *)
         guard count > 0 else { return SequenceKernel(parts: []) }
-        let values = [dims.count, xBase, yBase] + dims + xStrides + yStrides
-        let meta = values.compactMap { Int32(exactly: $0) }
-        guard meta.count == values.count else {
-            throw RuntimeError.unsupportedAttribute(node: "strided copy", detail: "more than 2^31 elements on the GPU")
-        }
-        let (metaArgument, metaKeep) = try backend.metadata(meta)
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
-        return try backend.kernel(
-            "strided_copy", arguments: [xb, xo, yb, yo, .int(Int32(count)), metaArgument], global: [count],
-            retained: [metaKeep])
+        return try elementwise(
+            backend, "strided_copy", x: x, y: y, count: count,
+            meta: [dims.count, xBase, yBase] + dims + xStrides + yStrides)
     }
 
     static func makeExpand(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "input")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let dims = y.type.shape.dimensions
         let xStrides = broadcastStrides(x.type.shape, rank: dims.count).map { Int($0) }
         return try stridedCopy(backend, x: x, y: y, dims: dims, xStrides: xStrides, yStrides: contiguousStrides(dims))
@@ -346,9 +323,7 @@ public enum GPUKernelTable {
 
     static func makeSlice(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "data")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         func constant(_ index: Int, _ what: String) throws -> [Int]? {
             guard index < node.inputs.count, let value = node.inputs[index] else { return nil }
             guard let tensor = value.constant else {
@@ -383,9 +358,7 @@ public enum GPUKernelTable {
     }
 
     static func makeConcat(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let rank = y.type.shape.rank
         let raw = try node.step.node.int("axis", default: 0)
         let axis = raw < 0 ? raw + rank : raw
@@ -426,9 +399,7 @@ public enum GPUKernelTable {
     static func makeGather(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "data")
         let indices = try node.inputs[1].unwrap(node, "indices")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         guard indices.type.dtype == .int64 else {
             throw RuntimeError.unsupportedAttribute(
                 node: node.step.node.displayName, detail: "Gather with \(indices.type.dtype) indices on the GPU")
@@ -463,9 +434,7 @@ public enum GPUKernelTable {
 
     static func makeCompare(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         try requireFloat32(node, a, b)
         let codes = ["Equal": 0, "Less": 1, "Greater": 2, "LessOrEqual": 3, "GreaterOrEqual": 4]
         let rank = y.type.shape.rank
@@ -511,9 +480,7 @@ public enum GPUKernelTable {
 
     static func makeReduce(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "data")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let context = ShapeInferenceContext(
             node: node.step.node, opset: node.step.opset, inputs: node.inputs.map { $0?.type },
             constants: node.inputs.map { $0?.constant })
@@ -543,9 +510,7 @@ public enum GPUKernelTable {
 
     static func makeCast(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "input")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let count = y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
         let from = x.type.dtype, to = y.type.dtype
@@ -572,9 +537,7 @@ public enum GPUKernelTable {
 
     static func makeSoftmax(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "input")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let rank = x.type.shape.rank
         let raw = try node.step.node.int("axis", default: node.step.opset >= 13 ? -1 : 1)
         let axis = raw < 0 ? raw + rank : raw
@@ -596,9 +559,7 @@ public enum GPUKernelTable {
     static func makeLayerNorm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X"), scale = try node.inputs[1].unwrap(node, "Scale")
         let bias = node.inputs.count > 2 ? node.inputs[2] : nil
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let rank = x.type.shape.rank
         let raw = try node.step.node.int("axis", default: -1)
         let axis = raw < 0 ? raw + rank : raw
@@ -644,9 +605,7 @@ extension GPUKernelTable {
     static func makeConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X"), w = try node.inputs[1].unwrap(node, "W")
         let bias = node.inputs.count > 2 ? node.inputs[2] : nil
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         guard x.type.shape.rank == 4 else {
             throw RuntimeError.unsupportedAttribute(
                 node: node.step.node.displayName, detail: "non-2-D convolution on the GPU")
@@ -701,9 +660,7 @@ extension GPUKernelTable {
 
     static func makeGlobalPool(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X")
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let planes = x.type.shape[0] * x.type.shape[1]
         let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
         let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
@@ -722,9 +679,7 @@ extension GPUKernelTable {
         }
         let x = try node.inputs[0].unwrap(node, "X")
         let parameters = try (1...4).map { try backend.arguments(for: node.inputs[$0].unwrap(node, "parameter \($0)")) }
-        guard let y = node.outputs.first else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "no output")
-        }
+        let y = try firstOutput(node)
         let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
         let count = y.type.shape.elementCount
         let channels = x.type.shape[1]
