@@ -254,7 +254,53 @@ def control():
     save("control", graph, {"x": np.array([0.5, -2.0, 0.25], dtype=np.float32)})
 
 
+def recurrent_variants():
+    seq, batch, inp, hid = 6, 3, 4, 5
+    ops = [
+        helper.make_node("GRU", ["x", "gw", "gr", "gb", "lens", "gh0"], ["gy", "gh"], hidden_size=hid,
+                         direction="bidirectional", linear_before_reset=0),
+        helper.make_node("LSTM", ["x", "lw", "lr", "lb", "lens", "lh0", "lc0", "lp"], ["ly", "lh", "lc"], hidden_size=hid,
+                         direction="reverse", clip=1.5, activations=["HardSigmoid", "Tanh", "Softsign"],
+                         activation_alpha=[0.3], activation_beta=[0.4]),
+    ]
+    graph = helper.make_graph(
+        ops, "recurrent_variants", [tensor("x", TensorProto.FLOAT, [seq, batch, inp])],
+        [tensor(o, TensorProto.FLOAT, None) for o in ["gy", "gh", "ly", "lh", "lc"]],
+        [w("gw", 2, 3 * hid, inp), w("gr", 2, 3 * hid, hid), w("gb", 2, 6 * hid), w("gh0", 2, batch, hid, scale=0.5),
+         const("lens", [6, 2, 4], np.int32), w("lw", 1, 4 * hid, inp), w("lr", 1, 4 * hid, hid), w("lb", 1, 8 * hid),
+         w("lh0", 1, batch, hid, scale=0.5), w("lc0", 1, batch, hid, scale=0.5), w("lp", 1, 3 * hid)])
+    save("recurrent_variants", graph, {"x": rng.standard_normal((seq, batch, inp)).astype(np.float32)})
+
+
+def volumes():
+    ops = [
+        helper.make_node("Conv", ["s", "w1", "b1"], ["c1"], kernel_shape=[3], strides=[2], pads=[1, 0], dilations=[2]),
+        helper.make_node("MaxPool", ["c1"], ["p1"], kernel_shape=[2], strides=[1]),
+        helper.make_node("Conv", ["v", "w3", "b3"], ["c3"], kernel_shape=[2, 3, 2], pads=[1, 1, 0, 0, 1, 1], group=2),
+        helper.make_node("AveragePool", ["c3"], ["a3"], kernel_shape=[2, 2, 2], strides=[1, 2, 2], pads=[0, 1, 1, 1, 0, 0],
+                         ceil_mode=1),
+        helper.make_node("MaxPool", ["c3"], ["m3", "i3"], kernel_shape=[2, 2, 3], strides=[2, 1, 2], storage_order=1),
+        helper.make_node("ConvTranspose", ["a3", "wt", "bt"], ["t3"], strides=[2, 1, 2], pads=[0, 1, 1, 0, 0, 0]),
+        helper.make_node("Softmax", ["t3"], ["sm"], axis=1),
+        helper.make_node("LogSoftmax", ["t3"], ["lsm"], axis=2),
+        helper.make_node("MatMul", ["ma", "mb"], ["mm"]),
+    ]
+    graph = helper.make_graph(
+        ops, "volumes",
+        [tensor("s", TensorProto.FLOAT, [2, 3, 11]), tensor("v", TensorProto.FLOAT, [1, 4, 4, 5, 6]),
+         tensor("ma", TensorProto.FLOAT, [2, 1, 3, 4]), tensor("mb", TensorProto.FLOAT, [3, 4, 2])],
+        [tensor(o, TensorProto.FLOAT, None) for o in ["p1", "m3"]] + [tensor("i3", TensorProto.INT64, None)]
+        + [tensor(o, TensorProto.FLOAT, None) for o in ["sm", "lsm", "mm"]],
+        [w("w1", 4, 3, 3, scale=0.4), w("b1", 4), w("w3", 6, 2, 2, 3, 2, scale=0.3), w("b3", 6),
+         w("wt", 6, 2, 2, 2, 3, scale=0.3), w("bt", 2)])
+    feeds = {"s": rng.standard_normal((2, 3, 11)).astype(np.float32),
+             "v": rng.standard_normal((1, 4, 4, 5, 6)).astype(np.float32),
+             "ma": rng.standard_normal((2, 1, 3, 4)).astype(np.float32),
+             "mb": rng.standard_normal((3, 4, 2)).astype(np.float32)}
+    save("volumes", graph, feeds)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
-    mlp(); cnn(); encoder(); elementwise(); shapes(); reductions(); convolutions(); recurrent(); control()
+    mlp(); cnn(); encoder(); elementwise(); shapes(); reductions(); convolutions(); recurrent(); control(); recurrent_variants(); volumes()
     print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}")

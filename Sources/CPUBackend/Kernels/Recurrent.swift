@@ -21,30 +21,17 @@ final class RecurrentKernel: Kernel {
 
     init(node: BoundNode, cell: Cell) throws {
         self.cell = cell
-        let a = node.attributes
+        let attributes = try RecurrentAttributes(node.attributes)
         let xv = try node.input(0)
-        layout = try a.int("layout", default: 0)
+        layout = attributes.layout
         (seq, batch) = layout == 0 ? (xv.shape[0], xv.shape[1]) : (xv.shape[1], xv.shape[0])
         inputSize = xv.shape[2]
-        hidden = try a.int("hidden_size", default: 0)
-        let direction = try a.string("direction", default: "forward")
-        directions = direction == "bidirectional" ? 2 : 1
-        reverseOnly = direction == "reverse"
-        clip = a.attributes["clip"] == nil ? nil : try a.float("clip", default: 0)
-        linearBeforeReset = try a.int("linear_before_reset", default: 0) != 0
-        if try a.int("input_forget", default: 0) != 0 {
-            throw RuntimeError.unsupportedAttribute(node: node.name, detail: "input_forget=1")
-        }
-        let names: [String]
-        if case .strings(let given)? = a.attributes["activations"] {
-            names = given
-        } else {
-            let one = cell == .lstm ? ["Sigmoid", "Tanh", "Tanh"] : ["Sigmoid", "Tanh"]
-            names = Array([[String]](repeating: one, count: directions).joined())
-        }
-        var alphas = (try? a.floats("activation_alpha")) ?? []
-        var betas = (try? a.floats("activation_beta")) ?? []
-        activations = try names.map { try Self.activation($0, alphas: &alphas, betas: &betas, node: node.name) }
+        hidden = attributes.hidden
+        directions = attributes.directions
+        reverseOnly = attributes.reverseOnly
+        clip = attributes.clip
+        linearBeforeReset = attributes.linearBeforeReset
+        activations = attributes.activations.map(Self.function)
         x = UnsafePointer(try xv.pointer(Float.self))
         w = UnsafePointer(try node.input(1).pointer(Float.self))
         r = UnsafePointer(try node.input(2).pointer(Float.self))
@@ -61,39 +48,21 @@ final class RecurrentKernel: Kernel {
         yC = outputs.count > 2 ? try outputs[2].pointer(Float.self) : nil
     }
 
-    /// Activation functions by ONNX name, consuming alpha/beta values in order for those that take them.
-    static func activation(_ name: String, alphas: inout [Float], betas: inout [Float], node: String) throws -> (Float)
-        -> Float
-    {
-        func take(_ values: inout [Float], _ fallback: Float) -> Float {
-            values.isEmpty ? fallback : values.removeFirst()
-        }
-        switch name.lowercased() {
-        case "sigmoid": return { 1 / (1 + Glibc.exp(-$0)) }
-        case "tanh": return { Glibc.tanh($0) }
-        case "relu": return { max($0, 0) }
-        case "softsign": return { $0 / (1 + abs($0)) }
-        case "softplus": return { Glibc.log(1 + Glibc.exp($0)) }
-        case "leakyrelu":
-            let alpha = take(&alphas, 0.01)
-            return { $0 >= 0 ? $0 : alpha * $0 }
-        case "thresholdedrelu":
-            let alpha = take(&alphas, 1)
-            return { $0 > alpha ? $0 : 0 }
-        case "elu":
-            let alpha = take(&alphas, 1)
-            return { $0 >= 0 ? $0 : alpha * (Glibc.exp($0) - 1) }
-        case "hardsigmoid":
-            let alpha = take(&alphas, 0.2), beta = take(&betas, 0.5)
-            return { max(0, min(1, alpha * $0 + beta)) }
-        case "affine":
-            let alpha = take(&alphas, 1), beta = take(&betas, 0)
-            return { alpha * $0 + beta }
-        case "scaledtanh":
-            let alpha = take(&alphas, 1), beta = take(&betas, 1)
-            return { alpha * Glibc.tanh(beta * $0) }
-        default:
-            throw RuntimeError.unsupportedAttribute(node: node, detail: "activation '\(name)'")
+    /// The scalar function of a recurrent activation.
+    static func function(_ activation: RecurrentAttributes.Activation) -> (Float) -> Float {
+        let alpha = activation.alpha, beta = activation.beta
+        switch activation.function {
+        case .sigmoid: return { 1 / (1 + Glibc.exp(-$0)) }
+        case .tanh: return { Glibc.tanh($0) }
+        case .relu: return { max($0, 0) }
+        case .softsign: return { $0 / (1 + abs($0)) }
+        case .softplus: return { Glibc.log(1 + Glibc.exp($0)) }
+        case .leakyRelu: return { $0 >= 0 ? $0 : alpha * $0 }
+        case .thresholdedRelu: return { $0 > alpha ? $0 : 0 }
+        case .elu: return { $0 >= 0 ? $0 : alpha * (Glibc.exp($0) - 1) }
+        case .hardSigmoid: return { max(0, min(1, alpha * $0 + beta)) }
+        case .affine: return { alpha * $0 + beta }
+        case .scaledTanh: return { alpha * Glibc.tanh(beta * $0) }
         }
     }
 
@@ -104,6 +73,8 @@ final class RecurrentKernel: Kernel {
         var cellState = [Float](repeating: 0, count: batch * h)
         var pre = [Float](repeating: 0, count: gates * h)
         var recurrent = [Float](repeating: 0, count: gates * h)
+        var next = [Float](repeating: 0, count: h)
+        var reset = [Float](repeating: 0, count: h)
         if let y { y.update(repeating: 0, count: seq * directions * batch * h) }
         for d in 0..<directions {
             let reverse = reverseOnly || d == 1
@@ -139,7 +110,10 @@ final class RecurrentKernel: Kernel {
                     }
                     let clipValue = clip
                     func clipped(_ v: Float) -> Float { clipValue.map { min(max(v, -$0), $0) } ?? v }
-                    var next = [Float](repeating: 0, count: h)
+                    if cell == .gru && !linearBeforeReset {
+                        // The candidate reads (r ⊙ h) over every unit, so the whole reset gate comes first.
+                        for k in 0..<h { reset[k] = f(clipped(pre[h + k] + recurrent[h + k])) * state[n * h + k] }
+                    }
                     for j in 0..<h {
                         let previous = state[n * h + j]
                         switch cell {
@@ -161,7 +135,7 @@ final class RecurrentKernel: Kernel {
                             } else {
                                 var q: Float = rb?[2 * h + j] ?? 0
                                 let rr = rd + (2 * h + j) * h
-                                for k in 0..<h { q += rr[k] * rg * state[n * h + k] }
+                                for k in 0..<h { q += rr[k] * reset[k] }
                                 candidate = pre[2 * h + j] + q
                             }
                             let hh = g(clipped(candidate))
