@@ -70,11 +70,16 @@ public struct BoundNode: Sendable {
     /// Buffer and type per node input; nil for an omitted optional input.
     public var inputs: [BoundValue?]
     public var outputs: [BoundValue]
+    /// What folds constants for the session that planned the node: kernels that plan subgraphs (If) pass it on.
+    public var evaluator: (any ConstantEvaluator)?
 
-    public init(step: PlannedStep, inputs: [BoundValue?], outputs: [BoundValue]) {
+    public init(
+        step: PlannedStep, inputs: [BoundValue?], outputs: [BoundValue], evaluator: (any ConstantEvaluator)? = nil
+    ) {
         self.step = step
         self.inputs = inputs
         self.outputs = outputs
+        self.evaluator = evaluator
     }
 }
 

@@ -245,7 +245,8 @@ final class BoundPlan {
         var kernels: [any Kernel] = []
         for step in plan.steps {
             let node = BoundNode(
-                step: step, inputs: step.inputs.map { $0.map { bound[$0] } }, outputs: step.outputs.map { bound[$0] })
+                step: step, inputs: step.inputs.map { $0.map { bound[$0] } }, outputs: step.outputs.map { bound[$0] },
+                evaluator: evaluator)
             let dtype = KernelRegistry.dispatchType(of: step, inputs: node.inputs, outputs: node.outputs)
             guard
                 let registration = backend.kernels.lookup(

@@ -43,7 +43,7 @@ struct RuntimeNVRTCTests {
         // The exact architecture of a newer device (an H200 is compute_90).
         let hopper = try #require(CUDABackend.compiledPTX(architecture: "compute_90", environment: environment))
         #expect(hopper.ptx.contains(".target sm_90"))
-        #expect(hopper.ptx.contains(".entry conv_transpose2d"))
+        #expect(hopper.ptx.contains(".entry conv_transpose3d"))
         // An architecture NVRTC does not know yields nil, so the backend falls back to the committed PTX.
         let unknown = CUDABackend.compiledPTX(architecture: "compute_1", environment: environment)
         #expect(unknown == nil, "compiled for compute_1: \(unknown?.origin ?? "")")

@@ -408,41 +408,39 @@ $L__BB0_32:
 	.param .u32 matmul_param_6,
 	.param .u32 matmul_param_7,
 	.param .u32 matmul_param_8,
-	.param .u32 matmul_param_9,
-	.param .u32 matmul_param_10
+	.param .u64 matmul_param_9
 )
 {
 	.reg .pred 	%p<9>;
 	.reg .f32 	%f<30>;
-	.reg .b32 	%r<44>;
-	.reg .b64 	%rd<53>;
+	.reg .b32 	%r<41>;
+	.reg .b64 	%rd<57>;
 
 
-	ld.param.u64 	%rd24, [matmul_param_0];
+	ld.param.u64 	%rd25, [matmul_param_0];
 	ld.param.u32 	%r13, [matmul_param_1];
-	ld.param.u64 	%rd25, [matmul_param_2];
+	ld.param.u64 	%rd26, [matmul_param_2];
 	ld.param.u32 	%r14, [matmul_param_3];
 	ld.param.u64 	%rd23, [matmul_param_4];
 	ld.param.u32 	%r15, [matmul_param_5];
 	ld.param.u32 	%r16, [matmul_param_6];
 	ld.param.u32 	%r17, [matmul_param_7];
 	ld.param.u32 	%r18, [matmul_param_8];
-	ld.param.u32 	%r19, [matmul_param_9];
-	ld.param.u32 	%r20, [matmul_param_10];
-	cvta.to.global.u64 	%rd1, %rd25;
-	cvta.to.global.u64 	%rd2, %rd24;
-	mov.u32 	%r21, %ntid.x;
-	mov.u32 	%r22, %ctaid.x;
-	mov.u32 	%r23, %tid.x;
-	mad.lo.s32 	%r1, %r22, %r21, %r23;
-	mov.u32 	%r24, %ntid.y;
-	mov.u32 	%r25, %ctaid.y;
-	mov.u32 	%r26, %tid.y;
-	mad.lo.s32 	%r2, %r25, %r24, %r26;
-	mov.u32 	%r27, %ntid.z;
-	mov.u32 	%r28, %ctaid.z;
-	mov.u32 	%r29, %tid.z;
-	mad.lo.s32 	%r3, %r28, %r27, %r29;
+	ld.param.u64 	%rd24, [matmul_param_9];
+	cvta.to.global.u64 	%rd1, %rd26;
+	cvta.to.global.u64 	%rd2, %rd25;
+	mov.u32 	%r19, %ntid.x;
+	mov.u32 	%r20, %ctaid.x;
+	mov.u32 	%r21, %tid.x;
+	mad.lo.s32 	%r1, %r20, %r19, %r21;
+	mov.u32 	%r22, %ntid.y;
+	mov.u32 	%r23, %ctaid.y;
+	mov.u32 	%r24, %tid.y;
+	mad.lo.s32 	%r2, %r23, %r22, %r24;
+	mov.u32 	%r25, %ntid.z;
+	mov.u32 	%r26, %ctaid.z;
+	mov.u32 	%r27, %tid.z;
+	mad.lo.s32 	%r3, %r26, %r25, %r27;
 	setp.ge.s32 	%p1, %r2, %r16;
 	setp.ge.s32 	%p2, %r1, %r17;
 	or.pred  	%p3, %p1, %p2;
@@ -453,96 +451,98 @@ $L__BB0_32:
 	@%p4 bra 	$L__BB1_8;
 
 	cvt.s64.s32 	%rd3, %r1;
-	mul.lo.s32 	%r31, %r3, %r20;
-	cvt.s64.s32 	%rd4, %r31;
+	cvta.to.global.u64 	%rd27, %rd24;
+	shl.b32 	%r29, %r3, 1;
+	mul.wide.s32 	%rd28, %r29, 4;
+	add.s64 	%rd29, %rd27, %rd28;
+	ld.global.s32 	%rd4, [%rd29+4];
 	cvt.s64.s32 	%rd5, %r14;
-	mul.lo.s32 	%r32, %r2, %r18;
-	cvt.s64.s32 	%rd6, %r32;
-	mul.lo.s32 	%r33, %r3, %r19;
-	cvt.s64.s32 	%rd7, %r33;
+	mul.lo.s32 	%r30, %r2, %r18;
+	cvt.s64.s32 	%rd6, %r30;
+	ld.global.s32 	%rd7, [%rd29];
 	cvt.s64.s32 	%rd8, %r13;
-	and.b32  	%r43, %r18, 3;
-	add.s32 	%r34, %r18, -1;
-	setp.lt.u32 	%p5, %r34, 3;
+	and.b32  	%r40, %r18, 3;
+	add.s32 	%r31, %r18, -1;
+	setp.lt.u32 	%p5, %r31, 3;
 	mov.f32 	%f29, 0f00000000;
-	mov.u32 	%r42, 0;
+	mov.u32 	%r39, 0;
 	@%p5 bra 	$L__BB1_5;
 
-	sub.s32 	%r41, %r18, %r43;
-	add.s64 	%rd26, %rd5, %rd4;
-	add.s64 	%rd27, %rd26, %rd3;
-	shl.b64 	%rd28, %rd27, 2;
-	add.s64 	%rd50, %rd1, %rd28;
-	add.s64 	%rd29, %rd7, %rd6;
-	add.s64 	%rd30, %rd29, %rd8;
-	shl.b64 	%rd31, %rd30, 2;
-	add.s64 	%rd32, %rd2, %rd31;
-	add.s64 	%rd49, %rd32, 8;
+	sub.s32 	%r38, %r18, %r40;
+	add.s64 	%rd30, %rd4, %rd5;
+	add.s64 	%rd31, %rd30, %rd3;
+	shl.b64 	%rd32, %rd31, 2;
+	add.s64 	%rd54, %rd1, %rd32;
+	add.s64 	%rd33, %rd6, %rd8;
+	add.s64 	%rd34, %rd33, %rd7;
+	shl.b64 	%rd35, %rd34, 2;
+	add.s64 	%rd36, %rd2, %rd35;
+	add.s64 	%rd53, %rd36, 8;
 	mul.wide.s32 	%rd11, %r17, 4;
 	mov.f32 	%f29, 0f00000000;
-	mov.u32 	%r42, 0;
+	mov.u32 	%r39, 0;
 
 $L__BB1_4:
-	ld.global.f32 	%f12, [%rd50];
-	ld.global.f32 	%f13, [%rd49+-8];
+	ld.global.f32 	%f12, [%rd54];
+	ld.global.f32 	%f13, [%rd53+-8];
 	fma.rn.f32 	%f14, %f13, %f12, %f29;
-	add.s64 	%rd33, %rd50, %rd11;
-	ld.global.f32 	%f15, [%rd33];
-	ld.global.f32 	%f16, [%rd49+-4];
+	add.s64 	%rd37, %rd54, %rd11;
+	ld.global.f32 	%f15, [%rd37];
+	ld.global.f32 	%f16, [%rd53+-4];
 	fma.rn.f32 	%f17, %f16, %f15, %f14;
-	add.s64 	%rd34, %rd33, %rd11;
-	ld.global.f32 	%f18, [%rd34];
-	ld.global.f32 	%f19, [%rd49];
+	add.s64 	%rd38, %rd37, %rd11;
+	ld.global.f32 	%f18, [%rd38];
+	ld.global.f32 	%f19, [%rd53];
 	fma.rn.f32 	%f20, %f19, %f18, %f17;
-	add.s64 	%rd35, %rd34, %rd11;
-	add.s64 	%rd50, %rd35, %rd11;
-	ld.global.f32 	%f21, [%rd35];
-	ld.global.f32 	%f22, [%rd49+4];
+	add.s64 	%rd39, %rd38, %rd11;
+	add.s64 	%rd54, %rd39, %rd11;
+	ld.global.f32 	%f21, [%rd39];
+	ld.global.f32 	%f22, [%rd53+4];
 	fma.rn.f32 	%f29, %f22, %f21, %f20;
-	add.s32 	%r42, %r42, 4;
-	add.s64 	%rd49, %rd49, 16;
-	add.s32 	%r41, %r41, -4;
-	setp.ne.s32 	%p6, %r41, 0;
+	add.s32 	%r39, %r39, 4;
+	add.s64 	%rd53, %rd53, 16;
+	add.s32 	%r38, %r38, -4;
+	setp.ne.s32 	%p6, %r38, 0;
 	@%p6 bra 	$L__BB1_4;
 
 $L__BB1_5:
-	setp.eq.s32 	%p7, %r43, 0;
+	setp.eq.s32 	%p7, %r40, 0;
 	@%p7 bra 	$L__BB1_8;
 
-	mul.lo.s32 	%r36, %r42, %r17;
-	cvt.s64.s32 	%rd36, %r36;
-	add.s64 	%rd37, %rd5, %rd36;
-	add.s64 	%rd38, %rd37, %rd4;
-	add.s64 	%rd39, %rd38, %rd3;
-	shl.b64 	%rd40, %rd39, 2;
-	add.s64 	%rd52, %rd1, %rd40;
+	add.s64 	%rd40, %rd4, %rd5;
+	mul.lo.s32 	%r33, %r39, %r17;
+	cvt.s64.s32 	%rd41, %r33;
+	add.s64 	%rd42, %rd40, %rd41;
+	add.s64 	%rd43, %rd42, %rd3;
+	shl.b64 	%rd44, %rd43, 2;
+	add.s64 	%rd56, %rd1, %rd44;
 	mul.wide.s32 	%rd17, %r17, 4;
-	cvt.s64.s32 	%rd41, %r42;
-	add.s64 	%rd42, %rd41, %rd8;
-	add.s64 	%rd43, %rd42, %rd7;
-	add.s64 	%rd44, %rd43, %rd6;
-	shl.b64 	%rd45, %rd44, 2;
-	add.s64 	%rd51, %rd2, %rd45;
+	cvt.s64.s32 	%rd45, %r39;
+	add.s64 	%rd46, %rd45, %rd7;
+	add.s64 	%rd47, %rd46, %rd8;
+	add.s64 	%rd48, %rd47, %rd6;
+	shl.b64 	%rd49, %rd48, 2;
+	add.s64 	%rd55, %rd2, %rd49;
 
 $L__BB1_7:
 	.pragma "nounroll";
-	ld.global.f32 	%f23, [%rd52];
-	ld.global.f32 	%f24, [%rd51];
+	ld.global.f32 	%f23, [%rd56];
+	ld.global.f32 	%f24, [%rd55];
 	fma.rn.f32 	%f29, %f24, %f23, %f29;
-	add.s64 	%rd52, %rd52, %rd17;
-	add.s64 	%rd51, %rd51, 4;
-	add.s32 	%r43, %r43, -1;
-	setp.ne.s32 	%p8, %r43, 0;
+	add.s64 	%rd56, %rd56, %rd17;
+	add.s64 	%rd55, %rd55, 4;
+	add.s32 	%r40, %r40, -1;
+	setp.ne.s32 	%p8, %r40, 0;
 	@%p8 bra 	$L__BB1_7;
 
 $L__BB1_8:
-	mad.lo.s32 	%r37, %r3, %r16, %r2;
-	add.s32 	%r38, %r1, %r15;
-	mad.lo.s32 	%r39, %r37, %r17, %r38;
-	cvta.to.global.u64 	%rd46, %rd23;
-	mul.wide.s32 	%rd47, %r39, 4;
-	add.s64 	%rd48, %rd46, %rd47;
-	st.global.f32 	[%rd48], %f29;
+	mad.lo.s32 	%r34, %r3, %r16, %r2;
+	add.s32 	%r35, %r1, %r15;
+	mad.lo.s32 	%r36, %r34, %r17, %r35;
+	cvta.to.global.u64 	%rd50, %rd23;
+	mul.wide.s32 	%rd51, %r36, 4;
+	add.s64 	%rd52, %rd50, %rd51;
+	st.global.f32 	[%rd52], %f29;
 
 $L__BB1_9:
 	ret;
@@ -4828,361 +4828,395 @@ $L__BB14_27:
 	ret;
 
 }
-	// .globl	conv_transpose2d
-.visible .entry conv_transpose2d(
-	.param .u64 conv_transpose2d_param_0,
-	.param .u32 conv_transpose2d_param_1,
-	.param .u64 conv_transpose2d_param_2,
-	.param .u32 conv_transpose2d_param_3,
-	.param .u64 conv_transpose2d_param_4,
-	.param .u32 conv_transpose2d_param_5,
-	.param .u32 conv_transpose2d_param_6,
-	.param .u64 conv_transpose2d_param_7,
-	.param .u32 conv_transpose2d_param_8,
-	.param .u32 conv_transpose2d_param_9,
-	.param .u64 conv_transpose2d_param_10
+	// .globl	conv_transpose3d
+.visible .entry conv_transpose3d(
+	.param .u64 conv_transpose3d_param_0,
+	.param .u32 conv_transpose3d_param_1,
+	.param .u64 conv_transpose3d_param_2,
+	.param .u32 conv_transpose3d_param_3,
+	.param .u64 conv_transpose3d_param_4,
+	.param .u32 conv_transpose3d_param_5,
+	.param .u32 conv_transpose3d_param_6,
+	.param .u64 conv_transpose3d_param_7,
+	.param .u32 conv_transpose3d_param_8,
+	.param .u32 conv_transpose3d_param_9,
+	.param .u64 conv_transpose3d_param_10
 )
 {
-	.reg .pred 	%p<37>;
-	.reg .f32 	%f<55>;
-	.reg .b32 	%r<139>;
-	.reg .b64 	%rd<64>;
+	.reg .pred 	%p<43>;
+	.reg .f32 	%f<59>;
+	.reg .b32 	%r<157>;
+	.reg .b64 	%rd<63>;
 
 
-	ld.param.u64 	%rd17, [conv_transpose2d_param_0];
-	ld.param.u32 	%r67, [conv_transpose2d_param_1];
-	ld.param.u64 	%rd18, [conv_transpose2d_param_2];
-	ld.param.u32 	%r68, [conv_transpose2d_param_3];
-	ld.param.u64 	%rd14, [conv_transpose2d_param_4];
-	ld.param.u32 	%r69, [conv_transpose2d_param_5];
-	ld.param.u32 	%r70, [conv_transpose2d_param_6];
-	ld.param.u32 	%r72, [conv_transpose2d_param_9];
-	ld.param.u64 	%rd16, [conv_transpose2d_param_10];
+	ld.param.u64 	%rd17, [conv_transpose3d_param_0];
+	ld.param.u32 	%r79, [conv_transpose3d_param_1];
+	ld.param.u64 	%rd18, [conv_transpose3d_param_2];
+	ld.param.u32 	%r80, [conv_transpose3d_param_3];
+	ld.param.u64 	%rd14, [conv_transpose3d_param_4];
+	ld.param.u32 	%r81, [conv_transpose3d_param_5];
+	ld.param.u32 	%r82, [conv_transpose3d_param_6];
+	ld.param.u32 	%r84, [conv_transpose3d_param_9];
+	ld.param.u64 	%rd16, [conv_transpose3d_param_10];
 	cvta.to.global.u64 	%rd1, %rd18;
 	cvta.to.global.u64 	%rd2, %rd17;
-	mov.u32 	%r73, %ntid.x;
-	mov.u32 	%r74, %ctaid.x;
-	mov.u32 	%r75, %tid.x;
-	mad.lo.s32 	%r1, %r74, %r73, %r75;
-	setp.ge.s32 	%p1, %r1, %r72;
-	@%p1 bra 	$L__BB15_48;
+	mov.u32 	%r85, %ntid.x;
+	mov.u32 	%r86, %ctaid.x;
+	mov.u32 	%r87, %tid.x;
+	mad.lo.s32 	%r1, %r86, %r85, %r87;
+	setp.ge.s32 	%p2, %r1, %r84;
+	@%p2 bra 	$L__BB15_53;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
 	ld.global.u32 	%r3, [%rd19+4];
 	ld.global.u32 	%r4, [%rd19+8];
-	ld.global.u32 	%r5, [%rd19+24];
-	ld.global.u32 	%r6, [%rd19+28];
-	ld.global.u32 	%r7, [%rd19+32];
-	ld.global.u32 	%r8, [%rd19+36];
-	ld.global.u32 	%r9, [%rd19+40];
-	ld.global.u32 	%r10, [%rd19+44];
-	ld.global.u32 	%r11, [%rd19+48];
-	ld.global.u32 	%r12, [%rd19+52];
-	ld.global.u32 	%r76, [%rd19+20];
-	div.s32 	%r77, %r1, %r76;
-	mul.lo.s32 	%r78, %r77, %r76;
-	sub.s32 	%r13, %r1, %r78;
-	ld.global.u32 	%r79, [%rd19+16];
-	rem.s32 	%r14, %r77, %r79;
-	mul.lo.s32 	%r80, %r76, %r79;
-	div.s32 	%r81, %r1, %r80;
-	ld.global.u32 	%r82, [%rd19+12];
-	rem.s32 	%r15, %r81, %r82;
-	mul.lo.s32 	%r16, %r80, %r82;
-	ld.global.u32 	%r83, [%rd19+56];
-	div.s32 	%r17, %r2, %r83;
-	div.s32 	%r18, %r82, %r83;
-	setp.eq.s32 	%p2, %r70, 0;
-	mov.f32 	%f52, 0f00000000;
-	@%p2 bra 	$L__BB15_3;
+	ld.global.u32 	%r5, [%rd19+12];
+	ld.global.u32 	%r6, [%rd19+32];
+	ld.global.u32 	%r7, [%rd19+36];
+	ld.global.u32 	%r8, [%rd19+40];
+	ld.global.u32 	%r9, [%rd19+44];
+	ld.global.u32 	%r10, [%rd19+48];
+	ld.global.u32 	%r11, [%rd19+52];
+	ld.global.u32 	%r12, [%rd19+56];
+	ld.global.u32 	%r13, [%rd19+60];
+	ld.global.u32 	%r14, [%rd19+64];
+	ld.global.u32 	%r15, [%rd19+68];
+	ld.global.u32 	%r16, [%rd19+72];
+	ld.global.u32 	%r17, [%rd19+76];
+	ld.global.u32 	%r88, [%rd19+28];
+	div.s32 	%r89, %r1, %r88;
+	mul.lo.s32 	%r90, %r89, %r88;
+	sub.s32 	%r18, %r1, %r90;
+	ld.global.u32 	%r91, [%rd19+24];
+	rem.s32 	%r19, %r89, %r91;
+	mul.lo.s32 	%r92, %r88, %r91;
+	div.s32 	%r93, %r1, %r92;
+	ld.global.u32 	%r94, [%rd19+20];
+	rem.s32 	%r20, %r93, %r94;
+	mul.lo.s32 	%r95, %r92, %r94;
+	div.s32 	%r96, %r1, %r95;
+	ld.global.u32 	%r97, [%rd19+16];
+	rem.s32 	%r21, %r96, %r97;
+	mul.lo.s32 	%r22, %r95, %r97;
+	ld.global.u32 	%r98, [%rd19+80];
+	div.s32 	%r23, %r2, %r98;
+	div.s32 	%r24, %r97, %r98;
+	setp.eq.s32 	%p3, %r82, 0;
+	mov.f32 	%f55, 0f00000000;
+	@%p3 bra 	$L__BB15_3;
 
-	add.s32 	%r84, %r15, %r69;
+	add.s32 	%r99, %r21, %r81;
 	cvta.to.global.u64 	%rd20, %rd14;
-	mul.wide.s32 	%rd21, %r84, 4;
+	mul.wide.s32 	%rd21, %r99, 4;
 	add.s64 	%rd22, %rd20, %rd21;
-	ld.global.f32 	%f52, [%rd22];
+	ld.global.f32 	%f55, [%rd22];
 
 $L__BB15_3:
-	setp.lt.s32 	%p3, %r17, 1;
-	@%p3 bra 	$L__BB15_47;
+	setp.lt.s32 	%p4, %r23, 1;
+	@%p4 bra 	$L__BB15_52;
 
-	div.s32 	%r85, %r15, %r18;
-	mul.lo.s32 	%r19, %r85, %r17;
-	div.s32 	%r86, %r1, %r16;
-	mul.lo.s32 	%r20, %r86, %r2;
-	cvt.s64.s32 	%rd3, %r68;
-	add.s32 	%r21, %r14, %r11;
-	add.s32 	%r22, %r13, %r12;
-	setp.lt.s32 	%p4, %r5, 1;
-	@%p4 bra 	$L__BB15_47;
+	cvt.s64.s32 	%rd3, %r79;
+	div.s32 	%r101, %r21, %r24;
+	mul.lo.s32 	%r25, %r101, %r23;
+	div.s32 	%r102, %r1, %r22;
+	mad.lo.s32 	%r26, %r102, %r2, %r25;
+	mul.lo.s32 	%r103, %r4, %r3;
+	mul.lo.s32 	%r27, %r103, %r5;
+	mul.lo.s32 	%r104, %r7, %r6;
+	mul.lo.s32 	%r28, %r104, %r8;
+	add.s32 	%r29, %r20, %r15;
+	add.s32 	%r30, %r19, %r16;
+	setp.lt.s32 	%p5, %r7, 1;
+	setp.lt.s32 	%p6, %r6, 1;
+	or.pred  	%p1, %p6, %p5;
+	cvt.s64.s32 	%rd4, %r80;
+	mul.wide.s32 	%rd23, %r80, 4;
+	add.s64 	%rd5, %rd1, %rd23;
+	add.s32 	%r32, %r18, %r17;
+	mul.lo.s32 	%r106, %r14, 3;
+	sub.s32 	%r36, %r32, %r106;
+	and.b32  	%r37, %r8, 3;
+	sub.s32 	%r38, %r37, %r8;
+	mul.lo.s32 	%r107, %r101, %r24;
+	sub.s32 	%r39, %r21, %r107;
+	mov.u32 	%r147, 0;
 
-	shl.b64 	%rd23, %rd3, 2;
-	add.s64 	%rd4, %rd1, %rd23;
-	mul.lo.s32 	%r89, %r10, 3;
-	sub.s32 	%r27, %r22, %r89;
-	and.b32  	%r28, %r6, 3;
-	sub.s32 	%r29, %r28, %r6;
-	rem.s32 	%r30, %r15, %r18;
-	mul.lo.s32 	%r31, %r6, %r5;
-	mul.lo.s32 	%r32, %r4, %r3;
-	add.s32 	%r33, %r19, %r20;
-	cvt.s64.s32 	%rd5, %r67;
-	mov.u32 	%r130, 0;
+$L__BB15_5:
+	add.s32 	%r108, %r26, %r147;
+	mul.lo.s32 	%r109, %r27, %r108;
+	cvt.s64.s32 	%rd24, %r109;
+	add.s64 	%rd6, %rd24, %rd3;
+	@%p1 bra 	$L__BB15_51;
 
-$L__BB15_6:
-	add.s32 	%r90, %r33, %r130;
-	mul.lo.s32 	%r91, %r32, %r90;
-	cvt.s64.s32 	%rd24, %r91;
-	add.s64 	%rd6, %rd24, %rd5;
-	setp.lt.s32 	%p5, %r6, 1;
-	@%p5 bra 	$L__BB15_46;
+	add.s32 	%r111, %r147, %r25;
+	mad.lo.s32 	%r112, %r111, %r24, %r39;
+	mul.lo.s32 	%r113, %r28, %r112;
+	cvt.s64.s32 	%rd25, %r113;
+	mul.wide.s32 	%rd26, %r113, 4;
+	add.s64 	%rd7, %rd5, %rd26;
+	add.s64 	%rd8, %rd25, %rd4;
+	mov.u32 	%r148, 0;
 
-	add.s32 	%r93, %r130, %r19;
-	mad.lo.s32 	%r94, %r93, %r18, %r30;
-	mul.lo.s32 	%r95, %r31, %r94;
-	cvt.s64.s32 	%rd25, %r95;
-	mul.wide.s32 	%rd26, %r95, 4;
-	add.s64 	%rd7, %rd4, %rd26;
-	add.s64 	%rd8, %rd25, %rd3;
-	mov.u32 	%r131, 0;
+$L__BB15_7:
+	mul.lo.s32 	%r114, %r148, %r12;
+	sub.s32 	%r42, %r29, %r114;
+	setp.lt.s32 	%p7, %r42, 0;
+	@%p7 bra 	$L__BB15_50;
 
-$L__BB15_8:
-	mul.lo.s32 	%r96, %r131, %r9;
-	sub.s32 	%r36, %r21, %r96;
-	setp.lt.s32 	%p6, %r36, 0;
-	@%p6 bra 	$L__BB15_45;
+	rem.s32 	%r115, %r42, %r9;
+	setp.ne.s32 	%p8, %r115, 0;
+	@%p8 bra 	$L__BB15_50;
 
-	rem.s32 	%r97, %r36, %r7;
-	setp.ne.s32 	%p7, %r97, 0;
-	@%p7 bra 	$L__BB15_45;
+	div.s32 	%r43, %r42, %r9;
+	setp.ge.s32 	%p9, %r43, %r3;
+	@%p9 bra 	$L__BB15_50;
 
-	div.s32 	%r37, %r36, %r7;
-	setp.ge.s32 	%p8, %r37, %r3;
-	@%p8 bra 	$L__BB15_45;
+	setp.lt.s32 	%p10, %r8, 1;
+	@%p10 bra 	$L__BB15_50;
 
-	add.s32 	%r125, %r6, -1;
-	setp.lt.u32 	%p9, %r125, 3;
-	mul.lo.s32 	%r38, %r37, %r4;
-	mov.u32 	%r138, 0;
-	@%p9 bra 	$L__BB15_30;
+	mul.lo.s32 	%r45, %r43, %r4;
+	mov.u32 	%r149, 0;
 
-	sub.s32 	%r136, %r22, %r10;
-	shl.b32 	%r128, %r10, 1;
-	sub.s32 	%r135, %r22, %r128;
-	mov.u32 	%r138, 0;
-	mov.u32 	%r132, %r29;
-	mov.u32 	%r133, %r22;
-	mov.u32 	%r134, %r27;
-	mov.u64 	%rd63, %rd7;
+$L__BB15_12:
+	mul.lo.s32 	%r117, %r149, %r13;
+	sub.s32 	%r47, %r30, %r117;
+	setp.lt.s32 	%p11, %r47, 0;
+	@%p11 bra 	$L__BB15_49;
 
-$L__BB15_13:
-	mul.lo.s32 	%r118, %r131, %r6;
-	mul.wide.s32 	%rd61, %r118, 4;
-	add.s64 	%rd11, %rd63, %rd61;
-	setp.lt.s32 	%p10, %r133, 0;
-	@%p10 bra 	$L__BB15_17;
+	rem.s32 	%r118, %r47, %r10;
+	setp.ne.s32 	%p12, %r118, 0;
+	@%p12 bra 	$L__BB15_49;
 
-	rem.s32 	%r100, %r133, %r8;
-	setp.ne.s32 	%p11, %r100, 0;
-	@%p11 bra 	$L__BB15_17;
+	div.s32 	%r48, %r47, %r10;
+	setp.ge.s32 	%p13, %r48, %r4;
+	@%p13 bra 	$L__BB15_49;
 
-	div.s32 	%r46, %r133, %r8;
-	setp.ge.s32 	%p12, %r46, %r4;
-	@%p12 bra 	$L__BB15_17;
+	mul.lo.s32 	%r143, %r148, %r7;
+	add.s32 	%r142, %r8, -1;
+	setp.lt.u32 	%p14, %r142, 3;
+	add.s32 	%r120, %r48, %r45;
+	mul.lo.s32 	%r49, %r120, %r5;
+	add.s32 	%r121, %r149, %r143;
+	mul.lo.s32 	%r50, %r121, %r8;
+	mov.u32 	%r156, 0;
+	@%p14 bra 	$L__BB15_34;
 
-	add.s32 	%r101, %r46, %r38;
-	cvt.s64.s32 	%rd27, %r101;
+	sub.s32 	%r154, %r32, %r14;
+	shl.b32 	%r145, %r14, 1;
+	sub.s32 	%r153, %r32, %r145;
+	mul.wide.s32 	%rd9, %r50, 4;
+	mov.u32 	%r156, 0;
+	mov.u32 	%r150, %r38;
+	mov.u32 	%r151, %r32;
+	mov.u32 	%r152, %r36;
+	mov.u64 	%rd62, %rd7;
+
+$L__BB15_17:
+	add.s64 	%rd11, %rd62, %rd9;
+	setp.lt.s32 	%p15, %r151, 0;
+	@%p15 bra 	$L__BB15_21;
+
+	rem.s32 	%r123, %r151, %r11;
+	setp.ne.s32 	%p16, %r123, 0;
+	@%p16 bra 	$L__BB15_21;
+
+	div.s32 	%r57, %r151, %r11;
+	setp.ge.s32 	%p17, %r57, %r5;
+	@%p17 bra 	$L__BB15_21;
+
+	add.s32 	%r124, %r57, %r49;
+	cvt.s64.s32 	%rd27, %r124;
 	add.s64 	%rd28, %rd6, %rd27;
 	shl.b64 	%rd29, %rd28, 2;
 	add.s64 	%rd30, %rd2, %rd29;
-	ld.global.f32 	%f26, [%rd11];
-	ld.global.f32 	%f27, [%rd30];
-	fma.rn.f32 	%f52, %f27, %f26, %f52;
+	ld.global.f32 	%f28, [%rd11];
+	ld.global.f32 	%f29, [%rd30];
+	fma.rn.f32 	%f55, %f29, %f28, %f55;
 
-$L__BB15_17:
-	setp.lt.s32 	%p13, %r136, 0;
-	@%p13 bra 	$L__BB15_21;
+$L__BB15_21:
+	setp.lt.s32 	%p18, %r154, 0;
+	@%p18 bra 	$L__BB15_25;
 
-	rem.s32 	%r102, %r136, %r8;
-	setp.ne.s32 	%p14, %r102, 0;
-	@%p14 bra 	$L__BB15_21;
+	rem.s32 	%r125, %r154, %r11;
+	setp.ne.s32 	%p19, %r125, 0;
+	@%p19 bra 	$L__BB15_25;
 
-	div.s32 	%r47, %r136, %r8;
-	setp.ge.s32 	%p15, %r47, %r4;
-	@%p15 bra 	$L__BB15_21;
+	div.s32 	%r58, %r154, %r11;
+	setp.ge.s32 	%p20, %r58, %r5;
+	@%p20 bra 	$L__BB15_25;
 
-	add.s32 	%r103, %r47, %r38;
-	cvt.s64.s32 	%rd31, %r103;
+	add.s32 	%r126, %r58, %r49;
+	cvt.s64.s32 	%rd31, %r126;
 	add.s64 	%rd32, %rd6, %rd31;
 	shl.b64 	%rd33, %rd32, 2;
 	add.s64 	%rd34, %rd2, %rd33;
-	ld.global.f32 	%f28, [%rd11+4];
-	ld.global.f32 	%f29, [%rd34];
-	fma.rn.f32 	%f52, %f29, %f28, %f52;
+	ld.global.f32 	%f30, [%rd11+4];
+	ld.global.f32 	%f31, [%rd34];
+	fma.rn.f32 	%f55, %f31, %f30, %f55;
 
-$L__BB15_21:
-	setp.lt.s32 	%p16, %r135, 0;
-	@%p16 bra 	$L__BB15_25;
+$L__BB15_25:
+	setp.lt.s32 	%p21, %r153, 0;
+	@%p21 bra 	$L__BB15_29;
 
-	rem.s32 	%r104, %r135, %r8;
-	setp.ne.s32 	%p17, %r104, 0;
-	@%p17 bra 	$L__BB15_25;
+	rem.s32 	%r127, %r153, %r11;
+	setp.ne.s32 	%p22, %r127, 0;
+	@%p22 bra 	$L__BB15_29;
 
-	div.s32 	%r48, %r135, %r8;
-	setp.ge.s32 	%p18, %r48, %r4;
-	@%p18 bra 	$L__BB15_25;
+	div.s32 	%r59, %r153, %r11;
+	setp.ge.s32 	%p23, %r59, %r5;
+	@%p23 bra 	$L__BB15_29;
 
-	add.s32 	%r105, %r48, %r38;
-	cvt.s64.s32 	%rd35, %r105;
+	add.s32 	%r128, %r59, %r49;
+	cvt.s64.s32 	%rd35, %r128;
 	add.s64 	%rd36, %rd6, %rd35;
 	shl.b64 	%rd37, %rd36, 2;
 	add.s64 	%rd38, %rd2, %rd37;
-	ld.global.f32 	%f30, [%rd11+8];
-	ld.global.f32 	%f31, [%rd38];
-	fma.rn.f32 	%f52, %f31, %f30, %f52;
+	ld.global.f32 	%f32, [%rd11+8];
+	ld.global.f32 	%f33, [%rd38];
+	fma.rn.f32 	%f55, %f33, %f32, %f55;
 
-$L__BB15_25:
-	setp.lt.s32 	%p19, %r134, 0;
-	@%p19 bra 	$L__BB15_29;
+$L__BB15_29:
+	setp.lt.s32 	%p24, %r152, 0;
+	@%p24 bra 	$L__BB15_33;
 
-	rem.s32 	%r106, %r134, %r8;
-	setp.ne.s32 	%p20, %r106, 0;
-	@%p20 bra 	$L__BB15_29;
+	rem.s32 	%r129, %r152, %r11;
+	setp.ne.s32 	%p25, %r129, 0;
+	@%p25 bra 	$L__BB15_33;
 
-	div.s32 	%r49, %r134, %r8;
-	setp.ge.s32 	%p21, %r49, %r4;
-	@%p21 bra 	$L__BB15_29;
+	div.s32 	%r60, %r152, %r11;
+	setp.ge.s32 	%p26, %r60, %r5;
+	@%p26 bra 	$L__BB15_33;
 
-	add.s32 	%r107, %r49, %r38;
-	cvt.s64.s32 	%rd39, %r107;
+	add.s32 	%r130, %r60, %r49;
+	cvt.s64.s32 	%rd39, %r130;
 	add.s64 	%rd40, %rd6, %rd39;
 	shl.b64 	%rd41, %rd40, 2;
 	add.s64 	%rd42, %rd2, %rd41;
-	ld.global.f32 	%f32, [%rd11+12];
-	ld.global.f32 	%f33, [%rd42];
-	fma.rn.f32 	%f52, %f33, %f32, %f52;
+	ld.global.f32 	%f34, [%rd11+12];
+	ld.global.f32 	%f35, [%rd42];
+	fma.rn.f32 	%f55, %f35, %f34, %f55;
 
-$L__BB15_29:
-	shl.b32 	%r117, %r10, 2;
-	add.s32 	%r138, %r138, 4;
-	add.s64 	%rd63, %rd63, 16;
-	sub.s32 	%r136, %r136, %r117;
-	sub.s32 	%r135, %r135, %r117;
-	sub.s32 	%r134, %r134, %r117;
-	sub.s32 	%r133, %r133, %r117;
-	add.s32 	%r132, %r132, 4;
-	setp.ne.s32 	%p22, %r132, 0;
-	@%p22 bra 	$L__BB15_13;
+$L__BB15_33:
+	shl.b32 	%r140, %r14, 2;
+	add.s32 	%r156, %r156, 4;
+	add.s64 	%rd62, %rd62, 16;
+	sub.s32 	%r154, %r154, %r140;
+	sub.s32 	%r153, %r153, %r140;
+	sub.s32 	%r152, %r152, %r140;
+	sub.s32 	%r151, %r151, %r140;
+	add.s32 	%r150, %r150, 4;
+	setp.ne.s32 	%p27, %r150, 0;
+	@%p27 bra 	$L__BB15_17;
 
-$L__BB15_30:
-	setp.eq.s32 	%p23, %r28, 0;
-	@%p23 bra 	$L__BB15_45;
+$L__BB15_34:
+	setp.eq.s32 	%p28, %r37, 0;
+	@%p28 bra 	$L__BB15_49;
 
-	mul.lo.s32 	%r119, %r131, %r6;
-	mul.lo.s32 	%r57, %r138, %r10;
-	sub.s32 	%r58, %r22, %r57;
-	setp.lt.s32 	%p24, %r58, 0;
-	add.s32 	%r108, %r138, %r119;
-	cvt.s64.s32 	%rd43, %r108;
+	mul.lo.s32 	%r68, %r156, %r14;
+	sub.s32 	%r69, %r32, %r68;
+	setp.lt.s32 	%p29, %r69, 0;
+	add.s32 	%r131, %r156, %r50;
+	cvt.s64.s32 	%rd43, %r131;
 	add.s64 	%rd44, %rd8, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p24 bra 	$L__BB15_35;
+	@%p29 bra 	$L__BB15_39;
 
-	rem.s32 	%r109, %r58, %r8;
-	setp.ne.s32 	%p25, %r109, 0;
-	@%p25 bra 	$L__BB15_35;
+	rem.s32 	%r132, %r69, %r11;
+	setp.ne.s32 	%p30, %r132, 0;
+	@%p30 bra 	$L__BB15_39;
 
-	div.s32 	%r59, %r58, %r8;
-	setp.ge.s32 	%p26, %r59, %r4;
-	@%p26 bra 	$L__BB15_35;
+	div.s32 	%r70, %r69, %r11;
+	setp.ge.s32 	%p31, %r70, %r5;
+	@%p31 bra 	$L__BB15_39;
 
-	add.s32 	%r110, %r59, %r38;
-	cvt.s64.s32 	%rd46, %r110;
+	add.s32 	%r133, %r70, %r49;
+	cvt.s64.s32 	%rd46, %r133;
 	add.s64 	%rd47, %rd6, %rd46;
 	shl.b64 	%rd48, %rd47, 2;
 	add.s64 	%rd49, %rd2, %rd48;
-	ld.global.f32 	%f34, [%rd13];
-	ld.global.f32 	%f35, [%rd49];
-	fma.rn.f32 	%f52, %f35, %f34, %f52;
+	ld.global.f32 	%f36, [%rd13];
+	ld.global.f32 	%f37, [%rd49];
+	fma.rn.f32 	%f55, %f37, %f36, %f55;
 
-$L__BB15_35:
-	setp.eq.s32 	%p27, %r28, 1;
-	@%p27 bra 	$L__BB15_45;
+$L__BB15_39:
+	setp.eq.s32 	%p32, %r37, 1;
+	@%p32 bra 	$L__BB15_49;
 
-	add.s32 	%r60, %r57, %r10;
-	sub.s32 	%r61, %r22, %r60;
-	setp.lt.s32 	%p28, %r61, 0;
-	@%p28 bra 	$L__BB15_40;
+	add.s32 	%r71, %r68, %r14;
+	sub.s32 	%r72, %r32, %r71;
+	setp.lt.s32 	%p33, %r72, 0;
+	@%p33 bra 	$L__BB15_44;
 
-	rem.s32 	%r111, %r61, %r8;
-	setp.ne.s32 	%p29, %r111, 0;
-	@%p29 bra 	$L__BB15_40;
+	rem.s32 	%r134, %r72, %r11;
+	setp.ne.s32 	%p34, %r134, 0;
+	@%p34 bra 	$L__BB15_44;
 
-	div.s32 	%r62, %r61, %r8;
-	setp.ge.s32 	%p30, %r62, %r4;
-	@%p30 bra 	$L__BB15_40;
+	div.s32 	%r73, %r72, %r11;
+	setp.ge.s32 	%p35, %r73, %r5;
+	@%p35 bra 	$L__BB15_44;
 
-	add.s32 	%r112, %r62, %r38;
-	cvt.s64.s32 	%rd50, %r112;
+	add.s32 	%r135, %r73, %r49;
+	cvt.s64.s32 	%rd50, %r135;
 	add.s64 	%rd51, %rd6, %rd50;
 	shl.b64 	%rd52, %rd51, 2;
 	add.s64 	%rd53, %rd2, %rd52;
-	ld.global.f32 	%f36, [%rd13+4];
-	ld.global.f32 	%f37, [%rd53];
-	fma.rn.f32 	%f52, %f37, %f36, %f52;
+	ld.global.f32 	%f38, [%rd13+4];
+	ld.global.f32 	%f39, [%rd53];
+	fma.rn.f32 	%f55, %f39, %f38, %f55;
 
-$L__BB15_40:
-	setp.eq.s32 	%p31, %r28, 2;
-	@%p31 bra 	$L__BB15_45;
+$L__BB15_44:
+	setp.eq.s32 	%p36, %r37, 2;
+	@%p36 bra 	$L__BB15_49;
 
-	add.s32 	%r113, %r60, %r10;
-	sub.s32 	%r63, %r22, %r113;
-	setp.lt.s32 	%p32, %r63, 0;
-	@%p32 bra 	$L__BB15_45;
+	add.s32 	%r136, %r71, %r14;
+	sub.s32 	%r74, %r32, %r136;
+	setp.lt.s32 	%p37, %r74, 0;
+	@%p37 bra 	$L__BB15_49;
 
-	rem.s32 	%r114, %r63, %r8;
-	setp.ne.s32 	%p33, %r114, 0;
-	@%p33 bra 	$L__BB15_45;
+	rem.s32 	%r137, %r74, %r11;
+	setp.ne.s32 	%p38, %r137, 0;
+	@%p38 bra 	$L__BB15_49;
 
-	div.s32 	%r64, %r63, %r8;
-	setp.ge.s32 	%p34, %r64, %r4;
-	@%p34 bra 	$L__BB15_45;
+	div.s32 	%r75, %r74, %r11;
+	setp.ge.s32 	%p39, %r75, %r5;
+	@%p39 bra 	$L__BB15_49;
 
-	add.s32 	%r115, %r64, %r38;
-	cvt.s64.s32 	%rd54, %r115;
+	add.s32 	%r138, %r75, %r49;
+	cvt.s64.s32 	%rd54, %r138;
 	add.s64 	%rd55, %rd6, %rd54;
 	shl.b64 	%rd56, %rd55, 2;
 	add.s64 	%rd57, %rd2, %rd56;
-	ld.global.f32 	%f38, [%rd13+8];
-	ld.global.f32 	%f39, [%rd57];
-	fma.rn.f32 	%f52, %f39, %f38, %f52;
+	ld.global.f32 	%f40, [%rd13+8];
+	ld.global.f32 	%f41, [%rd57];
+	fma.rn.f32 	%f55, %f41, %f40, %f55;
 
-$L__BB15_45:
-	add.s32 	%r131, %r131, 1;
-	setp.lt.s32 	%p35, %r131, %r5;
-	@%p35 bra 	$L__BB15_8;
+$L__BB15_49:
+	add.s32 	%r149, %r149, 1;
+	setp.lt.s32 	%p40, %r149, %r7;
+	@%p40 bra 	$L__BB15_12;
 
-$L__BB15_46:
-	add.s32 	%r130, %r130, 1;
-	setp.lt.s32 	%p36, %r130, %r17;
-	@%p36 bra 	$L__BB15_6;
+$L__BB15_50:
+	add.s32 	%r148, %r148, 1;
+	setp.lt.s32 	%p41, %r148, %r6;
+	@%p41 bra 	$L__BB15_7;
 
-$L__BB15_47:
-	ld.param.u64 	%rd62, [conv_transpose2d_param_7];
-	ld.param.u32 	%r124, [conv_transpose2d_param_8];
-	mov.u32 	%r123, %tid.x;
-	mov.u32 	%r122, %ntid.x;
-	mov.u32 	%r121, %ctaid.x;
-	mad.lo.s32 	%r120, %r121, %r122, %r123;
-	add.s32 	%r116, %r120, %r124;
-	cvta.to.global.u64 	%rd58, %rd62;
-	mul.wide.s32 	%rd59, %r116, 4;
+$L__BB15_51:
+	add.s32 	%r147, %r147, 1;
+	setp.lt.s32 	%p42, %r147, %r23;
+	@%p42 bra 	$L__BB15_5;
+
+$L__BB15_52:
+	ld.param.u64 	%rd61, [conv_transpose3d_param_7];
+	ld.param.u32 	%r141, [conv_transpose3d_param_8];
+	add.s32 	%r139, %r1, %r141;
+	cvta.to.global.u64 	%rd58, %rd61;
+	mul.wide.s32 	%rd59, %r139, 4;
 	add.s64 	%rd60, %rd58, %rd59;
-	st.global.f32 	[%rd60], %f52;
+	st.global.f32 	[%rd60], %f55;
 
-$L__BB15_48:
+$L__BB15_53:
 	ret;
 
 }
@@ -5448,674 +5482,847 @@ $L__BB21_2:
 	ret;
 
 }
-	// .globl	conv2d
-.visible .entry conv2d(
-	.param .u64 conv2d_param_0,
-	.param .u32 conv2d_param_1,
-	.param .u64 conv2d_param_2,
-	.param .u32 conv2d_param_3,
-	.param .u64 conv2d_param_4,
-	.param .u32 conv2d_param_5,
-	.param .u32 conv2d_param_6,
-	.param .u64 conv2d_param_7,
-	.param .u32 conv2d_param_8,
-	.param .u32 conv2d_param_9,
-	.param .u64 conv2d_param_10
+	// .globl	conv3d
+.visible .entry conv3d(
+	.param .u64 conv3d_param_0,
+	.param .u32 conv3d_param_1,
+	.param .u64 conv3d_param_2,
+	.param .u32 conv3d_param_3,
+	.param .u64 conv3d_param_4,
+	.param .u32 conv3d_param_5,
+	.param .u32 conv3d_param_6,
+	.param .u64 conv3d_param_7,
+	.param .u32 conv3d_param_8,
+	.param .u32 conv3d_param_9,
+	.param .u64 conv3d_param_10
 )
 {
-	.reg .pred 	%p<37>;
-	.reg .f32 	%f<55>;
-	.reg .b32 	%r<128>;
-	.reg .b64 	%rd<64>;
+	.reg .pred 	%p<43>;
+	.reg .f32 	%f<59>;
+	.reg .b32 	%r<164>;
+	.reg .b64 	%rd<72>;
 
 
-	ld.param.u64 	%rd17, [conv2d_param_0];
-	ld.param.u32 	%r66, [conv2d_param_1];
-	ld.param.u64 	%rd18, [conv2d_param_2];
-	ld.param.u32 	%r67, [conv2d_param_3];
-	ld.param.u64 	%rd14, [conv2d_param_4];
-	ld.param.u32 	%r68, [conv2d_param_5];
-	ld.param.u32 	%r69, [conv2d_param_6];
-	ld.param.u32 	%r71, [conv2d_param_9];
-	ld.param.u64 	%rd16, [conv2d_param_10];
+	ld.param.u64 	%rd17, [conv3d_param_0];
+	ld.param.u32 	%r79, [conv3d_param_1];
+	ld.param.u64 	%rd18, [conv3d_param_2];
+	ld.param.u64 	%rd14, [conv3d_param_4];
+	ld.param.u32 	%r81, [conv3d_param_5];
+	ld.param.u32 	%r82, [conv3d_param_6];
+	ld.param.u32 	%r84, [conv3d_param_9];
+	ld.param.u64 	%rd16, [conv3d_param_10];
 	cvta.to.global.u64 	%rd1, %rd18;
 	cvta.to.global.u64 	%rd2, %rd17;
-	mov.u32 	%r72, %ntid.x;
-	mov.u32 	%r73, %ctaid.x;
-	mov.u32 	%r74, %tid.x;
-	mad.lo.s32 	%r1, %r73, %r72, %r74;
-	setp.ge.s32 	%p1, %r1, %r71;
-	@%p1 bra 	$L__BB22_32;
+	mov.u32 	%r85, %ntid.x;
+	mov.u32 	%r86, %ctaid.x;
+	mov.u32 	%r87, %tid.x;
+	mad.lo.s32 	%r1, %r86, %r85, %r87;
+	setp.ge.s32 	%p2, %r1, %r84;
+	@%p2 bra 	$L__BB22_35;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
 	ld.global.u32 	%r3, [%rd19+4];
 	ld.global.u32 	%r4, [%rd19+8];
-	ld.global.u32 	%r5, [%rd19+24];
-	ld.global.u32 	%r6, [%rd19+28];
-	ld.global.u32 	%r7, [%rd19+32];
-	ld.global.u32 	%r8, [%rd19+36];
-	ld.global.u32 	%r9, [%rd19+40];
-	ld.global.u32 	%r10, [%rd19+44];
-	ld.global.u32 	%r11, [%rd19+48];
-	ld.global.u32 	%r12, [%rd19+52];
-	ld.global.u32 	%r75, [%rd19+20];
-	div.s32 	%r76, %r1, %r75;
-	mul.lo.s32 	%r77, %r76, %r75;
-	sub.s32 	%r13, %r1, %r77;
-	ld.global.u32 	%r78, [%rd19+16];
-	rem.s32 	%r14, %r76, %r78;
-	mul.lo.s32 	%r79, %r75, %r78;
-	div.s32 	%r80, %r1, %r79;
-	ld.global.u32 	%r81, [%rd19+12];
-	rem.s32 	%r15, %r80, %r81;
-	mul.lo.s32 	%r82, %r79, %r81;
-	div.s32 	%r16, %r1, %r82;
-	ld.global.u32 	%r83, [%rd19+56];
-	div.s32 	%r17, %r2, %r83;
-	div.s32 	%r18, %r81, %r83;
-	setp.eq.s32 	%p2, %r69, 0;
-	mov.f32 	%f44, 0f00000000;
-	@%p2 bra 	$L__BB22_3;
+	ld.global.u32 	%r5, [%rd19+12];
+	ld.global.u32 	%r6, [%rd19+32];
+	ld.global.u32 	%r7, [%rd19+36];
+	ld.global.u32 	%r8, [%rd19+40];
+	ld.global.u32 	%r9, [%rd19+44];
+	ld.global.u32 	%r10, [%rd19+48];
+	ld.global.u32 	%r11, [%rd19+52];
+	ld.global.u32 	%r12, [%rd19+56];
+	ld.global.u32 	%r13, [%rd19+60];
+	ld.global.u32 	%r14, [%rd19+64];
+	ld.global.u32 	%r15, [%rd19+68];
+	ld.global.u32 	%r16, [%rd19+72];
+	ld.global.u32 	%r17, [%rd19+76];
+	ld.global.u32 	%r88, [%rd19+28];
+	div.s32 	%r89, %r1, %r88;
+	mul.lo.s32 	%r90, %r89, %r88;
+	sub.s32 	%r18, %r1, %r90;
+	ld.global.u32 	%r91, [%rd19+24];
+	rem.s32 	%r19, %r89, %r91;
+	mul.lo.s32 	%r92, %r88, %r91;
+	div.s32 	%r93, %r1, %r92;
+	ld.global.u32 	%r94, [%rd19+20];
+	rem.s32 	%r20, %r93, %r94;
+	mul.lo.s32 	%r95, %r92, %r94;
+	div.s32 	%r96, %r1, %r95;
+	ld.global.u32 	%r97, [%rd19+16];
+	rem.s32 	%r21, %r96, %r97;
+	mul.lo.s32 	%r98, %r95, %r97;
+	div.s32 	%r22, %r1, %r98;
+	ld.global.u32 	%r99, [%rd19+80];
+	div.s32 	%r23, %r2, %r99;
+	div.s32 	%r24, %r97, %r99;
+	setp.eq.s32 	%p3, %r82, 0;
+	mov.f32 	%f47, 0f00000000;
+	@%p3 bra 	$L__BB22_3;
 
-	add.s32 	%r84, %r15, %r68;
+	add.s32 	%r100, %r21, %r81;
 	cvta.to.global.u64 	%rd20, %rd14;
-	mul.wide.s32 	%rd21, %r84, 4;
+	mul.wide.s32 	%rd21, %r100, 4;
 	add.s64 	%rd22, %rd20, %rd21;
-	ld.global.f32 	%f44, [%rd22];
+	ld.global.f32 	%f47, [%rd22];
 
 $L__BB22_3:
-	setp.lt.s32 	%p3, %r17, 1;
-	@%p3 bra 	$L__BB22_31;
+	setp.lt.s32 	%p4, %r23, 1;
+	@%p4 bra 	$L__BB22_34;
 
-	div.s32 	%r85, %r15, %r18;
-	mul.lo.s32 	%r86, %r16, %r2;
-	mad.lo.s32 	%r19, %r85, %r17, %r86;
-	cvt.s64.s32 	%rd3, %r67;
-	mul.lo.s32 	%r87, %r14, %r7;
-	sub.s32 	%r20, %r87, %r11;
-	mul.lo.s32 	%r21, %r13, %r8;
-	sub.s32 	%r22, %r21, %r12;
-	setp.lt.s32 	%p4, %r5, 1;
-	@%p4 bra 	$L__BB22_31;
+	cvt.s64.s32 	%rd3, %r79;
+	div.s32 	%r102, %r21, %r24;
+	mul.lo.s32 	%r103, %r22, %r2;
+	mad.lo.s32 	%r25, %r102, %r23, %r103;
+	mul.lo.s32 	%r104, %r4, %r3;
+	mul.lo.s32 	%r26, %r104, %r5;
+	mul.lo.s32 	%r106, %r20, %r9;
+	sub.s32 	%r29, %r106, %r15;
+	mul.lo.s32 	%r107, %r19, %r10;
+	sub.s32 	%r30, %r107, %r16;
+	mul.lo.s32 	%r108, %r18, %r11;
+	sub.s32 	%r31, %r108, %r17;
+	setp.lt.s32 	%p5, %r7, 1;
+	setp.lt.s32 	%p6, %r6, 1;
+	or.pred  	%p1, %p6, %p5;
+	add.s32 	%r109, %r14, %r108;
+	sub.s32 	%r33, %r109, %r17;
+	shl.b32 	%r110, %r14, 1;
+	add.s32 	%r111, %r108, %r110;
+	sub.s32 	%r35, %r111, %r17;
+	mad.lo.s32 	%r112, %r14, 3, %r108;
+	sub.s32 	%r36, %r112, %r17;
+	and.b32  	%r37, %r8, 3;
+	sub.s32 	%r38, %r37, %r8;
+	mov.u32 	%r151, 0;
 
-	shl.b64 	%rd23, %rd3, 2;
-	add.s64 	%rd4, %rd1, %rd23;
-	add.s32 	%r89, %r10, %r21;
-	sub.s32 	%r24, %r89, %r12;
-	shl.b32 	%r90, %r10, 1;
-	add.s32 	%r91, %r21, %r90;
-	sub.s32 	%r26, %r91, %r12;
-	mad.lo.s32 	%r92, %r10, 3, %r21;
-	sub.s32 	%r27, %r92, %r12;
-	and.b32  	%r28, %r6, 3;
-	sub.s32 	%r29, %r28, %r6;
-	mul.lo.s32 	%r30, %r6, %r5;
-	mul.lo.s32 	%r31, %r17, %r15;
-	mul.lo.s32 	%r32, %r4, %r3;
-	cvt.s64.s32 	%rd5, %r66;
-	mov.u32 	%r116, 0;
+$L__BB22_5:
+	add.s32 	%r113, %r25, %r151;
+	mul.lo.s32 	%r114, %r26, %r113;
+	cvt.s64.s32 	%rd24, %r114;
+	add.s64 	%rd6, %rd24, %rd3;
+	@%p1 bra 	$L__BB22_33;
 
-$L__BB22_6:
-	add.s32 	%r93, %r19, %r116;
-	mul.lo.s32 	%r94, %r32, %r93;
-	cvt.s64.s32 	%rd24, %r94;
-	add.s64 	%rd6, %rd24, %rd5;
-	setp.lt.s32 	%p5, %r6, 1;
-	@%p5 bra 	$L__BB22_30;
+	mov.u32 	%r152, 0;
 
-	add.s32 	%r96, %r116, %r31;
-	mul.lo.s32 	%r97, %r30, %r96;
-	cvt.s64.s32 	%rd25, %r97;
-	mul.wide.s32 	%rd26, %r97, 4;
-	add.s64 	%rd7, %rd4, %rd26;
-	add.s64 	%rd8, %rd25, %rd3;
-	mov.u32 	%r117, 0;
+$L__BB22_7:
+	mad.lo.s32 	%r41, %r152, %r12, %r29;
+	setp.lt.s32 	%p7, %r41, 0;
+	setp.ge.s32 	%p8, %r41, %r3;
+	or.pred  	%p9, %p8, %p7;
+	@%p9 bra 	$L__BB22_32;
 
-$L__BB22_8:
-	mad.lo.s32 	%r35, %r117, %r9, %r20;
-	setp.lt.s32 	%p6, %r35, 0;
-	setp.ge.s32 	%p7, %r35, %r3;
-	or.pred  	%p8, %p7, %p6;
-	@%p8 bra 	$L__BB22_29;
+	setp.lt.s32 	%p10, %r8, 1;
+	mul.lo.s32 	%r42, %r41, %r4;
+	@%p10 bra 	$L__BB22_32;
 
-	add.s32 	%r114, %r6, -1;
-	setp.lt.u32 	%p9, %r114, 3;
-	mul.lo.s32 	%r36, %r35, %r4;
-	mov.u32 	%r127, 0;
-	@%p9 bra 	$L__BB22_20;
+	add.s32 	%r43, %r30, %r42;
+	mov.u32 	%r153, 0;
 
-	add.s32 	%r124, %r24, %r36;
-	add.s32 	%r122, %r26, %r36;
-	add.s32 	%r120, %r27, %r36;
-	add.s32 	%r119, %r22, %r36;
-	mov.u32 	%r127, 0;
-	mov.u32 	%r118, %r22;
-	mov.u32 	%r121, %r27;
-	mov.u32 	%r123, %r26;
-	mov.u32 	%r125, %r24;
-	mov.u64 	%rd63, %rd7;
+$L__BB22_10:
+	mul.lo.s32 	%r46, %r153, %r13;
+	add.s32 	%r47, %r46, %r30;
+	setp.lt.s32 	%p11, %r47, 0;
+	setp.ge.s32 	%p12, %r47, %r4;
+	or.pred  	%p13, %p12, %p11;
+	@%p13 bra 	$L__BB22_31;
 
-$L__BB22_11:
-	mul.lo.s32 	%r107, %r117, %r6;
-	mul.wide.s32 	%rd61, %r107, 4;
-	setp.ge.s32 	%p10, %r118, %r4;
-	setp.lt.s32 	%p11, %r118, 0;
-	or.pred  	%p12, %p11, %p10;
-	add.s64 	%rd11, %rd63, %rd61;
-	@%p12 bra 	$L__BB22_13;
+	mul.lo.s32 	%r144, %r152, %r7;
+	add.s32 	%r143, %r8, -1;
+	setp.lt.u32 	%p14, %r143, 3;
+	add.s32 	%r120, %r47, %r42;
+	mul.lo.s32 	%r48, %r120, %r5;
+	add.s32 	%r121, %r153, %r144;
+	mul.lo.s32 	%r49, %r121, %r8;
+	mov.u32 	%r163, 0;
+	@%p14 bra 	$L__BB22_22;
 
-	cvt.s64.s32 	%rd27, %r119;
+	ld.param.u64 	%rd70, [conv3d_param_2];
+	ld.param.u32 	%r150, [conv3d_param_3];
+	mul.wide.s32 	%rd69, %r150, 4;
+	cvta.to.global.u64 	%rd68, %rd70;
+	mul.lo.s32 	%r149, %r7, %r6;
+	mul.lo.s32 	%r148, %r23, %r21;
+	add.s32 	%r147, %r151, %r148;
+	mul.lo.s32 	%r146, %r149, %r8;
+	mul.lo.s32 	%r145, %r146, %r147;
+	mul.wide.s32 	%rd67, %r145, 4;
+	add.s64 	%rd66, %rd68, %rd69;
+	add.s64 	%rd71, %rd66, %rd67;
+	mul.wide.s32 	%rd9, %r49, 4;
+	add.s32 	%r123, %r43, %r46;
+	mul.lo.s32 	%r124, %r5, %r123;
+	add.s32 	%r160, %r33, %r124;
+	add.s32 	%r158, %r35, %r124;
+	add.s32 	%r156, %r36, %r124;
+	add.s32 	%r155, %r31, %r124;
+	mov.u32 	%r163, 0;
+	mov.u32 	%r154, %r31;
+	mov.u32 	%r157, %r36;
+	mov.u32 	%r159, %r35;
+	mov.u32 	%r161, %r33;
+
+$L__BB22_13:
+	setp.ge.s32 	%p15, %r154, %r5;
+	setp.lt.s32 	%p16, %r154, 0;
+	or.pred  	%p17, %p16, %p15;
+	add.s64 	%rd11, %rd71, %rd9;
+	@%p17 bra 	$L__BB22_15;
+
+	cvt.s64.s32 	%rd27, %r155;
 	add.s64 	%rd28, %rd6, %rd27;
 	shl.b64 	%rd29, %rd28, 2;
 	add.s64 	%rd30, %rd2, %rd29;
-	ld.global.f32 	%f26, [%rd11];
-	ld.global.f32 	%f27, [%rd30];
-	fma.rn.f32 	%f44, %f27, %f26, %f44;
+	ld.global.f32 	%f28, [%rd11];
+	ld.global.f32 	%f29, [%rd30];
+	fma.rn.f32 	%f47, %f29, %f28, %f47;
 
-$L__BB22_13:
-	setp.ge.s32 	%p13, %r125, %r4;
-	setp.lt.s32 	%p14, %r125, 0;
-	or.pred  	%p15, %p14, %p13;
-	@%p15 bra 	$L__BB22_15;
+$L__BB22_15:
+	setp.ge.s32 	%p18, %r161, %r5;
+	setp.lt.s32 	%p19, %r161, 0;
+	or.pred  	%p20, %p19, %p18;
+	@%p20 bra 	$L__BB22_17;
 
-	cvt.s64.s32 	%rd31, %r124;
+	cvt.s64.s32 	%rd31, %r160;
 	add.s64 	%rd32, %rd6, %rd31;
 	shl.b64 	%rd33, %rd32, 2;
 	add.s64 	%rd34, %rd2, %rd33;
-	ld.global.f32 	%f28, [%rd11+4];
-	ld.global.f32 	%f29, [%rd34];
-	fma.rn.f32 	%f44, %f29, %f28, %f44;
+	ld.global.f32 	%f30, [%rd11+4];
+	ld.global.f32 	%f31, [%rd34];
+	fma.rn.f32 	%f47, %f31, %f30, %f47;
 
-$L__BB22_15:
-	setp.ge.s32 	%p16, %r123, %r4;
-	setp.lt.s32 	%p17, %r123, 0;
-	or.pred  	%p18, %p17, %p16;
-	@%p18 bra 	$L__BB22_17;
+$L__BB22_17:
+	setp.ge.s32 	%p21, %r159, %r5;
+	setp.lt.s32 	%p22, %r159, 0;
+	or.pred  	%p23, %p22, %p21;
+	@%p23 bra 	$L__BB22_19;
 
-	cvt.s64.s32 	%rd35, %r122;
+	cvt.s64.s32 	%rd35, %r158;
 	add.s64 	%rd36, %rd6, %rd35;
 	shl.b64 	%rd37, %rd36, 2;
 	add.s64 	%rd38, %rd2, %rd37;
-	ld.global.f32 	%f30, [%rd11+8];
-	ld.global.f32 	%f31, [%rd38];
-	fma.rn.f32 	%f44, %f31, %f30, %f44;
+	ld.global.f32 	%f32, [%rd11+8];
+	ld.global.f32 	%f33, [%rd38];
+	fma.rn.f32 	%f47, %f33, %f32, %f47;
 
-$L__BB22_17:
-	setp.ge.s32 	%p19, %r121, %r4;
-	setp.lt.s32 	%p20, %r121, 0;
-	or.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB22_19;
+$L__BB22_19:
+	setp.ge.s32 	%p24, %r157, %r5;
+	setp.lt.s32 	%p25, %r157, 0;
+	or.pred  	%p26, %p25, %p24;
+	@%p26 bra 	$L__BB22_21;
 
-	cvt.s64.s32 	%rd39, %r120;
+	cvt.s64.s32 	%rd39, %r156;
 	add.s64 	%rd40, %rd6, %rd39;
 	shl.b64 	%rd41, %rd40, 2;
 	add.s64 	%rd42, %rd2, %rd41;
-	ld.global.f32 	%f32, [%rd11+12];
-	ld.global.f32 	%f33, [%rd42];
-	fma.rn.f32 	%f44, %f33, %f32, %f44;
+	ld.global.f32 	%f34, [%rd11+12];
+	ld.global.f32 	%f35, [%rd42];
+	fma.rn.f32 	%f47, %f35, %f34, %f47;
 
-$L__BB22_19:
-	shl.b32 	%r106, %r10, 2;
-	add.s64 	%rd63, %rd63, 16;
-	add.s32 	%r125, %r125, %r106;
-	add.s32 	%r124, %r124, %r106;
-	add.s32 	%r123, %r123, %r106;
-	add.s32 	%r122, %r122, %r106;
-	add.s32 	%r121, %r121, %r106;
-	add.s32 	%r120, %r120, %r106;
-	add.s32 	%r119, %r119, %r106;
-	add.s32 	%r118, %r118, %r106;
-	add.s32 	%r127, %r127, 4;
-	add.s32 	%r100, %r29, %r127;
-	setp.ne.s32 	%p22, %r100, 0;
-	@%p22 bra 	$L__BB22_11;
+$L__BB22_21:
+	shl.b32 	%r131, %r14, 2;
+	add.s64 	%rd71, %rd71, 16;
+	add.s32 	%r161, %r161, %r131;
+	add.s32 	%r160, %r160, %r131;
+	add.s32 	%r159, %r159, %r131;
+	add.s32 	%r158, %r158, %r131;
+	add.s32 	%r157, %r157, %r131;
+	add.s32 	%r156, %r156, %r131;
+	add.s32 	%r155, %r155, %r131;
+	add.s32 	%r154, %r154, %r131;
+	add.s32 	%r163, %r163, 4;
+	add.s32 	%r125, %r38, %r163;
+	setp.ne.s32 	%p27, %r125, 0;
+	@%p27 bra 	$L__BB22_13;
 
-$L__BB22_20:
-	setp.eq.s32 	%p23, %r28, 0;
-	@%p23 bra 	$L__BB22_29;
+$L__BB22_22:
+	setp.eq.s32 	%p28, %r37, 0;
+	@%p28 bra 	$L__BB22_31;
 
-	mul.lo.s32 	%r108, %r117, %r6;
-	mad.lo.s32 	%r61, %r127, %r10, %r22;
-	setp.lt.s32 	%p24, %r61, 0;
-	setp.ge.s32 	%p25, %r61, %r4;
-	or.pred  	%p26, %p24, %p25;
-	add.s32 	%r101, %r127, %r108;
-	cvt.s64.s32 	%rd43, %r101;
-	add.s64 	%rd44, %rd8, %rd43;
+	mul.lo.s32 	%r137, %r7, %r6;
+	mul.lo.s32 	%r136, %r23, %r21;
+	add.s32 	%r135, %r151, %r136;
+	mul.lo.s32 	%r134, %r137, %r8;
+	mul.lo.s32 	%r133, %r134, %r135;
+	ld.param.u32 	%r132, [conv3d_param_3];
+	cvt.s64.s32 	%rd63, %r132;
+	cvt.s64.s32 	%rd62, %r133;
+	add.s64 	%rd61, %rd62, %rd63;
+	mad.lo.s32 	%r73, %r163, %r14, %r31;
+	setp.lt.s32 	%p29, %r73, 0;
+	setp.ge.s32 	%p30, %r73, %r5;
+	or.pred  	%p31, %p29, %p30;
+	add.s32 	%r126, %r163, %r49;
+	cvt.s64.s32 	%rd43, %r126;
+	add.s64 	%rd44, %rd61, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p26 bra 	$L__BB22_23;
+	@%p31 bra 	$L__BB22_25;
 
-	add.s32 	%r102, %r61, %r36;
-	cvt.s64.s32 	%rd46, %r102;
+	add.s32 	%r127, %r73, %r48;
+	cvt.s64.s32 	%rd46, %r127;
 	add.s64 	%rd47, %rd6, %rd46;
 	shl.b64 	%rd48, %rd47, 2;
 	add.s64 	%rd49, %rd2, %rd48;
-	ld.global.f32 	%f34, [%rd13];
-	ld.global.f32 	%f35, [%rd49];
-	fma.rn.f32 	%f44, %f35, %f34, %f44;
+	ld.global.f32 	%f36, [%rd13];
+	ld.global.f32 	%f37, [%rd49];
+	fma.rn.f32 	%f47, %f37, %f36, %f47;
 
-$L__BB22_23:
-	setp.eq.s32 	%p27, %r28, 1;
-	@%p27 bra 	$L__BB22_29;
+$L__BB22_25:
+	setp.eq.s32 	%p32, %r37, 1;
+	@%p32 bra 	$L__BB22_31;
 
-	add.s32 	%r62, %r61, %r10;
-	setp.lt.s32 	%p28, %r62, 0;
-	setp.ge.s32 	%p29, %r62, %r4;
-	or.pred  	%p30, %p28, %p29;
-	@%p30 bra 	$L__BB22_26;
+	add.s32 	%r74, %r73, %r14;
+	setp.lt.s32 	%p33, %r74, 0;
+	setp.ge.s32 	%p34, %r74, %r5;
+	or.pred  	%p35, %p33, %p34;
+	@%p35 bra 	$L__BB22_28;
 
-	add.s32 	%r103, %r62, %r36;
-	cvt.s64.s32 	%rd50, %r103;
+	add.s32 	%r128, %r74, %r48;
+	cvt.s64.s32 	%rd50, %r128;
 	add.s64 	%rd51, %rd6, %rd50;
 	shl.b64 	%rd52, %rd51, 2;
 	add.s64 	%rd53, %rd2, %rd52;
-	ld.global.f32 	%f36, [%rd13+4];
-	ld.global.f32 	%f37, [%rd53];
-	fma.rn.f32 	%f44, %f37, %f36, %f44;
+	ld.global.f32 	%f38, [%rd13+4];
+	ld.global.f32 	%f39, [%rd53];
+	fma.rn.f32 	%f47, %f39, %f38, %f47;
 
-$L__BB22_26:
-	setp.eq.s32 	%p31, %r28, 2;
-	@%p31 bra 	$L__BB22_29;
+$L__BB22_28:
+	setp.eq.s32 	%p36, %r37, 2;
+	@%p36 bra 	$L__BB22_31;
 
-	add.s32 	%r63, %r62, %r10;
-	setp.lt.s32 	%p32, %r63, 0;
-	setp.ge.s32 	%p33, %r63, %r4;
-	or.pred  	%p34, %p32, %p33;
-	@%p34 bra 	$L__BB22_29;
+	add.s32 	%r75, %r74, %r14;
+	setp.lt.s32 	%p37, %r75, 0;
+	setp.ge.s32 	%p38, %r75, %r5;
+	or.pred  	%p39, %p37, %p38;
+	@%p39 bra 	$L__BB22_31;
 
-	add.s32 	%r104, %r63, %r36;
-	cvt.s64.s32 	%rd54, %r104;
+	add.s32 	%r129, %r75, %r48;
+	cvt.s64.s32 	%rd54, %r129;
 	add.s64 	%rd55, %rd6, %rd54;
 	shl.b64 	%rd56, %rd55, 2;
 	add.s64 	%rd57, %rd2, %rd56;
-	ld.global.f32 	%f38, [%rd13+8];
-	ld.global.f32 	%f39, [%rd57];
-	fma.rn.f32 	%f44, %f39, %f38, %f44;
-
-$L__BB22_29:
-	add.s32 	%r117, %r117, 1;
-	setp.lt.s32 	%p35, %r117, %r5;
-	@%p35 bra 	$L__BB22_8;
-
-$L__BB22_30:
-	add.s32 	%r116, %r116, 1;
-	setp.lt.s32 	%p36, %r116, %r17;
-	@%p36 bra 	$L__BB22_6;
+	ld.global.f32 	%f40, [%rd13+8];
+	ld.global.f32 	%f41, [%rd57];
+	fma.rn.f32 	%f47, %f41, %f40, %f47;
 
 $L__BB22_31:
-	ld.param.u64 	%rd62, [conv2d_param_7];
-	ld.param.u32 	%r113, [conv2d_param_8];
-	mov.u32 	%r112, %tid.x;
-	mov.u32 	%r111, %ntid.x;
-	mov.u32 	%r110, %ctaid.x;
-	mad.lo.s32 	%r109, %r110, %r111, %r112;
-	add.s32 	%r105, %r109, %r113;
-	cvta.to.global.u64 	%rd58, %rd62;
-	mul.wide.s32 	%rd59, %r105, 4;
-	add.s64 	%rd60, %rd58, %rd59;
-	st.global.f32 	[%rd60], %f44;
+	add.s32 	%r153, %r153, 1;
+	setp.lt.s32 	%p40, %r153, %r7;
+	@%p40 bra 	$L__BB22_10;
 
 $L__BB22_32:
+	add.s32 	%r152, %r152, 1;
+	setp.lt.s32 	%p41, %r152, %r6;
+	@%p41 bra 	$L__BB22_7;
+
+$L__BB22_33:
+	add.s32 	%r151, %r151, 1;
+	setp.lt.s32 	%p42, %r151, %r23;
+	@%p42 bra 	$L__BB22_5;
+
+$L__BB22_34:
+	ld.param.u64 	%rd64, [conv3d_param_7];
+	ld.param.u32 	%r142, [conv3d_param_8];
+	mov.u32 	%r141, %tid.x;
+	mov.u32 	%r140, %ntid.x;
+	mov.u32 	%r139, %ctaid.x;
+	mad.lo.s32 	%r138, %r139, %r140, %r141;
+	add.s32 	%r130, %r138, %r142;
+	cvta.to.global.u64 	%rd58, %rd64;
+	mul.wide.s32 	%rd59, %r130, 4;
+	add.s64 	%rd60, %rd58, %rd59;
+	st.global.f32 	[%rd60], %f47;
+
+$L__BB22_35:
 	ret;
 
 }
-	// .globl	pool2d
-.visible .entry pool2d(
-	.param .u64 pool2d_param_0,
-	.param .u32 pool2d_param_1,
-	.param .u64 pool2d_param_2,
-	.param .u32 pool2d_param_3,
-	.param .u32 pool2d_param_4,
-	.param .u64 pool2d_param_5
+	// .globl	pool3d
+.visible .entry pool3d(
+	.param .u64 pool3d_param_0,
+	.param .u32 pool3d_param_1,
+	.param .u64 pool3d_param_2,
+	.param .u32 pool3d_param_3,
+	.param .u64 pool3d_param_4,
+	.param .u32 pool3d_param_5,
+	.param .u32 pool3d_param_6,
+	.param .u32 pool3d_param_7,
+	.param .u64 pool3d_param_8
 )
 {
-	.reg .pred 	%p<79>;
-	.reg .f32 	%f<84>;
-	.reg .b32 	%r<164>;
-	.reg .b64 	%rd<41>;
+	.reg .pred 	%p<106>;
+	.reg .f32 	%f<92>;
+	.reg .b32 	%r<293>;
+	.reg .b64 	%rd<64>;
 
 
-	ld.param.u64 	%rd6, [pool2d_param_0];
-	ld.param.u32 	%r76, [pool2d_param_1];
-	ld.param.u64 	%rd5, [pool2d_param_2];
-	ld.param.u32 	%r78, [pool2d_param_4];
-	ld.param.u64 	%rd7, [pool2d_param_5];
-	cvta.to.global.u64 	%rd1, %rd6;
-	cvta.to.global.u64 	%rd2, %rd7;
-	mov.u32 	%r79, %ntid.x;
-	mov.u32 	%r80, %ctaid.x;
-	mov.u32 	%r81, %tid.x;
-	mad.lo.s32 	%r1, %r80, %r79, %r81;
-	setp.ge.s32 	%p2, %r1, %r78;
-	mov.f32 	%f62, 0fFF800000;
-	mov.f32 	%f61, 0f00000000;
-	@%p2 bra 	$L__BB23_36;
+	ld.param.u64 	%rd10, [pool3d_param_0];
+	ld.param.u32 	%r136, [pool3d_param_1];
+	ld.param.u32 	%r140, [pool3d_param_7];
+	ld.param.u64 	%rd11, [pool3d_param_8];
+	cvta.to.global.u64 	%rd1, %rd10;
+	cvta.to.global.u64 	%rd2, %rd11;
+	mov.u32 	%r141, %ntid.x;
+	mov.u32 	%r142, %ctaid.x;
+	mov.u32 	%r143, %tid.x;
+	mad.lo.s32 	%r1, %r142, %r141, %r143;
+	setp.ge.s32 	%p4, %r1, %r140;
+	mov.f32 	%f68, 0fFF800000;
+	mov.f32 	%f67, 0f00000000;
+	@%p4 bra 	$L__BB23_42;
 
-	ld.global.u32 	%r2, [%rd2];
-	ld.global.u32 	%r3, [%rd2+20];
-	ld.global.u32 	%r4, [%rd2+36];
-	ld.global.u32 	%r5, [%rd2+56];
-	ld.global.u32 	%r6, [%rd2+60];
-	ld.global.u32 	%r7, [%rd2+12];
-	ld.global.u32 	%r8, [%rd2+8];
-	mul.lo.s32 	%r84, %r7, %r8;
-	div.s32 	%r85, %r1, %r84;
-	ld.global.u32 	%r9, [%rd2+4];
-	mul.lo.s32 	%r86, %r9, %r2;
-	mul.lo.s32 	%r87, %r86, %r85;
-	cvt.s64.s32 	%rd8, %r87;
-	cvt.s64.s32 	%rd9, %r76;
-	add.s64 	%rd3, %rd8, %rd9;
-	ld.global.u32 	%r10, [%rd2+16];
-	setp.lt.s32 	%p3, %r10, 1;
-	mov.u32 	%r141, 0;
-	mov.u32 	%r140, %r141;
-	@%p3 bra 	$L__BB23_32;
+	ld.global.u32 	%r147, [%rd2];
+	cvt.s64.s32 	%rd3, %r147;
+	ld.global.u32 	%r148, [%rd2+4];
+	cvt.s64.s32 	%rd4, %r148;
+	ld.global.u32 	%r149, [%rd2+8];
+	cvt.s64.s32 	%rd5, %r149;
+	ld.global.u32 	%r2, [%rd2+28];
+	ld.global.u32 	%r3, [%rd2+32];
+	ld.global.u32 	%r4, [%rd2+56];
+	ld.global.u32 	%r5, [%rd2+68];
+	ld.global.u32 	%r6, [%rd2+84];
+	ld.global.u32 	%r7, [%rd2+88];
+	ld.global.u32 	%r8, [%rd2+20];
+	ld.global.u32 	%r9, [%rd2+16];
+	mul.lo.s32 	%r10, %r8, %r9;
+	ld.global.u32 	%r11, [%rd2+12];
+	mul.lo.s32 	%r150, %r10, %r11;
+	div.s32 	%r12, %r1, %r150;
+	mul.lo.s32 	%r151, %r148, %r147;
+	mul.lo.s32 	%r152, %r151, %r149;
+	mul.lo.s32 	%r153, %r152, %r12;
+	cvt.s64.s32 	%rd12, %r153;
+	cvt.s64.s32 	%rd13, %r136;
+	add.s64 	%rd6, %rd12, %rd13;
+	ld.global.u32 	%r13, [%rd2+24];
+	setp.lt.s32 	%p5, %r13, 1;
+	mov.u32 	%r255, -1;
+	mov.u32 	%r257, 0;
+	mov.u32 	%r256, %r257;
+	@%p5 bra 	$L__BB23_35;
 
-	ld.global.u32 	%r90, [%rd2+44];
-	ld.global.u32 	%r91, [%rd2+28];
-	rem.s32 	%r92, %r1, %r7;
-	mul.lo.s32 	%r93, %r92, %r91;
-	sub.s32 	%r11, %r93, %r90;
-	neg.s32 	%r12, %r90;
-	ld.global.u32 	%r94, [%rd2+52];
-	add.s32 	%r13, %r94, %r9;
-	setp.lt.s32 	%p4, %r3, 1;
-	@%p4 bra 	$L__BB23_32;
+	ld.global.u32 	%r14, [%rd2+64];
+	cvt.u32.u64 	%r157, %rd5;
+	ld.global.u32 	%r158, [%rd2+40];
+	div.s32 	%r159, %r1, %r8;
+	rem.s32 	%r160, %r159, %r9;
+	mul.lo.s32 	%r161, %r160, %r158;
+	sub.s32 	%r15, %r161, %r14;
+	ld.global.u32 	%r162, [%rd2+44];
+	mul.lo.s32 	%r163, %r159, %r8;
+	sub.s32 	%r164, %r1, %r163;
+	mul.lo.s32 	%r16, %r164, %r162;
+	sub.s32 	%r17, %r16, %r5;
+	neg.s32 	%r18, %r5;
+	ld.global.u32 	%r165, [%rd2+80];
+	add.s32 	%r19, %r165, %r157;
+	setp.lt.s32 	%p6, %r2, 1;
+	@%p6 bra 	$L__BB23_35;
 
-	ld.global.u32 	%r14, [%rd2+32];
-	ld.global.u32 	%r98, [%rd2+40];
-	ld.global.u32 	%r99, [%rd2+24];
-	ld.global.u32 	%r100, [%rd2+48];
-	add.s32 	%r15, %r3, -1;
-	and.b32  	%r16, %r3, 3;
-	sub.s32 	%r17, %r3, %r16;
-	add.s32 	%r18, %r100, %r2;
-	neg.s32 	%r19, %r98;
-	mov.u32 	%r136, 0;
-	div.s32 	%r101, %r1, %r7;
-	rem.s32 	%r102, %r101, %r8;
-	mul.lo.s32 	%r103, %r102, %r99;
-	sub.s32 	%r20, %r103, %r98;
-	mov.f32 	%f62, 0fFF800000;
-	mov.f32 	%f61, 0f00000000;
-	mov.u32 	%r140, %r136;
-	mov.u32 	%r141, %r136;
+	ld.global.u32 	%r20, [%rd2+48];
+	ld.global.u32 	%r21, [%rd2+52];
+	ld.global.u32 	%r170, [%rd2+60];
+	ld.global.u32 	%r171, [%rd2+36];
+	ld.global.u32 	%r172, [%rd2+72];
+	ld.global.u32 	%r173, [%rd2+76];
+	mov.u32 	%r255, -1;
+	add.s32 	%r174, %r4, %r16;
+	sub.s32 	%r23, %r174, %r5;
+	shl.b32 	%r175, %r4, 1;
+	add.s32 	%r176, %r16, %r175;
+	sub.s32 	%r25, %r176, %r5;
+	mad.lo.s32 	%r177, %r4, 3, %r16;
+	sub.s32 	%r26, %r177, %r5;
+	and.b32  	%r27, %r3, 3;
+	sub.s32 	%r28, %r27, %r3;
+	cvt.u32.u64 	%r178, %rd4;
+	add.s32 	%r29, %r173, %r178;
+	neg.s32 	%r30, %r14;
+	mov.u32 	%r238, 0;
+	cvt.u32.u64 	%r179, %rd3;
+	add.s32 	%r31, %r172, %r179;
+	neg.s32 	%r32, %r170;
+	div.s32 	%r180, %r1, %r10;
+	rem.s32 	%r181, %r180, %r11;
+	mul.lo.s32 	%r182, %r181, %r171;
+	sub.s32 	%r33, %r182, %r170;
+	mov.f32 	%f68, 0fFF800000;
+	mov.f32 	%f67, 0f00000000;
+	mov.u32 	%r256, %r238;
+	mov.u32 	%r257, %r238;
 
 $L__BB23_4:
-	mov.u32 	%r153, 0;
-	mad.lo.s32 	%r24, %r136, %r14, %r20;
-	mul.lo.s32 	%r25, %r24, %r9;
-	setp.ge.s32 	%p5, %r24, %r19;
-	setp.lt.s32 	%p6, %r24, %r18;
-	and.pred  	%p1, %p6, %p5;
-	setp.lt.u32 	%p7, %r15, 3;
-	@%p7 bra 	$L__BB23_19;
+	mad.lo.s32 	%r38, %r238, %r20, %r33;
+	mul.lo.s32 	%r39, %r38, %r178;
+	setp.lt.s32 	%p7, %r3, 1;
+	@%p7 bra 	$L__BB23_34;
 
-	mov.u32 	%r153, 0;
-	mov.u32 	%r142, %r17;
+	mad.lo.s32 	%r236, %r238, %r20, %r33;
+	setp.lt.s32 	%p8, %r236, %r31;
+	setp.ge.s32 	%p9, %r236, %r32;
+	and.pred  	%p1, %p8, %p9;
+	mov.u32 	%r242, 0;
 
 $L__BB23_6:
-	mad.lo.s32 	%r30, %r153, %r4, %r11;
-	or.b32  	%r107, %r30, %r24;
-	setp.gt.s32 	%p8, %r107, -1;
-	setp.lt.s32 	%p9, %r24, %r2;
-	and.pred  	%p10, %p9, %p8;
-	setp.lt.s32 	%p11, %r30, %r9;
-	and.pred  	%p12, %p11, %p10;
-	@%p12 bra 	$L__BB23_8;
-	bra.uni 	$L__BB23_7;
+	mad.lo.s32 	%r237, %r238, %r20, %r33;
+	mov.u32 	%r273, 0;
+	add.s32 	%r233, %r3, -1;
+	setp.lt.s32 	%p10, %r237, %r179;
+	mul.lo.s32 	%r45, %r242, %r21;
+	add.s32 	%r188, %r45, %r15;
+	or.b32  	%r189, %r188, %r237;
+	setp.gt.s32 	%p11, %r189, -1;
+	and.pred  	%p12, %p10, %p11;
+	setp.lt.s32 	%p13, %r188, %r178;
+	and.pred  	%p2, %p13, %p12;
+	add.s32 	%r191, %r188, %r39;
+	mul.lo.s32 	%r46, %r191, %r157;
+	setp.ge.s32 	%p14, %r188, %r30;
+	and.pred  	%p15, %p1, %p14;
+	setp.lt.s32 	%p16, %r188, %r29;
+	and.pred  	%p3, %p16, %p15;
+	setp.lt.u32 	%p17, %r233, 3;
+	@%p17 bra 	$L__BB23_21;
+
+	add.s32 	%r235, %r15, %r39;
+	add.s32 	%r195, %r235, %r45;
+	mul.lo.s32 	%r196, %r157, %r195;
+	add.s32 	%r252, %r23, %r196;
+	add.s32 	%r250, %r25, %r196;
+	add.s32 	%r248, %r26, %r196;
+	add.s32 	%r247, %r17, %r196;
+	mov.u32 	%r273, 0;
+	mov.u32 	%r246, %r17;
+	mov.u32 	%r249, %r26;
+	mov.u32 	%r251, %r25;
+	mov.u32 	%r253, %r23;
 
 $L__BB23_8:
-	add.s32 	%r109, %r30, %r25;
-	cvt.s64.s32 	%rd10, %r109;
-	add.s64 	%rd11, %rd3, %rd10;
-	shl.b64 	%rd12, %rd11, 2;
-	add.s64 	%rd13, %rd1, %rd12;
-	ld.global.f32 	%f48, [%rd13];
-	max.f32 	%f62, %f62, %f48;
-	add.f32 	%f61, %f61, %f48;
-	add.s32 	%r141, %r141, 1;
+	setp.gt.s32 	%p18, %r246, -1;
+	and.pred  	%p19, %p2, %p18;
+	setp.lt.s32 	%p20, %r246, %r157;
+	and.pred  	%p21, %p20, %p19;
+	@%p21 bra 	$L__BB23_10;
 	bra.uni 	$L__BB23_9;
 
-$L__BB23_7:
-	setp.ge.s32 	%p13, %r30, %r12;
-	and.pred  	%p14, %p1, %p13;
-	setp.lt.s32 	%p15, %r30, %r13;
-	and.pred  	%p16, %p15, %p14;
-	selp.u32 	%r108, 1, 0, %p16;
-	add.s32 	%r140, %r140, %r108;
-
-$L__BB23_9:
-	add.s32 	%r35, %r30, %r4;
-	or.b32  	%r110, %r35, %r24;
-	setp.gt.s32 	%p17, %r110, -1;
-	and.pred  	%p19, %p9, %p17;
-	setp.lt.s32 	%p20, %r35, %r9;
-	and.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB23_11;
-	bra.uni 	$L__BB23_10;
-
-$L__BB23_11:
-	add.s32 	%r112, %r35, %r25;
-	cvt.s64.s32 	%rd14, %r112;
-	add.s64 	%rd15, %rd3, %rd14;
+$L__BB23_10:
+	cvt.s64.s32 	%rd14, %r247;
+	add.s64 	%rd15, %rd6, %rd14;
 	shl.b64 	%rd16, %rd15, 2;
 	add.s64 	%rd17, %rd1, %rd16;
-	ld.global.f32 	%f49, [%rd17];
-	max.f32 	%f62, %f62, %f49;
-	add.f32 	%f61, %f61, %f49;
-	add.s32 	%r141, %r141, 1;
+	ld.global.f32 	%f52, [%rd17];
+	setp.gt.f32 	%p26, %f52, %f68;
+	setp.lt.s32 	%p27, %r255, 0;
+	or.pred  	%p28, %p27, %p26;
+	selp.f32 	%f68, %f52, %f68, %p28;
+	selp.b32 	%r255, %r247, %r255, %p28;
+	add.f32 	%f67, %f67, %f52;
+	add.s32 	%r257, %r257, 1;
+	bra.uni 	$L__BB23_11;
+
+$L__BB23_9:
+	setp.ge.s32 	%p22, %r246, %r18;
+	and.pred  	%p23, %p3, %p22;
+	setp.lt.s32 	%p24, %r246, %r19;
+	and.pred  	%p25, %p24, %p23;
+	selp.u32 	%r198, 1, 0, %p25;
+	add.s32 	%r256, %r256, %r198;
+
+$L__BB23_11:
+	setp.gt.s32 	%p29, %r253, -1;
+	and.pred  	%p30, %p2, %p29;
+	setp.lt.s32 	%p31, %r253, %r157;
+	and.pred  	%p32, %p31, %p30;
+	@%p32 bra 	$L__BB23_13;
 	bra.uni 	$L__BB23_12;
 
-$L__BB23_10:
-	setp.ge.s32 	%p22, %r35, %r12;
-	and.pred  	%p23, %p1, %p22;
-	setp.lt.s32 	%p24, %r35, %r13;
-	and.pred  	%p25, %p24, %p23;
-	selp.u32 	%r111, 1, 0, %p25;
-	add.s32 	%r140, %r140, %r111;
-
-$L__BB23_12:
-	add.s32 	%r40, %r35, %r4;
-	or.b32  	%r113, %r40, %r24;
-	setp.gt.s32 	%p26, %r113, -1;
-	and.pred  	%p28, %p9, %p26;
-	setp.lt.s32 	%p29, %r40, %r9;
-	and.pred  	%p30, %p29, %p28;
-	@%p30 bra 	$L__BB23_14;
-	bra.uni 	$L__BB23_13;
-
-$L__BB23_14:
-	add.s32 	%r115, %r40, %r25;
-	cvt.s64.s32 	%rd18, %r115;
-	add.s64 	%rd19, %rd3, %rd18;
+$L__BB23_13:
+	cvt.s64.s32 	%rd18, %r252;
+	add.s64 	%rd19, %rd6, %rd18;
 	shl.b64 	%rd20, %rd19, 2;
 	add.s64 	%rd21, %rd1, %rd20;
-	ld.global.f32 	%f50, [%rd21];
-	max.f32 	%f62, %f62, %f50;
-	add.f32 	%f61, %f61, %f50;
-	add.s32 	%r141, %r141, 1;
+	ld.global.f32 	%f53, [%rd21];
+	setp.gt.f32 	%p37, %f53, %f68;
+	setp.lt.s32 	%p38, %r255, 0;
+	or.pred  	%p39, %p38, %p37;
+	selp.f32 	%f68, %f53, %f68, %p39;
+	selp.b32 	%r255, %r252, %r255, %p39;
+	add.f32 	%f67, %f67, %f53;
+	add.s32 	%r257, %r257, 1;
+	bra.uni 	$L__BB23_14;
+
+$L__BB23_12:
+	setp.ge.s32 	%p33, %r253, %r18;
+	and.pred  	%p34, %p3, %p33;
+	setp.lt.s32 	%p35, %r253, %r19;
+	and.pred  	%p36, %p35, %p34;
+	selp.u32 	%r200, 1, 0, %p36;
+	add.s32 	%r256, %r256, %r200;
+
+$L__BB23_14:
+	setp.gt.s32 	%p40, %r251, -1;
+	and.pred  	%p41, %p2, %p40;
+	setp.lt.s32 	%p42, %r251, %r157;
+	and.pred  	%p43, %p42, %p41;
+	@%p43 bra 	$L__BB23_16;
 	bra.uni 	$L__BB23_15;
 
-$L__BB23_13:
-	setp.ge.s32 	%p31, %r40, %r12;
-	and.pred  	%p32, %p1, %p31;
-	setp.lt.s32 	%p33, %r40, %r13;
-	and.pred  	%p34, %p33, %p32;
-	selp.u32 	%r114, 1, 0, %p34;
-	add.s32 	%r140, %r140, %r114;
-
-$L__BB23_15:
-	add.s32 	%r45, %r40, %r4;
-	or.b32  	%r116, %r45, %r24;
-	setp.gt.s32 	%p35, %r116, -1;
-	and.pred  	%p37, %p9, %p35;
-	setp.lt.s32 	%p38, %r45, %r9;
-	and.pred  	%p39, %p38, %p37;
-	@%p39 bra 	$L__BB23_17;
-	bra.uni 	$L__BB23_16;
-
-$L__BB23_17:
-	add.s32 	%r118, %r45, %r25;
-	cvt.s64.s32 	%rd22, %r118;
-	add.s64 	%rd23, %rd3, %rd22;
+$L__BB23_16:
+	cvt.s64.s32 	%rd22, %r250;
+	add.s64 	%rd23, %rd6, %rd22;
 	shl.b64 	%rd24, %rd23, 2;
 	add.s64 	%rd25, %rd1, %rd24;
-	ld.global.f32 	%f51, [%rd25];
-	max.f32 	%f62, %f62, %f51;
-	add.f32 	%f61, %f61, %f51;
-	add.s32 	%r141, %r141, 1;
+	ld.global.f32 	%f54, [%rd25];
+	setp.gt.f32 	%p48, %f54, %f68;
+	setp.lt.s32 	%p49, %r255, 0;
+	or.pred  	%p50, %p49, %p48;
+	selp.f32 	%f68, %f54, %f68, %p50;
+	selp.b32 	%r255, %r250, %r255, %p50;
+	add.f32 	%f67, %f67, %f54;
+	add.s32 	%r257, %r257, 1;
+	bra.uni 	$L__BB23_17;
+
+$L__BB23_15:
+	setp.ge.s32 	%p44, %r251, %r18;
+	and.pred  	%p45, %p3, %p44;
+	setp.lt.s32 	%p46, %r251, %r19;
+	and.pred  	%p47, %p46, %p45;
+	selp.u32 	%r202, 1, 0, %p47;
+	add.s32 	%r256, %r256, %r202;
+
+$L__BB23_17:
+	setp.gt.s32 	%p51, %r249, -1;
+	and.pred  	%p52, %p2, %p51;
+	setp.lt.s32 	%p53, %r249, %r157;
+	and.pred  	%p54, %p53, %p52;
+	@%p54 bra 	$L__BB23_19;
 	bra.uni 	$L__BB23_18;
 
-$L__BB23_16:
-	setp.ge.s32 	%p40, %r45, %r12;
-	and.pred  	%p41, %p1, %p40;
-	setp.lt.s32 	%p42, %r45, %r13;
-	and.pred  	%p43, %p42, %p41;
-	selp.u32 	%r117, 1, 0, %p43;
-	add.s32 	%r140, %r140, %r117;
-
-$L__BB23_18:
-	add.s32 	%r153, %r153, 4;
-	add.s32 	%r142, %r142, -4;
-	setp.ne.s32 	%p44, %r142, 0;
-	@%p44 bra 	$L__BB23_6;
-
 $L__BB23_19:
-	setp.eq.s32 	%p45, %r16, 0;
-	@%p45 bra 	$L__BB23_31;
-
-	setp.lt.s32 	%p46, %r24, %r2;
-	mad.lo.s32 	%r57, %r153, %r4, %r11;
-	or.b32  	%r119, %r57, %r24;
-	setp.gt.s32 	%p47, %r119, -1;
-	and.pred  	%p48, %p46, %p47;
-	setp.lt.s32 	%p49, %r57, %r9;
-	and.pred  	%p50, %p49, %p48;
-	@%p50 bra 	$L__BB23_22;
-	bra.uni 	$L__BB23_21;
-
-$L__BB23_22:
-	add.s32 	%r121, %r57, %r25;
-	cvt.s64.s32 	%rd26, %r121;
-	add.s64 	%rd27, %rd3, %rd26;
+	cvt.s64.s32 	%rd26, %r248;
+	add.s64 	%rd27, %rd6, %rd26;
 	shl.b64 	%rd28, %rd27, 2;
 	add.s64 	%rd29, %rd1, %rd28;
-	ld.global.f32 	%f52, [%rd29];
-	max.f32 	%f62, %f62, %f52;
-	add.f32 	%f61, %f61, %f52;
-	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB23_23;
+	ld.global.f32 	%f55, [%rd29];
+	setp.gt.f32 	%p59, %f55, %f68;
+	setp.lt.s32 	%p60, %r255, 0;
+	or.pred  	%p61, %p60, %p59;
+	selp.f32 	%f68, %f55, %f68, %p61;
+	selp.b32 	%r255, %r248, %r255, %p61;
+	add.f32 	%f67, %f67, %f55;
+	add.s32 	%r257, %r257, 1;
+	bra.uni 	$L__BB23_20;
+
+$L__BB23_18:
+	setp.ge.s32 	%p55, %r249, %r18;
+	and.pred  	%p56, %p3, %p55;
+	setp.lt.s32 	%p57, %r249, %r19;
+	and.pred  	%p58, %p57, %p56;
+	selp.u32 	%r204, 1, 0, %p58;
+	add.s32 	%r256, %r256, %r204;
+
+$L__BB23_20:
+	shl.b32 	%r229, %r4, 2;
+	add.s32 	%r253, %r253, %r229;
+	add.s32 	%r252, %r252, %r229;
+	add.s32 	%r251, %r251, %r229;
+	add.s32 	%r250, %r250, %r229;
+	add.s32 	%r249, %r249, %r229;
+	add.s32 	%r248, %r248, %r229;
+	add.s32 	%r247, %r247, %r229;
+	add.s32 	%r246, %r246, %r229;
+	add.s32 	%r273, %r273, 4;
+	add.s32 	%r205, %r28, %r273;
+	setp.ne.s32 	%p62, %r205, 0;
+	@%p62 bra 	$L__BB23_8;
 
 $L__BB23_21:
-	setp.ge.s32 	%p51, %r57, %r12;
-	and.pred  	%p52, %p1, %p51;
-	setp.lt.s32 	%p53, %r57, %r13;
-	and.pred  	%p54, %p53, %p52;
-	selp.u32 	%r120, 1, 0, %p54;
-	add.s32 	%r140, %r140, %r120;
+	setp.eq.s32 	%p63, %r27, 0;
+	@%p63 bra 	$L__BB23_33;
 
-$L__BB23_23:
-	setp.eq.s32 	%p55, %r16, 1;
-	@%p55 bra 	$L__BB23_31;
+	mad.lo.s32 	%r103, %r273, %r4, %r17;
+	setp.gt.s32 	%p64, %r103, -1;
+	and.pred  	%p65, %p2, %p64;
+	setp.lt.s32 	%p66, %r103, %r157;
+	and.pred  	%p67, %p66, %p65;
+	@%p67 bra 	$L__BB23_24;
+	bra.uni 	$L__BB23_23;
 
-	add.s32 	%r62, %r57, %r4;
-	or.b32  	%r122, %r62, %r24;
-	setp.gt.s32 	%p57, %r122, -1;
-	and.pred  	%p58, %p46, %p57;
-	setp.lt.s32 	%p59, %r62, %r9;
-	and.pred  	%p60, %p59, %p58;
-	@%p60 bra 	$L__BB23_26;
-	bra.uni 	$L__BB23_25;
-
-$L__BB23_26:
-	add.s32 	%r124, %r62, %r25;
-	cvt.s64.s32 	%rd30, %r124;
-	add.s64 	%rd31, %rd3, %rd30;
+$L__BB23_24:
+	add.s32 	%r208, %r103, %r46;
+	cvt.s64.s32 	%rd30, %r208;
+	add.s64 	%rd31, %rd6, %rd30;
 	shl.b64 	%rd32, %rd31, 2;
 	add.s64 	%rd33, %rd1, %rd32;
-	ld.global.f32 	%f53, [%rd33];
-	max.f32 	%f62, %f62, %f53;
-	add.f32 	%f61, %f61, %f53;
-	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB23_27;
+	ld.global.f32 	%f56, [%rd33];
+	setp.gt.f32 	%p72, %f56, %f68;
+	setp.lt.s32 	%p73, %r255, 0;
+	or.pred  	%p74, %p73, %p72;
+	selp.f32 	%f68, %f56, %f68, %p74;
+	selp.b32 	%r255, %r208, %r255, %p74;
+	add.f32 	%f67, %f67, %f56;
+	add.s32 	%r257, %r257, 1;
+	bra.uni 	$L__BB23_25;
+
+$L__BB23_23:
+	setp.ge.s32 	%p68, %r103, %r18;
+	and.pred  	%p69, %p3, %p68;
+	setp.lt.s32 	%p70, %r103, %r19;
+	and.pred  	%p71, %p70, %p69;
+	selp.u32 	%r207, 1, 0, %p71;
+	add.s32 	%r256, %r256, %r207;
 
 $L__BB23_25:
-	setp.ge.s32 	%p61, %r62, %r12;
-	and.pred  	%p62, %p1, %p61;
-	setp.lt.s32 	%p63, %r62, %r13;
-	and.pred  	%p64, %p63, %p62;
-	selp.u32 	%r123, 1, 0, %p64;
-	add.s32 	%r140, %r140, %r123;
+	setp.eq.s32 	%p75, %r27, 1;
+	@%p75 bra 	$L__BB23_33;
 
-$L__BB23_27:
-	setp.eq.s32 	%p65, %r16, 2;
-	@%p65 bra 	$L__BB23_31;
+	add.s32 	%r110, %r103, %r4;
+	setp.gt.s32 	%p76, %r110, -1;
+	and.pred  	%p77, %p2, %p76;
+	setp.lt.s32 	%p78, %r110, %r157;
+	and.pred  	%p79, %p78, %p77;
+	@%p79 bra 	$L__BB23_28;
+	bra.uni 	$L__BB23_27;
 
-	add.s32 	%r67, %r62, %r4;
-	or.b32  	%r125, %r67, %r24;
-	setp.gt.s32 	%p67, %r125, -1;
-	and.pred  	%p68, %p46, %p67;
-	setp.lt.s32 	%p69, %r67, %r9;
-	and.pred  	%p70, %p69, %p68;
-	@%p70 bra 	$L__BB23_30;
-	bra.uni 	$L__BB23_29;
-
-$L__BB23_30:
-	add.s32 	%r127, %r67, %r25;
-	cvt.s64.s32 	%rd34, %r127;
-	add.s64 	%rd35, %rd3, %rd34;
+$L__BB23_28:
+	add.s32 	%r211, %r110, %r46;
+	cvt.s64.s32 	%rd34, %r211;
+	add.s64 	%rd35, %rd6, %rd34;
 	shl.b64 	%rd36, %rd35, 2;
 	add.s64 	%rd37, %rd1, %rd36;
-	ld.global.f32 	%f54, [%rd37];
-	max.f32 	%f62, %f62, %f54;
-	add.f32 	%f61, %f61, %f54;
-	add.s32 	%r141, %r141, 1;
-	bra.uni 	$L__BB23_31;
+	ld.global.f32 	%f57, [%rd37];
+	setp.gt.f32 	%p84, %f57, %f68;
+	setp.lt.s32 	%p85, %r255, 0;
+	or.pred  	%p86, %p85, %p84;
+	selp.f32 	%f68, %f57, %f68, %p86;
+	selp.b32 	%r255, %r211, %r255, %p86;
+	add.f32 	%f67, %f67, %f57;
+	add.s32 	%r257, %r257, 1;
+	bra.uni 	$L__BB23_29;
+
+$L__BB23_27:
+	setp.ge.s32 	%p80, %r110, %r18;
+	and.pred  	%p81, %p3, %p80;
+	setp.lt.s32 	%p82, %r110, %r19;
+	and.pred  	%p83, %p82, %p81;
+	selp.u32 	%r210, 1, 0, %p83;
+	add.s32 	%r256, %r256, %r210;
 
 $L__BB23_29:
-	setp.ge.s32 	%p71, %r67, %r12;
-	and.pred  	%p72, %p1, %p71;
-	setp.lt.s32 	%p73, %r67, %r13;
-	and.pred  	%p74, %p73, %p72;
-	selp.u32 	%r126, 1, 0, %p74;
-	add.s32 	%r140, %r140, %r126;
+	setp.eq.s32 	%p87, %r27, 2;
+	@%p87 bra 	$L__BB23_33;
 
-$L__BB23_31:
-	add.s32 	%r136, %r136, 1;
-	setp.lt.s32 	%p75, %r136, %r10;
-	@%p75 bra 	$L__BB23_4;
+	add.s32 	%r117, %r110, %r4;
+	setp.gt.s32 	%p88, %r117, -1;
+	and.pred  	%p89, %p2, %p88;
+	setp.lt.s32 	%p90, %r117, %r157;
+	and.pred  	%p91, %p90, %p89;
+	@%p91 bra 	$L__BB23_32;
+	bra.uni 	$L__BB23_31;
 
 $L__BB23_32:
-	setp.eq.s32 	%p76, %r6, 0;
-	selp.b32 	%r128, 0, %r140, %p76;
-	add.s32 	%r75, %r128, %r141;
-	setp.ne.s32 	%p77, %r5, 0;
-	@%p77 bra 	$L__BB23_35;
+	add.s32 	%r214, %r117, %r46;
+	cvt.s64.s32 	%rd38, %r214;
+	add.s64 	%rd39, %rd6, %rd38;
+	shl.b64 	%rd40, %rd39, 2;
+	add.s64 	%rd41, %rd1, %rd40;
+	ld.global.f32 	%f58, [%rd41];
+	setp.gt.f32 	%p96, %f58, %f68;
+	setp.lt.s32 	%p97, %r255, 0;
+	or.pred  	%p98, %p97, %p96;
+	selp.f32 	%f68, %f58, %f68, %p98;
+	selp.b32 	%r255, %r214, %r255, %p98;
+	add.f32 	%f67, %f67, %f58;
+	add.s32 	%r257, %r257, 1;
+	bra.uni 	$L__BB23_33;
 
-	setp.lt.s32 	%p78, %r75, 1;
-	mov.f32 	%f62, 0f00000000;
-	@%p78 bra 	$L__BB23_35;
+$L__BB23_31:
+	setp.ge.s32 	%p92, %r117, %r18;
+	and.pred  	%p93, %p3, %p92;
+	setp.lt.s32 	%p94, %r117, %r19;
+	and.pred  	%p95, %p94, %p93;
+	selp.u32 	%r213, 1, 0, %p95;
+	add.s32 	%r256, %r256, %r213;
 
-	cvt.rn.f32.s32 	%f56, %r75;
-	div.rn.f32 	%f62, %f61, %f56;
+$L__BB23_33:
+	add.s32 	%r242, %r242, 1;
+	setp.lt.s32 	%p99, %r242, %r2;
+	@%p99 bra 	$L__BB23_6;
+
+$L__BB23_34:
+	add.s32 	%r238, %r238, 1;
+	setp.lt.s32 	%p100, %r238, %r13;
+	@%p100 bra 	$L__BB23_4;
 
 $L__BB23_35:
-	ld.param.u32 	%r134, [pool2d_param_3];
-	mov.u32 	%r133, %tid.x;
-	mov.u32 	%r132, %ntid.x;
-	mov.u32 	%r131, %ctaid.x;
-	mad.lo.s32 	%r130, %r131, %r132, %r133;
-	add.s32 	%r129, %r130, %r134;
-	cvta.to.global.u64 	%rd38, %rd5;
-	mul.wide.s32 	%rd39, %r129, 4;
-	add.s64 	%rd40, %rd38, %rd39;
-	st.global.f32 	[%rd40], %f62;
+	setp.eq.s32 	%p101, %r7, 0;
+	selp.b32 	%r215, 0, %r256, %p101;
+	add.s32 	%r132, %r215, %r257;
+	setp.ne.s32 	%p102, %r6, 0;
+	@%p102 bra 	$L__BB23_38;
 
-$L__BB23_36:
+	setp.lt.s32 	%p103, %r132, 1;
+	mov.f32 	%f68, 0f00000000;
+	@%p103 bra 	$L__BB23_38;
+
+	cvt.rn.f32.s32 	%f60, %r132;
+	div.rn.f32 	%f68, %f67, %f60;
+
+$L__BB23_38:
+	ld.param.u32 	%r231, [pool3d_param_6];
+	ld.param.u64 	%rd54, [pool3d_param_2];
+	ld.param.u32 	%r230, [pool3d_param_3];
+	add.s32 	%r216, %r1, %r230;
+	cvta.to.global.u64 	%rd42, %rd54;
+	mul.wide.s32 	%rd43, %r216, 4;
+	add.s64 	%rd44, %rd42, %rd43;
+	st.global.f32 	[%rd44], %f68;
+	setp.eq.s32 	%p104, %r231, 0;
+	@%p104 bra 	$L__BB23_42;
+
+	ld.param.u64 	%rd56, [pool3d_param_8];
+	cvta.to.global.u64 	%rd55, %rd56;
+	max.s32 	%r292, %r255, 0;
+	ld.global.u32 	%r217, [%rd55+92];
+	setp.eq.s32 	%p105, %r217, 0;
+	@%p105 bra 	$L__BB23_41;
+
+	cvt.s64.s32 	%rd62, %r149;
+	cvt.s64.s32 	%rd58, %r147;
+	cvt.s64.s32 	%rd57, %r148;
+	cvt.u32.u64 	%r218, %rd62;
+	cvt.u32.u64 	%r219, %rd57;
+	mul.lo.s32 	%r220, %r218, %r219;
+	div.s32 	%r221, %r292, %r220;
+	div.s32 	%r222, %r292, %r218;
+	rem.s32 	%r223, %r222, %r219;
+	mul.lo.s32 	%r224, %r222, %r218;
+	sub.s32 	%r225, %r292, %r224;
+	mad.lo.s32 	%r226, %r225, %r219, %r223;
+	cvt.u32.u64 	%r227, %rd58;
+	mad.lo.s32 	%r292, %r226, %r227, %r221;
+
+$L__BB23_41:
+	cvt.s64.s32 	%rd63, %r149;
+	cvt.s64.s32 	%rd61, %r147;
+	cvt.s64.s32 	%rd60, %r148;
+	ld.param.u64 	%rd59, [pool3d_param_4];
+	ld.param.u32 	%r232, [pool3d_param_5];
+	mul.lo.s64 	%rd45, %rd60, %rd61;
+	mul.lo.s64 	%rd46, %rd45, %rd63;
+	cvt.s64.s32 	%rd47, %r12;
+	mul.lo.s64 	%rd48, %rd46, %rd47;
+	cvt.s64.s32 	%rd49, %r292;
+	add.s64 	%rd50, %rd48, %rd49;
+	add.s32 	%r228, %r1, %r232;
+	cvta.to.global.u64 	%rd51, %rd59;
+	mul.wide.s32 	%rd52, %r228, 8;
+	add.s64 	%rd53, %rd51, %rd52;
+	st.global.u64 	[%rd53], %rd50;
+
+$L__BB23_42:
 	ret;
 
 }
@@ -6324,93 +6531,110 @@ $L__BB25_2:
 	ret;
 
 }
-	// .globl	softmax_rows
-.visible .entry softmax_rows(
-	.param .u64 softmax_rows_param_0,
-	.param .u32 softmax_rows_param_1,
-	.param .u64 softmax_rows_param_2,
-	.param .u32 softmax_rows_param_3,
-	.param .u32 softmax_rows_param_4,
-	.param .u32 softmax_rows_param_5,
-	.param .u32 softmax_rows_param_6
+	// .globl	softmax_axis
+.visible .entry softmax_axis(
+	.param .u64 softmax_axis_param_0,
+	.param .u32 softmax_axis_param_1,
+	.param .u64 softmax_axis_param_2,
+	.param .u32 softmax_axis_param_3,
+	.param .u32 softmax_axis_param_4,
+	.param .u32 softmax_axis_param_5,
+	.param .u32 softmax_axis_param_6,
+	.param .u32 softmax_axis_param_7
 )
 {
 	.reg .pred 	%p<33>;
 	.reg .f32 	%f<278>;
-	.reg .b32 	%r<98>;
-	.reg .b64 	%rd<99>;
+	.reg .b32 	%r<108>;
+	.reg .b64 	%rd<118>;
 
 
-	ld.param.u64 	%rd47, [softmax_rows_param_0];
-	ld.param.u32 	%r39, [softmax_rows_param_1];
-	ld.param.u64 	%rd48, [softmax_rows_param_2];
-	ld.param.u32 	%r40, [softmax_rows_param_3];
-	ld.param.u32 	%r43, [softmax_rows_param_4];
-	ld.param.u32 	%r41, [softmax_rows_param_5];
-	ld.param.u32 	%r42, [softmax_rows_param_6];
-	cvta.to.global.u64 	%rd1, %rd48;
-	cvta.to.global.u64 	%rd2, %rd47;
-	mov.u32 	%r44, %ntid.x;
-	mov.u32 	%r45, %ctaid.x;
-	mov.u32 	%r46, %tid.x;
-	mad.lo.s32 	%r1, %r45, %r44, %r46;
-	setp.ge.s32 	%p1, %r1, %r43;
+	ld.param.u64 	%rd55, [softmax_axis_param_0];
+	ld.param.u32 	%r39, [softmax_axis_param_1];
+	ld.param.u64 	%rd56, [softmax_axis_param_2];
+	ld.param.u32 	%r40, [softmax_axis_param_3];
+	ld.param.u32 	%r44, [softmax_axis_param_4];
+	ld.param.u32 	%r41, [softmax_axis_param_5];
+	ld.param.u32 	%r42, [softmax_axis_param_6];
+	ld.param.u32 	%r43, [softmax_axis_param_7];
+	cvta.to.global.u64 	%rd1, %rd56;
+	cvta.to.global.u64 	%rd2, %rd55;
+	mov.u32 	%r45, %ntid.x;
+	mov.u32 	%r46, %ctaid.x;
+	mov.u32 	%r47, %tid.x;
+	mad.lo.s32 	%r1, %r46, %r45, %r47;
+	mul.lo.s32 	%r48, %r42, %r44;
+	setp.ge.s32 	%p1, %r1, %r48;
 	@%p1 bra 	$L__BB26_39;
 
-	cvt.s64.s32 	%rd3, %r39;
-	mul.lo.s32 	%r47, %r1, %r41;
-	cvt.s64.s32 	%rd4, %r47;
-	add.s64 	%rd5, %rd4, %rd3;
-	shl.b64 	%rd49, %rd5, 2;
-	add.s64 	%rd50, %rd2, %rd49;
+	div.s32 	%r49, %r1, %r42;
+	mul.lo.s32 	%r50, %r42, %r41;
+	mul.lo.s32 	%r51, %r49, %r42;
+	sub.s32 	%r52, %r1, %r51;
+	mad.lo.s32 	%r53, %r50, %r49, %r52;
+	cvt.s64.s32 	%rd3, %r53;
+	cvt.s64.s32 	%rd4, %r39;
+	add.s64 	%rd57, %rd3, %rd4;
+	shl.b64 	%rd58, %rd57, 2;
+	add.s64 	%rd108, %rd2, %rd58;
 	cvt.s64.s32 	%rd6, %r40;
-	ld.global.f32 	%f267, [%rd50];
+	ld.global.f32 	%f267, [%rd108];
 	setp.lt.s32 	%p2, %r41, 2;
 	@%p2 bra 	$L__BB26_8;
 
-	add.s32 	%r49, %r41, -1;
-	and.b32  	%r85, %r49, 3;
-	add.s32 	%r50, %r41, -2;
-	setp.lt.u32 	%p3, %r50, 3;
-	mov.u32 	%r84, 1;
+	add.s32 	%r55, %r41, -1;
+	and.b32  	%r95, %r55, 3;
+	add.s32 	%r56, %r41, -2;
+	setp.lt.u32 	%p3, %r56, 3;
+	mov.u32 	%r94, 1;
 	@%p3 bra 	$L__BB26_5;
 
-	sub.s32 	%r82, %r41, %r85;
-	add.s64 	%rd87, %rd50, 8;
-	mov.u32 	%r84, 1;
+	cvt.s64.s32 	%rd59, %r42;
+	add.s64 	%rd60, %rd59, %rd4;
+	add.s64 	%rd61, %rd60, %rd3;
+	shl.b64 	%rd62, %rd61, 2;
+	add.s64 	%rd106, %rd2, %rd62;
+	sub.s32 	%r92, %r41, %r95;
+	mul.wide.s32 	%rd8, %r42, 4;
+	mov.u32 	%r94, 1;
 
 $L__BB26_4:
-	ld.global.f32 	%f38, [%rd87+-4];
+	ld.global.f32 	%f38, [%rd106];
 	max.f32 	%f39, %f267, %f38;
-	ld.global.f32 	%f40, [%rd87];
+	add.s64 	%rd63, %rd106, %rd8;
+	ld.global.f32 	%f40, [%rd63];
 	max.f32 	%f41, %f39, %f40;
-	ld.global.f32 	%f42, [%rd87+4];
+	add.s64 	%rd64, %rd63, %rd8;
+	ld.global.f32 	%f42, [%rd64];
 	max.f32 	%f43, %f41, %f42;
-	ld.global.f32 	%f44, [%rd87+8];
+	add.s64 	%rd65, %rd64, %rd8;
+	add.s64 	%rd106, %rd65, %rd8;
+	ld.global.f32 	%f44, [%rd65];
 	max.f32 	%f267, %f43, %f44;
-	add.s32 	%r84, %r84, 4;
-	add.s64 	%rd87, %rd87, 16;
-	add.s32 	%r82, %r82, -4;
-	setp.ne.s32 	%p4, %r82, 1;
+	add.s32 	%r94, %r94, 4;
+	add.s32 	%r92, %r92, -4;
+	setp.ne.s32 	%p4, %r92, 1;
 	@%p4 bra 	$L__BB26_4;
 
 $L__BB26_5:
-	setp.eq.s32 	%p5, %r85, 0;
+	setp.eq.s32 	%p5, %r95, 0;
 	@%p5 bra 	$L__BB26_8;
 
-	cvt.s64.s32 	%rd53, %r84;
-	add.s64 	%rd54, %rd53, %rd3;
-	add.s64 	%rd55, %rd54, %rd4;
-	shl.b64 	%rd56, %rd55, 2;
-	add.s64 	%rd88, %rd2, %rd56;
+	mul.lo.s32 	%r58, %r94, %r42;
+	cvt.s64.s32 	%rd66, %r58;
+	add.s64 	%rd67, %rd4, %rd66;
+	add.s64 	%rd68, %rd67, %rd3;
+	shl.b64 	%rd69, %rd68, 2;
+	add.s64 	%rd107, %rd2, %rd69;
+	mul.wide.s32 	%rd12, %r42, 4;
 
 $L__BB26_7:
 	.pragma "nounroll";
-	ld.global.f32 	%f45, [%rd88];
+	ld.global.f32 	%f45, [%rd107];
 	max.f32 	%f267, %f267, %f45;
-	add.s64 	%rd88, %rd88, 4;
-	add.s32 	%r85, %r85, -1;
-	setp.ne.s32 	%p6, %r85, 0;
+	add.s64 	%rd107, %rd107, %rd12;
+	add.s32 	%r95, %r95, -1;
+	setp.ne.s32 	%p6, %r95, 0;
 	@%p6 bra 	$L__BB26_7;
 
 $L__BB26_8:
@@ -6418,20 +6642,20 @@ $L__BB26_8:
 	mov.f32 	%f272, 0f00000000;
 	@%p7 bra 	$L__BB26_15;
 
-	add.s32 	%r53, %r41, -1;
-	and.b32  	%r89, %r41, 3;
-	setp.lt.u32 	%p8, %r53, 3;
+	add.s32 	%r60, %r41, -1;
+	and.b32  	%r99, %r41, 3;
+	setp.lt.u32 	%p8, %r60, 3;
 	mov.f32 	%f272, 0f00000000;
-	mov.u32 	%r88, 0;
+	mov.u32 	%r98, 0;
 	@%p8 bra 	$L__BB26_12;
 
-	sub.s32 	%r87, %r41, %r89;
-	add.s64 	%rd89, %rd50, 8;
+	sub.s32 	%r97, %r41, %r99;
+	mul.wide.s32 	%rd15, %r42, 4;
 	mov.f32 	%f272, 0f00000000;
-	mov.u32 	%r88, 0;
+	mov.u32 	%r98, 0;
 
 $L__BB26_11:
-	ld.global.f32 	%f50, [%rd89+-8];
+	ld.global.f32 	%f50, [%rd108];
 	sub.f32 	%f51, %f50, %f267;
 	mov.f32 	%f52, 0f3F000000;
 	mov.f32 	%f53, 0f3BBB989D;
@@ -6446,12 +6670,13 @@ $L__BB26_11:
 	fma.rn.f32 	%f62, %f51, %f61, %f60;
 	mov.f32 	%f63, 0f32A57060;
 	fma.rn.f32 	%f64, %f51, %f63, %f62;
-	mov.b32 	%r55, %f58;
-	shl.b32 	%r56, %r55, 23;
-	mov.b32 	%f65, %r56;
+	mov.b32 	%r62, %f58;
+	shl.b32 	%r63, %r62, 23;
+	mov.b32 	%f65, %r63;
 	ex2.approx.ftz.f32 	%f66, %f64;
 	fma.rn.f32 	%f67, %f66, %f65, %f272;
-	ld.global.f32 	%f68, [%rd89+-4];
+	add.s64 	%rd70, %rd108, %rd15;
+	ld.global.f32 	%f68, [%rd70];
 	sub.f32 	%f69, %f68, %f267;
 	fma.rn.f32 	%f70, %f69, %f53, %f52;
 	cvt.sat.f32.f32 	%f71, %f70;
@@ -6460,12 +6685,13 @@ $L__BB26_11:
 	neg.f32 	%f74, %f73;
 	fma.rn.f32 	%f75, %f69, %f61, %f74;
 	fma.rn.f32 	%f76, %f69, %f63, %f75;
-	mov.b32 	%r57, %f72;
-	shl.b32 	%r58, %r57, 23;
-	mov.b32 	%f77, %r58;
+	mov.b32 	%r64, %f72;
+	shl.b32 	%r65, %r64, 23;
+	mov.b32 	%f77, %r65;
 	ex2.approx.ftz.f32 	%f78, %f76;
 	fma.rn.f32 	%f79, %f78, %f77, %f67;
-	ld.global.f32 	%f80, [%rd89];
+	add.s64 	%rd71, %rd70, %rd15;
+	ld.global.f32 	%f80, [%rd71];
 	sub.f32 	%f81, %f80, %f267;
 	fma.rn.f32 	%f82, %f81, %f53, %f52;
 	cvt.sat.f32.f32 	%f83, %f82;
@@ -6474,12 +6700,14 @@ $L__BB26_11:
 	neg.f32 	%f86, %f85;
 	fma.rn.f32 	%f87, %f81, %f61, %f86;
 	fma.rn.f32 	%f88, %f81, %f63, %f87;
-	mov.b32 	%r59, %f84;
-	shl.b32 	%r60, %r59, 23;
-	mov.b32 	%f89, %r60;
+	mov.b32 	%r66, %f84;
+	shl.b32 	%r67, %r66, 23;
+	mov.b32 	%f89, %r67;
 	ex2.approx.ftz.f32 	%f90, %f88;
 	fma.rn.f32 	%f91, %f90, %f89, %f79;
-	ld.global.f32 	%f92, [%rd89+4];
+	add.s64 	%rd72, %rd71, %rd15;
+	add.s64 	%rd108, %rd72, %rd15;
+	ld.global.f32 	%f92, [%rd72];
 	sub.f32 	%f93, %f92, %f267;
 	fma.rn.f32 	%f94, %f93, %f53, %f52;
 	cvt.sat.f32.f32 	%f95, %f94;
@@ -6488,30 +6716,31 @@ $L__BB26_11:
 	neg.f32 	%f98, %f97;
 	fma.rn.f32 	%f99, %f93, %f61, %f98;
 	fma.rn.f32 	%f100, %f93, %f63, %f99;
-	mov.b32 	%r61, %f96;
-	shl.b32 	%r62, %r61, 23;
-	mov.b32 	%f101, %r62;
+	mov.b32 	%r68, %f96;
+	shl.b32 	%r69, %r68, 23;
+	mov.b32 	%f101, %r69;
 	ex2.approx.ftz.f32 	%f102, %f100;
 	fma.rn.f32 	%f272, %f102, %f101, %f91;
-	add.s32 	%r88, %r88, 4;
-	add.s64 	%rd89, %rd89, 16;
-	add.s32 	%r87, %r87, -4;
-	setp.ne.s32 	%p9, %r87, 0;
+	add.s32 	%r98, %r98, 4;
+	add.s32 	%r97, %r97, -4;
+	setp.ne.s32 	%p9, %r97, 0;
 	@%p9 bra 	$L__BB26_11;
 
 $L__BB26_12:
-	setp.eq.s32 	%p10, %r89, 0;
+	setp.eq.s32 	%p10, %r99, 0;
 	@%p10 bra 	$L__BB26_15;
 
-	cvt.s64.s32 	%rd59, %r88;
-	add.s64 	%rd60, %rd59, %rd3;
-	add.s64 	%rd61, %rd60, %rd4;
-	shl.b64 	%rd62, %rd61, 2;
-	add.s64 	%rd90, %rd2, %rd62;
+	mul.lo.s32 	%r70, %r98, %r42;
+	cvt.s64.s32 	%rd73, %r70;
+	add.s64 	%rd74, %rd4, %rd73;
+	add.s64 	%rd75, %rd74, %rd3;
+	shl.b64 	%rd76, %rd75, 2;
+	add.s64 	%rd109, %rd2, %rd76;
+	mul.wide.s32 	%rd19, %r42, 4;
 
 $L__BB26_14:
 	.pragma "nounroll";
-	ld.global.f32 	%f103, [%rd90];
+	ld.global.f32 	%f103, [%rd109];
 	sub.f32 	%f104, %f103, %f267;
 	mov.f32 	%f105, 0f3F000000;
 	mov.f32 	%f106, 0f3BBB989D;
@@ -6526,40 +6755,40 @@ $L__BB26_14:
 	fma.rn.f32 	%f115, %f104, %f114, %f113;
 	mov.f32 	%f116, 0f32A57060;
 	fma.rn.f32 	%f117, %f104, %f116, %f115;
-	mov.b32 	%r63, %f111;
-	shl.b32 	%r64, %r63, 23;
-	mov.b32 	%f118, %r64;
+	mov.b32 	%r71, %f111;
+	shl.b32 	%r72, %r71, 23;
+	mov.b32 	%f118, %r72;
 	ex2.approx.ftz.f32 	%f119, %f117;
 	fma.rn.f32 	%f272, %f119, %f118, %f272;
-	add.s64 	%rd90, %rd90, 4;
-	add.s32 	%r89, %r89, -1;
-	setp.ne.s32 	%p11, %r89, 0;
+	add.s64 	%rd109, %rd109, %rd19;
+	add.s32 	%r99, %r99, -1;
+	setp.ne.s32 	%p11, %r99, 0;
 	@%p11 bra 	$L__BB26_14;
 
 $L__BB26_15:
 	@%p7 bra 	$L__BB26_39;
 
-	setp.eq.s32 	%p13, %r42, 0;
+	setp.eq.s32 	%p13, %r43, 0;
 	mul.f32 	%f120, %f272, 0f4B000000;
 	setp.lt.f32 	%p14, %f272, 0f00800000;
 	selp.f32 	%f16, %f120, %f272, %p14;
 	selp.f32 	%f17, 0fC1B80000, 0f00000000, %p14;
 	mov.b32 	%r20, %f16;
-	add.s32 	%r65, %r20, -1059760811;
-	and.b32  	%r66, %r65, -8388608;
-	sub.s32 	%r67, %r20, %r66;
-	mov.b32 	%f121, %r67;
-	cvt.rn.f32.s32 	%f18, %r66;
+	add.s32 	%r73, %r20, -1059760811;
+	and.b32  	%r74, %r73, -8388608;
+	sub.s32 	%r75, %r20, %r74;
+	mov.b32 	%f121, %r75;
+	cvt.rn.f32.s32 	%f18, %r74;
 	add.f32 	%f19, %f121, 0fBF800000;
 	add.s32 	%r21, %r41, -1;
-	and.b32  	%r93, %r41, 3;
+	and.b32  	%r103, %r41, 3;
 	@%p13 bra 	$L__BB26_33;
 
 	setp.lt.u32 	%p15, %r21, 3;
-	mov.u32 	%r92, 0;
+	mov.u32 	%r102, 0;
 	@%p15 bra 	$L__BB26_28;
 
-	sub.s32 	%r91, %r41, %r93;
+	sub.s32 	%r101, %r41, %r103;
 	mov.f32 	%f122, 0f3E1039F6;
 	mov.f32 	%f123, 0fBE055027;
 	fma.rn.f32 	%f124, %f123, %f19, %f122;
@@ -6583,16 +6812,17 @@ $L__BB26_15:
 	fma.rn.f32 	%f142, %f18, %f141, %f17;
 	mov.f32 	%f143, 0f3F317218;
 	fma.rn.f32 	%f20, %f142, %f143, %f140;
-	add.s64 	%rd63, %rd6, %rd4;
-	shl.b64 	%rd64, %rd63, 2;
-	add.s64 	%rd65, %rd1, %rd64;
-	add.s64 	%rd92, %rd65, 8;
-	add.s64 	%rd91, %rd50, 8;
-	mov.u32 	%r92, 0;
+	add.s64 	%rd77, %rd4, %rd3;
+	shl.b64 	%rd78, %rd77, 2;
+	add.s64 	%rd110, %rd2, %rd78;
+	mul.wide.s32 	%rd23, %r42, 4;
+	add.s64 	%rd79, %rd6, %rd3;
+	shl.b64 	%rd80, %rd79, 2;
+	add.s64 	%rd111, %rd1, %rd80;
+	mov.u32 	%r102, 0;
 
 $L__BB26_19:
-	add.s64 	%rd23, %rd91, -8;
-	ld.global.f32 	%f21, [%rd91+-8];
+	ld.global.f32 	%f21, [%rd110];
 	setp.lt.u32 	%p16, %r20, 2139095040;
 	mov.f32 	%f273, %f20;
 	@%p16 bra 	$L__BB26_21;
@@ -6605,9 +6835,9 @@ $L__BB26_21:
 	selp.f32 	%f145, 0fFF800000, %f273, %p17;
 	sub.f32 	%f146, %f21, %f267;
 	sub.f32 	%f147, %f146, %f145;
-	add.s64 	%rd24, %rd92, -8;
-	st.global.f32 	[%rd92+-8], %f147;
-	ld.global.f32 	%f24, [%rd23+4];
+	st.global.f32 	[%rd111], %f147;
+	add.s64 	%rd27, %rd110, %rd23;
+	ld.global.f32 	%f24, [%rd27];
 	mov.f32 	%f274, %f20;
 	@%p16 bra 	$L__BB26_23;
 
@@ -6618,8 +6848,10 @@ $L__BB26_23:
 	selp.f32 	%f149, 0fFF800000, %f274, %p17;
 	sub.f32 	%f150, %f24, %f267;
 	sub.f32 	%f151, %f150, %f149;
-	st.global.f32 	[%rd24+4], %f151;
-	ld.global.f32 	%f27, [%rd23+8];
+	add.s64 	%rd28, %rd111, %rd23;
+	st.global.f32 	[%rd28], %f151;
+	add.s64 	%rd29, %rd27, %rd23;
+	ld.global.f32 	%f27, [%rd29];
 	mov.f32 	%f275, %f20;
 	@%p16 bra 	$L__BB26_25;
 
@@ -6630,8 +6862,10 @@ $L__BB26_25:
 	selp.f32 	%f153, 0fFF800000, %f275, %p17;
 	sub.f32 	%f154, %f27, %f267;
 	sub.f32 	%f155, %f154, %f153;
-	st.global.f32 	[%rd24+8], %f155;
-	ld.global.f32 	%f30, [%rd23+12];
+	add.s64 	%rd30, %rd28, %rd23;
+	st.global.f32 	[%rd30], %f155;
+	add.s64 	%rd31, %rd29, %rd23;
+	ld.global.f32 	%f30, [%rd31];
 	mov.f32 	%f276, %f20;
 	@%p16 bra 	$L__BB26_27;
 
@@ -6639,19 +6873,20 @@ $L__BB26_25:
 	fma.rn.f32 	%f276, %f16, %f156, %f156;
 
 $L__BB26_27:
+	add.s64 	%rd110, %rd31, %rd23;
 	selp.f32 	%f157, 0fFF800000, %f276, %p17;
 	sub.f32 	%f158, %f30, %f267;
 	sub.f32 	%f159, %f158, %f157;
-	st.global.f32 	[%rd24+12], %f159;
-	add.s32 	%r92, %r92, 4;
-	add.s64 	%rd92, %rd92, 16;
-	add.s64 	%rd91, %rd91, 16;
-	add.s32 	%r91, %r91, -4;
-	setp.ne.s32 	%p24, %r91, 0;
+	add.s64 	%rd81, %rd30, %rd23;
+	add.s64 	%rd111, %rd81, %rd23;
+	st.global.f32 	[%rd81], %f159;
+	add.s32 	%r102, %r102, 4;
+	add.s32 	%r101, %r101, -4;
+	setp.ne.s32 	%p24, %r101, 0;
 	@%p24 bra 	$L__BB26_19;
 
 $L__BB26_28:
-	setp.eq.s32 	%p25, %r93, 0;
+	setp.eq.s32 	%p25, %r103, 0;
 	@%p25 bra 	$L__BB26_39;
 
 	mov.f32 	%f160, 0f34000000;
@@ -6677,19 +6912,21 @@ $L__BB26_28:
 	fma.rn.f32 	%f180, %f179, %f19, %f19;
 	mov.f32 	%f181, 0f3F317218;
 	fma.rn.f32 	%f33, %f161, %f181, %f180;
-	cvt.s64.s32 	%rd68, %r92;
-	add.s64 	%rd69, %rd68, %rd3;
-	add.s64 	%rd70, %rd69, %rd4;
-	shl.b64 	%rd71, %rd70, 2;
-	add.s64 	%rd94, %rd2, %rd71;
-	add.s64 	%rd72, %rd68, %rd6;
-	add.s64 	%rd73, %rd72, %rd4;
-	shl.b64 	%rd74, %rd73, 2;
-	add.s64 	%rd93, %rd1, %rd74;
+	mul.lo.s32 	%r78, %r102, %r42;
+	cvt.s64.s32 	%rd82, %r78;
+	add.s64 	%rd83, %rd4, %rd82;
+	add.s64 	%rd84, %rd83, %rd3;
+	shl.b64 	%rd85, %rd84, 2;
+	add.s64 	%rd113, %rd2, %rd85;
+	mul.wide.s32 	%rd35, %r42, 4;
+	add.s64 	%rd86, %rd6, %rd82;
+	add.s64 	%rd87, %rd86, %rd3;
+	shl.b64 	%rd88, %rd87, 2;
+	add.s64 	%rd112, %rd1, %rd88;
 
 $L__BB26_30:
 	.pragma "nounroll";
-	ld.global.f32 	%f34, [%rd94];
+	ld.global.f32 	%f34, [%rd113];
 	setp.lt.u32 	%p26, %r20, 2139095040;
 	mov.f32 	%f277, %f33;
 	@%p26 bra 	$L__BB26_32;
@@ -6702,29 +6939,31 @@ $L__BB26_32:
 	selp.f32 	%f183, 0fFF800000, %f277, %p27;
 	sub.f32 	%f184, %f34, %f267;
 	sub.f32 	%f185, %f184, %f183;
-	st.global.f32 	[%rd93], %f185;
-	add.s64 	%rd94, %rd94, 4;
-	add.s64 	%rd93, %rd93, 4;
-	add.s32 	%r93, %r93, -1;
-	setp.eq.s32 	%p28, %r93, 0;
+	st.global.f32 	[%rd112], %f185;
+	add.s64 	%rd113, %rd113, %rd35;
+	add.s64 	%rd112, %rd112, %rd35;
+	add.s32 	%r103, %r103, -1;
+	setp.eq.s32 	%p28, %r103, 0;
 	@%p28 bra 	$L__BB26_39;
 	bra.uni 	$L__BB26_30;
 
 $L__BB26_33:
 	setp.lt.u32 	%p29, %r21, 3;
-	mov.u32 	%r96, 0;
+	mov.u32 	%r106, 0;
 	@%p29 bra 	$L__BB26_36;
 
-	sub.s32 	%r95, %r41, %r93;
-	add.s64 	%rd75, %rd6, %rd4;
-	shl.b64 	%rd76, %rd75, 2;
-	add.s64 	%rd77, %rd1, %rd76;
-	add.s64 	%rd96, %rd77, 8;
-	add.s64 	%rd95, %rd50, 8;
-	mov.u32 	%r96, 0;
+	sub.s32 	%r105, %r41, %r103;
+	add.s64 	%rd89, %rd4, %rd3;
+	shl.b64 	%rd90, %rd89, 2;
+	add.s64 	%rd114, %rd2, %rd90;
+	mul.wide.s32 	%rd42, %r42, 4;
+	add.s64 	%rd91, %rd6, %rd3;
+	shl.b64 	%rd92, %rd91, 2;
+	add.s64 	%rd115, %rd1, %rd92;
+	mov.u32 	%r106, 0;
 
 $L__BB26_35:
-	ld.global.f32 	%f186, [%rd95+-8];
+	ld.global.f32 	%f186, [%rd114];
 	sub.f32 	%f187, %f186, %f267;
 	mov.f32 	%f188, 0f3F000000;
 	mov.f32 	%f189, 0f3BBB989D;
@@ -6739,14 +6978,15 @@ $L__BB26_35:
 	fma.rn.f32 	%f198, %f187, %f197, %f196;
 	mov.f32 	%f199, 0f32A57060;
 	fma.rn.f32 	%f200, %f187, %f199, %f198;
-	mov.b32 	%r72, %f194;
-	shl.b32 	%r73, %r72, 23;
-	mov.b32 	%f201, %r73;
+	mov.b32 	%r81, %f194;
+	shl.b32 	%r82, %r81, 23;
+	mov.b32 	%f201, %r82;
 	ex2.approx.ftz.f32 	%f202, %f200;
 	mul.f32 	%f203, %f202, %f201;
 	div.rn.f32 	%f204, %f203, %f272;
-	st.global.f32 	[%rd96+-8], %f204;
-	ld.global.f32 	%f205, [%rd95+-4];
+	st.global.f32 	[%rd115], %f204;
+	add.s64 	%rd93, %rd114, %rd42;
+	ld.global.f32 	%f205, [%rd93];
 	sub.f32 	%f206, %f205, %f267;
 	fma.rn.f32 	%f207, %f206, %f189, %f188;
 	cvt.sat.f32.f32 	%f208, %f207;
@@ -6755,13 +6995,15 @@ $L__BB26_35:
 	neg.f32 	%f211, %f210;
 	fma.rn.f32 	%f212, %f206, %f197, %f211;
 	fma.rn.f32 	%f213, %f206, %f199, %f212;
-	mov.b32 	%r74, %f209;
-	shl.b32 	%r75, %r74, 23;
-	mov.b32 	%f214, %r75;
+	mov.b32 	%r83, %f209;
+	shl.b32 	%r84, %r83, 23;
+	mov.b32 	%f214, %r84;
 	ex2.approx.ftz.f32 	%f215, %f213;
 	mul.f32 	%f216, %f215, %f214;
 	div.rn.f32 	%f217, %f216, %f272;
-	st.global.f32 	[%rd96+-4], %f217;
+	add.s64 	%rd94, %rd115, %rd42;
+	st.global.f32 	[%rd94], %f217;
+	add.s64 	%rd95, %rd93, %rd42;
 	ld.global.f32 	%f218, [%rd95];
 	sub.f32 	%f219, %f218, %f267;
 	fma.rn.f32 	%f220, %f219, %f189, %f188;
@@ -6771,14 +7013,17 @@ $L__BB26_35:
 	neg.f32 	%f224, %f223;
 	fma.rn.f32 	%f225, %f219, %f197, %f224;
 	fma.rn.f32 	%f226, %f219, %f199, %f225;
-	mov.b32 	%r76, %f222;
-	shl.b32 	%r77, %r76, 23;
-	mov.b32 	%f227, %r77;
+	mov.b32 	%r85, %f222;
+	shl.b32 	%r86, %r85, 23;
+	mov.b32 	%f227, %r86;
 	ex2.approx.ftz.f32 	%f228, %f226;
 	mul.f32 	%f229, %f228, %f227;
 	div.rn.f32 	%f230, %f229, %f272;
+	add.s64 	%rd96, %rd94, %rd42;
 	st.global.f32 	[%rd96], %f230;
-	ld.global.f32 	%f231, [%rd95+4];
+	add.s64 	%rd97, %rd95, %rd42;
+	add.s64 	%rd114, %rd97, %rd42;
+	ld.global.f32 	%f231, [%rd97];
 	sub.f32 	%f232, %f231, %f267;
 	fma.rn.f32 	%f233, %f232, %f189, %f188;
 	cvt.sat.f32.f32 	%f234, %f233;
@@ -6787,37 +7032,39 @@ $L__BB26_35:
 	neg.f32 	%f237, %f236;
 	fma.rn.f32 	%f238, %f232, %f197, %f237;
 	fma.rn.f32 	%f239, %f232, %f199, %f238;
-	mov.b32 	%r78, %f235;
-	shl.b32 	%r79, %r78, 23;
-	mov.b32 	%f240, %r79;
+	mov.b32 	%r87, %f235;
+	shl.b32 	%r88, %r87, 23;
+	mov.b32 	%f240, %r88;
 	ex2.approx.ftz.f32 	%f241, %f239;
 	mul.f32 	%f242, %f241, %f240;
 	div.rn.f32 	%f243, %f242, %f272;
-	st.global.f32 	[%rd96+4], %f243;
-	add.s32 	%r96, %r96, 4;
-	add.s64 	%rd96, %rd96, 16;
-	add.s64 	%rd95, %rd95, 16;
-	add.s32 	%r95, %r95, -4;
-	setp.ne.s32 	%p30, %r95, 0;
+	add.s64 	%rd98, %rd96, %rd42;
+	add.s64 	%rd115, %rd98, %rd42;
+	st.global.f32 	[%rd98], %f243;
+	add.s32 	%r106, %r106, 4;
+	add.s32 	%r105, %r105, -4;
+	setp.ne.s32 	%p30, %r105, 0;
 	@%p30 bra 	$L__BB26_35;
 
 $L__BB26_36:
-	setp.eq.s32 	%p31, %r93, 0;
+	setp.eq.s32 	%p31, %r103, 0;
 	@%p31 bra 	$L__BB26_39;
 
-	cvt.s64.s32 	%rd80, %r96;
-	add.s64 	%rd81, %rd80, %rd3;
-	add.s64 	%rd82, %rd81, %rd4;
-	shl.b64 	%rd83, %rd82, 2;
-	add.s64 	%rd98, %rd2, %rd83;
-	add.s64 	%rd84, %rd80, %rd6;
-	add.s64 	%rd85, %rd84, %rd4;
-	shl.b64 	%rd86, %rd85, 2;
-	add.s64 	%rd97, %rd1, %rd86;
+	mul.lo.s32 	%r89, %r106, %r42;
+	cvt.s64.s32 	%rd99, %r89;
+	add.s64 	%rd100, %rd4, %rd99;
+	add.s64 	%rd101, %rd100, %rd3;
+	shl.b64 	%rd102, %rd101, 2;
+	add.s64 	%rd117, %rd2, %rd102;
+	mul.wide.s32 	%rd49, %r42, 4;
+	add.s64 	%rd103, %rd6, %rd99;
+	add.s64 	%rd104, %rd103, %rd3;
+	shl.b64 	%rd105, %rd104, 2;
+	add.s64 	%rd116, %rd1, %rd105;
 
 $L__BB26_38:
 	.pragma "nounroll";
-	ld.global.f32 	%f244, [%rd98];
+	ld.global.f32 	%f244, [%rd117];
 	sub.f32 	%f245, %f244, %f267;
 	mov.f32 	%f246, 0f3F000000;
 	mov.f32 	%f247, 0f3BBB989D;
@@ -6832,17 +7079,17 @@ $L__BB26_38:
 	fma.rn.f32 	%f256, %f245, %f255, %f254;
 	mov.f32 	%f257, 0f32A57060;
 	fma.rn.f32 	%f258, %f245, %f257, %f256;
-	mov.b32 	%r80, %f252;
-	shl.b32 	%r81, %r80, 23;
-	mov.b32 	%f259, %r81;
+	mov.b32 	%r90, %f252;
+	shl.b32 	%r91, %r90, 23;
+	mov.b32 	%f259, %r91;
 	ex2.approx.ftz.f32 	%f260, %f258;
 	mul.f32 	%f261, %f260, %f259;
 	div.rn.f32 	%f262, %f261, %f272;
-	st.global.f32 	[%rd97], %f262;
-	add.s64 	%rd98, %rd98, 4;
-	add.s64 	%rd97, %rd97, 4;
-	add.s32 	%r93, %r93, -1;
-	setp.ne.s32 	%p32, %r93, 0;
+	st.global.f32 	[%rd116], %f262;
+	add.s64 	%rd117, %rd117, %rd49;
+	add.s64 	%rd116, %rd116, %rd49;
+	add.s32 	%r103, %r103, -1;
+	setp.ne.s32 	%p32, %r103, 0;
 	@%p32 bra 	$L__BB26_38;
 
 $L__BB26_39:
@@ -7383,6 +7630,3711 @@ $L__BB28_15:
 	st.global.f32 	[%rd38], %f50;
 
 $L__BB28_17:
+	ret;
+
+}
+	// .globl	rnn_init
+.visible .entry rnn_init(
+	.param .u64 rnn_init_param_0,
+	.param .u32 rnn_init_param_1,
+	.param .u32 rnn_init_param_2,
+	.param .u64 rnn_init_param_3,
+	.param .u32 rnn_init_param_4,
+	.param .u32 rnn_init_param_5,
+	.param .u64 rnn_init_param_6,
+	.param .u32 rnn_init_param_7,
+	.param .u32 rnn_init_param_8,
+	.param .u32 rnn_init_param_9,
+	.param .u32 rnn_init_param_10,
+	.param .u32 rnn_init_param_11
+)
+{
+	.reg .pred 	%p<5>;
+	.reg .f32 	%f<9>;
+	.reg .b32 	%r<30>;
+	.reg .b64 	%rd<15>;
+
+
+	ld.param.u64 	%rd2, [rnn_init_param_0];
+	ld.param.u32 	%r5, [rnn_init_param_1];
+	ld.param.u32 	%r6, [rnn_init_param_2];
+	ld.param.u64 	%rd3, [rnn_init_param_3];
+	ld.param.u32 	%r7, [rnn_init_param_4];
+	ld.param.u32 	%r8, [rnn_init_param_5];
+	ld.param.u64 	%rd4, [rnn_init_param_6];
+	ld.param.u32 	%r9, [rnn_init_param_7];
+	ld.param.u32 	%r10, [rnn_init_param_8];
+	ld.param.u32 	%r11, [rnn_init_param_9];
+	ld.param.u32 	%r12, [rnn_init_param_10];
+	ld.param.u32 	%r13, [rnn_init_param_11];
+	cvta.to.global.u64 	%rd1, %rd4;
+	mov.u32 	%r14, %ntid.x;
+	mov.u32 	%r15, %ctaid.x;
+	mov.u32 	%r16, %tid.x;
+	mad.lo.s32 	%r1, %r15, %r14, %r16;
+	mul.lo.s32 	%r17, %r11, %r10;
+	mul.lo.s32 	%r2, %r17, %r12;
+	setp.ge.s32 	%p1, %r1, %r2;
+	@%p1 bra 	$L__BB29_6;
+
+	div.s32 	%r18, %r1, %r12;
+	mul.lo.s32 	%r19, %r18, %r12;
+	sub.s32 	%r20, %r1, %r19;
+	rem.s32 	%r21, %r18, %r11;
+	mul.lo.s32 	%r22, %r12, %r11;
+	div.s32 	%r23, %r1, %r22;
+	mad.lo.s32 	%r24, %r23, %r11, %r21;
+	mad.lo.s32 	%r25, %r21, %r10, %r23;
+	setp.eq.s32 	%p2, %r13, 0;
+	selp.b32 	%r26, %r24, %r25, %p2;
+	mad.lo.s32 	%r3, %r26, %r12, %r20;
+	setp.eq.s32 	%p3, %r6, 0;
+	mov.f32 	%f8, 0f00000000;
+	mov.f32 	%f7, %f8;
+	@%p3 bra 	$L__BB29_3;
+
+	add.s32 	%r27, %r3, %r5;
+	cvta.to.global.u64 	%rd5, %rd2;
+	mul.wide.s32 	%rd6, %r27, 4;
+	add.s64 	%rd7, %rd5, %rd6;
+	ld.global.f32 	%f7, [%rd7];
+
+$L__BB29_3:
+	add.s32 	%r4, %r1, %r9;
+	mul.wide.s32 	%rd8, %r4, 4;
+	add.s64 	%rd9, %rd1, %rd8;
+	st.global.f32 	[%rd9], %f7;
+	setp.eq.s32 	%p4, %r8, 0;
+	@%p4 bra 	$L__BB29_5;
+
+	add.s32 	%r28, %r3, %r7;
+	cvta.to.global.u64 	%rd10, %rd3;
+	mul.wide.s32 	%rd11, %r28, 4;
+	add.s64 	%rd12, %rd10, %rd11;
+	ld.global.f32 	%f8, [%rd12];
+
+$L__BB29_5:
+	add.s32 	%r29, %r4, %r2;
+	mul.wide.s32 	%rd13, %r29, 4;
+	add.s64 	%rd14, %rd1, %rd13;
+	st.global.f32 	[%rd14], %f8;
+
+$L__BB29_6:
+	ret;
+
+}
+	// .globl	gru_reset
+.visible .entry gru_reset(
+	.param .u64 gru_reset_param_0,
+	.param .u32 gru_reset_param_1,
+	.param .u64 gru_reset_param_2,
+	.param .u32 gru_reset_param_3,
+	.param .u64 gru_reset_param_4,
+	.param .u32 gru_reset_param_5,
+	.param .u64 gru_reset_param_6,
+	.param .u32 gru_reset_param_7,
+	.param .u32 gru_reset_param_8,
+	.param .u64 gru_reset_param_9,
+	.param .u32 gru_reset_param_10,
+	.param .u32 gru_reset_param_11,
+	.param .u64 gru_reset_param_12,
+	.param .u32 gru_reset_param_13,
+	.param .u32 gru_reset_param_14,
+	.param .u64 gru_reset_param_15
+)
+{
+	.reg .pred 	%p<45>;
+	.reg .f32 	%f<219>;
+	.reg .b32 	%r<121>;
+	.reg .b64 	%rd<103>;
+
+
+	ld.param.u64 	%rd42, [gru_reset_param_0];
+	ld.param.u32 	%r37, [gru_reset_param_1];
+	ld.param.u64 	%rd43, [gru_reset_param_2];
+	ld.param.u32 	%r38, [gru_reset_param_3];
+	ld.param.u64 	%rd44, [gru_reset_param_4];
+	ld.param.u32 	%r39, [gru_reset_param_5];
+	ld.param.u64 	%rd40, [gru_reset_param_6];
+	ld.param.u32 	%r40, [gru_reset_param_7];
+	ld.param.u32 	%r41, [gru_reset_param_8];
+	ld.param.u64 	%rd41, [gru_reset_param_9];
+	ld.param.u32 	%r42, [gru_reset_param_10];
+	ld.param.u32 	%r43, [gru_reset_param_11];
+	ld.param.u64 	%rd45, [gru_reset_param_12];
+	ld.param.u32 	%r44, [gru_reset_param_13];
+	ld.param.u32 	%r45, [gru_reset_param_14];
+	ld.param.u64 	%rd46, [gru_reset_param_15];
+	cvta.to.global.u64 	%rd1, %rd42;
+	cvta.to.global.u64 	%rd2, %rd43;
+	cvta.to.global.u64 	%rd3, %rd44;
+	cvta.to.global.u64 	%rd4, %rd45;
+	cvta.to.global.u64 	%rd5, %rd46;
+	ld.global.u32 	%r1, [%rd5];
+	ld.global.u32 	%r2, [%rd5+8];
+	mov.u32 	%r46, %ntid.x;
+	mov.u32 	%r47, %ctaid.x;
+	mov.u32 	%r48, %tid.x;
+	mad.lo.s32 	%r3, %r47, %r46, %r48;
+	ld.global.u32 	%r4, [%rd5+12];
+	ld.global.u32 	%r5, [%rd5+4];
+	mul.lo.s32 	%r6, %r4, %r5;
+	ld.global.u32 	%r7, [%rd5+16];
+	mul.lo.s32 	%r8, %r6, %r7;
+	setp.ge.s32 	%p1, %r3, %r8;
+	@%p1 bra 	$L__BB30_52;
+
+	ld.global.u32 	%r9, [%rd5+20];
+	div.s32 	%r49, %r3, %r4;
+	mul.lo.s32 	%r50, %r49, %r4;
+	sub.s32 	%r10, %r3, %r50;
+	rem.s32 	%r11, %r49, %r5;
+	div.s32 	%r12, %r3, %r6;
+	setp.eq.s32 	%p2, %r43, 0;
+	mov.u32 	%r111, %r1;
+	@%p2 bra 	$L__BB30_3;
+
+	add.s32 	%r51, %r11, %r42;
+	cvta.to.global.u64 	%rd47, %rd41;
+	mul.wide.s32 	%rd48, %r51, 4;
+	add.s64 	%rd49, %rd47, %rd48;
+	ld.global.u32 	%r52, [%rd49];
+	max.s32 	%r53, %r52, 0;
+	min.s32 	%r111, %r53, %r1;
+
+$L__BB30_3:
+	setp.le.s32 	%p3, %r111, %r45;
+	mov.u32 	%r112, -1;
+	@%p3 bra 	$L__BB30_5;
+
+	ld.global.u32 	%r55, [%rd5+28];
+	setp.ne.s32 	%p4, %r55, 0;
+	setp.eq.s32 	%p5, %r12, 1;
+	or.pred  	%p6, %p5, %p4;
+	not.b32 	%r56, %r45;
+	add.s32 	%r57, %r111, %r56;
+	selp.b32 	%r112, %r57, %r45, %p6;
+
+$L__BB30_5:
+	setp.lt.s32 	%p7, %r112, 0;
+	@%p7 bra 	$L__BB30_52;
+
+	cvt.s64.s32 	%rd6, %r44;
+	shr.u32 	%r58, %r45, 31;
+	add.s32 	%r59, %r45, %r58;
+	and.b32  	%r60, %r59, 2147483646;
+	sub.s32 	%r61, %r45, %r60;
+	mul.lo.s32 	%r62, %r61, %r8;
+	shl.b32 	%r63, %r62, 1;
+	cvt.s64.s32 	%rd7, %r63;
+	add.s64 	%rd50, %rd7, %rd6;
+	mad.lo.s32 	%r64, %r12, %r5, %r11;
+	mul.lo.s32 	%r65, %r64, %r4;
+	cvt.s64.s32 	%rd8, %r65;
+	add.s64 	%rd9, %rd50, %rd8;
+	cvt.s64.s32 	%rd10, %r37;
+	mad.lo.s32 	%r66, %r112, %r5, %r11;
+	mad.lo.s32 	%r67, %r11, %r1, %r112;
+	setp.eq.s32 	%p8, %r9, 0;
+	selp.b32 	%r68, %r66, %r67, %p8;
+	mul.lo.s32 	%r69, %r68, %r2;
+	cvt.s64.s32 	%rd11, %r69;
+	cvt.s64.s32 	%rd12, %r38;
+	cvt.s64.s32 	%rd13, %r39;
+	add.s32 	%r17, %r10, %r4;
+	setp.eq.s32 	%p9, %r41, 0;
+	mov.f32 	%f210, 0f00000000;
+	mov.f32 	%f215, %f210;
+	@%p9 bra 	$L__BB30_8;
+
+	cvta.to.global.u64 	%rd51, %rd40;
+	cvt.s64.s32 	%rd52, %r40;
+	mul.lo.s32 	%r70, %r4, 6;
+	mad.lo.s32 	%r71, %r70, %r12, %r17;
+	cvt.s64.s32 	%rd53, %r71;
+	add.s64 	%rd54, %rd53, %rd52;
+	shl.b64 	%rd55, %rd54, 2;
+	add.s64 	%rd56, %rd51, %rd55;
+	ld.global.f32 	%f210, [%rd56];
+	mad.lo.s32 	%r72, %r12, 6, 3;
+	mad.lo.s32 	%r73, %r72, %r4, %r17;
+	cvt.s64.s32 	%rd57, %r73;
+	add.s64 	%rd58, %rd57, %rd52;
+	shl.b64 	%rd59, %rd58, 2;
+	add.s64 	%rd60, %rd51, %rd59;
+	ld.global.f32 	%f215, [%rd60];
+
+$L__BB30_8:
+	mul.lo.s32 	%r74, %r4, 3;
+	mad.lo.s32 	%r18, %r74, %r12, %r17;
+	mul.lo.s32 	%r75, %r18, %r4;
+	cvt.s64.s32 	%rd14, %r75;
+	setp.lt.s32 	%p10, %r2, 1;
+	@%p10 bra 	$L__BB30_15;
+
+	mul.lo.s32 	%r77, %r18, %r2;
+	cvt.s64.s32 	%rd15, %r77;
+	and.b32  	%r116, %r2, 3;
+	add.s32 	%r78, %r2, -1;
+	setp.lt.u32 	%p11, %r78, 3;
+	mov.u32 	%r115, 0;
+	@%p11 bra 	$L__BB30_12;
+
+	sub.s32 	%r114, %r2, %r116;
+	add.s64 	%rd61, %rd12, %rd15;
+	shl.b64 	%rd62, %rd61, 2;
+	add.s64 	%rd63, %rd2, %rd62;
+	add.s64 	%rd96, %rd63, 8;
+	add.s64 	%rd64, %rd10, %rd11;
+	shl.b64 	%rd65, %rd64, 2;
+	add.s64 	%rd66, %rd1, %rd65;
+	add.s64 	%rd95, %rd66, 8;
+	mov.u32 	%r115, 0;
+
+$L__BB30_11:
+	ld.global.f32 	%f43, [%rd95+-8];
+	ld.global.f32 	%f44, [%rd96+-8];
+	fma.rn.f32 	%f45, %f44, %f43, %f210;
+	ld.global.f32 	%f46, [%rd95+-4];
+	ld.global.f32 	%f47, [%rd96+-4];
+	fma.rn.f32 	%f48, %f47, %f46, %f45;
+	ld.global.f32 	%f49, [%rd95];
+	ld.global.f32 	%f50, [%rd96];
+	fma.rn.f32 	%f51, %f50, %f49, %f48;
+	ld.global.f32 	%f52, [%rd95+4];
+	ld.global.f32 	%f53, [%rd96+4];
+	fma.rn.f32 	%f210, %f53, %f52, %f51;
+	add.s32 	%r115, %r115, 4;
+	add.s64 	%rd96, %rd96, 16;
+	add.s64 	%rd95, %rd95, 16;
+	add.s32 	%r114, %r114, -4;
+	setp.ne.s32 	%p12, %r114, 0;
+	@%p12 bra 	$L__BB30_11;
+
+$L__BB30_12:
+	setp.eq.s32 	%p13, %r116, 0;
+	@%p13 bra 	$L__BB30_15;
+
+	cvt.s64.s32 	%rd67, %r115;
+	add.s64 	%rd68, %rd67, %rd10;
+	add.s64 	%rd69, %rd68, %rd11;
+	shl.b64 	%rd70, %rd69, 2;
+	add.s64 	%rd98, %rd1, %rd70;
+	add.s64 	%rd71, %rd67, %rd12;
+	add.s64 	%rd72, %rd71, %rd15;
+	shl.b64 	%rd73, %rd72, 2;
+	add.s64 	%rd97, %rd2, %rd73;
+
+$L__BB30_14:
+	.pragma "nounroll";
+	ld.global.f32 	%f54, [%rd98];
+	ld.global.f32 	%f55, [%rd97];
+	fma.rn.f32 	%f210, %f55, %f54, %f210;
+	add.s64 	%rd98, %rd98, 4;
+	add.s64 	%rd97, %rd97, 4;
+	add.s32 	%r116, %r116, -1;
+	setp.ne.s32 	%p14, %r116, 0;
+	@%p14 bra 	$L__BB30_14;
+
+$L__BB30_15:
+	setp.lt.s32 	%p15, %r4, 1;
+	@%p15 bra 	$L__BB30_22;
+
+	add.s32 	%r81, %r4, -1;
+	and.b32  	%r120, %r4, 3;
+	setp.lt.u32 	%p16, %r81, 3;
+	mov.u32 	%r119, 0;
+	@%p16 bra 	$L__BB30_19;
+
+	sub.s32 	%r118, %r4, %r120;
+	add.s64 	%rd74, %rd13, %rd14;
+	shl.b64 	%rd75, %rd74, 2;
+	add.s64 	%rd76, %rd3, %rd75;
+	add.s64 	%rd100, %rd76, 8;
+	shl.b64 	%rd77, %rd9, 2;
+	add.s64 	%rd78, %rd4, %rd77;
+	add.s64 	%rd99, %rd78, 8;
+	mov.u32 	%r119, 0;
+
+$L__BB30_18:
+	ld.global.f32 	%f57, [%rd99+-8];
+	ld.global.f32 	%f58, [%rd100+-8];
+	fma.rn.f32 	%f59, %f58, %f57, %f215;
+	ld.global.f32 	%f60, [%rd99+-4];
+	ld.global.f32 	%f61, [%rd100+-4];
+	fma.rn.f32 	%f62, %f61, %f60, %f59;
+	ld.global.f32 	%f63, [%rd99];
+	ld.global.f32 	%f64, [%rd100];
+	fma.rn.f32 	%f65, %f64, %f63, %f62;
+	ld.global.f32 	%f66, [%rd99+4];
+	ld.global.f32 	%f67, [%rd100+4];
+	fma.rn.f32 	%f215, %f67, %f66, %f65;
+	add.s32 	%r119, %r119, 4;
+	add.s64 	%rd100, %rd100, 16;
+	add.s64 	%rd99, %rd99, 16;
+	add.s32 	%r118, %r118, -4;
+	setp.ne.s32 	%p17, %r118, 0;
+	@%p17 bra 	$L__BB30_18;
+
+$L__BB30_19:
+	setp.eq.s32 	%p18, %r120, 0;
+	@%p18 bra 	$L__BB30_22;
+
+	cvt.s64.s32 	%rd79, %r119;
+	add.s64 	%rd80, %rd79, %rd6;
+	add.s64 	%rd81, %rd80, %rd7;
+	add.s64 	%rd82, %rd81, %rd8;
+	shl.b64 	%rd83, %rd82, 2;
+	add.s64 	%rd102, %rd4, %rd83;
+	add.s64 	%rd84, %rd79, %rd13;
+	add.s64 	%rd85, %rd84, %rd14;
+	shl.b64 	%rd86, %rd85, 2;
+	add.s64 	%rd101, %rd3, %rd86;
+
+$L__BB30_21:
+	.pragma "nounroll";
+	ld.global.f32 	%f68, [%rd102];
+	ld.global.f32 	%f69, [%rd101];
+	fma.rn.f32 	%f215, %f69, %f68, %f215;
+	add.s64 	%rd102, %rd102, 4;
+	add.s64 	%rd101, %rd101, 4;
+	add.s32 	%r120, %r120, -1;
+	setp.ne.s32 	%p19, %r120, 0;
+	@%p19 bra 	$L__BB30_21;
+
+$L__BB30_22:
+	add.f32 	%f218, %f210, %f215;
+	ld.global.u32 	%r83, [%rd5+36];
+	setp.eq.s32 	%p20, %r83, 0;
+	@%p20 bra 	$L__BB30_24;
+
+	ld.global.f32 	%f70, [%rd5+40];
+	neg.f32 	%f71, %f70;
+	max.f32 	%f72, %f218, %f71;
+	min.f32 	%f218, %f72, %f70;
+
+$L__BB30_24:
+	ld.global.u32 	%r85, [%rd5+24];
+	setp.eq.s32 	%p21, %r85, 0;
+	selp.b32 	%r86, 2, 3, %p21;
+	mul.lo.s32 	%r87, %r12, 3;
+	mad.lo.s32 	%r88, %r87, %r86, 11;
+	mul.wide.s32 	%rd87, %r88, 4;
+	add.s64 	%rd88, %rd5, %rd87;
+	ld.global.u32 	%r84, [%rd88];
+	ld.global.f32 	%f22, [%rd88+4];
+	ld.global.f32 	%f23, [%rd88+8];
+	setp.gt.s32 	%p22, %r84, 4;
+	@%p22 bra 	$L__BB30_33;
+
+	setp.gt.s32 	%p29, %r84, 1;
+	@%p29 bra 	$L__BB30_29;
+	bra.uni 	$L__BB30_26;
+
+$L__BB30_29:
+	setp.eq.s32 	%p30, %r84, 2;
+	@%p30 bra 	$L__BB30_49;
+
+	setp.eq.s32 	%p31, %r84, 3;
+	@%p31 bra 	$L__BB30_48;
+
+	setp.eq.s32 	%p32, %r84, 4;
+	@%p32 bra 	$L__BB30_45;
+	bra.uni 	$L__BB30_32;
+
+$L__BB30_45:
+	mov.f32 	%f94, 0f3F000000;
+	mov.f32 	%f95, 0f3BBB989D;
+	fma.rn.f32 	%f96, %f218, %f95, %f94;
+	cvt.sat.f32.f32 	%f97, %f96;
+	mov.f32 	%f98, 0f4B400001;
+	mov.f32 	%f99, 0f437C0000;
+	fma.rm.f32 	%f100, %f97, %f99, %f98;
+	add.f32 	%f101, %f100, 0fCB40007F;
+	neg.f32 	%f102, %f101;
+	mov.f32 	%f103, 0f3FB8AA3B;
+	fma.rn.f32 	%f104, %f218, %f103, %f102;
+	mov.f32 	%f105, 0f32A57060;
+	fma.rn.f32 	%f106, %f218, %f105, %f104;
+	mov.b32 	%r91, %f100;
+	shl.b32 	%r92, %r91, 23;
+	mov.b32 	%f107, %r92;
+	ex2.approx.ftz.f32 	%f108, %f106;
+	fma.rn.f32 	%f109, %f108, %f107, 0f3F800000;
+	setp.lt.f32 	%p38, %f109, 0f00800000;
+	mul.f32 	%f110, %f109, 0f4B000000;
+	selp.f32 	%f29, %f110, %f109, %p38;
+	selp.f32 	%f111, 0fC1B80000, 0f00000000, %p38;
+	mov.b32 	%r93, %f29;
+	add.s32 	%r94, %r93, -1059760811;
+	and.b32  	%r95, %r94, -8388608;
+	sub.s32 	%r96, %r93, %r95;
+	mov.b32 	%f112, %r96;
+	cvt.rn.f32.s32 	%f113, %r95;
+	mov.f32 	%f114, 0f34000000;
+	fma.rn.f32 	%f115, %f113, %f114, %f111;
+	add.f32 	%f116, %f112, 0fBF800000;
+	mov.f32 	%f117, 0f3E1039F6;
+	mov.f32 	%f118, 0fBE055027;
+	fma.rn.f32 	%f119, %f118, %f116, %f117;
+	mov.f32 	%f120, 0fBDF8CDCC;
+	fma.rn.f32 	%f121, %f119, %f116, %f120;
+	mov.f32 	%f122, 0f3E0F2955;
+	fma.rn.f32 	%f123, %f121, %f116, %f122;
+	mov.f32 	%f124, 0fBE2AD8B9;
+	fma.rn.f32 	%f125, %f123, %f116, %f124;
+	mov.f32 	%f126, 0f3E4CED0B;
+	fma.rn.f32 	%f127, %f125, %f116, %f126;
+	mov.f32 	%f128, 0fBE7FFF22;
+	fma.rn.f32 	%f129, %f127, %f116, %f128;
+	mov.f32 	%f130, 0f3EAAAA78;
+	fma.rn.f32 	%f131, %f129, %f116, %f130;
+	mov.f32 	%f132, 0fBF000000;
+	fma.rn.f32 	%f133, %f131, %f116, %f132;
+	mul.f32 	%f134, %f133, %f116;
+	fma.rn.f32 	%f135, %f134, %f116, %f116;
+	mov.f32 	%f136, 0f3F317218;
+	fma.rn.f32 	%f217, %f115, %f136, %f135;
+	setp.lt.u32 	%p39, %r93, 2139095040;
+	@%p39 bra 	$L__BB30_47;
+
+	mov.f32 	%f137, 0f7F800000;
+	fma.rn.f32 	%f217, %f29, %f137, %f137;
+
+$L__BB30_47:
+	setp.eq.f32 	%p40, %f29, 0f00000000;
+	selp.f32 	%f218, 0fFF800000, %f217, %p40;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_33:
+	setp.gt.s32 	%p23, %r84, 6;
+	@%p23 bra 	$L__BB30_37;
+	bra.uni 	$L__BB30_34;
+
+$L__BB30_37:
+	setp.eq.s32 	%p24, %r84, 7;
+	@%p24 bra 	$L__BB30_42;
+
+	setp.eq.s32 	%p25, %r84, 8;
+	@%p25 bra 	$L__BB30_41;
+
+	setp.ne.s32 	%p26, %r84, 9;
+	@%p26 bra 	$L__BB30_32;
+
+	fma.rn.f32 	%f218, %f218, %f22, %f23;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_26:
+	setp.eq.s32 	%p33, %r84, 0;
+	@%p33 bra 	$L__BB30_50;
+
+	setp.eq.s32 	%p34, %r84, 1;
+	@%p34 bra 	$L__BB30_28;
+	bra.uni 	$L__BB30_32;
+
+$L__BB30_28:
+	abs.f32 	%f141, %f218;
+	mul.f32 	%f142, %f141, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f143, %f142;
+	add.f32 	%f144, %f143, 0f3F800000;
+	mov.f32 	%f145, 0f3F800000;
+	rcp.approx.ftz.f32 	%f146, %f144;
+	mov.f32 	%f147, 0fC0000000;
+	fma.rn.f32 	%f148, %f146, %f147, %f145;
+	setp.ge.f32 	%p41, %f141, 0f41102CB4;
+	selp.f32 	%f149, 0f3F800000, %f148, %p41;
+	mov.b32 	%r97, %f149;
+	mov.b32 	%r98, %f218;
+	and.b32  	%r99, %r98, -2147483648;
+	or.b32  	%r100, %r99, %r97;
+	mov.b32 	%f150, %r100;
+	mul.f32 	%f151, %f218, %f218;
+	mov.f32 	%f152, 0fBD563CAE;
+	mov.f32 	%f153, 0f3C80F082;
+	fma.rn.f32 	%f154, %f153, %f151, %f152;
+	mov.f32 	%f155, 0f3E085941;
+	fma.rn.f32 	%f156, %f154, %f151, %f155;
+	mov.f32 	%f157, 0fBEAAA9ED;
+	fma.rn.f32 	%f158, %f156, %f151, %f157;
+	mov.f32 	%f159, 0f00000000;
+	fma.rn.f32 	%f160, %f158, %f151, %f159;
+	fma.rn.f32 	%f161, %f160, %f218, %f218;
+	setp.ge.f32 	%p42, %f141, 0f3F19999A;
+	selp.f32 	%f218, %f150, %f161, %p42;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_34:
+	setp.eq.s32 	%p27, %r84, 5;
+	@%p27 bra 	$L__BB30_44;
+
+	setp.eq.s32 	%p28, %r84, 6;
+	@%p28 bra 	$L__BB30_36;
+	bra.uni 	$L__BB30_32;
+
+$L__BB30_36:
+	setp.gt.f32 	%p36, %f218, %f22;
+	selp.f32 	%f218, %f218, 0f00000000, %p36;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_49:
+	mov.f32 	%f140, 0f00000000;
+	max.f32 	%f218, %f218, %f140;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_48:
+	abs.f32 	%f138, %f218;
+	add.f32 	%f139, %f138, 0f3F800000;
+	div.rn.f32 	%f218, %f218, %f139;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_42:
+	setp.ge.f32 	%p35, %f218, 0f00000000;
+	@%p35 bra 	$L__BB30_51;
+
+	mov.f32 	%f77, 0f3F000000;
+	mov.f32 	%f78, 0f3BBB989D;
+	fma.rn.f32 	%f79, %f218, %f78, %f77;
+	cvt.sat.f32.f32 	%f80, %f79;
+	mov.f32 	%f81, 0f4B400001;
+	mov.f32 	%f82, 0f437C0000;
+	fma.rm.f32 	%f83, %f80, %f82, %f81;
+	add.f32 	%f84, %f83, 0fCB40007F;
+	neg.f32 	%f85, %f84;
+	mov.f32 	%f86, 0f3FB8AA3B;
+	fma.rn.f32 	%f87, %f218, %f86, %f85;
+	mov.f32 	%f88, 0f32A57060;
+	fma.rn.f32 	%f89, %f218, %f88, %f87;
+	mov.b32 	%r89, %f83;
+	shl.b32 	%r90, %r89, 23;
+	mov.b32 	%f90, %r90;
+	ex2.approx.ftz.f32 	%f91, %f89;
+	fma.rn.f32 	%f92, %f91, %f90, 0fBF800000;
+	mul.f32 	%f218, %f22, %f92;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_41:
+	fma.rn.f32 	%f73, %f218, %f22, %f23;
+	mov.f32 	%f74, 0f3F800000;
+	min.f32 	%f75, %f74, %f73;
+	mov.f32 	%f76, 0f00000000;
+	max.f32 	%f218, %f76, %f75;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_50:
+	neg.f32 	%f162, %f218;
+	mov.f32 	%f163, 0f3F000000;
+	mov.f32 	%f164, 0f3BBB989D;
+	fma.rn.f32 	%f165, %f162, %f164, %f163;
+	cvt.sat.f32.f32 	%f166, %f165;
+	mov.f32 	%f167, 0f4B400001;
+	mov.f32 	%f168, 0f437C0000;
+	fma.rm.f32 	%f169, %f166, %f168, %f167;
+	add.f32 	%f170, %f169, 0fCB40007F;
+	neg.f32 	%f171, %f170;
+	mov.f32 	%f172, 0f3FB8AA3B;
+	fma.rn.f32 	%f173, %f162, %f172, %f171;
+	mov.f32 	%f174, 0f32A57060;
+	fma.rn.f32 	%f175, %f162, %f174, %f173;
+	mov.b32 	%r101, %f169;
+	shl.b32 	%r102, %r101, 23;
+	mov.b32 	%f176, %r102;
+	ex2.approx.ftz.f32 	%f177, %f175;
+	fma.rn.f32 	%f178, %f177, %f176, 0f3F800000;
+	rcp.rn.f32 	%f218, %f178;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_44:
+	setp.ge.f32 	%p37, %f218, 0f00000000;
+	mul.f32 	%f93, %f218, %f22;
+	selp.f32 	%f218, %f218, %f93, %p37;
+	bra.uni 	$L__BB30_51;
+
+$L__BB30_32:
+	mul.f32 	%f179, %f218, %f23;
+	abs.f32 	%f180, %f179;
+	mul.f32 	%f181, %f180, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f182, %f181;
+	add.f32 	%f183, %f182, 0f3F800000;
+	mov.f32 	%f184, 0f3F800000;
+	rcp.approx.ftz.f32 	%f185, %f183;
+	mov.f32 	%f186, 0fC0000000;
+	fma.rn.f32 	%f187, %f185, %f186, %f184;
+	setp.ge.f32 	%p43, %f180, 0f41102CB4;
+	selp.f32 	%f188, 0f3F800000, %f187, %p43;
+	mov.b32 	%r103, %f188;
+	mov.b32 	%r104, %f179;
+	and.b32  	%r105, %r104, -2147483648;
+	or.b32  	%r106, %r105, %r103;
+	mov.b32 	%f189, %r106;
+	mul.f32 	%f190, %f179, %f179;
+	mov.f32 	%f191, 0fBD563CAE;
+	mov.f32 	%f192, 0f3C80F082;
+	fma.rn.f32 	%f193, %f192, %f190, %f191;
+	mov.f32 	%f194, 0f3E085941;
+	fma.rn.f32 	%f195, %f193, %f190, %f194;
+	mov.f32 	%f196, 0fBEAAA9ED;
+	fma.rn.f32 	%f197, %f195, %f190, %f196;
+	mov.f32 	%f198, 0f00000000;
+	fma.rn.f32 	%f199, %f197, %f190, %f198;
+	fma.rn.f32 	%f200, %f199, %f179, %f179;
+	setp.ge.f32 	%p44, %f180, 0f3F19999A;
+	selp.f32 	%f201, %f189, %f200, %p44;
+	mul.f32 	%f218, %f22, %f201;
+
+$L__BB30_51:
+	cvt.s64.s32 	%rd89, %r10;
+	add.s64 	%rd90, %rd9, %rd89;
+	shl.b64 	%rd91, %rd90, 2;
+	add.s64 	%rd92, %rd4, %rd91;
+	ld.global.f32 	%f202, [%rd92];
+	mul.f32 	%f203, %f218, %f202;
+	mul.lo.s32 	%r107, %r5, %r4;
+	shl.b32 	%r108, %r107, 2;
+	add.s32 	%r109, %r3, %r44;
+	mad.lo.s32 	%r110, %r108, %r7, %r109;
+	mul.wide.s32 	%rd93, %r110, 4;
+	add.s64 	%rd94, %rd4, %rd93;
+	st.global.f32 	[%rd94], %f203;
+
+$L__BB30_52:
+	ret;
+
+}
+	// .globl	rnn_step
+.visible .entry rnn_step(
+	.param .u64 rnn_step_param_0,
+	.param .u32 rnn_step_param_1,
+	.param .u64 rnn_step_param_2,
+	.param .u32 rnn_step_param_3,
+	.param .u64 rnn_step_param_4,
+	.param .u32 rnn_step_param_5,
+	.param .u64 rnn_step_param_6,
+	.param .u32 rnn_step_param_7,
+	.param .u32 rnn_step_param_8,
+	.param .u64 rnn_step_param_9,
+	.param .u32 rnn_step_param_10,
+	.param .u32 rnn_step_param_11,
+	.param .u64 rnn_step_param_12,
+	.param .u32 rnn_step_param_13,
+	.param .u32 rnn_step_param_14,
+	.param .u64 rnn_step_param_15,
+	.param .u32 rnn_step_param_16,
+	.param .u64 rnn_step_param_17,
+	.param .u32 rnn_step_param_18,
+	.param .u32 rnn_step_param_19,
+	.param .u32 rnn_step_param_20,
+	.param .u64 rnn_step_param_21
+)
+{
+	.local .align 16 .b8 	__local_depot31[32];
+	.reg .b64 	%SP;
+	.reg .b64 	%SPL;
+	.reg .pred 	%p<244>;
+	.reg .f32 	%f<1443>;
+	.reg .b32 	%r<366>;
+	.reg .b64 	%rd<236>;
+
+
+	mov.u64 	%SPL, __local_depot31;
+	ld.param.u64 	%rd51, [rnn_step_param_0];
+	ld.param.u64 	%rd52, [rnn_step_param_2];
+	ld.param.u64 	%rd53, [rnn_step_param_4];
+	ld.param.u64 	%rd54, [rnn_step_param_6];
+	ld.param.u64 	%rd50, [rnn_step_param_9];
+	ld.param.u32 	%r79, [rnn_step_param_10];
+	ld.param.u32 	%r80, [rnn_step_param_11];
+	ld.param.u64 	%rd56, [rnn_step_param_15];
+	ld.param.u32 	%r83, [rnn_step_param_16];
+	ld.param.u64 	%rd57, [rnn_step_param_17];
+	ld.param.u32 	%r84, [rnn_step_param_18];
+	ld.param.u32 	%r85, [rnn_step_param_19];
+	ld.param.u32 	%r86, [rnn_step_param_20];
+	ld.param.u64 	%rd58, [rnn_step_param_21];
+	cvta.to.global.u64 	%rd1, %rd51;
+	cvta.to.global.u64 	%rd2, %rd52;
+	cvta.to.global.u64 	%rd3, %rd53;
+	cvta.to.global.u64 	%rd4, %rd57;
+	cvta.to.global.u64 	%rd5, %rd54;
+	cvta.to.global.u64 	%rd7, %rd56;
+	add.u64 	%rd8, %SPL, 0;
+	add.u64 	%rd9, %SPL, 16;
+	cvta.to.global.u64 	%rd10, %rd58;
+	ld.global.u32 	%r1, [%rd10];
+	ld.global.u32 	%r2, [%rd10+8];
+	ld.global.u32 	%r3, [%rd10+20];
+	ld.global.u32 	%r4, [%rd10+24];
+	mov.u32 	%r87, %ntid.x;
+	mov.u32 	%r88, %ctaid.x;
+	mov.u32 	%r89, %tid.x;
+	mad.lo.s32 	%r5, %r88, %r87, %r89;
+	ld.global.u32 	%r6, [%rd10+12];
+	ld.global.u32 	%r7, [%rd10+4];
+	mul.lo.s32 	%r8, %r6, %r7;
+	ld.global.u32 	%r9, [%rd10+16];
+	mul.lo.s32 	%r10, %r8, %r9;
+	setp.ge.s32 	%p1, %r5, %r10;
+	@%p1 bra 	$L__BB31_304;
+
+	div.s32 	%r90, %r5, %r6;
+	mul.lo.s32 	%r91, %r90, %r6;
+	sub.s32 	%r11, %r5, %r91;
+	rem.s32 	%r12, %r90, %r7;
+	div.s32 	%r13, %r5, %r8;
+	shr.u32 	%r92, %r86, 31;
+	add.s32 	%r93, %r86, %r92;
+	and.b32  	%r94, %r93, 2147483646;
+	sub.s32 	%r95, %r86, %r94;
+	mul.lo.s32 	%r96, %r95, %r10;
+	shl.b32 	%r97, %r96, 1;
+	cvt.s64.s32 	%rd61, %r97;
+	cvt.s64.s32 	%rd11, %r83;
+	add.s64 	%rd12, %rd61, %rd11;
+	setp.eq.s32 	%p2, %r80, 0;
+	mov.u32 	%r344, %r1;
+	@%p2 bra 	$L__BB31_3;
+
+	add.s32 	%r98, %r12, %r79;
+	cvta.to.global.u64 	%rd62, %rd50;
+	mul.wide.s32 	%rd63, %r98, 4;
+	add.s64 	%rd64, %rd62, %rd63;
+	ld.global.u32 	%r99, [%rd64];
+	max.s32 	%r100, %r99, 0;
+	min.s32 	%r344, %r100, %r1;
+
+$L__BB31_3:
+	setp.le.s32 	%p3, %r344, %r86;
+	mov.u32 	%r345, -1;
+	@%p3 bra 	$L__BB31_5;
+
+	ld.global.u32 	%r102, [%rd10+28];
+	setp.ne.s32 	%p4, %r102, 0;
+	setp.eq.s32 	%p5, %r13, 1;
+	or.pred  	%p6, %p5, %p4;
+	not.b32 	%r103, %r86;
+	add.s32 	%r104, %r344, %r103;
+	selp.b32 	%r345, %r104, %r86, %p6;
+
+$L__BB31_5:
+	add.s32 	%r105, %r86, 1;
+	shr.u32 	%r106, %r105, 31;
+	add.s32 	%r107, %r105, %r106;
+	and.b32  	%r108, %r107, 2147483646;
+	sub.s32 	%r109, %r105, %r108;
+	mul.lo.s32 	%r110, %r109, %r10;
+	shl.b32 	%r111, %r110, 1;
+	cvt.s64.s32 	%rd65, %r111;
+	add.s64 	%rd66, %rd65, %rd11;
+	add.s32 	%r112, %r10, %r5;
+	cvt.s64.s32 	%rd67, %r112;
+	add.s64 	%rd68, %rd12, %rd67;
+	shl.b64 	%rd69, %rd68, 2;
+	add.s64 	%rd13, %rd7, %rd69;
+	add.s64 	%rd70, %rd66, %rd67;
+	shl.b64 	%rd71, %rd70, 2;
+	add.s64 	%rd14, %rd7, %rd71;
+	cvt.s64.s32 	%rd15, %r5;
+	add.s64 	%rd72, %rd66, %rd15;
+	shl.b64 	%rd73, %rd72, 2;
+	add.s64 	%rd16, %rd7, %rd73;
+	setp.lt.s32 	%p7, %r345, 0;
+	@%p7 bra 	$L__BB31_299;
+
+	ld.param.u32 	%r343, [rnn_step_param_8];
+	ld.param.u32 	%r342, [rnn_step_param_5];
+	ld.param.u32 	%r341, [rnn_step_param_3];
+	ld.param.u32 	%r340, [rnn_step_param_1];
+	mad.lo.s32 	%r113, %r13, %r7, %r12;
+	mul.lo.s32 	%r114, %r113, %r6;
+	cvt.s64.s32 	%rd17, %r114;
+	add.s64 	%rd18, %rd12, %rd17;
+	mad.lo.s32 	%r115, %r345, %r7, %r12;
+	mad.lo.s32 	%r18, %r12, %r1, %r345;
+	setp.eq.s32 	%p8, %r3, 0;
+	selp.b32 	%r116, %r115, %r18, %p8;
+	mul.lo.s32 	%r117, %r116, %r2;
+	cvt.s64.s32 	%rd74, %r117;
+	cvt.s64.s32 	%rd75, %r340;
+	add.s64 	%rd19, %rd74, %rd75;
+	setp.eq.s32 	%p9, %r4, 0;
+	selp.b32 	%r19, 3, 4, %p9;
+	cvt.s64.s32 	%rd20, %r341;
+	cvt.s64.s32 	%rd21, %r342;
+	mul.lo.s32 	%r20, %r19, %r6;
+	mul.lo.s32 	%r21, %r20, %r13;
+	add.s32 	%r23, %r2, -1;
+	add.s32 	%r24, %r6, -1;
+	and.b32  	%r25, %r2, 3;
+	sub.s32 	%r26, %r2, %r25;
+	and.b32  	%r363, %r6, 3;
+	sub.s32 	%r361, %r6, %r363;
+	setp.eq.s32 	%p10, %r343, 0;
+	@%p10 bra 	$L__BB31_25;
+
+	shl.b32 	%r337, %r6, 1;
+	ld.param.u32 	%r336, [rnn_step_param_7];
+	cvt.s64.s32 	%rd22, %r336;
+	mul.lo.s32 	%r119, %r337, %r19;
+	mul.lo.s32 	%r29, %r119, %r13;
+	mov.u32 	%r346, 0;
+
+$L__BB31_8:
+	mad.lo.s32 	%r120, %r346, %r6, %r11;
+	add.s32 	%r121, %r120, %r29;
+	cvt.s64.s32 	%rd76, %r121;
+	add.s64 	%rd77, %rd76, %rd22;
+	shl.b64 	%rd78, %rd77, 2;
+	add.s64 	%rd79, %rd5, %rd78;
+	ld.global.f32 	%f1396, [%rd79];
+	add.s32 	%r122, %r121, %r20;
+	cvt.s64.s32 	%rd80, %r122;
+	add.s64 	%rd81, %rd80, %rd22;
+	shl.b64 	%rd82, %rd81, 2;
+	add.s64 	%rd83, %rd5, %rd82;
+	ld.global.f32 	%f1400, [%rd83];
+	add.s32 	%r31, %r120, %r21;
+	setp.lt.s32 	%p11, %r2, 1;
+	@%p11 bra 	$L__BB31_16;
+
+	setp.lt.u32 	%p12, %r23, 3;
+	mul.lo.s32 	%r124, %r31, %r2;
+	cvt.s64.s32 	%rd84, %r124;
+	add.s64 	%rd23, %rd84, %rd20;
+	mov.u32 	%r349, 0;
+	@%p12 bra 	$L__BB31_12;
+
+	mov.u32 	%r349, 0;
+	mov.u32 	%r348, %r26;
+
+$L__BB31_11:
+	cvt.s64.s32 	%rd85, %r349;
+	add.s64 	%rd86, %rd23, %rd85;
+	shl.b64 	%rd87, %rd86, 2;
+	add.s64 	%rd88, %rd2, %rd87;
+	add.s64 	%rd89, %rd19, %rd85;
+	shl.b64 	%rd90, %rd89, 2;
+	add.s64 	%rd91, %rd1, %rd90;
+	ld.global.f32 	%f221, [%rd91];
+	ld.global.f32 	%f222, [%rd88];
+	fma.rn.f32 	%f223, %f222, %f221, %f1396;
+	ld.global.f32 	%f224, [%rd91+4];
+	ld.global.f32 	%f225, [%rd88+4];
+	fma.rn.f32 	%f226, %f225, %f224, %f223;
+	ld.global.f32 	%f227, [%rd91+8];
+	ld.global.f32 	%f228, [%rd88+8];
+	fma.rn.f32 	%f229, %f228, %f227, %f226;
+	ld.global.f32 	%f230, [%rd91+12];
+	ld.global.f32 	%f231, [%rd88+12];
+	fma.rn.f32 	%f1396, %f231, %f230, %f229;
+	add.s32 	%r349, %r349, 4;
+	add.s32 	%r348, %r348, -4;
+	setp.ne.s32 	%p13, %r348, 0;
+	@%p13 bra 	$L__BB31_11;
+
+$L__BB31_12:
+	setp.eq.s32 	%p14, %r25, 0;
+	@%p14 bra 	$L__BB31_16;
+
+	setp.eq.s32 	%p15, %r25, 1;
+	cvt.s64.s32 	%rd92, %r349;
+	add.s64 	%rd93, %rd23, %rd92;
+	shl.b64 	%rd94, %rd93, 2;
+	add.s64 	%rd95, %rd2, %rd94;
+	add.s64 	%rd96, %rd19, %rd92;
+	shl.b64 	%rd97, %rd96, 2;
+	add.s64 	%rd98, %rd1, %rd97;
+	ld.global.f32 	%f232, [%rd98];
+	ld.global.f32 	%f233, [%rd95];
+	fma.rn.f32 	%f1396, %f233, %f232, %f1396;
+	@%p15 bra 	$L__BB31_16;
+
+	setp.eq.s32 	%p16, %r25, 2;
+	add.s32 	%r126, %r349, 1;
+	cvt.s64.s32 	%rd99, %r126;
+	add.s64 	%rd100, %rd23, %rd99;
+	shl.b64 	%rd101, %rd100, 2;
+	add.s64 	%rd24, %rd2, %rd101;
+	add.s64 	%rd102, %rd19, %rd99;
+	shl.b64 	%rd103, %rd102, 2;
+	add.s64 	%rd25, %rd1, %rd103;
+	ld.global.f32 	%f234, [%rd25];
+	ld.global.f32 	%f235, [%rd24];
+	fma.rn.f32 	%f1396, %f235, %f234, %f1396;
+	@%p16 bra 	$L__BB31_16;
+
+	ld.global.f32 	%f236, [%rd25+4];
+	ld.global.f32 	%f237, [%rd24+4];
+	fma.rn.f32 	%f1396, %f237, %f236, %f1396;
+
+$L__BB31_16:
+	setp.lt.s32 	%p17, %r6, 1;
+	@%p17 bra 	$L__BB31_24;
+
+	setp.lt.u32 	%p18, %r24, 3;
+	mul.lo.s32 	%r128, %r31, %r6;
+	cvt.s64.s32 	%rd104, %r128;
+	add.s64 	%rd26, %rd104, %rd21;
+	mov.u32 	%r352, 0;
+	@%p18 bra 	$L__BB31_20;
+
+	mov.u32 	%r352, 0;
+	mov.u32 	%r351, %r361;
+
+$L__BB31_19:
+	cvt.s64.s32 	%rd105, %r352;
+	add.s64 	%rd106, %rd26, %rd105;
+	shl.b64 	%rd107, %rd106, 2;
+	add.s64 	%rd108, %rd3, %rd107;
+	add.s64 	%rd109, %rd18, %rd105;
+	shl.b64 	%rd110, %rd109, 2;
+	add.s64 	%rd111, %rd7, %rd110;
+	ld.global.f32 	%f239, [%rd111];
+	ld.global.f32 	%f240, [%rd108];
+	fma.rn.f32 	%f241, %f240, %f239, %f1400;
+	ld.global.f32 	%f242, [%rd111+4];
+	ld.global.f32 	%f243, [%rd108+4];
+	fma.rn.f32 	%f244, %f243, %f242, %f241;
+	ld.global.f32 	%f245, [%rd111+8];
+	ld.global.f32 	%f246, [%rd108+8];
+	fma.rn.f32 	%f247, %f246, %f245, %f244;
+	ld.global.f32 	%f248, [%rd111+12];
+	ld.global.f32 	%f249, [%rd108+12];
+	fma.rn.f32 	%f1400, %f249, %f248, %f247;
+	add.s32 	%r352, %r352, 4;
+	add.s32 	%r351, %r351, -4;
+	setp.ne.s32 	%p19, %r351, 0;
+	@%p19 bra 	$L__BB31_19;
+
+$L__BB31_20:
+	setp.eq.s32 	%p20, %r363, 0;
+	@%p20 bra 	$L__BB31_24;
+
+	setp.eq.s32 	%p21, %r363, 1;
+	cvt.s64.s32 	%rd112, %r352;
+	add.s64 	%rd113, %rd26, %rd112;
+	shl.b64 	%rd114, %rd113, 2;
+	add.s64 	%rd115, %rd3, %rd114;
+	add.s64 	%rd116, %rd18, %rd112;
+	shl.b64 	%rd117, %rd116, 2;
+	add.s64 	%rd118, %rd7, %rd117;
+	ld.global.f32 	%f250, [%rd118];
+	ld.global.f32 	%f251, [%rd115];
+	fma.rn.f32 	%f1400, %f251, %f250, %f1400;
+	@%p21 bra 	$L__BB31_24;
+
+	setp.eq.s32 	%p22, %r363, 2;
+	add.s32 	%r130, %r352, 1;
+	cvt.s64.s32 	%rd119, %r130;
+	add.s64 	%rd120, %rd26, %rd119;
+	shl.b64 	%rd121, %rd120, 2;
+	add.s64 	%rd27, %rd3, %rd121;
+	add.s64 	%rd122, %rd18, %rd119;
+	shl.b64 	%rd123, %rd122, 2;
+	add.s64 	%rd28, %rd7, %rd123;
+	ld.global.f32 	%f252, [%rd28];
+	ld.global.f32 	%f253, [%rd27];
+	fma.rn.f32 	%f1400, %f253, %f252, %f1400;
+	@%p22 bra 	$L__BB31_24;
+
+	ld.global.f32 	%f254, [%rd28+4];
+	ld.global.f32 	%f255, [%rd27+4];
+	fma.rn.f32 	%f1400, %f255, %f254, %f1400;
+
+$L__BB31_24:
+	mul.wide.s32 	%rd124, %r346, 4;
+	add.s64 	%rd125, %rd8, %rd124;
+	st.local.f32 	[%rd125], %f1396;
+	add.s64 	%rd126, %rd9, %rd124;
+	st.local.f32 	[%rd126], %f1400;
+	add.s32 	%r346, %r346, 1;
+	setp.lt.u32 	%p23, %r346, %r19;
+	@%p23 bra 	$L__BB31_8;
+	bra.uni 	$L__BB31_43;
+
+$L__BB31_299:
+	add.s64 	%rd210, %rd12, %rd15;
+	shl.b64 	%rd211, %rd210, 2;
+	add.s64 	%rd212, %rd7, %rd211;
+	ld.global.f32 	%f1391, [%rd212];
+	st.global.f32 	[%rd16], %f1391;
+	ld.global.f32 	%f1392, [%rd13];
+	st.global.f32 	[%rd14], %f1392;
+	setp.eq.s32 	%p241, %r85, 0;
+	@%p241 bra 	$L__BB31_304;
+
+	setp.eq.s32 	%p242, %r3, 0;
+	@%p242 bra 	$L__BB31_302;
+
+	mad.lo.s32 	%r307, %r12, %r1, %r86;
+	mad.lo.s32 	%r365, %r307, %r9, %r13;
+	bra.uni 	$L__BB31_303;
+
+$L__BB31_25:
+	mov.u32 	%r353, 0;
+
+$L__BB31_26:
+	mad.lo.s32 	%r132, %r353, %r6, %r11;
+	add.s32 	%r44, %r132, %r21;
+	setp.lt.s32 	%p24, %r2, 1;
+	mov.f32 	%f1408, 0f00000000;
+	mov.f32 	%f1404, %f1408;
+	@%p24 bra 	$L__BB31_34;
+
+	setp.lt.u32 	%p25, %r23, 3;
+	mul.lo.s32 	%r134, %r44, %r2;
+	cvt.s64.s32 	%rd127, %r134;
+	add.s64 	%rd29, %rd127, %rd20;
+	mov.f32 	%f1404, 0f00000000;
+	mov.u32 	%r356, 0;
+	@%p25 bra 	$L__BB31_30;
+
+	mov.f32 	%f1404, 0f00000000;
+	mov.u32 	%r356, 0;
+	mov.u32 	%r355, %r26;
+
+$L__BB31_29:
+	cvt.s64.s32 	%rd128, %r356;
+	add.s64 	%rd129, %rd29, %rd128;
+	shl.b64 	%rd130, %rd129, 2;
+	add.s64 	%rd131, %rd2, %rd130;
+	add.s64 	%rd132, %rd19, %rd128;
+	shl.b64 	%rd133, %rd132, 2;
+	add.s64 	%rd134, %rd1, %rd133;
+	ld.global.f32 	%f260, [%rd134];
+	ld.global.f32 	%f261, [%rd131];
+	fma.rn.f32 	%f262, %f261, %f260, %f1404;
+	ld.global.f32 	%f263, [%rd134+4];
+	ld.global.f32 	%f264, [%rd131+4];
+	fma.rn.f32 	%f265, %f264, %f263, %f262;
+	ld.global.f32 	%f266, [%rd134+8];
+	ld.global.f32 	%f267, [%rd131+8];
+	fma.rn.f32 	%f268, %f267, %f266, %f265;
+	ld.global.f32 	%f269, [%rd134+12];
+	ld.global.f32 	%f270, [%rd131+12];
+	fma.rn.f32 	%f1404, %f270, %f269, %f268;
+	add.s32 	%r356, %r356, 4;
+	add.s32 	%r355, %r355, -4;
+	setp.ne.s32 	%p26, %r355, 0;
+	@%p26 bra 	$L__BB31_29;
+
+$L__BB31_30:
+	setp.eq.s32 	%p27, %r25, 0;
+	@%p27 bra 	$L__BB31_34;
+
+	setp.eq.s32 	%p28, %r25, 1;
+	cvt.s64.s32 	%rd135, %r356;
+	add.s64 	%rd136, %rd29, %rd135;
+	shl.b64 	%rd137, %rd136, 2;
+	add.s64 	%rd138, %rd2, %rd137;
+	add.s64 	%rd139, %rd19, %rd135;
+	shl.b64 	%rd140, %rd139, 2;
+	add.s64 	%rd141, %rd1, %rd140;
+	ld.global.f32 	%f271, [%rd141];
+	ld.global.f32 	%f272, [%rd138];
+	fma.rn.f32 	%f1404, %f272, %f271, %f1404;
+	@%p28 bra 	$L__BB31_34;
+
+	setp.eq.s32 	%p29, %r25, 2;
+	add.s32 	%r136, %r356, 1;
+	cvt.s64.s32 	%rd142, %r136;
+	add.s64 	%rd143, %rd29, %rd142;
+	shl.b64 	%rd144, %rd143, 2;
+	add.s64 	%rd30, %rd2, %rd144;
+	add.s64 	%rd145, %rd19, %rd142;
+	shl.b64 	%rd146, %rd145, 2;
+	add.s64 	%rd31, %rd1, %rd146;
+	ld.global.f32 	%f273, [%rd31];
+	ld.global.f32 	%f274, [%rd30];
+	fma.rn.f32 	%f1404, %f274, %f273, %f1404;
+	@%p29 bra 	$L__BB31_34;
+
+	ld.global.f32 	%f275, [%rd31+4];
+	ld.global.f32 	%f276, [%rd30+4];
+	fma.rn.f32 	%f1404, %f276, %f275, %f1404;
+
+$L__BB31_34:
+	setp.lt.s32 	%p30, %r6, 1;
+	@%p30 bra 	$L__BB31_42;
+
+	setp.lt.u32 	%p31, %r24, 3;
+	mul.lo.s32 	%r138, %r44, %r6;
+	cvt.s64.s32 	%rd147, %r138;
+	add.s64 	%rd32, %rd147, %rd21;
+	mov.f32 	%f1408, 0f00000000;
+	mov.u32 	%r359, 0;
+	@%p31 bra 	$L__BB31_38;
+
+	mov.f32 	%f1408, 0f00000000;
+	mov.u32 	%r359, 0;
+	mov.u32 	%r358, %r361;
+
+$L__BB31_37:
+	cvt.s64.s32 	%rd148, %r359;
+	add.s64 	%rd149, %rd32, %rd148;
+	shl.b64 	%rd150, %rd149, 2;
+	add.s64 	%rd151, %rd3, %rd150;
+	add.s64 	%rd152, %rd18, %rd148;
+	shl.b64 	%rd153, %rd152, 2;
+	add.s64 	%rd154, %rd7, %rd153;
+	ld.global.f32 	%f281, [%rd154];
+	ld.global.f32 	%f282, [%rd151];
+	fma.rn.f32 	%f283, %f282, %f281, %f1408;
+	ld.global.f32 	%f284, [%rd154+4];
+	ld.global.f32 	%f285, [%rd151+4];
+	fma.rn.f32 	%f286, %f285, %f284, %f283;
+	ld.global.f32 	%f287, [%rd154+8];
+	ld.global.f32 	%f288, [%rd151+8];
+	fma.rn.f32 	%f289, %f288, %f287, %f286;
+	ld.global.f32 	%f290, [%rd154+12];
+	ld.global.f32 	%f291, [%rd151+12];
+	fma.rn.f32 	%f1408, %f291, %f290, %f289;
+	add.s32 	%r359, %r359, 4;
+	add.s32 	%r358, %r358, -4;
+	setp.ne.s32 	%p32, %r358, 0;
+	@%p32 bra 	$L__BB31_37;
+
+$L__BB31_38:
+	setp.eq.s32 	%p33, %r363, 0;
+	@%p33 bra 	$L__BB31_42;
+
+	setp.eq.s32 	%p34, %r363, 1;
+	cvt.s64.s32 	%rd155, %r359;
+	add.s64 	%rd156, %rd32, %rd155;
+	shl.b64 	%rd157, %rd156, 2;
+	add.s64 	%rd158, %rd3, %rd157;
+	add.s64 	%rd159, %rd18, %rd155;
+	shl.b64 	%rd160, %rd159, 2;
+	add.s64 	%rd161, %rd7, %rd160;
+	ld.global.f32 	%f292, [%rd161];
+	ld.global.f32 	%f293, [%rd158];
+	fma.rn.f32 	%f1408, %f293, %f292, %f1408;
+	@%p34 bra 	$L__BB31_42;
+
+	setp.eq.s32 	%p35, %r363, 2;
+	add.s32 	%r140, %r359, 1;
+	cvt.s64.s32 	%rd162, %r140;
+	add.s64 	%rd163, %rd32, %rd162;
+	shl.b64 	%rd164, %rd163, 2;
+	add.s64 	%rd33, %rd3, %rd164;
+	add.s64 	%rd165, %rd18, %rd162;
+	shl.b64 	%rd166, %rd165, 2;
+	add.s64 	%rd34, %rd7, %rd166;
+	ld.global.f32 	%f294, [%rd34];
+	ld.global.f32 	%f295, [%rd33];
+	fma.rn.f32 	%f1408, %f295, %f294, %f1408;
+	@%p35 bra 	$L__BB31_42;
+
+	ld.global.f32 	%f296, [%rd34+4];
+	ld.global.f32 	%f297, [%rd33+4];
+	fma.rn.f32 	%f1408, %f297, %f296, %f1408;
+
+$L__BB31_42:
+	mul.wide.s32 	%rd167, %r353, 4;
+	add.s64 	%rd168, %rd8, %rd167;
+	st.local.f32 	[%rd168], %f1404;
+	add.s64 	%rd169, %rd9, %rd167;
+	st.local.f32 	[%rd169], %f1408;
+	add.s32 	%r353, %r353, 1;
+	setp.lt.u32 	%p36, %r353, %r19;
+	@%p36 bra 	$L__BB31_26;
+
+$L__BB31_43:
+	@%p9 bra 	$L__BB31_194;
+
+	ld.param.u32 	%r313, [rnn_step_param_14];
+	ld.param.u32 	%r312, [rnn_step_param_13];
+	ld.global.f32 	%f35, [%rd13];
+	mul.lo.s32 	%r141, %r6, %r13;
+	mul.lo.s32 	%r142, %r141, 3;
+	cvt.s64.s32 	%rd170, %r142;
+	cvt.s64.s32 	%rd171, %r312;
+	add.s64 	%rd37, %rd170, %rd171;
+	ld.local.f32 	%f299, [%rd9];
+	ld.local.f32 	%f300, [%rd8];
+	add.f32 	%f36, %f300, %f299;
+	setp.eq.s32 	%p38, %r313, 0;
+	mov.f32 	%f1409, 0f00000000;
+	@%p38 bra 	$L__BB31_46;
+
+	ld.param.u64 	%rd216, [rnn_step_param_12];
+	cvta.to.global.u64 	%rd215, %rd216;
+	cvt.s64.s32 	%rd172, %r11;
+	add.s64 	%rd173, %rd37, %rd172;
+	shl.b64 	%rd174, %rd173, 2;
+	add.s64 	%rd175, %rd215, %rd174;
+	ld.global.f32 	%f301, [%rd175];
+	mul.f32 	%f1409, %f35, %f301;
+
+$L__BB31_46:
+	add.f32 	%f1412, %f36, %f1409;
+	ld.global.u32 	%r56, [%rd10+36];
+	setp.eq.s32 	%p39, %r56, 0;
+	@%p39 bra 	$L__BB31_48;
+
+	ld.global.f32 	%f302, [%rd10+40];
+	neg.f32 	%f303, %f302;
+	max.f32 	%f304, %f1412, %f303;
+	min.f32 	%f1412, %f304, %f302;
+
+$L__BB31_48:
+	mad.lo.s32 	%r143, %r13, 9, 11;
+	mul.wide.s32 	%rd176, %r143, 4;
+	add.s64 	%rd38, %rd10, %rd176;
+	ld.global.u32 	%r57, [%rd38];
+	ld.global.f32 	%f42, [%rd38+4];
+	ld.global.f32 	%f43, [%rd38+8];
+	setp.gt.s32 	%p40, %r57, 4;
+	@%p40 bra 	$L__BB31_57;
+
+	setp.gt.s32 	%p47, %r57, 1;
+	@%p47 bra 	$L__BB31_53;
+	bra.uni 	$L__BB31_50;
+
+$L__BB31_53:
+	setp.eq.s32 	%p48, %r57, 2;
+	@%p48 bra 	$L__BB31_73;
+
+	setp.eq.s32 	%p49, %r57, 3;
+	@%p49 bra 	$L__BB31_72;
+
+	setp.eq.s32 	%p50, %r57, 4;
+	@%p50 bra 	$L__BB31_69;
+	bra.uni 	$L__BB31_56;
+
+$L__BB31_69:
+	mov.f32 	%f326, 0f3F000000;
+	mov.f32 	%f327, 0f3BBB989D;
+	fma.rn.f32 	%f328, %f1412, %f327, %f326;
+	cvt.sat.f32.f32 	%f329, %f328;
+	mov.f32 	%f330, 0f4B400001;
+	mov.f32 	%f331, 0f437C0000;
+	fma.rm.f32 	%f332, %f329, %f331, %f330;
+	add.f32 	%f333, %f332, 0fCB40007F;
+	neg.f32 	%f334, %f333;
+	mov.f32 	%f335, 0f3FB8AA3B;
+	fma.rn.f32 	%f336, %f1412, %f335, %f334;
+	mov.f32 	%f337, 0f32A57060;
+	fma.rn.f32 	%f338, %f1412, %f337, %f336;
+	mov.b32 	%r146, %f332;
+	shl.b32 	%r147, %r146, 23;
+	mov.b32 	%f339, %r147;
+	ex2.approx.ftz.f32 	%f340, %f338;
+	fma.rn.f32 	%f341, %f340, %f339, 0f3F800000;
+	setp.lt.f32 	%p56, %f341, 0f00800000;
+	mul.f32 	%f342, %f341, 0f4B000000;
+	selp.f32 	%f49, %f342, %f341, %p56;
+	selp.f32 	%f343, 0fC1B80000, 0f00000000, %p56;
+	mov.b32 	%r148, %f49;
+	add.s32 	%r149, %r148, -1059760811;
+	and.b32  	%r150, %r149, -8388608;
+	sub.s32 	%r151, %r148, %r150;
+	mov.b32 	%f344, %r151;
+	cvt.rn.f32.s32 	%f345, %r150;
+	mov.f32 	%f346, 0f34000000;
+	fma.rn.f32 	%f347, %f345, %f346, %f343;
+	add.f32 	%f348, %f344, 0fBF800000;
+	mov.f32 	%f349, 0f3E1039F6;
+	mov.f32 	%f350, 0fBE055027;
+	fma.rn.f32 	%f351, %f350, %f348, %f349;
+	mov.f32 	%f352, 0fBDF8CDCC;
+	fma.rn.f32 	%f353, %f351, %f348, %f352;
+	mov.f32 	%f354, 0f3E0F2955;
+	fma.rn.f32 	%f355, %f353, %f348, %f354;
+	mov.f32 	%f356, 0fBE2AD8B9;
+	fma.rn.f32 	%f357, %f355, %f348, %f356;
+	mov.f32 	%f358, 0f3E4CED0B;
+	fma.rn.f32 	%f359, %f357, %f348, %f358;
+	mov.f32 	%f360, 0fBE7FFF22;
+	fma.rn.f32 	%f361, %f359, %f348, %f360;
+	mov.f32 	%f362, 0f3EAAAA78;
+	fma.rn.f32 	%f363, %f361, %f348, %f362;
+	mov.f32 	%f364, 0fBF000000;
+	fma.rn.f32 	%f365, %f363, %f348, %f364;
+	mul.f32 	%f366, %f365, %f348;
+	fma.rn.f32 	%f367, %f366, %f348, %f348;
+	mov.f32 	%f368, 0f3F317218;
+	fma.rn.f32 	%f1411, %f347, %f368, %f367;
+	setp.lt.u32 	%p57, %r148, 2139095040;
+	@%p57 bra 	$L__BB31_71;
+
+	mov.f32 	%f369, 0f7F800000;
+	fma.rn.f32 	%f1411, %f49, %f369, %f369;
+
+$L__BB31_71:
+	setp.eq.f32 	%p58, %f49, 0f00000000;
+	selp.f32 	%f1412, 0fFF800000, %f1411, %p58;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_194:
+	ld.local.f32 	%f970, [%rd8];
+	ld.local.f32 	%f971, [%rd9];
+	add.f32 	%f1428, %f970, %f971;
+	ld.global.u32 	%r58, [%rd10+36];
+	setp.eq.s32 	%p160, %r58, 0;
+	@%p160 bra 	$L__BB31_196;
+
+	ld.global.f32 	%f972, [%rd10+40];
+	neg.f32 	%f973, %f972;
+	max.f32 	%f974, %f1428, %f973;
+	min.f32 	%f1428, %f974, %f972;
+
+$L__BB31_196:
+	mul.lo.s32 	%r59, %r13, 6;
+	add.s32 	%r238, %r59, 11;
+	mul.wide.s32 	%rd185, %r238, 4;
+	add.s64 	%rd39, %rd10, %rd185;
+	ld.global.u32 	%r60, [%rd39];
+	ld.global.f32 	%f148, [%rd39+4];
+	ld.global.f32 	%f149, [%rd39+8];
+	setp.gt.s32 	%p161, %r60, 4;
+	@%p161 bra 	$L__BB31_205;
+
+	setp.gt.s32 	%p168, %r60, 1;
+	@%p168 bra 	$L__BB31_201;
+	bra.uni 	$L__BB31_198;
+
+$L__BB31_201:
+	setp.eq.s32 	%p169, %r60, 2;
+	@%p169 bra 	$L__BB31_221;
+
+	setp.eq.s32 	%p170, %r60, 3;
+	@%p170 bra 	$L__BB31_220;
+
+	setp.eq.s32 	%p171, %r60, 4;
+	@%p171 bra 	$L__BB31_217;
+	bra.uni 	$L__BB31_204;
+
+$L__BB31_217:
+	mov.f32 	%f996, 0f3F000000;
+	mov.f32 	%f997, 0f3BBB989D;
+	fma.rn.f32 	%f998, %f1428, %f997, %f996;
+	cvt.sat.f32.f32 	%f999, %f998;
+	mov.f32 	%f1000, 0f4B400001;
+	mov.f32 	%f1001, 0f437C0000;
+	fma.rm.f32 	%f1002, %f999, %f1001, %f1000;
+	add.f32 	%f1003, %f1002, 0fCB40007F;
+	neg.f32 	%f1004, %f1003;
+	mov.f32 	%f1005, 0f3FB8AA3B;
+	fma.rn.f32 	%f1006, %f1428, %f1005, %f1004;
+	mov.f32 	%f1007, 0f32A57060;
+	fma.rn.f32 	%f1008, %f1428, %f1007, %f1006;
+	mov.b32 	%r241, %f1002;
+	shl.b32 	%r242, %r241, 23;
+	mov.b32 	%f1009, %r242;
+	ex2.approx.ftz.f32 	%f1010, %f1008;
+	fma.rn.f32 	%f1011, %f1010, %f1009, 0f3F800000;
+	setp.lt.f32 	%p177, %f1011, 0f00800000;
+	mul.f32 	%f1012, %f1011, 0f4B000000;
+	selp.f32 	%f155, %f1012, %f1011, %p177;
+	selp.f32 	%f1013, 0fC1B80000, 0f00000000, %p177;
+	mov.b32 	%r243, %f155;
+	add.s32 	%r244, %r243, -1059760811;
+	and.b32  	%r245, %r244, -8388608;
+	sub.s32 	%r246, %r243, %r245;
+	mov.b32 	%f1014, %r246;
+	cvt.rn.f32.s32 	%f1015, %r245;
+	mov.f32 	%f1016, 0f34000000;
+	fma.rn.f32 	%f1017, %f1015, %f1016, %f1013;
+	add.f32 	%f1018, %f1014, 0fBF800000;
+	mov.f32 	%f1019, 0f3E1039F6;
+	mov.f32 	%f1020, 0fBE055027;
+	fma.rn.f32 	%f1021, %f1020, %f1018, %f1019;
+	mov.f32 	%f1022, 0fBDF8CDCC;
+	fma.rn.f32 	%f1023, %f1021, %f1018, %f1022;
+	mov.f32 	%f1024, 0f3E0F2955;
+	fma.rn.f32 	%f1025, %f1023, %f1018, %f1024;
+	mov.f32 	%f1026, 0fBE2AD8B9;
+	fma.rn.f32 	%f1027, %f1025, %f1018, %f1026;
+	mov.f32 	%f1028, 0f3E4CED0B;
+	fma.rn.f32 	%f1029, %f1027, %f1018, %f1028;
+	mov.f32 	%f1030, 0fBE7FFF22;
+	fma.rn.f32 	%f1031, %f1029, %f1018, %f1030;
+	mov.f32 	%f1032, 0f3EAAAA78;
+	fma.rn.f32 	%f1033, %f1031, %f1018, %f1032;
+	mov.f32 	%f1034, 0fBF000000;
+	fma.rn.f32 	%f1035, %f1033, %f1018, %f1034;
+	mul.f32 	%f1036, %f1035, %f1018;
+	fma.rn.f32 	%f1037, %f1036, %f1018, %f1018;
+	mov.f32 	%f1038, 0f3F317218;
+	fma.rn.f32 	%f1427, %f1017, %f1038, %f1037;
+	setp.lt.u32 	%p178, %r243, 2139095040;
+	@%p178 bra 	$L__BB31_219;
+
+	mov.f32 	%f1039, 0f7F800000;
+	fma.rn.f32 	%f1427, %f155, %f1039, %f1039;
+
+$L__BB31_219:
+	setp.eq.f32 	%p179, %f155, 0f00000000;
+	selp.f32 	%f1428, 0fFF800000, %f1427, %p179;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_57:
+	setp.gt.s32 	%p41, %r57, 6;
+	@%p41 bra 	$L__BB31_61;
+	bra.uni 	$L__BB31_58;
+
+$L__BB31_61:
+	setp.eq.s32 	%p42, %r57, 7;
+	@%p42 bra 	$L__BB31_66;
+
+	setp.eq.s32 	%p43, %r57, 8;
+	@%p43 bra 	$L__BB31_65;
+
+	setp.ne.s32 	%p44, %r57, 9;
+	@%p44 bra 	$L__BB31_56;
+
+	fma.rn.f32 	%f1412, %f1412, %f42, %f43;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_205:
+	setp.gt.s32 	%p162, %r60, 6;
+	@%p162 bra 	$L__BB31_209;
+	bra.uni 	$L__BB31_206;
+
+$L__BB31_209:
+	setp.eq.s32 	%p163, %r60, 7;
+	@%p163 bra 	$L__BB31_214;
+
+	setp.eq.s32 	%p164, %r60, 8;
+	@%p164 bra 	$L__BB31_213;
+
+	setp.ne.s32 	%p165, %r60, 9;
+	@%p165 bra 	$L__BB31_204;
+
+	fma.rn.f32 	%f1428, %f1428, %f148, %f149;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_302:
+	mad.lo.s32 	%r308, %r9, %r86, %r13;
+	mad.lo.s32 	%r365, %r308, %r7, %r12;
+
+$L__BB31_303:
+	add.s32 	%r309, %r11, %r84;
+	mad.lo.s32 	%r310, %r365, %r6, %r309;
+	mul.wide.s32 	%rd213, %r310, 4;
+	add.s64 	%rd214, %rd4, %rd213;
+	mov.u32 	%r311, 0;
+	st.global.u32 	[%rd214], %r311;
+	bra.uni 	$L__BB31_304;
+
+$L__BB31_50:
+	setp.eq.s32 	%p51, %r57, 0;
+	@%p51 bra 	$L__BB31_74;
+
+	setp.eq.s32 	%p52, %r57, 1;
+	@%p52 bra 	$L__BB31_52;
+	bra.uni 	$L__BB31_56;
+
+$L__BB31_52:
+	abs.f32 	%f373, %f1412;
+	mul.f32 	%f374, %f373, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f375, %f374;
+	add.f32 	%f376, %f375, 0f3F800000;
+	mov.f32 	%f377, 0f3F800000;
+	rcp.approx.ftz.f32 	%f378, %f376;
+	mov.f32 	%f379, 0fC0000000;
+	fma.rn.f32 	%f380, %f378, %f379, %f377;
+	setp.ge.f32 	%p59, %f373, 0f41102CB4;
+	selp.f32 	%f381, 0f3F800000, %f380, %p59;
+	mov.b32 	%r152, %f381;
+	mov.b32 	%r153, %f1412;
+	and.b32  	%r154, %r153, -2147483648;
+	or.b32  	%r155, %r154, %r152;
+	mov.b32 	%f382, %r155;
+	mul.f32 	%f383, %f1412, %f1412;
+	mov.f32 	%f384, 0fBD563CAE;
+	mov.f32 	%f385, 0f3C80F082;
+	fma.rn.f32 	%f386, %f385, %f383, %f384;
+	mov.f32 	%f387, 0f3E085941;
+	fma.rn.f32 	%f388, %f386, %f383, %f387;
+	mov.f32 	%f389, 0fBEAAA9ED;
+	fma.rn.f32 	%f390, %f388, %f383, %f389;
+	mov.f32 	%f391, 0f00000000;
+	fma.rn.f32 	%f392, %f390, %f383, %f391;
+	fma.rn.f32 	%f393, %f392, %f1412, %f1412;
+	setp.ge.f32 	%p60, %f373, 0f3F19999A;
+	selp.f32 	%f1412, %f382, %f393, %p60;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_58:
+	setp.eq.s32 	%p45, %r57, 5;
+	@%p45 bra 	$L__BB31_68;
+
+	setp.eq.s32 	%p46, %r57, 6;
+	@%p46 bra 	$L__BB31_60;
+	bra.uni 	$L__BB31_56;
+
+$L__BB31_60:
+	setp.gt.f32 	%p54, %f1412, %f42;
+	selp.f32 	%f1412, %f1412, 0f00000000, %p54;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_198:
+	setp.eq.s32 	%p172, %r60, 0;
+	@%p172 bra 	$L__BB31_222;
+
+	setp.eq.s32 	%p173, %r60, 1;
+	@%p173 bra 	$L__BB31_200;
+	bra.uni 	$L__BB31_204;
+
+$L__BB31_200:
+	abs.f32 	%f1043, %f1428;
+	mul.f32 	%f1044, %f1043, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f1045, %f1044;
+	add.f32 	%f1046, %f1045, 0f3F800000;
+	mov.f32 	%f1047, 0f3F800000;
+	rcp.approx.ftz.f32 	%f1048, %f1046;
+	mov.f32 	%f1049, 0fC0000000;
+	fma.rn.f32 	%f1050, %f1048, %f1049, %f1047;
+	setp.ge.f32 	%p180, %f1043, 0f41102CB4;
+	selp.f32 	%f1051, 0f3F800000, %f1050, %p180;
+	mov.b32 	%r247, %f1051;
+	mov.b32 	%r248, %f1428;
+	and.b32  	%r249, %r248, -2147483648;
+	or.b32  	%r250, %r249, %r247;
+	mov.b32 	%f1052, %r250;
+	mul.f32 	%f1053, %f1428, %f1428;
+	mov.f32 	%f1054, 0fBD563CAE;
+	mov.f32 	%f1055, 0f3C80F082;
+	fma.rn.f32 	%f1056, %f1055, %f1053, %f1054;
+	mov.f32 	%f1057, 0f3E085941;
+	fma.rn.f32 	%f1058, %f1056, %f1053, %f1057;
+	mov.f32 	%f1059, 0fBEAAA9ED;
+	fma.rn.f32 	%f1060, %f1058, %f1053, %f1059;
+	mov.f32 	%f1061, 0f00000000;
+	fma.rn.f32 	%f1062, %f1060, %f1053, %f1061;
+	fma.rn.f32 	%f1063, %f1062, %f1428, %f1428;
+	setp.ge.f32 	%p181, %f1043, 0f3F19999A;
+	selp.f32 	%f1428, %f1052, %f1063, %p181;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_206:
+	setp.eq.s32 	%p166, %r60, 5;
+	@%p166 bra 	$L__BB31_216;
+
+	setp.eq.s32 	%p167, %r60, 6;
+	@%p167 bra 	$L__BB31_208;
+	bra.uni 	$L__BB31_204;
+
+$L__BB31_208:
+	setp.gt.f32 	%p175, %f1428, %f148;
+	selp.f32 	%f1428, %f1428, 0f00000000, %p175;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_73:
+	mov.f32 	%f372, 0f00000000;
+	max.f32 	%f1412, %f1412, %f372;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_72:
+	abs.f32 	%f370, %f1412;
+	add.f32 	%f371, %f370, 0f3F800000;
+	div.rn.f32 	%f1412, %f1412, %f371;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_66:
+	setp.ge.f32 	%p53, %f1412, 0f00000000;
+	@%p53 bra 	$L__BB31_75;
+
+	mov.f32 	%f309, 0f3F000000;
+	mov.f32 	%f310, 0f3BBB989D;
+	fma.rn.f32 	%f311, %f1412, %f310, %f309;
+	cvt.sat.f32.f32 	%f312, %f311;
+	mov.f32 	%f313, 0f4B400001;
+	mov.f32 	%f314, 0f437C0000;
+	fma.rm.f32 	%f315, %f312, %f314, %f313;
+	add.f32 	%f316, %f315, 0fCB40007F;
+	neg.f32 	%f317, %f316;
+	mov.f32 	%f318, 0f3FB8AA3B;
+	fma.rn.f32 	%f319, %f1412, %f318, %f317;
+	mov.f32 	%f320, 0f32A57060;
+	fma.rn.f32 	%f321, %f1412, %f320, %f319;
+	mov.b32 	%r144, %f315;
+	shl.b32 	%r145, %r144, 23;
+	mov.b32 	%f322, %r145;
+	ex2.approx.ftz.f32 	%f323, %f321;
+	fma.rn.f32 	%f324, %f323, %f322, 0fBF800000;
+	mul.f32 	%f1412, %f42, %f324;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_65:
+	fma.rn.f32 	%f305, %f1412, %f42, %f43;
+	mov.f32 	%f306, 0f3F800000;
+	min.f32 	%f307, %f306, %f305;
+	mov.f32 	%f308, 0f00000000;
+	max.f32 	%f1412, %f308, %f307;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_74:
+	neg.f32 	%f394, %f1412;
+	mov.f32 	%f395, 0f3F000000;
+	mov.f32 	%f396, 0f3BBB989D;
+	fma.rn.f32 	%f397, %f394, %f396, %f395;
+	cvt.sat.f32.f32 	%f398, %f397;
+	mov.f32 	%f399, 0f4B400001;
+	mov.f32 	%f400, 0f437C0000;
+	fma.rm.f32 	%f401, %f398, %f400, %f399;
+	add.f32 	%f402, %f401, 0fCB40007F;
+	neg.f32 	%f403, %f402;
+	mov.f32 	%f404, 0f3FB8AA3B;
+	fma.rn.f32 	%f405, %f394, %f404, %f403;
+	mov.f32 	%f406, 0f32A57060;
+	fma.rn.f32 	%f407, %f394, %f406, %f405;
+	mov.b32 	%r156, %f401;
+	shl.b32 	%r157, %r156, 23;
+	mov.b32 	%f408, %r157;
+	ex2.approx.ftz.f32 	%f409, %f407;
+	fma.rn.f32 	%f410, %f409, %f408, 0f3F800000;
+	rcp.rn.f32 	%f1412, %f410;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_68:
+	setp.ge.f32 	%p55, %f1412, 0f00000000;
+	mul.f32 	%f325, %f1412, %f42;
+	selp.f32 	%f1412, %f1412, %f325, %p55;
+	bra.uni 	$L__BB31_75;
+
+$L__BB31_56:
+	mul.f32 	%f411, %f1412, %f43;
+	abs.f32 	%f412, %f411;
+	mul.f32 	%f413, %f412, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f414, %f413;
+	add.f32 	%f415, %f414, 0f3F800000;
+	mov.f32 	%f416, 0f3F800000;
+	rcp.approx.ftz.f32 	%f417, %f415;
+	mov.f32 	%f418, 0fC0000000;
+	fma.rn.f32 	%f419, %f417, %f418, %f416;
+	setp.ge.f32 	%p61, %f412, 0f41102CB4;
+	selp.f32 	%f420, 0f3F800000, %f419, %p61;
+	mov.b32 	%r158, %f420;
+	mov.b32 	%r159, %f411;
+	and.b32  	%r160, %r159, -2147483648;
+	or.b32  	%r161, %r160, %r158;
+	mov.b32 	%f421, %r161;
+	mul.f32 	%f422, %f411, %f411;
+	mov.f32 	%f423, 0fBD563CAE;
+	mov.f32 	%f424, 0f3C80F082;
+	fma.rn.f32 	%f425, %f424, %f422, %f423;
+	mov.f32 	%f426, 0f3E085941;
+	fma.rn.f32 	%f427, %f425, %f422, %f426;
+	mov.f32 	%f428, 0fBEAAA9ED;
+	fma.rn.f32 	%f429, %f427, %f422, %f428;
+	mov.f32 	%f430, 0f00000000;
+	fma.rn.f32 	%f431, %f429, %f422, %f430;
+	fma.rn.f32 	%f432, %f431, %f411, %f411;
+	setp.ge.f32 	%p62, %f412, 0f3F19999A;
+	selp.f32 	%f433, %f421, %f432, %p62;
+	mul.f32 	%f1412, %f42, %f433;
+
+$L__BB31_75:
+	ld.local.f32 	%f435, [%rd9+8];
+	ld.local.f32 	%f436, [%rd8+8];
+	add.f32 	%f60, %f436, %f435;
+	mov.f32 	%f1413, 0f00000000;
+	@%p38 bra 	$L__BB31_77;
+
+	ld.param.u64 	%rd218, [rnn_step_param_12];
+	cvta.to.global.u64 	%rd217, %rd218;
+	shl.b32 	%r314, %r6, 1;
+	add.s32 	%r162, %r11, %r314;
+	cvt.s64.s32 	%rd177, %r162;
+	add.s64 	%rd178, %rd37, %rd177;
+	shl.b64 	%rd179, %rd178, 2;
+	add.s64 	%rd180, %rd217, %rd179;
+	ld.global.f32 	%f437, [%rd180];
+	mul.f32 	%f1413, %f35, %f437;
+
+$L__BB31_77:
+	add.f32 	%f1416, %f60, %f1413;
+	@%p39 bra 	$L__BB31_79;
+
+	ld.global.f32 	%f438, [%rd10+40];
+	neg.f32 	%f439, %f438;
+	max.f32 	%f440, %f1416, %f439;
+	min.f32 	%f1416, %f440, %f438;
+
+$L__BB31_79:
+	@%p40 bra 	$L__BB31_88;
+
+	setp.gt.s32 	%p72, %r57, 1;
+	@%p72 bra 	$L__BB31_84;
+	bra.uni 	$L__BB31_81;
+
+$L__BB31_84:
+	setp.eq.s32 	%p73, %r57, 2;
+	@%p73 bra 	$L__BB31_104;
+
+	setp.eq.s32 	%p74, %r57, 3;
+	@%p74 bra 	$L__BB31_103;
+
+	setp.eq.s32 	%p75, %r57, 4;
+	@%p75 bra 	$L__BB31_100;
+	bra.uni 	$L__BB31_87;
+
+$L__BB31_100:
+	mov.f32 	%f462, 0f3F000000;
+	mov.f32 	%f463, 0f3BBB989D;
+	fma.rn.f32 	%f464, %f1416, %f463, %f462;
+	cvt.sat.f32.f32 	%f465, %f464;
+	mov.f32 	%f466, 0f4B400001;
+	mov.f32 	%f467, 0f437C0000;
+	fma.rm.f32 	%f468, %f465, %f467, %f466;
+	add.f32 	%f469, %f468, 0fCB40007F;
+	neg.f32 	%f470, %f469;
+	mov.f32 	%f471, 0f3FB8AA3B;
+	fma.rn.f32 	%f472, %f1416, %f471, %f470;
+	mov.f32 	%f473, 0f32A57060;
+	fma.rn.f32 	%f474, %f1416, %f473, %f472;
+	mov.b32 	%r165, %f468;
+	shl.b32 	%r166, %r165, 23;
+	mov.b32 	%f475, %r166;
+	ex2.approx.ftz.f32 	%f476, %f474;
+	fma.rn.f32 	%f477, %f476, %f475, 0f3F800000;
+	setp.lt.f32 	%p81, %f477, 0f00800000;
+	mul.f32 	%f478, %f477, 0f4B000000;
+	selp.f32 	%f71, %f478, %f477, %p81;
+	selp.f32 	%f479, 0fC1B80000, 0f00000000, %p81;
+	mov.b32 	%r167, %f71;
+	add.s32 	%r168, %r167, -1059760811;
+	and.b32  	%r169, %r168, -8388608;
+	sub.s32 	%r170, %r167, %r169;
+	mov.b32 	%f480, %r170;
+	cvt.rn.f32.s32 	%f481, %r169;
+	mov.f32 	%f482, 0f34000000;
+	fma.rn.f32 	%f483, %f481, %f482, %f479;
+	add.f32 	%f484, %f480, 0fBF800000;
+	mov.f32 	%f485, 0f3E1039F6;
+	mov.f32 	%f486, 0fBE055027;
+	fma.rn.f32 	%f487, %f486, %f484, %f485;
+	mov.f32 	%f488, 0fBDF8CDCC;
+	fma.rn.f32 	%f489, %f487, %f484, %f488;
+	mov.f32 	%f490, 0f3E0F2955;
+	fma.rn.f32 	%f491, %f489, %f484, %f490;
+	mov.f32 	%f492, 0fBE2AD8B9;
+	fma.rn.f32 	%f493, %f491, %f484, %f492;
+	mov.f32 	%f494, 0f3E4CED0B;
+	fma.rn.f32 	%f495, %f493, %f484, %f494;
+	mov.f32 	%f496, 0fBE7FFF22;
+	fma.rn.f32 	%f497, %f495, %f484, %f496;
+	mov.f32 	%f498, 0f3EAAAA78;
+	fma.rn.f32 	%f499, %f497, %f484, %f498;
+	mov.f32 	%f500, 0fBF000000;
+	fma.rn.f32 	%f501, %f499, %f484, %f500;
+	mul.f32 	%f502, %f501, %f484;
+	fma.rn.f32 	%f503, %f502, %f484, %f484;
+	mov.f32 	%f504, 0f3F317218;
+	fma.rn.f32 	%f1415, %f483, %f504, %f503;
+	setp.lt.u32 	%p82, %r167, 2139095040;
+	@%p82 bra 	$L__BB31_102;
+
+	mov.f32 	%f505, 0f7F800000;
+	fma.rn.f32 	%f1415, %f71, %f505, %f505;
+
+$L__BB31_102:
+	setp.eq.f32 	%p83, %f71, 0f00000000;
+	selp.f32 	%f1416, 0fFF800000, %f1415, %p83;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_88:
+	setp.gt.s32 	%p66, %r57, 6;
+	@%p66 bra 	$L__BB31_92;
+	bra.uni 	$L__BB31_89;
+
+$L__BB31_92:
+	setp.eq.s32 	%p67, %r57, 7;
+	@%p67 bra 	$L__BB31_97;
+
+	setp.eq.s32 	%p68, %r57, 8;
+	@%p68 bra 	$L__BB31_96;
+
+	setp.ne.s32 	%p69, %r57, 9;
+	@%p69 bra 	$L__BB31_87;
+
+	fma.rn.f32 	%f1416, %f1416, %f42, %f43;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_81:
+	setp.eq.s32 	%p76, %r57, 0;
+	@%p76 bra 	$L__BB31_105;
+
+	setp.eq.s32 	%p77, %r57, 1;
+	@%p77 bra 	$L__BB31_83;
+	bra.uni 	$L__BB31_87;
+
+$L__BB31_83:
+	abs.f32 	%f509, %f1416;
+	mul.f32 	%f510, %f509, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f511, %f510;
+	add.f32 	%f512, %f511, 0f3F800000;
+	mov.f32 	%f513, 0f3F800000;
+	rcp.approx.ftz.f32 	%f514, %f512;
+	mov.f32 	%f515, 0fC0000000;
+	fma.rn.f32 	%f516, %f514, %f515, %f513;
+	setp.ge.f32 	%p84, %f509, 0f41102CB4;
+	selp.f32 	%f517, 0f3F800000, %f516, %p84;
+	mov.b32 	%r171, %f517;
+	mov.b32 	%r172, %f1416;
+	and.b32  	%r173, %r172, -2147483648;
+	or.b32  	%r174, %r173, %r171;
+	mov.b32 	%f518, %r174;
+	mul.f32 	%f519, %f1416, %f1416;
+	mov.f32 	%f520, 0fBD563CAE;
+	mov.f32 	%f521, 0f3C80F082;
+	fma.rn.f32 	%f522, %f521, %f519, %f520;
+	mov.f32 	%f523, 0f3E085941;
+	fma.rn.f32 	%f524, %f522, %f519, %f523;
+	mov.f32 	%f525, 0fBEAAA9ED;
+	fma.rn.f32 	%f526, %f524, %f519, %f525;
+	mov.f32 	%f527, 0f00000000;
+	fma.rn.f32 	%f528, %f526, %f519, %f527;
+	fma.rn.f32 	%f529, %f528, %f1416, %f1416;
+	setp.ge.f32 	%p85, %f509, 0f3F19999A;
+	selp.f32 	%f1416, %f518, %f529, %p85;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_89:
+	setp.eq.s32 	%p70, %r57, 5;
+	@%p70 bra 	$L__BB31_99;
+
+	setp.eq.s32 	%p71, %r57, 6;
+	@%p71 bra 	$L__BB31_91;
+	bra.uni 	$L__BB31_87;
+
+$L__BB31_91:
+	setp.gt.f32 	%p79, %f1416, %f42;
+	selp.f32 	%f1416, %f1416, 0f00000000, %p79;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_104:
+	mov.f32 	%f508, 0f00000000;
+	max.f32 	%f1416, %f1416, %f508;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_103:
+	abs.f32 	%f506, %f1416;
+	add.f32 	%f507, %f506, 0f3F800000;
+	div.rn.f32 	%f1416, %f1416, %f507;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_97:
+	setp.ge.f32 	%p78, %f1416, 0f00000000;
+	@%p78 bra 	$L__BB31_106;
+
+	mov.f32 	%f445, 0f3F000000;
+	mov.f32 	%f446, 0f3BBB989D;
+	fma.rn.f32 	%f447, %f1416, %f446, %f445;
+	cvt.sat.f32.f32 	%f448, %f447;
+	mov.f32 	%f449, 0f4B400001;
+	mov.f32 	%f450, 0f437C0000;
+	fma.rm.f32 	%f451, %f448, %f450, %f449;
+	add.f32 	%f452, %f451, 0fCB40007F;
+	neg.f32 	%f453, %f452;
+	mov.f32 	%f454, 0f3FB8AA3B;
+	fma.rn.f32 	%f455, %f1416, %f454, %f453;
+	mov.f32 	%f456, 0f32A57060;
+	fma.rn.f32 	%f457, %f1416, %f456, %f455;
+	mov.b32 	%r163, %f451;
+	shl.b32 	%r164, %r163, 23;
+	mov.b32 	%f458, %r164;
+	ex2.approx.ftz.f32 	%f459, %f457;
+	fma.rn.f32 	%f460, %f459, %f458, 0fBF800000;
+	mul.f32 	%f1416, %f42, %f460;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_96:
+	fma.rn.f32 	%f441, %f1416, %f42, %f43;
+	mov.f32 	%f442, 0f3F800000;
+	min.f32 	%f443, %f442, %f441;
+	mov.f32 	%f444, 0f00000000;
+	max.f32 	%f1416, %f444, %f443;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_105:
+	neg.f32 	%f530, %f1416;
+	mov.f32 	%f531, 0f3F000000;
+	mov.f32 	%f532, 0f3BBB989D;
+	fma.rn.f32 	%f533, %f530, %f532, %f531;
+	cvt.sat.f32.f32 	%f534, %f533;
+	mov.f32 	%f535, 0f4B400001;
+	mov.f32 	%f536, 0f437C0000;
+	fma.rm.f32 	%f537, %f534, %f536, %f535;
+	add.f32 	%f538, %f537, 0fCB40007F;
+	neg.f32 	%f539, %f538;
+	mov.f32 	%f540, 0f3FB8AA3B;
+	fma.rn.f32 	%f541, %f530, %f540, %f539;
+	mov.f32 	%f542, 0f32A57060;
+	fma.rn.f32 	%f543, %f530, %f542, %f541;
+	mov.b32 	%r175, %f537;
+	shl.b32 	%r176, %r175, 23;
+	mov.b32 	%f544, %r176;
+	ex2.approx.ftz.f32 	%f545, %f543;
+	fma.rn.f32 	%f546, %f545, %f544, 0f3F800000;
+	rcp.rn.f32 	%f1416, %f546;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_99:
+	setp.ge.f32 	%p80, %f1416, 0f00000000;
+	mul.f32 	%f461, %f1416, %f42;
+	selp.f32 	%f1416, %f1416, %f461, %p80;
+	bra.uni 	$L__BB31_106;
+
+$L__BB31_87:
+	mul.f32 	%f547, %f1416, %f43;
+	abs.f32 	%f548, %f547;
+	mul.f32 	%f549, %f548, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f550, %f549;
+	add.f32 	%f551, %f550, 0f3F800000;
+	mov.f32 	%f552, 0f3F800000;
+	rcp.approx.ftz.f32 	%f553, %f551;
+	mov.f32 	%f554, 0fC0000000;
+	fma.rn.f32 	%f555, %f553, %f554, %f552;
+	setp.ge.f32 	%p86, %f548, 0f41102CB4;
+	selp.f32 	%f556, 0f3F800000, %f555, %p86;
+	mov.b32 	%r177, %f556;
+	mov.b32 	%r178, %f547;
+	and.b32  	%r179, %r178, -2147483648;
+	or.b32  	%r180, %r179, %r177;
+	mov.b32 	%f557, %r180;
+	mul.f32 	%f558, %f547, %f547;
+	mov.f32 	%f559, 0fBD563CAE;
+	mov.f32 	%f560, 0f3C80F082;
+	fma.rn.f32 	%f561, %f560, %f558, %f559;
+	mov.f32 	%f562, 0f3E085941;
+	fma.rn.f32 	%f563, %f561, %f558, %f562;
+	mov.f32 	%f564, 0fBEAAA9ED;
+	fma.rn.f32 	%f565, %f563, %f558, %f564;
+	mov.f32 	%f566, 0f00000000;
+	fma.rn.f32 	%f567, %f565, %f558, %f566;
+	fma.rn.f32 	%f568, %f567, %f547, %f547;
+	setp.ge.f32 	%p87, %f548, 0f3F19999A;
+	selp.f32 	%f569, %f557, %f568, %p87;
+	mul.f32 	%f1416, %f42, %f569;
+
+$L__BB31_106:
+	ld.local.f32 	%f570, [%rd9+12];
+	ld.local.f32 	%f571, [%rd8+12];
+	add.f32 	%f1419, %f571, %f570;
+	@%p39 bra 	$L__BB31_108;
+
+	ld.global.f32 	%f572, [%rd10+40];
+	neg.f32 	%f573, %f572;
+	max.f32 	%f574, %f1419, %f573;
+	min.f32 	%f1419, %f574, %f572;
+
+$L__BB31_108:
+	ld.global.u32 	%r181, [%rd38+12];
+	ld.global.f32 	%f85, [%rd38+16];
+	ld.global.f32 	%f86, [%rd38+20];
+	setp.gt.s32 	%p89, %r181, 4;
+	@%p89 bra 	$L__BB31_117;
+
+	setp.gt.s32 	%p96, %r181, 1;
+	@%p96 bra 	$L__BB31_113;
+	bra.uni 	$L__BB31_110;
+
+$L__BB31_113:
+	setp.eq.s32 	%p97, %r181, 2;
+	@%p97 bra 	$L__BB31_133;
+
+	setp.eq.s32 	%p98, %r181, 3;
+	@%p98 bra 	$L__BB31_132;
+
+	setp.eq.s32 	%p99, %r181, 4;
+	@%p99 bra 	$L__BB31_129;
+	bra.uni 	$L__BB31_116;
+
+$L__BB31_129:
+	mov.f32 	%f596, 0f3F000000;
+	mov.f32 	%f597, 0f3BBB989D;
+	fma.rn.f32 	%f598, %f1419, %f597, %f596;
+	cvt.sat.f32.f32 	%f599, %f598;
+	mov.f32 	%f600, 0f4B400001;
+	mov.f32 	%f601, 0f437C0000;
+	fma.rm.f32 	%f602, %f599, %f601, %f600;
+	add.f32 	%f603, %f602, 0fCB40007F;
+	neg.f32 	%f604, %f603;
+	mov.f32 	%f605, 0f3FB8AA3B;
+	fma.rn.f32 	%f606, %f1419, %f605, %f604;
+	mov.f32 	%f607, 0f32A57060;
+	fma.rn.f32 	%f608, %f1419, %f607, %f606;
+	mov.b32 	%r184, %f602;
+	shl.b32 	%r185, %r184, 23;
+	mov.b32 	%f609, %r185;
+	ex2.approx.ftz.f32 	%f610, %f608;
+	fma.rn.f32 	%f611, %f610, %f609, 0f3F800000;
+	setp.lt.f32 	%p105, %f611, 0f00800000;
+	mul.f32 	%f612, %f611, 0f4B000000;
+	selp.f32 	%f92, %f612, %f611, %p105;
+	selp.f32 	%f613, 0fC1B80000, 0f00000000, %p105;
+	mov.b32 	%r186, %f92;
+	add.s32 	%r187, %r186, -1059760811;
+	and.b32  	%r188, %r187, -8388608;
+	sub.s32 	%r189, %r186, %r188;
+	mov.b32 	%f614, %r189;
+	cvt.rn.f32.s32 	%f615, %r188;
+	mov.f32 	%f616, 0f34000000;
+	fma.rn.f32 	%f617, %f615, %f616, %f613;
+	add.f32 	%f618, %f614, 0fBF800000;
+	mov.f32 	%f619, 0f3E1039F6;
+	mov.f32 	%f620, 0fBE055027;
+	fma.rn.f32 	%f621, %f620, %f618, %f619;
+	mov.f32 	%f622, 0fBDF8CDCC;
+	fma.rn.f32 	%f623, %f621, %f618, %f622;
+	mov.f32 	%f624, 0f3E0F2955;
+	fma.rn.f32 	%f625, %f623, %f618, %f624;
+	mov.f32 	%f626, 0fBE2AD8B9;
+	fma.rn.f32 	%f627, %f625, %f618, %f626;
+	mov.f32 	%f628, 0f3E4CED0B;
+	fma.rn.f32 	%f629, %f627, %f618, %f628;
+	mov.f32 	%f630, 0fBE7FFF22;
+	fma.rn.f32 	%f631, %f629, %f618, %f630;
+	mov.f32 	%f632, 0f3EAAAA78;
+	fma.rn.f32 	%f633, %f631, %f618, %f632;
+	mov.f32 	%f634, 0fBF000000;
+	fma.rn.f32 	%f635, %f633, %f618, %f634;
+	mul.f32 	%f636, %f635, %f618;
+	fma.rn.f32 	%f637, %f636, %f618, %f618;
+	mov.f32 	%f638, 0f3F317218;
+	fma.rn.f32 	%f1418, %f617, %f638, %f637;
+	setp.lt.u32 	%p106, %r186, 2139095040;
+	@%p106 bra 	$L__BB31_131;
+
+	mov.f32 	%f639, 0f7F800000;
+	fma.rn.f32 	%f1418, %f92, %f639, %f639;
+
+$L__BB31_131:
+	setp.eq.f32 	%p107, %f92, 0f00000000;
+	selp.f32 	%f1419, 0fFF800000, %f1418, %p107;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_117:
+	setp.gt.s32 	%p90, %r181, 6;
+	@%p90 bra 	$L__BB31_121;
+	bra.uni 	$L__BB31_118;
+
+$L__BB31_121:
+	setp.eq.s32 	%p91, %r181, 7;
+	@%p91 bra 	$L__BB31_126;
+
+	setp.eq.s32 	%p92, %r181, 8;
+	@%p92 bra 	$L__BB31_125;
+
+	setp.ne.s32 	%p93, %r181, 9;
+	@%p93 bra 	$L__BB31_116;
+
+	fma.rn.f32 	%f1419, %f1419, %f85, %f86;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_110:
+	setp.eq.s32 	%p100, %r181, 0;
+	@%p100 bra 	$L__BB31_134;
+
+	setp.eq.s32 	%p101, %r181, 1;
+	@%p101 bra 	$L__BB31_112;
+	bra.uni 	$L__BB31_116;
+
+$L__BB31_112:
+	abs.f32 	%f643, %f1419;
+	mul.f32 	%f644, %f643, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f645, %f644;
+	add.f32 	%f646, %f645, 0f3F800000;
+	mov.f32 	%f647, 0f3F800000;
+	rcp.approx.ftz.f32 	%f648, %f646;
+	mov.f32 	%f649, 0fC0000000;
+	fma.rn.f32 	%f650, %f648, %f649, %f647;
+	setp.ge.f32 	%p108, %f643, 0f41102CB4;
+	selp.f32 	%f651, 0f3F800000, %f650, %p108;
+	mov.b32 	%r190, %f651;
+	mov.b32 	%r191, %f1419;
+	and.b32  	%r192, %r191, -2147483648;
+	or.b32  	%r193, %r192, %r190;
+	mov.b32 	%f652, %r193;
+	mul.f32 	%f653, %f1419, %f1419;
+	mov.f32 	%f654, 0fBD563CAE;
+	mov.f32 	%f655, 0f3C80F082;
+	fma.rn.f32 	%f656, %f655, %f653, %f654;
+	mov.f32 	%f657, 0f3E085941;
+	fma.rn.f32 	%f658, %f656, %f653, %f657;
+	mov.f32 	%f659, 0fBEAAA9ED;
+	fma.rn.f32 	%f660, %f658, %f653, %f659;
+	mov.f32 	%f661, 0f00000000;
+	fma.rn.f32 	%f662, %f660, %f653, %f661;
+	fma.rn.f32 	%f663, %f662, %f1419, %f1419;
+	setp.ge.f32 	%p109, %f643, 0f3F19999A;
+	selp.f32 	%f1419, %f652, %f663, %p109;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_118:
+	setp.eq.s32 	%p94, %r181, 5;
+	@%p94 bra 	$L__BB31_128;
+
+	setp.eq.s32 	%p95, %r181, 6;
+	@%p95 bra 	$L__BB31_120;
+	bra.uni 	$L__BB31_116;
+
+$L__BB31_120:
+	setp.gt.f32 	%p103, %f1419, %f85;
+	selp.f32 	%f1419, %f1419, 0f00000000, %p103;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_133:
+	mov.f32 	%f642, 0f00000000;
+	max.f32 	%f1419, %f1419, %f642;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_132:
+	abs.f32 	%f640, %f1419;
+	add.f32 	%f641, %f640, 0f3F800000;
+	div.rn.f32 	%f1419, %f1419, %f641;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_126:
+	setp.ge.f32 	%p102, %f1419, 0f00000000;
+	@%p102 bra 	$L__BB31_135;
+
+	mov.f32 	%f579, 0f3F000000;
+	mov.f32 	%f580, 0f3BBB989D;
+	fma.rn.f32 	%f581, %f1419, %f580, %f579;
+	cvt.sat.f32.f32 	%f582, %f581;
+	mov.f32 	%f583, 0f4B400001;
+	mov.f32 	%f584, 0f437C0000;
+	fma.rm.f32 	%f585, %f582, %f584, %f583;
+	add.f32 	%f586, %f585, 0fCB40007F;
+	neg.f32 	%f587, %f586;
+	mov.f32 	%f588, 0f3FB8AA3B;
+	fma.rn.f32 	%f589, %f1419, %f588, %f587;
+	mov.f32 	%f590, 0f32A57060;
+	fma.rn.f32 	%f591, %f1419, %f590, %f589;
+	mov.b32 	%r182, %f585;
+	shl.b32 	%r183, %r182, 23;
+	mov.b32 	%f592, %r183;
+	ex2.approx.ftz.f32 	%f593, %f591;
+	fma.rn.f32 	%f594, %f593, %f592, 0fBF800000;
+	mul.f32 	%f1419, %f85, %f594;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_125:
+	fma.rn.f32 	%f575, %f1419, %f85, %f86;
+	mov.f32 	%f576, 0f3F800000;
+	min.f32 	%f577, %f576, %f575;
+	mov.f32 	%f578, 0f00000000;
+	max.f32 	%f1419, %f578, %f577;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_134:
+	neg.f32 	%f664, %f1419;
+	mov.f32 	%f665, 0f3F000000;
+	mov.f32 	%f666, 0f3BBB989D;
+	fma.rn.f32 	%f667, %f664, %f666, %f665;
+	cvt.sat.f32.f32 	%f668, %f667;
+	mov.f32 	%f669, 0f4B400001;
+	mov.f32 	%f670, 0f437C0000;
+	fma.rm.f32 	%f671, %f668, %f670, %f669;
+	add.f32 	%f672, %f671, 0fCB40007F;
+	neg.f32 	%f673, %f672;
+	mov.f32 	%f674, 0f3FB8AA3B;
+	fma.rn.f32 	%f675, %f664, %f674, %f673;
+	mov.f32 	%f676, 0f32A57060;
+	fma.rn.f32 	%f677, %f664, %f676, %f675;
+	mov.b32 	%r194, %f671;
+	shl.b32 	%r195, %r194, 23;
+	mov.b32 	%f678, %r195;
+	ex2.approx.ftz.f32 	%f679, %f677;
+	fma.rn.f32 	%f680, %f679, %f678, 0f3F800000;
+	rcp.rn.f32 	%f1419, %f680;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_128:
+	setp.ge.f32 	%p104, %f1419, 0f00000000;
+	mul.f32 	%f595, %f1419, %f85;
+	selp.f32 	%f1419, %f1419, %f595, %p104;
+	bra.uni 	$L__BB31_135;
+
+$L__BB31_116:
+	mul.f32 	%f681, %f1419, %f86;
+	abs.f32 	%f682, %f681;
+	mul.f32 	%f683, %f682, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f684, %f683;
+	add.f32 	%f685, %f684, 0f3F800000;
+	mov.f32 	%f686, 0f3F800000;
+	rcp.approx.ftz.f32 	%f687, %f685;
+	mov.f32 	%f688, 0fC0000000;
+	fma.rn.f32 	%f689, %f687, %f688, %f686;
+	setp.ge.f32 	%p110, %f682, 0f41102CB4;
+	selp.f32 	%f690, 0f3F800000, %f689, %p110;
+	mov.b32 	%r196, %f690;
+	mov.b32 	%r197, %f681;
+	and.b32  	%r198, %r197, -2147483648;
+	or.b32  	%r199, %r198, %r196;
+	mov.b32 	%f691, %r199;
+	mul.f32 	%f692, %f681, %f681;
+	mov.f32 	%f693, 0fBD563CAE;
+	mov.f32 	%f694, 0f3C80F082;
+	fma.rn.f32 	%f695, %f694, %f692, %f693;
+	mov.f32 	%f696, 0f3E085941;
+	fma.rn.f32 	%f697, %f695, %f692, %f696;
+	mov.f32 	%f698, 0fBEAAA9ED;
+	fma.rn.f32 	%f699, %f697, %f692, %f698;
+	mov.f32 	%f700, 0f00000000;
+	fma.rn.f32 	%f701, %f699, %f692, %f700;
+	fma.rn.f32 	%f702, %f701, %f681, %f681;
+	setp.ge.f32 	%p111, %f682, 0f3F19999A;
+	selp.f32 	%f703, %f691, %f702, %p111;
+	mul.f32 	%f1419, %f85, %f703;
+
+$L__BB31_135:
+	mul.f32 	%f705, %f1412, %f1419;
+	fma.rn.f32 	%f1425, %f35, %f1416, %f705;
+	ld.local.f32 	%f706, [%rd9+4];
+	ld.local.f32 	%f707, [%rd8+4];
+	add.f32 	%f104, %f707, %f706;
+	mov.f32 	%f1420, 0f00000000;
+	@%p38 bra 	$L__BB31_137;
+
+	ld.param.u64 	%rd220, [rnn_step_param_12];
+	cvta.to.global.u64 	%rd219, %rd220;
+	add.s32 	%r200, %r11, %r6;
+	cvt.s64.s32 	%rd181, %r200;
+	add.s64 	%rd182, %rd37, %rd181;
+	shl.b64 	%rd183, %rd182, 2;
+	add.s64 	%rd184, %rd219, %rd183;
+	ld.global.f32 	%f708, [%rd184];
+	mul.f32 	%f1420, %f1425, %f708;
+
+$L__BB31_137:
+	add.f32 	%f1423, %f104, %f1420;
+	@%p39 bra 	$L__BB31_139;
+
+	ld.global.f32 	%f709, [%rd10+40];
+	neg.f32 	%f710, %f709;
+	max.f32 	%f711, %f1423, %f710;
+	min.f32 	%f1423, %f711, %f709;
+
+$L__BB31_139:
+	@%p40 bra 	$L__BB31_148;
+
+	setp.gt.s32 	%p121, %r57, 1;
+	@%p121 bra 	$L__BB31_144;
+	bra.uni 	$L__BB31_141;
+
+$L__BB31_144:
+	setp.eq.s32 	%p122, %r57, 2;
+	@%p122 bra 	$L__BB31_164;
+
+	setp.eq.s32 	%p123, %r57, 3;
+	@%p123 bra 	$L__BB31_163;
+
+	setp.eq.s32 	%p124, %r57, 4;
+	@%p124 bra 	$L__BB31_160;
+	bra.uni 	$L__BB31_147;
+
+$L__BB31_160:
+	mov.f32 	%f733, 0f3F000000;
+	mov.f32 	%f734, 0f3BBB989D;
+	fma.rn.f32 	%f735, %f1423, %f734, %f733;
+	cvt.sat.f32.f32 	%f736, %f735;
+	mov.f32 	%f737, 0f4B400001;
+	mov.f32 	%f738, 0f437C0000;
+	fma.rm.f32 	%f739, %f736, %f738, %f737;
+	add.f32 	%f740, %f739, 0fCB40007F;
+	neg.f32 	%f741, %f740;
+	mov.f32 	%f742, 0f3FB8AA3B;
+	fma.rn.f32 	%f743, %f1423, %f742, %f741;
+	mov.f32 	%f744, 0f32A57060;
+	fma.rn.f32 	%f745, %f1423, %f744, %f743;
+	mov.b32 	%r203, %f739;
+	shl.b32 	%r204, %r203, 23;
+	mov.b32 	%f746, %r204;
+	ex2.approx.ftz.f32 	%f747, %f745;
+	fma.rn.f32 	%f748, %f747, %f746, 0f3F800000;
+	setp.lt.f32 	%p130, %f748, 0f00800000;
+	mul.f32 	%f749, %f748, 0f4B000000;
+	selp.f32 	%f115, %f749, %f748, %p130;
+	selp.f32 	%f750, 0fC1B80000, 0f00000000, %p130;
+	mov.b32 	%r205, %f115;
+	add.s32 	%r206, %r205, -1059760811;
+	and.b32  	%r207, %r206, -8388608;
+	sub.s32 	%r208, %r205, %r207;
+	mov.b32 	%f751, %r208;
+	cvt.rn.f32.s32 	%f752, %r207;
+	mov.f32 	%f753, 0f34000000;
+	fma.rn.f32 	%f754, %f752, %f753, %f750;
+	add.f32 	%f755, %f751, 0fBF800000;
+	mov.f32 	%f756, 0f3E1039F6;
+	mov.f32 	%f757, 0fBE055027;
+	fma.rn.f32 	%f758, %f757, %f755, %f756;
+	mov.f32 	%f759, 0fBDF8CDCC;
+	fma.rn.f32 	%f760, %f758, %f755, %f759;
+	mov.f32 	%f761, 0f3E0F2955;
+	fma.rn.f32 	%f762, %f760, %f755, %f761;
+	mov.f32 	%f763, 0fBE2AD8B9;
+	fma.rn.f32 	%f764, %f762, %f755, %f763;
+	mov.f32 	%f765, 0f3E4CED0B;
+	fma.rn.f32 	%f766, %f764, %f755, %f765;
+	mov.f32 	%f767, 0fBE7FFF22;
+	fma.rn.f32 	%f768, %f766, %f755, %f767;
+	mov.f32 	%f769, 0f3EAAAA78;
+	fma.rn.f32 	%f770, %f768, %f755, %f769;
+	mov.f32 	%f771, 0fBF000000;
+	fma.rn.f32 	%f772, %f770, %f755, %f771;
+	mul.f32 	%f773, %f772, %f755;
+	fma.rn.f32 	%f774, %f773, %f755, %f755;
+	mov.f32 	%f775, 0f3F317218;
+	fma.rn.f32 	%f1422, %f754, %f775, %f774;
+	setp.lt.u32 	%p131, %r205, 2139095040;
+	@%p131 bra 	$L__BB31_162;
+
+	mov.f32 	%f776, 0f7F800000;
+	fma.rn.f32 	%f1422, %f115, %f776, %f776;
+
+$L__BB31_162:
+	setp.eq.f32 	%p132, %f115, 0f00000000;
+	selp.f32 	%f1423, 0fFF800000, %f1422, %p132;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_148:
+	setp.gt.s32 	%p115, %r57, 6;
+	@%p115 bra 	$L__BB31_152;
+	bra.uni 	$L__BB31_149;
+
+$L__BB31_152:
+	setp.eq.s32 	%p116, %r57, 7;
+	@%p116 bra 	$L__BB31_157;
+
+	setp.eq.s32 	%p117, %r57, 8;
+	@%p117 bra 	$L__BB31_156;
+
+	setp.ne.s32 	%p118, %r57, 9;
+	@%p118 bra 	$L__BB31_147;
+
+	fma.rn.f32 	%f1423, %f1423, %f42, %f43;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_141:
+	setp.eq.s32 	%p125, %r57, 0;
+	@%p125 bra 	$L__BB31_165;
+
+	setp.eq.s32 	%p126, %r57, 1;
+	@%p126 bra 	$L__BB31_143;
+	bra.uni 	$L__BB31_147;
+
+$L__BB31_143:
+	abs.f32 	%f780, %f1423;
+	mul.f32 	%f781, %f780, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f782, %f781;
+	add.f32 	%f783, %f782, 0f3F800000;
+	mov.f32 	%f784, 0f3F800000;
+	rcp.approx.ftz.f32 	%f785, %f783;
+	mov.f32 	%f786, 0fC0000000;
+	fma.rn.f32 	%f787, %f785, %f786, %f784;
+	setp.ge.f32 	%p133, %f780, 0f41102CB4;
+	selp.f32 	%f788, 0f3F800000, %f787, %p133;
+	mov.b32 	%r209, %f788;
+	mov.b32 	%r210, %f1423;
+	and.b32  	%r211, %r210, -2147483648;
+	or.b32  	%r212, %r211, %r209;
+	mov.b32 	%f789, %r212;
+	mul.f32 	%f790, %f1423, %f1423;
+	mov.f32 	%f791, 0fBD563CAE;
+	mov.f32 	%f792, 0f3C80F082;
+	fma.rn.f32 	%f793, %f792, %f790, %f791;
+	mov.f32 	%f794, 0f3E085941;
+	fma.rn.f32 	%f795, %f793, %f790, %f794;
+	mov.f32 	%f796, 0fBEAAA9ED;
+	fma.rn.f32 	%f797, %f795, %f790, %f796;
+	mov.f32 	%f798, 0f00000000;
+	fma.rn.f32 	%f799, %f797, %f790, %f798;
+	fma.rn.f32 	%f800, %f799, %f1423, %f1423;
+	setp.ge.f32 	%p134, %f780, 0f3F19999A;
+	selp.f32 	%f1423, %f789, %f800, %p134;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_149:
+	setp.eq.s32 	%p119, %r57, 5;
+	@%p119 bra 	$L__BB31_159;
+
+	setp.eq.s32 	%p120, %r57, 6;
+	@%p120 bra 	$L__BB31_151;
+	bra.uni 	$L__BB31_147;
+
+$L__BB31_151:
+	setp.gt.f32 	%p128, %f1423, %f42;
+	selp.f32 	%f1423, %f1423, 0f00000000, %p128;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_164:
+	mov.f32 	%f779, 0f00000000;
+	max.f32 	%f1423, %f1423, %f779;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_163:
+	abs.f32 	%f777, %f1423;
+	add.f32 	%f778, %f777, 0f3F800000;
+	div.rn.f32 	%f1423, %f1423, %f778;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_157:
+	setp.ge.f32 	%p127, %f1423, 0f00000000;
+	@%p127 bra 	$L__BB31_166;
+
+	mov.f32 	%f716, 0f3F000000;
+	mov.f32 	%f717, 0f3BBB989D;
+	fma.rn.f32 	%f718, %f1423, %f717, %f716;
+	cvt.sat.f32.f32 	%f719, %f718;
+	mov.f32 	%f720, 0f4B400001;
+	mov.f32 	%f721, 0f437C0000;
+	fma.rm.f32 	%f722, %f719, %f721, %f720;
+	add.f32 	%f723, %f722, 0fCB40007F;
+	neg.f32 	%f724, %f723;
+	mov.f32 	%f725, 0f3FB8AA3B;
+	fma.rn.f32 	%f726, %f1423, %f725, %f724;
+	mov.f32 	%f727, 0f32A57060;
+	fma.rn.f32 	%f728, %f1423, %f727, %f726;
+	mov.b32 	%r201, %f722;
+	shl.b32 	%r202, %r201, 23;
+	mov.b32 	%f729, %r202;
+	ex2.approx.ftz.f32 	%f730, %f728;
+	fma.rn.f32 	%f731, %f730, %f729, 0fBF800000;
+	mul.f32 	%f1423, %f42, %f731;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_156:
+	fma.rn.f32 	%f712, %f1423, %f42, %f43;
+	mov.f32 	%f713, 0f3F800000;
+	min.f32 	%f714, %f713, %f712;
+	mov.f32 	%f715, 0f00000000;
+	max.f32 	%f1423, %f715, %f714;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_165:
+	neg.f32 	%f801, %f1423;
+	mov.f32 	%f802, 0f3F000000;
+	mov.f32 	%f803, 0f3BBB989D;
+	fma.rn.f32 	%f804, %f801, %f803, %f802;
+	cvt.sat.f32.f32 	%f805, %f804;
+	mov.f32 	%f806, 0f4B400001;
+	mov.f32 	%f807, 0f437C0000;
+	fma.rm.f32 	%f808, %f805, %f807, %f806;
+	add.f32 	%f809, %f808, 0fCB40007F;
+	neg.f32 	%f810, %f809;
+	mov.f32 	%f811, 0f3FB8AA3B;
+	fma.rn.f32 	%f812, %f801, %f811, %f810;
+	mov.f32 	%f813, 0f32A57060;
+	fma.rn.f32 	%f814, %f801, %f813, %f812;
+	mov.b32 	%r213, %f808;
+	shl.b32 	%r214, %r213, 23;
+	mov.b32 	%f815, %r214;
+	ex2.approx.ftz.f32 	%f816, %f814;
+	fma.rn.f32 	%f817, %f816, %f815, 0f3F800000;
+	rcp.rn.f32 	%f1423, %f817;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_159:
+	setp.ge.f32 	%p129, %f1423, 0f00000000;
+	mul.f32 	%f732, %f1423, %f42;
+	selp.f32 	%f1423, %f1423, %f732, %p129;
+	bra.uni 	$L__BB31_166;
+
+$L__BB31_147:
+	mul.f32 	%f818, %f1423, %f43;
+	abs.f32 	%f819, %f818;
+	mul.f32 	%f820, %f819, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f821, %f820;
+	add.f32 	%f822, %f821, 0f3F800000;
+	mov.f32 	%f823, 0f3F800000;
+	rcp.approx.ftz.f32 	%f824, %f822;
+	mov.f32 	%f825, 0fC0000000;
+	fma.rn.f32 	%f826, %f824, %f825, %f823;
+	setp.ge.f32 	%p135, %f819, 0f41102CB4;
+	selp.f32 	%f827, 0f3F800000, %f826, %p135;
+	mov.b32 	%r215, %f827;
+	mov.b32 	%r216, %f818;
+	and.b32  	%r217, %r216, -2147483648;
+	or.b32  	%r218, %r217, %r215;
+	mov.b32 	%f828, %r218;
+	mul.f32 	%f829, %f818, %f818;
+	mov.f32 	%f830, 0fBD563CAE;
+	mov.f32 	%f831, 0f3C80F082;
+	fma.rn.f32 	%f832, %f831, %f829, %f830;
+	mov.f32 	%f833, 0f3E085941;
+	fma.rn.f32 	%f834, %f832, %f829, %f833;
+	mov.f32 	%f835, 0fBEAAA9ED;
+	fma.rn.f32 	%f836, %f834, %f829, %f835;
+	mov.f32 	%f837, 0f00000000;
+	fma.rn.f32 	%f838, %f836, %f829, %f837;
+	fma.rn.f32 	%f839, %f838, %f818, %f818;
+	setp.ge.f32 	%p136, %f819, 0f3F19999A;
+	selp.f32 	%f840, %f828, %f839, %p136;
+	mul.f32 	%f1423, %f42, %f840;
+
+$L__BB31_166:
+	st.global.f32 	[%rd14], %f1425;
+	ld.global.u32 	%r219, [%rd38+24];
+	ld.global.f32 	%f126, [%rd38+28];
+	ld.global.f32 	%f127, [%rd38+32];
+	setp.gt.s32 	%p137, %r219, 4;
+	@%p137 bra 	$L__BB31_175;
+
+	setp.gt.s32 	%p144, %r219, 1;
+	@%p144 bra 	$L__BB31_171;
+	bra.uni 	$L__BB31_168;
+
+$L__BB31_171:
+	setp.eq.s32 	%p145, %r219, 2;
+	@%p145 bra 	$L__BB31_191;
+
+	setp.eq.s32 	%p146, %r219, 3;
+	@%p146 bra 	$L__BB31_190;
+
+	setp.eq.s32 	%p147, %r219, 4;
+	@%p147 bra 	$L__BB31_187;
+	bra.uni 	$L__BB31_174;
+
+$L__BB31_187:
+	mov.f32 	%f862, 0f3F000000;
+	mov.f32 	%f863, 0f3BBB989D;
+	fma.rn.f32 	%f864, %f1425, %f863, %f862;
+	cvt.sat.f32.f32 	%f865, %f864;
+	mov.f32 	%f866, 0f4B400001;
+	mov.f32 	%f867, 0f437C0000;
+	fma.rm.f32 	%f868, %f865, %f867, %f866;
+	add.f32 	%f869, %f868, 0fCB40007F;
+	neg.f32 	%f870, %f869;
+	mov.f32 	%f871, 0f3FB8AA3B;
+	fma.rn.f32 	%f872, %f1425, %f871, %f870;
+	mov.f32 	%f873, 0f32A57060;
+	fma.rn.f32 	%f874, %f1425, %f873, %f872;
+	mov.b32 	%r222, %f868;
+	shl.b32 	%r223, %r222, 23;
+	mov.b32 	%f875, %r223;
+	ex2.approx.ftz.f32 	%f876, %f874;
+	fma.rn.f32 	%f877, %f876, %f875, 0f3F800000;
+	setp.lt.f32 	%p153, %f877, 0f00800000;
+	mul.f32 	%f878, %f877, 0f4B000000;
+	selp.f32 	%f133, %f878, %f877, %p153;
+	selp.f32 	%f879, 0fC1B80000, 0f00000000, %p153;
+	mov.b32 	%r224, %f133;
+	add.s32 	%r225, %r224, -1059760811;
+	and.b32  	%r226, %r225, -8388608;
+	sub.s32 	%r227, %r224, %r226;
+	mov.b32 	%f880, %r227;
+	cvt.rn.f32.s32 	%f881, %r226;
+	mov.f32 	%f882, 0f34000000;
+	fma.rn.f32 	%f883, %f881, %f882, %f879;
+	add.f32 	%f884, %f880, 0fBF800000;
+	mov.f32 	%f885, 0f3E1039F6;
+	mov.f32 	%f886, 0fBE055027;
+	fma.rn.f32 	%f887, %f886, %f884, %f885;
+	mov.f32 	%f888, 0fBDF8CDCC;
+	fma.rn.f32 	%f889, %f887, %f884, %f888;
+	mov.f32 	%f890, 0f3E0F2955;
+	fma.rn.f32 	%f891, %f889, %f884, %f890;
+	mov.f32 	%f892, 0fBE2AD8B9;
+	fma.rn.f32 	%f893, %f891, %f884, %f892;
+	mov.f32 	%f894, 0f3E4CED0B;
+	fma.rn.f32 	%f895, %f893, %f884, %f894;
+	mov.f32 	%f896, 0fBE7FFF22;
+	fma.rn.f32 	%f897, %f895, %f884, %f896;
+	mov.f32 	%f898, 0f3EAAAA78;
+	fma.rn.f32 	%f899, %f897, %f884, %f898;
+	mov.f32 	%f900, 0fBF000000;
+	fma.rn.f32 	%f901, %f899, %f884, %f900;
+	mul.f32 	%f902, %f901, %f884;
+	fma.rn.f32 	%f903, %f902, %f884, %f884;
+	mov.f32 	%f904, 0f3F317218;
+	fma.rn.f32 	%f1424, %f883, %f904, %f903;
+	setp.lt.u32 	%p154, %r224, 2139095040;
+	@%p154 bra 	$L__BB31_189;
+
+	mov.f32 	%f905, 0f7F800000;
+	fma.rn.f32 	%f1424, %f133, %f905, %f905;
+
+$L__BB31_189:
+	setp.eq.f32 	%p155, %f133, 0f00000000;
+	selp.f32 	%f1425, 0fFF800000, %f1424, %p155;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_175:
+	setp.gt.s32 	%p138, %r219, 6;
+	@%p138 bra 	$L__BB31_179;
+	bra.uni 	$L__BB31_176;
+
+$L__BB31_179:
+	setp.eq.s32 	%p139, %r219, 7;
+	@%p139 bra 	$L__BB31_184;
+
+	setp.eq.s32 	%p140, %r219, 8;
+	@%p140 bra 	$L__BB31_183;
+
+	setp.ne.s32 	%p141, %r219, 9;
+	@%p141 bra 	$L__BB31_174;
+
+	fma.rn.f32 	%f1425, %f1425, %f126, %f127;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_168:
+	setp.eq.s32 	%p148, %r219, 0;
+	@%p148 bra 	$L__BB31_192;
+
+	setp.eq.s32 	%p149, %r219, 1;
+	@%p149 bra 	$L__BB31_170;
+	bra.uni 	$L__BB31_174;
+
+$L__BB31_170:
+	abs.f32 	%f909, %f1425;
+	mul.f32 	%f910, %f909, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f911, %f910;
+	add.f32 	%f912, %f911, 0f3F800000;
+	mov.f32 	%f913, 0f3F800000;
+	rcp.approx.ftz.f32 	%f914, %f912;
+	mov.f32 	%f915, 0fC0000000;
+	fma.rn.f32 	%f916, %f914, %f915, %f913;
+	setp.ge.f32 	%p156, %f909, 0f41102CB4;
+	selp.f32 	%f917, 0f3F800000, %f916, %p156;
+	mov.b32 	%r228, %f917;
+	mov.b32 	%r229, %f1425;
+	and.b32  	%r230, %r229, -2147483648;
+	or.b32  	%r231, %r230, %r228;
+	mov.b32 	%f918, %r231;
+	mul.f32 	%f919, %f1425, %f1425;
+	mov.f32 	%f920, 0fBD563CAE;
+	mov.f32 	%f921, 0f3C80F082;
+	fma.rn.f32 	%f922, %f921, %f919, %f920;
+	mov.f32 	%f923, 0f3E085941;
+	fma.rn.f32 	%f924, %f922, %f919, %f923;
+	mov.f32 	%f925, 0fBEAAA9ED;
+	fma.rn.f32 	%f926, %f924, %f919, %f925;
+	mov.f32 	%f927, 0f00000000;
+	fma.rn.f32 	%f928, %f926, %f919, %f927;
+	fma.rn.f32 	%f929, %f928, %f1425, %f1425;
+	setp.ge.f32 	%p157, %f909, 0f3F19999A;
+	selp.f32 	%f1425, %f918, %f929, %p157;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_176:
+	setp.eq.s32 	%p142, %r219, 5;
+	@%p142 bra 	$L__BB31_186;
+
+	setp.eq.s32 	%p143, %r219, 6;
+	@%p143 bra 	$L__BB31_178;
+	bra.uni 	$L__BB31_174;
+
+$L__BB31_178:
+	setp.gt.f32 	%p151, %f1425, %f126;
+	selp.f32 	%f1425, %f1425, 0f00000000, %p151;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_191:
+	mov.f32 	%f908, 0f00000000;
+	max.f32 	%f1425, %f1425, %f908;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_190:
+	abs.f32 	%f906, %f1425;
+	add.f32 	%f907, %f906, 0f3F800000;
+	div.rn.f32 	%f1425, %f1425, %f907;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_184:
+	setp.ge.f32 	%p150, %f1425, 0f00000000;
+	@%p150 bra 	$L__BB31_193;
+
+	mov.f32 	%f845, 0f3F000000;
+	mov.f32 	%f846, 0f3BBB989D;
+	fma.rn.f32 	%f847, %f1425, %f846, %f845;
+	cvt.sat.f32.f32 	%f848, %f847;
+	mov.f32 	%f849, 0f4B400001;
+	mov.f32 	%f850, 0f437C0000;
+	fma.rm.f32 	%f851, %f848, %f850, %f849;
+	add.f32 	%f852, %f851, 0fCB40007F;
+	neg.f32 	%f853, %f852;
+	mov.f32 	%f854, 0f3FB8AA3B;
+	fma.rn.f32 	%f855, %f1425, %f854, %f853;
+	mov.f32 	%f856, 0f32A57060;
+	fma.rn.f32 	%f857, %f1425, %f856, %f855;
+	mov.b32 	%r220, %f851;
+	shl.b32 	%r221, %r220, 23;
+	mov.b32 	%f858, %r221;
+	ex2.approx.ftz.f32 	%f859, %f857;
+	fma.rn.f32 	%f860, %f859, %f858, 0fBF800000;
+	mul.f32 	%f1425, %f126, %f860;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_183:
+	fma.rn.f32 	%f841, %f1425, %f126, %f127;
+	mov.f32 	%f842, 0f3F800000;
+	min.f32 	%f843, %f842, %f841;
+	mov.f32 	%f844, 0f00000000;
+	max.f32 	%f1425, %f844, %f843;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_192:
+	neg.f32 	%f930, %f1425;
+	mov.f32 	%f931, 0f3F000000;
+	mov.f32 	%f932, 0f3BBB989D;
+	fma.rn.f32 	%f933, %f930, %f932, %f931;
+	cvt.sat.f32.f32 	%f934, %f933;
+	mov.f32 	%f935, 0f4B400001;
+	mov.f32 	%f936, 0f437C0000;
+	fma.rm.f32 	%f937, %f934, %f936, %f935;
+	add.f32 	%f938, %f937, 0fCB40007F;
+	neg.f32 	%f939, %f938;
+	mov.f32 	%f940, 0f3FB8AA3B;
+	fma.rn.f32 	%f941, %f930, %f940, %f939;
+	mov.f32 	%f942, 0f32A57060;
+	fma.rn.f32 	%f943, %f930, %f942, %f941;
+	mov.b32 	%r232, %f937;
+	shl.b32 	%r233, %r232, 23;
+	mov.b32 	%f944, %r233;
+	ex2.approx.ftz.f32 	%f945, %f943;
+	fma.rn.f32 	%f946, %f945, %f944, 0f3F800000;
+	rcp.rn.f32 	%f1425, %f946;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_186:
+	setp.ge.f32 	%p152, %f1425, 0f00000000;
+	mul.f32 	%f861, %f1425, %f126;
+	selp.f32 	%f1425, %f1425, %f861, %p152;
+	bra.uni 	$L__BB31_193;
+
+$L__BB31_174:
+	mul.f32 	%f947, %f1425, %f127;
+	abs.f32 	%f948, %f947;
+	mul.f32 	%f949, %f948, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f950, %f949;
+	add.f32 	%f951, %f950, 0f3F800000;
+	mov.f32 	%f952, 0f3F800000;
+	rcp.approx.ftz.f32 	%f953, %f951;
+	mov.f32 	%f954, 0fC0000000;
+	fma.rn.f32 	%f955, %f953, %f954, %f952;
+	setp.ge.f32 	%p158, %f948, 0f41102CB4;
+	selp.f32 	%f956, 0f3F800000, %f955, %p158;
+	mov.b32 	%r234, %f956;
+	mov.b32 	%r235, %f947;
+	and.b32  	%r236, %r235, -2147483648;
+	or.b32  	%r237, %r236, %r234;
+	mov.b32 	%f957, %r237;
+	mul.f32 	%f958, %f947, %f947;
+	mov.f32 	%f959, 0fBD563CAE;
+	mov.f32 	%f960, 0f3C80F082;
+	fma.rn.f32 	%f961, %f960, %f958, %f959;
+	mov.f32 	%f962, 0f3E085941;
+	fma.rn.f32 	%f963, %f961, %f958, %f962;
+	mov.f32 	%f964, 0fBEAAA9ED;
+	fma.rn.f32 	%f965, %f963, %f958, %f964;
+	mov.f32 	%f966, 0f00000000;
+	fma.rn.f32 	%f967, %f965, %f958, %f966;
+	fma.rn.f32 	%f968, %f967, %f947, %f947;
+	setp.ge.f32 	%p159, %f948, 0f3F19999A;
+	selp.f32 	%f969, %f957, %f968, %p159;
+	mul.f32 	%f1425, %f126, %f969;
+
+$L__BB31_193:
+	mul.f32 	%f1442, %f1423, %f1425;
+	bra.uni 	$L__BB31_294;
+
+$L__BB31_221:
+	mov.f32 	%f1042, 0f00000000;
+	max.f32 	%f1428, %f1428, %f1042;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_220:
+	abs.f32 	%f1040, %f1428;
+	add.f32 	%f1041, %f1040, 0f3F800000;
+	div.rn.f32 	%f1428, %f1428, %f1041;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_214:
+	setp.ge.f32 	%p174, %f1428, 0f00000000;
+	@%p174 bra 	$L__BB31_223;
+
+	mov.f32 	%f979, 0f3F000000;
+	mov.f32 	%f980, 0f3BBB989D;
+	fma.rn.f32 	%f981, %f1428, %f980, %f979;
+	cvt.sat.f32.f32 	%f982, %f981;
+	mov.f32 	%f983, 0f4B400001;
+	mov.f32 	%f984, 0f437C0000;
+	fma.rm.f32 	%f985, %f982, %f984, %f983;
+	add.f32 	%f986, %f985, 0fCB40007F;
+	neg.f32 	%f987, %f986;
+	mov.f32 	%f988, 0f3FB8AA3B;
+	fma.rn.f32 	%f989, %f1428, %f988, %f987;
+	mov.f32 	%f990, 0f32A57060;
+	fma.rn.f32 	%f991, %f1428, %f990, %f989;
+	mov.b32 	%r239, %f985;
+	shl.b32 	%r240, %r239, 23;
+	mov.b32 	%f992, %r240;
+	ex2.approx.ftz.f32 	%f993, %f991;
+	fma.rn.f32 	%f994, %f993, %f992, 0fBF800000;
+	mul.f32 	%f1428, %f148, %f994;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_213:
+	fma.rn.f32 	%f975, %f1428, %f148, %f149;
+	mov.f32 	%f976, 0f3F800000;
+	min.f32 	%f977, %f976, %f975;
+	mov.f32 	%f978, 0f00000000;
+	max.f32 	%f1428, %f978, %f977;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_222:
+	neg.f32 	%f1064, %f1428;
+	mov.f32 	%f1065, 0f3F000000;
+	mov.f32 	%f1066, 0f3BBB989D;
+	fma.rn.f32 	%f1067, %f1064, %f1066, %f1065;
+	cvt.sat.f32.f32 	%f1068, %f1067;
+	mov.f32 	%f1069, 0f4B400001;
+	mov.f32 	%f1070, 0f437C0000;
+	fma.rm.f32 	%f1071, %f1068, %f1070, %f1069;
+	add.f32 	%f1072, %f1071, 0fCB40007F;
+	neg.f32 	%f1073, %f1072;
+	mov.f32 	%f1074, 0f3FB8AA3B;
+	fma.rn.f32 	%f1075, %f1064, %f1074, %f1073;
+	mov.f32 	%f1076, 0f32A57060;
+	fma.rn.f32 	%f1077, %f1064, %f1076, %f1075;
+	mov.b32 	%r251, %f1071;
+	shl.b32 	%r252, %r251, 23;
+	mov.b32 	%f1078, %r252;
+	ex2.approx.ftz.f32 	%f1079, %f1077;
+	fma.rn.f32 	%f1080, %f1079, %f1078, 0f3F800000;
+	rcp.rn.f32 	%f1428, %f1080;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_216:
+	setp.ge.f32 	%p176, %f1428, 0f00000000;
+	mul.f32 	%f995, %f1428, %f148;
+	selp.f32 	%f1428, %f1428, %f995, %p176;
+	bra.uni 	$L__BB31_223;
+
+$L__BB31_204:
+	mul.f32 	%f1081, %f1428, %f149;
+	abs.f32 	%f1082, %f1081;
+	mul.f32 	%f1083, %f1082, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f1084, %f1083;
+	add.f32 	%f1085, %f1084, 0f3F800000;
+	mov.f32 	%f1086, 0f3F800000;
+	rcp.approx.ftz.f32 	%f1087, %f1085;
+	mov.f32 	%f1088, 0fC0000000;
+	fma.rn.f32 	%f1089, %f1087, %f1088, %f1086;
+	setp.ge.f32 	%p182, %f1082, 0f41102CB4;
+	selp.f32 	%f1090, 0f3F800000, %f1089, %p182;
+	mov.b32 	%r253, %f1090;
+	mov.b32 	%r254, %f1081;
+	and.b32  	%r255, %r254, -2147483648;
+	or.b32  	%r256, %r255, %r253;
+	mov.b32 	%f1091, %r256;
+	mul.f32 	%f1092, %f1081, %f1081;
+	mov.f32 	%f1093, 0fBD563CAE;
+	mov.f32 	%f1094, 0f3C80F082;
+	fma.rn.f32 	%f1095, %f1094, %f1092, %f1093;
+	mov.f32 	%f1096, 0f3E085941;
+	fma.rn.f32 	%f1097, %f1095, %f1092, %f1096;
+	mov.f32 	%f1098, 0fBEAAA9ED;
+	fma.rn.f32 	%f1099, %f1097, %f1092, %f1098;
+	mov.f32 	%f1100, 0f00000000;
+	fma.rn.f32 	%f1101, %f1099, %f1092, %f1100;
+	fma.rn.f32 	%f1102, %f1101, %f1081, %f1081;
+	setp.ge.f32 	%p183, %f1082, 0f3F19999A;
+	selp.f32 	%f1103, %f1091, %f1102, %p183;
+	mul.f32 	%f1428, %f148, %f1103;
+
+$L__BB31_223:
+	ld.global.u32 	%r257, [%rd10+32];
+	setp.eq.s32 	%p184, %r257, 0;
+	@%p184 bra 	$L__BB31_254;
+
+	ld.local.f32 	%f166, [%rd8+8];
+	ld.local.f32 	%f1104, [%rd9+4];
+	ld.local.f32 	%f1105, [%rd8+4];
+	add.f32 	%f1431, %f1105, %f1104;
+	@%p160 bra 	$L__BB31_226;
+
+	ld.global.f32 	%f1106, [%rd10+40];
+	neg.f32 	%f1107, %f1106;
+	max.f32 	%f1108, %f1431, %f1107;
+	min.f32 	%f1431, %f1108, %f1106;
+
+$L__BB31_226:
+	@%p161 bra 	$L__BB31_235;
+
+	setp.gt.s32 	%p193, %r60, 1;
+	@%p193 bra 	$L__BB31_231;
+	bra.uni 	$L__BB31_228;
+
+$L__BB31_231:
+	setp.eq.s32 	%p194, %r60, 2;
+	@%p194 bra 	$L__BB31_251;
+
+	setp.eq.s32 	%p195, %r60, 3;
+	@%p195 bra 	$L__BB31_250;
+
+	setp.eq.s32 	%p196, %r60, 4;
+	@%p196 bra 	$L__BB31_247;
+	bra.uni 	$L__BB31_234;
+
+$L__BB31_247:
+	mov.f32 	%f1130, 0f3F000000;
+	mov.f32 	%f1131, 0f3BBB989D;
+	fma.rn.f32 	%f1132, %f1431, %f1131, %f1130;
+	cvt.sat.f32.f32 	%f1133, %f1132;
+	mov.f32 	%f1134, 0f4B400001;
+	mov.f32 	%f1135, 0f437C0000;
+	fma.rm.f32 	%f1136, %f1133, %f1135, %f1134;
+	add.f32 	%f1137, %f1136, 0fCB40007F;
+	neg.f32 	%f1138, %f1137;
+	mov.f32 	%f1139, 0f3FB8AA3B;
+	fma.rn.f32 	%f1140, %f1431, %f1139, %f1138;
+	mov.f32 	%f1141, 0f32A57060;
+	fma.rn.f32 	%f1142, %f1431, %f1141, %f1140;
+	mov.b32 	%r260, %f1136;
+	shl.b32 	%r261, %r260, 23;
+	mov.b32 	%f1143, %r261;
+	ex2.approx.ftz.f32 	%f1144, %f1142;
+	fma.rn.f32 	%f1145, %f1144, %f1143, 0f3F800000;
+	setp.lt.f32 	%p202, %f1145, 0f00800000;
+	mul.f32 	%f1146, %f1145, 0f4B000000;
+	selp.f32 	%f175, %f1146, %f1145, %p202;
+	selp.f32 	%f1147, 0fC1B80000, 0f00000000, %p202;
+	mov.b32 	%r262, %f175;
+	add.s32 	%r263, %r262, -1059760811;
+	and.b32  	%r264, %r263, -8388608;
+	sub.s32 	%r265, %r262, %r264;
+	mov.b32 	%f1148, %r265;
+	cvt.rn.f32.s32 	%f1149, %r264;
+	mov.f32 	%f1150, 0f34000000;
+	fma.rn.f32 	%f1151, %f1149, %f1150, %f1147;
+	add.f32 	%f1152, %f1148, 0fBF800000;
+	mov.f32 	%f1153, 0f3E1039F6;
+	mov.f32 	%f1154, 0fBE055027;
+	fma.rn.f32 	%f1155, %f1154, %f1152, %f1153;
+	mov.f32 	%f1156, 0fBDF8CDCC;
+	fma.rn.f32 	%f1157, %f1155, %f1152, %f1156;
+	mov.f32 	%f1158, 0f3E0F2955;
+	fma.rn.f32 	%f1159, %f1157, %f1152, %f1158;
+	mov.f32 	%f1160, 0fBE2AD8B9;
+	fma.rn.f32 	%f1161, %f1159, %f1152, %f1160;
+	mov.f32 	%f1162, 0f3E4CED0B;
+	fma.rn.f32 	%f1163, %f1161, %f1152, %f1162;
+	mov.f32 	%f1164, 0fBE7FFF22;
+	fma.rn.f32 	%f1165, %f1163, %f1152, %f1164;
+	mov.f32 	%f1166, 0f3EAAAA78;
+	fma.rn.f32 	%f1167, %f1165, %f1152, %f1166;
+	mov.f32 	%f1168, 0fBF000000;
+	fma.rn.f32 	%f1169, %f1167, %f1152, %f1168;
+	mul.f32 	%f1170, %f1169, %f1152;
+	fma.rn.f32 	%f1171, %f1170, %f1152, %f1152;
+	mov.f32 	%f1172, 0f3F317218;
+	fma.rn.f32 	%f1430, %f1151, %f1172, %f1171;
+	setp.lt.u32 	%p203, %r262, 2139095040;
+	@%p203 bra 	$L__BB31_249;
+
+	mov.f32 	%f1173, 0f7F800000;
+	fma.rn.f32 	%f1430, %f175, %f1173, %f1173;
+
+$L__BB31_249:
+	setp.eq.f32 	%p204, %f175, 0f00000000;
+	selp.f32 	%f1431, 0fFF800000, %f1430, %p204;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_254:
+	ld.param.u32 	%r334, [rnn_step_param_8];
+	setp.eq.s32 	%p243, %r334, 0;
+	mul.lo.s32 	%r333, %r6, %r7;
+	mul.lo.s32 	%r332, %r333, %r9;
+	shl.b32 	%r276, %r332, 2;
+	cvt.s64.s32 	%rd40, %r276;
+	mad.lo.s32 	%r277, %r13, 3, 2;
+	mad.lo.s32 	%r278, %r277, %r6, %r11;
+	mul.lo.s32 	%r279, %r278, %r6;
+	cvt.s64.s32 	%rd41, %r279;
+	mov.f32 	%f1437, 0f00000000;
+	@%p243 bra 	$L__BB31_256;
+
+	ld.param.u64 	%rd233, [rnn_step_param_6];
+	cvta.to.global.u64 	%rd232, %rd233;
+	ld.param.u32 	%r335, [rnn_step_param_7];
+	add.s32 	%r280, %r59, 5;
+	add.s32 	%r281, %r11, %r335;
+	mad.lo.s32 	%r282, %r280, %r6, %r281;
+	mul.wide.s32 	%rd186, %r282, 4;
+	add.s64 	%rd187, %rd232, %rd186;
+	ld.global.f32 	%f1437, [%rd187];
+
+$L__BB31_256:
+	setp.lt.s32 	%p210, %r6, 1;
+	@%p210 bra 	$L__BB31_263;
+
+	setp.lt.u32 	%p211, %r24, 3;
+	mov.u32 	%r362, 0;
+	@%p211 bra 	$L__BB31_260;
+
+	ld.param.u32 	%r338, [rnn_step_param_16];
+	cvt.s64.s32 	%rd230, %r338;
+	add.s64 	%rd42, %rd41, %rd21;
+	add.s64 	%rd188, %rd40, %rd230;
+	add.s64 	%rd43, %rd188, %rd17;
+	mov.u32 	%r362, 0;
+
+$L__BB31_259:
+	cvt.s64.s32 	%rd189, %r362;
+	add.s64 	%rd190, %rd42, %rd189;
+	shl.b64 	%rd191, %rd190, 2;
+	add.s64 	%rd192, %rd3, %rd191;
+	add.s64 	%rd193, %rd43, %rd189;
+	shl.b64 	%rd194, %rd193, 2;
+	add.s64 	%rd195, %rd7, %rd194;
+	ld.global.f32 	%f1241, [%rd195];
+	ld.global.f32 	%f1242, [%rd192];
+	fma.rn.f32 	%f1243, %f1242, %f1241, %f1437;
+	ld.global.f32 	%f1244, [%rd195+4];
+	ld.global.f32 	%f1245, [%rd192+4];
+	fma.rn.f32 	%f1246, %f1245, %f1244, %f1243;
+	ld.global.f32 	%f1247, [%rd195+8];
+	ld.global.f32 	%f1248, [%rd192+8];
+	fma.rn.f32 	%f1249, %f1248, %f1247, %f1246;
+	ld.global.f32 	%f1250, [%rd195+12];
+	ld.global.f32 	%f1251, [%rd192+12];
+	fma.rn.f32 	%f1437, %f1251, %f1250, %f1249;
+	add.s32 	%r362, %r362, 4;
+	add.s32 	%r361, %r361, -4;
+	setp.ne.s32 	%p212, %r361, 0;
+	@%p212 bra 	$L__BB31_259;
+
+$L__BB31_260:
+	setp.eq.s32 	%p213, %r363, 0;
+	@%p213 bra 	$L__BB31_263;
+
+	ld.param.u32 	%r339, [rnn_step_param_16];
+	cvt.s64.s32 	%rd231, %r339;
+	cvt.s64.s32 	%rd196, %r362;
+	add.s64 	%rd197, %rd196, %rd231;
+	add.s64 	%rd198, %rd197, %rd40;
+	add.s64 	%rd199, %rd198, %rd17;
+	shl.b64 	%rd200, %rd199, 2;
+	add.s64 	%rd235, %rd7, %rd200;
+	add.s64 	%rd201, %rd196, %rd21;
+	add.s64 	%rd202, %rd201, %rd41;
+	shl.b64 	%rd203, %rd202, 2;
+	add.s64 	%rd234, %rd3, %rd203;
+
+$L__BB31_262:
+	.pragma "nounroll";
+	ld.global.f32 	%f1252, [%rd235];
+	ld.global.f32 	%f1253, [%rd234];
+	fma.rn.f32 	%f1437, %f1253, %f1252, %f1437;
+	add.s64 	%rd235, %rd235, 4;
+	add.s64 	%rd234, %rd234, 4;
+	add.s32 	%r363, %r363, -1;
+	setp.ne.s32 	%p214, %r363, 0;
+	@%p214 bra 	$L__BB31_262;
+
+$L__BB31_263:
+	ld.local.f32 	%f1254, [%rd8+8];
+	add.f32 	%f199, %f1437, %f1254;
+	bra.uni 	$L__BB31_264;
+
+$L__BB31_235:
+	setp.gt.s32 	%p187, %r60, 6;
+	@%p187 bra 	$L__BB31_239;
+	bra.uni 	$L__BB31_236;
+
+$L__BB31_239:
+	setp.eq.s32 	%p188, %r60, 7;
+	@%p188 bra 	$L__BB31_244;
+
+	setp.eq.s32 	%p189, %r60, 8;
+	@%p189 bra 	$L__BB31_243;
+
+	setp.ne.s32 	%p190, %r60, 9;
+	@%p190 bra 	$L__BB31_234;
+
+	fma.rn.f32 	%f1431, %f1431, %f148, %f149;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_228:
+	setp.eq.s32 	%p197, %r60, 0;
+	@%p197 bra 	$L__BB31_252;
+
+	setp.eq.s32 	%p198, %r60, 1;
+	@%p198 bra 	$L__BB31_230;
+	bra.uni 	$L__BB31_234;
+
+$L__BB31_230:
+	abs.f32 	%f1177, %f1431;
+	mul.f32 	%f1178, %f1177, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f1179, %f1178;
+	add.f32 	%f1180, %f1179, 0f3F800000;
+	mov.f32 	%f1181, 0f3F800000;
+	rcp.approx.ftz.f32 	%f1182, %f1180;
+	mov.f32 	%f1183, 0fC0000000;
+	fma.rn.f32 	%f1184, %f1182, %f1183, %f1181;
+	setp.ge.f32 	%p205, %f1177, 0f41102CB4;
+	selp.f32 	%f1185, 0f3F800000, %f1184, %p205;
+	mov.b32 	%r266, %f1185;
+	mov.b32 	%r267, %f1431;
+	and.b32  	%r268, %r267, -2147483648;
+	or.b32  	%r269, %r268, %r266;
+	mov.b32 	%f1186, %r269;
+	mul.f32 	%f1187, %f1431, %f1431;
+	mov.f32 	%f1188, 0fBD563CAE;
+	mov.f32 	%f1189, 0f3C80F082;
+	fma.rn.f32 	%f1190, %f1189, %f1187, %f1188;
+	mov.f32 	%f1191, 0f3E085941;
+	fma.rn.f32 	%f1192, %f1190, %f1187, %f1191;
+	mov.f32 	%f1193, 0fBEAAA9ED;
+	fma.rn.f32 	%f1194, %f1192, %f1187, %f1193;
+	mov.f32 	%f1195, 0f00000000;
+	fma.rn.f32 	%f1196, %f1194, %f1187, %f1195;
+	fma.rn.f32 	%f1197, %f1196, %f1431, %f1431;
+	setp.ge.f32 	%p206, %f1177, 0f3F19999A;
+	selp.f32 	%f1431, %f1186, %f1197, %p206;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_236:
+	setp.eq.s32 	%p191, %r60, 5;
+	@%p191 bra 	$L__BB31_246;
+
+	setp.eq.s32 	%p192, %r60, 6;
+	@%p192 bra 	$L__BB31_238;
+	bra.uni 	$L__BB31_234;
+
+$L__BB31_238:
+	setp.gt.f32 	%p200, %f1431, %f148;
+	selp.f32 	%f1431, %f1431, 0f00000000, %p200;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_251:
+	mov.f32 	%f1176, 0f00000000;
+	max.f32 	%f1431, %f1431, %f1176;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_250:
+	abs.f32 	%f1174, %f1431;
+	add.f32 	%f1175, %f1174, 0f3F800000;
+	div.rn.f32 	%f1431, %f1431, %f1175;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_244:
+	setp.ge.f32 	%p199, %f1431, 0f00000000;
+	@%p199 bra 	$L__BB31_253;
+
+	mov.f32 	%f1113, 0f3F000000;
+	mov.f32 	%f1114, 0f3BBB989D;
+	fma.rn.f32 	%f1115, %f1431, %f1114, %f1113;
+	cvt.sat.f32.f32 	%f1116, %f1115;
+	mov.f32 	%f1117, 0f4B400001;
+	mov.f32 	%f1118, 0f437C0000;
+	fma.rm.f32 	%f1119, %f1116, %f1118, %f1117;
+	add.f32 	%f1120, %f1119, 0fCB40007F;
+	neg.f32 	%f1121, %f1120;
+	mov.f32 	%f1122, 0f3FB8AA3B;
+	fma.rn.f32 	%f1123, %f1431, %f1122, %f1121;
+	mov.f32 	%f1124, 0f32A57060;
+	fma.rn.f32 	%f1125, %f1431, %f1124, %f1123;
+	mov.b32 	%r258, %f1119;
+	shl.b32 	%r259, %r258, 23;
+	mov.b32 	%f1126, %r259;
+	ex2.approx.ftz.f32 	%f1127, %f1125;
+	fma.rn.f32 	%f1128, %f1127, %f1126, 0fBF800000;
+	mul.f32 	%f1431, %f148, %f1128;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_243:
+	fma.rn.f32 	%f1109, %f1431, %f148, %f149;
+	mov.f32 	%f1110, 0f3F800000;
+	min.f32 	%f1111, %f1110, %f1109;
+	mov.f32 	%f1112, 0f00000000;
+	max.f32 	%f1431, %f1112, %f1111;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_252:
+	neg.f32 	%f1198, %f1431;
+	mov.f32 	%f1199, 0f3F000000;
+	mov.f32 	%f1200, 0f3BBB989D;
+	fma.rn.f32 	%f1201, %f1198, %f1200, %f1199;
+	cvt.sat.f32.f32 	%f1202, %f1201;
+	mov.f32 	%f1203, 0f4B400001;
+	mov.f32 	%f1204, 0f437C0000;
+	fma.rm.f32 	%f1205, %f1202, %f1204, %f1203;
+	add.f32 	%f1206, %f1205, 0fCB40007F;
+	neg.f32 	%f1207, %f1206;
+	mov.f32 	%f1208, 0f3FB8AA3B;
+	fma.rn.f32 	%f1209, %f1198, %f1208, %f1207;
+	mov.f32 	%f1210, 0f32A57060;
+	fma.rn.f32 	%f1211, %f1198, %f1210, %f1209;
+	mov.b32 	%r270, %f1205;
+	shl.b32 	%r271, %r270, 23;
+	mov.b32 	%f1212, %r271;
+	ex2.approx.ftz.f32 	%f1213, %f1211;
+	fma.rn.f32 	%f1214, %f1213, %f1212, 0f3F800000;
+	rcp.rn.f32 	%f1431, %f1214;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_246:
+	setp.ge.f32 	%p201, %f1431, 0f00000000;
+	mul.f32 	%f1129, %f1431, %f148;
+	selp.f32 	%f1431, %f1431, %f1129, %p201;
+	bra.uni 	$L__BB31_253;
+
+$L__BB31_234:
+	mul.f32 	%f1215, %f1431, %f149;
+	abs.f32 	%f1216, %f1215;
+	mul.f32 	%f1217, %f1216, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f1218, %f1217;
+	add.f32 	%f1219, %f1218, 0f3F800000;
+	mov.f32 	%f1220, 0f3F800000;
+	rcp.approx.ftz.f32 	%f1221, %f1219;
+	mov.f32 	%f1222, 0fC0000000;
+	fma.rn.f32 	%f1223, %f1221, %f1222, %f1220;
+	setp.ge.f32 	%p207, %f1216, 0f41102CB4;
+	selp.f32 	%f1224, 0f3F800000, %f1223, %p207;
+	mov.b32 	%r272, %f1224;
+	mov.b32 	%r273, %f1215;
+	and.b32  	%r274, %r273, -2147483648;
+	or.b32  	%r275, %r274, %r272;
+	mov.b32 	%f1225, %r275;
+	mul.f32 	%f1226, %f1215, %f1215;
+	mov.f32 	%f1227, 0fBD563CAE;
+	mov.f32 	%f1228, 0f3C80F082;
+	fma.rn.f32 	%f1229, %f1228, %f1226, %f1227;
+	mov.f32 	%f1230, 0f3E085941;
+	fma.rn.f32 	%f1231, %f1229, %f1226, %f1230;
+	mov.f32 	%f1232, 0fBEAAA9ED;
+	fma.rn.f32 	%f1233, %f1231, %f1226, %f1232;
+	mov.f32 	%f1234, 0f00000000;
+	fma.rn.f32 	%f1235, %f1233, %f1226, %f1234;
+	fma.rn.f32 	%f1236, %f1235, %f1215, %f1215;
+	setp.ge.f32 	%p208, %f1216, 0f3F19999A;
+	selp.f32 	%f1237, %f1225, %f1236, %p208;
+	mul.f32 	%f1431, %f148, %f1237;
+
+$L__BB31_253:
+	ld.local.f32 	%f1238, [%rd9+8];
+	fma.rn.f32 	%f199, %f1431, %f1238, %f166;
+
+$L__BB31_264:
+	@%p160 bra 	$L__BB31_266;
+
+	ld.global.f32 	%f1255, [%rd10+40];
+	neg.f32 	%f1256, %f1255;
+	max.f32 	%f1257, %f199, %f1256;
+	min.f32 	%f199, %f1257, %f1255;
+
+$L__BB31_266:
+	ld.global.u32 	%r285, [%rd39+12];
+	ld.global.f32 	%f200, [%rd39+16];
+	ld.global.f32 	%f201, [%rd39+20];
+	setp.gt.s32 	%p216, %r285, 4;
+	@%p216 bra 	$L__BB31_275;
+
+	setp.gt.s32 	%p223, %r285, 1;
+	@%p223 bra 	$L__BB31_271;
+	bra.uni 	$L__BB31_268;
+
+$L__BB31_271:
+	setp.eq.s32 	%p224, %r285, 2;
+	@%p224 bra 	$L__BB31_291;
+
+	setp.eq.s32 	%p225, %r285, 3;
+	@%p225 bra 	$L__BB31_290;
+
+	setp.eq.s32 	%p226, %r285, 4;
+	@%p226 bra 	$L__BB31_287;
+	bra.uni 	$L__BB31_274;
+
+$L__BB31_287:
+	mov.f32 	%f1279, 0f3F000000;
+	mov.f32 	%f1280, 0f3BBB989D;
+	fma.rn.f32 	%f1281, %f199, %f1280, %f1279;
+	cvt.sat.f32.f32 	%f1282, %f1281;
+	mov.f32 	%f1283, 0f4B400001;
+	mov.f32 	%f1284, 0f437C0000;
+	fma.rm.f32 	%f1285, %f1282, %f1284, %f1283;
+	add.f32 	%f1286, %f1285, 0fCB40007F;
+	neg.f32 	%f1287, %f1286;
+	mov.f32 	%f1288, 0f3FB8AA3B;
+	fma.rn.f32 	%f1289, %f199, %f1288, %f1287;
+	mov.f32 	%f1290, 0f32A57060;
+	fma.rn.f32 	%f1291, %f199, %f1290, %f1289;
+	mov.b32 	%r288, %f1285;
+	shl.b32 	%r289, %r288, 23;
+	mov.b32 	%f1292, %r289;
+	ex2.approx.ftz.f32 	%f1293, %f1291;
+	fma.rn.f32 	%f1294, %f1293, %f1292, 0f3F800000;
+	setp.lt.f32 	%p232, %f1294, 0f00800000;
+	mul.f32 	%f1295, %f1294, 0f4B000000;
+	selp.f32 	%f207, %f1295, %f1294, %p232;
+	selp.f32 	%f1296, 0fC1B80000, 0f00000000, %p232;
+	mov.b32 	%r290, %f207;
+	add.s32 	%r291, %r290, -1059760811;
+	and.b32  	%r292, %r291, -8388608;
+	sub.s32 	%r293, %r290, %r292;
+	mov.b32 	%f1297, %r293;
+	cvt.rn.f32.s32 	%f1298, %r292;
+	mov.f32 	%f1299, 0f34000000;
+	fma.rn.f32 	%f1300, %f1298, %f1299, %f1296;
+	add.f32 	%f1301, %f1297, 0fBF800000;
+	mov.f32 	%f1302, 0f3E1039F6;
+	mov.f32 	%f1303, 0fBE055027;
+	fma.rn.f32 	%f1304, %f1303, %f1301, %f1302;
+	mov.f32 	%f1305, 0fBDF8CDCC;
+	fma.rn.f32 	%f1306, %f1304, %f1301, %f1305;
+	mov.f32 	%f1307, 0f3E0F2955;
+	fma.rn.f32 	%f1308, %f1306, %f1301, %f1307;
+	mov.f32 	%f1309, 0fBE2AD8B9;
+	fma.rn.f32 	%f1310, %f1308, %f1301, %f1309;
+	mov.f32 	%f1311, 0f3E4CED0B;
+	fma.rn.f32 	%f1312, %f1310, %f1301, %f1311;
+	mov.f32 	%f1313, 0fBE7FFF22;
+	fma.rn.f32 	%f1314, %f1312, %f1301, %f1313;
+	mov.f32 	%f1315, 0f3EAAAA78;
+	fma.rn.f32 	%f1316, %f1314, %f1301, %f1315;
+	mov.f32 	%f1317, 0fBF000000;
+	fma.rn.f32 	%f1318, %f1316, %f1301, %f1317;
+	mul.f32 	%f1319, %f1318, %f1301;
+	fma.rn.f32 	%f1320, %f1319, %f1301, %f1301;
+	mov.f32 	%f1321, 0f3F317218;
+	fma.rn.f32 	%f1440, %f1300, %f1321, %f1320;
+	setp.lt.u32 	%p233, %r290, 2139095040;
+	@%p233 bra 	$L__BB31_289;
+
+	mov.f32 	%f1322, 0f7F800000;
+	fma.rn.f32 	%f1440, %f207, %f1322, %f1322;
+
+$L__BB31_289:
+	setp.eq.f32 	%p234, %f207, 0f00000000;
+	selp.f32 	%f199, 0fFF800000, %f1440, %p234;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_275:
+	setp.gt.s32 	%p217, %r285, 6;
+	@%p217 bra 	$L__BB31_279;
+	bra.uni 	$L__BB31_276;
+
+$L__BB31_279:
+	setp.eq.s32 	%p218, %r285, 7;
+	@%p218 bra 	$L__BB31_284;
+
+	setp.eq.s32 	%p219, %r285, 8;
+	@%p219 bra 	$L__BB31_283;
+
+	setp.ne.s32 	%p220, %r285, 9;
+	@%p220 bra 	$L__BB31_274;
+
+	fma.rn.f32 	%f199, %f199, %f200, %f201;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_268:
+	setp.eq.s32 	%p227, %r285, 0;
+	@%p227 bra 	$L__BB31_292;
+
+	setp.eq.s32 	%p228, %r285, 1;
+	@%p228 bra 	$L__BB31_270;
+	bra.uni 	$L__BB31_274;
+
+$L__BB31_270:
+	abs.f32 	%f1326, %f199;
+	mul.f32 	%f1327, %f1326, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f1328, %f1327;
+	add.f32 	%f1329, %f1328, 0f3F800000;
+	mov.f32 	%f1330, 0f3F800000;
+	rcp.approx.ftz.f32 	%f1331, %f1329;
+	mov.f32 	%f1332, 0fC0000000;
+	fma.rn.f32 	%f1333, %f1331, %f1332, %f1330;
+	setp.ge.f32 	%p235, %f1326, 0f41102CB4;
+	selp.f32 	%f1334, 0f3F800000, %f1333, %p235;
+	mov.b32 	%r294, %f1334;
+	mov.b32 	%r295, %f199;
+	and.b32  	%r296, %r295, -2147483648;
+	or.b32  	%r297, %r296, %r294;
+	mov.b32 	%f1335, %r297;
+	mul.f32 	%f1336, %f199, %f199;
+	mov.f32 	%f1337, 0fBD563CAE;
+	mov.f32 	%f1338, 0f3C80F082;
+	fma.rn.f32 	%f1339, %f1338, %f1336, %f1337;
+	mov.f32 	%f1340, 0f3E085941;
+	fma.rn.f32 	%f1341, %f1339, %f1336, %f1340;
+	mov.f32 	%f1342, 0fBEAAA9ED;
+	fma.rn.f32 	%f1343, %f1341, %f1336, %f1342;
+	mov.f32 	%f1344, 0f00000000;
+	fma.rn.f32 	%f1345, %f1343, %f1336, %f1344;
+	fma.rn.f32 	%f1346, %f1345, %f199, %f199;
+	setp.ge.f32 	%p236, %f1326, 0f3F19999A;
+	selp.f32 	%f199, %f1335, %f1346, %p236;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_276:
+	setp.eq.s32 	%p221, %r285, 5;
+	@%p221 bra 	$L__BB31_286;
+
+	setp.eq.s32 	%p222, %r285, 6;
+	@%p222 bra 	$L__BB31_278;
+	bra.uni 	$L__BB31_274;
+
+$L__BB31_278:
+	setp.gt.f32 	%p230, %f199, %f200;
+	selp.f32 	%f199, %f199, 0f00000000, %p230;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_291:
+	mov.f32 	%f1325, 0f00000000;
+	max.f32 	%f199, %f199, %f1325;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_290:
+	abs.f32 	%f1323, %f199;
+	add.f32 	%f1324, %f1323, 0f3F800000;
+	div.rn.f32 	%f199, %f199, %f1324;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_284:
+	setp.ge.f32 	%p229, %f199, 0f00000000;
+	@%p229 bra 	$L__BB31_293;
+
+	mov.f32 	%f1262, 0f3F000000;
+	mov.f32 	%f1263, 0f3BBB989D;
+	fma.rn.f32 	%f1264, %f199, %f1263, %f1262;
+	cvt.sat.f32.f32 	%f1265, %f1264;
+	mov.f32 	%f1266, 0f4B400001;
+	mov.f32 	%f1267, 0f437C0000;
+	fma.rm.f32 	%f1268, %f1265, %f1267, %f1266;
+	add.f32 	%f1269, %f1268, 0fCB40007F;
+	neg.f32 	%f1270, %f1269;
+	mov.f32 	%f1271, 0f3FB8AA3B;
+	fma.rn.f32 	%f1272, %f199, %f1271, %f1270;
+	mov.f32 	%f1273, 0f32A57060;
+	fma.rn.f32 	%f1274, %f199, %f1273, %f1272;
+	mov.b32 	%r286, %f1268;
+	shl.b32 	%r287, %r286, 23;
+	mov.b32 	%f1275, %r287;
+	ex2.approx.ftz.f32 	%f1276, %f1274;
+	fma.rn.f32 	%f1277, %f1276, %f1275, 0fBF800000;
+	mul.f32 	%f199, %f200, %f1277;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_283:
+	fma.rn.f32 	%f1258, %f199, %f200, %f201;
+	mov.f32 	%f1259, 0f3F800000;
+	min.f32 	%f1260, %f1259, %f1258;
+	mov.f32 	%f1261, 0f00000000;
+	max.f32 	%f199, %f1261, %f1260;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_292:
+	neg.f32 	%f1347, %f199;
+	mov.f32 	%f1348, 0f3F000000;
+	mov.f32 	%f1349, 0f3BBB989D;
+	fma.rn.f32 	%f1350, %f1347, %f1349, %f1348;
+	cvt.sat.f32.f32 	%f1351, %f1350;
+	mov.f32 	%f1352, 0f4B400001;
+	mov.f32 	%f1353, 0f437C0000;
+	fma.rm.f32 	%f1354, %f1351, %f1353, %f1352;
+	add.f32 	%f1355, %f1354, 0fCB40007F;
+	neg.f32 	%f1356, %f1355;
+	mov.f32 	%f1357, 0f3FB8AA3B;
+	fma.rn.f32 	%f1358, %f1347, %f1357, %f1356;
+	mov.f32 	%f1359, 0f32A57060;
+	fma.rn.f32 	%f1360, %f1347, %f1359, %f1358;
+	mov.b32 	%r298, %f1354;
+	shl.b32 	%r299, %r298, 23;
+	mov.b32 	%f1361, %r299;
+	ex2.approx.ftz.f32 	%f1362, %f1360;
+	fma.rn.f32 	%f1363, %f1362, %f1361, 0f3F800000;
+	rcp.rn.f32 	%f199, %f1363;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_286:
+	setp.ge.f32 	%p231, %f199, 0f00000000;
+	mul.f32 	%f1278, %f199, %f200;
+	selp.f32 	%f199, %f199, %f1278, %p231;
+	bra.uni 	$L__BB31_293;
+
+$L__BB31_274:
+	mul.f32 	%f1364, %f199, %f201;
+	abs.f32 	%f1365, %f1364;
+	mul.f32 	%f1366, %f1365, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f1367, %f1366;
+	add.f32 	%f1368, %f1367, 0f3F800000;
+	mov.f32 	%f1369, 0f3F800000;
+	rcp.approx.ftz.f32 	%f1370, %f1368;
+	mov.f32 	%f1371, 0fC0000000;
+	fma.rn.f32 	%f1372, %f1370, %f1371, %f1369;
+	setp.ge.f32 	%p237, %f1365, 0f41102CB4;
+	selp.f32 	%f1373, 0f3F800000, %f1372, %p237;
+	mov.b32 	%r300, %f1373;
+	mov.b32 	%r301, %f1364;
+	and.b32  	%r302, %r301, -2147483648;
+	or.b32  	%r303, %r302, %r300;
+	mov.b32 	%f1374, %r303;
+	mul.f32 	%f1375, %f1364, %f1364;
+	mov.f32 	%f1376, 0fBD563CAE;
+	mov.f32 	%f1377, 0f3C80F082;
+	fma.rn.f32 	%f1378, %f1377, %f1375, %f1376;
+	mov.f32 	%f1379, 0f3E085941;
+	fma.rn.f32 	%f1380, %f1378, %f1375, %f1379;
+	mov.f32 	%f1381, 0fBEAAA9ED;
+	fma.rn.f32 	%f1382, %f1380, %f1375, %f1381;
+	mov.f32 	%f1383, 0f00000000;
+	fma.rn.f32 	%f1384, %f1382, %f1375, %f1383;
+	fma.rn.f32 	%f1385, %f1384, %f1364, %f1364;
+	setp.ge.f32 	%p238, %f1365, 0f3F19999A;
+	selp.f32 	%f1386, %f1374, %f1385, %p238;
+	mul.f32 	%f199, %f200, %f1386;
+
+$L__BB31_293:
+	mov.f32 	%f1387, 0f3F800000;
+	sub.f32 	%f1388, %f1387, %f1428;
+	cvt.s64.s32 	%rd204, %r11;
+	add.s64 	%rd205, %rd18, %rd204;
+	shl.b64 	%rd206, %rd205, 2;
+	add.s64 	%rd207, %rd7, %rd206;
+	ld.global.f32 	%f1389, [%rd207];
+	mul.f32 	%f1390, %f1428, %f1389;
+	fma.rn.f32 	%f1442, %f1388, %f199, %f1390;
+
+$L__BB31_294:
+	ld.param.u32 	%r330, [rnn_step_param_20];
+	add.s32 	%r329, %r330, 1;
+	ld.param.u32 	%r328, [rnn_step_param_19];
+	shr.u32 	%r327, %r329, 31;
+	add.s32 	%r326, %r329, %r327;
+	and.b32  	%r325, %r326, 2147483646;
+	mul.lo.s32 	%r324, %r6, %r7;
+	mul.lo.s32 	%r323, %r324, %r9;
+	sub.s32 	%r322, %r329, %r325;
+	mul.lo.s32 	%r321, %r322, %r323;
+	shl.b32 	%r320, %r321, 1;
+	ld.param.u32 	%r319, [rnn_step_param_16];
+	cvt.s64.s32 	%rd227, %r319;
+	cvt.s64.s32 	%rd226, %r320;
+	mov.u32 	%r318, %tid.x;
+	mov.u32 	%r317, %ntid.x;
+	mov.u32 	%r316, %ctaid.x;
+	mad.lo.s32 	%r315, %r316, %r317, %r318;
+	cvt.s64.s32 	%rd225, %r315;
+	add.s64 	%rd224, %rd226, %rd227;
+	add.s64 	%rd223, %rd224, %rd225;
+	shl.b64 	%rd222, %rd223, 2;
+	add.s64 	%rd221, %rd7, %rd222;
+	st.global.f32 	[%rd221], %f1442;
+	setp.eq.s32 	%p239, %r328, 0;
+	@%p239 bra 	$L__BB31_304;
+
+	@%p8 bra 	$L__BB31_297;
+
+	mad.lo.s32 	%r364, %r18, %r9, %r13;
+	bra.uni 	$L__BB31_298;
+
+$L__BB31_297:
+	mad.lo.s32 	%r304, %r345, %r9, %r13;
+	mad.lo.s32 	%r364, %r304, %r7, %r12;
+
+$L__BB31_298:
+	ld.param.u64 	%rd229, [rnn_step_param_17];
+	cvta.to.global.u64 	%rd228, %rd229;
+	ld.param.u32 	%r331, [rnn_step_param_18];
+	add.s32 	%r305, %r11, %r331;
+	mad.lo.s32 	%r306, %r364, %r6, %r305;
+	mul.wide.s32 	%rd208, %r306, 4;
+	add.s64 	%rd209, %rd228, %rd208;
+	st.global.f32 	[%rd209], %f1442;
+
+$L__BB31_304:
+	ret;
+
+}
+	// .globl	rnn_final
+.visible .entry rnn_final(
+	.param .u64 rnn_final_param_0,
+	.param .u32 rnn_final_param_1,
+	.param .u64 rnn_final_param_2,
+	.param .u32 rnn_final_param_3,
+	.param .u32 rnn_final_param_4,
+	.param .u64 rnn_final_param_5,
+	.param .u32 rnn_final_param_6,
+	.param .u32 rnn_final_param_7,
+	.param .u32 rnn_final_param_8,
+	.param .u32 rnn_final_param_9,
+	.param .u32 rnn_final_param_10,
+	.param .u32 rnn_final_param_11,
+	.param .u32 rnn_final_param_12
+)
+{
+	.reg .pred 	%p<5>;
+	.reg .f32 	%f<3>;
+	.reg .b32 	%r<32>;
+	.reg .b64 	%rd<22>;
+
+
+	ld.param.u64 	%rd5, [rnn_final_param_0];
+	ld.param.u32 	%r4, [rnn_final_param_1];
+	ld.param.u64 	%rd3, [rnn_final_param_2];
+	ld.param.u32 	%r5, [rnn_final_param_3];
+	ld.param.u32 	%r6, [rnn_final_param_4];
+	ld.param.u64 	%rd4, [rnn_final_param_5];
+	ld.param.u32 	%r7, [rnn_final_param_6];
+	ld.param.u32 	%r8, [rnn_final_param_7];
+	ld.param.u32 	%r9, [rnn_final_param_8];
+	ld.param.u32 	%r10, [rnn_final_param_9];
+	ld.param.u32 	%r11, [rnn_final_param_10];
+	ld.param.u32 	%r12, [rnn_final_param_11];
+	ld.param.u32 	%r13, [rnn_final_param_12];
+	cvta.to.global.u64 	%rd1, %rd5;
+	mov.u32 	%r14, %ntid.x;
+	mov.u32 	%r15, %ctaid.x;
+	mov.u32 	%r16, %tid.x;
+	mad.lo.s32 	%r1, %r15, %r14, %r16;
+	mul.lo.s32 	%r17, %r11, %r10;
+	mul.lo.s32 	%r2, %r17, %r12;
+	setp.ge.s32 	%p1, %r1, %r2;
+	@%p1 bra 	$L__BB32_5;
+
+	div.s32 	%r18, %r1, %r12;
+	mul.lo.s32 	%r19, %r18, %r12;
+	sub.s32 	%r20, %r1, %r19;
+	rem.s32 	%r21, %r18, %r11;
+	mul.lo.s32 	%r22, %r12, %r11;
+	div.s32 	%r23, %r1, %r22;
+	mad.lo.s32 	%r24, %r23, %r11, %r21;
+	mad.lo.s32 	%r25, %r21, %r10, %r23;
+	setp.eq.s32 	%p2, %r13, 0;
+	selp.b32 	%r26, %r24, %r25, %p2;
+	mad.lo.s32 	%r3, %r26, %r12, %r20;
+	mul.lo.s32 	%r27, %r9, %r2;
+	shl.b32 	%r28, %r27, 1;
+	cvt.s64.s32 	%rd6, %r28;
+	cvt.s64.s32 	%rd7, %r4;
+	add.s64 	%rd2, %rd6, %rd7;
+	setp.eq.s32 	%p3, %r6, 0;
+	@%p3 bra 	$L__BB32_3;
+
+	cvt.s64.s32 	%rd8, %r1;
+	add.s64 	%rd9, %rd2, %rd8;
+	shl.b64 	%rd10, %rd9, 2;
+	add.s64 	%rd11, %rd1, %rd10;
+	ld.global.f32 	%f1, [%rd11];
+	add.s32 	%r29, %r3, %r5;
+	cvta.to.global.u64 	%rd12, %rd3;
+	mul.wide.s32 	%rd13, %r29, 4;
+	add.s64 	%rd14, %rd12, %rd13;
+	st.global.f32 	[%rd14], %f1;
+
+$L__BB32_3:
+	setp.eq.s32 	%p4, %r8, 0;
+	@%p4 bra 	$L__BB32_5;
+
+	add.s32 	%r30, %r2, %r1;
+	cvt.s64.s32 	%rd15, %r30;
+	add.s64 	%rd16, %rd2, %rd15;
+	shl.b64 	%rd17, %rd16, 2;
+	add.s64 	%rd18, %rd1, %rd17;
+	ld.global.f32 	%f2, [%rd18];
+	add.s32 	%r31, %r3, %r7;
+	cvta.to.global.u64 	%rd19, %rd4;
+	mul.wide.s32 	%rd20, %r31, 4;
+	add.s64 	%rd21, %rd19, %rd20;
+	st.global.f32 	[%rd21], %f2;
+
+$L__BB32_5:
 	ret;
 
 }

@@ -42,13 +42,14 @@ enum GPUKernelSource {
             y[yOff + i * n + j] = v;
         }
 
-        /* Batched row-major matmul; a zero batch stride broadcasts that operand. */
+        /* Batched row-major matmul; meta holds the element offsets of A and B for each batch member s (meta[2s],
+           meta[2s + 1]), so any broadcasting of the batch axes maps to it. */
         KERNEL void matmul(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL float *y, int yOff,
-                           int m, int n, int k, int aStride, int bStride) {
+                           int m, int n, int k, GLOBAL const int *meta) {
             int j = GID0, i = GID1, s = GID2;
             if (i >= m || j >= n) return;
-            GLOBAL const float *ap = a + aOff + s * aStride + i * k;
-            GLOBAL const float *bp = b + bOff + s * bStride + j;
+            GLOBAL const float *ap = a + aOff + meta[2 * s] + i * k;
+            GLOBAL const float *bp = b + bOff + meta[2 * s + 1] + j;
             float acc = 0.0f;
             for (int p = 0; p < k; p++) acc += ap[p] * bp[p * n];
             y[yOff + s * m * n + i * n + j] = acc;
@@ -366,27 +367,33 @@ enum GPUKernelSource {
             y[yOff + i] = value;
         }
 
-        /* 2-D transposed convolution, one work-item per output element (n, m, oy, ox), W laid out
-           [C, M/group, KH, KW]; meta as conv2d: [C, H, W, M, OH, OW, KH, KW, SY, SX, DY, DX, PY, PX, group]. */
-        KERNEL void conv_transpose2d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *b,
+        /* Transposed convolution over up to three spatial axes (1-D and 2-D run with unit leading axes), one
+           work-item per output element (n, m, od, oy, ox), W laid out [C, M/group, KD, KH, KW]; meta as conv3d. */
+        KERNEL void conv_transpose3d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *b,
                                      int bOff, int hasBias, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
             int i = GID0;
             if (i >= count) return;
-            int C = meta[0], H = meta[1], W = meta[2], M = meta[3], OH = meta[4], OW = meta[5], KH = meta[6], KW = meta[7];
-            int SY = meta[8], SX = meta[9], DY = meta[10], DX = meta[11], PY = meta[12], PX = meta[13], G = meta[14];
-            int ox = i % OW, oy = (i / OW) % OH, m = (i / (OW * OH)) % M, n = i / (OW * OH * M);
+            int C = meta[0], D = meta[1], H = meta[2], W = meta[3], M = meta[4], OD = meta[5], OH = meta[6], OW = meta[7];
+            int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
+            int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19], G = meta[20];
+            int ox = i % OW, oy = (i / OW) % OH, od = (i / (OW * OH)) % OD, m = (i / (OW * OH * OD)) % M;
+            int n = i / (OW * OH * OD * M);
             int cg = C / G, mg = M / G, g = m / mg, mm = m % mg;
             float acc = hasBias ? b[bOff + m] : 0.0f;
             for (int c = 0; c < cg; c++) {
-                GLOBAL const float *xc = x + xOff + ((n * C) + g * cg + c) * H * W;
-                GLOBAL const float *wc = w + wOff + ((g * cg + c) * mg + mm) * KH * KW;
-                for (int ky = 0; ky < KH; ky++) {
-                    int ty = oy + PY - ky * DY;
-                    if (ty < 0 || ty % SY != 0 || ty / SY >= H) continue;
-                    for (int kx = 0; kx < KW; kx++) {
-                        int tx = ox + PX - kx * DX;
-                        if (tx < 0 || tx % SX != 0 || tx / SX >= W) continue;
-                        acc += xc[(ty / SY) * W + tx / SX] * wc[ky * KW + kx];
+                GLOBAL const float *xc = x + xOff + ((n * C) + g * cg + c) * D * H * W;
+                GLOBAL const float *wc = w + wOff + ((g * cg + c) * mg + mm) * KD * KH * KW;
+                for (int kd = 0; kd < KD; kd++) {
+                    int td = od + PD - kd * DD;
+                    if (td < 0 || td % SD != 0 || td / SD >= D) continue;
+                    for (int ky = 0; ky < KH; ky++) {
+                        int ty = oy + PY - ky * DY;
+                        if (ty < 0 || ty % SY != 0 || ty / SY >= H) continue;
+                        for (int kx = 0; kx < KW; kx++) {
+                            int tx = ox + PX - kx * DX;
+                            if (tx < 0 || tx % SX != 0 || tx / SX >= W) continue;
+                            acc += xc[((td / SD) * H + ty / SY) * W + tx / SX] * wc[(kd * KH + ky) * KW + kx];
+                        }
                     }
                 }
             }
@@ -419,61 +426,81 @@ enum GPUKernelSource {
             if (i < count) y[yOff + i] = x[xOff + i] ? 1.0f : 0.0f;
         }
 
-        /* Direct 2-D convolution, one work-item per output element (n, m, oy, ox); geometry in meta:
-           [C, H, W, M, OH, OW, KH, KW, SY, SX, DY, DX, PY, PX, group]. */
-        KERNEL void conv2d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *b, int bOff,
+        /* Direct convolution over up to three spatial axes (1-D and 2-D run with unit leading axes), one work-item
+           per output element (n, m, od, oy, ox); geometry in meta:
+           [C, D, H, W, M, OD, OH, OW, KD, KH, KW, SD, SY, SX, DD, DY, DX, PD, PY, PX, group]. */
+        KERNEL void conv3d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *b, int bOff,
                            int hasBias, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
             int i = GID0;
             if (i >= count) return;
-            int C = meta[0], H = meta[1], W = meta[2], M = meta[3], OH = meta[4], OW = meta[5], KH = meta[6], KW = meta[7];
-            int SY = meta[8], SX = meta[9], DY = meta[10], DX = meta[11], PY = meta[12], PX = meta[13], G = meta[14];
-            int ox = i % OW, oy = (i / OW) % OH, m = (i / (OW * OH)) % M, n = i / (OW * OH * M);
+            int C = meta[0], D = meta[1], H = meta[2], W = meta[3], M = meta[4], OD = meta[5], OH = meta[6], OW = meta[7];
+            int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
+            int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19], G = meta[20];
+            int ox = i % OW, oy = (i / OW) % OH, od = (i / (OW * OH)) % OD, m = (i / (OW * OH * OD)) % M;
+            int n = i / (OW * OH * OD * M);
             int cg = C / G, mg = M / G, g = m / mg;
             float acc = hasBias ? b[bOff + m] : 0.0f;
             for (int c = 0; c < cg; c++) {
-                GLOBAL const float *xc = x + xOff + ((n * C) + g * cg + c) * H * W;
-                GLOBAL const float *wc = w + wOff + (m * cg + c) * KH * KW;
-                for (int ky = 0; ky < KH; ky++) {
-                    int iy = oy * SY - PY + ky * DY;
-                    if (iy < 0 || iy >= H) continue;
-                    for (int kx = 0; kx < KW; kx++) {
-                        int ix = ox * SX - PX + kx * DX;
-                        if (ix < 0 || ix >= W) continue;
-                        acc += xc[iy * W + ix] * wc[ky * KW + kx];
+                GLOBAL const float *xc = x + xOff + ((n * C) + g * cg + c) * D * H * W;
+                GLOBAL const float *wc = w + wOff + (m * cg + c) * KD * KH * KW;
+                for (int kd = 0; kd < KD; kd++) {
+                    int id = od * SD - PD + kd * DD;
+                    if (id < 0 || id >= D) continue;
+                    for (int ky = 0; ky < KH; ky++) {
+                        int iy = oy * SY - PY + ky * DY;
+                        if (iy < 0 || iy >= H) continue;
+                        for (int kx = 0; kx < KW; kx++) {
+                            int ix = ox * SX - PX + kx * DX;
+                            if (ix < 0 || ix >= W) continue;
+                            acc += xc[(id * H + iy) * W + ix] * wc[(kd * KH + ky) * KW + kx];
+                        }
                     }
                 }
             }
             y[yOff + i] = acc;
         }
 
-        /* 2-D max/average pooling, one work-item per output; meta: [H, W, OH, OW, KH, KW, SY, SX, DY, DX, PY, PX,
-           PEY, PEX, isMax, includePad]. */
-        KERNEL void pool2d(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+        /* Max/average pooling over up to three spatial axes, one work-item per output; the first largest value
+           wins (its flat input index goes to `indices` when hasIndices, spatial part column-major when asked).
+           meta: [D, H, W, OD, OH, OW, KD, KH, KW, SD, SY, SX, DD, DY, DX, PD, PY, PX, PED, PEY, PEX, isMax,
+           includePad, columnMajor]. */
+        KERNEL void pool3d(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, GLOBAL long *indices, int iOff,
+                           int hasIndices, int count, GLOBAL const int *meta) {
             int i = GID0;
             if (i >= count) return;
-            int H = meta[0], W = meta[1], OH = meta[2], OW = meta[3], KH = meta[4], KW = meta[5], SY = meta[6], SX = meta[7];
-            int DY = meta[8], DX = meta[9], PY = meta[10], PX = meta[11], PEY = meta[12], PEX = meta[13];
-            int isMax = meta[14], includePad = meta[15];
-            int ox = i % OW, oy = (i / OW) % OH, p = i / (OW * OH);
-            GLOBAL const float *xp = x + xOff + p * H * W;
+            int D = meta[0], H = meta[1], W = meta[2], OD = meta[3], OH = meta[4], OW = meta[5];
+            int KD = meta[6], KH = meta[7], KW = meta[8], SD = meta[9], SY = meta[10], SX = meta[11];
+            int DD = meta[12], DY = meta[13], DX = meta[14], PD = meta[15], PY = meta[16], PX = meta[17];
+            int PED = meta[18], PEY = meta[19], PEX = meta[20], isMax = meta[21], includePad = meta[22];
+            int ox = i % OW, oy = (i / OW) % OH, od = (i / (OW * OH)) % OD, p = i / (OW * OH * OD);
+            GLOBAL const float *xp = x + xOff + p * D * H * W;
             float best = -INFINITY, sum = 0.0f;
-            int valid = 0, padded = 0;
-            for (int ky = 0; ky < KH; ky++) {
-                int iy = oy * SY - PY + ky * DY;
-                for (int kx = 0; kx < KW; kx++) {
-                    int ix = ox * SX - PX + kx * DX;
-                    if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
-                        float v = xp[iy * W + ix];
-                        best = fmax(best, v);
-                        sum += v;
-                        valid++;
-                    } else if (iy >= -PY && iy < H + PEY && ix >= -PX && ix < W + PEX) {
-                        padded++;
+            int valid = 0, padded = 0, bestAt = -1;
+            for (int kd = 0; kd < KD; kd++) {
+                int id = od * SD - PD + kd * DD;
+                for (int ky = 0; ky < KH; ky++) {
+                    int iy = oy * SY - PY + ky * DY;
+                    for (int kx = 0; kx < KW; kx++) {
+                        int ix = ox * SX - PX + kx * DX;
+                        if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                            int at = (id * H + iy) * W + ix;
+                            float v = xp[at];
+                            if (v > best || bestAt < 0) { best = v; bestAt = at; }
+                            sum += v;
+                            valid++;
+                        } else if (id >= -PD && id < D + PED && iy >= -PY && iy < H + PEY && ix >= -PX && ix < W + PEX) {
+                            padded++;
+                        }
                     }
                 }
             }
             int divisor = includePad ? valid + padded : valid;
             y[yOff + i] = isMax ? best : (divisor > 0 ? sum / divisor : 0.0f);
+            if (hasIndices) {
+                int at = bestAt < 0 ? 0 : bestAt;
+                if (meta[23]) at = at / (W * H) + ((at / W) % H) * D + (at % W) * D * H;
+                indices[iOff + i] = (long)p * D * H * W + at;
+            }
         }
 
         /* One work-item per (n, c) plane: global average or max over `spatial` values. */
@@ -497,17 +524,19 @@ enum GPUKernelSource {
             y[yOff + i] = (x[xOff + i] - mean[mOff + c]) * a + b[bOff + c];
         }
 
-        /* One work-item per row: softmax (or log-softmax) over n contiguous values. */
-        KERNEL void softmax_rows(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int rows, int n, int logarithm) {
+        /* Softmax (or log-softmax) along an axis of n values `inner` apart, one work-item per (outer, inner) pair. */
+        KERNEL void softmax_axis(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int outer, int n, int inner,
+                                 int logarithm) {
             int r = GID0;
-            if (r >= rows) return;
-            GLOBAL const float *xr = x + xOff + r * n;
-            GLOBAL float *yr = y + yOff + r * n;
+            if (r >= outer * inner) return;
+            int base = (r / inner) * n * inner + r % inner;
+            GLOBAL const float *xr = x + xOff + base;
+            GLOBAL float *yr = y + yOff + base;
             float m = xr[0];
-            for (int i = 1; i < n; i++) m = fmax(m, xr[i]);
+            for (int i = 1; i < n; i++) m = fmax(m, xr[i * inner]);
             float sum = 0.0f;
-            for (int i = 0; i < n; i++) sum += exp(xr[i] - m);
-            for (int i = 0; i < n; i++) yr[i] = logarithm ? xr[i] - m - log(sum) : exp(xr[i] - m) / sum;
+            for (int i = 0; i < n; i++) sum += exp(xr[i * inner] - m);
+            for (int i = 0; i < n; i++) yr[i * inner] = logarithm ? xr[i * inner] - m - log(sum) : exp(xr[i * inner] - m) / sum;
         }
 
         /* One work-item per row: (x - mean) / sqrt(var + eps) * scale + bias over n contiguous values. */
@@ -541,6 +570,154 @@ enum GPUKernelSource {
             for (int i = 0; i < n; i++) var += (xr[i] - mean) * (xr[i] - mean);
             meanOut[mOff + r] = mean;
             if (hasInv) invOut[iOff + r] = 1.0f / sqrt(var / n + epsilon);
+        }
+
+        /* LSTM and GRU, one launch per time step (GRU without linear_before_reset takes two). The state lives in a
+           scratch buffer of 5 * D * B * H floats: [parity 0: h, c][parity 1: h, c][r * h]; step s reads parity s % 2
+           and writes the other. meta: [S, B, I, H, D, layout, isLSTM, reverseOnly, linearBeforeReset, hasClip,
+           clip bits, then per direction and activation (f, g, h for LSTM; f, g for GRU): code, alpha bits, beta bits]. */
+        DEVICE float rnn_activation(int code, float v, float alpha, float beta) {
+            switch (code) {
+            case 0: return 1.0f / (1.0f + exp(-v));
+            case 1: return tanh(v);
+            case 2: return fmax(v, 0.0f);
+            case 3: return v / (1.0f + fabs(v));
+            case 4: return log(1.0f + exp(v));
+            case 5: return v >= 0.0f ? v : alpha * v;
+            case 6: return v > alpha ? v : 0.0f;
+            case 7: return v >= 0.0f ? v : alpha * (exp(v) - 1.0f);
+            case 8: return fmax(0.0f, fmin(1.0f, alpha * v + beta));
+            case 9: return alpha * v + beta;
+            default: return alpha * tanh(beta * v);
+            }
+        }
+
+        /* Activation `slot` of direction d, applied after the clip. */
+        DEVICE float rnn_gate(GLOBAL const int *meta, int d, int slot, float v) {
+            if (meta[9]) v = fmin(fmax(v, -INT_AS_FLOAT(meta[10])), INT_AS_FLOAT(meta[10]));
+            int a = 11 + 3 * (d * (meta[6] ? 3 : 2) + slot);
+            return rnn_activation(meta[a], v, INT_AS_FLOAT(meta[a + 1]), INT_AS_FLOAT(meta[a + 2]));
+        }
+
+        /* Bias + W x_t and bias + R h for gate row `row` of direction d. */
+        DEVICE void rnn_products(GLOBAL const float *xt, GLOBAL const float *w, GLOBAL const float *r, GLOBAL const float *bias,
+                                 int hasBias, GLOBAL const float *hp, int d, int row, int G, int I, int H, float *fromX,
+                                 float *fromH) {
+            float sx = hasBias ? bias[d * 2 * G * H + row] : 0.0f;
+            float sh = hasBias ? bias[d * 2 * G * H + G * H + row] : 0.0f;
+            GLOBAL const float *wr = w + (d * G * H + row) * I;
+            GLOBAL const float *rr = r + (d * G * H + row) * H;
+            for (int k = 0; k < I; k++) sx += wr[k] * xt[k];
+            for (int k = 0; k < H; k++) sh += rr[k] * hp[k];
+            *fromX = sx;
+            *fromH = sh;
+        }
+
+        /* Work-item (d, b, j): the time index step `step` processes for batch entry b, or -1 past its length. */
+        DEVICE int rnn_time(GLOBAL const int *lens, int lOff, int hasLens, GLOBAL const int *meta, int d, int b, int step) {
+            int S = meta[0];
+            int length = hasLens ? min(max(lens[lOff + b], 0), S) : S;
+            if (step >= length) return -1;
+            return (meta[7] || d == 1) ? length - 1 - step : step;
+        }
+
+        /* Initial state: h and c from the optional inputs (laid out [D, B, H], or [B, D, H] for layout 1), else 0. */
+        KERNEL void rnn_init(GLOBAL const float *h0, int hOff, int hasH, GLOBAL const float *c0, int cOff, int hasC,
+                             GLOBAL float *state, int sOff, int D, int B, int H, int layout) {
+            int e = GID0;
+            if (e >= D * B * H) return;
+            int j = e % H, b = (e / H) % B, d = e / (H * B);
+            int from = (layout == 0 ? d * B + b : b * D + d) * H + j;
+            state[sOff + e] = hasH ? h0[hOff + from] : 0.0f;
+            state[sOff + D * B * H + e] = hasC ? c0[cOff + from] : 0.0f;
+        }
+
+        /* GRU without linear_before_reset: r ⊙ h for every unit, which the candidate gate reads whole. */
+        KERNEL void gru_reset(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *r, int rOff,
+                              GLOBAL const float *bias, int bOff, int hasBias, GLOBAL const int *lens, int lOff, int hasLens,
+                              GLOBAL float *state, int sOff, int step, GLOBAL const int *meta) {
+            int S = meta[0], B = meta[1], I = meta[2], H = meta[3], D = meta[4], layout = meta[5];
+            int e = GID0;
+            if (e >= D * B * H) return;
+            int j = e % H, b = (e / H) % B, d = e / (H * B);
+            int t = rnn_time(lens, lOff, hasLens, meta, d, b, step);
+            if (t < 0) return;
+            GLOBAL const float *hp = state + sOff + (step % 2) * 2 * D * B * H + (d * B + b) * H;
+            GLOBAL const float *xt = x + xOff + (layout == 0 ? t * B + b : b * S + t) * I;
+            float fromX, fromH;
+            rnn_products(xt, w + wOff, r + rOff, bias + bOff, hasBias, hp, d, H + j, 3, I, H, &fromX, &fromH);
+            state[sOff + 4 * D * B * H + e] = rnn_gate(meta, d, 0, fromX + fromH) * hp[j];
+        }
+
+        /* One time step of every (direction, batch entry, unit); entries past their length carry their state and
+           write zeros to Y. */
+        KERNEL void rnn_step(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *r, int rOff,
+                             GLOBAL const float *bias, int bOff, int hasBias, GLOBAL const int *lens, int lOff, int hasLens,
+                             GLOBAL const float *peep, int pOff, int hasPeep, GLOBAL float *state, int sOff,
+                             GLOBAL float *y, int yOff, int hasY, int step, GLOBAL const int *meta) {
+            int S = meta[0], B = meta[1], I = meta[2], H = meta[3], D = meta[4], layout = meta[5], lstm = meta[6];
+            int e = GID0;
+            if (e >= D * B * H) return;
+            int j = e % H, b = (e / H) % B, d = e / (H * B);
+            int DBH = D * B * H;
+            GLOBAL float *hPrev = state + sOff + (step % 2) * 2 * DBH;
+            GLOBAL float *hNext = state + sOff + ((step + 1) % 2) * 2 * DBH;
+            int t = rnn_time(lens, lOff, hasLens, meta, d, b, step);
+            if (t < 0) {
+                hNext[e] = hPrev[e];
+                hNext[DBH + e] = hPrev[DBH + e];
+                if (hasY) y[yOff + (layout == 0 ? ((step * D + d) * B + b) * H : ((b * S + step) * D + d) * H) + j] = 0.0f;
+                return;
+            }
+            GLOBAL const float *hp = hPrev + (d * B + b) * H;
+            GLOBAL const float *xt = x + xOff + (layout == 0 ? t * B + b : b * S + t) * I;
+            int G = lstm ? 4 : 3;
+            float fromX[4], fromH[4];
+            for (int g = 0; g < G; g++) {
+                rnn_products(xt, w + wOff, r + rOff, bias + bOff, hasBias, hp, d, g * H + j, G, I, H, &fromX[g], &fromH[g]);
+            }
+            float h;
+            if (lstm) {
+                float c0 = hPrev[DBH + e];
+                GLOBAL const float *p = peep + pOff + d * 3 * H;
+                float ig = rnn_gate(meta, d, 0, fromX[0] + fromH[0] + (hasPeep ? p[j] * c0 : 0.0f));
+                float fg = rnn_gate(meta, d, 0, fromX[2] + fromH[2] + (hasPeep ? p[2 * H + j] * c0 : 0.0f));
+                float cc = rnn_gate(meta, d, 1, fromX[3] + fromH[3]);
+                float c1 = fg * c0 + ig * cc;
+                float og = rnn_gate(meta, d, 0, fromX[1] + fromH[1] + (hasPeep ? p[H + j] * c1 : 0.0f));
+                hNext[DBH + e] = c1;
+                /* The output activation takes no clip. */
+                int a = 11 + 3 * (d * 3 + 2);
+                h = og * rnn_activation(meta[a], c1, INT_AS_FLOAT(meta[a + 1]), INT_AS_FLOAT(meta[a + 2]));
+            } else {
+                float z = rnn_gate(meta, d, 0, fromX[0] + fromH[0]);
+                float candidate;
+                if (meta[8]) {
+                    candidate = fromX[2] + rnn_gate(meta, d, 0, fromX[1] + fromH[1]) * fromH[2];
+                } else {
+                    GLOBAL const float *rh = state + sOff + 4 * DBH + (d * B + b) * H;
+                    GLOBAL const float *rr = r + rOff + (d * 3 * H + 2 * H + j) * H;
+                    float q = hasBias ? bias[bOff + d * 6 * H + 3 * H + 2 * H + j] : 0.0f;
+                    for (int k = 0; k < H; k++) q += rr[k] * rh[k];
+                    candidate = fromX[2] + q;
+                }
+                float hh = rnn_gate(meta, d, 1, candidate);
+                h = (1.0f - z) * hh + z * hp[j];
+            }
+            hNext[e] = h;
+            if (hasY) y[yOff + (layout == 0 ? ((t * D + d) * B + b) * H : ((b * S + t) * D + d) * H) + j] = h;
+        }
+
+        /* Y_h and Y_c from the final state (parity S % 2), in the output layout. */
+        KERNEL void rnn_final(GLOBAL const float *state, int sOff, GLOBAL float *yh, int hOff, int hasH, GLOBAL float *yc,
+                              int cOff, int hasC, int parity, int D, int B, int H, int layout) {
+            int e = GID0;
+            if (e >= D * B * H) return;
+            int j = e % H, b = (e / H) % B, d = e / (H * B);
+            int to = (layout == 0 ? d * B + b : b * D + d) * H + j;
+            GLOBAL const float *s = state + sOff + parity * 2 * D * B * H;
+            if (hasH) yh[hOff + to] = s[e];
+            if (hasC) yc[cOff + to] = s[D * B * H + e];
         }
         """#
 }

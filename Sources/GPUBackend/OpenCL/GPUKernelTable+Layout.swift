@@ -217,32 +217,25 @@ extension GPUKernelTable {
         let bias = node.inputs.count > 2 ? node.inputs[2] : nil
         let y = try firstOutput(node)
         let rank = x.type.shape.rank
-        guard rank == 3 || rank == 4 else { throw unsupported(node, "\(rank - 2)-D transposed convolution on the GPU") }
+        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D transposed convolution on the GPU") }
         let group = try node.step.node.int("group", default: 1)
         let spatial = Array(x.type.shape.dimensions.dropFirst(2))
         let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
-        let (g, _) = try ConvGeometry.transposed(shapeContext(node), input: spatial, kernel: kernel)
-        // 1-D runs as one row of 2-D.
-        func lift(_ values: [Int], _ fill: Int) -> [Int] { values.count == 1 ? [fill] + values : values }
-        let input = lift(g.input, 1), output = lift(g.output, 1), window = lift(g.kernel, 1)
-        let strides = lift(g.strides, 1), dilations = lift(g.dilations, 1), pads = lift(g.padsBegin, 0)
+        let g = lifted(try ConvGeometry.transposed(shapeContext(node), input: spatial, kernel: kernel).0)
         let channels = x.type.shape[1], outChannels = y.type.shape[1]
         guard group > 0, channels % group == 0, outChannels % group == 0 else {
             throw RuntimeError.invalidNode(
                 node: node.step.node.displayName, detail: "group \(group) does not divide the channels")
         }
-        let (metaArgument, metaKeep) = try backend.metadata(
-            [
-                channels, input[0], input[1], outChannels, output[0], output[1], window[0], window[1], strides[0],
-                strides[1], dilations[0], dilations[1], pads[0], pads[1], group,
-            ].map { Int32($0) })
         let count = y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(
+            convolutionMeta(g, channels: channels, outChannels: outChannels, group: group).map { Int32($0) })
         let (xb, xo) = try backend.arguments(for: x), (wb, wo) = try backend.arguments(for: w),
             (yb, yo) = try backend.arguments(for: y)
         let (bb, bo) = try backend.arguments(for: bias ?? w)
         return try backend.kernel(
-            "conv_transpose2d",
+            "conv_transpose3d",
             arguments: [xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument],
             global: [count], retained: [metaKeep])
     }

@@ -125,6 +125,9 @@ public enum GPUKernelTable {
         add(["MaxPool", "AveragePool"], makePool)
         add(["GlobalAveragePool", "GlobalMaxPool"], makeGlobalPool)
         add(["BatchNormalization"], makeBatchNorm)
+        add(["LSTM", "GRU"], makeRecurrent)
+        // If reads its condition back and runs a branch session on the same device.
+        table.append(KernelRegistration("If", dtypes: [.bool]) { try IfKernel(node: $0, backend: $1) })
         return KernelRegistry(table)
     }()
 
@@ -215,29 +218,49 @@ public enum GPUKernelTable {
         let aDims = a.type.shape.rank == 1 ? [1] + a.type.shape.dimensions : a.type.shape.dimensions
         let bDims = b.type.shape.rank == 1 ? b.type.shape.dimensions + [1] : b.type.shape.dimensions
         let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
-        let aBatch = aDims.dropLast(2).reduce(1, *), bBatch = bDims.dropLast(2).reduce(1, *)
-        let batch = max(aBatch, bBatch)
-        // Batches that are equal, or one side shared by all, map to a single stride per operand.
-        guard aBatch == bBatch || aBatch == 1 || bBatch == 1,
-            aBatch == 1 || bBatch == 1 || Array(aDims.dropLast(2)) == Array(bDims.dropLast(2))
-        else {
-            throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "MatMul batch broadcasting on the GPU")
+        // Batch axes broadcast numpy-style: each output batch member reads one A and one B matrix.
+        let aBatchDims = Array(aDims.dropLast(2)), bBatchDims = Array(bDims.dropLast(2))
+        let rank = max(aBatchDims.count, bBatchDims.count)
+        let aPadded = [Int](repeating: 1, count: rank - aBatchDims.count) + aBatchDims
+        let bPadded = [Int](repeating: 1, count: rank - bBatchDims.count) + bBatchDims
+        let outBatch = zip(aPadded, bPadded).map { max($0, $1) }
+        let batch = outBatch.reduce(1, *)
+        guard batch * m * n > 0 else { return SequenceKernel(parts: []) }
+        func offsets(_ dims: [Int], matrix: Int) -> [Int] {
+            var strides = [Int](repeating: 0, count: rank)
+            var running = matrix
+            for axis in stride(from: rank - 1, through: 0, by: -1) {
+                strides[axis] = dims[axis] == 1 ? 0 : running
+                running *= dims[axis]
+            }
+            return (0..<batch).map { s in
+                var rest = s, offset = 0
+                for axis in stride(from: rank - 1, through: 0, by: -1) {
+                    offset += (rest % outBatch[axis]) * strides[axis]
+                    rest /= outBatch[axis]
+                }
+                return offset
+            }
         }
-        let gemm = LibraryGemm(
-            a: a, b: b, y: y, m: m, n: n, k: k, batch: batch, strideA: aBatch == 1 ? 0 : m * k,
-            strideB: bBatch == 1 ? 0 : k * n, strideY: m * n)
-        if backend.hasLibraryGemm, let kernel = try backend.libraryGemm(gemm, prologue: nil) { return kernel }
+        let aOffsets = offsets(aPadded, matrix: m * k), bOffsets = offsets(bPadded, matrix: k * n)
+        // A vendor GEMM takes one stride per operand: equal batches, or one side shared by all.
+        func uniform(_ values: [Int]) -> Int? {
+            let step = values.count > 1 ? values[1] - values[0] : 0
+            return values.indices.allSatisfy { values[$0] == $0 * step } ? step : nil
+        }
+        if backend.hasLibraryGemm, let strideA = uniform(aOffsets), let strideB = uniform(bOffsets) {
+            let gemm = LibraryGemm(
+                a: a, b: b, y: y, m: m, n: n, k: k, batch: batch, strideA: strideA, strideB: strideB, strideY: m * n)
+            if let kernel = try backend.libraryGemm(gemm, prologue: nil) { return kernel }
+        }
+        let (metaArgument, metaKeep) = try backend.metadata(
+            zip(aOffsets, bOffsets).flatMap { [Int32($0), Int32($1)] })
         let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
             (yb, yo) = try backend.arguments(for: y)
         return try backend.kernel(
             "matmul",
-            arguments: [
-                ab, ao, bb, bo, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)),
-                .int(Int32(aBatch == 1 ? 0 : m * k)),
-                .int(Int32(bBatch == 1 ? 0 : k * n)),
-            ],
-            global: [n, m, batch])
+            arguments: [ab, ao, bb, bo, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), metaArgument],
+            global: [n, m, batch], retained: [metaKeep])
     }
 
     /// The float kernels read every operand as float32: anything else (Pow's exponent may be an integer tensor,
@@ -542,18 +565,22 @@ public enum GPUKernelTable {
         let raw = try node.step.node.int("axis", default: node.step.opset >= 13 ? -1 : 1)
         let axis = raw < 0 ? raw + rank : raw
         let dims = x.type.shape.dimensions
-        guard node.step.opset < 13 || axis == rank - 1 else {
-            throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "Softmax over a non-last axis on the GPU")
+        guard (0..<max(rank, 1)).contains(axis) else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "axis \(raw) out of range")
         }
-        let rows = dims[..<axis].reduce(1, *), n = dims[axis...].reduce(1, *)
+        // Before opset 13 the input is a matrix split at axis; from 13 on, one axis of it.
+        let outer = dims[..<min(axis, dims.count)].reduce(1, *)
+        let n = node.step.opset < 13 ? dims[min(axis, dims.count)...].reduce(1, *) : (rank == 0 ? 1 : dims[axis])
+        let inner = node.step.opset < 13 || rank == 0 ? 1 : dims[(axis + 1)...].reduce(1, *)
+        guard outer * inner > 0 && n > 0 else { return SequenceKernel(parts: []) }
         let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
         return try backend.kernel(
-            "softmax_rows",
+            "softmax_axis",
             arguments: [
-                xb, xo, yb, yo, .int(Int32(rows)), .int(Int32(n)), .int(node.step.node.opType == "LogSoftmax" ? 1 : 0),
+                xb, xo, yb, yo, .int(Int32(outer)), .int(Int32(n)), .int(Int32(inner)),
+                .int(node.step.node.opType == "LogSoftmax" ? 1 : 0),
             ],
-            global: [rows])
+            global: [outer * inner])
     }
 
     static func makeLayerNorm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
@@ -602,30 +629,54 @@ extension GPUKernelTable {
             constants: node.inputs.map { $0?.constant })
     }
 
+    /// A window geometry over up to three spatial axes as the 3-D kernels read it: unit leading axes for 1-D
+    /// and 2-D (size, window, stride and dilation 1, no padding).
+    static func lifted(_ g: ConvGeometry) -> ConvGeometry {
+        func lift(_ values: [Int], _ fill: Int) -> [Int] {
+            [Int](repeating: fill, count: max(0, 3 - values.count)) + values
+        }
+        var lifted = g
+        lifted.input = lift(g.input, 1)
+        lifted.kernel = lift(g.kernel, 1)
+        lifted.strides = lift(g.strides, 1)
+        lifted.dilations = lift(g.dilations, 1)
+        lifted.padsBegin = lift(g.padsBegin, 0)
+        lifted.padsEnd = lift(g.padsEnd, 0)
+        lifted.output = lift(g.output, 1)
+        return lifted
+    }
+
+    /// The conv3d / conv_transpose3d metadata: [C, D, H, W, M, OD, OH, OW, KD, KH, KW, strides, dilations, pads,
+    /// group] of a lifted geometry.
+    static func convolutionMeta(_ g: ConvGeometry, channels: Int, outChannels: Int, group: Int) -> [Int] {
+        [channels] + g.input + [outChannels] + g.output + g.kernel + g.strides + g.dilations + g.padsBegin + [group]
+    }
+
     static func makeConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X"), w = try node.inputs[1].unwrap(node, "W")
         let bias = node.inputs.count > 2 ? node.inputs[2] : nil
         let y = try firstOutput(node)
-        guard x.type.shape.rank == 4 else {
-            throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "non-2-D convolution on the GPU")
-        }
+        let rank = x.type.shape.rank
+        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D convolution on the GPU") }
         let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
-        let g = try ConvGeometry.forward(
-            shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel)
+        let g = lifted(
+            try ConvGeometry.forward(
+                shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel))
         let group = try node.step.node.int("group", default: 1)
+        let channels = x.type.shape[1], outChannels = w.type.shape[0]
+        guard group > 0, channels % group == 0, outChannels % group == 0 else {
+            throw RuntimeError.invalidNode(
+                node: node.step.node.displayName, detail: "group \(group) does not divide the channels")
+        }
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
         let (metaArgument, metaKeep) = try backend.metadata(
-            [
-                x.type.shape[1], g.input[0], g.input[1], w.type.shape[0], g.output[0], g.output[1], g.kernel[0],
-                g.kernel[1],
-                g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1], group,
-            ].map { Int32($0) })
+            convolutionMeta(g, channels: channels, outChannels: outChannels, group: group).map { Int32($0) })
         let (xb, xo) = try backend.arguments(for: x), (wb, wo) = try backend.arguments(for: w),
             (yb, yo) = try backend.arguments(for: y)
         let (bb, bo) = try backend.arguments(for: bias ?? w)
-        let count = y.type.shape.elementCount
         return try backend.kernel(
-            "conv2d",
+            "conv3d",
             arguments: [
                 xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument,
             ],
@@ -634,27 +685,31 @@ extension GPUKernelTable {
 
     static func makePool(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "X")
-        guard let y = node.outputs.first, node.outputs.count == 1, x.type.shape.rank == 4 else {
-            throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "indices output or non-2-D pooling on the GPU")
-        }
+        let y = try firstOutput(node)
+        let rank = x.type.shape.rank
+        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D pooling on the GPU") }
         let a = node.step.node
         guard let kernel = try a.ints("kernel_shape") else {
             throw RuntimeError.invalidNode(node: a.displayName, detail: "kernel_shape is required")
         }
-        let g = try ConvGeometry.forward(
-            shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel,
-            ceilMode: try a.int("ceil_mode", default: 0) != 0)
-        let (metaArgument, metaKeep) = try backend.metadata(
-            [
-                g.input[0], g.input[1], g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1],
-                g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1], g.padsEnd[0], g.padsEnd[1],
+        let g = lifted(
+            try ConvGeometry.forward(
+                shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel,
+                ceilMode: try a.int("ceil_mode", default: 0) != 0))
+        let indices = a.opType == "MaxPool" && node.outputs.count > 1 ? node.outputs[1] : nil
+        let meta =
+            g.input + g.output + g.kernel + g.strides + g.dilations + g.padsBegin + g.padsEnd + [
                 a.opType == "MaxPool" ? 1 : 0, try a.int("count_include_pad", default: 0),
-            ].map { Int32($0) })
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+                try a.int("storage_order", default: 0),
+            ]
         let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(meta.map { Int32($0) })
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        let (ib, io) = try backend.arguments(for: indices ?? y, elementBytes: indices == nil ? 4 : 8)
         return try backend.kernel(
-            "pool2d", arguments: [xb, xo, yb, yo, .int(Int32(count)), metaArgument],
+            "pool3d",
+            arguments: [xb, xo, yb, yo, ib, io, .int(indices == nil ? 0 : 1), .int(Int32(count)), metaArgument],
             global: [count], retained: [metaKeep])
     }
 

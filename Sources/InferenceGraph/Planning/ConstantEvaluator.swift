@@ -2,7 +2,7 @@ import InferenceTensor
 
 /// Computes a node whose inputs are all known at plan time, so the plan holds its outputs as constants
 /// (constant folding). The CPU backend provides one; GPU sessions use it too.
-public protocol ConstantEvaluator {
+public protocol ConstantEvaluator: Sendable {
     /// Whether this evaluator has a kernel for the operator.
     func canEvaluate(opType: String, domain: String) -> Bool
 
