@@ -2,19 +2,22 @@ import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
-/// Device memory of the CUDA backend: one cuMemAlloc allocation, freed with the buffer.
+/// Device memory of the CUDA backend: one cuMemAlloc allocation of the backend's pool, given back to it with the
+/// buffer.
 final class CUDABuffer: DeviceBuffer, @unchecked Sendable {
     let address: UInt64
     let byteCount: Int
-    private let driver: CUDADriver
+    private let pool: DeviceMemoryPool<UInt64>
+    private let classBytes: Int
 
-    init(address: UInt64, byteCount: Int, driver: CUDADriver) {
+    init(address: UInt64, byteCount: Int, pool: DeviceMemoryPool<UInt64>, classBytes: Int) {
         self.address = address
         self.byteCount = byteCount
-        self.driver = driver
+        self.pool = pool
+        self.classBytes = classBytes
     }
 
-    deinit { _ = driver.cuMemFree(address) }
+    deinit { pool.recycle(address, classBytes: classBytes) }
 }
 
 /// Runs plans on an NVIDIA GPU through the driver API loaded at run time: the primary context of the device,
@@ -33,7 +36,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let blas: CUBLAS?
     /// What runs Gemm and MatMul: cuBLAS (from where) or the kernel source's GEMM.
     public var gemmOrigin: String { blas.map { "cuBLAS (\($0.library.name))" } ?? "the kernel source's GEMM" }
-    public var configuration: [String] { ["kernels: \(kernelOrigin)", "Gemm/MatMul: \(gemmOrigin)"] }
+    public var configuration: [String] {
+        ["kernels: \(kernelOrigin)", "Gemm/MatMul: \(gemmOrigin)", pool.summary]
+    }
+    /// Released buffers' memory, kept for the next plans (see `DeviceMemoryPool`).
+    let pool: DeviceMemoryPool<UInt64>
 
     /// Opens CUDA device `index` and loads the kernels.
     /// - Throws: `GPURuntimeError` for a missing driver, device or a module the driver cannot load (a driver
@@ -92,6 +99,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         self.device = DeviceID(.cuda, index)
         self.deviceName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         self.kernels = GPUKernelTable.registry
+        self.pool = DeviceMemoryPool(capacity: DeviceMemoryPool<UInt64>.capacity(environment: environment)) {
+            _ = driver.cuMemFree($0)
+        }
     }
 
     /// PTX for `architecture` from the disk cache, or compiled now by an NVRTC found at run time (then cached);
@@ -135,12 +145,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     public func allocate(bytes: Int) throws -> any DeviceBuffer {
         try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
-        var address: UInt64 = 0
-        let status = driver.cuMemAlloc(&address, max(bytes, 4))
-        // CUDA_ERROR_OUT_OF_MEMORY is 2.
-        if status == 2 { throw RuntimeError.outOfMemory(device: device.description, bytes: bytes) }
-        try driver.check(status, "cuMemAlloc")
-        return CUDABuffer(address: address, byteCount: bytes, driver: driver)
+        let (address, classBytes) = try pool.allocate(bytes: bytes) { size in
+            var address: UInt64 = 0
+            let status = driver.cuMemAlloc(&address, size)
+            // CUDA_ERROR_OUT_OF_MEMORY is 2.
+            if status == 2 { throw RuntimeError.outOfMemory(device: device.description, bytes: bytes) }
+            try driver.check(status, "cuMemAlloc")
+            return address
+        }
+        return CUDABuffer(address: address, byteCount: bytes, pool: pool, classBytes: classBytes)
     }
 
     func address(_ slice: BufferSlice) throws -> UInt64 {

@@ -2,19 +2,26 @@ import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
-/// Device memory of the OpenCL backend: one cl_mem, released with the buffer.
+/// A cl_mem handle, as the memory pool keeps it.
+struct OpenCLMemory: @unchecked Sendable {
+    let handle: OpaquePointer
+}
+
+/// Device memory of the OpenCL backend: one cl_mem of the backend's pool, given back to it with the buffer.
 final class OpenCLBuffer: DeviceBuffer, @unchecked Sendable {
     let memory: OpaquePointer
     let byteCount: Int
-    private let cl: OpenCLLibrary
+    private let pool: DeviceMemoryPool<OpenCLMemory>
+    private let classBytes: Int
 
-    init(memory: OpaquePointer, byteCount: Int, cl: OpenCLLibrary) {
+    init(memory: OpaquePointer, byteCount: Int, pool: DeviceMemoryPool<OpenCLMemory>, classBytes: Int) {
         self.memory = memory
         self.byteCount = byteCount
-        self.cl = cl
+        self.pool = pool
+        self.classBytes = classBytes
     }
 
-    deinit { _ = cl.clReleaseMemObject(memory) }
+    deinit { pool.recycle(OpenCLMemory(handle: memory), classBytes: classBytes) }
 }
 
 /// Runs plans on an OpenCL device (a GPU, or PoCL's CPU device where no GPU exists), with the kernels of
@@ -29,11 +36,14 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     let context: OpaquePointer
     let queue: OpaquePointer
     let program: OpaquePointer
+    /// Released buffers' memory, kept for the next plans (see `DeviceMemoryPool`).
+    let pool: DeviceMemoryPool<OpenCLMemory>
+    public var configuration: [String] { [pool.summary] }
 
     /// Opens device `index` (numbered as `inference devices` lists them) and builds the kernels.
     /// - Throws: `GPURuntimeError` when OpenCL, the device or the kernel build is unavailable (with the
     ///   compiler's log for a failed build).
-    public init(index: Int) throws {
+    public init(index: Int, environment: [String: String] = ProcessEnvironment.variables) throws {
         let cl = try OpenCLLibrary.load()
         let devices = try cl.allDevices()
         guard index >= 0 && index < devices.count, let device = devices[index] else {
@@ -82,20 +92,25 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             typeBits & OpenCLLibrary.deviceTypeGPU != 0
             ? "gpu" : (typeBits & OpenCLLibrary.deviceTypeAccelerator != 0 ? "accelerator" : "cpu")
         self.kernels = GPUKernelTable.registry
+        self.pool = DeviceMemoryPool(capacity: DeviceMemoryPool<OpenCLMemory>.capacity(environment: environment)) {
+            _ = cl.clReleaseMemObject($0.handle)
+        }
     }
 
     public func allocate(bytes: Int) throws -> any DeviceBuffer {
-        var status: Int32 = 0
-        guard let memory = cl.clCreateBuffer(context, OpenCLLibrary.memReadWrite, max(bytes, 4), nil, &status),
-            status == 0
-        else {
-            if status == -4 || status == -61 {
-                throw RuntimeError.outOfMemory(device: device.description, bytes: bytes)
+        let (memory, classBytes) = try pool.allocate(bytes: bytes) { size in
+            var status: Int32 = 0
+            guard let memory = cl.clCreateBuffer(context, OpenCLLibrary.memReadWrite, size, nil, &status), status == 0
+            else {
+                if status == -4 || status == -61 {
+                    throw RuntimeError.outOfMemory(device: device.description, bytes: bytes)
+                }
+                throw GPURuntimeError.call(
+                    function: "clCreateBuffer", code: Int(status), message: OpenCLLibrary.errorName(status))
             }
-            throw GPURuntimeError.call(
-                function: "clCreateBuffer", code: Int(status), message: OpenCLLibrary.errorName(status))
+            return OpenCLMemory(handle: memory)
         }
-        return OpenCLBuffer(memory: memory, byteCount: bytes, cl: cl)
+        return OpenCLBuffer(memory: memory.handle, byteCount: bytes, pool: pool, classBytes: classBytes)
     }
 
     func memory(_ slice: BufferSlice) throws -> OpaquePointer {
