@@ -300,7 +300,21 @@ def volumes():
     save("volumes", graph, feeds)
 
 
+def control_runtime():
+    # Over 4096 elements, so the condition is not folded at plan time and If runs as a kernel.
+    n = 5000
+    then_graph = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["r"])], "then", [], [tensor("r", TensorProto.FLOAT, [n])],
+                                   [const("two", [2.0], np.float32)])
+    else_graph = helper.make_graph([helper.make_node("Neg", ["x"], ["r"])], "else", [], [tensor("r", TensorProto.FLOAT, [n])])
+    ops = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+           helper.make_node("Greater", ["s", "zero"], ["cond"]),
+           helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)]
+    graph = helper.make_graph(ops, "control_runtime", [tensor("x", TensorProto.FLOAT, [n])], [tensor("y", TensorProto.FLOAT, [n])],
+                              [const("zero", 0.0, np.float32)])
+    save("control_runtime", graph, {"x": (rng.standard_normal(n) + 0.1).astype(np.float32)})
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
-    mlp(); cnn(); encoder(); elementwise(); shapes(); reductions(); convolutions(); recurrent(); control(); recurrent_variants(); volumes()
+    mlp(); cnn(); encoder(); elementwise(); shapes(); reductions(); convolutions(); recurrent(); control(); recurrent_variants(); volumes(); control_runtime()
     print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}")

@@ -49,12 +49,17 @@ public protocol Backend: AnyObject, Sendable {
     /// A timer that takes timestamps on the device between the phases of a run (events on the GPU's queue);
     /// nil where the host clock already is the device's (the CPU).
     func makeEventTimer() throws -> (any DeviceEventTimer)?
+    /// The kernels of a plan recorded once and replayed as one unit (a CUDA graph), or nil to run them one by
+    /// one (the default). Called after the plan's first run, only when every kernel is `replayable`.
+    /// - Throws: when recording fails; the plan then runs its kernels one by one.
+    func replay(_ kernels: [any Kernel]) throws -> (any Kernel)?
 }
 
 extension Backend {
     public var fusion: FusionRules { .none }
     public var configuration: [String] { [] }
     public func makeEventTimer() throws -> (any DeviceEventTimer)? { nil }
+    public func replay(_ kernels: [any Kernel]) throws -> (any Kernel)? { nil }
 }
 
 /// Timestamps taken by the device itself: `record(i)` enqueues timestamp i (0...3) after all work submitted so

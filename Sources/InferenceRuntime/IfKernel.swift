@@ -50,6 +50,9 @@ public final class IfKernel: Kernel {
         self.name = name
     }
 
+    /// The branch is chosen on the host at run time, so the node cannot be recorded.
+    public var replayable: Bool { false }
+
     public func run() throws {
         var flag: UInt8 = 0
         try withUnsafeMutableBytes(of: &flag) { try backend.copy(from: condition, to: $0) }

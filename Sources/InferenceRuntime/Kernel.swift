@@ -8,6 +8,13 @@ public protocol Kernel: AnyObject {
     /// `Backend.synchronize` waits for it.
     /// - Throws: a backend error when the device reports one.
     func run() throws
+    /// Whether the backend may record this kernel's work once and replay it (a CUDA graph): false for kernels
+    /// that read results back to the host while they run (If).
+    var replayable: Bool { get }
+}
+
+extension Kernel {
+    public var replayable: Bool { true }
 }
 
 /// Creates a kernel for a bound node. - Throws: `RuntimeError` when the node's attributes or types do

@@ -12,6 +12,8 @@ public struct RunTimings: Sendable, Equatable {
     /// The same three phases timed by device events (GPU backends); nil on the CPU, or when the device's
     /// timestamps could not be read.
     public var device: DeviceTimings?
+    /// Whether the plan's kernels ran as one recorded unit (a CUDA graph) in this run, or why not.
+    public var replay: ReplayState = .pending
 
     public var totalNanoseconds: UInt64 { copyInNanoseconds + computeNanoseconds + copyOutNanoseconds }
 
@@ -209,6 +211,11 @@ final class BoundPlan {
     private let inputSlices: [BufferSlice?]
     private let outputSlices: [BufferSlice]
     private var outputs: [NamedTensor] = []
+    /// The kernels as the backend replays them (a CUDA graph), recorded after the first run; nil runs them one by
+    /// one. `replayState` says whether recording is still to be tried, done, or not possible and why.
+    private var replayed: (any Kernel)?
+    private(set) var replayState: ReplayState = .pending
+    private var runs = 0
     /// Keeps the arena and constant buffers alive as long as the kernels that point into them.
     private let buffers: [any DeviceBuffer]
 
@@ -272,6 +279,21 @@ final class BoundPlan {
         }
     }
 
+    /// After the first run (which warmed up libraries such as cuBLAS), asks the backend to record the kernels
+    /// for replay; a failed recording leaves the plan launching kernel by kernel.
+    private func recordReplay() {
+        guard kernels.allSatisfy(\.replayable) else {
+            replayState = .unavailable("a node reads results back to the host while it runs")
+            return
+        }
+        do {
+            replayed = try backend.replay(kernels)
+            replayState = replayed == nil ? .notOffered : .recorded
+        } catch {
+            replayState = .unavailable("recording failed: \(error)")
+        }
+    }
+
     /// Copies inputs in, runs every kernel, copies outputs out; each phase timed by the host clock after the
     /// device is idle, and by device events where the backend has them.
     func execute(inputs: [Tensor]) throws -> RunTimings {
@@ -283,7 +305,13 @@ final class BoundPlan {
         try timer?.record(1)
         try backend.synchronize()
         let copiedIn = MonotonicClock.nanoseconds()
-        for kernel in kernels { try kernel.run() }
+        if runs == 1 { recordReplay() }
+        runs += 1
+        if let replayed {
+            try replayed.run()
+        } else {
+            for kernel in kernels { try kernel.run() }
+        }
         try timer?.record(2)
         try backend.synchronize()
         let computed = MonotonicClock.nanoseconds()
@@ -296,6 +324,7 @@ final class BoundPlan {
         var timings = RunTimings(
             copyInNanoseconds: copiedIn - start, computeNanoseconds: computed - copiedIn,
             copyOutNanoseconds: copiedOut - computed, planNanoseconds: 0)
+        timings.replay = replayed == nil ? replayState : .recorded
         if let timer {
             timings.device = try DeviceTimings(
                 copyInNanoseconds: timer.nanoseconds(from: 0, to: 1),
@@ -308,4 +337,16 @@ final class BoundPlan {
     /// The outputs of the last run. The caller's copies share the buffers until the next run writes them,
     /// which then allocates fresh ones (copy on write), so returned results are never overwritten.
     func takeOutputs() -> [NamedTensor] { outputs }
+}
+
+/// Whether a plan's kernels run as one recorded unit (a CUDA graph).
+public enum ReplayState: Sendable, Equatable {
+    /// Not tried yet: recording happens at the second run.
+    case pending
+    /// Runs replay the recorded kernels.
+    case recorded
+    /// The backend runs kernels one by one (the CPU, OpenCL, CUDA with graphs turned off).
+    case notOffered
+    /// Kernels run one by one, for the reason given.
+    case unavailable(String)
 }

@@ -221,7 +221,7 @@ struct OpenCLConformanceTests {
 
     @Test(arguments: [
         "mlp", "cnn", "encoder", "elementwise", "shapes", "reductions", "convolutions", "recurrent", "control",
-        "recurrent_variants", "volumes",
+        "recurrent_variants", "volumes", "control_runtime",
     ])
     func fixtureModelsMatchOnnxruntime(_ name: String) throws {
         guard let openCL else { return }
@@ -241,6 +241,21 @@ struct OpenCLConformanceTests {
                 try got.tensor.scalars(as: Float.self), try want.tensor.scalars(as: Float.self), relative: 1e-4,
                 absolute: 1e-5)
             #expect(report.passed, "\(name) \(got.name): \(report)")
+        }
+    }
+
+    /// The condition comes from a runtime input too large to key the plan by, so If runs on the device: it reads
+    /// the condition back and runs the branch as a session on the same device, both ways.
+    @Test func ifTakesEitherBranchOnTheDevice() throws {
+        guard let openCL else { return }
+        let directory = TestEnvironment.packageRoot.appendingPathComponent("Tests/ONNXImportTests/Fixtures/models")
+        let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("control_runtime.onnx").path)
+        let session = try Session(graph: graph, backend: openCL, evaluator: CPUBackend())
+        for sign: Float in [1, -1] {
+            let x = (0..<5000).map { sign * (Float($0 % 7) - 2.5) }
+            let outputs = try session.run([NamedTensor(name: "x", tensor: try Tensor(shape: [5000], scalars: x))])
+            let expected = sign > 0 ? x.map { $0 * 2 } : x.map { -$0 }
+            #expect(try outputs.outputs[0].tensor.scalars(as: Float.self) == expected)
         }
     }
 

@@ -13,7 +13,7 @@ struct ONNXFixtureTests {
     static let directory = Bundle.module.bundleURL.appendingPathComponent("Fixtures/models")
     static let models = [
         "mlp", "cnn", "encoder", "elementwise", "shapes", "reductions", "convolutions", "recurrent", "control",
-        "recurrent_variants", "volumes",
+        "recurrent_variants", "volumes", "control_runtime",
     ]
 
     static func compare(_ outputs: [NamedTensor], _ expected: [NamedTensor]) {

@@ -26,12 +26,14 @@ final class CUBLAS: @unchecked Sendable {
     private let cublasDestroy: @convention(c) (OpaquePointer?) -> Status
 
     static let symbols = [
-        "cublasCreate_v2", "cublasDestroy_v2", "cublasSetMathMode", "cublasSgemm_v2", "cublasSgemmStridedBatched",
+        "cublasCreate_v2", "cublasDestroy_v2", "cublasSetMathMode", "cublasSetStream_v2", "cublasSgemm_v2",
+        "cublasSgemmStridedBatched",
     ]
 
-    /// Opens cuBLAS and creates a handle on the current CUDA context; nil when it is absent, turned off, or
+    /// Opens cuBLAS and creates a handle on the current CUDA context, its calls queued on `stream`; nil when it is
+    /// absent, turned off, or
     /// cannot start (the backend then uses its own GEMM kernel).
-    static func load(environment: [String: String]) -> CUBLAS? {
+    static func load(environment: [String: String], stream: OpaquePointer? = nil) -> CUBLAS? {
         guard environment["INFERENCE_CUBLAS"] != "0",
             let library = try? CUDALibrarySearch.open(
                 soname: "libcublas.so.12", wheel: "cublas", environment: environment),
@@ -40,8 +42,10 @@ final class CUBLAS: @unchecked Sendable {
         func fn<T>(_ name: String) -> T { unsafeBitCast(found[name].unsafelyUnwrapped, to: T.self) }
         let create: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status = fn("cublasCreate_v2")
         let setMathMode: @convention(c) (OpaquePointer?, Int32) -> Status = fn("cublasSetMathMode")
+        let setStream: @convention(c) (OpaquePointer?, OpaquePointer?) -> Status = fn("cublasSetStream_v2")
         var handle: OpaquePointer?
-        guard create(&handle) == 0, let handle, setMathMode(handle, defaultMath) == 0 else { return nil }
+        guard create(&handle) == 0, let handle, setMathMode(handle, defaultMath) == 0, setStream(handle, stream) == 0
+        else { return nil }
         return CUBLAS(
             library: library, handle: handle, cublasSgemm: fn("cublasSgemm_v2"),
             cublasSgemmStridedBatched: fn("cublasSgemmStridedBatched"), cublasDestroy: fn("cublasDestroy_v2"))

@@ -22,7 +22,8 @@ final class CUDABuffer: DeviceBuffer, @unchecked Sendable {
 
 /// Runs plans on an NVIDIA GPU through the driver API loaded at run time: the primary context of the device,
 /// the committed PTX (`GPUKernelPTX`, made by scripts/generate-ptx) loaded as a module, and the shared GPU
-/// kernel table. Copies and launches go to the default stream; `synchronize` waits for the context.
+/// kernel table. Copies (through page-locked staging memory), launches and cuBLAS calls go to one stream;
+/// `synchronize` waits for it. Runs after a plan's first are replayed as one CUDA graph.
 public final class CUDABackend: Backend, @unchecked Sendable {
     public let device: DeviceID
     public let deviceName: String
@@ -30,6 +31,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let driver: CUDADriver
     let context: OpaquePointer
     let module: OpaquePointer
+    /// The one stream every copy, launch, cuBLAS call and event goes to, in order.
+    let stream: OpaquePointer
+    /// Page-locked host memory the copies go through (see `PinnedStaging`).
+    let staging: PinnedStaging
+    /// Whether runs after the first are recorded once as a CUDA graph and replayed (INFERENCE_CUDA_GRAPHS=0: no).
+    let usesGraphs: Bool
     /// Where the loaded kernels came from: NVRTC for this device (and its cache file), or the committed PTX.
     public let kernelOrigin: String
     /// cuBLAS for Gemm and MatMul when found (see `CUBLAS`); nil runs the kernel source's GEMM.
@@ -37,7 +44,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// What runs Gemm and MatMul: cuBLAS (from where) or the kernel source's GEMM.
     public var gemmOrigin: String { blas.map { "cuBLAS (\($0.library.name))" } ?? "the kernel source's GEMM" }
     public var configuration: [String] {
-        ["kernels: \(kernelOrigin)", "Gemm/MatMul: \(gemmOrigin)", pool.summary]
+        [
+            "kernels: \(kernelOrigin)", "Gemm/MatMul: \(gemmOrigin)", pool.summary,
+            "copies: through \(staging.capacity >> 10) KiB of page-locked host memory",
+            usesGraphs
+                ? "runs after the first: replayed as one CUDA graph"
+                : "CUDA graphs: off (INFERENCE_CUDA_GRAPHS=0 or no driver support)",
+        ]
     }
     /// Released buffers' memory, kept for the next plans (see `DeviceMemoryPool`).
     let pool: DeviceMemoryPool<UInt64>
@@ -91,8 +104,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
                     "cannot load the kernels (PTX needs a driver at least as new as the NVRTC that made it): "
                     + failures.joined(separator: "; "))
         }
+        var stream: OpaquePointer?
+        // CU_STREAM_DEFAULT: ordered with the legacy default stream too.
+        try driver.check(driver.cuStreamCreate(&stream, 0), "cuStreamCreate")
+        guard let stream else { throw RuntimeError.device("cuStreamCreate returned no stream") }
+        self.stream = stream
+        self.staging = PinnedStaging(driver: driver, stream: stream)
+        self.usesGraphs = driver.graphs != nil && environment["INFERENCE_CUDA_GRAPHS"] != "0"
         self.kernelOrigin = origin
-        self.blas = CUBLAS.load(environment: environment)
+        self.blas = CUBLAS.load(environment: environment, stream: stream)
         self.driver = driver
         self.context = context
         self.module = module
@@ -164,18 +184,16 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     public func copy(from host: UnsafeRawBufferPointer, to destination: BufferSlice) throws {
-        guard let base = host.baseAddress, host.count > 0 else { return }
-        try driver.check(
-            driver.cuMemcpyHtoD(try address(destination), base, min(host.count, destination.byteCount)), "cuMemcpyHtoD")
+        guard host.count > 0 else { return }
+        try staging.copy(from: host, to: try address(destination), bytes: min(host.count, destination.byteCount))
     }
 
     public func copy(from source: BufferSlice, to host: UnsafeMutableRawBufferPointer) throws {
-        guard let base = host.baseAddress, host.count > 0 else { return }
-        try driver.check(
-            driver.cuMemcpyDtoH(base, try address(source), min(host.count, source.byteCount)), "cuMemcpyDtoH")
+        guard host.count > 0 else { return }
+        try staging.copy(from: try address(source), to: host, bytes: min(host.count, source.byteCount))
     }
 
-    public func synchronize() throws { try driver.check(driver.cuCtxSynchronize(), "cuCtxSynchronize") }
+    public func synchronize() throws { try staging.synchronize() }
 }
 
 /// A kernel of the loaded module with its argument values stored once; `run` launches it.
@@ -228,7 +246,7 @@ final class CUDANodeKernel: Kernel {
     func run() throws {
         try backend.driver.check(
             backend.driver.cuLaunchKernel(
-                function, grid.0, grid.1, grid.2, block.0, block.1, block.2, 0, nil, parameters, nil),
+                function, grid.0, grid.1, grid.2, block.0, block.1, block.2, 0, backend.stream, parameters, nil),
             "cuLaunchKernel")
     }
 }
@@ -263,13 +281,15 @@ extension CUDABackend: GPUKernelHost {
     }
 }
 
-/// Device timestamps from CUDA events recorded on the default stream (resolution about half a microsecond).
+/// Device timestamps from CUDA events recorded on the backend's stream (resolution about half a microsecond).
 final class CUDAEventTimer: DeviceEventTimer {
     private let driver: CUDADriver
+    private let stream: OpaquePointer
     private let events: [OpaquePointer]
 
-    init(driver: CUDADriver) throws {
+    init(driver: CUDADriver, stream: OpaquePointer) throws {
         self.driver = driver
+        self.stream = stream
         var made: [OpaquePointer] = []
         for _ in 0..<4 {
             var event: OpaquePointer?
@@ -283,7 +303,9 @@ final class CUDAEventTimer: DeviceEventTimer {
 
     deinit { for event in events { _ = driver.cuEventDestroy(event) } }
 
-    func record(_ index: Int) throws { try driver.check(driver.cuEventRecord(events[index], nil), "cuEventRecord") }
+    func record(_ index: Int) throws {
+        try driver.check(driver.cuEventRecord(events[index], stream), "cuEventRecord")
+    }
 
     func nanoseconds(from: Int, to: Int) throws -> UInt64 {
         try driver.check(driver.cuEventSynchronize(events[to]), "cuEventSynchronize")
@@ -294,5 +316,7 @@ final class CUDAEventTimer: DeviceEventTimer {
 }
 
 extension CUDABackend {
-    public func makeEventTimer() throws -> (any DeviceEventTimer)? { try CUDAEventTimer(driver: driver) }
+    public func makeEventTimer() throws -> (any DeviceEventTimer)? {
+        try CUDAEventTimer(driver: driver, stream: stream)
+    }
 }

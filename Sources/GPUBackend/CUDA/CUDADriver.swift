@@ -49,6 +49,14 @@ struct CUDADriver: @unchecked Sendable {
     let cuEventSynchronize: @convention(c) (OpaquePointer?) -> CUresult
     let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> CUresult
     let cuEventDestroy: @convention(c) (OpaquePointer?) -> CUresult
+    let cuStreamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> CUresult
+    let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> CUresult
+    let cuMemcpyHtoDAsync: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int, OpaquePointer?) -> CUresult
+    let cuMemcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int, OpaquePointer?) -> CUresult
+    let cuMemHostAlloc: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int, UInt32) -> CUresult
+    let cuMemFreeHost: @convention(c) (UnsafeMutableRawPointer?) -> CUresult
+    /// CUDA graphs, when the driver has them (CUDA 11.4+); nil otherwise.
+    let graphs: CUDAGraphAPI?
 
     static let symbols = [
         "cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName", "cuDeviceTotalMem_v2",
@@ -56,7 +64,8 @@ struct CUDADriver: @unchecked Sendable {
         "cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuModuleLoadDataEx",
         "cuModuleGetFunction",
         "cuLaunchKernel", "cuEventCreate", "cuEventRecord", "cuEventSynchronize", "cuEventElapsedTime",
-        "cuEventDestroy_v2",
+        "cuEventDestroy_v2", "cuStreamCreate", "cuStreamSynchronize", "cuMemcpyHtoDAsync_v2", "cuMemcpyDtoHAsync_v2",
+        "cuMemHostAlloc", "cuMemFreeHost",
     ]
 
     /// - Throws: `GPURuntimeError` when the library or one of its symbols is missing.
@@ -92,6 +101,13 @@ struct CUDADriver: @unchecked Sendable {
         cuEventSynchronize = fn("cuEventSynchronize")
         cuEventElapsedTime = fn("cuEventElapsedTime")
         cuEventDestroy = fn("cuEventDestroy_v2")
+        cuStreamCreate = fn("cuStreamCreate")
+        cuStreamSynchronize = fn("cuStreamSynchronize")
+        cuMemcpyHtoDAsync = fn("cuMemcpyHtoDAsync_v2")
+        cuMemcpyDtoHAsync = fn("cuMemcpyDtoHAsync_v2")
+        cuMemHostAlloc = fn("cuMemHostAlloc")
+        cuMemFreeHost = fn("cuMemFreeHost")
+        graphs = (try? library.resolve(CUDAGraphAPI.symbols)).map(CUDAGraphAPI.init)
     }
 
     /// The error funnel: turns a status code into a typed error naming the call.
@@ -101,5 +117,35 @@ struct CUDADriver: @unchecked Sendable {
         _ = cuGetErrorString(result, &message)
         throw .call(
             function: function, code: Int(result), message: message.map { String(cString: $0) } ?? "unknown error")
+    }
+}
+
+/// The stream-capture and graph calls of the driver API: a run's launches recorded once, then replayed with one
+/// call (`CUDAGraphReplay`).
+struct CUDAGraphAPI: @unchecked Sendable {
+    /// CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's calls are checked against the capture.
+    static let captureThreadLocal: Int32 = 1
+
+    let cuStreamBeginCapture: @convention(c) (OpaquePointer?, Int32) -> CUDADriver.CUresult
+    let cuStreamEndCapture: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> CUDADriver.CUresult
+    let cuGraphInstantiateWithFlags:
+        @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> CUDADriver.CUresult
+    let cuGraphLaunch: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUDADriver.CUresult
+    let cuGraphExecDestroy: @convention(c) (OpaquePointer?) -> CUDADriver.CUresult
+    let cuGraphDestroy: @convention(c) (OpaquePointer?) -> CUDADriver.CUresult
+
+    static let symbols = [
+        "cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuGraphInstantiateWithFlags", "cuGraphLaunch",
+        "cuGraphExecDestroy", "cuGraphDestroy",
+    ]
+
+    init(_ symbols: [String: UnsafeMutableRawPointer]) {
+        func fn<T>(_ name: String) -> T { unsafeBitCast(symbols[name].unsafelyUnwrapped, to: T.self) }
+        cuStreamBeginCapture = fn("cuStreamBeginCapture_v2")
+        cuStreamEndCapture = fn("cuStreamEndCapture")
+        cuGraphInstantiateWithFlags = fn("cuGraphInstantiateWithFlags")
+        cuGraphLaunch = fn("cuGraphLaunch")
+        cuGraphExecDestroy = fn("cuGraphExecDestroy")
+        cuGraphDestroy = fn("cuGraphDestroy")
     }
 }

@@ -207,6 +207,11 @@ struct RunCommand: ReportingCommand {
                 warm p50 split: copy in \(ms(samples.copyIn.median)), compute \(ms(samples.compute.median)), \
                 copy out \(ms(samples.copyOut.median))
                 """)
+            switch result.timings.replay {
+            case .recorded: printError("warm runs: the plan's kernels replayed as one recorded graph")
+            case .unavailable(let reason): printError("warm runs: kernels launched one by one (\(reason))")
+            case .pending, .notOffered: break
+            }
             if let device = samples.device {
                 printError(
                     """
