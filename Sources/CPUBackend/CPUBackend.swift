@@ -85,7 +85,10 @@ public final class CPUBackend: Backend {
 
     public var configuration: [String] {
         [
-            "kernels: \(String(cString: ck_kernel_isa())), \(threads) thread\(threads == 1 ? "" : "s"), convolution \(convolution.rawValue)"
+            "kernels: \(String(cString: ck_kernel_isa())), \(threads) thread\(threads == 1 ? "" : "s"), convolution \(convolution.rawValue)",
+            "GEMMs of 1024³ multiply-adds and more: "
+                + (RuntimeBLAS.shared.map { "OpenBLAS (\($0.path)), one instance per thread" }
+                    ?? "the packed kernel (no OpenBLAS found, or INFERENCE_BLAS=0)"),
         ]
     }
 

@@ -158,6 +158,8 @@ final class GemmKernel: Kernel {
     private let activation: ck_activation
     /// C as a per-column bias added in the packed GEMM's store (C of shape [N] or [1, N], beta 1).
     private let columnBias: UnsafePointer<Float>?
+    /// OpenBLAS for products of `RuntimeBLAS.minimumVolume` and more, with A and B as given.
+    private let blasTask: BLASGemmTask?
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -209,9 +211,25 @@ final class GemmKernel: Kernel {
             cColumns = 0
         }
         columnBias = beta == 1 && cRows == 1 && cColumns == n ? c : nil
+        if n >= 16, let blas = RuntimeBLAS.shared, RuntimeBLAS.handles(m: m, n: n, k: k) {
+            let task = BLASGemmTask(blas: blas)
+            (task.transA, task.transB, task.m, task.n, task.k) = (transposeA, transposeB, m, n, k)
+            (task.alpha, task.a, task.lda, task.c, task.ldc) = (alpha, a, aColumns, y, n)
+            task.b = UnsafePointer(try bValue.slice.floatPointer())
+            task.ldb = bValue.type.shape[1]
+            blasTask = task
+        } else {
+            blasTask = nil
+        }
     }
 
     func run() throws {
+        if let blasTask {
+            blasTask.beta = fillWithC()
+            blasTask.run(parallel)
+            if activation == ck_activation_relu { ck_relu(y, y, m * n) }
+            return
+        }
         var aPointer = a
         if let t = aScratch {
             // Aᵀ is K x M in memory; lay it out as M x K for the row-major body.
@@ -235,9 +253,18 @@ final class GemmKernel: Kernel {
             withExtendedLifetime(packed) {}
             return
         }
+        let gemmBeta = fillWithC()
+        sgemm(
+            bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: gemmBeta, c: y, ldc: n,
+            panels: packed?.panels ?? 0, parallel: parallel, task: gemmTask)
+        if activation == ck_activation_relu { ck_relu(y, y, m * n) }
+        withExtendedLifetime(packed) {}
+    }
+
+    /// Y = beta * broadcast(C) for the product to accumulate into: returns the GEMM's beta (1, or 0 without C).
+    private func fillWithC() -> Float {
         var gemmBeta: Float = 0
         if let c {
-            // Y = beta * broadcast(C), then accumulate the product into it.
             if cRows == 1 && cColumns == 1 {
                 y.update(repeating: beta * c[0], count: m * n)
             } else {
@@ -256,11 +283,7 @@ final class GemmKernel: Kernel {
             }
             gemmBeta = 1
         }
-        sgemm(
-            bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: gemmBeta, c: y, ldc: n,
-            panels: packed?.panels ?? 0, parallel: parallel, task: gemmTask)
-        if activation == ck_activation_relu { ck_relu(y, y, m * n) }
-        withExtendedLifetime(packed) {}
+        return gemmBeta
     }
 }
 
@@ -332,6 +355,8 @@ final class MatMulKernel: Kernel {
     }
 
     private let foldedM: Int
+    /// OpenBLAS for products of `RuntimeBLAS.minimumVolume` and more (B as given, no packing).
+    private var blasTask: BLASGemmTask?
     /// B packed once at plan time (a constant 2-D B), or scratch for packing B per product at run time.
     private var packedB: PackedMatrix?
     private var scratch: HostBuffer?
@@ -339,6 +364,12 @@ final class MatMulKernel: Kernel {
 
     private func preparePacking(constant: Tensor?, bIs2D: Bool) throws {
         guard n >= 8 else { return }
+        if n >= 16, let blas = RuntimeBLAS.shared, RuntimeBLAS.handles(m: foldedM, n: n, k: k) {
+            let task = BLASGemmTask(blas: blas)
+            (task.m, task.n, task.k, task.lda, task.ldb, task.ldc) = (foldedM, n, k, k, n, n)
+            blasTask = task
+            return
+        }
         if let constant, bIs2D {
             packedB = try PackedMatrix(constant, transposed: false, form: .packed)
             panels = packedB?.panels ?? 0
@@ -349,6 +380,14 @@ final class MatMulKernel: Kernel {
     }
 
     func run() throws {
+        if let blasTask {
+            for batch in batches {
+                (blasTask.a, blasTask.b, blasTask.c) = (a + batch.a, b + batch.b, y + batch.y)
+                blasTask.run(parallel)
+            }
+            applyEpilogue()
+            return
+        }
         if let packedB {
             packedGemm(
                 parallel, task: gemmTask, m: foldedM, n: n, k: k, a: a, lda: k, packed: packedB.pointer,
