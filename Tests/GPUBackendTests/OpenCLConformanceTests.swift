@@ -259,24 +259,71 @@ struct OpenCLConformanceTests {
         }
     }
 
+    /// Integer arithmetic, comparisons and Where, and data movement of 8- and 1-byte elements, bit for bit
+    /// against the CPU: division by zero gives 0, the most negative int64 divided by -1 wraps, Mod takes the
+    /// divisor's sign, narrow types saturate.
+    @Test func integerAndByteKernelsMatchTheCPU() throws {
+        guard let openCL else { return }
+        let graph = Graph(
+            name: "integers",
+            inputs: [
+                ValueInfo(name: "a", dtype: .int64, dimensions: [.fixed(2), .fixed(4)]),
+                ValueInfo(name: "b", dtype: .int64, dimensions: [.fixed(4)]),
+                ValueInfo(name: "s", dtype: .int8, dimensions: [.fixed(2), .fixed(4)]),
+            ],
+            outputs: [
+                ("sum", DType.int64), ("quotient", .int64), ("modulo", .int64), ("picked", .int64), ("moved", .bool),
+                ("gathered", .int8), ("narrow", .int8), ("low", .int8),
+            ].map { ValueInfo(name: $0.0, dtype: $0.1, dimensions: nil) },
+            nodes: [
+                Node(name: "add", opType: "Add", inputs: ["a", "b"], outputs: ["sum"]),
+                Node(name: "div", opType: "Div", inputs: ["a", "b"], outputs: ["quotient"]),
+                Node(name: "mod", opType: "Mod", inputs: ["a", "b"], outputs: ["modulo"]),
+                Node(name: "less", opType: "Less", inputs: ["a", "b"], outputs: ["mask"]),
+                Node(name: "where", opType: "Where", inputs: ["mask", "a", "sum"], outputs: ["picked"]),
+                Node(
+                    name: "transpose", opType: "Transpose", inputs: ["mask"], outputs: ["moved"],
+                    attributes: ["perm": .ints([1, 0])]),
+                Node(name: "gather", opType: "Gather", inputs: ["s", "index"], outputs: ["gathered"]),
+                Node(name: "mul", opType: "Mul", inputs: ["s", "s"], outputs: ["narrow"]),
+                Node(name: "min", opType: "Min", inputs: ["s", "gathered", "narrow"], outputs: ["low"]),
+            ],
+            initializers: ["index": try Tensor(shape: [2], scalars: [Int64(1), 0])], opsetImports: ["": 17])
+        let inputs = [
+            NamedTensor(
+                name: "a", tensor: try Tensor(shape: [2, 4], scalars: [Int64.min, 7, -7, 9, 5, -5, 0, Int64.max])),
+            NamedTensor(name: "b", tensor: try Tensor(shape: [4], scalars: [Int64(-1), 0, 3, -4])),
+            NamedTensor(
+                name: "s", tensor: try Tensor(shape: [2, 4], scalars: [Int8(-128), 127, 12, -12, 3, 0, -1, 100])),
+        ]
+        let cpu = try Session(graph: graph, backend: CPUBackend()).run(inputs).outputs
+        let gpu = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs).outputs
+        #expect(cpu.count == gpu.count)
+        for (a, b) in zip(cpu, gpu) {
+            #expect(a.tensor.dtype == b.tensor.dtype && a.tensor.bitwiseEqual(b.tensor), "\(a.name) differs")
+        }
+        let quotient = try cpu[1].tensor.scalars(as: Int64.self)
+        #expect(quotient[0] == Int64.min && quotient[1] == 0)
+    }
+
     @Test func unsupportedOperatorNamesTheDevice() throws {
         guard let openCL else { return }
-        // The CPU adds int64 tensors; the GPU kernels are float32.
+        // The CPU adds float64 tensors; the GPU kernels have no float64 arithmetic.
         let graph = Graph(
-            name: "int64 add",
-            inputs: [ValueInfo(name: "a", dtype: .int64, dimensions: [.fixed(3)])],
-            outputs: [ValueInfo(name: "y", dtype: .int64, dimensions: nil)],
-            nodes: [Node(name: "add_ints", opType: "Add", inputs: ["a", "a"], outputs: ["y"])],
+            name: "float64 add",
+            inputs: [ValueInfo(name: "a", dtype: .float64, dimensions: [.fixed(3)])],
+            outputs: [ValueInfo(name: "y", dtype: .float64, dimensions: nil)],
+            nodes: [Node(name: "add_doubles", opType: "Add", inputs: ["a", "a"], outputs: ["y"])],
             opsetImports: ["": 17])
-        let inputs = [NamedTensor(name: "a", tensor: try Tensor(shape: [3], scalars: [Int64(1), 2, 3]))]
+        let inputs = [NamedTensor(name: "a", tensor: try Tensor(shape: [3], scalars: [1.0, 2.0, 3.0]))]
         #expect(try Session(graph: graph, backend: CPUBackend()).run(inputs).outputs.count == 1)
         do {
             _ = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs)
-            Issue.record("int64 Add accepted on OpenCL")
+            Issue.record("float64 Add accepted on OpenCL")
         } catch let error as RuntimeError {
             #expect(
-                error.description.contains("opencl:0") && error.description.contains("add_ints")
-                    && error.description.contains("int64"), "\(error)")
+                error.description.contains("opencl:0") && error.description.contains("add_doubles")
+                    && error.description.contains("float64"), "\(error)")
         }
     }
 

@@ -226,7 +226,9 @@ enum BinaryKernels {
         let offsetsA = broadcastOffsets(operand: a.shape, output: y.shape)
         let offsetsB = broadcastOffsets(operand: b.shape, output: y.shape)
         let pa = try a.raw(), pb = try b.raw(), py = try y.raw()
-        if a.type.dtype == .int64 && b.type.dtype == .int64 && y.type.dtype == .int64, let g = integerFunction(op) {
+        if a.type.dtype == .int64 && b.type.dtype == .int64 && y.type.dtype == .int64,
+            let g = integerFunction(op, fmod: try node.attributes.int("fmod", default: 0) != 0)
+        {
             let ia = pa.assumingMemoryBound(to: Int64.self)
             let ib = pb.assumingMemoryBound(to: Int64.self)
             let iy = py.assumingMemoryBound(to: Int64.self)
@@ -240,12 +242,19 @@ enum BinaryKernels {
     }
 
     /// Exact int64 arithmetic (shape computations must not go through Double).
-    static func integerFunction(_ op: String) -> ((Int64, Int64) -> Int64)? {
+    static func integerFunction(_ op: String, fmod: Bool = false) -> ((Int64, Int64) -> Int64)? {
         switch op {
+        case "Mod":
+            // A zero divisor gives 0; fmod=1 keeps the dividend's sign, otherwise the result takes the divisor's.
+            { a, b in
+                guard b != 0 else { return 0 }
+                let r = a.remainderReportingOverflow(dividingBy: b).partialValue
+                return !fmod && r != 0 && (r < 0) != (b < 0) ? r &+ b : r
+            }
         case "Add": { $0 &+ $1 }
         case "Sub": { $0 &- $1 }
         case "Mul": { $0 &* $1 }
-        case "Div": { $1 == 0 ? 0 : $0 / $1 }
+        case "Div": { $1 == 0 ? 0 : $0.dividedReportingOverflow(by: $1).partialValue }
         case "Max": { max($0, $1) }
         case "Min": { min($0, $1) }
         case "Sum": { $0 &+ $1 }

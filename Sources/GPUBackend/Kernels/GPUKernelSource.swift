@@ -11,6 +11,9 @@ enum GPUKernelSource {
         #define GID1 ((int)get_global_id(1))
         #define GID2 ((int)get_global_id(2))
         #define INT_AS_FLOAT(v) as_float(v)
+        typedef ushort ck_u16;
+        typedef uint ck_u32;
+        typedef ulong ck_u64;
         #else
         #define KERNEL extern "C" __global__
         #define DEVICE __device__
@@ -19,6 +22,9 @@ enum GPUKernelSource {
         #define INFINITY __int_as_float(0x7f800000)
         #endif
         typedef unsigned char uchar;
+        typedef unsigned short ck_u16;
+        typedef unsigned int ck_u32;
+        typedef unsigned long long ck_u64;
         #define GID0 ((int)(blockIdx.x * blockDim.x + threadIdx.x))
         #define GID1 ((int)(blockIdx.y * blockDim.y + threadIdx.y))
         #define GID2 ((int)(blockIdx.z * blockDim.z + threadIdx.z))
@@ -107,19 +113,27 @@ enum GPUKernelSource {
             y[yOff + i] = r;
         }
 
+        /* The offsets into each of `operands` broadcast inputs of output element i: meta = [rank, dims[rank],
+           strides of operand 0 [rank], strides of operand 1 [rank], ...] (0 on broadcast axes). */
+        DEVICE void broadcast_offsets(int i, GLOBAL const int *meta, int operands, int *offsets) {
+            int rank = meta[0], rest = i;
+            for (int o = 0; o < operands; o++) offsets[o] = 0;
+            for (int axis = rank - 1; axis >= 0; axis--) {
+                int d = meta[1 + axis];
+                int k = rest % d;
+                rest /= d;
+                for (int o = 0; o < operands; o++) offsets[o] += k * meta[1 + (o + 1) * rank + axis];
+            }
+        }
+
         /* Broadcasting binary op. meta = [rank, outDims[rank], aStrides[rank], bStrides[rank]]. */
         KERNEL void binary(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL float *y, int yOff,
                            int count, int op, GLOBAL const int *meta) {
             int i = GID0;
             if (i >= count) return;
-            int rank = meta[0], rest = i, ia = 0, ib = 0;
-            for (int axis = rank - 1; axis >= 0; axis--) {
-                int d = meta[1 + axis];
-                int c = rest % d;
-                rest /= d;
-                ia += c * meta[1 + rank + axis];
-                ib += c * meta[1 + 2 * rank + axis];
-            }
+            int o[2];
+            broadcast_offsets(i, meta, 2, o);
+            int ia = o[0], ib = o[1];
             float u = a[aOff + ia], v = b[bOff + ib], r;
             switch (op) {
             case 0: r = u + v; break;
@@ -140,49 +154,98 @@ enum GPUKernelSource {
         }
 
         /* y[i] = x[offset(i)] for a permutation: meta = [rank, outDims[rank], inStridesPermuted[rank]]. */
-        KERNEL void permute(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
-            int i = GID0;
-            if (i >= count) return;
+        /* Data movement computes where each output element comes from once (the *_source helpers); the float
+           kernels move 4-byte elements (float32, int32), the *_bytes kernels elements of `width` bytes at byte
+           offsets (bool, int8/16/64, uint*, float16/64). */
+        DEVICE void copy_element(GLOBAL const uchar *x, int from, GLOBAL uchar *y, int to, int width) {
+            for (int b = 0; b < width; b++) y[to + b] = x[from + b];
+        }
+
+        /* meta = [rank, outDims[rank], inStrides[rank]]. */
+        DEVICE int permute_source(int i, GLOBAL const int *meta) {
             int rank = meta[0], rest = i, offset = 0;
             for (int axis = rank - 1; axis >= 0; axis--) {
                 int d = meta[1 + axis];
                 offset += (rest % d) * meta[1 + rank + axis];
                 rest /= d;
             }
-            y[yOff + i] = x[xOff + offset];
+            return offset;
+        }
+        KERNEL void permute(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = x[xOff + permute_source(i, meta)];
+        }
+        KERNEL void permute_bytes(GLOBAL const uchar *x, int xOff, GLOBAL uchar *y, int yOff, int count, int width,
+                                  GLOBAL const int *meta) {
+            int i = GID0;
+            if (i < count) copy_element(x, xOff + permute_source(i, meta) * width, y, yOff + i * width, width);
         }
 
-        /* Copies 4-byte elements between strided views: for each index of the iteration space,
-           y[yBase + sum idx*ys] = x[xBase + sum idx*xs]. meta = [rank, xBase, yBase, dims[rank], xs[rank], ys[rank]].
-           Expand (stride 0 on broadcast axes), Slice (base and stepped strides), Concat and Split (one launch per
-           part, into or out of an offset view). */
-        KERNEL void strided_copy(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count,
-                                 GLOBAL const int *meta) {
-            int i = GID0;
-            if (i >= count) return;
-            int rank = meta[0], rest = i, xo = meta[1], yo = meta[2];
+        /* Strided views: for each index of the iteration space, y[yBase + sum idx*ys] = x[xBase + sum idx*xs].
+           meta = [rank, xBase, yBase, dims[rank], xs[rank], ys[rank]]. Expand (stride 0 on broadcast axes), Slice
+           (base and stepped strides), Concat and Split (one launch per part, into or out of an offset view). */
+        DEVICE void strided_offsets(int i, GLOBAL const int *meta, int *xo, int *yo) {
+            int rank = meta[0], rest = i, xs = meta[1], ys = meta[2];
             for (int axis = rank - 1; axis >= 0; axis--) {
                 int d = meta[3 + axis];
                 int k = rest % d;
                 rest /= d;
-                xo += k * meta[3 + rank + axis];
-                yo += k * meta[3 + 2 * rank + axis];
+                xs += k * meta[3 + rank + axis];
+                ys += k * meta[3 + 2 * rank + axis];
             }
+            *xo = xs;
+            *yo = ys;
+        }
+        KERNEL void strided_copy(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count,
+                                 GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int xo, yo;
+            strided_offsets(i, meta, &xo, &yo);
             y[yOff + yo] = x[xOff + xo];
+        }
+        KERNEL void strided_copy_bytes(GLOBAL const uchar *x, int xOff, GLOBAL uchar *y, int yOff, int count, int width,
+                                       GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int xo, yo;
+            strided_offsets(i, meta, &xo, &yo);
+            copy_element(x, xOff + xo * width, y, yOff + yo * width, width);
         }
 
         /* Gather along an axis with int64 indices (negative counts from the end): meta = [axisDim, inner, nIdx].
-           An index outside the axis writes 0 (the CPU backend reports it as an error). */
-        KERNEL void gather_axis(GLOBAL const float *x, int xOff, GLOBAL const long *idx, int idxOff, GLOBAL float *y,
-                                int yOff, int count, GLOBAL const int *meta) {
-            int i = GID0;
-            if (i >= count) return;
+           An index outside the axis gives -1: the element is written as 0 (the CPU backend reports it as an error). */
+        DEVICE int gather_source(int i, GLOBAL const long *idx, int idxOff, GLOBAL const int *meta) {
             int axisDim = meta[0], inner = meta[1], n = meta[2];
             int in = i % inner, rest = i / inner;
             int j = rest % n, o = rest / n;
             long k = idx[idxOff + j];
             if (k < 0) k += axisDim;
-            y[yOff + i] = (k < 0 || k >= axisDim) ? 0.0f : x[xOff + (o * axisDim + (int)k) * inner + in];
+            return (k < 0 || k >= axisDim) ? -1 : (o * axisDim + (int)k) * inner + in;
+        }
+        KERNEL void gather_axis(GLOBAL const float *x, int xOff, GLOBAL const long *idx, int idxOff, GLOBAL float *y,
+                                int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int from = gather_source(i, idx, idxOff, meta);
+            y[yOff + i] = from < 0 ? 0.0f : x[xOff + from];
+        }
+        KERNEL void gather_axis_bytes(GLOBAL const uchar *x, int xOff, GLOBAL const long *idx, int idxOff, GLOBAL uchar *y,
+                                      int yOff, int count, int width, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int from = gather_source(i, idx, idxOff, meta);
+            if (from >= 0) {
+                copy_element(x, xOff + from * width, y, yOff + i * width, width);
+            } else {
+                for (int b = 0; b < width; b++) y[yOff + i * width + b] = 0;
+            }
+        }
+
+        /* A plain copy of `count` bytes (Identity and the Reshape family on elements that are not 4 bytes). */
+        KERNEL void copy_bytes(GLOBAL const uchar *x, int xOff, GLOBAL uchar *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = x[xOff + i];
         }
 
         /* Comparisons with broadcasting (meta as for binary), bool results as bytes: op 0 ==, 1 <, 2 >, 3 <=, 4 >=. */
@@ -190,14 +253,9 @@ enum GPUKernelSource {
                             int count, int op, GLOBAL const int *meta) {
             int i = GID0;
             if (i >= count) return;
-            int rank = meta[0], rest = i, ia = 0, ib = 0;
-            for (int axis = rank - 1; axis >= 0; axis--) {
-                int d = meta[1 + axis];
-                int c = rest % d;
-                rest /= d;
-                ia += c * meta[1 + rank + axis];
-                ib += c * meta[1 + 2 * rank + axis];
-            }
+            int o[2];
+            broadcast_offsets(i, meta, 2, o);
+            int ia = o[0], ib = o[1];
             float u = a[aOff + ia], v = b[bOff + ib];
             int r = op == 0 ? u == v : op == 1 ? u < v : op == 2 ? u > v : op == 3 ? u <= v : u >= v;
             y[yOff + i] = (uchar)r;
@@ -208,16 +266,111 @@ enum GPUKernelSource {
                                  int yOff, GLOBAL float *out, int oOff, int count, GLOBAL const int *meta) {
             int i = GID0;
             if (i >= count) return;
-            int rank = meta[0], rest = i, ic = 0, ix = 0, iy = 0;
-            for (int axis = rank - 1; axis >= 0; axis--) {
-                int d = meta[1 + axis];
-                int k = rest % d;
-                rest /= d;
-                ic += k * meta[1 + rank + axis];
-                ix += k * meta[1 + 2 * rank + axis];
-                iy += k * meta[1 + 3 * rank + axis];
+            int o[3];
+            broadcast_offsets(i, meta, 3, o);
+            out[oOff + i] = c[cOff + o[0]] ? x[xOff + o[1]] : y[yOff + o[2]];
+        }
+
+        /* Where on elements of `width` bytes at byte offsets (every type but float32). */
+        KERNEL void where_bytes(GLOBAL const uchar *c, int cOff, GLOBAL const uchar *x, int xOff, GLOBAL const uchar *y,
+                                int yOff, GLOBAL uchar *out, int oOff, int count, int width, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int o[3];
+            broadcast_offsets(i, meta, 3, o);
+            if (c[cOff + o[0]]) {
+                copy_element(x, xOff + o[1] * width, out, oOff + i * width, width);
+            } else {
+                copy_element(y, yOff + o[2] * width, out, oOff + i * width, width);
             }
-            out[oOff + i] = c[cOff + ic] ? x[xOff + ix] : y[yOff + iy];
+        }
+
+        /* Integer element types by code: 0 int8, 1 int16, 2 int32, 3 int64, 4 uint8, 5 uint16, 6 uint32, 7 uint64,
+           in byte buffers at byte offsets. Loaded as 64-bit values (uint64 as its bits); stored saturated to the
+           type's range, as the CPU backend stores its results (the 64-bit types wrap). */
+        DEVICE int int_width(int t) { return 1 << (t & 3); }
+
+        DEVICE long int_load(GLOBAL const uchar *p, int at, int t) {
+            switch (t) {
+            case 0: return (long)p[at] - (p[at] >= 128 ? 256 : 0);
+            case 1: return (long)*(GLOBAL const short *)(p + at);
+            case 2: return (long)*(GLOBAL const int *)(p + at);
+            case 4: return (long)p[at];
+            case 5: return (long)*(GLOBAL const ck_u16 *)(p + at);
+            case 6: return (long)*(GLOBAL const ck_u32 *)(p + at);
+            default: return *(GLOBAL const long *)(p + at);
+            }
+        }
+
+        DEVICE long int_clamp(long v, long low, long high) { return v < low ? low : (v > high ? high : v); }
+
+        DEVICE void int_store(GLOBAL uchar *p, int at, int t, long v) {
+            switch (t) {
+            case 0: p[at] = (uchar)(int_clamp(v, -128, 127) & 255); break;
+            case 1: *(GLOBAL short *)(p + at) = (short)int_clamp(v, -32768, 32767); break;
+            case 2: *(GLOBAL int *)(p + at) = (int)int_clamp(v, -2147483647 - 1, 2147483647); break;
+            case 4: p[at] = (uchar)int_clamp(v, 0, 255); break;
+            case 5: *(GLOBAL ck_u16 *)(p + at) = (ck_u16)int_clamp(v, 0, 65535); break;
+            case 6: *(GLOBAL ck_u32 *)(p + at) = (ck_u32)int_clamp(v, 0, 4294967295L); break;
+            default: *(GLOBAL long *)(p + at) = v; break;
+            }
+        }
+
+        /* Integer arithmetic with broadcasting (meta as for binary) on 64-bit values: op 0 +, 1 -, 2 *, 3 / (toward
+           zero), 4 max, 5 min, 6 modulo with the divisor's sign (Mod), 7 remainder with the dividend's sign
+           (Mod fmod=1); a zero divisor gives 0. uint64 (type 7) divides, compares and takes remainders unsigned. */
+        KERNEL void binary_int(GLOBAL const uchar *a, int aOff, GLOBAL const uchar *b, int bOff, GLOBAL uchar *y, int yOff,
+                               int count, int op, int type, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int o[2];
+            broadcast_offsets(i, meta, 2, o);
+            int w = int_width(type);
+            long u = int_load(a, aOff + o[0] * w, type), v = int_load(b, bOff + o[1] * w, type), r;
+            ck_u64 uu = (ck_u64)u, vv = (ck_u64)v;
+            if (type == 7 && op >= 3) {
+                switch (op) {
+                case 3: r = vv == 0 ? 0 : (long)(uu / vv); break;
+                case 4: r = (long)(uu > vv ? uu : vv); break;
+                case 5: r = (long)(uu < vv ? uu : vv); break;
+                default: r = vv == 0 ? 0 : (long)(uu % vv); break;
+                }
+            } else {
+                switch (op) {
+                case 0: r = (long)(uu + vv); break;
+                case 1: r = (long)(uu - vv); break;
+                case 2: r = (long)(uu * vv); break;
+                /* x / -1 as a wrapping negation: the most negative int64 divided by -1 overflows. */
+                case 3: r = v == 0 ? 0 : (v == -1 ? (long)(0 - uu) : u / v); break;
+                case 4: r = u > v ? u : v; break;
+                case 5: r = u < v ? u : v; break;
+                case 6:
+                    r = (v == 0 || v == -1) ? 0 : u % v;
+                    if (r != 0 && ((r < 0) != (v < 0))) r += v;
+                    break;
+                default: r = (v == 0 || v == -1) ? 0 : u % v; break;
+                }
+            }
+            int_store(y, yOff + i * w, type, r);
+        }
+
+        /* Integer comparisons with broadcasting, as compare (uint64 compared unsigned). */
+        KERNEL void compare_int(GLOBAL const uchar *a, int aOff, GLOBAL const uchar *b, int bOff, GLOBAL uchar *y, int yOff,
+                                int count, int op, int type, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int o[2];
+            broadcast_offsets(i, meta, 2, o);
+            int w = int_width(type);
+            long u = int_load(a, aOff + o[0] * w, type), v = int_load(b, bOff + o[1] * w, type);
+            int r;
+            if (type == 7) {
+                ck_u64 uu = (ck_u64)u, vv = (ck_u64)v;
+                r = op == 0 ? uu == vv : op == 1 ? uu < vv : op == 2 ? uu > vv : op == 3 ? uu <= vv : uu >= vv;
+            } else {
+                r = op == 0 ? u == v : op == 1 ? u < v : op == 2 ? u > v : op == 3 ? u <= v : u >= v;
+            }
+            y[yOff + i] = (uchar)r;
         }
 
         /* Reductions over any axes: meta = [keptRank, keptDims, keptStrides, reducedRank, reducedDims,
@@ -258,14 +411,9 @@ enum GPUKernelSource {
                           int count, int op, GLOBAL const int *meta) {
             int i = GID0;
             if (i >= count) return;
-            int rank = meta[0], rest = i, ia = 0, ib = 0;
-            for (int axis = rank - 1; axis >= 0; axis--) {
-                int d = meta[1 + axis];
-                int c = rest % d;
-                rest /= d;
-                ia += c * meta[1 + rank + axis];
-                ib += c * meta[1 + 2 * rank + axis];
-            }
+            int o[2];
+            broadcast_offsets(i, meta, 2, o);
+            int ia = o[0], ib = o[1];
             int u = a[aOff + ia] != 0, v = op == 3 ? 0 : b[bOff + ib] != 0;
             y[yOff + i] = (uchar)(op == 0 ? (u & v) : op == 1 ? (u | v) : op == 2 ? (u ^ v) : !u);
         }
@@ -288,16 +436,24 @@ enum GPUKernelSource {
         }
 
         /* Tile: y[idx] = x[idx mod inDims]; meta = [rank, outDims[rank], inDims[rank], inStrides[rank]]. */
-        KERNEL void tile(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
-            int i = GID0;
-            if (i >= count) return;
+        /* meta = [rank, outDims[rank], inDims[rank], inStrides[rank]]. */
+        DEVICE int tile_source(int i, GLOBAL const int *meta) {
             int rank = meta[0], rest = i, offset = 0;
             for (int axis = rank - 1; axis >= 0; axis--) {
                 int d = meta[1 + axis];
                 offset += ((rest % d) % meta[1 + rank + axis]) * meta[1 + 2 * rank + axis];
                 rest /= d;
             }
-            y[yOff + i] = x[xOff + offset];
+            return offset;
+        }
+        KERNEL void tile(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = x[xOff + tile_source(i, meta)];
+        }
+        KERNEL void tile_bytes(GLOBAL const uchar *x, int xOff, GLOBAL uchar *y, int yOff, int count, int width,
+                               GLOBAL const int *meta) {
+            int i = GID0;
+            if (i < count) copy_element(x, xOff + tile_source(i, meta) * width, y, yOff + i * width, width);
         }
 
         /* Pad; meta = [rank, mode (0 constant, 1 reflect, 2 edge, 3 wrap), outDims[rank], inDims[rank],

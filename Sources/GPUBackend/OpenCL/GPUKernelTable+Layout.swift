@@ -27,21 +27,66 @@ extension GPUKernelTable {
 
     /// The common launch: one work-item per element of y (`count` of them, all of y by default), reading x,
     /// with `extra` scalar arguments and an int metadata array: (x, xOff, y, yOff, count, extra..., meta).
+    /// Elements of other sizes than 4 bytes go to the kernel's `_bytes` form (byte offsets, then the width).
     static func elementwise(
         _ backend: any GPUKernelHost, _ name: String, x: BoundValue, y: BoundValue, count: Int? = nil,
         extra: [KernelArgument] = [], meta: [Int]
     ) throws -> any Kernel {
         let count = count ?? y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
+        let width = x.type.dtype.byteSize
         let (metaArgument, metaKeep) = try backend.metadata(meta.map { Int32(truncatingIfNeeded: $0) })
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: width == 4 ? 4 : 1)
+        let (yb, yo) = try backend.arguments(for: y, elementBytes: width == 4 ? 4 : 1)
         return try backend.kernel(
-            name, arguments: [xb, xo, yb, yo, .int(Int32(count))] + extra + [metaArgument], global: [count],
-            retained: [metaKeep])
+            width == 4 ? name : name + "_bytes",
+            arguments: [xb, xo, yb, yo, .int(Int32(count))] + (width == 4 ? [] : [.int(Int32(width))]) + extra
+                + [metaArgument],
+            global: [count], retained: [metaKeep])
     }
 
-    /// Sum, Mean, Max and Min of any number of inputs: the first two into the output, each further input combined
-    /// in place, Mean scaled last.
+    /// The integer type code the integer kernels take (see `int_load` in the kernel source), or nil.
+    static func integerTypeCode(_ dtype: DType) -> Int? {
+        [.int8: 0, .int16: 1, .int32: 2, .int64: 3, .uint8: 4, .uint16: 5, .uint32: 6, .uint64: 7][dtype]
+    }
+
+    /// Add/Sub/Mul/Div/Mod and Max/Min/Sum of integers, through `binary_int` (a launch per extra input).
+    static func makeIntegerArithmetic(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let inputs = try node.inputs.enumerated().map { try $0.element.unwrap(node, "input \($0.offset)") }
+        let y = try firstOutput(node)
+        let op = node.step.node.opType
+        guard let type = integerTypeCode(y.type.dtype), inputs.allSatisfy({ $0.type.dtype == y.type.dtype }) else {
+            throw unsupported(node, "\(op) on \(y.type.dtype) on the GPU")
+        }
+        guard y.type.shape.elementCount > 0, let first = inputs.first else { return SequenceKernel(parts: []) }
+        var code = ["Add": 0, "Sum": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5][op, default: 0]
+        if op == "Mod" { code = try node.step.node.int("fmod", default: 0) != 0 ? 7 : 6 }
+        guard inputs.count > 1 else {
+            return try elementwise(
+                backend, "strided_copy", x: first, y: y,
+                meta: [1, 0, 0, y.type.shape.elementCount, 1, 1])
+        }
+        func launch(_ a: BoundValue, _ b: BoundValue) throws -> any Kernel {
+            let rank = y.type.shape.rank
+            let (metaArgument, metaKeep) = try backend.metadata(
+                [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
+                    + broadcastStrides(b.type.shape, rank: rank))
+            let (ab, ao) = try backend.arguments(for: a, elementBytes: 1),
+                (bb, bo) = try backend.arguments(for: b, elementBytes: 1),
+                (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+            let count = y.type.shape.elementCount
+            return try backend.kernel(
+                "binary_int",
+                arguments: [
+                    ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(code)), .int(Int32(type)), metaArgument,
+                ],
+                global: [count], retained: [metaKeep])
+        }
+        var parts = [try launch(first, inputs[1])]
+        for input in inputs.dropFirst(2) { parts.append(try launch(y, input)) }
+        return SequenceKernel(parts: parts)
+    }
+
     static func makeVariadic(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let inputs = try node.inputs.enumerated().map { try $0.element.unwrap(node, "input \($0.offset)") }
         let y = try firstOutput(node)

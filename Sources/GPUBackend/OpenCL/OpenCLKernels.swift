@@ -83,7 +83,9 @@ public enum GPUKernelTable {
         add(Array(unaryCodes.keys)) { node, backend in
             try makeUnary(node, backend, code: unaryCodes[node.step.node.opType] ?? 11)
         }
-        add(["Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze"], dtypes: [.float32, .int32]) {
+        let anyType = Set(DType.allCases)
+        let integers: Set<DType> = [.int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64]
+        add(["Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze"], dtypes: anyType) {
             node, backend in
             if node.step.node.opType == "Dropout" && node.outputs.count > 1 {
                 throw RuntimeError.unsupportedAttribute(
@@ -96,25 +98,28 @@ public enum GPUKernelTable {
                         node: node.step.node.displayName, detail: "training_mode not a constant false on the GPU")
                 }
             }
-            return try makeUnary(node, backend, code: 11)
+            return try makeCopy(node, backend)
         }
         add(["Add", "Sub", "Mul", "Div", "Pow", "Mod", "PRelu"], makeBinary)
         add(["Sum", "Mean", "Max", "Min"], makeVariadic)
+        add(["Add", "Sub", "Mul", "Div", "Mod", "Sum", "Max", "Min"], dtypes: integers, makeIntegerArithmetic)
         add(["Clip"], makeClip)
         add(["And", "Or", "Xor", "Not"], dtypes: [.bool], makeLogic)
         add(["ArgMax", "ArgMin"], makeArgReduce)
-        add(["Tile"], makeTile)
+        add(["Tile"], dtypes: anyType, makeTile)
         add(["Pad"], makePad)
         add(["Resize"], makeResize)
         add(["ConvTranspose"], makeConvTranspose)
-        add(["Transpose"], dtypes: [.float32, .int32], makeTranspose)
-        add(["Expand"], dtypes: [.float32, .int32], makeExpand)
-        add(["Slice"], dtypes: [.float32, .int32], makeSlice)
-        add(["Concat"], dtypes: [.float32, .int32], makeConcat)
-        add(["Split"], dtypes: [.float32, .int32], makeSplit)
-        add(["Gather"], dtypes: [.float32, .int32], makeGather)
-        add(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], makeCompare)
-        add(["Where"], makeWhere)
+        add(["Transpose"], dtypes: anyType, makeTranspose)
+        add(["Expand"], dtypes: anyType, makeExpand)
+        add(["Slice"], dtypes: anyType, makeSlice)
+        add(["Concat"], dtypes: anyType, makeConcat)
+        add(["Split"], dtypes: anyType, makeSplit)
+        add(["Gather"], dtypes: anyType, makeGather)
+        add(
+            ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], dtypes: integers.union([.float32]),
+            makeCompare)
+        add(["Where"], dtypes: anyType, makeWhere)
         add(
             ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceProd", "ReduceL2"],
             makeReduce)
@@ -137,6 +142,18 @@ public enum GPUKernelTable {
         "Softplus": 18, "Sin": 19, "Cos": 20, "Round": 21, "Selu": 22, "Celu": 23, "ThresholdedRelu": 24, "Mish": 25,
         "Softsign": 26, "Sign": 27,
     ]
+
+    /// Identity and the Reshape family: a copy of the bytes (4-byte elements through `unary`'s identity).
+    static func makeCopy(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs.first.flatMap { $0 }.unwrap(node, "input")
+        let y = try firstOutput(node)
+        guard x.type.dtype.byteSize != 4 else { return try makeUnary(node, backend, code: 11) }
+        let count = min(x.type.byteCount, y.type.byteCount)
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: 1),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+        return try backend.kernel("copy_bytes", arguments: [xb, xo, yb, yo, .int(Int32(count))], global: [count])
+    }
 
     static func makeUnary(_ node: BoundNode, _ backend: any GPUKernelHost, code: Int) throws -> any Kernel {
         let x = try node.inputs.first.flatMap { $0 }.unwrap(node, "input")
@@ -436,11 +453,15 @@ public enum GPUKernelTable {
         guard count > 0 else { return SequenceKernel(parts: []) }
         let (metaArgument, metaKeep) = try backend.metadata(
             [Int32(dims[axis]), Int32(inner), Int32(indices.type.shape.elementCount)])
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        let width = x.type.dtype.byteSize
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: width == 4 ? 4 : 1)
+        let (yb, yo) = try backend.arguments(for: y, elementBytes: width == 4 ? 4 : 1)
         let (ib, io) = try backend.arguments(for: indices, elementBytes: 8)
         return try backend.kernel(
-            "gather_axis", arguments: [xb, xo, ib, io, yb, yo, .int(Int32(count)), metaArgument], global: [count],
-            retained: [metaKeep])
+            width == 4 ? "gather_axis" : "gather_axis_bytes",
+            arguments: [xb, xo, ib, io, yb, yo, .int(Int32(count))] + (width == 4 ? [] : [.int(Int32(width))])
+                + [metaArgument],
+            global: [count], retained: [metaKeep])
     }
 
     /// Per-axis element strides of `shape` right-aligned to `rank`, 0 on broadcast axes.
@@ -458,7 +479,8 @@ public enum GPUKernelTable {
     static func makeCompare(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
         let y = try firstOutput(node)
-        try requireFloat32(node, a, b)
+        let integer = integerTypeCode(a.type.dtype)
+        if integer == nil || b.type.dtype != a.type.dtype { try requireFloat32(node, a, b) }
         let codes = ["Equal": 0, "Less": 1, "Greater": 2, "LessOrEqual": 3, "GreaterOrEqual": 4]
         let rank = y.type.shape.rank
         let count = y.type.shape.elementCount
@@ -466,26 +488,28 @@ public enum GPUKernelTable {
         let (metaArgument, metaKeep) = try backend.metadata(
             [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
                 + broadcastStrides(b.type.shape, rank: rank))
-        let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b)
+        let operandBytes = integer == nil ? 4 : 1
+        let (ab, ao) = try backend.arguments(for: a, elementBytes: operandBytes),
+            (bb, bo) = try backend.arguments(for: b, elementBytes: operandBytes)
         let (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+        let op = KernelArgument.int(Int32(codes[node.step.node.opType] ?? 0))
         return try backend.kernel(
-            "compare",
-            arguments: [
-                ab, ao, bb, bo, yb, yo, .int(Int32(count)),
-                .int(Int32(codes[node.step.node.opType] ?? 0)), metaArgument,
-            ],
+            integer == nil ? "compare" : "compare_int",
+            arguments: [ab, ao, bb, bo, yb, yo, .int(Int32(count)), op] + (integer.map { [.int(Int32($0))] } ?? [])
+                + [metaArgument],
             global: [count], retained: [metaKeep])
     }
 
     static func makeWhere(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let c = try node.inputs[0].unwrap(node, "condition")
         let x = try node.inputs[1].unwrap(node, "X"), yv = try node.inputs[2].unwrap(node, "Y")
-        guard let out = node.outputs.first, c.type.dtype == .bool, x.type.dtype == .float32,
-            yv.type.dtype == .float32
+        guard let out = node.outputs.first, c.type.dtype == .bool, x.type.dtype == yv.type.dtype,
+            out.type.dtype == x.type.dtype
         else {
             throw RuntimeError.unsupportedAttribute(
-                node: node.step.node.displayName, detail: "Where on non-float32 values on the GPU")
+                node: node.step.node.displayName, detail: "Where with mixed element types on the GPU")
         }
+        let width = x.type.dtype.byteSize
         let rank = out.type.shape.rank
         let count = out.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
@@ -493,11 +517,14 @@ public enum GPUKernelTable {
             [Int32(rank)] + out.type.shape.dimensions.map { Int32($0) } + broadcastStrides(c.type.shape, rank: rank)
                 + broadcastStrides(x.type.shape, rank: rank) + broadcastStrides(yv.type.shape, rank: rank))
         let (cb, co) = try backend.arguments(for: c, elementBytes: 1)
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: yv)
-        let (ob, oo) = try backend.arguments(for: out)
+        let bytes = x.type.dtype == .float32 ? 4 : 1
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: bytes),
+            (yb, yo) = try backend.arguments(for: yv, elementBytes: bytes)
+        let (ob, oo) = try backend.arguments(for: out, elementBytes: bytes)
         return try backend.kernel(
-            "where_select",
-            arguments: [cb, co, xb, xo, yb, yo, ob, oo, .int(Int32(count)), metaArgument],
+            x.type.dtype == .float32 ? "where_select" : "where_bytes",
+            arguments: [cb, co, xb, xo, yb, yo, ob, oo, .int(Int32(count))]
+                + (x.type.dtype == .float32 ? [] : [.int(Int32(width))]) + [metaArgument],
             global: [count], retained: [metaKeep])
     }
 
