@@ -185,7 +185,8 @@ final class GemmKernel: Kernel {
         aScratch = scratch?.pointer.bindMemory(to: Float.self, capacity: m * k)
         y = try out.slice.floatPointer()
 
-        if let constant = bValue.constant {
+        let blas = n >= 16 && RuntimeBLAS.handles(m: m, n: n, k: k) ? RuntimeBLAS.shared : nil
+        if let constant = bValue.constant, blas == nil {
             var form = GemmForm.preferred(n: n)
             if form == .packed && alpha != 1 { form = .nn }
             let packed = try PackedMatrix(constant, transposed: transposeB, form: form)
@@ -211,7 +212,8 @@ final class GemmKernel: Kernel {
             cColumns = 0
         }
         columnBias = beta == 1 && cRows == 1 && cColumns == n ? c : nil
-        if n >= 16, let blas = RuntimeBLAS.shared, RuntimeBLAS.handles(m: m, n: n, k: k) {
+        if let blas {
+            // B as given: OpenBLAS reads it in place, so it was not packed above.
             let task = BLASGemmTask(blas: blas)
             (task.transA, task.transB, task.m, task.n, task.k) = (transposeA, transposeB, m, n, k)
             (task.alpha, task.a, task.lda, task.c, task.ldc) = (alpha, a, aColumns, y, n)

@@ -263,25 +263,10 @@ extension GPUKernelTable {
         let y = try firstOutput(node)
         let rank = x.type.shape.rank
         guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D transposed convolution on the GPU") }
-        let group = try node.step.node.int("group", default: 1)
         let spatial = Array(x.type.shape.dimensions.dropFirst(2))
         let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
         let g = lifted(try ConvGeometry.transposed(shapeContext(node), input: spatial, kernel: kernel).0)
-        let channels = x.type.shape[1], outChannels = y.type.shape[1]
-        guard group > 0, channels % group == 0, outChannels % group == 0 else {
-            throw RuntimeError.invalidNode(
-                node: node.step.node.displayName, detail: "group \(group) does not divide the channels")
-        }
-        let count = y.type.shape.elementCount
-        guard count > 0 else { return SequenceKernel(parts: []) }
-        let (metaArgument, metaKeep) = try backend.metadata(
-            convolutionMeta(g, channels: channels, outChannels: outChannels, group: group).map { Int32($0) })
-        let (xb, xo) = try backend.arguments(for: x), (wb, wo) = try backend.arguments(for: w),
-            (yb, yo) = try backend.arguments(for: y)
-        let (bb, bo) = try backend.arguments(for: bias ?? w)
-        return try backend.kernel(
-            "conv_transpose3d",
-            arguments: [xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument],
-            global: [count], retained: [metaKeep])
+        return try convolutionLaunch(
+            backend, node, "conv_transpose3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: y.type.shape[1])
     }
 }

@@ -689,8 +689,17 @@ extension GPUKernelTable {
         let g = lifted(
             try ConvGeometry.forward(
                 shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel))
+        return try convolutionLaunch(
+            backend, node, "conv3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: w.type.shape[0])
+    }
+
+    /// One conv3d / conv_transpose3d launch over a lifted geometry, after checking the groups.
+    static func convolutionLaunch(
+        _ backend: any GPUKernelHost, _ node: BoundNode, _ name: String, geometry g: ConvGeometry, x: BoundValue,
+        w: BoundValue, bias: BoundValue?, y: BoundValue, outChannels: Int
+    ) throws -> any Kernel {
         let group = try node.step.node.int("group", default: 1)
-        let channels = x.type.shape[1], outChannels = w.type.shape[0]
+        let channels = x.type.shape[1]
         guard group > 0, channels % group == 0, outChannels % group == 0 else {
             throw RuntimeError.invalidNode(
                 node: node.step.node.displayName, detail: "group \(group) does not divide the channels")
@@ -703,10 +712,8 @@ extension GPUKernelTable {
             (yb, yo) = try backend.arguments(for: y)
         let (bb, bo) = try backend.arguments(for: bias ?? w)
         return try backend.kernel(
-            "conv3d",
-            arguments: [
-                xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument,
-            ],
+            name,
+            arguments: [xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument],
             global: [count], retained: [metaKeep])
     }
 
