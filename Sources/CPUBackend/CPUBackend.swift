@@ -83,6 +83,11 @@ public final class CPUBackend: Backend {
         parallel = ParallelFor(pool: ThreadPool(threads: self.threads))
     }
 
+    /// The OpenBLAS this process hands its largest GEMMs to, described, or nil when none was found.
+    public static var runtimeBLAS: String? {
+        RuntimeBLAS.shared.map { "OpenBLAS (\($0.path)) for GEMMs of 1024³ multiply-adds and more" }
+    }
+
     public var configuration: [String] {
         [
             "kernels: \(String(cString: ck_kernel_isa())), \(threads) thread\(threads == 1 ? "" : "s"), convolution \(convolution.rawValue)",

@@ -26,7 +26,7 @@ struct DevicesCommand: ParsableCommand {
             let report = DevicesReport(
                 cpu: .init(
                     name: cpu.modelName, logicalCores: cpu.logicalCores, features: cpu.features,
-                    kernelIsa: cpu.kernelISA),
+                    kernelIsa: cpu.kernelISA, blas: CPUBackend.runtimeBLAS),
                 runtimes: probes.map { probe in
                     .init(
                         runtime: probe.runtime.rawValue, searched: probe.searched, library: probe.loadedLibrary,
@@ -49,6 +49,8 @@ struct DevicesCommand: ParsableCommand {
         lines.append(
             "  SIMD: \(cpu.features.isEmpty ? "none detected" : cpu.features.joined(separator: " ")); kernels use \(cpu.kernelISA)"
         )
+        lines.append(
+            "  BLAS: \(CPUBackend.runtimeBLAS ?? "none found (GEMMs run the packed kernel; INFERENCE_BLAS names one)")")
         for probe in probes {
             let title = probe.runtime == .cuda ? "CUDA" : "OpenCL"
             lines.append("")
@@ -85,6 +87,8 @@ struct DevicesReport: Encodable {
         var logicalCores: Int
         var features: [String]
         var kernelIsa: String
+        /// The run-time OpenBLAS for the largest GEMMs, or nil.
+        var blas: String?
     }
 
     struct Device: Encodable {
