@@ -16,6 +16,29 @@ protocol GPUKernelHost: Backend {
     var hasLibraryGemm: Bool { get }
     /// The GEMM as a vendor-library call after `prologue`, or nil to use the kernel source's own GEMM.
     func libraryGemm(_ gemm: LibraryGemm, prologue: (any Kernel)?) throws -> (any Kernel)?
+    /// How convolutions run on this backend.
+    var convolution: GPUConvolutionOptions { get }
+}
+
+/// How a GPU backend runs Conv: as im2col + GEMM (through cuBLAS where it is found, the default there) or as the
+/// direct kernel (the default otherwise). INFERENCE_GPU_CONV=gemm or =direct chooses; groups other than 1 always
+/// run direct. The im2col columns of at most `scratchBytes` are made at a time (images in chunks).
+struct GPUConvolutionOptions: Sendable {
+    var asGemm: Bool
+    var scratchBytes = 256 << 20
+
+    init(asGemm: Bool, scratchBytes: Int = 256 << 20) {
+        self.asGemm = asGemm
+        self.scratchBytes = scratchBytes
+    }
+
+    init(environment: [String: String], libraryGemm: Bool) {
+        switch environment["INFERENCE_GPU_CONV"] {
+        case "gemm": asGemm = true
+        case "direct": asGemm = false
+        default: asGemm = libraryGemm
+        }
+    }
 }
 
 /// A row-major, optionally batched GEMM for a vendor library: Y = alpha · op(A) · op(B) + beta · Y, with element

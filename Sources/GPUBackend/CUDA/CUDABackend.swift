@@ -45,7 +45,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public var gemmOrigin: String { blas.map { "cuBLAS (\($0.library.name))" } ?? "the kernel source's GEMM" }
     public var configuration: [String] {
         [
-            "kernels: \(kernelOrigin)", "Gemm/MatMul: \(gemmOrigin)", pool.summary,
+            "kernels: \(kernelOrigin)", "Gemm/MatMul: \(gemmOrigin)",
+            "Conv: \(convolution.asGemm ? "im2col + \(blas == nil ? "the kernel source's GEMM" : "cuBLAS")" : "the direct kernel")",
+            pool.summary,
             "copies: through \(staging.capacity >> 10) KiB of page-locked host memory",
             usesGraphs
                 ? "runs after the first: replayed as one CUDA graph"
@@ -54,6 +56,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
     /// Released buffers' memory, kept for the next plans (see `DeviceMemoryPool`).
     let pool: DeviceMemoryPool<UInt64>
+    /// How convolutions run (INFERENCE_GPU_CONV; im2col + cuBLAS by default when cuBLAS is found).
+    let convolution: GPUConvolutionOptions
 
     /// Opens CUDA device `index` and loads the kernels.
     /// - Throws: `GPURuntimeError` for a missing driver, device or a module the driver cannot load (a driver
@@ -113,6 +117,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         self.usesGraphs = driver.graphs != nil && environment["INFERENCE_CUDA_GRAPHS"] != "0"
         self.kernelOrigin = origin
         self.blas = CUBLAS.load(environment: environment, stream: stream)
+        self.convolution = GPUConvolutionOptions(environment: environment, libraryGemm: blas != nil)
         self.driver = driver
         self.context = context
         self.module = module

@@ -7794,6 +7794,123 @@ $L__BB30_35:
 	ret;
 
 }
+	// .globl	im2col3d
+.visible .entry im2col3d(
+	.param .u64 im2col3d_param_0,
+	.param .u32 im2col3d_param_1,
+	.param .u64 im2col3d_param_2,
+	.param .u32 im2col3d_param_3,
+	.param .u32 im2col3d_param_4,
+	.param .u64 im2col3d_param_5
+)
+{
+	.reg .pred 	%p<11>;
+	.reg .f32 	%f<5>;
+	.reg .b32 	%r<68>;
+	.reg .b64 	%rd<11>;
+
+
+	ld.param.u64 	%rd1, [im2col3d_param_0];
+	ld.param.u32 	%r11, [im2col3d_param_1];
+	ld.param.u64 	%rd2, [im2col3d_param_2];
+	ld.param.u32 	%r12, [im2col3d_param_3];
+	ld.param.u32 	%r13, [im2col3d_param_4];
+	ld.param.u64 	%rd3, [im2col3d_param_5];
+	mov.u32 	%r14, %ntid.x;
+	mov.u32 	%r15, %ctaid.x;
+	mov.u32 	%r16, %tid.x;
+	mad.lo.s32 	%r1, %r15, %r14, %r16;
+	setp.ge.s32 	%p1, %r1, %r13;
+	@%p1 bra 	$L__BB31_4;
+
+	cvta.to.global.u64 	%rd4, %rd3;
+	ld.global.u32 	%r2, [%rd4];
+	ld.global.u32 	%r17, [%rd4+24];
+	ld.global.u32 	%r18, [%rd4+20];
+	mul.lo.s32 	%r19, %r17, %r18;
+	ld.global.u32 	%r20, [%rd4+28];
+	mul.lo.s32 	%r21, %r19, %r20;
+	ld.global.u32 	%r22, [%rd4+36];
+	ld.global.u32 	%r23, [%rd4+32];
+	mul.lo.s32 	%r24, %r22, %r23;
+	ld.global.u32 	%r25, [%rd4+40];
+	mul.lo.s32 	%r26, %r24, %r25;
+	div.s32 	%r27, %r1, %r21;
+	mul.lo.s32 	%r28, %r27, %r21;
+	sub.s32 	%r29, %r1, %r28;
+	mul.lo.s32 	%r30, %r26, %r2;
+	rem.s32 	%r31, %r27, %r30;
+	mul.lo.s32 	%r32, %r30, %r21;
+	div.s32 	%r3, %r1, %r32;
+	div.s32 	%r33, %r29, %r20;
+	mul.lo.s32 	%r34, %r33, %r20;
+	sub.s32 	%r35, %r29, %r34;
+	rem.s32 	%r36, %r33, %r17;
+	mul.lo.s32 	%r37, %r20, %r17;
+	div.s32 	%r38, %r29, %r37;
+	div.s32 	%r39, %r31, %r25;
+	mul.lo.s32 	%r40, %r39, %r25;
+	sub.s32 	%r41, %r31, %r40;
+	rem.s32 	%r42, %r39, %r22;
+	mul.lo.s32 	%r43, %r25, %r22;
+	div.s32 	%r44, %r31, %r43;
+	rem.s32 	%r45, %r44, %r23;
+	div.s32 	%r4, %r31, %r26;
+	ld.global.u32 	%r46, [%rd4+44];
+	mul.lo.s32 	%r47, %r38, %r46;
+	ld.global.u32 	%r48, [%rd4+68];
+	sub.s32 	%r49, %r47, %r48;
+	ld.global.u32 	%r50, [%rd4+56];
+	mad.lo.s32 	%r5, %r45, %r50, %r49;
+	ld.global.u32 	%r51, [%rd4+48];
+	mul.lo.s32 	%r52, %r36, %r51;
+	ld.global.u32 	%r53, [%rd4+72];
+	sub.s32 	%r54, %r52, %r53;
+	ld.global.u32 	%r55, [%rd4+60];
+	mad.lo.s32 	%r6, %r42, %r55, %r54;
+	ld.global.u32 	%r56, [%rd4+52];
+	mul.lo.s32 	%r57, %r35, %r56;
+	ld.global.u32 	%r58, [%rd4+76];
+	sub.s32 	%r59, %r57, %r58;
+	ld.global.u32 	%r60, [%rd4+64];
+	mad.lo.s32 	%r7, %r41, %r60, %r59;
+	ld.global.u32 	%r8, [%rd4+4];
+	setp.ge.s32 	%p2, %r5, %r8;
+	or.b32  	%r61, %r5, %r6;
+	setp.lt.s32 	%p3, %r61, 0;
+	or.pred  	%p4, %p2, %p3;
+	ld.global.u32 	%r9, [%rd4+8];
+	setp.ge.s32 	%p5, %r6, %r9;
+	or.pred  	%p6, %p5, %p4;
+	setp.lt.s32 	%p7, %r7, 0;
+	or.pred  	%p8, %p7, %p6;
+	ld.global.u32 	%r10, [%rd4+12];
+	setp.ge.s32 	%p9, %r7, %r10;
+	mov.f32 	%f4, 0f00000000;
+	or.pred  	%p10, %p9, %p8;
+	@%p10 bra 	$L__BB31_3;
+
+	mad.lo.s32 	%r62, %r3, %r2, %r4;
+	mad.lo.s32 	%r63, %r62, %r8, %r5;
+	mad.lo.s32 	%r64, %r63, %r9, %r6;
+	add.s32 	%r65, %r7, %r11;
+	mad.lo.s32 	%r66, %r64, %r10, %r65;
+	cvta.to.global.u64 	%rd5, %rd1;
+	mul.wide.s32 	%rd6, %r66, 4;
+	add.s64 	%rd7, %rd5, %rd6;
+	ld.global.f32 	%f4, [%rd7];
+
+$L__BB31_3:
+	add.s32 	%r67, %r1, %r12;
+	cvta.to.global.u64 	%rd8, %rd2;
+	mul.wide.s32 	%rd9, %r67, 4;
+	add.s64 	%rd10, %rd8, %rd9;
+	st.global.f32 	[%rd10], %f4;
+
+$L__BB31_4:
+	ret;
+
+}
 	// .globl	pool3d
 .visible .entry pool3d(
 	.param .u64 pool3d_param_0,
@@ -7826,7 +7943,7 @@ $L__BB30_35:
 	setp.ge.s32 	%p4, %r1, %r140;
 	mov.f32 	%f68, 0fFF800000;
 	mov.f32 	%f67, 0f00000000;
-	@%p4 bra 	$L__BB31_42;
+	@%p4 bra 	$L__BB32_42;
 
 	ld.global.u32 	%r147, [%rd2];
 	cvt.s64.s32 	%rd3, %r147;
@@ -7857,7 +7974,7 @@ $L__BB30_35:
 	mov.u32 	%r255, -1;
 	mov.u32 	%r257, 0;
 	mov.u32 	%r256, %r257;
-	@%p5 bra 	$L__BB31_35;
+	@%p5 bra 	$L__BB32_35;
 
 	ld.global.u32 	%r14, [%rd2+64];
 	cvt.u32.u64 	%r157, %rd5;
@@ -7875,7 +7992,7 @@ $L__BB30_35:
 	ld.global.u32 	%r165, [%rd2+80];
 	add.s32 	%r19, %r165, %r157;
 	setp.lt.s32 	%p6, %r2, 1;
-	@%p6 bra 	$L__BB31_35;
+	@%p6 bra 	$L__BB32_35;
 
 	ld.global.u32 	%r20, [%rd2+48];
 	ld.global.u32 	%r21, [%rd2+52];
@@ -7909,11 +8026,11 @@ $L__BB30_35:
 	mov.u32 	%r256, %r238;
 	mov.u32 	%r257, %r238;
 
-$L__BB31_4:
+$L__BB32_4:
 	mad.lo.s32 	%r38, %r238, %r20, %r33;
 	mul.lo.s32 	%r39, %r38, %r178;
 	setp.lt.s32 	%p7, %r3, 1;
-	@%p7 bra 	$L__BB31_34;
+	@%p7 bra 	$L__BB32_34;
 
 	mad.lo.s32 	%r236, %r238, %r20, %r33;
 	setp.lt.s32 	%p8, %r236, %r31;
@@ -7921,7 +8038,7 @@ $L__BB31_4:
 	and.pred  	%p1, %p8, %p9;
 	mov.u32 	%r242, 0;
 
-$L__BB31_6:
+$L__BB32_6:
 	mad.lo.s32 	%r237, %r238, %r20, %r33;
 	mov.u32 	%r273, 0;
 	add.s32 	%r233, %r3, -1;
@@ -7940,7 +8057,7 @@ $L__BB31_6:
 	setp.lt.s32 	%p16, %r188, %r29;
 	and.pred  	%p3, %p16, %p15;
 	setp.lt.u32 	%p17, %r233, 3;
-	@%p17 bra 	$L__BB31_21;
+	@%p17 bra 	$L__BB32_21;
 
 	add.s32 	%r235, %r15, %r39;
 	add.s32 	%r195, %r235, %r45;
@@ -7955,15 +8072,15 @@ $L__BB31_6:
 	mov.u32 	%r251, %r25;
 	mov.u32 	%r253, %r23;
 
-$L__BB31_8:
+$L__BB32_8:
 	setp.gt.s32 	%p18, %r246, -1;
 	and.pred  	%p19, %p2, %p18;
 	setp.lt.s32 	%p20, %r246, %r157;
 	and.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB31_10;
-	bra.uni 	$L__BB31_9;
+	@%p21 bra 	$L__BB32_10;
+	bra.uni 	$L__BB32_9;
 
-$L__BB31_10:
+$L__BB32_10:
 	cvt.s64.s32 	%rd14, %r247;
 	add.s64 	%rd15, %rd6, %rd14;
 	shl.b64 	%rd16, %rd15, 2;
@@ -7976,9 +8093,9 @@ $L__BB31_10:
 	selp.b32 	%r255, %r247, %r255, %p28;
 	add.f32 	%f67, %f67, %f52;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_11;
+	bra.uni 	$L__BB32_11;
 
-$L__BB31_9:
+$L__BB32_9:
 	setp.ge.s32 	%p22, %r246, %r18;
 	and.pred  	%p23, %p3, %p22;
 	setp.lt.s32 	%p24, %r246, %r19;
@@ -7986,15 +8103,15 @@ $L__BB31_9:
 	selp.u32 	%r198, 1, 0, %p25;
 	add.s32 	%r256, %r256, %r198;
 
-$L__BB31_11:
+$L__BB32_11:
 	setp.gt.s32 	%p29, %r253, -1;
 	and.pred  	%p30, %p2, %p29;
 	setp.lt.s32 	%p31, %r253, %r157;
 	and.pred  	%p32, %p31, %p30;
-	@%p32 bra 	$L__BB31_13;
-	bra.uni 	$L__BB31_12;
+	@%p32 bra 	$L__BB32_13;
+	bra.uni 	$L__BB32_12;
 
-$L__BB31_13:
+$L__BB32_13:
 	cvt.s64.s32 	%rd18, %r252;
 	add.s64 	%rd19, %rd6, %rd18;
 	shl.b64 	%rd20, %rd19, 2;
@@ -8007,9 +8124,9 @@ $L__BB31_13:
 	selp.b32 	%r255, %r252, %r255, %p39;
 	add.f32 	%f67, %f67, %f53;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_14;
+	bra.uni 	$L__BB32_14;
 
-$L__BB31_12:
+$L__BB32_12:
 	setp.ge.s32 	%p33, %r253, %r18;
 	and.pred  	%p34, %p3, %p33;
 	setp.lt.s32 	%p35, %r253, %r19;
@@ -8017,15 +8134,15 @@ $L__BB31_12:
 	selp.u32 	%r200, 1, 0, %p36;
 	add.s32 	%r256, %r256, %r200;
 
-$L__BB31_14:
+$L__BB32_14:
 	setp.gt.s32 	%p40, %r251, -1;
 	and.pred  	%p41, %p2, %p40;
 	setp.lt.s32 	%p42, %r251, %r157;
 	and.pred  	%p43, %p42, %p41;
-	@%p43 bra 	$L__BB31_16;
-	bra.uni 	$L__BB31_15;
+	@%p43 bra 	$L__BB32_16;
+	bra.uni 	$L__BB32_15;
 
-$L__BB31_16:
+$L__BB32_16:
 	cvt.s64.s32 	%rd22, %r250;
 	add.s64 	%rd23, %rd6, %rd22;
 	shl.b64 	%rd24, %rd23, 2;
@@ -8038,9 +8155,9 @@ $L__BB31_16:
 	selp.b32 	%r255, %r250, %r255, %p50;
 	add.f32 	%f67, %f67, %f54;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_17;
+	bra.uni 	$L__BB32_17;
 
-$L__BB31_15:
+$L__BB32_15:
 	setp.ge.s32 	%p44, %r251, %r18;
 	and.pred  	%p45, %p3, %p44;
 	setp.lt.s32 	%p46, %r251, %r19;
@@ -8048,15 +8165,15 @@ $L__BB31_15:
 	selp.u32 	%r202, 1, 0, %p47;
 	add.s32 	%r256, %r256, %r202;
 
-$L__BB31_17:
+$L__BB32_17:
 	setp.gt.s32 	%p51, %r249, -1;
 	and.pred  	%p52, %p2, %p51;
 	setp.lt.s32 	%p53, %r249, %r157;
 	and.pred  	%p54, %p53, %p52;
-	@%p54 bra 	$L__BB31_19;
-	bra.uni 	$L__BB31_18;
+	@%p54 bra 	$L__BB32_19;
+	bra.uni 	$L__BB32_18;
 
-$L__BB31_19:
+$L__BB32_19:
 	cvt.s64.s32 	%rd26, %r248;
 	add.s64 	%rd27, %rd6, %rd26;
 	shl.b64 	%rd28, %rd27, 2;
@@ -8069,9 +8186,9 @@ $L__BB31_19:
 	selp.b32 	%r255, %r248, %r255, %p61;
 	add.f32 	%f67, %f67, %f55;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_20;
+	bra.uni 	$L__BB32_20;
 
-$L__BB31_18:
+$L__BB32_18:
 	setp.ge.s32 	%p55, %r249, %r18;
 	and.pred  	%p56, %p3, %p55;
 	setp.lt.s32 	%p57, %r249, %r19;
@@ -8079,7 +8196,7 @@ $L__BB31_18:
 	selp.u32 	%r204, 1, 0, %p58;
 	add.s32 	%r256, %r256, %r204;
 
-$L__BB31_20:
+$L__BB32_20:
 	shl.b32 	%r229, %r4, 2;
 	add.s32 	%r253, %r253, %r229;
 	add.s32 	%r252, %r252, %r229;
@@ -8092,21 +8209,21 @@ $L__BB31_20:
 	add.s32 	%r273, %r273, 4;
 	add.s32 	%r205, %r28, %r273;
 	setp.ne.s32 	%p62, %r205, 0;
-	@%p62 bra 	$L__BB31_8;
+	@%p62 bra 	$L__BB32_8;
 
-$L__BB31_21:
+$L__BB32_21:
 	setp.eq.s32 	%p63, %r27, 0;
-	@%p63 bra 	$L__BB31_33;
+	@%p63 bra 	$L__BB32_33;
 
 	mad.lo.s32 	%r103, %r273, %r4, %r17;
 	setp.gt.s32 	%p64, %r103, -1;
 	and.pred  	%p65, %p2, %p64;
 	setp.lt.s32 	%p66, %r103, %r157;
 	and.pred  	%p67, %p66, %p65;
-	@%p67 bra 	$L__BB31_24;
-	bra.uni 	$L__BB31_23;
+	@%p67 bra 	$L__BB32_24;
+	bra.uni 	$L__BB32_23;
 
-$L__BB31_24:
+$L__BB32_24:
 	add.s32 	%r208, %r103, %r46;
 	cvt.s64.s32 	%rd30, %r208;
 	add.s64 	%rd31, %rd6, %rd30;
@@ -8120,9 +8237,9 @@ $L__BB31_24:
 	selp.b32 	%r255, %r208, %r255, %p74;
 	add.f32 	%f67, %f67, %f56;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_25;
+	bra.uni 	$L__BB32_25;
 
-$L__BB31_23:
+$L__BB32_23:
 	setp.ge.s32 	%p68, %r103, %r18;
 	and.pred  	%p69, %p3, %p68;
 	setp.lt.s32 	%p70, %r103, %r19;
@@ -8130,19 +8247,19 @@ $L__BB31_23:
 	selp.u32 	%r207, 1, 0, %p71;
 	add.s32 	%r256, %r256, %r207;
 
-$L__BB31_25:
+$L__BB32_25:
 	setp.eq.s32 	%p75, %r27, 1;
-	@%p75 bra 	$L__BB31_33;
+	@%p75 bra 	$L__BB32_33;
 
 	add.s32 	%r110, %r103, %r4;
 	setp.gt.s32 	%p76, %r110, -1;
 	and.pred  	%p77, %p2, %p76;
 	setp.lt.s32 	%p78, %r110, %r157;
 	and.pred  	%p79, %p78, %p77;
-	@%p79 bra 	$L__BB31_28;
-	bra.uni 	$L__BB31_27;
+	@%p79 bra 	$L__BB32_28;
+	bra.uni 	$L__BB32_27;
 
-$L__BB31_28:
+$L__BB32_28:
 	add.s32 	%r211, %r110, %r46;
 	cvt.s64.s32 	%rd34, %r211;
 	add.s64 	%rd35, %rd6, %rd34;
@@ -8156,9 +8273,9 @@ $L__BB31_28:
 	selp.b32 	%r255, %r211, %r255, %p86;
 	add.f32 	%f67, %f67, %f57;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_29;
+	bra.uni 	$L__BB32_29;
 
-$L__BB31_27:
+$L__BB32_27:
 	setp.ge.s32 	%p80, %r110, %r18;
 	and.pred  	%p81, %p3, %p80;
 	setp.lt.s32 	%p82, %r110, %r19;
@@ -8166,19 +8283,19 @@ $L__BB31_27:
 	selp.u32 	%r210, 1, 0, %p83;
 	add.s32 	%r256, %r256, %r210;
 
-$L__BB31_29:
+$L__BB32_29:
 	setp.eq.s32 	%p87, %r27, 2;
-	@%p87 bra 	$L__BB31_33;
+	@%p87 bra 	$L__BB32_33;
 
 	add.s32 	%r117, %r110, %r4;
 	setp.gt.s32 	%p88, %r117, -1;
 	and.pred  	%p89, %p2, %p88;
 	setp.lt.s32 	%p90, %r117, %r157;
 	and.pred  	%p91, %p90, %p89;
-	@%p91 bra 	$L__BB31_32;
-	bra.uni 	$L__BB31_31;
+	@%p91 bra 	$L__BB32_32;
+	bra.uni 	$L__BB32_31;
 
-$L__BB31_32:
+$L__BB32_32:
 	add.s32 	%r214, %r117, %r46;
 	cvt.s64.s32 	%rd38, %r214;
 	add.s64 	%rd39, %rd6, %rd38;
@@ -8192,9 +8309,9 @@ $L__BB31_32:
 	selp.b32 	%r255, %r214, %r255, %p98;
 	add.f32 	%f67, %f67, %f58;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_33;
+	bra.uni 	$L__BB32_33;
 
-$L__BB31_31:
+$L__BB32_31:
 	setp.ge.s32 	%p92, %r117, %r18;
 	and.pred  	%p93, %p3, %p92;
 	setp.lt.s32 	%p94, %r117, %r19;
@@ -8202,31 +8319,31 @@ $L__BB31_31:
 	selp.u32 	%r213, 1, 0, %p95;
 	add.s32 	%r256, %r256, %r213;
 
-$L__BB31_33:
+$L__BB32_33:
 	add.s32 	%r242, %r242, 1;
 	setp.lt.s32 	%p99, %r242, %r2;
-	@%p99 bra 	$L__BB31_6;
+	@%p99 bra 	$L__BB32_6;
 
-$L__BB31_34:
+$L__BB32_34:
 	add.s32 	%r238, %r238, 1;
 	setp.lt.s32 	%p100, %r238, %r13;
-	@%p100 bra 	$L__BB31_4;
+	@%p100 bra 	$L__BB32_4;
 
-$L__BB31_35:
+$L__BB32_35:
 	setp.eq.s32 	%p101, %r7, 0;
 	selp.b32 	%r215, 0, %r256, %p101;
 	add.s32 	%r132, %r215, %r257;
 	setp.ne.s32 	%p102, %r6, 0;
-	@%p102 bra 	$L__BB31_38;
+	@%p102 bra 	$L__BB32_38;
 
 	setp.lt.s32 	%p103, %r132, 1;
 	mov.f32 	%f68, 0f00000000;
-	@%p103 bra 	$L__BB31_38;
+	@%p103 bra 	$L__BB32_38;
 
 	cvt.rn.f32.s32 	%f60, %r132;
 	div.rn.f32 	%f68, %f67, %f60;
 
-$L__BB31_38:
+$L__BB32_38:
 	ld.param.u32 	%r231, [pool3d_param_6];
 	ld.param.u64 	%rd54, [pool3d_param_2];
 	ld.param.u32 	%r230, [pool3d_param_3];
@@ -8236,14 +8353,14 @@ $L__BB31_38:
 	add.s64 	%rd44, %rd42, %rd43;
 	st.global.f32 	[%rd44], %f68;
 	setp.eq.s32 	%p104, %r231, 0;
-	@%p104 bra 	$L__BB31_42;
+	@%p104 bra 	$L__BB32_42;
 
 	ld.param.u64 	%rd56, [pool3d_param_8];
 	cvta.to.global.u64 	%rd55, %rd56;
 	max.s32 	%r292, %r255, 0;
 	ld.global.u32 	%r217, [%rd55+92];
 	setp.eq.s32 	%p105, %r217, 0;
-	@%p105 bra 	$L__BB31_41;
+	@%p105 bra 	$L__BB32_41;
 
 	cvt.s64.s32 	%rd62, %r149;
 	cvt.s64.s32 	%rd58, %r147;
@@ -8260,7 +8377,7 @@ $L__BB31_38:
 	cvt.u32.u64 	%r227, %rd58;
 	mad.lo.s32 	%r292, %r226, %r227, %r221;
 
-$L__BB31_41:
+$L__BB32_41:
 	cvt.s64.s32 	%rd63, %r149;
 	cvt.s64.s32 	%rd61, %r147;
 	cvt.s64.s32 	%rd60, %r148;
@@ -8278,7 +8395,7 @@ $L__BB31_41:
 	add.s64 	%rd53, %rd51, %rd52;
 	st.global.u64 	[%rd53], %rd50;
 
-$L__BB31_42:
+$L__BB32_42:
 	ret;
 
 }
@@ -8312,7 +8429,7 @@ $L__BB31_42:
 	mov.u32 	%r18, %tid.x;
 	mad.lo.s32 	%r1, %r17, %r16, %r18;
 	setp.ge.s32 	%p1, %r1, %r15;
-	@%p1 bra 	$L__BB32_11;
+	@%p1 bra 	$L__BB33_11;
 
 	cvt.s64.s32 	%rd2, %r11;
 	mul.lo.s32 	%r19, %r1, %r13;
@@ -8320,7 +8437,7 @@ $L__BB31_42:
 	setp.lt.s32 	%p2, %r13, 1;
 	mov.f32 	%f45, 0f00000000;
 	mov.f32 	%f44, 0fFF800000;
-	@%p2 bra 	$L__BB32_8;
+	@%p2 bra 	$L__BB33_8;
 
 	add.s32 	%r21, %r13, -1;
 	and.b32  	%r27, %r13, 3;
@@ -8328,7 +8445,7 @@ $L__BB31_42:
 	mov.f32 	%f44, 0fFF800000;
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
-	@%p3 bra 	$L__BB32_5;
+	@%p3 bra 	$L__BB33_5;
 
 	sub.s32 	%r25, %r13, %r27;
 	add.s64 	%rd12, %rd2, %rd3;
@@ -8339,7 +8456,7 @@ $L__BB31_42:
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
 
-$L__BB32_4:
+$L__BB33_4:
 	ld.global.f32 	%f24, [%rd22+-8];
 	max.f32 	%f25, %f44, %f24;
 	add.f32 	%f26, %f45, %f24;
@@ -8356,11 +8473,11 @@ $L__BB32_4:
 	add.s64 	%rd22, %rd22, 16;
 	add.s32 	%r25, %r25, -4;
 	setp.ne.s32 	%p4, %r25, 0;
-	@%p4 bra 	$L__BB32_4;
+	@%p4 bra 	$L__BB33_4;
 
-$L__BB32_5:
+$L__BB33_5:
 	setp.eq.s32 	%p5, %r27, 0;
-	@%p5 bra 	$L__BB32_8;
+	@%p5 bra 	$L__BB33_8;
 
 	cvt.s64.s32 	%rd15, %r26;
 	add.s64 	%rd16, %rd15, %rd2;
@@ -8368,7 +8485,7 @@ $L__BB32_5:
 	shl.b64 	%rd18, %rd17, 2;
 	add.s64 	%rd23, %rd1, %rd18;
 
-$L__BB32_7:
+$L__BB33_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd23];
 	max.f32 	%f44, %f44, %f34;
@@ -8376,23 +8493,23 @@ $L__BB32_7:
 	add.s64 	%rd23, %rd23, 4;
 	add.s32 	%r27, %r27, -1;
 	setp.ne.s32 	%p6, %r27, 0;
-	@%p6 bra 	$L__BB32_7;
+	@%p6 bra 	$L__BB33_7;
 
-$L__BB32_8:
+$L__BB33_8:
 	setp.ne.s32 	%p7, %r14, 0;
-	@%p7 bra 	$L__BB32_10;
+	@%p7 bra 	$L__BB33_10;
 
 	cvt.rn.f32.s32 	%f35, %r13;
 	div.rn.f32 	%f44, %f45, %f35;
 
-$L__BB32_10:
+$L__BB33_10:
 	add.s32 	%r23, %r1, %r12;
 	cvta.to.global.u64 	%rd19, %rd10;
 	mul.wide.s32 	%rd20, %r23, 4;
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f44;
 
-$L__BB32_11:
+$L__BB33_11:
 	ret;
 
 }
@@ -8443,7 +8560,7 @@ $L__BB32_11:
 	mov.u32 	%r13, %tid.x;
 	mad.lo.s32 	%r1, %r11, %r12, %r13;
 	setp.ge.s32 	%p1, %r1, %r10;
-	@%p1 bra 	$L__BB33_2;
+	@%p1 bra 	$L__BB34_2;
 
 	cvta.to.global.u64 	%rd7, %rd2;
 	div.s32 	%r14, %r1, %r9;
@@ -8483,7 +8600,7 @@ $L__BB32_11:
 	add.s64 	%rd24, %rd22, %rd23;
 	st.global.f32 	[%rd24], %f11;
 
-$L__BB33_2:
+$L__BB34_2:
 	ret;
 
 }
@@ -8521,7 +8638,7 @@ $L__BB33_2:
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	mul.lo.s32 	%r48, %r42, %r44;
 	setp.ge.s32 	%p1, %r1, %r48;
-	@%p1 bra 	$L__BB34_39;
+	@%p1 bra 	$L__BB35_39;
 
 	div.s32 	%r49, %r1, %r42;
 	mul.lo.s32 	%r50, %r42, %r41;
@@ -8536,14 +8653,14 @@ $L__BB33_2:
 	cvt.s64.s32 	%rd6, %r40;
 	ld.global.f32 	%f267, [%rd108];
 	setp.lt.s32 	%p2, %r41, 2;
-	@%p2 bra 	$L__BB34_8;
+	@%p2 bra 	$L__BB35_8;
 
 	add.s32 	%r55, %r41, -1;
 	and.b32  	%r95, %r55, 3;
 	add.s32 	%r56, %r41, -2;
 	setp.lt.u32 	%p3, %r56, 3;
 	mov.u32 	%r94, 1;
-	@%p3 bra 	$L__BB34_5;
+	@%p3 bra 	$L__BB35_5;
 
 	cvt.s64.s32 	%rd59, %r42;
 	add.s64 	%rd60, %rd59, %rd4;
@@ -8554,7 +8671,7 @@ $L__BB33_2:
 	mul.wide.s32 	%rd8, %r42, 4;
 	mov.u32 	%r94, 1;
 
-$L__BB34_4:
+$L__BB35_4:
 	ld.global.f32 	%f38, [%rd106];
 	max.f32 	%f39, %f267, %f38;
 	add.s64 	%rd63, %rd106, %rd8;
@@ -8570,11 +8687,11 @@ $L__BB34_4:
 	add.s32 	%r94, %r94, 4;
 	add.s32 	%r92, %r92, -4;
 	setp.ne.s32 	%p4, %r92, 1;
-	@%p4 bra 	$L__BB34_4;
+	@%p4 bra 	$L__BB35_4;
 
-$L__BB34_5:
+$L__BB35_5:
 	setp.eq.s32 	%p5, %r95, 0;
-	@%p5 bra 	$L__BB34_8;
+	@%p5 bra 	$L__BB35_8;
 
 	mul.lo.s32 	%r58, %r94, %r42;
 	cvt.s64.s32 	%rd66, %r58;
@@ -8584,33 +8701,33 @@ $L__BB34_5:
 	add.s64 	%rd107, %rd2, %rd69;
 	mul.wide.s32 	%rd12, %r42, 4;
 
-$L__BB34_7:
+$L__BB35_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd107];
 	max.f32 	%f267, %f267, %f45;
 	add.s64 	%rd107, %rd107, %rd12;
 	add.s32 	%r95, %r95, -1;
 	setp.ne.s32 	%p6, %r95, 0;
-	@%p6 bra 	$L__BB34_7;
+	@%p6 bra 	$L__BB35_7;
 
-$L__BB34_8:
+$L__BB35_8:
 	setp.lt.s32 	%p7, %r41, 1;
 	mov.f32 	%f272, 0f00000000;
-	@%p7 bra 	$L__BB34_15;
+	@%p7 bra 	$L__BB35_15;
 
 	add.s32 	%r60, %r41, -1;
 	and.b32  	%r99, %r41, 3;
 	setp.lt.u32 	%p8, %r60, 3;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r98, 0;
-	@%p8 bra 	$L__BB34_12;
+	@%p8 bra 	$L__BB35_12;
 
 	sub.s32 	%r97, %r41, %r99;
 	mul.wide.s32 	%rd15, %r42, 4;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r98, 0;
 
-$L__BB34_11:
+$L__BB35_11:
 	ld.global.f32 	%f50, [%rd108];
 	sub.f32 	%f51, %f50, %f267;
 	mov.f32 	%f52, 0f3F000000;
@@ -8680,11 +8797,11 @@ $L__BB34_11:
 	add.s32 	%r98, %r98, 4;
 	add.s32 	%r97, %r97, -4;
 	setp.ne.s32 	%p9, %r97, 0;
-	@%p9 bra 	$L__BB34_11;
+	@%p9 bra 	$L__BB35_11;
 
-$L__BB34_12:
+$L__BB35_12:
 	setp.eq.s32 	%p10, %r99, 0;
-	@%p10 bra 	$L__BB34_15;
+	@%p10 bra 	$L__BB35_15;
 
 	mul.lo.s32 	%r70, %r98, %r42;
 	cvt.s64.s32 	%rd73, %r70;
@@ -8694,7 +8811,7 @@ $L__BB34_12:
 	add.s64 	%rd109, %rd2, %rd76;
 	mul.wide.s32 	%rd19, %r42, 4;
 
-$L__BB34_14:
+$L__BB35_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f103, [%rd109];
 	sub.f32 	%f104, %f103, %f267;
@@ -8719,10 +8836,10 @@ $L__BB34_14:
 	add.s64 	%rd109, %rd109, %rd19;
 	add.s32 	%r99, %r99, -1;
 	setp.ne.s32 	%p11, %r99, 0;
-	@%p11 bra 	$L__BB34_14;
+	@%p11 bra 	$L__BB35_14;
 
-$L__BB34_15:
-	@%p7 bra 	$L__BB34_39;
+$L__BB35_15:
+	@%p7 bra 	$L__BB35_39;
 
 	setp.eq.s32 	%p13, %r43, 0;
 	mul.f32 	%f120, %f272, 0f4B000000;
@@ -8738,11 +8855,11 @@ $L__BB34_15:
 	add.f32 	%f19, %f121, 0fBF800000;
 	add.s32 	%r21, %r41, -1;
 	and.b32  	%r103, %r41, 3;
-	@%p13 bra 	$L__BB34_33;
+	@%p13 bra 	$L__BB35_33;
 
 	setp.lt.u32 	%p15, %r21, 3;
 	mov.u32 	%r102, 0;
-	@%p15 bra 	$L__BB34_28;
+	@%p15 bra 	$L__BB35_28;
 
 	sub.s32 	%r101, %r41, %r103;
 	mov.f32 	%f122, 0f3E1039F6;
@@ -8777,16 +8894,16 @@ $L__BB34_15:
 	add.s64 	%rd111, %rd1, %rd80;
 	mov.u32 	%r102, 0;
 
-$L__BB34_19:
+$L__BB35_19:
 	ld.global.f32 	%f21, [%rd110];
 	setp.lt.u32 	%p16, %r20, 2139095040;
 	mov.f32 	%f273, %f20;
-	@%p16 bra 	$L__BB34_21;
+	@%p16 bra 	$L__BB35_21;
 
 	mov.f32 	%f144, 0f7F800000;
 	fma.rn.f32 	%f273, %f16, %f144, %f144;
 
-$L__BB34_21:
+$L__BB35_21:
 	setp.eq.f32 	%p17, %f16, 0f00000000;
 	selp.f32 	%f145, 0fFF800000, %f273, %p17;
 	sub.f32 	%f146, %f21, %f267;
@@ -8795,12 +8912,12 @@ $L__BB34_21:
 	add.s64 	%rd27, %rd110, %rd23;
 	ld.global.f32 	%f24, [%rd27];
 	mov.f32 	%f274, %f20;
-	@%p16 bra 	$L__BB34_23;
+	@%p16 bra 	$L__BB35_23;
 
 	mov.f32 	%f148, 0f7F800000;
 	fma.rn.f32 	%f274, %f16, %f148, %f148;
 
-$L__BB34_23:
+$L__BB35_23:
 	selp.f32 	%f149, 0fFF800000, %f274, %p17;
 	sub.f32 	%f150, %f24, %f267;
 	sub.f32 	%f151, %f150, %f149;
@@ -8809,12 +8926,12 @@ $L__BB34_23:
 	add.s64 	%rd29, %rd27, %rd23;
 	ld.global.f32 	%f27, [%rd29];
 	mov.f32 	%f275, %f20;
-	@%p16 bra 	$L__BB34_25;
+	@%p16 bra 	$L__BB35_25;
 
 	mov.f32 	%f152, 0f7F800000;
 	fma.rn.f32 	%f275, %f16, %f152, %f152;
 
-$L__BB34_25:
+$L__BB35_25:
 	selp.f32 	%f153, 0fFF800000, %f275, %p17;
 	sub.f32 	%f154, %f27, %f267;
 	sub.f32 	%f155, %f154, %f153;
@@ -8823,12 +8940,12 @@ $L__BB34_25:
 	add.s64 	%rd31, %rd29, %rd23;
 	ld.global.f32 	%f30, [%rd31];
 	mov.f32 	%f276, %f20;
-	@%p16 bra 	$L__BB34_27;
+	@%p16 bra 	$L__BB35_27;
 
 	mov.f32 	%f156, 0f7F800000;
 	fma.rn.f32 	%f276, %f16, %f156, %f156;
 
-$L__BB34_27:
+$L__BB35_27:
 	add.s64 	%rd110, %rd31, %rd23;
 	selp.f32 	%f157, 0fFF800000, %f276, %p17;
 	sub.f32 	%f158, %f30, %f267;
@@ -8839,11 +8956,11 @@ $L__BB34_27:
 	add.s32 	%r102, %r102, 4;
 	add.s32 	%r101, %r101, -4;
 	setp.ne.s32 	%p24, %r101, 0;
-	@%p24 bra 	$L__BB34_19;
+	@%p24 bra 	$L__BB35_19;
 
-$L__BB34_28:
+$L__BB35_28:
 	setp.eq.s32 	%p25, %r103, 0;
-	@%p25 bra 	$L__BB34_39;
+	@%p25 bra 	$L__BB35_39;
 
 	mov.f32 	%f160, 0f34000000;
 	fma.rn.f32 	%f161, %f18, %f160, %f17;
@@ -8880,17 +8997,17 @@ $L__BB34_28:
 	shl.b64 	%rd88, %rd87, 2;
 	add.s64 	%rd112, %rd1, %rd88;
 
-$L__BB34_30:
+$L__BB35_30:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd113];
 	setp.lt.u32 	%p26, %r20, 2139095040;
 	mov.f32 	%f277, %f33;
-	@%p26 bra 	$L__BB34_32;
+	@%p26 bra 	$L__BB35_32;
 
 	mov.f32 	%f182, 0f7F800000;
 	fma.rn.f32 	%f277, %f16, %f182, %f182;
 
-$L__BB34_32:
+$L__BB35_32:
 	setp.eq.f32 	%p27, %f16, 0f00000000;
 	selp.f32 	%f183, 0fFF800000, %f277, %p27;
 	sub.f32 	%f184, %f34, %f267;
@@ -8900,13 +9017,13 @@ $L__BB34_32:
 	add.s64 	%rd112, %rd112, %rd35;
 	add.s32 	%r103, %r103, -1;
 	setp.eq.s32 	%p28, %r103, 0;
-	@%p28 bra 	$L__BB34_39;
-	bra.uni 	$L__BB34_30;
+	@%p28 bra 	$L__BB35_39;
+	bra.uni 	$L__BB35_30;
 
-$L__BB34_33:
+$L__BB35_33:
 	setp.lt.u32 	%p29, %r21, 3;
 	mov.u32 	%r106, 0;
-	@%p29 bra 	$L__BB34_36;
+	@%p29 bra 	$L__BB35_36;
 
 	sub.s32 	%r105, %r41, %r103;
 	add.s64 	%rd89, %rd4, %rd3;
@@ -8918,7 +9035,7 @@ $L__BB34_33:
 	add.s64 	%rd115, %rd1, %rd92;
 	mov.u32 	%r106, 0;
 
-$L__BB34_35:
+$L__BB35_35:
 	ld.global.f32 	%f186, [%rd114];
 	sub.f32 	%f187, %f186, %f267;
 	mov.f32 	%f188, 0f3F000000;
@@ -9000,11 +9117,11 @@ $L__BB34_35:
 	add.s32 	%r106, %r106, 4;
 	add.s32 	%r105, %r105, -4;
 	setp.ne.s32 	%p30, %r105, 0;
-	@%p30 bra 	$L__BB34_35;
+	@%p30 bra 	$L__BB35_35;
 
-$L__BB34_36:
+$L__BB35_36:
 	setp.eq.s32 	%p31, %r103, 0;
-	@%p31 bra 	$L__BB34_39;
+	@%p31 bra 	$L__BB35_39;
 
 	mul.lo.s32 	%r89, %r106, %r42;
 	cvt.s64.s32 	%rd99, %r89;
@@ -9018,7 +9135,7 @@ $L__BB34_36:
 	shl.b64 	%rd105, %rd104, 2;
 	add.s64 	%rd116, %rd1, %rd105;
 
-$L__BB34_38:
+$L__BB35_38:
 	.pragma "nounroll";
 	ld.global.f32 	%f244, [%rd117];
 	sub.f32 	%f245, %f244, %f267;
@@ -9046,9 +9163,9 @@ $L__BB34_38:
 	add.s64 	%rd116, %rd116, %rd49;
 	add.s32 	%r103, %r103, -1;
 	setp.ne.s32 	%p32, %r103, 0;
-	@%p32 bra 	$L__BB34_38;
+	@%p32 bra 	$L__BB35_38;
 
-$L__BB34_39:
+$L__BB35_39:
 	ret;
 
 }
@@ -9095,7 +9212,7 @@ $L__BB34_39:
 	mov.u32 	%r47, %tid.x;
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	setp.ge.s32 	%p1, %r1, %r44;
-	@%p1 bra 	$L__BB35_29;
+	@%p1 bra 	$L__BB36_29;
 
 	cvt.s64.s32 	%rd5, %r38;
 	mul.lo.s32 	%r48, %r1, %r43;
@@ -9103,14 +9220,14 @@ $L__BB34_39:
 	setp.lt.s32 	%p2, %r43, 1;
 	mov.f32 	%f115, 0f00000000;
 	mov.f32 	%f110, %f115;
-	@%p2 bra 	$L__BB35_8;
+	@%p2 bra 	$L__BB36_8;
 
 	add.s32 	%r50, %r43, -1;
 	and.b32  	%r75, %r43, 3;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
-	@%p3 bra 	$L__BB35_5;
+	@%p3 bra 	$L__BB36_5;
 
 	sub.s32 	%r73, %r43, %r75;
 	add.s64 	%rd65, %rd5, %rd6;
@@ -9120,7 +9237,7 @@ $L__BB34_39:
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
 
-$L__BB35_4:
+$L__BB36_4:
 	ld.global.f32 	%f23, [%rd103+-8];
 	add.f32 	%f24, %f110, %f23;
 	ld.global.f32 	%f25, [%rd103+-4];
@@ -9133,11 +9250,11 @@ $L__BB35_4:
 	add.s64 	%rd103, %rd103, 16;
 	add.s32 	%r73, %r73, -4;
 	setp.ne.s32 	%p4, %r73, 0;
-	@%p4 bra 	$L__BB35_4;
+	@%p4 bra 	$L__BB36_4;
 
-$L__BB35_5:
+$L__BB36_5:
 	setp.eq.s32 	%p5, %r75, 0;
-	@%p5 bra 	$L__BB35_8;
+	@%p5 bra 	$L__BB36_8;
 
 	cvt.s64.s32 	%rd68, %r74;
 	add.s64 	%rd69, %rd68, %rd5;
@@ -9145,26 +9262,26 @@ $L__BB35_5:
 	shl.b64 	%rd71, %rd70, 2;
 	add.s64 	%rd104, %rd4, %rd71;
 
-$L__BB35_7:
+$L__BB36_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f30, [%rd104];
 	add.f32 	%f110, %f110, %f30;
 	add.s64 	%rd104, %rd104, 4;
 	add.s32 	%r75, %r75, -1;
 	setp.ne.s32 	%p6, %r75, 0;
-	@%p6 bra 	$L__BB35_7;
+	@%p6 bra 	$L__BB36_7;
 
-$L__BB35_8:
+$L__BB36_8:
 	cvt.rn.f32.s32 	%f8, %r43;
 	div.rn.f32 	%f9, %f110, %f8;
-	@%p2 bra 	$L__BB35_15;
+	@%p2 bra 	$L__BB36_15;
 
 	add.s32 	%r53, %r43, -1;
 	and.b32  	%r79, %r43, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
-	@%p8 bra 	$L__BB35_12;
+	@%p8 bra 	$L__BB36_12;
 
 	sub.s32 	%r77, %r43, %r79;
 	add.s64 	%rd72, %rd5, %rd6;
@@ -9174,7 +9291,7 @@ $L__BB35_8:
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
 
-$L__BB35_11:
+$L__BB36_11:
 	ld.global.f32 	%f35, [%rd105+-8];
 	sub.f32 	%f36, %f35, %f9;
 	fma.rn.f32 	%f37, %f36, %f36, %f115;
@@ -9191,11 +9308,11 @@ $L__BB35_11:
 	add.s64 	%rd105, %rd105, 16;
 	add.s32 	%r77, %r77, -4;
 	setp.ne.s32 	%p9, %r77, 0;
-	@%p9 bra 	$L__BB35_11;
+	@%p9 bra 	$L__BB36_11;
 
-$L__BB35_12:
+$L__BB36_12:
 	setp.eq.s32 	%p10, %r79, 0;
-	@%p10 bra 	$L__BB35_15;
+	@%p10 bra 	$L__BB36_15;
 
 	cvt.s64.s32 	%rd75, %r78;
 	add.s64 	%rd76, %rd75, %rd5;
@@ -9203,7 +9320,7 @@ $L__BB35_12:
 	shl.b64 	%rd78, %rd77, 2;
 	add.s64 	%rd106, %rd4, %rd78;
 
-$L__BB35_14:
+$L__BB36_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f46, [%rd106];
 	sub.f32 	%f47, %f46, %f9;
@@ -9211,23 +9328,23 @@ $L__BB35_14:
 	add.s64 	%rd106, %rd106, 4;
 	add.s32 	%r79, %r79, -1;
 	setp.ne.s32 	%p11, %r79, 0;
-	@%p11 bra 	$L__BB35_14;
+	@%p11 bra 	$L__BB36_14;
 
-$L__BB35_15:
+$L__BB36_15:
 	div.rn.f32 	%f48, %f115, %f8;
 	add.f32 	%f49, %f48, %f18;
 	sqrt.rn.f32 	%f50, %f49;
 	rcp.rn.f32 	%f17, %f50;
-	@%p2 bra 	$L__BB35_29;
+	@%p2 bra 	$L__BB36_29;
 
 	setp.eq.s32 	%p13, %r41, 0;
 	add.s32 	%r20, %r43, -1;
 	and.b32  	%r83, %r43, 3;
-	@%p13 bra 	$L__BB35_23;
+	@%p13 bra 	$L__BB36_23;
 
 	setp.lt.u32 	%p14, %r20, 3;
 	mov.u32 	%r82, 0;
-	@%p14 bra 	$L__BB35_20;
+	@%p14 bra 	$L__BB36_20;
 
 	cvt.u32.u64 	%r57, %rd6;
 	sub.s32 	%r81, %r43, %r83;
@@ -9244,7 +9361,7 @@ $L__BB35_15:
 	mov.u64 	%rd109, %rd2;
 	mov.u64 	%rd110, %rd1;
 
-$L__BB35_19:
+$L__BB36_19:
 	ld.global.f32 	%f51, [%rd107+-8];
 	sub.f32 	%f52, %f51, %f9;
 	mul.f32 	%f53, %f17, %f52;
@@ -9282,11 +9399,11 @@ $L__BB35_19:
 	add.s64 	%rd107, %rd107, 16;
 	add.s32 	%r81, %r81, -4;
 	setp.ne.s32 	%p15, %r81, 0;
-	@%p15 bra 	$L__BB35_19;
+	@%p15 bra 	$L__BB36_19;
 
-$L__BB35_20:
+$L__BB36_20:
 	setp.eq.s32 	%p16, %r83, 0;
-	@%p16 bra 	$L__BB35_29;
+	@%p16 bra 	$L__BB36_29;
 
 	cvt.u32.u64 	%r59, %rd6;
 	add.s32 	%r60, %r82, %r42;
@@ -9305,7 +9422,7 @@ $L__BB35_20:
 	shl.b64 	%rd91, %rd90, 2;
 	add.s64 	%rd111, %rd4, %rd91;
 
-$L__BB35_22:
+$L__BB36_22:
 	.pragma "nounroll";
 	ld.global.f32 	%f75, [%rd111];
 	sub.f32 	%f76, %f75, %f9;
@@ -9320,13 +9437,13 @@ $L__BB35_22:
 	add.s64 	%rd111, %rd111, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.eq.s32 	%p17, %r83, 0;
-	@%p17 bra 	$L__BB35_29;
-	bra.uni 	$L__BB35_22;
+	@%p17 bra 	$L__BB36_29;
+	bra.uni 	$L__BB36_22;
 
-$L__BB35_23:
+$L__BB36_23:
 	setp.lt.u32 	%p18, %r20, 3;
 	mov.u32 	%r86, 0;
-	@%p18 bra 	$L__BB35_26;
+	@%p18 bra 	$L__BB36_26;
 
 	cvt.u32.u64 	%r66, %rd6;
 	sub.s32 	%r85, %r43, %r83;
@@ -9341,7 +9458,7 @@ $L__BB35_23:
 	mov.u32 	%r86, 0;
 	mov.u64 	%rd117, %rd1;
 
-$L__BB35_25:
+$L__BB36_25:
 	ld.global.f32 	%f81, [%rd116+-8];
 	sub.f32 	%f82, %f81, %f9;
 	mul.f32 	%f83, %f17, %f82;
@@ -9373,11 +9490,11 @@ $L__BB35_25:
 	add.s64 	%rd115, %rd115, 16;
 	add.s32 	%r85, %r85, -4;
 	setp.ne.s32 	%p19, %r85, 0;
-	@%p19 bra 	$L__BB35_25;
+	@%p19 bra 	$L__BB36_25;
 
-$L__BB35_26:
+$L__BB36_26:
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB35_29;
+	@%p20 bra 	$L__BB36_29;
 
 	cvt.u32.u64 	%r68, %rd6;
 	add.s32 	%r69, %r86, %r42;
@@ -9393,7 +9510,7 @@ $L__BB35_26:
 	shl.b64 	%rd102, %rd101, 2;
 	add.s64 	%rd118, %rd4, %rd102;
 
-$L__BB35_28:
+$L__BB36_28:
 	.pragma "nounroll";
 	ld.global.f32 	%f101, [%rd118];
 	sub.f32 	%f102, %f101, %f9;
@@ -9406,9 +9523,9 @@ $L__BB35_28:
 	add.s64 	%rd118, %rd118, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.ne.s32 	%p21, %r83, 0;
-	@%p21 bra 	$L__BB35_28;
+	@%p21 bra 	$L__BB36_28;
 
-$L__BB35_29:
+$L__BB36_29:
 	ret;
 
 }
@@ -9448,7 +9565,7 @@ $L__BB35_29:
 	mov.u32 	%r28, %tid.x;
 	mad.lo.s32 	%r1, %r27, %r26, %r28;
 	setp.ge.s32 	%p1, %r1, %r25;
-	@%p1 bra 	$L__BB36_17;
+	@%p1 bra 	$L__BB37_17;
 
 	cvt.s64.s32 	%rd2, %r20;
 	mul.lo.s32 	%r29, %r1, %r24;
@@ -9456,14 +9573,14 @@ $L__BB35_29:
 	setp.lt.s32 	%p2, %r24, 1;
 	mov.f32 	%f60, 0f00000000;
 	mov.f32 	%f55, %f60;
-	@%p2 bra 	$L__BB36_8;
+	@%p2 bra 	$L__BB37_8;
 
 	add.s32 	%r31, %r24, -1;
 	and.b32  	%r41, %r24, 3;
 	setp.lt.u32 	%p3, %r31, 3;
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
-	@%p3 bra 	$L__BB36_5;
+	@%p3 bra 	$L__BB37_5;
 
 	sub.s32 	%r39, %r24, %r41;
 	add.s64 	%rd19, %rd2, %rd3;
@@ -9473,7 +9590,7 @@ $L__BB35_29:
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
 
-$L__BB36_4:
+$L__BB37_4:
 	ld.global.f32 	%f22, [%rd39+-8];
 	add.f32 	%f23, %f55, %f22;
 	ld.global.f32 	%f24, [%rd39+-4];
@@ -9486,11 +9603,11 @@ $L__BB36_4:
 	add.s64 	%rd39, %rd39, 16;
 	add.s32 	%r39, %r39, -4;
 	setp.ne.s32 	%p4, %r39, 0;
-	@%p4 bra 	$L__BB36_4;
+	@%p4 bra 	$L__BB37_4;
 
-$L__BB36_5:
+$L__BB37_5:
 	setp.eq.s32 	%p5, %r41, 0;
-	@%p5 bra 	$L__BB36_8;
+	@%p5 bra 	$L__BB37_8;
 
 	cvt.s64.s32 	%rd22, %r40;
 	add.s64 	%rd23, %rd22, %rd2;
@@ -9498,26 +9615,26 @@ $L__BB36_5:
 	shl.b64 	%rd25, %rd24, 2;
 	add.s64 	%rd40, %rd1, %rd25;
 
-$L__BB36_7:
+$L__BB37_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f29, [%rd40];
 	add.f32 	%f55, %f55, %f29;
 	add.s64 	%rd40, %rd40, 4;
 	add.s32 	%r41, %r41, -1;
 	setp.ne.s32 	%p6, %r41, 0;
-	@%p6 bra 	$L__BB36_7;
+	@%p6 bra 	$L__BB37_7;
 
-$L__BB36_8:
+$L__BB37_8:
 	cvt.rn.f32.s32 	%f8, %r24;
 	div.rn.f32 	%f9, %f55, %f8;
-	@%p2 bra 	$L__BB36_15;
+	@%p2 bra 	$L__BB37_15;
 
 	add.s32 	%r34, %r24, -1;
 	and.b32  	%r45, %r24, 3;
 	setp.lt.u32 	%p8, %r34, 3;
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
-	@%p8 bra 	$L__BB36_12;
+	@%p8 bra 	$L__BB37_12;
 
 	sub.s32 	%r43, %r24, %r45;
 	add.s64 	%rd26, %rd2, %rd3;
@@ -9527,7 +9644,7 @@ $L__BB36_8:
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
 
-$L__BB36_11:
+$L__BB37_11:
 	ld.global.f32 	%f34, [%rd41+-8];
 	sub.f32 	%f35, %f34, %f9;
 	fma.rn.f32 	%f36, %f35, %f35, %f60;
@@ -9544,11 +9661,11 @@ $L__BB36_11:
 	add.s64 	%rd41, %rd41, 16;
 	add.s32 	%r43, %r43, -4;
 	setp.ne.s32 	%p9, %r43, 0;
-	@%p9 bra 	$L__BB36_11;
+	@%p9 bra 	$L__BB37_11;
 
-$L__BB36_12:
+$L__BB37_12:
 	setp.eq.s32 	%p10, %r45, 0;
-	@%p10 bra 	$L__BB36_15;
+	@%p10 bra 	$L__BB37_15;
 
 	cvt.s64.s32 	%rd29, %r44;
 	add.s64 	%rd30, %rd29, %rd2;
@@ -9556,7 +9673,7 @@ $L__BB36_12:
 	shl.b64 	%rd32, %rd31, 2;
 	add.s64 	%rd42, %rd1, %rd32;
 
-$L__BB36_14:
+$L__BB37_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd42];
 	sub.f32 	%f46, %f45, %f9;
@@ -9564,16 +9681,16 @@ $L__BB36_14:
 	add.s64 	%rd42, %rd42, 4;
 	add.s32 	%r45, %r45, -1;
 	setp.ne.s32 	%p11, %r45, 0;
-	@%p11 bra 	$L__BB36_14;
+	@%p11 bra 	$L__BB37_14;
 
-$L__BB36_15:
+$L__BB37_15:
 	add.s32 	%r36, %r1, %r21;
 	cvta.to.global.u64 	%rd33, %rd16;
 	mul.wide.s32 	%rd34, %r36, 4;
 	add.s64 	%rd35, %rd33, %rd34;
 	st.global.f32 	[%rd35], %f9;
 	setp.eq.s32 	%p12, %r23, 0;
-	@%p12 bra 	$L__BB36_17;
+	@%p12 bra 	$L__BB37_17;
 
 	div.rn.f32 	%f47, %f60, %f8;
 	add.f32 	%f48, %f47, %f17;
@@ -9585,7 +9702,7 @@ $L__BB36_15:
 	add.s64 	%rd38, %rd36, %rd37;
 	st.global.f32 	[%rd38], %f50;
 
-$L__BB36_17:
+$L__BB37_17:
 	ret;
 
 }
@@ -9631,7 +9748,7 @@ $L__BB36_17:
 	mul.lo.s32 	%r17, %r11, %r10;
 	mul.lo.s32 	%r2, %r17, %r12;
 	setp.ge.s32 	%p1, %r1, %r2;
-	@%p1 bra 	$L__BB37_6;
+	@%p1 bra 	$L__BB38_6;
 
 	div.s32 	%r18, %r1, %r12;
 	mul.lo.s32 	%r19, %r18, %r12;
@@ -9647,7 +9764,7 @@ $L__BB36_17:
 	setp.eq.s32 	%p3, %r6, 0;
 	mov.f32 	%f8, 0f00000000;
 	mov.f32 	%f7, %f8;
-	@%p3 bra 	$L__BB37_3;
+	@%p3 bra 	$L__BB38_3;
 
 	add.s32 	%r27, %r3, %r5;
 	cvta.to.global.u64 	%rd5, %rd2;
@@ -9655,13 +9772,13 @@ $L__BB36_17:
 	add.s64 	%rd7, %rd5, %rd6;
 	ld.global.f32 	%f7, [%rd7];
 
-$L__BB37_3:
+$L__BB38_3:
 	add.s32 	%r4, %r1, %r9;
 	mul.wide.s32 	%rd8, %r4, 4;
 	add.s64 	%rd9, %rd1, %rd8;
 	st.global.f32 	[%rd9], %f7;
 	setp.eq.s32 	%p4, %r8, 0;
-	@%p4 bra 	$L__BB37_5;
+	@%p4 bra 	$L__BB38_5;
 
 	add.s32 	%r28, %r3, %r7;
 	cvta.to.global.u64 	%rd10, %rd3;
@@ -9669,13 +9786,13 @@ $L__BB37_3:
 	add.s64 	%rd12, %rd10, %rd11;
 	ld.global.f32 	%f8, [%rd12];
 
-$L__BB37_5:
+$L__BB38_5:
 	add.s32 	%r29, %r4, %r2;
 	mul.wide.s32 	%rd13, %r29, 4;
 	add.s64 	%rd14, %rd1, %rd13;
 	st.global.f32 	[%rd14], %f8;
 
-$L__BB37_6:
+$L__BB38_6:
 	ret;
 
 }
@@ -9738,7 +9855,7 @@ $L__BB37_6:
 	ld.global.u32 	%r7, [%rd5+16];
 	mul.lo.s32 	%r8, %r6, %r7;
 	setp.ge.s32 	%p1, %r3, %r8;
-	@%p1 bra 	$L__BB38_52;
+	@%p1 bra 	$L__BB39_52;
 
 	ld.global.u32 	%r9, [%rd5+20];
 	div.s32 	%r49, %r3, %r4;
@@ -9748,7 +9865,7 @@ $L__BB37_6:
 	div.s32 	%r12, %r3, %r6;
 	setp.eq.s32 	%p2, %r43, 0;
 	mov.u32 	%r111, %r1;
-	@%p2 bra 	$L__BB38_3;
+	@%p2 bra 	$L__BB39_3;
 
 	add.s32 	%r51, %r11, %r42;
 	cvta.to.global.u64 	%rd47, %rd41;
@@ -9758,10 +9875,10 @@ $L__BB37_6:
 	max.s32 	%r53, %r52, 0;
 	min.s32 	%r111, %r53, %r1;
 
-$L__BB38_3:
+$L__BB39_3:
 	setp.le.s32 	%p3, %r111, %r45;
 	mov.u32 	%r112, -1;
-	@%p3 bra 	$L__BB38_5;
+	@%p3 bra 	$L__BB39_5;
 
 	ld.global.u32 	%r55, [%rd5+28];
 	setp.ne.s32 	%p4, %r55, 0;
@@ -9771,9 +9888,9 @@ $L__BB38_3:
 	add.s32 	%r57, %r111, %r56;
 	selp.b32 	%r112, %r57, %r45, %p6;
 
-$L__BB38_5:
+$L__BB39_5:
 	setp.lt.s32 	%p7, %r112, 0;
-	@%p7 bra 	$L__BB38_52;
+	@%p7 bra 	$L__BB39_52;
 
 	cvt.s64.s32 	%rd6, %r44;
 	shr.u32 	%r58, %r45, 31;
@@ -9801,7 +9918,7 @@ $L__BB38_5:
 	setp.eq.s32 	%p9, %r41, 0;
 	mov.f32 	%f210, 0f00000000;
 	mov.f32 	%f215, %f210;
-	@%p9 bra 	$L__BB38_8;
+	@%p9 bra 	$L__BB39_8;
 
 	cvta.to.global.u64 	%rd51, %rd40;
 	cvt.s64.s32 	%rd52, %r40;
@@ -9820,13 +9937,13 @@ $L__BB38_5:
 	add.s64 	%rd60, %rd51, %rd59;
 	ld.global.f32 	%f215, [%rd60];
 
-$L__BB38_8:
+$L__BB39_8:
 	mul.lo.s32 	%r74, %r4, 3;
 	mad.lo.s32 	%r18, %r74, %r12, %r17;
 	mul.lo.s32 	%r75, %r18, %r4;
 	cvt.s64.s32 	%rd14, %r75;
 	setp.lt.s32 	%p10, %r2, 1;
-	@%p10 bra 	$L__BB38_15;
+	@%p10 bra 	$L__BB39_15;
 
 	mul.lo.s32 	%r77, %r18, %r2;
 	cvt.s64.s32 	%rd15, %r77;
@@ -9834,7 +9951,7 @@ $L__BB38_8:
 	add.s32 	%r78, %r2, -1;
 	setp.lt.u32 	%p11, %r78, 3;
 	mov.u32 	%r115, 0;
-	@%p11 bra 	$L__BB38_12;
+	@%p11 bra 	$L__BB39_12;
 
 	sub.s32 	%r114, %r2, %r116;
 	add.s64 	%rd61, %rd12, %rd15;
@@ -9847,7 +9964,7 @@ $L__BB38_8:
 	add.s64 	%rd95, %rd66, 8;
 	mov.u32 	%r115, 0;
 
-$L__BB38_11:
+$L__BB39_11:
 	ld.global.f32 	%f43, [%rd95+-8];
 	ld.global.f32 	%f44, [%rd96+-8];
 	fma.rn.f32 	%f45, %f44, %f43, %f210;
@@ -9865,11 +9982,11 @@ $L__BB38_11:
 	add.s64 	%rd95, %rd95, 16;
 	add.s32 	%r114, %r114, -4;
 	setp.ne.s32 	%p12, %r114, 0;
-	@%p12 bra 	$L__BB38_11;
+	@%p12 bra 	$L__BB39_11;
 
-$L__BB38_12:
+$L__BB39_12:
 	setp.eq.s32 	%p13, %r116, 0;
-	@%p13 bra 	$L__BB38_15;
+	@%p13 bra 	$L__BB39_15;
 
 	cvt.s64.s32 	%rd67, %r115;
 	add.s64 	%rd68, %rd67, %rd10;
@@ -9881,7 +9998,7 @@ $L__BB38_12:
 	shl.b64 	%rd73, %rd72, 2;
 	add.s64 	%rd97, %rd2, %rd73;
 
-$L__BB38_14:
+$L__BB39_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f54, [%rd98];
 	ld.global.f32 	%f55, [%rd97];
@@ -9890,17 +10007,17 @@ $L__BB38_14:
 	add.s64 	%rd97, %rd97, 4;
 	add.s32 	%r116, %r116, -1;
 	setp.ne.s32 	%p14, %r116, 0;
-	@%p14 bra 	$L__BB38_14;
+	@%p14 bra 	$L__BB39_14;
 
-$L__BB38_15:
+$L__BB39_15:
 	setp.lt.s32 	%p15, %r4, 1;
-	@%p15 bra 	$L__BB38_22;
+	@%p15 bra 	$L__BB39_22;
 
 	add.s32 	%r81, %r4, -1;
 	and.b32  	%r120, %r4, 3;
 	setp.lt.u32 	%p16, %r81, 3;
 	mov.u32 	%r119, 0;
-	@%p16 bra 	$L__BB38_19;
+	@%p16 bra 	$L__BB39_19;
 
 	sub.s32 	%r118, %r4, %r120;
 	add.s64 	%rd74, %rd13, %rd14;
@@ -9912,7 +10029,7 @@ $L__BB38_15:
 	add.s64 	%rd99, %rd78, 8;
 	mov.u32 	%r119, 0;
 
-$L__BB38_18:
+$L__BB39_18:
 	ld.global.f32 	%f57, [%rd99+-8];
 	ld.global.f32 	%f58, [%rd100+-8];
 	fma.rn.f32 	%f59, %f58, %f57, %f215;
@@ -9930,11 +10047,11 @@ $L__BB38_18:
 	add.s64 	%rd99, %rd99, 16;
 	add.s32 	%r118, %r118, -4;
 	setp.ne.s32 	%p17, %r118, 0;
-	@%p17 bra 	$L__BB38_18;
+	@%p17 bra 	$L__BB39_18;
 
-$L__BB38_19:
+$L__BB39_19:
 	setp.eq.s32 	%p18, %r120, 0;
-	@%p18 bra 	$L__BB38_22;
+	@%p18 bra 	$L__BB39_22;
 
 	cvt.s64.s32 	%rd79, %r119;
 	add.s64 	%rd80, %rd79, %rd6;
@@ -9947,7 +10064,7 @@ $L__BB38_19:
 	shl.b64 	%rd86, %rd85, 2;
 	add.s64 	%rd101, %rd3, %rd86;
 
-$L__BB38_21:
+$L__BB39_21:
 	.pragma "nounroll";
 	ld.global.f32 	%f68, [%rd102];
 	ld.global.f32 	%f69, [%rd101];
@@ -9956,20 +10073,20 @@ $L__BB38_21:
 	add.s64 	%rd101, %rd101, 4;
 	add.s32 	%r120, %r120, -1;
 	setp.ne.s32 	%p19, %r120, 0;
-	@%p19 bra 	$L__BB38_21;
+	@%p19 bra 	$L__BB39_21;
 
-$L__BB38_22:
+$L__BB39_22:
 	add.f32 	%f218, %f210, %f215;
 	ld.global.u32 	%r83, [%rd5+36];
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB38_24;
+	@%p20 bra 	$L__BB39_24;
 
 	ld.global.f32 	%f70, [%rd5+40];
 	neg.f32 	%f71, %f70;
 	max.f32 	%f72, %f218, %f71;
 	min.f32 	%f218, %f72, %f70;
 
-$L__BB38_24:
+$L__BB39_24:
 	ld.global.u32 	%r85, [%rd5+24];
 	setp.eq.s32 	%p21, %r85, 0;
 	selp.b32 	%r86, 2, 3, %p21;
@@ -9981,24 +10098,24 @@ $L__BB38_24:
 	ld.global.f32 	%f22, [%rd88+4];
 	ld.global.f32 	%f23, [%rd88+8];
 	setp.gt.s32 	%p22, %r84, 4;
-	@%p22 bra 	$L__BB38_33;
+	@%p22 bra 	$L__BB39_33;
 
 	setp.gt.s32 	%p29, %r84, 1;
-	@%p29 bra 	$L__BB38_29;
-	bra.uni 	$L__BB38_26;
+	@%p29 bra 	$L__BB39_29;
+	bra.uni 	$L__BB39_26;
 
-$L__BB38_29:
+$L__BB39_29:
 	setp.eq.s32 	%p30, %r84, 2;
-	@%p30 bra 	$L__BB38_49;
+	@%p30 bra 	$L__BB39_49;
 
 	setp.eq.s32 	%p31, %r84, 3;
-	@%p31 bra 	$L__BB38_48;
+	@%p31 bra 	$L__BB39_48;
 
 	setp.eq.s32 	%p32, %r84, 4;
-	@%p32 bra 	$L__BB38_45;
-	bra.uni 	$L__BB38_32;
+	@%p32 bra 	$L__BB39_45;
+	bra.uni 	$L__BB39_32;
 
-$L__BB38_45:
+$L__BB39_45:
 	mov.f32 	%f94, 0f3F000000;
 	mov.f32 	%f95, 0f3BBB989D;
 	fma.rn.f32 	%f96, %f218, %f95, %f94;
@@ -10052,43 +10169,43 @@ $L__BB38_45:
 	mov.f32 	%f136, 0f3F317218;
 	fma.rn.f32 	%f217, %f115, %f136, %f135;
 	setp.lt.u32 	%p39, %r93, 2139095040;
-	@%p39 bra 	$L__BB38_47;
+	@%p39 bra 	$L__BB39_47;
 
 	mov.f32 	%f137, 0f7F800000;
 	fma.rn.f32 	%f217, %f29, %f137, %f137;
 
-$L__BB38_47:
+$L__BB39_47:
 	setp.eq.f32 	%p40, %f29, 0f00000000;
 	selp.f32 	%f218, 0fFF800000, %f217, %p40;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_33:
+$L__BB39_33:
 	setp.gt.s32 	%p23, %r84, 6;
-	@%p23 bra 	$L__BB38_37;
-	bra.uni 	$L__BB38_34;
+	@%p23 bra 	$L__BB39_37;
+	bra.uni 	$L__BB39_34;
 
-$L__BB38_37:
+$L__BB39_37:
 	setp.eq.s32 	%p24, %r84, 7;
-	@%p24 bra 	$L__BB38_42;
+	@%p24 bra 	$L__BB39_42;
 
 	setp.eq.s32 	%p25, %r84, 8;
-	@%p25 bra 	$L__BB38_41;
+	@%p25 bra 	$L__BB39_41;
 
 	setp.ne.s32 	%p26, %r84, 9;
-	@%p26 bra 	$L__BB38_32;
+	@%p26 bra 	$L__BB39_32;
 
 	fma.rn.f32 	%f218, %f218, %f22, %f23;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_26:
+$L__BB39_26:
 	setp.eq.s32 	%p33, %r84, 0;
-	@%p33 bra 	$L__BB38_50;
+	@%p33 bra 	$L__BB39_50;
 
 	setp.eq.s32 	%p34, %r84, 1;
-	@%p34 bra 	$L__BB38_28;
-	bra.uni 	$L__BB38_32;
+	@%p34 bra 	$L__BB39_28;
+	bra.uni 	$L__BB39_32;
 
-$L__BB38_28:
+$L__BB39_28:
 	abs.f32 	%f141, %f218;
 	mul.f32 	%f142, %f141, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f143, %f142;
@@ -10117,35 +10234,35 @@ $L__BB38_28:
 	fma.rn.f32 	%f161, %f160, %f218, %f218;
 	setp.ge.f32 	%p42, %f141, 0f3F19999A;
 	selp.f32 	%f218, %f150, %f161, %p42;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_34:
+$L__BB39_34:
 	setp.eq.s32 	%p27, %r84, 5;
-	@%p27 bra 	$L__BB38_44;
+	@%p27 bra 	$L__BB39_44;
 
 	setp.eq.s32 	%p28, %r84, 6;
-	@%p28 bra 	$L__BB38_36;
-	bra.uni 	$L__BB38_32;
+	@%p28 bra 	$L__BB39_36;
+	bra.uni 	$L__BB39_32;
 
-$L__BB38_36:
+$L__BB39_36:
 	setp.gt.f32 	%p36, %f218, %f22;
 	selp.f32 	%f218, %f218, 0f00000000, %p36;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_49:
+$L__BB39_49:
 	mov.f32 	%f140, 0f00000000;
 	max.f32 	%f218, %f218, %f140;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_48:
+$L__BB39_48:
 	abs.f32 	%f138, %f218;
 	add.f32 	%f139, %f138, 0f3F800000;
 	div.rn.f32 	%f218, %f218, %f139;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_42:
+$L__BB39_42:
 	setp.ge.f32 	%p35, %f218, 0f00000000;
-	@%p35 bra 	$L__BB38_51;
+	@%p35 bra 	$L__BB39_51;
 
 	mov.f32 	%f77, 0f3F000000;
 	mov.f32 	%f78, 0f3BBB989D;
@@ -10166,17 +10283,17 @@ $L__BB38_42:
 	ex2.approx.ftz.f32 	%f91, %f89;
 	fma.rn.f32 	%f92, %f91, %f90, 0fBF800000;
 	mul.f32 	%f218, %f22, %f92;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_41:
+$L__BB39_41:
 	fma.rn.f32 	%f73, %f218, %f22, %f23;
 	mov.f32 	%f74, 0f3F800000;
 	min.f32 	%f75, %f74, %f73;
 	mov.f32 	%f76, 0f00000000;
 	max.f32 	%f218, %f76, %f75;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_50:
+$L__BB39_50:
 	neg.f32 	%f162, %f218;
 	mov.f32 	%f163, 0f3F000000;
 	mov.f32 	%f164, 0f3BBB989D;
@@ -10197,15 +10314,15 @@ $L__BB38_50:
 	ex2.approx.ftz.f32 	%f177, %f175;
 	fma.rn.f32 	%f178, %f177, %f176, 0f3F800000;
 	rcp.rn.f32 	%f218, %f178;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_44:
+$L__BB39_44:
 	setp.ge.f32 	%p37, %f218, 0f00000000;
 	mul.f32 	%f93, %f218, %f22;
 	selp.f32 	%f218, %f218, %f93, %p37;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB39_51;
 
-$L__BB38_32:
+$L__BB39_32:
 	mul.f32 	%f179, %f218, %f23;
 	abs.f32 	%f180, %f179;
 	mul.f32 	%f181, %f180, 0f4038AA3B;
@@ -10237,7 +10354,7 @@ $L__BB38_32:
 	selp.f32 	%f201, %f189, %f200, %p44;
 	mul.f32 	%f218, %f22, %f201;
 
-$L__BB38_51:
+$L__BB39_51:
 	cvt.s64.s32 	%rd89, %r10;
 	add.s64 	%rd90, %rd9, %rd89;
 	shl.b64 	%rd91, %rd90, 2;
@@ -10252,7 +10369,7 @@ $L__BB38_51:
 	add.s64 	%rd94, %rd4, %rd93;
 	st.global.f32 	[%rd94], %f203;
 
-$L__BB38_52:
+$L__BB39_52:
 	ret;
 
 }
@@ -10282,7 +10399,7 @@ $L__BB38_52:
 	.param .u64 rnn_step_param_21
 )
 {
-	.local .align 16 .b8 	__local_depot39[32];
+	.local .align 16 .b8 	__local_depot40[32];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
 	.reg .pred 	%p<244>;
@@ -10291,7 +10408,7 @@ $L__BB38_52:
 	.reg .b64 	%rd<236>;
 
 
-	mov.u64 	%SPL, __local_depot39;
+	mov.u64 	%SPL, __local_depot40;
 	ld.param.u64 	%rd51, [rnn_step_param_0];
 	ld.param.u64 	%rd52, [rnn_step_param_2];
 	ld.param.u64 	%rd53, [rnn_step_param_4];
@@ -10329,7 +10446,7 @@ $L__BB38_52:
 	ld.global.u32 	%r9, [%rd10+16];
 	mul.lo.s32 	%r10, %r8, %r9;
 	setp.ge.s32 	%p1, %r5, %r10;
-	@%p1 bra 	$L__BB39_304;
+	@%p1 bra 	$L__BB40_304;
 
 	div.s32 	%r90, %r5, %r6;
 	mul.lo.s32 	%r91, %r90, %r6;
@@ -10347,7 +10464,7 @@ $L__BB38_52:
 	add.s64 	%rd12, %rd61, %rd11;
 	setp.eq.s32 	%p2, %r80, 0;
 	mov.u32 	%r344, %r1;
-	@%p2 bra 	$L__BB39_3;
+	@%p2 bra 	$L__BB40_3;
 
 	add.s32 	%r98, %r12, %r79;
 	cvta.to.global.u64 	%rd62, %rd50;
@@ -10357,10 +10474,10 @@ $L__BB38_52:
 	max.s32 	%r100, %r99, 0;
 	min.s32 	%r344, %r100, %r1;
 
-$L__BB39_3:
+$L__BB40_3:
 	setp.le.s32 	%p3, %r344, %r86;
 	mov.u32 	%r345, -1;
-	@%p3 bra 	$L__BB39_5;
+	@%p3 bra 	$L__BB40_5;
 
 	ld.global.u32 	%r102, [%rd10+28];
 	setp.ne.s32 	%p4, %r102, 0;
@@ -10370,7 +10487,7 @@ $L__BB39_3:
 	add.s32 	%r104, %r344, %r103;
 	selp.b32 	%r345, %r104, %r86, %p6;
 
-$L__BB39_5:
+$L__BB40_5:
 	add.s32 	%r105, %r86, 1;
 	shr.u32 	%r106, %r105, 31;
 	add.s32 	%r107, %r105, %r106;
@@ -10393,7 +10510,7 @@ $L__BB39_5:
 	shl.b64 	%rd73, %rd72, 2;
 	add.s64 	%rd16, %rd7, %rd73;
 	setp.lt.s32 	%p7, %r345, 0;
-	@%p7 bra 	$L__BB39_299;
+	@%p7 bra 	$L__BB40_299;
 
 	ld.param.u32 	%r343, [rnn_step_param_8];
 	ld.param.u32 	%r342, [rnn_step_param_5];
@@ -10424,7 +10541,7 @@ $L__BB39_5:
 	and.b32  	%r363, %r6, 3;
 	sub.s32 	%r361, %r6, %r363;
 	setp.eq.s32 	%p10, %r343, 0;
-	@%p10 bra 	$L__BB39_25;
+	@%p10 bra 	$L__BB40_25;
 
 	shl.b32 	%r337, %r6, 1;
 	ld.param.u32 	%r336, [rnn_step_param_7];
@@ -10433,7 +10550,7 @@ $L__BB39_5:
 	mul.lo.s32 	%r29, %r119, %r13;
 	mov.u32 	%r346, 0;
 
-$L__BB39_8:
+$L__BB40_8:
 	mad.lo.s32 	%r120, %r346, %r6, %r11;
 	add.s32 	%r121, %r120, %r29;
 	cvt.s64.s32 	%rd76, %r121;
@@ -10449,19 +10566,19 @@ $L__BB39_8:
 	ld.global.f32 	%f1400, [%rd83];
 	add.s32 	%r31, %r120, %r21;
 	setp.lt.s32 	%p11, %r2, 1;
-	@%p11 bra 	$L__BB39_16;
+	@%p11 bra 	$L__BB40_16;
 
 	setp.lt.u32 	%p12, %r23, 3;
 	mul.lo.s32 	%r124, %r31, %r2;
 	cvt.s64.s32 	%rd84, %r124;
 	add.s64 	%rd23, %rd84, %rd20;
 	mov.u32 	%r349, 0;
-	@%p12 bra 	$L__BB39_12;
+	@%p12 bra 	$L__BB40_12;
 
 	mov.u32 	%r349, 0;
 	mov.u32 	%r348, %r26;
 
-$L__BB39_11:
+$L__BB40_11:
 	cvt.s64.s32 	%rd85, %r349;
 	add.s64 	%rd86, %rd23, %rd85;
 	shl.b64 	%rd87, %rd86, 2;
@@ -10484,11 +10601,11 @@ $L__BB39_11:
 	add.s32 	%r349, %r349, 4;
 	add.s32 	%r348, %r348, -4;
 	setp.ne.s32 	%p13, %r348, 0;
-	@%p13 bra 	$L__BB39_11;
+	@%p13 bra 	$L__BB40_11;
 
-$L__BB39_12:
+$L__BB40_12:
 	setp.eq.s32 	%p14, %r25, 0;
-	@%p14 bra 	$L__BB39_16;
+	@%p14 bra 	$L__BB40_16;
 
 	setp.eq.s32 	%p15, %r25, 1;
 	cvt.s64.s32 	%rd92, %r349;
@@ -10501,7 +10618,7 @@ $L__BB39_12:
 	ld.global.f32 	%f232, [%rd98];
 	ld.global.f32 	%f233, [%rd95];
 	fma.rn.f32 	%f1396, %f233, %f232, %f1396;
-	@%p15 bra 	$L__BB39_16;
+	@%p15 bra 	$L__BB40_16;
 
 	setp.eq.s32 	%p16, %r25, 2;
 	add.s32 	%r126, %r349, 1;
@@ -10515,27 +10632,27 @@ $L__BB39_12:
 	ld.global.f32 	%f234, [%rd25];
 	ld.global.f32 	%f235, [%rd24];
 	fma.rn.f32 	%f1396, %f235, %f234, %f1396;
-	@%p16 bra 	$L__BB39_16;
+	@%p16 bra 	$L__BB40_16;
 
 	ld.global.f32 	%f236, [%rd25+4];
 	ld.global.f32 	%f237, [%rd24+4];
 	fma.rn.f32 	%f1396, %f237, %f236, %f1396;
 
-$L__BB39_16:
+$L__BB40_16:
 	setp.lt.s32 	%p17, %r6, 1;
-	@%p17 bra 	$L__BB39_24;
+	@%p17 bra 	$L__BB40_24;
 
 	setp.lt.u32 	%p18, %r24, 3;
 	mul.lo.s32 	%r128, %r31, %r6;
 	cvt.s64.s32 	%rd104, %r128;
 	add.s64 	%rd26, %rd104, %rd21;
 	mov.u32 	%r352, 0;
-	@%p18 bra 	$L__BB39_20;
+	@%p18 bra 	$L__BB40_20;
 
 	mov.u32 	%r352, 0;
 	mov.u32 	%r351, %r361;
 
-$L__BB39_19:
+$L__BB40_19:
 	cvt.s64.s32 	%rd105, %r352;
 	add.s64 	%rd106, %rd26, %rd105;
 	shl.b64 	%rd107, %rd106, 2;
@@ -10558,11 +10675,11 @@ $L__BB39_19:
 	add.s32 	%r352, %r352, 4;
 	add.s32 	%r351, %r351, -4;
 	setp.ne.s32 	%p19, %r351, 0;
-	@%p19 bra 	$L__BB39_19;
+	@%p19 bra 	$L__BB40_19;
 
-$L__BB39_20:
+$L__BB40_20:
 	setp.eq.s32 	%p20, %r363, 0;
-	@%p20 bra 	$L__BB39_24;
+	@%p20 bra 	$L__BB40_24;
 
 	setp.eq.s32 	%p21, %r363, 1;
 	cvt.s64.s32 	%rd112, %r352;
@@ -10575,7 +10692,7 @@ $L__BB39_20:
 	ld.global.f32 	%f250, [%rd118];
 	ld.global.f32 	%f251, [%rd115];
 	fma.rn.f32 	%f1400, %f251, %f250, %f1400;
-	@%p21 bra 	$L__BB39_24;
+	@%p21 bra 	$L__BB40_24;
 
 	setp.eq.s32 	%p22, %r363, 2;
 	add.s32 	%r130, %r352, 1;
@@ -10589,13 +10706,13 @@ $L__BB39_20:
 	ld.global.f32 	%f252, [%rd28];
 	ld.global.f32 	%f253, [%rd27];
 	fma.rn.f32 	%f1400, %f253, %f252, %f1400;
-	@%p22 bra 	$L__BB39_24;
+	@%p22 bra 	$L__BB40_24;
 
 	ld.global.f32 	%f254, [%rd28+4];
 	ld.global.f32 	%f255, [%rd27+4];
 	fma.rn.f32 	%f1400, %f255, %f254, %f1400;
 
-$L__BB39_24:
+$L__BB40_24:
 	mul.wide.s32 	%rd124, %r346, 4;
 	add.s64 	%rd125, %rd8, %rd124;
 	st.local.f32 	[%rd125], %f1396;
@@ -10603,10 +10720,10 @@ $L__BB39_24:
 	st.local.f32 	[%rd126], %f1400;
 	add.s32 	%r346, %r346, 1;
 	setp.lt.u32 	%p23, %r346, %r19;
-	@%p23 bra 	$L__BB39_8;
-	bra.uni 	$L__BB39_43;
+	@%p23 bra 	$L__BB40_8;
+	bra.uni 	$L__BB40_43;
 
-$L__BB39_299:
+$L__BB40_299:
 	add.s64 	%rd210, %rd12, %rd15;
 	shl.b64 	%rd211, %rd210, 2;
 	add.s64 	%rd212, %rd7, %rd211;
@@ -10615,25 +10732,25 @@ $L__BB39_299:
 	ld.global.f32 	%f1392, [%rd13];
 	st.global.f32 	[%rd14], %f1392;
 	setp.eq.s32 	%p241, %r85, 0;
-	@%p241 bra 	$L__BB39_304;
+	@%p241 bra 	$L__BB40_304;
 
 	setp.eq.s32 	%p242, %r3, 0;
-	@%p242 bra 	$L__BB39_302;
+	@%p242 bra 	$L__BB40_302;
 
 	mad.lo.s32 	%r307, %r12, %r1, %r86;
 	mad.lo.s32 	%r365, %r307, %r9, %r13;
-	bra.uni 	$L__BB39_303;
+	bra.uni 	$L__BB40_303;
 
-$L__BB39_25:
+$L__BB40_25:
 	mov.u32 	%r353, 0;
 
-$L__BB39_26:
+$L__BB40_26:
 	mad.lo.s32 	%r132, %r353, %r6, %r11;
 	add.s32 	%r44, %r132, %r21;
 	setp.lt.s32 	%p24, %r2, 1;
 	mov.f32 	%f1408, 0f00000000;
 	mov.f32 	%f1404, %f1408;
-	@%p24 bra 	$L__BB39_34;
+	@%p24 bra 	$L__BB40_34;
 
 	setp.lt.u32 	%p25, %r23, 3;
 	mul.lo.s32 	%r134, %r44, %r2;
@@ -10641,13 +10758,13 @@ $L__BB39_26:
 	add.s64 	%rd29, %rd127, %rd20;
 	mov.f32 	%f1404, 0f00000000;
 	mov.u32 	%r356, 0;
-	@%p25 bra 	$L__BB39_30;
+	@%p25 bra 	$L__BB40_30;
 
 	mov.f32 	%f1404, 0f00000000;
 	mov.u32 	%r356, 0;
 	mov.u32 	%r355, %r26;
 
-$L__BB39_29:
+$L__BB40_29:
 	cvt.s64.s32 	%rd128, %r356;
 	add.s64 	%rd129, %rd29, %rd128;
 	shl.b64 	%rd130, %rd129, 2;
@@ -10670,11 +10787,11 @@ $L__BB39_29:
 	add.s32 	%r356, %r356, 4;
 	add.s32 	%r355, %r355, -4;
 	setp.ne.s32 	%p26, %r355, 0;
-	@%p26 bra 	$L__BB39_29;
+	@%p26 bra 	$L__BB40_29;
 
-$L__BB39_30:
+$L__BB40_30:
 	setp.eq.s32 	%p27, %r25, 0;
-	@%p27 bra 	$L__BB39_34;
+	@%p27 bra 	$L__BB40_34;
 
 	setp.eq.s32 	%p28, %r25, 1;
 	cvt.s64.s32 	%rd135, %r356;
@@ -10687,7 +10804,7 @@ $L__BB39_30:
 	ld.global.f32 	%f271, [%rd141];
 	ld.global.f32 	%f272, [%rd138];
 	fma.rn.f32 	%f1404, %f272, %f271, %f1404;
-	@%p28 bra 	$L__BB39_34;
+	@%p28 bra 	$L__BB40_34;
 
 	setp.eq.s32 	%p29, %r25, 2;
 	add.s32 	%r136, %r356, 1;
@@ -10701,15 +10818,15 @@ $L__BB39_30:
 	ld.global.f32 	%f273, [%rd31];
 	ld.global.f32 	%f274, [%rd30];
 	fma.rn.f32 	%f1404, %f274, %f273, %f1404;
-	@%p29 bra 	$L__BB39_34;
+	@%p29 bra 	$L__BB40_34;
 
 	ld.global.f32 	%f275, [%rd31+4];
 	ld.global.f32 	%f276, [%rd30+4];
 	fma.rn.f32 	%f1404, %f276, %f275, %f1404;
 
-$L__BB39_34:
+$L__BB40_34:
 	setp.lt.s32 	%p30, %r6, 1;
-	@%p30 bra 	$L__BB39_42;
+	@%p30 bra 	$L__BB40_42;
 
 	setp.lt.u32 	%p31, %r24, 3;
 	mul.lo.s32 	%r138, %r44, %r6;
@@ -10717,13 +10834,13 @@ $L__BB39_34:
 	add.s64 	%rd32, %rd147, %rd21;
 	mov.f32 	%f1408, 0f00000000;
 	mov.u32 	%r359, 0;
-	@%p31 bra 	$L__BB39_38;
+	@%p31 bra 	$L__BB40_38;
 
 	mov.f32 	%f1408, 0f00000000;
 	mov.u32 	%r359, 0;
 	mov.u32 	%r358, %r361;
 
-$L__BB39_37:
+$L__BB40_37:
 	cvt.s64.s32 	%rd148, %r359;
 	add.s64 	%rd149, %rd32, %rd148;
 	shl.b64 	%rd150, %rd149, 2;
@@ -10746,11 +10863,11 @@ $L__BB39_37:
 	add.s32 	%r359, %r359, 4;
 	add.s32 	%r358, %r358, -4;
 	setp.ne.s32 	%p32, %r358, 0;
-	@%p32 bra 	$L__BB39_37;
+	@%p32 bra 	$L__BB40_37;
 
-$L__BB39_38:
+$L__BB40_38:
 	setp.eq.s32 	%p33, %r363, 0;
-	@%p33 bra 	$L__BB39_42;
+	@%p33 bra 	$L__BB40_42;
 
 	setp.eq.s32 	%p34, %r363, 1;
 	cvt.s64.s32 	%rd155, %r359;
@@ -10763,7 +10880,7 @@ $L__BB39_38:
 	ld.global.f32 	%f292, [%rd161];
 	ld.global.f32 	%f293, [%rd158];
 	fma.rn.f32 	%f1408, %f293, %f292, %f1408;
-	@%p34 bra 	$L__BB39_42;
+	@%p34 bra 	$L__BB40_42;
 
 	setp.eq.s32 	%p35, %r363, 2;
 	add.s32 	%r140, %r359, 1;
@@ -10777,13 +10894,13 @@ $L__BB39_38:
 	ld.global.f32 	%f294, [%rd34];
 	ld.global.f32 	%f295, [%rd33];
 	fma.rn.f32 	%f1408, %f295, %f294, %f1408;
-	@%p35 bra 	$L__BB39_42;
+	@%p35 bra 	$L__BB40_42;
 
 	ld.global.f32 	%f296, [%rd34+4];
 	ld.global.f32 	%f297, [%rd33+4];
 	fma.rn.f32 	%f1408, %f297, %f296, %f1408;
 
-$L__BB39_42:
+$L__BB40_42:
 	mul.wide.s32 	%rd167, %r353, 4;
 	add.s64 	%rd168, %rd8, %rd167;
 	st.local.f32 	[%rd168], %f1404;
@@ -10791,10 +10908,10 @@ $L__BB39_42:
 	st.local.f32 	[%rd169], %f1408;
 	add.s32 	%r353, %r353, 1;
 	setp.lt.u32 	%p36, %r353, %r19;
-	@%p36 bra 	$L__BB39_26;
+	@%p36 bra 	$L__BB40_26;
 
-$L__BB39_43:
-	@%p9 bra 	$L__BB39_194;
+$L__BB40_43:
+	@%p9 bra 	$L__BB40_194;
 
 	ld.param.u32 	%r313, [rnn_step_param_14];
 	ld.param.u32 	%r312, [rnn_step_param_13];
@@ -10809,7 +10926,7 @@ $L__BB39_43:
 	add.f32 	%f36, %f300, %f299;
 	setp.eq.s32 	%p38, %r313, 0;
 	mov.f32 	%f1409, 0f00000000;
-	@%p38 bra 	$L__BB39_46;
+	@%p38 bra 	$L__BB40_46;
 
 	ld.param.u64 	%rd216, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd215, %rd216;
@@ -10820,18 +10937,18 @@ $L__BB39_43:
 	ld.global.f32 	%f301, [%rd175];
 	mul.f32 	%f1409, %f35, %f301;
 
-$L__BB39_46:
+$L__BB40_46:
 	add.f32 	%f1412, %f36, %f1409;
 	ld.global.u32 	%r56, [%rd10+36];
 	setp.eq.s32 	%p39, %r56, 0;
-	@%p39 bra 	$L__BB39_48;
+	@%p39 bra 	$L__BB40_48;
 
 	ld.global.f32 	%f302, [%rd10+40];
 	neg.f32 	%f303, %f302;
 	max.f32 	%f304, %f1412, %f303;
 	min.f32 	%f1412, %f304, %f302;
 
-$L__BB39_48:
+$L__BB40_48:
 	mad.lo.s32 	%r143, %r13, 9, 11;
 	mul.wide.s32 	%rd176, %r143, 4;
 	add.s64 	%rd38, %rd10, %rd176;
@@ -10839,24 +10956,24 @@ $L__BB39_48:
 	ld.global.f32 	%f42, [%rd38+4];
 	ld.global.f32 	%f43, [%rd38+8];
 	setp.gt.s32 	%p40, %r57, 4;
-	@%p40 bra 	$L__BB39_57;
+	@%p40 bra 	$L__BB40_57;
 
 	setp.gt.s32 	%p47, %r57, 1;
-	@%p47 bra 	$L__BB39_53;
-	bra.uni 	$L__BB39_50;
+	@%p47 bra 	$L__BB40_53;
+	bra.uni 	$L__BB40_50;
 
-$L__BB39_53:
+$L__BB40_53:
 	setp.eq.s32 	%p48, %r57, 2;
-	@%p48 bra 	$L__BB39_73;
+	@%p48 bra 	$L__BB40_73;
 
 	setp.eq.s32 	%p49, %r57, 3;
-	@%p49 bra 	$L__BB39_72;
+	@%p49 bra 	$L__BB40_72;
 
 	setp.eq.s32 	%p50, %r57, 4;
-	@%p50 bra 	$L__BB39_69;
-	bra.uni 	$L__BB39_56;
+	@%p50 bra 	$L__BB40_69;
+	bra.uni 	$L__BB40_56;
 
-$L__BB39_69:
+$L__BB40_69:
 	mov.f32 	%f326, 0f3F000000;
 	mov.f32 	%f327, 0f3BBB989D;
 	fma.rn.f32 	%f328, %f1412, %f327, %f326;
@@ -10910,30 +11027,30 @@ $L__BB39_69:
 	mov.f32 	%f368, 0f3F317218;
 	fma.rn.f32 	%f1411, %f347, %f368, %f367;
 	setp.lt.u32 	%p57, %r148, 2139095040;
-	@%p57 bra 	$L__BB39_71;
+	@%p57 bra 	$L__BB40_71;
 
 	mov.f32 	%f369, 0f7F800000;
 	fma.rn.f32 	%f1411, %f49, %f369, %f369;
 
-$L__BB39_71:
+$L__BB40_71:
 	setp.eq.f32 	%p58, %f49, 0f00000000;
 	selp.f32 	%f1412, 0fFF800000, %f1411, %p58;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_194:
+$L__BB40_194:
 	ld.local.f32 	%f970, [%rd8];
 	ld.local.f32 	%f971, [%rd9];
 	add.f32 	%f1428, %f970, %f971;
 	ld.global.u32 	%r58, [%rd10+36];
 	setp.eq.s32 	%p160, %r58, 0;
-	@%p160 bra 	$L__BB39_196;
+	@%p160 bra 	$L__BB40_196;
 
 	ld.global.f32 	%f972, [%rd10+40];
 	neg.f32 	%f973, %f972;
 	max.f32 	%f974, %f1428, %f973;
 	min.f32 	%f1428, %f974, %f972;
 
-$L__BB39_196:
+$L__BB40_196:
 	mul.lo.s32 	%r59, %r13, 6;
 	add.s32 	%r238, %r59, 11;
 	mul.wide.s32 	%rd185, %r238, 4;
@@ -10942,24 +11059,24 @@ $L__BB39_196:
 	ld.global.f32 	%f148, [%rd39+4];
 	ld.global.f32 	%f149, [%rd39+8];
 	setp.gt.s32 	%p161, %r60, 4;
-	@%p161 bra 	$L__BB39_205;
+	@%p161 bra 	$L__BB40_205;
 
 	setp.gt.s32 	%p168, %r60, 1;
-	@%p168 bra 	$L__BB39_201;
-	bra.uni 	$L__BB39_198;
+	@%p168 bra 	$L__BB40_201;
+	bra.uni 	$L__BB40_198;
 
-$L__BB39_201:
+$L__BB40_201:
 	setp.eq.s32 	%p169, %r60, 2;
-	@%p169 bra 	$L__BB39_221;
+	@%p169 bra 	$L__BB40_221;
 
 	setp.eq.s32 	%p170, %r60, 3;
-	@%p170 bra 	$L__BB39_220;
+	@%p170 bra 	$L__BB40_220;
 
 	setp.eq.s32 	%p171, %r60, 4;
-	@%p171 bra 	$L__BB39_217;
-	bra.uni 	$L__BB39_204;
+	@%p171 bra 	$L__BB40_217;
+	bra.uni 	$L__BB40_204;
 
-$L__BB39_217:
+$L__BB40_217:
 	mov.f32 	%f996, 0f3F000000;
 	mov.f32 	%f997, 0f3BBB989D;
 	fma.rn.f32 	%f998, %f1428, %f997, %f996;
@@ -11013,74 +11130,74 @@ $L__BB39_217:
 	mov.f32 	%f1038, 0f3F317218;
 	fma.rn.f32 	%f1427, %f1017, %f1038, %f1037;
 	setp.lt.u32 	%p178, %r243, 2139095040;
-	@%p178 bra 	$L__BB39_219;
+	@%p178 bra 	$L__BB40_219;
 
 	mov.f32 	%f1039, 0f7F800000;
 	fma.rn.f32 	%f1427, %f155, %f1039, %f1039;
 
-$L__BB39_219:
+$L__BB40_219:
 	setp.eq.f32 	%p179, %f155, 0f00000000;
 	selp.f32 	%f1428, 0fFF800000, %f1427, %p179;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_57:
+$L__BB40_57:
 	setp.gt.s32 	%p41, %r57, 6;
-	@%p41 bra 	$L__BB39_61;
-	bra.uni 	$L__BB39_58;
+	@%p41 bra 	$L__BB40_61;
+	bra.uni 	$L__BB40_58;
 
-$L__BB39_61:
+$L__BB40_61:
 	setp.eq.s32 	%p42, %r57, 7;
-	@%p42 bra 	$L__BB39_66;
+	@%p42 bra 	$L__BB40_66;
 
 	setp.eq.s32 	%p43, %r57, 8;
-	@%p43 bra 	$L__BB39_65;
+	@%p43 bra 	$L__BB40_65;
 
 	setp.ne.s32 	%p44, %r57, 9;
-	@%p44 bra 	$L__BB39_56;
+	@%p44 bra 	$L__BB40_56;
 
 	fma.rn.f32 	%f1412, %f1412, %f42, %f43;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_205:
+$L__BB40_205:
 	setp.gt.s32 	%p162, %r60, 6;
-	@%p162 bra 	$L__BB39_209;
-	bra.uni 	$L__BB39_206;
+	@%p162 bra 	$L__BB40_209;
+	bra.uni 	$L__BB40_206;
 
-$L__BB39_209:
+$L__BB40_209:
 	setp.eq.s32 	%p163, %r60, 7;
-	@%p163 bra 	$L__BB39_214;
+	@%p163 bra 	$L__BB40_214;
 
 	setp.eq.s32 	%p164, %r60, 8;
-	@%p164 bra 	$L__BB39_213;
+	@%p164 bra 	$L__BB40_213;
 
 	setp.ne.s32 	%p165, %r60, 9;
-	@%p165 bra 	$L__BB39_204;
+	@%p165 bra 	$L__BB40_204;
 
 	fma.rn.f32 	%f1428, %f1428, %f148, %f149;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_302:
+$L__BB40_302:
 	mad.lo.s32 	%r308, %r9, %r86, %r13;
 	mad.lo.s32 	%r365, %r308, %r7, %r12;
 
-$L__BB39_303:
+$L__BB40_303:
 	add.s32 	%r309, %r11, %r84;
 	mad.lo.s32 	%r310, %r365, %r6, %r309;
 	mul.wide.s32 	%rd213, %r310, 4;
 	add.s64 	%rd214, %rd4, %rd213;
 	mov.u32 	%r311, 0;
 	st.global.u32 	[%rd214], %r311;
-	bra.uni 	$L__BB39_304;
+	bra.uni 	$L__BB40_304;
 
-$L__BB39_50:
+$L__BB40_50:
 	setp.eq.s32 	%p51, %r57, 0;
-	@%p51 bra 	$L__BB39_74;
+	@%p51 bra 	$L__BB40_74;
 
 	setp.eq.s32 	%p52, %r57, 1;
-	@%p52 bra 	$L__BB39_52;
-	bra.uni 	$L__BB39_56;
+	@%p52 bra 	$L__BB40_52;
+	bra.uni 	$L__BB40_56;
 
-$L__BB39_52:
+$L__BB40_52:
 	abs.f32 	%f373, %f1412;
 	mul.f32 	%f374, %f373, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f375, %f374;
@@ -11109,30 +11226,30 @@ $L__BB39_52:
 	fma.rn.f32 	%f393, %f392, %f1412, %f1412;
 	setp.ge.f32 	%p60, %f373, 0f3F19999A;
 	selp.f32 	%f1412, %f382, %f393, %p60;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_58:
+$L__BB40_58:
 	setp.eq.s32 	%p45, %r57, 5;
-	@%p45 bra 	$L__BB39_68;
+	@%p45 bra 	$L__BB40_68;
 
 	setp.eq.s32 	%p46, %r57, 6;
-	@%p46 bra 	$L__BB39_60;
-	bra.uni 	$L__BB39_56;
+	@%p46 bra 	$L__BB40_60;
+	bra.uni 	$L__BB40_56;
 
-$L__BB39_60:
+$L__BB40_60:
 	setp.gt.f32 	%p54, %f1412, %f42;
 	selp.f32 	%f1412, %f1412, 0f00000000, %p54;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_198:
+$L__BB40_198:
 	setp.eq.s32 	%p172, %r60, 0;
-	@%p172 bra 	$L__BB39_222;
+	@%p172 bra 	$L__BB40_222;
 
 	setp.eq.s32 	%p173, %r60, 1;
-	@%p173 bra 	$L__BB39_200;
-	bra.uni 	$L__BB39_204;
+	@%p173 bra 	$L__BB40_200;
+	bra.uni 	$L__BB40_204;
 
-$L__BB39_200:
+$L__BB40_200:
 	abs.f32 	%f1043, %f1428;
 	mul.f32 	%f1044, %f1043, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1045, %f1044;
@@ -11161,35 +11278,35 @@ $L__BB39_200:
 	fma.rn.f32 	%f1063, %f1062, %f1428, %f1428;
 	setp.ge.f32 	%p181, %f1043, 0f3F19999A;
 	selp.f32 	%f1428, %f1052, %f1063, %p181;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_206:
+$L__BB40_206:
 	setp.eq.s32 	%p166, %r60, 5;
-	@%p166 bra 	$L__BB39_216;
+	@%p166 bra 	$L__BB40_216;
 
 	setp.eq.s32 	%p167, %r60, 6;
-	@%p167 bra 	$L__BB39_208;
-	bra.uni 	$L__BB39_204;
+	@%p167 bra 	$L__BB40_208;
+	bra.uni 	$L__BB40_204;
 
-$L__BB39_208:
+$L__BB40_208:
 	setp.gt.f32 	%p175, %f1428, %f148;
 	selp.f32 	%f1428, %f1428, 0f00000000, %p175;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_73:
+$L__BB40_73:
 	mov.f32 	%f372, 0f00000000;
 	max.f32 	%f1412, %f1412, %f372;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_72:
+$L__BB40_72:
 	abs.f32 	%f370, %f1412;
 	add.f32 	%f371, %f370, 0f3F800000;
 	div.rn.f32 	%f1412, %f1412, %f371;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_66:
+$L__BB40_66:
 	setp.ge.f32 	%p53, %f1412, 0f00000000;
-	@%p53 bra 	$L__BB39_75;
+	@%p53 bra 	$L__BB40_75;
 
 	mov.f32 	%f309, 0f3F000000;
 	mov.f32 	%f310, 0f3BBB989D;
@@ -11210,17 +11327,17 @@ $L__BB39_66:
 	ex2.approx.ftz.f32 	%f323, %f321;
 	fma.rn.f32 	%f324, %f323, %f322, 0fBF800000;
 	mul.f32 	%f1412, %f42, %f324;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_65:
+$L__BB40_65:
 	fma.rn.f32 	%f305, %f1412, %f42, %f43;
 	mov.f32 	%f306, 0f3F800000;
 	min.f32 	%f307, %f306, %f305;
 	mov.f32 	%f308, 0f00000000;
 	max.f32 	%f1412, %f308, %f307;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_74:
+$L__BB40_74:
 	neg.f32 	%f394, %f1412;
 	mov.f32 	%f395, 0f3F000000;
 	mov.f32 	%f396, 0f3BBB989D;
@@ -11241,15 +11358,15 @@ $L__BB39_74:
 	ex2.approx.ftz.f32 	%f409, %f407;
 	fma.rn.f32 	%f410, %f409, %f408, 0f3F800000;
 	rcp.rn.f32 	%f1412, %f410;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_68:
+$L__BB40_68:
 	setp.ge.f32 	%p55, %f1412, 0f00000000;
 	mul.f32 	%f325, %f1412, %f42;
 	selp.f32 	%f1412, %f1412, %f325, %p55;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB40_75;
 
-$L__BB39_56:
+$L__BB40_56:
 	mul.f32 	%f411, %f1412, %f43;
 	abs.f32 	%f412, %f411;
 	mul.f32 	%f413, %f412, 0f4038AA3B;
@@ -11281,12 +11398,12 @@ $L__BB39_56:
 	selp.f32 	%f433, %f421, %f432, %p62;
 	mul.f32 	%f1412, %f42, %f433;
 
-$L__BB39_75:
+$L__BB40_75:
 	ld.local.f32 	%f435, [%rd9+8];
 	ld.local.f32 	%f436, [%rd8+8];
 	add.f32 	%f60, %f436, %f435;
 	mov.f32 	%f1413, 0f00000000;
-	@%p38 bra 	$L__BB39_77;
+	@%p38 bra 	$L__BB40_77;
 
 	ld.param.u64 	%rd218, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd217, %rd218;
@@ -11299,34 +11416,34 @@ $L__BB39_75:
 	ld.global.f32 	%f437, [%rd180];
 	mul.f32 	%f1413, %f35, %f437;
 
-$L__BB39_77:
+$L__BB40_77:
 	add.f32 	%f1416, %f60, %f1413;
-	@%p39 bra 	$L__BB39_79;
+	@%p39 bra 	$L__BB40_79;
 
 	ld.global.f32 	%f438, [%rd10+40];
 	neg.f32 	%f439, %f438;
 	max.f32 	%f440, %f1416, %f439;
 	min.f32 	%f1416, %f440, %f438;
 
-$L__BB39_79:
-	@%p40 bra 	$L__BB39_88;
+$L__BB40_79:
+	@%p40 bra 	$L__BB40_88;
 
 	setp.gt.s32 	%p72, %r57, 1;
-	@%p72 bra 	$L__BB39_84;
-	bra.uni 	$L__BB39_81;
+	@%p72 bra 	$L__BB40_84;
+	bra.uni 	$L__BB40_81;
 
-$L__BB39_84:
+$L__BB40_84:
 	setp.eq.s32 	%p73, %r57, 2;
-	@%p73 bra 	$L__BB39_104;
+	@%p73 bra 	$L__BB40_104;
 
 	setp.eq.s32 	%p74, %r57, 3;
-	@%p74 bra 	$L__BB39_103;
+	@%p74 bra 	$L__BB40_103;
 
 	setp.eq.s32 	%p75, %r57, 4;
-	@%p75 bra 	$L__BB39_100;
-	bra.uni 	$L__BB39_87;
+	@%p75 bra 	$L__BB40_100;
+	bra.uni 	$L__BB40_87;
 
-$L__BB39_100:
+$L__BB40_100:
 	mov.f32 	%f462, 0f3F000000;
 	mov.f32 	%f463, 0f3BBB989D;
 	fma.rn.f32 	%f464, %f1416, %f463, %f462;
@@ -11380,43 +11497,43 @@ $L__BB39_100:
 	mov.f32 	%f504, 0f3F317218;
 	fma.rn.f32 	%f1415, %f483, %f504, %f503;
 	setp.lt.u32 	%p82, %r167, 2139095040;
-	@%p82 bra 	$L__BB39_102;
+	@%p82 bra 	$L__BB40_102;
 
 	mov.f32 	%f505, 0f7F800000;
 	fma.rn.f32 	%f1415, %f71, %f505, %f505;
 
-$L__BB39_102:
+$L__BB40_102:
 	setp.eq.f32 	%p83, %f71, 0f00000000;
 	selp.f32 	%f1416, 0fFF800000, %f1415, %p83;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_88:
+$L__BB40_88:
 	setp.gt.s32 	%p66, %r57, 6;
-	@%p66 bra 	$L__BB39_92;
-	bra.uni 	$L__BB39_89;
+	@%p66 bra 	$L__BB40_92;
+	bra.uni 	$L__BB40_89;
 
-$L__BB39_92:
+$L__BB40_92:
 	setp.eq.s32 	%p67, %r57, 7;
-	@%p67 bra 	$L__BB39_97;
+	@%p67 bra 	$L__BB40_97;
 
 	setp.eq.s32 	%p68, %r57, 8;
-	@%p68 bra 	$L__BB39_96;
+	@%p68 bra 	$L__BB40_96;
 
 	setp.ne.s32 	%p69, %r57, 9;
-	@%p69 bra 	$L__BB39_87;
+	@%p69 bra 	$L__BB40_87;
 
 	fma.rn.f32 	%f1416, %f1416, %f42, %f43;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_81:
+$L__BB40_81:
 	setp.eq.s32 	%p76, %r57, 0;
-	@%p76 bra 	$L__BB39_105;
+	@%p76 bra 	$L__BB40_105;
 
 	setp.eq.s32 	%p77, %r57, 1;
-	@%p77 bra 	$L__BB39_83;
-	bra.uni 	$L__BB39_87;
+	@%p77 bra 	$L__BB40_83;
+	bra.uni 	$L__BB40_87;
 
-$L__BB39_83:
+$L__BB40_83:
 	abs.f32 	%f509, %f1416;
 	mul.f32 	%f510, %f509, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f511, %f510;
@@ -11445,35 +11562,35 @@ $L__BB39_83:
 	fma.rn.f32 	%f529, %f528, %f1416, %f1416;
 	setp.ge.f32 	%p85, %f509, 0f3F19999A;
 	selp.f32 	%f1416, %f518, %f529, %p85;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_89:
+$L__BB40_89:
 	setp.eq.s32 	%p70, %r57, 5;
-	@%p70 bra 	$L__BB39_99;
+	@%p70 bra 	$L__BB40_99;
 
 	setp.eq.s32 	%p71, %r57, 6;
-	@%p71 bra 	$L__BB39_91;
-	bra.uni 	$L__BB39_87;
+	@%p71 bra 	$L__BB40_91;
+	bra.uni 	$L__BB40_87;
 
-$L__BB39_91:
+$L__BB40_91:
 	setp.gt.f32 	%p79, %f1416, %f42;
 	selp.f32 	%f1416, %f1416, 0f00000000, %p79;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_104:
+$L__BB40_104:
 	mov.f32 	%f508, 0f00000000;
 	max.f32 	%f1416, %f1416, %f508;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_103:
+$L__BB40_103:
 	abs.f32 	%f506, %f1416;
 	add.f32 	%f507, %f506, 0f3F800000;
 	div.rn.f32 	%f1416, %f1416, %f507;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_97:
+$L__BB40_97:
 	setp.ge.f32 	%p78, %f1416, 0f00000000;
-	@%p78 bra 	$L__BB39_106;
+	@%p78 bra 	$L__BB40_106;
 
 	mov.f32 	%f445, 0f3F000000;
 	mov.f32 	%f446, 0f3BBB989D;
@@ -11494,17 +11611,17 @@ $L__BB39_97:
 	ex2.approx.ftz.f32 	%f459, %f457;
 	fma.rn.f32 	%f460, %f459, %f458, 0fBF800000;
 	mul.f32 	%f1416, %f42, %f460;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_96:
+$L__BB40_96:
 	fma.rn.f32 	%f441, %f1416, %f42, %f43;
 	mov.f32 	%f442, 0f3F800000;
 	min.f32 	%f443, %f442, %f441;
 	mov.f32 	%f444, 0f00000000;
 	max.f32 	%f1416, %f444, %f443;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_105:
+$L__BB40_105:
 	neg.f32 	%f530, %f1416;
 	mov.f32 	%f531, 0f3F000000;
 	mov.f32 	%f532, 0f3BBB989D;
@@ -11525,15 +11642,15 @@ $L__BB39_105:
 	ex2.approx.ftz.f32 	%f545, %f543;
 	fma.rn.f32 	%f546, %f545, %f544, 0f3F800000;
 	rcp.rn.f32 	%f1416, %f546;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_99:
+$L__BB40_99:
 	setp.ge.f32 	%p80, %f1416, 0f00000000;
 	mul.f32 	%f461, %f1416, %f42;
 	selp.f32 	%f1416, %f1416, %f461, %p80;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB40_106;
 
-$L__BB39_87:
+$L__BB40_87:
 	mul.f32 	%f547, %f1416, %f43;
 	abs.f32 	%f548, %f547;
 	mul.f32 	%f549, %f548, 0f4038AA3B;
@@ -11565,40 +11682,40 @@ $L__BB39_87:
 	selp.f32 	%f569, %f557, %f568, %p87;
 	mul.f32 	%f1416, %f42, %f569;
 
-$L__BB39_106:
+$L__BB40_106:
 	ld.local.f32 	%f570, [%rd9+12];
 	ld.local.f32 	%f571, [%rd8+12];
 	add.f32 	%f1419, %f571, %f570;
-	@%p39 bra 	$L__BB39_108;
+	@%p39 bra 	$L__BB40_108;
 
 	ld.global.f32 	%f572, [%rd10+40];
 	neg.f32 	%f573, %f572;
 	max.f32 	%f574, %f1419, %f573;
 	min.f32 	%f1419, %f574, %f572;
 
-$L__BB39_108:
+$L__BB40_108:
 	ld.global.u32 	%r181, [%rd38+12];
 	ld.global.f32 	%f85, [%rd38+16];
 	ld.global.f32 	%f86, [%rd38+20];
 	setp.gt.s32 	%p89, %r181, 4;
-	@%p89 bra 	$L__BB39_117;
+	@%p89 bra 	$L__BB40_117;
 
 	setp.gt.s32 	%p96, %r181, 1;
-	@%p96 bra 	$L__BB39_113;
-	bra.uni 	$L__BB39_110;
+	@%p96 bra 	$L__BB40_113;
+	bra.uni 	$L__BB40_110;
 
-$L__BB39_113:
+$L__BB40_113:
 	setp.eq.s32 	%p97, %r181, 2;
-	@%p97 bra 	$L__BB39_133;
+	@%p97 bra 	$L__BB40_133;
 
 	setp.eq.s32 	%p98, %r181, 3;
-	@%p98 bra 	$L__BB39_132;
+	@%p98 bra 	$L__BB40_132;
 
 	setp.eq.s32 	%p99, %r181, 4;
-	@%p99 bra 	$L__BB39_129;
-	bra.uni 	$L__BB39_116;
+	@%p99 bra 	$L__BB40_129;
+	bra.uni 	$L__BB40_116;
 
-$L__BB39_129:
+$L__BB40_129:
 	mov.f32 	%f596, 0f3F000000;
 	mov.f32 	%f597, 0f3BBB989D;
 	fma.rn.f32 	%f598, %f1419, %f597, %f596;
@@ -11652,43 +11769,43 @@ $L__BB39_129:
 	mov.f32 	%f638, 0f3F317218;
 	fma.rn.f32 	%f1418, %f617, %f638, %f637;
 	setp.lt.u32 	%p106, %r186, 2139095040;
-	@%p106 bra 	$L__BB39_131;
+	@%p106 bra 	$L__BB40_131;
 
 	mov.f32 	%f639, 0f7F800000;
 	fma.rn.f32 	%f1418, %f92, %f639, %f639;
 
-$L__BB39_131:
+$L__BB40_131:
 	setp.eq.f32 	%p107, %f92, 0f00000000;
 	selp.f32 	%f1419, 0fFF800000, %f1418, %p107;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_117:
+$L__BB40_117:
 	setp.gt.s32 	%p90, %r181, 6;
-	@%p90 bra 	$L__BB39_121;
-	bra.uni 	$L__BB39_118;
+	@%p90 bra 	$L__BB40_121;
+	bra.uni 	$L__BB40_118;
 
-$L__BB39_121:
+$L__BB40_121:
 	setp.eq.s32 	%p91, %r181, 7;
-	@%p91 bra 	$L__BB39_126;
+	@%p91 bra 	$L__BB40_126;
 
 	setp.eq.s32 	%p92, %r181, 8;
-	@%p92 bra 	$L__BB39_125;
+	@%p92 bra 	$L__BB40_125;
 
 	setp.ne.s32 	%p93, %r181, 9;
-	@%p93 bra 	$L__BB39_116;
+	@%p93 bra 	$L__BB40_116;
 
 	fma.rn.f32 	%f1419, %f1419, %f85, %f86;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_110:
+$L__BB40_110:
 	setp.eq.s32 	%p100, %r181, 0;
-	@%p100 bra 	$L__BB39_134;
+	@%p100 bra 	$L__BB40_134;
 
 	setp.eq.s32 	%p101, %r181, 1;
-	@%p101 bra 	$L__BB39_112;
-	bra.uni 	$L__BB39_116;
+	@%p101 bra 	$L__BB40_112;
+	bra.uni 	$L__BB40_116;
 
-$L__BB39_112:
+$L__BB40_112:
 	abs.f32 	%f643, %f1419;
 	mul.f32 	%f644, %f643, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f645, %f644;
@@ -11717,35 +11834,35 @@ $L__BB39_112:
 	fma.rn.f32 	%f663, %f662, %f1419, %f1419;
 	setp.ge.f32 	%p109, %f643, 0f3F19999A;
 	selp.f32 	%f1419, %f652, %f663, %p109;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_118:
+$L__BB40_118:
 	setp.eq.s32 	%p94, %r181, 5;
-	@%p94 bra 	$L__BB39_128;
+	@%p94 bra 	$L__BB40_128;
 
 	setp.eq.s32 	%p95, %r181, 6;
-	@%p95 bra 	$L__BB39_120;
-	bra.uni 	$L__BB39_116;
+	@%p95 bra 	$L__BB40_120;
+	bra.uni 	$L__BB40_116;
 
-$L__BB39_120:
+$L__BB40_120:
 	setp.gt.f32 	%p103, %f1419, %f85;
 	selp.f32 	%f1419, %f1419, 0f00000000, %p103;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_133:
+$L__BB40_133:
 	mov.f32 	%f642, 0f00000000;
 	max.f32 	%f1419, %f1419, %f642;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_132:
+$L__BB40_132:
 	abs.f32 	%f640, %f1419;
 	add.f32 	%f641, %f640, 0f3F800000;
 	div.rn.f32 	%f1419, %f1419, %f641;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_126:
+$L__BB40_126:
 	setp.ge.f32 	%p102, %f1419, 0f00000000;
-	@%p102 bra 	$L__BB39_135;
+	@%p102 bra 	$L__BB40_135;
 
 	mov.f32 	%f579, 0f3F000000;
 	mov.f32 	%f580, 0f3BBB989D;
@@ -11766,17 +11883,17 @@ $L__BB39_126:
 	ex2.approx.ftz.f32 	%f593, %f591;
 	fma.rn.f32 	%f594, %f593, %f592, 0fBF800000;
 	mul.f32 	%f1419, %f85, %f594;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_125:
+$L__BB40_125:
 	fma.rn.f32 	%f575, %f1419, %f85, %f86;
 	mov.f32 	%f576, 0f3F800000;
 	min.f32 	%f577, %f576, %f575;
 	mov.f32 	%f578, 0f00000000;
 	max.f32 	%f1419, %f578, %f577;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_134:
+$L__BB40_134:
 	neg.f32 	%f664, %f1419;
 	mov.f32 	%f665, 0f3F000000;
 	mov.f32 	%f666, 0f3BBB989D;
@@ -11797,15 +11914,15 @@ $L__BB39_134:
 	ex2.approx.ftz.f32 	%f679, %f677;
 	fma.rn.f32 	%f680, %f679, %f678, 0f3F800000;
 	rcp.rn.f32 	%f1419, %f680;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_128:
+$L__BB40_128:
 	setp.ge.f32 	%p104, %f1419, 0f00000000;
 	mul.f32 	%f595, %f1419, %f85;
 	selp.f32 	%f1419, %f1419, %f595, %p104;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB40_135;
 
-$L__BB39_116:
+$L__BB40_116:
 	mul.f32 	%f681, %f1419, %f86;
 	abs.f32 	%f682, %f681;
 	mul.f32 	%f683, %f682, 0f4038AA3B;
@@ -11837,14 +11954,14 @@ $L__BB39_116:
 	selp.f32 	%f703, %f691, %f702, %p111;
 	mul.f32 	%f1419, %f85, %f703;
 
-$L__BB39_135:
+$L__BB40_135:
 	mul.f32 	%f705, %f1412, %f1419;
 	fma.rn.f32 	%f1425, %f35, %f1416, %f705;
 	ld.local.f32 	%f706, [%rd9+4];
 	ld.local.f32 	%f707, [%rd8+4];
 	add.f32 	%f104, %f707, %f706;
 	mov.f32 	%f1420, 0f00000000;
-	@%p38 bra 	$L__BB39_137;
+	@%p38 bra 	$L__BB40_137;
 
 	ld.param.u64 	%rd220, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd219, %rd220;
@@ -11856,34 +11973,34 @@ $L__BB39_135:
 	ld.global.f32 	%f708, [%rd184];
 	mul.f32 	%f1420, %f1425, %f708;
 
-$L__BB39_137:
+$L__BB40_137:
 	add.f32 	%f1423, %f104, %f1420;
-	@%p39 bra 	$L__BB39_139;
+	@%p39 bra 	$L__BB40_139;
 
 	ld.global.f32 	%f709, [%rd10+40];
 	neg.f32 	%f710, %f709;
 	max.f32 	%f711, %f1423, %f710;
 	min.f32 	%f1423, %f711, %f709;
 
-$L__BB39_139:
-	@%p40 bra 	$L__BB39_148;
+$L__BB40_139:
+	@%p40 bra 	$L__BB40_148;
 
 	setp.gt.s32 	%p121, %r57, 1;
-	@%p121 bra 	$L__BB39_144;
-	bra.uni 	$L__BB39_141;
+	@%p121 bra 	$L__BB40_144;
+	bra.uni 	$L__BB40_141;
 
-$L__BB39_144:
+$L__BB40_144:
 	setp.eq.s32 	%p122, %r57, 2;
-	@%p122 bra 	$L__BB39_164;
+	@%p122 bra 	$L__BB40_164;
 
 	setp.eq.s32 	%p123, %r57, 3;
-	@%p123 bra 	$L__BB39_163;
+	@%p123 bra 	$L__BB40_163;
 
 	setp.eq.s32 	%p124, %r57, 4;
-	@%p124 bra 	$L__BB39_160;
-	bra.uni 	$L__BB39_147;
+	@%p124 bra 	$L__BB40_160;
+	bra.uni 	$L__BB40_147;
 
-$L__BB39_160:
+$L__BB40_160:
 	mov.f32 	%f733, 0f3F000000;
 	mov.f32 	%f734, 0f3BBB989D;
 	fma.rn.f32 	%f735, %f1423, %f734, %f733;
@@ -11937,43 +12054,43 @@ $L__BB39_160:
 	mov.f32 	%f775, 0f3F317218;
 	fma.rn.f32 	%f1422, %f754, %f775, %f774;
 	setp.lt.u32 	%p131, %r205, 2139095040;
-	@%p131 bra 	$L__BB39_162;
+	@%p131 bra 	$L__BB40_162;
 
 	mov.f32 	%f776, 0f7F800000;
 	fma.rn.f32 	%f1422, %f115, %f776, %f776;
 
-$L__BB39_162:
+$L__BB40_162:
 	setp.eq.f32 	%p132, %f115, 0f00000000;
 	selp.f32 	%f1423, 0fFF800000, %f1422, %p132;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_148:
+$L__BB40_148:
 	setp.gt.s32 	%p115, %r57, 6;
-	@%p115 bra 	$L__BB39_152;
-	bra.uni 	$L__BB39_149;
+	@%p115 bra 	$L__BB40_152;
+	bra.uni 	$L__BB40_149;
 
-$L__BB39_152:
+$L__BB40_152:
 	setp.eq.s32 	%p116, %r57, 7;
-	@%p116 bra 	$L__BB39_157;
+	@%p116 bra 	$L__BB40_157;
 
 	setp.eq.s32 	%p117, %r57, 8;
-	@%p117 bra 	$L__BB39_156;
+	@%p117 bra 	$L__BB40_156;
 
 	setp.ne.s32 	%p118, %r57, 9;
-	@%p118 bra 	$L__BB39_147;
+	@%p118 bra 	$L__BB40_147;
 
 	fma.rn.f32 	%f1423, %f1423, %f42, %f43;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_141:
+$L__BB40_141:
 	setp.eq.s32 	%p125, %r57, 0;
-	@%p125 bra 	$L__BB39_165;
+	@%p125 bra 	$L__BB40_165;
 
 	setp.eq.s32 	%p126, %r57, 1;
-	@%p126 bra 	$L__BB39_143;
-	bra.uni 	$L__BB39_147;
+	@%p126 bra 	$L__BB40_143;
+	bra.uni 	$L__BB40_147;
 
-$L__BB39_143:
+$L__BB40_143:
 	abs.f32 	%f780, %f1423;
 	mul.f32 	%f781, %f780, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f782, %f781;
@@ -12002,35 +12119,35 @@ $L__BB39_143:
 	fma.rn.f32 	%f800, %f799, %f1423, %f1423;
 	setp.ge.f32 	%p134, %f780, 0f3F19999A;
 	selp.f32 	%f1423, %f789, %f800, %p134;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_149:
+$L__BB40_149:
 	setp.eq.s32 	%p119, %r57, 5;
-	@%p119 bra 	$L__BB39_159;
+	@%p119 bra 	$L__BB40_159;
 
 	setp.eq.s32 	%p120, %r57, 6;
-	@%p120 bra 	$L__BB39_151;
-	bra.uni 	$L__BB39_147;
+	@%p120 bra 	$L__BB40_151;
+	bra.uni 	$L__BB40_147;
 
-$L__BB39_151:
+$L__BB40_151:
 	setp.gt.f32 	%p128, %f1423, %f42;
 	selp.f32 	%f1423, %f1423, 0f00000000, %p128;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_164:
+$L__BB40_164:
 	mov.f32 	%f779, 0f00000000;
 	max.f32 	%f1423, %f1423, %f779;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_163:
+$L__BB40_163:
 	abs.f32 	%f777, %f1423;
 	add.f32 	%f778, %f777, 0f3F800000;
 	div.rn.f32 	%f1423, %f1423, %f778;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_157:
+$L__BB40_157:
 	setp.ge.f32 	%p127, %f1423, 0f00000000;
-	@%p127 bra 	$L__BB39_166;
+	@%p127 bra 	$L__BB40_166;
 
 	mov.f32 	%f716, 0f3F000000;
 	mov.f32 	%f717, 0f3BBB989D;
@@ -12051,17 +12168,17 @@ $L__BB39_157:
 	ex2.approx.ftz.f32 	%f730, %f728;
 	fma.rn.f32 	%f731, %f730, %f729, 0fBF800000;
 	mul.f32 	%f1423, %f42, %f731;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_156:
+$L__BB40_156:
 	fma.rn.f32 	%f712, %f1423, %f42, %f43;
 	mov.f32 	%f713, 0f3F800000;
 	min.f32 	%f714, %f713, %f712;
 	mov.f32 	%f715, 0f00000000;
 	max.f32 	%f1423, %f715, %f714;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_165:
+$L__BB40_165:
 	neg.f32 	%f801, %f1423;
 	mov.f32 	%f802, 0f3F000000;
 	mov.f32 	%f803, 0f3BBB989D;
@@ -12082,15 +12199,15 @@ $L__BB39_165:
 	ex2.approx.ftz.f32 	%f816, %f814;
 	fma.rn.f32 	%f817, %f816, %f815, 0f3F800000;
 	rcp.rn.f32 	%f1423, %f817;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_159:
+$L__BB40_159:
 	setp.ge.f32 	%p129, %f1423, 0f00000000;
 	mul.f32 	%f732, %f1423, %f42;
 	selp.f32 	%f1423, %f1423, %f732, %p129;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB40_166;
 
-$L__BB39_147:
+$L__BB40_147:
 	mul.f32 	%f818, %f1423, %f43;
 	abs.f32 	%f819, %f818;
 	mul.f32 	%f820, %f819, 0f4038AA3B;
@@ -12122,30 +12239,30 @@ $L__BB39_147:
 	selp.f32 	%f840, %f828, %f839, %p136;
 	mul.f32 	%f1423, %f42, %f840;
 
-$L__BB39_166:
+$L__BB40_166:
 	st.global.f32 	[%rd14], %f1425;
 	ld.global.u32 	%r219, [%rd38+24];
 	ld.global.f32 	%f126, [%rd38+28];
 	ld.global.f32 	%f127, [%rd38+32];
 	setp.gt.s32 	%p137, %r219, 4;
-	@%p137 bra 	$L__BB39_175;
+	@%p137 bra 	$L__BB40_175;
 
 	setp.gt.s32 	%p144, %r219, 1;
-	@%p144 bra 	$L__BB39_171;
-	bra.uni 	$L__BB39_168;
+	@%p144 bra 	$L__BB40_171;
+	bra.uni 	$L__BB40_168;
 
-$L__BB39_171:
+$L__BB40_171:
 	setp.eq.s32 	%p145, %r219, 2;
-	@%p145 bra 	$L__BB39_191;
+	@%p145 bra 	$L__BB40_191;
 
 	setp.eq.s32 	%p146, %r219, 3;
-	@%p146 bra 	$L__BB39_190;
+	@%p146 bra 	$L__BB40_190;
 
 	setp.eq.s32 	%p147, %r219, 4;
-	@%p147 bra 	$L__BB39_187;
-	bra.uni 	$L__BB39_174;
+	@%p147 bra 	$L__BB40_187;
+	bra.uni 	$L__BB40_174;
 
-$L__BB39_187:
+$L__BB40_187:
 	mov.f32 	%f862, 0f3F000000;
 	mov.f32 	%f863, 0f3BBB989D;
 	fma.rn.f32 	%f864, %f1425, %f863, %f862;
@@ -12199,43 +12316,43 @@ $L__BB39_187:
 	mov.f32 	%f904, 0f3F317218;
 	fma.rn.f32 	%f1424, %f883, %f904, %f903;
 	setp.lt.u32 	%p154, %r224, 2139095040;
-	@%p154 bra 	$L__BB39_189;
+	@%p154 bra 	$L__BB40_189;
 
 	mov.f32 	%f905, 0f7F800000;
 	fma.rn.f32 	%f1424, %f133, %f905, %f905;
 
-$L__BB39_189:
+$L__BB40_189:
 	setp.eq.f32 	%p155, %f133, 0f00000000;
 	selp.f32 	%f1425, 0fFF800000, %f1424, %p155;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_175:
+$L__BB40_175:
 	setp.gt.s32 	%p138, %r219, 6;
-	@%p138 bra 	$L__BB39_179;
-	bra.uni 	$L__BB39_176;
+	@%p138 bra 	$L__BB40_179;
+	bra.uni 	$L__BB40_176;
 
-$L__BB39_179:
+$L__BB40_179:
 	setp.eq.s32 	%p139, %r219, 7;
-	@%p139 bra 	$L__BB39_184;
+	@%p139 bra 	$L__BB40_184;
 
 	setp.eq.s32 	%p140, %r219, 8;
-	@%p140 bra 	$L__BB39_183;
+	@%p140 bra 	$L__BB40_183;
 
 	setp.ne.s32 	%p141, %r219, 9;
-	@%p141 bra 	$L__BB39_174;
+	@%p141 bra 	$L__BB40_174;
 
 	fma.rn.f32 	%f1425, %f1425, %f126, %f127;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_168:
+$L__BB40_168:
 	setp.eq.s32 	%p148, %r219, 0;
-	@%p148 bra 	$L__BB39_192;
+	@%p148 bra 	$L__BB40_192;
 
 	setp.eq.s32 	%p149, %r219, 1;
-	@%p149 bra 	$L__BB39_170;
-	bra.uni 	$L__BB39_174;
+	@%p149 bra 	$L__BB40_170;
+	bra.uni 	$L__BB40_174;
 
-$L__BB39_170:
+$L__BB40_170:
 	abs.f32 	%f909, %f1425;
 	mul.f32 	%f910, %f909, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f911, %f910;
@@ -12264,35 +12381,35 @@ $L__BB39_170:
 	fma.rn.f32 	%f929, %f928, %f1425, %f1425;
 	setp.ge.f32 	%p157, %f909, 0f3F19999A;
 	selp.f32 	%f1425, %f918, %f929, %p157;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_176:
+$L__BB40_176:
 	setp.eq.s32 	%p142, %r219, 5;
-	@%p142 bra 	$L__BB39_186;
+	@%p142 bra 	$L__BB40_186;
 
 	setp.eq.s32 	%p143, %r219, 6;
-	@%p143 bra 	$L__BB39_178;
-	bra.uni 	$L__BB39_174;
+	@%p143 bra 	$L__BB40_178;
+	bra.uni 	$L__BB40_174;
 
-$L__BB39_178:
+$L__BB40_178:
 	setp.gt.f32 	%p151, %f1425, %f126;
 	selp.f32 	%f1425, %f1425, 0f00000000, %p151;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_191:
+$L__BB40_191:
 	mov.f32 	%f908, 0f00000000;
 	max.f32 	%f1425, %f1425, %f908;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_190:
+$L__BB40_190:
 	abs.f32 	%f906, %f1425;
 	add.f32 	%f907, %f906, 0f3F800000;
 	div.rn.f32 	%f1425, %f1425, %f907;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_184:
+$L__BB40_184:
 	setp.ge.f32 	%p150, %f1425, 0f00000000;
-	@%p150 bra 	$L__BB39_193;
+	@%p150 bra 	$L__BB40_193;
 
 	mov.f32 	%f845, 0f3F000000;
 	mov.f32 	%f846, 0f3BBB989D;
@@ -12313,17 +12430,17 @@ $L__BB39_184:
 	ex2.approx.ftz.f32 	%f859, %f857;
 	fma.rn.f32 	%f860, %f859, %f858, 0fBF800000;
 	mul.f32 	%f1425, %f126, %f860;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_183:
+$L__BB40_183:
 	fma.rn.f32 	%f841, %f1425, %f126, %f127;
 	mov.f32 	%f842, 0f3F800000;
 	min.f32 	%f843, %f842, %f841;
 	mov.f32 	%f844, 0f00000000;
 	max.f32 	%f1425, %f844, %f843;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_192:
+$L__BB40_192:
 	neg.f32 	%f930, %f1425;
 	mov.f32 	%f931, 0f3F000000;
 	mov.f32 	%f932, 0f3BBB989D;
@@ -12344,15 +12461,15 @@ $L__BB39_192:
 	ex2.approx.ftz.f32 	%f945, %f943;
 	fma.rn.f32 	%f946, %f945, %f944, 0f3F800000;
 	rcp.rn.f32 	%f1425, %f946;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_186:
+$L__BB40_186:
 	setp.ge.f32 	%p152, %f1425, 0f00000000;
 	mul.f32 	%f861, %f1425, %f126;
 	selp.f32 	%f1425, %f1425, %f861, %p152;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB40_193;
 
-$L__BB39_174:
+$L__BB40_174:
 	mul.f32 	%f947, %f1425, %f127;
 	abs.f32 	%f948, %f947;
 	mul.f32 	%f949, %f948, 0f4038AA3B;
@@ -12384,24 +12501,24 @@ $L__BB39_174:
 	selp.f32 	%f969, %f957, %f968, %p159;
 	mul.f32 	%f1425, %f126, %f969;
 
-$L__BB39_193:
+$L__BB40_193:
 	mul.f32 	%f1442, %f1423, %f1425;
-	bra.uni 	$L__BB39_294;
+	bra.uni 	$L__BB40_294;
 
-$L__BB39_221:
+$L__BB40_221:
 	mov.f32 	%f1042, 0f00000000;
 	max.f32 	%f1428, %f1428, %f1042;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_220:
+$L__BB40_220:
 	abs.f32 	%f1040, %f1428;
 	add.f32 	%f1041, %f1040, 0f3F800000;
 	div.rn.f32 	%f1428, %f1428, %f1041;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_214:
+$L__BB40_214:
 	setp.ge.f32 	%p174, %f1428, 0f00000000;
-	@%p174 bra 	$L__BB39_223;
+	@%p174 bra 	$L__BB40_223;
 
 	mov.f32 	%f979, 0f3F000000;
 	mov.f32 	%f980, 0f3BBB989D;
@@ -12422,17 +12539,17 @@ $L__BB39_214:
 	ex2.approx.ftz.f32 	%f993, %f991;
 	fma.rn.f32 	%f994, %f993, %f992, 0fBF800000;
 	mul.f32 	%f1428, %f148, %f994;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_213:
+$L__BB40_213:
 	fma.rn.f32 	%f975, %f1428, %f148, %f149;
 	mov.f32 	%f976, 0f3F800000;
 	min.f32 	%f977, %f976, %f975;
 	mov.f32 	%f978, 0f00000000;
 	max.f32 	%f1428, %f978, %f977;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_222:
+$L__BB40_222:
 	neg.f32 	%f1064, %f1428;
 	mov.f32 	%f1065, 0f3F000000;
 	mov.f32 	%f1066, 0f3BBB989D;
@@ -12453,15 +12570,15 @@ $L__BB39_222:
 	ex2.approx.ftz.f32 	%f1079, %f1077;
 	fma.rn.f32 	%f1080, %f1079, %f1078, 0f3F800000;
 	rcp.rn.f32 	%f1428, %f1080;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_216:
+$L__BB40_216:
 	setp.ge.f32 	%p176, %f1428, 0f00000000;
 	mul.f32 	%f995, %f1428, %f148;
 	selp.f32 	%f1428, %f1428, %f995, %p176;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB40_223;
 
-$L__BB39_204:
+$L__BB40_204:
 	mul.f32 	%f1081, %f1428, %f149;
 	abs.f32 	%f1082, %f1081;
 	mul.f32 	%f1083, %f1082, 0f4038AA3B;
@@ -12493,41 +12610,41 @@ $L__BB39_204:
 	selp.f32 	%f1103, %f1091, %f1102, %p183;
 	mul.f32 	%f1428, %f148, %f1103;
 
-$L__BB39_223:
+$L__BB40_223:
 	ld.global.u32 	%r257, [%rd10+32];
 	setp.eq.s32 	%p184, %r257, 0;
-	@%p184 bra 	$L__BB39_254;
+	@%p184 bra 	$L__BB40_254;
 
 	ld.local.f32 	%f166, [%rd8+8];
 	ld.local.f32 	%f1104, [%rd9+4];
 	ld.local.f32 	%f1105, [%rd8+4];
 	add.f32 	%f1431, %f1105, %f1104;
-	@%p160 bra 	$L__BB39_226;
+	@%p160 bra 	$L__BB40_226;
 
 	ld.global.f32 	%f1106, [%rd10+40];
 	neg.f32 	%f1107, %f1106;
 	max.f32 	%f1108, %f1431, %f1107;
 	min.f32 	%f1431, %f1108, %f1106;
 
-$L__BB39_226:
-	@%p161 bra 	$L__BB39_235;
+$L__BB40_226:
+	@%p161 bra 	$L__BB40_235;
 
 	setp.gt.s32 	%p193, %r60, 1;
-	@%p193 bra 	$L__BB39_231;
-	bra.uni 	$L__BB39_228;
+	@%p193 bra 	$L__BB40_231;
+	bra.uni 	$L__BB40_228;
 
-$L__BB39_231:
+$L__BB40_231:
 	setp.eq.s32 	%p194, %r60, 2;
-	@%p194 bra 	$L__BB39_251;
+	@%p194 bra 	$L__BB40_251;
 
 	setp.eq.s32 	%p195, %r60, 3;
-	@%p195 bra 	$L__BB39_250;
+	@%p195 bra 	$L__BB40_250;
 
 	setp.eq.s32 	%p196, %r60, 4;
-	@%p196 bra 	$L__BB39_247;
-	bra.uni 	$L__BB39_234;
+	@%p196 bra 	$L__BB40_247;
+	bra.uni 	$L__BB40_234;
 
-$L__BB39_247:
+$L__BB40_247:
 	mov.f32 	%f1130, 0f3F000000;
 	mov.f32 	%f1131, 0f3BBB989D;
 	fma.rn.f32 	%f1132, %f1431, %f1131, %f1130;
@@ -12581,17 +12698,17 @@ $L__BB39_247:
 	mov.f32 	%f1172, 0f3F317218;
 	fma.rn.f32 	%f1430, %f1151, %f1172, %f1171;
 	setp.lt.u32 	%p203, %r262, 2139095040;
-	@%p203 bra 	$L__BB39_249;
+	@%p203 bra 	$L__BB40_249;
 
 	mov.f32 	%f1173, 0f7F800000;
 	fma.rn.f32 	%f1430, %f175, %f1173, %f1173;
 
-$L__BB39_249:
+$L__BB40_249:
 	setp.eq.f32 	%p204, %f175, 0f00000000;
 	selp.f32 	%f1431, 0fFF800000, %f1430, %p204;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_254:
+$L__BB40_254:
 	ld.param.u32 	%r334, [rnn_step_param_8];
 	setp.eq.s32 	%p243, %r334, 0;
 	mul.lo.s32 	%r333, %r6, %r7;
@@ -12603,7 +12720,7 @@ $L__BB39_254:
 	mul.lo.s32 	%r279, %r278, %r6;
 	cvt.s64.s32 	%rd41, %r279;
 	mov.f32 	%f1437, 0f00000000;
-	@%p243 bra 	$L__BB39_256;
+	@%p243 bra 	$L__BB40_256;
 
 	ld.param.u64 	%rd233, [rnn_step_param_6];
 	cvta.to.global.u64 	%rd232, %rd233;
@@ -12615,13 +12732,13 @@ $L__BB39_254:
 	add.s64 	%rd187, %rd232, %rd186;
 	ld.global.f32 	%f1437, [%rd187];
 
-$L__BB39_256:
+$L__BB40_256:
 	setp.lt.s32 	%p210, %r6, 1;
-	@%p210 bra 	$L__BB39_263;
+	@%p210 bra 	$L__BB40_263;
 
 	setp.lt.u32 	%p211, %r24, 3;
 	mov.u32 	%r362, 0;
-	@%p211 bra 	$L__BB39_260;
+	@%p211 bra 	$L__BB40_260;
 
 	ld.param.u32 	%r338, [rnn_step_param_16];
 	cvt.s64.s32 	%rd230, %r338;
@@ -12630,7 +12747,7 @@ $L__BB39_256:
 	add.s64 	%rd43, %rd188, %rd17;
 	mov.u32 	%r362, 0;
 
-$L__BB39_259:
+$L__BB40_259:
 	cvt.s64.s32 	%rd189, %r362;
 	add.s64 	%rd190, %rd42, %rd189;
 	shl.b64 	%rd191, %rd190, 2;
@@ -12653,11 +12770,11 @@ $L__BB39_259:
 	add.s32 	%r362, %r362, 4;
 	add.s32 	%r361, %r361, -4;
 	setp.ne.s32 	%p212, %r361, 0;
-	@%p212 bra 	$L__BB39_259;
+	@%p212 bra 	$L__BB40_259;
 
-$L__BB39_260:
+$L__BB40_260:
 	setp.eq.s32 	%p213, %r363, 0;
-	@%p213 bra 	$L__BB39_263;
+	@%p213 bra 	$L__BB40_263;
 
 	ld.param.u32 	%r339, [rnn_step_param_16];
 	cvt.s64.s32 	%rd231, %r339;
@@ -12672,7 +12789,7 @@ $L__BB39_260:
 	shl.b64 	%rd203, %rd202, 2;
 	add.s64 	%rd234, %rd3, %rd203;
 
-$L__BB39_262:
+$L__BB40_262:
 	.pragma "nounroll";
 	ld.global.f32 	%f1252, [%rd235];
 	ld.global.f32 	%f1253, [%rd234];
@@ -12681,40 +12798,40 @@ $L__BB39_262:
 	add.s64 	%rd234, %rd234, 4;
 	add.s32 	%r363, %r363, -1;
 	setp.ne.s32 	%p214, %r363, 0;
-	@%p214 bra 	$L__BB39_262;
+	@%p214 bra 	$L__BB40_262;
 
-$L__BB39_263:
+$L__BB40_263:
 	ld.local.f32 	%f1254, [%rd8+8];
 	add.f32 	%f199, %f1437, %f1254;
-	bra.uni 	$L__BB39_264;
+	bra.uni 	$L__BB40_264;
 
-$L__BB39_235:
+$L__BB40_235:
 	setp.gt.s32 	%p187, %r60, 6;
-	@%p187 bra 	$L__BB39_239;
-	bra.uni 	$L__BB39_236;
+	@%p187 bra 	$L__BB40_239;
+	bra.uni 	$L__BB40_236;
 
-$L__BB39_239:
+$L__BB40_239:
 	setp.eq.s32 	%p188, %r60, 7;
-	@%p188 bra 	$L__BB39_244;
+	@%p188 bra 	$L__BB40_244;
 
 	setp.eq.s32 	%p189, %r60, 8;
-	@%p189 bra 	$L__BB39_243;
+	@%p189 bra 	$L__BB40_243;
 
 	setp.ne.s32 	%p190, %r60, 9;
-	@%p190 bra 	$L__BB39_234;
+	@%p190 bra 	$L__BB40_234;
 
 	fma.rn.f32 	%f1431, %f1431, %f148, %f149;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_228:
+$L__BB40_228:
 	setp.eq.s32 	%p197, %r60, 0;
-	@%p197 bra 	$L__BB39_252;
+	@%p197 bra 	$L__BB40_252;
 
 	setp.eq.s32 	%p198, %r60, 1;
-	@%p198 bra 	$L__BB39_230;
-	bra.uni 	$L__BB39_234;
+	@%p198 bra 	$L__BB40_230;
+	bra.uni 	$L__BB40_234;
 
-$L__BB39_230:
+$L__BB40_230:
 	abs.f32 	%f1177, %f1431;
 	mul.f32 	%f1178, %f1177, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1179, %f1178;
@@ -12743,35 +12860,35 @@ $L__BB39_230:
 	fma.rn.f32 	%f1197, %f1196, %f1431, %f1431;
 	setp.ge.f32 	%p206, %f1177, 0f3F19999A;
 	selp.f32 	%f1431, %f1186, %f1197, %p206;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_236:
+$L__BB40_236:
 	setp.eq.s32 	%p191, %r60, 5;
-	@%p191 bra 	$L__BB39_246;
+	@%p191 bra 	$L__BB40_246;
 
 	setp.eq.s32 	%p192, %r60, 6;
-	@%p192 bra 	$L__BB39_238;
-	bra.uni 	$L__BB39_234;
+	@%p192 bra 	$L__BB40_238;
+	bra.uni 	$L__BB40_234;
 
-$L__BB39_238:
+$L__BB40_238:
 	setp.gt.f32 	%p200, %f1431, %f148;
 	selp.f32 	%f1431, %f1431, 0f00000000, %p200;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_251:
+$L__BB40_251:
 	mov.f32 	%f1176, 0f00000000;
 	max.f32 	%f1431, %f1431, %f1176;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_250:
+$L__BB40_250:
 	abs.f32 	%f1174, %f1431;
 	add.f32 	%f1175, %f1174, 0f3F800000;
 	div.rn.f32 	%f1431, %f1431, %f1175;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_244:
+$L__BB40_244:
 	setp.ge.f32 	%p199, %f1431, 0f00000000;
-	@%p199 bra 	$L__BB39_253;
+	@%p199 bra 	$L__BB40_253;
 
 	mov.f32 	%f1113, 0f3F000000;
 	mov.f32 	%f1114, 0f3BBB989D;
@@ -12792,17 +12909,17 @@ $L__BB39_244:
 	ex2.approx.ftz.f32 	%f1127, %f1125;
 	fma.rn.f32 	%f1128, %f1127, %f1126, 0fBF800000;
 	mul.f32 	%f1431, %f148, %f1128;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_243:
+$L__BB40_243:
 	fma.rn.f32 	%f1109, %f1431, %f148, %f149;
 	mov.f32 	%f1110, 0f3F800000;
 	min.f32 	%f1111, %f1110, %f1109;
 	mov.f32 	%f1112, 0f00000000;
 	max.f32 	%f1431, %f1112, %f1111;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_252:
+$L__BB40_252:
 	neg.f32 	%f1198, %f1431;
 	mov.f32 	%f1199, 0f3F000000;
 	mov.f32 	%f1200, 0f3BBB989D;
@@ -12823,15 +12940,15 @@ $L__BB39_252:
 	ex2.approx.ftz.f32 	%f1213, %f1211;
 	fma.rn.f32 	%f1214, %f1213, %f1212, 0f3F800000;
 	rcp.rn.f32 	%f1431, %f1214;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_246:
+$L__BB40_246:
 	setp.ge.f32 	%p201, %f1431, 0f00000000;
 	mul.f32 	%f1129, %f1431, %f148;
 	selp.f32 	%f1431, %f1431, %f1129, %p201;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB40_253;
 
-$L__BB39_234:
+$L__BB40_234:
 	mul.f32 	%f1215, %f1431, %f149;
 	abs.f32 	%f1216, %f1215;
 	mul.f32 	%f1217, %f1216, 0f4038AA3B;
@@ -12863,41 +12980,41 @@ $L__BB39_234:
 	selp.f32 	%f1237, %f1225, %f1236, %p208;
 	mul.f32 	%f1431, %f148, %f1237;
 
-$L__BB39_253:
+$L__BB40_253:
 	ld.local.f32 	%f1238, [%rd9+8];
 	fma.rn.f32 	%f199, %f1431, %f1238, %f166;
 
-$L__BB39_264:
-	@%p160 bra 	$L__BB39_266;
+$L__BB40_264:
+	@%p160 bra 	$L__BB40_266;
 
 	ld.global.f32 	%f1255, [%rd10+40];
 	neg.f32 	%f1256, %f1255;
 	max.f32 	%f1257, %f199, %f1256;
 	min.f32 	%f199, %f1257, %f1255;
 
-$L__BB39_266:
+$L__BB40_266:
 	ld.global.u32 	%r285, [%rd39+12];
 	ld.global.f32 	%f200, [%rd39+16];
 	ld.global.f32 	%f201, [%rd39+20];
 	setp.gt.s32 	%p216, %r285, 4;
-	@%p216 bra 	$L__BB39_275;
+	@%p216 bra 	$L__BB40_275;
 
 	setp.gt.s32 	%p223, %r285, 1;
-	@%p223 bra 	$L__BB39_271;
-	bra.uni 	$L__BB39_268;
+	@%p223 bra 	$L__BB40_271;
+	bra.uni 	$L__BB40_268;
 
-$L__BB39_271:
+$L__BB40_271:
 	setp.eq.s32 	%p224, %r285, 2;
-	@%p224 bra 	$L__BB39_291;
+	@%p224 bra 	$L__BB40_291;
 
 	setp.eq.s32 	%p225, %r285, 3;
-	@%p225 bra 	$L__BB39_290;
+	@%p225 bra 	$L__BB40_290;
 
 	setp.eq.s32 	%p226, %r285, 4;
-	@%p226 bra 	$L__BB39_287;
-	bra.uni 	$L__BB39_274;
+	@%p226 bra 	$L__BB40_287;
+	bra.uni 	$L__BB40_274;
 
-$L__BB39_287:
+$L__BB40_287:
 	mov.f32 	%f1279, 0f3F000000;
 	mov.f32 	%f1280, 0f3BBB989D;
 	fma.rn.f32 	%f1281, %f199, %f1280, %f1279;
@@ -12951,43 +13068,43 @@ $L__BB39_287:
 	mov.f32 	%f1321, 0f3F317218;
 	fma.rn.f32 	%f1440, %f1300, %f1321, %f1320;
 	setp.lt.u32 	%p233, %r290, 2139095040;
-	@%p233 bra 	$L__BB39_289;
+	@%p233 bra 	$L__BB40_289;
 
 	mov.f32 	%f1322, 0f7F800000;
 	fma.rn.f32 	%f1440, %f207, %f1322, %f1322;
 
-$L__BB39_289:
+$L__BB40_289:
 	setp.eq.f32 	%p234, %f207, 0f00000000;
 	selp.f32 	%f199, 0fFF800000, %f1440, %p234;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_275:
+$L__BB40_275:
 	setp.gt.s32 	%p217, %r285, 6;
-	@%p217 bra 	$L__BB39_279;
-	bra.uni 	$L__BB39_276;
+	@%p217 bra 	$L__BB40_279;
+	bra.uni 	$L__BB40_276;
 
-$L__BB39_279:
+$L__BB40_279:
 	setp.eq.s32 	%p218, %r285, 7;
-	@%p218 bra 	$L__BB39_284;
+	@%p218 bra 	$L__BB40_284;
 
 	setp.eq.s32 	%p219, %r285, 8;
-	@%p219 bra 	$L__BB39_283;
+	@%p219 bra 	$L__BB40_283;
 
 	setp.ne.s32 	%p220, %r285, 9;
-	@%p220 bra 	$L__BB39_274;
+	@%p220 bra 	$L__BB40_274;
 
 	fma.rn.f32 	%f199, %f199, %f200, %f201;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_268:
+$L__BB40_268:
 	setp.eq.s32 	%p227, %r285, 0;
-	@%p227 bra 	$L__BB39_292;
+	@%p227 bra 	$L__BB40_292;
 
 	setp.eq.s32 	%p228, %r285, 1;
-	@%p228 bra 	$L__BB39_270;
-	bra.uni 	$L__BB39_274;
+	@%p228 bra 	$L__BB40_270;
+	bra.uni 	$L__BB40_274;
 
-$L__BB39_270:
+$L__BB40_270:
 	abs.f32 	%f1326, %f199;
 	mul.f32 	%f1327, %f1326, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1328, %f1327;
@@ -13016,35 +13133,35 @@ $L__BB39_270:
 	fma.rn.f32 	%f1346, %f1345, %f199, %f199;
 	setp.ge.f32 	%p236, %f1326, 0f3F19999A;
 	selp.f32 	%f199, %f1335, %f1346, %p236;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_276:
+$L__BB40_276:
 	setp.eq.s32 	%p221, %r285, 5;
-	@%p221 bra 	$L__BB39_286;
+	@%p221 bra 	$L__BB40_286;
 
 	setp.eq.s32 	%p222, %r285, 6;
-	@%p222 bra 	$L__BB39_278;
-	bra.uni 	$L__BB39_274;
+	@%p222 bra 	$L__BB40_278;
+	bra.uni 	$L__BB40_274;
 
-$L__BB39_278:
+$L__BB40_278:
 	setp.gt.f32 	%p230, %f199, %f200;
 	selp.f32 	%f199, %f199, 0f00000000, %p230;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_291:
+$L__BB40_291:
 	mov.f32 	%f1325, 0f00000000;
 	max.f32 	%f199, %f199, %f1325;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_290:
+$L__BB40_290:
 	abs.f32 	%f1323, %f199;
 	add.f32 	%f1324, %f1323, 0f3F800000;
 	div.rn.f32 	%f199, %f199, %f1324;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_284:
+$L__BB40_284:
 	setp.ge.f32 	%p229, %f199, 0f00000000;
-	@%p229 bra 	$L__BB39_293;
+	@%p229 bra 	$L__BB40_293;
 
 	mov.f32 	%f1262, 0f3F000000;
 	mov.f32 	%f1263, 0f3BBB989D;
@@ -13065,17 +13182,17 @@ $L__BB39_284:
 	ex2.approx.ftz.f32 	%f1276, %f1274;
 	fma.rn.f32 	%f1277, %f1276, %f1275, 0fBF800000;
 	mul.f32 	%f199, %f200, %f1277;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_283:
+$L__BB40_283:
 	fma.rn.f32 	%f1258, %f199, %f200, %f201;
 	mov.f32 	%f1259, 0f3F800000;
 	min.f32 	%f1260, %f1259, %f1258;
 	mov.f32 	%f1261, 0f00000000;
 	max.f32 	%f199, %f1261, %f1260;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_292:
+$L__BB40_292:
 	neg.f32 	%f1347, %f199;
 	mov.f32 	%f1348, 0f3F000000;
 	mov.f32 	%f1349, 0f3BBB989D;
@@ -13096,15 +13213,15 @@ $L__BB39_292:
 	ex2.approx.ftz.f32 	%f1362, %f1360;
 	fma.rn.f32 	%f1363, %f1362, %f1361, 0f3F800000;
 	rcp.rn.f32 	%f199, %f1363;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_286:
+$L__BB40_286:
 	setp.ge.f32 	%p231, %f199, 0f00000000;
 	mul.f32 	%f1278, %f199, %f200;
 	selp.f32 	%f199, %f199, %f1278, %p231;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB40_293;
 
-$L__BB39_274:
+$L__BB40_274:
 	mul.f32 	%f1364, %f199, %f201;
 	abs.f32 	%f1365, %f1364;
 	mul.f32 	%f1366, %f1365, 0f4038AA3B;
@@ -13136,7 +13253,7 @@ $L__BB39_274:
 	selp.f32 	%f1386, %f1374, %f1385, %p238;
 	mul.f32 	%f199, %f200, %f1386;
 
-$L__BB39_293:
+$L__BB40_293:
 	mov.f32 	%f1387, 0f3F800000;
 	sub.f32 	%f1388, %f1387, %f1428;
 	cvt.s64.s32 	%rd204, %r11;
@@ -13147,7 +13264,7 @@ $L__BB39_293:
 	mul.f32 	%f1390, %f1428, %f1389;
 	fma.rn.f32 	%f1442, %f1388, %f199, %f1390;
 
-$L__BB39_294:
+$L__BB40_294:
 	ld.param.u32 	%r330, [rnn_step_param_20];
 	add.s32 	%r329, %r330, 1;
 	ld.param.u32 	%r328, [rnn_step_param_19];
@@ -13173,18 +13290,18 @@ $L__BB39_294:
 	add.s64 	%rd221, %rd7, %rd222;
 	st.global.f32 	[%rd221], %f1442;
 	setp.eq.s32 	%p239, %r328, 0;
-	@%p239 bra 	$L__BB39_304;
+	@%p239 bra 	$L__BB40_304;
 
-	@%p8 bra 	$L__BB39_297;
+	@%p8 bra 	$L__BB40_297;
 
 	mad.lo.s32 	%r364, %r18, %r9, %r13;
-	bra.uni 	$L__BB39_298;
+	bra.uni 	$L__BB40_298;
 
-$L__BB39_297:
+$L__BB40_297:
 	mad.lo.s32 	%r304, %r345, %r9, %r13;
 	mad.lo.s32 	%r364, %r304, %r7, %r12;
 
-$L__BB39_298:
+$L__BB40_298:
 	ld.param.u64 	%rd229, [rnn_step_param_17];
 	cvta.to.global.u64 	%rd228, %rd229;
 	ld.param.u32 	%r331, [rnn_step_param_18];
@@ -13194,7 +13311,7 @@ $L__BB39_298:
 	add.s64 	%rd209, %rd228, %rd208;
 	st.global.f32 	[%rd209], %f1442;
 
-$L__BB39_304:
+$L__BB40_304:
 	ret;
 
 }
@@ -13242,7 +13359,7 @@ $L__BB39_304:
 	mul.lo.s32 	%r17, %r11, %r10;
 	mul.lo.s32 	%r2, %r17, %r12;
 	setp.ge.s32 	%p1, %r1, %r2;
-	@%p1 bra 	$L__BB40_5;
+	@%p1 bra 	$L__BB41_5;
 
 	div.s32 	%r18, %r1, %r12;
 	mul.lo.s32 	%r19, %r18, %r12;
@@ -13261,7 +13378,7 @@ $L__BB39_304:
 	cvt.s64.s32 	%rd7, %r4;
 	add.s64 	%rd2, %rd6, %rd7;
 	setp.eq.s32 	%p3, %r6, 0;
-	@%p3 bra 	$L__BB40_3;
+	@%p3 bra 	$L__BB41_3;
 
 	cvt.s64.s32 	%rd8, %r1;
 	add.s64 	%rd9, %rd2, %rd8;
@@ -13274,9 +13391,9 @@ $L__BB39_304:
 	add.s64 	%rd14, %rd12, %rd13;
 	st.global.f32 	[%rd14], %f1;
 
-$L__BB40_3:
+$L__BB41_3:
 	setp.eq.s32 	%p4, %r8, 0;
-	@%p4 bra 	$L__BB40_5;
+	@%p4 bra 	$L__BB41_5;
 
 	add.s32 	%r30, %r2, %r1;
 	cvt.s64.s32 	%rd15, %r30;
@@ -13290,7 +13407,7 @@ $L__BB40_3:
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f2;
 
-$L__BB40_5:
+$L__BB41_5:
 	ret;
 
 }

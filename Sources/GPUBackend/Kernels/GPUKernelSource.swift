@@ -616,6 +616,27 @@ enum GPUKernelSource {
             y[yOff + i] = acc;
         }
 
+        /* im2col for convolution as a GEMM (group 1): cols[n][(c, kd, ky, kx)][(od, oy, ox)] from x, zero outside
+           it, one work-item per column element; meta as conv3d. */
+        KERNEL void im2col3d(GLOBAL const float *x, int xOff, GLOBAL float *cols, int cOff, int count,
+                             GLOBAL const int *meta) {
+            int i = GID0;
+            if (i >= count) return;
+            int C = meta[0], D = meta[1], H = meta[2], W = meta[3], OD = meta[5], OH = meta[6], OW = meta[7];
+            int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
+            int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19];
+            int spatial = OD * OH * OW, taps = KD * KH * KW;
+            int o = i % spatial, r = (i / spatial) % (C * taps), n = i / (spatial * C * taps);
+            int ox = o % OW, oy = (o / OW) % OH, od = o / (OW * OH);
+            int kx = r % KW, ky = (r / KW) % KH, kd = (r / (KW * KH)) % KD, c = r / taps;
+            int id = od * SD - PD + kd * DD, iy = oy * SY - PY + ky * DY, ix = ox * SX - PX + kx * DX;
+            float v = 0.0f;
+            if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                v = x[xOff + (((n * C + c) * D + id) * H + iy) * W + ix];
+            }
+            cols[cOff + i] = v;
+        }
+
         /* Max/average pooling over up to three spatial axes, one work-item per output; the first largest value
            wins (its flat input index goes to `indices` when hasIndices, spatial part column-major when asked).
            meta: [D, H, W, OD, OH, OW, KD, KH, KW, SD, SY, SX, DD, DY, DX, PD, PY, PX, PED, PEY, PEX, isMax,

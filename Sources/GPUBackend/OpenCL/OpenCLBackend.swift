@@ -38,7 +38,11 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     let program: OpaquePointer
     /// Released buffers' memory, kept for the next plans (see `DeviceMemoryPool`).
     let pool: DeviceMemoryPool<OpenCLMemory>
-    public var configuration: [String] { [pool.summary] }
+    public var configuration: [String] {
+        [pool.summary, "Conv: \(convolution.asGemm ? "im2col + the kernel source's GEMM" : "the direct kernel")"]
+    }
+    /// How convolutions run (INFERENCE_GPU_CONV); settable so tests can force chunked im2col.
+    var convolution: GPUConvolutionOptions
 
     /// Opens device `index` (numbered as `inference devices` lists them) and builds the kernels.
     /// - Throws: `GPURuntimeError` when OpenCL, the device or the kernel build is unavailable (with the
@@ -92,6 +96,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             typeBits & OpenCLLibrary.deviceTypeGPU != 0
             ? "gpu" : (typeBits & OpenCLLibrary.deviceTypeAccelerator != 0 ? "accelerator" : "cpu")
         self.kernels = GPUKernelTable.registry
+        self.convolution = GPUConvolutionOptions(environment: environment, libraryGemm: false)
         self.pool = DeviceMemoryPool(capacity: DeviceMemoryPool<OpenCLMemory>.capacity(environment: environment)) {
             _ = cl.clReleaseMemObject($0.handle)
         }

@@ -689,8 +689,90 @@ extension GPUKernelTable {
         let g = lifted(
             try ConvGeometry.forward(
                 shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel))
+        if backend.convolution.asGemm, try node.step.node.int("group", default: 1) == 1 {
+            return try convolutionAsGemm(backend, node, geometry: g, x: x, w: w, bias: bias, y: y)
+        }
         return try convolutionLaunch(
             backend, node, "conv3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: w.type.shape[0])
+    }
+
+    /// A view of part of a float32 value: `shape` from element `offset` on.
+    static func view(_ value: BoundValue, offset: Int, shape: [Int]) -> BoundValue {
+        let count = shape.reduce(1, *)
+        return BoundValue(
+            type: TensorType(dtype: .float32, shape: Shape(shape)),
+            slice: BufferSlice(
+                buffer: value.slice.buffer, offset: value.slice.offset + offset * 4, byteCount: count * 4),
+            constant: nil)
+    }
+
+    /// Conv (group 1) as im2col + GEMM: the columns of as many images as fit the scratch limit at a time, then
+    /// Y[n] = W[M, C·taps] · cols[n] as one batched GEMM (cuBLAS where found, else the kernel source's matmul),
+    /// the bias broadcast into Y first (cuBLAS accumulates onto it) or added after.
+    static func convolutionAsGemm(
+        _ backend: any GPUKernelHost, _ node: BoundNode, geometry g: ConvGeometry, x: BoundValue, w: BoundValue,
+        bias: BoundValue?, y: BoundValue
+    ) throws -> any Kernel {
+        let images = x.type.shape[0], channels = x.type.shape[1], filters = w.type.shape[0]
+        let depth = channels * g.kernel.reduce(1, *), spatial = g.output.reduce(1, *)
+        let imageColumns = depth * spatial
+        let imageInput = channels * g.input.reduce(1, *), imageOutput = filters * spatial
+        guard images * imageOutput > 0 else { return SequenceKernel(parts: []) }
+        guard imageColumns > 0 else {
+            throw unsupported(node, "a convolution with an empty window on the GPU")
+        }
+        let chunk = max(1, min(images, backend.convolution.scratchBytes / (imageColumns * 4)))
+        let scratchBytes = chunk * imageColumns * 4
+        let scratch = try backend.allocate(bytes: scratchBytes)
+        let columns = BoundValue(
+            type: TensorType(dtype: .float32, shape: Shape([chunk * imageColumns])),
+            slice: BufferSlice(buffer: scratch, offset: 0, byteCount: scratchBytes), constant: nil)
+        let (metaArgument, metaKeep) = try backend.metadata(
+            convolutionMeta(g, channels: channels, outChannels: filters, group: 1).map { Int32($0) })
+        var parts: [any Kernel] = []
+        var retained: [AnyObject] = [scratch, metaKeep]
+        let library = backend.hasLibraryGemm
+        if library, let bias {
+            parts.append(
+                try stridedCopy(
+                    backend, x: bias, y: y, dims: [images, filters, spatial], xStrides: [0, 1, 0],
+                    yStrides: [imageOutput, spatial, 1]))
+        }
+        for first in stride(from: 0, to: images, by: chunk) {
+            let count = min(chunk, images - first)
+            let input = view(x, offset: first * imageInput, shape: [count * imageInput])
+            let output = view(y, offset: first * imageOutput, shape: [count, filters, spatial])
+            let (xb, xo) = try backend.arguments(for: input), (cb, co) = try backend.arguments(for: columns)
+            parts.append(
+                try backend.kernel(
+                    "im2col3d", arguments: [xb, xo, cb, co, .int(Int32(count * imageColumns)), metaArgument],
+                    global: [count * imageColumns]))
+            let gemm = LibraryGemm(
+                a: w, b: columns, y: output, m: filters, n: spatial, k: depth, beta: bias == nil ? 0 : 1,
+                batch: count, strideA: 0, strideB: imageColumns, strideY: imageOutput)
+            if library, let kernel = try backend.libraryGemm(gemm, prologue: nil) {
+                parts.append(kernel)
+                continue
+            }
+            let (offsetsArgument, offsetsKeep) = try backend.metadata(
+                (0..<count).flatMap { [Int32(0), Int32($0 * imageColumns)] })
+            retained.append(offsetsKeep)
+            let (wb, wo) = try backend.arguments(for: w), (ob, oo) = try backend.arguments(for: output)
+            parts.append(
+                try backend.kernel(
+                    "matmul",
+                    arguments: [
+                        wb, wo, cb, co, ob, oo, .int(Int32(filters)), .int(Int32(spatial)), .int(Int32(depth)),
+                        offsetsArgument,
+                    ],
+                    global: [spatial, filters, count]))
+            if let bias {
+                let channelBias = BoundValue(
+                    type: TensorType(dtype: .float32, shape: Shape([filters, 1])), slice: bias.slice, constant: nil)
+                parts.append(try binaryLaunch(backend, a: output, b: channelBias, y: output, code: 0))
+            }
+        }
+        return RetainingKernel(SequenceKernel(parts: parts), retained: retained)
     }
 
     /// One conv3d / conv_transpose3d launch over a lifted geometry, after checking the groups.
