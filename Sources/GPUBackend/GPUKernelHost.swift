@@ -10,8 +10,11 @@ protocol GPUKernelHost: Backend {
     func arguments(for value: BoundValue, elementBytes: Int) throws -> (KernelArgument, KernelArgument)
     /// A small int array copied to device memory: its argument, and an object that keeps it alive.
     func metadata(_ ints: [Int32]) throws -> (KernelArgument, AnyObject)
-    /// A kernel of the shared source with its arguments bound; `global` is the work size per dimension.
-    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws -> any Kernel
+    /// A kernel of the shared source with its arguments bound; `global` is the work size per dimension, `local`
+    /// the work-group (thread block) size for kernels that share local memory (global is then rounded up to
+    /// whole groups, and the kernel bounds-checks), nil to let the backend choose.
+    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], local: [Int]?, retained: [AnyObject])
+        throws -> any Kernel
     /// Whether `libraryGemm` runs GEMMs through a vendor library (cuBLAS).
     var hasLibraryGemm: Bool { get }
     /// The GEMM as a vendor-library call after `prologue`, or nil to use the kernel source's own GEMM.
@@ -62,6 +65,12 @@ extension GPUKernelHost {
     }
 
     func kernel(_ name: String, arguments: [KernelArgument], global: [Int]) throws -> any Kernel {
-        try kernel(name, arguments: arguments, global: global, retained: [])
+        try kernel(name, arguments: arguments, global: global, local: nil, retained: [])
+    }
+
+    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws
+        -> any Kernel
+    {
+        try kernel(name, arguments: arguments, global: global, local: nil, retained: retained)
     }
 }

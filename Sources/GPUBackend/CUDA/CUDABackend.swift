@@ -212,7 +212,10 @@ final class CUDANodeKernel: Kernel {
     private let parameters: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private let retained: [AnyObject]
 
-    init(backend: CUDABackend, name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws {
+    init(
+        backend: CUDABackend, name: String, arguments: [KernelArgument], global: [Int], local: [Int]?,
+        retained: [AnyObject]
+    ) throws {
         var function: OpaquePointer?
         try backend.driver.check(
             name.withCString { backend.driver.cuModuleGetFunction(&function, backend.module, $0) },
@@ -233,13 +236,16 @@ final class CUDANodeKernel: Kernel {
             }
             parameters[index] = slot
         }
-        // One thread per work item: 256 along x; 16 x 16 for 2-D and 3-D ranges.
+        // One thread per work item: the given block, else 256 along x, 16 x 16 for 2-D and 3-D ranges.
         let sizes = global.map { max($0, 1) } + [1, 1]
-        let blockX = global.count == 1 ? 256 : 16, blockY = global.count == 1 ? 1 : 16
-        block = (UInt32(blockX), UInt32(blockY), 1)
+        let given = (local ?? []) + [1, 1, 1]
+        let blockX = local != nil ? max(given[0], 1) : (global.count == 1 ? 256 : 16)
+        let blockY = local != nil ? max(given[1], 1) : (global.count == 1 ? 1 : 16)
+        let blockZ = local != nil ? max(given[2], 1) : 1
+        block = (UInt32(blockX), UInt32(blockY), UInt32(blockZ))
         grid = (
             UInt32((sizes[0] + blockX - 1) / blockX), UInt32((sizes[1] + blockY - 1) / blockY),
-            UInt32(global.count > 2 ? sizes[2] : 1)
+            UInt32(((global.count > 2 ? sizes[2] : 1) + blockZ - 1) / blockZ)
         )
     }
 
@@ -269,9 +275,11 @@ extension CUDABackend: GPUKernelHost {
         return (.address(try address(slice)), buffer)
     }
 
-    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws -> any Kernel
+    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], local: [Int]?, retained: [AnyObject])
+        throws -> any Kernel
     {
-        try CUDANodeKernel(backend: self, name: name, arguments: arguments, global: global, retained: retained)
+        try CUDANodeKernel(
+            backend: self, name: name, arguments: arguments, global: global, local: local, retained: retained)
     }
 
     var hasLibraryGemm: Bool { blas != nil }

@@ -16,535 +16,273 @@ enum GPUKernelPTX {
 .target sm_70
 .address_size 64
 
-	// .globl	gemm
+	// .globl	gemm_tiled
+// _ZZ10gemm_tiledE2as has been demoted
+// _ZZ10gemm_tiledE2bs has been demoted
 .global .align 4 .b8 __cudart_i2opi_f[24] = {65, 144, 67, 60, 153, 149, 98, 219, 192, 221, 52, 245, 209, 87, 39, 252, 41, 21, 68, 78, 110, 131, 249, 162};
 
-.visible .entry gemm(
-	.param .u64 gemm_param_0,
-	.param .u32 gemm_param_1,
-	.param .u64 gemm_param_2,
-	.param .u32 gemm_param_3,
-	.param .u64 gemm_param_4,
-	.param .u32 gemm_param_5,
-	.param .u64 gemm_param_6,
-	.param .u32 gemm_param_7,
-	.param .u32 gemm_param_8,
-	.param .u32 gemm_param_9,
-	.param .u32 gemm_param_10,
-	.param .u32 gemm_param_11,
-	.param .u32 gemm_param_12,
-	.param .f32 gemm_param_13,
-	.param .f32 gemm_param_14,
-	.param .u32 gemm_param_15,
-	.param .u32 gemm_param_16,
-	.param .u32 gemm_param_17
+.visible .entry gemm_tiled(
+	.param .u64 gemm_tiled_param_0,
+	.param .u32 gemm_tiled_param_1,
+	.param .u64 gemm_tiled_param_2,
+	.param .u32 gemm_tiled_param_3,
+	.param .u64 gemm_tiled_param_4,
+	.param .u32 gemm_tiled_param_5,
+	.param .u64 gemm_tiled_param_6,
+	.param .u32 gemm_tiled_param_7,
+	.param .u32 gemm_tiled_param_8,
+	.param .u32 gemm_tiled_param_9,
+	.param .u32 gemm_tiled_param_10,
+	.param .u32 gemm_tiled_param_11,
+	.param .u32 gemm_tiled_param_12,
+	.param .f32 gemm_tiled_param_13,
+	.param .f32 gemm_tiled_param_14,
+	.param .u32 gemm_tiled_param_15,
+	.param .u32 gemm_tiled_param_16,
+	.param .u32 gemm_tiled_param_17,
+	.param .u64 gemm_tiled_param_18
 )
 {
-	.reg .pred 	%p<27>;
-	.reg .f32 	%f<115>;
-	.reg .b32 	%r<119>;
-	.reg .b64 	%rd<113>;
+	.reg .pred 	%p<23>;
+	.reg .f32 	%f<54>;
+	.reg .b32 	%r<65>;
+	.reg .b64 	%rd<70>;
+	// demoted variable
+	.shared .align 4 .b8 _ZZ10gemm_tiledE2as[1024];
+	// demoted variable
+	.shared .align 4 .b8 _ZZ10gemm_tiledE2bs[1088];
 
+	ld.param.u64 	%rd13, [gemm_tiled_param_0];
+	ld.param.s32 	%rd14, [gemm_tiled_param_1];
+	ld.param.u64 	%rd15, [gemm_tiled_param_2];
+	ld.param.s32 	%rd16, [gemm_tiled_param_3];
+	ld.param.u64 	%rd11, [gemm_tiled_param_4];
+	ld.param.u32 	%r23, [gemm_tiled_param_5];
+	ld.param.u64 	%rd12, [gemm_tiled_param_6];
+	ld.param.u32 	%r24, [gemm_tiled_param_7];
+	ld.param.u32 	%r25, [gemm_tiled_param_8];
+	ld.param.u32 	%r26, [gemm_tiled_param_9];
+	ld.param.u32 	%r27, [gemm_tiled_param_10];
+	ld.param.u32 	%r28, [gemm_tiled_param_11];
+	ld.param.u32 	%r29, [gemm_tiled_param_12];
+	ld.param.f32 	%f20, [gemm_tiled_param_13];
+	ld.param.f32 	%f21, [gemm_tiled_param_14];
+	ld.param.u32 	%r30, [gemm_tiled_param_15];
+	ld.param.u32 	%r31, [gemm_tiled_param_16];
+	ld.param.u32 	%r32, [gemm_tiled_param_17];
+	ld.param.u64 	%rd17, [gemm_tiled_param_18];
+	cvta.to.global.u64 	%rd1, %rd15;
+	cvta.to.global.u64 	%rd2, %rd13;
+	mov.u32 	%r33, %ntid.x;
+	mov.u32 	%r34, %ctaid.x;
+	mov.u32 	%r1, %tid.x;
+	mad.lo.s32 	%r2, %r34, %r33, %r1;
+	mov.u32 	%r35, %ntid.y;
+	mov.u32 	%r36, %ctaid.y;
+	mov.u32 	%r3, %tid.y;
+	mad.lo.s32 	%r4, %r36, %r35, %r3;
+	mov.u32 	%r37, %ntid.z;
+	mov.u32 	%r38, %ctaid.z;
+	mov.u32 	%r39, %tid.z;
+	mad.lo.s32 	%r5, %r38, %r37, %r39;
+	shl.b32 	%r40, %r5, 1;
+	cvta.to.global.u64 	%rd18, %rd17;
+	mul.wide.s32 	%rd19, %r40, 4;
+	add.s64 	%rd20, %rd18, %rd19;
+	ld.global.s32 	%rd21, [%rd20];
+	add.s64 	%rd3, %rd21, %rd14;
+	ld.global.s32 	%rd22, [%rd20+4];
+	add.s64 	%rd4, %rd22, %rd16;
+	setp.lt.s32 	%p1, %r27, 1;
+	mov.f32 	%f51, 0f00000000;
+	@%p1 bra 	$L__BB0_19;
 
-	ld.param.u64 	%rd61, [gemm_param_0];
-	ld.param.u32 	%r41, [gemm_param_1];
-	ld.param.u64 	%rd62, [gemm_param_2];
-	ld.param.u32 	%r42, [gemm_param_3];
-	ld.param.u64 	%rd59, [gemm_param_4];
-	ld.param.u32 	%r43, [gemm_param_5];
-	ld.param.u64 	%rd60, [gemm_param_6];
-	ld.param.u32 	%r44, [gemm_param_7];
-	ld.param.u32 	%r45, [gemm_param_8];
-	ld.param.u32 	%r46, [gemm_param_9];
-	ld.param.u32 	%r47, [gemm_param_10];
-	ld.param.u32 	%r48, [gemm_param_11];
-	ld.param.u32 	%r49, [gemm_param_12];
-	ld.param.f32 	%f29, [gemm_param_13];
-	ld.param.f32 	%f30, [gemm_param_14];
-	ld.param.u32 	%r50, [gemm_param_15];
-	ld.param.u32 	%r51, [gemm_param_16];
-	ld.param.u32 	%r52, [gemm_param_17];
-	cvta.to.global.u64 	%rd1, %rd62;
-	cvta.to.global.u64 	%rd2, %rd61;
-	mov.u32 	%r53, %ntid.x;
-	mov.u32 	%r54, %ctaid.x;
-	mul.lo.s32 	%r1, %r54, %r53;
-	mov.u32 	%r2, %tid.x;
-	add.s32 	%r3, %r1, %r2;
-	mov.u32 	%r55, %ntid.y;
-	mov.u32 	%r56, %ctaid.y;
-	mul.lo.s32 	%r4, %r56, %r55;
-	mov.u32 	%r5, %tid.y;
-	add.s32 	%r6, %r4, %r5;
-	setp.ge.s32 	%p1, %r6, %r45;
-	setp.ge.s32 	%p2, %r3, %r46;
-	or.pred  	%p3, %p1, %p2;
-	@%p3 bra 	$L__BB0_32;
+	cvt.s64.s32 	%rd5, %r3;
+	cvt.s64.s32 	%rd6, %r1;
+	mul.wide.s32 	%rd23, %r3, 64;
+	mov.u64 	%rd24, _ZZ10gemm_tiledE2as;
+	add.s64 	%rd25, %rd24, %rd23;
+	mul.wide.s32 	%rd26, %r1, 4;
+	add.s64 	%rd7, %rd25, %rd26;
+	mul.lo.s32 	%r6, %r4, %r27;
+	mul.wide.s32 	%rd27, %r3, 68;
+	mov.u64 	%rd28, _ZZ10gemm_tiledE2bs;
+	add.s64 	%rd29, %rd28, %rd27;
+	add.s64 	%rd8, %rd29, %rd26;
+	mul.lo.s32 	%r7, %r2, %r27;
+	not.b32 	%r8, %r27;
+	mov.f32 	%f23, 0f00000000;
+	mov.u32 	%r60, 0;
+	mov.u32 	%r61, %r60;
+	mov.f32 	%f51, %f23;
 
-	setp.lt.s32 	%p4, %r47, 1;
-	mov.f32 	%f113, 0f00000000;
-	@%p4 bra 	$L__BB0_29;
+$L__BB0_2:
+	add.s32 	%r43, %r60, %r8;
+	max.s32 	%r44, %r43, -17;
+	not.b32 	%r45, %r44;
+	max.s32 	%r11, %r45, 1;
+	add.s32 	%r12, %r61, %r1;
+	setp.ge.s32 	%p2, %r12, %r27;
+	setp.ge.s32 	%p3, %r4, %r25;
+	or.pred  	%p4, %p3, %p2;
+	mov.f32 	%f46, %f23;
+	@%p4 bra 	$L__BB0_6;
 
-	setp.eq.s32 	%p5, %r48, 0;
-	add.s32 	%r7, %r47, -1;
-	and.b32  	%r8, %r47, 3;
-	@%p5 bra 	$L__BB0_16;
+	setp.eq.s32 	%p5, %r28, 0;
+	@%p5 bra 	$L__BB0_5;
 
-	setp.eq.s32 	%p6, %r49, 0;
-	@%p6 bra 	$L__BB0_10;
+	mad.lo.s32 	%r46, %r12, %r25, %r4;
+	cvt.s64.s32 	%rd30, %r46;
+	add.s64 	%rd31, %rd3, %rd30;
+	shl.b64 	%rd32, %rd31, 2;
+	add.s64 	%rd33, %rd2, %rd32;
+	ld.global.f32 	%f46, [%rd33];
+	bra.uni 	$L__BB0_6;
 
-	setp.lt.u32 	%p7, %r7, 3;
-	mov.f32 	%f113, 0f00000000;
-	mov.u32 	%r105, 0;
-	@%p7 bra 	$L__BB0_7;
-
-	sub.s32 	%r104, %r47, %r8;
-	mad.lo.s32 	%r59, %r47, %r3, %r42;
-	mul.wide.s32 	%rd3, %r59, 4;
-	add.s32 	%r60, %r5, %r41;
-	add.s32 	%r61, %r60, %r4;
-	mul.wide.s32 	%rd63, %r61, 4;
-	add.s64 	%rd97, %rd2, %rd63;
-	mul.wide.s32 	%rd5, %r45, 4;
-	mov.f32 	%f113, 0f00000000;
-	mov.u32 	%r105, 0;
-	mov.u64 	%rd98, %rd1;
+$L__BB0_5:
+	add.s32 	%r47, %r12, %r6;
+	cvt.s64.s32 	%rd34, %r47;
+	add.s64 	%rd35, %rd3, %rd34;
+	shl.b64 	%rd36, %rd35, 2;
+	add.s64 	%rd37, %rd2, %rd36;
+	ld.global.f32 	%f46, [%rd37];
 
 $L__BB0_6:
-	add.s64 	%rd64, %rd98, %rd3;
-	ld.global.f32 	%f35, [%rd64];
-	ld.global.f32 	%f36, [%rd97];
-	fma.rn.f32 	%f37, %f36, %f35, %f113;
-	add.s64 	%rd65, %rd97, %rd5;
-	ld.global.f32 	%f38, [%rd64+4];
-	ld.global.f32 	%f39, [%rd65];
-	fma.rn.f32 	%f40, %f39, %f38, %f37;
-	add.s64 	%rd66, %rd65, %rd5;
-	ld.global.f32 	%f41, [%rd64+8];
-	ld.global.f32 	%f42, [%rd66];
-	fma.rn.f32 	%f43, %f42, %f41, %f40;
-	add.s64 	%rd67, %rd66, %rd5;
-	add.s64 	%rd97, %rd67, %rd5;
-	ld.global.f32 	%f44, [%rd64+12];
-	ld.global.f32 	%f45, [%rd67];
-	fma.rn.f32 	%f113, %f45, %f44, %f43;
-	add.s32 	%r105, %r105, 4;
-	add.s64 	%rd98, %rd98, 16;
-	add.s32 	%r104, %r104, -4;
-	setp.ne.s32 	%p8, %r104, 0;
-	@%p8 bra 	$L__BB0_6;
+	st.shared.f32 	[%rd7], %f46;
+	add.s32 	%r13, %r61, %r3;
+	setp.ge.s32 	%p6, %r13, %r27;
+	setp.ge.s32 	%p7, %r2, %r26;
+	mov.f32 	%f47, 0f00000000;
+	or.pred  	%p8, %p7, %p6;
+	@%p8 bra 	$L__BB0_10;
 
-$L__BB0_7:
-	setp.eq.s32 	%p9, %r8, 0;
-	@%p9 bra 	$L__BB0_29;
+	setp.eq.s32 	%p9, %r29, 0;
+	@%p9 bra 	$L__BB0_9;
 
-	add.s32 	%r62, %r105, %r42;
-	mad.lo.s32 	%r63, %r47, %r3, %r62;
-	mul.wide.s32 	%rd68, %r63, 4;
-	add.s64 	%rd100, %rd1, %rd68;
-	add.s32 	%r64, %r5, %r41;
-	add.s32 	%r65, %r64, %r4;
-	mad.lo.s32 	%r66, %r105, %r45, %r65;
-	mul.wide.s32 	%rd69, %r66, 4;
-	add.s64 	%rd99, %rd2, %rd69;
-	mul.wide.s32 	%rd12, %r45, 4;
+	add.s32 	%r48, %r13, %r7;
+	cvt.s64.s32 	%rd38, %r48;
+	add.s64 	%rd39, %rd4, %rd38;
+	shl.b64 	%rd40, %rd39, 2;
+	add.s64 	%rd41, %rd1, %rd40;
+	ld.global.f32 	%f47, [%rd41];
+	bra.uni 	$L__BB0_10;
 
 $L__BB0_9:
-	.pragma "nounroll";
-	ld.global.f32 	%f46, [%rd100];
-	ld.global.f32 	%f47, [%rd99];
-	fma.rn.f32 	%f113, %f47, %f46, %f113;
-	add.s64 	%rd100, %rd100, 4;
-	add.s64 	%rd99, %rd99, %rd12;
-	add.s32 	%r8, %r8, -1;
-	setp.eq.s32 	%p10, %r8, 0;
-	@%p10 bra 	$L__BB0_29;
-	bra.uni 	$L__BB0_9;
-
-$L__BB0_16:
-	setp.eq.s32 	%p15, %r49, 0;
-	@%p15 bra 	$L__BB0_23;
-
-	setp.lt.u32 	%p16, %r7, 3;
-	mov.f32 	%f113, 0f00000000;
-	mov.u32 	%r113, 0;
-	@%p16 bra 	$L__BB0_20;
-
-	sub.s32 	%r112, %r47, %r8;
-	mad.lo.s32 	%r81, %r47, %r3, %r42;
-	mad.lo.s32 	%r82, %r47, %r6, %r41;
-	mul.wide.s32 	%rd33, %r81, 4;
-	mul.wide.s32 	%rd80, %r82, 4;
-	add.s64 	%rd105, %rd2, %rd80;
-	mov.f32 	%f113, 0f00000000;
-	mov.u32 	%r113, 0;
-	mov.u64 	%rd106, %rd1;
-
-$L__BB0_19:
-	add.s64 	%rd81, %rd106, %rd33;
-	ld.global.f32 	%f67, [%rd81];
-	ld.global.f32 	%f68, [%rd105];
-	fma.rn.f32 	%f69, %f68, %f67, %f113;
-	ld.global.f32 	%f70, [%rd81+4];
-	ld.global.f32 	%f71, [%rd105+4];
-	fma.rn.f32 	%f72, %f71, %f70, %f69;
-	ld.global.f32 	%f73, [%rd81+8];
-	ld.global.f32 	%f74, [%rd105+8];
-	fma.rn.f32 	%f75, %f74, %f73, %f72;
-	ld.global.f32 	%f76, [%rd81+12];
-	ld.global.f32 	%f77, [%rd105+12];
-	fma.rn.f32 	%f113, %f77, %f76, %f75;
-	add.s32 	%r113, %r113, 4;
-	add.s64 	%rd106, %rd106, 16;
-	add.s64 	%rd105, %rd105, 16;
-	add.s32 	%r112, %r112, -4;
-	setp.ne.s32 	%p17, %r112, 0;
-	@%p17 bra 	$L__BB0_19;
-
-$L__BB0_20:
-	setp.eq.s32 	%p18, %r8, 0;
-	@%p18 bra 	$L__BB0_29;
-
-	add.s32 	%r83, %r113, %r42;
-	mad.lo.s32 	%r84, %r47, %r3, %r83;
-	mul.wide.s32 	%rd82, %r84, 4;
-	add.s64 	%rd108, %rd1, %rd82;
-	add.s32 	%r85, %r113, %r41;
-	mad.lo.s32 	%r86, %r47, %r6, %r85;
-	mul.wide.s32 	%rd83, %r86, 4;
-	add.s64 	%rd107, %rd2, %rd83;
-
-$L__BB0_22:
-	.pragma "nounroll";
-	ld.global.f32 	%f78, [%rd108];
-	ld.global.f32 	%f79, [%rd107];
-	fma.rn.f32 	%f113, %f79, %f78, %f113;
-	add.s64 	%rd108, %rd108, 4;
-	add.s64 	%rd107, %rd107, 4;
-	add.s32 	%r8, %r8, -1;
-	setp.eq.s32 	%p19, %r8, 0;
-	@%p19 bra 	$L__BB0_29;
-	bra.uni 	$L__BB0_22;
+	mad.lo.s32 	%r49, %r13, %r26, %r2;
+	cvt.s64.s32 	%rd42, %r49;
+	add.s64 	%rd43, %rd4, %rd42;
+	shl.b64 	%rd44, %rd43, 2;
+	add.s64 	%rd45, %rd1, %rd44;
+	ld.global.f32 	%f47, [%rd45];
 
 $L__BB0_10:
-	setp.lt.u32 	%p11, %r7, 3;
-	mov.f32 	%f113, 0f00000000;
-	mov.u32 	%r109, 0;
-	@%p11 bra 	$L__BB0_13;
+	st.shared.f32 	[%rd8], %f47;
+	bar.sync 	0;
+	setp.ge.s32 	%p10, %r61, %r27;
+	@%p10 bra 	$L__BB0_18;
 
-	sub.s32 	%r108, %r47, %r8;
-	add.s32 	%r69, %r2, %r42;
-	add.s32 	%r70, %r69, %r1;
-	add.s32 	%r71, %r5, %r41;
-	add.s32 	%r72, %r71, %r4;
-	mul.wide.s32 	%rd70, %r72, 4;
-	add.s64 	%rd101, %rd2, %rd70;
-	mul.wide.s32 	%rd18, %r45, 4;
-	mul.wide.s32 	%rd71, %r70, 4;
-	add.s64 	%rd102, %rd1, %rd71;
-	mul.wide.s32 	%rd20, %r46, 4;
-	mov.f32 	%f113, 0f00000000;
-	mov.u32 	%r109, 0;
+	and.b32  	%r14, %r11, 3;
+	add.s32 	%r51, %r11, -1;
+	setp.lt.u32 	%p11, %r51, 3;
+	mov.u32 	%r64, 0;
+	@%p11 bra 	$L__BB0_14;
 
-$L__BB0_12:
-	ld.global.f32 	%f51, [%rd102];
-	ld.global.f32 	%f52, [%rd101];
-	fma.rn.f32 	%f53, %f52, %f51, %f113;
-	add.s64 	%rd72, %rd101, %rd18;
-	add.s64 	%rd73, %rd102, %rd20;
-	ld.global.f32 	%f54, [%rd73];
-	ld.global.f32 	%f55, [%rd72];
-	fma.rn.f32 	%f56, %f55, %f54, %f53;
-	add.s64 	%rd74, %rd72, %rd18;
-	add.s64 	%rd75, %rd73, %rd20;
-	ld.global.f32 	%f57, [%rd75];
-	ld.global.f32 	%f58, [%rd74];
-	fma.rn.f32 	%f59, %f58, %f57, %f56;
-	add.s64 	%rd76, %rd74, %rd18;
-	add.s64 	%rd101, %rd76, %rd18;
-	add.s64 	%rd77, %rd75, %rd20;
-	add.s64 	%rd102, %rd77, %rd20;
-	ld.global.f32 	%f60, [%rd77];
-	ld.global.f32 	%f61, [%rd76];
-	fma.rn.f32 	%f113, %f61, %f60, %f59;
-	add.s32 	%r109, %r109, 4;
-	add.s32 	%r108, %r108, -4;
-	setp.ne.s32 	%p12, %r108, 0;
-	@%p12 bra 	$L__BB0_12;
+	sub.s32 	%r63, %r11, %r14;
+	mov.u32 	%r64, 0;
 
 $L__BB0_13:
-	setp.eq.s32 	%p13, %r8, 0;
-	@%p13 bra 	$L__BB0_29;
+	shl.b64 	%rd46, %rd5, 6;
+	add.s64 	%rd48, %rd24, %rd46;
+	mul.wide.s32 	%rd49, %r64, 4;
+	add.s64 	%rd50, %rd48, %rd49;
+	mul.wide.s32 	%rd51, %r64, 68;
+	add.s64 	%rd53, %rd28, %rd51;
+	shl.b64 	%rd54, %rd6, 2;
+	add.s64 	%rd55, %rd53, %rd54;
+	ld.shared.f32 	%f27, [%rd55];
+	ld.shared.f32 	%f28, [%rd50];
+	fma.rn.f32 	%f29, %f28, %f27, %f51;
+	ld.shared.f32 	%f30, [%rd55+68];
+	ld.shared.f32 	%f31, [%rd50+4];
+	fma.rn.f32 	%f32, %f31, %f30, %f29;
+	ld.shared.f32 	%f33, [%rd55+136];
+	ld.shared.f32 	%f34, [%rd50+8];
+	fma.rn.f32 	%f35, %f34, %f33, %f32;
+	ld.shared.f32 	%f36, [%rd55+204];
+	ld.shared.f32 	%f37, [%rd50+12];
+	fma.rn.f32 	%f51, %f37, %f36, %f35;
+	add.s32 	%r64, %r64, 4;
+	add.s32 	%r63, %r63, -4;
+	setp.ne.s32 	%p12, %r63, 0;
+	@%p12 bra 	$L__BB0_13;
 
-	add.s32 	%r73, %r2, %r42;
-	add.s32 	%r74, %r73, %r1;
-	mad.lo.s32 	%r75, %r109, %r46, %r74;
-	mul.wide.s32 	%rd78, %r75, 4;
-	add.s64 	%rd104, %rd1, %rd78;
-	mul.wide.s32 	%rd26, %r46, 4;
-	add.s32 	%r76, %r5, %r41;
-	add.s32 	%r77, %r76, %r4;
-	mad.lo.s32 	%r78, %r109, %r45, %r77;
-	mul.wide.s32 	%rd79, %r78, 4;
-	add.s64 	%rd103, %rd2, %rd79;
-	mul.wide.s32 	%rd28, %r45, 4;
+$L__BB0_14:
+	setp.eq.s32 	%p13, %r14, 0;
+	@%p13 bra 	$L__BB0_18;
 
-$L__BB0_15:
-	.pragma "nounroll";
-	ld.global.f32 	%f62, [%rd104];
-	ld.global.f32 	%f63, [%rd103];
-	fma.rn.f32 	%f113, %f63, %f62, %f113;
-	add.s64 	%rd104, %rd104, %rd26;
-	add.s64 	%rd103, %rd103, %rd28;
-	add.s32 	%r8, %r8, -1;
-	setp.eq.s32 	%p14, %r8, 0;
-	@%p14 bra 	$L__BB0_29;
-	bra.uni 	$L__BB0_15;
+	shl.b64 	%rd56, %rd5, 6;
+	add.s64 	%rd58, %rd24, %rd56;
+	mul.wide.s32 	%rd59, %r64, 4;
+	add.s64 	%rd9, %rd58, %rd59;
+	mul.wide.s32 	%rd60, %r64, 68;
+	add.s64 	%rd62, %rd28, %rd60;
+	shl.b64 	%rd63, %rd6, 2;
+	add.s64 	%rd10, %rd62, %rd63;
+	ld.shared.f32 	%f38, [%rd10];
+	ld.shared.f32 	%f39, [%rd9];
+	fma.rn.f32 	%f51, %f39, %f38, %f51;
+	setp.eq.s32 	%p14, %r14, 1;
+	@%p14 bra 	$L__BB0_18;
+
+	ld.shared.f32 	%f40, [%rd10+68];
+	ld.shared.f32 	%f41, [%rd9+4];
+	fma.rn.f32 	%f51, %f41, %f40, %f51;
+	setp.eq.s32 	%p15, %r14, 2;
+	@%p15 bra 	$L__BB0_18;
+
+	ld.shared.f32 	%f42, [%rd10+136];
+	ld.shared.f32 	%f43, [%rd9+8];
+	fma.rn.f32 	%f51, %f43, %f42, %f51;
+
+$L__BB0_18:
+	bar.sync 	0;
+	add.s32 	%r61, %r61, 16;
+	setp.lt.s32 	%p16, %r61, %r27;
+	add.s32 	%r60, %r60, 16;
+	@%p16 bra 	$L__BB0_2;
+
+$L__BB0_19:
+	setp.ge.s32 	%p17, %r2, %r26;
+	setp.ge.s32 	%p18, %r4, %r25;
+	or.pred  	%p19, %p18, %p17;
+	@%p19 bra 	$L__BB0_23;
+
+	mul.f32 	%f53, %f51, %f20;
+	setp.eq.s32 	%p20, %r32, 0;
+	@%p20 bra 	$L__BB0_22;
+
+	setp.eq.s32 	%p21, %r30, 1;
+	selp.b32 	%r53, 0, %r4, %p21;
+	mad.lo.s32 	%r54, %r53, %r31, %r23;
+	setp.eq.s32 	%p22, %r31, 1;
+	selp.b32 	%r55, 0, %r2, %p22;
+	add.s32 	%r56, %r54, %r55;
+	cvta.to.global.u64 	%rd64, %rd11;
+	mul.wide.s32 	%rd65, %r56, 4;
+	add.s64 	%rd66, %rd64, %rd65;
+	ld.global.f32 	%f44, [%rd66];
+	fma.rn.f32 	%f53, %f44, %f21, %f53;
+
+$L__BB0_22:
+	mad.lo.s32 	%r57, %r5, %r25, %r4;
+	add.s32 	%r58, %r2, %r24;
+	mad.lo.s32 	%r59, %r57, %r26, %r58;
+	cvta.to.global.u64 	%rd67, %rd12;
+	mul.wide.s32 	%rd68, %r59, 4;
+	add.s64 	%rd69, %rd67, %rd68;
+	st.global.f32 	[%rd69], %f53;
 
 $L__BB0_23:
-	setp.lt.u32 	%p20, %r7, 3;
-	mov.f32 	%f113, 0f00000000;
-	mov.u32 	%r117, 0;
-	@%p20 bra 	$L__BB0_26;
-
-	sub.s32 	%r116, %r47, %r8;
-	add.s32 	%r89, %r2, %r42;
-	add.s32 	%r90, %r89, %r1;
-	mad.lo.s32 	%r91, %r47, %r6, %r41;
-	mul.wide.s32 	%rd84, %r91, 4;
-	add.s64 	%rd109, %rd2, %rd84;
-	mul.wide.s32 	%rd85, %r90, 4;
-	add.s64 	%rd110, %rd1, %rd85;
-	mul.wide.s32 	%rd47, %r46, 4;
-	mov.f32 	%f113, 0f00000000;
-	mov.u32 	%r117, 0;
-
-$L__BB0_25:
-	ld.global.f32 	%f83, [%rd110];
-	ld.global.f32 	%f84, [%rd109];
-	fma.rn.f32 	%f85, %f84, %f83, %f113;
-	add.s64 	%rd86, %rd110, %rd47;
-	ld.global.f32 	%f86, [%rd86];
-	ld.global.f32 	%f87, [%rd109+4];
-	fma.rn.f32 	%f88, %f87, %f86, %f85;
-	add.s64 	%rd87, %rd86, %rd47;
-	ld.global.f32 	%f89, [%rd87];
-	ld.global.f32 	%f90, [%rd109+8];
-	fma.rn.f32 	%f91, %f90, %f89, %f88;
-	add.s64 	%rd88, %rd87, %rd47;
-	add.s64 	%rd110, %rd88, %rd47;
-	ld.global.f32 	%f92, [%rd88];
-	ld.global.f32 	%f93, [%rd109+12];
-	fma.rn.f32 	%f113, %f93, %f92, %f91;
-	add.s32 	%r117, %r117, 4;
-	add.s64 	%rd109, %rd109, 16;
-	add.s32 	%r116, %r116, -4;
-	setp.ne.s32 	%p21, %r116, 0;
-	@%p21 bra 	$L__BB0_25;
-
-$L__BB0_26:
-	setp.eq.s32 	%p22, %r8, 0;
-	@%p22 bra 	$L__BB0_29;
-
-	add.s32 	%r92, %r2, %r42;
-	add.s32 	%r93, %r92, %r1;
-	mad.lo.s32 	%r94, %r117, %r46, %r93;
-	mul.wide.s32 	%rd89, %r94, 4;
-	add.s64 	%rd112, %rd1, %rd89;
-	mul.wide.s32 	%rd53, %r46, 4;
-	add.s32 	%r95, %r117, %r41;
-	mad.lo.s32 	%r96, %r47, %r6, %r95;
-	mul.wide.s32 	%rd90, %r96, 4;
-	add.s64 	%rd111, %rd2, %rd90;
-
-$L__BB0_28:
-	.pragma "nounroll";
-	ld.global.f32 	%f94, [%rd112];
-	ld.global.f32 	%f95, [%rd111];
-	fma.rn.f32 	%f113, %f95, %f94, %f113;
-	add.s64 	%rd112, %rd112, %rd53;
-	add.s64 	%rd111, %rd111, 4;
-	add.s32 	%r8, %r8, -1;
-	setp.ne.s32 	%p23, %r8, 0;
-	@%p23 bra 	$L__BB0_28;
-
-$L__BB0_29:
-	mul.f32 	%f114, %f113, %f29;
-	setp.eq.s32 	%p24, %r52, 0;
-	@%p24 bra 	$L__BB0_31;
-
-	setp.eq.s32 	%p25, %r50, 1;
-	selp.b32 	%r97, 0, %r6, %p25;
-	mad.lo.s32 	%r98, %r97, %r51, %r43;
-	setp.eq.s32 	%p26, %r51, 1;
-	selp.b32 	%r99, 0, %r3, %p26;
-	add.s32 	%r100, %r98, %r99;
-	cvta.to.global.u64 	%rd91, %rd59;
-	mul.wide.s32 	%rd92, %r100, 4;
-	add.s64 	%rd93, %rd91, %rd92;
-	ld.global.f32 	%f96, [%rd93];
-	fma.rn.f32 	%f114, %f96, %f30, %f114;
-
-$L__BB0_31:
-	add.s32 	%r101, %r3, %r44;
-	mad.lo.s32 	%r102, %r6, %r46, %r101;
-	cvta.to.global.u64 	%rd94, %rd60;
-	mul.wide.s32 	%rd95, %r102, 4;
-	add.s64 	%rd96, %rd94, %rd95;
-	st.global.f32 	[%rd96], %f114;
-
-$L__BB0_32:
-	ret;
-
-}
-	// .globl	matmul
-.visible .entry matmul(
-	.param .u64 matmul_param_0,
-	.param .u32 matmul_param_1,
-	.param .u64 matmul_param_2,
-	.param .u32 matmul_param_3,
-	.param .u64 matmul_param_4,
-	.param .u32 matmul_param_5,
-	.param .u32 matmul_param_6,
-	.param .u32 matmul_param_7,
-	.param .u32 matmul_param_8,
-	.param .u64 matmul_param_9
-)
-{
-	.reg .pred 	%p<9>;
-	.reg .f32 	%f<30>;
-	.reg .b32 	%r<41>;
-	.reg .b64 	%rd<57>;
-
-
-	ld.param.u64 	%rd25, [matmul_param_0];
-	ld.param.u32 	%r13, [matmul_param_1];
-	ld.param.u64 	%rd26, [matmul_param_2];
-	ld.param.u32 	%r14, [matmul_param_3];
-	ld.param.u64 	%rd23, [matmul_param_4];
-	ld.param.u32 	%r15, [matmul_param_5];
-	ld.param.u32 	%r16, [matmul_param_6];
-	ld.param.u32 	%r17, [matmul_param_7];
-	ld.param.u32 	%r18, [matmul_param_8];
-	ld.param.u64 	%rd24, [matmul_param_9];
-	cvta.to.global.u64 	%rd1, %rd26;
-	cvta.to.global.u64 	%rd2, %rd25;
-	mov.u32 	%r19, %ntid.x;
-	mov.u32 	%r20, %ctaid.x;
-	mov.u32 	%r21, %tid.x;
-	mad.lo.s32 	%r1, %r20, %r19, %r21;
-	mov.u32 	%r22, %ntid.y;
-	mov.u32 	%r23, %ctaid.y;
-	mov.u32 	%r24, %tid.y;
-	mad.lo.s32 	%r2, %r23, %r22, %r24;
-	mov.u32 	%r25, %ntid.z;
-	mov.u32 	%r26, %ctaid.z;
-	mov.u32 	%r27, %tid.z;
-	mad.lo.s32 	%r3, %r26, %r25, %r27;
-	setp.ge.s32 	%p1, %r2, %r16;
-	setp.ge.s32 	%p2, %r1, %r17;
-	or.pred  	%p3, %p1, %p2;
-	@%p3 bra 	$L__BB1_9;
-
-	setp.lt.s32 	%p4, %r18, 1;
-	mov.f32 	%f29, 0f00000000;
-	@%p4 bra 	$L__BB1_8;
-
-	cvt.s64.s32 	%rd3, %r1;
-	cvta.to.global.u64 	%rd27, %rd24;
-	shl.b32 	%r29, %r3, 1;
-	mul.wide.s32 	%rd28, %r29, 4;
-	add.s64 	%rd29, %rd27, %rd28;
-	ld.global.s32 	%rd4, [%rd29+4];
-	cvt.s64.s32 	%rd5, %r14;
-	mul.lo.s32 	%r30, %r2, %r18;
-	cvt.s64.s32 	%rd6, %r30;
-	ld.global.s32 	%rd7, [%rd29];
-	cvt.s64.s32 	%rd8, %r13;
-	and.b32  	%r40, %r18, 3;
-	add.s32 	%r31, %r18, -1;
-	setp.lt.u32 	%p5, %r31, 3;
-	mov.f32 	%f29, 0f00000000;
-	mov.u32 	%r39, 0;
-	@%p5 bra 	$L__BB1_5;
-
-	sub.s32 	%r38, %r18, %r40;
-	add.s64 	%rd30, %rd4, %rd5;
-	add.s64 	%rd31, %rd30, %rd3;
-	shl.b64 	%rd32, %rd31, 2;
-	add.s64 	%rd54, %rd1, %rd32;
-	add.s64 	%rd33, %rd6, %rd8;
-	add.s64 	%rd34, %rd33, %rd7;
-	shl.b64 	%rd35, %rd34, 2;
-	add.s64 	%rd36, %rd2, %rd35;
-	add.s64 	%rd53, %rd36, 8;
-	mul.wide.s32 	%rd11, %r17, 4;
-	mov.f32 	%f29, 0f00000000;
-	mov.u32 	%r39, 0;
-
-$L__BB1_4:
-	ld.global.f32 	%f12, [%rd54];
-	ld.global.f32 	%f13, [%rd53+-8];
-	fma.rn.f32 	%f14, %f13, %f12, %f29;
-	add.s64 	%rd37, %rd54, %rd11;
-	ld.global.f32 	%f15, [%rd37];
-	ld.global.f32 	%f16, [%rd53+-4];
-	fma.rn.f32 	%f17, %f16, %f15, %f14;
-	add.s64 	%rd38, %rd37, %rd11;
-	ld.global.f32 	%f18, [%rd38];
-	ld.global.f32 	%f19, [%rd53];
-	fma.rn.f32 	%f20, %f19, %f18, %f17;
-	add.s64 	%rd39, %rd38, %rd11;
-	add.s64 	%rd54, %rd39, %rd11;
-	ld.global.f32 	%f21, [%rd39];
-	ld.global.f32 	%f22, [%rd53+4];
-	fma.rn.f32 	%f29, %f22, %f21, %f20;
-	add.s32 	%r39, %r39, 4;
-	add.s64 	%rd53, %rd53, 16;
-	add.s32 	%r38, %r38, -4;
-	setp.ne.s32 	%p6, %r38, 0;
-	@%p6 bra 	$L__BB1_4;
-
-$L__BB1_5:
-	setp.eq.s32 	%p7, %r40, 0;
-	@%p7 bra 	$L__BB1_8;
-
-	add.s64 	%rd40, %rd4, %rd5;
-	mul.lo.s32 	%r33, %r39, %r17;
-	cvt.s64.s32 	%rd41, %r33;
-	add.s64 	%rd42, %rd40, %rd41;
-	add.s64 	%rd43, %rd42, %rd3;
-	shl.b64 	%rd44, %rd43, 2;
-	add.s64 	%rd56, %rd1, %rd44;
-	mul.wide.s32 	%rd17, %r17, 4;
-	cvt.s64.s32 	%rd45, %r39;
-	add.s64 	%rd46, %rd45, %rd7;
-	add.s64 	%rd47, %rd46, %rd8;
-	add.s64 	%rd48, %rd47, %rd6;
-	shl.b64 	%rd49, %rd48, 2;
-	add.s64 	%rd55, %rd2, %rd49;
-
-$L__BB1_7:
-	.pragma "nounroll";
-	ld.global.f32 	%f23, [%rd56];
-	ld.global.f32 	%f24, [%rd55];
-	fma.rn.f32 	%f29, %f24, %f23, %f29;
-	add.s64 	%rd56, %rd56, %rd17;
-	add.s64 	%rd55, %rd55, 4;
-	add.s32 	%r40, %r40, -1;
-	setp.ne.s32 	%p8, %r40, 0;
-	@%p8 bra 	$L__BB1_7;
-
-$L__BB1_8:
-	mad.lo.s32 	%r34, %r3, %r16, %r2;
-	add.s32 	%r35, %r1, %r15;
-	mad.lo.s32 	%r36, %r34, %r17, %r35;
-	cvta.to.global.u64 	%rd50, %rd23;
-	mul.wide.s32 	%rd51, %r36, 4;
-	add.s64 	%rd52, %rd50, %rd51;
-	st.global.f32 	[%rd52], %f29;
-
-$L__BB1_9:
 	ret;
 
 }
@@ -560,7 +298,7 @@ $L__BB1_9:
 	.param .f32 unary_param_7
 )
 {
-	.local .align 4 .b8 	__local_depot2[28];
+	.local .align 4 .b8 	__local_depot1[28];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
 	.reg .pred 	%p<100>;
@@ -570,7 +308,7 @@ $L__BB1_9:
 	.reg .b64 	%rd<50>;
 
 
-	mov.u64 	%SPL, __local_depot2;
+	mov.u64 	%SPL, __local_depot1;
 	ld.param.u64 	%rd15, [unary_param_0];
 	ld.param.u32 	%r39, [unary_param_1];
 	ld.param.u64 	%rd16, [unary_param_2];
@@ -585,7 +323,7 @@ $L__BB1_9:
 	mov.u32 	%r45, %tid.x;
 	mad.lo.s32 	%r1, %r44, %r43, %r45;
 	setp.ge.s32 	%p1, %r1, %r42;
-	@%p1 bra 	$L__BB2_117;
+	@%p1 bra 	$L__BB1_117;
 
 	cvta.to.global.u64 	%rd18, %rd15;
 	add.s32 	%r46, %r1, %r39;
@@ -594,27 +332,27 @@ $L__BB1_9:
 	ld.global.f32 	%f609, [%rd20];
 	add.s64 	%rd2, %rd1, 24;
 	setp.gt.s32 	%p2, %r41, 15;
-	@%p2 bra 	$L__BB2_32;
+	@%p2 bra 	$L__BB1_32;
 
 	setp.gt.s32 	%p24, %r41, 6;
-	@%p24 bra 	$L__BB2_17;
-	bra.uni 	$L__BB2_3;
+	@%p24 bra 	$L__BB1_17;
+	bra.uni 	$L__BB1_3;
 
-$L__BB2_17:
+$L__BB1_17:
 	setp.gt.s32 	%p25, %r41, 11;
-	@%p25 bra 	$L__BB2_25;
+	@%p25 bra 	$L__BB1_25;
 
 	setp.gt.s32 	%p31, %r41, 8;
-	@%p31 bra 	$L__BB2_22;
+	@%p31 bra 	$L__BB1_22;
 
 	setp.eq.s32 	%p34, %r41, 7;
-	@%p34 bra 	$L__BB2_109;
+	@%p34 bra 	$L__BB1_109;
 
 	setp.eq.s32 	%p35, %r41, 8;
-	@%p35 bra 	$L__BB2_21;
-	bra.uni 	$L__BB2_116;
+	@%p35 bra 	$L__BB1_21;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_21:
+$L__BB1_21:
 	abs.f32 	%f464, %f609;
 	mov.f32 	%f465, 0f3F000000;
 	fma.rn.f32 	%f466, %f464, 0f3F000000, 0f3F800000;
@@ -654,49 +392,49 @@ $L__BB2_21:
 	neg.f32 	%f498, %f497;
 	setp.lt.f32 	%p92, %f609, 0f00000000;
 	selp.f32 	%f609, %f498, %f497, %p92;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_32:
+$L__BB1_32:
 	setp.gt.s32 	%p3, %r41, 22;
-	@%p3 bra 	$L__BB2_55;
-	bra.uni 	$L__BB2_33;
+	@%p3 bra 	$L__BB1_55;
+	bra.uni 	$L__BB1_33;
 
-$L__BB2_55:
+$L__BB1_55:
 	setp.gt.s32 	%p4, %r41, 26;
-	@%p4 bra 	$L__BB2_63;
+	@%p4 bra 	$L__BB1_63;
 
 	setp.gt.s32 	%p10, %r41, 24;
-	@%p10 bra 	$L__BB2_60;
+	@%p10 bra 	$L__BB1_60;
 
 	setp.eq.s32 	%p13, %r41, 23;
-	@%p13 bra 	$L__BB2_79;
+	@%p13 bra 	$L__BB1_79;
 
 	setp.eq.s32 	%p14, %r41, 24;
-	@%p14 bra 	$L__BB2_59;
-	bra.uni 	$L__BB2_116;
+	@%p14 bra 	$L__BB1_59;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_59:
+$L__BB1_59:
 	setp.gt.f32 	%p58, %f609, %f81;
 	selp.f32 	%f609, %f609, 0f00000000, %p58;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_3:
+$L__BB1_3:
 	setp.gt.s32 	%p36, %r41, 2;
-	@%p36 bra 	$L__BB2_8;
-	bra.uni 	$L__BB2_4;
+	@%p36 bra 	$L__BB1_8;
+	bra.uni 	$L__BB1_4;
 
-$L__BB2_8:
+$L__BB1_8:
 	setp.gt.s32 	%p37, %r41, 4;
-	@%p37 bra 	$L__BB2_14;
+	@%p37 bra 	$L__BB1_14;
 
 	setp.eq.s32 	%p40, %r41, 3;
-	@%p40 bra 	$L__BB2_111;
+	@%p40 bra 	$L__BB1_111;
 
 	setp.eq.s32 	%p41, %r41, 4;
-	@%p41 bra 	$L__BB2_11;
-	bra.uni 	$L__BB2_116;
+	@%p41 bra 	$L__BB1_11;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_11:
+$L__BB1_11:
 	setp.lt.f32 	%p93, %f609, 0f00800000;
 	mul.f32 	%f499, %f609, 0f4B000000;
 	selp.f32 	%f70, %f499, %f609, %p93;
@@ -732,33 +470,33 @@ $L__BB2_11:
 	mov.f32 	%f525, 0f3F317218;
 	fma.rn.f32 	%f608, %f504, %f525, %f524;
 	setp.lt.u32 	%p94, %r151, 2139095040;
-	@%p94 bra 	$L__BB2_13;
+	@%p94 bra 	$L__BB1_13;
 
 	mov.f32 	%f526, 0f7F800000;
 	fma.rn.f32 	%f608, %f70, %f526, %f526;
 
-$L__BB2_13:
+$L__BB1_13:
 	setp.eq.f32 	%p95, %f70, 0f00000000;
 	selp.f32 	%f609, 0fFF800000, %f608, %p95;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_33:
+$L__BB1_33:
 	setp.gt.s32 	%p15, %r41, 18;
-	@%p15 bra 	$L__BB2_41;
-	bra.uni 	$L__BB2_34;
+	@%p15 bra 	$L__BB1_41;
+	bra.uni 	$L__BB1_34;
 
-$L__BB2_41:
+$L__BB1_41:
 	setp.gt.s32 	%p16, %r41, 20;
-	@%p16 bra 	$L__BB2_51;
+	@%p16 bra 	$L__BB1_51;
 
 	setp.eq.s32 	%p19, %r41, 19;
-	@%p19 bra 	$L__BB2_87;
+	@%p19 bra 	$L__BB1_87;
 
 	setp.eq.s32 	%p20, %r41, 20;
-	@%p20 bra 	$L__BB2_44;
-	bra.uni 	$L__BB2_116;
+	@%p20 bra 	$L__BB1_44;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_44:
+$L__BB1_44:
 	mul.f32 	%f238, %f609, 0f3F22F983;
 	cvt.rni.s32.f32 	%r169, %f238;
 	cvt.rn.f32.s32 	%f239, %r169;
@@ -770,63 +508,63 @@ $L__BB2_44:
 	fma.rn.f32 	%f600, %f239, %f244, %f243;
 	abs.f32 	%f24, %f609;
 	setp.ltu.f32 	%p60, %f24, 0f47CE4780;
-	@%p60 bra 	$L__BB2_83;
+	@%p60 bra 	$L__BB1_83;
 
 	setp.eq.f32 	%p61, %f24, 0f7F800000;
-	@%p61 bra 	$L__BB2_82;
-	bra.uni 	$L__BB2_46;
+	@%p61 bra 	$L__BB1_82;
+	bra.uni 	$L__BB1_46;
 
-$L__BB2_82:
+$L__BB1_82:
 	mov.f32 	%f247, 0f00000000;
 	mul.rn.f32 	%f600, %f609, %f247;
 	mov.u32 	%r169, 0;
-	bra.uni 	$L__BB2_83;
+	bra.uni 	$L__BB1_83;
 
-$L__BB2_25:
+$L__BB1_25:
 	setp.gt.s32 	%p26, %r41, 13;
-	@%p26 bra 	$L__BB2_29;
+	@%p26 bra 	$L__BB1_29;
 
 	setp.eq.s32 	%p29, %r41, 12;
-	@%p29 bra 	$L__BB2_106;
+	@%p29 bra 	$L__BB1_106;
 
 	setp.eq.s32 	%p30, %r41, 13;
-	@%p30 bra 	$L__BB2_28;
-	bra.uni 	$L__BB2_116;
+	@%p30 bra 	$L__BB1_28;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_28:
+$L__BB1_28:
 	cvt.rmi.f32.f32 	%f609, %f609;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_63:
+$L__BB1_63:
 	setp.gt.s32 	%p5, %r41, 28;
-	@%p5 bra 	$L__BB2_67;
+	@%p5 bra 	$L__BB1_67;
 
 	setp.eq.s32 	%p8, %r41, 27;
-	@%p8 bra 	$L__BB2_70;
+	@%p8 bra 	$L__BB1_70;
 
 	setp.eq.s32 	%p9, %r41, 28;
-	@%p9 bra 	$L__BB2_66;
-	bra.uni 	$L__BB2_116;
+	@%p9 bra 	$L__BB1_66;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_66:
+$L__BB1_66:
 	setp.lt.f32 	%p45, %f609, %f81;
 	setp.gt.f32 	%p46, %f609, %f82;
 	selp.f32 	%f83, %f82, %f609, %p46;
 	selp.f32 	%f609, %f81, %f83, %p45;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_4:
+$L__BB1_4:
 	setp.eq.s32 	%p42, %r41, 0;
-	@%p42 bra 	$L__BB2_115;
+	@%p42 bra 	$L__BB1_115;
 
 	setp.eq.s32 	%p43, %r41, 1;
-	@%p43 bra 	$L__BB2_112;
+	@%p43 bra 	$L__BB1_112;
 
 	setp.eq.s32 	%p44, %r41, 2;
-	@%p44 bra 	$L__BB2_7;
-	bra.uni 	$L__BB2_116;
+	@%p44 bra 	$L__BB1_7;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_7:
+$L__BB1_7:
 	abs.f32 	%f542, %f609;
 	mul.f32 	%f543, %f542, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f544, %f543;
@@ -855,25 +593,25 @@ $L__BB2_7:
 	fma.rn.f32 	%f562, %f561, %f609, %f609;
 	setp.ge.f32 	%p97, %f542, 0f3F19999A;
 	selp.f32 	%f609, %f551, %f562, %p97;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_34:
+$L__BB1_34:
 	setp.eq.s32 	%p21, %r41, 16;
-	@%p21 bra 	$L__BB2_103;
+	@%p21 bra 	$L__BB1_103;
 
 	setp.eq.s32 	%p22, %r41, 17;
-	@%p22 bra 	$L__BB2_102;
+	@%p22 bra 	$L__BB1_102;
 
 	setp.eq.s32 	%p23, %r41, 18;
-	@%p23 bra 	$L__BB2_37;
-	bra.uni 	$L__BB2_116;
+	@%p23 bra 	$L__BB1_37;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_37:
+$L__BB1_37:
 	setp.gt.f32 	%p80, %f609, 0f00000000;
-	@%p80 bra 	$L__BB2_99;
-	bra.uni 	$L__BB2_38;
+	@%p80 bra 	$L__BB1_99;
+	bra.uni 	$L__BB1_38;
 
-$L__BB2_99:
+$L__BB1_99:
 	neg.f32 	%f324, %f609;
 	mov.f32 	%f325, 0f3F000000;
 	mov.f32 	%f326, 0f3BBB989D;
@@ -928,105 +666,105 @@ $L__BB2_99:
 	mov.f32 	%f367, 0f3F317218;
 	fma.rn.f32 	%f607, %f346, %f367, %f366;
 	setp.lt.u32 	%p85, %r137, 2139095040;
-	@%p85 bra 	$L__BB2_101;
+	@%p85 bra 	$L__BB1_101;
 
 	mov.f32 	%f368, 0f7F800000;
 	fma.rn.f32 	%f607, %f52, %f368, %f368;
 
-$L__BB2_101:
+$L__BB1_101:
 	setp.eq.f32 	%p86, %f52, 0f00000000;
 	selp.f32 	%f369, 0fFF800000, %f607, %p86;
 	add.f32 	%f609, %f609, %f369;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_22:
+$L__BB1_22:
 	setp.eq.s32 	%p32, %r41, 9;
-	@%p32 bra 	$L__BB2_108;
+	@%p32 bra 	$L__BB1_108;
 
 	setp.eq.s32 	%p33, %r41, 10;
-	@%p33 bra 	$L__BB2_24;
-	bra.uni 	$L__BB2_116;
+	@%p33 bra 	$L__BB1_24;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_24:
+$L__BB1_24:
 	setp.ge.f32 	%p90, %f609, 0f00000000;
 	mul.f32 	%f424, %f609, %f81;
 	selp.f32 	%f609, %f609, %f424, %p90;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_60:
+$L__BB1_60:
 	setp.eq.s32 	%p11, %r41, 25;
-	@%p11 bra 	$L__BB2_71;
+	@%p11 bra 	$L__BB1_71;
 
 	setp.eq.s32 	%p12, %r41, 26;
-	@%p12 bra 	$L__BB2_62;
-	bra.uni 	$L__BB2_116;
+	@%p12 bra 	$L__BB1_62;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_62:
+$L__BB1_62:
 	abs.f32 	%f85, %f609;
 	add.f32 	%f86, %f85, 0f3F800000;
 	div.rn.f32 	%f609, %f609, %f86;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_14:
+$L__BB1_14:
 	setp.eq.s32 	%p38, %r41, 5;
-	@%p38 bra 	$L__BB2_110;
+	@%p38 bra 	$L__BB1_110;
 
 	setp.eq.s32 	%p39, %r41, 6;
-	@%p39 bra 	$L__BB2_16;
-	bra.uni 	$L__BB2_116;
+	@%p39 bra 	$L__BB1_16;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_16:
+$L__BB1_16:
 	neg.f32 	%f609, %f609;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_51:
+$L__BB1_51:
 	setp.eq.s32 	%p17, %r41, 21;
-	@%p17 bra 	$L__BB2_81;
+	@%p17 bra 	$L__BB1_81;
 
 	setp.eq.s32 	%p18, %r41, 22;
-	@%p18 bra 	$L__BB2_53;
-	bra.uni 	$L__BB2_116;
+	@%p18 bra 	$L__BB1_53;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_53:
+$L__BB1_53:
 	setp.gt.f32 	%p59, %f609, 0f00000000;
-	@%p59 bra 	$L__BB2_80;
-	bra.uni 	$L__BB2_54;
+	@%p59 bra 	$L__BB1_80;
+	bra.uni 	$L__BB1_54;
 
-$L__BB2_80:
+$L__BB1_80:
 	mul.f32 	%f609, %f609, %f82;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_29:
+$L__BB1_29:
 	setp.eq.s32 	%p27, %r41, 14;
-	@%p27 bra 	$L__BB2_105;
+	@%p27 bra 	$L__BB1_105;
 
 	setp.eq.s32 	%p28, %r41, 15;
-	@%p28 bra 	$L__BB2_31;
-	bra.uni 	$L__BB2_116;
+	@%p28 bra 	$L__BB1_31;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_31:
+$L__BB1_31:
 	fma.rn.f32 	%f392, %f609, %f81, %f82;
 	mov.f32 	%f393, 0f3F800000;
 	min.f32 	%f394, %f393, %f392;
 	mov.f32 	%f395, 0f00000000;
 	max.f32 	%f609, %f395, %f394;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_67:
+$L__BB1_67:
 	setp.eq.s32 	%p6, %r41, 30;
-	@%p6 bra 	$L__BB2_107;
+	@%p6 bra 	$L__BB1_107;
 
 	setp.ne.s32 	%p7, %r41, 29;
-	@%p7 bra 	$L__BB2_116;
+	@%p7 bra 	$L__BB1_116;
 
 	mul.f32 	%f609, %f609, %f81;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_109:
+$L__BB1_109:
 	abs.f32 	%f609, %f609;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_79:
+$L__BB1_79:
 	mov.f32 	%f199, 0f00000000;
 	max.f32 	%f200, %f199, %f609;
 	div.rn.f32 	%f201, %f609, %f81;
@@ -1051,9 +789,9 @@ $L__BB2_79:
 	mul.f32 	%f218, %f217, %f81;
 	min.f32 	%f219, %f199, %f218;
 	add.f32 	%f609, %f200, %f219;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_111:
+$L__BB1_111:
 	mov.f32 	%f527, 0f3F000000;
 	mov.f32 	%f528, 0f3BBB989D;
 	fma.rn.f32 	%f529, %f609, %f528, %f527;
@@ -1072,9 +810,9 @@ $L__BB2_111:
 	mov.b32 	%f540, %r156;
 	ex2.approx.ftz.f32 	%f541, %f539;
 	mul.f32 	%f609, %f541, %f540;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_87:
+$L__BB1_87:
 	mul.f32 	%f259, %f609, 0f3F22F983;
 	cvt.rni.s32.f32 	%r173, %f259;
 	cvt.rn.f32.s32 	%f260, %r173;
@@ -1086,40 +824,40 @@ $L__BB2_87:
 	fma.rn.f32 	%f603, %f260, %f265, %f264;
 	abs.f32 	%f36, %f609;
 	setp.ltu.f32 	%p70, %f36, 0f47CE4780;
-	@%p70 bra 	$L__BB2_95;
+	@%p70 bra 	$L__BB1_95;
 
 	setp.eq.f32 	%p71, %f36, 0f7F800000;
-	@%p71 bra 	$L__BB2_94;
-	bra.uni 	$L__BB2_89;
+	@%p71 bra 	$L__BB1_94;
+	bra.uni 	$L__BB1_89;
 
-$L__BB2_94:
+$L__BB1_94:
 	mov.f32 	%f268, 0f00000000;
 	mul.rn.f32 	%f603, %f609, %f268;
 	mov.u32 	%r173, 0;
-	bra.uni 	$L__BB2_95;
+	bra.uni 	$L__BB1_95;
 
-$L__BB2_106:
+$L__BB1_106:
 	rcp.rn.f32 	%f609, %f609;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_70:
+$L__BB1_70:
 	setp.gt.f32 	%p47, %f609, 0f00000000;
 	setp.lt.f32 	%p48, %f609, 0f00000000;
 	selp.f32 	%f84, 0fBF800000, %f609, %p48;
 	selp.f32 	%f609, 0f3F800000, %f84, %p47;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_115:
+$L__BB1_115:
 	setp.le.f32 	%p99, %f609, 0f00000000;
 	selp.f32 	%f609, 0f00000000, %f609, %p99;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_112:
+$L__BB1_112:
 	setp.ltu.f32 	%p98, %f609, 0f00000000;
-	@%p98 bra 	$L__BB2_114;
-	bra.uni 	$L__BB2_113;
+	@%p98 bra 	$L__BB1_114;
+	bra.uni 	$L__BB1_113;
 
-$L__BB2_114:
+$L__BB1_114:
 	mov.f32 	%f580, 0f3F000000;
 	mov.f32 	%f581, 0f3BBB989D;
 	fma.rn.f32 	%f582, %f609, %f581, %f580;
@@ -1140,11 +878,11 @@ $L__BB2_114:
 	mul.f32 	%f595, %f594, %f593;
 	add.f32 	%f596, %f595, 0f3F800000;
 	div.rn.f32 	%f609, %f595, %f596;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_103:
+$L__BB1_103:
 	setp.ge.f32 	%p87, %f609, 0f00000000;
-	@%p87 bra 	$L__BB2_116;
+	@%p87 bra 	$L__BB1_116;
 
 	mov.f32 	%f376, 0f3F000000;
 	mov.f32 	%f377, 0f3BBB989D;
@@ -1165,9 +903,9 @@ $L__BB2_103:
 	ex2.approx.ftz.f32 	%f390, %f388;
 	fma.rn.f32 	%f391, %f390, %f389, 0fBF800000;
 	mul.f32 	%f609, %f391, %f81;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_102:
+$L__BB1_102:
 	div.rn.f32 	%f370, %f609, 0f40C00000;
 	add.f32 	%f371, %f370, 0f3F000000;
 	mov.f32 	%f372, 0f3F800000;
@@ -1175,9 +913,9 @@ $L__BB2_102:
 	mov.f32 	%f374, 0f00000000;
 	max.f32 	%f375, %f374, %f373;
 	mul.f32 	%f609, %f609, %f375;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_108:
+$L__BB1_108:
 	mul.f32 	%f425, %f609, 0f3F000000;
 	mov.f32 	%f426, 0f3F000000;
 	mul.f32 	%f427, %f609, 0f3F3504F3;
@@ -1221,14 +959,14 @@ $L__BB2_108:
 	selp.f32 	%f462, %f461, %f460, %p91;
 	add.f32 	%f463, %f462, 0f3F800000;
 	mul.f32 	%f609, %f425, %f463;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_71:
+$L__BB1_71:
 	setp.gt.f32 	%p49, %f609, 0f00000000;
-	@%p49 bra 	$L__BB2_75;
-	bra.uni 	$L__BB2_72;
+	@%p49 bra 	$L__BB1_75;
+	bra.uni 	$L__BB1_72;
 
-$L__BB2_75:
+$L__BB1_75:
 	neg.f32 	%f131, %f609;
 	mov.f32 	%f132, 0f3F000000;
 	mov.f32 	%f133, 0f3BBB989D;
@@ -1283,30 +1021,30 @@ $L__BB2_75:
 	mov.f32 	%f174, 0f3F317218;
 	fma.rn.f32 	%f598, %f153, %f174, %f173;
 	setp.lt.u32 	%p54, %r55, 2139095040;
-	@%p54 bra 	$L__BB2_77;
+	@%p54 bra 	$L__BB1_77;
 
 	mov.f32 	%f175, 0f7F800000;
 	fma.rn.f32 	%f598, %f11, %f175, %f175;
 
-$L__BB2_77:
+$L__BB1_77:
 	setp.eq.f32 	%p55, %f11, 0f00000000;
 	selp.f32 	%f176, 0fFF800000, %f598, %p55;
 	add.f32 	%f599, %f609, %f176;
-	bra.uni 	$L__BB2_78;
+	bra.uni 	$L__BB1_78;
 
-$L__BB2_110:
+$L__BB1_110:
 	sqrt.rn.f32 	%f609, %f609;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_81:
+$L__BB1_81:
 	cvt.rni.f32.f32 	%f609, %f609;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_105:
+$L__BB1_105:
 	cvt.rpi.f32.f32 	%f609, %f609;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_107:
+$L__BB1_107:
 	mul.f32 	%f396, %f609, 0f3F000000;
 	mul.f32 	%f397, %f609, 0f3D372713;
 	mul.f32 	%f398, %f609, %f397;
@@ -1342,9 +1080,9 @@ $L__BB2_107:
 	selp.f32 	%f422, %f410, %f421, %p89;
 	add.f32 	%f423, %f422, 0f3F800000;
 	mul.f32 	%f609, %f396, %f423;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_38:
+$L__BB1_38:
 	mov.f32 	%f280, 0f3F000000;
 	mov.f32 	%f281, 0f3BBB989D;
 	fma.rn.f32 	%f282, %f609, %f281, %f280;
@@ -1398,17 +1136,17 @@ $L__BB2_38:
 	mov.f32 	%f322, 0f3F317218;
 	fma.rn.f32 	%f606, %f301, %f322, %f321;
 	setp.lt.u32 	%p82, %r131, 2139095040;
-	@%p82 bra 	$L__BB2_40;
+	@%p82 bra 	$L__BB1_40;
 
 	mov.f32 	%f323, 0f7F800000;
 	fma.rn.f32 	%f606, %f47, %f323, %f323;
 
-$L__BB2_40:
+$L__BB1_40:
 	setp.eq.f32 	%p83, %f47, 0f00000000;
 	selp.f32 	%f609, 0fFF800000, %f606, %p83;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_54:
+$L__BB1_54:
 	mov.f32 	%f220, 0f3F000000;
 	mov.f32 	%f221, 0f3BBB989D;
 	fma.rn.f32 	%f222, %f609, %f221, %f220;
@@ -1430,9 +1168,9 @@ $L__BB2_54:
 	mul.f32 	%f236, %f235, %f81;
 	sub.f32 	%f237, %f236, %f81;
 	mul.f32 	%f609, %f237, %f82;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_113:
+$L__BB1_113:
 	neg.f32 	%f563, %f609;
 	mov.f32 	%f564, 0f3F000000;
 	mov.f32 	%f565, 0f3BBB989D;
@@ -1453,9 +1191,9 @@ $L__BB2_113:
 	ex2.approx.ftz.f32 	%f578, %f576;
 	fma.rn.f32 	%f579, %f578, %f577, 0f3F800000;
 	rcp.rn.f32 	%f609, %f579;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_72:
+$L__BB1_72:
 	mov.f32 	%f87, 0f3F000000;
 	mov.f32 	%f88, 0f3BBB989D;
 	fma.rn.f32 	%f89, %f609, %f88, %f87;
@@ -1509,16 +1247,16 @@ $L__BB2_72:
 	mov.f32 	%f129, 0f3F317218;
 	fma.rn.f32 	%f597, %f108, %f129, %f128;
 	setp.lt.u32 	%p51, %r49, 2139095040;
-	@%p51 bra 	$L__BB2_74;
+	@%p51 bra 	$L__BB1_74;
 
 	mov.f32 	%f130, 0f7F800000;
 	fma.rn.f32 	%f597, %f6, %f130, %f130;
 
-$L__BB2_74:
+$L__BB1_74:
 	setp.eq.f32 	%p52, %f6, 0f00000000;
 	selp.f32 	%f599, 0fFF800000, %f597, %p52;
 
-$L__BB2_78:
+$L__BB1_78:
 	abs.f32 	%f177, %f599;
 	mul.f32 	%f178, %f177, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f179, %f178;
@@ -1548,9 +1286,9 @@ $L__BB2_78:
 	setp.ge.f32 	%p57, %f177, 0f3F19999A;
 	selp.f32 	%f198, %f186, %f197, %p57;
 	mul.f32 	%f609, %f609, %f198;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_46:
+$L__BB1_46:
 	mov.b32 	%r3, %f609;
 	shr.u32 	%r68, %r3, 23;
 	and.b32  	%r69, %r68, 255;
@@ -1563,7 +1301,7 @@ $L__BB2_46:
 	mov.u64 	%rd45, __cudart_i2opi_f;
 	mov.u64 	%rd44, %rd1;
 
-$L__BB2_47:
+$L__BB1_47:
 	.pragma "nounroll";
 	ld.global.nc.u32 	%r71, [%rd45];
 	mad.wide.u32 	%rd23, %r71, %r5, %rd46;
@@ -1573,7 +1311,7 @@ $L__BB2_47:
 	add.s64 	%rd44, %rd44, 4;
 	add.s32 	%r166, %r166, 1;
 	setp.ne.s32 	%p62, %r166, 6;
-	@%p62 bra 	$L__BB2_47;
+	@%p62 bra 	$L__BB1_47;
 
 	st.local.u32 	[%rd2], %rd46;
 	mov.u32 	%r72, 4;
@@ -1586,7 +1324,7 @@ $L__BB2_47:
 	ld.local.u32 	%r168, [%rd25+-4];
 	and.b32  	%r12, %r4, 31;
 	setp.eq.s32 	%p63, %r12, 0;
-	@%p63 bra 	$L__BB2_50;
+	@%p63 bra 	$L__BB1_50;
 
 	mov.u32 	%r75, 32;
 	sub.s32 	%r76, %r75, %r12;
@@ -1600,7 +1338,7 @@ $L__BB2_47:
 	shl.b32 	%r81, %r168, %r12;
 	add.s32 	%r168, %r80, %r81;
 
-$L__BB2_50:
+$L__BB1_50:
 	and.b32  	%r82, %r3, -2147483648;
 	shr.u32 	%r83, %r168, 30;
 	shl.b32 	%r84, %r167, 2;
@@ -1628,20 +1366,20 @@ $L__BB2_50:
 	neg.f32 	%f246, %f245;
 	selp.f32 	%f600, %f245, %f246, %p66;
 
-$L__BB2_83:
+$L__BB1_83:
 	add.s32 	%r19, %r169, 1;
 	and.b32  	%r20, %r19, 1;
 	setp.eq.s32 	%p67, %r20, 0;
 	selp.f32 	%f28, %f600, 0f3F800000, %p67;
 	mul.rn.f32 	%f29, %f600, %f600;
 	mov.f32 	%f601, 0fB94D4153;
-	@%p67 bra 	$L__BB2_85;
+	@%p67 bra 	$L__BB1_85;
 
 	mov.f32 	%f249, 0fBAB607ED;
 	mov.f32 	%f250, 0f37CBAC00;
 	fma.rn.f32 	%f601, %f250, %f29, %f249;
 
-$L__BB2_85:
+$L__BB1_85:
 	selp.f32 	%f251, 0f3C0885E4, 0f3D2AAABB, %p67;
 	fma.rn.f32 	%f252, %f601, %f29, %f251;
 	selp.f32 	%f253, 0fBE2AAAA8, 0fBEFFFFFF, %p67;
@@ -1651,13 +1389,13 @@ $L__BB2_85:
 	fma.rn.f32 	%f609, %f254, %f256, %f28;
 	and.b32  	%r97, %r19, 2;
 	setp.eq.s32 	%p69, %r97, 0;
-	@%p69 bra 	$L__BB2_116;
+	@%p69 bra 	$L__BB1_116;
 
 	mov.f32 	%f258, 0fBF800000;
 	fma.rn.f32 	%f609, %f609, %f258, %f255;
-	bra.uni 	$L__BB2_116;
+	bra.uni 	$L__BB1_116;
 
-$L__BB2_89:
+$L__BB1_89:
 	mov.b32 	%r22, %f609;
 	shr.u32 	%r99, %r22, 23;
 	and.b32  	%r100, %r99, 255;
@@ -1670,7 +1408,7 @@ $L__BB2_89:
 	mov.u64 	%rd48, __cudart_i2opi_f;
 	mov.u64 	%rd47, %rd1;
 
-$L__BB2_90:
+$L__BB1_90:
 	.pragma "nounroll";
 	ld.global.nc.u32 	%r102, [%rd48];
 	mad.wide.u32 	%rd33, %r102, %r24, %rd49;
@@ -1680,7 +1418,7 @@ $L__BB2_90:
 	add.s64 	%rd47, %rd47, 4;
 	add.s32 	%r170, %r170, 1;
 	setp.ne.s32 	%p72, %r170, 6;
-	@%p72 bra 	$L__BB2_90;
+	@%p72 bra 	$L__BB1_90;
 
 	st.local.u32 	[%rd2], %rd49;
 	mov.u32 	%r103, 4;
@@ -1693,7 +1431,7 @@ $L__BB2_90:
 	ld.local.u32 	%r172, [%rd35+-4];
 	and.b32  	%r31, %r23, 31;
 	setp.eq.s32 	%p73, %r31, 0;
-	@%p73 bra 	$L__BB2_93;
+	@%p73 bra 	$L__BB1_93;
 
 	mov.u32 	%r106, 32;
 	sub.s32 	%r107, %r106, %r31;
@@ -1707,7 +1445,7 @@ $L__BB2_90:
 	shl.b32 	%r112, %r172, %r31;
 	add.s32 	%r172, %r111, %r112;
 
-$L__BB2_93:
+$L__BB1_93:
 	and.b32  	%r113, %r22, -2147483648;
 	shr.u32 	%r114, %r172, 30;
 	shl.b32 	%r115, %r171, 2;
@@ -1735,19 +1473,19 @@ $L__BB2_93:
 	neg.f32 	%f267, %f266;
 	selp.f32 	%f603, %f266, %f267, %p76;
 
-$L__BB2_95:
+$L__BB1_95:
 	and.b32  	%r38, %r173, 1;
 	setp.eq.s32 	%p77, %r38, 0;
 	selp.f32 	%f40, %f603, 0f3F800000, %p77;
 	mul.rn.f32 	%f41, %f603, %f603;
 	mov.f32 	%f604, 0fB94D4153;
-	@%p77 bra 	$L__BB2_97;
+	@%p77 bra 	$L__BB1_97;
 
 	mov.f32 	%f270, 0fBAB607ED;
 	mov.f32 	%f271, 0f37CBAC00;
 	fma.rn.f32 	%f604, %f271, %f41, %f270;
 
-$L__BB2_97:
+$L__BB1_97:
 	selp.f32 	%f272, 0f3C0885E4, 0f3D2AAABB, %p77;
 	fma.rn.f32 	%f273, %f604, %f41, %f272;
 	selp.f32 	%f274, 0fBE2AAAA8, 0fBEFFFFFF, %p77;
@@ -1757,19 +1495,19 @@ $L__BB2_97:
 	fma.rn.f32 	%f609, %f275, %f277, %f40;
 	and.b32  	%r128, %r173, 2;
 	setp.eq.s32 	%p79, %r128, 0;
-	@%p79 bra 	$L__BB2_116;
+	@%p79 bra 	$L__BB1_116;
 
 	mov.f32 	%f279, 0fBF800000;
 	fma.rn.f32 	%f609, %f609, %f279, %f276;
 
-$L__BB2_116:
+$L__BB1_116:
 	add.s32 	%r165, %r1, %r40;
 	cvta.to.global.u64 	%rd41, %rd16;
 	mul.wide.s32 	%rd42, %r165, 4;
 	add.s64 	%rd43, %rd41, %rd42;
 	st.global.f32 	[%rd43], %f609;
 
-$L__BB2_117:
+$L__BB1_117:
 	ret;
 
 }
@@ -1807,13 +1545,13 @@ $L__BB2_117:
 	mov.u32 	%r55, %tid.x;
 	mad.lo.s32 	%r1, %r54, %r53, %r55;
 	setp.ge.s32 	%p1, %r1, %r52;
-	@%p1 bra 	$L__BB3_68;
+	@%p1 bra 	$L__BB2_68;
 
 	ld.global.u32 	%r2, [%rd31];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r161, 0;
 	mov.u32 	%r162, %r161;
-	@%p2 bra 	$L__BB3_8;
+	@%p2 bra 	$L__BB2_8;
 
 	not.b32 	%r60, %r2;
 	max.s32 	%r61, %r60, -2;
@@ -1824,7 +1562,7 @@ $L__BB2_117:
 	mov.u32 	%r161, 0;
 	mov.u32 	%r155, %r2;
 	mov.u32 	%r160, %r1;
-	@%p3 bra 	$L__BB3_5;
+	@%p3 bra 	$L__BB2_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd30, %rd31, %rd3;
@@ -1833,7 +1571,7 @@ $L__BB2_117:
 	mov.u32 	%r155, %r2;
 	mov.u32 	%r151, %r1;
 
-$L__BB3_4:
+$L__BB2_4:
 	.pragma "nounroll";
 	add.s32 	%r155, %r155, -1;
 	ld.global.u32 	%r65, [%rd30];
@@ -1850,12 +1588,12 @@ $L__BB3_4:
 	add.s32 	%r152, %r152, -1;
 	setp.ne.s32 	%p4, %r152, 0;
 	mov.u32 	%r151, %r160;
-	@%p4 bra 	$L__BB3_4;
+	@%p4 bra 	$L__BB2_4;
 
-$L__BB3_5:
+$L__BB2_5:
 	add.s32 	%r70, %r3, 1;
 	setp.lt.u32 	%p5, %r70, 3;
-	@%p5 bra 	$L__BB3_8;
+	@%p5 bra 	$L__BB2_8;
 
 	add.s32 	%r157, %r155, 4;
 	shl.b32 	%r71, %r2, 1;
@@ -1866,7 +1604,7 @@ $L__BB3_5:
 	mul.wide.s32 	%rd17, %r155, 4;
 	add.s64 	%rd8, %rd17, -4;
 
-$L__BB3_7:
+$L__BB2_7:
 	add.s64 	%rd18, %rd31, %rd8;
 	ld.global.u32 	%r74, [%rd18+4];
 	div.s32 	%r75, %r160, %r74;
@@ -1905,9 +1643,9 @@ $L__BB3_7:
 	add.s64 	%rd31, %rd31, -16;
 	add.s32 	%r157, %r157, -4;
 	setp.gt.s32 	%p6, %r157, 4;
-	@%p6 bra 	$L__BB3_7;
+	@%p6 bra 	$L__BB2_7;
 
-$L__BB3_8:
+$L__BB2_8:
 	add.s32 	%r103, %r162, %r48;
 	cvta.to.global.u64 	%rd21, %rd11;
 	mul.wide.s32 	%rd22, %r103, 4;
@@ -1919,53 +1657,53 @@ $L__BB3_8:
 	add.s64 	%rd26, %rd24, %rd25;
 	ld.global.f32 	%f2, [%rd26];
 	setp.gt.s32 	%p7, %r51, 5;
-	@%p7 bra 	$L__BB3_18;
+	@%p7 bra 	$L__BB2_18;
 
 	setp.gt.s32 	%p15, %r51, 2;
-	@%p15 bra 	$L__BB3_14;
+	@%p15 bra 	$L__BB2_14;
 
 	setp.eq.s32 	%p19, %r51, 0;
-	@%p19 bra 	$L__BB3_66;
+	@%p19 bra 	$L__BB2_66;
 
 	setp.eq.s32 	%p20, %r51, 1;
-	@%p20 bra 	$L__BB3_65;
+	@%p20 bra 	$L__BB2_65;
 
 	setp.eq.s32 	%p21, %r51, 2;
 	mov.f32 	%f188, %f1;
-	@%p21 bra 	$L__BB3_13;
-	bra.uni 	$L__BB3_67;
+	@%p21 bra 	$L__BB2_13;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_13:
+$L__BB2_13:
 	mul.f32 	%f188, %f1, %f2;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_18:
+$L__BB2_18:
 	setp.gt.s32 	%p8, %r51, 8;
-	@%p8 bra 	$L__BB3_28;
+	@%p8 bra 	$L__BB2_28;
 
 	setp.eq.s32 	%p12, %r51, 6;
-	@%p12 bra 	$L__BB3_54;
+	@%p12 bra 	$L__BB2_54;
 
 	setp.eq.s32 	%p13, %r51, 7;
-	@%p13 bra 	$L__BB3_41;
+	@%p13 bra 	$L__BB2_41;
 
 	setp.eq.s32 	%p14, %r51, 8;
 	mov.f32 	%f188, %f1;
-	@%p14 bra 	$L__BB3_22;
-	bra.uni 	$L__BB3_67;
+	@%p14 bra 	$L__BB2_22;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_22:
+$L__BB2_22:
 	abs.f32 	%f6, %f2;
 	abs.f32 	%f184, %f1;
 	setp.lt.f32 	%p25, %f184, %f6;
-	@%p25 bra 	$L__BB3_40;
+	@%p25 bra 	$L__BB2_40;
 
 	mul.f32 	%f8, %f6, 0f4B000000;
 	setp.gtu.f32 	%p26, %f184, %f8;
-	@%p26 bra 	$L__BB3_36;
-	bra.uni 	$L__BB3_24;
+	@%p26 bra 	$L__BB2_36;
+	bra.uni 	$L__BB2_24;
 
-$L__BB3_36:
+$L__BB2_36:
 	mov.b32 	%r31, %f184;
 	mov.b32 	%r32, %f8;
 	and.b32  	%r106, %r31, 8388607;
@@ -1976,7 +1714,7 @@ $L__BB3_36:
 	sub.s32 	%r109, %r31, %r108;
 	and.b32  	%r164, %r109, -8388608;
 	setp.eq.s32 	%p32, %r164, 0;
-	@%p32 bra 	$L__BB3_39;
+	@%p32 bra 	$L__BB2_39;
 
 	and.b32  	%r110, %r32, 8388607;
 	or.b32  	%r111, %r110, 1065353216;
@@ -1984,7 +1722,7 @@ $L__BB3_36:
 	rcp.approx.ftz.f32 	%f18, %f67;
 	neg.f32 	%f19, %f67;
 
-$L__BB3_38:
+$L__BB2_38:
 	min.u32 	%r112, %r164, 192937984;
 	add.s32 	%r113, %r112, %r163;
 	mov.b32 	%f68, %r113;
@@ -2001,9 +1739,9 @@ $L__BB3_38:
 	setp.ne.s32 	%p33, %r164, 0;
 	setp.ne.s32 	%p34, %r163, 0;
 	and.pred  	%p35, %p33, %p34;
-	@%p35 bra 	$L__BB3_38;
+	@%p35 bra 	$L__BB2_38;
 
-$L__BB3_39:
+$L__BB2_39:
 	setp.gt.u32 	%p36, %r31, 2139095039;
 	setp.leu.f32 	%p37, %f6, 0f00000000;
 	or.pred  	%p38, %p37, %p36;
@@ -2012,74 +1750,74 @@ $L__BB3_39:
 	selp.f32 	%f77, 0f7FFFFFFF, %f76, %p38;
 	mul.f32 	%f78, %f183, 0f34000000;
 	mul.f32 	%f184, %f77, %f78;
-	bra.uni 	$L__BB3_40;
+	bra.uni 	$L__BB2_40;
 
-$L__BB3_14:
+$L__BB2_14:
 	setp.eq.s32 	%p16, %r51, 3;
-	@%p16 bra 	$L__BB3_64;
+	@%p16 bra 	$L__BB2_64;
 
 	setp.eq.s32 	%p17, %r51, 4;
 	mov.f32 	%f188, 0f3F800000;
-	@%p17 bra 	$L__BB3_55;
+	@%p17 bra 	$L__BB2_55;
 
 	setp.eq.s32 	%p18, %r51, 5;
 	mov.f32 	%f188, %f1;
-	@%p18 bra 	$L__BB3_17;
-	bra.uni 	$L__BB3_67;
+	@%p18 bra 	$L__BB2_17;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_17:
+$L__BB2_17:
 	max.f32 	%f188, %f1, %f2;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_28:
+$L__BB2_28:
 	setp.eq.s32 	%p9, %r51, 9;
-	@%p9 bra 	$L__BB3_33;
+	@%p9 bra 	$L__BB2_33;
 
 	setp.eq.s32 	%p10, %r51, 10;
-	@%p10 bra 	$L__BB3_32;
+	@%p10 bra 	$L__BB2_32;
 
 	setp.ne.s32 	%p11, %r51, 11;
 	mov.f32 	%f188, %f1;
-	@%p11 bra 	$L__BB3_67;
+	@%p11 bra 	$L__BB2_67;
 
 	setp.gt.f32 	%p22, %f1, %f2;
 	selp.f32 	%f188, %f2, %f1, %p22;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_66:
+$L__BB2_66:
 	add.f32 	%f188, %f1, %f2;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_54:
+$L__BB2_54:
 	min.f32 	%f188, %f1, %f2;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_64:
+$L__BB2_64:
 	div.rn.f32 	%f188, %f1, %f2;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_33:
+$L__BB2_33:
 	setp.lt.f32 	%p24, %f1, 0f00000000;
 	mul.f32 	%f58, %f1, %f2;
 	selp.f32 	%f188, %f58, %f1, %p24;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_65:
+$L__BB2_65:
 	sub.f32 	%f188, %f1, %f2;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_41:
+$L__BB2_41:
 	abs.f32 	%f25, %f2;
 	abs.f32 	%f187, %f1;
 	setp.lt.f32 	%p45, %f187, %f25;
-	@%p45 bra 	$L__BB3_53;
+	@%p45 bra 	$L__BB2_53;
 
 	mul.f32 	%f27, %f25, 0f4B000000;
 	setp.gtu.f32 	%p46, %f187, %f27;
-	@%p46 bra 	$L__BB3_49;
-	bra.uni 	$L__BB3_43;
+	@%p46 bra 	$L__BB2_49;
+	bra.uni 	$L__BB2_43;
 
-$L__BB3_49:
+$L__BB2_49:
 	mov.b32 	%r40, %f187;
 	mov.b32 	%r41, %f27;
 	and.b32  	%r120, %r40, 8388607;
@@ -2090,7 +1828,7 @@ $L__BB3_49:
 	sub.s32 	%r123, %r40, %r122;
 	and.b32  	%r166, %r123, -8388608;
 	setp.eq.s32 	%p52, %r166, 0;
-	@%p52 bra 	$L__BB3_52;
+	@%p52 bra 	$L__BB2_52;
 
 	and.b32  	%r124, %r41, 8388607;
 	or.b32  	%r125, %r124, 1065353216;
@@ -2098,7 +1836,7 @@ $L__BB3_49:
 	rcp.approx.ftz.f32 	%f37, %f91;
 	neg.f32 	%f38, %f91;
 
-$L__BB3_51:
+$L__BB2_51:
 	min.u32 	%r126, %r166, 192937984;
 	add.s32 	%r127, %r126, %r165;
 	mov.b32 	%f92, %r127;
@@ -2115,9 +1853,9 @@ $L__BB3_51:
 	setp.ne.s32 	%p53, %r166, 0;
 	setp.ne.s32 	%p54, %r165, 0;
 	and.pred  	%p55, %p53, %p54;
-	@%p55 bra 	$L__BB3_51;
+	@%p55 bra 	$L__BB2_51;
 
-$L__BB3_52:
+$L__BB2_52:
 	setp.gt.u32 	%p56, %r40, 2139095039;
 	setp.leu.f32 	%p57, %f25, 0f00000000;
 	or.pred  	%p58, %p57, %p56;
@@ -2126,9 +1864,9 @@ $L__BB3_52:
 	selp.f32 	%f101, 0f7FFFFFFF, %f100, %p58;
 	mul.f32 	%f102, %f186, 0f34000000;
 	mul.f32 	%f187, %f101, %f102;
-	bra.uni 	$L__BB3_53;
+	bra.uni 	$L__BB2_53;
 
-$L__BB3_55:
+$L__BB2_55:
 	mul.f32 	%f106, %f2, 0f3F000000;
 	cvt.rzi.f32.f32 	%f107, %f106;
 	add.f32 	%f108, %f107, %f107;
@@ -2219,26 +1957,26 @@ $L__BB3_55:
 	setp.eq.f32 	%p64, %f2, 0f00000000;
 	setp.eq.f32 	%p65, %f1, 0f3F800000;
 	or.pred  	%p66, %p65, %p64;
-	@%p66 bra 	$L__BB3_67;
+	@%p66 bra 	$L__BB2_67;
 
 	setp.gtu.f32 	%p67, %f47, 0f7F800000;
-	@%p67 bra 	$L__BB3_63;
+	@%p67 bra 	$L__BB2_63;
 
 	abs.f32 	%f49, %f2;
 	setp.gtu.f32 	%p68, %f49, 0f7F800000;
-	@%p68 bra 	$L__BB3_63;
-	bra.uni 	$L__BB3_58;
+	@%p68 bra 	$L__BB2_63;
+	bra.uni 	$L__BB2_58;
 
-$L__BB3_63:
+$L__BB2_63:
 	add.rn.f32 	%f188, %f1, %f2;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_32:
+$L__BB2_32:
 	setp.lt.f32 	%p23, %f1, %f2;
 	selp.f32 	%f188, %f2, %f1, %p23;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_24:
+$L__BB2_24:
 	div.approx.f32 	%f59, %f184, %f6;
 	cvt.rzi.f32.f32 	%f182, %f59;
 	neg.f32 	%f10, %f6;
@@ -2246,20 +1984,20 @@ $L__BB3_24:
 	mov.b32 	%r30, %f11;
 	mov.b32 	%r105, %f6;
 	setp.lt.u32 	%p27, %r30, %r105;
-	@%p27 bra 	$L__BB3_35;
+	@%p27 bra 	$L__BB2_35;
 
 	setp.gt.u32 	%p28, %r30, -2147483648;
-	@%p28 bra 	$L__BB3_34;
-	bra.uni 	$L__BB3_26;
+	@%p28 bra 	$L__BB2_34;
+	bra.uni 	$L__BB2_26;
 
-$L__BB3_34:
+$L__BB2_34:
 	add.f32 	%f65, %f182, 0fBF800000;
 	add.f32 	%f66, %f65, 0fBF800000;
 	setp.lt.f32 	%p31, %f11, %f10;
 	selp.f32 	%f182, %f66, %f65, %p31;
-	bra.uni 	$L__BB3_35;
+	bra.uni 	$L__BB2_35;
 
-$L__BB3_43:
+$L__BB2_43:
 	div.approx.f32 	%f83, %f187, %f25;
 	cvt.rzi.f32.f32 	%f185, %f83;
 	neg.f32 	%f29, %f25;
@@ -2267,27 +2005,27 @@ $L__BB3_43:
 	mov.b32 	%r39, %f30;
 	mov.b32 	%r119, %f25;
 	setp.lt.u32 	%p47, %r39, %r119;
-	@%p47 bra 	$L__BB3_48;
+	@%p47 bra 	$L__BB2_48;
 
 	setp.gt.u32 	%p48, %r39, -2147483648;
-	@%p48 bra 	$L__BB3_47;
-	bra.uni 	$L__BB3_45;
+	@%p48 bra 	$L__BB2_47;
+	bra.uni 	$L__BB2_45;
 
-$L__BB3_47:
+$L__BB2_47:
 	add.f32 	%f89, %f185, 0fBF800000;
 	add.f32 	%f90, %f89, 0fBF800000;
 	setp.lt.f32 	%p51, %f30, %f29;
 	selp.f32 	%f185, %f90, %f89, %p51;
-	bra.uni 	$L__BB3_48;
+	bra.uni 	$L__BB2_48;
 
-$L__BB3_58:
+$L__BB2_58:
 	setp.eq.f32 	%p69, %f1, 0f00000000;
 	setp.eq.f32 	%p70, %f47, 0f7F800000;
 	or.pred  	%p71, %p69, %p70;
-	@%p71 bra 	$L__BB3_62;
-	bra.uni 	$L__BB3_59;
+	@%p71 bra 	$L__BB2_62;
+	bra.uni 	$L__BB2_59;
 
-$L__BB3_62:
+$L__BB2_62:
 	setp.eq.f32 	%p78, %f46, 0f3F800000;
 	add.f32 	%f180, %f1, %f1;
 	mov.b32 	%r142, %f180;
@@ -2297,13 +2035,13 @@ $L__BB3_62:
 	and.b32  	%r145, %r144, 2147483647;
 	selp.b32 	%r146, %r144, %r145, %p78;
 	mov.b32 	%f188, %r146;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_26:
+$L__BB2_26:
 	add.f32 	%f182, %f182, 0f3F800000;
 	add.f32 	%f60, %f6, %f6;
 	setp.ltu.f32 	%p29, %f11, %f60;
-	@%p29 bra 	$L__BB3_35;
+	@%p29 bra 	$L__BB2_35;
 
 	add.f32 	%f61, %f182, 0f3F800000;
 	mov.f32 	%f62, 0fC0400000;
@@ -2312,10 +2050,10 @@ $L__BB3_26:
 	add.f32 	%f64, %f61, 0f3F800000;
 	selp.f32 	%f182, %f64, %f61, %p30;
 
-$L__BB3_35:
+$L__BB2_35:
 	fma.rn.f32 	%f184, %f10, %f182, %f184;
 
-$L__BB3_40:
+$L__BB2_40:
 	abs.f32 	%f79, %f184;
 	setp.gtu.f32 	%p39, %f79, 0f7F800000;
 	mov.b32 	%r115, %f1;
@@ -2331,13 +2069,13 @@ $L__BB3_40:
 	and.pred  	%p44, %p40, %p43;
 	add.f32 	%f82, %f2, %f81;
 	selp.f32 	%f188, %f82, %f81, %p44;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
-$L__BB3_45:
+$L__BB2_45:
 	add.f32 	%f185, %f185, 0f3F800000;
 	add.f32 	%f84, %f25, %f25;
 	setp.ltu.f32 	%p49, %f30, %f84;
-	@%p49 bra 	$L__BB3_48;
+	@%p49 bra 	$L__BB2_48;
 
 	add.f32 	%f85, %f185, 0f3F800000;
 	mov.f32 	%f86, 0fC0400000;
@@ -2346,10 +2084,10 @@ $L__BB3_45:
 	add.f32 	%f88, %f85, 0f3F800000;
 	selp.f32 	%f185, %f88, %f85, %p50;
 
-$L__BB3_48:
+$L__BB2_48:
 	fma.rn.f32 	%f187, %f29, %f185, %f187;
 
-$L__BB3_53:
+$L__BB2_53:
 	abs.f32 	%f103, %f187;
 	setp.gtu.f32 	%p59, %f103, 0f7F800000;
 	mov.b32 	%r129, %f1;
@@ -2359,25 +2097,25 @@ $L__BB3_53:
 	mov.b32 	%f104, %r132;
 	selp.f32 	%f188, %f187, %f104, %p59;
 
-$L__BB3_67:
+$L__BB2_67:
 	add.s32 	%r147, %r1, %r50;
 	cvta.to.global.u64 	%rd27, %rd13;
 	mul.wide.s32 	%rd28, %r147, 4;
 	add.s64 	%rd29, %rd27, %rd28;
 	st.global.f32 	[%rd29], %f188;
 
-$L__BB3_68:
+$L__BB2_68:
 	ret;
 
-$L__BB3_59:
+$L__BB2_59:
 	setp.eq.f32 	%p72, %f1, 0fBF800000;
 	setp.eq.f32 	%p73, %f49, 0f7F800000;
 	and.pred  	%p74, %p72, %p73;
-	@%p74 bra 	$L__BB3_67;
+	@%p74 bra 	$L__BB2_67;
 
 	setp.geu.f32 	%p75, %f1, 0f00000000;
 	mov.f32 	%f188, %f48;
-	@%p75 bra 	$L__BB3_67;
+	@%p75 bra 	$L__BB2_67;
 
 	setp.eq.f32 	%p76, %f46, 0f3F800000;
 	neg.f32 	%f177, %f48;
@@ -2385,7 +2123,7 @@ $L__BB3_59:
 	cvt.rmi.f32.f32 	%f179, %f2;
 	setp.neu.f32 	%p77, %f179, %f2;
 	selp.f32 	%f188, 0f7FFFFFFF, %f178, %p77;
-	bra.uni 	$L__BB3_67;
+	bra.uni 	$L__BB2_67;
 
 }
 	// .globl	permute
@@ -2416,12 +2154,12 @@ $L__BB3_59:
 	mov.u32 	%r30, %tid.x;
 	mad.lo.s32 	%r1, %r29, %r28, %r30;
 	setp.ge.s32 	%p1, %r1, %r27;
-	@%p1 bra 	$L__BB4_9;
+	@%p1 bra 	$L__BB3_9;
 
 	ld.global.u32 	%r2, [%rd1];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r80, 0;
-	@%p2 bra 	$L__BB4_8;
+	@%p2 bra 	$L__BB3_8;
 
 	not.b32 	%r34, %r2;
 	max.s32 	%r35, %r34, -2;
@@ -2433,7 +2171,7 @@ $L__BB3_59:
 	mov.u32 	%r80, 0;
 	mov.u32 	%r74, %r2;
 	mov.u32 	%r76, %r1;
-	@%p3 bra 	$L__BB4_5;
+	@%p3 bra 	$L__BB3_5;
 
 	sub.s32 	%r69, %r3, %r79;
 	shl.b32 	%r39, %r2, 1;
@@ -2446,7 +2184,7 @@ $L__BB3_59:
 	mov.u32 	%r74, %r2;
 	mov.u32 	%r76, %r1;
 
-$L__BB4_4:
+$L__BB3_4:
 	ld.global.u32 	%r40, [%rd28+4];
 	div.s32 	%r41, %r76, %r40;
 	mul.lo.s32 	%r42, %r41, %r40;
@@ -2476,11 +2214,11 @@ $L__BB4_4:
 	add.s64 	%rd28, %rd28, -16;
 	add.s32 	%r69, %r69, -4;
 	setp.ne.s32 	%p4, %r69, -2;
-	@%p4 bra 	$L__BB4_4;
+	@%p4 bra 	$L__BB3_4;
 
-$L__BB4_5:
+$L__BB3_5:
 	setp.eq.s32 	%p5, %r79, 0;
-	@%p5 bra 	$L__BB4_8;
+	@%p5 bra 	$L__BB3_8;
 
 	add.s32 	%r62, %r74, %r2;
 	mul.wide.s32 	%rd20, %r62, 4;
@@ -2488,7 +2226,7 @@ $L__BB4_5:
 	mul.wide.s32 	%rd21, %r74, 4;
 	add.s64 	%rd30, %rd1, %rd21;
 
-$L__BB4_7:
+$L__BB3_7:
 	.pragma "nounroll";
 	ld.global.u32 	%r63, [%rd30];
 	div.s32 	%r22, %r76, %r63;
@@ -2501,9 +2239,9 @@ $L__BB4_7:
 	add.s32 	%r79, %r79, -1;
 	setp.ne.s32 	%p6, %r79, 0;
 	mov.u32 	%r76, %r22;
-	@%p6 bra 	$L__BB4_7;
+	@%p6 bra 	$L__BB3_7;
 
-$L__BB4_8:
+$L__BB3_8:
 	add.s32 	%r67, %r80, %r25;
 	cvta.to.global.u64 	%rd22, %rd14;
 	mul.wide.s32 	%rd23, %r67, 4;
@@ -2515,7 +2253,7 @@ $L__BB4_8:
 	add.s64 	%rd27, %rd25, %rd26;
 	st.global.f32 	[%rd27], %f1;
 
-$L__BB4_9:
+$L__BB3_9:
 	ret;
 
 }
@@ -2551,12 +2289,12 @@ $L__BB4_9:
 	mov.u32 	%r40, %tid.x;
 	mad.lo.s32 	%r1, %r39, %r38, %r40;
 	setp.ge.s32 	%p1, %r1, %r37;
-	@%p1 bra 	$L__BB5_15;
+	@%p1 bra 	$L__BB4_15;
 
 	ld.global.u32 	%r2, [%rd3];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r97, 0;
-	@%p2 bra 	$L__BB5_8;
+	@%p2 bra 	$L__BB4_8;
 
 	not.b32 	%r44, %r2;
 	max.s32 	%r45, %r44, -2;
@@ -2568,7 +2306,7 @@ $L__BB4_9:
 	mov.u32 	%r97, 0;
 	mov.u32 	%r91, %r2;
 	mov.u32 	%r93, %r1;
-	@%p3 bra 	$L__BB5_5;
+	@%p3 bra 	$L__BB4_5;
 
 	sub.s32 	%r86, %r3, %r96;
 	shl.b32 	%r49, %r2, 1;
@@ -2581,7 +2319,7 @@ $L__BB4_9:
 	mov.u32 	%r91, %r2;
 	mov.u32 	%r93, %r1;
 
-$L__BB5_4:
+$L__BB4_4:
 	ld.global.u32 	%r50, [%rd40+4];
 	div.s32 	%r51, %r93, %r50;
 	mul.lo.s32 	%r52, %r51, %r50;
@@ -2611,11 +2349,11 @@ $L__BB5_4:
 	add.s64 	%rd40, %rd40, -16;
 	add.s32 	%r86, %r86, -4;
 	setp.ne.s32 	%p4, %r86, -2;
-	@%p4 bra 	$L__BB5_4;
+	@%p4 bra 	$L__BB4_4;
 
-$L__BB5_5:
+$L__BB4_5:
 	setp.eq.s32 	%p5, %r96, 0;
-	@%p5 bra 	$L__BB5_8;
+	@%p5 bra 	$L__BB4_8;
 
 	add.s32 	%r72, %r91, %r2;
 	mul.wide.s32 	%rd34, %r72, 4;
@@ -2623,7 +2361,7 @@ $L__BB5_5:
 	mul.wide.s32 	%rd35, %r91, 4;
 	add.s64 	%rd42, %rd3, %rd35;
 
-$L__BB5_7:
+$L__BB4_7:
 	.pragma "nounroll";
 	ld.global.u32 	%r73, [%rd42];
 	div.s32 	%r22, %r93, %r73;
@@ -2636,17 +2374,17 @@ $L__BB5_7:
 	add.s32 	%r96, %r96, -1;
 	setp.ne.s32 	%p6, %r96, 0;
 	mov.u32 	%r93, %r22;
-	@%p6 bra 	$L__BB5_7;
+	@%p6 bra 	$L__BB4_7;
 
-$L__BB5_8:
+$L__BB4_8:
 	setp.lt.s32 	%p7, %r36, 1;
-	@%p7 bra 	$L__BB5_15;
+	@%p7 bra 	$L__BB4_15;
 
 	add.s32 	%r78, %r36, -1;
 	and.b32  	%r101, %r36, 3;
 	setp.lt.u32 	%p8, %r78, 3;
 	mov.u32 	%r100, 0;
-	@%p8 bra 	$L__BB5_12;
+	@%p8 bra 	$L__BB4_12;
 
 	sub.s32 	%r99, %r36, %r101;
 	mad.lo.s32 	%r80, %r36, %r1, %r35;
@@ -2657,7 +2395,7 @@ $L__BB5_8:
 	mov.u32 	%r100, 0;
 	mov.u64 	%rd45, %rd1;
 
-$L__BB5_11:
+$L__BB4_11:
 	ld.global.u8 	%rs1, [%rd44];
 	add.s64 	%rd37, %rd45, %rd17;
 	st.global.u8 	[%rd37], %rs1;
@@ -2672,11 +2410,11 @@ $L__BB5_11:
 	add.s64 	%rd44, %rd44, 4;
 	add.s32 	%r99, %r99, -4;
 	setp.ne.s32 	%p9, %r99, 0;
-	@%p9 bra 	$L__BB5_11;
+	@%p9 bra 	$L__BB4_11;
 
-$L__BB5_12:
+$L__BB4_12:
 	setp.eq.s32 	%p10, %r101, 0;
-	@%p10 bra 	$L__BB5_15;
+	@%p10 bra 	$L__BB4_15;
 
 	add.s32 	%r82, %r100, %r35;
 	mad.lo.s32 	%r83, %r36, %r1, %r82;
@@ -2687,7 +2425,7 @@ $L__BB5_12:
 	cvt.s64.s32 	%rd39, %r85;
 	add.s64 	%rd46, %rd2, %rd39;
 
-$L__BB5_14:
+$L__BB4_14:
 	.pragma "nounroll";
 	ld.global.u8 	%rs5, [%rd46];
 	st.global.u8 	[%rd47], %rs5;
@@ -2695,9 +2433,9 @@ $L__BB5_14:
 	add.s64 	%rd46, %rd46, 1;
 	add.s32 	%r101, %r101, -1;
 	setp.ne.s32 	%p11, %r101, 0;
-	@%p11 bra 	$L__BB5_14;
+	@%p11 bra 	$L__BB4_14;
 
-$L__BB5_15:
+$L__BB4_15:
 	ret;
 
 }
@@ -2728,14 +2466,14 @@ $L__BB5_15:
 	mov.u32 	%r39, %tid.x;
 	mad.lo.s32 	%r100, %r38, %r37, %r39;
 	setp.ge.s32 	%p1, %r100, %r36;
-	@%p1 bra 	$L__BB6_9;
+	@%p1 bra 	$L__BB5_9;
 
 	cvta.to.global.u64 	%rd29, %rd13;
 	ld.global.u32 	%r2, [%rd29];
 	ld.global.u32 	%r101, [%rd29+4];
 	ld.global.u32 	%r102, [%rd29+8];
 	setp.lt.s32 	%p2, %r2, 1;
-	@%p2 bra 	$L__BB6_8;
+	@%p2 bra 	$L__BB5_8;
 
 	not.b32 	%r41, %r2;
 	max.s32 	%r42, %r41, -2;
@@ -2744,7 +2482,7 @@ $L__BB5_15:
 	and.b32  	%r90, %r43, 3;
 	setp.eq.s32 	%p3, %r90, 0;
 	mov.u32 	%r91, %r2;
-	@%p3 bra 	$L__BB6_5;
+	@%p3 bra 	$L__BB5_5;
 
 	cvta.to.global.u64 	%rd15, %rd13;
 	mul.wide.s32 	%rd2, %r2, 4;
@@ -2753,7 +2491,7 @@ $L__BB5_15:
 	mov.u32 	%r91, %r2;
 	mov.u32 	%r89, %r100;
 
-$L__BB6_4:
+$L__BB5_4:
 	.pragma "nounroll";
 	add.s32 	%r91, %r91, -1;
 	ld.global.u32 	%r44, [%rd28];
@@ -2770,12 +2508,12 @@ $L__BB6_4:
 	add.s32 	%r90, %r90, -1;
 	setp.ne.s32 	%p4, %r90, 0;
 	mov.u32 	%r89, %r100;
-	@%p4 bra 	$L__BB6_4;
+	@%p4 bra 	$L__BB5_4;
 
-$L__BB6_5:
+$L__BB5_5:
 	add.s32 	%r49, %r5, 1;
 	setp.lt.u32 	%p5, %r49, 3;
-	@%p5 bra 	$L__BB6_8;
+	@%p5 bra 	$L__BB5_8;
 
 	add.s32 	%r50, %r91, %r2;
 	add.s32 	%r51, %r50, 2;
@@ -2787,7 +2525,7 @@ $L__BB6_5:
 	mul.wide.s32 	%rd7, %r91, 4;
 	add.s32 	%r97, %r91, 4;
 
-$L__BB6_7:
+$L__BB5_7:
 	add.s64 	%rd19, %rd29, %rd7;
 	ld.global.u32 	%r55, [%rd19+8];
 	div.s32 	%r56, %r100, %r55;
@@ -2826,9 +2564,9 @@ $L__BB6_7:
 	add.s64 	%rd29, %rd29, -16;
 	add.s32 	%r97, %r97, -4;
 	setp.gt.s32 	%p6, %r97, 4;
-	@%p6 bra 	$L__BB6_7;
+	@%p6 bra 	$L__BB5_7;
 
-$L__BB6_8:
+$L__BB5_8:
 	add.s32 	%r84, %r101, %r34;
 	cvta.to.global.u64 	%rd22, %rd11;
 	mul.wide.s32 	%rd23, %r84, 4;
@@ -2840,7 +2578,7 @@ $L__BB6_8:
 	add.s64 	%rd27, %rd25, %rd26;
 	st.global.f32 	[%rd27], %f1;
 
-$L__BB6_9:
+$L__BB5_9:
 	ret;
 
 }
@@ -2873,14 +2611,14 @@ $L__BB6_9:
 	mov.u32 	%r49, %tid.x;
 	mad.lo.s32 	%r117, %r48, %r47, %r49;
 	setp.ge.s32 	%p1, %r117, %r46;
-	@%p1 bra 	$L__BB7_15;
+	@%p1 bra 	$L__BB6_15;
 
 	cvta.to.global.u64 	%rd43, %rd26;
 	ld.global.u32 	%r2, [%rd43];
 	ld.global.u32 	%r118, [%rd43+4];
 	ld.global.u32 	%r119, [%rd43+8];
 	setp.lt.s32 	%p2, %r2, 1;
-	@%p2 bra 	$L__BB7_8;
+	@%p2 bra 	$L__BB6_8;
 
 	not.b32 	%r51, %r2;
 	max.s32 	%r52, %r51, -2;
@@ -2889,7 +2627,7 @@ $L__BB6_9:
 	and.b32  	%r107, %r53, 3;
 	setp.eq.s32 	%p3, %r107, 0;
 	mov.u32 	%r108, %r2;
-	@%p3 bra 	$L__BB7_5;
+	@%p3 bra 	$L__BB6_5;
 
 	cvta.to.global.u64 	%rd28, %rd26;
 	mul.wide.s32 	%rd2, %r2, 4;
@@ -2898,7 +2636,7 @@ $L__BB6_9:
 	mov.u32 	%r108, %r2;
 	mov.u32 	%r106, %r117;
 
-$L__BB7_4:
+$L__BB6_4:
 	.pragma "nounroll";
 	add.s32 	%r108, %r108, -1;
 	ld.global.u32 	%r54, [%rd42];
@@ -2915,12 +2653,12 @@ $L__BB7_4:
 	add.s32 	%r107, %r107, -1;
 	setp.ne.s32 	%p4, %r107, 0;
 	mov.u32 	%r106, %r117;
-	@%p4 bra 	$L__BB7_4;
+	@%p4 bra 	$L__BB6_4;
 
-$L__BB7_5:
+$L__BB6_5:
 	add.s32 	%r59, %r5, 1;
 	setp.lt.u32 	%p5, %r59, 3;
-	@%p5 bra 	$L__BB7_8;
+	@%p5 bra 	$L__BB6_8;
 
 	add.s32 	%r60, %r108, %r2;
 	add.s32 	%r61, %r60, 2;
@@ -2932,7 +2670,7 @@ $L__BB7_5:
 	mul.wide.s32 	%rd7, %r108, 4;
 	add.s32 	%r114, %r108, 4;
 
-$L__BB7_7:
+$L__BB6_7:
 	add.s64 	%rd32, %rd43, %rd7;
 	ld.global.u32 	%r65, [%rd32+8];
 	div.s32 	%r66, %r117, %r65;
@@ -2971,17 +2709,17 @@ $L__BB7_7:
 	add.s64 	%rd43, %rd43, -16;
 	add.s32 	%r114, %r114, -4;
 	setp.gt.s32 	%p6, %r114, 4;
-	@%p6 bra 	$L__BB7_7;
+	@%p6 bra 	$L__BB6_7;
 
-$L__BB7_8:
+$L__BB6_8:
 	setp.lt.s32 	%p7, %r45, 1;
-	@%p7 bra 	$L__BB7_15;
+	@%p7 bra 	$L__BB6_15;
 
 	add.s32 	%r95, %r45, -1;
 	and.b32  	%r123, %r45, 3;
 	setp.lt.u32 	%p8, %r95, 3;
 	mov.u32 	%r122, 0;
-	@%p8 bra 	$L__BB7_12;
+	@%p8 bra 	$L__BB6_12;
 
 	sub.s32 	%r121, %r45, %r123;
 	mad.lo.s32 	%r97, %r119, %r45, %r44;
@@ -2993,7 +2731,7 @@ $L__BB7_8:
 	cvta.to.global.u64 	%rd45, %rd25;
 	mov.u32 	%r122, 0;
 
-$L__BB7_11:
+$L__BB6_11:
 	ld.global.u8 	%rs1, [%rd44];
 	add.s64 	%rd37, %rd45, %rd12;
 	st.global.u8 	[%rd37], %rs1;
@@ -3008,11 +2746,11 @@ $L__BB7_11:
 	add.s64 	%rd44, %rd44, 4;
 	add.s32 	%r121, %r121, -4;
 	setp.ne.s32 	%p9, %r121, 0;
-	@%p9 bra 	$L__BB7_11;
+	@%p9 bra 	$L__BB6_11;
 
-$L__BB7_12:
+$L__BB6_12:
 	setp.eq.s32 	%p10, %r123, 0;
-	@%p10 bra 	$L__BB7_15;
+	@%p10 bra 	$L__BB6_15;
 
 	add.s32 	%r99, %r122, %r44;
 	mad.lo.s32 	%r100, %r119, %r45, %r99;
@@ -3025,7 +2763,7 @@ $L__BB7_12:
 	cvta.to.global.u64 	%rd41, %rd24;
 	add.s64 	%rd46, %rd41, %rd40;
 
-$L__BB7_14:
+$L__BB6_14:
 	.pragma "nounroll";
 	ld.global.u8 	%rs5, [%rd46];
 	st.global.u8 	[%rd47], %rs5;
@@ -3033,9 +2771,9 @@ $L__BB7_14:
 	add.s64 	%rd46, %rd46, 1;
 	add.s32 	%r123, %r123, -1;
 	setp.ne.s32 	%p11, %r123, 0;
-	@%p11 bra 	$L__BB7_14;
+	@%p11 bra 	$L__BB6_14;
 
-$L__BB7_15:
+$L__BB6_15:
 	ret;
 
 }
@@ -3070,7 +2808,7 @@ $L__BB7_15:
 	mov.u32 	%r9, %tid.x;
 	mad.lo.s32 	%r1, %r8, %r7, %r9;
 	setp.ge.s32 	%p1, %r1, %r6;
-	@%p1 bra 	$L__BB8_4;
+	@%p1 bra 	$L__BB7_4;
 
 	cvta.to.global.u64 	%rd5, %rd4;
 	cvta.to.global.u64 	%rd6, %rd2;
@@ -3100,7 +2838,7 @@ $L__BB7_15:
 	selp.b32 	%r2, -1, %r22, %p4;
 	setp.lt.s32 	%p5, %r2, 0;
 	mov.f32 	%f4, 0f00000000;
-	@%p5 bra 	$L__BB8_3;
+	@%p5 bra 	$L__BB7_3;
 
 	add.s32 	%r23, %r2, %r3;
 	cvta.to.global.u64 	%rd14, %rd1;
@@ -3108,14 +2846,14 @@ $L__BB7_15:
 	add.s64 	%rd16, %rd14, %rd15;
 	ld.global.f32 	%f4, [%rd16];
 
-$L__BB8_3:
+$L__BB7_3:
 	add.s32 	%r24, %r1, %r5;
 	cvta.to.global.u64 	%rd17, %rd3;
 	mul.wide.s32 	%rd18, %r24, 4;
 	add.s64 	%rd19, %rd17, %rd18;
 	st.global.f32 	[%rd19], %f4;
 
-$L__BB8_4:
+$L__BB7_4:
 	ret;
 
 }
@@ -3154,7 +2892,7 @@ $L__BB8_4:
 	mov.u32 	%r28, %tid.x;
 	mad.lo.s32 	%r1, %r27, %r26, %r28;
 	setp.ge.s32 	%p1, %r1, %r25;
-	@%p1 bra 	$L__BB9_16;
+	@%p1 bra 	$L__BB8_16;
 
 	cvta.to.global.u64 	%rd25, %rd22;
 	cvta.to.global.u64 	%rd26, %rd21;
@@ -3183,18 +2921,18 @@ $L__BB8_4:
 	mad.lo.s32 	%r41, %r40, %r29, %r32;
 	selp.b32 	%r2, -1, %r41, %p4;
 	setp.gt.s32 	%p5, %r2, -1;
-	@%p5 bra 	$L__BB9_9;
-	bra.uni 	$L__BB9_2;
+	@%p5 bra 	$L__BB8_9;
+	bra.uni 	$L__BB8_2;
 
-$L__BB9_9:
+$L__BB8_9:
 	setp.lt.s32 	%p11, %r24, 1;
-	@%p11 bra 	$L__BB9_16;
+	@%p11 bra 	$L__BB8_16;
 
 	add.s32 	%r49, %r24, -1;
 	and.b32  	%r64, %r24, 3;
 	setp.lt.u32 	%p12, %r49, 3;
 	mov.u32 	%r63, 0;
-	@%p12 bra 	$L__BB9_13;
+	@%p12 bra 	$L__BB8_13;
 
 	sub.s32 	%r62, %r24, %r64;
 	mad.lo.s32 	%r51, %r24, %r1, %r23;
@@ -3205,7 +2943,7 @@ $L__BB9_9:
 	mov.u32 	%r63, 0;
 	mov.u64 	%rd43, %rd2;
 
-$L__BB9_12:
+$L__BB8_12:
 	ld.global.u8 	%rs3, [%rd42];
 	add.s64 	%rd37, %rd43, %rd10;
 	st.global.u8 	[%rd37], %rs3;
@@ -3220,11 +2958,11 @@ $L__BB9_12:
 	add.s64 	%rd42, %rd42, 4;
 	add.s32 	%r62, %r62, -4;
 	setp.ne.s32 	%p13, %r62, 0;
-	@%p13 bra 	$L__BB9_12;
+	@%p13 bra 	$L__BB8_12;
 
-$L__BB9_13:
+$L__BB8_13:
 	setp.eq.s32 	%p14, %r64, 0;
-	@%p14 bra 	$L__BB9_16;
+	@%p14 bra 	$L__BB8_16;
 
 	add.s32 	%r53, %r63, %r23;
 	mad.lo.s32 	%r54, %r24, %r1, %r53;
@@ -3235,7 +2973,7 @@ $L__BB9_13:
 	cvt.s64.s32 	%rd39, %r56;
 	add.s64 	%rd44, %rd1, %rd39;
 
-$L__BB9_15:
+$L__BB8_15:
 	.pragma "nounroll";
 	ld.global.u8 	%rs7, [%rd44];
 	st.global.u8 	[%rd45], %rs7;
@@ -3243,18 +2981,18 @@ $L__BB9_15:
 	add.s64 	%rd44, %rd44, 1;
 	add.s32 	%r64, %r64, -1;
 	setp.ne.s32 	%p15, %r64, 0;
-	@%p15 bra 	$L__BB9_15;
-	bra.uni 	$L__BB9_16;
+	@%p15 bra 	$L__BB8_15;
+	bra.uni 	$L__BB8_16;
 
-$L__BB9_2:
+$L__BB8_2:
 	setp.lt.s32 	%p6, %r24, 1;
-	@%p6 bra 	$L__BB9_16;
+	@%p6 bra 	$L__BB8_16;
 
 	add.s32 	%r43, %r24, -1;
 	and.b32  	%r60, %r24, 3;
 	setp.lt.u32 	%p7, %r43, 3;
 	mov.u32 	%r59, 0;
-	@%p7 bra 	$L__BB9_6;
+	@%p7 bra 	$L__BB8_6;
 
 	sub.s32 	%r58, %r24, %r60;
 	mad.lo.s32 	%r45, %r24, %r1, %r23;
@@ -3262,7 +3000,7 @@ $L__BB9_2:
 	add.s64 	%rd40, %rd2, %rd34;
 	mov.u32 	%r59, 0;
 
-$L__BB9_5:
+$L__BB8_5:
 	mov.u16 	%rs1, 0;
 	st.global.u8 	[%rd40], %rs1;
 	st.global.u8 	[%rd40+1], %rs1;
@@ -3272,28 +3010,28 @@ $L__BB9_5:
 	add.s64 	%rd40, %rd40, 4;
 	add.s32 	%r58, %r58, -4;
 	setp.ne.s32 	%p8, %r58, 0;
-	@%p8 bra 	$L__BB9_5;
+	@%p8 bra 	$L__BB8_5;
 
-$L__BB9_6:
+$L__BB8_6:
 	setp.eq.s32 	%p9, %r60, 0;
-	@%p9 bra 	$L__BB9_16;
+	@%p9 bra 	$L__BB8_16;
 
 	add.s32 	%r46, %r59, %r23;
 	mad.lo.s32 	%r47, %r24, %r1, %r46;
 	cvt.s64.s32 	%rd35, %r47;
 	add.s64 	%rd41, %rd2, %rd35;
 
-$L__BB9_8:
+$L__BB8_8:
 	.pragma "nounroll";
 	mov.u16 	%rs2, 0;
 	st.global.u8 	[%rd41], %rs2;
 	add.s64 	%rd41, %rd41, 1;
 	add.s32 	%r60, %r60, -1;
 	setp.eq.s32 	%p10, %r60, 0;
-	@%p10 bra 	$L__BB9_16;
-	bra.uni 	$L__BB9_8;
+	@%p10 bra 	$L__BB8_16;
+	bra.uni 	$L__BB8_8;
 
-$L__BB9_16:
+$L__BB8_16:
 	ret;
 
 }
@@ -3322,7 +3060,7 @@ $L__BB9_16:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB10_2;
+	@%p1 bra 	$L__BB9_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -3335,7 +3073,7 @@ $L__BB9_16:
 	add.s64 	%rd8, %rd7, %rd6;
 	st.global.u8 	[%rd8], %rs1;
 
-$L__BB10_2:
+$L__BB9_2:
 	ret;
 
 }
@@ -3374,13 +3112,13 @@ $L__BB10_2:
 	mov.u32 	%r37, %tid.x;
 	mad.lo.s32 	%r1, %r36, %r35, %r37;
 	setp.ge.s32 	%p7, %r1, %r34;
-	@%p7 bra 	$L__BB11_19;
+	@%p7 bra 	$L__BB10_19;
 
 	ld.global.u32 	%r2, [%rd31];
 	setp.lt.s32 	%p8, %r2, 1;
 	mov.u32 	%r101, 0;
 	mov.u32 	%r102, %r101;
-	@%p8 bra 	$L__BB11_8;
+	@%p8 bra 	$L__BB10_8;
 
 	not.b32 	%r42, %r2;
 	max.s32 	%r43, %r42, -2;
@@ -3391,7 +3129,7 @@ $L__BB10_2:
 	mov.u32 	%r101, 0;
 	mov.u32 	%r95, %r2;
 	mov.u32 	%r100, %r1;
-	@%p9 bra 	$L__BB11_5;
+	@%p9 bra 	$L__BB10_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd30, %rd31, %rd3;
@@ -3400,7 +3138,7 @@ $L__BB10_2:
 	mov.u32 	%r95, %r2;
 	mov.u32 	%r91, %r1;
 
-$L__BB11_4:
+$L__BB10_4:
 	.pragma "nounroll";
 	add.s32 	%r95, %r95, -1;
 	ld.global.u32 	%r47, [%rd30];
@@ -3417,12 +3155,12 @@ $L__BB11_4:
 	add.s32 	%r92, %r92, -1;
 	setp.ne.s32 	%p10, %r92, 0;
 	mov.u32 	%r91, %r100;
-	@%p10 bra 	$L__BB11_4;
+	@%p10 bra 	$L__BB10_4;
 
-$L__BB11_5:
+$L__BB10_5:
 	add.s32 	%r52, %r3, 1;
 	setp.lt.u32 	%p11, %r52, 3;
-	@%p11 bra 	$L__BB11_8;
+	@%p11 bra 	$L__BB10_8;
 
 	add.s32 	%r97, %r95, 4;
 	shl.b32 	%r53, %r2, 1;
@@ -3433,7 +3171,7 @@ $L__BB11_5:
 	mul.wide.s32 	%rd17, %r95, 4;
 	add.s64 	%rd8, %rd17, -4;
 
-$L__BB11_7:
+$L__BB10_7:
 	add.s64 	%rd18, %rd31, %rd8;
 	ld.global.u32 	%r56, [%rd18+4];
 	div.s32 	%r57, %r100, %r56;
@@ -3472,9 +3210,9 @@ $L__BB11_7:
 	add.s64 	%rd31, %rd31, -16;
 	add.s32 	%r97, %r97, -4;
 	setp.gt.s32 	%p12, %r97, 4;
-	@%p12 bra 	$L__BB11_7;
+	@%p12 bra 	$L__BB10_7;
 
-$L__BB11_8:
+$L__BB10_8:
 	add.s32 	%r85, %r102, %r30;
 	cvta.to.global.u64 	%rd21, %rd11;
 	mul.wide.s32 	%rd22, %r85, 4;
@@ -3486,41 +3224,41 @@ $L__BB11_8:
 	add.s64 	%rd26, %rd24, %rd25;
 	ld.global.f32 	%f2, [%rd26];
 	setp.gt.s32 	%p13, %r33, 1;
-	@%p13 bra 	$L__BB11_12;
+	@%p13 bra 	$L__BB10_12;
 
 	setp.eq.s32 	%p16, %r33, 0;
-	@%p16 bra 	$L__BB11_16;
+	@%p16 bra 	$L__BB10_16;
 
 	setp.eq.s32 	%p17, %r33, 1;
-	@%p17 bra 	$L__BB11_11;
-	bra.uni 	$L__BB11_17;
+	@%p17 bra 	$L__BB10_11;
+	bra.uni 	$L__BB10_17;
 
-$L__BB11_11:
+$L__BB10_11:
 	setp.lt.f32 	%p18, %f1, %f2;
-	bra.uni 	$L__BB11_18;
+	bra.uni 	$L__BB10_18;
 
-$L__BB11_12:
+$L__BB10_12:
 	setp.eq.s32 	%p14, %r33, 2;
-	@%p14 bra 	$L__BB11_15;
+	@%p14 bra 	$L__BB10_15;
 
 	setp.ne.s32 	%p15, %r33, 3;
-	@%p15 bra 	$L__BB11_17;
+	@%p15 bra 	$L__BB10_17;
 
 	setp.le.f32 	%p18, %f1, %f2;
-	bra.uni 	$L__BB11_18;
+	bra.uni 	$L__BB10_18;
 
-$L__BB11_17:
+$L__BB10_17:
 	setp.ge.f32 	%p18, %f1, %f2;
-	bra.uni 	$L__BB11_18;
+	bra.uni 	$L__BB10_18;
 
-$L__BB11_16:
+$L__BB10_16:
 	setp.eq.f32 	%p18, %f1, %f2;
-	bra.uni 	$L__BB11_18;
+	bra.uni 	$L__BB10_18;
 
-$L__BB11_15:
+$L__BB10_15:
 	setp.gt.f32 	%p18, %f1, %f2;
 
-$L__BB11_18:
+$L__BB10_18:
 	add.s32 	%r87, %r1, %r32;
 	cvt.s64.s32 	%rd27, %r87;
 	cvta.to.global.u64 	%rd28, %rd13;
@@ -3528,7 +3266,7 @@ $L__BB11_18:
 	selp.u16 	%rs1, 1, 0, %p18;
 	st.global.u8 	[%rd29], %rs1;
 
-$L__BB11_19:
+$L__BB10_19:
 	ret;
 
 }
@@ -3568,7 +3306,7 @@ $L__BB11_19:
 	mov.u32 	%r43, %tid.x;
 	mad.lo.s32 	%r1, %r42, %r41, %r43;
 	setp.ge.s32 	%p1, %r1, %r40;
-	@%p1 bra 	$L__BB12_9;
+	@%p1 bra 	$L__BB11_9;
 
 	cvta.to.global.u64 	%rd41, %rd16;
 	ld.global.u32 	%r2, [%rd41];
@@ -3576,7 +3314,7 @@ $L__BB11_19:
 	mov.u32 	%r123, 0;
 	mov.u32 	%r124, %r123;
 	mov.u32 	%r125, %r123;
-	@%p2 bra 	$L__BB12_8;
+	@%p2 bra 	$L__BB11_8;
 
 	not.b32 	%r50, %r2;
 	max.s32 	%r51, %r50, -2;
@@ -3587,7 +3325,7 @@ $L__BB11_19:
 	mov.u32 	%r123, 0;
 	mov.u32 	%r116, %r2;
 	mov.u32 	%r122, %r1;
-	@%p3 bra 	$L__BB12_5;
+	@%p3 bra 	$L__BB11_5;
 
 	cvta.to.global.u64 	%rd18, %rd16;
 	mul.wide.s32 	%rd2, %r2, 4;
@@ -3598,7 +3336,7 @@ $L__BB11_19:
 	mov.u32 	%r116, %r2;
 	mov.u32 	%r111, %r1;
 
-$L__BB12_4:
+$L__BB11_4:
 	.pragma "nounroll";
 	ld.global.u32 	%r56, [%rd40];
 	div.s32 	%r122, %r111, %r56;
@@ -3618,12 +3356,12 @@ $L__BB12_4:
 	add.s32 	%r112, %r112, -1;
 	setp.ne.s32 	%p4, %r112, 0;
 	mov.u32 	%r111, %r122;
-	@%p4 bra 	$L__BB12_4;
+	@%p4 bra 	$L__BB11_4;
 
-$L__BB12_5:
+$L__BB11_5:
 	add.s32 	%r62, %r3, 1;
 	setp.lt.u32 	%p5, %r62, 3;
-	@%p5 bra 	$L__BB12_8;
+	@%p5 bra 	$L__BB11_8;
 
 	add.s32 	%r118, %r116, 4;
 	shl.b32 	%r63, %r2, 1;
@@ -3636,7 +3374,7 @@ $L__BB12_5:
 	mul.wide.s32 	%rd22, %r116, 4;
 	add.s64 	%rd8, %rd22, -4;
 
-$L__BB12_7:
+$L__BB11_7:
 	add.s64 	%rd23, %rd41, %rd8;
 	ld.global.u32 	%r67, [%rd23+4];
 	div.s32 	%r68, %r122, %r67;
@@ -3684,9 +3422,9 @@ $L__BB12_7:
 	add.s64 	%rd41, %rd41, -16;
 	add.s32 	%r118, %r118, -4;
 	setp.gt.s32 	%p6, %r118, 4;
-	@%p6 bra 	$L__BB12_7;
+	@%p6 bra 	$L__BB11_7;
 
-$L__BB12_8:
+$L__BB11_8:
 	add.s32 	%r103, %r125, %r36;
 	cvt.s64.s32 	%rd27, %r103;
 	cvta.to.global.u64 	%rd28, %rd12;
@@ -3709,7 +3447,7 @@ $L__BB12_8:
 	add.s64 	%rd39, %rd37, %rd38;
 	st.global.f32 	[%rd39], %f1;
 
-$L__BB12_9:
+$L__BB11_9:
 	ret;
 
 }
@@ -3750,7 +3488,7 @@ $L__BB12_9:
 	mov.u32 	%r62, %tid.x;
 	mad.lo.s32 	%r1, %r61, %r60, %r62;
 	setp.ge.s32 	%p1, %r1, %r59;
-	@%p1 bra 	$L__BB13_23;
+	@%p1 bra 	$L__BB12_23;
 
 	cvta.to.global.u64 	%rd71, %rd42;
 	ld.global.u32 	%r2, [%rd71];
@@ -3758,7 +3496,7 @@ $L__BB12_9:
 	mov.u32 	%r157, 0;
 	mov.u32 	%r158, %r157;
 	mov.u32 	%r159, %r157;
-	@%p2 bra 	$L__BB13_8;
+	@%p2 bra 	$L__BB12_8;
 
 	not.b32 	%r69, %r2;
 	max.s32 	%r70, %r69, -2;
@@ -3769,7 +3507,7 @@ $L__BB12_9:
 	mov.u32 	%r157, 0;
 	mov.u32 	%r150, %r2;
 	mov.u32 	%r156, %r1;
-	@%p3 bra 	$L__BB13_5;
+	@%p3 bra 	$L__BB12_5;
 
 	cvta.to.global.u64 	%rd44, %rd42;
 	mul.wide.s32 	%rd2, %r2, 4;
@@ -3780,7 +3518,7 @@ $L__BB12_9:
 	mov.u32 	%r150, %r2;
 	mov.u32 	%r145, %r1;
 
-$L__BB13_4:
+$L__BB12_4:
 	.pragma "nounroll";
 	ld.global.u32 	%r75, [%rd70];
 	div.s32 	%r156, %r145, %r75;
@@ -3800,12 +3538,12 @@ $L__BB13_4:
 	add.s32 	%r146, %r146, -1;
 	setp.ne.s32 	%p4, %r146, 0;
 	mov.u32 	%r145, %r156;
-	@%p4 bra 	$L__BB13_4;
+	@%p4 bra 	$L__BB12_4;
 
-$L__BB13_5:
+$L__BB12_5:
 	add.s32 	%r81, %r3, 1;
 	setp.lt.u32 	%p5, %r81, 3;
-	@%p5 bra 	$L__BB13_8;
+	@%p5 bra 	$L__BB12_8;
 
 	add.s32 	%r152, %r150, 4;
 	shl.b32 	%r82, %r2, 1;
@@ -3818,7 +3556,7 @@ $L__BB13_5:
 	mul.wide.s32 	%rd48, %r150, 4;
 	add.s64 	%rd8, %rd48, -4;
 
-$L__BB13_7:
+$L__BB12_7:
 	add.s64 	%rd49, %rd71, %rd8;
 	ld.global.u32 	%r86, [%rd49+4];
 	div.s32 	%r87, %r156, %r86;
@@ -3866,25 +3604,25 @@ $L__BB13_7:
 	add.s64 	%rd71, %rd71, -16;
 	add.s32 	%r152, %r152, -4;
 	setp.gt.s32 	%p6, %r152, 4;
-	@%p6 bra 	$L__BB13_7;
+	@%p6 bra 	$L__BB12_7;
 
-$L__BB13_8:
+$L__BB12_8:
 	add.s32 	%r122, %r159, %r54;
 	cvt.s64.s32 	%rd53, %r122;
 	cvta.to.global.u64 	%rd54, %rd38;
 	add.s64 	%rd55, %rd54, %rd53;
 	ld.global.u8 	%rs1, [%rd55];
 	setp.eq.s16 	%p7, %rs1, 0;
-	@%p7 bra 	$L__BB13_16;
+	@%p7 bra 	$L__BB12_16;
 
 	setp.lt.s32 	%p8, %r58, 1;
-	@%p8 bra 	$L__BB13_23;
+	@%p8 bra 	$L__BB12_23;
 
 	add.s32 	%r124, %r58, -1;
 	and.b32  	%r163, %r58, 3;
 	setp.lt.u32 	%p9, %r124, 3;
 	mov.u32 	%r162, 0;
-	@%p9 bra 	$L__BB13_13;
+	@%p9 bra 	$L__BB12_13;
 
 	sub.s32 	%r161, %r58, %r163;
 	mad.lo.s32 	%r126, %r58, %r1, %r57;
@@ -3896,7 +3634,7 @@ $L__BB13_8:
 	cvta.to.global.u64 	%rd73, %rd41;
 	mov.u32 	%r162, 0;
 
-$L__BB13_12:
+$L__BB12_12:
 	ld.global.u8 	%rs2, [%rd72];
 	add.s64 	%rd58, %rd73, %rd13;
 	st.global.u8 	[%rd58], %rs2;
@@ -3911,11 +3649,11 @@ $L__BB13_12:
 	add.s64 	%rd72, %rd72, 4;
 	add.s32 	%r161, %r161, -4;
 	setp.ne.s32 	%p10, %r161, 0;
-	@%p10 bra 	$L__BB13_12;
+	@%p10 bra 	$L__BB12_12;
 
-$L__BB13_13:
+$L__BB12_13:
 	setp.eq.s32 	%p11, %r163, 0;
-	@%p11 bra 	$L__BB13_23;
+	@%p11 bra 	$L__BB12_23;
 
 	add.s32 	%r128, %r162, %r57;
 	mad.lo.s32 	%r129, %r58, %r1, %r128;
@@ -3928,7 +3666,7 @@ $L__BB13_13:
 	cvta.to.global.u64 	%rd62, %rd39;
 	add.s64 	%rd74, %rd62, %rd61;
 
-$L__BB13_15:
+$L__BB12_15:
 	.pragma "nounroll";
 	ld.global.u8 	%rs6, [%rd74];
 	st.global.u8 	[%rd75], %rs6;
@@ -3936,18 +3674,18 @@ $L__BB13_15:
 	add.s64 	%rd74, %rd74, 1;
 	add.s32 	%r163, %r163, -1;
 	setp.eq.s32 	%p12, %r163, 0;
-	@%p12 bra 	$L__BB13_23;
-	bra.uni 	$L__BB13_15;
+	@%p12 bra 	$L__BB12_23;
+	bra.uni 	$L__BB12_15;
 
-$L__BB13_16:
+$L__BB12_16:
 	setp.lt.s32 	%p13, %r58, 1;
-	@%p13 bra 	$L__BB13_23;
+	@%p13 bra 	$L__BB12_23;
 
 	add.s32 	%r133, %r58, -1;
 	and.b32  	%r167, %r58, 3;
 	setp.lt.u32 	%p14, %r133, 3;
 	mov.u32 	%r166, 0;
-	@%p14 bra 	$L__BB13_20;
+	@%p14 bra 	$L__BB12_20;
 
 	sub.s32 	%r165, %r58, %r167;
 	mad.lo.s32 	%r135, %r58, %r1, %r57;
@@ -3959,7 +3697,7 @@ $L__BB13_16:
 	cvta.to.global.u64 	%rd77, %rd41;
 	mov.u32 	%r166, 0;
 
-$L__BB13_19:
+$L__BB12_19:
 	ld.global.u8 	%rs7, [%rd76];
 	add.s64 	%rd65, %rd77, %rd26;
 	st.global.u8 	[%rd65], %rs7;
@@ -3974,11 +3712,11 @@ $L__BB13_19:
 	add.s64 	%rd76, %rd76, 4;
 	add.s32 	%r165, %r165, -4;
 	setp.ne.s32 	%p15, %r165, 0;
-	@%p15 bra 	$L__BB13_19;
+	@%p15 bra 	$L__BB12_19;
 
-$L__BB13_20:
+$L__BB12_20:
 	setp.eq.s32 	%p16, %r167, 0;
-	@%p16 bra 	$L__BB13_23;
+	@%p16 bra 	$L__BB12_23;
 
 	add.s32 	%r137, %r166, %r57;
 	mad.lo.s32 	%r138, %r58, %r1, %r137;
@@ -3991,7 +3729,7 @@ $L__BB13_20:
 	cvta.to.global.u64 	%rd69, %rd40;
 	add.s64 	%rd78, %rd69, %rd68;
 
-$L__BB13_22:
+$L__BB12_22:
 	.pragma "nounroll";
 	ld.global.u8 	%rs11, [%rd78];
 	st.global.u8 	[%rd79], %rs11;
@@ -3999,9 +3737,9 @@ $L__BB13_22:
 	add.s64 	%rd78, %rd78, 1;
 	add.s32 	%r167, %r167, -1;
 	setp.ne.s32 	%p17, %r167, 0;
-	@%p17 bra 	$L__BB13_22;
+	@%p17 bra 	$L__BB12_22;
 
-$L__BB13_23:
+$L__BB12_23:
 	ret;
 
 }
@@ -4041,13 +3779,13 @@ $L__BB13_23:
 	mov.u32 	%r39, %tid.x;
 	mad.lo.s32 	%r1, %r38, %r37, %r39;
 	setp.ge.s32 	%p1, %r1, %r36;
-	@%p1 bra 	$L__BB14_93;
+	@%p1 bra 	$L__BB13_93;
 
 	ld.global.u32 	%r2, [%rd108];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r127, 0;
 	mov.u32 	%r128, %r127;
-	@%p2 bra 	$L__BB14_8;
+	@%p2 bra 	$L__BB13_8;
 
 	not.b32 	%r44, %r2;
 	max.s32 	%r45, %r44, -2;
@@ -4058,7 +3796,7 @@ $L__BB13_23:
 	mov.u32 	%r127, 0;
 	mov.u32 	%r121, %r2;
 	mov.u32 	%r126, %r1;
-	@%p3 bra 	$L__BB14_5;
+	@%p3 bra 	$L__BB13_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd107, %rd108, %rd3;
@@ -4067,7 +3805,7 @@ $L__BB13_23:
 	mov.u32 	%r121, %r2;
 	mov.u32 	%r117, %r1;
 
-$L__BB14_4:
+$L__BB13_4:
 	.pragma "nounroll";
 	add.s32 	%r121, %r121, -1;
 	ld.global.u32 	%r49, [%rd107];
@@ -4084,12 +3822,12 @@ $L__BB14_4:
 	add.s32 	%r118, %r118, -1;
 	setp.ne.s32 	%p4, %r118, 0;
 	mov.u32 	%r117, %r126;
-	@%p4 bra 	$L__BB14_4;
+	@%p4 bra 	$L__BB13_4;
 
-$L__BB14_5:
+$L__BB13_5:
 	add.s32 	%r54, %r3, 1;
 	setp.lt.u32 	%p5, %r54, 3;
-	@%p5 bra 	$L__BB14_8;
+	@%p5 bra 	$L__BB13_8;
 
 	add.s32 	%r123, %r121, 4;
 	shl.b32 	%r55, %r2, 1;
@@ -4100,7 +3838,7 @@ $L__BB14_5:
 	mul.wide.s32 	%rd57, %r121, 4;
 	add.s64 	%rd8, %rd57, -4;
 
-$L__BB14_7:
+$L__BB13_7:
 	add.s64 	%rd58, %rd108, %rd8;
 	ld.global.u32 	%r58, [%rd58+4];
 	div.s32 	%r59, %r126, %r58;
@@ -4139,9 +3877,9 @@ $L__BB14_7:
 	add.s64 	%rd108, %rd108, -16;
 	add.s32 	%r123, %r123, -4;
 	setp.gt.s32 	%p6, %r123, 4;
-	@%p6 bra 	$L__BB14_7;
+	@%p6 bra 	$L__BB13_7;
 
-$L__BB14_8:
+$L__BB13_8:
 	and.b32  	%r30, %r35, 3;
 	shl.b32 	%r87, %r128, %r30;
 	add.s32 	%r88, %r87, %r31;
@@ -4149,36 +3887,36 @@ $L__BB14_8:
 	cvta.to.global.u64 	%rd62, %rd51;
 	add.s64 	%rd11, %rd62, %rd61;
 	setp.gt.s32 	%p7, %r35, 3;
-	@%p7 bra 	$L__BB14_13;
+	@%p7 bra 	$L__BB13_13;
 
 	setp.eq.s32 	%p11, %r35, 0;
-	@%p11 bra 	$L__BB14_20;
+	@%p11 bra 	$L__BB13_20;
 
 	setp.eq.s32 	%p12, %r35, 1;
-	@%p12 bra 	$L__BB14_19;
+	@%p12 bra 	$L__BB13_19;
 
 	setp.eq.s32 	%p13, %r35, 2;
-	@%p13 bra 	$L__BB14_12;
-	bra.uni 	$L__BB14_21;
+	@%p13 bra 	$L__BB13_12;
+	bra.uni 	$L__BB13_21;
 
-$L__BB14_12:
+$L__BB13_12:
 	ld.global.s32 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB13_22;
 
-$L__BB14_13:
+$L__BB13_13:
 	setp.eq.s32 	%p8, %r35, 4;
-	@%p8 bra 	$L__BB14_18;
+	@%p8 bra 	$L__BB13_18;
 
 	setp.eq.s32 	%p9, %r35, 5;
-	@%p9 bra 	$L__BB14_17;
+	@%p9 bra 	$L__BB13_17;
 
 	setp.ne.s32 	%p10, %r35, 6;
-	@%p10 bra 	$L__BB14_21;
+	@%p10 bra 	$L__BB13_21;
 
 	ld.global.u32 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB13_22;
 
-$L__BB14_20:
+$L__BB13_20:
 	ld.global.u8 	%rs1, [%rd11];
 	cvt.u64.u16 	%rd63, %rs1;
 	and.b64  	%rd64, %rd63, 255;
@@ -4187,59 +3925,59 @@ $L__BB14_20:
 	mul.wide.u32 	%rd65, %r90, 2;
 	and.b64  	%rd66, %rd65, 256;
 	sub.s64 	%rd19, %rd64, %rd66;
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB13_22;
 
-$L__BB14_19:
+$L__BB13_19:
 	ld.global.s16 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB13_22;
 
-$L__BB14_18:
+$L__BB13_18:
 	ld.global.u8 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB13_22;
 
-$L__BB14_17:
+$L__BB13_17:
 	ld.global.u16 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB13_22;
 
-$L__BB14_21:
+$L__BB13_21:
 	ld.global.u64 	%rd19, [%rd11];
 
-$L__BB14_22:
+$L__BB13_22:
 	shl.b32 	%r91, %r127, %r30;
 	add.s32 	%r92, %r91, %r32;
 	cvt.s64.s32 	%rd67, %r92;
 	cvta.to.global.u64 	%rd68, %rd52;
 	add.s64 	%rd20, %rd68, %rd67;
-	@%p7 bra 	$L__BB14_27;
+	@%p7 bra 	$L__BB13_27;
 
 	setp.eq.s32 	%p18, %r35, 0;
-	@%p18 bra 	$L__BB14_34;
+	@%p18 bra 	$L__BB13_34;
 
 	setp.eq.s32 	%p19, %r35, 1;
-	@%p19 bra 	$L__BB14_33;
+	@%p19 bra 	$L__BB13_33;
 
 	setp.eq.s32 	%p20, %r35, 2;
-	@%p20 bra 	$L__BB14_26;
-	bra.uni 	$L__BB14_35;
+	@%p20 bra 	$L__BB13_26;
+	bra.uni 	$L__BB13_35;
 
-$L__BB14_26:
+$L__BB13_26:
 	ld.global.s32 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB13_36;
 
-$L__BB14_27:
+$L__BB13_27:
 	setp.eq.s32 	%p15, %r35, 4;
-	@%p15 bra 	$L__BB14_32;
+	@%p15 bra 	$L__BB13_32;
 
 	setp.eq.s32 	%p16, %r35, 5;
-	@%p16 bra 	$L__BB14_31;
+	@%p16 bra 	$L__BB13_31;
 
 	setp.ne.s32 	%p17, %r35, 6;
-	@%p17 bra 	$L__BB14_35;
+	@%p17 bra 	$L__BB13_35;
 
 	ld.global.u32 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB13_36;
 
-$L__BB14_34:
+$L__BB13_34:
 	ld.global.u8 	%rs2, [%rd20];
 	cvt.u64.u16 	%rd69, %rs2;
 	and.b64  	%rd70, %rd69, 255;
@@ -4248,194 +3986,194 @@ $L__BB14_34:
 	mul.wide.u32 	%rd71, %r94, 2;
 	and.b64  	%rd72, %rd71, 256;
 	sub.s64 	%rd28, %rd70, %rd72;
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB13_36;
 
-$L__BB14_33:
+$L__BB13_33:
 	ld.global.s16 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB13_36;
 
-$L__BB14_32:
+$L__BB13_32:
 	ld.global.u8 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB13_36;
 
-$L__BB14_31:
+$L__BB13_31:
 	ld.global.u16 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB13_36;
 
-$L__BB14_35:
+$L__BB13_35:
 	ld.global.u64 	%rd28, [%rd20];
 
-$L__BB14_36:
+$L__BB13_36:
 	setp.gt.s32 	%p21, %r34, 2;
 	setp.eq.s32 	%p22, %r35, 7;
 	and.pred  	%p23, %p21, %p22;
-	@%p23 bra 	$L__BB14_66;
-	bra.uni 	$L__BB14_37;
+	@%p23 bra 	$L__BB13_66;
+	bra.uni 	$L__BB13_37;
 
-$L__BB14_66:
+$L__BB13_66:
 	setp.eq.s32 	%p43, %r34, 3;
-	@%p43 bra 	$L__BB14_71;
+	@%p43 bra 	$L__BB13_71;
 
 	setp.eq.s32 	%p44, %r34, 4;
-	@%p44 bra 	$L__BB14_70;
+	@%p44 bra 	$L__BB13_70;
 
 	setp.ne.s32 	%p45, %r34, 5;
-	@%p45 bra 	$L__BB14_75;
+	@%p45 bra 	$L__BB13_75;
 
 	min.u64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_37:
-	@%p21 bra 	$L__BB14_42;
-	bra.uni 	$L__BB14_38;
+$L__BB13_37:
+	@%p21 bra 	$L__BB13_42;
+	bra.uni 	$L__BB13_38;
 
-$L__BB14_42:
+$L__BB13_42:
 	setp.gt.s32 	%p25, %r34, 4;
-	@%p25 bra 	$L__BB14_46;
+	@%p25 bra 	$L__BB13_46;
 
 	setp.eq.s32 	%p28, %r34, 3;
-	@%p28 bra 	$L__BB14_54;
+	@%p28 bra 	$L__BB13_54;
 
 	setp.eq.s32 	%p29, %r34, 4;
-	@%p29 bra 	$L__BB14_45;
-	bra.uni 	$L__BB14_62;
+	@%p29 bra 	$L__BB13_45;
+	bra.uni 	$L__BB13_62;
 
-$L__BB14_45:
+$L__BB13_45:
 	max.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_38:
+$L__BB13_38:
 	setp.eq.s32 	%p30, %r34, 0;
-	@%p30 bra 	$L__BB14_61;
+	@%p30 bra 	$L__BB13_61;
 
 	setp.eq.s32 	%p31, %r34, 1;
-	@%p31 bra 	$L__BB14_60;
+	@%p31 bra 	$L__BB13_60;
 
 	setp.eq.s32 	%p32, %r34, 2;
-	@%p32 bra 	$L__BB14_41;
-	bra.uni 	$L__BB14_62;
+	@%p32 bra 	$L__BB13_41;
+	bra.uni 	$L__BB13_62;
 
-$L__BB14_41:
+$L__BB13_41:
 	mul.lo.s64 	%rd112, %rd28, %rd19;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_46:
+$L__BB13_46:
 	setp.eq.s32 	%p26, %r34, 5;
-	@%p26 bra 	$L__BB14_53;
+	@%p26 bra 	$L__BB13_53;
 
 	setp.ne.s32 	%p27, %r34, 6;
-	@%p27 bra 	$L__BB14_62;
+	@%p27 bra 	$L__BB13_62;
 
 	add.s64 	%rd74, %rd28, 1;
 	setp.lt.u64 	%p33, %rd74, 2;
 	mov.u64 	%rd111, 0;
-	@%p33 bra 	$L__BB14_52;
+	@%p33 bra 	$L__BB13_52;
 
 	or.b64  	%rd75, %rd19, %rd28;
 	and.b64  	%rd76, %rd75, -4294967296;
 	setp.eq.s64 	%p34, %rd76, 0;
-	@%p34 bra 	$L__BB14_51;
+	@%p34 bra 	$L__BB13_51;
 
 	rem.s64 	%rd111, %rd19, %rd28;
-	bra.uni 	$L__BB14_52;
+	bra.uni 	$L__BB13_52;
 
-$L__BB14_71:
+$L__BB13_71:
 	setp.eq.s64 	%p46, %rd28, 0;
 	mov.u64 	%rd112, 0;
-	@%p46 bra 	$L__BB14_79;
+	@%p46 bra 	$L__BB13_79;
 
 	or.b64  	%rd88, %rd19, %rd28;
 	and.b64  	%rd89, %rd88, -4294967296;
 	setp.eq.s64 	%p47, %rd89, 0;
-	@%p47 bra 	$L__BB14_74;
+	@%p47 bra 	$L__BB13_74;
 
 	div.u64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_70:
+$L__BB13_70:
 	max.u64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_75:
+$L__BB13_75:
 	setp.eq.s64 	%p48, %rd28, 0;
 	mov.u64 	%rd112, 0;
-	@%p48 bra 	$L__BB14_79;
+	@%p48 bra 	$L__BB13_79;
 
 	or.b64  	%rd91, %rd19, %rd28;
 	and.b64  	%rd92, %rd91, -4294967296;
 	setp.eq.s64 	%p49, %rd92, 0;
-	@%p49 bra 	$L__BB14_78;
+	@%p49 bra 	$L__BB13_78;
 
 	rem.u64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_54:
+$L__BB13_54:
 	setp.eq.s64 	%p38, %rd28, 0;
 	mov.u64 	%rd112, 0;
-	@%p38 bra 	$L__BB14_79;
+	@%p38 bra 	$L__BB13_79;
 
 	setp.eq.s64 	%p39, %rd28, -1;
-	@%p39 bra 	$L__BB14_59;
+	@%p39 bra 	$L__BB13_59;
 
 	or.b64  	%rd81, %rd19, %rd28;
 	and.b64  	%rd82, %rd81, -4294967296;
 	setp.eq.s64 	%p40, %rd82, 0;
-	@%p40 bra 	$L__BB14_58;
+	@%p40 bra 	$L__BB13_58;
 
 	div.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_61:
+$L__BB13_61:
 	add.s64 	%rd112, %rd28, %rd19;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_60:
+$L__BB13_60:
 	sub.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_53:
+$L__BB13_53:
 	min.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_62:
+$L__BB13_62:
 	add.s64 	%rd84, %rd28, 1;
 	setp.lt.u64 	%p41, %rd84, 2;
 	mov.u64 	%rd112, 0;
-	@%p41 bra 	$L__BB14_79;
+	@%p41 bra 	$L__BB13_79;
 
 	or.b64  	%rd85, %rd19, %rd28;
 	and.b64  	%rd86, %rd85, -4294967296;
 	setp.eq.s64 	%p42, %rd86, 0;
-	@%p42 bra 	$L__BB14_65;
+	@%p42 bra 	$L__BB13_65;
 
 	rem.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_74:
+$L__BB13_74:
 	cvt.u32.u64 	%r106, %rd28;
 	cvt.u32.u64 	%r107, %rd19;
 	div.u32 	%r108, %r107, %r106;
 	cvt.u64.u32 	%rd112, %r108;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_78:
+$L__BB13_78:
 	cvt.u32.u64 	%r109, %rd28;
 	cvt.u32.u64 	%r110, %rd19;
 	rem.u32 	%r111, %r110, %r109;
 	cvt.u64.u32 	%rd112, %r111;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_59:
+$L__BB13_59:
 	neg.s64 	%rd112, %rd19;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_51:
+$L__BB13_51:
 	cvt.u32.u64 	%r95, %rd28;
 	cvt.u32.u64 	%r96, %rd19;
 	rem.u32 	%r97, %r96, %r95;
 	cvt.u64.u32 	%rd111, %r97;
 
-$L__BB14_52:
+$L__BB13_52:
 	shr.u64 	%rd77, %rd111, 63;
 	cvt.u32.u64 	%r98, %rd77;
 	shr.u64 	%rd78, %rd28, 63;
@@ -4446,88 +4184,88 @@ $L__BB14_52:
 	selp.b64 	%rd79, %rd28, 0, %p37;
 	add.s64 	%rd112, %rd79, %rd111;
 
-$L__BB14_79:
+$L__BB13_79:
 	shl.b32 	%r112, %r1, %r30;
 	add.s32 	%r113, %r112, %r33;
 	cvt.s64.s32 	%rd93, %r113;
 	cvta.to.global.u64 	%rd94, %rd53;
 	add.s64 	%rd50, %rd94, %rd93;
-	@%p7 bra 	$L__BB14_84;
+	@%p7 bra 	$L__BB13_84;
 
 	setp.eq.s32 	%p54, %r35, 0;
-	@%p54 bra 	$L__BB14_91;
+	@%p54 bra 	$L__BB13_91;
 
 	setp.eq.s32 	%p55, %r35, 1;
-	@%p55 bra 	$L__BB14_90;
+	@%p55 bra 	$L__BB13_90;
 
 	setp.eq.s32 	%p56, %r35, 2;
-	@%p56 bra 	$L__BB14_83;
-	bra.uni 	$L__BB14_92;
+	@%p56 bra 	$L__BB13_83;
+	bra.uni 	$L__BB13_92;
 
-$L__BB14_83:
+$L__BB13_83:
 	min.s64 	%rd101, %rd112, 2147483647;
 	max.s64 	%rd102, %rd101, -2147483648;
 	st.global.u32 	[%rd50], %rd102;
-	bra.uni 	$L__BB14_93;
+	bra.uni 	$L__BB13_93;
 
-$L__BB14_84:
+$L__BB13_84:
 	setp.eq.s32 	%p51, %r35, 4;
-	@%p51 bra 	$L__BB14_89;
+	@%p51 bra 	$L__BB13_89;
 
 	setp.eq.s32 	%p52, %r35, 5;
-	@%p52 bra 	$L__BB14_88;
+	@%p52 bra 	$L__BB13_88;
 
 	setp.ne.s32 	%p53, %r35, 6;
-	@%p53 bra 	$L__BB14_92;
+	@%p53 bra 	$L__BB13_92;
 
 	min.s64 	%rd95, %rd112, 4294967295;
 	max.s64 	%rd96, %rd95, 0;
 	st.global.u32 	[%rd50], %rd96;
-	bra.uni 	$L__BB14_93;
+	bra.uni 	$L__BB13_93;
 
-$L__BB14_91:
+$L__BB13_91:
 	min.s64 	%rd105, %rd112, 127;
 	max.s64 	%rd106, %rd105, -128;
 	st.global.u8 	[%rd50], %rd106;
-	bra.uni 	$L__BB14_93;
+	bra.uni 	$L__BB13_93;
 
-$L__BB14_90:
+$L__BB13_90:
 	min.s64 	%rd103, %rd112, 32767;
 	max.s64 	%rd104, %rd103, -32768;
 	st.global.u16 	[%rd50], %rd104;
-	bra.uni 	$L__BB14_93;
+	bra.uni 	$L__BB13_93;
 
-$L__BB14_89:
+$L__BB13_89:
 	min.s64 	%rd99, %rd112, 255;
 	max.s64 	%rd100, %rd99, 0;
 	st.global.u8 	[%rd50], %rd100;
-	bra.uni 	$L__BB14_93;
+	bra.uni 	$L__BB13_93;
 
-$L__BB14_88:
+$L__BB13_88:
 	min.s64 	%rd97, %rd112, 65535;
 	max.s64 	%rd98, %rd97, 0;
 	st.global.u16 	[%rd50], %rd98;
-	bra.uni 	$L__BB14_93;
+	bra.uni 	$L__BB13_93;
 
-$L__BB14_92:
+$L__BB13_92:
 	st.global.u64 	[%rd50], %rd112;
 
-$L__BB14_93:
+$L__BB13_93:
 	ret;
 
-$L__BB14_65:
+$L__BB13_65:
 	cvt.u32.u64 	%r103, %rd28;
 	cvt.u32.u64 	%r104, %rd19;
 	rem.u32 	%r105, %r104, %r103;
 	cvt.u64.u32 	%rd112, %r105;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
-$L__BB14_58:
+$L__BB13_58:
 	cvt.u32.u64 	%r100, %rd28;
 	cvt.u32.u64 	%r101, %rd19;
 	div.u32 	%r102, %r101, %r100;
 	cvt.u64.u32 	%rd112, %r102;
-	bra.uni 	$L__BB14_79;
+	bra.uni 	$L__BB13_79;
 
 }
 	// .globl	compare_int
@@ -4566,13 +4304,13 @@ $L__BB14_58:
 	mov.u32 	%r39, %tid.x;
 	mad.lo.s32 	%r1, %r38, %r37, %r39;
 	setp.ge.s32 	%p12, %r1, %r36;
-	@%p12 bra 	$L__BB15_56;
+	@%p12 bra 	$L__BB14_56;
 
 	ld.global.u32 	%r2, [%rd55];
 	setp.lt.s32 	%p13, %r2, 1;
 	mov.u32 	%r109, 0;
 	mov.u32 	%r110, %r109;
-	@%p13 bra 	$L__BB15_8;
+	@%p13 bra 	$L__BB14_8;
 
 	not.b32 	%r44, %r2;
 	max.s32 	%r45, %r44, -2;
@@ -4583,7 +4321,7 @@ $L__BB14_58:
 	mov.u32 	%r109, 0;
 	mov.u32 	%r103, %r2;
 	mov.u32 	%r108, %r1;
-	@%p14 bra 	$L__BB15_5;
+	@%p14 bra 	$L__BB14_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd54, %rd55, %rd3;
@@ -4592,7 +4330,7 @@ $L__BB14_58:
 	mov.u32 	%r103, %r2;
 	mov.u32 	%r99, %r1;
 
-$L__BB15_4:
+$L__BB14_4:
 	.pragma "nounroll";
 	add.s32 	%r103, %r103, -1;
 	ld.global.u32 	%r49, [%rd54];
@@ -4609,12 +4347,12 @@ $L__BB15_4:
 	add.s32 	%r100, %r100, -1;
 	setp.ne.s32 	%p15, %r100, 0;
 	mov.u32 	%r99, %r108;
-	@%p15 bra 	$L__BB15_4;
+	@%p15 bra 	$L__BB14_4;
 
-$L__BB15_5:
+$L__BB14_5:
 	add.s32 	%r54, %r3, 1;
 	setp.lt.u32 	%p16, %r54, 3;
-	@%p16 bra 	$L__BB15_8;
+	@%p16 bra 	$L__BB14_8;
 
 	add.s32 	%r105, %r103, 4;
 	shl.b32 	%r55, %r2, 1;
@@ -4625,7 +4363,7 @@ $L__BB15_5:
 	mul.wide.s32 	%rd35, %r103, 4;
 	add.s64 	%rd8, %rd35, -4;
 
-$L__BB15_7:
+$L__BB14_7:
 	add.s64 	%rd36, %rd55, %rd8;
 	ld.global.u32 	%r58, [%rd36+4];
 	div.s32 	%r59, %r108, %r58;
@@ -4664,9 +4402,9 @@ $L__BB15_7:
 	add.s64 	%rd55, %rd55, -16;
 	add.s32 	%r105, %r105, -4;
 	setp.gt.s32 	%p17, %r105, 4;
-	@%p17 bra 	$L__BB15_7;
+	@%p17 bra 	$L__BB14_7;
 
-$L__BB15_8:
+$L__BB14_8:
 	and.b32  	%r30, %r35, 3;
 	shl.b32 	%r87, %r110, %r30;
 	add.s32 	%r88, %r87, %r31;
@@ -4674,36 +4412,36 @@ $L__BB15_8:
 	cvta.to.global.u64 	%rd40, %rd29;
 	add.s64 	%rd11, %rd40, %rd39;
 	setp.gt.s32 	%p18, %r35, 3;
-	@%p18 bra 	$L__BB15_13;
+	@%p18 bra 	$L__BB14_13;
 
 	setp.eq.s32 	%p22, %r35, 0;
-	@%p22 bra 	$L__BB15_20;
+	@%p22 bra 	$L__BB14_20;
 
 	setp.eq.s32 	%p23, %r35, 1;
-	@%p23 bra 	$L__BB15_19;
+	@%p23 bra 	$L__BB14_19;
 
 	setp.eq.s32 	%p24, %r35, 2;
-	@%p24 bra 	$L__BB15_12;
-	bra.uni 	$L__BB15_21;
+	@%p24 bra 	$L__BB14_12;
+	bra.uni 	$L__BB14_21;
 
-$L__BB15_12:
+$L__BB14_12:
 	ld.global.s32 	%rd19, [%rd11];
-	bra.uni 	$L__BB15_22;
+	bra.uni 	$L__BB14_22;
 
-$L__BB15_13:
+$L__BB14_13:
 	setp.eq.s32 	%p19, %r35, 4;
-	@%p19 bra 	$L__BB15_18;
+	@%p19 bra 	$L__BB14_18;
 
 	setp.eq.s32 	%p20, %r35, 5;
-	@%p20 bra 	$L__BB15_17;
+	@%p20 bra 	$L__BB14_17;
 
 	setp.ne.s32 	%p21, %r35, 6;
-	@%p21 bra 	$L__BB15_21;
+	@%p21 bra 	$L__BB14_21;
 
 	ld.global.u32 	%rd19, [%rd11];
-	bra.uni 	$L__BB15_22;
+	bra.uni 	$L__BB14_22;
 
-$L__BB15_20:
+$L__BB14_20:
 	ld.global.u8 	%rs1, [%rd11];
 	cvt.u64.u16 	%rd41, %rs1;
 	and.b64  	%rd42, %rd41, 255;
@@ -4712,59 +4450,59 @@ $L__BB15_20:
 	mul.wide.u32 	%rd43, %r90, 2;
 	and.b64  	%rd44, %rd43, 256;
 	sub.s64 	%rd19, %rd42, %rd44;
-	bra.uni 	$L__BB15_22;
+	bra.uni 	$L__BB14_22;
 
-$L__BB15_19:
+$L__BB14_19:
 	ld.global.s16 	%rd19, [%rd11];
-	bra.uni 	$L__BB15_22;
+	bra.uni 	$L__BB14_22;
 
-$L__BB15_18:
+$L__BB14_18:
 	ld.global.u8 	%rd19, [%rd11];
-	bra.uni 	$L__BB15_22;
+	bra.uni 	$L__BB14_22;
 
-$L__BB15_17:
+$L__BB14_17:
 	ld.global.u16 	%rd19, [%rd11];
-	bra.uni 	$L__BB15_22;
+	bra.uni 	$L__BB14_22;
 
-$L__BB15_21:
+$L__BB14_21:
 	ld.global.u64 	%rd19, [%rd11];
 
-$L__BB15_22:
+$L__BB14_22:
 	shl.b32 	%r91, %r109, %r30;
 	add.s32 	%r92, %r91, %r32;
 	cvt.s64.s32 	%rd45, %r92;
 	cvta.to.global.u64 	%rd46, %rd30;
 	add.s64 	%rd20, %rd46, %rd45;
-	@%p18 bra 	$L__BB15_27;
+	@%p18 bra 	$L__BB14_27;
 
 	setp.eq.s32 	%p29, %r35, 0;
-	@%p29 bra 	$L__BB15_34;
+	@%p29 bra 	$L__BB14_34;
 
 	setp.eq.s32 	%p30, %r35, 1;
-	@%p30 bra 	$L__BB15_33;
+	@%p30 bra 	$L__BB14_33;
 
 	setp.eq.s32 	%p31, %r35, 2;
-	@%p31 bra 	$L__BB15_26;
-	bra.uni 	$L__BB15_35;
+	@%p31 bra 	$L__BB14_26;
+	bra.uni 	$L__BB14_35;
 
-$L__BB15_26:
+$L__BB14_26:
 	ld.global.s32 	%rd28, [%rd20];
-	bra.uni 	$L__BB15_36;
+	bra.uni 	$L__BB14_36;
 
-$L__BB15_27:
+$L__BB14_27:
 	setp.eq.s32 	%p26, %r35, 4;
-	@%p26 bra 	$L__BB15_32;
+	@%p26 bra 	$L__BB14_32;
 
 	setp.eq.s32 	%p27, %r35, 5;
-	@%p27 bra 	$L__BB15_31;
+	@%p27 bra 	$L__BB14_31;
 
 	setp.ne.s32 	%p28, %r35, 6;
-	@%p28 bra 	$L__BB15_35;
+	@%p28 bra 	$L__BB14_35;
 
 	ld.global.u32 	%rd28, [%rd20];
-	bra.uni 	$L__BB15_36;
+	bra.uni 	$L__BB14_36;
 
-$L__BB15_34:
+$L__BB14_34:
 	ld.global.u8 	%rs2, [%rd20];
 	cvt.u64.u16 	%rd47, %rs2;
 	and.b64  	%rd48, %rd47, 255;
@@ -4773,92 +4511,92 @@ $L__BB15_34:
 	mul.wide.u32 	%rd49, %r94, 2;
 	and.b64  	%rd50, %rd49, 256;
 	sub.s64 	%rd28, %rd48, %rd50;
-	bra.uni 	$L__BB15_36;
+	bra.uni 	$L__BB14_36;
 
-$L__BB15_33:
+$L__BB14_33:
 	ld.global.s16 	%rd28, [%rd20];
-	bra.uni 	$L__BB15_36;
+	bra.uni 	$L__BB14_36;
 
-$L__BB15_32:
+$L__BB14_32:
 	ld.global.u8 	%rd28, [%rd20];
-	bra.uni 	$L__BB15_36;
+	bra.uni 	$L__BB14_36;
 
-$L__BB15_31:
+$L__BB14_31:
 	ld.global.u16 	%rd28, [%rd20];
-	bra.uni 	$L__BB15_36;
+	bra.uni 	$L__BB14_36;
 
-$L__BB15_35:
+$L__BB14_35:
 	ld.global.u64 	%rd28, [%rd20];
 
-$L__BB15_36:
+$L__BB14_36:
 	setp.eq.s32 	%p32, %r35, 7;
-	@%p32 bra 	$L__BB15_46;
-	bra.uni 	$L__BB15_37;
+	@%p32 bra 	$L__BB14_46;
+	bra.uni 	$L__BB14_37;
 
-$L__BB15_46:
+$L__BB14_46:
 	setp.eq.s32 	%p37, %r34, 0;
-	@%p37 bra 	$L__BB15_54;
+	@%p37 bra 	$L__BB14_54;
 
 	setp.eq.s32 	%p38, %r34, 1;
-	@%p38 bra 	$L__BB15_52;
+	@%p38 bra 	$L__BB14_52;
 
 	setp.eq.s32 	%p39, %r34, 2;
-	@%p39 bra 	$L__BB15_51;
+	@%p39 bra 	$L__BB14_51;
 
 	setp.ne.s32 	%p40, %r34, 3;
-	@%p40 bra 	$L__BB15_53;
+	@%p40 bra 	$L__BB14_53;
 
 	setp.le.u64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB15_55;
+	bra.uni 	$L__BB14_55;
 
-$L__BB15_37:
+$L__BB14_37:
 	setp.eq.s32 	%p33, %r34, 0;
-	@%p33 bra 	$L__BB15_45;
+	@%p33 bra 	$L__BB14_45;
 
 	setp.eq.s32 	%p34, %r34, 1;
-	@%p34 bra 	$L__BB15_43;
+	@%p34 bra 	$L__BB14_43;
 
 	setp.eq.s32 	%p35, %r34, 2;
-	@%p35 bra 	$L__BB15_42;
+	@%p35 bra 	$L__BB14_42;
 
 	setp.ne.s32 	%p36, %r34, 3;
-	@%p36 bra 	$L__BB15_44;
+	@%p36 bra 	$L__BB14_44;
 
 	setp.le.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB15_55;
+	bra.uni 	$L__BB14_55;
 
-$L__BB15_54:
+$L__BB14_54:
 	setp.eq.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB15_55;
+	bra.uni 	$L__BB14_55;
 
-$L__BB15_45:
+$L__BB14_45:
 	setp.eq.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB15_55;
+	bra.uni 	$L__BB14_55;
 
-$L__BB15_52:
+$L__BB14_52:
 	setp.lt.u64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB15_55;
+	bra.uni 	$L__BB14_55;
 
-$L__BB15_51:
+$L__BB14_51:
 	setp.gt.u64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB15_55;
+	bra.uni 	$L__BB14_55;
 
-$L__BB15_53:
+$L__BB14_53:
 	setp.ge.u64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB15_55;
+	bra.uni 	$L__BB14_55;
 
-$L__BB15_43:
+$L__BB14_43:
 	setp.lt.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB15_55;
+	bra.uni 	$L__BB14_55;
 
-$L__BB15_42:
+$L__BB14_42:
 	setp.gt.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB15_55;
+	bra.uni 	$L__BB14_55;
 
-$L__BB15_44:
+$L__BB14_44:
 	setp.ge.s64 	%p41, %rd19, %rd28;
 
-$L__BB15_55:
+$L__BB14_55:
 	add.s32 	%r95, %r1, %r33;
 	cvt.s64.s32 	%rd51, %r95;
 	cvta.to.global.u64 	%rd52, %rd31;
@@ -4866,7 +4604,7 @@ $L__BB15_55:
 	selp.u16 	%rs3, 1, 0, %p41;
 	st.global.u8 	[%rd53], %rs3;
 
-$L__BB15_56:
+$L__BB14_56:
 	ret;
 
 }
@@ -4901,12 +4639,12 @@ $L__BB15_56:
 	mov.u32 	%r110, %tid.x;
 	mad.lo.s32 	%r1, %r109, %r108, %r110;
 	setp.ge.s32 	%p1, %r1, %r107;
-	@%p1 bra 	$L__BB16_65;
+	@%p1 bra 	$L__BB15_65;
 
 	ld.global.u32 	%r2, [%rd2];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r264, 0;
-	@%p2 bra 	$L__BB16_7;
+	@%p2 bra 	$L__BB15_7;
 
 	not.b32 	%r114, %r2;
 	max.s32 	%r115, %r114, -2;
@@ -4918,14 +4656,14 @@ $L__BB15_56:
 	mov.u32 	%r264, 0;
 	mov.u32 	%r257, %r2;
 	mov.u32 	%r259, %r1;
-	@%p3 bra 	$L__BB16_5;
+	@%p3 bra 	$L__BB15_5;
 
 	sub.s32 	%r255, %r3, %r263;
 	mov.u32 	%r264, 0;
 	mov.u32 	%r257, %r2;
 	mov.u32 	%r259, %r1;
 
-$L__BB16_4:
+$L__BB15_4:
 	mul.wide.s32 	%rd13, %r257, 4;
 	add.s64 	%rd14, %rd2, %rd13;
 	ld.global.u32 	%r119, [%rd14];
@@ -4958,13 +4696,13 @@ $L__BB16_4:
 	mad.lo.s32 	%r264, %r141, %r140, %r137;
 	add.s32 	%r255, %r255, -4;
 	setp.ne.s32 	%p4, %r255, 0;
-	@%p4 bra 	$L__BB16_4;
+	@%p4 bra 	$L__BB15_4;
 
-$L__BB16_5:
+$L__BB15_5:
 	setp.eq.s32 	%p5, %r263, 0;
-	@%p5 bra 	$L__BB16_7;
+	@%p5 bra 	$L__BB15_7;
 
-$L__BB16_6:
+$L__BB15_6:
 	.pragma "nounroll";
 	add.s32 	%r22, %r257, -1;
 	mul.wide.s32 	%rd17, %r257, 4;
@@ -4982,9 +4720,9 @@ $L__BB16_6:
 	setp.ne.s32 	%p6, %r263, 0;
 	mov.u32 	%r257, %r22;
 	mov.u32 	%r259, %r24;
-	@%p6 bra 	$L__BB16_6;
+	@%p6 bra 	$L__BB15_6;
 
-$L__BB16_7:
+$L__BB15_7:
 	shl.b32 	%r27, %r2, 1;
 	mov.u32 	%r274, 1;
 	or.b32  	%r28, %r27, 1;
@@ -4992,7 +4730,7 @@ $L__BB16_7:
 	add.s64 	%rd22, %rd2, %rd21;
 	ld.global.u32 	%r29, [%rd22];
 	setp.lt.s32 	%p7, %r29, 1;
-	@%p7 bra 	$L__BB16_13;
+	@%p7 bra 	$L__BB15_13;
 
 	add.s32 	%r30, %r27, 2;
 	and.b32  	%r273, %r29, 3;
@@ -5000,13 +4738,13 @@ $L__BB16_7:
 	setp.lt.u32 	%p8, %r151, 3;
 	mov.u32 	%r274, 1;
 	mov.u32 	%r269, 0;
-	@%p8 bra 	$L__BB16_11;
+	@%p8 bra 	$L__BB15_11;
 
 	sub.s32 	%r267, %r29, %r273;
 	mov.u32 	%r274, 1;
 	mov.u32 	%r269, 0;
 
-$L__BB16_10:
+$L__BB15_10:
 	add.s32 	%r154, %r30, %r269;
 	mul.wide.s32 	%rd23, %r154, 4;
 	add.s64 	%rd24, %rd2, %rd23;
@@ -5021,13 +4759,13 @@ $L__BB16_10:
 	add.s32 	%r269, %r269, 4;
 	add.s32 	%r267, %r267, -4;
 	setp.ne.s32 	%p9, %r267, 0;
-	@%p9 bra 	$L__BB16_10;
+	@%p9 bra 	$L__BB15_10;
 
-$L__BB16_11:
+$L__BB15_11:
 	setp.eq.s32 	%p10, %r273, 0;
-	@%p10 bra 	$L__BB16_13;
+	@%p10 bra 	$L__BB15_13;
 
-$L__BB16_12:
+$L__BB15_12:
 	.pragma "nounroll";
 	add.s32 	%r162, %r30, %r269;
 	mul.wide.s32 	%rd25, %r162, 4;
@@ -5037,39 +4775,39 @@ $L__BB16_12:
 	add.s32 	%r269, %r269, 1;
 	add.s32 	%r273, %r273, -1;
 	setp.ne.s32 	%p11, %r273, 0;
-	@%p11 bra 	$L__BB16_12;
+	@%p11 bra 	$L__BB15_12;
 
-$L__BB16_13:
+$L__BB15_13:
 	mov.f32 	%f53, 0f3F800000;
 	setp.eq.s32 	%p12, %r106, 2;
-	@%p12 bra 	$L__BB16_17;
+	@%p12 bra 	$L__BB15_17;
 
 	setp.eq.s32 	%p13, %r106, 5;
-	@%p13 bra 	$L__BB16_19;
+	@%p13 bra 	$L__BB15_19;
 
 	setp.ne.s32 	%p14, %r106, 3;
-	@%p14 bra 	$L__BB16_18;
+	@%p14 bra 	$L__BB15_18;
 
 	mov.f32 	%f53, 0f7F800000;
-	bra.uni 	$L__BB16_19;
+	bra.uni 	$L__BB15_19;
 
-$L__BB16_17:
+$L__BB15_17:
 	mov.f32 	%f53, 0fFF800000;
-	bra.uni 	$L__BB16_19;
+	bra.uni 	$L__BB15_19;
 
-$L__BB16_18:
+$L__BB15_18:
 	mov.f32 	%f53, 0f00000000;
 
-$L__BB16_19:
+$L__BB15_19:
 	setp.lt.s32 	%p15, %r274, 1;
-	@%p15 bra 	$L__BB16_60;
+	@%p15 bra 	$L__BB15_60;
 
 	setp.gt.s32 	%p16, %r29, 0;
 	add.s32 	%r49, %r29, %r27;
-	@%p16 bra 	$L__BB16_36;
-	bra.uni 	$L__BB16_21;
+	@%p16 bra 	$L__BB15_36;
+	bra.uni 	$L__BB15_21;
 
-$L__BB16_36:
+$L__BB15_36:
 	not.b32 	%r167, %r29;
 	max.s32 	%r168, %r167, -2;
 	add.s32 	%r169, %r29, %r168;
@@ -5085,19 +4823,19 @@ $L__BB16_36:
 	mul.wide.s32 	%rd29, %r172, 4;
 	add.s64 	%rd5, %rd2, %rd29;
 	add.s32 	%r63, %r29, -3;
-	@%p12 bra 	$L__BB16_51;
-	bra.uni 	$L__BB16_37;
+	@%p12 bra 	$L__BB15_51;
+	bra.uni 	$L__BB15_37;
 
-$L__BB16_51:
+$L__BB15_51:
 	add.s32 	%r83, %r49, 1;
 	mov.u32 	%r287, 0;
 
-$L__BB16_52:
+$L__BB15_52:
 	setp.eq.s32 	%p56, %r59, 0;
 	mov.u32 	%r288, %r29;
 	mov.u32 	%r295, %r264;
 	mov.u32 	%r290, %r287;
-	@%p56 bra 	$L__BB16_56;
+	@%p56 bra 	$L__BB15_56;
 
 	setp.eq.s32 	%p57, %r59, 1;
 	ld.global.u32 	%r214, [%rd4+4];
@@ -5107,7 +4845,7 @@ $L__BB16_52:
 	ld.global.u32 	%r217, [%rd5+4];
 	mad.lo.s32 	%r295, %r217, %r216, %r264;
 	mov.u32 	%r288, %r60;
-	@%p57 bra 	$L__BB16_56;
+	@%p57 bra 	$L__BB15_56;
 
 	setp.eq.s32 	%p58, %r59, 2;
 	ld.global.u32 	%r218, [%rd4];
@@ -5118,7 +4856,7 @@ $L__BB16_52:
 	mad.lo.s32 	%r295, %r221, %r220, %r295;
 	mov.u32 	%r288, %r62;
 	mov.u32 	%r290, %r88;
-	@%p58 bra 	$L__BB16_56;
+	@%p58 bra 	$L__BB15_56;
 
 	ld.global.u32 	%r222, [%rd4+-4];
 	div.s32 	%r290, %r88, %r222;
@@ -5128,9 +4866,9 @@ $L__BB16_52:
 	mad.lo.s32 	%r295, %r225, %r224, %r295;
 	mov.u32 	%r288, %r63;
 
-$L__BB16_56:
+$L__BB15_56:
 	setp.lt.u32 	%p59, %r58, 3;
-	@%p59 bra 	$L__BB16_59;
+	@%p59 bra 	$L__BB15_59;
 
 	add.s32 	%r292, %r288, 4;
 	add.s32 	%r226, %r83, %r288;
@@ -5139,7 +4877,7 @@ $L__BB16_56:
 	mul.wide.s32 	%rd7, %r227, 4;
 	mov.u64 	%rd43, %rd2;
 
-$L__BB16_58:
+$L__BB15_58:
 	add.s64 	%rd36, %rd43, %rd7;
 	ld.global.u32 	%r228, [%rd36];
 	div.s32 	%r229, %r290, %r228;
@@ -5169,9 +4907,9 @@ $L__BB16_58:
 	add.s64 	%rd43, %rd43, -16;
 	add.s32 	%r292, %r292, -4;
 	setp.gt.s32 	%p60, %r292, 4;
-	@%p60 bra 	$L__BB16_58;
+	@%p60 bra 	$L__BB15_58;
 
-$L__BB16_59:
+$L__BB15_59:
 	add.s32 	%r250, %r295, %r104;
 	mul.wide.s32 	%rd38, %r250, 4;
 	add.s64 	%rd39, %rd1, %rd38;
@@ -5182,26 +4920,26 @@ $L__BB16_59:
 	selp.f32 	%f53, %f41, %f53, %p63;
 	add.s32 	%r287, %r287, 1;
 	setp.lt.s32 	%p64, %r287, %r274;
-	@%p64 bra 	$L__BB16_52;
-	bra.uni 	$L__BB16_60;
+	@%p64 bra 	$L__BB15_52;
+	bra.uni 	$L__BB15_60;
 
-$L__BB16_21:
+$L__BB15_21:
 	add.s32 	%r164, %r264, %r104;
 	mul.wide.s32 	%rd27, %r164, 4;
 	add.s64 	%rd3, %rd1, %rd27;
-	@%p12 bra 	$L__BB16_30;
-	bra.uni 	$L__BB16_22;
+	@%p12 bra 	$L__BB15_30;
+	bra.uni 	$L__BB15_22;
 
-$L__BB16_30:
+$L__BB15_30:
 	add.s32 	%r166, %r274, -1;
 	and.b32  	%r277, %r274, 3;
 	setp.lt.u32 	%p26, %r166, 3;
-	@%p26 bra 	$L__BB16_33;
+	@%p26 bra 	$L__BB15_33;
 
 	sub.s32 	%r276, %r274, %r277;
 	ld.global.f32 	%f9, [%rd3];
 
-$L__BB16_32:
+$L__BB15_32:
 	setp.gt.f32 	%p27, %f9, %f53;
 	setp.nan.f32 	%p28, %f9, %f9;
 	or.pred  	%p29, %p27, %p28;
@@ -5217,15 +4955,15 @@ $L__BB16_32:
 	selp.f32 	%f53, %f9, %f38, %p35;
 	add.s32 	%r276, %r276, -4;
 	setp.ne.s32 	%p36, %r276, 0;
-	@%p36 bra 	$L__BB16_32;
+	@%p36 bra 	$L__BB15_32;
 
-$L__BB16_33:
+$L__BB15_33:
 	setp.eq.s32 	%p37, %r277, 0;
-	@%p37 bra 	$L__BB16_60;
+	@%p37 bra 	$L__BB15_60;
 
 	ld.global.f32 	%f14, [%rd3];
 
-$L__BB16_35:
+$L__BB15_35:
 	.pragma "nounroll";
 	setp.gt.f32 	%p38, %f14, %f53;
 	setp.nan.f32 	%p39, %f14, %f14;
@@ -5233,18 +4971,18 @@ $L__BB16_35:
 	selp.f32 	%f53, %f14, %f53, %p40;
 	add.s32 	%r277, %r277, -1;
 	setp.eq.s32 	%p41, %r277, 0;
-	@%p41 bra 	$L__BB16_60;
-	bra.uni 	$L__BB16_35;
+	@%p41 bra 	$L__BB15_60;
+	bra.uni 	$L__BB15_35;
 
-$L__BB16_37:
+$L__BB15_37:
 	mov.u32 	%r278, 0;
 
-$L__BB16_38:
+$L__BB15_38:
 	setp.eq.s32 	%p43, %r59, 0;
 	mov.u32 	%r279, %r29;
 	mov.u32 	%r286, %r264;
 	mov.u32 	%r281, %r278;
-	@%p43 bra 	$L__BB16_42;
+	@%p43 bra 	$L__BB15_42;
 
 	setp.eq.s32 	%p44, %r59, 1;
 	ld.global.u32 	%r175, [%rd4+4];
@@ -5254,7 +4992,7 @@ $L__BB16_38:
 	ld.global.u32 	%r178, [%rd5+4];
 	mad.lo.s32 	%r286, %r178, %r177, %r264;
 	mov.u32 	%r279, %r60;
-	@%p44 bra 	$L__BB16_42;
+	@%p44 bra 	$L__BB15_42;
 
 	setp.eq.s32 	%p45, %r59, 2;
 	ld.global.u32 	%r179, [%rd4];
@@ -5265,7 +5003,7 @@ $L__BB16_38:
 	mad.lo.s32 	%r286, %r182, %r181, %r286;
 	mov.u32 	%r279, %r62;
 	mov.u32 	%r281, %r68;
-	@%p45 bra 	$L__BB16_42;
+	@%p45 bra 	$L__BB15_42;
 
 	ld.global.u32 	%r183, [%rd4+-4];
 	div.s32 	%r281, %r68, %r183;
@@ -5275,11 +5013,11 @@ $L__BB16_38:
 	mad.lo.s32 	%r286, %r186, %r185, %r286;
 	mov.u32 	%r279, %r63;
 
-$L__BB16_42:
+$L__BB15_42:
 	setp.lt.u32 	%p46, %r58, 3;
-	@%p46 bra 	$L__BB16_44;
+	@%p46 bra 	$L__BB15_44;
 
-$L__BB16_43:
+$L__BB15_43:
 	add.s32 	%r187, %r279, %r27;
 	mul.wide.s32 	%rd30, %r187, 4;
 	add.s64 	%rd31, %rd2, %rd30;
@@ -5313,102 +5051,102 @@ $L__BB16_43:
 	mad.lo.s32 	%r286, %r210, %r209, %r206;
 	setp.gt.s32 	%p47, %r279, 4;
 	mov.u32 	%r279, %r78;
-	@%p47 bra 	$L__BB16_43;
+	@%p47 bra 	$L__BB15_43;
 
-$L__BB16_44:
+$L__BB15_44:
 	add.s32 	%r211, %r286, %r104;
 	mul.wide.s32 	%rd34, %r211, 4;
 	add.s64 	%rd35, %rd1, %rd34;
 	ld.global.f32 	%f18, [%rd35];
 	setp.eq.s32 	%p48, %r106, 6;
-	@%p48 bra 	$L__BB16_48;
+	@%p48 bra 	$L__BB15_48;
 
 	setp.eq.s32 	%p49, %r106, 4;
-	@%p49 bra 	$L__BB16_48;
+	@%p49 bra 	$L__BB15_48;
 
 	setp.ne.s32 	%p50, %r106, 3;
-	@%p50 bra 	$L__BB16_49;
+	@%p50 bra 	$L__BB15_49;
 
 	setp.lt.f32 	%p51, %f18, %f53;
 	setp.nan.f32 	%p52, %f18, %f18;
 	or.pred  	%p53, %p51, %p52;
 	selp.f32 	%f53, %f18, %f53, %p53;
-	bra.uni 	$L__BB16_50;
+	bra.uni 	$L__BB15_50;
 
-$L__BB16_48:
+$L__BB15_48:
 	fma.rn.f32 	%f53, %f18, %f18, %f53;
-	bra.uni 	$L__BB16_50;
+	bra.uni 	$L__BB15_50;
 
-$L__BB16_49:
+$L__BB15_49:
 	setp.eq.s32 	%p54, %r106, 5;
 	add.f32 	%f39, %f53, %f18;
 	mul.f32 	%f40, %f53, %f18;
 	selp.f32 	%f53, %f40, %f39, %p54;
 
-$L__BB16_50:
+$L__BB15_50:
 	add.s32 	%r278, %r278, 1;
 	setp.lt.s32 	%p55, %r278, %r274;
-	@%p55 bra 	$L__BB16_38;
-	bra.uni 	$L__BB16_60;
+	@%p55 bra 	$L__BB15_38;
+	bra.uni 	$L__BB15_60;
 
-$L__BB16_22:
+$L__BB15_22:
 	ld.global.f32 	%f2, [%rd3];
 	mul.f32 	%f3, %f2, %f2;
 	mov.u32 	%r275, 0;
 
-$L__BB16_23:
+$L__BB15_23:
 	setp.eq.s32 	%p18, %r106, 6;
-	@%p18 bra 	$L__BB16_27;
+	@%p18 bra 	$L__BB15_27;
 
 	setp.eq.s32 	%p19, %r106, 4;
-	@%p19 bra 	$L__BB16_27;
+	@%p19 bra 	$L__BB15_27;
 
 	setp.ne.s32 	%p20, %r106, 3;
-	@%p20 bra 	$L__BB16_28;
+	@%p20 bra 	$L__BB15_28;
 
 	setp.nan.f32 	%p21, %f2, %f2;
 	setp.lt.f32 	%p22, %f2, %f53;
 	or.pred  	%p23, %p22, %p21;
 	selp.f32 	%f53, %f2, %f53, %p23;
-	bra.uni 	$L__BB16_29;
+	bra.uni 	$L__BB15_29;
 
-$L__BB16_27:
+$L__BB15_27:
 	add.f32 	%f53, %f53, %f3;
-	bra.uni 	$L__BB16_29;
+	bra.uni 	$L__BB15_29;
 
-$L__BB16_28:
+$L__BB15_28:
 	setp.eq.s32 	%p24, %r106, 5;
 	add.f32 	%f33, %f53, %f2;
 	mul.f32 	%f34, %f53, %f2;
 	selp.f32 	%f53, %f34, %f33, %p24;
 
-$L__BB16_29:
+$L__BB15_29:
 	add.s32 	%r275, %r275, 1;
 	setp.lt.s32 	%p25, %r275, %r274;
-	@%p25 bra 	$L__BB16_23;
+	@%p25 bra 	$L__BB15_23;
 
-$L__BB16_60:
+$L__BB15_60:
 	setp.eq.s32 	%p65, %r106, 1;
-	@%p65 bra 	$L__BB16_63;
+	@%p65 bra 	$L__BB15_63;
 
 	setp.ne.s32 	%p66, %r106, 6;
-	@%p66 bra 	$L__BB16_64;
+	@%p66 bra 	$L__BB15_64;
 
 	sqrt.rn.f32 	%f53, %f53;
-	bra.uni 	$L__BB16_64;
+	bra.uni 	$L__BB15_64;
 
-$L__BB16_63:
+$L__BB15_63:
 	cvt.rn.f32.s32 	%f42, %r274;
 	div.rn.f32 	%f53, %f53, %f42;
 
-$L__BB16_64:
+$L__BB15_64:
 	add.s32 	%r251, %r1, %r105;
 	cvta.to.global.u64 	%rd40, %rd10;
 	mul.wide.s32 	%rd41, %r251, 4;
 	add.s64 	%rd42, %rd40, %rd41;
 	st.global.f32 	[%rd42], %f53;
 
-$L__BB16_65:
+$L__BB15_65:
 	ret;
 
 }
@@ -5446,13 +5184,13 @@ $L__BB16_65:
 	mov.u32 	%r37, %tid.x;
 	mad.lo.s32 	%r1, %r36, %r35, %r37;
 	setp.ge.s32 	%p6, %r1, %r34;
-	@%p6 bra 	$L__BB17_17;
+	@%p6 bra 	$L__BB16_17;
 
 	ld.global.u32 	%r2, [%rd31];
 	setp.lt.s32 	%p7, %r2, 1;
 	mov.u32 	%r101, 0;
 	mov.u32 	%r102, %r101;
-	@%p7 bra 	$L__BB17_8;
+	@%p7 bra 	$L__BB16_8;
 
 	not.b32 	%r42, %r2;
 	max.s32 	%r43, %r42, -2;
@@ -5463,7 +5201,7 @@ $L__BB16_65:
 	mov.u32 	%r101, 0;
 	mov.u32 	%r95, %r2;
 	mov.u32 	%r100, %r1;
-	@%p8 bra 	$L__BB17_5;
+	@%p8 bra 	$L__BB16_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd30, %rd31, %rd3;
@@ -5472,7 +5210,7 @@ $L__BB16_65:
 	mov.u32 	%r95, %r2;
 	mov.u32 	%r91, %r1;
 
-$L__BB17_4:
+$L__BB16_4:
 	.pragma "nounroll";
 	add.s32 	%r95, %r95, -1;
 	ld.global.u32 	%r47, [%rd30];
@@ -5489,12 +5227,12 @@ $L__BB17_4:
 	add.s32 	%r92, %r92, -1;
 	setp.ne.s32 	%p9, %r92, 0;
 	mov.u32 	%r91, %r100;
-	@%p9 bra 	$L__BB17_4;
+	@%p9 bra 	$L__BB16_4;
 
-$L__BB17_5:
+$L__BB16_5:
 	add.s32 	%r52, %r3, 1;
 	setp.lt.u32 	%p10, %r52, 3;
-	@%p10 bra 	$L__BB17_8;
+	@%p10 bra 	$L__BB16_8;
 
 	add.s32 	%r97, %r95, 4;
 	shl.b32 	%r53, %r2, 1;
@@ -5505,7 +5243,7 @@ $L__BB17_5:
 	mul.wide.s32 	%rd17, %r95, 4;
 	add.s64 	%rd8, %rd17, -4;
 
-$L__BB17_7:
+$L__BB16_7:
 	add.s64 	%rd18, %rd31, %rd8;
 	ld.global.u32 	%r56, [%rd18+4];
 	div.s32 	%r57, %r100, %r56;
@@ -5544,16 +5282,16 @@ $L__BB17_7:
 	add.s64 	%rd31, %rd31, -16;
 	add.s32 	%r97, %r97, -4;
 	setp.gt.s32 	%p11, %r97, 4;
-	@%p11 bra 	$L__BB17_7;
+	@%p11 bra 	$L__BB16_7;
 
-$L__BB17_8:
+$L__BB16_8:
 	add.s32 	%r85, %r102, %r30;
 	cvt.s64.s32 	%rd21, %r85;
 	cvta.to.global.u64 	%rd22, %rd11;
 	add.s64 	%rd23, %rd22, %rd21;
 	ld.global.u8 	%rs1, [%rd23];
 	setp.eq.s32 	%p12, %r33, 3;
-	@%p12 bra 	$L__BB17_15;
+	@%p12 bra 	$L__BB16_15;
 
 	add.s32 	%r86, %r101, %r31;
 	cvt.s64.s32 	%rd24, %r86;
@@ -5561,23 +5299,23 @@ $L__BB17_8:
 	add.s64 	%rd26, %rd25, %rd24;
 	ld.global.u8 	%rs2, [%rd26];
 	setp.eq.s32 	%p13, %r33, 0;
-	@%p13 bra 	$L__BB17_14;
+	@%p13 bra 	$L__BB16_14;
 
 	setp.eq.s32 	%p14, %r33, 1;
-	@%p14 bra 	$L__BB17_13;
+	@%p14 bra 	$L__BB16_13;
 
 	setp.ne.s32 	%p15, %r33, 2;
-	@%p15 bra 	$L__BB17_15;
+	@%p15 bra 	$L__BB16_15;
 
 	setp.ne.s16 	%p16, %rs2, 0;
 	setp.ne.s16 	%p17, %rs1, 0;
 	xor.pred  	%p20, %p17, %p16;
-	bra.uni 	$L__BB17_16;
+	bra.uni 	$L__BB16_16;
 
-$L__BB17_15:
+$L__BB16_15:
 	setp.eq.s16 	%p20, %rs1, 0;
 
-$L__BB17_16:
+$L__BB16_16:
 	add.s32 	%r87, %r1, %r32;
 	cvt.s64.s32 	%rd27, %r87;
 	cvta.to.global.u64 	%rd28, %rd13;
@@ -5585,20 +5323,20 @@ $L__BB17_16:
 	selp.u16 	%rs10, 1, 0, %p20;
 	st.global.u8 	[%rd29], %rs10;
 
-$L__BB17_17:
+$L__BB16_17:
 	ret;
 
-$L__BB17_14:
+$L__BB16_14:
 	setp.ne.s16 	%p18, %rs2, 0;
 	setp.ne.s16 	%p19, %rs1, 0;
 	and.pred  	%p20, %p19, %p18;
-	bra.uni 	$L__BB17_16;
+	bra.uni 	$L__BB16_16;
 
-$L__BB17_13:
+$L__BB16_13:
 	or.b16  	%rs5, %rs2, %rs1;
 	and.b16  	%rs6, %rs5, 255;
 	setp.ne.s16 	%p20, %rs6, 0;
-	bra.uni 	$L__BB17_16;
+	bra.uni 	$L__BB16_16;
 
 }
 	// .globl	arg_reduce
@@ -5635,7 +5373,7 @@ $L__BB17_13:
 	mov.u32 	%r82, %tid.x;
 	mad.lo.s32 	%r1, %r81, %r80, %r82;
 	setp.ge.s32 	%p1, %r1, %r79;
-	@%p1 bra 	$L__BB18_31;
+	@%p1 bra 	$L__BB17_31;
 
 	cvt.s64.s32 	%rd2, %r73;
 	mul.lo.s32 	%r83, %r76, %r75;
@@ -5649,7 +5387,7 @@ $L__BB17_13:
 	add.s64 	%rd5, %rd43, %rd3;
 	setp.lt.s32 	%p2, %r75, 2;
 	mov.u64 	%rd101, 0;
-	@%p2 bra 	$L__BB18_30;
+	@%p2 bra 	$L__BB17_30;
 
 	shl.b64 	%rd44, %rd5, 2;
 	add.s64 	%rd45, %rd1, %rd44;
@@ -5658,17 +5396,17 @@ $L__BB17_13:
 	add.s32 	%r88, %r75, -1;
 	and.b32  	%r3, %r88, 3;
 	setp.eq.s32 	%p3, %r77, 0;
-	@%p3 bra 	$L__BB18_16;
+	@%p3 bra 	$L__BB17_16;
 
 	setp.ne.s32 	%p4, %r78, 0;
-	@%p4 bra 	$L__BB18_10;
-	bra.uni 	$L__BB18_4;
+	@%p4 bra 	$L__BB17_10;
+	bra.uni 	$L__BB17_4;
 
-$L__BB18_10:
+$L__BB17_10:
 	setp.lt.u32 	%p14, %r2, 3;
 	mov.u32 	%r174, 0;
 	mov.u32 	%r151, 1;
-	@%p14 bra 	$L__BB18_13;
+	@%p14 bra 	$L__BB17_13;
 
 	cvt.s64.s32 	%rd57, %r76;
 	add.s64 	%rd58, %rd4, %rd57;
@@ -5681,7 +5419,7 @@ $L__BB18_10:
 	mov.u32 	%r174, 0;
 	mov.u32 	%r151, 1;
 
-$L__BB18_12:
+$L__BB17_12:
 	ld.global.f32 	%f30, [%rd95];
 	setp.ge.f32 	%p15, %f30, %f55;
 	selp.f32 	%f31, %f30, %f55, %p15;
@@ -5708,11 +5446,11 @@ $L__BB18_12:
 	add.s32 	%r151, %r151, 4;
 	add.s32 	%r147, %r147, -4;
 	setp.ne.s32 	%p19, %r147, 1;
-	@%p19 bra 	$L__BB18_12;
+	@%p19 bra 	$L__BB17_12;
 
-$L__BB18_13:
+$L__BB17_13:
 	setp.eq.s32 	%p20, %r3, 0;
-	@%p20 bra 	$L__BB18_29;
+	@%p20 bra 	$L__BB17_29;
 
 	mul.lo.s32 	%r112, %r151, %r76;
 	cvt.s64.s32 	%rd65, %r112;
@@ -5721,7 +5459,7 @@ $L__BB18_13:
 	add.s64 	%rd96, %rd1, %rd67;
 	mul.wide.s32 	%rd19, %r76, 4;
 
-$L__BB18_15:
+$L__BB17_15:
 	.pragma "nounroll";
 	ld.global.f32 	%f37, [%rd96];
 	setp.ge.f32 	%p21, %f37, %f55;
@@ -5731,19 +5469,19 @@ $L__BB18_15:
 	add.s64 	%rd96, %rd96, %rd19;
 	add.s32 	%r3, %r3, -1;
 	setp.eq.s32 	%p22, %r3, 0;
-	@%p22 bra 	$L__BB18_29;
-	bra.uni 	$L__BB18_15;
+	@%p22 bra 	$L__BB17_29;
+	bra.uni 	$L__BB17_15;
 
-$L__BB18_16:
+$L__BB17_16:
 	setp.ne.s32 	%p23, %r78, 0;
-	@%p23 bra 	$L__BB18_23;
-	bra.uni 	$L__BB18_17;
+	@%p23 bra 	$L__BB17_23;
+	bra.uni 	$L__BB17_17;
 
-$L__BB18_23:
+$L__BB17_23:
 	setp.lt.u32 	%p33, %r2, 3;
 	mov.u32 	%r174, 0;
 	mov.u32 	%r169, 1;
-	@%p33 bra 	$L__BB18_26;
+	@%p33 bra 	$L__BB17_26;
 
 	cvt.s64.s32 	%rd79, %r76;
 	add.s64 	%rd80, %rd4, %rd79;
@@ -5756,7 +5494,7 @@ $L__BB18_23:
 	mov.u32 	%r174, 0;
 	mov.u32 	%r169, 1;
 
-$L__BB18_25:
+$L__BB17_25:
 	ld.global.f32 	%f46, [%rd99];
 	setp.le.f32 	%p34, %f46, %f55;
 	selp.f32 	%f47, %f46, %f55, %p34;
@@ -5783,11 +5521,11 @@ $L__BB18_25:
 	add.s32 	%r169, %r169, 4;
 	add.s32 	%r165, %r165, -4;
 	setp.ne.s32 	%p38, %r165, 1;
-	@%p38 bra 	$L__BB18_25;
+	@%p38 bra 	$L__BB17_25;
 
-$L__BB18_26:
+$L__BB17_26:
 	setp.eq.s32 	%p39, %r3, 0;
-	@%p39 bra 	$L__BB18_29;
+	@%p39 bra 	$L__BB17_29;
 
 	mul.lo.s32 	%r136, %r169, %r76;
 	cvt.s64.s32 	%rd87, %r136;
@@ -5796,7 +5534,7 @@ $L__BB18_26:
 	add.s64 	%rd100, %rd1, %rd89;
 	mul.wide.s32 	%rd35, %r76, 4;
 
-$L__BB18_28:
+$L__BB17_28:
 	.pragma "nounroll";
 	ld.global.f32 	%f53, [%rd100];
 	setp.le.f32 	%p40, %f53, %f55;
@@ -5806,14 +5544,14 @@ $L__BB18_28:
 	add.s64 	%rd100, %rd100, %rd35;
 	add.s32 	%r3, %r3, -1;
 	setp.ne.s32 	%p41, %r3, 0;
-	@%p41 bra 	$L__BB18_28;
-	bra.uni 	$L__BB18_29;
+	@%p41 bra 	$L__BB17_28;
+	bra.uni 	$L__BB17_29;
 
-$L__BB18_4:
+$L__BB17_4:
 	setp.lt.u32 	%p5, %r2, 3;
 	mov.u32 	%r174, 0;
 	mov.u32 	%r142, 1;
-	@%p5 bra 	$L__BB18_7;
+	@%p5 bra 	$L__BB17_7;
 
 	cvt.s64.s32 	%rd46, %r76;
 	add.s64 	%rd47, %rd4, %rd46;
@@ -5826,7 +5564,7 @@ $L__BB18_4:
 	mov.u32 	%r174, 0;
 	mov.u32 	%r142, 1;
 
-$L__BB18_6:
+$L__BB17_6:
 	ld.global.f32 	%f22, [%rd93];
 	setp.gt.f32 	%p6, %f22, %f55;
 	selp.f32 	%f23, %f22, %f55, %p6;
@@ -5853,11 +5591,11 @@ $L__BB18_6:
 	add.s32 	%r142, %r142, 4;
 	add.s32 	%r138, %r138, -4;
 	setp.ne.s32 	%p10, %r138, 1;
-	@%p10 bra 	$L__BB18_6;
+	@%p10 bra 	$L__BB17_6;
 
-$L__BB18_7:
+$L__BB17_7:
 	setp.eq.s32 	%p11, %r3, 0;
-	@%p11 bra 	$L__BB18_29;
+	@%p11 bra 	$L__BB17_29;
 
 	mul.lo.s32 	%r100, %r142, %r76;
 	cvt.s64.s32 	%rd54, %r100;
@@ -5866,7 +5604,7 @@ $L__BB18_7:
 	add.s64 	%rd94, %rd1, %rd56;
 	mul.wide.s32 	%rd11, %r76, 4;
 
-$L__BB18_9:
+$L__BB17_9:
 	.pragma "nounroll";
 	ld.global.f32 	%f29, [%rd94];
 	setp.gt.f32 	%p12, %f29, %f55;
@@ -5876,14 +5614,14 @@ $L__BB18_9:
 	add.s64 	%rd94, %rd94, %rd11;
 	add.s32 	%r3, %r3, -1;
 	setp.eq.s32 	%p13, %r3, 0;
-	@%p13 bra 	$L__BB18_29;
-	bra.uni 	$L__BB18_9;
+	@%p13 bra 	$L__BB17_29;
+	bra.uni 	$L__BB17_9;
 
-$L__BB18_17:
+$L__BB17_17:
 	setp.lt.u32 	%p24, %r2, 3;
 	mov.u32 	%r174, 0;
 	mov.u32 	%r160, 1;
-	@%p24 bra 	$L__BB18_20;
+	@%p24 bra 	$L__BB17_20;
 
 	cvt.s64.s32 	%rd68, %r76;
 	add.s64 	%rd69, %rd4, %rd68;
@@ -5896,7 +5634,7 @@ $L__BB18_17:
 	mov.u32 	%r174, 0;
 	mov.u32 	%r160, 1;
 
-$L__BB18_19:
+$L__BB17_19:
 	ld.global.f32 	%f38, [%rd97];
 	setp.lt.f32 	%p25, %f38, %f55;
 	selp.f32 	%f39, %f38, %f55, %p25;
@@ -5923,11 +5661,11 @@ $L__BB18_19:
 	add.s32 	%r160, %r160, 4;
 	add.s32 	%r156, %r156, -4;
 	setp.ne.s32 	%p29, %r156, 1;
-	@%p29 bra 	$L__BB18_19;
+	@%p29 bra 	$L__BB17_19;
 
-$L__BB18_20:
+$L__BB17_20:
 	setp.eq.s32 	%p30, %r3, 0;
-	@%p30 bra 	$L__BB18_29;
+	@%p30 bra 	$L__BB17_29;
 
 	mul.lo.s32 	%r124, %r160, %r76;
 	cvt.s64.s32 	%rd76, %r124;
@@ -5936,7 +5674,7 @@ $L__BB18_20:
 	add.s64 	%rd98, %rd1, %rd78;
 	mul.wide.s32 	%rd27, %r76, 4;
 
-$L__BB18_22:
+$L__BB17_22:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd98];
 	setp.lt.f32 	%p31, %f45, %f55;
@@ -5946,20 +5684,20 @@ $L__BB18_22:
 	add.s64 	%rd98, %rd98, %rd27;
 	add.s32 	%r3, %r3, -1;
 	setp.eq.s32 	%p32, %r3, 0;
-	@%p32 bra 	$L__BB18_29;
-	bra.uni 	$L__BB18_22;
+	@%p32 bra 	$L__BB17_29;
+	bra.uni 	$L__BB17_22;
 
-$L__BB18_29:
+$L__BB17_29:
 	cvt.s64.s32 	%rd101, %r174;
 
-$L__BB18_30:
+$L__BB17_30:
 	add.s32 	%r137, %r1, %r74;
 	cvta.to.global.u64 	%rd90, %rd40;
 	mul.wide.s32 	%rd91, %r137, 8;
 	add.s64 	%rd92, %rd90, %rd91;
 	st.global.u64 	[%rd92], %rd101;
 
-$L__BB18_31:
+$L__BB17_31:
 	ret;
 
 }
@@ -5991,13 +5729,13 @@ $L__BB18_31:
 	mov.u32 	%r30, %tid.x;
 	mad.lo.s32 	%r1, %r29, %r28, %r30;
 	setp.ge.s32 	%p1, %r1, %r27;
-	@%p1 bra 	$L__BB19_9;
+	@%p1 bra 	$L__BB18_9;
 
 	ld.global.u32 	%r84, [%rd1];
 	cvt.s64.s32 	%rd2, %r84;
 	setp.lt.s32 	%p2, %r84, 1;
 	mov.u32 	%r90, 0;
-	@%p2 bra 	$L__BB19_8;
+	@%p2 bra 	$L__BB18_8;
 
 	not.b32 	%r34, %r84;
 	max.s32 	%r35, %r34, -2;
@@ -6008,7 +5746,7 @@ $L__BB18_31:
 	setp.lt.u32 	%p3, %r37, 3;
 	mov.u32 	%r90, 0;
 	mov.u32 	%r86, %r1;
-	@%p3 bra 	$L__BB19_5;
+	@%p3 bra 	$L__BB18_5;
 
 	sub.s32 	%r79, %r3, %r89;
 	shl.b32 	%r39, %r84, 1;
@@ -6020,7 +5758,7 @@ $L__BB18_31:
 	mov.u64 	%rd27, %rd1;
 	mov.u32 	%r86, %r1;
 
-$L__BB19_4:
+$L__BB18_4:
 	add.s64 	%rd15, %rd27, %rd5;
 	ld.global.u32 	%r41, [%rd15];
 	div.s32 	%r42, %r86, %r41;
@@ -6060,17 +5798,17 @@ $L__BB19_4:
 	add.s64 	%rd27, %rd27, -16;
 	add.s32 	%r79, %r79, -4;
 	setp.ne.s32 	%p4, %r79, -2;
-	@%p4 bra 	$L__BB19_4;
+	@%p4 bra 	$L__BB18_4;
 
-$L__BB19_5:
+$L__BB18_5:
 	setp.eq.s32 	%p5, %r89, 0;
-	@%p5 bra 	$L__BB19_8;
+	@%p5 bra 	$L__BB18_8;
 
 	mul.wide.s32 	%rd18, %r84, 4;
 	add.s64 	%rd28, %rd1, %rd18;
 	shl.b64 	%rd9, %rd2, 2;
 
-$L__BB19_7:
+$L__BB18_7:
 	.pragma "nounroll";
 	ld.global.u32 	%r71, [%rd28];
 	div.s32 	%r22, %r86, %r71;
@@ -6086,9 +5824,9 @@ $L__BB19_7:
 	add.s32 	%r89, %r89, -1;
 	setp.ne.s32 	%p6, %r89, 0;
 	mov.u32 	%r86, %r22;
-	@%p6 bra 	$L__BB19_7;
+	@%p6 bra 	$L__BB18_7;
 
-$L__BB19_8:
+$L__BB18_8:
 	add.s32 	%r77, %r90, %r25;
 	cvta.to.global.u64 	%rd21, %rd12;
 	mul.wide.s32 	%rd22, %r77, 4;
@@ -6100,7 +5838,7 @@ $L__BB19_8:
 	add.s64 	%rd26, %rd24, %rd25;
 	st.global.f32 	[%rd26], %f1;
 
-$L__BB19_9:
+$L__BB18_9:
 	ret;
 
 }
@@ -6136,13 +5874,13 @@ $L__BB19_9:
 	mov.u32 	%r40, %tid.x;
 	mad.lo.s32 	%r1, %r39, %r38, %r40;
 	setp.ge.s32 	%p1, %r1, %r37;
-	@%p1 bra 	$L__BB20_15;
+	@%p1 bra 	$L__BB19_15;
 
 	ld.global.u32 	%r101, [%rd3];
 	cvt.s64.s32 	%rd4, %r101;
 	setp.lt.s32 	%p2, %r101, 1;
 	mov.u32 	%r107, 0;
-	@%p2 bra 	$L__BB20_8;
+	@%p2 bra 	$L__BB19_8;
 
 	not.b32 	%r44, %r101;
 	max.s32 	%r45, %r44, -2;
@@ -6153,7 +5891,7 @@ $L__BB19_9:
 	setp.lt.u32 	%p3, %r47, 3;
 	mov.u32 	%r107, 0;
 	mov.u32 	%r103, %r1;
-	@%p3 bra 	$L__BB20_5;
+	@%p3 bra 	$L__BB19_5;
 
 	sub.s32 	%r96, %r3, %r106;
 	shl.b32 	%r49, %r101, 1;
@@ -6165,7 +5903,7 @@ $L__BB19_9:
 	mov.u64 	%rd39, %rd3;
 	mov.u32 	%r103, %r1;
 
-$L__BB20_4:
+$L__BB19_4:
 	add.s64 	%rd29, %rd39, %rd7;
 	ld.global.u32 	%r51, [%rd29];
 	div.s32 	%r52, %r103, %r51;
@@ -6205,17 +5943,17 @@ $L__BB20_4:
 	add.s64 	%rd39, %rd39, -16;
 	add.s32 	%r96, %r96, -4;
 	setp.ne.s32 	%p4, %r96, -2;
-	@%p4 bra 	$L__BB20_4;
+	@%p4 bra 	$L__BB19_4;
 
-$L__BB20_5:
+$L__BB19_5:
 	setp.eq.s32 	%p5, %r106, 0;
-	@%p5 bra 	$L__BB20_8;
+	@%p5 bra 	$L__BB19_8;
 
 	mul.wide.s32 	%rd32, %r101, 4;
 	add.s64 	%rd40, %rd3, %rd32;
 	shl.b64 	%rd11, %rd4, 2;
 
-$L__BB20_7:
+$L__BB19_7:
 	.pragma "nounroll";
 	ld.global.u32 	%r81, [%rd40];
 	div.s32 	%r22, %r103, %r81;
@@ -6231,17 +5969,17 @@ $L__BB20_7:
 	add.s32 	%r106, %r106, -1;
 	setp.ne.s32 	%p6, %r106, 0;
 	mov.u32 	%r103, %r22;
-	@%p6 bra 	$L__BB20_7;
+	@%p6 bra 	$L__BB19_7;
 
-$L__BB20_8:
+$L__BB19_8:
 	setp.lt.s32 	%p7, %r36, 1;
-	@%p7 bra 	$L__BB20_15;
+	@%p7 bra 	$L__BB19_15;
 
 	add.s32 	%r88, %r36, -1;
 	and.b32  	%r111, %r36, 3;
 	setp.lt.u32 	%p8, %r88, 3;
 	mov.u32 	%r110, 0;
-	@%p8 bra 	$L__BB20_12;
+	@%p8 bra 	$L__BB19_12;
 
 	sub.s32 	%r109, %r36, %r111;
 	mad.lo.s32 	%r90, %r36, %r1, %r35;
@@ -6252,7 +5990,7 @@ $L__BB20_8:
 	mov.u32 	%r110, 0;
 	mov.u64 	%rd42, %rd1;
 
-$L__BB20_11:
+$L__BB19_11:
 	ld.global.u8 	%rs1, [%rd41];
 	add.s64 	%rd36, %rd42, %rd15;
 	st.global.u8 	[%rd36], %rs1;
@@ -6267,11 +6005,11 @@ $L__BB20_11:
 	add.s64 	%rd41, %rd41, 4;
 	add.s32 	%r109, %r109, -4;
 	setp.ne.s32 	%p9, %r109, 0;
-	@%p9 bra 	$L__BB20_11;
+	@%p9 bra 	$L__BB19_11;
 
-$L__BB20_12:
+$L__BB19_12:
 	setp.eq.s32 	%p10, %r111, 0;
-	@%p10 bra 	$L__BB20_15;
+	@%p10 bra 	$L__BB19_15;
 
 	add.s32 	%r92, %r110, %r35;
 	mad.lo.s32 	%r93, %r36, %r1, %r92;
@@ -6282,7 +6020,7 @@ $L__BB20_12:
 	cvt.s64.s32 	%rd38, %r95;
 	add.s64 	%rd43, %rd2, %rd38;
 
-$L__BB20_14:
+$L__BB19_14:
 	.pragma "nounroll";
 	ld.global.u8 	%rs5, [%rd43];
 	st.global.u8 	[%rd44], %rs5;
@@ -6290,9 +6028,9 @@ $L__BB20_14:
 	add.s64 	%rd43, %rd43, 1;
 	add.s32 	%r111, %r111, -1;
 	setp.ne.s32 	%p11, %r111, 0;
-	@%p11 bra 	$L__BB20_14;
+	@%p11 bra 	$L__BB19_14;
 
-$L__BB20_15:
+$L__BB19_15:
 	ret;
 
 }
@@ -6326,7 +6064,7 @@ $L__BB20_15:
 	mov.u32 	%r44, %tid.x;
 	mad.lo.s32 	%r89, %r43, %r42, %r44;
 	setp.ge.s32 	%p1, %r89, %r41;
-	@%p1 bra 	$L__BB21_19;
+	@%p1 bra 	$L__BB20_19;
 
 	ld.global.u32 	%r91, [%rd1];
 	add.s64 	%rd2, %rd1, 4;
@@ -6337,16 +6075,16 @@ $L__BB20_15:
 	cvta.to.global.u64 	%rd31, %rd29;
 	mul.wide.s32 	%rd32, %r46, 4;
 	add.s64 	%rd3, %rd31, %rd32;
-	@%p2 bra 	$L__BB21_18;
+	@%p2 bra 	$L__BB20_18;
 
 	add.s32 	%r4, %r91, 2;
 	shl.b32 	%r5, %r91, 1;
 	add.s32 	%r6, %r4, %r5;
 	setp.eq.s32 	%p3, %r3, 0;
-	@%p3 bra 	$L__BB21_8;
+	@%p3 bra 	$L__BB20_8;
 
 	setp.ne.s32 	%p4, %r3, 1;
-	@%p4 bra 	$L__BB21_12;
+	@%p4 bra 	$L__BB20_12;
 
 	mul.wide.s32 	%rd33, %r91, 4;
 	add.s64 	%rd34, %rd1, %rd33;
@@ -6364,7 +6102,7 @@ $L__BB20_15:
 	add.s64 	%rd54, %rd1, %rd37;
 	mov.u32 	%r98, 0;
 
-$L__BB21_5:
+$L__BB20_5:
 	ld.global.u32 	%r52, [%rd57];
 	div.s32 	%r12, %r89, %r52;
 	mul.lo.s32 	%r53, %r12, %r52;
@@ -6375,7 +6113,7 @@ $L__BB21_5:
 	ld.global.u32 	%r13, [%rd54];
 	setp.lt.s32 	%p6, %r90, %r13;
 	and.pred  	%p7, %p5, %p6;
-	@%p7 bra 	$L__BB21_7;
+	@%p7 bra 	$L__BB20_7;
 
 	shl.b32 	%r56, %r13, 1;
 	add.s32 	%r57, %r56, -2;
@@ -6386,7 +6124,7 @@ $L__BB21_5:
 	sub.s32 	%r61, %r57, %r60;
 	selp.b32 	%r90, %r60, %r61, %p8;
 
-$L__BB21_7:
+$L__BB20_7:
 	ld.global.u32 	%r62, [%rd56];
 	mad.lo.s32 	%r98, %r62, %r90, %r98;
 	add.s64 	%rd57, %rd57, -4;
@@ -6396,14 +6134,14 @@ $L__BB21_7:
 	add.s32 	%r87, %r87, -1;
 	setp.gt.s32 	%p9, %r87, 1;
 	mov.u32 	%r89, %r12;
-	@%p9 bra 	$L__BB21_5;
-	bra.uni 	$L__BB21_18;
+	@%p9 bra 	$L__BB20_5;
+	bra.uni 	$L__BB20_18;
 
-$L__BB21_8:
+$L__BB20_8:
 	sub.s32 	%r18, %r6, %r91;
 	mov.u32 	%r98, 0;
 
-$L__BB21_9:
+$L__BB20_9:
 	mul.wide.s32 	%rd38, %r91, 4;
 	add.s64 	%rd39, %rd2, %rd38;
 	add.s32 	%r22, %r91, -1;
@@ -6423,7 +6161,7 @@ $L__BB21_9:
 	ld.global.u32 	%r70, [%rd41];
 	setp.ge.s32 	%p11, %r23, %r70;
 	or.pred  	%p12, %p10, %p11;
-	@%p12 bra 	$L__BB21_11;
+	@%p12 bra 	$L__BB20_11;
 
 	add.s32 	%r71, %r18, %r22;
 	mul.wide.s32 	%rd44, %r71, 4;
@@ -6433,10 +6171,10 @@ $L__BB21_9:
 	setp.gt.s32 	%p13, %r91, 1;
 	mov.u32 	%r91, %r22;
 	mov.u32 	%r89, %r24;
-	@%p13 bra 	$L__BB21_9;
-	bra.uni 	$L__BB21_18;
+	@%p13 bra 	$L__BB20_9;
+	bra.uni 	$L__BB20_18;
 
-$L__BB21_12:
+$L__BB20_12:
 	mul.wide.s32 	%rd46, %r91, 4;
 	add.s64 	%rd47, %rd1, %rd46;
 	add.s64 	%rd61, %rd47, 4;
@@ -6453,7 +6191,7 @@ $L__BB21_12:
 	add.s64 	%rd58, %rd1, %rd50;
 	mov.u32 	%r98, 0;
 
-$L__BB21_13:
+$L__BB20_13:
 	mov.u32 	%r29, %r89;
 	ld.global.u32 	%r78, [%rd61];
 	div.s32 	%r89, %r29, %r78;
@@ -6465,24 +6203,24 @@ $L__BB21_13:
 	ld.global.u32 	%r32, [%rd60];
 	setp.lt.s32 	%p15, %r97, %r32;
 	and.pred  	%p16, %p14, %p15;
-	@%p16 bra 	$L__BB21_17;
+	@%p16 bra 	$L__BB20_17;
 
 	setp.eq.s32 	%p17, %r3, 2;
-	@%p17 bra 	$L__BB21_16;
-	bra.uni 	$L__BB21_15;
+	@%p17 bra 	$L__BB20_16;
+	bra.uni 	$L__BB20_15;
 
-$L__BB21_16:
+$L__BB20_16:
 	setp.lt.s32 	%p18, %r97, 0;
 	add.s32 	%r84, %r32, -1;
 	selp.b32 	%r97, 0, %r84, %p18;
-	bra.uni 	$L__BB21_17;
+	bra.uni 	$L__BB20_17;
 
-$L__BB21_15:
+$L__BB20_15:
 	rem.s32 	%r82, %r97, %r32;
 	add.s32 	%r83, %r82, %r32;
 	rem.s32 	%r97, %r83, %r32;
 
-$L__BB21_17:
+$L__BB20_17:
 	ld.global.u32 	%r85, [%rd58];
 	mad.lo.s32 	%r98, %r85, %r97, %r98;
 	add.s64 	%rd61, %rd61, -4;
@@ -6491,9 +6229,9 @@ $L__BB21_17:
 	add.s64 	%rd58, %rd58, -4;
 	add.s32 	%r94, %r94, -1;
 	setp.gt.s32 	%p19, %r94, 1;
-	@%p19 bra 	$L__BB21_13;
+	@%p19 bra 	$L__BB20_13;
 
-$L__BB21_18:
+$L__BB20_18:
 	add.s32 	%r86, %r98, %r39;
 	cvta.to.global.u64 	%rd51, %rd28;
 	mul.wide.s32 	%rd52, %r86, 4;
@@ -6501,12 +6239,12 @@ $L__BB21_18:
 	ld.global.f32 	%f2, [%rd53];
 	st.global.f32 	[%rd3], %f2;
 
-$L__BB21_19:
+$L__BB20_19:
 	ret;
 
-$L__BB21_11:
+$L__BB20_11:
 	st.global.f32 	[%rd3], %f1;
-	bra.uni 	$L__BB21_19;
+	bra.uni 	$L__BB20_19;
 
 }
 	// .globl	resize
@@ -6519,7 +6257,7 @@ $L__BB21_11:
 	.param .u64 resize_param_5
 )
 {
-	.local .align 16 .b8 	__local_depot22[32];
+	.local .align 16 .b8 	__local_depot21[32];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
 	.reg .pred 	%p<21>;
@@ -6528,7 +6266,7 @@ $L__BB21_11:
 	.reg .b64 	%rd<54>;
 
 
-	mov.u64 	%SPL, __local_depot22;
+	mov.u64 	%SPL, __local_depot21;
 	ld.param.u64 	%rd20, [resize_param_0];
 	ld.param.u32 	%r36, [resize_param_1];
 	ld.param.u64 	%rd18, [resize_param_2];
@@ -6543,7 +6281,7 @@ $L__BB21_11:
 	mov.u32 	%r41, %tid.x;
 	mad.lo.s32 	%r108, %r40, %r39, %r41;
 	setp.ge.s32 	%p1, %r108, %r38;
-	@%p1 bra 	$L__BB22_27;
+	@%p1 bra 	$L__BB21_27;
 
 	ld.global.u32 	%r2, [%rd2];
 	setp.lt.s32 	%p2, %r2, 1;
@@ -6551,7 +6289,7 @@ $L__BB21_11:
 	cvta.to.global.u64 	%rd22, %rd18;
 	mul.wide.s32 	%rd23, %r42, 4;
 	add.s64 	%rd4, %rd22, %rd23;
-	@%p2 bra 	$L__BB22_12;
+	@%p2 bra 	$L__BB21_12;
 
 	not.b32 	%r43, %r2;
 	max.s32 	%r44, %r43, -2;
@@ -6560,7 +6298,7 @@ $L__BB21_11:
 	and.b32  	%r104, %r45, 3;
 	setp.eq.s32 	%p3, %r104, 0;
 	mov.u32 	%r105, %r2;
-	@%p3 bra 	$L__BB22_5;
+	@%p3 bra 	$L__BB21_5;
 
 	add.s32 	%r46, %r2, 1;
 	mul.wide.s32 	%rd24, %r46, 4;
@@ -6571,7 +6309,7 @@ $L__BB21_11:
 	mov.u32 	%r105, %r2;
 	mov.u32 	%r103, %r108;
 
-$L__BB22_4:
+$L__BB21_4:
 	.pragma "nounroll";
 	add.s32 	%r105, %r105, -1;
 	ld.global.u32 	%r48, [%rd51];
@@ -6584,12 +6322,12 @@ $L__BB22_4:
 	add.s32 	%r104, %r104, -1;
 	setp.ne.s32 	%p4, %r104, 0;
 	mov.u32 	%r103, %r108;
-	@%p4 bra 	$L__BB22_4;
+	@%p4 bra 	$L__BB21_4;
 
-$L__BB22_5:
+$L__BB21_5:
 	add.s32 	%r51, %r3, 1;
 	setp.lt.u32 	%p5, %r51, 3;
-	@%p5 bra 	$L__BB22_8;
+	@%p5 bra 	$L__BB21_8;
 
 	add.s32 	%r107, %r105, 4;
 	add.s32 	%r52, %r105, -1;
@@ -6599,7 +6337,7 @@ $L__BB22_5:
 	mul.wide.s32 	%rd27, %r53, 4;
 	add.s64 	%rd52, %rd2, %rd27;
 
-$L__BB22_7:
+$L__BB21_7:
 	ld.global.u32 	%r54, [%rd52];
 	div.s32 	%r55, %r108, %r54;
 	mul.lo.s32 	%r56, %r55, %r54;
@@ -6624,14 +6362,14 @@ $L__BB22_7:
 	add.s64 	%rd52, %rd52, -16;
 	add.s32 	%r107, %r107, -4;
 	setp.gt.s32 	%p6, %r107, 4;
-	@%p6 bra 	$L__BB22_7;
+	@%p6 bra 	$L__BB21_7;
 
-$L__BB22_8:
+$L__BB21_8:
 	shl.b32 	%r70, %r2, 1;
 	add.s32 	%r18, %r70, 2;
 	mov.u32 	%r109, 0;
 
-$L__BB22_9:
+$L__BB21_9:
 	add.s32 	%r71, %r18, %r109;
 	mul.wide.s32 	%rd28, %r71, 4;
 	add.s64 	%rd29, %rd2, %rd28;
@@ -6649,38 +6387,38 @@ $L__BB22_9:
 	ld.global.u32 	%r78, [%rd34];
 	setp.eq.s32 	%p7, %r78, 0;
 	add.s32 	%r109, %r109, 1;
-	@%p7 bra 	$L__BB22_11;
-	bra.uni 	$L__BB22_10;
+	@%p7 bra 	$L__BB21_11;
+	bra.uni 	$L__BB21_10;
 
-$L__BB22_11:
+$L__BB21_11:
 	setp.lt.s32 	%p8, %r109, %r2;
-	@%p8 bra 	$L__BB22_9;
+	@%p8 bra 	$L__BB21_9;
 
-$L__BB22_12:
+$L__BB21_12:
 	mov.u32 	%r79, 1;
 	shl.b32 	%r21, %r79, %r2;
 	setp.eq.s32 	%p9, %r2, 31;
 	mov.f32 	%f37, 0f00000000;
-	@%p9 bra 	$L__BB22_26;
+	@%p9 bra 	$L__BB21_26;
 
 	setp.gt.s32 	%p10, %r2, 0;
-	@%p10 bra 	$L__BB22_20;
-	bra.uni 	$L__BB22_14;
+	@%p10 bra 	$L__BB21_20;
+	bra.uni 	$L__BB21_14;
 
-$L__BB22_20:
+$L__BB21_20:
 	shl.b32 	%r82, %r2, 1;
 	add.s32 	%r29, %r82, 2;
 	mov.f32 	%f37, 0f00000000;
 	mov.u32 	%r81, 0;
 	mov.u32 	%r112, %r81;
 
-$L__BB22_21:
+$L__BB21_21:
 	mov.f32 	%f24, 0f3F800000;
 	mov.u32 	%r113, %r81;
 	mov.u32 	%r114, %r81;
 	mov.f32 	%f35, %f24;
 
-$L__BB22_22:
+$L__BB21_22:
 	add.s32 	%r85, %r29, %r113;
 	mul.wide.s32 	%rd37, %r85, 4;
 	add.s64 	%rd38, %rd2, %rd37;
@@ -6718,10 +6456,10 @@ $L__BB22_22:
 	add.s32 	%r113, %r113, 1;
 	setp.lt.s32 	%p17, %r113, %r2;
 	and.pred  	%p18, %p16, %p17;
-	@%p18 bra 	$L__BB22_22;
+	@%p18 bra 	$L__BB21_22;
 
 	setp.eq.f32 	%p19, %f35, 0f00000000;
-	@%p19 bra 	$L__BB22_25;
+	@%p19 bra 	$L__BB21_25;
 
 	add.s32 	%r101, %r114, %r36;
 	mul.wide.s32 	%rd48, %r101, 4;
@@ -6729,18 +6467,18 @@ $L__BB22_22:
 	ld.global.f32 	%f29, [%rd49];
 	fma.rn.f32 	%f37, %f35, %f29, %f37;
 
-$L__BB22_25:
+$L__BB21_25:
 	add.s32 	%r112, %r112, 1;
 	setp.lt.s32 	%p20, %r112, %r21;
-	@%p20 bra 	$L__BB22_21;
-	bra.uni 	$L__BB22_26;
+	@%p20 bra 	$L__BB21_21;
+	bra.uni 	$L__BB21_26;
 
-$L__BB22_10:
+$L__BB21_10:
 	ld.global.f32 	%f15, [%rd2+4];
 	st.global.f32 	[%rd4], %f15;
-	bra.uni 	$L__BB22_27;
+	bra.uni 	$L__BB21_27;
 
-$L__BB22_14:
+$L__BB21_14:
 	max.s32 	%r22, %r21, 1;
 	add.s32 	%r80, %r22, -1;
 	and.b32  	%r111, %r22, 3;
@@ -6748,39 +6486,39 @@ $L__BB22_14:
 	mul.wide.s32 	%rd35, %r36, 4;
 	add.s64 	%rd17, %rd1, %rd35;
 	mov.f32 	%f37, 0f00000000;
-	@%p11 bra 	$L__BB22_17;
+	@%p11 bra 	$L__BB21_17;
 
 	sub.s32 	%r110, %r22, %r111;
 	ld.global.f32 	%f1, [%rd17];
 	mov.f32 	%f37, 0f00000000;
 
-$L__BB22_16:
+$L__BB21_16:
 	add.f32 	%f20, %f37, %f1;
 	add.f32 	%f21, %f20, %f1;
 	add.f32 	%f22, %f21, %f1;
 	add.f32 	%f37, %f22, %f1;
 	add.s32 	%r110, %r110, -4;
 	setp.ne.s32 	%p12, %r110, 0;
-	@%p12 bra 	$L__BB22_16;
+	@%p12 bra 	$L__BB21_16;
 
-$L__BB22_17:
+$L__BB21_17:
 	setp.eq.s32 	%p13, %r111, 0;
-	@%p13 bra 	$L__BB22_26;
+	@%p13 bra 	$L__BB21_26;
 
 	ld.global.f32 	%f6, [%rd17];
 
-$L__BB22_19:
+$L__BB21_19:
 	.pragma "nounroll";
 	add.f32 	%f37, %f37, %f6;
 	add.s32 	%r111, %r111, -1;
 	setp.eq.s32 	%p14, %r111, 0;
-	@%p14 bra 	$L__BB22_26;
-	bra.uni 	$L__BB22_19;
+	@%p14 bra 	$L__BB21_26;
+	bra.uni 	$L__BB21_19;
 
-$L__BB22_26:
+$L__BB21_26:
 	st.global.f32 	[%rd4], %f37;
 
-$L__BB22_27:
+$L__BB21_27:
 	ret;
 
 }
@@ -6821,7 +6559,7 @@ $L__BB22_27:
 	mov.u32 	%r87, %tid.x;
 	mad.lo.s32 	%r1, %r86, %r85, %r87;
 	setp.ge.s32 	%p2, %r1, %r84;
-	@%p2 bra 	$L__BB23_53;
+	@%p2 bra 	$L__BB22_53;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
@@ -6860,7 +6598,7 @@ $L__BB22_27:
 	div.s32 	%r24, %r97, %r98;
 	setp.eq.s32 	%p3, %r82, 0;
 	mov.f32 	%f55, 0f00000000;
-	@%p3 bra 	$L__BB23_3;
+	@%p3 bra 	$L__BB22_3;
 
 	add.s32 	%r99, %r21, %r81;
 	cvta.to.global.u64 	%rd20, %rd14;
@@ -6868,9 +6606,9 @@ $L__BB22_27:
 	add.s64 	%rd22, %rd20, %rd21;
 	ld.global.f32 	%f55, [%rd22];
 
-$L__BB23_3:
+$L__BB22_3:
 	setp.lt.s32 	%p4, %r23, 1;
-	@%p4 bra 	$L__BB23_52;
+	@%p4 bra 	$L__BB22_52;
 
 	cvt.s64.s32 	%rd3, %r79;
 	div.s32 	%r101, %r21, %r24;
@@ -6898,12 +6636,12 @@ $L__BB23_3:
 	sub.s32 	%r39, %r21, %r107;
 	mov.u32 	%r147, 0;
 
-$L__BB23_5:
+$L__BB22_5:
 	add.s32 	%r108, %r26, %r147;
 	mul.lo.s32 	%r109, %r27, %r108;
 	cvt.s64.s32 	%rd24, %r109;
 	add.s64 	%rd6, %rd24, %rd3;
-	@%p1 bra 	$L__BB23_51;
+	@%p1 bra 	$L__BB22_51;
 
 	add.s32 	%r111, %r147, %r25;
 	mad.lo.s32 	%r112, %r111, %r24, %r39;
@@ -6914,39 +6652,39 @@ $L__BB23_5:
 	add.s64 	%rd8, %rd25, %rd4;
 	mov.u32 	%r148, 0;
 
-$L__BB23_7:
+$L__BB22_7:
 	mul.lo.s32 	%r114, %r148, %r12;
 	sub.s32 	%r42, %r29, %r114;
 	setp.lt.s32 	%p7, %r42, 0;
-	@%p7 bra 	$L__BB23_50;
+	@%p7 bra 	$L__BB22_50;
 
 	rem.s32 	%r115, %r42, %r9;
 	setp.ne.s32 	%p8, %r115, 0;
-	@%p8 bra 	$L__BB23_50;
+	@%p8 bra 	$L__BB22_50;
 
 	div.s32 	%r43, %r42, %r9;
 	setp.ge.s32 	%p9, %r43, %r3;
-	@%p9 bra 	$L__BB23_50;
+	@%p9 bra 	$L__BB22_50;
 
 	setp.lt.s32 	%p10, %r8, 1;
-	@%p10 bra 	$L__BB23_50;
+	@%p10 bra 	$L__BB22_50;
 
 	mul.lo.s32 	%r45, %r43, %r4;
 	mov.u32 	%r149, 0;
 
-$L__BB23_12:
+$L__BB22_12:
 	mul.lo.s32 	%r117, %r149, %r13;
 	sub.s32 	%r47, %r30, %r117;
 	setp.lt.s32 	%p11, %r47, 0;
-	@%p11 bra 	$L__BB23_49;
+	@%p11 bra 	$L__BB22_49;
 
 	rem.s32 	%r118, %r47, %r10;
 	setp.ne.s32 	%p12, %r118, 0;
-	@%p12 bra 	$L__BB23_49;
+	@%p12 bra 	$L__BB22_49;
 
 	div.s32 	%r48, %r47, %r10;
 	setp.ge.s32 	%p13, %r48, %r4;
-	@%p13 bra 	$L__BB23_49;
+	@%p13 bra 	$L__BB22_49;
 
 	mul.lo.s32 	%r143, %r148, %r7;
 	add.s32 	%r142, %r8, -1;
@@ -6956,7 +6694,7 @@ $L__BB23_12:
 	add.s32 	%r121, %r149, %r143;
 	mul.lo.s32 	%r50, %r121, %r8;
 	mov.u32 	%r156, 0;
-	@%p14 bra 	$L__BB23_34;
+	@%p14 bra 	$L__BB22_34;
 
 	sub.s32 	%r154, %r32, %r14;
 	shl.b32 	%r145, %r14, 1;
@@ -6968,18 +6706,18 @@ $L__BB23_12:
 	mov.u32 	%r152, %r36;
 	mov.u64 	%rd62, %rd7;
 
-$L__BB23_17:
+$L__BB22_17:
 	add.s64 	%rd11, %rd62, %rd9;
 	setp.lt.s32 	%p15, %r151, 0;
-	@%p15 bra 	$L__BB23_21;
+	@%p15 bra 	$L__BB22_21;
 
 	rem.s32 	%r123, %r151, %r11;
 	setp.ne.s32 	%p16, %r123, 0;
-	@%p16 bra 	$L__BB23_21;
+	@%p16 bra 	$L__BB22_21;
 
 	div.s32 	%r57, %r151, %r11;
 	setp.ge.s32 	%p17, %r57, %r5;
-	@%p17 bra 	$L__BB23_21;
+	@%p17 bra 	$L__BB22_21;
 
 	add.s32 	%r124, %r57, %r49;
 	cvt.s64.s32 	%rd27, %r124;
@@ -6990,17 +6728,17 @@ $L__BB23_17:
 	ld.global.f32 	%f29, [%rd30];
 	fma.rn.f32 	%f55, %f29, %f28, %f55;
 
-$L__BB23_21:
+$L__BB22_21:
 	setp.lt.s32 	%p18, %r154, 0;
-	@%p18 bra 	$L__BB23_25;
+	@%p18 bra 	$L__BB22_25;
 
 	rem.s32 	%r125, %r154, %r11;
 	setp.ne.s32 	%p19, %r125, 0;
-	@%p19 bra 	$L__BB23_25;
+	@%p19 bra 	$L__BB22_25;
 
 	div.s32 	%r58, %r154, %r11;
 	setp.ge.s32 	%p20, %r58, %r5;
-	@%p20 bra 	$L__BB23_25;
+	@%p20 bra 	$L__BB22_25;
 
 	add.s32 	%r126, %r58, %r49;
 	cvt.s64.s32 	%rd31, %r126;
@@ -7011,17 +6749,17 @@ $L__BB23_21:
 	ld.global.f32 	%f31, [%rd34];
 	fma.rn.f32 	%f55, %f31, %f30, %f55;
 
-$L__BB23_25:
+$L__BB22_25:
 	setp.lt.s32 	%p21, %r153, 0;
-	@%p21 bra 	$L__BB23_29;
+	@%p21 bra 	$L__BB22_29;
 
 	rem.s32 	%r127, %r153, %r11;
 	setp.ne.s32 	%p22, %r127, 0;
-	@%p22 bra 	$L__BB23_29;
+	@%p22 bra 	$L__BB22_29;
 
 	div.s32 	%r59, %r153, %r11;
 	setp.ge.s32 	%p23, %r59, %r5;
-	@%p23 bra 	$L__BB23_29;
+	@%p23 bra 	$L__BB22_29;
 
 	add.s32 	%r128, %r59, %r49;
 	cvt.s64.s32 	%rd35, %r128;
@@ -7032,17 +6770,17 @@ $L__BB23_25:
 	ld.global.f32 	%f33, [%rd38];
 	fma.rn.f32 	%f55, %f33, %f32, %f55;
 
-$L__BB23_29:
+$L__BB22_29:
 	setp.lt.s32 	%p24, %r152, 0;
-	@%p24 bra 	$L__BB23_33;
+	@%p24 bra 	$L__BB22_33;
 
 	rem.s32 	%r129, %r152, %r11;
 	setp.ne.s32 	%p25, %r129, 0;
-	@%p25 bra 	$L__BB23_33;
+	@%p25 bra 	$L__BB22_33;
 
 	div.s32 	%r60, %r152, %r11;
 	setp.ge.s32 	%p26, %r60, %r5;
-	@%p26 bra 	$L__BB23_33;
+	@%p26 bra 	$L__BB22_33;
 
 	add.s32 	%r130, %r60, %r49;
 	cvt.s64.s32 	%rd39, %r130;
@@ -7053,7 +6791,7 @@ $L__BB23_29:
 	ld.global.f32 	%f35, [%rd42];
 	fma.rn.f32 	%f55, %f35, %f34, %f55;
 
-$L__BB23_33:
+$L__BB22_33:
 	shl.b32 	%r140, %r14, 2;
 	add.s32 	%r156, %r156, 4;
 	add.s64 	%rd62, %rd62, 16;
@@ -7063,11 +6801,11 @@ $L__BB23_33:
 	sub.s32 	%r151, %r151, %r140;
 	add.s32 	%r150, %r150, 4;
 	setp.ne.s32 	%p27, %r150, 0;
-	@%p27 bra 	$L__BB23_17;
+	@%p27 bra 	$L__BB22_17;
 
-$L__BB23_34:
+$L__BB22_34:
 	setp.eq.s32 	%p28, %r37, 0;
-	@%p28 bra 	$L__BB23_49;
+	@%p28 bra 	$L__BB22_49;
 
 	mul.lo.s32 	%r68, %r156, %r14;
 	sub.s32 	%r69, %r32, %r68;
@@ -7077,15 +6815,15 @@ $L__BB23_34:
 	add.s64 	%rd44, %rd8, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p29 bra 	$L__BB23_39;
+	@%p29 bra 	$L__BB22_39;
 
 	rem.s32 	%r132, %r69, %r11;
 	setp.ne.s32 	%p30, %r132, 0;
-	@%p30 bra 	$L__BB23_39;
+	@%p30 bra 	$L__BB22_39;
 
 	div.s32 	%r70, %r69, %r11;
 	setp.ge.s32 	%p31, %r70, %r5;
-	@%p31 bra 	$L__BB23_39;
+	@%p31 bra 	$L__BB22_39;
 
 	add.s32 	%r133, %r70, %r49;
 	cvt.s64.s32 	%rd46, %r133;
@@ -7096,22 +6834,22 @@ $L__BB23_34:
 	ld.global.f32 	%f37, [%rd49];
 	fma.rn.f32 	%f55, %f37, %f36, %f55;
 
-$L__BB23_39:
+$L__BB22_39:
 	setp.eq.s32 	%p32, %r37, 1;
-	@%p32 bra 	$L__BB23_49;
+	@%p32 bra 	$L__BB22_49;
 
 	add.s32 	%r71, %r68, %r14;
 	sub.s32 	%r72, %r32, %r71;
 	setp.lt.s32 	%p33, %r72, 0;
-	@%p33 bra 	$L__BB23_44;
+	@%p33 bra 	$L__BB22_44;
 
 	rem.s32 	%r134, %r72, %r11;
 	setp.ne.s32 	%p34, %r134, 0;
-	@%p34 bra 	$L__BB23_44;
+	@%p34 bra 	$L__BB22_44;
 
 	div.s32 	%r73, %r72, %r11;
 	setp.ge.s32 	%p35, %r73, %r5;
-	@%p35 bra 	$L__BB23_44;
+	@%p35 bra 	$L__BB22_44;
 
 	add.s32 	%r135, %r73, %r49;
 	cvt.s64.s32 	%rd50, %r135;
@@ -7122,22 +6860,22 @@ $L__BB23_39:
 	ld.global.f32 	%f39, [%rd53];
 	fma.rn.f32 	%f55, %f39, %f38, %f55;
 
-$L__BB23_44:
+$L__BB22_44:
 	setp.eq.s32 	%p36, %r37, 2;
-	@%p36 bra 	$L__BB23_49;
+	@%p36 bra 	$L__BB22_49;
 
 	add.s32 	%r136, %r71, %r14;
 	sub.s32 	%r74, %r32, %r136;
 	setp.lt.s32 	%p37, %r74, 0;
-	@%p37 bra 	$L__BB23_49;
+	@%p37 bra 	$L__BB22_49;
 
 	rem.s32 	%r137, %r74, %r11;
 	setp.ne.s32 	%p38, %r137, 0;
-	@%p38 bra 	$L__BB23_49;
+	@%p38 bra 	$L__BB22_49;
 
 	div.s32 	%r75, %r74, %r11;
 	setp.ge.s32 	%p39, %r75, %r5;
-	@%p39 bra 	$L__BB23_49;
+	@%p39 bra 	$L__BB22_49;
 
 	add.s32 	%r138, %r75, %r49;
 	cvt.s64.s32 	%rd54, %r138;
@@ -7148,22 +6886,22 @@ $L__BB23_44:
 	ld.global.f32 	%f41, [%rd57];
 	fma.rn.f32 	%f55, %f41, %f40, %f55;
 
-$L__BB23_49:
+$L__BB22_49:
 	add.s32 	%r149, %r149, 1;
 	setp.lt.s32 	%p40, %r149, %r7;
-	@%p40 bra 	$L__BB23_12;
+	@%p40 bra 	$L__BB22_12;
 
-$L__BB23_50:
+$L__BB22_50:
 	add.s32 	%r148, %r148, 1;
 	setp.lt.s32 	%p41, %r148, %r6;
-	@%p41 bra 	$L__BB23_7;
+	@%p41 bra 	$L__BB22_7;
 
-$L__BB23_51:
+$L__BB22_51:
 	add.s32 	%r147, %r147, 1;
 	setp.lt.s32 	%p42, %r147, %r23;
-	@%p42 bra 	$L__BB23_5;
+	@%p42 bra 	$L__BB22_5;
 
-$L__BB23_52:
+$L__BB22_52:
 	ld.param.u64 	%rd61, [conv_transpose3d_param_7];
 	ld.param.u32 	%r141, [conv_transpose3d_param_8];
 	add.s32 	%r139, %r1, %r141;
@@ -7172,7 +6910,7 @@ $L__BB23_52:
 	add.s64 	%rd60, %rd58, %rd59;
 	st.global.f32 	[%rd60], %f55;
 
-$L__BB23_53:
+$L__BB22_53:
 	ret;
 
 }
@@ -7201,7 +6939,7 @@ $L__BB23_53:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB24_2;
+	@%p1 bra 	$L__BB23_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7215,7 +6953,7 @@ $L__BB23_53:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.u64 	[%rd9], %rd6;
 
-$L__BB24_2:
+$L__BB23_2:
 	ret;
 
 }
@@ -7244,7 +6982,7 @@ $L__BB24_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB25_2;
+	@%p1 bra 	$L__BB24_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7258,7 +6996,7 @@ $L__BB24_2:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.f32 	[%rd9], %f1;
 
-$L__BB25_2:
+$L__BB24_2:
 	ret;
 
 }
@@ -7287,7 +7025,7 @@ $L__BB25_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB26_2;
+	@%p1 bra 	$L__BB25_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7301,7 +7039,7 @@ $L__BB25_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.u32 	[%rd8], %r9;
 
-$L__BB26_2:
+$L__BB25_2:
 	ret;
 
 }
@@ -7330,7 +7068,7 @@ $L__BB26_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB27_2;
+	@%p1 bra 	$L__BB26_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7344,7 +7082,7 @@ $L__BB26_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.f32 	[%rd8], %f1;
 
-$L__BB27_2:
+$L__BB26_2:
 	ret;
 
 }
@@ -7374,7 +7112,7 @@ $L__BB27_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB28_2;
+	@%p1 bra 	$L__BB27_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7389,7 +7127,7 @@ $L__BB27_2:
 	add.s64 	%rd8, %rd7, %rd6;
 	st.global.u8 	[%rd8], %rs1;
 
-$L__BB28_2:
+$L__BB27_2:
 	ret;
 
 }
@@ -7419,7 +7157,7 @@ $L__BB28_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB29_2;
+	@%p1 bra 	$L__BB28_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7434,7 +7172,7 @@ $L__BB28_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.f32 	[%rd8], %f1;
 
-$L__BB29_2:
+$L__BB28_2:
 	ret;
 
 }
@@ -7474,7 +7212,7 @@ $L__BB29_2:
 	mov.u32 	%r87, %tid.x;
 	mad.lo.s32 	%r1, %r86, %r85, %r87;
 	setp.ge.s32 	%p2, %r1, %r84;
-	@%p2 bra 	$L__BB30_35;
+	@%p2 bra 	$L__BB29_35;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
@@ -7514,7 +7252,7 @@ $L__BB29_2:
 	div.s32 	%r24, %r97, %r99;
 	setp.eq.s32 	%p3, %r82, 0;
 	mov.f32 	%f47, 0f00000000;
-	@%p3 bra 	$L__BB30_3;
+	@%p3 bra 	$L__BB29_3;
 
 	add.s32 	%r100, %r21, %r81;
 	cvta.to.global.u64 	%rd20, %rd14;
@@ -7522,9 +7260,9 @@ $L__BB29_2:
 	add.s64 	%rd22, %rd20, %rd21;
 	ld.global.f32 	%f47, [%rd22];
 
-$L__BB30_3:
+$L__BB29_3:
 	setp.lt.s32 	%p4, %r23, 1;
-	@%p4 bra 	$L__BB30_34;
+	@%p4 bra 	$L__BB29_34;
 
 	cvt.s64.s32 	%rd3, %r79;
 	div.s32 	%r102, %r21, %r24;
@@ -7552,36 +7290,36 @@ $L__BB30_3:
 	sub.s32 	%r38, %r37, %r8;
 	mov.u32 	%r151, 0;
 
-$L__BB30_5:
+$L__BB29_5:
 	add.s32 	%r113, %r25, %r151;
 	mul.lo.s32 	%r114, %r26, %r113;
 	cvt.s64.s32 	%rd24, %r114;
 	add.s64 	%rd6, %rd24, %rd3;
-	@%p1 bra 	$L__BB30_33;
+	@%p1 bra 	$L__BB29_33;
 
 	mov.u32 	%r152, 0;
 
-$L__BB30_7:
+$L__BB29_7:
 	mad.lo.s32 	%r41, %r152, %r12, %r29;
 	setp.lt.s32 	%p7, %r41, 0;
 	setp.ge.s32 	%p8, %r41, %r3;
 	or.pred  	%p9, %p8, %p7;
-	@%p9 bra 	$L__BB30_32;
+	@%p9 bra 	$L__BB29_32;
 
 	setp.lt.s32 	%p10, %r8, 1;
 	mul.lo.s32 	%r42, %r41, %r4;
-	@%p10 bra 	$L__BB30_32;
+	@%p10 bra 	$L__BB29_32;
 
 	add.s32 	%r43, %r30, %r42;
 	mov.u32 	%r153, 0;
 
-$L__BB30_10:
+$L__BB29_10:
 	mul.lo.s32 	%r46, %r153, %r13;
 	add.s32 	%r47, %r46, %r30;
 	setp.lt.s32 	%p11, %r47, 0;
 	setp.ge.s32 	%p12, %r47, %r4;
 	or.pred  	%p13, %p12, %p11;
-	@%p13 bra 	$L__BB30_31;
+	@%p13 bra 	$L__BB29_31;
 
 	mul.lo.s32 	%r144, %r152, %r7;
 	add.s32 	%r143, %r8, -1;
@@ -7591,7 +7329,7 @@ $L__BB30_10:
 	add.s32 	%r121, %r153, %r144;
 	mul.lo.s32 	%r49, %r121, %r8;
 	mov.u32 	%r163, 0;
-	@%p14 bra 	$L__BB30_22;
+	@%p14 bra 	$L__BB29_22;
 
 	ld.param.u64 	%rd70, [conv3d_param_2];
 	ld.param.u32 	%r150, [conv3d_param_3];
@@ -7618,12 +7356,12 @@ $L__BB30_10:
 	mov.u32 	%r159, %r35;
 	mov.u32 	%r161, %r33;
 
-$L__BB30_13:
+$L__BB29_13:
 	setp.ge.s32 	%p15, %r154, %r5;
 	setp.lt.s32 	%p16, %r154, 0;
 	or.pred  	%p17, %p16, %p15;
 	add.s64 	%rd11, %rd71, %rd9;
-	@%p17 bra 	$L__BB30_15;
+	@%p17 bra 	$L__BB29_15;
 
 	cvt.s64.s32 	%rd27, %r155;
 	add.s64 	%rd28, %rd6, %rd27;
@@ -7633,11 +7371,11 @@ $L__BB30_13:
 	ld.global.f32 	%f29, [%rd30];
 	fma.rn.f32 	%f47, %f29, %f28, %f47;
 
-$L__BB30_15:
+$L__BB29_15:
 	setp.ge.s32 	%p18, %r161, %r5;
 	setp.lt.s32 	%p19, %r161, 0;
 	or.pred  	%p20, %p19, %p18;
-	@%p20 bra 	$L__BB30_17;
+	@%p20 bra 	$L__BB29_17;
 
 	cvt.s64.s32 	%rd31, %r160;
 	add.s64 	%rd32, %rd6, %rd31;
@@ -7647,11 +7385,11 @@ $L__BB30_15:
 	ld.global.f32 	%f31, [%rd34];
 	fma.rn.f32 	%f47, %f31, %f30, %f47;
 
-$L__BB30_17:
+$L__BB29_17:
 	setp.ge.s32 	%p21, %r159, %r5;
 	setp.lt.s32 	%p22, %r159, 0;
 	or.pred  	%p23, %p22, %p21;
-	@%p23 bra 	$L__BB30_19;
+	@%p23 bra 	$L__BB29_19;
 
 	cvt.s64.s32 	%rd35, %r158;
 	add.s64 	%rd36, %rd6, %rd35;
@@ -7661,11 +7399,11 @@ $L__BB30_17:
 	ld.global.f32 	%f33, [%rd38];
 	fma.rn.f32 	%f47, %f33, %f32, %f47;
 
-$L__BB30_19:
+$L__BB29_19:
 	setp.ge.s32 	%p24, %r157, %r5;
 	setp.lt.s32 	%p25, %r157, 0;
 	or.pred  	%p26, %p25, %p24;
-	@%p26 bra 	$L__BB30_21;
+	@%p26 bra 	$L__BB29_21;
 
 	cvt.s64.s32 	%rd39, %r156;
 	add.s64 	%rd40, %rd6, %rd39;
@@ -7675,7 +7413,7 @@ $L__BB30_19:
 	ld.global.f32 	%f35, [%rd42];
 	fma.rn.f32 	%f47, %f35, %f34, %f47;
 
-$L__BB30_21:
+$L__BB29_21:
 	shl.b32 	%r131, %r14, 2;
 	add.s64 	%rd71, %rd71, 16;
 	add.s32 	%r161, %r161, %r131;
@@ -7689,11 +7427,11 @@ $L__BB30_21:
 	add.s32 	%r163, %r163, 4;
 	add.s32 	%r125, %r38, %r163;
 	setp.ne.s32 	%p27, %r125, 0;
-	@%p27 bra 	$L__BB30_13;
+	@%p27 bra 	$L__BB29_13;
 
-$L__BB30_22:
+$L__BB29_22:
 	setp.eq.s32 	%p28, %r37, 0;
-	@%p28 bra 	$L__BB30_31;
+	@%p28 bra 	$L__BB29_31;
 
 	mul.lo.s32 	%r137, %r7, %r6;
 	mul.lo.s32 	%r136, %r23, %r21;
@@ -7713,7 +7451,7 @@ $L__BB30_22:
 	add.s64 	%rd44, %rd61, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p31 bra 	$L__BB30_25;
+	@%p31 bra 	$L__BB29_25;
 
 	add.s32 	%r127, %r73, %r48;
 	cvt.s64.s32 	%rd46, %r127;
@@ -7724,15 +7462,15 @@ $L__BB30_22:
 	ld.global.f32 	%f37, [%rd49];
 	fma.rn.f32 	%f47, %f37, %f36, %f47;
 
-$L__BB30_25:
+$L__BB29_25:
 	setp.eq.s32 	%p32, %r37, 1;
-	@%p32 bra 	$L__BB30_31;
+	@%p32 bra 	$L__BB29_31;
 
 	add.s32 	%r74, %r73, %r14;
 	setp.lt.s32 	%p33, %r74, 0;
 	setp.ge.s32 	%p34, %r74, %r5;
 	or.pred  	%p35, %p33, %p34;
-	@%p35 bra 	$L__BB30_28;
+	@%p35 bra 	$L__BB29_28;
 
 	add.s32 	%r128, %r74, %r48;
 	cvt.s64.s32 	%rd50, %r128;
@@ -7743,15 +7481,15 @@ $L__BB30_25:
 	ld.global.f32 	%f39, [%rd53];
 	fma.rn.f32 	%f47, %f39, %f38, %f47;
 
-$L__BB30_28:
+$L__BB29_28:
 	setp.eq.s32 	%p36, %r37, 2;
-	@%p36 bra 	$L__BB30_31;
+	@%p36 bra 	$L__BB29_31;
 
 	add.s32 	%r75, %r74, %r14;
 	setp.lt.s32 	%p37, %r75, 0;
 	setp.ge.s32 	%p38, %r75, %r5;
 	or.pred  	%p39, %p37, %p38;
-	@%p39 bra 	$L__BB30_31;
+	@%p39 bra 	$L__BB29_31;
 
 	add.s32 	%r129, %r75, %r48;
 	cvt.s64.s32 	%rd54, %r129;
@@ -7762,22 +7500,22 @@ $L__BB30_28:
 	ld.global.f32 	%f41, [%rd57];
 	fma.rn.f32 	%f47, %f41, %f40, %f47;
 
-$L__BB30_31:
+$L__BB29_31:
 	add.s32 	%r153, %r153, 1;
 	setp.lt.s32 	%p40, %r153, %r7;
-	@%p40 bra 	$L__BB30_10;
+	@%p40 bra 	$L__BB29_10;
 
-$L__BB30_32:
+$L__BB29_32:
 	add.s32 	%r152, %r152, 1;
 	setp.lt.s32 	%p41, %r152, %r6;
-	@%p41 bra 	$L__BB30_7;
+	@%p41 bra 	$L__BB29_7;
 
-$L__BB30_33:
+$L__BB29_33:
 	add.s32 	%r151, %r151, 1;
 	setp.lt.s32 	%p42, %r151, %r23;
-	@%p42 bra 	$L__BB30_5;
+	@%p42 bra 	$L__BB29_5;
 
-$L__BB30_34:
+$L__BB29_34:
 	ld.param.u64 	%rd64, [conv3d_param_7];
 	ld.param.u32 	%r142, [conv3d_param_8];
 	mov.u32 	%r141, %tid.x;
@@ -7790,7 +7528,7 @@ $L__BB30_34:
 	add.s64 	%rd60, %rd58, %rd59;
 	st.global.f32 	[%rd60], %f47;
 
-$L__BB30_35:
+$L__BB29_35:
 	ret;
 
 }
@@ -7821,7 +7559,7 @@ $L__BB30_35:
 	mov.u32 	%r16, %tid.x;
 	mad.lo.s32 	%r1, %r15, %r14, %r16;
 	setp.ge.s32 	%p1, %r1, %r13;
-	@%p1 bra 	$L__BB31_4;
+	@%p1 bra 	$L__BB30_4;
 
 	cvta.to.global.u64 	%rd4, %rd3;
 	ld.global.u32 	%r2, [%rd4];
@@ -7888,7 +7626,7 @@ $L__BB30_35:
 	setp.ge.s32 	%p9, %r7, %r10;
 	mov.f32 	%f4, 0f00000000;
 	or.pred  	%p10, %p9, %p8;
-	@%p10 bra 	$L__BB31_3;
+	@%p10 bra 	$L__BB30_3;
 
 	mad.lo.s32 	%r62, %r3, %r2, %r4;
 	mad.lo.s32 	%r63, %r62, %r8, %r5;
@@ -7900,14 +7638,14 @@ $L__BB30_35:
 	add.s64 	%rd7, %rd5, %rd6;
 	ld.global.f32 	%f4, [%rd7];
 
-$L__BB31_3:
+$L__BB30_3:
 	add.s32 	%r67, %r1, %r12;
 	cvta.to.global.u64 	%rd8, %rd2;
 	mul.wide.s32 	%rd9, %r67, 4;
 	add.s64 	%rd10, %rd8, %rd9;
 	st.global.f32 	[%rd10], %f4;
 
-$L__BB31_4:
+$L__BB30_4:
 	ret;
 
 }
@@ -7943,7 +7681,7 @@ $L__BB31_4:
 	setp.ge.s32 	%p4, %r1, %r140;
 	mov.f32 	%f68, 0fFF800000;
 	mov.f32 	%f67, 0f00000000;
-	@%p4 bra 	$L__BB32_42;
+	@%p4 bra 	$L__BB31_42;
 
 	ld.global.u32 	%r147, [%rd2];
 	cvt.s64.s32 	%rd3, %r147;
@@ -7974,7 +7712,7 @@ $L__BB31_4:
 	mov.u32 	%r255, -1;
 	mov.u32 	%r257, 0;
 	mov.u32 	%r256, %r257;
-	@%p5 bra 	$L__BB32_35;
+	@%p5 bra 	$L__BB31_35;
 
 	ld.global.u32 	%r14, [%rd2+64];
 	cvt.u32.u64 	%r157, %rd5;
@@ -7992,7 +7730,7 @@ $L__BB31_4:
 	ld.global.u32 	%r165, [%rd2+80];
 	add.s32 	%r19, %r165, %r157;
 	setp.lt.s32 	%p6, %r2, 1;
-	@%p6 bra 	$L__BB32_35;
+	@%p6 bra 	$L__BB31_35;
 
 	ld.global.u32 	%r20, [%rd2+48];
 	ld.global.u32 	%r21, [%rd2+52];
@@ -8026,11 +7764,11 @@ $L__BB31_4:
 	mov.u32 	%r256, %r238;
 	mov.u32 	%r257, %r238;
 
-$L__BB32_4:
+$L__BB31_4:
 	mad.lo.s32 	%r38, %r238, %r20, %r33;
 	mul.lo.s32 	%r39, %r38, %r178;
 	setp.lt.s32 	%p7, %r3, 1;
-	@%p7 bra 	$L__BB32_34;
+	@%p7 bra 	$L__BB31_34;
 
 	mad.lo.s32 	%r236, %r238, %r20, %r33;
 	setp.lt.s32 	%p8, %r236, %r31;
@@ -8038,7 +7776,7 @@ $L__BB32_4:
 	and.pred  	%p1, %p8, %p9;
 	mov.u32 	%r242, 0;
 
-$L__BB32_6:
+$L__BB31_6:
 	mad.lo.s32 	%r237, %r238, %r20, %r33;
 	mov.u32 	%r273, 0;
 	add.s32 	%r233, %r3, -1;
@@ -8057,7 +7795,7 @@ $L__BB32_6:
 	setp.lt.s32 	%p16, %r188, %r29;
 	and.pred  	%p3, %p16, %p15;
 	setp.lt.u32 	%p17, %r233, 3;
-	@%p17 bra 	$L__BB32_21;
+	@%p17 bra 	$L__BB31_21;
 
 	add.s32 	%r235, %r15, %r39;
 	add.s32 	%r195, %r235, %r45;
@@ -8072,15 +7810,15 @@ $L__BB32_6:
 	mov.u32 	%r251, %r25;
 	mov.u32 	%r253, %r23;
 
-$L__BB32_8:
+$L__BB31_8:
 	setp.gt.s32 	%p18, %r246, -1;
 	and.pred  	%p19, %p2, %p18;
 	setp.lt.s32 	%p20, %r246, %r157;
 	and.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB32_10;
-	bra.uni 	$L__BB32_9;
+	@%p21 bra 	$L__BB31_10;
+	bra.uni 	$L__BB31_9;
 
-$L__BB32_10:
+$L__BB31_10:
 	cvt.s64.s32 	%rd14, %r247;
 	add.s64 	%rd15, %rd6, %rd14;
 	shl.b64 	%rd16, %rd15, 2;
@@ -8093,9 +7831,9 @@ $L__BB32_10:
 	selp.b32 	%r255, %r247, %r255, %p28;
 	add.f32 	%f67, %f67, %f52;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB32_11;
+	bra.uni 	$L__BB31_11;
 
-$L__BB32_9:
+$L__BB31_9:
 	setp.ge.s32 	%p22, %r246, %r18;
 	and.pred  	%p23, %p3, %p22;
 	setp.lt.s32 	%p24, %r246, %r19;
@@ -8103,15 +7841,15 @@ $L__BB32_9:
 	selp.u32 	%r198, 1, 0, %p25;
 	add.s32 	%r256, %r256, %r198;
 
-$L__BB32_11:
+$L__BB31_11:
 	setp.gt.s32 	%p29, %r253, -1;
 	and.pred  	%p30, %p2, %p29;
 	setp.lt.s32 	%p31, %r253, %r157;
 	and.pred  	%p32, %p31, %p30;
-	@%p32 bra 	$L__BB32_13;
-	bra.uni 	$L__BB32_12;
+	@%p32 bra 	$L__BB31_13;
+	bra.uni 	$L__BB31_12;
 
-$L__BB32_13:
+$L__BB31_13:
 	cvt.s64.s32 	%rd18, %r252;
 	add.s64 	%rd19, %rd6, %rd18;
 	shl.b64 	%rd20, %rd19, 2;
@@ -8124,9 +7862,9 @@ $L__BB32_13:
 	selp.b32 	%r255, %r252, %r255, %p39;
 	add.f32 	%f67, %f67, %f53;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB32_14;
+	bra.uni 	$L__BB31_14;
 
-$L__BB32_12:
+$L__BB31_12:
 	setp.ge.s32 	%p33, %r253, %r18;
 	and.pred  	%p34, %p3, %p33;
 	setp.lt.s32 	%p35, %r253, %r19;
@@ -8134,15 +7872,15 @@ $L__BB32_12:
 	selp.u32 	%r200, 1, 0, %p36;
 	add.s32 	%r256, %r256, %r200;
 
-$L__BB32_14:
+$L__BB31_14:
 	setp.gt.s32 	%p40, %r251, -1;
 	and.pred  	%p41, %p2, %p40;
 	setp.lt.s32 	%p42, %r251, %r157;
 	and.pred  	%p43, %p42, %p41;
-	@%p43 bra 	$L__BB32_16;
-	bra.uni 	$L__BB32_15;
+	@%p43 bra 	$L__BB31_16;
+	bra.uni 	$L__BB31_15;
 
-$L__BB32_16:
+$L__BB31_16:
 	cvt.s64.s32 	%rd22, %r250;
 	add.s64 	%rd23, %rd6, %rd22;
 	shl.b64 	%rd24, %rd23, 2;
@@ -8155,9 +7893,9 @@ $L__BB32_16:
 	selp.b32 	%r255, %r250, %r255, %p50;
 	add.f32 	%f67, %f67, %f54;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB32_17;
+	bra.uni 	$L__BB31_17;
 
-$L__BB32_15:
+$L__BB31_15:
 	setp.ge.s32 	%p44, %r251, %r18;
 	and.pred  	%p45, %p3, %p44;
 	setp.lt.s32 	%p46, %r251, %r19;
@@ -8165,15 +7903,15 @@ $L__BB32_15:
 	selp.u32 	%r202, 1, 0, %p47;
 	add.s32 	%r256, %r256, %r202;
 
-$L__BB32_17:
+$L__BB31_17:
 	setp.gt.s32 	%p51, %r249, -1;
 	and.pred  	%p52, %p2, %p51;
 	setp.lt.s32 	%p53, %r249, %r157;
 	and.pred  	%p54, %p53, %p52;
-	@%p54 bra 	$L__BB32_19;
-	bra.uni 	$L__BB32_18;
+	@%p54 bra 	$L__BB31_19;
+	bra.uni 	$L__BB31_18;
 
-$L__BB32_19:
+$L__BB31_19:
 	cvt.s64.s32 	%rd26, %r248;
 	add.s64 	%rd27, %rd6, %rd26;
 	shl.b64 	%rd28, %rd27, 2;
@@ -8186,9 +7924,9 @@ $L__BB32_19:
 	selp.b32 	%r255, %r248, %r255, %p61;
 	add.f32 	%f67, %f67, %f55;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB32_20;
+	bra.uni 	$L__BB31_20;
 
-$L__BB32_18:
+$L__BB31_18:
 	setp.ge.s32 	%p55, %r249, %r18;
 	and.pred  	%p56, %p3, %p55;
 	setp.lt.s32 	%p57, %r249, %r19;
@@ -8196,7 +7934,7 @@ $L__BB32_18:
 	selp.u32 	%r204, 1, 0, %p58;
 	add.s32 	%r256, %r256, %r204;
 
-$L__BB32_20:
+$L__BB31_20:
 	shl.b32 	%r229, %r4, 2;
 	add.s32 	%r253, %r253, %r229;
 	add.s32 	%r252, %r252, %r229;
@@ -8209,21 +7947,21 @@ $L__BB32_20:
 	add.s32 	%r273, %r273, 4;
 	add.s32 	%r205, %r28, %r273;
 	setp.ne.s32 	%p62, %r205, 0;
-	@%p62 bra 	$L__BB32_8;
+	@%p62 bra 	$L__BB31_8;
 
-$L__BB32_21:
+$L__BB31_21:
 	setp.eq.s32 	%p63, %r27, 0;
-	@%p63 bra 	$L__BB32_33;
+	@%p63 bra 	$L__BB31_33;
 
 	mad.lo.s32 	%r103, %r273, %r4, %r17;
 	setp.gt.s32 	%p64, %r103, -1;
 	and.pred  	%p65, %p2, %p64;
 	setp.lt.s32 	%p66, %r103, %r157;
 	and.pred  	%p67, %p66, %p65;
-	@%p67 bra 	$L__BB32_24;
-	bra.uni 	$L__BB32_23;
+	@%p67 bra 	$L__BB31_24;
+	bra.uni 	$L__BB31_23;
 
-$L__BB32_24:
+$L__BB31_24:
 	add.s32 	%r208, %r103, %r46;
 	cvt.s64.s32 	%rd30, %r208;
 	add.s64 	%rd31, %rd6, %rd30;
@@ -8237,9 +7975,9 @@ $L__BB32_24:
 	selp.b32 	%r255, %r208, %r255, %p74;
 	add.f32 	%f67, %f67, %f56;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB32_25;
+	bra.uni 	$L__BB31_25;
 
-$L__BB32_23:
+$L__BB31_23:
 	setp.ge.s32 	%p68, %r103, %r18;
 	and.pred  	%p69, %p3, %p68;
 	setp.lt.s32 	%p70, %r103, %r19;
@@ -8247,19 +7985,19 @@ $L__BB32_23:
 	selp.u32 	%r207, 1, 0, %p71;
 	add.s32 	%r256, %r256, %r207;
 
-$L__BB32_25:
+$L__BB31_25:
 	setp.eq.s32 	%p75, %r27, 1;
-	@%p75 bra 	$L__BB32_33;
+	@%p75 bra 	$L__BB31_33;
 
 	add.s32 	%r110, %r103, %r4;
 	setp.gt.s32 	%p76, %r110, -1;
 	and.pred  	%p77, %p2, %p76;
 	setp.lt.s32 	%p78, %r110, %r157;
 	and.pred  	%p79, %p78, %p77;
-	@%p79 bra 	$L__BB32_28;
-	bra.uni 	$L__BB32_27;
+	@%p79 bra 	$L__BB31_28;
+	bra.uni 	$L__BB31_27;
 
-$L__BB32_28:
+$L__BB31_28:
 	add.s32 	%r211, %r110, %r46;
 	cvt.s64.s32 	%rd34, %r211;
 	add.s64 	%rd35, %rd6, %rd34;
@@ -8273,9 +8011,9 @@ $L__BB32_28:
 	selp.b32 	%r255, %r211, %r255, %p86;
 	add.f32 	%f67, %f67, %f57;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB32_29;
+	bra.uni 	$L__BB31_29;
 
-$L__BB32_27:
+$L__BB31_27:
 	setp.ge.s32 	%p80, %r110, %r18;
 	and.pred  	%p81, %p3, %p80;
 	setp.lt.s32 	%p82, %r110, %r19;
@@ -8283,19 +8021,19 @@ $L__BB32_27:
 	selp.u32 	%r210, 1, 0, %p83;
 	add.s32 	%r256, %r256, %r210;
 
-$L__BB32_29:
+$L__BB31_29:
 	setp.eq.s32 	%p87, %r27, 2;
-	@%p87 bra 	$L__BB32_33;
+	@%p87 bra 	$L__BB31_33;
 
 	add.s32 	%r117, %r110, %r4;
 	setp.gt.s32 	%p88, %r117, -1;
 	and.pred  	%p89, %p2, %p88;
 	setp.lt.s32 	%p90, %r117, %r157;
 	and.pred  	%p91, %p90, %p89;
-	@%p91 bra 	$L__BB32_32;
-	bra.uni 	$L__BB32_31;
+	@%p91 bra 	$L__BB31_32;
+	bra.uni 	$L__BB31_31;
 
-$L__BB32_32:
+$L__BB31_32:
 	add.s32 	%r214, %r117, %r46;
 	cvt.s64.s32 	%rd38, %r214;
 	add.s64 	%rd39, %rd6, %rd38;
@@ -8309,9 +8047,9 @@ $L__BB32_32:
 	selp.b32 	%r255, %r214, %r255, %p98;
 	add.f32 	%f67, %f67, %f58;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB32_33;
+	bra.uni 	$L__BB31_33;
 
-$L__BB32_31:
+$L__BB31_31:
 	setp.ge.s32 	%p92, %r117, %r18;
 	and.pred  	%p93, %p3, %p92;
 	setp.lt.s32 	%p94, %r117, %r19;
@@ -8319,31 +8057,31 @@ $L__BB32_31:
 	selp.u32 	%r213, 1, 0, %p95;
 	add.s32 	%r256, %r256, %r213;
 
-$L__BB32_33:
+$L__BB31_33:
 	add.s32 	%r242, %r242, 1;
 	setp.lt.s32 	%p99, %r242, %r2;
-	@%p99 bra 	$L__BB32_6;
+	@%p99 bra 	$L__BB31_6;
 
-$L__BB32_34:
+$L__BB31_34:
 	add.s32 	%r238, %r238, 1;
 	setp.lt.s32 	%p100, %r238, %r13;
-	@%p100 bra 	$L__BB32_4;
+	@%p100 bra 	$L__BB31_4;
 
-$L__BB32_35:
+$L__BB31_35:
 	setp.eq.s32 	%p101, %r7, 0;
 	selp.b32 	%r215, 0, %r256, %p101;
 	add.s32 	%r132, %r215, %r257;
 	setp.ne.s32 	%p102, %r6, 0;
-	@%p102 bra 	$L__BB32_38;
+	@%p102 bra 	$L__BB31_38;
 
 	setp.lt.s32 	%p103, %r132, 1;
 	mov.f32 	%f68, 0f00000000;
-	@%p103 bra 	$L__BB32_38;
+	@%p103 bra 	$L__BB31_38;
 
 	cvt.rn.f32.s32 	%f60, %r132;
 	div.rn.f32 	%f68, %f67, %f60;
 
-$L__BB32_38:
+$L__BB31_38:
 	ld.param.u32 	%r231, [pool3d_param_6];
 	ld.param.u64 	%rd54, [pool3d_param_2];
 	ld.param.u32 	%r230, [pool3d_param_3];
@@ -8353,14 +8091,14 @@ $L__BB32_38:
 	add.s64 	%rd44, %rd42, %rd43;
 	st.global.f32 	[%rd44], %f68;
 	setp.eq.s32 	%p104, %r231, 0;
-	@%p104 bra 	$L__BB32_42;
+	@%p104 bra 	$L__BB31_42;
 
 	ld.param.u64 	%rd56, [pool3d_param_8];
 	cvta.to.global.u64 	%rd55, %rd56;
 	max.s32 	%r292, %r255, 0;
 	ld.global.u32 	%r217, [%rd55+92];
 	setp.eq.s32 	%p105, %r217, 0;
-	@%p105 bra 	$L__BB32_41;
+	@%p105 bra 	$L__BB31_41;
 
 	cvt.s64.s32 	%rd62, %r149;
 	cvt.s64.s32 	%rd58, %r147;
@@ -8377,7 +8115,7 @@ $L__BB32_38:
 	cvt.u32.u64 	%r227, %rd58;
 	mad.lo.s32 	%r292, %r226, %r227, %r221;
 
-$L__BB32_41:
+$L__BB31_41:
 	cvt.s64.s32 	%rd63, %r149;
 	cvt.s64.s32 	%rd61, %r147;
 	cvt.s64.s32 	%rd60, %r148;
@@ -8395,7 +8133,7 @@ $L__BB32_41:
 	add.s64 	%rd53, %rd51, %rd52;
 	st.global.u64 	[%rd53], %rd50;
 
-$L__BB32_42:
+$L__BB31_42:
 	ret;
 
 }
@@ -8429,7 +8167,7 @@ $L__BB32_42:
 	mov.u32 	%r18, %tid.x;
 	mad.lo.s32 	%r1, %r17, %r16, %r18;
 	setp.ge.s32 	%p1, %r1, %r15;
-	@%p1 bra 	$L__BB33_11;
+	@%p1 bra 	$L__BB32_11;
 
 	cvt.s64.s32 	%rd2, %r11;
 	mul.lo.s32 	%r19, %r1, %r13;
@@ -8437,7 +8175,7 @@ $L__BB32_42:
 	setp.lt.s32 	%p2, %r13, 1;
 	mov.f32 	%f45, 0f00000000;
 	mov.f32 	%f44, 0fFF800000;
-	@%p2 bra 	$L__BB33_8;
+	@%p2 bra 	$L__BB32_8;
 
 	add.s32 	%r21, %r13, -1;
 	and.b32  	%r27, %r13, 3;
@@ -8445,7 +8183,7 @@ $L__BB32_42:
 	mov.f32 	%f44, 0fFF800000;
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
-	@%p3 bra 	$L__BB33_5;
+	@%p3 bra 	$L__BB32_5;
 
 	sub.s32 	%r25, %r13, %r27;
 	add.s64 	%rd12, %rd2, %rd3;
@@ -8456,7 +8194,7 @@ $L__BB32_42:
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
 
-$L__BB33_4:
+$L__BB32_4:
 	ld.global.f32 	%f24, [%rd22+-8];
 	max.f32 	%f25, %f44, %f24;
 	add.f32 	%f26, %f45, %f24;
@@ -8473,11 +8211,11 @@ $L__BB33_4:
 	add.s64 	%rd22, %rd22, 16;
 	add.s32 	%r25, %r25, -4;
 	setp.ne.s32 	%p4, %r25, 0;
-	@%p4 bra 	$L__BB33_4;
+	@%p4 bra 	$L__BB32_4;
 
-$L__BB33_5:
+$L__BB32_5:
 	setp.eq.s32 	%p5, %r27, 0;
-	@%p5 bra 	$L__BB33_8;
+	@%p5 bra 	$L__BB32_8;
 
 	cvt.s64.s32 	%rd15, %r26;
 	add.s64 	%rd16, %rd15, %rd2;
@@ -8485,7 +8223,7 @@ $L__BB33_5:
 	shl.b64 	%rd18, %rd17, 2;
 	add.s64 	%rd23, %rd1, %rd18;
 
-$L__BB33_7:
+$L__BB32_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd23];
 	max.f32 	%f44, %f44, %f34;
@@ -8493,23 +8231,23 @@ $L__BB33_7:
 	add.s64 	%rd23, %rd23, 4;
 	add.s32 	%r27, %r27, -1;
 	setp.ne.s32 	%p6, %r27, 0;
-	@%p6 bra 	$L__BB33_7;
+	@%p6 bra 	$L__BB32_7;
 
-$L__BB33_8:
+$L__BB32_8:
 	setp.ne.s32 	%p7, %r14, 0;
-	@%p7 bra 	$L__BB33_10;
+	@%p7 bra 	$L__BB32_10;
 
 	cvt.rn.f32.s32 	%f35, %r13;
 	div.rn.f32 	%f44, %f45, %f35;
 
-$L__BB33_10:
+$L__BB32_10:
 	add.s32 	%r23, %r1, %r12;
 	cvta.to.global.u64 	%rd19, %rd10;
 	mul.wide.s32 	%rd20, %r23, 4;
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f44;
 
-$L__BB33_11:
+$L__BB32_11:
 	ret;
 
 }
@@ -8560,7 +8298,7 @@ $L__BB33_11:
 	mov.u32 	%r13, %tid.x;
 	mad.lo.s32 	%r1, %r11, %r12, %r13;
 	setp.ge.s32 	%p1, %r1, %r10;
-	@%p1 bra 	$L__BB34_2;
+	@%p1 bra 	$L__BB33_2;
 
 	cvta.to.global.u64 	%rd7, %rd2;
 	div.s32 	%r14, %r1, %r9;
@@ -8600,7 +8338,7 @@ $L__BB33_11:
 	add.s64 	%rd24, %rd22, %rd23;
 	st.global.f32 	[%rd24], %f11;
 
-$L__BB34_2:
+$L__BB33_2:
 	ret;
 
 }
@@ -8638,7 +8376,7 @@ $L__BB34_2:
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	mul.lo.s32 	%r48, %r42, %r44;
 	setp.ge.s32 	%p1, %r1, %r48;
-	@%p1 bra 	$L__BB35_39;
+	@%p1 bra 	$L__BB34_39;
 
 	div.s32 	%r49, %r1, %r42;
 	mul.lo.s32 	%r50, %r42, %r41;
@@ -8653,14 +8391,14 @@ $L__BB34_2:
 	cvt.s64.s32 	%rd6, %r40;
 	ld.global.f32 	%f267, [%rd108];
 	setp.lt.s32 	%p2, %r41, 2;
-	@%p2 bra 	$L__BB35_8;
+	@%p2 bra 	$L__BB34_8;
 
 	add.s32 	%r55, %r41, -1;
 	and.b32  	%r95, %r55, 3;
 	add.s32 	%r56, %r41, -2;
 	setp.lt.u32 	%p3, %r56, 3;
 	mov.u32 	%r94, 1;
-	@%p3 bra 	$L__BB35_5;
+	@%p3 bra 	$L__BB34_5;
 
 	cvt.s64.s32 	%rd59, %r42;
 	add.s64 	%rd60, %rd59, %rd4;
@@ -8671,7 +8409,7 @@ $L__BB34_2:
 	mul.wide.s32 	%rd8, %r42, 4;
 	mov.u32 	%r94, 1;
 
-$L__BB35_4:
+$L__BB34_4:
 	ld.global.f32 	%f38, [%rd106];
 	max.f32 	%f39, %f267, %f38;
 	add.s64 	%rd63, %rd106, %rd8;
@@ -8687,11 +8425,11 @@ $L__BB35_4:
 	add.s32 	%r94, %r94, 4;
 	add.s32 	%r92, %r92, -4;
 	setp.ne.s32 	%p4, %r92, 1;
-	@%p4 bra 	$L__BB35_4;
+	@%p4 bra 	$L__BB34_4;
 
-$L__BB35_5:
+$L__BB34_5:
 	setp.eq.s32 	%p5, %r95, 0;
-	@%p5 bra 	$L__BB35_8;
+	@%p5 bra 	$L__BB34_8;
 
 	mul.lo.s32 	%r58, %r94, %r42;
 	cvt.s64.s32 	%rd66, %r58;
@@ -8701,33 +8439,33 @@ $L__BB35_5:
 	add.s64 	%rd107, %rd2, %rd69;
 	mul.wide.s32 	%rd12, %r42, 4;
 
-$L__BB35_7:
+$L__BB34_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd107];
 	max.f32 	%f267, %f267, %f45;
 	add.s64 	%rd107, %rd107, %rd12;
 	add.s32 	%r95, %r95, -1;
 	setp.ne.s32 	%p6, %r95, 0;
-	@%p6 bra 	$L__BB35_7;
+	@%p6 bra 	$L__BB34_7;
 
-$L__BB35_8:
+$L__BB34_8:
 	setp.lt.s32 	%p7, %r41, 1;
 	mov.f32 	%f272, 0f00000000;
-	@%p7 bra 	$L__BB35_15;
+	@%p7 bra 	$L__BB34_15;
 
 	add.s32 	%r60, %r41, -1;
 	and.b32  	%r99, %r41, 3;
 	setp.lt.u32 	%p8, %r60, 3;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r98, 0;
-	@%p8 bra 	$L__BB35_12;
+	@%p8 bra 	$L__BB34_12;
 
 	sub.s32 	%r97, %r41, %r99;
 	mul.wide.s32 	%rd15, %r42, 4;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r98, 0;
 
-$L__BB35_11:
+$L__BB34_11:
 	ld.global.f32 	%f50, [%rd108];
 	sub.f32 	%f51, %f50, %f267;
 	mov.f32 	%f52, 0f3F000000;
@@ -8797,11 +8535,11 @@ $L__BB35_11:
 	add.s32 	%r98, %r98, 4;
 	add.s32 	%r97, %r97, -4;
 	setp.ne.s32 	%p9, %r97, 0;
-	@%p9 bra 	$L__BB35_11;
+	@%p9 bra 	$L__BB34_11;
 
-$L__BB35_12:
+$L__BB34_12:
 	setp.eq.s32 	%p10, %r99, 0;
-	@%p10 bra 	$L__BB35_15;
+	@%p10 bra 	$L__BB34_15;
 
 	mul.lo.s32 	%r70, %r98, %r42;
 	cvt.s64.s32 	%rd73, %r70;
@@ -8811,7 +8549,7 @@ $L__BB35_12:
 	add.s64 	%rd109, %rd2, %rd76;
 	mul.wide.s32 	%rd19, %r42, 4;
 
-$L__BB35_14:
+$L__BB34_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f103, [%rd109];
 	sub.f32 	%f104, %f103, %f267;
@@ -8836,10 +8574,10 @@ $L__BB35_14:
 	add.s64 	%rd109, %rd109, %rd19;
 	add.s32 	%r99, %r99, -1;
 	setp.ne.s32 	%p11, %r99, 0;
-	@%p11 bra 	$L__BB35_14;
+	@%p11 bra 	$L__BB34_14;
 
-$L__BB35_15:
-	@%p7 bra 	$L__BB35_39;
+$L__BB34_15:
+	@%p7 bra 	$L__BB34_39;
 
 	setp.eq.s32 	%p13, %r43, 0;
 	mul.f32 	%f120, %f272, 0f4B000000;
@@ -8855,11 +8593,11 @@ $L__BB35_15:
 	add.f32 	%f19, %f121, 0fBF800000;
 	add.s32 	%r21, %r41, -1;
 	and.b32  	%r103, %r41, 3;
-	@%p13 bra 	$L__BB35_33;
+	@%p13 bra 	$L__BB34_33;
 
 	setp.lt.u32 	%p15, %r21, 3;
 	mov.u32 	%r102, 0;
-	@%p15 bra 	$L__BB35_28;
+	@%p15 bra 	$L__BB34_28;
 
 	sub.s32 	%r101, %r41, %r103;
 	mov.f32 	%f122, 0f3E1039F6;
@@ -8894,16 +8632,16 @@ $L__BB35_15:
 	add.s64 	%rd111, %rd1, %rd80;
 	mov.u32 	%r102, 0;
 
-$L__BB35_19:
+$L__BB34_19:
 	ld.global.f32 	%f21, [%rd110];
 	setp.lt.u32 	%p16, %r20, 2139095040;
 	mov.f32 	%f273, %f20;
-	@%p16 bra 	$L__BB35_21;
+	@%p16 bra 	$L__BB34_21;
 
 	mov.f32 	%f144, 0f7F800000;
 	fma.rn.f32 	%f273, %f16, %f144, %f144;
 
-$L__BB35_21:
+$L__BB34_21:
 	setp.eq.f32 	%p17, %f16, 0f00000000;
 	selp.f32 	%f145, 0fFF800000, %f273, %p17;
 	sub.f32 	%f146, %f21, %f267;
@@ -8912,12 +8650,12 @@ $L__BB35_21:
 	add.s64 	%rd27, %rd110, %rd23;
 	ld.global.f32 	%f24, [%rd27];
 	mov.f32 	%f274, %f20;
-	@%p16 bra 	$L__BB35_23;
+	@%p16 bra 	$L__BB34_23;
 
 	mov.f32 	%f148, 0f7F800000;
 	fma.rn.f32 	%f274, %f16, %f148, %f148;
 
-$L__BB35_23:
+$L__BB34_23:
 	selp.f32 	%f149, 0fFF800000, %f274, %p17;
 	sub.f32 	%f150, %f24, %f267;
 	sub.f32 	%f151, %f150, %f149;
@@ -8926,12 +8664,12 @@ $L__BB35_23:
 	add.s64 	%rd29, %rd27, %rd23;
 	ld.global.f32 	%f27, [%rd29];
 	mov.f32 	%f275, %f20;
-	@%p16 bra 	$L__BB35_25;
+	@%p16 bra 	$L__BB34_25;
 
 	mov.f32 	%f152, 0f7F800000;
 	fma.rn.f32 	%f275, %f16, %f152, %f152;
 
-$L__BB35_25:
+$L__BB34_25:
 	selp.f32 	%f153, 0fFF800000, %f275, %p17;
 	sub.f32 	%f154, %f27, %f267;
 	sub.f32 	%f155, %f154, %f153;
@@ -8940,12 +8678,12 @@ $L__BB35_25:
 	add.s64 	%rd31, %rd29, %rd23;
 	ld.global.f32 	%f30, [%rd31];
 	mov.f32 	%f276, %f20;
-	@%p16 bra 	$L__BB35_27;
+	@%p16 bra 	$L__BB34_27;
 
 	mov.f32 	%f156, 0f7F800000;
 	fma.rn.f32 	%f276, %f16, %f156, %f156;
 
-$L__BB35_27:
+$L__BB34_27:
 	add.s64 	%rd110, %rd31, %rd23;
 	selp.f32 	%f157, 0fFF800000, %f276, %p17;
 	sub.f32 	%f158, %f30, %f267;
@@ -8956,11 +8694,11 @@ $L__BB35_27:
 	add.s32 	%r102, %r102, 4;
 	add.s32 	%r101, %r101, -4;
 	setp.ne.s32 	%p24, %r101, 0;
-	@%p24 bra 	$L__BB35_19;
+	@%p24 bra 	$L__BB34_19;
 
-$L__BB35_28:
+$L__BB34_28:
 	setp.eq.s32 	%p25, %r103, 0;
-	@%p25 bra 	$L__BB35_39;
+	@%p25 bra 	$L__BB34_39;
 
 	mov.f32 	%f160, 0f34000000;
 	fma.rn.f32 	%f161, %f18, %f160, %f17;
@@ -8997,17 +8735,17 @@ $L__BB35_28:
 	shl.b64 	%rd88, %rd87, 2;
 	add.s64 	%rd112, %rd1, %rd88;
 
-$L__BB35_30:
+$L__BB34_30:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd113];
 	setp.lt.u32 	%p26, %r20, 2139095040;
 	mov.f32 	%f277, %f33;
-	@%p26 bra 	$L__BB35_32;
+	@%p26 bra 	$L__BB34_32;
 
 	mov.f32 	%f182, 0f7F800000;
 	fma.rn.f32 	%f277, %f16, %f182, %f182;
 
-$L__BB35_32:
+$L__BB34_32:
 	setp.eq.f32 	%p27, %f16, 0f00000000;
 	selp.f32 	%f183, 0fFF800000, %f277, %p27;
 	sub.f32 	%f184, %f34, %f267;
@@ -9017,13 +8755,13 @@ $L__BB35_32:
 	add.s64 	%rd112, %rd112, %rd35;
 	add.s32 	%r103, %r103, -1;
 	setp.eq.s32 	%p28, %r103, 0;
-	@%p28 bra 	$L__BB35_39;
-	bra.uni 	$L__BB35_30;
+	@%p28 bra 	$L__BB34_39;
+	bra.uni 	$L__BB34_30;
 
-$L__BB35_33:
+$L__BB34_33:
 	setp.lt.u32 	%p29, %r21, 3;
 	mov.u32 	%r106, 0;
-	@%p29 bra 	$L__BB35_36;
+	@%p29 bra 	$L__BB34_36;
 
 	sub.s32 	%r105, %r41, %r103;
 	add.s64 	%rd89, %rd4, %rd3;
@@ -9035,7 +8773,7 @@ $L__BB35_33:
 	add.s64 	%rd115, %rd1, %rd92;
 	mov.u32 	%r106, 0;
 
-$L__BB35_35:
+$L__BB34_35:
 	ld.global.f32 	%f186, [%rd114];
 	sub.f32 	%f187, %f186, %f267;
 	mov.f32 	%f188, 0f3F000000;
@@ -9117,11 +8855,11 @@ $L__BB35_35:
 	add.s32 	%r106, %r106, 4;
 	add.s32 	%r105, %r105, -4;
 	setp.ne.s32 	%p30, %r105, 0;
-	@%p30 bra 	$L__BB35_35;
+	@%p30 bra 	$L__BB34_35;
 
-$L__BB35_36:
+$L__BB34_36:
 	setp.eq.s32 	%p31, %r103, 0;
-	@%p31 bra 	$L__BB35_39;
+	@%p31 bra 	$L__BB34_39;
 
 	mul.lo.s32 	%r89, %r106, %r42;
 	cvt.s64.s32 	%rd99, %r89;
@@ -9135,7 +8873,7 @@ $L__BB35_36:
 	shl.b64 	%rd105, %rd104, 2;
 	add.s64 	%rd116, %rd1, %rd105;
 
-$L__BB35_38:
+$L__BB34_38:
 	.pragma "nounroll";
 	ld.global.f32 	%f244, [%rd117];
 	sub.f32 	%f245, %f244, %f267;
@@ -9163,9 +8901,9 @@ $L__BB35_38:
 	add.s64 	%rd116, %rd116, %rd49;
 	add.s32 	%r103, %r103, -1;
 	setp.ne.s32 	%p32, %r103, 0;
-	@%p32 bra 	$L__BB35_38;
+	@%p32 bra 	$L__BB34_38;
 
-$L__BB35_39:
+$L__BB34_39:
 	ret;
 
 }
@@ -9212,7 +8950,7 @@ $L__BB35_39:
 	mov.u32 	%r47, %tid.x;
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	setp.ge.s32 	%p1, %r1, %r44;
-	@%p1 bra 	$L__BB36_29;
+	@%p1 bra 	$L__BB35_29;
 
 	cvt.s64.s32 	%rd5, %r38;
 	mul.lo.s32 	%r48, %r1, %r43;
@@ -9220,14 +8958,14 @@ $L__BB35_39:
 	setp.lt.s32 	%p2, %r43, 1;
 	mov.f32 	%f115, 0f00000000;
 	mov.f32 	%f110, %f115;
-	@%p2 bra 	$L__BB36_8;
+	@%p2 bra 	$L__BB35_8;
 
 	add.s32 	%r50, %r43, -1;
 	and.b32  	%r75, %r43, 3;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
-	@%p3 bra 	$L__BB36_5;
+	@%p3 bra 	$L__BB35_5;
 
 	sub.s32 	%r73, %r43, %r75;
 	add.s64 	%rd65, %rd5, %rd6;
@@ -9237,7 +8975,7 @@ $L__BB35_39:
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
 
-$L__BB36_4:
+$L__BB35_4:
 	ld.global.f32 	%f23, [%rd103+-8];
 	add.f32 	%f24, %f110, %f23;
 	ld.global.f32 	%f25, [%rd103+-4];
@@ -9250,11 +8988,11 @@ $L__BB36_4:
 	add.s64 	%rd103, %rd103, 16;
 	add.s32 	%r73, %r73, -4;
 	setp.ne.s32 	%p4, %r73, 0;
-	@%p4 bra 	$L__BB36_4;
+	@%p4 bra 	$L__BB35_4;
 
-$L__BB36_5:
+$L__BB35_5:
 	setp.eq.s32 	%p5, %r75, 0;
-	@%p5 bra 	$L__BB36_8;
+	@%p5 bra 	$L__BB35_8;
 
 	cvt.s64.s32 	%rd68, %r74;
 	add.s64 	%rd69, %rd68, %rd5;
@@ -9262,26 +9000,26 @@ $L__BB36_5:
 	shl.b64 	%rd71, %rd70, 2;
 	add.s64 	%rd104, %rd4, %rd71;
 
-$L__BB36_7:
+$L__BB35_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f30, [%rd104];
 	add.f32 	%f110, %f110, %f30;
 	add.s64 	%rd104, %rd104, 4;
 	add.s32 	%r75, %r75, -1;
 	setp.ne.s32 	%p6, %r75, 0;
-	@%p6 bra 	$L__BB36_7;
+	@%p6 bra 	$L__BB35_7;
 
-$L__BB36_8:
+$L__BB35_8:
 	cvt.rn.f32.s32 	%f8, %r43;
 	div.rn.f32 	%f9, %f110, %f8;
-	@%p2 bra 	$L__BB36_15;
+	@%p2 bra 	$L__BB35_15;
 
 	add.s32 	%r53, %r43, -1;
 	and.b32  	%r79, %r43, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
-	@%p8 bra 	$L__BB36_12;
+	@%p8 bra 	$L__BB35_12;
 
 	sub.s32 	%r77, %r43, %r79;
 	add.s64 	%rd72, %rd5, %rd6;
@@ -9291,7 +9029,7 @@ $L__BB36_8:
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
 
-$L__BB36_11:
+$L__BB35_11:
 	ld.global.f32 	%f35, [%rd105+-8];
 	sub.f32 	%f36, %f35, %f9;
 	fma.rn.f32 	%f37, %f36, %f36, %f115;
@@ -9308,11 +9046,11 @@ $L__BB36_11:
 	add.s64 	%rd105, %rd105, 16;
 	add.s32 	%r77, %r77, -4;
 	setp.ne.s32 	%p9, %r77, 0;
-	@%p9 bra 	$L__BB36_11;
+	@%p9 bra 	$L__BB35_11;
 
-$L__BB36_12:
+$L__BB35_12:
 	setp.eq.s32 	%p10, %r79, 0;
-	@%p10 bra 	$L__BB36_15;
+	@%p10 bra 	$L__BB35_15;
 
 	cvt.s64.s32 	%rd75, %r78;
 	add.s64 	%rd76, %rd75, %rd5;
@@ -9320,7 +9058,7 @@ $L__BB36_12:
 	shl.b64 	%rd78, %rd77, 2;
 	add.s64 	%rd106, %rd4, %rd78;
 
-$L__BB36_14:
+$L__BB35_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f46, [%rd106];
 	sub.f32 	%f47, %f46, %f9;
@@ -9328,23 +9066,23 @@ $L__BB36_14:
 	add.s64 	%rd106, %rd106, 4;
 	add.s32 	%r79, %r79, -1;
 	setp.ne.s32 	%p11, %r79, 0;
-	@%p11 bra 	$L__BB36_14;
+	@%p11 bra 	$L__BB35_14;
 
-$L__BB36_15:
+$L__BB35_15:
 	div.rn.f32 	%f48, %f115, %f8;
 	add.f32 	%f49, %f48, %f18;
 	sqrt.rn.f32 	%f50, %f49;
 	rcp.rn.f32 	%f17, %f50;
-	@%p2 bra 	$L__BB36_29;
+	@%p2 bra 	$L__BB35_29;
 
 	setp.eq.s32 	%p13, %r41, 0;
 	add.s32 	%r20, %r43, -1;
 	and.b32  	%r83, %r43, 3;
-	@%p13 bra 	$L__BB36_23;
+	@%p13 bra 	$L__BB35_23;
 
 	setp.lt.u32 	%p14, %r20, 3;
 	mov.u32 	%r82, 0;
-	@%p14 bra 	$L__BB36_20;
+	@%p14 bra 	$L__BB35_20;
 
 	cvt.u32.u64 	%r57, %rd6;
 	sub.s32 	%r81, %r43, %r83;
@@ -9361,7 +9099,7 @@ $L__BB36_15:
 	mov.u64 	%rd109, %rd2;
 	mov.u64 	%rd110, %rd1;
 
-$L__BB36_19:
+$L__BB35_19:
 	ld.global.f32 	%f51, [%rd107+-8];
 	sub.f32 	%f52, %f51, %f9;
 	mul.f32 	%f53, %f17, %f52;
@@ -9399,11 +9137,11 @@ $L__BB36_19:
 	add.s64 	%rd107, %rd107, 16;
 	add.s32 	%r81, %r81, -4;
 	setp.ne.s32 	%p15, %r81, 0;
-	@%p15 bra 	$L__BB36_19;
+	@%p15 bra 	$L__BB35_19;
 
-$L__BB36_20:
+$L__BB35_20:
 	setp.eq.s32 	%p16, %r83, 0;
-	@%p16 bra 	$L__BB36_29;
+	@%p16 bra 	$L__BB35_29;
 
 	cvt.u32.u64 	%r59, %rd6;
 	add.s32 	%r60, %r82, %r42;
@@ -9422,7 +9160,7 @@ $L__BB36_20:
 	shl.b64 	%rd91, %rd90, 2;
 	add.s64 	%rd111, %rd4, %rd91;
 
-$L__BB36_22:
+$L__BB35_22:
 	.pragma "nounroll";
 	ld.global.f32 	%f75, [%rd111];
 	sub.f32 	%f76, %f75, %f9;
@@ -9437,13 +9175,13 @@ $L__BB36_22:
 	add.s64 	%rd111, %rd111, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.eq.s32 	%p17, %r83, 0;
-	@%p17 bra 	$L__BB36_29;
-	bra.uni 	$L__BB36_22;
+	@%p17 bra 	$L__BB35_29;
+	bra.uni 	$L__BB35_22;
 
-$L__BB36_23:
+$L__BB35_23:
 	setp.lt.u32 	%p18, %r20, 3;
 	mov.u32 	%r86, 0;
-	@%p18 bra 	$L__BB36_26;
+	@%p18 bra 	$L__BB35_26;
 
 	cvt.u32.u64 	%r66, %rd6;
 	sub.s32 	%r85, %r43, %r83;
@@ -9458,7 +9196,7 @@ $L__BB36_23:
 	mov.u32 	%r86, 0;
 	mov.u64 	%rd117, %rd1;
 
-$L__BB36_25:
+$L__BB35_25:
 	ld.global.f32 	%f81, [%rd116+-8];
 	sub.f32 	%f82, %f81, %f9;
 	mul.f32 	%f83, %f17, %f82;
@@ -9490,11 +9228,11 @@ $L__BB36_25:
 	add.s64 	%rd115, %rd115, 16;
 	add.s32 	%r85, %r85, -4;
 	setp.ne.s32 	%p19, %r85, 0;
-	@%p19 bra 	$L__BB36_25;
+	@%p19 bra 	$L__BB35_25;
 
-$L__BB36_26:
+$L__BB35_26:
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB36_29;
+	@%p20 bra 	$L__BB35_29;
 
 	cvt.u32.u64 	%r68, %rd6;
 	add.s32 	%r69, %r86, %r42;
@@ -9510,7 +9248,7 @@ $L__BB36_26:
 	shl.b64 	%rd102, %rd101, 2;
 	add.s64 	%rd118, %rd4, %rd102;
 
-$L__BB36_28:
+$L__BB35_28:
 	.pragma "nounroll";
 	ld.global.f32 	%f101, [%rd118];
 	sub.f32 	%f102, %f101, %f9;
@@ -9523,9 +9261,9 @@ $L__BB36_28:
 	add.s64 	%rd118, %rd118, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.ne.s32 	%p21, %r83, 0;
-	@%p21 bra 	$L__BB36_28;
+	@%p21 bra 	$L__BB35_28;
 
-$L__BB36_29:
+$L__BB35_29:
 	ret;
 
 }
@@ -9565,7 +9303,7 @@ $L__BB36_29:
 	mov.u32 	%r28, %tid.x;
 	mad.lo.s32 	%r1, %r27, %r26, %r28;
 	setp.ge.s32 	%p1, %r1, %r25;
-	@%p1 bra 	$L__BB37_17;
+	@%p1 bra 	$L__BB36_17;
 
 	cvt.s64.s32 	%rd2, %r20;
 	mul.lo.s32 	%r29, %r1, %r24;
@@ -9573,14 +9311,14 @@ $L__BB36_29:
 	setp.lt.s32 	%p2, %r24, 1;
 	mov.f32 	%f60, 0f00000000;
 	mov.f32 	%f55, %f60;
-	@%p2 bra 	$L__BB37_8;
+	@%p2 bra 	$L__BB36_8;
 
 	add.s32 	%r31, %r24, -1;
 	and.b32  	%r41, %r24, 3;
 	setp.lt.u32 	%p3, %r31, 3;
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
-	@%p3 bra 	$L__BB37_5;
+	@%p3 bra 	$L__BB36_5;
 
 	sub.s32 	%r39, %r24, %r41;
 	add.s64 	%rd19, %rd2, %rd3;
@@ -9590,7 +9328,7 @@ $L__BB36_29:
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
 
-$L__BB37_4:
+$L__BB36_4:
 	ld.global.f32 	%f22, [%rd39+-8];
 	add.f32 	%f23, %f55, %f22;
 	ld.global.f32 	%f24, [%rd39+-4];
@@ -9603,11 +9341,11 @@ $L__BB37_4:
 	add.s64 	%rd39, %rd39, 16;
 	add.s32 	%r39, %r39, -4;
 	setp.ne.s32 	%p4, %r39, 0;
-	@%p4 bra 	$L__BB37_4;
+	@%p4 bra 	$L__BB36_4;
 
-$L__BB37_5:
+$L__BB36_5:
 	setp.eq.s32 	%p5, %r41, 0;
-	@%p5 bra 	$L__BB37_8;
+	@%p5 bra 	$L__BB36_8;
 
 	cvt.s64.s32 	%rd22, %r40;
 	add.s64 	%rd23, %rd22, %rd2;
@@ -9615,26 +9353,26 @@ $L__BB37_5:
 	shl.b64 	%rd25, %rd24, 2;
 	add.s64 	%rd40, %rd1, %rd25;
 
-$L__BB37_7:
+$L__BB36_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f29, [%rd40];
 	add.f32 	%f55, %f55, %f29;
 	add.s64 	%rd40, %rd40, 4;
 	add.s32 	%r41, %r41, -1;
 	setp.ne.s32 	%p6, %r41, 0;
-	@%p6 bra 	$L__BB37_7;
+	@%p6 bra 	$L__BB36_7;
 
-$L__BB37_8:
+$L__BB36_8:
 	cvt.rn.f32.s32 	%f8, %r24;
 	div.rn.f32 	%f9, %f55, %f8;
-	@%p2 bra 	$L__BB37_15;
+	@%p2 bra 	$L__BB36_15;
 
 	add.s32 	%r34, %r24, -1;
 	and.b32  	%r45, %r24, 3;
 	setp.lt.u32 	%p8, %r34, 3;
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
-	@%p8 bra 	$L__BB37_12;
+	@%p8 bra 	$L__BB36_12;
 
 	sub.s32 	%r43, %r24, %r45;
 	add.s64 	%rd26, %rd2, %rd3;
@@ -9644,7 +9382,7 @@ $L__BB37_8:
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
 
-$L__BB37_11:
+$L__BB36_11:
 	ld.global.f32 	%f34, [%rd41+-8];
 	sub.f32 	%f35, %f34, %f9;
 	fma.rn.f32 	%f36, %f35, %f35, %f60;
@@ -9661,11 +9399,11 @@ $L__BB37_11:
 	add.s64 	%rd41, %rd41, 16;
 	add.s32 	%r43, %r43, -4;
 	setp.ne.s32 	%p9, %r43, 0;
-	@%p9 bra 	$L__BB37_11;
+	@%p9 bra 	$L__BB36_11;
 
-$L__BB37_12:
+$L__BB36_12:
 	setp.eq.s32 	%p10, %r45, 0;
-	@%p10 bra 	$L__BB37_15;
+	@%p10 bra 	$L__BB36_15;
 
 	cvt.s64.s32 	%rd29, %r44;
 	add.s64 	%rd30, %rd29, %rd2;
@@ -9673,7 +9411,7 @@ $L__BB37_12:
 	shl.b64 	%rd32, %rd31, 2;
 	add.s64 	%rd42, %rd1, %rd32;
 
-$L__BB37_14:
+$L__BB36_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd42];
 	sub.f32 	%f46, %f45, %f9;
@@ -9681,16 +9419,16 @@ $L__BB37_14:
 	add.s64 	%rd42, %rd42, 4;
 	add.s32 	%r45, %r45, -1;
 	setp.ne.s32 	%p11, %r45, 0;
-	@%p11 bra 	$L__BB37_14;
+	@%p11 bra 	$L__BB36_14;
 
-$L__BB37_15:
+$L__BB36_15:
 	add.s32 	%r36, %r1, %r21;
 	cvta.to.global.u64 	%rd33, %rd16;
 	mul.wide.s32 	%rd34, %r36, 4;
 	add.s64 	%rd35, %rd33, %rd34;
 	st.global.f32 	[%rd35], %f9;
 	setp.eq.s32 	%p12, %r23, 0;
-	@%p12 bra 	$L__BB37_17;
+	@%p12 bra 	$L__BB36_17;
 
 	div.rn.f32 	%f47, %f60, %f8;
 	add.f32 	%f48, %f47, %f17;
@@ -9702,7 +9440,7 @@ $L__BB37_15:
 	add.s64 	%rd38, %rd36, %rd37;
 	st.global.f32 	[%rd38], %f50;
 
-$L__BB37_17:
+$L__BB36_17:
 	ret;
 
 }
@@ -9748,7 +9486,7 @@ $L__BB37_17:
 	mul.lo.s32 	%r17, %r11, %r10;
 	mul.lo.s32 	%r2, %r17, %r12;
 	setp.ge.s32 	%p1, %r1, %r2;
-	@%p1 bra 	$L__BB38_6;
+	@%p1 bra 	$L__BB37_6;
 
 	div.s32 	%r18, %r1, %r12;
 	mul.lo.s32 	%r19, %r18, %r12;
@@ -9764,7 +9502,7 @@ $L__BB37_17:
 	setp.eq.s32 	%p3, %r6, 0;
 	mov.f32 	%f8, 0f00000000;
 	mov.f32 	%f7, %f8;
-	@%p3 bra 	$L__BB38_3;
+	@%p3 bra 	$L__BB37_3;
 
 	add.s32 	%r27, %r3, %r5;
 	cvta.to.global.u64 	%rd5, %rd2;
@@ -9772,13 +9510,13 @@ $L__BB37_17:
 	add.s64 	%rd7, %rd5, %rd6;
 	ld.global.f32 	%f7, [%rd7];
 
-$L__BB38_3:
+$L__BB37_3:
 	add.s32 	%r4, %r1, %r9;
 	mul.wide.s32 	%rd8, %r4, 4;
 	add.s64 	%rd9, %rd1, %rd8;
 	st.global.f32 	[%rd9], %f7;
 	setp.eq.s32 	%p4, %r8, 0;
-	@%p4 bra 	$L__BB38_5;
+	@%p4 bra 	$L__BB37_5;
 
 	add.s32 	%r28, %r3, %r7;
 	cvta.to.global.u64 	%rd10, %rd3;
@@ -9786,13 +9524,13 @@ $L__BB38_3:
 	add.s64 	%rd12, %rd10, %rd11;
 	ld.global.f32 	%f8, [%rd12];
 
-$L__BB38_5:
+$L__BB37_5:
 	add.s32 	%r29, %r4, %r2;
 	mul.wide.s32 	%rd13, %r29, 4;
 	add.s64 	%rd14, %rd1, %rd13;
 	st.global.f32 	[%rd14], %f8;
 
-$L__BB38_6:
+$L__BB37_6:
 	ret;
 
 }
@@ -9855,7 +9593,7 @@ $L__BB38_6:
 	ld.global.u32 	%r7, [%rd5+16];
 	mul.lo.s32 	%r8, %r6, %r7;
 	setp.ge.s32 	%p1, %r3, %r8;
-	@%p1 bra 	$L__BB39_52;
+	@%p1 bra 	$L__BB38_52;
 
 	ld.global.u32 	%r9, [%rd5+20];
 	div.s32 	%r49, %r3, %r4;
@@ -9865,7 +9603,7 @@ $L__BB38_6:
 	div.s32 	%r12, %r3, %r6;
 	setp.eq.s32 	%p2, %r43, 0;
 	mov.u32 	%r111, %r1;
-	@%p2 bra 	$L__BB39_3;
+	@%p2 bra 	$L__BB38_3;
 
 	add.s32 	%r51, %r11, %r42;
 	cvta.to.global.u64 	%rd47, %rd41;
@@ -9875,10 +9613,10 @@ $L__BB38_6:
 	max.s32 	%r53, %r52, 0;
 	min.s32 	%r111, %r53, %r1;
 
-$L__BB39_3:
+$L__BB38_3:
 	setp.le.s32 	%p3, %r111, %r45;
 	mov.u32 	%r112, -1;
-	@%p3 bra 	$L__BB39_5;
+	@%p3 bra 	$L__BB38_5;
 
 	ld.global.u32 	%r55, [%rd5+28];
 	setp.ne.s32 	%p4, %r55, 0;
@@ -9888,9 +9626,9 @@ $L__BB39_3:
 	add.s32 	%r57, %r111, %r56;
 	selp.b32 	%r112, %r57, %r45, %p6;
 
-$L__BB39_5:
+$L__BB38_5:
 	setp.lt.s32 	%p7, %r112, 0;
-	@%p7 bra 	$L__BB39_52;
+	@%p7 bra 	$L__BB38_52;
 
 	cvt.s64.s32 	%rd6, %r44;
 	shr.u32 	%r58, %r45, 31;
@@ -9918,7 +9656,7 @@ $L__BB39_5:
 	setp.eq.s32 	%p9, %r41, 0;
 	mov.f32 	%f210, 0f00000000;
 	mov.f32 	%f215, %f210;
-	@%p9 bra 	$L__BB39_8;
+	@%p9 bra 	$L__BB38_8;
 
 	cvta.to.global.u64 	%rd51, %rd40;
 	cvt.s64.s32 	%rd52, %r40;
@@ -9937,13 +9675,13 @@ $L__BB39_5:
 	add.s64 	%rd60, %rd51, %rd59;
 	ld.global.f32 	%f215, [%rd60];
 
-$L__BB39_8:
+$L__BB38_8:
 	mul.lo.s32 	%r74, %r4, 3;
 	mad.lo.s32 	%r18, %r74, %r12, %r17;
 	mul.lo.s32 	%r75, %r18, %r4;
 	cvt.s64.s32 	%rd14, %r75;
 	setp.lt.s32 	%p10, %r2, 1;
-	@%p10 bra 	$L__BB39_15;
+	@%p10 bra 	$L__BB38_15;
 
 	mul.lo.s32 	%r77, %r18, %r2;
 	cvt.s64.s32 	%rd15, %r77;
@@ -9951,7 +9689,7 @@ $L__BB39_8:
 	add.s32 	%r78, %r2, -1;
 	setp.lt.u32 	%p11, %r78, 3;
 	mov.u32 	%r115, 0;
-	@%p11 bra 	$L__BB39_12;
+	@%p11 bra 	$L__BB38_12;
 
 	sub.s32 	%r114, %r2, %r116;
 	add.s64 	%rd61, %rd12, %rd15;
@@ -9964,7 +9702,7 @@ $L__BB39_8:
 	add.s64 	%rd95, %rd66, 8;
 	mov.u32 	%r115, 0;
 
-$L__BB39_11:
+$L__BB38_11:
 	ld.global.f32 	%f43, [%rd95+-8];
 	ld.global.f32 	%f44, [%rd96+-8];
 	fma.rn.f32 	%f45, %f44, %f43, %f210;
@@ -9982,11 +9720,11 @@ $L__BB39_11:
 	add.s64 	%rd95, %rd95, 16;
 	add.s32 	%r114, %r114, -4;
 	setp.ne.s32 	%p12, %r114, 0;
-	@%p12 bra 	$L__BB39_11;
+	@%p12 bra 	$L__BB38_11;
 
-$L__BB39_12:
+$L__BB38_12:
 	setp.eq.s32 	%p13, %r116, 0;
-	@%p13 bra 	$L__BB39_15;
+	@%p13 bra 	$L__BB38_15;
 
 	cvt.s64.s32 	%rd67, %r115;
 	add.s64 	%rd68, %rd67, %rd10;
@@ -9998,7 +9736,7 @@ $L__BB39_12:
 	shl.b64 	%rd73, %rd72, 2;
 	add.s64 	%rd97, %rd2, %rd73;
 
-$L__BB39_14:
+$L__BB38_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f54, [%rd98];
 	ld.global.f32 	%f55, [%rd97];
@@ -10007,17 +9745,17 @@ $L__BB39_14:
 	add.s64 	%rd97, %rd97, 4;
 	add.s32 	%r116, %r116, -1;
 	setp.ne.s32 	%p14, %r116, 0;
-	@%p14 bra 	$L__BB39_14;
+	@%p14 bra 	$L__BB38_14;
 
-$L__BB39_15:
+$L__BB38_15:
 	setp.lt.s32 	%p15, %r4, 1;
-	@%p15 bra 	$L__BB39_22;
+	@%p15 bra 	$L__BB38_22;
 
 	add.s32 	%r81, %r4, -1;
 	and.b32  	%r120, %r4, 3;
 	setp.lt.u32 	%p16, %r81, 3;
 	mov.u32 	%r119, 0;
-	@%p16 bra 	$L__BB39_19;
+	@%p16 bra 	$L__BB38_19;
 
 	sub.s32 	%r118, %r4, %r120;
 	add.s64 	%rd74, %rd13, %rd14;
@@ -10029,7 +9767,7 @@ $L__BB39_15:
 	add.s64 	%rd99, %rd78, 8;
 	mov.u32 	%r119, 0;
 
-$L__BB39_18:
+$L__BB38_18:
 	ld.global.f32 	%f57, [%rd99+-8];
 	ld.global.f32 	%f58, [%rd100+-8];
 	fma.rn.f32 	%f59, %f58, %f57, %f215;
@@ -10047,11 +9785,11 @@ $L__BB39_18:
 	add.s64 	%rd99, %rd99, 16;
 	add.s32 	%r118, %r118, -4;
 	setp.ne.s32 	%p17, %r118, 0;
-	@%p17 bra 	$L__BB39_18;
+	@%p17 bra 	$L__BB38_18;
 
-$L__BB39_19:
+$L__BB38_19:
 	setp.eq.s32 	%p18, %r120, 0;
-	@%p18 bra 	$L__BB39_22;
+	@%p18 bra 	$L__BB38_22;
 
 	cvt.s64.s32 	%rd79, %r119;
 	add.s64 	%rd80, %rd79, %rd6;
@@ -10064,7 +9802,7 @@ $L__BB39_19:
 	shl.b64 	%rd86, %rd85, 2;
 	add.s64 	%rd101, %rd3, %rd86;
 
-$L__BB39_21:
+$L__BB38_21:
 	.pragma "nounroll";
 	ld.global.f32 	%f68, [%rd102];
 	ld.global.f32 	%f69, [%rd101];
@@ -10073,20 +9811,20 @@ $L__BB39_21:
 	add.s64 	%rd101, %rd101, 4;
 	add.s32 	%r120, %r120, -1;
 	setp.ne.s32 	%p19, %r120, 0;
-	@%p19 bra 	$L__BB39_21;
+	@%p19 bra 	$L__BB38_21;
 
-$L__BB39_22:
+$L__BB38_22:
 	add.f32 	%f218, %f210, %f215;
 	ld.global.u32 	%r83, [%rd5+36];
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB39_24;
+	@%p20 bra 	$L__BB38_24;
 
 	ld.global.f32 	%f70, [%rd5+40];
 	neg.f32 	%f71, %f70;
 	max.f32 	%f72, %f218, %f71;
 	min.f32 	%f218, %f72, %f70;
 
-$L__BB39_24:
+$L__BB38_24:
 	ld.global.u32 	%r85, [%rd5+24];
 	setp.eq.s32 	%p21, %r85, 0;
 	selp.b32 	%r86, 2, 3, %p21;
@@ -10098,24 +9836,24 @@ $L__BB39_24:
 	ld.global.f32 	%f22, [%rd88+4];
 	ld.global.f32 	%f23, [%rd88+8];
 	setp.gt.s32 	%p22, %r84, 4;
-	@%p22 bra 	$L__BB39_33;
+	@%p22 bra 	$L__BB38_33;
 
 	setp.gt.s32 	%p29, %r84, 1;
-	@%p29 bra 	$L__BB39_29;
-	bra.uni 	$L__BB39_26;
+	@%p29 bra 	$L__BB38_29;
+	bra.uni 	$L__BB38_26;
 
-$L__BB39_29:
+$L__BB38_29:
 	setp.eq.s32 	%p30, %r84, 2;
-	@%p30 bra 	$L__BB39_49;
+	@%p30 bra 	$L__BB38_49;
 
 	setp.eq.s32 	%p31, %r84, 3;
-	@%p31 bra 	$L__BB39_48;
+	@%p31 bra 	$L__BB38_48;
 
 	setp.eq.s32 	%p32, %r84, 4;
-	@%p32 bra 	$L__BB39_45;
-	bra.uni 	$L__BB39_32;
+	@%p32 bra 	$L__BB38_45;
+	bra.uni 	$L__BB38_32;
 
-$L__BB39_45:
+$L__BB38_45:
 	mov.f32 	%f94, 0f3F000000;
 	mov.f32 	%f95, 0f3BBB989D;
 	fma.rn.f32 	%f96, %f218, %f95, %f94;
@@ -10169,43 +9907,43 @@ $L__BB39_45:
 	mov.f32 	%f136, 0f3F317218;
 	fma.rn.f32 	%f217, %f115, %f136, %f135;
 	setp.lt.u32 	%p39, %r93, 2139095040;
-	@%p39 bra 	$L__BB39_47;
+	@%p39 bra 	$L__BB38_47;
 
 	mov.f32 	%f137, 0f7F800000;
 	fma.rn.f32 	%f217, %f29, %f137, %f137;
 
-$L__BB39_47:
+$L__BB38_47:
 	setp.eq.f32 	%p40, %f29, 0f00000000;
 	selp.f32 	%f218, 0fFF800000, %f217, %p40;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_33:
+$L__BB38_33:
 	setp.gt.s32 	%p23, %r84, 6;
-	@%p23 bra 	$L__BB39_37;
-	bra.uni 	$L__BB39_34;
+	@%p23 bra 	$L__BB38_37;
+	bra.uni 	$L__BB38_34;
 
-$L__BB39_37:
+$L__BB38_37:
 	setp.eq.s32 	%p24, %r84, 7;
-	@%p24 bra 	$L__BB39_42;
+	@%p24 bra 	$L__BB38_42;
 
 	setp.eq.s32 	%p25, %r84, 8;
-	@%p25 bra 	$L__BB39_41;
+	@%p25 bra 	$L__BB38_41;
 
 	setp.ne.s32 	%p26, %r84, 9;
-	@%p26 bra 	$L__BB39_32;
+	@%p26 bra 	$L__BB38_32;
 
 	fma.rn.f32 	%f218, %f218, %f22, %f23;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_26:
+$L__BB38_26:
 	setp.eq.s32 	%p33, %r84, 0;
-	@%p33 bra 	$L__BB39_50;
+	@%p33 bra 	$L__BB38_50;
 
 	setp.eq.s32 	%p34, %r84, 1;
-	@%p34 bra 	$L__BB39_28;
-	bra.uni 	$L__BB39_32;
+	@%p34 bra 	$L__BB38_28;
+	bra.uni 	$L__BB38_32;
 
-$L__BB39_28:
+$L__BB38_28:
 	abs.f32 	%f141, %f218;
 	mul.f32 	%f142, %f141, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f143, %f142;
@@ -10234,35 +9972,35 @@ $L__BB39_28:
 	fma.rn.f32 	%f161, %f160, %f218, %f218;
 	setp.ge.f32 	%p42, %f141, 0f3F19999A;
 	selp.f32 	%f218, %f150, %f161, %p42;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_34:
+$L__BB38_34:
 	setp.eq.s32 	%p27, %r84, 5;
-	@%p27 bra 	$L__BB39_44;
+	@%p27 bra 	$L__BB38_44;
 
 	setp.eq.s32 	%p28, %r84, 6;
-	@%p28 bra 	$L__BB39_36;
-	bra.uni 	$L__BB39_32;
+	@%p28 bra 	$L__BB38_36;
+	bra.uni 	$L__BB38_32;
 
-$L__BB39_36:
+$L__BB38_36:
 	setp.gt.f32 	%p36, %f218, %f22;
 	selp.f32 	%f218, %f218, 0f00000000, %p36;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_49:
+$L__BB38_49:
 	mov.f32 	%f140, 0f00000000;
 	max.f32 	%f218, %f218, %f140;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_48:
+$L__BB38_48:
 	abs.f32 	%f138, %f218;
 	add.f32 	%f139, %f138, 0f3F800000;
 	div.rn.f32 	%f218, %f218, %f139;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_42:
+$L__BB38_42:
 	setp.ge.f32 	%p35, %f218, 0f00000000;
-	@%p35 bra 	$L__BB39_51;
+	@%p35 bra 	$L__BB38_51;
 
 	mov.f32 	%f77, 0f3F000000;
 	mov.f32 	%f78, 0f3BBB989D;
@@ -10283,17 +10021,17 @@ $L__BB39_42:
 	ex2.approx.ftz.f32 	%f91, %f89;
 	fma.rn.f32 	%f92, %f91, %f90, 0fBF800000;
 	mul.f32 	%f218, %f22, %f92;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_41:
+$L__BB38_41:
 	fma.rn.f32 	%f73, %f218, %f22, %f23;
 	mov.f32 	%f74, 0f3F800000;
 	min.f32 	%f75, %f74, %f73;
 	mov.f32 	%f76, 0f00000000;
 	max.f32 	%f218, %f76, %f75;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_50:
+$L__BB38_50:
 	neg.f32 	%f162, %f218;
 	mov.f32 	%f163, 0f3F000000;
 	mov.f32 	%f164, 0f3BBB989D;
@@ -10314,15 +10052,15 @@ $L__BB39_50:
 	ex2.approx.ftz.f32 	%f177, %f175;
 	fma.rn.f32 	%f178, %f177, %f176, 0f3F800000;
 	rcp.rn.f32 	%f218, %f178;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_44:
+$L__BB38_44:
 	setp.ge.f32 	%p37, %f218, 0f00000000;
 	mul.f32 	%f93, %f218, %f22;
 	selp.f32 	%f218, %f218, %f93, %p37;
-	bra.uni 	$L__BB39_51;
+	bra.uni 	$L__BB38_51;
 
-$L__BB39_32:
+$L__BB38_32:
 	mul.f32 	%f179, %f218, %f23;
 	abs.f32 	%f180, %f179;
 	mul.f32 	%f181, %f180, 0f4038AA3B;
@@ -10354,7 +10092,7 @@ $L__BB39_32:
 	selp.f32 	%f201, %f189, %f200, %p44;
 	mul.f32 	%f218, %f22, %f201;
 
-$L__BB39_51:
+$L__BB38_51:
 	cvt.s64.s32 	%rd89, %r10;
 	add.s64 	%rd90, %rd9, %rd89;
 	shl.b64 	%rd91, %rd90, 2;
@@ -10369,7 +10107,7 @@ $L__BB39_51:
 	add.s64 	%rd94, %rd4, %rd93;
 	st.global.f32 	[%rd94], %f203;
 
-$L__BB39_52:
+$L__BB38_52:
 	ret;
 
 }
@@ -10399,7 +10137,7 @@ $L__BB39_52:
 	.param .u64 rnn_step_param_21
 )
 {
-	.local .align 16 .b8 	__local_depot40[32];
+	.local .align 16 .b8 	__local_depot39[32];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
 	.reg .pred 	%p<244>;
@@ -10408,7 +10146,7 @@ $L__BB39_52:
 	.reg .b64 	%rd<236>;
 
 
-	mov.u64 	%SPL, __local_depot40;
+	mov.u64 	%SPL, __local_depot39;
 	ld.param.u64 	%rd51, [rnn_step_param_0];
 	ld.param.u64 	%rd52, [rnn_step_param_2];
 	ld.param.u64 	%rd53, [rnn_step_param_4];
@@ -10446,7 +10184,7 @@ $L__BB39_52:
 	ld.global.u32 	%r9, [%rd10+16];
 	mul.lo.s32 	%r10, %r8, %r9;
 	setp.ge.s32 	%p1, %r5, %r10;
-	@%p1 bra 	$L__BB40_304;
+	@%p1 bra 	$L__BB39_304;
 
 	div.s32 	%r90, %r5, %r6;
 	mul.lo.s32 	%r91, %r90, %r6;
@@ -10464,7 +10202,7 @@ $L__BB39_52:
 	add.s64 	%rd12, %rd61, %rd11;
 	setp.eq.s32 	%p2, %r80, 0;
 	mov.u32 	%r344, %r1;
-	@%p2 bra 	$L__BB40_3;
+	@%p2 bra 	$L__BB39_3;
 
 	add.s32 	%r98, %r12, %r79;
 	cvta.to.global.u64 	%rd62, %rd50;
@@ -10474,10 +10212,10 @@ $L__BB39_52:
 	max.s32 	%r100, %r99, 0;
 	min.s32 	%r344, %r100, %r1;
 
-$L__BB40_3:
+$L__BB39_3:
 	setp.le.s32 	%p3, %r344, %r86;
 	mov.u32 	%r345, -1;
-	@%p3 bra 	$L__BB40_5;
+	@%p3 bra 	$L__BB39_5;
 
 	ld.global.u32 	%r102, [%rd10+28];
 	setp.ne.s32 	%p4, %r102, 0;
@@ -10487,7 +10225,7 @@ $L__BB40_3:
 	add.s32 	%r104, %r344, %r103;
 	selp.b32 	%r345, %r104, %r86, %p6;
 
-$L__BB40_5:
+$L__BB39_5:
 	add.s32 	%r105, %r86, 1;
 	shr.u32 	%r106, %r105, 31;
 	add.s32 	%r107, %r105, %r106;
@@ -10510,7 +10248,7 @@ $L__BB40_5:
 	shl.b64 	%rd73, %rd72, 2;
 	add.s64 	%rd16, %rd7, %rd73;
 	setp.lt.s32 	%p7, %r345, 0;
-	@%p7 bra 	$L__BB40_299;
+	@%p7 bra 	$L__BB39_299;
 
 	ld.param.u32 	%r343, [rnn_step_param_8];
 	ld.param.u32 	%r342, [rnn_step_param_5];
@@ -10541,7 +10279,7 @@ $L__BB40_5:
 	and.b32  	%r363, %r6, 3;
 	sub.s32 	%r361, %r6, %r363;
 	setp.eq.s32 	%p10, %r343, 0;
-	@%p10 bra 	$L__BB40_25;
+	@%p10 bra 	$L__BB39_25;
 
 	shl.b32 	%r337, %r6, 1;
 	ld.param.u32 	%r336, [rnn_step_param_7];
@@ -10550,7 +10288,7 @@ $L__BB40_5:
 	mul.lo.s32 	%r29, %r119, %r13;
 	mov.u32 	%r346, 0;
 
-$L__BB40_8:
+$L__BB39_8:
 	mad.lo.s32 	%r120, %r346, %r6, %r11;
 	add.s32 	%r121, %r120, %r29;
 	cvt.s64.s32 	%rd76, %r121;
@@ -10566,19 +10304,19 @@ $L__BB40_8:
 	ld.global.f32 	%f1400, [%rd83];
 	add.s32 	%r31, %r120, %r21;
 	setp.lt.s32 	%p11, %r2, 1;
-	@%p11 bra 	$L__BB40_16;
+	@%p11 bra 	$L__BB39_16;
 
 	setp.lt.u32 	%p12, %r23, 3;
 	mul.lo.s32 	%r124, %r31, %r2;
 	cvt.s64.s32 	%rd84, %r124;
 	add.s64 	%rd23, %rd84, %rd20;
 	mov.u32 	%r349, 0;
-	@%p12 bra 	$L__BB40_12;
+	@%p12 bra 	$L__BB39_12;
 
 	mov.u32 	%r349, 0;
 	mov.u32 	%r348, %r26;
 
-$L__BB40_11:
+$L__BB39_11:
 	cvt.s64.s32 	%rd85, %r349;
 	add.s64 	%rd86, %rd23, %rd85;
 	shl.b64 	%rd87, %rd86, 2;
@@ -10601,11 +10339,11 @@ $L__BB40_11:
 	add.s32 	%r349, %r349, 4;
 	add.s32 	%r348, %r348, -4;
 	setp.ne.s32 	%p13, %r348, 0;
-	@%p13 bra 	$L__BB40_11;
+	@%p13 bra 	$L__BB39_11;
 
-$L__BB40_12:
+$L__BB39_12:
 	setp.eq.s32 	%p14, %r25, 0;
-	@%p14 bra 	$L__BB40_16;
+	@%p14 bra 	$L__BB39_16;
 
 	setp.eq.s32 	%p15, %r25, 1;
 	cvt.s64.s32 	%rd92, %r349;
@@ -10618,7 +10356,7 @@ $L__BB40_12:
 	ld.global.f32 	%f232, [%rd98];
 	ld.global.f32 	%f233, [%rd95];
 	fma.rn.f32 	%f1396, %f233, %f232, %f1396;
-	@%p15 bra 	$L__BB40_16;
+	@%p15 bra 	$L__BB39_16;
 
 	setp.eq.s32 	%p16, %r25, 2;
 	add.s32 	%r126, %r349, 1;
@@ -10632,27 +10370,27 @@ $L__BB40_12:
 	ld.global.f32 	%f234, [%rd25];
 	ld.global.f32 	%f235, [%rd24];
 	fma.rn.f32 	%f1396, %f235, %f234, %f1396;
-	@%p16 bra 	$L__BB40_16;
+	@%p16 bra 	$L__BB39_16;
 
 	ld.global.f32 	%f236, [%rd25+4];
 	ld.global.f32 	%f237, [%rd24+4];
 	fma.rn.f32 	%f1396, %f237, %f236, %f1396;
 
-$L__BB40_16:
+$L__BB39_16:
 	setp.lt.s32 	%p17, %r6, 1;
-	@%p17 bra 	$L__BB40_24;
+	@%p17 bra 	$L__BB39_24;
 
 	setp.lt.u32 	%p18, %r24, 3;
 	mul.lo.s32 	%r128, %r31, %r6;
 	cvt.s64.s32 	%rd104, %r128;
 	add.s64 	%rd26, %rd104, %rd21;
 	mov.u32 	%r352, 0;
-	@%p18 bra 	$L__BB40_20;
+	@%p18 bra 	$L__BB39_20;
 
 	mov.u32 	%r352, 0;
 	mov.u32 	%r351, %r361;
 
-$L__BB40_19:
+$L__BB39_19:
 	cvt.s64.s32 	%rd105, %r352;
 	add.s64 	%rd106, %rd26, %rd105;
 	shl.b64 	%rd107, %rd106, 2;
@@ -10675,11 +10413,11 @@ $L__BB40_19:
 	add.s32 	%r352, %r352, 4;
 	add.s32 	%r351, %r351, -4;
 	setp.ne.s32 	%p19, %r351, 0;
-	@%p19 bra 	$L__BB40_19;
+	@%p19 bra 	$L__BB39_19;
 
-$L__BB40_20:
+$L__BB39_20:
 	setp.eq.s32 	%p20, %r363, 0;
-	@%p20 bra 	$L__BB40_24;
+	@%p20 bra 	$L__BB39_24;
 
 	setp.eq.s32 	%p21, %r363, 1;
 	cvt.s64.s32 	%rd112, %r352;
@@ -10692,7 +10430,7 @@ $L__BB40_20:
 	ld.global.f32 	%f250, [%rd118];
 	ld.global.f32 	%f251, [%rd115];
 	fma.rn.f32 	%f1400, %f251, %f250, %f1400;
-	@%p21 bra 	$L__BB40_24;
+	@%p21 bra 	$L__BB39_24;
 
 	setp.eq.s32 	%p22, %r363, 2;
 	add.s32 	%r130, %r352, 1;
@@ -10706,13 +10444,13 @@ $L__BB40_20:
 	ld.global.f32 	%f252, [%rd28];
 	ld.global.f32 	%f253, [%rd27];
 	fma.rn.f32 	%f1400, %f253, %f252, %f1400;
-	@%p22 bra 	$L__BB40_24;
+	@%p22 bra 	$L__BB39_24;
 
 	ld.global.f32 	%f254, [%rd28+4];
 	ld.global.f32 	%f255, [%rd27+4];
 	fma.rn.f32 	%f1400, %f255, %f254, %f1400;
 
-$L__BB40_24:
+$L__BB39_24:
 	mul.wide.s32 	%rd124, %r346, 4;
 	add.s64 	%rd125, %rd8, %rd124;
 	st.local.f32 	[%rd125], %f1396;
@@ -10720,10 +10458,10 @@ $L__BB40_24:
 	st.local.f32 	[%rd126], %f1400;
 	add.s32 	%r346, %r346, 1;
 	setp.lt.u32 	%p23, %r346, %r19;
-	@%p23 bra 	$L__BB40_8;
-	bra.uni 	$L__BB40_43;
+	@%p23 bra 	$L__BB39_8;
+	bra.uni 	$L__BB39_43;
 
-$L__BB40_299:
+$L__BB39_299:
 	add.s64 	%rd210, %rd12, %rd15;
 	shl.b64 	%rd211, %rd210, 2;
 	add.s64 	%rd212, %rd7, %rd211;
@@ -10732,25 +10470,25 @@ $L__BB40_299:
 	ld.global.f32 	%f1392, [%rd13];
 	st.global.f32 	[%rd14], %f1392;
 	setp.eq.s32 	%p241, %r85, 0;
-	@%p241 bra 	$L__BB40_304;
+	@%p241 bra 	$L__BB39_304;
 
 	setp.eq.s32 	%p242, %r3, 0;
-	@%p242 bra 	$L__BB40_302;
+	@%p242 bra 	$L__BB39_302;
 
 	mad.lo.s32 	%r307, %r12, %r1, %r86;
 	mad.lo.s32 	%r365, %r307, %r9, %r13;
-	bra.uni 	$L__BB40_303;
+	bra.uni 	$L__BB39_303;
 
-$L__BB40_25:
+$L__BB39_25:
 	mov.u32 	%r353, 0;
 
-$L__BB40_26:
+$L__BB39_26:
 	mad.lo.s32 	%r132, %r353, %r6, %r11;
 	add.s32 	%r44, %r132, %r21;
 	setp.lt.s32 	%p24, %r2, 1;
 	mov.f32 	%f1408, 0f00000000;
 	mov.f32 	%f1404, %f1408;
-	@%p24 bra 	$L__BB40_34;
+	@%p24 bra 	$L__BB39_34;
 
 	setp.lt.u32 	%p25, %r23, 3;
 	mul.lo.s32 	%r134, %r44, %r2;
@@ -10758,13 +10496,13 @@ $L__BB40_26:
 	add.s64 	%rd29, %rd127, %rd20;
 	mov.f32 	%f1404, 0f00000000;
 	mov.u32 	%r356, 0;
-	@%p25 bra 	$L__BB40_30;
+	@%p25 bra 	$L__BB39_30;
 
 	mov.f32 	%f1404, 0f00000000;
 	mov.u32 	%r356, 0;
 	mov.u32 	%r355, %r26;
 
-$L__BB40_29:
+$L__BB39_29:
 	cvt.s64.s32 	%rd128, %r356;
 	add.s64 	%rd129, %rd29, %rd128;
 	shl.b64 	%rd130, %rd129, 2;
@@ -10787,11 +10525,11 @@ $L__BB40_29:
 	add.s32 	%r356, %r356, 4;
 	add.s32 	%r355, %r355, -4;
 	setp.ne.s32 	%p26, %r355, 0;
-	@%p26 bra 	$L__BB40_29;
+	@%p26 bra 	$L__BB39_29;
 
-$L__BB40_30:
+$L__BB39_30:
 	setp.eq.s32 	%p27, %r25, 0;
-	@%p27 bra 	$L__BB40_34;
+	@%p27 bra 	$L__BB39_34;
 
 	setp.eq.s32 	%p28, %r25, 1;
 	cvt.s64.s32 	%rd135, %r356;
@@ -10804,7 +10542,7 @@ $L__BB40_30:
 	ld.global.f32 	%f271, [%rd141];
 	ld.global.f32 	%f272, [%rd138];
 	fma.rn.f32 	%f1404, %f272, %f271, %f1404;
-	@%p28 bra 	$L__BB40_34;
+	@%p28 bra 	$L__BB39_34;
 
 	setp.eq.s32 	%p29, %r25, 2;
 	add.s32 	%r136, %r356, 1;
@@ -10818,15 +10556,15 @@ $L__BB40_30:
 	ld.global.f32 	%f273, [%rd31];
 	ld.global.f32 	%f274, [%rd30];
 	fma.rn.f32 	%f1404, %f274, %f273, %f1404;
-	@%p29 bra 	$L__BB40_34;
+	@%p29 bra 	$L__BB39_34;
 
 	ld.global.f32 	%f275, [%rd31+4];
 	ld.global.f32 	%f276, [%rd30+4];
 	fma.rn.f32 	%f1404, %f276, %f275, %f1404;
 
-$L__BB40_34:
+$L__BB39_34:
 	setp.lt.s32 	%p30, %r6, 1;
-	@%p30 bra 	$L__BB40_42;
+	@%p30 bra 	$L__BB39_42;
 
 	setp.lt.u32 	%p31, %r24, 3;
 	mul.lo.s32 	%r138, %r44, %r6;
@@ -10834,13 +10572,13 @@ $L__BB40_34:
 	add.s64 	%rd32, %rd147, %rd21;
 	mov.f32 	%f1408, 0f00000000;
 	mov.u32 	%r359, 0;
-	@%p31 bra 	$L__BB40_38;
+	@%p31 bra 	$L__BB39_38;
 
 	mov.f32 	%f1408, 0f00000000;
 	mov.u32 	%r359, 0;
 	mov.u32 	%r358, %r361;
 
-$L__BB40_37:
+$L__BB39_37:
 	cvt.s64.s32 	%rd148, %r359;
 	add.s64 	%rd149, %rd32, %rd148;
 	shl.b64 	%rd150, %rd149, 2;
@@ -10863,11 +10601,11 @@ $L__BB40_37:
 	add.s32 	%r359, %r359, 4;
 	add.s32 	%r358, %r358, -4;
 	setp.ne.s32 	%p32, %r358, 0;
-	@%p32 bra 	$L__BB40_37;
+	@%p32 bra 	$L__BB39_37;
 
-$L__BB40_38:
+$L__BB39_38:
 	setp.eq.s32 	%p33, %r363, 0;
-	@%p33 bra 	$L__BB40_42;
+	@%p33 bra 	$L__BB39_42;
 
 	setp.eq.s32 	%p34, %r363, 1;
 	cvt.s64.s32 	%rd155, %r359;
@@ -10880,7 +10618,7 @@ $L__BB40_38:
 	ld.global.f32 	%f292, [%rd161];
 	ld.global.f32 	%f293, [%rd158];
 	fma.rn.f32 	%f1408, %f293, %f292, %f1408;
-	@%p34 bra 	$L__BB40_42;
+	@%p34 bra 	$L__BB39_42;
 
 	setp.eq.s32 	%p35, %r363, 2;
 	add.s32 	%r140, %r359, 1;
@@ -10894,13 +10632,13 @@ $L__BB40_38:
 	ld.global.f32 	%f294, [%rd34];
 	ld.global.f32 	%f295, [%rd33];
 	fma.rn.f32 	%f1408, %f295, %f294, %f1408;
-	@%p35 bra 	$L__BB40_42;
+	@%p35 bra 	$L__BB39_42;
 
 	ld.global.f32 	%f296, [%rd34+4];
 	ld.global.f32 	%f297, [%rd33+4];
 	fma.rn.f32 	%f1408, %f297, %f296, %f1408;
 
-$L__BB40_42:
+$L__BB39_42:
 	mul.wide.s32 	%rd167, %r353, 4;
 	add.s64 	%rd168, %rd8, %rd167;
 	st.local.f32 	[%rd168], %f1404;
@@ -10908,10 +10646,10 @@ $L__BB40_42:
 	st.local.f32 	[%rd169], %f1408;
 	add.s32 	%r353, %r353, 1;
 	setp.lt.u32 	%p36, %r353, %r19;
-	@%p36 bra 	$L__BB40_26;
+	@%p36 bra 	$L__BB39_26;
 
-$L__BB40_43:
-	@%p9 bra 	$L__BB40_194;
+$L__BB39_43:
+	@%p9 bra 	$L__BB39_194;
 
 	ld.param.u32 	%r313, [rnn_step_param_14];
 	ld.param.u32 	%r312, [rnn_step_param_13];
@@ -10926,7 +10664,7 @@ $L__BB40_43:
 	add.f32 	%f36, %f300, %f299;
 	setp.eq.s32 	%p38, %r313, 0;
 	mov.f32 	%f1409, 0f00000000;
-	@%p38 bra 	$L__BB40_46;
+	@%p38 bra 	$L__BB39_46;
 
 	ld.param.u64 	%rd216, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd215, %rd216;
@@ -10937,18 +10675,18 @@ $L__BB40_43:
 	ld.global.f32 	%f301, [%rd175];
 	mul.f32 	%f1409, %f35, %f301;
 
-$L__BB40_46:
+$L__BB39_46:
 	add.f32 	%f1412, %f36, %f1409;
 	ld.global.u32 	%r56, [%rd10+36];
 	setp.eq.s32 	%p39, %r56, 0;
-	@%p39 bra 	$L__BB40_48;
+	@%p39 bra 	$L__BB39_48;
 
 	ld.global.f32 	%f302, [%rd10+40];
 	neg.f32 	%f303, %f302;
 	max.f32 	%f304, %f1412, %f303;
 	min.f32 	%f1412, %f304, %f302;
 
-$L__BB40_48:
+$L__BB39_48:
 	mad.lo.s32 	%r143, %r13, 9, 11;
 	mul.wide.s32 	%rd176, %r143, 4;
 	add.s64 	%rd38, %rd10, %rd176;
@@ -10956,24 +10694,24 @@ $L__BB40_48:
 	ld.global.f32 	%f42, [%rd38+4];
 	ld.global.f32 	%f43, [%rd38+8];
 	setp.gt.s32 	%p40, %r57, 4;
-	@%p40 bra 	$L__BB40_57;
+	@%p40 bra 	$L__BB39_57;
 
 	setp.gt.s32 	%p47, %r57, 1;
-	@%p47 bra 	$L__BB40_53;
-	bra.uni 	$L__BB40_50;
+	@%p47 bra 	$L__BB39_53;
+	bra.uni 	$L__BB39_50;
 
-$L__BB40_53:
+$L__BB39_53:
 	setp.eq.s32 	%p48, %r57, 2;
-	@%p48 bra 	$L__BB40_73;
+	@%p48 bra 	$L__BB39_73;
 
 	setp.eq.s32 	%p49, %r57, 3;
-	@%p49 bra 	$L__BB40_72;
+	@%p49 bra 	$L__BB39_72;
 
 	setp.eq.s32 	%p50, %r57, 4;
-	@%p50 bra 	$L__BB40_69;
-	bra.uni 	$L__BB40_56;
+	@%p50 bra 	$L__BB39_69;
+	bra.uni 	$L__BB39_56;
 
-$L__BB40_69:
+$L__BB39_69:
 	mov.f32 	%f326, 0f3F000000;
 	mov.f32 	%f327, 0f3BBB989D;
 	fma.rn.f32 	%f328, %f1412, %f327, %f326;
@@ -11027,30 +10765,30 @@ $L__BB40_69:
 	mov.f32 	%f368, 0f3F317218;
 	fma.rn.f32 	%f1411, %f347, %f368, %f367;
 	setp.lt.u32 	%p57, %r148, 2139095040;
-	@%p57 bra 	$L__BB40_71;
+	@%p57 bra 	$L__BB39_71;
 
 	mov.f32 	%f369, 0f7F800000;
 	fma.rn.f32 	%f1411, %f49, %f369, %f369;
 
-$L__BB40_71:
+$L__BB39_71:
 	setp.eq.f32 	%p58, %f49, 0f00000000;
 	selp.f32 	%f1412, 0fFF800000, %f1411, %p58;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_194:
+$L__BB39_194:
 	ld.local.f32 	%f970, [%rd8];
 	ld.local.f32 	%f971, [%rd9];
 	add.f32 	%f1428, %f970, %f971;
 	ld.global.u32 	%r58, [%rd10+36];
 	setp.eq.s32 	%p160, %r58, 0;
-	@%p160 bra 	$L__BB40_196;
+	@%p160 bra 	$L__BB39_196;
 
 	ld.global.f32 	%f972, [%rd10+40];
 	neg.f32 	%f973, %f972;
 	max.f32 	%f974, %f1428, %f973;
 	min.f32 	%f1428, %f974, %f972;
 
-$L__BB40_196:
+$L__BB39_196:
 	mul.lo.s32 	%r59, %r13, 6;
 	add.s32 	%r238, %r59, 11;
 	mul.wide.s32 	%rd185, %r238, 4;
@@ -11059,24 +10797,24 @@ $L__BB40_196:
 	ld.global.f32 	%f148, [%rd39+4];
 	ld.global.f32 	%f149, [%rd39+8];
 	setp.gt.s32 	%p161, %r60, 4;
-	@%p161 bra 	$L__BB40_205;
+	@%p161 bra 	$L__BB39_205;
 
 	setp.gt.s32 	%p168, %r60, 1;
-	@%p168 bra 	$L__BB40_201;
-	bra.uni 	$L__BB40_198;
+	@%p168 bra 	$L__BB39_201;
+	bra.uni 	$L__BB39_198;
 
-$L__BB40_201:
+$L__BB39_201:
 	setp.eq.s32 	%p169, %r60, 2;
-	@%p169 bra 	$L__BB40_221;
+	@%p169 bra 	$L__BB39_221;
 
 	setp.eq.s32 	%p170, %r60, 3;
-	@%p170 bra 	$L__BB40_220;
+	@%p170 bra 	$L__BB39_220;
 
 	setp.eq.s32 	%p171, %r60, 4;
-	@%p171 bra 	$L__BB40_217;
-	bra.uni 	$L__BB40_204;
+	@%p171 bra 	$L__BB39_217;
+	bra.uni 	$L__BB39_204;
 
-$L__BB40_217:
+$L__BB39_217:
 	mov.f32 	%f996, 0f3F000000;
 	mov.f32 	%f997, 0f3BBB989D;
 	fma.rn.f32 	%f998, %f1428, %f997, %f996;
@@ -11130,74 +10868,74 @@ $L__BB40_217:
 	mov.f32 	%f1038, 0f3F317218;
 	fma.rn.f32 	%f1427, %f1017, %f1038, %f1037;
 	setp.lt.u32 	%p178, %r243, 2139095040;
-	@%p178 bra 	$L__BB40_219;
+	@%p178 bra 	$L__BB39_219;
 
 	mov.f32 	%f1039, 0f7F800000;
 	fma.rn.f32 	%f1427, %f155, %f1039, %f1039;
 
-$L__BB40_219:
+$L__BB39_219:
 	setp.eq.f32 	%p179, %f155, 0f00000000;
 	selp.f32 	%f1428, 0fFF800000, %f1427, %p179;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_57:
+$L__BB39_57:
 	setp.gt.s32 	%p41, %r57, 6;
-	@%p41 bra 	$L__BB40_61;
-	bra.uni 	$L__BB40_58;
+	@%p41 bra 	$L__BB39_61;
+	bra.uni 	$L__BB39_58;
 
-$L__BB40_61:
+$L__BB39_61:
 	setp.eq.s32 	%p42, %r57, 7;
-	@%p42 bra 	$L__BB40_66;
+	@%p42 bra 	$L__BB39_66;
 
 	setp.eq.s32 	%p43, %r57, 8;
-	@%p43 bra 	$L__BB40_65;
+	@%p43 bra 	$L__BB39_65;
 
 	setp.ne.s32 	%p44, %r57, 9;
-	@%p44 bra 	$L__BB40_56;
+	@%p44 bra 	$L__BB39_56;
 
 	fma.rn.f32 	%f1412, %f1412, %f42, %f43;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_205:
+$L__BB39_205:
 	setp.gt.s32 	%p162, %r60, 6;
-	@%p162 bra 	$L__BB40_209;
-	bra.uni 	$L__BB40_206;
+	@%p162 bra 	$L__BB39_209;
+	bra.uni 	$L__BB39_206;
 
-$L__BB40_209:
+$L__BB39_209:
 	setp.eq.s32 	%p163, %r60, 7;
-	@%p163 bra 	$L__BB40_214;
+	@%p163 bra 	$L__BB39_214;
 
 	setp.eq.s32 	%p164, %r60, 8;
-	@%p164 bra 	$L__BB40_213;
+	@%p164 bra 	$L__BB39_213;
 
 	setp.ne.s32 	%p165, %r60, 9;
-	@%p165 bra 	$L__BB40_204;
+	@%p165 bra 	$L__BB39_204;
 
 	fma.rn.f32 	%f1428, %f1428, %f148, %f149;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_302:
+$L__BB39_302:
 	mad.lo.s32 	%r308, %r9, %r86, %r13;
 	mad.lo.s32 	%r365, %r308, %r7, %r12;
 
-$L__BB40_303:
+$L__BB39_303:
 	add.s32 	%r309, %r11, %r84;
 	mad.lo.s32 	%r310, %r365, %r6, %r309;
 	mul.wide.s32 	%rd213, %r310, 4;
 	add.s64 	%rd214, %rd4, %rd213;
 	mov.u32 	%r311, 0;
 	st.global.u32 	[%rd214], %r311;
-	bra.uni 	$L__BB40_304;
+	bra.uni 	$L__BB39_304;
 
-$L__BB40_50:
+$L__BB39_50:
 	setp.eq.s32 	%p51, %r57, 0;
-	@%p51 bra 	$L__BB40_74;
+	@%p51 bra 	$L__BB39_74;
 
 	setp.eq.s32 	%p52, %r57, 1;
-	@%p52 bra 	$L__BB40_52;
-	bra.uni 	$L__BB40_56;
+	@%p52 bra 	$L__BB39_52;
+	bra.uni 	$L__BB39_56;
 
-$L__BB40_52:
+$L__BB39_52:
 	abs.f32 	%f373, %f1412;
 	mul.f32 	%f374, %f373, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f375, %f374;
@@ -11226,30 +10964,30 @@ $L__BB40_52:
 	fma.rn.f32 	%f393, %f392, %f1412, %f1412;
 	setp.ge.f32 	%p60, %f373, 0f3F19999A;
 	selp.f32 	%f1412, %f382, %f393, %p60;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_58:
+$L__BB39_58:
 	setp.eq.s32 	%p45, %r57, 5;
-	@%p45 bra 	$L__BB40_68;
+	@%p45 bra 	$L__BB39_68;
 
 	setp.eq.s32 	%p46, %r57, 6;
-	@%p46 bra 	$L__BB40_60;
-	bra.uni 	$L__BB40_56;
+	@%p46 bra 	$L__BB39_60;
+	bra.uni 	$L__BB39_56;
 
-$L__BB40_60:
+$L__BB39_60:
 	setp.gt.f32 	%p54, %f1412, %f42;
 	selp.f32 	%f1412, %f1412, 0f00000000, %p54;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_198:
+$L__BB39_198:
 	setp.eq.s32 	%p172, %r60, 0;
-	@%p172 bra 	$L__BB40_222;
+	@%p172 bra 	$L__BB39_222;
 
 	setp.eq.s32 	%p173, %r60, 1;
-	@%p173 bra 	$L__BB40_200;
-	bra.uni 	$L__BB40_204;
+	@%p173 bra 	$L__BB39_200;
+	bra.uni 	$L__BB39_204;
 
-$L__BB40_200:
+$L__BB39_200:
 	abs.f32 	%f1043, %f1428;
 	mul.f32 	%f1044, %f1043, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1045, %f1044;
@@ -11278,35 +11016,35 @@ $L__BB40_200:
 	fma.rn.f32 	%f1063, %f1062, %f1428, %f1428;
 	setp.ge.f32 	%p181, %f1043, 0f3F19999A;
 	selp.f32 	%f1428, %f1052, %f1063, %p181;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_206:
+$L__BB39_206:
 	setp.eq.s32 	%p166, %r60, 5;
-	@%p166 bra 	$L__BB40_216;
+	@%p166 bra 	$L__BB39_216;
 
 	setp.eq.s32 	%p167, %r60, 6;
-	@%p167 bra 	$L__BB40_208;
-	bra.uni 	$L__BB40_204;
+	@%p167 bra 	$L__BB39_208;
+	bra.uni 	$L__BB39_204;
 
-$L__BB40_208:
+$L__BB39_208:
 	setp.gt.f32 	%p175, %f1428, %f148;
 	selp.f32 	%f1428, %f1428, 0f00000000, %p175;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_73:
+$L__BB39_73:
 	mov.f32 	%f372, 0f00000000;
 	max.f32 	%f1412, %f1412, %f372;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_72:
+$L__BB39_72:
 	abs.f32 	%f370, %f1412;
 	add.f32 	%f371, %f370, 0f3F800000;
 	div.rn.f32 	%f1412, %f1412, %f371;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_66:
+$L__BB39_66:
 	setp.ge.f32 	%p53, %f1412, 0f00000000;
-	@%p53 bra 	$L__BB40_75;
+	@%p53 bra 	$L__BB39_75;
 
 	mov.f32 	%f309, 0f3F000000;
 	mov.f32 	%f310, 0f3BBB989D;
@@ -11327,17 +11065,17 @@ $L__BB40_66:
 	ex2.approx.ftz.f32 	%f323, %f321;
 	fma.rn.f32 	%f324, %f323, %f322, 0fBF800000;
 	mul.f32 	%f1412, %f42, %f324;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_65:
+$L__BB39_65:
 	fma.rn.f32 	%f305, %f1412, %f42, %f43;
 	mov.f32 	%f306, 0f3F800000;
 	min.f32 	%f307, %f306, %f305;
 	mov.f32 	%f308, 0f00000000;
 	max.f32 	%f1412, %f308, %f307;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_74:
+$L__BB39_74:
 	neg.f32 	%f394, %f1412;
 	mov.f32 	%f395, 0f3F000000;
 	mov.f32 	%f396, 0f3BBB989D;
@@ -11358,15 +11096,15 @@ $L__BB40_74:
 	ex2.approx.ftz.f32 	%f409, %f407;
 	fma.rn.f32 	%f410, %f409, %f408, 0f3F800000;
 	rcp.rn.f32 	%f1412, %f410;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_68:
+$L__BB39_68:
 	setp.ge.f32 	%p55, %f1412, 0f00000000;
 	mul.f32 	%f325, %f1412, %f42;
 	selp.f32 	%f1412, %f1412, %f325, %p55;
-	bra.uni 	$L__BB40_75;
+	bra.uni 	$L__BB39_75;
 
-$L__BB40_56:
+$L__BB39_56:
 	mul.f32 	%f411, %f1412, %f43;
 	abs.f32 	%f412, %f411;
 	mul.f32 	%f413, %f412, 0f4038AA3B;
@@ -11398,12 +11136,12 @@ $L__BB40_56:
 	selp.f32 	%f433, %f421, %f432, %p62;
 	mul.f32 	%f1412, %f42, %f433;
 
-$L__BB40_75:
+$L__BB39_75:
 	ld.local.f32 	%f435, [%rd9+8];
 	ld.local.f32 	%f436, [%rd8+8];
 	add.f32 	%f60, %f436, %f435;
 	mov.f32 	%f1413, 0f00000000;
-	@%p38 bra 	$L__BB40_77;
+	@%p38 bra 	$L__BB39_77;
 
 	ld.param.u64 	%rd218, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd217, %rd218;
@@ -11416,34 +11154,34 @@ $L__BB40_75:
 	ld.global.f32 	%f437, [%rd180];
 	mul.f32 	%f1413, %f35, %f437;
 
-$L__BB40_77:
+$L__BB39_77:
 	add.f32 	%f1416, %f60, %f1413;
-	@%p39 bra 	$L__BB40_79;
+	@%p39 bra 	$L__BB39_79;
 
 	ld.global.f32 	%f438, [%rd10+40];
 	neg.f32 	%f439, %f438;
 	max.f32 	%f440, %f1416, %f439;
 	min.f32 	%f1416, %f440, %f438;
 
-$L__BB40_79:
-	@%p40 bra 	$L__BB40_88;
+$L__BB39_79:
+	@%p40 bra 	$L__BB39_88;
 
 	setp.gt.s32 	%p72, %r57, 1;
-	@%p72 bra 	$L__BB40_84;
-	bra.uni 	$L__BB40_81;
+	@%p72 bra 	$L__BB39_84;
+	bra.uni 	$L__BB39_81;
 
-$L__BB40_84:
+$L__BB39_84:
 	setp.eq.s32 	%p73, %r57, 2;
-	@%p73 bra 	$L__BB40_104;
+	@%p73 bra 	$L__BB39_104;
 
 	setp.eq.s32 	%p74, %r57, 3;
-	@%p74 bra 	$L__BB40_103;
+	@%p74 bra 	$L__BB39_103;
 
 	setp.eq.s32 	%p75, %r57, 4;
-	@%p75 bra 	$L__BB40_100;
-	bra.uni 	$L__BB40_87;
+	@%p75 bra 	$L__BB39_100;
+	bra.uni 	$L__BB39_87;
 
-$L__BB40_100:
+$L__BB39_100:
 	mov.f32 	%f462, 0f3F000000;
 	mov.f32 	%f463, 0f3BBB989D;
 	fma.rn.f32 	%f464, %f1416, %f463, %f462;
@@ -11497,43 +11235,43 @@ $L__BB40_100:
 	mov.f32 	%f504, 0f3F317218;
 	fma.rn.f32 	%f1415, %f483, %f504, %f503;
 	setp.lt.u32 	%p82, %r167, 2139095040;
-	@%p82 bra 	$L__BB40_102;
+	@%p82 bra 	$L__BB39_102;
 
 	mov.f32 	%f505, 0f7F800000;
 	fma.rn.f32 	%f1415, %f71, %f505, %f505;
 
-$L__BB40_102:
+$L__BB39_102:
 	setp.eq.f32 	%p83, %f71, 0f00000000;
 	selp.f32 	%f1416, 0fFF800000, %f1415, %p83;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_88:
+$L__BB39_88:
 	setp.gt.s32 	%p66, %r57, 6;
-	@%p66 bra 	$L__BB40_92;
-	bra.uni 	$L__BB40_89;
+	@%p66 bra 	$L__BB39_92;
+	bra.uni 	$L__BB39_89;
 
-$L__BB40_92:
+$L__BB39_92:
 	setp.eq.s32 	%p67, %r57, 7;
-	@%p67 bra 	$L__BB40_97;
+	@%p67 bra 	$L__BB39_97;
 
 	setp.eq.s32 	%p68, %r57, 8;
-	@%p68 bra 	$L__BB40_96;
+	@%p68 bra 	$L__BB39_96;
 
 	setp.ne.s32 	%p69, %r57, 9;
-	@%p69 bra 	$L__BB40_87;
+	@%p69 bra 	$L__BB39_87;
 
 	fma.rn.f32 	%f1416, %f1416, %f42, %f43;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_81:
+$L__BB39_81:
 	setp.eq.s32 	%p76, %r57, 0;
-	@%p76 bra 	$L__BB40_105;
+	@%p76 bra 	$L__BB39_105;
 
 	setp.eq.s32 	%p77, %r57, 1;
-	@%p77 bra 	$L__BB40_83;
-	bra.uni 	$L__BB40_87;
+	@%p77 bra 	$L__BB39_83;
+	bra.uni 	$L__BB39_87;
 
-$L__BB40_83:
+$L__BB39_83:
 	abs.f32 	%f509, %f1416;
 	mul.f32 	%f510, %f509, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f511, %f510;
@@ -11562,35 +11300,35 @@ $L__BB40_83:
 	fma.rn.f32 	%f529, %f528, %f1416, %f1416;
 	setp.ge.f32 	%p85, %f509, 0f3F19999A;
 	selp.f32 	%f1416, %f518, %f529, %p85;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_89:
+$L__BB39_89:
 	setp.eq.s32 	%p70, %r57, 5;
-	@%p70 bra 	$L__BB40_99;
+	@%p70 bra 	$L__BB39_99;
 
 	setp.eq.s32 	%p71, %r57, 6;
-	@%p71 bra 	$L__BB40_91;
-	bra.uni 	$L__BB40_87;
+	@%p71 bra 	$L__BB39_91;
+	bra.uni 	$L__BB39_87;
 
-$L__BB40_91:
+$L__BB39_91:
 	setp.gt.f32 	%p79, %f1416, %f42;
 	selp.f32 	%f1416, %f1416, 0f00000000, %p79;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_104:
+$L__BB39_104:
 	mov.f32 	%f508, 0f00000000;
 	max.f32 	%f1416, %f1416, %f508;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_103:
+$L__BB39_103:
 	abs.f32 	%f506, %f1416;
 	add.f32 	%f507, %f506, 0f3F800000;
 	div.rn.f32 	%f1416, %f1416, %f507;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_97:
+$L__BB39_97:
 	setp.ge.f32 	%p78, %f1416, 0f00000000;
-	@%p78 bra 	$L__BB40_106;
+	@%p78 bra 	$L__BB39_106;
 
 	mov.f32 	%f445, 0f3F000000;
 	mov.f32 	%f446, 0f3BBB989D;
@@ -11611,17 +11349,17 @@ $L__BB40_97:
 	ex2.approx.ftz.f32 	%f459, %f457;
 	fma.rn.f32 	%f460, %f459, %f458, 0fBF800000;
 	mul.f32 	%f1416, %f42, %f460;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_96:
+$L__BB39_96:
 	fma.rn.f32 	%f441, %f1416, %f42, %f43;
 	mov.f32 	%f442, 0f3F800000;
 	min.f32 	%f443, %f442, %f441;
 	mov.f32 	%f444, 0f00000000;
 	max.f32 	%f1416, %f444, %f443;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_105:
+$L__BB39_105:
 	neg.f32 	%f530, %f1416;
 	mov.f32 	%f531, 0f3F000000;
 	mov.f32 	%f532, 0f3BBB989D;
@@ -11642,15 +11380,15 @@ $L__BB40_105:
 	ex2.approx.ftz.f32 	%f545, %f543;
 	fma.rn.f32 	%f546, %f545, %f544, 0f3F800000;
 	rcp.rn.f32 	%f1416, %f546;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_99:
+$L__BB39_99:
 	setp.ge.f32 	%p80, %f1416, 0f00000000;
 	mul.f32 	%f461, %f1416, %f42;
 	selp.f32 	%f1416, %f1416, %f461, %p80;
-	bra.uni 	$L__BB40_106;
+	bra.uni 	$L__BB39_106;
 
-$L__BB40_87:
+$L__BB39_87:
 	mul.f32 	%f547, %f1416, %f43;
 	abs.f32 	%f548, %f547;
 	mul.f32 	%f549, %f548, 0f4038AA3B;
@@ -11682,40 +11420,40 @@ $L__BB40_87:
 	selp.f32 	%f569, %f557, %f568, %p87;
 	mul.f32 	%f1416, %f42, %f569;
 
-$L__BB40_106:
+$L__BB39_106:
 	ld.local.f32 	%f570, [%rd9+12];
 	ld.local.f32 	%f571, [%rd8+12];
 	add.f32 	%f1419, %f571, %f570;
-	@%p39 bra 	$L__BB40_108;
+	@%p39 bra 	$L__BB39_108;
 
 	ld.global.f32 	%f572, [%rd10+40];
 	neg.f32 	%f573, %f572;
 	max.f32 	%f574, %f1419, %f573;
 	min.f32 	%f1419, %f574, %f572;
 
-$L__BB40_108:
+$L__BB39_108:
 	ld.global.u32 	%r181, [%rd38+12];
 	ld.global.f32 	%f85, [%rd38+16];
 	ld.global.f32 	%f86, [%rd38+20];
 	setp.gt.s32 	%p89, %r181, 4;
-	@%p89 bra 	$L__BB40_117;
+	@%p89 bra 	$L__BB39_117;
 
 	setp.gt.s32 	%p96, %r181, 1;
-	@%p96 bra 	$L__BB40_113;
-	bra.uni 	$L__BB40_110;
+	@%p96 bra 	$L__BB39_113;
+	bra.uni 	$L__BB39_110;
 
-$L__BB40_113:
+$L__BB39_113:
 	setp.eq.s32 	%p97, %r181, 2;
-	@%p97 bra 	$L__BB40_133;
+	@%p97 bra 	$L__BB39_133;
 
 	setp.eq.s32 	%p98, %r181, 3;
-	@%p98 bra 	$L__BB40_132;
+	@%p98 bra 	$L__BB39_132;
 
 	setp.eq.s32 	%p99, %r181, 4;
-	@%p99 bra 	$L__BB40_129;
-	bra.uni 	$L__BB40_116;
+	@%p99 bra 	$L__BB39_129;
+	bra.uni 	$L__BB39_116;
 
-$L__BB40_129:
+$L__BB39_129:
 	mov.f32 	%f596, 0f3F000000;
 	mov.f32 	%f597, 0f3BBB989D;
 	fma.rn.f32 	%f598, %f1419, %f597, %f596;
@@ -11769,43 +11507,43 @@ $L__BB40_129:
 	mov.f32 	%f638, 0f3F317218;
 	fma.rn.f32 	%f1418, %f617, %f638, %f637;
 	setp.lt.u32 	%p106, %r186, 2139095040;
-	@%p106 bra 	$L__BB40_131;
+	@%p106 bra 	$L__BB39_131;
 
 	mov.f32 	%f639, 0f7F800000;
 	fma.rn.f32 	%f1418, %f92, %f639, %f639;
 
-$L__BB40_131:
+$L__BB39_131:
 	setp.eq.f32 	%p107, %f92, 0f00000000;
 	selp.f32 	%f1419, 0fFF800000, %f1418, %p107;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_117:
+$L__BB39_117:
 	setp.gt.s32 	%p90, %r181, 6;
-	@%p90 bra 	$L__BB40_121;
-	bra.uni 	$L__BB40_118;
+	@%p90 bra 	$L__BB39_121;
+	bra.uni 	$L__BB39_118;
 
-$L__BB40_121:
+$L__BB39_121:
 	setp.eq.s32 	%p91, %r181, 7;
-	@%p91 bra 	$L__BB40_126;
+	@%p91 bra 	$L__BB39_126;
 
 	setp.eq.s32 	%p92, %r181, 8;
-	@%p92 bra 	$L__BB40_125;
+	@%p92 bra 	$L__BB39_125;
 
 	setp.ne.s32 	%p93, %r181, 9;
-	@%p93 bra 	$L__BB40_116;
+	@%p93 bra 	$L__BB39_116;
 
 	fma.rn.f32 	%f1419, %f1419, %f85, %f86;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_110:
+$L__BB39_110:
 	setp.eq.s32 	%p100, %r181, 0;
-	@%p100 bra 	$L__BB40_134;
+	@%p100 bra 	$L__BB39_134;
 
 	setp.eq.s32 	%p101, %r181, 1;
-	@%p101 bra 	$L__BB40_112;
-	bra.uni 	$L__BB40_116;
+	@%p101 bra 	$L__BB39_112;
+	bra.uni 	$L__BB39_116;
 
-$L__BB40_112:
+$L__BB39_112:
 	abs.f32 	%f643, %f1419;
 	mul.f32 	%f644, %f643, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f645, %f644;
@@ -11834,35 +11572,35 @@ $L__BB40_112:
 	fma.rn.f32 	%f663, %f662, %f1419, %f1419;
 	setp.ge.f32 	%p109, %f643, 0f3F19999A;
 	selp.f32 	%f1419, %f652, %f663, %p109;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_118:
+$L__BB39_118:
 	setp.eq.s32 	%p94, %r181, 5;
-	@%p94 bra 	$L__BB40_128;
+	@%p94 bra 	$L__BB39_128;
 
 	setp.eq.s32 	%p95, %r181, 6;
-	@%p95 bra 	$L__BB40_120;
-	bra.uni 	$L__BB40_116;
+	@%p95 bra 	$L__BB39_120;
+	bra.uni 	$L__BB39_116;
 
-$L__BB40_120:
+$L__BB39_120:
 	setp.gt.f32 	%p103, %f1419, %f85;
 	selp.f32 	%f1419, %f1419, 0f00000000, %p103;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_133:
+$L__BB39_133:
 	mov.f32 	%f642, 0f00000000;
 	max.f32 	%f1419, %f1419, %f642;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_132:
+$L__BB39_132:
 	abs.f32 	%f640, %f1419;
 	add.f32 	%f641, %f640, 0f3F800000;
 	div.rn.f32 	%f1419, %f1419, %f641;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_126:
+$L__BB39_126:
 	setp.ge.f32 	%p102, %f1419, 0f00000000;
-	@%p102 bra 	$L__BB40_135;
+	@%p102 bra 	$L__BB39_135;
 
 	mov.f32 	%f579, 0f3F000000;
 	mov.f32 	%f580, 0f3BBB989D;
@@ -11883,17 +11621,17 @@ $L__BB40_126:
 	ex2.approx.ftz.f32 	%f593, %f591;
 	fma.rn.f32 	%f594, %f593, %f592, 0fBF800000;
 	mul.f32 	%f1419, %f85, %f594;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_125:
+$L__BB39_125:
 	fma.rn.f32 	%f575, %f1419, %f85, %f86;
 	mov.f32 	%f576, 0f3F800000;
 	min.f32 	%f577, %f576, %f575;
 	mov.f32 	%f578, 0f00000000;
 	max.f32 	%f1419, %f578, %f577;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_134:
+$L__BB39_134:
 	neg.f32 	%f664, %f1419;
 	mov.f32 	%f665, 0f3F000000;
 	mov.f32 	%f666, 0f3BBB989D;
@@ -11914,15 +11652,15 @@ $L__BB40_134:
 	ex2.approx.ftz.f32 	%f679, %f677;
 	fma.rn.f32 	%f680, %f679, %f678, 0f3F800000;
 	rcp.rn.f32 	%f1419, %f680;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_128:
+$L__BB39_128:
 	setp.ge.f32 	%p104, %f1419, 0f00000000;
 	mul.f32 	%f595, %f1419, %f85;
 	selp.f32 	%f1419, %f1419, %f595, %p104;
-	bra.uni 	$L__BB40_135;
+	bra.uni 	$L__BB39_135;
 
-$L__BB40_116:
+$L__BB39_116:
 	mul.f32 	%f681, %f1419, %f86;
 	abs.f32 	%f682, %f681;
 	mul.f32 	%f683, %f682, 0f4038AA3B;
@@ -11954,14 +11692,14 @@ $L__BB40_116:
 	selp.f32 	%f703, %f691, %f702, %p111;
 	mul.f32 	%f1419, %f85, %f703;
 
-$L__BB40_135:
+$L__BB39_135:
 	mul.f32 	%f705, %f1412, %f1419;
 	fma.rn.f32 	%f1425, %f35, %f1416, %f705;
 	ld.local.f32 	%f706, [%rd9+4];
 	ld.local.f32 	%f707, [%rd8+4];
 	add.f32 	%f104, %f707, %f706;
 	mov.f32 	%f1420, 0f00000000;
-	@%p38 bra 	$L__BB40_137;
+	@%p38 bra 	$L__BB39_137;
 
 	ld.param.u64 	%rd220, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd219, %rd220;
@@ -11973,34 +11711,34 @@ $L__BB40_135:
 	ld.global.f32 	%f708, [%rd184];
 	mul.f32 	%f1420, %f1425, %f708;
 
-$L__BB40_137:
+$L__BB39_137:
 	add.f32 	%f1423, %f104, %f1420;
-	@%p39 bra 	$L__BB40_139;
+	@%p39 bra 	$L__BB39_139;
 
 	ld.global.f32 	%f709, [%rd10+40];
 	neg.f32 	%f710, %f709;
 	max.f32 	%f711, %f1423, %f710;
 	min.f32 	%f1423, %f711, %f709;
 
-$L__BB40_139:
-	@%p40 bra 	$L__BB40_148;
+$L__BB39_139:
+	@%p40 bra 	$L__BB39_148;
 
 	setp.gt.s32 	%p121, %r57, 1;
-	@%p121 bra 	$L__BB40_144;
-	bra.uni 	$L__BB40_141;
+	@%p121 bra 	$L__BB39_144;
+	bra.uni 	$L__BB39_141;
 
-$L__BB40_144:
+$L__BB39_144:
 	setp.eq.s32 	%p122, %r57, 2;
-	@%p122 bra 	$L__BB40_164;
+	@%p122 bra 	$L__BB39_164;
 
 	setp.eq.s32 	%p123, %r57, 3;
-	@%p123 bra 	$L__BB40_163;
+	@%p123 bra 	$L__BB39_163;
 
 	setp.eq.s32 	%p124, %r57, 4;
-	@%p124 bra 	$L__BB40_160;
-	bra.uni 	$L__BB40_147;
+	@%p124 bra 	$L__BB39_160;
+	bra.uni 	$L__BB39_147;
 
-$L__BB40_160:
+$L__BB39_160:
 	mov.f32 	%f733, 0f3F000000;
 	mov.f32 	%f734, 0f3BBB989D;
 	fma.rn.f32 	%f735, %f1423, %f734, %f733;
@@ -12054,43 +11792,43 @@ $L__BB40_160:
 	mov.f32 	%f775, 0f3F317218;
 	fma.rn.f32 	%f1422, %f754, %f775, %f774;
 	setp.lt.u32 	%p131, %r205, 2139095040;
-	@%p131 bra 	$L__BB40_162;
+	@%p131 bra 	$L__BB39_162;
 
 	mov.f32 	%f776, 0f7F800000;
 	fma.rn.f32 	%f1422, %f115, %f776, %f776;
 
-$L__BB40_162:
+$L__BB39_162:
 	setp.eq.f32 	%p132, %f115, 0f00000000;
 	selp.f32 	%f1423, 0fFF800000, %f1422, %p132;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_148:
+$L__BB39_148:
 	setp.gt.s32 	%p115, %r57, 6;
-	@%p115 bra 	$L__BB40_152;
-	bra.uni 	$L__BB40_149;
+	@%p115 bra 	$L__BB39_152;
+	bra.uni 	$L__BB39_149;
 
-$L__BB40_152:
+$L__BB39_152:
 	setp.eq.s32 	%p116, %r57, 7;
-	@%p116 bra 	$L__BB40_157;
+	@%p116 bra 	$L__BB39_157;
 
 	setp.eq.s32 	%p117, %r57, 8;
-	@%p117 bra 	$L__BB40_156;
+	@%p117 bra 	$L__BB39_156;
 
 	setp.ne.s32 	%p118, %r57, 9;
-	@%p118 bra 	$L__BB40_147;
+	@%p118 bra 	$L__BB39_147;
 
 	fma.rn.f32 	%f1423, %f1423, %f42, %f43;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_141:
+$L__BB39_141:
 	setp.eq.s32 	%p125, %r57, 0;
-	@%p125 bra 	$L__BB40_165;
+	@%p125 bra 	$L__BB39_165;
 
 	setp.eq.s32 	%p126, %r57, 1;
-	@%p126 bra 	$L__BB40_143;
-	bra.uni 	$L__BB40_147;
+	@%p126 bra 	$L__BB39_143;
+	bra.uni 	$L__BB39_147;
 
-$L__BB40_143:
+$L__BB39_143:
 	abs.f32 	%f780, %f1423;
 	mul.f32 	%f781, %f780, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f782, %f781;
@@ -12119,35 +11857,35 @@ $L__BB40_143:
 	fma.rn.f32 	%f800, %f799, %f1423, %f1423;
 	setp.ge.f32 	%p134, %f780, 0f3F19999A;
 	selp.f32 	%f1423, %f789, %f800, %p134;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_149:
+$L__BB39_149:
 	setp.eq.s32 	%p119, %r57, 5;
-	@%p119 bra 	$L__BB40_159;
+	@%p119 bra 	$L__BB39_159;
 
 	setp.eq.s32 	%p120, %r57, 6;
-	@%p120 bra 	$L__BB40_151;
-	bra.uni 	$L__BB40_147;
+	@%p120 bra 	$L__BB39_151;
+	bra.uni 	$L__BB39_147;
 
-$L__BB40_151:
+$L__BB39_151:
 	setp.gt.f32 	%p128, %f1423, %f42;
 	selp.f32 	%f1423, %f1423, 0f00000000, %p128;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_164:
+$L__BB39_164:
 	mov.f32 	%f779, 0f00000000;
 	max.f32 	%f1423, %f1423, %f779;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_163:
+$L__BB39_163:
 	abs.f32 	%f777, %f1423;
 	add.f32 	%f778, %f777, 0f3F800000;
 	div.rn.f32 	%f1423, %f1423, %f778;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_157:
+$L__BB39_157:
 	setp.ge.f32 	%p127, %f1423, 0f00000000;
-	@%p127 bra 	$L__BB40_166;
+	@%p127 bra 	$L__BB39_166;
 
 	mov.f32 	%f716, 0f3F000000;
 	mov.f32 	%f717, 0f3BBB989D;
@@ -12168,17 +11906,17 @@ $L__BB40_157:
 	ex2.approx.ftz.f32 	%f730, %f728;
 	fma.rn.f32 	%f731, %f730, %f729, 0fBF800000;
 	mul.f32 	%f1423, %f42, %f731;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_156:
+$L__BB39_156:
 	fma.rn.f32 	%f712, %f1423, %f42, %f43;
 	mov.f32 	%f713, 0f3F800000;
 	min.f32 	%f714, %f713, %f712;
 	mov.f32 	%f715, 0f00000000;
 	max.f32 	%f1423, %f715, %f714;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_165:
+$L__BB39_165:
 	neg.f32 	%f801, %f1423;
 	mov.f32 	%f802, 0f3F000000;
 	mov.f32 	%f803, 0f3BBB989D;
@@ -12199,15 +11937,15 @@ $L__BB40_165:
 	ex2.approx.ftz.f32 	%f816, %f814;
 	fma.rn.f32 	%f817, %f816, %f815, 0f3F800000;
 	rcp.rn.f32 	%f1423, %f817;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_159:
+$L__BB39_159:
 	setp.ge.f32 	%p129, %f1423, 0f00000000;
 	mul.f32 	%f732, %f1423, %f42;
 	selp.f32 	%f1423, %f1423, %f732, %p129;
-	bra.uni 	$L__BB40_166;
+	bra.uni 	$L__BB39_166;
 
-$L__BB40_147:
+$L__BB39_147:
 	mul.f32 	%f818, %f1423, %f43;
 	abs.f32 	%f819, %f818;
 	mul.f32 	%f820, %f819, 0f4038AA3B;
@@ -12239,30 +11977,30 @@ $L__BB40_147:
 	selp.f32 	%f840, %f828, %f839, %p136;
 	mul.f32 	%f1423, %f42, %f840;
 
-$L__BB40_166:
+$L__BB39_166:
 	st.global.f32 	[%rd14], %f1425;
 	ld.global.u32 	%r219, [%rd38+24];
 	ld.global.f32 	%f126, [%rd38+28];
 	ld.global.f32 	%f127, [%rd38+32];
 	setp.gt.s32 	%p137, %r219, 4;
-	@%p137 bra 	$L__BB40_175;
+	@%p137 bra 	$L__BB39_175;
 
 	setp.gt.s32 	%p144, %r219, 1;
-	@%p144 bra 	$L__BB40_171;
-	bra.uni 	$L__BB40_168;
+	@%p144 bra 	$L__BB39_171;
+	bra.uni 	$L__BB39_168;
 
-$L__BB40_171:
+$L__BB39_171:
 	setp.eq.s32 	%p145, %r219, 2;
-	@%p145 bra 	$L__BB40_191;
+	@%p145 bra 	$L__BB39_191;
 
 	setp.eq.s32 	%p146, %r219, 3;
-	@%p146 bra 	$L__BB40_190;
+	@%p146 bra 	$L__BB39_190;
 
 	setp.eq.s32 	%p147, %r219, 4;
-	@%p147 bra 	$L__BB40_187;
-	bra.uni 	$L__BB40_174;
+	@%p147 bra 	$L__BB39_187;
+	bra.uni 	$L__BB39_174;
 
-$L__BB40_187:
+$L__BB39_187:
 	mov.f32 	%f862, 0f3F000000;
 	mov.f32 	%f863, 0f3BBB989D;
 	fma.rn.f32 	%f864, %f1425, %f863, %f862;
@@ -12316,43 +12054,43 @@ $L__BB40_187:
 	mov.f32 	%f904, 0f3F317218;
 	fma.rn.f32 	%f1424, %f883, %f904, %f903;
 	setp.lt.u32 	%p154, %r224, 2139095040;
-	@%p154 bra 	$L__BB40_189;
+	@%p154 bra 	$L__BB39_189;
 
 	mov.f32 	%f905, 0f7F800000;
 	fma.rn.f32 	%f1424, %f133, %f905, %f905;
 
-$L__BB40_189:
+$L__BB39_189:
 	setp.eq.f32 	%p155, %f133, 0f00000000;
 	selp.f32 	%f1425, 0fFF800000, %f1424, %p155;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_175:
+$L__BB39_175:
 	setp.gt.s32 	%p138, %r219, 6;
-	@%p138 bra 	$L__BB40_179;
-	bra.uni 	$L__BB40_176;
+	@%p138 bra 	$L__BB39_179;
+	bra.uni 	$L__BB39_176;
 
-$L__BB40_179:
+$L__BB39_179:
 	setp.eq.s32 	%p139, %r219, 7;
-	@%p139 bra 	$L__BB40_184;
+	@%p139 bra 	$L__BB39_184;
 
 	setp.eq.s32 	%p140, %r219, 8;
-	@%p140 bra 	$L__BB40_183;
+	@%p140 bra 	$L__BB39_183;
 
 	setp.ne.s32 	%p141, %r219, 9;
-	@%p141 bra 	$L__BB40_174;
+	@%p141 bra 	$L__BB39_174;
 
 	fma.rn.f32 	%f1425, %f1425, %f126, %f127;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_168:
+$L__BB39_168:
 	setp.eq.s32 	%p148, %r219, 0;
-	@%p148 bra 	$L__BB40_192;
+	@%p148 bra 	$L__BB39_192;
 
 	setp.eq.s32 	%p149, %r219, 1;
-	@%p149 bra 	$L__BB40_170;
-	bra.uni 	$L__BB40_174;
+	@%p149 bra 	$L__BB39_170;
+	bra.uni 	$L__BB39_174;
 
-$L__BB40_170:
+$L__BB39_170:
 	abs.f32 	%f909, %f1425;
 	mul.f32 	%f910, %f909, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f911, %f910;
@@ -12381,35 +12119,35 @@ $L__BB40_170:
 	fma.rn.f32 	%f929, %f928, %f1425, %f1425;
 	setp.ge.f32 	%p157, %f909, 0f3F19999A;
 	selp.f32 	%f1425, %f918, %f929, %p157;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_176:
+$L__BB39_176:
 	setp.eq.s32 	%p142, %r219, 5;
-	@%p142 bra 	$L__BB40_186;
+	@%p142 bra 	$L__BB39_186;
 
 	setp.eq.s32 	%p143, %r219, 6;
-	@%p143 bra 	$L__BB40_178;
-	bra.uni 	$L__BB40_174;
+	@%p143 bra 	$L__BB39_178;
+	bra.uni 	$L__BB39_174;
 
-$L__BB40_178:
+$L__BB39_178:
 	setp.gt.f32 	%p151, %f1425, %f126;
 	selp.f32 	%f1425, %f1425, 0f00000000, %p151;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_191:
+$L__BB39_191:
 	mov.f32 	%f908, 0f00000000;
 	max.f32 	%f1425, %f1425, %f908;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_190:
+$L__BB39_190:
 	abs.f32 	%f906, %f1425;
 	add.f32 	%f907, %f906, 0f3F800000;
 	div.rn.f32 	%f1425, %f1425, %f907;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_184:
+$L__BB39_184:
 	setp.ge.f32 	%p150, %f1425, 0f00000000;
-	@%p150 bra 	$L__BB40_193;
+	@%p150 bra 	$L__BB39_193;
 
 	mov.f32 	%f845, 0f3F000000;
 	mov.f32 	%f846, 0f3BBB989D;
@@ -12430,17 +12168,17 @@ $L__BB40_184:
 	ex2.approx.ftz.f32 	%f859, %f857;
 	fma.rn.f32 	%f860, %f859, %f858, 0fBF800000;
 	mul.f32 	%f1425, %f126, %f860;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_183:
+$L__BB39_183:
 	fma.rn.f32 	%f841, %f1425, %f126, %f127;
 	mov.f32 	%f842, 0f3F800000;
 	min.f32 	%f843, %f842, %f841;
 	mov.f32 	%f844, 0f00000000;
 	max.f32 	%f1425, %f844, %f843;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_192:
+$L__BB39_192:
 	neg.f32 	%f930, %f1425;
 	mov.f32 	%f931, 0f3F000000;
 	mov.f32 	%f932, 0f3BBB989D;
@@ -12461,15 +12199,15 @@ $L__BB40_192:
 	ex2.approx.ftz.f32 	%f945, %f943;
 	fma.rn.f32 	%f946, %f945, %f944, 0f3F800000;
 	rcp.rn.f32 	%f1425, %f946;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_186:
+$L__BB39_186:
 	setp.ge.f32 	%p152, %f1425, 0f00000000;
 	mul.f32 	%f861, %f1425, %f126;
 	selp.f32 	%f1425, %f1425, %f861, %p152;
-	bra.uni 	$L__BB40_193;
+	bra.uni 	$L__BB39_193;
 
-$L__BB40_174:
+$L__BB39_174:
 	mul.f32 	%f947, %f1425, %f127;
 	abs.f32 	%f948, %f947;
 	mul.f32 	%f949, %f948, 0f4038AA3B;
@@ -12501,24 +12239,24 @@ $L__BB40_174:
 	selp.f32 	%f969, %f957, %f968, %p159;
 	mul.f32 	%f1425, %f126, %f969;
 
-$L__BB40_193:
+$L__BB39_193:
 	mul.f32 	%f1442, %f1423, %f1425;
-	bra.uni 	$L__BB40_294;
+	bra.uni 	$L__BB39_294;
 
-$L__BB40_221:
+$L__BB39_221:
 	mov.f32 	%f1042, 0f00000000;
 	max.f32 	%f1428, %f1428, %f1042;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_220:
+$L__BB39_220:
 	abs.f32 	%f1040, %f1428;
 	add.f32 	%f1041, %f1040, 0f3F800000;
 	div.rn.f32 	%f1428, %f1428, %f1041;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_214:
+$L__BB39_214:
 	setp.ge.f32 	%p174, %f1428, 0f00000000;
-	@%p174 bra 	$L__BB40_223;
+	@%p174 bra 	$L__BB39_223;
 
 	mov.f32 	%f979, 0f3F000000;
 	mov.f32 	%f980, 0f3BBB989D;
@@ -12539,17 +12277,17 @@ $L__BB40_214:
 	ex2.approx.ftz.f32 	%f993, %f991;
 	fma.rn.f32 	%f994, %f993, %f992, 0fBF800000;
 	mul.f32 	%f1428, %f148, %f994;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_213:
+$L__BB39_213:
 	fma.rn.f32 	%f975, %f1428, %f148, %f149;
 	mov.f32 	%f976, 0f3F800000;
 	min.f32 	%f977, %f976, %f975;
 	mov.f32 	%f978, 0f00000000;
 	max.f32 	%f1428, %f978, %f977;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_222:
+$L__BB39_222:
 	neg.f32 	%f1064, %f1428;
 	mov.f32 	%f1065, 0f3F000000;
 	mov.f32 	%f1066, 0f3BBB989D;
@@ -12570,15 +12308,15 @@ $L__BB40_222:
 	ex2.approx.ftz.f32 	%f1079, %f1077;
 	fma.rn.f32 	%f1080, %f1079, %f1078, 0f3F800000;
 	rcp.rn.f32 	%f1428, %f1080;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_216:
+$L__BB39_216:
 	setp.ge.f32 	%p176, %f1428, 0f00000000;
 	mul.f32 	%f995, %f1428, %f148;
 	selp.f32 	%f1428, %f1428, %f995, %p176;
-	bra.uni 	$L__BB40_223;
+	bra.uni 	$L__BB39_223;
 
-$L__BB40_204:
+$L__BB39_204:
 	mul.f32 	%f1081, %f1428, %f149;
 	abs.f32 	%f1082, %f1081;
 	mul.f32 	%f1083, %f1082, 0f4038AA3B;
@@ -12610,41 +12348,41 @@ $L__BB40_204:
 	selp.f32 	%f1103, %f1091, %f1102, %p183;
 	mul.f32 	%f1428, %f148, %f1103;
 
-$L__BB40_223:
+$L__BB39_223:
 	ld.global.u32 	%r257, [%rd10+32];
 	setp.eq.s32 	%p184, %r257, 0;
-	@%p184 bra 	$L__BB40_254;
+	@%p184 bra 	$L__BB39_254;
 
 	ld.local.f32 	%f166, [%rd8+8];
 	ld.local.f32 	%f1104, [%rd9+4];
 	ld.local.f32 	%f1105, [%rd8+4];
 	add.f32 	%f1431, %f1105, %f1104;
-	@%p160 bra 	$L__BB40_226;
+	@%p160 bra 	$L__BB39_226;
 
 	ld.global.f32 	%f1106, [%rd10+40];
 	neg.f32 	%f1107, %f1106;
 	max.f32 	%f1108, %f1431, %f1107;
 	min.f32 	%f1431, %f1108, %f1106;
 
-$L__BB40_226:
-	@%p161 bra 	$L__BB40_235;
+$L__BB39_226:
+	@%p161 bra 	$L__BB39_235;
 
 	setp.gt.s32 	%p193, %r60, 1;
-	@%p193 bra 	$L__BB40_231;
-	bra.uni 	$L__BB40_228;
+	@%p193 bra 	$L__BB39_231;
+	bra.uni 	$L__BB39_228;
 
-$L__BB40_231:
+$L__BB39_231:
 	setp.eq.s32 	%p194, %r60, 2;
-	@%p194 bra 	$L__BB40_251;
+	@%p194 bra 	$L__BB39_251;
 
 	setp.eq.s32 	%p195, %r60, 3;
-	@%p195 bra 	$L__BB40_250;
+	@%p195 bra 	$L__BB39_250;
 
 	setp.eq.s32 	%p196, %r60, 4;
-	@%p196 bra 	$L__BB40_247;
-	bra.uni 	$L__BB40_234;
+	@%p196 bra 	$L__BB39_247;
+	bra.uni 	$L__BB39_234;
 
-$L__BB40_247:
+$L__BB39_247:
 	mov.f32 	%f1130, 0f3F000000;
 	mov.f32 	%f1131, 0f3BBB989D;
 	fma.rn.f32 	%f1132, %f1431, %f1131, %f1130;
@@ -12698,17 +12436,17 @@ $L__BB40_247:
 	mov.f32 	%f1172, 0f3F317218;
 	fma.rn.f32 	%f1430, %f1151, %f1172, %f1171;
 	setp.lt.u32 	%p203, %r262, 2139095040;
-	@%p203 bra 	$L__BB40_249;
+	@%p203 bra 	$L__BB39_249;
 
 	mov.f32 	%f1173, 0f7F800000;
 	fma.rn.f32 	%f1430, %f175, %f1173, %f1173;
 
-$L__BB40_249:
+$L__BB39_249:
 	setp.eq.f32 	%p204, %f175, 0f00000000;
 	selp.f32 	%f1431, 0fFF800000, %f1430, %p204;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_254:
+$L__BB39_254:
 	ld.param.u32 	%r334, [rnn_step_param_8];
 	setp.eq.s32 	%p243, %r334, 0;
 	mul.lo.s32 	%r333, %r6, %r7;
@@ -12720,7 +12458,7 @@ $L__BB40_254:
 	mul.lo.s32 	%r279, %r278, %r6;
 	cvt.s64.s32 	%rd41, %r279;
 	mov.f32 	%f1437, 0f00000000;
-	@%p243 bra 	$L__BB40_256;
+	@%p243 bra 	$L__BB39_256;
 
 	ld.param.u64 	%rd233, [rnn_step_param_6];
 	cvta.to.global.u64 	%rd232, %rd233;
@@ -12732,13 +12470,13 @@ $L__BB40_254:
 	add.s64 	%rd187, %rd232, %rd186;
 	ld.global.f32 	%f1437, [%rd187];
 
-$L__BB40_256:
+$L__BB39_256:
 	setp.lt.s32 	%p210, %r6, 1;
-	@%p210 bra 	$L__BB40_263;
+	@%p210 bra 	$L__BB39_263;
 
 	setp.lt.u32 	%p211, %r24, 3;
 	mov.u32 	%r362, 0;
-	@%p211 bra 	$L__BB40_260;
+	@%p211 bra 	$L__BB39_260;
 
 	ld.param.u32 	%r338, [rnn_step_param_16];
 	cvt.s64.s32 	%rd230, %r338;
@@ -12747,7 +12485,7 @@ $L__BB40_256:
 	add.s64 	%rd43, %rd188, %rd17;
 	mov.u32 	%r362, 0;
 
-$L__BB40_259:
+$L__BB39_259:
 	cvt.s64.s32 	%rd189, %r362;
 	add.s64 	%rd190, %rd42, %rd189;
 	shl.b64 	%rd191, %rd190, 2;
@@ -12770,11 +12508,11 @@ $L__BB40_259:
 	add.s32 	%r362, %r362, 4;
 	add.s32 	%r361, %r361, -4;
 	setp.ne.s32 	%p212, %r361, 0;
-	@%p212 bra 	$L__BB40_259;
+	@%p212 bra 	$L__BB39_259;
 
-$L__BB40_260:
+$L__BB39_260:
 	setp.eq.s32 	%p213, %r363, 0;
-	@%p213 bra 	$L__BB40_263;
+	@%p213 bra 	$L__BB39_263;
 
 	ld.param.u32 	%r339, [rnn_step_param_16];
 	cvt.s64.s32 	%rd231, %r339;
@@ -12789,7 +12527,7 @@ $L__BB40_260:
 	shl.b64 	%rd203, %rd202, 2;
 	add.s64 	%rd234, %rd3, %rd203;
 
-$L__BB40_262:
+$L__BB39_262:
 	.pragma "nounroll";
 	ld.global.f32 	%f1252, [%rd235];
 	ld.global.f32 	%f1253, [%rd234];
@@ -12798,40 +12536,40 @@ $L__BB40_262:
 	add.s64 	%rd234, %rd234, 4;
 	add.s32 	%r363, %r363, -1;
 	setp.ne.s32 	%p214, %r363, 0;
-	@%p214 bra 	$L__BB40_262;
+	@%p214 bra 	$L__BB39_262;
 
-$L__BB40_263:
+$L__BB39_263:
 	ld.local.f32 	%f1254, [%rd8+8];
 	add.f32 	%f199, %f1437, %f1254;
-	bra.uni 	$L__BB40_264;
+	bra.uni 	$L__BB39_264;
 
-$L__BB40_235:
+$L__BB39_235:
 	setp.gt.s32 	%p187, %r60, 6;
-	@%p187 bra 	$L__BB40_239;
-	bra.uni 	$L__BB40_236;
+	@%p187 bra 	$L__BB39_239;
+	bra.uni 	$L__BB39_236;
 
-$L__BB40_239:
+$L__BB39_239:
 	setp.eq.s32 	%p188, %r60, 7;
-	@%p188 bra 	$L__BB40_244;
+	@%p188 bra 	$L__BB39_244;
 
 	setp.eq.s32 	%p189, %r60, 8;
-	@%p189 bra 	$L__BB40_243;
+	@%p189 bra 	$L__BB39_243;
 
 	setp.ne.s32 	%p190, %r60, 9;
-	@%p190 bra 	$L__BB40_234;
+	@%p190 bra 	$L__BB39_234;
 
 	fma.rn.f32 	%f1431, %f1431, %f148, %f149;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_228:
+$L__BB39_228:
 	setp.eq.s32 	%p197, %r60, 0;
-	@%p197 bra 	$L__BB40_252;
+	@%p197 bra 	$L__BB39_252;
 
 	setp.eq.s32 	%p198, %r60, 1;
-	@%p198 bra 	$L__BB40_230;
-	bra.uni 	$L__BB40_234;
+	@%p198 bra 	$L__BB39_230;
+	bra.uni 	$L__BB39_234;
 
-$L__BB40_230:
+$L__BB39_230:
 	abs.f32 	%f1177, %f1431;
 	mul.f32 	%f1178, %f1177, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1179, %f1178;
@@ -12860,35 +12598,35 @@ $L__BB40_230:
 	fma.rn.f32 	%f1197, %f1196, %f1431, %f1431;
 	setp.ge.f32 	%p206, %f1177, 0f3F19999A;
 	selp.f32 	%f1431, %f1186, %f1197, %p206;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_236:
+$L__BB39_236:
 	setp.eq.s32 	%p191, %r60, 5;
-	@%p191 bra 	$L__BB40_246;
+	@%p191 bra 	$L__BB39_246;
 
 	setp.eq.s32 	%p192, %r60, 6;
-	@%p192 bra 	$L__BB40_238;
-	bra.uni 	$L__BB40_234;
+	@%p192 bra 	$L__BB39_238;
+	bra.uni 	$L__BB39_234;
 
-$L__BB40_238:
+$L__BB39_238:
 	setp.gt.f32 	%p200, %f1431, %f148;
 	selp.f32 	%f1431, %f1431, 0f00000000, %p200;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_251:
+$L__BB39_251:
 	mov.f32 	%f1176, 0f00000000;
 	max.f32 	%f1431, %f1431, %f1176;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_250:
+$L__BB39_250:
 	abs.f32 	%f1174, %f1431;
 	add.f32 	%f1175, %f1174, 0f3F800000;
 	div.rn.f32 	%f1431, %f1431, %f1175;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_244:
+$L__BB39_244:
 	setp.ge.f32 	%p199, %f1431, 0f00000000;
-	@%p199 bra 	$L__BB40_253;
+	@%p199 bra 	$L__BB39_253;
 
 	mov.f32 	%f1113, 0f3F000000;
 	mov.f32 	%f1114, 0f3BBB989D;
@@ -12909,17 +12647,17 @@ $L__BB40_244:
 	ex2.approx.ftz.f32 	%f1127, %f1125;
 	fma.rn.f32 	%f1128, %f1127, %f1126, 0fBF800000;
 	mul.f32 	%f1431, %f148, %f1128;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_243:
+$L__BB39_243:
 	fma.rn.f32 	%f1109, %f1431, %f148, %f149;
 	mov.f32 	%f1110, 0f3F800000;
 	min.f32 	%f1111, %f1110, %f1109;
 	mov.f32 	%f1112, 0f00000000;
 	max.f32 	%f1431, %f1112, %f1111;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_252:
+$L__BB39_252:
 	neg.f32 	%f1198, %f1431;
 	mov.f32 	%f1199, 0f3F000000;
 	mov.f32 	%f1200, 0f3BBB989D;
@@ -12940,15 +12678,15 @@ $L__BB40_252:
 	ex2.approx.ftz.f32 	%f1213, %f1211;
 	fma.rn.f32 	%f1214, %f1213, %f1212, 0f3F800000;
 	rcp.rn.f32 	%f1431, %f1214;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_246:
+$L__BB39_246:
 	setp.ge.f32 	%p201, %f1431, 0f00000000;
 	mul.f32 	%f1129, %f1431, %f148;
 	selp.f32 	%f1431, %f1431, %f1129, %p201;
-	bra.uni 	$L__BB40_253;
+	bra.uni 	$L__BB39_253;
 
-$L__BB40_234:
+$L__BB39_234:
 	mul.f32 	%f1215, %f1431, %f149;
 	abs.f32 	%f1216, %f1215;
 	mul.f32 	%f1217, %f1216, 0f4038AA3B;
@@ -12980,41 +12718,41 @@ $L__BB40_234:
 	selp.f32 	%f1237, %f1225, %f1236, %p208;
 	mul.f32 	%f1431, %f148, %f1237;
 
-$L__BB40_253:
+$L__BB39_253:
 	ld.local.f32 	%f1238, [%rd9+8];
 	fma.rn.f32 	%f199, %f1431, %f1238, %f166;
 
-$L__BB40_264:
-	@%p160 bra 	$L__BB40_266;
+$L__BB39_264:
+	@%p160 bra 	$L__BB39_266;
 
 	ld.global.f32 	%f1255, [%rd10+40];
 	neg.f32 	%f1256, %f1255;
 	max.f32 	%f1257, %f199, %f1256;
 	min.f32 	%f199, %f1257, %f1255;
 
-$L__BB40_266:
+$L__BB39_266:
 	ld.global.u32 	%r285, [%rd39+12];
 	ld.global.f32 	%f200, [%rd39+16];
 	ld.global.f32 	%f201, [%rd39+20];
 	setp.gt.s32 	%p216, %r285, 4;
-	@%p216 bra 	$L__BB40_275;
+	@%p216 bra 	$L__BB39_275;
 
 	setp.gt.s32 	%p223, %r285, 1;
-	@%p223 bra 	$L__BB40_271;
-	bra.uni 	$L__BB40_268;
+	@%p223 bra 	$L__BB39_271;
+	bra.uni 	$L__BB39_268;
 
-$L__BB40_271:
+$L__BB39_271:
 	setp.eq.s32 	%p224, %r285, 2;
-	@%p224 bra 	$L__BB40_291;
+	@%p224 bra 	$L__BB39_291;
 
 	setp.eq.s32 	%p225, %r285, 3;
-	@%p225 bra 	$L__BB40_290;
+	@%p225 bra 	$L__BB39_290;
 
 	setp.eq.s32 	%p226, %r285, 4;
-	@%p226 bra 	$L__BB40_287;
-	bra.uni 	$L__BB40_274;
+	@%p226 bra 	$L__BB39_287;
+	bra.uni 	$L__BB39_274;
 
-$L__BB40_287:
+$L__BB39_287:
 	mov.f32 	%f1279, 0f3F000000;
 	mov.f32 	%f1280, 0f3BBB989D;
 	fma.rn.f32 	%f1281, %f199, %f1280, %f1279;
@@ -13068,43 +12806,43 @@ $L__BB40_287:
 	mov.f32 	%f1321, 0f3F317218;
 	fma.rn.f32 	%f1440, %f1300, %f1321, %f1320;
 	setp.lt.u32 	%p233, %r290, 2139095040;
-	@%p233 bra 	$L__BB40_289;
+	@%p233 bra 	$L__BB39_289;
 
 	mov.f32 	%f1322, 0f7F800000;
 	fma.rn.f32 	%f1440, %f207, %f1322, %f1322;
 
-$L__BB40_289:
+$L__BB39_289:
 	setp.eq.f32 	%p234, %f207, 0f00000000;
 	selp.f32 	%f199, 0fFF800000, %f1440, %p234;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_275:
+$L__BB39_275:
 	setp.gt.s32 	%p217, %r285, 6;
-	@%p217 bra 	$L__BB40_279;
-	bra.uni 	$L__BB40_276;
+	@%p217 bra 	$L__BB39_279;
+	bra.uni 	$L__BB39_276;
 
-$L__BB40_279:
+$L__BB39_279:
 	setp.eq.s32 	%p218, %r285, 7;
-	@%p218 bra 	$L__BB40_284;
+	@%p218 bra 	$L__BB39_284;
 
 	setp.eq.s32 	%p219, %r285, 8;
-	@%p219 bra 	$L__BB40_283;
+	@%p219 bra 	$L__BB39_283;
 
 	setp.ne.s32 	%p220, %r285, 9;
-	@%p220 bra 	$L__BB40_274;
+	@%p220 bra 	$L__BB39_274;
 
 	fma.rn.f32 	%f199, %f199, %f200, %f201;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_268:
+$L__BB39_268:
 	setp.eq.s32 	%p227, %r285, 0;
-	@%p227 bra 	$L__BB40_292;
+	@%p227 bra 	$L__BB39_292;
 
 	setp.eq.s32 	%p228, %r285, 1;
-	@%p228 bra 	$L__BB40_270;
-	bra.uni 	$L__BB40_274;
+	@%p228 bra 	$L__BB39_270;
+	bra.uni 	$L__BB39_274;
 
-$L__BB40_270:
+$L__BB39_270:
 	abs.f32 	%f1326, %f199;
 	mul.f32 	%f1327, %f1326, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1328, %f1327;
@@ -13133,35 +12871,35 @@ $L__BB40_270:
 	fma.rn.f32 	%f1346, %f1345, %f199, %f199;
 	setp.ge.f32 	%p236, %f1326, 0f3F19999A;
 	selp.f32 	%f199, %f1335, %f1346, %p236;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_276:
+$L__BB39_276:
 	setp.eq.s32 	%p221, %r285, 5;
-	@%p221 bra 	$L__BB40_286;
+	@%p221 bra 	$L__BB39_286;
 
 	setp.eq.s32 	%p222, %r285, 6;
-	@%p222 bra 	$L__BB40_278;
-	bra.uni 	$L__BB40_274;
+	@%p222 bra 	$L__BB39_278;
+	bra.uni 	$L__BB39_274;
 
-$L__BB40_278:
+$L__BB39_278:
 	setp.gt.f32 	%p230, %f199, %f200;
 	selp.f32 	%f199, %f199, 0f00000000, %p230;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_291:
+$L__BB39_291:
 	mov.f32 	%f1325, 0f00000000;
 	max.f32 	%f199, %f199, %f1325;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_290:
+$L__BB39_290:
 	abs.f32 	%f1323, %f199;
 	add.f32 	%f1324, %f1323, 0f3F800000;
 	div.rn.f32 	%f199, %f199, %f1324;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_284:
+$L__BB39_284:
 	setp.ge.f32 	%p229, %f199, 0f00000000;
-	@%p229 bra 	$L__BB40_293;
+	@%p229 bra 	$L__BB39_293;
 
 	mov.f32 	%f1262, 0f3F000000;
 	mov.f32 	%f1263, 0f3BBB989D;
@@ -13182,17 +12920,17 @@ $L__BB40_284:
 	ex2.approx.ftz.f32 	%f1276, %f1274;
 	fma.rn.f32 	%f1277, %f1276, %f1275, 0fBF800000;
 	mul.f32 	%f199, %f200, %f1277;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_283:
+$L__BB39_283:
 	fma.rn.f32 	%f1258, %f199, %f200, %f201;
 	mov.f32 	%f1259, 0f3F800000;
 	min.f32 	%f1260, %f1259, %f1258;
 	mov.f32 	%f1261, 0f00000000;
 	max.f32 	%f199, %f1261, %f1260;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_292:
+$L__BB39_292:
 	neg.f32 	%f1347, %f199;
 	mov.f32 	%f1348, 0f3F000000;
 	mov.f32 	%f1349, 0f3BBB989D;
@@ -13213,15 +12951,15 @@ $L__BB40_292:
 	ex2.approx.ftz.f32 	%f1362, %f1360;
 	fma.rn.f32 	%f1363, %f1362, %f1361, 0f3F800000;
 	rcp.rn.f32 	%f199, %f1363;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_286:
+$L__BB39_286:
 	setp.ge.f32 	%p231, %f199, 0f00000000;
 	mul.f32 	%f1278, %f199, %f200;
 	selp.f32 	%f199, %f199, %f1278, %p231;
-	bra.uni 	$L__BB40_293;
+	bra.uni 	$L__BB39_293;
 
-$L__BB40_274:
+$L__BB39_274:
 	mul.f32 	%f1364, %f199, %f201;
 	abs.f32 	%f1365, %f1364;
 	mul.f32 	%f1366, %f1365, 0f4038AA3B;
@@ -13253,7 +12991,7 @@ $L__BB40_274:
 	selp.f32 	%f1386, %f1374, %f1385, %p238;
 	mul.f32 	%f199, %f200, %f1386;
 
-$L__BB40_293:
+$L__BB39_293:
 	mov.f32 	%f1387, 0f3F800000;
 	sub.f32 	%f1388, %f1387, %f1428;
 	cvt.s64.s32 	%rd204, %r11;
@@ -13264,7 +13002,7 @@ $L__BB40_293:
 	mul.f32 	%f1390, %f1428, %f1389;
 	fma.rn.f32 	%f1442, %f1388, %f199, %f1390;
 
-$L__BB40_294:
+$L__BB39_294:
 	ld.param.u32 	%r330, [rnn_step_param_20];
 	add.s32 	%r329, %r330, 1;
 	ld.param.u32 	%r328, [rnn_step_param_19];
@@ -13290,18 +13028,18 @@ $L__BB40_294:
 	add.s64 	%rd221, %rd7, %rd222;
 	st.global.f32 	[%rd221], %f1442;
 	setp.eq.s32 	%p239, %r328, 0;
-	@%p239 bra 	$L__BB40_304;
+	@%p239 bra 	$L__BB39_304;
 
-	@%p8 bra 	$L__BB40_297;
+	@%p8 bra 	$L__BB39_297;
 
 	mad.lo.s32 	%r364, %r18, %r9, %r13;
-	bra.uni 	$L__BB40_298;
+	bra.uni 	$L__BB39_298;
 
-$L__BB40_297:
+$L__BB39_297:
 	mad.lo.s32 	%r304, %r345, %r9, %r13;
 	mad.lo.s32 	%r364, %r304, %r7, %r12;
 
-$L__BB40_298:
+$L__BB39_298:
 	ld.param.u64 	%rd229, [rnn_step_param_17];
 	cvta.to.global.u64 	%rd228, %rd229;
 	ld.param.u32 	%r331, [rnn_step_param_18];
@@ -13311,7 +13049,7 @@ $L__BB40_298:
 	add.s64 	%rd209, %rd228, %rd208;
 	st.global.f32 	[%rd209], %f1442;
 
-$L__BB40_304:
+$L__BB39_304:
 	ret;
 
 }
@@ -13359,7 +13097,7 @@ $L__BB40_304:
 	mul.lo.s32 	%r17, %r11, %r10;
 	mul.lo.s32 	%r2, %r17, %r12;
 	setp.ge.s32 	%p1, %r1, %r2;
-	@%p1 bra 	$L__BB41_5;
+	@%p1 bra 	$L__BB40_5;
 
 	div.s32 	%r18, %r1, %r12;
 	mul.lo.s32 	%r19, %r18, %r12;
@@ -13378,7 +13116,7 @@ $L__BB40_304:
 	cvt.s64.s32 	%rd7, %r4;
 	add.s64 	%rd2, %rd6, %rd7;
 	setp.eq.s32 	%p3, %r6, 0;
-	@%p3 bra 	$L__BB41_3;
+	@%p3 bra 	$L__BB40_3;
 
 	cvt.s64.s32 	%rd8, %r1;
 	add.s64 	%rd9, %rd2, %rd8;
@@ -13391,9 +13129,9 @@ $L__BB40_304:
 	add.s64 	%rd14, %rd12, %rd13;
 	st.global.f32 	[%rd14], %f1;
 
-$L__BB41_3:
+$L__BB40_3:
 	setp.eq.s32 	%p4, %r8, 0;
-	@%p4 bra 	$L__BB41_5;
+	@%p4 bra 	$L__BB40_5;
 
 	add.s32 	%r30, %r2, %r1;
 	cvt.s64.s32 	%rd15, %r30;
@@ -13407,7 +13145,7 @@ $L__BB41_3:
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f2;
 
-$L__BB41_5:
+$L__BB40_5:
 	ret;
 
 }

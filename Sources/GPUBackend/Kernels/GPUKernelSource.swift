@@ -11,6 +11,10 @@ enum GPUKernelSource {
         #define GID1 ((int)get_global_id(1))
         #define GID2 ((int)get_global_id(2))
         #define INT_AS_FLOAT(v) as_float(v)
+        #define LOCAL __local
+        #define BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
+        #define LID0 ((int)get_local_id(0))
+        #define LID1 ((int)get_local_id(1))
         typedef ushort ck_u16;
         typedef uint ck_u32;
         typedef ulong ck_u64;
@@ -29,36 +33,43 @@ enum GPUKernelSource {
         #define GID1 ((int)(blockIdx.y * blockDim.y + threadIdx.y))
         #define GID2 ((int)(blockIdx.z * blockDim.z + threadIdx.z))
         #define INT_AS_FLOAT(v) __int_as_float(v)
+        #define LOCAL __shared__
+        #define BARRIER() __syncthreads()
+        #define LID0 ((int)threadIdx.x)
+        #define LID1 ((int)threadIdx.y)
         #endif
 
-        /* Y[i, j] = alpha * sum_p A'[i, p] B'[p, j] + beta * C[broadcast], one work-item per output. */
-        KERNEL void gemm(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL const float *c, int cOff,
-                         GLOBAL float *y, int yOff, int m, int n, int k, int transA, int transB, float alpha, float beta,
-                         int cRows, int cCols, int hasC) {
-            int j = GID0, i = GID1;
-            if (i >= m || j >= n) return;
+        /* Gemm and (batched) MatMul: Y[s] = alpha · op(A[s]) · op(B[s]) (+ beta · C broadcast), A[s] and B[s] at the
+           element offsets meta[2s] and meta[2s + 1]. Work-groups of 16 x 16 outputs stage 16-wide slices of A and B
+           through local memory (the global size is whole groups, so every work-item reaches the barriers and only
+           the stores are bounds-checked); each output still sums its K products in order. */
+        KERNEL void gemm_tiled(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL const float *c,
+                               int cOff, GLOBAL float *y, int yOff, int m, int n, int k, int transA, int transB,
+                               float alpha, float beta, int cRows, int cCols, int hasC, GLOBAL const int *meta) {
+            LOCAL float as[16][16];
+            LOCAL float bs[16][17];
+            int tx = LID0, ty = LID1;
+            int j = GID0, i = GID1, s = GID2;
+            /* Rows and columns of the group's first work-items, for the tile loads. */
+            int i0 = i - ty, j0 = j - tx;
+            GLOBAL const float *ap = a + aOff + meta[2 * s];
+            GLOBAL const float *bp = b + bOff + meta[2 * s + 1];
             float acc = 0.0f;
-            for (int p = 0; p < k; p++) {
-                float av = transA ? a[aOff + p * m + i] : a[aOff + i * k + p];
-                float bv = transB ? b[bOff + j * k + p] : b[bOff + p * n + j];
-                acc += av * bv;
+            for (int p0 = 0; p0 < k; p0 += 16) {
+                /* as[r][q] = A'[i0 + r, p0 + q]; bs[q][t] = B'[p0 + q, j0 + t]. */
+                int ar = i0 + ty, aq = p0 + tx;
+                as[ty][tx] = (ar < m && aq < k) ? (transA ? ap[aq * m + ar] : ap[ar * k + aq]) : 0.0f;
+                int bq = p0 + ty, bt = j0 + tx;
+                bs[ty][tx] = (bt < n && bq < k) ? (transB ? bp[bt * k + bq] : bp[bq * n + bt]) : 0.0f;
+                BARRIER();
+                int steps = k - p0 < 16 ? k - p0 : 16;
+                for (int q = 0; q < steps; q++) acc += as[ty][q] * bs[q][tx];
+                BARRIER();
             }
+            if (i >= m || j >= n) return;
             float v = alpha * acc;
             if (hasC) v += beta * c[cOff + (cRows == 1 ? 0 : i) * cCols + (cCols == 1 ? 0 : j)];
-            y[yOff + i * n + j] = v;
-        }
-
-        /* Batched row-major matmul; meta holds the element offsets of A and B for each batch member s (meta[2s],
-           meta[2s + 1]), so any broadcasting of the batch axes maps to it. */
-        KERNEL void matmul(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL float *y, int yOff,
-                           int m, int n, int k, GLOBAL const int *meta) {
-            int j = GID0, i = GID1, s = GID2;
-            if (i >= m || j >= n) return;
-            GLOBAL const float *ap = a + aOff + meta[2 * s] + i * k;
-            GLOBAL const float *bp = b + bOff + meta[2 * s + 1] + j;
-            float acc = 0.0f;
-            for (int p = 0; p < k; p++) acc += ap[p] * bp[p * n];
-            y[yOff + s * m * n + i * n + j] = acc;
+            y[yOff + s * m * n + i * n + j] = v;
         }
 
         DEVICE float erf_approx(float x) {

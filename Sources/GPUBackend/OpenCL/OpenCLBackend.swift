@@ -174,9 +174,11 @@ extension OpenCLBackend: GPUKernelHost {
         return (.buffer(buffer.memory), buffer)
     }
 
-    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject]) throws -> any Kernel
+    func kernel(_ name: String, arguments: [KernelArgument], global: [Int], local: [Int]?, retained: [AnyObject])
+        throws -> any Kernel
     {
-        try OpenCLNodeKernel(backend: self, name: name, arguments: arguments, global: global, retained: retained)
+        try OpenCLNodeKernel(
+            backend: self, name: name, arguments: arguments, global: global, local: local, retained: retained)
     }
 }
 

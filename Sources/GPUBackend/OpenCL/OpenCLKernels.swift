@@ -17,15 +17,22 @@ final class OpenCLNodeKernel: Kernel {
     private let backend: OpenCLBackend
     private let kernel: OpaquePointer
     private let global: [Int]
+    private let local: [Int]?
     /// Keeps metadata buffers alive as long as the kernel refers to them.
     private let retained: [AnyObject]
 
     init(
-        backend: OpenCLBackend, name: String, arguments: [KernelArgument], global: [Int], retained: [AnyObject] = []
+        backend: OpenCLBackend, name: String, arguments: [KernelArgument], global: [Int], local: [Int]? = nil,
+        retained: [AnyObject] = []
     ) throws {
         self.backend = backend
         self.kernel = try backend.makeKernel(name)
-        self.global = global.map { max($0, 1) }
+        // With a work-group size, whole groups: the global size rounded up in every dimension.
+        self.global = global.enumerated().map { axis, size in
+            let group = local.map { axis < $0.count ? max($0[axis], 1) : 1 } ?? 1
+            return (max(size, 1) + group - 1) / group * group
+        }
+        self.local = local.map { sizes in global.indices.map { $0 < sizes.count ? max(sizes[$0], 1) : 1 } }
         self.retained = retained
         for (index, argument) in arguments.enumerated() {
             let status: Int32
@@ -46,10 +53,13 @@ final class OpenCLNodeKernel: Kernel {
 
     func run() throws {
         try global.withUnsafeBufferPointer { size in
-            try backend.cl.check(
-                backend.cl.clEnqueueNDRangeKernel(
-                    backend.queue, kernel, UInt32(size.count), nil, size.baseAddress, nil, 0, nil, nil),
-                "clEnqueueNDRangeKernel")
+            try (local ?? []).withUnsafeBufferPointer { group in
+                try backend.cl.check(
+                    backend.cl.clEnqueueNDRangeKernel(
+                        backend.queue, kernel, UInt32(size.count), nil, size.baseAddress,
+                        local == nil ? nil : group.baseAddress, 0, nil, nil),
+                    "clEnqueueNDRangeKernel")
+            }
         }
     }
 }
@@ -213,6 +223,20 @@ public enum GPUKernelTable {
                 beta: c == nil ? 0 : beta)
             if let kernel = try backend.libraryGemm(gemm, prologue: prologue) { return kernel }
         }
+        return try tiledGemm(
+            backend, a: a, b: b, c: c, y: y, m: m, n: n, k: k, transA: transA != 0, transB: transB != 0, alpha: alpha,
+            beta: beta, offsets: [(0, 0)])
+    }
+
+    /// One `gemm_tiled` launch: Y[s] = alpha · op(A) · op(B) (+ beta · C) for each batch member s, reading A and B
+    /// at the element offsets `offsets[s]`; Y's members are m·n apart.
+    static func tiledGemm(
+        _ backend: any GPUKernelHost, a: BoundValue, b: BoundValue, c: BoundValue? = nil, y: BoundValue, m: Int,
+        n: Int, k: Int, transA: Bool = false, transB: Bool = false, alpha: Float = 1, beta: Float = 0,
+        offsets: [(Int, Int)]
+    ) throws -> any Kernel {
+        guard m * n * offsets.count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(offsets.flatMap { [Int32($0.0), Int32($0.1)] })
         let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
             (yb, yo) = try backend.arguments(for: y)
         let (cb, co) = try backend.arguments(for: c ?? a)
@@ -220,13 +244,13 @@ public enum GPUKernelTable {
         let cRows = cDims.count == 2 ? cDims[0] : 1
         let cCols = cDims.last ?? 1
         return try backend.kernel(
-            "gemm",
+            "gemm_tiled",
             arguments: [
-                ab, ao, bb, bo, cb, co, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), .int(Int32(transA)),
-                .int(Int32(transB)), .float(alpha), .float(beta), .int(Int32(cRows)), .int(Int32(cCols)),
-                .int(c == nil ? 0 : 1),
+                ab, ao, bb, bo, cb, co, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), .int(transA ? 1 : 0),
+                .int(transB ? 1 : 0), .float(alpha), .float(beta), .int(Int32(cRows)), .int(Int32(cCols)),
+                .int(c == nil ? 0 : 1), metaArgument,
             ],
-            global: [n, m])
+            global: [n, m, offsets.count], local: [16, 16, 1], retained: [metaKeep])
     }
 
     static func makeMatMul(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
@@ -270,14 +294,8 @@ public enum GPUKernelTable {
                 a: a, b: b, y: y, m: m, n: n, k: k, batch: batch, strideA: strideA, strideB: strideB, strideY: m * n)
             if let kernel = try backend.libraryGemm(gemm, prologue: nil) { return kernel }
         }
-        let (metaArgument, metaKeep) = try backend.metadata(
-            zip(aOffsets, bOffsets).flatMap { [Int32($0), Int32($1)] })
-        let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
-            (yb, yo) = try backend.arguments(for: y)
-        return try backend.kernel(
-            "matmul",
-            arguments: [ab, ao, bb, bo, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), metaArgument],
-            global: [n, m, batch], retained: [metaKeep])
+        return try tiledGemm(
+            backend, a: a, b: b, y: y, m: m, n: n, k: k, offsets: Array(zip(aOffsets, bOffsets)))
     }
 
     /// The float kernels read every operand as float32: anything else (Pow's exponent may be an integer tensor,
@@ -730,7 +748,7 @@ extension GPUKernelTable {
         let (metaArgument, metaKeep) = try backend.metadata(
             convolutionMeta(g, channels: channels, outChannels: filters, group: 1).map { Int32($0) })
         var parts: [any Kernel] = []
-        var retained: [AnyObject] = [scratch, metaKeep]
+        let retained: [AnyObject] = [scratch, metaKeep]
         let library = backend.hasLibraryGemm
         if library, let bias {
             parts.append(
@@ -754,18 +772,10 @@ extension GPUKernelTable {
                 parts.append(kernel)
                 continue
             }
-            let (offsetsArgument, offsetsKeep) = try backend.metadata(
-                (0..<count).flatMap { [Int32(0), Int32($0 * imageColumns)] })
-            retained.append(offsetsKeep)
-            let (wb, wo) = try backend.arguments(for: w), (ob, oo) = try backend.arguments(for: output)
             parts.append(
-                try backend.kernel(
-                    "matmul",
-                    arguments: [
-                        wb, wo, cb, co, ob, oo, .int(Int32(filters)), .int(Int32(spatial)), .int(Int32(depth)),
-                        offsetsArgument,
-                    ],
-                    global: [spatial, filters, count]))
+                try tiledGemm(
+                    backend, a: w, b: columns, y: output, m: filters, n: spatial, k: depth,
+                    offsets: (0..<count).map { (0, $0 * imageColumns) }))
             if let bias {
                 let channelBias = BoundValue(
                     type: TensorType(dtype: .float32, shape: Shape([filters, 1])), slice: bias.slice, constant: nil)
