@@ -52,6 +52,9 @@ final class RuntimeBLAS: @unchecked Sendable {
         if let choice, !choice.isEmpty { candidates.append(choice) }
         candidates += ["libopenblas.so.0", "libopenblas.so"]
         if let venv = environment["VIRTUAL_ENV"] { candidates += numpyOpenBLAS(in: venv) }
+        // Every call runs single-threaded inside the backend's pool: OpenBLAS must not start a pool of its own
+        // (its idle threads spin, taking cores from the backend's workers).
+        setenv("OPENBLAS_NUM_THREADS", "1", 1)
         for path in candidates {
             guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { continue }
             if let blas = bind(handle, path: path) { return blas }

@@ -366,7 +366,8 @@ final class MatMulKernel: Kernel {
 
     private func preparePacking(constant: Tensor?, bIs2D: Bool) throws {
         guard n >= 8 else { return }
-        if n >= 16, let blas = RuntimeBLAS.shared, RuntimeBLAS.handles(m: foldedM, n: n, k: k) {
+        // The size first: looking at `shared` opens OpenBLAS.
+        if n >= 16, RuntimeBLAS.handles(m: foldedM, n: n, k: k), let blas = RuntimeBLAS.shared {
             let task = BLASGemmTask(blas: blas)
             (task.m, task.n, task.k, task.lda, task.ldb, task.ldc) = (foldedM, n, k, k, n, n)
             blasTask = task
