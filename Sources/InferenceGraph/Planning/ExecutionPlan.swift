@@ -54,6 +54,11 @@ public struct ExecutionPlan: Sendable {
     public var foldedNodeCount: Int
     /// Nodes merged into the node before them by `FusionRules` (an activation, a folded BatchNormalization).
     public var fusedNodeCount: Int
+    /// Reshape-family nodes planned as views of their input (no step, no copy).
+    public var viewCount: Int
+
+    /// Operators whose output is its input's bytes under another shape.
+    static let viewOperators: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
 
     /// Plans a graph for concrete input types.
     /// - Parameters:
@@ -135,8 +140,28 @@ public struct ExecutionPlan: Sendable {
         }
         let outputs = try graph.outputs.map { try intern($0.name) }
 
+        // Views: Reshape and its kin only relabel bytes. Their output shares its input's memory (one arena block,
+        // live as long as either is) and the step is dropped, so nothing is copied. Every value is written once,
+        // by the step that defines it, so sharing is safe.
+        var aliasOf = Array(values.indices)
+        func root(_ value: Int) -> Int {
+            var r = value
+            while aliasOf[r] != r { r = aliasOf[r] }
+            return r
+        }
+        steps = steps.filter { step in
+            guard Self.viewOperators.contains(step.node.opType), step.node.domain.isEmpty, step.outputs.count == 1,
+                let input = step.inputs.first ?? nil, values[input].storage != .constant,
+                values[step.outputs[0]].storage != .constant,
+                values[input].type.dtype == values[step.outputs[0]].type.dtype,
+                values[input].type.byteCount == values[step.outputs[0]].type.byteCount
+            else { return true }
+            aliasOf[step.outputs[0]] = root(input)
+            return false
+        }
+
         // Liveness: a value is live from the step that defines it (inputs: before step 0) to its last use;
-        // graph outputs stay live to the end.
+        // graph outputs stay live to the end. A view's uses count for the value it shares memory with.
         var firstDef = [Int](repeating: -1, count: values.count)
         var lastUse = [Int](repeating: -1, count: values.count)
         for (s, step) in steps.enumerated() {
@@ -144,15 +169,20 @@ public struct ExecutionPlan: Sendable {
                 firstDef[o] = s
                 lastUse[o] = max(lastUse[o], s)
             }
-            for case let i? in step.inputs { lastUse[i] = max(lastUse[i], s) }
+            for case let i? in step.inputs { lastUse[root(i)] = max(lastUse[root(i)], s) }
         }
-        for o in outputs { lastUse[o] = steps.count }
+        for o in outputs { lastUse[root(o)] = steps.count }
         let allocation = MemoryPlanner.assign(
-            sizes: values.map { $0.storage == .constant ? nil : $0.type.byteCount },
+            sizes: values.indices.map {
+                values[$0].storage == .constant || aliasOf[$0] != $0 ? nil : values[$0].type.byteCount
+            },
             firstDefinition: firstDef, lastUse: lastUse)
-        for (i, offset) in allocation.offsets.enumerated() {
-            if let offset { values[i].storage = .arena(offset: offset) }
+        for i in values.indices {
+            if let offset = allocation.offsets[root(i)], values[i].storage != .constant {
+                values[i].storage = .arena(offset: offset)
+            }
         }
+        self.viewCount = values.indices.filter { aliasOf[$0] != $0 }.count
         self.values = values
         self.steps = steps
         self.constants = constants

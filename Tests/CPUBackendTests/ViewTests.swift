@@ -1,0 +1,53 @@
+import CPUBackend
+import Glibc
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import Testing
+
+/// Reshape, Flatten, Squeeze, Unsqueeze and Identity are planned as views: their output shares the input's arena
+/// block, the step is dropped, and the block stays live as long as any of them is read, so no later value may
+/// take its place while a view of it is still to be read.
+struct ViewTests {
+    static func graph() throws -> Graph {
+        Graph(
+            name: "views",
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2), .fixed(6)])],
+            outputs: ["y", "v", "flat"].map { ValueInfo(name: $0, dtype: .float32, dimensions: nil) },
+            nodes: [
+                Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["r"]),
+                Node(name: "view", opType: "Reshape", inputs: ["r", "shape"], outputs: ["v"]),
+                // Values defined after r's last direct reader: they must not take r's block while v lives.
+                Node(name: "sigmoid", opType: "Sigmoid", inputs: ["x"], outputs: ["a"]),
+                Node(name: "neg", opType: "Neg", inputs: ["a"], outputs: ["b"]),
+                Node(name: "same", opType: "Identity", inputs: ["b"], outputs: ["c"]),
+                Node(name: "view2", opType: "Reshape", inputs: ["c", "shape"], outputs: ["w"]),
+                Node(name: "add", opType: "Add", inputs: ["v", "w"], outputs: ["y"]),
+                Node(
+                    name: "flatten", opType: "Flatten", inputs: ["y"], outputs: ["flat"], attributes: ["axis": .int(0)]),
+            ],
+            initializers: ["shape": try Tensor(shape: [2], scalars: [Int64(3), 4])], opsetImports: ["": 17])
+    }
+
+    @Test func viewsShareMemoryAndRunNoStep() throws {
+        let graph = try Self.graph()
+        let plan = try ExecutionPlan(
+            graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: [2, 6])], evaluator: CPUBackend())
+        #expect(plan.steps.map(\.node.opType) == ["Relu", "Sigmoid", "Neg", "Add"])
+        #expect(plan.viewCount == 4)
+        func offset(_ name: String) -> ValueStorage? { plan.values.first { $0.name == name }?.storage }
+        #expect(offset("v") == offset("r") && offset("w") == offset("b") && offset("flat") == offset("y"))
+        #expect(offset("r") != offset("b") && offset("r") != offset("a") && offset("r") != offset("y"))
+
+        let x = (0..<12).map { Float($0) - 5.5 }
+        let outputs = try Session(graph: graph, backend: CPUBackend(threads: 1)).run([
+            NamedTensor(name: "x", tensor: try Tensor(shape: [2, 6], scalars: x))
+        ]).outputs
+        let expected = x.map { max($0, 0) - 1 / (1 + exp(-$0)) }
+        #expect(outputs.map(\.tensor.shape) == [Shape([3, 4]), Shape([3, 4]), Shape([1, 12])])
+        let y = try outputs[0].tensor.scalars(as: Float.self)
+        #expect(zip(y, expected).allSatisfy { abs($0 - $1) <= 1e-6 })
+        #expect(try outputs[1].tensor.scalars(as: Float.self) == x.map { max($0, 0) })
+        #expect(try outputs[2].tensor.scalars(as: Float.self) == y)
+    }
+}
