@@ -51,3 +51,32 @@ struct ViewTests {
         #expect(try outputs[2].tensor.scalars(as: Float.self) == y)
     }
 }
+
+/// Constant folding never materializes a blow-up at plan time: a Range of scalars to a billion elements stays a
+/// step (computed at run time, in the arena), while folds that keep the size still happen.
+struct PlanTimeFoldingTests {
+    @Test func hugeGeneratedValuesAreNotFolded() throws {
+        let graph = Graph(
+            name: "range",
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(4)])],
+            outputs: [
+                ValueInfo(name: "r", dtype: .int64, dimensions: nil),
+                ValueInfo(name: "y", dtype: .float32, dimensions: nil),
+            ],
+            nodes: [
+                Node(name: "range", opType: "Range", inputs: ["start", "limit", "delta"], outputs: ["r"]),
+                Node(name: "flip", opType: "Transpose", inputs: ["w"], outputs: ["wt"]),
+                Node(name: "add", opType: "Add", inputs: ["x", "wt"], outputs: ["y"]),
+            ],
+            initializers: [
+                "start": try Tensor(shape: [], scalars: [Int64(0)]),
+                "limit": try Tensor(shape: [], scalars: [Int64(1_000_000_000)]),
+                "delta": try Tensor(shape: [], scalars: [Int64(1)]),
+                "w": try Tensor(shape: [1, 4], scalars: [Float](repeating: 1, count: 4)),
+            ], opsetImports: ["": 17])
+        let plan = try ExecutionPlan(
+            graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: [4])], evaluator: CPUBackend())
+        #expect(plan.steps.map(\.node.opType) == ["Range", "Add"])
+        #expect(plan.constants["r"] == nil && plan.constants["wt"] != nil)
+    }
+}

@@ -57,6 +57,15 @@ public struct ExecutionPlan: Sendable {
     /// Reshape-family nodes planned as views of their input (no step, no copy).
     public var viewCount: Int
 
+    /// Whether folding `node` would materialize far more than it reads (a Range, ConstantOfShape, Expand or Tile
+    /// to a huge size): such values are computed at run time instead, in the arena, rather than held as
+    /// constants in the plan. Folds that keep the size (a Transpose or Cast of a weight) always happen.
+    static func blowsUp(_ node: Node, outputs: [TensorType], known: [String: Tensor]) -> Bool {
+        let produced = outputs.reduce(0) { $0 &+ $1.byteCount }
+        let read = node.inputs.reduce(0) { $0 &+ (known[$1]?.byteCount ?? 0) }
+        return produced > 64 << 20 && produced / 16 > read
+    }
+
     /// Operators whose output is its input's bytes under another shape.
     static let viewOperators: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
 
@@ -92,7 +101,7 @@ public struct ExecutionPlan: Sendable {
             }
             let inputsKnown = node.inputs.allSatisfy { $0.isEmpty || known[$0] != nil }
             if inputsKnown, let evaluator, evaluator.canEvaluate(opType: node.opType, domain: node.domain),
-                !ShapeInference.neverFolded.contains(node.opType)
+                !ShapeInference.neverFolded.contains(node.opType), !Self.blowsUp(node, outputs: outputs, known: known)
             {
                 let values = try evaluator.evaluate(
                     node: node, opset: opset, inputs: node.inputs.map { $0.isEmpty ? nil : known[$0] },
