@@ -36,15 +36,20 @@ public enum ONNXNodeTestRunner {
         public var report = ""
     }
 
-    /// Runs every case in `directory` with sessions from `makeSession`.
+    /// Runs every case in `directory` with sessions from `makeSession`; with `reference`, every case that passes
+    /// must also agree with that session's outputs (another backend) within rtol 1e-4, atol 1e-5, bit for bit
+    /// for other element types.
     public static func runAll(
-        directory: URL, label: String, reportPath: URL, makeSession: (Graph) throws -> Session
+        directory: URL, label: String, reportPath: URL, makeSession: (Graph) throws -> Session,
+        reference: ((Graph) throws -> Session)? = nil
     ) throws -> Summary {
         let cases = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("test_") }
             .sorted()
         var summary = Summary()
         for name in cases {
-            switch run(caseDirectory: directory.appendingPathComponent(name), makeSession: makeSession) {
+            switch run(
+                caseDirectory: directory.appendingPathComponent(name), makeSession: makeSession, reference: reference)
+            {
             case .passed: summary.passed += 1
             case .failed(let why): summary.failures.append((name, why))
             case .skipped(let why): summary.skips[why, default: []].append(name)
@@ -63,7 +68,9 @@ public enum ONNXNodeTestRunner {
         return summary
     }
 
-    public static func run(caseDirectory: URL, makeSession: (Graph) throws -> Session) -> Outcome {
+    public static func run(
+        caseDirectory: URL, makeSession: (Graph) throws -> Session, reference: ((Graph) throws -> Session)? = nil
+    ) -> Outcome {
         let model = caseDirectory.appendingPathComponent("model.onnx").path
         let graph: Graph
         do { graph = try ONNXModelLoader.load(path: model) } catch let error as ONNXImportError {
@@ -129,6 +136,23 @@ public enum ONNXNodeTestRunner {
                 if !report.passed { return .failed("output \(index): \(report)") }
             } else if !got.bitwiseEqual(wanted) {
                 return .failed("output \(index): values differ")
+            }
+        }
+        guard let reference else { return .passed }
+        let other: [NamedTensor]
+        do {
+            other = try reference(graph).run(inputs).outputs
+        } catch {
+            return .failed("reference run: \(error)")
+        }
+        for (index, (actual, wanted)) in zip(outputs, other).enumerated() {
+            if actual.tensor.dtype.isFloatingPoint {
+                let report = ToleranceReport.compare(
+                    Self.doubles(actual.tensor).map { Float($0) }, Self.doubles(wanted.tensor).map { Float($0) },
+                    relative: 1e-4, absolute: 1e-5)
+                if !report.passed { return .failed("output \(index) against the reference backend: \(report)") }
+            } else if !actual.tensor.bitwiseEqual(wanted.tensor) {
+                return .failed("output \(index) differs from the reference backend")
             }
         }
         return .passed

@@ -23,7 +23,12 @@ struct OpenCLNodeTests {
         let summary = try ONNXNodeTestRunner.runAll(
             directory: directory, label: "OpenCL \(device.deviceName)",
             reportPath: TestEnvironment.packageRoot.appendingPathComponent(".build/onnx-node-tests-opencl.txt")
-        ) { try Session(graph: $0, backend: device, evaluator: evaluator) }
+        ) {
+            try Session(graph: $0, backend: device, evaluator: evaluator)
+        } reference: {
+            // Every case that passes must also match the CPU backend within rtol 1e-4.
+            try Session(graph: $0, backend: evaluator)
+        }
         print(summary.report)
         #expect(
             summary.failures.isEmpty,
