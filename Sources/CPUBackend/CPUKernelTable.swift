@@ -47,15 +47,18 @@ public enum CPUKernelTable {
         add(["Identity", "Dropout"], allTypes, UnaryKernels.makeCopy)
         add(["Clip"], numericTypes, UnaryKernels.makeClip)
         add(["Cast", "CastLike"], allTypes, UnaryKernels.makeCast)
-        add(["Add", "Sub", "Mul", "Div", "Max", "Min"], numericTypes) {
-            $0.inputs.count == 2 ? try BinaryKernels.make($0) : try BinaryKernels.makeVariadic($0)
-        }
-        add(["Pow"], numericTypes, BinaryKernels.make)
-        add(["Mod"], numericTypes, BinaryKernels.make)
-        add(["PRelu"], allFloats, BinaryKernels.make)
+        add(
+            ["Add", "Sub", "Mul", "Div", "Max", "Min"], numericTypes,
+            split: { node, parallel in
+                node.inputs.count == 2
+                    ? try BinaryKernels.make(node, parallel: parallel) : try BinaryKernels.makeVariadic(node)
+            })
+        add(["Pow"], numericTypes) { try BinaryKernels.make($0) }
+        add(["Mod"], numericTypes) { try BinaryKernels.make($0) }
+        add(["PRelu"], allFloats) { try BinaryKernels.make($0) }
         add(["Sum", "Mean"], numericTypes, BinaryKernels.makeVariadic)
-        add(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], allTypes, BinaryKernels.make)
-        add(["And", "Or", "Xor"], [.bool], BinaryKernels.make)
+        add(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], allTypes) { try BinaryKernels.make($0) }
+        add(["And", "Or", "Xor"], [.bool]) { try BinaryKernels.make($0) }
         add(["Where"], allTypes, BinaryKernels.makeWhere)
         // Normalization and activations over an axis.
         add(["Softmax", "LogSoftmax"], floats, split: NormalizationKernels.makeSoftmax)

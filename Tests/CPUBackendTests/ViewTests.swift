@@ -80,3 +80,33 @@ struct PlanTimeFoldingTests {
         #expect(plan.constants["r"] == nil && plan.constants["wt"] != nil)
     }
 }
+
+/// Large float32 Add/Sub/Mul/Div split their elements across threads (cutting rows anywhere): the same bits as
+/// one thread, and the exact elementwise result, for every broadcast form.
+struct SplitBinaryTests {
+    @Test(arguments: [
+        ([3, 50_001], [50_001]), ([300, 701], [300, 1]), ([2, 1, 70_000], [1, 3, 1]), ([140_000], [1]),
+    ])
+    func splitMatchesOneThread(_ shapes: ([Int], [Int])) throws {
+        let (sa, sb) = shapes
+        let a = (0..<sa.reduce(1, *)).map { _ in Float.random(in: -2...2) }
+        let b = (0..<sb.reduce(1, *)).map { _ in Float.random(in: 0.5...2) }
+        for op in ["Add", "Sub", "Mul", "Div"] {
+            let graph = Graph(
+                name: op,
+                inputs: [
+                    ValueInfo(name: "a", dtype: .float32, dimensions: sa.map { .fixed($0) }),
+                    ValueInfo(name: "b", dtype: .float32, dimensions: sb.map { .fixed($0) }),
+                ],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [Node(name: op, opType: op, inputs: ["a", "b"], outputs: ["y"])], opsetImports: ["": 17])
+            let feeds = [
+                NamedTensor(name: "a", tensor: try Tensor(shape: Shape(sa), scalars: a)),
+                NamedTensor(name: "b", tensor: try Tensor(shape: Shape(sb), scalars: b)),
+            ]
+            let one = try Session(graph: graph, backend: CPUBackend(threads: 1)).run(feeds).outputs[0].tensor
+            let two = try Session(graph: graph, backend: CPUBackend(threads: 2)).run(feeds).outputs[0].tensor
+            #expect(one.bitwiseEqual(two), "\(op) \(sa) \(sb)")
+        }
+    }
+}

@@ -211,13 +211,13 @@ enum UnaryKernels {
 /// Binary and variadic operators with NumPy broadcasting.
 enum BinaryKernels {
     /// Float32 Add/Sub/Mul/Div use the row-based fast path; everything else the general one.
-    static func make(_ node: BoundNode) throws -> any Kernel {
+    static func make(_ node: BoundNode, parallel: ParallelFor = .serial) throws -> any Kernel {
         let op = node.attributes.opType
         let a = try node.input(0)
         let b = try node.input(1)
         let y = try node.output(0)
         if a.type.dtype == .float32 && b.type.dtype == .float32, let fast = BinaryKernel.Op(rawValue: op) {
-            return try BinaryKernel(node: node, op: fast)
+            return try BinaryKernel(node: node, op: fast, parallel: parallel)
         }
         let f = try function(node, dtype: a.type.dtype)
         let loadA = ElementIO.for(a.type.dtype)
@@ -347,22 +347,36 @@ final class BinaryKernel: Kernel {
     private let b: UnsafePointer<Float>
     private let y: UnsafeMutablePointer<Float>
     private let layout: BroadcastLayout
+    private let parallel: ParallelFor
+    /// Splits the output's elements across threads when there are enough of them (made once, so a run
+    /// allocates nothing); nil keeps the work on the caller's thread.
+    private var task: ClosureTask?
 
-    init(node: BoundNode, op: Op) throws {
+    init(node: BoundNode, op: Op, parallel: ParallelFor = .serial) throws {
         let lhs = try node.input(0), rhs = try node.input(1), out = try node.output(0)
         self.op = op
+        self.parallel = parallel
         a = UnsafePointer(try lhs.pointer(Float.self))
         b = UnsafePointer(try rhs.pointer(Float.self))
         y = try out.pointer(Float.self)
         layout = BroadcastLayout(output: out.type.shape, a: lhs.type.shape, b: rhs.type.shape)
+        if parallel.threads > 1 && out.type.shape.elementCount >= 1 << 17 {
+            task = ClosureTask { [unowned self] _, begin, end in apply(begin..<end) }
+        }
     }
 
     func run() throws {
+        let count = layout.rowOffsetsA.count * layout.inner
+        if let task { parallel.run(task, count: count) } else { apply(0..<count) }
+    }
+
+    /// The output elements in `range` (every element is computed the same way whatever the split).
+    private func apply(_ range: Range<Int>) {
         switch op {
-        case .add: layout.apply(a, b, y) { $0 + $1 }
-        case .sub: layout.apply(a, b, y) { $0 - $1 }
-        case .mul: layout.apply(a, b, y) { $0 * $1 }
-        case .div: layout.apply(a, b, y) { $0 / $1 }
+        case .add: layout.apply(a, b, y, range) { $0 + $1 }
+        case .sub: layout.apply(a, b, y, range) { $0 - $1 }
+        case .mul: layout.apply(a, b, y, range) { $0 * $1 }
+        case .div: layout.apply(a, b, y, range) { $0 / $1 }
         }
     }
 }
@@ -435,27 +449,30 @@ struct BroadcastLayout {
         rowOffsetsB = offsetsB
     }
 
+    /// y = f(a, b) over the output elements in `range` (flat indices; rows are cut where the range cuts them).
     @inline(__always)
     func apply(
-        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>,
         _ f: (Float, Float) -> Float
     ) {
         let n = inner
-        for row in 0..<rowOffsetsA.count {
+        guard n > 0, !range.isEmpty else { return }
+        for row in (range.lowerBound / n)...((range.upperBound - 1) / n) {
+            let lo = max(range.lowerBound - row * n, 0), hi = min(range.upperBound - row * n, n)
             let pa = a + rowOffsetsA[row]
             let pb = b + rowOffsetsB[row]
             let py = y + row * n
             switch (innerStrideA, innerStrideB) {
-            case (1, 1): for i in 0..<n { py[i] = f(pa[i], pb[i]) }
+            case (1, 1): for i in lo..<hi { py[i] = f(pa[i], pb[i]) }
             case (1, 0):
                 let s = pb[0]
-                for i in 0..<n { py[i] = f(pa[i], s) }
+                for i in lo..<hi { py[i] = f(pa[i], s) }
             case (0, 1):
                 let s = pa[0]
-                for i in 0..<n { py[i] = f(s, pb[i]) }
+                for i in lo..<hi { py[i] = f(s, pb[i]) }
             default:
                 let v = f(pa[0], pb[0])
-                for i in 0..<n { py[i] = v }
+                for i in lo..<hi { py[i] = v }
             }
         }
     }
