@@ -64,7 +64,7 @@ final class RuntimeBLAS: @unchecked Sendable {
     }
 
     /// numpy's bundled OpenBLAS (64-bit integers, symbols prefixed `scipy_` and suffixed `64_`).
-    private static func numpyOpenBLAS(in venv: String) -> [String] {
+    static func numpyOpenBLAS(in venv: String) -> [String] {
         var found: [String] = []
         guard let lib = opendir(venv + "/lib") else { return [] }
         defer { closedir(lib) }

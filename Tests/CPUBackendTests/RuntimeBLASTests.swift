@@ -97,10 +97,32 @@ struct RuntimeBLASTests {
             alpha: 0.5, beta: 2, relu: true)
     }
 
-    @Test func turnedOffByTheEnvironment() {
+    /// A 2x3 · 3x2 product (then transposed operands) through a loaded library's binding, checked exactly.
+    func multiplies(_ blas: RuntimeBLAS) {
+        let a: [Float] = [1, 2, 3, 4, 5, 6], b: [Float] = [7, 8, 9, 10, 11, 12]
+        var c = [Float](repeating: 1, count: 4)
+        blas.sgemm(false, false, 2, 2, 3, 1, a, 3, b, 2, 1, &c, 2)
+        #expect(c == [59, 65, 140, 155])
+        // Aᵀ·Bᵀ with A stored 3x2 and B 2x3 (the same numbers read the other way), alpha 2, beta 0.
+        blas.sgemm(true, true, 2, 2, 3, 2, [1, 4, 2, 5, 3, 6], 2, [7, 9, 11, 8, 10, 12], 3, 0, &c, 2)
+        #expect(c == [116, 128, 278, 308])
+    }
+
+    @Test func searchOrderAndBindings() throws {
         #expect(RuntimeBLAS.load(environment: ["INFERENCE_BLAS": "0"]) == nil)
-        #expect(
-            RuntimeBLAS.load(environment: ["INFERENCE_BLAS": "/nonexistent/libopenblas.so"])?.path
-                != "/nonexistent/libopenblas.so")
+        let found = try #require(RuntimeBLAS.shared)
+        multiplies(found)
+        // A library that is not a BLAS, or one that does not exist, is passed over for the next candidate.
+        #expect(RuntimeBLAS.load(environment: ["INFERENCE_BLAS": "libz.so.1"])?.path == found.path)
+        #expect(RuntimeBLAS.load(environment: ["INFERENCE_BLAS": "/nonexistent/libblas.so"])?.path == found.path)
+        // numpy's OpenBLAS (64-bit integers, prefixed and suffixed symbols) where the virtualenv has one.
+        let venv = TestEnvironment.packageRoot.appendingPathComponent(".venv").path
+        if let numpy = RuntimeBLAS.numpyOpenBLAS(in: venv).first {
+            let blas = try #require(RuntimeBLAS.load(environment: ["INFERENCE_BLAS": numpy]))
+            #expect(blas.path == numpy)
+            multiplies(blas)
+        } else if TestEnvironment.pythonRequired {
+            Issue.record("numpy's OpenBLAS not found in \(venv)")
+        }
     }
 }

@@ -306,6 +306,33 @@ struct OpenCLConformanceTests {
         #expect(quotient[0] == Int64.min && quotient[1] == 0)
     }
 
+    /// The GPU recurrent kernels read int32 sequence lengths (as ONNX specifies); int64 ones, which the CPU also
+    /// takes, are a clear error on the GPU rather than misread memory.
+    @Test func int64SequenceLengthsAreRefusedOnTheGPU() throws {
+        guard let openCL else { return }
+        let graph = Graph(
+            name: "gru",
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2), .fixed(1), .fixed(3)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "cell", opType: "GRU", inputs: ["x", "w", "r", "", "lens"], outputs: ["y"],
+                    attributes: ["hidden_size": .int(4)])
+            ],
+            initializers: [
+                "w": try Tensor(shape: [1, 12, 3], scalars: [Float](repeating: 0.1, count: 36)),
+                "r": try Tensor(shape: [1, 12, 4], scalars: [Float](repeating: 0.1, count: 48)),
+                "lens": try Tensor(shape: [1], scalars: [Int64(2)]),
+            ], opsetImports: ["": 17])
+        let inputs = [NamedTensor(name: "x", tensor: try Tensor(shape: [2, 1, 3], scalars: Self.random(6)))]
+        #expect(try Session(graph: graph, backend: CPUBackend()).run(inputs).outputs.count == 1)
+        #expect {
+            _ = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs)
+        } throws: { error in
+            "\(error)".contains("cell") && "\(error)".contains("sequence_lens of type int64")
+        }
+    }
+
     @Test func unsupportedOperatorNamesTheDevice() throws {
         guard let openCL else { return }
         // The CPU adds float64 tensors; the GPU kernels have no float64 arithmetic.

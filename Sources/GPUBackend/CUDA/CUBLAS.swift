@@ -106,9 +106,9 @@ final class CUBLAS: @unchecked Sendable {
             output: p.y, ldOutput: Int32(p.n), strideOutput: Int64(p.strideY), batch: Int32(p.batch))
     }
 
-    func run(_ p: Product) throws {
-        var alpha = p.alpha, beta = p.beta
-        let c = Self.call(for: p)
+    /// One product, its column-major call mapped once (at plan time) by `call(for:)`.
+    func run(_ c: Call, alpha: Float, beta: Float) throws {
+        var alpha = alpha, beta = beta
         let first = UnsafeRawPointer(bitPattern: UInt(c.first)), second = UnsafeRawPointer(bitPattern: UInt(c.second))
         let output = UnsafeMutableRawPointer(bitPattern: UInt(c.output))
         let status: Status
@@ -122,7 +122,7 @@ final class CUBLAS: @unchecked Sendable {
                 c.ldSecond, c.strideSecond, &beta, output, c.ldOutput, c.strideOutput, c.batch)
         }
         guard status == 0 else {
-            throw RuntimeError.device("cuBLAS sgemm failed with status \(status) (m \(p.m), n \(p.n), k \(p.k))")
+            throw RuntimeError.device("cuBLAS sgemm failed with status \(status) (m \(c.n), n \(c.m), k \(c.k))")
         }
     }
 }
@@ -130,17 +130,19 @@ final class CUBLAS: @unchecked Sendable {
 /// A Gemm or MatMul node run by cuBLAS (after an optional broadcast of Gemm's C into the output).
 final class CUBLASKernel: Kernel {
     private let blas: CUBLAS
-    private let product: CUBLAS.Product
+    private let call: CUBLAS.Call
+    private let alpha: Float, beta: Float
     private let prologue: (any Kernel)?
 
     init(blas: CUBLAS, product: CUBLAS.Product, prologue: (any Kernel)?) {
         self.blas = blas
-        self.product = product
+        call = CUBLAS.call(for: product)
+        (alpha, beta) = (product.alpha, product.beta)
         self.prologue = prologue
     }
 
     func run() throws {
         try prologue?.run()
-        try blas.run(product)
+        try blas.run(call, alpha: alpha, beta: beta)
     }
 }

@@ -2126,319 +2126,6 @@ $L__BB2_59:
 	bra.uni 	$L__BB2_67;
 
 }
-	// .globl	permute
-.visible .entry permute(
-	.param .u64 permute_param_0,
-	.param .u32 permute_param_1,
-	.param .u64 permute_param_2,
-	.param .u32 permute_param_3,
-	.param .u32 permute_param_4,
-	.param .u64 permute_param_5
-)
-{
-	.reg .pred 	%p<7>;
-	.reg .f32 	%f<2>;
-	.reg .b32 	%r<81>;
-	.reg .b64 	%rd<32>;
-
-
-	ld.param.u64 	%rd14, [permute_param_0];
-	ld.param.u32 	%r25, [permute_param_1];
-	ld.param.u64 	%rd15, [permute_param_2];
-	ld.param.u32 	%r26, [permute_param_3];
-	ld.param.u32 	%r27, [permute_param_4];
-	ld.param.u64 	%rd16, [permute_param_5];
-	cvta.to.global.u64 	%rd1, %rd16;
-	mov.u32 	%r28, %ntid.x;
-	mov.u32 	%r29, %ctaid.x;
-	mov.u32 	%r30, %tid.x;
-	mad.lo.s32 	%r1, %r29, %r28, %r30;
-	setp.ge.s32 	%p1, %r1, %r27;
-	@%p1 bra 	$L__BB3_9;
-
-	ld.global.u32 	%r2, [%rd1];
-	setp.lt.s32 	%p2, %r2, 1;
-	mov.u32 	%r80, 0;
-	@%p2 bra 	$L__BB3_8;
-
-	not.b32 	%r34, %r2;
-	max.s32 	%r35, %r34, -2;
-	add.s32 	%r3, %r2, %r35;
-	add.s32 	%r36, %r3, 2;
-	add.s32 	%r37, %r3, 1;
-	and.b32  	%r79, %r36, 3;
-	setp.lt.u32 	%p3, %r37, 3;
-	mov.u32 	%r80, 0;
-	mov.u32 	%r74, %r2;
-	mov.u32 	%r76, %r1;
-	@%p3 bra 	$L__BB3_5;
-
-	sub.s32 	%r69, %r3, %r79;
-	shl.b32 	%r39, %r2, 1;
-	mul.wide.s32 	%rd17, %r39, 4;
-	add.s64 	%rd29, %rd1, %rd17;
-	mul.wide.s32 	%rd18, %r2, 4;
-	add.s64 	%rd19, %rd1, %rd18;
-	add.s64 	%rd28, %rd19, -4;
-	mov.u32 	%r80, 0;
-	mov.u32 	%r74, %r2;
-	mov.u32 	%r76, %r1;
-
-$L__BB3_4:
-	ld.global.u32 	%r40, [%rd28+4];
-	div.s32 	%r41, %r76, %r40;
-	mul.lo.s32 	%r42, %r41, %r40;
-	sub.s32 	%r43, %r76, %r42;
-	ld.global.u32 	%r44, [%rd29];
-	mad.lo.s32 	%r45, %r44, %r43, %r80;
-	ld.global.u32 	%r46, [%rd28];
-	div.s32 	%r47, %r41, %r46;
-	mul.lo.s32 	%r48, %r47, %r46;
-	sub.s32 	%r49, %r41, %r48;
-	ld.global.u32 	%r50, [%rd29+-4];
-	mad.lo.s32 	%r51, %r50, %r49, %r45;
-	ld.global.u32 	%r52, [%rd28+-4];
-	div.s32 	%r53, %r47, %r52;
-	mul.lo.s32 	%r54, %r53, %r52;
-	sub.s32 	%r55, %r47, %r54;
-	ld.global.u32 	%r56, [%rd29+-8];
-	mad.lo.s32 	%r57, %r56, %r55, %r51;
-	add.s32 	%r74, %r74, -4;
-	ld.global.u32 	%r58, [%rd28+-8];
-	div.s32 	%r76, %r53, %r58;
-	mul.lo.s32 	%r59, %r76, %r58;
-	sub.s32 	%r60, %r53, %r59;
-	ld.global.u32 	%r61, [%rd29+-12];
-	mad.lo.s32 	%r80, %r61, %r60, %r57;
-	add.s64 	%rd29, %rd29, -16;
-	add.s64 	%rd28, %rd28, -16;
-	add.s32 	%r69, %r69, -4;
-	setp.ne.s32 	%p4, %r69, -2;
-	@%p4 bra 	$L__BB3_4;
-
-$L__BB3_5:
-	setp.eq.s32 	%p5, %r79, 0;
-	@%p5 bra 	$L__BB3_8;
-
-	add.s32 	%r62, %r74, %r2;
-	mul.wide.s32 	%rd20, %r62, 4;
-	add.s64 	%rd31, %rd1, %rd20;
-	mul.wide.s32 	%rd21, %r74, 4;
-	add.s64 	%rd30, %rd1, %rd21;
-
-$L__BB3_7:
-	.pragma "nounroll";
-	ld.global.u32 	%r63, [%rd30];
-	div.s32 	%r22, %r76, %r63;
-	mul.lo.s32 	%r64, %r22, %r63;
-	sub.s32 	%r65, %r76, %r64;
-	ld.global.u32 	%r66, [%rd31];
-	mad.lo.s32 	%r80, %r66, %r65, %r80;
-	add.s64 	%rd31, %rd31, -4;
-	add.s64 	%rd30, %rd30, -4;
-	add.s32 	%r79, %r79, -1;
-	setp.ne.s32 	%p6, %r79, 0;
-	mov.u32 	%r76, %r22;
-	@%p6 bra 	$L__BB3_7;
-
-$L__BB3_8:
-	add.s32 	%r67, %r80, %r25;
-	cvta.to.global.u64 	%rd22, %rd14;
-	mul.wide.s32 	%rd23, %r67, 4;
-	add.s64 	%rd24, %rd22, %rd23;
-	ld.global.f32 	%f1, [%rd24];
-	add.s32 	%r68, %r1, %r26;
-	cvta.to.global.u64 	%rd25, %rd15;
-	mul.wide.s32 	%rd26, %r68, 4;
-	add.s64 	%rd27, %rd25, %rd26;
-	st.global.f32 	[%rd27], %f1;
-
-$L__BB3_9:
-	ret;
-
-}
-	// .globl	permute_bytes
-.visible .entry permute_bytes(
-	.param .u64 permute_bytes_param_0,
-	.param .u32 permute_bytes_param_1,
-	.param .u64 permute_bytes_param_2,
-	.param .u32 permute_bytes_param_3,
-	.param .u32 permute_bytes_param_4,
-	.param .u32 permute_bytes_param_5,
-	.param .u64 permute_bytes_param_6
-)
-{
-	.reg .pred 	%p<12>;
-	.reg .b16 	%rs<6>;
-	.reg .b32 	%r<102>;
-	.reg .b64 	%rd<48>;
-
-
-	ld.param.u64 	%rd28, [permute_bytes_param_0];
-	ld.param.u32 	%r34, [permute_bytes_param_1];
-	ld.param.u64 	%rd29, [permute_bytes_param_2];
-	ld.param.u32 	%r35, [permute_bytes_param_3];
-	ld.param.u32 	%r37, [permute_bytes_param_4];
-	ld.param.u32 	%r36, [permute_bytes_param_5];
-	ld.param.u64 	%rd30, [permute_bytes_param_6];
-	cvta.to.global.u64 	%rd1, %rd29;
-	cvta.to.global.u64 	%rd2, %rd28;
-	cvta.to.global.u64 	%rd3, %rd30;
-	mov.u32 	%r38, %ntid.x;
-	mov.u32 	%r39, %ctaid.x;
-	mov.u32 	%r40, %tid.x;
-	mad.lo.s32 	%r1, %r39, %r38, %r40;
-	setp.ge.s32 	%p1, %r1, %r37;
-	@%p1 bra 	$L__BB4_15;
-
-	ld.global.u32 	%r2, [%rd3];
-	setp.lt.s32 	%p2, %r2, 1;
-	mov.u32 	%r97, 0;
-	@%p2 bra 	$L__BB4_8;
-
-	not.b32 	%r44, %r2;
-	max.s32 	%r45, %r44, -2;
-	add.s32 	%r3, %r2, %r45;
-	add.s32 	%r46, %r3, 2;
-	add.s32 	%r47, %r3, 1;
-	and.b32  	%r96, %r46, 3;
-	setp.lt.u32 	%p3, %r47, 3;
-	mov.u32 	%r97, 0;
-	mov.u32 	%r91, %r2;
-	mov.u32 	%r93, %r1;
-	@%p3 bra 	$L__BB4_5;
-
-	sub.s32 	%r86, %r3, %r96;
-	shl.b32 	%r49, %r2, 1;
-	mul.wide.s32 	%rd31, %r49, 4;
-	add.s64 	%rd41, %rd3, %rd31;
-	mul.wide.s32 	%rd32, %r2, 4;
-	add.s64 	%rd33, %rd3, %rd32;
-	add.s64 	%rd40, %rd33, -4;
-	mov.u32 	%r97, 0;
-	mov.u32 	%r91, %r2;
-	mov.u32 	%r93, %r1;
-
-$L__BB4_4:
-	ld.global.u32 	%r50, [%rd40+4];
-	div.s32 	%r51, %r93, %r50;
-	mul.lo.s32 	%r52, %r51, %r50;
-	sub.s32 	%r53, %r93, %r52;
-	ld.global.u32 	%r54, [%rd41];
-	mad.lo.s32 	%r55, %r54, %r53, %r97;
-	ld.global.u32 	%r56, [%rd40];
-	div.s32 	%r57, %r51, %r56;
-	mul.lo.s32 	%r58, %r57, %r56;
-	sub.s32 	%r59, %r51, %r58;
-	ld.global.u32 	%r60, [%rd41+-4];
-	mad.lo.s32 	%r61, %r60, %r59, %r55;
-	ld.global.u32 	%r62, [%rd40+-4];
-	div.s32 	%r63, %r57, %r62;
-	mul.lo.s32 	%r64, %r63, %r62;
-	sub.s32 	%r65, %r57, %r64;
-	ld.global.u32 	%r66, [%rd41+-8];
-	mad.lo.s32 	%r67, %r66, %r65, %r61;
-	add.s32 	%r91, %r91, -4;
-	ld.global.u32 	%r68, [%rd40+-8];
-	div.s32 	%r93, %r63, %r68;
-	mul.lo.s32 	%r69, %r93, %r68;
-	sub.s32 	%r70, %r63, %r69;
-	ld.global.u32 	%r71, [%rd41+-12];
-	mad.lo.s32 	%r97, %r71, %r70, %r67;
-	add.s64 	%rd41, %rd41, -16;
-	add.s64 	%rd40, %rd40, -16;
-	add.s32 	%r86, %r86, -4;
-	setp.ne.s32 	%p4, %r86, -2;
-	@%p4 bra 	$L__BB4_4;
-
-$L__BB4_5:
-	setp.eq.s32 	%p5, %r96, 0;
-	@%p5 bra 	$L__BB4_8;
-
-	add.s32 	%r72, %r91, %r2;
-	mul.wide.s32 	%rd34, %r72, 4;
-	add.s64 	%rd43, %rd3, %rd34;
-	mul.wide.s32 	%rd35, %r91, 4;
-	add.s64 	%rd42, %rd3, %rd35;
-
-$L__BB4_7:
-	.pragma "nounroll";
-	ld.global.u32 	%r73, [%rd42];
-	div.s32 	%r22, %r93, %r73;
-	mul.lo.s32 	%r74, %r22, %r73;
-	sub.s32 	%r75, %r93, %r74;
-	ld.global.u32 	%r76, [%rd43];
-	mad.lo.s32 	%r97, %r76, %r75, %r97;
-	add.s64 	%rd43, %rd43, -4;
-	add.s64 	%rd42, %rd42, -4;
-	add.s32 	%r96, %r96, -1;
-	setp.ne.s32 	%p6, %r96, 0;
-	mov.u32 	%r93, %r22;
-	@%p6 bra 	$L__BB4_7;
-
-$L__BB4_8:
-	setp.lt.s32 	%p7, %r36, 1;
-	@%p7 bra 	$L__BB4_15;
-
-	add.s32 	%r78, %r36, -1;
-	and.b32  	%r101, %r36, 3;
-	setp.lt.u32 	%p8, %r78, 3;
-	mov.u32 	%r100, 0;
-	@%p8 bra 	$L__BB4_12;
-
-	sub.s32 	%r99, %r36, %r101;
-	mad.lo.s32 	%r80, %r36, %r1, %r35;
-	mad.lo.s32 	%r81, %r97, %r36, %r34;
-	cvt.s64.s32 	%rd36, %r81;
-	add.s64 	%rd44, %rd2, %rd36;
-	cvt.s64.s32 	%rd17, %r80;
-	mov.u32 	%r100, 0;
-	mov.u64 	%rd45, %rd1;
-
-$L__BB4_11:
-	ld.global.u8 	%rs1, [%rd44];
-	add.s64 	%rd37, %rd45, %rd17;
-	st.global.u8 	[%rd37], %rs1;
-	ld.global.u8 	%rs2, [%rd44+1];
-	st.global.u8 	[%rd37+1], %rs2;
-	ld.global.u8 	%rs3, [%rd44+2];
-	st.global.u8 	[%rd37+2], %rs3;
-	ld.global.u8 	%rs4, [%rd44+3];
-	st.global.u8 	[%rd37+3], %rs4;
-	add.s32 	%r100, %r100, 4;
-	add.s64 	%rd45, %rd45, 4;
-	add.s64 	%rd44, %rd44, 4;
-	add.s32 	%r99, %r99, -4;
-	setp.ne.s32 	%p9, %r99, 0;
-	@%p9 bra 	$L__BB4_11;
-
-$L__BB4_12:
-	setp.eq.s32 	%p10, %r101, 0;
-	@%p10 bra 	$L__BB4_15;
-
-	add.s32 	%r82, %r100, %r35;
-	mad.lo.s32 	%r83, %r36, %r1, %r82;
-	cvt.s64.s32 	%rd38, %r83;
-	add.s64 	%rd47, %rd1, %rd38;
-	add.s32 	%r84, %r100, %r34;
-	mad.lo.s32 	%r85, %r97, %r36, %r84;
-	cvt.s64.s32 	%rd39, %r85;
-	add.s64 	%rd46, %rd2, %rd39;
-
-$L__BB4_14:
-	.pragma "nounroll";
-	ld.global.u8 	%rs5, [%rd46];
-	st.global.u8 	[%rd47], %rs5;
-	add.s64 	%rd47, %rd47, 1;
-	add.s64 	%rd46, %rd46, 1;
-	add.s32 	%r101, %r101, -1;
-	setp.ne.s32 	%p11, %r101, 0;
-	@%p11 bra 	$L__BB4_14;
-
-$L__BB4_15:
-	ret;
-
-}
 	// .globl	strided_copy
 .visible .entry strided_copy(
 	.param .u64 strided_copy_param_0,
@@ -2466,14 +2153,14 @@ $L__BB4_15:
 	mov.u32 	%r39, %tid.x;
 	mad.lo.s32 	%r100, %r38, %r37, %r39;
 	setp.ge.s32 	%p1, %r100, %r36;
-	@%p1 bra 	$L__BB5_9;
+	@%p1 bra 	$L__BB3_9;
 
 	cvta.to.global.u64 	%rd29, %rd13;
 	ld.global.u32 	%r2, [%rd29];
 	ld.global.u32 	%r101, [%rd29+4];
 	ld.global.u32 	%r102, [%rd29+8];
 	setp.lt.s32 	%p2, %r2, 1;
-	@%p2 bra 	$L__BB5_8;
+	@%p2 bra 	$L__BB3_8;
 
 	not.b32 	%r41, %r2;
 	max.s32 	%r42, %r41, -2;
@@ -2482,7 +2169,7 @@ $L__BB4_15:
 	and.b32  	%r90, %r43, 3;
 	setp.eq.s32 	%p3, %r90, 0;
 	mov.u32 	%r91, %r2;
-	@%p3 bra 	$L__BB5_5;
+	@%p3 bra 	$L__BB3_5;
 
 	cvta.to.global.u64 	%rd15, %rd13;
 	mul.wide.s32 	%rd2, %r2, 4;
@@ -2491,7 +2178,7 @@ $L__BB4_15:
 	mov.u32 	%r91, %r2;
 	mov.u32 	%r89, %r100;
 
-$L__BB5_4:
+$L__BB3_4:
 	.pragma "nounroll";
 	add.s32 	%r91, %r91, -1;
 	ld.global.u32 	%r44, [%rd28];
@@ -2508,12 +2195,12 @@ $L__BB5_4:
 	add.s32 	%r90, %r90, -1;
 	setp.ne.s32 	%p4, %r90, 0;
 	mov.u32 	%r89, %r100;
-	@%p4 bra 	$L__BB5_4;
+	@%p4 bra 	$L__BB3_4;
 
-$L__BB5_5:
+$L__BB3_5:
 	add.s32 	%r49, %r5, 1;
 	setp.lt.u32 	%p5, %r49, 3;
-	@%p5 bra 	$L__BB5_8;
+	@%p5 bra 	$L__BB3_8;
 
 	add.s32 	%r50, %r91, %r2;
 	add.s32 	%r51, %r50, 2;
@@ -2525,7 +2212,7 @@ $L__BB5_5:
 	mul.wide.s32 	%rd7, %r91, 4;
 	add.s32 	%r97, %r91, 4;
 
-$L__BB5_7:
+$L__BB3_7:
 	add.s64 	%rd19, %rd29, %rd7;
 	ld.global.u32 	%r55, [%rd19+8];
 	div.s32 	%r56, %r100, %r55;
@@ -2564,9 +2251,9 @@ $L__BB5_7:
 	add.s64 	%rd29, %rd29, -16;
 	add.s32 	%r97, %r97, -4;
 	setp.gt.s32 	%p6, %r97, 4;
-	@%p6 bra 	$L__BB5_7;
+	@%p6 bra 	$L__BB3_7;
 
-$L__BB5_8:
+$L__BB3_8:
 	add.s32 	%r84, %r101, %r34;
 	cvta.to.global.u64 	%rd22, %rd11;
 	mul.wide.s32 	%rd23, %r84, 4;
@@ -2578,7 +2265,7 @@ $L__BB5_8:
 	add.s64 	%rd27, %rd25, %rd26;
 	st.global.f32 	[%rd27], %f1;
 
-$L__BB5_9:
+$L__BB3_9:
 	ret;
 
 }
@@ -2611,14 +2298,14 @@ $L__BB5_9:
 	mov.u32 	%r49, %tid.x;
 	mad.lo.s32 	%r117, %r48, %r47, %r49;
 	setp.ge.s32 	%p1, %r117, %r46;
-	@%p1 bra 	$L__BB6_15;
+	@%p1 bra 	$L__BB4_15;
 
 	cvta.to.global.u64 	%rd43, %rd26;
 	ld.global.u32 	%r2, [%rd43];
 	ld.global.u32 	%r118, [%rd43+4];
 	ld.global.u32 	%r119, [%rd43+8];
 	setp.lt.s32 	%p2, %r2, 1;
-	@%p2 bra 	$L__BB6_8;
+	@%p2 bra 	$L__BB4_8;
 
 	not.b32 	%r51, %r2;
 	max.s32 	%r52, %r51, -2;
@@ -2627,7 +2314,7 @@ $L__BB5_9:
 	and.b32  	%r107, %r53, 3;
 	setp.eq.s32 	%p3, %r107, 0;
 	mov.u32 	%r108, %r2;
-	@%p3 bra 	$L__BB6_5;
+	@%p3 bra 	$L__BB4_5;
 
 	cvta.to.global.u64 	%rd28, %rd26;
 	mul.wide.s32 	%rd2, %r2, 4;
@@ -2636,7 +2323,7 @@ $L__BB5_9:
 	mov.u32 	%r108, %r2;
 	mov.u32 	%r106, %r117;
 
-$L__BB6_4:
+$L__BB4_4:
 	.pragma "nounroll";
 	add.s32 	%r108, %r108, -1;
 	ld.global.u32 	%r54, [%rd42];
@@ -2653,12 +2340,12 @@ $L__BB6_4:
 	add.s32 	%r107, %r107, -1;
 	setp.ne.s32 	%p4, %r107, 0;
 	mov.u32 	%r106, %r117;
-	@%p4 bra 	$L__BB6_4;
+	@%p4 bra 	$L__BB4_4;
 
-$L__BB6_5:
+$L__BB4_5:
 	add.s32 	%r59, %r5, 1;
 	setp.lt.u32 	%p5, %r59, 3;
-	@%p5 bra 	$L__BB6_8;
+	@%p5 bra 	$L__BB4_8;
 
 	add.s32 	%r60, %r108, %r2;
 	add.s32 	%r61, %r60, 2;
@@ -2670,7 +2357,7 @@ $L__BB6_5:
 	mul.wide.s32 	%rd7, %r108, 4;
 	add.s32 	%r114, %r108, 4;
 
-$L__BB6_7:
+$L__BB4_7:
 	add.s64 	%rd32, %rd43, %rd7;
 	ld.global.u32 	%r65, [%rd32+8];
 	div.s32 	%r66, %r117, %r65;
@@ -2709,17 +2396,17 @@ $L__BB6_7:
 	add.s64 	%rd43, %rd43, -16;
 	add.s32 	%r114, %r114, -4;
 	setp.gt.s32 	%p6, %r114, 4;
-	@%p6 bra 	$L__BB6_7;
+	@%p6 bra 	$L__BB4_7;
 
-$L__BB6_8:
+$L__BB4_8:
 	setp.lt.s32 	%p7, %r45, 1;
-	@%p7 bra 	$L__BB6_15;
+	@%p7 bra 	$L__BB4_15;
 
 	add.s32 	%r95, %r45, -1;
 	and.b32  	%r123, %r45, 3;
 	setp.lt.u32 	%p8, %r95, 3;
 	mov.u32 	%r122, 0;
-	@%p8 bra 	$L__BB6_12;
+	@%p8 bra 	$L__BB4_12;
 
 	sub.s32 	%r121, %r45, %r123;
 	mad.lo.s32 	%r97, %r119, %r45, %r44;
@@ -2731,7 +2418,7 @@ $L__BB6_8:
 	cvta.to.global.u64 	%rd45, %rd25;
 	mov.u32 	%r122, 0;
 
-$L__BB6_11:
+$L__BB4_11:
 	ld.global.u8 	%rs1, [%rd44];
 	add.s64 	%rd37, %rd45, %rd12;
 	st.global.u8 	[%rd37], %rs1;
@@ -2746,11 +2433,11 @@ $L__BB6_11:
 	add.s64 	%rd44, %rd44, 4;
 	add.s32 	%r121, %r121, -4;
 	setp.ne.s32 	%p9, %r121, 0;
-	@%p9 bra 	$L__BB6_11;
+	@%p9 bra 	$L__BB4_11;
 
-$L__BB6_12:
+$L__BB4_12:
 	setp.eq.s32 	%p10, %r123, 0;
-	@%p10 bra 	$L__BB6_15;
+	@%p10 bra 	$L__BB4_15;
 
 	add.s32 	%r99, %r122, %r44;
 	mad.lo.s32 	%r100, %r119, %r45, %r99;
@@ -2763,7 +2450,7 @@ $L__BB6_12:
 	cvta.to.global.u64 	%rd41, %rd24;
 	add.s64 	%rd46, %rd41, %rd40;
 
-$L__BB6_14:
+$L__BB4_14:
 	.pragma "nounroll";
 	ld.global.u8 	%rs5, [%rd46];
 	st.global.u8 	[%rd47], %rs5;
@@ -2771,9 +2458,9 @@ $L__BB6_14:
 	add.s64 	%rd46, %rd46, 1;
 	add.s32 	%r123, %r123, -1;
 	setp.ne.s32 	%p11, %r123, 0;
-	@%p11 bra 	$L__BB6_14;
+	@%p11 bra 	$L__BB4_14;
 
-$L__BB6_15:
+$L__BB4_15:
 	ret;
 
 }
@@ -2808,7 +2495,7 @@ $L__BB6_15:
 	mov.u32 	%r9, %tid.x;
 	mad.lo.s32 	%r1, %r8, %r7, %r9;
 	setp.ge.s32 	%p1, %r1, %r6;
-	@%p1 bra 	$L__BB7_4;
+	@%p1 bra 	$L__BB5_4;
 
 	cvta.to.global.u64 	%rd5, %rd4;
 	cvta.to.global.u64 	%rd6, %rd2;
@@ -2838,7 +2525,7 @@ $L__BB6_15:
 	selp.b32 	%r2, -1, %r22, %p4;
 	setp.lt.s32 	%p5, %r2, 0;
 	mov.f32 	%f4, 0f00000000;
-	@%p5 bra 	$L__BB7_3;
+	@%p5 bra 	$L__BB5_3;
 
 	add.s32 	%r23, %r2, %r3;
 	cvta.to.global.u64 	%rd14, %rd1;
@@ -2846,14 +2533,14 @@ $L__BB6_15:
 	add.s64 	%rd16, %rd14, %rd15;
 	ld.global.f32 	%f4, [%rd16];
 
-$L__BB7_3:
+$L__BB5_3:
 	add.s32 	%r24, %r1, %r5;
 	cvta.to.global.u64 	%rd17, %rd3;
 	mul.wide.s32 	%rd18, %r24, 4;
 	add.s64 	%rd19, %rd17, %rd18;
 	st.global.f32 	[%rd19], %f4;
 
-$L__BB7_4:
+$L__BB5_4:
 	ret;
 
 }
@@ -2892,7 +2579,7 @@ $L__BB7_4:
 	mov.u32 	%r28, %tid.x;
 	mad.lo.s32 	%r1, %r27, %r26, %r28;
 	setp.ge.s32 	%p1, %r1, %r25;
-	@%p1 bra 	$L__BB8_16;
+	@%p1 bra 	$L__BB6_16;
 
 	cvta.to.global.u64 	%rd25, %rd22;
 	cvta.to.global.u64 	%rd26, %rd21;
@@ -2921,18 +2608,18 @@ $L__BB7_4:
 	mad.lo.s32 	%r41, %r40, %r29, %r32;
 	selp.b32 	%r2, -1, %r41, %p4;
 	setp.gt.s32 	%p5, %r2, -1;
-	@%p5 bra 	$L__BB8_9;
-	bra.uni 	$L__BB8_2;
+	@%p5 bra 	$L__BB6_9;
+	bra.uni 	$L__BB6_2;
 
-$L__BB8_9:
+$L__BB6_9:
 	setp.lt.s32 	%p11, %r24, 1;
-	@%p11 bra 	$L__BB8_16;
+	@%p11 bra 	$L__BB6_16;
 
 	add.s32 	%r49, %r24, -1;
 	and.b32  	%r64, %r24, 3;
 	setp.lt.u32 	%p12, %r49, 3;
 	mov.u32 	%r63, 0;
-	@%p12 bra 	$L__BB8_13;
+	@%p12 bra 	$L__BB6_13;
 
 	sub.s32 	%r62, %r24, %r64;
 	mad.lo.s32 	%r51, %r24, %r1, %r23;
@@ -2943,7 +2630,7 @@ $L__BB8_9:
 	mov.u32 	%r63, 0;
 	mov.u64 	%rd43, %rd2;
 
-$L__BB8_12:
+$L__BB6_12:
 	ld.global.u8 	%rs3, [%rd42];
 	add.s64 	%rd37, %rd43, %rd10;
 	st.global.u8 	[%rd37], %rs3;
@@ -2958,11 +2645,11 @@ $L__BB8_12:
 	add.s64 	%rd42, %rd42, 4;
 	add.s32 	%r62, %r62, -4;
 	setp.ne.s32 	%p13, %r62, 0;
-	@%p13 bra 	$L__BB8_12;
+	@%p13 bra 	$L__BB6_12;
 
-$L__BB8_13:
+$L__BB6_13:
 	setp.eq.s32 	%p14, %r64, 0;
-	@%p14 bra 	$L__BB8_16;
+	@%p14 bra 	$L__BB6_16;
 
 	add.s32 	%r53, %r63, %r23;
 	mad.lo.s32 	%r54, %r24, %r1, %r53;
@@ -2973,7 +2660,7 @@ $L__BB8_13:
 	cvt.s64.s32 	%rd39, %r56;
 	add.s64 	%rd44, %rd1, %rd39;
 
-$L__BB8_15:
+$L__BB6_15:
 	.pragma "nounroll";
 	ld.global.u8 	%rs7, [%rd44];
 	st.global.u8 	[%rd45], %rs7;
@@ -2981,18 +2668,18 @@ $L__BB8_15:
 	add.s64 	%rd44, %rd44, 1;
 	add.s32 	%r64, %r64, -1;
 	setp.ne.s32 	%p15, %r64, 0;
-	@%p15 bra 	$L__BB8_15;
-	bra.uni 	$L__BB8_16;
+	@%p15 bra 	$L__BB6_15;
+	bra.uni 	$L__BB6_16;
 
-$L__BB8_2:
+$L__BB6_2:
 	setp.lt.s32 	%p6, %r24, 1;
-	@%p6 bra 	$L__BB8_16;
+	@%p6 bra 	$L__BB6_16;
 
 	add.s32 	%r43, %r24, -1;
 	and.b32  	%r60, %r24, 3;
 	setp.lt.u32 	%p7, %r43, 3;
 	mov.u32 	%r59, 0;
-	@%p7 bra 	$L__BB8_6;
+	@%p7 bra 	$L__BB6_6;
 
 	sub.s32 	%r58, %r24, %r60;
 	mad.lo.s32 	%r45, %r24, %r1, %r23;
@@ -3000,7 +2687,7 @@ $L__BB8_2:
 	add.s64 	%rd40, %rd2, %rd34;
 	mov.u32 	%r59, 0;
 
-$L__BB8_5:
+$L__BB6_5:
 	mov.u16 	%rs1, 0;
 	st.global.u8 	[%rd40], %rs1;
 	st.global.u8 	[%rd40+1], %rs1;
@@ -3010,28 +2697,28 @@ $L__BB8_5:
 	add.s64 	%rd40, %rd40, 4;
 	add.s32 	%r58, %r58, -4;
 	setp.ne.s32 	%p8, %r58, 0;
-	@%p8 bra 	$L__BB8_5;
+	@%p8 bra 	$L__BB6_5;
 
-$L__BB8_6:
+$L__BB6_6:
 	setp.eq.s32 	%p9, %r60, 0;
-	@%p9 bra 	$L__BB8_16;
+	@%p9 bra 	$L__BB6_16;
 
 	add.s32 	%r46, %r59, %r23;
 	mad.lo.s32 	%r47, %r24, %r1, %r46;
 	cvt.s64.s32 	%rd35, %r47;
 	add.s64 	%rd41, %rd2, %rd35;
 
-$L__BB8_8:
+$L__BB6_8:
 	.pragma "nounroll";
 	mov.u16 	%rs2, 0;
 	st.global.u8 	[%rd41], %rs2;
 	add.s64 	%rd41, %rd41, 1;
 	add.s32 	%r60, %r60, -1;
 	setp.eq.s32 	%p10, %r60, 0;
-	@%p10 bra 	$L__BB8_16;
-	bra.uni 	$L__BB8_8;
+	@%p10 bra 	$L__BB6_16;
+	bra.uni 	$L__BB6_8;
 
-$L__BB8_16:
+$L__BB6_16:
 	ret;
 
 }
@@ -3060,7 +2747,7 @@ $L__BB8_16:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB9_2;
+	@%p1 bra 	$L__BB7_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -3073,7 +2760,7 @@ $L__BB8_16:
 	add.s64 	%rd8, %rd7, %rd6;
 	st.global.u8 	[%rd8], %rs1;
 
-$L__BB9_2:
+$L__BB7_2:
 	ret;
 
 }
@@ -3112,13 +2799,13 @@ $L__BB9_2:
 	mov.u32 	%r37, %tid.x;
 	mad.lo.s32 	%r1, %r36, %r35, %r37;
 	setp.ge.s32 	%p7, %r1, %r34;
-	@%p7 bra 	$L__BB10_19;
+	@%p7 bra 	$L__BB8_19;
 
 	ld.global.u32 	%r2, [%rd31];
 	setp.lt.s32 	%p8, %r2, 1;
 	mov.u32 	%r101, 0;
 	mov.u32 	%r102, %r101;
-	@%p8 bra 	$L__BB10_8;
+	@%p8 bra 	$L__BB8_8;
 
 	not.b32 	%r42, %r2;
 	max.s32 	%r43, %r42, -2;
@@ -3129,7 +2816,7 @@ $L__BB9_2:
 	mov.u32 	%r101, 0;
 	mov.u32 	%r95, %r2;
 	mov.u32 	%r100, %r1;
-	@%p9 bra 	$L__BB10_5;
+	@%p9 bra 	$L__BB8_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd30, %rd31, %rd3;
@@ -3138,7 +2825,7 @@ $L__BB9_2:
 	mov.u32 	%r95, %r2;
 	mov.u32 	%r91, %r1;
 
-$L__BB10_4:
+$L__BB8_4:
 	.pragma "nounroll";
 	add.s32 	%r95, %r95, -1;
 	ld.global.u32 	%r47, [%rd30];
@@ -3155,12 +2842,12 @@ $L__BB10_4:
 	add.s32 	%r92, %r92, -1;
 	setp.ne.s32 	%p10, %r92, 0;
 	mov.u32 	%r91, %r100;
-	@%p10 bra 	$L__BB10_4;
+	@%p10 bra 	$L__BB8_4;
 
-$L__BB10_5:
+$L__BB8_5:
 	add.s32 	%r52, %r3, 1;
 	setp.lt.u32 	%p11, %r52, 3;
-	@%p11 bra 	$L__BB10_8;
+	@%p11 bra 	$L__BB8_8;
 
 	add.s32 	%r97, %r95, 4;
 	shl.b32 	%r53, %r2, 1;
@@ -3171,7 +2858,7 @@ $L__BB10_5:
 	mul.wide.s32 	%rd17, %r95, 4;
 	add.s64 	%rd8, %rd17, -4;
 
-$L__BB10_7:
+$L__BB8_7:
 	add.s64 	%rd18, %rd31, %rd8;
 	ld.global.u32 	%r56, [%rd18+4];
 	div.s32 	%r57, %r100, %r56;
@@ -3210,9 +2897,9 @@ $L__BB10_7:
 	add.s64 	%rd31, %rd31, -16;
 	add.s32 	%r97, %r97, -4;
 	setp.gt.s32 	%p12, %r97, 4;
-	@%p12 bra 	$L__BB10_7;
+	@%p12 bra 	$L__BB8_7;
 
-$L__BB10_8:
+$L__BB8_8:
 	add.s32 	%r85, %r102, %r30;
 	cvta.to.global.u64 	%rd21, %rd11;
 	mul.wide.s32 	%rd22, %r85, 4;
@@ -3224,41 +2911,41 @@ $L__BB10_8:
 	add.s64 	%rd26, %rd24, %rd25;
 	ld.global.f32 	%f2, [%rd26];
 	setp.gt.s32 	%p13, %r33, 1;
-	@%p13 bra 	$L__BB10_12;
+	@%p13 bra 	$L__BB8_12;
 
 	setp.eq.s32 	%p16, %r33, 0;
-	@%p16 bra 	$L__BB10_16;
+	@%p16 bra 	$L__BB8_16;
 
 	setp.eq.s32 	%p17, %r33, 1;
-	@%p17 bra 	$L__BB10_11;
-	bra.uni 	$L__BB10_17;
+	@%p17 bra 	$L__BB8_11;
+	bra.uni 	$L__BB8_17;
 
-$L__BB10_11:
+$L__BB8_11:
 	setp.lt.f32 	%p18, %f1, %f2;
-	bra.uni 	$L__BB10_18;
+	bra.uni 	$L__BB8_18;
 
-$L__BB10_12:
+$L__BB8_12:
 	setp.eq.s32 	%p14, %r33, 2;
-	@%p14 bra 	$L__BB10_15;
+	@%p14 bra 	$L__BB8_15;
 
 	setp.ne.s32 	%p15, %r33, 3;
-	@%p15 bra 	$L__BB10_17;
+	@%p15 bra 	$L__BB8_17;
 
 	setp.le.f32 	%p18, %f1, %f2;
-	bra.uni 	$L__BB10_18;
+	bra.uni 	$L__BB8_18;
 
-$L__BB10_17:
+$L__BB8_17:
 	setp.ge.f32 	%p18, %f1, %f2;
-	bra.uni 	$L__BB10_18;
+	bra.uni 	$L__BB8_18;
 
-$L__BB10_16:
+$L__BB8_16:
 	setp.eq.f32 	%p18, %f1, %f2;
-	bra.uni 	$L__BB10_18;
+	bra.uni 	$L__BB8_18;
 
-$L__BB10_15:
+$L__BB8_15:
 	setp.gt.f32 	%p18, %f1, %f2;
 
-$L__BB10_18:
+$L__BB8_18:
 	add.s32 	%r87, %r1, %r32;
 	cvt.s64.s32 	%rd27, %r87;
 	cvta.to.global.u64 	%rd28, %rd13;
@@ -3266,7 +2953,7 @@ $L__BB10_18:
 	selp.u16 	%rs1, 1, 0, %p18;
 	st.global.u8 	[%rd29], %rs1;
 
-$L__BB10_19:
+$L__BB8_19:
 	ret;
 
 }
@@ -3306,7 +2993,7 @@ $L__BB10_19:
 	mov.u32 	%r43, %tid.x;
 	mad.lo.s32 	%r1, %r42, %r41, %r43;
 	setp.ge.s32 	%p1, %r1, %r40;
-	@%p1 bra 	$L__BB11_9;
+	@%p1 bra 	$L__BB9_9;
 
 	cvta.to.global.u64 	%rd41, %rd16;
 	ld.global.u32 	%r2, [%rd41];
@@ -3314,7 +3001,7 @@ $L__BB10_19:
 	mov.u32 	%r123, 0;
 	mov.u32 	%r124, %r123;
 	mov.u32 	%r125, %r123;
-	@%p2 bra 	$L__BB11_8;
+	@%p2 bra 	$L__BB9_8;
 
 	not.b32 	%r50, %r2;
 	max.s32 	%r51, %r50, -2;
@@ -3325,7 +3012,7 @@ $L__BB10_19:
 	mov.u32 	%r123, 0;
 	mov.u32 	%r116, %r2;
 	mov.u32 	%r122, %r1;
-	@%p3 bra 	$L__BB11_5;
+	@%p3 bra 	$L__BB9_5;
 
 	cvta.to.global.u64 	%rd18, %rd16;
 	mul.wide.s32 	%rd2, %r2, 4;
@@ -3336,7 +3023,7 @@ $L__BB10_19:
 	mov.u32 	%r116, %r2;
 	mov.u32 	%r111, %r1;
 
-$L__BB11_4:
+$L__BB9_4:
 	.pragma "nounroll";
 	ld.global.u32 	%r56, [%rd40];
 	div.s32 	%r122, %r111, %r56;
@@ -3356,12 +3043,12 @@ $L__BB11_4:
 	add.s32 	%r112, %r112, -1;
 	setp.ne.s32 	%p4, %r112, 0;
 	mov.u32 	%r111, %r122;
-	@%p4 bra 	$L__BB11_4;
+	@%p4 bra 	$L__BB9_4;
 
-$L__BB11_5:
+$L__BB9_5:
 	add.s32 	%r62, %r3, 1;
 	setp.lt.u32 	%p5, %r62, 3;
-	@%p5 bra 	$L__BB11_8;
+	@%p5 bra 	$L__BB9_8;
 
 	add.s32 	%r118, %r116, 4;
 	shl.b32 	%r63, %r2, 1;
@@ -3374,7 +3061,7 @@ $L__BB11_5:
 	mul.wide.s32 	%rd22, %r116, 4;
 	add.s64 	%rd8, %rd22, -4;
 
-$L__BB11_7:
+$L__BB9_7:
 	add.s64 	%rd23, %rd41, %rd8;
 	ld.global.u32 	%r67, [%rd23+4];
 	div.s32 	%r68, %r122, %r67;
@@ -3422,9 +3109,9 @@ $L__BB11_7:
 	add.s64 	%rd41, %rd41, -16;
 	add.s32 	%r118, %r118, -4;
 	setp.gt.s32 	%p6, %r118, 4;
-	@%p6 bra 	$L__BB11_7;
+	@%p6 bra 	$L__BB9_7;
 
-$L__BB11_8:
+$L__BB9_8:
 	add.s32 	%r103, %r125, %r36;
 	cvt.s64.s32 	%rd27, %r103;
 	cvta.to.global.u64 	%rd28, %rd12;
@@ -3447,7 +3134,7 @@ $L__BB11_8:
 	add.s64 	%rd39, %rd37, %rd38;
 	st.global.f32 	[%rd39], %f1;
 
-$L__BB11_9:
+$L__BB9_9:
 	ret;
 
 }
@@ -3488,7 +3175,7 @@ $L__BB11_9:
 	mov.u32 	%r62, %tid.x;
 	mad.lo.s32 	%r1, %r61, %r60, %r62;
 	setp.ge.s32 	%p1, %r1, %r59;
-	@%p1 bra 	$L__BB12_23;
+	@%p1 bra 	$L__BB10_23;
 
 	cvta.to.global.u64 	%rd71, %rd42;
 	ld.global.u32 	%r2, [%rd71];
@@ -3496,7 +3183,7 @@ $L__BB11_9:
 	mov.u32 	%r157, 0;
 	mov.u32 	%r158, %r157;
 	mov.u32 	%r159, %r157;
-	@%p2 bra 	$L__BB12_8;
+	@%p2 bra 	$L__BB10_8;
 
 	not.b32 	%r69, %r2;
 	max.s32 	%r70, %r69, -2;
@@ -3507,7 +3194,7 @@ $L__BB11_9:
 	mov.u32 	%r157, 0;
 	mov.u32 	%r150, %r2;
 	mov.u32 	%r156, %r1;
-	@%p3 bra 	$L__BB12_5;
+	@%p3 bra 	$L__BB10_5;
 
 	cvta.to.global.u64 	%rd44, %rd42;
 	mul.wide.s32 	%rd2, %r2, 4;
@@ -3518,7 +3205,7 @@ $L__BB11_9:
 	mov.u32 	%r150, %r2;
 	mov.u32 	%r145, %r1;
 
-$L__BB12_4:
+$L__BB10_4:
 	.pragma "nounroll";
 	ld.global.u32 	%r75, [%rd70];
 	div.s32 	%r156, %r145, %r75;
@@ -3538,12 +3225,12 @@ $L__BB12_4:
 	add.s32 	%r146, %r146, -1;
 	setp.ne.s32 	%p4, %r146, 0;
 	mov.u32 	%r145, %r156;
-	@%p4 bra 	$L__BB12_4;
+	@%p4 bra 	$L__BB10_4;
 
-$L__BB12_5:
+$L__BB10_5:
 	add.s32 	%r81, %r3, 1;
 	setp.lt.u32 	%p5, %r81, 3;
-	@%p5 bra 	$L__BB12_8;
+	@%p5 bra 	$L__BB10_8;
 
 	add.s32 	%r152, %r150, 4;
 	shl.b32 	%r82, %r2, 1;
@@ -3556,7 +3243,7 @@ $L__BB12_5:
 	mul.wide.s32 	%rd48, %r150, 4;
 	add.s64 	%rd8, %rd48, -4;
 
-$L__BB12_7:
+$L__BB10_7:
 	add.s64 	%rd49, %rd71, %rd8;
 	ld.global.u32 	%r86, [%rd49+4];
 	div.s32 	%r87, %r156, %r86;
@@ -3604,25 +3291,25 @@ $L__BB12_7:
 	add.s64 	%rd71, %rd71, -16;
 	add.s32 	%r152, %r152, -4;
 	setp.gt.s32 	%p6, %r152, 4;
-	@%p6 bra 	$L__BB12_7;
+	@%p6 bra 	$L__BB10_7;
 
-$L__BB12_8:
+$L__BB10_8:
 	add.s32 	%r122, %r159, %r54;
 	cvt.s64.s32 	%rd53, %r122;
 	cvta.to.global.u64 	%rd54, %rd38;
 	add.s64 	%rd55, %rd54, %rd53;
 	ld.global.u8 	%rs1, [%rd55];
 	setp.eq.s16 	%p7, %rs1, 0;
-	@%p7 bra 	$L__BB12_16;
+	@%p7 bra 	$L__BB10_16;
 
 	setp.lt.s32 	%p8, %r58, 1;
-	@%p8 bra 	$L__BB12_23;
+	@%p8 bra 	$L__BB10_23;
 
 	add.s32 	%r124, %r58, -1;
 	and.b32  	%r163, %r58, 3;
 	setp.lt.u32 	%p9, %r124, 3;
 	mov.u32 	%r162, 0;
-	@%p9 bra 	$L__BB12_13;
+	@%p9 bra 	$L__BB10_13;
 
 	sub.s32 	%r161, %r58, %r163;
 	mad.lo.s32 	%r126, %r58, %r1, %r57;
@@ -3634,7 +3321,7 @@ $L__BB12_8:
 	cvta.to.global.u64 	%rd73, %rd41;
 	mov.u32 	%r162, 0;
 
-$L__BB12_12:
+$L__BB10_12:
 	ld.global.u8 	%rs2, [%rd72];
 	add.s64 	%rd58, %rd73, %rd13;
 	st.global.u8 	[%rd58], %rs2;
@@ -3649,11 +3336,11 @@ $L__BB12_12:
 	add.s64 	%rd72, %rd72, 4;
 	add.s32 	%r161, %r161, -4;
 	setp.ne.s32 	%p10, %r161, 0;
-	@%p10 bra 	$L__BB12_12;
+	@%p10 bra 	$L__BB10_12;
 
-$L__BB12_13:
+$L__BB10_13:
 	setp.eq.s32 	%p11, %r163, 0;
-	@%p11 bra 	$L__BB12_23;
+	@%p11 bra 	$L__BB10_23;
 
 	add.s32 	%r128, %r162, %r57;
 	mad.lo.s32 	%r129, %r58, %r1, %r128;
@@ -3666,7 +3353,7 @@ $L__BB12_13:
 	cvta.to.global.u64 	%rd62, %rd39;
 	add.s64 	%rd74, %rd62, %rd61;
 
-$L__BB12_15:
+$L__BB10_15:
 	.pragma "nounroll";
 	ld.global.u8 	%rs6, [%rd74];
 	st.global.u8 	[%rd75], %rs6;
@@ -3674,18 +3361,18 @@ $L__BB12_15:
 	add.s64 	%rd74, %rd74, 1;
 	add.s32 	%r163, %r163, -1;
 	setp.eq.s32 	%p12, %r163, 0;
-	@%p12 bra 	$L__BB12_23;
-	bra.uni 	$L__BB12_15;
+	@%p12 bra 	$L__BB10_23;
+	bra.uni 	$L__BB10_15;
 
-$L__BB12_16:
+$L__BB10_16:
 	setp.lt.s32 	%p13, %r58, 1;
-	@%p13 bra 	$L__BB12_23;
+	@%p13 bra 	$L__BB10_23;
 
 	add.s32 	%r133, %r58, -1;
 	and.b32  	%r167, %r58, 3;
 	setp.lt.u32 	%p14, %r133, 3;
 	mov.u32 	%r166, 0;
-	@%p14 bra 	$L__BB12_20;
+	@%p14 bra 	$L__BB10_20;
 
 	sub.s32 	%r165, %r58, %r167;
 	mad.lo.s32 	%r135, %r58, %r1, %r57;
@@ -3697,7 +3384,7 @@ $L__BB12_16:
 	cvta.to.global.u64 	%rd77, %rd41;
 	mov.u32 	%r166, 0;
 
-$L__BB12_19:
+$L__BB10_19:
 	ld.global.u8 	%rs7, [%rd76];
 	add.s64 	%rd65, %rd77, %rd26;
 	st.global.u8 	[%rd65], %rs7;
@@ -3712,11 +3399,11 @@ $L__BB12_19:
 	add.s64 	%rd76, %rd76, 4;
 	add.s32 	%r165, %r165, -4;
 	setp.ne.s32 	%p15, %r165, 0;
-	@%p15 bra 	$L__BB12_19;
+	@%p15 bra 	$L__BB10_19;
 
-$L__BB12_20:
+$L__BB10_20:
 	setp.eq.s32 	%p16, %r167, 0;
-	@%p16 bra 	$L__BB12_23;
+	@%p16 bra 	$L__BB10_23;
 
 	add.s32 	%r137, %r166, %r57;
 	mad.lo.s32 	%r138, %r58, %r1, %r137;
@@ -3729,7 +3416,7 @@ $L__BB12_20:
 	cvta.to.global.u64 	%rd69, %rd40;
 	add.s64 	%rd78, %rd69, %rd68;
 
-$L__BB12_22:
+$L__BB10_22:
 	.pragma "nounroll";
 	ld.global.u8 	%rs11, [%rd78];
 	st.global.u8 	[%rd79], %rs11;
@@ -3737,9 +3424,9 @@ $L__BB12_22:
 	add.s64 	%rd78, %rd78, 1;
 	add.s32 	%r167, %r167, -1;
 	setp.ne.s32 	%p17, %r167, 0;
-	@%p17 bra 	$L__BB12_22;
+	@%p17 bra 	$L__BB10_22;
 
-$L__BB12_23:
+$L__BB10_23:
 	ret;
 
 }
@@ -3779,13 +3466,13 @@ $L__BB12_23:
 	mov.u32 	%r39, %tid.x;
 	mad.lo.s32 	%r1, %r38, %r37, %r39;
 	setp.ge.s32 	%p1, %r1, %r36;
-	@%p1 bra 	$L__BB13_93;
+	@%p1 bra 	$L__BB11_93;
 
 	ld.global.u32 	%r2, [%rd108];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r127, 0;
 	mov.u32 	%r128, %r127;
-	@%p2 bra 	$L__BB13_8;
+	@%p2 bra 	$L__BB11_8;
 
 	not.b32 	%r44, %r2;
 	max.s32 	%r45, %r44, -2;
@@ -3796,7 +3483,7 @@ $L__BB12_23:
 	mov.u32 	%r127, 0;
 	mov.u32 	%r121, %r2;
 	mov.u32 	%r126, %r1;
-	@%p3 bra 	$L__BB13_5;
+	@%p3 bra 	$L__BB11_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd107, %rd108, %rd3;
@@ -3805,7 +3492,7 @@ $L__BB12_23:
 	mov.u32 	%r121, %r2;
 	mov.u32 	%r117, %r1;
 
-$L__BB13_4:
+$L__BB11_4:
 	.pragma "nounroll";
 	add.s32 	%r121, %r121, -1;
 	ld.global.u32 	%r49, [%rd107];
@@ -3822,12 +3509,12 @@ $L__BB13_4:
 	add.s32 	%r118, %r118, -1;
 	setp.ne.s32 	%p4, %r118, 0;
 	mov.u32 	%r117, %r126;
-	@%p4 bra 	$L__BB13_4;
+	@%p4 bra 	$L__BB11_4;
 
-$L__BB13_5:
+$L__BB11_5:
 	add.s32 	%r54, %r3, 1;
 	setp.lt.u32 	%p5, %r54, 3;
-	@%p5 bra 	$L__BB13_8;
+	@%p5 bra 	$L__BB11_8;
 
 	add.s32 	%r123, %r121, 4;
 	shl.b32 	%r55, %r2, 1;
@@ -3838,7 +3525,7 @@ $L__BB13_5:
 	mul.wide.s32 	%rd57, %r121, 4;
 	add.s64 	%rd8, %rd57, -4;
 
-$L__BB13_7:
+$L__BB11_7:
 	add.s64 	%rd58, %rd108, %rd8;
 	ld.global.u32 	%r58, [%rd58+4];
 	div.s32 	%r59, %r126, %r58;
@@ -3877,9 +3564,9 @@ $L__BB13_7:
 	add.s64 	%rd108, %rd108, -16;
 	add.s32 	%r123, %r123, -4;
 	setp.gt.s32 	%p6, %r123, 4;
-	@%p6 bra 	$L__BB13_7;
+	@%p6 bra 	$L__BB11_7;
 
-$L__BB13_8:
+$L__BB11_8:
 	and.b32  	%r30, %r35, 3;
 	shl.b32 	%r87, %r128, %r30;
 	add.s32 	%r88, %r87, %r31;
@@ -3887,36 +3574,36 @@ $L__BB13_8:
 	cvta.to.global.u64 	%rd62, %rd51;
 	add.s64 	%rd11, %rd62, %rd61;
 	setp.gt.s32 	%p7, %r35, 3;
-	@%p7 bra 	$L__BB13_13;
+	@%p7 bra 	$L__BB11_13;
 
 	setp.eq.s32 	%p11, %r35, 0;
-	@%p11 bra 	$L__BB13_20;
+	@%p11 bra 	$L__BB11_20;
 
 	setp.eq.s32 	%p12, %r35, 1;
-	@%p12 bra 	$L__BB13_19;
+	@%p12 bra 	$L__BB11_19;
 
 	setp.eq.s32 	%p13, %r35, 2;
-	@%p13 bra 	$L__BB13_12;
-	bra.uni 	$L__BB13_21;
+	@%p13 bra 	$L__BB11_12;
+	bra.uni 	$L__BB11_21;
 
-$L__BB13_12:
+$L__BB11_12:
 	ld.global.s32 	%rd19, [%rd11];
-	bra.uni 	$L__BB13_22;
+	bra.uni 	$L__BB11_22;
 
-$L__BB13_13:
+$L__BB11_13:
 	setp.eq.s32 	%p8, %r35, 4;
-	@%p8 bra 	$L__BB13_18;
+	@%p8 bra 	$L__BB11_18;
 
 	setp.eq.s32 	%p9, %r35, 5;
-	@%p9 bra 	$L__BB13_17;
+	@%p9 bra 	$L__BB11_17;
 
 	setp.ne.s32 	%p10, %r35, 6;
-	@%p10 bra 	$L__BB13_21;
+	@%p10 bra 	$L__BB11_21;
 
 	ld.global.u32 	%rd19, [%rd11];
-	bra.uni 	$L__BB13_22;
+	bra.uni 	$L__BB11_22;
 
-$L__BB13_20:
+$L__BB11_20:
 	ld.global.u8 	%rs1, [%rd11];
 	cvt.u64.u16 	%rd63, %rs1;
 	and.b64  	%rd64, %rd63, 255;
@@ -3925,59 +3612,59 @@ $L__BB13_20:
 	mul.wide.u32 	%rd65, %r90, 2;
 	and.b64  	%rd66, %rd65, 256;
 	sub.s64 	%rd19, %rd64, %rd66;
-	bra.uni 	$L__BB13_22;
+	bra.uni 	$L__BB11_22;
 
-$L__BB13_19:
+$L__BB11_19:
 	ld.global.s16 	%rd19, [%rd11];
-	bra.uni 	$L__BB13_22;
+	bra.uni 	$L__BB11_22;
 
-$L__BB13_18:
+$L__BB11_18:
 	ld.global.u8 	%rd19, [%rd11];
-	bra.uni 	$L__BB13_22;
+	bra.uni 	$L__BB11_22;
 
-$L__BB13_17:
+$L__BB11_17:
 	ld.global.u16 	%rd19, [%rd11];
-	bra.uni 	$L__BB13_22;
+	bra.uni 	$L__BB11_22;
 
-$L__BB13_21:
+$L__BB11_21:
 	ld.global.u64 	%rd19, [%rd11];
 
-$L__BB13_22:
+$L__BB11_22:
 	shl.b32 	%r91, %r127, %r30;
 	add.s32 	%r92, %r91, %r32;
 	cvt.s64.s32 	%rd67, %r92;
 	cvta.to.global.u64 	%rd68, %rd52;
 	add.s64 	%rd20, %rd68, %rd67;
-	@%p7 bra 	$L__BB13_27;
+	@%p7 bra 	$L__BB11_27;
 
 	setp.eq.s32 	%p18, %r35, 0;
-	@%p18 bra 	$L__BB13_34;
+	@%p18 bra 	$L__BB11_34;
 
 	setp.eq.s32 	%p19, %r35, 1;
-	@%p19 bra 	$L__BB13_33;
+	@%p19 bra 	$L__BB11_33;
 
 	setp.eq.s32 	%p20, %r35, 2;
-	@%p20 bra 	$L__BB13_26;
-	bra.uni 	$L__BB13_35;
+	@%p20 bra 	$L__BB11_26;
+	bra.uni 	$L__BB11_35;
 
-$L__BB13_26:
+$L__BB11_26:
 	ld.global.s32 	%rd28, [%rd20];
-	bra.uni 	$L__BB13_36;
+	bra.uni 	$L__BB11_36;
 
-$L__BB13_27:
+$L__BB11_27:
 	setp.eq.s32 	%p15, %r35, 4;
-	@%p15 bra 	$L__BB13_32;
+	@%p15 bra 	$L__BB11_32;
 
 	setp.eq.s32 	%p16, %r35, 5;
-	@%p16 bra 	$L__BB13_31;
+	@%p16 bra 	$L__BB11_31;
 
 	setp.ne.s32 	%p17, %r35, 6;
-	@%p17 bra 	$L__BB13_35;
+	@%p17 bra 	$L__BB11_35;
 
 	ld.global.u32 	%rd28, [%rd20];
-	bra.uni 	$L__BB13_36;
+	bra.uni 	$L__BB11_36;
 
-$L__BB13_34:
+$L__BB11_34:
 	ld.global.u8 	%rs2, [%rd20];
 	cvt.u64.u16 	%rd69, %rs2;
 	and.b64  	%rd70, %rd69, 255;
@@ -3986,194 +3673,194 @@ $L__BB13_34:
 	mul.wide.u32 	%rd71, %r94, 2;
 	and.b64  	%rd72, %rd71, 256;
 	sub.s64 	%rd28, %rd70, %rd72;
-	bra.uni 	$L__BB13_36;
+	bra.uni 	$L__BB11_36;
 
-$L__BB13_33:
+$L__BB11_33:
 	ld.global.s16 	%rd28, [%rd20];
-	bra.uni 	$L__BB13_36;
+	bra.uni 	$L__BB11_36;
 
-$L__BB13_32:
+$L__BB11_32:
 	ld.global.u8 	%rd28, [%rd20];
-	bra.uni 	$L__BB13_36;
+	bra.uni 	$L__BB11_36;
 
-$L__BB13_31:
+$L__BB11_31:
 	ld.global.u16 	%rd28, [%rd20];
-	bra.uni 	$L__BB13_36;
+	bra.uni 	$L__BB11_36;
 
-$L__BB13_35:
+$L__BB11_35:
 	ld.global.u64 	%rd28, [%rd20];
 
-$L__BB13_36:
+$L__BB11_36:
 	setp.gt.s32 	%p21, %r34, 2;
 	setp.eq.s32 	%p22, %r35, 7;
 	and.pred  	%p23, %p21, %p22;
-	@%p23 bra 	$L__BB13_66;
-	bra.uni 	$L__BB13_37;
+	@%p23 bra 	$L__BB11_66;
+	bra.uni 	$L__BB11_37;
 
-$L__BB13_66:
+$L__BB11_66:
 	setp.eq.s32 	%p43, %r34, 3;
-	@%p43 bra 	$L__BB13_71;
+	@%p43 bra 	$L__BB11_71;
 
 	setp.eq.s32 	%p44, %r34, 4;
-	@%p44 bra 	$L__BB13_70;
+	@%p44 bra 	$L__BB11_70;
 
 	setp.ne.s32 	%p45, %r34, 5;
-	@%p45 bra 	$L__BB13_75;
+	@%p45 bra 	$L__BB11_75;
 
 	min.u64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_37:
-	@%p21 bra 	$L__BB13_42;
-	bra.uni 	$L__BB13_38;
+$L__BB11_37:
+	@%p21 bra 	$L__BB11_42;
+	bra.uni 	$L__BB11_38;
 
-$L__BB13_42:
+$L__BB11_42:
 	setp.gt.s32 	%p25, %r34, 4;
-	@%p25 bra 	$L__BB13_46;
+	@%p25 bra 	$L__BB11_46;
 
 	setp.eq.s32 	%p28, %r34, 3;
-	@%p28 bra 	$L__BB13_54;
+	@%p28 bra 	$L__BB11_54;
 
 	setp.eq.s32 	%p29, %r34, 4;
-	@%p29 bra 	$L__BB13_45;
-	bra.uni 	$L__BB13_62;
+	@%p29 bra 	$L__BB11_45;
+	bra.uni 	$L__BB11_62;
 
-$L__BB13_45:
+$L__BB11_45:
 	max.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_38:
+$L__BB11_38:
 	setp.eq.s32 	%p30, %r34, 0;
-	@%p30 bra 	$L__BB13_61;
+	@%p30 bra 	$L__BB11_61;
 
 	setp.eq.s32 	%p31, %r34, 1;
-	@%p31 bra 	$L__BB13_60;
+	@%p31 bra 	$L__BB11_60;
 
 	setp.eq.s32 	%p32, %r34, 2;
-	@%p32 bra 	$L__BB13_41;
-	bra.uni 	$L__BB13_62;
+	@%p32 bra 	$L__BB11_41;
+	bra.uni 	$L__BB11_62;
 
-$L__BB13_41:
+$L__BB11_41:
 	mul.lo.s64 	%rd112, %rd28, %rd19;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_46:
+$L__BB11_46:
 	setp.eq.s32 	%p26, %r34, 5;
-	@%p26 bra 	$L__BB13_53;
+	@%p26 bra 	$L__BB11_53;
 
 	setp.ne.s32 	%p27, %r34, 6;
-	@%p27 bra 	$L__BB13_62;
+	@%p27 bra 	$L__BB11_62;
 
 	add.s64 	%rd74, %rd28, 1;
 	setp.lt.u64 	%p33, %rd74, 2;
 	mov.u64 	%rd111, 0;
-	@%p33 bra 	$L__BB13_52;
+	@%p33 bra 	$L__BB11_52;
 
 	or.b64  	%rd75, %rd19, %rd28;
 	and.b64  	%rd76, %rd75, -4294967296;
 	setp.eq.s64 	%p34, %rd76, 0;
-	@%p34 bra 	$L__BB13_51;
+	@%p34 bra 	$L__BB11_51;
 
 	rem.s64 	%rd111, %rd19, %rd28;
-	bra.uni 	$L__BB13_52;
+	bra.uni 	$L__BB11_52;
 
-$L__BB13_71:
+$L__BB11_71:
 	setp.eq.s64 	%p46, %rd28, 0;
 	mov.u64 	%rd112, 0;
-	@%p46 bra 	$L__BB13_79;
+	@%p46 bra 	$L__BB11_79;
 
 	or.b64  	%rd88, %rd19, %rd28;
 	and.b64  	%rd89, %rd88, -4294967296;
 	setp.eq.s64 	%p47, %rd89, 0;
-	@%p47 bra 	$L__BB13_74;
+	@%p47 bra 	$L__BB11_74;
 
 	div.u64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_70:
+$L__BB11_70:
 	max.u64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_75:
+$L__BB11_75:
 	setp.eq.s64 	%p48, %rd28, 0;
 	mov.u64 	%rd112, 0;
-	@%p48 bra 	$L__BB13_79;
+	@%p48 bra 	$L__BB11_79;
 
 	or.b64  	%rd91, %rd19, %rd28;
 	and.b64  	%rd92, %rd91, -4294967296;
 	setp.eq.s64 	%p49, %rd92, 0;
-	@%p49 bra 	$L__BB13_78;
+	@%p49 bra 	$L__BB11_78;
 
 	rem.u64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_54:
+$L__BB11_54:
 	setp.eq.s64 	%p38, %rd28, 0;
 	mov.u64 	%rd112, 0;
-	@%p38 bra 	$L__BB13_79;
+	@%p38 bra 	$L__BB11_79;
 
 	setp.eq.s64 	%p39, %rd28, -1;
-	@%p39 bra 	$L__BB13_59;
+	@%p39 bra 	$L__BB11_59;
 
 	or.b64  	%rd81, %rd19, %rd28;
 	and.b64  	%rd82, %rd81, -4294967296;
 	setp.eq.s64 	%p40, %rd82, 0;
-	@%p40 bra 	$L__BB13_58;
+	@%p40 bra 	$L__BB11_58;
 
 	div.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_61:
+$L__BB11_61:
 	add.s64 	%rd112, %rd28, %rd19;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_60:
+$L__BB11_60:
 	sub.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_53:
+$L__BB11_53:
 	min.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_62:
+$L__BB11_62:
 	add.s64 	%rd84, %rd28, 1;
 	setp.lt.u64 	%p41, %rd84, 2;
 	mov.u64 	%rd112, 0;
-	@%p41 bra 	$L__BB13_79;
+	@%p41 bra 	$L__BB11_79;
 
 	or.b64  	%rd85, %rd19, %rd28;
 	and.b64  	%rd86, %rd85, -4294967296;
 	setp.eq.s64 	%p42, %rd86, 0;
-	@%p42 bra 	$L__BB13_65;
+	@%p42 bra 	$L__BB11_65;
 
 	rem.s64 	%rd112, %rd19, %rd28;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_74:
+$L__BB11_74:
 	cvt.u32.u64 	%r106, %rd28;
 	cvt.u32.u64 	%r107, %rd19;
 	div.u32 	%r108, %r107, %r106;
 	cvt.u64.u32 	%rd112, %r108;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_78:
+$L__BB11_78:
 	cvt.u32.u64 	%r109, %rd28;
 	cvt.u32.u64 	%r110, %rd19;
 	rem.u32 	%r111, %r110, %r109;
 	cvt.u64.u32 	%rd112, %r111;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_59:
+$L__BB11_59:
 	neg.s64 	%rd112, %rd19;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_51:
+$L__BB11_51:
 	cvt.u32.u64 	%r95, %rd28;
 	cvt.u32.u64 	%r96, %rd19;
 	rem.u32 	%r97, %r96, %r95;
 	cvt.u64.u32 	%rd111, %r97;
 
-$L__BB13_52:
+$L__BB11_52:
 	shr.u64 	%rd77, %rd111, 63;
 	cvt.u32.u64 	%r98, %rd77;
 	shr.u64 	%rd78, %rd28, 63;
@@ -4184,88 +3871,88 @@ $L__BB13_52:
 	selp.b64 	%rd79, %rd28, 0, %p37;
 	add.s64 	%rd112, %rd79, %rd111;
 
-$L__BB13_79:
+$L__BB11_79:
 	shl.b32 	%r112, %r1, %r30;
 	add.s32 	%r113, %r112, %r33;
 	cvt.s64.s32 	%rd93, %r113;
 	cvta.to.global.u64 	%rd94, %rd53;
 	add.s64 	%rd50, %rd94, %rd93;
-	@%p7 bra 	$L__BB13_84;
+	@%p7 bra 	$L__BB11_84;
 
 	setp.eq.s32 	%p54, %r35, 0;
-	@%p54 bra 	$L__BB13_91;
+	@%p54 bra 	$L__BB11_91;
 
 	setp.eq.s32 	%p55, %r35, 1;
-	@%p55 bra 	$L__BB13_90;
+	@%p55 bra 	$L__BB11_90;
 
 	setp.eq.s32 	%p56, %r35, 2;
-	@%p56 bra 	$L__BB13_83;
-	bra.uni 	$L__BB13_92;
+	@%p56 bra 	$L__BB11_83;
+	bra.uni 	$L__BB11_92;
 
-$L__BB13_83:
+$L__BB11_83:
 	min.s64 	%rd101, %rd112, 2147483647;
 	max.s64 	%rd102, %rd101, -2147483648;
 	st.global.u32 	[%rd50], %rd102;
-	bra.uni 	$L__BB13_93;
+	bra.uni 	$L__BB11_93;
 
-$L__BB13_84:
+$L__BB11_84:
 	setp.eq.s32 	%p51, %r35, 4;
-	@%p51 bra 	$L__BB13_89;
+	@%p51 bra 	$L__BB11_89;
 
 	setp.eq.s32 	%p52, %r35, 5;
-	@%p52 bra 	$L__BB13_88;
+	@%p52 bra 	$L__BB11_88;
 
 	setp.ne.s32 	%p53, %r35, 6;
-	@%p53 bra 	$L__BB13_92;
+	@%p53 bra 	$L__BB11_92;
 
 	min.s64 	%rd95, %rd112, 4294967295;
 	max.s64 	%rd96, %rd95, 0;
 	st.global.u32 	[%rd50], %rd96;
-	bra.uni 	$L__BB13_93;
+	bra.uni 	$L__BB11_93;
 
-$L__BB13_91:
+$L__BB11_91:
 	min.s64 	%rd105, %rd112, 127;
 	max.s64 	%rd106, %rd105, -128;
 	st.global.u8 	[%rd50], %rd106;
-	bra.uni 	$L__BB13_93;
+	bra.uni 	$L__BB11_93;
 
-$L__BB13_90:
+$L__BB11_90:
 	min.s64 	%rd103, %rd112, 32767;
 	max.s64 	%rd104, %rd103, -32768;
 	st.global.u16 	[%rd50], %rd104;
-	bra.uni 	$L__BB13_93;
+	bra.uni 	$L__BB11_93;
 
-$L__BB13_89:
+$L__BB11_89:
 	min.s64 	%rd99, %rd112, 255;
 	max.s64 	%rd100, %rd99, 0;
 	st.global.u8 	[%rd50], %rd100;
-	bra.uni 	$L__BB13_93;
+	bra.uni 	$L__BB11_93;
 
-$L__BB13_88:
+$L__BB11_88:
 	min.s64 	%rd97, %rd112, 65535;
 	max.s64 	%rd98, %rd97, 0;
 	st.global.u16 	[%rd50], %rd98;
-	bra.uni 	$L__BB13_93;
+	bra.uni 	$L__BB11_93;
 
-$L__BB13_92:
+$L__BB11_92:
 	st.global.u64 	[%rd50], %rd112;
 
-$L__BB13_93:
+$L__BB11_93:
 	ret;
 
-$L__BB13_65:
+$L__BB11_65:
 	cvt.u32.u64 	%r103, %rd28;
 	cvt.u32.u64 	%r104, %rd19;
 	rem.u32 	%r105, %r104, %r103;
 	cvt.u64.u32 	%rd112, %r105;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB13_58:
+$L__BB11_58:
 	cvt.u32.u64 	%r100, %rd28;
 	cvt.u32.u64 	%r101, %rd19;
 	div.u32 	%r102, %r101, %r100;
 	cvt.u64.u32 	%rd112, %r102;
-	bra.uni 	$L__BB13_79;
+	bra.uni 	$L__BB11_79;
 
 }
 	// .globl	compare_int
@@ -4304,13 +3991,13 @@ $L__BB13_58:
 	mov.u32 	%r39, %tid.x;
 	mad.lo.s32 	%r1, %r38, %r37, %r39;
 	setp.ge.s32 	%p12, %r1, %r36;
-	@%p12 bra 	$L__BB14_56;
+	@%p12 bra 	$L__BB12_56;
 
 	ld.global.u32 	%r2, [%rd55];
 	setp.lt.s32 	%p13, %r2, 1;
 	mov.u32 	%r109, 0;
 	mov.u32 	%r110, %r109;
-	@%p13 bra 	$L__BB14_8;
+	@%p13 bra 	$L__BB12_8;
 
 	not.b32 	%r44, %r2;
 	max.s32 	%r45, %r44, -2;
@@ -4321,7 +4008,7 @@ $L__BB13_58:
 	mov.u32 	%r109, 0;
 	mov.u32 	%r103, %r2;
 	mov.u32 	%r108, %r1;
-	@%p14 bra 	$L__BB14_5;
+	@%p14 bra 	$L__BB12_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd54, %rd55, %rd3;
@@ -4330,7 +4017,7 @@ $L__BB13_58:
 	mov.u32 	%r103, %r2;
 	mov.u32 	%r99, %r1;
 
-$L__BB14_4:
+$L__BB12_4:
 	.pragma "nounroll";
 	add.s32 	%r103, %r103, -1;
 	ld.global.u32 	%r49, [%rd54];
@@ -4347,12 +4034,12 @@ $L__BB14_4:
 	add.s32 	%r100, %r100, -1;
 	setp.ne.s32 	%p15, %r100, 0;
 	mov.u32 	%r99, %r108;
-	@%p15 bra 	$L__BB14_4;
+	@%p15 bra 	$L__BB12_4;
 
-$L__BB14_5:
+$L__BB12_5:
 	add.s32 	%r54, %r3, 1;
 	setp.lt.u32 	%p16, %r54, 3;
-	@%p16 bra 	$L__BB14_8;
+	@%p16 bra 	$L__BB12_8;
 
 	add.s32 	%r105, %r103, 4;
 	shl.b32 	%r55, %r2, 1;
@@ -4363,7 +4050,7 @@ $L__BB14_5:
 	mul.wide.s32 	%rd35, %r103, 4;
 	add.s64 	%rd8, %rd35, -4;
 
-$L__BB14_7:
+$L__BB12_7:
 	add.s64 	%rd36, %rd55, %rd8;
 	ld.global.u32 	%r58, [%rd36+4];
 	div.s32 	%r59, %r108, %r58;
@@ -4402,9 +4089,9 @@ $L__BB14_7:
 	add.s64 	%rd55, %rd55, -16;
 	add.s32 	%r105, %r105, -4;
 	setp.gt.s32 	%p17, %r105, 4;
-	@%p17 bra 	$L__BB14_7;
+	@%p17 bra 	$L__BB12_7;
 
-$L__BB14_8:
+$L__BB12_8:
 	and.b32  	%r30, %r35, 3;
 	shl.b32 	%r87, %r110, %r30;
 	add.s32 	%r88, %r87, %r31;
@@ -4412,36 +4099,36 @@ $L__BB14_8:
 	cvta.to.global.u64 	%rd40, %rd29;
 	add.s64 	%rd11, %rd40, %rd39;
 	setp.gt.s32 	%p18, %r35, 3;
-	@%p18 bra 	$L__BB14_13;
+	@%p18 bra 	$L__BB12_13;
 
 	setp.eq.s32 	%p22, %r35, 0;
-	@%p22 bra 	$L__BB14_20;
+	@%p22 bra 	$L__BB12_20;
 
 	setp.eq.s32 	%p23, %r35, 1;
-	@%p23 bra 	$L__BB14_19;
+	@%p23 bra 	$L__BB12_19;
 
 	setp.eq.s32 	%p24, %r35, 2;
-	@%p24 bra 	$L__BB14_12;
-	bra.uni 	$L__BB14_21;
+	@%p24 bra 	$L__BB12_12;
+	bra.uni 	$L__BB12_21;
 
-$L__BB14_12:
+$L__BB12_12:
 	ld.global.s32 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB12_22;
 
-$L__BB14_13:
+$L__BB12_13:
 	setp.eq.s32 	%p19, %r35, 4;
-	@%p19 bra 	$L__BB14_18;
+	@%p19 bra 	$L__BB12_18;
 
 	setp.eq.s32 	%p20, %r35, 5;
-	@%p20 bra 	$L__BB14_17;
+	@%p20 bra 	$L__BB12_17;
 
 	setp.ne.s32 	%p21, %r35, 6;
-	@%p21 bra 	$L__BB14_21;
+	@%p21 bra 	$L__BB12_21;
 
 	ld.global.u32 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB12_22;
 
-$L__BB14_20:
+$L__BB12_20:
 	ld.global.u8 	%rs1, [%rd11];
 	cvt.u64.u16 	%rd41, %rs1;
 	and.b64  	%rd42, %rd41, 255;
@@ -4450,59 +4137,59 @@ $L__BB14_20:
 	mul.wide.u32 	%rd43, %r90, 2;
 	and.b64  	%rd44, %rd43, 256;
 	sub.s64 	%rd19, %rd42, %rd44;
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB12_22;
 
-$L__BB14_19:
+$L__BB12_19:
 	ld.global.s16 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB12_22;
 
-$L__BB14_18:
+$L__BB12_18:
 	ld.global.u8 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB12_22;
 
-$L__BB14_17:
+$L__BB12_17:
 	ld.global.u16 	%rd19, [%rd11];
-	bra.uni 	$L__BB14_22;
+	bra.uni 	$L__BB12_22;
 
-$L__BB14_21:
+$L__BB12_21:
 	ld.global.u64 	%rd19, [%rd11];
 
-$L__BB14_22:
+$L__BB12_22:
 	shl.b32 	%r91, %r109, %r30;
 	add.s32 	%r92, %r91, %r32;
 	cvt.s64.s32 	%rd45, %r92;
 	cvta.to.global.u64 	%rd46, %rd30;
 	add.s64 	%rd20, %rd46, %rd45;
-	@%p18 bra 	$L__BB14_27;
+	@%p18 bra 	$L__BB12_27;
 
 	setp.eq.s32 	%p29, %r35, 0;
-	@%p29 bra 	$L__BB14_34;
+	@%p29 bra 	$L__BB12_34;
 
 	setp.eq.s32 	%p30, %r35, 1;
-	@%p30 bra 	$L__BB14_33;
+	@%p30 bra 	$L__BB12_33;
 
 	setp.eq.s32 	%p31, %r35, 2;
-	@%p31 bra 	$L__BB14_26;
-	bra.uni 	$L__BB14_35;
+	@%p31 bra 	$L__BB12_26;
+	bra.uni 	$L__BB12_35;
 
-$L__BB14_26:
+$L__BB12_26:
 	ld.global.s32 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB12_36;
 
-$L__BB14_27:
+$L__BB12_27:
 	setp.eq.s32 	%p26, %r35, 4;
-	@%p26 bra 	$L__BB14_32;
+	@%p26 bra 	$L__BB12_32;
 
 	setp.eq.s32 	%p27, %r35, 5;
-	@%p27 bra 	$L__BB14_31;
+	@%p27 bra 	$L__BB12_31;
 
 	setp.ne.s32 	%p28, %r35, 6;
-	@%p28 bra 	$L__BB14_35;
+	@%p28 bra 	$L__BB12_35;
 
 	ld.global.u32 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB12_36;
 
-$L__BB14_34:
+$L__BB12_34:
 	ld.global.u8 	%rs2, [%rd20];
 	cvt.u64.u16 	%rd47, %rs2;
 	and.b64  	%rd48, %rd47, 255;
@@ -4511,92 +4198,92 @@ $L__BB14_34:
 	mul.wide.u32 	%rd49, %r94, 2;
 	and.b64  	%rd50, %rd49, 256;
 	sub.s64 	%rd28, %rd48, %rd50;
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB12_36;
 
-$L__BB14_33:
+$L__BB12_33:
 	ld.global.s16 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB12_36;
 
-$L__BB14_32:
+$L__BB12_32:
 	ld.global.u8 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB12_36;
 
-$L__BB14_31:
+$L__BB12_31:
 	ld.global.u16 	%rd28, [%rd20];
-	bra.uni 	$L__BB14_36;
+	bra.uni 	$L__BB12_36;
 
-$L__BB14_35:
+$L__BB12_35:
 	ld.global.u64 	%rd28, [%rd20];
 
-$L__BB14_36:
+$L__BB12_36:
 	setp.eq.s32 	%p32, %r35, 7;
-	@%p32 bra 	$L__BB14_46;
-	bra.uni 	$L__BB14_37;
+	@%p32 bra 	$L__BB12_46;
+	bra.uni 	$L__BB12_37;
 
-$L__BB14_46:
+$L__BB12_46:
 	setp.eq.s32 	%p37, %r34, 0;
-	@%p37 bra 	$L__BB14_54;
+	@%p37 bra 	$L__BB12_54;
 
 	setp.eq.s32 	%p38, %r34, 1;
-	@%p38 bra 	$L__BB14_52;
+	@%p38 bra 	$L__BB12_52;
 
 	setp.eq.s32 	%p39, %r34, 2;
-	@%p39 bra 	$L__BB14_51;
+	@%p39 bra 	$L__BB12_51;
 
 	setp.ne.s32 	%p40, %r34, 3;
-	@%p40 bra 	$L__BB14_53;
+	@%p40 bra 	$L__BB12_53;
 
 	setp.le.u64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB14_55;
+	bra.uni 	$L__BB12_55;
 
-$L__BB14_37:
+$L__BB12_37:
 	setp.eq.s32 	%p33, %r34, 0;
-	@%p33 bra 	$L__BB14_45;
+	@%p33 bra 	$L__BB12_45;
 
 	setp.eq.s32 	%p34, %r34, 1;
-	@%p34 bra 	$L__BB14_43;
+	@%p34 bra 	$L__BB12_43;
 
 	setp.eq.s32 	%p35, %r34, 2;
-	@%p35 bra 	$L__BB14_42;
+	@%p35 bra 	$L__BB12_42;
 
 	setp.ne.s32 	%p36, %r34, 3;
-	@%p36 bra 	$L__BB14_44;
+	@%p36 bra 	$L__BB12_44;
 
 	setp.le.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB14_55;
+	bra.uni 	$L__BB12_55;
 
-$L__BB14_54:
+$L__BB12_54:
 	setp.eq.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB14_55;
+	bra.uni 	$L__BB12_55;
 
-$L__BB14_45:
+$L__BB12_45:
 	setp.eq.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB14_55;
+	bra.uni 	$L__BB12_55;
 
-$L__BB14_52:
+$L__BB12_52:
 	setp.lt.u64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB14_55;
+	bra.uni 	$L__BB12_55;
 
-$L__BB14_51:
+$L__BB12_51:
 	setp.gt.u64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB14_55;
+	bra.uni 	$L__BB12_55;
 
-$L__BB14_53:
+$L__BB12_53:
 	setp.ge.u64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB14_55;
+	bra.uni 	$L__BB12_55;
 
-$L__BB14_43:
+$L__BB12_43:
 	setp.lt.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB14_55;
+	bra.uni 	$L__BB12_55;
 
-$L__BB14_42:
+$L__BB12_42:
 	setp.gt.s64 	%p41, %rd19, %rd28;
-	bra.uni 	$L__BB14_55;
+	bra.uni 	$L__BB12_55;
 
-$L__BB14_44:
+$L__BB12_44:
 	setp.ge.s64 	%p41, %rd19, %rd28;
 
-$L__BB14_55:
+$L__BB12_55:
 	add.s32 	%r95, %r1, %r33;
 	cvt.s64.s32 	%rd51, %r95;
 	cvta.to.global.u64 	%rd52, %rd31;
@@ -4604,7 +4291,7 @@ $L__BB14_55:
 	selp.u16 	%rs3, 1, 0, %p41;
 	st.global.u8 	[%rd53], %rs3;
 
-$L__BB14_56:
+$L__BB12_56:
 	ret;
 
 }
@@ -4639,12 +4326,12 @@ $L__BB14_56:
 	mov.u32 	%r110, %tid.x;
 	mad.lo.s32 	%r1, %r109, %r108, %r110;
 	setp.ge.s32 	%p1, %r1, %r107;
-	@%p1 bra 	$L__BB15_65;
+	@%p1 bra 	$L__BB13_65;
 
 	ld.global.u32 	%r2, [%rd2];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r264, 0;
-	@%p2 bra 	$L__BB15_7;
+	@%p2 bra 	$L__BB13_7;
 
 	not.b32 	%r114, %r2;
 	max.s32 	%r115, %r114, -2;
@@ -4656,14 +4343,14 @@ $L__BB14_56:
 	mov.u32 	%r264, 0;
 	mov.u32 	%r257, %r2;
 	mov.u32 	%r259, %r1;
-	@%p3 bra 	$L__BB15_5;
+	@%p3 bra 	$L__BB13_5;
 
 	sub.s32 	%r255, %r3, %r263;
 	mov.u32 	%r264, 0;
 	mov.u32 	%r257, %r2;
 	mov.u32 	%r259, %r1;
 
-$L__BB15_4:
+$L__BB13_4:
 	mul.wide.s32 	%rd13, %r257, 4;
 	add.s64 	%rd14, %rd2, %rd13;
 	ld.global.u32 	%r119, [%rd14];
@@ -4696,13 +4383,13 @@ $L__BB15_4:
 	mad.lo.s32 	%r264, %r141, %r140, %r137;
 	add.s32 	%r255, %r255, -4;
 	setp.ne.s32 	%p4, %r255, 0;
-	@%p4 bra 	$L__BB15_4;
+	@%p4 bra 	$L__BB13_4;
 
-$L__BB15_5:
+$L__BB13_5:
 	setp.eq.s32 	%p5, %r263, 0;
-	@%p5 bra 	$L__BB15_7;
+	@%p5 bra 	$L__BB13_7;
 
-$L__BB15_6:
+$L__BB13_6:
 	.pragma "nounroll";
 	add.s32 	%r22, %r257, -1;
 	mul.wide.s32 	%rd17, %r257, 4;
@@ -4720,9 +4407,9 @@ $L__BB15_6:
 	setp.ne.s32 	%p6, %r263, 0;
 	mov.u32 	%r257, %r22;
 	mov.u32 	%r259, %r24;
-	@%p6 bra 	$L__BB15_6;
+	@%p6 bra 	$L__BB13_6;
 
-$L__BB15_7:
+$L__BB13_7:
 	shl.b32 	%r27, %r2, 1;
 	mov.u32 	%r274, 1;
 	or.b32  	%r28, %r27, 1;
@@ -4730,7 +4417,7 @@ $L__BB15_7:
 	add.s64 	%rd22, %rd2, %rd21;
 	ld.global.u32 	%r29, [%rd22];
 	setp.lt.s32 	%p7, %r29, 1;
-	@%p7 bra 	$L__BB15_13;
+	@%p7 bra 	$L__BB13_13;
 
 	add.s32 	%r30, %r27, 2;
 	and.b32  	%r273, %r29, 3;
@@ -4738,13 +4425,13 @@ $L__BB15_7:
 	setp.lt.u32 	%p8, %r151, 3;
 	mov.u32 	%r274, 1;
 	mov.u32 	%r269, 0;
-	@%p8 bra 	$L__BB15_11;
+	@%p8 bra 	$L__BB13_11;
 
 	sub.s32 	%r267, %r29, %r273;
 	mov.u32 	%r274, 1;
 	mov.u32 	%r269, 0;
 
-$L__BB15_10:
+$L__BB13_10:
 	add.s32 	%r154, %r30, %r269;
 	mul.wide.s32 	%rd23, %r154, 4;
 	add.s64 	%rd24, %rd2, %rd23;
@@ -4759,13 +4446,13 @@ $L__BB15_10:
 	add.s32 	%r269, %r269, 4;
 	add.s32 	%r267, %r267, -4;
 	setp.ne.s32 	%p9, %r267, 0;
-	@%p9 bra 	$L__BB15_10;
+	@%p9 bra 	$L__BB13_10;
 
-$L__BB15_11:
+$L__BB13_11:
 	setp.eq.s32 	%p10, %r273, 0;
-	@%p10 bra 	$L__BB15_13;
+	@%p10 bra 	$L__BB13_13;
 
-$L__BB15_12:
+$L__BB13_12:
 	.pragma "nounroll";
 	add.s32 	%r162, %r30, %r269;
 	mul.wide.s32 	%rd25, %r162, 4;
@@ -4775,39 +4462,39 @@ $L__BB15_12:
 	add.s32 	%r269, %r269, 1;
 	add.s32 	%r273, %r273, -1;
 	setp.ne.s32 	%p11, %r273, 0;
-	@%p11 bra 	$L__BB15_12;
+	@%p11 bra 	$L__BB13_12;
 
-$L__BB15_13:
+$L__BB13_13:
 	mov.f32 	%f53, 0f3F800000;
 	setp.eq.s32 	%p12, %r106, 2;
-	@%p12 bra 	$L__BB15_17;
+	@%p12 bra 	$L__BB13_17;
 
 	setp.eq.s32 	%p13, %r106, 5;
-	@%p13 bra 	$L__BB15_19;
+	@%p13 bra 	$L__BB13_19;
 
 	setp.ne.s32 	%p14, %r106, 3;
-	@%p14 bra 	$L__BB15_18;
+	@%p14 bra 	$L__BB13_18;
 
 	mov.f32 	%f53, 0f7F800000;
-	bra.uni 	$L__BB15_19;
+	bra.uni 	$L__BB13_19;
 
-$L__BB15_17:
+$L__BB13_17:
 	mov.f32 	%f53, 0fFF800000;
-	bra.uni 	$L__BB15_19;
+	bra.uni 	$L__BB13_19;
 
-$L__BB15_18:
+$L__BB13_18:
 	mov.f32 	%f53, 0f00000000;
 
-$L__BB15_19:
+$L__BB13_19:
 	setp.lt.s32 	%p15, %r274, 1;
-	@%p15 bra 	$L__BB15_60;
+	@%p15 bra 	$L__BB13_60;
 
 	setp.gt.s32 	%p16, %r29, 0;
 	add.s32 	%r49, %r29, %r27;
-	@%p16 bra 	$L__BB15_36;
-	bra.uni 	$L__BB15_21;
+	@%p16 bra 	$L__BB13_36;
+	bra.uni 	$L__BB13_21;
 
-$L__BB15_36:
+$L__BB13_36:
 	not.b32 	%r167, %r29;
 	max.s32 	%r168, %r167, -2;
 	add.s32 	%r169, %r29, %r168;
@@ -4823,19 +4510,19 @@ $L__BB15_36:
 	mul.wide.s32 	%rd29, %r172, 4;
 	add.s64 	%rd5, %rd2, %rd29;
 	add.s32 	%r63, %r29, -3;
-	@%p12 bra 	$L__BB15_51;
-	bra.uni 	$L__BB15_37;
+	@%p12 bra 	$L__BB13_51;
+	bra.uni 	$L__BB13_37;
 
-$L__BB15_51:
+$L__BB13_51:
 	add.s32 	%r83, %r49, 1;
 	mov.u32 	%r287, 0;
 
-$L__BB15_52:
+$L__BB13_52:
 	setp.eq.s32 	%p56, %r59, 0;
 	mov.u32 	%r288, %r29;
 	mov.u32 	%r295, %r264;
 	mov.u32 	%r290, %r287;
-	@%p56 bra 	$L__BB15_56;
+	@%p56 bra 	$L__BB13_56;
 
 	setp.eq.s32 	%p57, %r59, 1;
 	ld.global.u32 	%r214, [%rd4+4];
@@ -4845,7 +4532,7 @@ $L__BB15_52:
 	ld.global.u32 	%r217, [%rd5+4];
 	mad.lo.s32 	%r295, %r217, %r216, %r264;
 	mov.u32 	%r288, %r60;
-	@%p57 bra 	$L__BB15_56;
+	@%p57 bra 	$L__BB13_56;
 
 	setp.eq.s32 	%p58, %r59, 2;
 	ld.global.u32 	%r218, [%rd4];
@@ -4856,7 +4543,7 @@ $L__BB15_52:
 	mad.lo.s32 	%r295, %r221, %r220, %r295;
 	mov.u32 	%r288, %r62;
 	mov.u32 	%r290, %r88;
-	@%p58 bra 	$L__BB15_56;
+	@%p58 bra 	$L__BB13_56;
 
 	ld.global.u32 	%r222, [%rd4+-4];
 	div.s32 	%r290, %r88, %r222;
@@ -4866,9 +4553,9 @@ $L__BB15_52:
 	mad.lo.s32 	%r295, %r225, %r224, %r295;
 	mov.u32 	%r288, %r63;
 
-$L__BB15_56:
+$L__BB13_56:
 	setp.lt.u32 	%p59, %r58, 3;
-	@%p59 bra 	$L__BB15_59;
+	@%p59 bra 	$L__BB13_59;
 
 	add.s32 	%r292, %r288, 4;
 	add.s32 	%r226, %r83, %r288;
@@ -4877,7 +4564,7 @@ $L__BB15_56:
 	mul.wide.s32 	%rd7, %r227, 4;
 	mov.u64 	%rd43, %rd2;
 
-$L__BB15_58:
+$L__BB13_58:
 	add.s64 	%rd36, %rd43, %rd7;
 	ld.global.u32 	%r228, [%rd36];
 	div.s32 	%r229, %r290, %r228;
@@ -4907,9 +4594,9 @@ $L__BB15_58:
 	add.s64 	%rd43, %rd43, -16;
 	add.s32 	%r292, %r292, -4;
 	setp.gt.s32 	%p60, %r292, 4;
-	@%p60 bra 	$L__BB15_58;
+	@%p60 bra 	$L__BB13_58;
 
-$L__BB15_59:
+$L__BB13_59:
 	add.s32 	%r250, %r295, %r104;
 	mul.wide.s32 	%rd38, %r250, 4;
 	add.s64 	%rd39, %rd1, %rd38;
@@ -4920,26 +4607,26 @@ $L__BB15_59:
 	selp.f32 	%f53, %f41, %f53, %p63;
 	add.s32 	%r287, %r287, 1;
 	setp.lt.s32 	%p64, %r287, %r274;
-	@%p64 bra 	$L__BB15_52;
-	bra.uni 	$L__BB15_60;
+	@%p64 bra 	$L__BB13_52;
+	bra.uni 	$L__BB13_60;
 
-$L__BB15_21:
+$L__BB13_21:
 	add.s32 	%r164, %r264, %r104;
 	mul.wide.s32 	%rd27, %r164, 4;
 	add.s64 	%rd3, %rd1, %rd27;
-	@%p12 bra 	$L__BB15_30;
-	bra.uni 	$L__BB15_22;
+	@%p12 bra 	$L__BB13_30;
+	bra.uni 	$L__BB13_22;
 
-$L__BB15_30:
+$L__BB13_30:
 	add.s32 	%r166, %r274, -1;
 	and.b32  	%r277, %r274, 3;
 	setp.lt.u32 	%p26, %r166, 3;
-	@%p26 bra 	$L__BB15_33;
+	@%p26 bra 	$L__BB13_33;
 
 	sub.s32 	%r276, %r274, %r277;
 	ld.global.f32 	%f9, [%rd3];
 
-$L__BB15_32:
+$L__BB13_32:
 	setp.gt.f32 	%p27, %f9, %f53;
 	setp.nan.f32 	%p28, %f9, %f9;
 	or.pred  	%p29, %p27, %p28;
@@ -4955,15 +4642,15 @@ $L__BB15_32:
 	selp.f32 	%f53, %f9, %f38, %p35;
 	add.s32 	%r276, %r276, -4;
 	setp.ne.s32 	%p36, %r276, 0;
-	@%p36 bra 	$L__BB15_32;
+	@%p36 bra 	$L__BB13_32;
 
-$L__BB15_33:
+$L__BB13_33:
 	setp.eq.s32 	%p37, %r277, 0;
-	@%p37 bra 	$L__BB15_60;
+	@%p37 bra 	$L__BB13_60;
 
 	ld.global.f32 	%f14, [%rd3];
 
-$L__BB15_35:
+$L__BB13_35:
 	.pragma "nounroll";
 	setp.gt.f32 	%p38, %f14, %f53;
 	setp.nan.f32 	%p39, %f14, %f14;
@@ -4971,18 +4658,18 @@ $L__BB15_35:
 	selp.f32 	%f53, %f14, %f53, %p40;
 	add.s32 	%r277, %r277, -1;
 	setp.eq.s32 	%p41, %r277, 0;
-	@%p41 bra 	$L__BB15_60;
-	bra.uni 	$L__BB15_35;
+	@%p41 bra 	$L__BB13_60;
+	bra.uni 	$L__BB13_35;
 
-$L__BB15_37:
+$L__BB13_37:
 	mov.u32 	%r278, 0;
 
-$L__BB15_38:
+$L__BB13_38:
 	setp.eq.s32 	%p43, %r59, 0;
 	mov.u32 	%r279, %r29;
 	mov.u32 	%r286, %r264;
 	mov.u32 	%r281, %r278;
-	@%p43 bra 	$L__BB15_42;
+	@%p43 bra 	$L__BB13_42;
 
 	setp.eq.s32 	%p44, %r59, 1;
 	ld.global.u32 	%r175, [%rd4+4];
@@ -4992,7 +4679,7 @@ $L__BB15_38:
 	ld.global.u32 	%r178, [%rd5+4];
 	mad.lo.s32 	%r286, %r178, %r177, %r264;
 	mov.u32 	%r279, %r60;
-	@%p44 bra 	$L__BB15_42;
+	@%p44 bra 	$L__BB13_42;
 
 	setp.eq.s32 	%p45, %r59, 2;
 	ld.global.u32 	%r179, [%rd4];
@@ -5003,7 +4690,7 @@ $L__BB15_38:
 	mad.lo.s32 	%r286, %r182, %r181, %r286;
 	mov.u32 	%r279, %r62;
 	mov.u32 	%r281, %r68;
-	@%p45 bra 	$L__BB15_42;
+	@%p45 bra 	$L__BB13_42;
 
 	ld.global.u32 	%r183, [%rd4+-4];
 	div.s32 	%r281, %r68, %r183;
@@ -5013,11 +4700,11 @@ $L__BB15_38:
 	mad.lo.s32 	%r286, %r186, %r185, %r286;
 	mov.u32 	%r279, %r63;
 
-$L__BB15_42:
+$L__BB13_42:
 	setp.lt.u32 	%p46, %r58, 3;
-	@%p46 bra 	$L__BB15_44;
+	@%p46 bra 	$L__BB13_44;
 
-$L__BB15_43:
+$L__BB13_43:
 	add.s32 	%r187, %r279, %r27;
 	mul.wide.s32 	%rd30, %r187, 4;
 	add.s64 	%rd31, %rd2, %rd30;
@@ -5051,102 +4738,102 @@ $L__BB15_43:
 	mad.lo.s32 	%r286, %r210, %r209, %r206;
 	setp.gt.s32 	%p47, %r279, 4;
 	mov.u32 	%r279, %r78;
-	@%p47 bra 	$L__BB15_43;
+	@%p47 bra 	$L__BB13_43;
 
-$L__BB15_44:
+$L__BB13_44:
 	add.s32 	%r211, %r286, %r104;
 	mul.wide.s32 	%rd34, %r211, 4;
 	add.s64 	%rd35, %rd1, %rd34;
 	ld.global.f32 	%f18, [%rd35];
 	setp.eq.s32 	%p48, %r106, 6;
-	@%p48 bra 	$L__BB15_48;
+	@%p48 bra 	$L__BB13_48;
 
 	setp.eq.s32 	%p49, %r106, 4;
-	@%p49 bra 	$L__BB15_48;
+	@%p49 bra 	$L__BB13_48;
 
 	setp.ne.s32 	%p50, %r106, 3;
-	@%p50 bra 	$L__BB15_49;
+	@%p50 bra 	$L__BB13_49;
 
 	setp.lt.f32 	%p51, %f18, %f53;
 	setp.nan.f32 	%p52, %f18, %f18;
 	or.pred  	%p53, %p51, %p52;
 	selp.f32 	%f53, %f18, %f53, %p53;
-	bra.uni 	$L__BB15_50;
+	bra.uni 	$L__BB13_50;
 
-$L__BB15_48:
+$L__BB13_48:
 	fma.rn.f32 	%f53, %f18, %f18, %f53;
-	bra.uni 	$L__BB15_50;
+	bra.uni 	$L__BB13_50;
 
-$L__BB15_49:
+$L__BB13_49:
 	setp.eq.s32 	%p54, %r106, 5;
 	add.f32 	%f39, %f53, %f18;
 	mul.f32 	%f40, %f53, %f18;
 	selp.f32 	%f53, %f40, %f39, %p54;
 
-$L__BB15_50:
+$L__BB13_50:
 	add.s32 	%r278, %r278, 1;
 	setp.lt.s32 	%p55, %r278, %r274;
-	@%p55 bra 	$L__BB15_38;
-	bra.uni 	$L__BB15_60;
+	@%p55 bra 	$L__BB13_38;
+	bra.uni 	$L__BB13_60;
 
-$L__BB15_22:
+$L__BB13_22:
 	ld.global.f32 	%f2, [%rd3];
 	mul.f32 	%f3, %f2, %f2;
 	mov.u32 	%r275, 0;
 
-$L__BB15_23:
+$L__BB13_23:
 	setp.eq.s32 	%p18, %r106, 6;
-	@%p18 bra 	$L__BB15_27;
+	@%p18 bra 	$L__BB13_27;
 
 	setp.eq.s32 	%p19, %r106, 4;
-	@%p19 bra 	$L__BB15_27;
+	@%p19 bra 	$L__BB13_27;
 
 	setp.ne.s32 	%p20, %r106, 3;
-	@%p20 bra 	$L__BB15_28;
+	@%p20 bra 	$L__BB13_28;
 
 	setp.nan.f32 	%p21, %f2, %f2;
 	setp.lt.f32 	%p22, %f2, %f53;
 	or.pred  	%p23, %p22, %p21;
 	selp.f32 	%f53, %f2, %f53, %p23;
-	bra.uni 	$L__BB15_29;
+	bra.uni 	$L__BB13_29;
 
-$L__BB15_27:
+$L__BB13_27:
 	add.f32 	%f53, %f53, %f3;
-	bra.uni 	$L__BB15_29;
+	bra.uni 	$L__BB13_29;
 
-$L__BB15_28:
+$L__BB13_28:
 	setp.eq.s32 	%p24, %r106, 5;
 	add.f32 	%f33, %f53, %f2;
 	mul.f32 	%f34, %f53, %f2;
 	selp.f32 	%f53, %f34, %f33, %p24;
 
-$L__BB15_29:
+$L__BB13_29:
 	add.s32 	%r275, %r275, 1;
 	setp.lt.s32 	%p25, %r275, %r274;
-	@%p25 bra 	$L__BB15_23;
+	@%p25 bra 	$L__BB13_23;
 
-$L__BB15_60:
+$L__BB13_60:
 	setp.eq.s32 	%p65, %r106, 1;
-	@%p65 bra 	$L__BB15_63;
+	@%p65 bra 	$L__BB13_63;
 
 	setp.ne.s32 	%p66, %r106, 6;
-	@%p66 bra 	$L__BB15_64;
+	@%p66 bra 	$L__BB13_64;
 
 	sqrt.rn.f32 	%f53, %f53;
-	bra.uni 	$L__BB15_64;
+	bra.uni 	$L__BB13_64;
 
-$L__BB15_63:
+$L__BB13_63:
 	cvt.rn.f32.s32 	%f42, %r274;
 	div.rn.f32 	%f53, %f53, %f42;
 
-$L__BB15_64:
+$L__BB13_64:
 	add.s32 	%r251, %r1, %r105;
 	cvta.to.global.u64 	%rd40, %rd10;
 	mul.wide.s32 	%rd41, %r251, 4;
 	add.s64 	%rd42, %rd40, %rd41;
 	st.global.f32 	[%rd42], %f53;
 
-$L__BB15_65:
+$L__BB13_65:
 	ret;
 
 }
@@ -5184,13 +4871,13 @@ $L__BB15_65:
 	mov.u32 	%r37, %tid.x;
 	mad.lo.s32 	%r1, %r36, %r35, %r37;
 	setp.ge.s32 	%p6, %r1, %r34;
-	@%p6 bra 	$L__BB16_17;
+	@%p6 bra 	$L__BB14_17;
 
 	ld.global.u32 	%r2, [%rd31];
 	setp.lt.s32 	%p7, %r2, 1;
 	mov.u32 	%r101, 0;
 	mov.u32 	%r102, %r101;
-	@%p7 bra 	$L__BB16_8;
+	@%p7 bra 	$L__BB14_8;
 
 	not.b32 	%r42, %r2;
 	max.s32 	%r43, %r42, -2;
@@ -5201,7 +4888,7 @@ $L__BB15_65:
 	mov.u32 	%r101, 0;
 	mov.u32 	%r95, %r2;
 	mov.u32 	%r100, %r1;
-	@%p8 bra 	$L__BB16_5;
+	@%p8 bra 	$L__BB14_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd30, %rd31, %rd3;
@@ -5210,7 +4897,7 @@ $L__BB15_65:
 	mov.u32 	%r95, %r2;
 	mov.u32 	%r91, %r1;
 
-$L__BB16_4:
+$L__BB14_4:
 	.pragma "nounroll";
 	add.s32 	%r95, %r95, -1;
 	ld.global.u32 	%r47, [%rd30];
@@ -5227,12 +4914,12 @@ $L__BB16_4:
 	add.s32 	%r92, %r92, -1;
 	setp.ne.s32 	%p9, %r92, 0;
 	mov.u32 	%r91, %r100;
-	@%p9 bra 	$L__BB16_4;
+	@%p9 bra 	$L__BB14_4;
 
-$L__BB16_5:
+$L__BB14_5:
 	add.s32 	%r52, %r3, 1;
 	setp.lt.u32 	%p10, %r52, 3;
-	@%p10 bra 	$L__BB16_8;
+	@%p10 bra 	$L__BB14_8;
 
 	add.s32 	%r97, %r95, 4;
 	shl.b32 	%r53, %r2, 1;
@@ -5243,7 +4930,7 @@ $L__BB16_5:
 	mul.wide.s32 	%rd17, %r95, 4;
 	add.s64 	%rd8, %rd17, -4;
 
-$L__BB16_7:
+$L__BB14_7:
 	add.s64 	%rd18, %rd31, %rd8;
 	ld.global.u32 	%r56, [%rd18+4];
 	div.s32 	%r57, %r100, %r56;
@@ -5282,16 +4969,16 @@ $L__BB16_7:
 	add.s64 	%rd31, %rd31, -16;
 	add.s32 	%r97, %r97, -4;
 	setp.gt.s32 	%p11, %r97, 4;
-	@%p11 bra 	$L__BB16_7;
+	@%p11 bra 	$L__BB14_7;
 
-$L__BB16_8:
+$L__BB14_8:
 	add.s32 	%r85, %r102, %r30;
 	cvt.s64.s32 	%rd21, %r85;
 	cvta.to.global.u64 	%rd22, %rd11;
 	add.s64 	%rd23, %rd22, %rd21;
 	ld.global.u8 	%rs1, [%rd23];
 	setp.eq.s32 	%p12, %r33, 3;
-	@%p12 bra 	$L__BB16_15;
+	@%p12 bra 	$L__BB14_15;
 
 	add.s32 	%r86, %r101, %r31;
 	cvt.s64.s32 	%rd24, %r86;
@@ -5299,23 +4986,23 @@ $L__BB16_8:
 	add.s64 	%rd26, %rd25, %rd24;
 	ld.global.u8 	%rs2, [%rd26];
 	setp.eq.s32 	%p13, %r33, 0;
-	@%p13 bra 	$L__BB16_14;
+	@%p13 bra 	$L__BB14_14;
 
 	setp.eq.s32 	%p14, %r33, 1;
-	@%p14 bra 	$L__BB16_13;
+	@%p14 bra 	$L__BB14_13;
 
 	setp.ne.s32 	%p15, %r33, 2;
-	@%p15 bra 	$L__BB16_15;
+	@%p15 bra 	$L__BB14_15;
 
 	setp.ne.s16 	%p16, %rs2, 0;
 	setp.ne.s16 	%p17, %rs1, 0;
 	xor.pred  	%p20, %p17, %p16;
-	bra.uni 	$L__BB16_16;
+	bra.uni 	$L__BB14_16;
 
-$L__BB16_15:
+$L__BB14_15:
 	setp.eq.s16 	%p20, %rs1, 0;
 
-$L__BB16_16:
+$L__BB14_16:
 	add.s32 	%r87, %r1, %r32;
 	cvt.s64.s32 	%rd27, %r87;
 	cvta.to.global.u64 	%rd28, %rd13;
@@ -5323,20 +5010,20 @@ $L__BB16_16:
 	selp.u16 	%rs10, 1, 0, %p20;
 	st.global.u8 	[%rd29], %rs10;
 
-$L__BB16_17:
+$L__BB14_17:
 	ret;
 
-$L__BB16_14:
+$L__BB14_14:
 	setp.ne.s16 	%p18, %rs2, 0;
 	setp.ne.s16 	%p19, %rs1, 0;
 	and.pred  	%p20, %p19, %p18;
-	bra.uni 	$L__BB16_16;
+	bra.uni 	$L__BB14_16;
 
-$L__BB16_13:
+$L__BB14_13:
 	or.b16  	%rs5, %rs2, %rs1;
 	and.b16  	%rs6, %rs5, 255;
 	setp.ne.s16 	%p20, %rs6, 0;
-	bra.uni 	$L__BB16_16;
+	bra.uni 	$L__BB14_16;
 
 }
 	// .globl	arg_reduce
@@ -5373,7 +5060,7 @@ $L__BB16_13:
 	mov.u32 	%r82, %tid.x;
 	mad.lo.s32 	%r1, %r81, %r80, %r82;
 	setp.ge.s32 	%p1, %r1, %r79;
-	@%p1 bra 	$L__BB17_31;
+	@%p1 bra 	$L__BB15_31;
 
 	cvt.s64.s32 	%rd2, %r73;
 	mul.lo.s32 	%r83, %r76, %r75;
@@ -5387,7 +5074,7 @@ $L__BB16_13:
 	add.s64 	%rd5, %rd43, %rd3;
 	setp.lt.s32 	%p2, %r75, 2;
 	mov.u64 	%rd101, 0;
-	@%p2 bra 	$L__BB17_30;
+	@%p2 bra 	$L__BB15_30;
 
 	shl.b64 	%rd44, %rd5, 2;
 	add.s64 	%rd45, %rd1, %rd44;
@@ -5396,17 +5083,17 @@ $L__BB16_13:
 	add.s32 	%r88, %r75, -1;
 	and.b32  	%r3, %r88, 3;
 	setp.eq.s32 	%p3, %r77, 0;
-	@%p3 bra 	$L__BB17_16;
+	@%p3 bra 	$L__BB15_16;
 
 	setp.ne.s32 	%p4, %r78, 0;
-	@%p4 bra 	$L__BB17_10;
-	bra.uni 	$L__BB17_4;
+	@%p4 bra 	$L__BB15_10;
+	bra.uni 	$L__BB15_4;
 
-$L__BB17_10:
+$L__BB15_10:
 	setp.lt.u32 	%p14, %r2, 3;
 	mov.u32 	%r174, 0;
 	mov.u32 	%r151, 1;
-	@%p14 bra 	$L__BB17_13;
+	@%p14 bra 	$L__BB15_13;
 
 	cvt.s64.s32 	%rd57, %r76;
 	add.s64 	%rd58, %rd4, %rd57;
@@ -5419,7 +5106,7 @@ $L__BB17_10:
 	mov.u32 	%r174, 0;
 	mov.u32 	%r151, 1;
 
-$L__BB17_12:
+$L__BB15_12:
 	ld.global.f32 	%f30, [%rd95];
 	setp.ge.f32 	%p15, %f30, %f55;
 	selp.f32 	%f31, %f30, %f55, %p15;
@@ -5446,11 +5133,11 @@ $L__BB17_12:
 	add.s32 	%r151, %r151, 4;
 	add.s32 	%r147, %r147, -4;
 	setp.ne.s32 	%p19, %r147, 1;
-	@%p19 bra 	$L__BB17_12;
+	@%p19 bra 	$L__BB15_12;
 
-$L__BB17_13:
+$L__BB15_13:
 	setp.eq.s32 	%p20, %r3, 0;
-	@%p20 bra 	$L__BB17_29;
+	@%p20 bra 	$L__BB15_29;
 
 	mul.lo.s32 	%r112, %r151, %r76;
 	cvt.s64.s32 	%rd65, %r112;
@@ -5459,7 +5146,7 @@ $L__BB17_13:
 	add.s64 	%rd96, %rd1, %rd67;
 	mul.wide.s32 	%rd19, %r76, 4;
 
-$L__BB17_15:
+$L__BB15_15:
 	.pragma "nounroll";
 	ld.global.f32 	%f37, [%rd96];
 	setp.ge.f32 	%p21, %f37, %f55;
@@ -5469,19 +5156,19 @@ $L__BB17_15:
 	add.s64 	%rd96, %rd96, %rd19;
 	add.s32 	%r3, %r3, -1;
 	setp.eq.s32 	%p22, %r3, 0;
-	@%p22 bra 	$L__BB17_29;
-	bra.uni 	$L__BB17_15;
+	@%p22 bra 	$L__BB15_29;
+	bra.uni 	$L__BB15_15;
 
-$L__BB17_16:
+$L__BB15_16:
 	setp.ne.s32 	%p23, %r78, 0;
-	@%p23 bra 	$L__BB17_23;
-	bra.uni 	$L__BB17_17;
+	@%p23 bra 	$L__BB15_23;
+	bra.uni 	$L__BB15_17;
 
-$L__BB17_23:
+$L__BB15_23:
 	setp.lt.u32 	%p33, %r2, 3;
 	mov.u32 	%r174, 0;
 	mov.u32 	%r169, 1;
-	@%p33 bra 	$L__BB17_26;
+	@%p33 bra 	$L__BB15_26;
 
 	cvt.s64.s32 	%rd79, %r76;
 	add.s64 	%rd80, %rd4, %rd79;
@@ -5494,7 +5181,7 @@ $L__BB17_23:
 	mov.u32 	%r174, 0;
 	mov.u32 	%r169, 1;
 
-$L__BB17_25:
+$L__BB15_25:
 	ld.global.f32 	%f46, [%rd99];
 	setp.le.f32 	%p34, %f46, %f55;
 	selp.f32 	%f47, %f46, %f55, %p34;
@@ -5521,11 +5208,11 @@ $L__BB17_25:
 	add.s32 	%r169, %r169, 4;
 	add.s32 	%r165, %r165, -4;
 	setp.ne.s32 	%p38, %r165, 1;
-	@%p38 bra 	$L__BB17_25;
+	@%p38 bra 	$L__BB15_25;
 
-$L__BB17_26:
+$L__BB15_26:
 	setp.eq.s32 	%p39, %r3, 0;
-	@%p39 bra 	$L__BB17_29;
+	@%p39 bra 	$L__BB15_29;
 
 	mul.lo.s32 	%r136, %r169, %r76;
 	cvt.s64.s32 	%rd87, %r136;
@@ -5534,7 +5221,7 @@ $L__BB17_26:
 	add.s64 	%rd100, %rd1, %rd89;
 	mul.wide.s32 	%rd35, %r76, 4;
 
-$L__BB17_28:
+$L__BB15_28:
 	.pragma "nounroll";
 	ld.global.f32 	%f53, [%rd100];
 	setp.le.f32 	%p40, %f53, %f55;
@@ -5544,14 +5231,14 @@ $L__BB17_28:
 	add.s64 	%rd100, %rd100, %rd35;
 	add.s32 	%r3, %r3, -1;
 	setp.ne.s32 	%p41, %r3, 0;
-	@%p41 bra 	$L__BB17_28;
-	bra.uni 	$L__BB17_29;
+	@%p41 bra 	$L__BB15_28;
+	bra.uni 	$L__BB15_29;
 
-$L__BB17_4:
+$L__BB15_4:
 	setp.lt.u32 	%p5, %r2, 3;
 	mov.u32 	%r174, 0;
 	mov.u32 	%r142, 1;
-	@%p5 bra 	$L__BB17_7;
+	@%p5 bra 	$L__BB15_7;
 
 	cvt.s64.s32 	%rd46, %r76;
 	add.s64 	%rd47, %rd4, %rd46;
@@ -5564,7 +5251,7 @@ $L__BB17_4:
 	mov.u32 	%r174, 0;
 	mov.u32 	%r142, 1;
 
-$L__BB17_6:
+$L__BB15_6:
 	ld.global.f32 	%f22, [%rd93];
 	setp.gt.f32 	%p6, %f22, %f55;
 	selp.f32 	%f23, %f22, %f55, %p6;
@@ -5591,11 +5278,11 @@ $L__BB17_6:
 	add.s32 	%r142, %r142, 4;
 	add.s32 	%r138, %r138, -4;
 	setp.ne.s32 	%p10, %r138, 1;
-	@%p10 bra 	$L__BB17_6;
+	@%p10 bra 	$L__BB15_6;
 
-$L__BB17_7:
+$L__BB15_7:
 	setp.eq.s32 	%p11, %r3, 0;
-	@%p11 bra 	$L__BB17_29;
+	@%p11 bra 	$L__BB15_29;
 
 	mul.lo.s32 	%r100, %r142, %r76;
 	cvt.s64.s32 	%rd54, %r100;
@@ -5604,7 +5291,7 @@ $L__BB17_7:
 	add.s64 	%rd94, %rd1, %rd56;
 	mul.wide.s32 	%rd11, %r76, 4;
 
-$L__BB17_9:
+$L__BB15_9:
 	.pragma "nounroll";
 	ld.global.f32 	%f29, [%rd94];
 	setp.gt.f32 	%p12, %f29, %f55;
@@ -5614,14 +5301,14 @@ $L__BB17_9:
 	add.s64 	%rd94, %rd94, %rd11;
 	add.s32 	%r3, %r3, -1;
 	setp.eq.s32 	%p13, %r3, 0;
-	@%p13 bra 	$L__BB17_29;
-	bra.uni 	$L__BB17_9;
+	@%p13 bra 	$L__BB15_29;
+	bra.uni 	$L__BB15_9;
 
-$L__BB17_17:
+$L__BB15_17:
 	setp.lt.u32 	%p24, %r2, 3;
 	mov.u32 	%r174, 0;
 	mov.u32 	%r160, 1;
-	@%p24 bra 	$L__BB17_20;
+	@%p24 bra 	$L__BB15_20;
 
 	cvt.s64.s32 	%rd68, %r76;
 	add.s64 	%rd69, %rd4, %rd68;
@@ -5634,7 +5321,7 @@ $L__BB17_17:
 	mov.u32 	%r174, 0;
 	mov.u32 	%r160, 1;
 
-$L__BB17_19:
+$L__BB15_19:
 	ld.global.f32 	%f38, [%rd97];
 	setp.lt.f32 	%p25, %f38, %f55;
 	selp.f32 	%f39, %f38, %f55, %p25;
@@ -5661,11 +5348,11 @@ $L__BB17_19:
 	add.s32 	%r160, %r160, 4;
 	add.s32 	%r156, %r156, -4;
 	setp.ne.s32 	%p29, %r156, 1;
-	@%p29 bra 	$L__BB17_19;
+	@%p29 bra 	$L__BB15_19;
 
-$L__BB17_20:
+$L__BB15_20:
 	setp.eq.s32 	%p30, %r3, 0;
-	@%p30 bra 	$L__BB17_29;
+	@%p30 bra 	$L__BB15_29;
 
 	mul.lo.s32 	%r124, %r160, %r76;
 	cvt.s64.s32 	%rd76, %r124;
@@ -5674,7 +5361,7 @@ $L__BB17_20:
 	add.s64 	%rd98, %rd1, %rd78;
 	mul.wide.s32 	%rd27, %r76, 4;
 
-$L__BB17_22:
+$L__BB15_22:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd98];
 	setp.lt.f32 	%p31, %f45, %f55;
@@ -5684,20 +5371,20 @@ $L__BB17_22:
 	add.s64 	%rd98, %rd98, %rd27;
 	add.s32 	%r3, %r3, -1;
 	setp.eq.s32 	%p32, %r3, 0;
-	@%p32 bra 	$L__BB17_29;
-	bra.uni 	$L__BB17_22;
+	@%p32 bra 	$L__BB15_29;
+	bra.uni 	$L__BB15_22;
 
-$L__BB17_29:
+$L__BB15_29:
 	cvt.s64.s32 	%rd101, %r174;
 
-$L__BB17_30:
+$L__BB15_30:
 	add.s32 	%r137, %r1, %r74;
 	cvta.to.global.u64 	%rd90, %rd40;
 	mul.wide.s32 	%rd91, %r137, 8;
 	add.s64 	%rd92, %rd90, %rd91;
 	st.global.u64 	[%rd92], %rd101;
 
-$L__BB17_31:
+$L__BB15_31:
 	ret;
 
 }
@@ -5729,13 +5416,13 @@ $L__BB17_31:
 	mov.u32 	%r30, %tid.x;
 	mad.lo.s32 	%r1, %r29, %r28, %r30;
 	setp.ge.s32 	%p1, %r1, %r27;
-	@%p1 bra 	$L__BB18_9;
+	@%p1 bra 	$L__BB16_9;
 
 	ld.global.u32 	%r84, [%rd1];
 	cvt.s64.s32 	%rd2, %r84;
 	setp.lt.s32 	%p2, %r84, 1;
 	mov.u32 	%r90, 0;
-	@%p2 bra 	$L__BB18_8;
+	@%p2 bra 	$L__BB16_8;
 
 	not.b32 	%r34, %r84;
 	max.s32 	%r35, %r34, -2;
@@ -5746,7 +5433,7 @@ $L__BB17_31:
 	setp.lt.u32 	%p3, %r37, 3;
 	mov.u32 	%r90, 0;
 	mov.u32 	%r86, %r1;
-	@%p3 bra 	$L__BB18_5;
+	@%p3 bra 	$L__BB16_5;
 
 	sub.s32 	%r79, %r3, %r89;
 	shl.b32 	%r39, %r84, 1;
@@ -5758,7 +5445,7 @@ $L__BB17_31:
 	mov.u64 	%rd27, %rd1;
 	mov.u32 	%r86, %r1;
 
-$L__BB18_4:
+$L__BB16_4:
 	add.s64 	%rd15, %rd27, %rd5;
 	ld.global.u32 	%r41, [%rd15];
 	div.s32 	%r42, %r86, %r41;
@@ -5798,17 +5485,17 @@ $L__BB18_4:
 	add.s64 	%rd27, %rd27, -16;
 	add.s32 	%r79, %r79, -4;
 	setp.ne.s32 	%p4, %r79, -2;
-	@%p4 bra 	$L__BB18_4;
+	@%p4 bra 	$L__BB16_4;
 
-$L__BB18_5:
+$L__BB16_5:
 	setp.eq.s32 	%p5, %r89, 0;
-	@%p5 bra 	$L__BB18_8;
+	@%p5 bra 	$L__BB16_8;
 
 	mul.wide.s32 	%rd18, %r84, 4;
 	add.s64 	%rd28, %rd1, %rd18;
 	shl.b64 	%rd9, %rd2, 2;
 
-$L__BB18_7:
+$L__BB16_7:
 	.pragma "nounroll";
 	ld.global.u32 	%r71, [%rd28];
 	div.s32 	%r22, %r86, %r71;
@@ -5824,9 +5511,9 @@ $L__BB18_7:
 	add.s32 	%r89, %r89, -1;
 	setp.ne.s32 	%p6, %r89, 0;
 	mov.u32 	%r86, %r22;
-	@%p6 bra 	$L__BB18_7;
+	@%p6 bra 	$L__BB16_7;
 
-$L__BB18_8:
+$L__BB16_8:
 	add.s32 	%r77, %r90, %r25;
 	cvta.to.global.u64 	%rd21, %rd12;
 	mul.wide.s32 	%rd22, %r77, 4;
@@ -5838,7 +5525,7 @@ $L__BB18_8:
 	add.s64 	%rd26, %rd24, %rd25;
 	st.global.f32 	[%rd26], %f1;
 
-$L__BB18_9:
+$L__BB16_9:
 	ret;
 
 }
@@ -5874,13 +5561,13 @@ $L__BB18_9:
 	mov.u32 	%r40, %tid.x;
 	mad.lo.s32 	%r1, %r39, %r38, %r40;
 	setp.ge.s32 	%p1, %r1, %r37;
-	@%p1 bra 	$L__BB19_15;
+	@%p1 bra 	$L__BB17_15;
 
 	ld.global.u32 	%r101, [%rd3];
 	cvt.s64.s32 	%rd4, %r101;
 	setp.lt.s32 	%p2, %r101, 1;
 	mov.u32 	%r107, 0;
-	@%p2 bra 	$L__BB19_8;
+	@%p2 bra 	$L__BB17_8;
 
 	not.b32 	%r44, %r101;
 	max.s32 	%r45, %r44, -2;
@@ -5891,7 +5578,7 @@ $L__BB18_9:
 	setp.lt.u32 	%p3, %r47, 3;
 	mov.u32 	%r107, 0;
 	mov.u32 	%r103, %r1;
-	@%p3 bra 	$L__BB19_5;
+	@%p3 bra 	$L__BB17_5;
 
 	sub.s32 	%r96, %r3, %r106;
 	shl.b32 	%r49, %r101, 1;
@@ -5903,7 +5590,7 @@ $L__BB18_9:
 	mov.u64 	%rd39, %rd3;
 	mov.u32 	%r103, %r1;
 
-$L__BB19_4:
+$L__BB17_4:
 	add.s64 	%rd29, %rd39, %rd7;
 	ld.global.u32 	%r51, [%rd29];
 	div.s32 	%r52, %r103, %r51;
@@ -5943,17 +5630,17 @@ $L__BB19_4:
 	add.s64 	%rd39, %rd39, -16;
 	add.s32 	%r96, %r96, -4;
 	setp.ne.s32 	%p4, %r96, -2;
-	@%p4 bra 	$L__BB19_4;
+	@%p4 bra 	$L__BB17_4;
 
-$L__BB19_5:
+$L__BB17_5:
 	setp.eq.s32 	%p5, %r106, 0;
-	@%p5 bra 	$L__BB19_8;
+	@%p5 bra 	$L__BB17_8;
 
 	mul.wide.s32 	%rd32, %r101, 4;
 	add.s64 	%rd40, %rd3, %rd32;
 	shl.b64 	%rd11, %rd4, 2;
 
-$L__BB19_7:
+$L__BB17_7:
 	.pragma "nounroll";
 	ld.global.u32 	%r81, [%rd40];
 	div.s32 	%r22, %r103, %r81;
@@ -5969,17 +5656,17 @@ $L__BB19_7:
 	add.s32 	%r106, %r106, -1;
 	setp.ne.s32 	%p6, %r106, 0;
 	mov.u32 	%r103, %r22;
-	@%p6 bra 	$L__BB19_7;
+	@%p6 bra 	$L__BB17_7;
 
-$L__BB19_8:
+$L__BB17_8:
 	setp.lt.s32 	%p7, %r36, 1;
-	@%p7 bra 	$L__BB19_15;
+	@%p7 bra 	$L__BB17_15;
 
 	add.s32 	%r88, %r36, -1;
 	and.b32  	%r111, %r36, 3;
 	setp.lt.u32 	%p8, %r88, 3;
 	mov.u32 	%r110, 0;
-	@%p8 bra 	$L__BB19_12;
+	@%p8 bra 	$L__BB17_12;
 
 	sub.s32 	%r109, %r36, %r111;
 	mad.lo.s32 	%r90, %r36, %r1, %r35;
@@ -5990,7 +5677,7 @@ $L__BB19_8:
 	mov.u32 	%r110, 0;
 	mov.u64 	%rd42, %rd1;
 
-$L__BB19_11:
+$L__BB17_11:
 	ld.global.u8 	%rs1, [%rd41];
 	add.s64 	%rd36, %rd42, %rd15;
 	st.global.u8 	[%rd36], %rs1;
@@ -6005,11 +5692,11 @@ $L__BB19_11:
 	add.s64 	%rd41, %rd41, 4;
 	add.s32 	%r109, %r109, -4;
 	setp.ne.s32 	%p9, %r109, 0;
-	@%p9 bra 	$L__BB19_11;
+	@%p9 bra 	$L__BB17_11;
 
-$L__BB19_12:
+$L__BB17_12:
 	setp.eq.s32 	%p10, %r111, 0;
-	@%p10 bra 	$L__BB19_15;
+	@%p10 bra 	$L__BB17_15;
 
 	add.s32 	%r92, %r110, %r35;
 	mad.lo.s32 	%r93, %r36, %r1, %r92;
@@ -6020,7 +5707,7 @@ $L__BB19_12:
 	cvt.s64.s32 	%rd38, %r95;
 	add.s64 	%rd43, %rd2, %rd38;
 
-$L__BB19_14:
+$L__BB17_14:
 	.pragma "nounroll";
 	ld.global.u8 	%rs5, [%rd43];
 	st.global.u8 	[%rd44], %rs5;
@@ -6028,9 +5715,9 @@ $L__BB19_14:
 	add.s64 	%rd43, %rd43, 1;
 	add.s32 	%r111, %r111, -1;
 	setp.ne.s32 	%p11, %r111, 0;
-	@%p11 bra 	$L__BB19_14;
+	@%p11 bra 	$L__BB17_14;
 
-$L__BB19_15:
+$L__BB17_15:
 	ret;
 
 }
@@ -6064,7 +5751,7 @@ $L__BB19_15:
 	mov.u32 	%r44, %tid.x;
 	mad.lo.s32 	%r89, %r43, %r42, %r44;
 	setp.ge.s32 	%p1, %r89, %r41;
-	@%p1 bra 	$L__BB20_19;
+	@%p1 bra 	$L__BB18_19;
 
 	ld.global.u32 	%r91, [%rd1];
 	add.s64 	%rd2, %rd1, 4;
@@ -6075,16 +5762,16 @@ $L__BB19_15:
 	cvta.to.global.u64 	%rd31, %rd29;
 	mul.wide.s32 	%rd32, %r46, 4;
 	add.s64 	%rd3, %rd31, %rd32;
-	@%p2 bra 	$L__BB20_18;
+	@%p2 bra 	$L__BB18_18;
 
 	add.s32 	%r4, %r91, 2;
 	shl.b32 	%r5, %r91, 1;
 	add.s32 	%r6, %r4, %r5;
 	setp.eq.s32 	%p3, %r3, 0;
-	@%p3 bra 	$L__BB20_8;
+	@%p3 bra 	$L__BB18_8;
 
 	setp.ne.s32 	%p4, %r3, 1;
-	@%p4 bra 	$L__BB20_12;
+	@%p4 bra 	$L__BB18_12;
 
 	mul.wide.s32 	%rd33, %r91, 4;
 	add.s64 	%rd34, %rd1, %rd33;
@@ -6102,7 +5789,7 @@ $L__BB19_15:
 	add.s64 	%rd54, %rd1, %rd37;
 	mov.u32 	%r98, 0;
 
-$L__BB20_5:
+$L__BB18_5:
 	ld.global.u32 	%r52, [%rd57];
 	div.s32 	%r12, %r89, %r52;
 	mul.lo.s32 	%r53, %r12, %r52;
@@ -6113,7 +5800,7 @@ $L__BB20_5:
 	ld.global.u32 	%r13, [%rd54];
 	setp.lt.s32 	%p6, %r90, %r13;
 	and.pred  	%p7, %p5, %p6;
-	@%p7 bra 	$L__BB20_7;
+	@%p7 bra 	$L__BB18_7;
 
 	shl.b32 	%r56, %r13, 1;
 	add.s32 	%r57, %r56, -2;
@@ -6124,7 +5811,7 @@ $L__BB20_5:
 	sub.s32 	%r61, %r57, %r60;
 	selp.b32 	%r90, %r60, %r61, %p8;
 
-$L__BB20_7:
+$L__BB18_7:
 	ld.global.u32 	%r62, [%rd56];
 	mad.lo.s32 	%r98, %r62, %r90, %r98;
 	add.s64 	%rd57, %rd57, -4;
@@ -6134,14 +5821,14 @@ $L__BB20_7:
 	add.s32 	%r87, %r87, -1;
 	setp.gt.s32 	%p9, %r87, 1;
 	mov.u32 	%r89, %r12;
-	@%p9 bra 	$L__BB20_5;
-	bra.uni 	$L__BB20_18;
+	@%p9 bra 	$L__BB18_5;
+	bra.uni 	$L__BB18_18;
 
-$L__BB20_8:
+$L__BB18_8:
 	sub.s32 	%r18, %r6, %r91;
 	mov.u32 	%r98, 0;
 
-$L__BB20_9:
+$L__BB18_9:
 	mul.wide.s32 	%rd38, %r91, 4;
 	add.s64 	%rd39, %rd2, %rd38;
 	add.s32 	%r22, %r91, -1;
@@ -6161,7 +5848,7 @@ $L__BB20_9:
 	ld.global.u32 	%r70, [%rd41];
 	setp.ge.s32 	%p11, %r23, %r70;
 	or.pred  	%p12, %p10, %p11;
-	@%p12 bra 	$L__BB20_11;
+	@%p12 bra 	$L__BB18_11;
 
 	add.s32 	%r71, %r18, %r22;
 	mul.wide.s32 	%rd44, %r71, 4;
@@ -6171,10 +5858,10 @@ $L__BB20_9:
 	setp.gt.s32 	%p13, %r91, 1;
 	mov.u32 	%r91, %r22;
 	mov.u32 	%r89, %r24;
-	@%p13 bra 	$L__BB20_9;
-	bra.uni 	$L__BB20_18;
+	@%p13 bra 	$L__BB18_9;
+	bra.uni 	$L__BB18_18;
 
-$L__BB20_12:
+$L__BB18_12:
 	mul.wide.s32 	%rd46, %r91, 4;
 	add.s64 	%rd47, %rd1, %rd46;
 	add.s64 	%rd61, %rd47, 4;
@@ -6191,7 +5878,7 @@ $L__BB20_12:
 	add.s64 	%rd58, %rd1, %rd50;
 	mov.u32 	%r98, 0;
 
-$L__BB20_13:
+$L__BB18_13:
 	mov.u32 	%r29, %r89;
 	ld.global.u32 	%r78, [%rd61];
 	div.s32 	%r89, %r29, %r78;
@@ -6203,24 +5890,24 @@ $L__BB20_13:
 	ld.global.u32 	%r32, [%rd60];
 	setp.lt.s32 	%p15, %r97, %r32;
 	and.pred  	%p16, %p14, %p15;
-	@%p16 bra 	$L__BB20_17;
+	@%p16 bra 	$L__BB18_17;
 
 	setp.eq.s32 	%p17, %r3, 2;
-	@%p17 bra 	$L__BB20_16;
-	bra.uni 	$L__BB20_15;
+	@%p17 bra 	$L__BB18_16;
+	bra.uni 	$L__BB18_15;
 
-$L__BB20_16:
+$L__BB18_16:
 	setp.lt.s32 	%p18, %r97, 0;
 	add.s32 	%r84, %r32, -1;
 	selp.b32 	%r97, 0, %r84, %p18;
-	bra.uni 	$L__BB20_17;
+	bra.uni 	$L__BB18_17;
 
-$L__BB20_15:
+$L__BB18_15:
 	rem.s32 	%r82, %r97, %r32;
 	add.s32 	%r83, %r82, %r32;
 	rem.s32 	%r97, %r83, %r32;
 
-$L__BB20_17:
+$L__BB18_17:
 	ld.global.u32 	%r85, [%rd58];
 	mad.lo.s32 	%r98, %r85, %r97, %r98;
 	add.s64 	%rd61, %rd61, -4;
@@ -6229,9 +5916,9 @@ $L__BB20_17:
 	add.s64 	%rd58, %rd58, -4;
 	add.s32 	%r94, %r94, -1;
 	setp.gt.s32 	%p19, %r94, 1;
-	@%p19 bra 	$L__BB20_13;
+	@%p19 bra 	$L__BB18_13;
 
-$L__BB20_18:
+$L__BB18_18:
 	add.s32 	%r86, %r98, %r39;
 	cvta.to.global.u64 	%rd51, %rd28;
 	mul.wide.s32 	%rd52, %r86, 4;
@@ -6239,12 +5926,12 @@ $L__BB20_18:
 	ld.global.f32 	%f2, [%rd53];
 	st.global.f32 	[%rd3], %f2;
 
-$L__BB20_19:
+$L__BB18_19:
 	ret;
 
-$L__BB20_11:
+$L__BB18_11:
 	st.global.f32 	[%rd3], %f1;
-	bra.uni 	$L__BB20_19;
+	bra.uni 	$L__BB18_19;
 
 }
 	// .globl	resize
@@ -6257,7 +5944,7 @@ $L__BB20_11:
 	.param .u64 resize_param_5
 )
 {
-	.local .align 16 .b8 	__local_depot21[32];
+	.local .align 16 .b8 	__local_depot19[32];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
 	.reg .pred 	%p<21>;
@@ -6266,7 +5953,7 @@ $L__BB20_11:
 	.reg .b64 	%rd<54>;
 
 
-	mov.u64 	%SPL, __local_depot21;
+	mov.u64 	%SPL, __local_depot19;
 	ld.param.u64 	%rd20, [resize_param_0];
 	ld.param.u32 	%r36, [resize_param_1];
 	ld.param.u64 	%rd18, [resize_param_2];
@@ -6281,7 +5968,7 @@ $L__BB20_11:
 	mov.u32 	%r41, %tid.x;
 	mad.lo.s32 	%r108, %r40, %r39, %r41;
 	setp.ge.s32 	%p1, %r108, %r38;
-	@%p1 bra 	$L__BB21_27;
+	@%p1 bra 	$L__BB19_27;
 
 	ld.global.u32 	%r2, [%rd2];
 	setp.lt.s32 	%p2, %r2, 1;
@@ -6289,7 +5976,7 @@ $L__BB20_11:
 	cvta.to.global.u64 	%rd22, %rd18;
 	mul.wide.s32 	%rd23, %r42, 4;
 	add.s64 	%rd4, %rd22, %rd23;
-	@%p2 bra 	$L__BB21_12;
+	@%p2 bra 	$L__BB19_12;
 
 	not.b32 	%r43, %r2;
 	max.s32 	%r44, %r43, -2;
@@ -6298,7 +5985,7 @@ $L__BB20_11:
 	and.b32  	%r104, %r45, 3;
 	setp.eq.s32 	%p3, %r104, 0;
 	mov.u32 	%r105, %r2;
-	@%p3 bra 	$L__BB21_5;
+	@%p3 bra 	$L__BB19_5;
 
 	add.s32 	%r46, %r2, 1;
 	mul.wide.s32 	%rd24, %r46, 4;
@@ -6309,7 +5996,7 @@ $L__BB20_11:
 	mov.u32 	%r105, %r2;
 	mov.u32 	%r103, %r108;
 
-$L__BB21_4:
+$L__BB19_4:
 	.pragma "nounroll";
 	add.s32 	%r105, %r105, -1;
 	ld.global.u32 	%r48, [%rd51];
@@ -6322,12 +6009,12 @@ $L__BB21_4:
 	add.s32 	%r104, %r104, -1;
 	setp.ne.s32 	%p4, %r104, 0;
 	mov.u32 	%r103, %r108;
-	@%p4 bra 	$L__BB21_4;
+	@%p4 bra 	$L__BB19_4;
 
-$L__BB21_5:
+$L__BB19_5:
 	add.s32 	%r51, %r3, 1;
 	setp.lt.u32 	%p5, %r51, 3;
-	@%p5 bra 	$L__BB21_8;
+	@%p5 bra 	$L__BB19_8;
 
 	add.s32 	%r107, %r105, 4;
 	add.s32 	%r52, %r105, -1;
@@ -6337,7 +6024,7 @@ $L__BB21_5:
 	mul.wide.s32 	%rd27, %r53, 4;
 	add.s64 	%rd52, %rd2, %rd27;
 
-$L__BB21_7:
+$L__BB19_7:
 	ld.global.u32 	%r54, [%rd52];
 	div.s32 	%r55, %r108, %r54;
 	mul.lo.s32 	%r56, %r55, %r54;
@@ -6362,14 +6049,14 @@ $L__BB21_7:
 	add.s64 	%rd52, %rd52, -16;
 	add.s32 	%r107, %r107, -4;
 	setp.gt.s32 	%p6, %r107, 4;
-	@%p6 bra 	$L__BB21_7;
+	@%p6 bra 	$L__BB19_7;
 
-$L__BB21_8:
+$L__BB19_8:
 	shl.b32 	%r70, %r2, 1;
 	add.s32 	%r18, %r70, 2;
 	mov.u32 	%r109, 0;
 
-$L__BB21_9:
+$L__BB19_9:
 	add.s32 	%r71, %r18, %r109;
 	mul.wide.s32 	%rd28, %r71, 4;
 	add.s64 	%rd29, %rd2, %rd28;
@@ -6387,38 +6074,38 @@ $L__BB21_9:
 	ld.global.u32 	%r78, [%rd34];
 	setp.eq.s32 	%p7, %r78, 0;
 	add.s32 	%r109, %r109, 1;
-	@%p7 bra 	$L__BB21_11;
-	bra.uni 	$L__BB21_10;
+	@%p7 bra 	$L__BB19_11;
+	bra.uni 	$L__BB19_10;
 
-$L__BB21_11:
+$L__BB19_11:
 	setp.lt.s32 	%p8, %r109, %r2;
-	@%p8 bra 	$L__BB21_9;
+	@%p8 bra 	$L__BB19_9;
 
-$L__BB21_12:
+$L__BB19_12:
 	mov.u32 	%r79, 1;
 	shl.b32 	%r21, %r79, %r2;
 	setp.eq.s32 	%p9, %r2, 31;
 	mov.f32 	%f37, 0f00000000;
-	@%p9 bra 	$L__BB21_26;
+	@%p9 bra 	$L__BB19_26;
 
 	setp.gt.s32 	%p10, %r2, 0;
-	@%p10 bra 	$L__BB21_20;
-	bra.uni 	$L__BB21_14;
+	@%p10 bra 	$L__BB19_20;
+	bra.uni 	$L__BB19_14;
 
-$L__BB21_20:
+$L__BB19_20:
 	shl.b32 	%r82, %r2, 1;
 	add.s32 	%r29, %r82, 2;
 	mov.f32 	%f37, 0f00000000;
 	mov.u32 	%r81, 0;
 	mov.u32 	%r112, %r81;
 
-$L__BB21_21:
+$L__BB19_21:
 	mov.f32 	%f24, 0f3F800000;
 	mov.u32 	%r113, %r81;
 	mov.u32 	%r114, %r81;
 	mov.f32 	%f35, %f24;
 
-$L__BB21_22:
+$L__BB19_22:
 	add.s32 	%r85, %r29, %r113;
 	mul.wide.s32 	%rd37, %r85, 4;
 	add.s64 	%rd38, %rd2, %rd37;
@@ -6456,10 +6143,10 @@ $L__BB21_22:
 	add.s32 	%r113, %r113, 1;
 	setp.lt.s32 	%p17, %r113, %r2;
 	and.pred  	%p18, %p16, %p17;
-	@%p18 bra 	$L__BB21_22;
+	@%p18 bra 	$L__BB19_22;
 
 	setp.eq.f32 	%p19, %f35, 0f00000000;
-	@%p19 bra 	$L__BB21_25;
+	@%p19 bra 	$L__BB19_25;
 
 	add.s32 	%r101, %r114, %r36;
 	mul.wide.s32 	%rd48, %r101, 4;
@@ -6467,18 +6154,18 @@ $L__BB21_22:
 	ld.global.f32 	%f29, [%rd49];
 	fma.rn.f32 	%f37, %f35, %f29, %f37;
 
-$L__BB21_25:
+$L__BB19_25:
 	add.s32 	%r112, %r112, 1;
 	setp.lt.s32 	%p20, %r112, %r21;
-	@%p20 bra 	$L__BB21_21;
-	bra.uni 	$L__BB21_26;
+	@%p20 bra 	$L__BB19_21;
+	bra.uni 	$L__BB19_26;
 
-$L__BB21_10:
+$L__BB19_10:
 	ld.global.f32 	%f15, [%rd2+4];
 	st.global.f32 	[%rd4], %f15;
-	bra.uni 	$L__BB21_27;
+	bra.uni 	$L__BB19_27;
 
-$L__BB21_14:
+$L__BB19_14:
 	max.s32 	%r22, %r21, 1;
 	add.s32 	%r80, %r22, -1;
 	and.b32  	%r111, %r22, 3;
@@ -6486,39 +6173,39 @@ $L__BB21_14:
 	mul.wide.s32 	%rd35, %r36, 4;
 	add.s64 	%rd17, %rd1, %rd35;
 	mov.f32 	%f37, 0f00000000;
-	@%p11 bra 	$L__BB21_17;
+	@%p11 bra 	$L__BB19_17;
 
 	sub.s32 	%r110, %r22, %r111;
 	ld.global.f32 	%f1, [%rd17];
 	mov.f32 	%f37, 0f00000000;
 
-$L__BB21_16:
+$L__BB19_16:
 	add.f32 	%f20, %f37, %f1;
 	add.f32 	%f21, %f20, %f1;
 	add.f32 	%f22, %f21, %f1;
 	add.f32 	%f37, %f22, %f1;
 	add.s32 	%r110, %r110, -4;
 	setp.ne.s32 	%p12, %r110, 0;
-	@%p12 bra 	$L__BB21_16;
+	@%p12 bra 	$L__BB19_16;
 
-$L__BB21_17:
+$L__BB19_17:
 	setp.eq.s32 	%p13, %r111, 0;
-	@%p13 bra 	$L__BB21_26;
+	@%p13 bra 	$L__BB19_26;
 
 	ld.global.f32 	%f6, [%rd17];
 
-$L__BB21_19:
+$L__BB19_19:
 	.pragma "nounroll";
 	add.f32 	%f37, %f37, %f6;
 	add.s32 	%r111, %r111, -1;
 	setp.eq.s32 	%p14, %r111, 0;
-	@%p14 bra 	$L__BB21_26;
-	bra.uni 	$L__BB21_19;
+	@%p14 bra 	$L__BB19_26;
+	bra.uni 	$L__BB19_19;
 
-$L__BB21_26:
+$L__BB19_26:
 	st.global.f32 	[%rd4], %f37;
 
-$L__BB21_27:
+$L__BB19_27:
 	ret;
 
 }
@@ -6559,7 +6246,7 @@ $L__BB21_27:
 	mov.u32 	%r87, %tid.x;
 	mad.lo.s32 	%r1, %r86, %r85, %r87;
 	setp.ge.s32 	%p2, %r1, %r84;
-	@%p2 bra 	$L__BB22_53;
+	@%p2 bra 	$L__BB20_53;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
@@ -6598,7 +6285,7 @@ $L__BB21_27:
 	div.s32 	%r24, %r97, %r98;
 	setp.eq.s32 	%p3, %r82, 0;
 	mov.f32 	%f55, 0f00000000;
-	@%p3 bra 	$L__BB22_3;
+	@%p3 bra 	$L__BB20_3;
 
 	add.s32 	%r99, %r21, %r81;
 	cvta.to.global.u64 	%rd20, %rd14;
@@ -6606,9 +6293,9 @@ $L__BB21_27:
 	add.s64 	%rd22, %rd20, %rd21;
 	ld.global.f32 	%f55, [%rd22];
 
-$L__BB22_3:
+$L__BB20_3:
 	setp.lt.s32 	%p4, %r23, 1;
-	@%p4 bra 	$L__BB22_52;
+	@%p4 bra 	$L__BB20_52;
 
 	cvt.s64.s32 	%rd3, %r79;
 	div.s32 	%r101, %r21, %r24;
@@ -6636,12 +6323,12 @@ $L__BB22_3:
 	sub.s32 	%r39, %r21, %r107;
 	mov.u32 	%r147, 0;
 
-$L__BB22_5:
+$L__BB20_5:
 	add.s32 	%r108, %r26, %r147;
 	mul.lo.s32 	%r109, %r27, %r108;
 	cvt.s64.s32 	%rd24, %r109;
 	add.s64 	%rd6, %rd24, %rd3;
-	@%p1 bra 	$L__BB22_51;
+	@%p1 bra 	$L__BB20_51;
 
 	add.s32 	%r111, %r147, %r25;
 	mad.lo.s32 	%r112, %r111, %r24, %r39;
@@ -6652,39 +6339,39 @@ $L__BB22_5:
 	add.s64 	%rd8, %rd25, %rd4;
 	mov.u32 	%r148, 0;
 
-$L__BB22_7:
+$L__BB20_7:
 	mul.lo.s32 	%r114, %r148, %r12;
 	sub.s32 	%r42, %r29, %r114;
 	setp.lt.s32 	%p7, %r42, 0;
-	@%p7 bra 	$L__BB22_50;
+	@%p7 bra 	$L__BB20_50;
 
 	rem.s32 	%r115, %r42, %r9;
 	setp.ne.s32 	%p8, %r115, 0;
-	@%p8 bra 	$L__BB22_50;
+	@%p8 bra 	$L__BB20_50;
 
 	div.s32 	%r43, %r42, %r9;
 	setp.ge.s32 	%p9, %r43, %r3;
-	@%p9 bra 	$L__BB22_50;
+	@%p9 bra 	$L__BB20_50;
 
 	setp.lt.s32 	%p10, %r8, 1;
-	@%p10 bra 	$L__BB22_50;
+	@%p10 bra 	$L__BB20_50;
 
 	mul.lo.s32 	%r45, %r43, %r4;
 	mov.u32 	%r149, 0;
 
-$L__BB22_12:
+$L__BB20_12:
 	mul.lo.s32 	%r117, %r149, %r13;
 	sub.s32 	%r47, %r30, %r117;
 	setp.lt.s32 	%p11, %r47, 0;
-	@%p11 bra 	$L__BB22_49;
+	@%p11 bra 	$L__BB20_49;
 
 	rem.s32 	%r118, %r47, %r10;
 	setp.ne.s32 	%p12, %r118, 0;
-	@%p12 bra 	$L__BB22_49;
+	@%p12 bra 	$L__BB20_49;
 
 	div.s32 	%r48, %r47, %r10;
 	setp.ge.s32 	%p13, %r48, %r4;
-	@%p13 bra 	$L__BB22_49;
+	@%p13 bra 	$L__BB20_49;
 
 	mul.lo.s32 	%r143, %r148, %r7;
 	add.s32 	%r142, %r8, -1;
@@ -6694,7 +6381,7 @@ $L__BB22_12:
 	add.s32 	%r121, %r149, %r143;
 	mul.lo.s32 	%r50, %r121, %r8;
 	mov.u32 	%r156, 0;
-	@%p14 bra 	$L__BB22_34;
+	@%p14 bra 	$L__BB20_34;
 
 	sub.s32 	%r154, %r32, %r14;
 	shl.b32 	%r145, %r14, 1;
@@ -6706,18 +6393,18 @@ $L__BB22_12:
 	mov.u32 	%r152, %r36;
 	mov.u64 	%rd62, %rd7;
 
-$L__BB22_17:
+$L__BB20_17:
 	add.s64 	%rd11, %rd62, %rd9;
 	setp.lt.s32 	%p15, %r151, 0;
-	@%p15 bra 	$L__BB22_21;
+	@%p15 bra 	$L__BB20_21;
 
 	rem.s32 	%r123, %r151, %r11;
 	setp.ne.s32 	%p16, %r123, 0;
-	@%p16 bra 	$L__BB22_21;
+	@%p16 bra 	$L__BB20_21;
 
 	div.s32 	%r57, %r151, %r11;
 	setp.ge.s32 	%p17, %r57, %r5;
-	@%p17 bra 	$L__BB22_21;
+	@%p17 bra 	$L__BB20_21;
 
 	add.s32 	%r124, %r57, %r49;
 	cvt.s64.s32 	%rd27, %r124;
@@ -6728,17 +6415,17 @@ $L__BB22_17:
 	ld.global.f32 	%f29, [%rd30];
 	fma.rn.f32 	%f55, %f29, %f28, %f55;
 
-$L__BB22_21:
+$L__BB20_21:
 	setp.lt.s32 	%p18, %r154, 0;
-	@%p18 bra 	$L__BB22_25;
+	@%p18 bra 	$L__BB20_25;
 
 	rem.s32 	%r125, %r154, %r11;
 	setp.ne.s32 	%p19, %r125, 0;
-	@%p19 bra 	$L__BB22_25;
+	@%p19 bra 	$L__BB20_25;
 
 	div.s32 	%r58, %r154, %r11;
 	setp.ge.s32 	%p20, %r58, %r5;
-	@%p20 bra 	$L__BB22_25;
+	@%p20 bra 	$L__BB20_25;
 
 	add.s32 	%r126, %r58, %r49;
 	cvt.s64.s32 	%rd31, %r126;
@@ -6749,17 +6436,17 @@ $L__BB22_21:
 	ld.global.f32 	%f31, [%rd34];
 	fma.rn.f32 	%f55, %f31, %f30, %f55;
 
-$L__BB22_25:
+$L__BB20_25:
 	setp.lt.s32 	%p21, %r153, 0;
-	@%p21 bra 	$L__BB22_29;
+	@%p21 bra 	$L__BB20_29;
 
 	rem.s32 	%r127, %r153, %r11;
 	setp.ne.s32 	%p22, %r127, 0;
-	@%p22 bra 	$L__BB22_29;
+	@%p22 bra 	$L__BB20_29;
 
 	div.s32 	%r59, %r153, %r11;
 	setp.ge.s32 	%p23, %r59, %r5;
-	@%p23 bra 	$L__BB22_29;
+	@%p23 bra 	$L__BB20_29;
 
 	add.s32 	%r128, %r59, %r49;
 	cvt.s64.s32 	%rd35, %r128;
@@ -6770,17 +6457,17 @@ $L__BB22_25:
 	ld.global.f32 	%f33, [%rd38];
 	fma.rn.f32 	%f55, %f33, %f32, %f55;
 
-$L__BB22_29:
+$L__BB20_29:
 	setp.lt.s32 	%p24, %r152, 0;
-	@%p24 bra 	$L__BB22_33;
+	@%p24 bra 	$L__BB20_33;
 
 	rem.s32 	%r129, %r152, %r11;
 	setp.ne.s32 	%p25, %r129, 0;
-	@%p25 bra 	$L__BB22_33;
+	@%p25 bra 	$L__BB20_33;
 
 	div.s32 	%r60, %r152, %r11;
 	setp.ge.s32 	%p26, %r60, %r5;
-	@%p26 bra 	$L__BB22_33;
+	@%p26 bra 	$L__BB20_33;
 
 	add.s32 	%r130, %r60, %r49;
 	cvt.s64.s32 	%rd39, %r130;
@@ -6791,7 +6478,7 @@ $L__BB22_29:
 	ld.global.f32 	%f35, [%rd42];
 	fma.rn.f32 	%f55, %f35, %f34, %f55;
 
-$L__BB22_33:
+$L__BB20_33:
 	shl.b32 	%r140, %r14, 2;
 	add.s32 	%r156, %r156, 4;
 	add.s64 	%rd62, %rd62, 16;
@@ -6801,11 +6488,11 @@ $L__BB22_33:
 	sub.s32 	%r151, %r151, %r140;
 	add.s32 	%r150, %r150, 4;
 	setp.ne.s32 	%p27, %r150, 0;
-	@%p27 bra 	$L__BB22_17;
+	@%p27 bra 	$L__BB20_17;
 
-$L__BB22_34:
+$L__BB20_34:
 	setp.eq.s32 	%p28, %r37, 0;
-	@%p28 bra 	$L__BB22_49;
+	@%p28 bra 	$L__BB20_49;
 
 	mul.lo.s32 	%r68, %r156, %r14;
 	sub.s32 	%r69, %r32, %r68;
@@ -6815,15 +6502,15 @@ $L__BB22_34:
 	add.s64 	%rd44, %rd8, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p29 bra 	$L__BB22_39;
+	@%p29 bra 	$L__BB20_39;
 
 	rem.s32 	%r132, %r69, %r11;
 	setp.ne.s32 	%p30, %r132, 0;
-	@%p30 bra 	$L__BB22_39;
+	@%p30 bra 	$L__BB20_39;
 
 	div.s32 	%r70, %r69, %r11;
 	setp.ge.s32 	%p31, %r70, %r5;
-	@%p31 bra 	$L__BB22_39;
+	@%p31 bra 	$L__BB20_39;
 
 	add.s32 	%r133, %r70, %r49;
 	cvt.s64.s32 	%rd46, %r133;
@@ -6834,22 +6521,22 @@ $L__BB22_34:
 	ld.global.f32 	%f37, [%rd49];
 	fma.rn.f32 	%f55, %f37, %f36, %f55;
 
-$L__BB22_39:
+$L__BB20_39:
 	setp.eq.s32 	%p32, %r37, 1;
-	@%p32 bra 	$L__BB22_49;
+	@%p32 bra 	$L__BB20_49;
 
 	add.s32 	%r71, %r68, %r14;
 	sub.s32 	%r72, %r32, %r71;
 	setp.lt.s32 	%p33, %r72, 0;
-	@%p33 bra 	$L__BB22_44;
+	@%p33 bra 	$L__BB20_44;
 
 	rem.s32 	%r134, %r72, %r11;
 	setp.ne.s32 	%p34, %r134, 0;
-	@%p34 bra 	$L__BB22_44;
+	@%p34 bra 	$L__BB20_44;
 
 	div.s32 	%r73, %r72, %r11;
 	setp.ge.s32 	%p35, %r73, %r5;
-	@%p35 bra 	$L__BB22_44;
+	@%p35 bra 	$L__BB20_44;
 
 	add.s32 	%r135, %r73, %r49;
 	cvt.s64.s32 	%rd50, %r135;
@@ -6860,22 +6547,22 @@ $L__BB22_39:
 	ld.global.f32 	%f39, [%rd53];
 	fma.rn.f32 	%f55, %f39, %f38, %f55;
 
-$L__BB22_44:
+$L__BB20_44:
 	setp.eq.s32 	%p36, %r37, 2;
-	@%p36 bra 	$L__BB22_49;
+	@%p36 bra 	$L__BB20_49;
 
 	add.s32 	%r136, %r71, %r14;
 	sub.s32 	%r74, %r32, %r136;
 	setp.lt.s32 	%p37, %r74, 0;
-	@%p37 bra 	$L__BB22_49;
+	@%p37 bra 	$L__BB20_49;
 
 	rem.s32 	%r137, %r74, %r11;
 	setp.ne.s32 	%p38, %r137, 0;
-	@%p38 bra 	$L__BB22_49;
+	@%p38 bra 	$L__BB20_49;
 
 	div.s32 	%r75, %r74, %r11;
 	setp.ge.s32 	%p39, %r75, %r5;
-	@%p39 bra 	$L__BB22_49;
+	@%p39 bra 	$L__BB20_49;
 
 	add.s32 	%r138, %r75, %r49;
 	cvt.s64.s32 	%rd54, %r138;
@@ -6886,22 +6573,22 @@ $L__BB22_44:
 	ld.global.f32 	%f41, [%rd57];
 	fma.rn.f32 	%f55, %f41, %f40, %f55;
 
-$L__BB22_49:
+$L__BB20_49:
 	add.s32 	%r149, %r149, 1;
 	setp.lt.s32 	%p40, %r149, %r7;
-	@%p40 bra 	$L__BB22_12;
+	@%p40 bra 	$L__BB20_12;
 
-$L__BB22_50:
+$L__BB20_50:
 	add.s32 	%r148, %r148, 1;
 	setp.lt.s32 	%p41, %r148, %r6;
-	@%p41 bra 	$L__BB22_7;
+	@%p41 bra 	$L__BB20_7;
 
-$L__BB22_51:
+$L__BB20_51:
 	add.s32 	%r147, %r147, 1;
 	setp.lt.s32 	%p42, %r147, %r23;
-	@%p42 bra 	$L__BB22_5;
+	@%p42 bra 	$L__BB20_5;
 
-$L__BB22_52:
+$L__BB20_52:
 	ld.param.u64 	%rd61, [conv_transpose3d_param_7];
 	ld.param.u32 	%r141, [conv_transpose3d_param_8];
 	add.s32 	%r139, %r1, %r141;
@@ -6910,7 +6597,7 @@ $L__BB22_52:
 	add.s64 	%rd60, %rd58, %rd59;
 	st.global.f32 	[%rd60], %f55;
 
-$L__BB22_53:
+$L__BB20_53:
 	ret;
 
 }
@@ -6939,7 +6626,7 @@ $L__BB22_53:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB23_2;
+	@%p1 bra 	$L__BB21_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -6953,7 +6640,7 @@ $L__BB22_53:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.u64 	[%rd9], %rd6;
 
-$L__BB23_2:
+$L__BB21_2:
 	ret;
 
 }
@@ -6982,7 +6669,7 @@ $L__BB23_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB24_2;
+	@%p1 bra 	$L__BB22_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -6996,7 +6683,7 @@ $L__BB23_2:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.f32 	[%rd9], %f1;
 
-$L__BB24_2:
+$L__BB22_2:
 	ret;
 
 }
@@ -7025,7 +6712,7 @@ $L__BB24_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB25_2;
+	@%p1 bra 	$L__BB23_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7039,7 +6726,7 @@ $L__BB24_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.u32 	[%rd8], %r9;
 
-$L__BB25_2:
+$L__BB23_2:
 	ret;
 
 }
@@ -7068,7 +6755,7 @@ $L__BB25_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB26_2;
+	@%p1 bra 	$L__BB24_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7082,7 +6769,7 @@ $L__BB25_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.f32 	[%rd8], %f1;
 
-$L__BB26_2:
+$L__BB24_2:
 	ret;
 
 }
@@ -7112,7 +6799,7 @@ $L__BB26_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB27_2;
+	@%p1 bra 	$L__BB25_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7127,7 +6814,7 @@ $L__BB26_2:
 	add.s64 	%rd8, %rd7, %rd6;
 	st.global.u8 	[%rd8], %rs1;
 
-$L__BB27_2:
+$L__BB25_2:
 	ret;
 
 }
@@ -7157,7 +6844,7 @@ $L__BB27_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB28_2;
+	@%p1 bra 	$L__BB26_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -7172,7 +6859,7 @@ $L__BB27_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.f32 	[%rd8], %f1;
 
-$L__BB28_2:
+$L__BB26_2:
 	ret;
 
 }
@@ -7212,7 +6899,7 @@ $L__BB28_2:
 	mov.u32 	%r87, %tid.x;
 	mad.lo.s32 	%r1, %r86, %r85, %r87;
 	setp.ge.s32 	%p2, %r1, %r84;
-	@%p2 bra 	$L__BB29_35;
+	@%p2 bra 	$L__BB27_35;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
@@ -7252,7 +6939,7 @@ $L__BB28_2:
 	div.s32 	%r24, %r97, %r99;
 	setp.eq.s32 	%p3, %r82, 0;
 	mov.f32 	%f47, 0f00000000;
-	@%p3 bra 	$L__BB29_3;
+	@%p3 bra 	$L__BB27_3;
 
 	add.s32 	%r100, %r21, %r81;
 	cvta.to.global.u64 	%rd20, %rd14;
@@ -7260,9 +6947,9 @@ $L__BB28_2:
 	add.s64 	%rd22, %rd20, %rd21;
 	ld.global.f32 	%f47, [%rd22];
 
-$L__BB29_3:
+$L__BB27_3:
 	setp.lt.s32 	%p4, %r23, 1;
-	@%p4 bra 	$L__BB29_34;
+	@%p4 bra 	$L__BB27_34;
 
 	cvt.s64.s32 	%rd3, %r79;
 	div.s32 	%r102, %r21, %r24;
@@ -7290,36 +6977,36 @@ $L__BB29_3:
 	sub.s32 	%r38, %r37, %r8;
 	mov.u32 	%r151, 0;
 
-$L__BB29_5:
+$L__BB27_5:
 	add.s32 	%r113, %r25, %r151;
 	mul.lo.s32 	%r114, %r26, %r113;
 	cvt.s64.s32 	%rd24, %r114;
 	add.s64 	%rd6, %rd24, %rd3;
-	@%p1 bra 	$L__BB29_33;
+	@%p1 bra 	$L__BB27_33;
 
 	mov.u32 	%r152, 0;
 
-$L__BB29_7:
+$L__BB27_7:
 	mad.lo.s32 	%r41, %r152, %r12, %r29;
 	setp.lt.s32 	%p7, %r41, 0;
 	setp.ge.s32 	%p8, %r41, %r3;
 	or.pred  	%p9, %p8, %p7;
-	@%p9 bra 	$L__BB29_32;
+	@%p9 bra 	$L__BB27_32;
 
 	setp.lt.s32 	%p10, %r8, 1;
 	mul.lo.s32 	%r42, %r41, %r4;
-	@%p10 bra 	$L__BB29_32;
+	@%p10 bra 	$L__BB27_32;
 
 	add.s32 	%r43, %r30, %r42;
 	mov.u32 	%r153, 0;
 
-$L__BB29_10:
+$L__BB27_10:
 	mul.lo.s32 	%r46, %r153, %r13;
 	add.s32 	%r47, %r46, %r30;
 	setp.lt.s32 	%p11, %r47, 0;
 	setp.ge.s32 	%p12, %r47, %r4;
 	or.pred  	%p13, %p12, %p11;
-	@%p13 bra 	$L__BB29_31;
+	@%p13 bra 	$L__BB27_31;
 
 	mul.lo.s32 	%r144, %r152, %r7;
 	add.s32 	%r143, %r8, -1;
@@ -7329,7 +7016,7 @@ $L__BB29_10:
 	add.s32 	%r121, %r153, %r144;
 	mul.lo.s32 	%r49, %r121, %r8;
 	mov.u32 	%r163, 0;
-	@%p14 bra 	$L__BB29_22;
+	@%p14 bra 	$L__BB27_22;
 
 	ld.param.u64 	%rd70, [conv3d_param_2];
 	ld.param.u32 	%r150, [conv3d_param_3];
@@ -7356,12 +7043,12 @@ $L__BB29_10:
 	mov.u32 	%r159, %r35;
 	mov.u32 	%r161, %r33;
 
-$L__BB29_13:
+$L__BB27_13:
 	setp.ge.s32 	%p15, %r154, %r5;
 	setp.lt.s32 	%p16, %r154, 0;
 	or.pred  	%p17, %p16, %p15;
 	add.s64 	%rd11, %rd71, %rd9;
-	@%p17 bra 	$L__BB29_15;
+	@%p17 bra 	$L__BB27_15;
 
 	cvt.s64.s32 	%rd27, %r155;
 	add.s64 	%rd28, %rd6, %rd27;
@@ -7371,11 +7058,11 @@ $L__BB29_13:
 	ld.global.f32 	%f29, [%rd30];
 	fma.rn.f32 	%f47, %f29, %f28, %f47;
 
-$L__BB29_15:
+$L__BB27_15:
 	setp.ge.s32 	%p18, %r161, %r5;
 	setp.lt.s32 	%p19, %r161, 0;
 	or.pred  	%p20, %p19, %p18;
-	@%p20 bra 	$L__BB29_17;
+	@%p20 bra 	$L__BB27_17;
 
 	cvt.s64.s32 	%rd31, %r160;
 	add.s64 	%rd32, %rd6, %rd31;
@@ -7385,11 +7072,11 @@ $L__BB29_15:
 	ld.global.f32 	%f31, [%rd34];
 	fma.rn.f32 	%f47, %f31, %f30, %f47;
 
-$L__BB29_17:
+$L__BB27_17:
 	setp.ge.s32 	%p21, %r159, %r5;
 	setp.lt.s32 	%p22, %r159, 0;
 	or.pred  	%p23, %p22, %p21;
-	@%p23 bra 	$L__BB29_19;
+	@%p23 bra 	$L__BB27_19;
 
 	cvt.s64.s32 	%rd35, %r158;
 	add.s64 	%rd36, %rd6, %rd35;
@@ -7399,11 +7086,11 @@ $L__BB29_17:
 	ld.global.f32 	%f33, [%rd38];
 	fma.rn.f32 	%f47, %f33, %f32, %f47;
 
-$L__BB29_19:
+$L__BB27_19:
 	setp.ge.s32 	%p24, %r157, %r5;
 	setp.lt.s32 	%p25, %r157, 0;
 	or.pred  	%p26, %p25, %p24;
-	@%p26 bra 	$L__BB29_21;
+	@%p26 bra 	$L__BB27_21;
 
 	cvt.s64.s32 	%rd39, %r156;
 	add.s64 	%rd40, %rd6, %rd39;
@@ -7413,7 +7100,7 @@ $L__BB29_19:
 	ld.global.f32 	%f35, [%rd42];
 	fma.rn.f32 	%f47, %f35, %f34, %f47;
 
-$L__BB29_21:
+$L__BB27_21:
 	shl.b32 	%r131, %r14, 2;
 	add.s64 	%rd71, %rd71, 16;
 	add.s32 	%r161, %r161, %r131;
@@ -7427,11 +7114,11 @@ $L__BB29_21:
 	add.s32 	%r163, %r163, 4;
 	add.s32 	%r125, %r38, %r163;
 	setp.ne.s32 	%p27, %r125, 0;
-	@%p27 bra 	$L__BB29_13;
+	@%p27 bra 	$L__BB27_13;
 
-$L__BB29_22:
+$L__BB27_22:
 	setp.eq.s32 	%p28, %r37, 0;
-	@%p28 bra 	$L__BB29_31;
+	@%p28 bra 	$L__BB27_31;
 
 	mul.lo.s32 	%r137, %r7, %r6;
 	mul.lo.s32 	%r136, %r23, %r21;
@@ -7451,7 +7138,7 @@ $L__BB29_22:
 	add.s64 	%rd44, %rd61, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p31 bra 	$L__BB29_25;
+	@%p31 bra 	$L__BB27_25;
 
 	add.s32 	%r127, %r73, %r48;
 	cvt.s64.s32 	%rd46, %r127;
@@ -7462,15 +7149,15 @@ $L__BB29_22:
 	ld.global.f32 	%f37, [%rd49];
 	fma.rn.f32 	%f47, %f37, %f36, %f47;
 
-$L__BB29_25:
+$L__BB27_25:
 	setp.eq.s32 	%p32, %r37, 1;
-	@%p32 bra 	$L__BB29_31;
+	@%p32 bra 	$L__BB27_31;
 
 	add.s32 	%r74, %r73, %r14;
 	setp.lt.s32 	%p33, %r74, 0;
 	setp.ge.s32 	%p34, %r74, %r5;
 	or.pred  	%p35, %p33, %p34;
-	@%p35 bra 	$L__BB29_28;
+	@%p35 bra 	$L__BB27_28;
 
 	add.s32 	%r128, %r74, %r48;
 	cvt.s64.s32 	%rd50, %r128;
@@ -7481,15 +7168,15 @@ $L__BB29_25:
 	ld.global.f32 	%f39, [%rd53];
 	fma.rn.f32 	%f47, %f39, %f38, %f47;
 
-$L__BB29_28:
+$L__BB27_28:
 	setp.eq.s32 	%p36, %r37, 2;
-	@%p36 bra 	$L__BB29_31;
+	@%p36 bra 	$L__BB27_31;
 
 	add.s32 	%r75, %r74, %r14;
 	setp.lt.s32 	%p37, %r75, 0;
 	setp.ge.s32 	%p38, %r75, %r5;
 	or.pred  	%p39, %p37, %p38;
-	@%p39 bra 	$L__BB29_31;
+	@%p39 bra 	$L__BB27_31;
 
 	add.s32 	%r129, %r75, %r48;
 	cvt.s64.s32 	%rd54, %r129;
@@ -7500,22 +7187,22 @@ $L__BB29_28:
 	ld.global.f32 	%f41, [%rd57];
 	fma.rn.f32 	%f47, %f41, %f40, %f47;
 
-$L__BB29_31:
+$L__BB27_31:
 	add.s32 	%r153, %r153, 1;
 	setp.lt.s32 	%p40, %r153, %r7;
-	@%p40 bra 	$L__BB29_10;
+	@%p40 bra 	$L__BB27_10;
 
-$L__BB29_32:
+$L__BB27_32:
 	add.s32 	%r152, %r152, 1;
 	setp.lt.s32 	%p41, %r152, %r6;
-	@%p41 bra 	$L__BB29_7;
+	@%p41 bra 	$L__BB27_7;
 
-$L__BB29_33:
+$L__BB27_33:
 	add.s32 	%r151, %r151, 1;
 	setp.lt.s32 	%p42, %r151, %r23;
-	@%p42 bra 	$L__BB29_5;
+	@%p42 bra 	$L__BB27_5;
 
-$L__BB29_34:
+$L__BB27_34:
 	ld.param.u64 	%rd64, [conv3d_param_7];
 	ld.param.u32 	%r142, [conv3d_param_8];
 	mov.u32 	%r141, %tid.x;
@@ -7528,7 +7215,7 @@ $L__BB29_34:
 	add.s64 	%rd60, %rd58, %rd59;
 	st.global.f32 	[%rd60], %f47;
 
-$L__BB29_35:
+$L__BB27_35:
 	ret;
 
 }
@@ -7559,7 +7246,7 @@ $L__BB29_35:
 	mov.u32 	%r16, %tid.x;
 	mad.lo.s32 	%r1, %r15, %r14, %r16;
 	setp.ge.s32 	%p1, %r1, %r13;
-	@%p1 bra 	$L__BB30_4;
+	@%p1 bra 	$L__BB28_4;
 
 	cvta.to.global.u64 	%rd4, %rd3;
 	ld.global.u32 	%r2, [%rd4];
@@ -7626,7 +7313,7 @@ $L__BB29_35:
 	setp.ge.s32 	%p9, %r7, %r10;
 	mov.f32 	%f4, 0f00000000;
 	or.pred  	%p10, %p9, %p8;
-	@%p10 bra 	$L__BB30_3;
+	@%p10 bra 	$L__BB28_3;
 
 	mad.lo.s32 	%r62, %r3, %r2, %r4;
 	mad.lo.s32 	%r63, %r62, %r8, %r5;
@@ -7638,14 +7325,14 @@ $L__BB29_35:
 	add.s64 	%rd7, %rd5, %rd6;
 	ld.global.f32 	%f4, [%rd7];
 
-$L__BB30_3:
+$L__BB28_3:
 	add.s32 	%r67, %r1, %r12;
 	cvta.to.global.u64 	%rd8, %rd2;
 	mul.wide.s32 	%rd9, %r67, 4;
 	add.s64 	%rd10, %rd8, %rd9;
 	st.global.f32 	[%rd10], %f4;
 
-$L__BB30_4:
+$L__BB28_4:
 	ret;
 
 }
@@ -7681,7 +7368,7 @@ $L__BB30_4:
 	setp.ge.s32 	%p4, %r1, %r140;
 	mov.f32 	%f68, 0fFF800000;
 	mov.f32 	%f67, 0f00000000;
-	@%p4 bra 	$L__BB31_42;
+	@%p4 bra 	$L__BB29_42;
 
 	ld.global.u32 	%r147, [%rd2];
 	cvt.s64.s32 	%rd3, %r147;
@@ -7712,7 +7399,7 @@ $L__BB30_4:
 	mov.u32 	%r255, -1;
 	mov.u32 	%r257, 0;
 	mov.u32 	%r256, %r257;
-	@%p5 bra 	$L__BB31_35;
+	@%p5 bra 	$L__BB29_35;
 
 	ld.global.u32 	%r14, [%rd2+64];
 	cvt.u32.u64 	%r157, %rd5;
@@ -7730,7 +7417,7 @@ $L__BB30_4:
 	ld.global.u32 	%r165, [%rd2+80];
 	add.s32 	%r19, %r165, %r157;
 	setp.lt.s32 	%p6, %r2, 1;
-	@%p6 bra 	$L__BB31_35;
+	@%p6 bra 	$L__BB29_35;
 
 	ld.global.u32 	%r20, [%rd2+48];
 	ld.global.u32 	%r21, [%rd2+52];
@@ -7764,11 +7451,11 @@ $L__BB30_4:
 	mov.u32 	%r256, %r238;
 	mov.u32 	%r257, %r238;
 
-$L__BB31_4:
+$L__BB29_4:
 	mad.lo.s32 	%r38, %r238, %r20, %r33;
 	mul.lo.s32 	%r39, %r38, %r178;
 	setp.lt.s32 	%p7, %r3, 1;
-	@%p7 bra 	$L__BB31_34;
+	@%p7 bra 	$L__BB29_34;
 
 	mad.lo.s32 	%r236, %r238, %r20, %r33;
 	setp.lt.s32 	%p8, %r236, %r31;
@@ -7776,7 +7463,7 @@ $L__BB31_4:
 	and.pred  	%p1, %p8, %p9;
 	mov.u32 	%r242, 0;
 
-$L__BB31_6:
+$L__BB29_6:
 	mad.lo.s32 	%r237, %r238, %r20, %r33;
 	mov.u32 	%r273, 0;
 	add.s32 	%r233, %r3, -1;
@@ -7795,7 +7482,7 @@ $L__BB31_6:
 	setp.lt.s32 	%p16, %r188, %r29;
 	and.pred  	%p3, %p16, %p15;
 	setp.lt.u32 	%p17, %r233, 3;
-	@%p17 bra 	$L__BB31_21;
+	@%p17 bra 	$L__BB29_21;
 
 	add.s32 	%r235, %r15, %r39;
 	add.s32 	%r195, %r235, %r45;
@@ -7810,15 +7497,15 @@ $L__BB31_6:
 	mov.u32 	%r251, %r25;
 	mov.u32 	%r253, %r23;
 
-$L__BB31_8:
+$L__BB29_8:
 	setp.gt.s32 	%p18, %r246, -1;
 	and.pred  	%p19, %p2, %p18;
 	setp.lt.s32 	%p20, %r246, %r157;
 	and.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB31_10;
-	bra.uni 	$L__BB31_9;
+	@%p21 bra 	$L__BB29_10;
+	bra.uni 	$L__BB29_9;
 
-$L__BB31_10:
+$L__BB29_10:
 	cvt.s64.s32 	%rd14, %r247;
 	add.s64 	%rd15, %rd6, %rd14;
 	shl.b64 	%rd16, %rd15, 2;
@@ -7831,9 +7518,9 @@ $L__BB31_10:
 	selp.b32 	%r255, %r247, %r255, %p28;
 	add.f32 	%f67, %f67, %f52;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_11;
+	bra.uni 	$L__BB29_11;
 
-$L__BB31_9:
+$L__BB29_9:
 	setp.ge.s32 	%p22, %r246, %r18;
 	and.pred  	%p23, %p3, %p22;
 	setp.lt.s32 	%p24, %r246, %r19;
@@ -7841,15 +7528,15 @@ $L__BB31_9:
 	selp.u32 	%r198, 1, 0, %p25;
 	add.s32 	%r256, %r256, %r198;
 
-$L__BB31_11:
+$L__BB29_11:
 	setp.gt.s32 	%p29, %r253, -1;
 	and.pred  	%p30, %p2, %p29;
 	setp.lt.s32 	%p31, %r253, %r157;
 	and.pred  	%p32, %p31, %p30;
-	@%p32 bra 	$L__BB31_13;
-	bra.uni 	$L__BB31_12;
+	@%p32 bra 	$L__BB29_13;
+	bra.uni 	$L__BB29_12;
 
-$L__BB31_13:
+$L__BB29_13:
 	cvt.s64.s32 	%rd18, %r252;
 	add.s64 	%rd19, %rd6, %rd18;
 	shl.b64 	%rd20, %rd19, 2;
@@ -7862,9 +7549,9 @@ $L__BB31_13:
 	selp.b32 	%r255, %r252, %r255, %p39;
 	add.f32 	%f67, %f67, %f53;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_14;
+	bra.uni 	$L__BB29_14;
 
-$L__BB31_12:
+$L__BB29_12:
 	setp.ge.s32 	%p33, %r253, %r18;
 	and.pred  	%p34, %p3, %p33;
 	setp.lt.s32 	%p35, %r253, %r19;
@@ -7872,15 +7559,15 @@ $L__BB31_12:
 	selp.u32 	%r200, 1, 0, %p36;
 	add.s32 	%r256, %r256, %r200;
 
-$L__BB31_14:
+$L__BB29_14:
 	setp.gt.s32 	%p40, %r251, -1;
 	and.pred  	%p41, %p2, %p40;
 	setp.lt.s32 	%p42, %r251, %r157;
 	and.pred  	%p43, %p42, %p41;
-	@%p43 bra 	$L__BB31_16;
-	bra.uni 	$L__BB31_15;
+	@%p43 bra 	$L__BB29_16;
+	bra.uni 	$L__BB29_15;
 
-$L__BB31_16:
+$L__BB29_16:
 	cvt.s64.s32 	%rd22, %r250;
 	add.s64 	%rd23, %rd6, %rd22;
 	shl.b64 	%rd24, %rd23, 2;
@@ -7893,9 +7580,9 @@ $L__BB31_16:
 	selp.b32 	%r255, %r250, %r255, %p50;
 	add.f32 	%f67, %f67, %f54;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_17;
+	bra.uni 	$L__BB29_17;
 
-$L__BB31_15:
+$L__BB29_15:
 	setp.ge.s32 	%p44, %r251, %r18;
 	and.pred  	%p45, %p3, %p44;
 	setp.lt.s32 	%p46, %r251, %r19;
@@ -7903,15 +7590,15 @@ $L__BB31_15:
 	selp.u32 	%r202, 1, 0, %p47;
 	add.s32 	%r256, %r256, %r202;
 
-$L__BB31_17:
+$L__BB29_17:
 	setp.gt.s32 	%p51, %r249, -1;
 	and.pred  	%p52, %p2, %p51;
 	setp.lt.s32 	%p53, %r249, %r157;
 	and.pred  	%p54, %p53, %p52;
-	@%p54 bra 	$L__BB31_19;
-	bra.uni 	$L__BB31_18;
+	@%p54 bra 	$L__BB29_19;
+	bra.uni 	$L__BB29_18;
 
-$L__BB31_19:
+$L__BB29_19:
 	cvt.s64.s32 	%rd26, %r248;
 	add.s64 	%rd27, %rd6, %rd26;
 	shl.b64 	%rd28, %rd27, 2;
@@ -7924,9 +7611,9 @@ $L__BB31_19:
 	selp.b32 	%r255, %r248, %r255, %p61;
 	add.f32 	%f67, %f67, %f55;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_20;
+	bra.uni 	$L__BB29_20;
 
-$L__BB31_18:
+$L__BB29_18:
 	setp.ge.s32 	%p55, %r249, %r18;
 	and.pred  	%p56, %p3, %p55;
 	setp.lt.s32 	%p57, %r249, %r19;
@@ -7934,7 +7621,7 @@ $L__BB31_18:
 	selp.u32 	%r204, 1, 0, %p58;
 	add.s32 	%r256, %r256, %r204;
 
-$L__BB31_20:
+$L__BB29_20:
 	shl.b32 	%r229, %r4, 2;
 	add.s32 	%r253, %r253, %r229;
 	add.s32 	%r252, %r252, %r229;
@@ -7947,21 +7634,21 @@ $L__BB31_20:
 	add.s32 	%r273, %r273, 4;
 	add.s32 	%r205, %r28, %r273;
 	setp.ne.s32 	%p62, %r205, 0;
-	@%p62 bra 	$L__BB31_8;
+	@%p62 bra 	$L__BB29_8;
 
-$L__BB31_21:
+$L__BB29_21:
 	setp.eq.s32 	%p63, %r27, 0;
-	@%p63 bra 	$L__BB31_33;
+	@%p63 bra 	$L__BB29_33;
 
 	mad.lo.s32 	%r103, %r273, %r4, %r17;
 	setp.gt.s32 	%p64, %r103, -1;
 	and.pred  	%p65, %p2, %p64;
 	setp.lt.s32 	%p66, %r103, %r157;
 	and.pred  	%p67, %p66, %p65;
-	@%p67 bra 	$L__BB31_24;
-	bra.uni 	$L__BB31_23;
+	@%p67 bra 	$L__BB29_24;
+	bra.uni 	$L__BB29_23;
 
-$L__BB31_24:
+$L__BB29_24:
 	add.s32 	%r208, %r103, %r46;
 	cvt.s64.s32 	%rd30, %r208;
 	add.s64 	%rd31, %rd6, %rd30;
@@ -7975,9 +7662,9 @@ $L__BB31_24:
 	selp.b32 	%r255, %r208, %r255, %p74;
 	add.f32 	%f67, %f67, %f56;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_25;
+	bra.uni 	$L__BB29_25;
 
-$L__BB31_23:
+$L__BB29_23:
 	setp.ge.s32 	%p68, %r103, %r18;
 	and.pred  	%p69, %p3, %p68;
 	setp.lt.s32 	%p70, %r103, %r19;
@@ -7985,19 +7672,19 @@ $L__BB31_23:
 	selp.u32 	%r207, 1, 0, %p71;
 	add.s32 	%r256, %r256, %r207;
 
-$L__BB31_25:
+$L__BB29_25:
 	setp.eq.s32 	%p75, %r27, 1;
-	@%p75 bra 	$L__BB31_33;
+	@%p75 bra 	$L__BB29_33;
 
 	add.s32 	%r110, %r103, %r4;
 	setp.gt.s32 	%p76, %r110, -1;
 	and.pred  	%p77, %p2, %p76;
 	setp.lt.s32 	%p78, %r110, %r157;
 	and.pred  	%p79, %p78, %p77;
-	@%p79 bra 	$L__BB31_28;
-	bra.uni 	$L__BB31_27;
+	@%p79 bra 	$L__BB29_28;
+	bra.uni 	$L__BB29_27;
 
-$L__BB31_28:
+$L__BB29_28:
 	add.s32 	%r211, %r110, %r46;
 	cvt.s64.s32 	%rd34, %r211;
 	add.s64 	%rd35, %rd6, %rd34;
@@ -8011,9 +7698,9 @@ $L__BB31_28:
 	selp.b32 	%r255, %r211, %r255, %p86;
 	add.f32 	%f67, %f67, %f57;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_29;
+	bra.uni 	$L__BB29_29;
 
-$L__BB31_27:
+$L__BB29_27:
 	setp.ge.s32 	%p80, %r110, %r18;
 	and.pred  	%p81, %p3, %p80;
 	setp.lt.s32 	%p82, %r110, %r19;
@@ -8021,19 +7708,19 @@ $L__BB31_27:
 	selp.u32 	%r210, 1, 0, %p83;
 	add.s32 	%r256, %r256, %r210;
 
-$L__BB31_29:
+$L__BB29_29:
 	setp.eq.s32 	%p87, %r27, 2;
-	@%p87 bra 	$L__BB31_33;
+	@%p87 bra 	$L__BB29_33;
 
 	add.s32 	%r117, %r110, %r4;
 	setp.gt.s32 	%p88, %r117, -1;
 	and.pred  	%p89, %p2, %p88;
 	setp.lt.s32 	%p90, %r117, %r157;
 	and.pred  	%p91, %p90, %p89;
-	@%p91 bra 	$L__BB31_32;
-	bra.uni 	$L__BB31_31;
+	@%p91 bra 	$L__BB29_32;
+	bra.uni 	$L__BB29_31;
 
-$L__BB31_32:
+$L__BB29_32:
 	add.s32 	%r214, %r117, %r46;
 	cvt.s64.s32 	%rd38, %r214;
 	add.s64 	%rd39, %rd6, %rd38;
@@ -8047,9 +7734,9 @@ $L__BB31_32:
 	selp.b32 	%r255, %r214, %r255, %p98;
 	add.f32 	%f67, %f67, %f58;
 	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB31_33;
+	bra.uni 	$L__BB29_33;
 
-$L__BB31_31:
+$L__BB29_31:
 	setp.ge.s32 	%p92, %r117, %r18;
 	and.pred  	%p93, %p3, %p92;
 	setp.lt.s32 	%p94, %r117, %r19;
@@ -8057,31 +7744,31 @@ $L__BB31_31:
 	selp.u32 	%r213, 1, 0, %p95;
 	add.s32 	%r256, %r256, %r213;
 
-$L__BB31_33:
+$L__BB29_33:
 	add.s32 	%r242, %r242, 1;
 	setp.lt.s32 	%p99, %r242, %r2;
-	@%p99 bra 	$L__BB31_6;
+	@%p99 bra 	$L__BB29_6;
 
-$L__BB31_34:
+$L__BB29_34:
 	add.s32 	%r238, %r238, 1;
 	setp.lt.s32 	%p100, %r238, %r13;
-	@%p100 bra 	$L__BB31_4;
+	@%p100 bra 	$L__BB29_4;
 
-$L__BB31_35:
+$L__BB29_35:
 	setp.eq.s32 	%p101, %r7, 0;
 	selp.b32 	%r215, 0, %r256, %p101;
 	add.s32 	%r132, %r215, %r257;
 	setp.ne.s32 	%p102, %r6, 0;
-	@%p102 bra 	$L__BB31_38;
+	@%p102 bra 	$L__BB29_38;
 
 	setp.lt.s32 	%p103, %r132, 1;
 	mov.f32 	%f68, 0f00000000;
-	@%p103 bra 	$L__BB31_38;
+	@%p103 bra 	$L__BB29_38;
 
 	cvt.rn.f32.s32 	%f60, %r132;
 	div.rn.f32 	%f68, %f67, %f60;
 
-$L__BB31_38:
+$L__BB29_38:
 	ld.param.u32 	%r231, [pool3d_param_6];
 	ld.param.u64 	%rd54, [pool3d_param_2];
 	ld.param.u32 	%r230, [pool3d_param_3];
@@ -8091,14 +7778,14 @@ $L__BB31_38:
 	add.s64 	%rd44, %rd42, %rd43;
 	st.global.f32 	[%rd44], %f68;
 	setp.eq.s32 	%p104, %r231, 0;
-	@%p104 bra 	$L__BB31_42;
+	@%p104 bra 	$L__BB29_42;
 
 	ld.param.u64 	%rd56, [pool3d_param_8];
 	cvta.to.global.u64 	%rd55, %rd56;
 	max.s32 	%r292, %r255, 0;
 	ld.global.u32 	%r217, [%rd55+92];
 	setp.eq.s32 	%p105, %r217, 0;
-	@%p105 bra 	$L__BB31_41;
+	@%p105 bra 	$L__BB29_41;
 
 	cvt.s64.s32 	%rd62, %r149;
 	cvt.s64.s32 	%rd58, %r147;
@@ -8115,7 +7802,7 @@ $L__BB31_38:
 	cvt.u32.u64 	%r227, %rd58;
 	mad.lo.s32 	%r292, %r226, %r227, %r221;
 
-$L__BB31_41:
+$L__BB29_41:
 	cvt.s64.s32 	%rd63, %r149;
 	cvt.s64.s32 	%rd61, %r147;
 	cvt.s64.s32 	%rd60, %r148;
@@ -8133,7 +7820,7 @@ $L__BB31_41:
 	add.s64 	%rd53, %rd51, %rd52;
 	st.global.u64 	[%rd53], %rd50;
 
-$L__BB31_42:
+$L__BB29_42:
 	ret;
 
 }
@@ -8167,7 +7854,7 @@ $L__BB31_42:
 	mov.u32 	%r18, %tid.x;
 	mad.lo.s32 	%r1, %r17, %r16, %r18;
 	setp.ge.s32 	%p1, %r1, %r15;
-	@%p1 bra 	$L__BB32_11;
+	@%p1 bra 	$L__BB30_11;
 
 	cvt.s64.s32 	%rd2, %r11;
 	mul.lo.s32 	%r19, %r1, %r13;
@@ -8175,7 +7862,7 @@ $L__BB31_42:
 	setp.lt.s32 	%p2, %r13, 1;
 	mov.f32 	%f45, 0f00000000;
 	mov.f32 	%f44, 0fFF800000;
-	@%p2 bra 	$L__BB32_8;
+	@%p2 bra 	$L__BB30_8;
 
 	add.s32 	%r21, %r13, -1;
 	and.b32  	%r27, %r13, 3;
@@ -8183,7 +7870,7 @@ $L__BB31_42:
 	mov.f32 	%f44, 0fFF800000;
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
-	@%p3 bra 	$L__BB32_5;
+	@%p3 bra 	$L__BB30_5;
 
 	sub.s32 	%r25, %r13, %r27;
 	add.s64 	%rd12, %rd2, %rd3;
@@ -8194,7 +7881,7 @@ $L__BB31_42:
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
 
-$L__BB32_4:
+$L__BB30_4:
 	ld.global.f32 	%f24, [%rd22+-8];
 	max.f32 	%f25, %f44, %f24;
 	add.f32 	%f26, %f45, %f24;
@@ -8211,11 +7898,11 @@ $L__BB32_4:
 	add.s64 	%rd22, %rd22, 16;
 	add.s32 	%r25, %r25, -4;
 	setp.ne.s32 	%p4, %r25, 0;
-	@%p4 bra 	$L__BB32_4;
+	@%p4 bra 	$L__BB30_4;
 
-$L__BB32_5:
+$L__BB30_5:
 	setp.eq.s32 	%p5, %r27, 0;
-	@%p5 bra 	$L__BB32_8;
+	@%p5 bra 	$L__BB30_8;
 
 	cvt.s64.s32 	%rd15, %r26;
 	add.s64 	%rd16, %rd15, %rd2;
@@ -8223,7 +7910,7 @@ $L__BB32_5:
 	shl.b64 	%rd18, %rd17, 2;
 	add.s64 	%rd23, %rd1, %rd18;
 
-$L__BB32_7:
+$L__BB30_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd23];
 	max.f32 	%f44, %f44, %f34;
@@ -8231,23 +7918,23 @@ $L__BB32_7:
 	add.s64 	%rd23, %rd23, 4;
 	add.s32 	%r27, %r27, -1;
 	setp.ne.s32 	%p6, %r27, 0;
-	@%p6 bra 	$L__BB32_7;
+	@%p6 bra 	$L__BB30_7;
 
-$L__BB32_8:
+$L__BB30_8:
 	setp.ne.s32 	%p7, %r14, 0;
-	@%p7 bra 	$L__BB32_10;
+	@%p7 bra 	$L__BB30_10;
 
 	cvt.rn.f32.s32 	%f35, %r13;
 	div.rn.f32 	%f44, %f45, %f35;
 
-$L__BB32_10:
+$L__BB30_10:
 	add.s32 	%r23, %r1, %r12;
 	cvta.to.global.u64 	%rd19, %rd10;
 	mul.wide.s32 	%rd20, %r23, 4;
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f44;
 
-$L__BB32_11:
+$L__BB30_11:
 	ret;
 
 }
@@ -8298,7 +7985,7 @@ $L__BB32_11:
 	mov.u32 	%r13, %tid.x;
 	mad.lo.s32 	%r1, %r11, %r12, %r13;
 	setp.ge.s32 	%p1, %r1, %r10;
-	@%p1 bra 	$L__BB33_2;
+	@%p1 bra 	$L__BB31_2;
 
 	cvta.to.global.u64 	%rd7, %rd2;
 	div.s32 	%r14, %r1, %r9;
@@ -8338,7 +8025,7 @@ $L__BB32_11:
 	add.s64 	%rd24, %rd22, %rd23;
 	st.global.f32 	[%rd24], %f11;
 
-$L__BB33_2:
+$L__BB31_2:
 	ret;
 
 }
@@ -8376,7 +8063,7 @@ $L__BB33_2:
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	mul.lo.s32 	%r48, %r42, %r44;
 	setp.ge.s32 	%p1, %r1, %r48;
-	@%p1 bra 	$L__BB34_39;
+	@%p1 bra 	$L__BB32_39;
 
 	div.s32 	%r49, %r1, %r42;
 	mul.lo.s32 	%r50, %r42, %r41;
@@ -8391,14 +8078,14 @@ $L__BB33_2:
 	cvt.s64.s32 	%rd6, %r40;
 	ld.global.f32 	%f267, [%rd108];
 	setp.lt.s32 	%p2, %r41, 2;
-	@%p2 bra 	$L__BB34_8;
+	@%p2 bra 	$L__BB32_8;
 
 	add.s32 	%r55, %r41, -1;
 	and.b32  	%r95, %r55, 3;
 	add.s32 	%r56, %r41, -2;
 	setp.lt.u32 	%p3, %r56, 3;
 	mov.u32 	%r94, 1;
-	@%p3 bra 	$L__BB34_5;
+	@%p3 bra 	$L__BB32_5;
 
 	cvt.s64.s32 	%rd59, %r42;
 	add.s64 	%rd60, %rd59, %rd4;
@@ -8409,7 +8096,7 @@ $L__BB33_2:
 	mul.wide.s32 	%rd8, %r42, 4;
 	mov.u32 	%r94, 1;
 
-$L__BB34_4:
+$L__BB32_4:
 	ld.global.f32 	%f38, [%rd106];
 	max.f32 	%f39, %f267, %f38;
 	add.s64 	%rd63, %rd106, %rd8;
@@ -8425,11 +8112,11 @@ $L__BB34_4:
 	add.s32 	%r94, %r94, 4;
 	add.s32 	%r92, %r92, -4;
 	setp.ne.s32 	%p4, %r92, 1;
-	@%p4 bra 	$L__BB34_4;
+	@%p4 bra 	$L__BB32_4;
 
-$L__BB34_5:
+$L__BB32_5:
 	setp.eq.s32 	%p5, %r95, 0;
-	@%p5 bra 	$L__BB34_8;
+	@%p5 bra 	$L__BB32_8;
 
 	mul.lo.s32 	%r58, %r94, %r42;
 	cvt.s64.s32 	%rd66, %r58;
@@ -8439,33 +8126,33 @@ $L__BB34_5:
 	add.s64 	%rd107, %rd2, %rd69;
 	mul.wide.s32 	%rd12, %r42, 4;
 
-$L__BB34_7:
+$L__BB32_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd107];
 	max.f32 	%f267, %f267, %f45;
 	add.s64 	%rd107, %rd107, %rd12;
 	add.s32 	%r95, %r95, -1;
 	setp.ne.s32 	%p6, %r95, 0;
-	@%p6 bra 	$L__BB34_7;
+	@%p6 bra 	$L__BB32_7;
 
-$L__BB34_8:
+$L__BB32_8:
 	setp.lt.s32 	%p7, %r41, 1;
 	mov.f32 	%f272, 0f00000000;
-	@%p7 bra 	$L__BB34_15;
+	@%p7 bra 	$L__BB32_15;
 
 	add.s32 	%r60, %r41, -1;
 	and.b32  	%r99, %r41, 3;
 	setp.lt.u32 	%p8, %r60, 3;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r98, 0;
-	@%p8 bra 	$L__BB34_12;
+	@%p8 bra 	$L__BB32_12;
 
 	sub.s32 	%r97, %r41, %r99;
 	mul.wide.s32 	%rd15, %r42, 4;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r98, 0;
 
-$L__BB34_11:
+$L__BB32_11:
 	ld.global.f32 	%f50, [%rd108];
 	sub.f32 	%f51, %f50, %f267;
 	mov.f32 	%f52, 0f3F000000;
@@ -8535,11 +8222,11 @@ $L__BB34_11:
 	add.s32 	%r98, %r98, 4;
 	add.s32 	%r97, %r97, -4;
 	setp.ne.s32 	%p9, %r97, 0;
-	@%p9 bra 	$L__BB34_11;
+	@%p9 bra 	$L__BB32_11;
 
-$L__BB34_12:
+$L__BB32_12:
 	setp.eq.s32 	%p10, %r99, 0;
-	@%p10 bra 	$L__BB34_15;
+	@%p10 bra 	$L__BB32_15;
 
 	mul.lo.s32 	%r70, %r98, %r42;
 	cvt.s64.s32 	%rd73, %r70;
@@ -8549,7 +8236,7 @@ $L__BB34_12:
 	add.s64 	%rd109, %rd2, %rd76;
 	mul.wide.s32 	%rd19, %r42, 4;
 
-$L__BB34_14:
+$L__BB32_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f103, [%rd109];
 	sub.f32 	%f104, %f103, %f267;
@@ -8574,10 +8261,10 @@ $L__BB34_14:
 	add.s64 	%rd109, %rd109, %rd19;
 	add.s32 	%r99, %r99, -1;
 	setp.ne.s32 	%p11, %r99, 0;
-	@%p11 bra 	$L__BB34_14;
+	@%p11 bra 	$L__BB32_14;
 
-$L__BB34_15:
-	@%p7 bra 	$L__BB34_39;
+$L__BB32_15:
+	@%p7 bra 	$L__BB32_39;
 
 	setp.eq.s32 	%p13, %r43, 0;
 	mul.f32 	%f120, %f272, 0f4B000000;
@@ -8593,11 +8280,11 @@ $L__BB34_15:
 	add.f32 	%f19, %f121, 0fBF800000;
 	add.s32 	%r21, %r41, -1;
 	and.b32  	%r103, %r41, 3;
-	@%p13 bra 	$L__BB34_33;
+	@%p13 bra 	$L__BB32_33;
 
 	setp.lt.u32 	%p15, %r21, 3;
 	mov.u32 	%r102, 0;
-	@%p15 bra 	$L__BB34_28;
+	@%p15 bra 	$L__BB32_28;
 
 	sub.s32 	%r101, %r41, %r103;
 	mov.f32 	%f122, 0f3E1039F6;
@@ -8632,16 +8319,16 @@ $L__BB34_15:
 	add.s64 	%rd111, %rd1, %rd80;
 	mov.u32 	%r102, 0;
 
-$L__BB34_19:
+$L__BB32_19:
 	ld.global.f32 	%f21, [%rd110];
 	setp.lt.u32 	%p16, %r20, 2139095040;
 	mov.f32 	%f273, %f20;
-	@%p16 bra 	$L__BB34_21;
+	@%p16 bra 	$L__BB32_21;
 
 	mov.f32 	%f144, 0f7F800000;
 	fma.rn.f32 	%f273, %f16, %f144, %f144;
 
-$L__BB34_21:
+$L__BB32_21:
 	setp.eq.f32 	%p17, %f16, 0f00000000;
 	selp.f32 	%f145, 0fFF800000, %f273, %p17;
 	sub.f32 	%f146, %f21, %f267;
@@ -8650,12 +8337,12 @@ $L__BB34_21:
 	add.s64 	%rd27, %rd110, %rd23;
 	ld.global.f32 	%f24, [%rd27];
 	mov.f32 	%f274, %f20;
-	@%p16 bra 	$L__BB34_23;
+	@%p16 bra 	$L__BB32_23;
 
 	mov.f32 	%f148, 0f7F800000;
 	fma.rn.f32 	%f274, %f16, %f148, %f148;
 
-$L__BB34_23:
+$L__BB32_23:
 	selp.f32 	%f149, 0fFF800000, %f274, %p17;
 	sub.f32 	%f150, %f24, %f267;
 	sub.f32 	%f151, %f150, %f149;
@@ -8664,12 +8351,12 @@ $L__BB34_23:
 	add.s64 	%rd29, %rd27, %rd23;
 	ld.global.f32 	%f27, [%rd29];
 	mov.f32 	%f275, %f20;
-	@%p16 bra 	$L__BB34_25;
+	@%p16 bra 	$L__BB32_25;
 
 	mov.f32 	%f152, 0f7F800000;
 	fma.rn.f32 	%f275, %f16, %f152, %f152;
 
-$L__BB34_25:
+$L__BB32_25:
 	selp.f32 	%f153, 0fFF800000, %f275, %p17;
 	sub.f32 	%f154, %f27, %f267;
 	sub.f32 	%f155, %f154, %f153;
@@ -8678,12 +8365,12 @@ $L__BB34_25:
 	add.s64 	%rd31, %rd29, %rd23;
 	ld.global.f32 	%f30, [%rd31];
 	mov.f32 	%f276, %f20;
-	@%p16 bra 	$L__BB34_27;
+	@%p16 bra 	$L__BB32_27;
 
 	mov.f32 	%f156, 0f7F800000;
 	fma.rn.f32 	%f276, %f16, %f156, %f156;
 
-$L__BB34_27:
+$L__BB32_27:
 	add.s64 	%rd110, %rd31, %rd23;
 	selp.f32 	%f157, 0fFF800000, %f276, %p17;
 	sub.f32 	%f158, %f30, %f267;
@@ -8694,11 +8381,11 @@ $L__BB34_27:
 	add.s32 	%r102, %r102, 4;
 	add.s32 	%r101, %r101, -4;
 	setp.ne.s32 	%p24, %r101, 0;
-	@%p24 bra 	$L__BB34_19;
+	@%p24 bra 	$L__BB32_19;
 
-$L__BB34_28:
+$L__BB32_28:
 	setp.eq.s32 	%p25, %r103, 0;
-	@%p25 bra 	$L__BB34_39;
+	@%p25 bra 	$L__BB32_39;
 
 	mov.f32 	%f160, 0f34000000;
 	fma.rn.f32 	%f161, %f18, %f160, %f17;
@@ -8735,17 +8422,17 @@ $L__BB34_28:
 	shl.b64 	%rd88, %rd87, 2;
 	add.s64 	%rd112, %rd1, %rd88;
 
-$L__BB34_30:
+$L__BB32_30:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd113];
 	setp.lt.u32 	%p26, %r20, 2139095040;
 	mov.f32 	%f277, %f33;
-	@%p26 bra 	$L__BB34_32;
+	@%p26 bra 	$L__BB32_32;
 
 	mov.f32 	%f182, 0f7F800000;
 	fma.rn.f32 	%f277, %f16, %f182, %f182;
 
-$L__BB34_32:
+$L__BB32_32:
 	setp.eq.f32 	%p27, %f16, 0f00000000;
 	selp.f32 	%f183, 0fFF800000, %f277, %p27;
 	sub.f32 	%f184, %f34, %f267;
@@ -8755,13 +8442,13 @@ $L__BB34_32:
 	add.s64 	%rd112, %rd112, %rd35;
 	add.s32 	%r103, %r103, -1;
 	setp.eq.s32 	%p28, %r103, 0;
-	@%p28 bra 	$L__BB34_39;
-	bra.uni 	$L__BB34_30;
+	@%p28 bra 	$L__BB32_39;
+	bra.uni 	$L__BB32_30;
 
-$L__BB34_33:
+$L__BB32_33:
 	setp.lt.u32 	%p29, %r21, 3;
 	mov.u32 	%r106, 0;
-	@%p29 bra 	$L__BB34_36;
+	@%p29 bra 	$L__BB32_36;
 
 	sub.s32 	%r105, %r41, %r103;
 	add.s64 	%rd89, %rd4, %rd3;
@@ -8773,7 +8460,7 @@ $L__BB34_33:
 	add.s64 	%rd115, %rd1, %rd92;
 	mov.u32 	%r106, 0;
 
-$L__BB34_35:
+$L__BB32_35:
 	ld.global.f32 	%f186, [%rd114];
 	sub.f32 	%f187, %f186, %f267;
 	mov.f32 	%f188, 0f3F000000;
@@ -8855,11 +8542,11 @@ $L__BB34_35:
 	add.s32 	%r106, %r106, 4;
 	add.s32 	%r105, %r105, -4;
 	setp.ne.s32 	%p30, %r105, 0;
-	@%p30 bra 	$L__BB34_35;
+	@%p30 bra 	$L__BB32_35;
 
-$L__BB34_36:
+$L__BB32_36:
 	setp.eq.s32 	%p31, %r103, 0;
-	@%p31 bra 	$L__BB34_39;
+	@%p31 bra 	$L__BB32_39;
 
 	mul.lo.s32 	%r89, %r106, %r42;
 	cvt.s64.s32 	%rd99, %r89;
@@ -8873,7 +8560,7 @@ $L__BB34_36:
 	shl.b64 	%rd105, %rd104, 2;
 	add.s64 	%rd116, %rd1, %rd105;
 
-$L__BB34_38:
+$L__BB32_38:
 	.pragma "nounroll";
 	ld.global.f32 	%f244, [%rd117];
 	sub.f32 	%f245, %f244, %f267;
@@ -8901,9 +8588,9 @@ $L__BB34_38:
 	add.s64 	%rd116, %rd116, %rd49;
 	add.s32 	%r103, %r103, -1;
 	setp.ne.s32 	%p32, %r103, 0;
-	@%p32 bra 	$L__BB34_38;
+	@%p32 bra 	$L__BB32_38;
 
-$L__BB34_39:
+$L__BB32_39:
 	ret;
 
 }
@@ -8950,7 +8637,7 @@ $L__BB34_39:
 	mov.u32 	%r47, %tid.x;
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	setp.ge.s32 	%p1, %r1, %r44;
-	@%p1 bra 	$L__BB35_29;
+	@%p1 bra 	$L__BB33_29;
 
 	cvt.s64.s32 	%rd5, %r38;
 	mul.lo.s32 	%r48, %r1, %r43;
@@ -8958,14 +8645,14 @@ $L__BB34_39:
 	setp.lt.s32 	%p2, %r43, 1;
 	mov.f32 	%f115, 0f00000000;
 	mov.f32 	%f110, %f115;
-	@%p2 bra 	$L__BB35_8;
+	@%p2 bra 	$L__BB33_8;
 
 	add.s32 	%r50, %r43, -1;
 	and.b32  	%r75, %r43, 3;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
-	@%p3 bra 	$L__BB35_5;
+	@%p3 bra 	$L__BB33_5;
 
 	sub.s32 	%r73, %r43, %r75;
 	add.s64 	%rd65, %rd5, %rd6;
@@ -8975,7 +8662,7 @@ $L__BB34_39:
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
 
-$L__BB35_4:
+$L__BB33_4:
 	ld.global.f32 	%f23, [%rd103+-8];
 	add.f32 	%f24, %f110, %f23;
 	ld.global.f32 	%f25, [%rd103+-4];
@@ -8988,11 +8675,11 @@ $L__BB35_4:
 	add.s64 	%rd103, %rd103, 16;
 	add.s32 	%r73, %r73, -4;
 	setp.ne.s32 	%p4, %r73, 0;
-	@%p4 bra 	$L__BB35_4;
+	@%p4 bra 	$L__BB33_4;
 
-$L__BB35_5:
+$L__BB33_5:
 	setp.eq.s32 	%p5, %r75, 0;
-	@%p5 bra 	$L__BB35_8;
+	@%p5 bra 	$L__BB33_8;
 
 	cvt.s64.s32 	%rd68, %r74;
 	add.s64 	%rd69, %rd68, %rd5;
@@ -9000,26 +8687,26 @@ $L__BB35_5:
 	shl.b64 	%rd71, %rd70, 2;
 	add.s64 	%rd104, %rd4, %rd71;
 
-$L__BB35_7:
+$L__BB33_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f30, [%rd104];
 	add.f32 	%f110, %f110, %f30;
 	add.s64 	%rd104, %rd104, 4;
 	add.s32 	%r75, %r75, -1;
 	setp.ne.s32 	%p6, %r75, 0;
-	@%p6 bra 	$L__BB35_7;
+	@%p6 bra 	$L__BB33_7;
 
-$L__BB35_8:
+$L__BB33_8:
 	cvt.rn.f32.s32 	%f8, %r43;
 	div.rn.f32 	%f9, %f110, %f8;
-	@%p2 bra 	$L__BB35_15;
+	@%p2 bra 	$L__BB33_15;
 
 	add.s32 	%r53, %r43, -1;
 	and.b32  	%r79, %r43, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
-	@%p8 bra 	$L__BB35_12;
+	@%p8 bra 	$L__BB33_12;
 
 	sub.s32 	%r77, %r43, %r79;
 	add.s64 	%rd72, %rd5, %rd6;
@@ -9029,7 +8716,7 @@ $L__BB35_8:
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
 
-$L__BB35_11:
+$L__BB33_11:
 	ld.global.f32 	%f35, [%rd105+-8];
 	sub.f32 	%f36, %f35, %f9;
 	fma.rn.f32 	%f37, %f36, %f36, %f115;
@@ -9046,11 +8733,11 @@ $L__BB35_11:
 	add.s64 	%rd105, %rd105, 16;
 	add.s32 	%r77, %r77, -4;
 	setp.ne.s32 	%p9, %r77, 0;
-	@%p9 bra 	$L__BB35_11;
+	@%p9 bra 	$L__BB33_11;
 
-$L__BB35_12:
+$L__BB33_12:
 	setp.eq.s32 	%p10, %r79, 0;
-	@%p10 bra 	$L__BB35_15;
+	@%p10 bra 	$L__BB33_15;
 
 	cvt.s64.s32 	%rd75, %r78;
 	add.s64 	%rd76, %rd75, %rd5;
@@ -9058,7 +8745,7 @@ $L__BB35_12:
 	shl.b64 	%rd78, %rd77, 2;
 	add.s64 	%rd106, %rd4, %rd78;
 
-$L__BB35_14:
+$L__BB33_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f46, [%rd106];
 	sub.f32 	%f47, %f46, %f9;
@@ -9066,23 +8753,23 @@ $L__BB35_14:
 	add.s64 	%rd106, %rd106, 4;
 	add.s32 	%r79, %r79, -1;
 	setp.ne.s32 	%p11, %r79, 0;
-	@%p11 bra 	$L__BB35_14;
+	@%p11 bra 	$L__BB33_14;
 
-$L__BB35_15:
+$L__BB33_15:
 	div.rn.f32 	%f48, %f115, %f8;
 	add.f32 	%f49, %f48, %f18;
 	sqrt.rn.f32 	%f50, %f49;
 	rcp.rn.f32 	%f17, %f50;
-	@%p2 bra 	$L__BB35_29;
+	@%p2 bra 	$L__BB33_29;
 
 	setp.eq.s32 	%p13, %r41, 0;
 	add.s32 	%r20, %r43, -1;
 	and.b32  	%r83, %r43, 3;
-	@%p13 bra 	$L__BB35_23;
+	@%p13 bra 	$L__BB33_23;
 
 	setp.lt.u32 	%p14, %r20, 3;
 	mov.u32 	%r82, 0;
-	@%p14 bra 	$L__BB35_20;
+	@%p14 bra 	$L__BB33_20;
 
 	cvt.u32.u64 	%r57, %rd6;
 	sub.s32 	%r81, %r43, %r83;
@@ -9099,7 +8786,7 @@ $L__BB35_15:
 	mov.u64 	%rd109, %rd2;
 	mov.u64 	%rd110, %rd1;
 
-$L__BB35_19:
+$L__BB33_19:
 	ld.global.f32 	%f51, [%rd107+-8];
 	sub.f32 	%f52, %f51, %f9;
 	mul.f32 	%f53, %f17, %f52;
@@ -9137,11 +8824,11 @@ $L__BB35_19:
 	add.s64 	%rd107, %rd107, 16;
 	add.s32 	%r81, %r81, -4;
 	setp.ne.s32 	%p15, %r81, 0;
-	@%p15 bra 	$L__BB35_19;
+	@%p15 bra 	$L__BB33_19;
 
-$L__BB35_20:
+$L__BB33_20:
 	setp.eq.s32 	%p16, %r83, 0;
-	@%p16 bra 	$L__BB35_29;
+	@%p16 bra 	$L__BB33_29;
 
 	cvt.u32.u64 	%r59, %rd6;
 	add.s32 	%r60, %r82, %r42;
@@ -9160,7 +8847,7 @@ $L__BB35_20:
 	shl.b64 	%rd91, %rd90, 2;
 	add.s64 	%rd111, %rd4, %rd91;
 
-$L__BB35_22:
+$L__BB33_22:
 	.pragma "nounroll";
 	ld.global.f32 	%f75, [%rd111];
 	sub.f32 	%f76, %f75, %f9;
@@ -9175,13 +8862,13 @@ $L__BB35_22:
 	add.s64 	%rd111, %rd111, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.eq.s32 	%p17, %r83, 0;
-	@%p17 bra 	$L__BB35_29;
-	bra.uni 	$L__BB35_22;
+	@%p17 bra 	$L__BB33_29;
+	bra.uni 	$L__BB33_22;
 
-$L__BB35_23:
+$L__BB33_23:
 	setp.lt.u32 	%p18, %r20, 3;
 	mov.u32 	%r86, 0;
-	@%p18 bra 	$L__BB35_26;
+	@%p18 bra 	$L__BB33_26;
 
 	cvt.u32.u64 	%r66, %rd6;
 	sub.s32 	%r85, %r43, %r83;
@@ -9196,7 +8883,7 @@ $L__BB35_23:
 	mov.u32 	%r86, 0;
 	mov.u64 	%rd117, %rd1;
 
-$L__BB35_25:
+$L__BB33_25:
 	ld.global.f32 	%f81, [%rd116+-8];
 	sub.f32 	%f82, %f81, %f9;
 	mul.f32 	%f83, %f17, %f82;
@@ -9228,11 +8915,11 @@ $L__BB35_25:
 	add.s64 	%rd115, %rd115, 16;
 	add.s32 	%r85, %r85, -4;
 	setp.ne.s32 	%p19, %r85, 0;
-	@%p19 bra 	$L__BB35_25;
+	@%p19 bra 	$L__BB33_25;
 
-$L__BB35_26:
+$L__BB33_26:
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB35_29;
+	@%p20 bra 	$L__BB33_29;
 
 	cvt.u32.u64 	%r68, %rd6;
 	add.s32 	%r69, %r86, %r42;
@@ -9248,7 +8935,7 @@ $L__BB35_26:
 	shl.b64 	%rd102, %rd101, 2;
 	add.s64 	%rd118, %rd4, %rd102;
 
-$L__BB35_28:
+$L__BB33_28:
 	.pragma "nounroll";
 	ld.global.f32 	%f101, [%rd118];
 	sub.f32 	%f102, %f101, %f9;
@@ -9261,9 +8948,9 @@ $L__BB35_28:
 	add.s64 	%rd118, %rd118, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.ne.s32 	%p21, %r83, 0;
-	@%p21 bra 	$L__BB35_28;
+	@%p21 bra 	$L__BB33_28;
 
-$L__BB35_29:
+$L__BB33_29:
 	ret;
 
 }
@@ -9303,7 +8990,7 @@ $L__BB35_29:
 	mov.u32 	%r28, %tid.x;
 	mad.lo.s32 	%r1, %r27, %r26, %r28;
 	setp.ge.s32 	%p1, %r1, %r25;
-	@%p1 bra 	$L__BB36_17;
+	@%p1 bra 	$L__BB34_17;
 
 	cvt.s64.s32 	%rd2, %r20;
 	mul.lo.s32 	%r29, %r1, %r24;
@@ -9311,14 +8998,14 @@ $L__BB35_29:
 	setp.lt.s32 	%p2, %r24, 1;
 	mov.f32 	%f60, 0f00000000;
 	mov.f32 	%f55, %f60;
-	@%p2 bra 	$L__BB36_8;
+	@%p2 bra 	$L__BB34_8;
 
 	add.s32 	%r31, %r24, -1;
 	and.b32  	%r41, %r24, 3;
 	setp.lt.u32 	%p3, %r31, 3;
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
-	@%p3 bra 	$L__BB36_5;
+	@%p3 bra 	$L__BB34_5;
 
 	sub.s32 	%r39, %r24, %r41;
 	add.s64 	%rd19, %rd2, %rd3;
@@ -9328,7 +9015,7 @@ $L__BB35_29:
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
 
-$L__BB36_4:
+$L__BB34_4:
 	ld.global.f32 	%f22, [%rd39+-8];
 	add.f32 	%f23, %f55, %f22;
 	ld.global.f32 	%f24, [%rd39+-4];
@@ -9341,11 +9028,11 @@ $L__BB36_4:
 	add.s64 	%rd39, %rd39, 16;
 	add.s32 	%r39, %r39, -4;
 	setp.ne.s32 	%p4, %r39, 0;
-	@%p4 bra 	$L__BB36_4;
+	@%p4 bra 	$L__BB34_4;
 
-$L__BB36_5:
+$L__BB34_5:
 	setp.eq.s32 	%p5, %r41, 0;
-	@%p5 bra 	$L__BB36_8;
+	@%p5 bra 	$L__BB34_8;
 
 	cvt.s64.s32 	%rd22, %r40;
 	add.s64 	%rd23, %rd22, %rd2;
@@ -9353,26 +9040,26 @@ $L__BB36_5:
 	shl.b64 	%rd25, %rd24, 2;
 	add.s64 	%rd40, %rd1, %rd25;
 
-$L__BB36_7:
+$L__BB34_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f29, [%rd40];
 	add.f32 	%f55, %f55, %f29;
 	add.s64 	%rd40, %rd40, 4;
 	add.s32 	%r41, %r41, -1;
 	setp.ne.s32 	%p6, %r41, 0;
-	@%p6 bra 	$L__BB36_7;
+	@%p6 bra 	$L__BB34_7;
 
-$L__BB36_8:
+$L__BB34_8:
 	cvt.rn.f32.s32 	%f8, %r24;
 	div.rn.f32 	%f9, %f55, %f8;
-	@%p2 bra 	$L__BB36_15;
+	@%p2 bra 	$L__BB34_15;
 
 	add.s32 	%r34, %r24, -1;
 	and.b32  	%r45, %r24, 3;
 	setp.lt.u32 	%p8, %r34, 3;
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
-	@%p8 bra 	$L__BB36_12;
+	@%p8 bra 	$L__BB34_12;
 
 	sub.s32 	%r43, %r24, %r45;
 	add.s64 	%rd26, %rd2, %rd3;
@@ -9382,7 +9069,7 @@ $L__BB36_8:
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
 
-$L__BB36_11:
+$L__BB34_11:
 	ld.global.f32 	%f34, [%rd41+-8];
 	sub.f32 	%f35, %f34, %f9;
 	fma.rn.f32 	%f36, %f35, %f35, %f60;
@@ -9399,11 +9086,11 @@ $L__BB36_11:
 	add.s64 	%rd41, %rd41, 16;
 	add.s32 	%r43, %r43, -4;
 	setp.ne.s32 	%p9, %r43, 0;
-	@%p9 bra 	$L__BB36_11;
+	@%p9 bra 	$L__BB34_11;
 
-$L__BB36_12:
+$L__BB34_12:
 	setp.eq.s32 	%p10, %r45, 0;
-	@%p10 bra 	$L__BB36_15;
+	@%p10 bra 	$L__BB34_15;
 
 	cvt.s64.s32 	%rd29, %r44;
 	add.s64 	%rd30, %rd29, %rd2;
@@ -9411,7 +9098,7 @@ $L__BB36_12:
 	shl.b64 	%rd32, %rd31, 2;
 	add.s64 	%rd42, %rd1, %rd32;
 
-$L__BB36_14:
+$L__BB34_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd42];
 	sub.f32 	%f46, %f45, %f9;
@@ -9419,16 +9106,16 @@ $L__BB36_14:
 	add.s64 	%rd42, %rd42, 4;
 	add.s32 	%r45, %r45, -1;
 	setp.ne.s32 	%p11, %r45, 0;
-	@%p11 bra 	$L__BB36_14;
+	@%p11 bra 	$L__BB34_14;
 
-$L__BB36_15:
+$L__BB34_15:
 	add.s32 	%r36, %r1, %r21;
 	cvta.to.global.u64 	%rd33, %rd16;
 	mul.wide.s32 	%rd34, %r36, 4;
 	add.s64 	%rd35, %rd33, %rd34;
 	st.global.f32 	[%rd35], %f9;
 	setp.eq.s32 	%p12, %r23, 0;
-	@%p12 bra 	$L__BB36_17;
+	@%p12 bra 	$L__BB34_17;
 
 	div.rn.f32 	%f47, %f60, %f8;
 	add.f32 	%f48, %f47, %f17;
@@ -9440,7 +9127,7 @@ $L__BB36_15:
 	add.s64 	%rd38, %rd36, %rd37;
 	st.global.f32 	[%rd38], %f50;
 
-$L__BB36_17:
+$L__BB34_17:
 	ret;
 
 }
@@ -9486,7 +9173,7 @@ $L__BB36_17:
 	mul.lo.s32 	%r17, %r11, %r10;
 	mul.lo.s32 	%r2, %r17, %r12;
 	setp.ge.s32 	%p1, %r1, %r2;
-	@%p1 bra 	$L__BB37_6;
+	@%p1 bra 	$L__BB35_6;
 
 	div.s32 	%r18, %r1, %r12;
 	mul.lo.s32 	%r19, %r18, %r12;
@@ -9502,7 +9189,7 @@ $L__BB36_17:
 	setp.eq.s32 	%p3, %r6, 0;
 	mov.f32 	%f8, 0f00000000;
 	mov.f32 	%f7, %f8;
-	@%p3 bra 	$L__BB37_3;
+	@%p3 bra 	$L__BB35_3;
 
 	add.s32 	%r27, %r3, %r5;
 	cvta.to.global.u64 	%rd5, %rd2;
@@ -9510,13 +9197,13 @@ $L__BB36_17:
 	add.s64 	%rd7, %rd5, %rd6;
 	ld.global.f32 	%f7, [%rd7];
 
-$L__BB37_3:
+$L__BB35_3:
 	add.s32 	%r4, %r1, %r9;
 	mul.wide.s32 	%rd8, %r4, 4;
 	add.s64 	%rd9, %rd1, %rd8;
 	st.global.f32 	[%rd9], %f7;
 	setp.eq.s32 	%p4, %r8, 0;
-	@%p4 bra 	$L__BB37_5;
+	@%p4 bra 	$L__BB35_5;
 
 	add.s32 	%r28, %r3, %r7;
 	cvta.to.global.u64 	%rd10, %rd3;
@@ -9524,13 +9211,13 @@ $L__BB37_3:
 	add.s64 	%rd12, %rd10, %rd11;
 	ld.global.f32 	%f8, [%rd12];
 
-$L__BB37_5:
+$L__BB35_5:
 	add.s32 	%r29, %r4, %r2;
 	mul.wide.s32 	%rd13, %r29, 4;
 	add.s64 	%rd14, %rd1, %rd13;
 	st.global.f32 	[%rd14], %f8;
 
-$L__BB37_6:
+$L__BB35_6:
 	ret;
 
 }
@@ -9593,7 +9280,7 @@ $L__BB37_6:
 	ld.global.u32 	%r7, [%rd5+16];
 	mul.lo.s32 	%r8, %r6, %r7;
 	setp.ge.s32 	%p1, %r3, %r8;
-	@%p1 bra 	$L__BB38_52;
+	@%p1 bra 	$L__BB36_52;
 
 	ld.global.u32 	%r9, [%rd5+20];
 	div.s32 	%r49, %r3, %r4;
@@ -9603,7 +9290,7 @@ $L__BB37_6:
 	div.s32 	%r12, %r3, %r6;
 	setp.eq.s32 	%p2, %r43, 0;
 	mov.u32 	%r111, %r1;
-	@%p2 bra 	$L__BB38_3;
+	@%p2 bra 	$L__BB36_3;
 
 	add.s32 	%r51, %r11, %r42;
 	cvta.to.global.u64 	%rd47, %rd41;
@@ -9613,10 +9300,10 @@ $L__BB37_6:
 	max.s32 	%r53, %r52, 0;
 	min.s32 	%r111, %r53, %r1;
 
-$L__BB38_3:
+$L__BB36_3:
 	setp.le.s32 	%p3, %r111, %r45;
 	mov.u32 	%r112, -1;
-	@%p3 bra 	$L__BB38_5;
+	@%p3 bra 	$L__BB36_5;
 
 	ld.global.u32 	%r55, [%rd5+28];
 	setp.ne.s32 	%p4, %r55, 0;
@@ -9626,9 +9313,9 @@ $L__BB38_3:
 	add.s32 	%r57, %r111, %r56;
 	selp.b32 	%r112, %r57, %r45, %p6;
 
-$L__BB38_5:
+$L__BB36_5:
 	setp.lt.s32 	%p7, %r112, 0;
-	@%p7 bra 	$L__BB38_52;
+	@%p7 bra 	$L__BB36_52;
 
 	cvt.s64.s32 	%rd6, %r44;
 	shr.u32 	%r58, %r45, 31;
@@ -9656,7 +9343,7 @@ $L__BB38_5:
 	setp.eq.s32 	%p9, %r41, 0;
 	mov.f32 	%f210, 0f00000000;
 	mov.f32 	%f215, %f210;
-	@%p9 bra 	$L__BB38_8;
+	@%p9 bra 	$L__BB36_8;
 
 	cvta.to.global.u64 	%rd51, %rd40;
 	cvt.s64.s32 	%rd52, %r40;
@@ -9675,13 +9362,13 @@ $L__BB38_5:
 	add.s64 	%rd60, %rd51, %rd59;
 	ld.global.f32 	%f215, [%rd60];
 
-$L__BB38_8:
+$L__BB36_8:
 	mul.lo.s32 	%r74, %r4, 3;
 	mad.lo.s32 	%r18, %r74, %r12, %r17;
 	mul.lo.s32 	%r75, %r18, %r4;
 	cvt.s64.s32 	%rd14, %r75;
 	setp.lt.s32 	%p10, %r2, 1;
-	@%p10 bra 	$L__BB38_15;
+	@%p10 bra 	$L__BB36_15;
 
 	mul.lo.s32 	%r77, %r18, %r2;
 	cvt.s64.s32 	%rd15, %r77;
@@ -9689,7 +9376,7 @@ $L__BB38_8:
 	add.s32 	%r78, %r2, -1;
 	setp.lt.u32 	%p11, %r78, 3;
 	mov.u32 	%r115, 0;
-	@%p11 bra 	$L__BB38_12;
+	@%p11 bra 	$L__BB36_12;
 
 	sub.s32 	%r114, %r2, %r116;
 	add.s64 	%rd61, %rd12, %rd15;
@@ -9702,7 +9389,7 @@ $L__BB38_8:
 	add.s64 	%rd95, %rd66, 8;
 	mov.u32 	%r115, 0;
 
-$L__BB38_11:
+$L__BB36_11:
 	ld.global.f32 	%f43, [%rd95+-8];
 	ld.global.f32 	%f44, [%rd96+-8];
 	fma.rn.f32 	%f45, %f44, %f43, %f210;
@@ -9720,11 +9407,11 @@ $L__BB38_11:
 	add.s64 	%rd95, %rd95, 16;
 	add.s32 	%r114, %r114, -4;
 	setp.ne.s32 	%p12, %r114, 0;
-	@%p12 bra 	$L__BB38_11;
+	@%p12 bra 	$L__BB36_11;
 
-$L__BB38_12:
+$L__BB36_12:
 	setp.eq.s32 	%p13, %r116, 0;
-	@%p13 bra 	$L__BB38_15;
+	@%p13 bra 	$L__BB36_15;
 
 	cvt.s64.s32 	%rd67, %r115;
 	add.s64 	%rd68, %rd67, %rd10;
@@ -9736,7 +9423,7 @@ $L__BB38_12:
 	shl.b64 	%rd73, %rd72, 2;
 	add.s64 	%rd97, %rd2, %rd73;
 
-$L__BB38_14:
+$L__BB36_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f54, [%rd98];
 	ld.global.f32 	%f55, [%rd97];
@@ -9745,17 +9432,17 @@ $L__BB38_14:
 	add.s64 	%rd97, %rd97, 4;
 	add.s32 	%r116, %r116, -1;
 	setp.ne.s32 	%p14, %r116, 0;
-	@%p14 bra 	$L__BB38_14;
+	@%p14 bra 	$L__BB36_14;
 
-$L__BB38_15:
+$L__BB36_15:
 	setp.lt.s32 	%p15, %r4, 1;
-	@%p15 bra 	$L__BB38_22;
+	@%p15 bra 	$L__BB36_22;
 
 	add.s32 	%r81, %r4, -1;
 	and.b32  	%r120, %r4, 3;
 	setp.lt.u32 	%p16, %r81, 3;
 	mov.u32 	%r119, 0;
-	@%p16 bra 	$L__BB38_19;
+	@%p16 bra 	$L__BB36_19;
 
 	sub.s32 	%r118, %r4, %r120;
 	add.s64 	%rd74, %rd13, %rd14;
@@ -9767,7 +9454,7 @@ $L__BB38_15:
 	add.s64 	%rd99, %rd78, 8;
 	mov.u32 	%r119, 0;
 
-$L__BB38_18:
+$L__BB36_18:
 	ld.global.f32 	%f57, [%rd99+-8];
 	ld.global.f32 	%f58, [%rd100+-8];
 	fma.rn.f32 	%f59, %f58, %f57, %f215;
@@ -9785,11 +9472,11 @@ $L__BB38_18:
 	add.s64 	%rd99, %rd99, 16;
 	add.s32 	%r118, %r118, -4;
 	setp.ne.s32 	%p17, %r118, 0;
-	@%p17 bra 	$L__BB38_18;
+	@%p17 bra 	$L__BB36_18;
 
-$L__BB38_19:
+$L__BB36_19:
 	setp.eq.s32 	%p18, %r120, 0;
-	@%p18 bra 	$L__BB38_22;
+	@%p18 bra 	$L__BB36_22;
 
 	cvt.s64.s32 	%rd79, %r119;
 	add.s64 	%rd80, %rd79, %rd6;
@@ -9802,7 +9489,7 @@ $L__BB38_19:
 	shl.b64 	%rd86, %rd85, 2;
 	add.s64 	%rd101, %rd3, %rd86;
 
-$L__BB38_21:
+$L__BB36_21:
 	.pragma "nounroll";
 	ld.global.f32 	%f68, [%rd102];
 	ld.global.f32 	%f69, [%rd101];
@@ -9811,20 +9498,20 @@ $L__BB38_21:
 	add.s64 	%rd101, %rd101, 4;
 	add.s32 	%r120, %r120, -1;
 	setp.ne.s32 	%p19, %r120, 0;
-	@%p19 bra 	$L__BB38_21;
+	@%p19 bra 	$L__BB36_21;
 
-$L__BB38_22:
+$L__BB36_22:
 	add.f32 	%f218, %f210, %f215;
 	ld.global.u32 	%r83, [%rd5+36];
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB38_24;
+	@%p20 bra 	$L__BB36_24;
 
 	ld.global.f32 	%f70, [%rd5+40];
 	neg.f32 	%f71, %f70;
 	max.f32 	%f72, %f218, %f71;
 	min.f32 	%f218, %f72, %f70;
 
-$L__BB38_24:
+$L__BB36_24:
 	ld.global.u32 	%r85, [%rd5+24];
 	setp.eq.s32 	%p21, %r85, 0;
 	selp.b32 	%r86, 2, 3, %p21;
@@ -9836,24 +9523,24 @@ $L__BB38_24:
 	ld.global.f32 	%f22, [%rd88+4];
 	ld.global.f32 	%f23, [%rd88+8];
 	setp.gt.s32 	%p22, %r84, 4;
-	@%p22 bra 	$L__BB38_33;
+	@%p22 bra 	$L__BB36_33;
 
 	setp.gt.s32 	%p29, %r84, 1;
-	@%p29 bra 	$L__BB38_29;
-	bra.uni 	$L__BB38_26;
+	@%p29 bra 	$L__BB36_29;
+	bra.uni 	$L__BB36_26;
 
-$L__BB38_29:
+$L__BB36_29:
 	setp.eq.s32 	%p30, %r84, 2;
-	@%p30 bra 	$L__BB38_49;
+	@%p30 bra 	$L__BB36_49;
 
 	setp.eq.s32 	%p31, %r84, 3;
-	@%p31 bra 	$L__BB38_48;
+	@%p31 bra 	$L__BB36_48;
 
 	setp.eq.s32 	%p32, %r84, 4;
-	@%p32 bra 	$L__BB38_45;
-	bra.uni 	$L__BB38_32;
+	@%p32 bra 	$L__BB36_45;
+	bra.uni 	$L__BB36_32;
 
-$L__BB38_45:
+$L__BB36_45:
 	mov.f32 	%f94, 0f3F000000;
 	mov.f32 	%f95, 0f3BBB989D;
 	fma.rn.f32 	%f96, %f218, %f95, %f94;
@@ -9907,43 +9594,43 @@ $L__BB38_45:
 	mov.f32 	%f136, 0f3F317218;
 	fma.rn.f32 	%f217, %f115, %f136, %f135;
 	setp.lt.u32 	%p39, %r93, 2139095040;
-	@%p39 bra 	$L__BB38_47;
+	@%p39 bra 	$L__BB36_47;
 
 	mov.f32 	%f137, 0f7F800000;
 	fma.rn.f32 	%f217, %f29, %f137, %f137;
 
-$L__BB38_47:
+$L__BB36_47:
 	setp.eq.f32 	%p40, %f29, 0f00000000;
 	selp.f32 	%f218, 0fFF800000, %f217, %p40;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_33:
+$L__BB36_33:
 	setp.gt.s32 	%p23, %r84, 6;
-	@%p23 bra 	$L__BB38_37;
-	bra.uni 	$L__BB38_34;
+	@%p23 bra 	$L__BB36_37;
+	bra.uni 	$L__BB36_34;
 
-$L__BB38_37:
+$L__BB36_37:
 	setp.eq.s32 	%p24, %r84, 7;
-	@%p24 bra 	$L__BB38_42;
+	@%p24 bra 	$L__BB36_42;
 
 	setp.eq.s32 	%p25, %r84, 8;
-	@%p25 bra 	$L__BB38_41;
+	@%p25 bra 	$L__BB36_41;
 
 	setp.ne.s32 	%p26, %r84, 9;
-	@%p26 bra 	$L__BB38_32;
+	@%p26 bra 	$L__BB36_32;
 
 	fma.rn.f32 	%f218, %f218, %f22, %f23;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_26:
+$L__BB36_26:
 	setp.eq.s32 	%p33, %r84, 0;
-	@%p33 bra 	$L__BB38_50;
+	@%p33 bra 	$L__BB36_50;
 
 	setp.eq.s32 	%p34, %r84, 1;
-	@%p34 bra 	$L__BB38_28;
-	bra.uni 	$L__BB38_32;
+	@%p34 bra 	$L__BB36_28;
+	bra.uni 	$L__BB36_32;
 
-$L__BB38_28:
+$L__BB36_28:
 	abs.f32 	%f141, %f218;
 	mul.f32 	%f142, %f141, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f143, %f142;
@@ -9972,35 +9659,35 @@ $L__BB38_28:
 	fma.rn.f32 	%f161, %f160, %f218, %f218;
 	setp.ge.f32 	%p42, %f141, 0f3F19999A;
 	selp.f32 	%f218, %f150, %f161, %p42;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_34:
+$L__BB36_34:
 	setp.eq.s32 	%p27, %r84, 5;
-	@%p27 bra 	$L__BB38_44;
+	@%p27 bra 	$L__BB36_44;
 
 	setp.eq.s32 	%p28, %r84, 6;
-	@%p28 bra 	$L__BB38_36;
-	bra.uni 	$L__BB38_32;
+	@%p28 bra 	$L__BB36_36;
+	bra.uni 	$L__BB36_32;
 
-$L__BB38_36:
+$L__BB36_36:
 	setp.gt.f32 	%p36, %f218, %f22;
 	selp.f32 	%f218, %f218, 0f00000000, %p36;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_49:
+$L__BB36_49:
 	mov.f32 	%f140, 0f00000000;
 	max.f32 	%f218, %f218, %f140;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_48:
+$L__BB36_48:
 	abs.f32 	%f138, %f218;
 	add.f32 	%f139, %f138, 0f3F800000;
 	div.rn.f32 	%f218, %f218, %f139;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_42:
+$L__BB36_42:
 	setp.ge.f32 	%p35, %f218, 0f00000000;
-	@%p35 bra 	$L__BB38_51;
+	@%p35 bra 	$L__BB36_51;
 
 	mov.f32 	%f77, 0f3F000000;
 	mov.f32 	%f78, 0f3BBB989D;
@@ -10021,17 +9708,17 @@ $L__BB38_42:
 	ex2.approx.ftz.f32 	%f91, %f89;
 	fma.rn.f32 	%f92, %f91, %f90, 0fBF800000;
 	mul.f32 	%f218, %f22, %f92;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_41:
+$L__BB36_41:
 	fma.rn.f32 	%f73, %f218, %f22, %f23;
 	mov.f32 	%f74, 0f3F800000;
 	min.f32 	%f75, %f74, %f73;
 	mov.f32 	%f76, 0f00000000;
 	max.f32 	%f218, %f76, %f75;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_50:
+$L__BB36_50:
 	neg.f32 	%f162, %f218;
 	mov.f32 	%f163, 0f3F000000;
 	mov.f32 	%f164, 0f3BBB989D;
@@ -10052,15 +9739,15 @@ $L__BB38_50:
 	ex2.approx.ftz.f32 	%f177, %f175;
 	fma.rn.f32 	%f178, %f177, %f176, 0f3F800000;
 	rcp.rn.f32 	%f218, %f178;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_44:
+$L__BB36_44:
 	setp.ge.f32 	%p37, %f218, 0f00000000;
 	mul.f32 	%f93, %f218, %f22;
 	selp.f32 	%f218, %f218, %f93, %p37;
-	bra.uni 	$L__BB38_51;
+	bra.uni 	$L__BB36_51;
 
-$L__BB38_32:
+$L__BB36_32:
 	mul.f32 	%f179, %f218, %f23;
 	abs.f32 	%f180, %f179;
 	mul.f32 	%f181, %f180, 0f4038AA3B;
@@ -10092,7 +9779,7 @@ $L__BB38_32:
 	selp.f32 	%f201, %f189, %f200, %p44;
 	mul.f32 	%f218, %f22, %f201;
 
-$L__BB38_51:
+$L__BB36_51:
 	cvt.s64.s32 	%rd89, %r10;
 	add.s64 	%rd90, %rd9, %rd89;
 	shl.b64 	%rd91, %rd90, 2;
@@ -10107,7 +9794,7 @@ $L__BB38_51:
 	add.s64 	%rd94, %rd4, %rd93;
 	st.global.f32 	[%rd94], %f203;
 
-$L__BB38_52:
+$L__BB36_52:
 	ret;
 
 }
@@ -10137,7 +9824,7 @@ $L__BB38_52:
 	.param .u64 rnn_step_param_21
 )
 {
-	.local .align 16 .b8 	__local_depot39[32];
+	.local .align 16 .b8 	__local_depot37[32];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
 	.reg .pred 	%p<244>;
@@ -10146,7 +9833,7 @@ $L__BB38_52:
 	.reg .b64 	%rd<236>;
 
 
-	mov.u64 	%SPL, __local_depot39;
+	mov.u64 	%SPL, __local_depot37;
 	ld.param.u64 	%rd51, [rnn_step_param_0];
 	ld.param.u64 	%rd52, [rnn_step_param_2];
 	ld.param.u64 	%rd53, [rnn_step_param_4];
@@ -10184,7 +9871,7 @@ $L__BB38_52:
 	ld.global.u32 	%r9, [%rd10+16];
 	mul.lo.s32 	%r10, %r8, %r9;
 	setp.ge.s32 	%p1, %r5, %r10;
-	@%p1 bra 	$L__BB39_304;
+	@%p1 bra 	$L__BB37_304;
 
 	div.s32 	%r90, %r5, %r6;
 	mul.lo.s32 	%r91, %r90, %r6;
@@ -10202,7 +9889,7 @@ $L__BB38_52:
 	add.s64 	%rd12, %rd61, %rd11;
 	setp.eq.s32 	%p2, %r80, 0;
 	mov.u32 	%r344, %r1;
-	@%p2 bra 	$L__BB39_3;
+	@%p2 bra 	$L__BB37_3;
 
 	add.s32 	%r98, %r12, %r79;
 	cvta.to.global.u64 	%rd62, %rd50;
@@ -10212,10 +9899,10 @@ $L__BB38_52:
 	max.s32 	%r100, %r99, 0;
 	min.s32 	%r344, %r100, %r1;
 
-$L__BB39_3:
+$L__BB37_3:
 	setp.le.s32 	%p3, %r344, %r86;
 	mov.u32 	%r345, -1;
-	@%p3 bra 	$L__BB39_5;
+	@%p3 bra 	$L__BB37_5;
 
 	ld.global.u32 	%r102, [%rd10+28];
 	setp.ne.s32 	%p4, %r102, 0;
@@ -10225,7 +9912,7 @@ $L__BB39_3:
 	add.s32 	%r104, %r344, %r103;
 	selp.b32 	%r345, %r104, %r86, %p6;
 
-$L__BB39_5:
+$L__BB37_5:
 	add.s32 	%r105, %r86, 1;
 	shr.u32 	%r106, %r105, 31;
 	add.s32 	%r107, %r105, %r106;
@@ -10248,7 +9935,7 @@ $L__BB39_5:
 	shl.b64 	%rd73, %rd72, 2;
 	add.s64 	%rd16, %rd7, %rd73;
 	setp.lt.s32 	%p7, %r345, 0;
-	@%p7 bra 	$L__BB39_299;
+	@%p7 bra 	$L__BB37_299;
 
 	ld.param.u32 	%r343, [rnn_step_param_8];
 	ld.param.u32 	%r342, [rnn_step_param_5];
@@ -10279,7 +9966,7 @@ $L__BB39_5:
 	and.b32  	%r363, %r6, 3;
 	sub.s32 	%r361, %r6, %r363;
 	setp.eq.s32 	%p10, %r343, 0;
-	@%p10 bra 	$L__BB39_25;
+	@%p10 bra 	$L__BB37_25;
 
 	shl.b32 	%r337, %r6, 1;
 	ld.param.u32 	%r336, [rnn_step_param_7];
@@ -10288,7 +9975,7 @@ $L__BB39_5:
 	mul.lo.s32 	%r29, %r119, %r13;
 	mov.u32 	%r346, 0;
 
-$L__BB39_8:
+$L__BB37_8:
 	mad.lo.s32 	%r120, %r346, %r6, %r11;
 	add.s32 	%r121, %r120, %r29;
 	cvt.s64.s32 	%rd76, %r121;
@@ -10304,19 +9991,19 @@ $L__BB39_8:
 	ld.global.f32 	%f1400, [%rd83];
 	add.s32 	%r31, %r120, %r21;
 	setp.lt.s32 	%p11, %r2, 1;
-	@%p11 bra 	$L__BB39_16;
+	@%p11 bra 	$L__BB37_16;
 
 	setp.lt.u32 	%p12, %r23, 3;
 	mul.lo.s32 	%r124, %r31, %r2;
 	cvt.s64.s32 	%rd84, %r124;
 	add.s64 	%rd23, %rd84, %rd20;
 	mov.u32 	%r349, 0;
-	@%p12 bra 	$L__BB39_12;
+	@%p12 bra 	$L__BB37_12;
 
 	mov.u32 	%r349, 0;
 	mov.u32 	%r348, %r26;
 
-$L__BB39_11:
+$L__BB37_11:
 	cvt.s64.s32 	%rd85, %r349;
 	add.s64 	%rd86, %rd23, %rd85;
 	shl.b64 	%rd87, %rd86, 2;
@@ -10339,11 +10026,11 @@ $L__BB39_11:
 	add.s32 	%r349, %r349, 4;
 	add.s32 	%r348, %r348, -4;
 	setp.ne.s32 	%p13, %r348, 0;
-	@%p13 bra 	$L__BB39_11;
+	@%p13 bra 	$L__BB37_11;
 
-$L__BB39_12:
+$L__BB37_12:
 	setp.eq.s32 	%p14, %r25, 0;
-	@%p14 bra 	$L__BB39_16;
+	@%p14 bra 	$L__BB37_16;
 
 	setp.eq.s32 	%p15, %r25, 1;
 	cvt.s64.s32 	%rd92, %r349;
@@ -10356,7 +10043,7 @@ $L__BB39_12:
 	ld.global.f32 	%f232, [%rd98];
 	ld.global.f32 	%f233, [%rd95];
 	fma.rn.f32 	%f1396, %f233, %f232, %f1396;
-	@%p15 bra 	$L__BB39_16;
+	@%p15 bra 	$L__BB37_16;
 
 	setp.eq.s32 	%p16, %r25, 2;
 	add.s32 	%r126, %r349, 1;
@@ -10370,27 +10057,27 @@ $L__BB39_12:
 	ld.global.f32 	%f234, [%rd25];
 	ld.global.f32 	%f235, [%rd24];
 	fma.rn.f32 	%f1396, %f235, %f234, %f1396;
-	@%p16 bra 	$L__BB39_16;
+	@%p16 bra 	$L__BB37_16;
 
 	ld.global.f32 	%f236, [%rd25+4];
 	ld.global.f32 	%f237, [%rd24+4];
 	fma.rn.f32 	%f1396, %f237, %f236, %f1396;
 
-$L__BB39_16:
+$L__BB37_16:
 	setp.lt.s32 	%p17, %r6, 1;
-	@%p17 bra 	$L__BB39_24;
+	@%p17 bra 	$L__BB37_24;
 
 	setp.lt.u32 	%p18, %r24, 3;
 	mul.lo.s32 	%r128, %r31, %r6;
 	cvt.s64.s32 	%rd104, %r128;
 	add.s64 	%rd26, %rd104, %rd21;
 	mov.u32 	%r352, 0;
-	@%p18 bra 	$L__BB39_20;
+	@%p18 bra 	$L__BB37_20;
 
 	mov.u32 	%r352, 0;
 	mov.u32 	%r351, %r361;
 
-$L__BB39_19:
+$L__BB37_19:
 	cvt.s64.s32 	%rd105, %r352;
 	add.s64 	%rd106, %rd26, %rd105;
 	shl.b64 	%rd107, %rd106, 2;
@@ -10413,11 +10100,11 @@ $L__BB39_19:
 	add.s32 	%r352, %r352, 4;
 	add.s32 	%r351, %r351, -4;
 	setp.ne.s32 	%p19, %r351, 0;
-	@%p19 bra 	$L__BB39_19;
+	@%p19 bra 	$L__BB37_19;
 
-$L__BB39_20:
+$L__BB37_20:
 	setp.eq.s32 	%p20, %r363, 0;
-	@%p20 bra 	$L__BB39_24;
+	@%p20 bra 	$L__BB37_24;
 
 	setp.eq.s32 	%p21, %r363, 1;
 	cvt.s64.s32 	%rd112, %r352;
@@ -10430,7 +10117,7 @@ $L__BB39_20:
 	ld.global.f32 	%f250, [%rd118];
 	ld.global.f32 	%f251, [%rd115];
 	fma.rn.f32 	%f1400, %f251, %f250, %f1400;
-	@%p21 bra 	$L__BB39_24;
+	@%p21 bra 	$L__BB37_24;
 
 	setp.eq.s32 	%p22, %r363, 2;
 	add.s32 	%r130, %r352, 1;
@@ -10444,13 +10131,13 @@ $L__BB39_20:
 	ld.global.f32 	%f252, [%rd28];
 	ld.global.f32 	%f253, [%rd27];
 	fma.rn.f32 	%f1400, %f253, %f252, %f1400;
-	@%p22 bra 	$L__BB39_24;
+	@%p22 bra 	$L__BB37_24;
 
 	ld.global.f32 	%f254, [%rd28+4];
 	ld.global.f32 	%f255, [%rd27+4];
 	fma.rn.f32 	%f1400, %f255, %f254, %f1400;
 
-$L__BB39_24:
+$L__BB37_24:
 	mul.wide.s32 	%rd124, %r346, 4;
 	add.s64 	%rd125, %rd8, %rd124;
 	st.local.f32 	[%rd125], %f1396;
@@ -10458,10 +10145,10 @@ $L__BB39_24:
 	st.local.f32 	[%rd126], %f1400;
 	add.s32 	%r346, %r346, 1;
 	setp.lt.u32 	%p23, %r346, %r19;
-	@%p23 bra 	$L__BB39_8;
-	bra.uni 	$L__BB39_43;
+	@%p23 bra 	$L__BB37_8;
+	bra.uni 	$L__BB37_43;
 
-$L__BB39_299:
+$L__BB37_299:
 	add.s64 	%rd210, %rd12, %rd15;
 	shl.b64 	%rd211, %rd210, 2;
 	add.s64 	%rd212, %rd7, %rd211;
@@ -10470,25 +10157,25 @@ $L__BB39_299:
 	ld.global.f32 	%f1392, [%rd13];
 	st.global.f32 	[%rd14], %f1392;
 	setp.eq.s32 	%p241, %r85, 0;
-	@%p241 bra 	$L__BB39_304;
+	@%p241 bra 	$L__BB37_304;
 
 	setp.eq.s32 	%p242, %r3, 0;
-	@%p242 bra 	$L__BB39_302;
+	@%p242 bra 	$L__BB37_302;
 
 	mad.lo.s32 	%r307, %r12, %r1, %r86;
 	mad.lo.s32 	%r365, %r307, %r9, %r13;
-	bra.uni 	$L__BB39_303;
+	bra.uni 	$L__BB37_303;
 
-$L__BB39_25:
+$L__BB37_25:
 	mov.u32 	%r353, 0;
 
-$L__BB39_26:
+$L__BB37_26:
 	mad.lo.s32 	%r132, %r353, %r6, %r11;
 	add.s32 	%r44, %r132, %r21;
 	setp.lt.s32 	%p24, %r2, 1;
 	mov.f32 	%f1408, 0f00000000;
 	mov.f32 	%f1404, %f1408;
-	@%p24 bra 	$L__BB39_34;
+	@%p24 bra 	$L__BB37_34;
 
 	setp.lt.u32 	%p25, %r23, 3;
 	mul.lo.s32 	%r134, %r44, %r2;
@@ -10496,13 +10183,13 @@ $L__BB39_26:
 	add.s64 	%rd29, %rd127, %rd20;
 	mov.f32 	%f1404, 0f00000000;
 	mov.u32 	%r356, 0;
-	@%p25 bra 	$L__BB39_30;
+	@%p25 bra 	$L__BB37_30;
 
 	mov.f32 	%f1404, 0f00000000;
 	mov.u32 	%r356, 0;
 	mov.u32 	%r355, %r26;
 
-$L__BB39_29:
+$L__BB37_29:
 	cvt.s64.s32 	%rd128, %r356;
 	add.s64 	%rd129, %rd29, %rd128;
 	shl.b64 	%rd130, %rd129, 2;
@@ -10525,11 +10212,11 @@ $L__BB39_29:
 	add.s32 	%r356, %r356, 4;
 	add.s32 	%r355, %r355, -4;
 	setp.ne.s32 	%p26, %r355, 0;
-	@%p26 bra 	$L__BB39_29;
+	@%p26 bra 	$L__BB37_29;
 
-$L__BB39_30:
+$L__BB37_30:
 	setp.eq.s32 	%p27, %r25, 0;
-	@%p27 bra 	$L__BB39_34;
+	@%p27 bra 	$L__BB37_34;
 
 	setp.eq.s32 	%p28, %r25, 1;
 	cvt.s64.s32 	%rd135, %r356;
@@ -10542,7 +10229,7 @@ $L__BB39_30:
 	ld.global.f32 	%f271, [%rd141];
 	ld.global.f32 	%f272, [%rd138];
 	fma.rn.f32 	%f1404, %f272, %f271, %f1404;
-	@%p28 bra 	$L__BB39_34;
+	@%p28 bra 	$L__BB37_34;
 
 	setp.eq.s32 	%p29, %r25, 2;
 	add.s32 	%r136, %r356, 1;
@@ -10556,15 +10243,15 @@ $L__BB39_30:
 	ld.global.f32 	%f273, [%rd31];
 	ld.global.f32 	%f274, [%rd30];
 	fma.rn.f32 	%f1404, %f274, %f273, %f1404;
-	@%p29 bra 	$L__BB39_34;
+	@%p29 bra 	$L__BB37_34;
 
 	ld.global.f32 	%f275, [%rd31+4];
 	ld.global.f32 	%f276, [%rd30+4];
 	fma.rn.f32 	%f1404, %f276, %f275, %f1404;
 
-$L__BB39_34:
+$L__BB37_34:
 	setp.lt.s32 	%p30, %r6, 1;
-	@%p30 bra 	$L__BB39_42;
+	@%p30 bra 	$L__BB37_42;
 
 	setp.lt.u32 	%p31, %r24, 3;
 	mul.lo.s32 	%r138, %r44, %r6;
@@ -10572,13 +10259,13 @@ $L__BB39_34:
 	add.s64 	%rd32, %rd147, %rd21;
 	mov.f32 	%f1408, 0f00000000;
 	mov.u32 	%r359, 0;
-	@%p31 bra 	$L__BB39_38;
+	@%p31 bra 	$L__BB37_38;
 
 	mov.f32 	%f1408, 0f00000000;
 	mov.u32 	%r359, 0;
 	mov.u32 	%r358, %r361;
 
-$L__BB39_37:
+$L__BB37_37:
 	cvt.s64.s32 	%rd148, %r359;
 	add.s64 	%rd149, %rd32, %rd148;
 	shl.b64 	%rd150, %rd149, 2;
@@ -10601,11 +10288,11 @@ $L__BB39_37:
 	add.s32 	%r359, %r359, 4;
 	add.s32 	%r358, %r358, -4;
 	setp.ne.s32 	%p32, %r358, 0;
-	@%p32 bra 	$L__BB39_37;
+	@%p32 bra 	$L__BB37_37;
 
-$L__BB39_38:
+$L__BB37_38:
 	setp.eq.s32 	%p33, %r363, 0;
-	@%p33 bra 	$L__BB39_42;
+	@%p33 bra 	$L__BB37_42;
 
 	setp.eq.s32 	%p34, %r363, 1;
 	cvt.s64.s32 	%rd155, %r359;
@@ -10618,7 +10305,7 @@ $L__BB39_38:
 	ld.global.f32 	%f292, [%rd161];
 	ld.global.f32 	%f293, [%rd158];
 	fma.rn.f32 	%f1408, %f293, %f292, %f1408;
-	@%p34 bra 	$L__BB39_42;
+	@%p34 bra 	$L__BB37_42;
 
 	setp.eq.s32 	%p35, %r363, 2;
 	add.s32 	%r140, %r359, 1;
@@ -10632,13 +10319,13 @@ $L__BB39_38:
 	ld.global.f32 	%f294, [%rd34];
 	ld.global.f32 	%f295, [%rd33];
 	fma.rn.f32 	%f1408, %f295, %f294, %f1408;
-	@%p35 bra 	$L__BB39_42;
+	@%p35 bra 	$L__BB37_42;
 
 	ld.global.f32 	%f296, [%rd34+4];
 	ld.global.f32 	%f297, [%rd33+4];
 	fma.rn.f32 	%f1408, %f297, %f296, %f1408;
 
-$L__BB39_42:
+$L__BB37_42:
 	mul.wide.s32 	%rd167, %r353, 4;
 	add.s64 	%rd168, %rd8, %rd167;
 	st.local.f32 	[%rd168], %f1404;
@@ -10646,10 +10333,10 @@ $L__BB39_42:
 	st.local.f32 	[%rd169], %f1408;
 	add.s32 	%r353, %r353, 1;
 	setp.lt.u32 	%p36, %r353, %r19;
-	@%p36 bra 	$L__BB39_26;
+	@%p36 bra 	$L__BB37_26;
 
-$L__BB39_43:
-	@%p9 bra 	$L__BB39_194;
+$L__BB37_43:
+	@%p9 bra 	$L__BB37_194;
 
 	ld.param.u32 	%r313, [rnn_step_param_14];
 	ld.param.u32 	%r312, [rnn_step_param_13];
@@ -10664,7 +10351,7 @@ $L__BB39_43:
 	add.f32 	%f36, %f300, %f299;
 	setp.eq.s32 	%p38, %r313, 0;
 	mov.f32 	%f1409, 0f00000000;
-	@%p38 bra 	$L__BB39_46;
+	@%p38 bra 	$L__BB37_46;
 
 	ld.param.u64 	%rd216, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd215, %rd216;
@@ -10675,18 +10362,18 @@ $L__BB39_43:
 	ld.global.f32 	%f301, [%rd175];
 	mul.f32 	%f1409, %f35, %f301;
 
-$L__BB39_46:
+$L__BB37_46:
 	add.f32 	%f1412, %f36, %f1409;
 	ld.global.u32 	%r56, [%rd10+36];
 	setp.eq.s32 	%p39, %r56, 0;
-	@%p39 bra 	$L__BB39_48;
+	@%p39 bra 	$L__BB37_48;
 
 	ld.global.f32 	%f302, [%rd10+40];
 	neg.f32 	%f303, %f302;
 	max.f32 	%f304, %f1412, %f303;
 	min.f32 	%f1412, %f304, %f302;
 
-$L__BB39_48:
+$L__BB37_48:
 	mad.lo.s32 	%r143, %r13, 9, 11;
 	mul.wide.s32 	%rd176, %r143, 4;
 	add.s64 	%rd38, %rd10, %rd176;
@@ -10694,24 +10381,24 @@ $L__BB39_48:
 	ld.global.f32 	%f42, [%rd38+4];
 	ld.global.f32 	%f43, [%rd38+8];
 	setp.gt.s32 	%p40, %r57, 4;
-	@%p40 bra 	$L__BB39_57;
+	@%p40 bra 	$L__BB37_57;
 
 	setp.gt.s32 	%p47, %r57, 1;
-	@%p47 bra 	$L__BB39_53;
-	bra.uni 	$L__BB39_50;
+	@%p47 bra 	$L__BB37_53;
+	bra.uni 	$L__BB37_50;
 
-$L__BB39_53:
+$L__BB37_53:
 	setp.eq.s32 	%p48, %r57, 2;
-	@%p48 bra 	$L__BB39_73;
+	@%p48 bra 	$L__BB37_73;
 
 	setp.eq.s32 	%p49, %r57, 3;
-	@%p49 bra 	$L__BB39_72;
+	@%p49 bra 	$L__BB37_72;
 
 	setp.eq.s32 	%p50, %r57, 4;
-	@%p50 bra 	$L__BB39_69;
-	bra.uni 	$L__BB39_56;
+	@%p50 bra 	$L__BB37_69;
+	bra.uni 	$L__BB37_56;
 
-$L__BB39_69:
+$L__BB37_69:
 	mov.f32 	%f326, 0f3F000000;
 	mov.f32 	%f327, 0f3BBB989D;
 	fma.rn.f32 	%f328, %f1412, %f327, %f326;
@@ -10765,30 +10452,30 @@ $L__BB39_69:
 	mov.f32 	%f368, 0f3F317218;
 	fma.rn.f32 	%f1411, %f347, %f368, %f367;
 	setp.lt.u32 	%p57, %r148, 2139095040;
-	@%p57 bra 	$L__BB39_71;
+	@%p57 bra 	$L__BB37_71;
 
 	mov.f32 	%f369, 0f7F800000;
 	fma.rn.f32 	%f1411, %f49, %f369, %f369;
 
-$L__BB39_71:
+$L__BB37_71:
 	setp.eq.f32 	%p58, %f49, 0f00000000;
 	selp.f32 	%f1412, 0fFF800000, %f1411, %p58;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_194:
+$L__BB37_194:
 	ld.local.f32 	%f970, [%rd8];
 	ld.local.f32 	%f971, [%rd9];
 	add.f32 	%f1428, %f970, %f971;
 	ld.global.u32 	%r58, [%rd10+36];
 	setp.eq.s32 	%p160, %r58, 0;
-	@%p160 bra 	$L__BB39_196;
+	@%p160 bra 	$L__BB37_196;
 
 	ld.global.f32 	%f972, [%rd10+40];
 	neg.f32 	%f973, %f972;
 	max.f32 	%f974, %f1428, %f973;
 	min.f32 	%f1428, %f974, %f972;
 
-$L__BB39_196:
+$L__BB37_196:
 	mul.lo.s32 	%r59, %r13, 6;
 	add.s32 	%r238, %r59, 11;
 	mul.wide.s32 	%rd185, %r238, 4;
@@ -10797,24 +10484,24 @@ $L__BB39_196:
 	ld.global.f32 	%f148, [%rd39+4];
 	ld.global.f32 	%f149, [%rd39+8];
 	setp.gt.s32 	%p161, %r60, 4;
-	@%p161 bra 	$L__BB39_205;
+	@%p161 bra 	$L__BB37_205;
 
 	setp.gt.s32 	%p168, %r60, 1;
-	@%p168 bra 	$L__BB39_201;
-	bra.uni 	$L__BB39_198;
+	@%p168 bra 	$L__BB37_201;
+	bra.uni 	$L__BB37_198;
 
-$L__BB39_201:
+$L__BB37_201:
 	setp.eq.s32 	%p169, %r60, 2;
-	@%p169 bra 	$L__BB39_221;
+	@%p169 bra 	$L__BB37_221;
 
 	setp.eq.s32 	%p170, %r60, 3;
-	@%p170 bra 	$L__BB39_220;
+	@%p170 bra 	$L__BB37_220;
 
 	setp.eq.s32 	%p171, %r60, 4;
-	@%p171 bra 	$L__BB39_217;
-	bra.uni 	$L__BB39_204;
+	@%p171 bra 	$L__BB37_217;
+	bra.uni 	$L__BB37_204;
 
-$L__BB39_217:
+$L__BB37_217:
 	mov.f32 	%f996, 0f3F000000;
 	mov.f32 	%f997, 0f3BBB989D;
 	fma.rn.f32 	%f998, %f1428, %f997, %f996;
@@ -10868,74 +10555,74 @@ $L__BB39_217:
 	mov.f32 	%f1038, 0f3F317218;
 	fma.rn.f32 	%f1427, %f1017, %f1038, %f1037;
 	setp.lt.u32 	%p178, %r243, 2139095040;
-	@%p178 bra 	$L__BB39_219;
+	@%p178 bra 	$L__BB37_219;
 
 	mov.f32 	%f1039, 0f7F800000;
 	fma.rn.f32 	%f1427, %f155, %f1039, %f1039;
 
-$L__BB39_219:
+$L__BB37_219:
 	setp.eq.f32 	%p179, %f155, 0f00000000;
 	selp.f32 	%f1428, 0fFF800000, %f1427, %p179;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_57:
+$L__BB37_57:
 	setp.gt.s32 	%p41, %r57, 6;
-	@%p41 bra 	$L__BB39_61;
-	bra.uni 	$L__BB39_58;
+	@%p41 bra 	$L__BB37_61;
+	bra.uni 	$L__BB37_58;
 
-$L__BB39_61:
+$L__BB37_61:
 	setp.eq.s32 	%p42, %r57, 7;
-	@%p42 bra 	$L__BB39_66;
+	@%p42 bra 	$L__BB37_66;
 
 	setp.eq.s32 	%p43, %r57, 8;
-	@%p43 bra 	$L__BB39_65;
+	@%p43 bra 	$L__BB37_65;
 
 	setp.ne.s32 	%p44, %r57, 9;
-	@%p44 bra 	$L__BB39_56;
+	@%p44 bra 	$L__BB37_56;
 
 	fma.rn.f32 	%f1412, %f1412, %f42, %f43;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_205:
+$L__BB37_205:
 	setp.gt.s32 	%p162, %r60, 6;
-	@%p162 bra 	$L__BB39_209;
-	bra.uni 	$L__BB39_206;
+	@%p162 bra 	$L__BB37_209;
+	bra.uni 	$L__BB37_206;
 
-$L__BB39_209:
+$L__BB37_209:
 	setp.eq.s32 	%p163, %r60, 7;
-	@%p163 bra 	$L__BB39_214;
+	@%p163 bra 	$L__BB37_214;
 
 	setp.eq.s32 	%p164, %r60, 8;
-	@%p164 bra 	$L__BB39_213;
+	@%p164 bra 	$L__BB37_213;
 
 	setp.ne.s32 	%p165, %r60, 9;
-	@%p165 bra 	$L__BB39_204;
+	@%p165 bra 	$L__BB37_204;
 
 	fma.rn.f32 	%f1428, %f1428, %f148, %f149;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_302:
+$L__BB37_302:
 	mad.lo.s32 	%r308, %r9, %r86, %r13;
 	mad.lo.s32 	%r365, %r308, %r7, %r12;
 
-$L__BB39_303:
+$L__BB37_303:
 	add.s32 	%r309, %r11, %r84;
 	mad.lo.s32 	%r310, %r365, %r6, %r309;
 	mul.wide.s32 	%rd213, %r310, 4;
 	add.s64 	%rd214, %rd4, %rd213;
 	mov.u32 	%r311, 0;
 	st.global.u32 	[%rd214], %r311;
-	bra.uni 	$L__BB39_304;
+	bra.uni 	$L__BB37_304;
 
-$L__BB39_50:
+$L__BB37_50:
 	setp.eq.s32 	%p51, %r57, 0;
-	@%p51 bra 	$L__BB39_74;
+	@%p51 bra 	$L__BB37_74;
 
 	setp.eq.s32 	%p52, %r57, 1;
-	@%p52 bra 	$L__BB39_52;
-	bra.uni 	$L__BB39_56;
+	@%p52 bra 	$L__BB37_52;
+	bra.uni 	$L__BB37_56;
 
-$L__BB39_52:
+$L__BB37_52:
 	abs.f32 	%f373, %f1412;
 	mul.f32 	%f374, %f373, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f375, %f374;
@@ -10964,30 +10651,30 @@ $L__BB39_52:
 	fma.rn.f32 	%f393, %f392, %f1412, %f1412;
 	setp.ge.f32 	%p60, %f373, 0f3F19999A;
 	selp.f32 	%f1412, %f382, %f393, %p60;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_58:
+$L__BB37_58:
 	setp.eq.s32 	%p45, %r57, 5;
-	@%p45 bra 	$L__BB39_68;
+	@%p45 bra 	$L__BB37_68;
 
 	setp.eq.s32 	%p46, %r57, 6;
-	@%p46 bra 	$L__BB39_60;
-	bra.uni 	$L__BB39_56;
+	@%p46 bra 	$L__BB37_60;
+	bra.uni 	$L__BB37_56;
 
-$L__BB39_60:
+$L__BB37_60:
 	setp.gt.f32 	%p54, %f1412, %f42;
 	selp.f32 	%f1412, %f1412, 0f00000000, %p54;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_198:
+$L__BB37_198:
 	setp.eq.s32 	%p172, %r60, 0;
-	@%p172 bra 	$L__BB39_222;
+	@%p172 bra 	$L__BB37_222;
 
 	setp.eq.s32 	%p173, %r60, 1;
-	@%p173 bra 	$L__BB39_200;
-	bra.uni 	$L__BB39_204;
+	@%p173 bra 	$L__BB37_200;
+	bra.uni 	$L__BB37_204;
 
-$L__BB39_200:
+$L__BB37_200:
 	abs.f32 	%f1043, %f1428;
 	mul.f32 	%f1044, %f1043, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1045, %f1044;
@@ -11016,35 +10703,35 @@ $L__BB39_200:
 	fma.rn.f32 	%f1063, %f1062, %f1428, %f1428;
 	setp.ge.f32 	%p181, %f1043, 0f3F19999A;
 	selp.f32 	%f1428, %f1052, %f1063, %p181;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_206:
+$L__BB37_206:
 	setp.eq.s32 	%p166, %r60, 5;
-	@%p166 bra 	$L__BB39_216;
+	@%p166 bra 	$L__BB37_216;
 
 	setp.eq.s32 	%p167, %r60, 6;
-	@%p167 bra 	$L__BB39_208;
-	bra.uni 	$L__BB39_204;
+	@%p167 bra 	$L__BB37_208;
+	bra.uni 	$L__BB37_204;
 
-$L__BB39_208:
+$L__BB37_208:
 	setp.gt.f32 	%p175, %f1428, %f148;
 	selp.f32 	%f1428, %f1428, 0f00000000, %p175;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_73:
+$L__BB37_73:
 	mov.f32 	%f372, 0f00000000;
 	max.f32 	%f1412, %f1412, %f372;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_72:
+$L__BB37_72:
 	abs.f32 	%f370, %f1412;
 	add.f32 	%f371, %f370, 0f3F800000;
 	div.rn.f32 	%f1412, %f1412, %f371;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_66:
+$L__BB37_66:
 	setp.ge.f32 	%p53, %f1412, 0f00000000;
-	@%p53 bra 	$L__BB39_75;
+	@%p53 bra 	$L__BB37_75;
 
 	mov.f32 	%f309, 0f3F000000;
 	mov.f32 	%f310, 0f3BBB989D;
@@ -11065,17 +10752,17 @@ $L__BB39_66:
 	ex2.approx.ftz.f32 	%f323, %f321;
 	fma.rn.f32 	%f324, %f323, %f322, 0fBF800000;
 	mul.f32 	%f1412, %f42, %f324;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_65:
+$L__BB37_65:
 	fma.rn.f32 	%f305, %f1412, %f42, %f43;
 	mov.f32 	%f306, 0f3F800000;
 	min.f32 	%f307, %f306, %f305;
 	mov.f32 	%f308, 0f00000000;
 	max.f32 	%f1412, %f308, %f307;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_74:
+$L__BB37_74:
 	neg.f32 	%f394, %f1412;
 	mov.f32 	%f395, 0f3F000000;
 	mov.f32 	%f396, 0f3BBB989D;
@@ -11096,15 +10783,15 @@ $L__BB39_74:
 	ex2.approx.ftz.f32 	%f409, %f407;
 	fma.rn.f32 	%f410, %f409, %f408, 0f3F800000;
 	rcp.rn.f32 	%f1412, %f410;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_68:
+$L__BB37_68:
 	setp.ge.f32 	%p55, %f1412, 0f00000000;
 	mul.f32 	%f325, %f1412, %f42;
 	selp.f32 	%f1412, %f1412, %f325, %p55;
-	bra.uni 	$L__BB39_75;
+	bra.uni 	$L__BB37_75;
 
-$L__BB39_56:
+$L__BB37_56:
 	mul.f32 	%f411, %f1412, %f43;
 	abs.f32 	%f412, %f411;
 	mul.f32 	%f413, %f412, 0f4038AA3B;
@@ -11136,12 +10823,12 @@ $L__BB39_56:
 	selp.f32 	%f433, %f421, %f432, %p62;
 	mul.f32 	%f1412, %f42, %f433;
 
-$L__BB39_75:
+$L__BB37_75:
 	ld.local.f32 	%f435, [%rd9+8];
 	ld.local.f32 	%f436, [%rd8+8];
 	add.f32 	%f60, %f436, %f435;
 	mov.f32 	%f1413, 0f00000000;
-	@%p38 bra 	$L__BB39_77;
+	@%p38 bra 	$L__BB37_77;
 
 	ld.param.u64 	%rd218, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd217, %rd218;
@@ -11154,34 +10841,34 @@ $L__BB39_75:
 	ld.global.f32 	%f437, [%rd180];
 	mul.f32 	%f1413, %f35, %f437;
 
-$L__BB39_77:
+$L__BB37_77:
 	add.f32 	%f1416, %f60, %f1413;
-	@%p39 bra 	$L__BB39_79;
+	@%p39 bra 	$L__BB37_79;
 
 	ld.global.f32 	%f438, [%rd10+40];
 	neg.f32 	%f439, %f438;
 	max.f32 	%f440, %f1416, %f439;
 	min.f32 	%f1416, %f440, %f438;
 
-$L__BB39_79:
-	@%p40 bra 	$L__BB39_88;
+$L__BB37_79:
+	@%p40 bra 	$L__BB37_88;
 
 	setp.gt.s32 	%p72, %r57, 1;
-	@%p72 bra 	$L__BB39_84;
-	bra.uni 	$L__BB39_81;
+	@%p72 bra 	$L__BB37_84;
+	bra.uni 	$L__BB37_81;
 
-$L__BB39_84:
+$L__BB37_84:
 	setp.eq.s32 	%p73, %r57, 2;
-	@%p73 bra 	$L__BB39_104;
+	@%p73 bra 	$L__BB37_104;
 
 	setp.eq.s32 	%p74, %r57, 3;
-	@%p74 bra 	$L__BB39_103;
+	@%p74 bra 	$L__BB37_103;
 
 	setp.eq.s32 	%p75, %r57, 4;
-	@%p75 bra 	$L__BB39_100;
-	bra.uni 	$L__BB39_87;
+	@%p75 bra 	$L__BB37_100;
+	bra.uni 	$L__BB37_87;
 
-$L__BB39_100:
+$L__BB37_100:
 	mov.f32 	%f462, 0f3F000000;
 	mov.f32 	%f463, 0f3BBB989D;
 	fma.rn.f32 	%f464, %f1416, %f463, %f462;
@@ -11235,43 +10922,43 @@ $L__BB39_100:
 	mov.f32 	%f504, 0f3F317218;
 	fma.rn.f32 	%f1415, %f483, %f504, %f503;
 	setp.lt.u32 	%p82, %r167, 2139095040;
-	@%p82 bra 	$L__BB39_102;
+	@%p82 bra 	$L__BB37_102;
 
 	mov.f32 	%f505, 0f7F800000;
 	fma.rn.f32 	%f1415, %f71, %f505, %f505;
 
-$L__BB39_102:
+$L__BB37_102:
 	setp.eq.f32 	%p83, %f71, 0f00000000;
 	selp.f32 	%f1416, 0fFF800000, %f1415, %p83;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_88:
+$L__BB37_88:
 	setp.gt.s32 	%p66, %r57, 6;
-	@%p66 bra 	$L__BB39_92;
-	bra.uni 	$L__BB39_89;
+	@%p66 bra 	$L__BB37_92;
+	bra.uni 	$L__BB37_89;
 
-$L__BB39_92:
+$L__BB37_92:
 	setp.eq.s32 	%p67, %r57, 7;
-	@%p67 bra 	$L__BB39_97;
+	@%p67 bra 	$L__BB37_97;
 
 	setp.eq.s32 	%p68, %r57, 8;
-	@%p68 bra 	$L__BB39_96;
+	@%p68 bra 	$L__BB37_96;
 
 	setp.ne.s32 	%p69, %r57, 9;
-	@%p69 bra 	$L__BB39_87;
+	@%p69 bra 	$L__BB37_87;
 
 	fma.rn.f32 	%f1416, %f1416, %f42, %f43;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_81:
+$L__BB37_81:
 	setp.eq.s32 	%p76, %r57, 0;
-	@%p76 bra 	$L__BB39_105;
+	@%p76 bra 	$L__BB37_105;
 
 	setp.eq.s32 	%p77, %r57, 1;
-	@%p77 bra 	$L__BB39_83;
-	bra.uni 	$L__BB39_87;
+	@%p77 bra 	$L__BB37_83;
+	bra.uni 	$L__BB37_87;
 
-$L__BB39_83:
+$L__BB37_83:
 	abs.f32 	%f509, %f1416;
 	mul.f32 	%f510, %f509, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f511, %f510;
@@ -11300,35 +10987,35 @@ $L__BB39_83:
 	fma.rn.f32 	%f529, %f528, %f1416, %f1416;
 	setp.ge.f32 	%p85, %f509, 0f3F19999A;
 	selp.f32 	%f1416, %f518, %f529, %p85;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_89:
+$L__BB37_89:
 	setp.eq.s32 	%p70, %r57, 5;
-	@%p70 bra 	$L__BB39_99;
+	@%p70 bra 	$L__BB37_99;
 
 	setp.eq.s32 	%p71, %r57, 6;
-	@%p71 bra 	$L__BB39_91;
-	bra.uni 	$L__BB39_87;
+	@%p71 bra 	$L__BB37_91;
+	bra.uni 	$L__BB37_87;
 
-$L__BB39_91:
+$L__BB37_91:
 	setp.gt.f32 	%p79, %f1416, %f42;
 	selp.f32 	%f1416, %f1416, 0f00000000, %p79;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_104:
+$L__BB37_104:
 	mov.f32 	%f508, 0f00000000;
 	max.f32 	%f1416, %f1416, %f508;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_103:
+$L__BB37_103:
 	abs.f32 	%f506, %f1416;
 	add.f32 	%f507, %f506, 0f3F800000;
 	div.rn.f32 	%f1416, %f1416, %f507;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_97:
+$L__BB37_97:
 	setp.ge.f32 	%p78, %f1416, 0f00000000;
-	@%p78 bra 	$L__BB39_106;
+	@%p78 bra 	$L__BB37_106;
 
 	mov.f32 	%f445, 0f3F000000;
 	mov.f32 	%f446, 0f3BBB989D;
@@ -11349,17 +11036,17 @@ $L__BB39_97:
 	ex2.approx.ftz.f32 	%f459, %f457;
 	fma.rn.f32 	%f460, %f459, %f458, 0fBF800000;
 	mul.f32 	%f1416, %f42, %f460;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_96:
+$L__BB37_96:
 	fma.rn.f32 	%f441, %f1416, %f42, %f43;
 	mov.f32 	%f442, 0f3F800000;
 	min.f32 	%f443, %f442, %f441;
 	mov.f32 	%f444, 0f00000000;
 	max.f32 	%f1416, %f444, %f443;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_105:
+$L__BB37_105:
 	neg.f32 	%f530, %f1416;
 	mov.f32 	%f531, 0f3F000000;
 	mov.f32 	%f532, 0f3BBB989D;
@@ -11380,15 +11067,15 @@ $L__BB39_105:
 	ex2.approx.ftz.f32 	%f545, %f543;
 	fma.rn.f32 	%f546, %f545, %f544, 0f3F800000;
 	rcp.rn.f32 	%f1416, %f546;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_99:
+$L__BB37_99:
 	setp.ge.f32 	%p80, %f1416, 0f00000000;
 	mul.f32 	%f461, %f1416, %f42;
 	selp.f32 	%f1416, %f1416, %f461, %p80;
-	bra.uni 	$L__BB39_106;
+	bra.uni 	$L__BB37_106;
 
-$L__BB39_87:
+$L__BB37_87:
 	mul.f32 	%f547, %f1416, %f43;
 	abs.f32 	%f548, %f547;
 	mul.f32 	%f549, %f548, 0f4038AA3B;
@@ -11420,40 +11107,40 @@ $L__BB39_87:
 	selp.f32 	%f569, %f557, %f568, %p87;
 	mul.f32 	%f1416, %f42, %f569;
 
-$L__BB39_106:
+$L__BB37_106:
 	ld.local.f32 	%f570, [%rd9+12];
 	ld.local.f32 	%f571, [%rd8+12];
 	add.f32 	%f1419, %f571, %f570;
-	@%p39 bra 	$L__BB39_108;
+	@%p39 bra 	$L__BB37_108;
 
 	ld.global.f32 	%f572, [%rd10+40];
 	neg.f32 	%f573, %f572;
 	max.f32 	%f574, %f1419, %f573;
 	min.f32 	%f1419, %f574, %f572;
 
-$L__BB39_108:
+$L__BB37_108:
 	ld.global.u32 	%r181, [%rd38+12];
 	ld.global.f32 	%f85, [%rd38+16];
 	ld.global.f32 	%f86, [%rd38+20];
 	setp.gt.s32 	%p89, %r181, 4;
-	@%p89 bra 	$L__BB39_117;
+	@%p89 bra 	$L__BB37_117;
 
 	setp.gt.s32 	%p96, %r181, 1;
-	@%p96 bra 	$L__BB39_113;
-	bra.uni 	$L__BB39_110;
+	@%p96 bra 	$L__BB37_113;
+	bra.uni 	$L__BB37_110;
 
-$L__BB39_113:
+$L__BB37_113:
 	setp.eq.s32 	%p97, %r181, 2;
-	@%p97 bra 	$L__BB39_133;
+	@%p97 bra 	$L__BB37_133;
 
 	setp.eq.s32 	%p98, %r181, 3;
-	@%p98 bra 	$L__BB39_132;
+	@%p98 bra 	$L__BB37_132;
 
 	setp.eq.s32 	%p99, %r181, 4;
-	@%p99 bra 	$L__BB39_129;
-	bra.uni 	$L__BB39_116;
+	@%p99 bra 	$L__BB37_129;
+	bra.uni 	$L__BB37_116;
 
-$L__BB39_129:
+$L__BB37_129:
 	mov.f32 	%f596, 0f3F000000;
 	mov.f32 	%f597, 0f3BBB989D;
 	fma.rn.f32 	%f598, %f1419, %f597, %f596;
@@ -11507,43 +11194,43 @@ $L__BB39_129:
 	mov.f32 	%f638, 0f3F317218;
 	fma.rn.f32 	%f1418, %f617, %f638, %f637;
 	setp.lt.u32 	%p106, %r186, 2139095040;
-	@%p106 bra 	$L__BB39_131;
+	@%p106 bra 	$L__BB37_131;
 
 	mov.f32 	%f639, 0f7F800000;
 	fma.rn.f32 	%f1418, %f92, %f639, %f639;
 
-$L__BB39_131:
+$L__BB37_131:
 	setp.eq.f32 	%p107, %f92, 0f00000000;
 	selp.f32 	%f1419, 0fFF800000, %f1418, %p107;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_117:
+$L__BB37_117:
 	setp.gt.s32 	%p90, %r181, 6;
-	@%p90 bra 	$L__BB39_121;
-	bra.uni 	$L__BB39_118;
+	@%p90 bra 	$L__BB37_121;
+	bra.uni 	$L__BB37_118;
 
-$L__BB39_121:
+$L__BB37_121:
 	setp.eq.s32 	%p91, %r181, 7;
-	@%p91 bra 	$L__BB39_126;
+	@%p91 bra 	$L__BB37_126;
 
 	setp.eq.s32 	%p92, %r181, 8;
-	@%p92 bra 	$L__BB39_125;
+	@%p92 bra 	$L__BB37_125;
 
 	setp.ne.s32 	%p93, %r181, 9;
-	@%p93 bra 	$L__BB39_116;
+	@%p93 bra 	$L__BB37_116;
 
 	fma.rn.f32 	%f1419, %f1419, %f85, %f86;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_110:
+$L__BB37_110:
 	setp.eq.s32 	%p100, %r181, 0;
-	@%p100 bra 	$L__BB39_134;
+	@%p100 bra 	$L__BB37_134;
 
 	setp.eq.s32 	%p101, %r181, 1;
-	@%p101 bra 	$L__BB39_112;
-	bra.uni 	$L__BB39_116;
+	@%p101 bra 	$L__BB37_112;
+	bra.uni 	$L__BB37_116;
 
-$L__BB39_112:
+$L__BB37_112:
 	abs.f32 	%f643, %f1419;
 	mul.f32 	%f644, %f643, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f645, %f644;
@@ -11572,35 +11259,35 @@ $L__BB39_112:
 	fma.rn.f32 	%f663, %f662, %f1419, %f1419;
 	setp.ge.f32 	%p109, %f643, 0f3F19999A;
 	selp.f32 	%f1419, %f652, %f663, %p109;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_118:
+$L__BB37_118:
 	setp.eq.s32 	%p94, %r181, 5;
-	@%p94 bra 	$L__BB39_128;
+	@%p94 bra 	$L__BB37_128;
 
 	setp.eq.s32 	%p95, %r181, 6;
-	@%p95 bra 	$L__BB39_120;
-	bra.uni 	$L__BB39_116;
+	@%p95 bra 	$L__BB37_120;
+	bra.uni 	$L__BB37_116;
 
-$L__BB39_120:
+$L__BB37_120:
 	setp.gt.f32 	%p103, %f1419, %f85;
 	selp.f32 	%f1419, %f1419, 0f00000000, %p103;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_133:
+$L__BB37_133:
 	mov.f32 	%f642, 0f00000000;
 	max.f32 	%f1419, %f1419, %f642;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_132:
+$L__BB37_132:
 	abs.f32 	%f640, %f1419;
 	add.f32 	%f641, %f640, 0f3F800000;
 	div.rn.f32 	%f1419, %f1419, %f641;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_126:
+$L__BB37_126:
 	setp.ge.f32 	%p102, %f1419, 0f00000000;
-	@%p102 bra 	$L__BB39_135;
+	@%p102 bra 	$L__BB37_135;
 
 	mov.f32 	%f579, 0f3F000000;
 	mov.f32 	%f580, 0f3BBB989D;
@@ -11621,17 +11308,17 @@ $L__BB39_126:
 	ex2.approx.ftz.f32 	%f593, %f591;
 	fma.rn.f32 	%f594, %f593, %f592, 0fBF800000;
 	mul.f32 	%f1419, %f85, %f594;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_125:
+$L__BB37_125:
 	fma.rn.f32 	%f575, %f1419, %f85, %f86;
 	mov.f32 	%f576, 0f3F800000;
 	min.f32 	%f577, %f576, %f575;
 	mov.f32 	%f578, 0f00000000;
 	max.f32 	%f1419, %f578, %f577;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_134:
+$L__BB37_134:
 	neg.f32 	%f664, %f1419;
 	mov.f32 	%f665, 0f3F000000;
 	mov.f32 	%f666, 0f3BBB989D;
@@ -11652,15 +11339,15 @@ $L__BB39_134:
 	ex2.approx.ftz.f32 	%f679, %f677;
 	fma.rn.f32 	%f680, %f679, %f678, 0f3F800000;
 	rcp.rn.f32 	%f1419, %f680;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_128:
+$L__BB37_128:
 	setp.ge.f32 	%p104, %f1419, 0f00000000;
 	mul.f32 	%f595, %f1419, %f85;
 	selp.f32 	%f1419, %f1419, %f595, %p104;
-	bra.uni 	$L__BB39_135;
+	bra.uni 	$L__BB37_135;
 
-$L__BB39_116:
+$L__BB37_116:
 	mul.f32 	%f681, %f1419, %f86;
 	abs.f32 	%f682, %f681;
 	mul.f32 	%f683, %f682, 0f4038AA3B;
@@ -11692,14 +11379,14 @@ $L__BB39_116:
 	selp.f32 	%f703, %f691, %f702, %p111;
 	mul.f32 	%f1419, %f85, %f703;
 
-$L__BB39_135:
+$L__BB37_135:
 	mul.f32 	%f705, %f1412, %f1419;
 	fma.rn.f32 	%f1425, %f35, %f1416, %f705;
 	ld.local.f32 	%f706, [%rd9+4];
 	ld.local.f32 	%f707, [%rd8+4];
 	add.f32 	%f104, %f707, %f706;
 	mov.f32 	%f1420, 0f00000000;
-	@%p38 bra 	$L__BB39_137;
+	@%p38 bra 	$L__BB37_137;
 
 	ld.param.u64 	%rd220, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd219, %rd220;
@@ -11711,34 +11398,34 @@ $L__BB39_135:
 	ld.global.f32 	%f708, [%rd184];
 	mul.f32 	%f1420, %f1425, %f708;
 
-$L__BB39_137:
+$L__BB37_137:
 	add.f32 	%f1423, %f104, %f1420;
-	@%p39 bra 	$L__BB39_139;
+	@%p39 bra 	$L__BB37_139;
 
 	ld.global.f32 	%f709, [%rd10+40];
 	neg.f32 	%f710, %f709;
 	max.f32 	%f711, %f1423, %f710;
 	min.f32 	%f1423, %f711, %f709;
 
-$L__BB39_139:
-	@%p40 bra 	$L__BB39_148;
+$L__BB37_139:
+	@%p40 bra 	$L__BB37_148;
 
 	setp.gt.s32 	%p121, %r57, 1;
-	@%p121 bra 	$L__BB39_144;
-	bra.uni 	$L__BB39_141;
+	@%p121 bra 	$L__BB37_144;
+	bra.uni 	$L__BB37_141;
 
-$L__BB39_144:
+$L__BB37_144:
 	setp.eq.s32 	%p122, %r57, 2;
-	@%p122 bra 	$L__BB39_164;
+	@%p122 bra 	$L__BB37_164;
 
 	setp.eq.s32 	%p123, %r57, 3;
-	@%p123 bra 	$L__BB39_163;
+	@%p123 bra 	$L__BB37_163;
 
 	setp.eq.s32 	%p124, %r57, 4;
-	@%p124 bra 	$L__BB39_160;
-	bra.uni 	$L__BB39_147;
+	@%p124 bra 	$L__BB37_160;
+	bra.uni 	$L__BB37_147;
 
-$L__BB39_160:
+$L__BB37_160:
 	mov.f32 	%f733, 0f3F000000;
 	mov.f32 	%f734, 0f3BBB989D;
 	fma.rn.f32 	%f735, %f1423, %f734, %f733;
@@ -11792,43 +11479,43 @@ $L__BB39_160:
 	mov.f32 	%f775, 0f3F317218;
 	fma.rn.f32 	%f1422, %f754, %f775, %f774;
 	setp.lt.u32 	%p131, %r205, 2139095040;
-	@%p131 bra 	$L__BB39_162;
+	@%p131 bra 	$L__BB37_162;
 
 	mov.f32 	%f776, 0f7F800000;
 	fma.rn.f32 	%f1422, %f115, %f776, %f776;
 
-$L__BB39_162:
+$L__BB37_162:
 	setp.eq.f32 	%p132, %f115, 0f00000000;
 	selp.f32 	%f1423, 0fFF800000, %f1422, %p132;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_148:
+$L__BB37_148:
 	setp.gt.s32 	%p115, %r57, 6;
-	@%p115 bra 	$L__BB39_152;
-	bra.uni 	$L__BB39_149;
+	@%p115 bra 	$L__BB37_152;
+	bra.uni 	$L__BB37_149;
 
-$L__BB39_152:
+$L__BB37_152:
 	setp.eq.s32 	%p116, %r57, 7;
-	@%p116 bra 	$L__BB39_157;
+	@%p116 bra 	$L__BB37_157;
 
 	setp.eq.s32 	%p117, %r57, 8;
-	@%p117 bra 	$L__BB39_156;
+	@%p117 bra 	$L__BB37_156;
 
 	setp.ne.s32 	%p118, %r57, 9;
-	@%p118 bra 	$L__BB39_147;
+	@%p118 bra 	$L__BB37_147;
 
 	fma.rn.f32 	%f1423, %f1423, %f42, %f43;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_141:
+$L__BB37_141:
 	setp.eq.s32 	%p125, %r57, 0;
-	@%p125 bra 	$L__BB39_165;
+	@%p125 bra 	$L__BB37_165;
 
 	setp.eq.s32 	%p126, %r57, 1;
-	@%p126 bra 	$L__BB39_143;
-	bra.uni 	$L__BB39_147;
+	@%p126 bra 	$L__BB37_143;
+	bra.uni 	$L__BB37_147;
 
-$L__BB39_143:
+$L__BB37_143:
 	abs.f32 	%f780, %f1423;
 	mul.f32 	%f781, %f780, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f782, %f781;
@@ -11857,35 +11544,35 @@ $L__BB39_143:
 	fma.rn.f32 	%f800, %f799, %f1423, %f1423;
 	setp.ge.f32 	%p134, %f780, 0f3F19999A;
 	selp.f32 	%f1423, %f789, %f800, %p134;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_149:
+$L__BB37_149:
 	setp.eq.s32 	%p119, %r57, 5;
-	@%p119 bra 	$L__BB39_159;
+	@%p119 bra 	$L__BB37_159;
 
 	setp.eq.s32 	%p120, %r57, 6;
-	@%p120 bra 	$L__BB39_151;
-	bra.uni 	$L__BB39_147;
+	@%p120 bra 	$L__BB37_151;
+	bra.uni 	$L__BB37_147;
 
-$L__BB39_151:
+$L__BB37_151:
 	setp.gt.f32 	%p128, %f1423, %f42;
 	selp.f32 	%f1423, %f1423, 0f00000000, %p128;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_164:
+$L__BB37_164:
 	mov.f32 	%f779, 0f00000000;
 	max.f32 	%f1423, %f1423, %f779;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_163:
+$L__BB37_163:
 	abs.f32 	%f777, %f1423;
 	add.f32 	%f778, %f777, 0f3F800000;
 	div.rn.f32 	%f1423, %f1423, %f778;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_157:
+$L__BB37_157:
 	setp.ge.f32 	%p127, %f1423, 0f00000000;
-	@%p127 bra 	$L__BB39_166;
+	@%p127 bra 	$L__BB37_166;
 
 	mov.f32 	%f716, 0f3F000000;
 	mov.f32 	%f717, 0f3BBB989D;
@@ -11906,17 +11593,17 @@ $L__BB39_157:
 	ex2.approx.ftz.f32 	%f730, %f728;
 	fma.rn.f32 	%f731, %f730, %f729, 0fBF800000;
 	mul.f32 	%f1423, %f42, %f731;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_156:
+$L__BB37_156:
 	fma.rn.f32 	%f712, %f1423, %f42, %f43;
 	mov.f32 	%f713, 0f3F800000;
 	min.f32 	%f714, %f713, %f712;
 	mov.f32 	%f715, 0f00000000;
 	max.f32 	%f1423, %f715, %f714;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_165:
+$L__BB37_165:
 	neg.f32 	%f801, %f1423;
 	mov.f32 	%f802, 0f3F000000;
 	mov.f32 	%f803, 0f3BBB989D;
@@ -11937,15 +11624,15 @@ $L__BB39_165:
 	ex2.approx.ftz.f32 	%f816, %f814;
 	fma.rn.f32 	%f817, %f816, %f815, 0f3F800000;
 	rcp.rn.f32 	%f1423, %f817;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_159:
+$L__BB37_159:
 	setp.ge.f32 	%p129, %f1423, 0f00000000;
 	mul.f32 	%f732, %f1423, %f42;
 	selp.f32 	%f1423, %f1423, %f732, %p129;
-	bra.uni 	$L__BB39_166;
+	bra.uni 	$L__BB37_166;
 
-$L__BB39_147:
+$L__BB37_147:
 	mul.f32 	%f818, %f1423, %f43;
 	abs.f32 	%f819, %f818;
 	mul.f32 	%f820, %f819, 0f4038AA3B;
@@ -11977,30 +11664,30 @@ $L__BB39_147:
 	selp.f32 	%f840, %f828, %f839, %p136;
 	mul.f32 	%f1423, %f42, %f840;
 
-$L__BB39_166:
+$L__BB37_166:
 	st.global.f32 	[%rd14], %f1425;
 	ld.global.u32 	%r219, [%rd38+24];
 	ld.global.f32 	%f126, [%rd38+28];
 	ld.global.f32 	%f127, [%rd38+32];
 	setp.gt.s32 	%p137, %r219, 4;
-	@%p137 bra 	$L__BB39_175;
+	@%p137 bra 	$L__BB37_175;
 
 	setp.gt.s32 	%p144, %r219, 1;
-	@%p144 bra 	$L__BB39_171;
-	bra.uni 	$L__BB39_168;
+	@%p144 bra 	$L__BB37_171;
+	bra.uni 	$L__BB37_168;
 
-$L__BB39_171:
+$L__BB37_171:
 	setp.eq.s32 	%p145, %r219, 2;
-	@%p145 bra 	$L__BB39_191;
+	@%p145 bra 	$L__BB37_191;
 
 	setp.eq.s32 	%p146, %r219, 3;
-	@%p146 bra 	$L__BB39_190;
+	@%p146 bra 	$L__BB37_190;
 
 	setp.eq.s32 	%p147, %r219, 4;
-	@%p147 bra 	$L__BB39_187;
-	bra.uni 	$L__BB39_174;
+	@%p147 bra 	$L__BB37_187;
+	bra.uni 	$L__BB37_174;
 
-$L__BB39_187:
+$L__BB37_187:
 	mov.f32 	%f862, 0f3F000000;
 	mov.f32 	%f863, 0f3BBB989D;
 	fma.rn.f32 	%f864, %f1425, %f863, %f862;
@@ -12054,43 +11741,43 @@ $L__BB39_187:
 	mov.f32 	%f904, 0f3F317218;
 	fma.rn.f32 	%f1424, %f883, %f904, %f903;
 	setp.lt.u32 	%p154, %r224, 2139095040;
-	@%p154 bra 	$L__BB39_189;
+	@%p154 bra 	$L__BB37_189;
 
 	mov.f32 	%f905, 0f7F800000;
 	fma.rn.f32 	%f1424, %f133, %f905, %f905;
 
-$L__BB39_189:
+$L__BB37_189:
 	setp.eq.f32 	%p155, %f133, 0f00000000;
 	selp.f32 	%f1425, 0fFF800000, %f1424, %p155;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_175:
+$L__BB37_175:
 	setp.gt.s32 	%p138, %r219, 6;
-	@%p138 bra 	$L__BB39_179;
-	bra.uni 	$L__BB39_176;
+	@%p138 bra 	$L__BB37_179;
+	bra.uni 	$L__BB37_176;
 
-$L__BB39_179:
+$L__BB37_179:
 	setp.eq.s32 	%p139, %r219, 7;
-	@%p139 bra 	$L__BB39_184;
+	@%p139 bra 	$L__BB37_184;
 
 	setp.eq.s32 	%p140, %r219, 8;
-	@%p140 bra 	$L__BB39_183;
+	@%p140 bra 	$L__BB37_183;
 
 	setp.ne.s32 	%p141, %r219, 9;
-	@%p141 bra 	$L__BB39_174;
+	@%p141 bra 	$L__BB37_174;
 
 	fma.rn.f32 	%f1425, %f1425, %f126, %f127;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_168:
+$L__BB37_168:
 	setp.eq.s32 	%p148, %r219, 0;
-	@%p148 bra 	$L__BB39_192;
+	@%p148 bra 	$L__BB37_192;
 
 	setp.eq.s32 	%p149, %r219, 1;
-	@%p149 bra 	$L__BB39_170;
-	bra.uni 	$L__BB39_174;
+	@%p149 bra 	$L__BB37_170;
+	bra.uni 	$L__BB37_174;
 
-$L__BB39_170:
+$L__BB37_170:
 	abs.f32 	%f909, %f1425;
 	mul.f32 	%f910, %f909, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f911, %f910;
@@ -12119,35 +11806,35 @@ $L__BB39_170:
 	fma.rn.f32 	%f929, %f928, %f1425, %f1425;
 	setp.ge.f32 	%p157, %f909, 0f3F19999A;
 	selp.f32 	%f1425, %f918, %f929, %p157;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_176:
+$L__BB37_176:
 	setp.eq.s32 	%p142, %r219, 5;
-	@%p142 bra 	$L__BB39_186;
+	@%p142 bra 	$L__BB37_186;
 
 	setp.eq.s32 	%p143, %r219, 6;
-	@%p143 bra 	$L__BB39_178;
-	bra.uni 	$L__BB39_174;
+	@%p143 bra 	$L__BB37_178;
+	bra.uni 	$L__BB37_174;
 
-$L__BB39_178:
+$L__BB37_178:
 	setp.gt.f32 	%p151, %f1425, %f126;
 	selp.f32 	%f1425, %f1425, 0f00000000, %p151;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_191:
+$L__BB37_191:
 	mov.f32 	%f908, 0f00000000;
 	max.f32 	%f1425, %f1425, %f908;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_190:
+$L__BB37_190:
 	abs.f32 	%f906, %f1425;
 	add.f32 	%f907, %f906, 0f3F800000;
 	div.rn.f32 	%f1425, %f1425, %f907;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_184:
+$L__BB37_184:
 	setp.ge.f32 	%p150, %f1425, 0f00000000;
-	@%p150 bra 	$L__BB39_193;
+	@%p150 bra 	$L__BB37_193;
 
 	mov.f32 	%f845, 0f3F000000;
 	mov.f32 	%f846, 0f3BBB989D;
@@ -12168,17 +11855,17 @@ $L__BB39_184:
 	ex2.approx.ftz.f32 	%f859, %f857;
 	fma.rn.f32 	%f860, %f859, %f858, 0fBF800000;
 	mul.f32 	%f1425, %f126, %f860;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_183:
+$L__BB37_183:
 	fma.rn.f32 	%f841, %f1425, %f126, %f127;
 	mov.f32 	%f842, 0f3F800000;
 	min.f32 	%f843, %f842, %f841;
 	mov.f32 	%f844, 0f00000000;
 	max.f32 	%f1425, %f844, %f843;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_192:
+$L__BB37_192:
 	neg.f32 	%f930, %f1425;
 	mov.f32 	%f931, 0f3F000000;
 	mov.f32 	%f932, 0f3BBB989D;
@@ -12199,15 +11886,15 @@ $L__BB39_192:
 	ex2.approx.ftz.f32 	%f945, %f943;
 	fma.rn.f32 	%f946, %f945, %f944, 0f3F800000;
 	rcp.rn.f32 	%f1425, %f946;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_186:
+$L__BB37_186:
 	setp.ge.f32 	%p152, %f1425, 0f00000000;
 	mul.f32 	%f861, %f1425, %f126;
 	selp.f32 	%f1425, %f1425, %f861, %p152;
-	bra.uni 	$L__BB39_193;
+	bra.uni 	$L__BB37_193;
 
-$L__BB39_174:
+$L__BB37_174:
 	mul.f32 	%f947, %f1425, %f127;
 	abs.f32 	%f948, %f947;
 	mul.f32 	%f949, %f948, 0f4038AA3B;
@@ -12239,24 +11926,24 @@ $L__BB39_174:
 	selp.f32 	%f969, %f957, %f968, %p159;
 	mul.f32 	%f1425, %f126, %f969;
 
-$L__BB39_193:
+$L__BB37_193:
 	mul.f32 	%f1442, %f1423, %f1425;
-	bra.uni 	$L__BB39_294;
+	bra.uni 	$L__BB37_294;
 
-$L__BB39_221:
+$L__BB37_221:
 	mov.f32 	%f1042, 0f00000000;
 	max.f32 	%f1428, %f1428, %f1042;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_220:
+$L__BB37_220:
 	abs.f32 	%f1040, %f1428;
 	add.f32 	%f1041, %f1040, 0f3F800000;
 	div.rn.f32 	%f1428, %f1428, %f1041;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_214:
+$L__BB37_214:
 	setp.ge.f32 	%p174, %f1428, 0f00000000;
-	@%p174 bra 	$L__BB39_223;
+	@%p174 bra 	$L__BB37_223;
 
 	mov.f32 	%f979, 0f3F000000;
 	mov.f32 	%f980, 0f3BBB989D;
@@ -12277,17 +11964,17 @@ $L__BB39_214:
 	ex2.approx.ftz.f32 	%f993, %f991;
 	fma.rn.f32 	%f994, %f993, %f992, 0fBF800000;
 	mul.f32 	%f1428, %f148, %f994;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_213:
+$L__BB37_213:
 	fma.rn.f32 	%f975, %f1428, %f148, %f149;
 	mov.f32 	%f976, 0f3F800000;
 	min.f32 	%f977, %f976, %f975;
 	mov.f32 	%f978, 0f00000000;
 	max.f32 	%f1428, %f978, %f977;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_222:
+$L__BB37_222:
 	neg.f32 	%f1064, %f1428;
 	mov.f32 	%f1065, 0f3F000000;
 	mov.f32 	%f1066, 0f3BBB989D;
@@ -12308,15 +11995,15 @@ $L__BB39_222:
 	ex2.approx.ftz.f32 	%f1079, %f1077;
 	fma.rn.f32 	%f1080, %f1079, %f1078, 0f3F800000;
 	rcp.rn.f32 	%f1428, %f1080;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_216:
+$L__BB37_216:
 	setp.ge.f32 	%p176, %f1428, 0f00000000;
 	mul.f32 	%f995, %f1428, %f148;
 	selp.f32 	%f1428, %f1428, %f995, %p176;
-	bra.uni 	$L__BB39_223;
+	bra.uni 	$L__BB37_223;
 
-$L__BB39_204:
+$L__BB37_204:
 	mul.f32 	%f1081, %f1428, %f149;
 	abs.f32 	%f1082, %f1081;
 	mul.f32 	%f1083, %f1082, 0f4038AA3B;
@@ -12348,41 +12035,41 @@ $L__BB39_204:
 	selp.f32 	%f1103, %f1091, %f1102, %p183;
 	mul.f32 	%f1428, %f148, %f1103;
 
-$L__BB39_223:
+$L__BB37_223:
 	ld.global.u32 	%r257, [%rd10+32];
 	setp.eq.s32 	%p184, %r257, 0;
-	@%p184 bra 	$L__BB39_254;
+	@%p184 bra 	$L__BB37_254;
 
 	ld.local.f32 	%f166, [%rd8+8];
 	ld.local.f32 	%f1104, [%rd9+4];
 	ld.local.f32 	%f1105, [%rd8+4];
 	add.f32 	%f1431, %f1105, %f1104;
-	@%p160 bra 	$L__BB39_226;
+	@%p160 bra 	$L__BB37_226;
 
 	ld.global.f32 	%f1106, [%rd10+40];
 	neg.f32 	%f1107, %f1106;
 	max.f32 	%f1108, %f1431, %f1107;
 	min.f32 	%f1431, %f1108, %f1106;
 
-$L__BB39_226:
-	@%p161 bra 	$L__BB39_235;
+$L__BB37_226:
+	@%p161 bra 	$L__BB37_235;
 
 	setp.gt.s32 	%p193, %r60, 1;
-	@%p193 bra 	$L__BB39_231;
-	bra.uni 	$L__BB39_228;
+	@%p193 bra 	$L__BB37_231;
+	bra.uni 	$L__BB37_228;
 
-$L__BB39_231:
+$L__BB37_231:
 	setp.eq.s32 	%p194, %r60, 2;
-	@%p194 bra 	$L__BB39_251;
+	@%p194 bra 	$L__BB37_251;
 
 	setp.eq.s32 	%p195, %r60, 3;
-	@%p195 bra 	$L__BB39_250;
+	@%p195 bra 	$L__BB37_250;
 
 	setp.eq.s32 	%p196, %r60, 4;
-	@%p196 bra 	$L__BB39_247;
-	bra.uni 	$L__BB39_234;
+	@%p196 bra 	$L__BB37_247;
+	bra.uni 	$L__BB37_234;
 
-$L__BB39_247:
+$L__BB37_247:
 	mov.f32 	%f1130, 0f3F000000;
 	mov.f32 	%f1131, 0f3BBB989D;
 	fma.rn.f32 	%f1132, %f1431, %f1131, %f1130;
@@ -12436,17 +12123,17 @@ $L__BB39_247:
 	mov.f32 	%f1172, 0f3F317218;
 	fma.rn.f32 	%f1430, %f1151, %f1172, %f1171;
 	setp.lt.u32 	%p203, %r262, 2139095040;
-	@%p203 bra 	$L__BB39_249;
+	@%p203 bra 	$L__BB37_249;
 
 	mov.f32 	%f1173, 0f7F800000;
 	fma.rn.f32 	%f1430, %f175, %f1173, %f1173;
 
-$L__BB39_249:
+$L__BB37_249:
 	setp.eq.f32 	%p204, %f175, 0f00000000;
 	selp.f32 	%f1431, 0fFF800000, %f1430, %p204;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_254:
+$L__BB37_254:
 	ld.param.u32 	%r334, [rnn_step_param_8];
 	setp.eq.s32 	%p243, %r334, 0;
 	mul.lo.s32 	%r333, %r6, %r7;
@@ -12458,7 +12145,7 @@ $L__BB39_254:
 	mul.lo.s32 	%r279, %r278, %r6;
 	cvt.s64.s32 	%rd41, %r279;
 	mov.f32 	%f1437, 0f00000000;
-	@%p243 bra 	$L__BB39_256;
+	@%p243 bra 	$L__BB37_256;
 
 	ld.param.u64 	%rd233, [rnn_step_param_6];
 	cvta.to.global.u64 	%rd232, %rd233;
@@ -12470,13 +12157,13 @@ $L__BB39_254:
 	add.s64 	%rd187, %rd232, %rd186;
 	ld.global.f32 	%f1437, [%rd187];
 
-$L__BB39_256:
+$L__BB37_256:
 	setp.lt.s32 	%p210, %r6, 1;
-	@%p210 bra 	$L__BB39_263;
+	@%p210 bra 	$L__BB37_263;
 
 	setp.lt.u32 	%p211, %r24, 3;
 	mov.u32 	%r362, 0;
-	@%p211 bra 	$L__BB39_260;
+	@%p211 bra 	$L__BB37_260;
 
 	ld.param.u32 	%r338, [rnn_step_param_16];
 	cvt.s64.s32 	%rd230, %r338;
@@ -12485,7 +12172,7 @@ $L__BB39_256:
 	add.s64 	%rd43, %rd188, %rd17;
 	mov.u32 	%r362, 0;
 
-$L__BB39_259:
+$L__BB37_259:
 	cvt.s64.s32 	%rd189, %r362;
 	add.s64 	%rd190, %rd42, %rd189;
 	shl.b64 	%rd191, %rd190, 2;
@@ -12508,11 +12195,11 @@ $L__BB39_259:
 	add.s32 	%r362, %r362, 4;
 	add.s32 	%r361, %r361, -4;
 	setp.ne.s32 	%p212, %r361, 0;
-	@%p212 bra 	$L__BB39_259;
+	@%p212 bra 	$L__BB37_259;
 
-$L__BB39_260:
+$L__BB37_260:
 	setp.eq.s32 	%p213, %r363, 0;
-	@%p213 bra 	$L__BB39_263;
+	@%p213 bra 	$L__BB37_263;
 
 	ld.param.u32 	%r339, [rnn_step_param_16];
 	cvt.s64.s32 	%rd231, %r339;
@@ -12527,7 +12214,7 @@ $L__BB39_260:
 	shl.b64 	%rd203, %rd202, 2;
 	add.s64 	%rd234, %rd3, %rd203;
 
-$L__BB39_262:
+$L__BB37_262:
 	.pragma "nounroll";
 	ld.global.f32 	%f1252, [%rd235];
 	ld.global.f32 	%f1253, [%rd234];
@@ -12536,40 +12223,40 @@ $L__BB39_262:
 	add.s64 	%rd234, %rd234, 4;
 	add.s32 	%r363, %r363, -1;
 	setp.ne.s32 	%p214, %r363, 0;
-	@%p214 bra 	$L__BB39_262;
+	@%p214 bra 	$L__BB37_262;
 
-$L__BB39_263:
+$L__BB37_263:
 	ld.local.f32 	%f1254, [%rd8+8];
 	add.f32 	%f199, %f1437, %f1254;
-	bra.uni 	$L__BB39_264;
+	bra.uni 	$L__BB37_264;
 
-$L__BB39_235:
+$L__BB37_235:
 	setp.gt.s32 	%p187, %r60, 6;
-	@%p187 bra 	$L__BB39_239;
-	bra.uni 	$L__BB39_236;
+	@%p187 bra 	$L__BB37_239;
+	bra.uni 	$L__BB37_236;
 
-$L__BB39_239:
+$L__BB37_239:
 	setp.eq.s32 	%p188, %r60, 7;
-	@%p188 bra 	$L__BB39_244;
+	@%p188 bra 	$L__BB37_244;
 
 	setp.eq.s32 	%p189, %r60, 8;
-	@%p189 bra 	$L__BB39_243;
+	@%p189 bra 	$L__BB37_243;
 
 	setp.ne.s32 	%p190, %r60, 9;
-	@%p190 bra 	$L__BB39_234;
+	@%p190 bra 	$L__BB37_234;
 
 	fma.rn.f32 	%f1431, %f1431, %f148, %f149;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_228:
+$L__BB37_228:
 	setp.eq.s32 	%p197, %r60, 0;
-	@%p197 bra 	$L__BB39_252;
+	@%p197 bra 	$L__BB37_252;
 
 	setp.eq.s32 	%p198, %r60, 1;
-	@%p198 bra 	$L__BB39_230;
-	bra.uni 	$L__BB39_234;
+	@%p198 bra 	$L__BB37_230;
+	bra.uni 	$L__BB37_234;
 
-$L__BB39_230:
+$L__BB37_230:
 	abs.f32 	%f1177, %f1431;
 	mul.f32 	%f1178, %f1177, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1179, %f1178;
@@ -12598,35 +12285,35 @@ $L__BB39_230:
 	fma.rn.f32 	%f1197, %f1196, %f1431, %f1431;
 	setp.ge.f32 	%p206, %f1177, 0f3F19999A;
 	selp.f32 	%f1431, %f1186, %f1197, %p206;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_236:
+$L__BB37_236:
 	setp.eq.s32 	%p191, %r60, 5;
-	@%p191 bra 	$L__BB39_246;
+	@%p191 bra 	$L__BB37_246;
 
 	setp.eq.s32 	%p192, %r60, 6;
-	@%p192 bra 	$L__BB39_238;
-	bra.uni 	$L__BB39_234;
+	@%p192 bra 	$L__BB37_238;
+	bra.uni 	$L__BB37_234;
 
-$L__BB39_238:
+$L__BB37_238:
 	setp.gt.f32 	%p200, %f1431, %f148;
 	selp.f32 	%f1431, %f1431, 0f00000000, %p200;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_251:
+$L__BB37_251:
 	mov.f32 	%f1176, 0f00000000;
 	max.f32 	%f1431, %f1431, %f1176;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_250:
+$L__BB37_250:
 	abs.f32 	%f1174, %f1431;
 	add.f32 	%f1175, %f1174, 0f3F800000;
 	div.rn.f32 	%f1431, %f1431, %f1175;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_244:
+$L__BB37_244:
 	setp.ge.f32 	%p199, %f1431, 0f00000000;
-	@%p199 bra 	$L__BB39_253;
+	@%p199 bra 	$L__BB37_253;
 
 	mov.f32 	%f1113, 0f3F000000;
 	mov.f32 	%f1114, 0f3BBB989D;
@@ -12647,17 +12334,17 @@ $L__BB39_244:
 	ex2.approx.ftz.f32 	%f1127, %f1125;
 	fma.rn.f32 	%f1128, %f1127, %f1126, 0fBF800000;
 	mul.f32 	%f1431, %f148, %f1128;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_243:
+$L__BB37_243:
 	fma.rn.f32 	%f1109, %f1431, %f148, %f149;
 	mov.f32 	%f1110, 0f3F800000;
 	min.f32 	%f1111, %f1110, %f1109;
 	mov.f32 	%f1112, 0f00000000;
 	max.f32 	%f1431, %f1112, %f1111;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_252:
+$L__BB37_252:
 	neg.f32 	%f1198, %f1431;
 	mov.f32 	%f1199, 0f3F000000;
 	mov.f32 	%f1200, 0f3BBB989D;
@@ -12678,15 +12365,15 @@ $L__BB39_252:
 	ex2.approx.ftz.f32 	%f1213, %f1211;
 	fma.rn.f32 	%f1214, %f1213, %f1212, 0f3F800000;
 	rcp.rn.f32 	%f1431, %f1214;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_246:
+$L__BB37_246:
 	setp.ge.f32 	%p201, %f1431, 0f00000000;
 	mul.f32 	%f1129, %f1431, %f148;
 	selp.f32 	%f1431, %f1431, %f1129, %p201;
-	bra.uni 	$L__BB39_253;
+	bra.uni 	$L__BB37_253;
 
-$L__BB39_234:
+$L__BB37_234:
 	mul.f32 	%f1215, %f1431, %f149;
 	abs.f32 	%f1216, %f1215;
 	mul.f32 	%f1217, %f1216, 0f4038AA3B;
@@ -12718,41 +12405,41 @@ $L__BB39_234:
 	selp.f32 	%f1237, %f1225, %f1236, %p208;
 	mul.f32 	%f1431, %f148, %f1237;
 
-$L__BB39_253:
+$L__BB37_253:
 	ld.local.f32 	%f1238, [%rd9+8];
 	fma.rn.f32 	%f199, %f1431, %f1238, %f166;
 
-$L__BB39_264:
-	@%p160 bra 	$L__BB39_266;
+$L__BB37_264:
+	@%p160 bra 	$L__BB37_266;
 
 	ld.global.f32 	%f1255, [%rd10+40];
 	neg.f32 	%f1256, %f1255;
 	max.f32 	%f1257, %f199, %f1256;
 	min.f32 	%f199, %f1257, %f1255;
 
-$L__BB39_266:
+$L__BB37_266:
 	ld.global.u32 	%r285, [%rd39+12];
 	ld.global.f32 	%f200, [%rd39+16];
 	ld.global.f32 	%f201, [%rd39+20];
 	setp.gt.s32 	%p216, %r285, 4;
-	@%p216 bra 	$L__BB39_275;
+	@%p216 bra 	$L__BB37_275;
 
 	setp.gt.s32 	%p223, %r285, 1;
-	@%p223 bra 	$L__BB39_271;
-	bra.uni 	$L__BB39_268;
+	@%p223 bra 	$L__BB37_271;
+	bra.uni 	$L__BB37_268;
 
-$L__BB39_271:
+$L__BB37_271:
 	setp.eq.s32 	%p224, %r285, 2;
-	@%p224 bra 	$L__BB39_291;
+	@%p224 bra 	$L__BB37_291;
 
 	setp.eq.s32 	%p225, %r285, 3;
-	@%p225 bra 	$L__BB39_290;
+	@%p225 bra 	$L__BB37_290;
 
 	setp.eq.s32 	%p226, %r285, 4;
-	@%p226 bra 	$L__BB39_287;
-	bra.uni 	$L__BB39_274;
+	@%p226 bra 	$L__BB37_287;
+	bra.uni 	$L__BB37_274;
 
-$L__BB39_287:
+$L__BB37_287:
 	mov.f32 	%f1279, 0f3F000000;
 	mov.f32 	%f1280, 0f3BBB989D;
 	fma.rn.f32 	%f1281, %f199, %f1280, %f1279;
@@ -12806,43 +12493,43 @@ $L__BB39_287:
 	mov.f32 	%f1321, 0f3F317218;
 	fma.rn.f32 	%f1440, %f1300, %f1321, %f1320;
 	setp.lt.u32 	%p233, %r290, 2139095040;
-	@%p233 bra 	$L__BB39_289;
+	@%p233 bra 	$L__BB37_289;
 
 	mov.f32 	%f1322, 0f7F800000;
 	fma.rn.f32 	%f1440, %f207, %f1322, %f1322;
 
-$L__BB39_289:
+$L__BB37_289:
 	setp.eq.f32 	%p234, %f207, 0f00000000;
 	selp.f32 	%f199, 0fFF800000, %f1440, %p234;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_275:
+$L__BB37_275:
 	setp.gt.s32 	%p217, %r285, 6;
-	@%p217 bra 	$L__BB39_279;
-	bra.uni 	$L__BB39_276;
+	@%p217 bra 	$L__BB37_279;
+	bra.uni 	$L__BB37_276;
 
-$L__BB39_279:
+$L__BB37_279:
 	setp.eq.s32 	%p218, %r285, 7;
-	@%p218 bra 	$L__BB39_284;
+	@%p218 bra 	$L__BB37_284;
 
 	setp.eq.s32 	%p219, %r285, 8;
-	@%p219 bra 	$L__BB39_283;
+	@%p219 bra 	$L__BB37_283;
 
 	setp.ne.s32 	%p220, %r285, 9;
-	@%p220 bra 	$L__BB39_274;
+	@%p220 bra 	$L__BB37_274;
 
 	fma.rn.f32 	%f199, %f199, %f200, %f201;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_268:
+$L__BB37_268:
 	setp.eq.s32 	%p227, %r285, 0;
-	@%p227 bra 	$L__BB39_292;
+	@%p227 bra 	$L__BB37_292;
 
 	setp.eq.s32 	%p228, %r285, 1;
-	@%p228 bra 	$L__BB39_270;
-	bra.uni 	$L__BB39_274;
+	@%p228 bra 	$L__BB37_270;
+	bra.uni 	$L__BB37_274;
 
-$L__BB39_270:
+$L__BB37_270:
 	abs.f32 	%f1326, %f199;
 	mul.f32 	%f1327, %f1326, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1328, %f1327;
@@ -12871,35 +12558,35 @@ $L__BB39_270:
 	fma.rn.f32 	%f1346, %f1345, %f199, %f199;
 	setp.ge.f32 	%p236, %f1326, 0f3F19999A;
 	selp.f32 	%f199, %f1335, %f1346, %p236;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_276:
+$L__BB37_276:
 	setp.eq.s32 	%p221, %r285, 5;
-	@%p221 bra 	$L__BB39_286;
+	@%p221 bra 	$L__BB37_286;
 
 	setp.eq.s32 	%p222, %r285, 6;
-	@%p222 bra 	$L__BB39_278;
-	bra.uni 	$L__BB39_274;
+	@%p222 bra 	$L__BB37_278;
+	bra.uni 	$L__BB37_274;
 
-$L__BB39_278:
+$L__BB37_278:
 	setp.gt.f32 	%p230, %f199, %f200;
 	selp.f32 	%f199, %f199, 0f00000000, %p230;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_291:
+$L__BB37_291:
 	mov.f32 	%f1325, 0f00000000;
 	max.f32 	%f199, %f199, %f1325;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_290:
+$L__BB37_290:
 	abs.f32 	%f1323, %f199;
 	add.f32 	%f1324, %f1323, 0f3F800000;
 	div.rn.f32 	%f199, %f199, %f1324;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_284:
+$L__BB37_284:
 	setp.ge.f32 	%p229, %f199, 0f00000000;
-	@%p229 bra 	$L__BB39_293;
+	@%p229 bra 	$L__BB37_293;
 
 	mov.f32 	%f1262, 0f3F000000;
 	mov.f32 	%f1263, 0f3BBB989D;
@@ -12920,17 +12607,17 @@ $L__BB39_284:
 	ex2.approx.ftz.f32 	%f1276, %f1274;
 	fma.rn.f32 	%f1277, %f1276, %f1275, 0fBF800000;
 	mul.f32 	%f199, %f200, %f1277;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_283:
+$L__BB37_283:
 	fma.rn.f32 	%f1258, %f199, %f200, %f201;
 	mov.f32 	%f1259, 0f3F800000;
 	min.f32 	%f1260, %f1259, %f1258;
 	mov.f32 	%f1261, 0f00000000;
 	max.f32 	%f199, %f1261, %f1260;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_292:
+$L__BB37_292:
 	neg.f32 	%f1347, %f199;
 	mov.f32 	%f1348, 0f3F000000;
 	mov.f32 	%f1349, 0f3BBB989D;
@@ -12951,15 +12638,15 @@ $L__BB39_292:
 	ex2.approx.ftz.f32 	%f1362, %f1360;
 	fma.rn.f32 	%f1363, %f1362, %f1361, 0f3F800000;
 	rcp.rn.f32 	%f199, %f1363;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_286:
+$L__BB37_286:
 	setp.ge.f32 	%p231, %f199, 0f00000000;
 	mul.f32 	%f1278, %f199, %f200;
 	selp.f32 	%f199, %f199, %f1278, %p231;
-	bra.uni 	$L__BB39_293;
+	bra.uni 	$L__BB37_293;
 
-$L__BB39_274:
+$L__BB37_274:
 	mul.f32 	%f1364, %f199, %f201;
 	abs.f32 	%f1365, %f1364;
 	mul.f32 	%f1366, %f1365, 0f4038AA3B;
@@ -12991,7 +12678,7 @@ $L__BB39_274:
 	selp.f32 	%f1386, %f1374, %f1385, %p238;
 	mul.f32 	%f199, %f200, %f1386;
 
-$L__BB39_293:
+$L__BB37_293:
 	mov.f32 	%f1387, 0f3F800000;
 	sub.f32 	%f1388, %f1387, %f1428;
 	cvt.s64.s32 	%rd204, %r11;
@@ -13002,7 +12689,7 @@ $L__BB39_293:
 	mul.f32 	%f1390, %f1428, %f1389;
 	fma.rn.f32 	%f1442, %f1388, %f199, %f1390;
 
-$L__BB39_294:
+$L__BB37_294:
 	ld.param.u32 	%r330, [rnn_step_param_20];
 	add.s32 	%r329, %r330, 1;
 	ld.param.u32 	%r328, [rnn_step_param_19];
@@ -13028,18 +12715,18 @@ $L__BB39_294:
 	add.s64 	%rd221, %rd7, %rd222;
 	st.global.f32 	[%rd221], %f1442;
 	setp.eq.s32 	%p239, %r328, 0;
-	@%p239 bra 	$L__BB39_304;
+	@%p239 bra 	$L__BB37_304;
 
-	@%p8 bra 	$L__BB39_297;
+	@%p8 bra 	$L__BB37_297;
 
 	mad.lo.s32 	%r364, %r18, %r9, %r13;
-	bra.uni 	$L__BB39_298;
+	bra.uni 	$L__BB37_298;
 
-$L__BB39_297:
+$L__BB37_297:
 	mad.lo.s32 	%r304, %r345, %r9, %r13;
 	mad.lo.s32 	%r364, %r304, %r7, %r12;
 
-$L__BB39_298:
+$L__BB37_298:
 	ld.param.u64 	%rd229, [rnn_step_param_17];
 	cvta.to.global.u64 	%rd228, %rd229;
 	ld.param.u32 	%r331, [rnn_step_param_18];
@@ -13049,7 +12736,7 @@ $L__BB39_298:
 	add.s64 	%rd209, %rd228, %rd208;
 	st.global.f32 	[%rd209], %f1442;
 
-$L__BB39_304:
+$L__BB37_304:
 	ret;
 
 }
@@ -13097,7 +12784,7 @@ $L__BB39_304:
 	mul.lo.s32 	%r17, %r11, %r10;
 	mul.lo.s32 	%r2, %r17, %r12;
 	setp.ge.s32 	%p1, %r1, %r2;
-	@%p1 bra 	$L__BB40_5;
+	@%p1 bra 	$L__BB38_5;
 
 	div.s32 	%r18, %r1, %r12;
 	mul.lo.s32 	%r19, %r18, %r12;
@@ -13116,7 +12803,7 @@ $L__BB39_304:
 	cvt.s64.s32 	%rd7, %r4;
 	add.s64 	%rd2, %rd6, %rd7;
 	setp.eq.s32 	%p3, %r6, 0;
-	@%p3 bra 	$L__BB40_3;
+	@%p3 bra 	$L__BB38_3;
 
 	cvt.s64.s32 	%rd8, %r1;
 	add.s64 	%rd9, %rd2, %rd8;
@@ -13129,9 +12816,9 @@ $L__BB39_304:
 	add.s64 	%rd14, %rd12, %rd13;
 	st.global.f32 	[%rd14], %f1;
 
-$L__BB40_3:
+$L__BB38_3:
 	setp.eq.s32 	%p4, %r8, 0;
-	@%p4 bra 	$L__BB40_5;
+	@%p4 bra 	$L__BB38_5;
 
 	add.s32 	%r30, %r2, %r1;
 	cvt.s64.s32 	%rd15, %r30;
@@ -13145,7 +12832,7 @@ $L__BB40_3:
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f2;
 
-$L__BB40_5:
+$L__BB38_5:
 	ret;
 
 }

@@ -172,26 +172,6 @@ enum GPUKernelSource {
             for (int b = 0; b < width; b++) y[to + b] = x[from + b];
         }
 
-        /* meta = [rank, outDims[rank], inStrides[rank]]. */
-        DEVICE int permute_source(int i, GLOBAL const int *meta) {
-            int rank = meta[0], rest = i, offset = 0;
-            for (int axis = rank - 1; axis >= 0; axis--) {
-                int d = meta[1 + axis];
-                offset += (rest % d) * meta[1 + rank + axis];
-                rest /= d;
-            }
-            return offset;
-        }
-        KERNEL void permute(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
-            int i = GID0;
-            if (i < count) y[yOff + i] = x[xOff + permute_source(i, meta)];
-        }
-        KERNEL void permute_bytes(GLOBAL const uchar *x, int xOff, GLOBAL uchar *y, int yOff, int count, int width,
-                                  GLOBAL const int *meta) {
-            int i = GID0;
-            if (i < count) copy_element(x, xOff + permute_source(i, meta) * width, y, yOff + i * width, width);
-        }
-
         /* Strided views: for each index of the iteration space, y[yBase + sum idx*ys] = x[xBase + sum idx*xs].
            meta = [rank, xBase, yBase, dims[rank], xs[rank], ys[rank]]. Expand (stride 0 on broadcast axes), Slice
            (base and stepped strides), Concat and Split (one launch per part, into or out of an offset view). */

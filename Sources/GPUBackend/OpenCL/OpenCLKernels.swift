@@ -346,8 +346,10 @@ public enum GPUKernelTable {
         let rank = x.type.shape.rank
         let perm = try node.step.node.ints("perm") ?? Array((0..<rank).reversed())
         let inStrides = contiguousStrides(x.type.shape.dimensions)
-        return try elementwise(
-            backend, "permute", x: x, y: y, meta: [rank] + y.type.shape.dimensions + perm.map { inStrides[$0] })
+        // A strided copy: output axis a walks input axis perm[a].
+        let dims = y.type.shape.dimensions
+        return try stridedCopy(
+            backend, x: x, y: y, dims: dims, xStrides: perm.map { inStrides[$0] }, yStrides: contiguousStrides(dims))
     }
 
     /// Row-major element strides of a shape.
