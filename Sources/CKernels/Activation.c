@@ -15,7 +15,8 @@ void ck_relu(const float *x, float *y, size_t count) {
 // exp(x) = 2^n · p(r), r = x - n·ln2 in [-ln2/2, ln2/2], p the degree-7 Taylor polynomial (truncation error
 // 5e-9 relative, below float rounding; degree 6 left 1.2e-7).
 static inline __attribute__((always_inline)) float exp_body(float x) {
-    x = x < -104.0f ? -104.0f : (x > 88.7f ? 88.7f : x);
+    // Above ln(FLT_MAX) = 88.7228 the result overflows to +inf (89 keeps n at 128, where p·2^128 rounds to inf).
+    x = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
     const float n = __builtin_roundevenf(x * 1.44269504088896341f);
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;

@@ -83,6 +83,17 @@ public final class CPUBackend: Backend {
         parallel = ParallelFor(pool: ThreadPool(threads: self.threads))
     }
 
+    /// The problem with INFERENCE_BLAS when it names a library that is not used (missing, not loadable, or
+    /// without `cblas_sgemm`), in words; nil when it is unset, 0, or the library it names was loaded.
+    public static var blasSettingProblem: String? {
+        guard let value = getenv("INFERENCE_BLAS").map({ String(cString: $0) }), !value.isEmpty, value != "0" else {
+            return nil
+        }
+        if let blas = RuntimeBLAS.shared, blas.path == value { return nil }
+        let instead = RuntimeBLAS.shared.map { "using \($0.path) instead" } ?? "GEMMs run the packed kernel"
+        return "INFERENCE_BLAS='\(value)' is not a loadable OpenBLAS with cblas_sgemm; \(instead)"
+    }
+
     /// The OpenBLAS this process hands its largest GEMMs to, described, or nil when none was found.
     public static var runtimeBLAS: String? {
         RuntimeBLAS.shared.map { "OpenBLAS (\($0.path)) for GEMMs of 1024³ multiply-adds and more" }

@@ -1,3 +1,11 @@
+import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -9,6 +17,9 @@
 public struct RoutingProfile: Codable, Sendable, Equatable {
     /// The model as named on the command line (`builtin:mlp`, a file path).
     public var model: String
+    /// A digest of the model's content (`ModelDigest`): a profile routes only the model it was measured on.
+    /// Nil in profiles written by hand or by older versions; those are matched by `model` alone.
+    public var modelDigest: String?
     /// The CPU model of the machine measured (profiles do not carry across machines).
     public var machine: String
     public var created: String
@@ -22,10 +33,11 @@ public struct RoutingProfile: Codable, Sendable, Equatable {
     public var measuredBatches: [Int]
 
     public init(
-        model: String, machine: String, created: String, baseline: String, accelerator: String, crossoverBatch: Int?,
-        measuredBatches: [Int]
+        model: String, modelDigest: String? = nil, machine: String, created: String, baseline: String,
+        accelerator: String, crossoverBatch: Int?, measuredBatches: [Int]
     ) {
         self.model = model
+        self.modelDigest = modelDigest
         self.machine = machine
         self.created = created
         self.baseline = baseline
@@ -45,30 +57,159 @@ public struct RoutingProfile: Codable, Sendable, Equatable {
         return (baseline, "calibration: \(accelerator) wins only from batch \(crossover); this batch is \(batch)")
     }
 
-    /// Where profiles live unless `--profile` names a file: `$XDG_CACHE_HOME/inference/profiles` or
-    /// `~/.cache/inference/profiles`, one file per model.
-    public static func defaultPath(model: String) -> String {
-        let environment = ProcessInfo.processInfo.environment
-        let base = environment["XDG_CACHE_HOME"] ?? ((environment["HOME"] ?? "/tmp") + "/.cache")
-        let key = String(model.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" })
-        return "\(base)/inference/profiles/\(key).json"
+    /// Where profiles live unless `--profile` names a file: `<cache folder>/profiles/<name>-<digest>.json`, one
+    /// file per model content and machine (see `CacheFolder`).
+    /// - Throws: `CacheFolderError` when no private cache folder can be found.
+    public static func defaultPath(model: String, digest: String, machine: String) throws -> String {
+        let name = model.split(separator: "/").last.map(String.init) ?? model
+        let key = String(name.prefix(64).map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" })
+        let machineKey = ModelDigest.hex(ModelDigest.hash(Array(machine.utf8))).prefix(8)
+        return try CacheFolder.path() + "/profiles/\(key)-\(digest.prefix(16))-\(machineKey).json"
     }
 
-    /// Reads a profile. - Throws: when the file is unreadable or not a profile.
+    /// Checks that this profile was measured for `model` (by digest when the profile has one, else by name);
+    /// returns the problem in words, or nil when it matches.
+    public func mismatch(model: String, digest: String) -> String? {
+        if let modelDigest {
+            if modelDigest != digest {
+                return "it was measured for another model (content digest \(modelDigest.prefix(16)), this model's is "
+                    + "\(digest.prefix(16)))"
+            }
+        } else if self.model != model {
+            return "it was measured for model '\(self.model)', not '\(model)'"
+        }
+        return nil
+    }
+
+    /// Reads a profile: a regular file of at most 1 MiB, owned by the user running this process and not writable by
+    /// others (another user could otherwise plant a profile that routes this user's runs).
+    /// - Throws: `FileAccessError` for those reasons, a decoding error when it is not a profile.
     public static func load(path: String) throws -> RoutingProfile {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let data = Data(try UserFiles.readAll(path, limit: 1 << 20, ownedByCurrentUser: true))
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return try decoder.decode(RoutingProfile.self, from: data)
     }
 
-    /// Writes the profile as JSON (snake_case keys), creating folders as needed.
+    /// Writes the profile as JSON (snake_case keys), creating the cache folders (mode 0700) as needed.
+    /// - Throws: `FileAccessError`/`CacheFolderError` naming the path and the problem.
     public func write(path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try CacheFolder.createFolders(for: path)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try encoder.encode(self).write(to: url, options: .atomic)
+        try UserFiles.write(Array(try encoder.encode(self)), to: path, mode: 0o600)
+    }
+}
+
+/// A content digest of a model, for keying caches: 64-bit, fast (8 bytes per step), not cryptographic.
+public enum ModelDigest {
+    /// The digest of a model argument: the file's bytes, or the name itself for `builtin:NAME`.
+    /// - Throws: `FileAccessError` when the file cannot be read.
+    public static func of(model: String) throws -> String {
+        if model.hasPrefix("builtin:") { return hex(hash(Array(model.utf8))) }
+        let file = try UserFiles.openForReading(model)
+        defer { file.close() }
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(file.size)
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 8)
+        defer { chunk.deallocate() }
+        while true {
+            let got = try file.read(into: chunk)
+            if got == 0 { break }
+            state = hash(UnsafeRawBufferPointer(rebasing: chunk[0..<got]), seed: state)
+        }
+        return hex(state)
+    }
+
+    public static func hash(_ bytes: [UInt8], seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> UInt64 {
+        bytes.withUnsafeBytes { hash($0, seed: seed) }
+    }
+
+    static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+        var h = seed
+        func mix(_ word: UInt64) {
+            h = (h ^ word) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 32
+        }
+        var i = 0
+        while i + 8 <= bytes.count {
+            mix(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < bytes.count {
+            tail |= UInt64(bytes[i]) << shift
+            shift += 8
+            i += 1
+        }
+        mix(tail ^ (UInt64(bytes.count) << 56))
+        return h
+    }
+
+    public static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+/// The cache folder could not be placed somewhere private.
+public struct CacheFolderError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(description: String) { self.description = description }
+}
+
+/// Where the tool keeps profiles and measured device rates, following the XDG base directory rules:
+/// `$XDG_CACHE_HOME/inference` when that is set to an absolute path, else `$HOME/.cache/inference` when HOME is
+/// an absolute path to an existing folder, else the home folder of the user's account entry. Empty and relative
+/// values are ignored (as the specification says); a home folder is never created, and nothing goes to a shared
+/// place such as /tmp. Folders the tool creates are private (0700).
+public enum CacheFolder {
+    /// - Throws: `CacheFolderError` when no usable location exists.
+    public static func path(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return trimmed(xdg) + "/inference" }
+        if let home = environment["HOME"], home.hasPrefix("/"), isFolder(home) {
+            return trimmed(home) + "/.cache/inference"
+        }
+        if let entry = getpwuid(geteuid()), let directory = entry.pointee.pw_dir {
+            let home = String(cString: directory)
+            if home.hasPrefix("/"), home != "/", isFolder(home) { return trimmed(home) + "/.cache/inference" }
+        }
+        throw CacheFolderError(
+            description: "no private cache folder: set XDG_CACHE_HOME or HOME to an absolute path of an existing "
+                + "folder, or pass --profile FILE")
+    }
+
+    /// Creates the folders above `file` that are missing, each private to the user; the home folder itself must
+    /// already exist.
+    /// - Throws: `FileAccessError` naming the folder that cannot be made.
+    public static func createFolders(for file: String) throws {
+        let folder = UserFiles.parentFolder(of: file)
+        guard !isFolder(folder) else { return }
+        var missing: [String] = []
+        var current = folder
+        while !isFolder(current) {
+            missing.append(current)
+            let parent = UserFiles.parentFolder(of: current)
+            guard parent != current, parent != "." else { break }
+            current = parent
+        }
+        guard isFolder(current) else {
+            throw FileAccessError(path: folder, problem: "cannot be created: \(current) does not exist")
+        }
+        for path in missing.reversed() where mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw FileAccessError(path: path, problem: "cannot be created: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    static func trimmed(_ path: String) -> String {
+        var result = path
+        while result.count > 1 && result.hasSuffix("/") { result.removeLast() }
+        return result == "/" ? "" : result
+    }
+
+    static func isFolder(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 }

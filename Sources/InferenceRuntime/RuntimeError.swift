@@ -4,7 +4,7 @@ import InferenceTensor
 public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     /// No kernel for an operator; names the node, opset and what the backend does support.
     case unsupportedOperator(
-        node: String, opType: String, opset: Int, dtype: DType?, device: String, supported: [String])
+        node: String, opType: String, domain: String, opset: Int, dtype: DType?, device: String, supported: [String])
     case outOfMemory(device: String, bytes: Int)
     case missingInput(name: String, expected: [String])
     case unexpectedInput(name: String, expected: [String])
@@ -17,9 +17,13 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .unsupportedOperator(let node, let opType, let opset, let dtype, let device, let supported):
-            "\(node): operator \(opType) (opset \(opset)\(dtype.map { ", \($0)" } ?? "")) is not supported on \(device). "
-                + "Supported operators: \(supported.joined(separator: ", "))"
+        case .unsupportedOperator(let node, let opType, let domain, let opset, let dtype, let device, let supported):
+            domain.isEmpty || domain == "ai.onnx"
+                ? "\(node): operator \(opType) (opset \(opset)\(dtype.map { ", \($0)" } ?? "")) is not supported on \(device). "
+                    + "Supported operators: \(supported.joined(separator: ", "))"
+                : "\(node): operator \(opType) of domain '\(domain)' (opset \(opset)) is not supported on \(device): "
+                    + "only operators of the default ONNX domain (and their listed opsets) run; "
+                    + "export the model without custom-domain operators"
         case .outOfMemory(let device, let bytes): "\(device): out of memory allocating \(bytes) bytes"
         case .missingInput(let name, let expected):
             "missing model input '\(name)' (the model's inputs: \(expected.joined(separator: ", ")))"

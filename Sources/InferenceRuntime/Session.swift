@@ -83,7 +83,7 @@ public final class Session {
                 || (node.domain.isEmpty && ["Shape", "Size"].contains(node.opType))
             guard known else {
                 throw RuntimeError.unsupportedOperator(
-                    node: node.displayName, opType: node.opType, opset: opset,
+                    node: node.displayName, opType: node.opType, domain: node.domain, opset: opset,
                     dtype: nil, device: backend.device.description, supported: backend.kernels.operatorNames)
             }
         }
@@ -260,7 +260,7 @@ final class BoundPlan {
                     opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
             else {
                 throw RuntimeError.unsupportedOperator(
-                    node: step.node.displayName, opType: step.node.opType, opset: step.opset, dtype: dtype,
+                    node: step.node.displayName, opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype,
                     device: backend.device.description, supported: backend.kernels.operatorNames)
             }
             kernels.append(try registration.make(node, backend))

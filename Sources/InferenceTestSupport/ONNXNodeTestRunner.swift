@@ -112,7 +112,7 @@ public enum ONNXNodeTestRunner {
             outputs = try session.run(inputs).outputs
         } catch let error as RuntimeError {
             switch error {
-            case .unsupportedOperator(_, let op, _, let dtype, _, _):
+            case .unsupportedOperator(_, let op, _, _, let dtype, _, _):
                 return .skipped("operator \(op)\(dtype.map { " on \($0)" } ?? "")")
             case .unsupportedAttribute(_, let detail): return .skipped("attribute \(detail)")
             default: return .failed("run: \(error)")

@@ -29,16 +29,24 @@ public enum ONNXModelLoader {
 
     public static func loadWithMetadata(path: String) throws -> (graph: Graph, metadata: Metadata) {
         let url = URL(fileURLWithPath: path)
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw ONNXImportError(source: path, problem: "no such file")
-        }
-        guard (info.st_mode & S_IFMT) != S_IFDIR else {
-            throw ONNXImportError(source: path, problem: "is a directory, not an .onnx file")
-        }
         let data: Data
-        do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
-            throw ONNXImportError(source: path, problem: "cannot read: \(error)")
+        do {
+            let file = try UserFiles.openForReading(path)
+            defer { file.close() }
+            // Protobuf messages are limited to 2 GiB; larger weights belong in external data files.
+            guard file.size <= Int(Int32.max) else {
+                throw FileAccessError(
+                    path: path, problem: "is \(file.size) bytes, over protobuf's 2 GiB limit (use external data)")
+            }
+            var bytes = Data(count: file.size)
+            let got = try bytes.withUnsafeMutableBytes { buffer throws(FileAccessError) in try file.read(into: buffer) }
+            data = bytes.prefix(got)
+        } catch let error as FileAccessError {
+            throw ONNXImportError(
+                source: path,
+                problem: error.isMissing
+                    ? "no such file" : error.problem.hasPrefix("is a folder") ? "is a directory, not an .onnx file"
+                    : error.problem)
         }
         return try load(data: data, source: path, baseDirectory: url.deletingLastPathComponent())
     }
@@ -88,6 +96,12 @@ struct GraphConverter {
     func graph(_ proto: Onnx_GraphProto, isSubgraph: Bool) throws -> Graph {
         var initializers: [String: Tensor] = [:]
         for initializer in proto.initializer {
+            // onnxruntime keeps the first of two initializers with one name, other readers the last: refuse.
+            guard initializers[initializer.name] == nil else {
+                throw ONNXImportError(
+                    source: source,
+                    problem: "initializer '\(initializer.name)' is defined twice; each initializer needs its own name")
+            }
             initializers[initializer.name] = try ONNXTensor.tensor(
                 from: initializer, source: source, baseDirectory: baseDirectory)
         }

@@ -56,11 +56,11 @@ public enum ONNXTensor {
             ONNXImportError(source: source, problem: "\(what) has shape \(dims) (\(count) elements) but holds \(got)")
         }
         // The data must match the shape before anything is allocated: a few bytes of model can claim any shape.
-        var external: Data?
+        var external: ExternalData?
         if proto.dataLocation == .external {
-            let bytes = try externalData(proto, what: what, source: source, baseDirectory: baseDirectory)
-            guard bytes.count == byteCount else { throw mismatch(bytes.count / dtype.byteSize) }
-            external = bytes
+            external = try externalData(
+                proto, what: what, source: source, baseDirectory: baseDirectory, byteCount: byteCount,
+                elementSize: dtype.byteSize)
         } else if proto.hasRawData {
             guard proto.rawData.count == byteCount else { throw mismatch(proto.rawData.count / max(dtype.byteSize, 1)) }
         } else {
@@ -72,7 +72,12 @@ public enum ONNXTensor {
             throw ONNXImportError(source: source, problem: "cannot allocate \(what) of shape \(dims)")
         }
         if let external {
-            try tensor.withUnsafeMutableBytes { $0.copyBytes(from: external) }
+            defer { external.file.close() }
+            do {
+                try tensor.withUnsafeMutableBytes { buffer in try external.file.read(into: buffer, at: external.offset) }
+            } catch let error as FileAccessError {
+                throw ONNXImportError(source: source, problem: "\(what): external data \(error)")
+            }
         } else if proto.hasRawData {
             try tensor.withUnsafeMutableBytes { $0.copyBytes(from: proto.rawData) }
         } else {
@@ -116,56 +121,69 @@ public enum ONNXTensor {
         }
     }
 
-    private static func externalData(_ proto: Onnx_TensorProto, what: String, source: String, baseDirectory: URL?)
-        throws -> Data
-    {
+    /// An external data record, checked: an open regular file inside the model's folder and the offset of
+    /// exactly the tensor's bytes within it.
+    private struct ExternalData {
+        var file: ReadableFile
+        var offset: Int
+    }
+
+    /// Validates an external data record before anything is read or allocated: the location must resolve (after
+    /// symlinks) inside the model's folder, the file must be a regular file, and offset + length must lie within
+    /// it and hold exactly the tensor's `byteCount` bytes. Only those bytes are read later.
+    private static func externalData(
+        _ proto: Onnx_TensorProto, what: String, source: String, baseDirectory: URL?, byteCount: Int, elementSize: Int
+    ) throws -> ExternalData {
         var location = ""
         var offset = 0
         var length: Int?
+        func fail(_ problem: String) -> ONNXImportError {
+            ONNXImportError(source: source, problem: "\(what): external data \(problem)")
+        }
         for entry in proto.externalData {
             switch entry.key {
             case "location": location = entry.value
-            case "offset": offset = Int(entry.value) ?? -1
-            case "length": length = Int(entry.value)
+            case "offset":
+                guard let value = Int(entry.value), value >= 0 else {
+                    throw fail("offset '\(entry.value)' is not a non-negative integer")
+                }
+                offset = value
+            case "length":
+                guard let value = Int(entry.value), value >= 0 else {
+                    throw fail("length '\(entry.value)' is not a non-negative integer")
+                }
+                length = value
             default: break
             }
         }
-        guard let baseDirectory, !location.isEmpty, offset >= 0 else {
+        guard let baseDirectory, !location.isEmpty else {
             throw ONNXImportError(source: source, problem: "\(what) refers to external data without a usable location")
         }
-        let file = baseDirectory.appendingPathComponent(location).standardizedFileURL
-        guard file.path.hasPrefix(baseDirectory.standardizedFileURL.path) else {
-            throw ONNXImportError(
-                source: source, problem: "\(what): external data '\(location)' lies outside the model's folder")
+        let path: String
+        let file: ReadableFile
+        do {
+            path = try UserFiles.resolveInside(folder: baseDirectory.path, location: location)
+            file = try UserFiles.openForReading(path)
+        } catch {
+            throw fail("'\(location)': \(error.problem)")
         }
-        let fd = open(file.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw ONNXImportError(
-                source: source,
-                problem: "\(what): external data file '\(file.path)' not found (it must sit next to the model)")
-        }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, offset <= Int(info.st_size) else {
-            throw ONNXImportError(
-                source: source,
-                problem: "\(what): external data offset \(offset) lies past the end of '\(file.path)'")
-        }
-        let count = min(length ?? Int.max, Int(info.st_size) - offset)
-        var data = Data(count: count)
-        var done = 0
-        while done < count {
-            let n = data.withUnsafeMutableBytes { buffer in
-                buffer.baseAddress.map { pread(fd, $0 + done, count - done, off_t(offset + done)) } ?? 0
+        let available = file.size >= offset ? file.size - offset : -1
+        let problem: String? =
+            if available < 0 {
+                "offset \(offset) lies past the end of '\(path)' (\(file.size) bytes)"
+            } else if let length, length > available {
+                "length \(length) at offset \(offset) runs past the end of '\(path)' (\(file.size) bytes)"
+            } else if let length, length != byteCount {
+                "holds \(length) bytes (\(length / max(elementSize, 1)) elements) but the shape needs \(byteCount)"
+            } else if length == nil && available != byteCount {
+                "'\(path)' holds \(available) bytes after offset \(offset) but the shape needs \(byteCount)"
+            } else {
+                nil
             }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw ONNXImportError(
-                    source: source,
-                    problem: "\(what): cannot read external data '\(file.path)': \(String(cString: strerror(errno)))")
-            }
-            done += n
+        if let problem {
+            file.close()
+            throw fail(problem)
         }
-        return data
+        return ExternalData(file: file, offset: offset)
     }
 }

@@ -8,6 +8,7 @@ final class RecurrentKernel: Kernel {
     enum Cell { case lstm, gru }
 
     private let cell: Cell
+    private let name: String
     private let seq: Int, batch: Int, inputSize: Int, hidden: Int, directions: Int
     private let layout: Int
     private let reverseOnly: Bool
@@ -21,6 +22,7 @@ final class RecurrentKernel: Kernel {
 
     init(node: BoundNode, cell: Cell) throws {
         self.cell = cell
+        name = node.step.node.displayName
         let attributes = try RecurrentAttributes(node.attributes)
         let xv = try node.input(0)
         layout = attributes.layout
@@ -67,6 +69,17 @@ final class RecurrentKernel: Kernel {
     }
 
     func run() throws {
+        // sequence_lens comes from the user's input at run time: a value outside 0...seq is an error, not a trap.
+        if let sequenceLengths {
+            for n in 0..<batch {
+                let length = sequenceIO.load(sequenceLengths, n)
+                guard length >= 0 && length <= Double(seq) else {
+                    throw RuntimeError.invalidNode(
+                        node: name,
+                        detail: "sequence_lens[\(n)] is \(length), outside 0...\(seq) (the input's sequence length)")
+                }
+            }
+        }
         let gates = cell == .lstm ? 4 : 3
         let h = hidden
         var state = [Float](repeating: 0, count: batch * h)
@@ -93,7 +106,7 @@ final class RecurrentKernel: Kernel {
                 }
             }
             for n in 0..<batch {
-                let length = sequenceLengths.map { min(Int(sequenceIO.load($0, n)), seq) } ?? seq
+                let length = sequenceLengths.map { Int(sequenceIO.load($0, n)) } ?? seq
                 for step in 0..<length {
                     let t = reverse ? length - 1 - step : step
                     let xt = x + (layout == 0 ? t * batch + n : n * seq + t) * inputSize

@@ -5,7 +5,23 @@ import InferenceTensor
 /// count a small fixed number per output element; data movement counts zero.
 public enum FLOPCounter {
     public static func count(_ plan: ExecutionPlan) -> Int {
-        plan.steps.reduce(0) { $0 + count(step: $1, plan: plan) }
+        plan.steps.reduce(0) { total, step in
+            let (sum, overflow) = total.addingReportingOverflow(count(step: step, plan: plan))
+            return overflow ? Int.max : sum
+        }
+    }
+
+    /// The product of counts, saturating at Int.max (shapes come from the model's file).
+    static func product(_ factors: Int...) -> Int { product(factors) }
+
+    static func product<C: Collection<Int>>(_ factors: C) -> Int {
+        var result = 1
+        for factor in factors {
+            let (next, overflow) = result.multipliedReportingOverflow(by: max(factor, 0))
+            if overflow { return Int.max }
+            result = next
+        }
+        return result
     }
 
     public static func count(step: PlannedStep, plan: ExecutionPlan) -> Int {
@@ -18,30 +34,30 @@ public enum FLOPCounter {
         case "Gemm":
             guard let a = input(0), a.rank == 2 else { return 0 }
             let k = (try? node.int("transA", default: 0)) == 1 ? a[0] : a[1]
-            return 2 * y.elementCount * k
+            return product(2, y.elementCount, k)
         case "MatMul":
             guard let a = input(0) else { return 0 }
-            return 2 * y.elementCount * (a.dimensions.last ?? 1)
+            return product(2, y.elementCount, a.dimensions.last ?? 1)
         case "Conv":
             guard let w = input(1), w.rank >= 1 else { return 0 }
-            return 2 * y.elementCount * w.dimensions.dropFirst().reduce(1, *)
+            return product(2, y.elementCount, product(w.dimensions.dropFirst()))
         case "ConvTranspose":
             guard let x = input(0), let w = input(1) else { return 0 }
-            return 2 * x.elementCount * w.dimensions.dropFirst().reduce(1, *)
+            return product(2, x.elementCount, product(w.dimensions.dropFirst()))
         case "LSTM", "GRU":
             guard let x = input(0), let w = input(1), let r = input(2), x.rank == 3, w.rank == 3, r.rank == 3 else {
                 return 0
             }
-            let steps = x[0] * x[1]
-            return 2 * steps * w[0] * (w[1] * w[2] + r[1] * r[2])
+            let perStep = product(w[1], w[2]).addingReportingOverflow(product(r[1], r[2]))
+            return perStep.overflow ? Int.max : product(2, x[0], x[1], w[0], perStep.partialValue)
         case "MaxPool", "AveragePool":
             let kernel = (try? node.ints("kernel_shape")) ?? nil
-            return y.elementCount * (kernel?.reduce(1, *) ?? 1)
+            return product(y.elementCount, product(kernel ?? [1]))
         case "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ArgMax",
             "ArgMin":
             return input(0)?.elementCount ?? 0
         case "Softmax", "LogSoftmax", "LayerNormalization", "BatchNormalization":
-            return 5 * y.elementCount
+            return product(5, y.elementCount)
         case "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather", "Expand",
             "Tile", "Pad", "Identity", "Dropout", "Cast", "Shape", "Size", "ConstantOfShape", "Range", "If":
             return 0

@@ -29,17 +29,19 @@ public struct SliceParameters: Sendable, Equatable {
             var end = ends[i]
             if start < 0 { start += dim }
             if end < 0 { end += dim }
+            // Steps may be anything from Int.min to Int.max: count through the step's magnitude (no negation, no
+            // sum that can overflow), then store a step of 1 where at most one element is taken.
             if step > 0 {
                 start = min(max(start, 0), dim)
                 end = min(max(end, 0), dim)
-                dims[axis] = end > start ? (end - start + step - 1) / step : 0
+                dims[axis] = end > start ? 1 + Int((UInt(end - start) - 1) / step.magnitude) : 0
             } else {
                 start = min(max(start, 0), dim - 1)
                 end = min(max(end, -1), dim - 1)
-                dims[axis] = start > end ? (start - end - step - 1) / (-step) : 0
+                dims[axis] = start > end ? 1 + Int((UInt(start - end) - 1) / step.magnitude) : 0
             }
-            resolvedStarts[axis] = start
-            resolvedSteps[axis] = step
+            resolvedStarts[axis] = max(start, 0)
+            resolvedSteps[axis] = dims[axis] <= 1 ? 1 : step
         }
         return SliceParameters(starts: resolvedStarts, steps: resolvedSteps, outputDimensions: dims)
     }

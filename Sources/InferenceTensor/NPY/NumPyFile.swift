@@ -86,8 +86,14 @@ public enum NumPyFile {
         defer { file.close() }
         let archive = try ZipReader(path: path, fd: file.fd, size: file.size)
         var result: [NamedTensor] = []
+        var seen = Set<String>()
         for member in archive.members where !member.name.hasSuffix("/") {
             let name = member.name.hasSuffix(".npy") ? String(member.name.dropLast(4)) : member.name
+            // numpy keeps the last of two members with one name, other readers the first: refuse to guess.
+            guard seen.insert(name).inserted else {
+                throw NPYError(
+                    source: path, problem: .notAnArchive("two members are named '\(name)'; rewrite the archive"))
+            }
             let source = "\(path):\(member.name)"
             var decoder = NPYDecoder(source: source, totalBytes: member.uncompressedSize)
             try archive.extract(member, source: source) { chunk throws(NPYError) in try decoder.consume(chunk) }
@@ -136,86 +142,43 @@ public enum NumPyFile {
         return got == 4 && Array(buffer) == [0x50, 0x4B, 0x03, 0x04]
     }
 
-    private static func temporaryPath(for path: String) -> String {
-        "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    }
-
     private static func writeAtomically(path: String, _ body: (Int32) throws(NPYError) -> Void) throws(NPYError) {
-        let temporary = temporaryPath(for: path)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw NPYError(source: path, problem: .io("cannot create: \(String(cString: strerror(errno)))"))
-        }
         do {
-            try body(fd)
-        } catch {
-            Glibc.close(fd)
-            unlink(temporary)
+            try UserFiles.writeAtomically(path: path, body)
+        } catch let error as NPYError {
             throw error
-        }
-        guard Glibc.close(fd) == 0, rename(temporary, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            unlink(temporary)
-            throw NPYError(source: path, problem: .io("cannot write: \(message)"))
+        } catch let error as FileAccessError {
+            throw NPYError(source: path, problem: .io(error.problem))
+        } catch {
+            throw NPYError(source: path, problem: .io("\(error)"))
         }
     }
 
     private static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws(NPYError) {
-        var offset = 0
-        while offset < buffer.count, let base = buffer.baseAddress {
-            let n = Glibc.write(fd, base + offset, buffer.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw NPYError(source: path, problem: .io("write failed: \(String(cString: strerror(errno)))"))
-            }
-            offset += n
+        do { try UserFiles.writeAll(fd, buffer, path: path) } catch {
+            throw NPYError(source: path, problem: .io(error.problem))
         }
     }
 }
 
-/// A file opened for reading, with its size.
+/// A user's file opened for reading through `UserFiles` (regular files only), with errors as `NPYError`.
 private struct OpenFile {
-    let fd: Int32
-    let size: Int
-    let path: String
+    let file: ReadableFile
+    var fd: Int32 { file.fd }
+    var size: Int { file.size }
 
     init(path: String) throws(NPYError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            throw NPYError(source: path, problem: code == ENOENT ? .fileNotFound : .io(String(cString: strerror(code))))
+        do { file = try UserFiles.openForReading(path) } catch {
+            throw NPYError(source: path, problem: error.isMissing ? .fileNotFound : .io(error.problem))
         }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let message = String(cString: strerror(errno))
-            Glibc.close(fd)
-            throw NPYError(source: path, problem: .io(message))
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            Glibc.close(fd)
-            throw NPYError(
-                source: path, problem: .io((info.st_mode & S_IFMT) == S_IFDIR ? "is a directory" : "not a regular file")
-            )
-        }
-        self.fd = fd
-        self.size = Int(info.st_size)
-        self.path = path
     }
 
     /// Reads until `buffer` is full or the file ends; returns the bytes read.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(NPYError) -> Int {
-        var offset = 0
-        while offset < buffer.count, let base = buffer.baseAddress {
-            let n = Glibc.read(fd, base + offset, buffer.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw NPYError(source: path, problem: .io("read failed: \(String(cString: strerror(errno)))"))
-            }
-            if n == 0 { break }
-            offset += n
+        do { return try file.read(into: buffer) } catch {
+            throw NPYError(source: file.path, problem: .io(error.problem))
         }
-        return offset
     }
 
-    func close() { Glibc.close(fd) }
+    func close() { file.close() }
 }

@@ -41,7 +41,9 @@ struct BenchCommand: ReportingCommand {
     )
     var devices: String?
 
-    @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed runs per point.", valueName: "n"))
+    @Option(
+        name: .customLong("repeat"), parsing: .unconditional,
+        help: ArgumentHelp("Timed runs per point.", valueName: "n"))
     var repeats: Int = 20
 
     @Option(
@@ -58,25 +60,31 @@ struct BenchCommand: ReportingCommand {
         help: ArgumentHelp("Write an SVG chart of latency and throughput against batch size.", valueName: "file.svg"))
     var plot: String?
 
-    @Option(name: .long, help: ArgumentHelp("CPU threads.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
     var threads: Int?
 
     func validate() throws {
         guard ["table", "json", "csv"].contains(format) else {
             throw ValidationError("--format must be table, json or csv")
         }
-        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
-        if let batchSizes {
-            guard batchSizes.split(separator: ",").allSatisfy({ Int($0).map { $0 >= 1 } == true }) else {
-                throw ValidationError("--batch-sizes must be positive integers, e.g. 1,8,64")
-            }
+        try OptionChecks.count(repeats, "--repeat", 1...OptionChecks.maxRepeats)
+        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
+        guard timeBudget.isFinite && timeBudget > 0 && timeBudget <= 86_400 else {
+            throw ValidationError("--time-budget must be a number of seconds above 0 and at most 86400")
         }
+        if let batchSizes { _ = try OptionChecks.batchSizes(batchSizes) }
+        if let devices { _ = try OptionChecks.deviceList(devices) }
+        guard !model.isEmpty else { throw ValidationError("--model needs at least one model") }
+        for (index, name) in model.enumerated() where model[..<index].contains(name) {
+            throw ValidationError("--model: '\(name)' is listed twice")
+        }
+        if let plot { try OptionChecks.outputTarget(plot, option: "--plot") }
     }
 
     func execute() throws {
         let requests: [DeviceRequest] =
             try devices.map { list in
-                try list.split(separator: ",").map { item in
+                try OptionChecks.deviceList(list).map { item in
                     guard let request = DeviceRequest(argument: String(item)) else {
                         throw ValidationError("unknown device '\(item)'; use cpu, gpu, cuda:N or opencl:N")
                     }
@@ -85,26 +93,25 @@ struct BenchCommand: ReportingCommand {
             }
             ?? ([.cpu] + GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).map { .specific($0) })
         let selections = try requests.map { try DeviceSelection.resolve($0, threads: threads) }
-        let explicit = batchSizes.map { $0.split(separator: ",").compactMap { Int($0) } }
+        let explicit = try batchSizes.map { try OptionChecks.batchSizes($0) }
         let sweeps = try Self.sweep(
             models: model, selections: selections, batchSizes: explicit, repeats: repeats, timeBudget: timeBudget,
             threads: threads)
         let report = BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: sweeps)
+        // The chart first: a failure to write it must not leave a table on stdout.
+        if let plot {
+            do { try UserFiles.write(Array(BenchChart.svg(report).utf8), to: plot) } catch {
+                throw InputError(description: "cannot write the chart: \(error)")
+            }
+        }
         switch format {
         case "json":
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
+            let encoder = ReportJSON.encoder(pretty: true)
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         case "csv": print(report.csv, terminator: "")
         default: print(report.table)
         }
-        if let plot {
-            do { try BenchChart.svg(report).write(toFile: plot, atomically: true, encoding: .utf8) } catch {
-                throw ValidationError("\(plot): cannot write the chart: \(error)")
-            }
-            printError("wrote \(plot)")
-        }
+        if let plot { printError("wrote \(plot)") }
     }
 }
 
@@ -133,12 +140,9 @@ extension BenchCommand {
             var index = 0
             while index < sizes.count {
                 let batch = sizes[index]
-                let dims = (input.dimensions ?? []).enumerated().map { position, dim -> Int in
-                    if case .fixed(let n) = dim { return n }
-                    return position == 0 ? batch : 1
-                }
-                let x = try Tensor(
-                    shape: Shape(dims), scalars: (0..<dims.reduce(1, *)).map { _ in Float.random(in: 0..<1) })
+                index += 1
+                guard let dims = try inputDimensions(input, batch: batch, model: name) else { continue }
+                let x = try randomInput(shape: dims)
                 let feeds = [NamedTensor(name: input.name, tensor: x)]
                 var slowest = 0.0
                 for (selection, session) in zip(selections, sessions) {
@@ -161,13 +165,44 @@ extension BenchCommand {
                     slowest = max(slowest, total.median / 1e9)
                 }
                 if explicit == nil && slowest < timeBudget && batch < 1024 { sizes.append(batch * 2) }
-                index += 1
+            }
+            guard !points.isEmpty else {
+                throw InputError(
+                    description: "\(name): none of the batch sizes \(sizes) fits the model's input '\(input.name)' "
+                        + "(\(input.shapeDescription))")
             }
             sweeps.append(
                 BenchSweep(model: name, devices: selections.map { $0.backend.device.description }, points: points))
         }
         if showProgress { writeStandardError("\r\u{1B}[K") }
         return sweeps
+    }
+
+    /// The input shape for one batch size: symbolic leading dimension = the batch, other symbolic ones = 1. A
+    /// model whose leading dimension is fixed takes only that batch size: others are skipped (nil) with a note.
+    /// - Throws: `InputError` when the input would not fit the generated-input limit.
+    static func inputDimensions(_ input: ValueInfo, batch: Int, model: String) throws -> [Int]? {
+        let declared = input.dimensions ?? []
+        if let first = declared.first, case .fixed(let fixed) = first, fixed != batch {
+            printError("note: \(model): input '\(input.name)' has a fixed batch of \(fixed); batch \(batch) skipped")
+            return nil
+        }
+        let dims = declared.enumerated().map { position, dim -> Int in
+            if case .fixed(let n) = dim { return n }
+            return position == 0 ? batch : 1
+        }
+        guard let count = Shape.checkedElementCount(dims), count <= OptionChecks.maxGeneratedInputBytes / 4 else {
+            throw InputError(
+                description: "\(model): an input of shape \(dims) at batch \(batch) would exceed the "
+                    + "\(OptionChecks.maxGeneratedInputBytes >> 30) GiB limit for generated inputs; use smaller batch sizes")
+        }
+        return dims
+    }
+
+    static func randomInput(shape dims: [Int]) throws -> Tensor {
+        let count = Shape.checkedElementCount(dims) ?? 0
+        var generator = SystemRandomNumberGenerator()
+        return try Tensor(shape: Shape(dims), scalars: (0..<count).map { _ in Float.random(in: 0..<1, using: &generator) })
     }
 }
 

@@ -4,6 +4,7 @@ import GPUBackend
 import Glibc
 import InferenceBench
 import InferenceRuntime
+import InferenceTensor
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -34,7 +35,9 @@ struct CalibrateCommand: ReportingCommand {
         help: ArgumentHelp("Comma-separated; default powers of two.", valueName: "list"))
     var batchSizes: String?
 
-    @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed runs per point.", valueName: "n"))
+    @Option(
+        name: .customLong("repeat"), parsing: .unconditional,
+        help: ArgumentHelp("Timed runs per point.", valueName: "n"))
     var repeats: Int = 20
 
     @Option(
@@ -42,10 +45,24 @@ struct CalibrateCommand: ReportingCommand {
         help: ArgumentHelp("Where to write the profile (default: the per-model cache file).", valueName: "file"))
     var output: String?
 
-    @Option(name: .long, help: ArgumentHelp("CPU threads.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
     var threads: Int?
 
+    func validate() throws {
+        try OptionChecks.count(repeats, "--repeat", 1...OptionChecks.maxRepeats)
+        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
+        if let batchSizes { _ = try OptionChecks.batchSizes(batchSizes) }
+        if let output { try OptionChecks.outputTarget(output, option: "--output") }
+    }
+
     func execute() throws {
+        // The destination is settled before the sweep, so a bad one fails in a second, not after minutes.
+        let digest = try ModelDigest.of(model: model)
+        let path =
+            try output
+            ?? RoutingProfile.defaultPath(model: model, digest: digest, machine: CPUInfo.current.modelName)
+        if output == nil { try CacheFolder.createFolders(for: path) }
+        try UserFiles.checkOutputTarget(path)
         let accelerator: DeviceRequest
         if let device {
             guard let request = DeviceRequest(argument: device), request != .cpu, request != .auto else {
@@ -62,7 +79,7 @@ struct CalibrateCommand: ReportingCommand {
         let selections = try [
             DeviceSelection.resolve(.cpu, threads: threads), DeviceSelection.resolve(accelerator, threads: threads),
         ]
-        let sizes = batchSizes.map { $0.split(separator: ",").compactMap { Int($0) } }
+        let sizes = try batchSizes.map { try OptionChecks.batchSizes($0) }
         guard
             let sweep = try BenchCommand.sweep(
                 models: [model], selections: selections, batchSizes: sizes, repeats: repeats, timeBudget: 0.5,
@@ -71,10 +88,9 @@ struct CalibrateCommand: ReportingCommand {
         else { throw ValidationError("nothing measured") }
         let crossover = sweep.crossovers.first
         let profile = RoutingProfile(
-            model: model, machine: CPUInfo.current.modelName, created: Date().formatted(.iso8601),
+            model: model, modelDigest: digest, machine: CPUInfo.current.modelName, created: Date().formatted(.iso8601),
             baseline: selections[0].backend.device.description, accelerator: selections[1].backend.device.description,
             crossoverBatch: crossover?.throughputBatch, measuredBatches: Array(Set(sweep.points.map(\.batch))).sorted())
-        let path = output ?? RoutingProfile.defaultPath(model: model)
         try profile.write(path: path)
         print(BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: [sweep]).table)
         print(

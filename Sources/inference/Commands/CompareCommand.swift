@@ -36,10 +36,12 @@ struct CompareCommand: ReportingCommand {
     )
     var devices: String?
 
-    @Option(name: .customLong("repeat"), help: ArgumentHelp("Timed warm runs per device.", valueName: "n"))
+    @Option(
+        name: .customLong("repeat"), parsing: .unconditional,
+        help: ArgumentHelp("Timed warm runs per device.", valueName: "n"))
     var repeats: Int = 50
 
-    @Option(name: .long, help: ArgumentHelp("CPU threads.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
     var threads: Int?
 
     @Option(
@@ -52,7 +54,9 @@ struct CompareCommand: ReportingCommand {
 
     func validate() throws {
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
-        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        try OptionChecks.count(repeats, "--repeat", 1...OptionChecks.maxRepeats)
+        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
+        if let devices { _ = try OptionChecks.deviceList(devices) }
         if let idleGap, Self.seconds(idleGap) == nil {
             throw ValidationError("--idle-gap takes seconds, e.g. 2 or 0.5s")
         }
@@ -77,7 +81,7 @@ struct CompareCommand: ReportingCommand {
     func execute() throws {
         let requests: [DeviceRequest]
         if let devices {
-            requests = try devices.split(separator: ",").map { item in
+            requests = try OptionChecks.deviceList(devices).map { item in
                 guard let request = DeviceRequest(argument: String(item)) else {
                     throw ValidationError("unknown device '\(item)'; use cpu, gpu, cuda:N or opencl:N")
                 }
@@ -116,9 +120,7 @@ struct CompareCommand: ReportingCommand {
         let report = CompareReport(
             model: model, batch: inputs.batchSize, runs: runs, idleGap: idleGap.flatMap(Self.seconds))
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
+            let encoder = ReportJSON.encoder(pretty: true)
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(report.table)

@@ -22,6 +22,7 @@ struct DevicesCommand: ParsableCommand {
         let cpu = CPUInfo.current
         let probes = GPUDiscovery.probe()
         let gpu = GPUDiscovery.firstGPU(in: probes)
+        let settingProblems = SettingsCheck.problems()
         if json {
             let report = DevicesReport(
                 cpu: .init(
@@ -37,10 +38,8 @@ struct DevicesCommand: ParsableCommand {
                                 computeUnits: $0.computeUnits, detail: $0.detail)
                         })
                 },
-                gpu: gpu?.id.description)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
+                gpu: gpu?.id.description, settingProblems: settingProblems)
+            let encoder = ReportJSON.encoder(pretty: true)
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
@@ -77,6 +76,11 @@ struct DevicesCommand: ParsableCommand {
                 "--device gpu: no GPU found; --device auto runs on the CPU; --device opencl:N runs on any OpenCL device listed above"
             )
         }
+        if !settingProblems.isEmpty {
+            lines.append("")
+            lines.append("settings ignored:")
+            for problem in settingProblems { lines.append("  \(problem)") }
+        }
         print(lines.joined(separator: "\n"))
     }
 }
@@ -112,4 +116,6 @@ struct DevicesReport: Encodable {
     var cpu: CPU
     var runtimes: [Runtime]
     var gpu: String?
+    /// Environment settings whose values were not accepted (see docs, environment variables).
+    var settingProblems: [String]
 }

@@ -104,8 +104,7 @@ struct InspectCommand: ReportingCommand {
                 },
                 operators: counts, nodes: counts.values.reduce(0, +), parameters: parameters,
                 parameterBytes: parameterBytes, flopsPerSample: flops, unsupportedOperators: unsupported)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            let encoder = ReportJSON.encoder(pretty: true, snakeCase: false)
             let data = try encoder.encode(report)
             print(String(decoding: data, as: UTF8.self))
             return

@@ -56,17 +56,17 @@ struct RunCommand: ReportingCommand {
     var verbose = false
 
     @Option(
-        name: .customLong("repeat"),
+        name: .customLong("repeat"), parsing: .unconditional,
         help: ArgumentHelp("Timed warm runs; the reported time is their median.", valueName: "n"))
     var repeats: Int = 20
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: ArgumentHelp("Untimed runs after the first (cold) run and before the timed ones.", valueName: "n"))
     var warmup: Int = 2
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: ArgumentHelp(
             "CPU threads for the large kernels (GEMM, convolution); default: all logical cores.", valueName: "n"))
     var threads: Int?
@@ -78,16 +78,28 @@ struct RunCommand: ReportingCommand {
             valueName: "file"))
     var profile: String?
 
+    /// Words after the options: with `run` as the default command, a mistyped command name lands here.
+    @Argument(help: .hidden)
+    var stray: [String] = []
+
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let word = stray.first {
+            throw ValidationError(
+                "unknown command or argument '\(word)'; the commands are run, compare, bench, calibrate, devices, "
+                    + "inspect (see inference --help)")
+        }
+        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
         guard DeviceRequest(argument: device) != nil else {
             throw ValidationError("unknown device '\(device)'; use cpu, gpu, auto, cuda:N or opencl:N")
         }
-        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
-        if let output, !(output.hasSuffix(".npy") || output.hasSuffix(".npz")) {
-            throw ValidationError("--output must end in .npy or .npz")
+        try OptionChecks.count(repeats, "--repeat", 1...OptionChecks.maxRepeats)
+        try OptionChecks.count(warmup, "--warmup", 0...OptionChecks.maxWarmup)
+        if let output {
+            guard output.hasSuffix(".npy") || output.hasSuffix(".npz") else {
+                throw ValidationError("--output must end in .npy or .npz")
+            }
+            try OptionChecks.outputTarget(output, option: "--output")
         }
     }
 
@@ -145,37 +157,34 @@ struct RunCommand: ReportingCommand {
                 outputInfo.append(
                     RunReport.OutputInfo(
                         name: output.name, dtype: output.tensor.dtype.rawValue, shape: output.tensor.shape.dimensions,
-                        values: try floatValues(output.tensor)))
+                        values: try OutputValues(output.tensor)))
             }
             let report = RunReport(
                 model: model, requestedDevice: request.description, device: selection.backend.device.description,
                 deviceName: selection.backend.deviceName, deviceReason: selection.reason, batchSize: inputs.batchSize,
                 inputs: inputInfo, outputs: outputInfo, timingsMs: timings)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try ReportJSON.encoder(pretty: false).encode(report), as: UTF8.self))
         } else {
             guard let primary = result.outputs.first else {
                 throw InputError(description: "the model produced no outputs")
             }
-            let values = try floatValues(primary.tensor)
-            let perSample = inputs.batchSize > 0 ? values.count / max(inputs.batchSize, 1) : values.count
+            let values = try OutputValues(primary.tensor)
+            let count = values.count
+            let perSample = inputs.batchSize > 0 ? count / max(inputs.batchSize, 1) : count
+            func list(_ range: Range<Int>) -> String { "[" + values.text(range).joined(separator: ", ") + "]" }
             var lines: [String] = []
             lines.append(
                 inputs.batchSize > 1
                     ? "Processing batch input on \(deviceClass)..." : "Processing input on \(deviceClass)...")
-            if values.count == 1 {
-                lines.append("Prediction: \(Formatting.value(values[0]))")
+            if count == 1 {
+                lines.append("Prediction: \(values.text(0..<1)[0])")
             } else if inputs.batchSize > 1 && perSample == 1 {
-                lines.append("Predictions: \(Formatting.list(values[...]))")
+                lines.append("Predictions: \(list(0..<count))")
             } else if inputs.batchSize > 1 && perSample > 1 {
-                let rows = stride(from: 0, to: values.count, by: perSample).map {
-                    Formatting.list(values[$0..<min($0 + perSample, values.count)])
-                }
+                let rows = stride(from: 0, to: count, by: perSample).map { list($0..<min($0 + perSample, count)) }
                 lines.append("Predictions: [" + rows.joined(separator: ", ") + "]")
             } else {
-                lines.append("Prediction: \(Formatting.list(values[...]))")
+                lines.append("Prediction: \(list(0..<count))")
             }
             lines.append("Inference time: \(Formatting.milliseconds(nanoseconds: warm.median)) ms")
             print(lines.joined(separator: "\n"))
@@ -222,15 +231,6 @@ struct RunCommand: ReportingCommand {
         }
     }
 
-    private func floatValues(_ tensor: Tensor) throws -> [Float] {
-        switch tensor.dtype {
-        case .float32: return try tensor.scalars(as: Float.self)
-        case .float64: return try tensor.scalars(as: Double.self).map { Float($0) }
-        case .float16: return try tensor.scalars(as: Float16.self).map { Float($0) }
-        case .bool: return try tensor.scalars(as: Bool.self).map { $0 ? 1 : 0 }
-        default: return try tensor.integerValues().map { Float($0) }
-        }
-    }
 }
 
 /// The `--json` record of one run. Field names are snake_case in the output; see docs/ARCHITECTURE.md.
@@ -245,7 +245,7 @@ struct RunReport: Encodable {
         var name: String
         var dtype: String
         var shape: [Int]
-        var values: [Float]
+        var values: OutputValues
     }
 
     struct Timings: Encodable {

@@ -23,20 +23,28 @@ struct DeviceRates: Codable {
     var machine: String
     var devices: [String: Rate]
 
-    static var path: String {
-        parentDirectory(RoutingProfile.defaultPath(model: "x")) + "/device-rates.json"
+    /// The cache file, or nil (with the reason) when there is no private cache folder: then rates are measured
+    /// every time and not kept.
+    static var path: Result<String, CacheFolderError> {
+        Result { try CacheFolder.path() + "/device-rates.json" }.mapError {
+            $0 as? CacheFolderError ?? CacheFolderError(description: "\($0)")
+        }
     }
 
     static func loadOrMeasure(selections: [DeviceSelection], threads: Int?) throws -> DeviceRates {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        if let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
-            let cached = try? decoder.decode(DeviceRates.self, from: data), cached.machine == CPUInfo.current.modelName,
+        let path = try? Self.path.get()
+        if let path, let bytes = try? UserFiles.readAll(path, limit: 1 << 20, ownedByCurrentUser: true),
+            let cached = try? decoder.decode(DeviceRates.self, from: Data(bytes)), cached.machine == CPUInfo.current.modelName,
             selections.allSatisfy({ cached.devices[$0.backend.device.description] != nil })
         {
             return cached
         }
-        printError("note: measuring device rates once for --device auto (cached in \(path))")
+        switch Self.path {
+        case .success(let path): printError("note: measuring device rates once for --device auto (cached in \(path))")
+        case .failure(let reason): printError("note: measuring device rates for --device auto (not cached: \(reason))")
+        }
         let graph = try BuiltinModels.graph(named: "mlp")
         let multiplyAdds: Int = 784 * 512 + 512 * 512 + 512 * 10
         let flopsPerSample = 2.0 * Double(multiplyAdds)
@@ -58,9 +66,14 @@ struct DeviceRates: Codable {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try? FileManager.default.createDirectory(
-            atPath: parentDirectory(path), withIntermediateDirectories: true)
-        try? encoder.encode(rates).write(to: URL(fileURLWithPath: path), options: .atomic)
+        if let path, let data = try? encoder.encode(rates) {
+            do {
+                try CacheFolder.createFolders(for: path)
+                try UserFiles.write(Array(data), to: path, mode: 0o600)
+            } catch {
+                printError("note: device rates not cached: \(error)")
+            }
+        }
         return rates
     }
 }

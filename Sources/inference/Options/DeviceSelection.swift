@@ -123,19 +123,43 @@ struct DeviceSelection {
     static func resolveAuto(
         model: String, graph: Graph, batch: Int, profilePath: String?, threads: Int?
     ) throws -> DeviceSelection {
-        let path = profilePath ?? RoutingProfile.defaultPath(model: model)
-        guard FileManager.default.fileExists(atPath: path) else {
+        let digest = try ModelDigest.of(model: model)
+        let machine = CPUInfo.current.modelName
+        let path: String
+        if let profilePath {
+            path = profilePath
+        } else {
+            do { path = try RoutingProfile.defaultPath(model: model, digest: digest, machine: machine) } catch {
+                var selection = try estimate(graph: graph, model: model, batch: batch, threads: threads)
+                selection.reason = (selection.reason ?? "") + "; no stored profile: \(error)"
+                return selection
+            }
+        }
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
             if let profilePath { throw DeviceSelectionError(description: "\(profilePath): no such profile file") }
             return try estimate(graph: graph, model: model, batch: batch, threads: threads)
         }
         let profile: RoutingProfile
-        do { profile = try RoutingProfile.load(path: path) } catch {
+        do { profile = try RoutingProfile.load(path: path) } catch let error as FileAccessError {
+            throw DeviceSelectionError(description: "routing profile \(error)")
+        } catch {
             throw DeviceSelectionError(
                 description: "\(path): not a readable routing profile (\(error)); run `inference calibrate` again")
         }
+        if let problem = profile.mismatch(model: model, digest: digest) {
+            // An explicit profile for something else is the user's mistake; a stale cached one is only a note.
+            if profilePath != nil {
+                throw DeviceSelectionError(
+                    description: "\(path): this routing profile does not fit: \(problem); run `inference calibrate --model \(model)`")
+            }
+            var selection = try estimate(graph: graph, model: model, batch: batch, threads: threads)
+            selection.reason = (selection.reason ?? "") + "; ignored profile \(path): \(problem)"
+            return selection
+        }
         let (device, reason) = profile.route(batch: batch)
         var note = "\(reason) (profile \(path))"
-        if profile.machine != CPUInfo.current.modelName { note += "; measured on \(profile.machine), not this CPU" }
+        if profile.machine != machine { note += "; measured on \(profile.machine), not this CPU" }
         guard let request = DeviceRequest(argument: device) else {
             return DeviceSelection(
                 requested: .auto, backend: CPUBackend(threads: threads),
@@ -193,7 +217,7 @@ struct DeviceSelection {
         let text =
             "estimate from \(cFormat("%.3g", flops / 1e6)) MFLOP/sample at batch \(batch): "
             + "cpu \(cFormat("%.4f", cpuCost)) ms, \(accelerator) \(cFormat("%.4f", otherCost)) ms "
-            + "(device rates measured once, \(DeviceRates.path)); "
+            + "(device rates measured once, \((try? DeviceRates.path.get()) ?? "not cached")); "
             + "run `inference calibrate --model \(model)` for a measured crossover"
         var chosen = otherCost < cpuCost ? other : cpu
         chosen.requested = .auto

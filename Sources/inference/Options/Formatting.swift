@@ -1,10 +1,79 @@
 import Glibc
+import InferenceTensor
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
     import Foundation
 #endif
+
+/// JSON for reports: snake_case keys; NaN and ±infinity (valid results of a model) as the strings "NaN",
+/// "Infinity" and "-Infinity", since JSON has no number for them.
+enum ReportJSON {
+    static func encoder(pretty: Bool, snakeCase: Bool = true) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys]
+        if snakeCase { encoder.keyEncodingStrategy = .convertToSnakeCase }
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
+    }
+}
+
+/// A tensor's values as printed: floats as their shortest round-tripping decimal, integers exactly (an int64
+/// above 2^53 prints every digit), booleans as 0 and 1.
+enum OutputValues: Encodable {
+    case float32([Float])
+    case float64([Double])
+    case signed([Int64])
+    case unsigned([UInt64])
+
+    init(_ tensor: Tensor) throws {
+        switch tensor.dtype {
+        case .float32: self = .float32(try tensor.scalars(as: Float.self))
+        case .float16: self = .float32(try tensor.scalars(as: Float16.self).map { Float($0) })
+        case .float64: self = .float64(try tensor.scalars(as: Double.self))
+        case .bool: self = .signed(try tensor.scalars(as: Bool.self).map { $0 ? 1 : 0 })
+        case .int8: self = .signed(try tensor.scalars(as: Int8.self).map { Int64($0) })
+        case .int16: self = .signed(try tensor.scalars(as: Int16.self).map { Int64($0) })
+        case .int32: self = .signed(try tensor.scalars(as: Int32.self).map { Int64($0) })
+        case .int64: self = .signed(try tensor.scalars(as: Int64.self))
+        case .uint8: self = .unsigned(try tensor.scalars(as: UInt8.self).map { UInt64($0) })
+        case .uint16: self = .unsigned(try tensor.scalars(as: UInt16.self).map { UInt64($0) })
+        case .uint32: self = .unsigned(try tensor.scalars(as: UInt32.self).map { UInt64($0) })
+        case .uint64: self = .unsigned(try tensor.scalars(as: UInt64.self))
+        }
+    }
+
+    var count: Int {
+        switch self {
+        case .float32(let v): v.count
+        case .float64(let v): v.count
+        case .signed(let v): v.count
+        case .unsigned(let v): v.count
+        }
+    }
+
+    /// The values in `range` as text.
+    func text(_ range: Range<Int>) -> [String] {
+        switch self {
+        case .float32(let v): v[range].map(Formatting.value)
+        case .float64(let v): v[range].map { "\($0)" }
+        case .signed(let v): v[range].map { "\($0)" }
+        case .unsigned(let v): v[range].map { "\($0)" }
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .float32(let v): try container.encode(v)
+        case .float64(let v): try container.encode(v)
+        case .signed(let v): try container.encode(v)
+        case .unsigned(let v): try container.encode(v)
+        }
+    }
+}
 
 enum Formatting {
     /// `value` with exactly `decimals` digits after the point.

@@ -35,6 +35,13 @@ struct LoadedInputs {
                 }
             }
         }
+        for (index, entry) in arrays.enumerated() {
+            if let earlier = arrays[..<index].first(where: { $0.array.name == entry.array.name }) {
+                throw InputError(
+                    description: "two inputs are named '\(entry.array.name)' (\(earlier.source) and \(entry.source)); "
+                        + "give each model input once")
+            }
+        }
         let declared = graph.runtimeInputs
         var notes: [String] = []
         var fitted: [NamedTensor] = []
