@@ -77,7 +77,9 @@ static inline __attribute__((always_inline)) float erfc_positive(float ax, float
 }
 
 static inline __attribute__((always_inline)) float erf_body(float x) {
-    const float ax = x < 0 ? -x : x;
+    // erf is ±1 in float beyond |x| = 4; capping at 10 keeps infinities and huge values out of the square (NaN).
+    float ax = x < 0 ? -x : x;
+    ax = ax < 10.0f ? ax : 10.0f;
     if (ax < 0.5f) {
         // Taylor series near zero keeps relative accuracy for tiny x.
         const float z = x * x;

@@ -18,11 +18,13 @@ extension Graph {
 
     /// The same graph where every If node lists the outer values its branches read as extra inputs
     /// (after the condition) and names them in a `captures` attribute, so planning sees the dependency
-    /// and keeps those values alive. Nested subgraphs are processed first.
+    /// and keeps those values alive. Nested subgraphs are processed first. Idempotent: an If that already has
+    /// its `captures` (a branch planned from a rewritten graph) is left as it is, since its branches now list
+    /// the captured values as inputs and would otherwise appear to capture nothing.
     public func capturingOuterValues() -> Graph {
         var graph = self
         graph.nodes = nodes.map { node in
-            guard node.opType == "If", node.domain.isEmpty,
+            guard node.opType == "If", node.domain.isEmpty, node.attributes["captures"] == nil,
                 case .graph(let thenGraph)? = node.attributes["then_branch"],
                 case .graph(let elseGraph)? = node.attributes["else_branch"]
             else { return node }

@@ -77,6 +77,44 @@ struct RoutingProfileTests {
             .path
         try profile.write(path: path)
         #expect(try RoutingProfile.load(path: path) == profile)
-        #expect(RoutingProfile.defaultPath(model: "builtin:mlp").hasSuffix("inference/profiles/builtin_mlp.json"))
+        #expect(try RoutingProfile.defaultPath(model: "builtin:mlp", digest: "0123456789abcdef", machine: "m").contains("inference/profiles/builtin_mlp-0123456789abcdef-"))
+    }
+}
+
+/// The cache folder follows the XDG rules and never lands in a shared or relative place.
+struct CacheFolderTests {
+    @Test func followsXDGAndIgnoresEmptyOrRelativeValues() throws {
+        let home = FileManager.default.temporaryDirectory.path
+        #expect(try CacheFolder.path(environment: ["XDG_CACHE_HOME": "/x/cache", "HOME": home]) == "/x/cache/inference")
+        #expect(try CacheFolder.path(environment: ["XDG_CACHE_HOME": "rel", "HOME": home]) == home + "/.cache/inference")
+        #expect(try CacheFolder.path(environment: ["XDG_CACHE_HOME": "", "HOME": home]) == home + "/.cache/inference")
+        // A relative, empty or missing HOME falls back to the account's home folder, never /tmp or the cwd.
+        for environment in [["HOME": "relative"], ["HOME": ""], ["HOME": "/no/such/home"], [:]] {
+            if let path = try? CacheFolder.path(environment: environment) {
+                #expect(path.hasPrefix("/") && !path.hasPrefix("/tmp/") && !path.hasPrefix("/no/such/home"), "\(path)")
+                #expect(path.hasSuffix("/.cache/inference"))
+            }
+        }
+    }
+
+    @Test func profilesAreKeyedByContentAndMachineAndWrittenPrivately() throws {
+        let a = try RoutingProfile.defaultPath(model: "builtin:mlp", digest: try ModelDigest.of(model: "builtin:mlp"), machine: "m")
+        let b = try RoutingProfile.defaultPath(model: "builtin:linear", digest: try ModelDigest.of(model: "builtin:linear"), machine: "m")
+        let c = try RoutingProfile.defaultPath(model: "builtin:mlp", digest: try ModelDigest.of(model: "builtin:mlp"), machine: "n")
+        #expect(a != b && a != c)
+        let profile = RoutingProfile(
+            model: "dir/model.onnx", modelDigest: "0123456789abcdef", machine: "m", created: "t", baseline: "cpu",
+            accelerator: "opencl:0", crossoverBatch: 8, measuredBatches: [1, 8])
+        #expect(profile.mismatch(model: "other/model.onnx", digest: "0123456789abcdef") == nil)
+        #expect(profile.mismatch(model: "dir/model.onnx", digest: "fedcba9876543210") != nil)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("profiles-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("a/b/p.json").path
+        try profile.write(path: path)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let folderAttributes = try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent("a").path)
+        #expect((folderAttributes[.posixPermissions] as? Int) == 0o700)
+        #expect(try RoutingProfile.load(path: path) == profile)
     }
 }

@@ -80,3 +80,39 @@ struct GraphTests {
         }
     }
 }
+
+/// Slice and Range arithmetic on values straight from a model file: the integer limits give shapes, never traps.
+struct ShapeArithmeticTests {
+    @Test func sliceAtTheIntegerLimits() throws {
+        let shape: Shape = [5]
+        let extremes = [Int.min, Int.min + 1, -6, -5, -1, 0, 1, 4, 5, 6, Int.max - 1, Int.max]
+        for start in extremes {
+            for end in extremes {
+                for step in [Int.min, Int.min + 1, -3, -1, 1, 2, Int.max - 1, Int.max] {
+                    let p = try #require(SliceParameters.resolve(shape: shape, starts: [start], ends: [end], axes: nil, steps: [step]))
+                    // numpy's rule, computed with Python's unbounded integers in mind: indices visited stay in range.
+                    let count = p.outputDimensions[0]
+                    #expect(count >= 0 && count <= 5, "\(start):\(end):\(step) -> \(count)")
+                    if count > 0 {
+                        let last = p.starts[0] + (count - 1) * p.steps[0]
+                        #expect(p.starts[0] >= 0 && p.starts[0] < 5 && last >= 0 && last < 5, "\(start):\(end):\(step)")
+                    }
+                }
+            }
+        }
+        // Spot checks against numpy: x[0:MAX:MAX] has one element, x[4:MIN:MIN] one, x[::2] three, x[::-2] three.
+        #expect(SliceParameters.resolve(shape: shape, starts: [0], ends: [Int.max], axes: nil, steps: [Int.max])?.outputDimensions == [1])
+        #expect(SliceParameters.resolve(shape: shape, starts: [-1], ends: [Int.min], axes: nil, steps: [Int.min])?.outputDimensions == [1])
+        #expect(SliceParameters.resolve(shape: shape, starts: [0], ends: [5], axes: nil, steps: [2])?.outputDimensions == [3])
+        #expect(SliceParameters.resolve(shape: shape, starts: [-1], ends: [Int.min], axes: nil, steps: [-2])?.outputDimensions == [3])
+    }
+
+    @Test func integerRangeCountsExactly() {
+        #expect(ShapeInference.rangeCount(start: 0, limit: 10, delta: 3) == 4)
+        #expect(ShapeInference.rangeCount(start: 10, limit: 0, delta: -3) == 4)
+        #expect(ShapeInference.rangeCount(start: 0, limit: 10, delta: -1) == 0)
+        #expect(ShapeInference.rangeCount(start: (1 << 53) + 1, limit: (1 << 53) + 4, delta: 1) == 3)
+        #expect(ShapeInference.rangeCount(start: Int.min, limit: Int.max, delta: Int.max) == 3)
+        #expect(ShapeInference.rangeCount(start: Int.min, limit: Int.max, delta: 1) == Int.max)
+    }
+}

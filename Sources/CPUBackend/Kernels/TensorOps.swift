@@ -255,14 +255,19 @@ enum TensorOpKernels {
 
     static func makeConstantOfShape(_ node: BoundNode) throws -> any Kernel {
         let y = try node.output(0)
-        var value = 0.0
-        if case .tensor(let t)? = node.attributes.attributes["value"], t.elementCount > 0 {
-            value = t.withUnsafeBytes { ElementIO.for(t.dtype).load($0.baseAddress.unsafelyUnwrapped, 0) }
+        // The value's bytes are copied as they are (the output has the value's type): int64 values stay exact.
+        let size = y.type.dtype.byteSize
+        var element = [UInt8](repeating: 0, count: size)
+        if case .tensor(let t)? = node.attributes.attributes["value"], t.elementCount > 0, t.dtype == y.type.dtype {
+            t.withUnsafeBytes { bytes in for i in 0..<size { element[i] = bytes[i] } }
         }
-        let io = ElementIO.for(y.type.dtype)
         let dst = try y.raw()
         let count = y.count
-        return ClosureKernel { for i in 0..<count { io.store(dst, i, value) } }
+        return ClosureKernel {
+            element.withUnsafeBytes { value in
+                for i in 0..<count { (dst + i * size).copyMemory(from: value.baseAddress.unsafelyUnwrapped, byteCount: size) }
+            }
+        }
     }
 
     static func makeRange(_ node: BoundNode) throws -> any Kernel {
@@ -272,6 +277,28 @@ enum TensorOpKernels {
         let ps = try start.raw(), pd = try delta.raw()
         let dst = try y.raw()
         let count = y.count
+        if y.type.dtype == .int64 || y.type.dtype == .int32 || y.type.dtype == .int16 {
+            // Integers stay exact: start + i·delta in Int64 (the shape's count keeps every value in range).
+            let read = { (p: UnsafeRawPointer) -> Int64 in
+                switch y.type.dtype {
+                case .int64: p.load(as: Int64.self)
+                case .int32: Int64(p.load(as: Int32.self))
+                default: Int64(p.load(as: Int16.self))
+                }
+            }
+            let dtype = y.type.dtype
+            return ClosureKernel {
+                let s = read(ps), d = read(pd)
+                for i in 0..<count {
+                    let v = s &+ Int64(i) &* d
+                    switch dtype {
+                    case .int64: dst.storeBytes(of: v, toByteOffset: i * 8, as: Int64.self)
+                    case .int32: dst.storeBytes(of: Int32(truncatingIfNeeded: v), toByteOffset: i * 4, as: Int32.self)
+                    default: dst.storeBytes(of: Int16(truncatingIfNeeded: v), toByteOffset: i * 2, as: Int16.self)
+                    }
+                }
+            }
+        }
         return ClosureKernel {
             let s = io.load(ps, 0), d = io.load(pd, 0)
             for i in 0..<count { io.store(dst, i, s + Double(i) * d) }

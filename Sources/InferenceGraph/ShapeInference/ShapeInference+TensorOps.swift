@@ -48,6 +48,22 @@ public struct SliceParameters: Sendable, Equatable {
 }
 
 extension ShapeInference {
+    /// Elements of an integer Range: ceil((limit - start) / delta), at least 0, computed without overflow (the
+    /// distance between two Int values always fits in UInt).
+    public static func rangeCount(start: Int, limit: Int, delta: Int) -> Int {
+        guard delta != 0 else { return 0 }
+        let distance: UInt
+        if delta > 0 && limit > start {
+            distance = UInt(bitPattern: limit &- start)
+        } else if delta < 0 && start > limit {
+            distance = UInt(bitPattern: start &- limit)
+        } else {
+            return 0
+        }
+        let count = (distance - 1) / delta.magnitude + 1
+        return count > UInt(Int.max) ? Int.max : Int(count)
+    }
+
     /// Reshape's target shape: 0 copies the input dimension (unless `allowZero`), -1 is inferred.
     public static func reshapeTarget(_ input: Shape, _ requested: [Int], allowZero: Bool) -> [Int]? {
         var dims = requested
@@ -254,6 +270,14 @@ extension ShapeInference {
                 let d = try context.constantFloatsOrInts(2), s.count == 1, l.count == 1, d.count == 1
             else { throw context.mismatch("start, limit and delta must be scalars known when the model is planned") }
             guard d[0] != 0 else { throw context.mismatch("delta must not be 0") }
+            if !start.dtype.isFloatingPoint, let si = try context.constantInts(0)?.first,
+                let li = try context.constantInts(1)?.first, let di = try context.constantInts(2)?.first
+            {
+                // Integers count exactly (a Double would round start and limit past 2^53).
+                let count = rangeCount(start: si, limit: li, delta: di)
+                guard count < 1 << 40 else { throw context.mismatch("Range would have \(count) elements") }
+                return [TensorType(dtype: start.dtype, shape: [count])]
+            }
             let steps = ((l[0] - s[0]) / d[0]).rounded(.up)
             guard steps.isFinite || steps.isNaN, steps < Double(1 << 40) else {
                 throw context.mismatch("Range would have \(steps) elements")
