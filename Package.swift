@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(
             name: "ONNXImportTests",
             dependencies: [
-                "ONNXImport", "CPUBackend", "InferenceRuntime", "InferenceGraph", "InferenceTensor",
+                "ONNXImport", "ONNXProto", "CPUBackend", "InferenceRuntime", "InferenceGraph", "InferenceTensor",
                 "InferenceTestSupport",
             ],
             resources: [.copy("Fixtures")]

@@ -172,7 +172,7 @@ struct NPYCorruptionTests {
             _ = try NumPyFile.readArrays(path: "/tmp")
             Issue.record("directory accepted")
         } catch {
-            #expect(error.problem == .io("is a directory"))
+            #expect(error.problem == .io("is a folder, not a regular file; give the path of a file"))
         }
     }
 
