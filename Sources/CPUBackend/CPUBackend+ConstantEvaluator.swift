@@ -34,7 +34,8 @@ extension CPUBackend: ConstantEvaluator {
         guard let registration = kernels.lookup(opType: node.opType, domain: node.domain, opset: opset, dtype: dtype)
         else {
             throw RuntimeError.unsupportedOperator(
-                node: node.displayName, opType: node.opType, domain: node.domain, opset: opset, dtype: dtype, device: "cpu",
+                node: node.displayName, opType: node.opType, domain: node.domain, opset: opset, dtype: dtype,
+                device: "cpu",
                 supported: kernels.operatorNames)
         }
         try registration.make(bound, self).run()

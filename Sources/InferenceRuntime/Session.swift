@@ -260,7 +260,8 @@ final class BoundPlan {
                     opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
             else {
                 throw RuntimeError.unsupportedOperator(
-                    node: step.node.displayName, opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype,
+                    node: step.node.displayName, opType: step.node.opType, domain: step.node.domain, opset: step.opset,
+                    dtype: dtype,
                     device: backend.device.description, supported: backend.kernels.operatorNames)
             }
             kernels.append(try registration.make(node, backend))

@@ -45,8 +45,10 @@ public enum ONNXModelLoader {
             throw ONNXImportError(
                 source: path,
                 problem: error.isMissing
-                    ? "no such file" : error.problem.hasPrefix("is a folder") ? "is a directory, not an .onnx file"
-                    : error.problem)
+                    ? "no such file"
+                    : error.problem.hasPrefix("is a folder")
+                        ? "is a directory, not an .onnx file"
+                        : error.problem)
         }
         return try load(data: data, source: path, baseDirectory: url.deletingLastPathComponent())
     }

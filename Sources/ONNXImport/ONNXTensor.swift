@@ -74,7 +74,8 @@ public enum ONNXTensor {
         if let external {
             defer { external.file.close() }
             do {
-                try tensor.withUnsafeMutableBytes { buffer in try external.file.read(into: buffer, at: external.offset) }
+                try tensor.withUnsafeMutableBytes { buffer in try external.file.read(into: buffer, at: external.offset)
+                }
             } catch let error as FileAccessError {
                 throw ONNXImportError(source: source, problem: "\(what): external data \(error)")
             }

@@ -340,7 +340,8 @@ struct KernelTests {
         let overflow = Float(88.72283)  // the largest float whose exp is finite is just above this
         var x: [Float] = [
             0, -0, Float.leastNonzeroMagnitude, -Float.leastNonzeroMagnitude, Float.leastNormalMagnitude,
-            Float.leastNormalMagnitude / 3, -Float.leastNormalMagnitude / 3, overflow, overflow.nextUp, 88.7, 88.72, 88.73, 89, 100, 1000, .greatestFiniteMagnitude,
+            Float.leastNormalMagnitude / 3, -Float.leastNormalMagnitude / 3, overflow, overflow.nextUp, 88.7, 88.72,
+            88.73, 89, 100, 1000, .greatestFiniteMagnitude,
             -87.33, -87.34, -103.27, -103.28, -103.97, -104, -110, -1000, -.greatestFiniteMagnitude,
             .infinity, -.infinity, .nan,
         ]
@@ -351,7 +352,10 @@ struct KernelTests {
             ("sigmoid", { ck_sigmoid($0, &$1, $0.count) }, { 1 / (1 + Foundation.exp(-$0)) }),
             ("erf", { ck_erf($0, &$1, $0.count) }, { Foundation.erf($0) }),
             ("tanh", { ck_tanh($0, &$1, $0.count) }, { Foundation.tanh($0) }),
-            ("gelu", { ck_gelu($0, &$1, $0.count) }, { $0.isInfinite ? max($0, 0) : 0.5 * $0 * Foundation.erfc(-$0 / 2.0.squareRoot()) }),
+            (
+                "gelu", { ck_gelu($0, &$1, $0.count) },
+                { $0.isInfinite ? max($0, 0) : 0.5 * $0 * Foundation.erfc(-$0 / 2.0.squareRoot()) }
+            ),
         ]
         let isa = String(cString: ck_kernel_isa())
         for (name, simd, reference) in cases {

@@ -77,7 +77,9 @@ struct RoutingProfileTests {
             .path
         try profile.write(path: path)
         #expect(try RoutingProfile.load(path: path) == profile)
-        #expect(try RoutingProfile.defaultPath(model: "builtin:mlp", digest: "0123456789abcdef", machine: "m").contains("inference/profiles/builtin_mlp-0123456789abcdef-"))
+        #expect(
+            try RoutingProfile.defaultPath(model: "builtin:mlp", digest: "0123456789abcdef", machine: "m").contains(
+                "inference/profiles/builtin_mlp-0123456789abcdef-"))
     }
 }
 
@@ -85,8 +87,10 @@ struct RoutingProfileTests {
 struct CacheFolderTests {
     @Test func followsXDGAndIgnoresEmptyOrRelativeValues() throws {
         let home = FileManager.default.temporaryDirectory.path
-        #expect(try CacheFolder.path(environment: ["XDG_CACHE_HOME": "/x/cache", "HOME": home]) == "/x/cache/inference")
-        #expect(try CacheFolder.path(environment: ["XDG_CACHE_HOME": "rel", "HOME": home]) == home + "/.cache/inference")
+        #expect(
+            try CacheFolder.path(environment: ["XDG_CACHE_HOME": "/x/cache", "HOME": home]) == "/x/cache/inference")
+        #expect(
+            try CacheFolder.path(environment: ["XDG_CACHE_HOME": "rel", "HOME": home]) == home + "/.cache/inference")
         #expect(try CacheFolder.path(environment: ["XDG_CACHE_HOME": "", "HOME": home]) == home + "/.cache/inference")
         // A relative, empty or missing HOME falls back to the account's home folder, never /tmp or the cwd.
         for environment in [["HOME": "relative"], ["HOME": ""], ["HOME": "/no/such/home"], [:]] {
@@ -98,9 +102,12 @@ struct CacheFolderTests {
     }
 
     @Test func profilesAreKeyedByContentAndMachineAndWrittenPrivately() throws {
-        let a = try RoutingProfile.defaultPath(model: "builtin:mlp", digest: try ModelDigest.of(model: "builtin:mlp"), machine: "m")
-        let b = try RoutingProfile.defaultPath(model: "builtin:linear", digest: try ModelDigest.of(model: "builtin:linear"), machine: "m")
-        let c = try RoutingProfile.defaultPath(model: "builtin:mlp", digest: try ModelDigest.of(model: "builtin:mlp"), machine: "n")
+        let a = try RoutingProfile.defaultPath(
+            model: "builtin:mlp", digest: try ModelDigest.of(model: "builtin:mlp"), machine: "m")
+        let b = try RoutingProfile.defaultPath(
+            model: "builtin:linear", digest: try ModelDigest.of(model: "builtin:linear"), machine: "m")
+        let c = try RoutingProfile.defaultPath(
+            model: "builtin:mlp", digest: try ModelDigest.of(model: "builtin:mlp"), machine: "n")
         #expect(a != b && a != c)
         let profile = RoutingProfile(
             model: "dir/model.onnx", modelDigest: "0123456789abcdef", machine: "m", created: "t", baseline: "cpu",

@@ -89,7 +89,8 @@ struct ShapeArithmeticTests {
         for start in extremes {
             for end in extremes {
                 for step in [Int.min, Int.min + 1, -3, -1, 1, 2, Int.max - 1, Int.max] {
-                    let p = try #require(SliceParameters.resolve(shape: shape, starts: [start], ends: [end], axes: nil, steps: [step]))
+                    let p = try #require(
+                        SliceParameters.resolve(shape: shape, starts: [start], ends: [end], axes: nil, steps: [step]))
                     // numpy's rule, computed with Python's unbounded integers in mind: indices visited stay in range.
                     let count = p.outputDimensions[0]
                     #expect(count >= 0 && count <= 5, "\(start):\(end):\(step) -> \(count)")
@@ -101,10 +102,19 @@ struct ShapeArithmeticTests {
             }
         }
         // Spot checks against numpy: x[0:MAX:MAX] has one element, x[4:MIN:MIN] one, x[::2] three, x[::-2] three.
-        #expect(SliceParameters.resolve(shape: shape, starts: [0], ends: [Int.max], axes: nil, steps: [Int.max])?.outputDimensions == [1])
-        #expect(SliceParameters.resolve(shape: shape, starts: [-1], ends: [Int.min], axes: nil, steps: [Int.min])?.outputDimensions == [1])
-        #expect(SliceParameters.resolve(shape: shape, starts: [0], ends: [5], axes: nil, steps: [2])?.outputDimensions == [3])
-        #expect(SliceParameters.resolve(shape: shape, starts: [-1], ends: [Int.min], axes: nil, steps: [-2])?.outputDimensions == [3])
+        #expect(
+            SliceParameters.resolve(shape: shape, starts: [0], ends: [Int.max], axes: nil, steps: [Int.max])?
+                .outputDimensions == [1])
+        #expect(
+            SliceParameters.resolve(shape: shape, starts: [-1], ends: [Int.min], axes: nil, steps: [Int.min])?
+                .outputDimensions == [1])
+        #expect(
+            SliceParameters.resolve(shape: shape, starts: [0], ends: [5], axes: nil, steps: [2])?.outputDimensions == [
+                3
+            ])
+        #expect(
+            SliceParameters.resolve(shape: shape, starts: [-1], ends: [Int.min], axes: nil, steps: [-2])?
+                .outputDimensions == [3])
     }
 
     @Test func integerRangeCountsExactly() {

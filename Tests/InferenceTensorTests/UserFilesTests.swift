@@ -28,7 +28,8 @@ struct UserFilesTests {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("userfiles-\(UUID().uuidString)")
         let models = root.appendingPathComponent("m")
         let other = root.appendingPathComponent("m_other")
-        try FileManager.default.createDirectory(at: models.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: models.appendingPathComponent("sub"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         try Data([1]).write(to: models.appendingPathComponent("sub/w.bin"))
@@ -36,7 +37,8 @@ struct UserFilesTests {
         try FileManager.default.createSymbolicLink(
             atPath: models.appendingPathComponent("out").path, withDestinationPath: other.path)
         #expect(try UserFiles.resolveInside(folder: models.path, location: "sub/w.bin").hasSuffix("/m/sub/w.bin"))
-        #expect(try UserFiles.resolveInside(folder: models.path, location: "sub/../sub/w.bin").hasSuffix("/m/sub/w.bin"))
+        #expect(
+            try UserFiles.resolveInside(folder: models.path, location: "sub/../sub/w.bin").hasSuffix("/m/sub/w.bin"))
         for location in ["../m_other/k.bin", "out/k.bin", "/etc/hostname", "", "missing.bin"] {
             #expect(throws: FileAccessError.self, "\(location)") {
                 try UserFiles.resolveInside(folder: models.path, location: location)

@@ -21,7 +21,9 @@ struct HardeningTests {
         #expect(result.stdout.isEmpty, "stdout: \(result.stdout)", sourceLocation: sourceLocation)
         #expect(!result.stderr.contains("Fatal error"), "\(result.stderr)", sourceLocation: sourceLocation)
         for phrase in phrases {
-            #expect(result.stderr.contains(phrase), "missing '\(phrase)' in: \(result.stderr)", sourceLocation: sourceLocation)
+            #expect(
+                result.stderr.contains(phrase), "missing '\(phrase)' in: \(result.stderr)",
+                sourceLocation: sourceLocation)
         }
     }
 
@@ -248,7 +250,8 @@ struct HardeningTests {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let started = Date()
         expectCleanFailure(
-            try inference(["bench", "--model", "builtin:linear", "--devices", "cpu", "--plot", folder]), [folder, "folder"])
+            try inference(["bench", "--model", "builtin:linear", "--devices", "cpu", "--plot", folder]),
+            [folder, "folder"])
         #expect(Date().timeIntervalSince(started) < 10, "the sweep ran before the target was checked")
         let missing = root.appendingPathComponent("no/such/folder/chart.svg").path
         expectCleanFailure(

@@ -265,7 +265,9 @@ enum TensorOpKernels {
         let count = y.count
         return ClosureKernel {
             element.withUnsafeBytes { value in
-                for i in 0..<count { (dst + i * size).copyMemory(from: value.baseAddress.unsafelyUnwrapped, byteCount: size) }
+                for i in 0..<count {
+                    (dst + i * size).copyMemory(from: value.baseAddress.unsafelyUnwrapped, byteCount: size)
+                }
             }
         }
     }

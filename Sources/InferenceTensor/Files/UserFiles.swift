@@ -53,7 +53,8 @@ public struct ReadableFile: Sendable {
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
                 let why = n == 0 ? "the file ends early" : UserFiles.errorText(errno)
-                throw FileAccessError(path: path, problem: "cannot read \(buffer.count) bytes at offset \(offset): \(why)")
+                throw FileAccessError(
+                    path: path, problem: "cannot read \(buffer.count) bytes at offset \(offset): \(why)")
             }
             done += n
         }
@@ -121,7 +122,8 @@ public enum UserFiles {
         if ownedByCurrentUser {
             var info = stat()
             guard fstat(file.fd, &info) == 0, info.st_uid == geteuid() else {
-                throw FileAccessError(path: path, problem: "is not owned by this user; refused (delete it or fix its owner)")
+                throw FileAccessError(
+                    path: path, problem: "is not owned by this user; refused (delete it or fix its owner)")
             }
             guard info.st_mode & 0o022 == 0 else {
                 throw FileAccessError(

@@ -194,7 +194,8 @@ extension BenchCommand {
         guard let count = Shape.checkedElementCount(dims), count <= OptionChecks.maxGeneratedInputBytes / 4 else {
             throw InputError(
                 description: "\(model): an input of shape \(dims) at batch \(batch) would exceed the "
-                    + "\(OptionChecks.maxGeneratedInputBytes >> 30) GiB limit for generated inputs; use smaller batch sizes")
+                    + "\(OptionChecks.maxGeneratedInputBytes >> 30) GiB limit for generated inputs; use smaller batch sizes"
+            )
         }
         return dims
     }
@@ -202,7 +203,8 @@ extension BenchCommand {
     static func randomInput(shape dims: [Int]) throws -> Tensor {
         let count = Shape.checkedElementCount(dims) ?? 0
         var generator = SystemRandomNumberGenerator()
-        return try Tensor(shape: Shape(dims), scalars: (0..<count).map { _ in Float.random(in: 0..<1, using: &generator) })
+        return try Tensor(
+            shape: Shape(dims), scalars: (0..<count).map { _ in Float.random(in: 0..<1, using: &generator) })
     }
 }
 

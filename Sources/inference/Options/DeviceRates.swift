@@ -36,7 +36,8 @@ struct DeviceRates: Codable {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let path = try? Self.path.get()
         if let path, let bytes = try? UserFiles.readAll(path, limit: 1 << 20, ownedByCurrentUser: true),
-            let cached = try? decoder.decode(DeviceRates.self, from: Data(bytes)), cached.machine == CPUInfo.current.modelName,
+            let cached = try? decoder.decode(DeviceRates.self, from: Data(bytes)),
+            cached.machine == CPUInfo.current.modelName,
             selections.allSatisfy({ cached.devices[$0.backend.device.description] != nil })
         {
             return cached

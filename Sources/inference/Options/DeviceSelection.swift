@@ -151,7 +151,9 @@ struct DeviceSelection {
             // An explicit profile for something else is the user's mistake; a stale cached one is only a note.
             if profilePath != nil {
                 throw DeviceSelectionError(
-                    description: "\(path): this routing profile does not fit: \(problem); run `inference calibrate --model \(model)`")
+                    description:
+                        "\(path): this routing profile does not fit: \(problem); run `inference calibrate --model \(model)`"
+                )
             }
             var selection = try estimate(graph: graph, model: model, batch: batch, threads: threads)
             selection.reason = (selection.reason ?? "") + "; ignored profile \(path): \(problem)"
