@@ -250,3 +250,90 @@ void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logari
     else if (isa[0] == 'a') softmax_avx2(x, y, rows, n, logarithm);
     else softmax_generic(x, y, rows, n, logarithm);
 }
+
+// Recurrent cells over `rows` batch rows of `h` units, with the default activations (sigmoid gates, tanh cell):
+// the gate pre-activations come in two parts, `pre` (input projection with every bias that can be folded in,
+// row stride pre_stride) and `rec` (recurrent product, row stride rec_stride). clip <= 0 means no clip.
+static inline __attribute__((always_inline)) float ck_clip(float v, float clip) {
+    return clip > 0 ? (v < -clip ? -clip : (v > clip ? clip : v)) : v;
+}
+
+// The gates' sigmoid in float (within ~3e-7 relative): the double-precision one of the Sigmoid operator costs
+// a fifth of an LSTM's time, and a gate's error is damped by the cell's own rounding anyway.
+static inline __attribute__((always_inline)) float sigmoid_cell(float x) {
+    return x != x ? x : 1.0f / (1.0f + exp_body(-x));
+}
+
+// LSTM, gates i, o, f, c: c1 = f·c0 + i·g, h1 = o·tanh(c1); peepholes p (3h: i, o, f; may be NULL).
+#define CK_LSTM_BODY                                                                                         \
+    for (size_t r = 0; r < rows; r++) {                                                                      \
+        const float *pr = pre + r * pre_stride, *rr = rec + r * rec_stride;                                  \
+        float *cr = c + r * h, *hr = hs + r * h;                                                             \
+        _Pragma("clang loop vectorize(assume_safety)") for (size_t j = 0; j < h; j++) {                      \
+            const float c0 = cr[j];                                                                          \
+            const float pi = peep ? peep[j] : 0.0f, po = peep ? peep[h + j] : 0.0f;                          \
+            const float pf = peep ? peep[2 * h + j] : 0.0f;                                                  \
+            const float i = sigmoid_cell(ck_clip(pr[j] + rr[j] + pi * c0, clip));                            \
+            const float f = sigmoid_cell(ck_clip(pr[2 * h + j] + rr[2 * h + j] + pf * c0, clip));            \
+            const float g = tanh_body(ck_clip(pr[3 * h + j] + rr[3 * h + j], clip));                         \
+            const float c1 = f * c0 + i * g;                                                                 \
+            const float o = sigmoid_cell(ck_clip(pr[h + j] + rr[h + j] + po * c1, clip));                    \
+            cr[j] = c1;                                                                                      \
+            hr[j] = o * tanh_body(c1);                                                                       \
+        }                                                                                                    \
+    }
+#define CK_LSTM_ARGS                                                                                         \
+    (size_t rows, size_t h, const float *pre, size_t pre_stride, const float *rec, size_t rec_stride,         \
+     const float *peep, float clip, float *c, float *hs)
+static void lstm_generic CK_LSTM_ARGS { CK_LSTM_BODY }
+__attribute__((target("avx2,fma"))) static void lstm_avx2 CK_LSTM_ARGS { CK_LSTM_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void lstm_avx512 CK_LSTM_ARGS { CK_LSTM_BODY }
+
+void ck_lstm_cell(size_t rows, size_t h, const float *pre, size_t pre_stride, const float *rec, size_t rec_stride,
+                  const float *peep, float clip, float *c, float *hs) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') lstm_avx512(rows, h, pre, pre_stride, rec, rec_stride, peep, clip, c, hs);
+    else if (isa[0] == 'a') lstm_avx2(rows, h, pre, pre_stride, rec, rec_stride, peep, clip, c, hs);
+    else lstm_generic(rows, h, pre, pre_stride, rec, rec_stride, peep, clip, c, hs);
+}
+
+// GRU, gates z, r, h. rec holds z and r (and, with linear_before_reset, the candidate's R·h + Rb); rec_h the
+// candidate's recurrent part with its bias (row stride rec_h_stride). Without linear_before_reset the candidate
+// reads (r ⊙ h)·Rᵀ, which the caller computes from ck_gru_reset's output first.
+#define CK_GRU_BODY                                                                                          \
+    for (size_t r = 0; r < rows; r++) {                                                                      \
+        const float *pr = pre + r * pre_stride, *rr = rec + r * rec_stride, *rh = rec_h + r * rec_h_stride;  \
+        float *hr = hs + r * h;                                                                              \
+        _Pragma("clang loop vectorize(assume_safety)") for (size_t j = 0; j < h; j++) {                      \
+            const float z = sigmoid_cell(ck_clip(pr[j] + rr[j], clip));                                      \
+            const float reset = sigmoid_cell(ck_clip(pr[h + j] + rr[h + j], clip));                          \
+            const float candidate = linear_before_reset ? pr[2 * h + j] + reset * rh[j] : pr[2 * h + j] + rh[j]; \
+            const float hh = tanh_body(ck_clip(candidate, clip));                                            \
+            hr[j] = (1.0f - z) * hh + z * hr[j];                                                             \
+        }                                                                                                    \
+    }
+#define CK_GRU_ARGS                                                                                          \
+    (size_t rows, size_t h, const float *pre, size_t pre_stride, const float *rec, size_t rec_stride,         \
+     const float *rec_h, size_t rec_h_stride, int linear_before_reset, float clip, float *hs)
+static void gru_generic CK_GRU_ARGS { CK_GRU_BODY }
+__attribute__((target("avx2,fma"))) static void gru_avx2 CK_GRU_ARGS { CK_GRU_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void gru_avx512 CK_GRU_ARGS { CK_GRU_BODY }
+
+void ck_gru_cell(size_t rows, size_t h, const float *pre, size_t pre_stride, const float *rec, size_t rec_stride,
+                 const float *rec_h, size_t rec_h_stride, int linear_before_reset, float clip, float *hs) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5')
+        gru_avx512(rows, h, pre, pre_stride, rec, rec_stride, rec_h, rec_h_stride, linear_before_reset, clip, hs);
+    else if (isa[0] == 'a')
+        gru_avx2(rows, h, pre, pre_stride, rec, rec_stride, rec_h, rec_h_stride, linear_before_reset, clip, hs);
+    else gru_generic(rows, h, pre, pre_stride, rec, rec_stride, rec_h, rec_h_stride, linear_before_reset, clip, hs);
+}
+
+// (r ⊙ h) for the GRU candidate without linear_before_reset: out[row][j] = sigmoid(pre_r + rec_r)·h.
+void ck_gru_reset(size_t rows, size_t h, const float *pre, size_t pre_stride, const float *rec, size_t rec_stride,
+                  float clip, const float *hs, float *out) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *pr = pre + r * pre_stride + h, *rr = rec + r * rec_stride + h;
+        for (size_t j = 0; j < h; j++) out[r * h + j] = sigmoid_cell(ck_clip(pr[j] + rr[j], clip)) * hs[r * h + j];
+    }
+}

@@ -221,6 +221,74 @@ void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, c
     ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, accumulate, c, ldc, panel_begin, panel_end, NULL);
 }
 
+// ---- One row of A (m = 1): y = a·B panel by panel. The tiles' single accumulator per vector would wait on
+// each FMA's latency; four independent k phases keep the FMA units busy (same panels, so threads may split). ----
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+static void gemv512(size_t k, const float *a, const float *bp, float *c, int accumulate, size_t nvalid) {
+    __m512 s[8];
+    for (int q = 0; q < 8; q++) s[q] = _mm512_setzero_ps();
+    size_t kk = 0;
+    for (; kk + 4 <= k; kk += 4) {
+        for (int q = 0; q < 4; q++) {
+            const __m512 av = _mm512_set1_ps(a[kk + q]);
+            s[2 * q] = _mm512_fmadd_ps(av, _mm512_loadu_ps(bp + (kk + q) * 32), s[2 * q]);
+            s[2 * q + 1] = _mm512_fmadd_ps(av, _mm512_loadu_ps(bp + (kk + q) * 32 + 16), s[2 * q + 1]);
+        }
+    }
+    for (; kk < k; kk++) {
+        const __m512 av = _mm512_set1_ps(a[kk]);
+        s[0] = _mm512_fmadd_ps(av, _mm512_loadu_ps(bp + kk * 32), s[0]);
+        s[1] = _mm512_fmadd_ps(av, _mm512_loadu_ps(bp + kk * 32 + 16), s[1]);
+    }
+    __m512 lo = _mm512_add_ps(_mm512_add_ps(s[0], s[2]), _mm512_add_ps(s[4], s[6]));
+    __m512 hi = _mm512_add_ps(_mm512_add_ps(s[1], s[3]), _mm512_add_ps(s[5], s[7]));
+    const __mmask16 m0 = nvalid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nvalid) - 1);
+    const __mmask16 m1 = nvalid >= 32 ? (__mmask16)0xFFFF : (nvalid <= 16 ? 0 : (__mmask16)((1u << (nvalid - 16)) - 1));
+    if (accumulate) {
+        lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(m0, c));
+        hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m1, c + 16));
+    }
+    _mm512_mask_storeu_ps(c, m0, lo);
+    _mm512_mask_storeu_ps(c + 16, m1, hi);
+}
+
+__attribute__((target("avx2,fma")))
+static void gemv256(size_t k, const float *a, const float *bp, float *c, int accumulate, size_t nvalid) {
+    __m256 s[8];
+    for (int q = 0; q < 8; q++) s[q] = _mm256_setzero_ps();
+    size_t kk = 0;
+    for (; kk + 4 <= k; kk += 4) {
+        for (int q = 0; q < 4; q++) {
+            const __m256 av = _mm256_broadcast_ss(a + kk + q);
+            s[2 * q] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + (kk + q) * 16), s[2 * q]);
+            s[2 * q + 1] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + (kk + q) * 16 + 8), s[2 * q + 1]);
+        }
+    }
+    for (; kk < k; kk++) {
+        const __m256 av = _mm256_broadcast_ss(a + kk);
+        s[0] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + kk * 16), s[0]);
+        s[1] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + kk * 16 + 8), s[1]);
+    }
+    float out[16];
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6])));
+    _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7])));
+    for (size_t j = 0; j < nvalid; j++) c[j] = accumulate ? c[j] + out[j] : out[j];
+}
+
+static void gemvGeneric(size_t k, const float *a, const float *bp, float *c, int accumulate, size_t nvalid) {
+    float s[4][16] = {{0}};
+    size_t kk = 0;
+    for (; kk + 4 <= k; kk += 4)
+        for (int q = 0; q < 4; q++)
+            for (int j = 0; j < 16; j++) s[q][j] += a[kk + q] * bp[(kk + q) * 16 + j];
+    for (; kk < k; kk++)
+        for (int j = 0; j < 16; j++) s[0][j] += a[kk] * bp[kk * 16 + j];
+    for (size_t j = 0; j < nvalid; j++) {
+        const float v = (s[0][j] + s[1][j]) + (s[2][j] + s[3][j]);
+        c[j] = accumulate ? c[j] + v : v;
+    }
+}
+
 void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
                               int accumulate, float *c, size_t ldc, size_t panel_begin, size_t panel_end,
                               const ck_epilogue *epilogue) {
@@ -238,6 +306,18 @@ void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size
             for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, (j1 - j0) * sizeof(float));
         }
         if (epilogue) apply_epilogue(level, epilogue, c + j0, ldc, 0, m, j0, j1 - j0);
+        return;
+    }
+    if (m == 1) {
+        for (size_t p = panel_begin; p < panel_end; p++) {
+            const size_t j0 = p * nr;
+            const size_t nvalid = n - j0 < nr ? n - j0 : nr;
+            const float *bp = packed + p * k * nr;
+            if (level == 2) gemv512(k, a, bp, c + j0, accumulate, nvalid);
+            else if (level == 1) gemv256(k, a, bp, c + j0, accumulate, nvalid);
+            else gemvGeneric(k, a, bp, c + j0, accumulate, nvalid);
+            if (epilogue) apply_epilogue(level, epilogue, c + j0, ldc, 0, 1, j0, nvalid);
+        }
         return;
     }
     // A is packed per (K block, M block) for long rows: rows 8 KB or more apart (K >= 2048) make the tile's

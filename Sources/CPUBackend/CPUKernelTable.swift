@@ -95,8 +95,8 @@ public enum CPUKernelTable {
         table.append(
             KernelRegistration("If", dtypes: [.bool]) { node, backend in try IfKernel(node: node, backend: backend) })
         // Recurrent layers.
-        add(["LSTM"], floats) { try RecurrentKernel(node: $0, cell: .lstm) }
-        add(["GRU"], floats) { try RecurrentKernel(node: $0, cell: .gru) }
+        add(["LSTM"], floats, split: { try RecurrentKernels.make($0, cell: .lstm, parallel: $1) })
+        add(["GRU"], floats, split: { try RecurrentKernels.make($0, cell: .gru, parallel: $1) })
         // Reductions.
         add(
             ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"],

@@ -64,11 +64,21 @@ struct ExternalDataPropertyTests {
         ]
         var generator = SystemRandomNumberGenerator()
         var loaded = 0
-        for _ in 0..<600 {
-            let location = locations.randomElement(using: &generator) ?? nil
-            let offset = numbers.randomElement(using: &generator) ?? nil
-            let length = numbers.randomElement(using: &generator) ?? nil
-            let count = [0, 1, 4, 16, 64, 1 << 40, -1].randomElement(using: &generator) ?? 1
+        // Records that must load, then random ones.
+        let valid: [(String?, String?, String?, Int)] = [
+            ("w.bin", "0", "64", 16), ("./w.bin", "4", nil, 63), ("up/m/w.bin", "252", "4", 1),
+            ("../m/w.bin", nil, nil, 64),
+        ]
+        for index in 0..<(valid.count + 600) {
+            let draw =
+                index < valid.count
+                ? valid[index]
+                : (
+                    locations.randomElement(using: &generator) ?? nil, numbers.randomElement(using: &generator) ?? nil,
+                    numbers.randomElement(using: &generator) ?? nil,
+                    [0, 1, 4, 16, 64, 1 << 40, -1].randomElement(using: &generator) ?? 1
+                )
+            let (location, offset, length, count) = draw
             let data = try Self.model(location: location, offset: offset, length: length, dims: [Int64(count)])
             do {
                 let graph = try ONNXModelLoader.load(data: data, source: "m.onnx", baseDirectory: folder).graph
@@ -84,6 +94,6 @@ struct ExternalDataPropertyTests {
                 continue
             }
         }
-        #expect(loaded > 0)
+        #expect(loaded >= valid.count)
     }
 }

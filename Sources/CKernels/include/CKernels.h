@@ -117,6 +117,18 @@ void ck_erf(const float *x, float *y, size_t count);
 void ck_tanh(const float *x, float *y, size_t count);
 void ck_gelu(const float *x, float *y, size_t count);
 
+/// One LSTM step over `rows` batch rows of h units (gates i, o, f, c; sigmoid/tanh/tanh): pre (input projection
+/// plus all biases, row stride pre_stride) + rec (R·h, row stride rec_stride), peepholes `peep` (i, o, f; may be
+/// NULL), clip (<= 0: none); updates the cell state c and hidden state hs (both rows x h) in place.
+void ck_lstm_cell(size_t rows, size_t h, const float *pre, size_t pre_stride, const float *rec, size_t rec_stride,
+                  const float *peep, float clip, float *c, float *hs);
+/// One GRU step (gates z, r, h; sigmoid/tanh): rec holds z and r (and the candidate's R·h + Rb when
+/// linear_before_reset); rec_h the candidate's recurrent part; updates hs (rows x h) in place.
+void ck_gru_cell(size_t rows, size_t h, const float *pre, size_t pre_stride, const float *rec, size_t rec_stride,
+                 const float *rec_h, size_t rec_h_stride, int linear_before_reset, float clip, float *hs);
+/// out = sigmoid(pre_r + rec_r) ⊙ hs, the GRU reset applied to the state (rows x h), for the candidate's product.
+void ck_gru_reset(size_t rows, size_t h, const float *pre, size_t pre_stride, const float *rec, size_t rec_stride,
+                  float clip, const float *hs, float *out);
 /// Softmax (or log-softmax) over each contiguous row of n values; x and y may alias.
 void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logarithm);
 
