@@ -254,7 +254,7 @@ void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logari
 // Recurrent cells over `rows` batch rows of `h` units, with the default activations (sigmoid gates, tanh cell):
 // the gate pre-activations come in two parts, `pre` (input projection with every bias that can be folded in,
 // row stride pre_stride) and `rec` (recurrent product, row stride rec_stride). clip <= 0 means no clip.
-static inline __attribute__((always_inline)) float ck_clip(float v, float clip) {
+static inline __attribute__((always_inline)) float clip_value(float v, float clip) {
     return clip > 0 ? (v < -clip ? -clip : (v > clip ? clip : v)) : v;
 }
 
@@ -273,11 +273,11 @@ static inline __attribute__((always_inline)) float sigmoid_cell(float x) {
             const float c0 = cr[j];                                                                          \
             const float pi = peep ? peep[j] : 0.0f, po = peep ? peep[h + j] : 0.0f;                          \
             const float pf = peep ? peep[2 * h + j] : 0.0f;                                                  \
-            const float i = sigmoid_cell(ck_clip(pr[j] + rr[j] + pi * c0, clip));                            \
-            const float f = sigmoid_cell(ck_clip(pr[2 * h + j] + rr[2 * h + j] + pf * c0, clip));            \
-            const float g = tanh_body(ck_clip(pr[3 * h + j] + rr[3 * h + j], clip));                         \
+            const float i = sigmoid_cell(clip_value(pr[j] + rr[j] + pi * c0, clip));                            \
+            const float f = sigmoid_cell(clip_value(pr[2 * h + j] + rr[2 * h + j] + pf * c0, clip));            \
+            const float g = tanh_body(clip_value(pr[3 * h + j] + rr[3 * h + j], clip));                         \
             const float c1 = f * c0 + i * g;                                                                 \
-            const float o = sigmoid_cell(ck_clip(pr[h + j] + rr[h + j] + po * c1, clip));                    \
+            const float o = sigmoid_cell(clip_value(pr[h + j] + rr[h + j] + po * c1, clip));                    \
             cr[j] = c1;                                                                                      \
             hr[j] = o * tanh_body(c1);                                                                       \
         }                                                                                                    \
@@ -305,10 +305,10 @@ void ck_lstm_cell(size_t rows, size_t h, const float *pre, size_t pre_stride, co
         const float *pr = pre + r * pre_stride, *rr = rec + r * rec_stride, *rh = rec_h + r * rec_h_stride;  \
         float *hr = hs + r * h;                                                                              \
         _Pragma("clang loop vectorize(assume_safety)") for (size_t j = 0; j < h; j++) {                      \
-            const float z = sigmoid_cell(ck_clip(pr[j] + rr[j], clip));                                      \
-            const float reset = sigmoid_cell(ck_clip(pr[h + j] + rr[h + j], clip));                          \
+            const float z = sigmoid_cell(clip_value(pr[j] + rr[j], clip));                                      \
+            const float reset = sigmoid_cell(clip_value(pr[h + j] + rr[h + j], clip));                          \
             const float candidate = linear_before_reset ? pr[2 * h + j] + reset * rh[j] : pr[2 * h + j] + rh[j]; \
-            const float hh = tanh_body(ck_clip(candidate, clip));                                            \
+            const float hh = tanh_body(clip_value(candidate, clip));                                            \
             hr[j] = (1.0f - z) * hh + z * hr[j];                                                             \
         }                                                                                                    \
     }
@@ -334,6 +334,37 @@ void ck_gru_reset(size_t rows, size_t h, const float *pre, size_t pre_stride, co
                   float clip, const float *hs, float *out) {
     for (size_t r = 0; r < rows; r++) {
         const float *pr = pre + r * pre_stride + h, *rr = rec + r * rec_stride + h;
-        for (size_t j = 0; j < h; j++) out[r * h + j] = sigmoid_cell(ck_clip(pr[j] + rr[j], clip)) * hs[r * h + j];
+        for (size_t j = 0; j < h; j++) out[r * h + j] = sigmoid_cell(clip_value(pr[j] + rr[j], clip)) * hs[r * h + j];
     }
 }
+
+// Parameterized piecewise-linear activations (MobileNet's HardSigmoid/HardSwish, LeakyRelu, Relu6 as Clip).
+#define CK_UNARY_PARAMS(name, params, call_args, expr)                                                       \
+    static void name##_generic(const float *x, float *y, size_t n, params) { CK_UNARY_LOOP(expr) }           \
+    __attribute__((target("avx2,fma"))) static void name##_avx2(const float *x, float *y, size_t n, params) { \
+        CK_UNARY_LOOP(expr)                                                                                  \
+    }                                                                                                        \
+    __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void name##_avx512(const float *x, float *y, \
+                                                                                   size_t n, params) {       \
+        CK_UNARY_LOOP(expr)                                                                                  \
+    }                                                                                                        \
+    void ck_##name(const float *x, float *y, size_t n, params) {                                             \
+        const char *isa = ck_kernel_isa();                                                                   \
+        if (isa[3] == '5') name##_avx512 call_args;                                                          \
+        else if (isa[0] == 'a') name##_avx2 call_args;                                                       \
+        else name##_generic call_args;                                                                       \
+    }
+
+static inline __attribute__((always_inline)) float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
+
+#define CK_PARAMS2(a, b) float a, float b
+// alpha·x + beta in double (the product is exact there), rounded once: no cancellation error near the kinks on
+// any path, with or without FMA.
+CK_UNARY_PARAMS(hard_sigmoid, CK_PARAMS2(alpha, beta), (x, y, n, alpha, beta),
+                v != v ? v : clamp01((float)((double)alpha * (double)v + (double)beta)))
+CK_UNARY_PARAMS(leaky_relu, float alpha, (x, y, n, alpha), v >= 0.0f ? v : (v != v ? v : alpha * v))
+// min(max(v, low), high), as ONNX defines it (high wins when low > high).
+CK_UNARY_PARAMS(clip, CK_PARAMS2(low, high), (x, y, n, low, high),
+                v != v ? v : ((v < low ? low : v) > high ? high : (v < low ? low : v)))
+// x·clamp((x + 3)/6, 0, 1): x + 3 is exact near the kink at -3 (where x/6 + 1/2 would cancel), one rounded division.
+CK_UNARY(hard_swish, v != v ? v : v * clamp01((v + 3.0f) / 6.0f))

@@ -133,3 +133,64 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
         conv_direct_generic(padded, channels, padded_height, padded_width, w, kh, kw, bias, relu, filter_begin,
                             filter_end, y, out_height, out_width);
 }
+
+// Depthwise 2-D convolution (one filter per channel, group = channels): channels [c_begin, c_end) of one image
+// x [C][H][W] with w [C][KH][KW] into y [C][OH][OW], plus bias (may be NULL) and Relu when `relu`. Each output
+// row accumulates one kernel tap at a time over the output columns whose input column is inside the image, so
+// the inner loop is a plain (strided) multiply-add the compiler vectorizes; padding is never materialized.
+#define CK_DEPTHWISE_BODY                                                                                    \
+    for (size_t c = c_begin; c < c_end; c++) {                                                               \
+        const float *xc = x + c * in_h * in_w;                                                               \
+        const float *wc = w + c * kh * kw;                                                                   \
+        const float b = bias ? bias[c] : 0.0f;                                                               \
+        for (size_t oh = 0; oh < out_h; oh++) {                                                              \
+            float *yr = y + (c * out_h + oh) * out_w;                                                        \
+            for (size_t ow = 0; ow < out_w; ow++) yr[ow] = b;                                                \
+            for (size_t ki = 0; ki < kh; ki++) {                                                             \
+                const ptrdiff_t ih = (ptrdiff_t)(oh * sh + ki * dh) - pad_top;                               \
+                if (ih < 0 || ih >= (ptrdiff_t)in_h) continue;                                               \
+                const float *xr = xc + (size_t)ih * in_w;                                                    \
+                for (size_t kj = 0; kj < kw; kj++) {                                                         \
+                    const float wv = wc[ki * kw + kj];                                                       \
+                    const ptrdiff_t shift = (ptrdiff_t)(kj * dw) - pad_left;                                 \
+                    /* Columns with 0 <= ow·sw + shift < in_w. */                                            \
+                    ptrdiff_t lo = shift >= 0 ? 0 : (-shift + (ptrdiff_t)sw - 1) / (ptrdiff_t)sw;            \
+                    ptrdiff_t hi = (ptrdiff_t)in_w - shift <= 0 ? 0                                          \
+                                                                : ((ptrdiff_t)in_w - shift - 1) / (ptrdiff_t)sw + 1; \
+                    if (hi > (ptrdiff_t)out_w) hi = (ptrdiff_t)out_w;                                        \
+                    if (sw == 1) {                                                                           \
+                        const float *xs = xr + shift;                                                        \
+                        for (ptrdiff_t ow = lo; ow < hi; ow++) yr[ow] += wv * xs[ow];                        \
+                    } else {                                                                                 \
+                        for (ptrdiff_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * (ptrdiff_t)sw + shift]; \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+            if (relu)                                                                                        \
+                for (size_t ow = 0; ow < out_w; ow++) yr[ow] = yr[ow] > 0.0f ? yr[ow] : (yr[ow] != yr[ow] ? yr[ow] : 0.0f); \
+        }                                                                                                    \
+    }
+#define CK_DEPTHWISE_ARGS                                                                                    \
+    (const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end, size_t in_h,     \
+     size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw, ptrdiff_t pad_top,          \
+     ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu)
+static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
+__attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_avx512 CK_DEPTHWISE_ARGS {
+    CK_DEPTHWISE_BODY
+}
+
+void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
+                         size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw,
+                         ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5')
+        depthwise_avx512(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
+                         out_w, relu);
+    else if (isa[0] == 'a')
+        depthwise_avx2(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
+                       out_w, relu);
+    else
+        depthwise_generic(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
+                          out_w, relu);
+}

@@ -79,6 +79,9 @@ public enum CPUKernelTable {
                     return try WinogradConvKernel(node: node, parallel: parallel(backend))
                 }
                 let make = { (node: BoundNode) throws -> any Kernel in
+                    if try algorithm == .automatic && DepthwiseConvKernel.applies(node) {
+                        return try DepthwiseConvKernel(node: node, parallel: parallel(backend))
+                    }
                     if try DirectConvKernel.applies(node, algorithm: algorithm) {
                         return try DirectConvKernel(node: node, parallel: parallel(backend))
                     }

@@ -129,6 +129,17 @@ void ck_gru_cell(size_t rows, size_t h, const float *pre, size_t pre_stride, con
 /// out = sigmoid(pre_r + rec_r) ⊙ hs, the GRU reset applied to the state (rows x h), for the candidate's product.
 void ck_gru_reset(size_t rows, size_t h, const float *pre, size_t pre_stride, const float *rec, size_t rec_stride,
                   float clip, const float *hs, float *out);
+/// Depthwise 2-D convolution (group = channels, one filter each): channels [c_begin, c_end) of one image
+/// x [C][H][W], w [C][KH][KW], into y [C][OH][OW] with bias (may be NULL) and Relu when `relu`; any stride,
+/// dilation and padding.
+void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
+                         size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw,
+                         ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu);
+/// Elementwise float32 activations with parameters; x and y may alias; NaN propagates.
+void ck_hard_sigmoid(const float *x, float *y, size_t count, float alpha, float beta);
+void ck_hard_swish(const float *x, float *y, size_t count);
+void ck_leaky_relu(const float *x, float *y, size_t count, float alpha);
+void ck_clip(const float *x, float *y, size_t count, float low, float high);
 /// Softmax (or log-softmax) over each contiguous row of n values; x and y may alias.
 void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logarithm);
 

@@ -89,6 +89,14 @@ enum UnaryKernels {
             case "Tanh": simd = { ck_tanh($0, $1, $2) }
             case "Gelu" where try node.attributes.string("approximate", default: "none") == "none":
                 simd = { ck_gelu($0, $1, $2) }
+            case "HardSigmoid":
+                let alpha = try node.attributes.float("alpha", default: 0.2)
+                let beta = try node.attributes.float("beta", default: 0.5)
+                simd = { ck_hard_sigmoid($0, $1, $2, alpha, beta) }
+            case "HardSwish": simd = { ck_hard_swish($0, $1, $2) }
+            case "LeakyRelu":
+                let alpha = try node.attributes.float("alpha", default: 0.01)
+                simd = { ck_leaky_relu($0, $1, $2, alpha) }
             default: simd = nil
             }
             if let simd {
@@ -154,6 +162,15 @@ enum UnaryKernels {
         }
         let lowPointer = try node.optionalInput(1)?.raw()
         let highPointer = try node.optionalInput(2)?.raw()
+        if y.type.dtype == .float32 {
+            // Relu6 and friends: bounds read at run time, the clamp vectorized.
+            let xs = src.assumingMemoryBound(to: Float.self), ys = dst.assumingMemoryBound(to: Float.self)
+            return ClosureKernel {
+                let low = lowPointer.map { $0.load(as: Float.self) } ?? -.infinity
+                let high = highPointer.map { $0.load(as: Float.self) } ?? .infinity
+                ck_clip(xs, ys, count, low, high)
+            }
+        }
         return ClosureKernel {
             let low = lowPointer.map { io.load($0, 0) } ?? -.infinity
             let high = highPointer.map { io.load($0, 0) } ?? .infinity

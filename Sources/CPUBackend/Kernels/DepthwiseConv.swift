@@ -1,0 +1,67 @@
+import CKernels
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// Depthwise 2-D convolution (group = input channels = output channels, one filter each), the layer of
+/// MobileNets and EfficientNets: a direct kernel over each channel's rows (ck_depthwise_conv2d), split across
+/// threads by (image, channel) blocks. im2col + GEMM would build a 9-row matrix per channel and run a one-row GEMM.
+final class DepthwiseConvKernel: Kernel {
+    private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    private let y: UnsafeMutablePointer<Float>
+    private let geometry: ConvGeometry
+    private let batch: Int, channels: Int
+    private let relu: Bool
+    private let parallel: ParallelFor
+    private var task: ClosureTask?
+
+    /// 2-D, group equal to the input and output channel counts (depth multiplier 1).
+    static func applies(_ node: BoundNode) throws -> Bool {
+        guard let xv = node.optionalInput(0), let wv = node.optionalInput(1), xv.shape.rank == 4, wv.shape.rank == 4
+        else { return false }
+        let groups = try node.attributes.int("group", default: 1)
+        return groups > 1 && groups == xv.shape[1] && wv.shape[0] == groups && wv.shape[1] == 1
+    }
+
+    init(node: BoundNode, parallel: ParallelFor) throws {
+        self.parallel = parallel
+        relu = try node.fusedActivation() == ck_activation_relu
+        let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
+        let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
+        geometry = try ConvGeometry.forward(
+            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
+        batch = xv.shape[0]
+        channels = xv.shape[1]
+        x = UnsafePointer(try xv.pointer(Float.self))
+        w = UnsafePointer(try wv.pointer(Float.self))
+        bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
+        y = try yv.pointer(Float.self)
+        task = ClosureTask { [unowned self] _, begin, end in self.convolve(begin, end) }
+    }
+
+    /// Blocks of (image, channel) pairs [begin, end), flattened image-major.
+    private func convolve(_ begin: Int, _ end: Int) {
+        let g = geometry
+        let inCount = g.input[0] * g.input[1], outCount = g.output[0] * g.output[1]
+        var index = begin
+        while index < end {
+            let n = index / channels, c0 = index % channels
+            let c1 = min(channels, c0 + (end - index))
+            ck_depthwise_conv2d(
+                x + n * channels * inCount, w, bias, y + n * channels * outCount, c0, c1, g.input[0], g.input[1],
+                g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0],
+                g.padsBegin[1], g.output[0], g.output[1], relu ? 1 : 0)
+            index += c1 - c0
+        }
+    }
+
+    func run() throws {
+        let total = batch * channels
+        let work = total * geometry.output[0] * geometry.output[1] * geometry.kernel[0] * geometry.kernel[1]
+        if parallel.threads > 1 && work >= 1 << 16, let task {
+            parallel.run(task, count: total)
+        } else {
+            convolve(0, total)
+        }
+    }
+}

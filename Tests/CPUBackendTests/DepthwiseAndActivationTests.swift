@@ -1,0 +1,151 @@
+import CPUBackend
+import Foundation
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import InferenceTestSupport
+import Testing
+
+/// The depthwise convolution kernel against a double-precision direct convolution (strides, dilations, padding,
+/// bias, fused Relu, batches), the same bits on 1 and 2 threads; the vectorized piecewise-linear activations
+/// against their double definitions, at the edges too; on the ISA path this run uses.
+struct DepthwiseAndActivationTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var batch: Int, channels: Int, height: Int, width: Int, kernel: Int
+        var stride: Int, dilation: Int, pads: [Int], relu: Bool
+        var testDescription: String {
+            "\(batch)x\(channels)x\(height)x\(width) k\(kernel) s\(stride) d\(dilation) pads \(pads)\(relu ? " Relu" : "")"
+        }
+    }
+
+    static let cases: [Case] = [
+        Case(
+            batch: 1, channels: 32, height: 14, width: 14, kernel: 3, stride: 1, dilation: 1, pads: [1, 1, 1, 1],
+            relu: true),
+        Case(
+            batch: 2, channels: 16, height: 15, width: 13, kernel: 3, stride: 2, dilation: 1, pads: [1, 1, 1, 1],
+            relu: false),
+        Case(
+            batch: 1, channels: 24, height: 9, width: 11, kernel: 5, stride: 2, dilation: 1, pads: [2, 2, 2, 2],
+            relu: false),
+        Case(
+            batch: 3, channels: 5, height: 8, width: 8, kernel: 3, stride: 1, dilation: 2, pads: [2, 0, 1, 3],
+            relu: true),
+        Case(
+            batch: 1, channels: 7, height: 3, width: 40, kernel: 3, stride: 3, dilation: 1, pads: [0, 0, 0, 0],
+            relu: false),
+        Case(
+            batch: 1, channels: 4, height: 6, width: 6, kernel: 7, stride: 1, dilation: 1, pads: [3, 3, 3, 3],
+            relu: false),
+    ]
+
+    static func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1) } }
+
+    @Test(arguments: cases) func depthwiseMatchesDirectConvolution(_ c: Case) throws {
+        let w = Self.random(c.channels * c.kernel * c.kernel), b = Self.random(c.channels)
+        let x = Self.random(c.batch * c.channels * c.height * c.width)
+        var nodes = [
+            Node(
+                opType: "Conv", inputs: ["x", "w", "b"], outputs: [c.relu ? "c" : "y"],
+                attributes: [
+                    "group": .int(c.channels), "strides": .ints([c.stride, c.stride]),
+                    "dilations": .ints([c.dilation, c.dilation]), "pads": .ints(c.pads),
+                ])
+        ]
+        if c.relu { nodes.append(Node(opType: "Relu", inputs: ["c"], outputs: ["y"])) }
+        let graph = Graph(
+            name: "dw", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
+            initializers: [
+                "w": try Tensor(shape: [c.channels, 1, c.kernel, c.kernel], scalars: w),
+                "b": try Tensor(shape: [c.channels], scalars: b),
+            ])
+        let feeds = [
+            NamedTensor(name: "x", tensor: try Tensor(shape: [c.batch, c.channels, c.height, c.width], scalars: x))
+        ]
+        let one = try Session(graph: graph, backend: CPUBackend(threads: 1)).run(feeds).outputs[0].tensor
+        let two = try Session(graph: graph, backend: CPUBackend(threads: 2)).run(feeds).outputs[0].tensor
+        #expect(try one.scalars(as: Float.self) == two.scalars(as: Float.self))
+        let span = c.dilation * (c.kernel - 1) + 1
+        let oh = (c.height + c.pads[0] + c.pads[2] - span) / c.stride + 1
+        let ow = (c.width + c.pads[1] + c.pads[3] - span) / c.stride + 1
+        #expect(one.shape == [c.batch, c.channels, oh, ow])
+        var expected: [Double] = [], magnitudes: [Double] = []
+        for n in 0..<c.batch {
+            for ch in 0..<c.channels {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        var sum = Double(b[ch]), magnitude = abs(Double(b[ch]))
+                        for ki in 0..<c.kernel {
+                            for kj in 0..<c.kernel {
+                                let ih = i * c.stride - c.pads[0] + ki * c.dilation
+                                let iw = j * c.stride - c.pads[1] + kj * c.dilation
+                                guard ih >= 0 && ih < c.height && iw >= 0 && iw < c.width else { continue }
+                                let term =
+                                    Double(w[(ch * c.kernel + ki) * c.kernel + kj])
+                                    * Double(x[((n * c.channels + ch) * c.height + ih) * c.width + iw])
+                                sum += term
+                                magnitude += abs(term)
+                            }
+                        }
+                        expected.append(c.relu ? max(sum, 0) : sum)
+                        magnitudes.append(magnitude)
+                    }
+                }
+            }
+        }
+        let report = ToleranceReport.compareSums(
+            try one.scalars(as: Float.self), expected, magnitudes: magnitudes, terms: c.kernel * c.kernel + 1)
+        #expect(report.passed, "\(c.testDescription): \(report)")
+    }
+
+    @Test func piecewiseLinearActivations() throws {
+        var x = Self.random(3000).map { $0 * 10 }
+        x += [0, -0, 3, -3, 2.5, -2.5, 6, -6, 1e-30, .infinity, -.infinity, .nan, .greatestFiniteMagnitude]
+        let cases: [(Node, (Double) -> Double)] = [
+            (
+                Node(
+                    opType: "HardSigmoid", inputs: ["x"], outputs: ["y"],
+                    attributes: ["alpha": .float(0.3), "beta": .float(0.4)]),
+                { max(0, min(1, Double(Float(0.3)) * $0 + Double(Float(0.4)))) }
+            ),
+            (Node(opType: "HardSwish", inputs: ["x"], outputs: ["y"]), { $0 * max(0, min(1, $0 / 6 + 0.5)) }),
+            (
+                Node(opType: "LeakyRelu", inputs: ["x"], outputs: ["y"], attributes: ["alpha": .float(0.1)]),
+                { $0 >= 0 ? $0 : Double(Float(0.1)) * $0 }
+            ),
+        ]
+        for (node, reference) in cases {
+            let graph = Graph(
+                name: "act", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: [node])
+            let y = try Session(graph: graph, backend: CPUBackend())
+                .run([NamedTensor(name: "x", tensor: try Tensor(shape: [x.count], scalars: x))]).outputs[0].tensor
+            for (v, got) in zip(x, try y.scalars(as: Float.self)) {
+                let want = v.isNaN ? Float.nan : Float(reference(Double(v)))  // NaN propagates
+                if want.isNaN {
+                    #expect(got.isNaN, "\(node.opType)(\(v)) = \(got), expected nan")
+                } else {
+                    #expect(
+                        abs(got - want) <= 2 * want.ulp || got == want,
+                        "\(node.opType)(\(v)) = \(got), expected \(want)")
+                }
+            }
+        }
+        // Clip (Relu6, and low > high where high wins) against min(max(x, low), high).
+        for (low, high) in [(Float(0), Float(6)), (2, -1)] {
+            let graph = Graph(
+                name: "clip", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [Node(opType: "Clip", inputs: ["x", "lo", "hi"], outputs: ["y"])],
+                initializers: [
+                    "lo": try Tensor(shape: [], scalars: [low]), "hi": try Tensor(shape: [], scalars: [high]),
+                ])
+            let y = try Session(graph: graph, backend: CPUBackend())
+                .run([NamedTensor(name: "x", tensor: try Tensor(shape: [x.count], scalars: x))]).outputs[0].tensor
+            for (v, got) in zip(x, try y.scalars(as: Float.self)) where !v.isNaN {
+                #expect(got == min(max(v, low), high), "Clip(\(v), \(low), \(high)) = \(got)")
+            }
+        }
+    }
+}
