@@ -145,3 +145,49 @@ void ck_im2col_panels_2d(const float *x, size_t in_h, size_t in_w, size_t kernel
                        pad_left, out_h, out_w, col, nr, rows, row_begin, row_end);
     }
 }
+
+// Resize of `planes` contiguous [in_h][in_w] planes to [out_h][out_w], separable: each output row blends two
+// input rows (low_h, high_h with weight w_h of the high one), each of those blended across columns (low_w,
+// high_w, w_w) into `scratch` (2·out_w floats). Nearest is the same with zero weights.
+#define CK_RESIZE_BODY                                                                                       \
+    float *r0 = scratch, *r1 = scratch + out_w;                                                              \
+    for (size_t p = 0; p < planes; p++) {                                                                    \
+        const float *xp = x + p * in_h * in_w;                                                               \
+        float *yp = y + p * out_h * out_w;                                                                   \
+        for (size_t oh = 0; oh < out_h; oh++) {                                                              \
+            const float *a = xp + low_h[oh] * in_w, *b = xp + high_h[oh] * in_w;                             \
+            const float wh = w_h[oh];                                                                        \
+            for (size_t ow = 0; ow < out_w; ow++) {                                                          \
+                const float ww = w_w[ow];                                                                    \
+                r0[ow] = a[low_w[ow]] + ww * (a[high_w[ow]] - a[low_w[ow]]);                                 \
+            }                                                                                                \
+            float *yr = yp + oh * out_w;                                                                     \
+            if (wh == 0.0f) {                                                                                \
+                for (size_t ow = 0; ow < out_w; ow++) yr[ow] = r0[ow];                                       \
+                continue;                                                                                    \
+            }                                                                                                \
+            for (size_t ow = 0; ow < out_w; ow++) {                                                          \
+                const float ww = w_w[ow];                                                                    \
+                r1[ow] = b[low_w[ow]] + ww * (b[high_w[ow]] - b[low_w[ow]]);                                 \
+            }                                                                                                \
+            for (size_t ow = 0; ow < out_w; ow++) yr[ow] = r0[ow] + wh * (r1[ow] - r0[ow]);                  \
+        }                                                                                                    \
+    }
+#define CK_RESIZE_ARGS                                                                                       \
+    (const float *x, size_t planes, size_t in_h, size_t in_w, float *y, size_t out_h, size_t out_w,          \
+     const int32_t *low_h, const int32_t *high_h, const float *w_h, const int32_t *low_w, const int32_t *high_w, \
+     const float *w_w, float *scratch)
+static void resize_generic CK_RESIZE_ARGS { CK_RESIZE_BODY }
+__attribute__((target("avx2,fma"))) static void resize_avx2 CK_RESIZE_ARGS { CK_RESIZE_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void resize_avx512 CK_RESIZE_ARGS { CK_RESIZE_BODY }
+
+void ck_resize_2d(const float *x, size_t planes, size_t in_h, size_t in_w, float *y, size_t out_h, size_t out_w,
+                  const int32_t *low_h, const int32_t *high_h, const float *w_h, const int32_t *low_w,
+                  const int32_t *high_w, const float *w_w, float *scratch) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5')
+        resize_avx512(x, planes, in_h, in_w, y, out_h, out_w, low_h, high_h, w_h, low_w, high_w, w_w, scratch);
+    else if (isa[0] == 'a')
+        resize_avx2(x, planes, in_h, in_w, y, out_h, out_w, low_h, high_h, w_h, low_w, high_w, w_w, scratch);
+    else resize_generic(x, planes, in_h, in_w, y, out_h, out_w, low_h, high_h, w_h, low_w, high_w, w_w, scratch);
+}

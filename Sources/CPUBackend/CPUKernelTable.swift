@@ -93,7 +93,7 @@ public enum CPUKernelTable {
         add(["ConvTranspose"], floats) { try ConvTransposeKernel(node: $0) }
         add(["MaxPool", "AveragePool"], floats, split: PoolingKernels.make)
         add(["GlobalAveragePool", "GlobalMaxPool"], floats, PoolingKernels.makeGlobal)
-        add(["Resize"], allFloats.union([.int8, .uint8, .int32, .int64]), ResizeKernels.make)
+        add(["Resize"], allFloats.union([.int8, .uint8, .int32, .int64]), split: ResizeKernels.make)
         // Control flow.
         table.append(
             KernelRegistration("If", dtypes: [.bool]) { node, backend in try IfKernel(node: node, backend: backend) })

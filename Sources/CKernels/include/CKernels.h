@@ -135,6 +135,12 @@ void ck_gru_reset(size_t rows, size_t h, const float *pre, size_t pre_stride, co
 void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw,
                          ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu);
+/// Separable 2-D resize (bilinear; nearest with zero weights) of `planes` contiguous [in_h][in_w] planes into
+/// [out_h][out_w]: output row oh blends input rows low_h/high_h (weight w_h of the high one), column ow blends
+/// low_w/high_w (weight w_w); `scratch` holds 2·out_w floats.
+void ck_resize_2d(const float *x, size_t planes, size_t in_h, size_t in_w, float *y, size_t out_h, size_t out_w,
+                  const int32_t *low_h, const int32_t *high_h, const float *w_h, const int32_t *low_w,
+                  const int32_t *high_w, const float *w_w, float *scratch);
 /// Elementwise float32 activations with parameters; x and y may alias; NaN propagates.
 void ck_hard_sigmoid(const float *x, float *y, size_t count, float alpha, float beta);
 void ck_hard_swish(const float *x, float *y, size_t count);
