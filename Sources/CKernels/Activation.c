@@ -368,3 +368,6 @@ CK_UNARY_PARAMS(clip, CK_PARAMS2(low, high), (x, y, n, low, high),
                 v != v ? v : ((v < low ? low : v) > high ? high : (v < low ? low : v)))
 // x·clamp((x + 3)/6, 0, 1): x + 3 is exact near the kink at -3 (where x/6 + 1/2 would cancel), one rounded division.
 CK_UNARY(hard_swish, v != v ? v : v * clamp01((v + 3.0f) / 6.0f))
+
+// Swish (SiLU for alpha 1): x·sigmoid(alpha·x) = x / (1 + exp(-alpha·x)), in float (within a few ulp).
+CK_UNARY_PARAMS(swish, float alpha, (x, y, n, alpha), v != v ? v : v / (1.0f + exp_body(-alpha * v)))

@@ -135,14 +135,52 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
 }
 
 // Depthwise 2-D convolution (one filter per channel, group = channels): channels [c_begin, c_end) of one image
-// x [C][H][W] with w [C][KH][KW] into y [C][OH][OW], plus bias (may be NULL) and Relu when `relu`. Each output
-// row accumulates one kernel tap at a time over the output columns whose input column is inside the image, so
-// the inner loop is a plain (strided) multiply-add the compiler vectorizes; padding is never materialized.
+// x [C][H][W] with w [C][KH][KW] into y [C][OH][OW], plus bias (may be NULL) and Relu when `relu`.
+// 3x3 and 5x5 kernels with stride 1 or 2 and no dilation (MobileNet, EfficientNet) copy each channel into a
+// zero-padded plane and compute every output in registers over its K·K taps (the loop over output columns
+// vectorizes, the taps unrolled); other shapes accumulate one tap at a time over the columns whose input lies
+// inside the image.
+#define CK_DW_ROW(K, S)                                                                                      \
+    for (size_t ow = 0; ow < out_w; ow++) {                                                                  \
+        float acc = b;                                                                                       \
+        for (size_t ki = 0; ki < K; ki++)                                                                    \
+            for (size_t kj = 0; kj < K; kj++) acc += wc[ki * K + kj] * rows[ki][ow * S + kj];                \
+        yr[ow] = relu ? (acc > 0.0f ? acc : (acc != acc ? acc : 0.0f)) : acc;                                \
+    }
 #define CK_DEPTHWISE_BODY                                                                                    \
+    const int fast = dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5) && sh == sw && (sh == 1 || sh == 2) && \
+                     padded != NULL;                                                                         \
+    const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh;                                     \
     for (size_t c = c_begin; c < c_end; c++) {                                                               \
         const float *xc = x + c * in_h * in_w;                                                               \
         const float *wc = w + c * kh * kw;                                                                   \
         const float b = bias ? bias[c] : 0.0f;                                                               \
+        if (fast) {                                                                                          \
+            /* The padded plane: rows and columns the windows reach, zero outside the image. */             \
+            for (size_t i = 0; i < hp; i++) {                                                                \
+                const ptrdiff_t ih = (ptrdiff_t)i - pad_top;                                                 \
+                float *pr = padded + i * wp;                                                                 \
+                if (ih < 0 || ih >= (ptrdiff_t)in_h) {                                                       \
+                    memset(pr, 0, wp * sizeof(float));                                                      \
+                    continue;                                                                                \
+                }                                                                                            \
+                const float *xr = xc + (size_t)ih * in_w;                                                    \
+                for (size_t j = 0; j < wp; j++) {                                                            \
+                    const ptrdiff_t iw = (ptrdiff_t)j - pad_left;                                            \
+                    pr[j] = iw >= 0 && iw < (ptrdiff_t)in_w ? xr[iw] : 0.0f;                                 \
+                }                                                                                            \
+            }                                                                                                \
+            for (size_t oh = 0; oh < out_h; oh++) {                                                          \
+                float *yr = y + (c * out_h + oh) * out_w;                                                    \
+                const float *rows[5];                                                                        \
+                for (size_t ki = 0; ki < kh; ki++) rows[ki] = padded + (oh * sh + ki) * wp;                  \
+                if (kh == 3 && sh == 1) { CK_DW_ROW(3, 1) }                                                  \
+                else if (kh == 3) { CK_DW_ROW(3, 2) }                                                        \
+                else if (sh == 1) { CK_DW_ROW(5, 1) }                                                        \
+                else { CK_DW_ROW(5, 2) }                                                                     \
+            }                                                                                                \
+            continue;                                                                                        \
+        }                                                                                                    \
         for (size_t oh = 0; oh < out_h; oh++) {                                                              \
             float *yr = y + (c * out_h + oh) * out_w;                                                        \
             for (size_t ow = 0; ow < out_w; ow++) yr[ow] = b;                                                \
@@ -158,12 +196,7 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
                     ptrdiff_t hi = (ptrdiff_t)in_w - shift <= 0 ? 0                                          \
                                                                 : ((ptrdiff_t)in_w - shift - 1) / (ptrdiff_t)sw + 1; \
                     if (hi > (ptrdiff_t)out_w) hi = (ptrdiff_t)out_w;                                        \
-                    if (sw == 1) {                                                                           \
-                        const float *xs = xr + shift;                                                        \
-                        for (ptrdiff_t ow = lo; ow < hi; ow++) yr[ow] += wv * xs[ow];                        \
-                    } else {                                                                                 \
-                        for (ptrdiff_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * (ptrdiff_t)sw + shift]; \
-                    }                                                                                        \
+                    for (ptrdiff_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * (ptrdiff_t)sw + shift];    \
                 }                                                                                            \
             }                                                                                                \
             if (relu)                                                                                        \
@@ -173,24 +206,30 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
 #define CK_DEPTHWISE_ARGS                                                                                    \
     (const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end, size_t in_h,     \
      size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw, ptrdiff_t pad_top,          \
-     ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu)
+     ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu, float *padded)
 static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
 __attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_avx512 CK_DEPTHWISE_ARGS {
     CK_DEPTHWISE_BODY
 }
 
+size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t kw, size_t sh, size_t sw) {
+    return ((out_h - 1) * sh + kh) * ((out_w - 1) * sw + kw);
+}
+
 void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw,
-                         ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu) {
+                         ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu,
+                         float *padded) {
+    if (out_h == 0 || out_w == 0) return;
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
         depthwise_avx512(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                         out_w, relu);
+                         out_w, relu, padded);
     else if (isa[0] == 'a')
         depthwise_avx2(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                       out_w, relu);
+                       out_w, relu, padded);
     else
         depthwise_generic(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                          out_w, relu);
+                          out_w, relu, padded);
 }

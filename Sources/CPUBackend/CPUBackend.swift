@@ -58,7 +58,7 @@ public final class CPUBackend: Backend {
         guard fuses else { return .none }
         return FusionRules(
             activations: ["Conv": ["Relu"], "Gemm": ["Relu"], "MatMul": ["Relu"]], foldsBatchNormalization: true,
-            biases: ["MatMul"], recognizesGelu: true, maxPools: ["Conv"])
+            biases: ["MatMul"], recognizesGelu: true, recognizesSwish: true, maxPools: ["Conv"])
     }
     private let fuses: Bool
     /// Threads a kernel may use (1 runs everything on the caller's thread).

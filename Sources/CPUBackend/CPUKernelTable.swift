@@ -37,7 +37,7 @@ public enum CPUKernelTable {
             [
                 "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Erf", "LeakyRelu", "Elu", "HardSigmoid",
                 "Gelu", "HardSwish", "Softplus", "Softsign", "Selu", "Celu", "ThresholdedRelu", "Mish", "Sin", "Cos",
-                "Round",
+                "Round", "Swish",
             ],
             allFloats, split: UnaryKernels.make)
         add(

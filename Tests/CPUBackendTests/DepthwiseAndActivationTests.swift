@@ -132,6 +132,21 @@ struct DepthwiseAndActivationTests {
                 }
             }
         }
+        // Swish (SiLU) in float: within a few ulp of x·sigmoid(alpha·x) in double.
+        for alpha in [Float(1), 0.5] {
+            let graph = Graph(
+                name: "swish", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [Node(opType: "Swish", inputs: ["x"], outputs: ["y"], attributes: ["alpha": .float(alpha)])],
+                opsetImports: ["": 24])
+            let y = try Session(graph: graph, backend: CPUBackend())
+                .run([NamedTensor(name: "x", tensor: try Tensor(shape: [x.count], scalars: x))]).outputs[0].tensor
+            for (v, got) in zip(x, try y.scalars(as: Float.self)) where v.isFinite {
+                let d = Double(v)
+                let want = Float(d / (1 + Foundation.exp(-Double(alpha) * d)))
+                #expect(abs(got - want) <= 4 * want.ulp, "Swish(\(v)) = \(got), expected \(want)")
+            }
+        }
         // Clip (Relu6, and low > high where high wins) against min(max(x, low), high).
         for (low, high) in [(Float(0), Float(6)), (2, -1)] {
             let graph = Graph(

@@ -66,6 +66,37 @@ struct FusionTests {
         #expect(plan.fusedNodeCount == 0)
     }
 
+    /// Mul(x, Sigmoid(x)), either operand order, becomes one Swish; a Mul by another value's sigmoid, or a sigmoid
+    /// someone else also reads, stays as written.
+    @Test(arguments: [("x", "s", true), ("s", "x", true), ("s", "z", false)])
+    func siluIsRecognized(_ left: String, _ right: String, _ fuses: Bool) throws {
+        let graph = Graph(
+            name: "silu",
+            inputs: [
+                ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(4), .fixed(8)]),
+                ValueInfo(name: "z", dtype: .float32, dimensions: [.fixed(4), .fixed(8)]),
+            ],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(name: "s", opType: "Sigmoid", inputs: ["x"], outputs: ["s"]),
+                Node(name: "m", opType: "Mul", inputs: [left, right], outputs: ["y"]),
+            ], opsetImports: ["": 17])
+        let backend = CPUBackend()
+        let plan = try ExecutionPlan(
+            graph: graph,
+            inputTypes: [
+                "x": TensorType(dtype: .float32, shape: [4, 8]), "z": TensorType(dtype: .float32, shape: [4, 8]),
+            ], evaluator: backend, fusion: backend.fusion)
+        #expect(plan.steps.map(\.node.opType) == (fuses ? ["Swish"] : ["Sigmoid", "Mul"]))
+        let x = try Self.tensor([4, 8], in: -6...6), z = try Self.tensor([4, 8], in: -6...6)
+        let feeds = [NamedTensor(name: "x", tensor: x), NamedTensor(name: "z", tensor: z)]
+        let fused = try Session(graph: graph, backend: backend).run(feeds).outputs[0].tensor
+        let plain = try Session(graph: graph, backend: CPUBackend(fuses: false)).run(feeds).outputs[0].tensor
+        let report = ToleranceReport.compare(
+            try fused.scalars(as: Float.self), try plain.scalars(as: Float.self), relative: 1e-6, absolute: 1e-7)
+        #expect(report.passed, "\(report)")
+    }
+
     /// x·½·(1 + erf(x/√2)) becomes one Gelu; the same chain with another divisor is a different function and
     /// stays as written.
     @Test(arguments: [(2.0.squareRoot(), true), (2.0, false)])

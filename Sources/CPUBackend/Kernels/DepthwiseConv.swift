@@ -14,6 +14,8 @@ final class DepthwiseConvKernel: Kernel {
     private let relu: Bool
     private let parallel: ParallelFor
     private var task: ClosureTask?
+    /// Per worker: the zero-padded copy of one channel.
+    private let padded: [HostBuffer]
 
     /// 2-D, group equal to the input and output channel counts (depth multiplier 1).
     static func applies(_ node: BoundNode) throws -> Bool {
@@ -36,11 +38,17 @@ final class DepthwiseConvKernel: Kernel {
         w = UnsafePointer(try wv.pointer(Float.self))
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
         y = try yv.pointer(Float.self)
-        task = ClosureTask { [unowned self] _, begin, end in self.convolve(begin, end) }
+        let g = geometry
+        let floats = ck_depthwise_padded_floats(
+            g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1])
+        let workers = max(1, min(parallel.threads, batch * channels))
+        padded = try (0..<workers).map { _ in try HostBuffer(bytes: max(floats, 1) * 4) }
+        task = ClosureTask { [unowned self] part, begin, end in self.convolve(begin, end, part: part) }
     }
 
     /// Blocks of (image, channel) pairs [begin, end), flattened image-major.
-    private func convolve(_ begin: Int, _ end: Int) {
+    private func convolve(_ begin: Int, _ end: Int, part: Int) {
+        let scratch = padded[part].pointer.assumingMemoryBound(to: Float.self)
         let g = geometry
         let inCount = g.input[0] * g.input[1], outCount = g.output[0] * g.output[1]
         var index = begin
@@ -50,7 +58,7 @@ final class DepthwiseConvKernel: Kernel {
             ck_depthwise_conv2d(
                 x + n * channels * inCount, w, bias, y + n * channels * outCount, c0, c1, g.input[0], g.input[1],
                 g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0],
-                g.padsBegin[1], g.output[0], g.output[1], relu ? 1 : 0)
+                g.padsBegin[1], g.output[0], g.output[1], relu ? 1 : 0, scratch)
             index += c1 - c0
         }
     }
@@ -61,7 +69,7 @@ final class DepthwiseConvKernel: Kernel {
         if parallel.threads > 1 && work >= 1 << 16, let task {
             parallel.run(task, count: total)
         } else {
-            convolve(0, total)
+            convolve(0, total, part: 0)
         }
     }
 }

@@ -58,6 +58,12 @@ enum UnaryKernels {
             return { max(0, min(1, alpha * $0 + beta)) }
         case "HardSwish":
             return { $0 * max(0, min(1, $0 / 6 + 0.5)) }
+        case "Swish":
+            let alpha = Double(try a.float("alpha", default: 1))
+            return { x in
+                let z = alpha * x
+                return x * (z >= 0 ? 1 / (1 + Glibc.exp(-z)) : Glibc.exp(z) / (1 + Glibc.exp(z)))
+            }
         case "Gelu":
             if try a.string("approximate", default: "none") == "tanh" {
                 let c = (2 / Double.pi).squareRoot()
@@ -94,6 +100,9 @@ enum UnaryKernels {
                 let beta = try node.attributes.float("beta", default: 0.5)
                 simd = { ck_hard_sigmoid($0, $1, $2, alpha, beta) }
             case "HardSwish": simd = { ck_hard_swish($0, $1, $2) }
+            case "Swish":
+                let alpha = try node.attributes.float("alpha", default: 1)
+                simd = { ck_swish($0, $1, $2, alpha) }
             case "LeakyRelu":
                 let alpha = try node.attributes.float("alpha", default: 0.01)
                 simd = { ck_leaky_relu($0, $1, $2, alpha) }

@@ -12,14 +12,17 @@ public struct FusionRules: Sendable {
     public var biases: Set<String>
     /// Rewrite x·½·(1 + erf(x/√2)), as exporters spell it (Div, Erf, Add, Mul, Mul), into one Gelu node.
     public var recognizesGelu: Bool
+    /// Rewrite Mul(x, Sigmoid(x)), as exporters spell SiLU, into one Swish node (ONNX opset 24, alpha 1).
+    public var recognizesSwish: Bool
     /// Producers (Conv) that take a following 2x2, stride-2, unpadded MaxPool (after any fused activation) into
     /// their own store; the producer then carries `FusionRules.maxPoolAttribute` and the pooled output.
     public var maxPools: Set<String>
 
     public init(
         activations: [String: Set<String>] = [:], foldsBatchNormalization: Bool = false, biases: Set<String> = [],
-        recognizesGelu: Bool = false, maxPools: Set<String> = []
+        recognizesGelu: Bool = false, recognizesSwish: Bool = false, maxPools: Set<String> = []
     ) {
+        self.recognizesSwish = recognizesSwish
         self.activations = activations
         self.foldsBatchNormalization = foldsBatchNormalization
         self.biases = biases
@@ -61,7 +64,7 @@ enum Fusion {
     ) -> (nodes: [LiveNode], fused: Int) {
         guard
             rules.foldsBatchNormalization || !rules.activations.isEmpty || !rules.biases.isEmpty
-                || rules.recognizesGelu || !rules.maxPools.isEmpty
+                || rules.recognizesGelu || rules.recognizesSwish || !rules.maxPools.isEmpty
         else { return (live, 0) }
         var nodes: [LiveNode?] = live
         var consumers: [String: [Int]] = [:]
@@ -118,6 +121,23 @@ enum Fusion {
                 nodes[index] = (gelu, half.outputTypes)
                 for removed in [e, a, m, h] { nodes[removed] = nil }
                 fused += 4
+            }
+        }
+        if rules.recognizesSwish {
+            for index in live.indices {
+                guard let sigmoid = nodes[index], sigmoid.node.domain.isEmpty, sigmoid.node.opType == "Sigmoid",
+                    sigmoid.node.outputs.count == 1, let x = sigmoid.node.inputs.first, !x.isEmpty,
+                    let m = onlyReader(of: sigmoid.node.outputs[0]), let mul = nodes[m], mul.node.opType == "Mul",
+                    otherInput(mul.node, than: sigmoid.node.outputs[0]) == x,
+                    mul.outputTypes.first == sigmoid.outputTypes.first
+                else { continue }
+                let swish = Node(
+                    name: sigmoid.node.name.isEmpty ? mul.node.name : sigmoid.node.name, opType: "Swish", inputs: [x],
+                    outputs: mul.node.outputs, attributes: ["alpha": .float(1)])
+                // The Swish takes the Mul's place (its output's consumers come after it).
+                nodes[m] = (swish, mul.outputTypes)
+                nodes[index] = nil
+                fused += 1
             }
         }
         for index in live.indices {

@@ -7,7 +7,7 @@ extension ShapeInference {
             "Relu", "Sigmoid", "Identity", "Sqrt", "Reciprocal", "Exp", "Log", "Neg", "Abs", "Erf", "LeakyRelu", "Elu",
             "HardSigmoid", "Tanh", "Gelu", "Floor", "Ceil", "Not", "HardSwish", "Clip", "Softmax", "LogSoftmax",
             "Softplus", "Softsign", "Sign", "Round", "Sin", "Cos", "Selu", "Celu", "ThresholdedRelu", "Mish",
-            "BitShift",
+            "BitShift", "Swish",
         ] {
             table[key(domain: "", opType: op)] = sameAsInput
         }
