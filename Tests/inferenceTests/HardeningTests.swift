@@ -175,6 +175,36 @@ struct HardeningTests {
         }
     }
 
+    /// Found by the ONNX fuzzer: pads of Int64.min made `abs` trap in shape inference (Pad, Conv, ConvTranspose).
+    @Test func padsAtTheIntegerLimitsAreShapeErrors() throws {
+        let root = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let script = """
+            import sys, numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto as T
+            p = numpy_helper.from_array(np.array([0, -2**63, 0, 0], np.int64), 'p')
+            pad = helper.make_graph([helper.make_node('Pad', ['x', 'p'], ['y'])], 'g',
+                [helper.make_tensor_value_info('x', T.FLOAT, ['n', 10])], [helper.make_tensor_value_info('y', T.FLOAT, None)], [p])
+            onnx.save(helper.make_model(pad, opset_imports=[helper.make_opsetid('', 13)]), sys.argv[1])
+            w = numpy_helper.from_array(np.ones((1, 1, 3), np.float32), 'w')
+            conv = helper.make_graph([helper.make_node('Conv', ['x', 'w'], ['y'], pads=[-2**63, 0])], 'g',
+                [helper.make_tensor_value_info('x', T.FLOAT, [1, 1, 10])], [helper.make_tensor_value_info('y', T.FLOAT, None)], [w])
+            onnx.save(helper.make_model(conv, opset_imports=[helper.make_opsetid('', 13)]), sys.argv[2])
+            """
+        let pad = root.appendingPathComponent("pad.onnx").path
+        let conv = root.appendingPathComponent("conv.onnx").path
+        guard try python(script, [pad, conv]) else { return }
+        expectCleanFailure(try inference(["--model", pad, "--input", "data/sample1.npy"]), ["out of range"])
+        let x = root.appendingPathComponent("x.npy").path
+        try NumPyFile.writeNPY(try Tensor(shape: [1, 1, 10], scalars: [Float](repeating: 1, count: 10)), path: x)
+        expectCleanFailure(try inference(["--model", conv, "--input", x]), ["window attributes out of range"])
+        for model in [pad, conv] {
+            let inspect = try inference(["inspect", "--model", model])
+            #expect(
+                inspect.status == 0 && inspect.stdout.contains("not computed"), "\(inspect.stdout)\(inspect.stderr)")
+        }
+    }
+
     @Test func negativeSequenceLengthsAreAnError() throws {
         let root = try TestEnvironment.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }

@@ -21,7 +21,7 @@ public struct ConvGeometry: Sendable, Equatable {
         let dilations = try node.ints("dilations") ?? [Int](repeating: 1, count: n)
         let pads = try node.ints("pads") ?? [Int](repeating: 0, count: 2 * n)
         let autoPad = try node.string("auto_pad", default: "NOTSET")
-        guard (kernel + strides + dilations + pads + input).allSatisfy({ abs($0) < 1 << 31 }) else {
+        guard (kernel + strides + dilations + pads + input).allSatisfy({ $0.magnitude < 1 << 31 }) else {
             throw context.mismatch("window attributes out of range")
         }
         guard kernel.count == n, strides.count == n, dilations.count == n, pads.count == 2 * n,
@@ -80,7 +80,7 @@ public struct ConvGeometry: Sendable, Equatable {
         var outputShape = try node.ints("output_shape")
         guard
             (kernel + strides + dilations + pads + outputPadding + input + (outputShape ?? [])).allSatisfy({
-                abs($0) < 1 << 31
+                $0.magnitude < 1 << 31
             }),
             strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 })
         else {

@@ -291,7 +291,7 @@ extension ShapeInference {
             let pads = try padAmounts(context, rank: x.shape.rank)
             let rank = x.shape.rank
             var dims = x.shape.dimensions
-            guard pads.allSatisfy({ abs($0) < 1 << 31 }) else {
+            guard pads.allSatisfy({ $0.magnitude < 1 << 31 }) else {
                 throw context.mismatch("pads \(pads) are out of range")
             }
             for axis in 0..<rank {
