@@ -4,6 +4,7 @@
 // time, and is stored with bias and Relu applied.
 #include "CKernels.h"
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 // Positions per row segment at the widest ISA (4 vectors of 16); the padded buffer's slack covers a segment's
@@ -232,4 +233,88 @@ void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, floa
     else
         depthwise_generic(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
                           out_w, relu, padded);
+}
+
+// Max pooling (no dilation) of `planes` contiguous [in_h][in_w] planes into [out_h][out_w]: each plane is copied
+// into `padded` ((out_h-1)·sh + kh rows of (out_w-1)·sw + kw, -inf outside the image, which also covers ceil_mode
+// windows past the end), then every output is the maximum of its window, the loop over output columns
+// vectorized with 2x2 and 3x3 windows and strides 1 and 2 unrolled.
+#define CK_POOL_ROW(K, S)                                                                                    \
+    for (size_t ow = 0; ow < out_w; ow++) {                                                                  \
+        float m = rows[0][ow * S];                                                                           \
+        for (size_t ki = 0; ki < K; ki++)                                                                    \
+            for (size_t kj = 0; kj < K; kj++) {                                                              \
+                const float v = rows[ki][ow * S + kj];                                                       \
+                m = v > m ? v : m;                                                                           \
+            }                                                                                                \
+        yr[ow] = m;                                                                                          \
+    }
+#define CK_MAXPOOL_BODY                                                                                      \
+    const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh;                                     \
+    const int unrolled = kh == kw && (kh == 2 || kh == 3) && sh == sw && (sh == 1 || sh == 2);               \
+    for (size_t p = 0; p < planes; p++) {                                                                    \
+        const float *xc = x + p * in_h * in_w;                                                               \
+        for (size_t i = 0; i < hp; i++) {                                                                    \
+            const ptrdiff_t ih = (ptrdiff_t)i - pad_top;                                                     \
+            float *pr = padded + i * wp;                                                                     \
+            const int inside = ih >= 0 && ih < (ptrdiff_t)in_h;                                              \
+            const float *xr = inside ? xc + (size_t)ih * in_w : xc;                                          \
+            for (size_t j = 0; j < wp; j++) {                                                                \
+                const ptrdiff_t iw = (ptrdiff_t)j - pad_left;                                                \
+                pr[j] = inside && iw >= 0 && iw < (ptrdiff_t)in_w ? xr[iw] : -__builtin_inff();              \
+            }                                                                                                \
+        }                                                                                                    \
+        for (size_t oh = 0; oh < out_h; oh++) {                                                              \
+            float *yr = y + (p * out_h + oh) * out_w;                                                        \
+            const float *rows[16];                                                                           \
+            for (size_t ki = 0; ki < kh && ki < 16; ki++) rows[ki] = padded + (oh * sh + ki) * wp;            \
+            if (unrolled) {                                                                                  \
+                if (kh == 2 && sh == 1) { CK_POOL_ROW(2, 1) }                                                \
+                else if (kh == 2) { CK_POOL_ROW(2, 2) }                                                      \
+                else if (sh == 1) { CK_POOL_ROW(3, 1) }                                                      \
+                else { CK_POOL_ROW(3, 2) }                                                                   \
+            } else {                                                                                         \
+                for (size_t ow = 0; ow < out_w; ow++) {                                                      \
+                    float m = -__builtin_inff();                                                             \
+                    for (size_t ki = 0; ki < kh; ki++) {                                                     \
+                        const float *r = padded + (oh * sh + ki) * wp + ow * sw;                             \
+                        for (size_t kj = 0; kj < kw; kj++) m = r[kj] > m ? r[kj] : m;                        \
+                    }                                                                                        \
+                    yr[ow] = m;                                                                              \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+#define CK_MAXPOOL_ARGS                                                                                      \
+    (const float *x, size_t planes, size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw,       \
+     ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float *y, float *padded)
+static void maxpool_generic CK_MAXPOOL_ARGS { CK_MAXPOOL_BODY }
+__attribute__((target("avx2,fma"))) static void maxpool_avx2 CK_MAXPOOL_ARGS { CK_MAXPOOL_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void maxpool_avx512 CK_MAXPOOL_ARGS { CK_MAXPOOL_BODY }
+
+// Per thread: the padded plane when the caller passes none; grown on first use, then reused (a warm run
+// allocates nothing).
+static _Thread_local float *pool_scratch = NULL;
+static _Thread_local size_t pool_scratch_floats = 0;
+
+int ck_max_pool2d(const float *x, size_t planes, size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh,
+                  size_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float *y,
+                  float *padded) {
+    if (out_h == 0 || out_w == 0) return 0;
+    if (padded == NULL) {
+        const size_t floats = ck_depthwise_padded_floats(out_h, out_w, kh, kw, sh, sw);
+        if (floats > pool_scratch_floats) {
+            float *grown = (float *)realloc(pool_scratch, floats * sizeof(float));
+            if (grown == NULL) return -1;
+            pool_scratch = grown;
+            pool_scratch_floats = floats;
+        }
+        padded = pool_scratch;
+    }
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') maxpool_avx512(x, planes, in_h, in_w, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, y, padded);
+    else if (isa[0] == 'a')
+        maxpool_avx2(x, planes, in_h, in_w, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, y, padded);
+    else maxpool_generic(x, planes, in_h, in_w, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, y, padded);
+    return 0;
 }

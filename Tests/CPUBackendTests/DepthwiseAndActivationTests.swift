@@ -205,3 +205,80 @@ struct SeparableResizeTests {
         }
     }
 }
+
+/// Pointwise (1x1) convolutions pack their input rows directly; 3x3 max pools with strides and padding run the
+/// vectorized kernel: both against double-precision references.
+struct PointwiseAndPoolTests {
+    @Test(arguments: [(1, 16, 24, 7, 9), (2, 5, 33, 4, 4), (1, 64, 8, 14, 14)])
+    func pointwiseConvolution(_ batch: Int, _ channels: Int, _ filters: Int, _ height: Int, _ width: Int) throws {
+        let x = DepthwiseAndActivationTests.random(batch * channels * height * width)
+        let w = DepthwiseAndActivationTests.random(filters * channels)
+        let graph = Graph(
+            name: "pw", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"])],
+            initializers: ["w": try Tensor(shape: [filters, channels, 1, 1], scalars: w)])
+        let y = try Session(graph: graph, backend: CPUBackend(threads: 2))
+            .run([NamedTensor(name: "x", tensor: try Tensor(shape: [batch, channels, height, width], scalars: x))])
+            .outputs[0].tensor
+        let plane = height * width
+        var expected: [Double] = [], magnitudes: [Double] = []
+        for n in 0..<batch {
+            for f in 0..<filters {
+                for p in 0..<plane {
+                    var sum = 0.0, magnitude = 0.0
+                    for c in 0..<channels {
+                        let term = Double(w[f * channels + c]) * Double(x[(n * channels + c) * plane + p])
+                        sum += term
+                        magnitude += abs(term)
+                    }
+                    expected.append(sum)
+                    magnitudes.append(magnitude)
+                }
+            }
+        }
+        let report = ToleranceReport.compareSums(
+            try y.scalars(as: Float.self), expected, magnitudes: magnitudes, terms: channels)
+        #expect(report.passed, "\(report)")
+    }
+
+    @Test(arguments: [(3, 2, 1, 0), (3, 2, 0, 1), (2, 1, 0, 0), (3, 1, 1, 0), (4, 3, 1, 1)])
+    func maxPool(_ kernel: Int, _ stride: Int, _ pad: Int, _ ceil: Int) throws {
+        let (planes, height, width) = (6, 13, 11)
+        let x = DepthwiseAndActivationTests.random(planes * height * width)
+        let graph = Graph(
+            name: "pool", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    opType: "MaxPool", inputs: ["x"], outputs: ["y"],
+                    attributes: [
+                        "kernel_shape": .ints([kernel, kernel]), "strides": .ints([stride, stride]),
+                        "pads": .ints([pad, pad, pad, pad]), "ceil_mode": .int(ceil),
+                    ])
+            ])
+        let y = try Session(graph: graph, backend: CPUBackend())
+            .run([NamedTensor(name: "x", tensor: try Tensor(shape: [2, 3, height, width], scalars: x))])
+            .outputs[0].tensor
+        let (oh, ow) = (y.shape[2], y.shape[3])
+        let values = try y.scalars(as: Float.self)
+        for p in 0..<planes {
+            for i in 0..<oh {
+                for j in 0..<ow {
+                    var best = -Float.infinity
+                    for ki in 0..<kernel {
+                        for kj in 0..<kernel {
+                            let (r, c) = (i * stride - pad + ki, j * stride - pad + kj)
+                            if r >= 0 && r < height && c >= 0 && c < width {
+                                best = max(best, x[(p * height + r) * width + c])
+                            }
+                        }
+                    }
+                    #expect(
+                        values[(p * oh + i) * ow + j] == best,
+                        "k\(kernel) s\(stride) p\(pad) ceil\(ceil) at \(p),\(i),\(j)")
+                }
+            }
+        }
+    }
+}

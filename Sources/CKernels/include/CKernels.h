@@ -144,6 +144,12 @@ size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t 
 void ck_resize_2d(const float *x, size_t planes, size_t in_h, size_t in_w, float *y, size_t out_h, size_t out_w,
                   const int32_t *low_h, const int32_t *high_h, const float *w_h, const int32_t *low_w,
                   const int32_t *high_w, const float *w_w, float *scratch);
+/// Max pooling without dilation of `planes` [in_h][in_w] planes into [out_h][out_w]; `padded` holds
+/// ck_depthwise_padded_floats(out_h, out_w, kh, kw, sh, sw) floats (one plane with its padding), or is NULL for a
+/// per-thread buffer kept between calls. Returns 0, or -1 when that buffer cannot be allocated.
+int ck_max_pool2d(const float *x, size_t planes, size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh,
+                  size_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float *y,
+                  float *padded);
 /// Elementwise float32 activations with parameters; x and y may alias; NaN propagates.
 void ck_hard_sigmoid(const float *x, float *y, size_t count, float alpha, float beta);
 void ck_hard_swish(const float *x, float *y, size_t count);

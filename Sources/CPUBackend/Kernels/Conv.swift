@@ -113,7 +113,12 @@ final class ConvKernel: Kernel {
             let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
             // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
             let splitter = rows * outCount >= 1 << 16 ? parallel : .serial
-            if let g2 = geometry2D {
+            if let g2 = geometry2D, g2.kernel == [1, 1], g2.strides == [1, 1], g2.padsBegin == [0, 0],
+                g2.padsEnd == [0, 0]
+            {
+                // A pointwise (1x1) convolution's columns are its input rows: packed as they are.
+                ck_pack_b(rows, outCount, xg, inCount, 0, col)
+            } else if let g2 = geometry2D {
                 if splitter.threads > 1 {
                     // Only the calling thread reaches here (images split across workers pass a serial
                     // splitter), so the one shared task is safe to fill.
@@ -368,6 +373,15 @@ enum PoolingKernels {
             maxPool2x2(
                 planes: range.count, inHeight: inH, inWidth: inW, outHeight: outH, outWidth: outW,
                 x: x + range.lowerBound * inH * inW, y: y + range.lowerBound * outH * outW)
+            return
+        }
+        // Other max pools without dilation: vectorized over output columns in C (falls through only when its
+        // scratch plane cannot be allocated).
+        if isMax && (dy, dx) == (1, 1)
+            && ck_max_pool2d(
+                x + range.lowerBound * inH * inW, range.count, inH, inW, kh, kw, sy, sx, py, px, outH, outW,
+                y + range.lowerBound * outH * outW, nil) == 0
+        {
             return
         }
         do {
