@@ -142,11 +142,18 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
 // vectorizes, the taps unrolled); other shapes accumulate one tap at a time over the columns whose input lies
 // inside the image.
 #define CK_DW_ROW(K, S)                                                                                      \
-    for (size_t ow = 0; ow < out_w; ow++) {                                                                  \
-        float acc = b;                                                                                       \
-        for (size_t ki = 0; ki < K; ki++)                                                                    \
-            for (size_t kj = 0; kj < K; kj++) acc += wc[ki * K + kj] * rows[ki][ow * S + kj];                \
-        yr[ow] = relu ? (acc > 0.0f ? acc : (acc != acc ? acc : 0.0f)) : acc;                                \
+    {                                                                                                        \
+        float wk[K * K];                                                                                     \
+        for (size_t t = 0; t < K * K; t++) wk[t] = wc[t];                                                    \
+        _Pragma("clang loop vectorize(enable) interleave(enable)") for (size_t ow = 0; ow < out_w; ow++) {   \
+            float acc = b;                                                                                   \
+            _Pragma("clang loop unroll(full)") for (size_t ki = 0; ki < K; ki++)                             \
+                _Pragma("clang loop unroll(full)") for (size_t kj = 0; kj < K; kj++)                         \
+                    acc += wk[ki * K + kj] * rows[ki][ow * S + kj];                                          \
+            yr[ow] = acc;                                                                                    \
+        }                                                                                                    \
+        if (relu)                                                                                            \
+            for (size_t ow = 0; ow < out_w; ow++) yr[ow] = yr[ow] < 0.0f ? 0.0f : yr[ow];                    \
     }
 #define CK_DEPTHWISE_BODY                                                                                    \
     const int fast = dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5) && sh == sw && (sh == 1 || sh == 2) && \
@@ -165,11 +172,15 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
                     memset(pr, 0, wp * sizeof(float));                                                      \
                     continue;                                                                                \
                 }                                                                                            \
-                const float *xr = xc + (size_t)ih * in_w;                                                    \
-                for (size_t j = 0; j < wp; j++) {                                                            \
-                    const ptrdiff_t iw = (ptrdiff_t)j - pad_left;                                            \
-                    pr[j] = iw >= 0 && iw < (ptrdiff_t)in_w ? xr[iw] : 0.0f;                                 \
-                }                                                                                            \
+                /* Left padding, the row, right padding (columns j - pad_left inside the image). */         \
+                const ptrdiff_t first = pad_left > 0 ? pad_left : 0;                                         \
+                ptrdiff_t last = pad_left + (ptrdiff_t)in_w;                                                 \
+                if (last > (ptrdiff_t)wp) last = (ptrdiff_t)wp;                                              \
+                const ptrdiff_t from = first - pad_left;                                                     \
+                memset(pr, 0, (size_t)first * sizeof(float));                                                \
+                if (last > first) memcpy(pr + first, xc + (size_t)ih * in_w + from, (size_t)(last - first) * sizeof(float)); \
+                if ((ptrdiff_t)wp > last && last >= first) memset(pr + last, 0, (size_t)((ptrdiff_t)wp - last) * sizeof(float)); \
+                else if (last < first) memset(pr + first, 0, (size_t)((ptrdiff_t)wp - first) * sizeof(float)); \
             }                                                                                                \
             for (size_t oh = 0; oh < out_h; oh++) {                                                          \
                 float *yr = y + (c * out_h + oh) * out_w;                                                    \
