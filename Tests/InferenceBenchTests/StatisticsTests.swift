@@ -1,6 +1,7 @@
 import Foundation
 import InferenceBench
 import InferenceRuntime
+import InferenceTensor
 import Testing
 
 struct StatisticsTests {

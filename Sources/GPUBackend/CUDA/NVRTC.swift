@@ -3,6 +3,7 @@
 #elseif canImport(Musl)
     import Musl
 #endif
+import InferenceTensor
 
 /// Where CUDA's user-space libraries (NVRTC, cuBLAS) are looked for, in order: the dynamic loader's own
 /// search (LD_LIBRARY_PATH, the ld.so cache), `$CUDA_HOME/lib64`, `/usr/local/cuda/lib64`, and the
@@ -135,14 +136,13 @@ struct NVRTC: @unchecked Sendable {
     }
 }
 
-/// PTX compiled at run time, kept on disk so only the first process on a machine pays for NVRTC:
-/// `$XDG_CACHE_HOME/inference/ptx` (default `~/.cache/inference/ptx`), one file per source, architecture
-/// and NVRTC version.
+/// PTX compiled at run time, kept on disk so only the first process on a machine pays for NVRTC: `ptx/` in the
+/// private cache folder (`CacheFolder`: XDG rules, never a shared place), one file per source, architecture and
+/// NVRTC version. A cached file is loaded only when it is a regular file owned by this user and not writable by
+/// others: PTX is code the GPU runs.
 enum PTXCache {
     static func directory(environment: [String: String]) -> String? {
-        if let base = environment["XDG_CACHE_HOME"], !base.isEmpty { return base + "/inference/ptx" }
-        if let home = environment["HOME"], !home.isEmpty { return home + "/.cache/inference/ptx" }
-        return nil
+        (try? CacheFolder.path(environment: environment)).map { $0 + "/ptx" }
     }
 
     /// The cache file for this source, architecture and compiler (FNV-1a of all three).
@@ -159,32 +159,16 @@ enum PTXCache {
     }
 
     static func read(_ path: String) -> String? {
-        guard let file = fopen(path, "rb") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, file)
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
+        guard let bytes = try? UserFiles.readAll(path, limit: 64 << 20, ownedByCurrentUser: true), !bytes.isEmpty
+        else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Writes through a temporary name and rename, so a concurrent reader never sees half a file. Best effort:
     /// a cache that cannot be written only costs the next process a compile.
     static func write(_ text: String, to path: String) {
-        var directory = ""
-        for component in path.split(separator: "/").dropLast() {
-            directory += "/" + component
-            mkdir(directory, 0o755)
-        }
-        let temporary = "\(path).tmp-\(getpid())"
-        guard let file = fopen(temporary, "wb") else { return }
-        let bytes = Array(text.utf8)
-        let written = fwrite(bytes, 1, bytes.count, file)
-        fclose(file)
-        if written == bytes.count { rename(temporary, path) } else { unlink(temporary) }
+        try? CacheFolder.createFolders(for: path)
+        try? UserFiles.write(Array(text.utf8), to: path, mode: 0o600)
     }
 }
 

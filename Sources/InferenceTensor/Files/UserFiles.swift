@@ -71,6 +71,20 @@ public struct ReadableFile: Sendable {
 /// or a regular file is replaced, atomically (temporary file in the same folder, then rename), so a device
 /// node, FIFO or folder at the target is never destroyed and a failed write leaves no partial file.
 public enum UserFiles {
+    /// The process environment, read from `environ` (this module does without Foundation).
+    public static var processEnvironment: [String: String] {
+        var result: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            cursor += 1
+        }
+        return result
+    }
+
     static func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }
 
     static func kindName(_ mode: mode_t) -> String {
