@@ -57,7 +57,8 @@ public final class CPUBackend: Backend {
     public var fusion: FusionRules {
         guard fuses else { return .none }
         return FusionRules(
-            activations: ["Conv": ["Relu"], "Gemm": ["Relu"], "MatMul": ["Relu"]], foldsBatchNormalization: true,
+            activations: ["Conv": ["Relu", "Clip"], "Gemm": ["Relu"], "MatMul": ["Relu"]],
+            foldsBatchNormalization: true,
             biases: ["MatMul"], recognizesGelu: true, recognizesSwish: true, maxPools: ["Conv"])
     }
     private let fuses: Bool

@@ -1,3 +1,4 @@
+import CKernels
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
@@ -75,8 +76,15 @@ public enum CPUKernelTable {
                 // Winograd pools in its own store; the other kernels pool from a scratch output.
                 let winograd = try WinogradConvKernel.applies(node, algorithm: algorithm)
                 let direct = try DirectConvKernel.applies(node, algorithm: algorithm)
+                let activation = try node.fusedActivation()
+                // im2col + GEMM clips in its store; the direct kernels get the clip as a pass over their output
+                // (Clip commutes with a fused max pool).
+                func activated(_ kernel: any Kernel) throws -> any Kernel {
+                    guard activation.kind == ck_activation_clip && !(kernel is ConvKernel) else { return kernel }
+                    return try ActivatedKernel(kernel, output: try node.output(0), activation: activation)
+                }
                 if winograd && !direct {
-                    return try WinogradConvKernel(node: node, parallel: parallel(backend))
+                    return try activated(try WinogradConvKernel(node: node, parallel: parallel(backend)))
                 }
                 let make = { (node: BoundNode) throws -> any Kernel in
                     if try algorithm == .automatic && DepthwiseConvKernel.applies(node) {
@@ -87,8 +95,8 @@ public enum CPUKernelTable {
                     }
                     return try ConvKernel(node: node, parallel: parallel(backend))
                 }
-                return pooled
-                    ? try PooledConvKernel(node: node, parallel: parallel(backend), make: make) : try make(node)
+                return try activated(
+                    pooled ? try PooledConvKernel(node: node, parallel: parallel(backend), make: make) : try make(node))
             })
         add(["ConvTranspose"], floats) { try ConvTransposeKernel(node: $0) }
         add(["MaxPool", "AveragePool"], floats, split: PoolingKernels.make)

@@ -198,6 +198,22 @@ public struct PreparedRun {
 
     /// The outputs of the last run.
     public var outputs: [NamedTensor] { plan.takeOutputs() }
+
+    /// The planned steps in run order: one per kernel, what `runProfiled` times.
+    public var steps: [ProfiledStep] { plan.profiledSteps }
+
+    /// Runs like `run`, but waits for the device after every kernel and adds each kernel's wall time (ns) to
+    /// `nodeNanoseconds[i]` (one entry per `steps` element; recorded graphs are not replayed, so every kernel
+    /// is timed alone). The returned timings' compute phase covers the timed kernels.
+    /// - Throws: what `run` throws; `RuntimeError.inputShape` when `nodeNanoseconds` has the wrong length.
+    public func runProfiled(_ inputs: [Tensor], nodeNanoseconds: inout [Double]) throws -> RunTimings {
+        guard nodeNanoseconds.count == plan.profiledSteps.count else {
+            throw RuntimeError.inputShape(
+                name: "node timings", expected: "\(plan.profiledSteps.count) entries",
+                actual: "\(nodeNanoseconds.count)")
+        }
+        return try plan.execute(inputs: inputs, nodeNanoseconds: &nodeNanoseconds)
+    }
 }
 
 /// An execution plan bound to one backend: arena and weight buffers, kernels in order. Built once.
@@ -295,6 +311,39 @@ final class BoundPlan {
         }
     }
 
+    /// Each kernel's node, operator, FLOPs and implementation (the kernel's type: the algorithm chosen).
+    var profiledSteps: [ProfiledStep] {
+        zip(plan.steps, kernels).map { step, kernel in
+            ProfiledStep(
+                name: step.node.name.isEmpty ? (step.node.outputs.first ?? "?") : step.node.name,
+                opType: step.node.opType, flops: FLOPCounter.count(step: step, plan: plan),
+                implementation: String(describing: type(of: kernel)))
+        }
+    }
+
+    /// `execute`, timing each kernel alone (the device synchronized after each).
+    func execute(inputs: [Tensor], nodeNanoseconds: inout [Double]) throws -> RunTimings {
+        for case let (tensor, slice?) in zip(inputs, inputSlices) {
+            try tensor.withUnsafeBytes { try backend.copy(from: $0, to: slice) }
+        }
+        try backend.synchronize()
+        let computeStart = MonotonicClock.nanoseconds()
+        for (index, kernel) in kernels.enumerated() {
+            let start = MonotonicClock.nanoseconds()
+            try kernel.run()
+            try backend.synchronize()
+            nodeNanoseconds[index] += Double(MonotonicClock.nanoseconds() - start)
+        }
+        let computed = MonotonicClock.nanoseconds()
+        for index in outputs.indices {
+            let slice = outputSlices[index]
+            try outputs[index].tensor.withUnsafeMutableBytes { try backend.copy(from: slice, to: $0) }
+        }
+        return RunTimings(
+            copyInNanoseconds: 0, computeNanoseconds: computed - computeStart,
+            copyOutNanoseconds: MonotonicClock.nanoseconds() - computed, planNanoseconds: 0)
+    }
+
     /// Copies inputs in, runs every kernel, copies outputs out; each phase timed by the host clock after the
     /// device is idle, and by device events where the backend has them.
     func execute(inputs: [Tensor]) throws -> RunTimings {
@@ -350,4 +399,15 @@ public enum ReplayState: Sendable, Equatable {
     case notOffered
     /// Kernels run one by one, for the reason given.
     case unavailable(String)
+}
+
+/// One kernel of a plan, as the profiler reports it.
+public struct ProfiledStep: Sendable {
+    /// The node's name (its first output's name when it has none).
+    public var name: String
+    public var opType: String
+    /// Floating-point operations of one run (`FLOPCounter`), 0 where none are counted.
+    public var flops: Int
+    /// The kernel type that runs it, e.g. `WinogradConvKernel`, `DepthwiseConvKernel`, `ConvKernel` (im2col).
+    public var implementation: String
 }

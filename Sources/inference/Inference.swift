@@ -13,7 +13,7 @@ struct Inference: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             RunCommand.self, CompareCommand.self, BenchCommand.self, CalibrateCommand.self, DevicesCommand.self,
-            InspectCommand.self,
+            InspectCommand.self, ProfileCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )

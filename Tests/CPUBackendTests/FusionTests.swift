@@ -66,6 +66,57 @@ struct FusionTests {
         #expect(plan.fusedNodeCount == 0)
     }
 
+    /// Conv + Clip(0, 6) (Relu6) runs as one Conv on every convolution algorithm (im2col clips in its store,
+    /// the direct kernels over their output), with the unfused values; a Clip with run-time bounds stays apart.
+    @Test(arguments: [
+        (16, 16, 1, 3), (1, 8, 1, 3), (32, 32, 1, 3), (24, 24, 24, 3), (8, 16, 1, 1),
+    ])
+    func convClipIsFused(_ channels: Int, _ filters: Int, _ groups: Int, _ kernel: Int) throws {
+        let w = try Self.tensor([filters, channels / groups, kernel, kernel], in: -1...1)
+        let b = try Self.tensor([filters], in: -1...1)
+        func graph(constantBounds: Bool) throws -> Graph {
+            Graph(
+                name: "relu6",
+                inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)]
+                    + (constantBounds ? [] : [ValueInfo(name: "hi", dtype: .float32, dimensions: [])]),
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [
+                    Node(
+                        opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                        attributes: [
+                            "group": .int(groups), "pads": .ints([kernel / 2, kernel / 2, kernel / 2, kernel / 2]),
+                        ]),
+                    Node(opType: "Clip", inputs: ["c", "lo", "hi"], outputs: ["y"]),
+                ],
+                initializers: ["w": w, "b": b, "lo": try Tensor(shape: [], scalars: [Float(0)])]
+                    .merging(constantBounds ? ["hi": try Tensor(shape: [], scalars: [Float(6)])] : [:]) { $1 },
+                opsetImports: ["": 13])
+        }
+        let x = try Self.tensor([1, channels, 12, 12], in: -3...3)
+        let backend = CPUBackend()
+        let fusedGraph = try graph(constantBounds: true)
+        let plan = try ExecutionPlan(
+            graph: fusedGraph, inputTypes: ["x": TensorType(dtype: .float32, shape: x.shape)], evaluator: backend,
+            fusion: backend.fusion)
+        #expect(plan.steps.map(\.node.opType) == ["Conv"])
+        let fused = try Session(graph: fusedGraph, backend: backend).run([NamedTensor(name: "x", tensor: x)])
+            .outputs[0].tensor
+        let plain = try Session(graph: fusedGraph, backend: CPUBackend(fuses: false))
+            .run([NamedTensor(name: "x", tensor: x)]).outputs[0].tensor
+        let report = ToleranceReport.compare(
+            try fused.scalars(as: Float.self), try plain.scalars(as: Float.self), relative: 1e-5, absolute: 1e-6)
+        #expect(report.passed, "\(report)")
+        #expect(try fused.scalars(as: Float.self).allSatisfy { $0 >= 0 && $0 <= 6 })
+        let runtimeBounds = try graph(constantBounds: false)
+        let unfusedPlan = try ExecutionPlan(
+            graph: runtimeBounds,
+            inputTypes: [
+                "x": TensorType(dtype: .float32, shape: x.shape), "hi": TensorType(dtype: .float32, shape: []),
+            ],
+            evaluator: backend, fusion: backend.fusion)
+        #expect(unfusedPlan.steps.map(\.node.opType) == ["Conv", "Clip"])
+    }
+
     /// Mul(x, Sigmoid(x)), either operand order, becomes one Swish; a Mul by another value's sigmoid, or a sigmoid
     /// someone else also reads, stays as written.
     @Test(arguments: [("x", "s", true), ("s", "x", true), ("s", "z", false)])

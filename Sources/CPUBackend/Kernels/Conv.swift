@@ -53,7 +53,7 @@ final class ConvKernel: Kernel {
     private let geometry2D: ConvGeometry?
     /// Per worker: the packed im2col matrix.
     private let columns: [HostBuffer]
-    private let activation: ck_activation
+    private let activation: FusedActivation
     /// Split-run state, made once: the GEMM's arguments, the im2col rows' image, and the per-image split.
     private let gemmTask = GemmTask()
     private let im2colTask = Im2colTask()
@@ -156,8 +156,7 @@ final class ConvKernel: Kernel {
                 parallel, task: gemmTask, m: filtersPerGroup, n: outCount, k: rows, a: w + g * filtersPerGroup * rows,
                 lda: rows,
                 packed: UnsafePointer(col), accumulate: false, c: yg, ldc: outCount, panels: panels,
-                epilogue: ck_epilogue(
-                    row_bias: bias.map { $0 + g * filtersPerGroup }, col_bias: nil, activation: activation))
+                epilogue: activation.epilogue(rowBias: bias.map { $0 + g * filtersPerGroup }, columnBias: nil))
         }
     }
 }

@@ -27,7 +27,7 @@ final class DepthwiseConvKernel: Kernel {
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
-        relu = try node.fusedActivation() == ck_activation_relu
+        relu = try node.fusedActivation().kind == ck_activation_relu
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
         let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
         geometry = try ConvGeometry.forward(

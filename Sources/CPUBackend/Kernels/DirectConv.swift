@@ -39,7 +39,7 @@ final class DirectConvKernel: Kernel {
             node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)),
             kernel: Array(wv.shape.dimensions.dropFirst(2)))
         geometry = g
-        relu = try node.fusedActivation() == ck_activation_relu ? 1 : 0
+        relu = try node.fusedActivation().kind == ck_activation_relu ? 1 : 0
         batch = xv.shape[0]
         channels = xv.shape[1]
         filters = wv.shape[0]

@@ -41,10 +41,14 @@ extension BoundNode {
 
     /// The activation planning fused into this node (`FusionRules.activationAttribute`), none when absent.
     /// - Throws: `RuntimeError.invalidNode` for an activation the CPU kernels cannot apply.
-    func fusedActivation() throws -> ck_activation {
+    func fusedActivation() throws -> FusedActivation {
         switch try attributes.string(FusionRules.activationAttribute, default: "") {
-        case "": return ck_activation_none
-        case "Relu": return ck_activation_relu
+        case "": return .none
+        case "Relu": return FusedActivation(kind: ck_activation_relu, low: 0, high: 0)
+        case "Clip":
+            return FusedActivation(
+                kind: ck_activation_clip, low: try attributes.float(FusionRules.clipLowAttribute, default: -.infinity),
+                high: try attributes.float(FusionRules.clipHighAttribute, default: .infinity))
         case let other: throw fail("cannot apply a fused \(other)")
         }
     }
@@ -185,3 +189,48 @@ let numericTypes: Set<DType> = [
     .float32, .float64, .float16, .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64,
 ]
 let allTypes: Set<DType> = Set(DType.allCases)
+
+/// An activation fused into a producer's store: Relu, or Clip with its bounds (Relu6).
+struct FusedActivation: Equatable {
+    var kind: ck_activation
+    var low: Float
+    var high: Float
+
+    static let none = FusedActivation(kind: ck_activation_none, low: 0, high: 0)
+
+    var isNone: Bool { kind == ck_activation_none }
+
+    /// The GEMM epilogue applying this activation after the biases.
+    func epilogue(rowBias: UnsafePointer<Float>?, columnBias: UnsafePointer<Float>?) -> ck_epilogue {
+        ck_epilogue(row_bias: rowBias, col_bias: columnBias, activation: kind, low: low, high: high)
+    }
+
+    /// Applies the activation over a finished output, for kernels without it in their store.
+    func apply(_ y: UnsafeMutablePointer<Float>, count: Int) {
+        if kind == ck_activation_relu {
+            ck_relu(y, y, count)
+        } else if kind == ck_activation_clip {
+            ck_clip(y, y, count, low, high)
+        }
+    }
+}
+
+/// A kernel followed by its fused activation over the output, for kernels that do not apply it in their store.
+final class ActivatedKernel: Kernel {
+    private let inner: any Kernel
+    private let y: UnsafeMutablePointer<Float>
+    private let count: Int
+    private let activation: FusedActivation
+
+    init(_ inner: any Kernel, output: BoundValue, activation: FusedActivation) throws {
+        self.inner = inner
+        y = try output.pointer(Float.self)
+        count = output.count
+        self.activation = activation
+    }
+
+    func run() throws {
+        try inner.run()
+        activation.apply(y, count: count)
+    }
+}

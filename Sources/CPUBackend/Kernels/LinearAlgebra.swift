@@ -61,7 +61,9 @@ func packedGemm(
     epilogue: ck_epilogue? = nil
 ) {
     let acc: Int32 = accumulate ? 1 : 0
-    guard parallel.threads > 1 && m * n * k >= 1 << 18 else {
+    // One-row products (recurrent steps, batch-1 layers) stream their weights once: worth splitting from 2^16
+    // multiply-adds, where the waiting thread's share already exceeds a wake-up.
+    guard parallel.threads > 1 && m * n * k >= (m == 1 ? 1 << 16 : 1 << 18) else {
         withEpilogue(epilogue, rowOffset: 0) {
             ck_sgemm_packed_epilogue(m, n, k, a, lda, packed, acc, c, ldc, 0, panels, $0)
         }
@@ -155,7 +157,7 @@ final class GemmKernel: Kernel {
     private let y: UnsafeMutablePointer<Float>
     private let parallel: ParallelFor
     private let gemmTask = GemmTask()
-    private let activation: ck_activation
+    private let activation: FusedActivation
     /// C as a per-column bias added in the packed GEMM's store (C of shape [N] or [1, N], beta 1).
     private let columnBias: UnsafePointer<Float>?
     /// OpenBLAS for products of `RuntimeBLAS.minimumVolume` and more, with A and B as given.
@@ -229,7 +231,7 @@ final class GemmKernel: Kernel {
         if let blasTask {
             blasTask.beta = fillWithC()
             blasTask.run(parallel)
-            if activation == ck_activation_relu { ck_relu(y, y, m * n) }
+            activation.apply(y, count: m * n)
             return
         }
         var aPointer = a
@@ -240,7 +242,7 @@ final class GemmKernel: Kernel {
         }
         // Dot-product GEMMs (.nt) take the bias as β·C inside the sum instead, rounded once with it.
         if (columnBias != nil && bForm != .nt) || c == nil {
-            var epilogue = ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation)
+            var epilogue = activation.epilogue(rowBias: nil, columnBias: columnBias)
             if bForm == .packed {
                 // Bias and activation in the GEMM's store.
                 packedGemm(
@@ -250,7 +252,7 @@ final class GemmKernel: Kernel {
             } else {
                 sgemm(
                     bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: 0, c: y, ldc: n)
-                if columnBias != nil || activation != ck_activation_none { ck_apply_epilogue(&epilogue, y, n, m, n) }
+                if columnBias != nil || !activation.isNone { ck_apply_epilogue(&epilogue, y, n, m, n) }
             }
             withExtendedLifetime(packed) {}
             return
@@ -259,7 +261,7 @@ final class GemmKernel: Kernel {
         sgemm(
             bForm, m: m, n: n, k: k, alpha: alpha, a: aPointer, lda: k, b: b, ldb: ldb, beta: gemmBeta, c: y, ldc: n,
             panels: packed?.panels ?? 0, parallel: parallel, task: gemmTask)
-        if activation == ck_activation_relu { ck_relu(y, y, m * n) }
+        activation.apply(y, count: m * n)
         withExtendedLifetime(packed) {}
     }
 
@@ -302,7 +304,7 @@ final class MatMulKernel: Kernel {
 
     /// A bias along the last axis (fused from a following Add) and an activation, applied in the store.
     private let columnBias: UnsafePointer<Float>?
-    private let activation: ck_activation
+    private let activation: FusedActivation
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -396,7 +398,7 @@ final class MatMulKernel: Kernel {
                 parallel, task: gemmTask, m: foldedM, n: n, k: k, a: a, lda: k, packed: packedB.pointer,
                 accumulate: false, c: y,
                 ldc: n, panels: panels,
-                epilogue: ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation))
+                epilogue: activation.epilogue(rowBias: nil, columnBias: columnBias))
             return
         }
         defer { applyEpilogue() }
@@ -425,9 +427,9 @@ final class MatMulKernel: Kernel {
 
     /// Bias and activation for the paths without a packed constant B.
     private func applyEpilogue() {
-        guard columnBias != nil || activation != ck_activation_none else { return }
+        guard columnBias != nil || !activation.isNone else { return }
         let rows = batches.count * foldedM
-        var epilogue = ck_epilogue(row_bias: nil, col_bias: columnBias, activation: activation)
+        var epilogue = activation.epilogue(rowBias: nil, columnBias: columnBias)
         ck_apply_epilogue(&epilogue, y, n, rows, n)
     }
 }

@@ -14,7 +14,7 @@ final class PackedRecurrentKernel: Kernel {
     private let seq: Int, batch: Int, inputSize: Int, hidden: Int, directions: Int, gates: Int
     private let layout: Int, reverseOnly: Bool, clip: Float, linearBeforeReset: Bool
     private let parallel: ParallelFor
-    private let task = GemmTask()
+    private let task = GemmTask(), stepTask = GemmTask()
     private let x: UnsafePointer<Float>
     private let sequenceLengths: UnsafeRawPointer?, sequenceIO: ElementIO
     private let initialH: UnsafePointer<Float>?, initialC: UnsafePointer<Float>?
@@ -169,7 +169,8 @@ final class PackedRecurrentKernel: Kernel {
                 packedGemm(
                     parallel, task: task, m: seq * batch, n: g * h, k: inputSize, a: x, lda: inputSize,
                     packed: packedW[d].pointer, accumulate: false, c: pre, ldc: g * h, panels: packedW[d].panels,
-                    epilogue: ck_epilogue(row_bias: nil, col_bias: bias.baseAddress, activation: ck_activation_none))
+                    epilogue: ck_epilogue(
+                        row_bias: nil, col_bias: bias.baseAddress, activation: ck_activation_none, low: 0, high: 0))
             }
             let stateIndex = { (n: Int) in (self.layout == 0 ? d * self.batch + n : n * self.directions + d) * h }
             for n in 0..<batch {
@@ -207,11 +208,8 @@ final class PackedRecurrentKernel: Kernel {
         // The pre row of (t, n): consecutive n are one row apart in layout 0 ([seq, batch]), `seq` rows in layout 1.
         let preRow = (layout == 0 ? t * batch + first : first * seq + t) * g * h
         let preStride = (layout == 0 ? 1 : seq) * g * h
-        let bias = recBias[d]
-        withOptionalBias(bias) { epilogue in
-            ck_sgemm_packed_epilogue(
-                count, recColumns, h, hs, h, packedR[d].pointer, 0, rec, recColumns, 0, packedR[d].panels, epilogue)
-        }
+        // The recurrent product splits its column panels across threads when it is large enough (packedGemm).
+        product(rows: count, columns: recColumns, a: hs, packed: packedR[d], bias: recBias[d], c: rec)
         switch cell {
         case .lstm:
             let cs = cellState + first * h
@@ -225,10 +223,7 @@ final class PackedRecurrentKernel: Kernel {
         case .gru:
             if let packedRh = packedRh[d] {
                 ck_gru_reset(count, h, pre + preRow, preStride, rec, recColumns, clip, hs, resetState)
-                withOptionalBias(recHBias[d]) { epilogue in
-                    ck_sgemm_packed_epilogue(
-                        count, h, h, resetState, h, packedRh.pointer, 0, recH, h, 0, packedRh.panels, epilogue)
-                }
+                product(rows: count, columns: h, a: resetState, packed: packedRh, bias: recHBias[d], c: recH)
                 ck_gru_cell(count, h, pre + preRow, preStride, rec, recColumns, recH, h, 0, clip, hs)
             } else {
                 ck_gru_cell(count, h, pre + preRow, preStride, rec, recColumns, rec + 2 * h, recColumns, 1, clip, hs)
@@ -242,11 +237,22 @@ final class PackedRecurrentKernel: Kernel {
         }
     }
 
-    private func withOptionalBias(_ bias: [Float]?, _ body: (UnsafePointer<ck_epilogue>?) -> Void) {
-        guard let bias else { return body(nil) }
+    /// c = a·packed (+ bias per column), a with `hidden` columns.
+    private func product(
+        rows: Int, columns: Int, a: UnsafePointer<Float>, packed: PackedMatrix, bias: [Float]?,
+        c: UnsafeMutablePointer<Float>
+    ) {
+        guard let bias else {
+            return packedGemm(
+                parallel, task: stepTask, m: rows, n: columns, k: hidden, a: a, lda: hidden, packed: packed.pointer,
+                accumulate: false, c: c, ldc: columns, panels: packed.panels)
+        }
         bias.withUnsafeBufferPointer { pointer in
-            var epilogue = ck_epilogue(row_bias: nil, col_bias: pointer.baseAddress, activation: ck_activation_none)
-            withUnsafePointer(to: &epilogue) { body($0) }
+            packedGemm(
+                parallel, task: stepTask, m: rows, n: columns, k: hidden, a: a, lda: hidden, packed: packed.pointer,
+                accumulate: false, c: c, ldc: columns, panels: packed.panels,
+                epilogue: ck_epilogue(
+                    row_bias: nil, col_bias: pointer.baseAddress, activation: ck_activation_none, low: 0, high: 0))
         }
     }
 }

@@ -67,7 +67,7 @@ final class WinogradConvKernel: Kernel {
         guard let weights = wv.constant else { throw node.fail("Winograd convolution needs constant weights") }
         let geometry = try ConvGeometry.forward(
             node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: [3, 3])
-        relu = try node.fusedActivation() == ck_activation_relu ? 1 : 0
+        relu = try node.fusedActivation().kind == ck_activation_relu ? 1 : 0
         pool = node.attributes.attributes[FusionRules.maxPoolAttribute] != nil ? 1 : 0
         batch = xv.shape[0]
         channels = xv.shape[1]

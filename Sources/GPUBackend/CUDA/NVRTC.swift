@@ -1,9 +1,10 @@
+import InferenceTensor
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
     import Musl
 #endif
-import InferenceTensor
 
 /// Where CUDA's user-space libraries (NVRTC, cuBLAS) are looked for, in order: the dynamic loader's own
 /// search (LD_LIBRARY_PATH, the ld.so cache), `$CUDA_HOME/lib64`, `/usr/local/cuda/lib64`, and the

@@ -37,6 +37,10 @@ public struct FusionRules: Sendable {
     /// underscore keeps it apart from any ONNX name).
     public static let activationAttribute = "_fused_activation"
 
+    /// With a fused Clip: its bounds (floats; absent bounds are ±infinity).
+    public static let clipLowAttribute = "_fused_clip_min"
+    public static let clipHighAttribute = "_fused_clip_max"
+
     /// The attribute marking a producer that also applies a 2x2, stride-2 max pool to its output.
     public static let maxPoolAttribute = "_fused_max_pool_2x2"
 
@@ -99,6 +103,26 @@ enum Fusion {
         func otherInput(_ node: Node, than value: String) -> String? {
             guard node.inputs.count == 2 else { return nil }
             return node.inputs[0] == value ? node.inputs[1] : node.inputs[0]
+        }
+        /// A Clip's bounds when they are known now (attributes before opset 11, constant scalar inputs after);
+        /// nil for a Clip whose bounds are computed at run time. Other activations: no bounds.
+        func clipBounds(_ node: Node) -> (low: Float, high: Float)? {
+            guard node.opType == "Clip" else { return (0, 0) }
+            if node.inputs.count == 1 {
+                guard let low = try? node.float("min", default: -.greatestFiniteMagnitude),
+                    let high = try? node.float("max", default: .greatestFiniteMagnitude)
+                else { return nil }
+                return (low, high)
+            }
+            func bound(_ index: Int, _ absent: Float) -> Float? {
+                guard index < node.inputs.count, !node.inputs[index].isEmpty else { return absent }
+                guard let t = known[node.inputs[index]], t.dtype == .float32, t.shape.elementCount == 1 else {
+                    return nil
+                }
+                return (try? t.scalars(as: Float.self).first) ?? nil
+            }
+            guard let low = bound(1, -.infinity), let high = bound(2, .infinity) else { return nil }
+            return (low, high)
         }
         var fused = 0
         if rules.recognizesGelu {
@@ -173,10 +197,16 @@ enum Fusion {
                 entry.node.attributes[FusionRules.activationAttribute] == nil,
                 let next = soleConsumer(of: entry.node.outputs[0]), let activation = nodes[next],
                 activation.node.domain.isEmpty, allowed.contains(activation.node.opType),
-                activation.node.inputs.count == 1, activation.node.outputs.count == 1
+                activation.node.inputs.count == 1 || activation.node.opType == "Clip",
+                activation.node.outputs.count == 1,
+                let bounds = clipBounds(activation.node)
             {
                 var node = entry.node
                 node.attributes[FusionRules.activationAttribute] = .string(activation.node.opType)
+                if activation.node.opType == "Clip" {
+                    node.attributes[FusionRules.clipLowAttribute] = .float(bounds.low)
+                    node.attributes[FusionRules.clipHighAttribute] = .float(bounds.high)
+                }
                 node.outputs = activation.node.outputs
                 entry = (node, activation.outputTypes)
                 nodes[index] = entry

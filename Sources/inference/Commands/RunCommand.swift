@@ -86,7 +86,7 @@ struct RunCommand: ReportingCommand {
         if let word = stray.first {
             throw ValidationError(
                 "unknown command or argument '\(word)'; the commands are run, compare, bench, calibrate, devices, "
-                    + "inspect (see inference --help)")
+                    + "inspect, profile (see inference --help)")
         }
         if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
