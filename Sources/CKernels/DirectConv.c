@@ -155,10 +155,27 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
         if (relu)                                                                                            \
             for (size_t ow = 0; ow < out_w; ow++) yr[ow] = yr[ow] < 0.0f ? 0.0f : yr[ow];                    \
     }
+// Stride 2 over rows split into even and odd columns (rowsE, rowsO): tap kj reads column 2·ow + kj, which is
+// element ow + kj/2 of the even or odd half, so every load is contiguous.
+#define CK_DW_ROW_S2(K)                                                                                      \
+    {                                                                                                        \
+        float wk[K * K];                                                                                     \
+        for (size_t t = 0; t < K * K; t++) wk[t] = wc[t];                                                    \
+        _Pragma("clang loop vectorize(enable) interleave(enable)") for (size_t ow = 0; ow < out_w; ow++) {   \
+            float acc = b;                                                                                   \
+            _Pragma("clang loop unroll(full)") for (size_t ki = 0; ki < K; ki++)                             \
+                _Pragma("clang loop unroll(full)") for (size_t kj = 0; kj < K; kj++)                         \
+                    acc += wk[ki * K + kj] * ((kj & 1) ? rowsO[ki][ow + kj / 2] : rowsE[ki][ow + kj / 2]);   \
+            yr[ow] = acc;                                                                                    \
+        }                                                                                                    \
+        if (relu)                                                                                            \
+            for (size_t ow = 0; ow < out_w; ow++) yr[ow] = yr[ow] < 0.0f ? 0.0f : yr[ow];                    \
+    }
 #define CK_DEPTHWISE_BODY                                                                                    \
     const int fast = dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5) && sh == sw && (sh == 1 || sh == 2) && \
                      padded != NULL;                                                                         \
-    const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh;                                     \
+    const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh, wpe = (wp + 1) / 2;                 \
+    float *tmp = padded ? padded + hp * wp : NULL;                                                           \
     for (size_t c = c_begin; c < c_end; c++) {                                                               \
         const float *xc = x + c * in_h * in_w;                                                               \
         const float *wc = w + c * kh * kw;                                                                   \
@@ -177,19 +194,28 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
                 ptrdiff_t last = pad_left + (ptrdiff_t)in_w;                                                 \
                 if (last > (ptrdiff_t)wp) last = (ptrdiff_t)wp;                                              \
                 const ptrdiff_t from = first - pad_left;                                                     \
-                memset(pr, 0, (size_t)first * sizeof(float));                                                \
-                if (last > first) memcpy(pr + first, xc + (size_t)ih * in_w + from, (size_t)(last - first) * sizeof(float)); \
-                if ((ptrdiff_t)wp > last && last >= first) memset(pr + last, 0, (size_t)((ptrdiff_t)wp - last) * sizeof(float)); \
-                else if (last < first) memset(pr + first, 0, (size_t)((ptrdiff_t)wp - first) * sizeof(float)); \
+                float *dst = sh == 2 ? tmp : pr;                                                             \
+                memset(dst, 0, (size_t)first * sizeof(float));                                               \
+                if (last > first) memcpy(dst + first, xc + (size_t)ih * in_w + from, (size_t)(last - first) * sizeof(float)); \
+                if ((ptrdiff_t)wp > last && last >= first) memset(dst + last, 0, (size_t)((ptrdiff_t)wp - last) * sizeof(float)); \
+                else if (last < first) memset(dst + first, 0, (size_t)((ptrdiff_t)wp - first) * sizeof(float)); \
+                if (sh == 2) {                                                                               \
+                    for (size_t j = 0; j < wpe; j++) pr[j] = tmp[2 * j];                                     \
+                    for (size_t j = 0; j < wp / 2; j++) pr[wpe + j] = tmp[2 * j + 1];                        \
+                }                                                                                            \
             }                                                                                                \
             for (size_t oh = 0; oh < out_h; oh++) {                                                          \
                 float *yr = y + (c * out_h + oh) * out_w;                                                    \
-                const float *rows[5];                                                                        \
-                for (size_t ki = 0; ki < kh; ki++) rows[ki] = padded + (oh * sh + ki) * wp;                  \
+                const float *rows[5], *rowsE[5], *rowsO[5];                                                  \
+                for (size_t ki = 0; ki < kh; ki++) {                                                         \
+                    rows[ki] = padded + (oh * sh + ki) * wp;                                                 \
+                    rowsE[ki] = rows[ki];                                                                    \
+                    rowsO[ki] = rows[ki] + wpe;                                                              \
+                }                                                                                            \
                 if (kh == 3 && sh == 1) { CK_DW_ROW(3, 1) }                                                  \
-                else if (kh == 3) { CK_DW_ROW(3, 2) }                                                        \
+                else if (kh == 3) { CK_DW_ROW_S2(3) }                                                        \
                 else if (sh == 1) { CK_DW_ROW(5, 1) }                                                        \
-                else { CK_DW_ROW(5, 2) }                                                                     \
+                else { CK_DW_ROW_S2(5) }                                                                     \
             }                                                                                                \
             continue;                                                                                        \
         }                                                                                                    \
@@ -226,7 +252,8 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_avx51
 }
 
 size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t kw, size_t sh, size_t sw) {
-    return ((out_h - 1) * sh + kh) * ((out_w - 1) * sw + kw);
+    // The padded plane, plus one row of scratch for splitting stride-2 rows into even and odd columns.
+    return ((out_h - 1) * sh + kh + 1) * ((out_w - 1) * sw + kw);
 }
 
 void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,

@@ -56,3 +56,43 @@ void ck_layer_norm_rows(const float *x, float *y, size_t rows, size_t n, const f
     else if (isa[0] == 'a') layer_norm_avx2(x, y, rows, n, scale, bias, epsilon, mean_out, inv_out);
     else layer_norm_generic(x, y, rows, n, scale, bias, epsilon, mean_out, inv_out);
 }
+
+// Global average (sum in double, 8 independent lanes so the adds vectorize) and max pooling of `planes`
+// contiguous planes of `spatial` values each.
+#define CK_GLOBAL_POOL_BODY                                                                                  \
+    for (size_t p = 0; p < planes; p++) {                                                                    \
+        const float *xp = x + p * spatial;                                                                   \
+        if (is_max) {                                                                                        \
+            float lanes[16];                                                                                 \
+            for (size_t l = 0; l < 16; l++) lanes[l] = -__builtin_inff();                                    \
+            size_t i = 0;                                                                                    \
+            for (; i + 16 <= spatial; i += 16)                                                               \
+                for (size_t l = 0; l < 16; l++) lanes[l] = xp[i + l] > lanes[l] ? xp[i + l] : lanes[l];      \
+            float m = -__builtin_inff();                                                                     \
+            for (; i < spatial; i++) m = xp[i] > m ? xp[i] : m;                                              \
+            for (size_t l = 0; l < 16; l++) m = lanes[l] > m ? lanes[l] : m;                                 \
+            y[p] = m;                                                                                        \
+        } else {                                                                                             \
+            double lanes[8] = {0};                                                                           \
+            size_t i = 0;                                                                                    \
+            for (; i + 8 <= spatial; i += 8)                                                                 \
+                for (size_t l = 0; l < 8; l++) lanes[l] += (double)xp[i + l];                                \
+            double sum = 0;                                                                                  \
+            for (; i < spatial; i++) sum += (double)xp[i];                                                   \
+            for (size_t l = 0; l < 8; l++) sum += lanes[l];                                                  \
+            y[p] = (float)(sum / (double)spatial);                                                           \
+        }                                                                                                    \
+    }
+#define CK_GLOBAL_POOL_ARGS (const float *x, size_t planes, size_t spatial, int is_max, float *y)
+static void global_pool_generic CK_GLOBAL_POOL_ARGS { CK_GLOBAL_POOL_BODY }
+__attribute__((target("avx2,fma"))) static void global_pool_avx2 CK_GLOBAL_POOL_ARGS { CK_GLOBAL_POOL_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void global_pool_avx512 CK_GLOBAL_POOL_ARGS {
+    CK_GLOBAL_POOL_BODY
+}
+
+void ck_global_pool(const float *x, size_t planes, size_t spatial, int is_max, float *y) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') global_pool_avx512(x, planes, spatial, is_max, y);
+    else if (isa[0] == 'a') global_pool_avx2(x, planes, spatial, is_max, y);
+    else global_pool_generic(x, planes, spatial, is_max, y);
+}

@@ -152,6 +152,9 @@ void ck_resize_2d(const float *x, size_t planes, size_t in_h, size_t in_w, float
 int ck_max_pool2d(const float *x, size_t planes, size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh,
                   size_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float *y,
                   float *padded);
+/// GlobalAveragePool (sum in double) or GlobalMaxPool (`is_max`) of `planes` contiguous planes of `spatial`
+/// values into y[planes].
+void ck_global_pool(const float *x, size_t planes, size_t spatial, int is_max, float *y);
 /// Elementwise float32 activations with parameters; x and y may alias; NaN propagates.
 void ck_hard_sigmoid(const float *x, float *y, size_t count, float alpha, float beta);
 void ck_hard_swish(const float *x, float *y, size_t count);

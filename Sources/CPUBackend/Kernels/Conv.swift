@@ -437,20 +437,7 @@ enum PoolingKernels {
         let spatial = xv.shape.dimensions.dropFirst(2).reduce(1, *)
         let isMax = node.attributes.opType == "GlobalMaxPool"
         let x = try xv.pointer(Float.self), y = try yv.pointer(Float.self)
-        return ClosureKernel {
-            for p in 0..<planes {
-                let xp = x + p * spatial
-                if isMax {
-                    var best = -Float.infinity
-                    for i in 0..<spatial { best = max(best, xp[i]) }
-                    y[p] = best
-                } else {
-                    var sum = 0.0
-                    for i in 0..<spatial { sum += Double(xp[i]) }
-                    y[p] = Float(sum / Double(spatial))
-                }
-            }
-        }
+        return ClosureKernel { ck_global_pool(x, planes, spatial, isMax ? 1 : 0, y) }
     }
 }
 
