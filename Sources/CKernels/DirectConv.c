@@ -141,37 +141,58 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
 // zero-padded plane and compute every output in registers over its K·K taps (the loop over output columns
 // vectorizes, the taps unrolled); other shapes accumulate one tap at a time over the columns whose input lies
 // inside the image.
-#define CK_DW_ROW(K, S)                                                                                      \
-    {                                                                                                        \
-        float wk[K * K];                                                                                     \
-        for (size_t t = 0; t < K * K; t++) wk[t] = wc[t];                                                    \
-        _Pragma("clang loop vectorize(enable) interleave(enable)") for (size_t ow = 0; ow < out_w; ow++) {   \
-            float acc = b;                                                                                   \
-            _Pragma("clang loop unroll(full)") for (size_t ki = 0; ki < K; ki++)                             \
-                _Pragma("clang loop unroll(full)") for (size_t kj = 0; kj < K; kj++)                         \
-                    acc += wk[ki * K + kj] * rows[ki][ow * S + kj];                                          \
-            yr[ow] = acc;                                                                                    \
-        }                                                                                                    \
-        if (relu)                                                                                            \
-            for (size_t ow = 0; ow < out_w; ow++) yr[ow] = yr[ow] < 0.0f ? 0.0f : yr[ow];                    \
+// One output row of a 3x3/5x5 depthwise window, stride 1 or 2, from padded rows (stride 2: even and odd column
+// halves, so tap kj reads element ow + kj/2 of one half and every load is contiguous).
+static void dw_row_generic(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
+                           float b, float *y, size_t out_w, int relu) {
+    for (size_t ow = 0; ow < out_w; ow++) {
+        float acc = b;
+        for (size_t ki = 0; ki < k; ki++)
+            for (size_t kj = 0; kj < k; kj++) {
+                const float *src = s == 1 ? rows_e[ki] + ow + kj : ((kj & 1) ? rows_o[ki] : rows_e[ki]) + ow + kj / 2;
+                acc += wc[ki * k + kj] * *src;
+            }
+        y[ow] = relu && acc < 0.0f ? 0.0f : acc;
     }
-// Stride 2 over rows split into even and odd columns (rowsE, rowsO): tap kj reads column 2·ow + kj, which is
-// element ow + kj/2 of the even or odd half, so every load is contiguous.
-#define CK_DW_ROW_S2(K)                                                                                      \
-    {                                                                                                        \
-        float wk[K * K];                                                                                     \
-        for (size_t t = 0; t < K * K; t++) wk[t] = wc[t];                                                    \
-        _Pragma("clang loop vectorize(enable) interleave(enable)") for (size_t ow = 0; ow < out_w; ow++) {   \
-            float acc = b;                                                                                   \
-            _Pragma("clang loop unroll(full)") for (size_t ki = 0; ki < K; ki++)                             \
-                _Pragma("clang loop unroll(full)") for (size_t kj = 0; kj < K; kj++)                         \
-                    acc += wk[ki * K + kj] * ((kj & 1) ? rowsO[ki][ow + kj / 2] : rowsE[ki][ow + kj / 2]);   \
-            yr[ow] = acc;                                                                                    \
-        }                                                                                                    \
-        if (relu)                                                                                            \
-            for (size_t ow = 0; ow < out_w; ow++) yr[ow] = yr[ow] < 0.0f ? 0.0f : yr[ow];                    \
+}
+
+__attribute__((target("avx2,fma")))
+static void dw_row_avx2(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
+                        float b, float *y, size_t out_w, int relu) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (size_t ow = 0; ow < out_w; ow += 8) {
+        const int n = out_w - ow < 8 ? (int)(out_w - ow) : 8;
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+        __m256 acc = _mm256_set1_ps(b);
+        for (size_t ki = 0; ki < k; ki++)
+            for (size_t kj = 0; kj < k; kj++) {
+                const float *src = s == 1 ? rows_e[ki] + ow + kj : ((kj & 1) ? rows_o[ki] : rows_e[ki]) + ow + kj / 2;
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(wc[ki * k + kj]), _mm256_maskload_ps(src, mask), acc);
+            }
+        if (relu) acc = _mm256_blendv_ps(acc, _mm256_setzero_ps(), _mm256_cmp_ps(acc, _mm256_setzero_ps(), _CMP_LT_OQ));
+        _mm256_maskstore_ps(y + ow, mask, acc);
     }
-#define CK_DEPTHWISE_BODY                                                                                    \
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
+                          float b, float *y, size_t out_w, int relu) {
+    for (size_t ow = 0; ow < out_w; ow += 16) {
+        const size_t n = out_w - ow < 16 ? out_w - ow : 16;
+        const __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        __m512 acc = _mm512_set1_ps(b);
+        for (size_t ki = 0; ki < k; ki++)
+            for (size_t kj = 0; kj < k; kj++) {
+                const float *src = s == 1 ? rows_e[ki] + ow + kj : ((kj & 1) ? rows_o[ki] : rows_e[ki]) + ow + kj / 2;
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(wc[ki * k + kj]), _mm512_maskz_loadu_ps(m, src), acc);
+            }
+        if (relu) acc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(acc, _mm512_setzero_ps(), _CMP_LT_OQ), acc,
+                                             _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(y + ow, m, acc);
+    }
+}
+
+#define CK_DEPTHWISE_BODY(row_fn)                                                                            \
     const int fast = dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5) && sh == sw && (sh == 1 || sh == 2) && \
                      padded != NULL;                                                                         \
     const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh, wpe = (wp + 1) / 2;                 \
@@ -212,10 +233,7 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
                     rowsE[ki] = rows[ki];                                                                    \
                     rowsO[ki] = rows[ki] + wpe;                                                              \
                 }                                                                                            \
-                if (kh == 3 && sh == 1) { CK_DW_ROW(3, 1) }                                                  \
-                else if (kh == 3) { CK_DW_ROW_S2(3) }                                                        \
-                else if (sh == 1) { CK_DW_ROW(5, 1) }                                                        \
-                else { CK_DW_ROW_S2(5) }                                                                     \
+                row_fn(rowsE, rowsO, wc, kh, sh, b, yr, out_w, relu);                                        \
             }                                                                                                \
             continue;                                                                                        \
         }                                                                                                    \
@@ -245,10 +263,10 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
     (const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end, size_t in_h,     \
      size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw, ptrdiff_t pad_top,          \
      ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu, float *padded)
-static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
-__attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
+static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY(dw_row_generic) }
+__attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY(dw_row_avx2) }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_avx512 CK_DEPTHWISE_ARGS {
-    CK_DEPTHWISE_BODY
+    CK_DEPTHWISE_BODY(dw_row_avx512)
 }
 
 size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t kw, size_t sh, size_t sw) {
