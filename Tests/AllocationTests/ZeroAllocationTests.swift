@@ -79,3 +79,81 @@ struct ZeroAllocationTests {
         #expect(array.count == 1000 && count >= 1)
     }
 }
+
+/// The kernels real models added (packed LSTM/GRU, depthwise convolution with a fused Relu6, Swish, max pooling,
+/// global pooling, separable Resize) allocate nothing in a prepared run, on one thread and split on two.
+@Suite(
+    .serialized,
+    .enabled(if: optimizedBuild, "needs an optimized build: swift test -c release --filter AllocationTests"))
+struct RealModelKernelAllocationTests {
+    static func random(_ shape: [Int]) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        return try Tensor(shape: Shape(shape), scalars: (0..<count).map { Float(($0 * 37) % 101) / 101 - 0.5 })
+    }
+
+    func allocations(_ graph: Graph, _ input: Tensor, threads: Int) throws -> UInt64 {
+        let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
+        let prepared = try session.prepare([NamedTensor(name: "x", tensor: input)])
+        for _ in 0..<3 { _ = try prepared.run([input]) }
+        malloc_counter_start()
+        for _ in 0..<20 { _ = try prepared.run([input]) }
+        return malloc_counter_stop()
+    }
+
+    @Test(arguments: [1, 2]) func recurrentLayers(_ threads: Int) throws {
+        let (hidden, input) = (64, 16)
+        let graph = Graph(
+            name: "rnn", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    opType: "LSTM", inputs: ["x", "W", "R", "B"], outputs: ["h"],
+                    attributes: ["hidden_size": .int(hidden), "direction": .string("bidirectional")]),
+                Node(opType: "Transpose", inputs: ["h"], outputs: ["t"], attributes: ["perm": .ints([0, 2, 1, 3])]),
+                Node(opType: "Reshape", inputs: ["t", "shape"], outputs: ["u"]),
+                Node(
+                    opType: "GRU", inputs: ["u", "GW", "GR", "GB"], outputs: ["y"],
+                    attributes: ["hidden_size": .int(hidden), "linear_before_reset": .int(0)]),
+            ],
+            initializers: [
+                "W": try Self.random([2, 4 * hidden, input]), "R": try Self.random([2, 4 * hidden, hidden]),
+                "B": try Self.random([2, 8 * hidden]),
+                "shape": try Tensor(shape: [3], scalars: [Int64(0), 0, Int64(2 * hidden)]),
+                "GW": try Self.random([1, 3 * hidden, 2 * hidden]), "GR": try Self.random([1, 3 * hidden, hidden]),
+                "GB": try Self.random([1, 6 * hidden]),
+            ], opsetImports: ["": 14])
+        let count = try allocations(graph, try Self.random([30, 1, input]), threads: threads)
+        #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads")
+    }
+
+    @Test(arguments: [1, 2]) func mobileNetStyleBlock(_ threads: Int) throws {
+        let c = 32
+        let graph = Graph(
+            name: "block", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(opType: "Conv", inputs: ["x", "pw", "pb"], outputs: ["a"]),
+                Node(opType: "Clip", inputs: ["a", "lo", "hi"], outputs: ["b"]),
+                Node(
+                    opType: "Conv", inputs: ["b", "dw", "db"], outputs: ["c"],
+                    attributes: ["group": .int(c), "pads": .ints([1, 1, 1, 1]), "strides": .ints([2, 2])]),
+                Node(opType: "Sigmoid", inputs: ["c"], outputs: ["d"]),
+                Node(opType: "Mul", inputs: ["c", "d"], outputs: ["e"]),
+                Node(
+                    opType: "MaxPool", inputs: ["e"], outputs: ["f"],
+                    attributes: ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "ceil_mode": .int(1)]),
+                Node(
+                    opType: "Resize", inputs: ["f", "", "scales"], outputs: ["g"],
+                    attributes: ["mode": .string("linear")]),
+                Node(opType: "GlobalAveragePool", inputs: ["g"], outputs: ["y"]),
+            ],
+            initializers: [
+                "pw": try Self.random([c, 8, 1, 1]), "pb": try Self.random([c]), "dw": try Self.random([c, 1, 3, 3]),
+                "db": try Self.random([c]), "lo": try Tensor(shape: [], scalars: [Float(0)]),
+                "hi": try Tensor(shape: [], scalars: [Float(6)]),
+                "scales": try Tensor(shape: [4], scalars: [Float(1), 1, 2, 2]),
+            ], opsetImports: ["": 13])
+        let count = try allocations(graph, try Self.random([1, 8, 56, 56]), threads: threads)
+        #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads")
+    }
+}
