@@ -19,7 +19,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, ".build", "corpus")
 WORK = os.path.join(ROOT, ".build", "benchmarks")
-OURS = os.path.join(ROOT, "benchmarks", ".build", "release", "runtime-bench")
+# RUNTIME_BENCH=path times another build (e.g. an older commit's) against the same onnxruntime runs.
+OURS = os.environ.get("RUNTIME_BENCH", os.path.join(ROOT, "benchmarks", ".build", "release", "runtime-bench"))
 ORT = os.path.join(WORK, "ort_bench")
 
 

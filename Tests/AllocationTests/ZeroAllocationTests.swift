@@ -81,17 +81,15 @@ struct ZeroAllocationTests {
 }
 
 /// The kernels real models added (packed LSTM/GRU, depthwise convolution with a fused Relu6, Swish, max pooling,
-/// global pooling, separable Resize) allocate nothing in a prepared run, on one thread and split on two.
-@Suite(
-    .serialized,
-    .enabled(if: optimizedBuild, "needs an optimized build: swift test -c release --filter AllocationTests"))
-struct RealModelKernelAllocationTests {
+/// global pooling, separable Resize) allocate nothing in a prepared run, on one thread and split on two. In the
+/// same serialized suite: the malloc counter is process-wide, so no other test may run beside these.
+extension ZeroAllocationTests {
     static func random(_ shape: [Int]) throws -> Tensor {
         let count = shape.reduce(1, *)
         return try Tensor(shape: Shape(shape), scalars: (0..<count).map { Float(($0 * 37) % 101) / 101 - 0.5 })
     }
 
-    func allocations(_ graph: Graph, _ input: Tensor, threads: Int) throws -> UInt64 {
+    func allocations(_ graph: InferenceGraphType, _ input: Tensor, threads: Int) throws -> UInt64 {
         let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
         let prepared = try session.prepare([NamedTensor(name: "x", tensor: input)])
         for _ in 0..<3 { _ = try prepared.run([input]) }
@@ -102,7 +100,7 @@ struct RealModelKernelAllocationTests {
 
     @Test(arguments: [1, 2]) func recurrentLayers(_ threads: Int) throws {
         let (hidden, input) = (64, 16)
-        let graph = Graph(
+        let graph = InferenceGraphType(
             name: "rnn", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
             outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
             nodes: [
@@ -128,7 +126,7 @@ struct RealModelKernelAllocationTests {
 
     @Test(arguments: [1, 2]) func mobileNetStyleBlock(_ threads: Int) throws {
         let c = 32
-        let graph = Graph(
+        let graph = InferenceGraphType(
             name: "block", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
             outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
             nodes: [
