@@ -157,6 +157,17 @@ def run_json(command):
     return json.loads(out.stdout)
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() + f", {os.cpu_count()} logical cores"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def model_io(path):
     import onnx
 
@@ -201,7 +212,7 @@ def run(args):
             rows.append((name, t, o, r, None))
             print(f"{name:22} {t}t  ours {o:9.3f} ms  onnxruntime {r:9.3f} ms  ratio {o / r:5.2f}", flush=True)
     lines = [f"# Real-model corpus, {datetime.date.today()}", "",
-             f"CPU: {platform.processor() or platform.machine()}; kernels: {isa}; onnxruntime {onnxruntime.__version__};"
+             f"CPU: {cpu_name()}; kernels: {isa}; onnxruntime {onnxruntime.__version__};"
              f" batch 1; best p50 of {args.rounds} interleaved rounds of at least {args.seconds} s each.", "",
              "Command: `benchmarks/run --corpus " + " ".join(sys.argv[2:]) + "`", "",
              "| model | threads | ours ms | onnxruntime ms | ours / onnxruntime |", "| --- | ---: | ---: | ---: | ---: |"]
