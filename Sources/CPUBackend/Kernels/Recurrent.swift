@@ -8,7 +8,6 @@ final class RecurrentKernel: Kernel {
     enum Cell { case lstm, gru }
 
     private let cell: Cell
-    private let name: String
     private let seq: Int, batch: Int, inputSize: Int, hidden: Int, directions: Int
     private let layout: Int
     private let reverseOnly: Bool
@@ -16,13 +15,12 @@ final class RecurrentKernel: Kernel {
     private let linearBeforeReset: Bool
     private let activations: [(Float) -> Float]
     private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, r: UnsafePointer<Float>
-    private let b: UnsafePointer<Float>?, sequenceLengths: UnsafeRawPointer?, sequenceIO: ElementIO
-    private let initialH: UnsafePointer<Float>?, initialC: UnsafePointer<Float>?, peepholes: UnsafePointer<Float>?
+    private let b: UnsafePointer<Float>?, peepholes: UnsafePointer<Float>?
+    private let sequences: RecurrentSequences
     private let y: UnsafeMutablePointer<Float>?, yH: UnsafeMutablePointer<Float>?, yC: UnsafeMutablePointer<Float>?
 
     init(node: BoundNode, cell: Cell) throws {
         self.cell = cell
-        name = node.step.node.displayName
         let attributes = try RecurrentAttributes(node.attributes)
         let xv = try node.input(0)
         layout = attributes.layout
@@ -38,11 +36,7 @@ final class RecurrentKernel: Kernel {
         w = UnsafePointer(try node.input(1).pointer(Float.self))
         r = UnsafePointer(try node.input(2).pointer(Float.self))
         b = try node.optionalInput(3).map { UnsafePointer(try $0.pointer(Float.self)) }
-        let lengths = node.optionalInput(4)
-        sequenceLengths = try lengths.map { UnsafeRawPointer(try $0.raw()) }
-        sequenceIO = ElementIO.for(lengths?.type.dtype ?? .int32)
-        initialH = try node.optionalInput(5).map { UnsafePointer(try $0.pointer(Float.self)) }
-        initialC = cell == .lstm ? try node.optionalInput(6).map { UnsafePointer(try $0.pointer(Float.self)) } : nil
+        sequences = try RecurrentSequences(node: node, attributes: attributes)
         peepholes = cell == .lstm ? try node.optionalInput(7).map { UnsafePointer(try $0.pointer(Float.self)) } : nil
         let outputs = node.outputs
         y = outputs.count > 0 && outputs[0].count > 0 ? try outputs[0].pointer(Float.self) : nil
@@ -69,17 +63,7 @@ final class RecurrentKernel: Kernel {
     }
 
     func run() throws {
-        // sequence_lens comes from the user's input at run time: a value outside 0...seq is an error, not a trap.
-        if let sequenceLengths {
-            for n in 0..<batch {
-                let length = sequenceIO.load(sequenceLengths, n)
-                guard length >= 0 && length <= Double(seq) else {
-                    throw RuntimeError.invalidNode(
-                        node: name,
-                        detail: "sequence_lens[\(n)] is \(length), outside 0...\(seq) (the input's sequence length)")
-                }
-            }
-        }
+        _ = try sequences.check()
         let gates = cell == .lstm ? 4 : 3
         let h = hidden
         var state = [Float](repeating: 0, count: batch * h)
@@ -99,14 +83,15 @@ final class RecurrentKernel: Kernel {
             let f = activations[d * (cell == .lstm ? 3 : 2)]
             let g = activations[d * (cell == .lstm ? 3 : 2) + 1]
             let hAct = cell == .lstm ? activations[d * 3 + 2] : g
-            for n in 0..<batch {
-                for j in 0..<h {
-                    state[n * h + j] = initialH?[(layout == 0 ? d * batch + n : n * directions + d) * h + j] ?? 0
-                    cellState[n * h + j] = initialC?[(layout == 0 ? d * batch + n : n * directions + d) * h + j] ?? 0
+            state.withUnsafeMutableBufferPointer { s in
+                cellState.withUnsafeMutableBufferPointer { c in
+                    if let s = s.baseAddress, let c = c.baseAddress {
+                        sequences.loadInitialStates(direction: d, state: s, cell: c)
+                    }
                 }
             }
             for n in 0..<batch {
-                let length = sequenceLengths.map { Int(sequenceIO.load($0, n)) } ?? seq
+                let length = sequences.length(n)
                 for step in 0..<length {
                     let t = reverse ? length - 1 - step : step
                     let xt = x + (layout == 0 ? t * batch + n : n * seq + t) * inputSize
@@ -162,11 +147,72 @@ final class RecurrentKernel: Kernel {
                         for j in 0..<h { y[base + j] = next[j] }
                     }
                 }
-                let stateBase = (layout == 0 ? d * batch + n : n * directions + d) * h
+                let stateBase = sequences.stateOffset(direction: d, row: n)
                 for j in 0..<h {
                     yH?[stateBase + j] = state[n * h + j]
                     yC?[stateBase + j] = cellState[n * h + j]
                 }
+            }
+        }
+    }
+}
+
+/// What both recurrent kernels read the same way: sequence_lens (user data, checked on every run) and the
+/// initial and final states' layout ([directions, batch, hidden] in layout 0, [batch, directions, hidden] in 1).
+struct RecurrentSequences {
+    let name: String
+    let seq: Int, batch: Int, directions: Int, hidden: Int, layout: Int
+    let lengths: UnsafeRawPointer?, io: ElementIO
+    let initialH: UnsafePointer<Float>?, initialC: UnsafePointer<Float>?
+
+    init(node: BoundNode, attributes: RecurrentAttributes) throws {
+        name = node.step.node.displayName
+        let xv = try node.input(0)
+        layout = attributes.layout
+        (seq, batch) = layout == 0 ? (xv.shape[0], xv.shape[1]) : (xv.shape[1], xv.shape[0])
+        directions = attributes.directions
+        hidden = attributes.hidden
+        let lengthsValue = node.optionalInput(4)
+        lengths = try lengthsValue.map { UnsafeRawPointer(try $0.raw()) }
+        io = ElementIO.for(lengthsValue?.type.dtype ?? .int32)
+        initialH = try node.optionalInput(5).map { UnsafePointer(try $0.pointer(Float.self)) }
+        initialC =
+            attributes.isLSTM ? try node.optionalInput(6).map { UnsafePointer(try $0.pointer(Float.self)) } : nil
+    }
+
+    /// Checks every sequence length lies in 0...seq (they come from the user's input at run time: an error, not a
+    /// trap); true when every length is the full sequence.
+    /// - Throws: `RuntimeError.invalidNode` naming the node and the bad entry.
+    func check() throws -> Bool {
+        guard let lengths else { return true }
+        var uniform = true
+        for n in 0..<batch {
+            let length = io.load(lengths, n)
+            guard length >= 0 && length <= Double(seq) else {
+                throw RuntimeError.invalidNode(
+                    node: name,
+                    detail: "sequence_lens[\(n)] is \(length), outside 0...\(seq) (the input's sequence length)")
+            }
+            if Int(length) != seq { uniform = false }
+        }
+        return uniform
+    }
+
+    /// Batch row n's length (after `check`).
+    func length(_ n: Int) -> Int { lengths.map { Int(io.load($0, n)) } ?? seq }
+
+    /// Where direction d's state of batch row n starts in an initial or final state tensor.
+    func stateOffset(direction d: Int, row n: Int) -> Int {
+        (layout == 0 ? d * batch + n : n * directions + d) * hidden
+    }
+
+    /// Fills the running states (batch x hidden) with direction d's initial states, zero where none are given.
+    func loadInitialStates(direction d: Int, state: UnsafeMutablePointer<Float>, cell: UnsafeMutablePointer<Float>) {
+        for n in 0..<batch {
+            let offset = stateOffset(direction: d, row: n)
+            for j in 0..<hidden {
+                state[n * hidden + j] = initialH?[offset + j] ?? 0
+                cell[n * hidden + j] = initialC?[offset + j] ?? 0
             }
         }
     }

@@ -16,8 +16,7 @@ final class PackedRecurrentKernel: Kernel {
     private let parallel: ParallelFor
     private let task = GemmTask(), stepTask = GemmTask()
     private let x: UnsafePointer<Float>
-    private let sequenceLengths: UnsafeRawPointer?, sequenceIO: ElementIO
-    private let initialH: UnsafePointer<Float>?, initialC: UnsafePointer<Float>?
+    private let sequences: RecurrentSequences
     private let y: UnsafeMutablePointer<Float>?, yH: UnsafeMutablePointer<Float>?, yC: UnsafeMutablePointer<Float>?
 
     /// Per direction: packed Wᵀ (K = input, N = gates·h), packed Rᵀ for the gates read from rec (LSTM: all four;
@@ -63,11 +62,7 @@ final class PackedRecurrentKernel: Kernel {
         linearBeforeReset = attributes.linearBeforeReset
         gates = cell == .lstm ? 4 : 3
         x = UnsafePointer(try xv.pointer(Float.self))
-        let lengths = node.optionalInput(4)
-        sequenceLengths = try lengths.map { UnsafeRawPointer(try $0.raw()) }
-        sequenceIO = ElementIO.for(lengths?.type.dtype ?? .int32)
-        initialH = try node.optionalInput(5).map { UnsafePointer(try $0.pointer(Float.self)) }
-        initialC = cell == .lstm ? try node.optionalInput(6).map { UnsafePointer(try $0.pointer(Float.self)) } : nil
+        sequences = try RecurrentSequences(node: node, attributes: attributes)
         let outputs = node.outputs
         y = outputs.count > 0 && outputs[0].count > 0 ? try outputs[0].pointer(Float.self) : nil
         yH = outputs.count > 1 ? try outputs[1].pointer(Float.self) : nil
@@ -149,18 +144,7 @@ final class PackedRecurrentKernel: Kernel {
     }
 
     func run() throws {
-        var uniform = true
-        if let sequenceLengths {
-            for n in 0..<batch {
-                let length = sequenceIO.load(sequenceLengths, n)
-                guard length >= 0 && length <= Double(seq) else {
-                    throw RuntimeError.invalidNode(
-                        node: name,
-                        detail: "sequence_lens[\(n)] is \(length), outside 0...\(seq) (the input's sequence length)")
-                }
-                if Int(length) != seq { uniform = false }
-            }
-        }
+        let uniform = try sequences.check()
         let h = hidden, g = gates
         if let y { y.update(repeating: 0, count: seq * directions * batch * h) }
         for d in 0..<directions {
@@ -172,13 +156,7 @@ final class PackedRecurrentKernel: Kernel {
                     epilogue: ck_epilogue(
                         row_bias: nil, col_bias: bias.baseAddress, activation: ck_activation_none, low: 0, high: 0))
             }
-            let stateIndex = { (n: Int) in (self.layout == 0 ? d * self.batch + n : n * self.directions + d) * h }
-            for n in 0..<batch {
-                for j in 0..<h {
-                    state[n * h + j] = initialH?[stateIndex(n) + j] ?? 0
-                    cellState[n * h + j] = initialC?[stateIndex(n) + j] ?? 0
-                }
-            }
+            sequences.loadInitialStates(direction: d, state: state, cell: cellState)
             let reverse = reverseOnly || d == 1
             if uniform {
                 for step in 0..<seq {
@@ -187,15 +165,15 @@ final class PackedRecurrentKernel: Kernel {
             } else {
                 // Different lengths: each batch row runs its own steps (reversed within its own length).
                 for n in 0..<batch {
-                    let length = sequenceLengths.map { Int(sequenceIO.load($0, n)) } ?? seq
+                    let length = sequences.length(n)
                     for step in 0..<length {
                         self.step(direction: d, time: reverse ? length - 1 - step : step, rows: n..<(n + 1))
                     }
                 }
             }
             for n in 0..<batch {
-                (yH.map { $0 + stateIndex(n) })?.update(from: state + n * h, count: h)
-                (yC.map { $0 + stateIndex(n) })?.update(from: cellState + n * h, count: h)
+                (yH.map { $0 + sequences.stateOffset(direction: d, row: n) })?.update(from: state + n * h, count: h)
+                (yC.map { $0 + sequences.stateOffset(direction: d, row: n) })?.update(from: cellState + n * h, count: h)
             }
         }
     }

@@ -175,16 +175,5 @@ enum PTXCache {
 
 /// The process environment, read from `environ` (the GPU backend does without Foundation).
 public enum ProcessEnvironment {
-    public static var variables: [String: String] {
-        var result: [String: String] = [:]
-        var cursor = environ
-        while let entry = cursor.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            cursor += 1
-        }
-        return result
-    }
+    public static var variables: [String: String] { UserFiles.processEnvironment }
 }
