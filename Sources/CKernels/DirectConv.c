@@ -137,7 +137,7 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
 
 // Depthwise 2-D convolution (one filter per channel, group = channels): channels [c_begin, c_end) of one image
 // x [C][H][W] with w [C][KH][KW] into y [C][OH][OW], plus bias (may be NULL) and Relu when `relu`.
-// 3x3 and 5x5 kernels with stride 1 or 2 and no dilation (MobileNet, EfficientNet) copy each channel into a
+// 3x3, 5x5 and 7x7 kernels with stride 1 or 2 and no dilation (MobileNet, EfficientNet, ConvNeXt) copy each channel into a
 // zero-padded plane and compute every output in registers over its K·K taps (the loop over output columns
 // vectorizes, the taps unrolled); other shapes accumulate one tap at a time over the columns whose input lies
 // inside the image.
@@ -193,7 +193,7 @@ static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o
 }
 
 #define CK_DEPTHWISE_BODY(row_fn)                                                                            \
-    const int fast = dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5) && sh == sw && (sh == 1 || sh == 2) && \
+    const int fast = dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5 || kh == 7) && sh == sw && (sh == 1 || sh == 2) && \
                      padded != NULL;                                                                         \
     const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh, wpe = (wp + 1) / 2;                 \
     float *tmp = padded ? padded + hp * wp : NULL;                                                           \
@@ -227,7 +227,7 @@ static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o
             }                                                                                                \
             for (size_t oh = 0; oh < out_h; oh++) {                                                          \
                 float *yr = y + (c * out_h + oh) * out_w;                                                    \
-                const float *rows[5], *rowsE[5], *rowsO[5];                                                  \
+                const float *rows[7], *rowsE[7], *rowsO[7];                                                  \
                 for (size_t ki = 0; ki < kh; ki++) {                                                         \
                     rows[ki] = padded + (oh * sh + ki) * wp;                                                 \
                     rowsE[ki] = rows[ki];                                                                    \

@@ -317,7 +317,7 @@ final class BoundPlan {
             ProfiledStep(
                 name: step.node.name.isEmpty ? (step.node.outputs.first ?? "?") : step.node.name,
                 opType: step.node.opType, flops: FLOPCounter.count(step: step, plan: plan),
-                implementation: String(describing: type(of: kernel)))
+                implementation: (kernel as? DescribedKernel)?.kernelDescription ?? String(describing: type(of: kernel)))
         }
     }
 
@@ -410,4 +410,10 @@ public struct ProfiledStep: Sendable {
     public var flops: Int
     /// The kernel type that runs it, e.g. `WinogradConvKernel`, `DepthwiseConvKernel`, `ConvKernel` (im2col).
     public var implementation: String
+}
+
+/// A kernel that wraps another (e.g. adds a fused activation) and names what runs, for profiles.
+public protocol DescribedKernel {
+    /// The kernels that run, e.g. `DepthwiseConvKernel + Clip`.
+    var kernelDescription: String { get }
 }

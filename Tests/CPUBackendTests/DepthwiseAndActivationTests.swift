@@ -37,6 +37,12 @@ struct DepthwiseAndActivationTests {
         Case(
             batch: 1, channels: 4, height: 6, width: 6, kernel: 7, stride: 1, dilation: 1, pads: [3, 3, 3, 3],
             relu: false),
+        Case(
+            batch: 2, channels: 9, height: 17, width: 19, kernel: 7, stride: 2, dilation: 1, pads: [3, 3, 3, 3],
+            relu: true),
+        Case(
+            batch: 1, channels: 3, height: 5, width: 4, kernel: 3, stride: 1, dilation: 3, pads: [2, 2, 2, 2],
+            relu: false),
     ]
 
     static func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1) } }

@@ -216,7 +216,7 @@ struct FusedActivation: Equatable {
 }
 
 /// A kernel followed by its fused activation over the output, for kernels that do not apply it in their store.
-final class ActivatedKernel: Kernel {
+final class ActivatedKernel: Kernel, DescribedKernel {
     private let inner: any Kernel
     private let y: UnsafeMutablePointer<Float>
     private let count: Int
@@ -232,5 +232,10 @@ final class ActivatedKernel: Kernel {
     func run() throws {
         try inner.run()
         activation.apply(y, count: count)
+    }
+
+    var kernelDescription: String {
+        let name = (inner as? DescribedKernel)?.kernelDescription ?? String(describing: type(of: inner))
+        return name + (activation.kind == ck_activation_clip ? " + Clip" : " + Relu")
     }
 }
