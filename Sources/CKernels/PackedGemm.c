@@ -193,6 +193,8 @@ static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, size_t 
                 const float v = cr[j];                                                                       \
                 cr[j] = v > 0.0f ? v : (v != v ? v : 0.0f);                                                  \
             }                                                                                                \
+        } else if (ep->activation == ck_activation_swish) {                                                  \
+            ck_swish(cr, cr, cols, 1.0f);                                                                    \
         } else if (ep->activation == ck_activation_clip) {                                                   \
             const float lo = ep->low, hi = ep->high;                                                         \
             for (size_t j = 0; j < cols; j++) {                                                              \

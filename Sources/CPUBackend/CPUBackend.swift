@@ -50,14 +50,14 @@ public final class CPUBackend: Backend {
     public let device = DeviceID.cpu
     public let deviceName: String
     public let kernels: KernelRegistry
-    /// Conv, Gemm and MatMul apply a following Relu, and MatMul a following bias Add, in their GEMM's store;
-    /// BatchNormalization after a Conv folds into its weights; a 2x2, stride-2 MaxPool after a Conv (and its
-    /// Relu) is applied in Winograd's output transform (or on a scratch output); the exported erf form of GELU
-    /// runs as one Gelu.
+    /// Conv, Gemm and MatMul apply a following Relu (Conv also a constant-bound Clip and a Swish), and MatMul a
+    /// following bias Add, in their store; BatchNormalization after a Conv folds into its weights; a 2x2, stride-2
+    /// MaxPool after a Conv (and its Relu or Clip) is applied in Winograd's output transform (or on a scratch
+    /// output); the exported erf form of GELU runs as one Gelu, Sigmoid·x as one Swish.
     public var fusion: FusionRules {
         guard fuses else { return .none }
         return FusionRules(
-            activations: ["Conv": ["Relu", "Clip"], "Gemm": ["Relu"], "MatMul": ["Relu"]],
+            activations: ["Conv": ["Relu", "Clip", "Swish"], "Gemm": ["Relu"], "MatMul": ["Relu"]],
             foldsBatchNormalization: true,
             biases: ["MatMul"], recognizesGelu: true, recognizesSwish: true, maxPools: ["Conv"])
     }

@@ -117,6 +117,44 @@ struct FusionTests {
         #expect(unfusedPlan.steps.map(\.node.opType) == ["Conv", "Clip"])
     }
 
+    /// Conv + SiLU (Sigmoid·x) runs as one Conv with Swish in its store, on im2col, depthwise, Winograd and direct
+    /// kernels; with a following 2x2 max pool (which does not commute with Swish) the pool stays a separate node.
+    @Test(arguments: [(16, 16, 1, 3, false), (24, 24, 24, 3, false), (32, 32, 1, 3, true), (1, 8, 1, 3, true)])
+    func convSwishIsFused(_ channels: Int, _ filters: Int, _ groups: Int, _ kernel: Int, _ pooled: Bool) throws {
+        let w = try Self.tensor([filters, channels / groups, kernel, kernel], in: -1...1)
+        let b = try Self.tensor([filters], in: -1...1)
+        var nodes = [
+            Node(
+                opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                attributes: ["group": .int(groups), "pads": .ints([1, 1, 1, 1])]),
+            Node(opType: "Sigmoid", inputs: ["c"], outputs: ["s"]),
+            Node(opType: "Mul", inputs: ["c", "s"], outputs: [pooled ? "m" : "y"]),
+        ]
+        if pooled {
+            nodes.append(
+                Node(
+                    opType: "MaxPool", inputs: ["m"], outputs: ["y"],
+                    attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]))
+        }
+        let graph = Graph(
+            name: "silu", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
+            initializers: ["w": w, "b": b], opsetImports: ["": 13])
+        let x = try Self.tensor([1, channels, 12, 12], in: -3...3)
+        let backend = CPUBackend()
+        let plan = try ExecutionPlan(
+            graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: x.shape)], evaluator: backend,
+            fusion: backend.fusion)
+        #expect(plan.steps.map(\.node.opType) == (pooled ? ["Conv", "MaxPool"] : ["Conv"]))
+        let fused = try Session(graph: graph, backend: backend).run([NamedTensor(name: "x", tensor: x)])
+            .outputs[0].tensor
+        let plain = try Session(graph: graph, backend: CPUBackend(fuses: false))
+            .run([NamedTensor(name: "x", tensor: x)]).outputs[0].tensor
+        let report = ToleranceReport.compare(
+            try fused.scalars(as: Float.self), try plain.scalars(as: Float.self), relative: 1e-5, absolute: 1e-6)
+        #expect(report.passed, "\(report)")
+    }
+
     /// Mul(x, Sigmoid(x)), either operand order, becomes one Swish; a Mul by another value's sigmoid, or a sigmoid
     /// someone else also reads, stays as written.
     @Test(arguments: [("x", "s", true), ("s", "x", true), ("s", "z", false)])

@@ -72,7 +72,12 @@ size_t ck_pool_threads(const ck_pool *pool);
 void ck_pool_run(ck_pool *pool, size_t parts, ck_task_fn fn, void *context);
 
 /// Activations a GEMM can apply to its results before storing them.
-typedef enum { ck_activation_none = 0, ck_activation_relu = 1, ck_activation_clip = 2 } ck_activation;
+typedef enum {
+    ck_activation_none = 0,
+    ck_activation_relu = 1,
+    ck_activation_clip = 2,
+    ck_activation_swish = 3
+} ck_activation;
 
 /// Work folded into a GEMM's store: C[i, j] = (C[i, j] + col_bias[j]) + row_bias[i], then the activation.
 /// Either bias may be NULL. Row and column indices are those of the call's C.

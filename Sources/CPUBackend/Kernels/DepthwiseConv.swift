@@ -12,6 +12,8 @@ final class DepthwiseConvKernel: Kernel {
     private let geometry: ConvGeometry
     private let batch: Int, channels: Int
     private let relu: Bool
+    /// A fused Clip or Swish, applied to each channel's plane right after it is computed (still in cache).
+    private let activation: FusedActivation
     private let parallel: ParallelFor
     private var task: ClosureTask?
     /// Per worker: the zero-padded copy of one channel.
@@ -27,7 +29,8 @@ final class DepthwiseConvKernel: Kernel {
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
-        relu = try node.fusedActivation().kind == ck_activation_relu
+        activation = try node.fusedActivation()
+        relu = activation.kind == ck_activation_relu
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
         let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
         geometry = try ConvGeometry.forward(
@@ -55,10 +58,21 @@ final class DepthwiseConvKernel: Kernel {
         while index < end {
             let n = index / channels, c0 = index % channels
             let c1 = min(channels, c0 + (end - index))
-            ck_depthwise_conv2d(
-                x + n * channels * inCount, w, bias, y + n * channels * outCount, c0, c1, g.input[0], g.input[1],
-                g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0],
-                g.padsBegin[1], g.output[0], g.output[1], relu ? 1 : 0, scratch)
+            let out = y + n * channels * outCount
+            if relu || activation.isNone {
+                ck_depthwise_conv2d(
+                    x + n * channels * inCount, w, bias, out, c0, c1, g.input[0], g.input[1], g.kernel[0],
+                    g.kernel[1], g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0],
+                    g.padsBegin[1], g.output[0], g.output[1], relu ? 1 : 0, scratch)
+            } else {
+                for c in c0..<c1 {
+                    ck_depthwise_conv2d(
+                        x + n * channels * inCount, w, bias, out, c, c + 1, g.input[0], g.input[1], g.kernel[0],
+                        g.kernel[1], g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0],
+                        g.padsBegin[1], g.output[0], g.output[1], 0, scratch)
+                    activation.apply(out + c * outCount, count: outCount)
+                }
+            }
             index += c1 - c0
         }
     }

@@ -45,6 +45,7 @@ extension BoundNode {
         switch try attributes.string(FusionRules.activationAttribute, default: "") {
         case "": return .none
         case "Relu": return FusedActivation(kind: ck_activation_relu, low: 0, high: 0)
+        case "Swish": return FusedActivation(kind: ck_activation_swish, low: 0, high: 0)
         case "Clip":
             return FusedActivation(
                 kind: ck_activation_clip, low: try attributes.float(FusionRules.clipLowAttribute, default: -.infinity),
@@ -190,7 +191,7 @@ let numericTypes: Set<DType> = [
 ]
 let allTypes: Set<DType> = Set(DType.allCases)
 
-/// An activation fused into a producer's store: Relu, or Clip with its bounds (Relu6).
+/// An activation fused into a producer's store: Relu, Clip with its bounds (Relu6), or Swish (SiLU).
 struct FusedActivation: Equatable {
     var kind: ck_activation
     var low: Float
@@ -211,6 +212,8 @@ struct FusedActivation: Equatable {
             ck_relu(y, y, count)
         } else if kind == ck_activation_clip {
             ck_clip(y, y, count, low, high)
+        } else if kind == ck_activation_swish {
+            ck_swish(y, y, count, 1)
         }
     }
 }
@@ -236,6 +239,8 @@ final class ActivatedKernel: Kernel, DescribedKernel {
 
     var kernelDescription: String {
         let name = (inner as? DescribedKernel)?.kernelDescription ?? String(describing: type(of: inner))
-        return name + (activation.kind == ck_activation_clip ? " + Clip" : " + Relu")
+        let suffix =
+            activation.kind == ck_activation_clip ? "Clip" : activation.kind == ck_activation_swish ? "Swish" : "Relu"
+        return name + " + " + suffix
     }
 }

@@ -107,6 +107,8 @@ enum Fusion {
         /// A Clip's bounds when they are known now (attributes before opset 11, constant scalar inputs after);
         /// nil for a Clip whose bounds are computed at run time. Other activations: no bounds.
         func clipBounds(_ node: Node) -> (low: Float, high: Float)? {
+            // A fused Swish is SiLU (alpha 1) only.
+            if node.opType == "Swish" { return (try? node.float("alpha", default: 1)) == 1 ? (0, 0) : nil }
             guard node.opType == "Clip" else { return (0, 0) }
             if node.inputs.count == 1 {
                 guard let low = try? node.float("min", default: -.greatestFiniteMagnitude),
@@ -161,6 +163,8 @@ enum Fusion {
                 // The Swish takes the Mul's place (its output's consumers come after it).
                 nodes[m] = (swish, mul.outputTypes)
                 nodes[index] = nil
+                // x is now read once (by the Swish), so its producer may take the Swish in its store.
+                consumers[x] = consumers[x]?.filter { $0 != index }
                 fused += 1
             }
         }
@@ -213,7 +217,9 @@ enum Fusion {
                 nodes[next] = nil
                 fused += 1
             }
+            // A max pool commutes with Relu and Clip (monotonic), not with Swish: that pair stays two kernels.
             if rules.maxPools.contains(entry.node.opType), entry.node.attributes[FusionRules.maxPoolAttribute] == nil,
+                (try? entry.node.string(FusionRules.activationAttribute, default: "")) != "Swish",
                 entry.outputTypes.first?.shape.rank == 4, let next = soleConsumer(of: entry.node.outputs[0]),
                 let pool = nodes[next], FusionRules.isAbsorbableMaxPool(pool.node)
             {
