@@ -4,6 +4,7 @@
 // time, and is stored with bias and Relu applied.
 #include "CKernels.h"
 #include <immintrin.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -270,8 +271,15 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_avx51
 }
 
 size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t kw, size_t sh, size_t sw) {
-    // The padded plane, plus one row of scratch for splitting stride-2 rows into even and odd columns.
-    return ((out_h - 1) * sh + kh + 1) * ((out_w - 1) * sw + kw);
+    // The padded plane, plus one row of scratch for splitting stride-2 rows into even and odd columns. The sizes
+    // come from a model: SIZE_MAX when the product does not fit (the caller then cannot allocate it).
+    if (out_h == 0 || out_w == 0) return 0;
+    size_t rows, cols, floats;
+    if (__builtin_mul_overflow(out_h - 1, sh, &rows) || __builtin_add_overflow(rows, kh + 1, &rows) ||
+        __builtin_mul_overflow(out_w - 1, sw, &cols) || __builtin_add_overflow(cols, kw, &cols) ||
+        __builtin_mul_overflow(rows, cols, &floats) || floats > SIZE_MAX / sizeof(float))
+        return SIZE_MAX;
+    return floats;
 }
 
 void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
@@ -359,6 +367,7 @@ int ck_max_pool2d(const float *x, size_t planes, size_t in_h, size_t in_w, size_
     if (out_h == 0 || out_w == 0) return 0;
     if (padded == NULL) {
         const size_t floats = ck_depthwise_padded_floats(out_h, out_w, kh, kw, sh, sw);
+        if (floats == SIZE_MAX) return -1;
         if (floats > pool_scratch_floats) {
             float *grown = (float *)realloc(pool_scratch, floats * sizeof(float));
             if (grown == NULL) return -1;

@@ -205,6 +205,39 @@ struct HardeningTests {
         }
     }
 
+    /// Depthwise convolutions and max pools whose strides and pads are near 2^31 (a 2x2 output from a 4x4 input):
+    /// the scratch sizes derived from them are checked (an unchecked product once trapped or could wrap).
+    @Test func windowsWithHugeStridesRunOrFailCleanly() throws {
+        let root = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let script = """
+            import sys, numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto as T
+            s, p = 2**31 - 1, [2**30, 2**30, 2**30 - 2, 2**30 - 2]
+            w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), 'w')
+            b = numpy_helper.from_array(np.array([1.5, -2], np.float32), 'b')
+            nodes = [helper.make_node('Conv', ['x', 'w', 'b'], ['c'], group=2, strides=[s, s], pads=p),
+                     helper.make_node('MaxPool', ['x'], ['m'], kernel_shape=[3, 3], strides=[s, s], pads=p)]
+            g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', T.FLOAT, [1, 2, 4, 4])],
+                [helper.make_tensor_value_info('c', T.FLOAT, None), helper.make_tensor_value_info('m', T.FLOAT, None)], [w, b])
+            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), sys.argv[1])
+            """
+        let model = root.appendingPathComponent("strides.onnx").path
+        guard try python(script, [model]) else { return }
+        let x = root.appendingPathComponent("x.npy").path
+        try NumPyFile.writeNPY(try Tensor(shape: [1, 2, 4, 4], scalars: [Float](repeating: 1, count: 32)), path: x)
+        let result = try inference(["--model", model, "--input", x, "--json", "--repeat", "1"])
+        #expect(result.status == 0 || (result.status == 1 && result.stdout.isEmpty), "\(result.stderr)")
+        #expect(result.status < 128 && !result.stderr.contains("Fatal error"), "\(result.stderr)")
+        if result.status == 0 {
+            // Every window lies in the padding except the first: the convolution sees only its bias there.
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let conv = try #require((object["outputs"] as? [[String: Any]])?.first)
+            #expect(conv["shape"] as? [Int] == [1, 2, 2, 2], "\(conv)")
+        }
+    }
+
     @Test func negativeSequenceLengthsAreAnError() throws {
         let root = try TestEnvironment.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }

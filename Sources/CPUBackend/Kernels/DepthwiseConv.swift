@@ -42,16 +42,24 @@ final class DepthwiseConvKernel: Kernel {
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
         y = try yv.pointer(Float.self)
         let g = geometry
-        let floats = ck_depthwise_padded_floats(
-            g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1])
+        // The padded plane serves only the unrolled shapes (3x3/5x5/7x7, stride 1 or 2, no dilation), whose size
+        // is bounded by the output's; other shapes get none (sizes from a model can be anything).
+        let unrolled =
+            g.kernel[0] == g.kernel[1] && [3, 5, 7].contains(g.kernel[0]) && g.strides[0] == g.strides[1]
+            && [1, 2].contains(g.strides[0]) && g.dilations == [1, 1]
+        let floats =
+            unrolled
+            ? ck_depthwise_padded_floats(g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1])
+            : 0
+        guard floats < Int.max / 8 else { throw RuntimeError.outOfMemory(device: "cpu", bytes: Int.max) }
         let workers = max(1, min(parallel.threads, batch * channels))
-        padded = try (0..<workers).map { _ in try HostBuffer(bytes: max(floats, 1) * 4) }
+        padded = try (0..<(unrolled ? workers : 0)).map { _ in try HostBuffer(bytes: max(floats, 1) * 4) }
         task = ClosureTask { [unowned self] part, begin, end in self.convolve(begin, end, part: part) }
     }
 
     /// Blocks of (image, channel) pairs [begin, end), flattened image-major.
     private func convolve(_ begin: Int, _ end: Int, part: Int) {
-        let scratch = padded[part].pointer.assumingMemoryBound(to: Float.self)
+        let scratch = part < padded.count ? padded[part].pointer.assumingMemoryBound(to: Float.self) : nil
         let g = geometry
         let inCount = g.input[0] * g.input[1], outCount = g.output[0] * g.output[1]
         var index = begin

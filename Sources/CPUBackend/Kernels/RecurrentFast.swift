@@ -30,7 +30,9 @@ final class PackedRecurrentKernel: Kernel {
     private let pre: UnsafeMutablePointer<Float>, rec: UnsafeMutablePointer<Float>
     private let recH: UnsafeMutablePointer<Float>, resetState: UnsafeMutablePointer<Float>
     private let state: UnsafeMutablePointer<Float>, cellState: UnsafeMutablePointer<Float>
-    private let preCount: Int, recColumns: Int
+    private let recColumns: Int
+    /// Owns the scratch memory the pointers above point into.
+    private let scratch: [HostBuffer]
 
     /// Whether this kernel handles the node: default activations and constant W, R, B and peepholes.
     static func applies(_ node: BoundNode) -> Bool {
@@ -76,8 +78,11 @@ final class PackedRecurrentKernel: Kernel {
         let r = try rTensor.scalars(as: Float.self)
         let b = try node.optionalInput(3)?.constant?.scalars(as: Float.self)
         let p = try node.optionalInput(7)?.constant?.scalars(as: Float.self)
-        guard w.count == directions * g * h * inputSize, r.count == directions * g * h * h,
-            b.map({ $0.count == directions * 2 * g * h }) ?? true, p.map({ $0.count == directions * 3 * h }) ?? true
+        // hidden_size is an attribute: compare through checked products (an absurd value matches nothing).
+        func count(_ factors: [Int]) -> Int { Shape.checkedElementCount(factors) ?? -1 }
+        guard w.count == count([directions, g, h, inputSize]), r.count == count([directions, g, h, h]),
+            b.map({ $0.count == count([directions, 2, g, h]) }) ?? true,
+            p.map({ $0.count == count([directions, 3, h]) }) ?? true
         else { throw RuntimeError.invalidNode(node: name, detail: "W, R, B or P do not match hidden_size \(h)") }
         let separateCandidate = cell == .gru && !linearBeforeReset
         recColumns = separateCandidate ? 2 * h : g * h
@@ -122,25 +127,19 @@ final class PackedRecurrentKernel: Kernel {
         self.recBias = recBias
         self.recHBias = recHBias
         self.peepholes = peepholes
-        guard let count = Shape.checkedElementCount([seq, batch, g, h]) else {
+        // Sizes come from the model: checked arithmetic, and buffers that fail cleanly past physical memory.
+        guard let count = Shape.checkedElementCount([seq, batch, g, h]),
+            let stateCount = Shape.checkedElementCount([batch, g, h]), count <= Int.max / 4
+        else {
             throw RuntimeError.invalidNode(node: name, detail: "the sequence is too large")
         }
-        preCount = count
-        pre = .allocate(capacity: max(count, 1))
-        rec = .allocate(capacity: max(batch * g * h, 1))
-        recH = .allocate(capacity: max(batch * h, 1))
-        resetState = .allocate(capacity: max(batch * h, 1))
-        state = .allocate(capacity: max(batch * h, 1))
-        cellState = .allocate(capacity: max(batch * h, 1))
-    }
-
-    deinit {
-        pre.deallocate()
-        rec.deallocate()
-        recH.deallocate()
-        resetState.deallocate()
-        state.deallocate()
-        cellState.deallocate()
+        func buffer(_ floats: Int) throws -> HostBuffer { try HostBuffer(bytes: max(floats, 1) * 4) }
+        scratch = [
+            try buffer(count), try buffer(stateCount), try buffer(batch * h), try buffer(batch * h),
+            try buffer(batch * h), try buffer(batch * h),
+        ]
+        let floats = scratch.map { $0.pointer.assumingMemoryBound(to: Float.self) }
+        (pre, rec, recH, resetState, state, cellState) = (floats[0], floats[1], floats[2], floats[3], floats[4], floats[5])
     }
 
     func run() throws {
