@@ -139,7 +139,9 @@ final class PackedRecurrentKernel: Kernel {
             try buffer(batch * h), try buffer(batch * h),
         ]
         let floats = scratch.map { $0.pointer.assumingMemoryBound(to: Float.self) }
-        (pre, rec, recH, resetState, state, cellState) = (floats[0], floats[1], floats[2], floats[3], floats[4], floats[5])
+        (pre, rec, recH, resetState, state, cellState) = (
+            floats[0], floats[1], floats[2], floats[3], floats[4], floats[5]
+        )
     }
 
     func run() throws {
