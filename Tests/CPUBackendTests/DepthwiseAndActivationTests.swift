@@ -215,15 +215,19 @@ struct SeparableResizeTests {
 /// Pointwise (1x1) convolutions pack their input rows directly; 3x3 max pools with strides and padding run the
 /// vectorized kernel: both against double-precision references.
 struct PointwiseAndPoolTests {
-    @Test(arguments: [(1, 16, 24, 7, 9), (2, 5, 33, 4, 4), (1, 64, 8, 14, 14)])
+    @Test(arguments: [(1, 16, 24, 7, 9), (2, 5, 33, 4, 4), (1, 64, 8, 14, 14), (1, 96, 40, 7, 7), (3, 40, 96, 28, 28)])
     func pointwiseConvolution(_ batch: Int, _ channels: Int, _ filters: Int, _ height: Int, _ width: Int) throws {
         let x = DepthwiseAndActivationTests.random(batch * channels * height * width)
         let w = DepthwiseAndActivationTests.random(filters * channels)
+        let b = DepthwiseAndActivationTests.random(filters)
         let graph = Graph(
             name: "pw", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
             outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
-            nodes: [Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"])],
-            initializers: ["w": try Tensor(shape: [filters, channels, 1, 1], scalars: w)])
+            nodes: [Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"])],
+            initializers: [
+                "w": try Tensor(shape: [filters, channels, 1, 1], scalars: w),
+                "b": try Tensor(shape: [filters], scalars: b),
+            ])
         let y = try Session(graph: graph, backend: CPUBackend(threads: 2))
             .run([NamedTensor(name: "x", tensor: try Tensor(shape: [batch, channels, height, width], scalars: x))])
             .outputs[0].tensor
@@ -232,7 +236,7 @@ struct PointwiseAndPoolTests {
         for n in 0..<batch {
             for f in 0..<filters {
                 for p in 0..<plane {
-                    var sum = 0.0, magnitude = 0.0
+                    var sum = Double(b[f]), magnitude = abs(Double(b[f]))
                     for c in 0..<channels {
                         let term = Double(w[f * channels + c]) * Double(x[(n * channels + c) * plane + p])
                         sum += term
@@ -244,7 +248,7 @@ struct PointwiseAndPoolTests {
             }
         }
         let report = ToleranceReport.compareSums(
-            try y.scalars(as: Float.self), expected, magnitudes: magnitudes, terms: channels)
+            try y.scalars(as: Float.self), expected, magnitudes: magnitudes, terms: channels + 1)
         #expect(report.passed, "\(report)")
     }
 
