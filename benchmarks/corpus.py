@@ -12,9 +12,10 @@ import datetime
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, ".build", "corpus")
@@ -157,17 +158,6 @@ def run_json(command):
     return json.loads(out.stdout)
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip() + f", {os.cpu_count()} logical cores"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def model_io(path):
     import onnx
 
@@ -179,10 +169,9 @@ def model_io(path):
 
 
 def run(args):
-    import onnxruntime
+    from harness import cpu_name, ort_library  # the harness's own CPU name and onnxruntime library lookup
 
-    lib = [os.path.join(os.path.dirname(onnxruntime.__file__), "capi", f) for f in
-           os.listdir(os.path.join(os.path.dirname(onnxruntime.__file__), "capi")) if f.startswith("libonnxruntime.so")][0]
+    lib, ort_version = ort_library()
     names = sorted(f[:-5] for f in os.listdir(CORPUS) if f.endswith(".onnx"))
     if args.only:
         names = [n for n in names if n in args.only]
@@ -212,7 +201,7 @@ def run(args):
             rows.append((name, t, o, r, None))
             print(f"{name:22} {t}t  ours {o:9.3f} ms  onnxruntime {r:9.3f} ms  ratio {o / r:5.2f}", flush=True)
     lines = [f"# Real-model corpus, {datetime.date.today()}", "",
-             f"CPU: {cpu_name()}; kernels: {isa}; onnxruntime {onnxruntime.__version__};"
+             f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernels: {isa}; onnxruntime {ort_version};"
              f" batch 1; best p50 of {args.rounds} interleaved rounds of at least {args.seconds} s each.", "",
              "Command: `benchmarks/run --corpus " + " ".join(sys.argv[2:]) + "`", "",
              "| model | threads | ours ms | onnxruntime ms | ours / onnxruntime |", "| --- | ---: | ---: | ---: | ---: |"]

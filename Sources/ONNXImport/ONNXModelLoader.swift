@@ -38,9 +38,21 @@ public enum ONNXModelLoader {
                 throw FileAccessError(
                     path: path, problem: "is \(file.size) bytes, over protobuf's 2 GiB limit (use external data)")
             }
-            var bytes = Data(count: file.size)
-            let got = try bytes.withUnsafeMutableBytes { buffer throws(FileAccessError) in try file.read(into: buffer) }
-            data = bytes.prefix(got)
+            // Mapped, not copied (the checked descriptor of a regular file): only the pages protobuf reads are
+            // brought in, and a large model is not held twice while its tensors are built.
+            if file.size == 0 {
+                data = Data()
+            } else if let mapped = mmap(nil, file.size, PROT_READ, MAP_PRIVATE, file.fd, 0), mapped != MAP_FAILED {
+                let size = file.size
+                data = Data(
+                    bytesNoCopy: mapped, count: size, deallocator: .custom { pointer, _ in munmap(pointer, size) })
+            } else {
+                var bytes = Data(count: file.size)
+                let got = try bytes.withUnsafeMutableBytes { buffer throws(FileAccessError) in
+                    try file.read(into: buffer)
+                }
+                data = bytes.prefix(got)
+            }
         } catch let error as FileAccessError {
             throw ONNXImportError(
                 source: path,

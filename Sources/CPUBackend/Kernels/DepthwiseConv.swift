@@ -87,7 +87,11 @@ final class DepthwiseConvKernel: Kernel {
 
     func run() throws {
         let total = batch * channels
-        let work = total * geometry.output[0] * geometry.output[1] * geometry.kernel[0] * geometry.kernel[1]
+        // Multiply-adds, saturating (the window comes from the model).
+        let work = [geometry.output[0], geometry.output[1], geometry.kernel[0], geometry.kernel[1]].reduce(total) {
+            let (product, overflow) = $0.multipliedReportingOverflow(by: $1)
+            return overflow ? Int.max : product
+        }
         if parallel.threads > 1 && work >= 1 << 16, let task {
             parallel.run(task, count: total)
         } else {

@@ -147,12 +147,6 @@ func cFormat(_ format: String, _ arguments: any CVarArg...) -> String {
     return String(decoding: buffer.prefix(max(0, needed)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
-/// The folder part of a path: `a/b/c.json` → `a/b`, `c.json` → `.`.
-func parentDirectory(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return slash == path.startIndex ? "/" : String(path[..<slash])
-}
-
 extension String {
     /// Right-aligned in `width` columns (never truncated).
     func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }

@@ -10,8 +10,8 @@ enum OptionChecks {
     static let maxWarmup = 100_000
     /// Largest batch size a sweep accepts (the generated inputs must also fit in `maxGeneratedInputBytes`).
     static let maxBatch = 1 << 20
-    /// Largest input tensor `bench` and `calibrate` generate for one point.
-    static let maxGeneratedInputBytes = 4 << 30
+    /// Largest input tensor `bench`, `calibrate` and `profile` generate for one point.
+    static let maxGeneratedInputBytes = 1 << 30
 
     /// - Throws: `ValidationError` naming the option when `value` lies outside `range`.
     static func count(_ value: Int, _ option: String, _ range: ClosedRange<Int>) throws {
