@@ -38,7 +38,7 @@ public enum CPUKernelTable {
             [
                 "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Erf", "LeakyRelu", "Elu", "HardSigmoid",
                 "Gelu", "HardSwish", "Softplus", "Softsign", "Selu", "Celu", "ThresholdedRelu", "Mish", "Sin", "Cos",
-                "Round", "Swish",
+                "Round", "Swish", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
             ],
             allFloats, split: UnaryKernels.make)
         add(
@@ -113,8 +113,10 @@ public enum CPUKernelTable {
         add(["GRU"], floats, split: { try RecurrentKernels.make($0, cell: .gru, parallel: $1) })
         // Reductions.
         add(
-            ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"],
-            numericTypes, ReductionKernels.makeReduce)
+            [
+                "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare",
+                "ReduceL1", "ReduceLogSum", "ReduceLogSumExp",
+            ], numericTypes, ReductionKernels.makeReduce)
         add(["ReduceMax", "ReduceMin"], [.bool], ReductionKernels.makeReduce)
         add(["ArgMax", "ArgMin"], numericTypes, ReductionKernels.makeArgReduce)
         // Data movement (any element type).
@@ -130,6 +132,25 @@ public enum CPUKernelTable {
         add(["ConstantOfShape"], allTypes, TensorOpKernels.makeConstantOfShape)
         add(["Range"], numericTypes, TensorOpKernels.makeRange)
         add(["Shape", "Size"], allTypes, TensorOpKernels.makeShapeOf)
+        // Indexing (any element type: bytes are copied exactly; indices out of range are errors).
+        add(["GatherElements"], allTypes, IndexingKernels.makeGatherElements)
+        add(["GatherND"], allTypes, IndexingKernels.makeGatherND)
+        add(["ScatterElements", "Scatter"], allTypes, IndexingKernels.makeScatterElements)
+        add(["ScatterND"], allTypes, IndexingKernels.makeScatterND)
+        add(["Trilu"], allTypes, IndexingKernels.makeTrilu)
+        add(["DepthToSpace", "SpaceToDepth"], allTypes, IndexingKernels.makeRearrange)
+        add(["OneHot"], numericTypes, IndexingKernels.makeOneHot)
+        // Scans, selection and normalization over an axis.
+        add(["CumSum", "CumProd"], numericTypes, ScanAndSelectKernels.makeCumulative)
+        add(["TopK"], numericTypes, ScanAndSelectKernels.makeTopK)
+        add(["Hardmax"], allFloats, ScanAndSelectKernels.makeHardmax)
+        add(["LpNormalization"], allFloats, ScanAndSelectKernels.makeLpNormalization)
+        add(["RMSNormalization"], allFloats, ScanAndSelectKernels.makeRMSNormalization)
+        add(["IsNaN", "IsInf"], allFloats, ScanAndSelectKernels.makePredicate)
+        add(
+            ["BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "BitShift"],
+            [.int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64], ScanAndSelectKernels.makeBitwise)
+        add(["Einsum"], allFloats, EinsumKernels.make)
         return KernelRegistry(table)
     }()
 }

@@ -27,6 +27,15 @@ enum UnaryKernels {
         case "Sign": return { $0 > 0 ? 1 : ($0 < 0 ? -1 : ($0.isNaN ? $0 : 0)) }
         case "Sin": return { Glibc.sin($0) }
         case "Cos": return { Glibc.cos($0) }
+        case "Tan": return { Glibc.tan($0) }
+        case "Asin": return { Glibc.asin($0) }
+        case "Acos": return { Glibc.acos($0) }
+        case "Atan": return { Glibc.atan($0) }
+        case "Sinh": return { Glibc.sinh($0) }
+        case "Cosh": return { Glibc.cosh($0) }
+        case "Asinh": return { Glibc.asinh($0) }
+        case "Acosh": return { Glibc.acosh($0) }
+        case "Atanh": return { Glibc.atanh($0) }
         case "Softplus":
             return { $0 > 0 ? $0 + Glibc.log1p(Glibc.exp(-$0)) : Glibc.log1p(Glibc.exp($0)) }
         case "Softsign": return { $0 / (1 + Swift.abs($0)) }

@@ -175,19 +175,29 @@ enum ReductionKernels {
             case "ReduceProd": 1
             default: 0
             }
-        enum Mode { case sum, max, min, prod, squares }
+        enum Mode { case sum, max, min, prod, squares, absolute, exponentials }
         let mode: Mode =
             switch op {
             case "ReduceMax": .max
             case "ReduceMin": .min
             case "ReduceProd": .prod
             case "ReduceL2", "ReduceSumSquare": .squares
+            case "ReduceL1": .absolute
+            case "ReduceLogSumExp": .exponentials
             default: .sum
             }
         let isMean = op == "ReduceMean", isL2 = op == "ReduceL2"
+        let isLog = op == "ReduceLogSum" || op == "ReduceLogSumExp"
         var accumulator = [Double](repeating: initial, count: count)
+        // LogSumExp subtracts each output's maximum before exponentiating (no overflow for large inputs).
+        var shift = [Double](repeating: 0, count: mode == .exponentials ? count : 0)
         return ClosureKernel {
             for i in 0..<count { accumulator[i] = initial }
+            if mode == .exponentials {
+                for i in 0..<count { shift[i] = -.infinity }
+                for i in 0..<target.count { shift[target[i]] = Swift.max(shift[target[i]], io.load(src, i)) }
+                for i in 0..<count where !shift[i].isFinite { shift[i] = 0 }
+            }
             for i in 0..<target.count {
                 let v = io.load(src, i)
                 let t = target[i]
@@ -197,12 +207,15 @@ enum ReductionKernels {
                 case .prod: accumulator[t] *= v
                 case .squares: accumulator[t] += v * v
                 case .sum: accumulator[t] += v
+                case .absolute: accumulator[t] += Swift.abs(v)
+                case .exponentials: accumulator[t] += Glibc.exp(v - shift[t])
                 }
             }
             for i in 0..<count {
                 var v = accumulator[i]
                 if isMean { v /= reducedCount }
                 if isL2 { v = v.squareRoot() }
+                if isLog { v = Glibc.log(v) + (mode == .exponentials ? shift[i] : 0) }
                 out.store(dst, i, v)
             }
         }

@@ -168,21 +168,15 @@ enum TensorOpKernels {
         let extent = data.shape[axis]
         let size = data.type.dtype.byteSize
         let blockBytes = inner * size
-        let indexIO = ElementIO.for(indices.type.dtype)
-        let indexPointer = try indices.raw()
+        // Indices are read exactly (int32 or int64): an index outside the axis is an error naming the node.
+        let reader = try IndexReader(indices, node: node)
         let indexCount = indices.count
         let src = try data.raw(), dst = try y.raw()
-        let name = node.name
         return ClosureKernel {
             var at = dst
             for o in 0..<outer {
                 for j in 0..<indexCount {
-                    var index = Int(indexIO.load(indexPointer, j))
-                    if index < 0 { index += extent }
-                    guard index >= 0 && index < extent else {
-                        throw RuntimeError.invalidNode(
-                            node: name, detail: "index \(index) is out of range for axis of size \(extent)")
-                    }
+                    let index = try reader.load(j, extent: extent)
                     at.copyMemory(from: src + (o * extent + index) * blockBytes, byteCount: blockBytes)
                     at += blockBytes
                 }

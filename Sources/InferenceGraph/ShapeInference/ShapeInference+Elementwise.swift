@@ -7,7 +7,7 @@ extension ShapeInference {
             "Relu", "Sigmoid", "Identity", "Sqrt", "Reciprocal", "Exp", "Log", "Neg", "Abs", "Erf", "LeakyRelu", "Elu",
             "HardSigmoid", "Tanh", "Gelu", "Floor", "Ceil", "Not", "HardSwish", "Clip", "Softmax", "LogSoftmax",
             "Softplus", "Softsign", "Sign", "Round", "Sin", "Cos", "Selu", "Celu", "ThresholdedRelu", "Mish",
-            "BitShift", "Swish",
+            "Swish", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
         ] {
             table[key(domain: "", opType: op)] = sameAsInput
         }

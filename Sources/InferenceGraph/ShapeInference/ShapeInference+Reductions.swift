@@ -28,7 +28,11 @@ extension ShapeInference {
             }
             return [TensorType(dtype: x.dtype, shape: Shape(dims))]
         }
-        for op in ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"] {
+        for op in [
+            "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare",
+            "ReduceL1",
+            "ReduceLogSum", "ReduceLogSumExp",
+        ] {
             table[key(domain: "", opType: op)] = reduce
         }
 

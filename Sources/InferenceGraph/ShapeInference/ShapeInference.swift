@@ -60,6 +60,7 @@ public enum ShapeInference {
         ShapeInference.registerTensorOps(into: &table)
         ShapeInference.registerNeuralNetwork(into: &table)
         ShapeInference.registerReductions(into: &table)
+        ShapeInference.registerIndexing(into: &table)
         return table
     }()
 
@@ -80,7 +81,7 @@ public enum ShapeInference {
         "Range": [0, 1, 2], "Resize": [1, 2, 3], "Split": [1], "Squeeze": [1], "Unsqueeze": [1], "ReduceSum": [1],
         "ReduceMean": [1], "ReduceMax": [1], "ReduceMin": [1], "ReduceProd": [1], "ReduceL2": [1], "Upsample": [1],
         "ReduceSumSquare": [1], "ReduceL1": [1], "ReduceLogSum": [1], "ReduceLogSumExp": [1],
-        "TopK": [1], "OneHot": [1],
+        "TopK": [1], "OneHot": [1], "CumSum": [1], "CumProd": [1],
     ]
 
     /// Runtime inputs of a graph whose values reach a shape-like input slot (through any chain of nodes

@@ -1,0 +1,146 @@
+import CPUBackend
+import Foundation
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import Testing
+
+/// The indexing operators (GatherElements, GatherND, ScatterElements, ScatterND, Gather, Trilu, OneHot, TopK,
+/// CumSum, Einsum): hand-computed cases beside the ONNX node tests, and indices out of range, which must be
+/// errors naming the node, never reads or writes outside a tensor.
+struct IndexingTests {
+    /// Runs one node whose inputs are float32 data and int64 indices (and float32 updates) on the CPU.
+    static func run(
+        _ node: Node, data: (Shape, [Float]), indices: (Shape, [Int64]), updates: (Shape, [Float])? = nil,
+        opset: Int = 18
+    ) throws -> [Float] {
+        var inputs = [
+            ValueInfo(name: "data", dtype: .float32, dimensions: data.0.dimensions.map { .fixed($0) }),
+            ValueInfo(name: "indices", dtype: .int64, dimensions: indices.0.dimensions.map { .fixed($0) }),
+        ]
+        var feeds = [
+            NamedTensor(name: "data", tensor: try Tensor(shape: data.0, scalars: data.1)),
+            NamedTensor(name: "indices", tensor: try Tensor(shape: indices.0, scalars: indices.1)),
+        ]
+        if let updates {
+            inputs.append(
+                ValueInfo(name: "updates", dtype: .float32, dimensions: updates.0.dimensions.map { .fixed($0) }))
+            feeds.append(NamedTensor(name: "updates", tensor: try Tensor(shape: updates.0, scalars: updates.1)))
+        }
+        let graph = Graph(
+            name: "indexing", inputs: inputs, outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [node], initializers: [:], opsetImports: ["": opset])
+        let session = try Session(graph: graph, backend: CPUBackend())
+        return try #require(session.run(feeds).outputs.first).tensor.scalars(as: Float.self)
+    }
+
+    static func node(_ op: String, _ inputs: [String], _ attributes: [String: AttributeValue] = [:]) -> Node {
+        Node(name: "the_\(op)", opType: op, inputs: inputs, outputs: ["y"], attributes: attributes)
+    }
+
+    @Test func gatherElementsAndScatterElementsByHand() throws {
+        let data: (Shape, [Float]) = (Shape([2, 3]), [1, 2, 3, 4, 5, 6])
+        // torch.gather(data, 1, [[2, 0], [1, -1]]) with a negative index counting from the end.
+        #expect(
+            try Self.run(
+                Self.node("GatherElements", ["data", "indices"], ["axis": .int(1)]), data: data,
+                indices: (Shape([2, 2]), [2, 0, 1, -1])) == [3, 1, 5, 6])
+        #expect(
+            try Self.run(
+                Self.node(
+                    "ScatterElements", ["data", "indices", "updates"], ["axis": .int(1), "reduction": .string("add")]),
+                data: data, indices: (Shape([2, 2]), [0, 0, 2, 1]), updates: (Shape([2, 2]), [10, 20, 30, 40]))
+                == [31, 2, 3, 4, 45, 36])
+    }
+
+    @Test func gatherNDAndScatterNDByHand() throws {
+        let data: (Shape, [Float]) = (Shape([2, 2, 2]), [0, 1, 2, 3, 4, 5, 6, 7])
+        #expect(
+            try Self.run(
+                Self.node("GatherND", ["data", "indices"]), data: data, indices: (Shape([2, 2]), [1, 0, 0, 1]))
+                == [4, 5, 2, 3])
+        // batch_dims 1: one index per batch entry.
+        #expect(
+            try Self.run(
+                Self.node("GatherND", ["data", "indices"], ["batch_dims": .int(1)]), data: data,
+                indices: (Shape([2, 1]), [1, 0])) == [2, 3, 4, 5])
+        #expect(
+            try Self.run(
+                Self.node("ScatterND", ["data", "indices", "updates"]), data: data, indices: (Shape([1, 2]), [1, 1]),
+                updates: (Shape([1, 2]), [-1, -2])) == [0, 1, 2, 3, 4, 5, -1, -2])
+    }
+
+    /// Every index far outside the tensor (including the int64 extremes, whose conversion through a
+    /// floating-point path would trap) is refused by name, and a scatter leaves no partial output behind.
+    @Test(arguments: [Int64(2), 3, -3, 1 << 40, .max, .min])
+    func indicesOutOfRangeAreErrorsNamingTheNode(_ bad: Int64) throws {
+        let data: (Shape, [Float]) = (Shape([2, 2]), [1, 2, 3, 4])
+        let cases: [(Node, (Shape, [Int64]), (Shape, [Float])?)] = [
+            (Self.node("Gather", ["data", "indices"]), (Shape([1]), [bad]), nil),
+            (Self.node("GatherElements", ["data", "indices"]), (Shape([1, 2]), [0, bad]), nil),
+            (Self.node("GatherND", ["data", "indices"]), (Shape([1, 2]), [0, bad]), nil),
+            (
+                Self.node("ScatterElements", ["data", "indices", "updates"]), (Shape([1, 2]), [bad, 0]),
+                (Shape([1, 2]), [9, 9])
+            ),
+            (
+                Self.node("ScatterND", ["data", "indices", "updates"]), (Shape([1, 1]), [bad]),
+                (Shape([1, 2]), [9, 9])
+            ),
+        ]
+        for (node, indices, updates) in cases {
+            #expect {
+                _ = try Self.run(node, data: data, indices: indices, updates: updates)
+            } throws: { error in
+                guard case RuntimeError.invalidNode(let name, let detail) = error else { return false }
+                return name.contains(node.name) && detail.contains("out of range")
+            }
+        }
+    }
+
+    @Test func triluOneHotTopKCumSumAndEinsumByHand() throws {
+        func run(_ node: Node, _ x: (Shape, [Float]), constants: [String: Tensor] = [:], outputs: Int = 1) throws
+            -> [Tensor]
+        {
+            let graph = Graph(
+                name: "t",
+                inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: x.0.dimensions.map { .fixed($0) })],
+                outputs: node.outputs.map { ValueInfo(name: $0, dtype: .float32, dimensions: nil) }, nodes: [node],
+                initializers: constants, opsetImports: ["": 18])
+            let session = try Session(graph: graph, backend: CPUBackend())
+            return try session.run([NamedTensor(name: "x", tensor: try Tensor(shape: x.0, scalars: x.1))]).outputs.map(
+                \.tensor)
+        }
+        let matrix: (Shape, [Float]) = (Shape([3, 3]), [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        let lower = try run(
+            Node(name: "tril", opType: "Trilu", inputs: ["x", "k"], outputs: ["y"], attributes: ["upper": .int(0)]),
+            matrix, constants: ["k": try Tensor(shape: [], scalars: [Int64(-1)])])
+        #expect(try lower[0].scalars(as: Float.self) == [0, 0, 0, 4, 0, 0, 7, 8, 0])
+        // k far outside the matrix keeps everything (upper with k = int64.min) without overflow.
+        let all = try run(
+            Node(name: "triu", opType: "Trilu", inputs: ["x", "k"], outputs: ["y"]), matrix,
+            constants: ["k": try Tensor(shape: [], scalars: [Int64.min])])
+        #expect(try all[0].scalars(as: Float.self) == matrix.1)
+        let top = try run(
+            Node(name: "top", opType: "TopK", inputs: ["x", "k"], outputs: ["v", "i"]),
+            (Shape([1, 5]), [3, 1, 3, 7, -2]), constants: ["k": try Tensor(shape: [1], scalars: [Int64(3)])])
+        #expect(try top[0].scalars(as: Float.self) == [7, 3, 3])
+        #expect(try top[1].scalars(as: Int64.self) == [3, 0, 2])
+        let sums = try run(
+            Node(
+                name: "cumsum", opType: "CumSum", inputs: ["x", "axis"], outputs: ["y"],
+                attributes: ["exclusive": .int(1), "reverse": .int(1)]),
+            (Shape([4]), [1, 2, 3, 4]), constants: ["axis": try Tensor(shape: [], scalars: [Int64(0)])])
+        #expect(try sums[0].scalars(as: Float.self) == [9, 7, 4, 0])
+        let trace = try run(
+            Node(
+                name: "trace", opType: "Einsum", inputs: ["x"], outputs: ["y"], attributes: ["equation": .string("ii")]),
+            matrix)
+        #expect(try trace[0].scalars(as: Float.self) == [15])
+        let transposedProduct = try run(
+            Node(
+                name: "gram", opType: "Einsum", inputs: ["x", "x"], outputs: ["y"],
+                attributes: ["equation": .string("ij,kj->ik")]), (Shape([2, 2]), [1, 2, 3, 4]))
+        #expect(try transposedProduct[0].scalars(as: Float.self) == [5, 11, 11, 25])
+    }
+}
