@@ -151,6 +151,9 @@ public enum CPUKernelTable {
             ["BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "BitShift"],
             [.int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64], ScanAndSelectKernels.makeBitwise)
         add(["Einsum"], allFloats, EinsumKernels.make)
+        // Transformer blocks.
+        add(["Attention"], allFloats, TransformerKernels.makeAttention)
+        add(["RotaryEmbedding"], allFloats, TransformerKernels.makeRotaryEmbedding)
         return KernelRegistry(table)
     }()
 }

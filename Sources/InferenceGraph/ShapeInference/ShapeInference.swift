@@ -61,6 +61,7 @@ public enum ShapeInference {
         ShapeInference.registerNeuralNetwork(into: &table)
         ShapeInference.registerReductions(into: &table)
         ShapeInference.registerIndexing(into: &table)
+        ShapeInference.registerTransformer(into: &table)
         return table
     }()
 

@@ -1,0 +1,248 @@
+import Glibc
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// Attention (opset 23/24) and RotaryEmbedding (opset 23) on any float type, computed in double precision:
+/// one query row at a time, scores over the past and new keys, the mask, causal and padding biases added, a
+/// softmax, and the weighted sum of the values. Grouped-query heads share key/value head h / (Hq / Hkv).
+enum TransformerKernels {
+    /// Where element [b, head, position, d] of a Q/K/V operand lives: packed ([B, S, H·D]) or not ([B, H, S, D]).
+    struct HeadLayout {
+        var heads: Int
+        var length: Int
+        var size: Int
+        var packed: Bool
+
+        @inline(__always) func offset(_ b: Int, _ h: Int, _ s: Int) -> Int {
+            packed ? ((b * length + s) * heads + h) * size : ((b * heads + h) * length + s) * size
+        }
+    }
+
+    /// Key or value element d of position j for batch b and key/value head h: the past positions, then the new.
+    struct PastAndNew {
+        let io: ElementIO
+        let past: UnsafeRawPointer?
+        let pastLayout: HeadLayout
+        let new: UnsafeRawPointer
+        let newLayout: HeadLayout
+
+        @inline(__always) func load(_ b: Int, _ h: Int, _ j: Int, _ d: Int) -> Double {
+            if let past, j < pastLayout.length { return io.load(past, pastLayout.offset(b, h, j) + d) }
+            return io.load(new, newLayout.offset(b, h, j - pastLayout.length) + d)
+        }
+    }
+
+    static func makeAttention(_ node: BoundNode) throws -> any Kernel {
+        let q = try node.input(0), k = try node.input(1), v = try node.input(2)
+        let mask = node.optionalInput(3), pastKey = node.optionalInput(4), pastValue = node.optionalInput(5)
+        let nonpad = node.optionalInput(6)
+        let qHeads = try node.attributes.int("q_num_heads", default: 0)
+        let kvHeads = try node.attributes.int("kv_num_heads", default: 0)
+        let g: AttentionGeometry
+        do {
+            g = try AttentionGeometry.resolve(
+                query: q.shape.dimensions, key: k.shape.dimensions, value: v.shape.dimensions,
+                pastKey: pastKey?.shape.dimensions, pastValue: pastValue?.shape.dimensions,
+                queryHeads: qHeads == 0 ? nil : qHeads, keyValueHeads: kvHeads == 0 ? nil : kvHeads)
+        } catch {
+            throw node.fail(error.text)
+        }
+        let scaleAttribute = try node.attributes.float("scale", default: 0)
+        let scale = scaleAttribute != 0 ? Double(scaleAttribute) : 1 / Double(g.headSize).squareRoot()
+        let softcap = Double(try node.attributes.float("softcap", default: 0))
+        let causal = try node.attributes.int("is_causal", default: 0) != 0
+        let mode = try node.attributes.int("qk_matmul_output_mode", default: 0)
+        guard (0...3).contains(mode) else { throw node.fail("qk_matmul_output_mode \(mode) is not 0 to 3") }
+
+        let qLayout = HeadLayout(heads: g.queryHeads, length: g.queryLength, size: g.headSize, packed: g.packedHeads)
+        let kLayout = HeadLayout(heads: g.keyValueHeads, length: g.newLength, size: g.headSize, packed: g.packedHeads)
+        let vLayout = HeadLayout(
+            heads: g.keyValueHeads, length: g.newLength, size: g.valueHeadSize, packed: g.packedHeads)
+        let yLayout = HeadLayout(
+            heads: g.queryHeads, length: g.queryLength, size: g.valueHeadSize, packed: g.packedHeads)
+        let pastK = HeadLayout(heads: g.keyValueHeads, length: g.pastLength, size: g.headSize, packed: false)
+        let pastV = HeadLayout(heads: g.keyValueHeads, length: g.pastLength, size: g.valueHeadSize, packed: false)
+        let presentK = HeadLayout(heads: g.keyValueHeads, length: g.totalLength, size: g.headSize, packed: false)
+        let presentV = HeadLayout(heads: g.keyValueHeads, length: g.totalLength, size: g.valueHeadSize, packed: false)
+
+        // The mask broadcasts to [B, Hq, Sq, maskLength]; positions past maskLength are masked out.
+        var maskStrides = [0, 0, 0, 0]
+        var maskLength = 0
+        let maskIO = mask.map { ElementIO.forIndexing($0.type.dtype) }
+        if let mask {
+            let dims = mask.shape.dimensions
+            guard (2...4).contains(dims.count) else {
+                throw node.fail("attn_mask must have rank 2 to 4, got \(mask.shape)")
+            }
+            let padded = [Int](repeating: 1, count: 4 - dims.count) + dims
+            let wanted = [g.batch, g.queryHeads, g.queryLength]
+            for axis in 0..<3 where padded[axis] != 1 && padded[axis] != wanted[axis] {
+                throw node.fail("attn_mask \(mask.shape) does not broadcast to \(g.scoresShape)")
+            }
+            guard padded[3] <= g.totalLength else {
+                throw node.fail("attn_mask covers \(padded[3]) keys, more than the \(g.totalLength) there are")
+            }
+            maskLength = padded[3]
+            let strides = rowMajorStrides(padded)
+            maskStrides = (0..<4).map { padded[$0] == 1 ? 0 : strides[$0] }
+        }
+        let boolMask = mask?.type.dtype == .bool
+        let nonpadReader = try nonpad.map { try IndexReader($0, node: node) }
+        if let nonpad, nonpad.count != g.batch { throw node.fail("nonpad_kv_seqlen must hold one length per batch") }
+
+        let io = ElementIO.for(q.type.dtype)
+        let qs = UnsafeRawPointer(try q.raw()), ks = UnsafeRawPointer(try k.raw())
+        let vs = UnsafeRawPointer(try v.raw())
+        let ms = try mask.map { UnsafeRawPointer(try $0.raw()) }
+        let pks = try pastKey.map { UnsafeRawPointer(try $0.raw()) }
+        let pvs = try pastValue.map { UnsafeRawPointer(try $0.raw()) }
+        let y = try node.output(0).raw()
+        let outputNames = node.step.node.outputs
+        let optionalOutputs = try (1...3).map { index -> UnsafeMutableRawPointer? in
+            guard index < node.outputs.count, !outputNames[index].isEmpty else { return nil }
+            return try node.output(index).raw()
+        }
+        let presentKeys = optionalOutputs[0], presentValues = optionalOutputs[1], scoresOut = optionalOutputs[2]
+        let keys = PastAndNew(io: io, past: pks, pastLayout: pastK, new: ks, newLayout: kLayout)
+        let values = PastAndNew(io: io, past: pvs, pastLayout: pastV, new: vs, newLayout: vLayout)
+        let group = g.queryHeads / g.keyValueHeads
+        var scores = [Double](repeating: 0, count: g.totalLength)
+        var raw = [Double](repeating: 0, count: g.totalLength)
+        var accumulator = [Double](repeating: 0, count: g.valueHeadSize)
+
+        return ClosureKernel {
+            for b in 0..<g.batch {
+                let valid = nonpadReader.map { Swift.min(Swift.max($0.raw(b), 0), g.totalLength) } ?? g.totalLength
+                for h in 0..<g.queryHeads {
+                    let kvh = h / group
+                    for i in 0..<g.queryLength {
+                        let qBase = qLayout.offset(b, h, i)
+                        for j in 0..<g.totalLength {
+                            var s = 0.0
+                            for d in 0..<g.headSize { s += io.load(qs, qBase + d) * keys.load(b, kvh, j, d) }
+                            s *= scale
+                            if softcap > 0 { s = softcap * Glibc.tanh(s / softcap) }
+                            raw[j] = s
+                            var bias = 0.0
+                            if let ms, let maskIO {
+                                if j < maskLength {
+                                    let m = maskIO.load(
+                                        ms,
+                                        b * maskStrides[0] + h * maskStrides[1] + i * maskStrides[2] + j
+                                            * maskStrides[3])
+                                    bias = boolMask ? (m != 0 ? 0 : -.infinity) : m
+                                } else {
+                                    bias = -.infinity
+                                }
+                            }
+                            if causal && j - g.pastLength > i { bias = -.infinity }
+                            if j >= valid { bias = -.infinity }
+                            scores[j] = s + bias
+                        }
+                        let scoreRow = ((b * g.queryHeads + h) * g.queryLength + i) * g.totalLength
+                        if let scoresOut, mode <= 2 {
+                            for j in 0..<g.totalLength {
+                                io.store(scoresOut, scoreRow + j, mode == 2 ? scores[j] : raw[j])
+                            }
+                        }
+                        var largest = -Double.infinity
+                        for j in 0..<g.totalLength { largest = Swift.max(largest, scores[j]) }
+                        var total = 0.0
+                        for j in 0..<g.totalLength {
+                            scores[j] = Glibc.exp(scores[j] - largest)
+                            total += scores[j]
+                        }
+                        for d in 0..<g.valueHeadSize { accumulator[d] = 0 }
+                        for j in 0..<g.totalLength {
+                            let p = scores[j] / total
+                            if let scoresOut, mode == 3 { io.store(scoresOut, scoreRow + j, p) }
+                            for d in 0..<g.valueHeadSize { accumulator[d] += p * values.load(b, kvh, j, d) }
+                        }
+                        let yBase = yLayout.offset(b, h, i)
+                        for d in 0..<g.valueHeadSize { io.store(y, yBase + d, accumulator[d]) }
+                    }
+                }
+                for h in 0..<g.keyValueHeads {
+                    for j in 0..<g.totalLength {
+                        if let presentKeys {
+                            let base = presentK.offset(b, h, j)
+                            for d in 0..<g.headSize { io.store(presentKeys, base + d, keys.load(b, h, j, d)) }
+                        }
+                        if let presentValues {
+                            let base = presentV.offset(b, h, j)
+                            for d in 0..<g.valueHeadSize { io.store(presentValues, base + d, values.load(b, h, j, d)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static func makeRotaryEmbedding(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), cosCache = try node.input(1), sinCache = try node.input(2)
+        let positions = node.optionalInput(3)
+        let dims = x.shape.dimensions
+        let layout: HeadLayout
+        let batch: Int
+        if dims.count == 4 {
+            batch = dims[0]
+            layout = HeadLayout(heads: dims[1], length: dims[2], size: dims[3], packed: false)
+        } else if dims.count == 3 {
+            let heads = try node.attributes.int("num_heads", default: 0)
+            guard heads > 0, dims[2] % heads == 0 else {
+                throw node.fail("a rank-3 input needs num_heads dividing its hidden size \(dims[2])")
+            }
+            batch = dims[0]
+            layout = HeadLayout(heads: heads, length: dims[1], size: dims[2] / heads, packed: true)
+        } else {
+            throw node.fail("input must have rank 3 or 4, got \(x.shape)")
+        }
+        let requested = try node.attributes.int("rotary_embedding_dim", default: 0)
+        let rotary = requested == 0 ? layout.size : requested
+        guard rotary > 0, rotary <= layout.size, rotary % 2 == 0 else {
+            throw node.fail("rotary_embedding_dim \(rotary) must be even and at most the head size \(layout.size)")
+        }
+        let half = rotary / 2
+        let interleaved = try node.attributes.int("interleaved", default: 0) != 0
+        let cacheRows: Int
+        if let positions {
+            guard positions.shape.dimensions == [batch, layout.length], cosCache.shape.rank == 2 else {
+                throw node.fail("position_ids must be [batch, sequence] and the caches [positions, rotary/2]")
+            }
+            cacheRows = cosCache.shape[0]
+        } else {
+            guard cosCache.shape.dimensions.prefix(2) == [batch, layout.length], cosCache.shape.rank == 3 else {
+                throw node.fail("without position_ids the caches must be [batch, sequence, rotary/2]")
+            }
+            cacheRows = batch * layout.length
+        }
+        guard cosCache.shape == sinCache.shape, cosCache.shape.dimensions.last == half else {
+            throw node.fail("cos and sin caches \(cosCache.shape), \(sinCache.shape) must end in rotary/2 = \(half)")
+        }
+        let reader = try positions.map { try IndexReader($0, node: node) }
+        let io = ElementIO.for(x.type.dtype), cacheIO = ElementIO.for(cosCache.type.dtype)
+        let src = UnsafeRawPointer(try x.raw()), dst = try node.output(0).raw()
+        let cosines = UnsafeRawPointer(try cosCache.raw()), sines = UnsafeRawPointer(try sinCache.raw())
+        return ClosureKernel {
+            for b in 0..<batch {
+                for s in 0..<layout.length {
+                    let row =
+                        try reader.map { try $0.load(b * layout.length + s, extent: cacheRows) } ?? b * layout.length
+                        + s
+                    for h in 0..<layout.heads {
+                        let base = layout.offset(b, h, s)
+                        for d in rotary..<layout.size { io.store(dst, base + d, io.load(src, base + d)) }
+                        for d in 0..<half {
+                            let c = cacheIO.load(cosines, row * half + d), sn = cacheIO.load(sines, row * half + d)
+                            let first = interleaved ? 2 * d : d, second = interleaved ? 2 * d + 1 : d + half
+                            let x1 = io.load(src, base + first), x2 = io.load(src, base + second)
+                            io.store(dst, base + first, c * x1 - sn * x2)
+                            io.store(dst, base + second, sn * x1 + c * x2)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
