@@ -151,6 +151,14 @@ public enum CPUKernelTable {
             ["BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "BitShift"],
             [.int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64], ScanAndSelectKernels.makeBitwise)
         add(["Einsum"], allFloats, EinsumKernels.make)
+        // Normalization, pooling and sequence operators of style-transfer, diffusion and older CNN models.
+        add(["InstanceNormalization", "GroupNormalization"], allFloats, NeuralNetworkExtras.makeGroupedNormalization)
+        add(["LRN"], allFloats, NeuralNetworkExtras.makeLRN)
+        add(["MeanVarianceNormalization"], allFloats, NeuralNetworkExtras.makeMeanVarianceNormalization)
+        add(["LpPool"], allFloats, NeuralNetworkExtras.makeLpPool)
+        add(["Shrink"], numericTypes, NeuralNetworkExtras.makeShrink)
+        add(["EyeLike"], allTypes, NeuralNetworkExtras.makeEyeLike)
+        add(["ReverseSequence"], allTypes, NeuralNetworkExtras.makeReverseSequence)
         // Transformer blocks.
         add(["Attention"], allFloats, TransformerKernels.makeAttention)
         add(["RotaryEmbedding"], allFloats, TransformerKernels.makeRotaryEmbedding)

@@ -271,7 +271,11 @@ extension ShapeInference {
         }
 
         let sameAsInput: ShapeFunction = { context in [try context.input(0)] }
-        for op in ["Trilu", "CumSum", "CumProd", "Hardmax", "LpNormalization", "RMSNormalization", "RotaryEmbedding"] {
+        for op in [
+            "Trilu", "CumSum", "CumProd", "Hardmax", "LpNormalization", "RMSNormalization", "RotaryEmbedding",
+            "InstanceNormalization", "GroupNormalization", "LRN", "MeanVarianceNormalization", "Shrink",
+            "ReverseSequence",
+        ] {
             table[key(domain: "", opType: op)] = sameAsInput
         }
 
@@ -329,6 +333,18 @@ extension ShapeInference {
                     try context.node.string("equation", default: ""), shapes: types.map(\.shape.dimensions))
             }
             return [TensorType(dtype: first.dtype, shape: Shape(equation.outputShape))]
+        }
+
+        table[key(domain: "", opType: "EyeLike")] = { context in
+            let x = try context.input(0)
+            guard x.shape.rank == 2 else { throw context.mismatch("expects a rank-2 input, got \(x.shape)") }
+            var dtype = x.dtype
+            if context.node.attributes["dtype"] != nil {
+                let code = try context.node.int("dtype", default: 1)
+                guard let chosen = onnxDType(code) else { throw context.mismatch("dtype \(code) is not supported") }
+                dtype = chosen
+            }
+            return [TensorType(dtype: dtype, shape: x.shape)]
         }
 
         let predicate: ShapeFunction = { context in [TensorType(dtype: .bool, shape: try context.input(0).shape)] }

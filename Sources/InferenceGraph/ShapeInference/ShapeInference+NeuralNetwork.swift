@@ -62,6 +62,7 @@ extension ShapeInference {
         }
         table[key(domain: "", opType: "MaxPool")] = pool
         table[key(domain: "", opType: "AveragePool")] = pool
+        table[key(domain: "", opType: "LpPool")] = pool
 
         let global: ShapeFunction = { context in
             let x = try context.input(0)

@@ -1,0 +1,217 @@
+import Glibc
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// InstanceNormalization, GroupNormalization, LRN, MeanVarianceNormalization, LpPool, Shrink, EyeLike and
+/// ReverseSequence: float kernels computed in double precision (style-transfer, diffusion and older CNN models).
+enum NeuralNetworkExtras {
+    /// Instance and group normalization: per (n, group) mean and variance over the group's channels and all
+    /// spatial positions, then a per-channel (or, before opset 21, per-group) scale and bias.
+    static func makeGroupedNormalization(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), scale = try node.input(1), bias = try node.input(2), y = try node.output(0)
+        guard x.shape.rank >= 2 else { throw node.fail("expects (N, C, ...) input, got \(x.shape)") }
+        let n = x.shape[0], channels = x.shape[1]
+        let spatial = x.shape.dimensions.dropFirst(2).reduce(1, *)
+        let instance = node.attributes.opType == "InstanceNormalization"
+        let groups = instance ? channels : try node.attributes.int("num_groups", default: 0)
+        guard groups > 0, channels % groups == 0 else {
+            throw node.fail("num_groups \(groups) must divide the \(channels) channels")
+        }
+        let perChannel = scale.count == channels
+        guard perChannel || scale.count == groups, bias.count == scale.count else {
+            throw node.fail("scale and bias must hold one value per channel (\(channels)) or per group (\(groups))")
+        }
+        let epsilon = Double(try node.attributes.float("epsilon", default: 1e-5))
+        let io = ElementIO.for(x.type.dtype), paramIO = ElementIO.for(scale.type.dtype)
+        let src = UnsafeRawPointer(try x.raw()), dst = try y.raw()
+        let gammas = UnsafeRawPointer(try scale.raw()), betas = UnsafeRawPointer(try bias.raw())
+        let channelsPerGroup = channels / groups, width = channelsPerGroup * spatial
+        return ClosureKernel {
+            for b in 0..<n {
+                for g in 0..<groups {
+                    let base = (b * channels + g * channelsPerGroup) * spatial
+                    var sum = 0.0
+                    for i in 0..<width { sum += io.load(src, base + i) }
+                    let mean = sum / Double(Swift.max(width, 1))
+                    var squares = 0.0
+                    for i in 0..<width {
+                        let d = io.load(src, base + i) - mean
+                        squares += d * d
+                    }
+                    let inverse = 1 / (squares / Double(Swift.max(width, 1)) + epsilon).squareRoot()
+                    for c in 0..<channelsPerGroup {
+                        let p = perChannel ? g * channelsPerGroup + c : g
+                        let gamma = paramIO.load(gammas, p), beta = paramIO.load(betas, p)
+                        for s in 0..<spatial {
+                            let at = base + c * spatial + s
+                            io.store(dst, at, (io.load(src, at) - mean) * inverse * gamma + beta)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static func makeLRN(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        guard x.shape.rank >= 2 else { throw node.fail("expects (N, C, ...) input, got \(x.shape)") }
+        let size = try node.attributes.int("size", default: 0)
+        guard size >= 1 else { throw node.fail("size must be at least 1, got \(size)") }
+        let alpha = Double(try node.attributes.float("alpha", default: 1e-4))
+        let beta = Double(try node.attributes.float("beta", default: 0.75))
+        let bias = Double(try node.attributes.float("bias", default: 1))
+        let n = x.shape[0], channels = x.shape[1], spatial = x.shape.dimensions.dropFirst(2).reduce(1, *)
+        let before = (size - 1) / 2, after = size - 1 - before
+        let io = ElementIO.for(x.type.dtype)
+        let src = UnsafeRawPointer(try x.raw()), dst = try y.raw()
+        return ClosureKernel {
+            for b in 0..<n {
+                for c in 0..<channels {
+                    let low = Swift.max(0, c - before), high = Swift.min(channels - 1, c + after)
+                    for s in 0..<spatial {
+                        var squares = 0.0
+                        if low <= high {
+                            for k in low...high {
+                                let v = io.load(src, (b * channels + k) * spatial + s)
+                                squares += v * v
+                            }
+                        }
+                        let at = (b * channels + c) * spatial + s
+                        io.store(dst, at, io.load(src, at) / Glibc.pow(bias + alpha / Double(size) * squares, beta))
+                    }
+                }
+            }
+        }
+    }
+
+    static func makeMeanVarianceNormalization(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        let rank = x.shape.rank
+        let axes = Set(
+            try (try node.attributes.ints("axes") ?? [0, 2, 3]).map { try node.shapeContext.axis($0, rank: rank) })
+        // For every element, the statistics slot it belongs to (the kept axes, row-major).
+        var keptStrides = [Int](repeating: 0, count: rank)
+        var slots = 1
+        for axis in stride(from: rank - 1, through: 0, by: -1) where !axes.contains(axis) {
+            keptStrides[axis] = slots
+            slots *= x.shape[axis]
+        }
+        var slot = [Int](repeating: 0, count: x.count)
+        forEachIndex(x.shape.dimensions) { index, flat in
+            var t = 0
+            for axis in 0..<rank { t += index[axis] * keptStrides[axis] }
+            slot[flat] = t
+        }
+        let perSlot = Double(slots > 0 ? x.count / slots : 1)
+        let io = ElementIO.for(x.type.dtype)
+        let src = UnsafeRawPointer(try x.raw()), dst = try y.raw()
+        var means = [Double](repeating: 0, count: slots), squares = [Double](repeating: 0, count: slots)
+        return ClosureKernel {
+            for i in 0..<slots {
+                means[i] = 0
+                squares[i] = 0
+            }
+            for i in 0..<slot.count {
+                let v = io.load(src, i)
+                means[slot[i]] += v
+                squares[slot[i]] += v * v
+            }
+            for i in 0..<slots {
+                means[i] /= perSlot
+                squares[i] = (squares[i] / perSlot - means[i] * means[i]).squareRoot()
+            }
+            for i in 0..<slot.count {
+                io.store(dst, i, (io.load(src, i) - means[slot[i]]) / (squares[slot[i]] + 1e-9))
+            }
+        }
+    }
+
+    static func makeLpPool(_ node: BoundNode) throws -> any Kernel {
+        let xv = try node.input(0), yv = try node.output(0)
+        guard let kernel = try node.attributes.ints("kernel_shape") else { throw node.fail("kernel_shape is required") }
+        let geometry = try ConvGeometry.forward(
+            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel,
+            ceilMode: try node.attributes.int("ceil_mode", default: 0) != 0)
+        let table = WindowTable(geometry)
+        let p = Double(try node.attributes.int("p", default: 2))
+        guard p >= 1 else { throw node.fail("p must be at least 1") }
+        let planes = xv.shape[0] * xv.shape[1]
+        let io = ElementIO.for(xv.type.dtype)
+        let src = UnsafeRawPointer(try xv.raw()), dst = try yv.raw()
+        let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
+        return ClosureKernel {
+            for plane in 0..<planes {
+                for o in 0..<outCount {
+                    var sum = 0.0
+                    for kp in 0..<k {
+                        let offset = table.offsets[kp * outCount + o]
+                        if offset >= 0 { sum += Glibc.pow(Swift.abs(io.load(src, plane * inCount + offset)), p) }
+                    }
+                    io.store(dst, plane * outCount + o, Glibc.pow(sum, 1 / p))
+                }
+            }
+        }
+    }
+
+    static func makeShrink(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        let lambda = Double(try node.attributes.float("lambd", default: 0.5))
+        let bias = Double(try node.attributes.float("bias", default: 0))
+        let io = ElementIO.for(x.type.dtype)
+        let src = UnsafeRawPointer(try x.raw()), dst = try y.raw()
+        let count = x.count
+        return ClosureKernel {
+            for i in 0..<count {
+                let v = io.load(src, i)
+                io.store(dst, i, v < -lambda ? v + bias : (v > lambda ? v - bias : 0))
+            }
+        }
+    }
+
+    static func makeEyeLike(_ node: BoundNode) throws -> any Kernel {
+        let y = try node.output(0)
+        guard y.shape.rank == 2 else { throw node.fail("expects a rank-2 input, got \(y.shape)") }
+        let k = try node.attributes.int("k", default: 0)
+        let rows = y.shape[0], columns = y.shape[1]
+        let io = ElementIO.forIndexing(y.type.dtype)
+        let dst = try y.raw()
+        return ClosureKernel {
+            for i in 0..<rows {
+                for j in 0..<columns { io.store(dst, i * columns + j, j - i == k ? 1 : 0) }
+            }
+        }
+    }
+
+    static func makeReverseSequence(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), lengths = try node.input(1), y = try node.output(0)
+        guard x.shape.rank >= 2 else { throw node.fail("expects rank 2 or more, got \(x.shape)") }
+        let timeAxis = try node.attributes.int("time_axis", default: 0)
+        let batchAxis = try node.attributes.int("batch_axis", default: 1)
+        guard (timeAxis == 0 && batchAxis == 1) || (timeAxis == 1 && batchAxis == 0) else {
+            throw node.fail("time_axis and batch_axis must be 0 and 1 in some order")
+        }
+        let steps = x.shape[timeAxis], batch = x.shape[batchAxis]
+        guard lengths.count == batch else { throw node.fail("sequence_lens must hold \(batch) lengths") }
+        let inner = x.shape.dimensions.dropFirst(2).reduce(1, *)
+        let reader = try IndexReader(lengths, node: node)
+        let size = x.type.dtype.byteSize
+        let src = UnsafeRawPointer(try x.raw()), dst = try y.raw()
+        let name = node.name
+        return ClosureKernel {
+            for b in 0..<batch {
+                let length = reader.raw(b)
+                guard length >= 0 && length <= steps else {
+                    throw RuntimeError.invalidNode(
+                        node: name, detail: "sequence length \(length) is outside [0, \(steps)]")
+                }
+                for t in 0..<steps {
+                    let from = t < length ? length - 1 - t : t
+                    let target = timeAxis == 0 ? (t * batch + b) * inner : (b * steps + t) * inner
+                    let source = timeAxis == 0 ? (from * batch + b) * inner : (b * steps + from) * inner
+                    for e in 0..<inner { copyElement(dst, target + e, src, source + e, size: size) }
+                }
+            }
+        }
+    }
+}
