@@ -111,6 +111,7 @@ public enum CPUKernelTable {
         // Recurrent layers.
         add(["LSTM"], floats, split: { try RecurrentKernels.make($0, cell: .lstm, parallel: $1) })
         add(["GRU"], floats, split: { try RecurrentKernels.make($0, cell: .gru, parallel: $1) })
+        add(["RNN"], floats, split: { try RecurrentKernels.make($0, cell: .rnn, parallel: $1) })
         // Reductions.
         add(
             [

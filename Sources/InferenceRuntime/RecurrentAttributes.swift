@@ -1,6 +1,6 @@
 import InferenceGraph
 
-/// The attributes of an ONNX LSTM or GRU node, resolved once for every backend: directions, clip, layout, and
+/// The attributes of an ONNX LSTM, GRU or RNN node, resolved once for every backend: directions, clip, layout, and
 /// each gate activation with its alpha and beta (defaults filled in the order ONNX consumes them).
 public struct RecurrentAttributes: Sendable {
     /// An activation function of a recurrent cell.
@@ -15,6 +15,8 @@ public struct RecurrentAttributes: Sendable {
     }
 
     public let isLSTM: Bool
+    /// A plain RNN cell: one gate, one activation per direction.
+    public let isRNN: Bool
     public let hidden: Int
     public let directions: Int
     public let reverseOnly: Bool
@@ -22,13 +24,14 @@ public struct RecurrentAttributes: Sendable {
     public let linearBeforeReset: Bool
     /// 0: [seq, batch, ...]; 1: [batch, seq, ...].
     public let layout: Int
-    /// Per direction f, g (and h for LSTM).
+    /// Per direction f, g (and h for LSTM); f alone for RNN.
     public let activations: [Activation]
 
     /// - Throws: `RuntimeError.unsupportedAttribute` for input_forget=1 or an unknown activation,
     ///   `RuntimeError.invalidNode` for a missing hidden_size or too few activations.
     public init(_ node: Node) throws {
         isLSTM = node.opType == "LSTM"
+        isRNN = node.opType == "RNN"
         hidden = try node.int("hidden_size", default: 0)
         guard hidden > 0 else {
             throw RuntimeError.invalidNode(node: node.displayName, detail: "hidden_size must be > 0")
@@ -45,12 +48,12 @@ public struct RecurrentAttributes: Sendable {
         if try node.int("input_forget", default: 0) != 0 {
             throw RuntimeError.unsupportedAttribute(node: node.displayName, detail: "input_forget=1")
         }
-        let perDirection = isLSTM ? 3 : 2
+        let perDirection = isLSTM ? 3 : (isRNN ? 1 : 2)
         let names: [String]
         if case .strings(let given)? = node.attributes["activations"] {
             names = given
         } else {
-            let one = isLSTM ? ["Sigmoid", "Tanh", "Tanh"] : ["Sigmoid", "Tanh"]
+            let one = isLSTM ? ["Sigmoid", "Tanh", "Tanh"] : (isRNN ? ["Tanh"] : ["Sigmoid", "Tanh"])
             names = Array([[String]](repeating: one, count: directions).joined())
         }
         guard names.count >= perDirection * directions else {

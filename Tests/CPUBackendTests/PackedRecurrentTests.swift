@@ -6,7 +6,7 @@ import InferenceTensor
 import InferenceTestSupport
 import Testing
 
-/// The packed LSTM/GRU kernel (constant weights: GEMMs plus vectorized gates) against the scalar reference kernel
+/// The packed LSTM/GRU/RNN kernel (constant weights: GEMMs plus vectorized gates) against the scalar reference kernel
 /// (the same node with its weights fed as inputs), over layouts, directions, both GRU forms, clip, peepholes,
 /// initial states and sequence lengths, on the ISA path this run uses.
 struct PackedRecurrentTests {
@@ -42,6 +42,10 @@ struct PackedRecurrentTests {
         Case(
             op: "GRU", direction: "bidirectional", layout: 1, seq: 5, batch: 2, input: 4, hidden: 65,
             linearBeforeReset: 1),
+        Case(op: "RNN", direction: "forward", layout: 0, seq: 9, batch: 3, input: 5, hidden: 20),
+        Case(
+            op: "RNN", direction: "bidirectional", layout: 1, seq: 6, batch: 2, input: 4, hidden: 33, clip: 0.9,
+            initialStates: true, lengths: [6, 2]),
     ]
 
     static func random(_ count: Int, scale: Float = 1) -> [Float] {
@@ -49,7 +53,7 @@ struct PackedRecurrentTests {
     }
 
     @Test(arguments: cases) func packedMatchesReference(_ c: Case) throws {
-        let gates = c.op == "LSTM" ? 4 : 3
+        let gates = c.op == "LSTM" ? 4 : (c.op == "RNN" ? 1 : 3)
         let directions = c.direction == "bidirectional" ? 2 : 1
         let scale = 1 / Float(c.hidden).squareRoot()
         var tensors: [String: Tensor] = [

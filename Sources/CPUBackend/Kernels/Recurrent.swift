@@ -2,10 +2,10 @@ import Glibc
 import InferenceRuntime
 import InferenceTensor
 
-/// LSTM and GRU (ONNX semantics: gate orders iofc and zrh, forward/reverse/bidirectional, sequence_lens,
+/// LSTM, GRU and RNN (ONNX semantics: gate orders iofc and zrh, forward/reverse/bidirectional, sequence_lens,
 /// initial states, peepholes, clip, custom activations, both layouts); float32.
 final class RecurrentKernel: Kernel {
-    enum Cell { case lstm, gru }
+    enum Cell { case lstm, gru, rnn }
 
     private let cell: Cell
     private let seq: Int, batch: Int, inputSize: Int, hidden: Int, directions: Int
@@ -64,7 +64,7 @@ final class RecurrentKernel: Kernel {
 
     func run() throws {
         _ = try sequences.check()
-        let gates = cell == .lstm ? 4 : 3
+        let gates = cell == .lstm ? 4 : (cell == .gru ? 3 : 1)
         let h = hidden
         var state = [Float](repeating: 0, count: batch * h)
         var cellState = [Float](repeating: 0, count: batch * h)
@@ -80,8 +80,9 @@ final class RecurrentKernel: Kernel {
             let wb = b.map { $0 + d * 2 * gates * h }
             let rb = wb.map { $0 + gates * h }
             let p = peepholes.map { $0 + d * 3 * h }
-            let f = activations[d * (cell == .lstm ? 3 : 2)]
-            let g = activations[d * (cell == .lstm ? 3 : 2) + 1]
+            let perDirection = cell == .lstm ? 3 : (cell == .gru ? 2 : 1)
+            let f = activations[d * perDirection]
+            let g = activations[d * perDirection + perDirection - 1 - (cell == .lstm ? 1 : 0)]
             let hAct = cell == .lstm ? activations[d * 3 + 2] : g
             state.withUnsafeMutableBufferPointer { s in
                 cellState.withUnsafeMutableBufferPointer { c in
@@ -138,6 +139,8 @@ final class RecurrentKernel: Kernel {
                             }
                             let hh = g(clipped(candidate))
                             next[j] = (1 - z) * hh + z * previous
+                        case .rnn:
+                            next[j] = f(clipped(pre[j] + recurrent[j]))
                         }
                     }
                     for j in 0..<h { state[n * h + j] = next[j] }

@@ -1,4 +1,5 @@
 import CKernels
+import Glibc
 import InferenceRuntime
 import InferenceTensor
 
@@ -42,7 +43,7 @@ final class PackedRecurrentKernel: Kernel {
             node.optionalInput(7).map({ $0.constant != nil }) ?? true
         else { return false }
         let defaults: [RecurrentAttributes.Function] =
-            attributes.isLSTM ? [.sigmoid, .tanh, .tanh] : [.sigmoid, .tanh]
+            attributes.isLSTM ? [.sigmoid, .tanh, .tanh] : (attributes.isRNN ? [.tanh] : [.sigmoid, .tanh])
         let functions = attributes.activations.map(\.function)
         return functions.count == defaults.count * attributes.directions
             && zip(functions, Array(repeating: defaults, count: attributes.directions).joined()).allSatisfy { $0 == $1 }
@@ -62,7 +63,7 @@ final class PackedRecurrentKernel: Kernel {
         reverseOnly = attributes.reverseOnly
         clip = attributes.clip ?? 0
         linearBeforeReset = attributes.linearBeforeReset
-        gates = cell == .lstm ? 4 : 3
+        gates = cell == .lstm ? 4 : (cell == .gru ? 3 : 1)
         x = UnsafePointer(try xv.pointer(Float.self))
         sequences = try RecurrentSequences(node: node, attributes: attributes)
         let outputs = node.outputs
@@ -107,7 +108,7 @@ final class PackedRecurrentKernel: Kernel {
             let rb =
                 b.map { Array($0[(d * 2 * g * h + g * h)..<((d + 1) * 2 * g * h)]) }
                 ?? [Float](repeating: 0, count: g * h)
-            if cell == .lstm {
+            if cell != .gru {
                 preBias.append(zip(wb, rb).map { $0 + $1 })
                 recBias.append(nil)
                 recHBias.append(nil)
@@ -206,6 +207,16 @@ final class PackedRecurrentKernel: Kernel {
                 ck_gru_cell(count, h, pre + preRow, preStride, rec, recColumns, recH, h, 0, clip, hs)
             } else {
                 ck_gru_cell(count, h, pre + preRow, preStride, rec, recColumns, rec + 2 * h, recColumns, 1, clip, hs)
+            }
+        case .rnn:
+            // h = tanh(W·x + R·h + biases), clipped before the activation when clip is set (0: none).
+            for n in 0..<count {
+                let p = pre + preRow + n * preStride, q = rec + n * recColumns
+                for j in 0..<h {
+                    var v = p[j] + q[j]
+                    if clip > 0 { v = Swift.min(Swift.max(v, -clip), clip) }
+                    hs[n * h + j] = Glibc.tanh(v)
+                }
             }
         }
         if let y {

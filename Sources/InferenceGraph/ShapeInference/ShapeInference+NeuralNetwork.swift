@@ -160,7 +160,7 @@ extension ShapeInference {
             guard hidden > 0 else { throw context.mismatch("hidden_size is required") }
             let (seq, batch) = layout == 0 ? (x.shape[0], x.shape[1]) : (x.shape[1], x.shape[0])
             // Every weight must have exactly the shape the equations index, or kernels would read past them.
-            let gates = context.node.opType == "LSTM" ? 4 : 3
+            let gates = context.node.opType == "LSTM" ? 4 : (context.node.opType == "RNN" ? 1 : 3)
             let direction = try context.node.string("direction", default: "forward")
             guard directions == (direction == "bidirectional" ? 2 : 1) else {
                 throw context.mismatch("W has \(directions) directions, direction is \(direction)")
@@ -187,5 +187,6 @@ extension ShapeInference {
         }
         table[key(domain: "", opType: "LSTM")] = recurrent
         table[key(domain: "", opType: "GRU")] = recurrent
+        table[key(domain: "", opType: "RNN")] = recurrent
     }
 }
