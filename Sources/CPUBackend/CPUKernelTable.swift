@@ -160,6 +160,7 @@ public enum CPUKernelTable {
         add(["Shrink"], numericTypes, NeuralNetworkExtras.makeShrink)
         add(["EyeLike"], allTypes, NeuralNetworkExtras.makeEyeLike)
         add(["ReverseSequence"], allTypes, NeuralNetworkExtras.makeReverseSequence)
+        add(["GridSample"], allFloats, GridSampleKernel.make)
         // Transformer blocks.
         add(["Attention"], allFloats, TransformerKernels.makeAttention)
         add(["RotaryEmbedding"], allFloats, TransformerKernels.makeRotaryEmbedding)

@@ -347,6 +347,15 @@ extension ShapeInference {
             return [TensorType(dtype: dtype, shape: x.shape)]
         }
 
+        table[key(domain: "", opType: "GridSample")] = { context in
+            let x = try context.input(0), grid = try context.input(1)
+            let rank = x.shape.rank - 2
+            guard rank >= 1, grid.shape.rank == rank + 2, grid.shape[0] == x.shape[0], grid.shape[rank + 1] == rank
+            else { throw context.mismatch("grid \(grid.shape) does not fit X \(x.shape)") }
+            let dims = [x.shape[0], x.shape[1]] + Array(grid.shape.dimensions.dropFirst().dropLast())
+            return [TensorType(dtype: x.dtype, shape: Shape(dims))]
+        }
+
         let predicate: ShapeFunction = { context in [TensorType(dtype: .bool, shape: try context.input(0).shape)] }
         table[key(domain: "", opType: "IsNaN")] = predicate
         table[key(domain: "", opType: "IsInf")] = predicate
