@@ -17,6 +17,13 @@ extension Kernel {
     public var replayable: Bool { true }
 }
 
+/// A kernel whose device work can find an error in user data (an index out of range) that it can only report once
+/// the device has finished: the session calls `checkAfterRun` after every run's synchronize.
+public protocol CheckedKernel: Kernel {
+    /// - Throws: `RuntimeError.invalidNode` naming the node when its last run met bad data.
+    func checkAfterRun() throws
+}
+
 /// Creates a kernel for a bound node. - Throws: `RuntimeError` when the node's attributes or types do
 /// not fit the kernel.
 public typealias KernelFactory = @Sendable (BoundNode, any Backend) throws -> any Kernel

@@ -221,6 +221,8 @@ final class BoundPlan {
     let plan: ExecutionPlan
     let backend: any Backend
     private let kernels: [any Kernel]
+    /// The kernels that report bad run-time data after the device finished (see `CheckedKernel`).
+    private let checkedKernels: [any CheckedKernel]
     /// Device timestamps between the phases, where the backend has them.
     private let timer: (any DeviceEventTimer)?
     /// Per runtime input: where it is copied, or nil when the plan took its value at plan time.
@@ -285,6 +287,7 @@ final class BoundPlan {
         self.plan = plan
         self.backend = backend
         self.kernels = kernels
+        self.checkedKernels = kernels.compactMap { $0 as? any CheckedKernel }
         self.timer = try backend.makeEventTimer()
         self.buffers = buffers
         self.inputSlices = plan.inputs.map { $0.map { bound[$0].slice } }
@@ -332,6 +335,7 @@ final class BoundPlan {
             let start = MonotonicClock.nanoseconds()
             try kernel.run()
             try backend.synchronize()
+            try (kernel as? any CheckedKernel)?.checkAfterRun()
             nodeNanoseconds[index] += Double(MonotonicClock.nanoseconds() - start)
         }
         let computed = MonotonicClock.nanoseconds()
@@ -364,6 +368,7 @@ final class BoundPlan {
         }
         try timer?.record(2)
         try backend.synchronize()
+        for kernel in checkedKernels { try kernel.checkAfterRun() }
         let computed = MonotonicClock.nanoseconds()
         for index in outputs.indices {
             let slice = outputSlices[index]

@@ -2473,74 +2473,86 @@ $L__BB4_15:
 	.param .u64 gather_axis_param_4,
 	.param .u32 gather_axis_param_5,
 	.param .u32 gather_axis_param_6,
-	.param .u64 gather_axis_param_7
+	.param .u64 gather_axis_param_7,
+	.param .u64 gather_axis_param_8
 )
 {
 	.reg .pred 	%p<6>;
 	.reg .f32 	%f<5>;
-	.reg .b32 	%r<25>;
-	.reg .b64 	%rd<20>;
+	.reg .b32 	%r<26>;
+	.reg .b64 	%rd<22>;
 
 
-	ld.param.u64 	%rd1, [gather_axis_param_0];
-	ld.param.u32 	%r3, [gather_axis_param_1];
-	ld.param.u64 	%rd2, [gather_axis_param_2];
-	ld.param.u32 	%r4, [gather_axis_param_3];
-	ld.param.u64 	%rd3, [gather_axis_param_4];
-	ld.param.u32 	%r5, [gather_axis_param_5];
-	ld.param.u32 	%r6, [gather_axis_param_6];
-	ld.param.u64 	%rd4, [gather_axis_param_7];
-	mov.u32 	%r7, %ntid.x;
-	mov.u32 	%r8, %ctaid.x;
-	mov.u32 	%r9, %tid.x;
-	mad.lo.s32 	%r1, %r8, %r7, %r9;
-	setp.ge.s32 	%p1, %r1, %r6;
-	@%p1 bra 	$L__BB5_4;
+	ld.param.u64 	%rd2, [gather_axis_param_0];
+	ld.param.u32 	%r8, [gather_axis_param_1];
+	ld.param.u64 	%rd3, [gather_axis_param_2];
+	ld.param.u32 	%r9, [gather_axis_param_3];
+	ld.param.u64 	%rd4, [gather_axis_param_4];
+	ld.param.u32 	%r10, [gather_axis_param_5];
+	ld.param.u32 	%r11, [gather_axis_param_6];
+	ld.param.u64 	%rd5, [gather_axis_param_7];
+	ld.param.u64 	%rd6, [gather_axis_param_8];
+	mov.u32 	%r12, %ntid.x;
+	mov.u32 	%r13, %ctaid.x;
+	mov.u32 	%r14, %tid.x;
+	mad.lo.s32 	%r1, %r13, %r12, %r14;
+	setp.ge.s32 	%p1, %r1, %r11;
+	@%p1 bra 	$L__BB5_7;
 
-	cvta.to.global.u64 	%rd5, %rd4;
-	cvta.to.global.u64 	%rd6, %rd2;
-	ld.global.u32 	%r10, [%rd5+4];
-	div.s32 	%r11, %r1, %r10;
-	mul.lo.s32 	%r12, %r11, %r10;
-	sub.s32 	%r13, %r1, %r12;
-	ld.global.u32 	%r14, [%rd5+8];
-	div.s32 	%r15, %r11, %r14;
-	mul.lo.s32 	%r16, %r15, %r14;
-	sub.s32 	%r17, %r11, %r16;
-	add.s32 	%r18, %r17, %r4;
-	mul.wide.s32 	%rd7, %r18, 8;
-	add.s64 	%rd8, %rd6, %rd7;
-	ld.global.u64 	%rd9, [%rd8];
-	ld.global.u32 	%r19, [%rd5];
-	cvt.s64.s32 	%rd10, %r19;
-	shr.s64 	%rd11, %rd9, 63;
-	and.b64  	%rd12, %rd11, %rd10;
-	add.s64 	%rd13, %rd12, %rd9;
-	setp.lt.s64 	%p2, %rd13, 0;
-	setp.ge.s64 	%p3, %rd13, %rd10;
+	cvta.to.global.u64 	%rd7, %rd5;
+	cvta.to.global.u64 	%rd8, %rd3;
+	ld.global.u32 	%r2, [%rd7+4];
+	div.s32 	%r3, %r1, %r2;
+	ld.global.u32 	%r4, [%rd7+8];
+	rem.s32 	%r15, %r3, %r4;
+	add.s32 	%r16, %r15, %r9;
+	mul.wide.s32 	%rd9, %r16, 8;
+	add.s64 	%rd10, %rd8, %rd9;
+	ld.global.u64 	%rd11, [%rd10];
+	ld.global.u32 	%r5, [%rd7];
+	cvt.s64.s32 	%rd12, %r5;
+	shr.s64 	%rd13, %rd11, 63;
+	and.b64  	%rd14, %rd13, %rd12;
+	add.s64 	%rd1, %rd14, %rd11;
+	setp.lt.s64 	%p2, %rd1, 0;
+	setp.ge.s64 	%p3, %rd1, %rd12;
 	or.pred  	%p4, %p2, %p3;
-	cvt.u32.u64 	%r20, %rd13;
-	mad.lo.s32 	%r21, %r15, %r19, %r20;
-	mad.lo.s32 	%r22, %r21, %r10, %r13;
-	selp.b32 	%r2, -1, %r22, %p4;
-	setp.lt.s32 	%p5, %r2, 0;
-	mov.f32 	%f4, 0f00000000;
-	@%p5 bra 	$L__BB5_3;
-
-	add.s32 	%r23, %r2, %r3;
-	cvta.to.global.u64 	%rd14, %rd1;
-	mul.wide.s32 	%rd15, %r23, 4;
-	add.s64 	%rd16, %rd14, %rd15;
-	ld.global.f32 	%f4, [%rd16];
+	@%p4 bra 	$L__BB5_3;
+	bra.uni 	$L__BB5_2;
 
 $L__BB5_3:
-	add.s32 	%r24, %r1, %r5;
-	cvta.to.global.u64 	%rd17, %rd3;
-	mul.wide.s32 	%rd18, %r24, 4;
-	add.s64 	%rd19, %rd17, %rd18;
-	st.global.f32 	[%rd19], %f4;
+	cvta.to.global.u64 	%rd15, %rd6;
+	mov.u32 	%r22, 1;
+	st.global.u32 	[%rd15], %r22;
+	mov.u32 	%r25, -1;
+	bra.uni 	$L__BB5_4;
+
+$L__BB5_2:
+	div.s32 	%r17, %r3, %r4;
+	cvt.u32.u64 	%r18, %rd1;
+	mad.lo.s32 	%r19, %r17, %r5, %r18;
+	rem.s32 	%r20, %r1, %r2;
+	mad.lo.s32 	%r25, %r19, %r2, %r20;
 
 $L__BB5_4:
+	setp.lt.s32 	%p5, %r25, 0;
+	mov.f32 	%f4, 0f00000000;
+	@%p5 bra 	$L__BB5_6;
+
+	add.s32 	%r23, %r25, %r8;
+	cvta.to.global.u64 	%rd16, %rd2;
+	mul.wide.s32 	%rd17, %r23, 4;
+	add.s64 	%rd18, %rd16, %rd17;
+	ld.global.f32 	%f4, [%rd18];
+
+$L__BB5_6:
+	add.s32 	%r24, %r1, %r10;
+	cvta.to.global.u64 	%rd19, %rd4;
+	mul.wide.s32 	%rd20, %r24, 4;
+	add.s64 	%rd21, %rd19, %rd20;
+	st.global.f32 	[%rd21], %f4;
+
+$L__BB5_7:
 	ret;
 
 }
@@ -2554,171 +2566,183 @@ $L__BB5_4:
 	.param .u32 gather_axis_bytes_param_5,
 	.param .u32 gather_axis_bytes_param_6,
 	.param .u32 gather_axis_bytes_param_7,
-	.param .u64 gather_axis_bytes_param_8
+	.param .u64 gather_axis_bytes_param_8,
+	.param .u64 gather_axis_bytes_param_9
 )
 {
 	.reg .pred 	%p<16>;
 	.reg .b16 	%rs<8>;
-	.reg .b32 	%r<65>;
-	.reg .b64 	%rd<46>;
+	.reg .b32 	%r<66>;
+	.reg .b64 	%rd<48>;
 
 
-	ld.param.u64 	%rd23, [gather_axis_bytes_param_0];
-	ld.param.u32 	%r21, [gather_axis_bytes_param_1];
-	ld.param.u64 	%rd21, [gather_axis_bytes_param_2];
-	ld.param.u32 	%r22, [gather_axis_bytes_param_3];
-	ld.param.u64 	%rd24, [gather_axis_bytes_param_4];
-	ld.param.u32 	%r23, [gather_axis_bytes_param_5];
-	ld.param.u32 	%r25, [gather_axis_bytes_param_6];
-	ld.param.u32 	%r24, [gather_axis_bytes_param_7];
-	ld.param.u64 	%rd22, [gather_axis_bytes_param_8];
-	cvta.to.global.u64 	%rd1, %rd23;
-	cvta.to.global.u64 	%rd2, %rd24;
-	mov.u32 	%r26, %ntid.x;
-	mov.u32 	%r27, %ctaid.x;
-	mov.u32 	%r28, %tid.x;
-	mad.lo.s32 	%r1, %r27, %r26, %r28;
-	setp.ge.s32 	%p1, %r1, %r25;
-	@%p1 bra 	$L__BB6_16;
+	ld.param.u64 	%rd25, [gather_axis_bytes_param_0];
+	ld.param.u32 	%r26, [gather_axis_bytes_param_1];
+	ld.param.u64 	%rd22, [gather_axis_bytes_param_2];
+	ld.param.u32 	%r27, [gather_axis_bytes_param_3];
+	ld.param.u64 	%rd26, [gather_axis_bytes_param_4];
+	ld.param.u32 	%r28, [gather_axis_bytes_param_5];
+	ld.param.u32 	%r30, [gather_axis_bytes_param_6];
+	ld.param.u32 	%r29, [gather_axis_bytes_param_7];
+	ld.param.u64 	%rd23, [gather_axis_bytes_param_8];
+	ld.param.u64 	%rd24, [gather_axis_bytes_param_9];
+	cvta.to.global.u64 	%rd1, %rd25;
+	cvta.to.global.u64 	%rd2, %rd26;
+	mov.u32 	%r31, %ntid.x;
+	mov.u32 	%r32, %ctaid.x;
+	mov.u32 	%r33, %tid.x;
+	mad.lo.s32 	%r1, %r32, %r31, %r33;
+	setp.ge.s32 	%p1, %r1, %r30;
+	@%p1 bra 	$L__BB6_19;
 
-	cvta.to.global.u64 	%rd25, %rd22;
-	cvta.to.global.u64 	%rd26, %rd21;
-	ld.global.u32 	%r29, [%rd25+4];
-	div.s32 	%r30, %r1, %r29;
-	mul.lo.s32 	%r31, %r30, %r29;
-	sub.s32 	%r32, %r1, %r31;
-	ld.global.u32 	%r33, [%rd25+8];
-	div.s32 	%r34, %r30, %r33;
-	mul.lo.s32 	%r35, %r34, %r33;
-	sub.s32 	%r36, %r30, %r35;
-	add.s32 	%r37, %r36, %r22;
-	mul.wide.s32 	%rd27, %r37, 8;
-	add.s64 	%rd28, %rd26, %rd27;
-	ld.global.u64 	%rd29, [%rd28];
-	ld.global.u32 	%r38, [%rd25];
-	cvt.s64.s32 	%rd30, %r38;
-	shr.s64 	%rd31, %rd29, 63;
-	and.b64  	%rd32, %rd31, %rd30;
-	add.s64 	%rd33, %rd32, %rd29;
-	setp.lt.s64 	%p2, %rd33, 0;
-	setp.ge.s64 	%p3, %rd33, %rd30;
+	cvta.to.global.u64 	%rd27, %rd23;
+	cvta.to.global.u64 	%rd28, %rd22;
+	ld.global.u32 	%r2, [%rd27+4];
+	div.s32 	%r3, %r1, %r2;
+	ld.global.u32 	%r4, [%rd27+8];
+	rem.s32 	%r34, %r3, %r4;
+	add.s32 	%r35, %r34, %r27;
+	mul.wide.s32 	%rd29, %r35, 8;
+	add.s64 	%rd30, %rd28, %rd29;
+	ld.global.u64 	%rd31, [%rd30];
+	ld.global.u32 	%r5, [%rd27];
+	cvt.s64.s32 	%rd32, %r5;
+	shr.s64 	%rd33, %rd31, 63;
+	and.b64  	%rd34, %rd33, %rd32;
+	add.s64 	%rd3, %rd34, %rd31;
+	setp.lt.s64 	%p2, %rd3, 0;
+	setp.ge.s64 	%p3, %rd3, %rd32;
 	or.pred  	%p4, %p2, %p3;
-	cvt.u32.u64 	%r39, %rd33;
-	mad.lo.s32 	%r40, %r34, %r38, %r39;
-	mad.lo.s32 	%r41, %r40, %r29, %r32;
-	selp.b32 	%r2, -1, %r41, %p4;
-	setp.gt.s32 	%p5, %r2, -1;
-	@%p5 bra 	$L__BB6_9;
+	@%p4 bra 	$L__BB6_3;
 	bra.uni 	$L__BB6_2;
 
-$L__BB6_9:
-	setp.lt.s32 	%p11, %r24, 1;
-	@%p11 bra 	$L__BB6_16;
-
-	add.s32 	%r49, %r24, -1;
-	and.b32  	%r64, %r24, 3;
-	setp.lt.u32 	%p12, %r49, 3;
-	mov.u32 	%r63, 0;
-	@%p12 bra 	$L__BB6_13;
-
-	sub.s32 	%r62, %r24, %r64;
-	mad.lo.s32 	%r51, %r24, %r1, %r23;
-	mad.lo.s32 	%r52, %r2, %r24, %r21;
-	cvt.s64.s32 	%rd36, %r52;
-	add.s64 	%rd42, %rd1, %rd36;
-	cvt.s64.s32 	%rd10, %r51;
-	mov.u32 	%r63, 0;
-	mov.u64 	%rd43, %rd2;
-
-$L__BB6_12:
-	ld.global.u8 	%rs3, [%rd42];
-	add.s64 	%rd37, %rd43, %rd10;
-	st.global.u8 	[%rd37], %rs3;
-	ld.global.u8 	%rs4, [%rd42+1];
-	st.global.u8 	[%rd37+1], %rs4;
-	ld.global.u8 	%rs5, [%rd42+2];
-	st.global.u8 	[%rd37+2], %rs5;
-	ld.global.u8 	%rs6, [%rd42+3];
-	st.global.u8 	[%rd37+3], %rs6;
-	add.s32 	%r63, %r63, 4;
-	add.s64 	%rd43, %rd43, 4;
-	add.s64 	%rd42, %rd42, 4;
-	add.s32 	%r62, %r62, -4;
-	setp.ne.s32 	%p13, %r62, 0;
-	@%p13 bra 	$L__BB6_12;
-
-$L__BB6_13:
-	setp.eq.s32 	%p14, %r64, 0;
-	@%p14 bra 	$L__BB6_16;
-
-	add.s32 	%r53, %r63, %r23;
-	mad.lo.s32 	%r54, %r24, %r1, %r53;
-	cvt.s64.s32 	%rd38, %r54;
-	add.s64 	%rd45, %rd2, %rd38;
-	add.s32 	%r55, %r63, %r21;
-	mad.lo.s32 	%r56, %r2, %r24, %r55;
-	cvt.s64.s32 	%rd39, %r56;
-	add.s64 	%rd44, %rd1, %rd39;
-
-$L__BB6_15:
-	.pragma "nounroll";
-	ld.global.u8 	%rs7, [%rd44];
-	st.global.u8 	[%rd45], %rs7;
-	add.s64 	%rd45, %rd45, 1;
-	add.s64 	%rd44, %rd44, 1;
-	add.s32 	%r64, %r64, -1;
-	setp.ne.s32 	%p15, %r64, 0;
-	@%p15 bra 	$L__BB6_15;
-	bra.uni 	$L__BB6_16;
+$L__BB6_3:
+	cvta.to.global.u64 	%rd35, %rd24;
+	mov.u32 	%r41, 1;
+	st.global.u32 	[%rd35], %r41;
+	mov.u32 	%r57, -1;
+	bra.uni 	$L__BB6_4;
 
 $L__BB6_2:
-	setp.lt.s32 	%p6, %r24, 1;
-	@%p6 bra 	$L__BB6_16;
+	div.s32 	%r36, %r3, %r4;
+	cvt.u32.u64 	%r37, %rd3;
+	mad.lo.s32 	%r38, %r36, %r5, %r37;
+	rem.s32 	%r39, %r1, %r2;
+	mad.lo.s32 	%r57, %r38, %r2, %r39;
 
-	add.s32 	%r43, %r24, -1;
-	and.b32  	%r60, %r24, 3;
-	setp.lt.u32 	%p7, %r43, 3;
-	mov.u32 	%r59, 0;
-	@%p7 bra 	$L__BB6_6;
+$L__BB6_4:
+	setp.gt.s32 	%p5, %r57, -1;
+	@%p5 bra 	$L__BB6_12;
+	bra.uni 	$L__BB6_5;
 
-	sub.s32 	%r58, %r24, %r60;
-	mad.lo.s32 	%r45, %r24, %r1, %r23;
-	cvt.s64.s32 	%rd34, %r45;
-	add.s64 	%rd40, %rd2, %rd34;
-	mov.u32 	%r59, 0;
+$L__BB6_12:
+	setp.lt.s32 	%p11, %r29, 1;
+	@%p11 bra 	$L__BB6_19;
 
-$L__BB6_5:
-	mov.u16 	%rs1, 0;
-	st.global.u8 	[%rd40], %rs1;
-	st.global.u8 	[%rd40+1], %rs1;
-	st.global.u8 	[%rd40+2], %rs1;
-	st.global.u8 	[%rd40+3], %rs1;
-	add.s32 	%r59, %r59, 4;
-	add.s64 	%rd40, %rd40, 4;
-	add.s32 	%r58, %r58, -4;
-	setp.ne.s32 	%p8, %r58, 0;
-	@%p8 bra 	$L__BB6_5;
+	add.s32 	%r49, %r29, -1;
+	and.b32  	%r65, %r29, 3;
+	setp.lt.u32 	%p12, %r49, 3;
+	mov.u32 	%r64, 0;
+	@%p12 bra 	$L__BB6_16;
 
-$L__BB6_6:
-	setp.eq.s32 	%p9, %r60, 0;
-	@%p9 bra 	$L__BB6_16;
+	sub.s32 	%r63, %r29, %r65;
+	mad.lo.s32 	%r51, %r29, %r1, %r28;
+	mad.lo.s32 	%r52, %r57, %r29, %r26;
+	cvt.s64.s32 	%rd38, %r52;
+	add.s64 	%rd44, %rd1, %rd38;
+	cvt.s64.s32 	%rd11, %r51;
+	mov.u32 	%r64, 0;
+	mov.u64 	%rd45, %rd2;
 
-	add.s32 	%r46, %r59, %r23;
-	mad.lo.s32 	%r47, %r24, %r1, %r46;
-	cvt.s64.s32 	%rd35, %r47;
-	add.s64 	%rd41, %rd2, %rd35;
-
-$L__BB6_8:
-	.pragma "nounroll";
-	mov.u16 	%rs2, 0;
-	st.global.u8 	[%rd41], %rs2;
-	add.s64 	%rd41, %rd41, 1;
-	add.s32 	%r60, %r60, -1;
-	setp.eq.s32 	%p10, %r60, 0;
-	@%p10 bra 	$L__BB6_16;
-	bra.uni 	$L__BB6_8;
+$L__BB6_15:
+	ld.global.u8 	%rs3, [%rd44];
+	add.s64 	%rd39, %rd45, %rd11;
+	st.global.u8 	[%rd39], %rs3;
+	ld.global.u8 	%rs4, [%rd44+1];
+	st.global.u8 	[%rd39+1], %rs4;
+	ld.global.u8 	%rs5, [%rd44+2];
+	st.global.u8 	[%rd39+2], %rs5;
+	ld.global.u8 	%rs6, [%rd44+3];
+	st.global.u8 	[%rd39+3], %rs6;
+	add.s32 	%r64, %r64, 4;
+	add.s64 	%rd45, %rd45, 4;
+	add.s64 	%rd44, %rd44, 4;
+	add.s32 	%r63, %r63, -4;
+	setp.ne.s32 	%p13, %r63, 0;
+	@%p13 bra 	$L__BB6_15;
 
 $L__BB6_16:
+	setp.eq.s32 	%p14, %r65, 0;
+	@%p14 bra 	$L__BB6_19;
+
+	add.s32 	%r53, %r64, %r28;
+	mad.lo.s32 	%r54, %r29, %r1, %r53;
+	cvt.s64.s32 	%rd40, %r54;
+	add.s64 	%rd47, %rd2, %rd40;
+	add.s32 	%r55, %r64, %r26;
+	mad.lo.s32 	%r56, %r57, %r29, %r55;
+	cvt.s64.s32 	%rd41, %r56;
+	add.s64 	%rd46, %rd1, %rd41;
+
+$L__BB6_18:
+	.pragma "nounroll";
+	ld.global.u8 	%rs7, [%rd46];
+	st.global.u8 	[%rd47], %rs7;
+	add.s64 	%rd47, %rd47, 1;
+	add.s64 	%rd46, %rd46, 1;
+	add.s32 	%r65, %r65, -1;
+	setp.ne.s32 	%p15, %r65, 0;
+	@%p15 bra 	$L__BB6_18;
+	bra.uni 	$L__BB6_19;
+
+$L__BB6_5:
+	setp.lt.s32 	%p6, %r29, 1;
+	@%p6 bra 	$L__BB6_19;
+
+	add.s32 	%r43, %r29, -1;
+	and.b32  	%r61, %r29, 3;
+	setp.lt.u32 	%p7, %r43, 3;
+	mov.u32 	%r60, 0;
+	@%p7 bra 	$L__BB6_9;
+
+	sub.s32 	%r59, %r29, %r61;
+	mad.lo.s32 	%r45, %r29, %r1, %r28;
+	cvt.s64.s32 	%rd36, %r45;
+	add.s64 	%rd42, %rd2, %rd36;
+	mov.u32 	%r60, 0;
+
+$L__BB6_8:
+	mov.u16 	%rs1, 0;
+	st.global.u8 	[%rd42], %rs1;
+	st.global.u8 	[%rd42+1], %rs1;
+	st.global.u8 	[%rd42+2], %rs1;
+	st.global.u8 	[%rd42+3], %rs1;
+	add.s32 	%r60, %r60, 4;
+	add.s64 	%rd42, %rd42, 4;
+	add.s32 	%r59, %r59, -4;
+	setp.ne.s32 	%p8, %r59, 0;
+	@%p8 bra 	$L__BB6_8;
+
+$L__BB6_9:
+	setp.eq.s32 	%p9, %r61, 0;
+	@%p9 bra 	$L__BB6_19;
+
+	add.s32 	%r46, %r60, %r28;
+	mad.lo.s32 	%r47, %r29, %r1, %r46;
+	cvt.s64.s32 	%rd37, %r47;
+	add.s64 	%rd43, %rd2, %rd37;
+
+$L__BB6_11:
+	.pragma "nounroll";
+	mov.u16 	%rs2, 0;
+	st.global.u8 	[%rd43], %rs2;
+	add.s64 	%rd43, %rd43, 1;
+	add.s32 	%r61, %r61, -1;
+	setp.eq.s32 	%p10, %r61, 0;
+	@%p10 bra 	$L__BB6_19;
+	bra.uni 	$L__BB6_11;
+
+$L__BB6_19:
 	ret;
 
 }
@@ -12833,6 +12857,1638 @@ $L__BB38_3:
 	st.global.f32 	[%rd21], %f2;
 
 $L__BB38_5:
+	ret;
+
+}
+	// .globl	gather_elements_bytes
+.visible .entry gather_elements_bytes(
+	.param .u64 gather_elements_bytes_param_0,
+	.param .u32 gather_elements_bytes_param_1,
+	.param .u64 gather_elements_bytes_param_2,
+	.param .u32 gather_elements_bytes_param_3,
+	.param .u64 gather_elements_bytes_param_4,
+	.param .u32 gather_elements_bytes_param_5,
+	.param .u32 gather_elements_bytes_param_6,
+	.param .u32 gather_elements_bytes_param_7,
+	.param .u64 gather_elements_bytes_param_8,
+	.param .u64 gather_elements_bytes_param_9
+)
+{
+	.reg .pred 	%p<20>;
+	.reg .b16 	%rs<8>;
+	.reg .b32 	%r<86>;
+	.reg .b64 	%rd<59>;
+
+
+	ld.param.u64 	%rd33, [gather_elements_bytes_param_0];
+	ld.param.u32 	%r36, [gather_elements_bytes_param_1];
+	ld.param.u64 	%rd31, [gather_elements_bytes_param_2];
+	ld.param.u32 	%r37, [gather_elements_bytes_param_3];
+	ld.param.u64 	%rd34, [gather_elements_bytes_param_4];
+	ld.param.u32 	%r38, [gather_elements_bytes_param_5];
+	ld.param.u32 	%r40, [gather_elements_bytes_param_6];
+	ld.param.u32 	%r39, [gather_elements_bytes_param_7];
+	ld.param.u64 	%rd35, [gather_elements_bytes_param_8];
+	ld.param.u64 	%rd32, [gather_elements_bytes_param_9];
+	cvta.to.global.u64 	%rd1, %rd33;
+	cvta.to.global.u64 	%rd2, %rd34;
+	cvta.to.global.u64 	%rd3, %rd35;
+	mov.u32 	%r41, %ntid.x;
+	mov.u32 	%r42, %ctaid.x;
+	mov.u32 	%r43, %tid.x;
+	mad.lo.s32 	%r1, %r42, %r41, %r43;
+	setp.ge.s32 	%p1, %r1, %r40;
+	@%p1 bra 	$L__BB39_24;
+
+	ld.global.u32 	%r2, [%rd3];
+	setp.lt.s32 	%p2, %r2, 1;
+	mov.u32 	%r77, 0;
+	@%p2 bra 	$L__BB39_9;
+
+	ld.global.u32 	%r46, [%rd3+4];
+	add.s32 	%r47, %r1, %r37;
+	cvta.to.global.u64 	%rd36, %rd31;
+	mul.wide.s32 	%rd37, %r47, 8;
+	add.s64 	%rd4, %rd36, %rd37;
+	mul.wide.s32 	%rd38, %r2, 4;
+	add.s64 	%rd39, %rd3, %rd38;
+	add.s64 	%rd52, %rd39, 8;
+	add.s32 	%r72, %r2, 1;
+	shl.b32 	%r48, %r2, 1;
+	add.s32 	%r49, %r48, 2;
+	mul.wide.s32 	%rd40, %r49, 4;
+	add.s64 	%rd51, %rd3, %rd40;
+	sub.s32 	%r71, %r2, %r46;
+	cvta.to.global.u64 	%rd7, %rd32;
+	mov.u32 	%r73, 0;
+	mov.u32 	%r74, %r1;
+
+$L__BB39_3:
+	ld.global.u32 	%r50, [%rd52];
+	div.s32 	%r10, %r74, %r50;
+	mul.lo.s32 	%r51, %r10, %r50;
+	sub.s32 	%r76, %r74, %r51;
+	setp.ne.s32 	%p3, %r71, 1;
+	@%p3 bra 	$L__BB39_8;
+
+	ld.global.u64 	%rd41, [%rd4];
+	ld.global.s32 	%rd42, [%rd3+8];
+	shr.s64 	%rd43, %rd41, 63;
+	and.b64  	%rd44, %rd43, %rd42;
+	add.s64 	%rd10, %rd44, %rd41;
+	setp.lt.s64 	%p4, %rd10, 0;
+	setp.ge.s64 	%p5, %rd10, %rd42;
+	or.pred  	%p6, %p4, %p5;
+	@%p6 bra 	$L__BB39_6;
+	bra.uni 	$L__BB39_5;
+
+$L__BB39_6:
+	mov.u32 	%r53, 1;
+	st.global.u32 	[%rd7], %r53;
+	mov.u32 	%r76, -1;
+	bra.uni 	$L__BB39_7;
+
+$L__BB39_5:
+	cvt.u32.u64 	%r76, %rd10;
+
+$L__BB39_7:
+	setp.lt.s32 	%p7, %r76, 0;
+	mov.u32 	%r77, -1;
+	@%p7 bra 	$L__BB39_9;
+
+$L__BB39_8:
+	ld.global.u32 	%r55, [%rd51];
+	mad.lo.s32 	%r73, %r55, %r76, %r73;
+	add.s64 	%rd52, %rd52, -4;
+	add.s64 	%rd51, %rd51, -4;
+	add.s32 	%r71, %r71, -1;
+	add.s32 	%r72, %r72, -1;
+	setp.gt.s32 	%p8, %r72, 1;
+	mov.u32 	%r74, %r10;
+	mov.u32 	%r77, %r73;
+	@%p8 bra 	$L__BB39_3;
+
+$L__BB39_9:
+	setp.gt.s32 	%p9, %r77, -1;
+	@%p9 bra 	$L__BB39_17;
+	bra.uni 	$L__BB39_10;
+
+$L__BB39_17:
+	setp.lt.s32 	%p15, %r39, 1;
+	@%p15 bra 	$L__BB39_24;
+
+	add.s32 	%r63, %r39, -1;
+	and.b32  	%r85, %r39, 3;
+	setp.lt.u32 	%p16, %r63, 3;
+	mov.u32 	%r84, 0;
+	@%p16 bra 	$L__BB39_21;
+
+	sub.s32 	%r83, %r39, %r85;
+	mad.lo.s32 	%r65, %r39, %r1, %r38;
+	mad.lo.s32 	%r66, %r77, %r39, %r36;
+	cvt.s64.s32 	%rd47, %r66;
+	add.s64 	%rd55, %rd1, %rd47;
+	cvt.s64.s32 	%rd20, %r65;
+	mov.u32 	%r84, 0;
+	mov.u64 	%rd56, %rd2;
+
+$L__BB39_20:
+	ld.global.u8 	%rs3, [%rd55];
+	add.s64 	%rd48, %rd56, %rd20;
+	st.global.u8 	[%rd48], %rs3;
+	ld.global.u8 	%rs4, [%rd55+1];
+	st.global.u8 	[%rd48+1], %rs4;
+	ld.global.u8 	%rs5, [%rd55+2];
+	st.global.u8 	[%rd48+2], %rs5;
+	ld.global.u8 	%rs6, [%rd55+3];
+	st.global.u8 	[%rd48+3], %rs6;
+	add.s32 	%r84, %r84, 4;
+	add.s64 	%rd56, %rd56, 4;
+	add.s64 	%rd55, %rd55, 4;
+	add.s32 	%r83, %r83, -4;
+	setp.ne.s32 	%p17, %r83, 0;
+	@%p17 bra 	$L__BB39_20;
+
+$L__BB39_21:
+	setp.eq.s32 	%p18, %r85, 0;
+	@%p18 bra 	$L__BB39_24;
+
+	add.s32 	%r67, %r84, %r38;
+	mad.lo.s32 	%r68, %r39, %r1, %r67;
+	cvt.s64.s32 	%rd49, %r68;
+	add.s64 	%rd58, %rd2, %rd49;
+	add.s32 	%r69, %r84, %r36;
+	mad.lo.s32 	%r70, %r77, %r39, %r69;
+	cvt.s64.s32 	%rd50, %r70;
+	add.s64 	%rd57, %rd1, %rd50;
+
+$L__BB39_23:
+	.pragma "nounroll";
+	ld.global.u8 	%rs7, [%rd57];
+	st.global.u8 	[%rd58], %rs7;
+	add.s64 	%rd58, %rd58, 1;
+	add.s64 	%rd57, %rd57, 1;
+	add.s32 	%r85, %r85, -1;
+	setp.ne.s32 	%p19, %r85, 0;
+	@%p19 bra 	$L__BB39_23;
+	bra.uni 	$L__BB39_24;
+
+$L__BB39_10:
+	setp.lt.s32 	%p10, %r39, 1;
+	@%p10 bra 	$L__BB39_24;
+
+	add.s32 	%r57, %r39, -1;
+	and.b32  	%r81, %r39, 3;
+	setp.lt.u32 	%p11, %r57, 3;
+	mov.u32 	%r80, 0;
+	@%p11 bra 	$L__BB39_14;
+
+	sub.s32 	%r79, %r39, %r81;
+	mad.lo.s32 	%r59, %r39, %r1, %r38;
+	cvt.s64.s32 	%rd45, %r59;
+	add.s64 	%rd53, %rd2, %rd45;
+	mov.u32 	%r80, 0;
+
+$L__BB39_13:
+	mov.u16 	%rs1, 0;
+	st.global.u8 	[%rd53], %rs1;
+	st.global.u8 	[%rd53+1], %rs1;
+	st.global.u8 	[%rd53+2], %rs1;
+	st.global.u8 	[%rd53+3], %rs1;
+	add.s32 	%r80, %r80, 4;
+	add.s64 	%rd53, %rd53, 4;
+	add.s32 	%r79, %r79, -4;
+	setp.ne.s32 	%p12, %r79, 0;
+	@%p12 bra 	$L__BB39_13;
+
+$L__BB39_14:
+	setp.eq.s32 	%p13, %r81, 0;
+	@%p13 bra 	$L__BB39_24;
+
+	add.s32 	%r60, %r80, %r38;
+	mad.lo.s32 	%r61, %r39, %r1, %r60;
+	cvt.s64.s32 	%rd46, %r61;
+	add.s64 	%rd54, %rd2, %rd46;
+
+$L__BB39_16:
+	.pragma "nounroll";
+	mov.u16 	%rs2, 0;
+	st.global.u8 	[%rd54], %rs2;
+	add.s64 	%rd54, %rd54, 1;
+	add.s32 	%r81, %r81, -1;
+	setp.eq.s32 	%p14, %r81, 0;
+	@%p14 bra 	$L__BB39_24;
+	bra.uni 	$L__BB39_16;
+
+$L__BB39_24:
+	ret;
+
+}
+	// .globl	scatter_elements_bytes
+.visible .entry scatter_elements_bytes(
+	.param .u64 scatter_elements_bytes_param_0,
+	.param .u32 scatter_elements_bytes_param_1,
+	.param .u64 scatter_elements_bytes_param_2,
+	.param .u32 scatter_elements_bytes_param_3,
+	.param .u64 scatter_elements_bytes_param_4,
+	.param .u32 scatter_elements_bytes_param_5,
+	.param .u32 scatter_elements_bytes_param_6,
+	.param .u32 scatter_elements_bytes_param_7,
+	.param .u64 scatter_elements_bytes_param_8,
+	.param .u64 scatter_elements_bytes_param_9
+)
+{
+	.reg .pred 	%p<15>;
+	.reg .b16 	%rs<6>;
+	.reg .b32 	%r<67>;
+	.reg .b64 	%rd<49>;
+
+
+	ld.param.u64 	%rd27, [scatter_elements_bytes_param_0];
+	ld.param.u32 	%r27, [scatter_elements_bytes_param_1];
+	ld.param.u64 	%rd25, [scatter_elements_bytes_param_2];
+	ld.param.u32 	%r28, [scatter_elements_bytes_param_3];
+	ld.param.u64 	%rd28, [scatter_elements_bytes_param_4];
+	ld.param.u32 	%r29, [scatter_elements_bytes_param_5];
+	ld.param.u32 	%r31, [scatter_elements_bytes_param_6];
+	ld.param.u32 	%r30, [scatter_elements_bytes_param_7];
+	ld.param.u64 	%rd29, [scatter_elements_bytes_param_8];
+	ld.param.u64 	%rd26, [scatter_elements_bytes_param_9];
+	cvta.to.global.u64 	%rd1, %rd28;
+	cvta.to.global.u64 	%rd2, %rd27;
+	cvta.to.global.u64 	%rd3, %rd29;
+	mov.u32 	%r32, %ntid.x;
+	mov.u32 	%r33, %ctaid.x;
+	mov.u32 	%r34, %tid.x;
+	mad.lo.s32 	%r1, %r33, %r32, %r34;
+	setp.ge.s32 	%p1, %r1, %r31;
+	@%p1 bra 	$L__BB40_17;
+
+	ld.global.u32 	%r2, [%rd3];
+	setp.lt.s32 	%p2, %r2, 1;
+	mov.u32 	%r62, 0;
+	@%p2 bra 	$L__BB40_9;
+
+	ld.global.u32 	%r37, [%rd3+4];
+	add.s32 	%r38, %r1, %r28;
+	cvta.to.global.u64 	%rd30, %rd25;
+	mul.wide.s32 	%rd31, %r38, 8;
+	add.s64 	%rd4, %rd30, %rd31;
+	mul.wide.s32 	%rd32, %r2, 4;
+	add.s64 	%rd33, %rd3, %rd32;
+	add.s64 	%rd44, %rd33, 8;
+	add.s32 	%r57, %r2, 1;
+	shl.b32 	%r39, %r2, 1;
+	add.s32 	%r40, %r39, 2;
+	mul.wide.s32 	%rd34, %r40, 4;
+	add.s64 	%rd43, %rd3, %rd34;
+	sub.s32 	%r56, %r2, %r37;
+	cvta.to.global.u64 	%rd7, %rd26;
+	mov.u32 	%r58, 0;
+	mov.u32 	%r59, %r1;
+
+$L__BB40_3:
+	ld.global.u32 	%r41, [%rd44];
+	div.s32 	%r10, %r59, %r41;
+	mul.lo.s32 	%r42, %r10, %r41;
+	sub.s32 	%r61, %r59, %r42;
+	setp.ne.s32 	%p3, %r56, 1;
+	@%p3 bra 	$L__BB40_8;
+
+	ld.global.u64 	%rd35, [%rd4];
+	ld.global.s32 	%rd36, [%rd3+8];
+	shr.s64 	%rd37, %rd35, 63;
+	and.b64  	%rd38, %rd37, %rd36;
+	add.s64 	%rd10, %rd38, %rd35;
+	setp.lt.s64 	%p4, %rd10, 0;
+	setp.ge.s64 	%p5, %rd10, %rd36;
+	or.pred  	%p6, %p4, %p5;
+	@%p6 bra 	$L__BB40_6;
+	bra.uni 	$L__BB40_5;
+
+$L__BB40_6:
+	mov.u32 	%r44, 1;
+	st.global.u32 	[%rd7], %r44;
+	mov.u32 	%r61, -1;
+	bra.uni 	$L__BB40_7;
+
+$L__BB40_5:
+	cvt.u32.u64 	%r61, %rd10;
+
+$L__BB40_7:
+	setp.lt.s32 	%p7, %r61, 0;
+	mov.u32 	%r62, -1;
+	@%p7 bra 	$L__BB40_9;
+
+$L__BB40_8:
+	ld.global.u32 	%r46, [%rd43];
+	mad.lo.s32 	%r58, %r46, %r61, %r58;
+	add.s64 	%rd44, %rd44, -4;
+	add.s64 	%rd43, %rd43, -4;
+	add.s32 	%r56, %r56, -1;
+	add.s32 	%r57, %r57, -1;
+	setp.gt.s32 	%p8, %r57, 1;
+	mov.u32 	%r59, %r10;
+	mov.u32 	%r62, %r58;
+	@%p8 bra 	$L__BB40_3;
+
+$L__BB40_9:
+	setp.lt.s32 	%p9, %r62, 0;
+	@%p9 bra 	$L__BB40_17;
+
+	setp.lt.s32 	%p10, %r30, 1;
+	@%p10 bra 	$L__BB40_17;
+
+	add.s32 	%r48, %r30, -1;
+	and.b32  	%r66, %r30, 3;
+	setp.lt.u32 	%p11, %r48, 3;
+	mov.u32 	%r65, 0;
+	@%p11 bra 	$L__BB40_14;
+
+	sub.s32 	%r64, %r30, %r66;
+	mad.lo.s32 	%r50, %r62, %r30, %r29;
+	mad.lo.s32 	%r51, %r30, %r1, %r27;
+	cvt.s64.s32 	%rd39, %r51;
+	add.s64 	%rd45, %rd2, %rd39;
+	cvt.s64.s32 	%rd14, %r50;
+	mov.u32 	%r65, 0;
+	mov.u64 	%rd46, %rd1;
+
+$L__BB40_13:
+	ld.global.u8 	%rs1, [%rd45];
+	add.s64 	%rd40, %rd46, %rd14;
+	st.global.u8 	[%rd40], %rs1;
+	ld.global.u8 	%rs2, [%rd45+1];
+	st.global.u8 	[%rd40+1], %rs2;
+	ld.global.u8 	%rs3, [%rd45+2];
+	st.global.u8 	[%rd40+2], %rs3;
+	ld.global.u8 	%rs4, [%rd45+3];
+	st.global.u8 	[%rd40+3], %rs4;
+	add.s32 	%r65, %r65, 4;
+	add.s64 	%rd46, %rd46, 4;
+	add.s64 	%rd45, %rd45, 4;
+	add.s32 	%r64, %r64, -4;
+	setp.ne.s32 	%p12, %r64, 0;
+	@%p12 bra 	$L__BB40_13;
+
+$L__BB40_14:
+	setp.eq.s32 	%p13, %r66, 0;
+	@%p13 bra 	$L__BB40_17;
+
+	add.s32 	%r52, %r65, %r29;
+	mad.lo.s32 	%r53, %r62, %r30, %r52;
+	cvt.s64.s32 	%rd41, %r53;
+	add.s64 	%rd48, %rd1, %rd41;
+	add.s32 	%r54, %r65, %r27;
+	mad.lo.s32 	%r55, %r30, %r1, %r54;
+	cvt.s64.s32 	%rd42, %r55;
+	add.s64 	%rd47, %rd2, %rd42;
+
+$L__BB40_16:
+	.pragma "nounroll";
+	ld.global.u8 	%rs5, [%rd47];
+	st.global.u8 	[%rd48], %rs5;
+	add.s64 	%rd48, %rd48, 1;
+	add.s64 	%rd47, %rd47, 1;
+	add.s32 	%r66, %r66, -1;
+	setp.ne.s32 	%p14, %r66, 0;
+	@%p14 bra 	$L__BB40_16;
+
+$L__BB40_17:
+	ret;
+
+}
+	// .globl	gather_nd_bytes
+.visible .entry gather_nd_bytes(
+	.param .u64 gather_nd_bytes_param_0,
+	.param .u32 gather_nd_bytes_param_1,
+	.param .u64 gather_nd_bytes_param_2,
+	.param .u32 gather_nd_bytes_param_3,
+	.param .u64 gather_nd_bytes_param_4,
+	.param .u32 gather_nd_bytes_param_5,
+	.param .u32 gather_nd_bytes_param_6,
+	.param .u32 gather_nd_bytes_param_7,
+	.param .u64 gather_nd_bytes_param_8,
+	.param .u64 gather_nd_bytes_param_9
+)
+{
+	.reg .pred 	%p<19>;
+	.reg .b16 	%rs<8>;
+	.reg .b32 	%r<79>;
+	.reg .b64 	%rd<63>;
+
+
+	ld.param.u64 	%rd31, [gather_nd_bytes_param_0];
+	ld.param.u32 	%r32, [gather_nd_bytes_param_1];
+	ld.param.u64 	%rd32, [gather_nd_bytes_param_2];
+	ld.param.u32 	%r33, [gather_nd_bytes_param_3];
+	ld.param.u64 	%rd33, [gather_nd_bytes_param_4];
+	ld.param.u32 	%r34, [gather_nd_bytes_param_5];
+	ld.param.u32 	%r36, [gather_nd_bytes_param_6];
+	ld.param.u32 	%r35, [gather_nd_bytes_param_7];
+	ld.param.u64 	%rd35, [gather_nd_bytes_param_8];
+	ld.param.u64 	%rd34, [gather_nd_bytes_param_9];
+	cvta.to.global.u64 	%rd54, %rd35;
+	mov.u32 	%r37, %ntid.x;
+	mov.u32 	%r38, %ctaid.x;
+	mov.u32 	%r39, %tid.x;
+	mad.lo.s32 	%r1, %r38, %r37, %r39;
+	setp.ge.s32 	%p1, %r1, %r36;
+	@%p1 bra 	$L__BB41_23;
+
+	ld.global.u32 	%r2, [%rd54+8];
+	div.s32 	%r3, %r1, %r2;
+	ld.global.u32 	%r40, [%rd54+4];
+	div.s32 	%r41, %r3, %r40;
+	ld.global.u32 	%r42, [%rd54+12];
+	mul.lo.s32 	%r70, %r42, %r41;
+	ld.global.u32 	%r5, [%rd54];
+	setp.lt.s32 	%p2, %r5, 1;
+	@%p2 bra 	$L__BB41_8;
+
+	mad.lo.s32 	%r44, %r5, %r3, %r33;
+	cvta.to.global.u64 	%rd36, %rd32;
+	mul.wide.s32 	%rd37, %r44, 8;
+	add.s64 	%rd56, %rd36, %rd37;
+	add.s32 	%r45, %r5, 4;
+	mul.wide.s32 	%rd38, %r45, 4;
+	add.s64 	%rd55, %rd54, %rd38;
+	cvta.to.global.u64 	%rd4, %rd34;
+	mov.u32 	%r67, 0;
+	mov.u32 	%r68, %r70;
+
+$L__BB41_3:
+	ld.global.u64 	%rd39, [%rd56];
+	ld.global.s32 	%rd40, [%rd54+16];
+	shr.s64 	%rd41, %rd39, 63;
+	and.b64  	%rd42, %rd41, %rd40;
+	add.s64 	%rd8, %rd42, %rd39;
+	setp.lt.s64 	%p3, %rd8, 0;
+	setp.ge.s64 	%p4, %rd8, %rd40;
+	or.pred  	%p5, %p3, %p4;
+	@%p5 bra 	$L__BB41_5;
+	bra.uni 	$L__BB41_4;
+
+$L__BB41_5:
+	mov.u32 	%r47, 1;
+	st.global.u32 	[%rd4], %r47;
+	mov.u32 	%r69, -1;
+	bra.uni 	$L__BB41_6;
+
+$L__BB41_4:
+	cvt.u32.u64 	%r69, %rd8;
+
+$L__BB41_6:
+	setp.lt.s32 	%p6, %r69, 0;
+	mov.u32 	%r70, -1;
+	@%p6 bra 	$L__BB41_8;
+
+	ld.global.u32 	%r49, [%rd55];
+	mad.lo.s32 	%r68, %r49, %r69, %r68;
+	add.s64 	%rd56, %rd56, 8;
+	add.s64 	%rd55, %rd55, 4;
+	add.s64 	%rd54, %rd54, 4;
+	add.s32 	%r67, %r67, 1;
+	setp.lt.s32 	%p7, %r67, %r5;
+	mov.u32 	%r70, %r68;
+	@%p7 bra 	$L__BB41_3;
+
+$L__BB41_8:
+	setp.gt.s32 	%p8, %r70, -1;
+	@%p8 bra 	$L__BB41_16;
+	bra.uni 	$L__BB41_9;
+
+$L__BB41_16:
+	rem.s32 	%r22, %r1, %r2;
+	setp.lt.s32 	%p14, %r35, 1;
+	@%p14 bra 	$L__BB41_23;
+
+	add.s32 	%r57, %r35, -1;
+	and.b32  	%r78, %r35, 3;
+	setp.lt.u32 	%p15, %r57, 3;
+	mov.u32 	%r77, 0;
+	@%p15 bra 	$L__BB41_20;
+
+	sub.s32 	%r76, %r35, %r78;
+	mad.lo.s32 	%r59, %r35, %r1, %r34;
+	add.s32 	%r60, %r70, %r22;
+	mad.lo.s32 	%r61, %r35, %r60, %r32;
+	cvt.s64.s32 	%rd47, %r61;
+	cvta.to.global.u64 	%rd48, %rd31;
+	add.s64 	%rd59, %rd48, %rd47;
+	cvt.s64.s32 	%rd19, %r59;
+	cvta.to.global.u64 	%rd60, %rd33;
+	mov.u32 	%r77, 0;
+
+$L__BB41_19:
+	ld.global.u8 	%rs3, [%rd59];
+	add.s64 	%rd49, %rd60, %rd19;
+	st.global.u8 	[%rd49], %rs3;
+	ld.global.u8 	%rs4, [%rd59+1];
+	st.global.u8 	[%rd49+1], %rs4;
+	ld.global.u8 	%rs5, [%rd59+2];
+	st.global.u8 	[%rd49+2], %rs5;
+	ld.global.u8 	%rs6, [%rd59+3];
+	st.global.u8 	[%rd49+3], %rs6;
+	add.s32 	%r77, %r77, 4;
+	add.s64 	%rd60, %rd60, 4;
+	add.s64 	%rd59, %rd59, 4;
+	add.s32 	%r76, %r76, -4;
+	setp.ne.s32 	%p16, %r76, 0;
+	@%p16 bra 	$L__BB41_19;
+
+$L__BB41_20:
+	setp.eq.s32 	%p17, %r78, 0;
+	@%p17 bra 	$L__BB41_23;
+
+	add.s32 	%r62, %r77, %r34;
+	mad.lo.s32 	%r63, %r35, %r1, %r62;
+	cvt.s64.s32 	%rd50, %r63;
+	cvta.to.global.u64 	%rd51, %rd33;
+	add.s64 	%rd62, %rd51, %rd50;
+	add.s32 	%r64, %r70, %r22;
+	add.s32 	%r65, %r77, %r32;
+	mad.lo.s32 	%r66, %r35, %r64, %r65;
+	cvt.s64.s32 	%rd52, %r66;
+	cvta.to.global.u64 	%rd53, %rd31;
+	add.s64 	%rd61, %rd53, %rd52;
+
+$L__BB41_22:
+	.pragma "nounroll";
+	ld.global.u8 	%rs7, [%rd61];
+	st.global.u8 	[%rd62], %rs7;
+	add.s64 	%rd62, %rd62, 1;
+	add.s64 	%rd61, %rd61, 1;
+	add.s32 	%r78, %r78, -1;
+	setp.ne.s32 	%p18, %r78, 0;
+	@%p18 bra 	$L__BB41_22;
+	bra.uni 	$L__BB41_23;
+
+$L__BB41_9:
+	setp.lt.s32 	%p9, %r35, 1;
+	@%p9 bra 	$L__BB41_23;
+
+	add.s32 	%r51, %r35, -1;
+	and.b32  	%r74, %r35, 3;
+	setp.lt.u32 	%p10, %r51, 3;
+	mov.u32 	%r73, 0;
+	@%p10 bra 	$L__BB41_13;
+
+	sub.s32 	%r72, %r35, %r74;
+	mad.lo.s32 	%r53, %r35, %r1, %r34;
+	cvt.s64.s32 	%rd43, %r53;
+	cvta.to.global.u64 	%rd44, %rd33;
+	add.s64 	%rd57, %rd44, %rd43;
+	mov.u32 	%r73, 0;
+
+$L__BB41_12:
+	mov.u16 	%rs1, 0;
+	st.global.u8 	[%rd57], %rs1;
+	st.global.u8 	[%rd57+1], %rs1;
+	st.global.u8 	[%rd57+2], %rs1;
+	st.global.u8 	[%rd57+3], %rs1;
+	add.s32 	%r73, %r73, 4;
+	add.s64 	%rd57, %rd57, 4;
+	add.s32 	%r72, %r72, -4;
+	setp.ne.s32 	%p11, %r72, 0;
+	@%p11 bra 	$L__BB41_12;
+
+$L__BB41_13:
+	setp.eq.s32 	%p12, %r74, 0;
+	@%p12 bra 	$L__BB41_23;
+
+	add.s32 	%r54, %r73, %r34;
+	mad.lo.s32 	%r55, %r35, %r1, %r54;
+	cvt.s64.s32 	%rd45, %r55;
+	cvta.to.global.u64 	%rd46, %rd33;
+	add.s64 	%rd58, %rd46, %rd45;
+
+$L__BB41_15:
+	.pragma "nounroll";
+	mov.u16 	%rs2, 0;
+	st.global.u8 	[%rd58], %rs2;
+	add.s64 	%rd58, %rd58, 1;
+	add.s32 	%r74, %r74, -1;
+	setp.eq.s32 	%p13, %r74, 0;
+	@%p13 bra 	$L__BB41_23;
+	bra.uni 	$L__BB41_15;
+
+$L__BB41_23:
+	ret;
+
+}
+	// .globl	scatter_nd_bytes
+.visible .entry scatter_nd_bytes(
+	.param .u64 scatter_nd_bytes_param_0,
+	.param .u32 scatter_nd_bytes_param_1,
+	.param .u64 scatter_nd_bytes_param_2,
+	.param .u32 scatter_nd_bytes_param_3,
+	.param .u64 scatter_nd_bytes_param_4,
+	.param .u32 scatter_nd_bytes_param_5,
+	.param .u32 scatter_nd_bytes_param_6,
+	.param .u32 scatter_nd_bytes_param_7,
+	.param .u64 scatter_nd_bytes_param_8,
+	.param .u64 scatter_nd_bytes_param_9
+)
+{
+	.reg .pred 	%p<14>;
+	.reg .b16 	%rs<6>;
+	.reg .b32 	%r<60>;
+	.reg .b64 	%rd<51>;
+
+
+	ld.param.u64 	%rd25, [scatter_nd_bytes_param_0];
+	ld.param.u32 	%r23, [scatter_nd_bytes_param_1];
+	ld.param.u64 	%rd26, [scatter_nd_bytes_param_2];
+	ld.param.u32 	%r24, [scatter_nd_bytes_param_3];
+	ld.param.u64 	%rd27, [scatter_nd_bytes_param_4];
+	ld.param.u32 	%r25, [scatter_nd_bytes_param_5];
+	ld.param.u32 	%r27, [scatter_nd_bytes_param_6];
+	ld.param.u32 	%r26, [scatter_nd_bytes_param_7];
+	ld.param.u64 	%rd29, [scatter_nd_bytes_param_8];
+	ld.param.u64 	%rd28, [scatter_nd_bytes_param_9];
+	cvta.to.global.u64 	%rd44, %rd29;
+	mov.u32 	%r28, %ntid.x;
+	mov.u32 	%r29, %ctaid.x;
+	mov.u32 	%r30, %tid.x;
+	mad.lo.s32 	%r1, %r29, %r28, %r30;
+	setp.ge.s32 	%p1, %r1, %r27;
+	@%p1 bra 	$L__BB42_16;
+
+	ld.global.u32 	%r2, [%rd44+8];
+	div.s32 	%r3, %r1, %r2;
+	ld.global.u32 	%r31, [%rd44+4];
+	div.s32 	%r32, %r3, %r31;
+	ld.global.u32 	%r33, [%rd44+12];
+	mul.lo.s32 	%r55, %r33, %r32;
+	ld.global.u32 	%r5, [%rd44];
+	setp.lt.s32 	%p2, %r5, 1;
+	@%p2 bra 	$L__BB42_8;
+
+	mad.lo.s32 	%r35, %r5, %r3, %r24;
+	cvta.to.global.u64 	%rd30, %rd26;
+	mul.wide.s32 	%rd31, %r35, 8;
+	add.s64 	%rd46, %rd30, %rd31;
+	add.s32 	%r36, %r5, 4;
+	mul.wide.s32 	%rd32, %r36, 4;
+	add.s64 	%rd45, %rd44, %rd32;
+	cvta.to.global.u64 	%rd4, %rd28;
+	mov.u32 	%r52, 0;
+	mov.u32 	%r53, %r55;
+
+$L__BB42_3:
+	ld.global.u64 	%rd33, [%rd46];
+	ld.global.s32 	%rd34, [%rd44+16];
+	shr.s64 	%rd35, %rd33, 63;
+	and.b64  	%rd36, %rd35, %rd34;
+	add.s64 	%rd8, %rd36, %rd33;
+	setp.lt.s64 	%p3, %rd8, 0;
+	setp.ge.s64 	%p4, %rd8, %rd34;
+	or.pred  	%p5, %p3, %p4;
+	@%p5 bra 	$L__BB42_5;
+	bra.uni 	$L__BB42_4;
+
+$L__BB42_5:
+	mov.u32 	%r38, 1;
+	st.global.u32 	[%rd4], %r38;
+	mov.u32 	%r54, -1;
+	bra.uni 	$L__BB42_6;
+
+$L__BB42_4:
+	cvt.u32.u64 	%r54, %rd8;
+
+$L__BB42_6:
+	setp.lt.s32 	%p6, %r54, 0;
+	mov.u32 	%r55, -1;
+	@%p6 bra 	$L__BB42_8;
+
+	ld.global.u32 	%r40, [%rd45];
+	mad.lo.s32 	%r53, %r40, %r54, %r53;
+	add.s64 	%rd46, %rd46, 8;
+	add.s64 	%rd45, %rd45, 4;
+	add.s64 	%rd44, %rd44, 4;
+	add.s32 	%r52, %r52, 1;
+	setp.lt.s32 	%p7, %r52, %r5;
+	mov.u32 	%r55, %r53;
+	@%p7 bra 	$L__BB42_3;
+
+$L__BB42_8:
+	setp.lt.s32 	%p8, %r55, 0;
+	@%p8 bra 	$L__BB42_16;
+
+	rem.s32 	%r13, %r1, %r2;
+	setp.lt.s32 	%p9, %r26, 1;
+	@%p9 bra 	$L__BB42_16;
+
+	add.s32 	%r42, %r26, -1;
+	and.b32  	%r59, %r26, 3;
+	setp.lt.u32 	%p10, %r42, 3;
+	mov.u32 	%r58, 0;
+	@%p10 bra 	$L__BB42_13;
+
+	sub.s32 	%r57, %r26, %r59;
+	add.s32 	%r44, %r55, %r13;
+	mad.lo.s32 	%r45, %r26, %r44, %r25;
+	mad.lo.s32 	%r46, %r26, %r1, %r23;
+	cvt.s64.s32 	%rd37, %r46;
+	cvta.to.global.u64 	%rd38, %rd25;
+	add.s64 	%rd47, %rd38, %rd37;
+	cvt.s64.s32 	%rd13, %r45;
+	cvta.to.global.u64 	%rd48, %rd27;
+	mov.u32 	%r58, 0;
+
+$L__BB42_12:
+	ld.global.u8 	%rs1, [%rd47];
+	add.s64 	%rd39, %rd48, %rd13;
+	st.global.u8 	[%rd39], %rs1;
+	ld.global.u8 	%rs2, [%rd47+1];
+	st.global.u8 	[%rd39+1], %rs2;
+	ld.global.u8 	%rs3, [%rd47+2];
+	st.global.u8 	[%rd39+2], %rs3;
+	ld.global.u8 	%rs4, [%rd47+3];
+	st.global.u8 	[%rd39+3], %rs4;
+	add.s32 	%r58, %r58, 4;
+	add.s64 	%rd48, %rd48, 4;
+	add.s64 	%rd47, %rd47, 4;
+	add.s32 	%r57, %r57, -4;
+	setp.ne.s32 	%p11, %r57, 0;
+	@%p11 bra 	$L__BB42_12;
+
+$L__BB42_13:
+	setp.eq.s32 	%p12, %r59, 0;
+	@%p12 bra 	$L__BB42_16;
+
+	add.s32 	%r47, %r58, %r25;
+	add.s32 	%r48, %r55, %r13;
+	mad.lo.s32 	%r49, %r26, %r48, %r47;
+	cvt.s64.s32 	%rd40, %r49;
+	cvta.to.global.u64 	%rd41, %rd27;
+	add.s64 	%rd50, %rd41, %rd40;
+	add.s32 	%r50, %r58, %r23;
+	mad.lo.s32 	%r51, %r26, %r1, %r50;
+	cvt.s64.s32 	%rd42, %r51;
+	cvta.to.global.u64 	%rd43, %rd25;
+	add.s64 	%rd49, %rd43, %rd42;
+
+$L__BB42_15:
+	.pragma "nounroll";
+	ld.global.u8 	%rs5, [%rd49];
+	st.global.u8 	[%rd50], %rs5;
+	add.s64 	%rd50, %rd50, 1;
+	add.s64 	%rd49, %rd49, 1;
+	add.s32 	%r59, %r59, -1;
+	setp.ne.s32 	%p13, %r59, 0;
+	@%p13 bra 	$L__BB42_15;
+
+$L__BB42_16:
+	ret;
+
+}
+	// .globl	trilu_bytes
+.visible .entry trilu_bytes(
+	.param .u64 trilu_bytes_param_0,
+	.param .u32 trilu_bytes_param_1,
+	.param .u64 trilu_bytes_param_2,
+	.param .u32 trilu_bytes_param_3,
+	.param .u32 trilu_bytes_param_4,
+	.param .u32 trilu_bytes_param_5,
+	.param .u32 trilu_bytes_param_6,
+	.param .u32 trilu_bytes_param_7,
+	.param .u32 trilu_bytes_param_8,
+	.param .u32 trilu_bytes_param_9
+)
+{
+	.reg .pred 	%p<16>;
+	.reg .b32 	%r<66>;
+	.reg .b64 	%rd<25>;
+
+
+	ld.param.u64 	%rd16, [trilu_bytes_param_0];
+	ld.param.u32 	%r21, [trilu_bytes_param_1];
+	ld.param.u64 	%rd17, [trilu_bytes_param_2];
+	ld.param.u32 	%r22, [trilu_bytes_param_3];
+	ld.param.u32 	%r28, [trilu_bytes_param_4];
+	ld.param.u32 	%r23, [trilu_bytes_param_5];
+	ld.param.u32 	%r24, [trilu_bytes_param_6];
+	ld.param.u32 	%r25, [trilu_bytes_param_7];
+	ld.param.u32 	%r26, [trilu_bytes_param_8];
+	ld.param.u32 	%r27, [trilu_bytes_param_9];
+	cvta.to.global.u64 	%rd1, %rd17;
+	cvta.to.global.u64 	%rd2, %rd16;
+	mov.u32 	%r29, %ntid.x;
+	mov.u32 	%r30, %ctaid.x;
+	mov.u32 	%r31, %tid.x;
+	mad.lo.s32 	%r1, %r30, %r29, %r31;
+	setp.ge.s32 	%p2, %r1, %r28;
+	@%p2 bra 	$L__BB43_18;
+
+	div.s32 	%r32, %r1, %r25;
+	mul.lo.s32 	%r33, %r32, %r25;
+	sub.s32 	%r34, %r1, %r33;
+	rem.s32 	%r35, %r32, %r24;
+	sub.s32 	%r36, %r34, %r35;
+	setp.ge.s32 	%p3, %r36, %r26;
+	setp.le.s32 	%p4, %r36, %r26;
+	setp.eq.s32 	%p5, %r27, 0;
+	selp.u32 	%r37, -1, 0, %p3;
+	selp.u32 	%r38, -1, 0, %p4;
+	selp.b32 	%r39, %r38, %r37, %p5;
+	and.b32  	%r40, %r39, 1;
+	setp.eq.b32 	%p1, %r40, 1;
+	setp.lt.s32 	%p6, %r23, 1;
+	@%p6 bra 	$L__BB43_18;
+
+	add.s32 	%r42, %r23, -1;
+	and.b32  	%r64, %r23, 3;
+	setp.lt.u32 	%p7, %r42, 3;
+	mov.u32 	%r63, 0;
+	@%p7 bra 	$L__BB43_13;
+
+	sub.s32 	%r58, %r23, %r64;
+	mul.lo.s32 	%r44, %r23, %r1;
+	add.s32 	%r45, %r22, %r44;
+	add.s32 	%r46, %r21, %r44;
+	cvt.s64.s32 	%rd18, %r46;
+	add.s64 	%rd21, %rd2, %rd18;
+	cvt.s64.s32 	%rd4, %r45;
+	mov.u32 	%r43, 0;
+	not.pred 	%p8, %p1;
+	mov.u64 	%rd22, %rd1;
+	mov.u32 	%r63, %r43;
+
+$L__BB43_4:
+	mov.u32 	%r59, %r43;
+	@%p8 bra 	$L__BB43_6;
+
+	ld.global.u8 	%r59, [%rd21];
+
+$L__BB43_6:
+	add.s64 	%rd7, %rd22, %rd4;
+	st.global.u8 	[%rd7], %r59;
+	mov.u32 	%r61, 0;
+	mov.u32 	%r60, %r61;
+	@%p8 bra 	$L__BB43_8;
+
+	ld.global.u8 	%r60, [%rd21+1];
+
+$L__BB43_8:
+	st.global.u8 	[%rd7+1], %r60;
+	@%p8 bra 	$L__BB43_10;
+
+	ld.global.u8 	%r61, [%rd21+2];
+
+$L__BB43_10:
+	st.global.u8 	[%rd7+2], %r61;
+	mov.u32 	%r62, 0;
+	@%p8 bra 	$L__BB43_12;
+
+	ld.global.u8 	%r62, [%rd21+3];
+
+$L__BB43_12:
+	st.global.u8 	[%rd7+3], %r62;
+	add.s32 	%r63, %r63, 4;
+	add.s64 	%rd22, %rd22, 4;
+	add.s64 	%rd21, %rd21, 4;
+	add.s32 	%r58, %r58, -4;
+	setp.ne.s32 	%p12, %r58, 0;
+	@%p12 bra 	$L__BB43_4;
+
+$L__BB43_13:
+	setp.eq.s32 	%p13, %r64, 0;
+	@%p13 bra 	$L__BB43_18;
+
+	add.s32 	%r51, %r63, %r22;
+	mul.lo.s32 	%r52, %r23, %r1;
+	add.s32 	%r53, %r51, %r52;
+	cvt.s64.s32 	%rd19, %r53;
+	add.s64 	%rd24, %rd1, %rd19;
+	add.s32 	%r54, %r63, %r21;
+	add.s32 	%r55, %r54, %r52;
+	cvt.s64.s32 	%rd20, %r55;
+	add.s64 	%rd23, %rd2, %rd20;
+	not.pred 	%p14, %p1;
+
+$L__BB43_15:
+	.pragma "nounroll";
+	mov.u32 	%r65, 0;
+	@%p14 bra 	$L__BB43_17;
+
+	ld.global.u8 	%r65, [%rd23];
+
+$L__BB43_17:
+	st.global.u8 	[%rd24], %r65;
+	add.s64 	%rd24, %rd24, 1;
+	add.s64 	%rd23, %rd23, 1;
+	add.s32 	%r64, %r64, -1;
+	setp.ne.s32 	%p15, %r64, 0;
+	@%p15 bra 	$L__BB43_15;
+
+$L__BB43_18:
+	ret;
+
+}
+	// .globl	cumsum_f32
+.visible .entry cumsum_f32(
+	.param .u64 cumsum_f32_param_0,
+	.param .u32 cumsum_f32_param_1,
+	.param .u64 cumsum_f32_param_2,
+	.param .u32 cumsum_f32_param_3,
+	.param .u32 cumsum_f32_param_4,
+	.param .u32 cumsum_f32_param_5,
+	.param .u32 cumsum_f32_param_6,
+	.param .u32 cumsum_f32_param_7,
+	.param .u32 cumsum_f32_param_8
+)
+{
+	.reg .pred 	%p<22>;
+	.reg .f32 	%f<73>;
+	.reg .b32 	%r<174>;
+	.reg .b64 	%rd<65>;
+
+
+	ld.param.u64 	%rd7, [cumsum_f32_param_0];
+	ld.param.u32 	%r83, [cumsum_f32_param_1];
+	ld.param.u64 	%rd8, [cumsum_f32_param_2];
+	ld.param.u32 	%r84, [cumsum_f32_param_3];
+	ld.param.u32 	%r89, [cumsum_f32_param_4];
+	ld.param.u32 	%r85, [cumsum_f32_param_5];
+	ld.param.u32 	%r86, [cumsum_f32_param_6];
+	ld.param.u32 	%r87, [cumsum_f32_param_7];
+	ld.param.u32 	%r88, [cumsum_f32_param_8];
+	cvta.to.global.u64 	%rd1, %rd8;
+	cvta.to.global.u64 	%rd2, %rd7;
+	mov.u32 	%r90, %ntid.x;
+	mov.u32 	%r91, %ctaid.x;
+	mov.u32 	%r92, %tid.x;
+	mad.lo.s32 	%r1, %r91, %r90, %r92;
+	setp.ge.s32 	%p1, %r1, %r89;
+	@%p1 bra 	$L__BB44_29;
+
+	div.s32 	%r2, %r1, %r86;
+	mul.lo.s32 	%r3, %r2, %r85;
+	mul.lo.s32 	%r93, %r2, %r86;
+	sub.s32 	%r4, %r1, %r93;
+	setp.lt.s32 	%p2, %r85, 1;
+	@%p2 bra 	$L__BB44_29;
+
+	setp.eq.s32 	%p3, %r88, 0;
+	add.s32 	%r5, %r85, -1;
+	and.b32  	%r6, %r85, 3;
+	@%p3 bra 	$L__BB44_16;
+
+	setp.eq.s32 	%p4, %r87, 0;
+	@%p4 bra 	$L__BB44_10;
+
+	setp.lt.u32 	%p5, %r5, 3;
+	mov.f32 	%f62, 0f00000000;
+	mov.u32 	%r149, 0;
+	@%p5 bra 	$L__BB44_7;
+
+	add.s32 	%r96, %r4, %r84;
+	add.s32 	%r97, %r2, 1;
+	shl.b32 	%r7, %r86, 2;
+	mad.lo.s32 	%r98, %r85, %r97, -1;
+	mul.lo.s32 	%r99, %r86, %r98;
+	add.s32 	%r147, %r96, %r99;
+	add.s32 	%r100, %r4, %r83;
+	add.s32 	%r146, %r100, %r99;
+	sub.s32 	%r10, %r6, %r85;
+	neg.s32 	%r101, %r86;
+	mov.u32 	%r149, 0;
+	mul.wide.s32 	%rd3, %r101, 4;
+	mov.f32 	%f62, 0f00000000;
+
+$L__BB44_6:
+	mul.wide.s32 	%rd9, %r146, 4;
+	add.s64 	%rd10, %rd2, %rd9;
+	ld.global.f32 	%f23, [%rd10];
+	mul.wide.s32 	%rd11, %r147, 4;
+	add.s64 	%rd12, %rd1, %rd11;
+	st.global.f32 	[%rd12], %f62;
+	add.f32 	%f24, %f62, %f23;
+	add.s64 	%rd13, %rd10, %rd3;
+	ld.global.f32 	%f25, [%rd13];
+	add.s64 	%rd14, %rd12, %rd3;
+	st.global.f32 	[%rd14], %f24;
+	add.f32 	%f26, %f24, %f25;
+	add.s64 	%rd15, %rd13, %rd3;
+	ld.global.f32 	%f27, [%rd15];
+	add.s64 	%rd16, %rd14, %rd3;
+	st.global.f32 	[%rd16], %f26;
+	add.f32 	%f28, %f26, %f27;
+	add.s64 	%rd17, %rd15, %rd3;
+	ld.global.f32 	%f29, [%rd17];
+	add.s64 	%rd18, %rd16, %rd3;
+	st.global.f32 	[%rd18], %f28;
+	add.f32 	%f62, %f28, %f29;
+	sub.s32 	%r147, %r147, %r7;
+	sub.s32 	%r146, %r146, %r7;
+	add.s32 	%r149, %r149, 4;
+	add.s32 	%r102, %r10, %r149;
+	setp.ne.s32 	%p6, %r102, 0;
+	@%p6 bra 	$L__BB44_6;
+
+$L__BB44_7:
+	setp.eq.s32 	%p7, %r6, 0;
+	@%p7 bra 	$L__BB44_29;
+
+	add.s32 	%r103, %r4, %r84;
+	add.s32 	%r104, %r2, 1;
+	mad.lo.s32 	%r105, %r85, %r104, -1;
+	sub.s32 	%r106, %r105, %r149;
+	mul.lo.s32 	%r107, %r86, %r106;
+	add.s32 	%r151, %r103, %r107;
+	add.s32 	%r108, %r4, %r83;
+	add.s32 	%r150, %r108, %r107;
+
+$L__BB44_9:
+	.pragma "nounroll";
+	mul.wide.s32 	%rd19, %r150, 4;
+	add.s64 	%rd20, %rd2, %rd19;
+	ld.global.f32 	%f30, [%rd20];
+	mul.wide.s32 	%rd21, %r151, 4;
+	add.s64 	%rd22, %rd1, %rd21;
+	st.global.f32 	[%rd22], %f62;
+	add.f32 	%f62, %f62, %f30;
+	sub.s32 	%r151, %r151, %r86;
+	sub.s32 	%r150, %r150, %r86;
+	add.s32 	%r6, %r6, -1;
+	setp.eq.s32 	%p8, %r6, 0;
+	@%p8 bra 	$L__BB44_29;
+	bra.uni 	$L__BB44_9;
+
+$L__BB44_16:
+	setp.eq.s32 	%p13, %r87, 0;
+	@%p13 bra 	$L__BB44_23;
+
+	setp.lt.u32 	%p14, %r5, 3;
+	mov.f32 	%f68, 0f00000000;
+	mov.u32 	%r163, 0;
+	@%p14 bra 	$L__BB44_20;
+
+	add.s32 	%r126, %r4, %r84;
+	shl.b32 	%r45, %r86, 2;
+	mul.lo.s32 	%r128, %r93, %r85;
+	add.s32 	%r161, %r126, %r128;
+	add.s32 	%r129, %r4, %r83;
+	add.s32 	%r160, %r129, %r128;
+	sub.s32 	%r48, %r6, %r85;
+	mul.wide.s32 	%rd5, %r86, 4;
+	mov.f32 	%f68, 0f00000000;
+	mov.u32 	%r163, 0;
+
+$L__BB44_19:
+	mul.wide.s32 	%rd37, %r160, 4;
+	add.s64 	%rd38, %rd2, %rd37;
+	ld.global.f32 	%f43, [%rd38];
+	mul.wide.s32 	%rd39, %r161, 4;
+	add.s64 	%rd40, %rd1, %rd39;
+	st.global.f32 	[%rd40], %f68;
+	add.f32 	%f44, %f68, %f43;
+	add.s64 	%rd41, %rd38, %rd5;
+	ld.global.f32 	%f45, [%rd41];
+	add.s64 	%rd42, %rd40, %rd5;
+	st.global.f32 	[%rd42], %f44;
+	add.f32 	%f46, %f44, %f45;
+	add.s64 	%rd43, %rd41, %rd5;
+	ld.global.f32 	%f47, [%rd43];
+	add.s64 	%rd44, %rd42, %rd5;
+	st.global.f32 	[%rd44], %f46;
+	add.f32 	%f48, %f46, %f47;
+	add.s64 	%rd45, %rd43, %rd5;
+	ld.global.f32 	%f49, [%rd45];
+	add.s64 	%rd46, %rd44, %rd5;
+	st.global.f32 	[%rd46], %f48;
+	add.f32 	%f68, %f48, %f49;
+	add.s32 	%r161, %r161, %r45;
+	add.s32 	%r160, %r160, %r45;
+	add.s32 	%r163, %r163, 4;
+	add.s32 	%r130, %r48, %r163;
+	setp.ne.s32 	%p15, %r130, 0;
+	@%p15 bra 	$L__BB44_19;
+
+$L__BB44_20:
+	setp.eq.s32 	%p16, %r6, 0;
+	@%p16 bra 	$L__BB44_29;
+
+	add.s32 	%r131, %r4, %r84;
+	add.s32 	%r132, %r163, %r3;
+	mul.lo.s32 	%r133, %r86, %r132;
+	add.s32 	%r165, %r131, %r133;
+	add.s32 	%r134, %r4, %r83;
+	add.s32 	%r164, %r134, %r133;
+
+$L__BB44_22:
+	.pragma "nounroll";
+	mul.wide.s32 	%rd47, %r164, 4;
+	add.s64 	%rd48, %rd2, %rd47;
+	ld.global.f32 	%f50, [%rd48];
+	mul.wide.s32 	%rd49, %r165, 4;
+	add.s64 	%rd50, %rd1, %rd49;
+	st.global.f32 	[%rd50], %f68;
+	add.f32 	%f68, %f68, %f50;
+	add.s32 	%r165, %r165, %r86;
+	add.s32 	%r164, %r164, %r86;
+	add.s32 	%r6, %r6, -1;
+	setp.eq.s32 	%p17, %r6, 0;
+	@%p17 bra 	$L__BB44_29;
+	bra.uni 	$L__BB44_22;
+
+$L__BB44_10:
+	setp.lt.u32 	%p9, %r5, 3;
+	mov.f32 	%f65, 0f00000000;
+	mov.u32 	%r156, 0;
+	@%p9 bra 	$L__BB44_13;
+
+	add.s32 	%r111, %r4, %r84;
+	add.s32 	%r112, %r2, 1;
+	shl.b32 	%r26, %r86, 2;
+	mad.lo.s32 	%r113, %r85, %r112, -1;
+	mul.lo.s32 	%r114, %r86, %r113;
+	add.s32 	%r154, %r111, %r114;
+	add.s32 	%r115, %r4, %r83;
+	add.s32 	%r153, %r115, %r114;
+	sub.s32 	%r29, %r6, %r85;
+	neg.s32 	%r116, %r86;
+	mov.u32 	%r156, 0;
+	mul.wide.s32 	%rd4, %r116, 4;
+	mov.f32 	%f65, 0f00000000;
+
+$L__BB44_12:
+	mul.wide.s32 	%rd23, %r153, 4;
+	add.s64 	%rd24, %rd2, %rd23;
+	ld.global.f32 	%f33, [%rd24];
+	add.f32 	%f34, %f65, %f33;
+	mul.wide.s32 	%rd25, %r154, 4;
+	add.s64 	%rd26, %rd1, %rd25;
+	st.global.f32 	[%rd26], %f34;
+	add.s64 	%rd27, %rd24, %rd4;
+	ld.global.f32 	%f35, [%rd27];
+	add.f32 	%f36, %f34, %f35;
+	add.s64 	%rd28, %rd26, %rd4;
+	st.global.f32 	[%rd28], %f36;
+	add.s64 	%rd29, %rd27, %rd4;
+	ld.global.f32 	%f37, [%rd29];
+	add.f32 	%f38, %f36, %f37;
+	add.s64 	%rd30, %rd28, %rd4;
+	st.global.f32 	[%rd30], %f38;
+	add.s64 	%rd31, %rd29, %rd4;
+	ld.global.f32 	%f39, [%rd31];
+	add.f32 	%f65, %f38, %f39;
+	add.s64 	%rd32, %rd30, %rd4;
+	st.global.f32 	[%rd32], %f65;
+	sub.s32 	%r154, %r154, %r26;
+	sub.s32 	%r153, %r153, %r26;
+	add.s32 	%r156, %r156, 4;
+	add.s32 	%r117, %r29, %r156;
+	setp.ne.s32 	%p10, %r117, 0;
+	@%p10 bra 	$L__BB44_12;
+
+$L__BB44_13:
+	setp.eq.s32 	%p11, %r6, 0;
+	@%p11 bra 	$L__BB44_29;
+
+	add.s32 	%r118, %r4, %r84;
+	add.s32 	%r119, %r2, 1;
+	mad.lo.s32 	%r120, %r85, %r119, -1;
+	sub.s32 	%r121, %r120, %r156;
+	mul.lo.s32 	%r122, %r86, %r121;
+	add.s32 	%r158, %r118, %r122;
+	add.s32 	%r123, %r4, %r83;
+	add.s32 	%r157, %r123, %r122;
+
+$L__BB44_15:
+	.pragma "nounroll";
+	mul.wide.s32 	%rd33, %r157, 4;
+	add.s64 	%rd34, %rd2, %rd33;
+	ld.global.f32 	%f40, [%rd34];
+	add.f32 	%f65, %f65, %f40;
+	mul.wide.s32 	%rd35, %r158, 4;
+	add.s64 	%rd36, %rd1, %rd35;
+	st.global.f32 	[%rd36], %f65;
+	sub.s32 	%r158, %r158, %r86;
+	sub.s32 	%r157, %r157, %r86;
+	add.s32 	%r6, %r6, -1;
+	setp.eq.s32 	%p12, %r6, 0;
+	@%p12 bra 	$L__BB44_29;
+	bra.uni 	$L__BB44_15;
+
+$L__BB44_23:
+	setp.lt.u32 	%p18, %r5, 3;
+	mov.f32 	%f71, 0f00000000;
+	mov.u32 	%r170, 0;
+	@%p18 bra 	$L__BB44_26;
+
+	add.s32 	%r137, %r4, %r84;
+	shl.b32 	%r64, %r86, 2;
+	mul.lo.s32 	%r139, %r93, %r85;
+	add.s32 	%r168, %r137, %r139;
+	add.s32 	%r140, %r4, %r83;
+	add.s32 	%r167, %r140, %r139;
+	sub.s32 	%r67, %r6, %r85;
+	mul.wide.s32 	%rd6, %r86, 4;
+	mov.f32 	%f71, 0f00000000;
+	mov.u32 	%r170, 0;
+
+$L__BB44_25:
+	mul.wide.s32 	%rd51, %r167, 4;
+	add.s64 	%rd52, %rd2, %rd51;
+	ld.global.f32 	%f53, [%rd52];
+	add.f32 	%f54, %f71, %f53;
+	mul.wide.s32 	%rd53, %r168, 4;
+	add.s64 	%rd54, %rd1, %rd53;
+	st.global.f32 	[%rd54], %f54;
+	add.s64 	%rd55, %rd52, %rd6;
+	ld.global.f32 	%f55, [%rd55];
+	add.f32 	%f56, %f54, %f55;
+	add.s64 	%rd56, %rd54, %rd6;
+	st.global.f32 	[%rd56], %f56;
+	add.s64 	%rd57, %rd55, %rd6;
+	ld.global.f32 	%f57, [%rd57];
+	add.f32 	%f58, %f56, %f57;
+	add.s64 	%rd58, %rd56, %rd6;
+	st.global.f32 	[%rd58], %f58;
+	add.s64 	%rd59, %rd57, %rd6;
+	ld.global.f32 	%f59, [%rd59];
+	add.f32 	%f71, %f58, %f59;
+	add.s64 	%rd60, %rd58, %rd6;
+	st.global.f32 	[%rd60], %f71;
+	add.s32 	%r168, %r168, %r64;
+	add.s32 	%r167, %r167, %r64;
+	add.s32 	%r170, %r170, 4;
+	add.s32 	%r141, %r67, %r170;
+	setp.ne.s32 	%p19, %r141, 0;
+	@%p19 bra 	$L__BB44_25;
+
+$L__BB44_26:
+	setp.eq.s32 	%p20, %r6, 0;
+	@%p20 bra 	$L__BB44_29;
+
+	add.s32 	%r142, %r4, %r84;
+	add.s32 	%r143, %r170, %r3;
+	mul.lo.s32 	%r144, %r86, %r143;
+	add.s32 	%r172, %r142, %r144;
+	add.s32 	%r145, %r4, %r83;
+	add.s32 	%r171, %r145, %r144;
+
+$L__BB44_28:
+	.pragma "nounroll";
+	mul.wide.s32 	%rd61, %r171, 4;
+	add.s64 	%rd62, %rd2, %rd61;
+	ld.global.f32 	%f60, [%rd62];
+	add.f32 	%f71, %f71, %f60;
+	mul.wide.s32 	%rd63, %r172, 4;
+	add.s64 	%rd64, %rd1, %rd63;
+	st.global.f32 	[%rd64], %f71;
+	add.s32 	%r172, %r172, %r86;
+	add.s32 	%r171, %r171, %r86;
+	add.s32 	%r6, %r6, -1;
+	setp.ne.s32 	%p21, %r6, 0;
+	@%p21 bra 	$L__BB44_28;
+
+$L__BB44_29:
+	ret;
+
+}
+	// .globl	float_class
+.visible .entry float_class(
+	.param .u64 float_class_param_0,
+	.param .u32 float_class_param_1,
+	.param .u64 float_class_param_2,
+	.param .u32 float_class_param_3,
+	.param .u32 float_class_param_4,
+	.param .u32 float_class_param_5
+)
+{
+	.reg .pred 	%p<18>;
+	.reg .b16 	%rs<2>;
+	.reg .f32 	%f<3>;
+	.reg .b32 	%r<11>;
+	.reg .b64 	%rd<9>;
+
+
+	ld.param.u64 	%rd1, [float_class_param_0];
+	ld.param.u32 	%r2, [float_class_param_1];
+	ld.param.u64 	%rd2, [float_class_param_2];
+	ld.param.u32 	%r3, [float_class_param_3];
+	ld.param.u32 	%r5, [float_class_param_4];
+	ld.param.u32 	%r4, [float_class_param_5];
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %ctaid.x;
+	mov.u32 	%r8, %tid.x;
+	mad.lo.s32 	%r1, %r7, %r6, %r8;
+	setp.ge.s32 	%p6, %r1, %r5;
+	@%p6 bra 	$L__BB45_11;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r9, %r1, %r2;
+	mul.wide.s32 	%rd4, %r9, 4;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.f32 	%f1, [%rd5];
+	abs.f32 	%f2, %f1;
+	mov.pred 	%p17, 0;
+	setp.gt.s32 	%p8, %r4, 1;
+	@%p8 bra 	$L__BB45_5;
+
+	setp.eq.s32 	%p11, %r4, 0;
+	@%p11 bra 	$L__BB45_9;
+
+	setp.eq.s32 	%p12, %r4, 1;
+	@%p12 bra 	$L__BB45_4;
+	bra.uni 	$L__BB45_10;
+
+$L__BB45_4:
+	setp.eq.f32 	%p17, %f2, 0f7F800000;
+	bra.uni 	$L__BB45_10;
+
+$L__BB45_5:
+	setp.eq.s32 	%p9, %r4, 2;
+	@%p9 bra 	$L__BB45_8;
+
+	setp.ne.s32 	%p10, %r4, 3;
+	@%p10 bra 	$L__BB45_10;
+
+	setp.eq.f32 	%p13, %f2, 0f7F800000;
+	setp.lt.f32 	%p14, %f1, 0f00000000;
+	and.pred  	%p17, %p14, %p13;
+	bra.uni 	$L__BB45_10;
+
+$L__BB45_9:
+	setp.gtu.f32 	%p17, %f2, 0f7F800000;
+	bra.uni 	$L__BB45_10;
+
+$L__BB45_8:
+	setp.eq.f32 	%p15, %f2, 0f7F800000;
+	setp.gt.f32 	%p16, %f1, 0f00000000;
+	and.pred  	%p17, %p16, %p15;
+
+$L__BB45_10:
+	add.s32 	%r10, %r1, %r3;
+	cvt.s64.s32 	%rd6, %r10;
+	cvta.to.global.u64 	%rd7, %rd2;
+	add.s64 	%rd8, %rd7, %rd6;
+	selp.u16 	%rs1, 1, 0, %p17;
+	st.global.u8 	[%rd8], %rs1;
+
+$L__BB45_11:
+	ret;
+
+}
+	// .globl	cast_i64_u8
+.visible .entry cast_i64_u8(
+	.param .u64 cast_i64_u8_param_0,
+	.param .u32 cast_i64_u8_param_1,
+	.param .u64 cast_i64_u8_param_2,
+	.param .u32 cast_i64_u8_param_3,
+	.param .u32 cast_i64_u8_param_4
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b16 	%rs<2>;
+	.reg .b32 	%r<10>;
+	.reg .b64 	%rd<10>;
+
+
+	ld.param.u64 	%rd1, [cast_i64_u8_param_0];
+	ld.param.u32 	%r2, [cast_i64_u8_param_1];
+	ld.param.u64 	%rd2, [cast_i64_u8_param_2];
+	ld.param.u32 	%r3, [cast_i64_u8_param_3];
+	ld.param.u32 	%r4, [cast_i64_u8_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB46_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 8;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u64 	%rd6, [%rd5];
+	setp.ne.s64 	%p2, %rd6, 0;
+	selp.u16 	%rs1, 1, 0, %p2;
+	add.s32 	%r9, %r1, %r3;
+	cvt.s64.s32 	%rd7, %r9;
+	cvta.to.global.u64 	%rd8, %rd2;
+	add.s64 	%rd9, %rd8, %rd7;
+	st.global.u8 	[%rd9], %rs1;
+
+$L__BB46_2:
+	ret;
+
+}
+	// .globl	cast_i32_u8
+.visible .entry cast_i32_u8(
+	.param .u64 cast_i32_u8_param_0,
+	.param .u32 cast_i32_u8_param_1,
+	.param .u64 cast_i32_u8_param_2,
+	.param .u32 cast_i32_u8_param_3,
+	.param .u32 cast_i32_u8_param_4
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b16 	%rs<2>;
+	.reg .b32 	%r<11>;
+	.reg .b64 	%rd<9>;
+
+
+	ld.param.u64 	%rd1, [cast_i32_u8_param_0];
+	ld.param.u32 	%r2, [cast_i32_u8_param_1];
+	ld.param.u64 	%rd2, [cast_i32_u8_param_2];
+	ld.param.u32 	%r3, [cast_i32_u8_param_3];
+	ld.param.u32 	%r4, [cast_i32_u8_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB47_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 4;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u32 	%r9, [%rd5];
+	setp.ne.s32 	%p2, %r9, 0;
+	selp.u16 	%rs1, 1, 0, %p2;
+	add.s32 	%r10, %r1, %r3;
+	cvt.s64.s32 	%rd6, %r10;
+	cvta.to.global.u64 	%rd7, %rd2;
+	add.s64 	%rd8, %rd7, %rd6;
+	st.global.u8 	[%rd8], %rs1;
+
+$L__BB47_2:
+	ret;
+
+}
+	// .globl	cast_u8_i64
+.visible .entry cast_u8_i64(
+	.param .u64 cast_u8_i64_param_0,
+	.param .u32 cast_u8_i64_param_1,
+	.param .u64 cast_u8_i64_param_2,
+	.param .u32 cast_u8_i64_param_3,
+	.param .u32 cast_u8_i64_param_4
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b16 	%rs<2>;
+	.reg .b32 	%r<10>;
+	.reg .b64 	%rd<10>;
+
+
+	ld.param.u64 	%rd1, [cast_u8_i64_param_0];
+	ld.param.u32 	%r2, [cast_u8_i64_param_1];
+	ld.param.u64 	%rd2, [cast_u8_i64_param_2];
+	ld.param.u32 	%r3, [cast_u8_i64_param_3];
+	ld.param.u32 	%r4, [cast_u8_i64_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB48_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	cvt.s64.s32 	%rd4, %r8;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u8 	%rs1, [%rd5];
+	setp.ne.s16 	%p2, %rs1, 0;
+	selp.u64 	%rd6, 1, 0, %p2;
+	add.s32 	%r9, %r1, %r3;
+	cvta.to.global.u64 	%rd7, %rd2;
+	mul.wide.s32 	%rd8, %r9, 8;
+	add.s64 	%rd9, %rd7, %rd8;
+	st.global.u64 	[%rd9], %rd6;
+
+$L__BB48_2:
+	ret;
+
+}
+	// .globl	cast_u8_i32
+.visible .entry cast_u8_i32(
+	.param .u64 cast_u8_i32_param_0,
+	.param .u32 cast_u8_i32_param_1,
+	.param .u64 cast_u8_i32_param_2,
+	.param .u32 cast_u8_i32_param_3,
+	.param .u32 cast_u8_i32_param_4
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b16 	%rs<2>;
+	.reg .b32 	%r<11>;
+	.reg .b64 	%rd<9>;
+
+
+	ld.param.u64 	%rd1, [cast_u8_i32_param_0];
+	ld.param.u32 	%r2, [cast_u8_i32_param_1];
+	ld.param.u64 	%rd2, [cast_u8_i32_param_2];
+	ld.param.u32 	%r3, [cast_u8_i32_param_3];
+	ld.param.u32 	%r4, [cast_u8_i32_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB49_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	cvt.s64.s32 	%rd4, %r8;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u8 	%rs1, [%rd5];
+	setp.ne.s16 	%p2, %rs1, 0;
+	selp.u32 	%r9, 1, 0, %p2;
+	add.s32 	%r10, %r1, %r3;
+	cvta.to.global.u64 	%rd6, %rd2;
+	mul.wide.s32 	%rd7, %r10, 4;
+	add.s64 	%rd8, %rd6, %rd7;
+	st.global.u32 	[%rd8], %r9;
+
+$L__BB49_2:
+	ret;
+
+}
+	// .globl	cast_i64_i32
+.visible .entry cast_i64_i32(
+	.param .u64 cast_i64_i32_param_0,
+	.param .u32 cast_i64_i32_param_1,
+	.param .u64 cast_i64_i32_param_2,
+	.param .u32 cast_i64_i32_param_3,
+	.param .u32 cast_i64_i32_param_4
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .b32 	%r<10>;
+	.reg .b64 	%rd<10>;
+
+
+	ld.param.u64 	%rd1, [cast_i64_i32_param_0];
+	ld.param.u32 	%r2, [cast_i64_i32_param_1];
+	ld.param.u64 	%rd2, [cast_i64_i32_param_2];
+	ld.param.u32 	%r3, [cast_i64_i32_param_3];
+	ld.param.u32 	%r4, [cast_i64_i32_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB50_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 8;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u64 	%rd6, [%rd5];
+	add.s32 	%r9, %r1, %r3;
+	cvta.to.global.u64 	%rd7, %rd2;
+	mul.wide.s32 	%rd8, %r9, 4;
+	add.s64 	%rd9, %rd7, %rd8;
+	st.global.u32 	[%rd9], %rd6;
+
+$L__BB50_2:
+	ret;
+
+}
+	// .globl	cast_i32_i64
+.visible .entry cast_i32_i64(
+	.param .u64 cast_i32_i64_param_0,
+	.param .u32 cast_i32_i64_param_1,
+	.param .u64 cast_i32_i64_param_2,
+	.param .u32 cast_i32_i64_param_3,
+	.param .u32 cast_i32_i64_param_4
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .b32 	%r<10>;
+	.reg .b64 	%rd<10>;
+
+
+	ld.param.u64 	%rd1, [cast_i32_i64_param_0];
+	ld.param.u32 	%r2, [cast_i32_i64_param_1];
+	ld.param.u64 	%rd2, [cast_i32_i64_param_2];
+	ld.param.u32 	%r3, [cast_i32_i64_param_3];
+	ld.param.u32 	%r4, [cast_i32_i64_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB51_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 4;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.s32 	%rd6, [%rd5];
+	add.s32 	%r9, %r1, %r3;
+	cvta.to.global.u64 	%rd7, %rd2;
+	mul.wide.s32 	%rd8, %r9, 8;
+	add.s64 	%rd9, %rd7, %rd8;
+	st.global.u64 	[%rd9], %rd6;
+
+$L__BB51_2:
 	ret;
 
 }

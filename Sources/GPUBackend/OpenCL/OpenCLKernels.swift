@@ -126,6 +126,13 @@ public enum GPUKernelTable {
         add(["Concat"], dtypes: anyType, makeConcat)
         add(["Split"], dtypes: anyType, makeSplit)
         add(["Gather"], dtypes: anyType, makeGather)
+        add(["GatherElements"], dtypes: anyType, makeGatherElements)
+        add(["GatherND"], dtypes: anyType, makeGatherND)
+        add(["ScatterElements", "Scatter"], dtypes: anyType, makeScatterElements)
+        add(["ScatterND"], dtypes: anyType, makeScatterND)
+        add(["Trilu"], dtypes: anyType, makeTrilu)
+        add(["CumSum"], makeCumSum)
+        add(["IsNaN", "IsInf"], makeFloatClass)
         add(
             ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], dtypes: integers.union([.float32]),
             makeCompare)
@@ -477,11 +484,13 @@ public enum GPUKernelTable {
         let (xb, xo) = try backend.arguments(for: x, elementBytes: width == 4 ? 4 : 1)
         let (yb, yo) = try backend.arguments(for: y, elementBytes: width == 4 ? 4 : 1)
         let (ib, io) = try backend.arguments(for: indices, elementBytes: 8)
-        return try backend.kernel(
+        let flag = try indexFlag(node, backend, indices: indices, extents: [dims[axis]])
+        let launch = try backend.kernel(
             width == 4 ? "gather_axis" : "gather_axis_bytes",
             arguments: [xb, xo, ib, io, yb, yo, .int(Int32(count))] + (width == 4 ? [] : [.int(Int32(width))])
-                + [metaArgument],
-            global: [count], retained: [metaKeep])
+                + [metaArgument, flag.argument],
+            global: [count], retained: [metaKeep, flag.buffer])
+        return checked(launch, node, backend, flag: flag)
     }
 
     /// Per-axis element strides of `shape` right-aligned to `rank`, 0 on broadcast axes.
@@ -584,7 +593,7 @@ public enum GPUKernelTable {
         let count = y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
         let from = x.type.dtype, to = y.type.dtype
-        if from == to { return try makeUnary(node, backend, code: 11) }
+        if from == to { return try makeCopy(node, backend) }
         let name: String
         switch (from, to) {
         case (.float32, .int64): name = "cast_f32_i64"
@@ -593,6 +602,12 @@ public enum GPUKernelTable {
         case (.int32, .float32): name = "cast_i32_f32"
         case (.float32, .bool): name = "cast_f32_u8"
         case (.bool, .float32): name = "cast_u8_f32"
+        case (.int64, .bool): name = "cast_i64_u8"
+        case (.int32, .bool): name = "cast_i32_u8"
+        case (.bool, .int64): name = "cast_u8_i64"
+        case (.bool, .int32): name = "cast_u8_i32"
+        case (.int64, .int32): name = "cast_i64_i32"
+        case (.int32, .int64): name = "cast_i32_i64"
         default:
             throw RuntimeError.unsupportedAttribute(
                 node: node.step.node.displayName, detail: "Cast from \(from) to \(to) on the GPU")
