@@ -84,3 +84,13 @@ struct OpenCLIndexingTests {
         #expect(try Self.run("GatherElements", indices: (Shape([1, 2]), [1, 0]), updates: false) == [3, 2])
     }
 }
+
+/// The OpenCL suites skip themselves where no device can be created; a kernel source that fails to build would
+/// look the same. Wherever OpenCL reports a device, the program must build, so a broken kernel fails here.
+struct OpenCLProgramBuildTests {
+    @Test func theKernelSourceBuildsWhereverOpenCLHasADevice() throws {
+        let openCL = GPUDiscovery.probe().first { $0.runtime == .opencl }
+        guard let openCL, !openCL.devices.isEmpty else { return }
+        _ = try OpenCLBackend(index: 0)
+    }
+}

@@ -13655,135 +13655,163 @@ $L__BB42_16:
 	.param .u32 trilu_bytes_param_6,
 	.param .u32 trilu_bytes_param_7,
 	.param .u32 trilu_bytes_param_8,
-	.param .u32 trilu_bytes_param_9
+	.param .u32 trilu_bytes_param_9,
+	.param .u64 trilu_bytes_param_10,
+	.param .u32 trilu_bytes_param_11,
+	.param .u32 trilu_bytes_param_12
 )
 {
-	.reg .pred 	%p<16>;
-	.reg .b32 	%r<66>;
-	.reg .b64 	%rd<25>;
+	.reg .pred 	%p<19>;
+	.reg .b32 	%r<73>;
+	.reg .b64 	%rd<35>;
 
 
-	ld.param.u64 	%rd16, [trilu_bytes_param_0];
+	ld.param.u64 	%rd20, [trilu_bytes_param_0];
 	ld.param.u32 	%r21, [trilu_bytes_param_1];
-	ld.param.u64 	%rd17, [trilu_bytes_param_2];
+	ld.param.u64 	%rd21, [trilu_bytes_param_2];
 	ld.param.u32 	%r22, [trilu_bytes_param_3];
-	ld.param.u32 	%r28, [trilu_bytes_param_4];
+	ld.param.u32 	%r30, [trilu_bytes_param_4];
 	ld.param.u32 	%r23, [trilu_bytes_param_5];
 	ld.param.u32 	%r24, [trilu_bytes_param_6];
 	ld.param.u32 	%r25, [trilu_bytes_param_7];
 	ld.param.u32 	%r26, [trilu_bytes_param_8];
 	ld.param.u32 	%r27, [trilu_bytes_param_9];
-	cvta.to.global.u64 	%rd1, %rd17;
-	cvta.to.global.u64 	%rd2, %rd16;
-	mov.u32 	%r29, %ntid.x;
-	mov.u32 	%r30, %ctaid.x;
-	mov.u32 	%r31, %tid.x;
-	mad.lo.s32 	%r1, %r30, %r29, %r31;
-	setp.ge.s32 	%p2, %r1, %r28;
-	@%p2 bra 	$L__BB43_18;
+	ld.param.u64 	%rd19, [trilu_bytes_param_10];
+	ld.param.u32 	%r28, [trilu_bytes_param_11];
+	ld.param.u32 	%r29, [trilu_bytes_param_12];
+	cvta.to.global.u64 	%rd1, %rd21;
+	cvta.to.global.u64 	%rd2, %rd20;
+	mov.u32 	%r31, %ntid.x;
+	mov.u32 	%r32, %ctaid.x;
+	mov.u32 	%r33, %tid.x;
+	mad.lo.s32 	%r1, %r32, %r31, %r33;
+	setp.ge.s32 	%p2, %r1, %r30;
+	@%p2 bra 	$L__BB43_21;
 
-	div.s32 	%r32, %r1, %r25;
-	mul.lo.s32 	%r33, %r32, %r25;
-	sub.s32 	%r34, %r1, %r33;
-	rem.s32 	%r35, %r32, %r24;
-	sub.s32 	%r36, %r34, %r35;
-	setp.ge.s32 	%p3, %r36, %r26;
-	setp.le.s32 	%p4, %r36, %r26;
-	setp.eq.s32 	%p5, %r27, 0;
-	selp.u32 	%r37, -1, 0, %p3;
-	selp.u32 	%r38, -1, 0, %p4;
-	selp.b32 	%r39, %r38, %r37, %p5;
-	and.b32  	%r40, %r39, 1;
-	setp.eq.b32 	%p1, %r40, 1;
-	setp.lt.s32 	%p6, %r23, 1;
-	@%p6 bra 	$L__BB43_18;
+	setp.eq.s32 	%p3, %r29, 0;
+	@%p3 bra 	$L__BB43_3;
 
-	add.s32 	%r42, %r23, -1;
-	and.b32  	%r64, %r23, 3;
-	setp.lt.u32 	%p7, %r42, 3;
-	mov.u32 	%r63, 0;
-	@%p7 bra 	$L__BB43_13;
+	cvta.to.global.u64 	%rd22, %rd19;
+	mul.wide.s32 	%rd23, %r28, 8;
+	add.s64 	%rd24, %rd22, %rd23;
+	ld.global.u64 	%rd30, [%rd24];
+	bra.uni 	$L__BB43_4;
 
-	sub.s32 	%r58, %r23, %r64;
-	mul.lo.s32 	%r44, %r23, %r1;
-	add.s32 	%r45, %r22, %r44;
-	add.s32 	%r46, %r21, %r44;
-	cvt.s64.s32 	%rd18, %r46;
-	add.s64 	%rd21, %rd2, %rd18;
-	cvt.s64.s32 	%rd4, %r45;
-	mov.u32 	%r43, 0;
-	not.pred 	%p8, %p1;
-	mov.u64 	%rd22, %rd1;
-	mov.u32 	%r63, %r43;
+$L__BB43_3:
+	cvt.s64.s32 	%rd30, %r26;
 
 $L__BB43_4:
-	mov.u32 	%r59, %r43;
-	@%p8 bra 	$L__BB43_6;
+	add.s32 	%r34, %r25, 1;
+	cvt.s64.s32 	%rd25, %r34;
+	setp.gt.s64 	%p4, %rd30, %rd25;
+	not.b32 	%r35, %r24;
+	cvt.s64.s32 	%rd26, %r35;
+	setp.lt.s64 	%p5, %rd30, %rd26;
+	cvt.u32.u64 	%r36, %rd30;
+	selp.b32 	%r37, %r35, %r36, %p5;
+	selp.b32 	%r38, %r34, %r37, %p4;
+	div.s32 	%r39, %r1, %r25;
+	rem.s32 	%r40, %r39, %r24;
+	mul.lo.s32 	%r41, %r39, %r25;
+	sub.s32 	%r42, %r1, %r41;
+	sub.s32 	%r43, %r42, %r40;
+	setp.ge.s32 	%p6, %r43, %r38;
+	setp.le.s32 	%p7, %r43, %r38;
+	setp.eq.s32 	%p8, %r27, 0;
+	selp.u32 	%r44, -1, 0, %p6;
+	selp.u32 	%r45, -1, 0, %p7;
+	selp.b32 	%r46, %r45, %r44, %p8;
+	and.b32  	%r47, %r46, 1;
+	setp.eq.b32 	%p1, %r47, 1;
+	setp.lt.s32 	%p9, %r23, 1;
+	@%p9 bra 	$L__BB43_21;
 
-	ld.global.u8 	%r59, [%rd21];
+	add.s32 	%r49, %r23, -1;
+	and.b32  	%r71, %r23, 3;
+	setp.lt.u32 	%p10, %r49, 3;
+	mov.u32 	%r70, 0;
+	@%p10 bra 	$L__BB43_16;
 
-$L__BB43_6:
-	add.s64 	%rd7, %rd22, %rd4;
-	st.global.u8 	[%rd7], %r59;
-	mov.u32 	%r61, 0;
-	mov.u32 	%r60, %r61;
-	@%p8 bra 	$L__BB43_8;
+	sub.s32 	%r65, %r23, %r71;
+	mul.lo.s32 	%r51, %r23, %r1;
+	add.s32 	%r52, %r22, %r51;
+	add.s32 	%r53, %r21, %r51;
+	cvt.s64.s32 	%rd27, %r53;
+	add.s64 	%rd31, %rd2, %rd27;
+	cvt.s64.s32 	%rd7, %r52;
+	mov.u32 	%r50, 0;
+	not.pred 	%p11, %p1;
+	mov.u64 	%rd32, %rd1;
+	mov.u32 	%r70, %r50;
 
-	ld.global.u8 	%r60, [%rd21+1];
+$L__BB43_7:
+	mov.u32 	%r66, %r50;
+	@%p11 bra 	$L__BB43_9;
 
-$L__BB43_8:
-	st.global.u8 	[%rd7+1], %r60;
-	@%p8 bra 	$L__BB43_10;
+	ld.global.u8 	%r66, [%rd31];
 
-	ld.global.u8 	%r61, [%rd21+2];
+$L__BB43_9:
+	add.s64 	%rd10, %rd32, %rd7;
+	st.global.u8 	[%rd10], %r66;
+	mov.u32 	%r68, 0;
+	mov.u32 	%r67, %r68;
+	@%p11 bra 	$L__BB43_11;
 
-$L__BB43_10:
-	st.global.u8 	[%rd7+2], %r61;
-	mov.u32 	%r62, 0;
-	@%p8 bra 	$L__BB43_12;
+	ld.global.u8 	%r67, [%rd31+1];
 
-	ld.global.u8 	%r62, [%rd21+3];
+$L__BB43_11:
+	st.global.u8 	[%rd10+1], %r67;
+	@%p11 bra 	$L__BB43_13;
 
-$L__BB43_12:
-	st.global.u8 	[%rd7+3], %r62;
-	add.s32 	%r63, %r63, 4;
-	add.s64 	%rd22, %rd22, 4;
-	add.s64 	%rd21, %rd21, 4;
-	add.s32 	%r58, %r58, -4;
-	setp.ne.s32 	%p12, %r58, 0;
-	@%p12 bra 	$L__BB43_4;
+	ld.global.u8 	%r68, [%rd31+2];
 
 $L__BB43_13:
-	setp.eq.s32 	%p13, %r64, 0;
-	@%p13 bra 	$L__BB43_18;
+	st.global.u8 	[%rd10+2], %r68;
+	mov.u32 	%r69, 0;
+	@%p11 bra 	$L__BB43_15;
 
-	add.s32 	%r51, %r63, %r22;
-	mul.lo.s32 	%r52, %r23, %r1;
-	add.s32 	%r53, %r51, %r52;
-	cvt.s64.s32 	%rd19, %r53;
-	add.s64 	%rd24, %rd1, %rd19;
-	add.s32 	%r54, %r63, %r21;
-	add.s32 	%r55, %r54, %r52;
-	cvt.s64.s32 	%rd20, %r55;
-	add.s64 	%rd23, %rd2, %rd20;
-	not.pred 	%p14, %p1;
+	ld.global.u8 	%r69, [%rd31+3];
 
 $L__BB43_15:
-	.pragma "nounroll";
-	mov.u32 	%r65, 0;
-	@%p14 bra 	$L__BB43_17;
+	st.global.u8 	[%rd10+3], %r69;
+	add.s32 	%r70, %r70, 4;
+	add.s64 	%rd32, %rd32, 4;
+	add.s64 	%rd31, %rd31, 4;
+	add.s32 	%r65, %r65, -4;
+	setp.ne.s32 	%p15, %r65, 0;
+	@%p15 bra 	$L__BB43_7;
 
-	ld.global.u8 	%r65, [%rd23];
+$L__BB43_16:
+	setp.eq.s32 	%p16, %r71, 0;
+	@%p16 bra 	$L__BB43_21;
 
-$L__BB43_17:
-	st.global.u8 	[%rd24], %r65;
-	add.s64 	%rd24, %rd24, 1;
-	add.s64 	%rd23, %rd23, 1;
-	add.s32 	%r64, %r64, -1;
-	setp.ne.s32 	%p15, %r64, 0;
-	@%p15 bra 	$L__BB43_15;
+	add.s32 	%r58, %r70, %r22;
+	mul.lo.s32 	%r59, %r23, %r1;
+	add.s32 	%r60, %r58, %r59;
+	cvt.s64.s32 	%rd28, %r60;
+	add.s64 	%rd34, %rd1, %rd28;
+	add.s32 	%r61, %r70, %r21;
+	add.s32 	%r62, %r61, %r59;
+	cvt.s64.s32 	%rd29, %r62;
+	add.s64 	%rd33, %rd2, %rd29;
+	not.pred 	%p17, %p1;
 
 $L__BB43_18:
+	.pragma "nounroll";
+	mov.u32 	%r72, 0;
+	@%p17 bra 	$L__BB43_20;
+
+	ld.global.u8 	%r72, [%rd33];
+
+$L__BB43_20:
+	st.global.u8 	[%rd34], %r72;
+	add.s64 	%rd34, %rd34, 1;
+	add.s64 	%rd33, %rd33, 1;
+	add.s32 	%r71, %r71, -1;
+	setp.ne.s32 	%p18, %r71, 0;
+	@%p18 bra 	$L__BB43_18;
+
+$L__BB43_21:
 	ret;
 
 }
@@ -14489,6 +14517,3086 @@ $L__BB50_2:
 	st.global.u64 	[%rd9], %rd6;
 
 $L__BB51_2:
+	ret;
+
+}
+	// .globl	attention_rows
+.visible .entry attention_rows(
+	.param .u64 attention_rows_param_0,
+	.param .u32 attention_rows_param_1,
+	.param .u64 attention_rows_param_2,
+	.param .u32 attention_rows_param_3,
+	.param .u64 attention_rows_param_4,
+	.param .u32 attention_rows_param_5,
+	.param .u64 attention_rows_param_6,
+	.param .u32 attention_rows_param_7,
+	.param .u64 attention_rows_param_8,
+	.param .u32 attention_rows_param_9,
+	.param .u64 attention_rows_param_10,
+	.param .u32 attention_rows_param_11,
+	.param .u64 attention_rows_param_12,
+	.param .u32 attention_rows_param_13,
+	.param .u64 attention_rows_param_14,
+	.param .u32 attention_rows_param_15,
+	.param .u64 attention_rows_param_16,
+	.param .u32 attention_rows_param_17,
+	.param .f32 attention_rows_param_18,
+	.param .f32 attention_rows_param_19,
+	.param .u64 attention_rows_param_20
+)
+{
+	.reg .pred 	%p<158>;
+	.reg .b16 	%rs<5>;
+	.reg .f32 	%f<376>;
+	.reg .b32 	%r<704>;
+	.reg .b64 	%rd<291>;
+
+
+	ld.param.u64 	%rd138, [attention_rows_param_0];
+	ld.param.u32 	%r260, [attention_rows_param_1];
+	ld.param.u64 	%rd139, [attention_rows_param_2];
+	ld.param.u32 	%r261, [attention_rows_param_3];
+	ld.param.u64 	%rd140, [attention_rows_param_4];
+	ld.param.u32 	%r262, [attention_rows_param_5];
+	ld.param.u64 	%rd141, [attention_rows_param_6];
+	ld.param.u32 	%r263, [attention_rows_param_7];
+	ld.param.u64 	%rd142, [attention_rows_param_8];
+	ld.param.u32 	%r264, [attention_rows_param_9];
+	ld.param.u64 	%rd143, [attention_rows_param_10];
+	ld.param.u32 	%r265, [attention_rows_param_11];
+	ld.param.u64 	%rd137, [attention_rows_param_12];
+	ld.param.u32 	%r266, [attention_rows_param_13];
+	ld.param.u64 	%rd144, [attention_rows_param_14];
+	ld.param.u64 	%rd145, [attention_rows_param_16];
+	ld.param.u32 	%r268, [attention_rows_param_17];
+	ld.param.f32 	%f119, [attention_rows_param_18];
+	ld.param.f32 	%f120, [attention_rows_param_19];
+	ld.param.u64 	%rd146, [attention_rows_param_20];
+	cvta.to.global.u64 	%rd1, %rd141;
+	cvta.to.global.u64 	%rd2, %rd139;
+	cvta.to.global.u64 	%rd3, %rd138;
+	cvta.to.global.u64 	%rd4, %rd144;
+	cvta.to.global.u64 	%rd5, %rd142;
+	cvta.to.global.u64 	%rd6, %rd140;
+	cvta.to.global.u64 	%rd7, %rd145;
+	cvta.to.global.u64 	%rd8, %rd143;
+	mov.u32 	%r269, %ntid.x;
+	mov.u32 	%r270, %ctaid.x;
+	mov.u32 	%r271, %tid.x;
+	mad.lo.s32 	%r1, %r270, %r269, %r271;
+	cvta.to.global.u64 	%rd9, %rd146;
+	ld.global.u32 	%r2, [%rd9+28];
+	ld.global.u32 	%r3, [%rd9+68];
+	ld.global.u32 	%r272, [%rd9+16];
+	ld.global.u32 	%r273, [%rd9+20];
+	add.s32 	%r4, %r272, %r273;
+	ld.global.u32 	%r5, [%rd9+4];
+	ld.global.u32 	%r274, [%rd9];
+	mul.lo.s32 	%r275, %r5, %r274;
+	ld.global.u32 	%r6, [%rd9+12];
+	mul.lo.s32 	%r276, %r275, %r6;
+	setp.ge.s32 	%p1, %r1, %r276;
+	@%p1 bra 	$L__BB52_280;
+
+	div.s32 	%r277, %r1, %r6;
+	mul.lo.s32 	%r278, %r277, %r6;
+	sub.s32 	%r7, %r1, %r278;
+	rem.s32 	%r8, %r277, %r5;
+	mul.lo.s32 	%r279, %r6, %r5;
+	div.s32 	%r9, %r1, %r279;
+	ld.global.u32 	%r280, [%rd9+8];
+	div.s32 	%r281, %r5, %r280;
+	div.s32 	%r10, %r8, %r281;
+	add.s32 	%r282, %r9, %r266;
+	cvta.to.global.u64 	%rd147, %rd137;
+	mul.wide.s32 	%rd148, %r282, 8;
+	add.s64 	%rd10, %rd147, %rd148;
+	setp.lt.s32 	%p2, %r4, 1;
+	mov.f32 	%f351, 0fFF800000;
+	@%p2 bra 	$L__BB52_70;
+
+	mad.lo.s32 	%r11, %r4, %r1, %r268;
+	mov.f32 	%f351, 0fFF800000;
+	mov.u32 	%r656, 0;
+
+$L__BB52_3:
+	ld.global.u32 	%r13, [%rd9+12];
+	ld.global.u32 	%r14, [%rd9+24];
+	ld.global.u32 	%r15, [%rd9+20];
+	ld.global.u32 	%r16, [%rd9+8];
+	ld.global.u32 	%r17, [%rd9+4];
+	div.s32 	%r284, %r17, %r16;
+	div.s32 	%r18, %r8, %r284;
+	ld.global.u32 	%r19, [%rd9+32];
+	setp.eq.s32 	%p3, %r19, 0;
+	@%p3 bra 	$L__BB52_5;
+
+	mad.lo.s32 	%r285, %r13, %r9, %r7;
+	mad.lo.s32 	%r657, %r285, %r17, %r8;
+	bra.uni 	$L__BB52_6;
+
+$L__BB52_5:
+	mad.lo.s32 	%r286, %r17, %r9, %r8;
+	mad.lo.s32 	%r657, %r286, %r13, %r7;
+
+$L__BB52_6:
+	mad.lo.s32 	%r23, %r657, %r14, %r260;
+	setp.lt.s32 	%p4, %r14, 1;
+	mov.f32 	%f347, 0f00000000;
+	@%p4 bra 	$L__BB52_56;
+
+	mad.lo.s32 	%r24, %r16, %r9, %r18;
+	mad.lo.s32 	%r288, %r24, %r15, %r656;
+	mul.lo.s32 	%r25, %r288, %r14;
+	sub.s32 	%r26, %r656, %r15;
+	and.b32  	%r27, %r14, 3;
+	add.s32 	%r289, %r14, -1;
+	setp.lt.u32 	%p5, %r289, 3;
+	mov.f32 	%f347, 0f00000000;
+	mov.u32 	%r664, 0;
+	@%p5 bra 	$L__BB52_34;
+
+	sub.s32 	%r659, %r14, %r27;
+	mov.f32 	%f347, 0f00000000;
+	mov.u32 	%r664, 0;
+
+$L__BB52_9:
+	add.s32 	%r291, %r23, %r664;
+	mul.wide.s32 	%rd149, %r291, 4;
+	add.s64 	%rd12, %rd3, %rd149;
+	ld.global.f32 	%f3, [%rd12];
+	setp.lt.s32 	%p6, %r656, %r15;
+	@%p6 bra 	$L__BB52_14;
+	bra.uni 	$L__BB52_10;
+
+$L__BB52_14:
+	add.s32 	%r295, %r664, %r263;
+	add.s32 	%r296, %r295, %r25;
+	mul.wide.s32 	%rd151, %r296, 4;
+	add.s64 	%rd255, %rd1, %rd151;
+	bra.uni 	$L__BB52_15;
+
+$L__BB52_10:
+	ld.global.u32 	%r31, [%rd9+16];
+	@%p3 bra 	$L__BB52_12;
+
+	mad.lo.s32 	%r292, %r31, %r9, %r26;
+	mad.lo.s32 	%r660, %r292, %r16, %r18;
+	bra.uni 	$L__BB52_13;
+
+$L__BB52_12:
+	mad.lo.s32 	%r660, %r31, %r24, %r26;
+
+$L__BB52_13:
+	add.s32 	%r293, %r664, %r261;
+	mad.lo.s32 	%r294, %r660, %r14, %r293;
+	mul.wide.s32 	%rd150, %r294, 4;
+	add.s64 	%rd255, %rd2, %rd150;
+
+$L__BB52_15:
+	ld.global.f32 	%f127, [%rd255];
+	fma.rn.f32 	%f4, %f3, %f127, %f347;
+	add.s32 	%r35, %r664, 1;
+	ld.global.f32 	%f5, [%rd12+4];
+	@%p6 bra 	$L__BB52_20;
+	bra.uni 	$L__BB52_16;
+
+$L__BB52_20:
+	add.s32 	%r300, %r35, %r263;
+	add.s32 	%r301, %r300, %r25;
+	mul.wide.s32 	%rd153, %r301, 4;
+	add.s64 	%rd256, %rd1, %rd153;
+	bra.uni 	$L__BB52_21;
+
+$L__BB52_16:
+	ld.global.u32 	%r36, [%rd9+16];
+	@%p3 bra 	$L__BB52_18;
+
+	mad.lo.s32 	%r297, %r36, %r9, %r26;
+	mad.lo.s32 	%r661, %r297, %r16, %r18;
+	bra.uni 	$L__BB52_19;
+
+$L__BB52_18:
+	mad.lo.s32 	%r661, %r36, %r24, %r26;
+
+$L__BB52_19:
+	add.s32 	%r647, %r664, 1;
+	add.s32 	%r298, %r647, %r261;
+	mad.lo.s32 	%r299, %r661, %r14, %r298;
+	mul.wide.s32 	%rd152, %r299, 4;
+	add.s64 	%rd256, %rd2, %rd152;
+
+$L__BB52_21:
+	ld.global.f32 	%f128, [%rd256];
+	fma.rn.f32 	%f6, %f5, %f128, %f4;
+	add.s32 	%r40, %r664, 2;
+	ld.global.f32 	%f7, [%rd12+8];
+	@%p6 bra 	$L__BB52_26;
+	bra.uni 	$L__BB52_22;
+
+$L__BB52_26:
+	add.s32 	%r305, %r40, %r263;
+	add.s32 	%r306, %r305, %r25;
+	mul.wide.s32 	%rd155, %r306, 4;
+	add.s64 	%rd257, %rd1, %rd155;
+	bra.uni 	$L__BB52_27;
+
+$L__BB52_22:
+	ld.global.u32 	%r41, [%rd9+16];
+	@%p3 bra 	$L__BB52_24;
+
+	mad.lo.s32 	%r302, %r41, %r9, %r26;
+	mad.lo.s32 	%r662, %r302, %r16, %r18;
+	bra.uni 	$L__BB52_25;
+
+$L__BB52_24:
+	mad.lo.s32 	%r662, %r41, %r24, %r26;
+
+$L__BB52_25:
+	add.s32 	%r648, %r664, 2;
+	add.s32 	%r303, %r648, %r261;
+	mad.lo.s32 	%r304, %r662, %r14, %r303;
+	mul.wide.s32 	%rd154, %r304, 4;
+	add.s64 	%rd257, %rd2, %rd154;
+
+$L__BB52_27:
+	ld.global.f32 	%f129, [%rd257];
+	fma.rn.f32 	%f8, %f7, %f129, %f6;
+	add.s32 	%r45, %r664, 3;
+	ld.global.f32 	%f9, [%rd12+12];
+	@%p6 bra 	$L__BB52_32;
+	bra.uni 	$L__BB52_28;
+
+$L__BB52_32:
+	add.s32 	%r310, %r45, %r263;
+	add.s32 	%r311, %r310, %r25;
+	mul.wide.s32 	%rd157, %r311, 4;
+	add.s64 	%rd258, %rd1, %rd157;
+	bra.uni 	$L__BB52_33;
+
+$L__BB52_28:
+	ld.global.u32 	%r46, [%rd9+16];
+	@%p3 bra 	$L__BB52_30;
+
+	mad.lo.s32 	%r307, %r46, %r9, %r26;
+	mad.lo.s32 	%r663, %r307, %r16, %r18;
+	bra.uni 	$L__BB52_31;
+
+$L__BB52_30:
+	mad.lo.s32 	%r663, %r46, %r24, %r26;
+
+$L__BB52_31:
+	add.s32 	%r308, %r45, %r261;
+	mad.lo.s32 	%r309, %r663, %r14, %r308;
+	mul.wide.s32 	%rd156, %r309, 4;
+	add.s64 	%rd258, %rd2, %rd156;
+
+$L__BB52_33:
+	ld.global.f32 	%f130, [%rd258];
+	fma.rn.f32 	%f347, %f9, %f130, %f8;
+	add.s32 	%r664, %r664, 4;
+	add.s32 	%r659, %r659, -4;
+	setp.ne.s32 	%p14, %r659, 0;
+	@%p14 bra 	$L__BB52_9;
+
+$L__BB52_34:
+	setp.eq.s32 	%p15, %r27, 0;
+	@%p15 bra 	$L__BB52_56;
+
+	setp.lt.s32 	%p16, %r656, %r15;
+	add.s32 	%r312, %r23, %r664;
+	mul.wide.s32 	%rd158, %r312, 4;
+	add.s64 	%rd25, %rd3, %rd158;
+	ld.global.f32 	%f13, [%rd25];
+	@%p16 bra 	$L__BB52_40;
+	bra.uni 	$L__BB52_36;
+
+$L__BB52_40:
+	add.s32 	%r316, %r664, %r263;
+	add.s32 	%r317, %r316, %r25;
+	mul.wide.s32 	%rd160, %r317, 4;
+	add.s64 	%rd259, %rd1, %rd160;
+	bra.uni 	$L__BB52_41;
+
+$L__BB52_36:
+	ld.global.u32 	%r53, [%rd9+16];
+	@%p3 bra 	$L__BB52_38;
+
+	mad.lo.s32 	%r313, %r53, %r9, %r26;
+	mad.lo.s32 	%r665, %r313, %r16, %r18;
+	bra.uni 	$L__BB52_39;
+
+$L__BB52_38:
+	mad.lo.s32 	%r665, %r53, %r24, %r26;
+
+$L__BB52_39:
+	add.s32 	%r314, %r664, %r261;
+	mad.lo.s32 	%r315, %r665, %r14, %r314;
+	mul.wide.s32 	%rd159, %r315, 4;
+	add.s64 	%rd259, %rd2, %rd159;
+
+$L__BB52_41:
+	ld.global.f32 	%f131, [%rd259];
+	fma.rn.f32 	%f347, %f13, %f131, %f347;
+	add.s32 	%r57, %r664, 1;
+	setp.eq.s32 	%p18, %r27, 1;
+	@%p18 bra 	$L__BB52_56;
+
+	ld.global.f32 	%f15, [%rd25+4];
+	@%p16 bra 	$L__BB52_47;
+	bra.uni 	$L__BB52_43;
+
+$L__BB52_47:
+	add.s32 	%r321, %r57, %r263;
+	add.s32 	%r322, %r321, %r25;
+	mul.wide.s32 	%rd162, %r322, 4;
+	add.s64 	%rd260, %rd1, %rd162;
+	bra.uni 	$L__BB52_48;
+
+$L__BB52_43:
+	ld.global.u32 	%r58, [%rd9+16];
+	@%p3 bra 	$L__BB52_45;
+
+	mad.lo.s32 	%r318, %r58, %r9, %r26;
+	mad.lo.s32 	%r666, %r318, %r16, %r18;
+	bra.uni 	$L__BB52_46;
+
+$L__BB52_45:
+	mad.lo.s32 	%r666, %r58, %r24, %r26;
+
+$L__BB52_46:
+	add.s32 	%r319, %r57, %r261;
+	mad.lo.s32 	%r320, %r666, %r14, %r319;
+	mul.wide.s32 	%rd161, %r320, 4;
+	add.s64 	%rd260, %rd2, %rd161;
+
+$L__BB52_48:
+	ld.global.f32 	%f132, [%rd260];
+	fma.rn.f32 	%f347, %f15, %f132, %f347;
+	add.s32 	%r62, %r664, 2;
+	setp.eq.s32 	%p21, %r27, 2;
+	@%p21 bra 	$L__BB52_56;
+
+	ld.global.f32 	%f17, [%rd25+8];
+	@%p16 bra 	$L__BB52_54;
+	bra.uni 	$L__BB52_50;
+
+$L__BB52_54:
+	add.s32 	%r326, %r62, %r263;
+	add.s32 	%r327, %r326, %r25;
+	mul.wide.s32 	%rd164, %r327, 4;
+	add.s64 	%rd261, %rd1, %rd164;
+	bra.uni 	$L__BB52_55;
+
+$L__BB52_50:
+	ld.global.u32 	%r63, [%rd9+16];
+	@%p3 bra 	$L__BB52_52;
+
+	mad.lo.s32 	%r323, %r63, %r9, %r26;
+	mad.lo.s32 	%r667, %r323, %r16, %r18;
+	bra.uni 	$L__BB52_53;
+
+$L__BB52_52:
+	mad.lo.s32 	%r667, %r63, %r24, %r26;
+
+$L__BB52_53:
+	add.s32 	%r324, %r62, %r261;
+	mad.lo.s32 	%r325, %r667, %r14, %r324;
+	mul.wide.s32 	%rd163, %r325, 4;
+	add.s64 	%rd261, %rd2, %rd163;
+
+$L__BB52_55:
+	ld.global.f32 	%f133, [%rd261];
+	fma.rn.f32 	%f347, %f17, %f133, %f347;
+
+$L__BB52_56:
+	mul.f32 	%f348, %f347, %f119;
+	setp.leu.f32 	%p24, %f120, 0f00000000;
+	@%p24 bra 	$L__BB52_58;
+
+	div.rn.f32 	%f134, %f348, %f120;
+	abs.f32 	%f135, %f134;
+	mul.f32 	%f136, %f135, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f137, %f136;
+	add.f32 	%f138, %f137, 0f3F800000;
+	mov.f32 	%f139, 0f3F800000;
+	rcp.approx.ftz.f32 	%f140, %f138;
+	mov.f32 	%f141, 0fC0000000;
+	fma.rn.f32 	%f142, %f140, %f141, %f139;
+	setp.ge.f32 	%p25, %f135, 0f41102CB4;
+	selp.f32 	%f143, 0f3F800000, %f142, %p25;
+	mov.b32 	%r328, %f143;
+	mov.b32 	%r329, %f134;
+	and.b32  	%r330, %r329, -2147483648;
+	or.b32  	%r331, %r330, %r328;
+	mov.b32 	%f144, %r331;
+	mul.f32 	%f145, %f134, %f134;
+	mov.f32 	%f146, 0fBD563CAE;
+	mov.f32 	%f147, 0f3C80F082;
+	fma.rn.f32 	%f148, %f147, %f145, %f146;
+	mov.f32 	%f149, 0f3E085941;
+	fma.rn.f32 	%f150, %f148, %f145, %f149;
+	mov.f32 	%f151, 0fBEAAA9ED;
+	fma.rn.f32 	%f152, %f150, %f145, %f151;
+	mov.f32 	%f153, 0f00000000;
+	fma.rn.f32 	%f154, %f152, %f145, %f153;
+	fma.rn.f32 	%f155, %f154, %f134, %f134;
+	setp.ge.f32 	%p26, %f135, 0f3F19999A;
+	selp.f32 	%f156, %f144, %f155, %p26;
+	mul.f32 	%f348, %f156, %f120;
+
+$L__BB52_58:
+	ld.global.u32 	%r67, [%rd9+36];
+	setp.eq.s32 	%p27, %r67, 0;
+	mov.f32 	%f349, 0f00000000;
+	@%p27 bra 	$L__BB52_63;
+
+	ld.global.u32 	%r332, [%rd9+40];
+	setp.le.s32 	%p28, %r332, %r656;
+	mov.f32 	%f349, 0fFF800000;
+	@%p28 bra 	$L__BB52_63;
+
+	ld.global.u32 	%r333, [%rd9+44];
+	mul.lo.s32 	%r334, %r333, %r9;
+	ld.global.u32 	%r335, [%rd9+48];
+	mad.lo.s32 	%r336, %r335, %r8, %r334;
+	ld.global.u32 	%r337, [%rd9+52];
+	mad.lo.s32 	%r338, %r337, %r7, %r336;
+	ld.global.u32 	%r339, [%rd9+56];
+	mad.lo.s32 	%r340, %r339, %r656, %r338;
+	add.s32 	%r341, %r340, %r265;
+	cvt.s64.s32 	%rd35, %r341;
+	setp.eq.s32 	%p29, %r67, 1;
+	@%p29 bra 	$L__BB52_62;
+	bra.uni 	$L__BB52_61;
+
+$L__BB52_62:
+	shl.b64 	%rd166, %rd35, 2;
+	add.s64 	%rd167, %rd8, %rd166;
+	ld.global.f32 	%f349, [%rd167];
+	bra.uni 	$L__BB52_63;
+
+$L__BB52_61:
+	add.s64 	%rd165, %rd8, %rd35;
+	ld.global.u8 	%rs1, [%rd165];
+	setp.eq.s16 	%p30, %rs1, 0;
+	selp.f32 	%f349, 0fFF800000, 0f00000000, %p30;
+
+$L__BB52_63:
+	ld.global.u32 	%r342, [%rd9+60];
+	setp.ne.s32 	%p31, %r342, 0;
+	sub.s32 	%r343, %r656, %r15;
+	setp.gt.s32 	%p32, %r343, %r7;
+	and.pred  	%p33, %p32, %p31;
+	selp.f32 	%f350, 0fFF800000, %f349, %p33;
+	ld.global.u32 	%r344, [%rd9+64];
+	setp.eq.s32 	%p34, %r344, 0;
+	@%p34 bra 	$L__BB52_65;
+
+	ld.global.u64 	%rd168, [%rd10];
+	cvt.u64.u32 	%rd169, %r656;
+	setp.gt.s64 	%p35, %rd168, %rd169;
+	selp.f32 	%f350, %f350, 0fFF800000, %p35;
+
+$L__BB52_65:
+	add.s32 	%r345, %r11, %r656;
+	mul.wide.s32 	%rd170, %r345, 4;
+	add.s64 	%rd36, %rd7, %rd170;
+	setp.gt.u32 	%p36, %r3, 1;
+	@%p36 bra 	$L__BB52_67;
+
+	st.global.f32 	[%rd36], %f348;
+
+$L__BB52_67:
+	setp.ne.s32 	%p37, %r3, 2;
+	add.f32 	%f29, %f348, %f350;
+	@%p37 bra 	$L__BB52_69;
+
+	st.global.f32 	[%rd36], %f29;
+
+$L__BB52_69:
+	max.f32 	%f351, %f351, %f29;
+	add.s32 	%r656, %r656, 1;
+	setp.lt.s32 	%p38, %r656, %r4;
+	@%p38 bra 	$L__BB52_3;
+
+$L__BB52_70:
+	setp.gt.s32 	%p39, %r4, 0;
+	@%p39 bra 	$L__BB52_72;
+	bra.uni 	$L__BB52_71;
+
+$L__BB52_72:
+	ld.global.u32 	%r70, [%rd9+20];
+	ld.global.u32 	%r71, [%rd9+8];
+	ld.global.u32 	%r72, [%rd9+4];
+	div.s32 	%r346, %r72, %r71;
+	div.s32 	%r73, %r8, %r346;
+	ld.global.u32 	%r676, [%rd9+32];
+	setp.eq.s32 	%p40, %r676, 0;
+	ld.global.u32 	%r75, [%rd9+12];
+	ld.global.u32 	%r76, [%rd9+36];
+	ld.global.u32 	%r77, [%rd9+60];
+	ld.global.u32 	%r78, [%rd9+64];
+	ld.global.u32 	%r79, [%rd9+24];
+	add.s32 	%r80, %r79, -1;
+	@%p40 bra 	$L__BB52_113;
+
+	mad.lo.s32 	%r348, %r75, %r9, %r7;
+	mad.lo.s32 	%r349, %r348, %r72, %r8;
+	mad.lo.s32 	%r81, %r349, %r79, %r260;
+	mad.lo.s32 	%r350, %r71, %r9, %r73;
+	mul.lo.s32 	%r82, %r350, %r70;
+	and.b32  	%r83, %r79, 3;
+	sub.s32 	%r84, %r79, %r83;
+	mov.f32 	%f160, 0f00000000;
+	mov.u32 	%r668, 0;
+	mov.f32 	%f368, %f160;
+
+$L__BB52_74:
+	setp.lt.s32 	%p41, %r79, 1;
+	mov.f32 	%f356, %f160;
+	@%p41 bra 	$L__BB52_103;
+
+	setp.lt.u32 	%p42, %r80, 3;
+	add.s32 	%r352, %r82, %r668;
+	mul.lo.s32 	%r86, %r352, %r79;
+	mov.f32 	%f356, 0f00000000;
+	mov.u32 	%r671, 0;
+	@%p42 bra 	$L__BB52_90;
+
+	mov.f32 	%f356, 0f00000000;
+	mov.u32 	%r671, 0;
+	mov.u32 	%r670, %r84;
+
+$L__BB52_77:
+	add.s32 	%r354, %r81, %r671;
+	mul.wide.s32 	%rd171, %r354, 4;
+	add.s64 	%rd38, %rd3, %rd171;
+	ld.global.f32 	%f34, [%rd38];
+	setp.lt.s32 	%p43, %r668, %r70;
+	@%p43 bra 	$L__BB52_79;
+	bra.uni 	$L__BB52_78;
+
+$L__BB52_79:
+	add.s32 	%r360, %r671, %r263;
+	add.s32 	%r361, %r360, %r86;
+	mul.wide.s32 	%rd173, %r361, 4;
+	add.s64 	%rd262, %rd1, %rd173;
+	bra.uni 	$L__BB52_80;
+
+$L__BB52_78:
+	sub.s32 	%r635, %r668, %r70;
+	ld.global.u32 	%r355, [%rd9+16];
+	mad.lo.s32 	%r356, %r355, %r9, %r635;
+	mad.lo.s32 	%r357, %r356, %r71, %r73;
+	add.s32 	%r358, %r671, %r261;
+	mad.lo.s32 	%r359, %r357, %r79, %r358;
+	mul.wide.s32 	%rd172, %r359, 4;
+	add.s64 	%rd262, %rd2, %rd172;
+
+$L__BB52_80:
+	ld.global.f32 	%f165, [%rd262];
+	fma.rn.f32 	%f35, %f34, %f165, %f356;
+	add.s32 	%r90, %r671, 1;
+	ld.global.f32 	%f36, [%rd38+4];
+	@%p43 bra 	$L__BB52_82;
+	bra.uni 	$L__BB52_81;
+
+$L__BB52_82:
+	add.s32 	%r367, %r90, %r263;
+	add.s32 	%r368, %r367, %r86;
+	mul.wide.s32 	%rd175, %r368, 4;
+	add.s64 	%rd263, %rd1, %rd175;
+	bra.uni 	$L__BB52_83;
+
+$L__BB52_81:
+	sub.s32 	%r632, %r668, %r70;
+	ld.global.u32 	%r362, [%rd9+16];
+	mad.lo.s32 	%r363, %r362, %r9, %r632;
+	mad.lo.s32 	%r364, %r363, %r71, %r73;
+	add.s32 	%r365, %r90, %r261;
+	mad.lo.s32 	%r366, %r364, %r79, %r365;
+	mul.wide.s32 	%rd174, %r366, 4;
+	add.s64 	%rd263, %rd2, %rd174;
+
+$L__BB52_83:
+	ld.global.f32 	%f166, [%rd263];
+	fma.rn.f32 	%f37, %f36, %f166, %f35;
+	add.s32 	%r91, %r671, 2;
+	ld.global.f32 	%f38, [%rd38+8];
+	@%p43 bra 	$L__BB52_85;
+	bra.uni 	$L__BB52_84;
+
+$L__BB52_85:
+	add.s32 	%r374, %r91, %r263;
+	add.s32 	%r375, %r374, %r86;
+	mul.wide.s32 	%rd177, %r375, 4;
+	add.s64 	%rd264, %rd1, %rd177;
+	bra.uni 	$L__BB52_86;
+
+$L__BB52_84:
+	sub.s32 	%r633, %r668, %r70;
+	ld.global.u32 	%r369, [%rd9+16];
+	mad.lo.s32 	%r370, %r369, %r9, %r633;
+	mad.lo.s32 	%r371, %r370, %r71, %r73;
+	add.s32 	%r372, %r91, %r261;
+	mad.lo.s32 	%r373, %r371, %r79, %r372;
+	mul.wide.s32 	%rd176, %r373, 4;
+	add.s64 	%rd264, %rd2, %rd176;
+
+$L__BB52_86:
+	ld.global.f32 	%f167, [%rd264];
+	fma.rn.f32 	%f39, %f38, %f167, %f37;
+	add.s32 	%r92, %r671, 3;
+	ld.global.f32 	%f40, [%rd38+12];
+	@%p43 bra 	$L__BB52_88;
+	bra.uni 	$L__BB52_87;
+
+$L__BB52_88:
+	add.s32 	%r381, %r92, %r263;
+	add.s32 	%r382, %r381, %r86;
+	mul.wide.s32 	%rd179, %r382, 4;
+	add.s64 	%rd265, %rd1, %rd179;
+	bra.uni 	$L__BB52_89;
+
+$L__BB52_87:
+	sub.s32 	%r634, %r668, %r70;
+	ld.global.u32 	%r376, [%rd9+16];
+	mad.lo.s32 	%r377, %r376, %r9, %r634;
+	mad.lo.s32 	%r378, %r377, %r71, %r73;
+	add.s32 	%r379, %r92, %r261;
+	mad.lo.s32 	%r380, %r378, %r79, %r379;
+	mul.wide.s32 	%rd178, %r380, 4;
+	add.s64 	%rd265, %rd2, %rd178;
+
+$L__BB52_89:
+	ld.global.f32 	%f168, [%rd265];
+	fma.rn.f32 	%f356, %f40, %f168, %f39;
+	add.s32 	%r671, %r671, 4;
+	add.s32 	%r670, %r670, -4;
+	setp.ne.s32 	%p47, %r670, 0;
+	@%p47 bra 	$L__BB52_77;
+
+$L__BB52_90:
+	setp.eq.s32 	%p48, %r83, 0;
+	@%p48 bra 	$L__BB52_103;
+
+	setp.lt.s32 	%p49, %r668, %r70;
+	add.s32 	%r383, %r81, %r671;
+	mul.wide.s32 	%rd180, %r383, 4;
+	add.s64 	%rd51, %rd3, %rd180;
+	ld.global.f32 	%f44, [%rd51];
+	@%p49 bra 	$L__BB52_93;
+	bra.uni 	$L__BB52_92;
+
+$L__BB52_93:
+	add.s32 	%r389, %r671, %r263;
+	add.s32 	%r390, %r389, %r86;
+	mul.wide.s32 	%rd182, %r390, 4;
+	add.s64 	%rd266, %rd1, %rd182;
+	bra.uni 	$L__BB52_94;
+
+$L__BB52_92:
+	sub.s32 	%r636, %r668, %r70;
+	ld.global.u32 	%r384, [%rd9+16];
+	mad.lo.s32 	%r385, %r384, %r9, %r636;
+	mad.lo.s32 	%r386, %r385, %r71, %r73;
+	add.s32 	%r387, %r671, %r261;
+	mad.lo.s32 	%r388, %r386, %r79, %r387;
+	mul.wide.s32 	%rd181, %r388, 4;
+	add.s64 	%rd266, %rd2, %rd181;
+
+$L__BB52_94:
+	ld.global.f32 	%f169, [%rd266];
+	fma.rn.f32 	%f356, %f44, %f169, %f356;
+	add.s32 	%r96, %r671, 1;
+	setp.eq.s32 	%p50, %r83, 1;
+	@%p50 bra 	$L__BB52_103;
+
+	setp.lt.s32 	%p156, %r668, %r70;
+	ld.global.f32 	%f46, [%rd51+4];
+	@%p156 bra 	$L__BB52_97;
+	bra.uni 	$L__BB52_96;
+
+$L__BB52_97:
+	add.s32 	%r396, %r96, %r263;
+	add.s32 	%r397, %r396, %r86;
+	mul.wide.s32 	%rd184, %r397, 4;
+	add.s64 	%rd267, %rd1, %rd184;
+	bra.uni 	$L__BB52_98;
+
+$L__BB52_96:
+	sub.s32 	%r637, %r668, %r70;
+	ld.global.u32 	%r391, [%rd9+16];
+	mad.lo.s32 	%r392, %r391, %r9, %r637;
+	mad.lo.s32 	%r393, %r392, %r71, %r73;
+	add.s32 	%r394, %r96, %r261;
+	mad.lo.s32 	%r395, %r393, %r79, %r394;
+	mul.wide.s32 	%rd183, %r395, 4;
+	add.s64 	%rd267, %rd2, %rd183;
+
+$L__BB52_98:
+	ld.global.f32 	%f170, [%rd267];
+	fma.rn.f32 	%f356, %f46, %f170, %f356;
+	add.s32 	%r97, %r671, 2;
+	setp.eq.s32 	%p52, %r83, 2;
+	@%p52 bra 	$L__BB52_103;
+
+	setp.lt.s32 	%p157, %r668, %r70;
+	ld.global.f32 	%f48, [%rd51+8];
+	@%p157 bra 	$L__BB52_101;
+	bra.uni 	$L__BB52_100;
+
+$L__BB52_101:
+	add.s32 	%r403, %r97, %r263;
+	add.s32 	%r404, %r403, %r86;
+	mul.wide.s32 	%rd186, %r404, 4;
+	add.s64 	%rd268, %rd1, %rd186;
+	bra.uni 	$L__BB52_102;
+
+$L__BB52_100:
+	sub.s32 	%r638, %r668, %r70;
+	ld.global.u32 	%r398, [%rd9+16];
+	mad.lo.s32 	%r399, %r398, %r9, %r638;
+	mad.lo.s32 	%r400, %r399, %r71, %r73;
+	add.s32 	%r401, %r97, %r261;
+	mad.lo.s32 	%r402, %r400, %r79, %r401;
+	mul.wide.s32 	%rd185, %r402, 4;
+	add.s64 	%rd268, %rd2, %rd185;
+
+$L__BB52_102:
+	ld.global.f32 	%f171, [%rd268];
+	fma.rn.f32 	%f356, %f48, %f171, %f356;
+
+$L__BB52_103:
+	mul.f32 	%f357, %f356, %f119;
+	setp.leu.f32 	%p54, %f120, 0f00000000;
+	@%p54 bra 	$L__BB52_105;
+
+	div.rn.f32 	%f172, %f357, %f120;
+	abs.f32 	%f173, %f172;
+	mul.f32 	%f174, %f173, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f175, %f174;
+	add.f32 	%f176, %f175, 0f3F800000;
+	mov.f32 	%f177, 0f3F800000;
+	rcp.approx.ftz.f32 	%f178, %f176;
+	mov.f32 	%f179, 0fC0000000;
+	fma.rn.f32 	%f180, %f178, %f179, %f177;
+	setp.ge.f32 	%p55, %f173, 0f41102CB4;
+	selp.f32 	%f181, 0f3F800000, %f180, %p55;
+	mov.b32 	%r405, %f181;
+	mov.b32 	%r406, %f172;
+	and.b32  	%r407, %r406, -2147483648;
+	or.b32  	%r408, %r407, %r405;
+	mov.b32 	%f182, %r408;
+	mul.f32 	%f183, %f172, %f172;
+	mov.f32 	%f184, 0fBD563CAE;
+	mov.f32 	%f185, 0f3C80F082;
+	fma.rn.f32 	%f186, %f185, %f183, %f184;
+	mov.f32 	%f187, 0f3E085941;
+	fma.rn.f32 	%f188, %f186, %f183, %f187;
+	mov.f32 	%f189, 0fBEAAA9ED;
+	fma.rn.f32 	%f190, %f188, %f183, %f189;
+	mov.f32 	%f191, 0f00000000;
+	fma.rn.f32 	%f192, %f190, %f183, %f191;
+	fma.rn.f32 	%f193, %f192, %f172, %f172;
+	setp.ge.f32 	%p56, %f173, 0f3F19999A;
+	selp.f32 	%f194, %f182, %f193, %p56;
+	mul.f32 	%f357, %f194, %f120;
+
+$L__BB52_105:
+	setp.eq.s32 	%p57, %r76, 0;
+	mov.f32 	%f358, 0f00000000;
+	@%p57 bra 	$L__BB52_110;
+
+	ld.global.u32 	%r409, [%rd9+40];
+	setp.le.s32 	%p58, %r409, %r668;
+	mov.f32 	%f358, 0fFF800000;
+	@%p58 bra 	$L__BB52_110;
+
+	setp.eq.s32 	%p59, %r76, 1;
+	ld.global.u32 	%r410, [%rd9+44];
+	mul.lo.s32 	%r411, %r410, %r9;
+	ld.global.u32 	%r412, [%rd9+48];
+	mad.lo.s32 	%r413, %r412, %r8, %r411;
+	ld.global.u32 	%r414, [%rd9+52];
+	mad.lo.s32 	%r415, %r414, %r7, %r413;
+	ld.global.u32 	%r416, [%rd9+56];
+	mad.lo.s32 	%r417, %r416, %r668, %r415;
+	add.s32 	%r418, %r417, %r265;
+	cvt.s64.s32 	%rd61, %r418;
+	@%p59 bra 	$L__BB52_109;
+	bra.uni 	$L__BB52_108;
+
+$L__BB52_109:
+	shl.b64 	%rd188, %rd61, 2;
+	add.s64 	%rd189, %rd8, %rd188;
+	ld.global.f32 	%f358, [%rd189];
+	bra.uni 	$L__BB52_110;
+
+$L__BB52_108:
+	add.s64 	%rd187, %rd8, %rd61;
+	ld.global.u8 	%rs2, [%rd187];
+	setp.eq.s16 	%p60, %rs2, 0;
+	selp.f32 	%f358, 0fFF800000, 0f00000000, %p60;
+
+$L__BB52_110:
+	sub.s32 	%r419, %r668, %r70;
+	setp.gt.s32 	%p61, %r419, %r7;
+	setp.ne.s32 	%p62, %r77, 0;
+	and.pred  	%p63, %p61, %p62;
+	selp.f32 	%f359, 0fFF800000, %f358, %p63;
+	setp.eq.s32 	%p64, %r78, 0;
+	@%p64 bra 	$L__BB52_112;
+
+	ld.global.u64 	%rd190, [%rd10];
+	cvt.u64.u32 	%rd191, %r668;
+	setp.gt.s64 	%p65, %rd190, %rd191;
+	selp.f32 	%f359, %f359, 0fFF800000, %p65;
+
+$L__BB52_112:
+	add.f32 	%f197, %f357, %f359;
+	sub.f32 	%f198, %f197, %f351;
+	mov.f32 	%f199, 0f3F000000;
+	mov.f32 	%f200, 0f3BBB989D;
+	fma.rn.f32 	%f201, %f198, %f200, %f199;
+	cvt.sat.f32.f32 	%f202, %f201;
+	mov.f32 	%f203, 0f4B400001;
+	mov.f32 	%f204, 0f437C0000;
+	fma.rm.f32 	%f205, %f202, %f204, %f203;
+	add.f32 	%f206, %f205, 0fCB40007F;
+	neg.f32 	%f207, %f206;
+	mov.f32 	%f208, 0f3FB8AA3B;
+	fma.rn.f32 	%f209, %f198, %f208, %f207;
+	mov.f32 	%f210, 0f32A57060;
+	fma.rn.f32 	%f211, %f198, %f210, %f209;
+	mov.b32 	%r420, %f205;
+	shl.b32 	%r421, %r420, 23;
+	mov.b32 	%f212, %r421;
+	ex2.approx.ftz.f32 	%f213, %f211;
+	fma.rn.f32 	%f368, %f213, %f212, %f368;
+	add.s32 	%r668, %r668, 1;
+	setp.lt.s32 	%p66, %r668, %r4;
+	@%p66 bra 	$L__BB52_74;
+	bra.uni 	$L__BB52_153;
+
+$L__BB52_71:
+	ld.global.u32 	%r676, [%rd9+32];
+	mov.f32 	%f368, 0f00000000;
+	bra.uni 	$L__BB52_153;
+
+$L__BB52_113:
+	mad.lo.s32 	%r423, %r72, %r9, %r8;
+	mad.lo.s32 	%r424, %r423, %r75, %r7;
+	mad.lo.s32 	%r99, %r424, %r79, %r260;
+	mad.lo.s32 	%r100, %r71, %r9, %r73;
+	mul.lo.s32 	%r101, %r100, %r70;
+	and.b32  	%r102, %r79, 3;
+	sub.s32 	%r103, %r79, %r102;
+	mov.f32 	%f214, 0f00000000;
+	mov.u32 	%r672, 0;
+	mov.f32 	%f368, %f214;
+
+$L__BB52_114:
+	setp.lt.s32 	%p67, %r79, 1;
+	mov.f32 	%f364, %f214;
+	@%p67 bra 	$L__BB52_143;
+
+	setp.lt.u32 	%p68, %r80, 3;
+	add.s32 	%r426, %r101, %r672;
+	mul.lo.s32 	%r105, %r426, %r79;
+	mov.f32 	%f364, 0f00000000;
+	mov.u32 	%r675, 0;
+	@%p68 bra 	$L__BB52_130;
+
+	mov.f32 	%f364, 0f00000000;
+	mov.u32 	%r675, 0;
+	mov.u32 	%r674, %r103;
+
+$L__BB52_117:
+	add.s32 	%r428, %r99, %r675;
+	mul.wide.s32 	%rd192, %r428, 4;
+	add.s64 	%rd62, %rd3, %rd192;
+	ld.global.f32 	%f63, [%rd62];
+	setp.lt.s32 	%p69, %r672, %r70;
+	@%p69 bra 	$L__BB52_119;
+	bra.uni 	$L__BB52_118;
+
+$L__BB52_119:
+	add.s32 	%r433, %r675, %r263;
+	add.s32 	%r434, %r433, %r105;
+	mul.wide.s32 	%rd194, %r434, 4;
+	add.s64 	%rd269, %rd1, %rd194;
+	bra.uni 	$L__BB52_120;
+
+$L__BB52_118:
+	sub.s32 	%r649, %r672, %r70;
+	ld.global.u32 	%r429, [%rd9+16];
+	mad.lo.s32 	%r430, %r429, %r100, %r649;
+	add.s32 	%r431, %r675, %r261;
+	mad.lo.s32 	%r432, %r430, %r79, %r431;
+	mul.wide.s32 	%rd193, %r432, 4;
+	add.s64 	%rd269, %rd2, %rd193;
+
+$L__BB52_120:
+	ld.global.f32 	%f219, [%rd269];
+	fma.rn.f32 	%f64, %f63, %f219, %f364;
+	add.s32 	%r109, %r675, 1;
+	ld.global.f32 	%f65, [%rd62+4];
+	@%p69 bra 	$L__BB52_122;
+	bra.uni 	$L__BB52_121;
+
+$L__BB52_122:
+	add.s32 	%r439, %r109, %r263;
+	add.s32 	%r440, %r439, %r105;
+	mul.wide.s32 	%rd196, %r440, 4;
+	add.s64 	%rd270, %rd1, %rd196;
+	bra.uni 	$L__BB52_123;
+
+$L__BB52_121:
+	sub.s32 	%r650, %r672, %r70;
+	ld.global.u32 	%r435, [%rd9+16];
+	mad.lo.s32 	%r436, %r435, %r100, %r650;
+	add.s32 	%r437, %r109, %r261;
+	mad.lo.s32 	%r438, %r436, %r79, %r437;
+	mul.wide.s32 	%rd195, %r438, 4;
+	add.s64 	%rd270, %rd2, %rd195;
+
+$L__BB52_123:
+	ld.global.f32 	%f220, [%rd270];
+	fma.rn.f32 	%f66, %f65, %f220, %f64;
+	add.s32 	%r110, %r675, 2;
+	ld.global.f32 	%f67, [%rd62+8];
+	@%p69 bra 	$L__BB52_125;
+	bra.uni 	$L__BB52_124;
+
+$L__BB52_125:
+	add.s32 	%r445, %r110, %r263;
+	add.s32 	%r446, %r445, %r105;
+	mul.wide.s32 	%rd198, %r446, 4;
+	add.s64 	%rd271, %rd1, %rd198;
+	bra.uni 	$L__BB52_126;
+
+$L__BB52_124:
+	sub.s32 	%r651, %r672, %r70;
+	ld.global.u32 	%r441, [%rd9+16];
+	mad.lo.s32 	%r442, %r441, %r100, %r651;
+	add.s32 	%r443, %r110, %r261;
+	mad.lo.s32 	%r444, %r442, %r79, %r443;
+	mul.wide.s32 	%rd197, %r444, 4;
+	add.s64 	%rd271, %rd2, %rd197;
+
+$L__BB52_126:
+	ld.global.f32 	%f221, [%rd271];
+	fma.rn.f32 	%f68, %f67, %f221, %f66;
+	add.s32 	%r111, %r675, 3;
+	ld.global.f32 	%f69, [%rd62+12];
+	@%p69 bra 	$L__BB52_128;
+	bra.uni 	$L__BB52_127;
+
+$L__BB52_128:
+	add.s32 	%r451, %r111, %r263;
+	add.s32 	%r452, %r451, %r105;
+	mul.wide.s32 	%rd200, %r452, 4;
+	add.s64 	%rd272, %rd1, %rd200;
+	bra.uni 	$L__BB52_129;
+
+$L__BB52_127:
+	sub.s32 	%r652, %r672, %r70;
+	ld.global.u32 	%r447, [%rd9+16];
+	mad.lo.s32 	%r448, %r447, %r100, %r652;
+	add.s32 	%r449, %r111, %r261;
+	mad.lo.s32 	%r450, %r448, %r79, %r449;
+	mul.wide.s32 	%rd199, %r450, 4;
+	add.s64 	%rd272, %rd2, %rd199;
+
+$L__BB52_129:
+	ld.global.f32 	%f222, [%rd272];
+	fma.rn.f32 	%f364, %f69, %f222, %f68;
+	add.s32 	%r675, %r675, 4;
+	add.s32 	%r674, %r674, -4;
+	setp.ne.s32 	%p73, %r674, 0;
+	@%p73 bra 	$L__BB52_117;
+
+$L__BB52_130:
+	setp.eq.s32 	%p74, %r102, 0;
+	@%p74 bra 	$L__BB52_143;
+
+	setp.lt.s32 	%p75, %r672, %r70;
+	add.s32 	%r453, %r99, %r675;
+	mul.wide.s32 	%rd201, %r453, 4;
+	add.s64 	%rd75, %rd3, %rd201;
+	ld.global.f32 	%f73, [%rd75];
+	@%p75 bra 	$L__BB52_133;
+	bra.uni 	$L__BB52_132;
+
+$L__BB52_133:
+	add.s32 	%r458, %r675, %r263;
+	add.s32 	%r459, %r458, %r105;
+	mul.wide.s32 	%rd203, %r459, 4;
+	add.s64 	%rd273, %rd1, %rd203;
+	bra.uni 	$L__BB52_134;
+
+$L__BB52_132:
+	sub.s32 	%r653, %r672, %r70;
+	ld.global.u32 	%r454, [%rd9+16];
+	mad.lo.s32 	%r455, %r454, %r100, %r653;
+	add.s32 	%r456, %r675, %r261;
+	mad.lo.s32 	%r457, %r455, %r79, %r456;
+	mul.wide.s32 	%rd202, %r457, 4;
+	add.s64 	%rd273, %rd2, %rd202;
+
+$L__BB52_134:
+	ld.global.f32 	%f223, [%rd273];
+	fma.rn.f32 	%f364, %f73, %f223, %f364;
+	add.s32 	%r115, %r675, 1;
+	setp.eq.s32 	%p76, %r102, 1;
+	@%p76 bra 	$L__BB52_143;
+
+	ld.global.f32 	%f75, [%rd75+4];
+	@%p75 bra 	$L__BB52_137;
+	bra.uni 	$L__BB52_136;
+
+$L__BB52_137:
+	add.s32 	%r464, %r115, %r263;
+	add.s32 	%r465, %r464, %r105;
+	mul.wide.s32 	%rd205, %r465, 4;
+	add.s64 	%rd274, %rd1, %rd205;
+	bra.uni 	$L__BB52_138;
+
+$L__BB52_136:
+	sub.s32 	%r654, %r672, %r70;
+	ld.global.u32 	%r460, [%rd9+16];
+	mad.lo.s32 	%r461, %r460, %r100, %r654;
+	add.s32 	%r462, %r115, %r261;
+	mad.lo.s32 	%r463, %r461, %r79, %r462;
+	mul.wide.s32 	%rd204, %r463, 4;
+	add.s64 	%rd274, %rd2, %rd204;
+
+$L__BB52_138:
+	ld.global.f32 	%f224, [%rd274];
+	fma.rn.f32 	%f364, %f75, %f224, %f364;
+	add.s32 	%r116, %r675, 2;
+	setp.eq.s32 	%p78, %r102, 2;
+	@%p78 bra 	$L__BB52_143;
+
+	ld.global.f32 	%f77, [%rd75+8];
+	@%p75 bra 	$L__BB52_141;
+	bra.uni 	$L__BB52_140;
+
+$L__BB52_141:
+	add.s32 	%r470, %r116, %r263;
+	add.s32 	%r471, %r470, %r105;
+	mul.wide.s32 	%rd207, %r471, 4;
+	add.s64 	%rd275, %rd1, %rd207;
+	bra.uni 	$L__BB52_142;
+
+$L__BB52_140:
+	sub.s32 	%r655, %r672, %r70;
+	ld.global.u32 	%r466, [%rd9+16];
+	mad.lo.s32 	%r467, %r466, %r100, %r655;
+	add.s32 	%r468, %r116, %r261;
+	mad.lo.s32 	%r469, %r467, %r79, %r468;
+	mul.wide.s32 	%rd206, %r469, 4;
+	add.s64 	%rd275, %rd2, %rd206;
+
+$L__BB52_142:
+	ld.global.f32 	%f225, [%rd275];
+	fma.rn.f32 	%f364, %f77, %f225, %f364;
+
+$L__BB52_143:
+	mul.f32 	%f365, %f364, %f119;
+	setp.leu.f32 	%p80, %f120, 0f00000000;
+	@%p80 bra 	$L__BB52_145;
+
+	div.rn.f32 	%f226, %f365, %f120;
+	abs.f32 	%f227, %f226;
+	mul.f32 	%f228, %f227, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f229, %f228;
+	add.f32 	%f230, %f229, 0f3F800000;
+	mov.f32 	%f231, 0f3F800000;
+	rcp.approx.ftz.f32 	%f232, %f230;
+	mov.f32 	%f233, 0fC0000000;
+	fma.rn.f32 	%f234, %f232, %f233, %f231;
+	setp.ge.f32 	%p81, %f227, 0f41102CB4;
+	selp.f32 	%f235, 0f3F800000, %f234, %p81;
+	mov.b32 	%r472, %f235;
+	mov.b32 	%r473, %f226;
+	and.b32  	%r474, %r473, -2147483648;
+	or.b32  	%r475, %r474, %r472;
+	mov.b32 	%f236, %r475;
+	mul.f32 	%f237, %f226, %f226;
+	mov.f32 	%f238, 0fBD563CAE;
+	mov.f32 	%f239, 0f3C80F082;
+	fma.rn.f32 	%f240, %f239, %f237, %f238;
+	mov.f32 	%f241, 0f3E085941;
+	fma.rn.f32 	%f242, %f240, %f237, %f241;
+	mov.f32 	%f243, 0fBEAAA9ED;
+	fma.rn.f32 	%f244, %f242, %f237, %f243;
+	mov.f32 	%f245, 0f00000000;
+	fma.rn.f32 	%f246, %f244, %f237, %f245;
+	fma.rn.f32 	%f247, %f246, %f226, %f226;
+	setp.ge.f32 	%p82, %f227, 0f3F19999A;
+	selp.f32 	%f248, %f236, %f247, %p82;
+	mul.f32 	%f365, %f248, %f120;
+
+$L__BB52_145:
+	setp.eq.s32 	%p83, %r76, 0;
+	mov.f32 	%f366, 0f00000000;
+	@%p83 bra 	$L__BB52_150;
+
+	ld.global.u32 	%r476, [%rd9+40];
+	setp.le.s32 	%p84, %r476, %r672;
+	mov.f32 	%f366, 0fFF800000;
+	@%p84 bra 	$L__BB52_150;
+
+	setp.eq.s32 	%p85, %r76, 1;
+	ld.global.u32 	%r477, [%rd9+44];
+	mul.lo.s32 	%r478, %r477, %r9;
+	ld.global.u32 	%r479, [%rd9+48];
+	mad.lo.s32 	%r480, %r479, %r8, %r478;
+	ld.global.u32 	%r481, [%rd9+52];
+	mad.lo.s32 	%r482, %r481, %r7, %r480;
+	ld.global.u32 	%r483, [%rd9+56];
+	mad.lo.s32 	%r484, %r483, %r672, %r482;
+	add.s32 	%r485, %r484, %r265;
+	cvt.s64.s32 	%rd85, %r485;
+	@%p85 bra 	$L__BB52_149;
+	bra.uni 	$L__BB52_148;
+
+$L__BB52_149:
+	shl.b64 	%rd209, %rd85, 2;
+	add.s64 	%rd210, %rd8, %rd209;
+	ld.global.f32 	%f366, [%rd210];
+	bra.uni 	$L__BB52_150;
+
+$L__BB52_148:
+	add.s64 	%rd208, %rd8, %rd85;
+	ld.global.u8 	%rs3, [%rd208];
+	setp.eq.s16 	%p86, %rs3, 0;
+	selp.f32 	%f366, 0fFF800000, 0f00000000, %p86;
+
+$L__BB52_150:
+	sub.s32 	%r486, %r672, %r70;
+	setp.gt.s32 	%p87, %r486, %r7;
+	setp.ne.s32 	%p88, %r77, 0;
+	and.pred  	%p89, %p87, %p88;
+	selp.f32 	%f367, 0fFF800000, %f366, %p89;
+	setp.eq.s32 	%p90, %r78, 0;
+	@%p90 bra 	$L__BB52_152;
+
+	ld.global.u64 	%rd211, [%rd10];
+	cvt.u64.u32 	%rd212, %r672;
+	setp.gt.s64 	%p91, %rd211, %rd212;
+	selp.f32 	%f367, %f367, 0fFF800000, %p91;
+
+$L__BB52_152:
+	add.f32 	%f251, %f365, %f367;
+	sub.f32 	%f252, %f251, %f351;
+	mov.f32 	%f253, 0f3F000000;
+	mov.f32 	%f254, 0f3BBB989D;
+	fma.rn.f32 	%f255, %f252, %f254, %f253;
+	cvt.sat.f32.f32 	%f256, %f255;
+	mov.f32 	%f257, 0f4B400001;
+	mov.f32 	%f258, 0f437C0000;
+	fma.rm.f32 	%f259, %f256, %f258, %f257;
+	add.f32 	%f260, %f259, 0fCB40007F;
+	neg.f32 	%f261, %f260;
+	mov.f32 	%f262, 0f3FB8AA3B;
+	fma.rn.f32 	%f263, %f252, %f262, %f261;
+	mov.f32 	%f264, 0f32A57060;
+	fma.rn.f32 	%f265, %f252, %f264, %f263;
+	mov.b32 	%r488, %f259;
+	shl.b32 	%r489, %r488, 23;
+	mov.b32 	%f266, %r489;
+	ex2.approx.ftz.f32 	%f267, %f265;
+	fma.rn.f32 	%f368, %f267, %f266, %f368;
+	add.s32 	%r672, %r672, 1;
+	setp.lt.s32 	%p92, %r672, %r4;
+	mov.u32 	%r676, 0;
+	@%p92 bra 	$L__BB52_114;
+
+$L__BB52_153:
+	setp.eq.s32 	%p93, %r676, 0;
+	@%p93 bra 	$L__BB52_155;
+
+	mad.lo.s32 	%r490, %r9, %r6, %r7;
+	mad.lo.s32 	%r677, %r490, %r5, %r8;
+	bra.uni 	$L__BB52_156;
+
+$L__BB52_155:
+	mad.lo.s32 	%r491, %r9, %r5, %r8;
+	mad.lo.s32 	%r677, %r491, %r6, %r7;
+
+$L__BB52_156:
+	ld.param.u32 	%r639, [attention_rows_param_15];
+	mul.lo.s32 	%r122, %r677, %r2;
+	add.s32 	%r123, %r122, %r639;
+	setp.lt.s32 	%p94, %r2, 1;
+	@%p94 bra 	$L__BB52_163;
+
+	add.s32 	%r493, %r2, -1;
+	and.b32  	%r681, %r2, 3;
+	setp.lt.u32 	%p95, %r493, 3;
+	mov.u32 	%r680, 0;
+	@%p95 bra 	$L__BB52_160;
+
+	sub.s32 	%r679, %r2, %r681;
+	mov.u32 	%r494, 0;
+	mov.u32 	%r680, %r494;
+
+$L__BB52_159:
+	add.s32 	%r495, %r680, %r123;
+	mul.wide.s32 	%rd213, %r495, 4;
+	add.s64 	%rd214, %rd4, %rd213;
+	st.global.u32 	[%rd214], %r494;
+	st.global.u32 	[%rd214+4], %r494;
+	st.global.u32 	[%rd214+8], %r494;
+	st.global.u32 	[%rd214+12], %r494;
+	add.s32 	%r680, %r680, 4;
+	add.s32 	%r679, %r679, -4;
+	setp.ne.s32 	%p96, %r679, 0;
+	@%p96 bra 	$L__BB52_159;
+
+$L__BB52_160:
+	setp.eq.s32 	%p97, %r681, 0;
+	@%p97 bra 	$L__BB52_163;
+
+	ld.param.u32 	%r646, [attention_rows_param_15];
+	add.s32 	%r497, %r680, %r646;
+	add.s32 	%r498, %r497, %r122;
+	mul.wide.s32 	%rd215, %r498, 4;
+	add.s64 	%rd276, %rd4, %rd215;
+
+$L__BB52_162:
+	.pragma "nounroll";
+	mov.u32 	%r499, 0;
+	st.global.u32 	[%rd276], %r499;
+	add.s64 	%rd276, %rd276, 4;
+	add.s32 	%r681, %r681, -1;
+	setp.ne.s32 	%p98, %r681, 0;
+	@%p98 bra 	$L__BB52_162;
+
+$L__BB52_163:
+	setp.lt.s32 	%p155, %r4, 1;
+	@%p155 bra 	$L__BB52_280;
+
+	ld.param.u32 	%r644, [attention_rows_param_17];
+	mov.u32 	%r643, %tid.x;
+	mov.u32 	%r642, %ntid.x;
+	mov.u32 	%r641, %ctaid.x;
+	mad.lo.s32 	%r640, %r641, %r642, %r643;
+	mad.lo.s32 	%r133, %r4, %r640, %r644;
+	add.s32 	%r134, %r2, -1;
+	and.b32  	%r135, %r2, 3;
+	sub.s32 	%r136, %r2, %r135;
+	mov.u32 	%r682, 0;
+
+$L__BB52_165:
+	ld.global.u32 	%r138, [%rd9+12];
+	ld.global.u32 	%r139, [%rd9+24];
+	ld.global.u32 	%r140, [%rd9+20];
+	ld.global.u32 	%r141, [%rd9+8];
+	ld.global.u32 	%r142, [%rd9+4];
+	div.s32 	%r501, %r142, %r141;
+	div.s32 	%r143, %r8, %r501;
+	ld.global.u32 	%r144, [%rd9+32];
+	setp.eq.s32 	%p100, %r144, 0;
+	@%p100 bra 	$L__BB52_167;
+
+	mad.lo.s32 	%r502, %r138, %r9, %r7;
+	mad.lo.s32 	%r683, %r502, %r142, %r8;
+	bra.uni 	$L__BB52_168;
+
+$L__BB52_167:
+	mad.lo.s32 	%r503, %r142, %r9, %r8;
+	mad.lo.s32 	%r683, %r503, %r138, %r7;
+
+$L__BB52_168:
+	ld.param.u32 	%r645, [attention_rows_param_1];
+	mad.lo.s32 	%r148, %r683, %r139, %r645;
+	setp.lt.s32 	%p101, %r139, 1;
+	mov.f32 	%f372, 0f00000000;
+	@%p101 bra 	$L__BB52_218;
+
+	mad.lo.s32 	%r149, %r141, %r9, %r143;
+	mad.lo.s32 	%r505, %r149, %r140, %r682;
+	mul.lo.s32 	%r150, %r505, %r139;
+	sub.s32 	%r151, %r682, %r140;
+	and.b32  	%r152, %r139, 3;
+	add.s32 	%r506, %r139, -1;
+	setp.lt.u32 	%p102, %r506, 3;
+	mov.f32 	%f372, 0f00000000;
+	mov.u32 	%r690, 0;
+	@%p102 bra 	$L__BB52_196;
+
+	sub.s32 	%r685, %r139, %r152;
+	mov.f32 	%f372, 0f00000000;
+	mov.u32 	%r690, 0;
+
+$L__BB52_171:
+	add.s32 	%r508, %r148, %r690;
+	mul.wide.s32 	%rd216, %r508, 4;
+	add.s64 	%rd90, %rd3, %rd216;
+	ld.global.f32 	%f92, [%rd90];
+	setp.lt.s32 	%p103, %r682, %r140;
+	@%p103 bra 	$L__BB52_176;
+	bra.uni 	$L__BB52_172;
+
+$L__BB52_176:
+	add.s32 	%r512, %r690, %r263;
+	add.s32 	%r513, %r512, %r150;
+	mul.wide.s32 	%rd218, %r513, 4;
+	add.s64 	%rd277, %rd1, %rd218;
+	bra.uni 	$L__BB52_177;
+
+$L__BB52_172:
+	ld.global.u32 	%r156, [%rd9+16];
+	@%p100 bra 	$L__BB52_174;
+
+	mad.lo.s32 	%r509, %r156, %r9, %r151;
+	mad.lo.s32 	%r686, %r509, %r141, %r143;
+	bra.uni 	$L__BB52_175;
+
+$L__BB52_174:
+	mad.lo.s32 	%r686, %r156, %r149, %r151;
+
+$L__BB52_175:
+	add.s32 	%r510, %r690, %r261;
+	mad.lo.s32 	%r511, %r686, %r139, %r510;
+	mul.wide.s32 	%rd217, %r511, 4;
+	add.s64 	%rd277, %rd2, %rd217;
+
+$L__BB52_177:
+	ld.global.f32 	%f272, [%rd277];
+	fma.rn.f32 	%f93, %f92, %f272, %f372;
+	add.s32 	%r160, %r690, 1;
+	ld.global.f32 	%f94, [%rd90+4];
+	@%p103 bra 	$L__BB52_182;
+	bra.uni 	$L__BB52_178;
+
+$L__BB52_182:
+	add.s32 	%r517, %r160, %r263;
+	add.s32 	%r518, %r517, %r150;
+	mul.wide.s32 	%rd220, %r518, 4;
+	add.s64 	%rd278, %rd1, %rd220;
+	bra.uni 	$L__BB52_183;
+
+$L__BB52_178:
+	ld.global.u32 	%r161, [%rd9+16];
+	@%p100 bra 	$L__BB52_180;
+
+	mad.lo.s32 	%r514, %r161, %r9, %r151;
+	mad.lo.s32 	%r687, %r514, %r141, %r143;
+	bra.uni 	$L__BB52_181;
+
+$L__BB52_180:
+	mad.lo.s32 	%r687, %r161, %r149, %r151;
+
+$L__BB52_181:
+	add.s32 	%r515, %r160, %r261;
+	mad.lo.s32 	%r516, %r687, %r139, %r515;
+	mul.wide.s32 	%rd219, %r516, 4;
+	add.s64 	%rd278, %rd2, %rd219;
+
+$L__BB52_183:
+	ld.global.f32 	%f273, [%rd278];
+	fma.rn.f32 	%f95, %f94, %f273, %f93;
+	add.s32 	%r165, %r690, 2;
+	ld.global.f32 	%f96, [%rd90+8];
+	@%p103 bra 	$L__BB52_188;
+	bra.uni 	$L__BB52_184;
+
+$L__BB52_188:
+	add.s32 	%r522, %r165, %r263;
+	add.s32 	%r523, %r522, %r150;
+	mul.wide.s32 	%rd222, %r523, 4;
+	add.s64 	%rd279, %rd1, %rd222;
+	bra.uni 	$L__BB52_189;
+
+$L__BB52_184:
+	ld.global.u32 	%r166, [%rd9+16];
+	@%p100 bra 	$L__BB52_186;
+
+	mad.lo.s32 	%r519, %r166, %r9, %r151;
+	mad.lo.s32 	%r688, %r519, %r141, %r143;
+	bra.uni 	$L__BB52_187;
+
+$L__BB52_186:
+	mad.lo.s32 	%r688, %r166, %r149, %r151;
+
+$L__BB52_187:
+	add.s32 	%r520, %r165, %r261;
+	mad.lo.s32 	%r521, %r688, %r139, %r520;
+	mul.wide.s32 	%rd221, %r521, 4;
+	add.s64 	%rd279, %rd2, %rd221;
+
+$L__BB52_189:
+	ld.global.f32 	%f274, [%rd279];
+	fma.rn.f32 	%f97, %f96, %f274, %f95;
+	add.s32 	%r170, %r690, 3;
+	ld.global.f32 	%f98, [%rd90+12];
+	@%p103 bra 	$L__BB52_194;
+	bra.uni 	$L__BB52_190;
+
+$L__BB52_194:
+	add.s32 	%r527, %r170, %r263;
+	add.s32 	%r528, %r527, %r150;
+	mul.wide.s32 	%rd224, %r528, 4;
+	add.s64 	%rd280, %rd1, %rd224;
+	bra.uni 	$L__BB52_195;
+
+$L__BB52_190:
+	ld.global.u32 	%r171, [%rd9+16];
+	@%p100 bra 	$L__BB52_192;
+
+	mad.lo.s32 	%r524, %r171, %r9, %r151;
+	mad.lo.s32 	%r689, %r524, %r141, %r143;
+	bra.uni 	$L__BB52_193;
+
+$L__BB52_192:
+	mad.lo.s32 	%r689, %r171, %r149, %r151;
+
+$L__BB52_193:
+	add.s32 	%r525, %r170, %r261;
+	mad.lo.s32 	%r526, %r689, %r139, %r525;
+	mul.wide.s32 	%rd223, %r526, 4;
+	add.s64 	%rd280, %rd2, %rd223;
+
+$L__BB52_195:
+	ld.global.f32 	%f275, [%rd280];
+	fma.rn.f32 	%f372, %f98, %f275, %f97;
+	add.s32 	%r690, %r690, 4;
+	add.s32 	%r685, %r685, -4;
+	setp.ne.s32 	%p111, %r685, 0;
+	@%p111 bra 	$L__BB52_171;
+
+$L__BB52_196:
+	setp.eq.s32 	%p112, %r152, 0;
+	@%p112 bra 	$L__BB52_218;
+
+	setp.lt.s32 	%p113, %r682, %r140;
+	add.s32 	%r529, %r148, %r690;
+	mul.wide.s32 	%rd225, %r529, 4;
+	add.s64 	%rd103, %rd3, %rd225;
+	ld.global.f32 	%f102, [%rd103];
+	@%p113 bra 	$L__BB52_202;
+	bra.uni 	$L__BB52_198;
+
+$L__BB52_202:
+	add.s32 	%r533, %r690, %r263;
+	add.s32 	%r534, %r533, %r150;
+	mul.wide.s32 	%rd227, %r534, 4;
+	add.s64 	%rd281, %rd1, %rd227;
+	bra.uni 	$L__BB52_203;
+
+$L__BB52_198:
+	ld.global.u32 	%r178, [%rd9+16];
+	@%p100 bra 	$L__BB52_200;
+
+	mad.lo.s32 	%r530, %r178, %r9, %r151;
+	mad.lo.s32 	%r691, %r530, %r141, %r143;
+	bra.uni 	$L__BB52_201;
+
+$L__BB52_200:
+	mad.lo.s32 	%r691, %r178, %r149, %r151;
+
+$L__BB52_201:
+	add.s32 	%r531, %r690, %r261;
+	mad.lo.s32 	%r532, %r691, %r139, %r531;
+	mul.wide.s32 	%rd226, %r532, 4;
+	add.s64 	%rd281, %rd2, %rd226;
+
+$L__BB52_203:
+	ld.global.f32 	%f276, [%rd281];
+	fma.rn.f32 	%f372, %f102, %f276, %f372;
+	add.s32 	%r182, %r690, 1;
+	setp.eq.s32 	%p115, %r152, 1;
+	@%p115 bra 	$L__BB52_218;
+
+	ld.global.f32 	%f104, [%rd103+4];
+	@%p113 bra 	$L__BB52_209;
+	bra.uni 	$L__BB52_205;
+
+$L__BB52_209:
+	add.s32 	%r538, %r182, %r263;
+	add.s32 	%r539, %r538, %r150;
+	mul.wide.s32 	%rd229, %r539, 4;
+	add.s64 	%rd282, %rd1, %rd229;
+	bra.uni 	$L__BB52_210;
+
+$L__BB52_205:
+	ld.global.u32 	%r183, [%rd9+16];
+	@%p100 bra 	$L__BB52_207;
+
+	mad.lo.s32 	%r535, %r183, %r9, %r151;
+	mad.lo.s32 	%r692, %r535, %r141, %r143;
+	bra.uni 	$L__BB52_208;
+
+$L__BB52_207:
+	mad.lo.s32 	%r692, %r183, %r149, %r151;
+
+$L__BB52_208:
+	add.s32 	%r536, %r182, %r261;
+	mad.lo.s32 	%r537, %r692, %r139, %r536;
+	mul.wide.s32 	%rd228, %r537, 4;
+	add.s64 	%rd282, %rd2, %rd228;
+
+$L__BB52_210:
+	ld.global.f32 	%f277, [%rd282];
+	fma.rn.f32 	%f372, %f104, %f277, %f372;
+	add.s32 	%r187, %r690, 2;
+	setp.eq.s32 	%p118, %r152, 2;
+	@%p118 bra 	$L__BB52_218;
+
+	ld.global.f32 	%f106, [%rd103+8];
+	@%p113 bra 	$L__BB52_216;
+	bra.uni 	$L__BB52_212;
+
+$L__BB52_216:
+	add.s32 	%r543, %r187, %r263;
+	add.s32 	%r544, %r543, %r150;
+	mul.wide.s32 	%rd231, %r544, 4;
+	add.s64 	%rd283, %rd1, %rd231;
+	bra.uni 	$L__BB52_217;
+
+$L__BB52_212:
+	ld.global.u32 	%r188, [%rd9+16];
+	@%p100 bra 	$L__BB52_214;
+
+	mad.lo.s32 	%r540, %r188, %r9, %r151;
+	mad.lo.s32 	%r693, %r540, %r141, %r143;
+	bra.uni 	$L__BB52_215;
+
+$L__BB52_214:
+	mad.lo.s32 	%r693, %r188, %r149, %r151;
+
+$L__BB52_215:
+	add.s32 	%r541, %r187, %r261;
+	mad.lo.s32 	%r542, %r693, %r139, %r541;
+	mul.wide.s32 	%rd230, %r542, 4;
+	add.s64 	%rd283, %rd2, %rd230;
+
+$L__BB52_217:
+	ld.global.f32 	%f278, [%rd283];
+	fma.rn.f32 	%f372, %f106, %f278, %f372;
+
+$L__BB52_218:
+	mul.f32 	%f373, %f372, %f119;
+	setp.leu.f32 	%p121, %f120, 0f00000000;
+	@%p121 bra 	$L__BB52_220;
+
+	div.rn.f32 	%f279, %f373, %f120;
+	abs.f32 	%f280, %f279;
+	mul.f32 	%f281, %f280, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f282, %f281;
+	add.f32 	%f283, %f282, 0f3F800000;
+	mov.f32 	%f284, 0f3F800000;
+	rcp.approx.ftz.f32 	%f285, %f283;
+	mov.f32 	%f286, 0fC0000000;
+	fma.rn.f32 	%f287, %f285, %f286, %f284;
+	setp.ge.f32 	%p122, %f280, 0f41102CB4;
+	selp.f32 	%f288, 0f3F800000, %f287, %p122;
+	mov.b32 	%r545, %f288;
+	mov.b32 	%r546, %f279;
+	and.b32  	%r547, %r546, -2147483648;
+	or.b32  	%r548, %r547, %r545;
+	mov.b32 	%f289, %r548;
+	mul.f32 	%f290, %f279, %f279;
+	mov.f32 	%f291, 0fBD563CAE;
+	mov.f32 	%f292, 0f3C80F082;
+	fma.rn.f32 	%f293, %f292, %f290, %f291;
+	mov.f32 	%f294, 0f3E085941;
+	fma.rn.f32 	%f295, %f293, %f290, %f294;
+	mov.f32 	%f296, 0fBEAAA9ED;
+	fma.rn.f32 	%f297, %f295, %f290, %f296;
+	mov.f32 	%f298, 0f00000000;
+	fma.rn.f32 	%f299, %f297, %f290, %f298;
+	fma.rn.f32 	%f300, %f299, %f279, %f279;
+	setp.ge.f32 	%p123, %f280, 0f3F19999A;
+	selp.f32 	%f301, %f289, %f300, %p123;
+	mul.f32 	%f373, %f301, %f120;
+
+$L__BB52_220:
+	ld.global.u32 	%r192, [%rd9+36];
+	setp.eq.s32 	%p124, %r192, 0;
+	mov.f32 	%f374, 0f00000000;
+	@%p124 bra 	$L__BB52_225;
+
+	ld.global.u32 	%r549, [%rd9+40];
+	setp.le.s32 	%p125, %r549, %r682;
+	mov.f32 	%f374, 0fFF800000;
+	@%p125 bra 	$L__BB52_225;
+
+	ld.global.u32 	%r550, [%rd9+44];
+	mul.lo.s32 	%r551, %r550, %r9;
+	ld.global.u32 	%r552, [%rd9+48];
+	mad.lo.s32 	%r553, %r552, %r8, %r551;
+	ld.global.u32 	%r554, [%rd9+52];
+	mad.lo.s32 	%r555, %r554, %r7, %r553;
+	ld.global.u32 	%r556, [%rd9+56];
+	mad.lo.s32 	%r557, %r556, %r682, %r555;
+	add.s32 	%r558, %r557, %r265;
+	cvt.s64.s32 	%rd113, %r558;
+	setp.eq.s32 	%p126, %r192, 1;
+	@%p126 bra 	$L__BB52_224;
+	bra.uni 	$L__BB52_223;
+
+$L__BB52_224:
+	shl.b64 	%rd233, %rd113, 2;
+	add.s64 	%rd234, %rd8, %rd233;
+	ld.global.f32 	%f374, [%rd234];
+	bra.uni 	$L__BB52_225;
+
+$L__BB52_223:
+	add.s64 	%rd232, %rd8, %rd113;
+	ld.global.u8 	%rs4, [%rd232];
+	setp.eq.s16 	%p127, %rs4, 0;
+	selp.f32 	%f374, 0fFF800000, 0f00000000, %p127;
+
+$L__BB52_225:
+	ld.global.u32 	%r559, [%rd9+60];
+	setp.ne.s32 	%p128, %r559, 0;
+	sub.s32 	%r560, %r682, %r140;
+	setp.gt.s32 	%p129, %r560, %r7;
+	and.pred  	%p130, %p129, %p128;
+	selp.f32 	%f375, 0fFF800000, %f374, %p130;
+	ld.global.u32 	%r561, [%rd9+64];
+	setp.eq.s32 	%p131, %r561, 0;
+	@%p131 bra 	$L__BB52_227;
+
+	ld.global.u64 	%rd235, [%rd10];
+	cvt.u64.u32 	%rd236, %r682;
+	setp.gt.s64 	%p132, %rd235, %rd236;
+	selp.f32 	%f375, %f375, 0fFF800000, %p132;
+
+$L__BB52_227:
+	add.f32 	%f304, %f373, %f375;
+	sub.f32 	%f305, %f304, %f351;
+	mov.f32 	%f306, 0f3F000000;
+	mov.f32 	%f307, 0f3BBB989D;
+	fma.rn.f32 	%f308, %f305, %f307, %f306;
+	cvt.sat.f32.f32 	%f309, %f308;
+	mov.f32 	%f310, 0f4B400001;
+	mov.f32 	%f311, 0f437C0000;
+	fma.rm.f32 	%f312, %f309, %f311, %f310;
+	add.f32 	%f313, %f312, 0fCB40007F;
+	neg.f32 	%f314, %f313;
+	mov.f32 	%f315, 0f3FB8AA3B;
+	fma.rn.f32 	%f316, %f305, %f315, %f314;
+	mov.f32 	%f317, 0f32A57060;
+	fma.rn.f32 	%f318, %f305, %f317, %f316;
+	mov.b32 	%r562, %f312;
+	shl.b32 	%r563, %r562, 23;
+	mov.b32 	%f319, %r563;
+	ex2.approx.ftz.f32 	%f320, %f318;
+	mul.f32 	%f321, %f320, %f319;
+	div.rn.f32 	%f118, %f321, %f368;
+	setp.ne.s32 	%p133, %r3, 3;
+	@%p133 bra 	$L__BB52_229;
+
+	add.s32 	%r564, %r133, %r682;
+	mul.wide.s32 	%rd237, %r564, 4;
+	add.s64 	%rd238, %rd7, %rd237;
+	st.global.f32 	[%rd238], %f118;
+
+$L__BB52_229:
+	@%p94 bra 	$L__BB52_279;
+
+	setp.lt.u32 	%p135, %r134, 3;
+	mov.u32 	%r700, 0;
+	@%p135 bra 	$L__BB52_257;
+
+	mov.u32 	%r700, 0;
+	mov.u32 	%r695, %r136;
+
+$L__BB52_232:
+	ld.global.u32 	%r195, [%rd9+8];
+	ld.global.u32 	%r196, [%rd9+28];
+	ld.global.u32 	%r197, [%rd9+20];
+	setp.lt.s32 	%p136, %r682, %r197;
+	@%p136 bra 	$L__BB52_237;
+	bra.uni 	$L__BB52_233;
+
+$L__BB52_237:
+	mad.lo.s32 	%r572, %r195, %r9, %r10;
+	mad.lo.s32 	%r573, %r572, %r197, %r682;
+	add.s32 	%r574, %r700, %r264;
+	mad.lo.s32 	%r575, %r573, %r196, %r574;
+	mul.wide.s32 	%rd240, %r575, 4;
+	add.s64 	%rd284, %rd5, %rd240;
+	bra.uni 	$L__BB52_238;
+
+$L__BB52_233:
+	ld.global.u32 	%r198, [%rd9+16];
+	sub.s32 	%r199, %r682, %r197;
+	ld.global.u32 	%r567, [%rd9+32];
+	setp.eq.s32 	%p137, %r567, 0;
+	@%p137 bra 	$L__BB52_235;
+
+	mad.lo.s32 	%r568, %r198, %r9, %r199;
+	mad.lo.s32 	%r696, %r568, %r195, %r10;
+	bra.uni 	$L__BB52_236;
+
+$L__BB52_235:
+	mad.lo.s32 	%r569, %r195, %r9, %r10;
+	mad.lo.s32 	%r696, %r198, %r569, %r199;
+
+$L__BB52_236:
+	add.s32 	%r570, %r700, %r262;
+	mad.lo.s32 	%r571, %r696, %r196, %r570;
+	mul.wide.s32 	%rd239, %r571, 4;
+	add.s64 	%rd284, %rd6, %rd239;
+
+$L__BB52_238:
+	ld.global.f32 	%f322, [%rd284];
+	add.s32 	%r576, %r700, %r123;
+	mul.wide.s32 	%rd241, %r576, 4;
+	add.s64 	%rd117, %rd4, %rd241;
+	ld.global.f32 	%f323, [%rd117];
+	fma.rn.f32 	%f324, %f118, %f322, %f323;
+	st.global.f32 	[%rd117], %f324;
+	add.s32 	%r203, %r700, 1;
+	ld.global.u32 	%r204, [%rd9+8];
+	ld.global.u32 	%r205, [%rd9+28];
+	ld.global.u32 	%r206, [%rd9+20];
+	setp.lt.s32 	%p138, %r682, %r206;
+	@%p138 bra 	$L__BB52_243;
+	bra.uni 	$L__BB52_239;
+
+$L__BB52_243:
+	mad.lo.s32 	%r582, %r204, %r9, %r10;
+	mad.lo.s32 	%r583, %r582, %r206, %r682;
+	add.s32 	%r584, %r203, %r264;
+	mad.lo.s32 	%r585, %r583, %r205, %r584;
+	mul.wide.s32 	%rd243, %r585, 4;
+	add.s64 	%rd285, %rd5, %rd243;
+	bra.uni 	$L__BB52_244;
+
+$L__BB52_239:
+	ld.global.u32 	%r207, [%rd9+16];
+	sub.s32 	%r208, %r682, %r206;
+	ld.global.u32 	%r577, [%rd9+32];
+	setp.eq.s32 	%p139, %r577, 0;
+	@%p139 bra 	$L__BB52_241;
+
+	mad.lo.s32 	%r578, %r207, %r9, %r208;
+	mad.lo.s32 	%r697, %r578, %r204, %r10;
+	bra.uni 	$L__BB52_242;
+
+$L__BB52_241:
+	mad.lo.s32 	%r579, %r204, %r9, %r10;
+	mad.lo.s32 	%r697, %r207, %r579, %r208;
+
+$L__BB52_242:
+	add.s32 	%r580, %r203, %r262;
+	mad.lo.s32 	%r581, %r697, %r205, %r580;
+	mul.wide.s32 	%rd242, %r581, 4;
+	add.s64 	%rd285, %rd6, %rd242;
+
+$L__BB52_244:
+	ld.global.f32 	%f325, [%rd285];
+	ld.global.f32 	%f326, [%rd117+4];
+	fma.rn.f32 	%f327, %f118, %f325, %f326;
+	st.global.f32 	[%rd117+4], %f327;
+	add.s32 	%r212, %r700, 2;
+	ld.global.u32 	%r213, [%rd9+8];
+	ld.global.u32 	%r214, [%rd9+28];
+	ld.global.u32 	%r215, [%rd9+20];
+	setp.lt.s32 	%p140, %r682, %r215;
+	@%p140 bra 	$L__BB52_249;
+	bra.uni 	$L__BB52_245;
+
+$L__BB52_249:
+	mad.lo.s32 	%r591, %r213, %r9, %r10;
+	mad.lo.s32 	%r592, %r591, %r215, %r682;
+	add.s32 	%r593, %r212, %r264;
+	mad.lo.s32 	%r594, %r592, %r214, %r593;
+	mul.wide.s32 	%rd245, %r594, 4;
+	add.s64 	%rd286, %rd5, %rd245;
+	bra.uni 	$L__BB52_250;
+
+$L__BB52_245:
+	ld.global.u32 	%r216, [%rd9+16];
+	sub.s32 	%r217, %r682, %r215;
+	ld.global.u32 	%r586, [%rd9+32];
+	setp.eq.s32 	%p141, %r586, 0;
+	@%p141 bra 	$L__BB52_247;
+
+	mad.lo.s32 	%r587, %r216, %r9, %r217;
+	mad.lo.s32 	%r698, %r587, %r213, %r10;
+	bra.uni 	$L__BB52_248;
+
+$L__BB52_247:
+	mad.lo.s32 	%r588, %r213, %r9, %r10;
+	mad.lo.s32 	%r698, %r216, %r588, %r217;
+
+$L__BB52_248:
+	add.s32 	%r589, %r212, %r262;
+	mad.lo.s32 	%r590, %r698, %r214, %r589;
+	mul.wide.s32 	%rd244, %r590, 4;
+	add.s64 	%rd286, %rd6, %rd244;
+
+$L__BB52_250:
+	ld.global.f32 	%f328, [%rd286];
+	ld.global.f32 	%f329, [%rd117+8];
+	fma.rn.f32 	%f330, %f118, %f328, %f329;
+	st.global.f32 	[%rd117+8], %f330;
+	add.s32 	%r221, %r700, 3;
+	ld.global.u32 	%r222, [%rd9+8];
+	ld.global.u32 	%r223, [%rd9+28];
+	ld.global.u32 	%r224, [%rd9+20];
+	setp.lt.s32 	%p142, %r682, %r224;
+	@%p142 bra 	$L__BB52_255;
+	bra.uni 	$L__BB52_251;
+
+$L__BB52_255:
+	mad.lo.s32 	%r600, %r222, %r9, %r10;
+	mad.lo.s32 	%r601, %r600, %r224, %r682;
+	add.s32 	%r602, %r221, %r264;
+	mad.lo.s32 	%r603, %r601, %r223, %r602;
+	mul.wide.s32 	%rd247, %r603, 4;
+	add.s64 	%rd287, %rd5, %rd247;
+	bra.uni 	$L__BB52_256;
+
+$L__BB52_251:
+	ld.global.u32 	%r225, [%rd9+16];
+	sub.s32 	%r226, %r682, %r224;
+	ld.global.u32 	%r595, [%rd9+32];
+	setp.eq.s32 	%p143, %r595, 0;
+	@%p143 bra 	$L__BB52_253;
+
+	mad.lo.s32 	%r596, %r225, %r9, %r226;
+	mad.lo.s32 	%r699, %r596, %r222, %r10;
+	bra.uni 	$L__BB52_254;
+
+$L__BB52_253:
+	mad.lo.s32 	%r597, %r222, %r9, %r10;
+	mad.lo.s32 	%r699, %r225, %r597, %r226;
+
+$L__BB52_254:
+	add.s32 	%r598, %r221, %r262;
+	mad.lo.s32 	%r599, %r699, %r223, %r598;
+	mul.wide.s32 	%rd246, %r599, 4;
+	add.s64 	%rd287, %rd6, %rd246;
+
+$L__BB52_256:
+	ld.global.f32 	%f331, [%rd287];
+	ld.global.f32 	%f332, [%rd117+12];
+	fma.rn.f32 	%f333, %f118, %f331, %f332;
+	st.global.f32 	[%rd117+12], %f333;
+	add.s32 	%r700, %r700, 4;
+	add.s32 	%r695, %r695, -4;
+	setp.ne.s32 	%p144, %r695, 0;
+	@%p144 bra 	$L__BB52_232;
+
+$L__BB52_257:
+	setp.eq.s32 	%p145, %r135, 0;
+	@%p145 bra 	$L__BB52_279;
+
+	ld.global.u32 	%r233, [%rd9+8];
+	ld.global.u32 	%r234, [%rd9+28];
+	ld.global.u32 	%r235, [%rd9+20];
+	setp.lt.s32 	%p146, %r682, %r235;
+	@%p146 bra 	$L__BB52_263;
+	bra.uni 	$L__BB52_259;
+
+$L__BB52_263:
+	mad.lo.s32 	%r609, %r233, %r9, %r10;
+	mad.lo.s32 	%r610, %r609, %r235, %r682;
+	add.s32 	%r611, %r700, %r264;
+	mad.lo.s32 	%r612, %r610, %r234, %r611;
+	mul.wide.s32 	%rd249, %r612, 4;
+	add.s64 	%rd288, %rd5, %rd249;
+	bra.uni 	$L__BB52_264;
+
+$L__BB52_259:
+	ld.global.u32 	%r236, [%rd9+16];
+	sub.s32 	%r237, %r682, %r235;
+	ld.global.u32 	%r604, [%rd9+32];
+	setp.eq.s32 	%p147, %r604, 0;
+	@%p147 bra 	$L__BB52_261;
+
+	mad.lo.s32 	%r605, %r236, %r9, %r237;
+	mad.lo.s32 	%r701, %r605, %r233, %r10;
+	bra.uni 	$L__BB52_262;
+
+$L__BB52_261:
+	mad.lo.s32 	%r606, %r233, %r9, %r10;
+	mad.lo.s32 	%r701, %r236, %r606, %r237;
+
+$L__BB52_262:
+	add.s32 	%r607, %r700, %r262;
+	mad.lo.s32 	%r608, %r701, %r234, %r607;
+	mul.wide.s32 	%rd248, %r608, 4;
+	add.s64 	%rd288, %rd6, %rd248;
+
+$L__BB52_264:
+	ld.global.f32 	%f334, [%rd288];
+	add.s32 	%r613, %r700, %r123;
+	mul.wide.s32 	%rd250, %r613, 4;
+	add.s64 	%rd130, %rd4, %rd250;
+	ld.global.f32 	%f335, [%rd130];
+	fma.rn.f32 	%f336, %f118, %f334, %f335;
+	st.global.f32 	[%rd130], %f336;
+	add.s32 	%r241, %r700, 1;
+	setp.eq.s32 	%p148, %r135, 1;
+	@%p148 bra 	$L__BB52_279;
+
+	ld.global.u32 	%r242, [%rd9+8];
+	ld.global.u32 	%r243, [%rd9+28];
+	ld.global.u32 	%r244, [%rd9+20];
+	setp.lt.s32 	%p149, %r682, %r244;
+	@%p149 bra 	$L__BB52_270;
+	bra.uni 	$L__BB52_266;
+
+$L__BB52_270:
+	mad.lo.s32 	%r619, %r242, %r9, %r10;
+	mad.lo.s32 	%r620, %r619, %r244, %r682;
+	add.s32 	%r621, %r241, %r264;
+	mad.lo.s32 	%r622, %r620, %r243, %r621;
+	mul.wide.s32 	%rd252, %r622, 4;
+	add.s64 	%rd289, %rd5, %rd252;
+	bra.uni 	$L__BB52_271;
+
+$L__BB52_266:
+	ld.global.u32 	%r245, [%rd9+16];
+	sub.s32 	%r246, %r682, %r244;
+	ld.global.u32 	%r614, [%rd9+32];
+	setp.eq.s32 	%p150, %r614, 0;
+	@%p150 bra 	$L__BB52_268;
+
+	mad.lo.s32 	%r615, %r245, %r9, %r246;
+	mad.lo.s32 	%r702, %r615, %r242, %r10;
+	bra.uni 	$L__BB52_269;
+
+$L__BB52_268:
+	mad.lo.s32 	%r616, %r242, %r9, %r10;
+	mad.lo.s32 	%r702, %r245, %r616, %r246;
+
+$L__BB52_269:
+	add.s32 	%r617, %r241, %r262;
+	mad.lo.s32 	%r618, %r702, %r243, %r617;
+	mul.wide.s32 	%rd251, %r618, 4;
+	add.s64 	%rd289, %rd6, %rd251;
+
+$L__BB52_271:
+	ld.global.f32 	%f337, [%rd289];
+	ld.global.f32 	%f338, [%rd130+4];
+	fma.rn.f32 	%f339, %f118, %f337, %f338;
+	st.global.f32 	[%rd130+4], %f339;
+	add.s32 	%r250, %r700, 2;
+	setp.eq.s32 	%p151, %r135, 2;
+	@%p151 bra 	$L__BB52_279;
+
+	ld.global.u32 	%r251, [%rd9+8];
+	ld.global.u32 	%r252, [%rd9+28];
+	ld.global.u32 	%r253, [%rd9+20];
+	setp.lt.s32 	%p152, %r682, %r253;
+	@%p152 bra 	$L__BB52_277;
+	bra.uni 	$L__BB52_273;
+
+$L__BB52_277:
+	mad.lo.s32 	%r628, %r251, %r9, %r10;
+	mad.lo.s32 	%r629, %r628, %r253, %r682;
+	add.s32 	%r630, %r250, %r264;
+	mad.lo.s32 	%r631, %r629, %r252, %r630;
+	mul.wide.s32 	%rd254, %r631, 4;
+	add.s64 	%rd290, %rd5, %rd254;
+	bra.uni 	$L__BB52_278;
+
+$L__BB52_273:
+	ld.global.u32 	%r254, [%rd9+16];
+	sub.s32 	%r255, %r682, %r253;
+	ld.global.u32 	%r623, [%rd9+32];
+	setp.eq.s32 	%p153, %r623, 0;
+	@%p153 bra 	$L__BB52_275;
+
+	mad.lo.s32 	%r624, %r254, %r9, %r255;
+	mad.lo.s32 	%r703, %r624, %r251, %r10;
+	bra.uni 	$L__BB52_276;
+
+$L__BB52_275:
+	mad.lo.s32 	%r625, %r251, %r9, %r10;
+	mad.lo.s32 	%r703, %r254, %r625, %r255;
+
+$L__BB52_276:
+	add.s32 	%r626, %r250, %r262;
+	mad.lo.s32 	%r627, %r703, %r252, %r626;
+	mul.wide.s32 	%rd253, %r627, 4;
+	add.s64 	%rd290, %rd6, %rd253;
+
+$L__BB52_278:
+	ld.global.f32 	%f340, [%rd290];
+	ld.global.f32 	%f341, [%rd130+8];
+	fma.rn.f32 	%f342, %f118, %f340, %f341;
+	st.global.f32 	[%rd130+8], %f342;
+
+$L__BB52_279:
+	add.s32 	%r682, %r682, 1;
+	setp.lt.s32 	%p154, %r682, %r4;
+	@%p154 bra 	$L__BB52_165;
+
+$L__BB52_280:
+	ret;
+
+}
+	// .globl	attention_present
+.visible .entry attention_present(
+	.param .u64 attention_present_param_0,
+	.param .u32 attention_present_param_1,
+	.param .u64 attention_present_param_2,
+	.param .u32 attention_present_param_3,
+	.param .u64 attention_present_param_4,
+	.param .u32 attention_present_param_5,
+	.param .u32 attention_present_param_6,
+	.param .u32 attention_present_param_7,
+	.param .u64 attention_present_param_8
+)
+{
+	.reg .pred 	%p<7>;
+	.reg .f32 	%f<2>;
+	.reg .b32 	%r<59>;
+	.reg .b64 	%rd<28>;
+
+
+	ld.param.u64 	%rd7, [attention_present_param_0];
+	ld.param.u32 	%r19, [attention_present_param_1];
+	ld.param.u64 	%rd10, [attention_present_param_2];
+	ld.param.u32 	%r20, [attention_present_param_3];
+	ld.param.u64 	%rd8, [attention_present_param_4];
+	ld.param.u32 	%r21, [attention_present_param_5];
+	ld.param.u32 	%r23, [attention_present_param_6];
+	ld.param.u32 	%r22, [attention_present_param_7];
+	ld.param.u64 	%rd9, [attention_present_param_8];
+	cvta.to.global.u64 	%rd1, %rd10;
+	mov.u32 	%r24, %ntid.x;
+	mov.u32 	%r25, %ctaid.x;
+	mov.u32 	%r26, %tid.x;
+	mad.lo.s32 	%r1, %r25, %r24, %r26;
+	setp.ge.s32 	%p1, %r1, %r23;
+	@%p1 bra 	$L__BB53_15;
+
+	cvta.to.global.u64 	%rd11, %rd9;
+	setp.eq.s32 	%p2, %r22, 0;
+	selp.b64 	%rd12, 24, 28, %p2;
+	add.s64 	%rd13, %rd11, %rd12;
+	ld.global.u32 	%r2, [%rd11+16];
+	ld.global.u32 	%r3, [%rd11+20];
+	add.s32 	%r27, %r2, %r3;
+	ld.global.u32 	%r28, [%rd13];
+	div.s32 	%r29, %r1, %r28;
+	mul.lo.s32 	%r30, %r29, %r28;
+	sub.s32 	%r4, %r1, %r30;
+	rem.s32 	%r5, %r29, %r27;
+	mul.lo.s32 	%r31, %r27, %r28;
+	div.s32 	%r32, %r1, %r31;
+	ld.global.u32 	%r6, [%rd11+8];
+	rem.s32 	%r7, %r32, %r6;
+	mul.lo.s32 	%r33, %r31, %r6;
+	div.s32 	%r8, %r1, %r33;
+	@%p2 bra 	$L__BB53_8;
+
+	ld.global.u32 	%r9, [%rd11+28];
+	setp.lt.s32 	%p3, %r5, %r3;
+	@%p3 bra 	$L__BB53_7;
+	bra.uni 	$L__BB53_3;
+
+$L__BB53_7:
+	mad.lo.s32 	%r39, %r6, %r8, %r7;
+	mad.lo.s32 	%r40, %r39, %r3, %r5;
+	add.s32 	%r41, %r4, %r20;
+	mad.lo.s32 	%r42, %r9, %r40, %r41;
+	mul.wide.s32 	%rd18, %r42, 4;
+	add.s64 	%rd27, %rd1, %rd18;
+	bra.uni 	$L__BB53_14;
+
+$L__BB53_8:
+	ld.global.u32 	%r14, [%rd11+24];
+	setp.lt.s32 	%p5, %r5, %r3;
+	@%p5 bra 	$L__BB53_13;
+	bra.uni 	$L__BB53_9;
+
+$L__BB53_13:
+	mad.lo.s32 	%r48, %r6, %r8, %r7;
+	mad.lo.s32 	%r49, %r48, %r3, %r5;
+	add.s32 	%r50, %r4, %r20;
+	mad.lo.s32 	%r51, %r14, %r49, %r50;
+	mul.wide.s32 	%rd23, %r51, 4;
+	add.s64 	%rd27, %rd1, %rd23;
+	bra.uni 	$L__BB53_14;
+
+$L__BB53_3:
+	sub.s32 	%r10, %r5, %r3;
+	ld.global.u32 	%r34, [%rd11+32];
+	setp.eq.s32 	%p4, %r34, 0;
+	@%p4 bra 	$L__BB53_5;
+
+	mad.lo.s32 	%r35, %r2, %r8, %r10;
+	mad.lo.s32 	%r57, %r35, %r6, %r7;
+	bra.uni 	$L__BB53_6;
+
+$L__BB53_9:
+	sub.s32 	%r15, %r5, %r3;
+	ld.global.u32 	%r43, [%rd11+32];
+	setp.eq.s32 	%p6, %r43, 0;
+	@%p6 bra 	$L__BB53_11;
+
+	mad.lo.s32 	%r44, %r2, %r8, %r15;
+	mad.lo.s32 	%r58, %r44, %r6, %r7;
+	bra.uni 	$L__BB53_12;
+
+$L__BB53_5:
+	mad.lo.s32 	%r36, %r6, %r8, %r7;
+	mad.lo.s32 	%r57, %r2, %r36, %r10;
+
+$L__BB53_6:
+	add.s32 	%r37, %r4, %r19;
+	mad.lo.s32 	%r38, %r57, %r9, %r37;
+	cvta.to.global.u64 	%rd16, %rd7;
+	mul.wide.s32 	%rd17, %r38, 4;
+	add.s64 	%rd27, %rd16, %rd17;
+	bra.uni 	$L__BB53_14;
+
+$L__BB53_11:
+	mad.lo.s32 	%r45, %r6, %r8, %r7;
+	mad.lo.s32 	%r58, %r2, %r45, %r15;
+
+$L__BB53_12:
+	add.s32 	%r46, %r4, %r19;
+	mad.lo.s32 	%r47, %r58, %r14, %r46;
+	cvta.to.global.u64 	%rd21, %rd7;
+	mul.wide.s32 	%rd22, %r47, 4;
+	add.s64 	%rd27, %rd21, %rd22;
+
+$L__BB53_14:
+	ld.global.f32 	%f1, [%rd27];
+	add.s32 	%r56, %r1, %r21;
+	cvta.to.global.u64 	%rd24, %rd8;
+	mul.wide.s32 	%rd25, %r56, 4;
+	add.s64 	%rd26, %rd24, %rd25;
+	st.global.f32 	[%rd26], %f1;
+
+$L__BB53_15:
+	ret;
+
+}
+	// .globl	rms_norm_rows
+.visible .entry rms_norm_rows(
+	.param .u64 rms_norm_rows_param_0,
+	.param .u32 rms_norm_rows_param_1,
+	.param .u64 rms_norm_rows_param_2,
+	.param .u32 rms_norm_rows_param_3,
+	.param .u64 rms_norm_rows_param_4,
+	.param .u32 rms_norm_rows_param_5,
+	.param .u32 rms_norm_rows_param_6,
+	.param .u32 rms_norm_rows_param_7,
+	.param .f32 rms_norm_rows_param_8,
+	.param .u64 rms_norm_rows_param_9
+)
+{
+	.reg .pred 	%p<19>;
+	.reg .f32 	%f<55>;
+	.reg .b32 	%r<139>;
+	.reg .b64 	%rd<44>;
+
+
+	ld.param.u64 	%rd14, [rms_norm_rows_param_0];
+	ld.param.u32 	%r51, [rms_norm_rows_param_1];
+	ld.param.u64 	%rd15, [rms_norm_rows_param_2];
+	ld.param.u32 	%r52, [rms_norm_rows_param_3];
+	ld.param.u64 	%rd16, [rms_norm_rows_param_4];
+	ld.param.u32 	%r53, [rms_norm_rows_param_5];
+	ld.param.u32 	%r55, [rms_norm_rows_param_6];
+	ld.param.u32 	%r54, [rms_norm_rows_param_7];
+	ld.param.f32 	%f9, [rms_norm_rows_param_8];
+	ld.param.u64 	%rd17, [rms_norm_rows_param_9];
+	cvta.to.global.u64 	%rd1, %rd16;
+	cvta.to.global.u64 	%rd2, %rd15;
+	cvta.to.global.u64 	%rd3, %rd14;
+	cvta.to.global.u64 	%rd4, %rd17;
+	mov.u32 	%r56, %ntid.x;
+	mov.u32 	%r57, %ctaid.x;
+	mov.u32 	%r58, %tid.x;
+	mad.lo.s32 	%r1, %r57, %r56, %r58;
+	setp.ge.s32 	%p1, %r1, %r55;
+	@%p1 bra 	$L__BB54_23;
+
+	setp.lt.s32 	%p2, %r54, 1;
+	mov.f32 	%f54, 0f00000000;
+	@%p2 bra 	$L__BB54_7;
+
+	mad.lo.s32 	%r2, %r1, %r54, %r51;
+	and.b32  	%r123, %r54, 3;
+	add.s32 	%r60, %r54, -1;
+	setp.lt.u32 	%p3, %r60, 3;
+	mov.f32 	%f54, 0f00000000;
+	mov.u32 	%r121, 0;
+	@%p3 bra 	$L__BB54_5;
+
+	sub.s32 	%r120, %r54, %r123;
+	mov.f32 	%f54, 0f00000000;
+	mov.u32 	%r121, 0;
+
+$L__BB54_4:
+	add.s32 	%r62, %r2, %r121;
+	mul.wide.s32 	%rd18, %r62, 4;
+	add.s64 	%rd19, %rd3, %rd18;
+	ld.global.f32 	%f14, [%rd19];
+	fma.rn.f32 	%f15, %f14, %f14, %f54;
+	ld.global.f32 	%f16, [%rd19+4];
+	fma.rn.f32 	%f17, %f16, %f16, %f15;
+	ld.global.f32 	%f18, [%rd19+8];
+	fma.rn.f32 	%f19, %f18, %f18, %f17;
+	ld.global.f32 	%f20, [%rd19+12];
+	fma.rn.f32 	%f54, %f20, %f20, %f19;
+	add.s32 	%r121, %r121, 4;
+	add.s32 	%r120, %r120, -4;
+	setp.ne.s32 	%p4, %r120, 0;
+	@%p4 bra 	$L__BB54_4;
+
+$L__BB54_5:
+	setp.eq.s32 	%p5, %r123, 0;
+	@%p5 bra 	$L__BB54_7;
+
+$L__BB54_6:
+	.pragma "nounroll";
+	add.s32 	%r63, %r2, %r121;
+	mul.wide.s32 	%rd20, %r63, 4;
+	add.s64 	%rd21, %rd3, %rd20;
+	ld.global.f32 	%f21, [%rd21];
+	fma.rn.f32 	%f54, %f21, %f21, %f54;
+	add.s32 	%r121, %r121, 1;
+	add.s32 	%r123, %r123, -1;
+	setp.ne.s32 	%p6, %r123, 0;
+	@%p6 bra 	$L__BB54_6;
+
+$L__BB54_7:
+	cvt.rn.f32.s32 	%f22, %r54;
+	div.rn.f32 	%f23, %f54, %f22;
+	add.f32 	%f24, %f23, %f9;
+	sqrt.rn.f32 	%f25, %f24;
+	rcp.rn.f32 	%f8, %f25;
+	ld.global.u32 	%r14, [%rd4];
+	@%p2 bra 	$L__BB54_23;
+
+	mul.lo.s32 	%r15, %r1, %r54;
+	setp.gt.s32 	%p8, %r14, 0;
+	@%p8 bra 	$L__BB54_14;
+	bra.uni 	$L__BB54_9;
+
+$L__BB54_14:
+	not.b32 	%r74, %r14;
+	max.s32 	%r75, %r74, -2;
+	add.s32 	%r76, %r14, %r75;
+	add.s32 	%r77, %r76, 2;
+	add.s32 	%r27, %r76, 1;
+	and.b32  	%r28, %r77, 3;
+	shl.b32 	%r78, %r14, 1;
+	mul.wide.s32 	%rd31, %r78, 4;
+	add.s64 	%rd6, %rd4, %rd31;
+	sub.s32 	%r29, %r76, %r28;
+	mul.wide.s32 	%rd32, %r14, 4;
+	add.s64 	%rd33, %rd4, %rd32;
+	add.s64 	%rd7, %rd33, -4;
+	mov.u32 	%r73, 0;
+	mov.u32 	%r129, %r73;
+
+$L__BB54_15:
+	add.s32 	%r31, %r129, %r15;
+	setp.lt.u32 	%p13, %r27, 3;
+	mov.u32 	%r135, %r14;
+	mov.u32 	%r138, %r73;
+	mov.u32 	%r137, %r31;
+	@%p13 bra 	$L__BB54_18;
+
+	mov.u32 	%r138, 0;
+	mov.u64 	%rd42, %rd7;
+	mov.u32 	%r130, %r29;
+	mov.u64 	%rd43, %rd6;
+	mov.u32 	%r135, %r14;
+	mov.u32 	%r137, %r31;
+
+$L__BB54_17:
+	ld.global.u32 	%r82, [%rd42+4];
+	div.s32 	%r83, %r137, %r82;
+	mul.lo.s32 	%r84, %r83, %r82;
+	sub.s32 	%r85, %r137, %r84;
+	ld.global.u32 	%r86, [%rd43];
+	mad.lo.s32 	%r87, %r86, %r85, %r138;
+	ld.global.u32 	%r88, [%rd42];
+	div.s32 	%r89, %r83, %r88;
+	mul.lo.s32 	%r90, %r89, %r88;
+	sub.s32 	%r91, %r83, %r90;
+	ld.global.u32 	%r92, [%rd43+-4];
+	mad.lo.s32 	%r93, %r92, %r91, %r87;
+	ld.global.u32 	%r94, [%rd42+-4];
+	div.s32 	%r95, %r89, %r94;
+	mul.lo.s32 	%r96, %r95, %r94;
+	sub.s32 	%r97, %r89, %r96;
+	ld.global.u32 	%r98, [%rd43+-8];
+	mad.lo.s32 	%r99, %r98, %r97, %r93;
+	add.s32 	%r135, %r135, -4;
+	ld.global.u32 	%r100, [%rd42+-8];
+	div.s32 	%r137, %r95, %r100;
+	mul.lo.s32 	%r101, %r137, %r100;
+	sub.s32 	%r102, %r95, %r101;
+	ld.global.u32 	%r103, [%rd43+-12];
+	mad.lo.s32 	%r138, %r103, %r102, %r99;
+	add.s64 	%rd43, %rd43, -16;
+	add.s64 	%rd42, %rd42, -16;
+	add.s32 	%r130, %r130, -4;
+	setp.ne.s32 	%p14, %r130, -2;
+	@%p14 bra 	$L__BB54_17;
+
+$L__BB54_18:
+	setp.eq.s32 	%p15, %r28, 0;
+	@%p15 bra 	$L__BB54_22;
+
+	setp.eq.s32 	%p16, %r28, 1;
+	mul.wide.s32 	%rd34, %r135, 4;
+	add.s64 	%rd12, %rd4, %rd34;
+	ld.global.u32 	%r104, [%rd12];
+	div.s32 	%r45, %r137, %r104;
+	mul.lo.s32 	%r105, %r45, %r104;
+	sub.s32 	%r106, %r137, %r105;
+	add.s32 	%r107, %r135, %r14;
+	mul.wide.s32 	%rd35, %r107, 4;
+	add.s64 	%rd13, %rd4, %rd35;
+	ld.global.u32 	%r108, [%rd13];
+	mad.lo.s32 	%r138, %r108, %r106, %r138;
+	@%p16 bra 	$L__BB54_22;
+
+	setp.eq.s32 	%p17, %r28, 2;
+	ld.global.u32 	%r109, [%rd12+-4];
+	div.s32 	%r47, %r45, %r109;
+	mul.lo.s32 	%r110, %r47, %r109;
+	sub.s32 	%r111, %r45, %r110;
+	ld.global.u32 	%r112, [%rd13+-4];
+	mad.lo.s32 	%r138, %r112, %r111, %r138;
+	@%p17 bra 	$L__BB54_22;
+
+	ld.global.u32 	%r113, [%rd12+-8];
+	rem.s32 	%r114, %r47, %r113;
+	ld.global.u32 	%r115, [%rd13+-8];
+	mad.lo.s32 	%r138, %r115, %r114, %r138;
+
+$L__BB54_22:
+	add.s32 	%r116, %r31, %r51;
+	mul.wide.s32 	%rd36, %r116, 4;
+	add.s64 	%rd37, %rd3, %rd36;
+	ld.global.f32 	%f46, [%rd37];
+	mul.f32 	%f47, %f8, %f46;
+	add.s32 	%r117, %r138, %r52;
+	mul.wide.s32 	%rd38, %r117, 4;
+	add.s64 	%rd39, %rd2, %rd38;
+	ld.global.f32 	%f48, [%rd39];
+	mul.f32 	%f49, %f47, %f48;
+	add.s32 	%r118, %r31, %r53;
+	mul.wide.s32 	%rd40, %r118, 4;
+	add.s64 	%rd41, %rd1, %rd40;
+	st.global.f32 	[%rd41], %f49;
+	add.s32 	%r129, %r129, 1;
+	setp.lt.s32 	%p18, %r129, %r54;
+	@%p18 bra 	$L__BB54_15;
+	bra.uni 	$L__BB54_23;
+
+$L__BB54_9:
+	add.s32 	%r65, %r54, -1;
+	and.b32  	%r128, %r54, 3;
+	setp.lt.u32 	%p9, %r65, 3;
+	mul.wide.s32 	%rd22, %r52, 4;
+	add.s64 	%rd5, %rd2, %rd22;
+	mov.u32 	%r126, 0;
+	@%p9 bra 	$L__BB54_12;
+
+	sub.s32 	%r125, %r54, %r128;
+	mov.u32 	%r126, 0;
+
+$L__BB54_11:
+	add.s32 	%r67, %r126, %r15;
+	add.s32 	%r68, %r67, %r51;
+	mul.wide.s32 	%rd23, %r68, 4;
+	add.s64 	%rd24, %rd3, %rd23;
+	ld.global.f32 	%f26, [%rd24];
+	mul.f32 	%f27, %f8, %f26;
+	ld.global.f32 	%f28, [%rd5];
+	mul.f32 	%f29, %f27, %f28;
+	add.s32 	%r69, %r67, %r53;
+	mul.wide.s32 	%rd25, %r69, 4;
+	add.s64 	%rd26, %rd1, %rd25;
+	st.global.f32 	[%rd26], %f29;
+	ld.global.f32 	%f30, [%rd24+4];
+	mul.f32 	%f31, %f8, %f30;
+	ld.global.f32 	%f32, [%rd5];
+	mul.f32 	%f33, %f31, %f32;
+	st.global.f32 	[%rd26+4], %f33;
+	ld.global.f32 	%f34, [%rd24+8];
+	mul.f32 	%f35, %f8, %f34;
+	ld.global.f32 	%f36, [%rd5];
+	mul.f32 	%f37, %f35, %f36;
+	st.global.f32 	[%rd26+8], %f37;
+	ld.global.f32 	%f38, [%rd24+12];
+	mul.f32 	%f39, %f8, %f38;
+	ld.global.f32 	%f40, [%rd5];
+	mul.f32 	%f41, %f39, %f40;
+	st.global.f32 	[%rd26+12], %f41;
+	add.s32 	%r126, %r126, 4;
+	add.s32 	%r125, %r125, -4;
+	setp.ne.s32 	%p10, %r125, 0;
+	@%p10 bra 	$L__BB54_11;
+
+$L__BB54_12:
+	setp.eq.s32 	%p11, %r128, 0;
+	@%p11 bra 	$L__BB54_23;
+
+$L__BB54_13:
+	.pragma "nounroll";
+	add.s32 	%r70, %r126, %r15;
+	add.s32 	%r71, %r70, %r51;
+	mul.wide.s32 	%rd27, %r71, 4;
+	add.s64 	%rd28, %rd3, %rd27;
+	ld.global.f32 	%f42, [%rd28];
+	mul.f32 	%f43, %f8, %f42;
+	ld.global.f32 	%f44, [%rd5];
+	mul.f32 	%f45, %f43, %f44;
+	add.s32 	%r72, %r70, %r53;
+	mul.wide.s32 	%rd29, %r72, 4;
+	add.s64 	%rd30, %rd1, %rd29;
+	st.global.f32 	[%rd30], %f45;
+	add.s32 	%r126, %r126, 1;
+	add.s32 	%r128, %r128, -1;
+	setp.eq.s32 	%p12, %r128, 0;
+	@%p12 bra 	$L__BB54_23;
+	bra.uni 	$L__BB54_13;
+
+$L__BB54_23:
+	ret;
+
+}
+	// .globl	rotary_embedding
+.visible .entry rotary_embedding(
+	.param .u64 rotary_embedding_param_0,
+	.param .u32 rotary_embedding_param_1,
+	.param .u64 rotary_embedding_param_2,
+	.param .u32 rotary_embedding_param_3,
+	.param .u64 rotary_embedding_param_4,
+	.param .u32 rotary_embedding_param_5,
+	.param .u64 rotary_embedding_param_6,
+	.param .u32 rotary_embedding_param_7,
+	.param .u64 rotary_embedding_param_8,
+	.param .u32 rotary_embedding_param_9,
+	.param .u32 rotary_embedding_param_10,
+	.param .u64 rotary_embedding_param_11,
+	.param .u64 rotary_embedding_param_12
+)
+{
+	.reg .pred 	%p<11>;
+	.reg .f32 	%f<11>;
+	.reg .b32 	%r<70>;
+	.reg .b64 	%rd<40>;
+
+
+	ld.param.u64 	%rd2, [rotary_embedding_param_0];
+	ld.param.u32 	%r24, [rotary_embedding_param_1];
+	ld.param.u64 	%rd3, [rotary_embedding_param_2];
+	ld.param.u32 	%r25, [rotary_embedding_param_3];
+	ld.param.u64 	%rd4, [rotary_embedding_param_4];
+	ld.param.u32 	%r26, [rotary_embedding_param_5];
+	ld.param.u64 	%rd5, [rotary_embedding_param_6];
+	ld.param.u32 	%r27, [rotary_embedding_param_7];
+	ld.param.u64 	%rd6, [rotary_embedding_param_8];
+	ld.param.u32 	%r28, [rotary_embedding_param_9];
+	ld.param.u32 	%r29, [rotary_embedding_param_10];
+	ld.param.u64 	%rd7, [rotary_embedding_param_11];
+	ld.param.u64 	%rd8, [rotary_embedding_param_12];
+	mov.u32 	%r30, %ntid.x;
+	mov.u32 	%r31, %ctaid.x;
+	mov.u32 	%r32, %tid.x;
+	mad.lo.s32 	%r1, %r31, %r30, %r32;
+	setp.ge.s32 	%p1, %r1, %r29;
+	@%p1 bra 	$L__BB55_15;
+
+	cvta.to.global.u64 	%rd9, %rd7;
+	ld.global.u32 	%r2, [%rd9+20];
+	shr.u32 	%r33, %r2, 31;
+	add.s32 	%r34, %r2, %r33;
+	shr.s32 	%r3, %r34, 1;
+	ld.global.u32 	%r4, [%rd9+12];
+	sub.s32 	%r35, %r4, %r3;
+	div.s32 	%r36, %r1, %r35;
+	mul.lo.s32 	%r37, %r36, %r35;
+	sub.s32 	%r5, %r1, %r37;
+	ld.global.u32 	%r6, [%rd9+4];
+	rem.s32 	%r7, %r36, %r6;
+	mul.lo.s32 	%r38, %r35, %r6;
+	div.s32 	%r39, %r1, %r38;
+	ld.global.u32 	%r8, [%rd9+8];
+	rem.s32 	%r9, %r39, %r8;
+	mul.lo.s32 	%r40, %r38, %r8;
+	div.s32 	%r10, %r1, %r40;
+	ld.global.u32 	%r11, [%rd9+16];
+	setp.eq.s32 	%p2, %r11, 0;
+	@%p2 bra 	$L__BB55_3;
+
+	mad.lo.s32 	%r41, %r10, %r8, %r9;
+	mad.lo.s32 	%r67, %r41, %r6, %r7;
+	bra.uni 	$L__BB55_4;
+
+$L__BB55_3:
+	mad.lo.s32 	%r42, %r10, %r6, %r7;
+	mad.lo.s32 	%r67, %r42, %r8, %r9;
+
+$L__BB55_4:
+	mad.lo.s32 	%r15, %r67, %r4, %r24;
+	@%p2 bra 	$L__BB55_6;
+
+	mad.lo.s32 	%r43, %r10, %r8, %r9;
+	mad.lo.s32 	%r68, %r43, %r6, %r7;
+	bra.uni 	$L__BB55_7;
+
+$L__BB55_6:
+	mad.lo.s32 	%r44, %r10, %r6, %r7;
+	mad.lo.s32 	%r68, %r44, %r8, %r9;
+
+$L__BB55_7:
+	mad.lo.s32 	%r19, %r68, %r4, %r28;
+	setp.lt.s32 	%p4, %r5, %r3;
+	@%p4 bra 	$L__BB55_10;
+	bra.uni 	$L__BB55_8;
+
+$L__BB55_10:
+	mad.lo.s32 	%r69, %r10, %r8, %r9;
+	ld.global.u32 	%r48, [%rd9+28];
+	setp.eq.s32 	%p6, %r48, 0;
+	@%p6 bra 	$L__BB55_14;
+
+	add.s32 	%r49, %r69, %r27;
+	cvta.to.global.u64 	%rd17, %rd5;
+	mul.wide.s32 	%rd18, %r49, 8;
+	add.s64 	%rd19, %rd17, %rd18;
+	ld.global.u64 	%rd1, [%rd19];
+	setp.lt.s64 	%p7, %rd1, 0;
+	@%p7 bra 	$L__BB55_16;
+
+	ld.global.s32 	%rd21, [%rd9+32];
+	setp.ge.s64 	%p8, %rd1, %rd21;
+	@%p8 bra 	$L__BB55_16;
+
+	cvt.u32.u64 	%r69, %rd1;
+
+$L__BB55_14:
+	add.s32 	%r51, %r5, %r25;
+	mul.lo.s32 	%r52, %r69, %r3;
+	add.s32 	%r53, %r51, %r52;
+	cvta.to.global.u64 	%rd23, %rd3;
+	mul.wide.s32 	%rd24, %r53, 4;
+	add.s64 	%rd25, %rd23, %rd24;
+	add.s32 	%r54, %r5, %r26;
+	add.s32 	%r55, %r54, %r52;
+	cvta.to.global.u64 	%rd26, %rd4;
+	mul.wide.s32 	%rd27, %r55, 4;
+	add.s64 	%rd28, %rd26, %rd27;
+	ld.global.u32 	%r56, [%rd9+24];
+	setp.ne.s32 	%p9, %r56, 0;
+	selp.u32 	%r57, 1, 0, %p9;
+	shl.b32 	%r58, %r5, %r57;
+	setp.eq.s32 	%p10, %r56, 0;
+	shl.b32 	%r59, %r5, 1;
+	or.b32  	%r60, %r59, 1;
+	add.s32 	%r61, %r5, %r3;
+	selp.b32 	%r62, %r61, %r60, %p10;
+	add.s32 	%r63, %r58, %r15;
+	cvta.to.global.u64 	%rd30, %rd2;
+	mul.wide.s32 	%rd31, %r63, 4;
+	add.s64 	%rd32, %rd30, %rd31;
+	add.s32 	%r64, %r62, %r15;
+	mul.wide.s32 	%rd33, %r64, 4;
+	add.s64 	%rd34, %rd30, %rd33;
+	ld.global.f32 	%f2, [%rd32];
+	ld.global.f32 	%f3, [%rd25];
+	mul.f32 	%f4, %f3, %f2;
+	ld.global.f32 	%f5, [%rd34];
+	ld.global.f32 	%f6, [%rd28];
+	mul.f32 	%f7, %f6, %f5;
+	sub.f32 	%f8, %f4, %f7;
+	add.s32 	%r65, %r58, %r19;
+	cvta.to.global.u64 	%rd35, %rd6;
+	mul.wide.s32 	%rd36, %r65, 4;
+	add.s64 	%rd37, %rd35, %rd36;
+	st.global.f32 	[%rd37], %f8;
+	mul.f32 	%f9, %f3, %f5;
+	fma.rn.f32 	%f10, %f6, %f2, %f9;
+	add.s32 	%r66, %r62, %r19;
+	mul.wide.s32 	%rd38, %r66, 4;
+	add.s64 	%rd39, %rd35, %rd38;
+	st.global.f32 	[%rd39], %f10;
+	bra.uni 	$L__BB55_15;
+
+$L__BB55_8:
+	sub.s32 	%r45, %r5, %r3;
+	add.s32 	%r20, %r45, %r2;
+	setp.ge.s32 	%p5, %r20, %r4;
+	@%p5 bra 	$L__BB55_15;
+
+	add.s32 	%r46, %r15, %r20;
+	cvta.to.global.u64 	%rd10, %rd2;
+	mul.wide.s32 	%rd11, %r46, 4;
+	add.s64 	%rd12, %rd10, %rd11;
+	ld.global.f32 	%f1, [%rd12];
+	add.s32 	%r47, %r19, %r20;
+	cvta.to.global.u64 	%rd13, %rd6;
+	mul.wide.s32 	%rd14, %r47, 4;
+	add.s64 	%rd15, %rd13, %rd14;
+	st.global.f32 	[%rd15], %f1;
+	bra.uni 	$L__BB55_15;
+
+$L__BB55_16:
+	cvta.to.global.u64 	%rd22, %rd8;
+	mov.u32 	%r50, 1;
+	st.global.u32 	[%rd22], %r50;
+
+$L__BB55_15:
+	ret;
+
+}
+	// .globl	axis_lines
+.visible .entry axis_lines(
+	.param .u64 axis_lines_param_0,
+	.param .u32 axis_lines_param_1,
+	.param .u64 axis_lines_param_2,
+	.param .u32 axis_lines_param_3,
+	.param .u32 axis_lines_param_4,
+	.param .u32 axis_lines_param_5,
+	.param .u32 axis_lines_param_6,
+	.param .u32 axis_lines_param_7
+)
+{
+	.reg .pred 	%p<44>;
+	.reg .f32 	%f<101>;
+	.reg .b32 	%r<187>;
+	.reg .b64 	%rd<90>;
+
+
+	ld.param.u64 	%rd40, [axis_lines_param_0];
+	ld.param.u32 	%r86, [axis_lines_param_1];
+	ld.param.u64 	%rd41, [axis_lines_param_2];
+	ld.param.u32 	%r87, [axis_lines_param_3];
+	ld.param.u32 	%r91, [axis_lines_param_4];
+	ld.param.u32 	%r88, [axis_lines_param_5];
+	ld.param.u32 	%r89, [axis_lines_param_6];
+	ld.param.u32 	%r90, [axis_lines_param_7];
+	cvta.to.global.u64 	%rd1, %rd41;
+	cvta.to.global.u64 	%rd2, %rd40;
+	mov.u32 	%r92, %ntid.x;
+	mov.u32 	%r93, %ctaid.x;
+	mov.u32 	%r94, %tid.x;
+	mad.lo.s32 	%r1, %r93, %r92, %r94;
+	setp.ge.s32 	%p1, %r1, %r91;
+	@%p1 bra 	$L__BB56_49;
+
+	div.s32 	%r2, %r1, %r89;
+	mul.lo.s32 	%r95, %r89, %r88;
+	mul.lo.s32 	%r3, %r95, %r2;
+	mul.lo.s32 	%r96, %r2, %r89;
+	sub.s32 	%r4, %r1, %r96;
+	setp.eq.s32 	%p2, %r90, 0;
+	@%p2 bra 	$L__BB56_35;
+
+	setp.lt.s32 	%p3, %r88, 1;
+	mov.f32 	%f91, 0f00000000;
+	@%p3 bra 	$L__BB56_16;
+
+	setp.eq.s32 	%p4, %r90, 1;
+	add.s32 	%r5, %r88, -1;
+	and.b32  	%r156, %r88, 3;
+	@%p4 bra 	$L__BB56_10;
+	bra.uni 	$L__BB56_4;
+
+$L__BB56_10:
+	setp.lt.u32 	%p9, %r5, 3;
+	mov.f32 	%f91, 0f00000000;
+	mov.u32 	%r159, 0;
+	@%p9 bra 	$L__BB56_13;
+
+	sub.s32 	%r158, %r88, %r156;
+	add.s32 	%r106, %r4, %r86;
+	add.s32 	%r107, %r106, %r3;
+	mul.wide.s32 	%rd47, %r107, 4;
+	add.s64 	%rd84, %rd2, %rd47;
+	mul.wide.s32 	%rd12, %r89, 4;
+	mov.f32 	%f91, 0f00000000;
+	mov.u32 	%r159, 0;
+
+$L__BB56_12:
+	ld.global.f32 	%f47, [%rd84];
+	abs.f32 	%f48, %f47;
+	add.f32 	%f49, %f91, %f48;
+	add.s64 	%rd48, %rd84, %rd12;
+	ld.global.f32 	%f50, [%rd48];
+	abs.f32 	%f51, %f50;
+	add.f32 	%f52, %f49, %f51;
+	add.s64 	%rd49, %rd48, %rd12;
+	ld.global.f32 	%f53, [%rd49];
+	abs.f32 	%f54, %f53;
+	add.f32 	%f55, %f52, %f54;
+	add.s64 	%rd50, %rd49, %rd12;
+	add.s64 	%rd84, %rd50, %rd12;
+	ld.global.f32 	%f56, [%rd50];
+	abs.f32 	%f57, %f56;
+	add.f32 	%f91, %f55, %f57;
+	add.s32 	%r159, %r159, 4;
+	add.s32 	%r158, %r158, -4;
+	setp.ne.s32 	%p10, %r158, 0;
+	@%p10 bra 	$L__BB56_12;
+
+$L__BB56_13:
+	setp.eq.s32 	%p11, %r156, 0;
+	@%p11 bra 	$L__BB56_16;
+
+	add.s32 	%r108, %r4, %r86;
+	mad.lo.s32 	%r109, %r2, %r88, %r159;
+	mad.lo.s32 	%r110, %r89, %r109, %r108;
+	mul.wide.s32 	%rd51, %r110, 4;
+	add.s64 	%rd85, %rd2, %rd51;
+	mul.wide.s32 	%rd16, %r89, 4;
+
+$L__BB56_15:
+	.pragma "nounroll";
+	ld.global.f32 	%f58, [%rd85];
+	abs.f32 	%f59, %f58;
+	add.f32 	%f91, %f91, %f59;
+	add.s64 	%rd85, %rd85, %rd16;
+	add.s32 	%r156, %r156, -1;
+	setp.ne.s32 	%p12, %r156, 0;
+	@%p12 bra 	$L__BB56_15;
+	bra.uni 	$L__BB56_16;
+
+$L__BB56_35:
+	add.s32 	%r126, %r3, %r4;
+	add.s32 	%r127, %r126, %r86;
+	cvt.s64.s32 	%rd23, %r127;
+	setp.lt.s32 	%p24, %r88, 2;
+	mov.u32 	%r180, 0;
+	@%p24 bra 	$L__BB56_42;
+
+	shl.b64 	%rd66, %rd23, 2;
+	add.s64 	%rd67, %rd2, %rd66;
+	ld.global.f32 	%f99, [%rd67];
+	add.s32 	%r131, %r88, -1;
+	and.b32  	%r179, %r131, 3;
+	add.s32 	%r132, %r88, -2;
+	setp.lt.u32 	%p25, %r132, 3;
+	mov.u32 	%r180, 0;
+	mov.u32 	%r175, 1;
+	@%p25 bra 	$L__BB56_39;
+
+	cvt.s64.s32 	%rd68, %r89;
+	add.s64 	%rd69, %rd68, %rd23;
+	shl.b64 	%rd70, %rd69, 2;
+	add.s64 	%rd86, %rd2, %rd70;
+	sub.s32 	%r171, %r88, %r179;
+	mul.wide.s32 	%rd25, %r89, 4;
+	mov.u32 	%r180, 0;
+	mov.u32 	%r175, 1;
+
+$L__BB56_38:
+	ld.global.f32 	%f70, [%rd86];
+	setp.gt.f32 	%p26, %f70, %f99;
+	selp.b32 	%r135, %r175, %r180, %p26;
+	selp.f32 	%f71, %f70, %f99, %p26;
+	add.s64 	%rd71, %rd86, %rd25;
+	ld.global.f32 	%f72, [%rd71];
+	setp.gt.f32 	%p27, %f72, %f71;
+	add.s32 	%r136, %r175, 1;
+	selp.b32 	%r137, %r136, %r135, %p27;
+	selp.f32 	%f73, %f72, %f71, %p27;
+	add.s64 	%rd72, %rd71, %rd25;
+	ld.global.f32 	%f74, [%rd72];
+	setp.gt.f32 	%p28, %f74, %f73;
+	add.s32 	%r138, %r175, 2;
+	selp.b32 	%r139, %r138, %r137, %p28;
+	selp.f32 	%f75, %f74, %f73, %p28;
+	add.s64 	%rd73, %rd72, %rd25;
+	add.s64 	%rd86, %rd73, %rd25;
+	ld.global.f32 	%f76, [%rd73];
+	setp.gt.f32 	%p29, %f76, %f75;
+	add.s32 	%r140, %r175, 3;
+	selp.b32 	%r180, %r140, %r139, %p29;
+	selp.f32 	%f99, %f76, %f75, %p29;
+	add.s32 	%r175, %r175, 4;
+	add.s32 	%r171, %r171, -4;
+	setp.ne.s32 	%p30, %r171, 1;
+	@%p30 bra 	$L__BB56_38;
+
+$L__BB56_39:
+	setp.eq.s32 	%p31, %r179, 0;
+	@%p31 bra 	$L__BB56_42;
+
+	mul.lo.s32 	%r141, %r175, %r89;
+	cvt.s64.s32 	%rd74, %r141;
+	add.s64 	%rd75, %rd74, %rd23;
+	shl.b64 	%rd76, %rd75, 2;
+	add.s64 	%rd87, %rd2, %rd76;
+	mul.wide.s32 	%rd29, %r89, 4;
+
+$L__BB56_41:
+	.pragma "nounroll";
+	ld.global.f32 	%f77, [%rd87];
+	setp.gt.f32 	%p32, %f77, %f99;
+	selp.b32 	%r180, %r175, %r180, %p32;
+	selp.f32 	%f99, %f77, %f99, %p32;
+	add.s32 	%r175, %r175, 1;
+	add.s64 	%rd87, %rd87, %rd29;
+	add.s32 	%r179, %r179, -1;
+	setp.ne.s32 	%p33, %r179, 0;
+	@%p33 bra 	$L__BB56_41;
+
+$L__BB56_42:
+	setp.lt.s32 	%p34, %r88, 1;
+	@%p34 bra 	$L__BB56_49;
+
+	add.s32 	%r143, %r88, -1;
+	and.b32  	%r186, %r88, 3;
+	setp.lt.u32 	%p35, %r143, 3;
+	mov.u32 	%r184, 0;
+	@%p35 bra 	$L__BB56_46;
+
+	sub.s32 	%r183, %r88, %r186;
+	neg.s32 	%r181, %r180;
+	mov.u32 	%r184, 0;
+	add.s32 	%r145, %r4, %r87;
+	add.s32 	%r146, %r145, %r3;
+	mul.wide.s32 	%rd77, %r146, 4;
+	add.s64 	%rd88, %rd1, %rd77;
+	mul.wide.s32 	%rd33, %r89, 4;
+
+$L__BB56_45:
+	setp.eq.s32 	%p36, %r181, 0;
+	selp.f32 	%f78, 0f3F800000, 0f00000000, %p36;
+	st.global.f32 	[%rd88], %f78;
+	add.s32 	%r147, %r184, 1;
+	setp.eq.s32 	%p37, %r147, %r180;
+	selp.f32 	%f79, 0f3F800000, 0f00000000, %p37;
+	add.s64 	%rd78, %rd88, %rd33;
+	st.global.f32 	[%rd78], %f79;
+	add.s32 	%r148, %r184, 2;
+	setp.eq.s32 	%p38, %r148, %r180;
+	selp.f32 	%f80, 0f3F800000, 0f00000000, %p38;
+	add.s64 	%rd79, %rd78, %rd33;
+	st.global.f32 	[%rd79], %f80;
+	add.s32 	%r149, %r184, 3;
+	setp.eq.s32 	%p39, %r149, %r180;
+	selp.f32 	%f81, 0f3F800000, 0f00000000, %p39;
+	add.s64 	%rd80, %rd79, %rd33;
+	add.s64 	%rd88, %rd80, %rd33;
+	st.global.f32 	[%rd80], %f81;
+	add.s32 	%r184, %r184, 4;
+	add.s32 	%r181, %r181, 4;
+	add.s32 	%r183, %r183, -4;
+	setp.ne.s32 	%p40, %r183, 0;
+	@%p40 bra 	$L__BB56_45;
+
+$L__BB56_46:
+	setp.eq.s32 	%p41, %r186, 0;
+	@%p41 bra 	$L__BB56_49;
+
+	add.s32 	%r150, %r4, %r87;
+	mad.lo.s32 	%r151, %r2, %r88, %r184;
+	mad.lo.s32 	%r152, %r89, %r151, %r150;
+	mul.wide.s32 	%rd81, %r152, 4;
+	add.s64 	%rd89, %rd1, %rd81;
+	mul.wide.s32 	%rd37, %r89, 4;
+	sub.s32 	%r185, %r184, %r180;
+
+$L__BB56_48:
+	.pragma "nounroll";
+	setp.eq.s32 	%p42, %r185, 0;
+	selp.f32 	%f82, 0f3F800000, 0f00000000, %p42;
+	st.global.f32 	[%rd89], %f82;
+	add.s64 	%rd89, %rd89, %rd37;
+	add.s32 	%r185, %r185, 1;
+	add.s32 	%r186, %r186, -1;
+	setp.ne.s32 	%p43, %r186, 0;
+	@%p43 bra 	$L__BB56_48;
+	bra.uni 	$L__BB56_49;
+
+$L__BB56_4:
+	setp.lt.u32 	%p5, %r5, 3;
+	mov.f32 	%f91, 0f00000000;
+	mov.u32 	%r155, 0;
+	@%p5 bra 	$L__BB56_7;
+
+	sub.s32 	%r154, %r88, %r156;
+	add.s32 	%r99, %r4, %r86;
+	add.s32 	%r100, %r99, %r3;
+	mul.wide.s32 	%rd42, %r100, 4;
+	add.s64 	%rd82, %rd2, %rd42;
+	mul.wide.s32 	%rd4, %r89, 4;
+	mov.f32 	%f91, 0f00000000;
+	mov.u32 	%r155, 0;
+
+$L__BB56_6:
+	ld.global.f32 	%f36, [%rd82];
+	fma.rn.f32 	%f37, %f36, %f36, %f91;
+	add.s64 	%rd43, %rd82, %rd4;
+	ld.global.f32 	%f38, [%rd43];
+	fma.rn.f32 	%f39, %f38, %f38, %f37;
+	add.s64 	%rd44, %rd43, %rd4;
+	ld.global.f32 	%f40, [%rd44];
+	fma.rn.f32 	%f41, %f40, %f40, %f39;
+	add.s64 	%rd45, %rd44, %rd4;
+	add.s64 	%rd82, %rd45, %rd4;
+	ld.global.f32 	%f42, [%rd45];
+	fma.rn.f32 	%f91, %f42, %f42, %f41;
+	add.s32 	%r155, %r155, 4;
+	add.s32 	%r154, %r154, -4;
+	setp.ne.s32 	%p6, %r154, 0;
+	@%p6 bra 	$L__BB56_6;
+
+$L__BB56_7:
+	setp.eq.s32 	%p7, %r156, 0;
+	@%p7 bra 	$L__BB56_16;
+
+	add.s32 	%r101, %r4, %r86;
+	mad.lo.s32 	%r102, %r2, %r88, %r155;
+	mad.lo.s32 	%r103, %r89, %r102, %r101;
+	mul.wide.s32 	%rd46, %r103, 4;
+	add.s64 	%rd83, %rd2, %rd46;
+	mul.wide.s32 	%rd8, %r89, 4;
+
+$L__BB56_9:
+	.pragma "nounroll";
+	ld.global.f32 	%f43, [%rd83];
+	fma.rn.f32 	%f91, %f43, %f43, %f91;
+	add.s64 	%rd83, %rd83, %rd8;
+	add.s32 	%r156, %r156, -1;
+	setp.eq.s32 	%p8, %r156, 0;
+	@%p8 bra 	$L__BB56_16;
+	bra.uni 	$L__BB56_9;
+
+$L__BB56_16:
+	setp.ne.s32 	%p13, %r90, 2;
+	@%p13 bra 	$L__BB56_18;
+
+	sqrt.rn.f32 	%f91, %f91;
+
+$L__BB56_18:
+	@%p3 bra 	$L__BB56_49;
+
+	add.s32 	%r112, %r88, -1;
+	and.b32  	%r170, %r88, 3;
+	setp.lt.u32 	%p15, %r112, 3;
+	mov.u32 	%r167, 0;
+	@%p15 bra 	$L__BB56_30;
+
+	add.s32 	%r114, %r4, %r86;
+	mul.lo.s32 	%r115, %r2, %r88;
+	add.s32 	%r116, %r115, 1;
+	mad.lo.s32 	%r165, %r89, %r116, %r114;
+	shl.b32 	%r25, %r89, 2;
+	add.s32 	%r117, %r115, 2;
+	mad.lo.s32 	%r164, %r89, %r117, %r114;
+	add.s32 	%r118, %r115, 3;
+	mad.lo.s32 	%r163, %r89, %r118, %r114;
+	add.s32 	%r119, %r4, %r87;
+	add.s32 	%r162, %r119, %r3;
+	add.s32 	%r161, %r114, %r3;
+	sub.s32 	%r30, %r170, %r88;
+	mul.wide.s32 	%rd19, %r89, 4;
+	mov.u32 	%r167, 0;
+
+$L__BB56_21:
+	setp.eq.f32 	%p16, %f91, 0f00000000;
+	mov.f32 	%f94, 0f00000000;
+	mov.f32 	%f93, %f94;
+	@%p16 bra 	$L__BB56_23;
+
+	mul.wide.s32 	%rd52, %r161, 4;
+	add.s64 	%rd53, %rd2, %rd52;
+	ld.global.f32 	%f61, [%rd53];
+	div.rn.f32 	%f93, %f61, %f91;
+
+$L__BB56_23:
+	mul.wide.s32 	%rd54, %r162, 4;
+	add.s64 	%rd20, %rd1, %rd54;
+	st.global.f32 	[%rd20], %f93;
+	@%p16 bra 	$L__BB56_25;
+
+	mul.wide.s32 	%rd55, %r165, 4;
+	add.s64 	%rd56, %rd2, %rd55;
+	ld.global.f32 	%f63, [%rd56];
+	div.rn.f32 	%f94, %f63, %f91;
+
+$L__BB56_25:
+	add.s64 	%rd21, %rd20, %rd19;
+	st.global.f32 	[%rd21], %f94;
+	mov.f32 	%f96, 0f00000000;
+	mov.f32 	%f95, %f96;
+	@%p16 bra 	$L__BB56_27;
+
+	mul.wide.s32 	%rd57, %r164, 4;
+	add.s64 	%rd58, %rd2, %rd57;
+	ld.global.f32 	%f65, [%rd58];
+	div.rn.f32 	%f95, %f65, %f91;
+
+$L__BB56_27:
+	add.s64 	%rd22, %rd21, %rd19;
+	st.global.f32 	[%rd22], %f95;
+	@%p16 bra 	$L__BB56_29;
+
+	mul.wide.s32 	%rd59, %r163, 4;
+	add.s64 	%rd60, %rd2, %rd59;
+	ld.global.f32 	%f67, [%rd60];
+	div.rn.f32 	%f96, %f67, %f91;
+
+$L__BB56_29:
+	add.s64 	%rd61, %rd22, %rd19;
+	st.global.f32 	[%rd61], %f96;
+	add.s32 	%r165, %r165, %r25;
+	add.s32 	%r164, %r164, %r25;
+	add.s32 	%r163, %r163, %r25;
+	add.s32 	%r162, %r162, %r25;
+	add.s32 	%r161, %r161, %r25;
+	add.s32 	%r167, %r167, 4;
+	add.s32 	%r120, %r30, %r167;
+	setp.ne.s32 	%p20, %r120, 0;
+	@%p20 bra 	$L__BB56_21;
+
+$L__BB56_30:
+	setp.eq.s32 	%p21, %r170, 0;
+	@%p21 bra 	$L__BB56_49;
+
+	add.s32 	%r121, %r4, %r87;
+	mad.lo.s32 	%r122, %r2, %r88, %r167;
+	mul.lo.s32 	%r123, %r89, %r122;
+	add.s32 	%r169, %r121, %r123;
+	add.s32 	%r124, %r4, %r86;
+	add.s32 	%r168, %r124, %r123;
+
+$L__BB56_32:
+	.pragma "nounroll";
+	setp.eq.f32 	%p22, %f91, 0f00000000;
+	mov.f32 	%f97, 0f00000000;
+	@%p22 bra 	$L__BB56_34;
+
+	mul.wide.s32 	%rd62, %r168, 4;
+	add.s64 	%rd63, %rd2, %rd62;
+	ld.global.f32 	%f69, [%rd63];
+	div.rn.f32 	%f97, %f69, %f91;
+
+$L__BB56_34:
+	mul.wide.s32 	%rd64, %r169, 4;
+	add.s64 	%rd65, %rd1, %rd64;
+	st.global.f32 	[%rd65], %f97;
+	add.s32 	%r169, %r169, %r89;
+	add.s32 	%r168, %r168, %r89;
+	add.s32 	%r170, %r170, -1;
+	setp.eq.s32 	%p23, %r170, 0;
+	@%p23 bra 	$L__BB56_49;
+	bra.uni 	$L__BB56_32;
+
+$L__BB56_49:
 	ret;
 
 }

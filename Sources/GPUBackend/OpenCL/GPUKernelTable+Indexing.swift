@@ -159,27 +159,27 @@ extension GPUKernelTable {
         let y = try firstOutput(node)
         let dims = x.type.shape.dimensions
         guard dims.count >= 2 else { throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "rank") }
-        var k = 0
-        if node.inputs.count > 1, let kValue = node.inputs[1] {
-            guard let constant = kValue.constant, let value = try constant.integerValues().first else {
-                throw unsupported(node, "a k computed at run time on the GPU")
+        // k: absent (0), or an int64 scalar the kernel reads on the device (a constant or a run-time value).
+        let kValue = node.inputs.count > 1 ? node.inputs[1] : nil
+        if let kValue {
+            try requireInt64Indices(node, kValue)
+            guard kValue.type.shape.elementCount == 1 else {
+                throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "k must be a scalar")
             }
-            k = value
         }
         let rows = dims[dims.count - 2], cols = dims[dims.count - 1]
-        // Beyond the matrix every element is kept or zeroed alike: clamp k into Int32.
-        let clamped = Int32(max(min(k, cols + 1), -rows - 1))
         let count = y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
         let width = x.type.dtype.byteSize
         let (xb, xo) = try backend.arguments(for: x, elementBytes: 1)
         let (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+        let (kb, ko) = try backend.arguments(for: kValue ?? x, elementBytes: 8)
         let upper = try node.step.node.int("upper", default: 1) != 0
         return try backend.kernel(
             "trilu_bytes",
             arguments: [
-                xb, xo, yb, yo, .int(Int32(count)), .int(Int32(width)), .int(Int32(rows)), .int(Int32(cols)),
-                .int(clamped), .int(upper ? 1 : 0),
+                xb, xo, yb, yo, .int(Int32(count)), .int(Int32(width)), .int(Int32(rows)), .int(Int32(cols)), .int(0),
+                .int(upper ? 1 : 0), kb, ko, .int(kValue == nil ? 0 : 1),
             ], global: [count])
     }
 

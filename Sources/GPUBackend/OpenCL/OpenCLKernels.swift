@@ -133,6 +133,10 @@ public enum GPUKernelTable {
         add(["Trilu"], dtypes: anyType, makeTrilu)
         add(["CumSum"], makeCumSum)
         add(["IsNaN", "IsInf"], makeFloatClass)
+        add(["Attention"], makeAttention)
+        add(["RMSNormalization"], makeRMSNormalization)
+        add(["RotaryEmbedding"], makeRotaryEmbedding)
+        add(["Hardmax", "LpNormalization"], makeAxisLines)
         add(
             ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], dtypes: integers.union([.float32]),
             makeCompare)
