@@ -137,7 +137,7 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
 }
 
 // Depthwise 2-D convolution (one filter per channel, group = channels): channels [c_begin, c_end) of one image
-// x [C][H][W] with w [C][KH][KW] into y [C][OH][OW], plus bias (may be NULL) and Relu when `relu`.
+// x [C][H][W] with w [C][KH][KW] into y [C][OH][OW], plus bias (may be NULL), clamped to [lo, hi] (Relu, Relu6, Clip).
 // 3x3, 5x5 and 7x7 kernels with stride 1 or 2 and no dilation (MobileNet, EfficientNet, ConvNeXt) copy each channel into a
 // zero-padded plane and compute every output in registers over its K·K taps (the loop over output columns
 // vectorizes, the taps unrolled); other shapes accumulate one tap at a time over the columns whose input lies
@@ -145,7 +145,7 @@ void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height
 // One output row of a 3x3/5x5 depthwise window, stride 1 or 2, from padded rows (stride 2: even and odd column
 // halves, so tap kj reads element ow + kj/2 of one half and every load is contiguous).
 static void dw_row_generic(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
-                           float b, float *y, size_t out_w, int relu) {
+                           float b, float *y, size_t out_w, float lo, float hi) {
     for (size_t ow = 0; ow < out_w; ow++) {
         float acc = b;
         for (size_t ki = 0; ki < k; ki++)
@@ -153,47 +153,168 @@ static void dw_row_generic(const float *const *rows_e, const float *const *rows_
                 const float *src = s == 1 ? rows_e[ki] + ow + kj : ((kj & 1) ? rows_o[ki] : rows_e[ki]) + ow + kj / 2;
                 acc += wc[ki * k + kj] * *src;
             }
-        y[ow] = relu && acc < 0.0f ? 0.0f : acc;
+        acc = acc < lo ? lo : acc;
+        y[ow] = acc > hi ? hi : acc;
     }
 }
 
-__attribute__((target("avx2,fma")))
-static void dw_row_avx2(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
-                        float b, float *y, size_t out_w, int relu) {
+// The vector rows: K and S are compile-time constants in each specialization (the taps unroll), and four vectors of
+// outputs accumulate at once (independent FMA chains; one chain per vector would wait on the FMA latency each tap).
+// Full blocks read unmasked: the padded rows (and each stride-2 half) are wide enough for every window of the row.
+#define CK_DW_SOURCE(K, S, ki, kj, ow) ((S) == 1 ? re[ki] + (ow) + (kj) : (((kj) & 1) ? ro[ki] : re[ki]) + (ow) + (kj) / 2)
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+dw_row_avx2_k(const float *const *re, const float *const *ro, const float *wc, const size_t K, const size_t S, float b,
+              float *y, size_t out_w, float lo, float hi) {
+    const __m256 bias = _mm256_set1_ps(b), low = _mm256_set1_ps(lo), high = _mm256_set1_ps(hi);
+    size_t ow = 0;
+    for (; ow + 32 <= out_w; ow += 32) {
+        __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+        for (size_t ki = 0; ki < K; ki++)
+            for (size_t kj = 0; kj < K; kj++) {
+                const float *src = CK_DW_SOURCE(K, S, ki, kj, ow);
+                const __m256 wv = _mm256_set1_ps(wc[ki * K + kj]);
+                a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src), a0);
+                a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 8), a1);
+                a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 16), a2);
+                a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 24), a3);
+            }
+        // The clamp keeps NaN: max/min return their second operand when either is NaN.
+        a0 = _mm256_min_ps(high, _mm256_max_ps(low, a0));
+        a1 = _mm256_min_ps(high, _mm256_max_ps(low, a1));
+        a2 = _mm256_min_ps(high, _mm256_max_ps(low, a2));
+        a3 = _mm256_min_ps(high, _mm256_max_ps(low, a3));
+        _mm256_storeu_ps(y + ow, a0);
+        _mm256_storeu_ps(y + ow + 8, a1);
+        _mm256_storeu_ps(y + ow + 16, a2);
+        _mm256_storeu_ps(y + ow + 24, a3);
+    }
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (size_t ow = 0; ow < out_w; ow += 8) {
+    for (; ow < out_w; ow += 8) {
         const int n = out_w - ow < 8 ? (int)(out_w - ow) : 8;
         const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
-        __m256 acc = _mm256_set1_ps(b);
-        for (size_t ki = 0; ki < k; ki++)
-            for (size_t kj = 0; kj < k; kj++) {
-                const float *src = s == 1 ? rows_e[ki] + ow + kj : ((kj & 1) ? rows_o[ki] : rows_e[ki]) + ow + kj / 2;
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(wc[ki * k + kj]), _mm256_maskload_ps(src, mask), acc);
-            }
-        if (relu) acc = _mm256_blendv_ps(acc, _mm256_setzero_ps(), _mm256_cmp_ps(acc, _mm256_setzero_ps(), _CMP_LT_OQ));
+        __m256 acc = bias;
+        for (size_t ki = 0; ki < K; ki++)
+            for (size_t kj = 0; kj < K; kj++)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(wc[ki * K + kj]),
+                                      _mm256_maskload_ps(CK_DW_SOURCE(K, S, ki, kj, ow), mask), acc);
+        acc = _mm256_min_ps(high, _mm256_max_ps(low, acc));
         _mm256_maskstore_ps(y + ow, mask, acc);
     }
 }
 
-__attribute__((target("avx512f,avx512vl,avx2,fma")))
-static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
-                          float b, float *y, size_t out_w, int relu) {
-    for (size_t ow = 0; ow < out_w; ow += 16) {
+__attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inline void
+dw_row_avx512_k(const float *const *re, const float *const *ro, const float *wc, const size_t K, const size_t S,
+                float b, float *y, size_t out_w, float lo, float hi) {
+    const __m512 bias = _mm512_set1_ps(b), low = _mm512_set1_ps(lo), high = _mm512_set1_ps(hi);
+    size_t ow = 0;
+    for (; ow + 64 <= out_w; ow += 64) {
+        __m512 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+        for (size_t ki = 0; ki < K; ki++)
+            for (size_t kj = 0; kj < K; kj++) {
+                const float *src = CK_DW_SOURCE(K, S, ki, kj, ow);
+                const __m512 wv = _mm512_set1_ps(wc[ki * K + kj]);
+                a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src), a0);
+                a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src + 16), a1);
+                a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src + 32), a2);
+                a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src + 48), a3);
+            }
+        a0 = _mm512_min_ps(high, _mm512_max_ps(low, a0));
+        a1 = _mm512_min_ps(high, _mm512_max_ps(low, a1));
+        a2 = _mm512_min_ps(high, _mm512_max_ps(low, a2));
+        a3 = _mm512_min_ps(high, _mm512_max_ps(low, a3));
+        _mm512_storeu_ps(y + ow, a0);
+        _mm512_storeu_ps(y + ow + 16, a1);
+        _mm512_storeu_ps(y + ow + 32, a2);
+        _mm512_storeu_ps(y + ow + 48, a3);
+    }
+    // The rest in pairs of vectors, then one (masked).
+    for (; ow + 32 <= out_w; ow += 32) {
+        __m512 a0 = bias, a1 = bias;
+        for (size_t ki = 0; ki < K; ki++)
+            for (size_t kj = 0; kj < K; kj++) {
+                const float *src = CK_DW_SOURCE(K, S, ki, kj, ow);
+                const __m512 wv = _mm512_set1_ps(wc[ki * K + kj]);
+                a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src), a0);
+                a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src + 16), a1);
+            }
+        a0 = _mm512_min_ps(high, _mm512_max_ps(low, a0));
+        a1 = _mm512_min_ps(high, _mm512_max_ps(low, a1));
+        _mm512_storeu_ps(y + ow, a0);
+        _mm512_storeu_ps(y + ow + 16, a1);
+    }
+    for (; ow < out_w; ow += 16) {
         const size_t n = out_w - ow < 16 ? out_w - ow : 16;
         const __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-        __m512 acc = _mm512_set1_ps(b);
-        for (size_t ki = 0; ki < k; ki++)
-            for (size_t kj = 0; kj < k; kj++) {
-                const float *src = s == 1 ? rows_e[ki] + ow + kj : ((kj & 1) ? rows_o[ki] : rows_e[ki]) + ow + kj / 2;
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(wc[ki * k + kj]), _mm512_maskz_loadu_ps(m, src), acc);
-            }
-        if (relu) acc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(acc, _mm512_setzero_ps(), _CMP_LT_OQ), acc,
-                                             _mm512_setzero_ps());
+        __m512 acc = bias;
+        for (size_t ki = 0; ki < K; ki++)
+            for (size_t kj = 0; kj < K; kj++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(wc[ki * K + kj]),
+                                      _mm512_maskz_loadu_ps(m, CK_DW_SOURCE(K, S, ki, kj, ow)), acc);
+        acc = _mm512_min_ps(high, _mm512_max_ps(low, acc));
         _mm512_mask_storeu_ps(y + ow, m, acc);
     }
 }
 
-#define CK_DEPTHWISE_BODY(row_fn)                                                                            \
+// Dispatch to the specialization for (k, s): 3, 5 or 7 taps, stride 1 or 2 (the only shapes the fast path takes).
+#define CK_DW_DISPATCH(impl)                                                                                 \
+    if (s == 1) {                                                                                            \
+        if (k == 3) impl(rows_e, rows_o, wc, 3, 1, b, y, out_w, lo, hi);                                       \
+        else if (k == 5) impl(rows_e, rows_o, wc, 5, 1, b, y, out_w, lo, hi);                                  \
+        else impl(rows_e, rows_o, wc, 7, 1, b, y, out_w, lo, hi);                                              \
+    } else {                                                                                                 \
+        if (k == 3) impl(rows_e, rows_o, wc, 3, 2, b, y, out_w, lo, hi);                                       \
+        else if (k == 5) impl(rows_e, rows_o, wc, 5, 2, b, y, out_w, lo, hi);                                  \
+        else impl(rows_e, rows_o, wc, 7, 2, b, y, out_w, lo, hi);                                              \
+    }
+
+__attribute__((target("avx2,fma")))
+static void dw_row_avx2(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
+                        float b, float *y, size_t out_w, float lo, float hi) {
+    CK_DW_DISPATCH(dw_row_avx2_k)
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
+                          float b, float *y, size_t out_w, float lo, float hi) {
+    CK_DW_DISPATCH(dw_row_avx512_k)
+}
+
+// Splits a padded row into its even columns (pr[0, wpe)) and odd columns (pr[wpe, wpe + wp / 2)).
+static void dw_split_generic(const float *tmp, float *pr, size_t wp, size_t wpe) {
+    for (size_t j = 0; j < wpe; j++) pr[j] = tmp[2 * j];
+    for (size_t j = 0; j < wp / 2; j++) pr[wpe + j] = tmp[2 * j + 1];
+}
+
+__attribute__((target("avx2,fma"))) static void dw_split_avx2(const float *tmp, float *pr, size_t wp, size_t wpe) {
+    size_t j = 0;
+    for (; 2 * j + 16 <= wp; j += 8) {
+        const __m256 a = _mm256_loadu_ps(tmp + 2 * j), c = _mm256_loadu_ps(tmp + 2 * j + 8);
+        // Per 128-bit lane: evens of (a, c) and odds; then reorder the 64-bit pairs across lanes.
+        const __m256 even = _mm256_shuffle_ps(a, c, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m256 odd = _mm256_shuffle_ps(a, c, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm256_storeu_ps(pr + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8)));
+        _mm256_storeu_ps(pr + wpe + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), 0xD8)));
+    }
+    for (size_t e = j; e < wpe; e++) pr[e] = tmp[2 * e];
+    for (size_t o = j; o < wp / 2; o++) pr[wpe + o] = tmp[2 * o + 1];
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512(const float *tmp, float *pr, size_t wp,
+                                                                                   size_t wpe) {
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    size_t j = 0;
+    for (; 2 * j + 32 <= wp; j += 16) {
+        const __m512 a = _mm512_loadu_ps(tmp + 2 * j), c = _mm512_loadu_ps(tmp + 2 * j + 16);
+        _mm512_storeu_ps(pr + j, _mm512_permutex2var_ps(a, evens, c));
+        _mm512_storeu_ps(pr + wpe + j, _mm512_permutex2var_ps(a, odds, c));
+    }
+    for (size_t e = j; e < wpe; e++) pr[e] = tmp[2 * e];
+    for (size_t o = j; o < wp / 2; o++) pr[wpe + o] = tmp[2 * o + 1];
+}
+
+#define CK_DEPTHWISE_BODY(row_fn, split_fn)                                                                          \
     const int fast = dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5 || kh == 7) && sh == sw && (sh == 1 || sh == 2) && \
                      padded != NULL;                                                                         \
     const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh, wpe = (wp + 1) / 2;                 \
@@ -221,10 +342,7 @@ static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o
                 if (last > first) memcpy(dst + first, xc + (size_t)ih * in_w + from, (size_t)(last - first) * sizeof(float)); \
                 if ((ptrdiff_t)wp > last && last >= first) memset(dst + last, 0, (size_t)((ptrdiff_t)wp - last) * sizeof(float)); \
                 else if (last < first) memset(dst + first, 0, (size_t)((ptrdiff_t)wp - first) * sizeof(float)); \
-                if (sh == 2) {                                                                               \
-                    for (size_t j = 0; j < wpe; j++) pr[j] = tmp[2 * j];                                     \
-                    for (size_t j = 0; j < wp / 2; j++) pr[wpe + j] = tmp[2 * j + 1];                        \
-                }                                                                                            \
+                if (sh == 2) split_fn(tmp, pr, wp, wpe);                                                     \
             }                                                                                                \
             for (size_t oh = 0; oh < out_h; oh++) {                                                          \
                 float *yr = y + (c * out_h + oh) * out_w;                                                    \
@@ -234,7 +352,7 @@ static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o
                     rowsE[ki] = rows[ki];                                                                    \
                     rowsO[ki] = rows[ki] + wpe;                                                              \
                 }                                                                                            \
-                row_fn(rowsE, rowsO, wc, kh, sh, b, yr, out_w, relu);                                        \
+                row_fn(rowsE, rowsO, wc, kh, sh, b, yr, out_w, lo, hi);                                      \
             }                                                                                                \
             continue;                                                                                        \
         }                                                                                                    \
@@ -256,18 +374,22 @@ static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o
                     for (ptrdiff_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * (ptrdiff_t)sw + shift];    \
                 }                                                                                            \
             }                                                                                                \
-            if (relu)                                                                                        \
-                for (size_t ow = 0; ow < out_w; ow++) yr[ow] = yr[ow] > 0.0f ? yr[ow] : (yr[ow] != yr[ow] ? yr[ow] : 0.0f); \
+            for (size_t ow = 0; ow < out_w; ow++) {                                                          \
+                const float v = yr[ow] < lo ? lo : yr[ow];                                                   \
+                yr[ow] = v > hi ? hi : v;                                                                    \
+            }                                                                                                \
         }                                                                                                    \
     }
 #define CK_DEPTHWISE_ARGS                                                                                    \
     (const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end, size_t in_h,     \
      size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw, ptrdiff_t pad_top,          \
-     ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu, float *padded)
-static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY(dw_row_generic) }
-__attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY(dw_row_avx2) }
+     ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi, float *padded)
+static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY(dw_row_generic, dw_split_generic) }
+__attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS {
+    CK_DEPTHWISE_BODY(dw_row_avx2, dw_split_avx2)
+}
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_avx512 CK_DEPTHWISE_ARGS {
-    CK_DEPTHWISE_BODY(dw_row_avx512)
+    CK_DEPTHWISE_BODY(dw_row_avx512, dw_split_avx512)
 }
 
 size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t kw, size_t sh, size_t sw) {
@@ -284,19 +406,19 @@ size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t 
 
 void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw,
-                         ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, int relu,
+                         ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi,
                          float *padded) {
     if (out_h == 0 || out_w == 0) return;
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
         depthwise_avx512(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                         out_w, relu, padded);
+                         out_w, lo, hi, padded);
     else if (isa[0] == 'a')
         depthwise_avx2(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                       out_w, relu, padded);
+                       out_w, lo, hi, padded);
     else
         depthwise_generic(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                          out_w, relu, padded);
+                          out_w, lo, hi, padded);
 }
 
 // Max pooling (no dilation) of `planes` contiguous [in_h][in_w] planes into [out_h][out_w]: each plane is copied

@@ -13,8 +13,11 @@ struct DepthwiseAndActivationTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var batch: Int, channels: Int, height: Int, width: Int, kernel: Int
         var stride: Int, dilation: Int, pads: [Int], relu: Bool
+        /// A Clip [low, high] after the convolution (fused into the kernel's store), instead of Relu.
+        var clip: [Float]? = nil
         var testDescription: String {
             "\(batch)x\(channels)x\(height)x\(width) k\(kernel) s\(stride) d\(dilation) pads \(pads)\(relu ? " Relu" : "")"
+                + (clip.map { " Clip \($0)" } ?? "")
         }
     }
 
@@ -43,6 +46,25 @@ struct DepthwiseAndActivationTests {
         Case(
             batch: 1, channels: 3, height: 5, width: 4, kernel: 3, stride: 1, dilation: 3, pads: [2, 2, 2, 2],
             relu: false),
+        // Rows wide enough for the four- and two-vector blocks of every ISA, then a masked tail.
+        Case(
+            batch: 1, channels: 3, height: 6, width: 150, kernel: 3, stride: 1, dilation: 1, pads: [1, 1, 1, 1],
+            relu: true),
+        Case(
+            batch: 1, channels: 2, height: 7, width: 161, kernel: 5, stride: 2, dilation: 1, pads: [2, 2, 2, 2],
+            relu: false),
+        Case(
+            batch: 1, channels: 2, height: 9, width: 200, kernel: 7, stride: 2, dilation: 1, pads: [3, 3, 3, 3],
+            relu: false),
+        Case(
+            batch: 1, channels: 3, height: 5, width: 135, kernel: 3, stride: 2, dilation: 1, pads: [0, 1, 1, 0],
+            relu: true),
+        Case(
+            batch: 2, channels: 6, height: 7, width: 90, kernel: 3, stride: 1, dilation: 1, pads: [1, 1, 1, 1],
+            relu: false, clip: [-0.5, 0.7]),
+        Case(
+            batch: 1, channels: 5, height: 9, width: 9, kernel: 5, stride: 2, dilation: 1, pads: [2, 2, 2, 2],
+            relu: false, clip: [0, 6]),
     ]
 
     static func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1) } }
@@ -52,20 +74,26 @@ struct DepthwiseAndActivationTests {
         let x = Self.random(c.batch * c.channels * c.height * c.width)
         var nodes = [
             Node(
-                opType: "Conv", inputs: ["x", "w", "b"], outputs: [c.relu ? "c" : "y"],
+                opType: "Conv", inputs: ["x", "w", "b"], outputs: [c.relu || c.clip != nil ? "c" : "y"],
                 attributes: [
                     "group": .int(c.channels), "strides": .ints([c.stride, c.stride]),
                     "dilations": .ints([c.dilation, c.dilation]), "pads": .ints(c.pads),
                 ])
         ]
         if c.relu { nodes.append(Node(opType: "Relu", inputs: ["c"], outputs: ["y"])) }
+        var initializers = [
+            "w": try Tensor(shape: [c.channels, 1, c.kernel, c.kernel], scalars: w),
+            "b": try Tensor(shape: [c.channels], scalars: b),
+        ]
+        if let clip = c.clip {
+            nodes.append(Node(opType: "Clip", inputs: ["c", "lo", "hi"], outputs: ["y"]))
+            initializers["lo"] = try Tensor(shape: [], scalars: [clip[0]])
+            initializers["hi"] = try Tensor(shape: [], scalars: [clip[1]])
+        }
         let graph = Graph(
             name: "dw", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
             outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
-            initializers: [
-                "w": try Tensor(shape: [c.channels, 1, c.kernel, c.kernel], scalars: w),
-                "b": try Tensor(shape: [c.channels], scalars: b),
-            ])
+            initializers: initializers)
         let feeds = [
             NamedTensor(name: "x", tensor: try Tensor(shape: [c.batch, c.channels, c.height, c.width], scalars: x))
         ]
@@ -94,7 +122,11 @@ struct DepthwiseAndActivationTests {
                                 magnitude += abs(term)
                             }
                         }
-                        expected.append(c.relu ? max(sum, 0) : sum)
+                        if let clip = c.clip {
+                            expected.append(min(max(sum, Double(clip[0])), Double(clip[1])))
+                        } else {
+                            expected.append(c.relu ? max(sum, 0) : sum)
+                        }
                         magnitudes.append(magnitude)
                     }
                 }
