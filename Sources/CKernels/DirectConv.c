@@ -354,6 +354,8 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512
                 }                                                                                            \
                 row_fn(rowsE, rowsO, wc, kh, sh, b, yr, out_w, lo, hi);                                      \
             }                                                                                                \
+            /* Swish over the channel's plane while it is in cache (one call: rows can be short). */        \
+            if (swish) ck_swish(y + c * out_h * out_w, y + c * out_h * out_w, out_h * out_w, 1.0f);         \
             continue;                                                                                        \
         }                                                                                                    \
         for (size_t oh = 0; oh < out_h; oh++) {                                                              \
@@ -379,11 +381,12 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512
                 yr[ow] = v > hi ? hi : v;                                                                    \
             }                                                                                                \
         }                                                                                                    \
+        if (swish) ck_swish(y + c * out_h * out_w, y + c * out_h * out_w, out_h * out_w, 1.0f);             \
     }
 #define CK_DEPTHWISE_ARGS                                                                                    \
     (const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end, size_t in_h,     \
      size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw, ptrdiff_t pad_top,          \
-     ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi, float *padded)
+     ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi, int swish, float *padded)
 static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY(dw_row_generic, dw_split_generic) }
 __attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS {
     CK_DEPTHWISE_BODY(dw_row_avx2, dw_split_avx2)
@@ -407,18 +410,18 @@ size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t 
 void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw,
                          ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi,
-                         float *padded) {
+                         int swish, float *padded) {
     if (out_h == 0 || out_w == 0) return;
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
         depthwise_avx512(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                         out_w, lo, hi, padded);
+                         out_w, lo, hi, swish, padded);
     else if (isa[0] == 'a')
         depthwise_avx2(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                       out_w, lo, hi, padded);
+                       out_w, lo, hi, swish, padded);
     else
         depthwise_generic(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                          out_w, lo, hi, padded);
+                          out_w, lo, hi, swish, padded);
 }
 
 // Max pooling (no dilation) of `planes` contiguous [in_h][in_w] planes into [out_h][out_w]: each plane is copied

@@ -15,9 +15,11 @@ struct DepthwiseAndActivationTests {
         var stride: Int, dilation: Int, pads: [Int], relu: Bool
         /// A Clip [low, high] after the convolution (fused into the kernel's store), instead of Relu.
         var clip: [Float]? = nil
+        /// x·sigmoid(x) after the convolution, as exporters write SiLU (Sigmoid and Mul), fused into the kernel.
+        var swish = false
         var testDescription: String {
             "\(batch)x\(channels)x\(height)x\(width) k\(kernel) s\(stride) d\(dilation) pads \(pads)\(relu ? " Relu" : "")"
-                + (clip.map { " Clip \($0)" } ?? "")
+                + (clip.map { " Clip \($0)" } ?? "") + (swish ? " Swish" : "")
         }
     }
 
@@ -65,6 +67,12 @@ struct DepthwiseAndActivationTests {
         Case(
             batch: 1, channels: 5, height: 9, width: 9, kernel: 5, stride: 2, dilation: 1, pads: [2, 2, 2, 2],
             relu: false, clip: [0, 6]),
+        Case(
+            batch: 1, channels: 4, height: 6, width: 70, kernel: 5, stride: 1, dilation: 1, pads: [2, 2, 2, 2],
+            relu: false, swish: true),
+        Case(
+            batch: 2, channels: 3, height: 5, width: 11, kernel: 3, stride: 2, dilation: 2, pads: [1, 1, 1, 1],
+            relu: false, swish: true),
     ]
 
     static func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1) } }
@@ -74,7 +82,7 @@ struct DepthwiseAndActivationTests {
         let x = Self.random(c.batch * c.channels * c.height * c.width)
         var nodes = [
             Node(
-                opType: "Conv", inputs: ["x", "w", "b"], outputs: [c.relu || c.clip != nil ? "c" : "y"],
+                opType: "Conv", inputs: ["x", "w", "b"], outputs: [c.relu || c.clip != nil || c.swish ? "c" : "y"],
                 attributes: [
                     "group": .int(c.channels), "strides": .ints([c.stride, c.stride]),
                     "dilations": .ints([c.dilation, c.dilation]), "pads": .ints(c.pads),
@@ -85,6 +93,10 @@ struct DepthwiseAndActivationTests {
             "w": try Tensor(shape: [c.channels, 1, c.kernel, c.kernel], scalars: w),
             "b": try Tensor(shape: [c.channels], scalars: b),
         ]
+        if c.swish {
+            nodes.append(Node(opType: "Sigmoid", inputs: ["c"], outputs: ["s"]))
+            nodes.append(Node(opType: "Mul", inputs: ["c", "s"], outputs: ["y"]))
+        }
         if let clip = c.clip {
             nodes.append(Node(opType: "Clip", inputs: ["c", "lo", "hi"], outputs: ["y"]))
             initializers["lo"] = try Tensor(shape: [], scalars: [clip[0]])
@@ -122,7 +134,9 @@ struct DepthwiseAndActivationTests {
                                 magnitude += abs(term)
                             }
                         }
-                        if let clip = c.clip {
+                        if c.swish {
+                            expected.append(sum / (1 + exp(-sum)))
+                        } else if let clip = c.clip {
                             expected.append(min(max(sum, Double(clip[0])), Double(clip[1])))
                         } else {
                             expected.append(c.relu ? max(sum, 0) : sum)
@@ -170,7 +184,11 @@ struct DepthwiseAndActivationTests {
                 }
             }
         }
-        // Swish (SiLU) in float: within a few ulp of x·sigmoid(alpha·x) in double.
+        // Swish (SiLU) in float: within a few ulp of x·sigmoid(alpha·x) in double. The kernel takes a shorter exp
+        // in blocks of 256 whose alpha·x are all at least -87: blocks entirely near that edge (one of them
+        // touching it from above), then blocks reaching into the far tail where exp overflows.
+        x += (0..<512).map { Float(-86.99 + Double($0) * 0.34) }
+        x += (0..<512).map { Float(-180 + Double($0) * 0.7) }
         for alpha in [Float(1), 0.5] {
             let graph = Graph(
                 name: "swish", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],

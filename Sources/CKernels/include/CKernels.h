@@ -138,13 +138,13 @@ void ck_gru_reset(size_t rows, size_t h, const float *pre, size_t pre_stride, co
                   float clip, const float *hs, float *out);
 /// Depthwise 2-D convolution (group = channels, one filter each): channels [c_begin, c_end) of one image
 /// x [C][H][W], w [C][KH][KW], into y [C][OH][OW] with bias (may be NULL), clamped to [lo, hi] (NaN kept: Relu is
-/// [0, inf], Relu6/Clip its bounds, none [-inf, inf]); any stride,
+/// [0, inf], Relu6/Clip its bounds, none [-inf, inf]), then Swish (x·sigmoid(x)) on each row when `swish`; any stride,
 /// dilation and padding. `padded` (ck_depthwise_padded_floats, may be NULL) is scratch for a zero-padded copy of
 /// one channel, which 3x3/5x5 kernels with stride 1 or 2 use.
 void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw,
                          ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi,
-                         float *padded);
+                         int swish, float *padded);
 /// Floats of ck_depthwise_conv2d's padded scratch for an output of out_h x out_w.
 size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t kw, size_t sh, size_t sw);
 /// Separable 2-D resize (bilinear; nearest with zero weights) of `planes` contiguous [in_h][in_w] planes into

@@ -11,9 +11,9 @@ final class DepthwiseConvKernel: Kernel {
     private let y: UnsafeMutablePointer<Float>
     private let geometry: ConvGeometry
     private let batch: Int, channels: Int
-    /// Whether the activation is a clamp to [low, high] the kernel applies in its store (none, Relu, Clip).
-    private let clamped: Bool
+    /// The fused activation as the kernel applies it: a clamp to [low, high] (Relu, Clip) or Swish.
     private let low: Float, high: Float
+    private let swish: Bool
     /// A fused Clip or Swish, applied to each channel's plane right after it is computed (still in cache).
     private let activation: FusedActivation
     private let parallel: ParallelFor
@@ -33,11 +33,11 @@ final class DepthwiseConvKernel: Kernel {
         self.parallel = parallel
         activation = try node.fusedActivation()
         switch activation.kind {
-        case ck_activation_none: (clamped, low, high) = (true, -.infinity, .infinity)
-        case ck_activation_relu: (clamped, low, high) = (true, 0, .infinity)
-        case ck_activation_clip: (clamped, low, high) = (true, activation.low, activation.high)
-        default: (clamped, low, high) = (false, 0, 0)
+        case ck_activation_relu: (low, high) = (0, .infinity)
+        case ck_activation_clip: (low, high) = (activation.low, activation.high)
+        default: (low, high) = (-.infinity, .infinity)
         }
+        swish = activation.kind == ck_activation_swish
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
         let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
         geometry = try ConvGeometry.forward(
@@ -74,21 +74,11 @@ final class DepthwiseConvKernel: Kernel {
             let n = index / channels, c0 = index % channels
             let c1 = min(channels, c0 + (end - index))
             let out = y + n * channels * outCount
-            // Relu and Clip (Relu6) are a clamp in the kernel's store; other activations a pass per channel.
-            if clamped {
-                ck_depthwise_conv2d(
-                    x + n * channels * inCount, w, bias, out, c0, c1, g.input[0], g.input[1], g.kernel[0],
-                    g.kernel[1], g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0],
-                    g.padsBegin[1], g.output[0], g.output[1], low, high, scratch)
-            } else {
-                for c in c0..<c1 {
-                    ck_depthwise_conv2d(
-                        x + n * channels * inCount, w, bias, out, c, c + 1, g.input[0], g.input[1], g.kernel[0],
-                        g.kernel[1], g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0],
-                        g.padsBegin[1], g.output[0], g.output[1], -.infinity, .infinity, scratch)
-                    activation.apply(out + c * outCount, count: outCount)
-                }
-            }
+            // Relu and Clip (Relu6) are a clamp in the kernel's store, Swish a pass over each row while it is in L1.
+            ck_depthwise_conv2d(
+                x + n * channels * inCount, w, bias, out, c0, c1, g.input[0], g.input[1], g.kernel[0], g.kernel[1],
+                g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1],
+                g.output[0], g.output[1], low, high, swish ? 1 : 0, scratch)
             index += c1 - c0
         }
     }
