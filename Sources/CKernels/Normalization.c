@@ -96,3 +96,63 @@ void ck_global_pool(const float *x, size_t planes, size_t spatial, int is_max, f
     else if (isa[0] == 'a') global_pool_avx2(x, planes, spatial, is_max, y);
     else global_pool_generic(x, planes, spatial, is_max, y);
 }
+
+// Reductions of x viewed as [outer][n][inner] over the middle axis (the axes a ReduceSum/Mean/Max/Min/SumSquare
+// reduces, when they are adjacent): y[o][i] = scale · Σ (or the max, min, Σ squares) of x[o][k][i] over k. Sums
+// accumulate in double (8 independent lanes for inner == 1, one per column otherwise, in `scratch`), max and min
+// propagate NaN like the reference.
+#define CK_REDUCE_PICK(m, v) ((m) != (m) ? (m) : ((v) != (v) || (mode == 1 ? (v) > (m) : (v) < (m)) ? (v) : (m)))
+#define CK_REDUCE_AXIS_BODY                                                                                  \
+    const int squares = mode == 3, extreme = mode == 1 || mode == 2;                                         \
+    for (size_t o = 0; o < outer; o++) {                                                                     \
+        const float *xo = x + o * n * inner;                                                                 \
+        float *yo = y + o * inner;                                                                           \
+        if (inner == 1) {                                                                                    \
+            if (extreme) {                                                                                   \
+                float m = n > 0 ? xo[0] : (mode == 1 ? -__builtin_inff() : __builtin_inff());                \
+                for (size_t k = 1; k < n; k++) m = CK_REDUCE_PICK(m, xo[k]);                                 \
+                yo[0] = m;                                                                                   \
+                continue;                                                                                    \
+            }                                                                                                \
+            double lanes[8] = {0};                                                                           \
+            size_t k = 0;                                                                                    \
+            for (; k + 8 <= n; k += 8)                                                                       \
+                for (size_t l = 0; l < 8; l++) {                                                             \
+                    const double v = (double)xo[k + l];                                                      \
+                    lanes[l] += squares ? v * v : v;                                                         \
+                }                                                                                            \
+            double sum = 0;                                                                                  \
+            for (; k < n; k++) sum += squares ? (double)xo[k] * (double)xo[k] : (double)xo[k];               \
+            for (size_t l = 0; l < 8; l++) sum += lanes[l];                                                  \
+            yo[0] = (float)(sum * scale);                                                                    \
+            continue;                                                                                        \
+        }                                                                                                    \
+        if (extreme) {                                                                                       \
+            for (size_t i = 0; i < inner; i++) yo[i] = n > 0 ? xo[i] : (mode == 1 ? -__builtin_inff() : __builtin_inff()); \
+            for (size_t k = 1; k < n; k++)                                                                   \
+                for (size_t i = 0; i < inner; i++) yo[i] = CK_REDUCE_PICK(yo[i], xo[k * inner + i]);         \
+            continue;                                                                                        \
+        }                                                                                                    \
+        for (size_t i = 0; i < inner; i++) scratch[i] = 0;                                                   \
+        for (size_t k = 0; k < n; k++)                                                                       \
+            for (size_t i = 0; i < inner; i++) {                                                             \
+                const double v = (double)xo[k * inner + i];                                                  \
+                scratch[i] += squares ? v * v : v;                                                           \
+            }                                                                                                \
+        for (size_t i = 0; i < inner; i++) yo[i] = (float)(scratch[i] * scale);                              \
+    }
+#define CK_REDUCE_AXIS_ARGS                                                                                  \
+    (const float *x, size_t outer, size_t n, size_t inner, int mode, double scale, double *scratch, float *y)
+static void reduce_axis_generic CK_REDUCE_AXIS_ARGS { CK_REDUCE_AXIS_BODY }
+__attribute__((target("avx2,fma"))) static void reduce_axis_avx2 CK_REDUCE_AXIS_ARGS { CK_REDUCE_AXIS_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void reduce_axis_avx512 CK_REDUCE_AXIS_ARGS {
+    CK_REDUCE_AXIS_BODY
+}
+
+void ck_reduce_axis(const float *x, size_t outer, size_t n, size_t inner, int mode, double scale, double *scratch,
+                    float *y) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') reduce_axis_avx512(x, outer, n, inner, mode, scale, scratch, y);
+    else if (isa[0] == 'a') reduce_axis_avx2(x, outer, n, inner, mode, scale, scratch, y);
+    else reduce_axis_generic(x, outer, n, inner, mode, scale, scratch, y);
+}

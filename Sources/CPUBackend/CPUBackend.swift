@@ -57,7 +57,10 @@ public final class CPUBackend: Backend {
     public var fusion: FusionRules {
         guard fuses else { return .none }
         return FusionRules(
-            activations: ["Conv": ["Relu", "Clip", "Swish"], "Gemm": ["Relu"], "MatMul": ["Relu"]],
+            activations: [
+                "Conv": ["Relu", "Clip", "Swish"], "Gemm": ["Relu"], "MatMul": ["Relu"],
+                "BatchNormalization": ["Relu", "Clip"], "Add": ["Relu"],
+            ],
             foldsBatchNormalization: true,
             biases: ["MatMul"], recognizesGelu: true, recognizesSwish: true, maxPools: ["Conv"])
     }

@@ -54,16 +54,15 @@ struct FusionTests {
     }
 
     @Test func observableValuesAreNeverFusedAway() throws {
-        // The Conv output is a graph output, and the Gemm output has a second reader: nothing may merge.
+        // The Conv output is a graph output, and the Gemm output has a second reader: neither may merge with its
+        // consumer. Only BatchNormalization + Relu, whose intermediate nobody else reads, becomes one kernel.
         let graph = try Self.graph(
             outputs: ["y", "c", "z"],
             extraNodes: [Node(name: "other", opType: "Sigmoid", inputs: ["g"], outputs: ["z"])])
         let plan = try plan(graph)
-        #expect(
-            plan.steps.map(\.node.opType) == [
-                "Conv", "BatchNormalization", "Relu", "Gemm", "Relu", "Sigmoid",
-            ])
-        #expect(plan.fusedNodeCount == 0)
+        #expect(plan.steps.map(\.node.opType) == ["Conv", "BatchNormalization", "Gemm", "Relu", "Sigmoid"])
+        #expect(plan.fusedNodeCount == 1)
+        #expect(try plan.steps[1].node.string(FusionRules.activationAttribute, default: "") == "Relu")
     }
 
     /// Conv + Clip(0, 6) (Relu6) runs as one Conv on every convolution algorithm (im2col clips in its store,
@@ -341,5 +340,60 @@ struct PadEmptyAxisTests {
         } catch let error as RuntimeError {
             #expect(error.description.contains("empty axis 1"), "\(error)")
         }
+    }
+}
+
+/// Pre-activation BatchNormalization + Relu/Clip (DenseNet) and a residual Add + Relu (ResNet) run as one kernel
+/// each, with the same values as the unfused nodes (NaN and broadcasting included).
+struct NormalizationAndResidualFusionTests {
+    @Test func fusedValuesMatchTheUnfusedNodes() throws {
+        func tensor(_ shape: [Int], in range: ClosedRange<Float> = -2...2) throws -> Tensor {
+            try Tensor(shape: Shape(shape), scalars: (0..<shape.reduce(1, *)).map { _ in Float.random(in: range) })
+        }
+        let graph = Graph(
+            name: "pre-activation",
+            inputs: [
+                ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2), .fixed(3), .fixed(5), .fixed(7)]),
+                ValueInfo(name: "r", dtype: .float32, dimensions: [.fixed(3), .fixed(1), .fixed(7)]),
+            ],
+            outputs: [
+                ValueInfo(name: "relu", dtype: .float32, dimensions: nil),
+                ValueInfo(name: "clipped", dtype: .float32, dimensions: nil),
+                ValueInfo(name: "residual", dtype: .float32, dimensions: nil),
+            ],
+            nodes: [
+                Node(opType: "BatchNormalization", inputs: ["x", "s", "o", "m", "v"], outputs: ["n"]),
+                Node(opType: "Relu", inputs: ["n"], outputs: ["relu"]),
+                Node(opType: "BatchNormalization", inputs: ["x", "s", "o", "m", "v"], outputs: ["n2"]),
+                Node(opType: "Clip", inputs: ["n2", "lo", "hi"], outputs: ["clipped"]),
+                Node(opType: "Add", inputs: ["x", "r"], outputs: ["sum"]),
+                Node(opType: "Relu", inputs: ["sum"], outputs: ["residual"]),
+            ],
+            initializers: [
+                "s": try tensor([3], in: 0.5...2), "o": try tensor([3]), "m": try tensor([3]),
+                "v": try tensor([3], in: 0.1...2), "lo": try Tensor(shape: [], scalars: [Float(-0.5)]),
+                "hi": try Tensor(shape: [], scalars: [Float(1)]),
+            ], opsetImports: ["": 17])
+        var x = try tensor([2, 3, 5, 7]).scalars(as: Float.self)
+        x[3] = .nan
+        let feeds = [
+            NamedTensor(name: "x", tensor: try Tensor(shape: [2, 3, 5, 7], scalars: x)),
+            NamedTensor(name: "r", tensor: try tensor([3, 1, 7])),
+        ]
+        let fusedSession = try Session(graph: graph, backend: CPUBackend())
+        let fused = try fusedSession.run(feeds).outputs
+        let plain = try Session(graph: graph, backend: CPUBackend(fuses: false)).run(feeds).outputs
+        for (a, b) in zip(fused, plain) {
+            let u = try a.tensor.scalars(as: Float.self), v = try b.tensor.scalars(as: Float.self)
+            #expect(u.count == v.count)
+            for (p, q) in zip(u, v) { #expect(p == q || (p.isNaN && q.isNaN), "\(a.name): \(p) vs \(q)") }
+        }
+        let plan = try ExecutionPlan(
+            graph: graph,
+            inputTypes: [
+                "x": TensorType(dtype: .float32, shape: [2, 3, 5, 7]),
+                "r": TensorType(dtype: .float32, shape: [3, 1, 7]),
+            ], evaluator: CPUBackend(), fusion: CPUBackend().fusion)
+        #expect(plan.steps.map(\.node.opType) == ["BatchNormalization", "BatchNormalization", "Add"])
     }
 }

@@ -144,3 +144,59 @@ struct IndexingTests {
         #expect(try transposedProduct[0].scalars(as: Float.self) == [5, 11, 11, 25])
     }
 }
+
+/// float32 reductions over adjacent axes take one C pass (ck_reduce_axis): every mode and axis layout against a
+/// double-precision reference, NaN propagating through max and min.
+struct AdjacentReductionTests {
+    @Test(arguments: ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare"])
+    func matchesDoubleReference(_ op: String) throws {
+        let dims = [3, 4, 5, 6]
+        var x = (0..<dims.reduce(1, *)).map { _ in Float.random(in: -2...2) }
+        x[17] = .nan
+        for axes in [[3], [2, 3], [1, 2], [0], [1], [0, 1, 2, 3]] {
+            let graph = Graph(
+                name: "r", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: dims.map { .fixed($0) })],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [Node(opType: op, inputs: ["x", "axes"], outputs: ["y"], attributes: ["keepdims": .int(0)])],
+                initializers: ["axes": try Tensor(shape: [axes.count], scalars: axes.map { Int64($0) })],
+                opsetImports: ["": 18])
+            let got = try Session(graph: graph, backend: CPUBackend()).run([
+                NamedTensor(name: "x", tensor: try Tensor(shape: Shape(dims), scalars: x))
+            ]).outputs[0].tensor.scalars(as: Float.self)
+            // Reference: every element's output slot from its kept coordinates.
+            let kept = (0..<4).filter { !axes.contains($0) }
+            let outCount = kept.map { dims[$0] }.reduce(1, *)
+            var sums = [Double](repeating: 0, count: outCount), counts = [Int](repeating: 0, count: outCount)
+            var extremes = [Double?](repeating: nil, count: outCount)
+            for flat in 0..<x.count {
+                var rest = flat, coordinates = [Int](repeating: 0, count: 4)
+                for axis in stride(from: 3, through: 0, by: -1) {
+                    coordinates[axis] = rest % dims[axis]
+                    rest /= dims[axis]
+                }
+                let slot = kept.reduce(0) { $0 * dims[$1] + coordinates[$1] }
+                let v = Double(x[flat])
+                sums[slot] += op == "ReduceSumSquare" ? v * v : v
+                counts[slot] += 1
+                if let e = extremes[slot] {
+                    extremes[slot] = e.isNaN || v.isNaN ? .nan : (op == "ReduceMax" ? max(e, v) : min(e, v))
+                } else {
+                    extremes[slot] = v
+                }
+            }
+            for slot in 0..<outCount {
+                let want: Double =
+                    switch op {
+                    case "ReduceMax", "ReduceMin": extremes[slot] ?? .nan
+                    case "ReduceMean": sums[slot] / Double(counts[slot])
+                    default: sums[slot]
+                    }
+                if want.isNaN {
+                    #expect(got[slot].isNaN, "\(op) \(axes) slot \(slot)")
+                } else {
+                    #expect(abs(Double(got[slot]) - want) <= 1e-5 * max(1, abs(want)), "\(op) \(axes) slot \(slot)")
+                }
+            }
+        }
+    }
+}

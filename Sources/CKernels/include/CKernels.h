@@ -162,6 +162,10 @@ int ck_max_pool2d(const float *x, size_t planes, size_t in_h, size_t in_w, size_
 /// GlobalAveragePool (sum in double) or GlobalMaxPool (`is_max`) of `planes` contiguous planes of `spatial`
 /// values into y[planes].
 void ck_global_pool(const float *x, size_t planes, size_t spatial, int is_max, float *y);
+/// x as [outer][n][inner] reduced over n into y [outer][inner]: mode 0 sum × scale (mean: scale 1/n), 1 max,
+/// 2 min (NaN propagates), 3 sum of squares × scale. Sums in double; `scratch` holds `inner` doubles.
+void ck_reduce_axis(const float *x, size_t outer, size_t n, size_t inner, int mode, double scale, double *scratch,
+                    float *y);
 /// Elementwise float32 activations with parameters; x and y may alias; NaN propagates.
 void ck_hard_sigmoid(const float *x, float *y, size_t count, float alpha, float beta);
 void ck_hard_swish(const float *x, float *y, size_t count);

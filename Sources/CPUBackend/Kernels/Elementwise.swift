@@ -375,7 +375,11 @@ enum BinaryKernels {
 /// Float32 Add/Sub/Mul/Div with NumPy broadcasting. Shapes are resolved at creation into an outer loop
 /// over rows and an inner loop whose operands step by 1 (full) or 0 (broadcast).
 final class BinaryKernel: Kernel {
-    enum Op: String { case add = "Add", sub = "Sub", mul = "Mul", div = "Div" }
+    enum Op: String {
+        case add = "Add", sub = "Sub", mul = "Mul", div = "Div"
+        /// Add with a fused Relu (a residual connection and its activation in one pass).
+        case addRelu = "Add+Relu"
+    }
 
     private let op: Op
     private let a: UnsafePointer<Float>
@@ -389,7 +393,14 @@ final class BinaryKernel: Kernel {
 
     init(node: BoundNode, op: Op, parallel: ParallelFor = .serial) throws {
         let lhs = try node.input(0), rhs = try node.input(1), out = try node.output(0)
-        self.op = op
+        let activation = try node.fusedActivation()
+        if activation.isNone {
+            self.op = op
+        } else if op == .add && activation.kind == ck_activation_relu {
+            self.op = .addRelu
+        } else {
+            throw node.fail("cannot apply a fused activation to \(op.rawValue)")
+        }
         self.parallel = parallel
         a = UnsafePointer(try lhs.pointer(Float.self))
         b = UnsafePointer(try rhs.pointer(Float.self))
@@ -412,6 +423,11 @@ final class BinaryKernel: Kernel {
         case .sub: layout.apply(a, b, y, range) { $0 - $1 }
         case .mul: layout.apply(a, b, y, range) { $0 * $1 }
         case .div: layout.apply(a, b, y, range) { $0 / $1 }
+        case .addRelu:
+            layout.apply(a, b, y, range) {
+                let v = $0 + $1
+                return v > 0 ? v : (v.isNaN ? v : 0)
+            }
         }
     }
 }

@@ -64,13 +64,26 @@ enum NormalizationKernels {
         let src = try x.pointer(Float.self), dst = try y.pointer(Float.self)
         let scale = try node.input(1).pointer(Float.self), bias = try node.input(2).pointer(Float.self)
         let mean = try node.input(3).pointer(Float.self), variance = try node.input(4).pointer(Float.self)
+        // A fused Relu or Clip (planned after inference BatchNormalization, as in pre-activation blocks) is
+        // applied in the same pass; NaN passes through.
+        let activation = try node.fusedActivation()
+        let (low, high): (Float, Float) =
+            switch activation.kind {
+            case ck_activation_none: (-.infinity, .infinity)
+            case ck_activation_relu: (0, .infinity)
+            case ck_activation_clip: (activation.low, activation.high)
+            default: throw node.fail("cannot apply a fused activation to BatchNormalization")
+            }
         return ClosureKernel {
             for c in 0..<channels {
                 let a = scale[c] / (variance[c] + epsilon).squareRoot()
                 let b = bias[c] - mean[c] * a
                 for n in 0..<batch {
                     let base = (n * channels + c) * spatial
-                    for i in 0..<spatial { dst[base + i] = src[base + i] * a + b }
+                    for i in 0..<spatial {
+                        let v = src[base + i] * a + b
+                        dst[base + i] = v < low ? low : (v > high ? high : v)
+                    }
                 }
             }
         }
@@ -152,6 +165,27 @@ enum ReductionKernels {
         if axes.isEmpty && x.count == y.count {
             let bytes = y.type.byteCount
             return ClosureKernel { dst.copyMemory(from: src, byteCount: bytes) }
+        }
+        // float32 over adjacent axes (global pooling, a channel or row reduction): one pass in C.
+        let sortedAxes = axes.sorted()
+        let fastModes: [String: Int32] = [
+            "ReduceSum": 0, "ReduceMean": 0, "ReduceMax": 1, "ReduceMin": 2, "ReduceSumSquare": 3,
+        ]
+        if x.type.dtype == .float32, let mode = fastModes[op], let first = sortedAxes.first,
+            let last = sortedAxes.last, last - first + 1 == sortedAxes.count, y.count > 0
+        {
+            let dims = x.shape.dimensions
+            let outer = dims[..<first].reduce(1, *), n = dims[first...last].reduce(1, *)
+            let inner = dims[(last + 1)...].reduce(1, *)
+            let scale = op == "ReduceMean" ? 1 / Double(max(n, 1)) : 1
+            let scratch = try HostBuffer(bytes: max(inner, 1) * MemoryLayout<Double>.stride)
+            let xs = src.assumingMemoryBound(to: Float.self), ys = dst.assumingMemoryBound(to: Float.self)
+            let doubles = scratch.pointer.assumingMemoryBound(to: Double.self)
+            return ClosureKernel {
+                withExtendedLifetime(scratch) {
+                    ck_reduce_axis(xs, outer, n, inner, mode, scale, doubles, ys)
+                }
+            }
         }
         // For every input element, the output element it reduces into.
         var keptStrides = [Int](repeating: 0, count: x.shape.rank)

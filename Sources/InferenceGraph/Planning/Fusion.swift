@@ -197,7 +197,9 @@ enum Fusion {
                 nodes[next] = nil
                 fused += 1
             }
-            if let allowed = rules.activations[entry.node.opType],
+            // float32 producers only: the fused kernels apply the activation in float32 stores.
+            if let allowed = rules.activations[entry.node.opType], entry.node.domain.isEmpty,
+                entry.outputTypes.count == 1, entry.outputTypes.first?.dtype == .float32,
                 entry.node.attributes[FusionRules.activationAttribute] == nil,
                 let next = soleConsumer(of: entry.node.outputs[0]), let activation = nodes[next],
                 activation.node.domain.isEmpty, allowed.contains(activation.node.opType),
