@@ -358,6 +358,15 @@ void ck_gru_reset(size_t rows, size_t h, const float *pre, size_t pre_stride, co
 static inline __attribute__((always_inline)) float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
 #define CK_PARAMS2(a, b) float a, float b
+static inline __attribute__((always_inline)) float ck_clamp_keep_nan(float v, float low, float high) {
+    const float t = v < low ? low : v;
+    return t > high ? high : t;
+}
+// A product that is not fused with the following add (the result rounds here, as in the scalar reference).
+static inline __attribute__((always_inline)) float ck_no_contract_mul(float a, float b) {
+#pragma clang fp contract(off)
+    return a * b;
+}
 // alpha·x + beta in double (the product is exact there), rounded once: no cancellation error near the kinks on
 // any path, with or without FMA.
 CK_UNARY_PARAMS(hard_sigmoid, CK_PARAMS2(alpha, beta), (x, y, n, alpha, beta),
@@ -366,6 +375,11 @@ CK_UNARY_PARAMS(leaky_relu, float alpha, (x, y, n, alpha), v >= 0.0f ? v : (v !=
 // min(max(v, low), high), as ONNX defines it (high wins when low > high).
 CK_UNARY_PARAMS(clip, CK_PARAMS2(low, high), (x, y, n, low, high),
                 v != v ? v : ((v < low ? low : v) > high ? high : (v < low ? low : v)))
+#define CK_PARAMS4(a, b, c, d) float a, float b, float c, float d
+// Inference BatchNormalization of one channel plane (x·scale + shift, one rounding per operation as the
+// reference computes it: no contraction into an FMA) with a fused clamp to [low, high]; NaN passes through.
+CK_UNARY_PARAMS(scale_shift_clamp, CK_PARAMS4(scale, shift, low, high), (x, y, n, scale, shift, low, high),
+                ck_clamp_keep_nan(ck_no_contract_mul(v, scale) + shift, low, high))
 // x·clamp((x + 3)/6, 0, 1): x + 3 is exact near the kink at -3 (where x/6 + 1/2 would cancel), one rounded division.
 CK_UNARY(hard_swish, v != v ? v : v * clamp01((v + 3.0f) / 6.0f))
 

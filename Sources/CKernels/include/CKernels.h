@@ -171,6 +171,9 @@ void ck_hard_sigmoid(const float *x, float *y, size_t count, float alpha, float 
 void ck_hard_swish(const float *x, float *y, size_t count);
 void ck_leaky_relu(const float *x, float *y, size_t count, float alpha);
 void ck_clip(const float *x, float *y, size_t count, float low, float high);
+/// y = clamp(x·scale + shift, low, high) (no FMA contraction; NaN kept): inference BatchNormalization with a
+/// fused Relu/Clip on one channel plane (low, high = ±inf for none).
+void ck_scale_shift_clamp(const float *x, float *y, size_t count, float scale, float shift, float low, float high);
 void ck_swish(const float *x, float *y, size_t count, float alpha);
 /// Softmax (or log-softmax) over each contiguous row of n values; x and y may alias.
 void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logarithm);

@@ -80,10 +80,7 @@ enum NormalizationKernels {
                 let b = bias[c] - mean[c] * a
                 for n in 0..<batch {
                     let base = (n * channels + c) * spatial
-                    for i in 0..<spatial {
-                        let v = src[base + i] * a + b
-                        dst[base + i] = v < low ? low : (v > high ? high : v)
-                    }
+                    ck_scale_shift_clamp(src + base, dst + base, spatial, a, b, low, high)
                 }
             }
         }
