@@ -37,7 +37,7 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
             const float b = bias ? bias[f + q] : 0.0f;                                                       \
             for (int v = 0; v < NV; v++) acc[q][v] = (VF){0} + b;                                            \
         }                                                                                                    \
-        const float *base = padded + oy * padded_width + x0;                                                 \
+        const float *base = padded + oy * sh * padded_width + x0;                                            \
         for (size_t t = 0; t < taps; t++) {                                                                  \
             VF src[NV];                                                                                      \
             memcpy(src, base + offsets[t], sizeof src);                                                      \
@@ -82,10 +82,14 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
 #define CK_CONV_DIRECT_BODY(VF, VL, STORE_PARTIAL)                                                                        \
     const size_t plane = padded_height * padded_width;                                                       \
     const size_t taps = channels * kh * kw;                                                                  \
+    /* Stride 2: each padded row holds its even columns, then its odd ones (tap kx reads half kx & 1 at       \
+       column ox + kx / 2, so every load stays contiguous). */                                               \
+    const size_t half = (padded_width + 1) / 2;                                                              \
     size_t offsets[taps];                                                                                    \
     for (size_t c = 0, t = 0; c < channels; c++) {                                                           \
         for (size_t ky = 0; ky < kh; ky++) {                                                                 \
-            for (size_t kx = 0; kx < kw; kx++, t++) offsets[t] = c * plane + ky * padded_width + kx;         \
+            for (size_t kx = 0; kx < kw; kx++, t++)                                                          \
+                offsets[t] = c * plane + ky * padded_width + (sw == 2 ? ((kx & 1) ? half : 0) + kx / 2 : kx);  \
         }                                                                                                    \
     }                                                                                                        \
     size_t f = filter_begin;                                                                                 \
@@ -98,8 +102,8 @@ typedef float ck_v16 __attribute__((vector_size(64)));
 
 #define CK_CONV_DIRECT_ARGS                                                                                  \
     (const float *padded, size_t channels, size_t padded_height, size_t padded_width, const float *w, size_t kh, \
-     size_t kw, const float *bias, int relu, size_t filter_begin, size_t filter_end, float *y, size_t out_height, \
-     size_t out_width)
+     size_t kw, size_t sh, size_t sw, const float *bias, int relu, size_t filter_begin, size_t filter_end, float *y, \
+     size_t out_height, size_t out_width)
 
 // The first n (< vector width) lanes of a vector, stored: AVX-512 and AVX2 with masked stores, else by lane.
 #define CK_STORE_PARTIAL_SCALAR(p, r, n)                                                                      \
@@ -122,18 +126,34 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void conv_direct_avx
 }
 
 void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height, size_t padded_width,
-                      const float *w, size_t kh, size_t kw, const float *bias, int relu, size_t filter_begin,
-                      size_t filter_end, float *y, size_t out_height, size_t out_width) {
+                      const float *w, size_t kh, size_t kw, size_t sh, size_t sw, const float *bias, int relu,
+                      size_t filter_begin, size_t filter_end, float *y, size_t out_height, size_t out_width) {
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
-        conv_direct_avx512(padded, channels, padded_height, padded_width, w, kh, kw, bias, relu, filter_begin,
+        conv_direct_avx512(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, relu, filter_begin,
                            filter_end, y, out_height, out_width);
     else if (isa[0] == 'a')
-        conv_direct_avx2(padded, channels, padded_height, padded_width, w, kh, kw, bias, relu, filter_begin,
+        conv_direct_avx2(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, relu, filter_begin,
                          filter_end, y, out_height, out_width);
     else
-        conv_direct_generic(padded, channels, padded_height, padded_width, w, kh, kw, bias, relu, filter_begin,
-                            filter_end, y, out_height, out_width);
+        conv_direct_generic(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, relu,
+                            filter_begin, filter_end, y, out_height, out_width);
+}
+
+void ck_conv2d_direct_pad_stride2(const float *x, size_t channels, size_t height, size_t width, size_t pad_top,
+                                  size_t pad_left, size_t padded_height, size_t padded_width, size_t kw,
+                                  float *padded) {
+    memset(padded, 0, ck_conv2d_direct_padded_floats(channels, padded_height, padded_width, kw) * sizeof(float));
+    const size_t half = (padded_width + 1) / 2;
+    for (size_t c = 0; c < channels; c++) {
+        for (size_t py = 0; py < padded_height; py++) {
+            if (py < pad_top || py - pad_top >= height) continue;
+            const float *src = x + (c * height + (py - pad_top)) * width;
+            float *dst = padded + (c * padded_height + py) * padded_width;
+            for (size_t px = pad_left; px < padded_width && px - pad_left < width; px++)
+                dst[(px & 1) ? half + px / 2 : px / 2] = src[px - pad_left];
+        }
+    }
 }
 
 // Depthwise 2-D convolution (one filter per channel, group = channels): channels [c_begin, c_end) of one image

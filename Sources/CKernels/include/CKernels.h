@@ -204,9 +204,14 @@ void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, 
 size_t ck_conv2d_direct_padded_floats(size_t channels, size_t padded_height, size_t padded_width, size_t kw);
 void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t width, size_t pad_top,
                           size_t pad_left, size_t padded_height, size_t padded_width, size_t kw, float *padded);
+/// Stride 2 (sh = sw = 2): the padded copy comes from ck_conv2d_direct_pad_stride2, which stores each padded row
+/// as its even columns then its odd ones; padded_width = (OW - 1)·2 + KW, padded_height = (OH - 1)·2 + KH.
+void ck_conv2d_direct_pad_stride2(const float *x, size_t channels, size_t height, size_t width, size_t pad_top,
+                                  size_t pad_left, size_t padded_height, size_t padded_width, size_t kw,
+                                  float *padded);
 void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height, size_t padded_width,
-                      const float *w, size_t kh, size_t kw, const float *bias, int relu, size_t filter_begin,
-                      size_t filter_end, float *y, size_t out_height, size_t out_width);
+                      const float *w, size_t kh, size_t kw, size_t sh, size_t sw, const float *bias, int relu,
+                      size_t filter_begin, size_t filter_end, float *y, size_t out_height, size_t out_width);
 
 #ifdef __cplusplus
 }

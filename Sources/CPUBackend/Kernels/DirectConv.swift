@@ -17,7 +17,12 @@ final class DirectConvKernel: Kernel {
         let kernel = Array(w.shape.dimensions.dropFirst(2))
         let geometry = try ConvGeometry.forward(
             node.shapeContext, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
-        guard geometry.strides == [1, 1], geometry.dilations == [1, 1] else { return false }
+        guard geometry.dilations == [1, 1] else { return false }
+        if geometry.strides == [2, 2] {
+            // Stems (RGB in, stride 2, 3x3 to 7x7): im2col's columns would be the whole image several times over.
+            return x.shape[1] <= 4 && kernel[0] <= 7 && kernel[1] <= 7
+        }
+        guard geometry.strides == [1, 1] else { return false }
         return algorithm == .direct || x.shape[1] * kernel[0] * kernel[1] <= 16
     }
 
@@ -43,8 +48,9 @@ final class DirectConvKernel: Kernel {
         batch = xv.shape[0]
         channels = xv.shape[1]
         filters = wv.shape[0]
-        paddedHeight = g.output[0] + g.kernel[0] - 1
-        paddedWidth = g.output[1] + g.kernel[1] - 1
+        // The rows and columns the windows reach (stride 2: even columns then odd ones, see ck_conv2d_direct).
+        paddedHeight = (g.output[0] - 1) * g.strides[0] + g.kernel[0]
+        paddedWidth = (g.output[1] - 1) * g.strides[1] + g.kernel[1]
         // At batch 1, filters split across threads only when there is enough work to pay for waking them.
         let macs = filters * g.output[0] * g.output[1] * xv.shape[1] * g.kernel[0] * g.kernel[1]
         let workers = batch > 1 ? min(parallel.threads, batch) : (macs >= 1 << 20 ? min(parallel.threads, filters) : 1)
@@ -78,7 +84,8 @@ final class DirectConvKernel: Kernel {
 
     private func pad(image n: Int, worker: Int) {
         let g = geometry
-        ck_conv2d_direct_pad(
+        let pad = g.strides[1] == 2 ? ck_conv2d_direct_pad_stride2 : ck_conv2d_direct_pad
+        pad(
             x + n * channels * g.input[0] * g.input[1], channels, g.input[0], g.input[1], g.padsBegin[0],
             g.padsBegin[1], paddedHeight, paddedWidth, g.kernel[1],
             padded[worker].pointer.assumingMemoryBound(to: Float.self))
@@ -90,7 +97,8 @@ final class DirectConvKernel: Kernel {
         let g = geometry
         let source = padded[pads ? worker : 0].pointer.assumingMemoryBound(to: Float.self)
         ck_conv2d_direct(
-            source, channels, paddedHeight, paddedWidth, w, g.kernel[0], g.kernel[1], bias, relu, range.lowerBound,
-            range.upperBound, y + n * filters * g.output[0] * g.output[1], g.output[0], g.output[1])
+            source, channels, paddedHeight, paddedWidth, w, g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], bias,
+            relu, range.lowerBound, range.upperBound, y + n * filters * g.output[0] * g.output[1], g.output[0],
+            g.output[1])
     }
 }
