@@ -343,14 +343,17 @@ struct PointwiseAndPoolTests {
     }
 }
 
-/// Stride-2 stems (1 to 4 input channels, 3x3 to 7x7) run the direct kernel on even/odd column halves: against a
-/// double-precision convolution, over odd and even sizes, asymmetric padding, batches, fused Relu and widths that
-/// reach every vector block.
-struct StrideTwoStemTests {
+/// The direct kernel's stride-2 stems (1 to 4 input channels, 3x3 to 7x7, even/odd column halves) and grouped
+/// convolutions (up to 16 channels per group, stride 1 or 2; RegNet, ResNeXt): against a double-precision
+/// convolution, over odd and even sizes, asymmetric padding, batches, fused Relu and widths that reach every vector
+/// block.
+struct DirectConvolutionTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var batch: Int, channels: Int, filters: Int, height: Int, width: Int, kernel: Int, pads: [Int], relu: Bool
+        var stride = 2, groups = 1
         var testDescription: String {
-            "\(batch)x\(channels)x\(height)x\(width) -> \(filters) k\(kernel) pads \(pads)\(relu ? " Relu" : "")"
+            "\(batch)x\(channels)x\(height)x\(width) -> \(filters) k\(kernel) s\(stride) g\(groups) pads \(pads)"
+                + (relu ? " Relu" : "")
         }
     }
 
@@ -359,63 +362,79 @@ struct StrideTwoStemTests {
         Case(batch: 2, channels: 3, filters: 5, height: 20, width: 21, kernel: 7, pads: [3, 3, 3, 3], relu: false),
         Case(batch: 1, channels: 1, filters: 4, height: 9, width: 70, kernel: 5, pads: [2, 1, 0, 2], relu: false),
         Case(batch: 1, channels: 4, filters: 6, height: 12, width: 300, kernel: 3, pads: [0, 0, 1, 1], relu: true),
+        Case(
+            batch: 1, channels: 24, filters: 24, height: 14, width: 70, kernel: 3, pads: [1, 1, 1, 1], relu: true,
+            stride: 1, groups: 3),
+        Case(
+            batch: 2, channels: 32, filters: 16, height: 15, width: 15, kernel: 3, pads: [1, 1, 1, 1], relu: false,
+            stride: 2, groups: 4),
+        Case(
+            batch: 1, channels: 12, filters: 18, height: 8, width: 9, kernel: 5, pads: [2, 2, 2, 2], relu: false,
+            stride: 1, groups: 6),
     ]
 
     @Test(arguments: cases) func matchesDoubleReference(_ c: Case) throws {
         let random = { (n: Int) in (0..<n).map { _ in Float.random(in: -1...1) } }
+        let perGroup = c.channels / c.groups, filtersPerGroup = c.filters / c.groups
         let x = random(c.batch * c.channels * c.height * c.width)
-        let w = random(c.filters * c.channels * c.kernel * c.kernel), b = random(c.filters)
+        let w = random(c.filters * perGroup * c.kernel * c.kernel), b = random(c.filters)
         var nodes = [
             Node(
                 opType: "Conv", inputs: ["x", "w", "b"], outputs: [c.relu ? "c" : "y"],
-                attributes: ["strides": .ints([2, 2]), "pads": .ints(c.pads)])
+                attributes: [
+                    "strides": .ints([c.stride, c.stride]), "pads": .ints(c.pads), "group": .int(c.groups),
+                ])
         ]
         if c.relu { nodes.append(Node(opType: "Relu", inputs: ["c"], outputs: ["y"])) }
         let graph = Graph(
-            name: "stem", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            name: "direct", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
             outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
             initializers: [
-                "w": try Tensor(shape: [c.filters, c.channels, c.kernel, c.kernel], scalars: w),
+                "w": try Tensor(shape: [c.filters, perGroup, c.kernel, c.kernel], scalars: w),
                 "b": try Tensor(shape: [c.filters], scalars: b),
             ])
         let feeds = [
             NamedTensor(name: "x", tensor: try Tensor(shape: [c.batch, c.channels, c.height, c.width], scalars: x))
         ]
-        let session = try Session(graph: graph, backend: CPUBackend(threads: 2))
-        let kernels = try session.prepare(feeds).steps.map(\.implementation)
-        #expect(kernels.contains { $0.hasPrefix("DirectConvKernel") }, "\(kernels)")
-        let got = try session.run(feeds).outputs[0].tensor
-        let oh = (c.height + c.pads[0] + c.pads[2] - c.kernel) / 2 + 1
-        let ow = (c.width + c.pads[1] + c.pads[3] - c.kernel) / 2 + 1
-        #expect(got.shape == [c.batch, c.filters, oh, ow])
-        var expected: [Double] = [], magnitudes: [Double] = []
-        for n in 0..<c.batch {
-            for f in 0..<c.filters {
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        var sum = Double(b[f]), magnitude = abs(Double(b[f]))
-                        for ch in 0..<c.channels {
-                            for ki in 0..<c.kernel {
-                                for kj in 0..<c.kernel {
-                                    let ih = i * 2 - c.pads[0] + ki, iw = j * 2 - c.pads[1] + kj
-                                    guard ih >= 0 && ih < c.height && iw >= 0 && iw < c.width else { continue }
-                                    let term =
-                                        Double(w[((f * c.channels + ch) * c.kernel + ki) * c.kernel + kj])
-                                        * Double(x[((n * c.channels + ch) * c.height + ih) * c.width + iw])
-                                    sum += term
-                                    magnitude += abs(term)
+        for threads in [1, 2] {
+            let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
+            let kernels = try session.prepare(feeds).steps.map(\.implementation)
+            #expect(kernels.contains { $0.hasPrefix("DirectConvKernel") }, "\(kernels)")
+            let got = try session.run(feeds).outputs[0].tensor
+            let oh = (c.height + c.pads[0] + c.pads[2] - c.kernel) / c.stride + 1
+            let ow = (c.width + c.pads[1] + c.pads[3] - c.kernel) / c.stride + 1
+            #expect(got.shape == [c.batch, c.filters, oh, ow])
+            var expected: [Double] = [], magnitudes: [Double] = []
+            for n in 0..<c.batch {
+                for f in 0..<c.filters {
+                    let group = f / filtersPerGroup
+                    for i in 0..<oh {
+                        for j in 0..<ow {
+                            var sum = Double(b[f]), magnitude = abs(Double(b[f]))
+                            for cg in 0..<perGroup {
+                                let ch = group * perGroup + cg
+                                for ki in 0..<c.kernel {
+                                    for kj in 0..<c.kernel {
+                                        let ih = i * c.stride - c.pads[0] + ki, iw = j * c.stride - c.pads[1] + kj
+                                        guard ih >= 0 && ih < c.height && iw >= 0 && iw < c.width else { continue }
+                                        let term =
+                                            Double(w[((f * perGroup + cg) * c.kernel + ki) * c.kernel + kj])
+                                            * Double(x[((n * c.channels + ch) * c.height + ih) * c.width + iw])
+                                        sum += term
+                                        magnitude += abs(term)
+                                    }
                                 }
                             }
+                            expected.append(c.relu ? max(sum, 0) : sum)
+                            magnitudes.append(magnitude)
                         }
-                        expected.append(c.relu ? max(sum, 0) : sum)
-                        magnitudes.append(magnitude)
                     }
                 }
             }
+            let report = ToleranceReport.compareSums(
+                try got.scalars(as: Float.self), expected, magnitudes: magnitudes,
+                terms: perGroup * c.kernel * c.kernel + 1)
+            #expect(report.passed, "\(c.testDescription), \(threads) threads: \(report)")
         }
-        let report = ToleranceReport.compareSums(
-            try got.scalars(as: Float.self), expected, magnitudes: magnitudes,
-            terms: c.channels * c.kernel * c.kernel + 1)
-        #expect(report.passed, "\(c.testDescription): \(report)")
     }
 }

@@ -3,37 +3,46 @@ import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
-/// Direct convolution for few input channels (stride 1, no dilation, one group): im2col would hand the GEMM a
-/// K of only C·KH·KW (9 for the first layer of a grayscale CNN), too short to amortize its tile loads and stores,
-/// while each output row here accumulates C·KH·KW shifted input rows in vector registers. Filters split across
-/// threads at batch 1, images at larger batches.
+/// Direct convolution for few input channels per group (no dilation): im2col would hand the GEMM a K of only
+/// C·KH·KW (9 for the first layer of a grayscale CNN), too short to amortize its tile loads and stores, while each
+/// output row here accumulates C·KH·KW shifted input rows in vector registers. Three cases: few input channels at
+/// stride 1; stride-2 stems (1-4 channels); grouped convolutions with at most 16 channels per group (RegNet,
+/// ResNeXt), one group at a time. Filters split across threads at batch 1 with one group, else (image, group)
+/// pairs.
 final class DirectConvKernel: Kernel {
-    /// Whether the direct kernel applies (and, for `automatic`, is chosen: a reduction of at most 16 terms).
+    /// Whether the direct kernel applies (and, for `automatic`, is chosen).
     static func applies(_ node: BoundNode, algorithm: ConvolutionAlgorithm) throws -> Bool {
         guard algorithm == .automatic || algorithm == .direct, let x = node.inputs.first.flatMap({ $0 }),
-            node.inputs.count > 1, let w = node.inputs[1], x.shape.rank == 4, w.shape.rank == 4,
-            try node.attributes.int("group", default: 1) == 1
+            node.inputs.count > 1, let w = node.inputs[1], x.shape.rank == 4, w.shape.rank == 4
+        else { return false }
+        let groups = try node.attributes.int("group", default: 1)
+        guard groups >= 1, x.shape[1] % groups == 0, w.shape[0] % groups == 0, w.shape[1] * groups == x.shape[1]
         else { return false }
         let kernel = Array(w.shape.dimensions.dropFirst(2))
         let geometry = try ConvGeometry.forward(
             node.shapeContext, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
-        guard geometry.dilations == [1, 1] else { return false }
+        guard geometry.dilations == [1, 1], geometry.strides == [1, 1] || geometry.strides == [2, 2] else {
+            return false
+        }
+        if groups > 1 {
+            // Grouped (not depthwise, which has its own kernel): each group a small dense convolution.
+            return w.shape[1] > 1 && w.shape[1] <= 16 && kernel[0] <= 7 && kernel[1] <= 7
+        }
         if geometry.strides == [2, 2] {
             // Stems (RGB in, stride 2, 3x3 to 7x7): im2col's columns would be the whole image several times over.
             return x.shape[1] <= 4 && kernel[0] <= 7 && kernel[1] <= 7
         }
-        guard geometry.strides == [1, 1] else { return false }
         return algorithm == .direct || x.shape[1] * kernel[0] * kernel[1] <= 16
     }
 
     private let x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?
     private let y: UnsafeMutablePointer<Float>
-    private let batch: Int, channels: Int, filters: Int
+    private let batch: Int, channels: Int, filters: Int, groups: Int
     private let geometry: ConvGeometry
     private let paddedHeight: Int, paddedWidth: Int
     private let relu: Int32
     private let parallel: ParallelFor
-    /// Per worker (one at batch 1, where threads split the filters): the zero-padded image.
+    /// Per worker: the zero-padded image (of one group's channels).
     private let padded: [HostBuffer]
     private var task: ClosureTask?
 
@@ -46,16 +55,20 @@ final class DirectConvKernel: Kernel {
         geometry = g
         relu = try node.fusedActivation().kind == ck_activation_relu ? 1 : 0
         batch = xv.shape[0]
-        channels = xv.shape[1]
-        filters = wv.shape[0]
+        groups = try node.attributes.int("group", default: 1)
+        channels = xv.shape[1] / groups
+        filters = wv.shape[0] / groups
         // The rows and columns the windows reach (stride 2: even columns then odd ones, see ck_conv2d_direct).
         paddedHeight = (g.output[0] - 1) * g.strides[0] + g.kernel[0]
         paddedWidth = (g.output[1] - 1) * g.strides[1] + g.kernel[1]
-        // At batch 1, filters split across threads only when there is enough work to pay for waking them.
-        let macs = filters * g.output[0] * g.output[1] * xv.shape[1] * g.kernel[0] * g.kernel[1]
-        let workers = batch > 1 ? min(parallel.threads, batch) : (macs >= 1 << 20 ? min(parallel.threads, filters) : 1)
-        let paddedFloats = ck_conv2d_direct_padded_floats(xv.shape[1], paddedHeight, paddedWidth, g.kernel[1])
-        padded = try (0..<(batch > 1 ? workers : 1)).map { _ in
+        // At batch 1 with one group, filters split across threads only when there is enough work to pay for
+        // waking them; otherwise (image, group) pairs do.
+        let macs = filters * groups * g.output[0] * g.output[1] * channels * g.kernel[0] * g.kernel[1]
+        let items = batch * groups
+        let workers =
+            items > 1 ? min(parallel.threads, items) : (macs >= 1 << 20 ? min(parallel.threads, filters) : 1)
+        let paddedFloats = ck_conv2d_direct_padded_floats(channels, paddedHeight, paddedWidth, g.kernel[1])
+        padded = try (0..<(items > 1 ? workers : 1)).map { _ in
             try HostBuffer(bytes: paddedFloats * MemoryLayout<Float>.stride)
         }
         x = UnsafePointer(try xv.pointer(Float.self))
@@ -64,41 +77,45 @@ final class DirectConvKernel: Kernel {
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
         if workers > 1 {
             task = ClosureTask { [unowned self] part, begin, end in
-                if batch > 1 {
-                    for n in begin..<end { convolve(image: n, filters: 0..<filters, worker: part, pads: true) }
+                if items > 1 {
+                    for item in begin..<end { convolve(item: item, filters: 0..<filters, worker: part, pads: true) }
                 } else {
-                    convolve(image: 0, filters: begin..<end, worker: part, pads: false)
+                    convolve(item: 0, filters: begin..<end, worker: part, pads: false)
                 }
             }
         }
     }
 
     func run() throws {
+        let items = batch * groups
         if let task {
-            if batch == 1 { pad(image: 0, worker: 0) }
-            parallel.run(task, count: batch > 1 ? batch : filters)
+            if items == 1 { pad(item: 0, worker: 0) }
+            parallel.run(task, count: items > 1 ? items : filters)
         } else {
-            for n in 0..<batch { convolve(image: n, filters: 0..<filters, worker: 0, pads: true) }
+            for item in 0..<items { convolve(item: item, filters: 0..<filters, worker: 0, pads: true) }
         }
     }
 
-    private func pad(image n: Int, worker: Int) {
+    /// Item n·groups + g: image n, group g. Its channels are contiguous in x, its filters and outputs in w and y.
+    private func pad(item: Int, worker: Int) {
         let g = geometry
         let pad = g.strides[1] == 2 ? ck_conv2d_direct_pad_stride2 : ck_conv2d_direct_pad
         pad(
-            x + n * channels * g.input[0] * g.input[1], channels, g.input[0], g.input[1], g.padsBegin[0],
+            x + item * channels * g.input[0] * g.input[1], channels, g.input[0], g.input[1], g.padsBegin[0],
             g.padsBegin[1], paddedHeight, paddedWidth, g.kernel[1],
             padded[worker].pointer.assumingMemoryBound(to: Float.self))
     }
 
-    /// Filters `range` of image `n`; `pads` first makes the worker's padded copy of the image.
-    private func convolve(image n: Int, filters range: Range<Int>, worker: Int, pads: Bool) {
-        if pads { pad(image: n, worker: worker) }
+    /// Filters `range` of one (image, group) item; `pads` first makes the worker's padded copy of its channels.
+    private func convolve(item: Int, filters range: Range<Int>, worker: Int, pads: Bool) {
+        if pads { pad(item: item, worker: worker) }
         let g = geometry
+        let group = item % groups
         let source = padded[pads ? worker : 0].pointer.assumingMemoryBound(to: Float.self)
         ck_conv2d_direct(
-            source, channels, paddedHeight, paddedWidth, w, g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], bias,
-            relu, range.lowerBound, range.upperBound, y + n * filters * g.output[0] * g.output[1], g.output[0],
+            source, channels, paddedHeight, paddedWidth, w + group * filters * channels * g.kernel[0] * g.kernel[1],
+            g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], bias.map { $0 + group * filters }, relu,
+            range.lowerBound, range.upperBound, y + item * filters * g.output[0] * g.output[1], g.output[0],
             g.output[1])
     }
 }
