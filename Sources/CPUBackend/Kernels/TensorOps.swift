@@ -100,6 +100,27 @@ enum TensorOpKernels {
             throw node.fail("invalid slice parameters")
         }
         let inStrides = rowMajorStrides(x.shape.dimensions)
+        let dims = x.shape.dimensions, out = p.outputDimensions
+        // Unit steps: the output is runs of contiguous elements (everything after the last sliced axis), copied
+        // whole: a channel split is one copy, not an index per element.
+        if !dims.isEmpty, p.steps.allSatisfy({ $0 == 1 }), y.count > 0 {
+            let last = (0..<dims.count).last { out[$0] != dims[$0] } ?? 0
+            let run = out[last...].reduce(1, *)
+            let runs = y.count / max(run, 1)
+            var starts = [Int](repeating: 0, count: runs)
+            forEachIndex(Array(out[..<last])) { index, flat in
+                var offset = p.starts[last] * inStrides[last]
+                for axis in 0..<index.count { offset += (p.starts[axis] + index[axis]) * inStrides[axis] }
+                starts[flat] = offset
+            }
+            let size = y.type.dtype.byteSize, bytes = run * size
+            let src = try x.raw(), dst = try y.raw()
+            return ClosureKernel {
+                for r in 0..<starts.count {
+                    (dst + r * bytes).copyMemory(from: src + starts[r] * size, byteCount: bytes)
+                }
+            }
+        }
         var table = [Int](repeating: 0, count: y.count)
         forEachIndex(y.shape.dimensions) { index, flat in
             var offset = 0
