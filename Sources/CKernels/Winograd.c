@@ -41,11 +41,16 @@ void ck_winograd_filter_2x2_3x3(const float *w, size_t filters, size_t channels,
     }
 }
 
-void ck_winograd_channels_last(const float *x, size_t channels, size_t height, size_t width, float *hwc) {
+void ck_winograd_channels_last(const float *x, size_t channels, size_t height, size_t width, size_t p_begin,
+                               size_t p_end, float *hwc) {
+    // Blocks of 16 pixels: each channel's 16 contiguous reads land in 16 output rows that stay in L1.
     const size_t plane = height * width;
-    for (size_t c = 0; c < channels; c++) {
-        const float *xc = x + c * plane;
-        for (size_t p = 0; p < plane; p++) hwc[p * channels + c] = xc[p];
+    for (size_t p0 = p_begin; p0 < p_end; p0 += 16) {
+        const size_t p1 = p_end - p0 < 16 ? p_end : p0 + 16;
+        for (size_t c = 0; c < channels; c++) {
+            const float *xc = x + c * plane;
+            for (size_t p = p0; p < p1; p++) hwc[p * channels + c] = xc[p];
+        }
     }
 }
 

@@ -101,7 +101,7 @@ public enum CPUKernelTable {
                 return try activated(
                     pooled ? try PooledConvKernel(node: node, parallel: parallel(backend), make: make) : try make(node))
             })
-        add(["ConvTranspose"], floats) { try ConvTransposeKernel(node: $0) }
+        add(["ConvTranspose"], floats, split: { try ConvTransposeKernel(node: $0, parallel: $1) })
         add(["MaxPool", "AveragePool"], floats, split: PoolingKernels.make)
         add(["GlobalAveragePool", "GlobalMaxPool"], floats, PoolingKernels.makeGlobal)
         add(["Resize"], allFloats.union([.int8, .uint8, .int32, .int64]), split: ResizeKernels.make)

@@ -438,3 +438,66 @@ struct DirectConvolutionTests {
         }
     }
 }
+
+/// ConvTranspose splits its product rows and output channels across threads above a size: the split, constant
+/// weights (transposed once) and run-time weights (transposed per run) all give the unsplit result, and a double
+/// reference within the summation bound.
+struct ConvTransposeSplitTests {
+    @Test func splitAndWeightFormsAgree() throws {
+        let (n, c, m, h, w, k) = (1, 16, 12, 20, 24, 3)
+        let random = { (count: Int) in (0..<count).map { _ in Float.random(in: -1...1) } }
+        let x = random(n * c * h * w), weights = random(c * m * k * k), bias = random(m)
+        func graph(constant: Bool) throws -> Graph {
+            Graph(
+                name: "deconv",
+                inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)]
+                    + (constant ? [] : [ValueInfo(name: "w", dtype: .float32, dimensions: nil)]),
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [
+                    Node(
+                        opType: "ConvTranspose", inputs: ["x", "w", "b"], outputs: ["y"],
+                        attributes: ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])])
+                ],
+                initializers: [
+                    "b": try Tensor(shape: [m], scalars: bias)
+                ].merging(constant ? ["w": try Tensor(shape: [c, m, k, k], scalars: weights)] : [:]) { a, _ in a })
+        }
+        var feeds = [NamedTensor(name: "x", tensor: try Tensor(shape: [n, c, h, w], scalars: x))]
+        let one = try Session(graph: try graph(constant: true), backend: CPUBackend(threads: 1)).run(feeds)
+            .outputs[0].tensor
+        let two = try Session(graph: try graph(constant: true), backend: CPUBackend(threads: 2)).run(feeds)
+            .outputs[0].tensor
+        feeds.append(NamedTensor(name: "w", tensor: try Tensor(shape: [c, m, k, k], scalars: weights)))
+        let runtime = try Session(graph: try graph(constant: false), backend: CPUBackend(threads: 2))
+        _ = try runtime.run(feeds)
+        let late = try runtime.run(feeds).outputs[0].tensor
+        #expect(try one.scalars(as: Float.self) == two.scalars(as: Float.self))
+        #expect(try one.scalars(as: Float.self) == late.scalars(as: Float.self))
+        let (oh, ow) = ((h - 1) * 2 - 2 + k, (w - 1) * 2 - 2 + k)
+        #expect(one.shape == [n, m, oh, ow])
+        var expected = [Double](repeating: 0, count: m * oh * ow), magnitudes = expected
+        for f in 0..<m {
+            for i in 0..<(oh * ow) { expected[f * oh * ow + i] = Double(bias[f]) }
+            for ch in 0..<c {
+                for iy in 0..<h {
+                    for ix in 0..<w {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let oy = iy * 2 - 1 + ky, ox = ix * 2 - 1 + kx
+                                guard oy >= 0 && oy < oh && ox >= 0 && ox < ow else { continue }
+                                let term =
+                                    Double(x[(ch * h + iy) * w + ix])
+                                    * Double(weights[((ch * m + f) * k + ky) * k + kx])
+                                expected[(f * oh + oy) * ow + ox] += term
+                                magnitudes[(f * oh + oy) * ow + ox] += abs(term)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let report = ToleranceReport.compareSums(
+            try one.scalars(as: Float.self), expected, magnitudes: magnitudes, terms: c * k * k + 1)
+        #expect(report.passed, "\(report)")
+    }
+}

@@ -184,7 +184,8 @@ void ck_relu(const float *x, float *y, size_t count);
 /// Winograd F(2x2, 3x3) transforms (Winograd.c). Filter: w [M][C][3][3] → u [16][C][M].
 void ck_winograd_filter_2x2_3x3(const float *w, size_t filters, size_t channels, float *u);
 /// One image x [C][H][W] copied channels-last into hwc [H][W][C], which the input transform reads.
-void ck_winograd_channels_last(const float *x, size_t channels, size_t height, size_t width, float *hwc);
+void ck_winograd_channels_last(const float *x, size_t channels, size_t height, size_t width, size_t p_begin,
+                               size_t p_end, float *hwc);
 /// Input tiles [tile_begin, tile_end) of one channels-last image hwc [H][W][C] (tile t at rows
 /// 2·(t / tiles_x) - pad_top, columns 2·(t % tiles_x) - pad_left; zero outside) → v[ξ·stride + (t - tile_begin)·C + c].
 void ck_winograd_input_2x2_3x3(const float *hwc, size_t channels, size_t height, size_t width, long pad_top,

@@ -171,8 +171,12 @@ final class ConvTransposeKernel: Kernel {
     /// For each (kernel position, input position), the output spatial offset or a negative value.
     private let scatter: [Int]
     private let column: HostBuffer
+    private let parallel: ParallelFor
+    /// Whether W is a constant, transposed once at plan time (else on every run).
+    private let constantWeights: Bool
 
-    init(node: BoundNode) throws {
+    init(node: BoundNode, parallel: ParallelFor) throws {
+        self.parallel = parallel
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
         let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
         let (g, _) = try ConvGeometry.transposed(
@@ -209,34 +213,50 @@ final class ConvTransposeKernel: Kernel {
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
         wT = try HostBuffer(bytes: wv.count * MemoryLayout<Float>.stride)
         column = try HostBuffer(bytes: outPerGroup * kernelCount * inCount * MemoryLayout<Float>.stride)
+        constantWeights = wv.constant != nil
+        if constantWeights { transposeWeights() }
     }
 
-    func run() throws {
+    /// W is (C, M/g, k...): per group a (C/g) x (M/g * K) matrix; lays out its transpose.
+    private func transposeWeights() {
         let rows = outPerGroup * kernelCount
         let t = wT.pointer.assumingMemoryBound(to: Float.self)
-        // W is (C, M/g, k...): per group a (C/g) x (M/g * K) matrix; lay out its transpose.
         for g in 0..<groups {
             let wg = w + g * inPerGroup * rows
             let tg = t + g * inPerGroup * rows
             for c in 0..<inPerGroup { for r in 0..<rows { tg[r * inPerGroup + c] = wg[c * rows + r] } }
         }
+    }
+
+    func run() throws {
+        if !constantWeights { transposeWeights() }
+        let rows = outPerGroup * kernelCount
+        let t = wT.pointer.assumingMemoryBound(to: Float.self)
         let col = column.pointer.assumingMemoryBound(to: Float.self)
         let outChannels = outPerGroup * groups
+        let splitter = rows * inCount * inPerGroup >= 1 << 18 ? parallel : .serial
         for n in 0..<batch {
             for g in 0..<groups {
                 let xg = x + (n * inPerGroup * groups + g * inPerGroup) * inCount
-                ck_sgemm_nn(
-                    rows, inCount, inPerGroup, 1, t + g * inPerGroup * rows, inPerGroup, xg, inCount, 0, col, inCount)
+                // The product's rows, then the output channels' scatter-adds, split across threads (both write
+                // disjoint rows).
+                splitter.run(rows) { begin, end in
+                    ck_sgemm_nn(
+                        end - begin, inCount, inPerGroup, 1, t + g * inPerGroup * rows + begin * inPerGroup, inPerGroup,
+                        xg, inCount, 0, col + begin * inCount, inCount)
+                }
                 let yg = y + (n * outChannels + g * outPerGroup) * outCount
-                for m in 0..<outPerGroup {
-                    let ym = yg + m * outCount
-                    let b = bias?[g * outPerGroup + m] ?? 0
-                    for o in 0..<outCount { ym[o] = b }
-                    for kp in 0..<kernelCount {
-                        let src = col + (m * kernelCount + kp) * inCount
-                        let base = kp * inCount
-                        scatter.withUnsafeBufferPointer { s in
-                            for i in 0..<inCount where s[base + i] >= 0 { ym[s[base + i]] += src[i] }
+                splitter.run(outPerGroup) { begin, end in
+                    scatter.withUnsafeBufferPointer { s in
+                        for m in begin..<end {
+                            let ym = yg + m * outCount
+                            let b = bias?[g * outPerGroup + m] ?? 0
+                            for o in 0..<outCount { ym[o] = b }
+                            for kp in 0..<kernelCount {
+                                let src = col + (m * kernelCount + kp) * inCount
+                                let base = kp * inCount
+                                for i in 0..<inCount where s[base + i] >= 0 { ym[s[base + i]] += src[i] }
+                            }
                         }
                     }
                 }

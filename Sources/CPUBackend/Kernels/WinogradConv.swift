@@ -60,6 +60,7 @@ final class WinogradConvKernel: Kernel {
     private var tileTask: ClosureTask?
     private var filterTask: ClosureTask?
     private var imagesTask: ClosureTask?
+    private var layoutTask: ClosureTask?
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -120,6 +121,12 @@ final class WinogradConvKernel: Kernel {
             filterTask = ClosureTask { [unowned self] _, begin, end in
                 multiplyAndTransform(panels: begin..<end)
             }
+            // The channels-last copy of the current image, split by pixels.
+            layoutTask = ClosureTask { [unowned self] _, begin, end in
+                ck_winograd_channels_last(
+                    x + current.image * channels * height * width, channels, height, width, begin, end,
+                    channelsLast[0].pointer.assumingMemoryBound(to: Float.self))
+            }
         }
     }
 
@@ -132,9 +139,15 @@ final class WinogradConvKernel: Kernel {
     }
 
     private func convolve(image n: Int, worker: Int, parallel: ParallelFor) {
-        ck_winograd_channels_last(
-            x + n * channels * height * width, channels, height, width,
-            channelsLast[worker].pointer.assumingMemoryBound(to: Float.self))
+        let pixels = height * width
+        if parallel.threads > 1, let layoutTask, channels * pixels >= 1 << 15 {
+            current = (n, 0, 0)
+            parallel.run(layoutTask, count: pixels)
+        } else {
+            ck_winograd_channels_last(
+                x + n * channels * pixels, channels, height, width, 0, pixels,
+                channelsLast[worker].pointer.assumingMemoryBound(to: Float.self))
+        }
         var begin = 0
         while begin < tiles {
             let count = min(blockTiles, tiles - begin)
