@@ -34,9 +34,21 @@ struct ZeroAllocationTests {
         let prepared = try session.prepare([NamedTensor(name: graph.runtimeInputs[0].name, tensor: input)])
         let inputs = [input]
         for _ in 0..<3 { _ = try prepared.run(inputs) }
-        malloc_counter_start()
-        for _ in 0..<50 { _ = try prepared.run(inputs) }
-        return malloc_counter_stop()
+        return try Self.fewest { for _ in 0..<50 { _ = try prepared.run(inputs) } }
+    }
+
+    /// The fewest allocations counted over three measurements of `body`. The counter sees the whole process, so a
+    /// test-runner thread allocating at the same moment can add to one measurement; a kernel that allocates adds
+    /// to every one of them.
+    static func fewest(_ body: () throws -> Void) rethrows -> UInt64 {
+        var fewest = UInt64.max
+        for _ in 0..<3 {
+            malloc_counter_start()
+            try body()
+            fewest = min(fewest, malloc_counter_stop())
+            if fewest == 0 { break }
+        }
+        return fewest
     }
 
     typealias InferenceGraphType = InferenceGraph.Graph
@@ -93,9 +105,7 @@ extension ZeroAllocationTests {
         let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
         let prepared = try session.prepare([NamedTensor(name: "x", tensor: input)])
         for _ in 0..<3 { _ = try prepared.run([input]) }
-        malloc_counter_start()
-        for _ in 0..<20 { _ = try prepared.run([input]) }
-        return malloc_counter_stop()
+        return try Self.fewest { for _ in 0..<20 { _ = try prepared.run([input]) } }
     }
 
     @Test(arguments: [1, 2]) func recurrentLayers(_ threads: Int) throws {
