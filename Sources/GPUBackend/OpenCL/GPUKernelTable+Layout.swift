@@ -59,8 +59,11 @@ extension GPUKernelTable {
             throw unsupported(node, "\(op) on \(y.type.dtype) on the GPU")
         }
         guard y.type.shape.elementCount > 0, let first = inputs.first else { return SequenceKernel(parts: []) }
-        var code = ["Add": 0, "Sum": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5][op, default: 0]
-        if op == "Mod" { code = try node.step.node.int("fmod", default: 0) != 0 ? 7 : 6 }
+        // The integer kernel's codes (they differ from the float kernel's); an unknown operator is an error.
+        guard var code = ["Add": 0, "Sum": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5, "Mod": 6][op] else {
+            throw unsupported(node, "no GPU integer code for \(op)")
+        }
+        if try op == "Mod" && node.step.node.int("fmod", default: 0) != 0 { code = 7 }
         guard inputs.count > 1 else {
             return try elementwise(
                 backend, "strided_copy", x: first, y: y,
@@ -95,7 +98,10 @@ extension GPUKernelTable {
         }
         try inputs.forEach { try requireFloat32(node, $0) }
         guard y.type.shape.elementCount > 0 else { return SequenceKernel(parts: []) }
-        let code = ["Max": 5, "Min": 6][node.step.node.opType, default: 0]
+        // Sum and Mean add (Mean scales afterwards), Max and Min compare; anything else is an error.
+        guard let code = ["Sum": 0, "Mean": 0, "Max": 5, "Min": 6][node.step.node.opType] else {
+            throw unsupported(node, "no GPU variadic code for \(node.step.node.opType)")
+        }
         var parts: [any Kernel] = []
         if inputs.count == 1 {
             parts.append(try unaryLaunch(backend, x: first, y: y, code: 11, alpha: 1, beta: 0))

@@ -91,7 +91,11 @@ public enum GPUKernelTable {
         add(["Gemm"], makeGemm)
         add(["MatMul"], makeMatMul)
         add(Array(unaryCodes.keys)) { node, backend in
-            try makeUnary(node, backend, code: unaryCodes[node.step.node.opType] ?? 11)
+            // An operator without a code is an error at plan time, never a silent identity.
+            guard let code = unaryCodes[node.step.node.opType] else {
+                throw unsupported(node, "no GPU code for \(node.step.node.opType)")
+            }
+            return try makeUnary(node, backend, code: code)
         }
         let anyType = Set(DType.allCases)
         let integers: Set<DType> = [.int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64]
@@ -326,9 +330,11 @@ public enum GPUKernelTable {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
         let y = try firstOutput(node)
         try requireFloat32(node, a, b)
-        var code = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6, "PRelu": 9][
-            node.step.node.opType, default: 0]
-        if node.step.node.opType == "Mod" { code = try node.step.node.int("fmod", default: 0) != 0 ? 7 : 8 }
+        let op = node.step.node.opType
+        guard
+            var code = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6, "PRelu": 9, "Mod": 8][op]
+        else { throw unsupported(node, "no GPU binary code for \(op)") }
+        if try op == "Mod" && node.step.node.int("fmod", default: 0) != 0 { code = 7 }
         return try binaryLaunch(backend, a: a, b: b, y: y, code: code)
     }
 
