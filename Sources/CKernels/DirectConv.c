@@ -300,6 +300,81 @@ static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o
     CK_DW_DISPATCH(dw_row_avx512_k)
 }
 
+// Four output rows at once, one vector of columns at a time (for rows narrower than the four-vector block, where
+// one row alone would leave a single FMA chain waiting on its latency each tap): row oh + r reads padded rows
+// (oh + r)·S + ki. y points at output row oh; rows are out_w apart.
+#define CK_DW_ROWS4_SOURCE(r, ki, kj, ow)                                                                    \
+    (padded + (((oh) + (r)) * S + (ki)) * wp + (S == 1 ? (kj) : (((kj) & 1) ? wpe : 0) + (kj) / 2) + (ow))
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inline void
+dw_rows4_avx512_k(const float *padded, size_t wp, size_t wpe, size_t oh, const float *wc, const size_t K,
+                  const size_t S, float b, float *y, size_t out_w, float lo, float hi) {
+    const __m512 bias = _mm512_set1_ps(b), low = _mm512_set1_ps(lo), high = _mm512_set1_ps(hi);
+    for (size_t ow = 0; ow < out_w; ow += 16) {
+        const size_t n = out_w - ow < 16 ? out_w - ow : 16;
+        const __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        __m512 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+        for (size_t ki = 0; ki < K; ki++)
+            for (size_t kj = 0; kj < K; kj++) {
+                const __m512 wv = _mm512_set1_ps(wc[ki * K + kj]);
+                a0 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, CK_DW_ROWS4_SOURCE(0, ki, kj, ow)), a0);
+                a1 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, CK_DW_ROWS4_SOURCE(1, ki, kj, ow)), a1);
+                a2 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, CK_DW_ROWS4_SOURCE(2, ki, kj, ow)), a2);
+                a3 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, CK_DW_ROWS4_SOURCE(3, ki, kj, ow)), a3);
+            }
+        _mm512_mask_storeu_ps(y + ow, m, _mm512_min_ps(high, _mm512_max_ps(low, a0)));
+        _mm512_mask_storeu_ps(y + out_w + ow, m, _mm512_min_ps(high, _mm512_max_ps(low, a1)));
+        _mm512_mask_storeu_ps(y + 2 * out_w + ow, m, _mm512_min_ps(high, _mm512_max_ps(low, a2)));
+        _mm512_mask_storeu_ps(y + 3 * out_w + ow, m, _mm512_min_ps(high, _mm512_max_ps(low, a3)));
+    }
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+dw_rows4_avx2_k(const float *padded, size_t wp, size_t wpe, size_t oh, const float *wc, const size_t K,
+                const size_t S, float b, float *y, size_t out_w, float lo, float hi) {
+    const __m256 bias = _mm256_set1_ps(b), low = _mm256_set1_ps(lo), high = _mm256_set1_ps(hi);
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (size_t ow = 0; ow < out_w; ow += 8) {
+        const int n = out_w - ow < 8 ? (int)(out_w - ow) : 8;
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+        __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+        for (size_t ki = 0; ki < K; ki++)
+            for (size_t kj = 0; kj < K; kj++) {
+                const __m256 wv = _mm256_set1_ps(wc[ki * K + kj]);
+                a0 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(0, ki, kj, ow), m), a0);
+                a1 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(1, ki, kj, ow), m), a1);
+                a2 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(2, ki, kj, ow), m), a2);
+                a3 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(3, ki, kj, ow), m), a3);
+            }
+        _mm256_maskstore_ps(y + ow, m, _mm256_min_ps(high, _mm256_max_ps(low, a0)));
+        _mm256_maskstore_ps(y + out_w + ow, m, _mm256_min_ps(high, _mm256_max_ps(low, a1)));
+        _mm256_maskstore_ps(y + 2 * out_w + ow, m, _mm256_min_ps(high, _mm256_max_ps(low, a2)));
+        _mm256_maskstore_ps(y + 3 * out_w + ow, m, _mm256_min_ps(high, _mm256_max_ps(low, a3)));
+    }
+}
+
+#define CK_DW_ROWS4_DISPATCH(impl)                                                                           \
+    if (s == 1) {                                                                                            \
+        if (k == 3) impl(padded, wp, wpe, oh, wc, 3, 1, b, y, out_w, lo, hi);                                \
+        else if (k == 5) impl(padded, wp, wpe, oh, wc, 5, 1, b, y, out_w, lo, hi);                           \
+        else impl(padded, wp, wpe, oh, wc, 7, 1, b, y, out_w, lo, hi);                                       \
+    } else {                                                                                                 \
+        if (k == 3) impl(padded, wp, wpe, oh, wc, 3, 2, b, y, out_w, lo, hi);                                \
+        else if (k == 5) impl(padded, wp, wpe, oh, wc, 5, 2, b, y, out_w, lo, hi);                           \
+        else impl(padded, wp, wpe, oh, wc, 7, 2, b, y, out_w, lo, hi);                                       \
+    }
+#define CK_DW_ROWS4_ARGS                                                                                     \
+    (const float *padded, size_t wp, size_t wpe, size_t oh, const float *wc, size_t k, size_t s, float b, float *y, \
+     size_t out_w, float lo, float hi)
+__attribute__((target("avx2,fma"))) static void dw_rows4_avx2 CK_DW_ROWS4_ARGS { CK_DW_ROWS4_DISPATCH(dw_rows4_avx2_k) }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_rows4_avx512 CK_DW_ROWS4_ARGS {
+    CK_DW_ROWS4_DISPATCH(dw_rows4_avx512_k)
+}
+static void dw_rows4_none CK_DW_ROWS4_ARGS {
+    (void)padded, (void)wp, (void)wpe, (void)oh, (void)wc, (void)k, (void)s, (void)b, (void)y, (void)out_w, (void)lo,
+        (void)hi;
+}
+
 // Splits a padded row into its even columns (pr[0, wpe)) and odd columns (pr[wpe, wpe + wp / 2)).
 static void dw_split_generic(const float *tmp, float *pr, size_t wp, size_t wpe) {
     for (size_t j = 0; j < wpe; j++) pr[j] = tmp[2 * j];
@@ -334,7 +409,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512
     for (size_t o = j; o < wp / 2; o++) pr[wpe + o] = tmp[2 * o + 1];
 }
 
-#define CK_DEPTHWISE_BODY(row_fn, split_fn)                                                                          \
+#define CK_DEPTHWISE_BODY(row_fn, split_fn, rows4_fn, rows4_below)                                                                        \
     const int fast = dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5 || kh == 7) && sh == sw && (sh == 1 || sh == 2) && \
                      padded != NULL;                                                                         \
     const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh, wpe = (wp + 1) / 2;                 \
@@ -364,7 +439,12 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512
                 else if (last < first) memset(dst + first, 0, (size_t)((ptrdiff_t)wp - first) * sizeof(float)); \
                 if (sh == 2) split_fn(tmp, pr, wp, wpe);                                                     \
             }                                                                                                \
-            for (size_t oh = 0; oh < out_h; oh++) {                                                          \
+            size_t oh = 0;                                                                                   \
+            /* Narrow rows: four at a time (independent accumulators). */                                    \
+            if (out_w < (rows4_below))                                                                       \
+                for (; oh + 4 <= out_h; oh += 4)                                                             \
+                    rows4_fn(padded, wp, wpe, oh, wc, kh, sh, b, y + (c * out_h + oh) * out_w, out_w, lo, hi); \
+            for (; oh < out_h; oh++) {                                                                       \
                 float *yr = y + (c * out_h + oh) * out_w;                                                    \
                 const float *rows[7], *rowsE[7], *rowsO[7];                                                  \
                 for (size_t ki = 0; ki < kh; ki++) {                                                         \
@@ -407,12 +487,12 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512
     (const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end, size_t in_h,     \
      size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw, ptrdiff_t pad_top,          \
      ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi, int swish, float *padded)
-static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY(dw_row_generic, dw_split_generic) }
+static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY(dw_row_generic, dw_split_generic, dw_rows4_none, 0) }
 __attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS {
-    CK_DEPTHWISE_BODY(dw_row_avx2, dw_split_avx2)
+    CK_DEPTHWISE_BODY(dw_row_avx2, dw_split_avx2, dw_rows4_avx2, 32)
 }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_avx512 CK_DEPTHWISE_ARGS {
-    CK_DEPTHWISE_BODY(dw_row_avx512, dw_split_avx512)
+    CK_DEPTHWISE_BODY(dw_row_avx512, dw_split_avx512, dw_rows4_avx512, 64)
 }
 
 size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t kw, size_t sh, size_t sw) {
