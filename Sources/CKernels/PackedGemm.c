@@ -6,6 +6,7 @@
 // tile is MR x NR (AVX-512: 12 x 32, AVX2+FMA: 6 x 16, generic: 4 x 16).
 #include "CKernels.h"
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define KC 384
@@ -374,5 +375,31 @@ void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size
                 }
             }
         }
+    }
+}
+
+void ck_sgemm_rowmajor_b_epilogue(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
+                                  size_t ldb, int accumulate, float *c, size_t ldc, size_t panel_begin,
+                                  size_t panel_end, const ck_epilogue *epilogue, float *scratch) {
+    const size_t nr = ck_gemm_panel_width();
+    for (size_t p = panel_begin; p < panel_end; p++) {
+        const size_t j0 = p * nr;
+        if (j0 >= n) break;
+        const size_t valid = n - j0 < nr ? n - j0 : nr;
+        // The panel's columns of every row of B, zero-padded to NR: a copy that stays in cache while all of A's
+        // row tiles use it (packing the whole of B first wrote and re-read it through memory).
+        for (size_t kk = 0; kk < k; kk++) {
+            float *row = scratch + kk * nr;
+            memcpy(row, b + kk * ldb + j0, valid * sizeof(float));
+            for (size_t j = valid; j < nr; j++) row[j] = 0.0f;
+        }
+        ck_epilogue shifted;
+        const ck_epilogue *ep = epilogue;
+        if (epilogue && epilogue->col_bias) {
+            shifted = *epilogue;
+            shifted.col_bias = epilogue->col_bias + j0;
+            ep = &shifted;
+        }
+        ck_sgemm_packed_epilogue(m, valid, k, a, lda, scratch, accumulate, c + j0, ldc, 0, 1, ep);
     }
 }

@@ -53,6 +53,11 @@ final class ConvKernel: Kernel {
     private let geometry2D: ConvGeometry?
     /// Per worker: the packed im2col matrix.
     private let columns: [HostBuffer]
+    /// Pointwise (1x1, stride 1, unpadded) at batch 1: the GEMM reads the input rows in place (`rowMajorGemm`)
+    /// with one panel buffer per thread.
+    private let pointwise: Bool
+    private let panelBuffers: [HostBuffer]
+    private let panelScratch: [UnsafeMutablePointer<Float>]
     private let activation: FusedActivation
     /// Split-run state, made once: the GEMM's arguments, the im2col rows' image, and the per-image split.
     private let gemmTask = GemmTask()
@@ -79,9 +84,17 @@ final class ConvKernel: Kernel {
         let rows = channelsPerGroup * table.kernelCount
         let outputCount = table.outputCount
         let workers = batch > 1 ? min(parallel.threads, batch) : 1
-        columns = try (0..<workers).map { _ in
+        pointwise =
+            geometry.input.count == 2 && geometry.kernel == [1, 1] && geometry.strides == [1, 1]
+            && geometry.padsBegin == [0, 0] && geometry.padsEnd == [0, 0] && workers == 1
+        // Pointwise convolutions need only one packed panel of their input per thread; the rest the whole image.
+        columns = try (0..<(pointwise ? 0 : workers)).map { _ in
             try HostBuffer(bytes: max(ck_packed_b_floats(rows, outputCount), 1) * MemoryLayout<Float>.stride)
         }
+        panelBuffers = try (0..<(pointwise ? max(parallel.threads, 1) : 0)).map { _ in
+            try HostBuffer(bytes: max(rows * ck_gemm_panel_width(), 1) * MemoryLayout<Float>.stride)
+        }
+        panelScratch = panelBuffers.map { $0.pointer.bindMemory(to: Float.self, capacity: max(rows, 1)) }
         panelWidth = ck_gemm_panel_width()
         panels = (table.outputCount + panelWidth - 1) / panelWidth
         x = UnsafePointer(try xv.pointer(Float.self))
@@ -99,13 +112,15 @@ final class ConvKernel: Kernel {
         if columns.count > 1, let imagesTask {
             parallel.run(imagesTask, count: batch)
         } else {
-            for n in 0..<batch { convolve(image: n, column: columns[0], parallel: parallel) }
+            for n in 0..<batch { convolve(image: n, column: columns.first, parallel: parallel) }
         }
     }
 
-    private func convolve(image n: Int, column: HostBuffer, parallel: ParallelFor) {
+    /// Image `n`; `column` is the packed im2col buffer (nil for pointwise convolutions, which need none).
+    private func convolve(image n: Int, column: HostBuffer?, parallel: ParallelFor) {
         let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
-        let col = column.pointer.assumingMemoryBound(to: Float.self)
+        guard let col = column?.pointer.assumingMemoryBound(to: Float.self) ?? (pointwise ? panelScratch.first : nil)
+        else { return }
         let rows = channelsPerGroup * k
         let nr = panelWidth
         let panelStride = rows * nr
@@ -113,11 +128,16 @@ final class ConvKernel: Kernel {
             let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
             // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
             let splitter = rows * outCount >= 1 << 16 ? parallel : .serial
-            if let g2 = geometry2D, g2.kernel == [1, 1], g2.strides == [1, 1], g2.padsBegin == [0, 0],
-                g2.padsEnd == [0, 0]
-            {
-                // A pointwise (1x1) convolution's columns are its input rows: packed as they are.
-                ck_pack_b(rows, outCount, xg, inCount, 0, col)
+            if pointwise {
+                // A pointwise (1x1) convolution's columns are its input rows: the GEMM reads them in place,
+                // packing one panel at a time into a per-thread buffer that stays in cache.
+                let yg = y + (n * outChannels + g * filtersPerGroup) * outCount
+                rowMajorGemm(
+                    parallel, task: gemmTask, m: filtersPerGroup, n: outCount, k: rows,
+                    a: w + g * filtersPerGroup * rows, lda: rows, b: xg, ldb: inCount, c: yg, ldc: outCount,
+                    panels: panels, scratch: panelScratch,
+                    epilogue: activation.epilogue(rowBias: bias.map { $0 + g * filtersPerGroup }, columnBias: nil))
+                continue
             } else if let g2 = geometry2D {
                 if splitter.threads > 1 {
                     // Only the calling thread reaches here (images split across workers pass a serial

@@ -55,11 +55,42 @@ struct PackedMatrix {
 /// C = A·B (+ C) over a packed B, then the epilogue (bias, activation), split across threads by column panels
 /// (or rows when there are fewer panels than threads) when the product is large enough to pay for the split.
 /// `task` is the calling kernel's own (made when it was built), so a split run allocates nothing.
+/// `packedGemm` with a row-major B (ldb apart) packed one panel at a time into `scratch[worker]`
+/// (k · ck_gemm_panel_width() floats each, one per thread of `parallel`).
+func rowMajorGemm(
+    _ parallel: ParallelFor, task: GemmTask, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int,
+    scratch: [UnsafeMutablePointer<Float>], epilogue: ck_epilogue? = nil
+) {
+    guard parallel.threads > 1 && m * n * k >= 1 << 18, scratch.count >= parallel.threads else {
+        withEpilogue(epilogue, rowOffset: 0) {
+            ck_sgemm_rowmajor_b_epilogue(m, n, k, a, lda, b, ldb, 0, c, ldc, 0, panels, $0, scratch[0])
+        }
+        return
+    }
+    task.m = m
+    task.n = n
+    task.k = k
+    task.a = a
+    task.lda = lda
+    task.rowMajorB = b
+    task.ldb = ldb
+    task.scratch = scratch
+    task.accumulate = 0
+    task.c = c
+    task.ldc = ldc
+    task.panels = panels
+    task.epilogue = epilogue
+    task.byRows = panels < parallel.threads
+    parallel.run(task, count: task.byRows ? m : panels)
+}
+
 func packedGemm(
     _ parallel: ParallelFor, task: GemmTask, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
     packed: UnsafePointer<Float>, accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int,
     epilogue: ck_epilogue? = nil
 ) {
+    task.rowMajorB = nil
     let acc: Int32 = accumulate ? 1 : 0
     // One-row products (recurrent steps, batch-1 layers) stream their weights once: worth splitting from 2^16
     // multiply-adds, where the waiting thread's share already exceeds a wake-up.
@@ -93,8 +124,28 @@ final class GemmTask: ParallelTask, @unchecked Sendable {
     var accumulate: Int32 = 0
     var epilogue: ck_epilogue?
     var byRows = false
+    /// Set for a row-major B (ldb apart) whose panels are packed into `scratch[part]` as they are used.
+    var rowMajorB: UnsafePointer<Float>?
+    var ldb = 0
+    var scratch: [UnsafeMutablePointer<Float>] = []
 
     override func part(_ index: Int, _ begin: Int, _ end: Int) {
+        if let b = rowMajorB, let a, let c, index < scratch.count {
+            let (m, n, k, lda, ldb, ldc, panels, acc) = (m, n, k, lda, ldb, ldc, panels, accumulate)
+            let buffer = scratch[index]
+            if byRows {
+                withEpilogue(epilogue, rowOffset: begin) {
+                    ck_sgemm_rowmajor_b_epilogue(
+                        end - begin, n, k, a + begin * lda, lda, b, ldb, acc, c + begin * ldc, ldc, 0, panels, $0,
+                        buffer)
+                }
+            } else {
+                withEpilogue(epilogue, rowOffset: 0) {
+                    ck_sgemm_rowmajor_b_epilogue(m, n, k, a, lda, b, ldb, acc, c, ldc, begin, end, $0, buffer)
+                }
+            }
+            return
+        }
         guard let a, let packed, let c else { return }
         let (m, n, k, lda, ldc, panels, acc) = (m, n, k, lda, ldc, panels, accumulate)
         if byRows {
