@@ -4330,534 +4330,694 @@ $L__BB12_56:
 	.param .u64 reduce_param_6
 )
 {
-	.reg .pred 	%p<67>;
-	.reg .f32 	%f<55>;
-	.reg .b32 	%r<296>;
-	.reg .b64 	%rd<44>;
+	.reg .pred 	%p<97>;
+	.reg .f32 	%f<181>;
+	.reg .b32 	%r<241>;
+	.reg .b64 	%rd<35>;
 
 
-	ld.param.u64 	%rd11, [reduce_param_0];
-	ld.param.u32 	%r104, [reduce_param_1];
-	ld.param.u64 	%rd10, [reduce_param_2];
-	ld.param.u32 	%r105, [reduce_param_3];
-	ld.param.u32 	%r107, [reduce_param_4];
-	ld.param.u32 	%r106, [reduce_param_5];
-	ld.param.u64 	%rd12, [reduce_param_6];
-	cvta.to.global.u64 	%rd1, %rd11;
-	cvta.to.global.u64 	%rd2, %rd12;
-	mov.u32 	%r108, %ntid.x;
-	mov.u32 	%r109, %ctaid.x;
-	mov.u32 	%r110, %tid.x;
-	mad.lo.s32 	%r1, %r109, %r108, %r110;
-	setp.ge.s32 	%p1, %r1, %r107;
-	@%p1 bra 	$L__BB13_65;
+	ld.param.u64 	%rd8, [reduce_param_0];
+	ld.param.u32 	%r83, [reduce_param_1];
+	ld.param.u64 	%rd7, [reduce_param_2];
+	ld.param.u32 	%r84, [reduce_param_3];
+	ld.param.u32 	%r86, [reduce_param_4];
+	ld.param.u32 	%r85, [reduce_param_5];
+	ld.param.u64 	%rd9, [reduce_param_6];
+	cvta.to.global.u64 	%rd1, %rd8;
+	cvta.to.global.u64 	%rd2, %rd9;
+	mov.u32 	%r87, %ntid.x;
+	mov.u32 	%r88, %ctaid.x;
+	mov.u32 	%r89, %tid.x;
+	mad.lo.s32 	%r1, %r88, %r87, %r89;
+	setp.ge.s32 	%p1, %r1, %r86;
+	@%p1 bra 	$L__BB13_91;
 
 	ld.global.u32 	%r2, [%rd2];
 	setp.lt.s32 	%p2, %r2, 1;
-	mov.u32 	%r264, 0;
+	mov.u32 	%r218, 0;
 	@%p2 bra 	$L__BB13_7;
 
-	not.b32 	%r114, %r2;
-	max.s32 	%r115, %r114, -2;
-	add.s32 	%r116, %r2, %r115;
-	add.s32 	%r3, %r116, 2;
-	add.s32 	%r117, %r116, 1;
-	and.b32  	%r263, %r3, 3;
-	setp.lt.u32 	%p3, %r117, 3;
-	mov.u32 	%r264, 0;
-	mov.u32 	%r257, %r2;
-	mov.u32 	%r259, %r1;
+	not.b32 	%r93, %r2;
+	max.s32 	%r94, %r93, -2;
+	add.s32 	%r95, %r2, %r94;
+	add.s32 	%r3, %r95, 2;
+	add.s32 	%r96, %r95, 1;
+	and.b32  	%r217, %r3, 3;
+	setp.lt.u32 	%p3, %r96, 3;
+	mov.u32 	%r218, 0;
+	mov.u32 	%r211, %r2;
+	mov.u32 	%r212, %r1;
 	@%p3 bra 	$L__BB13_5;
 
-	sub.s32 	%r255, %r3, %r263;
-	mov.u32 	%r264, 0;
-	mov.u32 	%r257, %r2;
-	mov.u32 	%r259, %r1;
+	sub.s32 	%r209, %r3, %r217;
+	mov.u32 	%r218, 0;
+	mov.u32 	%r211, %r2;
+	mov.u32 	%r212, %r1;
 
 $L__BB13_4:
-	mul.wide.s32 	%rd13, %r257, 4;
-	add.s64 	%rd14, %rd2, %rd13;
-	ld.global.u32 	%r119, [%rd14];
-	div.s32 	%r120, %r259, %r119;
-	mul.lo.s32 	%r121, %r120, %r119;
-	sub.s32 	%r122, %r259, %r121;
-	add.s32 	%r123, %r257, %r2;
-	mul.wide.s32 	%rd15, %r123, 4;
-	add.s64 	%rd16, %rd2, %rd15;
-	ld.global.u32 	%r124, [%rd16];
-	mad.lo.s32 	%r125, %r124, %r122, %r264;
-	ld.global.u32 	%r126, [%rd14+-4];
-	div.s32 	%r127, %r120, %r126;
-	mul.lo.s32 	%r128, %r127, %r126;
-	sub.s32 	%r129, %r120, %r128;
-	ld.global.u32 	%r130, [%rd16+-4];
-	mad.lo.s32 	%r131, %r130, %r129, %r125;
-	ld.global.u32 	%r132, [%rd14+-8];
-	div.s32 	%r133, %r127, %r132;
-	mul.lo.s32 	%r134, %r133, %r132;
-	sub.s32 	%r135, %r127, %r134;
-	ld.global.u32 	%r136, [%rd16+-8];
-	mad.lo.s32 	%r137, %r136, %r135, %r131;
-	add.s32 	%r257, %r257, -4;
-	ld.global.u32 	%r138, [%rd14+-12];
-	div.s32 	%r259, %r133, %r138;
-	mul.lo.s32 	%r139, %r259, %r138;
-	sub.s32 	%r140, %r133, %r139;
-	ld.global.u32 	%r141, [%rd16+-12];
-	mad.lo.s32 	%r264, %r141, %r140, %r137;
-	add.s32 	%r255, %r255, -4;
-	setp.ne.s32 	%p4, %r255, 0;
+	mul.wide.s32 	%rd10, %r211, 4;
+	add.s64 	%rd11, %rd2, %rd10;
+	ld.global.u32 	%r98, [%rd11];
+	div.s32 	%r99, %r212, %r98;
+	mul.lo.s32 	%r100, %r99, %r98;
+	sub.s32 	%r101, %r212, %r100;
+	add.s32 	%r102, %r211, %r2;
+	mul.wide.s32 	%rd12, %r102, 4;
+	add.s64 	%rd13, %rd2, %rd12;
+	ld.global.u32 	%r103, [%rd13];
+	mad.lo.s32 	%r104, %r103, %r101, %r218;
+	ld.global.u32 	%r105, [%rd11+-4];
+	div.s32 	%r106, %r99, %r105;
+	mul.lo.s32 	%r107, %r106, %r105;
+	sub.s32 	%r108, %r99, %r107;
+	ld.global.u32 	%r109, [%rd13+-4];
+	mad.lo.s32 	%r110, %r109, %r108, %r104;
+	ld.global.u32 	%r111, [%rd11+-8];
+	div.s32 	%r112, %r106, %r111;
+	mul.lo.s32 	%r113, %r112, %r111;
+	sub.s32 	%r114, %r106, %r113;
+	ld.global.u32 	%r115, [%rd13+-8];
+	mad.lo.s32 	%r116, %r115, %r114, %r110;
+	add.s32 	%r211, %r211, -4;
+	ld.global.u32 	%r117, [%rd11+-12];
+	div.s32 	%r212, %r112, %r117;
+	mul.lo.s32 	%r118, %r212, %r117;
+	sub.s32 	%r119, %r112, %r118;
+	ld.global.u32 	%r120, [%rd13+-12];
+	mad.lo.s32 	%r218, %r120, %r119, %r116;
+	add.s32 	%r209, %r209, -4;
+	setp.ne.s32 	%p4, %r209, 0;
 	@%p4 bra 	$L__BB13_4;
 
 $L__BB13_5:
-	setp.eq.s32 	%p5, %r263, 0;
+	setp.eq.s32 	%p5, %r217, 0;
 	@%p5 bra 	$L__BB13_7;
 
 $L__BB13_6:
 	.pragma "nounroll";
-	add.s32 	%r22, %r257, -1;
-	mul.wide.s32 	%rd17, %r257, 4;
-	add.s64 	%rd18, %rd2, %rd17;
-	ld.global.u32 	%r142, [%rd18];
-	div.s32 	%r24, %r259, %r142;
-	mul.lo.s32 	%r143, %r24, %r142;
-	sub.s32 	%r144, %r259, %r143;
-	add.s32 	%r145, %r257, %r2;
-	mul.wide.s32 	%rd19, %r145, 4;
-	add.s64 	%rd20, %rd2, %rd19;
-	ld.global.u32 	%r146, [%rd20];
-	mad.lo.s32 	%r264, %r146, %r144, %r264;
-	add.s32 	%r263, %r263, -1;
-	setp.ne.s32 	%p6, %r263, 0;
-	mov.u32 	%r257, %r22;
-	mov.u32 	%r259, %r24;
+	add.s32 	%r22, %r211, -1;
+	mul.wide.s32 	%rd14, %r211, 4;
+	add.s64 	%rd15, %rd2, %rd14;
+	ld.global.u32 	%r121, [%rd15];
+	div.s32 	%r24, %r212, %r121;
+	mul.lo.s32 	%r122, %r24, %r121;
+	sub.s32 	%r123, %r212, %r122;
+	add.s32 	%r124, %r211, %r2;
+	mul.wide.s32 	%rd16, %r124, 4;
+	add.s64 	%rd17, %rd2, %rd16;
+	ld.global.u32 	%r125, [%rd17];
+	mad.lo.s32 	%r218, %r125, %r123, %r218;
+	add.s32 	%r217, %r217, -1;
+	setp.ne.s32 	%p6, %r217, 0;
+	mov.u32 	%r211, %r22;
+	mov.u32 	%r212, %r24;
 	@%p6 bra 	$L__BB13_6;
 
 $L__BB13_7:
 	shl.b32 	%r27, %r2, 1;
-	mov.u32 	%r274, 1;
-	or.b32  	%r28, %r27, 1;
-	mul.wide.s32 	%rd21, %r28, 4;
-	add.s64 	%rd22, %rd2, %rd21;
-	ld.global.u32 	%r29, [%rd22];
-	setp.lt.s32 	%p7, %r29, 1;
-	@%p7 bra 	$L__BB13_13;
+	or.b32  	%r126, %r27, 1;
+	mul.wide.s32 	%rd18, %r126, 4;
+	add.s64 	%rd19, %rd2, %rd18;
+	ld.global.u32 	%r28, [%rd19];
+	setp.gt.s32 	%p7, %r28, 0;
+	@%p7 bra 	$L__BB13_9;
+	bra.uni 	$L__BB13_8;
 
-	add.s32 	%r30, %r27, 2;
-	and.b32  	%r273, %r29, 3;
-	add.s32 	%r151, %r29, -1;
-	setp.lt.u32 	%p8, %r151, 3;
-	mov.u32 	%r274, 1;
-	mov.u32 	%r269, 0;
-	@%p8 bra 	$L__BB13_11;
+$L__BB13_9:
+	add.s32 	%r29, %r27, 2;
+	and.b32  	%r227, %r28, 3;
+	add.s32 	%r131, %r28, -1;
+	setp.lt.u32 	%p8, %r131, 3;
+	mov.u32 	%r228, 1;
+	mov.u32 	%r223, 0;
+	@%p8 bra 	$L__BB13_12;
 
-	sub.s32 	%r267, %r29, %r273;
-	mov.u32 	%r274, 1;
-	mov.u32 	%r269, 0;
-
-$L__BB13_10:
-	add.s32 	%r154, %r30, %r269;
-	mul.wide.s32 	%rd23, %r154, 4;
-	add.s64 	%rd24, %rd2, %rd23;
-	ld.global.u32 	%r155, [%rd24];
-	mul.lo.s32 	%r156, %r155, %r274;
-	ld.global.u32 	%r157, [%rd24+4];
-	mul.lo.s32 	%r158, %r157, %r156;
-	ld.global.u32 	%r159, [%rd24+8];
-	mul.lo.s32 	%r160, %r159, %r158;
-	ld.global.u32 	%r161, [%rd24+12];
-	mul.lo.s32 	%r274, %r161, %r160;
-	add.s32 	%r269, %r269, 4;
-	add.s32 	%r267, %r267, -4;
-	setp.ne.s32 	%p9, %r267, 0;
-	@%p9 bra 	$L__BB13_10;
+	sub.s32 	%r221, %r28, %r227;
+	mov.u32 	%r228, 1;
+	mov.u32 	%r223, 0;
 
 $L__BB13_11:
-	setp.eq.s32 	%p10, %r273, 0;
-	@%p10 bra 	$L__BB13_13;
+	add.s32 	%r134, %r29, %r223;
+	mul.wide.s32 	%rd20, %r134, 4;
+	add.s64 	%rd21, %rd2, %rd20;
+	ld.global.u32 	%r135, [%rd21];
+	mul.lo.s32 	%r136, %r135, %r228;
+	ld.global.u32 	%r137, [%rd21+4];
+	mul.lo.s32 	%r138, %r137, %r136;
+	ld.global.u32 	%r139, [%rd21+8];
+	mul.lo.s32 	%r140, %r139, %r138;
+	ld.global.u32 	%r141, [%rd21+12];
+	mul.lo.s32 	%r228, %r141, %r140;
+	add.s32 	%r223, %r223, 4;
+	add.s32 	%r221, %r221, -4;
+	setp.ne.s32 	%p9, %r221, 0;
+	@%p9 bra 	$L__BB13_11;
 
 $L__BB13_12:
-	.pragma "nounroll";
-	add.s32 	%r162, %r30, %r269;
-	mul.wide.s32 	%rd25, %r162, 4;
-	add.s64 	%rd26, %rd2, %rd25;
-	ld.global.u32 	%r163, [%rd26];
-	mul.lo.s32 	%r274, %r163, %r274;
-	add.s32 	%r269, %r269, 1;
-	add.s32 	%r273, %r273, -1;
-	setp.ne.s32 	%p11, %r273, 0;
-	@%p11 bra 	$L__BB13_12;
+	setp.eq.s32 	%p10, %r227, 0;
+	@%p10 bra 	$L__BB13_14;
 
 $L__BB13_13:
-	mov.f32 	%f53, 0f3F800000;
-	setp.eq.s32 	%p12, %r106, 2;
-	@%p12 bra 	$L__BB13_17;
+	.pragma "nounroll";
+	add.s32 	%r142, %r29, %r223;
+	mul.wide.s32 	%rd22, %r142, 4;
+	add.s64 	%rd23, %rd2, %rd22;
+	ld.global.u32 	%r143, [%rd23];
+	mul.lo.s32 	%r228, %r143, %r228;
+	add.s32 	%r223, %r223, 1;
+	add.s32 	%r227, %r227, -1;
+	setp.ne.s32 	%p11, %r227, 0;
+	@%p11 bra 	$L__BB13_13;
+	bra.uni 	$L__BB13_14;
 
-	setp.eq.s32 	%p13, %r106, 5;
-	@%p13 bra 	$L__BB13_19;
+$L__BB13_8:
+	mov.u32 	%r228, 1;
 
-	setp.ne.s32 	%p14, %r106, 3;
-	@%p14 bra 	$L__BB13_18;
+$L__BB13_14:
+	setp.ne.s32 	%p12, %r85, 9;
+	selp.u32 	%r229, 1, 0, %p12;
+	add.s32 	%r144, %r1, %r84;
+	cvta.to.global.u64 	%rd24, %rd7;
+	mul.wide.s32 	%rd25, %r144, 4;
+	add.s64 	%rd3, %rd24, %rd25;
+	cvt.rn.f32.s32 	%f1, %r228;
+	not.b32 	%r145, %r28;
+	max.s32 	%r146, %r145, -2;
+	add.s32 	%r147, %r28, %r146;
+	add.s32 	%r148, %r147, 2;
+	add.s32 	%r50, %r147, 1;
+	and.b32  	%r52, %r148, 3;
+	add.s32 	%r53, %r28, %r27;
+	mul.wide.s32 	%rd26, %r53, 4;
+	add.s64 	%rd4, %rd2, %rd26;
+	add.s32 	%r149, %r53, %r28;
+	mul.wide.s32 	%rd27, %r149, 4;
+	add.s64 	%rd5, %rd2, %rd27;
+	add.s32 	%r54, %r28, -2;
+	add.s32 	%r55, %r28, -3;
+	add.s32 	%r150, %r218, %r83;
+	mul.wide.s32 	%rd28, %r150, 4;
+	add.s64 	%rd6, %rd1, %rd28;
+	and.b32  	%r56, %r228, 3;
+	sub.s32 	%r57, %r228, %r56;
+	mov.f32 	%f180, 0f00000000;
 
-	mov.f32 	%f53, 0f7F800000;
-	bra.uni 	$L__BB13_19;
+$L__BB13_15:
+	setp.eq.s32 	%p13, %r229, 0;
+	mov.f32 	%f175, 0fFF800000;
+	@%p13 bra 	$L__BB13_21;
 
-$L__BB13_17:
-	mov.f32 	%f53, 0fFF800000;
-	bra.uni 	$L__BB13_19;
+	mov.f32 	%f54, 0f3F800000;
+	setp.eq.s32 	%p14, %r85, 2;
+	@%p14 bra 	$L__BB13_21;
 
-$L__BB13_18:
-	mov.f32 	%f53, 0f00000000;
+	setp.eq.s32 	%p15, %r85, 5;
+	mov.f32 	%f175, %f54;
+	@%p15 bra 	$L__BB13_21;
 
-$L__BB13_19:
-	setp.lt.s32 	%p15, %r274, 1;
-	@%p15 bra 	$L__BB13_60;
+	setp.ne.s32 	%p16, %r85, 3;
+	@%p16 bra 	$L__BB13_20;
 
-	setp.gt.s32 	%p16, %r29, 0;
-	add.s32 	%r49, %r29, %r27;
-	@%p16 bra 	$L__BB13_36;
+	mov.f32 	%f175, 0f7F800000;
 	bra.uni 	$L__BB13_21;
 
-$L__BB13_36:
-	not.b32 	%r167, %r29;
-	max.s32 	%r168, %r167, -2;
-	add.s32 	%r169, %r29, %r168;
-	add.s32 	%r170, %r169, 2;
-	add.s32 	%r58, %r169, 1;
-	and.b32  	%r59, %r170, 3;
-	add.s32 	%r60, %r29, -1;
-	mul.wide.s32 	%rd28, %r49, 4;
-	add.s64 	%rd4, %rd2, %rd28;
-	add.s32 	%r62, %r29, -2;
-	add.s32 	%r171, %r49, %r62;
-	add.s32 	%r172, %r171, 2;
-	mul.wide.s32 	%rd29, %r172, 4;
-	add.s64 	%rd5, %rd2, %rd29;
-	add.s32 	%r63, %r29, -3;
-	@%p12 bra 	$L__BB13_51;
-	bra.uni 	$L__BB13_37;
-
-$L__BB13_51:
-	add.s32 	%r83, %r49, 1;
-	mov.u32 	%r287, 0;
-
-$L__BB13_52:
-	setp.eq.s32 	%p56, %r59, 0;
-	mov.u32 	%r288, %r29;
-	mov.u32 	%r295, %r264;
-	mov.u32 	%r290, %r287;
-	@%p56 bra 	$L__BB13_56;
-
-	setp.eq.s32 	%p57, %r59, 1;
-	ld.global.u32 	%r214, [%rd4+4];
-	div.s32 	%r290, %r287, %r214;
-	mul.lo.s32 	%r215, %r290, %r214;
-	sub.s32 	%r216, %r287, %r215;
-	ld.global.u32 	%r217, [%rd5+4];
-	mad.lo.s32 	%r295, %r217, %r216, %r264;
-	mov.u32 	%r288, %r60;
-	@%p57 bra 	$L__BB13_56;
-
-	setp.eq.s32 	%p58, %r59, 2;
-	ld.global.u32 	%r218, [%rd4];
-	div.s32 	%r88, %r290, %r218;
-	mul.lo.s32 	%r219, %r88, %r218;
-	sub.s32 	%r220, %r290, %r219;
-	ld.global.u32 	%r221, [%rd5];
-	mad.lo.s32 	%r295, %r221, %r220, %r295;
-	mov.u32 	%r288, %r62;
-	mov.u32 	%r290, %r88;
-	@%p58 bra 	$L__BB13_56;
-
-	ld.global.u32 	%r222, [%rd4+-4];
-	div.s32 	%r290, %r88, %r222;
-	mul.lo.s32 	%r223, %r290, %r222;
-	sub.s32 	%r224, %r88, %r223;
-	ld.global.u32 	%r225, [%rd5+-4];
-	mad.lo.s32 	%r295, %r225, %r224, %r295;
-	mov.u32 	%r288, %r63;
-
-$L__BB13_56:
-	setp.lt.u32 	%p59, %r58, 3;
-	@%p59 bra 	$L__BB13_59;
-
-	add.s32 	%r292, %r288, 4;
-	add.s32 	%r226, %r83, %r288;
-	mul.wide.s32 	%rd6, %r226, 4;
-	add.s32 	%r227, %r28, %r288;
-	mul.wide.s32 	%rd7, %r227, 4;
-	mov.u64 	%rd43, %rd2;
-
-$L__BB13_58:
-	add.s64 	%rd36, %rd43, %rd7;
-	ld.global.u32 	%r228, [%rd36];
-	div.s32 	%r229, %r290, %r228;
-	mul.lo.s32 	%r230, %r229, %r228;
-	sub.s32 	%r231, %r290, %r230;
-	add.s64 	%rd37, %rd43, %rd6;
-	ld.global.u32 	%r232, [%rd37];
-	mad.lo.s32 	%r233, %r232, %r231, %r295;
-	ld.global.u32 	%r234, [%rd36+-4];
-	div.s32 	%r235, %r229, %r234;
-	mul.lo.s32 	%r236, %r235, %r234;
-	sub.s32 	%r237, %r229, %r236;
-	ld.global.u32 	%r238, [%rd37+-4];
-	mad.lo.s32 	%r239, %r238, %r237, %r233;
-	ld.global.u32 	%r240, [%rd36+-8];
-	div.s32 	%r241, %r235, %r240;
-	mul.lo.s32 	%r242, %r241, %r240;
-	sub.s32 	%r243, %r235, %r242;
-	ld.global.u32 	%r244, [%rd37+-8];
-	mad.lo.s32 	%r245, %r244, %r243, %r239;
-	ld.global.u32 	%r246, [%rd36+-12];
-	div.s32 	%r290, %r241, %r246;
-	mul.lo.s32 	%r247, %r290, %r246;
-	sub.s32 	%r248, %r241, %r247;
-	ld.global.u32 	%r249, [%rd37+-12];
-	mad.lo.s32 	%r295, %r249, %r248, %r245;
-	add.s64 	%rd43, %rd43, -16;
-	add.s32 	%r292, %r292, -4;
-	setp.gt.s32 	%p60, %r292, 4;
-	@%p60 bra 	$L__BB13_58;
-
-$L__BB13_59:
-	add.s32 	%r250, %r295, %r104;
-	mul.wide.s32 	%rd38, %r250, 4;
-	add.s64 	%rd39, %rd1, %rd38;
-	ld.global.f32 	%f41, [%rd39];
-	setp.gt.f32 	%p61, %f41, %f53;
-	setp.nan.f32 	%p62, %f41, %f41;
-	or.pred  	%p63, %p61, %p62;
-	selp.f32 	%f53, %f41, %f53, %p63;
-	add.s32 	%r287, %r287, 1;
-	setp.lt.s32 	%p64, %r287, %r274;
-	@%p64 bra 	$L__BB13_52;
-	bra.uni 	$L__BB13_60;
+$L__BB13_20:
+	mov.f32 	%f175, 0f00000000;
 
 $L__BB13_21:
-	add.s32 	%r164, %r264, %r104;
-	mul.wide.s32 	%rd27, %r164, 4;
-	add.s64 	%rd3, %rd1, %rd27;
-	@%p12 bra 	$L__BB13_30;
-	bra.uni 	$L__BB13_22;
+	setp.lt.s32 	%p17, %r228, 1;
+	@%p17 bra 	$L__BB13_74;
 
-$L__BB13_30:
-	add.s32 	%r166, %r274, -1;
-	and.b32  	%r277, %r274, 3;
-	setp.lt.u32 	%p26, %r166, 3;
-	@%p26 bra 	$L__BB13_33;
-
-	sub.s32 	%r276, %r274, %r277;
-	ld.global.f32 	%f9, [%rd3];
-
-$L__BB13_32:
-	setp.gt.f32 	%p27, %f9, %f53;
-	setp.nan.f32 	%p28, %f9, %f9;
-	or.pred  	%p29, %p27, %p28;
-	selp.f32 	%f36, %f9, %f53, %p29;
-	setp.gt.f32 	%p30, %f9, %f36;
-	or.pred  	%p31, %p30, %p28;
-	selp.f32 	%f37, %f9, %f36, %p31;
-	setp.gt.f32 	%p32, %f9, %f37;
-	or.pred  	%p33, %p32, %p28;
-	selp.f32 	%f38, %f9, %f37, %p33;
-	setp.gt.f32 	%p34, %f9, %f38;
-	or.pred  	%p35, %p34, %p28;
-	selp.f32 	%f53, %f9, %f38, %p35;
-	add.s32 	%r276, %r276, -4;
-	setp.ne.s32 	%p36, %r276, 0;
-	@%p36 bra 	$L__BB13_32;
-
-$L__BB13_33:
-	setp.eq.s32 	%p37, %r277, 0;
-	@%p37 bra 	$L__BB13_60;
-
-	ld.global.f32 	%f14, [%rd3];
-
-$L__BB13_35:
-	.pragma "nounroll";
-	setp.gt.f32 	%p38, %f14, %f53;
-	setp.nan.f32 	%p39, %f14, %f14;
-	or.pred  	%p40, %p38, %p39;
-	selp.f32 	%f53, %f14, %f53, %p40;
-	add.s32 	%r277, %r277, -1;
-	setp.eq.s32 	%p41, %r277, 0;
-	@%p41 bra 	$L__BB13_60;
-	bra.uni 	$L__BB13_35;
-
-$L__BB13_37:
-	mov.u32 	%r278, 0;
-
-$L__BB13_38:
-	setp.eq.s32 	%p43, %r59, 0;
-	mov.u32 	%r279, %r29;
-	mov.u32 	%r286, %r264;
-	mov.u32 	%r281, %r278;
-	@%p43 bra 	$L__BB13_42;
-
-	setp.eq.s32 	%p44, %r59, 1;
-	ld.global.u32 	%r175, [%rd4+4];
-	div.s32 	%r281, %r278, %r175;
-	mul.lo.s32 	%r176, %r281, %r175;
-	sub.s32 	%r177, %r278, %r176;
-	ld.global.u32 	%r178, [%rd5+4];
-	mad.lo.s32 	%r286, %r178, %r177, %r264;
-	mov.u32 	%r279, %r60;
-	@%p44 bra 	$L__BB13_42;
-
-	setp.eq.s32 	%p45, %r59, 2;
-	ld.global.u32 	%r179, [%rd4];
-	div.s32 	%r68, %r281, %r179;
-	mul.lo.s32 	%r180, %r68, %r179;
-	sub.s32 	%r181, %r281, %r180;
-	ld.global.u32 	%r182, [%rd5];
-	mad.lo.s32 	%r286, %r182, %r181, %r286;
-	mov.u32 	%r279, %r62;
-	mov.u32 	%r281, %r68;
-	@%p45 bra 	$L__BB13_42;
-
-	ld.global.u32 	%r183, [%rd4+-4];
-	div.s32 	%r281, %r68, %r183;
-	mul.lo.s32 	%r184, %r281, %r183;
-	sub.s32 	%r185, %r68, %r184;
-	ld.global.u32 	%r186, [%rd5+-4];
-	mad.lo.s32 	%r286, %r186, %r185, %r286;
-	mov.u32 	%r279, %r63;
-
-$L__BB13_42:
-	setp.lt.u32 	%p46, %r58, 3;
-	@%p46 bra 	$L__BB13_44;
-
-$L__BB13_43:
-	add.s32 	%r187, %r279, %r27;
-	mul.wide.s32 	%rd30, %r187, 4;
-	add.s64 	%rd31, %rd2, %rd30;
-	ld.global.u32 	%r188, [%rd31+4];
-	div.s32 	%r189, %r281, %r188;
-	mul.lo.s32 	%r190, %r189, %r188;
-	sub.s32 	%r191, %r281, %r190;
-	add.s32 	%r192, %r49, %r279;
-	mul.wide.s32 	%rd32, %r192, 4;
-	add.s64 	%rd33, %rd2, %rd32;
-	ld.global.u32 	%r193, [%rd33+4];
-	mad.lo.s32 	%r194, %r193, %r191, %r286;
-	ld.global.u32 	%r195, [%rd31];
-	div.s32 	%r196, %r189, %r195;
-	mul.lo.s32 	%r197, %r196, %r195;
-	sub.s32 	%r198, %r189, %r197;
-	ld.global.u32 	%r199, [%rd33];
-	mad.lo.s32 	%r200, %r199, %r198, %r194;
-	ld.global.u32 	%r201, [%rd31+-4];
-	div.s32 	%r202, %r196, %r201;
-	mul.lo.s32 	%r203, %r202, %r201;
-	sub.s32 	%r204, %r196, %r203;
-	ld.global.u32 	%r205, [%rd33+-4];
-	mad.lo.s32 	%r206, %r205, %r204, %r200;
-	add.s32 	%r78, %r279, -4;
-	ld.global.u32 	%r207, [%rd31+-8];
-	div.s32 	%r281, %r202, %r207;
-	mul.lo.s32 	%r208, %r281, %r207;
-	sub.s32 	%r209, %r202, %r208;
-	ld.global.u32 	%r210, [%rd33+-8];
-	mad.lo.s32 	%r286, %r210, %r209, %r206;
-	setp.gt.s32 	%p47, %r279, 4;
-	mov.u32 	%r279, %r78;
-	@%p47 bra 	$L__BB13_43;
-
-$L__BB13_44:
-	add.s32 	%r211, %r286, %r104;
-	mul.wide.s32 	%rd34, %r211, 4;
-	add.s64 	%rd35, %rd1, %rd34;
-	ld.global.f32 	%f18, [%rd35];
-	setp.eq.s32 	%p48, %r106, 6;
-	@%p48 bra 	$L__BB13_48;
-
-	setp.eq.s32 	%p49, %r106, 4;
-	@%p49 bra 	$L__BB13_48;
-
-	setp.ne.s32 	%p50, %r106, 3;
-	@%p50 bra 	$L__BB13_49;
-
-	setp.lt.f32 	%p51, %f18, %f53;
-	setp.nan.f32 	%p52, %f18, %f18;
-	or.pred  	%p53, %p51, %p52;
-	selp.f32 	%f53, %f18, %f53, %p53;
-	bra.uni 	$L__BB13_50;
+	@%p7 bra 	$L__BB13_48;
+	bra.uni 	$L__BB13_23;
 
 $L__BB13_48:
-	fma.rn.f32 	%f53, %f18, %f18, %f53;
-	bra.uni 	$L__BB13_50;
+	mov.u32 	%r232, 0;
 
 $L__BB13_49:
-	setp.eq.s32 	%p54, %r106, 5;
-	add.f32 	%f39, %f53, %f18;
-	mul.f32 	%f40, %f53, %f18;
-	selp.f32 	%f53, %f40, %f39, %p54;
+	setp.eq.s32 	%p60, %r52, 0;
+	mov.u32 	%r233, %r28;
+	mov.u32 	%r240, %r218;
+	mov.u32 	%r235, %r232;
+	@%p60 bra 	$L__BB13_53;
 
-$L__BB13_50:
-	add.s32 	%r278, %r278, 1;
-	setp.lt.s32 	%p55, %r278, %r274;
-	@%p55 bra 	$L__BB13_38;
+	add.s32 	%r233, %r28, -1;
+	setp.eq.s32 	%p61, %r52, 1;
+	ld.global.u32 	%r156, [%rd4+4];
+	div.s32 	%r235, %r232, %r156;
+	mul.lo.s32 	%r157, %r235, %r156;
+	sub.s32 	%r158, %r232, %r157;
+	ld.global.u32 	%r159, [%rd5+4];
+	mad.lo.s32 	%r240, %r159, %r158, %r218;
+	@%p61 bra 	$L__BB13_53;
+
+	setp.eq.s32 	%p62, %r52, 2;
+	ld.global.u32 	%r160, [%rd4];
+	div.s32 	%r67, %r235, %r160;
+	mul.lo.s32 	%r161, %r67, %r160;
+	sub.s32 	%r162, %r235, %r161;
+	ld.global.u32 	%r163, [%rd5];
+	mad.lo.s32 	%r240, %r163, %r162, %r240;
+	mov.u32 	%r233, %r54;
+	mov.u32 	%r235, %r67;
+	@%p62 bra 	$L__BB13_53;
+
+	ld.global.u32 	%r164, [%rd4+-4];
+	div.s32 	%r235, %r67, %r164;
+	mul.lo.s32 	%r165, %r235, %r164;
+	sub.s32 	%r166, %r67, %r165;
+	ld.global.u32 	%r167, [%rd5+-4];
+	mad.lo.s32 	%r240, %r167, %r166, %r240;
+	mov.u32 	%r233, %r55;
+
+$L__BB13_53:
+	setp.lt.u32 	%p63, %r50, 3;
+	@%p63 bra 	$L__BB13_55;
+
+$L__BB13_54:
+	add.s32 	%r168, %r233, %r27;
+	mul.wide.s32 	%rd29, %r168, 4;
+	add.s64 	%rd30, %rd2, %rd29;
+	ld.global.u32 	%r169, [%rd30+4];
+	div.s32 	%r170, %r235, %r169;
+	mul.lo.s32 	%r171, %r170, %r169;
+	sub.s32 	%r172, %r235, %r171;
+	add.s32 	%r173, %r53, %r233;
+	mul.wide.s32 	%rd31, %r173, 4;
+	add.s64 	%rd32, %rd2, %rd31;
+	ld.global.u32 	%r174, [%rd32+4];
+	mad.lo.s32 	%r175, %r174, %r172, %r240;
+	ld.global.u32 	%r176, [%rd30];
+	div.s32 	%r177, %r170, %r176;
+	mul.lo.s32 	%r178, %r177, %r176;
+	sub.s32 	%r179, %r170, %r178;
+	ld.global.u32 	%r180, [%rd32];
+	mad.lo.s32 	%r181, %r180, %r179, %r175;
+	ld.global.u32 	%r182, [%rd30+-4];
+	div.s32 	%r183, %r177, %r182;
+	mul.lo.s32 	%r184, %r183, %r182;
+	sub.s32 	%r185, %r177, %r184;
+	ld.global.u32 	%r186, [%rd32+-4];
+	mad.lo.s32 	%r187, %r186, %r185, %r181;
+	add.s32 	%r77, %r233, -4;
+	ld.global.u32 	%r188, [%rd30+-8];
+	div.s32 	%r235, %r183, %r188;
+	mul.lo.s32 	%r189, %r235, %r188;
+	sub.s32 	%r190, %r183, %r189;
+	ld.global.u32 	%r191, [%rd32+-8];
+	mad.lo.s32 	%r240, %r191, %r190, %r187;
+	setp.gt.s32 	%p64, %r233, 4;
+	mov.u32 	%r233, %r77;
+	@%p64 bra 	$L__BB13_54;
+
+$L__BB13_55:
+	ld.param.u32 	%r205, [reduce_param_1];
+	add.s32 	%r192, %r240, %r205;
+	mul.wide.s32 	%rd33, %r192, 4;
+	add.s64 	%rd34, %rd1, %rd33;
+	ld.global.f32 	%f26, [%rd34];
+	@%p13 bra 	$L__BB13_72;
+
+	setp.gt.s32 	%p66, %r85, 4;
+	@%p66 bra 	$L__BB13_61;
+	bra.uni 	$L__BB13_57;
+
+$L__BB13_61:
+	setp.gt.s32 	%p67, %r85, 6;
+	@%p67 bra 	$L__BB13_65;
+
+	setp.eq.s32 	%p70, %r85, 5;
+	@%p70 bra 	$L__BB13_69;
+
+	setp.eq.s32 	%p71, %r85, 6;
+	@%p71 bra 	$L__BB13_64;
 	bra.uni 	$L__BB13_60;
 
-$L__BB13_22:
-	ld.global.f32 	%f2, [%rd3];
-	mul.f32 	%f3, %f2, %f2;
-	mov.u32 	%r275, 0;
+$L__BB13_72:
+	setp.gt.f32 	%p81, %f26, %f175;
+	selp.f32 	%f175, %f26, %f175, %p81;
+	bra.uni 	$L__BB13_73;
 
-$L__BB13_23:
-	setp.eq.s32 	%p18, %r106, 6;
-	@%p18 bra 	$L__BB13_27;
+$L__BB13_57:
+	setp.eq.s32 	%p72, %r85, 2;
+	@%p72 bra 	$L__BB13_71;
 
-	setp.eq.s32 	%p19, %r106, 4;
-	@%p19 bra 	$L__BB13_27;
+	setp.eq.s32 	%p73, %r85, 3;
+	@%p73 bra 	$L__BB13_70;
 
-	setp.ne.s32 	%p20, %r106, 3;
-	@%p20 bra 	$L__BB13_28;
-
-	setp.nan.f32 	%p21, %f2, %f2;
-	setp.lt.f32 	%p22, %f2, %f53;
-	or.pred  	%p23, %p22, %p21;
-	selp.f32 	%f53, %f2, %f53, %p23;
-	bra.uni 	$L__BB13_29;
-
-$L__BB13_27:
-	add.f32 	%f53, %f53, %f3;
-	bra.uni 	$L__BB13_29;
-
-$L__BB13_28:
-	setp.eq.s32 	%p24, %r106, 5;
-	add.f32 	%f33, %f53, %f2;
-	mul.f32 	%f34, %f53, %f2;
-	selp.f32 	%f53, %f34, %f33, %p24;
-
-$L__BB13_29:
-	add.s32 	%r275, %r275, 1;
-	setp.lt.s32 	%p25, %r275, %r274;
-	@%p25 bra 	$L__BB13_23;
-
-$L__BB13_60:
-	setp.eq.s32 	%p65, %r106, 1;
-	@%p65 bra 	$L__BB13_63;
-
-	setp.ne.s32 	%p66, %r106, 6;
-	@%p66 bra 	$L__BB13_64;
-
-	sqrt.rn.f32 	%f53, %f53;
-	bra.uni 	$L__BB13_64;
-
-$L__BB13_63:
-	cvt.rn.f32.s32 	%f42, %r274;
-	div.rn.f32 	%f53, %f53, %f42;
+	setp.eq.s32 	%p74, %r85, 4;
+	@%p74 bra 	$L__BB13_64;
+	bra.uni 	$L__BB13_60;
 
 $L__BB13_64:
-	add.s32 	%r251, %r1, %r105;
-	cvta.to.global.u64 	%rd40, %rd10;
-	mul.wide.s32 	%rd41, %r251, 4;
-	add.s64 	%rd42, %rd40, %rd41;
-	st.global.f32 	[%rd42], %f53;
+	fma.rn.f32 	%f175, %f26, %f26, %f175;
+	bra.uni 	$L__BB13_73;
 
 $L__BB13_65:
+	setp.eq.s32 	%p68, %r85, 7;
+	@%p68 bra 	$L__BB13_68;
+
+	@%p12 bra 	$L__BB13_60;
+
+	sub.f32 	%f92, %f26, %f180;
+	mov.f32 	%f93, 0f3F000000;
+	mov.f32 	%f94, 0f3BBB989D;
+	fma.rn.f32 	%f95, %f92, %f94, %f93;
+	cvt.sat.f32.f32 	%f96, %f95;
+	mov.f32 	%f97, 0f4B400001;
+	mov.f32 	%f98, 0f437C0000;
+	fma.rm.f32 	%f99, %f96, %f98, %f97;
+	add.f32 	%f100, %f99, 0fCB40007F;
+	neg.f32 	%f101, %f100;
+	mov.f32 	%f102, 0f3FB8AA3B;
+	fma.rn.f32 	%f103, %f92, %f102, %f101;
+	mov.f32 	%f104, 0f32A57060;
+	fma.rn.f32 	%f105, %f92, %f104, %f103;
+	mov.b32 	%r193, %f99;
+	shl.b32 	%r194, %r193, 23;
+	mov.b32 	%f106, %r194;
+	ex2.approx.ftz.f32 	%f107, %f105;
+	fma.rn.f32 	%f175, %f107, %f106, %f175;
+	bra.uni 	$L__BB13_73;
+
+$L__BB13_69:
+	mul.f32 	%f175, %f175, %f26;
+	bra.uni 	$L__BB13_73;
+
+$L__BB13_71:
+	setp.gt.f32 	%p78, %f26, %f175;
+	setp.nan.f32 	%p79, %f26, %f26;
+	or.pred  	%p80, %p78, %p79;
+	selp.f32 	%f175, %f26, %f175, %p80;
+	bra.uni 	$L__BB13_73;
+
+$L__BB13_68:
+	abs.f32 	%f108, %f26;
+	add.f32 	%f175, %f175, %f108;
+	bra.uni 	$L__BB13_73;
+
+$L__BB13_60:
+	add.f32 	%f175, %f175, %f26;
+	bra.uni 	$L__BB13_73;
+
+$L__BB13_70:
+	setp.lt.f32 	%p75, %f26, %f175;
+	setp.nan.f32 	%p76, %f26, %f26;
+	or.pred  	%p77, %p75, %p76;
+	selp.f32 	%f175, %f26, %f175, %p77;
+
+$L__BB13_73:
+	add.s32 	%r232, %r232, 1;
+	setp.lt.s32 	%p82, %r232, %r228;
+	@%p82 bra 	$L__BB13_49;
+	bra.uni 	$L__BB13_74;
+
+$L__BB13_23:
+	setp.eq.s32 	%p19, %r85, 2;
+	@%p19 bra 	$L__BB13_41;
+	bra.uni 	$L__BB13_24;
+
+$L__BB13_41:
+	add.s32 	%r203, %r228, -1;
+	setp.lt.u32 	%p33, %r203, 3;
+	@%p33 bra 	$L__BB13_44;
+
+	ld.global.f32 	%f16, [%rd6];
+	mov.u32 	%r231, %r57;
+
+$L__BB13_43:
+	setp.gt.f32 	%p34, %f16, %f175;
+	selp.f32 	%f75, %f16, %f175, %p34;
+	setp.nan.f32 	%p35, %f16, %f16;
+	or.pred  	%p36, %p34, %p35;
+	selp.f32 	%f76, %f16, %f175, %p36;
+	selp.f32 	%f77, %f75, %f76, %p13;
+	setp.gt.f32 	%p38, %f16, %f77;
+	selp.f32 	%f78, %f16, %f77, %p38;
+	or.pred  	%p39, %p38, %p35;
+	selp.f32 	%f79, %f16, %f77, %p39;
+	selp.f32 	%f80, %f78, %f79, %p13;
+	setp.gt.f32 	%p40, %f16, %f80;
+	selp.f32 	%f81, %f16, %f80, %p40;
+	or.pred  	%p41, %p40, %p35;
+	selp.f32 	%f82, %f16, %f80, %p41;
+	selp.f32 	%f83, %f81, %f82, %p13;
+	setp.gt.f32 	%p42, %f16, %f83;
+	selp.f32 	%f84, %f16, %f83, %p42;
+	or.pred  	%p43, %p42, %p35;
+	selp.f32 	%f85, %f16, %f83, %p43;
+	selp.f32 	%f175, %f84, %f85, %p13;
+	add.s32 	%r231, %r231, -4;
+	setp.ne.s32 	%p44, %r231, 0;
+	@%p44 bra 	$L__BB13_43;
+
+$L__BB13_44:
+	setp.eq.s32 	%p45, %r56, 0;
+	@%p45 bra 	$L__BB13_74;
+
+	ld.global.f32 	%f21, [%rd6];
+	setp.gt.f32 	%p47, %f21, %f175;
+	selp.f32 	%f86, %f21, %f175, %p47;
+	setp.nan.f32 	%p48, %f21, %f21;
+	or.pred  	%p49, %p47, %p48;
+	selp.f32 	%f87, %f21, %f175, %p49;
+	selp.f32 	%f175, %f86, %f87, %p13;
+	setp.eq.s32 	%p50, %r56, 1;
+	@%p50 bra 	$L__BB13_74;
+
+	setp.gt.f32 	%p52, %f21, %f175;
+	selp.f32 	%f88, %f21, %f175, %p52;
+	or.pred  	%p53, %p52, %p48;
+	selp.f32 	%f89, %f21, %f175, %p53;
+	selp.f32 	%f175, %f88, %f89, %p13;
+	setp.eq.s32 	%p55, %r56, 2;
+	@%p55 bra 	$L__BB13_74;
+
+	setp.gt.f32 	%p57, %f21, %f175;
+	selp.f32 	%f90, %f21, %f175, %p57;
+	or.pred  	%p58, %p57, %p48;
+	selp.f32 	%f91, %f21, %f175, %p58;
+	selp.f32 	%f175, %f90, %f91, %p13;
+	bra.uni 	$L__BB13_74;
+
+$L__BB13_24:
+	ld.global.f32 	%f4, [%rd6];
+	sub.f32 	%f5, %f4, %f180;
+	mul.f32 	%f6, %f4, %f4;
+	mov.u32 	%r230, 0;
+
+$L__BB13_25:
+	@%p13 bra 	$L__BB13_39;
+
+	setp.gt.s32 	%p21, %r85, 5;
+	@%p21 bra 	$L__BB13_31;
+
+	setp.eq.s32 	%p25, %r85, 3;
+	@%p25 bra 	$L__BB13_36;
+
+	setp.eq.s32 	%p26, %r85, 4;
+	@%p26 bra 	$L__BB13_35;
+
+	setp.eq.s32 	%p27, %r85, 5;
+	@%p27 bra 	$L__BB13_30;
+	bra.uni 	$L__BB13_38;
+
+$L__BB13_30:
+	mul.f32 	%f175, %f175, %f4;
+	bra.uni 	$L__BB13_40;
+
+$L__BB13_39:
+	setp.gt.f32 	%p31, %f4, %f175;
+	selp.f32 	%f175, %f4, %f175, %p31;
+	bra.uni 	$L__BB13_40;
+
+$L__BB13_31:
+	setp.eq.s32 	%p22, %r85, 6;
+	@%p22 bra 	$L__BB13_35;
+
+	setp.eq.s32 	%p23, %r85, 9;
+	@%p23 bra 	$L__BB13_37;
+
+	setp.ne.s32 	%p24, %r85, 7;
+	@%p24 bra 	$L__BB13_38;
+
+	abs.f32 	%f58, %f4;
+	add.f32 	%f175, %f175, %f58;
+	bra.uni 	$L__BB13_40;
+
+$L__BB13_35:
+	add.f32 	%f175, %f175, %f6;
+	bra.uni 	$L__BB13_40;
+
+$L__BB13_36:
+	setp.nan.f32 	%p28, %f4, %f4;
+	setp.lt.f32 	%p29, %f4, %f175;
+	or.pred  	%p30, %p29, %p28;
+	selp.f32 	%f175, %f4, %f175, %p30;
+	bra.uni 	$L__BB13_40;
+
+$L__BB13_37:
+	mov.f32 	%f59, 0f3F000000;
+	mov.f32 	%f60, 0f3BBB989D;
+	fma.rn.f32 	%f61, %f5, %f60, %f59;
+	cvt.sat.f32.f32 	%f62, %f61;
+	mov.f32 	%f63, 0f4B400001;
+	mov.f32 	%f64, 0f437C0000;
+	fma.rm.f32 	%f65, %f62, %f64, %f63;
+	add.f32 	%f66, %f65, 0fCB40007F;
+	neg.f32 	%f67, %f66;
+	mov.f32 	%f68, 0f3FB8AA3B;
+	fma.rn.f32 	%f69, %f5, %f68, %f67;
+	mov.f32 	%f70, 0f32A57060;
+	fma.rn.f32 	%f71, %f5, %f70, %f69;
+	mov.b32 	%r152, %f65;
+	shl.b32 	%r153, %r152, 23;
+	mov.b32 	%f72, %r153;
+	ex2.approx.ftz.f32 	%f73, %f71;
+	fma.rn.f32 	%f175, %f73, %f72, %f175;
+	bra.uni 	$L__BB13_40;
+
+$L__BB13_38:
+	add.f32 	%f175, %f175, %f4;
+
+$L__BB13_40:
+	add.s32 	%r230, %r230, 1;
+	setp.lt.s32 	%p32, %r230, %r228;
+	@%p32 bra 	$L__BB13_25;
+
+$L__BB13_74:
+	@%p13 bra 	$L__BB13_89;
+
+	setp.gt.s32 	%p84, %r85, 7;
+	@%p84 bra 	$L__BB13_79;
+
+	setp.eq.s32 	%p87, %r85, 1;
+	@%p87 bra 	$L__BB13_87;
+
+	setp.eq.s32 	%p88, %r85, 6;
+	@%p88 bra 	$L__BB13_78;
+	bra.uni 	$L__BB13_88;
+
+$L__BB13_78:
+	sqrt.rn.f32 	%f175, %f175;
+	bra.uni 	$L__BB13_88;
+
+$L__BB13_89:
+	abs.f32 	%f166, %f175;
+	setp.neu.f32 	%p95, %f166, 0f7F800000;
+	selp.f32 	%f180, %f175, 0f00000000, %p95;
+	bra.uni 	$L__BB13_90;
+
+$L__BB13_79:
+	setp.eq.s32 	%p85, %r85, 8;
+	@%p85 bra 	$L__BB13_84;
+
+	@%p12 bra 	$L__BB13_88;
+
+	setp.lt.f32 	%p89, %f175, 0f00800000;
+	mul.f32 	%f109, %f175, 0f4B000000;
+	selp.f32 	%f37, %f109, %f175, %p89;
+	selp.f32 	%f110, 0fC1B80000, 0f00000000, %p89;
+	mov.b32 	%r195, %f37;
+	add.s32 	%r196, %r195, -1059760811;
+	and.b32  	%r197, %r196, -8388608;
+	sub.s32 	%r198, %r195, %r197;
+	mov.b32 	%f111, %r198;
+	cvt.rn.f32.s32 	%f112, %r197;
+	mov.f32 	%f113, 0f34000000;
+	fma.rn.f32 	%f114, %f112, %f113, %f110;
+	add.f32 	%f115, %f111, 0fBF800000;
+	mov.f32 	%f116, 0f3E1039F6;
+	mov.f32 	%f117, 0fBE055027;
+	fma.rn.f32 	%f118, %f117, %f115, %f116;
+	mov.f32 	%f119, 0fBDF8CDCC;
+	fma.rn.f32 	%f120, %f118, %f115, %f119;
+	mov.f32 	%f121, 0f3E0F2955;
+	fma.rn.f32 	%f122, %f120, %f115, %f121;
+	mov.f32 	%f123, 0fBE2AD8B9;
+	fma.rn.f32 	%f124, %f122, %f115, %f123;
+	mov.f32 	%f125, 0f3E4CED0B;
+	fma.rn.f32 	%f126, %f124, %f115, %f125;
+	mov.f32 	%f127, 0fBE7FFF22;
+	fma.rn.f32 	%f128, %f126, %f115, %f127;
+	mov.f32 	%f129, 0f3EAAAA78;
+	fma.rn.f32 	%f130, %f128, %f115, %f129;
+	mov.f32 	%f131, 0fBF000000;
+	fma.rn.f32 	%f132, %f130, %f115, %f131;
+	mul.f32 	%f133, %f115, %f132;
+	fma.rn.f32 	%f134, %f133, %f115, %f115;
+	mov.f32 	%f135, 0f3F317218;
+	fma.rn.f32 	%f177, %f114, %f135, %f134;
+	setp.lt.u32 	%p90, %r195, 2139095040;
+	@%p90 bra 	$L__BB13_83;
+
+	mov.f32 	%f136, 0f7F800000;
+	fma.rn.f32 	%f177, %f37, %f136, %f136;
+
+$L__BB13_83:
+	setp.eq.f32 	%p91, %f37, 0f00000000;
+	selp.f32 	%f137, 0fFF800000, %f177, %p91;
+	add.f32 	%f175, %f180, %f137;
+	bra.uni 	$L__BB13_88;
+
+$L__BB13_87:
+	div.rn.f32 	%f175, %f175, %f1;
+	bra.uni 	$L__BB13_88;
+
+$L__BB13_84:
+	setp.lt.f32 	%p92, %f175, 0f00800000;
+	mul.f32 	%f138, %f175, 0f4B000000;
+	selp.f32 	%f42, %f138, %f175, %p92;
+	selp.f32 	%f139, 0fC1B80000, 0f00000000, %p92;
+	mov.b32 	%r199, %f42;
+	add.s32 	%r200, %r199, -1059760811;
+	and.b32  	%r201, %r200, -8388608;
+	sub.s32 	%r202, %r199, %r201;
+	mov.b32 	%f140, %r202;
+	cvt.rn.f32.s32 	%f141, %r201;
+	mov.f32 	%f142, 0f34000000;
+	fma.rn.f32 	%f143, %f141, %f142, %f139;
+	add.f32 	%f144, %f140, 0fBF800000;
+	mov.f32 	%f145, 0f3E1039F6;
+	mov.f32 	%f146, 0fBE055027;
+	fma.rn.f32 	%f147, %f146, %f144, %f145;
+	mov.f32 	%f148, 0fBDF8CDCC;
+	fma.rn.f32 	%f149, %f147, %f144, %f148;
+	mov.f32 	%f150, 0f3E0F2955;
+	fma.rn.f32 	%f151, %f149, %f144, %f150;
+	mov.f32 	%f152, 0fBE2AD8B9;
+	fma.rn.f32 	%f153, %f151, %f144, %f152;
+	mov.f32 	%f154, 0f3E4CED0B;
+	fma.rn.f32 	%f155, %f153, %f144, %f154;
+	mov.f32 	%f156, 0fBE7FFF22;
+	fma.rn.f32 	%f157, %f155, %f144, %f156;
+	mov.f32 	%f158, 0f3EAAAA78;
+	fma.rn.f32 	%f159, %f157, %f144, %f158;
+	mov.f32 	%f160, 0fBF000000;
+	fma.rn.f32 	%f161, %f159, %f144, %f160;
+	mul.f32 	%f162, %f144, %f161;
+	fma.rn.f32 	%f163, %f162, %f144, %f144;
+	mov.f32 	%f164, 0f3F317218;
+	fma.rn.f32 	%f178, %f143, %f164, %f163;
+	setp.lt.u32 	%p93, %r199, 2139095040;
+	@%p93 bra 	$L__BB13_86;
+
+	mov.f32 	%f165, 0f7F800000;
+	fma.rn.f32 	%f178, %f42, %f165, %f165;
+
+$L__BB13_86:
+	setp.eq.f32 	%p94, %f42, 0f00000000;
+	selp.f32 	%f175, 0fFF800000, %f178, %p94;
+
+$L__BB13_88:
+	st.global.f32 	[%rd3], %f175;
+
+$L__BB13_90:
+	add.s32 	%r229, %r229, 1;
+	setp.lt.u32 	%p96, %r229, 2;
+	@%p96 bra 	$L__BB13_15;
+
+$L__BB13_91:
 	ret;
 
 }
@@ -17597,6 +17757,1171 @@ $L__BB56_34:
 	bra.uni 	$L__BB56_32;
 
 $L__BB56_49:
+	ret;
+
+}
+	// .globl	topk_lines
+.visible .entry topk_lines(
+	.param .u64 topk_lines_param_0,
+	.param .u32 topk_lines_param_1,
+	.param .u64 topk_lines_param_2,
+	.param .u32 topk_lines_param_3,
+	.param .u64 topk_lines_param_4,
+	.param .u32 topk_lines_param_5,
+	.param .u32 topk_lines_param_6,
+	.param .u32 topk_lines_param_7,
+	.param .u32 topk_lines_param_8,
+	.param .u32 topk_lines_param_9,
+	.param .u32 topk_lines_param_10
+)
+{
+	.reg .pred 	%p<380>;
+	.reg .f32 	%f<77>;
+	.reg .b32 	%r<251>;
+	.reg .b64 	%rd<35>;
+
+
+	ld.param.u64 	%rd13, [topk_lines_param_0];
+	ld.param.u32 	%r66, [topk_lines_param_1];
+	ld.param.u64 	%rd11, [topk_lines_param_2];
+	ld.param.u32 	%r67, [topk_lines_param_3];
+	ld.param.u64 	%rd12, [topk_lines_param_4];
+	ld.param.u32 	%r68, [topk_lines_param_5];
+	ld.param.u32 	%r73, [topk_lines_param_6];
+	ld.param.u32 	%r69, [topk_lines_param_7];
+	ld.param.u32 	%r70, [topk_lines_param_8];
+	ld.param.u32 	%r71, [topk_lines_param_9];
+	ld.param.u32 	%r72, [topk_lines_param_10];
+	cvta.to.global.u64 	%rd1, %rd13;
+	mov.u32 	%r74, %ntid.x;
+	mov.u32 	%r75, %ctaid.x;
+	mov.u32 	%r76, %tid.x;
+	mad.lo.s32 	%r1, %r75, %r74, %r76;
+	setp.ge.s32 	%p113, %r1, %r73;
+	@%p113 bra 	$L__BB57_214;
+
+	div.s32 	%r2, %r1, %r70;
+	mul.lo.s32 	%r3, %r2, %r69;
+	setp.lt.s32 	%p114, %r71, 1;
+	@%p114 bra 	$L__BB57_214;
+
+	rem.s32 	%r79, %r1, %r70;
+	mul.lo.s32 	%r80, %r71, %r70;
+	mad.lo.s32 	%r81, %r80, %r2, %r79;
+	add.s32 	%r4, %r81, %r67;
+	add.s32 	%r5, %r81, %r68;
+	add.s32 	%r6, %r79, %r66;
+	add.s32 	%r7, %r69, -1;
+	mov.u32 	%r78, -1;
+	and.b32  	%r8, %r69, 3;
+	sub.s32 	%r9, %r69, %r8;
+	mul.wide.s32 	%rd2, %r70, 4;
+	cvta.to.global.u64 	%rd3, %rd12;
+	cvta.to.global.u64 	%rd4, %rd11;
+	mov.f32 	%f49, 0f00000000;
+	mov.u32 	%r224, 0;
+	mov.u32 	%r229, %r78;
+	mov.f32 	%f59, %f49;
+
+$L__BB57_3:
+	mov.f32 	%f1, %f59;
+	mov.u32 	%r11, %r229;
+	setp.lt.s32 	%p115, %r69, 1;
+	mov.u32 	%r229, %r78;
+	mov.f32 	%f59, %f49;
+	@%p115 bra 	$L__BB57_213;
+
+	setp.eq.s32 	%p116, %r72, 0;
+	@%p116 bra 	$L__BB57_109;
+
+	setp.lt.u32 	%p117, %r7, 3;
+	mov.u32 	%r229, -1;
+	mov.f32 	%f59, 0f00000000;
+	mov.u32 	%r234, 0;
+	@%p117 bra 	$L__BB57_64;
+
+	mov.u32 	%r229, -1;
+	mov.f32 	%f59, 0f00000000;
+	mov.u32 	%r234, 0;
+	mov.u32 	%r228, %r9;
+
+$L__BB57_7:
+	add.s32 	%r88, %r234, %r3;
+	mad.lo.s32 	%r89, %r88, %r70, %r6;
+	mul.wide.s32 	%rd14, %r89, 4;
+	add.s64 	%rd5, %rd1, %rd14;
+	ld.global.f32 	%f3, [%rd5];
+	setp.lt.s32 	%p118, %r11, 0;
+	@%p118 bra 	$L__BB57_14;
+
+	setp.nan.f32 	%p119, %f1, %f3;
+	@%p119 bra 	$L__BB57_12;
+
+	setp.neu.f32 	%p120, %f1, %f3;
+	@%p120 bra 	$L__BB57_11;
+	bra.uni 	$L__BB57_10;
+
+$L__BB57_11:
+	setp.gt.f32 	%p352, %f1, %f3;
+	bra.uni 	$L__BB57_13;
+
+$L__BB57_12:
+	setp.nan.f32 	%p121, %f1, %f1;
+	setp.nan.f32 	%p122, %f3, %f3;
+	and.pred  	%p123, %p121, %p122;
+	setp.lt.s32 	%p124, %r11, %r234;
+	selp.u32 	%r90, -1, 0, %p124;
+	selp.u32 	%r91, -1, 0, %p121;
+	selp.b32 	%r92, %r90, %r91, %p123;
+	and.b32  	%r93, %r92, 1;
+	setp.eq.b32 	%p352, %r93, 1;
+	bra.uni 	$L__BB57_13;
+
+$L__BB57_10:
+	setp.lt.s32 	%p352, %r11, %r234;
+
+$L__BB57_13:
+	not.pred 	%p125, %p352;
+	@%p125 bra 	$L__BB57_21;
+
+$L__BB57_14:
+	setp.lt.s32 	%p127, %r229, 0;
+	mov.pred 	%p353, -1;
+	@%p127 bra 	$L__BB57_20;
+
+	setp.nan.f32 	%p128, %f3, %f59;
+	@%p128 bra 	$L__BB57_19;
+
+	setp.neu.f32 	%p129, %f3, %f59;
+	@%p129 bra 	$L__BB57_18;
+	bra.uni 	$L__BB57_17;
+
+$L__BB57_18:
+	setp.gt.f32 	%p353, %f3, %f59;
+	bra.uni 	$L__BB57_20;
+
+$L__BB57_19:
+	setp.nan.f32 	%p130, %f3, %f3;
+	setp.nan.f32 	%p131, %f59, %f59;
+	and.pred  	%p132, %p131, %p130;
+	setp.lt.s32 	%p133, %r234, %r229;
+	selp.u32 	%r94, -1, 0, %p133;
+	selp.u32 	%r95, -1, 0, %p130;
+	selp.b32 	%r96, %r94, %r95, %p132;
+	and.b32  	%r97, %r96, 1;
+	setp.eq.b32 	%p353, %r97, 1;
+	bra.uni 	$L__BB57_20;
+
+$L__BB57_17:
+	setp.lt.s32 	%p353, %r234, %r229;
+
+$L__BB57_20:
+	selp.b32 	%r229, %r234, %r229, %p353;
+	selp.f32 	%f59, %f3, %f59, %p353;
+
+$L__BB57_21:
+	add.s32 	%r17, %r234, 1;
+	add.s64 	%rd6, %rd5, %rd2;
+	ld.global.f32 	%f6, [%rd6];
+	@%p118 bra 	$L__BB57_28;
+
+	setp.nan.f32 	%p135, %f1, %f6;
+	@%p135 bra 	$L__BB57_26;
+
+	setp.neu.f32 	%p136, %f1, %f6;
+	@%p136 bra 	$L__BB57_25;
+	bra.uni 	$L__BB57_24;
+
+$L__BB57_25:
+	setp.gt.f32 	%p354, %f1, %f6;
+	bra.uni 	$L__BB57_27;
+
+$L__BB57_26:
+	setp.nan.f32 	%p137, %f1, %f1;
+	setp.nan.f32 	%p138, %f6, %f6;
+	and.pred  	%p139, %p137, %p138;
+	setp.le.s32 	%p140, %r11, %r234;
+	selp.u32 	%r98, -1, 0, %p140;
+	selp.u32 	%r99, -1, 0, %p137;
+	selp.b32 	%r100, %r98, %r99, %p139;
+	and.b32  	%r101, %r100, 1;
+	setp.eq.b32 	%p354, %r101, 1;
+	bra.uni 	$L__BB57_27;
+
+$L__BB57_24:
+	setp.le.s32 	%p354, %r11, %r234;
+
+$L__BB57_27:
+	not.pred 	%p141, %p354;
+	@%p141 bra 	$L__BB57_35;
+
+$L__BB57_28:
+	setp.lt.s32 	%p143, %r229, 0;
+	mov.pred 	%p355, -1;
+	@%p143 bra 	$L__BB57_34;
+
+	setp.nan.f32 	%p144, %f6, %f59;
+	@%p144 bra 	$L__BB57_33;
+
+	setp.neu.f32 	%p145, %f6, %f59;
+	@%p145 bra 	$L__BB57_32;
+	bra.uni 	$L__BB57_31;
+
+$L__BB57_32:
+	setp.gt.f32 	%p355, %f6, %f59;
+	bra.uni 	$L__BB57_34;
+
+$L__BB57_33:
+	setp.nan.f32 	%p146, %f6, %f6;
+	setp.nan.f32 	%p147, %f59, %f59;
+	and.pred  	%p148, %p147, %p146;
+	setp.lt.s32 	%p149, %r17, %r229;
+	selp.u32 	%r102, -1, 0, %p149;
+	selp.u32 	%r103, -1, 0, %p146;
+	selp.b32 	%r104, %r102, %r103, %p148;
+	and.b32  	%r105, %r104, 1;
+	setp.eq.b32 	%p355, %r105, 1;
+	bra.uni 	$L__BB57_34;
+
+$L__BB57_31:
+	setp.lt.s32 	%p355, %r17, %r229;
+
+$L__BB57_34:
+	selp.b32 	%r229, %r17, %r229, %p355;
+	selp.f32 	%f59, %f6, %f59, %p355;
+
+$L__BB57_35:
+	add.s32 	%r20, %r234, 2;
+	add.s64 	%rd7, %rd6, %rd2;
+	ld.global.f32 	%f9, [%rd7];
+	@%p118 bra 	$L__BB57_42;
+
+	setp.nan.f32 	%p151, %f1, %f9;
+	@%p151 bra 	$L__BB57_40;
+
+	setp.neu.f32 	%p152, %f1, %f9;
+	@%p152 bra 	$L__BB57_39;
+	bra.uni 	$L__BB57_38;
+
+$L__BB57_39:
+	setp.gt.f32 	%p356, %f1, %f9;
+	bra.uni 	$L__BB57_41;
+
+$L__BB57_40:
+	setp.nan.f32 	%p153, %f1, %f1;
+	setp.nan.f32 	%p154, %f9, %f9;
+	and.pred  	%p155, %p153, %p154;
+	setp.lt.s32 	%p156, %r11, %r20;
+	selp.u32 	%r106, -1, 0, %p156;
+	selp.u32 	%r107, -1, 0, %p153;
+	selp.b32 	%r108, %r106, %r107, %p155;
+	and.b32  	%r109, %r108, 1;
+	setp.eq.b32 	%p356, %r109, 1;
+	bra.uni 	$L__BB57_41;
+
+$L__BB57_38:
+	setp.lt.s32 	%p356, %r11, %r20;
+
+$L__BB57_41:
+	not.pred 	%p157, %p356;
+	@%p157 bra 	$L__BB57_49;
+
+$L__BB57_42:
+	setp.lt.s32 	%p159, %r229, 0;
+	mov.pred 	%p357, -1;
+	@%p159 bra 	$L__BB57_48;
+
+	setp.nan.f32 	%p160, %f9, %f59;
+	@%p160 bra 	$L__BB57_47;
+
+	setp.neu.f32 	%p161, %f9, %f59;
+	@%p161 bra 	$L__BB57_46;
+	bra.uni 	$L__BB57_45;
+
+$L__BB57_46:
+	setp.gt.f32 	%p357, %f9, %f59;
+	bra.uni 	$L__BB57_48;
+
+$L__BB57_47:
+	setp.nan.f32 	%p162, %f9, %f9;
+	setp.nan.f32 	%p163, %f59, %f59;
+	and.pred  	%p164, %p163, %p162;
+	setp.lt.s32 	%p165, %r20, %r229;
+	selp.u32 	%r110, -1, 0, %p165;
+	selp.u32 	%r111, -1, 0, %p162;
+	selp.b32 	%r112, %r110, %r111, %p164;
+	and.b32  	%r113, %r112, 1;
+	setp.eq.b32 	%p357, %r113, 1;
+	bra.uni 	$L__BB57_48;
+
+$L__BB57_45:
+	setp.lt.s32 	%p357, %r20, %r229;
+
+$L__BB57_48:
+	selp.b32 	%r229, %r20, %r229, %p357;
+	selp.f32 	%f59, %f9, %f59, %p357;
+
+$L__BB57_49:
+	add.s32 	%r23, %r234, 3;
+	add.s64 	%rd15, %rd7, %rd2;
+	ld.global.f32 	%f12, [%rd15];
+	@%p118 bra 	$L__BB57_56;
+
+	setp.nan.f32 	%p167, %f1, %f12;
+	@%p167 bra 	$L__BB57_54;
+
+	setp.neu.f32 	%p168, %f1, %f12;
+	@%p168 bra 	$L__BB57_53;
+	bra.uni 	$L__BB57_52;
+
+$L__BB57_53:
+	setp.gt.f32 	%p358, %f1, %f12;
+	bra.uni 	$L__BB57_55;
+
+$L__BB57_54:
+	setp.nan.f32 	%p169, %f1, %f1;
+	setp.nan.f32 	%p170, %f12, %f12;
+	and.pred  	%p171, %p169, %p170;
+	setp.lt.s32 	%p172, %r11, %r23;
+	selp.u32 	%r114, -1, 0, %p172;
+	selp.u32 	%r115, -1, 0, %p169;
+	selp.b32 	%r116, %r114, %r115, %p171;
+	and.b32  	%r117, %r116, 1;
+	setp.eq.b32 	%p358, %r117, 1;
+	bra.uni 	$L__BB57_55;
+
+$L__BB57_52:
+	setp.lt.s32 	%p358, %r11, %r23;
+
+$L__BB57_55:
+	not.pred 	%p173, %p358;
+	@%p173 bra 	$L__BB57_63;
+
+$L__BB57_56:
+	setp.lt.s32 	%p175, %r229, 0;
+	mov.pred 	%p359, -1;
+	@%p175 bra 	$L__BB57_62;
+
+	setp.nan.f32 	%p176, %f12, %f59;
+	@%p176 bra 	$L__BB57_61;
+
+	setp.neu.f32 	%p177, %f12, %f59;
+	@%p177 bra 	$L__BB57_60;
+	bra.uni 	$L__BB57_59;
+
+$L__BB57_60:
+	setp.gt.f32 	%p359, %f12, %f59;
+	bra.uni 	$L__BB57_62;
+
+$L__BB57_61:
+	setp.nan.f32 	%p178, %f12, %f12;
+	setp.nan.f32 	%p179, %f59, %f59;
+	and.pred  	%p180, %p179, %p178;
+	setp.lt.s32 	%p181, %r23, %r229;
+	selp.u32 	%r118, -1, 0, %p181;
+	selp.u32 	%r119, -1, 0, %p178;
+	selp.b32 	%r120, %r118, %r119, %p180;
+	and.b32  	%r121, %r120, 1;
+	setp.eq.b32 	%p359, %r121, 1;
+	bra.uni 	$L__BB57_62;
+
+$L__BB57_59:
+	setp.lt.s32 	%p359, %r23, %r229;
+
+$L__BB57_62:
+	selp.b32 	%r229, %r23, %r229, %p359;
+	selp.f32 	%f59, %f12, %f59, %p359;
+
+$L__BB57_63:
+	add.s32 	%r234, %r234, 4;
+	add.s32 	%r228, %r228, -4;
+	setp.ne.s32 	%p182, %r228, 0;
+	@%p182 bra 	$L__BB57_7;
+
+$L__BB57_64:
+	setp.eq.s32 	%p183, %r8, 0;
+	@%p183 bra 	$L__BB57_213;
+
+	setp.lt.s32 	%p184, %r11, 0;
+	add.s32 	%r122, %r234, %r3;
+	mad.lo.s32 	%r123, %r122, %r70, %r6;
+	mul.wide.s32 	%rd16, %r123, 4;
+	add.s64 	%rd17, %rd1, %rd16;
+	ld.global.f32 	%f17, [%rd17];
+	@%p184 bra 	$L__BB57_72;
+
+	setp.nan.f32 	%p185, %f1, %f17;
+	@%p185 bra 	$L__BB57_70;
+
+	setp.neu.f32 	%p186, %f1, %f17;
+	@%p186 bra 	$L__BB57_69;
+	bra.uni 	$L__BB57_68;
+
+$L__BB57_69:
+	setp.gt.f32 	%p360, %f1, %f17;
+	bra.uni 	$L__BB57_71;
+
+$L__BB57_109:
+	setp.lt.u32 	%p234, %r7, 3;
+	mov.u32 	%r229, -1;
+	mov.f32 	%f59, 0f00000000;
+	mov.u32 	%r246, 0;
+	@%p234 bra 	$L__BB57_168;
+
+	mov.u32 	%r229, -1;
+	mov.f32 	%f59, 0f00000000;
+	mov.u32 	%r246, 0;
+	mov.u32 	%r240, %r9;
+
+$L__BB57_111:
+	add.s32 	%r157, %r246, %r3;
+	mad.lo.s32 	%r158, %r157, %r70, %r6;
+	mul.wide.s32 	%rd22, %r158, 4;
+	add.s64 	%rd8, %rd1, %rd22;
+	ld.global.f32 	%f26, [%rd8];
+	setp.lt.s32 	%p235, %r11, 0;
+	@%p235 bra 	$L__BB57_118;
+
+	setp.nan.f32 	%p236, %f1, %f26;
+	@%p236 bra 	$L__BB57_116;
+
+	setp.neu.f32 	%p237, %f1, %f26;
+	@%p237 bra 	$L__BB57_115;
+	bra.uni 	$L__BB57_114;
+
+$L__BB57_115:
+	setp.lt.f32 	%p366, %f1, %f26;
+	bra.uni 	$L__BB57_117;
+
+$L__BB57_116:
+	setp.nan.f32 	%p238, %f26, %f26;
+	setp.nan.f32 	%p239, %f1, %f1;
+	and.pred  	%p240, %p239, %p238;
+	setp.lt.s32 	%p241, %r11, %r246;
+	selp.u32 	%r159, -1, 0, %p241;
+	selp.u32 	%r160, -1, 0, %p238;
+	selp.b32 	%r161, %r159, %r160, %p240;
+	and.b32  	%r162, %r161, 1;
+	setp.eq.b32 	%p366, %r162, 1;
+	bra.uni 	$L__BB57_117;
+
+$L__BB57_114:
+	setp.lt.s32 	%p366, %r11, %r246;
+
+$L__BB57_117:
+	not.pred 	%p242, %p366;
+	@%p242 bra 	$L__BB57_125;
+
+$L__BB57_118:
+	setp.lt.s32 	%p244, %r229, 0;
+	mov.pred 	%p367, -1;
+	@%p244 bra 	$L__BB57_124;
+
+	setp.nan.f32 	%p245, %f26, %f59;
+	@%p245 bra 	$L__BB57_123;
+
+	setp.neu.f32 	%p246, %f26, %f59;
+	@%p246 bra 	$L__BB57_122;
+	bra.uni 	$L__BB57_121;
+
+$L__BB57_122:
+	setp.lt.f32 	%p367, %f26, %f59;
+	bra.uni 	$L__BB57_124;
+
+$L__BB57_123:
+	setp.nan.f32 	%p247, %f59, %f59;
+	setp.nan.f32 	%p248, %f26, %f26;
+	and.pred  	%p249, %p247, %p248;
+	setp.lt.s32 	%p250, %r246, %r229;
+	selp.u32 	%r163, -1, 0, %p250;
+	selp.u32 	%r164, -1, 0, %p247;
+	selp.b32 	%r165, %r163, %r164, %p249;
+	and.b32  	%r166, %r165, 1;
+	setp.eq.b32 	%p367, %r166, 1;
+	bra.uni 	$L__BB57_124;
+
+$L__BB57_121:
+	setp.lt.s32 	%p367, %r246, %r229;
+
+$L__BB57_124:
+	selp.b32 	%r229, %r246, %r229, %p367;
+	selp.f32 	%f59, %f26, %f59, %p367;
+
+$L__BB57_125:
+	add.s32 	%r43, %r246, 1;
+	add.s64 	%rd9, %rd8, %rd2;
+	ld.global.f32 	%f29, [%rd9];
+	@%p235 bra 	$L__BB57_132;
+
+	setp.nan.f32 	%p252, %f1, %f29;
+	@%p252 bra 	$L__BB57_130;
+
+	setp.neu.f32 	%p253, %f1, %f29;
+	@%p253 bra 	$L__BB57_129;
+	bra.uni 	$L__BB57_128;
+
+$L__BB57_129:
+	setp.lt.f32 	%p368, %f1, %f29;
+	bra.uni 	$L__BB57_131;
+
+$L__BB57_130:
+	setp.nan.f32 	%p254, %f29, %f29;
+	setp.nan.f32 	%p255, %f1, %f1;
+	and.pred  	%p256, %p255, %p254;
+	setp.le.s32 	%p257, %r11, %r246;
+	selp.u32 	%r167, -1, 0, %p257;
+	selp.u32 	%r168, -1, 0, %p254;
+	selp.b32 	%r169, %r167, %r168, %p256;
+	and.b32  	%r170, %r169, 1;
+	setp.eq.b32 	%p368, %r170, 1;
+	bra.uni 	$L__BB57_131;
+
+$L__BB57_128:
+	setp.le.s32 	%p368, %r11, %r246;
+
+$L__BB57_131:
+	not.pred 	%p258, %p368;
+	@%p258 bra 	$L__BB57_139;
+
+$L__BB57_132:
+	setp.lt.s32 	%p260, %r229, 0;
+	mov.pred 	%p369, -1;
+	@%p260 bra 	$L__BB57_138;
+
+	setp.nan.f32 	%p261, %f29, %f59;
+	@%p261 bra 	$L__BB57_137;
+
+	setp.neu.f32 	%p262, %f29, %f59;
+	@%p262 bra 	$L__BB57_136;
+	bra.uni 	$L__BB57_135;
+
+$L__BB57_136:
+	setp.lt.f32 	%p369, %f29, %f59;
+	bra.uni 	$L__BB57_138;
+
+$L__BB57_137:
+	setp.nan.f32 	%p263, %f59, %f59;
+	setp.nan.f32 	%p264, %f29, %f29;
+	and.pred  	%p265, %p263, %p264;
+	setp.lt.s32 	%p266, %r43, %r229;
+	selp.u32 	%r171, -1, 0, %p266;
+	selp.u32 	%r172, -1, 0, %p263;
+	selp.b32 	%r173, %r171, %r172, %p265;
+	and.b32  	%r174, %r173, 1;
+	setp.eq.b32 	%p369, %r174, 1;
+	bra.uni 	$L__BB57_138;
+
+$L__BB57_135:
+	setp.lt.s32 	%p369, %r43, %r229;
+
+$L__BB57_138:
+	selp.b32 	%r229, %r43, %r229, %p369;
+	selp.f32 	%f59, %f29, %f59, %p369;
+
+$L__BB57_139:
+	add.s32 	%r46, %r246, 2;
+	add.s64 	%rd10, %rd9, %rd2;
+	ld.global.f32 	%f32, [%rd10];
+	@%p235 bra 	$L__BB57_146;
+
+	setp.nan.f32 	%p268, %f1, %f32;
+	@%p268 bra 	$L__BB57_144;
+
+	setp.neu.f32 	%p269, %f1, %f32;
+	@%p269 bra 	$L__BB57_143;
+	bra.uni 	$L__BB57_142;
+
+$L__BB57_143:
+	setp.lt.f32 	%p370, %f1, %f32;
+	bra.uni 	$L__BB57_145;
+
+$L__BB57_144:
+	setp.nan.f32 	%p270, %f32, %f32;
+	setp.nan.f32 	%p271, %f1, %f1;
+	and.pred  	%p272, %p271, %p270;
+	setp.lt.s32 	%p273, %r11, %r46;
+	selp.u32 	%r175, -1, 0, %p273;
+	selp.u32 	%r176, -1, 0, %p270;
+	selp.b32 	%r177, %r175, %r176, %p272;
+	and.b32  	%r178, %r177, 1;
+	setp.eq.b32 	%p370, %r178, 1;
+	bra.uni 	$L__BB57_145;
+
+$L__BB57_142:
+	setp.lt.s32 	%p370, %r11, %r46;
+
+$L__BB57_145:
+	not.pred 	%p274, %p370;
+	@%p274 bra 	$L__BB57_153;
+
+$L__BB57_146:
+	setp.lt.s32 	%p276, %r229, 0;
+	mov.pred 	%p371, -1;
+	@%p276 bra 	$L__BB57_152;
+
+	setp.nan.f32 	%p277, %f32, %f59;
+	@%p277 bra 	$L__BB57_151;
+
+	setp.neu.f32 	%p278, %f32, %f59;
+	@%p278 bra 	$L__BB57_150;
+	bra.uni 	$L__BB57_149;
+
+$L__BB57_150:
+	setp.lt.f32 	%p371, %f32, %f59;
+	bra.uni 	$L__BB57_152;
+
+$L__BB57_151:
+	setp.nan.f32 	%p279, %f59, %f59;
+	setp.nan.f32 	%p280, %f32, %f32;
+	and.pred  	%p281, %p279, %p280;
+	setp.lt.s32 	%p282, %r46, %r229;
+	selp.u32 	%r179, -1, 0, %p282;
+	selp.u32 	%r180, -1, 0, %p279;
+	selp.b32 	%r181, %r179, %r180, %p281;
+	and.b32  	%r182, %r181, 1;
+	setp.eq.b32 	%p371, %r182, 1;
+	bra.uni 	$L__BB57_152;
+
+$L__BB57_149:
+	setp.lt.s32 	%p371, %r46, %r229;
+
+$L__BB57_152:
+	selp.b32 	%r229, %r46, %r229, %p371;
+	selp.f32 	%f59, %f32, %f59, %p371;
+
+$L__BB57_153:
+	add.s32 	%r49, %r246, 3;
+	add.s64 	%rd23, %rd10, %rd2;
+	ld.global.f32 	%f35, [%rd23];
+	@%p235 bra 	$L__BB57_160;
+
+	setp.nan.f32 	%p284, %f1, %f35;
+	@%p284 bra 	$L__BB57_158;
+
+	setp.neu.f32 	%p285, %f1, %f35;
+	@%p285 bra 	$L__BB57_157;
+	bra.uni 	$L__BB57_156;
+
+$L__BB57_157:
+	setp.lt.f32 	%p372, %f1, %f35;
+	bra.uni 	$L__BB57_159;
+
+$L__BB57_158:
+	setp.nan.f32 	%p286, %f35, %f35;
+	setp.nan.f32 	%p287, %f1, %f1;
+	and.pred  	%p288, %p287, %p286;
+	setp.lt.s32 	%p289, %r11, %r49;
+	selp.u32 	%r183, -1, 0, %p289;
+	selp.u32 	%r184, -1, 0, %p286;
+	selp.b32 	%r185, %r183, %r184, %p288;
+	and.b32  	%r186, %r185, 1;
+	setp.eq.b32 	%p372, %r186, 1;
+	bra.uni 	$L__BB57_159;
+
+$L__BB57_156:
+	setp.lt.s32 	%p372, %r11, %r49;
+
+$L__BB57_159:
+	not.pred 	%p290, %p372;
+	@%p290 bra 	$L__BB57_167;
+
+$L__BB57_160:
+	setp.lt.s32 	%p292, %r229, 0;
+	mov.pred 	%p373, -1;
+	@%p292 bra 	$L__BB57_166;
+
+	setp.nan.f32 	%p293, %f35, %f59;
+	@%p293 bra 	$L__BB57_165;
+
+	setp.neu.f32 	%p294, %f35, %f59;
+	@%p294 bra 	$L__BB57_164;
+	bra.uni 	$L__BB57_163;
+
+$L__BB57_164:
+	setp.lt.f32 	%p373, %f35, %f59;
+	bra.uni 	$L__BB57_166;
+
+$L__BB57_165:
+	setp.nan.f32 	%p295, %f59, %f59;
+	setp.nan.f32 	%p296, %f35, %f35;
+	and.pred  	%p297, %p295, %p296;
+	setp.lt.s32 	%p298, %r49, %r229;
+	selp.u32 	%r187, -1, 0, %p298;
+	selp.u32 	%r188, -1, 0, %p295;
+	selp.b32 	%r189, %r187, %r188, %p297;
+	and.b32  	%r190, %r189, 1;
+	setp.eq.b32 	%p373, %r190, 1;
+	bra.uni 	$L__BB57_166;
+
+$L__BB57_163:
+	setp.lt.s32 	%p373, %r49, %r229;
+
+$L__BB57_166:
+	selp.b32 	%r229, %r49, %r229, %p373;
+	selp.f32 	%f59, %f35, %f59, %p373;
+
+$L__BB57_167:
+	add.s32 	%r246, %r246, 4;
+	add.s32 	%r240, %r240, -4;
+	setp.ne.s32 	%p299, %r240, 0;
+	@%p299 bra 	$L__BB57_111;
+
+$L__BB57_168:
+	setp.eq.s32 	%p300, %r8, 0;
+	@%p300 bra 	$L__BB57_213;
+
+	setp.lt.s32 	%p301, %r11, 0;
+	add.s32 	%r191, %r246, %r3;
+	mad.lo.s32 	%r192, %r191, %r70, %r6;
+	mul.wide.s32 	%rd24, %r192, 4;
+	add.s64 	%rd25, %rd1, %rd24;
+	ld.global.f32 	%f40, [%rd25];
+	@%p301 bra 	$L__BB57_176;
+
+	setp.nan.f32 	%p302, %f1, %f40;
+	@%p302 bra 	$L__BB57_174;
+
+	setp.neu.f32 	%p303, %f1, %f40;
+	@%p303 bra 	$L__BB57_173;
+	bra.uni 	$L__BB57_172;
+
+$L__BB57_173:
+	setp.lt.f32 	%p374, %f1, %f40;
+	bra.uni 	$L__BB57_175;
+
+$L__BB57_70:
+	setp.nan.f32 	%p187, %f1, %f1;
+	setp.nan.f32 	%p188, %f17, %f17;
+	and.pred  	%p189, %p187, %p188;
+	setp.lt.s32 	%p190, %r11, %r234;
+	selp.u32 	%r124, -1, 0, %p190;
+	selp.u32 	%r125, -1, 0, %p187;
+	selp.b32 	%r126, %r124, %r125, %p189;
+	and.b32  	%r127, %r126, 1;
+	setp.eq.b32 	%p360, %r127, 1;
+	bra.uni 	$L__BB57_71;
+
+$L__BB57_68:
+	setp.lt.s32 	%p360, %r11, %r234;
+
+$L__BB57_71:
+	not.pred 	%p191, %p360;
+	@%p191 bra 	$L__BB57_79;
+
+$L__BB57_72:
+	setp.lt.s32 	%p193, %r229, 0;
+	mov.pred 	%p361, -1;
+	@%p193 bra 	$L__BB57_78;
+
+	setp.nan.f32 	%p194, %f17, %f59;
+	@%p194 bra 	$L__BB57_77;
+
+	setp.neu.f32 	%p195, %f17, %f59;
+	@%p195 bra 	$L__BB57_76;
+	bra.uni 	$L__BB57_75;
+
+$L__BB57_76:
+	setp.gt.f32 	%p361, %f17, %f59;
+	bra.uni 	$L__BB57_78;
+
+$L__BB57_77:
+	setp.nan.f32 	%p196, %f17, %f17;
+	setp.nan.f32 	%p197, %f59, %f59;
+	and.pred  	%p198, %p197, %p196;
+	setp.lt.s32 	%p199, %r234, %r229;
+	selp.u32 	%r128, -1, 0, %p199;
+	selp.u32 	%r129, -1, 0, %p196;
+	selp.b32 	%r130, %r128, %r129, %p198;
+	and.b32  	%r131, %r130, 1;
+	setp.eq.b32 	%p361, %r131, 1;
+	bra.uni 	$L__BB57_78;
+
+$L__BB57_174:
+	setp.nan.f32 	%p304, %f40, %f40;
+	setp.nan.f32 	%p305, %f1, %f1;
+	and.pred  	%p306, %p305, %p304;
+	setp.lt.s32 	%p307, %r11, %r246;
+	selp.u32 	%r193, -1, 0, %p307;
+	selp.u32 	%r194, -1, 0, %p304;
+	selp.b32 	%r195, %r193, %r194, %p306;
+	and.b32  	%r196, %r195, 1;
+	setp.eq.b32 	%p374, %r196, 1;
+	bra.uni 	$L__BB57_175;
+
+$L__BB57_75:
+	setp.lt.s32 	%p361, %r234, %r229;
+
+$L__BB57_78:
+	selp.b32 	%r229, %r234, %r229, %p361;
+	selp.f32 	%f59, %f17, %f59, %p361;
+
+$L__BB57_79:
+	add.s32 	%r33, %r234, 1;
+	setp.eq.s32 	%p200, %r8, 1;
+	@%p200 bra 	$L__BB57_213;
+
+	add.s32 	%r132, %r33, %r3;
+	mad.lo.s32 	%r133, %r132, %r70, %r6;
+	mul.wide.s32 	%rd18, %r133, 4;
+	add.s64 	%rd19, %rd1, %rd18;
+	ld.global.f32 	%f20, [%rd19];
+	@%p184 bra 	$L__BB57_87;
+
+	setp.nan.f32 	%p202, %f1, %f20;
+	@%p202 bra 	$L__BB57_85;
+
+	setp.neu.f32 	%p203, %f1, %f20;
+	@%p203 bra 	$L__BB57_84;
+	bra.uni 	$L__BB57_83;
+
+$L__BB57_84:
+	setp.gt.f32 	%p362, %f1, %f20;
+	bra.uni 	$L__BB57_86;
+
+$L__BB57_85:
+	setp.nan.f32 	%p204, %f1, %f1;
+	setp.nan.f32 	%p205, %f20, %f20;
+	and.pred  	%p206, %p204, %p205;
+	setp.le.s32 	%p207, %r11, %r234;
+	selp.u32 	%r134, -1, 0, %p207;
+	selp.u32 	%r135, -1, 0, %p204;
+	selp.b32 	%r136, %r134, %r135, %p206;
+	and.b32  	%r137, %r136, 1;
+	setp.eq.b32 	%p362, %r137, 1;
+	bra.uni 	$L__BB57_86;
+
+$L__BB57_172:
+	setp.lt.s32 	%p374, %r11, %r246;
+
+$L__BB57_175:
+	not.pred 	%p308, %p374;
+	@%p308 bra 	$L__BB57_183;
+
+$L__BB57_176:
+	setp.lt.s32 	%p310, %r229, 0;
+	mov.pred 	%p375, -1;
+	@%p310 bra 	$L__BB57_182;
+
+	setp.nan.f32 	%p311, %f40, %f59;
+	@%p311 bra 	$L__BB57_181;
+
+	setp.neu.f32 	%p312, %f40, %f59;
+	@%p312 bra 	$L__BB57_180;
+	bra.uni 	$L__BB57_179;
+
+$L__BB57_180:
+	setp.lt.f32 	%p375, %f40, %f59;
+	bra.uni 	$L__BB57_182;
+
+$L__BB57_181:
+	setp.nan.f32 	%p313, %f59, %f59;
+	setp.nan.f32 	%p314, %f40, %f40;
+	and.pred  	%p315, %p313, %p314;
+	setp.lt.s32 	%p316, %r246, %r229;
+	selp.u32 	%r197, -1, 0, %p316;
+	selp.u32 	%r198, -1, 0, %p313;
+	selp.b32 	%r199, %r197, %r198, %p315;
+	and.b32  	%r200, %r199, 1;
+	setp.eq.b32 	%p375, %r200, 1;
+	bra.uni 	$L__BB57_182;
+
+$L__BB57_83:
+	setp.le.s32 	%p362, %r11, %r234;
+
+$L__BB57_86:
+	not.pred 	%p208, %p362;
+	@%p208 bra 	$L__BB57_94;
+
+$L__BB57_87:
+	setp.lt.s32 	%p210, %r229, 0;
+	mov.pred 	%p363, -1;
+	@%p210 bra 	$L__BB57_93;
+
+	setp.nan.f32 	%p211, %f20, %f59;
+	@%p211 bra 	$L__BB57_92;
+
+	setp.neu.f32 	%p212, %f20, %f59;
+	@%p212 bra 	$L__BB57_91;
+	bra.uni 	$L__BB57_90;
+
+$L__BB57_91:
+	setp.gt.f32 	%p363, %f20, %f59;
+	bra.uni 	$L__BB57_93;
+
+$L__BB57_92:
+	setp.nan.f32 	%p213, %f20, %f20;
+	setp.nan.f32 	%p214, %f59, %f59;
+	and.pred  	%p215, %p214, %p213;
+	setp.lt.s32 	%p216, %r33, %r229;
+	selp.u32 	%r138, -1, 0, %p216;
+	selp.u32 	%r139, -1, 0, %p213;
+	selp.b32 	%r140, %r138, %r139, %p215;
+	and.b32  	%r141, %r140, 1;
+	setp.eq.b32 	%p363, %r141, 1;
+	bra.uni 	$L__BB57_93;
+
+$L__BB57_179:
+	setp.lt.s32 	%p375, %r246, %r229;
+
+$L__BB57_182:
+	selp.b32 	%r229, %r246, %r229, %p375;
+	selp.f32 	%f59, %f40, %f59, %p375;
+
+$L__BB57_183:
+	add.s32 	%r59, %r246, 1;
+	setp.eq.s32 	%p317, %r8, 1;
+	@%p317 bra 	$L__BB57_213;
+
+	add.s32 	%r201, %r59, %r3;
+	mad.lo.s32 	%r202, %r201, %r70, %r6;
+	mul.wide.s32 	%rd26, %r202, 4;
+	add.s64 	%rd27, %rd1, %rd26;
+	ld.global.f32 	%f43, [%rd27];
+	@%p301 bra 	$L__BB57_191;
+
+	setp.nan.f32 	%p319, %f1, %f43;
+	@%p319 bra 	$L__BB57_189;
+
+	setp.neu.f32 	%p320, %f1, %f43;
+	@%p320 bra 	$L__BB57_188;
+	bra.uni 	$L__BB57_187;
+
+$L__BB57_188:
+	setp.lt.f32 	%p376, %f1, %f43;
+	bra.uni 	$L__BB57_190;
+
+$L__BB57_189:
+	setp.nan.f32 	%p321, %f43, %f43;
+	setp.nan.f32 	%p322, %f1, %f1;
+	and.pred  	%p323, %p322, %p321;
+	setp.le.s32 	%p324, %r11, %r246;
+	selp.u32 	%r203, -1, 0, %p324;
+	selp.u32 	%r204, -1, 0, %p321;
+	selp.b32 	%r205, %r203, %r204, %p323;
+	and.b32  	%r206, %r205, 1;
+	setp.eq.b32 	%p376, %r206, 1;
+	bra.uni 	$L__BB57_190;
+
+$L__BB57_90:
+	setp.lt.s32 	%p363, %r33, %r229;
+
+$L__BB57_93:
+	selp.b32 	%r229, %r33, %r229, %p363;
+	selp.f32 	%f59, %f20, %f59, %p363;
+
+$L__BB57_94:
+	add.s32 	%r36, %r234, 2;
+	setp.eq.s32 	%p217, %r8, 2;
+	@%p217 bra 	$L__BB57_213;
+
+	add.s32 	%r142, %r36, %r3;
+	mad.lo.s32 	%r143, %r142, %r70, %r6;
+	mul.wide.s32 	%rd20, %r143, 4;
+	add.s64 	%rd21, %rd1, %rd20;
+	ld.global.f32 	%f23, [%rd21];
+	@%p184 bra 	$L__BB57_102;
+
+	setp.nan.f32 	%p219, %f1, %f23;
+	@%p219 bra 	$L__BB57_100;
+
+	setp.neu.f32 	%p220, %f1, %f23;
+	@%p220 bra 	$L__BB57_99;
+	bra.uni 	$L__BB57_98;
+
+$L__BB57_99:
+	setp.gt.f32 	%p364, %f1, %f23;
+	bra.uni 	$L__BB57_101;
+
+$L__BB57_100:
+	setp.nan.f32 	%p221, %f1, %f1;
+	setp.nan.f32 	%p222, %f23, %f23;
+	and.pred  	%p223, %p221, %p222;
+	setp.lt.s32 	%p224, %r11, %r36;
+	selp.u32 	%r144, -1, 0, %p224;
+	selp.u32 	%r145, -1, 0, %p221;
+	selp.b32 	%r146, %r144, %r145, %p223;
+	and.b32  	%r147, %r146, 1;
+	setp.eq.b32 	%p364, %r147, 1;
+	bra.uni 	$L__BB57_101;
+
+$L__BB57_187:
+	setp.le.s32 	%p376, %r11, %r246;
+
+$L__BB57_190:
+	not.pred 	%p325, %p376;
+	@%p325 bra 	$L__BB57_198;
+
+$L__BB57_191:
+	setp.lt.s32 	%p327, %r229, 0;
+	mov.pred 	%p377, -1;
+	@%p327 bra 	$L__BB57_197;
+
+	setp.nan.f32 	%p328, %f43, %f59;
+	@%p328 bra 	$L__BB57_196;
+
+	setp.neu.f32 	%p329, %f43, %f59;
+	@%p329 bra 	$L__BB57_195;
+	bra.uni 	$L__BB57_194;
+
+$L__BB57_195:
+	setp.lt.f32 	%p377, %f43, %f59;
+	bra.uni 	$L__BB57_197;
+
+$L__BB57_196:
+	setp.nan.f32 	%p330, %f59, %f59;
+	setp.nan.f32 	%p331, %f43, %f43;
+	and.pred  	%p332, %p330, %p331;
+	setp.lt.s32 	%p333, %r59, %r229;
+	selp.u32 	%r207, -1, 0, %p333;
+	selp.u32 	%r208, -1, 0, %p330;
+	selp.b32 	%r209, %r207, %r208, %p332;
+	and.b32  	%r210, %r209, 1;
+	setp.eq.b32 	%p377, %r210, 1;
+	bra.uni 	$L__BB57_197;
+
+$L__BB57_98:
+	setp.lt.s32 	%p364, %r11, %r36;
+
+$L__BB57_101:
+	not.pred 	%p225, %p364;
+	@%p225 bra 	$L__BB57_213;
+
+$L__BB57_102:
+	setp.lt.s32 	%p227, %r229, 0;
+	mov.pred 	%p365, -1;
+	@%p227 bra 	$L__BB57_108;
+
+	setp.nan.f32 	%p228, %f23, %f59;
+	@%p228 bra 	$L__BB57_107;
+
+	setp.neu.f32 	%p229, %f23, %f59;
+	@%p229 bra 	$L__BB57_106;
+	bra.uni 	$L__BB57_105;
+
+$L__BB57_106:
+	setp.gt.f32 	%p365, %f23, %f59;
+	bra.uni 	$L__BB57_108;
+
+$L__BB57_107:
+	setp.nan.f32 	%p230, %f23, %f23;
+	setp.nan.f32 	%p231, %f59, %f59;
+	and.pred  	%p232, %p231, %p230;
+	setp.lt.s32 	%p233, %r36, %r229;
+	selp.u32 	%r148, -1, 0, %p233;
+	selp.u32 	%r149, -1, 0, %p230;
+	selp.b32 	%r150, %r148, %r149, %p232;
+	and.b32  	%r151, %r150, 1;
+	setp.eq.b32 	%p365, %r151, 1;
+	bra.uni 	$L__BB57_108;
+
+$L__BB57_194:
+	setp.lt.s32 	%p377, %r59, %r229;
+
+$L__BB57_197:
+	selp.b32 	%r229, %r59, %r229, %p377;
+	selp.f32 	%f59, %f43, %f59, %p377;
+
+$L__BB57_198:
+	add.s32 	%r62, %r246, 2;
+	setp.eq.s32 	%p334, %r8, 2;
+	@%p334 bra 	$L__BB57_213;
+
+	add.s32 	%r211, %r62, %r3;
+	mad.lo.s32 	%r212, %r211, %r70, %r6;
+	mul.wide.s32 	%rd28, %r212, 4;
+	add.s64 	%rd29, %rd1, %rd28;
+	ld.global.f32 	%f46, [%rd29];
+	@%p301 bra 	$L__BB57_206;
+
+	setp.nan.f32 	%p336, %f1, %f46;
+	@%p336 bra 	$L__BB57_204;
+
+	setp.neu.f32 	%p337, %f1, %f46;
+	@%p337 bra 	$L__BB57_203;
+	bra.uni 	$L__BB57_202;
+
+$L__BB57_203:
+	setp.lt.f32 	%p378, %f1, %f46;
+	bra.uni 	$L__BB57_205;
+
+$L__BB57_204:
+	setp.nan.f32 	%p338, %f46, %f46;
+	setp.nan.f32 	%p339, %f1, %f1;
+	and.pred  	%p340, %p339, %p338;
+	setp.lt.s32 	%p341, %r11, %r62;
+	selp.u32 	%r213, -1, 0, %p341;
+	selp.u32 	%r214, -1, 0, %p338;
+	selp.b32 	%r215, %r213, %r214, %p340;
+	and.b32  	%r216, %r215, 1;
+	setp.eq.b32 	%p378, %r216, 1;
+	bra.uni 	$L__BB57_205;
+
+$L__BB57_105:
+	setp.lt.s32 	%p365, %r36, %r229;
+
+$L__BB57_108:
+	selp.b32 	%r229, %r36, %r229, %p365;
+	selp.f32 	%f59, %f23, %f59, %p365;
+	bra.uni 	$L__BB57_213;
+
+$L__BB57_202:
+	setp.lt.s32 	%p378, %r11, %r62;
+
+$L__BB57_205:
+	not.pred 	%p342, %p378;
+	@%p342 bra 	$L__BB57_213;
+
+$L__BB57_206:
+	setp.lt.s32 	%p344, %r229, 0;
+	mov.pred 	%p379, -1;
+	@%p344 bra 	$L__BB57_212;
+
+	setp.nan.f32 	%p345, %f46, %f59;
+	@%p345 bra 	$L__BB57_211;
+
+	setp.neu.f32 	%p346, %f46, %f59;
+	@%p346 bra 	$L__BB57_210;
+	bra.uni 	$L__BB57_209;
+
+$L__BB57_210:
+	setp.lt.f32 	%p379, %f46, %f59;
+	bra.uni 	$L__BB57_212;
+
+$L__BB57_211:
+	setp.nan.f32 	%p347, %f59, %f59;
+	setp.nan.f32 	%p348, %f46, %f46;
+	and.pred  	%p349, %p347, %p348;
+	setp.lt.s32 	%p350, %r62, %r229;
+	selp.u32 	%r217, -1, 0, %p350;
+	selp.u32 	%r218, -1, 0, %p347;
+	selp.b32 	%r219, %r217, %r218, %p349;
+	and.b32  	%r220, %r219, 1;
+	setp.eq.b32 	%p379, %r220, 1;
+	bra.uni 	$L__BB57_212;
+
+$L__BB57_209:
+	setp.lt.s32 	%p379, %r62, %r229;
+
+$L__BB57_212:
+	selp.b32 	%r229, %r62, %r229, %p379;
+	selp.f32 	%f59, %f46, %f59, %p379;
+
+$L__BB57_213:
+	mul.lo.s32 	%r221, %r224, %r70;
+	add.s32 	%r222, %r4, %r221;
+	mul.wide.s32 	%rd30, %r222, 4;
+	add.s64 	%rd31, %rd4, %rd30;
+	st.global.f32 	[%rd31], %f59;
+	add.s32 	%r223, %r5, %r221;
+	mul.wide.s32 	%rd32, %r223, 8;
+	add.s64 	%rd33, %rd3, %rd32;
+	cvt.s64.s32 	%rd34, %r229;
+	st.global.u64 	[%rd33], %rd34;
+	add.s32 	%r224, %r224, 1;
+	setp.lt.s32 	%p351, %r224, %r71;
+	@%p351 bra 	$L__BB57_3;
+
+$L__BB57_214:
 	ret;
 
 }

@@ -384,22 +384,36 @@ enum GPUKernelSource {
             }
             int p = 1 + 2 * kr, rr = meta[p], total = 1;
             for (int axis = 0; axis < rr; axis++) total *= meta[p + 1 + axis];
-            float acc = op == 2 ? -INFINITY : (op == 3 ? INFINITY : (op == 5 ? 1.0f : 0.0f));
-            for (int j = 0; j < total; j++) {
-                int r = j, offset = base;
-                for (int axis = rr - 1; axis >= 0; axis--) {
-                    int d = meta[p + 1 + axis];
-                    offset += (r % d) * meta[p + 1 + rr + axis];
-                    r /= d;
+            /* LogSumExp (op 9) subtracts the largest value first: a pass for it, then the sum. */
+            float shift = 0.0f;
+            for (int pass = op == 9 ? 0 : 1; pass < 2; pass++) {
+                float acc = pass == 0 ? -INFINITY : (op == 2 ? -INFINITY : (op == 3 ? INFINITY : (op == 5 ? 1.0f : 0.0f)));
+                for (int j = 0; j < total; j++) {
+                    int r = j, offset = base;
+                    for (int axis = rr - 1; axis >= 0; axis--) {
+                        int d = meta[p + 1 + axis];
+                        offset += (r % d) * meta[p + 1 + rr + axis];
+                        r /= d;
+                    }
+                    float v = x[xOff + offset];
+                    if (pass == 0) acc = v > acc ? v : acc;
+                    else if (op == 2) acc = (v > acc || v != v) ? v : acc;
+                    else if (op == 3) acc = (v < acc || v != v) ? v : acc;
+                    else if (op == 4 || op == 6) acc += v * v;
+                    else if (op == 5) acc *= v;
+                    else if (op == 7) acc += fabs(v);
+                    else if (op == 9) acc += exp(v - shift);
+                    else acc += v;
                 }
-                float v = x[xOff + offset];
-                if (op == 2) acc = (v > acc || v != v) ? v : acc;
-                else if (op == 3) acc = (v < acc || v != v) ? v : acc;
-                else if (op == 4 || op == 6) acc += v * v;
-                else if (op == 5) acc *= v;
-                else acc += v;
+                if (pass == 0) {
+                    shift = isinf(acc) ? 0.0f : acc;
+                    continue;
+                }
+                y[yOff + i] = op == 1 ? acc / (float)total
+                              : op == 6 ? sqrt(acc)
+                              : op == 8 ? log(acc)
+                              : op == 9 ? log(acc) + shift : acc;
             }
-            y[yOff + i] = op == 1 ? acc / (float)total : (op == 6 ? sqrt(acc) : acc);
         }
 
         /* And, Or, Xor on bool bytes with broadcasting (meta as for binary); Not when op is 3 (b unused). */
@@ -1228,6 +1242,43 @@ enum GPUKernelSource {
             for (int s = 0; s < n; s++) {
                 float v = x[xOff + base + s * inner];
                 y[yOff + base + s * inner] = norm == 0.0f ? 0.0f : v / norm;
+            }
+        }
+        /* TopK along an axis: one work-item per line of n values `inner` apart; output s is the best element that
+           ranks after output s - 1 (values first, ties to the lower index; NaN above every number when largest,
+           below when smallest), so no scratch is needed: O(n·k) per line. */
+        DEVICE int topk_before(float a, int ai, float b, int bi, int largest) {
+            int an = a != a, bn = b != b;
+            if (an || bn) {
+                if (an && bn) return ai < bi;
+                return largest ? an : bn;
+            }
+            if (a != b) return largest ? a > b : a < b;
+            return ai < bi;
+        }
+        KERNEL void topk_lines(GLOBAL const float *x, int xOff, GLOBAL float *values, int vOff, GLOBAL long *indices,
+                               int iOff, int lines, int n, int inner, int k, int largest) {
+            int l = GID0;
+            if (l >= lines) return;
+            int o = l / inner, in = l % inner;
+            int base = o * n * inner + in, outBase = o * k * inner + in;
+            float pv = 0.0f;
+            int pi = -1;
+            for (int s = 0; s < k; s++) {
+                int best = -1;
+                float bv = 0.0f;
+                for (int j = 0; j < n; j++) {
+                    float v = x[xOff + base + j * inner];
+                    if (pi >= 0 && !topk_before(pv, pi, v, j, largest)) continue;
+                    if (best < 0 || topk_before(v, j, bv, best, largest)) {
+                        best = j;
+                        bv = v;
+                    }
+                }
+                values[vOff + outBase + s * inner] = bv;
+                indices[iOff + outBase + s * inner] = (long)best;
+                pv = bv;
+                pi = best;
             }
         }
         """#

@@ -227,4 +227,31 @@ extension GPUKernelTable {
         return try backend.kernel(
             "float_class", arguments: [xb, xo, yb, yo, .int(Int32(count)), .int(Int32(mode))], global: [count])
     }
+
+    static func makeTopK(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X")
+        guard node.outputs.count == 2 else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "TopK has two outputs")
+        }
+        let values = node.outputs[0], indices = node.outputs[1]
+        try requireFloat32(node, x)
+        let dims = x.type.shape.dimensions
+        let raw = try node.step.node.int("axis", default: -1)
+        let axis = raw < 0 ? raw + dims.count : raw
+        guard (0..<dims.count).contains(axis) else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "axis \(raw) out of range")
+        }
+        let n = dims[axis], inner = dims[(axis + 1)...].reduce(1, *), k = values.type.shape[axis]
+        let lines = dims[..<axis].reduce(1, *) * inner
+        guard lines > 0, k > 0 else { return SequenceKernel(parts: []) }
+        let largest = try node.step.node.int("largest", default: 1) != 0
+        let (xb, xo) = try backend.arguments(for: x), (vb, vo) = try backend.arguments(for: values)
+        let (ib, io) = try backend.arguments(for: indices, elementBytes: 8)
+        return try backend.kernel(
+            "topk_lines",
+            arguments: [
+                xb, xo, vb, vo, ib, io, .int(Int32(lines)), .int(Int32(n)), .int(Int32(inner)), .int(Int32(k)),
+                .int(largest ? 1 : 0),
+            ], global: [lines])
+    }
 }

@@ -141,13 +141,16 @@ public enum GPUKernelTable {
         add(["RMSNormalization"], makeRMSNormalization)
         add(["RotaryEmbedding"], makeRotaryEmbedding)
         add(["Hardmax", "LpNormalization"], makeAxisLines)
+        add(["TopK"], makeTopK)
         add(
             ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], dtypes: integers.union([.float32]),
             makeCompare)
         add(["Where"], dtypes: anyType, makeWhere)
         add(
-            ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceProd", "ReduceL2"],
-            makeReduce)
+            [
+                "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceProd", "ReduceL2",
+                "ReduceL1", "ReduceLogSum", "ReduceLogSumExp",
+            ], makeReduce)
         add(["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool], makeCast)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         add(["LayerNormalization"], makeLayerNorm)
@@ -580,8 +583,11 @@ public enum GPUKernelTable {
         let kept = (0..<rank).filter { !axes.contains($0) }, reduced = (0..<rank).filter { axes.contains($0) }
         let codes = [
             "ReduceSum": 0, "ReduceMean": 1, "ReduceMax": 2, "ReduceMin": 3, "ReduceSumSquare": 4, "ReduceProd": 5,
-            "ReduceL2": 6,
+            "ReduceL2": 6, "ReduceL1": 7, "ReduceLogSum": 8, "ReduceLogSumExp": 9,
         ]
+        guard let code = codes[node.step.node.opType] else {
+            throw unsupported(node, "no GPU reduction code for \(node.step.node.opType)")
+        }
         let count = y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
         let values =
@@ -592,7 +598,7 @@ public enum GPUKernelTable {
         return try backend.kernel(
             "reduce",
             arguments: [
-                xb, xo, yb, yo, .int(Int32(count)), .int(Int32(codes[node.step.node.opType] ?? 0)), metaArgument,
+                xb, xo, yb, yo, .int(Int32(count)), .int(Int32(code)), metaArgument,
             ],
             global: [count], retained: [metaKeep])
     }
