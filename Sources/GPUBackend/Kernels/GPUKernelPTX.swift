@@ -18925,5 +18925,2332 @@ $L__BB57_214:
 	ret;
 
 }
+	// .globl	grid_sample
+.visible .entry grid_sample(
+	.param .u64 grid_sample_param_0,
+	.param .u32 grid_sample_param_1,
+	.param .u64 grid_sample_param_2,
+	.param .u32 grid_sample_param_3,
+	.param .u64 grid_sample_param_4,
+	.param .u32 grid_sample_param_5,
+	.param .u32 grid_sample_param_6,
+	.param .u64 grid_sample_param_7
+)
+{
+	.local .align 16 .b8 	__local_depot58[96];
+	.reg .b64 	%SP;
+	.reg .b64 	%SPL;
+	.reg .pred 	%p<344>;
+	.reg .f32 	%f<897>;
+	.reg .b32 	%r<506>;
+	.reg .b64 	%rd<46>;
+
+
+	mov.u64 	%SPL, __local_depot58;
+	ld.param.u64 	%rd17, [grid_sample_param_0];
+	ld.param.u64 	%rd15, [grid_sample_param_2];
+	ld.param.u32 	%r221, [grid_sample_param_3];
+	ld.param.u64 	%rd16, [grid_sample_param_4];
+	ld.param.u32 	%r222, [grid_sample_param_5];
+	ld.param.u32 	%r223, [grid_sample_param_6];
+	ld.param.u64 	%rd18, [grid_sample_param_7];
+	cvta.to.global.u64 	%rd1, %rd17;
+	cvta.to.global.u64 	%rd2, %rd18;
+	add.u64 	%rd3, %SPL, 0;
+	add.u64 	%rd4, %SPL, 48;
+	mov.u32 	%r224, %ntid.x;
+	mov.u32 	%r225, %ctaid.x;
+	mov.u32 	%r226, %tid.x;
+	mad.lo.s32 	%r1, %r225, %r224, %r226;
+	setp.ge.s32 	%p1, %r1, %r223;
+	@%p1 bra 	$L__BB58_297;
+
+	ld.global.u32 	%r2, [%rd2+16];
+	ld.global.u32 	%r3, [%rd2+20];
+	ld.global.u32 	%r4, [%rd2+24];
+	ld.global.u32 	%r5, [%rd2+12];
+	ld.global.u32 	%r6, [%rd2+4];
+	mul.lo.s32 	%r228, %r5, %r6;
+	div.s32 	%r7, %r1, %r228;
+	ld.global.u32 	%r8, [%rd2+8];
+	setp.lt.s32 	%p2, %r8, 1;
+	mov.u32 	%r497, 1;
+	mov.u32 	%r449, %r497;
+	@%p2 bra 	$L__BB58_8;
+
+	add.s32 	%r232, %r8, -1;
+	and.b32  	%r448, %r8, 3;
+	setp.lt.u32 	%p3, %r232, 3;
+	mov.u32 	%r449, 1;
+	mov.u32 	%r445, 0;
+	@%p3 bra 	$L__BB58_5;
+
+	sub.s32 	%r443, %r8, %r448;
+	mov.u32 	%r449, 1;
+	mov.u32 	%r445, 0;
+
+$L__BB58_4:
+	mul.wide.s32 	%rd21, %r445, 4;
+	add.s64 	%rd22, %rd2, %rd21;
+	ld.global.u32 	%r235, [%rd22+28];
+	mul.lo.s32 	%r236, %r235, %r449;
+	ld.global.u32 	%r237, [%rd22+32];
+	mul.lo.s32 	%r238, %r237, %r236;
+	ld.global.u32 	%r239, [%rd22+36];
+	mul.lo.s32 	%r240, %r239, %r238;
+	ld.global.u32 	%r241, [%rd22+40];
+	mul.lo.s32 	%r449, %r241, %r240;
+	add.s32 	%r445, %r445, 4;
+	add.s32 	%r443, %r443, -4;
+	setp.ne.s32 	%p4, %r443, 0;
+	@%p4 bra 	$L__BB58_4;
+
+$L__BB58_5:
+	setp.eq.s32 	%p5, %r448, 0;
+	@%p5 bra 	$L__BB58_8;
+
+	add.s32 	%r242, %r445, 7;
+	mul.wide.s32 	%rd23, %r242, 4;
+	add.s64 	%rd45, %rd2, %rd23;
+
+$L__BB58_7:
+	.pragma "nounroll";
+	ld.global.u32 	%r243, [%rd45];
+	mul.lo.s32 	%r449, %r243, %r449;
+	add.s64 	%rd45, %rd45, 4;
+	add.s32 	%r448, %r448, -1;
+	setp.ne.s32 	%p6, %r448, 0;
+	@%p6 bra 	$L__BB58_7;
+
+$L__BB58_8:
+	setp.eq.s32 	%p7, %r2, 1;
+	selp.b32 	%r245, 2, 1, %p7;
+	setp.eq.s32 	%p8, %r2, 2;
+	selp.b32 	%r25, 4, %r245, %p8;
+	@%p2 bra 	$L__BB58_281;
+
+	setp.eq.s32 	%p10, %r4, 0;
+	mov.u32 	%r450, 0;
+	selp.f32 	%f1, 0fBF000000, 0f00000000, %p10;
+	rem.s32 	%r248, %r1, %r5;
+	mad.lo.s32 	%r249, %r7, %r5, %r248;
+	add.s32 	%r250, %r8, %r221;
+	mad.lo.s32 	%r26, %r249, %r8, %r250;
+	mov.f32 	%f305, 0f3F800000;
+	rcp.approx.ftz.f32 	%f2, %f305;
+	cvta.to.global.u64 	%rd8, %rd15;
+	mov.u32 	%r451, %r450;
+	bra.uni 	$L__BB58_10;
+
+$L__BB58_45:
+	mul.wide.s32 	%rd28, %r450, 16;
+	add.s64 	%rd9, %rd3, %rd28;
+	add.s64 	%rd10, %rd4, %rd28;
+	setp.eq.s32 	%p53, %r2, 0;
+	@%p53 bra 	$L__BB58_112;
+
+	setp.ne.s32 	%p54, %r2, 1;
+	@%p54 bra 	$L__BB58_145;
+
+	cvt.rmi.f32.f32 	%f376, %f838;
+	sub.f32 	%f43, %f838, %f376;
+	cvt.rzi.s32.f32 	%r47, %f376;
+	setp.gt.s32 	%p55, %r47, -1;
+	setp.lt.s32 	%p56, %r47, %r29;
+	and.pred  	%p57, %p55, %p56;
+	mov.u32 	%r460, %r47;
+	@%p57 bra 	$L__BB58_79;
+
+	mov.u32 	%r460, -1;
+	setp.eq.s32 	%p58, %r3, 0;
+	@%p58 bra 	$L__BB58_79;
+
+	setp.ne.s32 	%p59, %r3, 1;
+	@%p59 bra 	$L__BB58_51;
+
+	setp.lt.s32 	%p60, %r47, 0;
+	selp.b32 	%r460, 0, %r251, %p60;
+	bra.uni 	$L__BB58_79;
+
+$L__BB58_112:
+	cvt.rzi.f32.f32 	%f499, %f838;
+	cvt.rzi.s32.f32 	%r87, %f499;
+	setp.gt.s32 	%p133, %r87, -1;
+	setp.lt.s32 	%p134, %r87, %r29;
+	and.pred  	%p135, %p133, %p134;
+	mov.u32 	%r470, %r87;
+	@%p135 bra 	$L__BB58_144;
+
+	mov.u32 	%r470, -1;
+	setp.eq.s32 	%p136, %r3, 0;
+	@%p136 bra 	$L__BB58_144;
+
+	setp.ne.s32 	%p137, %r3, 1;
+	@%p137 bra 	$L__BB58_116;
+
+	setp.lt.s32 	%p138, %r87, 0;
+	selp.b32 	%r470, 0, %r251, %p138;
+	bra.uni 	$L__BB58_144;
+
+$L__BB58_145:
+	cvt.rmi.f32.f32 	%f560, %f838;
+	sub.f32 	%f561, %f838, %f560;
+	add.f32 	%f562, %f561, 0f3F800000;
+	mov.f32 	%f563, 0f3F800000;
+	sub.f32 	%f564, %f563, %f561;
+	mov.f32 	%f565, 0f40000000;
+	sub.f32 	%f566, %f565, %f561;
+	mul.f32 	%f567, %f562, 0f3F400000;
+	mov.f32 	%f568, 0f40700000;
+	sub.f32 	%f569, %f568, %f567;
+	fma.rn.f32 	%f570, %f562, %f569, 0fC0C00000;
+	fma.rn.f32 	%f149, %f562, %f570, 0f40400000;
+	fma.rn.f32 	%f571, %f561, 0f3FA00000, 0fC0100000;
+	mul.f32 	%f572, %f561, %f571;
+	fma.rn.f32 	%f150, %f561, %f572, 0f3F800000;
+	fma.rn.f32 	%f573, %f564, 0f3FA00000, 0fC0100000;
+	mul.f32 	%f574, %f564, %f573;
+	fma.rn.f32 	%f151, %f564, %f574, 0f3F800000;
+	mul.f32 	%f575, %f566, 0f3F400000;
+	sub.f32 	%f576, %f568, %f575;
+	fma.rn.f32 	%f577, %f566, %f576, 0fC0C00000;
+	fma.rn.f32 	%f152, %f566, %f577, 0f40400000;
+	cvt.rzi.s32.f32 	%r107, %f560;
+	sub.f32 	%f153, %f4, %f1;
+	setp.gt.s32 	%p172, %r107, 0;
+	setp.le.s32 	%p173, %r107, %r29;
+	and.pred  	%p174, %p172, %p173;
+	add.s32 	%r475, %r107, -1;
+	@%p174 bra 	$L__BB58_177;
+
+	mov.u32 	%r475, -1;
+	setp.eq.s32 	%p175, %r3, 0;
+	@%p175 bra 	$L__BB58_177;
+
+	setp.ne.s32 	%p176, %r3, 1;
+	@%p176 bra 	$L__BB58_149;
+
+	setp.lt.s32 	%p177, %r107, 1;
+	selp.b32 	%r475, 0, %r251, %p177;
+	bra.uni 	$L__BB58_177;
+
+$L__BB58_51:
+	cvt.rn.f32.s32 	%f44, %r47;
+	sub.f32 	%f45, %f4, %f1;
+	setp.le.f32 	%p61, %f45, 0f00000000;
+	mov.f32 	%f845, %f1;
+	@%p61 bra 	$L__BB58_78;
+
+	setp.gt.f32 	%p62, %f1, %f44;
+	@%p62 bra 	$L__BB58_66;
+	bra.uni 	$L__BB58_53;
+
+$L__BB58_66:
+	sub.f32 	%f407, %f1, %f44;
+	div.rn.f32 	%f408, %f407, %f45;
+	cvt.rzi.f32.f32 	%f62, %f408;
+	mul.f32 	%f409, %f45, %f62;
+	sub.f32 	%f63, %f407, %f409;
+	abs.f32 	%f844, %f62;
+	setp.lt.f32 	%p78, %f844, 0f40000000;
+	@%p78 bra 	$L__BB58_77;
+
+	setp.gtu.f32 	%p79, %f844, 0f4B800000;
+	@%p79 bra 	$L__BB58_74;
+	bra.uni 	$L__BB58_68;
+
+$L__BB58_74:
+	mov.b32 	%r58, %f844;
+	and.b32  	%r280, %r58, 8388607;
+	or.b32  	%r458, %r280, 1065353216;
+	mov.b32 	%f843, %r458;
+	add.s32 	%r281, %r58, -1073741824;
+	and.b32  	%r459, %r281, -8388608;
+	setp.eq.s32 	%p85, %r459, 0;
+	@%p85 bra 	$L__BB58_76;
+
+$L__BB58_75:
+	min.u32 	%r282, %r459, 192937984;
+	add.s32 	%r283, %r282, %r458;
+	mov.b32 	%f421, %r283;
+	mov.f32 	%f422, 0f80000000;
+	fma.rn.f32 	%f423, %f421, %f2, %f422;
+	mov.f32 	%f424, 0fBF800000;
+	fma.rn.f32 	%f425, %f424, %f423, %f421;
+	fma.rn.f32 	%f426, %f425, %f2, %f423;
+	fma.rn.f32 	%f427, %f424, %f426, %f421;
+	fma.rz.f32 	%f428, %f427, %f2, %f426;
+	cvt.rzi.f32.f32 	%f429, %f428;
+	fma.rn.f32 	%f843, %f424, %f429, %f421;
+	sub.s32 	%r459, %r459, %r282;
+	mov.b32 	%r458, %f843;
+	setp.ne.s32 	%p86, %r459, 0;
+	setp.ne.s32 	%p87, %r458, 0;
+	and.pred  	%p88, %p86, %p87;
+	@%p88 bra 	$L__BB58_75;
+
+$L__BB58_76:
+	setp.gt.u32 	%p89, %r58, 2139095039;
+	selp.f32 	%f430, 0f7FFFFFFF, 0f4B800000, %p89;
+	mul.f32 	%f431, %f843, 0f34000000;
+	mul.f32 	%f844, %f430, %f431;
+	bra.uni 	$L__BB58_77;
+
+$L__BB58_116:
+	cvt.rn.f32.s32 	%f114, %r87;
+	sub.f32 	%f115, %f4, %f1;
+	setp.le.f32 	%p139, %f115, 0f00000000;
+	mov.f32 	%f859, %f1;
+	@%p139 bra 	$L__BB58_143;
+
+	setp.gt.f32 	%p140, %f1, %f114;
+	@%p140 bra 	$L__BB58_131;
+	bra.uni 	$L__BB58_118;
+
+$L__BB58_131:
+	sub.f32 	%f530, %f1, %f114;
+	div.rn.f32 	%f531, %f530, %f115;
+	cvt.rzi.f32.f32 	%f132, %f531;
+	mul.f32 	%f532, %f115, %f132;
+	sub.f32 	%f133, %f530, %f532;
+	abs.f32 	%f858, %f132;
+	setp.lt.f32 	%p156, %f858, 0f40000000;
+	@%p156 bra 	$L__BB58_142;
+
+	setp.gtu.f32 	%p157, %f858, 0f4B800000;
+	@%p157 bra 	$L__BB58_139;
+	bra.uni 	$L__BB58_133;
+
+$L__BB58_139:
+	mov.b32 	%r98, %f858;
+	and.b32  	%r322, %r98, 8388607;
+	or.b32  	%r468, %r322, 1065353216;
+	mov.b32 	%f857, %r468;
+	add.s32 	%r323, %r98, -1073741824;
+	and.b32  	%r469, %r323, -8388608;
+	setp.eq.s32 	%p163, %r469, 0;
+	@%p163 bra 	$L__BB58_141;
+
+$L__BB58_140:
+	min.u32 	%r324, %r469, 192937984;
+	add.s32 	%r325, %r324, %r468;
+	mov.b32 	%f544, %r325;
+	mov.f32 	%f545, 0f80000000;
+	fma.rn.f32 	%f546, %f544, %f2, %f545;
+	mov.f32 	%f547, 0fBF800000;
+	fma.rn.f32 	%f548, %f547, %f546, %f544;
+	fma.rn.f32 	%f549, %f548, %f2, %f546;
+	fma.rn.f32 	%f550, %f547, %f549, %f544;
+	fma.rz.f32 	%f551, %f550, %f2, %f549;
+	cvt.rzi.f32.f32 	%f552, %f551;
+	fma.rn.f32 	%f857, %f547, %f552, %f544;
+	sub.s32 	%r469, %r469, %r324;
+	mov.b32 	%r468, %f857;
+	setp.ne.s32 	%p164, %r469, 0;
+	setp.ne.s32 	%p165, %r468, 0;
+	and.pred  	%p166, %p164, %p165;
+	@%p166 bra 	$L__BB58_140;
+
+$L__BB58_141:
+	setp.gt.u32 	%p167, %r98, 2139095039;
+	selp.f32 	%f553, 0f7FFFFFFF, 0f4B800000, %p167;
+	mul.f32 	%f554, %f857, 0f34000000;
+	mul.f32 	%f858, %f553, %f554;
+	bra.uni 	$L__BB58_142;
+
+$L__BB58_149:
+	setp.le.f32 	%p178, %f153, 0f00000000;
+	add.s32 	%r336, %r107, -1;
+	cvt.rn.f32.s32 	%f154, %r336;
+	mov.f32 	%f866, %f1;
+	@%p178 bra 	$L__BB58_176;
+
+	setp.gt.f32 	%p179, %f1, %f154;
+	@%p179 bra 	$L__BB58_164;
+	bra.uni 	$L__BB58_151;
+
+$L__BB58_164:
+	sub.f32 	%f171, %f1, %f154;
+	div.rn.f32 	%f608, %f171, %f153;
+	cvt.rzi.f32.f32 	%f172, %f608;
+	abs.f32 	%f865, %f172;
+	setp.lt.f32 	%p195, %f865, 0f40000000;
+	@%p195 bra 	$L__BB58_175;
+
+	setp.gtu.f32 	%p196, %f865, 0f4B800000;
+	@%p196 bra 	$L__BB58_172;
+	bra.uni 	$L__BB58_166;
+
+$L__BB58_172:
+	mov.b32 	%r119, %f865;
+	and.b32  	%r345, %r119, 8388607;
+	or.b32  	%r473, %r345, 1065353216;
+	mov.b32 	%f864, %r473;
+	add.s32 	%r346, %r119, -1073741824;
+	and.b32  	%r474, %r346, -8388608;
+	setp.eq.s32 	%p202, %r474, 0;
+	@%p202 bra 	$L__BB58_174;
+
+$L__BB58_173:
+	min.u32 	%r347, %r474, 192937984;
+	add.s32 	%r348, %r347, %r473;
+	mov.b32 	%f620, %r348;
+	mov.f32 	%f621, 0f80000000;
+	fma.rn.f32 	%f622, %f620, %f2, %f621;
+	mov.f32 	%f623, 0fBF800000;
+	fma.rn.f32 	%f624, %f623, %f622, %f620;
+	fma.rn.f32 	%f625, %f624, %f2, %f622;
+	fma.rn.f32 	%f626, %f623, %f625, %f620;
+	fma.rz.f32 	%f627, %f626, %f2, %f625;
+	cvt.rzi.f32.f32 	%f628, %f627;
+	fma.rn.f32 	%f864, %f623, %f628, %f620;
+	sub.s32 	%r474, %r474, %r347;
+	mov.b32 	%r473, %f864;
+	setp.ne.s32 	%p203, %r474, 0;
+	setp.ne.s32 	%p204, %r473, 0;
+	and.pred  	%p205, %p203, %p204;
+	@%p205 bra 	$L__BB58_173;
+
+$L__BB58_174:
+	setp.gt.u32 	%p206, %r119, 2139095039;
+	selp.f32 	%f629, 0f7FFFFFFF, 0f4B800000, %p206;
+	mul.f32 	%f630, %f864, 0f34000000;
+	mul.f32 	%f865, %f629, %f630;
+	bra.uni 	$L__BB58_175;
+
+$L__BB58_53:
+	setp.geu.f32 	%p63, %f4, %f44;
+	mov.f32 	%f845, %f44;
+	@%p63 bra 	$L__BB58_78;
+
+	sub.f32 	%f377, %f44, %f4;
+	div.rn.f32 	%f378, %f377, %f45;
+	cvt.rzi.f32.f32 	%f46, %f378;
+	mul.f32 	%f379, %f45, %f46;
+	sub.f32 	%f47, %f377, %f379;
+	abs.f32 	%f841, %f46;
+	setp.lt.f32 	%p64, %f841, 0f40000000;
+	@%p64 bra 	$L__BB58_65;
+
+	setp.gtu.f32 	%p65, %f841, 0f4B800000;
+	@%p65 bra 	$L__BB58_62;
+	bra.uni 	$L__BB58_56;
+
+$L__BB58_62:
+	mov.b32 	%r50, %f841;
+	and.b32  	%r272, %r50, 8388607;
+	or.b32  	%r456, %r272, 1065353216;
+	mov.b32 	%f840, %r456;
+	add.s32 	%r273, %r50, -1073741824;
+	and.b32  	%r457, %r273, -8388608;
+	setp.eq.s32 	%p71, %r457, 0;
+	@%p71 bra 	$L__BB58_64;
+
+$L__BB58_63:
+	min.u32 	%r274, %r457, 192937984;
+	add.s32 	%r275, %r274, %r456;
+	mov.b32 	%f391, %r275;
+	mov.f32 	%f392, 0f80000000;
+	fma.rn.f32 	%f393, %f391, %f2, %f392;
+	mov.f32 	%f394, 0fBF800000;
+	fma.rn.f32 	%f395, %f394, %f393, %f391;
+	fma.rn.f32 	%f396, %f395, %f2, %f393;
+	fma.rn.f32 	%f397, %f394, %f396, %f391;
+	fma.rz.f32 	%f398, %f397, %f2, %f396;
+	cvt.rzi.f32.f32 	%f399, %f398;
+	fma.rn.f32 	%f840, %f394, %f399, %f391;
+	sub.s32 	%r457, %r457, %r274;
+	mov.b32 	%r456, %f840;
+	setp.ne.s32 	%p72, %r457, 0;
+	setp.ne.s32 	%p73, %r456, 0;
+	and.pred  	%p74, %p72, %p73;
+	@%p74 bra 	$L__BB58_63;
+
+$L__BB58_64:
+	setp.gt.u32 	%p75, %r50, 2139095039;
+	selp.f32 	%f400, 0f7FFFFFFF, 0f4B800000, %p75;
+	mul.f32 	%f401, %f840, 0f34000000;
+	mul.f32 	%f841, %f400, %f401;
+	bra.uni 	$L__BB58_65;
+
+$L__BB58_118:
+	setp.geu.f32 	%p141, %f4, %f114;
+	mov.f32 	%f859, %f114;
+	@%p141 bra 	$L__BB58_143;
+
+	sub.f32 	%f500, %f114, %f4;
+	div.rn.f32 	%f501, %f500, %f115;
+	cvt.rzi.f32.f32 	%f116, %f501;
+	mul.f32 	%f502, %f115, %f116;
+	sub.f32 	%f117, %f500, %f502;
+	abs.f32 	%f855, %f116;
+	setp.lt.f32 	%p142, %f855, 0f40000000;
+	@%p142 bra 	$L__BB58_130;
+
+	setp.gtu.f32 	%p143, %f855, 0f4B800000;
+	@%p143 bra 	$L__BB58_127;
+	bra.uni 	$L__BB58_121;
+
+$L__BB58_127:
+	mov.b32 	%r90, %f855;
+	and.b32  	%r314, %r90, 8388607;
+	or.b32  	%r466, %r314, 1065353216;
+	mov.b32 	%f854, %r466;
+	add.s32 	%r315, %r90, -1073741824;
+	and.b32  	%r467, %r315, -8388608;
+	setp.eq.s32 	%p149, %r467, 0;
+	@%p149 bra 	$L__BB58_129;
+
+$L__BB58_128:
+	min.u32 	%r316, %r467, 192937984;
+	add.s32 	%r317, %r316, %r466;
+	mov.b32 	%f514, %r317;
+	mov.f32 	%f515, 0f80000000;
+	fma.rn.f32 	%f516, %f514, %f2, %f515;
+	mov.f32 	%f517, 0fBF800000;
+	fma.rn.f32 	%f518, %f517, %f516, %f514;
+	fma.rn.f32 	%f519, %f518, %f2, %f516;
+	fma.rn.f32 	%f520, %f517, %f519, %f514;
+	fma.rz.f32 	%f521, %f520, %f2, %f519;
+	cvt.rzi.f32.f32 	%f522, %f521;
+	fma.rn.f32 	%f854, %f517, %f522, %f514;
+	sub.s32 	%r467, %r467, %r316;
+	mov.b32 	%r466, %f854;
+	setp.ne.s32 	%p150, %r467, 0;
+	setp.ne.s32 	%p151, %r466, 0;
+	and.pred  	%p152, %p150, %p151;
+	@%p152 bra 	$L__BB58_128;
+
+$L__BB58_129:
+	setp.gt.u32 	%p153, %r90, 2139095039;
+	selp.f32 	%f523, 0f7FFFFFFF, 0f4B800000, %p153;
+	mul.f32 	%f524, %f854, 0f34000000;
+	mul.f32 	%f855, %f523, %f524;
+	bra.uni 	$L__BB58_130;
+
+$L__BB58_151:
+	setp.geu.f32 	%p180, %f4, %f154;
+	mov.f32 	%f866, %f154;
+	@%p180 bra 	$L__BB58_176;
+
+	sub.f32 	%f155, %f154, %f4;
+	div.rn.f32 	%f578, %f155, %f153;
+	cvt.rzi.f32.f32 	%f156, %f578;
+	abs.f32 	%f862, %f156;
+	setp.lt.f32 	%p181, %f862, 0f40000000;
+	@%p181 bra 	$L__BB58_163;
+
+	setp.gtu.f32 	%p182, %f862, 0f4B800000;
+	@%p182 bra 	$L__BB58_160;
+	bra.uni 	$L__BB58_154;
+
+$L__BB58_160:
+	mov.b32 	%r111, %f862;
+	and.b32  	%r337, %r111, 8388607;
+	or.b32  	%r471, %r337, 1065353216;
+	mov.b32 	%f861, %r471;
+	add.s32 	%r338, %r111, -1073741824;
+	and.b32  	%r472, %r338, -8388608;
+	setp.eq.s32 	%p188, %r472, 0;
+	@%p188 bra 	$L__BB58_162;
+
+$L__BB58_161:
+	min.u32 	%r339, %r472, 192937984;
+	add.s32 	%r340, %r339, %r471;
+	mov.b32 	%f590, %r340;
+	mov.f32 	%f591, 0f80000000;
+	fma.rn.f32 	%f592, %f590, %f2, %f591;
+	mov.f32 	%f593, 0fBF800000;
+	fma.rn.f32 	%f594, %f593, %f592, %f590;
+	fma.rn.f32 	%f595, %f594, %f2, %f592;
+	fma.rn.f32 	%f596, %f593, %f595, %f590;
+	fma.rz.f32 	%f597, %f596, %f2, %f595;
+	cvt.rzi.f32.f32 	%f598, %f597;
+	fma.rn.f32 	%f861, %f593, %f598, %f590;
+	sub.s32 	%r472, %r472, %r339;
+	mov.b32 	%r471, %f861;
+	setp.ne.s32 	%p189, %r472, 0;
+	setp.ne.s32 	%p190, %r471, 0;
+	and.pred  	%p191, %p189, %p190;
+	@%p191 bra 	$L__BB58_161;
+
+$L__BB58_162:
+	setp.gt.u32 	%p192, %r111, 2139095039;
+	selp.f32 	%f599, 0f7FFFFFFF, 0f4B800000, %p192;
+	mul.f32 	%f600, %f861, 0f34000000;
+	mul.f32 	%f862, %f599, %f600;
+	bra.uni 	$L__BB58_163;
+
+$L__BB58_68:
+	mov.f32 	%f410, 0f40000000;
+	div.approx.f32 	%f411, %f844, %f410;
+	cvt.rzi.f32.f32 	%f842, %f411;
+	mov.f32 	%f412, 0fC0000000;
+	fma.rn.f32 	%f66, %f412, %f842, %f844;
+	mov.b32 	%r57, %f66;
+	setp.lt.u32 	%p80, %r57, 1073741824;
+	@%p80 bra 	$L__BB58_73;
+
+	setp.gt.u32 	%p81, %r57, -2147483648;
+	@%p81 bra 	$L__BB58_72;
+	bra.uni 	$L__BB58_70;
+
+$L__BB58_72:
+	add.f32 	%f418, %f842, 0fBF800000;
+	add.f32 	%f419, %f418, 0fBF800000;
+	setp.lt.f32 	%p84, %f66, 0fC0000000;
+	selp.f32 	%f842, %f419, %f418, %p84;
+	bra.uni 	$L__BB58_73;
+
+$L__BB58_133:
+	mov.f32 	%f533, 0f40000000;
+	div.approx.f32 	%f534, %f858, %f533;
+	cvt.rzi.f32.f32 	%f856, %f534;
+	mov.f32 	%f535, 0fC0000000;
+	fma.rn.f32 	%f136, %f535, %f856, %f858;
+	mov.b32 	%r97, %f136;
+	setp.lt.u32 	%p158, %r97, 1073741824;
+	@%p158 bra 	$L__BB58_138;
+
+	setp.gt.u32 	%p159, %r97, -2147483648;
+	@%p159 bra 	$L__BB58_137;
+	bra.uni 	$L__BB58_135;
+
+$L__BB58_137:
+	add.f32 	%f541, %f856, 0fBF800000;
+	add.f32 	%f542, %f541, 0fBF800000;
+	setp.lt.f32 	%p162, %f136, 0fC0000000;
+	selp.f32 	%f856, %f542, %f541, %p162;
+	bra.uni 	$L__BB58_138;
+
+$L__BB58_166:
+	mov.f32 	%f609, 0f40000000;
+	div.approx.f32 	%f610, %f865, %f609;
+	cvt.rzi.f32.f32 	%f863, %f610;
+	mov.f32 	%f611, 0fC0000000;
+	fma.rn.f32 	%f175, %f611, %f863, %f865;
+	mov.b32 	%r118, %f175;
+	setp.lt.u32 	%p197, %r118, 1073741824;
+	@%p197 bra 	$L__BB58_171;
+
+	setp.gt.u32 	%p198, %r118, -2147483648;
+	@%p198 bra 	$L__BB58_170;
+	bra.uni 	$L__BB58_168;
+
+$L__BB58_170:
+	add.f32 	%f617, %f863, 0fBF800000;
+	add.f32 	%f618, %f617, 0fBF800000;
+	setp.lt.f32 	%p201, %f175, 0fC0000000;
+	selp.f32 	%f863, %f618, %f617, %p201;
+	bra.uni 	$L__BB58_171;
+
+$L__BB58_56:
+	mov.f32 	%f380, 0f40000000;
+	div.approx.f32 	%f381, %f841, %f380;
+	cvt.rzi.f32.f32 	%f839, %f381;
+	mov.f32 	%f382, 0fC0000000;
+	fma.rn.f32 	%f50, %f382, %f839, %f841;
+	mov.b32 	%r49, %f50;
+	setp.lt.u32 	%p66, %r49, 1073741824;
+	@%p66 bra 	$L__BB58_61;
+
+	setp.gt.u32 	%p67, %r49, -2147483648;
+	@%p67 bra 	$L__BB58_60;
+	bra.uni 	$L__BB58_58;
+
+$L__BB58_60:
+	add.f32 	%f388, %f839, 0fBF800000;
+	add.f32 	%f389, %f388, 0fBF800000;
+	setp.lt.f32 	%p70, %f50, 0fC0000000;
+	selp.f32 	%f839, %f389, %f388, %p70;
+	bra.uni 	$L__BB58_61;
+
+$L__BB58_121:
+	mov.f32 	%f503, 0f40000000;
+	div.approx.f32 	%f504, %f855, %f503;
+	cvt.rzi.f32.f32 	%f853, %f504;
+	mov.f32 	%f505, 0fC0000000;
+	fma.rn.f32 	%f120, %f505, %f853, %f855;
+	mov.b32 	%r89, %f120;
+	setp.lt.u32 	%p144, %r89, 1073741824;
+	@%p144 bra 	$L__BB58_126;
+
+	setp.gt.u32 	%p145, %r89, -2147483648;
+	@%p145 bra 	$L__BB58_125;
+	bra.uni 	$L__BB58_123;
+
+$L__BB58_125:
+	add.f32 	%f511, %f853, 0fBF800000;
+	add.f32 	%f512, %f511, 0fBF800000;
+	setp.lt.f32 	%p148, %f120, 0fC0000000;
+	selp.f32 	%f853, %f512, %f511, %p148;
+	bra.uni 	$L__BB58_126;
+
+$L__BB58_154:
+	mov.f32 	%f579, 0f40000000;
+	div.approx.f32 	%f580, %f862, %f579;
+	cvt.rzi.f32.f32 	%f860, %f580;
+	mov.f32 	%f581, 0fC0000000;
+	fma.rn.f32 	%f159, %f581, %f860, %f862;
+	mov.b32 	%r110, %f159;
+	setp.lt.u32 	%p183, %r110, 1073741824;
+	@%p183 bra 	$L__BB58_159;
+
+	setp.gt.u32 	%p184, %r110, -2147483648;
+	@%p184 bra 	$L__BB58_158;
+	bra.uni 	$L__BB58_156;
+
+$L__BB58_158:
+	add.f32 	%f587, %f860, 0fBF800000;
+	add.f32 	%f588, %f587, 0fBF800000;
+	setp.lt.f32 	%p187, %f159, 0fC0000000;
+	selp.f32 	%f860, %f588, %f587, %p187;
+	bra.uni 	$L__BB58_159;
+
+$L__BB58_70:
+	add.f32 	%f842, %f842, 0f3F800000;
+	setp.ltu.f32 	%p82, %f66, 0f40800000;
+	@%p82 bra 	$L__BB58_73;
+
+	add.f32 	%f413, %f842, 0f3F800000;
+	mov.f32 	%f414, 0f40000000;
+	mov.f32 	%f415, 0fC0400000;
+	fma.rn.f32 	%f416, %f415, %f414, %f66;
+	setp.ge.f32 	%p83, %f416, 0f00000000;
+	add.f32 	%f417, %f413, 0f3F800000;
+	selp.f32 	%f842, %f417, %f413, %p83;
+
+$L__BB58_73:
+	fma.rn.f32 	%f844, %f412, %f842, %f844;
+
+$L__BB58_77:
+	abs.f32 	%f432, %f844;
+	setp.gtu.f32 	%p90, %f432, 0f7F800000;
+	mov.b32 	%r284, %f62;
+	and.b32  	%r285, %r284, -2147483648;
+	mov.b32 	%r286, %f844;
+	or.b32  	%r287, %r285, %r286;
+	mov.b32 	%f433, %r287;
+	selp.f32 	%f434, %f844, %f433, %p90;
+	setp.eq.f32 	%p91, %f434, 0f00000000;
+	sub.f32 	%f435, %f4, %f63;
+	add.f32 	%f436, %f1, %f63;
+	selp.f32 	%f845, %f436, %f435, %p91;
+	bra.uni 	$L__BB58_78;
+
+$L__BB58_135:
+	add.f32 	%f856, %f856, 0f3F800000;
+	setp.ltu.f32 	%p160, %f136, 0f40800000;
+	@%p160 bra 	$L__BB58_138;
+
+	add.f32 	%f536, %f856, 0f3F800000;
+	mov.f32 	%f537, 0f40000000;
+	mov.f32 	%f538, 0fC0400000;
+	fma.rn.f32 	%f539, %f538, %f537, %f136;
+	setp.ge.f32 	%p161, %f539, 0f00000000;
+	add.f32 	%f540, %f536, 0f3F800000;
+	selp.f32 	%f856, %f540, %f536, %p161;
+
+$L__BB58_138:
+	fma.rn.f32 	%f858, %f535, %f856, %f858;
+
+$L__BB58_142:
+	abs.f32 	%f555, %f858;
+	setp.gtu.f32 	%p168, %f555, 0f7F800000;
+	mov.b32 	%r326, %f132;
+	and.b32  	%r327, %r326, -2147483648;
+	mov.b32 	%r328, %f858;
+	or.b32  	%r329, %r327, %r328;
+	mov.b32 	%f556, %r329;
+	selp.f32 	%f557, %f858, %f556, %p168;
+	setp.eq.f32 	%p169, %f557, 0f00000000;
+	sub.f32 	%f558, %f4, %f133;
+	add.f32 	%f559, %f1, %f133;
+	selp.f32 	%f859, %f559, %f558, %p169;
+	bra.uni 	$L__BB58_143;
+
+$L__BB58_168:
+	add.f32 	%f863, %f863, 0f3F800000;
+	setp.ltu.f32 	%p199, %f175, 0f40800000;
+	@%p199 bra 	$L__BB58_171;
+
+	add.f32 	%f612, %f863, 0f3F800000;
+	mov.f32 	%f613, 0f40000000;
+	mov.f32 	%f614, 0fC0400000;
+	fma.rn.f32 	%f615, %f614, %f613, %f175;
+	setp.ge.f32 	%p200, %f615, 0f00000000;
+	add.f32 	%f616, %f612, 0f3F800000;
+	selp.f32 	%f863, %f616, %f612, %p200;
+
+$L__BB58_171:
+	fma.rn.f32 	%f865, %f611, %f863, %f865;
+
+$L__BB58_175:
+	mul.f32 	%f631, %f153, %f172;
+	sub.f32 	%f632, %f171, %f631;
+	abs.f32 	%f633, %f865;
+	setp.gtu.f32 	%p207, %f633, 0f7F800000;
+	mov.b32 	%r349, %f172;
+	and.b32  	%r350, %r349, -2147483648;
+	mov.b32 	%r351, %f865;
+	or.b32  	%r352, %r350, %r351;
+	mov.b32 	%f634, %r352;
+	selp.f32 	%f635, %f865, %f634, %p207;
+	setp.eq.f32 	%p208, %f635, 0f00000000;
+	sub.f32 	%f636, %f4, %f632;
+	add.f32 	%f637, %f1, %f632;
+	selp.f32 	%f866, %f637, %f636, %p208;
+	bra.uni 	$L__BB58_176;
+
+$L__BB58_58:
+	add.f32 	%f839, %f839, 0f3F800000;
+	setp.ltu.f32 	%p68, %f50, 0f40800000;
+	@%p68 bra 	$L__BB58_61;
+
+	add.f32 	%f383, %f839, 0f3F800000;
+	mov.f32 	%f384, 0f40000000;
+	mov.f32 	%f385, 0fC0400000;
+	fma.rn.f32 	%f386, %f385, %f384, %f50;
+	setp.ge.f32 	%p69, %f386, 0f00000000;
+	add.f32 	%f387, %f383, 0f3F800000;
+	selp.f32 	%f839, %f387, %f383, %p69;
+
+$L__BB58_61:
+	fma.rn.f32 	%f841, %f382, %f839, %f841;
+
+$L__BB58_65:
+	abs.f32 	%f402, %f841;
+	setp.gtu.f32 	%p76, %f402, 0f7F800000;
+	mov.b32 	%r276, %f46;
+	and.b32  	%r277, %r276, -2147483648;
+	mov.b32 	%r278, %f841;
+	or.b32  	%r279, %r277, %r278;
+	mov.b32 	%f403, %r279;
+	selp.f32 	%f404, %f841, %f403, %p76;
+	setp.eq.f32 	%p77, %f404, 0f00000000;
+	add.f32 	%f405, %f1, %f47;
+	sub.f32 	%f406, %f4, %f47;
+	selp.f32 	%f845, %f406, %f405, %p77;
+
+$L__BB58_78:
+	cvt.rzi.s32.f32 	%r288, %f845;
+	setp.lt.s32 	%p92, %r288, 0;
+	setp.lt.s32 	%p93, %r288, %r29;
+	selp.b32 	%r290, %r288, %r251, %p93;
+	selp.b32 	%r460, 0, %r290, %p92;
+
+$L__BB58_79:
+	st.local.u32 	[%rd9], %r460;
+	add.s32 	%r67, %r47, 1;
+	setp.lt.s32 	%p94, %r67, %r29;
+	setp.gt.s32 	%p95, %r47, -2;
+	and.pred  	%p96, %p95, %p94;
+	mov.u32 	%r465, %r67;
+	@%p96 bra 	$L__BB58_111;
+
+	mov.u32 	%r465, -1;
+	setp.eq.s32 	%p97, %r3, 0;
+	@%p97 bra 	$L__BB58_111;
+
+	setp.ne.s32 	%p98, %r3, 1;
+	@%p98 bra 	$L__BB58_83;
+
+	setp.lt.s32 	%p99, %r47, -1;
+	selp.b32 	%r465, 0, %r251, %p99;
+	bra.uni 	$L__BB58_111;
+
+$L__BB58_83:
+	cvt.rn.f32.s32 	%f79, %r67;
+	sub.f32 	%f80, %f4, %f1;
+	setp.le.f32 	%p100, %f80, 0f00000000;
+	mov.f32 	%f852, %f1;
+	@%p100 bra 	$L__BB58_110;
+
+	setp.gt.f32 	%p101, %f1, %f79;
+	@%p101 bra 	$L__BB58_98;
+	bra.uni 	$L__BB58_85;
+
+$L__BB58_98:
+	sub.f32 	%f467, %f1, %f79;
+	div.rn.f32 	%f468, %f467, %f80;
+	cvt.rzi.f32.f32 	%f97, %f468;
+	mul.f32 	%f469, %f80, %f97;
+	sub.f32 	%f98, %f467, %f469;
+	abs.f32 	%f851, %f97;
+	setp.lt.f32 	%p117, %f851, 0f40000000;
+	@%p117 bra 	$L__BB58_109;
+
+	setp.gtu.f32 	%p118, %f851, 0f4B800000;
+	@%p118 bra 	$L__BB58_106;
+	bra.uni 	$L__BB58_100;
+
+$L__BB58_106:
+	mov.b32 	%r78, %f851;
+	and.b32  	%r301, %r78, 8388607;
+	or.b32  	%r463, %r301, 1065353216;
+	mov.b32 	%f850, %r463;
+	add.s32 	%r302, %r78, -1073741824;
+	and.b32  	%r464, %r302, -8388608;
+	setp.eq.s32 	%p124, %r464, 0;
+	@%p124 bra 	$L__BB58_108;
+
+$L__BB58_107:
+	min.u32 	%r303, %r464, 192937984;
+	add.s32 	%r304, %r303, %r463;
+	mov.b32 	%f481, %r304;
+	mov.f32 	%f482, 0f80000000;
+	fma.rn.f32 	%f483, %f481, %f2, %f482;
+	mov.f32 	%f484, 0fBF800000;
+	fma.rn.f32 	%f485, %f484, %f483, %f481;
+	fma.rn.f32 	%f486, %f485, %f2, %f483;
+	fma.rn.f32 	%f487, %f484, %f486, %f481;
+	fma.rz.f32 	%f488, %f487, %f2, %f486;
+	cvt.rzi.f32.f32 	%f489, %f488;
+	fma.rn.f32 	%f850, %f484, %f489, %f481;
+	sub.s32 	%r464, %r464, %r303;
+	mov.b32 	%r463, %f850;
+	setp.ne.s32 	%p125, %r464, 0;
+	setp.ne.s32 	%p126, %r463, 0;
+	and.pred  	%p127, %p125, %p126;
+	@%p127 bra 	$L__BB58_107;
+
+$L__BB58_108:
+	setp.gt.u32 	%p128, %r78, 2139095039;
+	selp.f32 	%f490, 0f7FFFFFFF, 0f4B800000, %p128;
+	mul.f32 	%f491, %f850, 0f34000000;
+	mul.f32 	%f851, %f490, %f491;
+	bra.uni 	$L__BB58_109;
+
+$L__BB58_85:
+	setp.geu.f32 	%p102, %f4, %f79;
+	mov.f32 	%f852, %f79;
+	@%p102 bra 	$L__BB58_110;
+
+	sub.f32 	%f437, %f79, %f4;
+	div.rn.f32 	%f438, %f437, %f80;
+	cvt.rzi.f32.f32 	%f81, %f438;
+	mul.f32 	%f439, %f80, %f81;
+	sub.f32 	%f82, %f437, %f439;
+	abs.f32 	%f848, %f81;
+	setp.lt.f32 	%p103, %f848, 0f40000000;
+	@%p103 bra 	$L__BB58_97;
+
+	setp.gtu.f32 	%p104, %f848, 0f4B800000;
+	@%p104 bra 	$L__BB58_94;
+	bra.uni 	$L__BB58_88;
+
+$L__BB58_94:
+	mov.b32 	%r70, %f848;
+	and.b32  	%r293, %r70, 8388607;
+	or.b32  	%r461, %r293, 1065353216;
+	mov.b32 	%f847, %r461;
+	add.s32 	%r294, %r70, -1073741824;
+	and.b32  	%r462, %r294, -8388608;
+	setp.eq.s32 	%p110, %r462, 0;
+	@%p110 bra 	$L__BB58_96;
+
+$L__BB58_95:
+	min.u32 	%r295, %r462, 192937984;
+	add.s32 	%r296, %r295, %r461;
+	mov.b32 	%f451, %r296;
+	mov.f32 	%f452, 0f80000000;
+	fma.rn.f32 	%f453, %f451, %f2, %f452;
+	mov.f32 	%f454, 0fBF800000;
+	fma.rn.f32 	%f455, %f454, %f453, %f451;
+	fma.rn.f32 	%f456, %f455, %f2, %f453;
+	fma.rn.f32 	%f457, %f454, %f456, %f451;
+	fma.rz.f32 	%f458, %f457, %f2, %f456;
+	cvt.rzi.f32.f32 	%f459, %f458;
+	fma.rn.f32 	%f847, %f454, %f459, %f451;
+	sub.s32 	%r462, %r462, %r295;
+	mov.b32 	%r461, %f847;
+	setp.ne.s32 	%p111, %r462, 0;
+	setp.ne.s32 	%p112, %r461, 0;
+	and.pred  	%p113, %p111, %p112;
+	@%p113 bra 	$L__BB58_95;
+
+$L__BB58_96:
+	setp.gt.u32 	%p114, %r70, 2139095039;
+	selp.f32 	%f460, 0f7FFFFFFF, 0f4B800000, %p114;
+	mul.f32 	%f461, %f847, 0f34000000;
+	mul.f32 	%f848, %f460, %f461;
+	bra.uni 	$L__BB58_97;
+
+$L__BB58_100:
+	mov.f32 	%f470, 0f40000000;
+	div.approx.f32 	%f471, %f851, %f470;
+	cvt.rzi.f32.f32 	%f849, %f471;
+	mov.f32 	%f472, 0fC0000000;
+	fma.rn.f32 	%f101, %f472, %f849, %f851;
+	mov.b32 	%r77, %f101;
+	setp.lt.u32 	%p119, %r77, 1073741824;
+	@%p119 bra 	$L__BB58_105;
+
+	setp.gt.u32 	%p120, %r77, -2147483648;
+	@%p120 bra 	$L__BB58_104;
+	bra.uni 	$L__BB58_102;
+
+$L__BB58_104:
+	add.f32 	%f478, %f849, 0fBF800000;
+	add.f32 	%f479, %f478, 0fBF800000;
+	setp.lt.f32 	%p123, %f101, 0fC0000000;
+	selp.f32 	%f849, %f479, %f478, %p123;
+	bra.uni 	$L__BB58_105;
+
+$L__BB58_88:
+	mov.f32 	%f440, 0f40000000;
+	div.approx.f32 	%f441, %f848, %f440;
+	cvt.rzi.f32.f32 	%f846, %f441;
+	mov.f32 	%f442, 0fC0000000;
+	fma.rn.f32 	%f85, %f442, %f846, %f848;
+	mov.b32 	%r69, %f85;
+	setp.lt.u32 	%p105, %r69, 1073741824;
+	@%p105 bra 	$L__BB58_93;
+
+	setp.gt.u32 	%p106, %r69, -2147483648;
+	@%p106 bra 	$L__BB58_92;
+	bra.uni 	$L__BB58_90;
+
+$L__BB58_92:
+	add.f32 	%f448, %f846, 0fBF800000;
+	add.f32 	%f449, %f448, 0fBF800000;
+	setp.lt.f32 	%p109, %f85, 0fC0000000;
+	selp.f32 	%f846, %f449, %f448, %p109;
+	bra.uni 	$L__BB58_93;
+
+$L__BB58_102:
+	add.f32 	%f849, %f849, 0f3F800000;
+	setp.ltu.f32 	%p121, %f101, 0f40800000;
+	@%p121 bra 	$L__BB58_105;
+
+	add.f32 	%f473, %f849, 0f3F800000;
+	mov.f32 	%f474, 0f40000000;
+	mov.f32 	%f475, 0fC0400000;
+	fma.rn.f32 	%f476, %f475, %f474, %f101;
+	setp.ge.f32 	%p122, %f476, 0f00000000;
+	add.f32 	%f477, %f473, 0f3F800000;
+	selp.f32 	%f849, %f477, %f473, %p122;
+
+$L__BB58_105:
+	fma.rn.f32 	%f851, %f472, %f849, %f851;
+
+$L__BB58_109:
+	abs.f32 	%f492, %f851;
+	setp.gtu.f32 	%p129, %f492, 0f7F800000;
+	mov.b32 	%r305, %f97;
+	and.b32  	%r306, %r305, -2147483648;
+	mov.b32 	%r307, %f851;
+	or.b32  	%r308, %r306, %r307;
+	mov.b32 	%f493, %r308;
+	selp.f32 	%f494, %f851, %f493, %p129;
+	setp.eq.f32 	%p130, %f494, 0f00000000;
+	sub.f32 	%f495, %f4, %f98;
+	add.f32 	%f496, %f1, %f98;
+	selp.f32 	%f852, %f496, %f495, %p130;
+	bra.uni 	$L__BB58_110;
+
+$L__BB58_123:
+	add.f32 	%f853, %f853, 0f3F800000;
+	setp.ltu.f32 	%p146, %f120, 0f40800000;
+	@%p146 bra 	$L__BB58_126;
+
+	add.f32 	%f506, %f853, 0f3F800000;
+	mov.f32 	%f507, 0f40000000;
+	mov.f32 	%f508, 0fC0400000;
+	fma.rn.f32 	%f509, %f508, %f507, %f120;
+	setp.ge.f32 	%p147, %f509, 0f00000000;
+	add.f32 	%f510, %f506, 0f3F800000;
+	selp.f32 	%f853, %f510, %f506, %p147;
+
+$L__BB58_126:
+	fma.rn.f32 	%f855, %f505, %f853, %f855;
+
+$L__BB58_130:
+	abs.f32 	%f525, %f855;
+	setp.gtu.f32 	%p154, %f525, 0f7F800000;
+	mov.b32 	%r318, %f116;
+	and.b32  	%r319, %r318, -2147483648;
+	mov.b32 	%r320, %f855;
+	or.b32  	%r321, %r319, %r320;
+	mov.b32 	%f526, %r321;
+	selp.f32 	%f527, %f855, %f526, %p154;
+	setp.eq.f32 	%p155, %f527, 0f00000000;
+	add.f32 	%f528, %f1, %f117;
+	sub.f32 	%f529, %f4, %f117;
+	selp.f32 	%f859, %f529, %f528, %p155;
+
+$L__BB58_143:
+	cvt.rzi.s32.f32 	%r330, %f859;
+	setp.lt.s32 	%p170, %r330, 0;
+	setp.lt.s32 	%p171, %r330, %r29;
+	selp.b32 	%r332, %r330, %r251, %p171;
+	selp.b32 	%r470, 0, %r332, %p170;
+
+$L__BB58_144:
+	st.local.u32 	[%rd9], %r470;
+	mov.u32 	%r333, 1065353216;
+	st.local.u32 	[%rd10], %r333;
+	bra.uni 	$L__BB58_274;
+
+$L__BB58_90:
+	add.f32 	%f846, %f846, 0f3F800000;
+	setp.ltu.f32 	%p107, %f85, 0f40800000;
+	@%p107 bra 	$L__BB58_93;
+
+	add.f32 	%f443, %f846, 0f3F800000;
+	mov.f32 	%f444, 0f40000000;
+	mov.f32 	%f445, 0fC0400000;
+	fma.rn.f32 	%f446, %f445, %f444, %f85;
+	setp.ge.f32 	%p108, %f446, 0f00000000;
+	add.f32 	%f447, %f443, 0f3F800000;
+	selp.f32 	%f846, %f447, %f443, %p108;
+
+$L__BB58_93:
+	fma.rn.f32 	%f848, %f442, %f846, %f848;
+
+$L__BB58_97:
+	abs.f32 	%f462, %f848;
+	setp.gtu.f32 	%p115, %f462, 0f7F800000;
+	mov.b32 	%r297, %f81;
+	and.b32  	%r298, %r297, -2147483648;
+	mov.b32 	%r299, %f848;
+	or.b32  	%r300, %r298, %r299;
+	mov.b32 	%f463, %r300;
+	selp.f32 	%f464, %f848, %f463, %p115;
+	setp.eq.f32 	%p116, %f464, 0f00000000;
+	add.f32 	%f465, %f1, %f82;
+	sub.f32 	%f466, %f4, %f82;
+	selp.f32 	%f852, %f466, %f465, %p116;
+
+$L__BB58_110:
+	cvt.rzi.s32.f32 	%r309, %f852;
+	setp.lt.s32 	%p131, %r309, 0;
+	setp.lt.s32 	%p132, %r309, %r29;
+	selp.b32 	%r311, %r309, %r251, %p132;
+	selp.b32 	%r465, 0, %r311, %p131;
+
+$L__BB58_111:
+	st.local.u32 	[%rd9+4], %r465;
+	mov.f32 	%f497, 0f3F800000;
+	sub.f32 	%f498, %f497, %f43;
+	st.local.v2.f32 	[%rd10], {%f498, %f43};
+	bra.uni 	$L__BB58_274;
+
+$L__BB58_156:
+	add.f32 	%f860, %f860, 0f3F800000;
+	setp.ltu.f32 	%p185, %f159, 0f40800000;
+	@%p185 bra 	$L__BB58_159;
+
+	add.f32 	%f582, %f860, 0f3F800000;
+	mov.f32 	%f583, 0f40000000;
+	mov.f32 	%f584, 0fC0400000;
+	fma.rn.f32 	%f585, %f584, %f583, %f159;
+	setp.ge.f32 	%p186, %f585, 0f00000000;
+	add.f32 	%f586, %f582, 0f3F800000;
+	selp.f32 	%f860, %f586, %f582, %p186;
+
+$L__BB58_159:
+	fma.rn.f32 	%f862, %f581, %f860, %f862;
+
+$L__BB58_163:
+	mul.f32 	%f601, %f153, %f156;
+	sub.f32 	%f602, %f155, %f601;
+	abs.f32 	%f603, %f862;
+	setp.gtu.f32 	%p193, %f603, 0f7F800000;
+	mov.b32 	%r341, %f156;
+	and.b32  	%r342, %r341, -2147483648;
+	mov.b32 	%r343, %f862;
+	or.b32  	%r344, %r342, %r343;
+	mov.b32 	%f604, %r344;
+	selp.f32 	%f605, %f862, %f604, %p193;
+	setp.eq.f32 	%p194, %f605, 0f00000000;
+	add.f32 	%f606, %f1, %f602;
+	sub.f32 	%f607, %f4, %f602;
+	selp.f32 	%f866, %f607, %f606, %p194;
+
+$L__BB58_176:
+	cvt.rzi.s32.f32 	%r353, %f866;
+	setp.lt.s32 	%p209, %r353, 0;
+	setp.lt.s32 	%p210, %r353, %r29;
+	selp.b32 	%r355, %r353, %r251, %p210;
+	selp.b32 	%r475, 0, %r355, %p209;
+
+$L__BB58_177:
+	st.local.u32 	[%rd9], %r475;
+	st.local.f32 	[%rd10], %f149;
+	setp.lt.s32 	%p211, %r107, %r29;
+	setp.gt.s32 	%p212, %r107, -1;
+	and.pred  	%p213, %p212, %p211;
+	mov.u32 	%r480, %r107;
+	@%p213 bra 	$L__BB58_209;
+
+	mov.u32 	%r480, -1;
+	setp.eq.s32 	%p214, %r3, 0;
+	@%p214 bra 	$L__BB58_209;
+
+	setp.ne.s32 	%p215, %r3, 1;
+	@%p215 bra 	$L__BB58_181;
+
+	setp.lt.s32 	%p216, %r107, 0;
+	selp.b32 	%r480, 0, %r251, %p216;
+	bra.uni 	$L__BB58_209;
+
+$L__BB58_181:
+	setp.le.f32 	%p217, %f153, 0f00000000;
+	cvt.rn.f32.s32 	%f188, %r107;
+	mov.f32 	%f873, %f1;
+	@%p217 bra 	$L__BB58_208;
+
+	setp.gt.f32 	%p218, %f1, %f188;
+	@%p218 bra 	$L__BB58_196;
+	bra.uni 	$L__BB58_183;
+
+$L__BB58_196:
+	sub.f32 	%f205, %f1, %f188;
+	div.rn.f32 	%f668, %f205, %f153;
+	cvt.rzi.f32.f32 	%f206, %f668;
+	abs.f32 	%f872, %f206;
+	setp.lt.f32 	%p234, %f872, 0f40000000;
+	@%p234 bra 	$L__BB58_207;
+
+	setp.gtu.f32 	%p235, %f872, 0f4B800000;
+	@%p235 bra 	$L__BB58_204;
+	bra.uni 	$L__BB58_198;
+
+$L__BB58_204:
+	mov.b32 	%r138, %f872;
+	and.b32  	%r366, %r138, 8388607;
+	or.b32  	%r478, %r366, 1065353216;
+	mov.b32 	%f871, %r478;
+	add.s32 	%r367, %r138, -1073741824;
+	and.b32  	%r479, %r367, -8388608;
+	setp.eq.s32 	%p241, %r479, 0;
+	@%p241 bra 	$L__BB58_206;
+
+$L__BB58_205:
+	min.u32 	%r368, %r479, 192937984;
+	add.s32 	%r369, %r368, %r478;
+	mov.b32 	%f680, %r369;
+	mov.f32 	%f681, 0f80000000;
+	fma.rn.f32 	%f682, %f680, %f2, %f681;
+	mov.f32 	%f683, 0fBF800000;
+	fma.rn.f32 	%f684, %f683, %f682, %f680;
+	fma.rn.f32 	%f685, %f684, %f2, %f682;
+	fma.rn.f32 	%f686, %f683, %f685, %f680;
+	fma.rz.f32 	%f687, %f686, %f2, %f685;
+	cvt.rzi.f32.f32 	%f688, %f687;
+	fma.rn.f32 	%f871, %f683, %f688, %f680;
+	sub.s32 	%r479, %r479, %r368;
+	mov.b32 	%r478, %f871;
+	setp.ne.s32 	%p242, %r479, 0;
+	setp.ne.s32 	%p243, %r478, 0;
+	and.pred  	%p244, %p242, %p243;
+	@%p244 bra 	$L__BB58_205;
+
+$L__BB58_206:
+	setp.gt.u32 	%p245, %r138, 2139095039;
+	selp.f32 	%f689, 0f7FFFFFFF, 0f4B800000, %p245;
+	mul.f32 	%f690, %f871, 0f34000000;
+	mul.f32 	%f872, %f689, %f690;
+	bra.uni 	$L__BB58_207;
+
+$L__BB58_183:
+	setp.geu.f32 	%p219, %f4, %f188;
+	mov.f32 	%f873, %f188;
+	@%p219 bra 	$L__BB58_208;
+
+	sub.f32 	%f189, %f188, %f4;
+	div.rn.f32 	%f638, %f189, %f153;
+	cvt.rzi.f32.f32 	%f190, %f638;
+	abs.f32 	%f869, %f190;
+	setp.lt.f32 	%p220, %f869, 0f40000000;
+	@%p220 bra 	$L__BB58_195;
+
+	setp.gtu.f32 	%p221, %f869, 0f4B800000;
+	@%p221 bra 	$L__BB58_192;
+	bra.uni 	$L__BB58_186;
+
+$L__BB58_192:
+	mov.b32 	%r130, %f869;
+	and.b32  	%r358, %r130, 8388607;
+	or.b32  	%r476, %r358, 1065353216;
+	mov.b32 	%f868, %r476;
+	add.s32 	%r359, %r130, -1073741824;
+	and.b32  	%r477, %r359, -8388608;
+	setp.eq.s32 	%p227, %r477, 0;
+	@%p227 bra 	$L__BB58_194;
+
+$L__BB58_193:
+	min.u32 	%r360, %r477, 192937984;
+	add.s32 	%r361, %r360, %r476;
+	mov.b32 	%f650, %r361;
+	mov.f32 	%f651, 0f80000000;
+	fma.rn.f32 	%f652, %f650, %f2, %f651;
+	mov.f32 	%f653, 0fBF800000;
+	fma.rn.f32 	%f654, %f653, %f652, %f650;
+	fma.rn.f32 	%f655, %f654, %f2, %f652;
+	fma.rn.f32 	%f656, %f653, %f655, %f650;
+	fma.rz.f32 	%f657, %f656, %f2, %f655;
+	cvt.rzi.f32.f32 	%f658, %f657;
+	fma.rn.f32 	%f868, %f653, %f658, %f650;
+	sub.s32 	%r477, %r477, %r360;
+	mov.b32 	%r476, %f868;
+	setp.ne.s32 	%p228, %r477, 0;
+	setp.ne.s32 	%p229, %r476, 0;
+	and.pred  	%p230, %p228, %p229;
+	@%p230 bra 	$L__BB58_193;
+
+$L__BB58_194:
+	setp.gt.u32 	%p231, %r130, 2139095039;
+	selp.f32 	%f659, 0f7FFFFFFF, 0f4B800000, %p231;
+	mul.f32 	%f660, %f868, 0f34000000;
+	mul.f32 	%f869, %f659, %f660;
+	bra.uni 	$L__BB58_195;
+
+$L__BB58_198:
+	mov.f32 	%f669, 0f40000000;
+	div.approx.f32 	%f670, %f872, %f669;
+	cvt.rzi.f32.f32 	%f870, %f670;
+	mov.f32 	%f671, 0fC0000000;
+	fma.rn.f32 	%f209, %f671, %f870, %f872;
+	mov.b32 	%r137, %f209;
+	setp.lt.u32 	%p236, %r137, 1073741824;
+	@%p236 bra 	$L__BB58_203;
+
+	setp.gt.u32 	%p237, %r137, -2147483648;
+	@%p237 bra 	$L__BB58_202;
+	bra.uni 	$L__BB58_200;
+
+$L__BB58_202:
+	add.f32 	%f677, %f870, 0fBF800000;
+	add.f32 	%f678, %f677, 0fBF800000;
+	setp.lt.f32 	%p240, %f209, 0fC0000000;
+	selp.f32 	%f870, %f678, %f677, %p240;
+	bra.uni 	$L__BB58_203;
+
+$L__BB58_186:
+	mov.f32 	%f639, 0f40000000;
+	div.approx.f32 	%f640, %f869, %f639;
+	cvt.rzi.f32.f32 	%f867, %f640;
+	mov.f32 	%f641, 0fC0000000;
+	fma.rn.f32 	%f193, %f641, %f867, %f869;
+	mov.b32 	%r129, %f193;
+	setp.lt.u32 	%p222, %r129, 1073741824;
+	@%p222 bra 	$L__BB58_191;
+
+	setp.gt.u32 	%p223, %r129, -2147483648;
+	@%p223 bra 	$L__BB58_190;
+	bra.uni 	$L__BB58_188;
+
+$L__BB58_190:
+	add.f32 	%f647, %f867, 0fBF800000;
+	add.f32 	%f648, %f647, 0fBF800000;
+	setp.lt.f32 	%p226, %f193, 0fC0000000;
+	selp.f32 	%f867, %f648, %f647, %p226;
+	bra.uni 	$L__BB58_191;
+
+$L__BB58_200:
+	add.f32 	%f870, %f870, 0f3F800000;
+	setp.ltu.f32 	%p238, %f209, 0f40800000;
+	@%p238 bra 	$L__BB58_203;
+
+	add.f32 	%f672, %f870, 0f3F800000;
+	mov.f32 	%f673, 0f40000000;
+	mov.f32 	%f674, 0fC0400000;
+	fma.rn.f32 	%f675, %f674, %f673, %f209;
+	setp.ge.f32 	%p239, %f675, 0f00000000;
+	add.f32 	%f676, %f672, 0f3F800000;
+	selp.f32 	%f870, %f676, %f672, %p239;
+
+$L__BB58_203:
+	fma.rn.f32 	%f872, %f671, %f870, %f872;
+
+$L__BB58_207:
+	mul.f32 	%f691, %f153, %f206;
+	sub.f32 	%f692, %f205, %f691;
+	abs.f32 	%f693, %f872;
+	setp.gtu.f32 	%p246, %f693, 0f7F800000;
+	mov.b32 	%r370, %f206;
+	and.b32  	%r371, %r370, -2147483648;
+	mov.b32 	%r372, %f872;
+	or.b32  	%r373, %r371, %r372;
+	mov.b32 	%f694, %r373;
+	selp.f32 	%f695, %f872, %f694, %p246;
+	setp.eq.f32 	%p247, %f695, 0f00000000;
+	sub.f32 	%f696, %f4, %f692;
+	add.f32 	%f697, %f1, %f692;
+	selp.f32 	%f873, %f697, %f696, %p247;
+	bra.uni 	$L__BB58_208;
+
+$L__BB58_188:
+	add.f32 	%f867, %f867, 0f3F800000;
+	setp.ltu.f32 	%p224, %f193, 0f40800000;
+	@%p224 bra 	$L__BB58_191;
+
+	add.f32 	%f642, %f867, 0f3F800000;
+	mov.f32 	%f643, 0f40000000;
+	mov.f32 	%f644, 0fC0400000;
+	fma.rn.f32 	%f645, %f644, %f643, %f193;
+	setp.ge.f32 	%p225, %f645, 0f00000000;
+	add.f32 	%f646, %f642, 0f3F800000;
+	selp.f32 	%f867, %f646, %f642, %p225;
+
+$L__BB58_191:
+	fma.rn.f32 	%f869, %f641, %f867, %f869;
+
+$L__BB58_195:
+	mul.f32 	%f661, %f153, %f190;
+	sub.f32 	%f662, %f189, %f661;
+	abs.f32 	%f663, %f869;
+	setp.gtu.f32 	%p232, %f663, 0f7F800000;
+	mov.b32 	%r362, %f190;
+	and.b32  	%r363, %r362, -2147483648;
+	mov.b32 	%r364, %f869;
+	or.b32  	%r365, %r363, %r364;
+	mov.b32 	%f664, %r365;
+	selp.f32 	%f665, %f869, %f664, %p232;
+	setp.eq.f32 	%p233, %f665, 0f00000000;
+	add.f32 	%f666, %f1, %f662;
+	sub.f32 	%f667, %f4, %f662;
+	selp.f32 	%f873, %f667, %f666, %p233;
+
+$L__BB58_208:
+	cvt.rzi.s32.f32 	%r374, %f873;
+	setp.lt.s32 	%p248, %r374, 0;
+	setp.lt.s32 	%p249, %r374, %r29;
+	selp.b32 	%r376, %r374, %r251, %p249;
+	selp.b32 	%r480, 0, %r376, %p248;
+
+$L__BB58_209:
+	st.local.u32 	[%rd9+4], %r480;
+	st.local.f32 	[%rd10+4], %f150;
+	add.s32 	%r147, %r107, 2;
+	setp.le.s32 	%p250, %r147, %r29;
+	setp.gt.s32 	%p251, %r107, -2;
+	and.pred  	%p252, %p251, %p250;
+	add.s32 	%r485, %r107, 1;
+	@%p252 bra 	$L__BB58_241;
+
+	mov.u32 	%r485, -1;
+	setp.eq.s32 	%p253, %r3, 0;
+	@%p253 bra 	$L__BB58_241;
+
+	setp.ne.s32 	%p254, %r3, 1;
+	@%p254 bra 	$L__BB58_213;
+
+	setp.lt.s32 	%p255, %r107, -1;
+	selp.b32 	%r485, 0, %r251, %p255;
+	bra.uni 	$L__BB58_241;
+
+$L__BB58_213:
+	setp.le.f32 	%p256, %f153, 0f00000000;
+	add.s32 	%r379, %r147, -1;
+	cvt.rn.f32.s32 	%f222, %r379;
+	mov.f32 	%f880, %f1;
+	@%p256 bra 	$L__BB58_240;
+
+	setp.gt.f32 	%p257, %f1, %f222;
+	@%p257 bra 	$L__BB58_228;
+	bra.uni 	$L__BB58_215;
+
+$L__BB58_228:
+	sub.f32 	%f239, %f1, %f222;
+	div.rn.f32 	%f728, %f239, %f153;
+	cvt.rzi.f32.f32 	%f240, %f728;
+	abs.f32 	%f879, %f240;
+	setp.lt.f32 	%p273, %f879, 0f40000000;
+	@%p273 bra 	$L__BB58_239;
+
+	setp.gtu.f32 	%p274, %f879, 0f4B800000;
+	@%p274 bra 	$L__BB58_236;
+	bra.uni 	$L__BB58_230;
+
+$L__BB58_236:
+	mov.b32 	%r159, %f879;
+	and.b32  	%r388, %r159, 8388607;
+	or.b32  	%r483, %r388, 1065353216;
+	mov.b32 	%f878, %r483;
+	add.s32 	%r389, %r159, -1073741824;
+	and.b32  	%r484, %r389, -8388608;
+	setp.eq.s32 	%p280, %r484, 0;
+	@%p280 bra 	$L__BB58_238;
+
+$L__BB58_237:
+	min.u32 	%r390, %r484, 192937984;
+	add.s32 	%r391, %r390, %r483;
+	mov.b32 	%f740, %r391;
+	mov.f32 	%f741, 0f80000000;
+	fma.rn.f32 	%f742, %f740, %f2, %f741;
+	mov.f32 	%f743, 0fBF800000;
+	fma.rn.f32 	%f744, %f743, %f742, %f740;
+	fma.rn.f32 	%f745, %f744, %f2, %f742;
+	fma.rn.f32 	%f746, %f743, %f745, %f740;
+	fma.rz.f32 	%f747, %f746, %f2, %f745;
+	cvt.rzi.f32.f32 	%f748, %f747;
+	fma.rn.f32 	%f878, %f743, %f748, %f740;
+	sub.s32 	%r484, %r484, %r390;
+	mov.b32 	%r483, %f878;
+	setp.ne.s32 	%p281, %r484, 0;
+	setp.ne.s32 	%p282, %r483, 0;
+	and.pred  	%p283, %p281, %p282;
+	@%p283 bra 	$L__BB58_237;
+
+$L__BB58_238:
+	setp.gt.u32 	%p284, %r159, 2139095039;
+	selp.f32 	%f749, 0f7FFFFFFF, 0f4B800000, %p284;
+	mul.f32 	%f750, %f878, 0f34000000;
+	mul.f32 	%f879, %f749, %f750;
+	bra.uni 	$L__BB58_239;
+
+$L__BB58_215:
+	setp.geu.f32 	%p258, %f4, %f222;
+	mov.f32 	%f880, %f222;
+	@%p258 bra 	$L__BB58_240;
+
+	sub.f32 	%f223, %f222, %f4;
+	div.rn.f32 	%f698, %f223, %f153;
+	cvt.rzi.f32.f32 	%f224, %f698;
+	abs.f32 	%f876, %f224;
+	setp.lt.f32 	%p259, %f876, 0f40000000;
+	@%p259 bra 	$L__BB58_227;
+
+	setp.gtu.f32 	%p260, %f876, 0f4B800000;
+	@%p260 bra 	$L__BB58_224;
+	bra.uni 	$L__BB58_218;
+
+$L__BB58_224:
+	mov.b32 	%r151, %f876;
+	and.b32  	%r380, %r151, 8388607;
+	or.b32  	%r481, %r380, 1065353216;
+	mov.b32 	%f875, %r481;
+	add.s32 	%r381, %r151, -1073741824;
+	and.b32  	%r482, %r381, -8388608;
+	setp.eq.s32 	%p266, %r482, 0;
+	@%p266 bra 	$L__BB58_226;
+
+$L__BB58_225:
+	min.u32 	%r382, %r482, 192937984;
+	add.s32 	%r383, %r382, %r481;
+	mov.b32 	%f710, %r383;
+	mov.f32 	%f711, 0f80000000;
+	fma.rn.f32 	%f712, %f710, %f2, %f711;
+	mov.f32 	%f713, 0fBF800000;
+	fma.rn.f32 	%f714, %f713, %f712, %f710;
+	fma.rn.f32 	%f715, %f714, %f2, %f712;
+	fma.rn.f32 	%f716, %f713, %f715, %f710;
+	fma.rz.f32 	%f717, %f716, %f2, %f715;
+	cvt.rzi.f32.f32 	%f718, %f717;
+	fma.rn.f32 	%f875, %f713, %f718, %f710;
+	sub.s32 	%r482, %r482, %r382;
+	mov.b32 	%r481, %f875;
+	setp.ne.s32 	%p267, %r482, 0;
+	setp.ne.s32 	%p268, %r481, 0;
+	and.pred  	%p269, %p267, %p268;
+	@%p269 bra 	$L__BB58_225;
+
+$L__BB58_226:
+	setp.gt.u32 	%p270, %r151, 2139095039;
+	selp.f32 	%f719, 0f7FFFFFFF, 0f4B800000, %p270;
+	mul.f32 	%f720, %f875, 0f34000000;
+	mul.f32 	%f876, %f719, %f720;
+	bra.uni 	$L__BB58_227;
+
+$L__BB58_230:
+	mov.f32 	%f729, 0f40000000;
+	div.approx.f32 	%f730, %f879, %f729;
+	cvt.rzi.f32.f32 	%f877, %f730;
+	mov.f32 	%f731, 0fC0000000;
+	fma.rn.f32 	%f243, %f731, %f877, %f879;
+	mov.b32 	%r158, %f243;
+	setp.lt.u32 	%p275, %r158, 1073741824;
+	@%p275 bra 	$L__BB58_235;
+
+	setp.gt.u32 	%p276, %r158, -2147483648;
+	@%p276 bra 	$L__BB58_234;
+	bra.uni 	$L__BB58_232;
+
+$L__BB58_234:
+	add.f32 	%f737, %f877, 0fBF800000;
+	add.f32 	%f738, %f737, 0fBF800000;
+	setp.lt.f32 	%p279, %f243, 0fC0000000;
+	selp.f32 	%f877, %f738, %f737, %p279;
+	bra.uni 	$L__BB58_235;
+
+$L__BB58_218:
+	mov.f32 	%f699, 0f40000000;
+	div.approx.f32 	%f700, %f876, %f699;
+	cvt.rzi.f32.f32 	%f874, %f700;
+	mov.f32 	%f701, 0fC0000000;
+	fma.rn.f32 	%f227, %f701, %f874, %f876;
+	mov.b32 	%r150, %f227;
+	setp.lt.u32 	%p261, %r150, 1073741824;
+	@%p261 bra 	$L__BB58_223;
+
+	setp.gt.u32 	%p262, %r150, -2147483648;
+	@%p262 bra 	$L__BB58_222;
+	bra.uni 	$L__BB58_220;
+
+$L__BB58_222:
+	add.f32 	%f707, %f874, 0fBF800000;
+	add.f32 	%f708, %f707, 0fBF800000;
+	setp.lt.f32 	%p265, %f227, 0fC0000000;
+	selp.f32 	%f874, %f708, %f707, %p265;
+	bra.uni 	$L__BB58_223;
+
+$L__BB58_232:
+	add.f32 	%f877, %f877, 0f3F800000;
+	setp.ltu.f32 	%p277, %f243, 0f40800000;
+	@%p277 bra 	$L__BB58_235;
+
+	add.f32 	%f732, %f877, 0f3F800000;
+	mov.f32 	%f733, 0f40000000;
+	mov.f32 	%f734, 0fC0400000;
+	fma.rn.f32 	%f735, %f734, %f733, %f243;
+	setp.ge.f32 	%p278, %f735, 0f00000000;
+	add.f32 	%f736, %f732, 0f3F800000;
+	selp.f32 	%f877, %f736, %f732, %p278;
+
+$L__BB58_235:
+	fma.rn.f32 	%f879, %f731, %f877, %f879;
+
+$L__BB58_239:
+	mul.f32 	%f751, %f153, %f240;
+	sub.f32 	%f752, %f239, %f751;
+	abs.f32 	%f753, %f879;
+	setp.gtu.f32 	%p285, %f753, 0f7F800000;
+	mov.b32 	%r392, %f240;
+	and.b32  	%r393, %r392, -2147483648;
+	mov.b32 	%r394, %f879;
+	or.b32  	%r395, %r393, %r394;
+	mov.b32 	%f754, %r395;
+	selp.f32 	%f755, %f879, %f754, %p285;
+	setp.eq.f32 	%p286, %f755, 0f00000000;
+	sub.f32 	%f756, %f4, %f752;
+	add.f32 	%f757, %f1, %f752;
+	selp.f32 	%f880, %f757, %f756, %p286;
+	bra.uni 	$L__BB58_240;
+
+$L__BB58_220:
+	add.f32 	%f874, %f874, 0f3F800000;
+	setp.ltu.f32 	%p263, %f227, 0f40800000;
+	@%p263 bra 	$L__BB58_223;
+
+	add.f32 	%f702, %f874, 0f3F800000;
+	mov.f32 	%f703, 0f40000000;
+	mov.f32 	%f704, 0fC0400000;
+	fma.rn.f32 	%f705, %f704, %f703, %f227;
+	setp.ge.f32 	%p264, %f705, 0f00000000;
+	add.f32 	%f706, %f702, 0f3F800000;
+	selp.f32 	%f874, %f706, %f702, %p264;
+
+$L__BB58_223:
+	fma.rn.f32 	%f876, %f701, %f874, %f876;
+
+$L__BB58_227:
+	mul.f32 	%f721, %f153, %f224;
+	sub.f32 	%f722, %f223, %f721;
+	abs.f32 	%f723, %f876;
+	setp.gtu.f32 	%p271, %f723, 0f7F800000;
+	mov.b32 	%r384, %f224;
+	and.b32  	%r385, %r384, -2147483648;
+	mov.b32 	%r386, %f876;
+	or.b32  	%r387, %r385, %r386;
+	mov.b32 	%f724, %r387;
+	selp.f32 	%f725, %f876, %f724, %p271;
+	setp.eq.f32 	%p272, %f725, 0f00000000;
+	add.f32 	%f726, %f1, %f722;
+	sub.f32 	%f727, %f4, %f722;
+	selp.f32 	%f880, %f727, %f726, %p272;
+
+$L__BB58_240:
+	cvt.rzi.s32.f32 	%r396, %f880;
+	setp.lt.s32 	%p287, %r396, 0;
+	setp.lt.s32 	%p288, %r396, %r29;
+	selp.b32 	%r398, %r396, %r251, %p288;
+	selp.b32 	%r485, 0, %r398, %p287;
+
+$L__BB58_241:
+	st.local.u32 	[%rd9+8], %r485;
+	st.local.f32 	[%rd10+8], %f151;
+	add.s32 	%r399, %r107, 3;
+	setp.le.s32 	%p289, %r399, %r29;
+	setp.gt.s32 	%p290, %r107, -3;
+	and.pred  	%p291, %p290, %p289;
+	mov.u32 	%r490, %r147;
+	@%p291 bra 	$L__BB58_273;
+
+	mov.u32 	%r490, -1;
+	setp.eq.s32 	%p292, %r3, 0;
+	@%p292 bra 	$L__BB58_273;
+
+	setp.ne.s32 	%p293, %r3, 1;
+	@%p293 bra 	$L__BB58_245;
+
+	setp.lt.s32 	%p294, %r107, -2;
+	selp.b32 	%r490, 0, %r251, %p294;
+	bra.uni 	$L__BB58_273;
+
+$L__BB58_245:
+	setp.le.f32 	%p295, %f153, 0f00000000;
+	cvt.rn.f32.s32 	%f256, %r147;
+	mov.f32 	%f887, %f1;
+	@%p295 bra 	$L__BB58_272;
+
+	setp.gt.f32 	%p296, %f1, %f256;
+	@%p296 bra 	$L__BB58_260;
+	bra.uni 	$L__BB58_247;
+
+$L__BB58_260:
+	sub.f32 	%f788, %f1, %f256;
+	div.rn.f32 	%f789, %f788, %f153;
+	cvt.rzi.f32.f32 	%f273, %f789;
+	mul.f32 	%f790, %f153, %f273;
+	sub.f32 	%f274, %f788, %f790;
+	abs.f32 	%f886, %f273;
+	setp.lt.f32 	%p312, %f886, 0f40000000;
+	@%p312 bra 	$L__BB58_271;
+
+	setp.gtu.f32 	%p313, %f886, 0f4B800000;
+	@%p313 bra 	$L__BB58_268;
+	bra.uni 	$L__BB58_262;
+
+$L__BB58_268:
+	mov.b32 	%r178, %f886;
+	and.b32  	%r410, %r178, 8388607;
+	or.b32  	%r488, %r410, 1065353216;
+	mov.b32 	%f885, %r488;
+	add.s32 	%r411, %r178, -1073741824;
+	and.b32  	%r489, %r411, -8388608;
+	setp.eq.s32 	%p319, %r489, 0;
+	@%p319 bra 	$L__BB58_270;
+
+$L__BB58_269:
+	min.u32 	%r412, %r489, 192937984;
+	add.s32 	%r413, %r412, %r488;
+	mov.b32 	%f802, %r413;
+	mov.f32 	%f803, 0f80000000;
+	fma.rn.f32 	%f804, %f802, %f2, %f803;
+	mov.f32 	%f805, 0fBF800000;
+	fma.rn.f32 	%f806, %f805, %f804, %f802;
+	fma.rn.f32 	%f807, %f806, %f2, %f804;
+	fma.rn.f32 	%f808, %f805, %f807, %f802;
+	fma.rz.f32 	%f809, %f808, %f2, %f807;
+	cvt.rzi.f32.f32 	%f810, %f809;
+	fma.rn.f32 	%f885, %f805, %f810, %f802;
+	sub.s32 	%r489, %r489, %r412;
+	mov.b32 	%r488, %f885;
+	setp.ne.s32 	%p320, %r489, 0;
+	setp.ne.s32 	%p321, %r488, 0;
+	and.pred  	%p322, %p320, %p321;
+	@%p322 bra 	$L__BB58_269;
+
+$L__BB58_270:
+	setp.gt.u32 	%p323, %r178, 2139095039;
+	selp.f32 	%f811, 0f7FFFFFFF, 0f4B800000, %p323;
+	mul.f32 	%f812, %f885, 0f34000000;
+	mul.f32 	%f886, %f811, %f812;
+	bra.uni 	$L__BB58_271;
+
+$L__BB58_247:
+	setp.geu.f32 	%p297, %f4, %f256;
+	mov.f32 	%f887, %f256;
+	@%p297 bra 	$L__BB58_272;
+
+	sub.f32 	%f758, %f256, %f4;
+	div.rn.f32 	%f759, %f758, %f153;
+	cvt.rzi.f32.f32 	%f257, %f759;
+	mul.f32 	%f760, %f153, %f257;
+	sub.f32 	%f258, %f758, %f760;
+	abs.f32 	%f883, %f257;
+	setp.lt.f32 	%p298, %f883, 0f40000000;
+	@%p298 bra 	$L__BB58_259;
+
+	setp.gtu.f32 	%p299, %f883, 0f4B800000;
+	@%p299 bra 	$L__BB58_256;
+	bra.uni 	$L__BB58_250;
+
+$L__BB58_256:
+	mov.b32 	%r170, %f883;
+	and.b32  	%r402, %r170, 8388607;
+	or.b32  	%r486, %r402, 1065353216;
+	mov.b32 	%f882, %r486;
+	add.s32 	%r403, %r170, -1073741824;
+	and.b32  	%r487, %r403, -8388608;
+	setp.eq.s32 	%p305, %r487, 0;
+	@%p305 bra 	$L__BB58_258;
+
+$L__BB58_257:
+	min.u32 	%r404, %r487, 192937984;
+	add.s32 	%r405, %r404, %r486;
+	mov.b32 	%f772, %r405;
+	mov.f32 	%f773, 0f80000000;
+	fma.rn.f32 	%f774, %f772, %f2, %f773;
+	mov.f32 	%f775, 0fBF800000;
+	fma.rn.f32 	%f776, %f775, %f774, %f772;
+	fma.rn.f32 	%f777, %f776, %f2, %f774;
+	fma.rn.f32 	%f778, %f775, %f777, %f772;
+	fma.rz.f32 	%f779, %f778, %f2, %f777;
+	cvt.rzi.f32.f32 	%f780, %f779;
+	fma.rn.f32 	%f882, %f775, %f780, %f772;
+	sub.s32 	%r487, %r487, %r404;
+	mov.b32 	%r486, %f882;
+	setp.ne.s32 	%p306, %r487, 0;
+	setp.ne.s32 	%p307, %r486, 0;
+	and.pred  	%p308, %p306, %p307;
+	@%p308 bra 	$L__BB58_257;
+
+$L__BB58_258:
+	setp.gt.u32 	%p309, %r170, 2139095039;
+	selp.f32 	%f781, 0f7FFFFFFF, 0f4B800000, %p309;
+	mul.f32 	%f782, %f882, 0f34000000;
+	mul.f32 	%f883, %f781, %f782;
+	bra.uni 	$L__BB58_259;
+
+$L__BB58_262:
+	mov.f32 	%f791, 0f40000000;
+	div.approx.f32 	%f792, %f886, %f791;
+	cvt.rzi.f32.f32 	%f884, %f792;
+	mov.f32 	%f793, 0fC0000000;
+	fma.rn.f32 	%f277, %f793, %f884, %f886;
+	mov.b32 	%r177, %f277;
+	setp.lt.u32 	%p314, %r177, 1073741824;
+	@%p314 bra 	$L__BB58_267;
+
+	setp.gt.u32 	%p315, %r177, -2147483648;
+	@%p315 bra 	$L__BB58_266;
+	bra.uni 	$L__BB58_264;
+
+$L__BB58_266:
+	add.f32 	%f799, %f884, 0fBF800000;
+	add.f32 	%f800, %f799, 0fBF800000;
+	setp.lt.f32 	%p318, %f277, 0fC0000000;
+	selp.f32 	%f884, %f800, %f799, %p318;
+	bra.uni 	$L__BB58_267;
+
+$L__BB58_250:
+	mov.f32 	%f761, 0f40000000;
+	div.approx.f32 	%f762, %f883, %f761;
+	cvt.rzi.f32.f32 	%f881, %f762;
+	mov.f32 	%f763, 0fC0000000;
+	fma.rn.f32 	%f261, %f763, %f881, %f883;
+	mov.b32 	%r169, %f261;
+	setp.lt.u32 	%p300, %r169, 1073741824;
+	@%p300 bra 	$L__BB58_255;
+
+	setp.gt.u32 	%p301, %r169, -2147483648;
+	@%p301 bra 	$L__BB58_254;
+	bra.uni 	$L__BB58_252;
+
+$L__BB58_254:
+	add.f32 	%f769, %f881, 0fBF800000;
+	add.f32 	%f770, %f769, 0fBF800000;
+	setp.lt.f32 	%p304, %f261, 0fC0000000;
+	selp.f32 	%f881, %f770, %f769, %p304;
+	bra.uni 	$L__BB58_255;
+
+$L__BB58_264:
+	add.f32 	%f884, %f884, 0f3F800000;
+	setp.ltu.f32 	%p316, %f277, 0f40800000;
+	@%p316 bra 	$L__BB58_267;
+
+	add.f32 	%f794, %f884, 0f3F800000;
+	mov.f32 	%f795, 0f40000000;
+	mov.f32 	%f796, 0fC0400000;
+	fma.rn.f32 	%f797, %f796, %f795, %f277;
+	setp.ge.f32 	%p317, %f797, 0f00000000;
+	add.f32 	%f798, %f794, 0f3F800000;
+	selp.f32 	%f884, %f798, %f794, %p317;
+
+$L__BB58_267:
+	fma.rn.f32 	%f886, %f793, %f884, %f886;
+
+$L__BB58_271:
+	abs.f32 	%f813, %f886;
+	setp.gtu.f32 	%p324, %f813, 0f7F800000;
+	mov.b32 	%r414, %f273;
+	and.b32  	%r415, %r414, -2147483648;
+	mov.b32 	%r416, %f886;
+	or.b32  	%r417, %r415, %r416;
+	mov.b32 	%f814, %r417;
+	selp.f32 	%f815, %f886, %f814, %p324;
+	setp.eq.f32 	%p325, %f815, 0f00000000;
+	sub.f32 	%f816, %f4, %f274;
+	add.f32 	%f817, %f1, %f274;
+	selp.f32 	%f887, %f817, %f816, %p325;
+	bra.uni 	$L__BB58_272;
+
+$L__BB58_252:
+	add.f32 	%f881, %f881, 0f3F800000;
+	setp.ltu.f32 	%p302, %f261, 0f40800000;
+	@%p302 bra 	$L__BB58_255;
+
+	add.f32 	%f764, %f881, 0f3F800000;
+	mov.f32 	%f765, 0f40000000;
+	mov.f32 	%f766, 0fC0400000;
+	fma.rn.f32 	%f767, %f766, %f765, %f261;
+	setp.ge.f32 	%p303, %f767, 0f00000000;
+	add.f32 	%f768, %f764, 0f3F800000;
+	selp.f32 	%f881, %f768, %f764, %p303;
+
+$L__BB58_255:
+	fma.rn.f32 	%f883, %f763, %f881, %f883;
+
+$L__BB58_259:
+	abs.f32 	%f783, %f883;
+	setp.gtu.f32 	%p310, %f783, 0f7F800000;
+	mov.b32 	%r406, %f257;
+	and.b32  	%r407, %r406, -2147483648;
+	mov.b32 	%r408, %f883;
+	or.b32  	%r409, %r407, %r408;
+	mov.b32 	%f784, %r409;
+	selp.f32 	%f785, %f883, %f784, %p310;
+	setp.eq.f32 	%p311, %f785, 0f00000000;
+	add.f32 	%f786, %f1, %f258;
+	sub.f32 	%f787, %f4, %f258;
+	selp.f32 	%f887, %f787, %f786, %p311;
+
+$L__BB58_272:
+	cvt.rzi.s32.f32 	%r418, %f887;
+	setp.lt.s32 	%p326, %r418, 0;
+	setp.lt.s32 	%p327, %r418, %r29;
+	selp.b32 	%r420, %r418, %r251, %p327;
+	selp.b32 	%r490, 0, %r420, %p326;
+
+$L__BB58_273:
+	st.local.u32 	[%rd9+12], %r490;
+	st.local.f32 	[%rd10+12], %f152;
+	bra.uni 	$L__BB58_274;
+
+$L__BB58_10:
+	mul.wide.s32 	%rd24, %r450, 4;
+	add.s64 	%rd25, %rd2, %rd24;
+	ld.global.u32 	%r29, [%rd25+28];
+	add.s32 	%r251, %r29, -1;
+	cvt.rn.f32.s32 	%f3, %r251;
+	cvt.rn.f32.s32 	%f306, %r29;
+	add.f32 	%f307, %f306, 0fBF000000;
+	selp.f32 	%f4, %f307, %f3, %p10;
+	not.b32 	%r252, %r450;
+	add.s32 	%r253, %r26, %r252;
+	mul.wide.s32 	%rd26, %r253, 4;
+	add.s64 	%rd27, %rd8, %rd26;
+	ld.global.f32 	%f308, [%rd27];
+	add.f32 	%f309, %f308, 0f3F800000;
+	mul.f32 	%f310, %f309, 0f3F000000;
+	mul.f32 	%f311, %f310, %f3;
+	fma.rn.f32 	%f312, %f309, %f306, 0fBF800000;
+	mul.f32 	%f313, %f312, 0f3F000000;
+	selp.f32 	%f7, %f313, %f311, %p10;
+	setp.ne.s32 	%p12, %r2, 0;
+	@%p12 bra 	$L__BB58_12;
+
+	cvt.rni.f32.f32 	%f7, %f7;
+
+$L__BB58_12:
+	setp.leu.f32 	%p13, %f7, %f4;
+	setp.geu.f32 	%p14, %f7, %f1;
+	and.pred  	%p15, %p14, %p13;
+	mov.f32 	%f838, %f7;
+	@%p15 bra 	$L__BB58_44;
+
+	setp.eq.s32 	%p16, %r3, 1;
+	@%p16 bra 	$L__BB58_42;
+
+	setp.ne.s32 	%p17, %r3, 2;
+	mov.f32 	%f838, %f7;
+	@%p17 bra 	$L__BB58_44;
+
+	sub.f32 	%f8, %f4, %f1;
+	setp.le.f32 	%p18, %f8, 0f00000000;
+	mov.f32 	%f838, %f1;
+	@%p18 bra 	$L__BB58_44;
+
+	setp.lt.f32 	%p19, %f7, %f1;
+	@%p19 bra 	$L__BB58_30;
+	bra.uni 	$L__BB58_17;
+
+$L__BB58_30:
+	sub.f32 	%f344, %f1, %f7;
+	div.rn.f32 	%f345, %f344, %f8;
+	cvt.rzi.f32.f32 	%f25, %f345;
+	mul.f32 	%f346, %f8, %f25;
+	sub.f32 	%f26, %f344, %f346;
+	abs.f32 	%f837, %f25;
+	setp.lt.f32 	%p35, %f837, 0f40000000;
+	@%p35 bra 	$L__BB58_41;
+
+	setp.gtu.f32 	%p36, %f837, 0f4B800000;
+	@%p36 bra 	$L__BB58_38;
+	bra.uni 	$L__BB58_32;
+
+$L__BB58_38:
+	mov.b32 	%r39, %f837;
+	and.b32  	%r262, %r39, 8388607;
+	or.b32  	%r454, %r262, 1065353216;
+	mov.b32 	%f836, %r454;
+	add.s32 	%r263, %r39, -1073741824;
+	and.b32  	%r455, %r263, -8388608;
+	setp.eq.s32 	%p42, %r455, 0;
+	@%p42 bra 	$L__BB58_40;
+
+$L__BB58_39:
+	min.u32 	%r264, %r455, 192937984;
+	add.s32 	%r265, %r264, %r454;
+	mov.b32 	%f358, %r265;
+	mov.f32 	%f359, 0f80000000;
+	fma.rn.f32 	%f360, %f358, %f2, %f359;
+	mov.f32 	%f361, 0fBF800000;
+	fma.rn.f32 	%f362, %f361, %f360, %f358;
+	fma.rn.f32 	%f363, %f362, %f2, %f360;
+	fma.rn.f32 	%f364, %f361, %f363, %f358;
+	fma.rz.f32 	%f365, %f364, %f2, %f363;
+	cvt.rzi.f32.f32 	%f366, %f365;
+	fma.rn.f32 	%f836, %f361, %f366, %f358;
+	sub.s32 	%r455, %r455, %r264;
+	mov.b32 	%r454, %f836;
+	setp.ne.s32 	%p43, %r455, 0;
+	setp.ne.s32 	%p44, %r454, 0;
+	and.pred  	%p45, %p43, %p44;
+	@%p45 bra 	$L__BB58_39;
+
+$L__BB58_40:
+	setp.gt.u32 	%p46, %r39, 2139095039;
+	selp.f32 	%f367, 0f7FFFFFFF, 0f4B800000, %p46;
+	mul.f32 	%f368, %f836, 0f34000000;
+	mul.f32 	%f837, %f367, %f368;
+	bra.uni 	$L__BB58_41;
+
+$L__BB58_42:
+	setp.lt.f32 	%p49, %f7, 0f00000000;
+	mov.f32 	%f838, 0f00000000;
+	@%p49 bra 	$L__BB58_44;
+
+	setp.gt.f32 	%p50, %f7, %f3;
+	selp.f32 	%f838, %f3, %f7, %p50;
+	bra.uni 	$L__BB58_44;
+
+$L__BB58_17:
+	mov.f32 	%f838, %f7;
+	@%p13 bra 	$L__BB58_44;
+
+	sub.f32 	%f314, %f7, %f4;
+	div.rn.f32 	%f315, %f314, %f8;
+	cvt.rzi.f32.f32 	%f9, %f315;
+	mul.f32 	%f316, %f8, %f9;
+	sub.f32 	%f10, %f314, %f316;
+	abs.f32 	%f834, %f9;
+	setp.lt.f32 	%p21, %f834, 0f40000000;
+	@%p21 bra 	$L__BB58_29;
+
+	setp.gtu.f32 	%p22, %f834, 0f4B800000;
+	@%p22 bra 	$L__BB58_26;
+	bra.uni 	$L__BB58_20;
+
+$L__BB58_26:
+	mov.b32 	%r31, %f834;
+	and.b32  	%r254, %r31, 8388607;
+	or.b32  	%r452, %r254, 1065353216;
+	mov.b32 	%f833, %r452;
+	add.s32 	%r255, %r31, -1073741824;
+	and.b32  	%r453, %r255, -8388608;
+	setp.eq.s32 	%p28, %r453, 0;
+	@%p28 bra 	$L__BB58_28;
+
+$L__BB58_27:
+	min.u32 	%r256, %r453, 192937984;
+	add.s32 	%r257, %r256, %r452;
+	mov.b32 	%f328, %r257;
+	mov.f32 	%f329, 0f80000000;
+	fma.rn.f32 	%f330, %f328, %f2, %f329;
+	mov.f32 	%f331, 0fBF800000;
+	fma.rn.f32 	%f332, %f331, %f330, %f328;
+	fma.rn.f32 	%f333, %f332, %f2, %f330;
+	fma.rn.f32 	%f334, %f331, %f333, %f328;
+	fma.rz.f32 	%f335, %f334, %f2, %f333;
+	cvt.rzi.f32.f32 	%f336, %f335;
+	fma.rn.f32 	%f833, %f331, %f336, %f328;
+	sub.s32 	%r453, %r453, %r256;
+	mov.b32 	%r452, %f833;
+	setp.ne.s32 	%p29, %r453, 0;
+	setp.ne.s32 	%p30, %r452, 0;
+	and.pred  	%p31, %p29, %p30;
+	@%p31 bra 	$L__BB58_27;
+
+$L__BB58_28:
+	setp.gt.u32 	%p32, %r31, 2139095039;
+	selp.f32 	%f337, 0f7FFFFFFF, 0f4B800000, %p32;
+	mul.f32 	%f338, %f833, 0f34000000;
+	mul.f32 	%f834, %f337, %f338;
+	bra.uni 	$L__BB58_29;
+
+$L__BB58_32:
+	mov.f32 	%f347, 0f40000000;
+	div.approx.f32 	%f348, %f837, %f347;
+	cvt.rzi.f32.f32 	%f835, %f348;
+	mov.f32 	%f349, 0fC0000000;
+	fma.rn.f32 	%f29, %f349, %f835, %f837;
+	mov.b32 	%r38, %f29;
+	setp.lt.u32 	%p37, %r38, 1073741824;
+	@%p37 bra 	$L__BB58_37;
+
+	setp.gt.u32 	%p38, %r38, -2147483648;
+	@%p38 bra 	$L__BB58_36;
+	bra.uni 	$L__BB58_34;
+
+$L__BB58_36:
+	add.f32 	%f355, %f835, 0fBF800000;
+	add.f32 	%f356, %f355, 0fBF800000;
+	setp.lt.f32 	%p41, %f29, 0fC0000000;
+	selp.f32 	%f835, %f356, %f355, %p41;
+	bra.uni 	$L__BB58_37;
+
+$L__BB58_20:
+	mov.f32 	%f317, 0f40000000;
+	div.approx.f32 	%f318, %f834, %f317;
+	cvt.rzi.f32.f32 	%f832, %f318;
+	mov.f32 	%f319, 0fC0000000;
+	fma.rn.f32 	%f13, %f319, %f832, %f834;
+	mov.b32 	%r30, %f13;
+	setp.lt.u32 	%p23, %r30, 1073741824;
+	@%p23 bra 	$L__BB58_25;
+
+	setp.gt.u32 	%p24, %r30, -2147483648;
+	@%p24 bra 	$L__BB58_24;
+	bra.uni 	$L__BB58_22;
+
+$L__BB58_24:
+	add.f32 	%f325, %f832, 0fBF800000;
+	add.f32 	%f326, %f325, 0fBF800000;
+	setp.lt.f32 	%p27, %f13, 0fC0000000;
+	selp.f32 	%f832, %f326, %f325, %p27;
+	bra.uni 	$L__BB58_25;
+
+$L__BB58_34:
+	add.f32 	%f835, %f835, 0f3F800000;
+	setp.ltu.f32 	%p39, %f29, 0f40800000;
+	@%p39 bra 	$L__BB58_37;
+
+	add.f32 	%f350, %f835, 0f3F800000;
+	mov.f32 	%f351, 0f40000000;
+	mov.f32 	%f352, 0fC0400000;
+	fma.rn.f32 	%f353, %f352, %f351, %f29;
+	setp.ge.f32 	%p40, %f353, 0f00000000;
+	add.f32 	%f354, %f350, 0f3F800000;
+	selp.f32 	%f835, %f354, %f350, %p40;
+
+$L__BB58_37:
+	fma.rn.f32 	%f837, %f349, %f835, %f837;
+
+$L__BB58_41:
+	abs.f32 	%f369, %f837;
+	setp.gtu.f32 	%p47, %f369, 0f7F800000;
+	mov.b32 	%r266, %f25;
+	and.b32  	%r267, %r266, -2147483648;
+	mov.b32 	%r268, %f837;
+	or.b32  	%r269, %r267, %r268;
+	mov.b32 	%f370, %r269;
+	selp.f32 	%f371, %f837, %f370, %p47;
+	setp.eq.f32 	%p48, %f371, 0f00000000;
+	sub.f32 	%f372, %f4, %f26;
+	add.f32 	%f373, %f1, %f26;
+	selp.f32 	%f838, %f373, %f372, %p48;
+	bra.uni 	$L__BB58_44;
+
+$L__BB58_22:
+	add.f32 	%f832, %f832, 0f3F800000;
+	setp.ltu.f32 	%p25, %f13, 0f40800000;
+	@%p25 bra 	$L__BB58_25;
+
+	add.f32 	%f320, %f832, 0f3F800000;
+	mov.f32 	%f321, 0f40000000;
+	mov.f32 	%f322, 0fC0400000;
+	fma.rn.f32 	%f323, %f322, %f321, %f13;
+	setp.ge.f32 	%p26, %f323, 0f00000000;
+	add.f32 	%f324, %f320, 0f3F800000;
+	selp.f32 	%f832, %f324, %f320, %p26;
+
+$L__BB58_25:
+	fma.rn.f32 	%f834, %f319, %f832, %f834;
+
+$L__BB58_29:
+	abs.f32 	%f339, %f834;
+	setp.gtu.f32 	%p33, %f339, 0f7F800000;
+	mov.b32 	%r258, %f9;
+	and.b32  	%r259, %r258, -2147483648;
+	mov.b32 	%r260, %f834;
+	or.b32  	%r261, %r259, %r260;
+	mov.b32 	%f340, %r261;
+	selp.f32 	%f341, %f834, %f340, %p33;
+	setp.eq.f32 	%p34, %f341, 0f00000000;
+	add.f32 	%f342, %f1, %f10;
+	sub.f32 	%f343, %f4, %f10;
+	selp.f32 	%f838, %f343, %f342, %p34;
+
+$L__BB58_44:
+	abs.f32 	%f375, %f838;
+	setp.gtu.f32 	%p51, %f375, 0f58635FA9;
+	selp.b32 	%r451, 1, %r451, %p51;
+	setp.ne.s32 	%p52, %r451, 0;
+	@%p52 bra 	$L__BB58_274;
+	bra.uni 	$L__BB58_45;
+
+$L__BB58_274:
+	add.s32 	%r450, %r450, 1;
+	setp.lt.s32 	%p328, %r450, %r8;
+	@%p328 bra 	$L__BB58_10;
+
+	mov.f32 	%f896, 0f00000000;
+	@%p52 bra 	$L__BB58_296;
+
+	add.s32 	%r423, %r8, -1;
+	and.b32  	%r496, %r8, 3;
+	setp.lt.u32 	%p330, %r423, 3;
+	mov.u32 	%r497, 1;
+	@%p330 bra 	$L__BB58_279;
+
+	sub.s32 	%r492, %r8, %r496;
+	mov.u32 	%r497, 1;
+
+$L__BB58_278:
+	mul.lo.s32 	%r425, %r497, %r25;
+	mul.lo.s32 	%r426, %r425, %r25;
+	mul.lo.s32 	%r427, %r426, %r25;
+	mul.lo.s32 	%r497, %r427, %r25;
+	add.s32 	%r492, %r492, -4;
+	setp.ne.s32 	%p331, %r492, 0;
+	@%p331 bra 	$L__BB58_278;
+
+$L__BB58_279:
+	setp.eq.s32 	%p332, %r496, 0;
+	@%p332 bra 	$L__BB58_281;
+
+$L__BB58_280:
+	.pragma "nounroll";
+	mul.lo.s32 	%r497, %r497, %r25;
+	add.s32 	%r496, %r496, -1;
+	setp.ne.s32 	%p333, %r496, 0;
+	@%p333 bra 	$L__BB58_280;
+
+$L__BB58_281:
+	setp.eq.s32 	%p334, %r497, 0;
+	mov.f32 	%f896, 0f00000000;
+	@%p334 bra 	$L__BB58_296;
+
+	ld.param.u32 	%r440, [grid_sample_param_1];
+	setp.gt.s32 	%p335, %r8, 0;
+	div.s32 	%r428, %r1, %r5;
+	rem.s32 	%r429, %r428, %r6;
+	mad.lo.s32 	%r430, %r7, %r6, %r429;
+	mad.lo.s32 	%r201, %r449, %r430, %r440;
+	@%p335 bra 	$L__BB58_289;
+	bra.uni 	$L__BB58_283;
+
+$L__BB58_289:
+	add.s64 	%rd12, %rd2, 24;
+	mov.f32 	%f896, 0f00000000;
+	mov.u32 	%r432, 0;
+	mov.u32 	%r500, %r432;
+
+$L__BB58_290:
+	mov.u32 	%r502, 1;
+	mov.f32 	%f893, 0f3F800000;
+	mov.u32 	%r501, %r8;
+	mov.u32 	%r505, %r432;
+	mov.u32 	%r504, %r500;
+
+$L__BB58_291:
+	add.s32 	%r435, %r501, -1;
+	cvt.s64.s32 	%rd13, %r435;
+	rem.s32 	%r436, %r504, %r25;
+	cvt.s64.s32 	%rd14, %r436;
+	mul.wide.s32 	%rd30, %r435, 16;
+	add.s64 	%rd31, %rd3, %rd30;
+	mul.wide.s32 	%rd32, %r436, 4;
+	add.s64 	%rd33, %rd31, %rd32;
+	ld.local.u32 	%r213, [%rd33];
+	setp.lt.s32 	%p340, %r213, 0;
+	mov.f32 	%f894, 0f00000000;
+	@%p340 bra 	$L__BB58_293;
+
+	mad.lo.s32 	%r505, %r213, %r502, %r505;
+	mul.wide.s32 	%rd34, %r501, 4;
+	add.s64 	%rd35, %rd12, %rd34;
+	ld.global.u32 	%r437, [%rd35];
+	mul.lo.s32 	%r502, %r437, %r502;
+	shl.b64 	%rd36, %rd13, 4;
+	add.s64 	%rd37, %rd4, %rd36;
+	shl.b64 	%rd38, %rd14, 2;
+	add.s64 	%rd39, %rd37, %rd38;
+	ld.local.f32 	%f829, [%rd39];
+	mul.f32 	%f893, %f893, %f829;
+	setp.gt.s32 	%p341, %r501, 1;
+	div.s32 	%r504, %r504, %r25;
+	mov.u32 	%r501, %r435;
+	mov.f32 	%f894, %f893;
+	@%p341 bra 	$L__BB58_291;
+
+$L__BB58_293:
+	setp.eq.f32 	%p342, %f894, 0f00000000;
+	@%p342 bra 	$L__BB58_295;
+
+	add.s32 	%r438, %r201, %r505;
+	mul.wide.s32 	%rd40, %r438, 4;
+	add.s64 	%rd41, %rd1, %rd40;
+	ld.global.f32 	%f830, [%rd41];
+	fma.rn.f32 	%f896, %f894, %f830, %f896;
+
+$L__BB58_295:
+	add.s32 	%r500, %r500, 1;
+	setp.lt.u32 	%p343, %r500, %r497;
+	@%p343 bra 	$L__BB58_290;
+	bra.uni 	$L__BB58_296;
+
+$L__BB58_283:
+	add.s32 	%r431, %r497, -1;
+	and.b32  	%r499, %r497, 3;
+	setp.lt.u32 	%p336, %r431, 3;
+	mul.wide.s32 	%rd29, %r201, 4;
+	add.s64 	%rd11, %rd1, %rd29;
+	mov.f32 	%f896, 0f00000000;
+	@%p336 bra 	$L__BB58_286;
+
+	sub.s32 	%r498, %r497, %r499;
+	ld.global.f32 	%f290, [%rd11];
+	mov.f32 	%f896, 0f00000000;
+
+$L__BB58_285:
+	add.f32 	%f823, %f896, %f290;
+	add.f32 	%f824, %f823, %f290;
+	add.f32 	%f825, %f824, %f290;
+	add.f32 	%f896, %f825, %f290;
+	add.s32 	%r498, %r498, -4;
+	setp.ne.s32 	%p337, %r498, 0;
+	@%p337 bra 	$L__BB58_285;
+
+$L__BB58_286:
+	setp.eq.s32 	%p338, %r499, 0;
+	@%p338 bra 	$L__BB58_296;
+
+	ld.global.f32 	%f295, [%rd11];
+
+$L__BB58_288:
+	.pragma "nounroll";
+	add.f32 	%f896, %f896, %f295;
+	add.s32 	%r499, %r499, -1;
+	setp.eq.s32 	%p339, %r499, 0;
+	@%p339 bra 	$L__BB58_296;
+	bra.uni 	$L__BB58_288;
+
+$L__BB58_296:
+	add.s32 	%r439, %r1, %r222;
+	cvta.to.global.u64 	%rd42, %rd16;
+	mul.wide.s32 	%rd43, %r439, 4;
+	add.s64 	%rd44, %rd42, %rd43;
+	st.global.f32 	[%rd44], %f896;
+
+$L__BB58_297:
+	ret;
+
+}
 """#
 }

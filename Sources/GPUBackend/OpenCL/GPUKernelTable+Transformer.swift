@@ -223,4 +223,44 @@ extension GPUKernelTable {
             arguments: [xb, xo, yb, yo, .int(Int32(lines)), .int(Int32(n)), .int(Int32(inner)), .int(Int32(mode))],
             global: [lines])
     }
+
+    static func makeGridSample(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X"), grid = try node.inputs[1].unwrap(node, "grid")
+        let y = try firstOutput(node)
+        try requireFloat32(node, x, grid)
+        let a = node.step.node
+        let rank = x.type.shape.rank - 2
+        guard (1...3).contains(rank), grid.type.shape.rank == rank + 2, grid.type.shape[rank + 1] == rank else {
+            throw unsupported(node, "GridSample of rank \(rank) on the GPU")
+        }
+        let mode: Int
+        switch try a.string("mode", default: node.step.opset >= 20 ? "linear" : "bilinear") {
+        case "nearest": mode = 0
+        case "linear", "bilinear": mode = 1
+        case "cubic", "bicubic": mode = 2
+        case let other: throw RuntimeError.invalidNode(node: a.displayName, detail: "mode '\(other)'")
+        }
+        let padding: Int
+        switch try a.string("padding_mode", default: "zeros") {
+        case "zeros": padding = 0
+        case "border": padding = 1
+        case "reflection": padding = 2
+        case let other: throw RuntimeError.invalidNode(node: a.displayName, detail: "padding_mode '\(other)'")
+        }
+        let dims = Array(x.type.shape.dimensions.dropFirst(2))
+        let points = grid.type.shape.dimensions.dropFirst().dropLast().reduce(1, *)
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let meta =
+            [
+                x.type.shape[0], x.type.shape[1], rank, points, mode, padding,
+                try a.int("align_corners", default: 0) != 0 ? 1 : 0,
+            ] + dims
+        let (metaArgument, metaKeep) = try backend.metadata(meta.map { Int32(truncatingIfNeeded: $0) })
+        let (xb, xo) = try backend.arguments(for: x), (gb, go) = try backend.arguments(for: grid)
+        let (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "grid_sample", arguments: [xb, xo, gb, go, yb, yo, .int(Int32(count)), metaArgument], global: [count],
+            retained: [metaKeep])
+    }
 }

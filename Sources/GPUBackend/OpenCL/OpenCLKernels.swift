@@ -142,6 +142,7 @@ public enum GPUKernelTable {
         add(["RotaryEmbedding"], makeRotaryEmbedding)
         add(["Hardmax", "LpNormalization"], makeAxisLines)
         add(["TopK"], makeTopK)
+        add(["GridSample"], makeGridSample)
         add(
             ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], dtypes: integers.union([.float32]),
             makeCompare)
