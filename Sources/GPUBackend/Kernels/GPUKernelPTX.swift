@@ -7533,478 +7533,558 @@ $L__BB28_4:
 	.param .u64 pool3d_param_8
 )
 {
-	.reg .pred 	%p<106>;
-	.reg .f32 	%f<92>;
-	.reg .b32 	%r<293>;
-	.reg .b64 	%rd<64>;
+	.reg .pred 	%p<76>;
+	.reg .f32 	%f<229>;
+	.reg .b32 	%r<196>;
+	.reg .b64 	%rd<38>;
 
 
-	ld.param.u64 	%rd10, [pool3d_param_0];
-	ld.param.u32 	%r136, [pool3d_param_1];
-	ld.param.u32 	%r140, [pool3d_param_7];
+	ld.param.u64 	%rd8, [pool3d_param_0];
+	ld.param.u32 	%r70, [pool3d_param_1];
+	ld.param.u32 	%r74, [pool3d_param_7];
 	ld.param.u64 	%rd11, [pool3d_param_8];
-	cvta.to.global.u64 	%rd1, %rd10;
-	cvta.to.global.u64 	%rd2, %rd11;
-	mov.u32 	%r141, %ntid.x;
-	mov.u32 	%r142, %ctaid.x;
-	mov.u32 	%r143, %tid.x;
-	mad.lo.s32 	%r1, %r142, %r141, %r143;
-	setp.ge.s32 	%p4, %r1, %r140;
-	mov.f32 	%f68, 0fFF800000;
-	mov.f32 	%f67, 0f00000000;
-	@%p4 bra 	$L__BB29_42;
+	cvta.to.global.u64 	%rd1, %rd11;
+	mov.u32 	%r75, %ntid.x;
+	mov.u32 	%r76, %ctaid.x;
+	mov.u32 	%r77, %tid.x;
+	mad.lo.s32 	%r1, %r76, %r75, %r77;
+	setp.ge.s32 	%p4, %r1, %r74;
+	@%p4 bra 	$L__BB29_41;
 
-	ld.global.u32 	%r147, [%rd2];
-	cvt.s64.s32 	%rd3, %r147;
-	ld.global.u32 	%r148, [%rd2+4];
-	cvt.s64.s32 	%rd4, %r148;
-	ld.global.u32 	%r149, [%rd2+8];
-	cvt.s64.s32 	%rd5, %r149;
-	ld.global.u32 	%r2, [%rd2+28];
-	ld.global.u32 	%r3, [%rd2+32];
-	ld.global.u32 	%r4, [%rd2+56];
-	ld.global.u32 	%r5, [%rd2+68];
-	ld.global.u32 	%r6, [%rd2+84];
-	ld.global.u32 	%r7, [%rd2+88];
-	ld.global.u32 	%r8, [%rd2+20];
-	ld.global.u32 	%r9, [%rd2+16];
-	mul.lo.s32 	%r10, %r8, %r9;
-	ld.global.u32 	%r11, [%rd2+12];
-	mul.lo.s32 	%r150, %r10, %r11;
-	div.s32 	%r12, %r1, %r150;
-	mul.lo.s32 	%r151, %r148, %r147;
-	mul.lo.s32 	%r152, %r151, %r149;
-	mul.lo.s32 	%r153, %r152, %r12;
-	cvt.s64.s32 	%rd12, %r153;
-	cvt.s64.s32 	%rd13, %r136;
-	add.s64 	%rd6, %rd12, %rd13;
-	ld.global.u32 	%r13, [%rd2+24];
-	setp.lt.s32 	%p5, %r13, 1;
-	mov.u32 	%r255, -1;
-	mov.u32 	%r257, 0;
-	mov.u32 	%r256, %r257;
-	@%p5 bra 	$L__BB29_35;
+	ld.global.u32 	%r2, [%rd1];
+	cvt.s64.s32 	%rd2, %r2;
+	ld.global.u32 	%r3, [%rd1+4];
+	cvt.s64.s32 	%rd3, %r3;
+	ld.global.u32 	%r4, [%rd1+8];
+	cvt.s64.s32 	%rd4, %r4;
+	ld.global.u32 	%r5, [%rd1+28];
+	ld.global.u32 	%r6, [%rd1+32];
+	ld.global.u32 	%r7, [%rd1+84];
+	ld.global.u32 	%r8, [%rd1+88];
+	ld.global.u32 	%r9, [%rd1+20];
+	ld.global.u32 	%r10, [%rd1+16];
+	mul.lo.s32 	%r11, %r9, %r10;
+	ld.global.u32 	%r12, [%rd1+12];
+	mul.lo.s32 	%r78, %r11, %r12;
+	div.s32 	%r13, %r1, %r78;
+	ld.global.u32 	%r14, [%rd1+24];
+	setp.gt.s32 	%p5, %r14, 0;
+	@%p5 bra 	$L__BB29_3;
+	bra.uni 	$L__BB29_2;
 
-	ld.global.u32 	%r14, [%rd2+64];
-	cvt.u32.u64 	%r157, %rd5;
-	ld.global.u32 	%r158, [%rd2+40];
-	div.s32 	%r159, %r1, %r8;
-	rem.s32 	%r160, %r159, %r9;
-	mul.lo.s32 	%r161, %r160, %r158;
-	sub.s32 	%r15, %r161, %r14;
-	ld.global.u32 	%r162, [%rd2+44];
-	mul.lo.s32 	%r163, %r159, %r8;
-	sub.s32 	%r164, %r1, %r163;
-	mul.lo.s32 	%r16, %r164, %r162;
-	sub.s32 	%r17, %r16, %r5;
-	neg.s32 	%r18, %r5;
-	ld.global.u32 	%r165, [%rd2+80];
-	add.s32 	%r19, %r165, %r157;
-	setp.lt.s32 	%p6, %r2, 1;
-	@%p6 bra 	$L__BB29_35;
-
-	ld.global.u32 	%r20, [%rd2+48];
-	ld.global.u32 	%r21, [%rd2+52];
-	ld.global.u32 	%r170, [%rd2+60];
-	ld.global.u32 	%r171, [%rd2+36];
-	ld.global.u32 	%r172, [%rd2+72];
-	ld.global.u32 	%r173, [%rd2+76];
-	mov.u32 	%r255, -1;
-	add.s32 	%r174, %r4, %r16;
-	sub.s32 	%r23, %r174, %r5;
-	shl.b32 	%r175, %r4, 1;
-	add.s32 	%r176, %r16, %r175;
-	sub.s32 	%r25, %r176, %r5;
-	mad.lo.s32 	%r177, %r4, 3, %r16;
-	sub.s32 	%r26, %r177, %r5;
-	and.b32  	%r27, %r3, 3;
-	sub.s32 	%r28, %r27, %r3;
-	cvt.u32.u64 	%r178, %rd4;
-	add.s32 	%r29, %r173, %r178;
-	neg.s32 	%r30, %r14;
-	mov.u32 	%r238, 0;
-	cvt.u32.u64 	%r179, %rd3;
-	add.s32 	%r31, %r172, %r179;
-	neg.s32 	%r32, %r170;
-	div.s32 	%r180, %r1, %r10;
-	rem.s32 	%r181, %r180, %r11;
-	mul.lo.s32 	%r182, %r181, %r171;
-	sub.s32 	%r33, %r182, %r170;
-	mov.f32 	%f68, 0fFF800000;
-	mov.f32 	%f67, 0f00000000;
-	mov.u32 	%r256, %r238;
-	mov.u32 	%r257, %r238;
+$L__BB29_3:
+	ld.global.u32 	%r15, [%rd1+48];
+	ld.global.u32 	%r16, [%rd1+52];
+	ld.global.u32 	%r17, [%rd1+56];
+	ld.global.u32 	%r86, [%rd1+60];
+	ld.global.u32 	%r87, [%rd1+64];
+	ld.global.u32 	%r88, [%rd1+68];
+	cvt.u32.u64 	%r89, %rd4;
+	ld.global.u32 	%r90, [%rd1+36];
+	div.s32 	%r91, %r1, %r11;
+	rem.s32 	%r92, %r91, %r12;
+	mul.lo.s32 	%r93, %r92, %r90;
+	sub.s32 	%r18, %r93, %r86;
+	ld.global.u32 	%r94, [%rd1+40];
+	div.s32 	%r95, %r1, %r9;
+	rem.s32 	%r96, %r95, %r10;
+	mul.lo.s32 	%r97, %r96, %r94;
+	sub.s32 	%r19, %r97, %r87;
+	neg.s32 	%r20, %r86;
+	mov.u32 	%r169, 0;
+	ld.global.u32 	%r98, [%rd1+72];
+	cvt.u32.u64 	%r99, %rd2;
+	add.s32 	%r21, %r98, %r99;
+	neg.s32 	%r22, %r87;
+	ld.global.u32 	%r100, [%rd1+76];
+	cvt.u32.u64 	%r101, %rd3;
+	add.s32 	%r23, %r100, %r101;
+	neg.s32 	%r24, %r88;
+	ld.global.u32 	%r102, [%rd1+80];
+	add.s32 	%r25, %r102, %r89;
+	ld.global.u32 	%r103, [%rd1+44];
+	mul.lo.s32 	%r104, %r95, %r9;
+	sub.s32 	%r105, %r1, %r104;
+	mul.lo.s32 	%r106, %r103, %r105;
+	sub.s32 	%r26, %r106, %r88;
+	cvta.to.global.u64 	%rd6, %rd8;
+	cvt.s64.s32 	%rd12, %r70;
+	mul.lo.s32 	%r107, %r3, %r2;
+	mul.lo.s32 	%r108, %r107, %r4;
+	mul.lo.s32 	%r109, %r108, %r13;
+	cvt.s64.s32 	%rd13, %r109;
+	add.s64 	%rd7, %rd13, %rd12;
+	mov.f32 	%f218, 0fFF800000;
+	mov.f32 	%f217, 0f00000000;
+	mov.u32 	%r180, -1;
+	mov.u32 	%r184, %r169;
+	mov.u32 	%r182, %r169;
 
 $L__BB29_4:
-	mad.lo.s32 	%r38, %r238, %r20, %r33;
-	mul.lo.s32 	%r39, %r38, %r178;
-	setp.lt.s32 	%p7, %r3, 1;
-	@%p7 bra 	$L__BB29_34;
+	setp.lt.s32 	%p6, %r5, 1;
+	@%p6 bra 	$L__BB29_23;
 
-	mad.lo.s32 	%r236, %r238, %r20, %r33;
-	setp.lt.s32 	%p8, %r236, %r31;
-	setp.ge.s32 	%p9, %r236, %r32;
-	and.pred  	%p1, %p8, %p9;
-	mov.u32 	%r242, 0;
+	mad.lo.s32 	%r167, %r169, %r15, %r18;
+	setp.lt.s32 	%p7, %r167, %r21;
+	setp.ge.s32 	%p8, %r167, %r20;
+	and.pred  	%p1, %p7, %p8;
+	mad.lo.s32 	%r32, %r101, %r167, %r19;
+	mov.u32 	%r173, 0;
 
 $L__BB29_6:
-	mad.lo.s32 	%r237, %r238, %r20, %r33;
-	mov.u32 	%r273, 0;
-	add.s32 	%r233, %r3, -1;
-	setp.lt.s32 	%p10, %r237, %r179;
-	mul.lo.s32 	%r45, %r242, %r21;
-	add.s32 	%r188, %r45, %r15;
-	or.b32  	%r189, %r188, %r237;
-	setp.gt.s32 	%p11, %r189, -1;
-	and.pred  	%p12, %p10, %p11;
-	setp.lt.s32 	%p13, %r188, %r178;
-	and.pred  	%p2, %p13, %p12;
-	add.s32 	%r191, %r188, %r39;
-	mul.lo.s32 	%r46, %r191, %r157;
-	setp.ge.s32 	%p14, %r188, %r30;
-	and.pred  	%p15, %p1, %p14;
-	setp.lt.s32 	%p16, %r188, %r29;
-	and.pred  	%p3, %p16, %p15;
-	setp.lt.u32 	%p17, %r233, 3;
-	@%p17 bra 	$L__BB29_21;
+	setp.lt.s32 	%p9, %r6, 1;
+	@%p9 bra 	$L__BB29_22;
 
-	add.s32 	%r235, %r15, %r39;
-	add.s32 	%r195, %r235, %r45;
-	mul.lo.s32 	%r196, %r157, %r195;
-	add.s32 	%r252, %r23, %r196;
-	add.s32 	%r250, %r25, %r196;
-	add.s32 	%r248, %r26, %r196;
-	add.s32 	%r247, %r17, %r196;
-	mov.u32 	%r273, 0;
-	mov.u32 	%r246, %r17;
-	mov.u32 	%r249, %r26;
-	mov.u32 	%r251, %r25;
-	mov.u32 	%r253, %r23;
+	mad.lo.s32 	%r168, %r169, %r15, %r18;
+	mul.lo.s32 	%r113, %r173, %r16;
+	add.s32 	%r114, %r113, %r19;
+	setp.lt.s32 	%p10, %r168, %r99;
+	or.b32  	%r117, %r114, %r168;
+	setp.gt.s32 	%p11, %r117, -1;
+	and.pred  	%p12, %p10, %p11;
+	setp.lt.s32 	%p13, %r114, %r101;
+	and.pred  	%p2, %p13, %p12;
+	setp.ge.s32 	%p14, %r114, %r22;
+	and.pred  	%p15, %p1, %p14;
+	setp.lt.s32 	%p16, %r114, %r23;
+	and.pred  	%p3, %p16, %p15;
+	add.s32 	%r118, %r32, %r113;
+	mad.lo.s32 	%r178, %r89, %r118, %r26;
+	mov.u32 	%r179, 0;
+	mov.u32 	%r177, %r26;
+	bra.uni 	$L__BB29_8;
+
+$L__BB29_14:
+	abs.f32 	%f204, %f7;
+	abs.f32 	%f203, %f7;
+	abs.f32 	%f202, %f203;
+	setp.eq.f32 	%p33, %f203, 0f00000000;
+	setp.eq.f32 	%p34, %f202, 0f7F800000;
+	or.pred  	%p35, %p33, %p34;
+	@%p35 bra 	$L__BB29_18;
+	bra.uni 	$L__BB29_15;
+
+$L__BB29_18:
+	abs.f32 	%f209, %f7;
+	setp.eq.f32 	%p42, %f10, 0f3F800000;
+	add.f32 	%f117, %f209, %f209;
+	mov.b32 	%r131, %f117;
+	xor.b32  	%r132, %r131, 2139095040;
+	setp.lt.s32 	%p43, %r45, 0;
+	selp.b32 	%r133, %r132, %r131, %p43;
+	and.b32  	%r134, %r133, 2147483647;
+	selp.b32 	%r135, %r133, %r134, %p42;
+	mov.b32 	%f219, %r135;
+	bra.uni 	$L__BB29_20;
+
+$L__BB29_15:
+	mov.f32 	%f219, 0f3F800000;
+	abs.f32 	%f205, %f7;
+	setp.eq.f32 	%p36, %f205, 0fBF800000;
+	setp.eq.f32 	%p37, %f13, 0f7F800000;
+	and.pred  	%p38, %p36, %p37;
+	@%p38 bra 	$L__BB29_20;
+
+	abs.f32 	%f207, %f7;
+	setp.geu.f32 	%p39, %f207, 0f00000000;
+	mov.f32 	%f219, %f12;
+	@%p39 bra 	$L__BB29_20;
+
+	cvt.rn.f32.s32 	%f208, %r45;
+	setp.eq.f32 	%p40, %f10, 0f3F800000;
+	neg.f32 	%f114, %f12;
+	selp.f32 	%f115, %f114, %f12, %p40;
+	cvt.rmi.f32.f32 	%f116, %f208;
+	setp.neu.f32 	%p41, %f116, %f208;
+	selp.f32 	%f219, 0f7FFFFFFF, %f115, %p41;
+	bra.uni 	$L__BB29_20;
 
 $L__BB29_8:
-	setp.gt.s32 	%p18, %r246, -1;
-	and.pred  	%p19, %p2, %p18;
-	setp.lt.s32 	%p20, %r246, %r157;
-	and.pred  	%p21, %p20, %p19;
-	@%p21 bra 	$L__BB29_10;
+	setp.gt.s32 	%p17, %r177, -1;
+	and.pred  	%p18, %p2, %p17;
+	setp.lt.s32 	%p19, %r177, %r89;
+	and.pred  	%p20, %p19, %p18;
+	@%p20 bra 	$L__BB29_10;
 	bra.uni 	$L__BB29_9;
 
 $L__BB29_10:
-	cvt.s64.s32 	%rd14, %r247;
-	add.s64 	%rd15, %rd6, %rd14;
+	cvt.s64.s32 	%rd14, %r178;
+	add.s64 	%rd15, %rd7, %rd14;
 	shl.b64 	%rd16, %rd15, 2;
-	add.s64 	%rd17, %rd1, %rd16;
-	ld.global.f32 	%f52, [%rd17];
-	setp.gt.f32 	%p26, %f52, %f68;
-	setp.lt.s32 	%p27, %r255, 0;
-	or.pred  	%p28, %p27, %p26;
-	selp.f32 	%f68, %f52, %f68, %p28;
-	selp.b32 	%r255, %r247, %r255, %p28;
-	add.f32 	%f67, %f67, %f52;
-	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB29_11;
+	add.s64 	%rd17, %rd6, %rd16;
+	ld.global.f32 	%f7, [%rd17];
+	ld.global.u32 	%r45, [%rd1+96];
+	setp.eq.s32 	%p25, %r45, 0;
+	mov.f32 	%f219, %f7;
+	@%p25 bra 	$L__BB29_20;
 
-$L__BB29_9:
-	setp.ge.s32 	%p22, %r246, %r18;
-	and.pred  	%p23, %p3, %p22;
-	setp.lt.s32 	%p24, %r246, %r19;
-	and.pred  	%p25, %p24, %p23;
-	selp.u32 	%r198, 1, 0, %p25;
-	add.s32 	%r256, %r256, %r198;
+	mov.f32 	%f219, 0f3F800000;
+	abs.f32 	%f8, %f7;
+	cvt.rn.f32.s32 	%f9, %r45;
+	mul.f32 	%f43, %f9, 0f3F000000;
+	cvt.rzi.f32.f32 	%f44, %f43;
+	add.f32 	%f45, %f44, %f44;
+	sub.f32 	%f46, %f9, %f45;
+	abs.f32 	%f10, %f46;
+	abs.f32 	%f11, %f8;
+	setp.lt.f32 	%p26, %f11, 0f00800000;
+	mul.f32 	%f47, %f11, 0f4B800000;
+	selp.f32 	%f48, %f47, %f11, %p26;
+	selp.f32 	%f49, 0fC1C00000, 0f00000000, %p26;
+	mov.b32 	%r122, %f48;
+	add.s32 	%r123, %r122, -1060439283;
+	and.b32  	%r124, %r123, -8388608;
+	sub.s32 	%r125, %r122, %r124;
+	mov.b32 	%f50, %r125;
+	cvt.rn.f32.s32 	%f51, %r124;
+	mov.f32 	%f52, 0f34000000;
+	fma.rn.f32 	%f53, %f51, %f52, %f49;
+	add.f32 	%f54, %f50, 0fBF800000;
+	add.f32 	%f55, %f50, 0f3F800000;
+	mov.f32 	%f42, 0f3F800000;
+	rcp.approx.ftz.f32 	%f56, %f55;
+	add.f32 	%f57, %f54, %f54;
+	mul.f32 	%f58, %f57, %f56;
+	mul.f32 	%f59, %f58, %f58;
+	sub.f32 	%f60, %f54, %f58;
+	add.f32 	%f61, %f60, %f60;
+	neg.f32 	%f62, %f58;
+	fma.rn.f32 	%f63, %f62, %f54, %f61;
+	mul.rn.f32 	%f64, %f56, %f63;
+	mov.f32 	%f65, 0f3B52E7DB;
+	mov.f32 	%f66, 0f3A2C32E4;
+	fma.rn.f32 	%f67, %f66, %f59, %f65;
+	mov.f32 	%f68, 0f3C93BB73;
+	fma.rn.f32 	%f69, %f67, %f59, %f68;
+	mov.f32 	%f70, 0f3DF6384F;
+	fma.rn.f32 	%f71, %f69, %f59, %f70;
+	mul.rn.f32 	%f72, %f71, %f59;
+	mov.f32 	%f73, 0f3FB8AA3B;
+	fma.rn.f32 	%f74, %f58, %f73, %f53;
+	sub.f32 	%f75, %f53, %f74;
+	fma.rn.f32 	%f76, %f58, %f73, %f75;
+	fma.rn.f32 	%f77, %f64, %f73, %f76;
+	mov.f32 	%f78, 0f32A55E34;
+	fma.rn.f32 	%f79, %f58, %f78, %f77;
+	mul.f32 	%f80, %f72, 0f40400000;
+	fma.rn.f32 	%f81, %f80, %f64, %f79;
+	fma.rn.f32 	%f82, %f72, %f58, %f81;
+	add.rn.f32 	%f83, %f74, %f82;
+	neg.f32 	%f84, %f74;
+	add.rn.f32 	%f85, %f83, %f84;
+	neg.f32 	%f86, %f85;
+	add.rn.f32 	%f87, %f82, %f86;
+	mul.rn.f32 	%f88, %f83, %f9;
+	neg.f32 	%f89, %f88;
+	fma.rn.f32 	%f90, %f83, %f9, %f89;
+	fma.rn.f32 	%f91, %f87, %f9, %f90;
+	cvt.rni.f32.f32 	%f92, %f88;
+	sub.f32 	%f93, %f88, %f92;
+	add.f32 	%f94, %f91, %f93;
+	mov.f32 	%f95, 0f3AAF85ED;
+	mov.f32 	%f96, 0f391FCB8E;
+	fma.rn.f32 	%f97, %f96, %f94, %f95;
+	mov.f32 	%f98, 0f3C1D9856;
+	fma.rn.f32 	%f99, %f97, %f94, %f98;
+	mov.f32 	%f100, 0f3D6357BB;
+	fma.rn.f32 	%f101, %f99, %f94, %f100;
+	mov.f32 	%f102, 0f3E75FDEC;
+	fma.rn.f32 	%f103, %f101, %f94, %f102;
+	mov.f32 	%f104, 0f3F317218;
+	fma.rn.f32 	%f105, %f103, %f94, %f104;
+	fma.rn.f32 	%f106, %f105, %f94, %f42;
+	cvt.rzi.s32.f32 	%r126, %f92;
+	setp.gt.f32 	%p27, %f92, 0f00000000;
+	selp.b32 	%r127, 0, -2097152000, %p27;
+	add.s32 	%r128, %r127, 2130706432;
+	mov.b32 	%f107, %r128;
+	mul.f32 	%f108, %f106, %f107;
+	shl.b32 	%r129, %r126, 23;
+	sub.s32 	%r130, %r129, %r127;
+	mov.b32 	%f109, %r130;
+	mul.f32 	%f110, %f108, %f109;
+	abs.f32 	%f111, %f88;
+	setp.gt.f32 	%p28, %f111, 0f43180000;
+	setp.lt.f32 	%p29, %f88, 0f00000000;
+	selp.f32 	%f112, 0f00000000, 0f7F800000, %p29;
+	selp.f32 	%f12, %f112, %f110, %p28;
+	setp.eq.f32 	%p30, %f8, 0f3F800000;
+	@%p30 bra 	$L__BB29_20;
 
-$L__BB29_11:
-	setp.gt.s32 	%p29, %r253, -1;
-	and.pred  	%p30, %p2, %p29;
-	setp.lt.s32 	%p31, %r253, %r157;
-	and.pred  	%p32, %p31, %p30;
-	@%p32 bra 	$L__BB29_13;
-	bra.uni 	$L__BB29_12;
+	abs.f32 	%f200, %f7;
+	abs.f32 	%f199, %f200;
+	setp.gtu.f32 	%p31, %f199, 0f7F800000;
+	@%p31 bra 	$L__BB29_19;
 
-$L__BB29_13:
-	cvt.s64.s32 	%rd18, %r252;
-	add.s64 	%rd19, %rd6, %rd18;
-	shl.b64 	%rd20, %rd19, 2;
-	add.s64 	%rd21, %rd1, %rd20;
-	ld.global.f32 	%f53, [%rd21];
-	setp.gt.f32 	%p37, %f53, %f68;
-	setp.lt.s32 	%p38, %r255, 0;
-	or.pred  	%p39, %p38, %p37;
-	selp.f32 	%f68, %f53, %f68, %p39;
-	selp.b32 	%r255, %r252, %r255, %p39;
-	add.f32 	%f67, %f67, %f53;
-	add.s32 	%r257, %r257, 1;
+	cvt.rn.f32.s32 	%f201, %r45;
+	abs.f32 	%f13, %f201;
+	setp.gtu.f32 	%p32, %f13, 0f7F800000;
+	@%p32 bra 	$L__BB29_19;
 	bra.uni 	$L__BB29_14;
 
-$L__BB29_12:
-	setp.ge.s32 	%p33, %r253, %r18;
-	and.pred  	%p34, %p3, %p33;
-	setp.lt.s32 	%p35, %r253, %r19;
-	and.pred  	%p36, %p35, %p34;
-	selp.u32 	%r200, 1, 0, %p36;
-	add.s32 	%r256, %r256, %r200;
-
-$L__BB29_14:
-	setp.gt.s32 	%p40, %r251, -1;
-	and.pred  	%p41, %p2, %p40;
-	setp.lt.s32 	%p42, %r251, %r157;
-	and.pred  	%p43, %p42, %p41;
-	@%p43 bra 	$L__BB29_16;
-	bra.uni 	$L__BB29_15;
-
-$L__BB29_16:
-	cvt.s64.s32 	%rd22, %r250;
-	add.s64 	%rd23, %rd6, %rd22;
-	shl.b64 	%rd24, %rd23, 2;
-	add.s64 	%rd25, %rd1, %rd24;
-	ld.global.f32 	%f54, [%rd25];
-	setp.gt.f32 	%p48, %f54, %f68;
-	setp.lt.s32 	%p49, %r255, 0;
-	or.pred  	%p50, %p49, %p48;
-	selp.f32 	%f68, %f54, %f68, %p50;
-	selp.b32 	%r255, %r250, %r255, %p50;
-	add.f32 	%f67, %f67, %f54;
-	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB29_17;
-
-$L__BB29_15:
-	setp.ge.s32 	%p44, %r251, %r18;
-	and.pred  	%p45, %p3, %p44;
-	setp.lt.s32 	%p46, %r251, %r19;
-	and.pred  	%p47, %p46, %p45;
-	selp.u32 	%r202, 1, 0, %p47;
-	add.s32 	%r256, %r256, %r202;
-
-$L__BB29_17:
-	setp.gt.s32 	%p51, %r249, -1;
-	and.pred  	%p52, %p2, %p51;
-	setp.lt.s32 	%p53, %r249, %r157;
-	and.pred  	%p54, %p53, %p52;
-	@%p54 bra 	$L__BB29_19;
-	bra.uni 	$L__BB29_18;
-
 $L__BB29_19:
-	cvt.s64.s32 	%rd26, %r248;
-	add.s64 	%rd27, %rd6, %rd26;
-	shl.b64 	%rd28, %rd27, 2;
-	add.s64 	%rd29, %rd1, %rd28;
-	ld.global.f32 	%f55, [%rd29];
-	setp.gt.f32 	%p59, %f55, %f68;
-	setp.lt.s32 	%p60, %r255, 0;
-	or.pred  	%p61, %p60, %p59;
-	selp.f32 	%f68, %f55, %f68, %p61;
-	selp.b32 	%r255, %r248, %r255, %p61;
-	add.f32 	%f67, %f67, %f55;
-	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB29_20;
-
-$L__BB29_18:
-	setp.ge.s32 	%p55, %r249, %r18;
-	and.pred  	%p56, %p3, %p55;
-	setp.lt.s32 	%p57, %r249, %r19;
-	and.pred  	%p58, %p57, %p56;
-	selp.u32 	%r204, 1, 0, %p58;
-	add.s32 	%r256, %r256, %r204;
+	abs.f32 	%f211, %f7;
+	cvt.rn.f32.s32 	%f210, %r45;
+	add.rn.f32 	%f219, %f211, %f210;
 
 $L__BB29_20:
-	shl.b32 	%r229, %r4, 2;
-	add.s32 	%r253, %r253, %r229;
-	add.s32 	%r252, %r252, %r229;
-	add.s32 	%r251, %r251, %r229;
-	add.s32 	%r250, %r250, %r229;
-	add.s32 	%r249, %r249, %r229;
-	add.s32 	%r248, %r248, %r229;
-	add.s32 	%r247, %r247, %r229;
-	add.s32 	%r246, %r246, %r229;
-	add.s32 	%r273, %r273, 4;
-	add.s32 	%r205, %r28, %r273;
-	setp.ne.s32 	%p62, %r205, 0;
-	@%p62 bra 	$L__BB29_8;
+	setp.lt.s32 	%p44, %r180, 0;
+	setp.gt.f32 	%p45, %f7, %f218;
+	or.pred  	%p46, %p44, %p45;
+	add.f32 	%f217, %f217, %f219;
+	add.s32 	%r182, %r182, 1;
+	selp.b32 	%r180, %r178, %r180, %p46;
+	selp.f32 	%f218, %f7, %f218, %p46;
+	bra.uni 	$L__BB29_21;
+
+$L__BB29_9:
+	setp.ge.s32 	%p21, %r177, %r24;
+	and.pred  	%p22, %p3, %p21;
+	setp.lt.s32 	%p23, %r177, %r25;
+	and.pred  	%p24, %p23, %p22;
+	selp.u32 	%r121, 1, 0, %p24;
+	add.s32 	%r184, %r184, %r121;
 
 $L__BB29_21:
-	setp.eq.s32 	%p63, %r27, 0;
-	@%p63 bra 	$L__BB29_33;
+	add.s32 	%r178, %r178, %r17;
+	add.s32 	%r177, %r177, %r17;
+	add.s32 	%r179, %r179, 1;
+	setp.lt.s32 	%p47, %r179, %r6;
+	@%p47 bra 	$L__BB29_8;
 
-	mad.lo.s32 	%r103, %r273, %r4, %r17;
-	setp.gt.s32 	%p64, %r103, -1;
-	and.pred  	%p65, %p2, %p64;
-	setp.lt.s32 	%p66, %r103, %r157;
-	and.pred  	%p67, %p66, %p65;
-	@%p67 bra 	$L__BB29_24;
-	bra.uni 	$L__BB29_23;
-
-$L__BB29_24:
-	add.s32 	%r208, %r103, %r46;
-	cvt.s64.s32 	%rd30, %r208;
-	add.s64 	%rd31, %rd6, %rd30;
-	shl.b64 	%rd32, %rd31, 2;
-	add.s64 	%rd33, %rd1, %rd32;
-	ld.global.f32 	%f56, [%rd33];
-	setp.gt.f32 	%p72, %f56, %f68;
-	setp.lt.s32 	%p73, %r255, 0;
-	or.pred  	%p74, %p73, %p72;
-	selp.f32 	%f68, %f56, %f68, %p74;
-	selp.b32 	%r255, %r208, %r255, %p74;
-	add.f32 	%f67, %f67, %f56;
-	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB29_25;
+$L__BB29_22:
+	add.s32 	%r173, %r173, 1;
+	setp.lt.s32 	%p48, %r173, %r5;
+	@%p48 bra 	$L__BB29_6;
 
 $L__BB29_23:
-	setp.ge.s32 	%p68, %r103, %r18;
-	and.pred  	%p69, %p3, %p68;
-	setp.lt.s32 	%p70, %r103, %r19;
-	and.pred  	%p71, %p70, %p69;
-	selp.u32 	%r207, 1, 0, %p71;
-	add.s32 	%r256, %r256, %r207;
+	add.s32 	%r169, %r169, 1;
+	setp.lt.s32 	%p49, %r169, %r14;
+	@%p49 bra 	$L__BB29_4;
+	bra.uni 	$L__BB29_24;
 
-$L__BB29_25:
-	setp.eq.s32 	%p75, %r27, 1;
-	@%p75 bra 	$L__BB29_33;
+$L__BB29_2:
+	mov.u32 	%r180, -1;
+	mov.u32 	%r182, 0;
+	mov.f32 	%f217, 0f00000000;
+	mov.f32 	%f218, 0fFF800000;
+	mov.u32 	%r184, %r182;
 
-	add.s32 	%r110, %r103, %r4;
-	setp.gt.s32 	%p76, %r110, -1;
-	and.pred  	%p77, %p2, %p76;
-	setp.lt.s32 	%p78, %r110, %r157;
-	and.pred  	%p79, %p78, %p77;
-	@%p79 bra 	$L__BB29_28;
-	bra.uni 	$L__BB29_27;
+$L__BB29_24:
+	setp.eq.s32 	%p50, %r8, 0;
+	selp.b32 	%r136, 0, %r184, %p50;
+	add.s32 	%r65, %r136, %r182;
+	ld.global.u32 	%r66, [%rd1+96];
+	setp.eq.s32 	%p51, %r66, 0;
+	mov.f32 	%f228, 0f3F800000;
+	@%p51 bra 	$L__BB29_34;
 
-$L__BB29_28:
-	add.s32 	%r211, %r110, %r46;
-	cvt.s64.s32 	%rd34, %r211;
-	add.s64 	%rd35, %rd6, %rd34;
-	shl.b64 	%rd36, %rd35, 2;
-	add.s64 	%rd37, %rd1, %rd36;
-	ld.global.f32 	%f57, [%rd37];
-	setp.gt.f32 	%p84, %f57, %f68;
-	setp.lt.s32 	%p85, %r255, 0;
-	or.pred  	%p86, %p85, %p84;
-	selp.f32 	%f68, %f57, %f68, %p86;
-	selp.b32 	%r255, %r211, %r255, %p86;
-	add.f32 	%f67, %f67, %f57;
-	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB29_29;
+	cvt.rn.f32.s32 	%f119, %r66;
+	rcp.rn.f32 	%f28, %f119;
+	mov.f32 	%f118, 0f3F800000;
+	mul.f32 	%f120, %f28, 0f3F000000;
+	cvt.rzi.f32.f32 	%f121, %f120;
+	add.f32 	%f122, %f121, %f121;
+	sub.f32 	%f123, %f28, %f122;
+	abs.f32 	%f29, %f123;
+	abs.f32 	%f30, %f217;
+	setp.lt.f32 	%p52, %f30, 0f00800000;
+	mul.f32 	%f124, %f30, 0f4B800000;
+	selp.f32 	%f125, %f124, %f30, %p52;
+	selp.f32 	%f126, 0fC1C00000, 0f00000000, %p52;
+	mov.b32 	%r137, %f125;
+	add.s32 	%r138, %r137, -1060439283;
+	and.b32  	%r139, %r138, -8388608;
+	sub.s32 	%r140, %r137, %r139;
+	mov.b32 	%f127, %r140;
+	cvt.rn.f32.s32 	%f128, %r139;
+	mov.f32 	%f129, 0f34000000;
+	fma.rn.f32 	%f130, %f128, %f129, %f126;
+	add.f32 	%f131, %f127, 0fBF800000;
+	add.f32 	%f132, %f127, 0f3F800000;
+	rcp.approx.ftz.f32 	%f133, %f132;
+	add.f32 	%f134, %f131, %f131;
+	mul.f32 	%f135, %f134, %f133;
+	mul.f32 	%f136, %f135, %f135;
+	sub.f32 	%f137, %f131, %f135;
+	add.f32 	%f138, %f137, %f137;
+	neg.f32 	%f139, %f135;
+	fma.rn.f32 	%f140, %f139, %f131, %f138;
+	mul.rn.f32 	%f141, %f133, %f140;
+	mov.f32 	%f142, 0f3B52E7DB;
+	mov.f32 	%f143, 0f3A2C32E4;
+	fma.rn.f32 	%f144, %f143, %f136, %f142;
+	mov.f32 	%f145, 0f3C93BB73;
+	fma.rn.f32 	%f146, %f144, %f136, %f145;
+	mov.f32 	%f147, 0f3DF6384F;
+	fma.rn.f32 	%f148, %f146, %f136, %f147;
+	mul.rn.f32 	%f149, %f148, %f136;
+	mov.f32 	%f150, 0f3FB8AA3B;
+	fma.rn.f32 	%f151, %f135, %f150, %f130;
+	sub.f32 	%f152, %f130, %f151;
+	fma.rn.f32 	%f153, %f135, %f150, %f152;
+	fma.rn.f32 	%f154, %f141, %f150, %f153;
+	mov.f32 	%f155, 0f32A55E34;
+	fma.rn.f32 	%f156, %f135, %f155, %f154;
+	mul.f32 	%f157, %f149, 0f40400000;
+	fma.rn.f32 	%f158, %f157, %f141, %f156;
+	fma.rn.f32 	%f159, %f149, %f135, %f158;
+	add.rn.f32 	%f160, %f151, %f159;
+	neg.f32 	%f161, %f151;
+	add.rn.f32 	%f162, %f160, %f161;
+	neg.f32 	%f163, %f162;
+	add.rn.f32 	%f164, %f159, %f163;
+	mul.rn.f32 	%f165, %f160, %f28;
+	neg.f32 	%f166, %f165;
+	fma.rn.f32 	%f167, %f160, %f28, %f166;
+	fma.rn.f32 	%f168, %f164, %f28, %f167;
+	cvt.rni.f32.f32 	%f169, %f165;
+	sub.f32 	%f170, %f165, %f169;
+	add.f32 	%f171, %f168, %f170;
+	mov.f32 	%f172, 0f3AAF85ED;
+	mov.f32 	%f173, 0f391FCB8E;
+	fma.rn.f32 	%f174, %f173, %f171, %f172;
+	mov.f32 	%f175, 0f3C1D9856;
+	fma.rn.f32 	%f176, %f174, %f171, %f175;
+	mov.f32 	%f177, 0f3D6357BB;
+	fma.rn.f32 	%f178, %f176, %f171, %f177;
+	mov.f32 	%f179, 0f3E75FDEC;
+	fma.rn.f32 	%f180, %f178, %f171, %f179;
+	mov.f32 	%f181, 0f3F317218;
+	fma.rn.f32 	%f182, %f180, %f171, %f181;
+	fma.rn.f32 	%f183, %f182, %f171, %f118;
+	cvt.rzi.s32.f32 	%r141, %f169;
+	setp.gt.f32 	%p53, %f169, 0f00000000;
+	selp.b32 	%r142, 0, -2097152000, %p53;
+	add.s32 	%r143, %r142, 2130706432;
+	mov.b32 	%f184, %r143;
+	mul.f32 	%f185, %f183, %f184;
+	shl.b32 	%r144, %r141, 23;
+	sub.s32 	%r145, %r144, %r142;
+	mov.b32 	%f186, %r145;
+	mul.f32 	%f187, %f185, %f186;
+	abs.f32 	%f188, %f165;
+	setp.gt.f32 	%p54, %f188, 0f43180000;
+	setp.lt.f32 	%p55, %f165, 0f00000000;
+	selp.f32 	%f189, 0f00000000, 0f7F800000, %p55;
+	selp.f32 	%f31, %f189, %f187, %p54;
+	setp.eq.f32 	%p56, %f28, 0f00000000;
+	setp.eq.f32 	%p57, %f217, 0f3F800000;
+	or.pred  	%p58, %p57, %p56;
+	@%p58 bra 	$L__BB29_37;
 
-$L__BB29_27:
-	setp.ge.s32 	%p80, %r110, %r18;
-	and.pred  	%p81, %p3, %p80;
-	setp.lt.s32 	%p82, %r110, %r19;
-	and.pred  	%p83, %p82, %p81;
-	selp.u32 	%r210, 1, 0, %p83;
-	add.s32 	%r256, %r256, %r210;
+	setp.gtu.f32 	%p59, %f30, 0f7F800000;
+	@%p59 bra 	$L__BB29_33;
 
-$L__BB29_29:
-	setp.eq.s32 	%p87, %r27, 2;
-	@%p87 bra 	$L__BB29_33;
-
-	add.s32 	%r117, %r110, %r4;
-	setp.gt.s32 	%p88, %r117, -1;
-	and.pred  	%p89, %p2, %p88;
-	setp.lt.s32 	%p90, %r117, %r157;
-	and.pred  	%p91, %p90, %p89;
-	@%p91 bra 	$L__BB29_32;
-	bra.uni 	$L__BB29_31;
-
-$L__BB29_32:
-	add.s32 	%r214, %r117, %r46;
-	cvt.s64.s32 	%rd38, %r214;
-	add.s64 	%rd39, %rd6, %rd38;
-	shl.b64 	%rd40, %rd39, 2;
-	add.s64 	%rd41, %rd1, %rd40;
-	ld.global.f32 	%f58, [%rd41];
-	setp.gt.f32 	%p96, %f58, %f68;
-	setp.lt.s32 	%p97, %r255, 0;
-	or.pred  	%p98, %p97, %p96;
-	selp.f32 	%f68, %f58, %f68, %p98;
-	selp.b32 	%r255, %r214, %r255, %p98;
-	add.f32 	%f67, %f67, %f58;
-	add.s32 	%r257, %r257, 1;
-	bra.uni 	$L__BB29_33;
-
-$L__BB29_31:
-	setp.ge.s32 	%p92, %r117, %r18;
-	and.pred  	%p93, %p3, %p92;
-	setp.lt.s32 	%p94, %r117, %r19;
-	and.pred  	%p95, %p94, %p93;
-	selp.u32 	%r213, 1, 0, %p95;
-	add.s32 	%r256, %r256, %r213;
+	abs.f32 	%f32, %f28;
+	setp.gtu.f32 	%p60, %f32, 0f7F800000;
+	@%p60 bra 	$L__BB29_33;
+	bra.uni 	$L__BB29_28;
 
 $L__BB29_33:
-	add.s32 	%r242, %r242, 1;
-	setp.lt.s32 	%p99, %r242, %r2;
-	@%p99 bra 	$L__BB29_6;
+	add.rn.f32 	%f228, %f217, %f28;
+	bra.uni 	$L__BB29_37;
 
 $L__BB29_34:
-	add.s32 	%r238, %r238, 1;
-	setp.lt.s32 	%p100, %r238, %r13;
-	@%p100 bra 	$L__BB29_4;
+	setp.ne.s32 	%p72, %r7, 0;
+	mov.f32 	%f228, %f218;
+	@%p72 bra 	$L__BB29_37;
 
-$L__BB29_35:
-	setp.eq.s32 	%p101, %r7, 0;
-	selp.b32 	%r215, 0, %r256, %p101;
-	add.s32 	%r132, %r215, %r257;
-	setp.ne.s32 	%p102, %r6, 0;
-	@%p102 bra 	$L__BB29_38;
+	setp.lt.s32 	%p73, %r65, 1;
+	mov.f32 	%f228, 0f00000000;
+	@%p73 bra 	$L__BB29_37;
 
-	setp.lt.s32 	%p103, %r132, 1;
-	mov.f32 	%f68, 0f00000000;
-	@%p103 bra 	$L__BB29_38;
+	cvt.rn.f32.s32 	%f196, %r65;
+	div.rn.f32 	%f228, %f217, %f196;
+	bra.uni 	$L__BB29_37;
 
-	cvt.rn.f32.s32 	%f60, %r132;
-	div.rn.f32 	%f68, %f67, %f60;
+$L__BB29_28:
+	setp.eq.f32 	%p61, %f217, 0f00000000;
+	setp.eq.f32 	%p62, %f30, 0f7F800000;
+	or.pred  	%p63, %p61, %p62;
+	@%p63 bra 	$L__BB29_32;
+	bra.uni 	$L__BB29_29;
 
-$L__BB29_38:
-	ld.param.u32 	%r231, [pool3d_param_6];
-	ld.param.u64 	%rd54, [pool3d_param_2];
-	ld.param.u32 	%r230, [pool3d_param_3];
-	add.s32 	%r216, %r1, %r230;
-	cvta.to.global.u64 	%rd42, %rd54;
-	mul.wide.s32 	%rd43, %r216, 4;
-	add.s64 	%rd44, %rd42, %rd43;
-	st.global.f32 	[%rd44], %f68;
-	setp.eq.s32 	%p104, %r231, 0;
-	@%p104 bra 	$L__BB29_42;
+$L__BB29_32:
+	setp.eq.f32 	%p70, %f29, 0f3F800000;
+	add.f32 	%f194, %f217, %f217;
+	mov.b32 	%r146, %f194;
+	xor.b32  	%r147, %r146, 2139095040;
+	setp.lt.f32 	%p71, %f28, 0f00000000;
+	selp.b32 	%r148, %r147, %r146, %p71;
+	and.b32  	%r149, %r148, 2147483647;
+	selp.b32 	%r150, %r148, %r149, %p70;
+	mov.b32 	%f228, %r150;
+	bra.uni 	$L__BB29_37;
 
-	ld.param.u64 	%rd56, [pool3d_param_8];
-	cvta.to.global.u64 	%rd55, %rd56;
-	max.s32 	%r292, %r255, 0;
-	ld.global.u32 	%r217, [%rd55+92];
-	setp.eq.s32 	%p105, %r217, 0;
-	@%p105 bra 	$L__BB29_41;
+$L__BB29_29:
+	setp.eq.f32 	%p64, %f217, 0fBF800000;
+	setp.eq.f32 	%p65, %f32, 0f7F800000;
+	and.pred  	%p66, %p64, %p65;
+	@%p66 bra 	$L__BB29_37;
 
-	cvt.s64.s32 	%rd62, %r149;
-	cvt.s64.s32 	%rd58, %r147;
-	cvt.s64.s32 	%rd57, %r148;
-	cvt.u32.u64 	%r218, %rd62;
-	cvt.u32.u64 	%r219, %rd57;
-	mul.lo.s32 	%r220, %r218, %r219;
-	div.s32 	%r221, %r292, %r220;
-	div.s32 	%r222, %r292, %r218;
-	rem.s32 	%r223, %r222, %r219;
-	mul.lo.s32 	%r224, %r222, %r218;
-	sub.s32 	%r225, %r292, %r224;
-	mad.lo.s32 	%r226, %r225, %r219, %r223;
-	cvt.u32.u64 	%r227, %rd58;
-	mad.lo.s32 	%r292, %r226, %r227, %r221;
+	setp.geu.f32 	%p67, %f217, 0f00000000;
+	mov.f32 	%f228, %f31;
+	@%p67 bra 	$L__BB29_37;
+
+	setp.eq.f32 	%p68, %f29, 0f3F800000;
+	neg.f32 	%f191, %f31;
+	selp.f32 	%f192, %f191, %f31, %p68;
+	cvt.rmi.f32.f32 	%f193, %f28;
+	setp.neu.f32 	%p69, %f193, %f28;
+	selp.f32 	%f228, 0f7FFFFFFF, %f192, %p69;
+
+$L__BB29_37:
+	ld.param.u32 	%r165, [pool3d_param_6];
+	ld.param.u64 	%rd30, [pool3d_param_2];
+	ld.param.u32 	%r164, [pool3d_param_3];
+	add.s32 	%r151, %r1, %r164;
+	cvta.to.global.u64 	%rd18, %rd30;
+	mul.wide.s32 	%rd19, %r151, 4;
+	add.s64 	%rd20, %rd18, %rd19;
+	st.global.f32 	[%rd20], %f228;
+	setp.eq.s32 	%p74, %r165, 0;
+	@%p74 bra 	$L__BB29_41;
+
+	max.s32 	%r195, %r180, 0;
+	ld.global.u32 	%r152, [%rd1+92];
+	setp.eq.s32 	%p75, %r152, 0;
+	@%p75 bra 	$L__BB29_40;
+
+	cvt.s64.s32 	%rd36, %r3;
+	cvt.s64.s32 	%rd32, %r2;
+	cvt.s64.s32 	%rd31, %r4;
+	cvt.u32.u64 	%r153, %rd31;
+	cvt.u32.u64 	%r154, %rd36;
+	mul.lo.s32 	%r155, %r153, %r154;
+	div.s32 	%r156, %r195, %r155;
+	div.s32 	%r157, %r195, %r153;
+	rem.s32 	%r158, %r157, %r154;
+	mul.lo.s32 	%r159, %r157, %r153;
+	sub.s32 	%r160, %r195, %r159;
+	mad.lo.s32 	%r161, %r160, %r154, %r158;
+	cvt.u32.u64 	%r162, %rd32;
+	mad.lo.s32 	%r195, %r161, %r162, %r156;
+
+$L__BB29_40:
+	cvt.s64.s32 	%rd37, %r3;
+	cvt.s64.s32 	%rd35, %r2;
+	cvt.s64.s32 	%rd34, %r4;
+	ld.param.u64 	%rd33, [pool3d_param_4];
+	ld.param.u32 	%r166, [pool3d_param_5];
+	mul.lo.s64 	%rd21, %rd37, %rd35;
+	mul.lo.s64 	%rd22, %rd21, %rd34;
+	cvt.s64.s32 	%rd23, %r13;
+	mul.lo.s64 	%rd24, %rd22, %rd23;
+	cvt.s64.s32 	%rd25, %r195;
+	add.s64 	%rd26, %rd24, %rd25;
+	add.s32 	%r163, %r1, %r166;
+	cvta.to.global.u64 	%rd27, %rd33;
+	mul.wide.s32 	%rd28, %r163, 8;
+	add.s64 	%rd29, %rd27, %rd28;
+	st.global.u64 	[%rd29], %rd26;
 
 $L__BB29_41:
-	cvt.s64.s32 	%rd63, %r149;
-	cvt.s64.s32 	%rd61, %r147;
-	cvt.s64.s32 	%rd60, %r148;
-	ld.param.u64 	%rd59, [pool3d_param_4];
-	ld.param.u32 	%r232, [pool3d_param_5];
-	mul.lo.s64 	%rd45, %rd60, %rd61;
-	mul.lo.s64 	%rd46, %rd45, %rd63;
-	cvt.s64.s32 	%rd47, %r12;
-	mul.lo.s64 	%rd48, %rd46, %rd47;
-	cvt.s64.s32 	%rd49, %r292;
-	add.s64 	%rd50, %rd48, %rd49;
-	add.s32 	%r228, %r1, %r232;
-	cvta.to.global.u64 	%rd51, %rd59;
-	mul.wide.s32 	%rd52, %r228, 8;
-	add.s64 	%rd53, %rd51, %rd52;
-	st.global.u64 	[%rd53], %rd50;
-
-$L__BB29_42:
 	ret;
 
 }

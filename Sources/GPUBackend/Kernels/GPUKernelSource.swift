@@ -673,7 +673,7 @@ enum GPUKernelSource {
                             int at = (id * H + iy) * W + ix;
                             float v = xp[at];
                             if (v > best || bestAt < 0) { best = v; bestAt = at; }
-                            sum += v;
+                            sum += meta[24] ? pow(fabs(v), (float)meta[24]) : v;
                             valid++;
                         } else if (id >= -PD && id < D + PED && iy >= -PY && iy < H + PEY && ix >= -PX && ix < W + PEX) {
                             padded++;
@@ -682,7 +682,8 @@ enum GPUKernelSource {
                 }
             }
             int divisor = includePad ? valid + padded : valid;
-            y[yOff + i] = isMax ? best : (divisor > 0 ? sum / divisor : 0.0f);
+            /* meta[24] > 0: LpPool of that p, (sum of |v|^p)^(1/p) over the window (padding adds nothing). */
+            y[yOff + i] = meta[24] ? pow(sum, 1.0f / (float)meta[24]) : (isMax ? best : (divisor > 0 ? sum / divisor : 0.0f));
             if (hasIndices) {
                 int at = bestAt < 0 ? 0 : bestAt;
                 if (meta[23]) at = at / (W * H) + ((at / W) % H) * D + (at % W) * D * H;

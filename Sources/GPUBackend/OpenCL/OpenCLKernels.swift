@@ -156,7 +156,7 @@ public enum GPUKernelTable {
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         add(["LayerNormalization"], makeLayerNorm)
         add(["Conv"], makeConv)
-        add(["MaxPool", "AveragePool"], makePool)
+        add(["MaxPool", "AveragePool", "LpPool"], makePool)
         add(["GlobalAveragePool", "GlobalMaxPool"], makeGlobalPool)
         add(["BatchNormalization"], makeBatchNorm)
         add(["LSTM", "GRU"], makeRecurrent)
@@ -860,8 +860,11 @@ extension GPUKernelTable {
         let meta =
             g.input + g.output + g.kernel + g.strides + g.dilations + g.padsBegin + g.padsEnd + [
                 a.opType == "MaxPool" ? 1 : 0, try a.int("count_include_pad", default: 0),
-                try a.int("storage_order", default: 0),
+                try a.int("storage_order", default: 0), a.opType == "LpPool" ? try a.int("p", default: 2) : 0,
             ]
+        if a.opType == "LpPool", !(1...64).contains(meta[meta.count - 1]) {
+            throw RuntimeError.invalidNode(node: a.displayName, detail: "p must be between 1 and 64")
+        }
         let count = y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
         let (metaArgument, metaKeep) = try backend.metadata(meta.map { Int32($0) })
