@@ -501,3 +501,47 @@ struct ConvTransposeSplitTests {
         #expect(report.passed, "\(report)")
     }
 }
+
+/// A 1x1 convolution of a 1x1 image (squeeze-and-excitation layers) is a matrix-vector product with bias and
+/// the fused activation: against a double reference within the summation bound, on one and two threads.
+struct SqueezeExcitationConvTests {
+    @Test(arguments: ["", "Relu", "Swish"]) func matchesDoubleReference(_ activation: String) throws {
+        let (c, m) = (300, 70)
+        let random = { (count: Int) in (0..<count).map { _ in Float.random(in: -1...1) } }
+        let x = random(c), w = random(m * c), b = random(m)
+        var nodes = [Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: [activation.isEmpty ? "y" : "c"])]
+        if activation == "Relu" { nodes.append(Node(opType: "Relu", inputs: ["c"], outputs: ["y"])) }
+        if activation == "Swish" {
+            nodes.append(Node(opType: "Sigmoid", inputs: ["c"], outputs: ["s"]))
+            nodes.append(Node(opType: "Mul", inputs: ["c", "s"], outputs: ["y"]))
+        }
+        let graph = Graph(
+            name: "se", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
+            initializers: [
+                "w": try Tensor(shape: [m, c, 1, 1], scalars: w), "b": try Tensor(shape: [m], scalars: b),
+            ])
+        let feeds = [NamedTensor(name: "x", tensor: try Tensor(shape: [1, c, 1, 1], scalars: x))]
+        var expected: [Double] = [], magnitudes: [Double] = []
+        for f in 0..<m {
+            var sum = Double(b[f]), magnitude = abs(Double(b[f]))
+            for i in 0..<c {
+                sum += Double(w[f * c + i]) * Double(x[i])
+                magnitude += abs(Double(w[f * c + i]) * Double(x[i]))
+            }
+            switch activation {
+            case "Relu": expected.append(max(sum, 0))
+            case "Swish": expected.append(sum / (1 + exp(-sum)))
+            default: expected.append(sum)
+            }
+            magnitudes.append(magnitude)
+        }
+        for threads in [1, 2] {
+            let got = try Session(graph: graph, backend: CPUBackend(threads: threads)).run(feeds).outputs[0].tensor
+            #expect(got.shape == [1, m, 1, 1])
+            let report = ToleranceReport.compareSums(
+                try got.scalars(as: Float.self), expected, magnitudes: magnitudes, terms: c + 1)
+            #expect(report.passed, "\(activation), \(threads) threads: \(report)")
+        }
+    }
+}

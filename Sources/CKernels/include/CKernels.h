@@ -115,6 +115,8 @@ void ck_layer_norm_rows(const float *x, float *y, size_t rows, size_t n, const f
 
 /// The epilogue alone, over a rows x cols block of C.
 void ck_apply_epilogue(const ck_epilogue *epilogue, float *c, size_t ldc, size_t rows, size_t cols);
+/// y[i] = A[i, :]·x for rows [row_begin, row_end) of a row-major A (lda apart): a matrix-vector product.
+void ck_gemv_rows(size_t row_begin, size_t row_end, size_t k, const float *a, size_t lda, const float *x, float *y);
 
 /// Transposes 4-byte elements: output axes `dims` (rank ≤ 16), input element stride of each output axis in
 /// `strides`; writes output elements [begin, end), which must be whole rows of the last output axis.

@@ -128,6 +128,15 @@ final class ConvKernel: Kernel {
             let xg = x + (n * inChannels + g * channelsPerGroup) * inCount
             // im2col into panels: element (row r, output o) goes to panel o / nr, row r, lane o % nr.
             let splitter = rows * outCount >= 1 << 16 ? parallel : .serial
+            if pointwise && outCount == 1 {
+                // A 1x1 image (squeeze-and-excitation layers): a matrix-vector product, then bias and activation
+                // (a GEMM would pad the single column to a whole panel of work).
+                let yg = y + (n * outChannels + g * filtersPerGroup)
+                ck_gemv_rows(0, filtersPerGroup, rows, w + g * filtersPerGroup * rows, rows, xg, yg)
+                var epilogue = activation.epilogue(rowBias: bias.map { $0 + g * filtersPerGroup }, columnBias: nil)
+                ck_apply_epilogue(&epilogue, yg, 1, filtersPerGroup, 1)
+                continue
+            }
             if pointwise {
                 // A pointwise (1x1) convolution's columns are its input rows: the GEMM reads them in place,
                 // packing one panel at a time into a per-thread buffer that stays in cache.
