@@ -301,1213 +301,1865 @@ $L__BB0_23:
 	.local .align 4 .b8 	__local_depot1[28];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
-	.reg .pred 	%p<100>;
-	.reg .f32 	%f<610>;
-	.reg .b32 	%r<174>;
-	.reg .f64 	%fd<5>;
-	.reg .b64 	%rd<50>;
+	.reg .pred 	%p<151>;
+	.reg .f32 	%f<969>;
+	.reg .b32 	%r<286>;
+	.reg .f64 	%fd<7>;
+	.reg .b64 	%rd<69>;
 
 
 	mov.u64 	%SPL, __local_depot1;
-	ld.param.u64 	%rd15, [unary_param_0];
-	ld.param.u32 	%r39, [unary_param_1];
-	ld.param.u64 	%rd16, [unary_param_2];
-	ld.param.u32 	%r40, [unary_param_3];
-	ld.param.u32 	%r42, [unary_param_4];
-	ld.param.u32 	%r41, [unary_param_5];
-	ld.param.f32 	%f81, [unary_param_6];
-	ld.param.f32 	%f82, [unary_param_7];
+	ld.param.u64 	%rd21, [unary_param_0];
+	ld.param.u32 	%r59, [unary_param_1];
+	ld.param.u64 	%rd22, [unary_param_2];
+	ld.param.u32 	%r60, [unary_param_3];
+	ld.param.u32 	%r62, [unary_param_4];
+	ld.param.u32 	%r61, [unary_param_5];
+	ld.param.f32 	%f125, [unary_param_6];
+	ld.param.f32 	%f126, [unary_param_7];
 	add.u64 	%rd1, %SPL, 0;
-	mov.u32 	%r43, %ntid.x;
-	mov.u32 	%r44, %ctaid.x;
-	mov.u32 	%r45, %tid.x;
-	mad.lo.s32 	%r1, %r44, %r43, %r45;
-	setp.ge.s32 	%p1, %r1, %r42;
-	@%p1 bra 	$L__BB1_117;
+	mov.u32 	%r63, %ntid.x;
+	mov.u32 	%r64, %ctaid.x;
+	mov.u32 	%r65, %tid.x;
+	mad.lo.s32 	%r1, %r64, %r63, %r65;
+	setp.ge.s32 	%p1, %r1, %r62;
+	@%p1 bra 	$L__BB1_166;
 
-	cvta.to.global.u64 	%rd18, %rd15;
-	add.s32 	%r46, %r1, %r39;
-	mul.wide.s32 	%rd19, %r46, 4;
-	add.s64 	%rd20, %rd18, %rd19;
-	ld.global.f32 	%f609, [%rd20];
+	cvta.to.global.u64 	%rd24, %rd21;
+	add.s32 	%r66, %r1, %r59;
+	mul.wide.s32 	%rd25, %r66, 4;
+	add.s64 	%rd26, %rd24, %rd25;
+	ld.global.f32 	%f968, [%rd26];
 	add.s64 	%rd2, %rd1, 24;
-	setp.gt.s32 	%p2, %r41, 15;
-	@%p2 bra 	$L__BB1_32;
+	setp.gt.s32 	%p2, %r61, 19;
+	@%p2 bra 	$L__BB1_44;
+	bra.uni 	$L__BB1_2;
 
-	setp.gt.s32 	%p24, %r41, 6;
-	@%p24 bra 	$L__BB1_17;
+$L__BB1_44:
+	setp.gt.s32 	%p3, %r61, 29;
+	@%p3 bra 	$L__BB1_62;
+
+	setp.gt.s32 	%p17, %r61, 24;
+	@%p17 bra 	$L__BB1_54;
+
+	setp.gt.s32 	%p24, %r61, 21;
+	@%p24 bra 	$L__BB1_50;
+	bra.uni 	$L__BB1_47;
+
+$L__BB1_50:
+	setp.eq.s32 	%p25, %r61, 22;
+	@%p25 bra 	$L__BB1_120;
+
+	setp.eq.s32 	%p26, %r61, 23;
+	@%p26 bra 	$L__BB1_119;
+
+	setp.eq.s32 	%p27, %r61, 24;
+	@%p27 bra 	$L__BB1_53;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_53:
+	setp.gt.f32 	%p106, %f968, %f125;
+	selp.f32 	%f968, %f968, 0f00000000, %p106;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_2:
+	setp.gt.s32 	%p30, %r61, 8;
+	@%p30 bra 	$L__BB1_20;
 	bra.uni 	$L__BB1_3;
 
-$L__BB1_17:
-	setp.gt.s32 	%p25, %r41, 11;
-	@%p25 bra 	$L__BB1_25;
+$L__BB1_20:
+	setp.gt.s32 	%p31, %r61, 14;
+	@%p31 bra 	$L__BB1_29;
 
-	setp.gt.s32 	%p31, %r41, 8;
-	@%p31 bra 	$L__BB1_22;
+	setp.gt.s32 	%p38, %r61, 11;
+	@%p38 bra 	$L__BB1_25;
+	bra.uni 	$L__BB1_22;
 
-	setp.eq.s32 	%p34, %r41, 7;
-	@%p34 bra 	$L__BB1_109;
+$L__BB1_25:
+	setp.eq.s32 	%p39, %r61, 12;
+	@%p39 bra 	$L__BB1_150;
 
-	setp.eq.s32 	%p35, %r41, 8;
-	@%p35 bra 	$L__BB1_21;
-	bra.uni 	$L__BB1_116;
+	setp.eq.s32 	%p40, %r61, 13;
+	@%p40 bra 	$L__BB1_149;
 
-$L__BB1_21:
-	abs.f32 	%f464, %f609;
-	mov.f32 	%f465, 0f3F000000;
-	fma.rn.f32 	%f466, %f464, 0f3F000000, 0f3F800000;
-	mov.f32 	%f467, 0f3F800000;
-	rcp.rn.f32 	%f468, %f466;
-	mul.f32 	%f469, %f464, %f464;
-	mov.f32 	%f470, 0fBFA1FC4E;
-	sub.f32 	%f471, %f470, %f469;
-	fma.rn.f32 	%f472, %f468, 0f3E2EF945, 0fBF527892;
-	fma.rn.f32 	%f473, %f468, %f472, 0f3FBE87B0;
-	fma.rn.f32 	%f474, %f468, %f473, 0fBF914E5D;
-	fma.rn.f32 	%f475, %f468, %f474, 0f3E8EC7CC;
-	fma.rn.f32 	%f476, %f468, %f475, 0fBE3EC24C;
-	fma.rn.f32 	%f477, %f468, %f476, 0f3DC636C9;
-	fma.rn.f32 	%f478, %f468, %f477, 0f3EBF88FB;
-	fma.rn.f32 	%f479, %f468, %f478, 0f3F8000C7;
-	fma.rn.f32 	%f480, %f468, %f479, %f471;
-	mov.f32 	%f481, 0f3BBB989D;
-	fma.rn.f32 	%f482, %f480, %f481, %f465;
-	cvt.sat.f32.f32 	%f483, %f482;
-	mov.f32 	%f484, 0f4B400001;
-	mov.f32 	%f485, 0f437C0000;
-	fma.rm.f32 	%f486, %f483, %f485, %f484;
-	add.f32 	%f487, %f486, 0fCB40007F;
-	neg.f32 	%f488, %f487;
-	mov.f32 	%f489, 0f3FB8AA3B;
-	fma.rn.f32 	%f490, %f480, %f489, %f488;
-	mov.f32 	%f491, 0f32A57060;
-	fma.rn.f32 	%f492, %f480, %f491, %f490;
-	mov.b32 	%r149, %f486;
-	shl.b32 	%r150, %r149, 23;
-	mov.b32 	%f493, %r150;
-	ex2.approx.ftz.f32 	%f494, %f492;
-	mul.f32 	%f495, %f494, %f493;
-	mul.f32 	%f496, %f468, %f495;
-	sub.f32 	%f497, %f467, %f496;
-	neg.f32 	%f498, %f497;
-	setp.lt.f32 	%p92, %f609, 0f00000000;
-	selp.f32 	%f609, %f498, %f497, %p92;
-	bra.uni 	$L__BB1_116;
+	setp.eq.s32 	%p41, %r61, 14;
+	@%p41 bra 	$L__BB1_28;
+	bra.uni 	$L__BB1_165;
 
-$L__BB1_32:
-	setp.gt.s32 	%p3, %r41, 22;
-	@%p3 bra 	$L__BB1_55;
-	bra.uni 	$L__BB1_33;
+$L__BB1_28:
+	cvt.rpi.f32.f32 	%f968, %f968;
+	bra.uni 	$L__BB1_165;
 
-$L__BB1_55:
-	setp.gt.s32 	%p4, %r41, 26;
-	@%p4 bra 	$L__BB1_63;
+$L__BB1_62:
+	setp.gt.s32 	%p4, %r61, 34;
+	@%p4 bra 	$L__BB1_79;
 
-	setp.gt.s32 	%p10, %r41, 24;
-	@%p10 bra 	$L__BB1_60;
+	setp.gt.s32 	%p11, %r61, 31;
+	@%p11 bra 	$L__BB1_73;
+	bra.uni 	$L__BB1_64;
 
-	setp.eq.s32 	%p13, %r41, 23;
-	@%p13 bra 	$L__BB1_79;
+$L__BB1_73:
+	setp.eq.s32 	%p12, %r61, 32;
+	@%p12 bra 	$L__BB1_105;
 
-	setp.eq.s32 	%p14, %r41, 24;
-	@%p14 bra 	$L__BB1_59;
-	bra.uni 	$L__BB1_116;
+	setp.eq.s32 	%p13, %r61, 33;
+	@%p13 bra 	$L__BB1_104;
 
-$L__BB1_59:
-	setp.gt.f32 	%p58, %f609, %f81;
-	selp.f32 	%f609, %f609, 0f00000000, %p58;
-	bra.uni 	$L__BB1_116;
+	setp.eq.s32 	%p14, %r61, 34;
+	@%p14 bra 	$L__BB1_76;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_76:
+	abs.f32 	%f26, %f968;
+	setp.leu.f32 	%p73, %f26, 0f3F800000;
+	setp.gt.f32 	%p74, %f26, 0f3F800000;
+	rcp.approx.ftz.f32 	%f280, %f26;
+	selp.f32 	%f281, %f280, %f26, %p74;
+	mul.f32 	%f282, %f281, %f281;
+	mov.f32 	%f283, 0fBC6BE14F;
+	mov.f32 	%f284, 0f3B2090AA;
+	fma.rn.f32 	%f285, %f284, %f282, %f283;
+	mov.f32 	%f286, 0f3D23397E;
+	fma.rn.f32 	%f287, %f285, %f282, %f286;
+	mov.f32 	%f288, 0fBD948A7A;
+	fma.rn.f32 	%f289, %f287, %f282, %f288;
+	mov.f32 	%f290, 0f3DD76B21;
+	fma.rn.f32 	%f291, %f289, %f282, %f290;
+	mov.f32 	%f292, 0fBE111E88;
+	fma.rn.f32 	%f293, %f291, %f282, %f292;
+	mov.f32 	%f294, 0f3E4CAF60;
+	fma.rn.f32 	%f295, %f293, %f282, %f294;
+	mov.f32 	%f296, 0fBEAAAA27;
+	fma.rn.f32 	%f297, %f295, %f282, %f296;
+	mul.f32 	%f298, %f282, %f297;
+	fma.rn.f32 	%f952, %f298, %f281, %f281;
+	@%p73 bra 	$L__BB1_78;
+
+	neg.f32 	%f299, %f952;
+	mov.f32 	%f300, 0f3FD774EB;
+	mov.f32 	%f301, 0f3F6EE581;
+	fma.rn.f32 	%f952, %f301, %f300, %f299;
+
+$L__BB1_78:
+	mov.b32 	%r102, %f968;
+	and.b32  	%r103, %r102, -2147483648;
+	mov.b32 	%r104, %f952;
+	or.b32  	%r105, %r103, %r104;
+	mov.b32 	%f302, %r105;
+	setp.le.f32 	%p75, %f26, 0f7F800000;
+	selp.f32 	%f968, %f302, %f952, %p75;
+	bra.uni 	$L__BB1_165;
 
 $L__BB1_3:
-	setp.gt.s32 	%p36, %r41, 2;
-	@%p36 bra 	$L__BB1_8;
+	setp.gt.s32 	%p44, %r61, 3;
+	@%p44 bra 	$L__BB1_12;
 	bra.uni 	$L__BB1_4;
 
-$L__BB1_8:
-	setp.gt.s32 	%p37, %r41, 4;
-	@%p37 bra 	$L__BB1_14;
+$L__BB1_12:
+	setp.gt.s32 	%p45, %r61, 5;
+	@%p45 bra 	$L__BB1_16;
+	bra.uni 	$L__BB1_13;
 
-	setp.eq.s32 	%p40, %r41, 3;
-	@%p40 bra 	$L__BB1_111;
+$L__BB1_16:
+	setp.eq.s32 	%p46, %r61, 6;
+	@%p46 bra 	$L__BB1_158;
 
-	setp.eq.s32 	%p41, %r41, 4;
-	@%p41 bra 	$L__BB1_11;
-	bra.uni 	$L__BB1_116;
+	setp.eq.s32 	%p47, %r61, 7;
+	@%p47 bra 	$L__BB1_157;
+
+	setp.eq.s32 	%p48, %r61, 8;
+	@%p48 bra 	$L__BB1_19;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_19:
+	abs.f32 	%f815, %f968;
+	mov.f32 	%f816, 0f3F000000;
+	fma.rn.f32 	%f817, %f815, 0f3F000000, 0f3F800000;
+	mov.f32 	%f818, 0f3F800000;
+	rcp.rn.f32 	%f819, %f817;
+	mul.f32 	%f820, %f815, %f815;
+	mov.f32 	%f821, 0fBFA1FC4E;
+	sub.f32 	%f822, %f821, %f820;
+	fma.rn.f32 	%f823, %f819, 0f3E2EF945, 0fBF527892;
+	fma.rn.f32 	%f824, %f819, %f823, 0f3FBE87B0;
+	fma.rn.f32 	%f825, %f819, %f824, 0fBF914E5D;
+	fma.rn.f32 	%f826, %f819, %f825, 0f3E8EC7CC;
+	fma.rn.f32 	%f827, %f819, %f826, 0fBE3EC24C;
+	fma.rn.f32 	%f828, %f819, %f827, 0f3DC636C9;
+	fma.rn.f32 	%f829, %f819, %f828, 0f3EBF88FB;
+	fma.rn.f32 	%f830, %f819, %f829, 0f3F8000C7;
+	fma.rn.f32 	%f831, %f819, %f830, %f822;
+	mov.f32 	%f832, 0f3BBB989D;
+	fma.rn.f32 	%f833, %f831, %f832, %f816;
+	cvt.sat.f32.f32 	%f834, %f833;
+	mov.f32 	%f835, 0f4B400001;
+	mov.f32 	%f836, 0f437C0000;
+	fma.rm.f32 	%f837, %f834, %f836, %f835;
+	add.f32 	%f838, %f837, 0fCB40007F;
+	neg.f32 	%f839, %f838;
+	mov.f32 	%f840, 0f3FB8AA3B;
+	fma.rn.f32 	%f841, %f831, %f840, %f839;
+	mov.f32 	%f842, 0f32A57060;
+	fma.rn.f32 	%f843, %f831, %f842, %f841;
+	mov.b32 	%r257, %f837;
+	shl.b32 	%r258, %r257, 23;
+	mov.b32 	%f844, %r258;
+	ex2.approx.ftz.f32 	%f845, %f843;
+	mul.f32 	%f846, %f845, %f844;
+	mul.f32 	%f847, %f819, %f846;
+	sub.f32 	%f848, %f818, %f847;
+	neg.f32 	%f849, %f848;
+	setp.lt.f32 	%p143, %f968, 0f00000000;
+	selp.f32 	%f968, %f849, %f848, %p143;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_54:
+	setp.gt.s32 	%p18, %r61, 26;
+	@%p18 bra 	$L__BB1_58;
+	bra.uni 	$L__BB1_55;
+
+$L__BB1_58:
+	setp.eq.s32 	%p19, %r61, 27;
+	@%p19 bra 	$L__BB1_110;
+
+	setp.eq.s32 	%p20, %r61, 28;
+	@%p20 bra 	$L__BB1_109;
+
+	setp.eq.s32 	%p21, %r61, 29;
+	@%p21 bra 	$L__BB1_61;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_61:
+	mul.f32 	%f968, %f968, %f125;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_29:
+	setp.gt.s32 	%p32, %r61, 16;
+	@%p32 bra 	$L__BB1_34;
+	bra.uni 	$L__BB1_30;
+
+$L__BB1_34:
+	setp.eq.s32 	%p33, %r61, 17;
+	@%p33 bra 	$L__BB1_147;
+
+	setp.eq.s32 	%p34, %r61, 18;
+	@%p34 bra 	$L__BB1_140;
+
+	setp.eq.s32 	%p35, %r61, 19;
+	@%p35 bra 	$L__BB1_37;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_37:
+	mul.f32 	%f599, %f968, 0f3F22F983;
+	cvt.rni.s32.f32 	%r285, %f599;
+	cvt.rn.f32.s32 	%f600, %r285;
+	mov.f32 	%f601, 0fBFC90FDA;
+	fma.rn.f32 	%f602, %f600, %f601, %f968;
+	mov.f32 	%f603, 0fB3A22168;
+	fma.rn.f32 	%f604, %f600, %f603, %f602;
+	mov.f32 	%f605, 0fA7C234C5;
+	fma.rn.f32 	%f960, %f600, %f605, %f604;
+	abs.f32 	%f74, %f968;
+	setp.ltu.f32 	%p118, %f74, 0f47CE4780;
+	@%p118 bra 	$L__BB1_136;
+
+	setp.eq.f32 	%p119, %f74, 0f7F800000;
+	@%p119 bra 	$L__BB1_135;
+	bra.uni 	$L__BB1_39;
+
+$L__BB1_135:
+	mov.f32 	%f608, 0f00000000;
+	mul.rn.f32 	%f960, %f968, %f608;
+	mov.u32 	%r285, 0;
+	bra.uni 	$L__BB1_136;
+
+$L__BB1_79:
+	setp.gt.s32 	%p5, %r61, 36;
+	@%p5 bra 	$L__BB1_83;
+	bra.uni 	$L__BB1_80;
+
+$L__BB1_83:
+	setp.eq.s32 	%p6, %r61, 37;
+	@%p6 bra 	$L__BB1_94;
+
+	setp.eq.s32 	%p7, %r61, 39;
+	@%p7 bra 	$L__BB1_151;
+
+	setp.ne.s32 	%p8, %r61, 38;
+	@%p8 bra 	$L__BB1_165;
+
+	add.f32 	%f2, %f968, 0fBF800000;
+	mov.b32 	%r67, %f2;
+	setp.gt.u32 	%p56, %r67, 1258291200;
+	@%p56 bra 	$L__BB1_91;
+	bra.uni 	$L__BB1_87;
+
+$L__BB1_91:
+	setp.lt.f32 	%p60, %f2, 0f00800000;
+	mul.f32 	%f161, %f2, 0f4B000000;
+	selp.f32 	%f8, %f161, %f2, %p60;
+	selp.f32 	%f162, 0fC1B80000, 0f00000000, %p60;
+	mov.b32 	%r74, %f8;
+	add.s32 	%r75, %r74, -1059760811;
+	and.b32  	%r76, %r75, -8388608;
+	sub.s32 	%r77, %r74, %r76;
+	mov.b32 	%f163, %r77;
+	cvt.rn.f32.s32 	%f164, %r76;
+	mov.f32 	%f165, 0f34000000;
+	fma.rn.f32 	%f166, %f164, %f165, %f162;
+	add.f32 	%f167, %f163, 0fBF800000;
+	mov.f32 	%f168, 0f3E1039F6;
+	mov.f32 	%f169, 0fBE055027;
+	fma.rn.f32 	%f170, %f169, %f167, %f168;
+	mov.f32 	%f171, 0fBDF8CDCC;
+	fma.rn.f32 	%f172, %f170, %f167, %f171;
+	mov.f32 	%f173, 0f3E0F2955;
+	fma.rn.f32 	%f174, %f172, %f167, %f173;
+	mov.f32 	%f175, 0fBE2AD8B9;
+	fma.rn.f32 	%f176, %f174, %f167, %f175;
+	mov.f32 	%f177, 0f3E4CED0B;
+	fma.rn.f32 	%f178, %f176, %f167, %f177;
+	mov.f32 	%f179, 0fBE7FFF22;
+	fma.rn.f32 	%f180, %f178, %f167, %f179;
+	mov.f32 	%f181, 0f3EAAAA78;
+	fma.rn.f32 	%f182, %f180, %f167, %f181;
+	mov.f32 	%f183, 0fBF000000;
+	fma.rn.f32 	%f184, %f182, %f167, %f183;
+	mul.f32 	%f185, %f167, %f184;
+	fma.rn.f32 	%f186, %f185, %f167, %f167;
+	mov.f32 	%f187, 0f3F317218;
+	fma.rn.f32 	%f949, %f166, %f187, %f186;
+	setp.lt.u32 	%p61, %r74, 2139095040;
+	@%p61 bra 	$L__BB1_93;
+
+	mov.f32 	%f188, 0f7F800000;
+	fma.rn.f32 	%f949, %f8, %f188, %f188;
+
+$L__BB1_93:
+	add.f32 	%f189, %f949, 0f3F317218;
+	setp.eq.f32 	%p62, %f8, 0f00000000;
+	selp.f32 	%f968, 0fFF800000, %f189, %p62;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_4:
+	setp.gt.s32 	%p51, %r61, 1;
+	@%p51 bra 	$L__BB1_9;
+
+	setp.eq.s32 	%p54, %r61, 0;
+	@%p54 bra 	$L__BB1_164;
+
+	setp.eq.s32 	%p55, %r61, 1;
+	@%p55 bra 	$L__BB1_7;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_7:
+	setp.ltu.f32 	%p149, %f968, 0f00000000;
+	@%p149 bra 	$L__BB1_163;
+	bra.uni 	$L__BB1_8;
+
+$L__BB1_163:
+	mov.f32 	%f931, 0f3F000000;
+	mov.f32 	%f932, 0f3BBB989D;
+	fma.rn.f32 	%f933, %f968, %f932, %f931;
+	cvt.sat.f32.f32 	%f934, %f933;
+	mov.f32 	%f935, 0f4B400001;
+	mov.f32 	%f936, 0f437C0000;
+	fma.rm.f32 	%f937, %f934, %f936, %f935;
+	add.f32 	%f938, %f937, 0fCB40007F;
+	neg.f32 	%f939, %f938;
+	mov.f32 	%f940, 0f3FB8AA3B;
+	fma.rn.f32 	%f941, %f968, %f940, %f939;
+	mov.f32 	%f942, 0f32A57060;
+	fma.rn.f32 	%f943, %f968, %f942, %f941;
+	mov.b32 	%r271, %f937;
+	shl.b32 	%r272, %r271, 23;
+	mov.b32 	%f944, %r272;
+	ex2.approx.ftz.f32 	%f945, %f943;
+	mul.f32 	%f946, %f945, %f944;
+	add.f32 	%f947, %f946, 0f3F800000;
+	div.rn.f32 	%f968, %f946, %f947;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_47:
+	setp.eq.s32 	%p28, %r61, 20;
+	@%p28 bra 	$L__BB1_123;
+
+	setp.eq.s32 	%p29, %r61, 21;
+	@%p29 bra 	$L__BB1_49;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_49:
+	cvt.rni.f32.f32 	%f968, %f968;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_22:
+	setp.eq.s32 	%p42, %r61, 9;
+	@%p42 bra 	$L__BB1_156;
+
+	setp.eq.s32 	%p43, %r61, 10;
+	@%p43 bra 	$L__BB1_24;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_24:
+	setp.ge.f32 	%p141, %f968, 0f00000000;
+	mul.f32 	%f775, %f968, %f125;
+	selp.f32 	%f968, %f968, %f775, %p141;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_64:
+	setp.eq.s32 	%p15, %r61, 30;
+	@%p15 bra 	$L__BB1_108;
+
+	setp.eq.s32 	%p16, %r61, 31;
+	@%p16 bra 	$L__BB1_66;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_66:
+	mul.f32 	%f367, %f968, 0f3F22F983;
+	cvt.rni.s32.f32 	%r277, %f367;
+	cvt.rn.f32.s32 	%f368, %r277;
+	mov.f32 	%f369, 0fBFC90FDA;
+	fma.rn.f32 	%f370, %f368, %f369, %f968;
+	mov.f32 	%f371, 0fB3A22168;
+	fma.rn.f32 	%f372, %f368, %f371, %f370;
+	mov.f32 	%f373, 0fA7C234C5;
+	fma.rn.f32 	%f953, %f368, %f373, %f372;
+	abs.f32 	%f34, %f968;
+	setp.ltu.f32 	%p82, %f34, 0f47CE4780;
+	@%p82 bra 	$L__BB1_107;
+
+	setp.eq.f32 	%p83, %f34, 0f7F800000;
+	@%p83 bra 	$L__BB1_106;
+	bra.uni 	$L__BB1_68;
+
+$L__BB1_106:
+	mov.f32 	%f376, 0f00000000;
+	mul.rn.f32 	%f953, %f968, %f376;
+	mov.u32 	%r277, 0;
+	bra.uni 	$L__BB1_107;
+
+$L__BB1_13:
+	setp.eq.s32 	%p49, %r61, 4;
+	@%p49 bra 	$L__BB1_159;
+
+	setp.eq.s32 	%p50, %r61, 5;
+	@%p50 bra 	$L__BB1_15;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_15:
+	sqrt.rn.f32 	%f968, %f968;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_55:
+	setp.eq.s32 	%p22, %r61, 25;
+	@%p22 bra 	$L__BB1_111;
+
+	setp.eq.s32 	%p23, %r61, 26;
+	@%p23 bra 	$L__BB1_57;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_57:
+	abs.f32 	%f425, %f968;
+	add.f32 	%f426, %f425, 0f3F800000;
+	div.rn.f32 	%f968, %f968, %f426;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_30:
+	setp.eq.s32 	%p36, %r61, 15;
+	@%p36 bra 	$L__BB1_148;
+
+	setp.eq.s32 	%p37, %r61, 16;
+	@%p37 bra 	$L__BB1_32;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_32:
+	setp.ge.f32 	%p135, %f968, 0f00000000;
+	@%p135 bra 	$L__BB1_165;
+
+	mov.f32 	%f716, 0f3F000000;
+	mov.f32 	%f717, 0f3BBB989D;
+	fma.rn.f32 	%f718, %f968, %f717, %f716;
+	cvt.sat.f32.f32 	%f719, %f718;
+	mov.f32 	%f720, 0f4B400001;
+	mov.f32 	%f721, 0f437C0000;
+	fma.rm.f32 	%f722, %f719, %f721, %f720;
+	add.f32 	%f723, %f722, 0fCB40007F;
+	neg.f32 	%f724, %f723;
+	mov.f32 	%f725, 0f3FB8AA3B;
+	fma.rn.f32 	%f726, %f968, %f725, %f724;
+	mov.f32 	%f727, 0f32A57060;
+	fma.rn.f32 	%f728, %f968, %f727, %f726;
+	mov.b32 	%r243, %f722;
+	shl.b32 	%r244, %r243, 23;
+	mov.b32 	%f729, %r244;
+	ex2.approx.ftz.f32 	%f730, %f728;
+	fma.rn.f32 	%f731, %f730, %f729, 0fBF800000;
+	mul.f32 	%f968, %f731, %f125;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_80:
+	setp.eq.s32 	%p9, %r61, 35;
+	@%p9 bra 	$L__BB1_101;
+
+	setp.eq.s32 	%p10, %r61, 36;
+	@%p10 bra 	$L__BB1_82;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_82:
+	abs.f32 	%f230, %f968;
+	mov.f32 	%f231, 0f3FB8AA3B;
+	mul.rn.f32 	%f232, %f230, %f231;
+	cvt.rzi.f32.f32 	%f233, %f232;
+	abs.f32 	%f234, %f233;
+	setp.gt.f32 	%p68, %f234, 0f42FC0000;
+	mov.b32 	%r88, %f233;
+	and.b32  	%r89, %r88, -2147483648;
+	or.b32  	%r90, %r89, 1123811328;
+	mov.b32 	%f235, %r90;
+	selp.f32 	%f236, %f235, %f233, %p68;
+	mov.f32 	%f237, 0fBF317218;
+	fma.rn.f32 	%f238, %f236, %f237, %f230;
+	mov.f32 	%f239, 0f3102E308;
+	fma.rn.f32 	%f240, %f236, %f239, %f238;
+	mul.f32 	%f241, %f240, 0f3FB8AA3B;
+	add.f32 	%f242, %f236, 0f4B40007D;
+	mov.b32 	%r91, %f242;
+	shl.b32 	%r92, %r91, 23;
+	mov.b32 	%f243, %r92;
+	ex2.approx.ftz.f32 	%f244, %f241;
+	mul.f32 	%f245, %f244, %f243;
+	mov.f32 	%f246, 0f3E000000;
+	div.approx.f32 	%f247, %f246, %f245;
+	mov.f32 	%f248, 0f40000000;
+	fma.rn.f32 	%f249, %f248, %f245, %f247;
+	setp.ge.f32 	%p69, %f230, 0f42B40000;
+	selp.f32 	%f968, 0f7F800000, %f249, %p69;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_9:
+	setp.eq.s32 	%p52, %r61, 2;
+	@%p52 bra 	$L__BB1_162;
+
+	setp.eq.s32 	%p53, %r61, 3;
+	@%p53 bra 	$L__BB1_11;
+	bra.uni 	$L__BB1_165;
 
 $L__BB1_11:
-	setp.lt.f32 	%p93, %f609, 0f00800000;
-	mul.f32 	%f499, %f609, 0f4B000000;
-	selp.f32 	%f70, %f499, %f609, %p93;
-	selp.f32 	%f500, 0fC1B80000, 0f00000000, %p93;
-	mov.b32 	%r151, %f70;
+	mov.f32 	%f878, 0f3F000000;
+	mov.f32 	%f879, 0f3BBB989D;
+	fma.rn.f32 	%f880, %f968, %f879, %f878;
+	cvt.sat.f32.f32 	%f881, %f880;
+	mov.f32 	%f882, 0f4B400001;
+	mov.f32 	%f883, 0f437C0000;
+	fma.rm.f32 	%f884, %f881, %f883, %f882;
+	add.f32 	%f885, %f884, 0fCB40007F;
+	neg.f32 	%f886, %f885;
+	mov.f32 	%f887, 0f3FB8AA3B;
+	fma.rn.f32 	%f888, %f968, %f887, %f886;
+	mov.f32 	%f889, 0f32A57060;
+	fma.rn.f32 	%f890, %f968, %f889, %f888;
+	mov.b32 	%r263, %f884;
+	shl.b32 	%r264, %r263, 23;
+	mov.b32 	%f891, %r264;
+	ex2.approx.ftz.f32 	%f892, %f890;
+	mul.f32 	%f968, %f892, %f891;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_120:
+	setp.gt.f32 	%p107, %f968, 0f00000000;
+	@%p107 bra 	$L__BB1_122;
+	bra.uni 	$L__BB1_121;
+
+$L__BB1_122:
+	mul.f32 	%f968, %f968, %f126;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_119:
+	mov.f32 	%f539, 0f00000000;
+	max.f32 	%f540, %f539, %f968;
+	div.rn.f32 	%f541, %f968, %f125;
+	mov.f32 	%f542, 0f3F000000;
+	mov.f32 	%f543, 0f3BBB989D;
+	fma.rn.f32 	%f544, %f541, %f543, %f542;
+	cvt.sat.f32.f32 	%f545, %f544;
+	mov.f32 	%f546, 0f4B400001;
+	mov.f32 	%f547, 0f437C0000;
+	fma.rm.f32 	%f548, %f545, %f547, %f546;
+	add.f32 	%f549, %f548, 0fCB40007F;
+	neg.f32 	%f550, %f549;
+	mov.f32 	%f551, 0f3FB8AA3B;
+	fma.rn.f32 	%f552, %f541, %f551, %f550;
+	mov.f32 	%f553, 0f32A57060;
+	fma.rn.f32 	%f554, %f541, %f553, %f552;
+	mov.b32 	%r165, %f548;
+	shl.b32 	%r166, %r165, 23;
+	mov.b32 	%f555, %r166;
+	ex2.approx.ftz.f32 	%f556, %f554;
+	fma.rn.f32 	%f557, %f556, %f555, 0fBF800000;
+	mul.f32 	%f558, %f557, %f125;
+	min.f32 	%f559, %f539, %f558;
+	add.f32 	%f968, %f540, %f559;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_150:
+	rcp.rn.f32 	%f968, %f968;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_149:
+	cvt.rmi.f32.f32 	%f968, %f968;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_105:
+	abs.f32 	%f337, %f968;
+	neg.f32 	%f338, %f337;
+	mov.f32 	%f339, 0f3F000000;
+	fma.rn.f32 	%f340, %f339, %f338, %f339;
+	rsqrt.approx.ftz.f32 	%f341, %f340;
+	mul.f32 	%f342, %f340, %f341;
+	mul.f32 	%f343, %f341, 0f3F000000;
+	neg.f32 	%f344, %f342;
+	fma.rn.f32 	%f345, %f344, %f343, %f339;
+	fma.rn.f32 	%f346, %f342, %f345, %f342;
+	setp.eq.f32 	%p79, %f337, 0f3F800000;
+	selp.f32 	%f347, 0f00000000, %f346, %p79;
+	setp.gt.f32 	%p80, %f337, 0f3F0F5C29;
+	selp.f32 	%f348, %f347, %f337, %p80;
+	mul.f32 	%f349, %f348, %f348;
+	mov.f32 	%f350, 0f3C99CA97;
+	mov.f32 	%f351, 0f3D4DD2F7;
+	fma.rn.f32 	%f352, %f351, %f349, %f350;
+	mov.f32 	%f353, 0f3D3F90E8;
+	fma.rn.f32 	%f354, %f352, %f349, %f353;
+	mov.f32 	%f355, 0f3D993CCF;
+	fma.rn.f32 	%f356, %f354, %f349, %f355;
+	mov.f32 	%f357, 0f3E2AAC04;
+	fma.rn.f32 	%f358, %f356, %f349, %f357;
+	mul.f32 	%f359, %f349, %f358;
+	fma.rn.f32 	%f360, %f359, %f348, %f348;
+	mul.f32 	%f361, %f360, 0fC0000000;
+	mov.f32 	%f362, 0f3FD774EB;
+	mov.f32 	%f363, 0f3F6EE581;
+	fma.rn.f32 	%f364, %f363, %f362, %f361;
+	selp.f32 	%f365, %f364, %f360, %p80;
+	setp.le.f32 	%p81, %f365, 0f7F800000;
+	mov.b32 	%r110, %f365;
+	mov.b32 	%r111, %f968;
+	and.b32  	%r112, %r111, -2147483648;
+	or.b32  	%r113, %r112, %r110;
+	mov.b32 	%f366, %r113;
+	selp.f32 	%f968, %f366, %f365, %p81;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_104:
+	abs.f32 	%f303, %f968;
+	neg.f32 	%f304, %f303;
+	mov.f32 	%f305, 0f3F000000;
+	fma.rn.f32 	%f306, %f305, %f304, %f305;
+	rsqrt.approx.ftz.f32 	%f307, %f306;
+	mul.f32 	%f308, %f306, %f307;
+	mul.f32 	%f309, %f307, 0f3F000000;
+	neg.f32 	%f310, %f308;
+	fma.rn.f32 	%f311, %f310, %f309, %f305;
+	fma.rn.f32 	%f312, %f308, %f311, %f308;
+	setp.eq.f32 	%p76, %f303, 0f3F800000;
+	selp.f32 	%f313, 0f00000000, %f312, %p76;
+	setp.gt.f32 	%p77, %f303, 0f3F0F5C29;
+	selp.f32 	%f314, %f313, %f303, %p77;
+	mov.b32 	%r106, %f314;
+	mov.b32 	%r107, %f968;
+	and.b32  	%r108, %r107, -2147483648;
+	or.b32  	%r109, %r108, %r106;
+	mov.b32 	%f315, %r109;
+	mul.f32 	%f316, %f315, %f315;
+	mov.f32 	%f317, 0f3C8B1ABB;
+	mov.f32 	%f318, 0f3D10ECEF;
+	fma.rn.f32 	%f319, %f318, %f316, %f317;
+	mov.f32 	%f320, 0f3CFC028C;
+	fma.rn.f32 	%f321, %f319, %f316, %f320;
+	mov.f32 	%f322, 0f3D372139;
+	fma.rn.f32 	%f323, %f321, %f316, %f322;
+	mov.f32 	%f324, 0f3D9993DB;
+	fma.rn.f32 	%f325, %f323, %f316, %f324;
+	mov.f32 	%f326, 0f3E2AAAC6;
+	fma.rn.f32 	%f327, %f325, %f316, %f326;
+	mul.f32 	%f328, %f327, %f316;
+	fma.rn.f32 	%f329, %f328, %f315, %f315;
+	neg.f32 	%f330, %f329;
+	selp.f32 	%f331, %f329, %f330, %p77;
+	mov.f32 	%f332, 0f3FD774EB;
+	mov.f32 	%f333, 0f3F6EE581;
+	fma.rn.f32 	%f334, %f333, %f332, %f331;
+	setp.gt.f32 	%p78, %f968, 0f3F0F5C29;
+	selp.f32 	%f335, %f329, %f334, %p78;
+	add.f32 	%f336, %f335, %f335;
+	selp.f32 	%f968, %f336, %f335, %p77;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_158:
+	neg.f32 	%f968, %f968;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_157:
+	abs.f32 	%f968, %f968;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_110:
+	setp.gt.f32 	%p95, %f968, 0f00000000;
+	setp.lt.f32 	%p96, %f968, 0f00000000;
+	selp.f32 	%f424, 0fBF800000, %f968, %p96;
+	selp.f32 	%f968, 0f3F800000, %f424, %p95;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_109:
+	setp.lt.f32 	%p93, %f968, %f125;
+	setp.gt.f32 	%p94, %f968, %f126;
+	selp.f32 	%f423, %f126, %f968, %p94;
+	selp.f32 	%f968, %f125, %f423, %p93;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_147:
+	div.rn.f32 	%f710, %f968, 0f40C00000;
+	add.f32 	%f711, %f710, 0f3F000000;
+	mov.f32 	%f712, 0f3F800000;
+	min.f32 	%f713, %f712, %f711;
+	mov.f32 	%f714, 0f00000000;
+	max.f32 	%f715, %f714, %f713;
+	mul.f32 	%f968, %f968, %f715;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_140:
+	setp.gt.f32 	%p128, %f968, 0f00000000;
+	@%p128 bra 	$L__BB1_144;
+	bra.uni 	$L__BB1_141;
+
+$L__BB1_144:
+	neg.f32 	%f664, %f968;
+	mov.f32 	%f665, 0f3F000000;
+	mov.f32 	%f666, 0f3BBB989D;
+	fma.rn.f32 	%f667, %f664, %f666, %f665;
+	cvt.sat.f32.f32 	%f668, %f667;
+	mov.f32 	%f669, 0f4B400001;
+	mov.f32 	%f670, 0f437C0000;
+	fma.rm.f32 	%f671, %f668, %f670, %f669;
+	add.f32 	%f672, %f671, 0fCB40007F;
+	neg.f32 	%f673, %f672;
+	mov.f32 	%f674, 0f3FB8AA3B;
+	fma.rn.f32 	%f675, %f664, %f674, %f673;
+	mov.f32 	%f676, 0f32A57060;
+	fma.rn.f32 	%f677, %f664, %f676, %f675;
+	mov.b32 	%r237, %f671;
+	shl.b32 	%r238, %r237, 23;
+	mov.b32 	%f678, %r238;
+	ex2.approx.ftz.f32 	%f679, %f677;
+	fma.rn.f32 	%f680, %f679, %f678, 0f3F800000;
+	setp.lt.f32 	%p132, %f680, 0f00800000;
+	mul.f32 	%f681, %f680, 0f4B000000;
+	selp.f32 	%f90, %f681, %f680, %p132;
+	selp.f32 	%f682, 0fC1B80000, 0f00000000, %p132;
+	mov.b32 	%r239, %f90;
+	add.s32 	%r240, %r239, -1059760811;
+	and.b32  	%r241, %r240, -8388608;
+	sub.s32 	%r242, %r239, %r241;
+	mov.b32 	%f683, %r242;
+	cvt.rn.f32.s32 	%f684, %r241;
+	mov.f32 	%f685, 0f34000000;
+	fma.rn.f32 	%f686, %f684, %f685, %f682;
+	add.f32 	%f687, %f683, 0fBF800000;
+	mov.f32 	%f688, 0f3E1039F6;
+	mov.f32 	%f689, 0fBE055027;
+	fma.rn.f32 	%f690, %f689, %f687, %f688;
+	mov.f32 	%f691, 0fBDF8CDCC;
+	fma.rn.f32 	%f692, %f690, %f687, %f691;
+	mov.f32 	%f693, 0f3E0F2955;
+	fma.rn.f32 	%f694, %f692, %f687, %f693;
+	mov.f32 	%f695, 0fBE2AD8B9;
+	fma.rn.f32 	%f696, %f694, %f687, %f695;
+	mov.f32 	%f697, 0f3E4CED0B;
+	fma.rn.f32 	%f698, %f696, %f687, %f697;
+	mov.f32 	%f699, 0fBE7FFF22;
+	fma.rn.f32 	%f700, %f698, %f687, %f699;
+	mov.f32 	%f701, 0f3EAAAA78;
+	fma.rn.f32 	%f702, %f700, %f687, %f701;
+	mov.f32 	%f703, 0fBF000000;
+	fma.rn.f32 	%f704, %f702, %f687, %f703;
+	mul.f32 	%f705, %f704, %f687;
+	fma.rn.f32 	%f706, %f705, %f687, %f687;
+	mov.f32 	%f707, 0f3F317218;
+	fma.rn.f32 	%f964, %f686, %f707, %f706;
+	setp.lt.u32 	%p133, %r239, 2139095040;
+	@%p133 bra 	$L__BB1_146;
+
+	mov.f32 	%f708, 0f7F800000;
+	fma.rn.f32 	%f964, %f90, %f708, %f708;
+
+$L__BB1_146:
+	setp.eq.f32 	%p134, %f90, 0f00000000;
+	selp.f32 	%f709, 0fFF800000, %f964, %p134;
+	add.f32 	%f968, %f968, %f709;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_94:
+	abs.f32 	%f13, %f968;
+	setp.gt.f32 	%p63, %f13, 0f7E800000;
+	@%p63 bra 	$L__BB1_99;
+	bra.uni 	$L__BB1_95;
+
+$L__BB1_99:
+	lg2.approx.f32 	%f226, %f13;
+	mul.f32 	%f227, %f226, 0f3F317218;
+	mov.f32 	%f228, 0f3F317218;
+	add.rn.f32 	%f951, %f228, %f227;
+	bra.uni 	$L__BB1_100;
+
+$L__BB1_151:
+	abs.f32 	%f736, %f968;
+	mov.f32 	%f737, 0f3F800000;
+	sub.f32 	%f738, %f737, %f736;
+	rcp.approx.ftz.f32 	%f739, %f738;
+	add.f32 	%f740, %f739, %f739;
+	mul.f32 	%f741, %f736, %f740;
+	setp.gt.f32 	%p136, %f736, 0f7E800000;
+	selp.f32 	%f101, 0fC0000000, %f741, %p136;
+	add.rz.f32 	%f742, %f101, %f737;
+	mov.b32 	%r245, %f742;
+	add.s32 	%r246, %r245, -1061158912;
+	and.b32  	%r247, %r246, -8388608;
+	mov.b32 	%r58, %f101;
+	sub.s32 	%r248, %r58, %r247;
+	mov.b32 	%f743, %r248;
+	mov.u32 	%r249, 1082130432;
+	sub.s32 	%r250, %r249, %r247;
+	mov.b32 	%f744, %r250;
+	mov.f32 	%f745, 0fBF800000;
+	mov.f32 	%f746, 0f3E800000;
+	fma.rn.f32 	%f747, %f746, %f744, %f745;
+	add.f32 	%f748, %f747, %f743;
+	cvt.rn.f32.s32 	%f749, %r247;
+	mul.f32 	%f750, %f749, 0f34000000;
+	mov.f32 	%f751, 0f3DD80012;
+	mov.f32 	%f752, 0fBD39BF78;
+	fma.rn.f32 	%f753, %f752, %f748, %f751;
+	mov.f32 	%f754, 0fBE0778E0;
+	fma.rn.f32 	%f755, %f753, %f748, %f754;
+	mov.f32 	%f756, 0f3E146475;
+	fma.rn.f32 	%f757, %f755, %f748, %f756;
+	mov.f32 	%f758, 0fBE2A68DD;
+	fma.rn.f32 	%f759, %f757, %f748, %f758;
+	mov.f32 	%f760, 0f3E4CAF9E;
+	fma.rn.f32 	%f761, %f759, %f748, %f760;
+	mov.f32 	%f762, 0fBE800042;
+	fma.rn.f32 	%f763, %f761, %f748, %f762;
+	mov.f32 	%f764, 0f3EAAAAE6;
+	fma.rn.f32 	%f765, %f763, %f748, %f764;
+	mov.f32 	%f766, 0fBF000000;
+	fma.rn.f32 	%f767, %f765, %f748, %f766;
+	mul.f32 	%f768, %f748, %f767;
+	fma.rn.f32 	%f769, %f768, %f748, %f748;
+	mov.f32 	%f770, 0f3F317218;
+	fma.rn.f32 	%f965, %f750, %f770, %f769;
+	setp.lt.u32 	%p137, %r58, 2139095040;
+	@%p137 bra 	$L__BB1_155;
+
+	setp.lt.s32 	%p138, %r58, -1082130431;
+	@%p138 bra 	$L__BB1_154;
+
+	mov.f32 	%f771, 0f7F800000;
+	fma.rn.f32 	%f965, %f101, %f771, %f771;
+
+$L__BB1_154:
+	setp.eq.f32 	%p139, %f101, 0f00000000;
+	selp.f32 	%f965, 0f80000000, %f965, %p139;
+
+$L__BB1_155:
+	mul.f32 	%f772, %f965, 0f3F000000;
+	abs.f32 	%f773, %f772;
+	setp.le.f32 	%p140, %f773, 0f7F800000;
+	mov.b32 	%r251, %f772;
+	mov.b32 	%r252, %f968;
+	and.b32  	%r253, %r252, -2147483648;
+	or.b32  	%r254, %r253, %r251;
+	mov.b32 	%f774, %r254;
+	selp.f32 	%f968, %f774, %f772, %p140;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_164:
+	setp.le.f32 	%p150, %f968, 0f00000000;
+	selp.f32 	%f968, 0f00000000, %f968, %p150;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_123:
+	mul.f32 	%f578, %f968, 0f3F22F983;
+	cvt.rni.s32.f32 	%r281, %f578;
+	cvt.rn.f32.s32 	%f579, %r281;
+	mov.f32 	%f580, 0fBFC90FDA;
+	fma.rn.f32 	%f581, %f579, %f580, %f968;
+	mov.f32 	%f582, 0fB3A22168;
+	fma.rn.f32 	%f583, %f579, %f582, %f581;
+	mov.f32 	%f584, 0fA7C234C5;
+	fma.rn.f32 	%f957, %f579, %f584, %f583;
+	abs.f32 	%f62, %f968;
+	setp.ltu.f32 	%p108, %f62, 0f47CE4780;
+	@%p108 bra 	$L__BB1_131;
+
+	setp.eq.f32 	%p109, %f62, 0f7F800000;
+	@%p109 bra 	$L__BB1_130;
+	bra.uni 	$L__BB1_125;
+
+$L__BB1_130:
+	mov.f32 	%f587, 0f00000000;
+	mul.rn.f32 	%f957, %f968, %f587;
+	mov.u32 	%r281, 0;
+	bra.uni 	$L__BB1_131;
+
+$L__BB1_156:
+	mul.f32 	%f776, %f968, 0f3F000000;
+	mov.f32 	%f777, 0f3F000000;
+	mul.f32 	%f778, %f968, 0f3F3504F3;
+	abs.f32 	%f779, %f778;
+	fma.rn.f32 	%f780, %f779, 0f3F000000, 0f3F800000;
+	mov.f32 	%f781, 0f3F800000;
+	rcp.rn.f32 	%f782, %f780;
+	mul.f32 	%f783, %f779, %f779;
+	mov.f32 	%f784, 0fBFA1FC4E;
+	sub.f32 	%f785, %f784, %f783;
+	fma.rn.f32 	%f786, %f782, 0f3E2EF945, 0fBF527892;
+	fma.rn.f32 	%f787, %f782, %f786, 0f3FBE87B0;
+	fma.rn.f32 	%f788, %f782, %f787, 0fBF914E5D;
+	fma.rn.f32 	%f789, %f782, %f788, 0f3E8EC7CC;
+	fma.rn.f32 	%f790, %f782, %f789, 0fBE3EC24C;
+	fma.rn.f32 	%f791, %f782, %f790, 0f3DC636C9;
+	fma.rn.f32 	%f792, %f782, %f791, 0f3EBF88FB;
+	fma.rn.f32 	%f793, %f782, %f792, 0f3F8000C7;
+	fma.rn.f32 	%f794, %f782, %f793, %f785;
+	mov.f32 	%f795, 0f3BBB989D;
+	fma.rn.f32 	%f796, %f794, %f795, %f777;
+	cvt.sat.f32.f32 	%f797, %f796;
+	mov.f32 	%f798, 0f4B400001;
+	mov.f32 	%f799, 0f437C0000;
+	fma.rm.f32 	%f800, %f797, %f799, %f798;
+	add.f32 	%f801, %f800, 0fCB40007F;
+	neg.f32 	%f802, %f801;
+	mov.f32 	%f803, 0f3FB8AA3B;
+	fma.rn.f32 	%f804, %f794, %f803, %f802;
+	mov.f32 	%f805, 0f32A57060;
+	fma.rn.f32 	%f806, %f794, %f805, %f804;
+	mov.b32 	%r255, %f800;
+	shl.b32 	%r256, %r255, 23;
+	mov.b32 	%f807, %r256;
+	ex2.approx.ftz.f32 	%f808, %f806;
+	mul.f32 	%f809, %f808, %f807;
+	mul.f32 	%f810, %f782, %f809;
+	sub.f32 	%f811, %f781, %f810;
+	setp.lt.f32 	%p142, %f778, 0f00000000;
+	neg.f32 	%f812, %f811;
+	selp.f32 	%f813, %f812, %f811, %p142;
+	add.f32 	%f814, %f813, 0f3F800000;
+	mul.f32 	%f968, %f776, %f814;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_108:
+	mul.f32 	%f395, %f968, 0f3F000000;
+	mul.f32 	%f396, %f968, 0f3D372713;
+	mul.f32 	%f397, %f968, %f396;
+	fma.rn.f32 	%f398, %f968, %f397, %f968;
+	mul.f32 	%f399, %f398, 0f3F4C422A;
+	abs.f32 	%f400, %f399;
+	mul.f32 	%f401, %f400, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f402, %f401;
+	add.f32 	%f403, %f402, 0f3F800000;
+	mov.f32 	%f404, 0f3F800000;
+	rcp.approx.ftz.f32 	%f405, %f403;
+	mov.f32 	%f406, 0fC0000000;
+	fma.rn.f32 	%f407, %f405, %f406, %f404;
+	setp.ge.f32 	%p91, %f400, 0f41102CB4;
+	selp.f32 	%f408, 0f3F800000, %f407, %p91;
+	mov.b32 	%r145, %f408;
+	mov.b32 	%r146, %f399;
+	and.b32  	%r147, %r146, -2147483648;
+	or.b32  	%r148, %r147, %r145;
+	mov.b32 	%f409, %r148;
+	mul.f32 	%f410, %f399, %f399;
+	mov.f32 	%f411, 0fBD563CAE;
+	mov.f32 	%f412, 0f3C80F082;
+	fma.rn.f32 	%f413, %f412, %f410, %f411;
+	mov.f32 	%f414, 0f3E085941;
+	fma.rn.f32 	%f415, %f413, %f410, %f414;
+	mov.f32 	%f416, 0fBEAAA9ED;
+	fma.rn.f32 	%f417, %f415, %f410, %f416;
+	mov.f32 	%f418, 0f00000000;
+	fma.rn.f32 	%f419, %f417, %f410, %f418;
+	fma.rn.f32 	%f420, %f419, %f399, %f399;
+	setp.ge.f32 	%p92, %f400, 0f3F19999A;
+	selp.f32 	%f421, %f409, %f420, %p92;
+	add.f32 	%f422, %f421, 0f3F800000;
+	mul.f32 	%f968, %f395, %f422;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_159:
+	setp.lt.f32 	%p144, %f968, 0f00800000;
+	mul.f32 	%f850, %f968, 0f4B000000;
+	selp.f32 	%f114, %f850, %f968, %p144;
+	selp.f32 	%f851, 0fC1B80000, 0f00000000, %p144;
+	mov.b32 	%r259, %f114;
+	add.s32 	%r260, %r259, -1059760811;
+	and.b32  	%r261, %r260, -8388608;
+	sub.s32 	%r262, %r259, %r261;
+	mov.b32 	%f852, %r262;
+	cvt.rn.f32.s32 	%f853, %r261;
+	mov.f32 	%f854, 0f34000000;
+	fma.rn.f32 	%f855, %f853, %f854, %f851;
+	add.f32 	%f856, %f852, 0fBF800000;
+	mov.f32 	%f857, 0f3E1039F6;
+	mov.f32 	%f858, 0fBE055027;
+	fma.rn.f32 	%f859, %f858, %f856, %f857;
+	mov.f32 	%f860, 0fBDF8CDCC;
+	fma.rn.f32 	%f861, %f859, %f856, %f860;
+	mov.f32 	%f862, 0f3E0F2955;
+	fma.rn.f32 	%f863, %f861, %f856, %f862;
+	mov.f32 	%f864, 0fBE2AD8B9;
+	fma.rn.f32 	%f865, %f863, %f856, %f864;
+	mov.f32 	%f866, 0f3E4CED0B;
+	fma.rn.f32 	%f867, %f865, %f856, %f866;
+	mov.f32 	%f868, 0fBE7FFF22;
+	fma.rn.f32 	%f869, %f867, %f856, %f868;
+	mov.f32 	%f870, 0f3EAAAA78;
+	fma.rn.f32 	%f871, %f869, %f856, %f870;
+	mov.f32 	%f872, 0fBF000000;
+	fma.rn.f32 	%f873, %f871, %f856, %f872;
+	mul.f32 	%f874, %f856, %f873;
+	fma.rn.f32 	%f875, %f874, %f856, %f856;
+	mov.f32 	%f876, 0f3F317218;
+	fma.rn.f32 	%f967, %f855, %f876, %f875;
+	setp.lt.u32 	%p145, %r259, 2139095040;
+	@%p145 bra 	$L__BB1_161;
+
+	mov.f32 	%f877, 0f7F800000;
+	fma.rn.f32 	%f967, %f114, %f877, %f877;
+
+$L__BB1_161:
+	setp.eq.f32 	%p146, %f114, 0f00000000;
+	selp.f32 	%f968, 0fFF800000, %f967, %p146;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_111:
+	setp.gt.f32 	%p97, %f968, 0f00000000;
+	@%p97 bra 	$L__BB1_115;
+	bra.uni 	$L__BB1_112;
+
+$L__BB1_115:
+	neg.f32 	%f471, %f968;
+	mov.f32 	%f472, 0f3F000000;
+	mov.f32 	%f473, 0f3BBB989D;
+	fma.rn.f32 	%f474, %f471, %f473, %f472;
+	cvt.sat.f32.f32 	%f475, %f474;
+	mov.f32 	%f476, 0f4B400001;
+	mov.f32 	%f477, 0f437C0000;
+	fma.rm.f32 	%f478, %f475, %f477, %f476;
+	add.f32 	%f479, %f478, 0fCB40007F;
+	neg.f32 	%f480, %f479;
+	mov.f32 	%f481, 0f3FB8AA3B;
+	fma.rn.f32 	%f482, %f471, %f481, %f480;
+	mov.f32 	%f483, 0f32A57060;
+	fma.rn.f32 	%f484, %f471, %f483, %f482;
+	mov.b32 	%r155, %f478;
+	shl.b32 	%r156, %r155, 23;
+	mov.b32 	%f485, %r156;
+	ex2.approx.ftz.f32 	%f486, %f484;
+	fma.rn.f32 	%f487, %f486, %f485, 0f3F800000;
+	setp.lt.f32 	%p101, %f487, 0f00800000;
+	mul.f32 	%f488, %f487, 0f4B000000;
+	selp.f32 	%f49, %f488, %f487, %p101;
+	selp.f32 	%f489, 0fC1B80000, 0f00000000, %p101;
+	mov.b32 	%r157, %f49;
+	add.s32 	%r158, %r157, -1059760811;
+	and.b32  	%r159, %r158, -8388608;
+	sub.s32 	%r160, %r157, %r159;
+	mov.b32 	%f490, %r160;
+	cvt.rn.f32.s32 	%f491, %r159;
+	mov.f32 	%f492, 0f34000000;
+	fma.rn.f32 	%f493, %f491, %f492, %f489;
+	add.f32 	%f494, %f490, 0fBF800000;
+	mov.f32 	%f495, 0f3E1039F6;
+	mov.f32 	%f496, 0fBE055027;
+	fma.rn.f32 	%f497, %f496, %f494, %f495;
+	mov.f32 	%f498, 0fBDF8CDCC;
+	fma.rn.f32 	%f499, %f497, %f494, %f498;
+	mov.f32 	%f500, 0f3E0F2955;
+	fma.rn.f32 	%f501, %f499, %f494, %f500;
+	mov.f32 	%f502, 0fBE2AD8B9;
+	fma.rn.f32 	%f503, %f501, %f494, %f502;
+	mov.f32 	%f504, 0f3E4CED0B;
+	fma.rn.f32 	%f505, %f503, %f494, %f504;
+	mov.f32 	%f506, 0fBE7FFF22;
+	fma.rn.f32 	%f507, %f505, %f494, %f506;
+	mov.f32 	%f508, 0f3EAAAA78;
+	fma.rn.f32 	%f509, %f507, %f494, %f508;
+	mov.f32 	%f510, 0fBF000000;
+	fma.rn.f32 	%f511, %f509, %f494, %f510;
+	mul.f32 	%f512, %f511, %f494;
+	fma.rn.f32 	%f513, %f512, %f494, %f494;
+	mov.f32 	%f514, 0f3F317218;
+	fma.rn.f32 	%f955, %f493, %f514, %f513;
+	setp.lt.u32 	%p102, %r157, 2139095040;
+	@%p102 bra 	$L__BB1_117;
+
+	mov.f32 	%f515, 0f7F800000;
+	fma.rn.f32 	%f955, %f49, %f515, %f515;
+
+$L__BB1_117:
+	setp.eq.f32 	%p103, %f49, 0f00000000;
+	selp.f32 	%f516, 0fFF800000, %f955, %p103;
+	add.f32 	%f956, %f968, %f516;
+	bra.uni 	$L__BB1_118;
+
+$L__BB1_148:
+	fma.rn.f32 	%f732, %f968, %f125, %f126;
+	mov.f32 	%f733, 0f3F800000;
+	min.f32 	%f734, %f733, %f732;
+	mov.f32 	%f735, 0f00000000;
+	max.f32 	%f968, %f735, %f734;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_101:
+	abs.f32 	%f23, %f968;
+	setp.ltu.f32 	%p70, %f23, 0f3F800000;
+	@%p70 bra 	$L__BB1_103;
+	bra.uni 	$L__BB1_102;
+
+$L__BB1_103:
+	mul.f32 	%f271, %f968, %f968;
+	mov.f32 	%f272, 0f394FFF49;
+	mov.f32 	%f273, 0f363D0ADA;
+	fma.rn.f32 	%f274, %f273, %f271, %f272;
+	mov.f32 	%f275, 0f3C08889A;
+	fma.rn.f32 	%f276, %f274, %f271, %f275;
+	mov.f32 	%f277, 0f3E2AAAAB;
+	fma.rn.f32 	%f278, %f276, %f271, %f277;
+	mul.f32 	%f279, %f271, %f278;
+	fma.rn.f32 	%f968, %f279, %f968, %f968;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_162:
+	abs.f32 	%f893, %f968;
+	mul.f32 	%f894, %f893, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f895, %f894;
+	add.f32 	%f896, %f895, 0f3F800000;
+	mov.f32 	%f897, 0f3F800000;
+	rcp.approx.ftz.f32 	%f898, %f896;
+	mov.f32 	%f899, 0fC0000000;
+	fma.rn.f32 	%f900, %f898, %f899, %f897;
+	setp.ge.f32 	%p147, %f893, 0f41102CB4;
+	selp.f32 	%f901, 0f3F800000, %f900, %p147;
+	mov.b32 	%r265, %f901;
+	mov.b32 	%r266, %f968;
+	and.b32  	%r267, %r266, -2147483648;
+	or.b32  	%r268, %r267, %r265;
+	mov.b32 	%f902, %r268;
+	mul.f32 	%f903, %f968, %f968;
+	mov.f32 	%f904, 0fBD563CAE;
+	mov.f32 	%f905, 0f3C80F082;
+	fma.rn.f32 	%f906, %f905, %f903, %f904;
+	mov.f32 	%f907, 0f3E085941;
+	fma.rn.f32 	%f908, %f906, %f903, %f907;
+	mov.f32 	%f909, 0fBEAAA9ED;
+	fma.rn.f32 	%f910, %f908, %f903, %f909;
+	mov.f32 	%f911, 0f00000000;
+	fma.rn.f32 	%f912, %f910, %f903, %f911;
+	fma.rn.f32 	%f913, %f912, %f968, %f968;
+	setp.ge.f32 	%p148, %f893, 0f3F19999A;
+	selp.f32 	%f968, %f902, %f913, %p148;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_87:
+	mul.rz.f32 	%f127, %f968, %f2;
+	add.rn.f32 	%f128, %f127, %f2;
+	sqrt.rn.f32 	%f129, %f128;
+	add.f32 	%f3, %f2, %f129;
+	mov.f32 	%f130, 0f3F800000;
+	add.rz.f32 	%f131, %f3, %f130;
+	mov.b32 	%r68, %f131;
+	add.s32 	%r69, %r68, -1061158912;
+	and.b32  	%r70, %r69, -8388608;
+	mov.b32 	%r2, %f3;
+	sub.s32 	%r71, %r2, %r70;
+	mov.b32 	%f132, %r71;
+	mov.u32 	%r72, 1082130432;
+	sub.s32 	%r73, %r72, %r70;
+	mov.b32 	%f133, %r73;
+	mov.f32 	%f134, 0fBF800000;
+	mov.f32 	%f135, 0f3E800000;
+	fma.rn.f32 	%f136, %f135, %f133, %f134;
+	add.f32 	%f137, %f136, %f132;
+	cvt.rn.f32.s32 	%f138, %r70;
+	mul.f32 	%f139, %f138, 0f34000000;
+	mov.f32 	%f140, 0f3DD80012;
+	mov.f32 	%f141, 0fBD39BF78;
+	fma.rn.f32 	%f142, %f141, %f137, %f140;
+	mov.f32 	%f143, 0fBE0778E0;
+	fma.rn.f32 	%f144, %f142, %f137, %f143;
+	mov.f32 	%f145, 0f3E146475;
+	fma.rn.f32 	%f146, %f144, %f137, %f145;
+	mov.f32 	%f147, 0fBE2A68DD;
+	fma.rn.f32 	%f148, %f146, %f137, %f147;
+	mov.f32 	%f149, 0f3E4CAF9E;
+	fma.rn.f32 	%f150, %f148, %f137, %f149;
+	mov.f32 	%f151, 0fBE800042;
+	fma.rn.f32 	%f152, %f150, %f137, %f151;
+	mov.f32 	%f153, 0f3EAAAAE6;
+	fma.rn.f32 	%f154, %f152, %f137, %f153;
+	mov.f32 	%f155, 0fBF000000;
+	fma.rn.f32 	%f156, %f154, %f137, %f155;
+	mul.f32 	%f157, %f137, %f156;
+	fma.rn.f32 	%f158, %f157, %f137, %f137;
+	mov.f32 	%f159, 0f3F317218;
+	fma.rn.f32 	%f968, %f139, %f159, %f158;
+	setp.lt.u32 	%p57, %r2, 2139095040;
+	@%p57 bra 	$L__BB1_165;
+
+	setp.lt.s32 	%p58, %r2, -1082130431;
+	@%p58 bra 	$L__BB1_90;
+
+	mov.f32 	%f160, 0f7F800000;
+	fma.rn.f32 	%f968, %f3, %f160, %f160;
+
+$L__BB1_90:
+	setp.eq.f32 	%p59, %f3, 0f00000000;
+	selp.f32 	%f968, 0f80000000, %f968, %p59;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_8:
+	neg.f32 	%f914, %f968;
+	mov.f32 	%f915, 0f3F000000;
+	mov.f32 	%f916, 0f3BBB989D;
+	fma.rn.f32 	%f917, %f914, %f916, %f915;
+	cvt.sat.f32.f32 	%f918, %f917;
+	mov.f32 	%f919, 0f4B400001;
+	mov.f32 	%f920, 0f437C0000;
+	fma.rm.f32 	%f921, %f918, %f920, %f919;
+	add.f32 	%f922, %f921, 0fCB40007F;
+	neg.f32 	%f923, %f922;
+	mov.f32 	%f924, 0f3FB8AA3B;
+	fma.rn.f32 	%f925, %f914, %f924, %f923;
+	mov.f32 	%f926, 0f32A57060;
+	fma.rn.f32 	%f927, %f914, %f926, %f925;
+	mov.b32 	%r269, %f921;
+	shl.b32 	%r270, %r269, 23;
+	mov.b32 	%f928, %r270;
+	ex2.approx.ftz.f32 	%f929, %f927;
+	fma.rn.f32 	%f930, %f929, %f928, 0f3F800000;
+	rcp.rn.f32 	%f968, %f930;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_121:
+	mov.f32 	%f560, 0f3F000000;
+	mov.f32 	%f561, 0f3BBB989D;
+	fma.rn.f32 	%f562, %f968, %f561, %f560;
+	cvt.sat.f32.f32 	%f563, %f562;
+	mov.f32 	%f564, 0f4B400001;
+	mov.f32 	%f565, 0f437C0000;
+	fma.rm.f32 	%f566, %f563, %f565, %f564;
+	add.f32 	%f567, %f566, 0fCB40007F;
+	neg.f32 	%f568, %f567;
+	mov.f32 	%f569, 0f3FB8AA3B;
+	fma.rn.f32 	%f570, %f968, %f569, %f568;
+	mov.f32 	%f571, 0f32A57060;
+	fma.rn.f32 	%f572, %f968, %f571, %f570;
+	mov.b32 	%r167, %f566;
+	shl.b32 	%r168, %r167, 23;
+	mov.b32 	%f573, %r168;
+	ex2.approx.ftz.f32 	%f574, %f572;
+	mul.f32 	%f575, %f574, %f573;
+	mul.f32 	%f576, %f575, %f125;
+	sub.f32 	%f577, %f576, %f125;
+	mul.f32 	%f968, %f577, %f126;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_141:
+	mov.f32 	%f620, 0f3F000000;
+	mov.f32 	%f621, 0f3BBB989D;
+	fma.rn.f32 	%f622, %f968, %f621, %f620;
+	cvt.sat.f32.f32 	%f623, %f622;
+	mov.f32 	%f624, 0f4B400001;
+	mov.f32 	%f625, 0f437C0000;
+	fma.rm.f32 	%f626, %f623, %f625, %f624;
+	add.f32 	%f627, %f626, 0fCB40007F;
+	neg.f32 	%f628, %f627;
+	mov.f32 	%f629, 0f3FB8AA3B;
+	fma.rn.f32 	%f630, %f968, %f629, %f628;
+	mov.f32 	%f631, 0f32A57060;
+	fma.rn.f32 	%f632, %f968, %f631, %f630;
+	mov.b32 	%r231, %f626;
+	shl.b32 	%r232, %r231, 23;
+	mov.b32 	%f633, %r232;
+	ex2.approx.ftz.f32 	%f634, %f632;
+	fma.rn.f32 	%f635, %f634, %f633, 0f3F800000;
+	setp.lt.f32 	%p129, %f635, 0f00800000;
+	mul.f32 	%f636, %f635, 0f4B000000;
+	selp.f32 	%f85, %f636, %f635, %p129;
+	selp.f32 	%f637, 0fC1B80000, 0f00000000, %p129;
+	mov.b32 	%r233, %f85;
+	add.s32 	%r234, %r233, -1059760811;
+	and.b32  	%r235, %r234, -8388608;
+	sub.s32 	%r236, %r233, %r235;
+	mov.b32 	%f638, %r236;
+	cvt.rn.f32.s32 	%f639, %r235;
+	mov.f32 	%f640, 0f34000000;
+	fma.rn.f32 	%f641, %f639, %f640, %f637;
+	add.f32 	%f642, %f638, 0fBF800000;
+	mov.f32 	%f643, 0f3E1039F6;
+	mov.f32 	%f644, 0fBE055027;
+	fma.rn.f32 	%f645, %f644, %f642, %f643;
+	mov.f32 	%f646, 0fBDF8CDCC;
+	fma.rn.f32 	%f647, %f645, %f642, %f646;
+	mov.f32 	%f648, 0f3E0F2955;
+	fma.rn.f32 	%f649, %f647, %f642, %f648;
+	mov.f32 	%f650, 0fBE2AD8B9;
+	fma.rn.f32 	%f651, %f649, %f642, %f650;
+	mov.f32 	%f652, 0f3E4CED0B;
+	fma.rn.f32 	%f653, %f651, %f642, %f652;
+	mov.f32 	%f654, 0fBE7FFF22;
+	fma.rn.f32 	%f655, %f653, %f642, %f654;
+	mov.f32 	%f656, 0f3EAAAA78;
+	fma.rn.f32 	%f657, %f655, %f642, %f656;
+	mov.f32 	%f658, 0fBF000000;
+	fma.rn.f32 	%f659, %f657, %f642, %f658;
+	mul.f32 	%f660, %f659, %f642;
+	fma.rn.f32 	%f661, %f660, %f642, %f642;
+	mov.f32 	%f662, 0f3F317218;
+	fma.rn.f32 	%f963, %f641, %f662, %f661;
+	setp.lt.u32 	%p130, %r233, 2139095040;
+	@%p130 bra 	$L__BB1_143;
+
+	mov.f32 	%f663, 0f7F800000;
+	fma.rn.f32 	%f963, %f85, %f663, %f663;
+
+$L__BB1_143:
+	setp.eq.f32 	%p131, %f85, 0f00000000;
+	selp.f32 	%f968, 0fFF800000, %f963, %p131;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_95:
+	rcp.rn.f32 	%f190, %f13;
+	mov.f32 	%f191, 0f3F800000;
+	fma.rn.f32 	%f192, %f190, %f190, %f191;
+	sqrt.rn.f32 	%f193, %f192;
+	add.f32 	%f194, %f190, %f193;
+	rcp.approx.ftz.f32 	%f195, %f194;
+	fma.rn.f32 	%f14, %f13, %f195, %f13;
+	add.rz.f32 	%f196, %f14, %f191;
+	mov.b32 	%r78, %f196;
+	add.s32 	%r79, %r78, -1061158912;
+	and.b32  	%r80, %r79, -8388608;
+	mov.b32 	%r3, %f14;
+	sub.s32 	%r81, %r3, %r80;
+	mov.b32 	%f197, %r81;
+	mov.u32 	%r82, 1082130432;
+	sub.s32 	%r83, %r82, %r80;
+	mov.b32 	%f198, %r83;
+	mov.f32 	%f199, 0fBF800000;
+	mov.f32 	%f200, 0f3E800000;
+	fma.rn.f32 	%f201, %f200, %f198, %f199;
+	add.f32 	%f202, %f201, %f197;
+	cvt.rn.f32.s32 	%f203, %r80;
+	mul.f32 	%f204, %f203, 0f34000000;
+	mov.f32 	%f205, 0f3DD80012;
+	mov.f32 	%f206, 0fBD39BF78;
+	fma.rn.f32 	%f207, %f206, %f202, %f205;
+	mov.f32 	%f208, 0fBE0778E0;
+	fma.rn.f32 	%f209, %f207, %f202, %f208;
+	mov.f32 	%f210, 0f3E146475;
+	fma.rn.f32 	%f211, %f209, %f202, %f210;
+	mov.f32 	%f212, 0fBE2A68DD;
+	fma.rn.f32 	%f213, %f211, %f202, %f212;
+	mov.f32 	%f214, 0f3E4CAF9E;
+	fma.rn.f32 	%f215, %f213, %f202, %f214;
+	mov.f32 	%f216, 0fBE800042;
+	fma.rn.f32 	%f217, %f215, %f202, %f216;
+	mov.f32 	%f218, 0f3EAAAAE6;
+	fma.rn.f32 	%f219, %f217, %f202, %f218;
+	mov.f32 	%f220, 0fBF000000;
+	fma.rn.f32 	%f221, %f219, %f202, %f220;
+	mul.f32 	%f222, %f202, %f221;
+	fma.rn.f32 	%f223, %f222, %f202, %f202;
+	mov.f32 	%f224, 0f3F317218;
+	fma.rn.f32 	%f951, %f204, %f224, %f223;
+	setp.lt.u32 	%p64, %r3, 2139095040;
+	@%p64 bra 	$L__BB1_100;
+
+	setp.lt.s32 	%p65, %r3, -1082130431;
+	@%p65 bra 	$L__BB1_98;
+
+	mov.f32 	%f225, 0f7F800000;
+	fma.rn.f32 	%f951, %f14, %f225, %f225;
+
+$L__BB1_98:
+	setp.eq.f32 	%p66, %f14, 0f00000000;
+	selp.f32 	%f951, 0f80000000, %f951, %p66;
+
+$L__BB1_100:
+	mov.b32 	%r84, %f968;
+	and.b32  	%r85, %r84, -2147483648;
+	mov.b32 	%r86, %f951;
+	or.b32  	%r87, %r85, %r86;
+	mov.b32 	%f229, %r87;
+	setp.le.f32 	%p67, %f13, 0f7F800000;
+	selp.f32 	%f968, %f229, %f951, %p67;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_112:
+	mov.f32 	%f427, 0f3F000000;
+	mov.f32 	%f428, 0f3BBB989D;
+	fma.rn.f32 	%f429, %f968, %f428, %f427;
+	cvt.sat.f32.f32 	%f430, %f429;
+	mov.f32 	%f431, 0f4B400001;
+	mov.f32 	%f432, 0f437C0000;
+	fma.rm.f32 	%f433, %f430, %f432, %f431;
+	add.f32 	%f434, %f433, 0fCB40007F;
+	neg.f32 	%f435, %f434;
+	mov.f32 	%f436, 0f3FB8AA3B;
+	fma.rn.f32 	%f437, %f968, %f436, %f435;
+	mov.f32 	%f438, 0f32A57060;
+	fma.rn.f32 	%f439, %f968, %f438, %f437;
+	mov.b32 	%r149, %f433;
+	shl.b32 	%r150, %r149, 23;
+	mov.b32 	%f440, %r150;
+	ex2.approx.ftz.f32 	%f441, %f439;
+	fma.rn.f32 	%f442, %f441, %f440, 0f3F800000;
+	setp.lt.f32 	%p98, %f442, 0f00800000;
+	mul.f32 	%f443, %f442, 0f4B000000;
+	selp.f32 	%f44, %f443, %f442, %p98;
+	selp.f32 	%f444, 0fC1B80000, 0f00000000, %p98;
+	mov.b32 	%r151, %f44;
 	add.s32 	%r152, %r151, -1059760811;
 	and.b32  	%r153, %r152, -8388608;
 	sub.s32 	%r154, %r151, %r153;
-	mov.b32 	%f501, %r154;
-	cvt.rn.f32.s32 	%f502, %r153;
-	mov.f32 	%f503, 0f34000000;
-	fma.rn.f32 	%f504, %f502, %f503, %f500;
-	add.f32 	%f505, %f501, 0fBF800000;
-	mov.f32 	%f506, 0f3E1039F6;
-	mov.f32 	%f507, 0fBE055027;
-	fma.rn.f32 	%f508, %f507, %f505, %f506;
-	mov.f32 	%f509, 0fBDF8CDCC;
-	fma.rn.f32 	%f510, %f508, %f505, %f509;
-	mov.f32 	%f511, 0f3E0F2955;
-	fma.rn.f32 	%f512, %f510, %f505, %f511;
-	mov.f32 	%f513, 0fBE2AD8B9;
-	fma.rn.f32 	%f514, %f512, %f505, %f513;
-	mov.f32 	%f515, 0f3E4CED0B;
-	fma.rn.f32 	%f516, %f514, %f505, %f515;
-	mov.f32 	%f517, 0fBE7FFF22;
-	fma.rn.f32 	%f518, %f516, %f505, %f517;
-	mov.f32 	%f519, 0f3EAAAA78;
-	fma.rn.f32 	%f520, %f518, %f505, %f519;
-	mov.f32 	%f521, 0fBF000000;
-	fma.rn.f32 	%f522, %f520, %f505, %f521;
-	mul.f32 	%f523, %f505, %f522;
-	fma.rn.f32 	%f524, %f523, %f505, %f505;
-	mov.f32 	%f525, 0f3F317218;
-	fma.rn.f32 	%f608, %f504, %f525, %f524;
-	setp.lt.u32 	%p94, %r151, 2139095040;
-	@%p94 bra 	$L__BB1_13;
+	mov.b32 	%f445, %r154;
+	cvt.rn.f32.s32 	%f446, %r153;
+	mov.f32 	%f447, 0f34000000;
+	fma.rn.f32 	%f448, %f446, %f447, %f444;
+	add.f32 	%f449, %f445, 0fBF800000;
+	mov.f32 	%f450, 0f3E1039F6;
+	mov.f32 	%f451, 0fBE055027;
+	fma.rn.f32 	%f452, %f451, %f449, %f450;
+	mov.f32 	%f453, 0fBDF8CDCC;
+	fma.rn.f32 	%f454, %f452, %f449, %f453;
+	mov.f32 	%f455, 0f3E0F2955;
+	fma.rn.f32 	%f456, %f454, %f449, %f455;
+	mov.f32 	%f457, 0fBE2AD8B9;
+	fma.rn.f32 	%f458, %f456, %f449, %f457;
+	mov.f32 	%f459, 0f3E4CED0B;
+	fma.rn.f32 	%f460, %f458, %f449, %f459;
+	mov.f32 	%f461, 0fBE7FFF22;
+	fma.rn.f32 	%f462, %f460, %f449, %f461;
+	mov.f32 	%f463, 0f3EAAAA78;
+	fma.rn.f32 	%f464, %f462, %f449, %f463;
+	mov.f32 	%f465, 0fBF000000;
+	fma.rn.f32 	%f466, %f464, %f449, %f465;
+	mul.f32 	%f467, %f466, %f449;
+	fma.rn.f32 	%f468, %f467, %f449, %f449;
+	mov.f32 	%f469, 0f3F317218;
+	fma.rn.f32 	%f954, %f448, %f469, %f468;
+	setp.lt.u32 	%p99, %r151, 2139095040;
+	@%p99 bra 	$L__BB1_114;
 
-	mov.f32 	%f526, 0f7F800000;
-	fma.rn.f32 	%f608, %f70, %f526, %f526;
-
-$L__BB1_13:
-	setp.eq.f32 	%p95, %f70, 0f00000000;
-	selp.f32 	%f609, 0fFF800000, %f608, %p95;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_33:
-	setp.gt.s32 	%p15, %r41, 18;
-	@%p15 bra 	$L__BB1_41;
-	bra.uni 	$L__BB1_34;
-
-$L__BB1_41:
-	setp.gt.s32 	%p16, %r41, 20;
-	@%p16 bra 	$L__BB1_51;
-
-	setp.eq.s32 	%p19, %r41, 19;
-	@%p19 bra 	$L__BB1_87;
-
-	setp.eq.s32 	%p20, %r41, 20;
-	@%p20 bra 	$L__BB1_44;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_44:
-	mul.f32 	%f238, %f609, 0f3F22F983;
-	cvt.rni.s32.f32 	%r169, %f238;
-	cvt.rn.f32.s32 	%f239, %r169;
-	mov.f32 	%f240, 0fBFC90FDA;
-	fma.rn.f32 	%f241, %f239, %f240, %f609;
-	mov.f32 	%f242, 0fB3A22168;
-	fma.rn.f32 	%f243, %f239, %f242, %f241;
-	mov.f32 	%f244, 0fA7C234C5;
-	fma.rn.f32 	%f600, %f239, %f244, %f243;
-	abs.f32 	%f24, %f609;
-	setp.ltu.f32 	%p60, %f24, 0f47CE4780;
-	@%p60 bra 	$L__BB1_83;
-
-	setp.eq.f32 	%p61, %f24, 0f7F800000;
-	@%p61 bra 	$L__BB1_82;
-	bra.uni 	$L__BB1_46;
-
-$L__BB1_82:
-	mov.f32 	%f247, 0f00000000;
-	mul.rn.f32 	%f600, %f609, %f247;
-	mov.u32 	%r169, 0;
-	bra.uni 	$L__BB1_83;
-
-$L__BB1_25:
-	setp.gt.s32 	%p26, %r41, 13;
-	@%p26 bra 	$L__BB1_29;
-
-	setp.eq.s32 	%p29, %r41, 12;
-	@%p29 bra 	$L__BB1_106;
-
-	setp.eq.s32 	%p30, %r41, 13;
-	@%p30 bra 	$L__BB1_28;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_28:
-	cvt.rmi.f32.f32 	%f609, %f609;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_63:
-	setp.gt.s32 	%p5, %r41, 28;
-	@%p5 bra 	$L__BB1_67;
-
-	setp.eq.s32 	%p8, %r41, 27;
-	@%p8 bra 	$L__BB1_70;
-
-	setp.eq.s32 	%p9, %r41, 28;
-	@%p9 bra 	$L__BB1_66;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_66:
-	setp.lt.f32 	%p45, %f609, %f81;
-	setp.gt.f32 	%p46, %f609, %f82;
-	selp.f32 	%f83, %f82, %f609, %p46;
-	selp.f32 	%f609, %f81, %f83, %p45;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_4:
-	setp.eq.s32 	%p42, %r41, 0;
-	@%p42 bra 	$L__BB1_115;
-
-	setp.eq.s32 	%p43, %r41, 1;
-	@%p43 bra 	$L__BB1_112;
-
-	setp.eq.s32 	%p44, %r41, 2;
-	@%p44 bra 	$L__BB1_7;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_7:
-	abs.f32 	%f542, %f609;
-	mul.f32 	%f543, %f542, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f544, %f543;
-	add.f32 	%f545, %f544, 0f3F800000;
-	mov.f32 	%f546, 0f3F800000;
-	rcp.approx.ftz.f32 	%f547, %f545;
-	mov.f32 	%f548, 0fC0000000;
-	fma.rn.f32 	%f549, %f547, %f548, %f546;
-	setp.ge.f32 	%p96, %f542, 0f41102CB4;
-	selp.f32 	%f550, 0f3F800000, %f549, %p96;
-	mov.b32 	%r157, %f550;
-	mov.b32 	%r158, %f609;
-	and.b32  	%r159, %r158, -2147483648;
-	or.b32  	%r160, %r159, %r157;
-	mov.b32 	%f551, %r160;
-	mul.f32 	%f552, %f609, %f609;
-	mov.f32 	%f553, 0fBD563CAE;
-	mov.f32 	%f554, 0f3C80F082;
-	fma.rn.f32 	%f555, %f554, %f552, %f553;
-	mov.f32 	%f556, 0f3E085941;
-	fma.rn.f32 	%f557, %f555, %f552, %f556;
-	mov.f32 	%f558, 0fBEAAA9ED;
-	fma.rn.f32 	%f559, %f557, %f552, %f558;
-	mov.f32 	%f560, 0f00000000;
-	fma.rn.f32 	%f561, %f559, %f552, %f560;
-	fma.rn.f32 	%f562, %f561, %f609, %f609;
-	setp.ge.f32 	%p97, %f542, 0f3F19999A;
-	selp.f32 	%f609, %f551, %f562, %p97;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_34:
-	setp.eq.s32 	%p21, %r41, 16;
-	@%p21 bra 	$L__BB1_103;
-
-	setp.eq.s32 	%p22, %r41, 17;
-	@%p22 bra 	$L__BB1_102;
-
-	setp.eq.s32 	%p23, %r41, 18;
-	@%p23 bra 	$L__BB1_37;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_37:
-	setp.gt.f32 	%p80, %f609, 0f00000000;
-	@%p80 bra 	$L__BB1_99;
-	bra.uni 	$L__BB1_38;
-
-$L__BB1_99:
-	neg.f32 	%f324, %f609;
-	mov.f32 	%f325, 0f3F000000;
-	mov.f32 	%f326, 0f3BBB989D;
-	fma.rn.f32 	%f327, %f324, %f326, %f325;
-	cvt.sat.f32.f32 	%f328, %f327;
-	mov.f32 	%f329, 0f4B400001;
-	mov.f32 	%f330, 0f437C0000;
-	fma.rm.f32 	%f331, %f328, %f330, %f329;
-	add.f32 	%f332, %f331, 0fCB40007F;
-	neg.f32 	%f333, %f332;
-	mov.f32 	%f334, 0f3FB8AA3B;
-	fma.rn.f32 	%f335, %f324, %f334, %f333;
-	mov.f32 	%f336, 0f32A57060;
-	fma.rn.f32 	%f337, %f324, %f336, %f335;
-	mov.b32 	%r135, %f331;
-	shl.b32 	%r136, %r135, 23;
-	mov.b32 	%f338, %r136;
-	ex2.approx.ftz.f32 	%f339, %f337;
-	fma.rn.f32 	%f340, %f339, %f338, 0f3F800000;
-	setp.lt.f32 	%p84, %f340, 0f00800000;
-	mul.f32 	%f341, %f340, 0f4B000000;
-	selp.f32 	%f52, %f341, %f340, %p84;
-	selp.f32 	%f342, 0fC1B80000, 0f00000000, %p84;
-	mov.b32 	%r137, %f52;
-	add.s32 	%r138, %r137, -1059760811;
-	and.b32  	%r139, %r138, -8388608;
-	sub.s32 	%r140, %r137, %r139;
-	mov.b32 	%f343, %r140;
-	cvt.rn.f32.s32 	%f344, %r139;
-	mov.f32 	%f345, 0f34000000;
-	fma.rn.f32 	%f346, %f344, %f345, %f342;
-	add.f32 	%f347, %f343, 0fBF800000;
-	mov.f32 	%f348, 0f3E1039F6;
-	mov.f32 	%f349, 0fBE055027;
-	fma.rn.f32 	%f350, %f349, %f347, %f348;
-	mov.f32 	%f351, 0fBDF8CDCC;
-	fma.rn.f32 	%f352, %f350, %f347, %f351;
-	mov.f32 	%f353, 0f3E0F2955;
-	fma.rn.f32 	%f354, %f352, %f347, %f353;
-	mov.f32 	%f355, 0fBE2AD8B9;
-	fma.rn.f32 	%f356, %f354, %f347, %f355;
-	mov.f32 	%f357, 0f3E4CED0B;
-	fma.rn.f32 	%f358, %f356, %f347, %f357;
-	mov.f32 	%f359, 0fBE7FFF22;
-	fma.rn.f32 	%f360, %f358, %f347, %f359;
-	mov.f32 	%f361, 0f3EAAAA78;
-	fma.rn.f32 	%f362, %f360, %f347, %f361;
-	mov.f32 	%f363, 0fBF000000;
-	fma.rn.f32 	%f364, %f362, %f347, %f363;
-	mul.f32 	%f365, %f364, %f347;
-	fma.rn.f32 	%f366, %f365, %f347, %f347;
-	mov.f32 	%f367, 0f3F317218;
-	fma.rn.f32 	%f607, %f346, %f367, %f366;
-	setp.lt.u32 	%p85, %r137, 2139095040;
-	@%p85 bra 	$L__BB1_101;
-
-	mov.f32 	%f368, 0f7F800000;
-	fma.rn.f32 	%f607, %f52, %f368, %f368;
-
-$L__BB1_101:
-	setp.eq.f32 	%p86, %f52, 0f00000000;
-	selp.f32 	%f369, 0fFF800000, %f607, %p86;
-	add.f32 	%f609, %f609, %f369;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_22:
-	setp.eq.s32 	%p32, %r41, 9;
-	@%p32 bra 	$L__BB1_108;
-
-	setp.eq.s32 	%p33, %r41, 10;
-	@%p33 bra 	$L__BB1_24;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_24:
-	setp.ge.f32 	%p90, %f609, 0f00000000;
-	mul.f32 	%f424, %f609, %f81;
-	selp.f32 	%f609, %f609, %f424, %p90;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_60:
-	setp.eq.s32 	%p11, %r41, 25;
-	@%p11 bra 	$L__BB1_71;
-
-	setp.eq.s32 	%p12, %r41, 26;
-	@%p12 bra 	$L__BB1_62;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_62:
-	abs.f32 	%f85, %f609;
-	add.f32 	%f86, %f85, 0f3F800000;
-	div.rn.f32 	%f609, %f609, %f86;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_14:
-	setp.eq.s32 	%p38, %r41, 5;
-	@%p38 bra 	$L__BB1_110;
-
-	setp.eq.s32 	%p39, %r41, 6;
-	@%p39 bra 	$L__BB1_16;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_16:
-	neg.f32 	%f609, %f609;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_51:
-	setp.eq.s32 	%p17, %r41, 21;
-	@%p17 bra 	$L__BB1_81;
-
-	setp.eq.s32 	%p18, %r41, 22;
-	@%p18 bra 	$L__BB1_53;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_53:
-	setp.gt.f32 	%p59, %f609, 0f00000000;
-	@%p59 bra 	$L__BB1_80;
-	bra.uni 	$L__BB1_54;
-
-$L__BB1_80:
-	mul.f32 	%f609, %f609, %f82;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_29:
-	setp.eq.s32 	%p27, %r41, 14;
-	@%p27 bra 	$L__BB1_105;
-
-	setp.eq.s32 	%p28, %r41, 15;
-	@%p28 bra 	$L__BB1_31;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_31:
-	fma.rn.f32 	%f392, %f609, %f81, %f82;
-	mov.f32 	%f393, 0f3F800000;
-	min.f32 	%f394, %f393, %f392;
-	mov.f32 	%f395, 0f00000000;
-	max.f32 	%f609, %f395, %f394;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_67:
-	setp.eq.s32 	%p6, %r41, 30;
-	@%p6 bra 	$L__BB1_107;
-
-	setp.ne.s32 	%p7, %r41, 29;
-	@%p7 bra 	$L__BB1_116;
-
-	mul.f32 	%f609, %f609, %f81;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_109:
-	abs.f32 	%f609, %f609;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_79:
-	mov.f32 	%f199, 0f00000000;
-	max.f32 	%f200, %f199, %f609;
-	div.rn.f32 	%f201, %f609, %f81;
-	mov.f32 	%f202, 0f3F000000;
-	mov.f32 	%f203, 0f3BBB989D;
-	fma.rn.f32 	%f204, %f201, %f203, %f202;
-	cvt.sat.f32.f32 	%f205, %f204;
-	mov.f32 	%f206, 0f4B400001;
-	mov.f32 	%f207, 0f437C0000;
-	fma.rm.f32 	%f208, %f205, %f207, %f206;
-	add.f32 	%f209, %f208, 0fCB40007F;
-	neg.f32 	%f210, %f209;
-	mov.f32 	%f211, 0f3FB8AA3B;
-	fma.rn.f32 	%f212, %f201, %f211, %f210;
-	mov.f32 	%f213, 0f32A57060;
-	fma.rn.f32 	%f214, %f201, %f213, %f212;
-	mov.b32 	%r63, %f208;
-	shl.b32 	%r64, %r63, 23;
-	mov.b32 	%f215, %r64;
-	ex2.approx.ftz.f32 	%f216, %f214;
-	fma.rn.f32 	%f217, %f216, %f215, 0fBF800000;
-	mul.f32 	%f218, %f217, %f81;
-	min.f32 	%f219, %f199, %f218;
-	add.f32 	%f609, %f200, %f219;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_111:
-	mov.f32 	%f527, 0f3F000000;
-	mov.f32 	%f528, 0f3BBB989D;
-	fma.rn.f32 	%f529, %f609, %f528, %f527;
-	cvt.sat.f32.f32 	%f530, %f529;
-	mov.f32 	%f531, 0f4B400001;
-	mov.f32 	%f532, 0f437C0000;
-	fma.rm.f32 	%f533, %f530, %f532, %f531;
-	add.f32 	%f534, %f533, 0fCB40007F;
-	neg.f32 	%f535, %f534;
-	mov.f32 	%f536, 0f3FB8AA3B;
-	fma.rn.f32 	%f537, %f609, %f536, %f535;
-	mov.f32 	%f538, 0f32A57060;
-	fma.rn.f32 	%f539, %f609, %f538, %f537;
-	mov.b32 	%r155, %f533;
-	shl.b32 	%r156, %r155, 23;
-	mov.b32 	%f540, %r156;
-	ex2.approx.ftz.f32 	%f541, %f539;
-	mul.f32 	%f609, %f541, %f540;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_87:
-	mul.f32 	%f259, %f609, 0f3F22F983;
-	cvt.rni.s32.f32 	%r173, %f259;
-	cvt.rn.f32.s32 	%f260, %r173;
-	mov.f32 	%f261, 0fBFC90FDA;
-	fma.rn.f32 	%f262, %f260, %f261, %f609;
-	mov.f32 	%f263, 0fB3A22168;
-	fma.rn.f32 	%f264, %f260, %f263, %f262;
-	mov.f32 	%f265, 0fA7C234C5;
-	fma.rn.f32 	%f603, %f260, %f265, %f264;
-	abs.f32 	%f36, %f609;
-	setp.ltu.f32 	%p70, %f36, 0f47CE4780;
-	@%p70 bra 	$L__BB1_95;
-
-	setp.eq.f32 	%p71, %f36, 0f7F800000;
-	@%p71 bra 	$L__BB1_94;
-	bra.uni 	$L__BB1_89;
-
-$L__BB1_94:
-	mov.f32 	%f268, 0f00000000;
-	mul.rn.f32 	%f603, %f609, %f268;
-	mov.u32 	%r173, 0;
-	bra.uni 	$L__BB1_95;
-
-$L__BB1_106:
-	rcp.rn.f32 	%f609, %f609;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_70:
-	setp.gt.f32 	%p47, %f609, 0f00000000;
-	setp.lt.f32 	%p48, %f609, 0f00000000;
-	selp.f32 	%f84, 0fBF800000, %f609, %p48;
-	selp.f32 	%f609, 0f3F800000, %f84, %p47;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_115:
-	setp.le.f32 	%p99, %f609, 0f00000000;
-	selp.f32 	%f609, 0f00000000, %f609, %p99;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_112:
-	setp.ltu.f32 	%p98, %f609, 0f00000000;
-	@%p98 bra 	$L__BB1_114;
-	bra.uni 	$L__BB1_113;
+	mov.f32 	%f470, 0f7F800000;
+	fma.rn.f32 	%f954, %f44, %f470, %f470;
 
 $L__BB1_114:
-	mov.f32 	%f580, 0f3F000000;
-	mov.f32 	%f581, 0f3BBB989D;
-	fma.rn.f32 	%f582, %f609, %f581, %f580;
-	cvt.sat.f32.f32 	%f583, %f582;
-	mov.f32 	%f584, 0f4B400001;
-	mov.f32 	%f585, 0f437C0000;
-	fma.rm.f32 	%f586, %f583, %f585, %f584;
-	add.f32 	%f587, %f586, 0fCB40007F;
-	neg.f32 	%f588, %f587;
-	mov.f32 	%f589, 0f3FB8AA3B;
-	fma.rn.f32 	%f590, %f609, %f589, %f588;
-	mov.f32 	%f591, 0f32A57060;
-	fma.rn.f32 	%f592, %f609, %f591, %f590;
-	mov.b32 	%r163, %f586;
-	shl.b32 	%r164, %r163, 23;
-	mov.b32 	%f593, %r164;
-	ex2.approx.ftz.f32 	%f594, %f592;
-	mul.f32 	%f595, %f594, %f593;
-	add.f32 	%f596, %f595, 0f3F800000;
-	div.rn.f32 	%f609, %f595, %f596;
-	bra.uni 	$L__BB1_116;
+	setp.eq.f32 	%p100, %f44, 0f00000000;
+	selp.f32 	%f956, 0fFF800000, %f954, %p100;
 
-$L__BB1_103:
-	setp.ge.f32 	%p87, %f609, 0f00000000;
-	@%p87 bra 	$L__BB1_116;
-
-	mov.f32 	%f376, 0f3F000000;
-	mov.f32 	%f377, 0f3BBB989D;
-	fma.rn.f32 	%f378, %f609, %f377, %f376;
-	cvt.sat.f32.f32 	%f379, %f378;
-	mov.f32 	%f380, 0f4B400001;
-	mov.f32 	%f381, 0f437C0000;
-	fma.rm.f32 	%f382, %f379, %f381, %f380;
-	add.f32 	%f383, %f382, 0fCB40007F;
-	neg.f32 	%f384, %f383;
-	mov.f32 	%f385, 0f3FB8AA3B;
-	fma.rn.f32 	%f386, %f609, %f385, %f384;
-	mov.f32 	%f387, 0f32A57060;
-	fma.rn.f32 	%f388, %f609, %f387, %f386;
-	mov.b32 	%r141, %f382;
-	shl.b32 	%r142, %r141, 23;
-	mov.b32 	%f389, %r142;
-	ex2.approx.ftz.f32 	%f390, %f388;
-	fma.rn.f32 	%f391, %f390, %f389, 0fBF800000;
-	mul.f32 	%f609, %f391, %f81;
-	bra.uni 	$L__BB1_116;
+$L__BB1_118:
+	abs.f32 	%f517, %f956;
+	mul.f32 	%f518, %f517, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f519, %f518;
+	add.f32 	%f520, %f519, 0f3F800000;
+	mov.f32 	%f521, 0f3F800000;
+	rcp.approx.ftz.f32 	%f522, %f520;
+	mov.f32 	%f523, 0fC0000000;
+	fma.rn.f32 	%f524, %f522, %f523, %f521;
+	setp.ge.f32 	%p104, %f517, 0f41102CB4;
+	selp.f32 	%f525, 0f3F800000, %f524, %p104;
+	mov.b32 	%r161, %f525;
+	mov.b32 	%r162, %f956;
+	and.b32  	%r163, %r162, -2147483648;
+	or.b32  	%r164, %r163, %r161;
+	mov.b32 	%f526, %r164;
+	mul.f32 	%f527, %f956, %f956;
+	mov.f32 	%f528, 0fBD563CAE;
+	mov.f32 	%f529, 0f3C80F082;
+	fma.rn.f32 	%f530, %f529, %f527, %f528;
+	mov.f32 	%f531, 0f3E085941;
+	fma.rn.f32 	%f532, %f530, %f527, %f531;
+	mov.f32 	%f533, 0fBEAAA9ED;
+	fma.rn.f32 	%f534, %f532, %f527, %f533;
+	mov.f32 	%f535, 0f00000000;
+	fma.rn.f32 	%f536, %f534, %f527, %f535;
+	fma.rn.f32 	%f537, %f536, %f956, %f956;
+	setp.ge.f32 	%p105, %f517, 0f3F19999A;
+	selp.f32 	%f538, %f526, %f537, %p105;
+	mul.f32 	%f968, %f968, %f538;
+	bra.uni 	$L__BB1_165;
 
 $L__BB1_102:
-	div.rn.f32 	%f370, %f609, 0f40C00000;
-	add.f32 	%f371, %f370, 0f3F000000;
-	mov.f32 	%f372, 0f3F800000;
-	min.f32 	%f373, %f372, %f371;
-	mov.f32 	%f374, 0f00000000;
-	max.f32 	%f375, %f374, %f373;
-	mul.f32 	%f609, %f609, %f375;
-	bra.uni 	$L__BB1_116;
+	mov.f32 	%f250, 0f3FB8AA3B;
+	mul.rn.f32 	%f251, %f23, %f250;
+	cvt.rzi.f32.f32 	%f252, %f251;
+	abs.f32 	%f253, %f252;
+	setp.gt.f32 	%p71, %f253, 0f42FC0000;
+	mov.b32 	%r93, %f252;
+	and.b32  	%r94, %r93, -2147483648;
+	or.b32  	%r95, %r94, 1123811328;
+	mov.b32 	%f254, %r95;
+	selp.f32 	%f255, %f254, %f252, %p71;
+	mov.f32 	%f256, 0fBF317218;
+	fma.rn.f32 	%f257, %f255, %f256, %f23;
+	mov.f32 	%f258, 0f3102E308;
+	fma.rn.f32 	%f259, %f255, %f258, %f257;
+	mul.f32 	%f260, %f259, 0f3FB8AA3B;
+	add.f32 	%f261, %f255, 0f4B40007D;
+	mov.b32 	%r96, %f261;
+	shl.b32 	%r97, %r96, 23;
+	mov.b32 	%f262, %r97;
+	ex2.approx.ftz.f32 	%f263, %f260;
+	mul.f32 	%f264, %f263, %f262;
+	mov.f32 	%f265, 0f3E000000;
+	div.approx.f32 	%f266, %f265, %f264;
+	neg.f32 	%f267, %f266;
+	mov.f32 	%f268, 0f40000000;
+	fma.rn.f32 	%f269, %f268, %f264, %f267;
+	setp.ge.f32 	%p72, %f23, 0f42B40000;
+	selp.f32 	%f270, 0f7F800000, %f269, %p72;
+	mov.b32 	%r98, %f270;
+	mov.b32 	%r99, %f968;
+	and.b32  	%r100, %r99, -2147483648;
+	or.b32  	%r101, %r100, %r98;
+	mov.b32 	%f968, %r101;
+	bra.uni 	$L__BB1_165;
 
-$L__BB1_108:
-	mul.f32 	%f425, %f609, 0f3F000000;
-	mov.f32 	%f426, 0f3F000000;
-	mul.f32 	%f427, %f609, 0f3F3504F3;
-	abs.f32 	%f428, %f427;
-	fma.rn.f32 	%f429, %f428, 0f3F000000, 0f3F800000;
-	mov.f32 	%f430, 0f3F800000;
-	rcp.rn.f32 	%f431, %f429;
-	mul.f32 	%f432, %f428, %f428;
-	mov.f32 	%f433, 0fBFA1FC4E;
-	sub.f32 	%f434, %f433, %f432;
-	fma.rn.f32 	%f435, %f431, 0f3E2EF945, 0fBF527892;
-	fma.rn.f32 	%f436, %f431, %f435, 0f3FBE87B0;
-	fma.rn.f32 	%f437, %f431, %f436, 0fBF914E5D;
-	fma.rn.f32 	%f438, %f431, %f437, 0f3E8EC7CC;
-	fma.rn.f32 	%f439, %f431, %f438, 0fBE3EC24C;
-	fma.rn.f32 	%f440, %f431, %f439, 0f3DC636C9;
-	fma.rn.f32 	%f441, %f431, %f440, 0f3EBF88FB;
-	fma.rn.f32 	%f442, %f431, %f441, 0f3F8000C7;
-	fma.rn.f32 	%f443, %f431, %f442, %f434;
-	mov.f32 	%f444, 0f3BBB989D;
-	fma.rn.f32 	%f445, %f443, %f444, %f426;
-	cvt.sat.f32.f32 	%f446, %f445;
-	mov.f32 	%f447, 0f4B400001;
-	mov.f32 	%f448, 0f437C0000;
-	fma.rm.f32 	%f449, %f446, %f448, %f447;
-	add.f32 	%f450, %f449, 0fCB40007F;
-	neg.f32 	%f451, %f450;
-	mov.f32 	%f452, 0f3FB8AA3B;
-	fma.rn.f32 	%f453, %f443, %f452, %f451;
-	mov.f32 	%f454, 0f32A57060;
-	fma.rn.f32 	%f455, %f443, %f454, %f453;
-	mov.b32 	%r147, %f449;
-	shl.b32 	%r148, %r147, 23;
-	mov.b32 	%f456, %r148;
-	ex2.approx.ftz.f32 	%f457, %f455;
-	mul.f32 	%f458, %f457, %f456;
-	mul.f32 	%f459, %f431, %f458;
-	sub.f32 	%f460, %f430, %f459;
-	setp.lt.f32 	%p91, %f427, 0f00000000;
-	neg.f32 	%f461, %f460;
-	selp.f32 	%f462, %f461, %f460, %p91;
-	add.f32 	%f463, %f462, 0f3F800000;
-	mul.f32 	%f609, %f425, %f463;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_71:
-	setp.gt.f32 	%p49, %f609, 0f00000000;
-	@%p49 bra 	$L__BB1_75;
-	bra.uni 	$L__BB1_72;
-
-$L__BB1_75:
-	neg.f32 	%f131, %f609;
-	mov.f32 	%f132, 0f3F000000;
-	mov.f32 	%f133, 0f3BBB989D;
-	fma.rn.f32 	%f134, %f131, %f133, %f132;
-	cvt.sat.f32.f32 	%f135, %f134;
-	mov.f32 	%f136, 0f4B400001;
-	mov.f32 	%f137, 0f437C0000;
-	fma.rm.f32 	%f138, %f135, %f137, %f136;
-	add.f32 	%f139, %f138, 0fCB40007F;
-	neg.f32 	%f140, %f139;
-	mov.f32 	%f141, 0f3FB8AA3B;
-	fma.rn.f32 	%f142, %f131, %f141, %f140;
-	mov.f32 	%f143, 0f32A57060;
-	fma.rn.f32 	%f144, %f131, %f143, %f142;
-	mov.b32 	%r53, %f138;
-	shl.b32 	%r54, %r53, 23;
-	mov.b32 	%f145, %r54;
-	ex2.approx.ftz.f32 	%f146, %f144;
-	fma.rn.f32 	%f147, %f146, %f145, 0f3F800000;
-	setp.lt.f32 	%p53, %f147, 0f00800000;
-	mul.f32 	%f148, %f147, 0f4B000000;
-	selp.f32 	%f11, %f148, %f147, %p53;
-	selp.f32 	%f149, 0fC1B80000, 0f00000000, %p53;
-	mov.b32 	%r55, %f11;
-	add.s32 	%r56, %r55, -1059760811;
-	and.b32  	%r57, %r56, -8388608;
-	sub.s32 	%r58, %r55, %r57;
-	mov.b32 	%f150, %r58;
-	cvt.rn.f32.s32 	%f151, %r57;
-	mov.f32 	%f152, 0f34000000;
-	fma.rn.f32 	%f153, %f151, %f152, %f149;
-	add.f32 	%f154, %f150, 0fBF800000;
-	mov.f32 	%f155, 0f3E1039F6;
-	mov.f32 	%f156, 0fBE055027;
-	fma.rn.f32 	%f157, %f156, %f154, %f155;
-	mov.f32 	%f158, 0fBDF8CDCC;
-	fma.rn.f32 	%f159, %f157, %f154, %f158;
-	mov.f32 	%f160, 0f3E0F2955;
-	fma.rn.f32 	%f161, %f159, %f154, %f160;
-	mov.f32 	%f162, 0fBE2AD8B9;
-	fma.rn.f32 	%f163, %f161, %f154, %f162;
-	mov.f32 	%f164, 0f3E4CED0B;
-	fma.rn.f32 	%f165, %f163, %f154, %f164;
-	mov.f32 	%f166, 0fBE7FFF22;
-	fma.rn.f32 	%f167, %f165, %f154, %f166;
-	mov.f32 	%f168, 0f3EAAAA78;
-	fma.rn.f32 	%f169, %f167, %f154, %f168;
-	mov.f32 	%f170, 0fBF000000;
-	fma.rn.f32 	%f171, %f169, %f154, %f170;
-	mul.f32 	%f172, %f171, %f154;
-	fma.rn.f32 	%f173, %f172, %f154, %f154;
-	mov.f32 	%f174, 0f3F317218;
-	fma.rn.f32 	%f598, %f153, %f174, %f173;
-	setp.lt.u32 	%p54, %r55, 2139095040;
-	@%p54 bra 	$L__BB1_77;
-
-	mov.f32 	%f175, 0f7F800000;
-	fma.rn.f32 	%f598, %f11, %f175, %f175;
-
-$L__BB1_77:
-	setp.eq.f32 	%p55, %f11, 0f00000000;
-	selp.f32 	%f176, 0fFF800000, %f598, %p55;
-	add.f32 	%f599, %f609, %f176;
-	bra.uni 	$L__BB1_78;
-
-$L__BB1_110:
-	sqrt.rn.f32 	%f609, %f609;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_81:
-	cvt.rni.f32.f32 	%f609, %f609;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_105:
-	cvt.rpi.f32.f32 	%f609, %f609;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_107:
-	mul.f32 	%f396, %f609, 0f3F000000;
-	mul.f32 	%f397, %f609, 0f3D372713;
-	mul.f32 	%f398, %f609, %f397;
-	fma.rn.f32 	%f399, %f609, %f398, %f609;
-	mul.f32 	%f400, %f399, 0f3F4C422A;
-	abs.f32 	%f401, %f400;
-	mul.f32 	%f402, %f401, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f403, %f402;
-	add.f32 	%f404, %f403, 0f3F800000;
-	mov.f32 	%f405, 0f3F800000;
-	rcp.approx.ftz.f32 	%f406, %f404;
-	mov.f32 	%f407, 0fC0000000;
-	fma.rn.f32 	%f408, %f406, %f407, %f405;
-	setp.ge.f32 	%p88, %f401, 0f41102CB4;
-	selp.f32 	%f409, 0f3F800000, %f408, %p88;
-	mov.b32 	%r143, %f409;
-	mov.b32 	%r144, %f400;
-	and.b32  	%r145, %r144, -2147483648;
-	or.b32  	%r146, %r145, %r143;
-	mov.b32 	%f410, %r146;
-	mul.f32 	%f411, %f400, %f400;
-	mov.f32 	%f412, 0fBD563CAE;
-	mov.f32 	%f413, 0f3C80F082;
-	fma.rn.f32 	%f414, %f413, %f411, %f412;
-	mov.f32 	%f415, 0f3E085941;
-	fma.rn.f32 	%f416, %f414, %f411, %f415;
-	mov.f32 	%f417, 0fBEAAA9ED;
-	fma.rn.f32 	%f418, %f416, %f411, %f417;
-	mov.f32 	%f419, 0f00000000;
-	fma.rn.f32 	%f420, %f418, %f411, %f419;
-	fma.rn.f32 	%f421, %f420, %f400, %f400;
-	setp.ge.f32 	%p89, %f401, 0f3F19999A;
-	selp.f32 	%f422, %f410, %f421, %p89;
-	add.f32 	%f423, %f422, 0f3F800000;
-	mul.f32 	%f609, %f396, %f423;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_38:
-	mov.f32 	%f280, 0f3F000000;
-	mov.f32 	%f281, 0f3BBB989D;
-	fma.rn.f32 	%f282, %f609, %f281, %f280;
-	cvt.sat.f32.f32 	%f283, %f282;
-	mov.f32 	%f284, 0f4B400001;
-	mov.f32 	%f285, 0f437C0000;
-	fma.rm.f32 	%f286, %f283, %f285, %f284;
-	add.f32 	%f287, %f286, 0fCB40007F;
-	neg.f32 	%f288, %f287;
-	mov.f32 	%f289, 0f3FB8AA3B;
-	fma.rn.f32 	%f290, %f609, %f289, %f288;
-	mov.f32 	%f291, 0f32A57060;
-	fma.rn.f32 	%f292, %f609, %f291, %f290;
-	mov.b32 	%r129, %f286;
-	shl.b32 	%r130, %r129, 23;
-	mov.b32 	%f293, %r130;
-	ex2.approx.ftz.f32 	%f294, %f292;
-	fma.rn.f32 	%f295, %f294, %f293, 0f3F800000;
-	setp.lt.f32 	%p81, %f295, 0f00800000;
-	mul.f32 	%f296, %f295, 0f4B000000;
-	selp.f32 	%f47, %f296, %f295, %p81;
-	selp.f32 	%f297, 0fC1B80000, 0f00000000, %p81;
-	mov.b32 	%r131, %f47;
-	add.s32 	%r132, %r131, -1059760811;
-	and.b32  	%r133, %r132, -8388608;
-	sub.s32 	%r134, %r131, %r133;
-	mov.b32 	%f298, %r134;
-	cvt.rn.f32.s32 	%f299, %r133;
-	mov.f32 	%f300, 0f34000000;
-	fma.rn.f32 	%f301, %f299, %f300, %f297;
-	add.f32 	%f302, %f298, 0fBF800000;
-	mov.f32 	%f303, 0f3E1039F6;
-	mov.f32 	%f304, 0fBE055027;
-	fma.rn.f32 	%f305, %f304, %f302, %f303;
-	mov.f32 	%f306, 0fBDF8CDCC;
-	fma.rn.f32 	%f307, %f305, %f302, %f306;
-	mov.f32 	%f308, 0f3E0F2955;
-	fma.rn.f32 	%f309, %f307, %f302, %f308;
-	mov.f32 	%f310, 0fBE2AD8B9;
-	fma.rn.f32 	%f311, %f309, %f302, %f310;
-	mov.f32 	%f312, 0f3E4CED0B;
-	fma.rn.f32 	%f313, %f311, %f302, %f312;
-	mov.f32 	%f314, 0fBE7FFF22;
-	fma.rn.f32 	%f315, %f313, %f302, %f314;
-	mov.f32 	%f316, 0f3EAAAA78;
-	fma.rn.f32 	%f317, %f315, %f302, %f316;
-	mov.f32 	%f318, 0fBF000000;
-	fma.rn.f32 	%f319, %f317, %f302, %f318;
-	mul.f32 	%f320, %f319, %f302;
-	fma.rn.f32 	%f321, %f320, %f302, %f302;
-	mov.f32 	%f322, 0f3F317218;
-	fma.rn.f32 	%f606, %f301, %f322, %f321;
-	setp.lt.u32 	%p82, %r131, 2139095040;
-	@%p82 bra 	$L__BB1_40;
-
-	mov.f32 	%f323, 0f7F800000;
-	fma.rn.f32 	%f606, %f47, %f323, %f323;
+$L__BB1_39:
+	mov.b32 	%r41, %f968;
+	shr.u32 	%r201, %r41, 23;
+	and.b32  	%r202, %r201, 255;
+	add.s32 	%r42, %r202, -128;
+	shl.b32 	%r203, %r41, 8;
+	or.b32  	%r43, %r203, -2147483648;
+	shr.u32 	%r44, %r42, 5;
+	mov.u64 	%rd68, 0;
+	mov.u32 	%r282, 0;
+	mov.u64 	%rd67, __cudart_i2opi_f;
+	mov.u64 	%rd66, %rd1;
 
 $L__BB1_40:
-	setp.eq.f32 	%p83, %f47, 0f00000000;
-	selp.f32 	%f609, 0fFF800000, %f606, %p83;
-	bra.uni 	$L__BB1_116;
+	.pragma "nounroll";
+	ld.global.nc.u32 	%r204, [%rd67];
+	mad.wide.u32 	%rd49, %r204, %r43, %rd68;
+	shr.u64 	%rd68, %rd49, 32;
+	st.local.u32 	[%rd66], %rd49;
+	add.s64 	%rd67, %rd67, 4;
+	add.s64 	%rd66, %rd66, 4;
+	add.s32 	%r282, %r282, 1;
+	setp.ne.s32 	%p120, %r282, 6;
+	@%p120 bra 	$L__BB1_40;
 
-$L__BB1_54:
-	mov.f32 	%f220, 0f3F000000;
-	mov.f32 	%f221, 0f3BBB989D;
-	fma.rn.f32 	%f222, %f609, %f221, %f220;
-	cvt.sat.f32.f32 	%f223, %f222;
-	mov.f32 	%f224, 0f4B400001;
-	mov.f32 	%f225, 0f437C0000;
-	fma.rm.f32 	%f226, %f223, %f225, %f224;
-	add.f32 	%f227, %f226, 0fCB40007F;
-	neg.f32 	%f228, %f227;
-	mov.f32 	%f229, 0f3FB8AA3B;
-	fma.rn.f32 	%f230, %f609, %f229, %f228;
-	mov.f32 	%f231, 0f32A57060;
-	fma.rn.f32 	%f232, %f609, %f231, %f230;
-	mov.b32 	%r65, %f226;
-	shl.b32 	%r66, %r65, 23;
-	mov.b32 	%f233, %r66;
-	ex2.approx.ftz.f32 	%f234, %f232;
-	mul.f32 	%f235, %f234, %f233;
-	mul.f32 	%f236, %f235, %f81;
-	sub.f32 	%f237, %f236, %f81;
-	mul.f32 	%f609, %f237, %f82;
-	bra.uni 	$L__BB1_116;
+	st.local.u32 	[%rd2], %rd68;
+	mov.u32 	%r205, 4;
+	sub.s32 	%r47, %r205, %r44;
+	mov.u32 	%r206, 6;
+	sub.s32 	%r207, %r206, %r44;
+	mul.wide.s32 	%rd50, %r207, 4;
+	add.s64 	%rd51, %rd1, %rd50;
+	ld.local.u32 	%r283, [%rd51];
+	ld.local.u32 	%r284, [%rd51+-4];
+	and.b32  	%r50, %r42, 31;
+	setp.eq.s32 	%p121, %r50, 0;
+	@%p121 bra 	$L__BB1_43;
 
-$L__BB1_113:
-	neg.f32 	%f563, %f609;
-	mov.f32 	%f564, 0f3F000000;
-	mov.f32 	%f565, 0f3BBB989D;
-	fma.rn.f32 	%f566, %f563, %f565, %f564;
-	cvt.sat.f32.f32 	%f567, %f566;
-	mov.f32 	%f568, 0f4B400001;
-	mov.f32 	%f569, 0f437C0000;
-	fma.rm.f32 	%f570, %f567, %f569, %f568;
-	add.f32 	%f571, %f570, 0fCB40007F;
-	neg.f32 	%f572, %f571;
-	mov.f32 	%f573, 0f3FB8AA3B;
-	fma.rn.f32 	%f574, %f563, %f573, %f572;
-	mov.f32 	%f575, 0f32A57060;
-	fma.rn.f32 	%f576, %f563, %f575, %f574;
-	mov.b32 	%r161, %f570;
-	shl.b32 	%r162, %r161, 23;
-	mov.b32 	%f577, %r162;
-	ex2.approx.ftz.f32 	%f578, %f576;
-	fma.rn.f32 	%f579, %f578, %f577, 0f3F800000;
-	rcp.rn.f32 	%f609, %f579;
-	bra.uni 	$L__BB1_116;
+	mov.u32 	%r208, 32;
+	sub.s32 	%r209, %r208, %r50;
+	shr.u32 	%r210, %r284, %r209;
+	shl.b32 	%r211, %r283, %r50;
+	add.s32 	%r283, %r210, %r211;
+	mul.wide.s32 	%rd52, %r47, 4;
+	add.s64 	%rd53, %rd1, %rd52;
+	ld.local.u32 	%r212, [%rd53];
+	shr.u32 	%r213, %r212, %r209;
+	shl.b32 	%r214, %r284, %r50;
+	add.s32 	%r284, %r213, %r214;
+
+$L__BB1_43:
+	and.b32  	%r215, %r41, -2147483648;
+	shr.u32 	%r216, %r284, 30;
+	shl.b32 	%r217, %r283, 2;
+	or.b32  	%r218, %r216, %r217;
+	shr.u32 	%r219, %r218, 31;
+	shr.u32 	%r220, %r283, 30;
+	add.s32 	%r221, %r219, %r220;
+	neg.s32 	%r222, %r221;
+	setp.eq.s32 	%p122, %r215, 0;
+	selp.b32 	%r285, %r221, %r222, %p122;
+	setp.ne.s32 	%p123, %r219, 0;
+	xor.b32  	%r223, %r215, -2147483648;
+	selp.b32 	%r224, %r223, %r215, %p123;
+	selp.b32 	%r225, -1, 0, %p123;
+	xor.b32  	%r226, %r218, %r225;
+	shl.b32 	%r227, %r284, 2;
+	xor.b32  	%r228, %r227, %r225;
+	cvt.u64.u32 	%rd54, %r226;
+	cvt.u64.u32 	%rd55, %r228;
+	bfi.b64 	%rd56, %rd54, %rd55, 32, 32;
+	cvt.rn.f64.s64 	%fd5, %rd56;
+	mul.f64 	%fd6, %fd5, 0d3BF921FB54442D19;
+	cvt.rn.f32.f64 	%f606, %fd6;
+	setp.eq.s32 	%p124, %r224, 0;
+	neg.f32 	%f607, %f606;
+	selp.f32 	%f960, %f606, %f607, %p124;
+
+$L__BB1_136:
+	and.b32  	%r57, %r285, 1;
+	setp.eq.s32 	%p125, %r57, 0;
+	selp.f32 	%f78, %f960, 0f3F800000, %p125;
+	mul.rn.f32 	%f79, %f960, %f960;
+	mov.f32 	%f961, 0fB94D4153;
+	@%p125 bra 	$L__BB1_138;
+
+	mov.f32 	%f610, 0fBAB607ED;
+	mov.f32 	%f611, 0f37CBAC00;
+	fma.rn.f32 	%f961, %f611, %f79, %f610;
+
+$L__BB1_138:
+	selp.f32 	%f612, 0f3C0885E4, 0f3D2AAABB, %p125;
+	fma.rn.f32 	%f613, %f961, %f79, %f612;
+	selp.f32 	%f614, 0fBE2AAAA8, 0fBEFFFFFF, %p125;
+	fma.rn.f32 	%f615, %f613, %f79, %f614;
+	mov.f32 	%f616, 0f00000000;
+	fma.rn.f32 	%f617, %f79, %f78, %f616;
+	fma.rn.f32 	%f968, %f615, %f617, %f78;
+	and.b32  	%r230, %r285, 2;
+	setp.eq.s32 	%p127, %r230, 0;
+	@%p127 bra 	$L__BB1_165;
+
+	mov.f32 	%f619, 0fBF800000;
+	fma.rn.f32 	%f968, %f968, %f619, %f616;
+	bra.uni 	$L__BB1_165;
+
+$L__BB1_68:
+	mov.b32 	%r5, %f968;
+	shr.u32 	%r115, %r5, 23;
+	and.b32  	%r116, %r115, 255;
+	add.s32 	%r6, %r116, -128;
+	shl.b32 	%r117, %r5, 8;
+	or.b32  	%r7, %r117, -2147483648;
+	shr.u32 	%r8, %r6, 5;
+	mov.u64 	%rd62, 0;
+	mov.u32 	%r274, 0;
+	mov.u64 	%rd61, __cudart_i2opi_f;
+	mov.u64 	%rd60, %rd1;
+
+$L__BB1_69:
+	.pragma "nounroll";
+	ld.global.nc.u32 	%r118, [%rd61];
+	mad.wide.u32 	%rd29, %r118, %r7, %rd62;
+	shr.u64 	%rd62, %rd29, 32;
+	st.local.u32 	[%rd60], %rd29;
+	add.s64 	%rd61, %rd61, 4;
+	add.s64 	%rd60, %rd60, 4;
+	add.s32 	%r274, %r274, 1;
+	setp.ne.s32 	%p84, %r274, 6;
+	@%p84 bra 	$L__BB1_69;
+
+	st.local.u32 	[%rd2], %rd62;
+	mov.u32 	%r119, 4;
+	sub.s32 	%r11, %r119, %r8;
+	mov.u32 	%r120, 6;
+	sub.s32 	%r121, %r120, %r8;
+	mul.wide.s32 	%rd30, %r121, 4;
+	add.s64 	%rd31, %rd1, %rd30;
+	ld.local.u32 	%r275, [%rd31];
+	ld.local.u32 	%r276, [%rd31+-4];
+	and.b32  	%r14, %r6, 31;
+	setp.eq.s32 	%p85, %r14, 0;
+	@%p85 bra 	$L__BB1_72;
+
+	mov.u32 	%r122, 32;
+	sub.s32 	%r123, %r122, %r14;
+	shr.u32 	%r124, %r276, %r123;
+	shl.b32 	%r125, %r275, %r14;
+	add.s32 	%r275, %r124, %r125;
+	mul.wide.s32 	%rd32, %r11, 4;
+	add.s64 	%rd33, %rd1, %rd32;
+	ld.local.u32 	%r126, [%rd33];
+	shr.u32 	%r127, %r126, %r123;
+	shl.b32 	%r128, %r276, %r14;
+	add.s32 	%r276, %r127, %r128;
 
 $L__BB1_72:
-	mov.f32 	%f87, 0f3F000000;
-	mov.f32 	%f88, 0f3BBB989D;
-	fma.rn.f32 	%f89, %f609, %f88, %f87;
-	cvt.sat.f32.f32 	%f90, %f89;
-	mov.f32 	%f91, 0f4B400001;
-	mov.f32 	%f92, 0f437C0000;
-	fma.rm.f32 	%f93, %f90, %f92, %f91;
-	add.f32 	%f94, %f93, 0fCB40007F;
-	neg.f32 	%f95, %f94;
-	mov.f32 	%f96, 0f3FB8AA3B;
-	fma.rn.f32 	%f97, %f609, %f96, %f95;
-	mov.f32 	%f98, 0f32A57060;
-	fma.rn.f32 	%f99, %f609, %f98, %f97;
-	mov.b32 	%r47, %f93;
-	shl.b32 	%r48, %r47, 23;
-	mov.b32 	%f100, %r48;
-	ex2.approx.ftz.f32 	%f101, %f99;
-	fma.rn.f32 	%f102, %f101, %f100, 0f3F800000;
-	setp.lt.f32 	%p50, %f102, 0f00800000;
-	mul.f32 	%f103, %f102, 0f4B000000;
-	selp.f32 	%f6, %f103, %f102, %p50;
-	selp.f32 	%f104, 0fC1B80000, 0f00000000, %p50;
-	mov.b32 	%r49, %f6;
-	add.s32 	%r50, %r49, -1059760811;
-	and.b32  	%r51, %r50, -8388608;
-	sub.s32 	%r52, %r49, %r51;
-	mov.b32 	%f105, %r52;
-	cvt.rn.f32.s32 	%f106, %r51;
-	mov.f32 	%f107, 0f34000000;
-	fma.rn.f32 	%f108, %f106, %f107, %f104;
-	add.f32 	%f109, %f105, 0fBF800000;
-	mov.f32 	%f110, 0f3E1039F6;
-	mov.f32 	%f111, 0fBE055027;
-	fma.rn.f32 	%f112, %f111, %f109, %f110;
-	mov.f32 	%f113, 0fBDF8CDCC;
-	fma.rn.f32 	%f114, %f112, %f109, %f113;
-	mov.f32 	%f115, 0f3E0F2955;
-	fma.rn.f32 	%f116, %f114, %f109, %f115;
-	mov.f32 	%f117, 0fBE2AD8B9;
-	fma.rn.f32 	%f118, %f116, %f109, %f117;
-	mov.f32 	%f119, 0f3E4CED0B;
-	fma.rn.f32 	%f120, %f118, %f109, %f119;
-	mov.f32 	%f121, 0fBE7FFF22;
-	fma.rn.f32 	%f122, %f120, %f109, %f121;
-	mov.f32 	%f123, 0f3EAAAA78;
-	fma.rn.f32 	%f124, %f122, %f109, %f123;
-	mov.f32 	%f125, 0fBF000000;
-	fma.rn.f32 	%f126, %f124, %f109, %f125;
-	mul.f32 	%f127, %f126, %f109;
-	fma.rn.f32 	%f128, %f127, %f109, %f109;
-	mov.f32 	%f129, 0f3F317218;
-	fma.rn.f32 	%f597, %f108, %f129, %f128;
-	setp.lt.u32 	%p51, %r49, 2139095040;
-	@%p51 bra 	$L__BB1_74;
-
-	mov.f32 	%f130, 0f7F800000;
-	fma.rn.f32 	%f597, %f6, %f130, %f130;
-
-$L__BB1_74:
-	setp.eq.f32 	%p52, %f6, 0f00000000;
-	selp.f32 	%f599, 0fFF800000, %f597, %p52;
-
-$L__BB1_78:
-	abs.f32 	%f177, %f599;
-	mul.f32 	%f178, %f177, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f179, %f178;
-	add.f32 	%f180, %f179, 0f3F800000;
-	mov.f32 	%f181, 0f3F800000;
-	rcp.approx.ftz.f32 	%f182, %f180;
-	mov.f32 	%f183, 0fC0000000;
-	fma.rn.f32 	%f184, %f182, %f183, %f181;
-	setp.ge.f32 	%p56, %f177, 0f41102CB4;
-	selp.f32 	%f185, 0f3F800000, %f184, %p56;
-	mov.b32 	%r59, %f185;
-	mov.b32 	%r60, %f599;
-	and.b32  	%r61, %r60, -2147483648;
-	or.b32  	%r62, %r61, %r59;
-	mov.b32 	%f186, %r62;
-	mul.f32 	%f187, %f599, %f599;
-	mov.f32 	%f188, 0fBD563CAE;
-	mov.f32 	%f189, 0f3C80F082;
-	fma.rn.f32 	%f190, %f189, %f187, %f188;
-	mov.f32 	%f191, 0f3E085941;
-	fma.rn.f32 	%f192, %f190, %f187, %f191;
-	mov.f32 	%f193, 0fBEAAA9ED;
-	fma.rn.f32 	%f194, %f192, %f187, %f193;
-	mov.f32 	%f195, 0f00000000;
-	fma.rn.f32 	%f196, %f194, %f187, %f195;
-	fma.rn.f32 	%f197, %f196, %f599, %f599;
-	setp.ge.f32 	%p57, %f177, 0f3F19999A;
-	selp.f32 	%f198, %f186, %f197, %p57;
-	mul.f32 	%f609, %f609, %f198;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_46:
-	mov.b32 	%r3, %f609;
-	shr.u32 	%r68, %r3, 23;
-	and.b32  	%r69, %r68, 255;
-	add.s32 	%r4, %r69, -128;
-	shl.b32 	%r70, %r3, 8;
-	or.b32  	%r5, %r70, -2147483648;
-	shr.u32 	%r6, %r4, 5;
-	mov.u64 	%rd46, 0;
-	mov.u32 	%r166, 0;
-	mov.u64 	%rd45, __cudart_i2opi_f;
-	mov.u64 	%rd44, %rd1;
-
-$L__BB1_47:
-	.pragma "nounroll";
-	ld.global.nc.u32 	%r71, [%rd45];
-	mad.wide.u32 	%rd23, %r71, %r5, %rd46;
-	shr.u64 	%rd46, %rd23, 32;
-	st.local.u32 	[%rd44], %rd23;
-	add.s64 	%rd45, %rd45, 4;
-	add.s64 	%rd44, %rd44, 4;
-	add.s32 	%r166, %r166, 1;
-	setp.ne.s32 	%p62, %r166, 6;
-	@%p62 bra 	$L__BB1_47;
-
-	st.local.u32 	[%rd2], %rd46;
-	mov.u32 	%r72, 4;
-	sub.s32 	%r9, %r72, %r6;
-	mov.u32 	%r73, 6;
-	sub.s32 	%r74, %r73, %r6;
-	mul.wide.s32 	%rd24, %r74, 4;
-	add.s64 	%rd25, %rd1, %rd24;
-	ld.local.u32 	%r167, [%rd25];
-	ld.local.u32 	%r168, [%rd25+-4];
-	and.b32  	%r12, %r4, 31;
-	setp.eq.s32 	%p63, %r12, 0;
-	@%p63 bra 	$L__BB1_50;
-
-	mov.u32 	%r75, 32;
-	sub.s32 	%r76, %r75, %r12;
-	shr.u32 	%r77, %r168, %r76;
-	shl.b32 	%r78, %r167, %r12;
-	add.s32 	%r167, %r77, %r78;
-	mul.wide.s32 	%rd26, %r9, 4;
-	add.s64 	%rd27, %rd1, %rd26;
-	ld.local.u32 	%r79, [%rd27];
-	shr.u32 	%r80, %r79, %r76;
-	shl.b32 	%r81, %r168, %r12;
-	add.s32 	%r168, %r80, %r81;
-
-$L__BB1_50:
-	and.b32  	%r82, %r3, -2147483648;
-	shr.u32 	%r83, %r168, 30;
-	shl.b32 	%r84, %r167, 2;
-	or.b32  	%r85, %r83, %r84;
-	shr.u32 	%r86, %r85, 31;
-	shr.u32 	%r87, %r167, 30;
-	add.s32 	%r88, %r86, %r87;
-	neg.s32 	%r89, %r88;
-	setp.eq.s32 	%p64, %r82, 0;
-	selp.b32 	%r169, %r88, %r89, %p64;
-	setp.ne.s32 	%p65, %r86, 0;
-	xor.b32  	%r90, %r82, -2147483648;
-	selp.b32 	%r91, %r90, %r82, %p65;
-	selp.b32 	%r92, -1, 0, %p65;
-	xor.b32  	%r93, %r85, %r92;
-	shl.b32 	%r94, %r168, 2;
-	xor.b32  	%r95, %r94, %r92;
-	cvt.u64.u32 	%rd28, %r93;
-	cvt.u64.u32 	%rd29, %r95;
-	bfi.b64 	%rd30, %rd28, %rd29, 32, 32;
-	cvt.rn.f64.s64 	%fd1, %rd30;
+	and.b32  	%r129, %r5, -2147483648;
+	shr.u32 	%r130, %r276, 30;
+	shl.b32 	%r131, %r275, 2;
+	or.b32  	%r132, %r130, %r131;
+	shr.u32 	%r133, %r132, 31;
+	shr.u32 	%r134, %r275, 30;
+	add.s32 	%r135, %r133, %r134;
+	neg.s32 	%r136, %r135;
+	setp.eq.s32 	%p86, %r129, 0;
+	selp.b32 	%r277, %r135, %r136, %p86;
+	setp.ne.s32 	%p87, %r133, 0;
+	xor.b32  	%r137, %r129, -2147483648;
+	selp.b32 	%r138, %r137, %r129, %p87;
+	selp.b32 	%r139, -1, 0, %p87;
+	xor.b32  	%r140, %r132, %r139;
+	shl.b32 	%r141, %r276, 2;
+	xor.b32  	%r142, %r141, %r139;
+	cvt.u64.u32 	%rd34, %r140;
+	cvt.u64.u32 	%rd35, %r142;
+	bfi.b64 	%rd36, %rd34, %rd35, 32, 32;
+	cvt.rn.f64.s64 	%fd1, %rd36;
 	mul.f64 	%fd2, %fd1, 0d3BF921FB54442D19;
-	cvt.rn.f32.f64 	%f245, %fd2;
-	setp.eq.s32 	%p66, %r91, 0;
-	neg.f32 	%f246, %f245;
-	selp.f32 	%f600, %f245, %f246, %p66;
+	cvt.rn.f32.f64 	%f374, %fd2;
+	setp.eq.s32 	%p88, %r138, 0;
+	neg.f32 	%f375, %f374;
+	selp.f32 	%f953, %f374, %f375, %p88;
 
-$L__BB1_83:
-	add.s32 	%r19, %r169, 1;
-	and.b32  	%r20, %r19, 1;
-	setp.eq.s32 	%p67, %r20, 0;
-	selp.f32 	%f28, %f600, 0f3F800000, %p67;
-	mul.rn.f32 	%f29, %f600, %f600;
-	mov.f32 	%f601, 0fB94D4153;
-	@%p67 bra 	$L__BB1_85;
+$L__BB1_107:
+	mul.f32 	%f377, %f953, %f953;
+	mov.f32 	%f378, 0f3B560000;
+	mov.f32 	%f379, 0f3C190000;
+	fma.rn.f32 	%f380, %f379, %f377, %f378;
+	mov.f32 	%f381, 0f3CC70000;
+	fma.rn.f32 	%f382, %f380, %f377, %f381;
+	mov.f32 	%f383, 0f3D5B0000;
+	fma.rn.f32 	%f384, %f382, %f377, %f383;
+	mov.f32 	%f385, 0f3E089438;
+	fma.rn.f32 	%f386, %f384, %f377, %f385;
+	mov.f32 	%f387, 0f3EAAAA88;
+	fma.rn.f32 	%f388, %f386, %f377, %f387;
+	mul.rn.f32 	%f389, %f377, %f953;
+	fma.rn.f32 	%f390, %f388, %f389, %f953;
+	abs.f32 	%f391, %f953;
+	setp.eq.f32 	%p89, %f391, 0f3A00B43C;
+	selp.f32 	%f392, %f953, %f390, %p89;
+	and.b32  	%r144, %r277, 1;
+	setp.eq.b32 	%p90, %r144, 1;
+	neg.f32 	%f393, %f392;
+	rcp.approx.ftz.f32 	%f394, %f393;
+	selp.f32 	%f968, %f394, %f392, %p90;
+	bra.uni 	$L__BB1_165;
 
-	mov.f32 	%f249, 0fBAB607ED;
-	mov.f32 	%f250, 0f37CBAC00;
-	fma.rn.f32 	%f601, %f250, %f29, %f249;
-
-$L__BB1_85:
-	selp.f32 	%f251, 0f3C0885E4, 0f3D2AAABB, %p67;
-	fma.rn.f32 	%f252, %f601, %f29, %f251;
-	selp.f32 	%f253, 0fBE2AAAA8, 0fBEFFFFFF, %p67;
-	fma.rn.f32 	%f254, %f252, %f29, %f253;
-	mov.f32 	%f255, 0f00000000;
-	fma.rn.f32 	%f256, %f29, %f28, %f255;
-	fma.rn.f32 	%f609, %f254, %f256, %f28;
-	and.b32  	%r97, %r19, 2;
-	setp.eq.s32 	%p69, %r97, 0;
-	@%p69 bra 	$L__BB1_116;
-
-	mov.f32 	%f258, 0fBF800000;
-	fma.rn.f32 	%f609, %f609, %f258, %f255;
-	bra.uni 	$L__BB1_116;
-
-$L__BB1_89:
-	mov.b32 	%r22, %f609;
-	shr.u32 	%r99, %r22, 23;
-	and.b32  	%r100, %r99, 255;
-	add.s32 	%r23, %r100, -128;
-	shl.b32 	%r101, %r22, 8;
-	or.b32  	%r24, %r101, -2147483648;
+$L__BB1_125:
+	mov.b32 	%r22, %f968;
+	shr.u32 	%r170, %r22, 23;
+	and.b32  	%r171, %r170, 255;
+	add.s32 	%r23, %r171, -128;
+	shl.b32 	%r172, %r22, 8;
+	or.b32  	%r24, %r172, -2147483648;
 	shr.u32 	%r25, %r23, 5;
-	mov.u64 	%rd49, 0;
-	mov.u32 	%r170, 0;
-	mov.u64 	%rd48, __cudart_i2opi_f;
-	mov.u64 	%rd47, %rd1;
+	mov.u64 	%rd65, 0;
+	mov.u32 	%r278, 0;
+	mov.u64 	%rd64, __cudart_i2opi_f;
+	mov.u64 	%rd63, %rd1;
 
-$L__BB1_90:
+$L__BB1_126:
 	.pragma "nounroll";
-	ld.global.nc.u32 	%r102, [%rd48];
-	mad.wide.u32 	%rd33, %r102, %r24, %rd49;
-	shr.u64 	%rd49, %rd33, 32;
-	st.local.u32 	[%rd47], %rd33;
-	add.s64 	%rd48, %rd48, 4;
-	add.s64 	%rd47, %rd47, 4;
-	add.s32 	%r170, %r170, 1;
-	setp.ne.s32 	%p72, %r170, 6;
-	@%p72 bra 	$L__BB1_90;
+	ld.global.nc.u32 	%r173, [%rd64];
+	mad.wide.u32 	%rd39, %r173, %r24, %rd65;
+	shr.u64 	%rd65, %rd39, 32;
+	st.local.u32 	[%rd63], %rd39;
+	add.s64 	%rd64, %rd64, 4;
+	add.s64 	%rd63, %rd63, 4;
+	add.s32 	%r278, %r278, 1;
+	setp.ne.s32 	%p110, %r278, 6;
+	@%p110 bra 	$L__BB1_126;
 
-	st.local.u32 	[%rd2], %rd49;
-	mov.u32 	%r103, 4;
-	sub.s32 	%r28, %r103, %r25;
-	mov.u32 	%r104, 6;
-	sub.s32 	%r105, %r104, %r25;
-	mul.wide.s32 	%rd34, %r105, 4;
-	add.s64 	%rd35, %rd1, %rd34;
-	ld.local.u32 	%r171, [%rd35];
-	ld.local.u32 	%r172, [%rd35+-4];
+	st.local.u32 	[%rd2], %rd65;
+	mov.u32 	%r174, 4;
+	sub.s32 	%r28, %r174, %r25;
+	mov.u32 	%r175, 6;
+	sub.s32 	%r176, %r175, %r25;
+	mul.wide.s32 	%rd40, %r176, 4;
+	add.s64 	%rd41, %rd1, %rd40;
+	ld.local.u32 	%r279, [%rd41];
+	ld.local.u32 	%r280, [%rd41+-4];
 	and.b32  	%r31, %r23, 31;
-	setp.eq.s32 	%p73, %r31, 0;
-	@%p73 bra 	$L__BB1_93;
+	setp.eq.s32 	%p111, %r31, 0;
+	@%p111 bra 	$L__BB1_129;
 
-	mov.u32 	%r106, 32;
-	sub.s32 	%r107, %r106, %r31;
-	shr.u32 	%r108, %r172, %r107;
-	shl.b32 	%r109, %r171, %r31;
-	add.s32 	%r171, %r108, %r109;
-	mul.wide.s32 	%rd36, %r28, 4;
-	add.s64 	%rd37, %rd1, %rd36;
-	ld.local.u32 	%r110, [%rd37];
-	shr.u32 	%r111, %r110, %r107;
-	shl.b32 	%r112, %r172, %r31;
-	add.s32 	%r172, %r111, %r112;
+	mov.u32 	%r177, 32;
+	sub.s32 	%r178, %r177, %r31;
+	shr.u32 	%r179, %r280, %r178;
+	shl.b32 	%r180, %r279, %r31;
+	add.s32 	%r279, %r179, %r180;
+	mul.wide.s32 	%rd42, %r28, 4;
+	add.s64 	%rd43, %rd1, %rd42;
+	ld.local.u32 	%r181, [%rd43];
+	shr.u32 	%r182, %r181, %r178;
+	shl.b32 	%r183, %r280, %r31;
+	add.s32 	%r280, %r182, %r183;
 
-$L__BB1_93:
-	and.b32  	%r113, %r22, -2147483648;
-	shr.u32 	%r114, %r172, 30;
-	shl.b32 	%r115, %r171, 2;
-	or.b32  	%r116, %r114, %r115;
-	shr.u32 	%r117, %r116, 31;
-	shr.u32 	%r118, %r171, 30;
-	add.s32 	%r119, %r117, %r118;
-	neg.s32 	%r120, %r119;
-	setp.eq.s32 	%p74, %r113, 0;
-	selp.b32 	%r173, %r119, %r120, %p74;
-	setp.ne.s32 	%p75, %r117, 0;
-	xor.b32  	%r121, %r113, -2147483648;
-	selp.b32 	%r122, %r121, %r113, %p75;
-	selp.b32 	%r123, -1, 0, %p75;
-	xor.b32  	%r124, %r116, %r123;
-	shl.b32 	%r125, %r172, 2;
-	xor.b32  	%r126, %r125, %r123;
-	cvt.u64.u32 	%rd38, %r124;
-	cvt.u64.u32 	%rd39, %r126;
-	bfi.b64 	%rd40, %rd38, %rd39, 32, 32;
-	cvt.rn.f64.s64 	%fd3, %rd40;
+$L__BB1_129:
+	and.b32  	%r184, %r22, -2147483648;
+	shr.u32 	%r185, %r280, 30;
+	shl.b32 	%r186, %r279, 2;
+	or.b32  	%r187, %r185, %r186;
+	shr.u32 	%r188, %r187, 31;
+	shr.u32 	%r189, %r279, 30;
+	add.s32 	%r190, %r188, %r189;
+	neg.s32 	%r191, %r190;
+	setp.eq.s32 	%p112, %r184, 0;
+	selp.b32 	%r281, %r190, %r191, %p112;
+	setp.ne.s32 	%p113, %r188, 0;
+	xor.b32  	%r192, %r184, -2147483648;
+	selp.b32 	%r193, %r192, %r184, %p113;
+	selp.b32 	%r194, -1, 0, %p113;
+	xor.b32  	%r195, %r187, %r194;
+	shl.b32 	%r196, %r280, 2;
+	xor.b32  	%r197, %r196, %r194;
+	cvt.u64.u32 	%rd44, %r195;
+	cvt.u64.u32 	%rd45, %r197;
+	bfi.b64 	%rd46, %rd44, %rd45, 32, 32;
+	cvt.rn.f64.s64 	%fd3, %rd46;
 	mul.f64 	%fd4, %fd3, 0d3BF921FB54442D19;
-	cvt.rn.f32.f64 	%f266, %fd4;
-	setp.eq.s32 	%p76, %r122, 0;
-	neg.f32 	%f267, %f266;
-	selp.f32 	%f603, %f266, %f267, %p76;
+	cvt.rn.f32.f64 	%f585, %fd4;
+	setp.eq.s32 	%p114, %r193, 0;
+	neg.f32 	%f586, %f585;
+	selp.f32 	%f957, %f585, %f586, %p114;
 
-$L__BB1_95:
-	and.b32  	%r38, %r173, 1;
-	setp.eq.s32 	%p77, %r38, 0;
-	selp.f32 	%f40, %f603, 0f3F800000, %p77;
-	mul.rn.f32 	%f41, %f603, %f603;
-	mov.f32 	%f604, 0fB94D4153;
-	@%p77 bra 	$L__BB1_97;
+$L__BB1_131:
+	add.s32 	%r38, %r281, 1;
+	and.b32  	%r39, %r38, 1;
+	setp.eq.s32 	%p115, %r39, 0;
+	selp.f32 	%f66, %f957, 0f3F800000, %p115;
+	mul.rn.f32 	%f67, %f957, %f957;
+	mov.f32 	%f958, 0fB94D4153;
+	@%p115 bra 	$L__BB1_133;
 
-	mov.f32 	%f270, 0fBAB607ED;
-	mov.f32 	%f271, 0f37CBAC00;
-	fma.rn.f32 	%f604, %f271, %f41, %f270;
+	mov.f32 	%f589, 0fBAB607ED;
+	mov.f32 	%f590, 0f37CBAC00;
+	fma.rn.f32 	%f958, %f590, %f67, %f589;
 
-$L__BB1_97:
-	selp.f32 	%f272, 0f3C0885E4, 0f3D2AAABB, %p77;
-	fma.rn.f32 	%f273, %f604, %f41, %f272;
-	selp.f32 	%f274, 0fBE2AAAA8, 0fBEFFFFFF, %p77;
-	fma.rn.f32 	%f275, %f273, %f41, %f274;
-	mov.f32 	%f276, 0f00000000;
-	fma.rn.f32 	%f277, %f41, %f40, %f276;
-	fma.rn.f32 	%f609, %f275, %f277, %f40;
-	and.b32  	%r128, %r173, 2;
-	setp.eq.s32 	%p79, %r128, 0;
-	@%p79 bra 	$L__BB1_116;
+$L__BB1_133:
+	selp.f32 	%f591, 0f3C0885E4, 0f3D2AAABB, %p115;
+	fma.rn.f32 	%f592, %f958, %f67, %f591;
+	selp.f32 	%f593, 0fBE2AAAA8, 0fBEFFFFFF, %p115;
+	fma.rn.f32 	%f594, %f592, %f67, %f593;
+	mov.f32 	%f595, 0f00000000;
+	fma.rn.f32 	%f596, %f67, %f66, %f595;
+	fma.rn.f32 	%f968, %f594, %f596, %f66;
+	and.b32  	%r199, %r38, 2;
+	setp.eq.s32 	%p117, %r199, 0;
+	@%p117 bra 	$L__BB1_165;
 
-	mov.f32 	%f279, 0fBF800000;
-	fma.rn.f32 	%f609, %f609, %f279, %f276;
+	mov.f32 	%f598, 0fBF800000;
+	fma.rn.f32 	%f968, %f968, %f598, %f595;
 
-$L__BB1_116:
-	add.s32 	%r165, %r1, %r40;
-	cvta.to.global.u64 	%rd41, %rd16;
-	mul.wide.s32 	%rd42, %r165, 4;
-	add.s64 	%rd43, %rd41, %rd42;
-	st.global.f32 	[%rd43], %f609;
+$L__BB1_165:
+	add.s32 	%r273, %r1, %r60;
+	cvta.to.global.u64 	%rd57, %rd22;
+	mul.wide.s32 	%rd58, %r273, 4;
+	add.s64 	%rd59, %rd57, %rd58;
+	st.global.f32 	[%rd59], %f968;
 
-$L__BB1_117:
+$L__BB1_166:
 	ret;
 
 }

@@ -119,6 +119,15 @@ enum GPUKernelSource {
             case 28: r = v < alpha ? alpha : (v > beta ? beta : v); break;
             case 29: r = alpha * v; break;
             case 30: r = 0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v))); break;
+            case 31: r = tan(v); break;
+            case 32: r = asin(v); break;
+            case 33: r = acos(v); break;
+            case 34: r = atan(v); break;
+            case 35: r = sinh(v); break;
+            case 36: r = cosh(v); break;
+            case 37: r = asinh(v); break;
+            case 38: r = acosh(v); break;
+            case 39: r = atanh(v); break;
             default: r = v; break;
             }
             y[yOff + i] = r;

@@ -254,4 +254,24 @@ extension GPUKernelTable {
                 .int(largest ? 1 : 0),
             ], global: [lines])
     }
+
+    /// DepthToSpace and SpaceToDepth: the rank-6 rearrangement (`BlockRearrangement`) as one strided copy.
+    static func makeRearrange(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "input")
+        let y = try firstOutput(node)
+        let geometry: BlockRearrangement
+        do {
+            geometry = try BlockRearrangement.resolve(
+                opType: node.step.node.opType, shape: x.type.shape.dimensions,
+                blockSize: try node.step.node.int("blocksize", default: 0),
+                mode: try node.step.node.string("mode", default: "DCR"))
+        } catch let error as ShapeError.Detail {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: error.text)
+        }
+        let inStrides = contiguousStrides(geometry.inputDims6)
+        let dims = geometry.permutation.map { geometry.inputDims6[$0] }
+        return try stridedCopy(
+            backend, x: x, y: y, dims: dims, xStrides: geometry.permutation.map { inStrides[$0] },
+            yStrides: contiguousStrides(dims))
+    }
 }

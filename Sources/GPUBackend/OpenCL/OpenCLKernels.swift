@@ -143,6 +143,7 @@ public enum GPUKernelTable {
         add(["Hardmax", "LpNormalization"], makeAxisLines)
         add(["TopK"], makeTopK)
         add(["GridSample"], makeGridSample)
+        add(["DepthToSpace", "SpaceToDepth"], dtypes: anyType, makeRearrange)
         add(
             ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], dtypes: integers.union([.float32]),
             makeCompare)
@@ -169,7 +170,8 @@ public enum GPUKernelTable {
         "Relu": 0, "Sigmoid": 1, "Tanh": 2, "Exp": 3, "Log": 4, "Sqrt": 5, "Neg": 6, "Abs": 7, "Erf": 8, "Gelu": 9,
         "LeakyRelu": 10, "Reciprocal": 12, "Floor": 13, "Ceil": 14, "HardSigmoid": 15, "Elu": 16, "HardSwish": 17,
         "Softplus": 18, "Sin": 19, "Cos": 20, "Round": 21, "Selu": 22, "Celu": 23, "ThresholdedRelu": 24, "Mish": 25,
-        "Softsign": 26, "Sign": 27,
+        "Softsign": 26, "Sign": 27, "Tan": 31, "Asin": 32, "Acos": 33, "Atan": 34, "Sinh": 35, "Cosh": 36, "Asinh": 37,
+        "Acosh": 38, "Atanh": 39,
     ]
 
     /// Identity and the Reshape family: a copy of the bytes (4-byte elements through `unary`'s identity).
