@@ -301,8 +301,8 @@ $L__BB0_23:
 	.local .align 4 .b8 	__local_depot1[28];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
-	.reg .pred 	%p<151>;
-	.reg .f32 	%f<969>;
+	.reg .pred 	%p<154>;
+	.reg .f32 	%f<974>;
 	.reg .b32 	%r<286>;
 	.reg .f64 	%fd<7>;
 	.reg .b64 	%rd<69>;
@@ -315,1851 +315,1860 @@ $L__BB0_23:
 	ld.param.u32 	%r60, [unary_param_3];
 	ld.param.u32 	%r62, [unary_param_4];
 	ld.param.u32 	%r61, [unary_param_5];
-	ld.param.f32 	%f125, [unary_param_6];
-	ld.param.f32 	%f126, [unary_param_7];
+	ld.param.f32 	%f126, [unary_param_6];
+	ld.param.f32 	%f127, [unary_param_7];
 	add.u64 	%rd1, %SPL, 0;
 	mov.u32 	%r63, %ntid.x;
 	mov.u32 	%r64, %ctaid.x;
 	mov.u32 	%r65, %tid.x;
 	mad.lo.s32 	%r1, %r64, %r63, %r65;
 	setp.ge.s32 	%p1, %r1, %r62;
-	@%p1 bra 	$L__BB1_166;
+	@%p1 bra 	$L__BB1_168;
 
 	cvta.to.global.u64 	%rd24, %rd21;
 	add.s32 	%r66, %r1, %r59;
 	mul.wide.s32 	%rd25, %r66, 4;
 	add.s64 	%rd26, %rd24, %rd25;
-	ld.global.f32 	%f968, [%rd26];
+	ld.global.f32 	%f973, [%rd26];
 	add.s64 	%rd2, %rd1, 24;
-	setp.gt.s32 	%p2, %r61, 19;
-	@%p2 bra 	$L__BB1_44;
-	bra.uni 	$L__BB1_2;
+	setp.gt.s32 	%p2, %r61, 20;
+	@%p2 bra 	$L__BB1_46;
 
-$L__BB1_44:
-	setp.gt.s32 	%p3, %r61, 29;
-	@%p3 bra 	$L__BB1_62;
+	setp.gt.s32 	%p30, %r61, 9;
+	@%p30 bra 	$L__BB1_23;
 
-	setp.gt.s32 	%p17, %r61, 24;
-	@%p17 bra 	$L__BB1_54;
+	setp.gt.s32 	%p44, %r61, 4;
+	@%p44 bra 	$L__BB1_15;
 
-	setp.gt.s32 	%p24, %r61, 21;
-	@%p24 bra 	$L__BB1_50;
-	bra.uni 	$L__BB1_47;
-
-$L__BB1_50:
-	setp.eq.s32 	%p25, %r61, 22;
-	@%p25 bra 	$L__BB1_120;
-
-	setp.eq.s32 	%p26, %r61, 23;
-	@%p26 bra 	$L__BB1_119;
-
-	setp.eq.s32 	%p27, %r61, 24;
-	@%p27 bra 	$L__BB1_53;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_53:
-	setp.gt.f32 	%p106, %f968, %f125;
-	selp.f32 	%f968, %f968, 0f00000000, %p106;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_2:
-	setp.gt.s32 	%p30, %r61, 8;
-	@%p30 bra 	$L__BB1_20;
-	bra.uni 	$L__BB1_3;
-
-$L__BB1_20:
-	setp.gt.s32 	%p31, %r61, 14;
-	@%p31 bra 	$L__BB1_29;
-
-	setp.gt.s32 	%p38, %r61, 11;
-	@%p38 bra 	$L__BB1_25;
-	bra.uni 	$L__BB1_22;
-
-$L__BB1_25:
-	setp.eq.s32 	%p39, %r61, 12;
-	@%p39 bra 	$L__BB1_150;
-
-	setp.eq.s32 	%p40, %r61, 13;
-	@%p40 bra 	$L__BB1_149;
-
-	setp.eq.s32 	%p41, %r61, 14;
-	@%p41 bra 	$L__BB1_28;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_28:
-	cvt.rpi.f32.f32 	%f968, %f968;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_62:
-	setp.gt.s32 	%p4, %r61, 34;
-	@%p4 bra 	$L__BB1_79;
-
-	setp.gt.s32 	%p11, %r61, 31;
-	@%p11 bra 	$L__BB1_73;
-	bra.uni 	$L__BB1_64;
-
-$L__BB1_73:
-	setp.eq.s32 	%p12, %r61, 32;
-	@%p12 bra 	$L__BB1_105;
-
-	setp.eq.s32 	%p13, %r61, 33;
-	@%p13 bra 	$L__BB1_104;
-
-	setp.eq.s32 	%p14, %r61, 34;
-	@%p14 bra 	$L__BB1_76;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_76:
-	abs.f32 	%f26, %f968;
-	setp.leu.f32 	%p73, %f26, 0f3F800000;
-	setp.gt.f32 	%p74, %f26, 0f3F800000;
-	rcp.approx.ftz.f32 	%f280, %f26;
-	selp.f32 	%f281, %f280, %f26, %p74;
-	mul.f32 	%f282, %f281, %f281;
-	mov.f32 	%f283, 0fBC6BE14F;
-	mov.f32 	%f284, 0f3B2090AA;
-	fma.rn.f32 	%f285, %f284, %f282, %f283;
-	mov.f32 	%f286, 0f3D23397E;
-	fma.rn.f32 	%f287, %f285, %f282, %f286;
-	mov.f32 	%f288, 0fBD948A7A;
-	fma.rn.f32 	%f289, %f287, %f282, %f288;
-	mov.f32 	%f290, 0f3DD76B21;
-	fma.rn.f32 	%f291, %f289, %f282, %f290;
-	mov.f32 	%f292, 0fBE111E88;
-	fma.rn.f32 	%f293, %f291, %f282, %f292;
-	mov.f32 	%f294, 0f3E4CAF60;
-	fma.rn.f32 	%f295, %f293, %f282, %f294;
-	mov.f32 	%f296, 0fBEAAAA27;
-	fma.rn.f32 	%f297, %f295, %f282, %f296;
-	mul.f32 	%f298, %f282, %f297;
-	fma.rn.f32 	%f952, %f298, %f281, %f281;
-	@%p73 bra 	$L__BB1_78;
-
-	neg.f32 	%f299, %f952;
-	mov.f32 	%f300, 0f3FD774EB;
-	mov.f32 	%f301, 0f3F6EE581;
-	fma.rn.f32 	%f952, %f301, %f300, %f299;
-
-$L__BB1_78:
-	mov.b32 	%r102, %f968;
-	and.b32  	%r103, %r102, -2147483648;
-	mov.b32 	%r104, %f952;
-	or.b32  	%r105, %r103, %r104;
-	mov.b32 	%f302, %r105;
-	setp.le.f32 	%p75, %f26, 0f7F800000;
-	selp.f32 	%f968, %f302, %f952, %p75;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_3:
-	setp.gt.s32 	%p44, %r61, 3;
-	@%p44 bra 	$L__BB1_12;
-	bra.uni 	$L__BB1_4;
-
-$L__BB1_12:
-	setp.gt.s32 	%p45, %r61, 5;
-	@%p45 bra 	$L__BB1_16;
-	bra.uni 	$L__BB1_13;
-
-$L__BB1_16:
-	setp.eq.s32 	%p46, %r61, 6;
-	@%p46 bra 	$L__BB1_158;
-
-	setp.eq.s32 	%p47, %r61, 7;
-	@%p47 bra 	$L__BB1_157;
-
-	setp.eq.s32 	%p48, %r61, 8;
-	@%p48 bra 	$L__BB1_19;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_19:
-	abs.f32 	%f815, %f968;
-	mov.f32 	%f816, 0f3F000000;
-	fma.rn.f32 	%f817, %f815, 0f3F000000, 0f3F800000;
-	mov.f32 	%f818, 0f3F800000;
-	rcp.rn.f32 	%f819, %f817;
-	mul.f32 	%f820, %f815, %f815;
-	mov.f32 	%f821, 0fBFA1FC4E;
-	sub.f32 	%f822, %f821, %f820;
-	fma.rn.f32 	%f823, %f819, 0f3E2EF945, 0fBF527892;
-	fma.rn.f32 	%f824, %f819, %f823, 0f3FBE87B0;
-	fma.rn.f32 	%f825, %f819, %f824, 0fBF914E5D;
-	fma.rn.f32 	%f826, %f819, %f825, 0f3E8EC7CC;
-	fma.rn.f32 	%f827, %f819, %f826, 0fBE3EC24C;
-	fma.rn.f32 	%f828, %f819, %f827, 0f3DC636C9;
-	fma.rn.f32 	%f829, %f819, %f828, 0f3EBF88FB;
-	fma.rn.f32 	%f830, %f819, %f829, 0f3F8000C7;
-	fma.rn.f32 	%f831, %f819, %f830, %f822;
-	mov.f32 	%f832, 0f3BBB989D;
-	fma.rn.f32 	%f833, %f831, %f832, %f816;
-	cvt.sat.f32.f32 	%f834, %f833;
-	mov.f32 	%f835, 0f4B400001;
-	mov.f32 	%f836, 0f437C0000;
-	fma.rm.f32 	%f837, %f834, %f836, %f835;
-	add.f32 	%f838, %f837, 0fCB40007F;
-	neg.f32 	%f839, %f838;
-	mov.f32 	%f840, 0f3FB8AA3B;
-	fma.rn.f32 	%f841, %f831, %f840, %f839;
-	mov.f32 	%f842, 0f32A57060;
-	fma.rn.f32 	%f843, %f831, %f842, %f841;
-	mov.b32 	%r257, %f837;
-	shl.b32 	%r258, %r257, 23;
-	mov.b32 	%f844, %r258;
-	ex2.approx.ftz.f32 	%f845, %f843;
-	mul.f32 	%f846, %f845, %f844;
-	mul.f32 	%f847, %f819, %f846;
-	sub.f32 	%f848, %f818, %f847;
-	neg.f32 	%f849, %f848;
-	setp.lt.f32 	%p143, %f968, 0f00000000;
-	selp.f32 	%f968, %f849, %f848, %p143;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_54:
-	setp.gt.s32 	%p18, %r61, 26;
-	@%p18 bra 	$L__BB1_58;
-	bra.uni 	$L__BB1_55;
-
-$L__BB1_58:
-	setp.eq.s32 	%p19, %r61, 27;
-	@%p19 bra 	$L__BB1_110;
-
-	setp.eq.s32 	%p20, %r61, 28;
-	@%p20 bra 	$L__BB1_109;
-
-	setp.eq.s32 	%p21, %r61, 29;
-	@%p21 bra 	$L__BB1_61;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_61:
-	mul.f32 	%f968, %f968, %f125;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_29:
-	setp.gt.s32 	%p32, %r61, 16;
-	@%p32 bra 	$L__BB1_34;
-	bra.uni 	$L__BB1_30;
-
-$L__BB1_34:
-	setp.eq.s32 	%p33, %r61, 17;
-	@%p33 bra 	$L__BB1_147;
-
-	setp.eq.s32 	%p34, %r61, 18;
-	@%p34 bra 	$L__BB1_140;
-
-	setp.eq.s32 	%p35, %r61, 19;
-	@%p35 bra 	$L__BB1_37;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_37:
-	mul.f32 	%f599, %f968, 0f3F22F983;
-	cvt.rni.s32.f32 	%r285, %f599;
-	cvt.rn.f32.s32 	%f600, %r285;
-	mov.f32 	%f601, 0fBFC90FDA;
-	fma.rn.f32 	%f602, %f600, %f601, %f968;
-	mov.f32 	%f603, 0fB3A22168;
-	fma.rn.f32 	%f604, %f600, %f603, %f602;
-	mov.f32 	%f605, 0fA7C234C5;
-	fma.rn.f32 	%f960, %f600, %f605, %f604;
-	abs.f32 	%f74, %f968;
-	setp.ltu.f32 	%p118, %f74, 0f47CE4780;
-	@%p118 bra 	$L__BB1_136;
-
-	setp.eq.f32 	%p119, %f74, 0f7F800000;
-	@%p119 bra 	$L__BB1_135;
-	bra.uni 	$L__BB1_39;
-
-$L__BB1_135:
-	mov.f32 	%f608, 0f00000000;
-	mul.rn.f32 	%f960, %f968, %f608;
-	mov.u32 	%r285, 0;
-	bra.uni 	$L__BB1_136;
-
-$L__BB1_79:
-	setp.gt.s32 	%p5, %r61, 36;
-	@%p5 bra 	$L__BB1_83;
-	bra.uni 	$L__BB1_80;
-
-$L__BB1_83:
-	setp.eq.s32 	%p6, %r61, 37;
-	@%p6 bra 	$L__BB1_94;
-
-	setp.eq.s32 	%p7, %r61, 39;
-	@%p7 bra 	$L__BB1_151;
-
-	setp.ne.s32 	%p8, %r61, 38;
-	@%p8 bra 	$L__BB1_165;
-
-	add.f32 	%f2, %f968, 0fBF800000;
-	mov.b32 	%r67, %f2;
-	setp.gt.u32 	%p56, %r67, 1258291200;
-	@%p56 bra 	$L__BB1_91;
-	bra.uni 	$L__BB1_87;
-
-$L__BB1_91:
-	setp.lt.f32 	%p60, %f2, 0f00800000;
-	mul.f32 	%f161, %f2, 0f4B000000;
-	selp.f32 	%f8, %f161, %f2, %p60;
-	selp.f32 	%f162, 0fC1B80000, 0f00000000, %p60;
-	mov.b32 	%r74, %f8;
-	add.s32 	%r75, %r74, -1059760811;
-	and.b32  	%r76, %r75, -8388608;
-	sub.s32 	%r77, %r74, %r76;
-	mov.b32 	%f163, %r77;
-	cvt.rn.f32.s32 	%f164, %r76;
-	mov.f32 	%f165, 0f34000000;
-	fma.rn.f32 	%f166, %f164, %f165, %f162;
-	add.f32 	%f167, %f163, 0fBF800000;
-	mov.f32 	%f168, 0f3E1039F6;
-	mov.f32 	%f169, 0fBE055027;
-	fma.rn.f32 	%f170, %f169, %f167, %f168;
-	mov.f32 	%f171, 0fBDF8CDCC;
-	fma.rn.f32 	%f172, %f170, %f167, %f171;
-	mov.f32 	%f173, 0f3E0F2955;
-	fma.rn.f32 	%f174, %f172, %f167, %f173;
-	mov.f32 	%f175, 0fBE2AD8B9;
-	fma.rn.f32 	%f176, %f174, %f167, %f175;
-	mov.f32 	%f177, 0f3E4CED0B;
-	fma.rn.f32 	%f178, %f176, %f167, %f177;
-	mov.f32 	%f179, 0fBE7FFF22;
-	fma.rn.f32 	%f180, %f178, %f167, %f179;
-	mov.f32 	%f181, 0f3EAAAA78;
-	fma.rn.f32 	%f182, %f180, %f167, %f181;
-	mov.f32 	%f183, 0fBF000000;
-	fma.rn.f32 	%f184, %f182, %f167, %f183;
-	mul.f32 	%f185, %f167, %f184;
-	fma.rn.f32 	%f186, %f185, %f167, %f167;
-	mov.f32 	%f187, 0f3F317218;
-	fma.rn.f32 	%f949, %f166, %f187, %f186;
-	setp.lt.u32 	%p61, %r74, 2139095040;
-	@%p61 bra 	$L__BB1_93;
-
-	mov.f32 	%f188, 0f7F800000;
-	fma.rn.f32 	%f949, %f8, %f188, %f188;
-
-$L__BB1_93:
-	add.f32 	%f189, %f949, 0f3F317218;
-	setp.eq.f32 	%p62, %f8, 0f00000000;
-	selp.f32 	%f968, 0fFF800000, %f189, %p62;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_4:
 	setp.gt.s32 	%p51, %r61, 1;
 	@%p51 bra 	$L__BB1_9;
-
-	setp.eq.s32 	%p54, %r61, 0;
-	@%p54 bra 	$L__BB1_164;
-
-	setp.eq.s32 	%p55, %r61, 1;
-	@%p55 bra 	$L__BB1_7;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_7:
-	setp.ltu.f32 	%p149, %f968, 0f00000000;
-	@%p149 bra 	$L__BB1_163;
-	bra.uni 	$L__BB1_8;
-
-$L__BB1_163:
-	mov.f32 	%f931, 0f3F000000;
-	mov.f32 	%f932, 0f3BBB989D;
-	fma.rn.f32 	%f933, %f968, %f932, %f931;
-	cvt.sat.f32.f32 	%f934, %f933;
-	mov.f32 	%f935, 0f4B400001;
-	mov.f32 	%f936, 0f437C0000;
-	fma.rm.f32 	%f937, %f934, %f936, %f935;
-	add.f32 	%f938, %f937, 0fCB40007F;
-	neg.f32 	%f939, %f938;
-	mov.f32 	%f940, 0f3FB8AA3B;
-	fma.rn.f32 	%f941, %f968, %f940, %f939;
-	mov.f32 	%f942, 0f32A57060;
-	fma.rn.f32 	%f943, %f968, %f942, %f941;
-	mov.b32 	%r271, %f937;
-	shl.b32 	%r272, %r271, 23;
-	mov.b32 	%f944, %r272;
-	ex2.approx.ftz.f32 	%f945, %f943;
-	mul.f32 	%f946, %f945, %f944;
-	add.f32 	%f947, %f946, 0f3F800000;
-	div.rn.f32 	%f968, %f946, %f947;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_47:
-	setp.eq.s32 	%p28, %r61, 20;
-	@%p28 bra 	$L__BB1_123;
-
-	setp.eq.s32 	%p29, %r61, 21;
-	@%p29 bra 	$L__BB1_49;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_49:
-	cvt.rni.f32.f32 	%f968, %f968;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_22:
-	setp.eq.s32 	%p42, %r61, 9;
-	@%p42 bra 	$L__BB1_156;
-
-	setp.eq.s32 	%p43, %r61, 10;
-	@%p43 bra 	$L__BB1_24;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_24:
-	setp.ge.f32 	%p141, %f968, 0f00000000;
-	mul.f32 	%f775, %f968, %f125;
-	selp.f32 	%f968, %f968, %f775, %p141;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_64:
-	setp.eq.s32 	%p15, %r61, 30;
-	@%p15 bra 	$L__BB1_108;
-
-	setp.eq.s32 	%p16, %r61, 31;
-	@%p16 bra 	$L__BB1_66;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_66:
-	mul.f32 	%f367, %f968, 0f3F22F983;
-	cvt.rni.s32.f32 	%r277, %f367;
-	cvt.rn.f32.s32 	%f368, %r277;
-	mov.f32 	%f369, 0fBFC90FDA;
-	fma.rn.f32 	%f370, %f368, %f369, %f968;
-	mov.f32 	%f371, 0fB3A22168;
-	fma.rn.f32 	%f372, %f368, %f371, %f370;
-	mov.f32 	%f373, 0fA7C234C5;
-	fma.rn.f32 	%f953, %f368, %f373, %f372;
-	abs.f32 	%f34, %f968;
-	setp.ltu.f32 	%p82, %f34, 0f47CE4780;
-	@%p82 bra 	$L__BB1_107;
-
-	setp.eq.f32 	%p83, %f34, 0f7F800000;
-	@%p83 bra 	$L__BB1_106;
-	bra.uni 	$L__BB1_68;
-
-$L__BB1_106:
-	mov.f32 	%f376, 0f00000000;
-	mul.rn.f32 	%f953, %f968, %f376;
-	mov.u32 	%r277, 0;
-	bra.uni 	$L__BB1_107;
-
-$L__BB1_13:
-	setp.eq.s32 	%p49, %r61, 4;
-	@%p49 bra 	$L__BB1_159;
-
-	setp.eq.s32 	%p50, %r61, 5;
-	@%p50 bra 	$L__BB1_15;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_15:
-	sqrt.rn.f32 	%f968, %f968;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_55:
-	setp.eq.s32 	%p22, %r61, 25;
-	@%p22 bra 	$L__BB1_111;
-
-	setp.eq.s32 	%p23, %r61, 26;
-	@%p23 bra 	$L__BB1_57;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_57:
-	abs.f32 	%f425, %f968;
-	add.f32 	%f426, %f425, 0f3F800000;
-	div.rn.f32 	%f968, %f968, %f426;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_30:
-	setp.eq.s32 	%p36, %r61, 15;
-	@%p36 bra 	$L__BB1_148;
-
-	setp.eq.s32 	%p37, %r61, 16;
-	@%p37 bra 	$L__BB1_32;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_32:
-	setp.ge.f32 	%p135, %f968, 0f00000000;
-	@%p135 bra 	$L__BB1_165;
-
-	mov.f32 	%f716, 0f3F000000;
-	mov.f32 	%f717, 0f3BBB989D;
-	fma.rn.f32 	%f718, %f968, %f717, %f716;
-	cvt.sat.f32.f32 	%f719, %f718;
-	mov.f32 	%f720, 0f4B400001;
-	mov.f32 	%f721, 0f437C0000;
-	fma.rm.f32 	%f722, %f719, %f721, %f720;
-	add.f32 	%f723, %f722, 0fCB40007F;
-	neg.f32 	%f724, %f723;
-	mov.f32 	%f725, 0f3FB8AA3B;
-	fma.rn.f32 	%f726, %f968, %f725, %f724;
-	mov.f32 	%f727, 0f32A57060;
-	fma.rn.f32 	%f728, %f968, %f727, %f726;
-	mov.b32 	%r243, %f722;
-	shl.b32 	%r244, %r243, 23;
-	mov.b32 	%f729, %r244;
-	ex2.approx.ftz.f32 	%f730, %f728;
-	fma.rn.f32 	%f731, %f730, %f729, 0fBF800000;
-	mul.f32 	%f968, %f731, %f125;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_80:
-	setp.eq.s32 	%p9, %r61, 35;
-	@%p9 bra 	$L__BB1_101;
-
-	setp.eq.s32 	%p10, %r61, 36;
-	@%p10 bra 	$L__BB1_82;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_82:
-	abs.f32 	%f230, %f968;
-	mov.f32 	%f231, 0f3FB8AA3B;
-	mul.rn.f32 	%f232, %f230, %f231;
-	cvt.rzi.f32.f32 	%f233, %f232;
-	abs.f32 	%f234, %f233;
-	setp.gt.f32 	%p68, %f234, 0f42FC0000;
-	mov.b32 	%r88, %f233;
-	and.b32  	%r89, %r88, -2147483648;
-	or.b32  	%r90, %r89, 1123811328;
-	mov.b32 	%f235, %r90;
-	selp.f32 	%f236, %f235, %f233, %p68;
-	mov.f32 	%f237, 0fBF317218;
-	fma.rn.f32 	%f238, %f236, %f237, %f230;
-	mov.f32 	%f239, 0f3102E308;
-	fma.rn.f32 	%f240, %f236, %f239, %f238;
-	mul.f32 	%f241, %f240, 0f3FB8AA3B;
-	add.f32 	%f242, %f236, 0f4B40007D;
-	mov.b32 	%r91, %f242;
-	shl.b32 	%r92, %r91, 23;
-	mov.b32 	%f243, %r92;
-	ex2.approx.ftz.f32 	%f244, %f241;
-	mul.f32 	%f245, %f244, %f243;
-	mov.f32 	%f246, 0f3E000000;
-	div.approx.f32 	%f247, %f246, %f245;
-	mov.f32 	%f248, 0f40000000;
-	fma.rn.f32 	%f249, %f248, %f245, %f247;
-	setp.ge.f32 	%p69, %f230, 0f42B40000;
-	selp.f32 	%f968, 0f7F800000, %f249, %p69;
-	bra.uni 	$L__BB1_165;
+	bra.uni 	$L__BB1_5;
 
 $L__BB1_9:
 	setp.eq.s32 	%p52, %r61, 2;
-	@%p52 bra 	$L__BB1_162;
+	@%p52 bra 	$L__BB1_164;
 
 	setp.eq.s32 	%p53, %r61, 3;
-	@%p53 bra 	$L__BB1_11;
-	bra.uni 	$L__BB1_165;
+	@%p53 bra 	$L__BB1_163;
 
-$L__BB1_11:
-	mov.f32 	%f878, 0f3F000000;
-	mov.f32 	%f879, 0f3BBB989D;
-	fma.rn.f32 	%f880, %f968, %f879, %f878;
-	cvt.sat.f32.f32 	%f881, %f880;
-	mov.f32 	%f882, 0f4B400001;
-	mov.f32 	%f883, 0f437C0000;
-	fma.rm.f32 	%f884, %f881, %f883, %f882;
-	add.f32 	%f885, %f884, 0fCB40007F;
-	neg.f32 	%f886, %f885;
-	mov.f32 	%f887, 0f3FB8AA3B;
-	fma.rn.f32 	%f888, %f968, %f887, %f886;
-	mov.f32 	%f889, 0f32A57060;
-	fma.rn.f32 	%f890, %f968, %f889, %f888;
-	mov.b32 	%r263, %f884;
-	shl.b32 	%r264, %r263, 23;
-	mov.b32 	%f891, %r264;
-	ex2.approx.ftz.f32 	%f892, %f890;
-	mul.f32 	%f968, %f892, %f891;
-	bra.uni 	$L__BB1_165;
+	setp.eq.s32 	%p54, %r61, 4;
+	@%p54 bra 	$L__BB1_12;
+	bra.uni 	$L__BB1_167;
 
-$L__BB1_120:
-	setp.gt.f32 	%p107, %f968, 0f00000000;
-	@%p107 bra 	$L__BB1_122;
-	bra.uni 	$L__BB1_121;
-
-$L__BB1_122:
-	mul.f32 	%f968, %f968, %f126;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_119:
-	mov.f32 	%f539, 0f00000000;
-	max.f32 	%f540, %f539, %f968;
-	div.rn.f32 	%f541, %f968, %f125;
-	mov.f32 	%f542, 0f3F000000;
-	mov.f32 	%f543, 0f3BBB989D;
-	fma.rn.f32 	%f544, %f541, %f543, %f542;
-	cvt.sat.f32.f32 	%f545, %f544;
-	mov.f32 	%f546, 0f4B400001;
-	mov.f32 	%f547, 0f437C0000;
-	fma.rm.f32 	%f548, %f545, %f547, %f546;
-	add.f32 	%f549, %f548, 0fCB40007F;
-	neg.f32 	%f550, %f549;
-	mov.f32 	%f551, 0f3FB8AA3B;
-	fma.rn.f32 	%f552, %f541, %f551, %f550;
-	mov.f32 	%f553, 0f32A57060;
-	fma.rn.f32 	%f554, %f541, %f553, %f552;
-	mov.b32 	%r165, %f548;
-	shl.b32 	%r166, %r165, 23;
-	mov.b32 	%f555, %r166;
-	ex2.approx.ftz.f32 	%f556, %f554;
-	fma.rn.f32 	%f557, %f556, %f555, 0fBF800000;
-	mul.f32 	%f558, %f557, %f125;
-	min.f32 	%f559, %f539, %f558;
-	add.f32 	%f968, %f540, %f559;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_150:
-	rcp.rn.f32 	%f968, %f968;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_149:
-	cvt.rmi.f32.f32 	%f968, %f968;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_105:
-	abs.f32 	%f337, %f968;
-	neg.f32 	%f338, %f337;
-	mov.f32 	%f339, 0f3F000000;
-	fma.rn.f32 	%f340, %f339, %f338, %f339;
-	rsqrt.approx.ftz.f32 	%f341, %f340;
-	mul.f32 	%f342, %f340, %f341;
-	mul.f32 	%f343, %f341, 0f3F000000;
-	neg.f32 	%f344, %f342;
-	fma.rn.f32 	%f345, %f344, %f343, %f339;
-	fma.rn.f32 	%f346, %f342, %f345, %f342;
-	setp.eq.f32 	%p79, %f337, 0f3F800000;
-	selp.f32 	%f347, 0f00000000, %f346, %p79;
-	setp.gt.f32 	%p80, %f337, 0f3F0F5C29;
-	selp.f32 	%f348, %f347, %f337, %p80;
-	mul.f32 	%f349, %f348, %f348;
-	mov.f32 	%f350, 0f3C99CA97;
-	mov.f32 	%f351, 0f3D4DD2F7;
-	fma.rn.f32 	%f352, %f351, %f349, %f350;
-	mov.f32 	%f353, 0f3D3F90E8;
-	fma.rn.f32 	%f354, %f352, %f349, %f353;
-	mov.f32 	%f355, 0f3D993CCF;
-	fma.rn.f32 	%f356, %f354, %f349, %f355;
-	mov.f32 	%f357, 0f3E2AAC04;
-	fma.rn.f32 	%f358, %f356, %f349, %f357;
-	mul.f32 	%f359, %f349, %f358;
-	fma.rn.f32 	%f360, %f359, %f348, %f348;
-	mul.f32 	%f361, %f360, 0fC0000000;
-	mov.f32 	%f362, 0f3FD774EB;
-	mov.f32 	%f363, 0f3F6EE581;
-	fma.rn.f32 	%f364, %f363, %f362, %f361;
-	selp.f32 	%f365, %f364, %f360, %p80;
-	setp.le.f32 	%p81, %f365, 0f7F800000;
-	mov.b32 	%r110, %f365;
-	mov.b32 	%r111, %f968;
-	and.b32  	%r112, %r111, -2147483648;
-	or.b32  	%r113, %r112, %r110;
-	mov.b32 	%f366, %r113;
-	selp.f32 	%f968, %f366, %f365, %p81;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_104:
-	abs.f32 	%f303, %f968;
-	neg.f32 	%f304, %f303;
-	mov.f32 	%f305, 0f3F000000;
-	fma.rn.f32 	%f306, %f305, %f304, %f305;
-	rsqrt.approx.ftz.f32 	%f307, %f306;
-	mul.f32 	%f308, %f306, %f307;
-	mul.f32 	%f309, %f307, 0f3F000000;
-	neg.f32 	%f310, %f308;
-	fma.rn.f32 	%f311, %f310, %f309, %f305;
-	fma.rn.f32 	%f312, %f308, %f311, %f308;
-	setp.eq.f32 	%p76, %f303, 0f3F800000;
-	selp.f32 	%f313, 0f00000000, %f312, %p76;
-	setp.gt.f32 	%p77, %f303, 0f3F0F5C29;
-	selp.f32 	%f314, %f313, %f303, %p77;
-	mov.b32 	%r106, %f314;
-	mov.b32 	%r107, %f968;
-	and.b32  	%r108, %r107, -2147483648;
-	or.b32  	%r109, %r108, %r106;
-	mov.b32 	%f315, %r109;
-	mul.f32 	%f316, %f315, %f315;
-	mov.f32 	%f317, 0f3C8B1ABB;
-	mov.f32 	%f318, 0f3D10ECEF;
-	fma.rn.f32 	%f319, %f318, %f316, %f317;
-	mov.f32 	%f320, 0f3CFC028C;
-	fma.rn.f32 	%f321, %f319, %f316, %f320;
-	mov.f32 	%f322, 0f3D372139;
-	fma.rn.f32 	%f323, %f321, %f316, %f322;
-	mov.f32 	%f324, 0f3D9993DB;
-	fma.rn.f32 	%f325, %f323, %f316, %f324;
-	mov.f32 	%f326, 0f3E2AAAC6;
-	fma.rn.f32 	%f327, %f325, %f316, %f326;
-	mul.f32 	%f328, %f327, %f316;
-	fma.rn.f32 	%f329, %f328, %f315, %f315;
-	neg.f32 	%f330, %f329;
-	selp.f32 	%f331, %f329, %f330, %p77;
-	mov.f32 	%f332, 0f3FD774EB;
-	mov.f32 	%f333, 0f3F6EE581;
-	fma.rn.f32 	%f334, %f333, %f332, %f331;
-	setp.gt.f32 	%p78, %f968, 0f3F0F5C29;
-	selp.f32 	%f335, %f329, %f334, %p78;
-	add.f32 	%f336, %f335, %f335;
-	selp.f32 	%f968, %f336, %f335, %p77;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_158:
-	neg.f32 	%f968, %f968;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_157:
-	abs.f32 	%f968, %f968;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_110:
-	setp.gt.f32 	%p95, %f968, 0f00000000;
-	setp.lt.f32 	%p96, %f968, 0f00000000;
-	selp.f32 	%f424, 0fBF800000, %f968, %p96;
-	selp.f32 	%f968, 0f3F800000, %f424, %p95;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_109:
-	setp.lt.f32 	%p93, %f968, %f125;
-	setp.gt.f32 	%p94, %f968, %f126;
-	selp.f32 	%f423, %f126, %f968, %p94;
-	selp.f32 	%f968, %f125, %f423, %p93;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_147:
-	div.rn.f32 	%f710, %f968, 0f40C00000;
-	add.f32 	%f711, %f710, 0f3F000000;
-	mov.f32 	%f712, 0f3F800000;
-	min.f32 	%f713, %f712, %f711;
-	mov.f32 	%f714, 0f00000000;
-	max.f32 	%f715, %f714, %f713;
-	mul.f32 	%f968, %f968, %f715;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_140:
-	setp.gt.f32 	%p128, %f968, 0f00000000;
-	@%p128 bra 	$L__BB1_144;
-	bra.uni 	$L__BB1_141;
-
-$L__BB1_144:
-	neg.f32 	%f664, %f968;
-	mov.f32 	%f665, 0f3F000000;
-	mov.f32 	%f666, 0f3BBB989D;
-	fma.rn.f32 	%f667, %f664, %f666, %f665;
-	cvt.sat.f32.f32 	%f668, %f667;
-	mov.f32 	%f669, 0f4B400001;
-	mov.f32 	%f670, 0f437C0000;
-	fma.rm.f32 	%f671, %f668, %f670, %f669;
-	add.f32 	%f672, %f671, 0fCB40007F;
-	neg.f32 	%f673, %f672;
-	mov.f32 	%f674, 0f3FB8AA3B;
-	fma.rn.f32 	%f675, %f664, %f674, %f673;
-	mov.f32 	%f676, 0f32A57060;
-	fma.rn.f32 	%f677, %f664, %f676, %f675;
-	mov.b32 	%r237, %f671;
-	shl.b32 	%r238, %r237, 23;
-	mov.b32 	%f678, %r238;
-	ex2.approx.ftz.f32 	%f679, %f677;
-	fma.rn.f32 	%f680, %f679, %f678, 0f3F800000;
-	setp.lt.f32 	%p132, %f680, 0f00800000;
-	mul.f32 	%f681, %f680, 0f4B000000;
-	selp.f32 	%f90, %f681, %f680, %p132;
-	selp.f32 	%f682, 0fC1B80000, 0f00000000, %p132;
-	mov.b32 	%r239, %f90;
-	add.s32 	%r240, %r239, -1059760811;
-	and.b32  	%r241, %r240, -8388608;
-	sub.s32 	%r242, %r239, %r241;
-	mov.b32 	%f683, %r242;
-	cvt.rn.f32.s32 	%f684, %r241;
-	mov.f32 	%f685, 0f34000000;
-	fma.rn.f32 	%f686, %f684, %f685, %f682;
-	add.f32 	%f687, %f683, 0fBF800000;
-	mov.f32 	%f688, 0f3E1039F6;
-	mov.f32 	%f689, 0fBE055027;
-	fma.rn.f32 	%f690, %f689, %f687, %f688;
-	mov.f32 	%f691, 0fBDF8CDCC;
-	fma.rn.f32 	%f692, %f690, %f687, %f691;
-	mov.f32 	%f693, 0f3E0F2955;
-	fma.rn.f32 	%f694, %f692, %f687, %f693;
-	mov.f32 	%f695, 0fBE2AD8B9;
-	fma.rn.f32 	%f696, %f694, %f687, %f695;
-	mov.f32 	%f697, 0f3E4CED0B;
-	fma.rn.f32 	%f698, %f696, %f687, %f697;
-	mov.f32 	%f699, 0fBE7FFF22;
-	fma.rn.f32 	%f700, %f698, %f687, %f699;
-	mov.f32 	%f701, 0f3EAAAA78;
-	fma.rn.f32 	%f702, %f700, %f687, %f701;
-	mov.f32 	%f703, 0fBF000000;
-	fma.rn.f32 	%f704, %f702, %f687, %f703;
-	mul.f32 	%f705, %f704, %f687;
-	fma.rn.f32 	%f706, %f705, %f687, %f687;
-	mov.f32 	%f707, 0f3F317218;
-	fma.rn.f32 	%f964, %f686, %f707, %f706;
-	setp.lt.u32 	%p133, %r239, 2139095040;
-	@%p133 bra 	$L__BB1_146;
-
-	mov.f32 	%f708, 0f7F800000;
-	fma.rn.f32 	%f964, %f90, %f708, %f708;
-
-$L__BB1_146:
-	setp.eq.f32 	%p134, %f90, 0f00000000;
-	selp.f32 	%f709, 0fFF800000, %f964, %p134;
-	add.f32 	%f968, %f968, %f709;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_94:
-	abs.f32 	%f13, %f968;
-	setp.gt.f32 	%p63, %f13, 0f7E800000;
-	@%p63 bra 	$L__BB1_99;
-	bra.uni 	$L__BB1_95;
-
-$L__BB1_99:
-	lg2.approx.f32 	%f226, %f13;
-	mul.f32 	%f227, %f226, 0f3F317218;
-	mov.f32 	%f228, 0f3F317218;
-	add.rn.f32 	%f951, %f228, %f227;
-	bra.uni 	$L__BB1_100;
-
-$L__BB1_151:
-	abs.f32 	%f736, %f968;
-	mov.f32 	%f737, 0f3F800000;
-	sub.f32 	%f738, %f737, %f736;
-	rcp.approx.ftz.f32 	%f739, %f738;
-	add.f32 	%f740, %f739, %f739;
-	mul.f32 	%f741, %f736, %f740;
-	setp.gt.f32 	%p136, %f736, 0f7E800000;
-	selp.f32 	%f101, 0fC0000000, %f741, %p136;
-	add.rz.f32 	%f742, %f101, %f737;
-	mov.b32 	%r245, %f742;
-	add.s32 	%r246, %r245, -1061158912;
-	and.b32  	%r247, %r246, -8388608;
-	mov.b32 	%r58, %f101;
-	sub.s32 	%r248, %r58, %r247;
-	mov.b32 	%f743, %r248;
-	mov.u32 	%r249, 1082130432;
-	sub.s32 	%r250, %r249, %r247;
-	mov.b32 	%f744, %r250;
-	mov.f32 	%f745, 0fBF800000;
-	mov.f32 	%f746, 0f3E800000;
-	fma.rn.f32 	%f747, %f746, %f744, %f745;
-	add.f32 	%f748, %f747, %f743;
-	cvt.rn.f32.s32 	%f749, %r247;
-	mul.f32 	%f750, %f749, 0f34000000;
-	mov.f32 	%f751, 0f3DD80012;
-	mov.f32 	%f752, 0fBD39BF78;
-	fma.rn.f32 	%f753, %f752, %f748, %f751;
-	mov.f32 	%f754, 0fBE0778E0;
-	fma.rn.f32 	%f755, %f753, %f748, %f754;
-	mov.f32 	%f756, 0f3E146475;
-	fma.rn.f32 	%f757, %f755, %f748, %f756;
-	mov.f32 	%f758, 0fBE2A68DD;
-	fma.rn.f32 	%f759, %f757, %f748, %f758;
-	mov.f32 	%f760, 0f3E4CAF9E;
-	fma.rn.f32 	%f761, %f759, %f748, %f760;
-	mov.f32 	%f762, 0fBE800042;
-	fma.rn.f32 	%f763, %f761, %f748, %f762;
-	mov.f32 	%f764, 0f3EAAAAE6;
-	fma.rn.f32 	%f765, %f763, %f748, %f764;
-	mov.f32 	%f766, 0fBF000000;
-	fma.rn.f32 	%f767, %f765, %f748, %f766;
-	mul.f32 	%f768, %f748, %f767;
-	fma.rn.f32 	%f769, %f768, %f748, %f748;
-	mov.f32 	%f770, 0f3F317218;
-	fma.rn.f32 	%f965, %f750, %f770, %f769;
-	setp.lt.u32 	%p137, %r58, 2139095040;
-	@%p137 bra 	$L__BB1_155;
-
-	setp.lt.s32 	%p138, %r58, -1082130431;
-	@%p138 bra 	$L__BB1_154;
-
-	mov.f32 	%f771, 0f7F800000;
-	fma.rn.f32 	%f965, %f101, %f771, %f771;
-
-$L__BB1_154:
-	setp.eq.f32 	%p139, %f101, 0f00000000;
-	selp.f32 	%f965, 0f80000000, %f965, %p139;
-
-$L__BB1_155:
-	mul.f32 	%f772, %f965, 0f3F000000;
-	abs.f32 	%f773, %f772;
-	setp.le.f32 	%p140, %f773, 0f7F800000;
-	mov.b32 	%r251, %f772;
-	mov.b32 	%r252, %f968;
-	and.b32  	%r253, %r252, -2147483648;
-	or.b32  	%r254, %r253, %r251;
-	mov.b32 	%f774, %r254;
-	selp.f32 	%f968, %f774, %f772, %p140;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_164:
-	setp.le.f32 	%p150, %f968, 0f00000000;
-	selp.f32 	%f968, 0f00000000, %f968, %p150;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_123:
-	mul.f32 	%f578, %f968, 0f3F22F983;
-	cvt.rni.s32.f32 	%r281, %f578;
-	cvt.rn.f32.s32 	%f579, %r281;
-	mov.f32 	%f580, 0fBFC90FDA;
-	fma.rn.f32 	%f581, %f579, %f580, %f968;
-	mov.f32 	%f582, 0fB3A22168;
-	fma.rn.f32 	%f583, %f579, %f582, %f581;
-	mov.f32 	%f584, 0fA7C234C5;
-	fma.rn.f32 	%f957, %f579, %f584, %f583;
-	abs.f32 	%f62, %f968;
-	setp.ltu.f32 	%p108, %f62, 0f47CE4780;
-	@%p108 bra 	$L__BB1_131;
-
-	setp.eq.f32 	%p109, %f62, 0f7F800000;
-	@%p109 bra 	$L__BB1_130;
-	bra.uni 	$L__BB1_125;
-
-$L__BB1_130:
-	mov.f32 	%f587, 0f00000000;
-	mul.rn.f32 	%f957, %f968, %f587;
-	mov.u32 	%r281, 0;
-	bra.uni 	$L__BB1_131;
-
-$L__BB1_156:
-	mul.f32 	%f776, %f968, 0f3F000000;
-	mov.f32 	%f777, 0f3F000000;
-	mul.f32 	%f778, %f968, 0f3F3504F3;
-	abs.f32 	%f779, %f778;
-	fma.rn.f32 	%f780, %f779, 0f3F000000, 0f3F800000;
-	mov.f32 	%f781, 0f3F800000;
-	rcp.rn.f32 	%f782, %f780;
-	mul.f32 	%f783, %f779, %f779;
-	mov.f32 	%f784, 0fBFA1FC4E;
-	sub.f32 	%f785, %f784, %f783;
-	fma.rn.f32 	%f786, %f782, 0f3E2EF945, 0fBF527892;
-	fma.rn.f32 	%f787, %f782, %f786, 0f3FBE87B0;
-	fma.rn.f32 	%f788, %f782, %f787, 0fBF914E5D;
-	fma.rn.f32 	%f789, %f782, %f788, 0f3E8EC7CC;
-	fma.rn.f32 	%f790, %f782, %f789, 0fBE3EC24C;
-	fma.rn.f32 	%f791, %f782, %f790, 0f3DC636C9;
-	fma.rn.f32 	%f792, %f782, %f791, 0f3EBF88FB;
-	fma.rn.f32 	%f793, %f782, %f792, 0f3F8000C7;
-	fma.rn.f32 	%f794, %f782, %f793, %f785;
-	mov.f32 	%f795, 0f3BBB989D;
-	fma.rn.f32 	%f796, %f794, %f795, %f777;
-	cvt.sat.f32.f32 	%f797, %f796;
-	mov.f32 	%f798, 0f4B400001;
-	mov.f32 	%f799, 0f437C0000;
-	fma.rm.f32 	%f800, %f797, %f799, %f798;
-	add.f32 	%f801, %f800, 0fCB40007F;
-	neg.f32 	%f802, %f801;
-	mov.f32 	%f803, 0f3FB8AA3B;
-	fma.rn.f32 	%f804, %f794, %f803, %f802;
-	mov.f32 	%f805, 0f32A57060;
-	fma.rn.f32 	%f806, %f794, %f805, %f804;
-	mov.b32 	%r255, %f800;
-	shl.b32 	%r256, %r255, 23;
-	mov.b32 	%f807, %r256;
-	ex2.approx.ftz.f32 	%f808, %f806;
-	mul.f32 	%f809, %f808, %f807;
-	mul.f32 	%f810, %f782, %f809;
-	sub.f32 	%f811, %f781, %f810;
-	setp.lt.f32 	%p142, %f778, 0f00000000;
-	neg.f32 	%f812, %f811;
-	selp.f32 	%f813, %f812, %f811, %p142;
-	add.f32 	%f814, %f813, 0f3F800000;
-	mul.f32 	%f968, %f776, %f814;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_108:
-	mul.f32 	%f395, %f968, 0f3F000000;
-	mul.f32 	%f396, %f968, 0f3D372713;
-	mul.f32 	%f397, %f968, %f396;
-	fma.rn.f32 	%f398, %f968, %f397, %f968;
-	mul.f32 	%f399, %f398, 0f3F4C422A;
-	abs.f32 	%f400, %f399;
-	mul.f32 	%f401, %f400, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f402, %f401;
-	add.f32 	%f403, %f402, 0f3F800000;
-	mov.f32 	%f404, 0f3F800000;
-	rcp.approx.ftz.f32 	%f405, %f403;
-	mov.f32 	%f406, 0fC0000000;
-	fma.rn.f32 	%f407, %f405, %f406, %f404;
-	setp.ge.f32 	%p91, %f400, 0f41102CB4;
-	selp.f32 	%f408, 0f3F800000, %f407, %p91;
-	mov.b32 	%r145, %f408;
-	mov.b32 	%r146, %f399;
-	and.b32  	%r147, %r146, -2147483648;
-	or.b32  	%r148, %r147, %r145;
-	mov.b32 	%f409, %r148;
-	mul.f32 	%f410, %f399, %f399;
-	mov.f32 	%f411, 0fBD563CAE;
-	mov.f32 	%f412, 0f3C80F082;
-	fma.rn.f32 	%f413, %f412, %f410, %f411;
-	mov.f32 	%f414, 0f3E085941;
-	fma.rn.f32 	%f415, %f413, %f410, %f414;
-	mov.f32 	%f416, 0fBEAAA9ED;
-	fma.rn.f32 	%f417, %f415, %f410, %f416;
-	mov.f32 	%f418, 0f00000000;
-	fma.rn.f32 	%f419, %f417, %f410, %f418;
-	fma.rn.f32 	%f420, %f419, %f399, %f399;
-	setp.ge.f32 	%p92, %f400, 0f3F19999A;
-	selp.f32 	%f421, %f409, %f420, %p92;
-	add.f32 	%f422, %f421, 0f3F800000;
-	mul.f32 	%f968, %f395, %f422;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_159:
-	setp.lt.f32 	%p144, %f968, 0f00800000;
-	mul.f32 	%f850, %f968, 0f4B000000;
-	selp.f32 	%f114, %f850, %f968, %p144;
-	selp.f32 	%f851, 0fC1B80000, 0f00000000, %p144;
-	mov.b32 	%r259, %f114;
+$L__BB1_12:
+	setp.lt.f32 	%p147, %f973, 0f00800000;
+	mul.f32 	%f855, %f973, 0f4B000000;
+	selp.f32 	%f115, %f855, %f973, %p147;
+	selp.f32 	%f856, 0fC1B80000, 0f00000000, %p147;
+	mov.b32 	%r259, %f115;
 	add.s32 	%r260, %r259, -1059760811;
 	and.b32  	%r261, %r260, -8388608;
 	sub.s32 	%r262, %r259, %r261;
-	mov.b32 	%f852, %r262;
-	cvt.rn.f32.s32 	%f853, %r261;
-	mov.f32 	%f854, 0f34000000;
-	fma.rn.f32 	%f855, %f853, %f854, %f851;
-	add.f32 	%f856, %f852, 0fBF800000;
-	mov.f32 	%f857, 0f3E1039F6;
-	mov.f32 	%f858, 0fBE055027;
-	fma.rn.f32 	%f859, %f858, %f856, %f857;
-	mov.f32 	%f860, 0fBDF8CDCC;
-	fma.rn.f32 	%f861, %f859, %f856, %f860;
-	mov.f32 	%f862, 0f3E0F2955;
-	fma.rn.f32 	%f863, %f861, %f856, %f862;
-	mov.f32 	%f864, 0fBE2AD8B9;
-	fma.rn.f32 	%f865, %f863, %f856, %f864;
-	mov.f32 	%f866, 0f3E4CED0B;
-	fma.rn.f32 	%f867, %f865, %f856, %f866;
-	mov.f32 	%f868, 0fBE7FFF22;
-	fma.rn.f32 	%f869, %f867, %f856, %f868;
-	mov.f32 	%f870, 0f3EAAAA78;
-	fma.rn.f32 	%f871, %f869, %f856, %f870;
-	mov.f32 	%f872, 0fBF000000;
-	fma.rn.f32 	%f873, %f871, %f856, %f872;
-	mul.f32 	%f874, %f856, %f873;
-	fma.rn.f32 	%f875, %f874, %f856, %f856;
-	mov.f32 	%f876, 0f3F317218;
-	fma.rn.f32 	%f967, %f855, %f876, %f875;
-	setp.lt.u32 	%p145, %r259, 2139095040;
-	@%p145 bra 	$L__BB1_161;
+	mov.b32 	%f857, %r262;
+	cvt.rn.f32.s32 	%f858, %r261;
+	mov.f32 	%f859, 0f34000000;
+	fma.rn.f32 	%f860, %f858, %f859, %f856;
+	add.f32 	%f861, %f857, 0fBF800000;
+	mov.f32 	%f862, 0f3E1039F6;
+	mov.f32 	%f863, 0fBE055027;
+	fma.rn.f32 	%f864, %f863, %f861, %f862;
+	mov.f32 	%f865, 0fBDF8CDCC;
+	fma.rn.f32 	%f866, %f864, %f861, %f865;
+	mov.f32 	%f867, 0f3E0F2955;
+	fma.rn.f32 	%f868, %f866, %f861, %f867;
+	mov.f32 	%f869, 0fBE2AD8B9;
+	fma.rn.f32 	%f870, %f868, %f861, %f869;
+	mov.f32 	%f871, 0f3E4CED0B;
+	fma.rn.f32 	%f872, %f870, %f861, %f871;
+	mov.f32 	%f873, 0fBE7FFF22;
+	fma.rn.f32 	%f874, %f872, %f861, %f873;
+	mov.f32 	%f875, 0f3EAAAA78;
+	fma.rn.f32 	%f876, %f874, %f861, %f875;
+	mov.f32 	%f877, 0fBF000000;
+	fma.rn.f32 	%f878, %f876, %f861, %f877;
+	mul.f32 	%f879, %f861, %f878;
+	fma.rn.f32 	%f880, %f879, %f861, %f861;
+	mov.f32 	%f881, 0f3F317218;
+	fma.rn.f32 	%f972, %f860, %f881, %f880;
+	setp.lt.u32 	%p148, %r259, 2139095040;
+	@%p148 bra 	$L__BB1_14;
 
-	mov.f32 	%f877, 0f7F800000;
-	fma.rn.f32 	%f967, %f114, %f877, %f877;
+	mov.f32 	%f882, 0f7F800000;
+	fma.rn.f32 	%f972, %f115, %f882, %f882;
 
-$L__BB1_161:
-	setp.eq.f32 	%p146, %f114, 0f00000000;
-	selp.f32 	%f968, 0fFF800000, %f967, %p146;
-	bra.uni 	$L__BB1_165;
+$L__BB1_14:
+	setp.eq.f32 	%p149, %f115, 0f00000000;
+	selp.f32 	%f973, 0fFF800000, %f972, %p149;
+	bra.uni 	$L__BB1_167;
 
-$L__BB1_111:
-	setp.gt.f32 	%p97, %f968, 0f00000000;
-	@%p97 bra 	$L__BB1_115;
-	bra.uni 	$L__BB1_112;
+$L__BB1_46:
+	setp.gt.s32 	%p3, %r61, 30;
+	@%p3 bra 	$L__BB1_68;
 
-$L__BB1_115:
-	neg.f32 	%f471, %f968;
-	mov.f32 	%f472, 0f3F000000;
-	mov.f32 	%f473, 0f3BBB989D;
-	fma.rn.f32 	%f474, %f471, %f473, %f472;
-	cvt.sat.f32.f32 	%f475, %f474;
-	mov.f32 	%f476, 0f4B400001;
-	mov.f32 	%f477, 0f437C0000;
-	fma.rm.f32 	%f478, %f475, %f477, %f476;
-	add.f32 	%f479, %f478, 0fCB40007F;
-	neg.f32 	%f480, %f479;
-	mov.f32 	%f481, 0f3FB8AA3B;
-	fma.rn.f32 	%f482, %f471, %f481, %f480;
-	mov.f32 	%f483, 0f32A57060;
-	fma.rn.f32 	%f484, %f471, %f483, %f482;
-	mov.b32 	%r155, %f478;
-	shl.b32 	%r156, %r155, 23;
-	mov.b32 	%f485, %r156;
-	ex2.approx.ftz.f32 	%f486, %f484;
-	fma.rn.f32 	%f487, %f486, %f485, 0f3F800000;
-	setp.lt.f32 	%p101, %f487, 0f00800000;
-	mul.f32 	%f488, %f487, 0f4B000000;
-	selp.f32 	%f49, %f488, %f487, %p101;
-	selp.f32 	%f489, 0fC1B80000, 0f00000000, %p101;
-	mov.b32 	%r157, %f49;
-	add.s32 	%r158, %r157, -1059760811;
-	and.b32  	%r159, %r158, -8388608;
-	sub.s32 	%r160, %r157, %r159;
-	mov.b32 	%f490, %r160;
-	cvt.rn.f32.s32 	%f491, %r159;
-	mov.f32 	%f492, 0f34000000;
-	fma.rn.f32 	%f493, %f491, %f492, %f489;
-	add.f32 	%f494, %f490, 0fBF800000;
-	mov.f32 	%f495, 0f3E1039F6;
-	mov.f32 	%f496, 0fBE055027;
-	fma.rn.f32 	%f497, %f496, %f494, %f495;
-	mov.f32 	%f498, 0fBDF8CDCC;
-	fma.rn.f32 	%f499, %f497, %f494, %f498;
-	mov.f32 	%f500, 0f3E0F2955;
-	fma.rn.f32 	%f501, %f499, %f494, %f500;
-	mov.f32 	%f502, 0fBE2AD8B9;
-	fma.rn.f32 	%f503, %f501, %f494, %f502;
-	mov.f32 	%f504, 0f3E4CED0B;
-	fma.rn.f32 	%f505, %f503, %f494, %f504;
-	mov.f32 	%f506, 0fBE7FFF22;
-	fma.rn.f32 	%f507, %f505, %f494, %f506;
-	mov.f32 	%f508, 0f3EAAAA78;
-	fma.rn.f32 	%f509, %f507, %f494, %f508;
-	mov.f32 	%f510, 0fBF000000;
-	fma.rn.f32 	%f511, %f509, %f494, %f510;
-	mul.f32 	%f512, %f511, %f494;
-	fma.rn.f32 	%f513, %f512, %f494, %f494;
-	mov.f32 	%f514, 0f3F317218;
-	fma.rn.f32 	%f955, %f493, %f514, %f513;
-	setp.lt.u32 	%p102, %r157, 2139095040;
-	@%p102 bra 	$L__BB1_117;
+	setp.gt.s32 	%p17, %r61, 25;
+	@%p17 bra 	$L__BB1_60;
 
-	mov.f32 	%f515, 0f7F800000;
-	fma.rn.f32 	%f955, %f49, %f515, %f515;
+	setp.gt.s32 	%p24, %r61, 22;
+	@%p24 bra 	$L__BB1_53;
+	bra.uni 	$L__BB1_49;
 
-$L__BB1_117:
-	setp.eq.f32 	%p103, %f49, 0f00000000;
-	selp.f32 	%f516, 0fFF800000, %f955, %p103;
-	add.f32 	%f956, %f968, %f516;
-	bra.uni 	$L__BB1_118;
+$L__BB1_53:
+	setp.eq.s32 	%p25, %r61, 23;
+	@%p25 bra 	$L__BB1_127;
 
-$L__BB1_148:
-	fma.rn.f32 	%f732, %f968, %f125, %f126;
-	mov.f32 	%f733, 0f3F800000;
-	min.f32 	%f734, %f733, %f732;
-	mov.f32 	%f735, 0f00000000;
-	max.f32 	%f968, %f735, %f734;
-	bra.uni 	$L__BB1_165;
+	setp.eq.s32 	%p26, %r61, 24;
+	@%p26 bra 	$L__BB1_126;
 
-$L__BB1_101:
-	abs.f32 	%f23, %f968;
-	setp.ltu.f32 	%p70, %f23, 0f3F800000;
-	@%p70 bra 	$L__BB1_103;
-	bra.uni 	$L__BB1_102;
+	setp.eq.s32 	%p27, %r61, 25;
+	@%p27 bra 	$L__BB1_56;
+	bra.uni 	$L__BB1_167;
 
-$L__BB1_103:
-	mul.f32 	%f271, %f968, %f968;
-	mov.f32 	%f272, 0f394FFF49;
-	mov.f32 	%f273, 0f363D0ADA;
-	fma.rn.f32 	%f274, %f273, %f271, %f272;
-	mov.f32 	%f275, 0f3C08889A;
-	fma.rn.f32 	%f276, %f274, %f271, %f275;
-	mov.f32 	%f277, 0f3E2AAAAB;
-	fma.rn.f32 	%f278, %f276, %f271, %f277;
-	mul.f32 	%f279, %f271, %f278;
-	fma.rn.f32 	%f968, %f279, %f968, %f968;
-	bra.uni 	$L__BB1_165;
+$L__BB1_56:
+	setp.gt.f32 	%p103, %f973, 0f00000000;
+	@%p103 bra 	$L__BB1_122;
+	bra.uni 	$L__BB1_57;
 
-$L__BB1_162:
-	abs.f32 	%f893, %f968;
-	mul.f32 	%f894, %f893, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f895, %f894;
-	add.f32 	%f896, %f895, 0f3F800000;
-	mov.f32 	%f897, 0f3F800000;
-	rcp.approx.ftz.f32 	%f898, %f896;
-	mov.f32 	%f899, 0fC0000000;
-	fma.rn.f32 	%f900, %f898, %f899, %f897;
-	setp.ge.f32 	%p147, %f893, 0f41102CB4;
-	selp.f32 	%f901, 0f3F800000, %f900, %p147;
-	mov.b32 	%r265, %f901;
-	mov.b32 	%r266, %f968;
-	and.b32  	%r267, %r266, -2147483648;
-	or.b32  	%r268, %r267, %r265;
-	mov.b32 	%f902, %r268;
-	mul.f32 	%f903, %f968, %f968;
-	mov.f32 	%f904, 0fBD563CAE;
-	mov.f32 	%f905, 0f3C80F082;
-	fma.rn.f32 	%f906, %f905, %f903, %f904;
-	mov.f32 	%f907, 0f3E085941;
-	fma.rn.f32 	%f908, %f906, %f903, %f907;
-	mov.f32 	%f909, 0fBEAAA9ED;
-	fma.rn.f32 	%f910, %f908, %f903, %f909;
-	mov.f32 	%f911, 0f00000000;
-	fma.rn.f32 	%f912, %f910, %f903, %f911;
-	fma.rn.f32 	%f913, %f912, %f968, %f968;
-	setp.ge.f32 	%p148, %f893, 0f3F19999A;
-	selp.f32 	%f968, %f902, %f913, %p148;
-	bra.uni 	$L__BB1_165;
+$L__BB1_122:
+	neg.f32 	%f511, %f973;
+	mov.f32 	%f512, 0f3F000000;
+	mov.f32 	%f513, 0f3BBB989D;
+	fma.rn.f32 	%f514, %f511, %f513, %f512;
+	cvt.sat.f32.f32 	%f515, %f514;
+	mov.f32 	%f516, 0f4B400001;
+	mov.f32 	%f517, 0f437C0000;
+	fma.rm.f32 	%f518, %f515, %f517, %f516;
+	add.f32 	%f519, %f518, 0fCB40007F;
+	neg.f32 	%f520, %f519;
+	mov.f32 	%f521, 0f3FB8AA3B;
+	fma.rn.f32 	%f522, %f511, %f521, %f520;
+	mov.f32 	%f523, 0f32A57060;
+	fma.rn.f32 	%f524, %f511, %f523, %f522;
+	mov.b32 	%r165, %f518;
+	shl.b32 	%r166, %r165, 23;
+	mov.b32 	%f525, %r166;
+	ex2.approx.ftz.f32 	%f526, %f524;
+	fma.rn.f32 	%f527, %f526, %f525, 0f3F800000;
+	setp.lt.f32 	%p107, %f527, 0f00800000;
+	mul.f32 	%f528, %f527, 0f4B000000;
+	selp.f32 	%f56, %f528, %f527, %p107;
+	selp.f32 	%f529, 0fC1B80000, 0f00000000, %p107;
+	mov.b32 	%r167, %f56;
+	add.s32 	%r168, %r167, -1059760811;
+	and.b32  	%r169, %r168, -8388608;
+	sub.s32 	%r170, %r167, %r169;
+	mov.b32 	%f530, %r170;
+	cvt.rn.f32.s32 	%f531, %r169;
+	mov.f32 	%f532, 0f34000000;
+	fma.rn.f32 	%f533, %f531, %f532, %f529;
+	add.f32 	%f534, %f530, 0fBF800000;
+	mov.f32 	%f535, 0f3E1039F6;
+	mov.f32 	%f536, 0fBE055027;
+	fma.rn.f32 	%f537, %f536, %f534, %f535;
+	mov.f32 	%f538, 0fBDF8CDCC;
+	fma.rn.f32 	%f539, %f537, %f534, %f538;
+	mov.f32 	%f540, 0f3E0F2955;
+	fma.rn.f32 	%f541, %f539, %f534, %f540;
+	mov.f32 	%f542, 0fBE2AD8B9;
+	fma.rn.f32 	%f543, %f541, %f534, %f542;
+	mov.f32 	%f544, 0f3E4CED0B;
+	fma.rn.f32 	%f545, %f543, %f534, %f544;
+	mov.f32 	%f546, 0fBE7FFF22;
+	fma.rn.f32 	%f547, %f545, %f534, %f546;
+	mov.f32 	%f548, 0f3EAAAA78;
+	fma.rn.f32 	%f549, %f547, %f534, %f548;
+	mov.f32 	%f550, 0fBF000000;
+	fma.rn.f32 	%f551, %f549, %f534, %f550;
+	mul.f32 	%f552, %f551, %f534;
+	fma.rn.f32 	%f553, %f552, %f534, %f534;
+	mov.f32 	%f554, 0f3F317218;
+	fma.rn.f32 	%f962, %f533, %f554, %f553;
+	setp.lt.u32 	%p108, %r167, 2139095040;
+	@%p108 bra 	$L__BB1_124;
 
-$L__BB1_87:
-	mul.rz.f32 	%f127, %f968, %f2;
-	add.rn.f32 	%f128, %f127, %f2;
-	sqrt.rn.f32 	%f129, %f128;
-	add.f32 	%f3, %f2, %f129;
-	mov.f32 	%f130, 0f3F800000;
-	add.rz.f32 	%f131, %f3, %f130;
-	mov.b32 	%r68, %f131;
-	add.s32 	%r69, %r68, -1061158912;
-	and.b32  	%r70, %r69, -8388608;
-	mov.b32 	%r2, %f3;
-	sub.s32 	%r71, %r2, %r70;
-	mov.b32 	%f132, %r71;
-	mov.u32 	%r72, 1082130432;
-	sub.s32 	%r73, %r72, %r70;
-	mov.b32 	%f133, %r73;
-	mov.f32 	%f134, 0fBF800000;
-	mov.f32 	%f135, 0f3E800000;
-	fma.rn.f32 	%f136, %f135, %f133, %f134;
-	add.f32 	%f137, %f136, %f132;
-	cvt.rn.f32.s32 	%f138, %r70;
-	mul.f32 	%f139, %f138, 0f34000000;
-	mov.f32 	%f140, 0f3DD80012;
-	mov.f32 	%f141, 0fBD39BF78;
-	fma.rn.f32 	%f142, %f141, %f137, %f140;
-	mov.f32 	%f143, 0fBE0778E0;
-	fma.rn.f32 	%f144, %f142, %f137, %f143;
-	mov.f32 	%f145, 0f3E146475;
-	fma.rn.f32 	%f146, %f144, %f137, %f145;
-	mov.f32 	%f147, 0fBE2A68DD;
-	fma.rn.f32 	%f148, %f146, %f137, %f147;
-	mov.f32 	%f149, 0f3E4CAF9E;
-	fma.rn.f32 	%f150, %f148, %f137, %f149;
-	mov.f32 	%f151, 0fBE800042;
-	fma.rn.f32 	%f152, %f150, %f137, %f151;
-	mov.f32 	%f153, 0f3EAAAAE6;
-	fma.rn.f32 	%f154, %f152, %f137, %f153;
-	mov.f32 	%f155, 0fBF000000;
-	fma.rn.f32 	%f156, %f154, %f137, %f155;
-	mul.f32 	%f157, %f137, %f156;
-	fma.rn.f32 	%f158, %f157, %f137, %f137;
-	mov.f32 	%f159, 0f3F317218;
-	fma.rn.f32 	%f968, %f139, %f159, %f158;
-	setp.lt.u32 	%p57, %r2, 2139095040;
-	@%p57 bra 	$L__BB1_165;
+	mov.f32 	%f555, 0f7F800000;
+	fma.rn.f32 	%f962, %f56, %f555, %f555;
 
-	setp.lt.s32 	%p58, %r2, -1082130431;
-	@%p58 bra 	$L__BB1_90;
+$L__BB1_124:
+	setp.eq.f32 	%p109, %f56, 0f00000000;
+	selp.f32 	%f556, 0fFF800000, %f962, %p109;
+	add.f32 	%f963, %f973, %f556;
+	bra.uni 	$L__BB1_125;
 
-	mov.f32 	%f160, 0f7F800000;
-	fma.rn.f32 	%f968, %f3, %f160, %f160;
+$L__BB1_23:
+	setp.gt.s32 	%p31, %r61, 15;
+	@%p31 bra 	$L__BB1_32;
 
-$L__BB1_90:
-	setp.eq.f32 	%p59, %f3, 0f00000000;
-	selp.f32 	%f968, 0f80000000, %f968, %p59;
-	bra.uni 	$L__BB1_165;
+	setp.gt.s32 	%p38, %r61, 12;
+	@%p38 bra 	$L__BB1_28;
+	bra.uni 	$L__BB1_25;
 
-$L__BB1_8:
-	neg.f32 	%f914, %f968;
-	mov.f32 	%f915, 0f3F000000;
-	mov.f32 	%f916, 0f3BBB989D;
-	fma.rn.f32 	%f917, %f914, %f916, %f915;
-	cvt.sat.f32.f32 	%f918, %f917;
-	mov.f32 	%f919, 0f4B400001;
-	mov.f32 	%f920, 0f437C0000;
-	fma.rm.f32 	%f921, %f918, %f920, %f919;
-	add.f32 	%f922, %f921, 0fCB40007F;
-	neg.f32 	%f923, %f922;
-	mov.f32 	%f924, 0f3FB8AA3B;
-	fma.rn.f32 	%f925, %f914, %f924, %f923;
-	mov.f32 	%f926, 0f32A57060;
-	fma.rn.f32 	%f927, %f914, %f926, %f925;
-	mov.b32 	%r269, %f921;
-	shl.b32 	%r270, %r269, 23;
-	mov.b32 	%f928, %r270;
-	ex2.approx.ftz.f32 	%f929, %f927;
-	fma.rn.f32 	%f930, %f929, %f928, 0f3F800000;
-	rcp.rn.f32 	%f968, %f930;
-	bra.uni 	$L__BB1_165;
+$L__BB1_28:
+	setp.eq.s32 	%p39, %r61, 13;
+	@%p39 bra 	$L__BB1_157;
 
-$L__BB1_121:
-	mov.f32 	%f560, 0f3F000000;
-	mov.f32 	%f561, 0f3BBB989D;
-	fma.rn.f32 	%f562, %f968, %f561, %f560;
-	cvt.sat.f32.f32 	%f563, %f562;
-	mov.f32 	%f564, 0f4B400001;
-	mov.f32 	%f565, 0f437C0000;
-	fma.rm.f32 	%f566, %f563, %f565, %f564;
-	add.f32 	%f567, %f566, 0fCB40007F;
-	neg.f32 	%f568, %f567;
-	mov.f32 	%f569, 0f3FB8AA3B;
-	fma.rn.f32 	%f570, %f968, %f569, %f568;
-	mov.f32 	%f571, 0f32A57060;
-	fma.rn.f32 	%f572, %f968, %f571, %f570;
-	mov.b32 	%r167, %f566;
-	shl.b32 	%r168, %r167, 23;
-	mov.b32 	%f573, %r168;
-	ex2.approx.ftz.f32 	%f574, %f572;
-	mul.f32 	%f575, %f574, %f573;
-	mul.f32 	%f576, %f575, %f125;
-	sub.f32 	%f577, %f576, %f125;
-	mul.f32 	%f968, %f577, %f126;
-	bra.uni 	$L__BB1_165;
+	setp.eq.s32 	%p40, %r61, 14;
+	@%p40 bra 	$L__BB1_156;
 
-$L__BB1_141:
-	mov.f32 	%f620, 0f3F000000;
-	mov.f32 	%f621, 0f3BBB989D;
-	fma.rn.f32 	%f622, %f968, %f621, %f620;
-	cvt.sat.f32.f32 	%f623, %f622;
-	mov.f32 	%f624, 0f4B400001;
-	mov.f32 	%f625, 0f437C0000;
-	fma.rm.f32 	%f626, %f623, %f625, %f624;
-	add.f32 	%f627, %f626, 0fCB40007F;
-	neg.f32 	%f628, %f627;
-	mov.f32 	%f629, 0f3FB8AA3B;
-	fma.rn.f32 	%f630, %f968, %f629, %f628;
-	mov.f32 	%f631, 0f32A57060;
-	fma.rn.f32 	%f632, %f968, %f631, %f630;
-	mov.b32 	%r231, %f626;
-	shl.b32 	%r232, %r231, 23;
-	mov.b32 	%f633, %r232;
-	ex2.approx.ftz.f32 	%f634, %f632;
-	fma.rn.f32 	%f635, %f634, %f633, 0f3F800000;
-	setp.lt.f32 	%p129, %f635, 0f00800000;
-	mul.f32 	%f636, %f635, 0f4B000000;
-	selp.f32 	%f85, %f636, %f635, %p129;
-	selp.f32 	%f637, 0fC1B80000, 0f00000000, %p129;
-	mov.b32 	%r233, %f85;
-	add.s32 	%r234, %r233, -1059760811;
-	and.b32  	%r235, %r234, -8388608;
-	sub.s32 	%r236, %r233, %r235;
-	mov.b32 	%f638, %r236;
-	cvt.rn.f32.s32 	%f639, %r235;
-	mov.f32 	%f640, 0f34000000;
-	fma.rn.f32 	%f641, %f639, %f640, %f637;
-	add.f32 	%f642, %f638, 0fBF800000;
-	mov.f32 	%f643, 0f3E1039F6;
-	mov.f32 	%f644, 0fBE055027;
-	fma.rn.f32 	%f645, %f644, %f642, %f643;
-	mov.f32 	%f646, 0fBDF8CDCC;
-	fma.rn.f32 	%f647, %f645, %f642, %f646;
-	mov.f32 	%f648, 0f3E0F2955;
-	fma.rn.f32 	%f649, %f647, %f642, %f648;
-	mov.f32 	%f650, 0fBE2AD8B9;
-	fma.rn.f32 	%f651, %f649, %f642, %f650;
-	mov.f32 	%f652, 0f3E4CED0B;
-	fma.rn.f32 	%f653, %f651, %f642, %f652;
-	mov.f32 	%f654, 0fBE7FFF22;
-	fma.rn.f32 	%f655, %f653, %f642, %f654;
-	mov.f32 	%f656, 0f3EAAAA78;
-	fma.rn.f32 	%f657, %f655, %f642, %f656;
-	mov.f32 	%f658, 0fBF000000;
-	fma.rn.f32 	%f659, %f657, %f642, %f658;
-	mul.f32 	%f660, %f659, %f642;
-	fma.rn.f32 	%f661, %f660, %f642, %f642;
-	mov.f32 	%f662, 0f3F317218;
-	fma.rn.f32 	%f963, %f641, %f662, %f661;
-	setp.lt.u32 	%p130, %r233, 2139095040;
-	@%p130 bra 	$L__BB1_143;
+	setp.eq.s32 	%p41, %r61, 15;
+	@%p41 bra 	$L__BB1_31;
+	bra.uni 	$L__BB1_167;
 
-	mov.f32 	%f663, 0f7F800000;
-	fma.rn.f32 	%f963, %f85, %f663, %f663;
-
-$L__BB1_143:
-	setp.eq.f32 	%p131, %f85, 0f00000000;
-	selp.f32 	%f968, 0fFF800000, %f963, %p131;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_95:
-	rcp.rn.f32 	%f190, %f13;
-	mov.f32 	%f191, 0f3F800000;
-	fma.rn.f32 	%f192, %f190, %f190, %f191;
-	sqrt.rn.f32 	%f193, %f192;
-	add.f32 	%f194, %f190, %f193;
-	rcp.approx.ftz.f32 	%f195, %f194;
-	fma.rn.f32 	%f14, %f13, %f195, %f13;
-	add.rz.f32 	%f196, %f14, %f191;
-	mov.b32 	%r78, %f196;
-	add.s32 	%r79, %r78, -1061158912;
-	and.b32  	%r80, %r79, -8388608;
-	mov.b32 	%r3, %f14;
-	sub.s32 	%r81, %r3, %r80;
-	mov.b32 	%f197, %r81;
-	mov.u32 	%r82, 1082130432;
-	sub.s32 	%r83, %r82, %r80;
-	mov.b32 	%f198, %r83;
-	mov.f32 	%f199, 0fBF800000;
-	mov.f32 	%f200, 0f3E800000;
-	fma.rn.f32 	%f201, %f200, %f198, %f199;
-	add.f32 	%f202, %f201, %f197;
-	cvt.rn.f32.s32 	%f203, %r80;
-	mul.f32 	%f204, %f203, 0f34000000;
-	mov.f32 	%f205, 0f3DD80012;
-	mov.f32 	%f206, 0fBD39BF78;
-	fma.rn.f32 	%f207, %f206, %f202, %f205;
-	mov.f32 	%f208, 0fBE0778E0;
-	fma.rn.f32 	%f209, %f207, %f202, %f208;
-	mov.f32 	%f210, 0f3E146475;
-	fma.rn.f32 	%f211, %f209, %f202, %f210;
-	mov.f32 	%f212, 0fBE2A68DD;
-	fma.rn.f32 	%f213, %f211, %f202, %f212;
-	mov.f32 	%f214, 0f3E4CAF9E;
-	fma.rn.f32 	%f215, %f213, %f202, %f214;
-	mov.f32 	%f216, 0fBE800042;
-	fma.rn.f32 	%f217, %f215, %f202, %f216;
-	mov.f32 	%f218, 0f3EAAAAE6;
-	fma.rn.f32 	%f219, %f217, %f202, %f218;
-	mov.f32 	%f220, 0fBF000000;
-	fma.rn.f32 	%f221, %f219, %f202, %f220;
-	mul.f32 	%f222, %f202, %f221;
-	fma.rn.f32 	%f223, %f222, %f202, %f202;
-	mov.f32 	%f224, 0f3F317218;
-	fma.rn.f32 	%f951, %f204, %f224, %f223;
-	setp.lt.u32 	%p64, %r3, 2139095040;
-	@%p64 bra 	$L__BB1_100;
-
-	setp.lt.s32 	%p65, %r3, -1082130431;
-	@%p65 bra 	$L__BB1_98;
-
-	mov.f32 	%f225, 0f7F800000;
-	fma.rn.f32 	%f951, %f14, %f225, %f225;
-
-$L__BB1_98:
-	setp.eq.f32 	%p66, %f14, 0f00000000;
-	selp.f32 	%f951, 0f80000000, %f951, %p66;
-
-$L__BB1_100:
-	mov.b32 	%r84, %f968;
-	and.b32  	%r85, %r84, -2147483648;
-	mov.b32 	%r86, %f951;
-	or.b32  	%r87, %r85, %r86;
-	mov.b32 	%f229, %r87;
-	setp.le.f32 	%p67, %f13, 0f7F800000;
-	selp.f32 	%f968, %f229, %f951, %p67;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_112:
-	mov.f32 	%f427, 0f3F000000;
-	mov.f32 	%f428, 0f3BBB989D;
-	fma.rn.f32 	%f429, %f968, %f428, %f427;
-	cvt.sat.f32.f32 	%f430, %f429;
-	mov.f32 	%f431, 0f4B400001;
-	mov.f32 	%f432, 0f437C0000;
-	fma.rm.f32 	%f433, %f430, %f432, %f431;
-	add.f32 	%f434, %f433, 0fCB40007F;
-	neg.f32 	%f435, %f434;
-	mov.f32 	%f436, 0f3FB8AA3B;
-	fma.rn.f32 	%f437, %f968, %f436, %f435;
-	mov.f32 	%f438, 0f32A57060;
-	fma.rn.f32 	%f439, %f968, %f438, %f437;
-	mov.b32 	%r149, %f433;
-	shl.b32 	%r150, %r149, 23;
-	mov.b32 	%f440, %r150;
-	ex2.approx.ftz.f32 	%f441, %f439;
-	fma.rn.f32 	%f442, %f441, %f440, 0f3F800000;
-	setp.lt.f32 	%p98, %f442, 0f00800000;
-	mul.f32 	%f443, %f442, 0f4B000000;
-	selp.f32 	%f44, %f443, %f442, %p98;
-	selp.f32 	%f444, 0fC1B80000, 0f00000000, %p98;
-	mov.b32 	%r151, %f44;
-	add.s32 	%r152, %r151, -1059760811;
-	and.b32  	%r153, %r152, -8388608;
-	sub.s32 	%r154, %r151, %r153;
-	mov.b32 	%f445, %r154;
-	cvt.rn.f32.s32 	%f446, %r153;
-	mov.f32 	%f447, 0f34000000;
-	fma.rn.f32 	%f448, %f446, %f447, %f444;
-	add.f32 	%f449, %f445, 0fBF800000;
-	mov.f32 	%f450, 0f3E1039F6;
-	mov.f32 	%f451, 0fBE055027;
-	fma.rn.f32 	%f452, %f451, %f449, %f450;
-	mov.f32 	%f453, 0fBDF8CDCC;
-	fma.rn.f32 	%f454, %f452, %f449, %f453;
-	mov.f32 	%f455, 0f3E0F2955;
-	fma.rn.f32 	%f456, %f454, %f449, %f455;
-	mov.f32 	%f457, 0fBE2AD8B9;
-	fma.rn.f32 	%f458, %f456, %f449, %f457;
-	mov.f32 	%f459, 0f3E4CED0B;
-	fma.rn.f32 	%f460, %f458, %f449, %f459;
-	mov.f32 	%f461, 0fBE7FFF22;
-	fma.rn.f32 	%f462, %f460, %f449, %f461;
-	mov.f32 	%f463, 0f3EAAAA78;
-	fma.rn.f32 	%f464, %f462, %f449, %f463;
-	mov.f32 	%f465, 0fBF000000;
-	fma.rn.f32 	%f466, %f464, %f449, %f465;
-	mul.f32 	%f467, %f466, %f449;
-	fma.rn.f32 	%f468, %f467, %f449, %f449;
-	mov.f32 	%f469, 0f3F317218;
-	fma.rn.f32 	%f954, %f448, %f469, %f468;
-	setp.lt.u32 	%p99, %r151, 2139095040;
-	@%p99 bra 	$L__BB1_114;
-
-	mov.f32 	%f470, 0f7F800000;
-	fma.rn.f32 	%f954, %f44, %f470, %f470;
-
-$L__BB1_114:
-	setp.eq.f32 	%p100, %f44, 0f00000000;
-	selp.f32 	%f956, 0fFF800000, %f954, %p100;
-
-$L__BB1_118:
-	abs.f32 	%f517, %f956;
-	mul.f32 	%f518, %f517, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f519, %f518;
-	add.f32 	%f520, %f519, 0f3F800000;
-	mov.f32 	%f521, 0f3F800000;
-	rcp.approx.ftz.f32 	%f522, %f520;
-	mov.f32 	%f523, 0fC0000000;
-	fma.rn.f32 	%f524, %f522, %f523, %f521;
-	setp.ge.f32 	%p104, %f517, 0f41102CB4;
-	selp.f32 	%f525, 0f3F800000, %f524, %p104;
-	mov.b32 	%r161, %f525;
-	mov.b32 	%r162, %f956;
-	and.b32  	%r163, %r162, -2147483648;
-	or.b32  	%r164, %r163, %r161;
-	mov.b32 	%f526, %r164;
-	mul.f32 	%f527, %f956, %f956;
-	mov.f32 	%f528, 0fBD563CAE;
-	mov.f32 	%f529, 0f3C80F082;
-	fma.rn.f32 	%f530, %f529, %f527, %f528;
-	mov.f32 	%f531, 0f3E085941;
-	fma.rn.f32 	%f532, %f530, %f527, %f531;
-	mov.f32 	%f533, 0fBEAAA9ED;
-	fma.rn.f32 	%f534, %f532, %f527, %f533;
-	mov.f32 	%f535, 0f00000000;
-	fma.rn.f32 	%f536, %f534, %f527, %f535;
-	fma.rn.f32 	%f537, %f536, %f956, %f956;
-	setp.ge.f32 	%p105, %f517, 0f3F19999A;
-	selp.f32 	%f538, %f526, %f537, %p105;
-	mul.f32 	%f968, %f968, %f538;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_102:
-	mov.f32 	%f250, 0f3FB8AA3B;
-	mul.rn.f32 	%f251, %f23, %f250;
-	cvt.rzi.f32.f32 	%f252, %f251;
-	abs.f32 	%f253, %f252;
-	setp.gt.f32 	%p71, %f253, 0f42FC0000;
-	mov.b32 	%r93, %f252;
-	and.b32  	%r94, %r93, -2147483648;
-	or.b32  	%r95, %r94, 1123811328;
-	mov.b32 	%f254, %r95;
-	selp.f32 	%f255, %f254, %f252, %p71;
-	mov.f32 	%f256, 0fBF317218;
-	fma.rn.f32 	%f257, %f255, %f256, %f23;
-	mov.f32 	%f258, 0f3102E308;
-	fma.rn.f32 	%f259, %f255, %f258, %f257;
-	mul.f32 	%f260, %f259, 0f3FB8AA3B;
-	add.f32 	%f261, %f255, 0f4B40007D;
-	mov.b32 	%r96, %f261;
-	shl.b32 	%r97, %r96, 23;
-	mov.b32 	%f262, %r97;
-	ex2.approx.ftz.f32 	%f263, %f260;
-	mul.f32 	%f264, %f263, %f262;
-	mov.f32 	%f265, 0f3E000000;
-	div.approx.f32 	%f266, %f265, %f264;
-	neg.f32 	%f267, %f266;
-	mov.f32 	%f268, 0f40000000;
-	fma.rn.f32 	%f269, %f268, %f264, %f267;
-	setp.ge.f32 	%p72, %f23, 0f42B40000;
-	selp.f32 	%f270, 0f7F800000, %f269, %p72;
-	mov.b32 	%r98, %f270;
-	mov.b32 	%r99, %f968;
-	and.b32  	%r100, %r99, -2147483648;
-	or.b32  	%r101, %r100, %r98;
-	mov.b32 	%f968, %r101;
-	bra.uni 	$L__BB1_165;
-
-$L__BB1_39:
-	mov.b32 	%r41, %f968;
-	shr.u32 	%r201, %r41, 23;
-	and.b32  	%r202, %r201, 255;
-	add.s32 	%r42, %r202, -128;
-	shl.b32 	%r203, %r41, 8;
-	or.b32  	%r43, %r203, -2147483648;
-	shr.u32 	%r44, %r42, 5;
-	mov.u64 	%rd68, 0;
-	mov.u32 	%r282, 0;
-	mov.u64 	%rd67, __cudart_i2opi_f;
-	mov.u64 	%rd66, %rd1;
-
-$L__BB1_40:
-	.pragma "nounroll";
-	ld.global.nc.u32 	%r204, [%rd67];
-	mad.wide.u32 	%rd49, %r204, %r43, %rd68;
-	shr.u64 	%rd68, %rd49, 32;
-	st.local.u32 	[%rd66], %rd49;
-	add.s64 	%rd67, %rd67, 4;
-	add.s64 	%rd66, %rd66, 4;
-	add.s32 	%r282, %r282, 1;
-	setp.ne.s32 	%p120, %r282, 6;
-	@%p120 bra 	$L__BB1_40;
-
-	st.local.u32 	[%rd2], %rd68;
-	mov.u32 	%r205, 4;
-	sub.s32 	%r47, %r205, %r44;
-	mov.u32 	%r206, 6;
-	sub.s32 	%r207, %r206, %r44;
-	mul.wide.s32 	%rd50, %r207, 4;
-	add.s64 	%rd51, %rd1, %rd50;
-	ld.local.u32 	%r283, [%rd51];
-	ld.local.u32 	%r284, [%rd51+-4];
-	and.b32  	%r50, %r42, 31;
-	setp.eq.s32 	%p121, %r50, 0;
-	@%p121 bra 	$L__BB1_43;
-
-	mov.u32 	%r208, 32;
-	sub.s32 	%r209, %r208, %r50;
-	shr.u32 	%r210, %r284, %r209;
-	shl.b32 	%r211, %r283, %r50;
-	add.s32 	%r283, %r210, %r211;
-	mul.wide.s32 	%rd52, %r47, 4;
-	add.s64 	%rd53, %rd1, %rd52;
-	ld.local.u32 	%r212, [%rd53];
-	shr.u32 	%r213, %r212, %r209;
-	shl.b32 	%r214, %r284, %r50;
-	add.s32 	%r284, %r213, %r214;
-
-$L__BB1_43:
-	and.b32  	%r215, %r41, -2147483648;
-	shr.u32 	%r216, %r284, 30;
-	shl.b32 	%r217, %r283, 2;
-	or.b32  	%r218, %r216, %r217;
-	shr.u32 	%r219, %r218, 31;
-	shr.u32 	%r220, %r283, 30;
-	add.s32 	%r221, %r219, %r220;
-	neg.s32 	%r222, %r221;
-	setp.eq.s32 	%p122, %r215, 0;
-	selp.b32 	%r285, %r221, %r222, %p122;
-	setp.ne.s32 	%p123, %r219, 0;
-	xor.b32  	%r223, %r215, -2147483648;
-	selp.b32 	%r224, %r223, %r215, %p123;
-	selp.b32 	%r225, -1, 0, %p123;
-	xor.b32  	%r226, %r218, %r225;
-	shl.b32 	%r227, %r284, 2;
-	xor.b32  	%r228, %r227, %r225;
-	cvt.u64.u32 	%rd54, %r226;
-	cvt.u64.u32 	%rd55, %r228;
-	bfi.b64 	%rd56, %rd54, %rd55, 32, 32;
-	cvt.rn.f64.s64 	%fd5, %rd56;
-	mul.f64 	%fd6, %fd5, 0d3BF921FB54442D19;
-	cvt.rn.f32.f64 	%f606, %fd6;
-	setp.eq.s32 	%p124, %r224, 0;
-	neg.f32 	%f607, %f606;
-	selp.f32 	%f960, %f606, %f607, %p124;
-
-$L__BB1_136:
-	and.b32  	%r57, %r285, 1;
-	setp.eq.s32 	%p125, %r57, 0;
-	selp.f32 	%f78, %f960, 0f3F800000, %p125;
-	mul.rn.f32 	%f79, %f960, %f960;
-	mov.f32 	%f961, 0fB94D4153;
-	@%p125 bra 	$L__BB1_138;
-
-	mov.f32 	%f610, 0fBAB607ED;
-	mov.f32 	%f611, 0f37CBAC00;
-	fma.rn.f32 	%f961, %f611, %f79, %f610;
-
-$L__BB1_138:
-	selp.f32 	%f612, 0f3C0885E4, 0f3D2AAABB, %p125;
-	fma.rn.f32 	%f613, %f961, %f79, %f612;
-	selp.f32 	%f614, 0fBE2AAAA8, 0fBEFFFFFF, %p125;
-	fma.rn.f32 	%f615, %f613, %f79, %f614;
-	mov.f32 	%f616, 0f00000000;
-	fma.rn.f32 	%f617, %f79, %f78, %f616;
-	fma.rn.f32 	%f968, %f615, %f617, %f78;
-	and.b32  	%r230, %r285, 2;
-	setp.eq.s32 	%p127, %r230, 0;
-	@%p127 bra 	$L__BB1_165;
-
-	mov.f32 	%f619, 0fBF800000;
-	fma.rn.f32 	%f968, %f968, %f619, %f616;
-	bra.uni 	$L__BB1_165;
+$L__BB1_31:
+	fma.rn.f32 	%f772, %f973, %f126, %f127;
+	mov.f32 	%f773, 0f3F800000;
+	min.f32 	%f774, %f773, %f772;
+	mov.f32 	%f775, 0f00000000;
+	max.f32 	%f973, %f775, %f774;
+	bra.uni 	$L__BB1_167;
 
 $L__BB1_68:
-	mov.b32 	%r5, %f968;
-	shr.u32 	%r115, %r5, 23;
-	and.b32  	%r116, %r115, 255;
-	add.s32 	%r6, %r116, -128;
-	shl.b32 	%r117, %r5, 8;
-	or.b32  	%r7, %r117, -2147483648;
-	shr.u32 	%r8, %r6, 5;
-	mov.u64 	%rd62, 0;
-	mov.u32 	%r274, 0;
-	mov.u64 	%rd61, __cudart_i2opi_f;
-	mov.u64 	%rd60, %rd1;
+	setp.gt.s32 	%p4, %r61, 35;
+	@%p4 bra 	$L__BB1_78;
 
-$L__BB1_69:
-	.pragma "nounroll";
-	ld.global.nc.u32 	%r118, [%rd61];
-	mad.wide.u32 	%rd29, %r118, %r7, %rd62;
-	shr.u64 	%rd62, %rd29, 32;
-	st.local.u32 	[%rd60], %rd29;
-	add.s64 	%rd61, %rd61, 4;
-	add.s64 	%rd60, %rd60, 4;
-	add.s32 	%r274, %r274, 1;
-	setp.ne.s32 	%p84, %r274, 6;
-	@%p84 bra 	$L__BB1_69;
+	setp.gt.s32 	%p11, %r61, 32;
+	@%p11 bra 	$L__BB1_73;
+	bra.uni 	$L__BB1_70;
 
-	st.local.u32 	[%rd2], %rd62;
-	mov.u32 	%r119, 4;
-	sub.s32 	%r11, %r119, %r8;
-	mov.u32 	%r120, 6;
-	sub.s32 	%r121, %r120, %r8;
-	mul.wide.s32 	%rd30, %r121, 4;
-	add.s64 	%rd31, %rd1, %rd30;
-	ld.local.u32 	%r275, [%rd31];
-	ld.local.u32 	%r276, [%rd31+-4];
-	and.b32  	%r14, %r6, 31;
-	setp.eq.s32 	%p85, %r14, 0;
-	@%p85 bra 	$L__BB1_72;
+$L__BB1_73:
+	setp.eq.s32 	%p12, %r61, 33;
+	@%p12 bra 	$L__BB1_109;
 
-	mov.u32 	%r122, 32;
-	sub.s32 	%r123, %r122, %r14;
-	shr.u32 	%r124, %r276, %r123;
-	shl.b32 	%r125, %r275, %r14;
-	add.s32 	%r275, %r124, %r125;
-	mul.wide.s32 	%rd32, %r11, 4;
-	add.s64 	%rd33, %rd1, %rd32;
-	ld.local.u32 	%r126, [%rd33];
-	shr.u32 	%r127, %r126, %r123;
-	shl.b32 	%r128, %r276, %r14;
-	add.s32 	%r276, %r127, %r128;
+	setp.eq.s32 	%p13, %r61, 34;
+	@%p13 bra 	$L__BB1_106;
+
+	setp.eq.s32 	%p14, %r61, 35;
+	@%p14 bra 	$L__BB1_76;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_76:
+	abs.f32 	%f30, %f973;
+	setp.ltu.f32 	%p76, %f30, 0f3F800000;
+	@%p76 bra 	$L__BB1_105;
+	bra.uni 	$L__BB1_77;
+
+$L__BB1_105:
+	mul.f32 	%f311, %f973, %f973;
+	mov.f32 	%f312, 0f394FFF49;
+	mov.f32 	%f313, 0f363D0ADA;
+	fma.rn.f32 	%f314, %f313, %f311, %f312;
+	mov.f32 	%f315, 0f3C08889A;
+	fma.rn.f32 	%f316, %f314, %f311, %f315;
+	mov.f32 	%f317, 0f3E2AAAAB;
+	fma.rn.f32 	%f318, %f316, %f311, %f317;
+	mul.f32 	%f319, %f311, %f318;
+	fma.rn.f32 	%f973, %f319, %f973, %f973;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_15:
+	setp.gt.s32 	%p45, %r61, 6;
+	@%p45 bra 	$L__BB1_19;
+	bra.uni 	$L__BB1_16;
+
+$L__BB1_19:
+	setp.eq.s32 	%p46, %r61, 7;
+	@%p46 bra 	$L__BB1_161;
+
+	setp.eq.s32 	%p47, %r61, 8;
+	@%p47 bra 	$L__BB1_160;
+
+	setp.eq.s32 	%p48, %r61, 9;
+	@%p48 bra 	$L__BB1_22;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_22:
+	mul.f32 	%f781, %f973, 0f3F000000;
+	mov.f32 	%f782, 0f3F000000;
+	mul.f32 	%f783, %f973, 0f3F3504F3;
+	abs.f32 	%f784, %f783;
+	fma.rn.f32 	%f785, %f784, 0f3F000000, 0f3F800000;
+	mov.f32 	%f786, 0f3F800000;
+	rcp.rn.f32 	%f787, %f785;
+	mul.f32 	%f788, %f784, %f784;
+	mov.f32 	%f789, 0fBFA1FC4E;
+	sub.f32 	%f790, %f789, %f788;
+	fma.rn.f32 	%f791, %f787, 0f3E2EF945, 0fBF527892;
+	fma.rn.f32 	%f792, %f787, %f791, 0f3FBE87B0;
+	fma.rn.f32 	%f793, %f787, %f792, 0fBF914E5D;
+	fma.rn.f32 	%f794, %f787, %f793, 0f3E8EC7CC;
+	fma.rn.f32 	%f795, %f787, %f794, 0fBE3EC24C;
+	fma.rn.f32 	%f796, %f787, %f795, 0f3DC636C9;
+	fma.rn.f32 	%f797, %f787, %f796, 0f3EBF88FB;
+	fma.rn.f32 	%f798, %f787, %f797, 0f3F8000C7;
+	fma.rn.f32 	%f799, %f787, %f798, %f790;
+	mov.f32 	%f800, 0f3BBB989D;
+	fma.rn.f32 	%f801, %f799, %f800, %f782;
+	cvt.sat.f32.f32 	%f802, %f801;
+	mov.f32 	%f803, 0f4B400001;
+	mov.f32 	%f804, 0f437C0000;
+	fma.rm.f32 	%f805, %f802, %f804, %f803;
+	add.f32 	%f806, %f805, 0fCB40007F;
+	neg.f32 	%f807, %f806;
+	mov.f32 	%f808, 0f3FB8AA3B;
+	fma.rn.f32 	%f809, %f799, %f808, %f807;
+	mov.f32 	%f810, 0f32A57060;
+	fma.rn.f32 	%f811, %f799, %f810, %f809;
+	mov.b32 	%r255, %f805;
+	shl.b32 	%r256, %r255, 23;
+	mov.b32 	%f812, %r256;
+	ex2.approx.ftz.f32 	%f813, %f811;
+	mul.f32 	%f814, %f813, %f812;
+	mul.f32 	%f815, %f787, %f814;
+	sub.f32 	%f816, %f786, %f815;
+	setp.lt.f32 	%p145, %f783, 0f00000000;
+	neg.f32 	%f817, %f816;
+	selp.f32 	%f818, %f817, %f816, %p145;
+	add.f32 	%f819, %f818, 0f3F800000;
+	mul.f32 	%f973, %f781, %f819;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_60:
+	setp.gt.s32 	%p18, %r61, 27;
+	@%p18 bra 	$L__BB1_64;
+	bra.uni 	$L__BB1_61;
+
+$L__BB1_64:
+	setp.eq.s32 	%p19, %r61, 28;
+	@%p19 bra 	$L__BB1_120;
+
+	setp.eq.s32 	%p20, %r61, 29;
+	@%p20 bra 	$L__BB1_119;
+
+	setp.eq.s32 	%p21, %r61, 30;
+	@%p21 bra 	$L__BB1_67;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_67:
+	mul.f32 	%f435, %f973, 0f3F000000;
+	mul.f32 	%f436, %f973, 0f3D372713;
+	mul.f32 	%f437, %f973, %f436;
+	fma.rn.f32 	%f438, %f973, %f437, %f973;
+	mul.f32 	%f439, %f438, 0f3F4C422A;
+	abs.f32 	%f440, %f439;
+	mul.f32 	%f441, %f440, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f442, %f441;
+	add.f32 	%f443, %f442, 0f3F800000;
+	mov.f32 	%f444, 0f3F800000;
+	rcp.approx.ftz.f32 	%f445, %f443;
+	mov.f32 	%f446, 0fC0000000;
+	fma.rn.f32 	%f447, %f445, %f446, %f444;
+	setp.ge.f32 	%p97, %f440, 0f41102CB4;
+	selp.f32 	%f448, 0f3F800000, %f447, %p97;
+	mov.b32 	%r155, %f448;
+	mov.b32 	%r156, %f439;
+	and.b32  	%r157, %r156, -2147483648;
+	or.b32  	%r158, %r157, %r155;
+	mov.b32 	%f449, %r158;
+	mul.f32 	%f450, %f439, %f439;
+	mov.f32 	%f451, 0fBD563CAE;
+	mov.f32 	%f452, 0f3C80F082;
+	fma.rn.f32 	%f453, %f452, %f450, %f451;
+	mov.f32 	%f454, 0f3E085941;
+	fma.rn.f32 	%f455, %f453, %f450, %f454;
+	mov.f32 	%f456, 0fBEAAA9ED;
+	fma.rn.f32 	%f457, %f455, %f450, %f456;
+	mov.f32 	%f458, 0f00000000;
+	fma.rn.f32 	%f459, %f457, %f450, %f458;
+	fma.rn.f32 	%f460, %f459, %f439, %f439;
+	setp.ge.f32 	%p98, %f440, 0f3F19999A;
+	selp.f32 	%f461, %f449, %f460, %p98;
+	add.f32 	%f462, %f461, 0f3F800000;
+	mul.f32 	%f973, %f435, %f462;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_32:
+	setp.gt.s32 	%p32, %r61, 17;
+	@%p32 bra 	$L__BB1_36;
+	bra.uni 	$L__BB1_33;
+
+$L__BB1_36:
+	setp.eq.s32 	%p33, %r61, 18;
+	@%p33 bra 	$L__BB1_147;
+
+	setp.eq.s32 	%p34, %r61, 19;
+	@%p34 bra 	$L__BB1_135;
+
+	setp.eq.s32 	%p35, %r61, 20;
+	@%p35 bra 	$L__BB1_39;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_39:
+	mul.f32 	%f618, %f973, 0f3F22F983;
+	cvt.rni.s32.f32 	%r281, %f618;
+	cvt.rn.f32.s32 	%f619, %r281;
+	mov.f32 	%f620, 0fBFC90FDA;
+	fma.rn.f32 	%f621, %f619, %f620, %f973;
+	mov.f32 	%f622, 0fB3A22168;
+	fma.rn.f32 	%f623, %f619, %f622, %f621;
+	mov.f32 	%f624, 0fA7C234C5;
+	fma.rn.f32 	%f964, %f619, %f624, %f623;
+	abs.f32 	%f69, %f973;
+	setp.ltu.f32 	%p114, %f69, 0f47CE4780;
+	@%p114 bra 	$L__BB1_131;
+
+	setp.eq.f32 	%p115, %f69, 0f7F800000;
+	@%p115 bra 	$L__BB1_130;
+	bra.uni 	$L__BB1_41;
+
+$L__BB1_130:
+	mov.f32 	%f627, 0f00000000;
+	mul.rn.f32 	%f964, %f973, %f627;
+	mov.u32 	%r281, 0;
+	bra.uni 	$L__BB1_131;
+
+$L__BB1_78:
+	setp.gt.s32 	%p5, %r61, 37;
+	@%p5 bra 	$L__BB1_86;
+	bra.uni 	$L__BB1_79;
+
+$L__BB1_86:
+	setp.eq.s32 	%p6, %r61, 38;
+	@%p6 bra 	$L__BB1_94;
+
+	setp.eq.s32 	%p7, %r61, 40;
+	@%p7 bra 	$L__BB1_158;
+
+	setp.ne.s32 	%p8, %r61, 39;
+	@%p8 bra 	$L__BB1_167;
+
+	abs.f32 	%f128, %f973;
+	mov.f32 	%f129, 0f3F800000;
+	sub.f32 	%f130, %f129, %f128;
+	rcp.approx.ftz.f32 	%f131, %f130;
+	add.f32 	%f132, %f131, %f131;
+	mul.f32 	%f133, %f128, %f132;
+	setp.gt.f32 	%p57, %f128, 0f7E800000;
+	selp.f32 	%f2, 0fC0000000, %f133, %p57;
+	add.rz.f32 	%f134, %f2, %f129;
+	mov.b32 	%r67, %f134;
+	add.s32 	%r68, %r67, -1061158912;
+	and.b32  	%r69, %r68, -8388608;
+	mov.b32 	%r2, %f2;
+	sub.s32 	%r70, %r2, %r69;
+	mov.b32 	%f135, %r70;
+	mov.u32 	%r71, 1082130432;
+	sub.s32 	%r72, %r71, %r69;
+	mov.b32 	%f136, %r72;
+	mov.f32 	%f137, 0fBF800000;
+	mov.f32 	%f138, 0f3E800000;
+	fma.rn.f32 	%f139, %f138, %f136, %f137;
+	add.f32 	%f140, %f139, %f135;
+	cvt.rn.f32.s32 	%f141, %r69;
+	mul.f32 	%f142, %f141, 0f34000000;
+	mov.f32 	%f143, 0f3DD80012;
+	mov.f32 	%f144, 0fBD39BF78;
+	fma.rn.f32 	%f145, %f144, %f140, %f143;
+	mov.f32 	%f146, 0fBE0778E0;
+	fma.rn.f32 	%f147, %f145, %f140, %f146;
+	mov.f32 	%f148, 0f3E146475;
+	fma.rn.f32 	%f149, %f147, %f140, %f148;
+	mov.f32 	%f150, 0fBE2A68DD;
+	fma.rn.f32 	%f151, %f149, %f140, %f150;
+	mov.f32 	%f152, 0f3E4CAF9E;
+	fma.rn.f32 	%f153, %f151, %f140, %f152;
+	mov.f32 	%f154, 0fBE800042;
+	fma.rn.f32 	%f155, %f153, %f140, %f154;
+	mov.f32 	%f156, 0f3EAAAAE6;
+	fma.rn.f32 	%f157, %f155, %f140, %f156;
+	mov.f32 	%f158, 0fBF000000;
+	fma.rn.f32 	%f159, %f157, %f140, %f158;
+	mul.f32 	%f160, %f140, %f159;
+	fma.rn.f32 	%f161, %f160, %f140, %f140;
+	mov.f32 	%f162, 0f3F317218;
+	fma.rn.f32 	%f953, %f142, %f162, %f161;
+	setp.lt.u32 	%p58, %r2, 2139095040;
+	@%p58 bra 	$L__BB1_93;
+
+	setp.lt.s32 	%p59, %r2, -1082130431;
+	@%p59 bra 	$L__BB1_92;
+
+	mov.f32 	%f163, 0f7F800000;
+	fma.rn.f32 	%f953, %f2, %f163, %f163;
+
+$L__BB1_92:
+	setp.eq.f32 	%p60, %f2, 0f00000000;
+	selp.f32 	%f953, 0f80000000, %f953, %p60;
+
+$L__BB1_93:
+	mul.f32 	%f164, %f953, 0f3F000000;
+	abs.f32 	%f165, %f164;
+	setp.le.f32 	%p61, %f165, 0f7F800000;
+	mov.b32 	%r73, %f164;
+	mov.b32 	%r74, %f973;
+	and.b32  	%r75, %r74, -2147483648;
+	or.b32  	%r76, %r75, %r73;
+	mov.b32 	%f166, %r76;
+	selp.f32 	%f973, %f166, %f164, %p61;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_5:
+	setp.eq.s32 	%p55, %r61, 0;
+	@%p55 bra 	$L__BB1_166;
+
+	setp.eq.s32 	%p56, %r61, 1;
+	@%p56 bra 	$L__BB1_7;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_7:
+	setp.ltu.f32 	%p152, %f973, 0f00000000;
+	@%p152 bra 	$L__BB1_165;
+	bra.uni 	$L__BB1_8;
+
+$L__BB1_165:
+	mov.f32 	%f936, 0f3F000000;
+	mov.f32 	%f937, 0f3BBB989D;
+	fma.rn.f32 	%f938, %f973, %f937, %f936;
+	cvt.sat.f32.f32 	%f939, %f938;
+	mov.f32 	%f940, 0f4B400001;
+	mov.f32 	%f941, 0f437C0000;
+	fma.rm.f32 	%f942, %f939, %f941, %f940;
+	add.f32 	%f943, %f942, 0fCB40007F;
+	neg.f32 	%f944, %f943;
+	mov.f32 	%f945, 0f3FB8AA3B;
+	fma.rn.f32 	%f946, %f973, %f945, %f944;
+	mov.f32 	%f947, 0f32A57060;
+	fma.rn.f32 	%f948, %f973, %f947, %f946;
+	mov.b32 	%r271, %f942;
+	shl.b32 	%r272, %r271, 23;
+	mov.b32 	%f949, %r272;
+	ex2.approx.ftz.f32 	%f950, %f948;
+	mul.f32 	%f951, %f950, %f949;
+	add.f32 	%f952, %f951, 0f3F800000;
+	div.rn.f32 	%f973, %f951, %f952;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_49:
+	setp.eq.s32 	%p28, %r61, 21;
+	@%p28 bra 	$L__BB1_129;
+
+	setp.eq.s32 	%p29, %r61, 22;
+	@%p29 bra 	$L__BB1_51;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_51:
+	setp.gt.f32 	%p113, %f973, 0f00000000;
+	@%p113 bra 	$L__BB1_128;
+	bra.uni 	$L__BB1_52;
+
+$L__BB1_128:
+	mul.f32 	%f973, %f973, %f127;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_25:
+	setp.eq.s32 	%p42, %r61, 10;
+	@%p42 bra 	$L__BB1_159;
+
+	setp.eq.s32 	%p43, %r61, 12;
+	@%p43 bra 	$L__BB1_27;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_27:
+	rcp.rn.f32 	%f973, %f973;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_70:
+	setp.eq.s32 	%p15, %r61, 31;
+	@%p15 bra 	$L__BB1_110;
+
+	setp.eq.s32 	%p16, %r61, 32;
+	@%p16 bra 	$L__BB1_72;
+	bra.uni 	$L__BB1_167;
 
 $L__BB1_72:
-	and.b32  	%r129, %r5, -2147483648;
-	shr.u32 	%r130, %r276, 30;
-	shl.b32 	%r131, %r275, 2;
-	or.b32  	%r132, %r130, %r131;
-	shr.u32 	%r133, %r132, 31;
-	shr.u32 	%r134, %r275, 30;
-	add.s32 	%r135, %r133, %r134;
-	neg.s32 	%r136, %r135;
-	setp.eq.s32 	%p86, %r129, 0;
-	selp.b32 	%r277, %r135, %r136, %p86;
-	setp.ne.s32 	%p87, %r133, 0;
-	xor.b32  	%r137, %r129, -2147483648;
-	selp.b32 	%r138, %r137, %r129, %p87;
-	selp.b32 	%r139, -1, 0, %p87;
-	xor.b32  	%r140, %r132, %r139;
-	shl.b32 	%r141, %r276, 2;
-	xor.b32  	%r142, %r141, %r139;
-	cvt.u64.u32 	%rd34, %r140;
-	cvt.u64.u32 	%rd35, %r142;
-	bfi.b64 	%rd36, %rd34, %rd35, 32, 32;
-	cvt.rn.f64.s64 	%fd1, %rd36;
-	mul.f64 	%fd2, %fd1, 0d3BF921FB54442D19;
-	cvt.rn.f32.f64 	%f374, %fd2;
-	setp.eq.s32 	%p88, %r138, 0;
-	neg.f32 	%f375, %f374;
-	selp.f32 	%f953, %f374, %f375, %p88;
+	abs.f32 	%f377, %f973;
+	neg.f32 	%f378, %f377;
+	mov.f32 	%f379, 0f3F000000;
+	fma.rn.f32 	%f380, %f379, %f378, %f379;
+	rsqrt.approx.ftz.f32 	%f381, %f380;
+	mul.f32 	%f382, %f380, %f381;
+	mul.f32 	%f383, %f381, 0f3F000000;
+	neg.f32 	%f384, %f382;
+	fma.rn.f32 	%f385, %f384, %f383, %f379;
+	fma.rn.f32 	%f386, %f382, %f385, %f382;
+	setp.eq.f32 	%p85, %f377, 0f3F800000;
+	selp.f32 	%f387, 0f00000000, %f386, %p85;
+	setp.gt.f32 	%p86, %f377, 0f3F0F5C29;
+	selp.f32 	%f388, %f387, %f377, %p86;
+	mul.f32 	%f389, %f388, %f388;
+	mov.f32 	%f390, 0f3C99CA97;
+	mov.f32 	%f391, 0f3D4DD2F7;
+	fma.rn.f32 	%f392, %f391, %f389, %f390;
+	mov.f32 	%f393, 0f3D3F90E8;
+	fma.rn.f32 	%f394, %f392, %f389, %f393;
+	mov.f32 	%f395, 0f3D993CCF;
+	fma.rn.f32 	%f396, %f394, %f389, %f395;
+	mov.f32 	%f397, 0f3E2AAC04;
+	fma.rn.f32 	%f398, %f396, %f389, %f397;
+	mul.f32 	%f399, %f389, %f398;
+	fma.rn.f32 	%f400, %f399, %f388, %f388;
+	mul.f32 	%f401, %f400, 0fC0000000;
+	mov.f32 	%f402, 0f3FD774EB;
+	mov.f32 	%f403, 0f3F6EE581;
+	fma.rn.f32 	%f404, %f403, %f402, %f401;
+	selp.f32 	%f405, %f404, %f400, %p86;
+	setp.le.f32 	%p87, %f405, 0f7F800000;
+	mov.b32 	%r120, %f405;
+	mov.b32 	%r121, %f973;
+	and.b32  	%r122, %r121, -2147483648;
+	or.b32  	%r123, %r122, %r120;
+	mov.b32 	%f406, %r123;
+	selp.f32 	%f973, %f406, %f405, %p87;
+	bra.uni 	$L__BB1_167;
 
-$L__BB1_107:
-	mul.f32 	%f377, %f953, %f953;
-	mov.f32 	%f378, 0f3B560000;
-	mov.f32 	%f379, 0f3C190000;
-	fma.rn.f32 	%f380, %f379, %f377, %f378;
-	mov.f32 	%f381, 0f3CC70000;
-	fma.rn.f32 	%f382, %f380, %f377, %f381;
-	mov.f32 	%f383, 0f3D5B0000;
-	fma.rn.f32 	%f384, %f382, %f377, %f383;
-	mov.f32 	%f385, 0f3E089438;
-	fma.rn.f32 	%f386, %f384, %f377, %f385;
-	mov.f32 	%f387, 0f3EAAAA88;
-	fma.rn.f32 	%f388, %f386, %f377, %f387;
-	mul.rn.f32 	%f389, %f377, %f953;
-	fma.rn.f32 	%f390, %f388, %f389, %f953;
-	abs.f32 	%f391, %f953;
-	setp.eq.f32 	%p89, %f391, 0f3A00B43C;
-	selp.f32 	%f392, %f953, %f390, %p89;
-	and.b32  	%r144, %r277, 1;
-	setp.eq.b32 	%p90, %r144, 1;
-	neg.f32 	%f393, %f392;
-	rcp.approx.ftz.f32 	%f394, %f393;
-	selp.f32 	%f968, %f394, %f392, %p90;
-	bra.uni 	$L__BB1_165;
+$L__BB1_16:
+	setp.eq.s32 	%p49, %r61, 5;
+	@%p49 bra 	$L__BB1_162;
+
+	setp.eq.s32 	%p50, %r61, 6;
+	@%p50 bra 	$L__BB1_18;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_18:
+	neg.f32 	%f973, %f973;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_61:
+	setp.eq.s32 	%p22, %r61, 26;
+	@%p22 bra 	$L__BB1_121;
+
+	setp.eq.s32 	%p23, %r61, 27;
+	@%p23 bra 	$L__BB1_63;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_63:
+	setp.gt.f32 	%p101, %f973, 0f00000000;
+	setp.lt.f32 	%p102, %f973, 0f00000000;
+	selp.f32 	%f464, 0fBF800000, %f973, %p102;
+	selp.f32 	%f973, 0f3F800000, %f464, %p101;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_33:
+	setp.eq.s32 	%p36, %r61, 16;
+	@%p36 bra 	$L__BB1_154;
+
+	setp.eq.s32 	%p37, %r61, 17;
+	@%p37 bra 	$L__BB1_35;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_35:
+	div.rn.f32 	%f750, %f973, 0f40C00000;
+	add.f32 	%f751, %f750, 0f3F000000;
+	mov.f32 	%f752, 0f3F800000;
+	min.f32 	%f753, %f752, %f751;
+	mov.f32 	%f754, 0f00000000;
+	max.f32 	%f755, %f754, %f753;
+	mul.f32 	%f973, %f973, %f755;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_79:
+	setp.eq.s32 	%p9, %r61, 36;
+	@%p9 bra 	$L__BB1_104;
+
+	setp.eq.s32 	%p10, %r61, 37;
+	@%p10 bra 	$L__BB1_81;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_81:
+	abs.f32 	%f20, %f973;
+	setp.gt.f32 	%p69, %f20, 0f7E800000;
+	@%p69 bra 	$L__BB1_102;
+	bra.uni 	$L__BB1_82;
+
+$L__BB1_102:
+	lg2.approx.f32 	%f266, %f20;
+	mul.f32 	%f267, %f266, 0f3F317218;
+	mov.f32 	%f268, 0f3F317218;
+	add.rn.f32 	%f958, %f268, %f267;
+	bra.uni 	$L__BB1_103;
+
+$L__BB1_164:
+	abs.f32 	%f898, %f973;
+	mul.f32 	%f899, %f898, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f900, %f899;
+	add.f32 	%f901, %f900, 0f3F800000;
+	mov.f32 	%f902, 0f3F800000;
+	rcp.approx.ftz.f32 	%f903, %f901;
+	mov.f32 	%f904, 0fC0000000;
+	fma.rn.f32 	%f905, %f903, %f904, %f902;
+	setp.ge.f32 	%p150, %f898, 0f41102CB4;
+	selp.f32 	%f906, 0f3F800000, %f905, %p150;
+	mov.b32 	%r265, %f906;
+	mov.b32 	%r266, %f973;
+	and.b32  	%r267, %r266, -2147483648;
+	or.b32  	%r268, %r267, %r265;
+	mov.b32 	%f907, %r268;
+	mul.f32 	%f908, %f973, %f973;
+	mov.f32 	%f909, 0fBD563CAE;
+	mov.f32 	%f910, 0f3C80F082;
+	fma.rn.f32 	%f911, %f910, %f908, %f909;
+	mov.f32 	%f912, 0f3E085941;
+	fma.rn.f32 	%f913, %f911, %f908, %f912;
+	mov.f32 	%f914, 0fBEAAA9ED;
+	fma.rn.f32 	%f915, %f913, %f908, %f914;
+	mov.f32 	%f916, 0f00000000;
+	fma.rn.f32 	%f917, %f915, %f908, %f916;
+	fma.rn.f32 	%f918, %f917, %f973, %f973;
+	setp.ge.f32 	%p151, %f898, 0f3F19999A;
+	selp.f32 	%f973, %f907, %f918, %p151;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_163:
+	mov.f32 	%f883, 0f3F000000;
+	mov.f32 	%f884, 0f3BBB989D;
+	fma.rn.f32 	%f885, %f973, %f884, %f883;
+	cvt.sat.f32.f32 	%f886, %f885;
+	mov.f32 	%f887, 0f4B400001;
+	mov.f32 	%f888, 0f437C0000;
+	fma.rm.f32 	%f889, %f886, %f888, %f887;
+	add.f32 	%f890, %f889, 0fCB40007F;
+	neg.f32 	%f891, %f890;
+	mov.f32 	%f892, 0f3FB8AA3B;
+	fma.rn.f32 	%f893, %f973, %f892, %f891;
+	mov.f32 	%f894, 0f32A57060;
+	fma.rn.f32 	%f895, %f973, %f894, %f893;
+	mov.b32 	%r263, %f889;
+	shl.b32 	%r264, %r263, 23;
+	mov.b32 	%f896, %r264;
+	ex2.approx.ftz.f32 	%f897, %f895;
+	mul.f32 	%f973, %f897, %f896;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_127:
+	mov.f32 	%f579, 0f00000000;
+	max.f32 	%f580, %f579, %f973;
+	div.rn.f32 	%f581, %f973, %f126;
+	mov.f32 	%f582, 0f3F000000;
+	mov.f32 	%f583, 0f3BBB989D;
+	fma.rn.f32 	%f584, %f581, %f583, %f582;
+	cvt.sat.f32.f32 	%f585, %f584;
+	mov.f32 	%f586, 0f4B400001;
+	mov.f32 	%f587, 0f437C0000;
+	fma.rm.f32 	%f588, %f585, %f587, %f586;
+	add.f32 	%f589, %f588, 0fCB40007F;
+	neg.f32 	%f590, %f589;
+	mov.f32 	%f591, 0f3FB8AA3B;
+	fma.rn.f32 	%f592, %f581, %f591, %f590;
+	mov.f32 	%f593, 0f32A57060;
+	fma.rn.f32 	%f594, %f581, %f593, %f592;
+	mov.b32 	%r175, %f588;
+	shl.b32 	%r176, %r175, 23;
+	mov.b32 	%f595, %r176;
+	ex2.approx.ftz.f32 	%f596, %f594;
+	fma.rn.f32 	%f597, %f596, %f595, 0fBF800000;
+	mul.f32 	%f598, %f597, %f126;
+	min.f32 	%f599, %f579, %f598;
+	add.f32 	%f973, %f580, %f599;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_126:
+	setp.gt.f32 	%p112, %f973, %f126;
+	selp.f32 	%f973, %f973, 0f00000000, %p112;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_157:
+	cvt.rmi.f32.f32 	%f973, %f973;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_156:
+	cvt.rpi.f32.f32 	%f973, %f973;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_109:
+	abs.f32 	%f343, %f973;
+	neg.f32 	%f344, %f343;
+	mov.f32 	%f345, 0f3F000000;
+	fma.rn.f32 	%f346, %f345, %f344, %f345;
+	rsqrt.approx.ftz.f32 	%f347, %f346;
+	mul.f32 	%f348, %f346, %f347;
+	mul.f32 	%f349, %f347, 0f3F000000;
+	neg.f32 	%f350, %f348;
+	fma.rn.f32 	%f351, %f350, %f349, %f345;
+	fma.rn.f32 	%f352, %f348, %f351, %f348;
+	setp.eq.f32 	%p82, %f343, 0f3F800000;
+	selp.f32 	%f353, 0f00000000, %f352, %p82;
+	setp.gt.f32 	%p83, %f343, 0f3F0F5C29;
+	selp.f32 	%f354, %f353, %f343, %p83;
+	mov.b32 	%r116, %f354;
+	mov.b32 	%r117, %f973;
+	and.b32  	%r118, %r117, -2147483648;
+	or.b32  	%r119, %r118, %r116;
+	mov.b32 	%f355, %r119;
+	mul.f32 	%f356, %f355, %f355;
+	mov.f32 	%f357, 0f3C8B1ABB;
+	mov.f32 	%f358, 0f3D10ECEF;
+	fma.rn.f32 	%f359, %f358, %f356, %f357;
+	mov.f32 	%f360, 0f3CFC028C;
+	fma.rn.f32 	%f361, %f359, %f356, %f360;
+	mov.f32 	%f362, 0f3D372139;
+	fma.rn.f32 	%f363, %f361, %f356, %f362;
+	mov.f32 	%f364, 0f3D9993DB;
+	fma.rn.f32 	%f365, %f363, %f356, %f364;
+	mov.f32 	%f366, 0f3E2AAAC6;
+	fma.rn.f32 	%f367, %f365, %f356, %f366;
+	mul.f32 	%f368, %f367, %f356;
+	fma.rn.f32 	%f369, %f368, %f355, %f355;
+	neg.f32 	%f370, %f369;
+	selp.f32 	%f371, %f369, %f370, %p83;
+	mov.f32 	%f372, 0f3FD774EB;
+	mov.f32 	%f373, 0f3F6EE581;
+	fma.rn.f32 	%f374, %f373, %f372, %f371;
+	setp.gt.f32 	%p84, %f973, 0f3F0F5C29;
+	selp.f32 	%f375, %f369, %f374, %p84;
+	add.f32 	%f376, %f375, %f375;
+	selp.f32 	%f973, %f376, %f375, %p83;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_106:
+	abs.f32 	%f33, %f973;
+	setp.leu.f32 	%p79, %f33, 0f3F800000;
+	setp.gt.f32 	%p80, %f33, 0f3F800000;
+	rcp.approx.ftz.f32 	%f320, %f33;
+	selp.f32 	%f321, %f320, %f33, %p80;
+	mul.f32 	%f322, %f321, %f321;
+	mov.f32 	%f323, 0fBC6BE14F;
+	mov.f32 	%f324, 0f3B2090AA;
+	fma.rn.f32 	%f325, %f324, %f322, %f323;
+	mov.f32 	%f326, 0f3D23397E;
+	fma.rn.f32 	%f327, %f325, %f322, %f326;
+	mov.f32 	%f328, 0fBD948A7A;
+	fma.rn.f32 	%f329, %f327, %f322, %f328;
+	mov.f32 	%f330, 0f3DD76B21;
+	fma.rn.f32 	%f331, %f329, %f322, %f330;
+	mov.f32 	%f332, 0fBE111E88;
+	fma.rn.f32 	%f333, %f331, %f322, %f332;
+	mov.f32 	%f334, 0f3E4CAF60;
+	fma.rn.f32 	%f335, %f333, %f322, %f334;
+	mov.f32 	%f336, 0fBEAAAA27;
+	fma.rn.f32 	%f337, %f335, %f322, %f336;
+	mul.f32 	%f338, %f322, %f337;
+	fma.rn.f32 	%f959, %f338, %f321, %f321;
+	@%p79 bra 	$L__BB1_108;
+
+	neg.f32 	%f339, %f959;
+	mov.f32 	%f340, 0f3FD774EB;
+	mov.f32 	%f341, 0f3F6EE581;
+	fma.rn.f32 	%f959, %f341, %f340, %f339;
+
+$L__BB1_108:
+	mov.b32 	%r112, %f973;
+	and.b32  	%r113, %r112, -2147483648;
+	mov.b32 	%r114, %f959;
+	or.b32  	%r115, %r113, %r114;
+	mov.b32 	%f342, %r115;
+	setp.le.f32 	%p81, %f33, 0f7F800000;
+	selp.f32 	%f973, %f342, %f959, %p81;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_161:
+	abs.f32 	%f973, %f973;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_160:
+	abs.f32 	%f820, %f973;
+	mov.f32 	%f821, 0f3F000000;
+	fma.rn.f32 	%f822, %f820, 0f3F000000, 0f3F800000;
+	mov.f32 	%f823, 0f3F800000;
+	rcp.rn.f32 	%f824, %f822;
+	mul.f32 	%f825, %f820, %f820;
+	mov.f32 	%f826, 0fBFA1FC4E;
+	sub.f32 	%f827, %f826, %f825;
+	fma.rn.f32 	%f828, %f824, 0f3E2EF945, 0fBF527892;
+	fma.rn.f32 	%f829, %f824, %f828, 0f3FBE87B0;
+	fma.rn.f32 	%f830, %f824, %f829, 0fBF914E5D;
+	fma.rn.f32 	%f831, %f824, %f830, 0f3E8EC7CC;
+	fma.rn.f32 	%f832, %f824, %f831, 0fBE3EC24C;
+	fma.rn.f32 	%f833, %f824, %f832, 0f3DC636C9;
+	fma.rn.f32 	%f834, %f824, %f833, 0f3EBF88FB;
+	fma.rn.f32 	%f835, %f824, %f834, 0f3F8000C7;
+	fma.rn.f32 	%f836, %f824, %f835, %f827;
+	mov.f32 	%f837, 0f3BBB989D;
+	fma.rn.f32 	%f838, %f836, %f837, %f821;
+	cvt.sat.f32.f32 	%f839, %f838;
+	mov.f32 	%f840, 0f4B400001;
+	mov.f32 	%f841, 0f437C0000;
+	fma.rm.f32 	%f842, %f839, %f841, %f840;
+	add.f32 	%f843, %f842, 0fCB40007F;
+	neg.f32 	%f844, %f843;
+	mov.f32 	%f845, 0f3FB8AA3B;
+	fma.rn.f32 	%f846, %f836, %f845, %f844;
+	mov.f32 	%f847, 0f32A57060;
+	fma.rn.f32 	%f848, %f836, %f847, %f846;
+	mov.b32 	%r257, %f842;
+	shl.b32 	%r258, %r257, 23;
+	mov.b32 	%f849, %r258;
+	ex2.approx.ftz.f32 	%f850, %f848;
+	mul.f32 	%f851, %f850, %f849;
+	mul.f32 	%f852, %f824, %f851;
+	sub.f32 	%f853, %f823, %f852;
+	neg.f32 	%f854, %f853;
+	setp.lt.f32 	%p146, %f973, 0f00000000;
+	selp.f32 	%f973, %f854, %f853, %p146;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_120:
+	setp.lt.f32 	%p99, %f973, %f126;
+	setp.gt.f32 	%p100, %f973, %f127;
+	selp.f32 	%f463, %f127, %f973, %p100;
+	selp.f32 	%f973, %f126, %f463, %p99;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_119:
+	mul.f32 	%f973, %f973, %f126;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_147:
+	setp.gt.f32 	%p134, %f973, 0f00000000;
+	@%p134 bra 	$L__BB1_151;
+	bra.uni 	$L__BB1_148;
+
+$L__BB1_151:
+	neg.f32 	%f704, %f973;
+	mov.f32 	%f705, 0f3F000000;
+	mov.f32 	%f706, 0f3BBB989D;
+	fma.rn.f32 	%f707, %f704, %f706, %f705;
+	cvt.sat.f32.f32 	%f708, %f707;
+	mov.f32 	%f709, 0f4B400001;
+	mov.f32 	%f710, 0f437C0000;
+	fma.rm.f32 	%f711, %f708, %f710, %f709;
+	add.f32 	%f712, %f711, 0fCB40007F;
+	neg.f32 	%f713, %f712;
+	mov.f32 	%f714, 0f3FB8AA3B;
+	fma.rn.f32 	%f715, %f704, %f714, %f713;
+	mov.f32 	%f716, 0f32A57060;
+	fma.rn.f32 	%f717, %f704, %f716, %f715;
+	mov.b32 	%r247, %f711;
+	shl.b32 	%r248, %r247, 23;
+	mov.b32 	%f718, %r248;
+	ex2.approx.ftz.f32 	%f719, %f717;
+	fma.rn.f32 	%f720, %f719, %f718, 0f3F800000;
+	setp.lt.f32 	%p138, %f720, 0f00800000;
+	mul.f32 	%f721, %f720, 0f4B000000;
+	selp.f32 	%f97, %f721, %f720, %p138;
+	selp.f32 	%f722, 0fC1B80000, 0f00000000, %p138;
+	mov.b32 	%r249, %f97;
+	add.s32 	%r250, %r249, -1059760811;
+	and.b32  	%r251, %r250, -8388608;
+	sub.s32 	%r252, %r249, %r251;
+	mov.b32 	%f723, %r252;
+	cvt.rn.f32.s32 	%f724, %r251;
+	mov.f32 	%f725, 0f34000000;
+	fma.rn.f32 	%f726, %f724, %f725, %f722;
+	add.f32 	%f727, %f723, 0fBF800000;
+	mov.f32 	%f728, 0f3E1039F6;
+	mov.f32 	%f729, 0fBE055027;
+	fma.rn.f32 	%f730, %f729, %f727, %f728;
+	mov.f32 	%f731, 0fBDF8CDCC;
+	fma.rn.f32 	%f732, %f730, %f727, %f731;
+	mov.f32 	%f733, 0f3E0F2955;
+	fma.rn.f32 	%f734, %f732, %f727, %f733;
+	mov.f32 	%f735, 0fBE2AD8B9;
+	fma.rn.f32 	%f736, %f734, %f727, %f735;
+	mov.f32 	%f737, 0f3E4CED0B;
+	fma.rn.f32 	%f738, %f736, %f727, %f737;
+	mov.f32 	%f739, 0fBE7FFF22;
+	fma.rn.f32 	%f740, %f738, %f727, %f739;
+	mov.f32 	%f741, 0f3EAAAA78;
+	fma.rn.f32 	%f742, %f740, %f727, %f741;
+	mov.f32 	%f743, 0fBF000000;
+	fma.rn.f32 	%f744, %f742, %f727, %f743;
+	mul.f32 	%f745, %f744, %f727;
+	fma.rn.f32 	%f746, %f745, %f727, %f727;
+	mov.f32 	%f747, 0f3F317218;
+	fma.rn.f32 	%f971, %f726, %f747, %f746;
+	setp.lt.u32 	%p139, %r249, 2139095040;
+	@%p139 bra 	$L__BB1_153;
+
+	mov.f32 	%f748, 0f7F800000;
+	fma.rn.f32 	%f971, %f97, %f748, %f748;
+
+$L__BB1_153:
+	setp.eq.f32 	%p140, %f97, 0f00000000;
+	selp.f32 	%f749, 0fFF800000, %f971, %p140;
+	add.f32 	%f973, %f973, %f749;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_135:
+	mul.f32 	%f639, %f973, 0f3F22F983;
+	cvt.rni.s32.f32 	%r285, %f639;
+	cvt.rn.f32.s32 	%f640, %r285;
+	mov.f32 	%f641, 0fBFC90FDA;
+	fma.rn.f32 	%f642, %f640, %f641, %f973;
+	mov.f32 	%f643, 0fB3A22168;
+	fma.rn.f32 	%f644, %f640, %f643, %f642;
+	mov.f32 	%f645, 0fA7C234C5;
+	fma.rn.f32 	%f967, %f640, %f645, %f644;
+	abs.f32 	%f81, %f973;
+	setp.ltu.f32 	%p124, %f81, 0f47CE4780;
+	@%p124 bra 	$L__BB1_143;
+
+	setp.eq.f32 	%p125, %f81, 0f7F800000;
+	@%p125 bra 	$L__BB1_142;
+	bra.uni 	$L__BB1_137;
+
+$L__BB1_142:
+	mov.f32 	%f648, 0f00000000;
+	mul.rn.f32 	%f967, %f973, %f648;
+	mov.u32 	%r285, 0;
+	bra.uni 	$L__BB1_143;
+
+$L__BB1_94:
+	add.f32 	%f9, %f973, 0fBF800000;
+	mov.b32 	%r77, %f9;
+	setp.gt.u32 	%p62, %r77, 1258291200;
+	@%p62 bra 	$L__BB1_99;
+	bra.uni 	$L__BB1_95;
+
+$L__BB1_99:
+	setp.lt.f32 	%p66, %f9, 0f00800000;
+	mul.f32 	%f201, %f9, 0f4B000000;
+	selp.f32 	%f15, %f201, %f9, %p66;
+	selp.f32 	%f202, 0fC1B80000, 0f00000000, %p66;
+	mov.b32 	%r84, %f15;
+	add.s32 	%r85, %r84, -1059760811;
+	and.b32  	%r86, %r85, -8388608;
+	sub.s32 	%r87, %r84, %r86;
+	mov.b32 	%f203, %r87;
+	cvt.rn.f32.s32 	%f204, %r86;
+	mov.f32 	%f205, 0f34000000;
+	fma.rn.f32 	%f206, %f204, %f205, %f202;
+	add.f32 	%f207, %f203, 0fBF800000;
+	mov.f32 	%f208, 0f3E1039F6;
+	mov.f32 	%f209, 0fBE055027;
+	fma.rn.f32 	%f210, %f209, %f207, %f208;
+	mov.f32 	%f211, 0fBDF8CDCC;
+	fma.rn.f32 	%f212, %f210, %f207, %f211;
+	mov.f32 	%f213, 0f3E0F2955;
+	fma.rn.f32 	%f214, %f212, %f207, %f213;
+	mov.f32 	%f215, 0fBE2AD8B9;
+	fma.rn.f32 	%f216, %f214, %f207, %f215;
+	mov.f32 	%f217, 0f3E4CED0B;
+	fma.rn.f32 	%f218, %f216, %f207, %f217;
+	mov.f32 	%f219, 0fBE7FFF22;
+	fma.rn.f32 	%f220, %f218, %f207, %f219;
+	mov.f32 	%f221, 0f3EAAAA78;
+	fma.rn.f32 	%f222, %f220, %f207, %f221;
+	mov.f32 	%f223, 0fBF000000;
+	fma.rn.f32 	%f224, %f222, %f207, %f223;
+	mul.f32 	%f225, %f207, %f224;
+	fma.rn.f32 	%f226, %f225, %f207, %f207;
+	mov.f32 	%f227, 0f3F317218;
+	fma.rn.f32 	%f956, %f206, %f227, %f226;
+	setp.lt.u32 	%p67, %r84, 2139095040;
+	@%p67 bra 	$L__BB1_101;
+
+	mov.f32 	%f228, 0f7F800000;
+	fma.rn.f32 	%f956, %f15, %f228, %f228;
+
+$L__BB1_101:
+	add.f32 	%f229, %f956, 0f3F317218;
+	setp.eq.f32 	%p68, %f15, 0f00000000;
+	selp.f32 	%f973, 0fFF800000, %f229, %p68;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_158:
+	neg.f32 	%f776, %f126;
+	setp.lt.f32 	%p142, %f973, %f776;
+	sub.f32 	%f777, %f973, %f127;
+	setp.gt.f32 	%p143, %f973, %f126;
+	selp.f32 	%f778, %f777, 0f00000000, %p143;
+	add.f32 	%f779, %f973, %f127;
+	selp.f32 	%f973, %f779, %f778, %p142;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_166:
+	setp.le.f32 	%p153, %f973, 0f00000000;
+	selp.f32 	%f973, 0f00000000, %f973, %p153;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_129:
+	cvt.rni.f32.f32 	%f973, %f973;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_159:
+	setp.ge.f32 	%p144, %f973, 0f00000000;
+	mul.f32 	%f780, %f973, %f126;
+	selp.f32 	%f973, %f973, %f780, %p144;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_110:
+	mul.f32 	%f407, %f973, 0f3F22F983;
+	cvt.rni.s32.f32 	%r277, %f407;
+	cvt.rn.f32.s32 	%f408, %r277;
+	mov.f32 	%f409, 0fBFC90FDA;
+	fma.rn.f32 	%f410, %f408, %f409, %f973;
+	mov.f32 	%f411, 0fB3A22168;
+	fma.rn.f32 	%f412, %f408, %f411, %f410;
+	mov.f32 	%f413, 0fA7C234C5;
+	fma.rn.f32 	%f960, %f408, %f413, %f412;
+	abs.f32 	%f41, %f973;
+	setp.ltu.f32 	%p88, %f41, 0f47CE4780;
+	@%p88 bra 	$L__BB1_118;
+
+	setp.eq.f32 	%p89, %f41, 0f7F800000;
+	@%p89 bra 	$L__BB1_117;
+	bra.uni 	$L__BB1_112;
+
+$L__BB1_117:
+	mov.f32 	%f416, 0f00000000;
+	mul.rn.f32 	%f960, %f973, %f416;
+	mov.u32 	%r277, 0;
+	bra.uni 	$L__BB1_118;
+
+$L__BB1_162:
+	sqrt.rn.f32 	%f973, %f973;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_121:
+	abs.f32 	%f465, %f973;
+	add.f32 	%f466, %f465, 0f3F800000;
+	div.rn.f32 	%f973, %f973, %f466;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_154:
+	setp.ge.f32 	%p141, %f973, 0f00000000;
+	@%p141 bra 	$L__BB1_167;
+
+	mov.f32 	%f756, 0f3F000000;
+	mov.f32 	%f757, 0f3BBB989D;
+	fma.rn.f32 	%f758, %f973, %f757, %f756;
+	cvt.sat.f32.f32 	%f759, %f758;
+	mov.f32 	%f760, 0f4B400001;
+	mov.f32 	%f761, 0f437C0000;
+	fma.rm.f32 	%f762, %f759, %f761, %f760;
+	add.f32 	%f763, %f762, 0fCB40007F;
+	neg.f32 	%f764, %f763;
+	mov.f32 	%f765, 0f3FB8AA3B;
+	fma.rn.f32 	%f766, %f973, %f765, %f764;
+	mov.f32 	%f767, 0f32A57060;
+	fma.rn.f32 	%f768, %f973, %f767, %f766;
+	mov.b32 	%r253, %f762;
+	shl.b32 	%r254, %r253, 23;
+	mov.b32 	%f769, %r254;
+	ex2.approx.ftz.f32 	%f770, %f768;
+	fma.rn.f32 	%f771, %f770, %f769, 0fBF800000;
+	mul.f32 	%f973, %f771, %f126;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_104:
+	abs.f32 	%f270, %f973;
+	mov.f32 	%f271, 0f3FB8AA3B;
+	mul.rn.f32 	%f272, %f270, %f271;
+	cvt.rzi.f32.f32 	%f273, %f272;
+	abs.f32 	%f274, %f273;
+	setp.gt.f32 	%p74, %f274, 0f42FC0000;
+	mov.b32 	%r98, %f273;
+	and.b32  	%r99, %r98, -2147483648;
+	or.b32  	%r100, %r99, 1123811328;
+	mov.b32 	%f275, %r100;
+	selp.f32 	%f276, %f275, %f273, %p74;
+	mov.f32 	%f277, 0fBF317218;
+	fma.rn.f32 	%f278, %f276, %f277, %f270;
+	mov.f32 	%f279, 0f3102E308;
+	fma.rn.f32 	%f280, %f276, %f279, %f278;
+	mul.f32 	%f281, %f280, 0f3FB8AA3B;
+	add.f32 	%f282, %f276, 0f4B40007D;
+	mov.b32 	%r101, %f282;
+	shl.b32 	%r102, %r101, 23;
+	mov.b32 	%f283, %r102;
+	ex2.approx.ftz.f32 	%f284, %f281;
+	mul.f32 	%f285, %f284, %f283;
+	mov.f32 	%f286, 0f3E000000;
+	div.approx.f32 	%f287, %f286, %f285;
+	mov.f32 	%f288, 0f40000000;
+	fma.rn.f32 	%f289, %f288, %f285, %f287;
+	setp.ge.f32 	%p75, %f270, 0f42B40000;
+	selp.f32 	%f973, 0f7F800000, %f289, %p75;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_57:
+	mov.f32 	%f467, 0f3F000000;
+	mov.f32 	%f468, 0f3BBB989D;
+	fma.rn.f32 	%f469, %f973, %f468, %f467;
+	cvt.sat.f32.f32 	%f470, %f469;
+	mov.f32 	%f471, 0f4B400001;
+	mov.f32 	%f472, 0f437C0000;
+	fma.rm.f32 	%f473, %f470, %f472, %f471;
+	add.f32 	%f474, %f473, 0fCB40007F;
+	neg.f32 	%f475, %f474;
+	mov.f32 	%f476, 0f3FB8AA3B;
+	fma.rn.f32 	%f477, %f973, %f476, %f475;
+	mov.f32 	%f478, 0f32A57060;
+	fma.rn.f32 	%f479, %f973, %f478, %f477;
+	mov.b32 	%r159, %f473;
+	shl.b32 	%r160, %r159, 23;
+	mov.b32 	%f480, %r160;
+	ex2.approx.ftz.f32 	%f481, %f479;
+	fma.rn.f32 	%f482, %f481, %f480, 0f3F800000;
+	setp.lt.f32 	%p104, %f482, 0f00800000;
+	mul.f32 	%f483, %f482, 0f4B000000;
+	selp.f32 	%f51, %f483, %f482, %p104;
+	selp.f32 	%f484, 0fC1B80000, 0f00000000, %p104;
+	mov.b32 	%r161, %f51;
+	add.s32 	%r162, %r161, -1059760811;
+	and.b32  	%r163, %r162, -8388608;
+	sub.s32 	%r164, %r161, %r163;
+	mov.b32 	%f485, %r164;
+	cvt.rn.f32.s32 	%f486, %r163;
+	mov.f32 	%f487, 0f34000000;
+	fma.rn.f32 	%f488, %f486, %f487, %f484;
+	add.f32 	%f489, %f485, 0fBF800000;
+	mov.f32 	%f490, 0f3E1039F6;
+	mov.f32 	%f491, 0fBE055027;
+	fma.rn.f32 	%f492, %f491, %f489, %f490;
+	mov.f32 	%f493, 0fBDF8CDCC;
+	fma.rn.f32 	%f494, %f492, %f489, %f493;
+	mov.f32 	%f495, 0f3E0F2955;
+	fma.rn.f32 	%f496, %f494, %f489, %f495;
+	mov.f32 	%f497, 0fBE2AD8B9;
+	fma.rn.f32 	%f498, %f496, %f489, %f497;
+	mov.f32 	%f499, 0f3E4CED0B;
+	fma.rn.f32 	%f500, %f498, %f489, %f499;
+	mov.f32 	%f501, 0fBE7FFF22;
+	fma.rn.f32 	%f502, %f500, %f489, %f501;
+	mov.f32 	%f503, 0f3EAAAA78;
+	fma.rn.f32 	%f504, %f502, %f489, %f503;
+	mov.f32 	%f505, 0fBF000000;
+	fma.rn.f32 	%f506, %f504, %f489, %f505;
+	mul.f32 	%f507, %f506, %f489;
+	fma.rn.f32 	%f508, %f507, %f489, %f489;
+	mov.f32 	%f509, 0f3F317218;
+	fma.rn.f32 	%f961, %f488, %f509, %f508;
+	setp.lt.u32 	%p105, %r161, 2139095040;
+	@%p105 bra 	$L__BB1_59;
+
+	mov.f32 	%f510, 0f7F800000;
+	fma.rn.f32 	%f961, %f51, %f510, %f510;
+
+$L__BB1_59:
+	setp.eq.f32 	%p106, %f51, 0f00000000;
+	selp.f32 	%f963, 0fFF800000, %f961, %p106;
 
 $L__BB1_125:
-	mov.b32 	%r22, %f968;
-	shr.u32 	%r170, %r22, 23;
-	and.b32  	%r171, %r170, 255;
-	add.s32 	%r23, %r171, -128;
-	shl.b32 	%r172, %r22, 8;
-	or.b32  	%r24, %r172, -2147483648;
-	shr.u32 	%r25, %r23, 5;
+	abs.f32 	%f557, %f963;
+	mul.f32 	%f558, %f557, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f559, %f558;
+	add.f32 	%f560, %f559, 0f3F800000;
+	mov.f32 	%f561, 0f3F800000;
+	rcp.approx.ftz.f32 	%f562, %f560;
+	mov.f32 	%f563, 0fC0000000;
+	fma.rn.f32 	%f564, %f562, %f563, %f561;
+	setp.ge.f32 	%p110, %f557, 0f41102CB4;
+	selp.f32 	%f565, 0f3F800000, %f564, %p110;
+	mov.b32 	%r171, %f565;
+	mov.b32 	%r172, %f963;
+	and.b32  	%r173, %r172, -2147483648;
+	or.b32  	%r174, %r173, %r171;
+	mov.b32 	%f566, %r174;
+	mul.f32 	%f567, %f963, %f963;
+	mov.f32 	%f568, 0fBD563CAE;
+	mov.f32 	%f569, 0f3C80F082;
+	fma.rn.f32 	%f570, %f569, %f567, %f568;
+	mov.f32 	%f571, 0f3E085941;
+	fma.rn.f32 	%f572, %f570, %f567, %f571;
+	mov.f32 	%f573, 0fBEAAA9ED;
+	fma.rn.f32 	%f574, %f572, %f567, %f573;
+	mov.f32 	%f575, 0f00000000;
+	fma.rn.f32 	%f576, %f574, %f567, %f575;
+	fma.rn.f32 	%f577, %f576, %f963, %f963;
+	setp.ge.f32 	%p111, %f557, 0f3F19999A;
+	selp.f32 	%f578, %f566, %f577, %p111;
+	mul.f32 	%f973, %f973, %f578;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_77:
+	mov.f32 	%f290, 0f3FB8AA3B;
+	mul.rn.f32 	%f291, %f30, %f290;
+	cvt.rzi.f32.f32 	%f292, %f291;
+	abs.f32 	%f293, %f292;
+	setp.gt.f32 	%p77, %f293, 0f42FC0000;
+	mov.b32 	%r103, %f292;
+	and.b32  	%r104, %r103, -2147483648;
+	or.b32  	%r105, %r104, 1123811328;
+	mov.b32 	%f294, %r105;
+	selp.f32 	%f295, %f294, %f292, %p77;
+	mov.f32 	%f296, 0fBF317218;
+	fma.rn.f32 	%f297, %f295, %f296, %f30;
+	mov.f32 	%f298, 0f3102E308;
+	fma.rn.f32 	%f299, %f295, %f298, %f297;
+	mul.f32 	%f300, %f299, 0f3FB8AA3B;
+	add.f32 	%f301, %f295, 0f4B40007D;
+	mov.b32 	%r106, %f301;
+	shl.b32 	%r107, %r106, 23;
+	mov.b32 	%f302, %r107;
+	ex2.approx.ftz.f32 	%f303, %f300;
+	mul.f32 	%f304, %f303, %f302;
+	mov.f32 	%f305, 0f3E000000;
+	div.approx.f32 	%f306, %f305, %f304;
+	neg.f32 	%f307, %f306;
+	mov.f32 	%f308, 0f40000000;
+	fma.rn.f32 	%f309, %f308, %f304, %f307;
+	setp.ge.f32 	%p78, %f30, 0f42B40000;
+	selp.f32 	%f310, 0f7F800000, %f309, %p78;
+	mov.b32 	%r108, %f310;
+	mov.b32 	%r109, %f973;
+	and.b32  	%r110, %r109, -2147483648;
+	or.b32  	%r111, %r110, %r108;
+	mov.b32 	%f973, %r111;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_8:
+	neg.f32 	%f919, %f973;
+	mov.f32 	%f920, 0f3F000000;
+	mov.f32 	%f921, 0f3BBB989D;
+	fma.rn.f32 	%f922, %f919, %f921, %f920;
+	cvt.sat.f32.f32 	%f923, %f922;
+	mov.f32 	%f924, 0f4B400001;
+	mov.f32 	%f925, 0f437C0000;
+	fma.rm.f32 	%f926, %f923, %f925, %f924;
+	add.f32 	%f927, %f926, 0fCB40007F;
+	neg.f32 	%f928, %f927;
+	mov.f32 	%f929, 0f3FB8AA3B;
+	fma.rn.f32 	%f930, %f919, %f929, %f928;
+	mov.f32 	%f931, 0f32A57060;
+	fma.rn.f32 	%f932, %f919, %f931, %f930;
+	mov.b32 	%r269, %f926;
+	shl.b32 	%r270, %r269, 23;
+	mov.b32 	%f933, %r270;
+	ex2.approx.ftz.f32 	%f934, %f932;
+	fma.rn.f32 	%f935, %f934, %f933, 0f3F800000;
+	rcp.rn.f32 	%f973, %f935;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_52:
+	mov.f32 	%f600, 0f3F000000;
+	mov.f32 	%f601, 0f3BBB989D;
+	fma.rn.f32 	%f602, %f973, %f601, %f600;
+	cvt.sat.f32.f32 	%f603, %f602;
+	mov.f32 	%f604, 0f4B400001;
+	mov.f32 	%f605, 0f437C0000;
+	fma.rm.f32 	%f606, %f603, %f605, %f604;
+	add.f32 	%f607, %f606, 0fCB40007F;
+	neg.f32 	%f608, %f607;
+	mov.f32 	%f609, 0f3FB8AA3B;
+	fma.rn.f32 	%f610, %f973, %f609, %f608;
+	mov.f32 	%f611, 0f32A57060;
+	fma.rn.f32 	%f612, %f973, %f611, %f610;
+	mov.b32 	%r177, %f606;
+	shl.b32 	%r178, %r177, 23;
+	mov.b32 	%f613, %r178;
+	ex2.approx.ftz.f32 	%f614, %f612;
+	mul.f32 	%f615, %f614, %f613;
+	mul.f32 	%f616, %f615, %f126;
+	sub.f32 	%f617, %f616, %f126;
+	mul.f32 	%f973, %f617, %f127;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_82:
+	rcp.rn.f32 	%f230, %f20;
+	mov.f32 	%f231, 0f3F800000;
+	fma.rn.f32 	%f232, %f230, %f230, %f231;
+	sqrt.rn.f32 	%f233, %f232;
+	add.f32 	%f234, %f230, %f233;
+	rcp.approx.ftz.f32 	%f235, %f234;
+	fma.rn.f32 	%f21, %f20, %f235, %f20;
+	add.rz.f32 	%f236, %f21, %f231;
+	mov.b32 	%r88, %f236;
+	add.s32 	%r89, %r88, -1061158912;
+	and.b32  	%r90, %r89, -8388608;
+	mov.b32 	%r4, %f21;
+	sub.s32 	%r91, %r4, %r90;
+	mov.b32 	%f237, %r91;
+	mov.u32 	%r92, 1082130432;
+	sub.s32 	%r93, %r92, %r90;
+	mov.b32 	%f238, %r93;
+	mov.f32 	%f239, 0fBF800000;
+	mov.f32 	%f240, 0f3E800000;
+	fma.rn.f32 	%f241, %f240, %f238, %f239;
+	add.f32 	%f242, %f241, %f237;
+	cvt.rn.f32.s32 	%f243, %r90;
+	mul.f32 	%f244, %f243, 0f34000000;
+	mov.f32 	%f245, 0f3DD80012;
+	mov.f32 	%f246, 0fBD39BF78;
+	fma.rn.f32 	%f247, %f246, %f242, %f245;
+	mov.f32 	%f248, 0fBE0778E0;
+	fma.rn.f32 	%f249, %f247, %f242, %f248;
+	mov.f32 	%f250, 0f3E146475;
+	fma.rn.f32 	%f251, %f249, %f242, %f250;
+	mov.f32 	%f252, 0fBE2A68DD;
+	fma.rn.f32 	%f253, %f251, %f242, %f252;
+	mov.f32 	%f254, 0f3E4CAF9E;
+	fma.rn.f32 	%f255, %f253, %f242, %f254;
+	mov.f32 	%f256, 0fBE800042;
+	fma.rn.f32 	%f257, %f255, %f242, %f256;
+	mov.f32 	%f258, 0f3EAAAAE6;
+	fma.rn.f32 	%f259, %f257, %f242, %f258;
+	mov.f32 	%f260, 0fBF000000;
+	fma.rn.f32 	%f261, %f259, %f242, %f260;
+	mul.f32 	%f262, %f242, %f261;
+	fma.rn.f32 	%f263, %f262, %f242, %f242;
+	mov.f32 	%f264, 0f3F317218;
+	fma.rn.f32 	%f958, %f244, %f264, %f263;
+	setp.lt.u32 	%p70, %r4, 2139095040;
+	@%p70 bra 	$L__BB1_103;
+
+	setp.lt.s32 	%p71, %r4, -1082130431;
+	@%p71 bra 	$L__BB1_85;
+
+	mov.f32 	%f265, 0f7F800000;
+	fma.rn.f32 	%f958, %f21, %f265, %f265;
+
+$L__BB1_85:
+	setp.eq.f32 	%p72, %f21, 0f00000000;
+	selp.f32 	%f958, 0f80000000, %f958, %p72;
+
+$L__BB1_103:
+	mov.b32 	%r94, %f973;
+	and.b32  	%r95, %r94, -2147483648;
+	mov.b32 	%r96, %f958;
+	or.b32  	%r97, %r95, %r96;
+	mov.b32 	%f269, %r97;
+	setp.le.f32 	%p73, %f20, 0f7F800000;
+	selp.f32 	%f973, %f269, %f958, %p73;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_148:
+	mov.f32 	%f660, 0f3F000000;
+	mov.f32 	%f661, 0f3BBB989D;
+	fma.rn.f32 	%f662, %f973, %f661, %f660;
+	cvt.sat.f32.f32 	%f663, %f662;
+	mov.f32 	%f664, 0f4B400001;
+	mov.f32 	%f665, 0f437C0000;
+	fma.rm.f32 	%f666, %f663, %f665, %f664;
+	add.f32 	%f667, %f666, 0fCB40007F;
+	neg.f32 	%f668, %f667;
+	mov.f32 	%f669, 0f3FB8AA3B;
+	fma.rn.f32 	%f670, %f973, %f669, %f668;
+	mov.f32 	%f671, 0f32A57060;
+	fma.rn.f32 	%f672, %f973, %f671, %f670;
+	mov.b32 	%r241, %f666;
+	shl.b32 	%r242, %r241, 23;
+	mov.b32 	%f673, %r242;
+	ex2.approx.ftz.f32 	%f674, %f672;
+	fma.rn.f32 	%f675, %f674, %f673, 0f3F800000;
+	setp.lt.f32 	%p135, %f675, 0f00800000;
+	mul.f32 	%f676, %f675, 0f4B000000;
+	selp.f32 	%f92, %f676, %f675, %p135;
+	selp.f32 	%f677, 0fC1B80000, 0f00000000, %p135;
+	mov.b32 	%r243, %f92;
+	add.s32 	%r244, %r243, -1059760811;
+	and.b32  	%r245, %r244, -8388608;
+	sub.s32 	%r246, %r243, %r245;
+	mov.b32 	%f678, %r246;
+	cvt.rn.f32.s32 	%f679, %r245;
+	mov.f32 	%f680, 0f34000000;
+	fma.rn.f32 	%f681, %f679, %f680, %f677;
+	add.f32 	%f682, %f678, 0fBF800000;
+	mov.f32 	%f683, 0f3E1039F6;
+	mov.f32 	%f684, 0fBE055027;
+	fma.rn.f32 	%f685, %f684, %f682, %f683;
+	mov.f32 	%f686, 0fBDF8CDCC;
+	fma.rn.f32 	%f687, %f685, %f682, %f686;
+	mov.f32 	%f688, 0f3E0F2955;
+	fma.rn.f32 	%f689, %f687, %f682, %f688;
+	mov.f32 	%f690, 0fBE2AD8B9;
+	fma.rn.f32 	%f691, %f689, %f682, %f690;
+	mov.f32 	%f692, 0f3E4CED0B;
+	fma.rn.f32 	%f693, %f691, %f682, %f692;
+	mov.f32 	%f694, 0fBE7FFF22;
+	fma.rn.f32 	%f695, %f693, %f682, %f694;
+	mov.f32 	%f696, 0f3EAAAA78;
+	fma.rn.f32 	%f697, %f695, %f682, %f696;
+	mov.f32 	%f698, 0fBF000000;
+	fma.rn.f32 	%f699, %f697, %f682, %f698;
+	mul.f32 	%f700, %f699, %f682;
+	fma.rn.f32 	%f701, %f700, %f682, %f682;
+	mov.f32 	%f702, 0f3F317218;
+	fma.rn.f32 	%f970, %f681, %f702, %f701;
+	setp.lt.u32 	%p136, %r243, 2139095040;
+	@%p136 bra 	$L__BB1_150;
+
+	mov.f32 	%f703, 0f7F800000;
+	fma.rn.f32 	%f970, %f92, %f703, %f703;
+
+$L__BB1_150:
+	setp.eq.f32 	%p137, %f92, 0f00000000;
+	selp.f32 	%f973, 0fFF800000, %f970, %p137;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_95:
+	mul.rz.f32 	%f167, %f973, %f9;
+	add.rn.f32 	%f168, %f167, %f9;
+	sqrt.rn.f32 	%f169, %f168;
+	add.f32 	%f10, %f9, %f169;
+	mov.f32 	%f170, 0f3F800000;
+	add.rz.f32 	%f171, %f10, %f170;
+	mov.b32 	%r78, %f171;
+	add.s32 	%r79, %r78, -1061158912;
+	and.b32  	%r80, %r79, -8388608;
+	mov.b32 	%r3, %f10;
+	sub.s32 	%r81, %r3, %r80;
+	mov.b32 	%f172, %r81;
+	mov.u32 	%r82, 1082130432;
+	sub.s32 	%r83, %r82, %r80;
+	mov.b32 	%f173, %r83;
+	mov.f32 	%f174, 0fBF800000;
+	mov.f32 	%f175, 0f3E800000;
+	fma.rn.f32 	%f176, %f175, %f173, %f174;
+	add.f32 	%f177, %f176, %f172;
+	cvt.rn.f32.s32 	%f178, %r80;
+	mul.f32 	%f179, %f178, 0f34000000;
+	mov.f32 	%f180, 0f3DD80012;
+	mov.f32 	%f181, 0fBD39BF78;
+	fma.rn.f32 	%f182, %f181, %f177, %f180;
+	mov.f32 	%f183, 0fBE0778E0;
+	fma.rn.f32 	%f184, %f182, %f177, %f183;
+	mov.f32 	%f185, 0f3E146475;
+	fma.rn.f32 	%f186, %f184, %f177, %f185;
+	mov.f32 	%f187, 0fBE2A68DD;
+	fma.rn.f32 	%f188, %f186, %f177, %f187;
+	mov.f32 	%f189, 0f3E4CAF9E;
+	fma.rn.f32 	%f190, %f188, %f177, %f189;
+	mov.f32 	%f191, 0fBE800042;
+	fma.rn.f32 	%f192, %f190, %f177, %f191;
+	mov.f32 	%f193, 0f3EAAAAE6;
+	fma.rn.f32 	%f194, %f192, %f177, %f193;
+	mov.f32 	%f195, 0fBF000000;
+	fma.rn.f32 	%f196, %f194, %f177, %f195;
+	mul.f32 	%f197, %f177, %f196;
+	fma.rn.f32 	%f198, %f197, %f177, %f177;
+	mov.f32 	%f199, 0f3F317218;
+	fma.rn.f32 	%f973, %f179, %f199, %f198;
+	setp.lt.u32 	%p63, %r3, 2139095040;
+	@%p63 bra 	$L__BB1_167;
+
+	setp.lt.s32 	%p64, %r3, -1082130431;
+	@%p64 bra 	$L__BB1_98;
+
+	mov.f32 	%f200, 0f7F800000;
+	fma.rn.f32 	%f973, %f10, %f200, %f200;
+
+$L__BB1_98:
+	setp.eq.f32 	%p65, %f10, 0f00000000;
+	selp.f32 	%f973, 0f80000000, %f973, %p65;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_41:
+	mov.b32 	%r23, %f973;
+	shr.u32 	%r180, %r23, 23;
+	and.b32  	%r181, %r180, 255;
+	add.s32 	%r24, %r181, -128;
+	shl.b32 	%r182, %r23, 8;
+	or.b32  	%r25, %r182, -2147483648;
+	shr.u32 	%r26, %r24, 5;
 	mov.u64 	%rd65, 0;
 	mov.u32 	%r278, 0;
 	mov.u64 	%rd64, __cudart_i2opi_f;
 	mov.u64 	%rd63, %rd1;
 
-$L__BB1_126:
+$L__BB1_42:
 	.pragma "nounroll";
-	ld.global.nc.u32 	%r173, [%rd64];
-	mad.wide.u32 	%rd39, %r173, %r24, %rd65;
+	ld.global.nc.u32 	%r183, [%rd64];
+	mad.wide.u32 	%rd39, %r183, %r25, %rd65;
 	shr.u64 	%rd65, %rd39, 32;
 	st.local.u32 	[%rd63], %rd39;
 	add.s64 	%rd64, %rd64, 4;
 	add.s64 	%rd63, %rd63, 4;
 	add.s32 	%r278, %r278, 1;
-	setp.ne.s32 	%p110, %r278, 6;
-	@%p110 bra 	$L__BB1_126;
+	setp.ne.s32 	%p116, %r278, 6;
+	@%p116 bra 	$L__BB1_42;
 
 	st.local.u32 	[%rd2], %rd65;
-	mov.u32 	%r174, 4;
-	sub.s32 	%r28, %r174, %r25;
-	mov.u32 	%r175, 6;
-	sub.s32 	%r176, %r175, %r25;
-	mul.wide.s32 	%rd40, %r176, 4;
+	mov.u32 	%r184, 4;
+	sub.s32 	%r29, %r184, %r26;
+	mov.u32 	%r185, 6;
+	sub.s32 	%r186, %r185, %r26;
+	mul.wide.s32 	%rd40, %r186, 4;
 	add.s64 	%rd41, %rd1, %rd40;
 	ld.local.u32 	%r279, [%rd41];
 	ld.local.u32 	%r280, [%rd41+-4];
-	and.b32  	%r31, %r23, 31;
-	setp.eq.s32 	%p111, %r31, 0;
-	@%p111 bra 	$L__BB1_129;
+	and.b32  	%r32, %r24, 31;
+	setp.eq.s32 	%p117, %r32, 0;
+	@%p117 bra 	$L__BB1_45;
 
-	mov.u32 	%r177, 32;
-	sub.s32 	%r178, %r177, %r31;
-	shr.u32 	%r179, %r280, %r178;
-	shl.b32 	%r180, %r279, %r31;
-	add.s32 	%r279, %r179, %r180;
-	mul.wide.s32 	%rd42, %r28, 4;
+	mov.u32 	%r187, 32;
+	sub.s32 	%r188, %r187, %r32;
+	shr.u32 	%r189, %r280, %r188;
+	shl.b32 	%r190, %r279, %r32;
+	add.s32 	%r279, %r189, %r190;
+	mul.wide.s32 	%rd42, %r29, 4;
 	add.s64 	%rd43, %rd1, %rd42;
-	ld.local.u32 	%r181, [%rd43];
-	shr.u32 	%r182, %r181, %r178;
-	shl.b32 	%r183, %r280, %r31;
-	add.s32 	%r280, %r182, %r183;
+	ld.local.u32 	%r191, [%rd43];
+	shr.u32 	%r192, %r191, %r188;
+	shl.b32 	%r193, %r280, %r32;
+	add.s32 	%r280, %r192, %r193;
 
-$L__BB1_129:
-	and.b32  	%r184, %r22, -2147483648;
-	shr.u32 	%r185, %r280, 30;
-	shl.b32 	%r186, %r279, 2;
-	or.b32  	%r187, %r185, %r186;
-	shr.u32 	%r188, %r187, 31;
-	shr.u32 	%r189, %r279, 30;
-	add.s32 	%r190, %r188, %r189;
-	neg.s32 	%r191, %r190;
-	setp.eq.s32 	%p112, %r184, 0;
-	selp.b32 	%r281, %r190, %r191, %p112;
-	setp.ne.s32 	%p113, %r188, 0;
-	xor.b32  	%r192, %r184, -2147483648;
-	selp.b32 	%r193, %r192, %r184, %p113;
-	selp.b32 	%r194, -1, 0, %p113;
-	xor.b32  	%r195, %r187, %r194;
-	shl.b32 	%r196, %r280, 2;
-	xor.b32  	%r197, %r196, %r194;
-	cvt.u64.u32 	%rd44, %r195;
-	cvt.u64.u32 	%rd45, %r197;
+$L__BB1_45:
+	and.b32  	%r194, %r23, -2147483648;
+	shr.u32 	%r195, %r280, 30;
+	shl.b32 	%r196, %r279, 2;
+	or.b32  	%r197, %r195, %r196;
+	shr.u32 	%r198, %r197, 31;
+	shr.u32 	%r199, %r279, 30;
+	add.s32 	%r200, %r198, %r199;
+	neg.s32 	%r201, %r200;
+	setp.eq.s32 	%p118, %r194, 0;
+	selp.b32 	%r281, %r200, %r201, %p118;
+	setp.ne.s32 	%p119, %r198, 0;
+	xor.b32  	%r202, %r194, -2147483648;
+	selp.b32 	%r203, %r202, %r194, %p119;
+	selp.b32 	%r204, -1, 0, %p119;
+	xor.b32  	%r205, %r197, %r204;
+	shl.b32 	%r206, %r280, 2;
+	xor.b32  	%r207, %r206, %r204;
+	cvt.u64.u32 	%rd44, %r205;
+	cvt.u64.u32 	%rd45, %r207;
 	bfi.b64 	%rd46, %rd44, %rd45, 32, 32;
 	cvt.rn.f64.s64 	%fd3, %rd46;
 	mul.f64 	%fd4, %fd3, 0d3BF921FB54442D19;
-	cvt.rn.f32.f64 	%f585, %fd4;
-	setp.eq.s32 	%p114, %r193, 0;
-	neg.f32 	%f586, %f585;
-	selp.f32 	%f957, %f585, %f586, %p114;
+	cvt.rn.f32.f64 	%f625, %fd4;
+	setp.eq.s32 	%p120, %r203, 0;
+	neg.f32 	%f626, %f625;
+	selp.f32 	%f964, %f625, %f626, %p120;
 
 $L__BB1_131:
-	add.s32 	%r38, %r281, 1;
-	and.b32  	%r39, %r38, 1;
-	setp.eq.s32 	%p115, %r39, 0;
-	selp.f32 	%f66, %f957, 0f3F800000, %p115;
-	mul.rn.f32 	%f67, %f957, %f957;
-	mov.f32 	%f958, 0fB94D4153;
-	@%p115 bra 	$L__BB1_133;
+	add.s32 	%r39, %r281, 1;
+	and.b32  	%r40, %r39, 1;
+	setp.eq.s32 	%p121, %r40, 0;
+	selp.f32 	%f73, %f964, 0f3F800000, %p121;
+	mul.rn.f32 	%f74, %f964, %f964;
+	mov.f32 	%f965, 0fB94D4153;
+	@%p121 bra 	$L__BB1_133;
 
-	mov.f32 	%f589, 0fBAB607ED;
-	mov.f32 	%f590, 0f37CBAC00;
-	fma.rn.f32 	%f958, %f590, %f67, %f589;
+	mov.f32 	%f629, 0fBAB607ED;
+	mov.f32 	%f630, 0f37CBAC00;
+	fma.rn.f32 	%f965, %f630, %f74, %f629;
 
 $L__BB1_133:
-	selp.f32 	%f591, 0f3C0885E4, 0f3D2AAABB, %p115;
-	fma.rn.f32 	%f592, %f958, %f67, %f591;
-	selp.f32 	%f593, 0fBE2AAAA8, 0fBEFFFFFF, %p115;
-	fma.rn.f32 	%f594, %f592, %f67, %f593;
-	mov.f32 	%f595, 0f00000000;
-	fma.rn.f32 	%f596, %f67, %f66, %f595;
-	fma.rn.f32 	%f968, %f594, %f596, %f66;
-	and.b32  	%r199, %r38, 2;
-	setp.eq.s32 	%p117, %r199, 0;
-	@%p117 bra 	$L__BB1_165;
+	selp.f32 	%f631, 0f3C0885E4, 0f3D2AAABB, %p121;
+	fma.rn.f32 	%f632, %f965, %f74, %f631;
+	selp.f32 	%f633, 0fBE2AAAA8, 0fBEFFFFFF, %p121;
+	fma.rn.f32 	%f634, %f632, %f74, %f633;
+	mov.f32 	%f635, 0f00000000;
+	fma.rn.f32 	%f636, %f74, %f73, %f635;
+	fma.rn.f32 	%f973, %f634, %f636, %f73;
+	and.b32  	%r209, %r39, 2;
+	setp.eq.s32 	%p123, %r209, 0;
+	@%p123 bra 	$L__BB1_167;
 
-	mov.f32 	%f598, 0fBF800000;
-	fma.rn.f32 	%f968, %f968, %f598, %f595;
+	mov.f32 	%f638, 0fBF800000;
+	fma.rn.f32 	%f973, %f973, %f638, %f635;
+	bra.uni 	$L__BB1_167;
 
-$L__BB1_165:
+$L__BB1_137:
+	mov.b32 	%r42, %f973;
+	shr.u32 	%r211, %r42, 23;
+	and.b32  	%r212, %r211, 255;
+	add.s32 	%r43, %r212, -128;
+	shl.b32 	%r213, %r42, 8;
+	or.b32  	%r44, %r213, -2147483648;
+	shr.u32 	%r45, %r43, 5;
+	mov.u64 	%rd68, 0;
+	mov.u32 	%r282, 0;
+	mov.u64 	%rd67, __cudart_i2opi_f;
+	mov.u64 	%rd66, %rd1;
+
+$L__BB1_138:
+	.pragma "nounroll";
+	ld.global.nc.u32 	%r214, [%rd67];
+	mad.wide.u32 	%rd49, %r214, %r44, %rd68;
+	shr.u64 	%rd68, %rd49, 32;
+	st.local.u32 	[%rd66], %rd49;
+	add.s64 	%rd67, %rd67, 4;
+	add.s64 	%rd66, %rd66, 4;
+	add.s32 	%r282, %r282, 1;
+	setp.ne.s32 	%p126, %r282, 6;
+	@%p126 bra 	$L__BB1_138;
+
+	st.local.u32 	[%rd2], %rd68;
+	mov.u32 	%r215, 4;
+	sub.s32 	%r48, %r215, %r45;
+	mov.u32 	%r216, 6;
+	sub.s32 	%r217, %r216, %r45;
+	mul.wide.s32 	%rd50, %r217, 4;
+	add.s64 	%rd51, %rd1, %rd50;
+	ld.local.u32 	%r283, [%rd51];
+	ld.local.u32 	%r284, [%rd51+-4];
+	and.b32  	%r51, %r43, 31;
+	setp.eq.s32 	%p127, %r51, 0;
+	@%p127 bra 	$L__BB1_141;
+
+	mov.u32 	%r218, 32;
+	sub.s32 	%r219, %r218, %r51;
+	shr.u32 	%r220, %r284, %r219;
+	shl.b32 	%r221, %r283, %r51;
+	add.s32 	%r283, %r220, %r221;
+	mul.wide.s32 	%rd52, %r48, 4;
+	add.s64 	%rd53, %rd1, %rd52;
+	ld.local.u32 	%r222, [%rd53];
+	shr.u32 	%r223, %r222, %r219;
+	shl.b32 	%r224, %r284, %r51;
+	add.s32 	%r284, %r223, %r224;
+
+$L__BB1_141:
+	and.b32  	%r225, %r42, -2147483648;
+	shr.u32 	%r226, %r284, 30;
+	shl.b32 	%r227, %r283, 2;
+	or.b32  	%r228, %r226, %r227;
+	shr.u32 	%r229, %r228, 31;
+	shr.u32 	%r230, %r283, 30;
+	add.s32 	%r231, %r229, %r230;
+	neg.s32 	%r232, %r231;
+	setp.eq.s32 	%p128, %r225, 0;
+	selp.b32 	%r285, %r231, %r232, %p128;
+	setp.ne.s32 	%p129, %r229, 0;
+	xor.b32  	%r233, %r225, -2147483648;
+	selp.b32 	%r234, %r233, %r225, %p129;
+	selp.b32 	%r235, -1, 0, %p129;
+	xor.b32  	%r236, %r228, %r235;
+	shl.b32 	%r237, %r284, 2;
+	xor.b32  	%r238, %r237, %r235;
+	cvt.u64.u32 	%rd54, %r236;
+	cvt.u64.u32 	%rd55, %r238;
+	bfi.b64 	%rd56, %rd54, %rd55, 32, 32;
+	cvt.rn.f64.s64 	%fd5, %rd56;
+	mul.f64 	%fd6, %fd5, 0d3BF921FB54442D19;
+	cvt.rn.f32.f64 	%f646, %fd6;
+	setp.eq.s32 	%p130, %r234, 0;
+	neg.f32 	%f647, %f646;
+	selp.f32 	%f967, %f646, %f647, %p130;
+
+$L__BB1_143:
+	and.b32  	%r58, %r285, 1;
+	setp.eq.s32 	%p131, %r58, 0;
+	selp.f32 	%f85, %f967, 0f3F800000, %p131;
+	mul.rn.f32 	%f86, %f967, %f967;
+	mov.f32 	%f968, 0fB94D4153;
+	@%p131 bra 	$L__BB1_145;
+
+	mov.f32 	%f650, 0fBAB607ED;
+	mov.f32 	%f651, 0f37CBAC00;
+	fma.rn.f32 	%f968, %f651, %f86, %f650;
+
+$L__BB1_145:
+	selp.f32 	%f652, 0f3C0885E4, 0f3D2AAABB, %p131;
+	fma.rn.f32 	%f653, %f968, %f86, %f652;
+	selp.f32 	%f654, 0fBE2AAAA8, 0fBEFFFFFF, %p131;
+	fma.rn.f32 	%f655, %f653, %f86, %f654;
+	mov.f32 	%f656, 0f00000000;
+	fma.rn.f32 	%f657, %f86, %f85, %f656;
+	fma.rn.f32 	%f973, %f655, %f657, %f85;
+	and.b32  	%r240, %r285, 2;
+	setp.eq.s32 	%p133, %r240, 0;
+	@%p133 bra 	$L__BB1_167;
+
+	mov.f32 	%f659, 0fBF800000;
+	fma.rn.f32 	%f973, %f973, %f659, %f656;
+	bra.uni 	$L__BB1_167;
+
+$L__BB1_112:
+	mov.b32 	%r6, %f973;
+	shr.u32 	%r125, %r6, 23;
+	and.b32  	%r126, %r125, 255;
+	add.s32 	%r7, %r126, -128;
+	shl.b32 	%r127, %r6, 8;
+	or.b32  	%r8, %r127, -2147483648;
+	shr.u32 	%r9, %r7, 5;
+	mov.u64 	%rd62, 0;
+	mov.u32 	%r274, 0;
+	mov.u64 	%rd61, __cudart_i2opi_f;
+	mov.u64 	%rd60, %rd1;
+
+$L__BB1_113:
+	.pragma "nounroll";
+	ld.global.nc.u32 	%r128, [%rd61];
+	mad.wide.u32 	%rd29, %r128, %r8, %rd62;
+	shr.u64 	%rd62, %rd29, 32;
+	st.local.u32 	[%rd60], %rd29;
+	add.s64 	%rd61, %rd61, 4;
+	add.s64 	%rd60, %rd60, 4;
+	add.s32 	%r274, %r274, 1;
+	setp.ne.s32 	%p90, %r274, 6;
+	@%p90 bra 	$L__BB1_113;
+
+	st.local.u32 	[%rd2], %rd62;
+	mov.u32 	%r129, 4;
+	sub.s32 	%r12, %r129, %r9;
+	mov.u32 	%r130, 6;
+	sub.s32 	%r131, %r130, %r9;
+	mul.wide.s32 	%rd30, %r131, 4;
+	add.s64 	%rd31, %rd1, %rd30;
+	ld.local.u32 	%r275, [%rd31];
+	ld.local.u32 	%r276, [%rd31+-4];
+	and.b32  	%r15, %r7, 31;
+	setp.eq.s32 	%p91, %r15, 0;
+	@%p91 bra 	$L__BB1_116;
+
+	mov.u32 	%r132, 32;
+	sub.s32 	%r133, %r132, %r15;
+	shr.u32 	%r134, %r276, %r133;
+	shl.b32 	%r135, %r275, %r15;
+	add.s32 	%r275, %r134, %r135;
+	mul.wide.s32 	%rd32, %r12, 4;
+	add.s64 	%rd33, %rd1, %rd32;
+	ld.local.u32 	%r136, [%rd33];
+	shr.u32 	%r137, %r136, %r133;
+	shl.b32 	%r138, %r276, %r15;
+	add.s32 	%r276, %r137, %r138;
+
+$L__BB1_116:
+	and.b32  	%r139, %r6, -2147483648;
+	shr.u32 	%r140, %r276, 30;
+	shl.b32 	%r141, %r275, 2;
+	or.b32  	%r142, %r140, %r141;
+	shr.u32 	%r143, %r142, 31;
+	shr.u32 	%r144, %r275, 30;
+	add.s32 	%r145, %r143, %r144;
+	neg.s32 	%r146, %r145;
+	setp.eq.s32 	%p92, %r139, 0;
+	selp.b32 	%r277, %r145, %r146, %p92;
+	setp.ne.s32 	%p93, %r143, 0;
+	xor.b32  	%r147, %r139, -2147483648;
+	selp.b32 	%r148, %r147, %r139, %p93;
+	selp.b32 	%r149, -1, 0, %p93;
+	xor.b32  	%r150, %r142, %r149;
+	shl.b32 	%r151, %r276, 2;
+	xor.b32  	%r152, %r151, %r149;
+	cvt.u64.u32 	%rd34, %r150;
+	cvt.u64.u32 	%rd35, %r152;
+	bfi.b64 	%rd36, %rd34, %rd35, 32, 32;
+	cvt.rn.f64.s64 	%fd1, %rd36;
+	mul.f64 	%fd2, %fd1, 0d3BF921FB54442D19;
+	cvt.rn.f32.f64 	%f414, %fd2;
+	setp.eq.s32 	%p94, %r148, 0;
+	neg.f32 	%f415, %f414;
+	selp.f32 	%f960, %f414, %f415, %p94;
+
+$L__BB1_118:
+	mul.f32 	%f417, %f960, %f960;
+	mov.f32 	%f418, 0f3B560000;
+	mov.f32 	%f419, 0f3C190000;
+	fma.rn.f32 	%f420, %f419, %f417, %f418;
+	mov.f32 	%f421, 0f3CC70000;
+	fma.rn.f32 	%f422, %f420, %f417, %f421;
+	mov.f32 	%f423, 0f3D5B0000;
+	fma.rn.f32 	%f424, %f422, %f417, %f423;
+	mov.f32 	%f425, 0f3E089438;
+	fma.rn.f32 	%f426, %f424, %f417, %f425;
+	mov.f32 	%f427, 0f3EAAAA88;
+	fma.rn.f32 	%f428, %f426, %f417, %f427;
+	mul.rn.f32 	%f429, %f417, %f960;
+	fma.rn.f32 	%f430, %f428, %f429, %f960;
+	abs.f32 	%f431, %f960;
+	setp.eq.f32 	%p95, %f431, 0f3A00B43C;
+	selp.f32 	%f432, %f960, %f430, %p95;
+	and.b32  	%r154, %r277, 1;
+	setp.eq.b32 	%p96, %r154, 1;
+	neg.f32 	%f433, %f432;
+	rcp.approx.ftz.f32 	%f434, %f433;
+	selp.f32 	%f973, %f434, %f432, %p96;
+
+$L__BB1_167:
 	add.s32 	%r273, %r1, %r60;
 	cvta.to.global.u64 	%rd57, %rd22;
 	mul.wide.s32 	%rd58, %r273, 4;
 	add.s64 	%rd59, %rd57, %rd58;
-	st.global.f32 	[%rd59], %f968;
+	st.global.f32 	[%rd59], %f973;
 
-$L__BB1_166:
+$L__BB1_168:
 	ret;
 
 }
@@ -21981,6 +21990,828 @@ $L__BB58_296:
 	st.global.f32 	[%rd44], %f896;
 
 $L__BB58_297:
+	ret;
+
+}
+	// .globl	group_norm
+.visible .entry group_norm(
+	.param .u64 group_norm_param_0,
+	.param .u32 group_norm_param_1,
+	.param .u64 group_norm_param_2,
+	.param .u32 group_norm_param_3,
+	.param .u64 group_norm_param_4,
+	.param .u32 group_norm_param_5,
+	.param .u64 group_norm_param_6,
+	.param .u32 group_norm_param_7,
+	.param .u32 group_norm_param_8,
+	.param .u32 group_norm_param_9,
+	.param .u32 group_norm_param_10,
+	.param .u32 group_norm_param_11,
+	.param .u32 group_norm_param_12,
+	.param .f32 group_norm_param_13
+)
+{
+	.reg .pred 	%p<27>;
+	.reg .f32 	%f<121>;
+	.reg .b32 	%r<116>;
+	.reg .b64 	%rd<47>;
+
+
+	ld.param.u64 	%rd17, [group_norm_param_0];
+	ld.param.u32 	%r51, [group_norm_param_1];
+	ld.param.u64 	%rd18, [group_norm_param_2];
+	ld.param.u32 	%r52, [group_norm_param_3];
+	ld.param.u64 	%rd19, [group_norm_param_4];
+	ld.param.u32 	%r53, [group_norm_param_5];
+	ld.param.u64 	%rd20, [group_norm_param_6];
+	ld.param.u32 	%r54, [group_norm_param_7];
+	ld.param.u32 	%r59, [group_norm_param_8];
+	ld.param.u32 	%r55, [group_norm_param_9];
+	ld.param.u32 	%r56, [group_norm_param_10];
+	ld.param.u32 	%r57, [group_norm_param_11];
+	ld.param.u32 	%r58, [group_norm_param_12];
+	ld.param.f32 	%f22, [group_norm_param_13];
+	cvta.to.global.u64 	%rd1, %rd20;
+	cvta.to.global.u64 	%rd2, %rd17;
+	cvta.to.global.u64 	%rd3, %rd19;
+	cvta.to.global.u64 	%rd4, %rd18;
+	mov.u32 	%r60, %ntid.x;
+	mov.u32 	%r61, %ctaid.x;
+	mov.u32 	%r62, %tid.x;
+	mad.lo.s32 	%r1, %r61, %r60, %r62;
+	setp.ge.s32 	%p1, %r1, %r59;
+	@%p1 bra 	$L__BB59_34;
+
+	rem.s32 	%r2, %r1, %r55;
+	mul.lo.s32 	%r3, %r57, %r56;
+	mul.lo.s32 	%r4, %r3, %r1;
+	setp.lt.s32 	%p2, %r3, 1;
+	mov.f32 	%f120, 0f00000000;
+	mov.f32 	%f115, %f120;
+	@%p2 bra 	$L__BB59_7;
+
+	add.s32 	%r5, %r4, %r51;
+	and.b32  	%r102, %r3, 3;
+	add.s32 	%r64, %r3, -1;
+	setp.lt.u32 	%p3, %r64, 3;
+	mov.f32 	%f115, 0f00000000;
+	mov.u32 	%r100, 0;
+	@%p3 bra 	$L__BB59_5;
+
+	sub.s32 	%r99, %r3, %r102;
+	mov.f32 	%f115, 0f00000000;
+	mov.u32 	%r100, 0;
+
+$L__BB59_4:
+	add.s32 	%r66, %r5, %r100;
+	mul.wide.s32 	%rd21, %r66, 4;
+	add.s64 	%rd22, %rd2, %rd21;
+	ld.global.f32 	%f27, [%rd22];
+	add.f32 	%f28, %f115, %f27;
+	ld.global.f32 	%f29, [%rd22+4];
+	add.f32 	%f30, %f28, %f29;
+	ld.global.f32 	%f31, [%rd22+8];
+	add.f32 	%f32, %f30, %f31;
+	ld.global.f32 	%f33, [%rd22+12];
+	add.f32 	%f115, %f32, %f33;
+	add.s32 	%r100, %r100, 4;
+	add.s32 	%r99, %r99, -4;
+	setp.ne.s32 	%p4, %r99, 0;
+	@%p4 bra 	$L__BB59_4;
+
+$L__BB59_5:
+	setp.eq.s32 	%p5, %r102, 0;
+	@%p5 bra 	$L__BB59_7;
+
+$L__BB59_6:
+	.pragma "nounroll";
+	add.s32 	%r67, %r5, %r100;
+	mul.wide.s32 	%rd23, %r67, 4;
+	add.s64 	%rd24, %rd2, %rd23;
+	ld.global.f32 	%f34, [%rd24];
+	add.f32 	%f115, %f115, %f34;
+	add.s32 	%r100, %r100, 1;
+	add.s32 	%r102, %r102, -1;
+	setp.ne.s32 	%p6, %r102, 0;
+	@%p6 bra 	$L__BB59_6;
+
+$L__BB59_7:
+	cvt.rn.f32.s32 	%f8, %r3;
+	div.rn.f32 	%f9, %f115, %f8;
+	@%p2 bra 	$L__BB59_13;
+
+	add.s32 	%r17, %r4, %r51;
+	and.b32  	%r107, %r3, 3;
+	add.s32 	%r69, %r3, -1;
+	setp.lt.u32 	%p8, %r69, 3;
+	mov.f32 	%f120, 0f00000000;
+	mov.u32 	%r105, 0;
+	@%p8 bra 	$L__BB59_11;
+
+	sub.s32 	%r104, %r3, %r107;
+	mov.f32 	%f120, 0f00000000;
+	mov.u32 	%r105, 0;
+
+$L__BB59_10:
+	add.s32 	%r71, %r17, %r105;
+	mul.wide.s32 	%rd25, %r71, 4;
+	add.s64 	%rd26, %rd2, %rd25;
+	ld.global.f32 	%f39, [%rd26];
+	sub.f32 	%f40, %f39, %f9;
+	fma.rn.f32 	%f41, %f40, %f40, %f120;
+	ld.global.f32 	%f42, [%rd26+4];
+	sub.f32 	%f43, %f42, %f9;
+	fma.rn.f32 	%f44, %f43, %f43, %f41;
+	ld.global.f32 	%f45, [%rd26+8];
+	sub.f32 	%f46, %f45, %f9;
+	fma.rn.f32 	%f47, %f46, %f46, %f44;
+	ld.global.f32 	%f48, [%rd26+12];
+	sub.f32 	%f49, %f48, %f9;
+	fma.rn.f32 	%f120, %f49, %f49, %f47;
+	add.s32 	%r105, %r105, 4;
+	add.s32 	%r104, %r104, -4;
+	setp.ne.s32 	%p9, %r104, 0;
+	@%p9 bra 	$L__BB59_10;
+
+$L__BB59_11:
+	setp.eq.s32 	%p10, %r107, 0;
+	@%p10 bra 	$L__BB59_13;
+
+$L__BB59_12:
+	.pragma "nounroll";
+	add.s32 	%r72, %r17, %r105;
+	mul.wide.s32 	%rd27, %r72, 4;
+	add.s64 	%rd28, %rd2, %rd27;
+	ld.global.f32 	%f50, [%rd28];
+	sub.f32 	%f51, %f50, %f9;
+	fma.rn.f32 	%f120, %f51, %f51, %f120;
+	add.s32 	%r105, %r105, 1;
+	add.s32 	%r107, %r107, -1;
+	setp.ne.s32 	%p11, %r107, 0;
+	@%p11 bra 	$L__BB59_12;
+
+$L__BB59_13:
+	div.rn.f32 	%f52, %f120, %f8;
+	add.f32 	%f53, %f52, %f22;
+	sqrt.rn.f32 	%f54, %f53;
+	rcp.rn.f32 	%f17, %f54;
+	setp.lt.s32 	%p12, %r56, 1;
+	@%p12 bra 	$L__BB59_34;
+
+	setp.lt.s32 	%p13, %r57, 1;
+	@%p13 bra 	$L__BB59_34;
+
+	setp.eq.s32 	%p14, %r58, 0;
+	add.s32 	%r29, %r57, -1;
+	@%p14 bra 	$L__BB59_25;
+
+	and.b32  	%r30, %r57, 3;
+	sub.s32 	%r31, %r57, %r30;
+	mul.lo.s32 	%r32, %r2, %r56;
+	mov.u32 	%r73, 0;
+	mov.u32 	%r108, %r73;
+
+$L__BB59_17:
+	add.s32 	%r75, %r108, %r32;
+	add.s32 	%r76, %r75, %r52;
+	mul.wide.s32 	%rd29, %r76, 4;
+	add.s64 	%rd30, %rd4, %rd29;
+	ld.global.f32 	%f18, [%rd30];
+	add.s32 	%r77, %r75, %r53;
+	mul.wide.s32 	%rd31, %r77, 4;
+	add.s64 	%rd32, %rd3, %rd31;
+	ld.global.f32 	%f19, [%rd32];
+	mad.lo.s32 	%r34, %r108, %r57, %r4;
+	setp.lt.u32 	%p15, %r29, 3;
+	mov.u32 	%r111, %r73;
+	@%p15 bra 	$L__BB59_20;
+
+	mov.u32 	%r111, 0;
+	mov.u32 	%r110, %r31;
+
+$L__BB59_19:
+	add.s32 	%r79, %r34, %r111;
+	add.s32 	%r80, %r79, %r51;
+	mul.wide.s32 	%rd33, %r80, 4;
+	add.s64 	%rd34, %rd2, %rd33;
+	ld.global.f32 	%f55, [%rd34];
+	sub.f32 	%f56, %f55, %f9;
+	mul.f32 	%f57, %f17, %f56;
+	fma.rn.f32 	%f58, %f18, %f57, %f19;
+	add.s32 	%r81, %r79, %r54;
+	mul.wide.s32 	%rd35, %r81, 4;
+	add.s64 	%rd36, %rd1, %rd35;
+	st.global.f32 	[%rd36], %f58;
+	ld.global.f32 	%f59, [%rd34+4];
+	sub.f32 	%f60, %f59, %f9;
+	mul.f32 	%f61, %f17, %f60;
+	fma.rn.f32 	%f62, %f18, %f61, %f19;
+	st.global.f32 	[%rd36+4], %f62;
+	ld.global.f32 	%f63, [%rd34+8];
+	sub.f32 	%f64, %f63, %f9;
+	mul.f32 	%f65, %f17, %f64;
+	fma.rn.f32 	%f66, %f18, %f65, %f19;
+	st.global.f32 	[%rd36+8], %f66;
+	ld.global.f32 	%f67, [%rd34+12];
+	sub.f32 	%f68, %f67, %f9;
+	mul.f32 	%f69, %f17, %f68;
+	fma.rn.f32 	%f70, %f18, %f69, %f19;
+	st.global.f32 	[%rd36+12], %f70;
+	add.s32 	%r111, %r111, 4;
+	add.s32 	%r110, %r110, -4;
+	setp.ne.s32 	%p16, %r110, 0;
+	@%p16 bra 	$L__BB59_19;
+
+$L__BB59_20:
+	setp.eq.s32 	%p17, %r30, 0;
+	@%p17 bra 	$L__BB59_24;
+
+	setp.eq.s32 	%p18, %r30, 1;
+	add.s32 	%r82, %r34, %r111;
+	add.s32 	%r83, %r82, %r51;
+	mul.wide.s32 	%rd37, %r83, 4;
+	add.s64 	%rd5, %rd2, %rd37;
+	ld.global.f32 	%f71, [%rd5];
+	sub.f32 	%f72, %f71, %f9;
+	mul.f32 	%f73, %f17, %f72;
+	fma.rn.f32 	%f74, %f18, %f73, %f19;
+	add.s32 	%r84, %r82, %r54;
+	mul.wide.s32 	%rd38, %r84, 4;
+	add.s64 	%rd6, %rd1, %rd38;
+	st.global.f32 	[%rd6], %f74;
+	@%p18 bra 	$L__BB59_24;
+
+	setp.eq.s32 	%p19, %r30, 2;
+	ld.global.f32 	%f75, [%rd5+4];
+	sub.f32 	%f76, %f75, %f9;
+	mul.f32 	%f77, %f17, %f76;
+	fma.rn.f32 	%f78, %f18, %f77, %f19;
+	st.global.f32 	[%rd6+4], %f78;
+	@%p19 bra 	$L__BB59_24;
+
+	ld.global.f32 	%f79, [%rd5+8];
+	sub.f32 	%f80, %f79, %f9;
+	mul.f32 	%f81, %f17, %f80;
+	fma.rn.f32 	%f82, %f18, %f81, %f19;
+	st.global.f32 	[%rd6+8], %f82;
+
+$L__BB59_24:
+	add.s32 	%r108, %r108, 1;
+	setp.lt.s32 	%p20, %r108, %r56;
+	@%p20 bra 	$L__BB59_17;
+	bra.uni 	$L__BB59_34;
+
+$L__BB59_25:
+	add.s32 	%r86, %r2, %r52;
+	mul.wide.s32 	%rd39, %r86, 4;
+	add.s64 	%rd7, %rd4, %rd39;
+	add.s32 	%r87, %r2, %r53;
+	mul.wide.s32 	%rd40, %r87, 4;
+	add.s64 	%rd8, %rd3, %rd40;
+	and.b32  	%r41, %r57, 3;
+	sub.s32 	%r42, %r57, %r41;
+	mul.lo.s32 	%r43, %r56, %r1;
+	mov.u32 	%r85, 0;
+	mov.u32 	%r112, %r85;
+
+$L__BB59_26:
+	ld.global.f32 	%f20, [%rd7];
+	ld.global.f32 	%f21, [%rd8];
+	setp.lt.u32 	%p21, %r29, 3;
+	mov.u32 	%r115, %r85;
+	@%p21 bra 	$L__BB59_29;
+
+	add.s32 	%r90, %r43, %r112;
+	mul.lo.s32 	%r91, %r57, %r90;
+	add.s32 	%r92, %r54, %r91;
+	mul.wide.s32 	%rd41, %r92, 4;
+	add.s64 	%rd45, %rd1, %rd41;
+	add.s32 	%r93, %r51, %r91;
+	mul.wide.s32 	%rd10, %r93, 4;
+	mov.u32 	%r115, 0;
+	mov.u64 	%rd46, %rd2;
+	mov.u32 	%r114, %r42;
+
+$L__BB59_28:
+	add.s64 	%rd42, %rd46, %rd10;
+	ld.global.f32 	%f83, [%rd42];
+	sub.f32 	%f84, %f83, %f9;
+	mul.f32 	%f85, %f17, %f84;
+	fma.rn.f32 	%f86, %f20, %f85, %f21;
+	st.global.f32 	[%rd45], %f86;
+	ld.global.f32 	%f87, [%rd42+4];
+	sub.f32 	%f88, %f87, %f9;
+	mul.f32 	%f89, %f17, %f88;
+	fma.rn.f32 	%f90, %f20, %f89, %f21;
+	st.global.f32 	[%rd45+4], %f90;
+	ld.global.f32 	%f91, [%rd42+8];
+	sub.f32 	%f92, %f91, %f9;
+	mul.f32 	%f93, %f17, %f92;
+	fma.rn.f32 	%f94, %f20, %f93, %f21;
+	st.global.f32 	[%rd45+8], %f94;
+	ld.global.f32 	%f95, [%rd42+12];
+	sub.f32 	%f96, %f95, %f9;
+	mul.f32 	%f97, %f17, %f96;
+	fma.rn.f32 	%f98, %f20, %f97, %f21;
+	st.global.f32 	[%rd45+12], %f98;
+	add.s32 	%r115, %r115, 4;
+	add.s64 	%rd46, %rd46, 16;
+	add.s64 	%rd45, %rd45, 16;
+	add.s32 	%r114, %r114, -4;
+	setp.ne.s32 	%p22, %r114, 0;
+	@%p22 bra 	$L__BB59_28;
+
+$L__BB59_29:
+	setp.eq.s32 	%p23, %r41, 0;
+	@%p23 bra 	$L__BB59_33;
+
+	setp.eq.s32 	%p24, %r41, 1;
+	mad.lo.s32 	%r94, %r112, %r57, %r4;
+	add.s32 	%r95, %r94, %r115;
+	add.s32 	%r96, %r95, %r51;
+	mul.wide.s32 	%rd43, %r96, 4;
+	add.s64 	%rd15, %rd2, %rd43;
+	ld.global.f32 	%f99, [%rd15];
+	sub.f32 	%f100, %f99, %f9;
+	mul.f32 	%f101, %f17, %f100;
+	fma.rn.f32 	%f102, %f20, %f101, %f21;
+	add.s32 	%r97, %r95, %r54;
+	mul.wide.s32 	%rd44, %r97, 4;
+	add.s64 	%rd16, %rd1, %rd44;
+	st.global.f32 	[%rd16], %f102;
+	@%p24 bra 	$L__BB59_33;
+
+	setp.eq.s32 	%p25, %r41, 2;
+	ld.global.f32 	%f103, [%rd15+4];
+	sub.f32 	%f104, %f103, %f9;
+	mul.f32 	%f105, %f17, %f104;
+	fma.rn.f32 	%f106, %f20, %f105, %f21;
+	st.global.f32 	[%rd16+4], %f106;
+	@%p25 bra 	$L__BB59_33;
+
+	ld.global.f32 	%f107, [%rd15+8];
+	sub.f32 	%f108, %f107, %f9;
+	mul.f32 	%f109, %f17, %f108;
+	fma.rn.f32 	%f110, %f20, %f109, %f21;
+	st.global.f32 	[%rd16+8], %f110;
+
+$L__BB59_33:
+	add.s32 	%r112, %r112, 1;
+	setp.lt.s32 	%p26, %r112, %r56;
+	@%p26 bra 	$L__BB59_26;
+
+$L__BB59_34:
+	ret;
+
+}
+	// .globl	lrn
+.visible .entry lrn(
+	.param .u64 lrn_param_0,
+	.param .u32 lrn_param_1,
+	.param .u64 lrn_param_2,
+	.param .u32 lrn_param_3,
+	.param .u32 lrn_param_4,
+	.param .u32 lrn_param_5,
+	.param .u32 lrn_param_6,
+	.param .u32 lrn_param_7,
+	.param .f32 lrn_param_8,
+	.param .f32 lrn_param_9,
+	.param .f32 lrn_param_10
+)
+{
+	.reg .pred 	%p<28>;
+	.reg .f32 	%f<118>;
+	.reg .b32 	%r<79>;
+	.reg .b64 	%rd<30>;
+
+
+	ld.param.u64 	%rd14, [lrn_param_0];
+	ld.param.u32 	%r22, [lrn_param_1];
+	ld.param.u64 	%rd13, [lrn_param_2];
+	ld.param.u32 	%r23, [lrn_param_3];
+	ld.param.u32 	%r27, [lrn_param_4];
+	ld.param.u32 	%r24, [lrn_param_5];
+	ld.param.u32 	%r25, [lrn_param_6];
+	ld.param.u32 	%r26, [lrn_param_7];
+	ld.param.f32 	%f18, [lrn_param_8];
+	ld.param.f32 	%f19, [lrn_param_9];
+	ld.param.f32 	%f20, [lrn_param_10];
+	cvta.to.global.u64 	%rd1, %rd14;
+	mov.u32 	%r28, %ntid.x;
+	mov.u32 	%r29, %ctaid.x;
+	mov.u32 	%r30, %tid.x;
+	mad.lo.s32 	%r1, %r29, %r28, %r30;
+	setp.ge.s32 	%p1, %r1, %r27;
+	@%p1 bra 	$L__BB60_18;
+
+	div.s32 	%r31, %r1, %r25;
+	mul.lo.s32 	%r32, %r31, %r25;
+	sub.s32 	%r2, %r1, %r32;
+	rem.s32 	%r33, %r31, %r24;
+	mul.lo.s32 	%r34, %r25, %r24;
+	div.s32 	%r3, %r1, %r34;
+	add.s32 	%r35, %r26, -1;
+	shr.u32 	%r36, %r35, 31;
+	add.s32 	%r37, %r35, %r36;
+	shr.s32 	%r38, %r37, 1;
+	not.b32 	%r39, %r38;
+	add.s32 	%r40, %r39, %r26;
+	sub.s32 	%r41, %r33, %r38;
+	max.s32 	%r4, %r41, 0;
+	add.s32 	%r42, %r40, %r33;
+	setp.lt.s32 	%p2, %r42, %r24;
+	add.s32 	%r43, %r24, -1;
+	selp.b32 	%r5, %r42, %r43, %p2;
+	setp.lt.s32 	%p3, %r5, %r4;
+	mov.f32 	%f116, 0f00000000;
+	@%p3 bra 	$L__BB60_8;
+
+	add.s32 	%r44, %r5, 1;
+	sub.s32 	%r45, %r44, %r4;
+	and.b32  	%r74, %r45, 3;
+	setp.eq.s32 	%p4, %r74, 0;
+	mov.f32 	%f116, 0f00000000;
+	mov.u32 	%r75, %r4;
+	@%p4 bra 	$L__BB60_5;
+
+	add.s32 	%r46, %r2, %r22;
+	mad.lo.s32 	%r47, %r3, %r24, %r4;
+	mad.lo.s32 	%r48, %r25, %r47, %r46;
+	mul.wide.s32 	%rd15, %r48, 4;
+	add.s64 	%rd27, %rd1, %rd15;
+	mul.wide.s32 	%rd3, %r25, 4;
+	mov.f32 	%f116, 0f00000000;
+	mov.u32 	%r75, %r4;
+
+$L__BB60_4:
+	.pragma "nounroll";
+	ld.global.f32 	%f25, [%rd27];
+	fma.rn.f32 	%f116, %f25, %f25, %f116;
+	add.s32 	%r75, %r75, 1;
+	add.s64 	%rd27, %rd27, %rd3;
+	add.s32 	%r74, %r74, -1;
+	setp.ne.s32 	%p5, %r74, 0;
+	@%p5 bra 	$L__BB60_4;
+
+$L__BB60_5:
+	sub.s32 	%r49, %r5, %r4;
+	setp.lt.u32 	%p6, %r49, 3;
+	@%p6 bra 	$L__BB60_8;
+
+	add.s32 	%r78, %r75, -1;
+	mad.lo.s32 	%r50, %r3, %r24, %r75;
+	add.s32 	%r51, %r50, 3;
+	add.s32 	%r52, %r2, %r22;
+	mad.lo.s32 	%r53, %r25, %r51, %r52;
+	mul.wide.s32 	%rd16, %r53, 4;
+	add.s64 	%rd29, %rd1, %rd16;
+	shl.b32 	%r13, %r25, 2;
+	mul.wide.s32 	%rd7, %r13, 4;
+	add.s32 	%r54, %r50, 2;
+	mad.lo.s32 	%r77, %r25, %r54, %r52;
+	add.s32 	%r55, %r50, 1;
+	mad.lo.s32 	%r76, %r25, %r55, %r52;
+	mad.lo.s32 	%r56, %r25, %r50, %r52;
+	mul.wide.s32 	%rd17, %r56, 4;
+	add.s64 	%rd28, %rd1, %rd17;
+
+$L__BB60_7:
+	ld.global.f32 	%f26, [%rd28];
+	fma.rn.f32 	%f27, %f26, %f26, %f116;
+	mul.wide.s32 	%rd18, %r76, 4;
+	add.s64 	%rd19, %rd1, %rd18;
+	ld.global.f32 	%f28, [%rd19];
+	fma.rn.f32 	%f29, %f28, %f28, %f27;
+	mul.wide.s32 	%rd20, %r77, 4;
+	add.s64 	%rd21, %rd1, %rd20;
+	ld.global.f32 	%f30, [%rd21];
+	fma.rn.f32 	%f31, %f30, %f30, %f29;
+	ld.global.f32 	%f32, [%rd29];
+	fma.rn.f32 	%f116, %f32, %f32, %f31;
+	add.s64 	%rd29, %rd29, %rd7;
+	add.s32 	%r77, %r77, %r13;
+	add.s32 	%r76, %r76, %r13;
+	add.s64 	%rd28, %rd28, %rd7;
+	add.s32 	%r78, %r78, 4;
+	setp.lt.s32 	%p7, %r78, %r5;
+	@%p7 bra 	$L__BB60_7;
+
+$L__BB60_8:
+	add.s32 	%r57, %r1, %r22;
+	mul.wide.s32 	%rd22, %r57, 4;
+	add.s64 	%rd23, %rd1, %rd22;
+	ld.global.f32 	%f8, [%rd23];
+	cvt.rn.f32.s32 	%f34, %r26;
+	div.rn.f32 	%f35, %f18, %f34;
+	fma.rn.f32 	%f9, %f35, %f116, %f20;
+	mul.f32 	%f36, %f19, 0f3F000000;
+	cvt.rzi.f32.f32 	%f37, %f36;
+	add.f32 	%f38, %f37, %f37;
+	sub.f32 	%f39, %f19, %f38;
+	abs.f32 	%f10, %f39;
+	abs.f32 	%f11, %f9;
+	setp.lt.f32 	%p8, %f11, 0f00800000;
+	mul.f32 	%f40, %f11, 0f4B800000;
+	selp.f32 	%f41, %f40, %f11, %p8;
+	selp.f32 	%f42, 0fC1C00000, 0f00000000, %p8;
+	mov.b32 	%r58, %f41;
+	add.s32 	%r59, %r58, -1060439283;
+	and.b32  	%r60, %r59, -8388608;
+	sub.s32 	%r61, %r58, %r60;
+	mov.b32 	%f43, %r61;
+	cvt.rn.f32.s32 	%f44, %r60;
+	mov.f32 	%f45, 0f34000000;
+	fma.rn.f32 	%f46, %f44, %f45, %f42;
+	add.f32 	%f47, %f43, 0fBF800000;
+	add.f32 	%f48, %f43, 0f3F800000;
+	mov.f32 	%f117, 0f3F800000;
+	rcp.approx.ftz.f32 	%f49, %f48;
+	add.f32 	%f50, %f47, %f47;
+	mul.f32 	%f51, %f50, %f49;
+	mul.f32 	%f52, %f51, %f51;
+	sub.f32 	%f53, %f47, %f51;
+	add.f32 	%f54, %f53, %f53;
+	neg.f32 	%f55, %f51;
+	fma.rn.f32 	%f56, %f55, %f47, %f54;
+	mul.rn.f32 	%f57, %f49, %f56;
+	mov.f32 	%f58, 0f3B52E7DB;
+	mov.f32 	%f59, 0f3A2C32E4;
+	fma.rn.f32 	%f60, %f59, %f52, %f58;
+	mov.f32 	%f61, 0f3C93BB73;
+	fma.rn.f32 	%f62, %f60, %f52, %f61;
+	mov.f32 	%f63, 0f3DF6384F;
+	fma.rn.f32 	%f64, %f62, %f52, %f63;
+	mul.rn.f32 	%f65, %f64, %f52;
+	mov.f32 	%f66, 0f3FB8AA3B;
+	fma.rn.f32 	%f67, %f51, %f66, %f46;
+	sub.f32 	%f68, %f46, %f67;
+	fma.rn.f32 	%f69, %f51, %f66, %f68;
+	fma.rn.f32 	%f70, %f57, %f66, %f69;
+	mov.f32 	%f71, 0f32A55E34;
+	fma.rn.f32 	%f72, %f51, %f71, %f70;
+	mul.f32 	%f73, %f65, 0f40400000;
+	fma.rn.f32 	%f74, %f73, %f57, %f72;
+	fma.rn.f32 	%f75, %f65, %f51, %f74;
+	add.rn.f32 	%f76, %f67, %f75;
+	neg.f32 	%f77, %f67;
+	add.rn.f32 	%f78, %f76, %f77;
+	neg.f32 	%f79, %f78;
+	add.rn.f32 	%f80, %f75, %f79;
+	mul.rn.f32 	%f81, %f76, %f19;
+	neg.f32 	%f82, %f81;
+	fma.rn.f32 	%f83, %f76, %f19, %f82;
+	fma.rn.f32 	%f84, %f80, %f19, %f83;
+	cvt.rni.f32.f32 	%f85, %f81;
+	sub.f32 	%f86, %f81, %f85;
+	add.f32 	%f87, %f84, %f86;
+	mov.f32 	%f88, 0f3AAF85ED;
+	mov.f32 	%f89, 0f391FCB8E;
+	fma.rn.f32 	%f90, %f89, %f87, %f88;
+	mov.f32 	%f91, 0f3C1D9856;
+	fma.rn.f32 	%f92, %f90, %f87, %f91;
+	mov.f32 	%f93, 0f3D6357BB;
+	fma.rn.f32 	%f94, %f92, %f87, %f93;
+	mov.f32 	%f95, 0f3E75FDEC;
+	fma.rn.f32 	%f96, %f94, %f87, %f95;
+	mov.f32 	%f97, 0f3F317218;
+	fma.rn.f32 	%f98, %f96, %f87, %f97;
+	fma.rn.f32 	%f99, %f98, %f87, %f117;
+	cvt.rzi.s32.f32 	%r62, %f85;
+	setp.gt.f32 	%p9, %f85, 0f00000000;
+	selp.b32 	%r63, 0, -2097152000, %p9;
+	add.s32 	%r64, %r63, 2130706432;
+	mov.b32 	%f100, %r64;
+	mul.f32 	%f101, %f99, %f100;
+	shl.b32 	%r65, %r62, 23;
+	sub.s32 	%r66, %r65, %r63;
+	mov.b32 	%f102, %r66;
+	mul.f32 	%f103, %f101, %f102;
+	abs.f32 	%f104, %f81;
+	setp.gt.f32 	%p10, %f104, 0f43180000;
+	setp.lt.f32 	%p11, %f81, 0f00000000;
+	selp.f32 	%f105, 0f00000000, 0f7F800000, %p11;
+	selp.f32 	%f12, %f105, %f103, %p10;
+	setp.eq.f32 	%p12, %f9, 0f3F800000;
+	setp.eq.f32 	%p13, %f19, 0f00000000;
+	or.pred  	%p14, %p13, %p12;
+	@%p14 bra 	$L__BB60_17;
+
+	setp.gtu.f32 	%p15, %f11, 0f7F800000;
+	@%p15 bra 	$L__BB60_16;
+
+	abs.f32 	%f13, %f19;
+	setp.gtu.f32 	%p16, %f13, 0f7F800000;
+	@%p16 bra 	$L__BB60_16;
+	bra.uni 	$L__BB60_11;
+
+$L__BB60_16:
+	add.rn.f32 	%f117, %f9, %f19;
+
+$L__BB60_17:
+	add.s32 	%r72, %r1, %r23;
+	cvta.to.global.u64 	%rd24, %rd13;
+	mul.wide.s32 	%rd25, %r72, 4;
+	add.s64 	%rd26, %rd24, %rd25;
+	div.rn.f32 	%f111, %f8, %f117;
+	st.global.f32 	[%rd26], %f111;
+
+$L__BB60_18:
+	ret;
+
+$L__BB60_11:
+	setp.eq.f32 	%p17, %f9, 0f00000000;
+	setp.eq.f32 	%p18, %f11, 0f7F800000;
+	or.pred  	%p19, %p17, %p18;
+	@%p19 bra 	$L__BB60_15;
+	bra.uni 	$L__BB60_12;
+
+$L__BB60_15:
+	setp.eq.f32 	%p26, %f10, 0f3F800000;
+	add.f32 	%f110, %f9, %f9;
+	mov.b32 	%r67, %f110;
+	xor.b32  	%r68, %r67, 2139095040;
+	setp.lt.f32 	%p27, %f19, 0f00000000;
+	selp.b32 	%r69, %r68, %r67, %p27;
+	and.b32  	%r70, %r69, 2147483647;
+	selp.b32 	%r71, %r69, %r70, %p26;
+	mov.b32 	%f117, %r71;
+	bra.uni 	$L__BB60_17;
+
+$L__BB60_12:
+	setp.eq.f32 	%p20, %f9, 0fBF800000;
+	setp.eq.f32 	%p21, %f13, 0f7F800000;
+	and.pred  	%p22, %p20, %p21;
+	@%p22 bra 	$L__BB60_17;
+
+	setp.geu.f32 	%p23, %f9, 0f00000000;
+	mov.f32 	%f117, %f12;
+	@%p23 bra 	$L__BB60_17;
+
+	setp.eq.f32 	%p24, %f10, 0f3F800000;
+	neg.f32 	%f107, %f12;
+	selp.f32 	%f108, %f107, %f12, %p24;
+	cvt.rmi.f32.f32 	%f109, %f19;
+	setp.neu.f32 	%p25, %f109, %f19;
+	selp.f32 	%f117, 0f7FFFFFFF, %f108, %p25;
+	bra.uni 	$L__BB60_17;
+
+}
+	// .globl	one_hot
+.visible .entry one_hot(
+	.param .u64 one_hot_param_0,
+	.param .u32 one_hot_param_1,
+	.param .u32 one_hot_param_2,
+	.param .u64 one_hot_param_3,
+	.param .u32 one_hot_param_4,
+	.param .u64 one_hot_param_5,
+	.param .u32 one_hot_param_6,
+	.param .u32 one_hot_param_7,
+	.param .u32 one_hot_param_8,
+	.param .u32 one_hot_param_9,
+	.param .u32 one_hot_param_10
+)
+{
+	.reg .pred 	%p<14>;
+	.reg .b16 	%rs<6>;
+	.reg .f32 	%f<5>;
+	.reg .b32 	%r<52>;
+	.reg .b64 	%rd<41>;
+
+
+	ld.param.u64 	%rd20, [one_hot_param_0];
+	ld.param.u32 	%r13, [one_hot_param_1];
+	ld.param.u32 	%r14, [one_hot_param_2];
+	ld.param.u64 	%rd21, [one_hot_param_3];
+	ld.param.u32 	%r15, [one_hot_param_4];
+	ld.param.u64 	%rd22, [one_hot_param_5];
+	ld.param.u32 	%r16, [one_hot_param_6];
+	ld.param.u32 	%r20, [one_hot_param_7];
+	ld.param.u32 	%r17, [one_hot_param_8];
+	ld.param.u32 	%r18, [one_hot_param_9];
+	ld.param.u32 	%r19, [one_hot_param_10];
+	cvta.to.global.u64 	%rd1, %rd22;
+	cvta.to.global.u64 	%rd2, %rd21;
+	cvta.to.global.u64 	%rd3, %rd20;
+	mov.u32 	%r21, %ntid.x;
+	mov.u32 	%r22, %ctaid.x;
+	mov.u32 	%r23, %tid.x;
+	mad.lo.s32 	%r1, %r22, %r21, %r23;
+	setp.ge.s32 	%p1, %r1, %r20;
+	@%p1 bra 	$L__BB61_13;
+
+	rem.s32 	%r24, %r1, %r19;
+	mul.lo.s32 	%r25, %r19, %r18;
+	div.s32 	%r26, %r1, %r25;
+	mad.lo.s32 	%r2, %r26, %r19, %r24;
+	setp.eq.s32 	%p2, %r14, 0;
+	@%p2 bra 	$L__BB61_5;
+
+	shr.s32 	%r27, %r13, 31;
+	shr.u32 	%r28, %r27, 30;
+	add.s32 	%r29, %r13, %r28;
+	shr.s32 	%r30, %r29, 2;
+	add.s32 	%r31, %r2, %r30;
+	mul.wide.s32 	%rd23, %r31, 4;
+	add.s64 	%rd24, %rd3, %rd23;
+	ld.global.f32 	%f1, [%rd24];
+	setp.num.f32 	%p3, %f1, %f1;
+	cvt.rn.f32.s32 	%f2, %r18;
+	mov.f32 	%f3, 0fBF800000;
+	sub.f32 	%f4, %f3, %f2;
+	setp.gt.f32 	%p4, %f1, %f4;
+	and.pred  	%p5, %p3, %p4;
+	setp.lt.f32 	%p6, %f1, %f2;
+	and.pred  	%p7, %p6, %p5;
+	@%p7 bra 	$L__BB61_4;
+	bra.uni 	$L__BB61_3;
+
+$L__BB61_4:
+	cvt.rzi.s64.f32 	%rd36, %f1;
+	bra.uni 	$L__BB61_6;
+
+$L__BB61_5:
+	shr.s32 	%r32, %r13, 31;
+	shr.u32 	%r33, %r32, 29;
+	add.s32 	%r34, %r13, %r33;
+	shr.s32 	%r35, %r34, 3;
+	add.s32 	%r36, %r2, %r35;
+	mul.wide.s32 	%rd25, %r36, 8;
+	add.s64 	%rd26, %rd3, %rd25;
+	ld.global.u64 	%rd36, [%rd26];
+	bra.uni 	$L__BB61_6;
+
+$L__BB61_3:
+	cvt.s64.s32 	%rd36, %r18;
+
+$L__BB61_6:
+	cvt.s64.s32 	%rd27, %r18;
+	shr.s64 	%rd28, %rd36, 63;
+	and.b64  	%rd29, %rd28, %rd27;
+	add.s64 	%rd30, %rd29, %rd36;
+	div.s32 	%r37, %r1, %r19;
+	rem.s32 	%r38, %r37, %r18;
+	cvt.s64.s32 	%rd31, %r38;
+	setp.eq.s64 	%p8, %rd30, %rd31;
+	selp.b32 	%r3, %r17, 0, %p8;
+	setp.lt.s32 	%p9, %r17, 1;
+	@%p9 bra 	$L__BB61_13;
+
+	add.s32 	%r40, %r17, -1;
+	and.b32  	%r51, %r17, 3;
+	setp.lt.u32 	%p10, %r40, 3;
+	mov.u32 	%r50, 0;
+	@%p10 bra 	$L__BB61_10;
+
+	sub.s32 	%r49, %r17, %r51;
+	mad.lo.s32 	%r42, %r17, %r1, %r16;
+	add.s32 	%r43, %r3, %r15;
+	cvt.s64.s32 	%rd32, %r43;
+	add.s64 	%rd37, %rd2, %rd32;
+	cvt.s64.s32 	%rd9, %r42;
+	mov.u32 	%r50, 0;
+	mov.u64 	%rd38, %rd1;
+
+$L__BB61_9:
+	ld.global.u8 	%rs1, [%rd37];
+	add.s64 	%rd33, %rd38, %rd9;
+	st.global.u8 	[%rd33], %rs1;
+	ld.global.u8 	%rs2, [%rd37+1];
+	st.global.u8 	[%rd33+1], %rs2;
+	ld.global.u8 	%rs3, [%rd37+2];
+	st.global.u8 	[%rd33+2], %rs3;
+	ld.global.u8 	%rs4, [%rd37+3];
+	st.global.u8 	[%rd33+3], %rs4;
+	add.s32 	%r50, %r50, 4;
+	add.s64 	%rd38, %rd38, 4;
+	add.s64 	%rd37, %rd37, 4;
+	add.s32 	%r49, %r49, -4;
+	setp.ne.s32 	%p11, %r49, 0;
+	@%p11 bra 	$L__BB61_9;
+
+$L__BB61_10:
+	setp.eq.s32 	%p12, %r51, 0;
+	@%p12 bra 	$L__BB61_13;
+
+	add.s32 	%r44, %r50, %r16;
+	mad.lo.s32 	%r45, %r17, %r1, %r44;
+	cvt.s64.s32 	%rd34, %r45;
+	add.s64 	%rd40, %rd1, %rd34;
+	add.s32 	%r46, %r3, %r50;
+	add.s32 	%r47, %r46, %r15;
+	cvt.s64.s32 	%rd35, %r47;
+	add.s64 	%rd39, %rd2, %rd35;
+
+$L__BB61_12:
+	.pragma "nounroll";
+	ld.global.u8 	%rs5, [%rd39];
+	st.global.u8 	[%rd40], %rs5;
+	add.s64 	%rd40, %rd40, 1;
+	add.s64 	%rd39, %rd39, 1;
+	add.s32 	%r51, %r51, -1;
+	setp.ne.s32 	%p13, %r51, 0;
+	@%p13 bra 	$L__BB61_12;
+
+$L__BB61_13:
 	ret;
 
 }

@@ -128,6 +128,7 @@ enum GPUKernelSource {
             case 37: r = asinh(v); break;
             case 38: r = acosh(v); break;
             case 39: r = atanh(v); break;
+            case 40: r = v < -alpha ? v + beta : (v > alpha ? v - beta : 0.0f); break;
             default: r = v; break;
             }
             y[yOff + i] = r;
@@ -1386,6 +1387,69 @@ enum GPUKernelSource {
                 }
             }
             y[yOff + e] = sum;
+        }
+        /* Instance and group normalization: one work-item per (image, group) of `cpg` channels of `spatial` values:
+           mean and variance over the group, then a per-channel (perChannel) or per-group scale and bias. */
+        KERNEL void group_norm(GLOBAL const float *x, int xOff, GLOBAL const float *g, int gOff, GLOBAL const float *b,
+                               int bOff, GLOBAL float *y, int yOff, int items, int groups, int cpg, int spatial,
+                               int perChannel, float epsilon) {
+            int item = GID0;
+            if (item >= items) return;
+            int grp = item % groups, width = cpg * spatial;
+            int base = item * width;
+            float sum = 0.0f;
+            for (int i = 0; i < width; i++) sum += x[xOff + base + i];
+            float mean = sum / (float)width, squares = 0.0f;
+            for (int i = 0; i < width; i++) {
+                float d = x[xOff + base + i] - mean;
+                squares += d * d;
+            }
+            float inverse = 1.0f / sqrt(squares / (float)width + epsilon);
+            for (int c = 0; c < cpg; c++) {
+                int pidx = perChannel ? grp * cpg + c : grp;
+                float gamma = g[gOff + pidx], beta = b[bOff + pidx];
+                for (int s = 0; s < spatial; s++) {
+                    int at = base + c * spatial + s;
+                    y[yOff + at] = (x[xOff + at] - mean) * inverse * gamma + beta;
+                }
+            }
+        }
+
+        /* LRN across channels: one work-item per element of [N][C][spatial]. */
+        KERNEL void lrn(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, int C, int spatial,
+                        int size, float alpha, float beta, float bias) {
+            int i = GID0;
+            if (i >= count) return;
+            int s = i % spatial, c = (i / spatial) % C, n = i / (spatial * C);
+            int before = (size - 1) / 2, after = size - 1 - before;
+            int lo = c - before < 0 ? 0 : c - before, hi = c + after > C - 1 ? C - 1 : c + after;
+            float squares = 0.0f;
+            for (int k = lo; k <= hi; k++) {
+                float v = x[xOff + (n * C + k) * spatial + s];
+                squares += v * v;
+            }
+            y[yOff + i] = x[xOff + i] / pow(bias + alpha / (float)size * squares, beta);
+        }
+
+        /* OneHot: one work-item per output element [outer][depth][inner]; the index (int64, or float when isFloat)
+           picks the `on` value (values element 1), every other position and any index outside [-depth, depth)
+           the `off` value (element 0); elements of `width` bytes. */
+        KERNEL void one_hot(GLOBAL const uchar *idx, int idxOff, int isFloat, GLOBAL const uchar *values, int vOff,
+                            GLOBAL uchar *y, int yOff, int count, int width, int depth, int inner) {
+            int i = GID0;
+            if (i >= count) return;
+            int in = i % inner, d = (i / inner) % depth, o = i / (inner * depth);
+            int at = o * inner + in;
+            long k;
+            if (isFloat) {
+                float f = ((GLOBAL const float *)idx)[idxOff / 4 + at];
+                k = (f == f && f > -(float)depth - 1.0f && f < (float)depth) ? (long)f : (long)depth;
+            } else {
+                k = ((GLOBAL const long *)idx)[idxOff / 8 + at];
+            }
+            if (k < 0) k += depth;
+            int on = k == (long)d;
+            copy_element(values, vOff + (on ? width : 0), y, yOff + i * width, width);
         }
         """#
 }

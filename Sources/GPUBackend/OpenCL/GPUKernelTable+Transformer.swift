@@ -263,4 +263,85 @@ extension GPUKernelTable {
             "grid_sample", arguments: [xb, xo, gb, go, yb, yo, .int(Int32(count)), metaArgument], global: [count],
             retained: [metaKeep])
     }
+
+    static func makeGroupNorm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X"), scale = try node.inputs[1].unwrap(node, "scale")
+        let bias = try node.inputs[2].unwrap(node, "B")
+        let y = try firstOutput(node)
+        try requireFloat32(node, x, scale, bias)
+        let a = node.step.node
+        guard x.type.shape.rank >= 2 else {
+            throw RuntimeError.invalidNode(node: a.displayName, detail: "expects (N, C, ...) input")
+        }
+        let channels = x.type.shape[1], spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
+        let groups = a.opType == "InstanceNormalization" ? channels : try a.int("num_groups", default: 0)
+        guard groups > 0, channels % groups == 0 else {
+            throw RuntimeError.invalidNode(node: a.displayName, detail: "num_groups must divide the channels")
+        }
+        let perChannel = scale.type.shape.elementCount == channels
+        guard perChannel || scale.type.shape.elementCount == groups,
+            bias.type.shape.elementCount == scale.type.shape.elementCount
+        else { throw RuntimeError.invalidNode(node: a.displayName, detail: "scale and bias sizes") }
+        let items = x.type.shape[0] * groups
+        guard items > 0, spatial > 0 else { return SequenceKernel(parts: []) }
+        let (xb, xo) = try backend.arguments(for: x), (gb, go) = try backend.arguments(for: scale)
+        let (bb, bo) = try backend.arguments(for: bias), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "group_norm",
+            arguments: [
+                xb, xo, gb, go, bb, bo, yb, yo, .int(Int32(items)), .int(Int32(groups)), .int(Int32(channels / groups)),
+                .int(Int32(spatial)), .int(perChannel ? 1 : 0), .float(try a.float("epsilon", default: 1e-5)),
+            ], global: [items])
+    }
+
+    static func makeLRN(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X")
+        let y = try firstOutput(node)
+        try requireFloat32(node, x)
+        let a = node.step.node
+        let size = try a.int("size", default: 0)
+        guard x.type.shape.rank >= 2, size >= 1 else {
+            throw RuntimeError.invalidNode(node: a.displayName, detail: "size must be at least 1 on (N, C, ...) input")
+        }
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "lrn",
+            arguments: [
+                xb, xo, yb, yo, .int(Int32(count)), .int(Int32(x.type.shape[1])),
+                .int(Int32(x.type.shape.dimensions.dropFirst(2).reduce(1, *))), .int(Int32(size)),
+                .float(try a.float("alpha", default: 1e-4)), .float(try a.float("beta", default: 0.75)),
+                .float(try a.float("bias", default: 1)),
+            ], global: [count])
+    }
+
+    static func makeOneHot(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let indices = try node.inputs[0].unwrap(node, "indices"), values = try node.inputs[2].unwrap(node, "values")
+        let y = try firstOutput(node)
+        let isFloat: Bool
+        switch indices.type.dtype {
+        case .int64: isFloat = false
+        case .float32: isFloat = true
+        default: throw unsupported(node, "OneHot with \(indices.type.dtype) indices on the GPU")
+        }
+        let rank = y.type.shape.rank
+        let raw = try node.step.node.int("axis", default: -1)
+        let axis = raw < 0 ? raw + rank : raw
+        guard (0..<rank).contains(axis) else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "axis \(raw) out of range")
+        }
+        let depth = y.type.shape[axis], inner = y.type.shape.dimensions[(axis + 1)...].reduce(1, *)
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (ib, io) = try backend.arguments(for: indices, elementBytes: 1)
+        let (vb, vo) = try backend.arguments(for: values, elementBytes: 1)
+        let (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+        return try backend.kernel(
+            "one_hot",
+            arguments: [
+                ib, io, .int(isFloat ? 1 : 0), vb, vo, yb, yo, .int(Int32(count)), .int(Int32(y.type.dtype.byteSize)),
+                .int(Int32(depth)), .int(Int32(inner)),
+            ], global: [count])
+    }
 }

@@ -144,6 +144,9 @@ public enum GPUKernelTable {
         add(["TopK"], makeTopK)
         add(["GridSample"], makeGridSample)
         add(["DepthToSpace", "SpaceToDepth"], dtypes: anyType, makeRearrange)
+        add(["InstanceNormalization", "GroupNormalization"], makeGroupNorm)
+        add(["LRN"], makeLRN)
+        add(["OneHot"], dtypes: [.int64, .float32], makeOneHot)
         add(
             ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], dtypes: integers.union([.float32]),
             makeCompare)
@@ -171,7 +174,7 @@ public enum GPUKernelTable {
         "LeakyRelu": 10, "Reciprocal": 12, "Floor": 13, "Ceil": 14, "HardSigmoid": 15, "Elu": 16, "HardSwish": 17,
         "Softplus": 18, "Sin": 19, "Cos": 20, "Round": 21, "Selu": 22, "Celu": 23, "ThresholdedRelu": 24, "Mish": 25,
         "Softsign": 26, "Sign": 27, "Tan": 31, "Asin": 32, "Acos": 33, "Atan": 34, "Sinh": 35, "Cosh": 36, "Asinh": 37,
-        "Acosh": 38, "Atanh": 39,
+        "Acosh": 38, "Atanh": 39, "Shrink": 40,
     ]
 
     /// Identity and the Reshape family: a copy of the bytes (4-byte elements through `unary`'s identity).
@@ -205,6 +208,7 @@ public enum GPUKernelTable {
         case "Selu":
             alpha = try a.float("alpha", default: 1.67326319217681884765625)
             beta = try a.float("gamma", default: 1.05070102214813232421875)
+        case "Shrink": (alpha, beta) = (try a.float("lambd", default: 0.5), try a.float("bias", default: 0))
         default: (alpha, beta) = (try a.float("alpha", default: 1), 0)
         }
         return try unaryLaunch(backend, x: x, y: y, code: code, alpha: alpha, beta: beta)
