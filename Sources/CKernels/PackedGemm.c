@@ -196,6 +196,8 @@ static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, size_t 
             }                                                                                                \
         } else if (ep->activation == ck_activation_swish) {                                                  \
             ck_swish(cr, cr, cols, 1.0f);                                                                    \
+        } else if (ep->activation == ck_activation_gelu) {                                                   \
+            ck_gelu(cr, cr, cols);                                                                           \
         } else if (ep->activation == ck_activation_clip) {                                                   \
             const float lo = ep->low, hi = ep->high;                                                         \
             for (size_t j = 0; j < cols; j++) {                                                              \

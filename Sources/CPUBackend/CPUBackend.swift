@@ -58,7 +58,7 @@ public final class CPUBackend: Backend {
         guard fuses else { return .none }
         return FusionRules(
             activations: [
-                "Conv": ["Relu", "Clip", "Swish"], "Gemm": ["Relu"], "MatMul": ["Relu"],
+                "Conv": ["Relu", "Clip", "Swish"], "Gemm": ["Relu"], "MatMul": ["Relu", "Gelu"],
                 "BatchNormalization": ["Relu", "Clip"], "Add": ["Relu"],
             ],
             foldsBatchNormalization: true,

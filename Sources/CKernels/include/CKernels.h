@@ -76,7 +76,9 @@ typedef enum {
     ck_activation_none = 0,
     ck_activation_relu = 1,
     ck_activation_clip = 2,
-    ck_activation_swish = 3
+    ck_activation_swish = 3,
+    /// GELU with erf (approximate = none): x·Φ(x), as ck_gelu.
+    ck_activation_gelu = 4
 } ck_activation;
 
 /// Work folded into a GEMM's store: C[i, j] = (C[i, j] + col_bias[j]) + row_bias[i], then the activation.

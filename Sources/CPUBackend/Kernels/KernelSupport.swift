@@ -46,6 +46,7 @@ extension BoundNode {
         case "": return .none
         case "Relu": return FusedActivation(kind: ck_activation_relu, low: 0, high: 0)
         case "Swish": return FusedActivation(kind: ck_activation_swish, low: 0, high: 0)
+        case "Gelu": return FusedActivation(kind: ck_activation_gelu, low: 0, high: 0)
         case "Clip":
             return FusedActivation(
                 kind: ck_activation_clip, low: try attributes.float(FusionRules.clipLowAttribute, default: -.infinity),
@@ -191,7 +192,7 @@ let numericTypes: Set<DType> = [
 ]
 let allTypes: Set<DType> = Set(DType.allCases)
 
-/// An activation fused into a producer's store: Relu, Clip with its bounds (Relu6), or Swish (SiLU).
+/// An activation fused into a producer's store: Relu, Clip with its bounds (Relu6), Swish (SiLU) or GELU (erf).
 struct FusedActivation: Equatable {
     var kind: ck_activation
     var low: Float
@@ -214,6 +215,8 @@ struct FusedActivation: Equatable {
             ck_clip(y, y, count, low, high)
         } else if kind == ck_activation_swish {
             ck_swish(y, y, count, 1)
+        } else if kind == ck_activation_gelu {
+            ck_gelu(y, y, count)
         }
     }
 }
@@ -240,7 +243,9 @@ final class ActivatedKernel: Kernel, DescribedKernel {
     var kernelDescription: String {
         let name = (inner as? DescribedKernel)?.kernelDescription ?? String(describing: type(of: inner))
         let suffix =
-            activation.kind == ck_activation_clip ? "Clip" : activation.kind == ck_activation_swish ? "Swish" : "Relu"
+            activation.kind == ck_activation_clip
+            ? "Clip"
+            : activation.kind == ck_activation_swish ? "Swish" : activation.kind == ck_activation_gelu ? "Gelu" : "Relu"
         return name + " + " + suffix
     }
 }

@@ -146,6 +146,8 @@ enum Fusion {
                     outputs: half.node.outputs, attributes: ["approximate": .string("none")])
                 nodes[index] = (gelu, half.outputTypes)
                 for removed in [e, a, m, h] { nodes[removed] = nil }
+                // x is now read once (by the Gelu), so its producer may take the Gelu in its store.
+                consumers[x] = consumers[x]?.filter { $0 != m }
                 fused += 4
             }
         }
@@ -204,6 +206,9 @@ enum Fusion {
                 let next = soleConsumer(of: entry.node.outputs[0]), let activation = nodes[next],
                 activation.node.domain.isEmpty, allowed.contains(activation.node.opType),
                 activation.node.inputs.count == 1 || activation.node.opType == "Clip",
+                // Only the erf form of GELU fuses (the kernels apply ck_gelu).
+                activation.node.opType != "Gelu"
+                    || (try? activation.node.string("approximate", default: "none")) == "none",
                 activation.node.outputs.count == 1,
                 let bounds = clipBounds(activation.node)
             {
