@@ -13,10 +13,8 @@ void ck_relu(const float *x, float *y, size_t count) {
 // generic x86-64 and picked at run time; accuracy is within a few ulp of the correctly rounded result.
 
 // exp(x) = 2^n · p(r), r = x - n·ln2 in [-ln2/2, ln2/2], p the degree-7 Taylor polynomial (truncation error
-// 5e-9 relative, below float rounding; degree 6 left 1.2e-7).
-static inline __attribute__((always_inline)) float exp_body(float x) {
-    // Above ln(FLT_MAX) = 88.7228 the result overflows to +inf (89 keeps n at 128, where p·2^128 rounds to inf).
-    x = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+// 5e-9 relative, below float rounding; degree 6 left 1.2e-7). Returns p(r) and sets *n.
+static inline __attribute__((always_inline)) float exp_reduced(float x, float *n_out) {
     const float n = __builtin_roundevenf(x * 1.44269504088896341f);
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;
@@ -28,6 +26,15 @@ static inline __attribute__((always_inline)) float exp_body(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
+    *n_out = n;
+    return p;
+}
+
+static inline __attribute__((always_inline)) float exp_body(float x) {
+    // Above ln(FLT_MAX) = 88.7228 the result overflows to +inf (89 keeps n at 128, where p·2^128 rounds to inf).
+    x = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+    float n;
+    const float p = exp_reduced(x, &n);
     // Normal results (n >= -125): p·2^n, scaled in two steps so n = 128 stays representable.
     const int ni = (int)n;
     const int nn = ni < -125 ? -125 : ni;
@@ -389,17 +396,8 @@ CK_UNARY(hard_swish, v != v ? v : v * clamp01((v + 3.0f) / 6.0f))
 static inline __attribute__((always_inline)) float exp_normal_body(float x) {
     // Below -87 (alpha·x above 87, up to +inf) exp is under 2^-125, where 1 + exp rounds to 1 as well.
     x = x < -87.0f ? -87.0f : x;
-    const float n = __builtin_roundevenf(x * 1.44269504088896341f);
-    float r = x - n * 0.693145751953125f;
-    r = r - n * 1.428606765330187045e-06f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    float n;
+    const float p = exp_reduced(x, &n);
     union { unsigned u; float f; } scale = { (unsigned)((int)n + 127) << 23 };
     return p * scale.f;
 }

@@ -74,15 +74,7 @@ extension BoundValue {
 }
 
 /// Row-major strides of a dimension list, in elements.
-func rowMajorStrides(_ dims: [Int]) -> [Int] {
-    var strides = [Int](repeating: 1, count: dims.count)
-    var running = 1
-    for axis in stride(from: dims.count - 1, through: 0, by: -1) {
-        strides[axis] = running
-        running *= dims[axis]
-    }
-    return strides
-}
+func rowMajorStrides(_ dims: [Int]) -> [Int] { ShapeInference.rowMajorStrides(dims) }
 
 /// Calls `body` with each row-major multi-index of `dims` and a running flat index.
 func forEachIndex(_ dims: [Int], _ body: (_ index: [Int], _ flat: Int) -> Void) {

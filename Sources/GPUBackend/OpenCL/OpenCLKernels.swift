@@ -380,13 +380,7 @@ public enum GPUKernelTable {
     }
 
     /// Row-major element strides of a shape.
-    static func contiguousStrides(_ dims: [Int]) -> [Int] {
-        var strides = [Int](repeating: 1, count: dims.count)
-        for axis in stride(from: dims.count - 2, through: 0, by: -1) {
-            strides[axis] = strides[axis + 1] * dims[axis + 1]
-        }
-        return strides
-    }
+    static func contiguousStrides(_ dims: [Int]) -> [Int] { ShapeInference.rowMajorStrides(dims) }
 
     /// One `strided_copy` launch over `dims`, reading x at xBase + Σ idx·xs and writing y at yBase + Σ idx·ys.
     static func stridedCopy(

@@ -48,7 +48,12 @@ public struct IndexTupleGeometry: Equatable, Sendable {
             resultShape: Array(indices[..<(q - 1)]) + Array(data[(batchDims + last)...]))
     }
 
-    static func strides(_ dims: [Int]) -> [Int] {
+    static func strides(_ dims: [Int]) -> [Int] { ShapeInference.rowMajorStrides(dims) }
+}
+
+extension ShapeInference {
+    /// Row-major strides of a dimension list, in elements (the one definition every backend uses).
+    public static func rowMajorStrides(_ dims: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: dims.count)
         var running = 1
         for axis in stride(from: dims.count - 1, through: 0, by: -1) {
