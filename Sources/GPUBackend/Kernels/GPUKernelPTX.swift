@@ -22815,5 +22815,351 @@ $L__BB61_13:
 	ret;
 
 }
+	// .globl	bitwise_int
+.visible .entry bitwise_int(
+	.param .u64 bitwise_int_param_0,
+	.param .u32 bitwise_int_param_1,
+	.param .u64 bitwise_int_param_2,
+	.param .u32 bitwise_int_param_3,
+	.param .u64 bitwise_int_param_4,
+	.param .u32 bitwise_int_param_5,
+	.param .u32 bitwise_int_param_6,
+	.param .u32 bitwise_int_param_7,
+	.param .u32 bitwise_int_param_8,
+	.param .u64 bitwise_int_param_9
+)
+{
+	.reg .pred 	%p<31>;
+	.reg .b16 	%rs<3>;
+	.reg .b32 	%r<122>;
+	.reg .b64 	%rd<84>;
+
+
+	ld.param.u64 	%rd46, [bitwise_int_param_0];
+	ld.param.u32 	%r34, [bitwise_int_param_1];
+	ld.param.u64 	%rd47, [bitwise_int_param_2];
+	ld.param.u32 	%r35, [bitwise_int_param_3];
+	ld.param.u64 	%rd48, [bitwise_int_param_4];
+	ld.param.u32 	%r36, [bitwise_int_param_5];
+	ld.param.u32 	%r39, [bitwise_int_param_6];
+	ld.param.u32 	%r37, [bitwise_int_param_7];
+	ld.param.u32 	%r38, [bitwise_int_param_8];
+	ld.param.u64 	%rd49, [bitwise_int_param_9];
+	cvta.to.global.u64 	%rd78, %rd49;
+	mov.u32 	%r40, %ntid.x;
+	mov.u32 	%r41, %ctaid.x;
+	mov.u32 	%r42, %tid.x;
+	mad.lo.s32 	%r1, %r41, %r40, %r42;
+	setp.ge.s32 	%p1, %r1, %r39;
+	@%p1 bra 	$L__BB62_50;
+
+	ld.global.u32 	%r2, [%rd78];
+	setp.lt.s32 	%p2, %r2, 1;
+	mov.u32 	%r119, 0;
+	mov.u32 	%r120, %r119;
+	@%p2 bra 	$L__BB62_8;
+
+	not.b32 	%r47, %r2;
+	max.s32 	%r48, %r47, -2;
+	add.s32 	%r3, %r2, %r48;
+	add.s32 	%r49, %r3, 2;
+	and.b32  	%r110, %r49, 3;
+	setp.eq.s32 	%p3, %r110, 0;
+	mov.u32 	%r119, 0;
+	mov.u32 	%r113, %r2;
+	mov.u32 	%r118, %r1;
+	@%p3 bra 	$L__BB62_5;
+
+	mul.wide.s32 	%rd3, %r2, 4;
+	add.s64 	%rd77, %rd78, %rd3;
+	mov.u32 	%r119, 0;
+	mov.u32 	%r120, %r119;
+	mov.u32 	%r113, %r2;
+	mov.u32 	%r109, %r1;
+
+$L__BB62_4:
+	.pragma "nounroll";
+	add.s32 	%r113, %r113, -1;
+	ld.global.u32 	%r52, [%rd77];
+	div.s32 	%r118, %r109, %r52;
+	mul.lo.s32 	%r53, %r118, %r52;
+	sub.s32 	%r54, %r109, %r53;
+	add.s64 	%rd50, %rd77, %rd3;
+	ld.global.u32 	%r55, [%rd50];
+	mad.lo.s32 	%r120, %r55, %r54, %r120;
+	add.s64 	%rd51, %rd50, %rd3;
+	ld.global.u32 	%r56, [%rd51];
+	mad.lo.s32 	%r119, %r56, %r54, %r119;
+	add.s64 	%rd77, %rd77, -4;
+	add.s32 	%r110, %r110, -1;
+	setp.ne.s32 	%p4, %r110, 0;
+	mov.u32 	%r109, %r118;
+	@%p4 bra 	$L__BB62_4;
+
+$L__BB62_5:
+	add.s32 	%r57, %r3, 1;
+	setp.lt.u32 	%p5, %r57, 3;
+	@%p5 bra 	$L__BB62_8;
+
+	add.s32 	%r115, %r113, 4;
+	shl.b32 	%r58, %r2, 1;
+	add.s32 	%r59, %r113, %r58;
+	mul.wide.s32 	%rd6, %r59, 4;
+	add.s32 	%r60, %r113, %r2;
+	mul.wide.s32 	%rd7, %r60, 4;
+	mul.wide.s32 	%rd52, %r113, 4;
+	add.s64 	%rd8, %rd52, -4;
+
+$L__BB62_7:
+	add.s64 	%rd53, %rd78, %rd8;
+	ld.global.u32 	%r61, [%rd53+4];
+	div.s32 	%r62, %r118, %r61;
+	mul.lo.s32 	%r63, %r62, %r61;
+	sub.s32 	%r64, %r118, %r63;
+	add.s64 	%rd54, %rd78, %rd7;
+	ld.global.u32 	%r65, [%rd54];
+	mad.lo.s32 	%r66, %r65, %r64, %r120;
+	add.s64 	%rd55, %rd78, %rd6;
+	ld.global.u32 	%r67, [%rd55];
+	mad.lo.s32 	%r68, %r67, %r64, %r119;
+	ld.global.u32 	%r69, [%rd53];
+	div.s32 	%r70, %r62, %r69;
+	mul.lo.s32 	%r71, %r70, %r69;
+	sub.s32 	%r72, %r62, %r71;
+	ld.global.u32 	%r73, [%rd54+-4];
+	mad.lo.s32 	%r74, %r73, %r72, %r66;
+	ld.global.u32 	%r75, [%rd55+-4];
+	mad.lo.s32 	%r76, %r75, %r72, %r68;
+	ld.global.u32 	%r77, [%rd53+-4];
+	div.s32 	%r78, %r70, %r77;
+	mul.lo.s32 	%r79, %r78, %r77;
+	sub.s32 	%r80, %r70, %r79;
+	ld.global.u32 	%r81, [%rd54+-8];
+	mad.lo.s32 	%r82, %r81, %r80, %r74;
+	ld.global.u32 	%r83, [%rd55+-8];
+	mad.lo.s32 	%r84, %r83, %r80, %r76;
+	ld.global.u32 	%r85, [%rd53+-8];
+	div.s32 	%r118, %r78, %r85;
+	mul.lo.s32 	%r86, %r118, %r85;
+	sub.s32 	%r87, %r78, %r86;
+	ld.global.u32 	%r88, [%rd54+-12];
+	mad.lo.s32 	%r120, %r88, %r87, %r82;
+	ld.global.u32 	%r89, [%rd55+-12];
+	mad.lo.s32 	%r119, %r89, %r87, %r84;
+	add.s64 	%rd78, %rd78, -16;
+	add.s32 	%r115, %r115, -4;
+	setp.gt.s32 	%p6, %r115, 4;
+	@%p6 bra 	$L__BB62_7;
+
+$L__BB62_8:
+	and.b32  	%r30, %r38, 3;
+	mov.u32 	%r90, 1;
+	shl.b32 	%r31, %r90, %r30;
+	shl.b32 	%r91, %r31, 3;
+	setp.eq.s32 	%p7, %r30, 3;
+	cvt.u64.u32 	%rd11, %r91;
+	mov.u64 	%rd56, -1;
+	shl.b64 	%rd57, %rd56, %r91;
+	not.b64 	%rd58, %rd57;
+	selp.b64 	%rd12, -1, %rd58, %p7;
+	shl.b32 	%r92, %r120, %r30;
+	add.s32 	%r93, %r92, %r34;
+	cvt.s64.s32 	%rd59, %r93;
+	cvta.to.global.u64 	%rd60, %rd46;
+	add.s64 	%rd13, %rd60, %rd59;
+	setp.gt.s32 	%p8, %r38, 3;
+	@%p8 bra 	$L__BB62_13;
+
+	setp.eq.s32 	%p12, %r38, 0;
+	@%p12 bra 	$L__BB62_20;
+
+	setp.eq.s32 	%p13, %r38, 1;
+	@%p13 bra 	$L__BB62_19;
+
+	setp.eq.s32 	%p14, %r38, 2;
+	@%p14 bra 	$L__BB62_12;
+	bra.uni 	$L__BB62_21;
+
+$L__BB62_12:
+	ld.global.s32 	%rd79, [%rd13];
+	bra.uni 	$L__BB62_22;
+
+$L__BB62_13:
+	setp.eq.s32 	%p9, %r38, 4;
+	@%p9 bra 	$L__BB62_18;
+
+	setp.eq.s32 	%p10, %r38, 5;
+	@%p10 bra 	$L__BB62_17;
+
+	setp.ne.s32 	%p11, %r38, 6;
+	@%p11 bra 	$L__BB62_21;
+
+	ld.global.u32 	%rd79, [%rd13];
+	bra.uni 	$L__BB62_22;
+
+$L__BB62_20:
+	ld.global.u8 	%rs1, [%rd13];
+	cvt.u64.u16 	%rd61, %rs1;
+	and.b64  	%rd62, %rd61, 255;
+	cvt.u32.u16 	%r94, %rs1;
+	and.b32  	%r95, %r94, 255;
+	mul.wide.u32 	%rd63, %r95, 2;
+	and.b64  	%rd64, %rd63, 256;
+	sub.s64 	%rd79, %rd62, %rd64;
+	bra.uni 	$L__BB62_22;
+
+$L__BB62_18:
+	ld.global.u8 	%rd79, [%rd13];
+	bra.uni 	$L__BB62_22;
+
+$L__BB62_21:
+	ld.global.u64 	%rd79, [%rd13];
+	bra.uni 	$L__BB62_22;
+
+$L__BB62_19:
+	ld.global.s16 	%rd79, [%rd13];
+	bra.uni 	$L__BB62_22;
+
+$L__BB62_17:
+	ld.global.u16 	%rd79, [%rd13];
+
+$L__BB62_22:
+	and.b64  	%rd22, %rd79, %rd12;
+	setp.eq.s32 	%p15, %r37, 3;
+	@%p15 bra 	$L__BB62_47;
+	bra.uni 	$L__BB62_23;
+
+$L__BB62_47:
+	not.b64 	%rd81, %rd22;
+
+$L__BB62_48:
+	and.b64  	%rd40, %rd81, %rd12;
+	shl.b32 	%r103, %r1, %r30;
+	add.s32 	%r104, %r103, %r36;
+	cvt.s64.s32 	%rd74, %r104;
+	cvta.to.global.u64 	%rd75, %rd48;
+	add.s64 	%rd83, %rd75, %rd74;
+	mov.u32 	%r121, 0;
+	mov.u64 	%rd82, 0;
+
+$L__BB62_49:
+	cvt.u32.u64 	%r105, %rd82;
+	shr.u64 	%rd76, %rd40, %r105;
+	st.global.u8 	[%rd83], %rd76;
+	add.s64 	%rd83, %rd83, 1;
+	add.s64 	%rd82, %rd82, 8;
+	add.s32 	%r121, %r121, 1;
+	setp.lt.s32 	%p30, %r121, %r31;
+	@%p30 bra 	$L__BB62_49;
+
+$L__BB62_50:
+	ret;
+
+$L__BB62_23:
+	shl.b32 	%r96, %r119, %r30;
+	add.s32 	%r97, %r96, %r35;
+	cvt.s64.s32 	%rd65, %r97;
+	cvta.to.global.u64 	%rd66, %rd47;
+	add.s64 	%rd23, %rd66, %rd65;
+	@%p8 bra 	$L__BB62_28;
+
+	setp.eq.s32 	%p20, %r38, 0;
+	@%p20 bra 	$L__BB62_35;
+
+	setp.eq.s32 	%p21, %r38, 1;
+	@%p21 bra 	$L__BB62_34;
+
+	setp.eq.s32 	%p22, %r38, 2;
+	@%p22 bra 	$L__BB62_27;
+	bra.uni 	$L__BB62_36;
+
+$L__BB62_27:
+	ld.global.s32 	%rd80, [%rd23];
+	bra.uni 	$L__BB62_37;
+
+$L__BB62_28:
+	setp.eq.s32 	%p17, %r38, 4;
+	@%p17 bra 	$L__BB62_33;
+
+	setp.eq.s32 	%p18, %r38, 5;
+	@%p18 bra 	$L__BB62_32;
+
+	setp.ne.s32 	%p19, %r38, 6;
+	@%p19 bra 	$L__BB62_36;
+
+	ld.global.u32 	%rd80, [%rd23];
+	bra.uni 	$L__BB62_37;
+
+$L__BB62_35:
+	ld.global.u8 	%rs2, [%rd23];
+	cvt.u64.u16 	%rd67, %rs2;
+	and.b64  	%rd68, %rd67, 255;
+	cvt.u32.u16 	%r98, %rs2;
+	and.b32  	%r99, %r98, 255;
+	mul.wide.u32 	%rd69, %r99, 2;
+	and.b64  	%rd70, %rd69, 256;
+	sub.s64 	%rd80, %rd68, %rd70;
+	bra.uni 	$L__BB62_37;
+
+$L__BB62_34:
+	ld.global.s16 	%rd80, [%rd23];
+	bra.uni 	$L__BB62_37;
+
+$L__BB62_33:
+	ld.global.u8 	%rd80, [%rd23];
+	bra.uni 	$L__BB62_37;
+
+$L__BB62_32:
+	ld.global.u16 	%rd80, [%rd23];
+	bra.uni 	$L__BB62_37;
+
+$L__BB62_36:
+	ld.global.u64 	%rd80, [%rd23];
+
+$L__BB62_37:
+	and.b64  	%rd32, %rd80, %rd12;
+	setp.gt.s32 	%p23, %r37, 1;
+	@%p23 bra 	$L__BB62_41;
+
+	setp.eq.s32 	%p26, %r37, 0;
+	@%p26 bra 	$L__BB62_45;
+
+	setp.eq.s32 	%p27, %r37, 1;
+	@%p27 bra 	$L__BB62_40;
+	bra.uni 	$L__BB62_46;
+
+$L__BB62_40:
+	or.b64  	%rd81, %rd32, %rd22;
+	bra.uni 	$L__BB62_48;
+
+$L__BB62_41:
+	setp.eq.s32 	%p24, %r37, 2;
+	@%p24 bra 	$L__BB62_44;
+
+	setp.ne.s32 	%p25, %r37, 4;
+	@%p25 bra 	$L__BB62_46;
+
+	setp.lt.u64 	%p28, %rd32, %rd11;
+	cvt.u32.u64 	%r100, %rd32;
+	shl.b64 	%rd71, %rd22, %r100;
+	selp.b64 	%rd81, %rd71, 0, %p28;
+	bra.uni 	$L__BB62_48;
+
+$L__BB62_45:
+	and.b64  	%rd81, %rd32, %rd79;
+	bra.uni 	$L__BB62_48;
+
+$L__BB62_44:
+	xor.b64  	%rd81, %rd32, %rd22;
+	bra.uni 	$L__BB62_48;
+
+$L__BB62_46:
+	setp.lt.u64 	%p29, %rd32, %rd11;
+	cvt.u32.u64 	%r101, %rd32;
+	shr.u64 	%rd72, %rd22, %r101;
+	selp.b64 	%rd81, %rd72, 0, %p29;
+	bra.uni 	$L__BB62_48;
+
+}
 """#
 }

@@ -275,4 +275,39 @@ extension GPUKernelTable {
         return try convolutionLaunch(
             backend, node, "conv_transpose3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: y.type.shape[1])
     }
+
+    /// BitwiseAnd/Or/Xor/Not and BitShift on integers, through `bitwise_int` (little-endian byte stores).
+    static func makeBitwise(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let a = try node.inputs[0].unwrap(node, "A")
+        let b = node.inputs.count > 1 ? try node.inputs[1].unwrap(node, "B") : a
+        let y = try firstOutput(node)
+        let op = node.step.node.opType
+        guard let type = integerTypeCode(y.type.dtype), a.type.dtype == y.type.dtype, b.type.dtype == y.type.dtype
+        else { throw unsupported(node, "\(op) on \(y.type.dtype) on the GPU") }
+        var code: Int
+        switch op {
+        case "BitwiseAnd": code = 0
+        case "BitwiseOr": code = 1
+        case "BitwiseXor": code = 2
+        case "BitwiseNot": code = 3
+        case "BitShift":
+            code = try node.step.node.string("direction", default: "") == "LEFT" ? 4 : 5
+        default: throw unsupported(node, "no GPU bitwise code for \(op)")
+        }
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let rank = y.type.shape.rank
+        let (metaArgument, metaKeep) = try backend.metadata(
+            [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
+                + broadcastStrides(b.type.shape, rank: rank))
+        let (ab, ao) = try backend.arguments(for: a, elementBytes: 1),
+            (bb, bo) = try backend.arguments(for: b, elementBytes: 1),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+        return try backend.kernel(
+            "bitwise_int",
+            arguments: [
+                ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(code)), .int(Int32(type)), metaArgument,
+            ],
+            global: [count], retained: [metaKeep])
+    }
 }

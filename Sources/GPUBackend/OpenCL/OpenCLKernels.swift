@@ -147,6 +147,7 @@ public enum GPUKernelTable {
         add(["InstanceNormalization", "GroupNormalization"], makeGroupNorm)
         add(["LRN"], makeLRN)
         add(["OneHot"], dtypes: [.int64, .float32], makeOneHot)
+        add(["BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "BitShift"], dtypes: integers, makeBitwise)
         add(
             ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"], dtypes: integers.union([.float32]),
             makeCompare)
