@@ -200,3 +200,123 @@ struct AdjacentReductionTests {
         }
     }
 }
+
+/// Bad operands of the new operators are errors naming the node (planning or running), never a trap: Einsum
+/// equations that do not fit, ReverseSequence lengths past the sequence, RotaryEmbedding positions past the cache,
+/// GatherND batch_dims out of range, and an int64 OneHot depth read exactly.
+struct OperatorErrorTests {
+    static func session(_ node: Node, inputs: [ValueInfo], constants: [String: Tensor] = [:]) throws -> Session {
+        let graph = Graph(
+            name: "errors", inputs: inputs,
+            outputs: node.outputs.map { ValueInfo(name: $0, dtype: .float32, dimensions: nil) }, nodes: [node],
+            initializers: constants, opsetImports: ["": 23])
+        return try Session(graph: graph, backend: CPUBackend())
+    }
+
+    static func float(_ name: String, _ shape: [Int]) -> ValueInfo {
+        ValueInfo(name: name, dtype: .float32, dimensions: shape.map { .fixed($0) })
+    }
+
+    static func namesNode(_ error: any Error, _ node: String, _ text: String) -> Bool {
+        "\(error)".contains(node) && "\(error)".contains(text)
+    }
+
+    @Test func malformedEinsumEquations() throws {
+        let fitting = [[2, 3], [3, 5]]
+        for (equation, shapes, text) in [
+            ("ij,jk", [[2, 3], [4, 5]], "sizes 3 and 4"), ("ij,jk->ik", [[2, 3]], "names 2 operands"),
+            ("ij,jk->iq", fitting, "not an input label"), ("i1,jk", fitting, "not a letter"),
+            ("ij,jk->ii", fitting, "repeats a label"), ("ijk,jk", fitting, "does not fit"),
+        ] {
+            let inputs = shapes.enumerated().map { Self.float("x\($0.offset)", $0.element) }
+            #expect {
+                _ = try Self.session(
+                    Node(
+                        name: "the_einsum", opType: "Einsum", inputs: inputs.map(\.name), outputs: ["y"],
+                        attributes: ["equation": .string(equation)]), inputs: inputs
+                ).run(
+                    try zip(inputs, shapes).map {
+                        NamedTensor(name: $0.0.name, tensor: try Tensor(zeros: .float32, shape: Shape($0.1)))
+                    })
+            } throws: { Self.namesNode($0, "the_einsum", text) }
+        }
+    }
+
+    @Test func reverseSequenceLengthsPastTheSequence() throws {
+        let session = try Self.session(
+            Node(
+                name: "the_reverse", opType: "ReverseSequence", inputs: ["x", "lengths"], outputs: ["y"],
+                attributes: ["time_axis": .int(0), "batch_axis": .int(1)]),
+            inputs: [
+                Self.float("x", [3, 2]), ValueInfo(name: "lengths", dtype: .int64, dimensions: [.fixed(2)]),
+            ])
+        for lengths in [[Int64(4), 1], [-1, 2], [.max, 0]] {
+            #expect {
+                _ = try session.run([
+                    NamedTensor(
+                        name: "x", tensor: try Tensor(shape: [3, 2], scalars: [Float](repeating: 1, count: 6))),
+                    NamedTensor(name: "lengths", tensor: try Tensor(shape: [2], scalars: lengths)),
+                ])
+            } throws: { Self.namesNode($0, "the_reverse", "outside") }
+        }
+    }
+
+    @Test func rotaryPositionsPastTheCache() throws {
+        let session = try Self.session(
+            Node(
+                name: "the_rotary", opType: "RotaryEmbedding", inputs: ["x", "cos", "sin", "positions"], outputs: ["y"]),
+            inputs: [
+                Self.float("x", [1, 1, 2, 4]),
+                ValueInfo(name: "positions", dtype: .int64, dimensions: [.fixed(1), .fixed(2)]),
+            ],
+            constants: [
+                "cos": try Tensor(shape: [3, 2], scalars: [Float](repeating: 1, count: 6)),
+                "sin": try Tensor(shape: [3, 2], scalars: [Float](repeating: 0, count: 6)),
+            ])
+        for positions in [[Int64(0), 3], [-4, 0], [.min, 1]] {
+            #expect {
+                _ = try session.run([
+                    NamedTensor(
+                        name: "x", tensor: try Tensor(shape: [1, 1, 2, 4], scalars: [Float](repeating: 1, count: 8))),
+                    NamedTensor(name: "positions", tensor: try Tensor(shape: [1, 2], scalars: positions)),
+                ])
+            } throws: { Self.namesNode($0, "the_rotary", "out of range") }
+        }
+    }
+
+    @Test func gatherNDBatchDimsOutOfRange() throws {
+        for batchDims in [-1, 2, 5] {
+            #expect {
+                _ = try Self.session(
+                    Node(
+                        name: "the_gather", opType: "GatherND", inputs: ["x", "i"], outputs: ["y"],
+                        attributes: ["batch_dims": .int(batchDims)]),
+                    inputs: [
+                        Self.float("x", [2, 3]),
+                        ValueInfo(name: "i", dtype: .int64, dimensions: [.fixed(2), .fixed(1)]),
+                    ]
+                ).run([
+                    NamedTensor(name: "x", tensor: try Tensor(zeros: .float32, shape: [2, 3])),
+                    NamedTensor(name: "i", tensor: try Tensor(shape: [2, 1], scalars: [Int64(0), 1])),
+                ])
+            } throws: { Self.namesNode($0, "the_gather", "batch_dims") }
+        }
+    }
+
+    @Test func oneHotDepthIsReadExactly() throws {
+        let graph = Graph(
+            name: "onehot", inputs: [ValueInfo(name: "i", dtype: .int64, dimensions: [.fixed(1)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [Node(name: "the_onehot", opType: "OneHot", inputs: ["i", "d", "v"], outputs: ["y"])],
+            initializers: [
+                "d": try Tensor(shape: [], scalars: [Int64(16_777_217)]),
+                "v": try Tensor(shape: [2], scalars: [Float(0), 1]),
+            ], opsetImports: ["": 13])
+        let y = try Session(graph: graph, backend: CPUBackend()).run([
+            NamedTensor(name: "i", tensor: try Tensor(shape: [1], scalars: [Int64(-1)]))
+        ]).outputs[0].tensor
+        // 2^24 + 1 is not a float: through Float it became 2^24 and the index -1 landed one slot early.
+        #expect(y.shape == [1, 16_777_217])
+        #expect(try y.scalars(as: Float.self).last == 1)
+    }
+}

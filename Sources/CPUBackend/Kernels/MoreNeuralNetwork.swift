@@ -279,13 +279,15 @@ enum GridSampleKernel {
                 return Swift.min(Swift.max(r, 0), d - 1) * strides[axis]
             }
         }
-        func cubic(_ t: Double) -> [Double] {
+        /// Keys' cubic convolution weight (a = -0.75) of tap k (0...3) at fraction t (no array per call).
+        func cubic(_ t: Double, _ k: Int) -> Double {
             let a = -0.75
-            let x0 = t + 1, x1 = t, x2 = 1 - t, x3 = 2 - t
-            return [
-                ((a * x0 - 5 * a) * x0 + 8 * a) * x0 - 4 * a, ((a + 2) * x1 - (a + 3)) * x1 * x1 + 1,
-                ((a + 2) * x2 - (a + 3)) * x2 * x2 + 1, ((a * x3 - 5 * a) * x3 + 8 * a) * x3 - 4 * a,
-            ]
+            switch k {
+            case 0: return ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a
+            case 1: return ((a + 2) * t - (a + 3)) * t * t + 1
+            case 2: return ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1
+            default: return ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a
+            }
         }
         return ClosureKernel {
             for b in 0..<n {
@@ -322,10 +324,10 @@ enum GridSampleKernel {
                             tapWeight[axis * 2] = 1 - t
                             tapWeight[axis * 2 + 1] = t
                         case .cubic:
-                            let f = v.rounded(.down), w = cubic(v - f)
+                            let f = v.rounded(.down)
                             for k in 0..<4 {
                                 tapIndex[axis * 4 + k] = resolve(Int(f) + k - 1, axis: axis)
-                                tapWeight[axis * 4 + k] = w[k]
+                                tapWeight[axis * 4 + k] = cubic(v - f, k)
                             }
                         }
                     }

@@ -70,20 +70,7 @@ extension GPUKernelTable {
                 meta: [1, 0, 0, y.type.shape.elementCount, 1, 1])
         }
         func launch(_ a: BoundValue, _ b: BoundValue) throws -> any Kernel {
-            let rank = y.type.shape.rank
-            let (metaArgument, metaKeep) = try backend.metadata(
-                [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
-                    + broadcastStrides(b.type.shape, rank: rank))
-            let (ab, ao) = try backend.arguments(for: a, elementBytes: 1),
-                (bb, bo) = try backend.arguments(for: b, elementBytes: 1),
-                (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
-            let count = y.type.shape.elementCount
-            return try backend.kernel(
-                "binary_int",
-                arguments: [
-                    ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(code)), .int(Int32(type)), metaArgument,
-                ],
-                global: [count], retained: [metaKeep])
+            try integerBinaryLaunch(backend, "binary_int", a: a, b: b, y: y, code: code, type: type)
         }
         var parts = [try launch(first, inputs[1])]
         for input in inputs.dropFirst(2) { parts.append(try launch(y, input)) }
@@ -294,8 +281,15 @@ extension GPUKernelTable {
             code = try node.step.node.string("direction", default: "") == "LEFT" ? 4 : 5
         default: throw unsupported(node, "no GPU bitwise code for \(op)")
         }
-        let count = y.type.shape.elementCount
-        guard count > 0 else { return SequenceKernel(parts: []) }
+        guard y.type.shape.elementCount > 0 else { return SequenceKernel(parts: []) }
+        return try integerBinaryLaunch(backend, "bitwise_int", a: a, b: b, y: y, code: code, type: type)
+    }
+
+    /// One launch of an integer kernel with broadcasting over bytes: (a, off, b, off, y, off, count, op, type, meta),
+    /// meta = [rank, dims, a's strides, b's strides] (binary_int, bitwise_int).
+    static func integerBinaryLaunch(
+        _ backend: any GPUKernelHost, _ name: String, a: BoundValue, b: BoundValue, y: BoundValue, code: Int, type: Int
+    ) throws -> any Kernel {
         let rank = y.type.shape.rank
         let (metaArgument, metaKeep) = try backend.metadata(
             [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
@@ -303,8 +297,9 @@ extension GPUKernelTable {
         let (ab, ao) = try backend.arguments(for: a, elementBytes: 1),
             (bb, bo) = try backend.arguments(for: b, elementBytes: 1),
             (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+        let count = y.type.shape.elementCount
         return try backend.kernel(
-            "bitwise_int",
+            name,
             arguments: [
                 ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(code)), .int(Int32(type)), metaArgument,
             ],

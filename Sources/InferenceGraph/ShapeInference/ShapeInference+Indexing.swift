@@ -287,14 +287,27 @@ extension ShapeInference {
         table[key(domain: "", opType: "OneHot")] = { context in
             let indices = try context.input(0), values = try context.input(2)
             _ = try context.input(1)
-            guard let depthValues = try context.constantFloats(1), depthValues.count == 1,
-                let depthValue = depthValues.first, depthValue.isFinite, depthValue >= 1, depthValue < 2_147_483_648
+            // depth may be any numeric type: integers are read exactly (through Float, 2^31 - 648 became 2^31 - 640).
+            guard let depthTensor = context.constants.count > 1 ? context.constants[1] : nil,
+                depthTensor.shape.elementCount == 1
             else { throw context.mismatch("depth (input 1) must be a known scalar of at least 1") }
+            let depth: Int
+            if depthTensor.dtype.isFloatingPoint {
+                guard let value = try context.constantFloats(1)?.first, value.isFinite, value >= 1,
+                    value < 2_147_483_648
+                else { throw context.mismatch("depth (input 1) must be a known scalar of at least 1") }
+                depth = Int(value.rounded(.towardZero))
+            } else {
+                guard let value = try depthTensor.integerValues().first, value >= 1, value <= Int(Int32.max) else {
+                    throw context.mismatch("depth (input 1) must be a known scalar of at least 1")
+                }
+                depth = value
+            }
             guard values.shape.elementCount == 2 else { throw context.mismatch("values must hold [off, on]") }
             let rank = indices.shape.rank + 1
             let axis = try context.axis(try context.node.int("axis", default: -1), rank: rank)
             var dims = indices.shape.dimensions
-            dims.insert(Int(depthValue.rounded(.towardZero)), at: axis)
+            dims.insert(depth, at: axis)
             return [TensorType(dtype: values.dtype, shape: Shape(dims))]
         }
 
