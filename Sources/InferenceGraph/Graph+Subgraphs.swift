@@ -24,6 +24,21 @@ extension Graph {
     public func capturingOuterValues() -> Graph {
         var graph = self
         graph.nodes = nodes.map { node in
+            if (node.opType == "Loop" || node.opType == "Scan"), node.domain.isEmpty,
+                node.attributes["captures"] == nil,
+                case .graph(let bodyGraph)? = node.attributes["body"]
+            {
+                // The body's own inputs stay first; captured outer values follow, after the node's inputs too.
+                let body = bodyGraph.capturingOuterValues()
+                let captures = body.freeVariables
+                var rewritten = node
+                rewritten.inputs = node.inputs + captures
+                var typedBody = body
+                typedBody.inputs += captures.map { ValueInfo(name: $0, dtype: .float32, dimensions: nil) }
+                rewritten.attributes["body"] = .graph(typedBody)
+                rewritten.attributes["captures"] = .strings(captures)
+                return rewritten
+            }
             guard node.opType == "If", node.domain.isEmpty, node.attributes["captures"] == nil,
                 case .graph(let thenGraph)? = node.attributes["then_branch"],
                 case .graph(let elseGraph)? = node.attributes["else_branch"]

@@ -54,7 +54,19 @@ public final class Session {
     /// Evaluates nodes whose inputs are known at plan time (constant folding); nil disables folding.
     public let evaluator: (any ConstantEvaluator)?
     private let valueKeyedInputs: Set<String>
-    private var plans: [PlanKey: BoundPlan] = [:]
+    private var plans: [PlanKey: PlanEntry] = [:]
+    /// Staged plans by the node they split at, shared by every input shape that splits there.
+    private var staged: [[String]: StagedPlan] = [:]
+
+    /// A plan for one set of input shapes: bound to the backend, or staged around a data-dependent node.
+    enum PlanEntry {
+        case bound(BoundPlan)
+        case staged(StagedPlan)
+    }
+
+    /// Plans kept per session; beyond it (shapes that vary from run to run, e.g. after a NonZero) the oldest
+    /// plans are dropped.
+    static let planLimit = 64
 
     /// Plans are specific to input shapes, and to the values of shape-like inputs.
     private struct PlanKey: Hashable {
@@ -80,7 +92,8 @@ public final class Session {
             let known =
                 backend.kernels.knows(opType: node.opType, domain: node.domain)
                 || (evaluator?.canEvaluate(opType: node.opType, domain: node.domain) ?? false)
-                || (node.domain.isEmpty && ["Shape", "Size"].contains(node.opType))
+                || (node.domain.isEmpty && ["Shape", "Size", "Loop", "Scan"].contains(node.opType))
+                || DataDependentOperators.function(opType: node.opType, domain: node.domain) != nil
             guard known else {
                 throw RuntimeError.unsupportedOperator(
                     node: node.displayName, opType: node.opType, domain: node.domain, opset: opset,
@@ -112,19 +125,42 @@ public final class Session {
             }
         }
         var planNanoseconds: UInt64 = 0
-        let plan: BoundPlan
+        let plan: PlanEntry
         if let cached = plans[key] {
             plan = cached
         } else {
             let start = MonotonicClock.nanoseconds()
-            plan = try BoundPlan(
-                graph: graph, inputs: ordered, inputValues: inputValues, backend: backend, evaluator: evaluator)
+            plan = try makePlan(inputs: ordered, inputValues: inputValues)
+            if plans.count >= Self.planLimit, let oldest = plans.keys.first { plans[oldest] = nil }
             plans[key] = plan
             planNanoseconds = MonotonicClock.nanoseconds() - start
         }
-        var timings = try plan.execute(inputs: ordered)
-        timings.planNanoseconds = planNanoseconds
-        return RunResult(outputs: plan.takeOutputs(), timings: timings)
+        switch plan {
+        case .bound(let bound):
+            var timings = try bound.execute(inputs: ordered)
+            timings.planNanoseconds = planNanoseconds
+            return RunResult(outputs: bound.takeOutputs(), timings: timings)
+        case .staged(let stagedPlan):
+            var (outputs, timings) = try stagedPlan.run(ordered)
+            timings.planNanoseconds += planNanoseconds
+            timings.replay = .unavailable("the model runs in stages around \(stagedPlan.node.displayName)")
+            return RunResult(outputs: outputs, timings: timings)
+        }
+    }
+
+    /// A bound plan, or a staged one when planning meets a node whose output shapes depend on run-time values.
+    private func makePlan(inputs: [Tensor], inputValues: [String: Tensor]) throws -> PlanEntry {
+        do {
+            return .bound(
+                try BoundPlan(
+                    graph: graph, inputs: inputs, inputValues: inputValues, backend: backend, evaluator: evaluator))
+        } catch let split as DataDependentShape {
+            let key = split.node.outputs
+            if let existing = staged[key] { return .staged(existing) }
+            let plan = try StagedPlan(graph: graph, splittingAt: split.node, backend: backend, evaluator: evaluator)
+            staged[key] = plan
+            return .staged(plan)
+        }
     }
 
     /// Plans (or reuses the plan) for these inputs and returns a handle whose `run` does no planning, no
@@ -176,12 +212,23 @@ public final class Session {
 
 /// A plan ready to run for fixed input types (see `Session.prepare`).
 public struct PreparedRun {
-    let plan: BoundPlan
+    let plan: Session.PlanEntry
     let types: [TensorType]
+    private let staged = StagedOutputs()
+
+    /// The outputs of a staged plan's last run (a bound plan keeps its own).
+    private final class StagedOutputs {
+        var outputs: [NamedTensor] = []
+    }
+
+    init(plan: Session.PlanEntry, types: [TensorType]) {
+        self.plan = plan
+        self.types = types
+    }
 
     /// Runs on tensors in the order of the graph's runtime inputs, with the types the run was prepared for.
     /// Outputs land in `outputs`, overwritten by the next run. Allocates nothing when the caller holds no
-    /// copies of earlier outputs.
+    /// copies of earlier outputs and the model has no node whose output shapes depend on run-time values.
     /// - Throws: `RuntimeError.inputShape` when a tensor's type differs from the prepared one.
     public func run(_ inputs: [Tensor]) throws -> RunTimings {
         guard inputs.count == types.count else {
@@ -193,26 +240,52 @@ public struct PreparedRun {
                 name: "input \(index)", expected: types[index].description,
                 actual: TensorType(dtype: inputs[index].dtype, shape: inputs[index].shape).description)
         }
-        return try plan.execute(inputs: inputs)
+        switch plan {
+        case .bound(let bound): return try bound.execute(inputs: inputs)
+        case .staged(let stagedPlan):
+            let (outputs, timings) = try stagedPlan.run(inputs)
+            staged.outputs = outputs
+            return timings
+        }
     }
 
     /// The outputs of the last run.
-    public var outputs: [NamedTensor] { plan.takeOutputs() }
+    public var outputs: [NamedTensor] {
+        switch plan {
+        case .bound(let bound): bound.takeOutputs()
+        case .staged: staged.outputs
+        }
+    }
 
-    /// The planned steps in run order: one per kernel, what `runProfiled` times.
-    public var steps: [ProfiledStep] { plan.profiledSteps }
+    /// The planned steps in run order: one per kernel, what `runProfiled` times. A staged model is one step.
+    public var steps: [ProfiledStep] {
+        switch plan {
+        case .bound(let bound): return bound.profiledSteps
+        case .staged(let stagedPlan):
+            return [
+                ProfiledStep(
+                    name: "stages around \(stagedPlan.node.displayName)", opType: stagedPlan.node.opType, flops: 0,
+                    implementation: "StagedPlan (host)")
+            ]
+        }
+    }
 
     /// Runs like `run`, but waits for the device after every kernel and adds each kernel's wall time (ns) to
     /// `nodeNanoseconds[i]` (one entry per `steps` element; recorded graphs are not replayed, so every kernel
     /// is timed alone). The returned timings' compute phase covers the timed kernels.
     /// - Throws: what `run` throws; `RuntimeError.inputShape` when `nodeNanoseconds` has the wrong length.
     public func runProfiled(_ inputs: [Tensor], nodeNanoseconds: inout [Double]) throws -> RunTimings {
-        guard nodeNanoseconds.count == plan.profiledSteps.count else {
+        guard nodeNanoseconds.count == steps.count else {
             throw RuntimeError.inputShape(
-                name: "node timings", expected: "\(plan.profiledSteps.count) entries",
-                actual: "\(nodeNanoseconds.count)")
+                name: "node timings", expected: "\(steps.count) entries", actual: "\(nodeNanoseconds.count)")
         }
-        return try plan.execute(inputs: inputs, nodeNanoseconds: &nodeNanoseconds)
+        switch plan {
+        case .bound(let bound): return try bound.execute(inputs: inputs, nodeNanoseconds: &nodeNanoseconds)
+        case .staged:
+            let timings = try run(inputs)
+            nodeNanoseconds[0] += Double(timings.totalNanoseconds)
+            return timings
+        }
     }
 }
 

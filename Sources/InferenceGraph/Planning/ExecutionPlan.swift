@@ -1,5 +1,19 @@
 import InferenceTensor
 
+/// Planning stopped at a node whose output shapes depend on values only known when the model runs. A session
+/// catches it and runs the graph in stages around that node (`Session`).
+public struct DataDependentShape: Error, CustomStringConvertible {
+    public var node: Node
+    public var detail: String
+
+    public init(node: Node, detail: String) {
+        self.node = node
+        self.detail = detail
+    }
+
+    public var description: String { "\(node.displayName): \(detail)" }
+}
+
 /// Where a value of a plan lives.
 public enum ValueStorage: Sendable, Equatable {
     /// A constant (weight), uploaded to the device once per plan.
@@ -91,8 +105,28 @@ public struct ExecutionPlan: Sendable {
         var folded = 0
         for node in order {
             let opset = graph.opset(for: node)
-            let outputs = try ShapeInference.inferNode(
-                node, opset: opset, types: types, known: known, evaluator: evaluator)
+            if let host = DataDependentOperators.function(opType: node.opType, domain: node.domain),
+                node.inputs.allSatisfy({ $0.isEmpty || known[$0] != nil })
+            {
+                let values = try host(node, opset, node.inputs.map { $0.isEmpty ? nil : known[$0] })
+                for (name, value) in zip(node.outputs, values) where !name.isEmpty {
+                    known[name] = value
+                    types[name] = TensorType(dtype: value.dtype, shape: value.shape)
+                }
+                folded += 1
+                continue
+            }
+            let outputs: [TensorType]
+            do {
+                outputs = try ShapeInference.inferNode(
+                    node, opset: opset, types: types, known: known, evaluator: evaluator)
+            } catch let error as ShapeError {
+                guard case .valueNeeded(_, let detail) = error else { throw error }
+                throw DataDependentShape(node: node, detail: detail)
+            } catch let error as DataDependentShape {
+                // A node inside this node's subgraph: the whole node waits for run-time values.
+                throw DataDependentShape(node: node, detail: error.description)
+            }
             for (name, type) in zip(node.outputs, outputs) where !name.isEmpty { types[name] = type }
             if let direct = try ShapeInference.planTimeValue(node, opset: opset, types: types) {
                 known[node.outputs[0]] = direct

@@ -287,6 +287,9 @@ extension ShapeInference {
         table[key(domain: "", opType: "OneHot")] = { context in
             let indices = try context.input(0), values = try context.input(2)
             _ = try context.input(1)
+            if context.constants.count > 1 && context.constants[1] == nil {
+                throw context.valueNeeded("depth (input 1) must be known when the model is planned")
+            }
             // depth may be any numeric type: integers are read exactly (through Float, 2^31 - 648 became 2^31 - 640).
             guard let depthTensor = context.constants.count > 1 ? context.constants[1] : nil,
                 depthTensor.shape.elementCount == 1

@@ -144,8 +144,10 @@ extension ShapeInference {
                     }
                     dims[axis] = Int(size)
                 }
+            } else if context.has(sizesIndex) || context.has(scalesIndex) {
+                throw context.valueNeeded("Resize needs scales or sizes known when the model is planned")
             } else {
-                throw context.mismatch("Resize needs scales or sizes known when the model is planned")
+                throw context.mismatch("Resize needs scales or sizes")
             }
             return [TensorType(dtype: x.dtype, shape: Shape(dims))]
         }

@@ -102,7 +102,7 @@ extension ShapeInference {
         }
         let splitKnown = try context.constantInts(1) != nil
         if context.has(1) && context.opset >= 13 && !splitKnown {
-            throw context.mismatch("the 'split' input must be known when the model is planned")
+            throw context.valueNeeded("the 'split' input must be known when the model is planned")
         }
         let parts = try context.node.int("num_outputs", default: outputs)
         guard parts > 0 else { throw context.mismatch("cannot split into \(parts) parts") }
@@ -211,7 +211,7 @@ extension ShapeInference {
             let x = try context.input(0)
             let axesValue = context.opset >= 13 ? try context.constantInts(1) : try context.node.ints("axes")
             if context.opset >= 13 && context.has(1) && axesValue == nil {
-                throw context.mismatch("axes must be known when the model is planned")
+                throw context.valueNeeded("axes must be known when the model is planned")
             }
             var dims = x.shape.dimensions
             if let axesValue {
@@ -268,7 +268,12 @@ extension ShapeInference {
             let start = try context.input(0)
             guard let s = try context.constantFloatsOrInts(0), let l = try context.constantFloatsOrInts(1),
                 let d = try context.constantFloatsOrInts(2), s.count == 1, l.count == 1, d.count == 1
-            else { throw context.mismatch("start, limit and delta must be scalars known when the model is planned") }
+            else {
+                if context.constants.prefix(3).contains(where: { $0 == nil }) {
+                    throw context.valueNeeded("start, limit and delta must be known when the model is planned")
+                }
+                throw context.mismatch("start, limit and delta must be scalars")
+            }
             guard d[0] != 0 else { throw context.mismatch("delta must not be 0") }
             if !start.dtype.isFloatingPoint, let si = try context.constantInts(0)?.first,
                 let li = try context.constantInts(1)?.first, let di = try context.constantInts(2)?.first
@@ -312,6 +317,15 @@ extension ShapeInference {
 
         table[key(domain: "", opType: "Size")] = { _ in [TensorType(dtype: .int64, shape: [])] }
 
+        // Loop and Scan run their body once per iteration on the host side of a session (see `ControlFlow` in
+        // the runtime); their output shapes are what the iterations produce.
+        table[key(domain: "", opType: "Loop")] = { context in
+            throw context.valueNeeded("a loop's outputs are known when it has run")
+        }
+        table[key(domain: "", opType: "Scan")] = { context in
+            throw context.valueNeeded("a scan's outputs are known when it has run")
+        }
+
         table[key(domain: "", opType: "If")] = { context in
             guard case .graph(let thenBranch)? = context.node.attributes["then_branch"],
                 case .graph(let elseBranch)? = context.node.attributes["else_branch"]
@@ -334,8 +348,8 @@ extension ShapeInference {
             let elseTypes = try elseBranch.inferOutputTypes(
                 inputTypes: types, known: known, evaluator: context.evaluator)
             guard thenTypes == elseTypes else {
-                throw context.mismatch(
-                    "the branches produce different types (\(thenTypes) and \(elseTypes)); only branches with the same output types are supported"
+                throw context.valueNeeded(
+                    "the branches produce different types (\(thenTypes) and \(elseTypes)), so the output type is known when the condition is"
                 )
             }
             return thenTypes

@@ -29,6 +29,10 @@ public struct ShapeInferenceContext {
     }
 
     public func mismatch(_ detail: String) -> ShapeError { .mismatch(node: node.displayName, detail: detail) }
+
+    /// The error for an output shape that depends on the value of an input not known at plan time (a value
+    /// computed from data): a session then runs the node when that value exists (see `ShapeError.valueNeeded`).
+    public func valueNeeded(_ detail: String) -> ShapeError { .valueNeeded(node: node.displayName, detail: detail) }
 }
 
 /// Computes a node's output types from its input types.
@@ -40,6 +44,9 @@ public enum ShapeError: Error, Equatable, CustomStringConvertible {
     case missingInput(node: String, index: Int)
     case noShapeFunction(node: String)
     case attribute(AttributeError)
+    /// The output shape depends on values only known when the model runs (NonZero, NonMaxSuppression, Unique,
+    /// Compress, Loop, a Reshape to a shape computed from data). Sessions plan such graphs in stages.
+    case valueNeeded(node: String, detail: String)
 
     public var description: String {
         switch self {
@@ -47,6 +54,7 @@ public enum ShapeError: Error, Equatable, CustomStringConvertible {
         case .missingInput(let node, let index): "\(node): required input \(index) is missing"
         case .noShapeFunction(let node): "\(node): no shape inference for this operator"
         case .attribute(let error): error.description
+        case .valueNeeded(let node, let detail): "\(node): \(detail)"
         }
     }
 }
@@ -62,6 +70,7 @@ public enum ShapeInference {
         ShapeInference.registerReductions(into: &table)
         ShapeInference.registerIndexing(into: &table)
         ShapeInference.registerTransformer(into: &table)
+        DataDependentOperators.register(into: &table)
         return table
     }()
 

@@ -25,7 +25,7 @@ extension ShapeInferenceContext {
     /// graph input). - Throws: `ShapeError.mismatch` naming what is missing.
     public func requiredInts(_ index: Int, _ what: String) throws -> [Int] {
         guard let values = try constantInts(index) else {
-            throw mismatch(
+            throw valueNeeded(
                 "\(what) (input \(index)) must be known when the model is planned: a constant, or computed from shapes")
         }
         return values

@@ -1,0 +1,113 @@
+import CPUBackend
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import InferenceTestSupport
+import Testing
+
+/// Graphs whose shapes depend on run-time values run in stages (`StagedPlan`): NonZero in the middle of a
+/// graph, a Range to a computed length, a Loop reading an outer value; one session across runs whose
+/// data-dependent shapes differ, and errors that name the node.
+struct StagedPlanTests {
+    static func floats(_ values: [Float]) throws -> Tensor { try Tensor(shape: [values.count], scalars: values) }
+
+    @Test func nonZeroInTheMiddleOfAGraphFollowsTheData() throws {
+        let session = try Session(graph: try StagedGraphs.positives(), backend: CPUBackend(threads: 1))
+        for (x, positives) in [([1, -2, 3, 0.5], [1, 3, 0.5]), ([-1, -2], []), ([4, 5, 6], [4, 5, 6])]
+            as [([Float], [Float])]
+        {
+            let outputs = try session.run([NamedTensor(name: "x", tensor: try Self.floats(x))]).outputs
+            #expect(try outputs[0].tensor.scalars(as: Float.self) == positives)
+            #expect(try outputs[1].tensor.scalars(as: Float.self) == [positives.reduce(0, +)])
+        }
+    }
+
+    @Test func aShapeComputedFromDataIsPlannedWhenKnown() throws {
+        let session = try Session(graph: try StagedGraphs.rangeToMaximum(), backend: CPUBackend(threads: 1))
+        for (x, count) in [([1, 3.5, 2], 3), ([5, 0], 5), ([0], 0)] as [([Float], Int)] {
+            let outputs = try session.run([NamedTensor(name: "x", tensor: try Self.floats(x))]).outputs
+            #expect(try outputs[0].tensor.scalars(as: Float.self) == (0..<count).map { Float($0) })
+        }
+    }
+
+    @Test func loopReadsOuterValuesAndFeedsLaterNodes() throws {
+        let session = try Session(graph: try StagedGraphs.accumulatingLoop(), backend: CPUBackend(threads: 1))
+        for m in [3, 0, 1] {
+            let outputs = try session.run([
+                NamedTensor(name: "m", tensor: try Tensor(shape: [], scalars: [Int64(m)])),
+                NamedTensor(name: "w", tensor: try Self.floats([1, 10])),
+            ]).outputs
+            #expect(try outputs[0].tensor.scalars(as: Float.self) == [Float(2 * m), Float(20 * m)])
+            #expect(outputs[1].tensor.shape == Shape([m, 2]))
+            #expect(
+                try outputs[1].tensor.scalars(as: Float.self)
+                    == (1...max(m, 1)).prefix(m).flatMap { [Float($0), Float(10 * $0)] })
+        }
+    }
+
+    @Test func preparedRunsOfAStagedModelGiveEachRunsResult() throws {
+        let session = try Session(graph: try StagedGraphs.positives(), backend: CPUBackend(threads: 1))
+        let prepared = try session.prepare([NamedTensor(name: "x", tensor: try Self.floats([1, -1, 2]))])
+        _ = try prepared.run([try Self.floats([-3, 7, 8])])
+        #expect(try prepared.outputs[0].tensor.scalars(as: Float.self) == [7, 8])
+        #expect(prepared.steps.count == 1)
+    }
+
+    @Test func dataDependentErrorsNameTheNode() throws {
+        // Compress whose condition selects past the end of the axis.
+        let compress = Graph(
+            name: "compress",
+            inputs: [
+                ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2)]),
+                ValueInfo(name: "c", dtype: .bool, dimensions: [.fixed(3)]),
+            ],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "pick", opType: "Compress", inputs: ["x", "c"], outputs: ["y"], attributes: ["axis": .int(0)])
+            ],
+            opsetImports: ["": 13])
+        let session = try Session(graph: compress, backend: CPUBackend(threads: 1))
+        let x = NamedTensor(name: "x", tensor: try Self.floats([1, 2]))
+        #expect(
+            try session.run([x, NamedTensor(name: "c", tensor: try Tensor(shape: [3], scalars: [false, true, false]))])
+                .outputs[0].tensor.scalars(as: Float.self) == [2])
+        #expect {
+            _ = try session.run([
+                x, NamedTensor(name: "c", tensor: try Tensor(shape: [3], scalars: [false, false, true])),
+            ])
+        } throws: { "\($0)".contains("Compress node 'pick'") }
+
+        // A Loop with neither a trip count nor a condition would never end.
+        var endless = try StagedGraphs.accumulatingLoop()
+        endless.nodes[0].inputs[0] = ""
+        let loop = try Session(graph: endless, backend: CPUBackend(threads: 1))
+        #expect {
+            _ = try loop.run([
+                NamedTensor(name: "m", tensor: try Tensor(shape: [], scalars: [Int64(1)])),
+                NamedTensor(name: "w", tensor: try Self.floats([1, 1])),
+            ])
+        } throws: { "\($0)".contains("Loop node 'loop'") && "\($0)".contains("never ends") }
+    }
+
+    @Test func uniqueAndNonMaxSuppressionByHand() throws {
+        let x = try Tensor(shape: [6], scalars: [Float(2), 1, 2, -0.0, 0, 3])
+        let unique = try DataDependentOperators.unique(
+            Node(opType: "Unique", inputs: ["x"], outputs: ["y", "i", "inv", "c"], attributes: ["sorted": .int(0)]), 11,
+            [x])
+        #expect(try unique[0].scalars(as: Float.self) == [2, 1, 0, 3])
+        #expect(try unique[1].scalars(as: Int64.self) == [0, 1, 3, 5])
+        #expect(try unique[2].scalars(as: Int64.self) == [0, 1, 0, 2, 2, 3])
+        #expect(try unique[3].scalars(as: Int64.self) == [2, 1, 2, 1])
+        // Two overlapping boxes (IoU 0.81) and one apart; the weaker overlapping box is suppressed.
+        let boxes = try Tensor(shape: [1, 3, 4], scalars: [Float(0), 0, 1, 1, 0, 0, 0.9, 0.9, 5, 5, 6, 6])
+        let scores = try Tensor(shape: [1, 1, 3], scalars: [Float(0.9), 0.95, 0.1])
+        let selected = try DataDependentOperators.nonMaxSuppression(
+            Node(opType: "NonMaxSuppression", inputs: [], outputs: ["s"]), 11,
+            [
+                boxes, scores, try Tensor(shape: [1], scalars: [Int64(10)]),
+                try Tensor(shape: [1], scalars: [Float(0.5)]),
+            ])
+        #expect(try selected[0].scalars(as: Int64.self) == [0, 0, 1, 0, 0, 2])
+    }
+}
