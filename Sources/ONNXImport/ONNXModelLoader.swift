@@ -129,6 +129,10 @@ struct GraphConverter {
                 initializers[output] = try constantValue(node)
                 continue
             }
+            if node.opType == "Upsample" && node.domain.isEmpty {
+                nodes.append(try upsampleAsResize(node, initializers: &initializers))
+                continue
+            }
             nodes.append(node)
         }
         let inputs = try proto.input.map {
@@ -138,6 +142,26 @@ struct GraphConverter {
         return Graph(
             name: proto.name.isEmpty ? "graph" : proto.name, inputs: inputs, outputs: outputs, nodes: nodes,
             initializers: initializers, opsetImports: opsets)
+    }
+
+    /// Upsample (opsets 7-9, deprecated since 10) is Resize with asymmetric coordinates, nearest rounding down:
+    /// rewritten so one kernel serves both. Opset 7's `scales` attribute becomes an initializer.
+    private func upsampleAsResize(_ node: Node, initializers: inout [String: Tensor]) throws -> Node {
+        var resize = node
+        resize.opType = "Resize"
+        let mode = (try? node.string("mode", default: "nearest")) ?? "nearest"
+        resize.attributes = [
+            "mode": .string(mode == "bilinear" ? "linear" : mode),
+            "coordinate_transformation_mode": .string("asymmetric"), "nearest_mode": .string("floor"),
+        ]
+        var scales = node.inputs.count > 1 ? node.inputs[1] : ""
+        if scales.isEmpty, let values = try node.floats("scales") {
+            scales = "\(node.outputs.first ?? "upsample")__scales"
+            initializers[scales] = try Tensor(shape: [values.count], scalars: values)
+        }
+        let opset = opsets[""] ?? 1
+        resize.inputs = opset >= 11 ? [node.inputs.first ?? "", "", scales] : [node.inputs.first ?? "", scales]
+        return resize
     }
 
     private func valueInfo(_ proto: Onnx_ValueInfoProto, role: String, required: Bool) throws -> ValueInfo {

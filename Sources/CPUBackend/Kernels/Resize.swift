@@ -17,6 +17,7 @@ enum ResizeKernels {
         } catch let unsupported as ResizeGeometry.Unsupported {
             throw RuntimeError.unsupportedAttribute(node: node.name, detail: unsupported.detail)
         }
+        if geometry.usesTaps { return try TapResizeKernel(x: xv, y: yv, geometry: geometry) }
         if let fast = try SeparableResizeKernel(x: xv, y: yv, geometry: geometry, parallel: parallel) { return fast }
         let rank = xv.shape.rank
         let maps = geometry.axes
@@ -126,5 +127,76 @@ final class SeparableResizeKernel: Kernel {
         } else {
             resize(0, planes, scratch: 0)
         }
+    }
+}
+
+/// Cubic and antialiased Resize: one axis at a time (the N-d blend is separable), each output value a weighted
+/// sum of `taps` input values along that axis, in double precision between passes; values outside a
+/// tf_crop_and_resize region get the extrapolation value.
+final class TapResizeKernel: Kernel {
+    private let src: UnsafeRawPointer, dst: UnsafeMutableRawPointer
+    private let io: ElementIO
+    private let geometry: ResizeGeometry
+    private let inDims: [Int], outDims: [Int]
+    private var buffers: ([Double], [Double])
+
+    init(x xv: BoundValue, y yv: BoundValue, geometry: ResizeGeometry) throws {
+        src = UnsafeRawPointer(try xv.raw())
+        dst = try yv.raw()
+        io = ElementIO.for(yv.type.dtype)
+        self.geometry = geometry
+        inDims = xv.shape.dimensions
+        outDims = yv.shape.dimensions
+        // The largest intermediate: axes resized so far at their output size, the rest at their input size.
+        var largest = max(xv.count, yv.count)
+        var dims = inDims
+        for axis in dims.indices {
+            dims[axis] = outDims[axis]
+            largest = max(largest, dims.reduce(1, *))
+        }
+        buffers = ([Double](repeating: 0, count: largest), [Double](repeating: 0, count: largest))
+    }
+
+    func run() throws {
+        var (current, next) = buffers
+        buffers = ([], [])  // the arrays are uniquely held while they are written: no copies
+        let total = inDims.reduce(1, *)
+        for i in 0..<total { current[i] = io.load(src, i) }
+        var dims = inDims
+        for axis in dims.indices {
+            let map = geometry.axes[axis]
+            let taps = geometry.taps[axis]
+            let outSize = outDims[axis]
+            let outer = dims[..<axis].reduce(1, *), inner = dims[(axis + 1)...].reduce(1, *)
+            let inSize = dims[axis]
+            current.withUnsafeBufferPointer { from in
+                next.withUnsafeMutableBufferPointer { to in
+                    for o in 0..<outer {
+                        for j in 0..<outSize {
+                            let row = (o * outSize + j) * inner
+                            for i in 0..<inner { to[row + i] = 0 }
+                            for t in 0..<taps {
+                                let weight = map.tapWeight[j * taps + t]
+                                guard weight != 0 else { continue }
+                                let source = (o * inSize + map.tapIndex[j * taps + t]) * inner
+                                for i in 0..<inner { to[row + i] += weight * from[source + i] }
+                            }
+                        }
+                    }
+                }
+            }
+            dims[axis] = outSize
+            swap(&current, &next)
+        }
+        let strides = rowMajorStrides(outDims)
+        for flat in 0..<outDims.reduce(1, *) {
+            var outside = false
+            for axis in outDims.indices where geometry.axes[axis].outside[(flat / strides[axis]) % outDims[axis]] {
+                outside = true
+                break
+            }
+            io.store(dst, flat, outside ? geometry.extrapolation : current[flat])
+        }
+        buffers = (current, next)
     }
 }

@@ -229,6 +229,7 @@ extension GPUKernelTable {
         } catch let error as ResizeGeometry.Unsupported {
             throw unsupported(node, error.detail)
         }
+        guard !geometry.usesTaps else { throw unsupported(node, "cubic or antialiased Resize on the GPU") }
         let count = y.type.shape.elementCount
         let rank = inDims.count
         var starts: [Int32] = []

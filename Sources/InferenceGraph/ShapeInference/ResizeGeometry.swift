@@ -2,7 +2,7 @@
 /// its input: per axis, two input indices, the weight of the second, and whether it lies outside the
 /// crop (tf_crop_and_resize). Every backend builds its kernel from these tables.
 public struct ResizeGeometry: Sendable {
-    /// A mode or attribute value the tables do not cover (cubic, antialias, unknown modes).
+    /// A mode or attribute value the tables do not cover (unknown modes and coordinate transformations).
     public struct Unsupported: Error {
         public var detail: String
     }
@@ -13,22 +13,33 @@ public struct ResizeGeometry: Sendable {
         /// Weight of `high`; `low` gets 1 - weight (0 for nearest).
         public var weight: [Double]
         public var outside: [Bool]
+        /// For cubic and antialiased modes (`ResizeGeometry.taps` > 0): per output index, `taps` input indices
+        /// (clamped to the axis, as the edge is repeated) and their weights; low/high/weight are then unused.
+        public var tapIndex: [Int] = []
+        public var tapWeight: [Double] = []
     }
 
     public var axes: [AxisMap]
+    /// 0 for nearest and linear (two reads per axis: low/high/weight); otherwise the number of input values each
+    /// output value of an axis blends (4 for cubic, more when antialiasing a downscale), per axis the largest.
+    public var taps: [Int] = []
+    public var usesTaps: Bool { !taps.isEmpty }
     /// The value written where `outside` is set.
     public var extrapolation: Double
 
     /// - Throws: `Unsupported` for modes the tables do not cover; shape errors for bad scales or ROI.
     public static func make(_ context: ShapeInferenceContext, input: [Int], output: [Int]) throws -> ResizeGeometry {
         let mode = try context.node.string("mode", default: "nearest")
-        guard mode == "nearest" || mode == "linear" else { throw Unsupported(detail: "mode '\(mode)'") }
+        guard mode == "nearest" || mode == "linear" || mode == "cubic" else {
+            throw Unsupported(detail: "mode '\(mode)'")
+        }
+        let antialias = try context.node.int("antialias", default: 0) != 0 && mode != "nearest"
+        let cubicA = Double(try context.node.float("cubic_coeff_a", default: -0.75))
+        let excludeOutside = try context.node.int("exclude_outside", default: 0) != 0
+        let tapped = mode == "cubic" || antialias
         let transform = try context.node.string("coordinate_transformation_mode", default: "half_pixel")
         let nearestMode = try context.node.string("nearest_mode", default: "round_prefer_floor")
         let extrapolation = Double(try context.node.float("extrapolation_value", default: 0))
-        if try context.node.int("antialias", default: 0) != 0 {
-            throw Unsupported(detail: "antialias=1")
-        }
         let rank = input.count
         let axes = try (context.node.ints("axes") ?? Array(0..<rank)).map { $0 < 0 ? $0 + rank : $0 }
         // Scales per axis: given, or derived from the output size.
@@ -86,7 +97,24 @@ public struct ResizeGeometry: Sendable {
                     throw context.mismatch("Resize maps output \(o) of axis \(axis) to input coordinate \(original)")
                 }
                 let outside = transform == "tf_crop_and_resize" && (original < 0 || original > Double(inSize - 1))
-                if mode == "nearest" {
+                if tapped {
+                    let (offsets, weights) = Self.tapWeights(
+                        original: original, scale: scale, cubic: mode == "cubic", antialias: antialias, a: cubicA)
+                    let base = Int(original.rounded(.down)) - (original == original.rounded(.down) ? 1 : 0)
+                    var taken = weights
+                    if excludeOutside {
+                        for (t, offset) in offsets.enumerated() where base + offset < 0 || base + offset >= inSize {
+                            taken[t] = 0
+                        }
+                        let total = taken.reduce(0, +)
+                        if total != 0 { taken = taken.map { $0 / total } }
+                    }
+                    map.tapIndex += offsets.map { min(max(base + $0, 0), max(inSize - 1, 0)) }
+                    map.tapWeight += taken
+                    map.low.append(0)
+                    map.high.append(0)
+                    map.weight.append(0)
+                } else if mode == "nearest" {
                     var index: Double
                     switch nearestMode {
                     case "floor": index = original.rounded(.down)
@@ -114,6 +142,42 @@ public struct ResizeGeometry: Sendable {
             }
             maps.append(map)
         }
-        return ResizeGeometry(axes: maps, extrapolation: extrapolation)
+        var geometry = ResizeGeometry(axes: maps, extrapolation: extrapolation)
+        if tapped {
+            geometry.taps = zip(maps, output).map { map, size in size > 0 ? map.tapIndex.count / size : 0 }
+        }
+        return geometry
+    }
+
+    /// The input offsets (from the sample left of `original`, which sits at ratio in (0, 1] from it) and weights
+    /// of a cubic or antialiased output sample, as the ONNX reference defines them.
+    static func tapWeights(
+        original: Double, scale: Double, cubic: Bool, antialias: Bool, a: Double
+    ) -> (offsets: [Int], weights: [Double]) {
+        let floor = original.rounded(.down)
+        let ratio = original == floor ? 1 : original - floor
+        func cubicWeight(_ x: Double) -> Double {
+            let x = abs(x)
+            if x <= 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+            if x < 2 { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
+            return 0
+        }
+        if cubic && !antialias {
+            return (
+                [-1, 0, 1, 2],
+                [cubicWeight(ratio + 1), cubicWeight(ratio), cubicWeight(1 - ratio), cubicWeight(2 - ratio)]
+            )
+        }
+        let s = min(scale, 1)
+        let start = Int(((cubic ? -2 : -1) / s).rounded(.down)) + 1
+        // Both footprints are symmetric: offsets start..<2 - start.
+        let footprint = Array(start..<(2 - start))
+        var weights = footprint.map { i -> Double in
+            let x = s * (Double(i) - ratio)
+            return cubic ? cubicWeight(x) : min(max(1 - abs(x), 0), 1)
+        }
+        let total = weights.reduce(0, +)
+        if total != 0 { weights = weights.map { $0 / total } }
+        return (footprint, weights)
     }
 }
