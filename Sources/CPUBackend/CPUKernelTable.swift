@@ -161,6 +161,7 @@ public enum CPUKernelTable {
         add(["EyeLike"], allTypes, NeuralNetworkExtras.makeEyeLike)
         add(["ReverseSequence"], allTypes, NeuralNetworkExtras.makeReverseSequence)
         add(["GridSample"], allFloats, GridSampleKernel.make)
+        add(["RoiAlign"], allFloats, RoiAlignKernel.make)
         // Transformer blocks.
         add(["Attention"], allFloats, TransformerKernels.makeAttention)
         add(["RotaryEmbedding"], allFloats, TransformerKernels.makeRotaryEmbedding)

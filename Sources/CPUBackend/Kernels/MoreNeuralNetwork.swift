@@ -358,3 +358,115 @@ enum GridSampleKernel {
         }
     }
 }
+
+/// RoiAlign: per region of interest and channel, an output_height × output_width grid of bins, each the average
+/// (or maximum) of bilinear samples on a sampling grid, as the ONNX reference computes it. Batch indices are
+/// checked; a region so large its sampling grid would not fit is an error, never a hang.
+enum RoiAlignKernel {
+    /// Samples per bin above which a region is refused (sampling_ratio 0 derives the count from the region size).
+    static let sampleLimit = 1 << 20
+
+    static func make(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), rois = try node.input(1), batchValue = try node.input(2), y = try node.output(0)
+        guard x.shape.rank == 4, rois.shape.rank == 2, rois.shape[1] == 4, batchValue.shape.rank == 1,
+            batchValue.shape[0] == rois.shape[0]
+        else { throw node.fail("X \(x.shape), rois \(rois.shape) and batch_indices \(batchValue.shape) do not fit") }
+        let batches = try IndexReader(batchValue, node: node)
+        let halfPixel =
+            try node.attributes.string(
+                "coordinate_transformation_mode", default: node.opset >= 16 ? "half_pixel" : "output_half_pixel")
+            == "half_pixel"
+        let maxMode = try node.attributes.string("mode", default: "avg") == "max"
+        let pooledH = y.shape[2], pooledW = y.shape[3]
+        let sampling = try node.attributes.int("sampling_ratio", default: 0)
+        let scale = Double(try node.attributes.float("spatial_scale", default: 1))
+        let n = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+        let io = ElementIO.for(x.type.dtype), roiIO = ElementIO.for(rois.type.dtype)
+        let src = UnsafeRawPointer(try x.raw()), boxes = UnsafeRawPointer(try rois.raw()), dst = try y.raw()
+        let regions = rois.shape[0]
+        let name = node.name
+        return ClosureKernel {
+            var positions: [Int] = []
+            var weights: [Double] = []
+            for r in 0..<regions {
+                let batch = try batches.load(r, extent: n)
+                let offset = halfPixel ? 0.5 : 0
+                let startW = roiIO.load(boxes, r * 4) * scale - offset
+                let startH = roiIO.load(boxes, r * 4 + 1) * scale - offset
+                var roiW = roiIO.load(boxes, r * 4 + 2) * scale - offset - startW
+                var roiH = roiIO.load(boxes, r * 4 + 3) * scale - offset - startH
+                if !halfPixel {
+                    roiW = max(roiW, 1)
+                    roiH = max(roiH, 1)
+                }
+                let binH = roiH / Double(pooledH), binW = roiW / Double(pooledW)
+                let gridValueH = sampling > 0 ? Double(sampling) : (roiH / Double(pooledH)).rounded(.up)
+                let gridValueW = sampling > 0 ? Double(sampling) : (roiW / Double(pooledW)).rounded(.up)
+                guard startW.isFinite, startH.isFinite, gridValueH.isFinite, gridValueW.isFinite,
+                    gridValueH * max(gridValueW, 1) <= Double(sampleLimit)
+                else {
+                    throw RuntimeError.invalidNode(
+                        node: name, detail: "region \(r) is not finite or needs more than \(sampleLimit) samples per bin")
+                }
+                let gridH = max(Int(gridValueH), 0), gridW = max(Int(gridValueW), 0)
+                let count = Double(max(gridH * gridW, 1))
+                // Bilinear taps of every sample, shared by all channels.
+                positions.removeAll(keepingCapacity: true)
+                weights.removeAll(keepingCapacity: true)
+                for ph in 0..<pooledH {
+                    for pw in 0..<pooledW {
+                        for iy in 0..<gridH {
+                            let yRaw = startH + Double(ph) * binH + (Double(iy) + 0.5) * binH / Double(gridH)
+                            for ix in 0..<gridW {
+                                let xRaw = startW + Double(pw) * binW + (Double(ix) + 0.5) * binW / Double(gridW)
+                                if yRaw < -1 || yRaw > Double(height) || xRaw < -1 || xRaw > Double(width) {
+                                    positions += [0, 0, 0, 0]
+                                    weights += [0, 0, 0, 0]
+                                    continue
+                                }
+                                var sy = max(yRaw, 0), sx = max(xRaw, 0)
+                                var yLow = Int(sy), xLow = Int(sx), yHigh = yLow + 1, xHigh = xLow + 1
+                                if yLow >= height - 1 {
+                                    yLow = height - 1
+                                    yHigh = yLow
+                                    sy = Double(yLow)
+                                }
+                                if xLow >= width - 1 {
+                                    xLow = width - 1
+                                    xHigh = xLow
+                                    sx = Double(xLow)
+                                }
+                                let ly = sy - Double(yLow), lx = sx - Double(xLow)
+                                let hy = 1 - ly, hx = 1 - lx
+                                positions += [
+                                    yLow * width + xLow, yLow * width + xHigh, yHigh * width + xLow,
+                                    yHigh * width + xHigh,
+                                ]
+                                weights += [hy * hx, hy * lx, ly * hx, ly * lx]
+                            }
+                        }
+                    }
+                }
+                let samples = gridH * gridW
+                for c in 0..<channels {
+                    let plane = (batch * channels + c) * height * width
+                    let out = ((r * channels + c) * pooledH) * pooledW
+                    for bin in 0..<(pooledH * pooledW) {
+                        var value = 0.0
+                        for s in 0..<samples {
+                            let t = (bin * samples + s) * 4
+                            if maxMode {
+                                var v = weights[t] * io.load(src, plane + positions[t])
+                                for k in 1..<4 { v = max(v, weights[t + k] * io.load(src, plane + positions[t + k])) }
+                                value = s == 0 ? v : max(value, v)
+                            } else {
+                                for k in 0..<4 { value += weights[t + k] * io.load(src, plane + positions[t + k]) }
+                            }
+                        }
+                        io.store(dst, out + bin, maxMode ? value : value / count)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -377,6 +377,24 @@ extension ShapeInference {
             return [TensorType(dtype: x.dtype, shape: Shape(dims))]
         }
 
+        table[key(domain: "", opType: "RoiAlign")] = { context in
+            let x = try context.input(0), rois = try context.input(1), batch = try context.input(2)
+            guard x.shape.rank == 4, rois.shape.rank == 2, rois.shape[1] == 4, batch.shape.rank == 1,
+                batch.shape[0] == rois.shape[0]
+            else {
+                throw context.mismatch("X \(x.shape), rois \(rois.shape) and batch_indices \(batch.shape) do not fit")
+            }
+            let height = try context.node.int("output_height", default: 1)
+            let width = try context.node.int("output_width", default: 1)
+            guard height > 0, width > 0, height < 1 << 20, width < 1 << 20 else {
+                throw context.mismatch("output_height \(height) and output_width \(width) must be positive")
+            }
+            guard try context.node.int("sampling_ratio", default: 0) >= 0 else {
+                throw context.mismatch("sampling_ratio must not be negative")
+            }
+            return [TensorType(dtype: x.dtype, shape: [rois.shape[0], x.shape[1], height, width])]
+        }
+
         let predicate: ShapeFunction = { context in [TensorType(dtype: .bool, shape: try context.input(0).shape)] }
         table[key(domain: "", opType: "IsNaN")] = predicate
         table[key(domain: "", opType: "IsInf")] = predicate
