@@ -15,6 +15,14 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case unsupportedAttribute(node: String, detail: String)
     case device(String)
 
+    /// Whether the error says the backend lacks an operator, element type or attribute (not bad data).
+    public var isUnsupported: Bool {
+        switch self {
+        case .unsupportedOperator, .unsupportedAttribute: true
+        default: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .unsupportedOperator(let node, let opType, let domain, let opset, let dtype, let device, let supported):

@@ -77,7 +77,14 @@ public final class Session {
     /// - Parameter evaluator: folds constant subgraphs at plan time; defaults to the backend when it can.
     /// - Throws: `GraphError` when the graph is malformed, `RuntimeError.unsupportedOperator` naming the
     ///   first node neither the backend nor the evaluator has a kernel for.
-    public init(graph: Graph, backend: any Backend, evaluator: (any ConstantEvaluator)? = nil) throws {
+    /// Whether nodes the backend has no kernel for run on the host evaluator (`HostFallbackKernel`).
+    public let hostFallback: Bool
+
+    /// - Parameter hostFallback: run nodes the device has no kernel for on the evaluator's backend (a CPU), with
+    ///   their inputs and outputs copied; false makes such nodes `unsupportedOperator` errors.
+    public init(
+        graph: Graph, backend: any Backend, evaluator: (any ConstantEvaluator)? = nil, hostFallback: Bool = true
+    ) throws {
         let graph = graph.capturingOuterValues()
         _ = try graph.topologicallySorted()
         let evaluator = evaluator ?? (backend as? any ConstantEvaluator)
@@ -92,8 +99,7 @@ public final class Session {
             let known =
                 backend.kernels.knows(opType: node.opType, domain: node.domain)
                 || (evaluator?.canEvaluate(opType: node.opType, domain: node.domain) ?? false)
-                || (node.domain.isEmpty && ["Shape", "Size", "Loop", "Scan"].contains(node.opType))
-                || DataDependentOperators.function(opType: node.opType, domain: node.domain) != nil
+                || Self.runsWithoutKernel(opType: node.opType, domain: node.domain)
             guard known else {
                 throw RuntimeError.unsupportedOperator(
                     node: node.displayName, opType: node.opType, domain: node.domain, opset: opset,
@@ -103,7 +109,15 @@ public final class Session {
         self.graph = graph
         self.backend = backend
         self.evaluator = evaluator
+        self.hostFallback = hostFallback
         self.valueKeyedInputs = ShapeInference.valueKeyedInputs(of: graph)
+    }
+
+    /// Operators a session runs itself on any backend, with no kernel: Shape and Size (read from types), Loop and
+    /// Scan (their body per iteration), and the data-dependent operators run on the host between stages.
+    public static func runsWithoutKernel(opType: String, domain: String) -> Bool {
+        ((domain.isEmpty || domain == "ai.onnx") && ["Shape", "Size", "Loop", "Scan"].contains(opType))
+            || DataDependentOperators.function(opType: opType, domain: domain) != nil
     }
 
     /// Number of plans built so far (one per distinct set of input shapes).
@@ -153,7 +167,8 @@ public final class Session {
         do {
             return .bound(
                 try BoundPlan(
-                    graph: graph, inputs: inputs, inputValues: inputValues, backend: backend, evaluator: evaluator))
+                    graph: graph, inputs: inputs, inputValues: inputValues, backend: backend, evaluator: evaluator,
+                    hostFallback: hostFallback))
         } catch let split as DataDependentShape {
             let key = split.node.outputs
             if let existing = staged[key] { return .staged(existing) }
@@ -312,7 +327,7 @@ final class BoundPlan {
 
     init(
         graph: Graph, inputs: [Tensor], inputValues: [String: Tensor], backend: any Backend,
-        evaluator: (any ConstantEvaluator)?
+        evaluator: (any ConstantEvaluator)?, hostFallback: Bool
     ) throws {
         var types: [String: TensorType] = [:]
         for (info, tensor) in zip(graph.runtimeInputs, inputs) {
@@ -346,16 +361,24 @@ final class BoundPlan {
                 step: step, inputs: step.inputs.map { $0.map { bound[$0] } }, outputs: step.outputs.map { bound[$0] },
                 evaluator: evaluator)
             let dtype = KernelRegistry.dispatchType(of: step, inputs: node.inputs, outputs: node.outputs)
-            guard
-                let registration = backend.kernels.lookup(
-                    opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
-            else {
-                throw RuntimeError.unsupportedOperator(
-                    node: step.node.displayName, opType: step.node.opType, domain: step.node.domain, opset: step.opset,
-                    dtype: dtype,
-                    device: backend.device.description, supported: backend.kernels.operatorNames)
+            do {
+                guard
+                    let registration = backend.kernels.lookup(
+                        opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
+                else {
+                    throw RuntimeError.unsupportedOperator(
+                        node: step.node.displayName, opType: step.node.opType, domain: step.node.domain,
+                        opset: step.opset, dtype: dtype,
+                        device: backend.device.description, supported: backend.kernels.operatorNames)
+                }
+                kernels.append(try registration.make(node, backend))
+            } catch let error as RuntimeError {
+                // The device lacks this operator, type or attribute: the host evaluator's backend may have it.
+                guard hostFallback, error.isUnsupported, let host = evaluator as? any Backend, host !== backend,
+                    let fallback = try HostFallbackKernel(node: node, device: backend, host: host)
+                else { throw error }
+                kernels.append(fallback)
             }
-            kernels.append(try registration.make(node, backend))
         }
         self.plan = plan
         self.backend = backend

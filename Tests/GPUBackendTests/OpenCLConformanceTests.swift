@@ -325,9 +325,13 @@ struct OpenCLConformanceTests {
                 "lens": try Tensor(shape: [1], scalars: [Int64(2)]),
             ], opsetImports: ["": 17])
         let inputs = [NamedTensor(name: "x", tensor: try Tensor(shape: [2, 1, 3], scalars: Self.random(6)))]
-        #expect(try Session(graph: graph, backend: CPUBackend()).run(inputs).outputs.count == 1)
+        let cpu = try Session(graph: graph, backend: CPUBackend()).run(inputs).outputs
+        #expect(cpu.count == 1)
+        // By default the node falls back to the host and gives the CPU's answer.
+        let fallback = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs).outputs
+        #expect(try fallback[0].tensor.scalars(as: Float.self) == cpu[0].tensor.scalars(as: Float.self))
         #expect {
-            _ = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs)
+            _ = try Session(graph: graph, backend: openCL, evaluator: CPUBackend(), hostFallback: false).run(inputs)
         } throws: { error in
             "\(error)".contains("cell") && "\(error)".contains("sequence_lens of type int64")
         }
@@ -344,8 +348,12 @@ struct OpenCLConformanceTests {
             opsetImports: ["": 17])
         let inputs = [NamedTensor(name: "a", tensor: try Tensor(shape: [3], scalars: [1.0, 2.0, 3.0]))]
         #expect(try Session(graph: graph, backend: CPUBackend()).run(inputs).outputs.count == 1)
+        // With host fallback the node runs on the CPU between device kernels, and the profile says so.
+        let session = try Session(graph: graph, backend: openCL, evaluator: CPUBackend())
+        #expect(try session.run(inputs).outputs[0].tensor.scalars(as: Double.self) == [2, 4, 6])
+        #expect(try session.prepare(inputs).steps.map(\.implementation) == ["host fallback: ClosureKernel"])
         do {
-            _ = try Session(graph: graph, backend: openCL, evaluator: CPUBackend()).run(inputs)
+            _ = try Session(graph: graph, backend: openCL, evaluator: CPUBackend(), hostFallback: false).run(inputs)
             Issue.record("float64 Add accepted on OpenCL")
         } catch let error as RuntimeError {
             #expect(

@@ -8,11 +8,15 @@ import ONNXImport
 import Testing
 
 /// Tiny exports of the architectures users bring (scripts/make-exported-fixtures.py: Hugging Face BERT,
-/// DistilBERT and GPT-2, a torchvision Swin-T stack; each with PyTorch's TorchScript exporter at opset 17 and its
-/// default dynamo exporter at opset 20) must plan with every operator supported and match onnxruntime.
+/// DistilBERT and GPT-2, a torchvision Swin-T stack, a one-stage detector with a data-dependent score threshold;
+/// each with PyTorch's TorchScript exporter at opset 17 and its default dynamo exporter at opset 20; and a
+/// detector's NonMaxSuppression + RoiAlign post-processing built as ONNX) must plan with every operator supported
+/// and match onnxruntime.
 struct ExportedModelTests {
     static let directory = Bundle.module.bundleURL.appendingPathComponent("Fixtures/exported")
-    static let models = ["bert", "distilbert", "gpt2", "swin"].flatMap { ["\($0)-torchscript", "\($0)-dynamo"] }
+    static let models =
+        ["bert", "distilbert", "gpt2", "swin", "detector"].flatMap { ["\($0)-torchscript", "\($0)-dynamo"] }
+        + ["nms-head"]
 
     static func load(_ name: String) throws -> (Graph, [NamedTensor], [NamedTensor]) {
         let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("\(name).onnx").path)

@@ -406,7 +406,8 @@ enum RoiAlignKernel {
                     gridValueH * max(gridValueW, 1) <= Double(sampleLimit)
                 else {
                     throw RuntimeError.invalidNode(
-                        node: name, detail: "region \(r) is not finite or needs more than \(sampleLimit) samples per bin")
+                        node: name,
+                        detail: "region \(r) is not finite or needs more than \(sampleLimit) samples per bin")
                 }
                 let gridH = max(Int(gridValueH), 0), gridW = max(Int(gridValueW), 0)
                 let count = Double(max(gridH * gridW, 1))

@@ -55,7 +55,7 @@ struct InspectCommand: ReportingCommand {
             let parts = name.split(separator: ".", maxSplits: 1)
             let (domain, op) = parts.count == 2 ? (String(parts[0]), String(parts[1])) : ("", name)
             return !backend.kernels.knows(opType: op, domain: domain)
-                && !(domain.isEmpty && ["Shape", "Size"].contains(op))
+                && !Session.runsWithoutKernel(opType: op, domain: domain)
         }.sorted()
         let parameters = graph.initializers.values.reduce(0) { $0 + $1.elementCount }
         let parameterBytes = graph.initializers.values.reduce(0) { $0 + $1.byteCount }
