@@ -20,6 +20,8 @@ final class DepthwiseConvKernel: Kernel {
     private var task: ClosureTask?
     /// Per worker: the zero-padded copy of one channel.
     private let padded: [HostBuffer]
+    /// Channels in vector lanes (`ck_depthwise_blocked`) rather than one plane at a time.
+    private let blocked: Bool
 
     /// 2-D, group equal to the input and output channel counts (depth multiplier 1).
     static func applies(_ node: BoundNode) throws -> Bool {
@@ -54,10 +56,17 @@ final class DepthwiseConvKernel: Kernel {
         let unrolled =
             g.kernel[0] == g.kernel[1] && [3, 5, 7].contains(g.kernel[0]) && g.strides[0] == g.strides[1]
             && [1, 2].contains(g.strides[0]) && g.dilations == [1, 1]
+        // Channels in lanes win for stride 2 (no even/odd column split) and for narrow planes (no fixed cost per
+        // channel); wide stride-1 planes keep the per-plane kernel, whose rows already fill the vectors.
+        blocked =
+            unrolled && (g.strides[0] == 2 || g.output[1] < 48)
         let floats =
-            unrolled
-            ? ck_depthwise_padded_floats(g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1])
-            : 0
+            !unrolled
+            ? 0
+            : blocked
+                ? ck_depthwise_blocked_floats(g.output[0], g.output[1], g.kernel[0], g.strides[0])
+                : ck_depthwise_padded_floats(
+                    g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1])
         guard floats < Int.max / 8 else { throw RuntimeError.outOfMemory(device: "cpu", bytes: Int.max) }
         let workers = max(1, min(parallel.threads, batch * channels))
         padded = try (0..<(unrolled ? workers : 0)).map { _ in try HostBuffer(bytes: max(floats, 1) * 4) }
@@ -75,6 +84,15 @@ final class DepthwiseConvKernel: Kernel {
             let c1 = min(channels, c0 + (end - index))
             let out = y + n * channels * outCount
             // Relu and Clip (Relu6) are a clamp in the kernel's store, Swish a pass over each row while it is in L1.
+            if blocked, let scratch,
+                ck_depthwise_blocked(
+                    x + n * channels * inCount, w, bias, out, c0, c1, g.input[0], g.input[1], g.kernel[0],
+                    g.strides[0], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], low, high, swish ? 1 : 0,
+                    scratch) != 0
+            {
+                index += c1 - c0
+                continue
+            }
             ck_depthwise_conv2d(
                 x + n * channels * inCount, w, bias, out, c0, c1, g.input[0], g.input[1], g.kernel[0], g.kernel[1],
                 g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1],

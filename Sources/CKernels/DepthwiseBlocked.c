@@ -1,0 +1,197 @@
+// Depthwise convolution with channels in vector lanes: a block of V channels (16 with AVX-512, 8 with AVX2) is
+// transposed, a strip of rows at a time, into a zero-padded [row][column][V] scratch, so every output position of
+// every channel of the block is V lanes of one vector and each tap one load and one fused multiply-add, whatever
+// the stride; the results are transposed back into the channels' planes. For the small planes and stride-2
+// layers of mobile networks this beats the per-plane kernel (which splits even and odd columns and pays a fixed
+// cost per channel); onnxruntime gets the same effect from its NCHWc layout.
+#include "CKernels.h"
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+// Output rows per strip: the strip's input rows (STRIP - 1)·stride + k stay in L2 for wide planes.
+#define CK_DWB_STRIP 8
+
+size_t ck_depthwise_blocked_floats(size_t out_h, size_t out_w, size_t k, size_t s) {
+    if (out_h == 0 || out_w == 0) return 0;
+    const size_t rows = (CK_DWB_STRIP - 1) * s + k;
+    size_t wp, floats;
+    if (__builtin_mul_overflow(out_w - 1, s, &wp) || __builtin_add_overflow(wp, k, &wp) ||
+        __builtin_mul_overflow(wp, rows, &floats) || __builtin_add_overflow(floats, out_w + 16, &floats) ||
+        __builtin_mul_overflow(floats, (size_t)16, &floats) || floats > SIZE_MAX / sizeof(float))
+        return SIZE_MAX;
+    return floats;
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inline void tr16(__m512 *r) {
+    __m512 t[16], s[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // s[4g + j]: lane q holds column 4q + j of rows 4g..4g+3.
+    for (int g = 0; g < 4; g++) {
+        s[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        s[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        s[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        s[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        const __m512 u0 = _mm512_shuffle_f32x4(s[j], s[4 + j], 0x44), u1 = _mm512_shuffle_f32x4(s[j], s[4 + j], 0xEE);
+        const __m512 u2 = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0x44);
+        const __m512 u3 = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0xEE);
+        r[j] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+        r[4 + j] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+        r[8 + j] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+    }
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256 *r) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 2; g++) {
+        s[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        s[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        s[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        s[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x20);
+        r[4 + j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x31);
+    }
+}
+
+// The kernel body for one ISA: V lanes, vector type VT, and the ISA's loads and stores of n <= V floats.
+#define CK_DWB_BODY(V, VT, SET1, LOADU, STOREU, FMA, MAXV, MINV, ZERO, LOADN, STOREN, TRANSPOSE, K)                 \
+    const size_t wp = (out_w - 1) * s + K;                                                                   \
+    float *strip = scratch;                                                                                  \
+    float *orow = scratch + (size_t)((CK_DWB_STRIP - 1) * s + K) * wp * V;                                   \
+    /* Per tap: the V channels' weights as one vector; the bias likewise. */                                 \
+    VT wv[K * K];                                                                                            \
+    float lane[V];                                                                                           \
+    for (size_t t = 0; t < K * K; t++) {                                                                     \
+        for (size_t l = 0; l < V; l++) lane[l] = l < cn ? w[l * K * K + t] : 0.0f;                           \
+        wv[t] = LOADU(lane);                                                                                 \
+    }                                                                                                        \
+    for (size_t l = 0; l < V; l++) lane[l] = l < cn && bias ? bias[l] : 0.0f;                                \
+    const VT bv = LOADU(lane), lov = SET1(lo), hiv = SET1(hi);                                               \
+    const ptrdiff_t first = pad_left > 0 ? pad_left : 0;                                                     \
+    ptrdiff_t last = pad_left + (ptrdiff_t)in_w;                                                             \
+    if (last > (ptrdiff_t)wp) last = (ptrdiff_t)wp;                                                          \
+    for (size_t oh0 = 0; oh0 < out_h; oh0 += CK_DWB_STRIP) {                                                 \
+        const size_t oh1 = oh0 + CK_DWB_STRIP < out_h ? oh0 + CK_DWB_STRIP : out_h;                          \
+        const size_t rows = (oh1 - 1 - oh0) * s + K;                                                         \
+        const ptrdiff_t ih0 = (ptrdiff_t)(oh0 * s) - pad_top;                                                \
+        for (size_t r = 0; r < rows; r++) {                                                                  \
+            const ptrdiff_t ih = ih0 + (ptrdiff_t)r;                                                         \
+            float *dst = strip + r * wp * V;                                                                 \
+            if (ih < 0 || ih >= (ptrdiff_t)in_h || last <= first) {                                          \
+                memset(dst, 0, wp * V * sizeof(float));                                                      \
+                continue;                                                                                    \
+            }                                                                                                \
+            memset(dst, 0, (size_t)first * V * sizeof(float));                                               \
+            memset(dst + (size_t)last * V, 0, (size_t)((ptrdiff_t)wp - last) * V * sizeof(float));           \
+            /* Columns [first, last) of the strip are input columns [first - pad_left, ...). */             \
+            for (ptrdiff_t j = first; j < last; j += V) {                                                    \
+                const size_t n = (size_t)(last - j) < V ? (size_t)(last - j) : V;                            \
+                const float *src = x + (size_t)ih * in_w + (size_t)(j - pad_left);                           \
+                VT v[V];                                                                                     \
+                for (size_t l = 0; l < V; l++) v[l] = l < cn ? LOADN(src + l * in_h * in_w, n) : ZERO;       \
+                TRANSPOSE(v);                                                                                \
+                for (size_t q = 0; q < n; q++) STOREU(dst + ((size_t)j + q) * V, v[q]);                      \
+            }                                                                                                \
+        }                                                                                                    \
+        for (size_t oh = oh0; oh < oh1; oh++) {                                                              \
+            const float *base = strip + (oh - oh0) * s * wp * V;                                             \
+            size_t ow = 0;                                                                                   \
+            for (; ow + 4 <= out_w; ow += 4) {                                                               \
+                VT a0 = bv, a1 = bv, a2 = bv, a3 = bv;                                                       \
+                for (size_t ki = 0; ki < K; ki++) {                                                          \
+                    const float *row = base + ki * wp * V + ow * s * V;                                      \
+                    for (size_t kj = 0; kj < K; kj++) {                                                      \
+                        const VT wt = wv[ki * K + kj];                                                       \
+                        a0 = FMA(LOADU(row + kj * V), wt, a0);                                               \
+                        a1 = FMA(LOADU(row + (s + kj) * V), wt, a1);                                         \
+                        a2 = FMA(LOADU(row + (2 * s + kj) * V), wt, a2);                                     \
+                        a3 = FMA(LOADU(row + (3 * s + kj) * V), wt, a3);                                     \
+                    }                                                                                        \
+                }                                                                                            \
+                STOREU(orow + ow * V, MINV(hiv, MAXV(lov, a0)));                                             \
+                STOREU(orow + (ow + 1) * V, MINV(hiv, MAXV(lov, a1)));                                       \
+                STOREU(orow + (ow + 2) * V, MINV(hiv, MAXV(lov, a2)));                                       \
+                STOREU(orow + (ow + 3) * V, MINV(hiv, MAXV(lov, a3)));                                       \
+            }                                                                                                \
+            for (; ow < out_w; ow++) {                                                                       \
+                VT a = bv;                                                                                   \
+                for (size_t ki = 0; ki < K; ki++) {                                                          \
+                    const float *row = base + ki * wp * V + ow * s * V;                                      \
+                    for (size_t kj = 0; kj < K; kj++) a = FMA(LOADU(row + kj * V), wv[ki * K + kj], a);      \
+                }                                                                                            \
+                STOREU(orow + ow * V, MINV(hiv, MAXV(lov, a)));                                              \
+            }                                                                                                \
+            if (swish) ck_swish(orow, orow, out_w * V, 1.0f);                                                \
+            /* Back to planes: V output columns of the V channels per transpose. */                         \
+            for (size_t o = 0; o < out_w; o += V) {                                                          \
+                const size_t n = out_w - o < V ? out_w - o : V;                                              \
+                VT v[V];                                                                                     \
+                for (size_t q = 0; q < V; q++) v[q] = q < n ? LOADU(orow + (o + q) * V) : ZERO;              \
+                TRANSPOSE(v);                                                                                \
+                for (size_t l = 0; l < cn; l++) STOREN(y + (l * out_h + oh) * out_w + o, v[l], n);           \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+#define CK_DWB_ARGS                                                                                          \
+    (const float *x, const float *w, const float *bias, float *y, size_t cn, size_t in_h, size_t in_w, size_t s, \
+     ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi, int swish, float *scratch)
+
+#define CK512_LOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
+#define CK512_STOREN(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
+#define CK512_BODY(K)                                                                                        \
+    CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
+                _mm512_min_ps, _mm512_setzero_ps(), CK512_LOADN, CK512_STOREN, tr16, K)
+
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256i ck256_mask(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#define CK256_LOADN(p, n) _mm256_maskload_ps((p), ck256_mask(n))
+#define CK256_STOREN(p, v, n) _mm256_maskstore_ps((p), ck256_mask(n), (v))
+#define CK256_BODY(K)                                                                                        \
+    CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
+                _mm256_min_ps, _mm256_setzero_ps(), CK256_LOADN, CK256_STOREN, tr8, K)
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dwb512_3 CK_DWB_ARGS { CK512_BODY(3) }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dwb512_5 CK_DWB_ARGS { CK512_BODY(5) }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dwb512_7 CK_DWB_ARGS { CK512_BODY(7) }
+__attribute__((target("avx2,fma"))) static void dwb256_3 CK_DWB_ARGS { CK256_BODY(3) }
+__attribute__((target("avx2,fma"))) static void dwb256_5 CK_DWB_ARGS { CK256_BODY(5) }
+__attribute__((target("avx2,fma"))) static void dwb256_7 CK_DWB_ARGS { CK256_BODY(7) }
+
+int ck_depthwise_blocked(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
+                         size_t in_h, size_t in_w, size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                         size_t out_h, size_t out_w, float lo, float hi, int swish, float *scratch) {
+    const char *isa = ck_kernel_isa();
+    const int wide = isa[3] == '5';
+    if (!wide && isa[0] != 'a') return 0;
+    if ((k != 3 && k != 5 && k != 7) || (s != 1 && s != 2) || scratch == NULL) return 0;
+    const size_t V = wide ? 16 : 8;
+    for (size_t c = c_begin; c < c_end; c += V) {
+        const size_t cn = c_end - c < V ? c_end - c : V;
+        const float *xc = x + c * in_h * in_w, *wc = w + c * k * k, *bc = bias ? bias + c : NULL;
+        float *yc = y + c * out_h * out_w;
+        if (wide) {
+            if (k == 3) dwb512_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
+            else if (k == 5) dwb512_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
+            else dwb512_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
+        } else {
+            if (k == 3) dwb256_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
+            else if (k == 5) dwb256_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
+            else dwb256_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
+        }
+    }
+    return 1;
+}
