@@ -63,10 +63,11 @@ final class DepthwiseConvKernel: Kernel {
         let floats =
             !unrolled
             ? 0
-            : blocked
-                ? ck_depthwise_blocked_floats(g.output[0], g.output[1], g.kernel[0], g.strides[0])
-                : ck_depthwise_padded_floats(
-                    g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1])
+            // The plane kernel's scratch too: without AVX2 the blocked kernel declines and the plane kernel runs.
+            : max(
+                blocked ? ck_depthwise_blocked_floats(g.output[0], g.output[1], g.kernel[0], g.strides[0]) : 0,
+                ck_depthwise_padded_floats(
+                    g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1]))
         guard floats < Int.max / 8 else { throw RuntimeError.outOfMemory(device: "cpu", bytes: Int.max) }
         let workers = max(1, min(parallel.threads, batch * channels))
         padded = try (0..<(unrolled ? workers : 0)).map { _ in try HostBuffer(bytes: max(floats, 1) * 4) }
