@@ -64,11 +64,13 @@ final class DepthwiseConvKernel: Kernel {
             !unrolled
             ? 0
             // The plane kernel's scratch too: without AVX2 the blocked kernel declines and the plane kernel runs.
-            : max(
+            : [
                 blocked ? ck_depthwise_blocked_floats(g.output[0], g.output[1], g.kernel[0], g.strides[0]) : 0,
                 ck_depthwise_padded_floats(
-                    g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1]))
-        guard floats < Int.max / 8 else { throw RuntimeError.outOfMemory(device: "cpu", bytes: Int.max) }
+                    g.output[0], g.output[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1]),
+            ].reduce(0) { $0 < 0 || $1 < 0 ? -1 : max($0, $1) }
+        // SIZE_MAX (a size that does not fit) arrives as -1.
+        guard floats >= 0, floats < Int.max / 8 else { throw RuntimeError.outOfMemory(device: "cpu", bytes: Int.max) }
         let workers = max(1, min(parallel.threads, batch * channels))
         padded = try (0..<(unrolled ? workers : 0)).map { _ in try HostBuffer(bytes: max(floats, 1) * 4) }
         task = ClosureTask { [unowned self] part, begin, end in self.convolve(begin, end, part: part) }
