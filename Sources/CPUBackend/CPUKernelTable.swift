@@ -163,7 +163,7 @@ public enum CPUKernelTable {
         add(["GridSample"], allFloats, GridSampleKernel.make)
         add(["RoiAlign"], allFloats, RoiAlignKernel.make)
         // Transformer blocks.
-        add(["Attention"], allFloats, TransformerKernels.makeAttention)
+        add(["Attention"], allFloats, split: TransformerKernels.makeAttention)
         add(["RotaryEmbedding"], allFloats, TransformerKernels.makeRotaryEmbedding)
         return KernelRegistry(table)
     }()

@@ -1,3 +1,4 @@
+import CKernels
 import Glibc
 import InferenceGraph
 import InferenceRuntime
@@ -33,7 +34,7 @@ enum TransformerKernels {
         }
     }
 
-    static func makeAttention(_ node: BoundNode) throws -> any Kernel {
+    static func makeAttention(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let q = try node.input(0), k = try node.input(1), v = try node.input(2)
         let mask = node.optionalInput(3), pastKey = node.optionalInput(4), pastValue = node.optionalInput(5)
         let nonpad = node.optionalInput(6)
@@ -107,6 +108,16 @@ enum TransformerKernels {
         let keys = PastAndNew(io: io, past: pks, pastLayout: pastK, new: ks, newLayout: kLayout)
         let values = PastAndNew(io: io, past: pvs, pastLayout: pastV, new: vs, newLayout: vLayout)
         let group = g.queryHeads / g.keyValueHeads
+        if q.type.dtype == .float32, pks == nil, pvs == nil, optionalOutputs.allSatisfy({ $0 == nil }), softcap == 0 {
+            let bias = AttentionBias(
+                mask: ms, maskIO: maskIO, maskDType: mask?.type.dtype, boolMask: boolMask, maskStrides: maskStrides,
+                maskLength: maskLength,
+                causal: causal, pastLength: g.pastLength, nonpad: nonpadReader, totalLength: g.totalLength)
+            return try FastAttentionKernel(
+                q: qs, k: ks, v: vs, y: y, geometry: g, layouts: (qLayout, kLayout, vLayout, yLayout),
+                scale: Float(scale),
+                bias: bias, parallel: parallel)
+        }
         var scores = [Double](repeating: 0, count: g.totalLength)
         var raw = [Double](repeating: 0, count: g.totalLength)
         var accumulator = [Double](repeating: 0, count: g.valueHeadSize)
@@ -243,6 +254,145 @@ enum TransformerKernels {
                     }
                 }
             }
+        }
+    }
+}
+
+/// What Attention adds to a score before the softmax: the mask (float values added, false booleans and keys past
+/// the mask's length excluded), the causal bound and the per-batch valid key count.
+struct AttentionBias {
+    let mask: UnsafeRawPointer?
+    let maskIO: ElementIO?
+    let maskDType: DType?
+    let boolMask: Bool
+    let maskStrides: [Int]
+    let maskLength: Int
+    let causal: Bool
+    let pastLength: Int
+    let nonpad: IndexReader?
+    let totalLength: Int
+
+    /// Scales row i (query position) of head h in batch b and adds the bias.
+    func apply(_ row: UnsafeMutablePointer<Float>, scale: Float, b: Int, h: Int, i: Int) {
+        let valid = nonpad.map { Swift.min(Swift.max($0.raw(b), 0), totalLength) } ?? totalLength
+        let covered = Swift.min(maskLength, totalLength)
+        if let mask, !boolMask, maskDType == .float32, maskStrides[3] == 1 {
+            // The common float mask: one fused pass.
+            let m =
+                mask.assumingMemoryBound(to: Float.self) + b * maskStrides[0] + h * maskStrides[1] + i
+                * maskStrides[2]
+            for j in 0..<covered { row[j] = row[j] * scale + m[j] }
+            for j in covered..<totalLength { row[j] = -.infinity }
+        } else {
+            for j in 0..<totalLength { row[j] *= scale }
+        }
+        if let mask, let maskIO, boolMask || maskDType != .float32 || maskStrides[3] != 1 {
+            let base = b * maskStrides[0] + h * maskStrides[1] + i * maskStrides[2]
+            for j in 0..<Swift.min(maskLength, totalLength) {
+                let m = maskIO.load(mask, base + j * maskStrides[3])
+                row[j] += boolMask ? (m != 0 ? 0 : -.infinity) : Float(m)
+            }
+            for j in Swift.min(maskLength, totalLength)..<totalLength { row[j] = -.infinity }
+        }
+        if causal {
+            let last = i + pastLength  // keys after it are in the future
+            if last + 1 < totalLength { for j in (last + 1)..<totalLength { row[j] = -.infinity } }
+        }
+        if valid < totalLength { for j in valid..<totalLength { row[j] = -.infinity } }
+    }
+}
+
+/// Float32 Attention without past keys, optional outputs or softcap (what exporters emit): per batch and head,
+/// S = Q·Kᵀ and Y = softmax(S·scale + bias)·V as two GEMMs on the packed micro-kernels (K transposed once per
+/// head into scratch), the bias and a vectorized softmax between them, float32 throughout like the MatMul and
+/// Softmax chain it replaces.
+final class FastAttentionKernel: Kernel, DescribedKernel {
+    private let q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>
+    private let y: UnsafeMutablePointer<Float>
+    private let g: AttentionGeometry
+    private let qLayout: TransformerKernels.HeadLayout, kLayout: TransformerKernels.HeadLayout
+    private let vLayout: TransformerKernels.HeadLayout, yLayout: TransformerKernels.HeadLayout
+    private let scale: Float
+    private let bias: AttentionBias
+    /// Per worker: K of one head transposed, the scores of one head, a GEMM panel.
+    private let scratch: [(keys: HostBuffer, scores: HostBuffer, panel: HostBuffer)]
+    private let parallel: ParallelFor
+    private var task: ClosureTask?
+
+    init(
+        q: UnsafeRawPointer, k: UnsafeRawPointer, v: UnsafeRawPointer, y: UnsafeMutableRawPointer,
+        geometry: AttentionGeometry,
+        layouts: (
+            TransformerKernels.HeadLayout, TransformerKernels.HeadLayout, TransformerKernels.HeadLayout,
+            TransformerKernels.HeadLayout
+        ),
+        scale: Float, bias: AttentionBias, parallel: ParallelFor
+    ) throws {
+        self.q = q.assumingMemoryBound(to: Float.self)
+        self.k = k.assumingMemoryBound(to: Float.self)
+        self.v = v.assumingMemoryBound(to: Float.self)
+        self.y = y.assumingMemoryBound(to: Float.self)
+        g = geometry
+        (qLayout, kLayout, vLayout, yLayout) = layouts
+        self.scale = scale
+        self.bias = bias
+        self.parallel = parallel
+        let floats = MemoryLayout<Float>.stride
+        let workers = max(1, min(parallel.threads, geometry.batch * geometry.queryHeads))
+        let (d, t, sq) = (geometry.headSize, geometry.totalLength, geometry.queryLength)
+        scratch = try (0..<workers).map { _ in
+            (
+                try HostBuffer(bytes: max(d * t, 1) * floats), try HostBuffer(bytes: max(sq * t, 1) * floats),
+                try HostBuffer(bytes: max(d, t, 1) * ck_gemm_panel_width() * floats)
+            )
+        }
+        task = nil
+        if workers > 1 {
+            task = ClosureTask { [unowned self] part, begin, end in self.heads(begin, end, worker: part) }
+        }
+    }
+
+    var kernelDescription: String { "FastAttentionKernel (GEMM, softmax, GEMM)" }
+
+    func run() throws {
+        let pairs = g.batch * g.queryHeads
+        if let task, g.queryLength * g.totalLength * g.headSize >= 1 << 14 {
+            // Whole key/value groups per worker, so each K head is transposed once.
+            parallel.run(task, count: pairs)
+        } else {
+            heads(0, pairs, worker: 0)
+        }
+    }
+
+    /// (batch, query head) pairs [begin, end), flattened batch-major.
+    private func heads(_ begin: Int, _ end: Int, worker: Int) {
+        let t = g.totalLength, d = g.headSize, dv = g.valueHeadSize, sq = g.queryLength
+        guard t > 0, sq > 0 else { return }
+        let kt = scratch[worker].keys.pointer.assumingMemoryBound(to: Float.self)
+        let s = scratch[worker].scores.pointer.assumingMemoryBound(to: Float.self)
+        let panel = scratch[worker].panel.pointer.assumingMemoryBound(to: Float.self)
+        let nr = ck_gemm_panel_width()
+        let group = g.queryHeads / g.keyValueHeads
+        let qStride = qLayout.packed ? g.queryHeads * d : d
+        let kStride = kLayout.packed ? g.keyValueHeads * d : d
+        let vStride = vLayout.packed ? g.keyValueHeads * dv : dv
+        let yStride = yLayout.packed ? g.queryHeads * dv : dv
+        var transposed = -1  // the (batch, key/value head) whose K is in kt
+        for pair in begin..<end {
+            let b = pair / g.queryHeads, h = pair % g.queryHeads
+            let kvh = h / group
+            if transposed != b * g.keyValueHeads + kvh {
+                let base = k + kLayout.offset(b, kvh, 0)
+                for j in 0..<t { for e in 0..<d { kt[e * t + j] = base[j * kStride + e] } }
+                transposed = b * g.keyValueHeads + kvh
+            }
+            ck_sgemm_rowmajor_b_epilogue(
+                sq, t, d, q + qLayout.offset(b, h, 0), qStride, kt, t, 0, s, t, 0, (t + nr - 1) / nr, nil, panel)
+            for i in 0..<sq { bias.apply(s + i * t, scale: scale, b: b, h: h, i: i) }
+            ck_softmax_rows(s, s, sq, t, 0)
+            ck_sgemm_rowmajor_b_epilogue(
+                sq, dv, t, s, t, v + vLayout.offset(b, kvh, 0), vStride, 0, y + yLayout.offset(b, h, 0), yStride, 0,
+                (dv + nr - 1) / nr, nil, panel)
         }
     }
 }
