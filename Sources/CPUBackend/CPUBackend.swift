@@ -62,7 +62,8 @@ public final class CPUBackend: Backend {
                 "BatchNormalization": ["Relu", "Clip"], "Add": ["Relu"],
             ],
             foldsBatchNormalization: true,
-            biases: ["MatMul"], recognizesGelu: true, recognizesSwish: true, maxPools: ["Conv"])
+            biases: ["MatMul"], recognizesGelu: true, recognizesSwish: true, maxPools: ["Conv"],
+            recognizesAttention: true)
     }
     private let fuses: Bool
     /// Threads a kernel may use (1 runs everything on the caller's thread).

@@ -218,6 +218,45 @@ struct FusionTests {
         #expect(report.passed, "\(report)")
     }
 
+    /// The attention chain PyTorch exports (Q and Kᵀ each scaled by √scale, an optional mask Add, Softmax,
+    /// MatMul with V) becomes one Attention node; its values are the chain's.
+    @Test(arguments: [(4, false), (3, false), (4, true)])
+    func exportedAttentionChainIsOneNode(_ rank: Int, _ masked: Bool) throws {
+        let dims = rank == 4 ? [2, 3, 5, 8] : [6, 5, 8]
+        let info = { (name: String) in ValueInfo(name: name, dtype: .float32, dimensions: dims.map { .fixed($0) }) }
+        let perm = rank == 4 ? [0, 1, 3, 2] : [0, 2, 1]
+        var nodes = [
+            Node(name: "qs", opType: "Mul", inputs: ["q", "root"], outputs: ["q2"]),
+            Node(name: "kt", opType: "Transpose", inputs: ["k"], outputs: ["kt"], attributes: ["perm": .ints(perm)]),
+            Node(name: "ks", opType: "Mul", inputs: ["kt", "root"], outputs: ["kt2"]),
+            Node(name: "qk", opType: "MatMul", inputs: ["q2", "kt2"], outputs: ["s"]),
+            Node(
+                name: "p", opType: "Softmax", inputs: [masked ? "sm" : "s"], outputs: ["p"],
+                attributes: ["axis": .int(-1)]),
+            Node(name: "pv", opType: "MatMul", inputs: ["p", "v"], outputs: ["y"]),
+        ]
+        var initializers = ["root": try Tensor(shape: [], scalars: [Float(0.125).squareRoot()])]
+        if masked {
+            nodes.insert(Node(name: "mask", opType: "Add", inputs: ["s", "m"], outputs: ["sm"]), at: 4)
+            initializers["m"] = try Self.tensor([1, 5, 5], in: -3...0)
+        }
+        let graph = Graph(
+            name: "attention", inputs: ["q", "k", "v"].map(info),
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
+            initializers: initializers, opsetImports: ["": 17])
+        let backend = CPUBackend()
+        let types = Dictionary(
+            uniqueKeysWithValues: ["q", "k", "v"].map { ($0, TensorType(dtype: .float32, shape: Shape(dims))) })
+        let plan = try ExecutionPlan(graph: graph, inputTypes: types, evaluator: backend, fusion: backend.fusion)
+        #expect(plan.steps.map(\.node.opType) == ["Attention"])
+        let inputs = try ["q", "k", "v"].map { NamedTensor(name: $0, tensor: try Self.tensor(Shape(dims))) }
+        let fused = try Session(graph: graph, backend: backend).run(inputs).outputs[0].tensor
+        let plain = try Session(graph: graph, backend: CPUBackend(fuses: false)).run(inputs).outputs[0].tensor
+        let report = ToleranceReport.compare(
+            try fused.scalars(as: Float.self), try plain.scalars(as: Float.self), relative: 1e-5, absolute: 1e-6)
+        #expect(report.passed, "\(report)")
+    }
+
     @Test func fusedAndUnfusedRunsAgree() throws {
         let graph = try Self.graph(outputs: ["y"])
         let x = [NamedTensor(name: "x", tensor: try Self.tensor([2, 3, 6, 6]))]

@@ -38,6 +38,15 @@ public enum FLOPCounter {
         case "MatMul":
             guard let a = input(0) else { return 0 }
             return product(2, y.elementCount, a.dimensions.last ?? 1)
+        case "Attention":
+            // Q·Kᵀ and the weighted sum of V: 2·(query positions)·(keys)·(head size + value head size) per head.
+            guard let q = input(0), let k = input(1), let v = input(2), q.rank == k.rank, q.rank == v.rank,
+                q.rank >= 3
+            else { return 0 }
+            let keys = k[k.rank - 2]
+            if q.rank == 4 { return product(2, q.elementCount / q[3] * keys, q[3] + v[3]) }
+            // Packed [batch, length, heads·size]: heads cancel out of positions × size.
+            return product(2, q.elementCount * keys, 1) + product(2, q.elementCount / max(q[2], 1) * keys, v[2])
         case "Conv":
             guard let w = input(1), w.rank >= 1 else { return 0 }
             return product(2, y.elementCount, product(w.dimensions.dropFirst()))

@@ -17,11 +17,16 @@ public struct FusionRules: Sendable {
     /// Producers (Conv) that take a following 2x2, stride-2, unpadded MaxPool (after any fused activation) into
     /// their own store; the producer then carries `FusionRules.maxPoolAttribute` and the pooled output.
     public var maxPools: Set<String>
+    /// Rewrite the exported attention chain — MatMul(Q·a, Transpose(K)·b), an optional scale and mask Add,
+    /// Softmax over the last axis, MatMul with V — into one Attention node (opset 23 semantics).
+    public var recognizesAttention: Bool
 
     public init(
         activations: [String: Set<String>] = [:], foldsBatchNormalization: Bool = false, biases: Set<String> = [],
-        recognizesGelu: Bool = false, recognizesSwish: Bool = false, maxPools: Set<String> = []
+        recognizesGelu: Bool = false, recognizesSwish: Bool = false, maxPools: Set<String> = [],
+        recognizesAttention: Bool = false
     ) {
+        self.recognizesAttention = recognizesAttention
         self.recognizesSwish = recognizesSwish
         self.activations = activations
         self.foldsBatchNormalization = foldsBatchNormalization
@@ -57,6 +62,102 @@ public struct FusionRules: Sendable {
     }
 }
 
+extension Fusion {
+    /// MatMul(Q [· a], Transpose(K) [· b]) [· c or / c] [+ mask] → Softmax(last axis) → MatMul(·, V) becomes
+    /// Attention(Q, K, V [, mask]) with scale a·b·c: float32 operands of rank 3 (one head per leading index) or 4
+    /// ([batch, heads, length, size]), every intermediate read only by the next node. Returns the nodes removed.
+    static func fuseAttention(
+        _ nodes: inout [LiveNode?], consumers: inout [String: [Int]], known: [String: Tensor], graphOutputs: Set<String>
+    ) -> Int {
+        var producer: [String: Int] = [:]
+        for (index, entry) in nodes.enumerated() {
+            for output in entry?.node.outputs ?? [] where !output.isEmpty { producer[output] = index }
+        }
+        func onlyReader(of value: String) -> Int? {
+            guard !graphOutputs.contains(value), let readers = consumers[value], readers.count == 1,
+                let reader = nodes[readers[0]], reader.node.domain.isEmpty,
+                reader.node.inputs.filter({ $0 == value }).count == 1
+            else { return nil }
+            return readers[0]
+        }
+        func scalar(_ name: String) -> Double? {
+            guard let t = known[name], t.shape.elementCount == 1, t.dtype == .float32 else { return nil }
+            return (try? t.scalars(as: Float.self).first).flatMap { $0.map(Double.init) }
+        }
+        /// `value` with a constant scalar factor peeled off (a Mul read only by `reader`).
+        func unscaled(_ value: String, reader: Int) -> (value: String, factor: Double, node: Int?) {
+            guard let p = producer[value], let mul = nodes[p], mul.node.opType == "Mul", mul.node.domain.isEmpty,
+                mul.node.inputs.count == 2, onlyReader(of: value) == reader
+            else { return (value, 1, nil) }
+            if let c = scalar(mul.node.inputs[1]) { return (mul.node.inputs[0], c, p) }
+            if let c = scalar(mul.node.inputs[0]) { return (mul.node.inputs[1], c, p) }
+            return (value, 1, nil)
+        }
+        var removed = 0
+        for index in nodes.indices {
+            guard let first = nodes[index], first.node.opType == "MatMul", first.node.domain.isEmpty,
+                first.node.inputs.count == 2, let scores = first.outputTypes.first, scores.dtype == .float32,
+                [3, 4].contains(scores.shape.rank)
+            else { continue }
+            let rank = scores.shape.rank
+            let q = unscaled(first.node.inputs[0], reader: index)
+            let kt = unscaled(first.node.inputs[1], reader: index)
+            guard let t = producer[kt.value], let transpose = nodes[t], transpose.node.opType == "Transpose",
+                transpose.node.domain.isEmpty, onlyReader(of: kt.value) == (kt.node ?? index),
+                (try? transpose.node.ints("perm")) == Array(0..<(rank - 2)) + [rank - 1, rank - 2]
+            else { continue }
+            var scale = q.factor * kt.factor
+            var chain: [Int] = [index]
+            var current = first.node.outputs[0]
+            // An optional scale, then an optional mask.
+            if let next = onlyReader(of: current), let node = nodes[next], ["Mul", "Div"].contains(node.node.opType),
+                node.node.inputs.first == current, let c = scalar(node.node.inputs[1]), c != 0
+            {
+                scale = node.node.opType == "Mul" ? scale * c : scale / c
+                chain.append(next)
+                current = node.node.outputs[0]
+            }
+            var mask: String?
+            if let next = onlyReader(of: current), let node = nodes[next], node.node.opType == "Add",
+                node.node.inputs.count == 2, node.outputTypes.first?.shape == scores.shape
+            {
+                let other = node.node.inputs[0] == current ? node.node.inputs[1] : node.node.inputs[0]
+                guard
+                    let maskType = known[other].map({ TensorType(dtype: $0.dtype, shape: $0.shape) })
+                        ?? nodes.compactMap({ $0 }).first(where: { $0.node.outputs.contains(other) }).flatMap({ entry in
+                            entry.node.outputs.firstIndex(of: other).map { entry.outputTypes[$0] }
+                        }),
+                    maskType.dtype == .float32, maskType.shape.rank <= rank,
+                    maskType.shape.dimensions.dropLast(2).allSatisfy({ $0 == 1 })
+                else { continue }
+                mask = other
+                chain.append(next)
+                current = node.node.outputs[0]
+            }
+            guard let s = onlyReader(of: current), let softmax = nodes[s], softmax.node.opType == "Softmax",
+                softmax.node.inputs.first == current,
+                let axis = try? softmax.node.int("axis", default: -1), axis == -1 || axis == rank - 1,
+                let m = onlyReader(of: softmax.node.outputs[0]), let second = nodes[m],
+                second.node.opType == "MatMul", second.node.inputs.count == 2,
+                second.node.inputs[0] == softmax.node.outputs[0]
+            else { continue }
+            var attributes: [String: AttributeValue] = ["scale": .float(Float(scale))]
+            if rank == 3 {
+                attributes["q_num_heads"] = .int(1)
+                attributes["kv_num_heads"] = .int(1)
+            }
+            let attention = Node(
+                name: first.node.name.isEmpty ? second.node.name : first.node.name, opType: "Attention",
+                inputs: [q.value, transpose.node.inputs[0], second.node.inputs[1]] + (mask.map { [$0] } ?? []),
+                outputs: second.node.outputs, attributes: attributes)
+            nodes[m] = (attention, second.outputTypes)
+            for gone in chain + [s, t] + [q.node, kt.node].compactMap({ $0 }) { nodes[gone] = nil }
+            removed += chain.count + 2 + (q.node == nil ? 0 : 1) + (kt.node == nil ? 0 : 1)
+        }
+        return removed
+    }
+}
+
 /// The plan-time rewrites `FusionRules` asks for. A pair is fused only when the intermediate value has exactly
 /// one consumer and is not a graph output, so no value anyone can observe disappears.
 enum Fusion {
@@ -68,7 +169,7 @@ enum Fusion {
     ) -> (nodes: [LiveNode], fused: Int) {
         guard
             rules.foldsBatchNormalization || !rules.activations.isEmpty || !rules.biases.isEmpty
-                || rules.recognizesGelu || rules.recognizesSwish || !rules.maxPools.isEmpty
+                || rules.recognizesGelu || rules.recognizesSwish || !rules.maxPools.isEmpty || rules.recognizesAttention
         else { return (live, 0) }
         var nodes: [LiveNode?] = live
         var consumers: [String: [Int]] = [:]
@@ -150,6 +251,9 @@ enum Fusion {
                 consumers[x] = consumers[x]?.filter { $0 != m }
                 fused += 4
             }
+        }
+        if rules.recognizesAttention {
+            fused += fuseAttention(&nodes, consumers: &consumers, known: known, graphOutputs: graphOutputs)
         }
         if rules.recognizesSwish {
             for index in live.indices {
