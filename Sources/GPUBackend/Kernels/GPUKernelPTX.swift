@@ -301,9 +301,9 @@ $L__BB0_23:
 	.local .align 4 .b8 	__local_depot1[28];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
-	.reg .pred 	%p<154>;
-	.reg .f32 	%f<974>;
-	.reg .b32 	%r<286>;
+	.reg .pred 	%p<155>;
+	.reg .f32 	%f<993>;
+	.reg .b32 	%r<288>;
 	.reg .f64 	%fd<7>;
 	.reg .b64 	%rd<69>;
 
@@ -315,1539 +315,1570 @@ $L__BB0_23:
 	ld.param.u32 	%r60, [unary_param_3];
 	ld.param.u32 	%r62, [unary_param_4];
 	ld.param.u32 	%r61, [unary_param_5];
-	ld.param.f32 	%f126, [unary_param_6];
-	ld.param.f32 	%f127, [unary_param_7];
+	ld.param.f32 	%f127, [unary_param_6];
+	ld.param.f32 	%f128, [unary_param_7];
 	add.u64 	%rd1, %SPL, 0;
 	mov.u32 	%r63, %ntid.x;
 	mov.u32 	%r64, %ctaid.x;
 	mov.u32 	%r65, %tid.x;
 	mad.lo.s32 	%r1, %r64, %r63, %r65;
 	setp.ge.s32 	%p1, %r1, %r62;
-	@%p1 bra 	$L__BB1_168;
+	@%p1 bra 	$L__BB1_170;
 
 	cvta.to.global.u64 	%rd24, %rd21;
 	add.s32 	%r66, %r1, %r59;
 	mul.wide.s32 	%rd25, %r66, 4;
 	add.s64 	%rd26, %rd24, %rd25;
-	ld.global.f32 	%f973, [%rd26];
+	ld.global.f32 	%f992, [%rd26];
 	add.s64 	%rd2, %rd1, 24;
 	setp.gt.s32 	%p2, %r61, 20;
 	@%p2 bra 	$L__BB1_46;
-
-	setp.gt.s32 	%p30, %r61, 9;
-	@%p30 bra 	$L__BB1_23;
-
-	setp.gt.s32 	%p44, %r61, 4;
-	@%p44 bra 	$L__BB1_15;
-
-	setp.gt.s32 	%p51, %r61, 1;
-	@%p51 bra 	$L__BB1_9;
-	bra.uni 	$L__BB1_5;
-
-$L__BB1_9:
-	setp.eq.s32 	%p52, %r61, 2;
-	@%p52 bra 	$L__BB1_164;
-
-	setp.eq.s32 	%p53, %r61, 3;
-	@%p53 bra 	$L__BB1_163;
-
-	setp.eq.s32 	%p54, %r61, 4;
-	@%p54 bra 	$L__BB1_12;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_12:
-	setp.lt.f32 	%p147, %f973, 0f00800000;
-	mul.f32 	%f855, %f973, 0f4B000000;
-	selp.f32 	%f115, %f855, %f973, %p147;
-	selp.f32 	%f856, 0fC1B80000, 0f00000000, %p147;
-	mov.b32 	%r259, %f115;
-	add.s32 	%r260, %r259, -1059760811;
-	and.b32  	%r261, %r260, -8388608;
-	sub.s32 	%r262, %r259, %r261;
-	mov.b32 	%f857, %r262;
-	cvt.rn.f32.s32 	%f858, %r261;
-	mov.f32 	%f859, 0f34000000;
-	fma.rn.f32 	%f860, %f858, %f859, %f856;
-	add.f32 	%f861, %f857, 0fBF800000;
-	mov.f32 	%f862, 0f3E1039F6;
-	mov.f32 	%f863, 0fBE055027;
-	fma.rn.f32 	%f864, %f863, %f861, %f862;
-	mov.f32 	%f865, 0fBDF8CDCC;
-	fma.rn.f32 	%f866, %f864, %f861, %f865;
-	mov.f32 	%f867, 0f3E0F2955;
-	fma.rn.f32 	%f868, %f866, %f861, %f867;
-	mov.f32 	%f869, 0fBE2AD8B9;
-	fma.rn.f32 	%f870, %f868, %f861, %f869;
-	mov.f32 	%f871, 0f3E4CED0B;
-	fma.rn.f32 	%f872, %f870, %f861, %f871;
-	mov.f32 	%f873, 0fBE7FFF22;
-	fma.rn.f32 	%f874, %f872, %f861, %f873;
-	mov.f32 	%f875, 0f3EAAAA78;
-	fma.rn.f32 	%f876, %f874, %f861, %f875;
-	mov.f32 	%f877, 0fBF000000;
-	fma.rn.f32 	%f878, %f876, %f861, %f877;
-	mul.f32 	%f879, %f861, %f878;
-	fma.rn.f32 	%f880, %f879, %f861, %f861;
-	mov.f32 	%f881, 0f3F317218;
-	fma.rn.f32 	%f972, %f860, %f881, %f880;
-	setp.lt.u32 	%p148, %r259, 2139095040;
-	@%p148 bra 	$L__BB1_14;
-
-	mov.f32 	%f882, 0f7F800000;
-	fma.rn.f32 	%f972, %f115, %f882, %f882;
-
-$L__BB1_14:
-	setp.eq.f32 	%p149, %f115, 0f00000000;
-	selp.f32 	%f973, 0fFF800000, %f972, %p149;
-	bra.uni 	$L__BB1_167;
+	bra.uni 	$L__BB1_2;
 
 $L__BB1_46:
 	setp.gt.s32 	%p3, %r61, 30;
 	@%p3 bra 	$L__BB1_68;
-
-	setp.gt.s32 	%p17, %r61, 25;
-	@%p17 bra 	$L__BB1_60;
-
-	setp.gt.s32 	%p24, %r61, 22;
-	@%p24 bra 	$L__BB1_53;
-	bra.uni 	$L__BB1_49;
-
-$L__BB1_53:
-	setp.eq.s32 	%p25, %r61, 23;
-	@%p25 bra 	$L__BB1_127;
-
-	setp.eq.s32 	%p26, %r61, 24;
-	@%p26 bra 	$L__BB1_126;
-
-	setp.eq.s32 	%p27, %r61, 25;
-	@%p27 bra 	$L__BB1_56;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_56:
-	setp.gt.f32 	%p103, %f973, 0f00000000;
-	@%p103 bra 	$L__BB1_122;
-	bra.uni 	$L__BB1_57;
-
-$L__BB1_122:
-	neg.f32 	%f511, %f973;
-	mov.f32 	%f512, 0f3F000000;
-	mov.f32 	%f513, 0f3BBB989D;
-	fma.rn.f32 	%f514, %f511, %f513, %f512;
-	cvt.sat.f32.f32 	%f515, %f514;
-	mov.f32 	%f516, 0f4B400001;
-	mov.f32 	%f517, 0f437C0000;
-	fma.rm.f32 	%f518, %f515, %f517, %f516;
-	add.f32 	%f519, %f518, 0fCB40007F;
-	neg.f32 	%f520, %f519;
-	mov.f32 	%f521, 0f3FB8AA3B;
-	fma.rn.f32 	%f522, %f511, %f521, %f520;
-	mov.f32 	%f523, 0f32A57060;
-	fma.rn.f32 	%f524, %f511, %f523, %f522;
-	mov.b32 	%r165, %f518;
-	shl.b32 	%r166, %r165, 23;
-	mov.b32 	%f525, %r166;
-	ex2.approx.ftz.f32 	%f526, %f524;
-	fma.rn.f32 	%f527, %f526, %f525, 0f3F800000;
-	setp.lt.f32 	%p107, %f527, 0f00800000;
-	mul.f32 	%f528, %f527, 0f4B000000;
-	selp.f32 	%f56, %f528, %f527, %p107;
-	selp.f32 	%f529, 0fC1B80000, 0f00000000, %p107;
-	mov.b32 	%r167, %f56;
-	add.s32 	%r168, %r167, -1059760811;
-	and.b32  	%r169, %r168, -8388608;
-	sub.s32 	%r170, %r167, %r169;
-	mov.b32 	%f530, %r170;
-	cvt.rn.f32.s32 	%f531, %r169;
-	mov.f32 	%f532, 0f34000000;
-	fma.rn.f32 	%f533, %f531, %f532, %f529;
-	add.f32 	%f534, %f530, 0fBF800000;
-	mov.f32 	%f535, 0f3E1039F6;
-	mov.f32 	%f536, 0fBE055027;
-	fma.rn.f32 	%f537, %f536, %f534, %f535;
-	mov.f32 	%f538, 0fBDF8CDCC;
-	fma.rn.f32 	%f539, %f537, %f534, %f538;
-	mov.f32 	%f540, 0f3E0F2955;
-	fma.rn.f32 	%f541, %f539, %f534, %f540;
-	mov.f32 	%f542, 0fBE2AD8B9;
-	fma.rn.f32 	%f543, %f541, %f534, %f542;
-	mov.f32 	%f544, 0f3E4CED0B;
-	fma.rn.f32 	%f545, %f543, %f534, %f544;
-	mov.f32 	%f546, 0fBE7FFF22;
-	fma.rn.f32 	%f547, %f545, %f534, %f546;
-	mov.f32 	%f548, 0f3EAAAA78;
-	fma.rn.f32 	%f549, %f547, %f534, %f548;
-	mov.f32 	%f550, 0fBF000000;
-	fma.rn.f32 	%f551, %f549, %f534, %f550;
-	mul.f32 	%f552, %f551, %f534;
-	fma.rn.f32 	%f553, %f552, %f534, %f534;
-	mov.f32 	%f554, 0f3F317218;
-	fma.rn.f32 	%f962, %f533, %f554, %f553;
-	setp.lt.u32 	%p108, %r167, 2139095040;
-	@%p108 bra 	$L__BB1_124;
-
-	mov.f32 	%f555, 0f7F800000;
-	fma.rn.f32 	%f962, %f56, %f555, %f555;
-
-$L__BB1_124:
-	setp.eq.f32 	%p109, %f56, 0f00000000;
-	selp.f32 	%f556, 0fFF800000, %f962, %p109;
-	add.f32 	%f963, %f973, %f556;
-	bra.uni 	$L__BB1_125;
-
-$L__BB1_23:
-	setp.gt.s32 	%p31, %r61, 15;
-	@%p31 bra 	$L__BB1_32;
-
-	setp.gt.s32 	%p38, %r61, 12;
-	@%p38 bra 	$L__BB1_28;
-	bra.uni 	$L__BB1_25;
-
-$L__BB1_28:
-	setp.eq.s32 	%p39, %r61, 13;
-	@%p39 bra 	$L__BB1_157;
-
-	setp.eq.s32 	%p40, %r61, 14;
-	@%p40 bra 	$L__BB1_156;
-
-	setp.eq.s32 	%p41, %r61, 15;
-	@%p41 bra 	$L__BB1_31;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_31:
-	fma.rn.f32 	%f772, %f973, %f126, %f127;
-	mov.f32 	%f773, 0f3F800000;
-	min.f32 	%f774, %f773, %f772;
-	mov.f32 	%f775, 0f00000000;
-	max.f32 	%f973, %f775, %f774;
-	bra.uni 	$L__BB1_167;
+	bra.uni 	$L__BB1_47;
 
 $L__BB1_68:
 	setp.gt.s32 	%p4, %r61, 35;
 	@%p4 bra 	$L__BB1_78;
-
-	setp.gt.s32 	%p11, %r61, 32;
-	@%p11 bra 	$L__BB1_73;
-	bra.uni 	$L__BB1_70;
-
-$L__BB1_73:
-	setp.eq.s32 	%p12, %r61, 33;
-	@%p12 bra 	$L__BB1_109;
-
-	setp.eq.s32 	%p13, %r61, 34;
-	@%p13 bra 	$L__BB1_106;
-
-	setp.eq.s32 	%p14, %r61, 35;
-	@%p14 bra 	$L__BB1_76;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_76:
-	abs.f32 	%f30, %f973;
-	setp.ltu.f32 	%p76, %f30, 0f3F800000;
-	@%p76 bra 	$L__BB1_105;
-	bra.uni 	$L__BB1_77;
-
-$L__BB1_105:
-	mul.f32 	%f311, %f973, %f973;
-	mov.f32 	%f312, 0f394FFF49;
-	mov.f32 	%f313, 0f363D0ADA;
-	fma.rn.f32 	%f314, %f313, %f311, %f312;
-	mov.f32 	%f315, 0f3C08889A;
-	fma.rn.f32 	%f316, %f314, %f311, %f315;
-	mov.f32 	%f317, 0f3E2AAAAB;
-	fma.rn.f32 	%f318, %f316, %f311, %f317;
-	mul.f32 	%f319, %f311, %f318;
-	fma.rn.f32 	%f973, %f319, %f973, %f973;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_15:
-	setp.gt.s32 	%p45, %r61, 6;
-	@%p45 bra 	$L__BB1_19;
-	bra.uni 	$L__BB1_16;
-
-$L__BB1_19:
-	setp.eq.s32 	%p46, %r61, 7;
-	@%p46 bra 	$L__BB1_161;
-
-	setp.eq.s32 	%p47, %r61, 8;
-	@%p47 bra 	$L__BB1_160;
-
-	setp.eq.s32 	%p48, %r61, 9;
-	@%p48 bra 	$L__BB1_22;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_22:
-	mul.f32 	%f781, %f973, 0f3F000000;
-	mov.f32 	%f782, 0f3F000000;
-	mul.f32 	%f783, %f973, 0f3F3504F3;
-	abs.f32 	%f784, %f783;
-	fma.rn.f32 	%f785, %f784, 0f3F000000, 0f3F800000;
-	mov.f32 	%f786, 0f3F800000;
-	rcp.rn.f32 	%f787, %f785;
-	mul.f32 	%f788, %f784, %f784;
-	mov.f32 	%f789, 0fBFA1FC4E;
-	sub.f32 	%f790, %f789, %f788;
-	fma.rn.f32 	%f791, %f787, 0f3E2EF945, 0fBF527892;
-	fma.rn.f32 	%f792, %f787, %f791, 0f3FBE87B0;
-	fma.rn.f32 	%f793, %f787, %f792, 0fBF914E5D;
-	fma.rn.f32 	%f794, %f787, %f793, 0f3E8EC7CC;
-	fma.rn.f32 	%f795, %f787, %f794, 0fBE3EC24C;
-	fma.rn.f32 	%f796, %f787, %f795, 0f3DC636C9;
-	fma.rn.f32 	%f797, %f787, %f796, 0f3EBF88FB;
-	fma.rn.f32 	%f798, %f787, %f797, 0f3F8000C7;
-	fma.rn.f32 	%f799, %f787, %f798, %f790;
-	mov.f32 	%f800, 0f3BBB989D;
-	fma.rn.f32 	%f801, %f799, %f800, %f782;
-	cvt.sat.f32.f32 	%f802, %f801;
-	mov.f32 	%f803, 0f4B400001;
-	mov.f32 	%f804, 0f437C0000;
-	fma.rm.f32 	%f805, %f802, %f804, %f803;
-	add.f32 	%f806, %f805, 0fCB40007F;
-	neg.f32 	%f807, %f806;
-	mov.f32 	%f808, 0f3FB8AA3B;
-	fma.rn.f32 	%f809, %f799, %f808, %f807;
-	mov.f32 	%f810, 0f32A57060;
-	fma.rn.f32 	%f811, %f799, %f810, %f809;
-	mov.b32 	%r255, %f805;
-	shl.b32 	%r256, %r255, 23;
-	mov.b32 	%f812, %r256;
-	ex2.approx.ftz.f32 	%f813, %f811;
-	mul.f32 	%f814, %f813, %f812;
-	mul.f32 	%f815, %f787, %f814;
-	sub.f32 	%f816, %f786, %f815;
-	setp.lt.f32 	%p145, %f783, 0f00000000;
-	neg.f32 	%f817, %f816;
-	selp.f32 	%f818, %f817, %f816, %p145;
-	add.f32 	%f819, %f818, 0f3F800000;
-	mul.f32 	%f973, %f781, %f819;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_60:
-	setp.gt.s32 	%p18, %r61, 27;
-	@%p18 bra 	$L__BB1_64;
-	bra.uni 	$L__BB1_61;
-
-$L__BB1_64:
-	setp.eq.s32 	%p19, %r61, 28;
-	@%p19 bra 	$L__BB1_120;
-
-	setp.eq.s32 	%p20, %r61, 29;
-	@%p20 bra 	$L__BB1_119;
-
-	setp.eq.s32 	%p21, %r61, 30;
-	@%p21 bra 	$L__BB1_67;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_67:
-	mul.f32 	%f435, %f973, 0f3F000000;
-	mul.f32 	%f436, %f973, 0f3D372713;
-	mul.f32 	%f437, %f973, %f436;
-	fma.rn.f32 	%f438, %f973, %f437, %f973;
-	mul.f32 	%f439, %f438, 0f3F4C422A;
-	abs.f32 	%f440, %f439;
-	mul.f32 	%f441, %f440, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f442, %f441;
-	add.f32 	%f443, %f442, 0f3F800000;
-	mov.f32 	%f444, 0f3F800000;
-	rcp.approx.ftz.f32 	%f445, %f443;
-	mov.f32 	%f446, 0fC0000000;
-	fma.rn.f32 	%f447, %f445, %f446, %f444;
-	setp.ge.f32 	%p97, %f440, 0f41102CB4;
-	selp.f32 	%f448, 0f3F800000, %f447, %p97;
-	mov.b32 	%r155, %f448;
-	mov.b32 	%r156, %f439;
-	and.b32  	%r157, %r156, -2147483648;
-	or.b32  	%r158, %r157, %r155;
-	mov.b32 	%f449, %r158;
-	mul.f32 	%f450, %f439, %f439;
-	mov.f32 	%f451, 0fBD563CAE;
-	mov.f32 	%f452, 0f3C80F082;
-	fma.rn.f32 	%f453, %f452, %f450, %f451;
-	mov.f32 	%f454, 0f3E085941;
-	fma.rn.f32 	%f455, %f453, %f450, %f454;
-	mov.f32 	%f456, 0fBEAAA9ED;
-	fma.rn.f32 	%f457, %f455, %f450, %f456;
-	mov.f32 	%f458, 0f00000000;
-	fma.rn.f32 	%f459, %f457, %f450, %f458;
-	fma.rn.f32 	%f460, %f459, %f439, %f439;
-	setp.ge.f32 	%p98, %f440, 0f3F19999A;
-	selp.f32 	%f461, %f449, %f460, %p98;
-	add.f32 	%f462, %f461, 0f3F800000;
-	mul.f32 	%f973, %f435, %f462;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_32:
-	setp.gt.s32 	%p32, %r61, 17;
-	@%p32 bra 	$L__BB1_36;
-	bra.uni 	$L__BB1_33;
-
-$L__BB1_36:
-	setp.eq.s32 	%p33, %r61, 18;
-	@%p33 bra 	$L__BB1_147;
-
-	setp.eq.s32 	%p34, %r61, 19;
-	@%p34 bra 	$L__BB1_135;
-
-	setp.eq.s32 	%p35, %r61, 20;
-	@%p35 bra 	$L__BB1_39;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_39:
-	mul.f32 	%f618, %f973, 0f3F22F983;
-	cvt.rni.s32.f32 	%r281, %f618;
-	cvt.rn.f32.s32 	%f619, %r281;
-	mov.f32 	%f620, 0fBFC90FDA;
-	fma.rn.f32 	%f621, %f619, %f620, %f973;
-	mov.f32 	%f622, 0fB3A22168;
-	fma.rn.f32 	%f623, %f619, %f622, %f621;
-	mov.f32 	%f624, 0fA7C234C5;
-	fma.rn.f32 	%f964, %f619, %f624, %f623;
-	abs.f32 	%f69, %f973;
-	setp.ltu.f32 	%p114, %f69, 0f47CE4780;
-	@%p114 bra 	$L__BB1_131;
-
-	setp.eq.f32 	%p115, %f69, 0f7F800000;
-	@%p115 bra 	$L__BB1_130;
-	bra.uni 	$L__BB1_41;
-
-$L__BB1_130:
-	mov.f32 	%f627, 0f00000000;
-	mul.rn.f32 	%f964, %f973, %f627;
-	mov.u32 	%r281, 0;
-	bra.uni 	$L__BB1_131;
+	bra.uni 	$L__BB1_69;
 
 $L__BB1_78:
-	setp.gt.s32 	%p5, %r61, 37;
-	@%p5 bra 	$L__BB1_86;
-	bra.uni 	$L__BB1_79;
+	setp.gt.s32 	%p5, %r61, 38;
+	@%p5 bra 	$L__BB1_87;
 
-$L__BB1_86:
-	setp.eq.s32 	%p6, %r61, 38;
-	@%p6 bra 	$L__BB1_94;
-
-	setp.eq.s32 	%p7, %r61, 40;
-	@%p7 bra 	$L__BB1_158;
-
-	setp.ne.s32 	%p8, %r61, 39;
-	@%p8 bra 	$L__BB1_167;
-
-	abs.f32 	%f128, %f973;
-	mov.f32 	%f129, 0f3F800000;
-	sub.f32 	%f130, %f129, %f128;
-	rcp.approx.ftz.f32 	%f131, %f130;
-	add.f32 	%f132, %f131, %f131;
-	mul.f32 	%f133, %f128, %f132;
-	setp.gt.f32 	%p57, %f128, 0f7E800000;
-	selp.f32 	%f2, 0fC0000000, %f133, %p57;
-	add.rz.f32 	%f134, %f2, %f129;
-	mov.b32 	%r67, %f134;
-	add.s32 	%r68, %r67, -1061158912;
-	and.b32  	%r69, %r68, -8388608;
-	mov.b32 	%r2, %f2;
-	sub.s32 	%r70, %r2, %r69;
-	mov.b32 	%f135, %r70;
-	mov.u32 	%r71, 1082130432;
-	sub.s32 	%r72, %r71, %r69;
-	mov.b32 	%f136, %r72;
-	mov.f32 	%f137, 0fBF800000;
-	mov.f32 	%f138, 0f3E800000;
-	fma.rn.f32 	%f139, %f138, %f136, %f137;
-	add.f32 	%f140, %f139, %f135;
-	cvt.rn.f32.s32 	%f141, %r69;
-	mul.f32 	%f142, %f141, 0f34000000;
-	mov.f32 	%f143, 0f3DD80012;
-	mov.f32 	%f144, 0fBD39BF78;
-	fma.rn.f32 	%f145, %f144, %f140, %f143;
-	mov.f32 	%f146, 0fBE0778E0;
-	fma.rn.f32 	%f147, %f145, %f140, %f146;
-	mov.f32 	%f148, 0f3E146475;
-	fma.rn.f32 	%f149, %f147, %f140, %f148;
-	mov.f32 	%f150, 0fBE2A68DD;
-	fma.rn.f32 	%f151, %f149, %f140, %f150;
-	mov.f32 	%f152, 0f3E4CAF9E;
-	fma.rn.f32 	%f153, %f151, %f140, %f152;
-	mov.f32 	%f154, 0fBE800042;
-	fma.rn.f32 	%f155, %f153, %f140, %f154;
-	mov.f32 	%f156, 0f3EAAAAE6;
-	fma.rn.f32 	%f157, %f155, %f140, %f156;
-	mov.f32 	%f158, 0fBF000000;
-	fma.rn.f32 	%f159, %f157, %f140, %f158;
-	mul.f32 	%f160, %f140, %f159;
-	fma.rn.f32 	%f161, %f160, %f140, %f140;
-	mov.f32 	%f162, 0f3F317218;
-	fma.rn.f32 	%f953, %f142, %f162, %f161;
-	setp.lt.u32 	%p58, %r2, 2139095040;
-	@%p58 bra 	$L__BB1_93;
-
-	setp.lt.s32 	%p59, %r2, -1082130431;
-	@%p59 bra 	$L__BB1_92;
-
-	mov.f32 	%f163, 0f7F800000;
-	fma.rn.f32 	%f953, %f2, %f163, %f163;
-
-$L__BB1_92:
-	setp.eq.f32 	%p60, %f2, 0f00000000;
-	selp.f32 	%f953, 0f80000000, %f953, %p60;
-
-$L__BB1_93:
-	mul.f32 	%f164, %f953, 0f3F000000;
-	abs.f32 	%f165, %f164;
-	setp.le.f32 	%p61, %f165, 0f7F800000;
-	mov.b32 	%r73, %f164;
-	mov.b32 	%r74, %f973;
-	and.b32  	%r75, %r74, -2147483648;
-	or.b32  	%r76, %r75, %r73;
-	mov.b32 	%f166, %r76;
-	selp.f32 	%f973, %f166, %f164, %p61;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_5:
-	setp.eq.s32 	%p55, %r61, 0;
-	@%p55 bra 	$L__BB1_166;
-
-	setp.eq.s32 	%p56, %r61, 1;
-	@%p56 bra 	$L__BB1_7;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_7:
-	setp.ltu.f32 	%p152, %f973, 0f00000000;
-	@%p152 bra 	$L__BB1_165;
-	bra.uni 	$L__BB1_8;
-
-$L__BB1_165:
-	mov.f32 	%f936, 0f3F000000;
-	mov.f32 	%f937, 0f3BBB989D;
-	fma.rn.f32 	%f938, %f973, %f937, %f936;
-	cvt.sat.f32.f32 	%f939, %f938;
-	mov.f32 	%f940, 0f4B400001;
-	mov.f32 	%f941, 0f437C0000;
-	fma.rm.f32 	%f942, %f939, %f941, %f940;
-	add.f32 	%f943, %f942, 0fCB40007F;
-	neg.f32 	%f944, %f943;
-	mov.f32 	%f945, 0f3FB8AA3B;
-	fma.rn.f32 	%f946, %f973, %f945, %f944;
-	mov.f32 	%f947, 0f32A57060;
-	fma.rn.f32 	%f948, %f973, %f947, %f946;
-	mov.b32 	%r271, %f942;
-	shl.b32 	%r272, %r271, 23;
-	mov.b32 	%f949, %r272;
-	ex2.approx.ftz.f32 	%f950, %f948;
-	mul.f32 	%f951, %f950, %f949;
-	add.f32 	%f952, %f951, 0f3F800000;
-	div.rn.f32 	%f973, %f951, %f952;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_49:
-	setp.eq.s32 	%p28, %r61, 21;
-	@%p28 bra 	$L__BB1_129;
-
-	setp.eq.s32 	%p29, %r61, 22;
-	@%p29 bra 	$L__BB1_51;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_51:
-	setp.gt.f32 	%p113, %f973, 0f00000000;
-	@%p113 bra 	$L__BB1_128;
-	bra.uni 	$L__BB1_52;
-
-$L__BB1_128:
-	mul.f32 	%f973, %f973, %f127;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_25:
-	setp.eq.s32 	%p42, %r61, 10;
-	@%p42 bra 	$L__BB1_159;
-
-	setp.eq.s32 	%p43, %r61, 12;
-	@%p43 bra 	$L__BB1_27;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_27:
-	rcp.rn.f32 	%f973, %f973;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_70:
-	setp.eq.s32 	%p15, %r61, 31;
-	@%p15 bra 	$L__BB1_110;
-
-	setp.eq.s32 	%p16, %r61, 32;
-	@%p16 bra 	$L__BB1_72;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_72:
-	abs.f32 	%f377, %f973;
-	neg.f32 	%f378, %f377;
-	mov.f32 	%f379, 0f3F000000;
-	fma.rn.f32 	%f380, %f379, %f378, %f379;
-	rsqrt.approx.ftz.f32 	%f381, %f380;
-	mul.f32 	%f382, %f380, %f381;
-	mul.f32 	%f383, %f381, 0f3F000000;
-	neg.f32 	%f384, %f382;
-	fma.rn.f32 	%f385, %f384, %f383, %f379;
-	fma.rn.f32 	%f386, %f382, %f385, %f382;
-	setp.eq.f32 	%p85, %f377, 0f3F800000;
-	selp.f32 	%f387, 0f00000000, %f386, %p85;
-	setp.gt.f32 	%p86, %f377, 0f3F0F5C29;
-	selp.f32 	%f388, %f387, %f377, %p86;
-	mul.f32 	%f389, %f388, %f388;
-	mov.f32 	%f390, 0f3C99CA97;
-	mov.f32 	%f391, 0f3D4DD2F7;
-	fma.rn.f32 	%f392, %f391, %f389, %f390;
-	mov.f32 	%f393, 0f3D3F90E8;
-	fma.rn.f32 	%f394, %f392, %f389, %f393;
-	mov.f32 	%f395, 0f3D993CCF;
-	fma.rn.f32 	%f396, %f394, %f389, %f395;
-	mov.f32 	%f397, 0f3E2AAC04;
-	fma.rn.f32 	%f398, %f396, %f389, %f397;
-	mul.f32 	%f399, %f389, %f398;
-	fma.rn.f32 	%f400, %f399, %f388, %f388;
-	mul.f32 	%f401, %f400, 0fC0000000;
-	mov.f32 	%f402, 0f3FD774EB;
-	mov.f32 	%f403, 0f3F6EE581;
-	fma.rn.f32 	%f404, %f403, %f402, %f401;
-	selp.f32 	%f405, %f404, %f400, %p86;
-	setp.le.f32 	%p87, %f405, 0f7F800000;
-	mov.b32 	%r120, %f405;
-	mov.b32 	%r121, %f973;
-	and.b32  	%r122, %r121, -2147483648;
-	or.b32  	%r123, %r122, %r120;
-	mov.b32 	%f406, %r123;
-	selp.f32 	%f973, %f406, %f405, %p87;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_16:
-	setp.eq.s32 	%p49, %r61, 5;
-	@%p49 bra 	$L__BB1_162;
-
-	setp.eq.s32 	%p50, %r61, 6;
-	@%p50 bra 	$L__BB1_18;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_18:
-	neg.f32 	%f973, %f973;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_61:
-	setp.eq.s32 	%p22, %r61, 26;
-	@%p22 bra 	$L__BB1_121;
-
-	setp.eq.s32 	%p23, %r61, 27;
-	@%p23 bra 	$L__BB1_63;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_63:
-	setp.gt.f32 	%p101, %f973, 0f00000000;
-	setp.lt.f32 	%p102, %f973, 0f00000000;
-	selp.f32 	%f464, 0fBF800000, %f973, %p102;
-	selp.f32 	%f973, 0f3F800000, %f464, %p101;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_33:
-	setp.eq.s32 	%p36, %r61, 16;
-	@%p36 bra 	$L__BB1_154;
-
-	setp.eq.s32 	%p37, %r61, 17;
-	@%p37 bra 	$L__BB1_35;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_35:
-	div.rn.f32 	%f750, %f973, 0f40C00000;
-	add.f32 	%f751, %f750, 0f3F000000;
-	mov.f32 	%f752, 0f3F800000;
-	min.f32 	%f753, %f752, %f751;
-	mov.f32 	%f754, 0f00000000;
-	max.f32 	%f755, %f754, %f753;
-	mul.f32 	%f973, %f973, %f755;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_79:
 	setp.eq.s32 	%p9, %r61, 36;
-	@%p9 bra 	$L__BB1_104;
+	@%p9 bra 	$L__BB1_106;
 
 	setp.eq.s32 	%p10, %r61, 37;
-	@%p10 bra 	$L__BB1_81;
-	bra.uni 	$L__BB1_167;
+	@%p10 bra 	$L__BB1_99;
 
-$L__BB1_81:
-	abs.f32 	%f20, %f973;
-	setp.gt.f32 	%p69, %f20, 0f7E800000;
-	@%p69 bra 	$L__BB1_102;
-	bra.uni 	$L__BB1_82;
+	setp.eq.s32 	%p11, %r61, 38;
+	@%p11 bra 	$L__BB1_82;
+	bra.uni 	$L__BB1_169;
 
-$L__BB1_102:
-	lg2.approx.f32 	%f266, %f20;
-	mul.f32 	%f267, %f266, 0f3F317218;
-	mov.f32 	%f268, 0f3F317218;
-	add.rn.f32 	%f958, %f268, %f267;
-	bra.uni 	$L__BB1_103;
+$L__BB1_82:
+	add.f32 	%f10, %f992, 0fBF800000;
+	mov.b32 	%r77, %f10;
+	setp.gt.u32 	%p65, %r77, 1258291200;
+	@%p65 bra 	$L__BB1_96;
+	bra.uni 	$L__BB1_83;
 
-$L__BB1_164:
-	abs.f32 	%f898, %f973;
-	mul.f32 	%f899, %f898, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f900, %f899;
-	add.f32 	%f901, %f900, 0f3F800000;
-	mov.f32 	%f902, 0f3F800000;
-	rcp.approx.ftz.f32 	%f903, %f901;
-	mov.f32 	%f904, 0fC0000000;
-	fma.rn.f32 	%f905, %f903, %f904, %f902;
-	setp.ge.f32 	%p150, %f898, 0f41102CB4;
-	selp.f32 	%f906, 0f3F800000, %f905, %p150;
-	mov.b32 	%r265, %f906;
-	mov.b32 	%r266, %f973;
-	and.b32  	%r267, %r266, -2147483648;
-	or.b32  	%r268, %r267, %r265;
-	mov.b32 	%f907, %r268;
-	mul.f32 	%f908, %f973, %f973;
-	mov.f32 	%f909, 0fBD563CAE;
-	mov.f32 	%f910, 0f3C80F082;
-	fma.rn.f32 	%f911, %f910, %f908, %f909;
-	mov.f32 	%f912, 0f3E085941;
-	fma.rn.f32 	%f913, %f911, %f908, %f912;
-	mov.f32 	%f914, 0fBEAAA9ED;
-	fma.rn.f32 	%f915, %f913, %f908, %f914;
-	mov.f32 	%f916, 0f00000000;
-	fma.rn.f32 	%f917, %f915, %f908, %f916;
-	fma.rn.f32 	%f918, %f917, %f973, %f973;
-	setp.ge.f32 	%p151, %f898, 0f3F19999A;
-	selp.f32 	%f973, %f907, %f918, %p151;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_163:
-	mov.f32 	%f883, 0f3F000000;
-	mov.f32 	%f884, 0f3BBB989D;
-	fma.rn.f32 	%f885, %f973, %f884, %f883;
-	cvt.sat.f32.f32 	%f886, %f885;
-	mov.f32 	%f887, 0f4B400001;
-	mov.f32 	%f888, 0f437C0000;
-	fma.rm.f32 	%f889, %f886, %f888, %f887;
-	add.f32 	%f890, %f889, 0fCB40007F;
-	neg.f32 	%f891, %f890;
-	mov.f32 	%f892, 0f3FB8AA3B;
-	fma.rn.f32 	%f893, %f973, %f892, %f891;
-	mov.f32 	%f894, 0f32A57060;
-	fma.rn.f32 	%f895, %f973, %f894, %f893;
-	mov.b32 	%r263, %f889;
-	shl.b32 	%r264, %r263, 23;
-	mov.b32 	%f896, %r264;
-	ex2.approx.ftz.f32 	%f897, %f895;
-	mul.f32 	%f973, %f897, %f896;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_127:
-	mov.f32 	%f579, 0f00000000;
-	max.f32 	%f580, %f579, %f973;
-	div.rn.f32 	%f581, %f973, %f126;
-	mov.f32 	%f582, 0f3F000000;
-	mov.f32 	%f583, 0f3BBB989D;
-	fma.rn.f32 	%f584, %f581, %f583, %f582;
-	cvt.sat.f32.f32 	%f585, %f584;
-	mov.f32 	%f586, 0f4B400001;
-	mov.f32 	%f587, 0f437C0000;
-	fma.rm.f32 	%f588, %f585, %f587, %f586;
-	add.f32 	%f589, %f588, 0fCB40007F;
-	neg.f32 	%f590, %f589;
-	mov.f32 	%f591, 0f3FB8AA3B;
-	fma.rn.f32 	%f592, %f581, %f591, %f590;
-	mov.f32 	%f593, 0f32A57060;
-	fma.rn.f32 	%f594, %f581, %f593, %f592;
-	mov.b32 	%r175, %f588;
-	shl.b32 	%r176, %r175, 23;
-	mov.b32 	%f595, %r176;
-	ex2.approx.ftz.f32 	%f596, %f594;
-	fma.rn.f32 	%f597, %f596, %f595, 0fBF800000;
-	mul.f32 	%f598, %f597, %f126;
-	min.f32 	%f599, %f579, %f598;
-	add.f32 	%f973, %f580, %f599;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_126:
-	setp.gt.f32 	%p112, %f973, %f126;
-	selp.f32 	%f973, %f973, 0f00000000, %p112;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_157:
-	cvt.rmi.f32.f32 	%f973, %f973;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_156:
-	cvt.rpi.f32.f32 	%f973, %f973;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_109:
-	abs.f32 	%f343, %f973;
-	neg.f32 	%f344, %f343;
-	mov.f32 	%f345, 0f3F000000;
-	fma.rn.f32 	%f346, %f345, %f344, %f345;
-	rsqrt.approx.ftz.f32 	%f347, %f346;
-	mul.f32 	%f348, %f346, %f347;
-	mul.f32 	%f349, %f347, 0f3F000000;
-	neg.f32 	%f350, %f348;
-	fma.rn.f32 	%f351, %f350, %f349, %f345;
-	fma.rn.f32 	%f352, %f348, %f351, %f348;
-	setp.eq.f32 	%p82, %f343, 0f3F800000;
-	selp.f32 	%f353, 0f00000000, %f352, %p82;
-	setp.gt.f32 	%p83, %f343, 0f3F0F5C29;
-	selp.f32 	%f354, %f353, %f343, %p83;
-	mov.b32 	%r116, %f354;
-	mov.b32 	%r117, %f973;
-	and.b32  	%r118, %r117, -2147483648;
-	or.b32  	%r119, %r118, %r116;
-	mov.b32 	%f355, %r119;
-	mul.f32 	%f356, %f355, %f355;
-	mov.f32 	%f357, 0f3C8B1ABB;
-	mov.f32 	%f358, 0f3D10ECEF;
-	fma.rn.f32 	%f359, %f358, %f356, %f357;
-	mov.f32 	%f360, 0f3CFC028C;
-	fma.rn.f32 	%f361, %f359, %f356, %f360;
-	mov.f32 	%f362, 0f3D372139;
-	fma.rn.f32 	%f363, %f361, %f356, %f362;
-	mov.f32 	%f364, 0f3D9993DB;
-	fma.rn.f32 	%f365, %f363, %f356, %f364;
-	mov.f32 	%f366, 0f3E2AAAC6;
-	fma.rn.f32 	%f367, %f365, %f356, %f366;
-	mul.f32 	%f368, %f367, %f356;
-	fma.rn.f32 	%f369, %f368, %f355, %f355;
-	neg.f32 	%f370, %f369;
-	selp.f32 	%f371, %f369, %f370, %p83;
-	mov.f32 	%f372, 0f3FD774EB;
-	mov.f32 	%f373, 0f3F6EE581;
-	fma.rn.f32 	%f374, %f373, %f372, %f371;
-	setp.gt.f32 	%p84, %f973, 0f3F0F5C29;
-	selp.f32 	%f375, %f369, %f374, %p84;
-	add.f32 	%f376, %f375, %f375;
-	selp.f32 	%f973, %f376, %f375, %p83;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_106:
-	abs.f32 	%f33, %f973;
-	setp.leu.f32 	%p79, %f33, 0f3F800000;
-	setp.gt.f32 	%p80, %f33, 0f3F800000;
-	rcp.approx.ftz.f32 	%f320, %f33;
-	selp.f32 	%f321, %f320, %f33, %p80;
-	mul.f32 	%f322, %f321, %f321;
-	mov.f32 	%f323, 0fBC6BE14F;
-	mov.f32 	%f324, 0f3B2090AA;
-	fma.rn.f32 	%f325, %f324, %f322, %f323;
-	mov.f32 	%f326, 0f3D23397E;
-	fma.rn.f32 	%f327, %f325, %f322, %f326;
-	mov.f32 	%f328, 0fBD948A7A;
-	fma.rn.f32 	%f329, %f327, %f322, %f328;
-	mov.f32 	%f330, 0f3DD76B21;
-	fma.rn.f32 	%f331, %f329, %f322, %f330;
-	mov.f32 	%f332, 0fBE111E88;
-	fma.rn.f32 	%f333, %f331, %f322, %f332;
-	mov.f32 	%f334, 0f3E4CAF60;
-	fma.rn.f32 	%f335, %f333, %f322, %f334;
-	mov.f32 	%f336, 0fBEAAAA27;
-	fma.rn.f32 	%f337, %f335, %f322, %f336;
-	mul.f32 	%f338, %f322, %f337;
-	fma.rn.f32 	%f959, %f338, %f321, %f321;
-	@%p79 bra 	$L__BB1_108;
-
-	neg.f32 	%f339, %f959;
-	mov.f32 	%f340, 0f3FD774EB;
-	mov.f32 	%f341, 0f3F6EE581;
-	fma.rn.f32 	%f959, %f341, %f340, %f339;
-
-$L__BB1_108:
-	mov.b32 	%r112, %f973;
-	and.b32  	%r113, %r112, -2147483648;
-	mov.b32 	%r114, %f959;
-	or.b32  	%r115, %r113, %r114;
-	mov.b32 	%f342, %r115;
-	setp.le.f32 	%p81, %f33, 0f7F800000;
-	selp.f32 	%f973, %f342, %f959, %p81;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_161:
-	abs.f32 	%f973, %f973;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_160:
-	abs.f32 	%f820, %f973;
-	mov.f32 	%f821, 0f3F000000;
-	fma.rn.f32 	%f822, %f820, 0f3F000000, 0f3F800000;
-	mov.f32 	%f823, 0f3F800000;
-	rcp.rn.f32 	%f824, %f822;
-	mul.f32 	%f825, %f820, %f820;
-	mov.f32 	%f826, 0fBFA1FC4E;
-	sub.f32 	%f827, %f826, %f825;
-	fma.rn.f32 	%f828, %f824, 0f3E2EF945, 0fBF527892;
-	fma.rn.f32 	%f829, %f824, %f828, 0f3FBE87B0;
-	fma.rn.f32 	%f830, %f824, %f829, 0fBF914E5D;
-	fma.rn.f32 	%f831, %f824, %f830, 0f3E8EC7CC;
-	fma.rn.f32 	%f832, %f824, %f831, 0fBE3EC24C;
-	fma.rn.f32 	%f833, %f824, %f832, 0f3DC636C9;
-	fma.rn.f32 	%f834, %f824, %f833, 0f3EBF88FB;
-	fma.rn.f32 	%f835, %f824, %f834, 0f3F8000C7;
-	fma.rn.f32 	%f836, %f824, %f835, %f827;
-	mov.f32 	%f837, 0f3BBB989D;
-	fma.rn.f32 	%f838, %f836, %f837, %f821;
-	cvt.sat.f32.f32 	%f839, %f838;
-	mov.f32 	%f840, 0f4B400001;
-	mov.f32 	%f841, 0f437C0000;
-	fma.rm.f32 	%f842, %f839, %f841, %f840;
-	add.f32 	%f843, %f842, 0fCB40007F;
-	neg.f32 	%f844, %f843;
-	mov.f32 	%f845, 0f3FB8AA3B;
-	fma.rn.f32 	%f846, %f836, %f845, %f844;
-	mov.f32 	%f847, 0f32A57060;
-	fma.rn.f32 	%f848, %f836, %f847, %f846;
-	mov.b32 	%r257, %f842;
-	shl.b32 	%r258, %r257, 23;
-	mov.b32 	%f849, %r258;
-	ex2.approx.ftz.f32 	%f850, %f848;
-	mul.f32 	%f851, %f850, %f849;
-	mul.f32 	%f852, %f824, %f851;
-	sub.f32 	%f853, %f823, %f852;
-	neg.f32 	%f854, %f853;
-	setp.lt.f32 	%p146, %f973, 0f00000000;
-	selp.f32 	%f973, %f854, %f853, %p146;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_120:
-	setp.lt.f32 	%p99, %f973, %f126;
-	setp.gt.f32 	%p100, %f973, %f127;
-	selp.f32 	%f463, %f127, %f973, %p100;
-	selp.f32 	%f973, %f126, %f463, %p99;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_119:
-	mul.f32 	%f973, %f973, %f126;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_147:
-	setp.gt.f32 	%p134, %f973, 0f00000000;
-	@%p134 bra 	$L__BB1_151;
-	bra.uni 	$L__BB1_148;
-
-$L__BB1_151:
-	neg.f32 	%f704, %f973;
-	mov.f32 	%f705, 0f3F000000;
-	mov.f32 	%f706, 0f3BBB989D;
-	fma.rn.f32 	%f707, %f704, %f706, %f705;
-	cvt.sat.f32.f32 	%f708, %f707;
-	mov.f32 	%f709, 0f4B400001;
-	mov.f32 	%f710, 0f437C0000;
-	fma.rm.f32 	%f711, %f708, %f710, %f709;
-	add.f32 	%f712, %f711, 0fCB40007F;
-	neg.f32 	%f713, %f712;
-	mov.f32 	%f714, 0f3FB8AA3B;
-	fma.rn.f32 	%f715, %f704, %f714, %f713;
-	mov.f32 	%f716, 0f32A57060;
-	fma.rn.f32 	%f717, %f704, %f716, %f715;
-	mov.b32 	%r247, %f711;
-	shl.b32 	%r248, %r247, 23;
-	mov.b32 	%f718, %r248;
-	ex2.approx.ftz.f32 	%f719, %f717;
-	fma.rn.f32 	%f720, %f719, %f718, 0f3F800000;
-	setp.lt.f32 	%p138, %f720, 0f00800000;
-	mul.f32 	%f721, %f720, 0f4B000000;
-	selp.f32 	%f97, %f721, %f720, %p138;
-	selp.f32 	%f722, 0fC1B80000, 0f00000000, %p138;
-	mov.b32 	%r249, %f97;
-	add.s32 	%r250, %r249, -1059760811;
-	and.b32  	%r251, %r250, -8388608;
-	sub.s32 	%r252, %r249, %r251;
-	mov.b32 	%f723, %r252;
-	cvt.rn.f32.s32 	%f724, %r251;
-	mov.f32 	%f725, 0f34000000;
-	fma.rn.f32 	%f726, %f724, %f725, %f722;
-	add.f32 	%f727, %f723, 0fBF800000;
-	mov.f32 	%f728, 0f3E1039F6;
-	mov.f32 	%f729, 0fBE055027;
-	fma.rn.f32 	%f730, %f729, %f727, %f728;
-	mov.f32 	%f731, 0fBDF8CDCC;
-	fma.rn.f32 	%f732, %f730, %f727, %f731;
-	mov.f32 	%f733, 0f3E0F2955;
-	fma.rn.f32 	%f734, %f732, %f727, %f733;
-	mov.f32 	%f735, 0fBE2AD8B9;
-	fma.rn.f32 	%f736, %f734, %f727, %f735;
-	mov.f32 	%f737, 0f3E4CED0B;
-	fma.rn.f32 	%f738, %f736, %f727, %f737;
-	mov.f32 	%f739, 0fBE7FFF22;
-	fma.rn.f32 	%f740, %f738, %f727, %f739;
-	mov.f32 	%f741, 0f3EAAAA78;
-	fma.rn.f32 	%f742, %f740, %f727, %f741;
-	mov.f32 	%f743, 0fBF000000;
-	fma.rn.f32 	%f744, %f742, %f727, %f743;
-	mul.f32 	%f745, %f744, %f727;
-	fma.rn.f32 	%f746, %f745, %f727, %f727;
-	mov.f32 	%f747, 0f3F317218;
-	fma.rn.f32 	%f971, %f726, %f747, %f746;
-	setp.lt.u32 	%p139, %r249, 2139095040;
-	@%p139 bra 	$L__BB1_153;
-
-	mov.f32 	%f748, 0f7F800000;
-	fma.rn.f32 	%f971, %f97, %f748, %f748;
-
-$L__BB1_153:
-	setp.eq.f32 	%p140, %f97, 0f00000000;
-	selp.f32 	%f749, 0fFF800000, %f971, %p140;
-	add.f32 	%f973, %f973, %f749;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_135:
-	mul.f32 	%f639, %f973, 0f3F22F983;
-	cvt.rni.s32.f32 	%r285, %f639;
-	cvt.rn.f32.s32 	%f640, %r285;
-	mov.f32 	%f641, 0fBFC90FDA;
-	fma.rn.f32 	%f642, %f640, %f641, %f973;
-	mov.f32 	%f643, 0fB3A22168;
-	fma.rn.f32 	%f644, %f640, %f643, %f642;
-	mov.f32 	%f645, 0fA7C234C5;
-	fma.rn.f32 	%f967, %f640, %f645, %f644;
-	abs.f32 	%f81, %f973;
-	setp.ltu.f32 	%p124, %f81, 0f47CE4780;
-	@%p124 bra 	$L__BB1_143;
-
-	setp.eq.f32 	%p125, %f81, 0f7F800000;
-	@%p125 bra 	$L__BB1_142;
-	bra.uni 	$L__BB1_137;
-
-$L__BB1_142:
-	mov.f32 	%f648, 0f00000000;
-	mul.rn.f32 	%f967, %f973, %f648;
-	mov.u32 	%r285, 0;
-	bra.uni 	$L__BB1_143;
-
-$L__BB1_94:
-	add.f32 	%f9, %f973, 0fBF800000;
-	mov.b32 	%r77, %f9;
-	setp.gt.u32 	%p62, %r77, 1258291200;
-	@%p62 bra 	$L__BB1_99;
-	bra.uni 	$L__BB1_95;
-
-$L__BB1_99:
-	setp.lt.f32 	%p66, %f9, 0f00800000;
-	mul.f32 	%f201, %f9, 0f4B000000;
-	selp.f32 	%f15, %f201, %f9, %p66;
-	selp.f32 	%f202, 0fC1B80000, 0f00000000, %p66;
-	mov.b32 	%r84, %f15;
+$L__BB1_96:
+	setp.lt.f32 	%p69, %f10, 0f00800000;
+	mul.f32 	%f206, %f10, 0f4B000000;
+	selp.f32 	%f16, %f206, %f10, %p69;
+	selp.f32 	%f207, 0fC1B80000, 0f00000000, %p69;
+	mov.b32 	%r84, %f16;
 	add.s32 	%r85, %r84, -1059760811;
 	and.b32  	%r86, %r85, -8388608;
 	sub.s32 	%r87, %r84, %r86;
-	mov.b32 	%f203, %r87;
-	cvt.rn.f32.s32 	%f204, %r86;
-	mov.f32 	%f205, 0f34000000;
-	fma.rn.f32 	%f206, %f204, %f205, %f202;
-	add.f32 	%f207, %f203, 0fBF800000;
-	mov.f32 	%f208, 0f3E1039F6;
-	mov.f32 	%f209, 0fBE055027;
-	fma.rn.f32 	%f210, %f209, %f207, %f208;
-	mov.f32 	%f211, 0fBDF8CDCC;
-	fma.rn.f32 	%f212, %f210, %f207, %f211;
-	mov.f32 	%f213, 0f3E0F2955;
-	fma.rn.f32 	%f214, %f212, %f207, %f213;
-	mov.f32 	%f215, 0fBE2AD8B9;
-	fma.rn.f32 	%f216, %f214, %f207, %f215;
-	mov.f32 	%f217, 0f3E4CED0B;
-	fma.rn.f32 	%f218, %f216, %f207, %f217;
-	mov.f32 	%f219, 0fBE7FFF22;
-	fma.rn.f32 	%f220, %f218, %f207, %f219;
-	mov.f32 	%f221, 0f3EAAAA78;
-	fma.rn.f32 	%f222, %f220, %f207, %f221;
-	mov.f32 	%f223, 0fBF000000;
-	fma.rn.f32 	%f224, %f222, %f207, %f223;
-	mul.f32 	%f225, %f207, %f224;
-	fma.rn.f32 	%f226, %f225, %f207, %f207;
-	mov.f32 	%f227, 0f3F317218;
-	fma.rn.f32 	%f956, %f206, %f227, %f226;
-	setp.lt.u32 	%p67, %r84, 2139095040;
-	@%p67 bra 	$L__BB1_101;
+	mov.b32 	%f208, %r87;
+	cvt.rn.f32.s32 	%f209, %r86;
+	mov.f32 	%f210, 0f34000000;
+	fma.rn.f32 	%f211, %f209, %f210, %f207;
+	add.f32 	%f212, %f208, 0fBF800000;
+	mov.f32 	%f213, 0f3E1039F6;
+	mov.f32 	%f214, 0fBE055027;
+	fma.rn.f32 	%f215, %f214, %f212, %f213;
+	mov.f32 	%f216, 0fBDF8CDCC;
+	fma.rn.f32 	%f217, %f215, %f212, %f216;
+	mov.f32 	%f218, 0f3E0F2955;
+	fma.rn.f32 	%f219, %f217, %f212, %f218;
+	mov.f32 	%f220, 0fBE2AD8B9;
+	fma.rn.f32 	%f221, %f219, %f212, %f220;
+	mov.f32 	%f222, 0f3E4CED0B;
+	fma.rn.f32 	%f223, %f221, %f212, %f222;
+	mov.f32 	%f224, 0fBE7FFF22;
+	fma.rn.f32 	%f225, %f223, %f212, %f224;
+	mov.f32 	%f226, 0f3EAAAA78;
+	fma.rn.f32 	%f227, %f225, %f212, %f226;
+	mov.f32 	%f228, 0fBF000000;
+	fma.rn.f32 	%f229, %f227, %f212, %f228;
+	mul.f32 	%f230, %f212, %f229;
+	fma.rn.f32 	%f231, %f230, %f212, %f212;
+	mov.f32 	%f232, 0f3F317218;
+	fma.rn.f32 	%f975, %f211, %f232, %f231;
+	setp.lt.u32 	%p70, %r84, 2139095040;
+	@%p70 bra 	$L__BB1_98;
 
-	mov.f32 	%f228, 0f7F800000;
-	fma.rn.f32 	%f956, %f15, %f228, %f228;
+	mov.f32 	%f233, 0f7F800000;
+	fma.rn.f32 	%f975, %f16, %f233, %f233;
 
-$L__BB1_101:
-	add.f32 	%f229, %f956, 0f3F317218;
-	setp.eq.f32 	%p68, %f15, 0f00000000;
-	selp.f32 	%f973, 0fFF800000, %f229, %p68;
-	bra.uni 	$L__BB1_167;
+$L__BB1_98:
+	add.f32 	%f234, %f975, 0f3F317218;
+	setp.eq.f32 	%p71, %f16, 0f00000000;
+	selp.f32 	%f992, 0fFF800000, %f234, %p71;
+	bra.uni 	$L__BB1_169;
 
-$L__BB1_158:
-	neg.f32 	%f776, %f126;
-	setp.lt.f32 	%p142, %f973, %f776;
-	sub.f32 	%f777, %f973, %f127;
-	setp.gt.f32 	%p143, %f973, %f126;
-	selp.f32 	%f778, %f777, 0f00000000, %p143;
-	add.f32 	%f779, %f973, %f127;
-	selp.f32 	%f973, %f779, %f778, %p142;
-	bra.uni 	$L__BB1_167;
+$L__BB1_2:
+	setp.gt.s32 	%p31, %r61, 9;
+	@%p31 bra 	$L__BB1_23;
 
-$L__BB1_166:
-	setp.le.f32 	%p153, %f973, 0f00000000;
-	selp.f32 	%f973, 0f00000000, %f973, %p153;
-	bra.uni 	$L__BB1_167;
+	setp.gt.s32 	%p45, %r61, 4;
+	@%p45 bra 	$L__BB1_15;
 
-$L__BB1_129:
-	cvt.rni.f32.f32 	%f973, %f973;
-	bra.uni 	$L__BB1_167;
+	setp.gt.s32 	%p52, %r61, 1;
+	@%p52 bra 	$L__BB1_9;
+	bra.uni 	$L__BB1_5;
 
-$L__BB1_159:
-	setp.ge.f32 	%p144, %f973, 0f00000000;
-	mul.f32 	%f780, %f973, %f126;
-	selp.f32 	%f973, %f973, %f780, %p144;
-	bra.uni 	$L__BB1_167;
+$L__BB1_9:
+	setp.eq.s32 	%p53, %r61, 2;
+	@%p53 bra 	$L__BB1_166;
 
-$L__BB1_110:
-	mul.f32 	%f407, %f973, 0f3F22F983;
-	cvt.rni.s32.f32 	%r277, %f407;
-	cvt.rn.f32.s32 	%f408, %r277;
-	mov.f32 	%f409, 0fBFC90FDA;
-	fma.rn.f32 	%f410, %f408, %f409, %f973;
-	mov.f32 	%f411, 0fB3A22168;
-	fma.rn.f32 	%f412, %f408, %f411, %f410;
-	mov.f32 	%f413, 0fA7C234C5;
-	fma.rn.f32 	%f960, %f408, %f413, %f412;
-	abs.f32 	%f41, %f973;
-	setp.ltu.f32 	%p88, %f41, 0f47CE4780;
-	@%p88 bra 	$L__BB1_118;
+	setp.eq.s32 	%p54, %r61, 3;
+	@%p54 bra 	$L__BB1_165;
 
-	setp.eq.f32 	%p89, %f41, 0f7F800000;
-	@%p89 bra 	$L__BB1_117;
-	bra.uni 	$L__BB1_112;
+	setp.eq.s32 	%p55, %r61, 4;
+	@%p55 bra 	$L__BB1_12;
+	bra.uni 	$L__BB1_169;
 
-$L__BB1_117:
-	mov.f32 	%f416, 0f00000000;
-	mul.rn.f32 	%f960, %f973, %f416;
-	mov.u32 	%r277, 0;
-	bra.uni 	$L__BB1_118;
+$L__BB1_12:
+	setp.lt.f32 	%p148, %f992, 0f00800000;
+	mul.f32 	%f874, %f992, 0f4B000000;
+	selp.f32 	%f116, %f874, %f992, %p148;
+	selp.f32 	%f875, 0fC1B80000, 0f00000000, %p148;
+	mov.b32 	%r261, %f116;
+	add.s32 	%r262, %r261, -1059760811;
+	and.b32  	%r263, %r262, -8388608;
+	sub.s32 	%r264, %r261, %r263;
+	mov.b32 	%f876, %r264;
+	cvt.rn.f32.s32 	%f877, %r263;
+	mov.f32 	%f878, 0f34000000;
+	fma.rn.f32 	%f879, %f877, %f878, %f875;
+	add.f32 	%f880, %f876, 0fBF800000;
+	mov.f32 	%f881, 0f3E1039F6;
+	mov.f32 	%f882, 0fBE055027;
+	fma.rn.f32 	%f883, %f882, %f880, %f881;
+	mov.f32 	%f884, 0fBDF8CDCC;
+	fma.rn.f32 	%f885, %f883, %f880, %f884;
+	mov.f32 	%f886, 0f3E0F2955;
+	fma.rn.f32 	%f887, %f885, %f880, %f886;
+	mov.f32 	%f888, 0fBE2AD8B9;
+	fma.rn.f32 	%f889, %f887, %f880, %f888;
+	mov.f32 	%f890, 0f3E4CED0B;
+	fma.rn.f32 	%f891, %f889, %f880, %f890;
+	mov.f32 	%f892, 0fBE7FFF22;
+	fma.rn.f32 	%f893, %f891, %f880, %f892;
+	mov.f32 	%f894, 0f3EAAAA78;
+	fma.rn.f32 	%f895, %f893, %f880, %f894;
+	mov.f32 	%f896, 0fBF000000;
+	fma.rn.f32 	%f897, %f895, %f880, %f896;
+	mul.f32 	%f898, %f880, %f897;
+	fma.rn.f32 	%f899, %f898, %f880, %f880;
+	mov.f32 	%f900, 0f3F317218;
+	fma.rn.f32 	%f991, %f879, %f900, %f899;
+	setp.lt.u32 	%p149, %r261, 2139095040;
+	@%p149 bra 	$L__BB1_14;
 
-$L__BB1_162:
-	sqrt.rn.f32 	%f973, %f973;
-	bra.uni 	$L__BB1_167;
+	mov.f32 	%f901, 0f7F800000;
+	fma.rn.f32 	%f991, %f116, %f901, %f901;
 
-$L__BB1_121:
-	abs.f32 	%f465, %f973;
-	add.f32 	%f466, %f465, 0f3F800000;
-	div.rn.f32 	%f973, %f973, %f466;
-	bra.uni 	$L__BB1_167;
+$L__BB1_14:
+	setp.eq.f32 	%p150, %f116, 0f00000000;
+	selp.f32 	%f992, 0fFF800000, %f991, %p150;
+	bra.uni 	$L__BB1_169;
 
-$L__BB1_154:
-	setp.ge.f32 	%p141, %f973, 0f00000000;
-	@%p141 bra 	$L__BB1_167;
+$L__BB1_47:
+	setp.gt.s32 	%p18, %r61, 25;
+	@%p18 bra 	$L__BB1_60;
 
-	mov.f32 	%f756, 0f3F000000;
-	mov.f32 	%f757, 0f3BBB989D;
-	fma.rn.f32 	%f758, %f973, %f757, %f756;
-	cvt.sat.f32.f32 	%f759, %f758;
-	mov.f32 	%f760, 0f4B400001;
-	mov.f32 	%f761, 0f437C0000;
-	fma.rm.f32 	%f762, %f759, %f761, %f760;
-	add.f32 	%f763, %f762, 0fCB40007F;
-	neg.f32 	%f764, %f763;
-	mov.f32 	%f765, 0f3FB8AA3B;
-	fma.rn.f32 	%f766, %f973, %f765, %f764;
-	mov.f32 	%f767, 0f32A57060;
-	fma.rn.f32 	%f768, %f973, %f767, %f766;
-	mov.b32 	%r253, %f762;
-	shl.b32 	%r254, %r253, 23;
-	mov.b32 	%f769, %r254;
-	ex2.approx.ftz.f32 	%f770, %f768;
-	fma.rn.f32 	%f771, %f770, %f769, 0fBF800000;
-	mul.f32 	%f973, %f771, %f126;
-	bra.uni 	$L__BB1_167;
+	setp.gt.s32 	%p25, %r61, 22;
+	@%p25 bra 	$L__BB1_53;
+	bra.uni 	$L__BB1_49;
 
-$L__BB1_104:
-	abs.f32 	%f270, %f973;
-	mov.f32 	%f271, 0f3FB8AA3B;
-	mul.rn.f32 	%f272, %f270, %f271;
-	cvt.rzi.f32.f32 	%f273, %f272;
-	abs.f32 	%f274, %f273;
-	setp.gt.f32 	%p74, %f274, 0f42FC0000;
-	mov.b32 	%r98, %f273;
+$L__BB1_53:
+	setp.eq.s32 	%p26, %r61, 23;
+	@%p26 bra 	$L__BB1_129;
+
+	setp.eq.s32 	%p27, %r61, 24;
+	@%p27 bra 	$L__BB1_128;
+
+	setp.eq.s32 	%p28, %r61, 25;
+	@%p28 bra 	$L__BB1_56;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_56:
+	setp.gt.f32 	%p106, %f992, 0f00000000;
+	@%p106 bra 	$L__BB1_124;
+	bra.uni 	$L__BB1_57;
+
+$L__BB1_124:
+	neg.f32 	%f516, %f992;
+	mov.f32 	%f517, 0f3F000000;
+	mov.f32 	%f518, 0f3BBB989D;
+	fma.rn.f32 	%f519, %f516, %f518, %f517;
+	cvt.sat.f32.f32 	%f520, %f519;
+	mov.f32 	%f521, 0f4B400001;
+	mov.f32 	%f522, 0f437C0000;
+	fma.rm.f32 	%f523, %f520, %f522, %f521;
+	add.f32 	%f524, %f523, 0fCB40007F;
+	neg.f32 	%f525, %f524;
+	mov.f32 	%f526, 0f3FB8AA3B;
+	fma.rn.f32 	%f527, %f516, %f526, %f525;
+	mov.f32 	%f528, 0f32A57060;
+	fma.rn.f32 	%f529, %f516, %f528, %f527;
+	mov.b32 	%r165, %f523;
+	shl.b32 	%r166, %r165, 23;
+	mov.b32 	%f530, %r166;
+	ex2.approx.ftz.f32 	%f531, %f529;
+	fma.rn.f32 	%f532, %f531, %f530, 0f3F800000;
+	setp.lt.f32 	%p110, %f532, 0f00800000;
+	mul.f32 	%f533, %f532, 0f4B000000;
+	selp.f32 	%f57, %f533, %f532, %p110;
+	selp.f32 	%f534, 0fC1B80000, 0f00000000, %p110;
+	mov.b32 	%r167, %f57;
+	add.s32 	%r168, %r167, -1059760811;
+	and.b32  	%r169, %r168, -8388608;
+	sub.s32 	%r170, %r167, %r169;
+	mov.b32 	%f535, %r170;
+	cvt.rn.f32.s32 	%f536, %r169;
+	mov.f32 	%f537, 0f34000000;
+	fma.rn.f32 	%f538, %f536, %f537, %f534;
+	add.f32 	%f539, %f535, 0fBF800000;
+	mov.f32 	%f540, 0f3E1039F6;
+	mov.f32 	%f541, 0fBE055027;
+	fma.rn.f32 	%f542, %f541, %f539, %f540;
+	mov.f32 	%f543, 0fBDF8CDCC;
+	fma.rn.f32 	%f544, %f542, %f539, %f543;
+	mov.f32 	%f545, 0f3E0F2955;
+	fma.rn.f32 	%f546, %f544, %f539, %f545;
+	mov.f32 	%f547, 0fBE2AD8B9;
+	fma.rn.f32 	%f548, %f546, %f539, %f547;
+	mov.f32 	%f549, 0f3E4CED0B;
+	fma.rn.f32 	%f550, %f548, %f539, %f549;
+	mov.f32 	%f551, 0fBE7FFF22;
+	fma.rn.f32 	%f552, %f550, %f539, %f551;
+	mov.f32 	%f553, 0f3EAAAA78;
+	fma.rn.f32 	%f554, %f552, %f539, %f553;
+	mov.f32 	%f555, 0fBF000000;
+	fma.rn.f32 	%f556, %f554, %f539, %f555;
+	mul.f32 	%f557, %f556, %f539;
+	fma.rn.f32 	%f558, %f557, %f539, %f539;
+	mov.f32 	%f559, 0f3F317218;
+	fma.rn.f32 	%f981, %f538, %f559, %f558;
+	setp.lt.u32 	%p111, %r167, 2139095040;
+	@%p111 bra 	$L__BB1_126;
+
+	mov.f32 	%f560, 0f7F800000;
+	fma.rn.f32 	%f981, %f57, %f560, %f560;
+
+$L__BB1_126:
+	setp.eq.f32 	%p112, %f57, 0f00000000;
+	selp.f32 	%f561, 0fFF800000, %f981, %p112;
+	add.f32 	%f982, %f992, %f561;
+	bra.uni 	$L__BB1_127;
+
+$L__BB1_23:
+	setp.gt.s32 	%p32, %r61, 15;
+	@%p32 bra 	$L__BB1_32;
+
+	setp.gt.s32 	%p39, %r61, 12;
+	@%p39 bra 	$L__BB1_28;
+	bra.uni 	$L__BB1_25;
+
+$L__BB1_28:
+	setp.eq.s32 	%p40, %r61, 13;
+	@%p40 bra 	$L__BB1_159;
+
+	setp.eq.s32 	%p41, %r61, 14;
+	@%p41 bra 	$L__BB1_158;
+
+	setp.eq.s32 	%p42, %r61, 15;
+	@%p42 bra 	$L__BB1_31;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_31:
+	fma.rn.f32 	%f777, %f992, %f127, %f128;
+	mov.f32 	%f778, 0f3F800000;
+	min.f32 	%f779, %f778, %f777;
+	mov.f32 	%f780, 0f00000000;
+	max.f32 	%f992, %f780, %f779;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_69:
+	setp.gt.s32 	%p12, %r61, 32;
+	@%p12 bra 	$L__BB1_73;
+	bra.uni 	$L__BB1_70;
+
+$L__BB1_73:
+	setp.eq.s32 	%p13, %r61, 33;
+	@%p13 bra 	$L__BB1_111;
+
+	setp.eq.s32 	%p14, %r61, 34;
+	@%p14 bra 	$L__BB1_108;
+
+	setp.eq.s32 	%p15, %r61, 35;
+	@%p15 bra 	$L__BB1_76;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_76:
+	abs.f32 	%f31, %f992;
+	setp.ltu.f32 	%p79, %f31, 0f3F800000;
+	@%p79 bra 	$L__BB1_107;
+	bra.uni 	$L__BB1_77;
+
+$L__BB1_107:
+	mul.f32 	%f316, %f992, %f992;
+	mov.f32 	%f317, 0f394FFF49;
+	mov.f32 	%f318, 0f363D0ADA;
+	fma.rn.f32 	%f319, %f318, %f316, %f317;
+	mov.f32 	%f320, 0f3C08889A;
+	fma.rn.f32 	%f321, %f319, %f316, %f320;
+	mov.f32 	%f322, 0f3E2AAAAB;
+	fma.rn.f32 	%f323, %f321, %f316, %f322;
+	mul.f32 	%f324, %f316, %f323;
+	fma.rn.f32 	%f992, %f324, %f992, %f992;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_15:
+	setp.gt.s32 	%p46, %r61, 6;
+	@%p46 bra 	$L__BB1_19;
+	bra.uni 	$L__BB1_16;
+
+$L__BB1_19:
+	setp.eq.s32 	%p47, %r61, 7;
+	@%p47 bra 	$L__BB1_163;
+
+	setp.eq.s32 	%p48, %r61, 8;
+	@%p48 bra 	$L__BB1_162;
+
+	setp.eq.s32 	%p49, %r61, 9;
+	@%p49 bra 	$L__BB1_22;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_22:
+	mul.f32 	%f800, %f992, 0f3F000000;
+	mov.f32 	%f801, 0f3F000000;
+	mul.f32 	%f802, %f992, 0f3F3504F3;
+	abs.f32 	%f803, %f802;
+	fma.rn.f32 	%f804, %f803, 0f3F000000, 0f3F800000;
+	mov.f32 	%f805, 0f3F800000;
+	rcp.rn.f32 	%f806, %f804;
+	mul.f32 	%f807, %f803, %f803;
+	mov.f32 	%f808, 0fBFA1FC4E;
+	sub.f32 	%f809, %f808, %f807;
+	fma.rn.f32 	%f810, %f806, 0f3E2EF945, 0fBF527892;
+	fma.rn.f32 	%f811, %f806, %f810, 0f3FBE87B0;
+	fma.rn.f32 	%f812, %f806, %f811, 0fBF914E5D;
+	fma.rn.f32 	%f813, %f806, %f812, 0f3E8EC7CC;
+	fma.rn.f32 	%f814, %f806, %f813, 0fBE3EC24C;
+	fma.rn.f32 	%f815, %f806, %f814, 0f3DC636C9;
+	fma.rn.f32 	%f816, %f806, %f815, 0f3EBF88FB;
+	fma.rn.f32 	%f817, %f806, %f816, 0f3F8000C7;
+	fma.rn.f32 	%f818, %f806, %f817, %f809;
+	mov.f32 	%f819, 0f3BBB989D;
+	fma.rn.f32 	%f820, %f818, %f819, %f801;
+	cvt.sat.f32.f32 	%f821, %f820;
+	mov.f32 	%f822, 0f4B400001;
+	mov.f32 	%f823, 0f437C0000;
+	fma.rm.f32 	%f824, %f821, %f823, %f822;
+	add.f32 	%f825, %f824, 0fCB40007F;
+	neg.f32 	%f826, %f825;
+	mov.f32 	%f827, 0f3FB8AA3B;
+	fma.rn.f32 	%f828, %f818, %f827, %f826;
+	mov.f32 	%f829, 0f32A57060;
+	fma.rn.f32 	%f830, %f818, %f829, %f828;
+	mov.b32 	%r257, %f824;
+	shl.b32 	%r258, %r257, 23;
+	mov.b32 	%f831, %r258;
+	ex2.approx.ftz.f32 	%f832, %f830;
+	mul.f32 	%f833, %f832, %f831;
+	mul.f32 	%f834, %f806, %f833;
+	sub.f32 	%f835, %f805, %f834;
+	setp.lt.f32 	%p146, %f802, 0f00000000;
+	neg.f32 	%f836, %f835;
+	selp.f32 	%f837, %f836, %f835, %p146;
+	add.f32 	%f838, %f837, 0f3F800000;
+	mul.f32 	%f992, %f800, %f838;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_60:
+	setp.gt.s32 	%p19, %r61, 27;
+	@%p19 bra 	$L__BB1_64;
+	bra.uni 	$L__BB1_61;
+
+$L__BB1_64:
+	setp.eq.s32 	%p20, %r61, 28;
+	@%p20 bra 	$L__BB1_122;
+
+	setp.eq.s32 	%p21, %r61, 29;
+	@%p21 bra 	$L__BB1_121;
+
+	setp.eq.s32 	%p22, %r61, 30;
+	@%p22 bra 	$L__BB1_67;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_67:
+	mul.f32 	%f440, %f992, 0f3F000000;
+	mul.f32 	%f441, %f992, 0f3D372713;
+	mul.f32 	%f442, %f992, %f441;
+	fma.rn.f32 	%f443, %f992, %f442, %f992;
+	mul.f32 	%f444, %f443, 0f3F4C422A;
+	abs.f32 	%f445, %f444;
+	mul.f32 	%f446, %f445, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f447, %f446;
+	add.f32 	%f448, %f447, 0f3F800000;
+	mov.f32 	%f449, 0f3F800000;
+	rcp.approx.ftz.f32 	%f450, %f448;
+	mov.f32 	%f451, 0fC0000000;
+	fma.rn.f32 	%f452, %f450, %f451, %f449;
+	setp.ge.f32 	%p100, %f445, 0f41102CB4;
+	selp.f32 	%f453, 0f3F800000, %f452, %p100;
+	mov.b32 	%r155, %f453;
+	mov.b32 	%r156, %f444;
+	and.b32  	%r157, %r156, -2147483648;
+	or.b32  	%r158, %r157, %r155;
+	mov.b32 	%f454, %r158;
+	mul.f32 	%f455, %f444, %f444;
+	mov.f32 	%f456, 0fBD563CAE;
+	mov.f32 	%f457, 0f3C80F082;
+	fma.rn.f32 	%f458, %f457, %f455, %f456;
+	mov.f32 	%f459, 0f3E085941;
+	fma.rn.f32 	%f460, %f458, %f455, %f459;
+	mov.f32 	%f461, 0fBEAAA9ED;
+	fma.rn.f32 	%f462, %f460, %f455, %f461;
+	mov.f32 	%f463, 0f00000000;
+	fma.rn.f32 	%f464, %f462, %f455, %f463;
+	fma.rn.f32 	%f465, %f464, %f444, %f444;
+	setp.ge.f32 	%p101, %f445, 0f3F19999A;
+	selp.f32 	%f466, %f454, %f465, %p101;
+	add.f32 	%f467, %f466, 0f3F800000;
+	mul.f32 	%f992, %f440, %f467;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_32:
+	setp.gt.s32 	%p33, %r61, 17;
+	@%p33 bra 	$L__BB1_36;
+	bra.uni 	$L__BB1_33;
+
+$L__BB1_36:
+	setp.eq.s32 	%p34, %r61, 18;
+	@%p34 bra 	$L__BB1_149;
+
+	setp.eq.s32 	%p35, %r61, 19;
+	@%p35 bra 	$L__BB1_137;
+
+	setp.eq.s32 	%p36, %r61, 20;
+	@%p36 bra 	$L__BB1_39;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_39:
+	mul.f32 	%f623, %f992, 0f3F22F983;
+	cvt.rni.s32.f32 	%r283, %f623;
+	cvt.rn.f32.s32 	%f624, %r283;
+	mov.f32 	%f625, 0fBFC90FDA;
+	fma.rn.f32 	%f626, %f624, %f625, %f992;
+	mov.f32 	%f627, 0fB3A22168;
+	fma.rn.f32 	%f628, %f624, %f627, %f626;
+	mov.f32 	%f629, 0fA7C234C5;
+	fma.rn.f32 	%f983, %f624, %f629, %f628;
+	abs.f32 	%f70, %f992;
+	setp.ltu.f32 	%p117, %f70, 0f47CE4780;
+	@%p117 bra 	$L__BB1_133;
+
+	setp.eq.f32 	%p118, %f70, 0f7F800000;
+	@%p118 bra 	$L__BB1_132;
+	bra.uni 	$L__BB1_41;
+
+$L__BB1_132:
+	mov.f32 	%f632, 0f00000000;
+	mul.rn.f32 	%f983, %f992, %f632;
+	mov.u32 	%r283, 0;
+	bra.uni 	$L__BB1_133;
+
+$L__BB1_87:
+	setp.eq.s32 	%p6, %r61, 39;
+	@%p6 bra 	$L__BB1_91;
+
+	setp.eq.s32 	%p7, %r61, 41;
+	@%p7 bra 	$L__BB1_160;
+
+	setp.ne.s32 	%p8, %r61, 40;
+	@%p8 bra 	$L__BB1_169;
+
+	neg.f32 	%f129, %f127;
+	setp.lt.f32 	%p58, %f992, %f129;
+	sub.f32 	%f130, %f992, %f128;
+	setp.gt.f32 	%p59, %f992, %f127;
+	selp.f32 	%f131, %f130, 0f00000000, %p59;
+	add.f32 	%f132, %f992, %f128;
+	selp.f32 	%f992, %f132, %f131, %p58;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_5:
+	setp.eq.s32 	%p56, %r61, 0;
+	@%p56 bra 	$L__BB1_168;
+
+	setp.eq.s32 	%p57, %r61, 1;
+	@%p57 bra 	$L__BB1_7;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_7:
+	setp.ltu.f32 	%p153, %f992, 0f00000000;
+	@%p153 bra 	$L__BB1_167;
+	bra.uni 	$L__BB1_8;
+
+$L__BB1_167:
+	mov.f32 	%f955, 0f3F000000;
+	mov.f32 	%f956, 0f3BBB989D;
+	fma.rn.f32 	%f957, %f992, %f956, %f955;
+	cvt.sat.f32.f32 	%f958, %f957;
+	mov.f32 	%f959, 0f4B400001;
+	mov.f32 	%f960, 0f437C0000;
+	fma.rm.f32 	%f961, %f958, %f960, %f959;
+	add.f32 	%f962, %f961, 0fCB40007F;
+	neg.f32 	%f963, %f962;
+	mov.f32 	%f964, 0f3FB8AA3B;
+	fma.rn.f32 	%f965, %f992, %f964, %f963;
+	mov.f32 	%f966, 0f32A57060;
+	fma.rn.f32 	%f967, %f992, %f966, %f965;
+	mov.b32 	%r273, %f961;
+	shl.b32 	%r274, %r273, 23;
+	mov.b32 	%f968, %r274;
+	ex2.approx.ftz.f32 	%f969, %f967;
+	mul.f32 	%f970, %f969, %f968;
+	add.f32 	%f971, %f970, 0f3F800000;
+	div.rn.f32 	%f992, %f970, %f971;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_49:
+	setp.eq.s32 	%p29, %r61, 21;
+	@%p29 bra 	$L__BB1_131;
+
+	setp.eq.s32 	%p30, %r61, 22;
+	@%p30 bra 	$L__BB1_51;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_51:
+	setp.gt.f32 	%p116, %f992, 0f00000000;
+	@%p116 bra 	$L__BB1_130;
+	bra.uni 	$L__BB1_52;
+
+$L__BB1_130:
+	mul.f32 	%f992, %f992, %f128;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_25:
+	setp.eq.s32 	%p43, %r61, 10;
+	@%p43 bra 	$L__BB1_161;
+
+	setp.eq.s32 	%p44, %r61, 12;
+	@%p44 bra 	$L__BB1_27;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_27:
+	rcp.rn.f32 	%f992, %f992;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_70:
+	setp.eq.s32 	%p16, %r61, 31;
+	@%p16 bra 	$L__BB1_112;
+
+	setp.eq.s32 	%p17, %r61, 32;
+	@%p17 bra 	$L__BB1_72;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_72:
+	abs.f32 	%f382, %f992;
+	neg.f32 	%f383, %f382;
+	mov.f32 	%f384, 0f3F000000;
+	fma.rn.f32 	%f385, %f384, %f383, %f384;
+	rsqrt.approx.ftz.f32 	%f386, %f385;
+	mul.f32 	%f387, %f385, %f386;
+	mul.f32 	%f388, %f386, 0f3F000000;
+	neg.f32 	%f389, %f387;
+	fma.rn.f32 	%f390, %f389, %f388, %f384;
+	fma.rn.f32 	%f391, %f387, %f390, %f387;
+	setp.eq.f32 	%p88, %f382, 0f3F800000;
+	selp.f32 	%f392, 0f00000000, %f391, %p88;
+	setp.gt.f32 	%p89, %f382, 0f3F0F5C29;
+	selp.f32 	%f393, %f392, %f382, %p89;
+	mul.f32 	%f394, %f393, %f393;
+	mov.f32 	%f395, 0f3C99CA97;
+	mov.f32 	%f396, 0f3D4DD2F7;
+	fma.rn.f32 	%f397, %f396, %f394, %f395;
+	mov.f32 	%f398, 0f3D3F90E8;
+	fma.rn.f32 	%f399, %f397, %f394, %f398;
+	mov.f32 	%f400, 0f3D993CCF;
+	fma.rn.f32 	%f401, %f399, %f394, %f400;
+	mov.f32 	%f402, 0f3E2AAC04;
+	fma.rn.f32 	%f403, %f401, %f394, %f402;
+	mul.f32 	%f404, %f394, %f403;
+	fma.rn.f32 	%f405, %f404, %f393, %f393;
+	mul.f32 	%f406, %f405, 0fC0000000;
+	mov.f32 	%f407, 0f3FD774EB;
+	mov.f32 	%f408, 0f3F6EE581;
+	fma.rn.f32 	%f409, %f408, %f407, %f406;
+	selp.f32 	%f410, %f409, %f405, %p89;
+	setp.le.f32 	%p90, %f410, 0f7F800000;
+	mov.b32 	%r120, %f410;
+	mov.b32 	%r121, %f992;
+	and.b32  	%r122, %r121, -2147483648;
+	or.b32  	%r123, %r122, %r120;
+	mov.b32 	%f411, %r123;
+	selp.f32 	%f992, %f411, %f410, %p90;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_16:
+	setp.eq.s32 	%p50, %r61, 5;
+	@%p50 bra 	$L__BB1_164;
+
+	setp.eq.s32 	%p51, %r61, 6;
+	@%p51 bra 	$L__BB1_18;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_18:
+	neg.f32 	%f992, %f992;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_61:
+	setp.eq.s32 	%p23, %r61, 26;
+	@%p23 bra 	$L__BB1_123;
+
+	setp.eq.s32 	%p24, %r61, 27;
+	@%p24 bra 	$L__BB1_63;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_63:
+	setp.gt.f32 	%p104, %f992, 0f00000000;
+	setp.lt.f32 	%p105, %f992, 0f00000000;
+	selp.f32 	%f469, 0fBF800000, %f992, %p105;
+	selp.f32 	%f992, 0f3F800000, %f469, %p104;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_33:
+	setp.eq.s32 	%p37, %r61, 16;
+	@%p37 bra 	$L__BB1_156;
+
+	setp.eq.s32 	%p38, %r61, 17;
+	@%p38 bra 	$L__BB1_35;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_35:
+	div.rn.f32 	%f755, %f992, 0f40C00000;
+	add.f32 	%f756, %f755, 0f3F000000;
+	mov.f32 	%f757, 0f3F800000;
+	min.f32 	%f758, %f757, %f756;
+	mov.f32 	%f759, 0f00000000;
+	max.f32 	%f760, %f759, %f758;
+	mul.f32 	%f992, %f992, %f760;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_106:
+	abs.f32 	%f275, %f992;
+	mov.f32 	%f276, 0f3FB8AA3B;
+	mul.rn.f32 	%f277, %f275, %f276;
+	cvt.rzi.f32.f32 	%f278, %f277;
+	abs.f32 	%f279, %f278;
+	setp.gt.f32 	%p77, %f279, 0f42FC0000;
+	mov.b32 	%r98, %f278;
 	and.b32  	%r99, %r98, -2147483648;
 	or.b32  	%r100, %r99, 1123811328;
-	mov.b32 	%f275, %r100;
-	selp.f32 	%f276, %f275, %f273, %p74;
-	mov.f32 	%f277, 0fBF317218;
-	fma.rn.f32 	%f278, %f276, %f277, %f270;
-	mov.f32 	%f279, 0f3102E308;
-	fma.rn.f32 	%f280, %f276, %f279, %f278;
-	mul.f32 	%f281, %f280, 0f3FB8AA3B;
-	add.f32 	%f282, %f276, 0f4B40007D;
-	mov.b32 	%r101, %f282;
+	mov.b32 	%f280, %r100;
+	selp.f32 	%f281, %f280, %f278, %p77;
+	mov.f32 	%f282, 0fBF317218;
+	fma.rn.f32 	%f283, %f281, %f282, %f275;
+	mov.f32 	%f284, 0f3102E308;
+	fma.rn.f32 	%f285, %f281, %f284, %f283;
+	mul.f32 	%f286, %f285, 0f3FB8AA3B;
+	add.f32 	%f287, %f281, 0f4B40007D;
+	mov.b32 	%r101, %f287;
 	shl.b32 	%r102, %r101, 23;
-	mov.b32 	%f283, %r102;
-	ex2.approx.ftz.f32 	%f284, %f281;
-	mul.f32 	%f285, %f284, %f283;
-	mov.f32 	%f286, 0f3E000000;
-	div.approx.f32 	%f287, %f286, %f285;
-	mov.f32 	%f288, 0f40000000;
-	fma.rn.f32 	%f289, %f288, %f285, %f287;
-	setp.ge.f32 	%p75, %f270, 0f42B40000;
-	selp.f32 	%f973, 0f7F800000, %f289, %p75;
-	bra.uni 	$L__BB1_167;
+	mov.b32 	%f288, %r102;
+	ex2.approx.ftz.f32 	%f289, %f286;
+	mul.f32 	%f290, %f289, %f288;
+	mov.f32 	%f291, 0f3E000000;
+	div.approx.f32 	%f292, %f291, %f290;
+	mov.f32 	%f293, 0f40000000;
+	fma.rn.f32 	%f294, %f293, %f290, %f292;
+	setp.ge.f32 	%p78, %f275, 0f42B40000;
+	selp.f32 	%f992, 0f7F800000, %f294, %p78;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_99:
+	abs.f32 	%f21, %f992;
+	setp.gt.f32 	%p72, %f21, 0f7E800000;
+	@%p72 bra 	$L__BB1_104;
+	bra.uni 	$L__BB1_100;
+
+$L__BB1_104:
+	lg2.approx.f32 	%f271, %f21;
+	mul.f32 	%f272, %f271, 0f3F317218;
+	mov.f32 	%f273, 0f3F317218;
+	add.rn.f32 	%f977, %f273, %f272;
+	bra.uni 	$L__BB1_105;
+
+$L__BB1_166:
+	abs.f32 	%f917, %f992;
+	mul.f32 	%f918, %f917, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f919, %f918;
+	add.f32 	%f920, %f919, 0f3F800000;
+	mov.f32 	%f921, 0f3F800000;
+	rcp.approx.ftz.f32 	%f922, %f920;
+	mov.f32 	%f923, 0fC0000000;
+	fma.rn.f32 	%f924, %f922, %f923, %f921;
+	setp.ge.f32 	%p151, %f917, 0f41102CB4;
+	selp.f32 	%f925, 0f3F800000, %f924, %p151;
+	mov.b32 	%r267, %f925;
+	mov.b32 	%r268, %f992;
+	and.b32  	%r269, %r268, -2147483648;
+	or.b32  	%r270, %r269, %r267;
+	mov.b32 	%f926, %r270;
+	mul.f32 	%f927, %f992, %f992;
+	mov.f32 	%f928, 0fBD563CAE;
+	mov.f32 	%f929, 0f3C80F082;
+	fma.rn.f32 	%f930, %f929, %f927, %f928;
+	mov.f32 	%f931, 0f3E085941;
+	fma.rn.f32 	%f932, %f930, %f927, %f931;
+	mov.f32 	%f933, 0fBEAAA9ED;
+	fma.rn.f32 	%f934, %f932, %f927, %f933;
+	mov.f32 	%f935, 0f00000000;
+	fma.rn.f32 	%f936, %f934, %f927, %f935;
+	fma.rn.f32 	%f937, %f936, %f992, %f992;
+	setp.ge.f32 	%p152, %f917, 0f3F19999A;
+	selp.f32 	%f992, %f926, %f937, %p152;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_165:
+	mov.f32 	%f902, 0f3F000000;
+	mov.f32 	%f903, 0f3BBB989D;
+	fma.rn.f32 	%f904, %f992, %f903, %f902;
+	cvt.sat.f32.f32 	%f905, %f904;
+	mov.f32 	%f906, 0f4B400001;
+	mov.f32 	%f907, 0f437C0000;
+	fma.rm.f32 	%f908, %f905, %f907, %f906;
+	add.f32 	%f909, %f908, 0fCB40007F;
+	neg.f32 	%f910, %f909;
+	mov.f32 	%f911, 0f3FB8AA3B;
+	fma.rn.f32 	%f912, %f992, %f911, %f910;
+	mov.f32 	%f913, 0f32A57060;
+	fma.rn.f32 	%f914, %f992, %f913, %f912;
+	mov.b32 	%r265, %f908;
+	shl.b32 	%r266, %r265, 23;
+	mov.b32 	%f915, %r266;
+	ex2.approx.ftz.f32 	%f916, %f914;
+	mul.f32 	%f992, %f916, %f915;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_129:
+	mov.f32 	%f584, 0f00000000;
+	max.f32 	%f585, %f584, %f992;
+	div.rn.f32 	%f586, %f992, %f127;
+	mov.f32 	%f587, 0f3F000000;
+	mov.f32 	%f588, 0f3BBB989D;
+	fma.rn.f32 	%f589, %f586, %f588, %f587;
+	cvt.sat.f32.f32 	%f590, %f589;
+	mov.f32 	%f591, 0f4B400001;
+	mov.f32 	%f592, 0f437C0000;
+	fma.rm.f32 	%f593, %f590, %f592, %f591;
+	add.f32 	%f594, %f593, 0fCB40007F;
+	neg.f32 	%f595, %f594;
+	mov.f32 	%f596, 0f3FB8AA3B;
+	fma.rn.f32 	%f597, %f586, %f596, %f595;
+	mov.f32 	%f598, 0f32A57060;
+	fma.rn.f32 	%f599, %f586, %f598, %f597;
+	mov.b32 	%r175, %f593;
+	shl.b32 	%r176, %r175, 23;
+	mov.b32 	%f600, %r176;
+	ex2.approx.ftz.f32 	%f601, %f599;
+	fma.rn.f32 	%f602, %f601, %f600, 0fBF800000;
+	mul.f32 	%f603, %f602, %f127;
+	min.f32 	%f604, %f584, %f603;
+	add.f32 	%f992, %f585, %f604;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_128:
+	setp.gt.f32 	%p115, %f992, %f127;
+	selp.f32 	%f992, %f992, 0f00000000, %p115;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_159:
+	cvt.rmi.f32.f32 	%f992, %f992;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_158:
+	cvt.rpi.f32.f32 	%f992, %f992;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_111:
+	abs.f32 	%f348, %f992;
+	neg.f32 	%f349, %f348;
+	mov.f32 	%f350, 0f3F000000;
+	fma.rn.f32 	%f351, %f350, %f349, %f350;
+	rsqrt.approx.ftz.f32 	%f352, %f351;
+	mul.f32 	%f353, %f351, %f352;
+	mul.f32 	%f354, %f352, 0f3F000000;
+	neg.f32 	%f355, %f353;
+	fma.rn.f32 	%f356, %f355, %f354, %f350;
+	fma.rn.f32 	%f357, %f353, %f356, %f353;
+	setp.eq.f32 	%p85, %f348, 0f3F800000;
+	selp.f32 	%f358, 0f00000000, %f357, %p85;
+	setp.gt.f32 	%p86, %f348, 0f3F0F5C29;
+	selp.f32 	%f359, %f358, %f348, %p86;
+	mov.b32 	%r116, %f359;
+	mov.b32 	%r117, %f992;
+	and.b32  	%r118, %r117, -2147483648;
+	or.b32  	%r119, %r118, %r116;
+	mov.b32 	%f360, %r119;
+	mul.f32 	%f361, %f360, %f360;
+	mov.f32 	%f362, 0f3C8B1ABB;
+	mov.f32 	%f363, 0f3D10ECEF;
+	fma.rn.f32 	%f364, %f363, %f361, %f362;
+	mov.f32 	%f365, 0f3CFC028C;
+	fma.rn.f32 	%f366, %f364, %f361, %f365;
+	mov.f32 	%f367, 0f3D372139;
+	fma.rn.f32 	%f368, %f366, %f361, %f367;
+	mov.f32 	%f369, 0f3D9993DB;
+	fma.rn.f32 	%f370, %f368, %f361, %f369;
+	mov.f32 	%f371, 0f3E2AAAC6;
+	fma.rn.f32 	%f372, %f370, %f361, %f371;
+	mul.f32 	%f373, %f372, %f361;
+	fma.rn.f32 	%f374, %f373, %f360, %f360;
+	neg.f32 	%f375, %f374;
+	selp.f32 	%f376, %f374, %f375, %p86;
+	mov.f32 	%f377, 0f3FD774EB;
+	mov.f32 	%f378, 0f3F6EE581;
+	fma.rn.f32 	%f379, %f378, %f377, %f376;
+	setp.gt.f32 	%p87, %f992, 0f3F0F5C29;
+	selp.f32 	%f380, %f374, %f379, %p87;
+	add.f32 	%f381, %f380, %f380;
+	selp.f32 	%f992, %f381, %f380, %p86;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_108:
+	abs.f32 	%f34, %f992;
+	setp.leu.f32 	%p82, %f34, 0f3F800000;
+	setp.gt.f32 	%p83, %f34, 0f3F800000;
+	rcp.approx.ftz.f32 	%f325, %f34;
+	selp.f32 	%f326, %f325, %f34, %p83;
+	mul.f32 	%f327, %f326, %f326;
+	mov.f32 	%f328, 0fBC6BE14F;
+	mov.f32 	%f329, 0f3B2090AA;
+	fma.rn.f32 	%f330, %f329, %f327, %f328;
+	mov.f32 	%f331, 0f3D23397E;
+	fma.rn.f32 	%f332, %f330, %f327, %f331;
+	mov.f32 	%f333, 0fBD948A7A;
+	fma.rn.f32 	%f334, %f332, %f327, %f333;
+	mov.f32 	%f335, 0f3DD76B21;
+	fma.rn.f32 	%f336, %f334, %f327, %f335;
+	mov.f32 	%f337, 0fBE111E88;
+	fma.rn.f32 	%f338, %f336, %f327, %f337;
+	mov.f32 	%f339, 0f3E4CAF60;
+	fma.rn.f32 	%f340, %f338, %f327, %f339;
+	mov.f32 	%f341, 0fBEAAAA27;
+	fma.rn.f32 	%f342, %f340, %f327, %f341;
+	mul.f32 	%f343, %f327, %f342;
+	fma.rn.f32 	%f978, %f343, %f326, %f326;
+	@%p82 bra 	$L__BB1_110;
+
+	neg.f32 	%f344, %f978;
+	mov.f32 	%f345, 0f3FD774EB;
+	mov.f32 	%f346, 0f3F6EE581;
+	fma.rn.f32 	%f978, %f346, %f345, %f344;
+
+$L__BB1_110:
+	mov.b32 	%r112, %f992;
+	and.b32  	%r113, %r112, -2147483648;
+	mov.b32 	%r114, %f978;
+	or.b32  	%r115, %r113, %r114;
+	mov.b32 	%f347, %r115;
+	setp.le.f32 	%p84, %f34, 0f7F800000;
+	selp.f32 	%f992, %f347, %f978, %p84;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_163:
+	abs.f32 	%f992, %f992;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_162:
+	abs.f32 	%f839, %f992;
+	mov.f32 	%f840, 0f3F000000;
+	fma.rn.f32 	%f841, %f839, 0f3F000000, 0f3F800000;
+	mov.f32 	%f842, 0f3F800000;
+	rcp.rn.f32 	%f843, %f841;
+	mul.f32 	%f844, %f839, %f839;
+	mov.f32 	%f845, 0fBFA1FC4E;
+	sub.f32 	%f846, %f845, %f844;
+	fma.rn.f32 	%f847, %f843, 0f3E2EF945, 0fBF527892;
+	fma.rn.f32 	%f848, %f843, %f847, 0f3FBE87B0;
+	fma.rn.f32 	%f849, %f843, %f848, 0fBF914E5D;
+	fma.rn.f32 	%f850, %f843, %f849, 0f3E8EC7CC;
+	fma.rn.f32 	%f851, %f843, %f850, 0fBE3EC24C;
+	fma.rn.f32 	%f852, %f843, %f851, 0f3DC636C9;
+	fma.rn.f32 	%f853, %f843, %f852, 0f3EBF88FB;
+	fma.rn.f32 	%f854, %f843, %f853, 0f3F8000C7;
+	fma.rn.f32 	%f855, %f843, %f854, %f846;
+	mov.f32 	%f856, 0f3BBB989D;
+	fma.rn.f32 	%f857, %f855, %f856, %f840;
+	cvt.sat.f32.f32 	%f858, %f857;
+	mov.f32 	%f859, 0f4B400001;
+	mov.f32 	%f860, 0f437C0000;
+	fma.rm.f32 	%f861, %f858, %f860, %f859;
+	add.f32 	%f862, %f861, 0fCB40007F;
+	neg.f32 	%f863, %f862;
+	mov.f32 	%f864, 0f3FB8AA3B;
+	fma.rn.f32 	%f865, %f855, %f864, %f863;
+	mov.f32 	%f866, 0f32A57060;
+	fma.rn.f32 	%f867, %f855, %f866, %f865;
+	mov.b32 	%r259, %f861;
+	shl.b32 	%r260, %r259, 23;
+	mov.b32 	%f868, %r260;
+	ex2.approx.ftz.f32 	%f869, %f867;
+	mul.f32 	%f870, %f869, %f868;
+	mul.f32 	%f871, %f843, %f870;
+	sub.f32 	%f872, %f842, %f871;
+	neg.f32 	%f873, %f872;
+	setp.lt.f32 	%p147, %f992, 0f00000000;
+	selp.f32 	%f992, %f873, %f872, %p147;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_122:
+	setp.lt.f32 	%p102, %f992, %f127;
+	setp.gt.f32 	%p103, %f992, %f128;
+	selp.f32 	%f468, %f128, %f992, %p103;
+	selp.f32 	%f992, %f127, %f468, %p102;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_121:
+	mul.f32 	%f992, %f992, %f127;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_149:
+	setp.gt.f32 	%p137, %f992, 0f00000000;
+	@%p137 bra 	$L__BB1_153;
+	bra.uni 	$L__BB1_150;
+
+$L__BB1_153:
+	neg.f32 	%f709, %f992;
+	mov.f32 	%f710, 0f3F000000;
+	mov.f32 	%f711, 0f3BBB989D;
+	fma.rn.f32 	%f712, %f709, %f711, %f710;
+	cvt.sat.f32.f32 	%f713, %f712;
+	mov.f32 	%f714, 0f4B400001;
+	mov.f32 	%f715, 0f437C0000;
+	fma.rm.f32 	%f716, %f713, %f715, %f714;
+	add.f32 	%f717, %f716, 0fCB40007F;
+	neg.f32 	%f718, %f717;
+	mov.f32 	%f719, 0f3FB8AA3B;
+	fma.rn.f32 	%f720, %f709, %f719, %f718;
+	mov.f32 	%f721, 0f32A57060;
+	fma.rn.f32 	%f722, %f709, %f721, %f720;
+	mov.b32 	%r247, %f716;
+	shl.b32 	%r248, %r247, 23;
+	mov.b32 	%f723, %r248;
+	ex2.approx.ftz.f32 	%f724, %f722;
+	fma.rn.f32 	%f725, %f724, %f723, 0f3F800000;
+	setp.lt.f32 	%p141, %f725, 0f00800000;
+	mul.f32 	%f726, %f725, 0f4B000000;
+	selp.f32 	%f98, %f726, %f725, %p141;
+	selp.f32 	%f727, 0fC1B80000, 0f00000000, %p141;
+	mov.b32 	%r249, %f98;
+	add.s32 	%r250, %r249, -1059760811;
+	and.b32  	%r251, %r250, -8388608;
+	sub.s32 	%r252, %r249, %r251;
+	mov.b32 	%f728, %r252;
+	cvt.rn.f32.s32 	%f729, %r251;
+	mov.f32 	%f730, 0f34000000;
+	fma.rn.f32 	%f731, %f729, %f730, %f727;
+	add.f32 	%f732, %f728, 0fBF800000;
+	mov.f32 	%f733, 0f3E1039F6;
+	mov.f32 	%f734, 0fBE055027;
+	fma.rn.f32 	%f735, %f734, %f732, %f733;
+	mov.f32 	%f736, 0fBDF8CDCC;
+	fma.rn.f32 	%f737, %f735, %f732, %f736;
+	mov.f32 	%f738, 0f3E0F2955;
+	fma.rn.f32 	%f739, %f737, %f732, %f738;
+	mov.f32 	%f740, 0fBE2AD8B9;
+	fma.rn.f32 	%f741, %f739, %f732, %f740;
+	mov.f32 	%f742, 0f3E4CED0B;
+	fma.rn.f32 	%f743, %f741, %f732, %f742;
+	mov.f32 	%f744, 0fBE7FFF22;
+	fma.rn.f32 	%f745, %f743, %f732, %f744;
+	mov.f32 	%f746, 0f3EAAAA78;
+	fma.rn.f32 	%f747, %f745, %f732, %f746;
+	mov.f32 	%f748, 0fBF000000;
+	fma.rn.f32 	%f749, %f747, %f732, %f748;
+	mul.f32 	%f750, %f749, %f732;
+	fma.rn.f32 	%f751, %f750, %f732, %f732;
+	mov.f32 	%f752, 0f3F317218;
+	fma.rn.f32 	%f990, %f731, %f752, %f751;
+	setp.lt.u32 	%p142, %r249, 2139095040;
+	@%p142 bra 	$L__BB1_155;
+
+	mov.f32 	%f753, 0f7F800000;
+	fma.rn.f32 	%f990, %f98, %f753, %f753;
+
+$L__BB1_155:
+	setp.eq.f32 	%p143, %f98, 0f00000000;
+	selp.f32 	%f754, 0fFF800000, %f990, %p143;
+	add.f32 	%f992, %f992, %f754;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_137:
+	mul.f32 	%f644, %f992, 0f3F22F983;
+	cvt.rni.s32.f32 	%r287, %f644;
+	cvt.rn.f32.s32 	%f645, %r287;
+	mov.f32 	%f646, 0fBFC90FDA;
+	fma.rn.f32 	%f647, %f645, %f646, %f992;
+	mov.f32 	%f648, 0fB3A22168;
+	fma.rn.f32 	%f649, %f645, %f648, %f647;
+	mov.f32 	%f650, 0fA7C234C5;
+	fma.rn.f32 	%f986, %f645, %f650, %f649;
+	abs.f32 	%f82, %f992;
+	setp.ltu.f32 	%p127, %f82, 0f47CE4780;
+	@%p127 bra 	$L__BB1_145;
+
+	setp.eq.f32 	%p128, %f82, 0f7F800000;
+	@%p128 bra 	$L__BB1_144;
+	bra.uni 	$L__BB1_139;
+
+$L__BB1_144:
+	mov.f32 	%f653, 0f00000000;
+	mul.rn.f32 	%f986, %f992, %f653;
+	mov.u32 	%r287, 0;
+	bra.uni 	$L__BB1_145;
+
+$L__BB1_91:
+	abs.f32 	%f133, %f992;
+	mov.f32 	%f134, 0f3F800000;
+	sub.f32 	%f135, %f134, %f133;
+	rcp.approx.ftz.f32 	%f136, %f135;
+	add.f32 	%f137, %f136, %f136;
+	mul.f32 	%f138, %f133, %f137;
+	setp.gt.f32 	%p60, %f133, 0f7E800000;
+	selp.f32 	%f3, 0fC0000000, %f138, %p60;
+	add.rz.f32 	%f139, %f3, %f134;
+	mov.b32 	%r67, %f139;
+	add.s32 	%r68, %r67, -1061158912;
+	and.b32  	%r69, %r68, -8388608;
+	mov.b32 	%r2, %f3;
+	sub.s32 	%r70, %r2, %r69;
+	mov.b32 	%f140, %r70;
+	mov.u32 	%r71, 1082130432;
+	sub.s32 	%r72, %r71, %r69;
+	mov.b32 	%f141, %r72;
+	mov.f32 	%f142, 0fBF800000;
+	mov.f32 	%f143, 0f3E800000;
+	fma.rn.f32 	%f144, %f143, %f141, %f142;
+	add.f32 	%f145, %f144, %f140;
+	cvt.rn.f32.s32 	%f146, %r69;
+	mul.f32 	%f147, %f146, 0f34000000;
+	mov.f32 	%f148, 0f3DD80012;
+	mov.f32 	%f149, 0fBD39BF78;
+	fma.rn.f32 	%f150, %f149, %f145, %f148;
+	mov.f32 	%f151, 0fBE0778E0;
+	fma.rn.f32 	%f152, %f150, %f145, %f151;
+	mov.f32 	%f153, 0f3E146475;
+	fma.rn.f32 	%f154, %f152, %f145, %f153;
+	mov.f32 	%f155, 0fBE2A68DD;
+	fma.rn.f32 	%f156, %f154, %f145, %f155;
+	mov.f32 	%f157, 0f3E4CAF9E;
+	fma.rn.f32 	%f158, %f156, %f145, %f157;
+	mov.f32 	%f159, 0fBE800042;
+	fma.rn.f32 	%f160, %f158, %f145, %f159;
+	mov.f32 	%f161, 0f3EAAAAE6;
+	fma.rn.f32 	%f162, %f160, %f145, %f161;
+	mov.f32 	%f163, 0fBF000000;
+	fma.rn.f32 	%f164, %f162, %f145, %f163;
+	mul.f32 	%f165, %f145, %f164;
+	fma.rn.f32 	%f166, %f165, %f145, %f145;
+	mov.f32 	%f167, 0f3F317218;
+	fma.rn.f32 	%f972, %f147, %f167, %f166;
+	setp.lt.u32 	%p61, %r2, 2139095040;
+	@%p61 bra 	$L__BB1_95;
+
+	setp.lt.s32 	%p62, %r2, -1082130431;
+	@%p62 bra 	$L__BB1_94;
+
+	mov.f32 	%f168, 0f7F800000;
+	fma.rn.f32 	%f972, %f3, %f168, %f168;
+
+$L__BB1_94:
+	setp.eq.f32 	%p63, %f3, 0f00000000;
+	selp.f32 	%f972, 0f80000000, %f972, %p63;
+
+$L__BB1_95:
+	mul.f32 	%f169, %f972, 0f3F000000;
+	abs.f32 	%f170, %f169;
+	setp.le.f32 	%p64, %f170, 0f7F800000;
+	mov.b32 	%r73, %f169;
+	mov.b32 	%r74, %f992;
+	and.b32  	%r75, %r74, -2147483648;
+	or.b32  	%r76, %r75, %r73;
+	mov.b32 	%f171, %r76;
+	selp.f32 	%f992, %f171, %f169, %p64;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_160:
+	mul.f32 	%f781, %f992, %f127;
+	neg.f32 	%f782, %f781;
+	mov.f32 	%f783, 0f3F000000;
+	mov.f32 	%f784, 0f3BBB989D;
+	fma.rn.f32 	%f785, %f782, %f784, %f783;
+	cvt.sat.f32.f32 	%f786, %f785;
+	mov.f32 	%f787, 0f4B400001;
+	mov.f32 	%f788, 0f437C0000;
+	fma.rm.f32 	%f789, %f786, %f788, %f787;
+	add.f32 	%f790, %f789, 0fCB40007F;
+	neg.f32 	%f791, %f790;
+	mov.f32 	%f792, 0f3FB8AA3B;
+	fma.rn.f32 	%f793, %f782, %f792, %f791;
+	mov.f32 	%f794, 0f32A57060;
+	fma.rn.f32 	%f795, %f782, %f794, %f793;
+	mov.b32 	%r255, %f789;
+	shl.b32 	%r256, %r255, 23;
+	mov.b32 	%f796, %r256;
+	ex2.approx.ftz.f32 	%f797, %f795;
+	fma.rn.f32 	%f798, %f797, %f796, 0f3F800000;
+	div.rn.f32 	%f992, %f992, %f798;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_168:
+	setp.le.f32 	%p154, %f992, 0f00000000;
+	selp.f32 	%f992, 0f00000000, %f992, %p154;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_131:
+	cvt.rni.f32.f32 	%f992, %f992;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_161:
+	setp.ge.f32 	%p145, %f992, 0f00000000;
+	mul.f32 	%f799, %f992, %f127;
+	selp.f32 	%f992, %f992, %f799, %p145;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_112:
+	mul.f32 	%f412, %f992, 0f3F22F983;
+	cvt.rni.s32.f32 	%r279, %f412;
+	cvt.rn.f32.s32 	%f413, %r279;
+	mov.f32 	%f414, 0fBFC90FDA;
+	fma.rn.f32 	%f415, %f413, %f414, %f992;
+	mov.f32 	%f416, 0fB3A22168;
+	fma.rn.f32 	%f417, %f413, %f416, %f415;
+	mov.f32 	%f418, 0fA7C234C5;
+	fma.rn.f32 	%f979, %f413, %f418, %f417;
+	abs.f32 	%f42, %f992;
+	setp.ltu.f32 	%p91, %f42, 0f47CE4780;
+	@%p91 bra 	$L__BB1_120;
+
+	setp.eq.f32 	%p92, %f42, 0f7F800000;
+	@%p92 bra 	$L__BB1_119;
+	bra.uni 	$L__BB1_114;
+
+$L__BB1_119:
+	mov.f32 	%f421, 0f00000000;
+	mul.rn.f32 	%f979, %f992, %f421;
+	mov.u32 	%r279, 0;
+	bra.uni 	$L__BB1_120;
+
+$L__BB1_164:
+	sqrt.rn.f32 	%f992, %f992;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_123:
+	abs.f32 	%f470, %f992;
+	add.f32 	%f471, %f470, 0f3F800000;
+	div.rn.f32 	%f992, %f992, %f471;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_156:
+	setp.ge.f32 	%p144, %f992, 0f00000000;
+	@%p144 bra 	$L__BB1_169;
+
+	mov.f32 	%f761, 0f3F000000;
+	mov.f32 	%f762, 0f3BBB989D;
+	fma.rn.f32 	%f763, %f992, %f762, %f761;
+	cvt.sat.f32.f32 	%f764, %f763;
+	mov.f32 	%f765, 0f4B400001;
+	mov.f32 	%f766, 0f437C0000;
+	fma.rm.f32 	%f767, %f764, %f766, %f765;
+	add.f32 	%f768, %f767, 0fCB40007F;
+	neg.f32 	%f769, %f768;
+	mov.f32 	%f770, 0f3FB8AA3B;
+	fma.rn.f32 	%f771, %f992, %f770, %f769;
+	mov.f32 	%f772, 0f32A57060;
+	fma.rn.f32 	%f773, %f992, %f772, %f771;
+	mov.b32 	%r253, %f767;
+	shl.b32 	%r254, %r253, 23;
+	mov.b32 	%f774, %r254;
+	ex2.approx.ftz.f32 	%f775, %f773;
+	fma.rn.f32 	%f776, %f775, %f774, 0fBF800000;
+	mul.f32 	%f992, %f776, %f127;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_83:
+	mul.rz.f32 	%f172, %f992, %f10;
+	add.rn.f32 	%f173, %f172, %f10;
+	sqrt.rn.f32 	%f174, %f173;
+	add.f32 	%f11, %f10, %f174;
+	mov.f32 	%f175, 0f3F800000;
+	add.rz.f32 	%f176, %f11, %f175;
+	mov.b32 	%r78, %f176;
+	add.s32 	%r79, %r78, -1061158912;
+	and.b32  	%r80, %r79, -8388608;
+	mov.b32 	%r3, %f11;
+	sub.s32 	%r81, %r3, %r80;
+	mov.b32 	%f177, %r81;
+	mov.u32 	%r82, 1082130432;
+	sub.s32 	%r83, %r82, %r80;
+	mov.b32 	%f178, %r83;
+	mov.f32 	%f179, 0fBF800000;
+	mov.f32 	%f180, 0f3E800000;
+	fma.rn.f32 	%f181, %f180, %f178, %f179;
+	add.f32 	%f182, %f181, %f177;
+	cvt.rn.f32.s32 	%f183, %r80;
+	mul.f32 	%f184, %f183, 0f34000000;
+	mov.f32 	%f185, 0f3DD80012;
+	mov.f32 	%f186, 0fBD39BF78;
+	fma.rn.f32 	%f187, %f186, %f182, %f185;
+	mov.f32 	%f188, 0fBE0778E0;
+	fma.rn.f32 	%f189, %f187, %f182, %f188;
+	mov.f32 	%f190, 0f3E146475;
+	fma.rn.f32 	%f191, %f189, %f182, %f190;
+	mov.f32 	%f192, 0fBE2A68DD;
+	fma.rn.f32 	%f193, %f191, %f182, %f192;
+	mov.f32 	%f194, 0f3E4CAF9E;
+	fma.rn.f32 	%f195, %f193, %f182, %f194;
+	mov.f32 	%f196, 0fBE800042;
+	fma.rn.f32 	%f197, %f195, %f182, %f196;
+	mov.f32 	%f198, 0f3EAAAAE6;
+	fma.rn.f32 	%f199, %f197, %f182, %f198;
+	mov.f32 	%f200, 0fBF000000;
+	fma.rn.f32 	%f201, %f199, %f182, %f200;
+	mul.f32 	%f202, %f182, %f201;
+	fma.rn.f32 	%f203, %f202, %f182, %f182;
+	mov.f32 	%f204, 0f3F317218;
+	fma.rn.f32 	%f992, %f184, %f204, %f203;
+	setp.lt.u32 	%p66, %r3, 2139095040;
+	@%p66 bra 	$L__BB1_169;
+
+	setp.lt.s32 	%p67, %r3, -1082130431;
+	@%p67 bra 	$L__BB1_86;
+
+	mov.f32 	%f205, 0f7F800000;
+	fma.rn.f32 	%f992, %f11, %f205, %f205;
+
+$L__BB1_86:
+	setp.eq.f32 	%p68, %f11, 0f00000000;
+	selp.f32 	%f992, 0f80000000, %f992, %p68;
+	bra.uni 	$L__BB1_169;
 
 $L__BB1_57:
-	mov.f32 	%f467, 0f3F000000;
-	mov.f32 	%f468, 0f3BBB989D;
-	fma.rn.f32 	%f469, %f973, %f468, %f467;
-	cvt.sat.f32.f32 	%f470, %f469;
-	mov.f32 	%f471, 0f4B400001;
-	mov.f32 	%f472, 0f437C0000;
-	fma.rm.f32 	%f473, %f470, %f472, %f471;
-	add.f32 	%f474, %f473, 0fCB40007F;
-	neg.f32 	%f475, %f474;
-	mov.f32 	%f476, 0f3FB8AA3B;
-	fma.rn.f32 	%f477, %f973, %f476, %f475;
-	mov.f32 	%f478, 0f32A57060;
-	fma.rn.f32 	%f479, %f973, %f478, %f477;
-	mov.b32 	%r159, %f473;
+	mov.f32 	%f472, 0f3F000000;
+	mov.f32 	%f473, 0f3BBB989D;
+	fma.rn.f32 	%f474, %f992, %f473, %f472;
+	cvt.sat.f32.f32 	%f475, %f474;
+	mov.f32 	%f476, 0f4B400001;
+	mov.f32 	%f477, 0f437C0000;
+	fma.rm.f32 	%f478, %f475, %f477, %f476;
+	add.f32 	%f479, %f478, 0fCB40007F;
+	neg.f32 	%f480, %f479;
+	mov.f32 	%f481, 0f3FB8AA3B;
+	fma.rn.f32 	%f482, %f992, %f481, %f480;
+	mov.f32 	%f483, 0f32A57060;
+	fma.rn.f32 	%f484, %f992, %f483, %f482;
+	mov.b32 	%r159, %f478;
 	shl.b32 	%r160, %r159, 23;
-	mov.b32 	%f480, %r160;
-	ex2.approx.ftz.f32 	%f481, %f479;
-	fma.rn.f32 	%f482, %f481, %f480, 0f3F800000;
-	setp.lt.f32 	%p104, %f482, 0f00800000;
-	mul.f32 	%f483, %f482, 0f4B000000;
-	selp.f32 	%f51, %f483, %f482, %p104;
-	selp.f32 	%f484, 0fC1B80000, 0f00000000, %p104;
-	mov.b32 	%r161, %f51;
+	mov.b32 	%f485, %r160;
+	ex2.approx.ftz.f32 	%f486, %f484;
+	fma.rn.f32 	%f487, %f486, %f485, 0f3F800000;
+	setp.lt.f32 	%p107, %f487, 0f00800000;
+	mul.f32 	%f488, %f487, 0f4B000000;
+	selp.f32 	%f52, %f488, %f487, %p107;
+	selp.f32 	%f489, 0fC1B80000, 0f00000000, %p107;
+	mov.b32 	%r161, %f52;
 	add.s32 	%r162, %r161, -1059760811;
 	and.b32  	%r163, %r162, -8388608;
 	sub.s32 	%r164, %r161, %r163;
-	mov.b32 	%f485, %r164;
-	cvt.rn.f32.s32 	%f486, %r163;
-	mov.f32 	%f487, 0f34000000;
-	fma.rn.f32 	%f488, %f486, %f487, %f484;
-	add.f32 	%f489, %f485, 0fBF800000;
-	mov.f32 	%f490, 0f3E1039F6;
-	mov.f32 	%f491, 0fBE055027;
-	fma.rn.f32 	%f492, %f491, %f489, %f490;
-	mov.f32 	%f493, 0fBDF8CDCC;
-	fma.rn.f32 	%f494, %f492, %f489, %f493;
-	mov.f32 	%f495, 0f3E0F2955;
-	fma.rn.f32 	%f496, %f494, %f489, %f495;
-	mov.f32 	%f497, 0fBE2AD8B9;
-	fma.rn.f32 	%f498, %f496, %f489, %f497;
-	mov.f32 	%f499, 0f3E4CED0B;
-	fma.rn.f32 	%f500, %f498, %f489, %f499;
-	mov.f32 	%f501, 0fBE7FFF22;
-	fma.rn.f32 	%f502, %f500, %f489, %f501;
-	mov.f32 	%f503, 0f3EAAAA78;
-	fma.rn.f32 	%f504, %f502, %f489, %f503;
-	mov.f32 	%f505, 0fBF000000;
-	fma.rn.f32 	%f506, %f504, %f489, %f505;
-	mul.f32 	%f507, %f506, %f489;
-	fma.rn.f32 	%f508, %f507, %f489, %f489;
-	mov.f32 	%f509, 0f3F317218;
-	fma.rn.f32 	%f961, %f488, %f509, %f508;
-	setp.lt.u32 	%p105, %r161, 2139095040;
-	@%p105 bra 	$L__BB1_59;
+	mov.b32 	%f490, %r164;
+	cvt.rn.f32.s32 	%f491, %r163;
+	mov.f32 	%f492, 0f34000000;
+	fma.rn.f32 	%f493, %f491, %f492, %f489;
+	add.f32 	%f494, %f490, 0fBF800000;
+	mov.f32 	%f495, 0f3E1039F6;
+	mov.f32 	%f496, 0fBE055027;
+	fma.rn.f32 	%f497, %f496, %f494, %f495;
+	mov.f32 	%f498, 0fBDF8CDCC;
+	fma.rn.f32 	%f499, %f497, %f494, %f498;
+	mov.f32 	%f500, 0f3E0F2955;
+	fma.rn.f32 	%f501, %f499, %f494, %f500;
+	mov.f32 	%f502, 0fBE2AD8B9;
+	fma.rn.f32 	%f503, %f501, %f494, %f502;
+	mov.f32 	%f504, 0f3E4CED0B;
+	fma.rn.f32 	%f505, %f503, %f494, %f504;
+	mov.f32 	%f506, 0fBE7FFF22;
+	fma.rn.f32 	%f507, %f505, %f494, %f506;
+	mov.f32 	%f508, 0f3EAAAA78;
+	fma.rn.f32 	%f509, %f507, %f494, %f508;
+	mov.f32 	%f510, 0fBF000000;
+	fma.rn.f32 	%f511, %f509, %f494, %f510;
+	mul.f32 	%f512, %f511, %f494;
+	fma.rn.f32 	%f513, %f512, %f494, %f494;
+	mov.f32 	%f514, 0f3F317218;
+	fma.rn.f32 	%f980, %f493, %f514, %f513;
+	setp.lt.u32 	%p108, %r161, 2139095040;
+	@%p108 bra 	$L__BB1_59;
 
-	mov.f32 	%f510, 0f7F800000;
-	fma.rn.f32 	%f961, %f51, %f510, %f510;
+	mov.f32 	%f515, 0f7F800000;
+	fma.rn.f32 	%f980, %f52, %f515, %f515;
 
 $L__BB1_59:
-	setp.eq.f32 	%p106, %f51, 0f00000000;
-	selp.f32 	%f963, 0fFF800000, %f961, %p106;
+	setp.eq.f32 	%p109, %f52, 0f00000000;
+	selp.f32 	%f982, 0fFF800000, %f980, %p109;
 
-$L__BB1_125:
-	abs.f32 	%f557, %f963;
-	mul.f32 	%f558, %f557, 0f4038AA3B;
-	ex2.approx.ftz.f32 	%f559, %f558;
-	add.f32 	%f560, %f559, 0f3F800000;
-	mov.f32 	%f561, 0f3F800000;
-	rcp.approx.ftz.f32 	%f562, %f560;
-	mov.f32 	%f563, 0fC0000000;
-	fma.rn.f32 	%f564, %f562, %f563, %f561;
-	setp.ge.f32 	%p110, %f557, 0f41102CB4;
-	selp.f32 	%f565, 0f3F800000, %f564, %p110;
-	mov.b32 	%r171, %f565;
-	mov.b32 	%r172, %f963;
+$L__BB1_127:
+	abs.f32 	%f562, %f982;
+	mul.f32 	%f563, %f562, 0f4038AA3B;
+	ex2.approx.ftz.f32 	%f564, %f563;
+	add.f32 	%f565, %f564, 0f3F800000;
+	mov.f32 	%f566, 0f3F800000;
+	rcp.approx.ftz.f32 	%f567, %f565;
+	mov.f32 	%f568, 0fC0000000;
+	fma.rn.f32 	%f569, %f567, %f568, %f566;
+	setp.ge.f32 	%p113, %f562, 0f41102CB4;
+	selp.f32 	%f570, 0f3F800000, %f569, %p113;
+	mov.b32 	%r171, %f570;
+	mov.b32 	%r172, %f982;
 	and.b32  	%r173, %r172, -2147483648;
 	or.b32  	%r174, %r173, %r171;
-	mov.b32 	%f566, %r174;
-	mul.f32 	%f567, %f963, %f963;
-	mov.f32 	%f568, 0fBD563CAE;
-	mov.f32 	%f569, 0f3C80F082;
-	fma.rn.f32 	%f570, %f569, %f567, %f568;
-	mov.f32 	%f571, 0f3E085941;
-	fma.rn.f32 	%f572, %f570, %f567, %f571;
-	mov.f32 	%f573, 0fBEAAA9ED;
-	fma.rn.f32 	%f574, %f572, %f567, %f573;
-	mov.f32 	%f575, 0f00000000;
-	fma.rn.f32 	%f576, %f574, %f567, %f575;
-	fma.rn.f32 	%f577, %f576, %f963, %f963;
-	setp.ge.f32 	%p111, %f557, 0f3F19999A;
-	selp.f32 	%f578, %f566, %f577, %p111;
-	mul.f32 	%f973, %f973, %f578;
-	bra.uni 	$L__BB1_167;
+	mov.b32 	%f571, %r174;
+	mul.f32 	%f572, %f982, %f982;
+	mov.f32 	%f573, 0fBD563CAE;
+	mov.f32 	%f574, 0f3C80F082;
+	fma.rn.f32 	%f575, %f574, %f572, %f573;
+	mov.f32 	%f576, 0f3E085941;
+	fma.rn.f32 	%f577, %f575, %f572, %f576;
+	mov.f32 	%f578, 0fBEAAA9ED;
+	fma.rn.f32 	%f579, %f577, %f572, %f578;
+	mov.f32 	%f580, 0f00000000;
+	fma.rn.f32 	%f581, %f579, %f572, %f580;
+	fma.rn.f32 	%f582, %f581, %f982, %f982;
+	setp.ge.f32 	%p114, %f562, 0f3F19999A;
+	selp.f32 	%f583, %f571, %f582, %p114;
+	mul.f32 	%f992, %f992, %f583;
+	bra.uni 	$L__BB1_169;
 
 $L__BB1_77:
-	mov.f32 	%f290, 0f3FB8AA3B;
-	mul.rn.f32 	%f291, %f30, %f290;
-	cvt.rzi.f32.f32 	%f292, %f291;
-	abs.f32 	%f293, %f292;
-	setp.gt.f32 	%p77, %f293, 0f42FC0000;
-	mov.b32 	%r103, %f292;
+	mov.f32 	%f295, 0f3FB8AA3B;
+	mul.rn.f32 	%f296, %f31, %f295;
+	cvt.rzi.f32.f32 	%f297, %f296;
+	abs.f32 	%f298, %f297;
+	setp.gt.f32 	%p80, %f298, 0f42FC0000;
+	mov.b32 	%r103, %f297;
 	and.b32  	%r104, %r103, -2147483648;
 	or.b32  	%r105, %r104, 1123811328;
-	mov.b32 	%f294, %r105;
-	selp.f32 	%f295, %f294, %f292, %p77;
-	mov.f32 	%f296, 0fBF317218;
-	fma.rn.f32 	%f297, %f295, %f296, %f30;
-	mov.f32 	%f298, 0f3102E308;
-	fma.rn.f32 	%f299, %f295, %f298, %f297;
-	mul.f32 	%f300, %f299, 0f3FB8AA3B;
-	add.f32 	%f301, %f295, 0f4B40007D;
-	mov.b32 	%r106, %f301;
+	mov.b32 	%f299, %r105;
+	selp.f32 	%f300, %f299, %f297, %p80;
+	mov.f32 	%f301, 0fBF317218;
+	fma.rn.f32 	%f302, %f300, %f301, %f31;
+	mov.f32 	%f303, 0f3102E308;
+	fma.rn.f32 	%f304, %f300, %f303, %f302;
+	mul.f32 	%f305, %f304, 0f3FB8AA3B;
+	add.f32 	%f306, %f300, 0f4B40007D;
+	mov.b32 	%r106, %f306;
 	shl.b32 	%r107, %r106, 23;
-	mov.b32 	%f302, %r107;
-	ex2.approx.ftz.f32 	%f303, %f300;
-	mul.f32 	%f304, %f303, %f302;
-	mov.f32 	%f305, 0f3E000000;
-	div.approx.f32 	%f306, %f305, %f304;
-	neg.f32 	%f307, %f306;
-	mov.f32 	%f308, 0f40000000;
-	fma.rn.f32 	%f309, %f308, %f304, %f307;
-	setp.ge.f32 	%p78, %f30, 0f42B40000;
-	selp.f32 	%f310, 0f7F800000, %f309, %p78;
-	mov.b32 	%r108, %f310;
-	mov.b32 	%r109, %f973;
+	mov.b32 	%f307, %r107;
+	ex2.approx.ftz.f32 	%f308, %f305;
+	mul.f32 	%f309, %f308, %f307;
+	mov.f32 	%f310, 0f3E000000;
+	div.approx.f32 	%f311, %f310, %f309;
+	neg.f32 	%f312, %f311;
+	mov.f32 	%f313, 0f40000000;
+	fma.rn.f32 	%f314, %f313, %f309, %f312;
+	setp.ge.f32 	%p81, %f31, 0f42B40000;
+	selp.f32 	%f315, 0f7F800000, %f314, %p81;
+	mov.b32 	%r108, %f315;
+	mov.b32 	%r109, %f992;
 	and.b32  	%r110, %r109, -2147483648;
 	or.b32  	%r111, %r110, %r108;
-	mov.b32 	%f973, %r111;
-	bra.uni 	$L__BB1_167;
+	mov.b32 	%f992, %r111;
+	bra.uni 	$L__BB1_169;
 
 $L__BB1_8:
-	neg.f32 	%f919, %f973;
-	mov.f32 	%f920, 0f3F000000;
-	mov.f32 	%f921, 0f3BBB989D;
-	fma.rn.f32 	%f922, %f919, %f921, %f920;
-	cvt.sat.f32.f32 	%f923, %f922;
-	mov.f32 	%f924, 0f4B400001;
-	mov.f32 	%f925, 0f437C0000;
-	fma.rm.f32 	%f926, %f923, %f925, %f924;
-	add.f32 	%f927, %f926, 0fCB40007F;
-	neg.f32 	%f928, %f927;
-	mov.f32 	%f929, 0f3FB8AA3B;
-	fma.rn.f32 	%f930, %f919, %f929, %f928;
-	mov.f32 	%f931, 0f32A57060;
-	fma.rn.f32 	%f932, %f919, %f931, %f930;
-	mov.b32 	%r269, %f926;
-	shl.b32 	%r270, %r269, 23;
-	mov.b32 	%f933, %r270;
-	ex2.approx.ftz.f32 	%f934, %f932;
-	fma.rn.f32 	%f935, %f934, %f933, 0f3F800000;
-	rcp.rn.f32 	%f973, %f935;
-	bra.uni 	$L__BB1_167;
+	neg.f32 	%f938, %f992;
+	mov.f32 	%f939, 0f3F000000;
+	mov.f32 	%f940, 0f3BBB989D;
+	fma.rn.f32 	%f941, %f938, %f940, %f939;
+	cvt.sat.f32.f32 	%f942, %f941;
+	mov.f32 	%f943, 0f4B400001;
+	mov.f32 	%f944, 0f437C0000;
+	fma.rm.f32 	%f945, %f942, %f944, %f943;
+	add.f32 	%f946, %f945, 0fCB40007F;
+	neg.f32 	%f947, %f946;
+	mov.f32 	%f948, 0f3FB8AA3B;
+	fma.rn.f32 	%f949, %f938, %f948, %f947;
+	mov.f32 	%f950, 0f32A57060;
+	fma.rn.f32 	%f951, %f938, %f950, %f949;
+	mov.b32 	%r271, %f945;
+	shl.b32 	%r272, %r271, 23;
+	mov.b32 	%f952, %r272;
+	ex2.approx.ftz.f32 	%f953, %f951;
+	fma.rn.f32 	%f954, %f953, %f952, 0f3F800000;
+	rcp.rn.f32 	%f992, %f954;
+	bra.uni 	$L__BB1_169;
 
 $L__BB1_52:
-	mov.f32 	%f600, 0f3F000000;
-	mov.f32 	%f601, 0f3BBB989D;
-	fma.rn.f32 	%f602, %f973, %f601, %f600;
-	cvt.sat.f32.f32 	%f603, %f602;
-	mov.f32 	%f604, 0f4B400001;
-	mov.f32 	%f605, 0f437C0000;
-	fma.rm.f32 	%f606, %f603, %f605, %f604;
-	add.f32 	%f607, %f606, 0fCB40007F;
-	neg.f32 	%f608, %f607;
-	mov.f32 	%f609, 0f3FB8AA3B;
-	fma.rn.f32 	%f610, %f973, %f609, %f608;
-	mov.f32 	%f611, 0f32A57060;
-	fma.rn.f32 	%f612, %f973, %f611, %f610;
-	mov.b32 	%r177, %f606;
+	mov.f32 	%f605, 0f3F000000;
+	mov.f32 	%f606, 0f3BBB989D;
+	fma.rn.f32 	%f607, %f992, %f606, %f605;
+	cvt.sat.f32.f32 	%f608, %f607;
+	mov.f32 	%f609, 0f4B400001;
+	mov.f32 	%f610, 0f437C0000;
+	fma.rm.f32 	%f611, %f608, %f610, %f609;
+	add.f32 	%f612, %f611, 0fCB40007F;
+	neg.f32 	%f613, %f612;
+	mov.f32 	%f614, 0f3FB8AA3B;
+	fma.rn.f32 	%f615, %f992, %f614, %f613;
+	mov.f32 	%f616, 0f32A57060;
+	fma.rn.f32 	%f617, %f992, %f616, %f615;
+	mov.b32 	%r177, %f611;
 	shl.b32 	%r178, %r177, 23;
-	mov.b32 	%f613, %r178;
-	ex2.approx.ftz.f32 	%f614, %f612;
-	mul.f32 	%f615, %f614, %f613;
-	mul.f32 	%f616, %f615, %f126;
-	sub.f32 	%f617, %f616, %f126;
-	mul.f32 	%f973, %f617, %f127;
-	bra.uni 	$L__BB1_167;
+	mov.b32 	%f618, %r178;
+	ex2.approx.ftz.f32 	%f619, %f617;
+	mul.f32 	%f620, %f619, %f618;
+	mul.f32 	%f621, %f620, %f127;
+	sub.f32 	%f622, %f621, %f127;
+	mul.f32 	%f992, %f622, %f128;
+	bra.uni 	$L__BB1_169;
 
-$L__BB1_82:
-	rcp.rn.f32 	%f230, %f20;
-	mov.f32 	%f231, 0f3F800000;
-	fma.rn.f32 	%f232, %f230, %f230, %f231;
-	sqrt.rn.f32 	%f233, %f232;
-	add.f32 	%f234, %f230, %f233;
-	rcp.approx.ftz.f32 	%f235, %f234;
-	fma.rn.f32 	%f21, %f20, %f235, %f20;
-	add.rz.f32 	%f236, %f21, %f231;
-	mov.b32 	%r88, %f236;
+$L__BB1_100:
+	rcp.rn.f32 	%f235, %f21;
+	mov.f32 	%f236, 0f3F800000;
+	fma.rn.f32 	%f237, %f235, %f235, %f236;
+	sqrt.rn.f32 	%f238, %f237;
+	add.f32 	%f239, %f235, %f238;
+	rcp.approx.ftz.f32 	%f240, %f239;
+	fma.rn.f32 	%f22, %f21, %f240, %f21;
+	add.rz.f32 	%f241, %f22, %f236;
+	mov.b32 	%r88, %f241;
 	add.s32 	%r89, %r88, -1061158912;
 	and.b32  	%r90, %r89, -8388608;
-	mov.b32 	%r4, %f21;
+	mov.b32 	%r4, %f22;
 	sub.s32 	%r91, %r4, %r90;
-	mov.b32 	%f237, %r91;
+	mov.b32 	%f242, %r91;
 	mov.u32 	%r92, 1082130432;
 	sub.s32 	%r93, %r92, %r90;
-	mov.b32 	%f238, %r93;
-	mov.f32 	%f239, 0fBF800000;
-	mov.f32 	%f240, 0f3E800000;
-	fma.rn.f32 	%f241, %f240, %f238, %f239;
-	add.f32 	%f242, %f241, %f237;
-	cvt.rn.f32.s32 	%f243, %r90;
-	mul.f32 	%f244, %f243, 0f34000000;
-	mov.f32 	%f245, 0f3DD80012;
-	mov.f32 	%f246, 0fBD39BF78;
-	fma.rn.f32 	%f247, %f246, %f242, %f245;
-	mov.f32 	%f248, 0fBE0778E0;
-	fma.rn.f32 	%f249, %f247, %f242, %f248;
-	mov.f32 	%f250, 0f3E146475;
-	fma.rn.f32 	%f251, %f249, %f242, %f250;
-	mov.f32 	%f252, 0fBE2A68DD;
-	fma.rn.f32 	%f253, %f251, %f242, %f252;
-	mov.f32 	%f254, 0f3E4CAF9E;
-	fma.rn.f32 	%f255, %f253, %f242, %f254;
-	mov.f32 	%f256, 0fBE800042;
-	fma.rn.f32 	%f257, %f255, %f242, %f256;
-	mov.f32 	%f258, 0f3EAAAAE6;
-	fma.rn.f32 	%f259, %f257, %f242, %f258;
-	mov.f32 	%f260, 0fBF000000;
-	fma.rn.f32 	%f261, %f259, %f242, %f260;
-	mul.f32 	%f262, %f242, %f261;
-	fma.rn.f32 	%f263, %f262, %f242, %f242;
-	mov.f32 	%f264, 0f3F317218;
-	fma.rn.f32 	%f958, %f244, %f264, %f263;
-	setp.lt.u32 	%p70, %r4, 2139095040;
-	@%p70 bra 	$L__BB1_103;
+	mov.b32 	%f243, %r93;
+	mov.f32 	%f244, 0fBF800000;
+	mov.f32 	%f245, 0f3E800000;
+	fma.rn.f32 	%f246, %f245, %f243, %f244;
+	add.f32 	%f247, %f246, %f242;
+	cvt.rn.f32.s32 	%f248, %r90;
+	mul.f32 	%f249, %f248, 0f34000000;
+	mov.f32 	%f250, 0f3DD80012;
+	mov.f32 	%f251, 0fBD39BF78;
+	fma.rn.f32 	%f252, %f251, %f247, %f250;
+	mov.f32 	%f253, 0fBE0778E0;
+	fma.rn.f32 	%f254, %f252, %f247, %f253;
+	mov.f32 	%f255, 0f3E146475;
+	fma.rn.f32 	%f256, %f254, %f247, %f255;
+	mov.f32 	%f257, 0fBE2A68DD;
+	fma.rn.f32 	%f258, %f256, %f247, %f257;
+	mov.f32 	%f259, 0f3E4CAF9E;
+	fma.rn.f32 	%f260, %f258, %f247, %f259;
+	mov.f32 	%f261, 0fBE800042;
+	fma.rn.f32 	%f262, %f260, %f247, %f261;
+	mov.f32 	%f263, 0f3EAAAAE6;
+	fma.rn.f32 	%f264, %f262, %f247, %f263;
+	mov.f32 	%f265, 0fBF000000;
+	fma.rn.f32 	%f266, %f264, %f247, %f265;
+	mul.f32 	%f267, %f247, %f266;
+	fma.rn.f32 	%f268, %f267, %f247, %f247;
+	mov.f32 	%f269, 0f3F317218;
+	fma.rn.f32 	%f977, %f249, %f269, %f268;
+	setp.lt.u32 	%p73, %r4, 2139095040;
+	@%p73 bra 	$L__BB1_105;
 
-	setp.lt.s32 	%p71, %r4, -1082130431;
-	@%p71 bra 	$L__BB1_85;
+	setp.lt.s32 	%p74, %r4, -1082130431;
+	@%p74 bra 	$L__BB1_103;
 
-	mov.f32 	%f265, 0f7F800000;
-	fma.rn.f32 	%f958, %f21, %f265, %f265;
-
-$L__BB1_85:
-	setp.eq.f32 	%p72, %f21, 0f00000000;
-	selp.f32 	%f958, 0f80000000, %f958, %p72;
+	mov.f32 	%f270, 0f7F800000;
+	fma.rn.f32 	%f977, %f22, %f270, %f270;
 
 $L__BB1_103:
-	mov.b32 	%r94, %f973;
-	and.b32  	%r95, %r94, -2147483648;
-	mov.b32 	%r96, %f958;
-	or.b32  	%r97, %r95, %r96;
-	mov.b32 	%f269, %r97;
-	setp.le.f32 	%p73, %f20, 0f7F800000;
-	selp.f32 	%f973, %f269, %f958, %p73;
-	bra.uni 	$L__BB1_167;
+	setp.eq.f32 	%p75, %f22, 0f00000000;
+	selp.f32 	%f977, 0f80000000, %f977, %p75;
 
-$L__BB1_148:
-	mov.f32 	%f660, 0f3F000000;
-	mov.f32 	%f661, 0f3BBB989D;
-	fma.rn.f32 	%f662, %f973, %f661, %f660;
-	cvt.sat.f32.f32 	%f663, %f662;
-	mov.f32 	%f664, 0f4B400001;
-	mov.f32 	%f665, 0f437C0000;
-	fma.rm.f32 	%f666, %f663, %f665, %f664;
-	add.f32 	%f667, %f666, 0fCB40007F;
-	neg.f32 	%f668, %f667;
-	mov.f32 	%f669, 0f3FB8AA3B;
-	fma.rn.f32 	%f670, %f973, %f669, %f668;
-	mov.f32 	%f671, 0f32A57060;
-	fma.rn.f32 	%f672, %f973, %f671, %f670;
-	mov.b32 	%r241, %f666;
+$L__BB1_105:
+	mov.b32 	%r94, %f992;
+	and.b32  	%r95, %r94, -2147483648;
+	mov.b32 	%r96, %f977;
+	or.b32  	%r97, %r95, %r96;
+	mov.b32 	%f274, %r97;
+	setp.le.f32 	%p76, %f21, 0f7F800000;
+	selp.f32 	%f992, %f274, %f977, %p76;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_150:
+	mov.f32 	%f665, 0f3F000000;
+	mov.f32 	%f666, 0f3BBB989D;
+	fma.rn.f32 	%f667, %f992, %f666, %f665;
+	cvt.sat.f32.f32 	%f668, %f667;
+	mov.f32 	%f669, 0f4B400001;
+	mov.f32 	%f670, 0f437C0000;
+	fma.rm.f32 	%f671, %f668, %f670, %f669;
+	add.f32 	%f672, %f671, 0fCB40007F;
+	neg.f32 	%f673, %f672;
+	mov.f32 	%f674, 0f3FB8AA3B;
+	fma.rn.f32 	%f675, %f992, %f674, %f673;
+	mov.f32 	%f676, 0f32A57060;
+	fma.rn.f32 	%f677, %f992, %f676, %f675;
+	mov.b32 	%r241, %f671;
 	shl.b32 	%r242, %r241, 23;
-	mov.b32 	%f673, %r242;
-	ex2.approx.ftz.f32 	%f674, %f672;
-	fma.rn.f32 	%f675, %f674, %f673, 0f3F800000;
-	setp.lt.f32 	%p135, %f675, 0f00800000;
-	mul.f32 	%f676, %f675, 0f4B000000;
-	selp.f32 	%f92, %f676, %f675, %p135;
-	selp.f32 	%f677, 0fC1B80000, 0f00000000, %p135;
-	mov.b32 	%r243, %f92;
+	mov.b32 	%f678, %r242;
+	ex2.approx.ftz.f32 	%f679, %f677;
+	fma.rn.f32 	%f680, %f679, %f678, 0f3F800000;
+	setp.lt.f32 	%p138, %f680, 0f00800000;
+	mul.f32 	%f681, %f680, 0f4B000000;
+	selp.f32 	%f93, %f681, %f680, %p138;
+	selp.f32 	%f682, 0fC1B80000, 0f00000000, %p138;
+	mov.b32 	%r243, %f93;
 	add.s32 	%r244, %r243, -1059760811;
 	and.b32  	%r245, %r244, -8388608;
 	sub.s32 	%r246, %r243, %r245;
-	mov.b32 	%f678, %r246;
-	cvt.rn.f32.s32 	%f679, %r245;
-	mov.f32 	%f680, 0f34000000;
-	fma.rn.f32 	%f681, %f679, %f680, %f677;
-	add.f32 	%f682, %f678, 0fBF800000;
-	mov.f32 	%f683, 0f3E1039F6;
-	mov.f32 	%f684, 0fBE055027;
-	fma.rn.f32 	%f685, %f684, %f682, %f683;
-	mov.f32 	%f686, 0fBDF8CDCC;
-	fma.rn.f32 	%f687, %f685, %f682, %f686;
-	mov.f32 	%f688, 0f3E0F2955;
-	fma.rn.f32 	%f689, %f687, %f682, %f688;
-	mov.f32 	%f690, 0fBE2AD8B9;
-	fma.rn.f32 	%f691, %f689, %f682, %f690;
-	mov.f32 	%f692, 0f3E4CED0B;
-	fma.rn.f32 	%f693, %f691, %f682, %f692;
-	mov.f32 	%f694, 0fBE7FFF22;
-	fma.rn.f32 	%f695, %f693, %f682, %f694;
-	mov.f32 	%f696, 0f3EAAAA78;
-	fma.rn.f32 	%f697, %f695, %f682, %f696;
-	mov.f32 	%f698, 0fBF000000;
-	fma.rn.f32 	%f699, %f697, %f682, %f698;
-	mul.f32 	%f700, %f699, %f682;
-	fma.rn.f32 	%f701, %f700, %f682, %f682;
-	mov.f32 	%f702, 0f3F317218;
-	fma.rn.f32 	%f970, %f681, %f702, %f701;
-	setp.lt.u32 	%p136, %r243, 2139095040;
-	@%p136 bra 	$L__BB1_150;
+	mov.b32 	%f683, %r246;
+	cvt.rn.f32.s32 	%f684, %r245;
+	mov.f32 	%f685, 0f34000000;
+	fma.rn.f32 	%f686, %f684, %f685, %f682;
+	add.f32 	%f687, %f683, 0fBF800000;
+	mov.f32 	%f688, 0f3E1039F6;
+	mov.f32 	%f689, 0fBE055027;
+	fma.rn.f32 	%f690, %f689, %f687, %f688;
+	mov.f32 	%f691, 0fBDF8CDCC;
+	fma.rn.f32 	%f692, %f690, %f687, %f691;
+	mov.f32 	%f693, 0f3E0F2955;
+	fma.rn.f32 	%f694, %f692, %f687, %f693;
+	mov.f32 	%f695, 0fBE2AD8B9;
+	fma.rn.f32 	%f696, %f694, %f687, %f695;
+	mov.f32 	%f697, 0f3E4CED0B;
+	fma.rn.f32 	%f698, %f696, %f687, %f697;
+	mov.f32 	%f699, 0fBE7FFF22;
+	fma.rn.f32 	%f700, %f698, %f687, %f699;
+	mov.f32 	%f701, 0f3EAAAA78;
+	fma.rn.f32 	%f702, %f700, %f687, %f701;
+	mov.f32 	%f703, 0fBF000000;
+	fma.rn.f32 	%f704, %f702, %f687, %f703;
+	mul.f32 	%f705, %f704, %f687;
+	fma.rn.f32 	%f706, %f705, %f687, %f687;
+	mov.f32 	%f707, 0f3F317218;
+	fma.rn.f32 	%f989, %f686, %f707, %f706;
+	setp.lt.u32 	%p139, %r243, 2139095040;
+	@%p139 bra 	$L__BB1_152;
 
-	mov.f32 	%f703, 0f7F800000;
-	fma.rn.f32 	%f970, %f92, %f703, %f703;
+	mov.f32 	%f708, 0f7F800000;
+	fma.rn.f32 	%f989, %f93, %f708, %f708;
 
-$L__BB1_150:
-	setp.eq.f32 	%p137, %f92, 0f00000000;
-	selp.f32 	%f973, 0fFF800000, %f970, %p137;
-	bra.uni 	$L__BB1_167;
-
-$L__BB1_95:
-	mul.rz.f32 	%f167, %f973, %f9;
-	add.rn.f32 	%f168, %f167, %f9;
-	sqrt.rn.f32 	%f169, %f168;
-	add.f32 	%f10, %f9, %f169;
-	mov.f32 	%f170, 0f3F800000;
-	add.rz.f32 	%f171, %f10, %f170;
-	mov.b32 	%r78, %f171;
-	add.s32 	%r79, %r78, -1061158912;
-	and.b32  	%r80, %r79, -8388608;
-	mov.b32 	%r3, %f10;
-	sub.s32 	%r81, %r3, %r80;
-	mov.b32 	%f172, %r81;
-	mov.u32 	%r82, 1082130432;
-	sub.s32 	%r83, %r82, %r80;
-	mov.b32 	%f173, %r83;
-	mov.f32 	%f174, 0fBF800000;
-	mov.f32 	%f175, 0f3E800000;
-	fma.rn.f32 	%f176, %f175, %f173, %f174;
-	add.f32 	%f177, %f176, %f172;
-	cvt.rn.f32.s32 	%f178, %r80;
-	mul.f32 	%f179, %f178, 0f34000000;
-	mov.f32 	%f180, 0f3DD80012;
-	mov.f32 	%f181, 0fBD39BF78;
-	fma.rn.f32 	%f182, %f181, %f177, %f180;
-	mov.f32 	%f183, 0fBE0778E0;
-	fma.rn.f32 	%f184, %f182, %f177, %f183;
-	mov.f32 	%f185, 0f3E146475;
-	fma.rn.f32 	%f186, %f184, %f177, %f185;
-	mov.f32 	%f187, 0fBE2A68DD;
-	fma.rn.f32 	%f188, %f186, %f177, %f187;
-	mov.f32 	%f189, 0f3E4CAF9E;
-	fma.rn.f32 	%f190, %f188, %f177, %f189;
-	mov.f32 	%f191, 0fBE800042;
-	fma.rn.f32 	%f192, %f190, %f177, %f191;
-	mov.f32 	%f193, 0f3EAAAAE6;
-	fma.rn.f32 	%f194, %f192, %f177, %f193;
-	mov.f32 	%f195, 0fBF000000;
-	fma.rn.f32 	%f196, %f194, %f177, %f195;
-	mul.f32 	%f197, %f177, %f196;
-	fma.rn.f32 	%f198, %f197, %f177, %f177;
-	mov.f32 	%f199, 0f3F317218;
-	fma.rn.f32 	%f973, %f179, %f199, %f198;
-	setp.lt.u32 	%p63, %r3, 2139095040;
-	@%p63 bra 	$L__BB1_167;
-
-	setp.lt.s32 	%p64, %r3, -1082130431;
-	@%p64 bra 	$L__BB1_98;
-
-	mov.f32 	%f200, 0f7F800000;
-	fma.rn.f32 	%f973, %f10, %f200, %f200;
-
-$L__BB1_98:
-	setp.eq.f32 	%p65, %f10, 0f00000000;
-	selp.f32 	%f973, 0f80000000, %f973, %p65;
-	bra.uni 	$L__BB1_167;
+$L__BB1_152:
+	setp.eq.f32 	%p140, %f93, 0f00000000;
+	selp.f32 	%f992, 0fFF800000, %f989, %p140;
+	bra.uni 	$L__BB1_169;
 
 $L__BB1_41:
-	mov.b32 	%r23, %f973;
+	mov.b32 	%r23, %f992;
 	shr.u32 	%r180, %r23, 23;
 	and.b32  	%r181, %r180, 255;
 	add.s32 	%r24, %r181, -128;
@@ -1855,7 +1886,7 @@ $L__BB1_41:
 	or.b32  	%r25, %r182, -2147483648;
 	shr.u32 	%r26, %r24, 5;
 	mov.u64 	%rd65, 0;
-	mov.u32 	%r278, 0;
+	mov.u32 	%r280, 0;
 	mov.u64 	%rd64, __cudart_i2opi_f;
 	mov.u64 	%rd63, %rd1;
 
@@ -1867,9 +1898,9 @@ $L__BB1_42:
 	st.local.u32 	[%rd63], %rd39;
 	add.s64 	%rd64, %rd64, 4;
 	add.s64 	%rd63, %rd63, 4;
-	add.s32 	%r278, %r278, 1;
-	setp.ne.s32 	%p116, %r278, 6;
-	@%p116 bra 	$L__BB1_42;
+	add.s32 	%r280, %r280, 1;
+	setp.ne.s32 	%p119, %r280, 6;
+	@%p119 bra 	$L__BB1_42;
 
 	st.local.u32 	[%rd2], %rd65;
 	mov.u32 	%r184, 4;
@@ -1878,83 +1909,83 @@ $L__BB1_42:
 	sub.s32 	%r186, %r185, %r26;
 	mul.wide.s32 	%rd40, %r186, 4;
 	add.s64 	%rd41, %rd1, %rd40;
-	ld.local.u32 	%r279, [%rd41];
-	ld.local.u32 	%r280, [%rd41+-4];
+	ld.local.u32 	%r281, [%rd41];
+	ld.local.u32 	%r282, [%rd41+-4];
 	and.b32  	%r32, %r24, 31;
-	setp.eq.s32 	%p117, %r32, 0;
-	@%p117 bra 	$L__BB1_45;
+	setp.eq.s32 	%p120, %r32, 0;
+	@%p120 bra 	$L__BB1_45;
 
 	mov.u32 	%r187, 32;
 	sub.s32 	%r188, %r187, %r32;
-	shr.u32 	%r189, %r280, %r188;
-	shl.b32 	%r190, %r279, %r32;
-	add.s32 	%r279, %r189, %r190;
+	shr.u32 	%r189, %r282, %r188;
+	shl.b32 	%r190, %r281, %r32;
+	add.s32 	%r281, %r189, %r190;
 	mul.wide.s32 	%rd42, %r29, 4;
 	add.s64 	%rd43, %rd1, %rd42;
 	ld.local.u32 	%r191, [%rd43];
 	shr.u32 	%r192, %r191, %r188;
-	shl.b32 	%r193, %r280, %r32;
-	add.s32 	%r280, %r192, %r193;
+	shl.b32 	%r193, %r282, %r32;
+	add.s32 	%r282, %r192, %r193;
 
 $L__BB1_45:
 	and.b32  	%r194, %r23, -2147483648;
-	shr.u32 	%r195, %r280, 30;
-	shl.b32 	%r196, %r279, 2;
+	shr.u32 	%r195, %r282, 30;
+	shl.b32 	%r196, %r281, 2;
 	or.b32  	%r197, %r195, %r196;
 	shr.u32 	%r198, %r197, 31;
-	shr.u32 	%r199, %r279, 30;
+	shr.u32 	%r199, %r281, 30;
 	add.s32 	%r200, %r198, %r199;
 	neg.s32 	%r201, %r200;
-	setp.eq.s32 	%p118, %r194, 0;
-	selp.b32 	%r281, %r200, %r201, %p118;
-	setp.ne.s32 	%p119, %r198, 0;
+	setp.eq.s32 	%p121, %r194, 0;
+	selp.b32 	%r283, %r200, %r201, %p121;
+	setp.ne.s32 	%p122, %r198, 0;
 	xor.b32  	%r202, %r194, -2147483648;
-	selp.b32 	%r203, %r202, %r194, %p119;
-	selp.b32 	%r204, -1, 0, %p119;
+	selp.b32 	%r203, %r202, %r194, %p122;
+	selp.b32 	%r204, -1, 0, %p122;
 	xor.b32  	%r205, %r197, %r204;
-	shl.b32 	%r206, %r280, 2;
+	shl.b32 	%r206, %r282, 2;
 	xor.b32  	%r207, %r206, %r204;
 	cvt.u64.u32 	%rd44, %r205;
 	cvt.u64.u32 	%rd45, %r207;
 	bfi.b64 	%rd46, %rd44, %rd45, 32, 32;
 	cvt.rn.f64.s64 	%fd3, %rd46;
 	mul.f64 	%fd4, %fd3, 0d3BF921FB54442D19;
-	cvt.rn.f32.f64 	%f625, %fd4;
-	setp.eq.s32 	%p120, %r203, 0;
-	neg.f32 	%f626, %f625;
-	selp.f32 	%f964, %f625, %f626, %p120;
-
-$L__BB1_131:
-	add.s32 	%r39, %r281, 1;
-	and.b32  	%r40, %r39, 1;
-	setp.eq.s32 	%p121, %r40, 0;
-	selp.f32 	%f73, %f964, 0f3F800000, %p121;
-	mul.rn.f32 	%f74, %f964, %f964;
-	mov.f32 	%f965, 0fB94D4153;
-	@%p121 bra 	$L__BB1_133;
-
-	mov.f32 	%f629, 0fBAB607ED;
-	mov.f32 	%f630, 0f37CBAC00;
-	fma.rn.f32 	%f965, %f630, %f74, %f629;
+	cvt.rn.f32.f64 	%f630, %fd4;
+	setp.eq.s32 	%p123, %r203, 0;
+	neg.f32 	%f631, %f630;
+	selp.f32 	%f983, %f630, %f631, %p123;
 
 $L__BB1_133:
-	selp.f32 	%f631, 0f3C0885E4, 0f3D2AAABB, %p121;
-	fma.rn.f32 	%f632, %f965, %f74, %f631;
-	selp.f32 	%f633, 0fBE2AAAA8, 0fBEFFFFFF, %p121;
-	fma.rn.f32 	%f634, %f632, %f74, %f633;
-	mov.f32 	%f635, 0f00000000;
-	fma.rn.f32 	%f636, %f74, %f73, %f635;
-	fma.rn.f32 	%f973, %f634, %f636, %f73;
+	add.s32 	%r39, %r283, 1;
+	and.b32  	%r40, %r39, 1;
+	setp.eq.s32 	%p124, %r40, 0;
+	selp.f32 	%f74, %f983, 0f3F800000, %p124;
+	mul.rn.f32 	%f75, %f983, %f983;
+	mov.f32 	%f984, 0fB94D4153;
+	@%p124 bra 	$L__BB1_135;
+
+	mov.f32 	%f634, 0fBAB607ED;
+	mov.f32 	%f635, 0f37CBAC00;
+	fma.rn.f32 	%f984, %f635, %f75, %f634;
+
+$L__BB1_135:
+	selp.f32 	%f636, 0f3C0885E4, 0f3D2AAABB, %p124;
+	fma.rn.f32 	%f637, %f984, %f75, %f636;
+	selp.f32 	%f638, 0fBE2AAAA8, 0fBEFFFFFF, %p124;
+	fma.rn.f32 	%f639, %f637, %f75, %f638;
+	mov.f32 	%f640, 0f00000000;
+	fma.rn.f32 	%f641, %f75, %f74, %f640;
+	fma.rn.f32 	%f992, %f639, %f641, %f74;
 	and.b32  	%r209, %r39, 2;
-	setp.eq.s32 	%p123, %r209, 0;
-	@%p123 bra 	$L__BB1_167;
+	setp.eq.s32 	%p126, %r209, 0;
+	@%p126 bra 	$L__BB1_169;
 
-	mov.f32 	%f638, 0fBF800000;
-	fma.rn.f32 	%f973, %f973, %f638, %f635;
-	bra.uni 	$L__BB1_167;
+	mov.f32 	%f643, 0fBF800000;
+	fma.rn.f32 	%f992, %f992, %f643, %f640;
+	bra.uni 	$L__BB1_169;
 
-$L__BB1_137:
-	mov.b32 	%r42, %f973;
+$L__BB1_139:
+	mov.b32 	%r42, %f992;
 	shr.u32 	%r211, %r42, 23;
 	and.b32  	%r212, %r211, 255;
 	add.s32 	%r43, %r212, -128;
@@ -1962,11 +1993,11 @@ $L__BB1_137:
 	or.b32  	%r44, %r213, -2147483648;
 	shr.u32 	%r45, %r43, 5;
 	mov.u64 	%rd68, 0;
-	mov.u32 	%r282, 0;
+	mov.u32 	%r284, 0;
 	mov.u64 	%rd67, __cudart_i2opi_f;
 	mov.u64 	%rd66, %rd1;
 
-$L__BB1_138:
+$L__BB1_140:
 	.pragma "nounroll";
 	ld.global.nc.u32 	%r214, [%rd67];
 	mad.wide.u32 	%rd49, %r214, %r44, %rd68;
@@ -1974,9 +2005,9 @@ $L__BB1_138:
 	st.local.u32 	[%rd66], %rd49;
 	add.s64 	%rd67, %rd67, 4;
 	add.s64 	%rd66, %rd66, 4;
-	add.s32 	%r282, %r282, 1;
-	setp.ne.s32 	%p126, %r282, 6;
-	@%p126 bra 	$L__BB1_138;
+	add.s32 	%r284, %r284, 1;
+	setp.ne.s32 	%p129, %r284, 6;
+	@%p129 bra 	$L__BB1_140;
 
 	st.local.u32 	[%rd2], %rd68;
 	mov.u32 	%r215, 4;
@@ -1985,82 +2016,82 @@ $L__BB1_138:
 	sub.s32 	%r217, %r216, %r45;
 	mul.wide.s32 	%rd50, %r217, 4;
 	add.s64 	%rd51, %rd1, %rd50;
-	ld.local.u32 	%r283, [%rd51];
-	ld.local.u32 	%r284, [%rd51+-4];
+	ld.local.u32 	%r285, [%rd51];
+	ld.local.u32 	%r286, [%rd51+-4];
 	and.b32  	%r51, %r43, 31;
-	setp.eq.s32 	%p127, %r51, 0;
-	@%p127 bra 	$L__BB1_141;
+	setp.eq.s32 	%p130, %r51, 0;
+	@%p130 bra 	$L__BB1_143;
 
 	mov.u32 	%r218, 32;
 	sub.s32 	%r219, %r218, %r51;
-	shr.u32 	%r220, %r284, %r219;
-	shl.b32 	%r221, %r283, %r51;
-	add.s32 	%r283, %r220, %r221;
+	shr.u32 	%r220, %r286, %r219;
+	shl.b32 	%r221, %r285, %r51;
+	add.s32 	%r285, %r220, %r221;
 	mul.wide.s32 	%rd52, %r48, 4;
 	add.s64 	%rd53, %rd1, %rd52;
 	ld.local.u32 	%r222, [%rd53];
 	shr.u32 	%r223, %r222, %r219;
-	shl.b32 	%r224, %r284, %r51;
-	add.s32 	%r284, %r223, %r224;
+	shl.b32 	%r224, %r286, %r51;
+	add.s32 	%r286, %r223, %r224;
 
-$L__BB1_141:
+$L__BB1_143:
 	and.b32  	%r225, %r42, -2147483648;
-	shr.u32 	%r226, %r284, 30;
-	shl.b32 	%r227, %r283, 2;
+	shr.u32 	%r226, %r286, 30;
+	shl.b32 	%r227, %r285, 2;
 	or.b32  	%r228, %r226, %r227;
 	shr.u32 	%r229, %r228, 31;
-	shr.u32 	%r230, %r283, 30;
+	shr.u32 	%r230, %r285, 30;
 	add.s32 	%r231, %r229, %r230;
 	neg.s32 	%r232, %r231;
-	setp.eq.s32 	%p128, %r225, 0;
-	selp.b32 	%r285, %r231, %r232, %p128;
-	setp.ne.s32 	%p129, %r229, 0;
+	setp.eq.s32 	%p131, %r225, 0;
+	selp.b32 	%r287, %r231, %r232, %p131;
+	setp.ne.s32 	%p132, %r229, 0;
 	xor.b32  	%r233, %r225, -2147483648;
-	selp.b32 	%r234, %r233, %r225, %p129;
-	selp.b32 	%r235, -1, 0, %p129;
+	selp.b32 	%r234, %r233, %r225, %p132;
+	selp.b32 	%r235, -1, 0, %p132;
 	xor.b32  	%r236, %r228, %r235;
-	shl.b32 	%r237, %r284, 2;
+	shl.b32 	%r237, %r286, 2;
 	xor.b32  	%r238, %r237, %r235;
 	cvt.u64.u32 	%rd54, %r236;
 	cvt.u64.u32 	%rd55, %r238;
 	bfi.b64 	%rd56, %rd54, %rd55, 32, 32;
 	cvt.rn.f64.s64 	%fd5, %rd56;
 	mul.f64 	%fd6, %fd5, 0d3BF921FB54442D19;
-	cvt.rn.f32.f64 	%f646, %fd6;
-	setp.eq.s32 	%p130, %r234, 0;
-	neg.f32 	%f647, %f646;
-	selp.f32 	%f967, %f646, %f647, %p130;
-
-$L__BB1_143:
-	and.b32  	%r58, %r285, 1;
-	setp.eq.s32 	%p131, %r58, 0;
-	selp.f32 	%f85, %f967, 0f3F800000, %p131;
-	mul.rn.f32 	%f86, %f967, %f967;
-	mov.f32 	%f968, 0fB94D4153;
-	@%p131 bra 	$L__BB1_145;
-
-	mov.f32 	%f650, 0fBAB607ED;
-	mov.f32 	%f651, 0f37CBAC00;
-	fma.rn.f32 	%f968, %f651, %f86, %f650;
+	cvt.rn.f32.f64 	%f651, %fd6;
+	setp.eq.s32 	%p133, %r234, 0;
+	neg.f32 	%f652, %f651;
+	selp.f32 	%f986, %f651, %f652, %p133;
 
 $L__BB1_145:
-	selp.f32 	%f652, 0f3C0885E4, 0f3D2AAABB, %p131;
-	fma.rn.f32 	%f653, %f968, %f86, %f652;
-	selp.f32 	%f654, 0fBE2AAAA8, 0fBEFFFFFF, %p131;
-	fma.rn.f32 	%f655, %f653, %f86, %f654;
-	mov.f32 	%f656, 0f00000000;
-	fma.rn.f32 	%f657, %f86, %f85, %f656;
-	fma.rn.f32 	%f973, %f655, %f657, %f85;
-	and.b32  	%r240, %r285, 2;
-	setp.eq.s32 	%p133, %r240, 0;
-	@%p133 bra 	$L__BB1_167;
+	and.b32  	%r58, %r287, 1;
+	setp.eq.s32 	%p134, %r58, 0;
+	selp.f32 	%f86, %f986, 0f3F800000, %p134;
+	mul.rn.f32 	%f87, %f986, %f986;
+	mov.f32 	%f987, 0fB94D4153;
+	@%p134 bra 	$L__BB1_147;
 
-	mov.f32 	%f659, 0fBF800000;
-	fma.rn.f32 	%f973, %f973, %f659, %f656;
-	bra.uni 	$L__BB1_167;
+	mov.f32 	%f655, 0fBAB607ED;
+	mov.f32 	%f656, 0f37CBAC00;
+	fma.rn.f32 	%f987, %f656, %f87, %f655;
 
-$L__BB1_112:
-	mov.b32 	%r6, %f973;
+$L__BB1_147:
+	selp.f32 	%f657, 0f3C0885E4, 0f3D2AAABB, %p134;
+	fma.rn.f32 	%f658, %f987, %f87, %f657;
+	selp.f32 	%f659, 0fBE2AAAA8, 0fBEFFFFFF, %p134;
+	fma.rn.f32 	%f660, %f658, %f87, %f659;
+	mov.f32 	%f661, 0f00000000;
+	fma.rn.f32 	%f662, %f87, %f86, %f661;
+	fma.rn.f32 	%f992, %f660, %f662, %f86;
+	and.b32  	%r240, %r287, 2;
+	setp.eq.s32 	%p136, %r240, 0;
+	@%p136 bra 	$L__BB1_169;
+
+	mov.f32 	%f664, 0fBF800000;
+	fma.rn.f32 	%f992, %f992, %f664, %f661;
+	bra.uni 	$L__BB1_169;
+
+$L__BB1_114:
+	mov.b32 	%r6, %f992;
 	shr.u32 	%r125, %r6, 23;
 	and.b32  	%r126, %r125, 255;
 	add.s32 	%r7, %r126, -128;
@@ -2068,11 +2099,11 @@ $L__BB1_112:
 	or.b32  	%r8, %r127, -2147483648;
 	shr.u32 	%r9, %r7, 5;
 	mov.u64 	%rd62, 0;
-	mov.u32 	%r274, 0;
+	mov.u32 	%r276, 0;
 	mov.u64 	%rd61, __cudart_i2opi_f;
 	mov.u64 	%rd60, %rd1;
 
-$L__BB1_113:
+$L__BB1_115:
 	.pragma "nounroll";
 	ld.global.nc.u32 	%r128, [%rd61];
 	mad.wide.u32 	%rd29, %r128, %r8, %rd62;
@@ -2080,9 +2111,9 @@ $L__BB1_113:
 	st.local.u32 	[%rd60], %rd29;
 	add.s64 	%rd61, %rd61, 4;
 	add.s64 	%rd60, %rd60, 4;
-	add.s32 	%r274, %r274, 1;
-	setp.ne.s32 	%p90, %r274, 6;
-	@%p90 bra 	$L__BB1_113;
+	add.s32 	%r276, %r276, 1;
+	setp.ne.s32 	%p93, %r276, 6;
+	@%p93 bra 	$L__BB1_115;
 
 	st.local.u32 	[%rd2], %rd62;
 	mov.u32 	%r129, 4;
@@ -2091,84 +2122,84 @@ $L__BB1_113:
 	sub.s32 	%r131, %r130, %r9;
 	mul.wide.s32 	%rd30, %r131, 4;
 	add.s64 	%rd31, %rd1, %rd30;
-	ld.local.u32 	%r275, [%rd31];
-	ld.local.u32 	%r276, [%rd31+-4];
+	ld.local.u32 	%r277, [%rd31];
+	ld.local.u32 	%r278, [%rd31+-4];
 	and.b32  	%r15, %r7, 31;
-	setp.eq.s32 	%p91, %r15, 0;
-	@%p91 bra 	$L__BB1_116;
+	setp.eq.s32 	%p94, %r15, 0;
+	@%p94 bra 	$L__BB1_118;
 
 	mov.u32 	%r132, 32;
 	sub.s32 	%r133, %r132, %r15;
-	shr.u32 	%r134, %r276, %r133;
-	shl.b32 	%r135, %r275, %r15;
-	add.s32 	%r275, %r134, %r135;
+	shr.u32 	%r134, %r278, %r133;
+	shl.b32 	%r135, %r277, %r15;
+	add.s32 	%r277, %r134, %r135;
 	mul.wide.s32 	%rd32, %r12, 4;
 	add.s64 	%rd33, %rd1, %rd32;
 	ld.local.u32 	%r136, [%rd33];
 	shr.u32 	%r137, %r136, %r133;
-	shl.b32 	%r138, %r276, %r15;
-	add.s32 	%r276, %r137, %r138;
+	shl.b32 	%r138, %r278, %r15;
+	add.s32 	%r278, %r137, %r138;
 
-$L__BB1_116:
+$L__BB1_118:
 	and.b32  	%r139, %r6, -2147483648;
-	shr.u32 	%r140, %r276, 30;
-	shl.b32 	%r141, %r275, 2;
+	shr.u32 	%r140, %r278, 30;
+	shl.b32 	%r141, %r277, 2;
 	or.b32  	%r142, %r140, %r141;
 	shr.u32 	%r143, %r142, 31;
-	shr.u32 	%r144, %r275, 30;
+	shr.u32 	%r144, %r277, 30;
 	add.s32 	%r145, %r143, %r144;
 	neg.s32 	%r146, %r145;
-	setp.eq.s32 	%p92, %r139, 0;
-	selp.b32 	%r277, %r145, %r146, %p92;
-	setp.ne.s32 	%p93, %r143, 0;
+	setp.eq.s32 	%p95, %r139, 0;
+	selp.b32 	%r279, %r145, %r146, %p95;
+	setp.ne.s32 	%p96, %r143, 0;
 	xor.b32  	%r147, %r139, -2147483648;
-	selp.b32 	%r148, %r147, %r139, %p93;
-	selp.b32 	%r149, -1, 0, %p93;
+	selp.b32 	%r148, %r147, %r139, %p96;
+	selp.b32 	%r149, -1, 0, %p96;
 	xor.b32  	%r150, %r142, %r149;
-	shl.b32 	%r151, %r276, 2;
+	shl.b32 	%r151, %r278, 2;
 	xor.b32  	%r152, %r151, %r149;
 	cvt.u64.u32 	%rd34, %r150;
 	cvt.u64.u32 	%rd35, %r152;
 	bfi.b64 	%rd36, %rd34, %rd35, 32, 32;
 	cvt.rn.f64.s64 	%fd1, %rd36;
 	mul.f64 	%fd2, %fd1, 0d3BF921FB54442D19;
-	cvt.rn.f32.f64 	%f414, %fd2;
-	setp.eq.s32 	%p94, %r148, 0;
-	neg.f32 	%f415, %f414;
-	selp.f32 	%f960, %f414, %f415, %p94;
+	cvt.rn.f32.f64 	%f419, %fd2;
+	setp.eq.s32 	%p97, %r148, 0;
+	neg.f32 	%f420, %f419;
+	selp.f32 	%f979, %f419, %f420, %p97;
 
-$L__BB1_118:
-	mul.f32 	%f417, %f960, %f960;
-	mov.f32 	%f418, 0f3B560000;
-	mov.f32 	%f419, 0f3C190000;
-	fma.rn.f32 	%f420, %f419, %f417, %f418;
-	mov.f32 	%f421, 0f3CC70000;
-	fma.rn.f32 	%f422, %f420, %f417, %f421;
-	mov.f32 	%f423, 0f3D5B0000;
-	fma.rn.f32 	%f424, %f422, %f417, %f423;
-	mov.f32 	%f425, 0f3E089438;
-	fma.rn.f32 	%f426, %f424, %f417, %f425;
-	mov.f32 	%f427, 0f3EAAAA88;
-	fma.rn.f32 	%f428, %f426, %f417, %f427;
-	mul.rn.f32 	%f429, %f417, %f960;
-	fma.rn.f32 	%f430, %f428, %f429, %f960;
-	abs.f32 	%f431, %f960;
-	setp.eq.f32 	%p95, %f431, 0f3A00B43C;
-	selp.f32 	%f432, %f960, %f430, %p95;
-	and.b32  	%r154, %r277, 1;
-	setp.eq.b32 	%p96, %r154, 1;
-	neg.f32 	%f433, %f432;
-	rcp.approx.ftz.f32 	%f434, %f433;
-	selp.f32 	%f973, %f434, %f432, %p96;
+$L__BB1_120:
+	mul.f32 	%f422, %f979, %f979;
+	mov.f32 	%f423, 0f3B560000;
+	mov.f32 	%f424, 0f3C190000;
+	fma.rn.f32 	%f425, %f424, %f422, %f423;
+	mov.f32 	%f426, 0f3CC70000;
+	fma.rn.f32 	%f427, %f425, %f422, %f426;
+	mov.f32 	%f428, 0f3D5B0000;
+	fma.rn.f32 	%f429, %f427, %f422, %f428;
+	mov.f32 	%f430, 0f3E089438;
+	fma.rn.f32 	%f431, %f429, %f422, %f430;
+	mov.f32 	%f432, 0f3EAAAA88;
+	fma.rn.f32 	%f433, %f431, %f422, %f432;
+	mul.rn.f32 	%f434, %f422, %f979;
+	fma.rn.f32 	%f435, %f433, %f434, %f979;
+	abs.f32 	%f436, %f979;
+	setp.eq.f32 	%p98, %f436, 0f3A00B43C;
+	selp.f32 	%f437, %f979, %f435, %p98;
+	and.b32  	%r154, %r279, 1;
+	setp.eq.b32 	%p99, %r154, 1;
+	neg.f32 	%f438, %f437;
+	rcp.approx.ftz.f32 	%f439, %f438;
+	selp.f32 	%f992, %f439, %f437, %p99;
 
-$L__BB1_167:
-	add.s32 	%r273, %r1, %r60;
+$L__BB1_169:
+	add.s32 	%r275, %r1, %r60;
 	cvta.to.global.u64 	%rd57, %rd22;
-	mul.wide.s32 	%rd58, %r273, 4;
+	mul.wide.s32 	%rd58, %r275, 4;
 	add.s64 	%rd59, %rd57, %rd58;
-	st.global.f32 	[%rd59], %f973;
+	st.global.f32 	[%rd59], %f992;
 
-$L__BB1_168:
+$L__BB1_170:
 	ret;
 
 }

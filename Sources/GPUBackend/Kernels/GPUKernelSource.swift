@@ -129,6 +129,7 @@ enum GPUKernelSource {
             case 38: r = acosh(v); break;
             case 39: r = atanh(v); break;
             case 40: r = v < -alpha ? v + beta : (v > alpha ? v - beta : 0.0f); break;
+            case 41: r = v / (1.0f + exp(-alpha * v)); break;
             default: r = v; break;
             }
             y[yOff + i] = r;

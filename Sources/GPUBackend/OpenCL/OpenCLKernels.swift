@@ -175,7 +175,7 @@ public enum GPUKernelTable {
         "LeakyRelu": 10, "Reciprocal": 12, "Floor": 13, "Ceil": 14, "HardSigmoid": 15, "Elu": 16, "HardSwish": 17,
         "Softplus": 18, "Sin": 19, "Cos": 20, "Round": 21, "Selu": 22, "Celu": 23, "ThresholdedRelu": 24, "Mish": 25,
         "Softsign": 26, "Sign": 27, "Tan": 31, "Asin": 32, "Acos": 33, "Atan": 34, "Sinh": 35, "Cosh": 36, "Asinh": 37,
-        "Acosh": 38, "Atanh": 39, "Shrink": 40,
+        "Acosh": 38, "Atanh": 39, "Shrink": 40, "Swish": 41,
     ]
 
     /// Identity and the Reshape family: a copy of the bytes (4-byte elements through `unary`'s identity).
