@@ -64,6 +64,11 @@ public final class Session {
         case staged(StagedPlan)
     }
 
+    /// How many stages enclose this session (`StagedPlan` sets it on the sessions it makes); bounded, so a model
+    /// with thousands of chained data-dependent nodes is an error instead of a stack overflow.
+    var stageDepth = 0
+    public static let stageLimit = 64
+
     /// Plans kept per session; beyond it (shapes that vary from run to run, e.g. after a NonZero) the oldest
     /// plans are dropped.
     static let planLimit = 64
@@ -170,9 +175,15 @@ public final class Session {
                     graph: graph, inputs: inputs, inputValues: inputValues, backend: backend, evaluator: evaluator,
                     hostFallback: hostFallback))
         } catch let split as DataDependentShape {
+            guard stageDepth < Self.stageLimit else {
+                throw RuntimeError.invalidNode(
+                    node: split.node.displayName,
+                    detail: "the model needs more than \(Self.stageLimit) stages of data-dependent shapes")
+            }
             let key = split.node.outputs
             if let existing = staged[key] { return .staged(existing) }
-            let plan = try StagedPlan(graph: graph, splittingAt: split.node, backend: backend, evaluator: evaluator)
+            let plan = try StagedPlan(
+                graph: graph, splittingAt: split.node, backend: backend, evaluator: evaluator, depth: stageDepth + 1)
             staged[key] = plan
             return .staged(plan)
         }

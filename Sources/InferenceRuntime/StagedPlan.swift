@@ -20,8 +20,12 @@ final class StagedPlan {
     /// Values `afterGraph` reads from earlier stages, besides the graph's runtime inputs.
     private let boundary: [String]
     private var controlFlow: ControlFlowRunner?
+    /// The stage depth of the sessions this plan makes.
+    private let depth: Int
 
-    init(graph: Graph, splittingAt node: Node, backend: any Backend, evaluator: (any ConstantEvaluator)?) throws {
+    init(
+        graph: Graph, splittingAt node: Node, backend: any Backend, evaluator: (any ConstantEvaluator)?, depth: Int
+    ) throws {
         let order = try graph.topologicallySorted()
         var dependent = Set(node.outputs.filter { !$0.isEmpty })
         var beforeNodes: [Node] = []
@@ -55,7 +59,9 @@ final class StagedPlan {
             var first = graph
             first.nodes = beforeNodes
             first.outputs = needed.map(placeholder)
-            before = try Session(graph: first, backend: backend, evaluator: evaluator)
+            let session = try Session(graph: first, backend: backend, evaluator: evaluator)
+            session.stageDepth = depth
+            before = session
         }
         if afterNodes.isEmpty {
             afterGraph = nil
@@ -74,6 +80,7 @@ final class StagedPlan {
         self.opset = graph.opset(for: node)
         self.backend = backend
         self.evaluator = evaluator
+        self.depth = depth
     }
 
     /// Runs the stages on tensors in the order of the graph's runtime inputs; the timings add the stages' phases,
@@ -118,7 +125,9 @@ final class StagedPlan {
                         }
                         return ValueInfo(name: name, dtype: tensor.dtype, dimensions: nil)
                     })
-                after = try Session(graph: typed, backend: backend, evaluator: evaluator)
+                let session = try Session(graph: typed, backend: backend, evaluator: evaluator)
+                session.stageDepth = depth
+                after = session
             }
             if let after {
                 var afterInputs = named

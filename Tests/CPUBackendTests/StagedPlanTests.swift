@@ -90,6 +90,35 @@ struct StagedPlanTests {
         } throws: { "\($0)".contains("Loop node 'loop'") && "\($0)".contains("never ends") }
     }
 
+    /// Hundreds of chained data-dependent nodes (each keeps the positive elements of the previous result) would
+    /// nest a stage each: bounded, an error rather than a crash.
+    @Test func stagesAreBounded() throws {
+        func chain(_ count: Int) throws -> Graph {
+            var nodes: [Node] = []
+            for i in 0..<count {
+                let source = i == 0 ? "x" : "p\(i - 1)"
+                nodes += [
+                    Node(name: "mask\(i)", opType: "Greater", inputs: [source, "zero"], outputs: ["m\(i)"]),
+                    Node(name: "where\(i)", opType: "NonZero", inputs: ["m\(i)"], outputs: ["w\(i)"]),
+                    Node(name: "flat\(i)", opType: "Reshape", inputs: ["w\(i)", "minus_one"], outputs: ["f\(i)"]),
+                    Node(name: "keep\(i)", opType: "Gather", inputs: [source, "f\(i)"], outputs: ["p\(i)"]),
+                ]
+            }
+            return Graph(
+                name: "chain", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(4)])],
+                outputs: [ValueInfo(name: "p\(count - 1)", dtype: .float32, dimensions: nil)], nodes: nodes,
+                initializers: [
+                    "zero": try Tensor(shape: [], scalars: [Float(0)]),
+                    "minus_one": try Tensor(shape: [1], scalars: [Int64(-1)]),
+                ], opsetImports: ["": 13])
+        }
+        let x = [NamedTensor(name: "x", tensor: try Tensor(shape: [4], scalars: [Float(1), -2, 3, 0]))]
+        let long = try Session(graph: try chain(Session.stageLimit + 10), backend: CPUBackend(threads: 1))
+        #expect { _ = try long.run(x) } throws: { "\($0)".contains("stages") }
+        let short = try Session(graph: try chain(20), backend: CPUBackend(threads: 1))
+        #expect(try short.run(x).outputs[0].tensor.scalars(as: Float.self) == [1, 3])
+    }
+
     @Test func uniqueAndNonMaxSuppressionByHand() throws {
         let x = try Tensor(shape: [6], scalars: [Float(2), 1, 2, -0.0, 0, 3])
         let unique = try DataDependentOperators.unique(
