@@ -269,7 +269,9 @@ public struct PreparedRun {
         switch plan {
         case .bound(let bound): return try bound.execute(inputs: inputs)
         case .staged(let stagedPlan):
-            let (outputs, timings) = try stagedPlan.run(inputs)
+            // A fresh array: the caller's (often a literal) must not escape, or the bound path above, which only
+            // reads it, would cost the caller a heap allocation per run.
+            let (outputs, timings) = try stagedPlan.run(inputs.map { $0 })
             staged.outputs = outputs
             return timings
         }
