@@ -524,52 +524,59 @@ void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, floa
                           out_w, lo, hi, swish, padded);
 }
 
-// Max pooling (no dilation) of `planes` contiguous [in_h][in_w] planes into [out_h][out_w]: each plane is copied
-// into `padded` ((out_h-1)·sh + kh rows of (out_w-1)·sw + kw, -inf outside the image, which also covers ceil_mode
-// windows past the end), then every output is the maximum of its window, the loop over output columns
-// vectorized with 2x2 and 3x3 windows and strides 1 and 2 unrolled.
-#define CK_POOL_ROW(K, S)                                                                                    \
-    for (size_t ow = 0; ow < out_w; ow++) {                                                                  \
-        float m = rows[0][ow * S];                                                                           \
-        for (size_t ki = 0; ki < K; ki++)                                                                    \
-            for (size_t kj = 0; kj < K; kj++) {                                                              \
-                const float v = rows[ki][ow * S + kj];                                                       \
-                m = v > m ? v : m;                                                                           \
-            }                                                                                                \
-        yr[ow] = m;                                                                                          \
-    }
+// Max pooling (no dilation) of `planes` contiguous [in_h][in_w] planes into [out_h][out_w], separably: per output
+// row, the maximum down each column of the window's rows (contiguous, vectorized) into one row of `padded`, -inf
+// where the window reaches past the image (padding, ceil_mode), then the maximum across each window of that row.
+// A NaN wins exactly when it is the window's first element (top-left), as in the direct loop `m = v > m ? v : m`
+// started from that element.
 #define CK_MAXPOOL_BODY                                                                                      \
-    const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh;                                     \
-    const int unrolled = kh == kw && (kh == 2 || kh == 3) && sh == sw && (sh == 1 || sh == 2);               \
+    const size_t wp = (out_w - 1) * sw + kw;                                                                 \
+    ptrdiff_t first = pad_left > 0 ? pad_left : 0;                                                           \
+    if (first > (ptrdiff_t)wp) first = (ptrdiff_t)wp;                                                        \
+    ptrdiff_t last = pad_left + (ptrdiff_t)in_w;                                                             \
+    if (last > (ptrdiff_t)wp) last = (ptrdiff_t)wp;                                                          \
+    if (last < first) last = first;                                                                          \
+    const size_t span = (size_t)(last - first);                                                              \
+    float *__restrict cm = padded;                                                                           \
     for (size_t p = 0; p < planes; p++) {                                                                    \
-        const float *xc = x + p * in_h * in_w;                                                               \
-        for (size_t i = 0; i < hp; i++) {                                                                    \
-            const ptrdiff_t ih = (ptrdiff_t)i - pad_top;                                                     \
-            float *pr = padded + i * wp;                                                                     \
-            const int inside = ih >= 0 && ih < (ptrdiff_t)in_h;                                              \
-            const float *xr = inside ? xc + (size_t)ih * in_w : xc;                                          \
-            for (size_t j = 0; j < wp; j++) {                                                                \
-                const ptrdiff_t iw = (ptrdiff_t)j - pad_left;                                                \
-                pr[j] = inside && iw >= 0 && iw < (ptrdiff_t)in_w ? xr[iw] : -__builtin_inff();              \
-            }                                                                                                \
-        }                                                                                                    \
+        const float *xc = x + p * in_h * in_w + (first - pad_left);                                          \
         for (size_t oh = 0; oh < out_h; oh++) {                                                              \
-            float *yr = y + (p * out_h + oh) * out_w;                                                        \
-            const float *rows[16];                                                                           \
-            for (size_t ki = 0; ki < kh && ki < 16; ki++) rows[ki] = padded + (oh * sh + ki) * wp;            \
-            if (unrolled) {                                                                                  \
-                if (kh == 2 && sh == 1) { CK_POOL_ROW(2, 1) }                                                \
-                else if (kh == 2) { CK_POOL_ROW(2, 2) }                                                      \
-                else if (sh == 1) { CK_POOL_ROW(3, 1) }                                                      \
-                else { CK_POOL_ROW(3, 2) }                                                                   \
+            float *__restrict out = y + (p * out_h + oh) * out_w;                                            \
+            for (ptrdiff_t j = 0; j < first; j++) cm[j] = -__builtin_inff();                                 \
+            for (size_t j = (size_t)last; j < wp; j++) cm[j] = -__builtin_inff();                            \
+            float *__restrict inner = cm + first;                                                            \
+            for (size_t ki = 0; ki < kh; ki++) {                                                             \
+                const ptrdiff_t ih = (ptrdiff_t)(oh * sh + ki) - pad_top;                                    \
+                const int inside = ih >= 0 && ih < (ptrdiff_t)in_h;                                          \
+                if (ki == 0) {                                                                               \
+                    if (inside) memcpy(inner, xc + (size_t)ih * in_w, span * sizeof(float));                 \
+                    else for (size_t j = 0; j < span; j++) inner[j] = -__builtin_inff();                     \
+                } else if (inside) {                                                                         \
+                    const float *__restrict r = xc + (size_t)ih * in_w;                                      \
+                    for (size_t j = 0; j < span; j++) inner[j] = r[j] > inner[j] ? r[j] : inner[j];          \
+                }                                                                                            \
+            }                                                                                                \
+            if (kw == 3 && sw == 2) {                                                                        \
+                for (size_t ow = 0; ow < out_w; ow++) {                                                      \
+                    float m = cm[2 * ow];                                                                    \
+                    m = cm[2 * ow + 1] > m ? cm[2 * ow + 1] : m;                                             \
+                    out[ow] = cm[2 * ow + 2] > m ? cm[2 * ow + 2] : m;                                       \
+                }                                                                                            \
+            } else if (kw == 3 && sw == 1) {                                                                 \
+                for (size_t ow = 0; ow < out_w; ow++) {                                                      \
+                    float m = cm[ow];                                                                        \
+                    m = cm[ow + 1] > m ? cm[ow + 1] : m;                                                     \
+                    out[ow] = cm[ow + 2] > m ? cm[ow + 2] : m;                                               \
+                }                                                                                            \
+            } else if (kw == 2 && sw == 2) {                                                                 \
+                for (size_t ow = 0; ow < out_w; ow++)                                                        \
+                    out[ow] = cm[2 * ow + 1] > cm[2 * ow] ? cm[2 * ow + 1] : cm[2 * ow];                     \
             } else {                                                                                         \
                 for (size_t ow = 0; ow < out_w; ow++) {                                                      \
-                    float m = -__builtin_inff();                                                             \
-                    for (size_t ki = 0; ki < kh; ki++) {                                                     \
-                        const float *r = padded + (oh * sh + ki) * wp + ow * sw;                             \
-                        for (size_t kj = 0; kj < kw; kj++) m = r[kj] > m ? r[kj] : m;                        \
-                    }                                                                                        \
-                    yr[ow] = m;                                                                              \
+                    const float *c = cm + ow * sw;                                                           \
+                    float m = c[0];                                                                          \
+                    for (size_t kj = 1; kj < kw; kj++) m = c[kj] > m ? c[kj] : m;                            \
+                    out[ow] = m;                                                                             \
                 }                                                                                            \
             }                                                                                                \
         }                                                                                                    \
