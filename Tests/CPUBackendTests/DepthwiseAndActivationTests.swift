@@ -302,7 +302,7 @@ struct PointwiseAndPoolTests {
         #expect(report.passed, "\(report)")
     }
 
-    @Test(arguments: [(3, 2, 1, 0), (3, 2, 0, 1), (2, 1, 0, 0), (3, 1, 1, 0), (4, 3, 1, 1)])
+    @Test(arguments: [(3, 2, 1, 0), (3, 2, 0, 1), (2, 1, 0, 0), (3, 1, 1, 0), (4, 3, 1, 1), (5, 3, 2, 1), (2, 2, 0, 1)])
     func maxPool(_ kernel: Int, _ stride: Int, _ pad: Int, _ ceil: Int) throws {
         let (planes, height, width) = (6, 13, 11)
         let x = DepthwiseAndActivationTests.random(planes * height * width)
