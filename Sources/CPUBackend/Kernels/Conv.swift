@@ -417,7 +417,11 @@ enum PoolingKernels {
         let (dy, dx) = (g.dilations[0], g.dilations[1])
         let (py, px) = (g.padsBegin[0], g.padsBegin[1])
         let (padEndY, padEndX) = (g.padsEnd[0], g.padsEnd[1])
-        if isMax && (kh, kw, sy, sx, dy, dx) == (2, 2, 2, 2, 1, 1) && g.padsBegin == [0, 0] && g.padsEnd == [0, 0] {
+        // Every window inside the image: ceil_mode can add a last window past the edge with no padding declared.
+        let windowsInside = 2 * outH <= inH && 2 * outW <= inW
+        if isMax && (kh, kw, sy, sx, dy, dx) == (2, 2, 2, 2, 1, 1) && g.padsBegin == [0, 0] && g.padsEnd == [0, 0]
+            && windowsInside
+        {
             maxPool2x2(
                 planes: range.count, inHeight: inH, inWidth: inW, outHeight: outH, outWidth: outW,
                 x: x + range.lowerBound * inH * inW, y: y + range.lowerBound * outH * outW)
@@ -425,7 +429,9 @@ enum PoolingKernels {
         }
         // The 2x2/2 average pool of DenseNet transitions: four loads, three adds (in the reference's order) and a
         // multiply by 1/4 (exact: a power of two) per output.
-        if !isMax && (kh, kw, sy, sx, dy, dx) == (2, 2, 2, 2, 1, 1) && g.padsBegin == [0, 0] && g.padsEnd == [0, 0] {
+        if !isMax && (kh, kw, sy, sx, dy, dx) == (2, 2, 2, 2, 1, 1) && g.padsBegin == [0, 0] && g.padsEnd == [0, 0]
+            && windowsInside
+        {
             for p in range {
                 let xp = x + p * inH * inW, yp = y + p * outH * outW
                 for oy in 0..<outH {
