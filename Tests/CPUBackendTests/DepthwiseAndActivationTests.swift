@@ -265,7 +265,10 @@ struct SeparableResizeTests {
 /// Pointwise (1x1) convolutions pack their input rows directly; 3x3 max pools with strides and padding run the
 /// vectorized kernel: both against double-precision references.
 struct PointwiseAndPoolTests {
-    @Test(arguments: [(1, 16, 24, 7, 9), (2, 5, 33, 4, 4), (1, 64, 8, 14, 14), (1, 96, 40, 7, 7), (3, 40, 96, 28, 28)])
+    @Test(arguments: [
+        (1, 16, 24, 7, 9), (2, 5, 33, 4, 4), (1, 64, 8, 14, 14), (1, 96, 40, 7, 7), (3, 40, 96, 28, 28),
+        (1, 40, 300, 7, 7),
+    ])
     func pointwiseConvolution(_ batch: Int, _ channels: Int, _ filters: Int, _ height: Int, _ width: Int) throws {
         let x = DepthwiseAndActivationTests.random(batch * channels * height * width)
         let w = DepthwiseAndActivationTests.random(filters * channels)

@@ -58,6 +58,10 @@ final class ConvKernel: Kernel {
     private let pointwise: Bool
     private let panelBuffers: [HostBuffer]
     private let panelScratch: [UnsafeMutablePointer<Float>]
+    /// Pointwise convolutions of small planes (7x7, 14x14) whose last column panel would be mostly padding run
+    /// transposed: Yᵀ = Xᵀ·Wᵀ with the weights packed once as B (every panel full), the plane transposed in and
+    /// the result transposed back (both small).
+    private let transposed: (weights: PackedMatrix, xt: HostBuffer, yt: HostBuffer)?
     private let activation: FusedActivation
     /// Split-run state, made once: the GEMM's arguments, the im2col rows' image, and the per-image split.
     private let gemmTask = GemmTask()
@@ -97,6 +101,21 @@ final class ConvKernel: Kernel {
         panelScratch = panelBuffers.map { $0.pointer.bindMemory(to: Float.self, capacity: max(rows, 1)) }
         panelWidth = ck_gemm_panel_width()
         panels = (table.outputCount + panelWidth - 1) / panelWidth
+        let padding = panels * panelWidth - table.outputCount
+        // Only for many filters (expansion layers): with few (the 160-filter projections) the transposed product
+        // has too few panels to split evenly across threads, and measured slower.
+        if pointwise, groups == 1, table.outputCount > 1, table.outputCount < 4 * panelWidth,
+            4 * padding > panelWidth, outChannels >= 256, let weights = wv.constant, weights.dtype == .float32
+        {
+            let matrix = try weights.reshaped([outChannels, inChannels])
+            transposed = (
+                try PackedMatrix(matrix, transposed: true, form: .packed),
+                try HostBuffer(bytes: table.outputCount * inChannels * MemoryLayout<Float>.stride),
+                try HostBuffer(bytes: table.outputCount * outChannels * MemoryLayout<Float>.stride)
+            )
+        } else {
+            transposed = nil
+        }
         x = UnsafePointer(try xv.pointer(Float.self))
         w = UnsafePointer(try wv.pointer(Float.self))
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
@@ -113,6 +132,25 @@ final class ConvKernel: Kernel {
             parallel.run(imagesTask, count: batch)
         } else {
             for n in 0..<batch { convolve(image: n, column: columns.first, parallel: parallel) }
+        }
+    }
+
+    /// y = xᵀ for a row-major `rows` x `columns` x.
+    private static func transpose(
+        _ x: UnsafePointer<Float>, rows: Int, columns: Int, into y: UnsafeMutablePointer<Float>
+    ) {
+        var dims = (columns, rows), strides = (1, columns)
+        withUnsafePointer(to: &dims) { d in
+            withUnsafePointer(to: &strides) { st in
+                d.withMemoryRebound(to: Int.self, capacity: 2) { dp in
+                    st.withMemoryRebound(to: Int.self, capacity: 2) { sp in
+                        ck_permute_u32(
+                            UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self),
+                            UnsafeMutableRawPointer(y).assumingMemoryBound(to: UInt32.self), 2, dp, sp, 0,
+                            rows * columns)
+                    }
+                }
+            }
         }
     }
 
@@ -135,6 +173,20 @@ final class ConvKernel: Kernel {
                 ck_gemv_rows(0, filtersPerGroup, rows, w + g * filtersPerGroup * rows, rows, xg, yg)
                 var epilogue = activation.epilogue(rowBias: bias.map { $0 + g * filtersPerGroup }, columnBias: nil)
                 ck_apply_epilogue(&epilogue, yg, 1, filtersPerGroup, 1)
+                continue
+            }
+            if let transposed {
+                let (xt, yt) = (
+                    transposed.xt.pointer.assumingMemoryBound(to: Float.self),
+                    transposed.yt.pointer.assumingMemoryBound(to: Float.self)
+                )
+                Self.transpose(xg, rows: rows, columns: outCount, into: xt)
+                packedGemm(
+                    parallel, task: gemmTask, m: outCount, n: filtersPerGroup, k: rows, a: xt, lda: rows,
+                    packed: transposed.weights.pointer, accumulate: false, c: yt, ldc: filtersPerGroup,
+                    panels: transposed.weights.panels,
+                    epilogue: activation.epilogue(rowBias: nil, columnBias: bias))
+                Self.transpose(yt, rows: outCount, columns: filtersPerGroup, into: y + n * outChannels * outCount)
                 continue
             }
             if pointwise {
