@@ -119,6 +119,51 @@ struct StagedPlanTests {
         #expect(try short.run(x).outputs[0].tensor.scalars(as: Float.self) == [1, 3])
     }
 
+    /// Bad attributes, shapes and indices of the detection operators are errors naming the node.
+    @Test func detectionOperatorErrorsNameTheNode() throws {
+        let x = try Tensor(shape: [2, 3], scalars: [Float](repeating: 1, count: 6))
+        #expect {
+            _ = try DataDependentOperators.unique(
+                Node(name: "u", opType: "Unique", inputs: ["x"], outputs: ["y"], attributes: ["axis": .int(2)]), 11,
+                [x])
+        } throws: { "\($0)".contains("Unique node 'u'") && "\($0)".contains("axis 2") }
+        #expect {
+            _ = try DataDependentOperators.nonMaxSuppression(
+                Node(name: "nms", opType: "NonMaxSuppression", inputs: [], outputs: ["s"]), 11,
+                [x, try Tensor(shape: [1, 1, 3], scalars: [Float(1), 1, 1])])
+        } throws: { "\($0)".contains("NonMaxSuppression node 'nms'") }
+
+        // RoiAlign: a batch index past the batch, and a region whose sampling grid would be enormous.
+        func roiAlign(batchIndex: Int64, box: [Float]) throws -> [NamedTensor] {
+            let graph = Graph(
+                name: "roi",
+                inputs: [
+                    ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(1), .fixed(1), .fixed(4), .fixed(4)]),
+                    ValueInfo(name: "rois", dtype: .float32, dimensions: [.fixed(1), .fixed(4)]),
+                    ValueInfo(name: "b", dtype: .int64, dimensions: [.fixed(1)]),
+                ],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [
+                    Node(
+                        name: "align", opType: "RoiAlign", inputs: ["x", "rois", "b"], outputs: ["y"],
+                        attributes: ["output_height": .int(2), "output_width": .int(2)])
+                ], opsetImports: ["": 16])
+            return try Session(graph: graph, backend: CPUBackend(threads: 1)).run([
+                NamedTensor(name: "x", tensor: try Tensor(shape: [1, 1, 4, 4], scalars: (0..<16).map { Float($0) })),
+                NamedTensor(name: "rois", tensor: try Tensor(shape: [1, 4], scalars: box)),
+                NamedTensor(name: "b", tensor: try Tensor(shape: [1], scalars: [batchIndex])),
+            ]).outputs
+        }
+        #expect(try roiAlign(batchIndex: 0, box: [0, 0, 3, 3])[0].tensor.shape == [1, 1, 2, 2])
+        #expect { _ = try roiAlign(batchIndex: 1, box: [0, 0, 3, 3]) } throws: {
+            "\($0)".contains("RoiAlign node 'align'") && "\($0)".contains("out of range")
+        }
+        #expect { _ = try roiAlign(batchIndex: 0, box: [0, 0, 1e9, 1e9]) } throws: {
+            "\($0)".contains("RoiAlign node 'align'") && "\($0)".contains("samples")
+        }
+        #expect { _ = try roiAlign(batchIndex: 0, box: [.nan, 0, 3, 3]) } throws: { "\($0)".contains("not finite") }
+    }
+
     @Test func uniqueAndNonMaxSuppressionByHand() throws {
         let x = try Tensor(shape: [6], scalars: [Float(2), 1, 2, -0.0, 0, 3])
         let unique = try DataDependentOperators.unique(

@@ -363,8 +363,9 @@ enum GridSampleKernel {
 /// (or maximum) of bilinear samples on a sampling grid, as the ONNX reference computes it. Batch indices are
 /// checked; a region so large its sampling grid would not fit is an error, never a hang.
 enum RoiAlignKernel {
-    /// Samples per bin above which a region is refused (sampling_ratio 0 derives the count from the region size).
-    static let sampleLimit = 1 << 20
+    /// Samples per region (all its bins) above which it is refused (sampling_ratio 0 derives the count from the
+    /// region's size, which comes from data).
+    static let sampleLimit = 1 << 22
 
     static func make(_ node: BoundNode) throws -> any Kernel {
         let x = try node.input(0), rois = try node.input(1), batchValue = try node.input(2), y = try node.output(0)
@@ -402,12 +403,13 @@ enum RoiAlignKernel {
                 let binH = roiH / Double(pooledH), binW = roiW / Double(pooledW)
                 let gridValueH = sampling > 0 ? Double(sampling) : (roiH / Double(pooledH)).rounded(.up)
                 let gridValueW = sampling > 0 ? Double(sampling) : (roiW / Double(pooledW)).rounded(.up)
+                // Every sample of the region's bins gets four taps in the tables below: bound their count.
                 guard startW.isFinite, startH.isFinite, gridValueH.isFinite, gridValueW.isFinite,
-                    gridValueH * max(gridValueW, 1) <= Double(sampleLimit)
+                    Double(pooledH * pooledW) * max(gridValueH, 0) * max(gridValueW, 1) <= Double(sampleLimit)
                 else {
                     throw RuntimeError.invalidNode(
                         node: name,
-                        detail: "region \(r) is not finite or needs more than \(sampleLimit) samples per bin")
+                        detail: "region \(r) is not finite or needs more than \(sampleLimit) samples")
                 }
                 let gridH = max(Int(gridValueH), 0), gridW = max(Int(gridValueW), 0)
                 let count = Double(max(gridH * gridW, 1))

@@ -61,6 +61,20 @@ public enum DataDependentOperators {
         }
     }
 
+    /// The optional `axis` attribute of Compress and Unique: the tensor's dimensions and the normalized axis, or
+    /// the flattened tensor (one axis) when there is none.
+    private static func axisView(_ x: Tensor, _ node: Node) throws -> (dimensions: [Int], axis: Int, flattened: Bool) {
+        let axisValue = try node.int("axis", default: Int.min)
+        guard axisValue != Int.min else { return ([x.elementCount], 0, true) }
+        let rank = x.shape.rank
+        let axis = axisValue < 0 ? axisValue + rank : axisValue
+        guard axis >= 0 && axis < rank else {
+            throw ShapeError.mismatch(
+                node: node.displayName, detail: "axis \(axisValue) is out of range for rank \(rank)")
+        }
+        return (x.shape.dimensions, axis, false)
+    }
+
     public static func nonZero(_ node: Node, _ opset: Int, _ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try required(inputs, 0, node)
         let mask = try nonZeroMask(x)
@@ -105,21 +119,7 @@ public enum DataDependentOperators {
     public static func compress(_ node: Node, _ opset: Int, _ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try required(inputs, 0, node)
         let condition = try nonZeroMask(try required(inputs, 1, node))
-        let axisValue = try node.int("axis", default: Int.min)
-        let dimensions: [Int]
-        let axis: Int
-        if axisValue == Int.min {
-            dimensions = [x.elementCount]
-            axis = 0
-        } else {
-            let rank = x.shape.rank
-            axis = axisValue < 0 ? axisValue + rank : axisValue
-            guard axis >= 0 && axis < rank else {
-                throw ShapeError.mismatch(
-                    node: node.displayName, detail: "axis \(axisValue) is out of range for rank \(rank)")
-            }
-            dimensions = x.shape.dimensions
-        }
+        let (dimensions, axis, _) = try axisView(x, node)
         let length = dimensions[axis]
         if condition.count > length, condition[length...].contains(true) {
             throw ShapeError.mismatch(
@@ -159,21 +159,7 @@ public enum DataDependentOperators {
     public static func unique(_ node: Node, _ opset: Int, _ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try required(inputs, 0, node)
         let sorted = try node.int("sorted", default: 1) != 0
-        let axisValue = try node.int("axis", default: Int.min)
-        let dimensions: [Int]
-        let axis: Int
-        if axisValue == Int.min {
-            dimensions = [x.elementCount]
-            axis = 0
-        } else {
-            let rank = x.shape.rank
-            axis = axisValue < 0 ? axisValue + rank : axisValue
-            guard axis >= 0 && axis < rank else {
-                throw ShapeError.mismatch(
-                    node: node.displayName, detail: "axis \(axisValue) is out of range for rank \(rank)")
-            }
-            dimensions = x.shape.dimensions
-        }
+        let (dimensions, axis, flattened) = try axisView(x, node)
         let values = try keys(x)
         let outer = dimensions[..<axis].reduce(1, *)
         let count = dimensions[axis]
@@ -201,7 +187,7 @@ public enum DataDependentOperators {
         var inverse = [Int64](repeating: 0, count: count)
         for (position, group) in groups.enumerated() { for member in group { inverse[member] = Int64(position) } }
         let y = try gatherSlices(x, dimensions: dimensions, axis: axis, selected: groups.map { $0[0] })
-        let reshaped = axisValue == Int.min ? try y.reshaped([groups.count]) : y
+        let reshaped = flattened ? try y.reshaped([groups.count]) : y
         return [
             reshaped,
             try Tensor(shape: [groups.count], scalars: groups.map { Int64($0[0]) }),
