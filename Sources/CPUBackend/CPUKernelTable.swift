@@ -165,6 +165,23 @@ public enum CPUKernelTable {
         // Transformer blocks.
         add(["Attention"], allFloats, split: TransformerKernels.makeAttention)
         add(["RotaryEmbedding"], allFloats, TransformerKernels.makeRotaryEmbedding)
+        // Quantized operators (int8/uint8 GEMM with exact int32 sums; quantize/dequantize per tensor, axis or block).
+        add(["QuantizeLinear"], [.float32, .float16], split: QuantizationKernels.makeQuantize)
+        add(
+            ["DequantizeLinear"], [.int8, .uint8, .int16, .uint16, .int32], split: QuantizationKernels.makeDequantize)
+        add(["DynamicQuantizeLinear"], floats, QuantizationKernels.makeDynamicQuantize)
+        add(
+            ["MatMulInteger"], [.int8, .uint8],
+            split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: false) })
+        add(
+            ["QLinearMatMul"], [.int8, .uint8],
+            split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: true) })
+        add(
+            ["ConvInteger"], [.int8, .uint8],
+            split: { try IntegerConvKernel(node: $0, parallel: $1, quantizedOutput: false) })
+        add(
+            ["QLinearConv"], [.int8, .uint8],
+            split: { try IntegerConvKernel(node: $0, parallel: $1, quantizedOutput: true) })
         return KernelRegistry(table)
     }()
 }

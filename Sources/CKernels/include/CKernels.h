@@ -57,6 +57,27 @@ void ck_pack_b(size_t k, size_t n, const float *b, size_t ldb, int transposed, f
 void ck_sgemm_packed(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed, int accumulate,
                      float *c, size_t ldc, size_t panel_begin, size_t panel_end);
 
+/// The 8-bit integer GEMM (IntegerGemm.c): C[m, n] = sum_k (A[m, k] - a_zero[m]) * (B[k, n] - b_zero[n]) in int32,
+/// exact (wrapping modulo 2^32 like int32 arithmetic), for signed or unsigned bytes on either side. Operands are
+/// packed first; the zero points given to ck_qgemm_packed are shifted with the operands: a_zero - 128 for unsigned
+/// A (else a_zero), b_zero + 128 for signed B (else b_zero). Which path runs: "avx512-vnni", "avx2" or "generic".
+const char *ck_qgemm_path(void);
+/// Columns per packed B panel (16 on the VNNI path, else 8); threads split C by whole panels.
+size_t ck_qgemm_panel_width(void);
+size_t ck_qgemm_packed_b_bytes(size_t k, size_t n);
+size_t ck_qgemm_packed_a_bytes(size_t m, size_t k);
+/// Packs B (K x N bytes, row-major with ldb); column_sums (n values) receives the sums of the packed columns.
+void ck_qgemm_pack_b(size_t k, size_t n, const void *b, size_t ldb, int b_signed, void *packed, int32_t *column_sums);
+/// Packs A (M x K bytes, row-major with lda); row_sums (m values) receives the sums of the packed rows.
+void ck_qgemm_pack_a(size_t m, size_t k, const void *a, size_t lda, int a_signed, void *packed, int32_t *row_sums);
+/// C for the column panels [panel_begin, panel_end); a_zero (m values) and b_zero (n values) shifted as above.
+void ck_qgemm_packed(size_t m, size_t n, size_t k, const void *packed_a, const int32_t *row_sums,
+                     const int32_t *a_zero, const void *packed_b, const int32_t *column_sums, const int32_t *b_zero,
+                     int32_t *c, size_t ldc, size_t panel_begin, size_t panel_end);
+/// The scalar reference (unshifted zero points, unpacked operands) that tests compare the paths against.
+void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda, int a_signed, const int32_t *a_zero,
+                        const void *b, size_t ldb, int b_signed, const int32_t *b_zero, int32_t *c, size_t ldc);
+
 /// A persistent thread pool: `threads` includes the calling thread, which runs part 0 of every job.
 typedef struct ck_pool ck_pool;
 /// One part of a job: fn(context, part, parts) for part in 0..<parts.

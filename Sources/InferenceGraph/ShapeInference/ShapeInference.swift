@@ -70,6 +70,7 @@ public enum ShapeInference {
         ShapeInference.registerReductions(into: &table)
         ShapeInference.registerIndexing(into: &table)
         ShapeInference.registerTransformer(into: &table)
+        ShapeInference.registerQuantization(into: &table)
         DataDependentOperators.register(into: &table)
         return table
     }()

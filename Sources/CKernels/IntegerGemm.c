@@ -1,0 +1,358 @@
+// The 8-bit integer GEMM behind MatMulInteger, QLinearMatMul, ConvInteger and QLinearConv:
+//   C[m, n] = sum_k (A[m, k] - a_zero[m]) * (B[k, n] - b_zero[n])   (int32, wrapping like int32 hardware)
+// for signed or unsigned bytes on either side, exactly.
+//
+// The products are formed on shifted operands so that one kernel serves every signedness: A becomes signed
+// (a' = a - 128 for unsigned A) and B unsigned (b' = b + 128 for signed B); zero points shift with them, so
+// (a - a_zero) = (a' - a_zero') and the same for B. With row sums of A' and column sums of B':
+//   sum_k (a' - za)(b' - zb) = sum_k a'b' - zb * rowsum(a') - za * colsum(b') + K * za * zb.
+// Paths: AVX-512 VNNI (vpdpbusd: unsigned x signed bytes, four per 32-bit lane, no saturation), AVX2 and the
+// generic path (operands widened to int16, vpmaddwd: exact; the AVX2 vpmaddubsw shortcut saturates at 32767 for
+// pairs of large products and is not used).
+#include "CKernels.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#define CK_INLINE static inline __attribute__((always_inline))
+
+static int qgemm_vnni(void) {
+    static int cached = -1;
+    int value = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
+    if (value >= 0) return value;
+    const uint32_t f = ck_cpu_features();
+    const uint32_t needed = ck_feature_avx512f | ck_feature_avx512bw | ck_feature_avx512vl | ck_feature_avx512vnni;
+    value = strcmp(ck_kernel_isa(), "avx512") == 0 && (f & needed) == needed;
+    __atomic_store_n(&cached, value, __ATOMIC_RELEASE);
+    return value;
+}
+
+static int qgemm_avx2(void) { return strcmp(ck_kernel_isa(), "generic") != 0; }
+
+const char *ck_qgemm_path(void) {
+    if (qgemm_vnni()) return "avx512-vnni";
+    return qgemm_avx2() ? "avx2" : "generic";
+}
+
+// Layouts. VNNI: panels of 16 columns; per group of 4 k, 64 bytes (column j: b'[4g..4g+3][j]); A' rows of bytes,
+// K rounded up to 4. Others: panels of 8 columns; per pair of k, 8 x 2 int16 (column j: b'[2g][j], b'[2g+1][j]);
+// A' rows of int16, K rounded up to 2. Padding is zero in B', so it adds nothing whatever A' holds there.
+size_t ck_qgemm_panel_width(void) { return qgemm_vnni() ? 16 : 8; }
+
+static size_t qgemm_group(void) { return qgemm_vnni() ? 4 : 2; }
+
+static size_t round_up(size_t value, size_t step) { return (value + step - 1) / step * step; }
+
+size_t ck_qgemm_packed_b_bytes(size_t k, size_t n) {
+    const size_t kp = round_up(k, qgemm_group()), np = round_up(n, ck_qgemm_panel_width());
+    return kp * np * (qgemm_vnni() ? 1 : 2);
+}
+
+size_t ck_qgemm_packed_a_bytes(size_t m, size_t k) {
+    return m * round_up(k, qgemm_group()) * (qgemm_vnni() ? 1 : 2);
+}
+
+static inline int32_t load_b(const uint8_t *b, size_t index, int b_signed) {
+    return b_signed ? (int32_t)(int8_t)b[index] + 128 : (int32_t)b[index];
+}
+
+static inline int32_t load_a(const uint8_t *a, size_t index, int a_signed) {
+    return a_signed ? (int32_t)(int8_t)a[index] : (int32_t)a[index] - 128;
+}
+
+void ck_qgemm_pack_b(size_t k, size_t n, const void *b, size_t ldb, int b_signed, void *packed, int32_t *column_sums) {
+    const uint8_t *src = (const uint8_t *)b;
+    const size_t width = ck_qgemm_panel_width(), group = qgemm_group();
+    const size_t kp = round_up(k, group), panels = round_up(n, width) / width;
+    for (size_t j = 0; j < n; j++) column_sums[j] = 0;
+    if (qgemm_vnni()) {
+        uint8_t *dst = (uint8_t *)packed;
+        for (size_t p = 0; p < panels; p++) {
+            uint8_t *panel = dst + p * kp * width;
+            for (size_t g = 0; g < kp / 4; g++) {
+                for (size_t j = 0; j < width; j++) {
+                    const size_t col = p * width + j;
+                    for (size_t t = 0; t < 4; t++) {
+                        const size_t row = g * 4 + t;
+                        int32_t v = 0;
+                        if (col < n && row < k) {
+                            v = load_b(src, row * ldb + col, b_signed);
+                            column_sums[col] = (int32_t)((uint32_t)column_sums[col] + (uint32_t)v);
+                        }
+                        panel[g * 64 + j * 4 + t] = (uint8_t)v;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    int16_t *dst = (int16_t *)packed;
+    for (size_t p = 0; p < panels; p++) {
+        int16_t *panel = dst + p * kp * width;
+        for (size_t g = 0; g < kp / 2; g++) {
+            for (size_t j = 0; j < width; j++) {
+                const size_t col = p * width + j;
+                for (size_t t = 0; t < 2; t++) {
+                    const size_t row = g * 2 + t;
+                    int32_t v = 0;
+                    if (col < n && row < k) {
+                        v = load_b(src, row * ldb + col, b_signed);
+                        column_sums[col] = (int32_t)((uint32_t)column_sums[col] + (uint32_t)v);
+                    }
+                    panel[g * 16 + j * 2 + t] = (int16_t)v;
+                }
+            }
+        }
+    }
+}
+
+void ck_qgemm_pack_a(size_t m, size_t k, const void *a, size_t lda, int a_signed, void *packed, int32_t *row_sums) {
+    const uint8_t *src = (const uint8_t *)a;
+    const size_t kp = round_up(k, qgemm_group());
+    const int vnni = qgemm_vnni();
+    for (size_t i = 0; i < m; i++) {
+        uint32_t sum = 0;
+        if (vnni) {
+            int8_t *row = (int8_t *)packed + i * kp;
+            for (size_t t = 0; t < k; t++) {
+                const int32_t v = load_a(src, i * lda + t, a_signed);
+                sum += (uint32_t)v;
+                row[t] = (int8_t)v;
+            }
+            for (size_t t = k; t < kp; t++) row[t] = 0;
+        } else {
+            int16_t *row = (int16_t *)packed + i * kp;
+            for (size_t t = 0; t < k; t++) {
+                const int32_t v = load_a(src, i * lda + t, a_signed);
+                sum += (uint32_t)v;
+                row[t] = (int16_t)v;
+            }
+            for (size_t t = k; t < kp; t++) row[t] = 0;
+        }
+        row_sums[i] = (int32_t)sum;
+    }
+}
+
+// The correction of one row: c = raw - zb' * rowsum - za' * colsum + K * za' * zb' = raw - s * zb' - za' * colsum
+// with s = rowsum - K * za'. Unsigned arithmetic: wraps like the int32 lanes, never undefined.
+typedef struct {
+    const int32_t *row_sums;     // per row of A'
+    const int32_t *a_zero;       // per row, shifted (za')
+    const int32_t *column_sums;  // per column of B'
+    const int32_t *b_zero;       // per column, shifted (zb')
+    uint32_t k;
+} qgemm_fix;
+
+static void correct_scalar(const qgemm_fix *fix, size_t row, size_t col0, size_t count, const int32_t *raw,
+                           int32_t *c) {
+    const uint32_t za = (uint32_t)fix->a_zero[row];
+    const uint32_t s = (uint32_t)fix->row_sums[row] - fix->k * za;
+    for (size_t j = 0; j < count; j++) {
+        const uint32_t value = (uint32_t)raw[j] - s * (uint32_t)fix->b_zero[col0 + j] -
+                               za * (uint32_t)fix->column_sums[col0 + j];
+        c[j] = (int32_t)value;
+    }
+}
+
+// ---- Generic: int16 layout, scalar. ----
+static void qgemm_generic(size_t m, size_t n, size_t kp, const int16_t *a, const int16_t *b, const qgemm_fix *fix,
+                          int32_t *c, size_t ldc, size_t panel_begin, size_t panel_end) {
+    int32_t raw[8];
+    for (size_t p = panel_begin; p < panel_end; p++) {
+        const int16_t *panel = b + p * kp * 8;
+        const size_t col0 = p * 8, count = n - col0 < 8 ? n - col0 : 8;
+        for (size_t i = 0; i < m; i++) {
+            uint32_t acc[8] = {0};
+            const int16_t *row = a + i * kp;
+            for (size_t t = 0; t < kp; t++) {
+                const int32_t av = row[t];
+                const int16_t *bp = panel + (t / 2) * 16 + (t % 2);
+                for (size_t j = 0; j < 8; j++) acc[j] += (uint32_t)(av * (int32_t)bp[j * 2]);
+            }
+            for (size_t j = 0; j < 8; j++) raw[j] = (int32_t)acc[j];
+            correct_scalar(fix, i, col0, count, raw, c + i * ldc + col0);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+// ---- AVX2: int16 pairs through vpmaddwd, 4 rows x 3 panels of 8 columns. ----
+__attribute__((target("avx2")))
+CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a, const int16_t *panel, size_t panel_stride,
+                         const qgemm_fix *fix, size_t row0, size_t col0, size_t n, int32_t *c, size_t ldc) {
+    __m256i acc[4][3];
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < np; q++) acc[r][q] = _mm256_setzero_si256();
+    for (size_t g = 0; g < kp / 2; g++) {
+        __m256i bv[3];
+        for (int q = 0; q < np; q++) bv[q] = _mm256_loadu_si256((const __m256i *)(panel + q * panel_stride + g * 16));
+        for (int r = 0; r < mr; r++) {
+            int32_t pair;
+            memcpy(&pair, a + r * kp + g * 2, sizeof pair);
+            const __m256i av = _mm256_set1_epi32(pair);
+            for (int q = 0; q < np; q++) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(av, bv[q]));
+        }
+    }
+    for (int q = 0; q < np; q++) {
+        const size_t col = col0 + (size_t)q * 8;
+        if (col >= n) break;
+        const size_t count = n - col < 8 ? n - col : 8;
+        if (count == 8) {
+            const __m256i colsum = _mm256_loadu_si256((const __m256i *)(fix->column_sums + col));
+            const __m256i zb = _mm256_loadu_si256((const __m256i *)(fix->b_zero + col));
+            for (int r = 0; r < mr; r++) {
+                const int32_t za = fix->a_zero[row0 + r];
+                const int32_t s = (int32_t)((uint32_t)fix->row_sums[row0 + r] - fix->k * (uint32_t)za);
+                __m256i v = _mm256_sub_epi32(acc[r][q], _mm256_mullo_epi32(_mm256_set1_epi32(s), zb));
+                v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(za), colsum));
+                _mm256_storeu_si256((__m256i *)(c + (size_t)r * ldc + col), v);
+            }
+        } else {
+            int32_t raw[8];
+            for (int r = 0; r < mr; r++) {
+                _mm256_storeu_si256((__m256i *)raw, acc[r][q]);
+                correct_scalar(fix, row0 + r, col, count, raw, c + (size_t)r * ldc + col);
+            }
+        }
+    }
+}
+
+#define QG_CASES_AVX2(np)                                                                                     \
+    switch (mr) {                                                                                              \
+    case 4: tile_avx2(4, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    case 3: tile_avx2(3, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    case 2: tile_avx2(2, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    default: tile_avx2(1, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                     \
+    }
+
+__attribute__((target("avx2")))
+static void qgemm_avx2_run(size_t m, size_t n, size_t kp, const int16_t *a_all, const int16_t *b, const qgemm_fix *fix,
+                           int32_t *c_all, size_t ldc, size_t panel_begin, size_t panel_end) {
+    const size_t stride = kp * 8;
+    for (size_t p = panel_begin; p < panel_end; p += 3) {
+        const int np = panel_end - p >= 3 ? 3 : (int)(panel_end - p);
+        const int16_t *panel = b + p * stride;
+        const size_t col0 = p * 8;
+        for (size_t row0 = 0; row0 < m; row0 += 4) {
+            const int mr = m - row0 >= 4 ? 4 : (int)(m - row0);
+            const int16_t *a = a_all + row0 * kp;
+            int32_t *c = c_all + row0 * ldc;
+            if (np == 3) {
+                QG_CASES_AVX2(3)
+            } else if (np == 2) {
+                QG_CASES_AVX2(2)
+            } else {
+                QG_CASES_AVX2(1)
+            }
+        }
+    }
+}
+
+// ---- AVX-512 VNNI: vpdpbusd, 8 rows x 2 panels of 16 columns. ----
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+CK_INLINE void tile_vnni(const int mr, const int np, size_t kp, const int8_t *a, const uint8_t *panel, size_t panel_stride,
+                         const qgemm_fix *fix, size_t row0, size_t col0, size_t n, int32_t *c, size_t ldc) {
+    __m512i acc[8][2];
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < np; q++) acc[r][q] = _mm512_setzero_si512();
+    for (size_t g = 0; g < kp / 4; g++) {
+        __m512i bv[2];
+        for (int q = 0; q < np; q++) bv[q] = _mm512_loadu_si512((const void *)(panel + q * panel_stride + g * 64));
+        for (int r = 0; r < mr; r++) {
+            int32_t quad;
+            memcpy(&quad, a + r * kp + g * 4, sizeof quad);
+            const __m512i av = _mm512_set1_epi32(quad);
+            for (int q = 0; q < np; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], bv[q], av);
+        }
+    }
+    for (int q = 0; q < np; q++) {
+        const size_t col = col0 + (size_t)q * 16;
+        if (col >= n) break;
+        const size_t count = n - col < 16 ? n - col : 16;
+        const __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+        const __m512i colsum = _mm512_maskz_loadu_epi32(mask, fix->column_sums + col);
+        const __m512i zb = _mm512_maskz_loadu_epi32(mask, fix->b_zero + col);
+        for (int r = 0; r < mr; r++) {
+            const int32_t za = fix->a_zero[row0 + r];
+            const int32_t s = (int32_t)((uint32_t)fix->row_sums[row0 + r] - fix->k * (uint32_t)za);
+            __m512i v = _mm512_sub_epi32(acc[r][q], _mm512_mullo_epi32(_mm512_set1_epi32(s), zb));
+            v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(za), colsum));
+            _mm512_mask_storeu_epi32(c + (size_t)r * ldc + col, mask, v);
+        }
+    }
+}
+
+#define QG_CASES_VNNI(np)                                                                                     \
+    switch (mr) {                                                                                              \
+    case 8: tile_vnni(8, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    case 7: tile_vnni(7, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    case 6: tile_vnni(6, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    case 5: tile_vnni(5, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    case 4: tile_vnni(4, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    case 3: tile_vnni(3, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    case 2: tile_vnni(2, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    default: tile_vnni(1, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                     \
+    }
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static void qgemm_vnni_run(size_t m, size_t n, size_t kp, const int8_t *a_all, const uint8_t *b, const qgemm_fix *fix,
+                           int32_t *c_all, size_t ldc, size_t panel_begin, size_t panel_end) {
+    const size_t stride = kp * 16;
+    for (size_t p = panel_begin; p < panel_end; p += 2) {
+        const int np = panel_end - p >= 2 ? 2 : 1;
+        const uint8_t *panel = b + p * stride;
+        const size_t col0 = p * 16;
+        for (size_t row0 = 0; row0 < m; row0 += 8) {
+            const int mr = m - row0 >= 8 ? 8 : (int)(m - row0);
+            const int8_t *a = a_all + row0 * kp;
+            int32_t *c = c_all + row0 * ldc;
+            if (np == 2) {
+                QG_CASES_VNNI(2)
+            } else {
+                QG_CASES_VNNI(1)
+            }
+        }
+    }
+}
+#endif
+
+void ck_qgemm_packed(size_t m, size_t n, size_t k, const void *packed_a, const int32_t *row_sums,
+                     const int32_t *a_zero, const void *packed_b, const int32_t *column_sums, const int32_t *b_zero,
+                     int32_t *c, size_t ldc, size_t panel_begin, size_t panel_end) {
+    const size_t kp = round_up(k, qgemm_group());
+    const qgemm_fix fix = {row_sums, a_zero, column_sums, b_zero, (uint32_t)k};
+    if (m == 0 || panel_begin >= panel_end) return;
+#if defined(__x86_64__)
+    if (qgemm_vnni()) {
+        qgemm_vnni_run(m, n, kp, (const int8_t *)packed_a, (const uint8_t *)packed_b, &fix, c, ldc, panel_begin,
+                       panel_end);
+        return;
+    }
+    if (qgemm_avx2()) {
+        qgemm_avx2_run(m, n, kp, (const int16_t *)packed_a, (const int16_t *)packed_b, &fix, c, ldc, panel_begin,
+                       panel_end);
+        return;
+    }
+#endif
+    qgemm_generic(m, n, kp, (const int16_t *)packed_a, (const int16_t *)packed_b, &fix, c, ldc, panel_begin,
+                  panel_end);
+}
+
+void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda, int a_signed, const int32_t *a_zero,
+                        const void *b, size_t ldb, int b_signed, const int32_t *b_zero, int32_t *c, size_t ldc) {
+    const uint8_t *pa = (const uint8_t *)a, *pb = (const uint8_t *)b;
+    for (size_t i = 0; i < m; i++) {
+        for (size_t j = 0; j < n; j++) {
+            int64_t sum = 0;
+            for (size_t t = 0; t < k; t++) {
+                const int64_t av = a_signed ? (int8_t)pa[i * lda + t] : pa[i * lda + t];
+                const int64_t bv = b_signed ? (int8_t)pb[t * ldb + j] : pb[t * ldb + j];
+                sum += (av - a_zero[i]) * (bv - b_zero[j]);
+            }
+            c[i * ldc + j] = (int32_t)(uint32_t)(uint64_t)sum;
+        }
+    }
+}

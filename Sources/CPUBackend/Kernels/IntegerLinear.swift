@@ -1,0 +1,476 @@
+import CKernels
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// A K x N byte matrix packed for `ck_qgemm_packed`, with its column sums.
+final class PackedByteMatrix {
+    let k: Int, n: Int
+    let packed: HostBuffer
+    let columnSums: UnsafeMutablePointer<Int32>
+
+    init(k: Int, n: Int) throws {
+        self.k = k
+        self.n = n
+        packed = try HostBuffer(bytes: max(ck_qgemm_packed_b_bytes(k, n), 1))
+        columnSums = .allocate(capacity: max(n, 1))
+        columnSums.initialize(repeating: 0, count: max(n, 1))
+    }
+
+    deinit { columnSums.deallocate() }
+
+    func pack(_ b: UnsafeRawPointer, ldb: Int, signed: Bool) {
+        ck_qgemm_pack_b(k, n, b, ldb, signed ? 1 : 0, packed.pointer, columnSums)
+    }
+}
+
+/// The A side of one integer GEMM: M x K bytes packed per run, row sums, shifted zero points.
+final class PackedByteRows {
+    let m: Int, k: Int
+    let rowBytes: Int
+    let packed: HostBuffer
+    let rowSums: UnsafeMutablePointer<Int32>
+    let zeros: UnsafeMutablePointer<Int32>
+
+    init(m: Int, k: Int) throws {
+        self.m = m
+        self.k = k
+        rowBytes = ck_qgemm_packed_a_bytes(1, k)
+        packed = try HostBuffer(bytes: max(ck_qgemm_packed_a_bytes(m, k), 1))
+        rowSums = .allocate(capacity: max(m, 1))
+        rowSums.initialize(repeating: 0, count: max(m, 1))
+        zeros = .allocate(capacity: max(m, 1))
+        zeros.initialize(repeating: 0, count: max(m, 1))
+    }
+
+    deinit {
+        rowSums.deallocate()
+        zeros.deallocate()
+    }
+
+    func pack(_ a: UnsafeRawPointer, lda: Int, signed: Bool) {
+        ck_qgemm_pack_a(m, k, a, lda, signed ? 1 : 0, packed.pointer, rowSums)
+    }
+
+    /// Zero points in the packed domain (unsigned A is shifted by -128): one value for every row, or one per row.
+    func setZeros(_ values: UnsafePointer<Int32>, count: Int, signed: Bool) {
+        let shift: Int32 = signed ? 0 : 128
+        for row in 0..<m { zeros[row] = values[count == 1 ? 0 : row] &- shift }
+    }
+
+    /// C = (A - za)(B - zb) for every column, split across threads by column panels (or by rows when B has too few
+    /// panels to share).
+    func multiply(
+        _ b: PackedByteMatrix, bZeros: UnsafePointer<Int32>, into c: UnsafeMutablePointer<Int32>, ldc: Int,
+        parallel: ParallelFor
+    ) {
+        let width = ck_qgemm_panel_width()
+        let panels = (b.n + width - 1) / width
+        let base = UnsafeRawPointer(packed.pointer), packedB = UnsafeRawPointer(b.packed.pointer)
+        if panels >= parallel.threads || m < 16 {
+            parallel.run(panels) { begin, end in
+                ck_qgemm_packed(
+                    m, b.n, k, base, rowSums, zeros, packedB, b.columnSums, bZeros, c, ldc, begin, end)
+            }
+        } else {
+            parallel.run(m) { begin, end in
+                ck_qgemm_packed(
+                    end - begin, b.n, k, base + begin * rowBytes, rowSums + begin, zeros + begin, packedB,
+                    b.columnSums, bZeros, c + begin * ldc, ldc, 0, panels)
+            }
+        }
+    }
+}
+
+/// Rescales int32 sums to 8-bit outputs: y = saturate(round_half_even(c · a_scale · b_scale / y_scale) + y_zero),
+/// the multiplier formed in the scales' precision (float32 or float16) and applied in double precision.
+struct Requantizer {
+    let aScales: FloatParameters
+    let bScales: FloatParameters
+    let yScale: FloatParameters
+    let yZero: IntParameters
+    let half: Bool
+    let range: ClosedRange<Float>
+    let store: (UnsafeMutableRawPointer, Int, Int32) -> Void
+
+    @inline(__always)
+    func multiplier(_ aIndex: Int, _ bIndex: Int) -> Double {
+        let a = aScales.values[aIndex], b = bScales.values[bIndex], y = yScale.values[0]
+        if half { return Double(Float((Float16(a) * Float16(b)) / Float16(y))) }
+        return Double((a * b) / y)
+    }
+
+    /// Writes row `row` (n sums) to `y` at element `offset`; a and b scale indices per row / column.
+    @inline(__always)
+    func store(
+        row: Int, sums: UnsafePointer<Int32>, n: Int, aIndex: Int, bBase: Int, bPerColumn: Bool,
+        y: UnsafeMutableRawPointer, offset: Int
+    ) {
+        let zero = Double(yZero.values[0])
+        let low = Double(range.lowerBound), high = Double(range.upperBound)
+        var scale = multiplier(aIndex, bBase)
+        for j in 0..<n {
+            if bPerColumn { scale = multiplier(aIndex, bBase + j) }
+            let value = min(max((Double(sums[j]) * scale).rounded(.toNearestOrEven) + zero, low), high)
+            store(y, offset + j, Int32(value))
+        }
+    }
+}
+
+/// MatMulInteger (int32 out) and QLinearMatMul (requantized 8-bit out), numpy-style batch broadcasting.
+final class IntegerMatMulKernel: Kernel {
+    private let parallel: ParallelFor
+    private let m: Int, k: Int, n: Int
+    private let a: UnsafeRawPointer, aSigned: Bool
+    private let b: UnsafeRawPointer, bSigned: Bool
+    private let aOffsets: [Int], bOffsets: [Int]
+    private let rows: PackedByteRows
+    /// One packed B per distinct batch of B when B is constant (packed once), else one packed per run.
+    private let packedB: [PackedByteMatrix]
+    private let bConstant: Bool
+    private let aZeros: IntParameters, bZeros: IntParameters
+    /// Shifted B zero points per B batch (bBatches x n).
+    private let shiftedB: UnsafeMutablePointer<Int32>
+    private let bBatches: Int
+    private let sums: UnsafeMutablePointer<Int32>
+    private let output: UnsafeMutableRawPointer
+    private let requantizer: Requantizer?
+    private let aScaleCount: Int, bScaleCount: Int
+
+    init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool) throws {
+        self.parallel = parallel
+        let (ai, bi) = quantizedOutput ? (0, 3) : (0, 1)
+        let av = try node.input(ai), bv = try node.input(bi), yv = try node.output(0)
+        let aDims = av.shape.rank == 1 ? [1, av.shape[0]] : av.shape.dimensions
+        let bDims = bv.shape.rank == 1 ? [bv.shape[0], 1] : bv.shape.dimensions
+        guard aDims.count >= 2, bDims.count >= 2 else { throw node.fail("MatMul inputs must not be scalars") }
+        m = aDims[aDims.count - 2]
+        k = aDims[aDims.count - 1]
+        n = bDims[bDims.count - 1]
+        guard bDims[bDims.count - 2] == k else { throw node.fail("inner dimensions differ: \(av.shape), \(bv.shape)") }
+        let aBatch = Array(aDims.dropLast(2)), bBatch = Array(bDims.dropLast(2))
+        let rank = max(aBatch.count, bBatch.count)
+        let padA = [Int](repeating: 1, count: rank - aBatch.count) + aBatch
+        let padB = [Int](repeating: 1, count: rank - bBatch.count) + bBatch
+        var outBatch: [Int] = []
+        for (x, y) in zip(padA, padB) {
+            guard x == y || x == 1 || y == 1 else { throw node.fail("batch dimensions do not broadcast") }
+            outBatch.append(max(x, y))
+        }
+        aOffsets = broadcastOffsets(operand: Shape(padA), output: Shape(outBatch))
+        bOffsets = broadcastOffsets(operand: Shape(padB), output: Shape(outBatch))
+        bBatches = padB.reduce(1, *)
+        aSigned = av.type.dtype == .int8
+        bSigned = bv.type.dtype == .int8
+        a = UnsafeRawPointer(try av.raw())
+        b = UnsafeRawPointer(try bv.raw())
+        let (k, n, signed) = (k, n, bSigned)
+        rows = try PackedByteRows(m: m, k: k)
+        bConstant = bv.constant != nil
+        let packed = try (0..<(bConstant ? bBatches : 1)).map { _ in try PackedByteMatrix(k: k, n: n) }
+        packedB = packed
+        if let constant = bv.constant {
+            constant.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress else { return }
+                for (index, matrix) in packed.enumerated() { matrix.pack(base + index * k * n, ldb: n, signed: signed) }
+            }
+        }
+        // Zero points: A per tensor or per row; B per tensor, per column, or per batch and column.
+        let (azi, bzi) = quantizedOutput ? (2, 5) : (2, 3)
+        let aZeroCount = node.optionalInput(azi)?.count ?? 1
+        let bZeroCount = node.optionalInput(bzi)?.count ?? 1
+        guard aZeroCount == 1 || aZeroCount == m else { throw node.fail("the A zero point needs 1 or \(m) values") }
+        guard bZeroCount == 1 || bZeroCount == n || bZeroCount == bBatches * n else {
+            throw node.fail("the B zero point needs 1, \(n) or \(bBatches * n) values")
+        }
+        aZeros = try IntParameters(node.optionalInput(azi), count: aZeroCount, node: node)
+        bZeros = try IntParameters(node.optionalInput(bzi), count: bZeroCount, node: node)
+        shiftedB = .allocate(capacity: max(bBatches * n, 1))
+        shiftedB.initialize(repeating: 0, count: max(bBatches * n, 1))
+        output = try yv.raw()
+        if quantizedOutput {
+            let aScale = try node.input(1), bScale = try node.input(4)
+            aScaleCount = aScale.count
+            bScaleCount = bScale.count
+            guard aScaleCount == 1 || aScaleCount == m else { throw node.fail("a_scale needs 1 or \(m) values") }
+            guard bScaleCount == 1 || bScaleCount == n || bScaleCount == bBatches * n else {
+                throw node.fail("b_scale needs 1, \(n) or \(bBatches * n) values")
+            }
+            guard try node.input(6).count == 1, try node.input(7).count == 1 else {
+                throw node.fail("y_scale and y_zero_point must be scalars")
+            }
+            requantizer = Requantizer(
+                aScales: try FloatParameters(aScale, count: aScaleCount),
+                bScales: try FloatParameters(bScale, count: bScaleCount),
+                yScale: try FloatParameters(try node.input(6), count: 1),
+                yZero: try IntParameters(try node.input(7), count: 1, node: node),
+                half: aScale.type.dtype == .float16,
+                range: try QuantizationKernels.integerRange(yv.type.dtype, node: node),
+                store: try QuantizationKernels.integerStorer(yv.type.dtype, node: node))
+            sums = .allocate(capacity: max(m * n, 1))
+        } else {
+            guard yv.type.dtype == .int32 else { throw node.fail("MatMulInteger writes int32") }
+            requantizer = nil
+            aScaleCount = 1
+            bScaleCount = 1
+            sums = .allocate(capacity: 1)
+        }
+    }
+
+    deinit {
+        shiftedB.deallocate()
+        sums.deallocate()
+    }
+
+    func run() throws {
+        aZeros.refresh()
+        bZeros.refresh()
+        rows.setZeros(aZeros.values, count: aZeros.count, signed: aSigned)
+        let shift: Int32 = bSigned ? 128 : 0
+        for index in 0..<(bBatches * n) {
+            let source = bZeros.count == 1 ? 0 : (bZeros.count == n ? index % n : index)
+            shiftedB[index] = bZeros.values[source] &+ shift
+        }
+        if let requantizer {
+            requantizer.aScales.refresh()
+            requantizer.bScales.refresh()
+            requantizer.yScale.refresh()
+            requantizer.yZero.refresh()
+        }
+        for batch in aOffsets.indices {
+            rows.pack(a + aOffsets[batch] * m * k, lda: k, signed: aSigned)
+            let bIndex = bOffsets[batch]
+            let matrix: PackedByteMatrix
+            if bConstant {
+                matrix = packedB[bIndex]
+            } else {
+                matrix = packedB[0]
+                matrix.pack(b + bIndex * k * n, ldb: n, signed: bSigned)
+            }
+            let bZero = UnsafePointer(shiftedB + bIndex * n)
+            guard let requantizer else {
+                let c = output.assumingMemoryBound(to: Int32.self) + batch * m * n
+                rows.multiply(matrix, bZeros: bZero, into: c, ldc: n, parallel: parallel)
+                continue
+            }
+            rows.multiply(matrix, bZeros: bZero, into: sums, ldc: n, parallel: parallel)
+            let perColumn = bScaleCount > 1
+            let bBase = bScaleCount == bBatches * n && bScaleCount > n ? bIndex * n : 0
+            for row in 0..<m {
+                requantizer.store(
+                    row: row, sums: sums + row * n, n: n, aIndex: aScaleCount == 1 ? 0 : row, bBase: bBase,
+                    bPerColumn: perColumn, y: output, offset: (batch * m + row) * n)
+            }
+        }
+    }
+}
+
+/// ConvInteger (int32 out) and QLinearConv (requantized 8-bit out): per image and group, the weights (packed once)
+/// times the image's columns (im2col of bytes padded with the input zero point, packed per run), 1-D and 2-D.
+final class IntegerConvKernel: Kernel {
+    private let parallel: ParallelFor
+    private let batch: Int, groups: Int, channelsPerGroup: Int, filtersPerGroup: Int
+    private let inH: Int, inW: Int, outH: Int, outW: Int
+    private let kH: Int, kW: Int, strideH: Int, strideW: Int, dilationH: Int, dilationW: Int, padTop: Int, padLeft: Int
+    private let x: UnsafeRawPointer, xSigned: Bool
+    private let weights: [PackedByteRows]
+    private let columns: UnsafeMutablePointer<UInt8>
+    private let packedColumns: PackedByteMatrix
+    private let xZero: IntParameters, wZeros: IntParameters
+    private let columnZeros: UnsafeMutablePointer<Int32>
+    private let sums: UnsafeMutablePointer<Int32>
+    private let output: UnsafeMutableRawPointer
+    private let requantizer: Requantizer?
+    private let bias: UnsafePointer<Int32>?
+    private let wScaleCount: Int
+    private let wSigned: Bool
+    private let runtimeWeights: UnsafeRawPointer?
+
+    init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool) throws {
+        self.parallel = parallel
+        let (xi, wi) = quantizedOutput ? (0, 3) : (0, 1)
+        let xv = try node.input(xi), wv = try node.input(wi), yv = try node.output(0)
+        let spatial = xv.shape.rank - 2
+        guard spatial == 1 || spatial == 2 else {
+            throw node.fail("integer convolutions of \(spatial) spatial axes are not supported (1-D and 2-D are)")
+        }
+        var context = node.shapeContext
+        context.inputs = [xv.type, wv.type]
+        context.constants = []
+        let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
+        let g = try ConvGeometry.forward(context, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
+        func axis2(_ values: [Int], _ fill: Int) -> (Int, Int) {
+            spatial == 1 ? (fill, values[0]) : (values[0], values[1])
+        }
+        (inH, inW) = axis2(g.input, 1)
+        (outH, outW) = axis2(g.output, 1)
+        (kH, kW) = axis2(g.kernel, 1)
+        (strideH, strideW) = axis2(g.strides, 1)
+        (dilationH, dilationW) = axis2(g.dilations, 1)
+        (padTop, padLeft) = axis2(g.padsBegin, 0)
+        groups = try node.attributes.int("group", default: 1)
+        batch = xv.shape[0]
+        channelsPerGroup = xv.shape[1] / max(groups, 1)
+        filtersPerGroup = wv.shape[0] / max(groups, 1)
+        xSigned = xv.type.dtype == .int8
+        wSigned = wv.type.dtype == .int8
+        x = UnsafeRawPointer(try xv.raw())
+        let rowsPerFilter = channelsPerGroup * kH * kW
+        let outputCount = outH * outW
+        let (filtersPerGroup, signed) = (filtersPerGroup, wSigned)
+        let packed = try (0..<groups).map { _ in try PackedByteRows(m: filtersPerGroup, k: rowsPerFilter) }
+        weights = packed
+        // Constant weights are packed once; weights computed by the model are packed on every run.
+        let weightBytes = UnsafeRawPointer(try wv.raw())
+        if let constant = wv.constant {
+            constant.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress else { return }
+                for (group, rows) in packed.enumerated() {
+                    rows.pack(base + group * filtersPerGroup * rowsPerFilter, lda: rowsPerFilter, signed: signed)
+                }
+            }
+            runtimeWeights = nil
+        } else {
+            runtimeWeights = weightBytes
+        }
+        columns = .allocate(capacity: max(rowsPerFilter * outputCount, 1))
+        packedColumns = try PackedByteMatrix(k: rowsPerFilter, n: outputCount)
+        columnZeros = .allocate(capacity: max(outputCount, 1))
+        columnZeros.initialize(repeating: 0, count: max(outputCount, 1))
+        let (xzi, wzi) = quantizedOutput ? (2, 5) : (2, 3)
+        guard (node.optionalInput(xzi)?.count ?? 1) == 1 else {
+            throw node.fail("the input zero point must be a scalar")
+        }
+        let filters = wv.shape[0]
+        let wZeroCount = node.optionalInput(wzi)?.count ?? 1
+        guard wZeroCount == 1 || wZeroCount == filters else {
+            throw node.fail("the weight zero point needs 1 or \(filters) values")
+        }
+        xZero = try IntParameters(node.optionalInput(xzi), count: 1, node: node)
+        wZeros = try IntParameters(node.optionalInput(wzi), count: wZeroCount, node: node)
+        output = try yv.raw()
+        if quantizedOutput {
+            let wScale = try node.input(4)
+            wScaleCount = wScale.count
+            guard wScaleCount == 1 || wScaleCount == filters else {
+                throw node.fail("w_scale needs 1 or \(filters) values")
+            }
+            guard try node.input(1).count == 1, try node.input(6).count == 1, try node.input(7).count == 1 else {
+                throw node.fail("x_scale, y_scale and y_zero_point must be scalars")
+            }
+            // Per output channel the weight scale varies with the row of the GEMM: the "A" side here.
+            requantizer = Requantizer(
+                aScales: try FloatParameters(wScale, count: wScaleCount),
+                bScales: try FloatParameters(try node.input(1), count: 1),
+                yScale: try FloatParameters(try node.input(6), count: 1),
+                yZero: try IntParameters(try node.input(7), count: 1, node: node),
+                half: wScale.type.dtype == .float16,
+                range: try QuantizationKernels.integerRange(yv.type.dtype, node: node),
+                store: try QuantizationKernels.integerStorer(yv.type.dtype, node: node))
+            sums = .allocate(capacity: max(filtersPerGroup * outputCount, 1))
+            if let biasValue = node.optionalInput(8) {
+                guard biasValue.type.dtype == .int32, biasValue.count == filters else {
+                    throw node.fail("the bias must be int32 with \(filters) values")
+                }
+                bias = UnsafePointer(try biasValue.pointer(Int32.self))
+            } else {
+                bias = nil
+            }
+        } else {
+            guard yv.type.dtype == .int32 else { throw node.fail("ConvInteger writes int32") }
+            requantizer = nil
+            wScaleCount = 1
+            sums = .allocate(capacity: 1)
+            bias = nil
+        }
+    }
+
+    deinit {
+        columns.deallocate()
+        columnZeros.deallocate()
+        sums.deallocate()
+    }
+
+    /// The columns of one image and group: row (c, ky, kx), column (oy, ox), padding filled with the zero point.
+    private func im2col(_ image: UnsafePointer<UInt8>, pad: UInt8) {
+        let outputCount = outH * outW
+        var row = 0
+        for c in 0..<channelsPerGroup {
+            let plane = image + c * inH * inW
+            for ky in 0..<kH {
+                for kx in 0..<kW {
+                    let dst = columns + row * outputCount
+                    for oy in 0..<outH {
+                        let iy = oy * strideH - padTop + ky * dilationH
+                        let line = dst + oy * outW
+                        guard iy >= 0 && iy < inH else {
+                            line.update(repeating: pad, count: outW)
+                            continue
+                        }
+                        let source = plane + iy * inW
+                        for ox in 0..<outW {
+                            let ix = ox * strideW - padLeft + kx * dilationW
+                            line[ox] = ix >= 0 && ix < inW ? source[ix] : pad
+                        }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+
+    func run() throws {
+        xZero.refresh()
+        wZeros.refresh()
+        let outputCount = outH * outW
+        let xz = xZero.values[0]
+        let pad = UInt8(truncatingIfNeeded: xz)
+        let shiftedX = xz &+ (xSigned ? 128 : 0)
+        for j in 0..<outputCount { columnZeros[j] = shiftedX }
+        if let requantizer {
+            requantizer.aScales.refresh()
+            requantizer.bScales.refresh()
+            requantizer.yScale.refresh()
+            requantizer.yZero.refresh()
+        }
+        let bytes = x.assumingMemoryBound(to: UInt8.self)
+        let filters = groups * filtersPerGroup
+        if let runtimeWeights {
+            let rowsPerFilter = channelsPerGroup * kH * kW
+            for (group, rows) in weights.enumerated() {
+                rows.pack(
+                    runtimeWeights + group * filtersPerGroup * rowsPerFilter, lda: rowsPerFilter, signed: wSigned)
+            }
+        }
+        for image in 0..<batch {
+            for group in 0..<groups {
+                let rows = weights[group]
+                let first = group * filtersPerGroup
+                if wZeros.count == 1 {
+                    rows.setZeros(wZeros.values, count: 1, signed: wSigned)
+                } else {
+                    rows.setZeros(wZeros.values + first, count: filtersPerGroup, signed: wSigned)
+                }
+                im2col(bytes + (image * groups + group) * channelsPerGroup * inH * inW, pad: pad)
+                packedColumns.pack(columns, ldb: outputCount, signed: xSigned)
+                let outOffset = (image * filters + first) * outputCount
+                guard let requantizer else {
+                    let c = output.assumingMemoryBound(to: Int32.self) + outOffset
+                    rows.multiply(packedColumns, bZeros: columnZeros, into: c, ldc: outputCount, parallel: parallel)
+                    continue
+                }
+                rows.multiply(packedColumns, bZeros: columnZeros, into: sums, ldc: outputCount, parallel: parallel)
+                for filter in 0..<filtersPerGroup {
+                    let line = sums + filter * outputCount
+                    if let bias {
+                        let value = bias[first + filter]
+                        for j in 0..<outputCount { line[j] = line[j] &+ value }
+                    }
+                    requantizer.store(
+                        row: filter, sums: line, n: outputCount, aIndex: wScaleCount == 1 ? 0 : first + filter,
+                        bBase: 0, bPerColumn: false, y: output, offset: outOffset + filter * outputCount)
+                }
+            }
+        }
+    }
+}

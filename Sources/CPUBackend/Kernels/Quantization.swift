@@ -1,0 +1,250 @@
+import CKernels
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// The quantized operators: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear (elementwise, per tensor, per
+/// axis or per block), and MatMulInteger, QLinearMatMul, ConvInteger, QLinearConv on the 8-bit integer GEMM
+/// (`IntegerGemm.c`, exact int32 accumulation on every path).
+///
+/// Rounding follows the ONNX reference: QuantizeLinear divides in the input's precision and rounds half to even;
+/// the linear operators scale their int32 sums by `a_scale * b_scale / y_scale` (computed in the scales' type) in
+/// double precision, then round half to even and saturate.
+enum QuantizationKernels {
+    static func makeQuantize(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        let layout = try resolveLayout(node, input: x, scale: try node.input(1))
+        let scales = try FloatParameters(try node.input(1), count: layout.parameterCount)
+        let zeros = try IntParameters(node.optionalInput(2), count: layout.parameterCount, node: node)
+        let range = try integerRange(y.type.dtype, node: node)
+        let src = UnsafeRawPointer(try x.raw()), dst = try y.raw()
+        let halfInput = x.type.dtype == .float16
+        let load = try floatLoader(x.type.dtype, node: node)
+        let store = try integerStorer(y.type.dtype, node: node)
+        return ClosureKernel {
+            scales.refresh()
+            zeros.refresh()
+            forEachRun(layout, parallel: parallel) { offset, count, parameter in
+                let scale = scales.values[parameter], zero = Float(zeros.values[parameter])
+                for i in offset..<(offset + count) {
+                    var quotient = load(src, i) / scale
+                    if halfInput { quotient = Float(Float16(quotient)) }
+                    let q = min(max(quotient.rounded(.toNearestOrEven) + zero, range.lowerBound), range.upperBound)
+                    store(dst, i, Int32(q))
+                }
+            }
+        }
+    }
+
+    static func makeDequantize(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        let layout = try resolveLayout(node, input: x, scale: try node.input(1))
+        let scales = try FloatParameters(try node.input(1), count: layout.parameterCount)
+        let zeros = try IntParameters(node.optionalInput(2), count: layout.parameterCount, node: node)
+        let src = UnsafeRawPointer(try x.raw()), dst = try y.raw()
+        let load = try integerLoader(x.type.dtype, node: node)
+        let halfOutput = y.type.dtype == .float16
+        guard y.type.dtype == .float32 || halfOutput else {
+            throw node.fail("DequantizeLinear to \(y.type.dtype) is not supported (float32, float16)")
+        }
+        return ClosureKernel {
+            scales.refresh()
+            zeros.refresh()
+            forEachRun(layout, parallel: parallel) { offset, count, parameter in
+                let scale = scales.values[parameter], zero = Float(zeros.values[parameter])
+                if halfOutput {
+                    let out = dst.assumingMemoryBound(to: Float16.self)
+                    for i in offset..<(offset + count) { out[i] = Float16((Float(load(src, i)) - zero) * scale) }
+                } else {
+                    let out = dst.assumingMemoryBound(to: Float.self)
+                    for i in offset..<(offset + count) { out[i] = (Float(load(src, i)) - zero) * scale }
+                }
+            }
+        }
+    }
+
+    static func makeDynamicQuantize(_ node: BoundNode) throws -> any Kernel {
+        let x = try node.input(0), y = try node.output(0)
+        let scaleOut = try node.output(1).pointer(Float.self), zeroOut = try node.output(2).pointer(UInt8.self)
+        let src = UnsafePointer(try x.pointer(Float.self)), dst = try y.pointer(UInt8.self)
+        let count = x.count
+        return ClosureKernel {
+            // The range always holds 0, so that 0 is exact; NaN inputs are skipped by the comparisons.
+            var low: Float = 0, high: Float = 0
+            for i in 0..<count {
+                let v = src[i]
+                if v < low { low = v }
+                if v > high { high = v }
+            }
+            let scale = high == low ? 1 : (high - low) / 255
+            let zero = min(max((0 - low / scale).rounded(.toNearestOrEven), 0), 255)
+            scaleOut[0] = scale
+            zeroOut[0] = UInt8(zero)
+            for i in 0..<count {
+                let q = (src[i] / scale).rounded(.toNearestOrEven) + zero
+                dst[i] = q.isNaN ? UInt8(zero) : UInt8(min(max(q, 0), 255))
+            }
+        }
+    }
+
+    // MARK: Layout and parameters
+
+    private static func resolveLayout(_ node: BoundNode, input: BoundValue, scale: BoundValue) throws
+        -> QuantizationLayout
+    {
+        do {
+            return try QuantizationLayout.resolve(
+                input: input.shape.dimensions, scale: scale.shape.dimensions,
+                axis: try node.attributes.int("axis", default: 1),
+                blockSize: try node.attributes.int("block_size", default: 0))
+        } catch let error as ShapeError.Detail {
+            throw node.fail(error.text)
+        }
+    }
+
+    /// Calls `body(offset, count, parameter)` for runs of consecutive elements sharing one scale and zero point,
+    /// split across threads by whole runs (or by element ranges for one per-tensor run).
+    private static func forEachRun(
+        _ layout: QuantizationLayout, parallel: ParallelFor, _ body: (Int, Int, Int) -> Void
+    ) {
+        if layout.outerStride == 0 && layout.axisStride == 0 {
+            parallel.run(layout.inner) { begin, end in body(begin, end - begin, 0) }
+            return
+        }
+        let rows = layout.outer * layout.axisLength
+        parallel.run(rows) { begin, end in
+            for row in begin..<end {
+                let o = row / layout.axisLength, j = row % layout.axisLength
+                let base = o * layout.outerStride + (j / layout.blockSize) * layout.axisStride
+                if layout.innerStride == 0 {
+                    body(row * layout.inner, layout.inner, base)
+                } else {
+                    for t in 0..<layout.inner { body(row * layout.inner + t, 1, base + t) }
+                }
+            }
+        }
+    }
+
+    static func integerRange(_ dtype: DType, node: BoundNode) throws -> ClosedRange<Float> {
+        switch dtype {
+        case .uint8: 0...255
+        case .int8: -128...127
+        case .uint16: 0...65535
+        case .int16: -32768...32767
+        default: throw node.fail("quantized type \(dtype) is not supported (int8, uint8, int16, uint16)")
+        }
+    }
+
+    static func floatLoader(_ dtype: DType, node: BoundNode) throws -> (UnsafeRawPointer, Int) -> Float {
+        switch dtype {
+        case .float32: { $0.load(fromByteOffset: $1 * 4, as: Float.self) }
+        case .float16: { Float($0.load(fromByteOffset: $1 * 2, as: Float16.self)) }
+        default: throw node.fail("expects float32 or float16, got \(dtype)")
+        }
+    }
+
+    static func integerLoader(_ dtype: DType, node: BoundNode) throws -> (UnsafeRawPointer, Int) -> Int32 {
+        switch dtype {
+        case .uint8: { Int32($0.load(fromByteOffset: $1, as: UInt8.self)) }
+        case .int8: { Int32($0.load(fromByteOffset: $1, as: Int8.self)) }
+        case .uint16: { Int32($0.load(fromByteOffset: $1 * 2, as: UInt16.self)) }
+        case .int16: { Int32($0.load(fromByteOffset: $1 * 2, as: Int16.self)) }
+        case .int32: { $0.load(fromByteOffset: $1 * 4, as: Int32.self) }
+        default: throw node.fail("expects an 8-, 16- or 32-bit integer input, got \(dtype)")
+        }
+    }
+
+    /// Stores a value already clamped to the type's range.
+    static func integerStorer(_ dtype: DType, node: BoundNode) throws -> (UnsafeMutableRawPointer, Int, Int32) -> Void {
+        switch dtype {
+        case .uint8: { $0.storeBytes(of: UInt8(truncatingIfNeeded: $2), toByteOffset: $1, as: UInt8.self) }
+        case .int8: { $0.storeBytes(of: Int8(truncatingIfNeeded: $2), toByteOffset: $1, as: Int8.self) }
+        case .uint16: { $0.storeBytes(of: UInt16(truncatingIfNeeded: $2), toByteOffset: $1 * 2, as: UInt16.self) }
+        case .int16: { $0.storeBytes(of: Int16(truncatingIfNeeded: $2), toByteOffset: $1 * 2, as: Int16.self) }
+        default: throw node.fail("quantized type \(dtype) is not supported (int8, uint8, int16, uint16)")
+        }
+    }
+}
+
+/// Scales read into float32 once (constants) or on every run (values computed by the model), without allocating.
+final class FloatParameters {
+    let values: UnsafeMutablePointer<Float>
+    let count: Int
+    private let source: UnsafeRawPointer?
+    private let half: Bool
+
+    init(_ value: BoundValue, count: Int) throws {
+        guard value.count == count, value.type.dtype == .float32 || value.type.dtype == .float16 else {
+            throw RuntimeError.invalidNode(
+                node: "scale", detail: "expected \(count) float32 or float16 values, got \(value.type)")
+        }
+        self.count = count
+        values = .allocate(capacity: max(count, 1))
+        half = value.type.dtype == .float16
+        let pointer = UnsafeRawPointer(try value.raw())
+        if let constant = value.constant {
+            source = nil
+            try constant.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress else { return }
+                Self.read(base, half: half, count: count, into: values)
+            }
+        } else {
+            source = pointer
+        }
+    }
+
+    deinit { values.deallocate() }
+
+    func refresh() {
+        if let source { Self.read(source, half: half, count: count, into: values) }
+    }
+
+    private static func read(_ base: UnsafeRawPointer, half: Bool, count: Int, into values: UnsafeMutablePointer<Float>)
+    {
+        for i in 0..<count {
+            values[i] =
+                half
+                ? Float(base.load(fromByteOffset: i * 2, as: Float16.self))
+                : base.load(fromByteOffset: i * 4, as: Float.self)
+        }
+    }
+}
+
+/// Zero points read into int32 once (constants, or all zero when the input is omitted) or on every run.
+final class IntParameters {
+    let values: UnsafeMutablePointer<Int32>
+    let count: Int
+    private let source: UnsafeRawPointer?
+    private let load: (UnsafeRawPointer, Int) -> Int32
+
+    init(_ value: BoundValue?, count: Int, node: BoundNode) throws {
+        self.count = count
+        values = .allocate(capacity: max(count, 1))
+        values.initialize(repeating: 0, count: max(count, 1))
+        guard let value else {
+            source = nil
+            load = { _, _ in 0 }
+            return
+        }
+        guard value.count == count else {
+            throw node.fail("the zero point has \(value.count) values, expected \(count)")
+        }
+        load = try QuantizationKernels.integerLoader(value.type.dtype, node: node)
+        if let constant = value.constant {
+            source = nil
+            let load = load
+            constant.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress else { return }
+                for i in 0..<count { values[i] = load(base, i) }
+            }
+        } else {
+            source = UnsafeRawPointer(try value.raw())
+        }
+    }
+
+    deinit { values.deallocate() }
+
+    func refresh() {
+        if let source { for i in 0..<count { values[i] = load(source, i) } }
+    }
+}

@@ -1,0 +1,78 @@
+import CKernels
+import CPUBackend
+import Foundation
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import Testing
+
+/// The 8-bit integer GEMM on the path this process dispatches to (scripts/test runs the suite per ISA), exact
+/// against the scalar reference for every signedness, zero-point form and tail shape.
+struct IntegerGemmTests {
+    struct Case: CustomStringConvertible, Sendable {
+        var m: Int, n: Int, k: Int
+        var aSigned: Bool, bSigned: Bool
+        var description: String { "\(m)x\(n)x\(k) a\(aSigned ? "s8" : "u8") b\(bSigned ? "s8" : "u8")" }
+    }
+
+    static let cases: [Case] = {
+        var cases: [Case] = []
+        let shapes = [
+            (1, 1, 1), (1, 17, 3), (3, 8, 4), (9, 33, 7), (8, 16, 64), (17, 49, 130), (5, 100, 1), (64, 64, 257),
+        ]
+        for (index, (m, n, k)) in shapes.enumerated() {
+            for signs in [(false, true), (true, true), (false, false), (true, false)] {
+                if index % 2 == 0 || signs == (false, true) {
+                    cases.append(Case(m: m, n: n, k: k, aSigned: signs.0, bSigned: signs.1))
+                }
+            }
+        }
+        return cases
+    }()
+
+    @Test(arguments: cases)
+    func packedMatchesReference(_ c: Case) {
+        var generator = SystemRandomNumberGenerator()
+        let a = (0..<(c.m * c.k)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let b = (0..<(c.k * c.n)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        // Extremes included: zero points at the ends of the range make the largest products.
+        let aZero = (0..<c.m).map { _ in Int32(c.aSigned ? Int.random(in: -128...127) : Int.random(in: 0...255)) }
+        let bZero = (0..<c.n).map { j in
+            j % 3 == 0
+                ? Int32(c.bSigned ? -128 : 255)
+                : Int32(c.bSigned ? Int.random(in: -128...127) : Int.random(in: 0...255))
+        }
+        var expected = [Int32](repeating: 0, count: c.m * c.n)
+        ck_qgemm_reference(
+            c.m, c.n, c.k, a, c.k, c.aSigned ? 1 : 0, aZero, b, c.n, c.bSigned ? 1 : 0, bZero, &expected, c.n)
+
+        var packedB = [UInt8](repeating: 0, count: ck_qgemm_packed_b_bytes(c.k, c.n))
+        var columnSums = [Int32](repeating: 0, count: c.n)
+        ck_qgemm_pack_b(c.k, c.n, b, c.n, c.bSigned ? 1 : 0, &packedB, &columnSums)
+        var packedA = [UInt8](repeating: 0, count: ck_qgemm_packed_a_bytes(c.m, c.k))
+        var rowSums = [Int32](repeating: 0, count: c.m)
+        ck_qgemm_pack_a(c.m, c.k, a, c.k, c.aSigned ? 1 : 0, &packedA, &rowSums)
+        let shiftedA = aZero.map { $0 - (c.aSigned ? 0 : 128) }
+        let shiftedB = bZero.map { $0 + (c.bSigned ? 128 : 0) }
+        var actual = [Int32](repeating: -1, count: c.m * c.n)
+        let width = ck_qgemm_panel_width()
+        let panels = (c.n + width - 1) / width
+        // Two calls over disjoint panel ranges, as two threads would make them.
+        let split = panels / 2
+        for (begin, end) in [(0, split), (split, panels)] {
+            ck_qgemm_packed(
+                c.m, c.n, c.k, packedA, rowSums, shiftedA, packedB, columnSums, shiftedB, &actual, c.n, begin, end)
+        }
+        #expect(actual == expected, "\(c) on \(String(cString: ck_qgemm_path()))")
+    }
+
+    @Test func pathMatchesTheKernelISA() {
+        let path = String(cString: ck_qgemm_path())
+        let isa = String(cString: ck_kernel_isa())
+        switch isa {
+        case "generic": #expect(path == "generic")
+        case "avx2": #expect(path == "avx2")
+        default: #expect(path == "avx512-vnni" || path == "avx2")
+        }
+    }
+}
