@@ -184,7 +184,7 @@ final class FloatParameters {
         let pointer = UnsafeRawPointer(try value.raw())
         if let constant = value.constant {
             source = nil
-            try constant.withUnsafeBytes { bytes in
+            constant.withUnsafeBytes { bytes in
                 guard let base = bytes.baseAddress else { return }
                 Self.read(base, half: half, count: count, into: values)
             }
