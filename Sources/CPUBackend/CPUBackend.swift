@@ -56,7 +56,7 @@ public final class CPUBackend: Backend {
     /// output); the exported erf form of GELU runs as one Gelu, Sigmoid·x as one Swish.
     public var fusion: FusionRules {
         guard fuses else { return .none }
-        return FusionRules(
+        var rules = FusionRules(
             activations: [
                 "Conv": ["Relu", "Clip", "Swish"], "Gemm": ["Relu"], "MatMul": ["Relu", "Gelu"],
                 "BatchNormalization": ["Relu", "Clip"], "Add": ["Relu"],
@@ -64,6 +64,8 @@ public final class CPUBackend: Backend {
             foldsBatchNormalization: true,
             biases: ["MatMul"], recognizesGelu: true, recognizesSwish: true, maxPools: ["Conv"],
             recognizesAttention: true)
+        rules.recognizesQDQ = true
+        return rules
     }
     private let fuses: Bool
     /// Threads a kernel may use (1 runs everything on the caller's thread).

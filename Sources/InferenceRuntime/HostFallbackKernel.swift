@@ -48,12 +48,8 @@ final class HostFallbackKernel: Kernel, DescribedKernel {
         }
         let step = node.step
         let bound = BoundNode(step: step, inputs: hostInputs, outputs: hostOutputs, evaluator: node.evaluator)
-        let dtype = KernelRegistry.dispatchType(of: step, inputs: hostInputs, outputs: hostOutputs)
-        guard
-            let registration = host.kernels.lookup(
-                opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
-        else { return nil }
-        kernel = try registration.make(bound, host)
+        guard let kernel = try WidenedKernel.make(bound, backend: host) else { return nil }
+        self.kernel = kernel
         self.device = device
         self.host = host
         self.buffers = buffers

@@ -375,16 +375,13 @@ final class BoundPlan {
                 evaluator: evaluator)
             let dtype = KernelRegistry.dispatchType(of: step, inputs: node.inputs, outputs: node.outputs)
             do {
-                guard
-                    let registration = backend.kernels.lookup(
-                        opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
-                else {
+                guard let kernel = try WidenedKernel.make(node, backend: backend) else {
                     throw RuntimeError.unsupportedOperator(
                         node: step.node.displayName, opType: step.node.opType, domain: step.node.domain,
                         opset: step.opset, dtype: dtype,
                         device: backend.device.description, supported: backend.kernels.operatorNames)
                 }
-                kernels.append(try registration.make(node, backend))
+                kernels.append(kernel)
             } catch let error as RuntimeError {
                 // The device lacks this operator, type or attribute: the host evaluator's backend may have it.
                 guard hostFallback, error.isUnsupported, let host = evaluator as? any Backend, host !== backend,

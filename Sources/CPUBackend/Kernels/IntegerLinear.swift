@@ -92,6 +92,8 @@ struct Requantizer {
     let half: Bool
     let range: ClosedRange<Float>
     let store: (UnsafeMutableRawPointer, Int, Int32) -> Void
+    /// A Relu planned into the node (`QuantizedFusion.reluAttribute`): outputs below the zero point clamp to it.
+    let relu: Bool
 
     @inline(__always)
     func multiplier(_ aIndex: Int, _ bIndex: Int) -> Double {
@@ -107,7 +109,8 @@ struct Requantizer {
         y: UnsafeMutableRawPointer, offset: Int
     ) {
         let zero = Double(yZero.values[0])
-        let low = Double(range.lowerBound), high = Double(range.upperBound)
+        let low = relu ? max(Double(range.lowerBound), zero) : Double(range.lowerBound)
+        let high = Double(range.upperBound)
         var scale = multiplier(aIndex, bBase)
         for j in 0..<n {
             if bPerColumn { scale = multiplier(aIndex, bBase + j) }
@@ -136,6 +139,7 @@ final class IntegerMatMulKernel: Kernel {
     private let output: UnsafeMutableRawPointer
     private let requantizer: Requantizer?
     private let aScaleCount: Int, bScaleCount: Int
+    private let bias: UnsafePointer<Int32>?
 
     init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool) throws {
         self.parallel = parallel
@@ -206,14 +210,25 @@ final class IntegerMatMulKernel: Kernel {
                 yZero: try IntParameters(try node.input(7), count: 1, node: node),
                 half: aScale.type.dtype == .float16,
                 range: try QuantizationKernels.integerRange(yv.type.dtype, node: node),
-                store: try QuantizationKernels.integerStorer(yv.type.dtype, node: node))
+                store: try QuantizationKernels.integerStorer(yv.type.dtype, node: node),
+                relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0)
             sums = .allocate(capacity: max(m * n, 1))
+            // An int32 bias per column: only QuantizedFusion writes this ninth input (Gemm's bias).
+            if let biasValue = node.optionalInput(8) {
+                guard biasValue.type.dtype == .int32, biasValue.count == n else {
+                    throw node.fail("the bias must be int32 with \(n) values")
+                }
+                bias = UnsafePointer(try biasValue.pointer(Int32.self))
+            } else {
+                bias = nil
+            }
         } else {
             guard yv.type.dtype == .int32 else { throw node.fail("MatMulInteger writes int32") }
             requantizer = nil
             aScaleCount = 1
             bScaleCount = 1
             sums = .allocate(capacity: 1)
+            bias = nil
         }
     }
 
@@ -257,6 +272,10 @@ final class IntegerMatMulKernel: Kernel {
             let perColumn = bScaleCount > 1
             let bBase = bScaleCount == bBatches * n && bScaleCount > n ? bIndex * n : 0
             for row in 0..<m {
+                if let bias {
+                    let line = sums + row * n
+                    for j in 0..<n { line[j] = line[j] &+ bias[j] }
+                }
                 requantizer.store(
                     row: row, sums: sums + row * n, n: n, aIndex: aScaleCount == 1 ? 0 : row, bBase: bBase,
                     bPerColumn: perColumn, y: output, offset: (batch * m + row) * n)
@@ -366,7 +385,8 @@ final class IntegerConvKernel: Kernel {
                 yZero: try IntParameters(try node.input(7), count: 1, node: node),
                 half: wScale.type.dtype == .float16,
                 range: try QuantizationKernels.integerRange(yv.type.dtype, node: node),
-                store: try QuantizationKernels.integerStorer(yv.type.dtype, node: node))
+                store: try QuantizationKernels.integerStorer(yv.type.dtype, node: node),
+                relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0)
             sums = .allocate(capacity: max(filtersPerGroup * outputCount, 1))
             if let biasValue = node.optionalInput(8) {
                 guard biasValue.type.dtype == .int32, biasValue.count == filters else {

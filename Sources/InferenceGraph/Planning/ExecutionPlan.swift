@@ -94,6 +94,7 @@ public struct ExecutionPlan: Sendable {
         graph: Graph, inputTypes: [String: TensorType], inputValues: [String: Tensor] = [:],
         evaluator: (any ConstantEvaluator)? = nil, fusion: FusionRules = .none
     ) throws {
+        let graph = fusion.recognizesQDQ ? QuantizedFusion.rewrite(graph) : graph
         let order = try graph.topologicallySorted()
         self.graph = graph
         var types = inputTypes

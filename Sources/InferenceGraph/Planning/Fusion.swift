@@ -20,6 +20,9 @@ public struct FusionRules: Sendable {
     /// Rewrite the exported attention chain — MatMul(Q·a, Transpose(K)·b), an optional scale and mask Add,
     /// Softmax over the last axis, MatMul with V — into one Attention node (opset 23 semantics).
     public var recognizesAttention: Bool
+    /// Rewrite QDQ patterns (DequantizeLinear → Conv/MatMul/Gemm → QuantizeLinear) into QLinearConv and
+    /// QLinearMatMul (`QuantizedFusion`), before anything is folded.
+    public var recognizesQDQ: Bool = false
 
     public init(
         activations: [String: Set<String>] = [:], foldsBatchNormalization: Bool = false, biases: Set<String> = [],

@@ -70,7 +70,8 @@ extension ShapeInference {
         @Sendable func checkZeroPoint(_ context: ShapeInferenceContext, _ index: Int, like scaleIndex: Int) throws {
             guard context.has(index) else { return }
             let zero = try context.input(index), scale = try context.input(scaleIndex)
-            guard zero.shape == scale.shape else {
+            // A scalar beside a one-element scale (as onnxruntime's quantizer writes biases) is the same thing.
+            guard zero.shape == scale.shape || (zero.shape.elementCount == 1 && scale.shape.elementCount == 1) else {
                 throw context.mismatch("the zero point \(zero.shape) must have the scale's shape \(scale.shape)")
             }
         }

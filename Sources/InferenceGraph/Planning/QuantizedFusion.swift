@@ -1,0 +1,181 @@
+import InferenceTensor
+
+/// Plans QDQ-format models (QuantizeLinear/DequantizeLinear around each quantized node, as onnxruntime's
+/// `quantize_static` writes them) into integer kernels:
+///
+///     DQ(xq) ─┐
+///     DQ(wq) ─┼─ Conv / MatMul / Gemm ─ [Relu] ─ Q  ⇒  QLinearConv / QLinearMatMul (xq, wq, [bias q]) ─ y q
+///     DQ(bq) ─┘
+///
+/// The integer node reads the quantized tensors directly, sums in int32 exactly and requantizes once, which is
+/// what the float path (dequantize, float GEMM, quantize) approximates. Only what the integer kernels compute
+/// exactly is rewritten: 8-bit tensors, scales and zero points that are initializers, per-tensor activations,
+/// weights per tensor or per output channel, an int32 bias whose scale is the product of the input and weight
+/// scales (as the quantizer writes it), and a Relu between the node and its Q (a clamp at the zero point).
+/// Dequantize nodes left without readers are removed.
+public enum QuantizedFusion {
+    /// The attribute a rewritten QLinearMatMul/QLinearConv carries when it also applies a Relu (not an ONNX
+    /// attribute; the leading underscore keeps it apart from any ONNX name).
+    public static let reluAttribute = "_fused_relu"
+
+    public static func rewrite(_ graph: Graph) -> Graph {
+        var producer: [String: Int] = [:]
+        var readers: [String: Int] = [:]
+        for (index, node) in graph.nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { producer[output] = index }
+            for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+        }
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        var initializers = graph.initializers
+        var nodes: [Node?] = graph.nodes.map { $0 }
+        var changed = false
+
+        /// A DequantizeLinear producing `value`, with its quantized input, scale and zero point.
+        struct Dequantized {
+            var index: Int
+            var quantized: String
+            var scale: String
+            var zero: String
+            var axis: Int
+        }
+        func dequantized(_ value: String) -> Dequantized? {
+            guard let index = producer[value], let node = nodes[index], node.opType == "DequantizeLinear",
+                node.domain.isEmpty || node.domain == "ai.onnx", node.inputs.count == 3,
+                (try? node.int("block_size", default: 0)) == 0
+            else { return nil }
+            guard let zero = initializers[node.inputs[2]], zero.dtype == .int8 || zero.dtype == .uint8,
+                let scale = initializers[node.inputs[1]], scale.dtype == .float32
+            else { return nil }
+            return Dequantized(
+                index: index, quantized: node.inputs[0], scale: node.inputs[1], zero: node.inputs[2],
+                axis: (try? node.int("axis", default: 1)) ?? 1)
+        }
+        func count(_ name: String) -> Int? { initializers[name]?.shape.elementCount }
+        func floats(_ name: String) -> [Float]? { try? initializers[name]?.scalars(as: Float.self) }
+        /// The sole reader of `value` and its index, when `value` is not a graph output.
+        func soleReader(_ value: String, after start: Int) -> (Int, Node)? {
+            guard readers[value] == 1, !graphOutputs.contains(value) else { return nil }
+            for index in (start + 1)..<nodes.count {
+                if let node = nodes[index], node.inputs.contains(value) { return (index, node) }
+            }
+            return nil
+        }
+        /// The Q that ends the pattern (after an optional Relu), with per-tensor 8-bit parameters.
+        func quantizeAfter(_ value: String, from start: Int) -> (relu: Int?, q: Int, node: Node)? {
+            guard var (index, node) = soleReader(value, after: start) else { return nil }
+            var relu: Int?
+            if node.opType == "Relu", let output = node.outputs.first, let next = soleReader(output, after: index) {
+                relu = index
+                (index, node) = next
+            }
+            guard node.opType == "QuantizeLinear", node.inputs.count == 3, count(node.inputs[1]) == 1,
+                let zero = initializers[node.inputs[2]], zero.dtype == .int8 || zero.dtype == .uint8,
+                zero.shape.elementCount == 1, initializers[node.inputs[1]]?.dtype == .float32
+            else { return nil }
+            return (relu, index, node)
+        }
+        /// An int32 bias whose scale is input scale × weight scale (per output channel), as quantizers write it.
+        func quantizedBias(_ value: String, input: Dequantized, weight: Dequantized, channels: Int) -> String? {
+            guard let producerIndex = producer[value], let node = nodes[producerIndex],
+                node.opType == "DequantizeLinear", node.inputs.count >= 2,
+                let bias = initializers[node.inputs[0]], bias.dtype == .int32, bias.shape.elementCount == channels,
+                let scales = floats(node.inputs[1]), let inputScale = floats(input.scale)?.first,
+                let weightScales = floats(weight.scale)
+            else { return nil }
+            if node.inputs.count > 2, !node.inputs[2].isEmpty {
+                guard let zeros = try? initializers[node.inputs[2]]?.integerValues(), zeros.allSatisfy({ $0 == 0 })
+                else { return nil }
+            }
+            for channel in 0..<channels {
+                let expected = inputScale * weightScales[weightScales.count == 1 ? 0 : channel]
+                let actual = scales[scales.count == 1 ? 0 : channel]
+                guard abs(actual - expected) <= 1e-6 * abs(expected) else { return nil }
+            }
+            return node.inputs[0]
+        }
+
+        for index in nodes.indices {
+            guard let node = nodes[index], node.domain.isEmpty || node.domain == "ai.onnx" else { continue }
+            let isConv = node.opType == "Conv", isMatMul = node.opType == "MatMul", isGemm = node.opType == "Gemm"
+            guard isConv || isMatMul || isGemm, node.inputs.count >= 2, let output = node.outputs.first,
+                let x = dequantized(node.inputs[0]), let w = dequantized(node.inputs[1]),
+                count(x.scale) == 1, let weights = initializers[w.quantized],
+                let pattern = quantizeAfter(output, from: index)
+            else { continue }
+            let wScaleCount = count(w.scale) ?? 0
+            let rank = weights.shape.rank
+            var weightName = w.quantized
+            let channels: Int
+            if isConv {
+                channels = rank > 0 ? weights.shape[0] : 0
+                guard wScaleCount == 1 || (wScaleCount == channels && w.axis == 0) else { continue }
+            } else {
+                guard rank == 2 else { continue }
+                let transB = isGemm ? ((try? node.int("transB", default: 0)) ?? 0) != 0 : false
+                if isGemm {
+                    let plain =
+                        (try? node.int("transA", default: 0)) == 0 && (try? node.float("alpha", default: 1)) == 1
+                        && (try? node.float("beta", default: 1)) == 1
+                    guard plain else { continue }
+                }
+                channels = transB ? weights.shape[0] : weights.shape[1]
+                let perColumnAxis = transB ? 0 : 1
+                guard
+                    wScaleCount == 1
+                        || (wScaleCount == channels && (w.axis == perColumnAxis || w.axis == perColumnAxis - 2))
+                else { continue }
+                if transB {
+                    // QLinearMatMul reads B as K x N: store the transposed weights once.
+                    guard let transposed = try? transpose2D(weights) else { continue }
+                    weightName = w.quantized + "_qlinear_transposed"
+                    initializers[weightName] = transposed
+                }
+            }
+            var inputs = [x.quantized, x.scale, x.zero, weightName, w.scale, w.zero] + pattern.node.inputs[1...2]
+            if node.inputs.count > 2, !node.inputs[2].isEmpty {
+                guard let bias = quantizedBias(node.inputs[2], input: x, weight: w, channels: channels) else {
+                    continue
+                }
+                inputs.append(bias)
+            }
+            var attributes = isConv ? node.attributes : [:]
+            if pattern.relu != nil { attributes[reluAttribute] = .int(1) }
+            nodes[index] = Node(
+                name: node.name, opType: isConv ? "QLinearConv" : "QLinearMatMul", inputs: inputs,
+                outputs: pattern.node.outputs, attributes: attributes)
+            if let relu = pattern.relu { nodes[relu] = nil }
+            nodes[pattern.q] = nil
+            for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
+            for value in inputs { readers[value, default: 0] += 1 }
+            changed = true
+        }
+        guard changed else { return graph }
+        // Dequantize nodes whose every output lost its readers.
+        for index in nodes.indices {
+            guard let node = nodes[index], node.opType == "DequantizeLinear" else { continue }
+            if node.outputs.allSatisfy({ (readers[$0] ?? 0) <= 0 && !graphOutputs.contains($0) }) {
+                nodes[index] = nil
+                for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
+            }
+        }
+        var result = graph
+        result.nodes = nodes.compactMap { $0 }
+        result.initializers = initializers
+        return result
+    }
+
+    private static func transpose2D(_ tensor: Tensor) throws -> Tensor {
+        let rows = tensor.shape[0], columns = tensor.shape[1]
+        var bytes = [UInt8](repeating: 0, count: rows * columns)
+        tensor.withUnsafeBytes { source in
+            for r in 0..<rows {
+                for c in 0..<columns { bytes[c * rows + r] = source[r * columns + c] }
+            }
+        }
+        let shape = Shape([columns, rows])
+        if tensor.dtype == .int8 {
+            return try Tensor(shape: shape, scalars: bytes.map { Int8(bitPattern: $0) })
+        }
+        return try Tensor(shape: shape, scalars: bytes)
+    }
+}
