@@ -3,7 +3,7 @@
 onnxruntime (C API, in process) on the same inputs, interleaved, at each thread count.
 
   benchmarks/corpus.py make [--only a,b]          export the models to .build/corpus (needs torch, torchvision)
-  benchmarks/corpus.py run [--threads 1,2] [--rounds 3] [--seconds 0.5] [--only a,b] [--output FILE]
+  benchmarks/corpus.py run [--threads 1,2] [--rounds 3] [--seconds 0.5] [--only a,b] [--output FILE] [--dir D]
 
 Invoked through `benchmarks/run --corpus`, which builds the drivers first. The models are not committed; this
 script regenerates them (torch 2.13 CPU wheel; torchvision's model definitions only)."""
@@ -143,7 +143,7 @@ def make(only):
     for name, (factory, shape) in builders().items():
         if only and name not in only:
             continue
-        path = os.path.join(CORPUS, name + ".onnx")
+        path = os.path.join(directory, name + ".onnx")
         model = factory().eval()
         x = torch.rand(*shape)
         # The TorchScript exporter (opset 17): what most deployed models were exported with.
@@ -172,14 +172,15 @@ def run(args):
     from harness import cpu_name, ort_library  # the harness's own CPU name and onnxruntime library lookup
 
     lib, ort_version = ort_library()
-    names = sorted(f[:-5] for f in os.listdir(CORPUS) if f.endswith(".onnx"))
+    directory = args.dir or CORPUS
+    names = sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".onnx"))
     if args.only:
         names = [n for n in names if n in args.only]
     threads = [int(t) for t in args.threads.split(",")]
     isa = os.environ.get("INFERENCE_CPU_ISA", "widest")
     rows = []
     for name in names:
-        path = os.path.join(CORPUS, name + ".onnx")
+        path = os.path.join(directory, name + ".onnx")
         input_name, output_name, dims = model_io(path)
         for t in threads:
             ours, theirs = [], []
@@ -200,10 +201,12 @@ def run(args):
             o, r = min(ours), min(theirs)
             rows.append((name, t, o, r, None))
             print(f"{name:22} {t}t  ours {o:9.3f} ms  onnxruntime {r:9.3f} ms  ratio {o / r:5.2f}", flush=True)
-    lines = [f"# Real-model corpus, {datetime.date.today()}", "",
+    title = "Real-model corpus" if directory == CORPUS else os.path.basename(directory) + " models"
+    lines = [f"# {title}, {datetime.date.today()}", "",
              f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernels: {isa}; onnxruntime {ort_version};"
              f" batch 1; best p50 of {args.rounds} interleaved rounds of at least {args.seconds} s each.", "",
-             "Command: `benchmarks/run --corpus " + " ".join(sys.argv[2:]) + "`", "",
+             "Command: `benchmarks/run " + ("--corpus " if directory == CORPUS else "--quantized ")
+             + " ".join(a for a in sys.argv[2:] if not a.startswith("--dir") and a != directory) + "`", "",
              "| model | threads | ours ms | onnxruntime ms | ours / onnxruntime |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, t, o, r, failure in rows:
         lines.append(f"| {name} | {t} | " + (f"{o:.3f} | {r:.3f} | {o / r:.2f} |" if failure is None else
@@ -230,6 +233,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--output", default=None)
+    parser.add_argument("--dir", default=None, help="the models to time (default .build/corpus)")
     args = parser.parse_args()
     args.only = set(filter(None, args.only.split(",")))
     if args.command == "make":

@@ -78,6 +78,22 @@ void ck_qgemm_packed(size_t m, size_t n, size_t k, const void *packed_a, const i
 void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda, int a_signed, const int32_t *a_zero,
                         const void *b, size_t ldb, int b_signed, const int32_t *b_zero, int32_t *c, size_t ldc);
 
+/// Quantize.c: y = clamp(round_half_even(x / scale) + zero, low, high) as int8 (`is_signed`) or uint8; NaN -> low.
+void ck_quantize_f32(const float *x, size_t n, float scale, int32_t zero, int32_t low, int32_t high, void *y,
+                     int is_signed);
+/// y = (x - zero) * scale for int8 (`is_signed`) or uint8 x.
+void ck_dequantize_8(const void *x, int is_signed, size_t n, int32_t zero, float scale, float *y);
+/// Lowers *low and raises *high to the range of x (NaN elements skipped).
+void ck_minmax_f32(const float *x, size_t n, float *low, float *high);
+/// y = clamp(round_half_even(acc * multiplier) + zero, low, high) in double precision, as int8 or uint8; the
+/// multiplier per element (`per_column`) or one for all.
+void ck_requantize(const int32_t *acc, size_t n, const double *multiplier, int per_column, double zero, double low,
+                   double high, void *y, int is_signed);
+/// float16 (IEEE binary16 bits) <-> float32, round half to even; int32 -> float32.
+void ck_convert_f16_f32(const uint16_t *x, size_t n, float *y);
+void ck_convert_f32_f16(const float *x, size_t n, uint16_t *y);
+void ck_convert_i32_f32(const int32_t *x, size_t n, float *y);
+
 /// A persistent thread pool: `threads` includes the calling thread, which runs part 0 of every job.
 typedef struct ck_pool ck_pool;
 /// One part of a job: fn(context, part, parts) for part in 0..<parts.

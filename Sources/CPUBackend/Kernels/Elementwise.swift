@@ -211,6 +211,22 @@ enum UnaryKernels {
             let bytes = y.type.byteCount
             return ClosureKernel { dst.copyMemory(from: src, byteCount: bytes) }
         }
+        // The conversions of float16 models (widened nodes) and quantized ones run vectorized.
+        switch (x.type.dtype, y.type.dtype) {
+        case (.float16, .float32):
+            let s = src.assumingMemoryBound(to: UInt16.self), d = dst.assumingMemoryBound(to: Float.self)
+            return ClosureKernel { ck_convert_f16_f32(s, count, d) }
+        case (.float32, .float16):
+            let s = src.assumingMemoryBound(to: Float.self), d = dst.assumingMemoryBound(to: UInt16.self)
+            return ClosureKernel { ck_convert_f32_f16(s, count, d) }
+        case (.int32, .float32):
+            let s = src.assumingMemoryBound(to: Int32.self), d = dst.assumingMemoryBound(to: Float.self)
+            return ClosureKernel { ck_convert_i32_f32(s, count, d) }
+        case (.uint8, .float32), (.int8, .float32):
+            let signed: Int32 = x.type.dtype == .int8 ? 1 : 0, d = dst.assumingMemoryBound(to: Float.self)
+            return ClosureKernel { ck_dequantize_8(src, signed, count, 0, 1, d) }
+        default: break
+        }
         let input = ElementIO.for(x.type.dtype)
         let output = ElementIO.for(y.type.dtype)
         let truncate = x.type.dtype.isFloatingPoint && !y.type.dtype.isFloatingPoint && y.type.dtype != .bool

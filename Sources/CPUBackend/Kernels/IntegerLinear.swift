@@ -84,39 +84,66 @@ final class PackedByteRows {
 
 /// Rescales int32 sums to 8-bit outputs: y = saturate(round_half_even(c · a_scale · b_scale / y_scale) + y_zero),
 /// the multiplier formed in the scales' precision (float32 or float16) and applied in double precision.
-struct Requantizer {
+final class Requantizer {
     let aScales: FloatParameters
     let bScales: FloatParameters
     let yScale: FloatParameters
     let yZero: IntParameters
     let half: Bool
     let range: ClosedRange<Float>
-    let store: (UnsafeMutableRawPointer, Int, Int32) -> Void
+    let signed: Bool
     /// A Relu planned into the node (`QuantizedFusion.reluAttribute`): outputs below the zero point clamp to it.
     let relu: Bool
+    /// One row's multipliers (per column when the B scale is).
+    private let multipliers: UnsafeMutablePointer<Double>
+    private let columns: Int
+
+    init(
+        aScales: FloatParameters, bScales: FloatParameters, yScale: FloatParameters, yZero: IntParameters, half: Bool,
+        output: DType, relu: Bool, columns: Int, node: BoundNode
+    ) throws {
+        self.aScales = aScales
+        self.bScales = bScales
+        self.yScale = yScale
+        self.yZero = yZero
+        self.half = half
+        self.range = try QuantizationKernels.integerRange(output, node: node)
+        guard output == .int8 || output == .uint8 else { throw node.fail("the output must be int8 or uint8") }
+        signed = output == .int8
+        self.relu = relu
+        self.columns = columns
+        multipliers = .allocate(capacity: max(columns, 1))
+        multipliers.initialize(repeating: 0, count: max(columns, 1))
+    }
+
+    deinit { multipliers.deallocate() }
+
+    func refresh() {
+        aScales.refresh()
+        bScales.refresh()
+        yScale.refresh()
+        yZero.refresh()
+    }
 
     @inline(__always)
-    func multiplier(_ aIndex: Int, _ bIndex: Int) -> Double {
+    private func multiplier(_ aIndex: Int, _ bIndex: Int) -> Double {
         let a = aScales.values[aIndex], b = bScales.values[bIndex], y = yScale.values[0]
         if half { return Double(Float((Float16(a) * Float16(b)) / Float16(y))) }
         return Double((a * b) / y)
     }
 
-    /// Writes row `row` (n sums) to `y` at element `offset`; a and b scale indices per row / column.
-    @inline(__always)
+    /// Writes one row of n sums to `y` at element `offset`; the a scale index is the row's, b scales start at bBase.
     func store(
         row: Int, sums: UnsafePointer<Int32>, n: Int, aIndex: Int, bBase: Int, bPerColumn: Bool,
         y: UnsafeMutableRawPointer, offset: Int
     ) {
         let zero = Double(yZero.values[0])
         let low = relu ? max(Double(range.lowerBound), zero) : Double(range.lowerBound)
-        let high = Double(range.upperBound)
-        var scale = multiplier(aIndex, bBase)
-        for j in 0..<n {
-            if bPerColumn { scale = multiplier(aIndex, bBase + j) }
-            let value = min(max((Double(sums[j]) * scale).rounded(.toNearestOrEven) + zero, low), high)
-            store(y, offset + j, Int32(value))
-        }
+        let count = bPerColumn ? min(n, columns) : 1
+        for j in 0..<count { multipliers[j] = multiplier(aIndex, bBase + j) }
+        ck_requantize(
+            sums, n, multipliers, bPerColumn ? 1 : 0, zero, low, Double(range.upperBound), y + offset,
+            signed ? 1 : 0)
     }
 }
 
@@ -203,15 +230,13 @@ final class IntegerMatMulKernel: Kernel {
             guard try node.input(6).count == 1, try node.input(7).count == 1 else {
                 throw node.fail("y_scale and y_zero_point must be scalars")
             }
-            requantizer = Requantizer(
+            requantizer = try Requantizer(
                 aScales: try FloatParameters(aScale, count: aScaleCount),
                 bScales: try FloatParameters(bScale, count: bScaleCount),
                 yScale: try FloatParameters(try node.input(6), count: 1),
                 yZero: try IntParameters(try node.input(7), count: 1, node: node),
-                half: aScale.type.dtype == .float16,
-                range: try QuantizationKernels.integerRange(yv.type.dtype, node: node),
-                store: try QuantizationKernels.integerStorer(yv.type.dtype, node: node),
-                relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0)
+                half: aScale.type.dtype == .float16, output: yv.type.dtype,
+                relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0, columns: n, node: node)
             sums = .allocate(capacity: max(m * n, 1))
             // An int32 bias per column: only QuantizedFusion writes this ninth input (Gemm's bias).
             if let biasValue = node.optionalInput(8) {
@@ -246,12 +271,7 @@ final class IntegerMatMulKernel: Kernel {
             let source = bZeros.count == 1 ? 0 : (bZeros.count == n ? index % n : index)
             shiftedB[index] = bZeros.values[source] &+ shift
         }
-        if let requantizer {
-            requantizer.aScales.refresh()
-            requantizer.bScales.refresh()
-            requantizer.yScale.refresh()
-            requantizer.yZero.refresh()
-        }
+        requantizer?.refresh()
         for batch in aOffsets.indices {
             rows.pack(a + aOffsets[batch] * m * k, lda: k, signed: aSigned)
             let bIndex = bOffsets[batch]
@@ -378,15 +398,13 @@ final class IntegerConvKernel: Kernel {
                 throw node.fail("x_scale, y_scale and y_zero_point must be scalars")
             }
             // Per output channel the weight scale varies with the row of the GEMM: the "A" side here.
-            requantizer = Requantizer(
+            requantizer = try Requantizer(
                 aScales: try FloatParameters(wScale, count: wScaleCount),
                 bScales: try FloatParameters(try node.input(1), count: 1),
                 yScale: try FloatParameters(try node.input(6), count: 1),
                 yZero: try IntParameters(try node.input(7), count: 1, node: node),
-                half: wScale.type.dtype == .float16,
-                range: try QuantizationKernels.integerRange(yv.type.dtype, node: node),
-                store: try QuantizationKernels.integerStorer(yv.type.dtype, node: node),
-                relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0)
+                half: wScale.type.dtype == .float16, output: yv.type.dtype,
+                relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0, columns: 1, node: node)
             sums = .allocate(capacity: max(filtersPerGroup * outputCount, 1))
             if let biasValue = node.optionalInput(8) {
                 guard biasValue.type.dtype == .int32, biasValue.count == filters else {
@@ -447,12 +465,7 @@ final class IntegerConvKernel: Kernel {
         let pad = UInt8(truncatingIfNeeded: xz)
         let shiftedX = xz &+ (xSigned ? 128 : 0)
         for j in 0..<outputCount { columnZeros[j] = shiftedX }
-        if let requantizer {
-            requantizer.aScales.refresh()
-            requantizer.bScales.refresh()
-            requantizer.yScale.refresh()
-            requantizer.yZero.refresh()
-        }
+        requantizer?.refresh()
         let bytes = x.assumingMemoryBound(to: UInt8.self)
         let filters = groups * filtersPerGroup
         if let runtimeWeights {

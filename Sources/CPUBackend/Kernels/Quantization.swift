@@ -21,16 +21,25 @@ enum QuantizationKernels {
         let halfInput = x.type.dtype == .float16
         let load = try floatLoader(x.type.dtype, node: node)
         let store = try integerStorer(y.type.dtype, node: node)
+        let bytes = x.type.dtype == .float32 && (y.type.dtype == .uint8 || y.type.dtype == .int8)
+        let signed: Int32 = y.type.dtype == .int8 ? 1 : 0
         return ClosureKernel {
             scales.refresh()
             zeros.refresh()
             forEachRun(layout, parallel: parallel) { offset, count, parameter in
-                let scale = scales.values[parameter], zero = Float(zeros.values[parameter])
+                let scale = scales.values[parameter], zero = zeros.values[parameter]
+                if bytes {
+                    ck_quantize_f32(
+                        src.assumingMemoryBound(to: Float.self) + offset, count, scale, zero,
+                        Int32(range.lowerBound), Int32(range.upperBound), dst + offset, signed)
+                    return
+                }
                 for i in offset..<(offset + count) {
                     var quotient = load(src, i) / scale
                     if halfInput { quotient = Float(Float16(quotient)) }
-                    let q = min(max(quotient.rounded(.toNearestOrEven) + zero, range.lowerBound), range.upperBound)
-                    store(dst, i, Int32(q))
+                    let q = quotient.rounded(.toNearestOrEven) + Float(zero)
+                    // NaN lands on the low end, as in the byte path (and onnxruntime).
+                    store(dst, i, q >= range.lowerBound ? Int32(min(q, range.upperBound)) : Int32(range.lowerBound))
                 }
             }
         }
@@ -47,11 +56,19 @@ enum QuantizationKernels {
         guard y.type.dtype == .float32 || halfOutput else {
             throw node.fail("DequantizeLinear to \(y.type.dtype) is not supported (float32, float16)")
         }
+        let bytes = !halfOutput && (x.type.dtype == .uint8 || x.type.dtype == .int8)
+        let signed: Int32 = x.type.dtype == .int8 ? 1 : 0
         return ClosureKernel {
             scales.refresh()
             zeros.refresh()
             forEachRun(layout, parallel: parallel) { offset, count, parameter in
                 let scale = scales.values[parameter], zero = Float(zeros.values[parameter])
+                if bytes {
+                    ck_dequantize_8(
+                        src + offset, signed, count, zeros.values[parameter], scale,
+                        dst.assumingMemoryBound(to: Float.self) + offset)
+                    return
+                }
                 if halfOutput {
                     let out = dst.assumingMemoryBound(to: Float16.self)
                     for i in offset..<(offset + count) { out[i] = Float16((Float(load(src, i)) - zero) * scale) }
@@ -69,21 +86,14 @@ enum QuantizationKernels {
         let src = UnsafePointer(try x.pointer(Float.self)), dst = try y.pointer(UInt8.self)
         let count = x.count
         return ClosureKernel {
-            // The range always holds 0, so that 0 is exact; NaN inputs are skipped by the comparisons.
+            // The range always holds 0, so that 0 is exact; NaN inputs are skipped.
             var low: Float = 0, high: Float = 0
-            for i in 0..<count {
-                let v = src[i]
-                if v < low { low = v }
-                if v > high { high = v }
-            }
+            ck_minmax_f32(src, count, &low, &high)
             let scale = high == low ? 1 : (high - low) / 255
             let zero = min(max((0 - low / scale).rounded(.toNearestOrEven), 0), 255)
             scaleOut[0] = scale
             zeroOut[0] = UInt8(zero)
-            for i in 0..<count {
-                let q = (src[i] / scale).rounded(.toNearestOrEven) + zero
-                dst[i] = q.isNaN ? UInt8(zero) : UInt8(min(max(q, 0), 255))
-            }
+            ck_quantize_f32(src, count, scale, Int32(zero), 0, 255, dst, 0)
         }
     }
 

@@ -35,9 +35,13 @@ public enum FLOPCounter {
             guard let a = input(0), a.rank == 2 else { return 0 }
             let k = (try? node.int("transA", default: 0)) == 1 ? a[0] : a[1]
             return product(2, y.elementCount, k)
-        case "MatMul":
+        case "MatMul", "MatMulInteger", "QLinearMatMul":
+            // Integer multiply-adds count like float ones (two operations each).
             guard let a = input(0) else { return 0 }
             return product(2, y.elementCount, a.dimensions.last ?? 1)
+        case "ConvInteger", "QLinearConv":
+            guard let w = input(node.opType == "QLinearConv" ? 3 : 1), w.rank >= 1 else { return 0 }
+            return product(2, y.elementCount, product(w.dimensions.dropFirst()))
         case "Attention":
             // Q·Kᵀ and the weighted sum of V: 2·(query positions)·(keys)·(head size + value head size) per head.
             guard let q = input(0), let k = input(1), let v = input(2), q.rank == k.rank, q.rank == v.rank,

@@ -1,0 +1,251 @@
+// Elementwise conversions of the quantized and float16 paths: QuantizeLinear / DynamicQuantizeLinear (float32 to
+// 8-bit), DequantizeLinear (8-bit to float32), the requantization of int32 sums (QLinearMatMul, QLinearConv), and
+// float16 <-> float32 / int32 -> float32 casts. AVX2 (+F16C) paths and scalar paths compute the same values: IEEE
+// division, round half to even, the same clamps; a NaN quantizes to the low end of the range (as onnxruntime's).
+#include "CKernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static int simd_path(void) {
+#if defined(__x86_64__)
+    return strcmp(ck_kernel_isa(), "generic") != 0 && (ck_cpu_features() & ck_feature_avx2);
+#else
+    return 0;
+#endif
+}
+
+static inline float clampf(float v, float low, float high) {
+    // NaN compares false both times and lands on `low`.
+    if (!(v >= low)) return low;
+    return v > high ? high : v;
+}
+
+static void store_byte(void *y, size_t i, int32_t v, int is_signed) {
+    if (is_signed) ((int8_t *)y)[i] = (int8_t)v;
+    else ((uint8_t *)y)[i] = (uint8_t)v;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static size_t quantize_avx2(const float *x, size_t n, float scale, float zero, float low, float high, void *y,
+                            int is_signed) {
+    const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zero);
+    const __m256 vl = _mm256_set1_ps(low), vh = _mm256_set1_ps(high);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_add_ps(v, vz);
+        // max(v, low) takes `low` when v is NaN (the second operand wins on unordered).
+        v = _mm256_min_ps(_mm256_max_ps(v, vl), vh);
+        const __m256i q = _mm256_cvtps_epi32(v);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        const __m128i words = _mm_packs_epi32(lo, hi);
+        const __m128i bytes = is_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+        _mm_storel_epi64((__m128i *)((uint8_t *)y + i), bytes);
+    }
+    return i;
+}
+#endif
+
+void ck_quantize_f32(const float *x, size_t n, float scale, int32_t zero, int32_t low, int32_t high, void *y,
+                     int is_signed) {
+    size_t i = 0;
+#if defined(__x86_64__)
+    if (simd_path()) i = quantize_avx2(x, n, scale, (float)zero, (float)low, (float)high, y, is_signed);
+#endif
+    for (; i < n; i++) {
+        const float v = clampf(nearbyintf(x[i] / scale) + (float)zero, (float)low, (float)high);
+        store_byte(y, i, (int32_t)v, is_signed);
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static size_t dequantize_avx2(const void *x, int is_signed, size_t n, float zero, float scale, float *y) {
+    const __m256 vz = _mm256_set1_ps(zero), vs = _mm256_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i bytes = _mm_loadl_epi64((const __m128i *)((const uint8_t *)x + i));
+        const __m256i wide = is_signed ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes);
+        // (v - z) * s as two roundings, like the scalar path (no fused multiply-add).
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(wide), vz), vs));
+    }
+    return i;
+}
+#endif
+
+void ck_dequantize_8(const void *x, int is_signed, size_t n, int32_t zero, float scale, float *y) {
+    size_t i = 0;
+    const float z = (float)zero;
+#if defined(__x86_64__)
+    if (simd_path()) {
+        i = dequantize_avx2(x, is_signed, n, z, scale, y);
+    }
+#endif
+    for (; i < n; i++) {
+        const float v = is_signed ? (float)((const int8_t *)x)[i] : (float)((const uint8_t *)x)[i];
+        y[i] = (v - z) * scale;
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static size_t minmax_avx2(const float *x, size_t n, float *low, float *high) {
+    __m256 lo = _mm256_set1_ps(*low), hi = _mm256_set1_ps(*high);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        // The accumulator is the second operand: a NaN element leaves it unchanged.
+        lo = _mm256_min_ps(v, lo);
+        hi = _mm256_max_ps(v, hi);
+    }
+    float l[8], h[8];
+    _mm256_storeu_ps(l, lo);
+    _mm256_storeu_ps(h, hi);
+    for (int j = 0; j < 8; j++) {
+        if (l[j] < *low) *low = l[j];
+        if (h[j] > *high) *high = h[j];
+    }
+    return i;
+}
+#endif
+
+void ck_minmax_f32(const float *x, size_t n, float *low, float *high) {
+    size_t i = 0;
+#if defined(__x86_64__)
+    if (simd_path()) i = minmax_avx2(x, n, low, high);
+#endif
+    for (; i < n; i++) {
+        if (x[i] < *low) *low = x[i];
+        if (x[i] > *high) *high = x[i];
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static size_t requantize_avx2(const int32_t *acc, size_t n, const double *multiplier, int per_column, double zero,
+                              double low, double high, void *y, int is_signed) {
+    const __m256d vz = _mm256_set1_pd(zero), vl = _mm256_set1_pd(low), vh = _mm256_set1_pd(high);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const __m256d m = per_column ? _mm256_loadu_pd(multiplier + i) : _mm256_set1_pd(multiplier[0]);
+        __m256d v = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_loadu_si128((const __m128i *)(acc + i))), m);
+        v = _mm256_add_pd(_mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+        v = _mm256_min_pd(_mm256_max_pd(v, vl), vh);
+        const __m128i q = _mm256_cvtpd_epi32(v);
+        const __m128i words = _mm_packs_epi32(q, q);
+        const __m128i bytes = is_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+        const int32_t four = _mm_cvtsi128_si32(bytes);
+        memcpy((uint8_t *)y + i, &four, 4);
+    }
+    return i;
+}
+#endif
+
+void ck_requantize(const int32_t *acc, size_t n, const double *multiplier, int per_column, double zero, double low,
+                   double high, void *y, int is_signed) {
+    size_t i = 0;
+#if defined(__x86_64__)
+    if (simd_path()) i = requantize_avx2(acc, n, multiplier, per_column, zero, low, high, y, is_signed);
+#endif
+    for (; i < n; i++) {
+        double v = nearbyint((double)acc[i] * multiplier[per_column ? i : 0]) + zero;
+        v = v < low ? low : (v > high ? high : v);
+        store_byte(y, i, (int32_t)v, is_signed);
+    }
+}
+
+// ---- float16 and int32 conversions. ----
+#if defined(__x86_64__)
+__attribute__((target("avx2,f16c")))
+static size_t f16_to_f32_avx2(const uint16_t *x, size_t n, float *y) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    return i;
+}
+
+__attribute__((target("avx2,f16c")))
+static size_t f32_to_f16_avx2(const float *x, size_t n, uint16_t *y) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    }
+    return i;
+}
+
+static int f16c_path(void) {
+    return simd_path() && __builtin_cpu_supports("f16c");
+}
+#endif
+
+static float half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
+    if (exponent == 0x1f) {
+        bits = sign | 0x7f800000u | (mantissa << 13);
+    } else if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else {
+            // Subnormal: normalize.
+            int shift = 0;
+            while (!(mantissa & 0x400)) { mantissa <<= 1; shift++; }
+            mantissa &= 0x3ff;
+            bits = sign | ((uint32_t)(127 - 15 - shift + 1) << 23) | (mantissa << 13);
+        }
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static uint16_t float_to_half(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    const uint16_t sign = (uint16_t)((bits >> 16) & 0x8000);
+    const uint32_t exponent = (bits >> 23) & 0xff, mantissa = bits & 0x7fffff;
+    if (exponent == 0xff) return (uint16_t)(sign | 0x7c00 | (mantissa ? 0x200 | (mantissa >> 13) : 0));
+    const int e = (int)exponent - 127 + 15;
+    if (e >= 0x1f) return (uint16_t)(sign | 0x7c00);
+    if (e <= 0) {
+        if (e < -10) return sign;
+        // Subnormal result: shift the full mantissa, round half to even.
+        const uint32_t full = mantissa | 0x800000;
+        const int shift = 14 - e;
+        uint32_t value = full >> shift;
+        const uint32_t rest = full & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rest > half || (rest == half && (value & 1))) value++;
+        return (uint16_t)(sign | value);
+    }
+    uint32_t value = ((uint32_t)e << 10) | (mantissa >> 13);
+    const uint32_t rest = mantissa & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (value & 1))) value++;  // may carry into the exponent: still right
+    return (uint16_t)(sign | value);
+}
+
+void ck_convert_f16_f32(const uint16_t *x, size_t n, float *y) {
+    size_t i = 0;
+#if defined(__x86_64__)
+    if (f16c_path()) i = f16_to_f32_avx2(x, n, y);
+#endif
+    for (; i < n; i++) y[i] = half_to_float(x[i]);
+}
+
+void ck_convert_f32_f16(const float *x, size_t n, uint16_t *y) {
+    size_t i = 0;
+#if defined(__x86_64__)
+    if (f16c_path()) i = f32_to_f16_avx2(x, n, y);
+#endif
+    for (; i < n; i++) y[i] = float_to_half(x[i]);
+}
+
+void ck_convert_i32_f32(const int32_t *x, size_t n, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] = (float)x[i];
+}
