@@ -47,7 +47,7 @@ public enum CPUKernelTable {
         add(["Not"], [.bool], UnaryKernels.makeNot)
         add(["Identity", "Dropout"], allTypes, UnaryKernels.makeCopy)
         add(["Clip"], numericTypes, UnaryKernels.makeClip)
-        add(["Cast", "CastLike"], allTypes, UnaryKernels.makeCast)
+        add(["Cast", "CastLike"], allTypes, split: UnaryKernels.makeCast)
         add(
             ["Add", "Sub", "Mul", "Div", "Max", "Min"], numericTypes,
             split: { node, parallel in
@@ -169,7 +169,7 @@ public enum CPUKernelTable {
         add(["QuantizeLinear"], [.float32, .float16], split: QuantizationKernels.makeQuantize)
         add(
             ["DequantizeLinear"], [.int8, .uint8, .int16, .uint16, .int32], split: QuantizationKernels.makeDequantize)
-        add(["DynamicQuantizeLinear"], floats, QuantizationKernels.makeDynamicQuantize)
+        add(["DynamicQuantizeLinear"], floats, split: QuantizationKernels.makeDynamicQuantize)
         add(
             ["MatMulInteger"], [.int8, .uint8],
             split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: false) })

@@ -201,7 +201,7 @@ enum UnaryKernels {
     }
 
     /// Cast between any two supported element types (float to integer truncates toward zero and saturates).
-    static func makeCast(_ node: BoundNode) throws -> any Kernel {
+    static func makeCast(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let x = try node.input(0)
         let y = try node.output(0)
         let src = try x.raw()
@@ -211,21 +211,29 @@ enum UnaryKernels {
             let bytes = y.type.byteCount
             return ClosureKernel { dst.copyMemory(from: src, byteCount: bytes) }
         }
-        // The conversions of float16 models (widened nodes) and quantized ones run vectorized.
+        // The conversions of float16 models (widened nodes) and quantized ones run vectorized, split across threads.
+        let fast: ((Int, Int) -> Void)?
         switch (x.type.dtype, y.type.dtype) {
         case (.float16, .float32):
             let s = src.assumingMemoryBound(to: UInt16.self), d = dst.assumingMemoryBound(to: Float.self)
-            return ClosureKernel { ck_convert_f16_f32(s, count, d) }
+            fast = { ck_convert_f16_f32(s + $0, $1 - $0, d + $0) }
         case (.float32, .float16):
             let s = src.assumingMemoryBound(to: Float.self), d = dst.assumingMemoryBound(to: UInt16.self)
-            return ClosureKernel { ck_convert_f32_f16(s, count, d) }
+            fast = { ck_convert_f32_f16(s + $0, $1 - $0, d + $0) }
         case (.int32, .float32):
             let s = src.assumingMemoryBound(to: Int32.self), d = dst.assumingMemoryBound(to: Float.self)
-            return ClosureKernel { ck_convert_i32_f32(s, count, d) }
+            fast = { ck_convert_i32_f32(s + $0, $1 - $0, d + $0) }
         case (.uint8, .float32), (.int8, .float32):
             let signed: Int32 = x.type.dtype == .int8 ? 1 : 0, d = dst.assumingMemoryBound(to: Float.self)
-            return ClosureKernel { ck_dequantize_8(src, signed, count, 0, 1, d) }
-        default: break
+            fast = { ck_dequantize_8(src + $0, signed, $1 - $0, 0, 1, d + $0) }
+        default: fast = nil
+        }
+        if let fast {
+            // Chunks of at least 16 Ki elements: below that a thread costs more than it saves.
+            let chunks = max(1, min(parallel.threads, count / 16384))
+            return ClosureKernel {
+                parallel.run(chunks) { first, last in fast(count * first / chunks, count * last / chunks) }
+            }
         }
         let input = ElementIO.for(x.type.dtype)
         let output = ElementIO.for(y.type.dtype)

@@ -48,8 +48,14 @@ final class PackedByteRows {
         zeros.deallocate()
     }
 
-    func pack(_ a: UnsafeRawPointer, lda: Int, signed: Bool) {
-        ck_qgemm_pack_a(m, k, a, lda, signed ? 1 : 0, packed.pointer, rowSums)
+    func pack(_ a: UnsafeRawPointer, lda: Int, signed: Bool, parallel: ParallelFor = .serial) {
+        let chunks = max(1, min(parallel.threads, m * k / 16384))
+        parallel.run(chunks) { first, last in
+            let begin = m * first / chunks, end = m * last / chunks
+            ck_qgemm_pack_a(
+                end - begin, k, a + begin * lda, lda, signed ? 1 : 0, packed.pointer + begin * rowBytes,
+                rowSums + begin)
+        }
     }
 
     /// Zero points in the packed domain (unsigned A is shifted by -128): one value for every row, or one per row.
@@ -126,24 +132,43 @@ final class Requantizer {
     }
 
     @inline(__always)
-    private func multiplier(_ aIndex: Int, _ bIndex: Int) -> Double {
+    func multiplier(_ aIndex: Int, _ bIndex: Int) -> Double {
         let a = aScales.values[aIndex], b = bScales.values[bIndex], y = yScale.values[0]
         if half { return Double(Float((Float16(a) * Float16(b)) / Float16(y))) }
         return Double((a * b) / y)
     }
 
-    /// Writes one row of n sums to `y` at element `offset`; the a scale index is the row's, b scales start at bBase.
+    /// Forms the multipliers of rows with a scale index `aIndex` (b scales from bBase, per column or one).
+    func prepare(aIndex: Int, bBase: Int, bPerColumn: Bool, n: Int) {
+        let count = bPerColumn ? min(n, columns) : 1
+        for j in 0..<count { multipliers[j] = multiplier(aIndex, bBase + j) }
+    }
+
+    /// Writes one row of n sums to `y` at element `offset` with the prepared multipliers (rows may run in parallel).
+    func apply(sums: UnsafePointer<Int32>, n: Int, bPerColumn: Bool, y: UnsafeMutableRawPointer, offset: Int) {
+        let zero = Double(yZero.values[0])
+        let low = relu ? max(Double(range.lowerBound), zero) : Double(range.lowerBound)
+        ck_requantize(
+            sums, n, multipliers, bPerColumn ? 1 : 0, zero, low, Double(range.upperBound), y + offset,
+            signed ? 1 : 0)
+    }
+
+    /// One row scaled by one multiplier (no shared state: rows may run in parallel).
+    func apply(sums: UnsafePointer<Int32>, n: Int, multiplier: Double, y: UnsafeMutableRawPointer, offset: Int) {
+        let zero = Double(yZero.values[0])
+        let low = relu ? max(Double(range.lowerBound), zero) : Double(range.lowerBound)
+        withUnsafePointer(to: multiplier) {
+            ck_requantize(sums, n, $0, 0, zero, low, Double(range.upperBound), y + offset, signed ? 1 : 0)
+        }
+    }
+
+    /// `prepare` then `apply` for one row.
     func store(
         row: Int, sums: UnsafePointer<Int32>, n: Int, aIndex: Int, bBase: Int, bPerColumn: Bool,
         y: UnsafeMutableRawPointer, offset: Int
     ) {
-        let zero = Double(yZero.values[0])
-        let low = relu ? max(Double(range.lowerBound), zero) : Double(range.lowerBound)
-        let count = bPerColumn ? min(n, columns) : 1
-        for j in 0..<count { multipliers[j] = multiplier(aIndex, bBase + j) }
-        ck_requantize(
-            sums, n, multipliers, bPerColumn ? 1 : 0, zero, low, Double(range.upperBound), y + offset,
-            signed ? 1 : 0)
+        prepare(aIndex: aIndex, bBase: bBase, bPerColumn: bPerColumn, n: n)
+        apply(sums: sums, n: n, bPerColumn: bPerColumn, y: y, offset: offset)
     }
 }
 
@@ -273,7 +298,7 @@ final class IntegerMatMulKernel: Kernel {
         }
         requantizer?.refresh()
         for batch in aOffsets.indices {
-            rows.pack(a + aOffsets[batch] * m * k, lda: k, signed: aSigned)
+            rows.pack(a + aOffsets[batch] * m * k, lda: k, signed: aSigned, parallel: parallel)
             let bIndex = bOffsets[batch]
             let matrix: PackedByteMatrix
             if bConstant {
@@ -291,14 +316,29 @@ final class IntegerMatMulKernel: Kernel {
             rows.multiply(matrix, bZeros: bZero, into: sums, ldc: n, parallel: parallel)
             let perColumn = bScaleCount > 1
             let bBase = bScaleCount == bBatches * n && bScaleCount > n ? bIndex * n : 0
-            for row in 0..<m {
-                if let bias {
-                    let line = sums + row * n
-                    for j in 0..<n { line[j] = line[j] &+ bias[j] }
+            let (sums, bias, output, n) = (sums, bias, output, n)
+            func addBias(_ row: Int) {
+                guard let bias else { return }
+                let line = sums + row * n
+                for j in 0..<n { line[j] = line[j] &+ bias[j] }
+            }
+            if aScaleCount == 1 {
+                // One multiplier row for all rows: rows split across threads.
+                requantizer.prepare(aIndex: 0, bBase: bBase, bPerColumn: perColumn, n: n)
+                parallel.run(m) { begin, end in
+                    for row in begin..<end {
+                        addBias(row)
+                        requantizer.apply(
+                            sums: sums + row * n, n: n, bPerColumn: perColumn, y: output, offset: (batch * m + row) * n)
+                    }
                 }
-                requantizer.store(
-                    row: row, sums: sums + row * n, n: n, aIndex: aScaleCount == 1 ? 0 : row, bBase: bBase,
-                    bPerColumn: perColumn, y: output, offset: (batch * m + row) * n)
+            } else {
+                for row in 0..<m {
+                    addBias(row)
+                    requantizer.store(
+                        row: row, sums: sums + row * n, n: n, aIndex: row, bBase: bBase, bPerColumn: perColumn,
+                        y: output, offset: (batch * m + row) * n)
+                }
             }
         }
     }
@@ -493,15 +533,19 @@ final class IntegerConvKernel: Kernel {
                     continue
                 }
                 rows.multiply(packedColumns, bZeros: columnZeros, into: sums, ldc: outputCount, parallel: parallel)
-                for filter in 0..<filtersPerGroup {
-                    let line = sums + filter * outputCount
-                    if let bias {
-                        let value = bias[first + filter]
-                        for j in 0..<outputCount { line[j] = line[j] &+ value }
+                let (sums, bias, output, wScaleCount) = (sums, bias, output, wScaleCount)
+                parallel.run(filtersPerGroup) { begin, end in
+                    for filter in begin..<end {
+                        let line = sums + filter * outputCount
+                        if let bias {
+                            let value = bias[first + filter]
+                            for j in 0..<outputCount { line[j] = line[j] &+ value }
+                        }
+                        requantizer.apply(
+                            sums: line, n: outputCount,
+                            multiplier: requantizer.multiplier(wScaleCount == 1 ? 0 : first + filter, 0), y: output,
+                            offset: outOffset + filter * outputCount)
                     }
-                    requantizer.store(
-                        row: filter, sums: line, n: outputCount, aIndex: wScaleCount == 1 ? 0 : first + filter,
-                        bBase: 0, bPerColumn: false, y: output, offset: outOffset + filter * outputCount)
                 }
             }
         }

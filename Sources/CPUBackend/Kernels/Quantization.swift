@@ -80,20 +80,36 @@ enum QuantizationKernels {
         }
     }
 
-    static func makeDynamicQuantize(_ node: BoundNode) throws -> any Kernel {
+    static func makeDynamicQuantize(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let x = try node.input(0), y = try node.output(0)
         let scaleOut = try node.output(1).pointer(Float.self), zeroOut = try node.output(2).pointer(UInt8.self)
         let src = UnsafePointer(try x.pointer(Float.self)), dst = try y.pointer(UInt8.self)
         let count = x.count
+        let chunks = max(1, min(parallel.threads, count / 16384))
+        // Per-chunk ranges (a buffer the kernel owns: freed with it).
+        let ranges = try HostBuffer(bytes: 2 * chunks * MemoryLayout<Float>.stride)
+        let lows = ranges.pointer.bindMemory(to: Float.self, capacity: 2 * chunks), highs = lows + chunks
         return ClosureKernel {
             // The range always holds 0, so that 0 is exact; NaN inputs are skipped.
+            lows.update(repeating: 0, count: 2 * chunks)
+            parallel.runIndexed(chunks) { part, first, last in
+                let begin = count * first / chunks, end = count * last / chunks
+                ck_minmax_f32(src + begin, end - begin, lows + part, highs + part)
+            }
             var low: Float = 0, high: Float = 0
-            ck_minmax_f32(src, count, &low, &high)
+            for part in 0..<chunks {
+                low = min(low, lows[part])
+                high = max(high, highs[part])
+            }
+            _ = ranges
             let scale = high == low ? 1 : (high - low) / 255
             let zero = min(max((0 - low / scale).rounded(.toNearestOrEven), 0), 255)
             scaleOut[0] = scale
             zeroOut[0] = UInt8(zero)
-            ck_quantize_f32(src, count, scale, Int32(zero), 0, 255, dst, 0)
+            parallel.run(chunks) { first, last in
+                let begin = count * first / chunks, end = count * last / chunks
+                ck_quantize_f32(src + begin, end - begin, scale, Int32(zero), 0, 255, dst + begin, 0)
+            }
         }
     }
 
