@@ -1,0 +1,82 @@
+import CPUBackend
+import Foundation
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import InferenceTestSupport
+import ONNXImport
+import Testing
+
+/// `PrecisionConversion` on the float32 fixtures (MLP, CNN, transformer encoder): the converted models plan, keep
+/// their float32 inputs and outputs, store what they should in the new type, and stay close to the float32 model.
+struct PrecisionConversionTests {
+    static let directory = Bundle.module.bundleURL.appendingPathComponent("Fixtures/models")
+
+    static func load(_ name: String) throws -> (Graph, [NamedTensor]) {
+        let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("\(name).onnx").path)
+        let inputs = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name).inputs.npz").path)
+        return (graph, inputs)
+    }
+
+    static func outputs(_ graph: Graph, _ inputs: [NamedTensor]) throws -> [[Float]] {
+        let session = try Session(graph: graph, backend: CPUBackend(threads: 2))
+        return try session.run(inputs).outputs.map { try $0.tensor.scalars(as: Float.self) }
+    }
+
+    /// Largest difference relative to the reference's largest magnitude.
+    static func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+        let scale = b.map(abs).max() ?? 1
+        return (zip(a, b).map { abs($0 - $1) }.max() ?? .infinity) / max(scale, 1e-6)
+    }
+
+    @Test(arguments: ["mlp", "cnn", "encoder"])
+    func float16StaysCloseToFloat32(_ name: String) throws {
+        let (graph, inputs) = try Self.load(name)
+        let (half, report) = try PrecisionConversion.convert(graph, to: .fp16)
+        #expect(report.convertedInitializers > 0)
+        #expect(report.weightBytesAfter < report.weightBytesBefore * 6 / 10, "\(report.summary)")
+        #expect(half.outputs.map(\.dtype) == graph.outputs.map(\.dtype))
+        #expect(half.initializers.values.filter { $0.dtype == .float16 }.count == report.convertedInitializers)
+        let reference = try Self.outputs(graph, inputs), converted = try Self.outputs(half, inputs)
+        for (a, b) in zip(converted, reference) {
+            // float16 keeps 11 significant bits: a few thousandths after a handful of layers.
+            #expect(Self.relativeError(a, b) < 1e-2, "\(name): \(Self.relativeError(a, b))")
+        }
+    }
+
+    @Test(arguments: ["mlp", "cnn", "encoder"])
+    func dynamicInt8StaysCloseToFloat32(_ name: String) throws {
+        let (graph, inputs) = try Self.load(name)
+        let (quantized, report) = try PrecisionConversion.convert(graph, to: .int8)
+        let matmuls = graph.nodes.filter { ($0.opType == "MatMul" || $0.opType == "Gemm") }.count
+        #expect(report.quantizedNodes > 0 && report.quantizedNodes <= matmuls, "\(report.summary)")
+        #expect(quantized.nodes.filter { $0.opType == "MatMulInteger" }.count == report.quantizedNodes)
+        #expect(quantized.initializers.values.contains { $0.dtype == .int8 })
+        let reference = try Self.outputs(graph, inputs), converted = try Self.outputs(quantized, inputs)
+        for (a, b) in zip(converted, reference) {
+            // 8-bit weights and activations: a few percent of the output's range.
+            #expect(Self.relativeError(a, b) < 0.08, "\(name): \(Self.relativeError(a, b))")
+        }
+    }
+
+    @Test func bfloat16IsRefusedWithAReason() throws {
+        let (graph, _) = try Self.load("mlp")
+        #expect {
+            _ = try PrecisionConversion.convert(graph, to: .bf16)
+        } throws: { error in
+            String(describing: error).contains("bf16")
+        }
+    }
+
+    /// Symmetric per-column int8: each column's largest magnitude maps to ±127, zeros stay zero.
+    @Test func weightsQuantizePerColumn() throws {
+        let weights = try Tensor(shape: Shape([2, 3]), scalars: [Float(1), -4, 0, 0.5, 2, 0])
+        let (q, scales) = try PrecisionConversion.quantizeColumns(weights, transposed: false)
+        #expect(try scales.scalars(as: Float.self) == [1 / 127, 4 / 127, 1])
+        #expect(try q.scalars(as: Int8.self) == [127, -127, 0, 64, 64, 0])
+        let (qt, st) = try PrecisionConversion.quantizeColumns(
+            try Tensor(shape: Shape([3, 2]), scalars: [Float(1), 0.5, -4, 2, 0, 0]), transposed: true)
+        #expect(try qt.scalars(as: Int8.self) == [127, -127, 0, 64, 64, 0])
+        #expect(try st.scalars(as: Float.self) == [1 / 127, 4 / 127, 1])
+    }
+}
