@@ -1,8 +1,8 @@
 import InferenceGraph
 import InferenceTensor
 
-/// A node on float16 values whose backend has the operator for float32 only (Conv, MatMul, Gemm, Softmax, pooling,
-/// recurrent layers…): its float16 inputs are cast to float32 buffers, the float32 kernel runs, and its float32
+/// A node on float16 values run by the backend's float32 kernel (Conv, MatMul, Gemm, Softmax, pooling, recurrent
+/// layers, elementwise arithmetic…): its float16 inputs are cast to float32 buffers, the float32 kernel runs, and its float32
 /// results are cast back to float16 (rounded to nearest even). That is a float16 kernel with float32 arithmetic and
 /// accumulation, the way onnxruntime runs such nodes on CPUs without float16 arithmetic; each node still rounds its
 /// outputs to float16, so the model keeps float16 semantics between nodes. Constant float16 inputs (weights) are
@@ -19,14 +19,30 @@ final class WidenedKernel: Kernel, DescribedKernel {
     static func make(_ node: BoundNode, backend: any Backend) throws -> (any Kernel)? {
         let step = node.step
         let dtype = KernelRegistry.dispatchType(of: step, inputs: node.inputs, outputs: node.outputs)
+        // Arithmetic on float16 runs faster widened (two vectorized casts around the float32 kernel, with its
+        // fusions) than through a generic float16 path; operators that only move bytes keep their own kernels.
+        if dtype == .float16, !movesBytes.contains(step.node.opType),
+            backend.kernels.lookup(
+                opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: .float32) != nil,
+            let widened = try WidenedKernel(node: node, backend: backend)
+        {
+            return widened
+        }
         if let registration = backend.kernels.lookup(
             opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
         {
             return try registration.make(node, backend)
         }
-        guard dtype == .float16 else { return nil }
-        return try WidenedKernel(node: node, backend: backend)
+        return nil
     }
+
+    /// Operators whose kernels copy elements without arithmetic: as fast on float16 as on float32.
+    static let movesBytes: Set<String> = [
+        "Identity", "Dropout", "Cast", "CastLike", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat",
+        "Split", "Slice", "Gather", "Expand", "Tile", "Pad", "ConstantOfShape", "Shape", "Size", "GatherElements",
+        "GatherND", "ScatterElements", "Scatter", "ScatterND", "Trilu", "DepthToSpace", "SpaceToDepth", "Where",
+        "EyeLike", "ReverseSequence", "If", "Loop", "Scan",
+    ]
 
     private init?(node: BoundNode, backend: any Backend) throws {
         let step = node.step

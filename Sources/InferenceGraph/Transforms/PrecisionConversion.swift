@@ -35,8 +35,11 @@ public struct PrecisionConversionReport: Sendable, Codable, Equatable {
             )
         case .bf16: break
         }
-        let megabytes = { (bytes: Int) in String(Double(bytes * 10 / 1_048_576) / 10) }
-        parts.append("weights \(megabytes(weightBytesBefore)) MB -> \(megabytes(weightBytesAfter)) MB")
+        let size = { (bytes: Int) -> String in
+            bytes >= 1_048_576
+                ? "\(Double(bytes * 10 / 1_048_576) / 10) MiB" : "\(Double(bytes * 10 / 1024) / 10) KiB"
+        }
+        parts.append("weights \(size(weightBytesBefore)) -> \(size(weightBytesAfter))")
         return "\(precision): " + parts.joined(separator: "; ")
     }
 }

@@ -78,6 +78,9 @@ struct RunCommand: ReportingCommand {
             valueName: "file"))
     var profile: String?
 
+    @Option(name: .long, help: ArgumentHelp(PrecisionChoice.help, valueName: "fp32|fp16|int8"))
+    var precision: String = "fp32"
+
     /// Words after the options: with `run` as the default command, a mistyped command name lands here.
     @Argument(help: .hidden)
     var stray: [String] = []
@@ -89,6 +92,7 @@ struct RunCommand: ReportingCommand {
                     + "inspect, profile (see inference --help)")
         }
         if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
+        _ = try PrecisionChoice.parse(precision, single: true)
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
         guard DeviceRequest(argument: device) != nil else {
             throw ValidationError("unknown device '\(device)'; use cpu, gpu, auto, cuda:N or opencl:N")
@@ -106,7 +110,9 @@ struct RunCommand: ReportingCommand {
     func execute() throws {
         guard let request = DeviceRequest(argument: device) else { throw ExitCode.validationFailure }
         let loadStart = MonotonicClock.nanoseconds()
-        let graph = try ModelSource.load(model)
+        let written = try ModelSource.load(model)
+        let chosen = try PrecisionChoice.parse(precision, single: true).first ?? .fp32
+        let (graph, conversion) = try PrecisionChoice.convert(written, to: chosen, model: model)
         let loadNanoseconds = MonotonicClock.nanoseconds() - loadStart
 
         let inputs = try LoadedInputs.load(arguments: input, for: graph)
@@ -130,6 +136,28 @@ struct RunCommand: ReportingCommand {
         }
         let result = try session.run(inputs.tensors)
         let warm = samples.total
+
+        // Another precision: the float32 model on the same device and inputs, for parity and speed.
+        var comparison: RunReport.PrecisionComparison?
+        if let conversion {
+            let reference = try Session(
+                graph: written, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+            let expected = try reference.run(inputs.tensors)
+            let referenceSamples = try Measurement.repeatRuns(warmup: warmup, repeats: repeats) {
+                try reference.run(inputs.tensors).timings
+            }
+            guard let mine = result.outputs.first?.tensor, let theirs = expected.outputs.first?.tensor else {
+                throw InputError(description: "the model produced no outputs")
+            }
+            let parity = try Parity.compare(mine, reference: theirs)
+            let referenceP50 = referenceSamples.total.median
+            comparison = RunReport.PrecisionComparison(
+                precision: chosen.rawValue, conversion: conversion, parity: parity,
+                fp32WarmP50Ms: referenceP50 / 1e6, speedup: referenceP50 / max(warm.median, 1))
+            printError(
+                "note: \(chosen) vs fp32 on \(selection.backend.device): \(Formatting.milliseconds(nanoseconds: warm.median)) ms "
+                    + "vs \(Formatting.milliseconds(nanoseconds: referenceP50)) ms; \(parity.summary)")
+        }
 
         if let output {
             try NumPyFile.write(result.outputs, path: output)
@@ -162,7 +190,8 @@ struct RunCommand: ReportingCommand {
             let report = RunReport(
                 model: model, requestedDevice: request.description, device: selection.backend.device.description,
                 deviceName: selection.backend.deviceName, deviceReason: selection.reason, batchSize: inputs.batchSize,
-                inputs: inputInfo, outputs: outputInfo, timingsMs: timings)
+                inputs: inputInfo, outputs: outputInfo, timingsMs: timings, precision: chosen.rawValue,
+                precisionComparison: comparison)
             print(String(decoding: try ReportJSON.encoder(pretty: false).encode(report), as: UTF8.self))
         } else {
             guard let primary = result.outputs.first else {
@@ -271,4 +300,16 @@ struct RunReport: Encodable {
     var inputs: [TensorInfo]
     var outputs: [OutputInfo]
     var timingsMs: Timings
+    var precision: String
+    /// With --precision other than fp32: the conversion, and the float32 model's speed and outputs beside it.
+    var precisionComparison: PrecisionComparison?
+
+    struct PrecisionComparison: Encodable {
+        var precision: String
+        var conversion: PrecisionConversionReport
+        var parity: Parity
+        var fp32WarmP50Ms: Double
+        /// fp32 warm p50 / this precision's warm p50.
+        var speedup: Double
+    }
 }
