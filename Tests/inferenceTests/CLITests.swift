@@ -93,6 +93,41 @@ struct CLITests {
         #expect((timings["warm_p50"] as? Double ?? 0) > 0)
     }
 
+    /// `--precision int8` on the builtin MLP: the record carries the conversion, the fp32 time and the parity; the
+    /// seed's three lines stay on stdout.
+    @Test func runAtAnotherPrecision() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("precision-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let samples = directory.appendingPathComponent("x.npy").path
+        let values = (0..<(4 * 784)).map { Float(($0 * 7919) % 1000) / 1000 }
+        try NumPyFile.write(
+            [NamedTensor(name: "x", tensor: try Tensor(shape: Shape([4, 784]), scalars: values))], path: samples)
+        let text = try inference("--model", "builtin:mlp", "--input", samples, "--precision", "int8")
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.split(separator: "\n").count == 3)
+        #expect(text.stderr.contains("int8 vs fp32 on cpu:") && text.stderr.contains("predictions flipped"))
+
+        let result = try inference(
+            "--model", "builtin:mlp", "--input", samples, "--precision", "fp16", "--json", "--repeat", "3")
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["precision"] as? String == "fp16")
+        let comparison = try #require(object["precision_comparison"] as? [String: Any])
+        let conversion = try #require(comparison["conversion"] as? [String: Any])
+        #expect((conversion["converted_initializers"] as? Int ?? 0) > 0)
+        #expect((conversion["weight_bytes_after"] as? Int ?? .max) < (conversion["weight_bytes_before"] as? Int ?? 0))
+        let parity = try #require(comparison["parity"] as? [String: Any])
+        #expect(parity["predictions"] as? Int == 4)
+        #expect((parity["max_abs_difference"] as? Double ?? 1) < 0.01)
+        #expect((comparison["fp32_warm_p50_ms"] as? Double ?? 0) > 0 && (comparison["speedup"] as? Double ?? 0) > 0)
+
+        for (value, phrase) in [("bf16", "bf16 is not supported yet"), ("fp32,int8", "takes one precision")] {
+            let bad = try inference("--input", "data/sample1.npy", "--precision", value)
+            #expect(bad.status != 0 && bad.stdout.isEmpty && bad.stderr.contains(phrase), "\(bad.stderr)")
+        }
+    }
+
     @Test func verboseGoesToStderr() throws {
         let result = try inference("--input", "data/sample1.npy", "--verbose", "--repeat", "7")
         #expect(result.status == 0)
@@ -271,6 +306,36 @@ struct CLITests {
 struct BenchCLITests {
     func inference(_ arguments: String...) throws -> ProcessOutput {
         try ProcessRunner.run(TestEnvironment.inferenceBinary, arguments)
+    }
+
+    /// `--precision`: every device at every precision, each non-fp32 variant's parity with fp32, and a verdict.
+    @Test func precisionSweepParses() throws {
+        let json = try inference(
+            "bench", "--model", "builtin:mlp", "--batch-sizes", "1,8", "--repeat", "3", "--format", "json", "--devices",
+            "cpu", "--precision", "fp32,fp16,int8")
+        #expect(json.status == 0, "\(json.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let model = try #require((object["models"] as? [[String: Any]])?.first)
+        #expect(model["devices"] as? [String] == ["cpu fp32", "cpu fp16", "cpu int8"])
+        #expect(model["precisions"] as? [String] == ["fp32", "fp16", "int8"])
+        #expect((model["points"] as? [Any])?.count == 6)
+        let parity = try #require(model["parity"] as? [[String: Any]])
+        #expect(parity.map { $0["device"] as? String } == ["cpu fp16", "cpu int8"])
+        for entry in parity {
+            let numbers = try #require(entry["parity"] as? [String: Any])
+            let predictions = try #require(numbers["predictions"] as? Int)
+            let flipped = try #require(numbers["flipped"] as? Int)
+            let difference = try #require(numbers["max_abs_difference"] as? Double)
+            // The builtin MLP scores one value per sample: 1000 random samples, a few flips at most.
+            #expect(predictions == 1000 && flipped <= 20)
+            #expect(difference > 0 && difference < 0.05, "\(entry)")
+        }
+        let verdict = try #require(model["verdict"] as? String)
+        #expect(verdict.contains("serves batch 1 in"), "\(verdict)")
+        #expect(json.stderr.contains("converted to int8: 3 MatMul/Gemm nodes dynamically quantized"), "\(json.stderr)")
+
+        let bad = try inference("bench", "--precision", "fp8")
+        #expect(bad.status != 0 && bad.stdout.isEmpty && bad.stderr.contains("unknown precision 'fp8'"))
     }
 
     @Test func jsonAndCSVParse() throws {

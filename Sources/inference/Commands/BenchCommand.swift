@@ -63,6 +63,13 @@ struct BenchCommand: ReportingCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
     var threads: Int?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Comma-separated precisions (fp32, fp16, int8): every device runs each; the report adds each one's "
+                + "parity with fp32 and a verdict.", valueName: "list"))
+    var precision: String = "fp32"
+
     func validate() throws {
         guard ["table", "json", "csv"].contains(format) else {
             throw ValidationError("--format must be table, json or csv")
@@ -74,6 +81,7 @@ struct BenchCommand: ReportingCommand {
         }
         if let batchSizes { _ = try OptionChecks.batchSizes(batchSizes) }
         if let devices { _ = try OptionChecks.deviceList(devices) }
+        _ = try PrecisionChoice.parse(precision)
         guard !model.isEmpty else { throw ValidationError("--model needs at least one model") }
         for (index, name) in model.enumerated() where model[..<index].contains(name) {
             throw ValidationError("--model: '\(name)' is listed twice")
@@ -96,7 +104,7 @@ struct BenchCommand: ReportingCommand {
         let explicit = try batchSizes.map { try OptionChecks.batchSizes($0) }
         let sweeps = try Self.sweep(
             models: model, selections: selections, batchSizes: explicit, repeats: repeats, timeBudget: timeBudget,
-            threads: threads)
+            threads: threads, precisions: try PrecisionChoice.parse(precision))
         let report = BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: sweeps)
         // The chart first: a failure to write it must not leave a table on stdout.
         if let plot {
@@ -121,7 +129,7 @@ extension BenchCommand {
     /// - Throws: model loading, planning and device errors.
     static func sweep(
         models: [String], selections: [DeviceSelection], batchSizes explicit: [Int]?, repeats: Int, timeBudget: Double,
-        threads: Int?
+        threads: Int?, precisions: [Precision] = [.fp32]
     ) throws -> [BenchSweep] {
         // A progress line on a terminal only; redirected stderr gets no control characters.
         let showProgress = isatty(2) != 0
@@ -132,8 +140,20 @@ extension BenchCommand {
             guard let input = graph.runtimeInputs.first, graph.runtimeInputs.count == 1, input.dtype == .float32 else {
                 throw ValidationError("\(name): bench needs a model with one float32 input")
             }
-            let sessions = try selections.map {
-                try Session(graph: graph, backend: $0.backend, evaluator: CPUBackend(threads: threads))
+            // Every device runs every precision: one labelled variant each ("cpu int8"; the device alone at fp32 only).
+            let converted = try precisions.map { try PrecisionChoice.convert(graph, to: $0, model: name).0 }
+            var variants: [BenchVariant] = []
+            for selection in selections {
+                for (precision, variantGraph) in zip(precisions, converted) {
+                    let device = selection.backend.device.description
+                    variants.append(
+                        BenchVariant(
+                            label: precisions == [.fp32] ? device : "\(device) \(precision)", precision: precision,
+                            selection: selection,
+                            session: try Session(
+                                graph: variantGraph, backend: selection.backend, evaluator: CPUBackend(threads: threads)
+                            )))
+                }
             }
             var points: [BenchPoint] = []
             var sizes = explicit ?? [1]
@@ -145,19 +165,19 @@ extension BenchCommand {
                 let x = try randomInput(shape: dims)
                 let feeds = [NamedTensor(name: input.name, tensor: x)]
                 var slowest = 0.0
-                for (selection, session) in zip(selections, sessions) {
+                for variant in variants {
                     step += 1
                     if showProgress {
-                        writeStandardError("\r[\(step)] \(name) batch \(batch) on \(selection.backend.device)      ")
+                        writeStandardError("\r[\(step)] \(name) batch \(batch) on \(variant.label)      ")
                     }
                     let samples = try Measurement.repeatRuns(warmup: 2, repeats: repeats) {
-                        try session.run(feeds).timings
+                        try variant.session.run(feeds).timings
                     }
                     let total = samples.total
                     let copies = samples.copyIn.median + samples.copyOut.median
                     points.append(
                         BenchPoint(
-                            device: selection.backend.device.description, batch: batch, p50Ms: total.median / 1e6,
+                            device: variant.label, batch: batch, p50Ms: total.median / 1e6,
                             p90Ms: total.percentile(90) / 1e6, p99Ms: total.percentile(99) / 1e6,
                             meanMs: total.mean / 1e6,
                             throughputPerS: Double(batch) / (total.median / 1e9),
@@ -171,11 +191,40 @@ extension BenchCommand {
                     description: "\(name): none of the batch sizes \(sizes) fits the model's input '\(input.name)' "
                         + "(\(input.shapeDescription))")
             }
-            sweeps.append(
-                BenchSweep(model: name, devices: selections.map { $0.backend.device.description }, points: points))
+            var sweep = BenchSweep(model: name, devices: variants.map(\.label), points: points)
+            if precisions != [.fp32] {
+                sweep.precisions = precisions.map(\.rawValue)
+                sweep.parity = try parity(
+                    of: variants, reference: graph, input: input, model: name, selection: selections[0],
+                    threads: threads)
+            }
+            sweeps.append(sweep)
         }
         if showProgress { writeStandardError("\r\u{1B}[K") }
         return sweeps
+    }
+
+    /// Each non-fp32 variant's outputs against the float32 model's (on the first device) for one batch of random
+    /// inputs: up to 1000 rows when the batch is symbolic (at most 64 MiB of input), else the model's fixed batch.
+    static func parity(
+        of variants: [BenchVariant], reference graph: Graph, input: ValueInfo, model: String,
+        selection: DeviceSelection, threads: Int?
+    ) throws -> [VariantParity] {
+        var rows = 1000
+        if let first = input.dimensions?.first, case .fixed(let fixed) = first { rows = fixed }
+        guard let single = try inputDimensions(input, batch: rows, model: model) else { return [] }
+        let rowElements = max(single.dropFirst().reduce(1, *), 1)
+        rows = max(1, min(rows, (64 << 20) / 4 / rowElements))
+        guard let dims = try inputDimensions(input, batch: rows, model: model) else { return [] }
+        let feeds = [NamedTensor(name: input.name, tensor: try randomInput(shape: dims))]
+        let reference = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+        guard let expected = try reference.run(feeds).outputs.first?.tensor else { return [] }
+        return try variants.filter { $0.precision != .fp32 }.compactMap { variant in
+            guard let got = try variant.session.run(feeds).outputs.first?.tensor else { return nil }
+            return VariantParity(
+                device: variant.label, precision: variant.precision.rawValue,
+                parity: try Parity.compare(got, reference: expected))
+        }
     }
 
     /// The input shape for one batch size: symbolic leading dimension = the batch, other symbolic ones = 1. A
@@ -217,6 +266,21 @@ extension BenchCommand {
     }
 }
 
+/// One device at one precision, with its session.
+struct BenchVariant {
+    var label: String
+    var precision: Precision
+    var selection: DeviceSelection
+    var session: Session
+}
+
+/// A variant's outputs against the float32 model's.
+struct VariantParity: Encodable {
+    var device: String
+    var precision: String
+    var parity: Parity
+}
+
 /// One measured point of a sweep.
 struct BenchPoint: Encodable {
     var device: String
@@ -240,6 +304,37 @@ struct BenchSweep: Encodable {
     var model: String
     var devices: [String]
     var points: [BenchPoint]
+    /// With --precision: the precisions each device ran, and each non-fp32 variant's parity with fp32.
+    var precisions: [String]?
+    var parity: [VariantParity]?
+
+    /// One line for a precision sweep: the fastest variant at the smallest batch with its parity, and where other
+    /// variants overtake the baseline on throughput.
+    var verdict: String? {
+        guard precisions != nil, let baseline = devices.first,
+            let smallest = points.map(\.batch).min()
+        else { return nil }
+        let atSmallest = points.filter { $0.batch == smallest }
+        guard let fastest = atSmallest.min(by: { $0.p50Ms < $1.p50Ms }),
+            let base = atSmallest.first(where: { $0.device == baseline })
+        else { return nil }
+        let ms = { (v: Double) in Formatting.milliseconds(nanoseconds: v * 1e6) }
+        var text = "\(fastest.device) serves batch \(smallest) in \(ms(fastest.p50Ms)) ms"
+        if fastest.device != baseline {
+            text += " (\(baseline): \(ms(base.p50Ms)) ms)"
+        } else if devices.count > 1 {
+            text += ", faster than every other variant"
+        }
+        if let p = parity?.first(where: { $0.device == fastest.device })?.parity {
+            text += " with \(p.flipped) of \(p.predictions) predictions flipped"
+        }
+        for crossover in crossovers where crossover.device != fastest.device {
+            if let batch = crossover.throughputBatch, batch > smallest {
+                text += "; \(crossover.device) wins on throughput from batch \(batch)"
+            }
+        }
+        return text
+    }
 
     var crossovers: [Crossover] {
         guard let baseline = devices.first else { return [] }
@@ -261,7 +356,7 @@ struct BenchSweep: Encodable {
         }
     }
 
-    private enum CodingKeys: String, CodingKey { case model, devices, points, crossovers }
+    private enum CodingKeys: String, CodingKey { case model, devices, points, crossovers, precisions, parity, verdict }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -269,6 +364,9 @@ struct BenchSweep: Encodable {
         try container.encode(devices, forKey: .devices)
         try container.encode(points, forKey: .points)
         try container.encode(crossovers, forKey: .crossovers)
+        try container.encodeIfPresent(precisions, forKey: .precisions)
+        try container.encodeIfPresent(parity, forKey: .parity)
+        try container.encodeIfPresent(verdict, forKey: .verdict)
     }
 }
 
@@ -297,11 +395,11 @@ struct BenchReport: Encodable {
         let ms = { (v: Double) in Formatting.milliseconds(nanoseconds: v * 1e6) }
         for sweep in models {
             lines.append("\(sweep.model) (\(repeats) runs per point, \(threads) CPU threads)")
-            lines.append("  batch  device          p50 ms      p99 ms    samples/s   copy %")
+            lines.append("  batch  device            p50 ms      p99 ms    samples/s   copy %")
             for p in sweep.points.sorted(by: { ($0.batch, $0.device) < ($1.batch, $1.device) }) {
                 lines.append(
                     "  " + String(p.batch).leftPad(5) + "  "
-                        + p.device.rightPad(12)
+                        + p.device.rightPad(14)
                         + ms(p.p50Ms).leftPad(10) + "  " + ms(p.p99Ms).leftPad(10) + "  "
                         + cFormat("%11.0f", p.throughputPerS) + "  " + cFormat("%6.1f", p.copyShare * 100)
                 )
@@ -312,6 +410,10 @@ struct BenchReport: Encodable {
                 lines.append(
                     "  crossover: \(c.device) beats \(c.baseline) on throughput \(throughput), on latency \(latency)")
             }
+            for p in sweep.parity ?? [] {
+                lines.append("  parity: \(p.device) against fp32: \(p.parity.summary)")
+            }
+            if let verdict = sweep.verdict { lines.append("  verdict: \(verdict)") }
             lines.append("")
         }
         return lines.joined(separator: "\n")
