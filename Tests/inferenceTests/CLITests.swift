@@ -128,6 +128,22 @@ struct CLITests {
         }
     }
 
+    @Test func compareAtAnotherPrecision() throws {
+        let directory = TestEnvironment.packageRoot.appendingPathComponent("Tests/ONNXImportTests/Fixtures/models")
+        let result = try inference(
+            "compare", "--model", directory.appendingPathComponent("encoder.onnx").path, "--input",
+            directory.appendingPathComponent("encoder.inputs.npz").path, "--devices", "cpu", "--precision", "int8",
+            "--repeat", "3", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["precision"] as? String == "int8")
+        let device = try #require((object["devices"] as? [[String: Any]])?.first)
+        let parity = try #require(device["parity_with_fp32"] as? [String: Any])
+        #expect(
+            (parity["max_abs_difference"] as? Double ?? 1) > 0 && (parity["max_abs_difference"] as? Double ?? 1) < 0.05)
+        #expect((object["verdict"] as? String ?? "").contains("at int8 against fp32"))
+    }
+
     @Test func verboseGoesToStderr() throws {
         let result = try inference("--input", "data/sample1.npy", "--verbose", "--repeat", "7")
         #expect(result.status == 0)

@@ -52,8 +52,16 @@ struct CompareCommand: ReportingCommand {
     @Flag(name: .long, help: "Print one JSON object instead of the table.")
     var json = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            PrecisionChoice.help + " Every device runs that precision; each also gets its parity with fp32.",
+            valueName: "fp32|fp16|int8"))
+    var precision: String = "fp32"
+
     func validate() throws {
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
+        _ = try PrecisionChoice.parse(precision, single: true)
         try OptionChecks.count(repeats, "--repeat", 1...OptionChecks.maxRepeats)
         if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
         if let devices { _ = try OptionChecks.deviceList(devices) }
@@ -90,8 +98,10 @@ struct CompareCommand: ReportingCommand {
         } else {
             requests = [.cpu] + GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).map { .specific($0) }
         }
-        let graph = try ModelSource.load(model)
-        let inputs = try LoadedInputs.load(arguments: input, for: graph)
+        let written = try ModelSource.load(model)
+        let chosen = try PrecisionChoice.parse(precision, single: true).first ?? .fp32
+        let (graph, _) = try PrecisionChoice.convert(written, to: chosen, model: model)
+        let inputs = try LoadedInputs.load(arguments: input, for: written)
         for note in inputs.notes { printError("note: \(note)") }
         var runs: [DeviceRun] = []
         for request in requests {
@@ -117,8 +127,23 @@ struct CompareCommand: ReportingCommand {
                 runs[index].afterIdle = try runs[index].session.run(inputs.tensors).timings
             }
         }
-        let report = CompareReport(
+        var report = CompareReport(
             model: model, batch: inputs.batchSize, runs: runs, idleGap: idleGap.flatMap(Self.seconds))
+        report.precision = chosen.rawValue
+        if chosen != .fp32 {
+            // Each device's outputs against the float32 model's, run once on the CPU.
+            let reference = try Session(graph: written, backend: CPUBackend(threads: threads))
+            if let expected = try reference.run(inputs.tensors).outputs.first?.tensor {
+                for (index, run) in runs.enumerated() {
+                    guard let got = run.outputs.first?.tensor else { continue }
+                    report.devices[index].parityWithFP32 = try InferenceBench.Parity.compare(got, reference: expected)
+                }
+            }
+            if let first = report.devices.first?.parityWithFP32 {
+                if report.verdict.hasSuffix(".") { report.verdict.removeLast() }
+                report.verdict += "; \(report.devices[0].device) at \(chosen) against fp32: \(first.summary)."
+            }
+        }
         if json {
             let encoder = ReportJSON.encoder(pretty: true)
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -163,6 +188,8 @@ struct CompareReport: Encodable {
         /// Absent on the CPU, whose host clock is the device's.
         var deviceSplit: DeviceSplit?
         var parity: Parity
+        /// With --precision other than fp32: this device's outputs against the float32 model's (on the CPU).
+        var parityWithFP32: InferenceBench.Parity?
     }
 
     /// Calls after which a device that is faster warm has paid back its higher cold start.
@@ -180,6 +207,7 @@ struct CompareReport: Encodable {
     var breakEven: [BreakEven]
     var winner: String
     var verdict: String
+    var precision = "fp32"
 
     init(model: String, batch: Int, runs: [CompareCommand.DeviceRun], idleGap: Double? = nil) {
         self.model = model
