@@ -92,6 +92,27 @@ struct PrecisionModelTests {
         }
     }
 
+    /// `inspect` names the weights' element types and the form of quantization, and finds every operator supported.
+    @Test func inspectReportsPrecision() throws {
+        for (name, type, quantization) in [
+            ("cnn-qdq", "int8", "QDQ"), ("mlp-dynamic", "int8", "dynamic int8"), ("encoder-fp16", "float16", nil),
+        ] {
+            let result = try ProcessRunner.run(
+                TestEnvironment.inferenceBinary,
+                ["inspect", "--json", "--model", Self.directory.appendingPathComponent("\(name).onnx").path])
+            #expect(result.status == 0, "\(name): \(result.stderr)")
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            #expect(((object["weight_types"] as? [String: Int])?[type] ?? 0) > 0, "\(name): \(object)")
+            if let quantization {
+                #expect((object["quantization"] as? String ?? "").hasPrefix(quantization), "\(name)")
+            } else {
+                #expect(object["quantization"] is NSNull, "\(name)")
+            }
+            #expect((object["unsupported_operators"] as? [String])?.isEmpty == true)
+        }
+    }
+
     /// The QDQ patterns run as integer kernels: no float Conv/MatMul/Gemm is left in the CNN and MLP plans, and the
     /// weights' DequantizeLinear nodes are gone.
     @Test func qdqModelsPlanIntoIntegerKernels() throws {

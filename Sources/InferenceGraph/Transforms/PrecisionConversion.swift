@@ -274,3 +274,37 @@ public enum PrecisionConversion {
         return (try Tensor(shape: Shape([k, n]), scalars: quantized), try Tensor(shape: Shape([n]), scalars: scales))
     }
 }
+
+/// The precision a model was exported in, as `inspect` reports it.
+public struct ModelPrecision: Sendable, Equatable {
+    /// Initializers per element type ("float32": 12, "int8": 6).
+    public var weightTypes: [String: Int]
+    /// How the model is quantized, in words; nil when it is not.
+    public var quantization: String?
+
+    public init(_ graph: Graph) {
+        var types: [String: Int] = [:]
+        for tensor in graph.initializers.values { types[tensor.dtype.rawValue, default: 0] += 1 }
+        weightTypes = types
+        var counts: [String: Int] = [:]
+        for node in graph.nodes { counts[node.opType, default: 0] += 1 }
+        let integer = ["QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"].filter { counts[$0] != nil }
+        let dequantize = counts["DequantizeLinear"] ?? 0, quantize = counts["QuantizeLinear"] ?? 0
+        if counts["DynamicQuantizeLinear"] != nil {
+            quantization =
+                "dynamic int8 (\(counts["DynamicQuantizeLinear"] ?? 0) DynamicQuantizeLinear, "
+                + integer.map { "\(counts[$0] ?? 0) \($0)" }.joined(separator: ", ") + ")"
+        } else if !integer.isEmpty {
+            quantization =
+                "integer operators (" + integer.map { "\(counts[$0] ?? 0) \($0)" }.joined(separator: ", ") + ")"
+        } else if dequantize > 0 && quantize > 0 {
+            quantization =
+                "QDQ (\(quantize) QuantizeLinear, \(dequantize) DequantizeLinear; Conv/MatMul/Gemm between them run as "
+                + "QLinearConv/QLinearMatMul on the CPU)"
+        } else if dequantize > 0 {
+            quantization = "weights only (\(dequantize) DequantizeLinear of stored weights)"
+        } else {
+            quantization = nil
+        }
+    }
+}

@@ -103,7 +103,8 @@ struct InspectCommand: ReportingCommand {
                     .init(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.dimensions?.map(\.description) ?? [])
                 },
                 operators: counts, nodes: counts.values.reduce(0, +), parameters: parameters,
-                parameterBytes: parameterBytes, flopsPerSample: flops, unsupportedOperators: unsupported)
+                parameterBytes: parameterBytes, flopsPerSample: flops, unsupportedOperators: unsupported,
+                weightTypes: ModelPrecision(graph).weightTypes, quantization: ModelPrecision(graph).quantization)
             let encoder = ReportJSON.encoder(pretty: true, snakeCase: false)
             let data = try encoder.encode(report)
             print(String(decoding: data, as: UTF8.self))
@@ -122,6 +123,14 @@ struct InspectCommand: ReportingCommand {
         lines.append(
             "parameters: \(Formatting.grouped(parameters)) (\(Formatting.bytes(parameterBytes))) in \(graph.initializers.count) initializers"
         )
+        let precision = ModelPrecision(graph)
+        lines.append(
+            "weights by type: "
+                + precision.weightTypes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map {
+                    "\($0.key) ×\($0.value)"
+                }
+                .joined(separator: ", "))
+        lines.append("quantized: \(precision.quantization ?? "no")")
         let sorted = counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
         lines.append(
             "operators (\(counts.values.reduce(0, +)) nodes): "
@@ -170,12 +179,16 @@ private struct InspectReport: Encodable {
     /// null when it could not be computed (unsupported operators, shapes unknown until run time).
     var flopsPerSample: Int?
     var unsupportedOperators: [String]
+    /// Initializers per element type, and how the model is quantized (null when it is not).
+    var weightTypes: [String: Int]
+    var quantization: String?
 
     enum CodingKeys: String, CodingKey {
-        case model, name, opsets, inputs, outputs, operators, nodes, parameters
+        case model, name, opsets, inputs, outputs, operators, nodes, parameters, quantization
         case parameterBytes = "parameter_bytes"
         case flopsPerSample = "flops_per_sample"
         case unsupportedOperators = "unsupported_operators"
+        case weightTypes = "weight_types"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -191,5 +204,7 @@ private struct InspectReport: Encodable {
         try c.encode(parameterBytes, forKey: .parameterBytes)
         try c.encode(flopsPerSample, forKey: .flopsPerSample)
         try c.encode(unsupportedOperators, forKey: .unsupportedOperators)
+        try c.encode(weightTypes, forKey: .weightTypes)
+        try c.encode(quantization, forKey: .quantization)
     }
 }
