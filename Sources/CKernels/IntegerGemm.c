@@ -63,50 +63,121 @@ static inline int32_t load_a(const uint8_t *a, size_t index, int a_signed) {
     return a_signed ? (int32_t)(int8_t)a[index] : (int32_t)a[index] - 128;
 }
 
-void ck_qgemm_pack_b(size_t k, size_t n, const void *b, size_t ldb, int b_signed, void *packed, int32_t *column_sums) {
-    const uint8_t *src = (const uint8_t *)b;
+// Scalar packing of the columns [col_begin, col_end) (whole panels); the SIMD packers below finish their tails here.
+static void pack_b_scalar(size_t k, size_t n, const uint8_t *src, size_t ldb, int b_signed, void *packed,
+                          int32_t *column_sums, size_t panel_begin, size_t panel_end, size_t row_begin) {
     const size_t width = ck_qgemm_panel_width(), group = qgemm_group();
-    const size_t kp = round_up(k, group), panels = round_up(n, width) / width;
-    for (size_t j = 0; j < n; j++) column_sums[j] = 0;
-    if (qgemm_vnni()) {
-        uint8_t *dst = (uint8_t *)packed;
-        for (size_t p = 0; p < panels; p++) {
-            uint8_t *panel = dst + p * kp * width;
-            for (size_t g = 0; g < kp / 4; g++) {
-                for (size_t j = 0; j < width; j++) {
-                    const size_t col = p * width + j;
-                    for (size_t t = 0; t < 4; t++) {
-                        const size_t row = g * 4 + t;
-                        int32_t v = 0;
-                        if (col < n && row < k) {
-                            v = load_b(src, row * ldb + col, b_signed);
-                            column_sums[col] = (int32_t)((uint32_t)column_sums[col] + (uint32_t)v);
-                        }
-                        panel[g * 64 + j * 4 + t] = (uint8_t)v;
-                    }
-                }
-            }
-        }
-        return;
-    }
-    int16_t *dst = (int16_t *)packed;
-    for (size_t p = 0; p < panels; p++) {
-        int16_t *panel = dst + p * kp * width;
-        for (size_t g = 0; g < kp / 2; g++) {
+    const size_t kp = round_up(k, group);
+    const int vnni = qgemm_vnni();
+    for (size_t p = panel_begin; p < panel_end; p++) {
+        for (size_t g = row_begin / group; g < kp / group; g++) {
             for (size_t j = 0; j < width; j++) {
                 const size_t col = p * width + j;
-                for (size_t t = 0; t < 2; t++) {
-                    const size_t row = g * 2 + t;
+                for (size_t t = 0; t < group; t++) {
+                    const size_t row = g * group + t;
                     int32_t v = 0;
                     if (col < n && row < k) {
                         v = load_b(src, row * ldb + col, b_signed);
                         column_sums[col] = (int32_t)((uint32_t)column_sums[col] + (uint32_t)v);
                     }
-                    panel[g * 16 + j * 2 + t] = (int16_t)v;
+                    if (vnni) ((uint8_t *)packed)[p * kp * width + g * 64 + j * 4 + t] = (uint8_t)v;
+                    else ((int16_t *)packed)[p * kp * width + g * 16 + j * 2 + t] = (int16_t)v;
                 }
             }
         }
     }
+}
+
+#if defined(__x86_64__)
+// VNNI layout: four rows of 16 bytes transposed into 16 columns of 4 bytes (byte and word unpacks); column sums
+// by vpdpbusd against ones. Whole panels of whole row groups; the rest goes to the scalar packer.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static void pack_b_vnni(size_t k, size_t n, const uint8_t *src, size_t ldb, int b_signed, uint8_t *packed,
+                        int32_t *column_sums, size_t panel_begin, size_t panel_end) {
+    const size_t kp = round_up(k, 4), groups = k / 4;
+    const __m128i flip = _mm_set1_epi8(b_signed ? (char)0x80 : 0);
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (size_t p = panel_begin; p < panel_end; p++) {
+        const size_t col = p * 16;
+        if (col + 16 > n) {
+            for (size_t j = col; j < n && j < col + 16; j++) column_sums[j] = 0;
+            pack_b_scalar(k, n, src, ldb, b_signed, packed, column_sums, p, p + 1, 0);
+            continue;
+        }
+        uint8_t *panel = packed + p * kp * 16;
+        __m512i sums = _mm512_setzero_si512();
+        for (size_t g = 0; g < groups; g++) {
+            const uint8_t *row = src + g * 4 * ldb + col;
+            const __m128i r0 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)row), flip);
+            const __m128i r1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(row + ldb)), flip);
+            const __m128i r2 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(row + 2 * ldb)), flip);
+            const __m128i r3 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(row + 3 * ldb)), flip);
+            const __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
+            const __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
+            const __m512i out = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi16(a, c), _mm_unpacklo_epi16(a, c))),
+                _mm256_set_m128i(_mm_unpackhi_epi16(b, d), _mm_unpacklo_epi16(b, d)), 1);
+            _mm512_storeu_si512((void *)(panel + g * 64), out);
+            sums = _mm512_dpbusd_epi32(sums, out, ones);
+        }
+        _mm512_storeu_si512((void *)(column_sums + col), sums);
+        if (groups * 4 < k) {
+            // The last, partial group of rows (padded with zeros), and its share of the sums.
+            pack_b_scalar(k, n, src, ldb, b_signed, packed, column_sums, p, p + 1, groups * 4);
+        }
+    }
+}
+
+// int16 layout: two rows of 8 bytes widened and interleaved into 8 columns of 2 values.
+__attribute__((target("avx2")))
+static void pack_b_avx2(size_t k, size_t n, const uint8_t *src, size_t ldb, int b_signed, int16_t *packed,
+                        int32_t *column_sums, size_t panel_begin, size_t panel_end) {
+    const size_t kp = round_up(k, 2), pairs = k / 2;
+    const __m128i flip = _mm_set1_epi8(b_signed ? (char)0x80 : 0);
+    for (size_t p = panel_begin; p < panel_end; p++) {
+        const size_t col = p * 8;
+        if (col + 8 > n) {
+            for (size_t j = col; j < n && j < col + 8; j++) column_sums[j] = 0;
+            pack_b_scalar(k, n, src, ldb, b_signed, packed, column_sums, p, p + 1, 0);
+            continue;
+        }
+        int16_t *panel = packed + p * kp * 8;
+        __m256i sums = _mm256_setzero_si256();
+        for (size_t g = 0; g < pairs; g++) {
+            const uint8_t *row = src + g * 2 * ldb + col;
+            const __m128i w0 = _mm_cvtepu8_epi16(_mm_xor_si128(_mm_loadl_epi64((const __m128i *)row), flip));
+            const __m128i w1 = _mm_cvtepu8_epi16(_mm_xor_si128(_mm_loadl_epi64((const __m128i *)(row + ldb)), flip));
+            _mm_storeu_si128((__m128i *)(panel + g * 16), _mm_unpacklo_epi16(w0, w1));
+            _mm_storeu_si128((__m128i *)(panel + g * 16 + 8), _mm_unpackhi_epi16(w0, w1));
+            sums = _mm256_add_epi32(sums, _mm256_cvtepu16_epi32(_mm_add_epi16(w0, w1)));
+        }
+        _mm256_storeu_si256((__m256i *)(column_sums + col), sums);
+        if (pairs * 2 < k) pack_b_scalar(k, n, src, ldb, b_signed, packed, column_sums, p, p + 1, pairs * 2);
+    }
+}
+#endif
+
+void ck_qgemm_pack_b_panels(size_t k, size_t n, const void *b, size_t ldb, int b_signed, void *packed,
+                            int32_t *column_sums, size_t panel_begin, size_t panel_end) {
+    const uint8_t *src = (const uint8_t *)b;
+#if defined(__x86_64__)
+    if (qgemm_vnni()) {
+        pack_b_vnni(k, n, src, ldb, b_signed, (uint8_t *)packed, column_sums, panel_begin, panel_end);
+        return;
+    }
+    if (qgemm_avx2()) {
+        pack_b_avx2(k, n, src, ldb, b_signed, (int16_t *)packed, column_sums, panel_begin, panel_end);
+        return;
+    }
+#endif
+    const size_t width = ck_qgemm_panel_width();
+    for (size_t j = panel_begin * width; j < n && j < panel_end * width; j++) column_sums[j] = 0;
+    pack_b_scalar(k, n, src, ldb, b_signed, packed, column_sums, panel_begin, panel_end, 0);
+}
+
+void ck_qgemm_pack_b(size_t k, size_t n, const void *b, size_t ldb, int b_signed, void *packed, int32_t *column_sums) {
+    const size_t width = ck_qgemm_panel_width();
+    ck_qgemm_pack_b_panels(k, n, b, ldb, b_signed, packed, column_sums, 0, (n + width - 1) / width);
 }
 
 void ck_qgemm_pack_a(size_t m, size_t k, const void *a, size_t lda, int a_signed, void *packed, int32_t *row_sums) {
@@ -353,6 +424,60 @@ void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda,
                 sum += (av - a_zero[i]) * (bv - b_zero[j]);
             }
             c[i * ldc + j] = (int32_t)(uint32_t)(uint64_t)sum;
+        }
+    }
+}
+
+// Copies a short run of bytes: 16-byte moves, then single bytes.
+static inline void copy_bytes(uint8_t *dst, const uint8_t *src, size_t count) {
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        uint8_t chunk[16];
+        memcpy(chunk, src + i, 16);
+        memcpy(dst + i, chunk, 16);
+    }
+    for (; i < count; i++) dst[i] = src[i];
+}
+
+void ck_im2col_u8(const uint8_t *x, size_t height, size_t width, size_t kernel_h, size_t kernel_w, size_t stride_h,
+                  size_t stride_w, size_t dilation_h, size_t dilation_w, size_t pad_top, size_t pad_left,
+                  size_t out_h, size_t out_w, uint8_t pad, uint8_t *columns, size_t row_begin, size_t row_end) {
+    const size_t window = kernel_h * kernel_w, count = out_h * out_w;
+    for (size_t row = row_begin; row < row_end; row++) {
+        const size_t c = row / window, ky = (row % window) / kernel_w, kx = row % kernel_w;
+        const uint8_t *plane = x + c * height * width;
+        uint8_t *dst = columns + row * count;
+        for (size_t oy = 0; oy < out_h; oy++) {
+            uint8_t *line = dst + oy * out_w;
+            // Input row and column of output (oy, 0), in signed arithmetic: padding makes them negative.
+            const long iy = (long)(oy * stride_h + ky * dilation_h) - (long)pad_top;
+            if (iy < 0 || iy >= (long)height) {
+                for (size_t ox = 0; ox < out_w; ox++) line[ox] = pad;
+                continue;
+            }
+            const uint8_t *source = plane + (size_t)iy * width;
+            const long x0 = (long)(kx * dilation_w) - (long)pad_left;
+            if (stride_w == 1) {
+                // Columns ox with 0 <= x0 + ox < width are one copy; the rest is padding.
+                long first = x0 < 0 ? -x0 : 0, last = (long)width - x0;
+                if (last > (long)out_w) last = (long)out_w;
+                if (first > (long)out_w) first = (long)out_w;
+                if (last < first) last = first;
+                // Lines are short (tens of bytes): inline loops, not library calls per line.
+                for (long ox = 0; ox < first; ox++) line[ox] = pad;
+                copy_bytes(line + first, source + x0 + first, (size_t)(last - first));
+                for (size_t ox = (size_t)last; ox < out_w; ox++) line[ox] = pad;
+            } else {
+                // Columns inside the image: x0 + ox * stride in [0, width), a contiguous range of ox.
+                const long s = (long)stride_w;
+                long first = x0 < 0 ? (-x0 + s - 1) / s : 0;
+                long last = x0 < (long)width ? ((long)width - x0 + s - 1) / s : 0;
+                if (last > (long)out_w) last = (long)out_w;
+                if (first > last) first = last;
+                for (long ox = 0; ox < first; ox++) line[ox] = pad;
+                for (long ox = first; ox < last; ox++) line[ox] = source[x0 + ox * s];
+                for (long ox = last; ox < (long)out_w; ox++) line[ox] = pad;
+            }
         }
     }
 }

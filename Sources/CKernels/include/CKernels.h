@@ -68,6 +68,14 @@ size_t ck_qgemm_packed_b_bytes(size_t k, size_t n);
 size_t ck_qgemm_packed_a_bytes(size_t m, size_t k);
 /// Packs B (K x N bytes, row-major with ldb); column_sums (n values) receives the sums of the packed columns.
 void ck_qgemm_pack_b(size_t k, size_t n, const void *b, size_t ldb, int b_signed, void *packed, int32_t *column_sums);
+/// Packs the column panels [panel_begin, panel_end) of B only (threads pack the panels they multiply).
+void ck_qgemm_pack_b_panels(size_t k, size_t n, const void *b, size_t ldb, int b_signed, void *packed,
+                            int32_t *column_sums, size_t panel_begin, size_t panel_end);
+/// The rows [row_begin, row_end) of the im2col matrix of one byte image (C x H x W): row (c, ky, kx), column
+/// (oy, ox), positions outside the image filled with `pad` (the input's zero point).
+void ck_im2col_u8(const uint8_t *x, size_t height, size_t width, size_t kernel_h, size_t kernel_w, size_t stride_h,
+                  size_t stride_w, size_t dilation_h, size_t dilation_w, size_t pad_top, size_t pad_left,
+                  size_t out_h, size_t out_w, uint8_t pad, uint8_t *columns, size_t row_begin, size_t row_end);
 /// Packs A (M x K bytes, row-major with lda); row_sums (m values) receives the sums of the packed rows.
 void ck_qgemm_pack_a(size_t m, size_t k, const void *a, size_t lda, int a_signed, void *packed, int32_t *row_sums);
 /// C for the column panels [panel_begin, panel_end); a_zero (m values) and b_zero (n values) shifted as above.

@@ -68,17 +68,30 @@ final class PackedByteRows {
     /// panels to share).
     func multiply(
         _ b: PackedByteMatrix, bZeros: UnsafePointer<Int32>, into c: UnsafeMutablePointer<Int32>, ldc: Int,
-        parallel: ParallelFor
+        parallel: ParallelFor, packing source: (matrix: UnsafeRawPointer, ldb: Int, signed: Bool)? = nil
     ) {
         let width = ck_qgemm_panel_width()
         let panels = (b.n + width - 1) / width
         let base = UnsafeRawPointer(packed.pointer), packedB = UnsafeRawPointer(b.packed.pointer)
         if panels >= parallel.threads || m < 16 {
+            // Each thread packs the panels of B it multiplies (when B changes per run), then multiplies them.
             parallel.run(panels) { begin, end in
+                if let source {
+                    ck_qgemm_pack_b_panels(
+                        b.k, b.n, source.matrix, source.ldb, source.signed ? 1 : 0, b.packed.pointer, b.columnSums,
+                        begin, end)
+                }
                 ck_qgemm_packed(
                     m, b.n, k, base, rowSums, zeros, packedB, b.columnSums, bZeros, c, ldc, begin, end)
             }
         } else {
+            if let source {
+                parallel.run(panels) { begin, end in
+                    ck_qgemm_pack_b_panels(
+                        b.k, b.n, source.matrix, source.ldb, source.signed ? 1 : 0, b.packed.pointer, b.columnSums,
+                        begin, end)
+                }
+            }
             parallel.run(m) { begin, end in
                 ck_qgemm_packed(
                     end - begin, b.n, k, base + begin * rowBytes, rowSums + begin, zeros + begin, packedB,
@@ -364,6 +377,8 @@ final class IntegerConvKernel: Kernel {
     private let wScaleCount: Int
     private let wSigned: Bool
     private let runtimeWeights: UnsafeRawPointer?
+    /// 1x1, stride 1, no padding: the image is the column matrix.
+    private let pointwise: Bool
 
     init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool) throws {
         self.parallel = parallel
@@ -387,6 +402,9 @@ final class IntegerConvKernel: Kernel {
         (strideH, strideW) = axis2(g.strides, 1)
         (dilationH, dilationW) = axis2(g.dilations, 1)
         (padTop, padLeft) = axis2(g.padsBegin, 0)
+        pointwise =
+            g.kernel.allSatisfy { $0 == 1 } && g.strides.allSatisfy { $0 == 1 } && g.padsBegin.allSatisfy { $0 == 0 }
+            && g.padsEnd.allSatisfy { $0 == 0 }
         groups = try node.attributes.int("group", default: 1)
         batch = xv.shape[0]
         channelsPerGroup = xv.shape[1] / max(groups, 1)
@@ -412,7 +430,7 @@ final class IntegerConvKernel: Kernel {
         } else {
             runtimeWeights = weightBytes
         }
-        columns = .allocate(capacity: max(rowsPerFilter * outputCount, 1))
+        columns = .allocate(capacity: max(pointwise ? 1 : rowsPerFilter * outputCount, 1))
         packedColumns = try PackedByteMatrix(k: rowsPerFilter, n: outputCount)
         columnZeros = .allocate(capacity: max(outputCount, 1))
         columnZeros.initialize(repeating: 0, count: max(outputCount, 1))
@@ -469,32 +487,18 @@ final class IntegerConvKernel: Kernel {
         sums.deallocate()
     }
 
-    /// The columns of one image and group: row (c, ky, kx), column (oy, ox), padding filled with the zero point.
-    private func im2col(_ image: UnsafePointer<UInt8>, pad: UInt8) {
-        let outputCount = outH * outW
-        var row = 0
-        for c in 0..<channelsPerGroup {
-            let plane = image + c * inH * inW
-            for ky in 0..<kH {
-                for kx in 0..<kW {
-                    let dst = columns + row * outputCount
-                    for oy in 0..<outH {
-                        let iy = oy * strideH - padTop + ky * dilationH
-                        let line = dst + oy * outW
-                        guard iy >= 0 && iy < inH else {
-                            line.update(repeating: pad, count: outW)
-                            continue
-                        }
-                        let source = plane + iy * inW
-                        for ox in 0..<outW {
-                            let ix = ox * strideW - padLeft + kx * dilationW
-                            line[ox] = ix >= 0 && ix < inW ? source[ix] : pad
-                        }
-                    }
-                    row += 1
-                }
-            }
+    /// The columns of one image and group: row (c, ky, kx), column (oy, ox), padding filled with the zero point;
+    /// rows split across threads. A 1x1, stride-1, unpadded convolution reads the image itself.
+    private func columns(of image: UnsafePointer<UInt8>, pad: UInt8) -> UnsafeRawPointer {
+        if pointwise { return UnsafeRawPointer(image) }
+        let rows = channelsPerGroup * kH * kW
+        let chunks = max(1, min(parallel.threads, rows * outH * outW / 32768))
+        parallel.run(chunks) { first, last in
+            ck_im2col_u8(
+                image, inH, inW, kH, kW, strideH, strideW, dilationH, dilationW, padTop, padLeft, outH, outW, pad,
+                columns, rows * first / chunks, rows * last / chunks)
         }
+        return UnsafeRawPointer(columns)
     }
 
     func run() throws {
@@ -524,15 +528,19 @@ final class IntegerConvKernel: Kernel {
                 } else {
                     rows.setZeros(wZeros.values + first, count: filtersPerGroup, signed: wSigned)
                 }
-                im2col(bytes + (image * groups + group) * channelsPerGroup * inH * inW, pad: pad)
-                packedColumns.pack(columns, ldb: outputCount, signed: xSigned)
+                let matrix = columns(of: bytes + (image * groups + group) * channelsPerGroup * inH * inW, pad: pad)
+                let source = (matrix: matrix, ldb: outputCount, signed: xSigned)
                 let outOffset = (image * filters + first) * outputCount
                 guard let requantizer else {
                     let c = output.assumingMemoryBound(to: Int32.self) + outOffset
-                    rows.multiply(packedColumns, bZeros: columnZeros, into: c, ldc: outputCount, parallel: parallel)
+                    rows.multiply(
+                        packedColumns, bZeros: columnZeros, into: c, ldc: outputCount, parallel: parallel,
+                        packing: source)
                     continue
                 }
-                rows.multiply(packedColumns, bZeros: columnZeros, into: sums, ldc: outputCount, parallel: parallel)
+                rows.multiply(
+                    packedColumns, bZeros: columnZeros, into: sums, ldc: outputCount, parallel: parallel,
+                    packing: source)
                 let (sums, bias, output, wScaleCount) = (sums, bias, output, wScaleCount)
                 parallel.run(filtersPerGroup) { begin, end in
                     for filter in begin..<end {
