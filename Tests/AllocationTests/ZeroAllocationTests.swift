@@ -77,6 +77,18 @@ struct ZeroAllocationTests {
         #expect(allocations == 0, "\(name) on 2 threads: \(allocations) allocations in 50 runs")
     }
 
+    /// The precision fixtures (float16, dynamic int8, QDQ planned into integer kernels) on one and two threads.
+    @Test(arguments: ["mlp-fp16", "cnn-fp16", "mlp-dynamic", "encoder-dynamic", "cnn-qdq", "mlp-qdq"])
+    func lowerPrecisionRunsDoNotAllocate(_ name: String) throws {
+        let directory = Self.models.directory.deletingLastPathComponent().appendingPathComponent("precision")
+        let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("\(name).onnx").path)
+        let input = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name).inputs.npz").path)[0].tensor
+        for threads in [1, 2] {
+            let count = try allocations(graph: graph, input: input, threads: threads)
+            #expect(count == 0, "\(name) on \(threads) threads: \(count) allocations in 50 runs")
+        }
+    }
+
     @Test func defaultModelDoesNotAllocate() throws {
         let graph = try BuiltinModels.graph(named: "linear")
         let input = try Tensor(shape: [4, 10], scalars: [Float](repeating: 0.25, count: 40))

@@ -231,9 +231,8 @@ enum UnaryKernels {
         if let fast {
             // Chunks of at least 16 Ki elements: below that a thread costs more than it saves.
             let chunks = max(1, min(parallel.threads, count / 16384))
-            return ClosureKernel {
-                parallel.run(chunks) { first, last in fast(count * first / chunks, count * last / chunks) }
-            }
+            let task = ClosureTask { _, first, last in fast(count * first / chunks, count * last / chunks) }
+            return ClosureKernel { parallel.run(task, count: chunks) }
         }
         let input = ElementIO.for(x.type.dtype)
         let output = ElementIO.for(y.type.dtype)

@@ -32,6 +32,25 @@ final class PackedByteRows {
     let rowSums: UnsafeMutablePointer<Int32>
     let zeros: UnsafeMutablePointer<Int32>
 
+    /// The arguments of the current `pack` or `multiply` call, read by the tasks (made once: runs allocate nothing).
+    private struct Call {
+        var a: UnsafeRawPointer?
+        var lda = 0
+        var signed = false
+        var chunks = 1
+        var b: PackedByteMatrix?
+        var bZeros: UnsafePointer<Int32>?
+        var c: UnsafeMutablePointer<Int32>?
+        var ldc = 0
+        var source: (matrix: UnsafeRawPointer, ldb: Int, signed: Bool)?
+        var panels = 0
+    }
+    private var call = Call()
+    private var packTask: ClosureTask?
+    private var panelTask: ClosureTask?
+    private var packPanelsTask: ClosureTask?
+    private var rowTask: ClosureTask?
+
     init(m: Int, k: Int) throws {
         self.m = m
         self.k = k
@@ -41,6 +60,27 @@ final class PackedByteRows {
         rowSums.initialize(repeating: 0, count: max(m, 1))
         zeros = .allocate(capacity: max(m, 1))
         zeros.initialize(repeating: 0, count: max(m, 1))
+        packTask = ClosureTask { [unowned self] _, first, last in
+            guard let a = call.a else { return }
+            let begin = m * first / call.chunks, end = m * last / call.chunks
+            ck_qgemm_pack_a(
+                end - begin, k, a + begin * call.lda, call.lda, call.signed ? 1 : 0, packed.pointer + begin * rowBytes,
+                rowSums + begin)
+        }
+        packPanelsTask = ClosureTask { [unowned self] _, begin, end in packPanels(begin, end) }
+        panelTask = ClosureTask { [unowned self] _, begin, end in
+            packPanels(begin, end)
+            guard let b = call.b, let bZeros = call.bZeros, let c = call.c else { return }
+            ck_qgemm_packed(
+                m, b.n, k, packed.pointer, rowSums, zeros, b.packed.pointer, b.columnSums, bZeros, c, call.ldc, begin,
+                end)
+        }
+        rowTask = ClosureTask { [unowned self] _, begin, end in
+            guard let b = call.b, let bZeros = call.bZeros, let c = call.c else { return }
+            ck_qgemm_packed(
+                end - begin, b.n, k, packed.pointer + begin * rowBytes, rowSums + begin, zeros + begin,
+                b.packed.pointer, b.columnSums, bZeros, c + begin * call.ldc, call.ldc, 0, call.panels)
+        }
     }
 
     deinit {
@@ -48,14 +88,18 @@ final class PackedByteRows {
         zeros.deallocate()
     }
 
+    private func packPanels(_ begin: Int, _ end: Int) {
+        guard let source = call.source, let b = call.b else { return }
+        ck_qgemm_pack_b_panels(
+            b.k, b.n, source.matrix, source.ldb, source.signed ? 1 : 0, b.packed.pointer, b.columnSums, begin, end)
+    }
+
     func pack(_ a: UnsafeRawPointer, lda: Int, signed: Bool, parallel: ParallelFor = .serial) {
-        let chunks = max(1, min(parallel.threads, m * k / 16384))
-        parallel.run(chunks) { first, last in
-            let begin = m * first / chunks, end = m * last / chunks
-            ck_qgemm_pack_a(
-                end - begin, k, a + begin * lda, lda, signed ? 1 : 0, packed.pointer + begin * rowBytes,
-                rowSums + begin)
-        }
+        call.a = a
+        call.lda = lda
+        call.signed = signed
+        call.chunks = max(1, min(parallel.threads, m * k / 16384))
+        if let packTask { parallel.run(packTask, count: call.chunks) }
     }
 
     /// Zero points in the packed domain (unsigned A is shifted by -128): one value for every row, or one per row.
@@ -65,39 +109,28 @@ final class PackedByteRows {
     }
 
     /// C = (A - za)(B - zb) for every column, split across threads by column panels (or by rows when B has too few
-    /// panels to share).
+    /// panels to share). With `source`, B is packed from that matrix first: by each thread, the panels it multiplies.
     func multiply(
         _ b: PackedByteMatrix, bZeros: UnsafePointer<Int32>, into c: UnsafeMutablePointer<Int32>, ldc: Int,
         parallel: ParallelFor, packing source: (matrix: UnsafeRawPointer, ldb: Int, signed: Bool)? = nil
     ) {
         let width = ck_qgemm_panel_width()
         let panels = (b.n + width - 1) / width
-        let base = UnsafeRawPointer(packed.pointer), packedB = UnsafeRawPointer(b.packed.pointer)
+        call.b = b
+        call.bZeros = bZeros
+        call.c = c
+        call.ldc = ldc
+        call.source = source
+        call.panels = panels
+        guard let panelTask, let packPanelsTask, let rowTask else { return }
         if panels >= parallel.threads || m < 16 {
-            // Each thread packs the panels of B it multiplies (when B changes per run), then multiplies them.
-            parallel.run(panels) { begin, end in
-                if let source {
-                    ck_qgemm_pack_b_panels(
-                        b.k, b.n, source.matrix, source.ldb, source.signed ? 1 : 0, b.packed.pointer, b.columnSums,
-                        begin, end)
-                }
-                ck_qgemm_packed(
-                    m, b.n, k, base, rowSums, zeros, packedB, b.columnSums, bZeros, c, ldc, begin, end)
-            }
+            parallel.run(panelTask, count: panels)
         } else {
-            if let source {
-                parallel.run(panels) { begin, end in
-                    ck_qgemm_pack_b_panels(
-                        b.k, b.n, source.matrix, source.ldb, source.signed ? 1 : 0, b.packed.pointer, b.columnSums,
-                        begin, end)
-                }
-            }
-            parallel.run(m) { begin, end in
-                ck_qgemm_packed(
-                    end - begin, b.n, k, base + begin * rowBytes, rowSums + begin, zeros + begin, packedB,
-                    b.columnSums, bZeros, c + begin * ldc, ldc, 0, panels)
-            }
+            if source != nil { parallel.run(packPanelsTask, count: panels) }
+            parallel.run(rowTask, count: m)
         }
+        call.b = nil
+        call.source = nil
     }
 }
 
@@ -205,6 +238,9 @@ final class IntegerMatMulKernel: Kernel {
     private let requantizer: Requantizer?
     private let aScaleCount: Int, bScaleCount: Int
     private let bias: UnsafePointer<Int32>?
+    /// Requantization split by rows: a task made once, with the batch it works on.
+    private var requantizeTask: ClosureTask?
+    private var current = (batch: 0, perColumn: false)
 
     init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool) throws {
         self.parallel = parallel
@@ -293,6 +329,15 @@ final class IntegerMatMulKernel: Kernel {
             sums = .allocate(capacity: 1)
             bias = nil
         }
+        requantizeTask = ClosureTask { [unowned self] _, begin, end in
+            guard let requantizer else { return }
+            for row in begin..<end {
+                let line = sums + row * n
+                if let bias { for j in 0..<n { line[j] = line[j] &+ bias[j] } }
+                requantizer.apply(
+                    sums: line, n: n, bPerColumn: current.perColumn, y: output, offset: (current.batch * m + row) * n)
+            }
+        }
     }
 
     deinit {
@@ -335,16 +380,11 @@ final class IntegerMatMulKernel: Kernel {
                 let line = sums + row * n
                 for j in 0..<n { line[j] = line[j] &+ bias[j] }
             }
-            if aScaleCount == 1 {
+            if aScaleCount == 1, let requantizeTask {
                 // One multiplier row for all rows: rows split across threads.
                 requantizer.prepare(aIndex: 0, bBase: bBase, bPerColumn: perColumn, n: n)
-                parallel.run(m) { begin, end in
-                    for row in begin..<end {
-                        addBias(row)
-                        requantizer.apply(
-                            sums: sums + row * n, n: n, bPerColumn: perColumn, y: output, offset: (batch * m + row) * n)
-                    }
-                }
+                current = (batch, perColumn)
+                parallel.run(requantizeTask, count: m)
             } else {
                 for row in 0..<m {
                     addBias(row)
@@ -379,6 +419,12 @@ final class IntegerConvKernel: Kernel {
     private let runtimeWeights: UnsafeRawPointer?
     /// 1x1, stride 1, no padding: the image is the column matrix.
     private let pointwise: Bool
+    /// Tasks made once (runs allocate nothing), with the image, group and output offset they work on.
+    private var im2colTask: ClosureTask?
+    private var requantizeTask: ClosureTask?
+    private var image0: UnsafePointer<UInt8>?
+    private var pad0: UInt8 = 0
+    private var current = (first: 0, outOffset: 0)
 
     init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool) throws {
         self.parallel = parallel
@@ -479,6 +525,29 @@ final class IntegerConvKernel: Kernel {
             sums = .allocate(capacity: 1)
             bias = nil
         }
+        im2colTask = ClosureTask { [unowned self] _, first, last in
+            guard let image = image0 else { return }
+            let rows = channelsPerGroup * kH * kW
+            let chunks = max(1, min(self.parallel.threads, rows * outH * outW / 32768))
+            ck_im2col_u8(
+                image, inH, inW, kH, kW, strideH, strideW, dilationH, dilationW, padTop, padLeft, outH, outW, pad0,
+                columns, rows * first / chunks, rows * last / chunks)
+        }
+        requantizeTask = ClosureTask { [unowned self] _, begin, end in
+            guard let requantizer else { return }
+            let outputCount = outH * outW
+            for filter in begin..<end {
+                let line = sums + filter * outputCount
+                if let bias {
+                    let value = bias[current.first + filter]
+                    for j in 0..<outputCount { line[j] = line[j] &+ value }
+                }
+                requantizer.apply(
+                    sums: line, n: outputCount,
+                    multiplier: requantizer.multiplier(wScaleCount == 1 ? 0 : current.first + filter, 0), y: output,
+                    offset: current.outOffset + filter * outputCount)
+            }
+        }
     }
 
     deinit {
@@ -492,12 +561,9 @@ final class IntegerConvKernel: Kernel {
     private func columns(of image: UnsafePointer<UInt8>, pad: UInt8) -> UnsafeRawPointer {
         if pointwise { return UnsafeRawPointer(image) }
         let rows = channelsPerGroup * kH * kW
-        let chunks = max(1, min(parallel.threads, rows * outH * outW / 32768))
-        parallel.run(chunks) { first, last in
-            ck_im2col_u8(
-                image, inH, inW, kH, kW, strideH, strideW, dilationH, dilationW, padTop, padLeft, outH, outW, pad,
-                columns, rows * first / chunks, rows * last / chunks)
-        }
+        image0 = image
+        pad0 = pad
+        if let im2colTask { parallel.run(im2colTask, count: max(1, min(parallel.threads, rows * outH * outW / 32768))) }
         return UnsafeRawPointer(columns)
     }
 
@@ -531,7 +597,7 @@ final class IntegerConvKernel: Kernel {
                 let matrix = columns(of: bytes + (image * groups + group) * channelsPerGroup * inH * inW, pad: pad)
                 let source = (matrix: matrix, ldb: outputCount, signed: xSigned)
                 let outOffset = (image * filters + first) * outputCount
-                guard let requantizer else {
+                guard requantizer != nil else {
                     let c = output.assumingMemoryBound(to: Int32.self) + outOffset
                     rows.multiply(
                         packedColumns, bZeros: columnZeros, into: c, ldc: outputCount, parallel: parallel,
@@ -541,20 +607,8 @@ final class IntegerConvKernel: Kernel {
                 rows.multiply(
                     packedColumns, bZeros: columnZeros, into: sums, ldc: outputCount, parallel: parallel,
                     packing: source)
-                let (sums, bias, output, wScaleCount) = (sums, bias, output, wScaleCount)
-                parallel.run(filtersPerGroup) { begin, end in
-                    for filter in begin..<end {
-                        let line = sums + filter * outputCount
-                        if let bias {
-                            let value = bias[first + filter]
-                            for j in 0..<outputCount { line[j] = line[j] &+ value }
-                        }
-                        requantizer.apply(
-                            sums: line, n: outputCount,
-                            multiplier: requantizer.multiplier(wScaleCount == 1 ? 0 : first + filter, 0), y: output,
-                            offset: outOffset + filter * outputCount)
-                    }
-                }
+                current = (first, outOffset)
+                if let requantizeTask { parallel.run(requantizeTask, count: filtersPerGroup) }
             }
         }
     }

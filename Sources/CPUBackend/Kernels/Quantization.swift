@@ -23,25 +23,26 @@ enum QuantizationKernels {
         let store = try integerStorer(y.type.dtype, node: node)
         let bytes = x.type.dtype == .float32 && (y.type.dtype == .uint8 || y.type.dtype == .int8)
         let signed: Int32 = y.type.dtype == .int8 ? 1 : 0
+        let (task, count) = runTask(layout) { offset, count, parameter in
+            let scale = scales.values[parameter], zero = zeros.values[parameter]
+            if bytes {
+                ck_quantize_f32(
+                    src.assumingMemoryBound(to: Float.self) + offset, count, scale, zero,
+                    Int32(range.lowerBound), Int32(range.upperBound), dst + offset, signed)
+                return
+            }
+            for i in offset..<(offset + count) {
+                var quotient = load(src, i) / scale
+                if halfInput { quotient = Float(Float16(quotient)) }
+                let q = quotient.rounded(.toNearestOrEven) + Float(zero)
+                // NaN lands on the low end, as in the byte path (and onnxruntime).
+                store(dst, i, q >= range.lowerBound ? Int32(min(q, range.upperBound)) : Int32(range.lowerBound))
+            }
+        }
         return ClosureKernel {
             scales.refresh()
             zeros.refresh()
-            forEachRun(layout, parallel: parallel) { offset, count, parameter in
-                let scale = scales.values[parameter], zero = zeros.values[parameter]
-                if bytes {
-                    ck_quantize_f32(
-                        src.assumingMemoryBound(to: Float.self) + offset, count, scale, zero,
-                        Int32(range.lowerBound), Int32(range.upperBound), dst + offset, signed)
-                    return
-                }
-                for i in offset..<(offset + count) {
-                    var quotient = load(src, i) / scale
-                    if halfInput { quotient = Float(Float16(quotient)) }
-                    let q = quotient.rounded(.toNearestOrEven) + Float(zero)
-                    // NaN lands on the low end, as in the byte path (and onnxruntime).
-                    store(dst, i, q >= range.lowerBound ? Int32(min(q, range.upperBound)) : Int32(range.lowerBound))
-                }
-            }
+            parallel.run(task, count: count)
         }
     }
 
@@ -58,25 +59,26 @@ enum QuantizationKernels {
         }
         let bytes = !halfOutput && (x.type.dtype == .uint8 || x.type.dtype == .int8)
         let signed: Int32 = x.type.dtype == .int8 ? 1 : 0
+        let (task, count) = runTask(layout) { offset, count, parameter in
+            let scale = scales.values[parameter], zero = Float(zeros.values[parameter])
+            if bytes {
+                ck_dequantize_8(
+                    src + offset, signed, count, zeros.values[parameter], scale,
+                    dst.assumingMemoryBound(to: Float.self) + offset)
+                return
+            }
+            if halfOutput {
+                let out = dst.assumingMemoryBound(to: Float16.self)
+                for i in offset..<(offset + count) { out[i] = Float16((Float(load(src, i)) - zero) * scale) }
+            } else {
+                let out = dst.assumingMemoryBound(to: Float.self)
+                for i in offset..<(offset + count) { out[i] = (Float(load(src, i)) - zero) * scale }
+            }
+        }
         return ClosureKernel {
             scales.refresh()
             zeros.refresh()
-            forEachRun(layout, parallel: parallel) { offset, count, parameter in
-                let scale = scales.values[parameter], zero = Float(zeros.values[parameter])
-                if bytes {
-                    ck_dequantize_8(
-                        src + offset, signed, count, zeros.values[parameter], scale,
-                        dst.assumingMemoryBound(to: Float.self) + offset)
-                    return
-                }
-                if halfOutput {
-                    let out = dst.assumingMemoryBound(to: Float16.self)
-                    for i in offset..<(offset + count) { out[i] = Float16((Float(load(src, i)) - zero) * scale) }
-                } else {
-                    let out = dst.assumingMemoryBound(to: Float.self)
-                    for i in offset..<(offset + count) { out[i] = (Float(load(src, i)) - zero) * scale }
-                }
-            }
+            parallel.run(task, count: count)
         }
     }
 
@@ -89,27 +91,31 @@ enum QuantizationKernels {
         // Per-chunk ranges (a buffer the kernel owns: freed with it).
         let ranges = try HostBuffer(bytes: 2 * chunks * MemoryLayout<Float>.stride)
         let lows = ranges.pointer.bindMemory(to: Float.self, capacity: 2 * chunks), highs = lows + chunks
+        let rangeTask = ClosureTask { part, first, last in
+            let begin = count * first / chunks, end = count * last / chunks
+            ck_minmax_f32(src + begin, end - begin, lows + part, highs + part)
+        }
+        // Reads this run's scale and zero point from the outputs, written before it runs.
+        let quantizeTask = ClosureTask { _, first, last in
+            let begin = count * first / chunks, end = count * last / chunks
+            ck_quantize_f32(src + begin, end - begin, scaleOut[0], Int32(zeroOut[0]), 0, 255, dst + begin, 0)
+        }
         return ClosureKernel {
+            // The buffer behind lows and highs lives as long as this closure.
+            withExtendedLifetime(ranges) {}
             // The range always holds 0, so that 0 is exact; NaN inputs are skipped.
             lows.update(repeating: 0, count: 2 * chunks)
-            parallel.runIndexed(chunks) { part, first, last in
-                let begin = count * first / chunks, end = count * last / chunks
-                ck_minmax_f32(src + begin, end - begin, lows + part, highs + part)
-            }
+            parallel.run(rangeTask, count: chunks)
             var low: Float = 0, high: Float = 0
             for part in 0..<chunks {
                 low = min(low, lows[part])
                 high = max(high, highs[part])
             }
-            _ = ranges
             let scale = high == low ? 1 : (high - low) / 255
             let zero = min(max((0 - low / scale).rounded(.toNearestOrEven), 0), 255)
             scaleOut[0] = scale
             zeroOut[0] = UInt8(zero)
-            parallel.run(chunks) { first, last in
-                let begin = count * first / chunks, end = count * last / chunks
-                ck_quantize_f32(src + begin, end - begin, scale, Int32(zero), 0, 255, dst + begin, 0)
-            }
+            parallel.run(quantizeTask, count: chunks)
         }
     }
 
@@ -128,17 +134,16 @@ enum QuantizationKernels {
         }
     }
 
-    /// Calls `body(offset, count, parameter)` for runs of consecutive elements sharing one scale and zero point,
-    /// split across threads by whole runs (or by element ranges for one per-tensor run).
-    private static func forEachRun(
-        _ layout: QuantizationLayout, parallel: ParallelFor, _ body: (Int, Int, Int) -> Void
-    ) {
+    /// A task calling `body(offset, count, parameter)` for runs of consecutive elements sharing one scale and zero
+    /// point, split across threads by whole runs (or by element ranges for one per-tensor run), and its count.
+    /// Made once per kernel: runs allocate nothing.
+    private static func runTask(
+        _ layout: QuantizationLayout, _ body: @escaping (Int, Int, Int) -> Void
+    ) -> (ParallelTask, Int) {
         if layout.outerStride == 0 && layout.axisStride == 0 {
-            parallel.run(layout.inner) { begin, end in body(begin, end - begin, 0) }
-            return
+            return (ClosureTask { _, begin, end in body(begin, end - begin, 0) }, layout.inner)
         }
-        let rows = layout.outer * layout.axisLength
-        parallel.run(rows) { begin, end in
+        let task = ClosureTask { _, begin, end in
             for row in begin..<end {
                 let o = row / layout.axisLength, j = row % layout.axisLength
                 let base = o * layout.outerStride + (j / layout.blockSize) * layout.axisStride
@@ -149,6 +154,7 @@ enum QuantizationKernels {
                 }
             }
         }
+        return (task, layout.outer * layout.axisLength)
     }
 
     static func integerRange(_ dtype: DType, node: BoundNode) throws -> ClosedRange<Float> {
