@@ -75,7 +75,7 @@ let package = Package(
             name: "ONNXImportTests",
             dependencies: [
                 "ONNXImport", "ONNXProto", "CPUBackend", "InferenceRuntime", "InferenceGraph", "InferenceTensor",
-                "InferenceTestSupport",
+                "InferenceTestSupport", "InferenceBench",
             ],
             resources: [.copy("Fixtures")]
         ),

@@ -1,5 +1,6 @@
 import CPUBackend
 import Foundation
+import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
@@ -56,6 +57,38 @@ struct PrecisionConversionTests {
         for (a, b) in zip(converted, reference) {
             // 8-bit weights and activations: a few percent of the output's range.
             #expect(Self.relativeError(a, b) < 0.08, "\(name): \(Self.relativeError(a, b))")
+        }
+    }
+
+    /// Static int8: calibrated on inputs near the fixture's, written as QDQ, planned into integer kernels, and
+    /// close to float32 on the fixture's own input.
+    @Test(arguments: ["mlp", "cnn", "encoder"])
+    func staticInt8StaysCloseToFloat32(_ name: String) throws {
+        let (graph, inputs) = try Self.load(name)
+        var generator = SystemRandomNumberGenerator()
+        let calibration = try (0..<8).map { _ in
+            try inputs.map { input -> NamedTensor in
+                guard input.tensor.dtype == .float32 else { return input }
+                let values = try input.tensor.scalars(as: Float.self).map {
+                    $0 * Float.random(in: 0.8...1.2, using: &generator)
+                }
+                return NamedTensor(name: input.name, tensor: try Tensor(shape: input.tensor.shape, scalars: values))
+            }
+        }
+        let ranges = try Calibration.ranges(graph, inputs: calibration, backend: CPUBackend())
+        #expect(Set(ranges.keys) == Set(StaticQuantization.calibrationTargets(graph)))
+        var report = PrecisionConversionReport(precision: .int8)
+        let quantized = try StaticQuantization.quantize(graph, ranges: ranges, report: &report)
+        #expect(report.quantizedNodes > 0)
+        let types = Dictionary(
+            uniqueKeysWithValues: inputs.map { ($0.name, TensorType(dtype: $0.tensor.dtype, shape: $0.tensor.shape)) })
+        let backend = CPUBackend()
+        let plan = try ExecutionPlan(graph: quantized, inputTypes: types, evaluator: backend, fusion: backend.fusion)
+        let integer = plan.steps.filter { $0.node.opType == "QLinearConv" || $0.node.opType == "QLinearMatMul" }
+        #expect(integer.count == report.quantizedNodes, "\(name): \(plan.steps.map { $0.node.opType })")
+        let reference = try Self.outputs(graph, inputs), converted = try Self.outputs(quantized, inputs)
+        for (a, b) in zip(converted, reference) {
+            #expect(Self.relativeError(a, b) < 0.1, "\(name): \(Self.relativeError(a, b))")
         }
     }
 

@@ -144,6 +144,48 @@ struct CLITests {
         #expect((object["verdict"] as? String ?? "").contains("at int8 against fp32"))
     }
 
+    /// Static int8 from a folder of calibration inputs: the CNN's convolutions run as integer kernels.
+    @Test func staticInt8WithCalibrationData() throws {
+        let fixtures = TestEnvironment.packageRoot.appendingPathComponent("Tests/ONNXImportTests/Fixtures/models")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "calibration-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let sample = try NumPyFile.readNPZ(path: fixtures.appendingPathComponent("cnn.inputs.npz").path)[0].tensor
+        for index in 0..<4 {
+            let values = try sample.scalars(as: Float.self).map { $0 * (0.8 + 0.1 * Float(index)) }
+            try NumPyFile.writeNPY(
+                try Tensor(shape: sample.shape, scalars: values),
+                path: directory.appendingPathComponent("\(index).npy").path)
+        }
+        let model = fixtures.appendingPathComponent("cnn.onnx").path
+        let input = fixtures.appendingPathComponent("cnn.inputs.npz").path
+        let result = try inference(
+            "profile", "--model", model, "--input", input, "--precision", "int8", "--calibration-data", directory.path,
+            "--repeat", "2", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            result.stderr.contains("calibrated") && result.stderr.contains("statically quantized"), "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let operators = try #require(object["operators"] as? [[String: Any]]).compactMap { $0["op_type"] as? String }
+        #expect(operators.contains("QLinearConv") && !operators.contains("Conv"), "\(operators)")
+
+        let run = try inference(
+            "--model", model, "--input", input, "--precision", "int8", "--calibration-data", directory.path, "--json")
+        #expect(run.status == 0, "\(run.stderr)")
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let comparison = try #require(record["precision_comparison"] as? [String: Any])
+        #expect((comparison["conversion"] as? [String: Any])?["calibrated"] as? Bool == true)
+
+        for (arguments, phrase) in [
+            (["--precision", "fp16", "--calibration-data", directory.path], "calibrates --precision int8"),
+            (["--precision", "int8", "--calibration-data", "/nonexistent-folder"], "not a readable folder"),
+        ] {
+            let bad = try inference(["--model", model, "--input", input] + arguments)
+            #expect(bad.status != 0 && bad.stdout.isEmpty && bad.stderr.contains(phrase), "\(bad.stderr)")
+        }
+    }
+
     @Test func verboseGoesToStderr() throws {
         let result = try inference("--input", "data/sample1.npy", "--verbose", "--repeat", "7")
         #expect(result.status == 0)

@@ -20,6 +20,10 @@ public struct PrecisionConversionReport: Sendable, Codable, Equatable {
     public var clampedValues: Int = 0
     /// What stayed float32 and why, one line each.
     public var notes: [String] = []
+    /// int8 with calibration data: activation ranges measured (MinMax) instead of computed per run.
+    public var calibrated = false
+
+    public init(precision: Precision) { self.precision = precision }
 
     public var summary: String {
         var parts: [String] = []
@@ -29,6 +33,10 @@ public struct PrecisionConversionReport: Sendable, Codable, Equatable {
             parts.append("\(convertedInitializers) float32 weights stored as float16")
             if clampedValues > 0 { parts.append("\(clampedValues) values beyond ±65504 clamped") }
             parts.append("inputs and outputs stay float32 (cast at the edges)")
+        case .int8 where calibrated:
+            parts.append(
+                "\(quantizedNodes) Conv/MatMul/Gemm nodes statically quantized (int8 weights per channel, uint8 "
+                    + "activations with calibrated ranges, planned into integer kernels)")
         case .int8:
             parts.append(
                 "\(quantizedNodes) MatMul/Gemm nodes dynamically quantized (int8 weights per column, uint8 activations per tensor)"
@@ -59,11 +67,19 @@ public enum PrecisionConversion {
         public var description: String
     }
 
-    public static func convert(_ graph: Graph, to precision: Precision) throws -> (Graph, PrecisionConversionReport) {
+    /// - Parameter ranges: for int8, calibrated activation ranges (`Calibration.ranges`): static quantization
+    ///   instead of dynamic.
+    public static func convert(
+        _ graph: Graph, to precision: Precision, ranges: [String: (low: Float, high: Float)]? = nil
+    ) throws -> (Graph, PrecisionConversionReport) {
         var report = PrecisionConversionReport(precision: precision)
         report.weightBytesBefore = graph.initializers.values.reduce(0) { $0 + $1.byteCount }
+        let graph = precision == .fp32 ? graph : foldingConstantIdentities(graph)
         var result = graph
         switch precision {
+        case .int8 where ranges != nil:
+            report.calibrated = true
+            result = try StaticQuantization.quantize(graph, ranges: ranges ?? [:], report: &report)
         case .fp32:
             break
         case .bf16:
@@ -75,6 +91,26 @@ public enum PrecisionConversion {
         }
         report.weightBytesAfter = result.initializers.values.reduce(0) { $0 + $1.byteCount }
         return (result, report)
+    }
+
+    /// The graph with every Identity of an initializer replaced by that initializer under the Identity's output
+    /// name (exporters share equal weights that way, e.g. PyTorch's all-zero folded biases), so that weights are
+    /// recognized as constants.
+    static func foldingConstantIdentities(_ graph: Graph) -> Graph {
+        var result = graph
+        var kept: [Node] = []
+        for node in graph.nodes {
+            if node.opType == "Identity", node.domain.isEmpty, node.inputs.count == 1, node.outputs.count == 1,
+                let tensor = result.initializers[node.inputs[0]],
+                !graph.outputs.contains(where: { $0.name == node.outputs[0] })
+            {
+                result.initializers[node.outputs[0]] = tensor
+                continue
+            }
+            kept.append(node)
+        }
+        result.nodes = kept
+        return result
     }
 
     static func hasSubgraphs(_ graph: Graph) -> Bool {
@@ -306,5 +342,200 @@ public struct ModelPrecision: Sendable, Equatable {
         } else {
             quantization = nil
         }
+    }
+}
+
+/// Static int8 (onnxruntime's `quantize_static` in QDQ format, MinMax calibration): activations quantized per tensor
+/// to uint8 with ranges measured on calibration inputs, weights to int8 per output channel (symmetric), biases to
+/// int32 at the product of the two scales; QuantizeLinear/DequantizeLinear pairs are written around every Conv,
+/// MatMul and Gemm with constant weights (and after the Relu that follows one), and `QuantizedFusion` then plans
+/// each into QLinearConv or QLinearMatMul.
+public enum StaticQuantization {
+    /// The float32 values whose ranges calibration must measure: the inputs and outputs (after a sole Relu) of the
+    /// nodes to quantize.
+    public static func calibrationTargets(_ graph: Graph) -> [String] {
+        let graph = PrecisionConversion.foldingConstantIdentities(graph)
+        var targets: [String] = []
+        var seen: Set<String> = []
+        for (index, node) in graph.nodes.enumerated() where quantizable(node, graph) {
+            for name in [node.inputs[0], output(of: index, graph).value] where seen.insert(name).inserted {
+                targets.append(name)
+            }
+        }
+        return targets
+    }
+
+    static func quantizable(_ node: Node, _ graph: Graph) -> Bool {
+        guard node.domain.isEmpty || node.domain == "ai.onnx", node.inputs.count >= 2,
+            let weights = graph.initializers[node.inputs[1]], weights.dtype == .float32,
+            graph.initializers[node.inputs[0]] == nil, node.outputs.count == 1
+        else { return false }
+        switch node.opType {
+        case "Conv": return weights.shape.rank == 4 || weights.shape.rank == 3
+        case "MatMul": return weights.shape.rank == 2
+        case "Gemm":
+            return weights.shape.rank == 2 && (try? node.int("transA", default: 0)) == 0
+                && (try? node.float("alpha", default: 1)) == 1 && (try? node.float("beta", default: 1)) == 1
+        default: return false
+        }
+    }
+
+    /// The value to quantize after node `index`: its output, or the output of a Relu that is its only reader.
+    static func output(of index: Int, _ graph: Graph) -> (value: String, relu: Int?) {
+        let value = graph.nodes[index].outputs[0]
+        let readers = graph.nodes.indices.filter { graph.nodes[$0].inputs.contains(value) }
+        if readers.count == 1, let reader = readers.first, graph.nodes[reader].opType == "Relu",
+            !graph.outputs.contains(where: { $0.name == value })
+        {
+            return (graph.nodes[reader].outputs[0], reader)
+        }
+        return (value, nil)
+    }
+
+    /// uint8 scale and zero point for a range, widened to hold 0 (so that zero padding is exact).
+    public static func activationParameters(low: Float, high: Float) -> (scale: Float, zero: UInt8) {
+        let low = min(low, 0), high = max(high, 0)
+        guard high > low, (high - low).isFinite else { return (1, 0) }
+        let scale = (high - low) / 255
+        let zero = min(max((0 - low / scale).rounded(.toNearestOrEven), 0), 255)
+        return (scale, UInt8(zero))
+    }
+
+    /// - Parameter ranges: min and max of each calibration target.
+    /// - Throws: `PrecisionConversion.Unsupported` when a target has no range.
+    public static func quantize(
+        _ graph: Graph, ranges: [String: (low: Float, high: Float)], report: inout PrecisionConversionReport
+    ) throws -> Graph {
+        let graph = PrecisionConversion.foldingConstantIdentities(graph)
+        var result = graph
+        var nodes: [Node] = []
+        var inserted: [String: String] = [:]  // float value -> its dequantized copy
+        var counter = 0
+        func parameters(_ value: String) throws -> (scale: String, zero: String) {
+            let scaleName = value + "_qdq_scale", zeroName = value + "_qdq_zero"
+            if result.initializers[scaleName] == nil {
+                guard let range = ranges[value] else {
+                    throw PrecisionConversion.Unsupported(description: "no calibration range for '\(value)'")
+                }
+                let (scale, zero) = activationParameters(low: range.low, high: range.high)
+                result.initializers[scaleName] = try Tensor(shape: Shape([]), scalars: [scale])
+                result.initializers[zeroName] = try Tensor(shape: Shape([]), scalars: [zero])
+            }
+            return (scaleName, zeroName)
+        }
+        /// Q then DQ of a float value; returns the dequantized name.
+        func fakeQuantize(_ value: String, into list: inout [Node]) throws -> String {
+            if let existing = inserted[value] { return existing }
+            let (scale, zero) = try parameters(value)
+            let q = value + "_qdq_q", dq = value + "_qdq_dq"
+            list.append(Node(name: q, opType: "QuantizeLinear", inputs: [value, scale, zero], outputs: [q]))
+            list.append(Node(name: dq, opType: "DequantizeLinear", inputs: [q, scale, zero], outputs: [dq]))
+            inserted[value] = dq
+            return dq
+        }
+        // Values produced by a quantized node (or its Relu) are re-quantized right after the producer.
+        var quantizeAfter: [Int: String] = [:]
+        var quantizedNodes: Set<Int> = []
+        for (index, node) in graph.nodes.enumerated() where quantizable(node, graph) {
+            quantizedNodes.insert(index)
+            let (value, relu) = output(of: index, graph)
+            quantizeAfter[relu ?? index] = value
+        }
+        var renames: [String: String] = [:]
+        for (index, original) in graph.nodes.enumerated() {
+            var node = original
+            node.inputs = node.inputs.map { renames[$0] ?? $0 }
+            if quantizedNodes.contains(index) {
+                counter += 1
+                let prefix = "\(node.displayName.isEmpty ? "node" : node.displayName)_int8_\(counter)"
+                // The float value before any renaming: a quantized producer already made its dequantized copy.
+                node.inputs[0] = try fakeQuantize(original.inputs[0], into: &nodes)
+                let inputScale = try Float(
+                    result.initializers[try parameters(original.inputs[0]).scale]?.scalars(as: Float.self).first
+                        ?? 1)
+                guard let weights = graph.initializers[original.inputs[1]] else { continue }
+                let transB = node.opType == "Gemm" && ((try? node.int("transB", default: 0)) ?? 0) != 0
+                // Per output channel: Conv's first axis, MatMul's last, a transposed Gemm's first.
+                let axis = node.opType == "Conv" || transB ? 0 : 1
+                let (wq, ws) = try quantizeChannels(weights, axis: axis)
+                result.initializers[prefix + "_w"] = wq
+                result.initializers[prefix + "_w_scale"] = ws
+                result.initializers[prefix + "_w_zero"] = try Tensor(
+                    shape: ws.shape, scalars: [Int8](repeating: 0, count: ws.elementCount))
+                nodes.append(
+                    Node(
+                        name: prefix + "_w_dq", opType: "DequantizeLinear",
+                        inputs: [prefix + "_w", prefix + "_w_scale", prefix + "_w_zero"],
+                        outputs: [prefix + "_w_float"],
+                        attributes: ["axis": .int(axis)]))
+                node.inputs[1] = prefix + "_w_float"
+                if node.inputs.count > 2, !node.inputs[2].isEmpty, let bias = graph.initializers[original.inputs[2]],
+                    bias.dtype == .float32
+                {
+                    let scales = try ws.scalars(as: Float.self).map { $0 * inputScale }
+                    let values = try bias.scalars(as: Float.self)
+                    guard values.count == scales.count else { continue }
+                    let quantized = zip(values, scales).map { value, scale -> Int32 in
+                        let q = (value / scale).rounded(.toNearestOrEven)
+                        return q.isFinite ? Int32(max(min(q, 2_147_483_520), -2_147_483_520)) : 0
+                    }
+                    result.initializers[prefix + "_b"] = try Tensor(shape: bias.shape, scalars: quantized)
+                    result.initializers[prefix + "_b_scale"] = try Tensor(shape: bias.shape, scalars: scales)
+                    nodes.append(
+                        Node(
+                            name: prefix + "_b_dq", opType: "DequantizeLinear",
+                            inputs: [prefix + "_b", prefix + "_b_scale"], outputs: [prefix + "_b_float"],
+                            attributes: ["axis": .int(0)]))
+                    node.inputs[2] = prefix + "_b_float"
+                }
+                report.quantizedNodes += 1
+                report.convertedInitializers += 1
+            }
+            if let value = quantizeAfter[index], graph.outputs.contains(where: { $0.name == value }) {
+                // A graph output: the node writes a float value, and its quantize/dequantize pair writes the output
+                // (as quantizers do), so that the node plans into an integer kernel too.
+                let (scale, zero) = try parameters(value)
+                let float = value + "_qdq_float", q = value + "_qdq_q"
+                node.outputs[0] = float
+                nodes.append(node)
+                nodes.append(Node(name: q, opType: "QuantizeLinear", inputs: [float, scale, zero], outputs: [q]))
+                nodes.append(
+                    Node(
+                        name: value + "_qdq_dq", opType: "DequantizeLinear", inputs: [q, scale, zero], outputs: [value])
+                )
+                continue
+            }
+            nodes.append(node)
+            if let value = quantizeAfter[index] {
+                // Readers after this point see the dequantized copy.
+                let dq = try fakeQuantize(value, into: &nodes)
+                renames[value] = dq
+            }
+        }
+        result.nodes = nodes
+        let read = Set(nodes.flatMap(\.inputs))
+        for name in graph.initializers.keys where !read.contains(name) { result.initializers[name] = nil }
+        return result
+    }
+
+    /// Symmetric int8 per channel along `axis` (0 or 1 of a 2-D matrix; 0 of a convolution's weights).
+    static func quantizeChannels(_ weights: Tensor, axis: Int) throws -> (Tensor, Tensor) {
+        let values = try weights.scalars(as: Float.self)
+        let dims = weights.shape.dimensions
+        let channels = dims[axis]
+        let inner = dims[(axis + 1)...].reduce(1, *)
+        func channel(_ flat: Int) -> Int { (flat / inner) % channels }
+        var largest = [Float](repeating: 0, count: channels)
+        for (flat, value) in values.enumerated() where value.isFinite {
+            largest[channel(flat)] = max(largest[channel(flat)], abs(value))
+        }
+        let scales = largest.map { $0 > 0 ? $0 / 127 : 1 }
+        let quantized = values.enumerated().map { flat, value -> Int8 in
+            let q = (value / scales[channel(flat)]).rounded(.toNearestOrEven)
+            return q.isNaN ? 0 : Int8(min(max(q, -127), 127))
+        }
+        return (
+            try Tensor(shape: weights.shape, scalars: quantized), try Tensor(shape: Shape([channels]), scalars: scales)
+        )
     }
 }

@@ -70,6 +70,10 @@ struct BenchCommand: ReportingCommand {
                 + "parity with fp32 and a verdict.", valueName: "list"))
     var precision: String = "fp32"
 
+    @Option(
+        name: .customLong("calibration-data"), help: ArgumentHelp(PrecisionChoice.calibrationHelp, valueName: "folder"))
+    var calibrationData: String?
+
     func validate() throws {
         guard ["table", "json", "csv"].contains(format) else {
             throw ValidationError("--format must be table, json or csv")
@@ -104,7 +108,7 @@ struct BenchCommand: ReportingCommand {
         let explicit = try batchSizes.map { try OptionChecks.batchSizes($0) }
         let sweeps = try Self.sweep(
             models: model, selections: selections, batchSizes: explicit, repeats: repeats, timeBudget: timeBudget,
-            threads: threads, precisions: try PrecisionChoice.parse(precision))
+            threads: threads, precisions: try PrecisionChoice.parse(precision), calibration: calibrationData)
         let report = BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: sweeps)
         // The chart first: a failure to write it must not leave a table on stdout.
         if let plot {
@@ -129,7 +133,7 @@ extension BenchCommand {
     /// - Throws: model loading, planning and device errors.
     static func sweep(
         models: [String], selections: [DeviceSelection], batchSizes explicit: [Int]?, repeats: Int, timeBudget: Double,
-        threads: Int?, precisions: [Precision] = [.fp32]
+        threads: Int?, precisions: [Precision] = [.fp32], calibration: String? = nil
     ) throws -> [BenchSweep] {
         // A progress line on a terminal only; redirected stderr gets no control characters.
         let showProgress = isatty(2) != 0
@@ -141,7 +145,11 @@ extension BenchCommand {
                 throw ValidationError("\(name): bench needs a model with one float32 input")
             }
             // Every device runs every precision: one labelled variant each ("cpu int8"; the device alone at fp32 only).
-            let converted = try precisions.map { try PrecisionChoice.convert(graph, to: $0, model: name).0 }
+            let converted = try precisions.map {
+                try PrecisionChoice.convert(
+                    graph, to: $0, model: name, calibration: $0 == .int8 ? calibration : nil, threads: threads
+                ).0
+            }
             var variants: [BenchVariant] = []
             for selection in selections {
                 for (precision, variantGraph) in zip(precisions, converted) {

@@ -59,6 +59,10 @@ struct CompareCommand: ReportingCommand {
             valueName: "fp32|fp16|int8"))
     var precision: String = "fp32"
 
+    @Option(
+        name: .customLong("calibration-data"), help: ArgumentHelp(PrecisionChoice.calibrationHelp, valueName: "folder"))
+    var calibrationData: String?
+
     func validate() throws {
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
         _ = try PrecisionChoice.parse(precision, single: true)
@@ -100,7 +104,8 @@ struct CompareCommand: ReportingCommand {
         }
         let written = try ModelSource.load(model)
         let chosen = try PrecisionChoice.parse(precision, single: true).first ?? .fp32
-        let (graph, _) = try PrecisionChoice.convert(written, to: chosen, model: model)
+        let (graph, _) = try PrecisionChoice.convert(
+            written, to: chosen, model: model, calibration: calibrationData, threads: threads)
         let inputs = try LoadedInputs.load(arguments: input, for: written)
         for note in inputs.notes { printError("note: \(note)") }
         var runs: [DeviceRun] = []

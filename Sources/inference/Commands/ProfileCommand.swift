@@ -47,6 +47,13 @@ struct ProfileCommand: ReportingCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
     var threads: Int?
 
+    @Option(name: .long, help: ArgumentHelp(PrecisionChoice.help, valueName: "fp32|fp16|int8"))
+    var precision: String = "fp32"
+
+    @Option(
+        name: .customLong("calibration-data"), help: ArgumentHelp(PrecisionChoice.calibrationHelp, valueName: "folder"))
+    var calibrationData: String?
+
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Nodes in the table.", valueName: "n"))
     var top: Int = 15
 
@@ -69,7 +76,9 @@ struct ProfileCommand: ReportingCommand {
 
     func execute() throws {
         guard let request = DeviceRequest(argument: device) else { throw ExitCode.validationFailure }
-        let graph = try ModelSource.load(model)
+        let (graph, _) = try PrecisionChoice.convert(
+            try ModelSource.load(model), to: try PrecisionChoice.parse(precision, single: true).first ?? .fp32,
+            model: model, calibration: calibrationData, threads: threads)
         let feeds: [NamedTensor]
         if input.isEmpty {
             guard let only = graph.runtimeInputs.first, graph.runtimeInputs.count == 1, only.dtype == .float32 else {

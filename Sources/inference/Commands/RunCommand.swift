@@ -81,6 +81,10 @@ struct RunCommand: ReportingCommand {
     @Option(name: .long, help: ArgumentHelp(PrecisionChoice.help, valueName: "fp32|fp16|int8"))
     var precision: String = "fp32"
 
+    @Option(
+        name: .customLong("calibration-data"), help: ArgumentHelp(PrecisionChoice.calibrationHelp, valueName: "folder"))
+    var calibrationData: String?
+
     /// Words after the options: with `run` as the default command, a mistyped command name lands here.
     @Argument(help: .hidden)
     var stray: [String] = []
@@ -112,7 +116,8 @@ struct RunCommand: ReportingCommand {
         let loadStart = MonotonicClock.nanoseconds()
         let written = try ModelSource.load(model)
         let chosen = try PrecisionChoice.parse(precision, single: true).first ?? .fp32
-        let (graph, conversion) = try PrecisionChoice.convert(written, to: chosen, model: model)
+        let (graph, conversion) = try PrecisionChoice.convert(
+            written, to: chosen, model: model, calibration: calibrationData, threads: threads)
         let loadNanoseconds = MonotonicClock.nanoseconds() - loadStart
 
         let inputs = try LoadedInputs.load(arguments: input, for: graph)
