@@ -5,6 +5,10 @@
                  (what onnxruntime.quantization.quantize_dynamic writes for a MatMul)
   qlinear-MxKxN  float x -> QuantizeLinear (uint8) -> QLinearMatMul (int8 weights) -> DequantizeLinear
 
+  qdq-NAME       a corpus CNN (.build/corpus, `benchmarks/corpus.py make`) quantized by onnxruntime's own
+                 quantize_static (QDQ, int8 weights per channel, uint8 activations, MinMax over 8 random inputs):
+                 the int8 model a user deploys; both runtimes run the same file
+
 Written to .build/quantized (weights random, seeded); timed like the corpus (benchmarks/corpus.py run --dir)."""
 import os
 import sys
@@ -43,12 +47,43 @@ def model(kind, m, k, n, rng):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
+CNNS = ["resnet18", "resnet50", "mobilenet_v2"]
+
+
+def qdq_cnns():
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name):
+            self.batches = [{name: np.random.default_rng(i).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+                            for i in range(8)]
+
+        def get_next(self):
+            return self.batches.pop() if self.batches else None
+
+    for name in CNNS:
+        source = os.path.join(ROOT, ".build", "corpus", f"{name}.onnx")
+        target = os.path.join(OUT, f"qdq-{name}.onnx")
+        if not os.path.exists(source) or os.path.exists(target):
+            continue
+        with tempfile.TemporaryDirectory() as scratch:
+            prepared = os.path.join(scratch, "prepared.onnx")
+            quant_pre_process(source, prepared)
+            input_name = onnx.load(prepared, load_external_data=False).graph.input[0].name
+            quantize_static(prepared, target, Reader(input_name), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+
+
 def make():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(20261205)
     for kind in ["dynamic", "qlinear"]:
         for m, k, n in SHAPES:
             onnx.save(model(kind, m, k, n, rng), os.path.join(OUT, f"{kind}-{m}x{k}x{n}.onnx"))
+    qdq_cnns()
 
 
 if __name__ == "__main__":

@@ -215,6 +215,8 @@ typedef struct {
     const int32_t *column_sums;  // per column of B'
     const int32_t *b_zero;       // per column, shifted (zb')
     uint32_t k;
+    int b_uniform;               // every column of this call has the same zb': b_zero_value
+    int32_t b_zero_value;
 } qgemm_fix;
 
 static void correct_scalar(const qgemm_fix *fix, size_t row, size_t col0, size_t count, const int32_t *raw,
@@ -255,34 +257,44 @@ __attribute__((target("avx2")))
 CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a, const int16_t *panel, size_t panel_stride,
                          const qgemm_fix *fix, size_t row0, size_t col0, size_t n, int32_t *c, size_t ldc) {
     __m256i acc[4][3];
+    _Pragma("clang loop unroll(full)")
     for (int r = 0; r < mr; r++)
+        _Pragma("clang loop unroll(full)")
         for (int q = 0; q < np; q++) acc[r][q] = _mm256_setzero_si256();
     for (size_t g = 0; g < kp / 2; g++) {
         __m256i bv[3];
+        _Pragma("clang loop unroll(full)")
         for (int q = 0; q < np; q++) bv[q] = _mm256_loadu_si256((const __m256i *)(panel + q * panel_stride + g * 16));
+        _Pragma("clang loop unroll(full)")
         for (int r = 0; r < mr; r++) {
             int32_t pair;
             memcpy(&pair, a + r * kp + g * 2, sizeof pair);
             const __m256i av = _mm256_set1_epi32(pair);
+            _Pragma("clang loop unroll(full)")
             for (int q = 0; q < np; q++) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(av, bv[q]));
         }
     }
+    _Pragma("clang loop unroll(full)")
     for (int q = 0; q < np; q++) {
         const size_t col = col0 + (size_t)q * 8;
-        if (col >= n) break;
+        if (col >= n) continue;
         const size_t count = n - col < 8 ? n - col : 8;
         if (count == 8) {
             const __m256i colsum = _mm256_loadu_si256((const __m256i *)(fix->column_sums + col));
             const __m256i zb = _mm256_loadu_si256((const __m256i *)(fix->b_zero + col));
+            _Pragma("clang loop unroll(full)")
             for (int r = 0; r < mr; r++) {
                 const int32_t za = fix->a_zero[row0 + r];
-                const int32_t s = (int32_t)((uint32_t)fix->row_sums[row0 + r] - fix->k * (uint32_t)za);
-                __m256i v = _mm256_sub_epi32(acc[r][q], _mm256_mullo_epi32(_mm256_set1_epi32(s), zb));
-                v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(za), colsum));
+                const uint32_t s = (uint32_t)fix->row_sums[row0 + r] - fix->k * (uint32_t)za;
+                __m256i v = fix->b_uniform
+                                ? _mm256_sub_epi32(acc[r][q], _mm256_set1_epi32((int32_t)(s * (uint32_t)fix->b_zero_value)))
+                                : _mm256_sub_epi32(acc[r][q], _mm256_mullo_epi32(_mm256_set1_epi32((int32_t)s), zb));
+                if (za != 0) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(za), colsum));
                 _mm256_storeu_si256((__m256i *)(c + (size_t)r * ldc + col), v);
             }
         } else {
             int32_t raw[8];
+            _Pragma("clang loop unroll(full)")
             for (int r = 0; r < mr; r++) {
                 _mm256_storeu_si256((__m256i *)raw, acc[r][q]);
                 correct_scalar(fix, row0 + r, col, count, raw, c + (size_t)r * ldc + col);
@@ -327,31 +339,44 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 CK_INLINE void tile_vnni(const int mr, const int np, size_t kp, const int8_t *a, const uint8_t *panel, size_t panel_stride,
                          const qgemm_fix *fix, size_t row0, size_t col0, size_t n, int32_t *c, size_t ldc) {
     __m512i acc[8][2];
+    _Pragma("clang loop unroll(full)")
     for (int r = 0; r < mr; r++)
+        _Pragma("clang loop unroll(full)")
         for (int q = 0; q < np; q++) acc[r][q] = _mm512_setzero_si512();
     for (size_t g = 0; g < kp / 4; g++) {
         __m512i bv[2];
+        _Pragma("clang loop unroll(full)")
         for (int q = 0; q < np; q++) bv[q] = _mm512_loadu_si512((const void *)(panel + q * panel_stride + g * 64));
+        _Pragma("clang loop unroll(full)")
         for (int r = 0; r < mr; r++) {
             int32_t quad;
             memcpy(&quad, a + r * kp + g * 4, sizeof quad);
             const __m512i av = _mm512_set1_epi32(quad);
+            _Pragma("clang loop unroll(full)")
             for (int q = 0; q < np; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], bv[q], av);
         }
     }
+    // No early exit and constant trip counts: the accumulators stay in registers.
+    _Pragma("clang loop unroll(full)")
     for (int q = 0; q < np; q++) {
         const size_t col = col0 + (size_t)q * 16;
-        if (col >= n) break;
-        const size_t count = n - col < 16 ? n - col : 16;
-        const __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
-        const __m512i colsum = _mm512_maskz_loadu_epi32(mask, fix->column_sums + col);
-        const __m512i zb = _mm512_maskz_loadu_epi32(mask, fix->b_zero + col);
-        for (int r = 0; r < mr; r++) {
-            const int32_t za = fix->a_zero[row0 + r];
-            const int32_t s = (int32_t)((uint32_t)fix->row_sums[row0 + r] - fix->k * (uint32_t)za);
-            __m512i v = _mm512_sub_epi32(acc[r][q], _mm512_mullo_epi32(_mm512_set1_epi32(s), zb));
-            v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(za), colsum));
-            _mm512_mask_storeu_epi32(c + (size_t)r * ldc + col, mask, v);
+        if (col < n) {
+            const size_t count = n - col < 16 ? n - col : 16;
+            const __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+            const __m512i colsum = _mm512_maskz_loadu_epi32(mask, fix->column_sums + col);
+            const __m512i zb = _mm512_maskz_loadu_epi32(mask, fix->b_zero + col);
+            _Pragma("clang loop unroll(full)")
+            for (int r = 0; r < mr; r++) {
+                const int32_t za = fix->a_zero[row0 + r];
+                const uint32_t s = (uint32_t)fix->row_sums[row0 + r] - fix->k * (uint32_t)za;
+                // One B zero point for every column (per-tensor activations): s * zb is one scalar per row.
+                __m512i v = fix->b_uniform
+                                ? _mm512_sub_epi32(acc[r][q], _mm512_set1_epi32((int32_t)(s * (uint32_t)fix->b_zero_value)))
+                                : _mm512_sub_epi32(acc[r][q], _mm512_mullo_epi32(_mm512_set1_epi32((int32_t)s), zb));
+                // Symmetric A (zero point 0 after the shift, e.g. signed weights): no column-sum term.
+                if (za != 0) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(za), colsum));
+                _mm512_mask_storeu_epi32(c + (size_t)r * ldc + col, mask, v);
+            }
         }
     }
 }
@@ -394,21 +419,26 @@ void ck_qgemm_packed(size_t m, size_t n, size_t k, const void *packed_a, const i
                      const int32_t *a_zero, const void *packed_b, const int32_t *column_sums, const int32_t *b_zero,
                      int32_t *c, size_t ldc, size_t panel_begin, size_t panel_end) {
     const size_t kp = round_up(k, qgemm_group());
-    const qgemm_fix fix = {row_sums, a_zero, column_sums, b_zero, (uint32_t)k};
     if (m == 0 || panel_begin >= panel_end) return;
+    // Whether the B zero points of this call's columns are all the same (per-tensor activations).
+    const size_t width = ck_qgemm_panel_width();
+    const size_t first = panel_begin * width, last = panel_end * width < n ? panel_end * width : n;
+    int uniform = 1;
+    for (size_t j = first; j < last && uniform; j++) uniform = b_zero[j] == b_zero[first];
+    const qgemm_fix call = {row_sums, a_zero, column_sums, b_zero, (uint32_t)k, uniform, b_zero[first]};
 #if defined(__x86_64__)
     if (qgemm_vnni()) {
-        qgemm_vnni_run(m, n, kp, (const int8_t *)packed_a, (const uint8_t *)packed_b, &fix, c, ldc, panel_begin,
+        qgemm_vnni_run(m, n, kp, (const int8_t *)packed_a, (const uint8_t *)packed_b, &call, c, ldc, panel_begin,
                        panel_end);
         return;
     }
     if (qgemm_avx2()) {
-        qgemm_avx2_run(m, n, kp, (const int16_t *)packed_a, (const int16_t *)packed_b, &fix, c, ldc, panel_begin,
+        qgemm_avx2_run(m, n, kp, (const int16_t *)packed_a, (const int16_t *)packed_b, &call, c, ldc, panel_begin,
                        panel_end);
         return;
     }
 #endif
-    qgemm_generic(m, n, kp, (const int16_t *)packed_a, (const int16_t *)packed_b, &fix, c, ldc, panel_begin,
+    qgemm_generic(m, n, kp, (const int16_t *)packed_a, (const int16_t *)packed_b, &call, c, ldc, panel_begin,
                   panel_end);
 }
 

@@ -107,6 +107,9 @@ public enum QuantizedFusion {
             var weightName = w.quantized
             let channels: Int
             if isConv {
+                // Grouped and depthwise convolutions stay on the float path (dequantize, the float depthwise or
+                // grouped kernel, quantize): the integer kernel would run one small GEMM per group.
+                guard ((try? node.int("group", default: 1)) ?? 1) == 1 else { continue }
                 channels = rank > 0 ? weights.shape[0] : 0
                 guard wScaleCount == 1 || (wScaleCount == channels && w.axis == 0) else { continue }
             } else {

@@ -371,7 +371,9 @@ public enum StaticQuantization {
             graph.initializers[node.inputs[0]] == nil, node.outputs.count == 1
         else { return false }
         switch node.opType {
-        case "Conv": return weights.shape.rank == 4 || weights.shape.rank == 3
+        case "Conv":
+            // Grouped and depthwise convolutions stay float (see QuantizedFusion): no pair around them.
+            return (weights.shape.rank == 4 || weights.shape.rank == 3) && (try? node.int("group", default: 1)) == 1
         case "MatMul": return weights.shape.rank == 2
         case "Gemm":
             return weights.shape.rank == 2 && (try? node.int("transA", default: 0)) == 0
