@@ -50,10 +50,12 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
             float *yrow = y + ((f + q) * out_height + oy) * out_width + x0;                                  \
             for (int v = 0; v < NV; v++) {                                                                   \
                 VF r = acc[q][v];                                                                            \
-                if (relu) {                                                                                  \
-                    /* Keep lanes that are positive or NaN (all-ones masks), zero the rest. */               \
-                    const __typeof__(r > 0.0f) keep = (r > 0.0f) | (r != r);                                 \
-                    r = (VF)((__typeof__(keep))r & keep);                                                    \
+                if (clip) {                                                                                  \
+                    /* Lanes below low take low, above high take high; NaN lanes compare false and stay. */  \
+                    const VF lo = (VF){0} + low, hi = (VF){0} + high;                                        \
+                    const __typeof__(r > 0.0f) below = r < lo, above = r > hi;                               \
+                    r = (VF)(((__typeof__(below))r & ~below) | ((__typeof__(below))lo & below));            \
+                    r = (VF)(((__typeof__(above))r & ~above) | ((__typeof__(above))hi & above));            \
                 }                                                                                            \
                 const size_t start = (size_t)v * VL;                                                         \
                 if (start + VL <= width_left) {                                                              \
@@ -79,6 +81,19 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
         }                                                                                                    \
     }
 
+/* AVX2 has 16 vector registers: 6 filters x 2 vectors (12 accumulators, 2 inputs, 1 weight) fit, where the
+   4 x 4 tile of the 32-register ISA would spill. */
+#define CK_CONV_DIRECT_FILTERS_2(VF, VL, FB, STORE_PARTIAL)                                                  \
+    for (; f + FB <= filter_end; f += FB) {                                                                  \
+        for (size_t oy = 0; oy < out_height; oy++) {                                                         \
+            for (size_t x0 = 0; x0 < out_width; x0 += 2 * VL) {                                              \
+                const size_t width_left = out_width - x0;                                                    \
+                if (width_left > VL) CK_CONV_DIRECT_SEGMENT(VF, VL, FB, 2, STORE_PARTIAL)                   \
+                else CK_CONV_DIRECT_SEGMENT(VF, VL, FB, 1, STORE_PARTIAL)                                    \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
 #define CK_CONV_DIRECT_BODY(VF, VL, STORE_PARTIAL)                                                                        \
     const size_t plane = padded_height * padded_width;                                                       \
     const size_t taps = channels * kh * kw;                                                                  \
@@ -93,6 +108,9 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
         }                                                                                                    \
     }                                                                                                        \
     size_t f = filter_begin;                                                                                 \
+    if (VL == 8) {                                                                                           \
+        CK_CONV_DIRECT_FILTERS_2(VF, VL, 6, STORE_PARTIAL)                                                   \
+    }                                                                                                        \
     CK_CONV_DIRECT_FILTERS(VF, VL, 4, STORE_PARTIAL)                                                         \
     CK_CONV_DIRECT_FILTERS(VF, VL, 1, STORE_PARTIAL)
 
@@ -102,8 +120,8 @@ typedef float ck_v16 __attribute__((vector_size(64)));
 
 #define CK_CONV_DIRECT_ARGS                                                                                  \
     (const float *padded, size_t channels, size_t padded_height, size_t padded_width, const float *w, size_t kh, \
-     size_t kw, size_t sh, size_t sw, const float *bias, int relu, size_t filter_begin, size_t filter_end, float *y, \
-     size_t out_height, size_t out_width)
+     size_t kw, size_t sh, size_t sw, const float *bias, int clip, float low, float high, size_t filter_begin,      \
+     size_t filter_end, float *y, size_t out_height, size_t out_width)
 
 // The first n (< vector width) lanes of a vector, stored: AVX-512 and AVX2 with masked stores, else by lane.
 #define CK_STORE_PARTIAL_SCALAR(p, r, n)                                                                      \
@@ -126,17 +144,19 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void conv_direct_avx
 }
 
 void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height, size_t padded_width,
-                      const float *w, size_t kh, size_t kw, size_t sh, size_t sw, const float *bias, int relu,
-                      size_t filter_begin, size_t filter_end, float *y, size_t out_height, size_t out_width) {
+                      const float *w, size_t kh, size_t kw, size_t sh, size_t sw, const float *bias, float low,
+                      float high, size_t filter_begin, size_t filter_end, float *y, size_t out_height,
+                      size_t out_width) {
+    const int clip = low > -__builtin_inff() || high < __builtin_inff();
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
-        conv_direct_avx512(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, relu, filter_begin,
+        conv_direct_avx512(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, clip, low, high, filter_begin,
                            filter_end, y, out_height, out_width);
     else if (isa[0] == 'a')
-        conv_direct_avx2(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, relu, filter_begin,
+        conv_direct_avx2(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, clip, low, high, filter_begin,
                          filter_end, y, out_height, out_width);
     else
-        conv_direct_generic(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, relu,
+        conv_direct_generic(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, clip, low, high,
                             filter_begin, filter_end, y, out_height, out_width);
 }
 

@@ -77,12 +77,14 @@ public enum CPUKernelTable {
                 let winograd = try WinogradConvKernel.applies(node, algorithm: algorithm)
                 let direct = try DirectConvKernel.applies(node, algorithm: algorithm)
                 let activation = try node.fusedActivation()
-                // im2col + GEMM applies Clip/Swish in its store, the depthwise kernel per channel; the others get
+                // im2col + GEMM applies Clip/Swish in its store, the depthwise kernel per channel, the direct kernel
+                // Relu and Clip in its store; the others get
                 // a pass over their output. A fused max pool does not commute with Swish: such pairs are not fused.
                 func activated(_ kernel: any Kernel) throws -> any Kernel {
                     guard
                         !activation.isNone && activation.kind != ck_activation_relu && !(kernel is ConvKernel)
                             && !(kernel is DepthwiseConvKernel)
+                            && !(kernel is DirectConvKernel && activation.kind == ck_activation_clip)
                     else { return kernel }
                     return try ActivatedKernel(kernel, output: try node.output(0), activation: activation)
                 }

@@ -65,8 +65,8 @@ struct FusionTests {
         #expect(try plan.steps[1].node.string(FusionRules.activationAttribute, default: "") == "Relu")
     }
 
-    /// Conv + Clip(0, 6) (Relu6) runs as one Conv on every convolution algorithm (im2col clips in its store,
-    /// the direct kernels over their output), with the unfused values; a Clip with run-time bounds stays apart.
+    /// Conv + Clip(0, 6) (Relu6) runs as one Conv on every convolution algorithm (im2col and the direct kernel clip
+    /// in their stores, Winograd over its output), with the unfused values; a Clip with run-time bounds stays apart.
     @Test(arguments: [
         (16, 16, 1, 3), (1, 8, 1, 3), (32, 32, 1, 3), (24, 24, 24, 3), (8, 16, 1, 1),
     ])

@@ -40,7 +40,8 @@ final class DirectConvKernel: Kernel {
     private let batch: Int, channels: Int, filters: Int, groups: Int
     private let geometry: ConvGeometry
     private let paddedHeight: Int, paddedWidth: Int
-    private let relu: Int32
+    /// The fused activation as bounds applied in the store: Relu, Clip (ReLU6), or none (±infinity).
+    private let low: Float, high: Float
     private let parallel: ParallelFor
     /// Per worker: the zero-padded image (of one group's channels).
     private let padded: [HostBuffer]
@@ -53,7 +54,12 @@ final class DirectConvKernel: Kernel {
             node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)),
             kernel: Array(wv.shape.dimensions.dropFirst(2)))
         geometry = g
-        relu = try node.fusedActivation().kind == ck_activation_relu ? 1 : 0
+        let activation = try node.fusedActivation()
+        switch activation.kind {
+        case ck_activation_relu: (low, high) = (0, .infinity)
+        case ck_activation_clip: (low, high) = (activation.low, activation.high)
+        default: (low, high) = (-.infinity, .infinity)
+        }
         batch = xv.shape[0]
         groups = try node.attributes.int("group", default: 1)
         channels = xv.shape[1] / groups
@@ -114,7 +120,7 @@ final class DirectConvKernel: Kernel {
         let source = padded[pads ? worker : 0].pointer.assumingMemoryBound(to: Float.self)
         ck_conv2d_direct(
             source, channels, paddedHeight, paddedWidth, w + group * filters * channels * g.kernel[0] * g.kernel[1],
-            g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], bias.map { $0 + group * filters }, relu,
+            g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], bias.map { $0 + group * filters }, low, high,
             range.lowerBound, range.upperBound, y + item * filters * g.output[0] * g.output[1], g.output[0],
             g.output[1])
     }
