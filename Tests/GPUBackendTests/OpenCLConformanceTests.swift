@@ -244,6 +244,28 @@ struct OpenCLConformanceTests {
         }
     }
 
+    /// float16 models (onnxruntime's converter) run on the device with no host fallback: half storage, each node
+    /// widened to the float32 kernels by device casts; within two float16 steps of onnxruntime's outputs at the
+    /// largest magnitude (PrecisionModelTests justifies the bound).
+    @Test(arguments: ["mlp", "cnn", "encoder"])
+    func float16ModelsRunOnTheDevice(_ name: String) throws {
+        guard let openCL else { return }
+        let directory = TestEnvironment.packageRoot.appendingPathComponent("Tests/ONNXImportTests/Fixtures/precision")
+        let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("\(name)-fp16.onnx").path)
+        let inputs = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name)-fp16.inputs.npz").path)
+        let expected = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name)-fp16.outputs.npz").path)
+        let session = try Session(graph: graph, backend: openCL, evaluator: CPUBackend(), hostFallback: false)
+        let outputs = try session.run(inputs).outputs
+        for (got, want) in zip(outputs, expected) {
+            #expect(got.tensor.dtype == .float16 && got.tensor.shape == want.tensor.shape)
+            let a = try got.tensor.scalars(as: Float16.self).map { Double($0) }
+            let b = try want.tensor.scalars(as: Float16.self).map { Double($0) }
+            let scale = b.map(abs).max() ?? 1
+            let difference = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(difference <= scale / 512, "\(name): \(difference) against max |y| \(scale)")
+        }
+    }
+
     /// The condition comes from a runtime input too large to key the plan by, so If runs on the device: it reads
     /// the condition back and runs the branch as a session on the same device, both ways.
     @Test func ifTakesEitherBranchOnTheDevice() throws {

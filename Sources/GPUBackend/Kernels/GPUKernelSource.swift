@@ -11,6 +11,7 @@ enum GPUKernelSource {
         #define GID1 ((int)get_global_id(1))
         #define GID2 ((int)get_global_id(2))
         #define INT_AS_FLOAT(v) as_float(v)
+        #define FLOAT_AS_UINT(v) as_uint(v)
         #define LOCAL __local
         #define BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
         #define LID0 ((int)get_local_id(0))
@@ -33,6 +34,7 @@ enum GPUKernelSource {
         #define GID1 ((int)(blockIdx.y * blockDim.y + threadIdx.y))
         #define GID2 ((int)(blockIdx.z * blockDim.z + threadIdx.z))
         #define INT_AS_FLOAT(v) __int_as_float(v)
+        #define FLOAT_AS_UINT(v) __float_as_uint(v)
         #define LOCAL __shared__
         #define BARRIER() __syncthreads()
         #define LID0 ((int)threadIdx.x)
@@ -575,6 +577,54 @@ enum GPUKernelSource {
                 }
             }
             y[yOff + i] = acc;
+        }
+
+        /* float16 (IEEE binary16 bits) <-> float32 in integer arithmetic, so that no half-precision extension is
+           needed: float16 tensors are stored as half and computed in float32 (nodes widened by the runtime).
+           Rounding to half is to nearest even; overflow gives infinity; NaN stays NaN. */
+        DEVICE float ck_half_to_float(ck_u32 h) {
+            ck_u32 sign = (h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu, bits;
+            if (exponent == 0x1fu) {
+                bits = sign | 0x7f800000u | (mantissa << 13);
+            } else if (exponent == 0u) {
+                if (mantissa == 0u) {
+                    bits = sign;
+                } else {
+                    int shift = 0;
+                    while ((mantissa & 0x400u) == 0u) { mantissa <<= 1; shift++; }
+                    mantissa &= 0x3ffu;
+                    bits = sign | ((ck_u32)(127 - 15 - shift + 1) << 23) | (mantissa << 13);
+                }
+            } else {
+                bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+            }
+            return INT_AS_FLOAT((int)bits);
+        }
+        DEVICE ck_u32 ck_float_to_half(float f) {
+            ck_u32 bits = FLOAT_AS_UINT(f);
+            ck_u32 sign = (bits >> 16) & 0x8000u, exponent = (bits >> 23) & 0xffu, mantissa = bits & 0x7fffffu;
+            if (exponent == 0xffu) return sign | 0x7c00u | (mantissa != 0u ? 0x200u | (mantissa >> 13) : 0u);
+            int e = (int)exponent - 127 + 15;
+            if (e >= 0x1f) return sign | 0x7c00u;
+            if (e <= 0) {
+                if (e < -10) return sign;
+                ck_u32 full = mantissa | 0x800000u;
+                int shift = 14 - e;
+                ck_u32 value = full >> shift, rest = full & ((1u << shift) - 1u), tie = 1u << (shift - 1);
+                if (rest > tie || (rest == tie && (value & 1u) != 0u)) value++;
+                return sign | value;
+            }
+            ck_u32 value = ((ck_u32)e << 10) | (mantissa >> 13), rest = mantissa & 0x1fffu;
+            if (rest > 0x1000u || (rest == 0x1000u && (value & 1u) != 0u)) value++;
+            return sign | value;
+        }
+        KERNEL void cast_f16_f32(GLOBAL const ck_u16 *x, int xOff, GLOBAL float *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = ck_half_to_float((ck_u32)x[xOff + i]);
+        }
+        KERNEL void cast_f32_f16(GLOBAL const float *x, int xOff, GLOBAL ck_u16 *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = (ck_u16)ck_float_to_half(x[xOff + i]);
         }
 
         /* Cast between float32 and int64, int32 or bool (bytes); float to integer truncates toward zero. */

@@ -157,7 +157,7 @@ public enum GPUKernelTable {
                 "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceProd", "ReduceL2",
                 "ReduceL1", "ReduceLogSum", "ReduceLogSumExp",
             ], makeReduce)
-        add(["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool], makeCast)
+        add(["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool, .float16], makeCast)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         add(["LayerNormalization"], makeLayerNorm)
         add(["Conv"], makeConv)
@@ -626,11 +626,14 @@ public enum GPUKernelTable {
         case (.bool, .int32): name = "cast_u8_i32"
         case (.int64, .int32): name = "cast_i64_i32"
         case (.int32, .int64): name = "cast_i32_i64"
+        // float16 models: half storage, float32 arithmetic (the runtime widens nodes around these casts).
+        case (.float16, .float32): name = "cast_f16_f32"
+        case (.float32, .float16): name = "cast_f32_f16"
         default:
             throw RuntimeError.unsupportedAttribute(
                 node: node.step.node.displayName, detail: "Cast from \(from) to \(to) on the GPU")
         }
-        func bytes(_ type: DType) -> Int { type == .int64 ? 8 : (type == .bool ? 1 : 4) }
+        func bytes(_ type: DType) -> Int { type == .int64 ? 8 : (type == .bool ? 1 : (type == .float16 ? 2 : 4)) }
         let (xb, xo) = try backend.arguments(for: x, elementBytes: bytes(from))
         let (yb, yo) = try backend.arguments(for: y, elementBytes: bytes(to))
         return try backend.kernel(
