@@ -72,6 +72,7 @@ public struct Parity: Sendable, Codable, Equatable {
         switch tensor.dtype {
         case .float32: try tensor.scalars(as: Float.self).map { Double($0) }
         case .float16: try tensor.scalars(as: Float16.self).map { Double($0) }
+        case .bfloat16: try tensor.scalars(as: BFloat16.self).map { Double($0.float) }
         case .float64: try tensor.scalars(as: Double.self)
         default: throw TensorError.dtypeMismatch(expected: .float32, actual: tensor.dtype)
         }

@@ -21,7 +21,7 @@ final class WidenedKernel: Kernel, DescribedKernel {
         let dtype = KernelRegistry.dispatchType(of: step, inputs: node.inputs, outputs: node.outputs)
         // Arithmetic on float16 runs faster widened (two vectorized casts around the float32 kernel, with its
         // fusions) than through a generic float16 path; operators that only move bytes keep their own kernels.
-        if dtype == .float16, !movesBytes.contains(step.node.opType),
+        if narrowTypes[dtype] != nil, !movesBytes.contains(step.node.opType),
             backend.kernels.lookup(
                 opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: .float32) != nil,
             let widened = try WidenedKernel(node: node, backend: backend)
@@ -36,6 +36,9 @@ final class WidenedKernel: Kernel, DescribedKernel {
         return nil
     }
 
+    /// The types computed in float32 and stored narrow: float16 and bfloat16 (with their ONNX type codes).
+    static let narrowTypes: [DType: Int] = [.float16: 10, .bfloat16: 16]
+
     /// Operators whose kernels copy elements without arithmetic: as fast on float16 as on float32.
     static let movesBytes: Set<String> = [
         "Identity", "Dropout", "Cast", "CastLike", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat",
@@ -49,14 +52,11 @@ final class WidenedKernel: Kernel, DescribedKernel {
         func castStep(to code: Int) -> PlannedStep {
             PlannedStep(
                 node: Node(
-                    name: "\(step.node.displayName) (float16 cast)", opType: "Cast", inputs: ["x"], outputs: ["y"],
+                    name: "\(step.node.displayName) (float32 cast)", opType: "Cast", inputs: ["x"], outputs: ["y"],
                     attributes: ["to": .int(code)]),
                 opset: 21, inputs: [0], outputs: [1])
         }
-        guard
-            let cast = backend.kernels.lookup(opType: "Cast", domain: "", opset: 21, dtype: .float16),
-            backend.kernels.lookup(opType: "Cast", domain: "", opset: 21, dtype: .float32) != nil
-        else { return nil }
+        guard backend.kernels.lookup(opType: "Cast", domain: "", opset: 21, dtype: .float32) != nil else { return nil }
         var buffers: [any DeviceBuffer] = []
         func widened(_ value: BoundValue) throws -> BoundValue {
             let type = TensorType(dtype: .float32, shape: value.type.shape)
@@ -65,8 +65,11 @@ final class WidenedKernel: Kernel, DescribedKernel {
             let slice = BufferSlice(buffer: buffer, offset: 0, byteCount: type.byteCount)
             var constant: Tensor?
             if let tensor = value.constant {
-                let converted = try Tensor(
-                    shape: tensor.shape, scalars: try tensor.scalars(as: Float16.self).map { Float($0) })
+                let floats =
+                    tensor.dtype == .bfloat16
+                    ? try tensor.scalars(as: BFloat16.self).map(\.float)
+                    : try tensor.scalars(as: Float16.self).map { Float($0) }
+                let converted = try Tensor(shape: tensor.shape, scalars: floats)
                 try converted.withUnsafeBytes { try backend.copy(from: $0, to: slice) }
                 constant = converted
             }
@@ -75,13 +78,17 @@ final class WidenedKernel: Kernel, DescribedKernel {
         var casts: [any Kernel] = []
         var inputs: [BoundValue?] = []
         for value in node.inputs {
-            guard let value, value.type.dtype == .float16 else {
+            guard let value, Self.narrowTypes[value.type.dtype] != nil else {
                 inputs.append(value)
                 continue
             }
             let wide = try widened(value)
             inputs.append(wide)
             if value.constant == nil {
+                guard
+                    let cast = backend.kernels.lookup(
+                        opType: "Cast", domain: "", opset: 21, dtype: value.type.dtype)
+                else { return nil }
                 casts.append(
                     try cast.make(
                         BoundNode(step: castStep(to: 1), inputs: [value], outputs: [wide], evaluator: node.evaluator),
@@ -91,7 +98,7 @@ final class WidenedKernel: Kernel, DescribedKernel {
         var outputs: [BoundValue] = []
         var castsBack: [any Kernel] = []
         for value in node.outputs {
-            guard value.type.dtype == .float16 else {
+            guard let code = Self.narrowTypes[value.type.dtype] else {
                 outputs.append(value)
                 continue
             }
@@ -102,7 +109,7 @@ final class WidenedKernel: Kernel, DescribedKernel {
             else { return nil }
             castsBack.append(
                 try back.make(
-                    BoundNode(step: castStep(to: 10), inputs: [wide], outputs: [value], evaluator: node.evaluator),
+                    BoundNode(step: castStep(to: code), inputs: [wide], outputs: [value], evaluator: node.evaluator),
                     backend))
         }
         let inner = BoundNode(step: step, inputs: inputs, outputs: outputs, evaluator: node.evaluator)
@@ -119,7 +126,7 @@ final class WidenedKernel: Kernel, DescribedKernel {
     var replayable: Bool { kernel.replayable && casts.allSatisfy(\.replayable) && castsBack.allSatisfy(\.replayable) }
 
     var kernelDescription: String {
-        "float16 via float32: "
+        "widened to float32: "
             + ((kernel as? DescribedKernel)?.kernelDescription ?? String(describing: type(of: kernel)))
     }
 

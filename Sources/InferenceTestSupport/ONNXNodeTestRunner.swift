@@ -163,6 +163,7 @@ public enum ONNXNodeTestRunner {
         case .float32: (try? tensor.scalars(as: Float.self).map { Double($0) }) ?? []
         case .float64: (try? tensor.scalars(as: Double.self)) ?? []
         case .float16: (try? tensor.scalars(as: Float16.self).map { Double(Float($0)) }) ?? []
+        case .bfloat16: (try? tensor.scalars(as: BFloat16.self).map { Double($0.float) }) ?? []
         default: []
         }
     }

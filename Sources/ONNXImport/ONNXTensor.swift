@@ -17,7 +17,7 @@ public enum ONNXTensor {
 
     static func typeName(onnx code: Int32) -> String {
         let names: [Int32: String] = [
-            0: "undefined", 8: "string", 14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8e4m3fn",
+            0: "undefined", 8: "string", 14: "complex64", 15: "complex128", 17: "float8e4m3fn",
             18: "float8e4m3fnuz", 19: "float8e5m2", 20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1",
         ]
         return dtype(onnx: code)?.rawValue ?? names[code] ?? "type \(code)"
@@ -94,7 +94,7 @@ public enum ONNXTensor {
         case .float32: proto.floatData.count
         case .float64: proto.doubleData.count
         case .int64: proto.int64Data.count
-        case .int32, .int16, .int8, .uint16, .uint8, .bool, .float16: proto.int32Data.count
+        case .int32, .int16, .int8, .uint16, .uint8, .bool, .float16, .bfloat16: proto.int32Data.count
         case .uint32, .uint64: proto.uint64Data.count
         }
     }
@@ -116,7 +116,7 @@ public enum ONNXTensor {
         case .uint16: try store(proto.int32Data.map { UInt16(truncatingIfNeeded: $0) })
         case .uint8: try store(proto.int32Data.map { UInt8(truncatingIfNeeded: $0) })
         case .bool: try store(proto.int32Data.map { $0 != 0 })
-        case .float16: try store(proto.int32Data.map { UInt16(truncatingIfNeeded: $0) })  // bit patterns
+        case .float16, .bfloat16: try store(proto.int32Data.map { UInt16(truncatingIfNeeded: $0) })  // bit patterns
         case .uint32: try store(proto.uint64Data.map { UInt32(truncatingIfNeeded: $0) })
         case .uint64: try store(proto.uint64Data)
         }

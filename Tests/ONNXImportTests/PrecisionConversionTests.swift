@@ -92,13 +92,31 @@ struct PrecisionConversionTests {
         }
     }
 
-    @Test func bfloat16IsRefusedWithAReason() throws {
-        let (graph, _) = try Self.load("mlp")
-        #expect {
-            _ = try PrecisionConversion.convert(graph, to: .bf16)
-        } throws: { error in
-            String(describing: error).contains("bf16")
+    /// bfloat16: the weights become bfloat16 (float32's range, 8 significant bits), the interface stays float32.
+    @Test(arguments: ["mlp", "cnn", "encoder"])
+    func bfloat16StaysCloseToFloat32(_ name: String) throws {
+        let (graph, inputs) = try Self.load(name)
+        let (brain, report) = try PrecisionConversion.convert(graph, to: .bf16)
+        #expect(report.convertedInitializers > 0 && report.clampedValues == 0)
+        #expect(brain.initializers.values.filter { $0.dtype == .bfloat16 }.count == report.convertedInitializers)
+        #expect(brain.outputs.map(\.dtype) == graph.outputs.map(\.dtype))
+        let reference = try Self.outputs(graph, inputs), converted = try Self.outputs(brain, inputs)
+        for (a, b) in zip(converted, reference) {
+            // 8 significant bits (2^-8 relative per rounding) over a handful of layers.
+            #expect(Self.relativeError(a, b) < 5e-2, "\(name): \(Self.relativeError(a, b))")
         }
+    }
+
+    /// bfloat16 rounds to nearest even on the 16 dropped bits, keeps NaN a NaN and infinities infinite.
+    @Test func bfloat16Rounding() {
+        #expect(BFloat16(Float(1)).bitPattern == 0x3F80)
+        #expect(BFloat16(Float(bitPattern: 0x3F80_8000)).bitPattern == 0x3F80)  // tie: to even
+        #expect(BFloat16(Float(bitPattern: 0x3F81_8000)).bitPattern == 0x3F82)  // tie: to even (up)
+        #expect(BFloat16(Float(bitPattern: 0x3F80_8001)).bitPattern == 0x3F81)
+        #expect(BFloat16(Float.infinity).float == .infinity)
+        #expect(BFloat16(Float.nan).float.isNaN)
+        #expect(BFloat16(Float.greatestFiniteMagnitude).float == .infinity)  // rounds up past the largest
+        #expect(BFloat16(Float(-2.5)).float == -2.5)
     }
 
     /// Symmetric per-column int8: each column's largest magnitude maps to ±127, zeros stay zero.

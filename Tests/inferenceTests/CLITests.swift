@@ -122,7 +122,7 @@ struct CLITests {
         #expect((parity["max_abs_difference"] as? Double ?? 1) < 0.01)
         #expect((comparison["fp32_warm_p50_ms"] as? Double ?? 0) > 0 && (comparison["speedup"] as? Double ?? 0) > 0)
 
-        for (value, phrase) in [("bf16", "bf16 is not supported yet"), ("fp32,int8", "takes one precision")] {
+        for (value, phrase) in [("fp8", "unknown precision 'fp8'"), ("fp32,int8", "takes one precision")] {
             let bad = try inference("--input", "data/sample1.npy", "--precision", value)
             #expect(bad.status != 0 && bad.stdout.isEmpty && bad.stderr.contains(phrase), "\(bad.stderr)")
         }

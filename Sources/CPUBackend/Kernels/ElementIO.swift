@@ -11,6 +11,7 @@ struct ElementIO {
         case .float32: typed(Float.self)
         case .float64: typed(Double.self)
         case .float16: typed(Float16.self)
+        case .bfloat16: typed(BFloat16.self)
         case .int8: typed(Int8.self)
         case .int16: typed(Int16.self)
         case .int32: typed(Int32.self)

@@ -67,6 +67,7 @@ enum ElementCombiners {
         case .float32: return float(Float.self, reduction)
         case .float64: return float(Double.self, reduction)
         case .float16: return float(Float16.self, reduction)
+        case .bfloat16: throw node.fail("scatter reductions on bfloat16 are not supported")
         case .int8: return integer(Int8.self, reduction)
         case .int16: return integer(Int16.self, reduction)
         case .int32: return integer(Int32.self, reduction)

@@ -126,6 +126,13 @@ extension Double: KernelScalar {
     static var kernelZero: Double { 0 }
 }
 
+extension BFloat16: KernelScalar, Comparable {
+    init(kernelDouble value: Double) { self.init(Float(value)) }
+    var kernelDouble: Double { Double(float) }
+    static var kernelZero: BFloat16 { BFloat16(bitPattern: 0) }
+    public static func < (a: BFloat16, b: BFloat16) -> Bool { a.float < b.float }
+}
+
 extension Float16: KernelScalar {
     init(kernelDouble value: Double) { self = Float16(Float(value)) }
     var kernelDouble: Double { Double(Float(self)) }
@@ -166,6 +173,7 @@ func withScalarType<R>(_ dtype: DType, _ body: (any KernelScalar.Type) throws ->
     case .float32: return try body(Float.self)
     case .float64: return try body(Double.self)
     case .float16: return try body(Float16.self)
+    case .bfloat16: return try body(BFloat16.self)
     case .int8: return try body(Int8.self)
     case .int16: return try body(Int16.self)
     case .int32: return try body(Int32.self)

@@ -171,6 +171,7 @@ enum QuantizationKernels {
         switch dtype {
         case .float32: { $0.load(fromByteOffset: $1 * 4, as: Float.self) }
         case .float16: { Float($0.load(fromByteOffset: $1 * 2, as: Float16.self)) }
+        case .bfloat16: { $0.load(fromByteOffset: $1 * 2, as: BFloat16.self).float }
         default: throw node.fail("expects float32 or float16, got \(dtype)")
         }
     }

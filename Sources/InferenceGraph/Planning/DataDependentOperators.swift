@@ -57,6 +57,7 @@ public enum DataDependentOperators {
         case .float32: try tensor.scalars(as: Float.self).map { $0 != 0 }
         case .float64: try tensor.scalars(as: Double.self).map { $0 != 0 }
         case .float16: try tensor.scalars(as: Float16.self).map { $0 != 0 }
+        case .bfloat16: try tensor.scalars(as: BFloat16.self).map { $0.float != 0 }
         default: try tensor.integerValues().map { $0 != 0 }
         }
     }
@@ -152,6 +153,7 @@ public enum DataDependentOperators {
         case .float32: return try tensor.scalars(as: Float.self).map { real(Double($0)) }
         case .float64: return try tensor.scalars(as: Double.self).map { real($0) }
         case .float16: return try tensor.scalars(as: Float16.self).map { real(Double($0)) }
+        case .bfloat16: return try tensor.scalars(as: BFloat16.self).map { real(Double($0.float)) }
         default: return try tensor.integerValues().map { .integer($0) }
         }
     }
@@ -213,6 +215,7 @@ public enum DataDependentOperators {
             case .float32: try tensor.scalars(as: Float.self).map { Double($0) }
             case .float64: try tensor.scalars(as: Double.self)
             case .float16: try tensor.scalars(as: Float16.self).map { Double($0) }
+            case .bfloat16: try tensor.scalars(as: BFloat16.self).map { Double($0.float) }
             default: throw ShapeError.mismatch(node: name, detail: "boxes and scores must be floating point")
             }
         }

@@ -306,11 +306,12 @@ enum Fusion {
                 nodes[next] = nil
                 fused += 1
             }
-            // float32 producers, and float16 ones (their kernels run widened to float32): the fused kernels apply the
+            // float32 producers, and float16/bfloat16 ones (their kernels run widened to float32): the fused kernels apply the
             // activation in float32 stores, before any rounding to float16.
             if let allowed = rules.activations[entry.node.opType], entry.node.domain.isEmpty,
                 entry.outputTypes.count == 1,
-                entry.outputTypes.first?.dtype == .float32 || entry.outputTypes.first?.dtype == .float16,
+                entry.outputTypes.first?.dtype == .float32 || entry.outputTypes.first?.dtype == .float16
+                    || entry.outputTypes.first?.dtype == .bfloat16,
                 entry.node.attributes[FusionRules.activationAttribute] == nil,
                 let next = soleConsumer(of: entry.node.outputs[0]), let activation = nodes[next],
                 activation.node.domain.isEmpty, allowed.contains(activation.node.opType),

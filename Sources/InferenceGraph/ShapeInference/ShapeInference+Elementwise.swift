@@ -93,6 +93,7 @@ extension ShapeInference {
         case 11: .float64
         case 12: .uint32
         case 13: .uint64
+        case 16: .bfloat16
         default: nil
         }
     }

@@ -385,6 +385,7 @@ extension ShapeInferenceContext {
         case .float32: return try tensor.scalars(as: Float.self).map { Double($0) }
         case .float64: return try tensor.scalars(as: Double.self)
         case .float16: return try tensor.scalars(as: Float16.self).map { Double($0) }
+        case .bfloat16: return try tensor.scalars(as: BFloat16.self).map { Double($0.float) }
         default: return try tensor.integerValues().map { Double($0) }
         }
     }

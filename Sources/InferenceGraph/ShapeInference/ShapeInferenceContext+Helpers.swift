@@ -14,6 +14,7 @@ extension ShapeInferenceContext {
         case .float32: return try tensor.scalars(as: Float.self)
         case .float64: return try tensor.scalars(as: Double.self).map { Float($0) }
         case .float16: return try tensor.scalars(as: Float16.self).map { Float($0) }
+        case .bfloat16: return try tensor.scalars(as: BFloat16.self).map(\.float)
         default: return try tensor.integerValues().map { Float($0) }
         }
     }

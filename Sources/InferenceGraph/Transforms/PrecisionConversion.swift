@@ -29,8 +29,9 @@ public struct PrecisionConversionReport: Sendable, Codable, Equatable {
         var parts: [String] = []
         switch precision {
         case .fp32: return "fp32: the model as written"
-        case .fp16:
-            parts.append("\(convertedInitializers) float32 weights stored as float16")
+        case .fp16, .bf16:
+            parts.append(
+                "\(convertedInitializers) float32 weights stored as \(precision == .bf16 ? "bfloat16" : "float16")")
             if clampedValues > 0 { parts.append("\(clampedValues) values beyond ±65504 clamped") }
             parts.append("inputs and outputs stay float32 (cast at the edges)")
         case .int8 where calibrated:
@@ -41,7 +42,6 @@ public struct PrecisionConversionReport: Sendable, Codable, Equatable {
             parts.append(
                 "\(quantizedNodes) MatMul/Gemm nodes dynamically quantized (int8 weights per column, uint8 activations per tensor)"
             )
-        case .bf16: break
         }
         let size = { (bytes: Int) -> String in
             bytes >= 1_048_576
@@ -61,7 +61,7 @@ public struct PrecisionConversionReport: Sendable, Codable, Equatable {
 ///   weights are a constant 2-D matrix runs as DynamicQuantizeLinear (per-tensor uint8 activations, computed per
 ///   run) + MatMulInteger on symmetric int8 weights with one scale per output column, then scaled back to
 ///   float32 (and the bias added). Other nodes stay float32.
-/// - bf16 is refused: the runtime has no bfloat16 tensors yet.
+/// - bf16: as fp16 with bfloat16 (float32's exponent range, 8 significant bits; nothing clamped).
 public enum PrecisionConversion {
     public struct Unsupported: Error, CustomStringConvertible {
         public var description: String
@@ -83,7 +83,7 @@ public enum PrecisionConversion {
         case .fp32:
             break
         case .bf16:
-            throw Unsupported(description: "--precision bf16 is not supported yet (no bfloat16 tensors); use fp16")
+            result = try toFloat16(graph, report: &report, brain: true)
         case .fp16:
             result = try toFloat16(graph, report: &report)
         case .int8:
@@ -124,9 +124,19 @@ public enum PrecisionConversion {
     /// Slots whose float values are scales, regions or sizes, not data: they keep float32.
     static let float32Slots: [String: Set<Int>] = ["Resize": [1, 2], "Upsample": [1], "RoiAlign": [1]]
 
-    private static func toFloat16(_ graph: Graph, report: inout PrecisionConversionReport) throws -> Graph {
+    /// float16, or bfloat16 when `brain` (float32's range: nothing to clamp; 8 significant bits instead of 11).
+    private static func toFloat16(
+        _ graph: Graph, report: inout PrecisionConversionReport, brain: Bool = false
+    ) throws -> Graph {
+        let flag = brain ? "bf16" : "fp16"
+        let code = brain ? 16 : 10
         guard !hasSubgraphs(graph) else {
-            throw Unsupported(description: "--precision fp16: models with If, Loop or Scan are not converted yet")
+            throw Unsupported(description: "--precision \(flag): models with If, Loop or Scan are not converted yet")
+        }
+        /// A float32 array as the narrow type.
+        func narrow(_ values: [Float], shape: Shape) throws -> Tensor {
+            if brain { return try Tensor(shape: shape, scalars: values.map { BFloat16($0) }) }
+            return try Tensor(shape: shape, scalars: values.map { Float16($0) })
         }
         var keep: Set<String> = []
         var data: Set<String> = []
@@ -139,21 +149,20 @@ public enum PrecisionConversion {
         var result = graph
         var renamed: [String: String] = [:]
         for (name, tensor) in graph.initializers where tensor.dtype == .float32 && data.contains(name) {
-            let values = try tensor.scalars(as: Float.self)
             var clamped = 0
-            let halves = values.map { value -> Float16 in
-                if value.isFinite && abs(value) > 65504 {
+            let values = try tensor.scalars(as: Float.self).map { value -> Float in
+                if !brain && value.isFinite && abs(value) > 65504 {
                     clamped += 1
                     return value < 0 ? -65504 : 65504
                 }
-                return Float16(value)
+                return value
             }
             report.clampedValues += clamped
-            let half = try Tensor(shape: tensor.shape, scalars: halves)
+            let half = try narrow(values, shape: tensor.shape)
             report.convertedInitializers += 1
             if keep.contains(name) {
                 // Read as data and as a scale: the data readers get a float16 copy.
-                let copy = name + "_fp16"
+                let copy = name + "_\(flag)"
                 result.initializers[copy] = half
                 renamed[name] = copy
             } else {
@@ -163,12 +172,12 @@ public enum PrecisionConversion {
         var nodes: [Node] = []
         // Float32 graph inputs: cast once to float16 for their readers.
         for input in graph.runtimeInputs where input.dtype == .float32 {
-            let half = input.name + "_fp16"
+            let half = input.name + "_\(flag)"
             renamed[input.name] = half
             nodes.append(
                 Node(
-                    name: "\(input.name) to float16", opType: "Cast", inputs: [input.name], outputs: [half],
-                    attributes: ["to": .int(10)]))
+                    name: "\(input.name) to \(flag)", opType: "Cast", inputs: [input.name], outputs: [half],
+                    attributes: ["to": .int(code)]))
         }
         let outputs = Set(graph.outputs.filter { $0.dtype == .float32 }.map(\.name))
         // An output that is also a graph input (or an initializer) passes straight through.
@@ -183,23 +192,23 @@ public enum PrecisionConversion {
             node.inputs = node.inputs.enumerated().map { slot, name in
                 slots.contains(slot) ? name : (renamed[name] ?? name)
             }
-            if node.opType == "Cast", case .int(1)? = node.attributes["to"] { node.attributes["to"] = .int(10) }
+            if node.opType == "Cast", case .int(1)? = node.attributes["to"] { node.attributes["to"] = .int(code) }
             if node.opType == "ConstantOfShape" {
                 // Its default value is a float32 zero.
                 let value = node.attributes["value"].flatMap { if case .tensor(let t) = $0 { t } else { nil } }
                 if value == nil || value?.dtype == .float32 {
                     let floats = try value?.scalars(as: Float.self) ?? [0]
                     node.attributes["value"] = .tensor(
-                        try Tensor(shape: value?.shape ?? Shape([1]), scalars: floats.map { Float16($0) }))
+                        try narrow(floats, shape: value?.shape ?? Shape([1])))
                 }
             }
-            node.outputs = node.outputs.map { outputs.contains($0) ? $0 + "_fp16" : $0 }
+            node.outputs = node.outputs.map { outputs.contains($0) ? $0 + "_\(flag)" : $0 }
             nodes.append(node)
         }
         for output in graph.outputs where outputs.contains(output.name) {
             nodes.append(
                 Node(
-                    name: "\(output.name) to float32", opType: "Cast", inputs: [output.name + "_fp16"],
+                    name: "\(output.name) to float32", opType: "Cast", inputs: [output.name + "_\(flag)"],
                     outputs: [output.name], attributes: ["to": .int(1)]))
         }
         result.nodes = nodes

@@ -21,6 +21,8 @@ public struct NPYHeader: Equatable, Sendable {
         let kind: String
         switch dtype {
         case .float16, .float32, .float64: kind = "f"
+        // numpy has no bfloat16: the writers store it as float32 (exact); opaque 2-byte items otherwise.
+        case .bfloat16: kind = "V"
         case .int8, .int16, .int32, .int64: kind = "i"
         case .uint8, .uint16, .uint32, .uint64: kind = "u"
         case .bool: kind = "b"

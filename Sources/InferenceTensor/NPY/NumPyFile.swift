@@ -61,6 +61,7 @@ public enum NumPyFile {
 
     /// The `.npy` image of a tensor: header then little-endian, row-major data.
     public static func encodeNPY(_ tensor: Tensor) -> [UInt8] {
+        let tensor = tensor.numpyCompatible
         var out = NPYHeader(dtype: tensor.dtype, dimensions: tensor.shape.dimensions).encoded()
         tensor.withUnsafeBytes { out.append(contentsOf: $0) }
         return out
@@ -69,6 +70,7 @@ public enum NumPyFile {
     /// Writes a tensor as a `.npy` file.
     /// - Throws: `NPYError` naming the file when it cannot be written; no partial file is left.
     public static func writeNPY(_ tensor: Tensor, path: String) throws(NPYError) {
+        let tensor = tensor.numpyCompatible
         let header = NPYHeader(dtype: tensor.dtype, dimensions: tensor.shape.dimensions).encoded()
         try writeAtomically(path: path) { fd throws(NPYError) in
             let headerBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: header.count, alignment: 1)
@@ -108,6 +110,7 @@ public enum NumPyFile {
         try writeAtomically(path: path) { fd throws(NPYError) in
             var archive = ZipWriter(fd: fd, path: path)
             for array in arrays {
+                let array = NamedTensor(name: array.name, tensor: array.tensor.numpyCompatible)
                 let header = NPYHeader(dtype: array.tensor.dtype, dimensions: array.tensor.shape.dimensions).encoded()
                 let data = UnsafeRawBufferPointer(start: array.tensor.storage.pointer, count: array.tensor.byteCount)
                 let headerBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: header.count, alignment: 1)

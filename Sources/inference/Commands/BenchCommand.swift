@@ -66,7 +66,7 @@ struct BenchCommand: ReportingCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Comma-separated precisions (fp32, fp16, int8): every device runs each; the report adds each one's "
+            "Comma-separated precisions (fp32, fp16, bf16, int8): every device runs each; the report adds each one's "
                 + "parity with fp32 and a verdict.", valueName: "list"))
     var precision: String = "fp32"
 

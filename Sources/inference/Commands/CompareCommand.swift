@@ -56,7 +56,7 @@ struct CompareCommand: ReportingCommand {
         name: .long,
         help: ArgumentHelp(
             PrecisionChoice.help + " Every device runs that precision; each also gets its parity with fp32.",
-            valueName: "fp32|fp16|int8"))
+            valueName: "fp32|fp16|bf16|int8"))
     var precision: String = "fp32"
 
     @Option(

@@ -47,7 +47,7 @@ struct ProfileCommand: ReportingCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
     var threads: Int?
 
-    @Option(name: .long, help: ArgumentHelp(PrecisionChoice.help, valueName: "fp32|fp16|int8"))
+    @Option(name: .long, help: ArgumentHelp(PrecisionChoice.help, valueName: "fp32|fp16|bf16|int8"))
     var precision: String = "fp32"
 
     @Option(

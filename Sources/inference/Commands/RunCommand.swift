@@ -78,7 +78,7 @@ struct RunCommand: ReportingCommand {
             valueName: "file"))
     var profile: String?
 
-    @Option(name: .long, help: ArgumentHelp(PrecisionChoice.help, valueName: "fp32|fp16|int8"))
+    @Option(name: .long, help: ArgumentHelp(PrecisionChoice.help, valueName: "fp32|fp16|bf16|int8"))
     var precision: String = "fp32"
 
     @Option(

@@ -32,6 +32,7 @@ enum OutputValues: Encodable {
         switch tensor.dtype {
         case .float32: self = .float32(try tensor.scalars(as: Float.self))
         case .float16: self = .float32(try tensor.scalars(as: Float16.self).map { Float($0) })
+        case .bfloat16: self = .float32(try tensor.scalars(as: BFloat16.self).map(\.float))
         case .float64: self = .float64(try tensor.scalars(as: Double.self))
         case .bool: self = .signed(try tensor.scalars(as: Bool.self).map { $0 ? 1 : 0 })
         case .int8: self = .signed(try tensor.scalars(as: Int8.self).map { Int64($0) })

@@ -117,6 +117,7 @@ struct LoadedInputs {
         switch tensor.dtype {
         case .float64: values = try tensor.scalars(as: Double.self).map { Float($0) }
         case .float16: values = try tensor.scalars(as: Float16.self).map { Float($0) }
+        case .bfloat16: values = try tensor.scalars(as: BFloat16.self).map(\.float)
         default: values = try tensor.scalars(as: Float.self)
         }
         return try Tensor(shape: tensor.shape, scalars: values)

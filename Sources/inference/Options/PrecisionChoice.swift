@@ -15,7 +15,7 @@ import InferenceTensor
 /// and the parity of each against the float32 model on the same inputs.
 enum PrecisionChoice {
     static let help =
-        "fp32 (the model as written), fp16 (float16 weights and activations) or int8 (dynamic "
+        "fp32 (the model as written), fp16 or bf16 (float16 / bfloat16 weights and activations) or int8 (dynamic "
         + "quantization of MatMul/Gemm, or static QDQ of Conv/MatMul/Gemm with --calibration-data); the report "
         + "compares its outputs with the fp32 model's."
     static let calibrationHelp =
@@ -47,7 +47,7 @@ enum PrecisionChoice {
         var result: [Precision] = []
         for item in items {
             guard let precision = Precision(rawValue: item) else {
-                throw ValidationError("\(option): unknown precision '\(item)'; use fp32, fp16 or int8")
+                throw ValidationError("\(option): unknown precision '\(item)'; use fp32, fp16, bf16 or int8")
             }
             guard !result.contains(precision) else { throw ValidationError("\(option): '\(item)' is listed twice") }
             result.append(precision)
