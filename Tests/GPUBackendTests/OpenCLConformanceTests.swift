@@ -266,6 +266,26 @@ struct OpenCLConformanceTests {
         }
     }
 
+    /// QDQ models run on the device with no host fallback (QuantizeLinear/DequantizeLinear kernels, the float
+    /// operators between them): within two output quantization steps of onnxruntime's unoptimized reference (float
+    /// sums in another order can move a value across a rounding boundary).
+    @Test(arguments: ["mlp", "cnn"])
+    func qdqModelsRunOnTheDevice(_ name: String) throws {
+        guard let openCL else { return }
+        let directory = TestEnvironment.packageRoot.appendingPathComponent("Tests/ONNXImportTests/Fixtures/precision")
+        let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("\(name)-qdq.onnx").path)
+        let inputs = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name)-qdq.inputs.npz").path)
+        let expected = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name)-qdq.reference.npz").path)
+        let last = try #require(graph.nodes.last { $0.opType == "DequantizeLinear" })
+        let step = Double(try #require(graph.initializers[last.inputs[1]]?.scalars(as: Float.self).first))
+        let session = try Session(graph: graph, backend: openCL, evaluator: CPUBackend(), hostFallback: false)
+        for (got, want) in zip(try session.run(inputs).outputs, expected) {
+            let a = try got.tensor.scalars(as: Float.self), b = try want.tensor.scalars(as: Float.self)
+            let difference = zip(a, b).map { Double(abs($0 - $1)) }.max() ?? .infinity
+            #expect(difference <= 2 * step + 1e-6, "\(name): \(difference), step \(step)")
+        }
+    }
+
     /// The condition comes from a runtime input too large to key the plan by, so If runs on the device: it reads
     /// the condition back and runs the branch as a session on the same device, both ways.
     @Test func ifTakesEitherBranchOnTheDevice() throws {

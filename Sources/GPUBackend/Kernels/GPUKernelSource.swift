@@ -627,6 +627,70 @@ enum GPUKernelSource {
             if (i < count) y[yOff + i] = (ck_u16)ck_float_to_half(x[xOff + i]);
         }
 
+        /* The quantized operators on 8-bit data (bytes; `isSigned` reads them as int8). Parameters per tensor
+           (axisLen 1) or per axis (index (i / inner) % axisLen). Quantizing divides in float32, rounds half to
+           even, adds the zero point and saturates (NaN to the low end), as the CPU kernels do. */
+        DEVICE int ck_byte(GLOBAL const uchar *p, int i, int isSigned) {
+            int v = (int)p[i];
+            return (isSigned != 0 && v > 127) ? v - 256 : v;
+        }
+        KERNEL void dequantize_8(GLOBAL const uchar *x, int xOff, int xSigned, GLOBAL const float *scale, int sOff,
+                                 GLOBAL const uchar *zero, int zOff, int hasZero, GLOBAL float *y, int yOff,
+                                 int count, int axisLen, int inner) {
+            int i = GID0;
+            if (i >= count) return;
+            int p = axisLen > 1 ? (i / inner) % axisLen : 0;
+            int z = hasZero != 0 ? ck_byte(zero, zOff + p, xSigned) : 0;
+            y[yOff + i] = ((float)ck_byte(x, xOff + i, xSigned) - (float)z) * scale[sOff + p];
+        }
+        KERNEL void quantize_8(GLOBAL const float *x, int xOff, GLOBAL const float *scale, int sOff,
+                               GLOBAL const uchar *zero, int zOff, int hasZero, int ySigned, GLOBAL uchar *y,
+                               int yOff, int count, int axisLen, int inner) {
+            int i = GID0;
+            if (i >= count) return;
+            int p = axisLen > 1 ? (i / inner) % axisLen : 0;
+            int z = hasZero != 0 ? ck_byte(zero, zOff + p, ySigned) : 0;
+            float lo = ySigned != 0 ? -128.0f : 0.0f, hi = ySigned != 0 ? 127.0f : 255.0f;
+            float q = rint(x[xOff + i] / scale[sOff + p]) + (float)z;
+            q = (q >= lo) ? (q > hi ? hi : q) : lo;
+            y[yOff + i] = (uchar)((int)q & 255);
+        }
+        /* MatMulInteger / QLinearMatMul: A [rows x k] bytes times B [k x n] bytes, exact int32 sums (wrapping);
+           A's zero point per tensor, B's per tensor or per column (bzCount 1 or n, 0 when absent). With
+           `requantize`: y = saturate(rint(sum * a_scale * b_scale / y_scale) + y_zero) as bytes. */
+        KERNEL void matmul_integer(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL const uchar *b, int bOff,
+                                   int bSigned, GLOBAL const uchar *az, int azOff, int hasAz, GLOBAL const uchar *bz,
+                                   int bzOff, int bzCount, GLOBAL int *y, int yOff, int rows, int n, int k) {
+            int col = GID0, row = GID1;
+            if (col >= n || row >= rows) return;
+            int za = hasAz != 0 ? ck_byte(az, azOff, aSigned) : 0;
+            int zb = bzCount > 0 ? ck_byte(bz, bzOff + (bzCount > 1 ? col : 0), bSigned) : 0;
+            ck_u32 acc = 0u;
+            for (int t = 0; t < k; t++) {
+                acc += (ck_u32)((ck_byte(a, aOff + row * k + t, aSigned) - za) * (ck_byte(b, bOff + t * n + col, bSigned) - zb));
+            }
+            y[yOff + row * n + col] = (int)acc;
+        }
+        KERNEL void qlinear_matmul(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL const float *as, int asOff,
+                                   GLOBAL const uchar *az, int azOff, GLOBAL const uchar *b, int bOff, int bSigned,
+                                   GLOBAL const float *bs, int bsOff, int bsCount, GLOBAL const uchar *bz, int bzOff,
+                                   int bzCount, GLOBAL const float *ys, int ysOff, GLOBAL const uchar *yz, int yzOff,
+                                   int ySigned, GLOBAL uchar *y, int yOff, int rows, int n, int k) {
+            int col = GID0, row = GID1;
+            if (col >= n || row >= rows) return;
+            int za = ck_byte(az, azOff, aSigned);
+            int zb = ck_byte(bz, bzOff + (bzCount > 1 ? col : 0), bSigned);
+            ck_u32 acc = 0u;
+            for (int t = 0; t < k; t++) {
+                acc += (ck_u32)((ck_byte(a, aOff + row * k + t, aSigned) - za) * (ck_byte(b, bOff + t * n + col, bSigned) - zb));
+            }
+            float m = (as[asOff] * bs[bsOff + (bsCount > 1 ? col : 0)]) / ys[ysOff];
+            float lo = ySigned != 0 ? -128.0f : 0.0f, hi = ySigned != 0 ? 127.0f : 255.0f;
+            float q = rint((float)(int)acc * m) + (float)ck_byte(yz, yzOff, ySigned);
+            q = (q >= lo) ? (q > hi ? hi : q) : lo;
+            y[yOff + row * n + col] = (uchar)((int)q & 255);
+        }
+
         /* Cast between float32 and int64, int32 or bool (bytes); float to integer truncates toward zero. */
         KERNEL void cast_f32_i64(GLOBAL const float *x, int xOff, GLOBAL long *y, int yOff, int count) {
             int i = GID0;

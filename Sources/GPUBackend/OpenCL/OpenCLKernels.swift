@@ -159,6 +159,10 @@ public enum GPUKernelTable {
             ], makeReduce)
         add(["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool, .float16], makeCast)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
+        // Quantized operators (8-bit data, float32 scales); other forms take the host fallback.
+        add(["QuantizeLinear"], dtypes: [.float32], makeQuantize)
+        add(["DequantizeLinear"], dtypes: [.int8, .uint8], makeDequantize)
+        add(["MatMulInteger", "QLinearMatMul"], dtypes: [.int8, .uint8], makeIntegerMatMul)
         add(["LayerNormalization"], makeLayerNorm)
         add(["Conv"], makeConv)
         add(["MaxPool", "AveragePool", "LpPool"], makePool)
