@@ -249,3 +249,22 @@ void ck_convert_f32_f16(const float *x, size_t n, uint16_t *y) {
 void ck_convert_i32_f32(const int32_t *x, size_t n, float *y) {
     for (size_t i = 0; i < n; i++) y[i] = (float)x[i];
 }
+
+// bfloat16 is the upper half of a float32: widening is a shift; narrowing rounds half to even on the dropped 16
+// bits, and a NaN stays a (quiet) NaN. Plain loops: the compiler vectorizes them.
+void ck_convert_bf16_f32(const uint16_t *x, size_t n, float *y) {
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t bits = (uint32_t)x[i] << 16;
+        memcpy(y + i, &bits, 4);
+    }
+}
+
+void ck_convert_f32_bf16(const float *x, size_t n, uint16_t *y) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, 4);
+        const int nan = (bits & 0x7fffffffu) > 0x7f800000u;
+        const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+        y[i] = (uint16_t)(nan ? ((bits >> 16) | 0x40u) : rounded);
+    }
+}

@@ -76,3 +76,42 @@ struct IntegerGemmTests {
         }
     }
 }
+
+/// The C conversions of the float16/bfloat16 paths agree with Swift's own rounding, edge cases included.
+struct NarrowFloatConversionTests {
+    static let edges: [Float] = [
+        0, -0, 1, -2.5, 65504, 65520, 1e-8, 6e-8, -6.1e-5, .infinity, -.infinity, .nan, .greatestFiniteMagnitude,
+        Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x3F80_8001),
+        Float(bitPattern: 0x0000_0001), 3.14159, -123456.789,
+    ]
+
+    @Test func bfloat16MatchesSwift() {
+        var bits = [UInt16](repeating: 0, count: Self.edges.count)
+        ck_convert_f32_bf16(Self.edges, Self.edges.count, &bits)
+        for (value, got) in zip(Self.edges, bits) {
+            let want = BFloat16(value)
+            #expect(value.isNaN ? BFloat16(bitPattern: got).float.isNaN : got == want.bitPattern, "\(value)")
+        }
+        var back = [Float](repeating: 0, count: bits.count)
+        ck_convert_bf16_f32(bits, bits.count, &back)
+        for (got, b) in zip(back, bits) {
+            let want = BFloat16(bitPattern: b).float
+            #expect(got.bitPattern == want.bitPattern || (got.isNaN && want.isNaN))
+        }
+    }
+
+    @Test func float16MatchesSwift() {
+        var bits = [UInt16](repeating: 0, count: Self.edges.count)
+        ck_convert_f32_f16(Self.edges, Self.edges.count, &bits)
+        for (value, got) in zip(Self.edges, bits) {
+            let want = Float16(value)
+            #expect(value.isNaN ? Float16(bitPattern: got).isNaN : got == want.bitPattern, "\(value)")
+        }
+        var back = [Float](repeating: 0, count: bits.count)
+        ck_convert_f16_f32(bits, bits.count, &back)
+        for (got, b) in zip(back, bits) {
+            let want = Float(Float16(bitPattern: b))
+            #expect(got.bitPattern == want.bitPattern || (got.isNaN && want.isNaN))
+        }
+    }
+}

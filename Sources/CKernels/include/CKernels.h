@@ -101,6 +101,9 @@ void ck_requantize(const int32_t *acc, size_t n, const double *multiplier, int p
 void ck_convert_f16_f32(const uint16_t *x, size_t n, float *y);
 void ck_convert_f32_f16(const float *x, size_t n, uint16_t *y);
 void ck_convert_i32_f32(const int32_t *x, size_t n, float *y);
+/// bfloat16 (bits) <-> float32, round half to even, NaN kept.
+void ck_convert_bf16_f32(const uint16_t *x, size_t n, float *y);
+void ck_convert_f32_bf16(const float *x, size_t n, uint16_t *y);
 
 /// A persistent thread pool: `threads` includes the calling thread, which runs part 0 of every job.
 typedef struct ck_pool ck_pool;

@@ -224,11 +224,11 @@ enum UnaryKernels {
             let s = src.assumingMemoryBound(to: Int32.self), d = dst.assumingMemoryBound(to: Float.self)
             fast = { ck_convert_i32_f32(s + $0, $1 - $0, d + $0) }
         case (.bfloat16, .float32):
-            let s = src.assumingMemoryBound(to: UInt16.self), d = dst.assumingMemoryBound(to: UInt32.self)
-            fast = { for i in $0..<$1 { d[i] = UInt32(s[i]) << 16 } }
+            let s = src.assumingMemoryBound(to: UInt16.self), d = dst.assumingMemoryBound(to: Float.self)
+            fast = { ck_convert_bf16_f32(s + $0, $1 - $0, d + $0) }
         case (.float32, .bfloat16):
-            let s = src.assumingMemoryBound(to: Float.self), d = dst.assumingMemoryBound(to: BFloat16.self)
-            fast = { for i in $0..<$1 { d[i] = BFloat16(s[i]) } }
+            let s = src.assumingMemoryBound(to: Float.self), d = dst.assumingMemoryBound(to: UInt16.self)
+            fast = { ck_convert_f32_bf16(s + $0, $1 - $0, d + $0) }
         case (.uint8, .float32), (.int8, .float32):
             let signed: Int32 = x.type.dtype == .int8 ? 1 : 0, d = dst.assumingMemoryBound(to: Float.self)
             fast = { ck_dequantize_8(src + $0, signed, $1 - $0, 0, 1, d + $0) }
