@@ -7682,6 +7682,98 @@ $L__BB22_10:
 	ret;
 
 }
+	// .globl	cast_bf16_f32
+.visible .entry cast_bf16_f32(
+	.param .u64 cast_bf16_f32_param_0,
+	.param .u32 cast_bf16_f32_param_1,
+	.param .u64 cast_bf16_f32_param_2,
+	.param .u32 cast_bf16_f32_param_3,
+	.param .u32 cast_bf16_f32_param_4
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .b32 	%r<12>;
+	.reg .b64 	%rd<9>;
+
+
+	ld.param.u64 	%rd1, [cast_bf16_f32_param_0];
+	ld.param.u32 	%r2, [cast_bf16_f32_param_1];
+	ld.param.u64 	%rd2, [cast_bf16_f32_param_2];
+	ld.param.u32 	%r3, [cast_bf16_f32_param_3];
+	ld.param.u32 	%r4, [cast_bf16_f32_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB23_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 2;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u16 	%r9, [%rd5];
+	shl.b32 	%r10, %r9, 16;
+	add.s32 	%r11, %r1, %r3;
+	cvta.to.global.u64 	%rd6, %rd2;
+	mul.wide.s32 	%rd7, %r11, 4;
+	add.s64 	%rd8, %rd6, %rd7;
+	st.global.u32 	[%rd8], %r10;
+
+$L__BB23_2:
+	ret;
+
+}
+	// .globl	cast_f32_bf16
+.visible .entry cast_f32_bf16(
+	.param .u64 cast_f32_bf16_param_0,
+	.param .u32 cast_f32_bf16_param_1,
+	.param .u64 cast_f32_bf16_param_2,
+	.param .u32 cast_f32_bf16_param_3,
+	.param .u32 cast_f32_bf16_param_4
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b32 	%r<19>;
+	.reg .b64 	%rd<9>;
+
+
+	ld.param.u64 	%rd1, [cast_f32_bf16_param_0];
+	ld.param.u32 	%r2, [cast_f32_bf16_param_1];
+	ld.param.u64 	%rd2, [cast_f32_bf16_param_2];
+	ld.param.u32 	%r3, [cast_f32_bf16_param_3];
+	ld.param.u32 	%r4, [cast_f32_bf16_param_4];
+	mov.u32 	%r5, %ctaid.x;
+	mov.u32 	%r6, %ntid.x;
+	mov.u32 	%r7, %tid.x;
+	mad.lo.s32 	%r1, %r5, %r6, %r7;
+	setp.ge.s32 	%p1, %r1, %r4;
+	@%p1 bra 	$L__BB24_2;
+
+	cvta.to.global.u64 	%rd3, %rd1;
+	add.s32 	%r8, %r1, %r2;
+	mul.wide.s32 	%rd4, %r8, 4;
+	add.s64 	%rd5, %rd3, %rd4;
+	ld.global.u32 	%r9, [%rd5];
+	and.b32  	%r10, %r9, 2147483647;
+	setp.gt.u32 	%p2, %r10, 2139095040;
+	shr.u32 	%r11, %r9, 16;
+	or.b32  	%r12, %r11, 64;
+	and.b32  	%r13, %r11, 1;
+	add.s32 	%r14, %r9, %r13;
+	add.s32 	%r15, %r14, 32767;
+	shr.u32 	%r16, %r15, 16;
+	selp.b32 	%r17, %r12, %r16, %p2;
+	add.s32 	%r18, %r1, %r3;
+	cvta.to.global.u64 	%rd6, %rd2;
+	mul.wide.s32 	%rd7, %r18, 2;
+	add.s64 	%rd8, %rd6, %rd7;
+	st.global.u16 	[%rd8], %r17;
+
+$L__BB24_2:
+	ret;
+
+}
 	// .globl	dequantize_8
 .visible .entry dequantize_8(
 	.param .u64 dequantize_8_param_0,
@@ -7724,19 +7816,19 @@ $L__BB22_10:
 	mov.u32 	%r15, %tid.x;
 	mad.lo.s32 	%r1, %r14, %r13, %r15;
 	setp.ge.s32 	%p1, %r1, %r12;
-	@%p1 bra 	$L__BB23_6;
+	@%p1 bra 	$L__BB25_6;
 
 	setp.lt.s32 	%p2, %r10, 2;
 	mov.u32 	%r30, 0;
-	@%p2 bra 	$L__BB23_3;
+	@%p2 bra 	$L__BB25_3;
 
 	div.s32 	%r17, %r1, %r11;
 	rem.s32 	%r30, %r17, %r10;
 
-$L__BB23_3:
+$L__BB25_3:
 	setp.eq.s32 	%p3, %r8, 0;
 	mov.f32 	%f8, 0f00000000;
-	@%p3 bra 	$L__BB23_5;
+	@%p3 bra 	$L__BB25_5;
 
 	add.s32 	%r18, %r30, %r7;
 	cvt.s64.s32 	%rd5, %r18;
@@ -7752,7 +7844,7 @@ $L__BB23_3:
 	selp.b32 	%r22, %r21, %r20, %p6;
 	cvt.rn.f32.s32 	%f8, %r22;
 
-$L__BB23_5:
+$L__BB25_5:
 	add.s32 	%r23, %r1, %r4;
 	cvt.s64.s32 	%rd8, %r23;
 	cvta.to.global.u64 	%rd9, %rd1;
@@ -7779,7 +7871,7 @@ $L__BB23_5:
 	add.s64 	%rd16, %rd14, %rd15;
 	st.global.f32 	[%rd16], %f7;
 
-$L__BB23_6:
+$L__BB25_6:
 	ret;
 
 }
@@ -7825,19 +7917,19 @@ $L__BB23_6:
 	mov.u32 	%r15, %tid.x;
 	mad.lo.s32 	%r1, %r14, %r13, %r15;
 	setp.ge.s32 	%p1, %r1, %r12;
-	@%p1 bra 	$L__BB24_6;
+	@%p1 bra 	$L__BB26_6;
 
 	setp.lt.s32 	%p2, %r10, 2;
 	mov.u32 	%r27, 0;
-	@%p2 bra 	$L__BB24_3;
+	@%p2 bra 	$L__BB26_3;
 
 	div.s32 	%r17, %r1, %r11;
 	rem.s32 	%r27, %r17, %r10;
 
-$L__BB24_3:
+$L__BB26_3:
 	setp.eq.s32 	%p3, %r7, 0;
 	mov.f32 	%f13, 0f00000000;
-	@%p3 bra 	$L__BB24_5;
+	@%p3 bra 	$L__BB26_5;
 
 	add.s32 	%r18, %r27, %r6;
 	cvt.s64.s32 	%rd5, %r18;
@@ -7853,7 +7945,7 @@ $L__BB24_3:
 	selp.b32 	%r22, %r21, %r20, %p6;
 	cvt.rn.f32.s32 	%f13, %r22;
 
-$L__BB24_5:
+$L__BB26_5:
 	setp.eq.s32 	%p7, %r8, 0;
 	selp.f32 	%f4, 0f00000000, 0fC3000000, %p7;
 	selp.f32 	%f5, 0f437F0000, 0f42FE0000, %p7;
@@ -7881,7 +7973,7 @@ $L__BB24_5:
 	add.s64 	%rd16, %rd15, %rd14;
 	st.global.u8 	[%rd16], %r25;
 
-$L__BB24_6:
+$L__BB26_6:
 	ret;
 
 }
@@ -7943,12 +8035,12 @@ $L__BB24_6:
 	setp.ge.s32 	%p1, %r3, %r77;
 	setp.ge.s32 	%p2, %r4, %r79;
 	or.pred  	%p3, %p2, %p1;
-	@%p3 bra 	$L__BB25_34;
+	@%p3 bra 	$L__BB27_34;
 
 	setp.eq.s32 	%p4, %r73, 0;
 	mov.u32 	%r331, 0;
 	mov.u32 	%r330, %r331;
-	@%p4 bra 	$L__BB25_3;
+	@%p4 bra 	$L__BB27_3;
 
 	cvt.s64.s32 	%rd82, %r72;
 	cvta.to.global.u64 	%rd83, %rd77;
@@ -7962,9 +8054,9 @@ $L__BB24_6:
 	or.b32  	%r88, %r87, -256;
 	selp.b32 	%r330, %r88, %r87, %p7;
 
-$L__BB25_3:
+$L__BB27_3:
 	setp.lt.s32 	%p8, %r75, 1;
-	@%p8 bra 	$L__BB25_5;
+	@%p8 bra 	$L__BB27_5;
 
 	setp.eq.s32 	%p9, %r75, 1;
 	selp.b32 	%r90, 0, %r3, %p9;
@@ -7981,25 +8073,25 @@ $L__BB25_3:
 	or.b32  	%r94, %r93, -256;
 	selp.b32 	%r331, %r94, %r93, %p12;
 
-$L__BB25_5:
+$L__BB27_5:
 	setp.lt.s32 	%p13, %r78, 1;
 	mov.u32 	%r364, 0;
-	@%p13 bra 	$L__BB25_33;
+	@%p13 bra 	$L__BB27_33;
 
 	setp.eq.s32 	%p14, %r69, 0;
 	add.s32 	%r9, %r78, -1;
 	and.b32  	%r10, %r78, 3;
-	@%p14 bra 	$L__BB25_20;
+	@%p14 bra 	$L__BB27_20;
 
 	setp.ne.s32 	%p15, %r71, 0;
-	@%p15 bra 	$L__BB25_14;
-	bra.uni 	$L__BB25_8;
+	@%p15 bra 	$L__BB27_14;
+	bra.uni 	$L__BB27_8;
 
-$L__BB25_14:
+$L__BB27_14:
 	setp.lt.u32 	%p25, %r9, 3;
 	mov.u32 	%r344, 0;
 	mov.u32 	%r364, %r344;
-	@%p25 bra 	$L__BB25_17;
+	@%p25 bra 	$L__BB27_17;
 
 	sub.s32 	%r342, %r78, %r10;
 	add.s32 	%r159, %r2, %r77;
@@ -8022,7 +8114,7 @@ $L__BB25_14:
 	mov.u32 	%r344, 0;
 	mov.u64 	%rd124, %rd1;
 
-$L__BB25_16:
+$L__BB27_16:
 	ld.global.s8 	%rs8, [%rd123];
 	cvt.u32.u16 	%r169, %rs8;
 	and.b32  	%r170, %r169, 255;
@@ -8092,11 +8184,11 @@ $L__BB25_16:
 	add.s64 	%rd123, %rd123, 4;
 	add.s32 	%r342, %r342, -4;
 	setp.ne.s32 	%p34, %r342, 0;
-	@%p34 bra 	$L__BB25_16;
+	@%p34 bra 	$L__BB27_16;
 
-$L__BB25_17:
+$L__BB27_17:
 	setp.eq.s32 	%p35, %r10, 0;
-	@%p35 bra 	$L__BB25_33;
+	@%p35 bra 	$L__BB27_33;
 
 	add.s32 	%r212, %r2, %r70;
 	add.s32 	%r213, %r212, %r1;
@@ -8109,7 +8201,7 @@ $L__BB25_17:
 	cvt.s64.s32 	%rd101, %r216;
 	add.s64 	%rd125, %rd2, %rd101;
 
-$L__BB25_19:
+$L__BB27_19:
 	.pragma "nounroll";
 	ld.global.s8 	%rs16, [%rd125];
 	cvt.u32.u16 	%r217, %rs16;
@@ -8130,19 +8222,19 @@ $L__BB25_19:
 	add.s64 	%rd125, %rd125, 1;
 	add.s32 	%r10, %r10, -1;
 	setp.eq.s32 	%p38, %r10, 0;
-	@%p38 bra 	$L__BB25_33;
-	bra.uni 	$L__BB25_19;
+	@%p38 bra 	$L__BB27_33;
+	bra.uni 	$L__BB27_19;
 
-$L__BB25_20:
+$L__BB27_20:
 	setp.ne.s32 	%p39, %r71, 0;
-	@%p39 bra 	$L__BB25_27;
-	bra.uni 	$L__BB25_21;
+	@%p39 bra 	$L__BB27_27;
+	bra.uni 	$L__BB27_21;
 
-$L__BB25_27:
+$L__BB27_27:
 	setp.lt.u32 	%p44, %r9, 3;
 	mov.u32 	%r360, 0;
 	mov.u32 	%r364, %r360;
-	@%p44 bra 	$L__BB25_30;
+	@%p44 bra 	$L__BB27_30;
 
 	sub.s32 	%r358, %r78, %r10;
 	add.s32 	%r275, %r2, %r77;
@@ -8165,7 +8257,7 @@ $L__BB25_27:
 	mov.u32 	%r360, 0;
 	mov.u64 	%rd135, %rd1;
 
-$L__BB25_29:
+$L__BB27_29:
 	ld.global.u8 	%r285, [%rd134];
 	sub.s32 	%r286, %r285, %r330;
 	add.s64 	%rd110, %rd135, %rd64;
@@ -8215,11 +8307,11 @@ $L__BB25_29:
 	add.s64 	%rd134, %rd134, 4;
 	add.s32 	%r358, %r358, -4;
 	setp.ne.s32 	%p49, %r358, 0;
-	@%p49 bra 	$L__BB25_29;
+	@%p49 bra 	$L__BB27_29;
 
-$L__BB25_30:
+$L__BB27_30:
 	setp.eq.s32 	%p50, %r10, 0;
-	@%p50 bra 	$L__BB25_33;
+	@%p50 bra 	$L__BB27_33;
 
 	add.s32 	%r316, %r2, %r70;
 	add.s32 	%r317, %r316, %r1;
@@ -8232,7 +8324,7 @@ $L__BB25_30:
 	cvt.s64.s32 	%rd115, %r320;
 	add.s64 	%rd136, %rd2, %rd115;
 
-$L__BB25_32:
+$L__BB27_32:
 	.pragma "nounroll";
 	ld.global.u8 	%r321, [%rd136];
 	sub.s32 	%r322, %r321, %r330;
@@ -8248,14 +8340,14 @@ $L__BB25_32:
 	add.s64 	%rd136, %rd136, 1;
 	add.s32 	%r10, %r10, -1;
 	setp.ne.s32 	%p52, %r10, 0;
-	@%p52 bra 	$L__BB25_32;
-	bra.uni 	$L__BB25_33;
+	@%p52 bra 	$L__BB27_32;
+	bra.uni 	$L__BB27_33;
 
-$L__BB25_8:
+$L__BB27_8:
 	setp.lt.u32 	%p16, %r9, 3;
 	mov.u32 	%r336, 0;
 	mov.u32 	%r364, %r336;
-	@%p16 bra 	$L__BB25_11;
+	@%p16 bra 	$L__BB27_11;
 
 	sub.s32 	%r334, %r78, %r10;
 	add.s32 	%r101, %r2, %r77;
@@ -8278,7 +8370,7 @@ $L__BB25_8:
 	mov.u32 	%r336, 0;
 	mov.u64 	%rd120, %rd1;
 
-$L__BB25_10:
+$L__BB27_10:
 	ld.global.s8 	%rs3, [%rd119];
 	cvt.u32.u16 	%r111, %rs3;
 	and.b32  	%r112, %r111, 255;
@@ -8328,11 +8420,11 @@ $L__BB25_10:
 	add.s64 	%rd119, %rd119, 4;
 	add.s32 	%r334, %r334, -4;
 	setp.ne.s32 	%p21, %r334, 0;
-	@%p21 bra 	$L__BB25_10;
+	@%p21 bra 	$L__BB27_10;
 
-$L__BB25_11:
+$L__BB27_11:
 	setp.eq.s32 	%p22, %r10, 0;
-	@%p22 bra 	$L__BB25_33;
+	@%p22 bra 	$L__BB27_33;
 
 	add.s32 	%r142, %r2, %r70;
 	add.s32 	%r143, %r142, %r1;
@@ -8345,7 +8437,7 @@ $L__BB25_11:
 	cvt.s64.s32 	%rd94, %r146;
 	add.s64 	%rd121, %rd2, %rd94;
 
-$L__BB25_13:
+$L__BB27_13:
 	.pragma "nounroll";
 	ld.global.s8 	%rs7, [%rd121];
 	cvt.u32.u16 	%r147, %rs7;
@@ -8361,14 +8453,14 @@ $L__BB25_13:
 	add.s64 	%rd121, %rd121, 1;
 	add.s32 	%r10, %r10, -1;
 	setp.eq.s32 	%p24, %r10, 0;
-	@%p24 bra 	$L__BB25_33;
-	bra.uni 	$L__BB25_13;
+	@%p24 bra 	$L__BB27_33;
+	bra.uni 	$L__BB27_13;
 
-$L__BB25_21:
+$L__BB27_21:
 	setp.lt.u32 	%p40, %r9, 3;
 	mov.u32 	%r352, 0;
 	mov.u32 	%r364, %r352;
-	@%p40 bra 	$L__BB25_24;
+	@%p40 bra 	$L__BB27_24;
 
 	sub.s32 	%r350, %r78, %r10;
 	mad.lo.s32 	%r232, %r78, %r4, %r68;
@@ -8394,7 +8486,7 @@ $L__BB25_21:
 	mov.u32 	%r352, 0;
 	mov.u64 	%rd131, %rd2;
 
-$L__BB25_23:
+$L__BB27_23:
 	add.s64 	%rd106, %rd131, %rd37;
 	ld.global.u8 	%r242, [%rd106];
 	sub.s32 	%r243, %r242, %r330;
@@ -8424,11 +8516,11 @@ $L__BB25_23:
 	add.s64 	%rd127, %rd127, %rd39;
 	add.s32 	%r350, %r350, -4;
 	setp.ne.s32 	%p41, %r350, 0;
-	@%p41 bra 	$L__BB25_23;
+	@%p41 bra 	$L__BB27_23;
 
-$L__BB25_24:
+$L__BB27_24:
 	setp.eq.s32 	%p42, %r10, 0;
-	@%p42 bra 	$L__BB25_33;
+	@%p42 bra 	$L__BB27_33;
 
 	add.s32 	%r261, %r2, %r70;
 	add.s32 	%r262, %r261, %r1;
@@ -8441,7 +8533,7 @@ $L__BB25_24:
 	cvt.s64.s32 	%rd108, %r265;
 	add.s64 	%rd132, %rd2, %rd108;
 
-$L__BB25_26:
+$L__BB27_26:
 	.pragma "nounroll";
 	ld.global.u8 	%r266, [%rd132];
 	sub.s32 	%r267, %r266, %r330;
@@ -8452,10 +8544,10 @@ $L__BB25_26:
 	add.s64 	%rd132, %rd132, 1;
 	add.s32 	%r10, %r10, -1;
 	setp.eq.s32 	%p43, %r10, 0;
-	@%p43 bra 	$L__BB25_33;
-	bra.uni 	$L__BB25_26;
+	@%p43 bra 	$L__BB27_33;
+	bra.uni 	$L__BB27_26;
 
-$L__BB25_33:
+$L__BB27_33:
 	add.s32 	%r328, %r3, %r76;
 	mad.lo.s32 	%r329, %r4, %r77, %r328;
 	cvta.to.global.u64 	%rd116, %rd79;
@@ -8463,7 +8555,7 @@ $L__BB25_33:
 	add.s64 	%rd118, %rd116, %rd117;
 	st.global.u32 	[%rd118], %r364;
 
-$L__BB25_34:
+$L__BB27_34:
 	ret;
 
 }
@@ -8544,7 +8636,7 @@ $L__BB25_34:
 	setp.ge.s32 	%p1, %r3, %r80;
 	setp.ge.s32 	%p2, %r4, %r82;
 	or.pred  	%p3, %p2, %p1;
-	@%p3 bra 	$L__BB26_31;
+	@%p3 bra 	$L__BB28_31;
 
 	cvta.to.global.u64 	%rd86, %rd78;
 	cvt.s64.s32 	%rd87, %r69;
@@ -8573,22 +8665,22 @@ $L__BB25_34:
 	selp.b32 	%r6, %r95, %r94, %p10;
 	setp.lt.s32 	%p11, %r81, 1;
 	mov.f32 	%f17, 0f00000000;
-	@%p11 bra 	$L__BB26_30;
+	@%p11 bra 	$L__BB28_30;
 
 	add.s32 	%r7, %r81, -1;
 	and.b32  	%r8, %r81, 3;
-	@%p5 bra 	$L__BB26_16;
-	bra.uni 	$L__BB26_3;
+	@%p5 bra 	$L__BB28_16;
+	bra.uni 	$L__BB28_3;
 
-$L__BB26_16:
-	@%p9 bra 	$L__BB26_23;
-	bra.uni 	$L__BB26_17;
+$L__BB28_16:
+	@%p9 bra 	$L__BB28_23;
+	bra.uni 	$L__BB28_17;
 
-$L__BB26_23:
+$L__BB28_23:
 	setp.lt.u32 	%p37, %r7, 3;
 	mov.u32 	%r365, 0;
 	mov.u32 	%r369, %r365;
-	@%p37 bra 	$L__BB26_26;
+	@%p37 bra 	$L__BB28_26;
 
 	sub.s32 	%r363, %r81, %r8;
 	add.s32 	%r260, %r2, %r80;
@@ -8611,7 +8703,7 @@ $L__BB26_23:
 	mov.u32 	%r365, 0;
 	mov.u64 	%rd151, %rd1;
 
-$L__BB26_25:
+$L__BB28_25:
 	ld.global.s8 	%rs13, [%rd150];
 	cvt.u32.u16 	%r270, %rs13;
 	and.b32  	%r271, %r270, 255;
@@ -8681,11 +8773,11 @@ $L__BB26_25:
 	add.s64 	%rd150, %rd150, 4;
 	add.s32 	%r363, %r363, -4;
 	setp.ne.s32 	%p46, %r363, 0;
-	@%p46 bra 	$L__BB26_25;
+	@%p46 bra 	$L__BB28_25;
 
-$L__BB26_26:
+$L__BB28_26:
 	setp.eq.s32 	%p47, %r8, 0;
-	@%p47 bra 	$L__BB26_29;
+	@%p47 bra 	$L__BB28_29;
 
 	add.s32 	%r313, %r2, %r70;
 	add.s32 	%r314, %r313, %r1;
@@ -8698,7 +8790,7 @@ $L__BB26_26:
 	cvt.s64.s32 	%rd119, %r317;
 	add.s64 	%rd152, %rd2, %rd119;
 
-$L__BB26_28:
+$L__BB28_28:
 	.pragma "nounroll";
 	ld.global.s8 	%rs21, [%rd152];
 	cvt.u32.u16 	%r318, %rs21;
@@ -8719,18 +8811,18 @@ $L__BB26_28:
 	add.s64 	%rd152, %rd152, 1;
 	add.s32 	%r8, %r8, -1;
 	setp.ne.s32 	%p50, %r8, 0;
-	@%p50 bra 	$L__BB26_28;
-	bra.uni 	$L__BB26_29;
+	@%p50 bra 	$L__BB28_28;
+	bra.uni 	$L__BB28_29;
 
-$L__BB26_3:
-	@%p9 bra 	$L__BB26_10;
-	bra.uni 	$L__BB26_4;
+$L__BB28_3:
+	@%p9 bra 	$L__BB28_10;
+	bra.uni 	$L__BB28_4;
 
-$L__BB26_10:
+$L__BB28_10:
 	setp.lt.u32 	%p18, %r7, 3;
 	mov.u32 	%r349, 0;
 	mov.u32 	%r369, %r349;
-	@%p18 bra 	$L__BB26_13;
+	@%p18 bra 	$L__BB28_13;
 
 	sub.s32 	%r347, %r81, %r8;
 	add.s32 	%r144, %r2, %r80;
@@ -8753,7 +8845,7 @@ $L__BB26_10:
 	mov.u32 	%r349, 0;
 	mov.u64 	%rd143, %rd1;
 
-$L__BB26_12:
+$L__BB28_12:
 	ld.global.u8 	%r154, [%rd142];
 	sub.s32 	%r155, %r154, %r5;
 	add.s64 	%rd100, %rd143, %rd30;
@@ -8803,11 +8895,11 @@ $L__BB26_12:
 	add.s64 	%rd142, %rd142, 4;
 	add.s32 	%r347, %r347, -4;
 	setp.ne.s32 	%p23, %r347, 0;
-	@%p23 bra 	$L__BB26_12;
+	@%p23 bra 	$L__BB28_12;
 
-$L__BB26_13:
+$L__BB28_13:
 	setp.eq.s32 	%p24, %r8, 0;
-	@%p24 bra 	$L__BB26_29;
+	@%p24 bra 	$L__BB28_29;
 
 	add.s32 	%r185, %r2, %r70;
 	add.s32 	%r186, %r185, %r1;
@@ -8820,7 +8912,7 @@ $L__BB26_13:
 	cvt.s64.s32 	%rd105, %r189;
 	add.s64 	%rd144, %rd2, %rd105;
 
-$L__BB26_15:
+$L__BB28_15:
 	.pragma "nounroll";
 	ld.global.u8 	%r190, [%rd144];
 	sub.s32 	%r191, %r190, %r5;
@@ -8836,14 +8928,14 @@ $L__BB26_15:
 	add.s64 	%rd144, %rd144, 1;
 	add.s32 	%r8, %r8, -1;
 	setp.eq.s32 	%p26, %r8, 0;
-	@%p26 bra 	$L__BB26_29;
-	bra.uni 	$L__BB26_15;
+	@%p26 bra 	$L__BB28_29;
+	bra.uni 	$L__BB28_15;
 
-$L__BB26_17:
+$L__BB28_17:
 	setp.lt.u32 	%p28, %r7, 3;
 	mov.u32 	%r357, 0;
 	mov.u32 	%r369, %r357;
-	@%p28 bra 	$L__BB26_20;
+	@%p28 bra 	$L__BB28_20;
 
 	sub.s32 	%r355, %r81, %r8;
 	add.s32 	%r202, %r2, %r80;
@@ -8866,7 +8958,7 @@ $L__BB26_17:
 	mov.u32 	%r357, 0;
 	mov.u64 	%rd147, %rd1;
 
-$L__BB26_19:
+$L__BB28_19:
 	ld.global.s8 	%rs8, [%rd146];
 	cvt.u32.u16 	%r212, %rs8;
 	and.b32  	%r213, %r212, 255;
@@ -8916,11 +9008,11 @@ $L__BB26_19:
 	add.s64 	%rd146, %rd146, 4;
 	add.s32 	%r355, %r355, -4;
 	setp.ne.s32 	%p33, %r355, 0;
-	@%p33 bra 	$L__BB26_19;
+	@%p33 bra 	$L__BB28_19;
 
-$L__BB26_20:
+$L__BB28_20:
 	setp.eq.s32 	%p34, %r8, 0;
-	@%p34 bra 	$L__BB26_29;
+	@%p34 bra 	$L__BB28_29;
 
 	add.s32 	%r243, %r2, %r70;
 	add.s32 	%r244, %r243, %r1;
@@ -8933,7 +9025,7 @@ $L__BB26_20:
 	cvt.s64.s32 	%rd112, %r247;
 	add.s64 	%rd148, %rd2, %rd112;
 
-$L__BB26_22:
+$L__BB28_22:
 	.pragma "nounroll";
 	ld.global.s8 	%rs12, [%rd148];
 	cvt.u32.u16 	%r248, %rs12;
@@ -8949,14 +9041,14 @@ $L__BB26_22:
 	add.s64 	%rd148, %rd148, 1;
 	add.s32 	%r8, %r8, -1;
 	setp.eq.s32 	%p36, %r8, 0;
-	@%p36 bra 	$L__BB26_29;
-	bra.uni 	$L__BB26_22;
+	@%p36 bra 	$L__BB28_29;
+	bra.uni 	$L__BB28_22;
 
-$L__BB26_4:
+$L__BB28_4:
 	setp.lt.u32 	%p14, %r7, 3;
 	mov.u32 	%r341, 0;
 	mov.u32 	%r369, %r341;
-	@%p14 bra 	$L__BB26_7;
+	@%p14 bra 	$L__BB28_7;
 
 	sub.s32 	%r339, %r81, %r8;
 	mad.lo.s32 	%r101, %r81, %r4, %r66;
@@ -8982,7 +9074,7 @@ $L__BB26_4:
 	mov.u32 	%r341, 0;
 	mov.u64 	%rd139, %rd2;
 
-$L__BB26_6:
+$L__BB28_6:
 	add.s64 	%rd96, %rd139, %rd3;
 	ld.global.u8 	%r111, [%rd96];
 	sub.s32 	%r112, %r111, %r5;
@@ -9012,11 +9104,11 @@ $L__BB26_6:
 	add.s64 	%rd135, %rd135, %rd5;
 	add.s32 	%r339, %r339, -4;
 	setp.ne.s32 	%p15, %r339, 0;
-	@%p15 bra 	$L__BB26_6;
+	@%p15 bra 	$L__BB28_6;
 
-$L__BB26_7:
+$L__BB28_7:
 	setp.eq.s32 	%p16, %r8, 0;
-	@%p16 bra 	$L__BB26_29;
+	@%p16 bra 	$L__BB28_29;
 
 	add.s32 	%r130, %r2, %r70;
 	add.s32 	%r131, %r130, %r1;
@@ -9029,7 +9121,7 @@ $L__BB26_7:
 	cvt.s64.s32 	%rd98, %r134;
 	add.s64 	%rd140, %rd2, %rd98;
 
-$L__BB26_9:
+$L__BB28_9:
 	.pragma "nounroll";
 	ld.global.u8 	%r135, [%rd140];
 	sub.s32 	%r136, %r135, %r5;
@@ -9040,13 +9132,13 @@ $L__BB26_9:
 	add.s64 	%rd140, %rd140, 1;
 	add.s32 	%r8, %r8, -1;
 	setp.eq.s32 	%p17, %r8, 0;
-	@%p17 bra 	$L__BB26_29;
-	bra.uni 	$L__BB26_9;
+	@%p17 bra 	$L__BB28_29;
+	bra.uni 	$L__BB28_9;
 
-$L__BB26_29:
+$L__BB28_29:
 	cvt.rn.f32.s32 	%f17, %r369;
 
-$L__BB26_30:
+$L__BB28_30:
 	cvta.to.global.u64 	%rd120, %rd77;
 	mul.wide.s32 	%rd121, %r68, 4;
 	add.s64 	%rd122, %rd120, %rd121;
@@ -9094,7 +9186,7 @@ $L__BB26_30:
 	add.s64 	%rd134, %rd133, %rd132;
 	st.global.u8 	[%rd134], %r334;
 
-$L__BB26_31:
+$L__BB28_31:
 	ret;
 
 }
@@ -9123,7 +9215,7 @@ $L__BB26_31:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB27_2;
+	@%p1 bra 	$L__BB29_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -9137,7 +9229,7 @@ $L__BB26_31:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.u64 	[%rd9], %rd6;
 
-$L__BB27_2:
+$L__BB29_2:
 	ret;
 
 }
@@ -9166,7 +9258,7 @@ $L__BB27_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB28_2;
+	@%p1 bra 	$L__BB30_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -9180,7 +9272,7 @@ $L__BB27_2:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.f32 	[%rd9], %f1;
 
-$L__BB28_2:
+$L__BB30_2:
 	ret;
 
 }
@@ -9209,7 +9301,7 @@ $L__BB28_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB29_2;
+	@%p1 bra 	$L__BB31_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -9223,7 +9315,7 @@ $L__BB28_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.u32 	[%rd8], %r9;
 
-$L__BB29_2:
+$L__BB31_2:
 	ret;
 
 }
@@ -9252,7 +9344,7 @@ $L__BB29_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB30_2;
+	@%p1 bra 	$L__BB32_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -9266,7 +9358,7 @@ $L__BB29_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.f32 	[%rd8], %f1;
 
-$L__BB30_2:
+$L__BB32_2:
 	ret;
 
 }
@@ -9296,7 +9388,7 @@ $L__BB30_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB31_2;
+	@%p1 bra 	$L__BB33_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -9311,7 +9403,7 @@ $L__BB30_2:
 	add.s64 	%rd8, %rd7, %rd6;
 	st.global.u8 	[%rd8], %rs1;
 
-$L__BB31_2:
+$L__BB33_2:
 	ret;
 
 }
@@ -9341,7 +9433,7 @@ $L__BB31_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB32_2;
+	@%p1 bra 	$L__BB34_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -9356,7 +9448,7 @@ $L__BB31_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.f32 	[%rd8], %f1;
 
-$L__BB32_2:
+$L__BB34_2:
 	ret;
 
 }
@@ -9396,7 +9488,7 @@ $L__BB32_2:
 	mov.u32 	%r87, %tid.x;
 	mad.lo.s32 	%r1, %r86, %r85, %r87;
 	setp.ge.s32 	%p2, %r1, %r84;
-	@%p2 bra 	$L__BB33_35;
+	@%p2 bra 	$L__BB35_35;
 
 	cvta.to.global.u64 	%rd19, %rd16;
 	ld.global.u32 	%r2, [%rd19];
@@ -9436,7 +9528,7 @@ $L__BB32_2:
 	div.s32 	%r24, %r97, %r99;
 	setp.eq.s32 	%p3, %r82, 0;
 	mov.f32 	%f47, 0f00000000;
-	@%p3 bra 	$L__BB33_3;
+	@%p3 bra 	$L__BB35_3;
 
 	add.s32 	%r100, %r21, %r81;
 	cvta.to.global.u64 	%rd20, %rd14;
@@ -9444,9 +9536,9 @@ $L__BB32_2:
 	add.s64 	%rd22, %rd20, %rd21;
 	ld.global.f32 	%f47, [%rd22];
 
-$L__BB33_3:
+$L__BB35_3:
 	setp.lt.s32 	%p4, %r23, 1;
-	@%p4 bra 	$L__BB33_34;
+	@%p4 bra 	$L__BB35_34;
 
 	cvt.s64.s32 	%rd3, %r79;
 	div.s32 	%r102, %r21, %r24;
@@ -9474,36 +9566,36 @@ $L__BB33_3:
 	sub.s32 	%r38, %r37, %r8;
 	mov.u32 	%r151, 0;
 
-$L__BB33_5:
+$L__BB35_5:
 	add.s32 	%r113, %r25, %r151;
 	mul.lo.s32 	%r114, %r26, %r113;
 	cvt.s64.s32 	%rd24, %r114;
 	add.s64 	%rd6, %rd24, %rd3;
-	@%p1 bra 	$L__BB33_33;
+	@%p1 bra 	$L__BB35_33;
 
 	mov.u32 	%r152, 0;
 
-$L__BB33_7:
+$L__BB35_7:
 	mad.lo.s32 	%r41, %r152, %r12, %r29;
 	setp.lt.s32 	%p7, %r41, 0;
 	setp.ge.s32 	%p8, %r41, %r3;
 	or.pred  	%p9, %p8, %p7;
-	@%p9 bra 	$L__BB33_32;
+	@%p9 bra 	$L__BB35_32;
 
 	setp.lt.s32 	%p10, %r8, 1;
 	mul.lo.s32 	%r42, %r41, %r4;
-	@%p10 bra 	$L__BB33_32;
+	@%p10 bra 	$L__BB35_32;
 
 	add.s32 	%r43, %r30, %r42;
 	mov.u32 	%r153, 0;
 
-$L__BB33_10:
+$L__BB35_10:
 	mul.lo.s32 	%r46, %r153, %r13;
 	add.s32 	%r47, %r46, %r30;
 	setp.lt.s32 	%p11, %r47, 0;
 	setp.ge.s32 	%p12, %r47, %r4;
 	or.pred  	%p13, %p12, %p11;
-	@%p13 bra 	$L__BB33_31;
+	@%p13 bra 	$L__BB35_31;
 
 	mul.lo.s32 	%r144, %r152, %r7;
 	add.s32 	%r143, %r8, -1;
@@ -9513,7 +9605,7 @@ $L__BB33_10:
 	add.s32 	%r121, %r153, %r144;
 	mul.lo.s32 	%r49, %r121, %r8;
 	mov.u32 	%r163, 0;
-	@%p14 bra 	$L__BB33_22;
+	@%p14 bra 	$L__BB35_22;
 
 	ld.param.u64 	%rd70, [conv3d_param_2];
 	ld.param.u32 	%r150, [conv3d_param_3];
@@ -9540,12 +9632,12 @@ $L__BB33_10:
 	mov.u32 	%r159, %r35;
 	mov.u32 	%r161, %r33;
 
-$L__BB33_13:
+$L__BB35_13:
 	setp.ge.s32 	%p15, %r154, %r5;
 	setp.lt.s32 	%p16, %r154, 0;
 	or.pred  	%p17, %p16, %p15;
 	add.s64 	%rd11, %rd71, %rd9;
-	@%p17 bra 	$L__BB33_15;
+	@%p17 bra 	$L__BB35_15;
 
 	cvt.s64.s32 	%rd27, %r155;
 	add.s64 	%rd28, %rd6, %rd27;
@@ -9555,11 +9647,11 @@ $L__BB33_13:
 	ld.global.f32 	%f29, [%rd30];
 	fma.rn.f32 	%f47, %f29, %f28, %f47;
 
-$L__BB33_15:
+$L__BB35_15:
 	setp.ge.s32 	%p18, %r161, %r5;
 	setp.lt.s32 	%p19, %r161, 0;
 	or.pred  	%p20, %p19, %p18;
-	@%p20 bra 	$L__BB33_17;
+	@%p20 bra 	$L__BB35_17;
 
 	cvt.s64.s32 	%rd31, %r160;
 	add.s64 	%rd32, %rd6, %rd31;
@@ -9569,11 +9661,11 @@ $L__BB33_15:
 	ld.global.f32 	%f31, [%rd34];
 	fma.rn.f32 	%f47, %f31, %f30, %f47;
 
-$L__BB33_17:
+$L__BB35_17:
 	setp.ge.s32 	%p21, %r159, %r5;
 	setp.lt.s32 	%p22, %r159, 0;
 	or.pred  	%p23, %p22, %p21;
-	@%p23 bra 	$L__BB33_19;
+	@%p23 bra 	$L__BB35_19;
 
 	cvt.s64.s32 	%rd35, %r158;
 	add.s64 	%rd36, %rd6, %rd35;
@@ -9583,11 +9675,11 @@ $L__BB33_17:
 	ld.global.f32 	%f33, [%rd38];
 	fma.rn.f32 	%f47, %f33, %f32, %f47;
 
-$L__BB33_19:
+$L__BB35_19:
 	setp.ge.s32 	%p24, %r157, %r5;
 	setp.lt.s32 	%p25, %r157, 0;
 	or.pred  	%p26, %p25, %p24;
-	@%p26 bra 	$L__BB33_21;
+	@%p26 bra 	$L__BB35_21;
 
 	cvt.s64.s32 	%rd39, %r156;
 	add.s64 	%rd40, %rd6, %rd39;
@@ -9597,7 +9689,7 @@ $L__BB33_19:
 	ld.global.f32 	%f35, [%rd42];
 	fma.rn.f32 	%f47, %f35, %f34, %f47;
 
-$L__BB33_21:
+$L__BB35_21:
 	shl.b32 	%r131, %r14, 2;
 	add.s64 	%rd71, %rd71, 16;
 	add.s32 	%r161, %r161, %r131;
@@ -9611,11 +9703,11 @@ $L__BB33_21:
 	add.s32 	%r163, %r163, 4;
 	add.s32 	%r125, %r38, %r163;
 	setp.ne.s32 	%p27, %r125, 0;
-	@%p27 bra 	$L__BB33_13;
+	@%p27 bra 	$L__BB35_13;
 
-$L__BB33_22:
+$L__BB35_22:
 	setp.eq.s32 	%p28, %r37, 0;
-	@%p28 bra 	$L__BB33_31;
+	@%p28 bra 	$L__BB35_31;
 
 	mul.lo.s32 	%r137, %r7, %r6;
 	mul.lo.s32 	%r136, %r23, %r21;
@@ -9635,7 +9727,7 @@ $L__BB33_22:
 	add.s64 	%rd44, %rd61, %rd43;
 	shl.b64 	%rd45, %rd44, 2;
 	add.s64 	%rd13, %rd1, %rd45;
-	@%p31 bra 	$L__BB33_25;
+	@%p31 bra 	$L__BB35_25;
 
 	add.s32 	%r127, %r73, %r48;
 	cvt.s64.s32 	%rd46, %r127;
@@ -9646,15 +9738,15 @@ $L__BB33_22:
 	ld.global.f32 	%f37, [%rd49];
 	fma.rn.f32 	%f47, %f37, %f36, %f47;
 
-$L__BB33_25:
+$L__BB35_25:
 	setp.eq.s32 	%p32, %r37, 1;
-	@%p32 bra 	$L__BB33_31;
+	@%p32 bra 	$L__BB35_31;
 
 	add.s32 	%r74, %r73, %r14;
 	setp.lt.s32 	%p33, %r74, 0;
 	setp.ge.s32 	%p34, %r74, %r5;
 	or.pred  	%p35, %p33, %p34;
-	@%p35 bra 	$L__BB33_28;
+	@%p35 bra 	$L__BB35_28;
 
 	add.s32 	%r128, %r74, %r48;
 	cvt.s64.s32 	%rd50, %r128;
@@ -9665,15 +9757,15 @@ $L__BB33_25:
 	ld.global.f32 	%f39, [%rd53];
 	fma.rn.f32 	%f47, %f39, %f38, %f47;
 
-$L__BB33_28:
+$L__BB35_28:
 	setp.eq.s32 	%p36, %r37, 2;
-	@%p36 bra 	$L__BB33_31;
+	@%p36 bra 	$L__BB35_31;
 
 	add.s32 	%r75, %r74, %r14;
 	setp.lt.s32 	%p37, %r75, 0;
 	setp.ge.s32 	%p38, %r75, %r5;
 	or.pred  	%p39, %p37, %p38;
-	@%p39 bra 	$L__BB33_31;
+	@%p39 bra 	$L__BB35_31;
 
 	add.s32 	%r129, %r75, %r48;
 	cvt.s64.s32 	%rd54, %r129;
@@ -9684,22 +9776,22 @@ $L__BB33_28:
 	ld.global.f32 	%f41, [%rd57];
 	fma.rn.f32 	%f47, %f41, %f40, %f47;
 
-$L__BB33_31:
+$L__BB35_31:
 	add.s32 	%r153, %r153, 1;
 	setp.lt.s32 	%p40, %r153, %r7;
-	@%p40 bra 	$L__BB33_10;
+	@%p40 bra 	$L__BB35_10;
 
-$L__BB33_32:
+$L__BB35_32:
 	add.s32 	%r152, %r152, 1;
 	setp.lt.s32 	%p41, %r152, %r6;
-	@%p41 bra 	$L__BB33_7;
+	@%p41 bra 	$L__BB35_7;
 
-$L__BB33_33:
+$L__BB35_33:
 	add.s32 	%r151, %r151, 1;
 	setp.lt.s32 	%p42, %r151, %r23;
-	@%p42 bra 	$L__BB33_5;
+	@%p42 bra 	$L__BB35_5;
 
-$L__BB33_34:
+$L__BB35_34:
 	ld.param.u64 	%rd64, [conv3d_param_7];
 	ld.param.u32 	%r142, [conv3d_param_8];
 	mov.u32 	%r141, %tid.x;
@@ -9712,7 +9804,7 @@ $L__BB33_34:
 	add.s64 	%rd60, %rd58, %rd59;
 	st.global.f32 	[%rd60], %f47;
 
-$L__BB33_35:
+$L__BB35_35:
 	ret;
 
 }
@@ -9743,7 +9835,7 @@ $L__BB33_35:
 	mov.u32 	%r16, %tid.x;
 	mad.lo.s32 	%r1, %r15, %r14, %r16;
 	setp.ge.s32 	%p1, %r1, %r13;
-	@%p1 bra 	$L__BB34_4;
+	@%p1 bra 	$L__BB36_4;
 
 	cvta.to.global.u64 	%rd4, %rd3;
 	ld.global.u32 	%r2, [%rd4];
@@ -9810,7 +9902,7 @@ $L__BB33_35:
 	setp.ge.s32 	%p9, %r7, %r10;
 	mov.f32 	%f4, 0f00000000;
 	or.pred  	%p10, %p9, %p8;
-	@%p10 bra 	$L__BB34_3;
+	@%p10 bra 	$L__BB36_3;
 
 	mad.lo.s32 	%r62, %r3, %r2, %r4;
 	mad.lo.s32 	%r63, %r62, %r8, %r5;
@@ -9822,14 +9914,14 @@ $L__BB33_35:
 	add.s64 	%rd7, %rd5, %rd6;
 	ld.global.f32 	%f4, [%rd7];
 
-$L__BB34_3:
+$L__BB36_3:
 	add.s32 	%r67, %r1, %r12;
 	cvta.to.global.u64 	%rd8, %rd2;
 	mul.wide.s32 	%rd9, %r67, 4;
 	add.s64 	%rd10, %rd8, %rd9;
 	st.global.f32 	[%rd10], %f4;
 
-$L__BB34_4:
+$L__BB36_4:
 	ret;
 
 }
@@ -9862,7 +9954,7 @@ $L__BB34_4:
 	mov.u32 	%r77, %tid.x;
 	mad.lo.s32 	%r1, %r76, %r75, %r77;
 	setp.ge.s32 	%p4, %r1, %r74;
-	@%p4 bra 	$L__BB35_41;
+	@%p4 bra 	$L__BB37_41;
 
 	ld.global.u32 	%r2, [%rd1];
 	cvt.s64.s32 	%rd2, %r2;
@@ -9882,10 +9974,10 @@ $L__BB34_4:
 	div.s32 	%r13, %r1, %r78;
 	ld.global.u32 	%r14, [%rd1+24];
 	setp.gt.s32 	%p5, %r14, 0;
-	@%p5 bra 	$L__BB35_3;
-	bra.uni 	$L__BB35_2;
+	@%p5 bra 	$L__BB37_3;
+	bra.uni 	$L__BB37_2;
 
-$L__BB35_3:
+$L__BB37_3:
 	ld.global.u32 	%r15, [%rd1+48];
 	ld.global.u32 	%r16, [%rd1+52];
 	ld.global.u32 	%r17, [%rd1+56];
@@ -9933,9 +10025,9 @@ $L__BB35_3:
 	mov.u32 	%r184, %r169;
 	mov.u32 	%r182, %r169;
 
-$L__BB35_4:
+$L__BB37_4:
 	setp.lt.s32 	%p6, %r5, 1;
-	@%p6 bra 	$L__BB35_23;
+	@%p6 bra 	$L__BB37_23;
 
 	mad.lo.s32 	%r167, %r169, %r15, %r18;
 	setp.lt.s32 	%p7, %r167, %r21;
@@ -9944,9 +10036,9 @@ $L__BB35_4:
 	mad.lo.s32 	%r32, %r101, %r167, %r19;
 	mov.u32 	%r173, 0;
 
-$L__BB35_6:
+$L__BB37_6:
 	setp.lt.s32 	%p9, %r6, 1;
-	@%p9 bra 	$L__BB35_22;
+	@%p9 bra 	$L__BB37_22;
 
 	mad.lo.s32 	%r168, %r169, %r15, %r18;
 	mul.lo.s32 	%r113, %r173, %r16;
@@ -9965,19 +10057,19 @@ $L__BB35_6:
 	mad.lo.s32 	%r178, %r89, %r118, %r26;
 	mov.u32 	%r179, 0;
 	mov.u32 	%r177, %r26;
-	bra.uni 	$L__BB35_8;
+	bra.uni 	$L__BB37_8;
 
-$L__BB35_14:
+$L__BB37_14:
 	abs.f32 	%f204, %f7;
 	abs.f32 	%f203, %f7;
 	abs.f32 	%f202, %f203;
 	setp.eq.f32 	%p33, %f203, 0f00000000;
 	setp.eq.f32 	%p34, %f202, 0f7F800000;
 	or.pred  	%p35, %p33, %p34;
-	@%p35 bra 	$L__BB35_18;
-	bra.uni 	$L__BB35_15;
+	@%p35 bra 	$L__BB37_18;
+	bra.uni 	$L__BB37_15;
 
-$L__BB35_18:
+$L__BB37_18:
 	abs.f32 	%f209, %f7;
 	setp.eq.f32 	%p42, %f10, 0f3F800000;
 	add.f32 	%f117, %f209, %f209;
@@ -9988,20 +10080,20 @@ $L__BB35_18:
 	and.b32  	%r134, %r133, 2147483647;
 	selp.b32 	%r135, %r133, %r134, %p42;
 	mov.b32 	%f219, %r135;
-	bra.uni 	$L__BB35_20;
+	bra.uni 	$L__BB37_20;
 
-$L__BB35_15:
+$L__BB37_15:
 	mov.f32 	%f219, 0f3F800000;
 	abs.f32 	%f205, %f7;
 	setp.eq.f32 	%p36, %f205, 0fBF800000;
 	setp.eq.f32 	%p37, %f13, 0f7F800000;
 	and.pred  	%p38, %p36, %p37;
-	@%p38 bra 	$L__BB35_20;
+	@%p38 bra 	$L__BB37_20;
 
 	abs.f32 	%f207, %f7;
 	setp.geu.f32 	%p39, %f207, 0f00000000;
 	mov.f32 	%f219, %f12;
-	@%p39 bra 	$L__BB35_20;
+	@%p39 bra 	$L__BB37_20;
 
 	cvt.rn.f32.s32 	%f208, %r45;
 	setp.eq.f32 	%p40, %f10, 0f3F800000;
@@ -10010,17 +10102,17 @@ $L__BB35_15:
 	cvt.rmi.f32.f32 	%f116, %f208;
 	setp.neu.f32 	%p41, %f116, %f208;
 	selp.f32 	%f219, 0f7FFFFFFF, %f115, %p41;
-	bra.uni 	$L__BB35_20;
+	bra.uni 	$L__BB37_20;
 
-$L__BB35_8:
+$L__BB37_8:
 	setp.gt.s32 	%p17, %r177, -1;
 	and.pred  	%p18, %p2, %p17;
 	setp.lt.s32 	%p19, %r177, %r89;
 	and.pred  	%p20, %p19, %p18;
-	@%p20 bra 	$L__BB35_10;
-	bra.uni 	$L__BB35_9;
+	@%p20 bra 	$L__BB37_10;
+	bra.uni 	$L__BB37_9;
 
-$L__BB35_10:
+$L__BB37_10:
 	cvt.s64.s32 	%rd14, %r178;
 	add.s64 	%rd15, %rd7, %rd14;
 	shl.b64 	%rd16, %rd15, 2;
@@ -10029,7 +10121,7 @@ $L__BB35_10:
 	ld.global.u32 	%r45, [%rd1+96];
 	setp.eq.s32 	%p25, %r45, 0;
 	mov.f32 	%f219, %f7;
-	@%p25 bra 	$L__BB35_20;
+	@%p25 bra 	$L__BB37_20;
 
 	mov.f32 	%f219, 0f3F800000;
 	abs.f32 	%f8, %f7;
@@ -10122,25 +10214,25 @@ $L__BB35_10:
 	selp.f32 	%f112, 0f00000000, 0f7F800000, %p29;
 	selp.f32 	%f12, %f112, %f110, %p28;
 	setp.eq.f32 	%p30, %f8, 0f3F800000;
-	@%p30 bra 	$L__BB35_20;
+	@%p30 bra 	$L__BB37_20;
 
 	abs.f32 	%f200, %f7;
 	abs.f32 	%f199, %f200;
 	setp.gtu.f32 	%p31, %f199, 0f7F800000;
-	@%p31 bra 	$L__BB35_19;
+	@%p31 bra 	$L__BB37_19;
 
 	cvt.rn.f32.s32 	%f201, %r45;
 	abs.f32 	%f13, %f201;
 	setp.gtu.f32 	%p32, %f13, 0f7F800000;
-	@%p32 bra 	$L__BB35_19;
-	bra.uni 	$L__BB35_14;
+	@%p32 bra 	$L__BB37_19;
+	bra.uni 	$L__BB37_14;
 
-$L__BB35_19:
+$L__BB37_19:
 	abs.f32 	%f211, %f7;
 	cvt.rn.f32.s32 	%f210, %r45;
 	add.rn.f32 	%f219, %f211, %f210;
 
-$L__BB35_20:
+$L__BB37_20:
 	setp.lt.s32 	%p44, %r180, 0;
 	setp.gt.f32 	%p45, %f7, %f218;
 	or.pred  	%p46, %p44, %p45;
@@ -10148,9 +10240,9 @@ $L__BB35_20:
 	add.s32 	%r182, %r182, 1;
 	selp.b32 	%r180, %r178, %r180, %p46;
 	selp.f32 	%f218, %f7, %f218, %p46;
-	bra.uni 	$L__BB35_21;
+	bra.uni 	$L__BB37_21;
 
-$L__BB35_9:
+$L__BB37_9:
 	setp.ge.s32 	%p21, %r177, %r24;
 	and.pred  	%p22, %p3, %p21;
 	setp.lt.s32 	%p23, %r177, %r25;
@@ -10158,39 +10250,39 @@ $L__BB35_9:
 	selp.u32 	%r121, 1, 0, %p24;
 	add.s32 	%r184, %r184, %r121;
 
-$L__BB35_21:
+$L__BB37_21:
 	add.s32 	%r178, %r178, %r17;
 	add.s32 	%r177, %r177, %r17;
 	add.s32 	%r179, %r179, 1;
 	setp.lt.s32 	%p47, %r179, %r6;
-	@%p47 bra 	$L__BB35_8;
+	@%p47 bra 	$L__BB37_8;
 
-$L__BB35_22:
+$L__BB37_22:
 	add.s32 	%r173, %r173, 1;
 	setp.lt.s32 	%p48, %r173, %r5;
-	@%p48 bra 	$L__BB35_6;
+	@%p48 bra 	$L__BB37_6;
 
-$L__BB35_23:
+$L__BB37_23:
 	add.s32 	%r169, %r169, 1;
 	setp.lt.s32 	%p49, %r169, %r14;
-	@%p49 bra 	$L__BB35_4;
-	bra.uni 	$L__BB35_24;
+	@%p49 bra 	$L__BB37_4;
+	bra.uni 	$L__BB37_24;
 
-$L__BB35_2:
+$L__BB37_2:
 	mov.u32 	%r180, -1;
 	mov.u32 	%r182, 0;
 	mov.f32 	%f217, 0f00000000;
 	mov.f32 	%f218, 0fFF800000;
 	mov.u32 	%r184, %r182;
 
-$L__BB35_24:
+$L__BB37_24:
 	setp.eq.s32 	%p50, %r8, 0;
 	selp.b32 	%r136, 0, %r184, %p50;
 	add.s32 	%r65, %r136, %r182;
 	ld.global.u32 	%r66, [%rd1+96];
 	setp.eq.s32 	%p51, %r66, 0;
 	mov.f32 	%f228, 0f3F800000;
-	@%p51 bra 	$L__BB35_34;
+	@%p51 bra 	$L__BB37_34;
 
 	cvt.rn.f32.s32 	%f119, %r66;
 	rcp.rn.f32 	%f28, %f119;
@@ -10284,41 +10376,41 @@ $L__BB35_24:
 	setp.eq.f32 	%p56, %f28, 0f00000000;
 	setp.eq.f32 	%p57, %f217, 0f3F800000;
 	or.pred  	%p58, %p57, %p56;
-	@%p58 bra 	$L__BB35_37;
+	@%p58 bra 	$L__BB37_37;
 
 	setp.gtu.f32 	%p59, %f30, 0f7F800000;
-	@%p59 bra 	$L__BB35_33;
+	@%p59 bra 	$L__BB37_33;
 
 	abs.f32 	%f32, %f28;
 	setp.gtu.f32 	%p60, %f32, 0f7F800000;
-	@%p60 bra 	$L__BB35_33;
-	bra.uni 	$L__BB35_28;
+	@%p60 bra 	$L__BB37_33;
+	bra.uni 	$L__BB37_28;
 
-$L__BB35_33:
+$L__BB37_33:
 	add.rn.f32 	%f228, %f217, %f28;
-	bra.uni 	$L__BB35_37;
+	bra.uni 	$L__BB37_37;
 
-$L__BB35_34:
+$L__BB37_34:
 	setp.ne.s32 	%p72, %r7, 0;
 	mov.f32 	%f228, %f218;
-	@%p72 bra 	$L__BB35_37;
+	@%p72 bra 	$L__BB37_37;
 
 	setp.lt.s32 	%p73, %r65, 1;
 	mov.f32 	%f228, 0f00000000;
-	@%p73 bra 	$L__BB35_37;
+	@%p73 bra 	$L__BB37_37;
 
 	cvt.rn.f32.s32 	%f196, %r65;
 	div.rn.f32 	%f228, %f217, %f196;
-	bra.uni 	$L__BB35_37;
+	bra.uni 	$L__BB37_37;
 
-$L__BB35_28:
+$L__BB37_28:
 	setp.eq.f32 	%p61, %f217, 0f00000000;
 	setp.eq.f32 	%p62, %f30, 0f7F800000;
 	or.pred  	%p63, %p61, %p62;
-	@%p63 bra 	$L__BB35_32;
-	bra.uni 	$L__BB35_29;
+	@%p63 bra 	$L__BB37_32;
+	bra.uni 	$L__BB37_29;
 
-$L__BB35_32:
+$L__BB37_32:
 	setp.eq.f32 	%p70, %f29, 0f3F800000;
 	add.f32 	%f194, %f217, %f217;
 	mov.b32 	%r146, %f194;
@@ -10328,17 +10420,17 @@ $L__BB35_32:
 	and.b32  	%r149, %r148, 2147483647;
 	selp.b32 	%r150, %r148, %r149, %p70;
 	mov.b32 	%f228, %r150;
-	bra.uni 	$L__BB35_37;
+	bra.uni 	$L__BB37_37;
 
-$L__BB35_29:
+$L__BB37_29:
 	setp.eq.f32 	%p64, %f217, 0fBF800000;
 	setp.eq.f32 	%p65, %f32, 0f7F800000;
 	and.pred  	%p66, %p64, %p65;
-	@%p66 bra 	$L__BB35_37;
+	@%p66 bra 	$L__BB37_37;
 
 	setp.geu.f32 	%p67, %f217, 0f00000000;
 	mov.f32 	%f228, %f31;
-	@%p67 bra 	$L__BB35_37;
+	@%p67 bra 	$L__BB37_37;
 
 	setp.eq.f32 	%p68, %f29, 0f3F800000;
 	neg.f32 	%f191, %f31;
@@ -10347,7 +10439,7 @@ $L__BB35_29:
 	setp.neu.f32 	%p69, %f193, %f28;
 	selp.f32 	%f228, 0f7FFFFFFF, %f192, %p69;
 
-$L__BB35_37:
+$L__BB37_37:
 	ld.param.u32 	%r165, [pool3d_param_6];
 	ld.param.u64 	%rd30, [pool3d_param_2];
 	ld.param.u32 	%r164, [pool3d_param_3];
@@ -10357,12 +10449,12 @@ $L__BB35_37:
 	add.s64 	%rd20, %rd18, %rd19;
 	st.global.f32 	[%rd20], %f228;
 	setp.eq.s32 	%p74, %r165, 0;
-	@%p74 bra 	$L__BB35_41;
+	@%p74 bra 	$L__BB37_41;
 
 	max.s32 	%r195, %r180, 0;
 	ld.global.u32 	%r152, [%rd1+92];
 	setp.eq.s32 	%p75, %r152, 0;
-	@%p75 bra 	$L__BB35_40;
+	@%p75 bra 	$L__BB37_40;
 
 	cvt.s64.s32 	%rd36, %r3;
 	cvt.s64.s32 	%rd32, %r2;
@@ -10379,7 +10471,7 @@ $L__BB35_37:
 	cvt.u32.u64 	%r162, %rd32;
 	mad.lo.s32 	%r195, %r161, %r162, %r156;
 
-$L__BB35_40:
+$L__BB37_40:
 	cvt.s64.s32 	%rd37, %r3;
 	cvt.s64.s32 	%rd35, %r2;
 	cvt.s64.s32 	%rd34, %r4;
@@ -10397,7 +10489,7 @@ $L__BB35_40:
 	add.s64 	%rd29, %rd27, %rd28;
 	st.global.u64 	[%rd29], %rd26;
 
-$L__BB35_41:
+$L__BB37_41:
 	ret;
 
 }
@@ -10431,7 +10523,7 @@ $L__BB35_41:
 	mov.u32 	%r18, %tid.x;
 	mad.lo.s32 	%r1, %r17, %r16, %r18;
 	setp.ge.s32 	%p1, %r1, %r15;
-	@%p1 bra 	$L__BB36_11;
+	@%p1 bra 	$L__BB38_11;
 
 	cvt.s64.s32 	%rd2, %r11;
 	mul.lo.s32 	%r19, %r1, %r13;
@@ -10439,7 +10531,7 @@ $L__BB35_41:
 	setp.lt.s32 	%p2, %r13, 1;
 	mov.f32 	%f45, 0f00000000;
 	mov.f32 	%f44, 0fFF800000;
-	@%p2 bra 	$L__BB36_8;
+	@%p2 bra 	$L__BB38_8;
 
 	add.s32 	%r21, %r13, -1;
 	and.b32  	%r27, %r13, 3;
@@ -10447,7 +10539,7 @@ $L__BB35_41:
 	mov.f32 	%f44, 0fFF800000;
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
-	@%p3 bra 	$L__BB36_5;
+	@%p3 bra 	$L__BB38_5;
 
 	sub.s32 	%r25, %r13, %r27;
 	add.s64 	%rd12, %rd2, %rd3;
@@ -10458,7 +10550,7 @@ $L__BB35_41:
 	mov.f32 	%f45, 0f00000000;
 	mov.u32 	%r26, 0;
 
-$L__BB36_4:
+$L__BB38_4:
 	ld.global.f32 	%f24, [%rd22+-8];
 	max.f32 	%f25, %f44, %f24;
 	add.f32 	%f26, %f45, %f24;
@@ -10475,11 +10567,11 @@ $L__BB36_4:
 	add.s64 	%rd22, %rd22, 16;
 	add.s32 	%r25, %r25, -4;
 	setp.ne.s32 	%p4, %r25, 0;
-	@%p4 bra 	$L__BB36_4;
+	@%p4 bra 	$L__BB38_4;
 
-$L__BB36_5:
+$L__BB38_5:
 	setp.eq.s32 	%p5, %r27, 0;
-	@%p5 bra 	$L__BB36_8;
+	@%p5 bra 	$L__BB38_8;
 
 	cvt.s64.s32 	%rd15, %r26;
 	add.s64 	%rd16, %rd15, %rd2;
@@ -10487,7 +10579,7 @@ $L__BB36_5:
 	shl.b64 	%rd18, %rd17, 2;
 	add.s64 	%rd23, %rd1, %rd18;
 
-$L__BB36_7:
+$L__BB38_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd23];
 	max.f32 	%f44, %f44, %f34;
@@ -10495,23 +10587,23 @@ $L__BB36_7:
 	add.s64 	%rd23, %rd23, 4;
 	add.s32 	%r27, %r27, -1;
 	setp.ne.s32 	%p6, %r27, 0;
-	@%p6 bra 	$L__BB36_7;
+	@%p6 bra 	$L__BB38_7;
 
-$L__BB36_8:
+$L__BB38_8:
 	setp.ne.s32 	%p7, %r14, 0;
-	@%p7 bra 	$L__BB36_10;
+	@%p7 bra 	$L__BB38_10;
 
 	cvt.rn.f32.s32 	%f35, %r13;
 	div.rn.f32 	%f44, %f45, %f35;
 
-$L__BB36_10:
+$L__BB38_10:
 	add.s32 	%r23, %r1, %r12;
 	cvta.to.global.u64 	%rd19, %rd10;
 	mul.wide.s32 	%rd20, %r23, 4;
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f44;
 
-$L__BB36_11:
+$L__BB38_11:
 	ret;
 
 }
@@ -10562,7 +10654,7 @@ $L__BB36_11:
 	mov.u32 	%r13, %tid.x;
 	mad.lo.s32 	%r1, %r11, %r12, %r13;
 	setp.ge.s32 	%p1, %r1, %r10;
-	@%p1 bra 	$L__BB37_2;
+	@%p1 bra 	$L__BB39_2;
 
 	cvta.to.global.u64 	%rd7, %rd2;
 	div.s32 	%r14, %r1, %r9;
@@ -10602,7 +10694,7 @@ $L__BB36_11:
 	add.s64 	%rd24, %rd22, %rd23;
 	st.global.f32 	[%rd24], %f11;
 
-$L__BB37_2:
+$L__BB39_2:
 	ret;
 
 }
@@ -10640,7 +10732,7 @@ $L__BB37_2:
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	mul.lo.s32 	%r48, %r42, %r44;
 	setp.ge.s32 	%p1, %r1, %r48;
-	@%p1 bra 	$L__BB38_39;
+	@%p1 bra 	$L__BB40_39;
 
 	div.s32 	%r49, %r1, %r42;
 	mul.lo.s32 	%r50, %r42, %r41;
@@ -10655,14 +10747,14 @@ $L__BB37_2:
 	cvt.s64.s32 	%rd6, %r40;
 	ld.global.f32 	%f267, [%rd108];
 	setp.lt.s32 	%p2, %r41, 2;
-	@%p2 bra 	$L__BB38_8;
+	@%p2 bra 	$L__BB40_8;
 
 	add.s32 	%r55, %r41, -1;
 	and.b32  	%r95, %r55, 3;
 	add.s32 	%r56, %r41, -2;
 	setp.lt.u32 	%p3, %r56, 3;
 	mov.u32 	%r94, 1;
-	@%p3 bra 	$L__BB38_5;
+	@%p3 bra 	$L__BB40_5;
 
 	cvt.s64.s32 	%rd59, %r42;
 	add.s64 	%rd60, %rd59, %rd4;
@@ -10673,7 +10765,7 @@ $L__BB37_2:
 	mul.wide.s32 	%rd8, %r42, 4;
 	mov.u32 	%r94, 1;
 
-$L__BB38_4:
+$L__BB40_4:
 	ld.global.f32 	%f38, [%rd106];
 	max.f32 	%f39, %f267, %f38;
 	add.s64 	%rd63, %rd106, %rd8;
@@ -10689,11 +10781,11 @@ $L__BB38_4:
 	add.s32 	%r94, %r94, 4;
 	add.s32 	%r92, %r92, -4;
 	setp.ne.s32 	%p4, %r92, 1;
-	@%p4 bra 	$L__BB38_4;
+	@%p4 bra 	$L__BB40_4;
 
-$L__BB38_5:
+$L__BB40_5:
 	setp.eq.s32 	%p5, %r95, 0;
-	@%p5 bra 	$L__BB38_8;
+	@%p5 bra 	$L__BB40_8;
 
 	mul.lo.s32 	%r58, %r94, %r42;
 	cvt.s64.s32 	%rd66, %r58;
@@ -10703,33 +10795,33 @@ $L__BB38_5:
 	add.s64 	%rd107, %rd2, %rd69;
 	mul.wide.s32 	%rd12, %r42, 4;
 
-$L__BB38_7:
+$L__BB40_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd107];
 	max.f32 	%f267, %f267, %f45;
 	add.s64 	%rd107, %rd107, %rd12;
 	add.s32 	%r95, %r95, -1;
 	setp.ne.s32 	%p6, %r95, 0;
-	@%p6 bra 	$L__BB38_7;
+	@%p6 bra 	$L__BB40_7;
 
-$L__BB38_8:
+$L__BB40_8:
 	setp.lt.s32 	%p7, %r41, 1;
 	mov.f32 	%f272, 0f00000000;
-	@%p7 bra 	$L__BB38_15;
+	@%p7 bra 	$L__BB40_15;
 
 	add.s32 	%r60, %r41, -1;
 	and.b32  	%r99, %r41, 3;
 	setp.lt.u32 	%p8, %r60, 3;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r98, 0;
-	@%p8 bra 	$L__BB38_12;
+	@%p8 bra 	$L__BB40_12;
 
 	sub.s32 	%r97, %r41, %r99;
 	mul.wide.s32 	%rd15, %r42, 4;
 	mov.f32 	%f272, 0f00000000;
 	mov.u32 	%r98, 0;
 
-$L__BB38_11:
+$L__BB40_11:
 	ld.global.f32 	%f50, [%rd108];
 	sub.f32 	%f51, %f50, %f267;
 	mov.f32 	%f52, 0f3F000000;
@@ -10799,11 +10891,11 @@ $L__BB38_11:
 	add.s32 	%r98, %r98, 4;
 	add.s32 	%r97, %r97, -4;
 	setp.ne.s32 	%p9, %r97, 0;
-	@%p9 bra 	$L__BB38_11;
+	@%p9 bra 	$L__BB40_11;
 
-$L__BB38_12:
+$L__BB40_12:
 	setp.eq.s32 	%p10, %r99, 0;
-	@%p10 bra 	$L__BB38_15;
+	@%p10 bra 	$L__BB40_15;
 
 	mul.lo.s32 	%r70, %r98, %r42;
 	cvt.s64.s32 	%rd73, %r70;
@@ -10813,7 +10905,7 @@ $L__BB38_12:
 	add.s64 	%rd109, %rd2, %rd76;
 	mul.wide.s32 	%rd19, %r42, 4;
 
-$L__BB38_14:
+$L__BB40_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f103, [%rd109];
 	sub.f32 	%f104, %f103, %f267;
@@ -10838,10 +10930,10 @@ $L__BB38_14:
 	add.s64 	%rd109, %rd109, %rd19;
 	add.s32 	%r99, %r99, -1;
 	setp.ne.s32 	%p11, %r99, 0;
-	@%p11 bra 	$L__BB38_14;
+	@%p11 bra 	$L__BB40_14;
 
-$L__BB38_15:
-	@%p7 bra 	$L__BB38_39;
+$L__BB40_15:
+	@%p7 bra 	$L__BB40_39;
 
 	setp.eq.s32 	%p13, %r43, 0;
 	mul.f32 	%f120, %f272, 0f4B000000;
@@ -10857,11 +10949,11 @@ $L__BB38_15:
 	add.f32 	%f19, %f121, 0fBF800000;
 	add.s32 	%r21, %r41, -1;
 	and.b32  	%r103, %r41, 3;
-	@%p13 bra 	$L__BB38_33;
+	@%p13 bra 	$L__BB40_33;
 
 	setp.lt.u32 	%p15, %r21, 3;
 	mov.u32 	%r102, 0;
-	@%p15 bra 	$L__BB38_28;
+	@%p15 bra 	$L__BB40_28;
 
 	sub.s32 	%r101, %r41, %r103;
 	mov.f32 	%f122, 0f3E1039F6;
@@ -10896,16 +10988,16 @@ $L__BB38_15:
 	add.s64 	%rd111, %rd1, %rd80;
 	mov.u32 	%r102, 0;
 
-$L__BB38_19:
+$L__BB40_19:
 	ld.global.f32 	%f21, [%rd110];
 	setp.lt.u32 	%p16, %r20, 2139095040;
 	mov.f32 	%f273, %f20;
-	@%p16 bra 	$L__BB38_21;
+	@%p16 bra 	$L__BB40_21;
 
 	mov.f32 	%f144, 0f7F800000;
 	fma.rn.f32 	%f273, %f16, %f144, %f144;
 
-$L__BB38_21:
+$L__BB40_21:
 	setp.eq.f32 	%p17, %f16, 0f00000000;
 	selp.f32 	%f145, 0fFF800000, %f273, %p17;
 	sub.f32 	%f146, %f21, %f267;
@@ -10914,12 +11006,12 @@ $L__BB38_21:
 	add.s64 	%rd27, %rd110, %rd23;
 	ld.global.f32 	%f24, [%rd27];
 	mov.f32 	%f274, %f20;
-	@%p16 bra 	$L__BB38_23;
+	@%p16 bra 	$L__BB40_23;
 
 	mov.f32 	%f148, 0f7F800000;
 	fma.rn.f32 	%f274, %f16, %f148, %f148;
 
-$L__BB38_23:
+$L__BB40_23:
 	selp.f32 	%f149, 0fFF800000, %f274, %p17;
 	sub.f32 	%f150, %f24, %f267;
 	sub.f32 	%f151, %f150, %f149;
@@ -10928,12 +11020,12 @@ $L__BB38_23:
 	add.s64 	%rd29, %rd27, %rd23;
 	ld.global.f32 	%f27, [%rd29];
 	mov.f32 	%f275, %f20;
-	@%p16 bra 	$L__BB38_25;
+	@%p16 bra 	$L__BB40_25;
 
 	mov.f32 	%f152, 0f7F800000;
 	fma.rn.f32 	%f275, %f16, %f152, %f152;
 
-$L__BB38_25:
+$L__BB40_25:
 	selp.f32 	%f153, 0fFF800000, %f275, %p17;
 	sub.f32 	%f154, %f27, %f267;
 	sub.f32 	%f155, %f154, %f153;
@@ -10942,12 +11034,12 @@ $L__BB38_25:
 	add.s64 	%rd31, %rd29, %rd23;
 	ld.global.f32 	%f30, [%rd31];
 	mov.f32 	%f276, %f20;
-	@%p16 bra 	$L__BB38_27;
+	@%p16 bra 	$L__BB40_27;
 
 	mov.f32 	%f156, 0f7F800000;
 	fma.rn.f32 	%f276, %f16, %f156, %f156;
 
-$L__BB38_27:
+$L__BB40_27:
 	add.s64 	%rd110, %rd31, %rd23;
 	selp.f32 	%f157, 0fFF800000, %f276, %p17;
 	sub.f32 	%f158, %f30, %f267;
@@ -10958,11 +11050,11 @@ $L__BB38_27:
 	add.s32 	%r102, %r102, 4;
 	add.s32 	%r101, %r101, -4;
 	setp.ne.s32 	%p24, %r101, 0;
-	@%p24 bra 	$L__BB38_19;
+	@%p24 bra 	$L__BB40_19;
 
-$L__BB38_28:
+$L__BB40_28:
 	setp.eq.s32 	%p25, %r103, 0;
-	@%p25 bra 	$L__BB38_39;
+	@%p25 bra 	$L__BB40_39;
 
 	mov.f32 	%f160, 0f34000000;
 	fma.rn.f32 	%f161, %f18, %f160, %f17;
@@ -10999,17 +11091,17 @@ $L__BB38_28:
 	shl.b64 	%rd88, %rd87, 2;
 	add.s64 	%rd112, %rd1, %rd88;
 
-$L__BB38_30:
+$L__BB40_30:
 	.pragma "nounroll";
 	ld.global.f32 	%f34, [%rd113];
 	setp.lt.u32 	%p26, %r20, 2139095040;
 	mov.f32 	%f277, %f33;
-	@%p26 bra 	$L__BB38_32;
+	@%p26 bra 	$L__BB40_32;
 
 	mov.f32 	%f182, 0f7F800000;
 	fma.rn.f32 	%f277, %f16, %f182, %f182;
 
-$L__BB38_32:
+$L__BB40_32:
 	setp.eq.f32 	%p27, %f16, 0f00000000;
 	selp.f32 	%f183, 0fFF800000, %f277, %p27;
 	sub.f32 	%f184, %f34, %f267;
@@ -11019,13 +11111,13 @@ $L__BB38_32:
 	add.s64 	%rd112, %rd112, %rd35;
 	add.s32 	%r103, %r103, -1;
 	setp.eq.s32 	%p28, %r103, 0;
-	@%p28 bra 	$L__BB38_39;
-	bra.uni 	$L__BB38_30;
+	@%p28 bra 	$L__BB40_39;
+	bra.uni 	$L__BB40_30;
 
-$L__BB38_33:
+$L__BB40_33:
 	setp.lt.u32 	%p29, %r21, 3;
 	mov.u32 	%r106, 0;
-	@%p29 bra 	$L__BB38_36;
+	@%p29 bra 	$L__BB40_36;
 
 	sub.s32 	%r105, %r41, %r103;
 	add.s64 	%rd89, %rd4, %rd3;
@@ -11037,7 +11129,7 @@ $L__BB38_33:
 	add.s64 	%rd115, %rd1, %rd92;
 	mov.u32 	%r106, 0;
 
-$L__BB38_35:
+$L__BB40_35:
 	ld.global.f32 	%f186, [%rd114];
 	sub.f32 	%f187, %f186, %f267;
 	mov.f32 	%f188, 0f3F000000;
@@ -11119,11 +11211,11 @@ $L__BB38_35:
 	add.s32 	%r106, %r106, 4;
 	add.s32 	%r105, %r105, -4;
 	setp.ne.s32 	%p30, %r105, 0;
-	@%p30 bra 	$L__BB38_35;
+	@%p30 bra 	$L__BB40_35;
 
-$L__BB38_36:
+$L__BB40_36:
 	setp.eq.s32 	%p31, %r103, 0;
-	@%p31 bra 	$L__BB38_39;
+	@%p31 bra 	$L__BB40_39;
 
 	mul.lo.s32 	%r89, %r106, %r42;
 	cvt.s64.s32 	%rd99, %r89;
@@ -11137,7 +11229,7 @@ $L__BB38_36:
 	shl.b64 	%rd105, %rd104, 2;
 	add.s64 	%rd116, %rd1, %rd105;
 
-$L__BB38_38:
+$L__BB40_38:
 	.pragma "nounroll";
 	ld.global.f32 	%f244, [%rd117];
 	sub.f32 	%f245, %f244, %f267;
@@ -11165,9 +11257,9 @@ $L__BB38_38:
 	add.s64 	%rd116, %rd116, %rd49;
 	add.s32 	%r103, %r103, -1;
 	setp.ne.s32 	%p32, %r103, 0;
-	@%p32 bra 	$L__BB38_38;
+	@%p32 bra 	$L__BB40_38;
 
-$L__BB38_39:
+$L__BB40_39:
 	ret;
 
 }
@@ -11214,7 +11306,7 @@ $L__BB38_39:
 	mov.u32 	%r47, %tid.x;
 	mad.lo.s32 	%r1, %r46, %r45, %r47;
 	setp.ge.s32 	%p1, %r1, %r44;
-	@%p1 bra 	$L__BB39_29;
+	@%p1 bra 	$L__BB41_29;
 
 	cvt.s64.s32 	%rd5, %r38;
 	mul.lo.s32 	%r48, %r1, %r43;
@@ -11222,14 +11314,14 @@ $L__BB38_39:
 	setp.lt.s32 	%p2, %r43, 1;
 	mov.f32 	%f115, 0f00000000;
 	mov.f32 	%f110, %f115;
-	@%p2 bra 	$L__BB39_8;
+	@%p2 bra 	$L__BB41_8;
 
 	add.s32 	%r50, %r43, -1;
 	and.b32  	%r75, %r43, 3;
 	setp.lt.u32 	%p3, %r50, 3;
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
-	@%p3 bra 	$L__BB39_5;
+	@%p3 bra 	$L__BB41_5;
 
 	sub.s32 	%r73, %r43, %r75;
 	add.s64 	%rd65, %rd5, %rd6;
@@ -11239,7 +11331,7 @@ $L__BB38_39:
 	mov.f32 	%f110, 0f00000000;
 	mov.u32 	%r74, 0;
 
-$L__BB39_4:
+$L__BB41_4:
 	ld.global.f32 	%f23, [%rd103+-8];
 	add.f32 	%f24, %f110, %f23;
 	ld.global.f32 	%f25, [%rd103+-4];
@@ -11252,11 +11344,11 @@ $L__BB39_4:
 	add.s64 	%rd103, %rd103, 16;
 	add.s32 	%r73, %r73, -4;
 	setp.ne.s32 	%p4, %r73, 0;
-	@%p4 bra 	$L__BB39_4;
+	@%p4 bra 	$L__BB41_4;
 
-$L__BB39_5:
+$L__BB41_5:
 	setp.eq.s32 	%p5, %r75, 0;
-	@%p5 bra 	$L__BB39_8;
+	@%p5 bra 	$L__BB41_8;
 
 	cvt.s64.s32 	%rd68, %r74;
 	add.s64 	%rd69, %rd68, %rd5;
@@ -11264,26 +11356,26 @@ $L__BB39_5:
 	shl.b64 	%rd71, %rd70, 2;
 	add.s64 	%rd104, %rd4, %rd71;
 
-$L__BB39_7:
+$L__BB41_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f30, [%rd104];
 	add.f32 	%f110, %f110, %f30;
 	add.s64 	%rd104, %rd104, 4;
 	add.s32 	%r75, %r75, -1;
 	setp.ne.s32 	%p6, %r75, 0;
-	@%p6 bra 	$L__BB39_7;
+	@%p6 bra 	$L__BB41_7;
 
-$L__BB39_8:
+$L__BB41_8:
 	cvt.rn.f32.s32 	%f8, %r43;
 	div.rn.f32 	%f9, %f110, %f8;
-	@%p2 bra 	$L__BB39_15;
+	@%p2 bra 	$L__BB41_15;
 
 	add.s32 	%r53, %r43, -1;
 	and.b32  	%r79, %r43, 3;
 	setp.lt.u32 	%p8, %r53, 3;
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
-	@%p8 bra 	$L__BB39_12;
+	@%p8 bra 	$L__BB41_12;
 
 	sub.s32 	%r77, %r43, %r79;
 	add.s64 	%rd72, %rd5, %rd6;
@@ -11293,7 +11385,7 @@ $L__BB39_8:
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r78, 0;
 
-$L__BB39_11:
+$L__BB41_11:
 	ld.global.f32 	%f35, [%rd105+-8];
 	sub.f32 	%f36, %f35, %f9;
 	fma.rn.f32 	%f37, %f36, %f36, %f115;
@@ -11310,11 +11402,11 @@ $L__BB39_11:
 	add.s64 	%rd105, %rd105, 16;
 	add.s32 	%r77, %r77, -4;
 	setp.ne.s32 	%p9, %r77, 0;
-	@%p9 bra 	$L__BB39_11;
+	@%p9 bra 	$L__BB41_11;
 
-$L__BB39_12:
+$L__BB41_12:
 	setp.eq.s32 	%p10, %r79, 0;
-	@%p10 bra 	$L__BB39_15;
+	@%p10 bra 	$L__BB41_15;
 
 	cvt.s64.s32 	%rd75, %r78;
 	add.s64 	%rd76, %rd75, %rd5;
@@ -11322,7 +11414,7 @@ $L__BB39_12:
 	shl.b64 	%rd78, %rd77, 2;
 	add.s64 	%rd106, %rd4, %rd78;
 
-$L__BB39_14:
+$L__BB41_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f46, [%rd106];
 	sub.f32 	%f47, %f46, %f9;
@@ -11330,23 +11422,23 @@ $L__BB39_14:
 	add.s64 	%rd106, %rd106, 4;
 	add.s32 	%r79, %r79, -1;
 	setp.ne.s32 	%p11, %r79, 0;
-	@%p11 bra 	$L__BB39_14;
+	@%p11 bra 	$L__BB41_14;
 
-$L__BB39_15:
+$L__BB41_15:
 	div.rn.f32 	%f48, %f115, %f8;
 	add.f32 	%f49, %f48, %f18;
 	sqrt.rn.f32 	%f50, %f49;
 	rcp.rn.f32 	%f17, %f50;
-	@%p2 bra 	$L__BB39_29;
+	@%p2 bra 	$L__BB41_29;
 
 	setp.eq.s32 	%p13, %r41, 0;
 	add.s32 	%r20, %r43, -1;
 	and.b32  	%r83, %r43, 3;
-	@%p13 bra 	$L__BB39_23;
+	@%p13 bra 	$L__BB41_23;
 
 	setp.lt.u32 	%p14, %r20, 3;
 	mov.u32 	%r82, 0;
-	@%p14 bra 	$L__BB39_20;
+	@%p14 bra 	$L__BB41_20;
 
 	cvt.u32.u64 	%r57, %rd6;
 	sub.s32 	%r81, %r43, %r83;
@@ -11363,7 +11455,7 @@ $L__BB39_15:
 	mov.u64 	%rd109, %rd2;
 	mov.u64 	%rd110, %rd1;
 
-$L__BB39_19:
+$L__BB41_19:
 	ld.global.f32 	%f51, [%rd107+-8];
 	sub.f32 	%f52, %f51, %f9;
 	mul.f32 	%f53, %f17, %f52;
@@ -11401,11 +11493,11 @@ $L__BB39_19:
 	add.s64 	%rd107, %rd107, 16;
 	add.s32 	%r81, %r81, -4;
 	setp.ne.s32 	%p15, %r81, 0;
-	@%p15 bra 	$L__BB39_19;
+	@%p15 bra 	$L__BB41_19;
 
-$L__BB39_20:
+$L__BB41_20:
 	setp.eq.s32 	%p16, %r83, 0;
-	@%p16 bra 	$L__BB39_29;
+	@%p16 bra 	$L__BB41_29;
 
 	cvt.u32.u64 	%r59, %rd6;
 	add.s32 	%r60, %r82, %r42;
@@ -11424,7 +11516,7 @@ $L__BB39_20:
 	shl.b64 	%rd91, %rd90, 2;
 	add.s64 	%rd111, %rd4, %rd91;
 
-$L__BB39_22:
+$L__BB41_22:
 	.pragma "nounroll";
 	ld.global.f32 	%f75, [%rd111];
 	sub.f32 	%f76, %f75, %f9;
@@ -11439,13 +11531,13 @@ $L__BB39_22:
 	add.s64 	%rd111, %rd111, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.eq.s32 	%p17, %r83, 0;
-	@%p17 bra 	$L__BB39_29;
-	bra.uni 	$L__BB39_22;
+	@%p17 bra 	$L__BB41_29;
+	bra.uni 	$L__BB41_22;
 
-$L__BB39_23:
+$L__BB41_23:
 	setp.lt.u32 	%p18, %r20, 3;
 	mov.u32 	%r86, 0;
-	@%p18 bra 	$L__BB39_26;
+	@%p18 bra 	$L__BB41_26;
 
 	cvt.u32.u64 	%r66, %rd6;
 	sub.s32 	%r85, %r43, %r83;
@@ -11460,7 +11552,7 @@ $L__BB39_23:
 	mov.u32 	%r86, 0;
 	mov.u64 	%rd117, %rd1;
 
-$L__BB39_25:
+$L__BB41_25:
 	ld.global.f32 	%f81, [%rd116+-8];
 	sub.f32 	%f82, %f81, %f9;
 	mul.f32 	%f83, %f17, %f82;
@@ -11492,11 +11584,11 @@ $L__BB39_25:
 	add.s64 	%rd115, %rd115, 16;
 	add.s32 	%r85, %r85, -4;
 	setp.ne.s32 	%p19, %r85, 0;
-	@%p19 bra 	$L__BB39_25;
+	@%p19 bra 	$L__BB41_25;
 
-$L__BB39_26:
+$L__BB41_26:
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB39_29;
+	@%p20 bra 	$L__BB41_29;
 
 	cvt.u32.u64 	%r68, %rd6;
 	add.s32 	%r69, %r86, %r42;
@@ -11512,7 +11604,7 @@ $L__BB39_26:
 	shl.b64 	%rd102, %rd101, 2;
 	add.s64 	%rd118, %rd4, %rd102;
 
-$L__BB39_28:
+$L__BB41_28:
 	.pragma "nounroll";
 	ld.global.f32 	%f101, [%rd118];
 	sub.f32 	%f102, %f101, %f9;
@@ -11525,9 +11617,9 @@ $L__BB39_28:
 	add.s64 	%rd118, %rd118, 4;
 	add.s32 	%r83, %r83, -1;
 	setp.ne.s32 	%p21, %r83, 0;
-	@%p21 bra 	$L__BB39_28;
+	@%p21 bra 	$L__BB41_28;
 
-$L__BB39_29:
+$L__BB41_29:
 	ret;
 
 }
@@ -11567,7 +11659,7 @@ $L__BB39_29:
 	mov.u32 	%r28, %tid.x;
 	mad.lo.s32 	%r1, %r27, %r26, %r28;
 	setp.ge.s32 	%p1, %r1, %r25;
-	@%p1 bra 	$L__BB40_17;
+	@%p1 bra 	$L__BB42_17;
 
 	cvt.s64.s32 	%rd2, %r20;
 	mul.lo.s32 	%r29, %r1, %r24;
@@ -11575,14 +11667,14 @@ $L__BB39_29:
 	setp.lt.s32 	%p2, %r24, 1;
 	mov.f32 	%f60, 0f00000000;
 	mov.f32 	%f55, %f60;
-	@%p2 bra 	$L__BB40_8;
+	@%p2 bra 	$L__BB42_8;
 
 	add.s32 	%r31, %r24, -1;
 	and.b32  	%r41, %r24, 3;
 	setp.lt.u32 	%p3, %r31, 3;
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
-	@%p3 bra 	$L__BB40_5;
+	@%p3 bra 	$L__BB42_5;
 
 	sub.s32 	%r39, %r24, %r41;
 	add.s64 	%rd19, %rd2, %rd3;
@@ -11592,7 +11684,7 @@ $L__BB39_29:
 	mov.f32 	%f55, 0f00000000;
 	mov.u32 	%r40, 0;
 
-$L__BB40_4:
+$L__BB42_4:
 	ld.global.f32 	%f22, [%rd39+-8];
 	add.f32 	%f23, %f55, %f22;
 	ld.global.f32 	%f24, [%rd39+-4];
@@ -11605,11 +11697,11 @@ $L__BB40_4:
 	add.s64 	%rd39, %rd39, 16;
 	add.s32 	%r39, %r39, -4;
 	setp.ne.s32 	%p4, %r39, 0;
-	@%p4 bra 	$L__BB40_4;
+	@%p4 bra 	$L__BB42_4;
 
-$L__BB40_5:
+$L__BB42_5:
 	setp.eq.s32 	%p5, %r41, 0;
-	@%p5 bra 	$L__BB40_8;
+	@%p5 bra 	$L__BB42_8;
 
 	cvt.s64.s32 	%rd22, %r40;
 	add.s64 	%rd23, %rd22, %rd2;
@@ -11617,26 +11709,26 @@ $L__BB40_5:
 	shl.b64 	%rd25, %rd24, 2;
 	add.s64 	%rd40, %rd1, %rd25;
 
-$L__BB40_7:
+$L__BB42_7:
 	.pragma "nounroll";
 	ld.global.f32 	%f29, [%rd40];
 	add.f32 	%f55, %f55, %f29;
 	add.s64 	%rd40, %rd40, 4;
 	add.s32 	%r41, %r41, -1;
 	setp.ne.s32 	%p6, %r41, 0;
-	@%p6 bra 	$L__BB40_7;
+	@%p6 bra 	$L__BB42_7;
 
-$L__BB40_8:
+$L__BB42_8:
 	cvt.rn.f32.s32 	%f8, %r24;
 	div.rn.f32 	%f9, %f55, %f8;
-	@%p2 bra 	$L__BB40_15;
+	@%p2 bra 	$L__BB42_15;
 
 	add.s32 	%r34, %r24, -1;
 	and.b32  	%r45, %r24, 3;
 	setp.lt.u32 	%p8, %r34, 3;
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
-	@%p8 bra 	$L__BB40_12;
+	@%p8 bra 	$L__BB42_12;
 
 	sub.s32 	%r43, %r24, %r45;
 	add.s64 	%rd26, %rd2, %rd3;
@@ -11646,7 +11738,7 @@ $L__BB40_8:
 	mov.f32 	%f60, 0f00000000;
 	mov.u32 	%r44, 0;
 
-$L__BB40_11:
+$L__BB42_11:
 	ld.global.f32 	%f34, [%rd41+-8];
 	sub.f32 	%f35, %f34, %f9;
 	fma.rn.f32 	%f36, %f35, %f35, %f60;
@@ -11663,11 +11755,11 @@ $L__BB40_11:
 	add.s64 	%rd41, %rd41, 16;
 	add.s32 	%r43, %r43, -4;
 	setp.ne.s32 	%p9, %r43, 0;
-	@%p9 bra 	$L__BB40_11;
+	@%p9 bra 	$L__BB42_11;
 
-$L__BB40_12:
+$L__BB42_12:
 	setp.eq.s32 	%p10, %r45, 0;
-	@%p10 bra 	$L__BB40_15;
+	@%p10 bra 	$L__BB42_15;
 
 	cvt.s64.s32 	%rd29, %r44;
 	add.s64 	%rd30, %rd29, %rd2;
@@ -11675,7 +11767,7 @@ $L__BB40_12:
 	shl.b64 	%rd32, %rd31, 2;
 	add.s64 	%rd42, %rd1, %rd32;
 
-$L__BB40_14:
+$L__BB42_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f45, [%rd42];
 	sub.f32 	%f46, %f45, %f9;
@@ -11683,16 +11775,16 @@ $L__BB40_14:
 	add.s64 	%rd42, %rd42, 4;
 	add.s32 	%r45, %r45, -1;
 	setp.ne.s32 	%p11, %r45, 0;
-	@%p11 bra 	$L__BB40_14;
+	@%p11 bra 	$L__BB42_14;
 
-$L__BB40_15:
+$L__BB42_15:
 	add.s32 	%r36, %r1, %r21;
 	cvta.to.global.u64 	%rd33, %rd16;
 	mul.wide.s32 	%rd34, %r36, 4;
 	add.s64 	%rd35, %rd33, %rd34;
 	st.global.f32 	[%rd35], %f9;
 	setp.eq.s32 	%p12, %r23, 0;
-	@%p12 bra 	$L__BB40_17;
+	@%p12 bra 	$L__BB42_17;
 
 	div.rn.f32 	%f47, %f60, %f8;
 	add.f32 	%f48, %f47, %f17;
@@ -11704,7 +11796,7 @@ $L__BB40_15:
 	add.s64 	%rd38, %rd36, %rd37;
 	st.global.f32 	[%rd38], %f50;
 
-$L__BB40_17:
+$L__BB42_17:
 	ret;
 
 }
@@ -11750,7 +11842,7 @@ $L__BB40_17:
 	mul.lo.s32 	%r17, %r11, %r10;
 	mul.lo.s32 	%r2, %r17, %r12;
 	setp.ge.s32 	%p1, %r1, %r2;
-	@%p1 bra 	$L__BB41_6;
+	@%p1 bra 	$L__BB43_6;
 
 	div.s32 	%r18, %r1, %r12;
 	mul.lo.s32 	%r19, %r18, %r12;
@@ -11766,7 +11858,7 @@ $L__BB40_17:
 	setp.eq.s32 	%p3, %r6, 0;
 	mov.f32 	%f8, 0f00000000;
 	mov.f32 	%f7, %f8;
-	@%p3 bra 	$L__BB41_3;
+	@%p3 bra 	$L__BB43_3;
 
 	add.s32 	%r27, %r3, %r5;
 	cvta.to.global.u64 	%rd5, %rd2;
@@ -11774,13 +11866,13 @@ $L__BB40_17:
 	add.s64 	%rd7, %rd5, %rd6;
 	ld.global.f32 	%f7, [%rd7];
 
-$L__BB41_3:
+$L__BB43_3:
 	add.s32 	%r4, %r1, %r9;
 	mul.wide.s32 	%rd8, %r4, 4;
 	add.s64 	%rd9, %rd1, %rd8;
 	st.global.f32 	[%rd9], %f7;
 	setp.eq.s32 	%p4, %r8, 0;
-	@%p4 bra 	$L__BB41_5;
+	@%p4 bra 	$L__BB43_5;
 
 	add.s32 	%r28, %r3, %r7;
 	cvta.to.global.u64 	%rd10, %rd3;
@@ -11788,13 +11880,13 @@ $L__BB41_3:
 	add.s64 	%rd12, %rd10, %rd11;
 	ld.global.f32 	%f8, [%rd12];
 
-$L__BB41_5:
+$L__BB43_5:
 	add.s32 	%r29, %r4, %r2;
 	mul.wide.s32 	%rd13, %r29, 4;
 	add.s64 	%rd14, %rd1, %rd13;
 	st.global.f32 	[%rd14], %f8;
 
-$L__BB41_6:
+$L__BB43_6:
 	ret;
 
 }
@@ -11857,7 +11949,7 @@ $L__BB41_6:
 	ld.global.u32 	%r7, [%rd5+16];
 	mul.lo.s32 	%r8, %r6, %r7;
 	setp.ge.s32 	%p1, %r3, %r8;
-	@%p1 bra 	$L__BB42_52;
+	@%p1 bra 	$L__BB44_52;
 
 	ld.global.u32 	%r9, [%rd5+20];
 	div.s32 	%r49, %r3, %r4;
@@ -11867,7 +11959,7 @@ $L__BB41_6:
 	div.s32 	%r12, %r3, %r6;
 	setp.eq.s32 	%p2, %r43, 0;
 	mov.u32 	%r111, %r1;
-	@%p2 bra 	$L__BB42_3;
+	@%p2 bra 	$L__BB44_3;
 
 	add.s32 	%r51, %r11, %r42;
 	cvta.to.global.u64 	%rd47, %rd41;
@@ -11877,10 +11969,10 @@ $L__BB41_6:
 	max.s32 	%r53, %r52, 0;
 	min.s32 	%r111, %r53, %r1;
 
-$L__BB42_3:
+$L__BB44_3:
 	setp.le.s32 	%p3, %r111, %r45;
 	mov.u32 	%r112, -1;
-	@%p3 bra 	$L__BB42_5;
+	@%p3 bra 	$L__BB44_5;
 
 	ld.global.u32 	%r55, [%rd5+28];
 	setp.ne.s32 	%p4, %r55, 0;
@@ -11890,9 +11982,9 @@ $L__BB42_3:
 	add.s32 	%r57, %r111, %r56;
 	selp.b32 	%r112, %r57, %r45, %p6;
 
-$L__BB42_5:
+$L__BB44_5:
 	setp.lt.s32 	%p7, %r112, 0;
-	@%p7 bra 	$L__BB42_52;
+	@%p7 bra 	$L__BB44_52;
 
 	cvt.s64.s32 	%rd6, %r44;
 	shr.u32 	%r58, %r45, 31;
@@ -11920,7 +12012,7 @@ $L__BB42_5:
 	setp.eq.s32 	%p9, %r41, 0;
 	mov.f32 	%f210, 0f00000000;
 	mov.f32 	%f215, %f210;
-	@%p9 bra 	$L__BB42_8;
+	@%p9 bra 	$L__BB44_8;
 
 	cvta.to.global.u64 	%rd51, %rd40;
 	cvt.s64.s32 	%rd52, %r40;
@@ -11939,13 +12031,13 @@ $L__BB42_5:
 	add.s64 	%rd60, %rd51, %rd59;
 	ld.global.f32 	%f215, [%rd60];
 
-$L__BB42_8:
+$L__BB44_8:
 	mul.lo.s32 	%r74, %r4, 3;
 	mad.lo.s32 	%r18, %r74, %r12, %r17;
 	mul.lo.s32 	%r75, %r18, %r4;
 	cvt.s64.s32 	%rd14, %r75;
 	setp.lt.s32 	%p10, %r2, 1;
-	@%p10 bra 	$L__BB42_15;
+	@%p10 bra 	$L__BB44_15;
 
 	mul.lo.s32 	%r77, %r18, %r2;
 	cvt.s64.s32 	%rd15, %r77;
@@ -11953,7 +12045,7 @@ $L__BB42_8:
 	add.s32 	%r78, %r2, -1;
 	setp.lt.u32 	%p11, %r78, 3;
 	mov.u32 	%r115, 0;
-	@%p11 bra 	$L__BB42_12;
+	@%p11 bra 	$L__BB44_12;
 
 	sub.s32 	%r114, %r2, %r116;
 	add.s64 	%rd61, %rd12, %rd15;
@@ -11966,7 +12058,7 @@ $L__BB42_8:
 	add.s64 	%rd95, %rd66, 8;
 	mov.u32 	%r115, 0;
 
-$L__BB42_11:
+$L__BB44_11:
 	ld.global.f32 	%f43, [%rd95+-8];
 	ld.global.f32 	%f44, [%rd96+-8];
 	fma.rn.f32 	%f45, %f44, %f43, %f210;
@@ -11984,11 +12076,11 @@ $L__BB42_11:
 	add.s64 	%rd95, %rd95, 16;
 	add.s32 	%r114, %r114, -4;
 	setp.ne.s32 	%p12, %r114, 0;
-	@%p12 bra 	$L__BB42_11;
+	@%p12 bra 	$L__BB44_11;
 
-$L__BB42_12:
+$L__BB44_12:
 	setp.eq.s32 	%p13, %r116, 0;
-	@%p13 bra 	$L__BB42_15;
+	@%p13 bra 	$L__BB44_15;
 
 	cvt.s64.s32 	%rd67, %r115;
 	add.s64 	%rd68, %rd67, %rd10;
@@ -12000,7 +12092,7 @@ $L__BB42_12:
 	shl.b64 	%rd73, %rd72, 2;
 	add.s64 	%rd97, %rd2, %rd73;
 
-$L__BB42_14:
+$L__BB44_14:
 	.pragma "nounroll";
 	ld.global.f32 	%f54, [%rd98];
 	ld.global.f32 	%f55, [%rd97];
@@ -12009,17 +12101,17 @@ $L__BB42_14:
 	add.s64 	%rd97, %rd97, 4;
 	add.s32 	%r116, %r116, -1;
 	setp.ne.s32 	%p14, %r116, 0;
-	@%p14 bra 	$L__BB42_14;
+	@%p14 bra 	$L__BB44_14;
 
-$L__BB42_15:
+$L__BB44_15:
 	setp.lt.s32 	%p15, %r4, 1;
-	@%p15 bra 	$L__BB42_22;
+	@%p15 bra 	$L__BB44_22;
 
 	add.s32 	%r81, %r4, -1;
 	and.b32  	%r120, %r4, 3;
 	setp.lt.u32 	%p16, %r81, 3;
 	mov.u32 	%r119, 0;
-	@%p16 bra 	$L__BB42_19;
+	@%p16 bra 	$L__BB44_19;
 
 	sub.s32 	%r118, %r4, %r120;
 	add.s64 	%rd74, %rd13, %rd14;
@@ -12031,7 +12123,7 @@ $L__BB42_15:
 	add.s64 	%rd99, %rd78, 8;
 	mov.u32 	%r119, 0;
 
-$L__BB42_18:
+$L__BB44_18:
 	ld.global.f32 	%f57, [%rd99+-8];
 	ld.global.f32 	%f58, [%rd100+-8];
 	fma.rn.f32 	%f59, %f58, %f57, %f215;
@@ -12049,11 +12141,11 @@ $L__BB42_18:
 	add.s64 	%rd99, %rd99, 16;
 	add.s32 	%r118, %r118, -4;
 	setp.ne.s32 	%p17, %r118, 0;
-	@%p17 bra 	$L__BB42_18;
+	@%p17 bra 	$L__BB44_18;
 
-$L__BB42_19:
+$L__BB44_19:
 	setp.eq.s32 	%p18, %r120, 0;
-	@%p18 bra 	$L__BB42_22;
+	@%p18 bra 	$L__BB44_22;
 
 	cvt.s64.s32 	%rd79, %r119;
 	add.s64 	%rd80, %rd79, %rd6;
@@ -12066,7 +12158,7 @@ $L__BB42_19:
 	shl.b64 	%rd86, %rd85, 2;
 	add.s64 	%rd101, %rd3, %rd86;
 
-$L__BB42_21:
+$L__BB44_21:
 	.pragma "nounroll";
 	ld.global.f32 	%f68, [%rd102];
 	ld.global.f32 	%f69, [%rd101];
@@ -12075,20 +12167,20 @@ $L__BB42_21:
 	add.s64 	%rd101, %rd101, 4;
 	add.s32 	%r120, %r120, -1;
 	setp.ne.s32 	%p19, %r120, 0;
-	@%p19 bra 	$L__BB42_21;
+	@%p19 bra 	$L__BB44_21;
 
-$L__BB42_22:
+$L__BB44_22:
 	add.f32 	%f218, %f210, %f215;
 	ld.global.u32 	%r83, [%rd5+36];
 	setp.eq.s32 	%p20, %r83, 0;
-	@%p20 bra 	$L__BB42_24;
+	@%p20 bra 	$L__BB44_24;
 
 	ld.global.f32 	%f70, [%rd5+40];
 	neg.f32 	%f71, %f70;
 	max.f32 	%f72, %f218, %f71;
 	min.f32 	%f218, %f72, %f70;
 
-$L__BB42_24:
+$L__BB44_24:
 	ld.global.u32 	%r85, [%rd5+24];
 	setp.eq.s32 	%p21, %r85, 0;
 	selp.b32 	%r86, 2, 3, %p21;
@@ -12100,24 +12192,24 @@ $L__BB42_24:
 	ld.global.f32 	%f22, [%rd88+4];
 	ld.global.f32 	%f23, [%rd88+8];
 	setp.gt.s32 	%p22, %r84, 4;
-	@%p22 bra 	$L__BB42_33;
+	@%p22 bra 	$L__BB44_33;
 
 	setp.gt.s32 	%p29, %r84, 1;
-	@%p29 bra 	$L__BB42_29;
-	bra.uni 	$L__BB42_26;
+	@%p29 bra 	$L__BB44_29;
+	bra.uni 	$L__BB44_26;
 
-$L__BB42_29:
+$L__BB44_29:
 	setp.eq.s32 	%p30, %r84, 2;
-	@%p30 bra 	$L__BB42_49;
+	@%p30 bra 	$L__BB44_49;
 
 	setp.eq.s32 	%p31, %r84, 3;
-	@%p31 bra 	$L__BB42_48;
+	@%p31 bra 	$L__BB44_48;
 
 	setp.eq.s32 	%p32, %r84, 4;
-	@%p32 bra 	$L__BB42_45;
-	bra.uni 	$L__BB42_32;
+	@%p32 bra 	$L__BB44_45;
+	bra.uni 	$L__BB44_32;
 
-$L__BB42_45:
+$L__BB44_45:
 	mov.f32 	%f94, 0f3F000000;
 	mov.f32 	%f95, 0f3BBB989D;
 	fma.rn.f32 	%f96, %f218, %f95, %f94;
@@ -12171,43 +12263,43 @@ $L__BB42_45:
 	mov.f32 	%f136, 0f3F317218;
 	fma.rn.f32 	%f217, %f115, %f136, %f135;
 	setp.lt.u32 	%p39, %r93, 2139095040;
-	@%p39 bra 	$L__BB42_47;
+	@%p39 bra 	$L__BB44_47;
 
 	mov.f32 	%f137, 0f7F800000;
 	fma.rn.f32 	%f217, %f29, %f137, %f137;
 
-$L__BB42_47:
+$L__BB44_47:
 	setp.eq.f32 	%p40, %f29, 0f00000000;
 	selp.f32 	%f218, 0fFF800000, %f217, %p40;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_33:
+$L__BB44_33:
 	setp.gt.s32 	%p23, %r84, 6;
-	@%p23 bra 	$L__BB42_37;
-	bra.uni 	$L__BB42_34;
+	@%p23 bra 	$L__BB44_37;
+	bra.uni 	$L__BB44_34;
 
-$L__BB42_37:
+$L__BB44_37:
 	setp.eq.s32 	%p24, %r84, 7;
-	@%p24 bra 	$L__BB42_42;
+	@%p24 bra 	$L__BB44_42;
 
 	setp.eq.s32 	%p25, %r84, 8;
-	@%p25 bra 	$L__BB42_41;
+	@%p25 bra 	$L__BB44_41;
 
 	setp.ne.s32 	%p26, %r84, 9;
-	@%p26 bra 	$L__BB42_32;
+	@%p26 bra 	$L__BB44_32;
 
 	fma.rn.f32 	%f218, %f218, %f22, %f23;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_26:
+$L__BB44_26:
 	setp.eq.s32 	%p33, %r84, 0;
-	@%p33 bra 	$L__BB42_50;
+	@%p33 bra 	$L__BB44_50;
 
 	setp.eq.s32 	%p34, %r84, 1;
-	@%p34 bra 	$L__BB42_28;
-	bra.uni 	$L__BB42_32;
+	@%p34 bra 	$L__BB44_28;
+	bra.uni 	$L__BB44_32;
 
-$L__BB42_28:
+$L__BB44_28:
 	abs.f32 	%f141, %f218;
 	mul.f32 	%f142, %f141, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f143, %f142;
@@ -12236,35 +12328,35 @@ $L__BB42_28:
 	fma.rn.f32 	%f161, %f160, %f218, %f218;
 	setp.ge.f32 	%p42, %f141, 0f3F19999A;
 	selp.f32 	%f218, %f150, %f161, %p42;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_34:
+$L__BB44_34:
 	setp.eq.s32 	%p27, %r84, 5;
-	@%p27 bra 	$L__BB42_44;
+	@%p27 bra 	$L__BB44_44;
 
 	setp.eq.s32 	%p28, %r84, 6;
-	@%p28 bra 	$L__BB42_36;
-	bra.uni 	$L__BB42_32;
+	@%p28 bra 	$L__BB44_36;
+	bra.uni 	$L__BB44_32;
 
-$L__BB42_36:
+$L__BB44_36:
 	setp.gt.f32 	%p36, %f218, %f22;
 	selp.f32 	%f218, %f218, 0f00000000, %p36;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_49:
+$L__BB44_49:
 	mov.f32 	%f140, 0f00000000;
 	max.f32 	%f218, %f218, %f140;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_48:
+$L__BB44_48:
 	abs.f32 	%f138, %f218;
 	add.f32 	%f139, %f138, 0f3F800000;
 	div.rn.f32 	%f218, %f218, %f139;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_42:
+$L__BB44_42:
 	setp.ge.f32 	%p35, %f218, 0f00000000;
-	@%p35 bra 	$L__BB42_51;
+	@%p35 bra 	$L__BB44_51;
 
 	mov.f32 	%f77, 0f3F000000;
 	mov.f32 	%f78, 0f3BBB989D;
@@ -12285,17 +12377,17 @@ $L__BB42_42:
 	ex2.approx.ftz.f32 	%f91, %f89;
 	fma.rn.f32 	%f92, %f91, %f90, 0fBF800000;
 	mul.f32 	%f218, %f22, %f92;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_41:
+$L__BB44_41:
 	fma.rn.f32 	%f73, %f218, %f22, %f23;
 	mov.f32 	%f74, 0f3F800000;
 	min.f32 	%f75, %f74, %f73;
 	mov.f32 	%f76, 0f00000000;
 	max.f32 	%f218, %f76, %f75;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_50:
+$L__BB44_50:
 	neg.f32 	%f162, %f218;
 	mov.f32 	%f163, 0f3F000000;
 	mov.f32 	%f164, 0f3BBB989D;
@@ -12316,15 +12408,15 @@ $L__BB42_50:
 	ex2.approx.ftz.f32 	%f177, %f175;
 	fma.rn.f32 	%f178, %f177, %f176, 0f3F800000;
 	rcp.rn.f32 	%f218, %f178;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_44:
+$L__BB44_44:
 	setp.ge.f32 	%p37, %f218, 0f00000000;
 	mul.f32 	%f93, %f218, %f22;
 	selp.f32 	%f218, %f218, %f93, %p37;
-	bra.uni 	$L__BB42_51;
+	bra.uni 	$L__BB44_51;
 
-$L__BB42_32:
+$L__BB44_32:
 	mul.f32 	%f179, %f218, %f23;
 	abs.f32 	%f180, %f179;
 	mul.f32 	%f181, %f180, 0f4038AA3B;
@@ -12356,7 +12448,7 @@ $L__BB42_32:
 	selp.f32 	%f201, %f189, %f200, %p44;
 	mul.f32 	%f218, %f22, %f201;
 
-$L__BB42_51:
+$L__BB44_51:
 	cvt.s64.s32 	%rd89, %r10;
 	add.s64 	%rd90, %rd9, %rd89;
 	shl.b64 	%rd91, %rd90, 2;
@@ -12371,7 +12463,7 @@ $L__BB42_51:
 	add.s64 	%rd94, %rd4, %rd93;
 	st.global.f32 	[%rd94], %f203;
 
-$L__BB42_52:
+$L__BB44_52:
 	ret;
 
 }
@@ -12401,7 +12493,7 @@ $L__BB42_52:
 	.param .u64 rnn_step_param_21
 )
 {
-	.local .align 16 .b8 	__local_depot43[32];
+	.local .align 16 .b8 	__local_depot45[32];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
 	.reg .pred 	%p<244>;
@@ -12410,7 +12502,7 @@ $L__BB42_52:
 	.reg .b64 	%rd<236>;
 
 
-	mov.u64 	%SPL, __local_depot43;
+	mov.u64 	%SPL, __local_depot45;
 	ld.param.u64 	%rd51, [rnn_step_param_0];
 	ld.param.u64 	%rd52, [rnn_step_param_2];
 	ld.param.u64 	%rd53, [rnn_step_param_4];
@@ -12448,7 +12540,7 @@ $L__BB42_52:
 	ld.global.u32 	%r9, [%rd10+16];
 	mul.lo.s32 	%r10, %r8, %r9;
 	setp.ge.s32 	%p1, %r5, %r10;
-	@%p1 bra 	$L__BB43_304;
+	@%p1 bra 	$L__BB45_304;
 
 	div.s32 	%r90, %r5, %r6;
 	mul.lo.s32 	%r91, %r90, %r6;
@@ -12466,7 +12558,7 @@ $L__BB42_52:
 	add.s64 	%rd12, %rd61, %rd11;
 	setp.eq.s32 	%p2, %r80, 0;
 	mov.u32 	%r344, %r1;
-	@%p2 bra 	$L__BB43_3;
+	@%p2 bra 	$L__BB45_3;
 
 	add.s32 	%r98, %r12, %r79;
 	cvta.to.global.u64 	%rd62, %rd50;
@@ -12476,10 +12568,10 @@ $L__BB42_52:
 	max.s32 	%r100, %r99, 0;
 	min.s32 	%r344, %r100, %r1;
 
-$L__BB43_3:
+$L__BB45_3:
 	setp.le.s32 	%p3, %r344, %r86;
 	mov.u32 	%r345, -1;
-	@%p3 bra 	$L__BB43_5;
+	@%p3 bra 	$L__BB45_5;
 
 	ld.global.u32 	%r102, [%rd10+28];
 	setp.ne.s32 	%p4, %r102, 0;
@@ -12489,7 +12581,7 @@ $L__BB43_3:
 	add.s32 	%r104, %r344, %r103;
 	selp.b32 	%r345, %r104, %r86, %p6;
 
-$L__BB43_5:
+$L__BB45_5:
 	add.s32 	%r105, %r86, 1;
 	shr.u32 	%r106, %r105, 31;
 	add.s32 	%r107, %r105, %r106;
@@ -12512,7 +12604,7 @@ $L__BB43_5:
 	shl.b64 	%rd73, %rd72, 2;
 	add.s64 	%rd16, %rd7, %rd73;
 	setp.lt.s32 	%p7, %r345, 0;
-	@%p7 bra 	$L__BB43_299;
+	@%p7 bra 	$L__BB45_299;
 
 	ld.param.u32 	%r343, [rnn_step_param_8];
 	ld.param.u32 	%r342, [rnn_step_param_5];
@@ -12543,7 +12635,7 @@ $L__BB43_5:
 	and.b32  	%r363, %r6, 3;
 	sub.s32 	%r361, %r6, %r363;
 	setp.eq.s32 	%p10, %r343, 0;
-	@%p10 bra 	$L__BB43_25;
+	@%p10 bra 	$L__BB45_25;
 
 	shl.b32 	%r337, %r6, 1;
 	ld.param.u32 	%r336, [rnn_step_param_7];
@@ -12552,7 +12644,7 @@ $L__BB43_5:
 	mul.lo.s32 	%r29, %r119, %r13;
 	mov.u32 	%r346, 0;
 
-$L__BB43_8:
+$L__BB45_8:
 	mad.lo.s32 	%r120, %r346, %r6, %r11;
 	add.s32 	%r121, %r120, %r29;
 	cvt.s64.s32 	%rd76, %r121;
@@ -12568,19 +12660,19 @@ $L__BB43_8:
 	ld.global.f32 	%f1400, [%rd83];
 	add.s32 	%r31, %r120, %r21;
 	setp.lt.s32 	%p11, %r2, 1;
-	@%p11 bra 	$L__BB43_16;
+	@%p11 bra 	$L__BB45_16;
 
 	setp.lt.u32 	%p12, %r23, 3;
 	mul.lo.s32 	%r124, %r31, %r2;
 	cvt.s64.s32 	%rd84, %r124;
 	add.s64 	%rd23, %rd84, %rd20;
 	mov.u32 	%r349, 0;
-	@%p12 bra 	$L__BB43_12;
+	@%p12 bra 	$L__BB45_12;
 
 	mov.u32 	%r349, 0;
 	mov.u32 	%r348, %r26;
 
-$L__BB43_11:
+$L__BB45_11:
 	cvt.s64.s32 	%rd85, %r349;
 	add.s64 	%rd86, %rd23, %rd85;
 	shl.b64 	%rd87, %rd86, 2;
@@ -12603,11 +12695,11 @@ $L__BB43_11:
 	add.s32 	%r349, %r349, 4;
 	add.s32 	%r348, %r348, -4;
 	setp.ne.s32 	%p13, %r348, 0;
-	@%p13 bra 	$L__BB43_11;
+	@%p13 bra 	$L__BB45_11;
 
-$L__BB43_12:
+$L__BB45_12:
 	setp.eq.s32 	%p14, %r25, 0;
-	@%p14 bra 	$L__BB43_16;
+	@%p14 bra 	$L__BB45_16;
 
 	setp.eq.s32 	%p15, %r25, 1;
 	cvt.s64.s32 	%rd92, %r349;
@@ -12620,7 +12712,7 @@ $L__BB43_12:
 	ld.global.f32 	%f232, [%rd98];
 	ld.global.f32 	%f233, [%rd95];
 	fma.rn.f32 	%f1396, %f233, %f232, %f1396;
-	@%p15 bra 	$L__BB43_16;
+	@%p15 bra 	$L__BB45_16;
 
 	setp.eq.s32 	%p16, %r25, 2;
 	add.s32 	%r126, %r349, 1;
@@ -12634,27 +12726,27 @@ $L__BB43_12:
 	ld.global.f32 	%f234, [%rd25];
 	ld.global.f32 	%f235, [%rd24];
 	fma.rn.f32 	%f1396, %f235, %f234, %f1396;
-	@%p16 bra 	$L__BB43_16;
+	@%p16 bra 	$L__BB45_16;
 
 	ld.global.f32 	%f236, [%rd25+4];
 	ld.global.f32 	%f237, [%rd24+4];
 	fma.rn.f32 	%f1396, %f237, %f236, %f1396;
 
-$L__BB43_16:
+$L__BB45_16:
 	setp.lt.s32 	%p17, %r6, 1;
-	@%p17 bra 	$L__BB43_24;
+	@%p17 bra 	$L__BB45_24;
 
 	setp.lt.u32 	%p18, %r24, 3;
 	mul.lo.s32 	%r128, %r31, %r6;
 	cvt.s64.s32 	%rd104, %r128;
 	add.s64 	%rd26, %rd104, %rd21;
 	mov.u32 	%r352, 0;
-	@%p18 bra 	$L__BB43_20;
+	@%p18 bra 	$L__BB45_20;
 
 	mov.u32 	%r352, 0;
 	mov.u32 	%r351, %r361;
 
-$L__BB43_19:
+$L__BB45_19:
 	cvt.s64.s32 	%rd105, %r352;
 	add.s64 	%rd106, %rd26, %rd105;
 	shl.b64 	%rd107, %rd106, 2;
@@ -12677,11 +12769,11 @@ $L__BB43_19:
 	add.s32 	%r352, %r352, 4;
 	add.s32 	%r351, %r351, -4;
 	setp.ne.s32 	%p19, %r351, 0;
-	@%p19 bra 	$L__BB43_19;
+	@%p19 bra 	$L__BB45_19;
 
-$L__BB43_20:
+$L__BB45_20:
 	setp.eq.s32 	%p20, %r363, 0;
-	@%p20 bra 	$L__BB43_24;
+	@%p20 bra 	$L__BB45_24;
 
 	setp.eq.s32 	%p21, %r363, 1;
 	cvt.s64.s32 	%rd112, %r352;
@@ -12694,7 +12786,7 @@ $L__BB43_20:
 	ld.global.f32 	%f250, [%rd118];
 	ld.global.f32 	%f251, [%rd115];
 	fma.rn.f32 	%f1400, %f251, %f250, %f1400;
-	@%p21 bra 	$L__BB43_24;
+	@%p21 bra 	$L__BB45_24;
 
 	setp.eq.s32 	%p22, %r363, 2;
 	add.s32 	%r130, %r352, 1;
@@ -12708,13 +12800,13 @@ $L__BB43_20:
 	ld.global.f32 	%f252, [%rd28];
 	ld.global.f32 	%f253, [%rd27];
 	fma.rn.f32 	%f1400, %f253, %f252, %f1400;
-	@%p22 bra 	$L__BB43_24;
+	@%p22 bra 	$L__BB45_24;
 
 	ld.global.f32 	%f254, [%rd28+4];
 	ld.global.f32 	%f255, [%rd27+4];
 	fma.rn.f32 	%f1400, %f255, %f254, %f1400;
 
-$L__BB43_24:
+$L__BB45_24:
 	mul.wide.s32 	%rd124, %r346, 4;
 	add.s64 	%rd125, %rd8, %rd124;
 	st.local.f32 	[%rd125], %f1396;
@@ -12722,10 +12814,10 @@ $L__BB43_24:
 	st.local.f32 	[%rd126], %f1400;
 	add.s32 	%r346, %r346, 1;
 	setp.lt.u32 	%p23, %r346, %r19;
-	@%p23 bra 	$L__BB43_8;
-	bra.uni 	$L__BB43_43;
+	@%p23 bra 	$L__BB45_8;
+	bra.uni 	$L__BB45_43;
 
-$L__BB43_299:
+$L__BB45_299:
 	add.s64 	%rd210, %rd12, %rd15;
 	shl.b64 	%rd211, %rd210, 2;
 	add.s64 	%rd212, %rd7, %rd211;
@@ -12734,25 +12826,25 @@ $L__BB43_299:
 	ld.global.f32 	%f1392, [%rd13];
 	st.global.f32 	[%rd14], %f1392;
 	setp.eq.s32 	%p241, %r85, 0;
-	@%p241 bra 	$L__BB43_304;
+	@%p241 bra 	$L__BB45_304;
 
 	setp.eq.s32 	%p242, %r3, 0;
-	@%p242 bra 	$L__BB43_302;
+	@%p242 bra 	$L__BB45_302;
 
 	mad.lo.s32 	%r307, %r12, %r1, %r86;
 	mad.lo.s32 	%r365, %r307, %r9, %r13;
-	bra.uni 	$L__BB43_303;
+	bra.uni 	$L__BB45_303;
 
-$L__BB43_25:
+$L__BB45_25:
 	mov.u32 	%r353, 0;
 
-$L__BB43_26:
+$L__BB45_26:
 	mad.lo.s32 	%r132, %r353, %r6, %r11;
 	add.s32 	%r44, %r132, %r21;
 	setp.lt.s32 	%p24, %r2, 1;
 	mov.f32 	%f1408, 0f00000000;
 	mov.f32 	%f1404, %f1408;
-	@%p24 bra 	$L__BB43_34;
+	@%p24 bra 	$L__BB45_34;
 
 	setp.lt.u32 	%p25, %r23, 3;
 	mul.lo.s32 	%r134, %r44, %r2;
@@ -12760,13 +12852,13 @@ $L__BB43_26:
 	add.s64 	%rd29, %rd127, %rd20;
 	mov.f32 	%f1404, 0f00000000;
 	mov.u32 	%r356, 0;
-	@%p25 bra 	$L__BB43_30;
+	@%p25 bra 	$L__BB45_30;
 
 	mov.f32 	%f1404, 0f00000000;
 	mov.u32 	%r356, 0;
 	mov.u32 	%r355, %r26;
 
-$L__BB43_29:
+$L__BB45_29:
 	cvt.s64.s32 	%rd128, %r356;
 	add.s64 	%rd129, %rd29, %rd128;
 	shl.b64 	%rd130, %rd129, 2;
@@ -12789,11 +12881,11 @@ $L__BB43_29:
 	add.s32 	%r356, %r356, 4;
 	add.s32 	%r355, %r355, -4;
 	setp.ne.s32 	%p26, %r355, 0;
-	@%p26 bra 	$L__BB43_29;
+	@%p26 bra 	$L__BB45_29;
 
-$L__BB43_30:
+$L__BB45_30:
 	setp.eq.s32 	%p27, %r25, 0;
-	@%p27 bra 	$L__BB43_34;
+	@%p27 bra 	$L__BB45_34;
 
 	setp.eq.s32 	%p28, %r25, 1;
 	cvt.s64.s32 	%rd135, %r356;
@@ -12806,7 +12898,7 @@ $L__BB43_30:
 	ld.global.f32 	%f271, [%rd141];
 	ld.global.f32 	%f272, [%rd138];
 	fma.rn.f32 	%f1404, %f272, %f271, %f1404;
-	@%p28 bra 	$L__BB43_34;
+	@%p28 bra 	$L__BB45_34;
 
 	setp.eq.s32 	%p29, %r25, 2;
 	add.s32 	%r136, %r356, 1;
@@ -12820,15 +12912,15 @@ $L__BB43_30:
 	ld.global.f32 	%f273, [%rd31];
 	ld.global.f32 	%f274, [%rd30];
 	fma.rn.f32 	%f1404, %f274, %f273, %f1404;
-	@%p29 bra 	$L__BB43_34;
+	@%p29 bra 	$L__BB45_34;
 
 	ld.global.f32 	%f275, [%rd31+4];
 	ld.global.f32 	%f276, [%rd30+4];
 	fma.rn.f32 	%f1404, %f276, %f275, %f1404;
 
-$L__BB43_34:
+$L__BB45_34:
 	setp.lt.s32 	%p30, %r6, 1;
-	@%p30 bra 	$L__BB43_42;
+	@%p30 bra 	$L__BB45_42;
 
 	setp.lt.u32 	%p31, %r24, 3;
 	mul.lo.s32 	%r138, %r44, %r6;
@@ -12836,13 +12928,13 @@ $L__BB43_34:
 	add.s64 	%rd32, %rd147, %rd21;
 	mov.f32 	%f1408, 0f00000000;
 	mov.u32 	%r359, 0;
-	@%p31 bra 	$L__BB43_38;
+	@%p31 bra 	$L__BB45_38;
 
 	mov.f32 	%f1408, 0f00000000;
 	mov.u32 	%r359, 0;
 	mov.u32 	%r358, %r361;
 
-$L__BB43_37:
+$L__BB45_37:
 	cvt.s64.s32 	%rd148, %r359;
 	add.s64 	%rd149, %rd32, %rd148;
 	shl.b64 	%rd150, %rd149, 2;
@@ -12865,11 +12957,11 @@ $L__BB43_37:
 	add.s32 	%r359, %r359, 4;
 	add.s32 	%r358, %r358, -4;
 	setp.ne.s32 	%p32, %r358, 0;
-	@%p32 bra 	$L__BB43_37;
+	@%p32 bra 	$L__BB45_37;
 
-$L__BB43_38:
+$L__BB45_38:
 	setp.eq.s32 	%p33, %r363, 0;
-	@%p33 bra 	$L__BB43_42;
+	@%p33 bra 	$L__BB45_42;
 
 	setp.eq.s32 	%p34, %r363, 1;
 	cvt.s64.s32 	%rd155, %r359;
@@ -12882,7 +12974,7 @@ $L__BB43_38:
 	ld.global.f32 	%f292, [%rd161];
 	ld.global.f32 	%f293, [%rd158];
 	fma.rn.f32 	%f1408, %f293, %f292, %f1408;
-	@%p34 bra 	$L__BB43_42;
+	@%p34 bra 	$L__BB45_42;
 
 	setp.eq.s32 	%p35, %r363, 2;
 	add.s32 	%r140, %r359, 1;
@@ -12896,13 +12988,13 @@ $L__BB43_38:
 	ld.global.f32 	%f294, [%rd34];
 	ld.global.f32 	%f295, [%rd33];
 	fma.rn.f32 	%f1408, %f295, %f294, %f1408;
-	@%p35 bra 	$L__BB43_42;
+	@%p35 bra 	$L__BB45_42;
 
 	ld.global.f32 	%f296, [%rd34+4];
 	ld.global.f32 	%f297, [%rd33+4];
 	fma.rn.f32 	%f1408, %f297, %f296, %f1408;
 
-$L__BB43_42:
+$L__BB45_42:
 	mul.wide.s32 	%rd167, %r353, 4;
 	add.s64 	%rd168, %rd8, %rd167;
 	st.local.f32 	[%rd168], %f1404;
@@ -12910,10 +13002,10 @@ $L__BB43_42:
 	st.local.f32 	[%rd169], %f1408;
 	add.s32 	%r353, %r353, 1;
 	setp.lt.u32 	%p36, %r353, %r19;
-	@%p36 bra 	$L__BB43_26;
+	@%p36 bra 	$L__BB45_26;
 
-$L__BB43_43:
-	@%p9 bra 	$L__BB43_194;
+$L__BB45_43:
+	@%p9 bra 	$L__BB45_194;
 
 	ld.param.u32 	%r313, [rnn_step_param_14];
 	ld.param.u32 	%r312, [rnn_step_param_13];
@@ -12928,7 +13020,7 @@ $L__BB43_43:
 	add.f32 	%f36, %f300, %f299;
 	setp.eq.s32 	%p38, %r313, 0;
 	mov.f32 	%f1409, 0f00000000;
-	@%p38 bra 	$L__BB43_46;
+	@%p38 bra 	$L__BB45_46;
 
 	ld.param.u64 	%rd216, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd215, %rd216;
@@ -12939,18 +13031,18 @@ $L__BB43_43:
 	ld.global.f32 	%f301, [%rd175];
 	mul.f32 	%f1409, %f35, %f301;
 
-$L__BB43_46:
+$L__BB45_46:
 	add.f32 	%f1412, %f36, %f1409;
 	ld.global.u32 	%r56, [%rd10+36];
 	setp.eq.s32 	%p39, %r56, 0;
-	@%p39 bra 	$L__BB43_48;
+	@%p39 bra 	$L__BB45_48;
 
 	ld.global.f32 	%f302, [%rd10+40];
 	neg.f32 	%f303, %f302;
 	max.f32 	%f304, %f1412, %f303;
 	min.f32 	%f1412, %f304, %f302;
 
-$L__BB43_48:
+$L__BB45_48:
 	mad.lo.s32 	%r143, %r13, 9, 11;
 	mul.wide.s32 	%rd176, %r143, 4;
 	add.s64 	%rd38, %rd10, %rd176;
@@ -12958,24 +13050,24 @@ $L__BB43_48:
 	ld.global.f32 	%f42, [%rd38+4];
 	ld.global.f32 	%f43, [%rd38+8];
 	setp.gt.s32 	%p40, %r57, 4;
-	@%p40 bra 	$L__BB43_57;
+	@%p40 bra 	$L__BB45_57;
 
 	setp.gt.s32 	%p47, %r57, 1;
-	@%p47 bra 	$L__BB43_53;
-	bra.uni 	$L__BB43_50;
+	@%p47 bra 	$L__BB45_53;
+	bra.uni 	$L__BB45_50;
 
-$L__BB43_53:
+$L__BB45_53:
 	setp.eq.s32 	%p48, %r57, 2;
-	@%p48 bra 	$L__BB43_73;
+	@%p48 bra 	$L__BB45_73;
 
 	setp.eq.s32 	%p49, %r57, 3;
-	@%p49 bra 	$L__BB43_72;
+	@%p49 bra 	$L__BB45_72;
 
 	setp.eq.s32 	%p50, %r57, 4;
-	@%p50 bra 	$L__BB43_69;
-	bra.uni 	$L__BB43_56;
+	@%p50 bra 	$L__BB45_69;
+	bra.uni 	$L__BB45_56;
 
-$L__BB43_69:
+$L__BB45_69:
 	mov.f32 	%f326, 0f3F000000;
 	mov.f32 	%f327, 0f3BBB989D;
 	fma.rn.f32 	%f328, %f1412, %f327, %f326;
@@ -13029,30 +13121,30 @@ $L__BB43_69:
 	mov.f32 	%f368, 0f3F317218;
 	fma.rn.f32 	%f1411, %f347, %f368, %f367;
 	setp.lt.u32 	%p57, %r148, 2139095040;
-	@%p57 bra 	$L__BB43_71;
+	@%p57 bra 	$L__BB45_71;
 
 	mov.f32 	%f369, 0f7F800000;
 	fma.rn.f32 	%f1411, %f49, %f369, %f369;
 
-$L__BB43_71:
+$L__BB45_71:
 	setp.eq.f32 	%p58, %f49, 0f00000000;
 	selp.f32 	%f1412, 0fFF800000, %f1411, %p58;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_194:
+$L__BB45_194:
 	ld.local.f32 	%f970, [%rd8];
 	ld.local.f32 	%f971, [%rd9];
 	add.f32 	%f1428, %f970, %f971;
 	ld.global.u32 	%r58, [%rd10+36];
 	setp.eq.s32 	%p160, %r58, 0;
-	@%p160 bra 	$L__BB43_196;
+	@%p160 bra 	$L__BB45_196;
 
 	ld.global.f32 	%f972, [%rd10+40];
 	neg.f32 	%f973, %f972;
 	max.f32 	%f974, %f1428, %f973;
 	min.f32 	%f1428, %f974, %f972;
 
-$L__BB43_196:
+$L__BB45_196:
 	mul.lo.s32 	%r59, %r13, 6;
 	add.s32 	%r238, %r59, 11;
 	mul.wide.s32 	%rd185, %r238, 4;
@@ -13061,24 +13153,24 @@ $L__BB43_196:
 	ld.global.f32 	%f148, [%rd39+4];
 	ld.global.f32 	%f149, [%rd39+8];
 	setp.gt.s32 	%p161, %r60, 4;
-	@%p161 bra 	$L__BB43_205;
+	@%p161 bra 	$L__BB45_205;
 
 	setp.gt.s32 	%p168, %r60, 1;
-	@%p168 bra 	$L__BB43_201;
-	bra.uni 	$L__BB43_198;
+	@%p168 bra 	$L__BB45_201;
+	bra.uni 	$L__BB45_198;
 
-$L__BB43_201:
+$L__BB45_201:
 	setp.eq.s32 	%p169, %r60, 2;
-	@%p169 bra 	$L__BB43_221;
+	@%p169 bra 	$L__BB45_221;
 
 	setp.eq.s32 	%p170, %r60, 3;
-	@%p170 bra 	$L__BB43_220;
+	@%p170 bra 	$L__BB45_220;
 
 	setp.eq.s32 	%p171, %r60, 4;
-	@%p171 bra 	$L__BB43_217;
-	bra.uni 	$L__BB43_204;
+	@%p171 bra 	$L__BB45_217;
+	bra.uni 	$L__BB45_204;
 
-$L__BB43_217:
+$L__BB45_217:
 	mov.f32 	%f996, 0f3F000000;
 	mov.f32 	%f997, 0f3BBB989D;
 	fma.rn.f32 	%f998, %f1428, %f997, %f996;
@@ -13132,74 +13224,74 @@ $L__BB43_217:
 	mov.f32 	%f1038, 0f3F317218;
 	fma.rn.f32 	%f1427, %f1017, %f1038, %f1037;
 	setp.lt.u32 	%p178, %r243, 2139095040;
-	@%p178 bra 	$L__BB43_219;
+	@%p178 bra 	$L__BB45_219;
 
 	mov.f32 	%f1039, 0f7F800000;
 	fma.rn.f32 	%f1427, %f155, %f1039, %f1039;
 
-$L__BB43_219:
+$L__BB45_219:
 	setp.eq.f32 	%p179, %f155, 0f00000000;
 	selp.f32 	%f1428, 0fFF800000, %f1427, %p179;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_57:
+$L__BB45_57:
 	setp.gt.s32 	%p41, %r57, 6;
-	@%p41 bra 	$L__BB43_61;
-	bra.uni 	$L__BB43_58;
+	@%p41 bra 	$L__BB45_61;
+	bra.uni 	$L__BB45_58;
 
-$L__BB43_61:
+$L__BB45_61:
 	setp.eq.s32 	%p42, %r57, 7;
-	@%p42 bra 	$L__BB43_66;
+	@%p42 bra 	$L__BB45_66;
 
 	setp.eq.s32 	%p43, %r57, 8;
-	@%p43 bra 	$L__BB43_65;
+	@%p43 bra 	$L__BB45_65;
 
 	setp.ne.s32 	%p44, %r57, 9;
-	@%p44 bra 	$L__BB43_56;
+	@%p44 bra 	$L__BB45_56;
 
 	fma.rn.f32 	%f1412, %f1412, %f42, %f43;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_205:
+$L__BB45_205:
 	setp.gt.s32 	%p162, %r60, 6;
-	@%p162 bra 	$L__BB43_209;
-	bra.uni 	$L__BB43_206;
+	@%p162 bra 	$L__BB45_209;
+	bra.uni 	$L__BB45_206;
 
-$L__BB43_209:
+$L__BB45_209:
 	setp.eq.s32 	%p163, %r60, 7;
-	@%p163 bra 	$L__BB43_214;
+	@%p163 bra 	$L__BB45_214;
 
 	setp.eq.s32 	%p164, %r60, 8;
-	@%p164 bra 	$L__BB43_213;
+	@%p164 bra 	$L__BB45_213;
 
 	setp.ne.s32 	%p165, %r60, 9;
-	@%p165 bra 	$L__BB43_204;
+	@%p165 bra 	$L__BB45_204;
 
 	fma.rn.f32 	%f1428, %f1428, %f148, %f149;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_302:
+$L__BB45_302:
 	mad.lo.s32 	%r308, %r9, %r86, %r13;
 	mad.lo.s32 	%r365, %r308, %r7, %r12;
 
-$L__BB43_303:
+$L__BB45_303:
 	add.s32 	%r309, %r11, %r84;
 	mad.lo.s32 	%r310, %r365, %r6, %r309;
 	mul.wide.s32 	%rd213, %r310, 4;
 	add.s64 	%rd214, %rd4, %rd213;
 	mov.u32 	%r311, 0;
 	st.global.u32 	[%rd214], %r311;
-	bra.uni 	$L__BB43_304;
+	bra.uni 	$L__BB45_304;
 
-$L__BB43_50:
+$L__BB45_50:
 	setp.eq.s32 	%p51, %r57, 0;
-	@%p51 bra 	$L__BB43_74;
+	@%p51 bra 	$L__BB45_74;
 
 	setp.eq.s32 	%p52, %r57, 1;
-	@%p52 bra 	$L__BB43_52;
-	bra.uni 	$L__BB43_56;
+	@%p52 bra 	$L__BB45_52;
+	bra.uni 	$L__BB45_56;
 
-$L__BB43_52:
+$L__BB45_52:
 	abs.f32 	%f373, %f1412;
 	mul.f32 	%f374, %f373, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f375, %f374;
@@ -13228,30 +13320,30 @@ $L__BB43_52:
 	fma.rn.f32 	%f393, %f392, %f1412, %f1412;
 	setp.ge.f32 	%p60, %f373, 0f3F19999A;
 	selp.f32 	%f1412, %f382, %f393, %p60;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_58:
+$L__BB45_58:
 	setp.eq.s32 	%p45, %r57, 5;
-	@%p45 bra 	$L__BB43_68;
+	@%p45 bra 	$L__BB45_68;
 
 	setp.eq.s32 	%p46, %r57, 6;
-	@%p46 bra 	$L__BB43_60;
-	bra.uni 	$L__BB43_56;
+	@%p46 bra 	$L__BB45_60;
+	bra.uni 	$L__BB45_56;
 
-$L__BB43_60:
+$L__BB45_60:
 	setp.gt.f32 	%p54, %f1412, %f42;
 	selp.f32 	%f1412, %f1412, 0f00000000, %p54;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_198:
+$L__BB45_198:
 	setp.eq.s32 	%p172, %r60, 0;
-	@%p172 bra 	$L__BB43_222;
+	@%p172 bra 	$L__BB45_222;
 
 	setp.eq.s32 	%p173, %r60, 1;
-	@%p173 bra 	$L__BB43_200;
-	bra.uni 	$L__BB43_204;
+	@%p173 bra 	$L__BB45_200;
+	bra.uni 	$L__BB45_204;
 
-$L__BB43_200:
+$L__BB45_200:
 	abs.f32 	%f1043, %f1428;
 	mul.f32 	%f1044, %f1043, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1045, %f1044;
@@ -13280,35 +13372,35 @@ $L__BB43_200:
 	fma.rn.f32 	%f1063, %f1062, %f1428, %f1428;
 	setp.ge.f32 	%p181, %f1043, 0f3F19999A;
 	selp.f32 	%f1428, %f1052, %f1063, %p181;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_206:
+$L__BB45_206:
 	setp.eq.s32 	%p166, %r60, 5;
-	@%p166 bra 	$L__BB43_216;
+	@%p166 bra 	$L__BB45_216;
 
 	setp.eq.s32 	%p167, %r60, 6;
-	@%p167 bra 	$L__BB43_208;
-	bra.uni 	$L__BB43_204;
+	@%p167 bra 	$L__BB45_208;
+	bra.uni 	$L__BB45_204;
 
-$L__BB43_208:
+$L__BB45_208:
 	setp.gt.f32 	%p175, %f1428, %f148;
 	selp.f32 	%f1428, %f1428, 0f00000000, %p175;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_73:
+$L__BB45_73:
 	mov.f32 	%f372, 0f00000000;
 	max.f32 	%f1412, %f1412, %f372;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_72:
+$L__BB45_72:
 	abs.f32 	%f370, %f1412;
 	add.f32 	%f371, %f370, 0f3F800000;
 	div.rn.f32 	%f1412, %f1412, %f371;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_66:
+$L__BB45_66:
 	setp.ge.f32 	%p53, %f1412, 0f00000000;
-	@%p53 bra 	$L__BB43_75;
+	@%p53 bra 	$L__BB45_75;
 
 	mov.f32 	%f309, 0f3F000000;
 	mov.f32 	%f310, 0f3BBB989D;
@@ -13329,17 +13421,17 @@ $L__BB43_66:
 	ex2.approx.ftz.f32 	%f323, %f321;
 	fma.rn.f32 	%f324, %f323, %f322, 0fBF800000;
 	mul.f32 	%f1412, %f42, %f324;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_65:
+$L__BB45_65:
 	fma.rn.f32 	%f305, %f1412, %f42, %f43;
 	mov.f32 	%f306, 0f3F800000;
 	min.f32 	%f307, %f306, %f305;
 	mov.f32 	%f308, 0f00000000;
 	max.f32 	%f1412, %f308, %f307;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_74:
+$L__BB45_74:
 	neg.f32 	%f394, %f1412;
 	mov.f32 	%f395, 0f3F000000;
 	mov.f32 	%f396, 0f3BBB989D;
@@ -13360,15 +13452,15 @@ $L__BB43_74:
 	ex2.approx.ftz.f32 	%f409, %f407;
 	fma.rn.f32 	%f410, %f409, %f408, 0f3F800000;
 	rcp.rn.f32 	%f1412, %f410;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_68:
+$L__BB45_68:
 	setp.ge.f32 	%p55, %f1412, 0f00000000;
 	mul.f32 	%f325, %f1412, %f42;
 	selp.f32 	%f1412, %f1412, %f325, %p55;
-	bra.uni 	$L__BB43_75;
+	bra.uni 	$L__BB45_75;
 
-$L__BB43_56:
+$L__BB45_56:
 	mul.f32 	%f411, %f1412, %f43;
 	abs.f32 	%f412, %f411;
 	mul.f32 	%f413, %f412, 0f4038AA3B;
@@ -13400,12 +13492,12 @@ $L__BB43_56:
 	selp.f32 	%f433, %f421, %f432, %p62;
 	mul.f32 	%f1412, %f42, %f433;
 
-$L__BB43_75:
+$L__BB45_75:
 	ld.local.f32 	%f435, [%rd9+8];
 	ld.local.f32 	%f436, [%rd8+8];
 	add.f32 	%f60, %f436, %f435;
 	mov.f32 	%f1413, 0f00000000;
-	@%p38 bra 	$L__BB43_77;
+	@%p38 bra 	$L__BB45_77;
 
 	ld.param.u64 	%rd218, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd217, %rd218;
@@ -13418,34 +13510,34 @@ $L__BB43_75:
 	ld.global.f32 	%f437, [%rd180];
 	mul.f32 	%f1413, %f35, %f437;
 
-$L__BB43_77:
+$L__BB45_77:
 	add.f32 	%f1416, %f60, %f1413;
-	@%p39 bra 	$L__BB43_79;
+	@%p39 bra 	$L__BB45_79;
 
 	ld.global.f32 	%f438, [%rd10+40];
 	neg.f32 	%f439, %f438;
 	max.f32 	%f440, %f1416, %f439;
 	min.f32 	%f1416, %f440, %f438;
 
-$L__BB43_79:
-	@%p40 bra 	$L__BB43_88;
+$L__BB45_79:
+	@%p40 bra 	$L__BB45_88;
 
 	setp.gt.s32 	%p72, %r57, 1;
-	@%p72 bra 	$L__BB43_84;
-	bra.uni 	$L__BB43_81;
+	@%p72 bra 	$L__BB45_84;
+	bra.uni 	$L__BB45_81;
 
-$L__BB43_84:
+$L__BB45_84:
 	setp.eq.s32 	%p73, %r57, 2;
-	@%p73 bra 	$L__BB43_104;
+	@%p73 bra 	$L__BB45_104;
 
 	setp.eq.s32 	%p74, %r57, 3;
-	@%p74 bra 	$L__BB43_103;
+	@%p74 bra 	$L__BB45_103;
 
 	setp.eq.s32 	%p75, %r57, 4;
-	@%p75 bra 	$L__BB43_100;
-	bra.uni 	$L__BB43_87;
+	@%p75 bra 	$L__BB45_100;
+	bra.uni 	$L__BB45_87;
 
-$L__BB43_100:
+$L__BB45_100:
 	mov.f32 	%f462, 0f3F000000;
 	mov.f32 	%f463, 0f3BBB989D;
 	fma.rn.f32 	%f464, %f1416, %f463, %f462;
@@ -13499,43 +13591,43 @@ $L__BB43_100:
 	mov.f32 	%f504, 0f3F317218;
 	fma.rn.f32 	%f1415, %f483, %f504, %f503;
 	setp.lt.u32 	%p82, %r167, 2139095040;
-	@%p82 bra 	$L__BB43_102;
+	@%p82 bra 	$L__BB45_102;
 
 	mov.f32 	%f505, 0f7F800000;
 	fma.rn.f32 	%f1415, %f71, %f505, %f505;
 
-$L__BB43_102:
+$L__BB45_102:
 	setp.eq.f32 	%p83, %f71, 0f00000000;
 	selp.f32 	%f1416, 0fFF800000, %f1415, %p83;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_88:
+$L__BB45_88:
 	setp.gt.s32 	%p66, %r57, 6;
-	@%p66 bra 	$L__BB43_92;
-	bra.uni 	$L__BB43_89;
+	@%p66 bra 	$L__BB45_92;
+	bra.uni 	$L__BB45_89;
 
-$L__BB43_92:
+$L__BB45_92:
 	setp.eq.s32 	%p67, %r57, 7;
-	@%p67 bra 	$L__BB43_97;
+	@%p67 bra 	$L__BB45_97;
 
 	setp.eq.s32 	%p68, %r57, 8;
-	@%p68 bra 	$L__BB43_96;
+	@%p68 bra 	$L__BB45_96;
 
 	setp.ne.s32 	%p69, %r57, 9;
-	@%p69 bra 	$L__BB43_87;
+	@%p69 bra 	$L__BB45_87;
 
 	fma.rn.f32 	%f1416, %f1416, %f42, %f43;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_81:
+$L__BB45_81:
 	setp.eq.s32 	%p76, %r57, 0;
-	@%p76 bra 	$L__BB43_105;
+	@%p76 bra 	$L__BB45_105;
 
 	setp.eq.s32 	%p77, %r57, 1;
-	@%p77 bra 	$L__BB43_83;
-	bra.uni 	$L__BB43_87;
+	@%p77 bra 	$L__BB45_83;
+	bra.uni 	$L__BB45_87;
 
-$L__BB43_83:
+$L__BB45_83:
 	abs.f32 	%f509, %f1416;
 	mul.f32 	%f510, %f509, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f511, %f510;
@@ -13564,35 +13656,35 @@ $L__BB43_83:
 	fma.rn.f32 	%f529, %f528, %f1416, %f1416;
 	setp.ge.f32 	%p85, %f509, 0f3F19999A;
 	selp.f32 	%f1416, %f518, %f529, %p85;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_89:
+$L__BB45_89:
 	setp.eq.s32 	%p70, %r57, 5;
-	@%p70 bra 	$L__BB43_99;
+	@%p70 bra 	$L__BB45_99;
 
 	setp.eq.s32 	%p71, %r57, 6;
-	@%p71 bra 	$L__BB43_91;
-	bra.uni 	$L__BB43_87;
+	@%p71 bra 	$L__BB45_91;
+	bra.uni 	$L__BB45_87;
 
-$L__BB43_91:
+$L__BB45_91:
 	setp.gt.f32 	%p79, %f1416, %f42;
 	selp.f32 	%f1416, %f1416, 0f00000000, %p79;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_104:
+$L__BB45_104:
 	mov.f32 	%f508, 0f00000000;
 	max.f32 	%f1416, %f1416, %f508;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_103:
+$L__BB45_103:
 	abs.f32 	%f506, %f1416;
 	add.f32 	%f507, %f506, 0f3F800000;
 	div.rn.f32 	%f1416, %f1416, %f507;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_97:
+$L__BB45_97:
 	setp.ge.f32 	%p78, %f1416, 0f00000000;
-	@%p78 bra 	$L__BB43_106;
+	@%p78 bra 	$L__BB45_106;
 
 	mov.f32 	%f445, 0f3F000000;
 	mov.f32 	%f446, 0f3BBB989D;
@@ -13613,17 +13705,17 @@ $L__BB43_97:
 	ex2.approx.ftz.f32 	%f459, %f457;
 	fma.rn.f32 	%f460, %f459, %f458, 0fBF800000;
 	mul.f32 	%f1416, %f42, %f460;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_96:
+$L__BB45_96:
 	fma.rn.f32 	%f441, %f1416, %f42, %f43;
 	mov.f32 	%f442, 0f3F800000;
 	min.f32 	%f443, %f442, %f441;
 	mov.f32 	%f444, 0f00000000;
 	max.f32 	%f1416, %f444, %f443;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_105:
+$L__BB45_105:
 	neg.f32 	%f530, %f1416;
 	mov.f32 	%f531, 0f3F000000;
 	mov.f32 	%f532, 0f3BBB989D;
@@ -13644,15 +13736,15 @@ $L__BB43_105:
 	ex2.approx.ftz.f32 	%f545, %f543;
 	fma.rn.f32 	%f546, %f545, %f544, 0f3F800000;
 	rcp.rn.f32 	%f1416, %f546;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_99:
+$L__BB45_99:
 	setp.ge.f32 	%p80, %f1416, 0f00000000;
 	mul.f32 	%f461, %f1416, %f42;
 	selp.f32 	%f1416, %f1416, %f461, %p80;
-	bra.uni 	$L__BB43_106;
+	bra.uni 	$L__BB45_106;
 
-$L__BB43_87:
+$L__BB45_87:
 	mul.f32 	%f547, %f1416, %f43;
 	abs.f32 	%f548, %f547;
 	mul.f32 	%f549, %f548, 0f4038AA3B;
@@ -13684,40 +13776,40 @@ $L__BB43_87:
 	selp.f32 	%f569, %f557, %f568, %p87;
 	mul.f32 	%f1416, %f42, %f569;
 
-$L__BB43_106:
+$L__BB45_106:
 	ld.local.f32 	%f570, [%rd9+12];
 	ld.local.f32 	%f571, [%rd8+12];
 	add.f32 	%f1419, %f571, %f570;
-	@%p39 bra 	$L__BB43_108;
+	@%p39 bra 	$L__BB45_108;
 
 	ld.global.f32 	%f572, [%rd10+40];
 	neg.f32 	%f573, %f572;
 	max.f32 	%f574, %f1419, %f573;
 	min.f32 	%f1419, %f574, %f572;
 
-$L__BB43_108:
+$L__BB45_108:
 	ld.global.u32 	%r181, [%rd38+12];
 	ld.global.f32 	%f85, [%rd38+16];
 	ld.global.f32 	%f86, [%rd38+20];
 	setp.gt.s32 	%p89, %r181, 4;
-	@%p89 bra 	$L__BB43_117;
+	@%p89 bra 	$L__BB45_117;
 
 	setp.gt.s32 	%p96, %r181, 1;
-	@%p96 bra 	$L__BB43_113;
-	bra.uni 	$L__BB43_110;
+	@%p96 bra 	$L__BB45_113;
+	bra.uni 	$L__BB45_110;
 
-$L__BB43_113:
+$L__BB45_113:
 	setp.eq.s32 	%p97, %r181, 2;
-	@%p97 bra 	$L__BB43_133;
+	@%p97 bra 	$L__BB45_133;
 
 	setp.eq.s32 	%p98, %r181, 3;
-	@%p98 bra 	$L__BB43_132;
+	@%p98 bra 	$L__BB45_132;
 
 	setp.eq.s32 	%p99, %r181, 4;
-	@%p99 bra 	$L__BB43_129;
-	bra.uni 	$L__BB43_116;
+	@%p99 bra 	$L__BB45_129;
+	bra.uni 	$L__BB45_116;
 
-$L__BB43_129:
+$L__BB45_129:
 	mov.f32 	%f596, 0f3F000000;
 	mov.f32 	%f597, 0f3BBB989D;
 	fma.rn.f32 	%f598, %f1419, %f597, %f596;
@@ -13771,43 +13863,43 @@ $L__BB43_129:
 	mov.f32 	%f638, 0f3F317218;
 	fma.rn.f32 	%f1418, %f617, %f638, %f637;
 	setp.lt.u32 	%p106, %r186, 2139095040;
-	@%p106 bra 	$L__BB43_131;
+	@%p106 bra 	$L__BB45_131;
 
 	mov.f32 	%f639, 0f7F800000;
 	fma.rn.f32 	%f1418, %f92, %f639, %f639;
 
-$L__BB43_131:
+$L__BB45_131:
 	setp.eq.f32 	%p107, %f92, 0f00000000;
 	selp.f32 	%f1419, 0fFF800000, %f1418, %p107;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_117:
+$L__BB45_117:
 	setp.gt.s32 	%p90, %r181, 6;
-	@%p90 bra 	$L__BB43_121;
-	bra.uni 	$L__BB43_118;
+	@%p90 bra 	$L__BB45_121;
+	bra.uni 	$L__BB45_118;
 
-$L__BB43_121:
+$L__BB45_121:
 	setp.eq.s32 	%p91, %r181, 7;
-	@%p91 bra 	$L__BB43_126;
+	@%p91 bra 	$L__BB45_126;
 
 	setp.eq.s32 	%p92, %r181, 8;
-	@%p92 bra 	$L__BB43_125;
+	@%p92 bra 	$L__BB45_125;
 
 	setp.ne.s32 	%p93, %r181, 9;
-	@%p93 bra 	$L__BB43_116;
+	@%p93 bra 	$L__BB45_116;
 
 	fma.rn.f32 	%f1419, %f1419, %f85, %f86;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_110:
+$L__BB45_110:
 	setp.eq.s32 	%p100, %r181, 0;
-	@%p100 bra 	$L__BB43_134;
+	@%p100 bra 	$L__BB45_134;
 
 	setp.eq.s32 	%p101, %r181, 1;
-	@%p101 bra 	$L__BB43_112;
-	bra.uni 	$L__BB43_116;
+	@%p101 bra 	$L__BB45_112;
+	bra.uni 	$L__BB45_116;
 
-$L__BB43_112:
+$L__BB45_112:
 	abs.f32 	%f643, %f1419;
 	mul.f32 	%f644, %f643, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f645, %f644;
@@ -13836,35 +13928,35 @@ $L__BB43_112:
 	fma.rn.f32 	%f663, %f662, %f1419, %f1419;
 	setp.ge.f32 	%p109, %f643, 0f3F19999A;
 	selp.f32 	%f1419, %f652, %f663, %p109;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_118:
+$L__BB45_118:
 	setp.eq.s32 	%p94, %r181, 5;
-	@%p94 bra 	$L__BB43_128;
+	@%p94 bra 	$L__BB45_128;
 
 	setp.eq.s32 	%p95, %r181, 6;
-	@%p95 bra 	$L__BB43_120;
-	bra.uni 	$L__BB43_116;
+	@%p95 bra 	$L__BB45_120;
+	bra.uni 	$L__BB45_116;
 
-$L__BB43_120:
+$L__BB45_120:
 	setp.gt.f32 	%p103, %f1419, %f85;
 	selp.f32 	%f1419, %f1419, 0f00000000, %p103;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_133:
+$L__BB45_133:
 	mov.f32 	%f642, 0f00000000;
 	max.f32 	%f1419, %f1419, %f642;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_132:
+$L__BB45_132:
 	abs.f32 	%f640, %f1419;
 	add.f32 	%f641, %f640, 0f3F800000;
 	div.rn.f32 	%f1419, %f1419, %f641;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_126:
+$L__BB45_126:
 	setp.ge.f32 	%p102, %f1419, 0f00000000;
-	@%p102 bra 	$L__BB43_135;
+	@%p102 bra 	$L__BB45_135;
 
 	mov.f32 	%f579, 0f3F000000;
 	mov.f32 	%f580, 0f3BBB989D;
@@ -13885,17 +13977,17 @@ $L__BB43_126:
 	ex2.approx.ftz.f32 	%f593, %f591;
 	fma.rn.f32 	%f594, %f593, %f592, 0fBF800000;
 	mul.f32 	%f1419, %f85, %f594;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_125:
+$L__BB45_125:
 	fma.rn.f32 	%f575, %f1419, %f85, %f86;
 	mov.f32 	%f576, 0f3F800000;
 	min.f32 	%f577, %f576, %f575;
 	mov.f32 	%f578, 0f00000000;
 	max.f32 	%f1419, %f578, %f577;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_134:
+$L__BB45_134:
 	neg.f32 	%f664, %f1419;
 	mov.f32 	%f665, 0f3F000000;
 	mov.f32 	%f666, 0f3BBB989D;
@@ -13916,15 +14008,15 @@ $L__BB43_134:
 	ex2.approx.ftz.f32 	%f679, %f677;
 	fma.rn.f32 	%f680, %f679, %f678, 0f3F800000;
 	rcp.rn.f32 	%f1419, %f680;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_128:
+$L__BB45_128:
 	setp.ge.f32 	%p104, %f1419, 0f00000000;
 	mul.f32 	%f595, %f1419, %f85;
 	selp.f32 	%f1419, %f1419, %f595, %p104;
-	bra.uni 	$L__BB43_135;
+	bra.uni 	$L__BB45_135;
 
-$L__BB43_116:
+$L__BB45_116:
 	mul.f32 	%f681, %f1419, %f86;
 	abs.f32 	%f682, %f681;
 	mul.f32 	%f683, %f682, 0f4038AA3B;
@@ -13956,14 +14048,14 @@ $L__BB43_116:
 	selp.f32 	%f703, %f691, %f702, %p111;
 	mul.f32 	%f1419, %f85, %f703;
 
-$L__BB43_135:
+$L__BB45_135:
 	mul.f32 	%f705, %f1412, %f1419;
 	fma.rn.f32 	%f1425, %f35, %f1416, %f705;
 	ld.local.f32 	%f706, [%rd9+4];
 	ld.local.f32 	%f707, [%rd8+4];
 	add.f32 	%f104, %f707, %f706;
 	mov.f32 	%f1420, 0f00000000;
-	@%p38 bra 	$L__BB43_137;
+	@%p38 bra 	$L__BB45_137;
 
 	ld.param.u64 	%rd220, [rnn_step_param_12];
 	cvta.to.global.u64 	%rd219, %rd220;
@@ -13975,34 +14067,34 @@ $L__BB43_135:
 	ld.global.f32 	%f708, [%rd184];
 	mul.f32 	%f1420, %f1425, %f708;
 
-$L__BB43_137:
+$L__BB45_137:
 	add.f32 	%f1423, %f104, %f1420;
-	@%p39 bra 	$L__BB43_139;
+	@%p39 bra 	$L__BB45_139;
 
 	ld.global.f32 	%f709, [%rd10+40];
 	neg.f32 	%f710, %f709;
 	max.f32 	%f711, %f1423, %f710;
 	min.f32 	%f1423, %f711, %f709;
 
-$L__BB43_139:
-	@%p40 bra 	$L__BB43_148;
+$L__BB45_139:
+	@%p40 bra 	$L__BB45_148;
 
 	setp.gt.s32 	%p121, %r57, 1;
-	@%p121 bra 	$L__BB43_144;
-	bra.uni 	$L__BB43_141;
+	@%p121 bra 	$L__BB45_144;
+	bra.uni 	$L__BB45_141;
 
-$L__BB43_144:
+$L__BB45_144:
 	setp.eq.s32 	%p122, %r57, 2;
-	@%p122 bra 	$L__BB43_164;
+	@%p122 bra 	$L__BB45_164;
 
 	setp.eq.s32 	%p123, %r57, 3;
-	@%p123 bra 	$L__BB43_163;
+	@%p123 bra 	$L__BB45_163;
 
 	setp.eq.s32 	%p124, %r57, 4;
-	@%p124 bra 	$L__BB43_160;
-	bra.uni 	$L__BB43_147;
+	@%p124 bra 	$L__BB45_160;
+	bra.uni 	$L__BB45_147;
 
-$L__BB43_160:
+$L__BB45_160:
 	mov.f32 	%f733, 0f3F000000;
 	mov.f32 	%f734, 0f3BBB989D;
 	fma.rn.f32 	%f735, %f1423, %f734, %f733;
@@ -14056,43 +14148,43 @@ $L__BB43_160:
 	mov.f32 	%f775, 0f3F317218;
 	fma.rn.f32 	%f1422, %f754, %f775, %f774;
 	setp.lt.u32 	%p131, %r205, 2139095040;
-	@%p131 bra 	$L__BB43_162;
+	@%p131 bra 	$L__BB45_162;
 
 	mov.f32 	%f776, 0f7F800000;
 	fma.rn.f32 	%f1422, %f115, %f776, %f776;
 
-$L__BB43_162:
+$L__BB45_162:
 	setp.eq.f32 	%p132, %f115, 0f00000000;
 	selp.f32 	%f1423, 0fFF800000, %f1422, %p132;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_148:
+$L__BB45_148:
 	setp.gt.s32 	%p115, %r57, 6;
-	@%p115 bra 	$L__BB43_152;
-	bra.uni 	$L__BB43_149;
+	@%p115 bra 	$L__BB45_152;
+	bra.uni 	$L__BB45_149;
 
-$L__BB43_152:
+$L__BB45_152:
 	setp.eq.s32 	%p116, %r57, 7;
-	@%p116 bra 	$L__BB43_157;
+	@%p116 bra 	$L__BB45_157;
 
 	setp.eq.s32 	%p117, %r57, 8;
-	@%p117 bra 	$L__BB43_156;
+	@%p117 bra 	$L__BB45_156;
 
 	setp.ne.s32 	%p118, %r57, 9;
-	@%p118 bra 	$L__BB43_147;
+	@%p118 bra 	$L__BB45_147;
 
 	fma.rn.f32 	%f1423, %f1423, %f42, %f43;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_141:
+$L__BB45_141:
 	setp.eq.s32 	%p125, %r57, 0;
-	@%p125 bra 	$L__BB43_165;
+	@%p125 bra 	$L__BB45_165;
 
 	setp.eq.s32 	%p126, %r57, 1;
-	@%p126 bra 	$L__BB43_143;
-	bra.uni 	$L__BB43_147;
+	@%p126 bra 	$L__BB45_143;
+	bra.uni 	$L__BB45_147;
 
-$L__BB43_143:
+$L__BB45_143:
 	abs.f32 	%f780, %f1423;
 	mul.f32 	%f781, %f780, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f782, %f781;
@@ -14121,35 +14213,35 @@ $L__BB43_143:
 	fma.rn.f32 	%f800, %f799, %f1423, %f1423;
 	setp.ge.f32 	%p134, %f780, 0f3F19999A;
 	selp.f32 	%f1423, %f789, %f800, %p134;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_149:
+$L__BB45_149:
 	setp.eq.s32 	%p119, %r57, 5;
-	@%p119 bra 	$L__BB43_159;
+	@%p119 bra 	$L__BB45_159;
 
 	setp.eq.s32 	%p120, %r57, 6;
-	@%p120 bra 	$L__BB43_151;
-	bra.uni 	$L__BB43_147;
+	@%p120 bra 	$L__BB45_151;
+	bra.uni 	$L__BB45_147;
 
-$L__BB43_151:
+$L__BB45_151:
 	setp.gt.f32 	%p128, %f1423, %f42;
 	selp.f32 	%f1423, %f1423, 0f00000000, %p128;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_164:
+$L__BB45_164:
 	mov.f32 	%f779, 0f00000000;
 	max.f32 	%f1423, %f1423, %f779;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_163:
+$L__BB45_163:
 	abs.f32 	%f777, %f1423;
 	add.f32 	%f778, %f777, 0f3F800000;
 	div.rn.f32 	%f1423, %f1423, %f778;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_157:
+$L__BB45_157:
 	setp.ge.f32 	%p127, %f1423, 0f00000000;
-	@%p127 bra 	$L__BB43_166;
+	@%p127 bra 	$L__BB45_166;
 
 	mov.f32 	%f716, 0f3F000000;
 	mov.f32 	%f717, 0f3BBB989D;
@@ -14170,17 +14262,17 @@ $L__BB43_157:
 	ex2.approx.ftz.f32 	%f730, %f728;
 	fma.rn.f32 	%f731, %f730, %f729, 0fBF800000;
 	mul.f32 	%f1423, %f42, %f731;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_156:
+$L__BB45_156:
 	fma.rn.f32 	%f712, %f1423, %f42, %f43;
 	mov.f32 	%f713, 0f3F800000;
 	min.f32 	%f714, %f713, %f712;
 	mov.f32 	%f715, 0f00000000;
 	max.f32 	%f1423, %f715, %f714;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_165:
+$L__BB45_165:
 	neg.f32 	%f801, %f1423;
 	mov.f32 	%f802, 0f3F000000;
 	mov.f32 	%f803, 0f3BBB989D;
@@ -14201,15 +14293,15 @@ $L__BB43_165:
 	ex2.approx.ftz.f32 	%f816, %f814;
 	fma.rn.f32 	%f817, %f816, %f815, 0f3F800000;
 	rcp.rn.f32 	%f1423, %f817;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_159:
+$L__BB45_159:
 	setp.ge.f32 	%p129, %f1423, 0f00000000;
 	mul.f32 	%f732, %f1423, %f42;
 	selp.f32 	%f1423, %f1423, %f732, %p129;
-	bra.uni 	$L__BB43_166;
+	bra.uni 	$L__BB45_166;
 
-$L__BB43_147:
+$L__BB45_147:
 	mul.f32 	%f818, %f1423, %f43;
 	abs.f32 	%f819, %f818;
 	mul.f32 	%f820, %f819, 0f4038AA3B;
@@ -14241,30 +14333,30 @@ $L__BB43_147:
 	selp.f32 	%f840, %f828, %f839, %p136;
 	mul.f32 	%f1423, %f42, %f840;
 
-$L__BB43_166:
+$L__BB45_166:
 	st.global.f32 	[%rd14], %f1425;
 	ld.global.u32 	%r219, [%rd38+24];
 	ld.global.f32 	%f126, [%rd38+28];
 	ld.global.f32 	%f127, [%rd38+32];
 	setp.gt.s32 	%p137, %r219, 4;
-	@%p137 bra 	$L__BB43_175;
+	@%p137 bra 	$L__BB45_175;
 
 	setp.gt.s32 	%p144, %r219, 1;
-	@%p144 bra 	$L__BB43_171;
-	bra.uni 	$L__BB43_168;
+	@%p144 bra 	$L__BB45_171;
+	bra.uni 	$L__BB45_168;
 
-$L__BB43_171:
+$L__BB45_171:
 	setp.eq.s32 	%p145, %r219, 2;
-	@%p145 bra 	$L__BB43_191;
+	@%p145 bra 	$L__BB45_191;
 
 	setp.eq.s32 	%p146, %r219, 3;
-	@%p146 bra 	$L__BB43_190;
+	@%p146 bra 	$L__BB45_190;
 
 	setp.eq.s32 	%p147, %r219, 4;
-	@%p147 bra 	$L__BB43_187;
-	bra.uni 	$L__BB43_174;
+	@%p147 bra 	$L__BB45_187;
+	bra.uni 	$L__BB45_174;
 
-$L__BB43_187:
+$L__BB45_187:
 	mov.f32 	%f862, 0f3F000000;
 	mov.f32 	%f863, 0f3BBB989D;
 	fma.rn.f32 	%f864, %f1425, %f863, %f862;
@@ -14318,43 +14410,43 @@ $L__BB43_187:
 	mov.f32 	%f904, 0f3F317218;
 	fma.rn.f32 	%f1424, %f883, %f904, %f903;
 	setp.lt.u32 	%p154, %r224, 2139095040;
-	@%p154 bra 	$L__BB43_189;
+	@%p154 bra 	$L__BB45_189;
 
 	mov.f32 	%f905, 0f7F800000;
 	fma.rn.f32 	%f1424, %f133, %f905, %f905;
 
-$L__BB43_189:
+$L__BB45_189:
 	setp.eq.f32 	%p155, %f133, 0f00000000;
 	selp.f32 	%f1425, 0fFF800000, %f1424, %p155;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_175:
+$L__BB45_175:
 	setp.gt.s32 	%p138, %r219, 6;
-	@%p138 bra 	$L__BB43_179;
-	bra.uni 	$L__BB43_176;
+	@%p138 bra 	$L__BB45_179;
+	bra.uni 	$L__BB45_176;
 
-$L__BB43_179:
+$L__BB45_179:
 	setp.eq.s32 	%p139, %r219, 7;
-	@%p139 bra 	$L__BB43_184;
+	@%p139 bra 	$L__BB45_184;
 
 	setp.eq.s32 	%p140, %r219, 8;
-	@%p140 bra 	$L__BB43_183;
+	@%p140 bra 	$L__BB45_183;
 
 	setp.ne.s32 	%p141, %r219, 9;
-	@%p141 bra 	$L__BB43_174;
+	@%p141 bra 	$L__BB45_174;
 
 	fma.rn.f32 	%f1425, %f1425, %f126, %f127;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_168:
+$L__BB45_168:
 	setp.eq.s32 	%p148, %r219, 0;
-	@%p148 bra 	$L__BB43_192;
+	@%p148 bra 	$L__BB45_192;
 
 	setp.eq.s32 	%p149, %r219, 1;
-	@%p149 bra 	$L__BB43_170;
-	bra.uni 	$L__BB43_174;
+	@%p149 bra 	$L__BB45_170;
+	bra.uni 	$L__BB45_174;
 
-$L__BB43_170:
+$L__BB45_170:
 	abs.f32 	%f909, %f1425;
 	mul.f32 	%f910, %f909, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f911, %f910;
@@ -14383,35 +14475,35 @@ $L__BB43_170:
 	fma.rn.f32 	%f929, %f928, %f1425, %f1425;
 	setp.ge.f32 	%p157, %f909, 0f3F19999A;
 	selp.f32 	%f1425, %f918, %f929, %p157;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_176:
+$L__BB45_176:
 	setp.eq.s32 	%p142, %r219, 5;
-	@%p142 bra 	$L__BB43_186;
+	@%p142 bra 	$L__BB45_186;
 
 	setp.eq.s32 	%p143, %r219, 6;
-	@%p143 bra 	$L__BB43_178;
-	bra.uni 	$L__BB43_174;
+	@%p143 bra 	$L__BB45_178;
+	bra.uni 	$L__BB45_174;
 
-$L__BB43_178:
+$L__BB45_178:
 	setp.gt.f32 	%p151, %f1425, %f126;
 	selp.f32 	%f1425, %f1425, 0f00000000, %p151;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_191:
+$L__BB45_191:
 	mov.f32 	%f908, 0f00000000;
 	max.f32 	%f1425, %f1425, %f908;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_190:
+$L__BB45_190:
 	abs.f32 	%f906, %f1425;
 	add.f32 	%f907, %f906, 0f3F800000;
 	div.rn.f32 	%f1425, %f1425, %f907;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_184:
+$L__BB45_184:
 	setp.ge.f32 	%p150, %f1425, 0f00000000;
-	@%p150 bra 	$L__BB43_193;
+	@%p150 bra 	$L__BB45_193;
 
 	mov.f32 	%f845, 0f3F000000;
 	mov.f32 	%f846, 0f3BBB989D;
@@ -14432,17 +14524,17 @@ $L__BB43_184:
 	ex2.approx.ftz.f32 	%f859, %f857;
 	fma.rn.f32 	%f860, %f859, %f858, 0fBF800000;
 	mul.f32 	%f1425, %f126, %f860;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_183:
+$L__BB45_183:
 	fma.rn.f32 	%f841, %f1425, %f126, %f127;
 	mov.f32 	%f842, 0f3F800000;
 	min.f32 	%f843, %f842, %f841;
 	mov.f32 	%f844, 0f00000000;
 	max.f32 	%f1425, %f844, %f843;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_192:
+$L__BB45_192:
 	neg.f32 	%f930, %f1425;
 	mov.f32 	%f931, 0f3F000000;
 	mov.f32 	%f932, 0f3BBB989D;
@@ -14463,15 +14555,15 @@ $L__BB43_192:
 	ex2.approx.ftz.f32 	%f945, %f943;
 	fma.rn.f32 	%f946, %f945, %f944, 0f3F800000;
 	rcp.rn.f32 	%f1425, %f946;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_186:
+$L__BB45_186:
 	setp.ge.f32 	%p152, %f1425, 0f00000000;
 	mul.f32 	%f861, %f1425, %f126;
 	selp.f32 	%f1425, %f1425, %f861, %p152;
-	bra.uni 	$L__BB43_193;
+	bra.uni 	$L__BB45_193;
 
-$L__BB43_174:
+$L__BB45_174:
 	mul.f32 	%f947, %f1425, %f127;
 	abs.f32 	%f948, %f947;
 	mul.f32 	%f949, %f948, 0f4038AA3B;
@@ -14503,24 +14595,24 @@ $L__BB43_174:
 	selp.f32 	%f969, %f957, %f968, %p159;
 	mul.f32 	%f1425, %f126, %f969;
 
-$L__BB43_193:
+$L__BB45_193:
 	mul.f32 	%f1442, %f1423, %f1425;
-	bra.uni 	$L__BB43_294;
+	bra.uni 	$L__BB45_294;
 
-$L__BB43_221:
+$L__BB45_221:
 	mov.f32 	%f1042, 0f00000000;
 	max.f32 	%f1428, %f1428, %f1042;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_220:
+$L__BB45_220:
 	abs.f32 	%f1040, %f1428;
 	add.f32 	%f1041, %f1040, 0f3F800000;
 	div.rn.f32 	%f1428, %f1428, %f1041;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_214:
+$L__BB45_214:
 	setp.ge.f32 	%p174, %f1428, 0f00000000;
-	@%p174 bra 	$L__BB43_223;
+	@%p174 bra 	$L__BB45_223;
 
 	mov.f32 	%f979, 0f3F000000;
 	mov.f32 	%f980, 0f3BBB989D;
@@ -14541,17 +14633,17 @@ $L__BB43_214:
 	ex2.approx.ftz.f32 	%f993, %f991;
 	fma.rn.f32 	%f994, %f993, %f992, 0fBF800000;
 	mul.f32 	%f1428, %f148, %f994;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_213:
+$L__BB45_213:
 	fma.rn.f32 	%f975, %f1428, %f148, %f149;
 	mov.f32 	%f976, 0f3F800000;
 	min.f32 	%f977, %f976, %f975;
 	mov.f32 	%f978, 0f00000000;
 	max.f32 	%f1428, %f978, %f977;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_222:
+$L__BB45_222:
 	neg.f32 	%f1064, %f1428;
 	mov.f32 	%f1065, 0f3F000000;
 	mov.f32 	%f1066, 0f3BBB989D;
@@ -14572,15 +14664,15 @@ $L__BB43_222:
 	ex2.approx.ftz.f32 	%f1079, %f1077;
 	fma.rn.f32 	%f1080, %f1079, %f1078, 0f3F800000;
 	rcp.rn.f32 	%f1428, %f1080;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_216:
+$L__BB45_216:
 	setp.ge.f32 	%p176, %f1428, 0f00000000;
 	mul.f32 	%f995, %f1428, %f148;
 	selp.f32 	%f1428, %f1428, %f995, %p176;
-	bra.uni 	$L__BB43_223;
+	bra.uni 	$L__BB45_223;
 
-$L__BB43_204:
+$L__BB45_204:
 	mul.f32 	%f1081, %f1428, %f149;
 	abs.f32 	%f1082, %f1081;
 	mul.f32 	%f1083, %f1082, 0f4038AA3B;
@@ -14612,41 +14704,41 @@ $L__BB43_204:
 	selp.f32 	%f1103, %f1091, %f1102, %p183;
 	mul.f32 	%f1428, %f148, %f1103;
 
-$L__BB43_223:
+$L__BB45_223:
 	ld.global.u32 	%r257, [%rd10+32];
 	setp.eq.s32 	%p184, %r257, 0;
-	@%p184 bra 	$L__BB43_254;
+	@%p184 bra 	$L__BB45_254;
 
 	ld.local.f32 	%f166, [%rd8+8];
 	ld.local.f32 	%f1104, [%rd9+4];
 	ld.local.f32 	%f1105, [%rd8+4];
 	add.f32 	%f1431, %f1105, %f1104;
-	@%p160 bra 	$L__BB43_226;
+	@%p160 bra 	$L__BB45_226;
 
 	ld.global.f32 	%f1106, [%rd10+40];
 	neg.f32 	%f1107, %f1106;
 	max.f32 	%f1108, %f1431, %f1107;
 	min.f32 	%f1431, %f1108, %f1106;
 
-$L__BB43_226:
-	@%p161 bra 	$L__BB43_235;
+$L__BB45_226:
+	@%p161 bra 	$L__BB45_235;
 
 	setp.gt.s32 	%p193, %r60, 1;
-	@%p193 bra 	$L__BB43_231;
-	bra.uni 	$L__BB43_228;
+	@%p193 bra 	$L__BB45_231;
+	bra.uni 	$L__BB45_228;
 
-$L__BB43_231:
+$L__BB45_231:
 	setp.eq.s32 	%p194, %r60, 2;
-	@%p194 bra 	$L__BB43_251;
+	@%p194 bra 	$L__BB45_251;
 
 	setp.eq.s32 	%p195, %r60, 3;
-	@%p195 bra 	$L__BB43_250;
+	@%p195 bra 	$L__BB45_250;
 
 	setp.eq.s32 	%p196, %r60, 4;
-	@%p196 bra 	$L__BB43_247;
-	bra.uni 	$L__BB43_234;
+	@%p196 bra 	$L__BB45_247;
+	bra.uni 	$L__BB45_234;
 
-$L__BB43_247:
+$L__BB45_247:
 	mov.f32 	%f1130, 0f3F000000;
 	mov.f32 	%f1131, 0f3BBB989D;
 	fma.rn.f32 	%f1132, %f1431, %f1131, %f1130;
@@ -14700,17 +14792,17 @@ $L__BB43_247:
 	mov.f32 	%f1172, 0f3F317218;
 	fma.rn.f32 	%f1430, %f1151, %f1172, %f1171;
 	setp.lt.u32 	%p203, %r262, 2139095040;
-	@%p203 bra 	$L__BB43_249;
+	@%p203 bra 	$L__BB45_249;
 
 	mov.f32 	%f1173, 0f7F800000;
 	fma.rn.f32 	%f1430, %f175, %f1173, %f1173;
 
-$L__BB43_249:
+$L__BB45_249:
 	setp.eq.f32 	%p204, %f175, 0f00000000;
 	selp.f32 	%f1431, 0fFF800000, %f1430, %p204;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_254:
+$L__BB45_254:
 	ld.param.u32 	%r334, [rnn_step_param_8];
 	setp.eq.s32 	%p243, %r334, 0;
 	mul.lo.s32 	%r333, %r6, %r7;
@@ -14722,7 +14814,7 @@ $L__BB43_254:
 	mul.lo.s32 	%r279, %r278, %r6;
 	cvt.s64.s32 	%rd41, %r279;
 	mov.f32 	%f1437, 0f00000000;
-	@%p243 bra 	$L__BB43_256;
+	@%p243 bra 	$L__BB45_256;
 
 	ld.param.u64 	%rd233, [rnn_step_param_6];
 	cvta.to.global.u64 	%rd232, %rd233;
@@ -14734,13 +14826,13 @@ $L__BB43_254:
 	add.s64 	%rd187, %rd232, %rd186;
 	ld.global.f32 	%f1437, [%rd187];
 
-$L__BB43_256:
+$L__BB45_256:
 	setp.lt.s32 	%p210, %r6, 1;
-	@%p210 bra 	$L__BB43_263;
+	@%p210 bra 	$L__BB45_263;
 
 	setp.lt.u32 	%p211, %r24, 3;
 	mov.u32 	%r362, 0;
-	@%p211 bra 	$L__BB43_260;
+	@%p211 bra 	$L__BB45_260;
 
 	ld.param.u32 	%r338, [rnn_step_param_16];
 	cvt.s64.s32 	%rd230, %r338;
@@ -14749,7 +14841,7 @@ $L__BB43_256:
 	add.s64 	%rd43, %rd188, %rd17;
 	mov.u32 	%r362, 0;
 
-$L__BB43_259:
+$L__BB45_259:
 	cvt.s64.s32 	%rd189, %r362;
 	add.s64 	%rd190, %rd42, %rd189;
 	shl.b64 	%rd191, %rd190, 2;
@@ -14772,11 +14864,11 @@ $L__BB43_259:
 	add.s32 	%r362, %r362, 4;
 	add.s32 	%r361, %r361, -4;
 	setp.ne.s32 	%p212, %r361, 0;
-	@%p212 bra 	$L__BB43_259;
+	@%p212 bra 	$L__BB45_259;
 
-$L__BB43_260:
+$L__BB45_260:
 	setp.eq.s32 	%p213, %r363, 0;
-	@%p213 bra 	$L__BB43_263;
+	@%p213 bra 	$L__BB45_263;
 
 	ld.param.u32 	%r339, [rnn_step_param_16];
 	cvt.s64.s32 	%rd231, %r339;
@@ -14791,7 +14883,7 @@ $L__BB43_260:
 	shl.b64 	%rd203, %rd202, 2;
 	add.s64 	%rd234, %rd3, %rd203;
 
-$L__BB43_262:
+$L__BB45_262:
 	.pragma "nounroll";
 	ld.global.f32 	%f1252, [%rd235];
 	ld.global.f32 	%f1253, [%rd234];
@@ -14800,40 +14892,40 @@ $L__BB43_262:
 	add.s64 	%rd234, %rd234, 4;
 	add.s32 	%r363, %r363, -1;
 	setp.ne.s32 	%p214, %r363, 0;
-	@%p214 bra 	$L__BB43_262;
+	@%p214 bra 	$L__BB45_262;
 
-$L__BB43_263:
+$L__BB45_263:
 	ld.local.f32 	%f1254, [%rd8+8];
 	add.f32 	%f199, %f1437, %f1254;
-	bra.uni 	$L__BB43_264;
+	bra.uni 	$L__BB45_264;
 
-$L__BB43_235:
+$L__BB45_235:
 	setp.gt.s32 	%p187, %r60, 6;
-	@%p187 bra 	$L__BB43_239;
-	bra.uni 	$L__BB43_236;
+	@%p187 bra 	$L__BB45_239;
+	bra.uni 	$L__BB45_236;
 
-$L__BB43_239:
+$L__BB45_239:
 	setp.eq.s32 	%p188, %r60, 7;
-	@%p188 bra 	$L__BB43_244;
+	@%p188 bra 	$L__BB45_244;
 
 	setp.eq.s32 	%p189, %r60, 8;
-	@%p189 bra 	$L__BB43_243;
+	@%p189 bra 	$L__BB45_243;
 
 	setp.ne.s32 	%p190, %r60, 9;
-	@%p190 bra 	$L__BB43_234;
+	@%p190 bra 	$L__BB45_234;
 
 	fma.rn.f32 	%f1431, %f1431, %f148, %f149;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_228:
+$L__BB45_228:
 	setp.eq.s32 	%p197, %r60, 0;
-	@%p197 bra 	$L__BB43_252;
+	@%p197 bra 	$L__BB45_252;
 
 	setp.eq.s32 	%p198, %r60, 1;
-	@%p198 bra 	$L__BB43_230;
-	bra.uni 	$L__BB43_234;
+	@%p198 bra 	$L__BB45_230;
+	bra.uni 	$L__BB45_234;
 
-$L__BB43_230:
+$L__BB45_230:
 	abs.f32 	%f1177, %f1431;
 	mul.f32 	%f1178, %f1177, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1179, %f1178;
@@ -14862,35 +14954,35 @@ $L__BB43_230:
 	fma.rn.f32 	%f1197, %f1196, %f1431, %f1431;
 	setp.ge.f32 	%p206, %f1177, 0f3F19999A;
 	selp.f32 	%f1431, %f1186, %f1197, %p206;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_236:
+$L__BB45_236:
 	setp.eq.s32 	%p191, %r60, 5;
-	@%p191 bra 	$L__BB43_246;
+	@%p191 bra 	$L__BB45_246;
 
 	setp.eq.s32 	%p192, %r60, 6;
-	@%p192 bra 	$L__BB43_238;
-	bra.uni 	$L__BB43_234;
+	@%p192 bra 	$L__BB45_238;
+	bra.uni 	$L__BB45_234;
 
-$L__BB43_238:
+$L__BB45_238:
 	setp.gt.f32 	%p200, %f1431, %f148;
 	selp.f32 	%f1431, %f1431, 0f00000000, %p200;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_251:
+$L__BB45_251:
 	mov.f32 	%f1176, 0f00000000;
 	max.f32 	%f1431, %f1431, %f1176;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_250:
+$L__BB45_250:
 	abs.f32 	%f1174, %f1431;
 	add.f32 	%f1175, %f1174, 0f3F800000;
 	div.rn.f32 	%f1431, %f1431, %f1175;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_244:
+$L__BB45_244:
 	setp.ge.f32 	%p199, %f1431, 0f00000000;
-	@%p199 bra 	$L__BB43_253;
+	@%p199 bra 	$L__BB45_253;
 
 	mov.f32 	%f1113, 0f3F000000;
 	mov.f32 	%f1114, 0f3BBB989D;
@@ -14911,17 +15003,17 @@ $L__BB43_244:
 	ex2.approx.ftz.f32 	%f1127, %f1125;
 	fma.rn.f32 	%f1128, %f1127, %f1126, 0fBF800000;
 	mul.f32 	%f1431, %f148, %f1128;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_243:
+$L__BB45_243:
 	fma.rn.f32 	%f1109, %f1431, %f148, %f149;
 	mov.f32 	%f1110, 0f3F800000;
 	min.f32 	%f1111, %f1110, %f1109;
 	mov.f32 	%f1112, 0f00000000;
 	max.f32 	%f1431, %f1112, %f1111;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_252:
+$L__BB45_252:
 	neg.f32 	%f1198, %f1431;
 	mov.f32 	%f1199, 0f3F000000;
 	mov.f32 	%f1200, 0f3BBB989D;
@@ -14942,15 +15034,15 @@ $L__BB43_252:
 	ex2.approx.ftz.f32 	%f1213, %f1211;
 	fma.rn.f32 	%f1214, %f1213, %f1212, 0f3F800000;
 	rcp.rn.f32 	%f1431, %f1214;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_246:
+$L__BB45_246:
 	setp.ge.f32 	%p201, %f1431, 0f00000000;
 	mul.f32 	%f1129, %f1431, %f148;
 	selp.f32 	%f1431, %f1431, %f1129, %p201;
-	bra.uni 	$L__BB43_253;
+	bra.uni 	$L__BB45_253;
 
-$L__BB43_234:
+$L__BB45_234:
 	mul.f32 	%f1215, %f1431, %f149;
 	abs.f32 	%f1216, %f1215;
 	mul.f32 	%f1217, %f1216, 0f4038AA3B;
@@ -14982,41 +15074,41 @@ $L__BB43_234:
 	selp.f32 	%f1237, %f1225, %f1236, %p208;
 	mul.f32 	%f1431, %f148, %f1237;
 
-$L__BB43_253:
+$L__BB45_253:
 	ld.local.f32 	%f1238, [%rd9+8];
 	fma.rn.f32 	%f199, %f1431, %f1238, %f166;
 
-$L__BB43_264:
-	@%p160 bra 	$L__BB43_266;
+$L__BB45_264:
+	@%p160 bra 	$L__BB45_266;
 
 	ld.global.f32 	%f1255, [%rd10+40];
 	neg.f32 	%f1256, %f1255;
 	max.f32 	%f1257, %f199, %f1256;
 	min.f32 	%f199, %f1257, %f1255;
 
-$L__BB43_266:
+$L__BB45_266:
 	ld.global.u32 	%r285, [%rd39+12];
 	ld.global.f32 	%f200, [%rd39+16];
 	ld.global.f32 	%f201, [%rd39+20];
 	setp.gt.s32 	%p216, %r285, 4;
-	@%p216 bra 	$L__BB43_275;
+	@%p216 bra 	$L__BB45_275;
 
 	setp.gt.s32 	%p223, %r285, 1;
-	@%p223 bra 	$L__BB43_271;
-	bra.uni 	$L__BB43_268;
+	@%p223 bra 	$L__BB45_271;
+	bra.uni 	$L__BB45_268;
 
-$L__BB43_271:
+$L__BB45_271:
 	setp.eq.s32 	%p224, %r285, 2;
-	@%p224 bra 	$L__BB43_291;
+	@%p224 bra 	$L__BB45_291;
 
 	setp.eq.s32 	%p225, %r285, 3;
-	@%p225 bra 	$L__BB43_290;
+	@%p225 bra 	$L__BB45_290;
 
 	setp.eq.s32 	%p226, %r285, 4;
-	@%p226 bra 	$L__BB43_287;
-	bra.uni 	$L__BB43_274;
+	@%p226 bra 	$L__BB45_287;
+	bra.uni 	$L__BB45_274;
 
-$L__BB43_287:
+$L__BB45_287:
 	mov.f32 	%f1279, 0f3F000000;
 	mov.f32 	%f1280, 0f3BBB989D;
 	fma.rn.f32 	%f1281, %f199, %f1280, %f1279;
@@ -15070,43 +15162,43 @@ $L__BB43_287:
 	mov.f32 	%f1321, 0f3F317218;
 	fma.rn.f32 	%f1440, %f1300, %f1321, %f1320;
 	setp.lt.u32 	%p233, %r290, 2139095040;
-	@%p233 bra 	$L__BB43_289;
+	@%p233 bra 	$L__BB45_289;
 
 	mov.f32 	%f1322, 0f7F800000;
 	fma.rn.f32 	%f1440, %f207, %f1322, %f1322;
 
-$L__BB43_289:
+$L__BB45_289:
 	setp.eq.f32 	%p234, %f207, 0f00000000;
 	selp.f32 	%f199, 0fFF800000, %f1440, %p234;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_275:
+$L__BB45_275:
 	setp.gt.s32 	%p217, %r285, 6;
-	@%p217 bra 	$L__BB43_279;
-	bra.uni 	$L__BB43_276;
+	@%p217 bra 	$L__BB45_279;
+	bra.uni 	$L__BB45_276;
 
-$L__BB43_279:
+$L__BB45_279:
 	setp.eq.s32 	%p218, %r285, 7;
-	@%p218 bra 	$L__BB43_284;
+	@%p218 bra 	$L__BB45_284;
 
 	setp.eq.s32 	%p219, %r285, 8;
-	@%p219 bra 	$L__BB43_283;
+	@%p219 bra 	$L__BB45_283;
 
 	setp.ne.s32 	%p220, %r285, 9;
-	@%p220 bra 	$L__BB43_274;
+	@%p220 bra 	$L__BB45_274;
 
 	fma.rn.f32 	%f199, %f199, %f200, %f201;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_268:
+$L__BB45_268:
 	setp.eq.s32 	%p227, %r285, 0;
-	@%p227 bra 	$L__BB43_292;
+	@%p227 bra 	$L__BB45_292;
 
 	setp.eq.s32 	%p228, %r285, 1;
-	@%p228 bra 	$L__BB43_270;
-	bra.uni 	$L__BB43_274;
+	@%p228 bra 	$L__BB45_270;
+	bra.uni 	$L__BB45_274;
 
-$L__BB43_270:
+$L__BB45_270:
 	abs.f32 	%f1326, %f199;
 	mul.f32 	%f1327, %f1326, 0f4038AA3B;
 	ex2.approx.ftz.f32 	%f1328, %f1327;
@@ -15135,35 +15227,35 @@ $L__BB43_270:
 	fma.rn.f32 	%f1346, %f1345, %f199, %f199;
 	setp.ge.f32 	%p236, %f1326, 0f3F19999A;
 	selp.f32 	%f199, %f1335, %f1346, %p236;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_276:
+$L__BB45_276:
 	setp.eq.s32 	%p221, %r285, 5;
-	@%p221 bra 	$L__BB43_286;
+	@%p221 bra 	$L__BB45_286;
 
 	setp.eq.s32 	%p222, %r285, 6;
-	@%p222 bra 	$L__BB43_278;
-	bra.uni 	$L__BB43_274;
+	@%p222 bra 	$L__BB45_278;
+	bra.uni 	$L__BB45_274;
 
-$L__BB43_278:
+$L__BB45_278:
 	setp.gt.f32 	%p230, %f199, %f200;
 	selp.f32 	%f199, %f199, 0f00000000, %p230;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_291:
+$L__BB45_291:
 	mov.f32 	%f1325, 0f00000000;
 	max.f32 	%f199, %f199, %f1325;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_290:
+$L__BB45_290:
 	abs.f32 	%f1323, %f199;
 	add.f32 	%f1324, %f1323, 0f3F800000;
 	div.rn.f32 	%f199, %f199, %f1324;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_284:
+$L__BB45_284:
 	setp.ge.f32 	%p229, %f199, 0f00000000;
-	@%p229 bra 	$L__BB43_293;
+	@%p229 bra 	$L__BB45_293;
 
 	mov.f32 	%f1262, 0f3F000000;
 	mov.f32 	%f1263, 0f3BBB989D;
@@ -15184,17 +15276,17 @@ $L__BB43_284:
 	ex2.approx.ftz.f32 	%f1276, %f1274;
 	fma.rn.f32 	%f1277, %f1276, %f1275, 0fBF800000;
 	mul.f32 	%f199, %f200, %f1277;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_283:
+$L__BB45_283:
 	fma.rn.f32 	%f1258, %f199, %f200, %f201;
 	mov.f32 	%f1259, 0f3F800000;
 	min.f32 	%f1260, %f1259, %f1258;
 	mov.f32 	%f1261, 0f00000000;
 	max.f32 	%f199, %f1261, %f1260;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_292:
+$L__BB45_292:
 	neg.f32 	%f1347, %f199;
 	mov.f32 	%f1348, 0f3F000000;
 	mov.f32 	%f1349, 0f3BBB989D;
@@ -15215,15 +15307,15 @@ $L__BB43_292:
 	ex2.approx.ftz.f32 	%f1362, %f1360;
 	fma.rn.f32 	%f1363, %f1362, %f1361, 0f3F800000;
 	rcp.rn.f32 	%f199, %f1363;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_286:
+$L__BB45_286:
 	setp.ge.f32 	%p231, %f199, 0f00000000;
 	mul.f32 	%f1278, %f199, %f200;
 	selp.f32 	%f199, %f199, %f1278, %p231;
-	bra.uni 	$L__BB43_293;
+	bra.uni 	$L__BB45_293;
 
-$L__BB43_274:
+$L__BB45_274:
 	mul.f32 	%f1364, %f199, %f201;
 	abs.f32 	%f1365, %f1364;
 	mul.f32 	%f1366, %f1365, 0f4038AA3B;
@@ -15255,7 +15347,7 @@ $L__BB43_274:
 	selp.f32 	%f1386, %f1374, %f1385, %p238;
 	mul.f32 	%f199, %f200, %f1386;
 
-$L__BB43_293:
+$L__BB45_293:
 	mov.f32 	%f1387, 0f3F800000;
 	sub.f32 	%f1388, %f1387, %f1428;
 	cvt.s64.s32 	%rd204, %r11;
@@ -15266,7 +15358,7 @@ $L__BB43_293:
 	mul.f32 	%f1390, %f1428, %f1389;
 	fma.rn.f32 	%f1442, %f1388, %f199, %f1390;
 
-$L__BB43_294:
+$L__BB45_294:
 	ld.param.u32 	%r330, [rnn_step_param_20];
 	add.s32 	%r329, %r330, 1;
 	ld.param.u32 	%r328, [rnn_step_param_19];
@@ -15292,18 +15384,18 @@ $L__BB43_294:
 	add.s64 	%rd221, %rd7, %rd222;
 	st.global.f32 	[%rd221], %f1442;
 	setp.eq.s32 	%p239, %r328, 0;
-	@%p239 bra 	$L__BB43_304;
+	@%p239 bra 	$L__BB45_304;
 
-	@%p8 bra 	$L__BB43_297;
+	@%p8 bra 	$L__BB45_297;
 
 	mad.lo.s32 	%r364, %r18, %r9, %r13;
-	bra.uni 	$L__BB43_298;
+	bra.uni 	$L__BB45_298;
 
-$L__BB43_297:
+$L__BB45_297:
 	mad.lo.s32 	%r304, %r345, %r9, %r13;
 	mad.lo.s32 	%r364, %r304, %r7, %r12;
 
-$L__BB43_298:
+$L__BB45_298:
 	ld.param.u64 	%rd229, [rnn_step_param_17];
 	cvta.to.global.u64 	%rd228, %rd229;
 	ld.param.u32 	%r331, [rnn_step_param_18];
@@ -15313,7 +15405,7 @@ $L__BB43_298:
 	add.s64 	%rd209, %rd228, %rd208;
 	st.global.f32 	[%rd209], %f1442;
 
-$L__BB43_304:
+$L__BB45_304:
 	ret;
 
 }
@@ -15361,7 +15453,7 @@ $L__BB43_304:
 	mul.lo.s32 	%r17, %r11, %r10;
 	mul.lo.s32 	%r2, %r17, %r12;
 	setp.ge.s32 	%p1, %r1, %r2;
-	@%p1 bra 	$L__BB44_5;
+	@%p1 bra 	$L__BB46_5;
 
 	div.s32 	%r18, %r1, %r12;
 	mul.lo.s32 	%r19, %r18, %r12;
@@ -15380,7 +15472,7 @@ $L__BB43_304:
 	cvt.s64.s32 	%rd7, %r4;
 	add.s64 	%rd2, %rd6, %rd7;
 	setp.eq.s32 	%p3, %r6, 0;
-	@%p3 bra 	$L__BB44_3;
+	@%p3 bra 	$L__BB46_3;
 
 	cvt.s64.s32 	%rd8, %r1;
 	add.s64 	%rd9, %rd2, %rd8;
@@ -15393,9 +15485,9 @@ $L__BB43_304:
 	add.s64 	%rd14, %rd12, %rd13;
 	st.global.f32 	[%rd14], %f1;
 
-$L__BB44_3:
+$L__BB46_3:
 	setp.eq.s32 	%p4, %r8, 0;
-	@%p4 bra 	$L__BB44_5;
+	@%p4 bra 	$L__BB46_5;
 
 	add.s32 	%r30, %r2, %r1;
 	cvt.s64.s32 	%rd15, %r30;
@@ -15409,7 +15501,7 @@ $L__BB44_3:
 	add.s64 	%rd21, %rd19, %rd20;
 	st.global.f32 	[%rd21], %f2;
 
-$L__BB44_5:
+$L__BB46_5:
 	ret;
 
 }
@@ -15451,12 +15543,12 @@ $L__BB44_5:
 	mov.u32 	%r43, %tid.x;
 	mad.lo.s32 	%r1, %r42, %r41, %r43;
 	setp.ge.s32 	%p1, %r1, %r40;
-	@%p1 bra 	$L__BB45_24;
+	@%p1 bra 	$L__BB47_24;
 
 	ld.global.u32 	%r2, [%rd3];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r77, 0;
-	@%p2 bra 	$L__BB45_9;
+	@%p2 bra 	$L__BB47_9;
 
 	ld.global.u32 	%r46, [%rd3+4];
 	add.s32 	%r47, %r1, %r37;
@@ -15476,13 +15568,13 @@ $L__BB44_5:
 	mov.u32 	%r73, 0;
 	mov.u32 	%r74, %r1;
 
-$L__BB45_3:
+$L__BB47_3:
 	ld.global.u32 	%r50, [%rd52];
 	div.s32 	%r10, %r74, %r50;
 	mul.lo.s32 	%r51, %r10, %r50;
 	sub.s32 	%r76, %r74, %r51;
 	setp.ne.s32 	%p3, %r71, 1;
-	@%p3 bra 	$L__BB45_8;
+	@%p3 bra 	$L__BB47_8;
 
 	ld.global.u64 	%rd41, [%rd4];
 	ld.global.s32 	%rd42, [%rd3+8];
@@ -15492,24 +15584,24 @@ $L__BB45_3:
 	setp.lt.s64 	%p4, %rd10, 0;
 	setp.ge.s64 	%p5, %rd10, %rd42;
 	or.pred  	%p6, %p4, %p5;
-	@%p6 bra 	$L__BB45_6;
-	bra.uni 	$L__BB45_5;
+	@%p6 bra 	$L__BB47_6;
+	bra.uni 	$L__BB47_5;
 
-$L__BB45_6:
+$L__BB47_6:
 	mov.u32 	%r53, 1;
 	st.global.u32 	[%rd7], %r53;
 	mov.u32 	%r76, -1;
-	bra.uni 	$L__BB45_7;
+	bra.uni 	$L__BB47_7;
 
-$L__BB45_5:
+$L__BB47_5:
 	cvt.u32.u64 	%r76, %rd10;
 
-$L__BB45_7:
+$L__BB47_7:
 	setp.lt.s32 	%p7, %r76, 0;
 	mov.u32 	%r77, -1;
-	@%p7 bra 	$L__BB45_9;
+	@%p7 bra 	$L__BB47_9;
 
-$L__BB45_8:
+$L__BB47_8:
 	ld.global.u32 	%r55, [%rd51];
 	mad.lo.s32 	%r73, %r55, %r76, %r73;
 	add.s64 	%rd52, %rd52, -4;
@@ -15519,22 +15611,22 @@ $L__BB45_8:
 	setp.gt.s32 	%p8, %r72, 1;
 	mov.u32 	%r74, %r10;
 	mov.u32 	%r77, %r73;
-	@%p8 bra 	$L__BB45_3;
+	@%p8 bra 	$L__BB47_3;
 
-$L__BB45_9:
+$L__BB47_9:
 	setp.gt.s32 	%p9, %r77, -1;
-	@%p9 bra 	$L__BB45_17;
-	bra.uni 	$L__BB45_10;
+	@%p9 bra 	$L__BB47_17;
+	bra.uni 	$L__BB47_10;
 
-$L__BB45_17:
+$L__BB47_17:
 	setp.lt.s32 	%p15, %r39, 1;
-	@%p15 bra 	$L__BB45_24;
+	@%p15 bra 	$L__BB47_24;
 
 	add.s32 	%r63, %r39, -1;
 	and.b32  	%r85, %r39, 3;
 	setp.lt.u32 	%p16, %r63, 3;
 	mov.u32 	%r84, 0;
-	@%p16 bra 	$L__BB45_21;
+	@%p16 bra 	$L__BB47_21;
 
 	sub.s32 	%r83, %r39, %r85;
 	mad.lo.s32 	%r65, %r39, %r1, %r38;
@@ -15545,7 +15637,7 @@ $L__BB45_17:
 	mov.u32 	%r84, 0;
 	mov.u64 	%rd56, %rd2;
 
-$L__BB45_20:
+$L__BB47_20:
 	ld.global.u8 	%rs3, [%rd55];
 	add.s64 	%rd48, %rd56, %rd20;
 	st.global.u8 	[%rd48], %rs3;
@@ -15560,11 +15652,11 @@ $L__BB45_20:
 	add.s64 	%rd55, %rd55, 4;
 	add.s32 	%r83, %r83, -4;
 	setp.ne.s32 	%p17, %r83, 0;
-	@%p17 bra 	$L__BB45_20;
+	@%p17 bra 	$L__BB47_20;
 
-$L__BB45_21:
+$L__BB47_21:
 	setp.eq.s32 	%p18, %r85, 0;
-	@%p18 bra 	$L__BB45_24;
+	@%p18 bra 	$L__BB47_24;
 
 	add.s32 	%r67, %r84, %r38;
 	mad.lo.s32 	%r68, %r39, %r1, %r67;
@@ -15575,7 +15667,7 @@ $L__BB45_21:
 	cvt.s64.s32 	%rd50, %r70;
 	add.s64 	%rd57, %rd1, %rd50;
 
-$L__BB45_23:
+$L__BB47_23:
 	.pragma "nounroll";
 	ld.global.u8 	%rs7, [%rd57];
 	st.global.u8 	[%rd58], %rs7;
@@ -15583,18 +15675,18 @@ $L__BB45_23:
 	add.s64 	%rd57, %rd57, 1;
 	add.s32 	%r85, %r85, -1;
 	setp.ne.s32 	%p19, %r85, 0;
-	@%p19 bra 	$L__BB45_23;
-	bra.uni 	$L__BB45_24;
+	@%p19 bra 	$L__BB47_23;
+	bra.uni 	$L__BB47_24;
 
-$L__BB45_10:
+$L__BB47_10:
 	setp.lt.s32 	%p10, %r39, 1;
-	@%p10 bra 	$L__BB45_24;
+	@%p10 bra 	$L__BB47_24;
 
 	add.s32 	%r57, %r39, -1;
 	and.b32  	%r81, %r39, 3;
 	setp.lt.u32 	%p11, %r57, 3;
 	mov.u32 	%r80, 0;
-	@%p11 bra 	$L__BB45_14;
+	@%p11 bra 	$L__BB47_14;
 
 	sub.s32 	%r79, %r39, %r81;
 	mad.lo.s32 	%r59, %r39, %r1, %r38;
@@ -15602,7 +15694,7 @@ $L__BB45_10:
 	add.s64 	%rd53, %rd2, %rd45;
 	mov.u32 	%r80, 0;
 
-$L__BB45_13:
+$L__BB47_13:
 	mov.u16 	%rs1, 0;
 	st.global.u8 	[%rd53], %rs1;
 	st.global.u8 	[%rd53+1], %rs1;
@@ -15612,28 +15704,28 @@ $L__BB45_13:
 	add.s64 	%rd53, %rd53, 4;
 	add.s32 	%r79, %r79, -4;
 	setp.ne.s32 	%p12, %r79, 0;
-	@%p12 bra 	$L__BB45_13;
+	@%p12 bra 	$L__BB47_13;
 
-$L__BB45_14:
+$L__BB47_14:
 	setp.eq.s32 	%p13, %r81, 0;
-	@%p13 bra 	$L__BB45_24;
+	@%p13 bra 	$L__BB47_24;
 
 	add.s32 	%r60, %r80, %r38;
 	mad.lo.s32 	%r61, %r39, %r1, %r60;
 	cvt.s64.s32 	%rd46, %r61;
 	add.s64 	%rd54, %rd2, %rd46;
 
-$L__BB45_16:
+$L__BB47_16:
 	.pragma "nounroll";
 	mov.u16 	%rs2, 0;
 	st.global.u8 	[%rd54], %rs2;
 	add.s64 	%rd54, %rd54, 1;
 	add.s32 	%r81, %r81, -1;
 	setp.eq.s32 	%p14, %r81, 0;
-	@%p14 bra 	$L__BB45_24;
-	bra.uni 	$L__BB45_16;
+	@%p14 bra 	$L__BB47_24;
+	bra.uni 	$L__BB47_16;
 
-$L__BB45_24:
+$L__BB47_24:
 	ret;
 
 }
@@ -15675,12 +15767,12 @@ $L__BB45_24:
 	mov.u32 	%r34, %tid.x;
 	mad.lo.s32 	%r1, %r33, %r32, %r34;
 	setp.ge.s32 	%p1, %r1, %r31;
-	@%p1 bra 	$L__BB46_17;
+	@%p1 bra 	$L__BB48_17;
 
 	ld.global.u32 	%r2, [%rd3];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r62, 0;
-	@%p2 bra 	$L__BB46_9;
+	@%p2 bra 	$L__BB48_9;
 
 	ld.global.u32 	%r37, [%rd3+4];
 	add.s32 	%r38, %r1, %r28;
@@ -15700,13 +15792,13 @@ $L__BB45_24:
 	mov.u32 	%r58, 0;
 	mov.u32 	%r59, %r1;
 
-$L__BB46_3:
+$L__BB48_3:
 	ld.global.u32 	%r41, [%rd44];
 	div.s32 	%r10, %r59, %r41;
 	mul.lo.s32 	%r42, %r10, %r41;
 	sub.s32 	%r61, %r59, %r42;
 	setp.ne.s32 	%p3, %r56, 1;
-	@%p3 bra 	$L__BB46_8;
+	@%p3 bra 	$L__BB48_8;
 
 	ld.global.u64 	%rd35, [%rd4];
 	ld.global.s32 	%rd36, [%rd3+8];
@@ -15716,24 +15808,24 @@ $L__BB46_3:
 	setp.lt.s64 	%p4, %rd10, 0;
 	setp.ge.s64 	%p5, %rd10, %rd36;
 	or.pred  	%p6, %p4, %p5;
-	@%p6 bra 	$L__BB46_6;
-	bra.uni 	$L__BB46_5;
+	@%p6 bra 	$L__BB48_6;
+	bra.uni 	$L__BB48_5;
 
-$L__BB46_6:
+$L__BB48_6:
 	mov.u32 	%r44, 1;
 	st.global.u32 	[%rd7], %r44;
 	mov.u32 	%r61, -1;
-	bra.uni 	$L__BB46_7;
+	bra.uni 	$L__BB48_7;
 
-$L__BB46_5:
+$L__BB48_5:
 	cvt.u32.u64 	%r61, %rd10;
 
-$L__BB46_7:
+$L__BB48_7:
 	setp.lt.s32 	%p7, %r61, 0;
 	mov.u32 	%r62, -1;
-	@%p7 bra 	$L__BB46_9;
+	@%p7 bra 	$L__BB48_9;
 
-$L__BB46_8:
+$L__BB48_8:
 	ld.global.u32 	%r46, [%rd43];
 	mad.lo.s32 	%r58, %r46, %r61, %r58;
 	add.s64 	%rd44, %rd44, -4;
@@ -15743,20 +15835,20 @@ $L__BB46_8:
 	setp.gt.s32 	%p8, %r57, 1;
 	mov.u32 	%r59, %r10;
 	mov.u32 	%r62, %r58;
-	@%p8 bra 	$L__BB46_3;
+	@%p8 bra 	$L__BB48_3;
 
-$L__BB46_9:
+$L__BB48_9:
 	setp.lt.s32 	%p9, %r62, 0;
-	@%p9 bra 	$L__BB46_17;
+	@%p9 bra 	$L__BB48_17;
 
 	setp.lt.s32 	%p10, %r30, 1;
-	@%p10 bra 	$L__BB46_17;
+	@%p10 bra 	$L__BB48_17;
 
 	add.s32 	%r48, %r30, -1;
 	and.b32  	%r66, %r30, 3;
 	setp.lt.u32 	%p11, %r48, 3;
 	mov.u32 	%r65, 0;
-	@%p11 bra 	$L__BB46_14;
+	@%p11 bra 	$L__BB48_14;
 
 	sub.s32 	%r64, %r30, %r66;
 	mad.lo.s32 	%r50, %r62, %r30, %r29;
@@ -15767,7 +15859,7 @@ $L__BB46_9:
 	mov.u32 	%r65, 0;
 	mov.u64 	%rd46, %rd1;
 
-$L__BB46_13:
+$L__BB48_13:
 	ld.global.u8 	%rs1, [%rd45];
 	add.s64 	%rd40, %rd46, %rd14;
 	st.global.u8 	[%rd40], %rs1;
@@ -15782,11 +15874,11 @@ $L__BB46_13:
 	add.s64 	%rd45, %rd45, 4;
 	add.s32 	%r64, %r64, -4;
 	setp.ne.s32 	%p12, %r64, 0;
-	@%p12 bra 	$L__BB46_13;
+	@%p12 bra 	$L__BB48_13;
 
-$L__BB46_14:
+$L__BB48_14:
 	setp.eq.s32 	%p13, %r66, 0;
-	@%p13 bra 	$L__BB46_17;
+	@%p13 bra 	$L__BB48_17;
 
 	add.s32 	%r52, %r65, %r29;
 	mad.lo.s32 	%r53, %r62, %r30, %r52;
@@ -15797,7 +15889,7 @@ $L__BB46_14:
 	cvt.s64.s32 	%rd42, %r55;
 	add.s64 	%rd47, %rd2, %rd42;
 
-$L__BB46_16:
+$L__BB48_16:
 	.pragma "nounroll";
 	ld.global.u8 	%rs5, [%rd47];
 	st.global.u8 	[%rd48], %rs5;
@@ -15805,9 +15897,9 @@ $L__BB46_16:
 	add.s64 	%rd47, %rd47, 1;
 	add.s32 	%r66, %r66, -1;
 	setp.ne.s32 	%p14, %r66, 0;
-	@%p14 bra 	$L__BB46_16;
+	@%p14 bra 	$L__BB48_16;
 
-$L__BB46_17:
+$L__BB48_17:
 	ret;
 
 }
@@ -15847,7 +15939,7 @@ $L__BB46_17:
 	mov.u32 	%r39, %tid.x;
 	mad.lo.s32 	%r1, %r38, %r37, %r39;
 	setp.ge.s32 	%p1, %r1, %r36;
-	@%p1 bra 	$L__BB47_23;
+	@%p1 bra 	$L__BB49_23;
 
 	ld.global.u32 	%r2, [%rd54+8];
 	div.s32 	%r3, %r1, %r2;
@@ -15857,7 +15949,7 @@ $L__BB46_17:
 	mul.lo.s32 	%r70, %r42, %r41;
 	ld.global.u32 	%r5, [%rd54];
 	setp.lt.s32 	%p2, %r5, 1;
-	@%p2 bra 	$L__BB47_8;
+	@%p2 bra 	$L__BB49_8;
 
 	mad.lo.s32 	%r44, %r5, %r3, %r33;
 	cvta.to.global.u64 	%rd36, %rd32;
@@ -15870,7 +15962,7 @@ $L__BB46_17:
 	mov.u32 	%r67, 0;
 	mov.u32 	%r68, %r70;
 
-$L__BB47_3:
+$L__BB49_3:
 	ld.global.u64 	%rd39, [%rd56];
 	ld.global.s32 	%rd40, [%rd54+16];
 	shr.s64 	%rd41, %rd39, 63;
@@ -15879,22 +15971,22 @@ $L__BB47_3:
 	setp.lt.s64 	%p3, %rd8, 0;
 	setp.ge.s64 	%p4, %rd8, %rd40;
 	or.pred  	%p5, %p3, %p4;
-	@%p5 bra 	$L__BB47_5;
-	bra.uni 	$L__BB47_4;
+	@%p5 bra 	$L__BB49_5;
+	bra.uni 	$L__BB49_4;
 
-$L__BB47_5:
+$L__BB49_5:
 	mov.u32 	%r47, 1;
 	st.global.u32 	[%rd4], %r47;
 	mov.u32 	%r69, -1;
-	bra.uni 	$L__BB47_6;
+	bra.uni 	$L__BB49_6;
 
-$L__BB47_4:
+$L__BB49_4:
 	cvt.u32.u64 	%r69, %rd8;
 
-$L__BB47_6:
+$L__BB49_6:
 	setp.lt.s32 	%p6, %r69, 0;
 	mov.u32 	%r70, -1;
-	@%p6 bra 	$L__BB47_8;
+	@%p6 bra 	$L__BB49_8;
 
 	ld.global.u32 	%r49, [%rd55];
 	mad.lo.s32 	%r68, %r49, %r69, %r68;
@@ -15904,23 +15996,23 @@ $L__BB47_6:
 	add.s32 	%r67, %r67, 1;
 	setp.lt.s32 	%p7, %r67, %r5;
 	mov.u32 	%r70, %r68;
-	@%p7 bra 	$L__BB47_3;
+	@%p7 bra 	$L__BB49_3;
 
-$L__BB47_8:
+$L__BB49_8:
 	setp.gt.s32 	%p8, %r70, -1;
-	@%p8 bra 	$L__BB47_16;
-	bra.uni 	$L__BB47_9;
+	@%p8 bra 	$L__BB49_16;
+	bra.uni 	$L__BB49_9;
 
-$L__BB47_16:
+$L__BB49_16:
 	rem.s32 	%r22, %r1, %r2;
 	setp.lt.s32 	%p14, %r35, 1;
-	@%p14 bra 	$L__BB47_23;
+	@%p14 bra 	$L__BB49_23;
 
 	add.s32 	%r57, %r35, -1;
 	and.b32  	%r78, %r35, 3;
 	setp.lt.u32 	%p15, %r57, 3;
 	mov.u32 	%r77, 0;
-	@%p15 bra 	$L__BB47_20;
+	@%p15 bra 	$L__BB49_20;
 
 	sub.s32 	%r76, %r35, %r78;
 	mad.lo.s32 	%r59, %r35, %r1, %r34;
@@ -15933,7 +16025,7 @@ $L__BB47_16:
 	cvta.to.global.u64 	%rd60, %rd33;
 	mov.u32 	%r77, 0;
 
-$L__BB47_19:
+$L__BB49_19:
 	ld.global.u8 	%rs3, [%rd59];
 	add.s64 	%rd49, %rd60, %rd19;
 	st.global.u8 	[%rd49], %rs3;
@@ -15948,11 +16040,11 @@ $L__BB47_19:
 	add.s64 	%rd59, %rd59, 4;
 	add.s32 	%r76, %r76, -4;
 	setp.ne.s32 	%p16, %r76, 0;
-	@%p16 bra 	$L__BB47_19;
+	@%p16 bra 	$L__BB49_19;
 
-$L__BB47_20:
+$L__BB49_20:
 	setp.eq.s32 	%p17, %r78, 0;
-	@%p17 bra 	$L__BB47_23;
+	@%p17 bra 	$L__BB49_23;
 
 	add.s32 	%r62, %r77, %r34;
 	mad.lo.s32 	%r63, %r35, %r1, %r62;
@@ -15966,7 +16058,7 @@ $L__BB47_20:
 	cvta.to.global.u64 	%rd53, %rd31;
 	add.s64 	%rd61, %rd53, %rd52;
 
-$L__BB47_22:
+$L__BB49_22:
 	.pragma "nounroll";
 	ld.global.u8 	%rs7, [%rd61];
 	st.global.u8 	[%rd62], %rs7;
@@ -15974,18 +16066,18 @@ $L__BB47_22:
 	add.s64 	%rd61, %rd61, 1;
 	add.s32 	%r78, %r78, -1;
 	setp.ne.s32 	%p18, %r78, 0;
-	@%p18 bra 	$L__BB47_22;
-	bra.uni 	$L__BB47_23;
+	@%p18 bra 	$L__BB49_22;
+	bra.uni 	$L__BB49_23;
 
-$L__BB47_9:
+$L__BB49_9:
 	setp.lt.s32 	%p9, %r35, 1;
-	@%p9 bra 	$L__BB47_23;
+	@%p9 bra 	$L__BB49_23;
 
 	add.s32 	%r51, %r35, -1;
 	and.b32  	%r74, %r35, 3;
 	setp.lt.u32 	%p10, %r51, 3;
 	mov.u32 	%r73, 0;
-	@%p10 bra 	$L__BB47_13;
+	@%p10 bra 	$L__BB49_13;
 
 	sub.s32 	%r72, %r35, %r74;
 	mad.lo.s32 	%r53, %r35, %r1, %r34;
@@ -15994,7 +16086,7 @@ $L__BB47_9:
 	add.s64 	%rd57, %rd44, %rd43;
 	mov.u32 	%r73, 0;
 
-$L__BB47_12:
+$L__BB49_12:
 	mov.u16 	%rs1, 0;
 	st.global.u8 	[%rd57], %rs1;
 	st.global.u8 	[%rd57+1], %rs1;
@@ -16004,11 +16096,11 @@ $L__BB47_12:
 	add.s64 	%rd57, %rd57, 4;
 	add.s32 	%r72, %r72, -4;
 	setp.ne.s32 	%p11, %r72, 0;
-	@%p11 bra 	$L__BB47_12;
+	@%p11 bra 	$L__BB49_12;
 
-$L__BB47_13:
+$L__BB49_13:
 	setp.eq.s32 	%p12, %r74, 0;
-	@%p12 bra 	$L__BB47_23;
+	@%p12 bra 	$L__BB49_23;
 
 	add.s32 	%r54, %r73, %r34;
 	mad.lo.s32 	%r55, %r35, %r1, %r54;
@@ -16016,17 +16108,17 @@ $L__BB47_13:
 	cvta.to.global.u64 	%rd46, %rd33;
 	add.s64 	%rd58, %rd46, %rd45;
 
-$L__BB47_15:
+$L__BB49_15:
 	.pragma "nounroll";
 	mov.u16 	%rs2, 0;
 	st.global.u8 	[%rd58], %rs2;
 	add.s64 	%rd58, %rd58, 1;
 	add.s32 	%r74, %r74, -1;
 	setp.eq.s32 	%p13, %r74, 0;
-	@%p13 bra 	$L__BB47_23;
-	bra.uni 	$L__BB47_15;
+	@%p13 bra 	$L__BB49_23;
+	bra.uni 	$L__BB49_15;
 
-$L__BB47_23:
+$L__BB49_23:
 	ret;
 
 }
@@ -16066,7 +16158,7 @@ $L__BB47_23:
 	mov.u32 	%r30, %tid.x;
 	mad.lo.s32 	%r1, %r29, %r28, %r30;
 	setp.ge.s32 	%p1, %r1, %r27;
-	@%p1 bra 	$L__BB48_16;
+	@%p1 bra 	$L__BB50_16;
 
 	ld.global.u32 	%r2, [%rd44+8];
 	div.s32 	%r3, %r1, %r2;
@@ -16076,7 +16168,7 @@ $L__BB47_23:
 	mul.lo.s32 	%r55, %r33, %r32;
 	ld.global.u32 	%r5, [%rd44];
 	setp.lt.s32 	%p2, %r5, 1;
-	@%p2 bra 	$L__BB48_8;
+	@%p2 bra 	$L__BB50_8;
 
 	mad.lo.s32 	%r35, %r5, %r3, %r24;
 	cvta.to.global.u64 	%rd30, %rd26;
@@ -16089,7 +16181,7 @@ $L__BB47_23:
 	mov.u32 	%r52, 0;
 	mov.u32 	%r53, %r55;
 
-$L__BB48_3:
+$L__BB50_3:
 	ld.global.u64 	%rd33, [%rd46];
 	ld.global.s32 	%rd34, [%rd44+16];
 	shr.s64 	%rd35, %rd33, 63;
@@ -16098,22 +16190,22 @@ $L__BB48_3:
 	setp.lt.s64 	%p3, %rd8, 0;
 	setp.ge.s64 	%p4, %rd8, %rd34;
 	or.pred  	%p5, %p3, %p4;
-	@%p5 bra 	$L__BB48_5;
-	bra.uni 	$L__BB48_4;
+	@%p5 bra 	$L__BB50_5;
+	bra.uni 	$L__BB50_4;
 
-$L__BB48_5:
+$L__BB50_5:
 	mov.u32 	%r38, 1;
 	st.global.u32 	[%rd4], %r38;
 	mov.u32 	%r54, -1;
-	bra.uni 	$L__BB48_6;
+	bra.uni 	$L__BB50_6;
 
-$L__BB48_4:
+$L__BB50_4:
 	cvt.u32.u64 	%r54, %rd8;
 
-$L__BB48_6:
+$L__BB50_6:
 	setp.lt.s32 	%p6, %r54, 0;
 	mov.u32 	%r55, -1;
-	@%p6 bra 	$L__BB48_8;
+	@%p6 bra 	$L__BB50_8;
 
 	ld.global.u32 	%r40, [%rd45];
 	mad.lo.s32 	%r53, %r40, %r54, %r53;
@@ -16123,21 +16215,21 @@ $L__BB48_6:
 	add.s32 	%r52, %r52, 1;
 	setp.lt.s32 	%p7, %r52, %r5;
 	mov.u32 	%r55, %r53;
-	@%p7 bra 	$L__BB48_3;
+	@%p7 bra 	$L__BB50_3;
 
-$L__BB48_8:
+$L__BB50_8:
 	setp.lt.s32 	%p8, %r55, 0;
-	@%p8 bra 	$L__BB48_16;
+	@%p8 bra 	$L__BB50_16;
 
 	rem.s32 	%r13, %r1, %r2;
 	setp.lt.s32 	%p9, %r26, 1;
-	@%p9 bra 	$L__BB48_16;
+	@%p9 bra 	$L__BB50_16;
 
 	add.s32 	%r42, %r26, -1;
 	and.b32  	%r59, %r26, 3;
 	setp.lt.u32 	%p10, %r42, 3;
 	mov.u32 	%r58, 0;
-	@%p10 bra 	$L__BB48_13;
+	@%p10 bra 	$L__BB50_13;
 
 	sub.s32 	%r57, %r26, %r59;
 	add.s32 	%r44, %r55, %r13;
@@ -16150,7 +16242,7 @@ $L__BB48_8:
 	cvta.to.global.u64 	%rd48, %rd27;
 	mov.u32 	%r58, 0;
 
-$L__BB48_12:
+$L__BB50_12:
 	ld.global.u8 	%rs1, [%rd47];
 	add.s64 	%rd39, %rd48, %rd13;
 	st.global.u8 	[%rd39], %rs1;
@@ -16165,11 +16257,11 @@ $L__BB48_12:
 	add.s64 	%rd47, %rd47, 4;
 	add.s32 	%r57, %r57, -4;
 	setp.ne.s32 	%p11, %r57, 0;
-	@%p11 bra 	$L__BB48_12;
+	@%p11 bra 	$L__BB50_12;
 
-$L__BB48_13:
+$L__BB50_13:
 	setp.eq.s32 	%p12, %r59, 0;
-	@%p12 bra 	$L__BB48_16;
+	@%p12 bra 	$L__BB50_16;
 
 	add.s32 	%r47, %r58, %r25;
 	add.s32 	%r48, %r55, %r13;
@@ -16183,7 +16275,7 @@ $L__BB48_13:
 	cvta.to.global.u64 	%rd43, %rd25;
 	add.s64 	%rd49, %rd43, %rd42;
 
-$L__BB48_15:
+$L__BB50_15:
 	.pragma "nounroll";
 	ld.global.u8 	%rs5, [%rd49];
 	st.global.u8 	[%rd50], %rs5;
@@ -16191,9 +16283,9 @@ $L__BB48_15:
 	add.s64 	%rd49, %rd49, 1;
 	add.s32 	%r59, %r59, -1;
 	setp.ne.s32 	%p13, %r59, 0;
-	@%p13 bra 	$L__BB48_15;
+	@%p13 bra 	$L__BB50_15;
 
-$L__BB48_16:
+$L__BB50_16:
 	ret;
 
 }
@@ -16239,21 +16331,21 @@ $L__BB48_16:
 	mov.u32 	%r33, %tid.x;
 	mad.lo.s32 	%r1, %r32, %r31, %r33;
 	setp.ge.s32 	%p2, %r1, %r30;
-	@%p2 bra 	$L__BB49_21;
+	@%p2 bra 	$L__BB51_21;
 
 	setp.eq.s32 	%p3, %r29, 0;
-	@%p3 bra 	$L__BB49_3;
+	@%p3 bra 	$L__BB51_3;
 
 	cvta.to.global.u64 	%rd22, %rd19;
 	mul.wide.s32 	%rd23, %r28, 8;
 	add.s64 	%rd24, %rd22, %rd23;
 	ld.global.u64 	%rd30, [%rd24];
-	bra.uni 	$L__BB49_4;
+	bra.uni 	$L__BB51_4;
 
-$L__BB49_3:
+$L__BB51_3:
 	cvt.s64.s32 	%rd30, %r26;
 
-$L__BB49_4:
+$L__BB51_4:
 	add.s32 	%r34, %r25, 1;
 	cvt.s64.s32 	%rd25, %r34;
 	setp.gt.s64 	%p4, %rd30, %rd25;
@@ -16277,13 +16369,13 @@ $L__BB49_4:
 	and.b32  	%r47, %r46, 1;
 	setp.eq.b32 	%p1, %r47, 1;
 	setp.lt.s32 	%p9, %r23, 1;
-	@%p9 bra 	$L__BB49_21;
+	@%p9 bra 	$L__BB51_21;
 
 	add.s32 	%r49, %r23, -1;
 	and.b32  	%r71, %r23, 3;
 	setp.lt.u32 	%p10, %r49, 3;
 	mov.u32 	%r70, 0;
-	@%p10 bra 	$L__BB49_16;
+	@%p10 bra 	$L__BB51_16;
 
 	sub.s32 	%r65, %r23, %r71;
 	mul.lo.s32 	%r51, %r23, %r1;
@@ -16297,46 +16389,46 @@ $L__BB49_4:
 	mov.u64 	%rd32, %rd1;
 	mov.u32 	%r70, %r50;
 
-$L__BB49_7:
+$L__BB51_7:
 	mov.u32 	%r66, %r50;
-	@%p11 bra 	$L__BB49_9;
+	@%p11 bra 	$L__BB51_9;
 
 	ld.global.u8 	%r66, [%rd31];
 
-$L__BB49_9:
+$L__BB51_9:
 	add.s64 	%rd10, %rd32, %rd7;
 	st.global.u8 	[%rd10], %r66;
 	mov.u32 	%r68, 0;
 	mov.u32 	%r67, %r68;
-	@%p11 bra 	$L__BB49_11;
+	@%p11 bra 	$L__BB51_11;
 
 	ld.global.u8 	%r67, [%rd31+1];
 
-$L__BB49_11:
+$L__BB51_11:
 	st.global.u8 	[%rd10+1], %r67;
-	@%p11 bra 	$L__BB49_13;
+	@%p11 bra 	$L__BB51_13;
 
 	ld.global.u8 	%r68, [%rd31+2];
 
-$L__BB49_13:
+$L__BB51_13:
 	st.global.u8 	[%rd10+2], %r68;
 	mov.u32 	%r69, 0;
-	@%p11 bra 	$L__BB49_15;
+	@%p11 bra 	$L__BB51_15;
 
 	ld.global.u8 	%r69, [%rd31+3];
 
-$L__BB49_15:
+$L__BB51_15:
 	st.global.u8 	[%rd10+3], %r69;
 	add.s32 	%r70, %r70, 4;
 	add.s64 	%rd32, %rd32, 4;
 	add.s64 	%rd31, %rd31, 4;
 	add.s32 	%r65, %r65, -4;
 	setp.ne.s32 	%p15, %r65, 0;
-	@%p15 bra 	$L__BB49_7;
+	@%p15 bra 	$L__BB51_7;
 
-$L__BB49_16:
+$L__BB51_16:
 	setp.eq.s32 	%p16, %r71, 0;
-	@%p16 bra 	$L__BB49_21;
+	@%p16 bra 	$L__BB51_21;
 
 	add.s32 	%r58, %r70, %r22;
 	mul.lo.s32 	%r59, %r23, %r1;
@@ -16349,22 +16441,22 @@ $L__BB49_16:
 	add.s64 	%rd33, %rd2, %rd29;
 	not.pred 	%p17, %p1;
 
-$L__BB49_18:
+$L__BB51_18:
 	.pragma "nounroll";
 	mov.u32 	%r72, 0;
-	@%p17 bra 	$L__BB49_20;
+	@%p17 bra 	$L__BB51_20;
 
 	ld.global.u8 	%r72, [%rd33];
 
-$L__BB49_20:
+$L__BB51_20:
 	st.global.u8 	[%rd34], %r72;
 	add.s64 	%rd34, %rd34, 1;
 	add.s64 	%rd33, %rd33, 1;
 	add.s32 	%r71, %r71, -1;
 	setp.ne.s32 	%p18, %r71, 0;
-	@%p18 bra 	$L__BB49_18;
+	@%p18 bra 	$L__BB51_18;
 
-$L__BB49_21:
+$L__BB51_21:
 	ret;
 
 }
@@ -16403,27 +16495,27 @@ $L__BB49_21:
 	mov.u32 	%r92, %tid.x;
 	mad.lo.s32 	%r1, %r91, %r90, %r92;
 	setp.ge.s32 	%p1, %r1, %r89;
-	@%p1 bra 	$L__BB50_29;
+	@%p1 bra 	$L__BB52_29;
 
 	div.s32 	%r2, %r1, %r86;
 	mul.lo.s32 	%r3, %r2, %r85;
 	mul.lo.s32 	%r93, %r2, %r86;
 	sub.s32 	%r4, %r1, %r93;
 	setp.lt.s32 	%p2, %r85, 1;
-	@%p2 bra 	$L__BB50_29;
+	@%p2 bra 	$L__BB52_29;
 
 	setp.eq.s32 	%p3, %r88, 0;
 	add.s32 	%r5, %r85, -1;
 	and.b32  	%r6, %r85, 3;
-	@%p3 bra 	$L__BB50_16;
+	@%p3 bra 	$L__BB52_16;
 
 	setp.eq.s32 	%p4, %r87, 0;
-	@%p4 bra 	$L__BB50_10;
+	@%p4 bra 	$L__BB52_10;
 
 	setp.lt.u32 	%p5, %r5, 3;
 	mov.f32 	%f62, 0f00000000;
 	mov.u32 	%r149, 0;
-	@%p5 bra 	$L__BB50_7;
+	@%p5 bra 	$L__BB52_7;
 
 	add.s32 	%r96, %r4, %r84;
 	add.s32 	%r97, %r2, 1;
@@ -16439,7 +16531,7 @@ $L__BB49_21:
 	mul.wide.s32 	%rd3, %r101, 4;
 	mov.f32 	%f62, 0f00000000;
 
-$L__BB50_6:
+$L__BB52_6:
 	mul.wide.s32 	%rd9, %r146, 4;
 	add.s64 	%rd10, %rd2, %rd9;
 	ld.global.f32 	%f23, [%rd10];
@@ -16467,11 +16559,11 @@ $L__BB50_6:
 	add.s32 	%r149, %r149, 4;
 	add.s32 	%r102, %r10, %r149;
 	setp.ne.s32 	%p6, %r102, 0;
-	@%p6 bra 	$L__BB50_6;
+	@%p6 bra 	$L__BB52_6;
 
-$L__BB50_7:
+$L__BB52_7:
 	setp.eq.s32 	%p7, %r6, 0;
-	@%p7 bra 	$L__BB50_29;
+	@%p7 bra 	$L__BB52_29;
 
 	add.s32 	%r103, %r4, %r84;
 	add.s32 	%r104, %r2, 1;
@@ -16482,7 +16574,7 @@ $L__BB50_7:
 	add.s32 	%r108, %r4, %r83;
 	add.s32 	%r150, %r108, %r107;
 
-$L__BB50_9:
+$L__BB52_9:
 	.pragma "nounroll";
 	mul.wide.s32 	%rd19, %r150, 4;
 	add.s64 	%rd20, %rd2, %rd19;
@@ -16495,17 +16587,17 @@ $L__BB50_9:
 	sub.s32 	%r150, %r150, %r86;
 	add.s32 	%r6, %r6, -1;
 	setp.eq.s32 	%p8, %r6, 0;
-	@%p8 bra 	$L__BB50_29;
-	bra.uni 	$L__BB50_9;
+	@%p8 bra 	$L__BB52_29;
+	bra.uni 	$L__BB52_9;
 
-$L__BB50_16:
+$L__BB52_16:
 	setp.eq.s32 	%p13, %r87, 0;
-	@%p13 bra 	$L__BB50_23;
+	@%p13 bra 	$L__BB52_23;
 
 	setp.lt.u32 	%p14, %r5, 3;
 	mov.f32 	%f68, 0f00000000;
 	mov.u32 	%r163, 0;
-	@%p14 bra 	$L__BB50_20;
+	@%p14 bra 	$L__BB52_20;
 
 	add.s32 	%r126, %r4, %r84;
 	shl.b32 	%r45, %r86, 2;
@@ -16518,7 +16610,7 @@ $L__BB50_16:
 	mov.f32 	%f68, 0f00000000;
 	mov.u32 	%r163, 0;
 
-$L__BB50_19:
+$L__BB52_19:
 	mul.wide.s32 	%rd37, %r160, 4;
 	add.s64 	%rd38, %rd2, %rd37;
 	ld.global.f32 	%f43, [%rd38];
@@ -16546,11 +16638,11 @@ $L__BB50_19:
 	add.s32 	%r163, %r163, 4;
 	add.s32 	%r130, %r48, %r163;
 	setp.ne.s32 	%p15, %r130, 0;
-	@%p15 bra 	$L__BB50_19;
+	@%p15 bra 	$L__BB52_19;
 
-$L__BB50_20:
+$L__BB52_20:
 	setp.eq.s32 	%p16, %r6, 0;
-	@%p16 bra 	$L__BB50_29;
+	@%p16 bra 	$L__BB52_29;
 
 	add.s32 	%r131, %r4, %r84;
 	add.s32 	%r132, %r163, %r3;
@@ -16559,7 +16651,7 @@ $L__BB50_20:
 	add.s32 	%r134, %r4, %r83;
 	add.s32 	%r164, %r134, %r133;
 
-$L__BB50_22:
+$L__BB52_22:
 	.pragma "nounroll";
 	mul.wide.s32 	%rd47, %r164, 4;
 	add.s64 	%rd48, %rd2, %rd47;
@@ -16572,14 +16664,14 @@ $L__BB50_22:
 	add.s32 	%r164, %r164, %r86;
 	add.s32 	%r6, %r6, -1;
 	setp.eq.s32 	%p17, %r6, 0;
-	@%p17 bra 	$L__BB50_29;
-	bra.uni 	$L__BB50_22;
+	@%p17 bra 	$L__BB52_29;
+	bra.uni 	$L__BB52_22;
 
-$L__BB50_10:
+$L__BB52_10:
 	setp.lt.u32 	%p9, %r5, 3;
 	mov.f32 	%f65, 0f00000000;
 	mov.u32 	%r156, 0;
-	@%p9 bra 	$L__BB50_13;
+	@%p9 bra 	$L__BB52_13;
 
 	add.s32 	%r111, %r4, %r84;
 	add.s32 	%r112, %r2, 1;
@@ -16595,7 +16687,7 @@ $L__BB50_10:
 	mul.wide.s32 	%rd4, %r116, 4;
 	mov.f32 	%f65, 0f00000000;
 
-$L__BB50_12:
+$L__BB52_12:
 	mul.wide.s32 	%rd23, %r153, 4;
 	add.s64 	%rd24, %rd2, %rd23;
 	ld.global.f32 	%f33, [%rd24];
@@ -16623,11 +16715,11 @@ $L__BB50_12:
 	add.s32 	%r156, %r156, 4;
 	add.s32 	%r117, %r29, %r156;
 	setp.ne.s32 	%p10, %r117, 0;
-	@%p10 bra 	$L__BB50_12;
+	@%p10 bra 	$L__BB52_12;
 
-$L__BB50_13:
+$L__BB52_13:
 	setp.eq.s32 	%p11, %r6, 0;
-	@%p11 bra 	$L__BB50_29;
+	@%p11 bra 	$L__BB52_29;
 
 	add.s32 	%r118, %r4, %r84;
 	add.s32 	%r119, %r2, 1;
@@ -16638,7 +16730,7 @@ $L__BB50_13:
 	add.s32 	%r123, %r4, %r83;
 	add.s32 	%r157, %r123, %r122;
 
-$L__BB50_15:
+$L__BB52_15:
 	.pragma "nounroll";
 	mul.wide.s32 	%rd33, %r157, 4;
 	add.s64 	%rd34, %rd2, %rd33;
@@ -16651,14 +16743,14 @@ $L__BB50_15:
 	sub.s32 	%r157, %r157, %r86;
 	add.s32 	%r6, %r6, -1;
 	setp.eq.s32 	%p12, %r6, 0;
-	@%p12 bra 	$L__BB50_29;
-	bra.uni 	$L__BB50_15;
+	@%p12 bra 	$L__BB52_29;
+	bra.uni 	$L__BB52_15;
 
-$L__BB50_23:
+$L__BB52_23:
 	setp.lt.u32 	%p18, %r5, 3;
 	mov.f32 	%f71, 0f00000000;
 	mov.u32 	%r170, 0;
-	@%p18 bra 	$L__BB50_26;
+	@%p18 bra 	$L__BB52_26;
 
 	add.s32 	%r137, %r4, %r84;
 	shl.b32 	%r64, %r86, 2;
@@ -16671,7 +16763,7 @@ $L__BB50_23:
 	mov.f32 	%f71, 0f00000000;
 	mov.u32 	%r170, 0;
 
-$L__BB50_25:
+$L__BB52_25:
 	mul.wide.s32 	%rd51, %r167, 4;
 	add.s64 	%rd52, %rd2, %rd51;
 	ld.global.f32 	%f53, [%rd52];
@@ -16699,11 +16791,11 @@ $L__BB50_25:
 	add.s32 	%r170, %r170, 4;
 	add.s32 	%r141, %r67, %r170;
 	setp.ne.s32 	%p19, %r141, 0;
-	@%p19 bra 	$L__BB50_25;
+	@%p19 bra 	$L__BB52_25;
 
-$L__BB50_26:
+$L__BB52_26:
 	setp.eq.s32 	%p20, %r6, 0;
-	@%p20 bra 	$L__BB50_29;
+	@%p20 bra 	$L__BB52_29;
 
 	add.s32 	%r142, %r4, %r84;
 	add.s32 	%r143, %r170, %r3;
@@ -16712,7 +16804,7 @@ $L__BB50_26:
 	add.s32 	%r145, %r4, %r83;
 	add.s32 	%r171, %r145, %r144;
 
-$L__BB50_28:
+$L__BB52_28:
 	.pragma "nounroll";
 	mul.wide.s32 	%rd61, %r171, 4;
 	add.s64 	%rd62, %rd2, %rd61;
@@ -16725,9 +16817,9 @@ $L__BB50_28:
 	add.s32 	%r171, %r171, %r86;
 	add.s32 	%r6, %r6, -1;
 	setp.ne.s32 	%p21, %r6, 0;
-	@%p21 bra 	$L__BB50_28;
+	@%p21 bra 	$L__BB52_28;
 
-$L__BB50_29:
+$L__BB52_29:
 	ret;
 
 }
@@ -16759,7 +16851,7 @@ $L__BB50_29:
 	mov.u32 	%r8, %tid.x;
 	mad.lo.s32 	%r1, %r7, %r6, %r8;
 	setp.ge.s32 	%p6, %r1, %r5;
-	@%p6 bra 	$L__BB51_11;
+	@%p6 bra 	$L__BB53_11;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r9, %r1, %r2;
@@ -16769,41 +16861,41 @@ $L__BB50_29:
 	abs.f32 	%f2, %f1;
 	mov.pred 	%p17, 0;
 	setp.gt.s32 	%p8, %r4, 1;
-	@%p8 bra 	$L__BB51_5;
+	@%p8 bra 	$L__BB53_5;
 
 	setp.eq.s32 	%p11, %r4, 0;
-	@%p11 bra 	$L__BB51_9;
+	@%p11 bra 	$L__BB53_9;
 
 	setp.eq.s32 	%p12, %r4, 1;
-	@%p12 bra 	$L__BB51_4;
-	bra.uni 	$L__BB51_10;
+	@%p12 bra 	$L__BB53_4;
+	bra.uni 	$L__BB53_10;
 
-$L__BB51_4:
+$L__BB53_4:
 	setp.eq.f32 	%p17, %f2, 0f7F800000;
-	bra.uni 	$L__BB51_10;
+	bra.uni 	$L__BB53_10;
 
-$L__BB51_5:
+$L__BB53_5:
 	setp.eq.s32 	%p9, %r4, 2;
-	@%p9 bra 	$L__BB51_8;
+	@%p9 bra 	$L__BB53_8;
 
 	setp.ne.s32 	%p10, %r4, 3;
-	@%p10 bra 	$L__BB51_10;
+	@%p10 bra 	$L__BB53_10;
 
 	setp.eq.f32 	%p13, %f2, 0f7F800000;
 	setp.lt.f32 	%p14, %f1, 0f00000000;
 	and.pred  	%p17, %p14, %p13;
-	bra.uni 	$L__BB51_10;
+	bra.uni 	$L__BB53_10;
 
-$L__BB51_9:
+$L__BB53_9:
 	setp.gtu.f32 	%p17, %f2, 0f7F800000;
-	bra.uni 	$L__BB51_10;
+	bra.uni 	$L__BB53_10;
 
-$L__BB51_8:
+$L__BB53_8:
 	setp.eq.f32 	%p15, %f2, 0f7F800000;
 	setp.gt.f32 	%p16, %f1, 0f00000000;
 	and.pred  	%p17, %p16, %p15;
 
-$L__BB51_10:
+$L__BB53_10:
 	add.s32 	%r10, %r1, %r3;
 	cvt.s64.s32 	%rd6, %r10;
 	cvta.to.global.u64 	%rd7, %rd2;
@@ -16811,7 +16903,7 @@ $L__BB51_10:
 	selp.u16 	%rs1, 1, 0, %p17;
 	st.global.u8 	[%rd8], %rs1;
 
-$L__BB51_11:
+$L__BB53_11:
 	ret;
 
 }
@@ -16840,7 +16932,7 @@ $L__BB51_11:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB52_2;
+	@%p1 bra 	$L__BB54_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -16855,7 +16947,7 @@ $L__BB51_11:
 	add.s64 	%rd9, %rd8, %rd7;
 	st.global.u8 	[%rd9], %rs1;
 
-$L__BB52_2:
+$L__BB54_2:
 	ret;
 
 }
@@ -16884,7 +16976,7 @@ $L__BB52_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB53_2;
+	@%p1 bra 	$L__BB55_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -16899,7 +16991,7 @@ $L__BB52_2:
 	add.s64 	%rd8, %rd7, %rd6;
 	st.global.u8 	[%rd8], %rs1;
 
-$L__BB53_2:
+$L__BB55_2:
 	ret;
 
 }
@@ -16928,7 +17020,7 @@ $L__BB53_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB54_2;
+	@%p1 bra 	$L__BB56_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -16943,7 +17035,7 @@ $L__BB53_2:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.u64 	[%rd9], %rd6;
 
-$L__BB54_2:
+$L__BB56_2:
 	ret;
 
 }
@@ -16972,7 +17064,7 @@ $L__BB54_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB55_2;
+	@%p1 bra 	$L__BB57_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -16987,7 +17079,7 @@ $L__BB54_2:
 	add.s64 	%rd8, %rd6, %rd7;
 	st.global.u32 	[%rd8], %r9;
 
-$L__BB55_2:
+$L__BB57_2:
 	ret;
 
 }
@@ -17015,7 +17107,7 @@ $L__BB55_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB56_2;
+	@%p1 bra 	$L__BB58_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -17028,7 +17120,7 @@ $L__BB55_2:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.u32 	[%rd9], %rd6;
 
-$L__BB56_2:
+$L__BB58_2:
 	ret;
 
 }
@@ -17056,7 +17148,7 @@ $L__BB56_2:
 	mov.u32 	%r7, %tid.x;
 	mad.lo.s32 	%r1, %r5, %r6, %r7;
 	setp.ge.s32 	%p1, %r1, %r4;
-	@%p1 bra 	$L__BB57_2;
+	@%p1 bra 	$L__BB59_2;
 
 	cvta.to.global.u64 	%rd3, %rd1;
 	add.s32 	%r8, %r1, %r2;
@@ -17069,7 +17161,7 @@ $L__BB56_2:
 	add.s64 	%rd9, %rd7, %rd8;
 	st.global.u64 	[%rd9], %rd6;
 
-$L__BB57_2:
+$L__BB59_2:
 	ret;
 
 }
@@ -17149,7 +17241,7 @@ $L__BB57_2:
 	ld.global.u32 	%r6, [%rd9+12];
 	mul.lo.s32 	%r276, %r275, %r6;
 	setp.ge.s32 	%p1, %r1, %r276;
-	@%p1 bra 	$L__BB58_280;
+	@%p1 bra 	$L__BB60_280;
 
 	div.s32 	%r277, %r1, %r6;
 	mul.lo.s32 	%r278, %r277, %r6;
@@ -17166,13 +17258,13 @@ $L__BB57_2:
 	add.s64 	%rd10, %rd147, %rd148;
 	setp.lt.s32 	%p2, %r4, 1;
 	mov.f32 	%f351, 0fFF800000;
-	@%p2 bra 	$L__BB58_70;
+	@%p2 bra 	$L__BB60_70;
 
 	mad.lo.s32 	%r11, %r4, %r1, %r268;
 	mov.f32 	%f351, 0fFF800000;
 	mov.u32 	%r656, 0;
 
-$L__BB58_3:
+$L__BB60_3:
 	ld.global.u32 	%r13, [%rd9+12];
 	ld.global.u32 	%r14, [%rd9+24];
 	ld.global.u32 	%r15, [%rd9+20];
@@ -17182,21 +17274,21 @@ $L__BB58_3:
 	div.s32 	%r18, %r8, %r284;
 	ld.global.u32 	%r19, [%rd9+32];
 	setp.eq.s32 	%p3, %r19, 0;
-	@%p3 bra 	$L__BB58_5;
+	@%p3 bra 	$L__BB60_5;
 
 	mad.lo.s32 	%r285, %r13, %r9, %r7;
 	mad.lo.s32 	%r657, %r285, %r17, %r8;
-	bra.uni 	$L__BB58_6;
+	bra.uni 	$L__BB60_6;
 
-$L__BB58_5:
+$L__BB60_5:
 	mad.lo.s32 	%r286, %r17, %r9, %r8;
 	mad.lo.s32 	%r657, %r286, %r13, %r7;
 
-$L__BB58_6:
+$L__BB60_6:
 	mad.lo.s32 	%r23, %r657, %r14, %r260;
 	setp.lt.s32 	%p4, %r14, 1;
 	mov.f32 	%f347, 0f00000000;
-	@%p4 bra 	$L__BB58_56;
+	@%p4 bra 	$L__BB60_56;
 
 	mad.lo.s32 	%r24, %r16, %r9, %r18;
 	mad.lo.s32 	%r288, %r24, %r15, %r656;
@@ -17207,265 +17299,265 @@ $L__BB58_6:
 	setp.lt.u32 	%p5, %r289, 3;
 	mov.f32 	%f347, 0f00000000;
 	mov.u32 	%r664, 0;
-	@%p5 bra 	$L__BB58_34;
+	@%p5 bra 	$L__BB60_34;
 
 	sub.s32 	%r659, %r14, %r27;
 	mov.f32 	%f347, 0f00000000;
 	mov.u32 	%r664, 0;
 
-$L__BB58_9:
+$L__BB60_9:
 	add.s32 	%r291, %r23, %r664;
 	mul.wide.s32 	%rd149, %r291, 4;
 	add.s64 	%rd12, %rd3, %rd149;
 	ld.global.f32 	%f3, [%rd12];
 	setp.lt.s32 	%p6, %r656, %r15;
-	@%p6 bra 	$L__BB58_14;
-	bra.uni 	$L__BB58_10;
+	@%p6 bra 	$L__BB60_14;
+	bra.uni 	$L__BB60_10;
 
-$L__BB58_14:
+$L__BB60_14:
 	add.s32 	%r295, %r664, %r263;
 	add.s32 	%r296, %r295, %r25;
 	mul.wide.s32 	%rd151, %r296, 4;
 	add.s64 	%rd255, %rd1, %rd151;
-	bra.uni 	$L__BB58_15;
+	bra.uni 	$L__BB60_15;
 
-$L__BB58_10:
+$L__BB60_10:
 	ld.global.u32 	%r31, [%rd9+16];
-	@%p3 bra 	$L__BB58_12;
+	@%p3 bra 	$L__BB60_12;
 
 	mad.lo.s32 	%r292, %r31, %r9, %r26;
 	mad.lo.s32 	%r660, %r292, %r16, %r18;
-	bra.uni 	$L__BB58_13;
+	bra.uni 	$L__BB60_13;
 
-$L__BB58_12:
+$L__BB60_12:
 	mad.lo.s32 	%r660, %r31, %r24, %r26;
 
-$L__BB58_13:
+$L__BB60_13:
 	add.s32 	%r293, %r664, %r261;
 	mad.lo.s32 	%r294, %r660, %r14, %r293;
 	mul.wide.s32 	%rd150, %r294, 4;
 	add.s64 	%rd255, %rd2, %rd150;
 
-$L__BB58_15:
+$L__BB60_15:
 	ld.global.f32 	%f127, [%rd255];
 	fma.rn.f32 	%f4, %f3, %f127, %f347;
 	add.s32 	%r35, %r664, 1;
 	ld.global.f32 	%f5, [%rd12+4];
-	@%p6 bra 	$L__BB58_20;
-	bra.uni 	$L__BB58_16;
+	@%p6 bra 	$L__BB60_20;
+	bra.uni 	$L__BB60_16;
 
-$L__BB58_20:
+$L__BB60_20:
 	add.s32 	%r300, %r35, %r263;
 	add.s32 	%r301, %r300, %r25;
 	mul.wide.s32 	%rd153, %r301, 4;
 	add.s64 	%rd256, %rd1, %rd153;
-	bra.uni 	$L__BB58_21;
+	bra.uni 	$L__BB60_21;
 
-$L__BB58_16:
+$L__BB60_16:
 	ld.global.u32 	%r36, [%rd9+16];
-	@%p3 bra 	$L__BB58_18;
+	@%p3 bra 	$L__BB60_18;
 
 	mad.lo.s32 	%r297, %r36, %r9, %r26;
 	mad.lo.s32 	%r661, %r297, %r16, %r18;
-	bra.uni 	$L__BB58_19;
+	bra.uni 	$L__BB60_19;
 
-$L__BB58_18:
+$L__BB60_18:
 	mad.lo.s32 	%r661, %r36, %r24, %r26;
 
-$L__BB58_19:
+$L__BB60_19:
 	add.s32 	%r647, %r664, 1;
 	add.s32 	%r298, %r647, %r261;
 	mad.lo.s32 	%r299, %r661, %r14, %r298;
 	mul.wide.s32 	%rd152, %r299, 4;
 	add.s64 	%rd256, %rd2, %rd152;
 
-$L__BB58_21:
+$L__BB60_21:
 	ld.global.f32 	%f128, [%rd256];
 	fma.rn.f32 	%f6, %f5, %f128, %f4;
 	add.s32 	%r40, %r664, 2;
 	ld.global.f32 	%f7, [%rd12+8];
-	@%p6 bra 	$L__BB58_26;
-	bra.uni 	$L__BB58_22;
+	@%p6 bra 	$L__BB60_26;
+	bra.uni 	$L__BB60_22;
 
-$L__BB58_26:
+$L__BB60_26:
 	add.s32 	%r305, %r40, %r263;
 	add.s32 	%r306, %r305, %r25;
 	mul.wide.s32 	%rd155, %r306, 4;
 	add.s64 	%rd257, %rd1, %rd155;
-	bra.uni 	$L__BB58_27;
+	bra.uni 	$L__BB60_27;
 
-$L__BB58_22:
+$L__BB60_22:
 	ld.global.u32 	%r41, [%rd9+16];
-	@%p3 bra 	$L__BB58_24;
+	@%p3 bra 	$L__BB60_24;
 
 	mad.lo.s32 	%r302, %r41, %r9, %r26;
 	mad.lo.s32 	%r662, %r302, %r16, %r18;
-	bra.uni 	$L__BB58_25;
+	bra.uni 	$L__BB60_25;
 
-$L__BB58_24:
+$L__BB60_24:
 	mad.lo.s32 	%r662, %r41, %r24, %r26;
 
-$L__BB58_25:
+$L__BB60_25:
 	add.s32 	%r648, %r664, 2;
 	add.s32 	%r303, %r648, %r261;
 	mad.lo.s32 	%r304, %r662, %r14, %r303;
 	mul.wide.s32 	%rd154, %r304, 4;
 	add.s64 	%rd257, %rd2, %rd154;
 
-$L__BB58_27:
+$L__BB60_27:
 	ld.global.f32 	%f129, [%rd257];
 	fma.rn.f32 	%f8, %f7, %f129, %f6;
 	add.s32 	%r45, %r664, 3;
 	ld.global.f32 	%f9, [%rd12+12];
-	@%p6 bra 	$L__BB58_32;
-	bra.uni 	$L__BB58_28;
+	@%p6 bra 	$L__BB60_32;
+	bra.uni 	$L__BB60_28;
 
-$L__BB58_32:
+$L__BB60_32:
 	add.s32 	%r310, %r45, %r263;
 	add.s32 	%r311, %r310, %r25;
 	mul.wide.s32 	%rd157, %r311, 4;
 	add.s64 	%rd258, %rd1, %rd157;
-	bra.uni 	$L__BB58_33;
+	bra.uni 	$L__BB60_33;
 
-$L__BB58_28:
+$L__BB60_28:
 	ld.global.u32 	%r46, [%rd9+16];
-	@%p3 bra 	$L__BB58_30;
+	@%p3 bra 	$L__BB60_30;
 
 	mad.lo.s32 	%r307, %r46, %r9, %r26;
 	mad.lo.s32 	%r663, %r307, %r16, %r18;
-	bra.uni 	$L__BB58_31;
+	bra.uni 	$L__BB60_31;
 
-$L__BB58_30:
+$L__BB60_30:
 	mad.lo.s32 	%r663, %r46, %r24, %r26;
 
-$L__BB58_31:
+$L__BB60_31:
 	add.s32 	%r308, %r45, %r261;
 	mad.lo.s32 	%r309, %r663, %r14, %r308;
 	mul.wide.s32 	%rd156, %r309, 4;
 	add.s64 	%rd258, %rd2, %rd156;
 
-$L__BB58_33:
+$L__BB60_33:
 	ld.global.f32 	%f130, [%rd258];
 	fma.rn.f32 	%f347, %f9, %f130, %f8;
 	add.s32 	%r664, %r664, 4;
 	add.s32 	%r659, %r659, -4;
 	setp.ne.s32 	%p14, %r659, 0;
-	@%p14 bra 	$L__BB58_9;
+	@%p14 bra 	$L__BB60_9;
 
-$L__BB58_34:
+$L__BB60_34:
 	setp.eq.s32 	%p15, %r27, 0;
-	@%p15 bra 	$L__BB58_56;
+	@%p15 bra 	$L__BB60_56;
 
 	setp.lt.s32 	%p16, %r656, %r15;
 	add.s32 	%r312, %r23, %r664;
 	mul.wide.s32 	%rd158, %r312, 4;
 	add.s64 	%rd25, %rd3, %rd158;
 	ld.global.f32 	%f13, [%rd25];
-	@%p16 bra 	$L__BB58_40;
-	bra.uni 	$L__BB58_36;
+	@%p16 bra 	$L__BB60_40;
+	bra.uni 	$L__BB60_36;
 
-$L__BB58_40:
+$L__BB60_40:
 	add.s32 	%r316, %r664, %r263;
 	add.s32 	%r317, %r316, %r25;
 	mul.wide.s32 	%rd160, %r317, 4;
 	add.s64 	%rd259, %rd1, %rd160;
-	bra.uni 	$L__BB58_41;
+	bra.uni 	$L__BB60_41;
 
-$L__BB58_36:
+$L__BB60_36:
 	ld.global.u32 	%r53, [%rd9+16];
-	@%p3 bra 	$L__BB58_38;
+	@%p3 bra 	$L__BB60_38;
 
 	mad.lo.s32 	%r313, %r53, %r9, %r26;
 	mad.lo.s32 	%r665, %r313, %r16, %r18;
-	bra.uni 	$L__BB58_39;
+	bra.uni 	$L__BB60_39;
 
-$L__BB58_38:
+$L__BB60_38:
 	mad.lo.s32 	%r665, %r53, %r24, %r26;
 
-$L__BB58_39:
+$L__BB60_39:
 	add.s32 	%r314, %r664, %r261;
 	mad.lo.s32 	%r315, %r665, %r14, %r314;
 	mul.wide.s32 	%rd159, %r315, 4;
 	add.s64 	%rd259, %rd2, %rd159;
 
-$L__BB58_41:
+$L__BB60_41:
 	ld.global.f32 	%f131, [%rd259];
 	fma.rn.f32 	%f347, %f13, %f131, %f347;
 	add.s32 	%r57, %r664, 1;
 	setp.eq.s32 	%p18, %r27, 1;
-	@%p18 bra 	$L__BB58_56;
+	@%p18 bra 	$L__BB60_56;
 
 	ld.global.f32 	%f15, [%rd25+4];
-	@%p16 bra 	$L__BB58_47;
-	bra.uni 	$L__BB58_43;
+	@%p16 bra 	$L__BB60_47;
+	bra.uni 	$L__BB60_43;
 
-$L__BB58_47:
+$L__BB60_47:
 	add.s32 	%r321, %r57, %r263;
 	add.s32 	%r322, %r321, %r25;
 	mul.wide.s32 	%rd162, %r322, 4;
 	add.s64 	%rd260, %rd1, %rd162;
-	bra.uni 	$L__BB58_48;
+	bra.uni 	$L__BB60_48;
 
-$L__BB58_43:
+$L__BB60_43:
 	ld.global.u32 	%r58, [%rd9+16];
-	@%p3 bra 	$L__BB58_45;
+	@%p3 bra 	$L__BB60_45;
 
 	mad.lo.s32 	%r318, %r58, %r9, %r26;
 	mad.lo.s32 	%r666, %r318, %r16, %r18;
-	bra.uni 	$L__BB58_46;
+	bra.uni 	$L__BB60_46;
 
-$L__BB58_45:
+$L__BB60_45:
 	mad.lo.s32 	%r666, %r58, %r24, %r26;
 
-$L__BB58_46:
+$L__BB60_46:
 	add.s32 	%r319, %r57, %r261;
 	mad.lo.s32 	%r320, %r666, %r14, %r319;
 	mul.wide.s32 	%rd161, %r320, 4;
 	add.s64 	%rd260, %rd2, %rd161;
 
-$L__BB58_48:
+$L__BB60_48:
 	ld.global.f32 	%f132, [%rd260];
 	fma.rn.f32 	%f347, %f15, %f132, %f347;
 	add.s32 	%r62, %r664, 2;
 	setp.eq.s32 	%p21, %r27, 2;
-	@%p21 bra 	$L__BB58_56;
+	@%p21 bra 	$L__BB60_56;
 
 	ld.global.f32 	%f17, [%rd25+8];
-	@%p16 bra 	$L__BB58_54;
-	bra.uni 	$L__BB58_50;
+	@%p16 bra 	$L__BB60_54;
+	bra.uni 	$L__BB60_50;
 
-$L__BB58_54:
+$L__BB60_54:
 	add.s32 	%r326, %r62, %r263;
 	add.s32 	%r327, %r326, %r25;
 	mul.wide.s32 	%rd164, %r327, 4;
 	add.s64 	%rd261, %rd1, %rd164;
-	bra.uni 	$L__BB58_55;
+	bra.uni 	$L__BB60_55;
 
-$L__BB58_50:
+$L__BB60_50:
 	ld.global.u32 	%r63, [%rd9+16];
-	@%p3 bra 	$L__BB58_52;
+	@%p3 bra 	$L__BB60_52;
 
 	mad.lo.s32 	%r323, %r63, %r9, %r26;
 	mad.lo.s32 	%r667, %r323, %r16, %r18;
-	bra.uni 	$L__BB58_53;
+	bra.uni 	$L__BB60_53;
 
-$L__BB58_52:
+$L__BB60_52:
 	mad.lo.s32 	%r667, %r63, %r24, %r26;
 
-$L__BB58_53:
+$L__BB60_53:
 	add.s32 	%r324, %r62, %r261;
 	mad.lo.s32 	%r325, %r667, %r14, %r324;
 	mul.wide.s32 	%rd163, %r325, 4;
 	add.s64 	%rd261, %rd2, %rd163;
 
-$L__BB58_55:
+$L__BB60_55:
 	ld.global.f32 	%f133, [%rd261];
 	fma.rn.f32 	%f347, %f17, %f133, %f347;
 
-$L__BB58_56:
+$L__BB60_56:
 	mul.f32 	%f348, %f347, %f119;
 	setp.leu.f32 	%p24, %f120, 0f00000000;
-	@%p24 bra 	$L__BB58_58;
+	@%p24 bra 	$L__BB60_58;
 
 	div.rn.f32 	%f134, %f348, %f120;
 	abs.f32 	%f135, %f134;
@@ -17498,16 +17590,16 @@ $L__BB58_56:
 	selp.f32 	%f156, %f144, %f155, %p26;
 	mul.f32 	%f348, %f156, %f120;
 
-$L__BB58_58:
+$L__BB60_58:
 	ld.global.u32 	%r67, [%rd9+36];
 	setp.eq.s32 	%p27, %r67, 0;
 	mov.f32 	%f349, 0f00000000;
-	@%p27 bra 	$L__BB58_63;
+	@%p27 bra 	$L__BB60_63;
 
 	ld.global.u32 	%r332, [%rd9+40];
 	setp.le.s32 	%p28, %r332, %r656;
 	mov.f32 	%f349, 0fFF800000;
-	@%p28 bra 	$L__BB58_63;
+	@%p28 bra 	$L__BB60_63;
 
 	ld.global.u32 	%r333, [%rd9+44];
 	mul.lo.s32 	%r334, %r333, %r9;
@@ -17520,22 +17612,22 @@ $L__BB58_58:
 	add.s32 	%r341, %r340, %r265;
 	cvt.s64.s32 	%rd35, %r341;
 	setp.eq.s32 	%p29, %r67, 1;
-	@%p29 bra 	$L__BB58_62;
-	bra.uni 	$L__BB58_61;
+	@%p29 bra 	$L__BB60_62;
+	bra.uni 	$L__BB60_61;
 
-$L__BB58_62:
+$L__BB60_62:
 	shl.b64 	%rd166, %rd35, 2;
 	add.s64 	%rd167, %rd8, %rd166;
 	ld.global.f32 	%f349, [%rd167];
-	bra.uni 	$L__BB58_63;
+	bra.uni 	$L__BB60_63;
 
-$L__BB58_61:
+$L__BB60_61:
 	add.s64 	%rd165, %rd8, %rd35;
 	ld.global.u8 	%rs1, [%rd165];
 	setp.eq.s16 	%p30, %rs1, 0;
 	selp.f32 	%f349, 0fFF800000, 0f00000000, %p30;
 
-$L__BB58_63:
+$L__BB60_63:
 	ld.global.u32 	%r342, [%rd9+60];
 	setp.ne.s32 	%p31, %r342, 0;
 	sub.s32 	%r343, %r656, %r15;
@@ -17544,41 +17636,41 @@ $L__BB58_63:
 	selp.f32 	%f350, 0fFF800000, %f349, %p33;
 	ld.global.u32 	%r344, [%rd9+64];
 	setp.eq.s32 	%p34, %r344, 0;
-	@%p34 bra 	$L__BB58_65;
+	@%p34 bra 	$L__BB60_65;
 
 	ld.global.u64 	%rd168, [%rd10];
 	cvt.u64.u32 	%rd169, %r656;
 	setp.gt.s64 	%p35, %rd168, %rd169;
 	selp.f32 	%f350, %f350, 0fFF800000, %p35;
 
-$L__BB58_65:
+$L__BB60_65:
 	add.s32 	%r345, %r11, %r656;
 	mul.wide.s32 	%rd170, %r345, 4;
 	add.s64 	%rd36, %rd7, %rd170;
 	setp.gt.u32 	%p36, %r3, 1;
-	@%p36 bra 	$L__BB58_67;
+	@%p36 bra 	$L__BB60_67;
 
 	st.global.f32 	[%rd36], %f348;
 
-$L__BB58_67:
+$L__BB60_67:
 	setp.ne.s32 	%p37, %r3, 2;
 	add.f32 	%f29, %f348, %f350;
-	@%p37 bra 	$L__BB58_69;
+	@%p37 bra 	$L__BB60_69;
 
 	st.global.f32 	[%rd36], %f29;
 
-$L__BB58_69:
+$L__BB60_69:
 	max.f32 	%f351, %f351, %f29;
 	add.s32 	%r656, %r656, 1;
 	setp.lt.s32 	%p38, %r656, %r4;
-	@%p38 bra 	$L__BB58_3;
+	@%p38 bra 	$L__BB60_3;
 
-$L__BB58_70:
+$L__BB60_70:
 	setp.gt.s32 	%p39, %r4, 0;
-	@%p39 bra 	$L__BB58_72;
-	bra.uni 	$L__BB58_71;
+	@%p39 bra 	$L__BB60_72;
+	bra.uni 	$L__BB60_71;
 
-$L__BB58_72:
+$L__BB60_72:
 	ld.global.u32 	%r70, [%rd9+20];
 	ld.global.u32 	%r71, [%rd9+8];
 	ld.global.u32 	%r72, [%rd9+4];
@@ -17592,7 +17684,7 @@ $L__BB58_72:
 	ld.global.u32 	%r78, [%rd9+64];
 	ld.global.u32 	%r79, [%rd9+24];
 	add.s32 	%r80, %r79, -1;
-	@%p40 bra 	$L__BB58_113;
+	@%p40 bra 	$L__BB60_113;
 
 	mad.lo.s32 	%r348, %r75, %r9, %r7;
 	mad.lo.s32 	%r349, %r348, %r72, %r8;
@@ -17605,39 +17697,39 @@ $L__BB58_72:
 	mov.u32 	%r668, 0;
 	mov.f32 	%f368, %f160;
 
-$L__BB58_74:
+$L__BB60_74:
 	setp.lt.s32 	%p41, %r79, 1;
 	mov.f32 	%f356, %f160;
-	@%p41 bra 	$L__BB58_103;
+	@%p41 bra 	$L__BB60_103;
 
 	setp.lt.u32 	%p42, %r80, 3;
 	add.s32 	%r352, %r82, %r668;
 	mul.lo.s32 	%r86, %r352, %r79;
 	mov.f32 	%f356, 0f00000000;
 	mov.u32 	%r671, 0;
-	@%p42 bra 	$L__BB58_90;
+	@%p42 bra 	$L__BB60_90;
 
 	mov.f32 	%f356, 0f00000000;
 	mov.u32 	%r671, 0;
 	mov.u32 	%r670, %r84;
 
-$L__BB58_77:
+$L__BB60_77:
 	add.s32 	%r354, %r81, %r671;
 	mul.wide.s32 	%rd171, %r354, 4;
 	add.s64 	%rd38, %rd3, %rd171;
 	ld.global.f32 	%f34, [%rd38];
 	setp.lt.s32 	%p43, %r668, %r70;
-	@%p43 bra 	$L__BB58_79;
-	bra.uni 	$L__BB58_78;
+	@%p43 bra 	$L__BB60_79;
+	bra.uni 	$L__BB60_78;
 
-$L__BB58_79:
+$L__BB60_79:
 	add.s32 	%r360, %r671, %r263;
 	add.s32 	%r361, %r360, %r86;
 	mul.wide.s32 	%rd173, %r361, 4;
 	add.s64 	%rd262, %rd1, %rd173;
-	bra.uni 	$L__BB58_80;
+	bra.uni 	$L__BB60_80;
 
-$L__BB58_78:
+$L__BB60_78:
 	sub.s32 	%r635, %r668, %r70;
 	ld.global.u32 	%r355, [%rd9+16];
 	mad.lo.s32 	%r356, %r355, %r9, %r635;
@@ -17647,22 +17739,22 @@ $L__BB58_78:
 	mul.wide.s32 	%rd172, %r359, 4;
 	add.s64 	%rd262, %rd2, %rd172;
 
-$L__BB58_80:
+$L__BB60_80:
 	ld.global.f32 	%f165, [%rd262];
 	fma.rn.f32 	%f35, %f34, %f165, %f356;
 	add.s32 	%r90, %r671, 1;
 	ld.global.f32 	%f36, [%rd38+4];
-	@%p43 bra 	$L__BB58_82;
-	bra.uni 	$L__BB58_81;
+	@%p43 bra 	$L__BB60_82;
+	bra.uni 	$L__BB60_81;
 
-$L__BB58_82:
+$L__BB60_82:
 	add.s32 	%r367, %r90, %r263;
 	add.s32 	%r368, %r367, %r86;
 	mul.wide.s32 	%rd175, %r368, 4;
 	add.s64 	%rd263, %rd1, %rd175;
-	bra.uni 	$L__BB58_83;
+	bra.uni 	$L__BB60_83;
 
-$L__BB58_81:
+$L__BB60_81:
 	sub.s32 	%r632, %r668, %r70;
 	ld.global.u32 	%r362, [%rd9+16];
 	mad.lo.s32 	%r363, %r362, %r9, %r632;
@@ -17672,22 +17764,22 @@ $L__BB58_81:
 	mul.wide.s32 	%rd174, %r366, 4;
 	add.s64 	%rd263, %rd2, %rd174;
 
-$L__BB58_83:
+$L__BB60_83:
 	ld.global.f32 	%f166, [%rd263];
 	fma.rn.f32 	%f37, %f36, %f166, %f35;
 	add.s32 	%r91, %r671, 2;
 	ld.global.f32 	%f38, [%rd38+8];
-	@%p43 bra 	$L__BB58_85;
-	bra.uni 	$L__BB58_84;
+	@%p43 bra 	$L__BB60_85;
+	bra.uni 	$L__BB60_84;
 
-$L__BB58_85:
+$L__BB60_85:
 	add.s32 	%r374, %r91, %r263;
 	add.s32 	%r375, %r374, %r86;
 	mul.wide.s32 	%rd177, %r375, 4;
 	add.s64 	%rd264, %rd1, %rd177;
-	bra.uni 	$L__BB58_86;
+	bra.uni 	$L__BB60_86;
 
-$L__BB58_84:
+$L__BB60_84:
 	sub.s32 	%r633, %r668, %r70;
 	ld.global.u32 	%r369, [%rd9+16];
 	mad.lo.s32 	%r370, %r369, %r9, %r633;
@@ -17697,22 +17789,22 @@ $L__BB58_84:
 	mul.wide.s32 	%rd176, %r373, 4;
 	add.s64 	%rd264, %rd2, %rd176;
 
-$L__BB58_86:
+$L__BB60_86:
 	ld.global.f32 	%f167, [%rd264];
 	fma.rn.f32 	%f39, %f38, %f167, %f37;
 	add.s32 	%r92, %r671, 3;
 	ld.global.f32 	%f40, [%rd38+12];
-	@%p43 bra 	$L__BB58_88;
-	bra.uni 	$L__BB58_87;
+	@%p43 bra 	$L__BB60_88;
+	bra.uni 	$L__BB60_87;
 
-$L__BB58_88:
+$L__BB60_88:
 	add.s32 	%r381, %r92, %r263;
 	add.s32 	%r382, %r381, %r86;
 	mul.wide.s32 	%rd179, %r382, 4;
 	add.s64 	%rd265, %rd1, %rd179;
-	bra.uni 	$L__BB58_89;
+	bra.uni 	$L__BB60_89;
 
-$L__BB58_87:
+$L__BB60_87:
 	sub.s32 	%r634, %r668, %r70;
 	ld.global.u32 	%r376, [%rd9+16];
 	mad.lo.s32 	%r377, %r376, %r9, %r634;
@@ -17722,34 +17814,34 @@ $L__BB58_87:
 	mul.wide.s32 	%rd178, %r380, 4;
 	add.s64 	%rd265, %rd2, %rd178;
 
-$L__BB58_89:
+$L__BB60_89:
 	ld.global.f32 	%f168, [%rd265];
 	fma.rn.f32 	%f356, %f40, %f168, %f39;
 	add.s32 	%r671, %r671, 4;
 	add.s32 	%r670, %r670, -4;
 	setp.ne.s32 	%p47, %r670, 0;
-	@%p47 bra 	$L__BB58_77;
+	@%p47 bra 	$L__BB60_77;
 
-$L__BB58_90:
+$L__BB60_90:
 	setp.eq.s32 	%p48, %r83, 0;
-	@%p48 bra 	$L__BB58_103;
+	@%p48 bra 	$L__BB60_103;
 
 	setp.lt.s32 	%p49, %r668, %r70;
 	add.s32 	%r383, %r81, %r671;
 	mul.wide.s32 	%rd180, %r383, 4;
 	add.s64 	%rd51, %rd3, %rd180;
 	ld.global.f32 	%f44, [%rd51];
-	@%p49 bra 	$L__BB58_93;
-	bra.uni 	$L__BB58_92;
+	@%p49 bra 	$L__BB60_93;
+	bra.uni 	$L__BB60_92;
 
-$L__BB58_93:
+$L__BB60_93:
 	add.s32 	%r389, %r671, %r263;
 	add.s32 	%r390, %r389, %r86;
 	mul.wide.s32 	%rd182, %r390, 4;
 	add.s64 	%rd266, %rd1, %rd182;
-	bra.uni 	$L__BB58_94;
+	bra.uni 	$L__BB60_94;
 
-$L__BB58_92:
+$L__BB60_92:
 	sub.s32 	%r636, %r668, %r70;
 	ld.global.u32 	%r384, [%rd9+16];
 	mad.lo.s32 	%r385, %r384, %r9, %r636;
@@ -17759,26 +17851,26 @@ $L__BB58_92:
 	mul.wide.s32 	%rd181, %r388, 4;
 	add.s64 	%rd266, %rd2, %rd181;
 
-$L__BB58_94:
+$L__BB60_94:
 	ld.global.f32 	%f169, [%rd266];
 	fma.rn.f32 	%f356, %f44, %f169, %f356;
 	add.s32 	%r96, %r671, 1;
 	setp.eq.s32 	%p50, %r83, 1;
-	@%p50 bra 	$L__BB58_103;
+	@%p50 bra 	$L__BB60_103;
 
 	setp.lt.s32 	%p156, %r668, %r70;
 	ld.global.f32 	%f46, [%rd51+4];
-	@%p156 bra 	$L__BB58_97;
-	bra.uni 	$L__BB58_96;
+	@%p156 bra 	$L__BB60_97;
+	bra.uni 	$L__BB60_96;
 
-$L__BB58_97:
+$L__BB60_97:
 	add.s32 	%r396, %r96, %r263;
 	add.s32 	%r397, %r396, %r86;
 	mul.wide.s32 	%rd184, %r397, 4;
 	add.s64 	%rd267, %rd1, %rd184;
-	bra.uni 	$L__BB58_98;
+	bra.uni 	$L__BB60_98;
 
-$L__BB58_96:
+$L__BB60_96:
 	sub.s32 	%r637, %r668, %r70;
 	ld.global.u32 	%r391, [%rd9+16];
 	mad.lo.s32 	%r392, %r391, %r9, %r637;
@@ -17788,26 +17880,26 @@ $L__BB58_96:
 	mul.wide.s32 	%rd183, %r395, 4;
 	add.s64 	%rd267, %rd2, %rd183;
 
-$L__BB58_98:
+$L__BB60_98:
 	ld.global.f32 	%f170, [%rd267];
 	fma.rn.f32 	%f356, %f46, %f170, %f356;
 	add.s32 	%r97, %r671, 2;
 	setp.eq.s32 	%p52, %r83, 2;
-	@%p52 bra 	$L__BB58_103;
+	@%p52 bra 	$L__BB60_103;
 
 	setp.lt.s32 	%p157, %r668, %r70;
 	ld.global.f32 	%f48, [%rd51+8];
-	@%p157 bra 	$L__BB58_101;
-	bra.uni 	$L__BB58_100;
+	@%p157 bra 	$L__BB60_101;
+	bra.uni 	$L__BB60_100;
 
-$L__BB58_101:
+$L__BB60_101:
 	add.s32 	%r403, %r97, %r263;
 	add.s32 	%r404, %r403, %r86;
 	mul.wide.s32 	%rd186, %r404, 4;
 	add.s64 	%rd268, %rd1, %rd186;
-	bra.uni 	$L__BB58_102;
+	bra.uni 	$L__BB60_102;
 
-$L__BB58_100:
+$L__BB60_100:
 	sub.s32 	%r638, %r668, %r70;
 	ld.global.u32 	%r398, [%rd9+16];
 	mad.lo.s32 	%r399, %r398, %r9, %r638;
@@ -17817,14 +17909,14 @@ $L__BB58_100:
 	mul.wide.s32 	%rd185, %r402, 4;
 	add.s64 	%rd268, %rd2, %rd185;
 
-$L__BB58_102:
+$L__BB60_102:
 	ld.global.f32 	%f171, [%rd268];
 	fma.rn.f32 	%f356, %f48, %f171, %f356;
 
-$L__BB58_103:
+$L__BB60_103:
 	mul.f32 	%f357, %f356, %f119;
 	setp.leu.f32 	%p54, %f120, 0f00000000;
-	@%p54 bra 	$L__BB58_105;
+	@%p54 bra 	$L__BB60_105;
 
 	div.rn.f32 	%f172, %f357, %f120;
 	abs.f32 	%f173, %f172;
@@ -17857,15 +17949,15 @@ $L__BB58_103:
 	selp.f32 	%f194, %f182, %f193, %p56;
 	mul.f32 	%f357, %f194, %f120;
 
-$L__BB58_105:
+$L__BB60_105:
 	setp.eq.s32 	%p57, %r76, 0;
 	mov.f32 	%f358, 0f00000000;
-	@%p57 bra 	$L__BB58_110;
+	@%p57 bra 	$L__BB60_110;
 
 	ld.global.u32 	%r409, [%rd9+40];
 	setp.le.s32 	%p58, %r409, %r668;
 	mov.f32 	%f358, 0fFF800000;
-	@%p58 bra 	$L__BB58_110;
+	@%p58 bra 	$L__BB60_110;
 
 	setp.eq.s32 	%p59, %r76, 1;
 	ld.global.u32 	%r410, [%rd9+44];
@@ -17878,36 +17970,36 @@ $L__BB58_105:
 	mad.lo.s32 	%r417, %r416, %r668, %r415;
 	add.s32 	%r418, %r417, %r265;
 	cvt.s64.s32 	%rd61, %r418;
-	@%p59 bra 	$L__BB58_109;
-	bra.uni 	$L__BB58_108;
+	@%p59 bra 	$L__BB60_109;
+	bra.uni 	$L__BB60_108;
 
-$L__BB58_109:
+$L__BB60_109:
 	shl.b64 	%rd188, %rd61, 2;
 	add.s64 	%rd189, %rd8, %rd188;
 	ld.global.f32 	%f358, [%rd189];
-	bra.uni 	$L__BB58_110;
+	bra.uni 	$L__BB60_110;
 
-$L__BB58_108:
+$L__BB60_108:
 	add.s64 	%rd187, %rd8, %rd61;
 	ld.global.u8 	%rs2, [%rd187];
 	setp.eq.s16 	%p60, %rs2, 0;
 	selp.f32 	%f358, 0fFF800000, 0f00000000, %p60;
 
-$L__BB58_110:
+$L__BB60_110:
 	sub.s32 	%r419, %r668, %r70;
 	setp.gt.s32 	%p61, %r419, %r7;
 	setp.ne.s32 	%p62, %r77, 0;
 	and.pred  	%p63, %p61, %p62;
 	selp.f32 	%f359, 0fFF800000, %f358, %p63;
 	setp.eq.s32 	%p64, %r78, 0;
-	@%p64 bra 	$L__BB58_112;
+	@%p64 bra 	$L__BB60_112;
 
 	ld.global.u64 	%rd190, [%rd10];
 	cvt.u64.u32 	%rd191, %r668;
 	setp.gt.s64 	%p65, %rd190, %rd191;
 	selp.f32 	%f359, %f359, 0fFF800000, %p65;
 
-$L__BB58_112:
+$L__BB60_112:
 	add.f32 	%f197, %f357, %f359;
 	sub.f32 	%f198, %f197, %f351;
 	mov.f32 	%f199, 0f3F000000;
@@ -17930,15 +18022,15 @@ $L__BB58_112:
 	fma.rn.f32 	%f368, %f213, %f212, %f368;
 	add.s32 	%r668, %r668, 1;
 	setp.lt.s32 	%p66, %r668, %r4;
-	@%p66 bra 	$L__BB58_74;
-	bra.uni 	$L__BB58_153;
+	@%p66 bra 	$L__BB60_74;
+	bra.uni 	$L__BB60_153;
 
-$L__BB58_71:
+$L__BB60_71:
 	ld.global.u32 	%r676, [%rd9+32];
 	mov.f32 	%f368, 0f00000000;
-	bra.uni 	$L__BB58_153;
+	bra.uni 	$L__BB60_153;
 
-$L__BB58_113:
+$L__BB60_113:
 	mad.lo.s32 	%r423, %r72, %r9, %r8;
 	mad.lo.s32 	%r424, %r423, %r75, %r7;
 	mad.lo.s32 	%r99, %r424, %r79, %r260;
@@ -17950,39 +18042,39 @@ $L__BB58_113:
 	mov.u32 	%r672, 0;
 	mov.f32 	%f368, %f214;
 
-$L__BB58_114:
+$L__BB60_114:
 	setp.lt.s32 	%p67, %r79, 1;
 	mov.f32 	%f364, %f214;
-	@%p67 bra 	$L__BB58_143;
+	@%p67 bra 	$L__BB60_143;
 
 	setp.lt.u32 	%p68, %r80, 3;
 	add.s32 	%r426, %r101, %r672;
 	mul.lo.s32 	%r105, %r426, %r79;
 	mov.f32 	%f364, 0f00000000;
 	mov.u32 	%r675, 0;
-	@%p68 bra 	$L__BB58_130;
+	@%p68 bra 	$L__BB60_130;
 
 	mov.f32 	%f364, 0f00000000;
 	mov.u32 	%r675, 0;
 	mov.u32 	%r674, %r103;
 
-$L__BB58_117:
+$L__BB60_117:
 	add.s32 	%r428, %r99, %r675;
 	mul.wide.s32 	%rd192, %r428, 4;
 	add.s64 	%rd62, %rd3, %rd192;
 	ld.global.f32 	%f63, [%rd62];
 	setp.lt.s32 	%p69, %r672, %r70;
-	@%p69 bra 	$L__BB58_119;
-	bra.uni 	$L__BB58_118;
+	@%p69 bra 	$L__BB60_119;
+	bra.uni 	$L__BB60_118;
 
-$L__BB58_119:
+$L__BB60_119:
 	add.s32 	%r433, %r675, %r263;
 	add.s32 	%r434, %r433, %r105;
 	mul.wide.s32 	%rd194, %r434, 4;
 	add.s64 	%rd269, %rd1, %rd194;
-	bra.uni 	$L__BB58_120;
+	bra.uni 	$L__BB60_120;
 
-$L__BB58_118:
+$L__BB60_118:
 	sub.s32 	%r649, %r672, %r70;
 	ld.global.u32 	%r429, [%rd9+16];
 	mad.lo.s32 	%r430, %r429, %r100, %r649;
@@ -17991,22 +18083,22 @@ $L__BB58_118:
 	mul.wide.s32 	%rd193, %r432, 4;
 	add.s64 	%rd269, %rd2, %rd193;
 
-$L__BB58_120:
+$L__BB60_120:
 	ld.global.f32 	%f219, [%rd269];
 	fma.rn.f32 	%f64, %f63, %f219, %f364;
 	add.s32 	%r109, %r675, 1;
 	ld.global.f32 	%f65, [%rd62+4];
-	@%p69 bra 	$L__BB58_122;
-	bra.uni 	$L__BB58_121;
+	@%p69 bra 	$L__BB60_122;
+	bra.uni 	$L__BB60_121;
 
-$L__BB58_122:
+$L__BB60_122:
 	add.s32 	%r439, %r109, %r263;
 	add.s32 	%r440, %r439, %r105;
 	mul.wide.s32 	%rd196, %r440, 4;
 	add.s64 	%rd270, %rd1, %rd196;
-	bra.uni 	$L__BB58_123;
+	bra.uni 	$L__BB60_123;
 
-$L__BB58_121:
+$L__BB60_121:
 	sub.s32 	%r650, %r672, %r70;
 	ld.global.u32 	%r435, [%rd9+16];
 	mad.lo.s32 	%r436, %r435, %r100, %r650;
@@ -18015,22 +18107,22 @@ $L__BB58_121:
 	mul.wide.s32 	%rd195, %r438, 4;
 	add.s64 	%rd270, %rd2, %rd195;
 
-$L__BB58_123:
+$L__BB60_123:
 	ld.global.f32 	%f220, [%rd270];
 	fma.rn.f32 	%f66, %f65, %f220, %f64;
 	add.s32 	%r110, %r675, 2;
 	ld.global.f32 	%f67, [%rd62+8];
-	@%p69 bra 	$L__BB58_125;
-	bra.uni 	$L__BB58_124;
+	@%p69 bra 	$L__BB60_125;
+	bra.uni 	$L__BB60_124;
 
-$L__BB58_125:
+$L__BB60_125:
 	add.s32 	%r445, %r110, %r263;
 	add.s32 	%r446, %r445, %r105;
 	mul.wide.s32 	%rd198, %r446, 4;
 	add.s64 	%rd271, %rd1, %rd198;
-	bra.uni 	$L__BB58_126;
+	bra.uni 	$L__BB60_126;
 
-$L__BB58_124:
+$L__BB60_124:
 	sub.s32 	%r651, %r672, %r70;
 	ld.global.u32 	%r441, [%rd9+16];
 	mad.lo.s32 	%r442, %r441, %r100, %r651;
@@ -18039,22 +18131,22 @@ $L__BB58_124:
 	mul.wide.s32 	%rd197, %r444, 4;
 	add.s64 	%rd271, %rd2, %rd197;
 
-$L__BB58_126:
+$L__BB60_126:
 	ld.global.f32 	%f221, [%rd271];
 	fma.rn.f32 	%f68, %f67, %f221, %f66;
 	add.s32 	%r111, %r675, 3;
 	ld.global.f32 	%f69, [%rd62+12];
-	@%p69 bra 	$L__BB58_128;
-	bra.uni 	$L__BB58_127;
+	@%p69 bra 	$L__BB60_128;
+	bra.uni 	$L__BB60_127;
 
-$L__BB58_128:
+$L__BB60_128:
 	add.s32 	%r451, %r111, %r263;
 	add.s32 	%r452, %r451, %r105;
 	mul.wide.s32 	%rd200, %r452, 4;
 	add.s64 	%rd272, %rd1, %rd200;
-	bra.uni 	$L__BB58_129;
+	bra.uni 	$L__BB60_129;
 
-$L__BB58_127:
+$L__BB60_127:
 	sub.s32 	%r652, %r672, %r70;
 	ld.global.u32 	%r447, [%rd9+16];
 	mad.lo.s32 	%r448, %r447, %r100, %r652;
@@ -18063,34 +18155,34 @@ $L__BB58_127:
 	mul.wide.s32 	%rd199, %r450, 4;
 	add.s64 	%rd272, %rd2, %rd199;
 
-$L__BB58_129:
+$L__BB60_129:
 	ld.global.f32 	%f222, [%rd272];
 	fma.rn.f32 	%f364, %f69, %f222, %f68;
 	add.s32 	%r675, %r675, 4;
 	add.s32 	%r674, %r674, -4;
 	setp.ne.s32 	%p73, %r674, 0;
-	@%p73 bra 	$L__BB58_117;
+	@%p73 bra 	$L__BB60_117;
 
-$L__BB58_130:
+$L__BB60_130:
 	setp.eq.s32 	%p74, %r102, 0;
-	@%p74 bra 	$L__BB58_143;
+	@%p74 bra 	$L__BB60_143;
 
 	setp.lt.s32 	%p75, %r672, %r70;
 	add.s32 	%r453, %r99, %r675;
 	mul.wide.s32 	%rd201, %r453, 4;
 	add.s64 	%rd75, %rd3, %rd201;
 	ld.global.f32 	%f73, [%rd75];
-	@%p75 bra 	$L__BB58_133;
-	bra.uni 	$L__BB58_132;
+	@%p75 bra 	$L__BB60_133;
+	bra.uni 	$L__BB60_132;
 
-$L__BB58_133:
+$L__BB60_133:
 	add.s32 	%r458, %r675, %r263;
 	add.s32 	%r459, %r458, %r105;
 	mul.wide.s32 	%rd203, %r459, 4;
 	add.s64 	%rd273, %rd1, %rd203;
-	bra.uni 	$L__BB58_134;
+	bra.uni 	$L__BB60_134;
 
-$L__BB58_132:
+$L__BB60_132:
 	sub.s32 	%r653, %r672, %r70;
 	ld.global.u32 	%r454, [%rd9+16];
 	mad.lo.s32 	%r455, %r454, %r100, %r653;
@@ -18099,25 +18191,25 @@ $L__BB58_132:
 	mul.wide.s32 	%rd202, %r457, 4;
 	add.s64 	%rd273, %rd2, %rd202;
 
-$L__BB58_134:
+$L__BB60_134:
 	ld.global.f32 	%f223, [%rd273];
 	fma.rn.f32 	%f364, %f73, %f223, %f364;
 	add.s32 	%r115, %r675, 1;
 	setp.eq.s32 	%p76, %r102, 1;
-	@%p76 bra 	$L__BB58_143;
+	@%p76 bra 	$L__BB60_143;
 
 	ld.global.f32 	%f75, [%rd75+4];
-	@%p75 bra 	$L__BB58_137;
-	bra.uni 	$L__BB58_136;
+	@%p75 bra 	$L__BB60_137;
+	bra.uni 	$L__BB60_136;
 
-$L__BB58_137:
+$L__BB60_137:
 	add.s32 	%r464, %r115, %r263;
 	add.s32 	%r465, %r464, %r105;
 	mul.wide.s32 	%rd205, %r465, 4;
 	add.s64 	%rd274, %rd1, %rd205;
-	bra.uni 	$L__BB58_138;
+	bra.uni 	$L__BB60_138;
 
-$L__BB58_136:
+$L__BB60_136:
 	sub.s32 	%r654, %r672, %r70;
 	ld.global.u32 	%r460, [%rd9+16];
 	mad.lo.s32 	%r461, %r460, %r100, %r654;
@@ -18126,25 +18218,25 @@ $L__BB58_136:
 	mul.wide.s32 	%rd204, %r463, 4;
 	add.s64 	%rd274, %rd2, %rd204;
 
-$L__BB58_138:
+$L__BB60_138:
 	ld.global.f32 	%f224, [%rd274];
 	fma.rn.f32 	%f364, %f75, %f224, %f364;
 	add.s32 	%r116, %r675, 2;
 	setp.eq.s32 	%p78, %r102, 2;
-	@%p78 bra 	$L__BB58_143;
+	@%p78 bra 	$L__BB60_143;
 
 	ld.global.f32 	%f77, [%rd75+8];
-	@%p75 bra 	$L__BB58_141;
-	bra.uni 	$L__BB58_140;
+	@%p75 bra 	$L__BB60_141;
+	bra.uni 	$L__BB60_140;
 
-$L__BB58_141:
+$L__BB60_141:
 	add.s32 	%r470, %r116, %r263;
 	add.s32 	%r471, %r470, %r105;
 	mul.wide.s32 	%rd207, %r471, 4;
 	add.s64 	%rd275, %rd1, %rd207;
-	bra.uni 	$L__BB58_142;
+	bra.uni 	$L__BB60_142;
 
-$L__BB58_140:
+$L__BB60_140:
 	sub.s32 	%r655, %r672, %r70;
 	ld.global.u32 	%r466, [%rd9+16];
 	mad.lo.s32 	%r467, %r466, %r100, %r655;
@@ -18153,14 +18245,14 @@ $L__BB58_140:
 	mul.wide.s32 	%rd206, %r469, 4;
 	add.s64 	%rd275, %rd2, %rd206;
 
-$L__BB58_142:
+$L__BB60_142:
 	ld.global.f32 	%f225, [%rd275];
 	fma.rn.f32 	%f364, %f77, %f225, %f364;
 
-$L__BB58_143:
+$L__BB60_143:
 	mul.f32 	%f365, %f364, %f119;
 	setp.leu.f32 	%p80, %f120, 0f00000000;
-	@%p80 bra 	$L__BB58_145;
+	@%p80 bra 	$L__BB60_145;
 
 	div.rn.f32 	%f226, %f365, %f120;
 	abs.f32 	%f227, %f226;
@@ -18193,15 +18285,15 @@ $L__BB58_143:
 	selp.f32 	%f248, %f236, %f247, %p82;
 	mul.f32 	%f365, %f248, %f120;
 
-$L__BB58_145:
+$L__BB60_145:
 	setp.eq.s32 	%p83, %r76, 0;
 	mov.f32 	%f366, 0f00000000;
-	@%p83 bra 	$L__BB58_150;
+	@%p83 bra 	$L__BB60_150;
 
 	ld.global.u32 	%r476, [%rd9+40];
 	setp.le.s32 	%p84, %r476, %r672;
 	mov.f32 	%f366, 0fFF800000;
-	@%p84 bra 	$L__BB58_150;
+	@%p84 bra 	$L__BB60_150;
 
 	setp.eq.s32 	%p85, %r76, 1;
 	ld.global.u32 	%r477, [%rd9+44];
@@ -18214,36 +18306,36 @@ $L__BB58_145:
 	mad.lo.s32 	%r484, %r483, %r672, %r482;
 	add.s32 	%r485, %r484, %r265;
 	cvt.s64.s32 	%rd85, %r485;
-	@%p85 bra 	$L__BB58_149;
-	bra.uni 	$L__BB58_148;
+	@%p85 bra 	$L__BB60_149;
+	bra.uni 	$L__BB60_148;
 
-$L__BB58_149:
+$L__BB60_149:
 	shl.b64 	%rd209, %rd85, 2;
 	add.s64 	%rd210, %rd8, %rd209;
 	ld.global.f32 	%f366, [%rd210];
-	bra.uni 	$L__BB58_150;
+	bra.uni 	$L__BB60_150;
 
-$L__BB58_148:
+$L__BB60_148:
 	add.s64 	%rd208, %rd8, %rd85;
 	ld.global.u8 	%rs3, [%rd208];
 	setp.eq.s16 	%p86, %rs3, 0;
 	selp.f32 	%f366, 0fFF800000, 0f00000000, %p86;
 
-$L__BB58_150:
+$L__BB60_150:
 	sub.s32 	%r486, %r672, %r70;
 	setp.gt.s32 	%p87, %r486, %r7;
 	setp.ne.s32 	%p88, %r77, 0;
 	and.pred  	%p89, %p87, %p88;
 	selp.f32 	%f367, 0fFF800000, %f366, %p89;
 	setp.eq.s32 	%p90, %r78, 0;
-	@%p90 bra 	$L__BB58_152;
+	@%p90 bra 	$L__BB60_152;
 
 	ld.global.u64 	%rd211, [%rd10];
 	cvt.u64.u32 	%rd212, %r672;
 	setp.gt.s64 	%p91, %rd211, %rd212;
 	selp.f32 	%f367, %f367, 0fFF800000, %p91;
 
-$L__BB58_152:
+$L__BB60_152:
 	add.f32 	%f251, %f365, %f367;
 	sub.f32 	%f252, %f251, %f351;
 	mov.f32 	%f253, 0f3F000000;
@@ -18267,38 +18359,38 @@ $L__BB58_152:
 	add.s32 	%r672, %r672, 1;
 	setp.lt.s32 	%p92, %r672, %r4;
 	mov.u32 	%r676, 0;
-	@%p92 bra 	$L__BB58_114;
+	@%p92 bra 	$L__BB60_114;
 
-$L__BB58_153:
+$L__BB60_153:
 	setp.eq.s32 	%p93, %r676, 0;
-	@%p93 bra 	$L__BB58_155;
+	@%p93 bra 	$L__BB60_155;
 
 	mad.lo.s32 	%r490, %r9, %r6, %r7;
 	mad.lo.s32 	%r677, %r490, %r5, %r8;
-	bra.uni 	$L__BB58_156;
+	bra.uni 	$L__BB60_156;
 
-$L__BB58_155:
+$L__BB60_155:
 	mad.lo.s32 	%r491, %r9, %r5, %r8;
 	mad.lo.s32 	%r677, %r491, %r6, %r7;
 
-$L__BB58_156:
+$L__BB60_156:
 	ld.param.u32 	%r639, [attention_rows_param_15];
 	mul.lo.s32 	%r122, %r677, %r2;
 	add.s32 	%r123, %r122, %r639;
 	setp.lt.s32 	%p94, %r2, 1;
-	@%p94 bra 	$L__BB58_163;
+	@%p94 bra 	$L__BB60_163;
 
 	add.s32 	%r493, %r2, -1;
 	and.b32  	%r681, %r2, 3;
 	setp.lt.u32 	%p95, %r493, 3;
 	mov.u32 	%r680, 0;
-	@%p95 bra 	$L__BB58_160;
+	@%p95 bra 	$L__BB60_160;
 
 	sub.s32 	%r679, %r2, %r681;
 	mov.u32 	%r494, 0;
 	mov.u32 	%r680, %r494;
 
-$L__BB58_159:
+$L__BB60_159:
 	add.s32 	%r495, %r680, %r123;
 	mul.wide.s32 	%rd213, %r495, 4;
 	add.s64 	%rd214, %rd4, %rd213;
@@ -18309,11 +18401,11 @@ $L__BB58_159:
 	add.s32 	%r680, %r680, 4;
 	add.s32 	%r679, %r679, -4;
 	setp.ne.s32 	%p96, %r679, 0;
-	@%p96 bra 	$L__BB58_159;
+	@%p96 bra 	$L__BB60_159;
 
-$L__BB58_160:
+$L__BB60_160:
 	setp.eq.s32 	%p97, %r681, 0;
-	@%p97 bra 	$L__BB58_163;
+	@%p97 bra 	$L__BB60_163;
 
 	ld.param.u32 	%r646, [attention_rows_param_15];
 	add.s32 	%r497, %r680, %r646;
@@ -18321,18 +18413,18 @@ $L__BB58_160:
 	mul.wide.s32 	%rd215, %r498, 4;
 	add.s64 	%rd276, %rd4, %rd215;
 
-$L__BB58_162:
+$L__BB60_162:
 	.pragma "nounroll";
 	mov.u32 	%r499, 0;
 	st.global.u32 	[%rd276], %r499;
 	add.s64 	%rd276, %rd276, 4;
 	add.s32 	%r681, %r681, -1;
 	setp.ne.s32 	%p98, %r681, 0;
-	@%p98 bra 	$L__BB58_162;
+	@%p98 bra 	$L__BB60_162;
 
-$L__BB58_163:
+$L__BB60_163:
 	setp.lt.s32 	%p155, %r4, 1;
-	@%p155 bra 	$L__BB58_280;
+	@%p155 bra 	$L__BB60_280;
 
 	ld.param.u32 	%r644, [attention_rows_param_17];
 	mov.u32 	%r643, %tid.x;
@@ -18345,7 +18437,7 @@ $L__BB58_163:
 	sub.s32 	%r136, %r2, %r135;
 	mov.u32 	%r682, 0;
 
-$L__BB58_165:
+$L__BB60_165:
 	ld.global.u32 	%r138, [%rd9+12];
 	ld.global.u32 	%r139, [%rd9+24];
 	ld.global.u32 	%r140, [%rd9+20];
@@ -18355,22 +18447,22 @@ $L__BB58_165:
 	div.s32 	%r143, %r8, %r501;
 	ld.global.u32 	%r144, [%rd9+32];
 	setp.eq.s32 	%p100, %r144, 0;
-	@%p100 bra 	$L__BB58_167;
+	@%p100 bra 	$L__BB60_167;
 
 	mad.lo.s32 	%r502, %r138, %r9, %r7;
 	mad.lo.s32 	%r683, %r502, %r142, %r8;
-	bra.uni 	$L__BB58_168;
+	bra.uni 	$L__BB60_168;
 
-$L__BB58_167:
+$L__BB60_167:
 	mad.lo.s32 	%r503, %r142, %r9, %r8;
 	mad.lo.s32 	%r683, %r503, %r138, %r7;
 
-$L__BB58_168:
+$L__BB60_168:
 	ld.param.u32 	%r645, [attention_rows_param_1];
 	mad.lo.s32 	%r148, %r683, %r139, %r645;
 	setp.lt.s32 	%p101, %r139, 1;
 	mov.f32 	%f372, 0f00000000;
-	@%p101 bra 	$L__BB58_218;
+	@%p101 bra 	$L__BB60_218;
 
 	mad.lo.s32 	%r149, %r141, %r9, %r143;
 	mad.lo.s32 	%r505, %r149, %r140, %r682;
@@ -18381,263 +18473,263 @@ $L__BB58_168:
 	setp.lt.u32 	%p102, %r506, 3;
 	mov.f32 	%f372, 0f00000000;
 	mov.u32 	%r690, 0;
-	@%p102 bra 	$L__BB58_196;
+	@%p102 bra 	$L__BB60_196;
 
 	sub.s32 	%r685, %r139, %r152;
 	mov.f32 	%f372, 0f00000000;
 	mov.u32 	%r690, 0;
 
-$L__BB58_171:
+$L__BB60_171:
 	add.s32 	%r508, %r148, %r690;
 	mul.wide.s32 	%rd216, %r508, 4;
 	add.s64 	%rd90, %rd3, %rd216;
 	ld.global.f32 	%f92, [%rd90];
 	setp.lt.s32 	%p103, %r682, %r140;
-	@%p103 bra 	$L__BB58_176;
-	bra.uni 	$L__BB58_172;
+	@%p103 bra 	$L__BB60_176;
+	bra.uni 	$L__BB60_172;
 
-$L__BB58_176:
+$L__BB60_176:
 	add.s32 	%r512, %r690, %r263;
 	add.s32 	%r513, %r512, %r150;
 	mul.wide.s32 	%rd218, %r513, 4;
 	add.s64 	%rd277, %rd1, %rd218;
-	bra.uni 	$L__BB58_177;
+	bra.uni 	$L__BB60_177;
 
-$L__BB58_172:
+$L__BB60_172:
 	ld.global.u32 	%r156, [%rd9+16];
-	@%p100 bra 	$L__BB58_174;
+	@%p100 bra 	$L__BB60_174;
 
 	mad.lo.s32 	%r509, %r156, %r9, %r151;
 	mad.lo.s32 	%r686, %r509, %r141, %r143;
-	bra.uni 	$L__BB58_175;
+	bra.uni 	$L__BB60_175;
 
-$L__BB58_174:
+$L__BB60_174:
 	mad.lo.s32 	%r686, %r156, %r149, %r151;
 
-$L__BB58_175:
+$L__BB60_175:
 	add.s32 	%r510, %r690, %r261;
 	mad.lo.s32 	%r511, %r686, %r139, %r510;
 	mul.wide.s32 	%rd217, %r511, 4;
 	add.s64 	%rd277, %rd2, %rd217;
 
-$L__BB58_177:
+$L__BB60_177:
 	ld.global.f32 	%f272, [%rd277];
 	fma.rn.f32 	%f93, %f92, %f272, %f372;
 	add.s32 	%r160, %r690, 1;
 	ld.global.f32 	%f94, [%rd90+4];
-	@%p103 bra 	$L__BB58_182;
-	bra.uni 	$L__BB58_178;
+	@%p103 bra 	$L__BB60_182;
+	bra.uni 	$L__BB60_178;
 
-$L__BB58_182:
+$L__BB60_182:
 	add.s32 	%r517, %r160, %r263;
 	add.s32 	%r518, %r517, %r150;
 	mul.wide.s32 	%rd220, %r518, 4;
 	add.s64 	%rd278, %rd1, %rd220;
-	bra.uni 	$L__BB58_183;
+	bra.uni 	$L__BB60_183;
 
-$L__BB58_178:
+$L__BB60_178:
 	ld.global.u32 	%r161, [%rd9+16];
-	@%p100 bra 	$L__BB58_180;
+	@%p100 bra 	$L__BB60_180;
 
 	mad.lo.s32 	%r514, %r161, %r9, %r151;
 	mad.lo.s32 	%r687, %r514, %r141, %r143;
-	bra.uni 	$L__BB58_181;
+	bra.uni 	$L__BB60_181;
 
-$L__BB58_180:
+$L__BB60_180:
 	mad.lo.s32 	%r687, %r161, %r149, %r151;
 
-$L__BB58_181:
+$L__BB60_181:
 	add.s32 	%r515, %r160, %r261;
 	mad.lo.s32 	%r516, %r687, %r139, %r515;
 	mul.wide.s32 	%rd219, %r516, 4;
 	add.s64 	%rd278, %rd2, %rd219;
 
-$L__BB58_183:
+$L__BB60_183:
 	ld.global.f32 	%f273, [%rd278];
 	fma.rn.f32 	%f95, %f94, %f273, %f93;
 	add.s32 	%r165, %r690, 2;
 	ld.global.f32 	%f96, [%rd90+8];
-	@%p103 bra 	$L__BB58_188;
-	bra.uni 	$L__BB58_184;
+	@%p103 bra 	$L__BB60_188;
+	bra.uni 	$L__BB60_184;
 
-$L__BB58_188:
+$L__BB60_188:
 	add.s32 	%r522, %r165, %r263;
 	add.s32 	%r523, %r522, %r150;
 	mul.wide.s32 	%rd222, %r523, 4;
 	add.s64 	%rd279, %rd1, %rd222;
-	bra.uni 	$L__BB58_189;
+	bra.uni 	$L__BB60_189;
 
-$L__BB58_184:
+$L__BB60_184:
 	ld.global.u32 	%r166, [%rd9+16];
-	@%p100 bra 	$L__BB58_186;
+	@%p100 bra 	$L__BB60_186;
 
 	mad.lo.s32 	%r519, %r166, %r9, %r151;
 	mad.lo.s32 	%r688, %r519, %r141, %r143;
-	bra.uni 	$L__BB58_187;
+	bra.uni 	$L__BB60_187;
 
-$L__BB58_186:
+$L__BB60_186:
 	mad.lo.s32 	%r688, %r166, %r149, %r151;
 
-$L__BB58_187:
+$L__BB60_187:
 	add.s32 	%r520, %r165, %r261;
 	mad.lo.s32 	%r521, %r688, %r139, %r520;
 	mul.wide.s32 	%rd221, %r521, 4;
 	add.s64 	%rd279, %rd2, %rd221;
 
-$L__BB58_189:
+$L__BB60_189:
 	ld.global.f32 	%f274, [%rd279];
 	fma.rn.f32 	%f97, %f96, %f274, %f95;
 	add.s32 	%r170, %r690, 3;
 	ld.global.f32 	%f98, [%rd90+12];
-	@%p103 bra 	$L__BB58_194;
-	bra.uni 	$L__BB58_190;
+	@%p103 bra 	$L__BB60_194;
+	bra.uni 	$L__BB60_190;
 
-$L__BB58_194:
+$L__BB60_194:
 	add.s32 	%r527, %r170, %r263;
 	add.s32 	%r528, %r527, %r150;
 	mul.wide.s32 	%rd224, %r528, 4;
 	add.s64 	%rd280, %rd1, %rd224;
-	bra.uni 	$L__BB58_195;
+	bra.uni 	$L__BB60_195;
 
-$L__BB58_190:
+$L__BB60_190:
 	ld.global.u32 	%r171, [%rd9+16];
-	@%p100 bra 	$L__BB58_192;
+	@%p100 bra 	$L__BB60_192;
 
 	mad.lo.s32 	%r524, %r171, %r9, %r151;
 	mad.lo.s32 	%r689, %r524, %r141, %r143;
-	bra.uni 	$L__BB58_193;
+	bra.uni 	$L__BB60_193;
 
-$L__BB58_192:
+$L__BB60_192:
 	mad.lo.s32 	%r689, %r171, %r149, %r151;
 
-$L__BB58_193:
+$L__BB60_193:
 	add.s32 	%r525, %r170, %r261;
 	mad.lo.s32 	%r526, %r689, %r139, %r525;
 	mul.wide.s32 	%rd223, %r526, 4;
 	add.s64 	%rd280, %rd2, %rd223;
 
-$L__BB58_195:
+$L__BB60_195:
 	ld.global.f32 	%f275, [%rd280];
 	fma.rn.f32 	%f372, %f98, %f275, %f97;
 	add.s32 	%r690, %r690, 4;
 	add.s32 	%r685, %r685, -4;
 	setp.ne.s32 	%p111, %r685, 0;
-	@%p111 bra 	$L__BB58_171;
+	@%p111 bra 	$L__BB60_171;
 
-$L__BB58_196:
+$L__BB60_196:
 	setp.eq.s32 	%p112, %r152, 0;
-	@%p112 bra 	$L__BB58_218;
+	@%p112 bra 	$L__BB60_218;
 
 	setp.lt.s32 	%p113, %r682, %r140;
 	add.s32 	%r529, %r148, %r690;
 	mul.wide.s32 	%rd225, %r529, 4;
 	add.s64 	%rd103, %rd3, %rd225;
 	ld.global.f32 	%f102, [%rd103];
-	@%p113 bra 	$L__BB58_202;
-	bra.uni 	$L__BB58_198;
+	@%p113 bra 	$L__BB60_202;
+	bra.uni 	$L__BB60_198;
 
-$L__BB58_202:
+$L__BB60_202:
 	add.s32 	%r533, %r690, %r263;
 	add.s32 	%r534, %r533, %r150;
 	mul.wide.s32 	%rd227, %r534, 4;
 	add.s64 	%rd281, %rd1, %rd227;
-	bra.uni 	$L__BB58_203;
+	bra.uni 	$L__BB60_203;
 
-$L__BB58_198:
+$L__BB60_198:
 	ld.global.u32 	%r178, [%rd9+16];
-	@%p100 bra 	$L__BB58_200;
+	@%p100 bra 	$L__BB60_200;
 
 	mad.lo.s32 	%r530, %r178, %r9, %r151;
 	mad.lo.s32 	%r691, %r530, %r141, %r143;
-	bra.uni 	$L__BB58_201;
+	bra.uni 	$L__BB60_201;
 
-$L__BB58_200:
+$L__BB60_200:
 	mad.lo.s32 	%r691, %r178, %r149, %r151;
 
-$L__BB58_201:
+$L__BB60_201:
 	add.s32 	%r531, %r690, %r261;
 	mad.lo.s32 	%r532, %r691, %r139, %r531;
 	mul.wide.s32 	%rd226, %r532, 4;
 	add.s64 	%rd281, %rd2, %rd226;
 
-$L__BB58_203:
+$L__BB60_203:
 	ld.global.f32 	%f276, [%rd281];
 	fma.rn.f32 	%f372, %f102, %f276, %f372;
 	add.s32 	%r182, %r690, 1;
 	setp.eq.s32 	%p115, %r152, 1;
-	@%p115 bra 	$L__BB58_218;
+	@%p115 bra 	$L__BB60_218;
 
 	ld.global.f32 	%f104, [%rd103+4];
-	@%p113 bra 	$L__BB58_209;
-	bra.uni 	$L__BB58_205;
+	@%p113 bra 	$L__BB60_209;
+	bra.uni 	$L__BB60_205;
 
-$L__BB58_209:
+$L__BB60_209:
 	add.s32 	%r538, %r182, %r263;
 	add.s32 	%r539, %r538, %r150;
 	mul.wide.s32 	%rd229, %r539, 4;
 	add.s64 	%rd282, %rd1, %rd229;
-	bra.uni 	$L__BB58_210;
+	bra.uni 	$L__BB60_210;
 
-$L__BB58_205:
+$L__BB60_205:
 	ld.global.u32 	%r183, [%rd9+16];
-	@%p100 bra 	$L__BB58_207;
+	@%p100 bra 	$L__BB60_207;
 
 	mad.lo.s32 	%r535, %r183, %r9, %r151;
 	mad.lo.s32 	%r692, %r535, %r141, %r143;
-	bra.uni 	$L__BB58_208;
+	bra.uni 	$L__BB60_208;
 
-$L__BB58_207:
+$L__BB60_207:
 	mad.lo.s32 	%r692, %r183, %r149, %r151;
 
-$L__BB58_208:
+$L__BB60_208:
 	add.s32 	%r536, %r182, %r261;
 	mad.lo.s32 	%r537, %r692, %r139, %r536;
 	mul.wide.s32 	%rd228, %r537, 4;
 	add.s64 	%rd282, %rd2, %rd228;
 
-$L__BB58_210:
+$L__BB60_210:
 	ld.global.f32 	%f277, [%rd282];
 	fma.rn.f32 	%f372, %f104, %f277, %f372;
 	add.s32 	%r187, %r690, 2;
 	setp.eq.s32 	%p118, %r152, 2;
-	@%p118 bra 	$L__BB58_218;
+	@%p118 bra 	$L__BB60_218;
 
 	ld.global.f32 	%f106, [%rd103+8];
-	@%p113 bra 	$L__BB58_216;
-	bra.uni 	$L__BB58_212;
+	@%p113 bra 	$L__BB60_216;
+	bra.uni 	$L__BB60_212;
 
-$L__BB58_216:
+$L__BB60_216:
 	add.s32 	%r543, %r187, %r263;
 	add.s32 	%r544, %r543, %r150;
 	mul.wide.s32 	%rd231, %r544, 4;
 	add.s64 	%rd283, %rd1, %rd231;
-	bra.uni 	$L__BB58_217;
+	bra.uni 	$L__BB60_217;
 
-$L__BB58_212:
+$L__BB60_212:
 	ld.global.u32 	%r188, [%rd9+16];
-	@%p100 bra 	$L__BB58_214;
+	@%p100 bra 	$L__BB60_214;
 
 	mad.lo.s32 	%r540, %r188, %r9, %r151;
 	mad.lo.s32 	%r693, %r540, %r141, %r143;
-	bra.uni 	$L__BB58_215;
+	bra.uni 	$L__BB60_215;
 
-$L__BB58_214:
+$L__BB60_214:
 	mad.lo.s32 	%r693, %r188, %r149, %r151;
 
-$L__BB58_215:
+$L__BB60_215:
 	add.s32 	%r541, %r187, %r261;
 	mad.lo.s32 	%r542, %r693, %r139, %r541;
 	mul.wide.s32 	%rd230, %r542, 4;
 	add.s64 	%rd283, %rd2, %rd230;
 
-$L__BB58_217:
+$L__BB60_217:
 	ld.global.f32 	%f278, [%rd283];
 	fma.rn.f32 	%f372, %f106, %f278, %f372;
 
-$L__BB58_218:
+$L__BB60_218:
 	mul.f32 	%f373, %f372, %f119;
 	setp.leu.f32 	%p121, %f120, 0f00000000;
-	@%p121 bra 	$L__BB58_220;
+	@%p121 bra 	$L__BB60_220;
 
 	div.rn.f32 	%f279, %f373, %f120;
 	abs.f32 	%f280, %f279;
@@ -18670,16 +18762,16 @@ $L__BB58_218:
 	selp.f32 	%f301, %f289, %f300, %p123;
 	mul.f32 	%f373, %f301, %f120;
 
-$L__BB58_220:
+$L__BB60_220:
 	ld.global.u32 	%r192, [%rd9+36];
 	setp.eq.s32 	%p124, %r192, 0;
 	mov.f32 	%f374, 0f00000000;
-	@%p124 bra 	$L__BB58_225;
+	@%p124 bra 	$L__BB60_225;
 
 	ld.global.u32 	%r549, [%rd9+40];
 	setp.le.s32 	%p125, %r549, %r682;
 	mov.f32 	%f374, 0fFF800000;
-	@%p125 bra 	$L__BB58_225;
+	@%p125 bra 	$L__BB60_225;
 
 	ld.global.u32 	%r550, [%rd9+44];
 	mul.lo.s32 	%r551, %r550, %r9;
@@ -18692,22 +18784,22 @@ $L__BB58_220:
 	add.s32 	%r558, %r557, %r265;
 	cvt.s64.s32 	%rd113, %r558;
 	setp.eq.s32 	%p126, %r192, 1;
-	@%p126 bra 	$L__BB58_224;
-	bra.uni 	$L__BB58_223;
+	@%p126 bra 	$L__BB60_224;
+	bra.uni 	$L__BB60_223;
 
-$L__BB58_224:
+$L__BB60_224:
 	shl.b64 	%rd233, %rd113, 2;
 	add.s64 	%rd234, %rd8, %rd233;
 	ld.global.f32 	%f374, [%rd234];
-	bra.uni 	$L__BB58_225;
+	bra.uni 	$L__BB60_225;
 
-$L__BB58_223:
+$L__BB60_223:
 	add.s64 	%rd232, %rd8, %rd113;
 	ld.global.u8 	%rs4, [%rd232];
 	setp.eq.s16 	%p127, %rs4, 0;
 	selp.f32 	%f374, 0fFF800000, 0f00000000, %p127;
 
-$L__BB58_225:
+$L__BB60_225:
 	ld.global.u32 	%r559, [%rd9+60];
 	setp.ne.s32 	%p128, %r559, 0;
 	sub.s32 	%r560, %r682, %r140;
@@ -18716,14 +18808,14 @@ $L__BB58_225:
 	selp.f32 	%f375, 0fFF800000, %f374, %p130;
 	ld.global.u32 	%r561, [%rd9+64];
 	setp.eq.s32 	%p131, %r561, 0;
-	@%p131 bra 	$L__BB58_227;
+	@%p131 bra 	$L__BB60_227;
 
 	ld.global.u64 	%rd235, [%rd10];
 	cvt.u64.u32 	%rd236, %r682;
 	setp.gt.s64 	%p132, %rd235, %rd236;
 	selp.f32 	%f375, %f375, 0fFF800000, %p132;
 
-$L__BB58_227:
+$L__BB60_227:
 	add.f32 	%f304, %f373, %f375;
 	sub.f32 	%f305, %f304, %f351;
 	mov.f32 	%f306, 0f3F000000;
@@ -18746,62 +18838,62 @@ $L__BB58_227:
 	mul.f32 	%f321, %f320, %f319;
 	div.rn.f32 	%f118, %f321, %f368;
 	setp.ne.s32 	%p133, %r3, 3;
-	@%p133 bra 	$L__BB58_229;
+	@%p133 bra 	$L__BB60_229;
 
 	add.s32 	%r564, %r133, %r682;
 	mul.wide.s32 	%rd237, %r564, 4;
 	add.s64 	%rd238, %rd7, %rd237;
 	st.global.f32 	[%rd238], %f118;
 
-$L__BB58_229:
-	@%p94 bra 	$L__BB58_279;
+$L__BB60_229:
+	@%p94 bra 	$L__BB60_279;
 
 	setp.lt.u32 	%p135, %r134, 3;
 	mov.u32 	%r700, 0;
-	@%p135 bra 	$L__BB58_257;
+	@%p135 bra 	$L__BB60_257;
 
 	mov.u32 	%r700, 0;
 	mov.u32 	%r695, %r136;
 
-$L__BB58_232:
+$L__BB60_232:
 	ld.global.u32 	%r195, [%rd9+8];
 	ld.global.u32 	%r196, [%rd9+28];
 	ld.global.u32 	%r197, [%rd9+20];
 	setp.lt.s32 	%p136, %r682, %r197;
-	@%p136 bra 	$L__BB58_237;
-	bra.uni 	$L__BB58_233;
+	@%p136 bra 	$L__BB60_237;
+	bra.uni 	$L__BB60_233;
 
-$L__BB58_237:
+$L__BB60_237:
 	mad.lo.s32 	%r572, %r195, %r9, %r10;
 	mad.lo.s32 	%r573, %r572, %r197, %r682;
 	add.s32 	%r574, %r700, %r264;
 	mad.lo.s32 	%r575, %r573, %r196, %r574;
 	mul.wide.s32 	%rd240, %r575, 4;
 	add.s64 	%rd284, %rd5, %rd240;
-	bra.uni 	$L__BB58_238;
+	bra.uni 	$L__BB60_238;
 
-$L__BB58_233:
+$L__BB60_233:
 	ld.global.u32 	%r198, [%rd9+16];
 	sub.s32 	%r199, %r682, %r197;
 	ld.global.u32 	%r567, [%rd9+32];
 	setp.eq.s32 	%p137, %r567, 0;
-	@%p137 bra 	$L__BB58_235;
+	@%p137 bra 	$L__BB60_235;
 
 	mad.lo.s32 	%r568, %r198, %r9, %r199;
 	mad.lo.s32 	%r696, %r568, %r195, %r10;
-	bra.uni 	$L__BB58_236;
+	bra.uni 	$L__BB60_236;
 
-$L__BB58_235:
+$L__BB60_235:
 	mad.lo.s32 	%r569, %r195, %r9, %r10;
 	mad.lo.s32 	%r696, %r198, %r569, %r199;
 
-$L__BB58_236:
+$L__BB60_236:
 	add.s32 	%r570, %r700, %r262;
 	mad.lo.s32 	%r571, %r696, %r196, %r570;
 	mul.wide.s32 	%rd239, %r571, 4;
 	add.s64 	%rd284, %rd6, %rd239;
 
-$L__BB58_238:
+$L__BB60_238:
 	ld.global.f32 	%f322, [%rd284];
 	add.s32 	%r576, %r700, %r123;
 	mul.wide.s32 	%rd241, %r576, 4;
@@ -18814,40 +18906,40 @@ $L__BB58_238:
 	ld.global.u32 	%r205, [%rd9+28];
 	ld.global.u32 	%r206, [%rd9+20];
 	setp.lt.s32 	%p138, %r682, %r206;
-	@%p138 bra 	$L__BB58_243;
-	bra.uni 	$L__BB58_239;
+	@%p138 bra 	$L__BB60_243;
+	bra.uni 	$L__BB60_239;
 
-$L__BB58_243:
+$L__BB60_243:
 	mad.lo.s32 	%r582, %r204, %r9, %r10;
 	mad.lo.s32 	%r583, %r582, %r206, %r682;
 	add.s32 	%r584, %r203, %r264;
 	mad.lo.s32 	%r585, %r583, %r205, %r584;
 	mul.wide.s32 	%rd243, %r585, 4;
 	add.s64 	%rd285, %rd5, %rd243;
-	bra.uni 	$L__BB58_244;
+	bra.uni 	$L__BB60_244;
 
-$L__BB58_239:
+$L__BB60_239:
 	ld.global.u32 	%r207, [%rd9+16];
 	sub.s32 	%r208, %r682, %r206;
 	ld.global.u32 	%r577, [%rd9+32];
 	setp.eq.s32 	%p139, %r577, 0;
-	@%p139 bra 	$L__BB58_241;
+	@%p139 bra 	$L__BB60_241;
 
 	mad.lo.s32 	%r578, %r207, %r9, %r208;
 	mad.lo.s32 	%r697, %r578, %r204, %r10;
-	bra.uni 	$L__BB58_242;
+	bra.uni 	$L__BB60_242;
 
-$L__BB58_241:
+$L__BB60_241:
 	mad.lo.s32 	%r579, %r204, %r9, %r10;
 	mad.lo.s32 	%r697, %r207, %r579, %r208;
 
-$L__BB58_242:
+$L__BB60_242:
 	add.s32 	%r580, %r203, %r262;
 	mad.lo.s32 	%r581, %r697, %r205, %r580;
 	mul.wide.s32 	%rd242, %r581, 4;
 	add.s64 	%rd285, %rd6, %rd242;
 
-$L__BB58_244:
+$L__BB60_244:
 	ld.global.f32 	%f325, [%rd285];
 	ld.global.f32 	%f326, [%rd117+4];
 	fma.rn.f32 	%f327, %f118, %f325, %f326;
@@ -18857,40 +18949,40 @@ $L__BB58_244:
 	ld.global.u32 	%r214, [%rd9+28];
 	ld.global.u32 	%r215, [%rd9+20];
 	setp.lt.s32 	%p140, %r682, %r215;
-	@%p140 bra 	$L__BB58_249;
-	bra.uni 	$L__BB58_245;
+	@%p140 bra 	$L__BB60_249;
+	bra.uni 	$L__BB60_245;
 
-$L__BB58_249:
+$L__BB60_249:
 	mad.lo.s32 	%r591, %r213, %r9, %r10;
 	mad.lo.s32 	%r592, %r591, %r215, %r682;
 	add.s32 	%r593, %r212, %r264;
 	mad.lo.s32 	%r594, %r592, %r214, %r593;
 	mul.wide.s32 	%rd245, %r594, 4;
 	add.s64 	%rd286, %rd5, %rd245;
-	bra.uni 	$L__BB58_250;
+	bra.uni 	$L__BB60_250;
 
-$L__BB58_245:
+$L__BB60_245:
 	ld.global.u32 	%r216, [%rd9+16];
 	sub.s32 	%r217, %r682, %r215;
 	ld.global.u32 	%r586, [%rd9+32];
 	setp.eq.s32 	%p141, %r586, 0;
-	@%p141 bra 	$L__BB58_247;
+	@%p141 bra 	$L__BB60_247;
 
 	mad.lo.s32 	%r587, %r216, %r9, %r217;
 	mad.lo.s32 	%r698, %r587, %r213, %r10;
-	bra.uni 	$L__BB58_248;
+	bra.uni 	$L__BB60_248;
 
-$L__BB58_247:
+$L__BB60_247:
 	mad.lo.s32 	%r588, %r213, %r9, %r10;
 	mad.lo.s32 	%r698, %r216, %r588, %r217;
 
-$L__BB58_248:
+$L__BB60_248:
 	add.s32 	%r589, %r212, %r262;
 	mad.lo.s32 	%r590, %r698, %r214, %r589;
 	mul.wide.s32 	%rd244, %r590, 4;
 	add.s64 	%rd286, %rd6, %rd244;
 
-$L__BB58_250:
+$L__BB60_250:
 	ld.global.f32 	%f328, [%rd286];
 	ld.global.f32 	%f329, [%rd117+8];
 	fma.rn.f32 	%f330, %f118, %f328, %f329;
@@ -18900,40 +18992,40 @@ $L__BB58_250:
 	ld.global.u32 	%r223, [%rd9+28];
 	ld.global.u32 	%r224, [%rd9+20];
 	setp.lt.s32 	%p142, %r682, %r224;
-	@%p142 bra 	$L__BB58_255;
-	bra.uni 	$L__BB58_251;
+	@%p142 bra 	$L__BB60_255;
+	bra.uni 	$L__BB60_251;
 
-$L__BB58_255:
+$L__BB60_255:
 	mad.lo.s32 	%r600, %r222, %r9, %r10;
 	mad.lo.s32 	%r601, %r600, %r224, %r682;
 	add.s32 	%r602, %r221, %r264;
 	mad.lo.s32 	%r603, %r601, %r223, %r602;
 	mul.wide.s32 	%rd247, %r603, 4;
 	add.s64 	%rd287, %rd5, %rd247;
-	bra.uni 	$L__BB58_256;
+	bra.uni 	$L__BB60_256;
 
-$L__BB58_251:
+$L__BB60_251:
 	ld.global.u32 	%r225, [%rd9+16];
 	sub.s32 	%r226, %r682, %r224;
 	ld.global.u32 	%r595, [%rd9+32];
 	setp.eq.s32 	%p143, %r595, 0;
-	@%p143 bra 	$L__BB58_253;
+	@%p143 bra 	$L__BB60_253;
 
 	mad.lo.s32 	%r596, %r225, %r9, %r226;
 	mad.lo.s32 	%r699, %r596, %r222, %r10;
-	bra.uni 	$L__BB58_254;
+	bra.uni 	$L__BB60_254;
 
-$L__BB58_253:
+$L__BB60_253:
 	mad.lo.s32 	%r597, %r222, %r9, %r10;
 	mad.lo.s32 	%r699, %r225, %r597, %r226;
 
-$L__BB58_254:
+$L__BB60_254:
 	add.s32 	%r598, %r221, %r262;
 	mad.lo.s32 	%r599, %r699, %r223, %r598;
 	mul.wide.s32 	%rd246, %r599, 4;
 	add.s64 	%rd287, %rd6, %rd246;
 
-$L__BB58_256:
+$L__BB60_256:
 	ld.global.f32 	%f331, [%rd287];
 	ld.global.f32 	%f332, [%rd117+12];
 	fma.rn.f32 	%f333, %f118, %f331, %f332;
@@ -18941,50 +19033,50 @@ $L__BB58_256:
 	add.s32 	%r700, %r700, 4;
 	add.s32 	%r695, %r695, -4;
 	setp.ne.s32 	%p144, %r695, 0;
-	@%p144 bra 	$L__BB58_232;
+	@%p144 bra 	$L__BB60_232;
 
-$L__BB58_257:
+$L__BB60_257:
 	setp.eq.s32 	%p145, %r135, 0;
-	@%p145 bra 	$L__BB58_279;
+	@%p145 bra 	$L__BB60_279;
 
 	ld.global.u32 	%r233, [%rd9+8];
 	ld.global.u32 	%r234, [%rd9+28];
 	ld.global.u32 	%r235, [%rd9+20];
 	setp.lt.s32 	%p146, %r682, %r235;
-	@%p146 bra 	$L__BB58_263;
-	bra.uni 	$L__BB58_259;
+	@%p146 bra 	$L__BB60_263;
+	bra.uni 	$L__BB60_259;
 
-$L__BB58_263:
+$L__BB60_263:
 	mad.lo.s32 	%r609, %r233, %r9, %r10;
 	mad.lo.s32 	%r610, %r609, %r235, %r682;
 	add.s32 	%r611, %r700, %r264;
 	mad.lo.s32 	%r612, %r610, %r234, %r611;
 	mul.wide.s32 	%rd249, %r612, 4;
 	add.s64 	%rd288, %rd5, %rd249;
-	bra.uni 	$L__BB58_264;
+	bra.uni 	$L__BB60_264;
 
-$L__BB58_259:
+$L__BB60_259:
 	ld.global.u32 	%r236, [%rd9+16];
 	sub.s32 	%r237, %r682, %r235;
 	ld.global.u32 	%r604, [%rd9+32];
 	setp.eq.s32 	%p147, %r604, 0;
-	@%p147 bra 	$L__BB58_261;
+	@%p147 bra 	$L__BB60_261;
 
 	mad.lo.s32 	%r605, %r236, %r9, %r237;
 	mad.lo.s32 	%r701, %r605, %r233, %r10;
-	bra.uni 	$L__BB58_262;
+	bra.uni 	$L__BB60_262;
 
-$L__BB58_261:
+$L__BB60_261:
 	mad.lo.s32 	%r606, %r233, %r9, %r10;
 	mad.lo.s32 	%r701, %r236, %r606, %r237;
 
-$L__BB58_262:
+$L__BB60_262:
 	add.s32 	%r607, %r700, %r262;
 	mad.lo.s32 	%r608, %r701, %r234, %r607;
 	mul.wide.s32 	%rd248, %r608, 4;
 	add.s64 	%rd288, %rd6, %rd248;
 
-$L__BB58_264:
+$L__BB60_264:
 	ld.global.f32 	%f334, [%rd288];
 	add.s32 	%r613, %r700, %r123;
 	mul.wide.s32 	%rd250, %r613, 4;
@@ -18994,103 +19086,103 @@ $L__BB58_264:
 	st.global.f32 	[%rd130], %f336;
 	add.s32 	%r241, %r700, 1;
 	setp.eq.s32 	%p148, %r135, 1;
-	@%p148 bra 	$L__BB58_279;
+	@%p148 bra 	$L__BB60_279;
 
 	ld.global.u32 	%r242, [%rd9+8];
 	ld.global.u32 	%r243, [%rd9+28];
 	ld.global.u32 	%r244, [%rd9+20];
 	setp.lt.s32 	%p149, %r682, %r244;
-	@%p149 bra 	$L__BB58_270;
-	bra.uni 	$L__BB58_266;
+	@%p149 bra 	$L__BB60_270;
+	bra.uni 	$L__BB60_266;
 
-$L__BB58_270:
+$L__BB60_270:
 	mad.lo.s32 	%r619, %r242, %r9, %r10;
 	mad.lo.s32 	%r620, %r619, %r244, %r682;
 	add.s32 	%r621, %r241, %r264;
 	mad.lo.s32 	%r622, %r620, %r243, %r621;
 	mul.wide.s32 	%rd252, %r622, 4;
 	add.s64 	%rd289, %rd5, %rd252;
-	bra.uni 	$L__BB58_271;
+	bra.uni 	$L__BB60_271;
 
-$L__BB58_266:
+$L__BB60_266:
 	ld.global.u32 	%r245, [%rd9+16];
 	sub.s32 	%r246, %r682, %r244;
 	ld.global.u32 	%r614, [%rd9+32];
 	setp.eq.s32 	%p150, %r614, 0;
-	@%p150 bra 	$L__BB58_268;
+	@%p150 bra 	$L__BB60_268;
 
 	mad.lo.s32 	%r615, %r245, %r9, %r246;
 	mad.lo.s32 	%r702, %r615, %r242, %r10;
-	bra.uni 	$L__BB58_269;
+	bra.uni 	$L__BB60_269;
 
-$L__BB58_268:
+$L__BB60_268:
 	mad.lo.s32 	%r616, %r242, %r9, %r10;
 	mad.lo.s32 	%r702, %r245, %r616, %r246;
 
-$L__BB58_269:
+$L__BB60_269:
 	add.s32 	%r617, %r241, %r262;
 	mad.lo.s32 	%r618, %r702, %r243, %r617;
 	mul.wide.s32 	%rd251, %r618, 4;
 	add.s64 	%rd289, %rd6, %rd251;
 
-$L__BB58_271:
+$L__BB60_271:
 	ld.global.f32 	%f337, [%rd289];
 	ld.global.f32 	%f338, [%rd130+4];
 	fma.rn.f32 	%f339, %f118, %f337, %f338;
 	st.global.f32 	[%rd130+4], %f339;
 	add.s32 	%r250, %r700, 2;
 	setp.eq.s32 	%p151, %r135, 2;
-	@%p151 bra 	$L__BB58_279;
+	@%p151 bra 	$L__BB60_279;
 
 	ld.global.u32 	%r251, [%rd9+8];
 	ld.global.u32 	%r252, [%rd9+28];
 	ld.global.u32 	%r253, [%rd9+20];
 	setp.lt.s32 	%p152, %r682, %r253;
-	@%p152 bra 	$L__BB58_277;
-	bra.uni 	$L__BB58_273;
+	@%p152 bra 	$L__BB60_277;
+	bra.uni 	$L__BB60_273;
 
-$L__BB58_277:
+$L__BB60_277:
 	mad.lo.s32 	%r628, %r251, %r9, %r10;
 	mad.lo.s32 	%r629, %r628, %r253, %r682;
 	add.s32 	%r630, %r250, %r264;
 	mad.lo.s32 	%r631, %r629, %r252, %r630;
 	mul.wide.s32 	%rd254, %r631, 4;
 	add.s64 	%rd290, %rd5, %rd254;
-	bra.uni 	$L__BB58_278;
+	bra.uni 	$L__BB60_278;
 
-$L__BB58_273:
+$L__BB60_273:
 	ld.global.u32 	%r254, [%rd9+16];
 	sub.s32 	%r255, %r682, %r253;
 	ld.global.u32 	%r623, [%rd9+32];
 	setp.eq.s32 	%p153, %r623, 0;
-	@%p153 bra 	$L__BB58_275;
+	@%p153 bra 	$L__BB60_275;
 
 	mad.lo.s32 	%r624, %r254, %r9, %r255;
 	mad.lo.s32 	%r703, %r624, %r251, %r10;
-	bra.uni 	$L__BB58_276;
+	bra.uni 	$L__BB60_276;
 
-$L__BB58_275:
+$L__BB60_275:
 	mad.lo.s32 	%r625, %r251, %r9, %r10;
 	mad.lo.s32 	%r703, %r254, %r625, %r255;
 
-$L__BB58_276:
+$L__BB60_276:
 	add.s32 	%r626, %r250, %r262;
 	mad.lo.s32 	%r627, %r703, %r252, %r626;
 	mul.wide.s32 	%rd253, %r627, 4;
 	add.s64 	%rd290, %rd6, %rd253;
 
-$L__BB58_278:
+$L__BB60_278:
 	ld.global.f32 	%f340, [%rd290];
 	ld.global.f32 	%f341, [%rd130+8];
 	fma.rn.f32 	%f342, %f118, %f340, %f341;
 	st.global.f32 	[%rd130+8], %f342;
 
-$L__BB58_279:
+$L__BB60_279:
 	add.s32 	%r682, %r682, 1;
 	setp.lt.s32 	%p154, %r682, %r4;
-	@%p154 bra 	$L__BB58_165;
+	@%p154 bra 	$L__BB60_165;
 
-$L__BB58_280:
+$L__BB60_280:
 	ret;
 
 }
@@ -19128,7 +19220,7 @@ $L__BB58_280:
 	mov.u32 	%r26, %tid.x;
 	mad.lo.s32 	%r1, %r25, %r24, %r26;
 	setp.ge.s32 	%p1, %r1, %r23;
-	@%p1 bra 	$L__BB59_15;
+	@%p1 bra 	$L__BB61_15;
 
 	cvta.to.global.u64 	%rd11, %rd9;
 	setp.eq.s32 	%p2, %r22, 0;
@@ -19148,81 +19240,81 @@ $L__BB58_280:
 	rem.s32 	%r7, %r32, %r6;
 	mul.lo.s32 	%r33, %r31, %r6;
 	div.s32 	%r8, %r1, %r33;
-	@%p2 bra 	$L__BB59_8;
+	@%p2 bra 	$L__BB61_8;
 
 	ld.global.u32 	%r9, [%rd11+28];
 	setp.lt.s32 	%p3, %r5, %r3;
-	@%p3 bra 	$L__BB59_7;
-	bra.uni 	$L__BB59_3;
+	@%p3 bra 	$L__BB61_7;
+	bra.uni 	$L__BB61_3;
 
-$L__BB59_7:
+$L__BB61_7:
 	mad.lo.s32 	%r39, %r6, %r8, %r7;
 	mad.lo.s32 	%r40, %r39, %r3, %r5;
 	add.s32 	%r41, %r4, %r20;
 	mad.lo.s32 	%r42, %r9, %r40, %r41;
 	mul.wide.s32 	%rd18, %r42, 4;
 	add.s64 	%rd27, %rd1, %rd18;
-	bra.uni 	$L__BB59_14;
+	bra.uni 	$L__BB61_14;
 
-$L__BB59_8:
+$L__BB61_8:
 	ld.global.u32 	%r14, [%rd11+24];
 	setp.lt.s32 	%p5, %r5, %r3;
-	@%p5 bra 	$L__BB59_13;
-	bra.uni 	$L__BB59_9;
+	@%p5 bra 	$L__BB61_13;
+	bra.uni 	$L__BB61_9;
 
-$L__BB59_13:
+$L__BB61_13:
 	mad.lo.s32 	%r48, %r6, %r8, %r7;
 	mad.lo.s32 	%r49, %r48, %r3, %r5;
 	add.s32 	%r50, %r4, %r20;
 	mad.lo.s32 	%r51, %r14, %r49, %r50;
 	mul.wide.s32 	%rd23, %r51, 4;
 	add.s64 	%rd27, %rd1, %rd23;
-	bra.uni 	$L__BB59_14;
+	bra.uni 	$L__BB61_14;
 
-$L__BB59_3:
+$L__BB61_3:
 	sub.s32 	%r10, %r5, %r3;
 	ld.global.u32 	%r34, [%rd11+32];
 	setp.eq.s32 	%p4, %r34, 0;
-	@%p4 bra 	$L__BB59_5;
+	@%p4 bra 	$L__BB61_5;
 
 	mad.lo.s32 	%r35, %r2, %r8, %r10;
 	mad.lo.s32 	%r57, %r35, %r6, %r7;
-	bra.uni 	$L__BB59_6;
+	bra.uni 	$L__BB61_6;
 
-$L__BB59_9:
+$L__BB61_9:
 	sub.s32 	%r15, %r5, %r3;
 	ld.global.u32 	%r43, [%rd11+32];
 	setp.eq.s32 	%p6, %r43, 0;
-	@%p6 bra 	$L__BB59_11;
+	@%p6 bra 	$L__BB61_11;
 
 	mad.lo.s32 	%r44, %r2, %r8, %r15;
 	mad.lo.s32 	%r58, %r44, %r6, %r7;
-	bra.uni 	$L__BB59_12;
+	bra.uni 	$L__BB61_12;
 
-$L__BB59_5:
+$L__BB61_5:
 	mad.lo.s32 	%r36, %r6, %r8, %r7;
 	mad.lo.s32 	%r57, %r2, %r36, %r10;
 
-$L__BB59_6:
+$L__BB61_6:
 	add.s32 	%r37, %r4, %r19;
 	mad.lo.s32 	%r38, %r57, %r9, %r37;
 	cvta.to.global.u64 	%rd16, %rd7;
 	mul.wide.s32 	%rd17, %r38, 4;
 	add.s64 	%rd27, %rd16, %rd17;
-	bra.uni 	$L__BB59_14;
+	bra.uni 	$L__BB61_14;
 
-$L__BB59_11:
+$L__BB61_11:
 	mad.lo.s32 	%r45, %r6, %r8, %r7;
 	mad.lo.s32 	%r58, %r2, %r45, %r15;
 
-$L__BB59_12:
+$L__BB61_12:
 	add.s32 	%r46, %r4, %r19;
 	mad.lo.s32 	%r47, %r58, %r14, %r46;
 	cvta.to.global.u64 	%rd21, %rd7;
 	mul.wide.s32 	%rd22, %r47, 4;
 	add.s64 	%rd27, %rd21, %rd22;
 
-$L__BB59_14:
+$L__BB61_14:
 	ld.global.f32 	%f1, [%rd27];
 	add.s32 	%r56, %r1, %r21;
 	cvta.to.global.u64 	%rd24, %rd8;
@@ -19230,7 +19322,7 @@ $L__BB59_14:
 	add.s64 	%rd26, %rd24, %rd25;
 	st.global.f32 	[%rd26], %f1;
 
-$L__BB59_15:
+$L__BB61_15:
 	ret;
 
 }
@@ -19273,11 +19365,11 @@ $L__BB59_15:
 	mov.u32 	%r58, %tid.x;
 	mad.lo.s32 	%r1, %r57, %r56, %r58;
 	setp.ge.s32 	%p1, %r1, %r55;
-	@%p1 bra 	$L__BB60_23;
+	@%p1 bra 	$L__BB62_23;
 
 	setp.lt.s32 	%p2, %r54, 1;
 	mov.f32 	%f54, 0f00000000;
-	@%p2 bra 	$L__BB60_7;
+	@%p2 bra 	$L__BB62_7;
 
 	mad.lo.s32 	%r2, %r1, %r54, %r51;
 	and.b32  	%r123, %r54, 3;
@@ -19285,13 +19377,13 @@ $L__BB59_15:
 	setp.lt.u32 	%p3, %r60, 3;
 	mov.f32 	%f54, 0f00000000;
 	mov.u32 	%r121, 0;
-	@%p3 bra 	$L__BB60_5;
+	@%p3 bra 	$L__BB62_5;
 
 	sub.s32 	%r120, %r54, %r123;
 	mov.f32 	%f54, 0f00000000;
 	mov.u32 	%r121, 0;
 
-$L__BB60_4:
+$L__BB62_4:
 	add.s32 	%r62, %r2, %r121;
 	mul.wide.s32 	%rd18, %r62, 4;
 	add.s64 	%rd19, %rd3, %rd18;
@@ -19306,13 +19398,13 @@ $L__BB60_4:
 	add.s32 	%r121, %r121, 4;
 	add.s32 	%r120, %r120, -4;
 	setp.ne.s32 	%p4, %r120, 0;
-	@%p4 bra 	$L__BB60_4;
+	@%p4 bra 	$L__BB62_4;
 
-$L__BB60_5:
+$L__BB62_5:
 	setp.eq.s32 	%p5, %r123, 0;
-	@%p5 bra 	$L__BB60_7;
+	@%p5 bra 	$L__BB62_7;
 
-$L__BB60_6:
+$L__BB62_6:
 	.pragma "nounroll";
 	add.s32 	%r63, %r2, %r121;
 	mul.wide.s32 	%rd20, %r63, 4;
@@ -19322,23 +19414,23 @@ $L__BB60_6:
 	add.s32 	%r121, %r121, 1;
 	add.s32 	%r123, %r123, -1;
 	setp.ne.s32 	%p6, %r123, 0;
-	@%p6 bra 	$L__BB60_6;
+	@%p6 bra 	$L__BB62_6;
 
-$L__BB60_7:
+$L__BB62_7:
 	cvt.rn.f32.s32 	%f22, %r54;
 	div.rn.f32 	%f23, %f54, %f22;
 	add.f32 	%f24, %f23, %f9;
 	sqrt.rn.f32 	%f25, %f24;
 	rcp.rn.f32 	%f8, %f25;
 	ld.global.u32 	%r14, [%rd4];
-	@%p2 bra 	$L__BB60_23;
+	@%p2 bra 	$L__BB62_23;
 
 	mul.lo.s32 	%r15, %r1, %r54;
 	setp.gt.s32 	%p8, %r14, 0;
-	@%p8 bra 	$L__BB60_14;
-	bra.uni 	$L__BB60_9;
+	@%p8 bra 	$L__BB62_14;
+	bra.uni 	$L__BB62_9;
 
-$L__BB60_14:
+$L__BB62_14:
 	not.b32 	%r74, %r14;
 	max.s32 	%r75, %r74, -2;
 	add.s32 	%r76, %r14, %r75;
@@ -19355,13 +19447,13 @@ $L__BB60_14:
 	mov.u32 	%r73, 0;
 	mov.u32 	%r129, %r73;
 
-$L__BB60_15:
+$L__BB62_15:
 	add.s32 	%r31, %r129, %r15;
 	setp.lt.u32 	%p13, %r27, 3;
 	mov.u32 	%r135, %r14;
 	mov.u32 	%r138, %r73;
 	mov.u32 	%r137, %r31;
-	@%p13 bra 	$L__BB60_18;
+	@%p13 bra 	$L__BB62_18;
 
 	mov.u32 	%r138, 0;
 	mov.u64 	%rd42, %rd7;
@@ -19370,7 +19462,7 @@ $L__BB60_15:
 	mov.u32 	%r135, %r14;
 	mov.u32 	%r137, %r31;
 
-$L__BB60_17:
+$L__BB62_17:
 	ld.global.u32 	%r82, [%rd42+4];
 	div.s32 	%r83, %r137, %r82;
 	mul.lo.s32 	%r84, %r83, %r82;
@@ -19400,11 +19492,11 @@ $L__BB60_17:
 	add.s64 	%rd42, %rd42, -16;
 	add.s32 	%r130, %r130, -4;
 	setp.ne.s32 	%p14, %r130, -2;
-	@%p14 bra 	$L__BB60_17;
+	@%p14 bra 	$L__BB62_17;
 
-$L__BB60_18:
+$L__BB62_18:
 	setp.eq.s32 	%p15, %r28, 0;
-	@%p15 bra 	$L__BB60_22;
+	@%p15 bra 	$L__BB62_22;
 
 	setp.eq.s32 	%p16, %r28, 1;
 	mul.wide.s32 	%rd34, %r135, 4;
@@ -19418,7 +19510,7 @@ $L__BB60_18:
 	add.s64 	%rd13, %rd4, %rd35;
 	ld.global.u32 	%r108, [%rd13];
 	mad.lo.s32 	%r138, %r108, %r106, %r138;
-	@%p16 bra 	$L__BB60_22;
+	@%p16 bra 	$L__BB62_22;
 
 	setp.eq.s32 	%p17, %r28, 2;
 	ld.global.u32 	%r109, [%rd12+-4];
@@ -19427,14 +19519,14 @@ $L__BB60_18:
 	sub.s32 	%r111, %r45, %r110;
 	ld.global.u32 	%r112, [%rd13+-4];
 	mad.lo.s32 	%r138, %r112, %r111, %r138;
-	@%p17 bra 	$L__BB60_22;
+	@%p17 bra 	$L__BB62_22;
 
 	ld.global.u32 	%r113, [%rd12+-8];
 	rem.s32 	%r114, %r47, %r113;
 	ld.global.u32 	%r115, [%rd13+-8];
 	mad.lo.s32 	%r138, %r115, %r114, %r138;
 
-$L__BB60_22:
+$L__BB62_22:
 	add.s32 	%r116, %r31, %r51;
 	mul.wide.s32 	%rd36, %r116, 4;
 	add.s64 	%rd37, %rd3, %rd36;
@@ -19451,22 +19543,22 @@ $L__BB60_22:
 	st.global.f32 	[%rd41], %f49;
 	add.s32 	%r129, %r129, 1;
 	setp.lt.s32 	%p18, %r129, %r54;
-	@%p18 bra 	$L__BB60_15;
-	bra.uni 	$L__BB60_23;
+	@%p18 bra 	$L__BB62_15;
+	bra.uni 	$L__BB62_23;
 
-$L__BB60_9:
+$L__BB62_9:
 	add.s32 	%r65, %r54, -1;
 	and.b32  	%r128, %r54, 3;
 	setp.lt.u32 	%p9, %r65, 3;
 	mul.wide.s32 	%rd22, %r52, 4;
 	add.s64 	%rd5, %rd2, %rd22;
 	mov.u32 	%r126, 0;
-	@%p9 bra 	$L__BB60_12;
+	@%p9 bra 	$L__BB62_12;
 
 	sub.s32 	%r125, %r54, %r128;
 	mov.u32 	%r126, 0;
 
-$L__BB60_11:
+$L__BB62_11:
 	add.s32 	%r67, %r126, %r15;
 	add.s32 	%r68, %r67, %r51;
 	mul.wide.s32 	%rd23, %r68, 4;
@@ -19497,13 +19589,13 @@ $L__BB60_11:
 	add.s32 	%r126, %r126, 4;
 	add.s32 	%r125, %r125, -4;
 	setp.ne.s32 	%p10, %r125, 0;
-	@%p10 bra 	$L__BB60_11;
+	@%p10 bra 	$L__BB62_11;
 
-$L__BB60_12:
+$L__BB62_12:
 	setp.eq.s32 	%p11, %r128, 0;
-	@%p11 bra 	$L__BB60_23;
+	@%p11 bra 	$L__BB62_23;
 
-$L__BB60_13:
+$L__BB62_13:
 	.pragma "nounroll";
 	add.s32 	%r70, %r126, %r15;
 	add.s32 	%r71, %r70, %r51;
@@ -19520,10 +19612,10 @@ $L__BB60_13:
 	add.s32 	%r126, %r126, 1;
 	add.s32 	%r128, %r128, -1;
 	setp.eq.s32 	%p12, %r128, 0;
-	@%p12 bra 	$L__BB60_23;
-	bra.uni 	$L__BB60_13;
+	@%p12 bra 	$L__BB62_23;
+	bra.uni 	$L__BB62_13;
 
-$L__BB60_23:
+$L__BB62_23:
 	ret;
 
 }
@@ -19568,7 +19660,7 @@ $L__BB60_23:
 	mov.u32 	%r32, %tid.x;
 	mad.lo.s32 	%r1, %r31, %r30, %r32;
 	setp.ge.s32 	%p1, %r1, %r29;
-	@%p1 bra 	$L__BB61_15;
+	@%p1 bra 	$L__BB63_15;
 
 	cvta.to.global.u64 	%rd9, %rd7;
 	ld.global.u32 	%r2, [%rd9+20];
@@ -19590,39 +19682,39 @@ $L__BB60_23:
 	div.s32 	%r10, %r1, %r40;
 	ld.global.u32 	%r11, [%rd9+16];
 	setp.eq.s32 	%p2, %r11, 0;
-	@%p2 bra 	$L__BB61_3;
+	@%p2 bra 	$L__BB63_3;
 
 	mad.lo.s32 	%r41, %r10, %r8, %r9;
 	mad.lo.s32 	%r67, %r41, %r6, %r7;
-	bra.uni 	$L__BB61_4;
+	bra.uni 	$L__BB63_4;
 
-$L__BB61_3:
+$L__BB63_3:
 	mad.lo.s32 	%r42, %r10, %r6, %r7;
 	mad.lo.s32 	%r67, %r42, %r8, %r9;
 
-$L__BB61_4:
+$L__BB63_4:
 	mad.lo.s32 	%r15, %r67, %r4, %r24;
-	@%p2 bra 	$L__BB61_6;
+	@%p2 bra 	$L__BB63_6;
 
 	mad.lo.s32 	%r43, %r10, %r8, %r9;
 	mad.lo.s32 	%r68, %r43, %r6, %r7;
-	bra.uni 	$L__BB61_7;
+	bra.uni 	$L__BB63_7;
 
-$L__BB61_6:
+$L__BB63_6:
 	mad.lo.s32 	%r44, %r10, %r6, %r7;
 	mad.lo.s32 	%r68, %r44, %r8, %r9;
 
-$L__BB61_7:
+$L__BB63_7:
 	mad.lo.s32 	%r19, %r68, %r4, %r28;
 	setp.lt.s32 	%p4, %r5, %r3;
-	@%p4 bra 	$L__BB61_10;
-	bra.uni 	$L__BB61_8;
+	@%p4 bra 	$L__BB63_10;
+	bra.uni 	$L__BB63_8;
 
-$L__BB61_10:
+$L__BB63_10:
 	mad.lo.s32 	%r69, %r10, %r8, %r9;
 	ld.global.u32 	%r48, [%rd9+28];
 	setp.eq.s32 	%p6, %r48, 0;
-	@%p6 bra 	$L__BB61_14;
+	@%p6 bra 	$L__BB63_14;
 
 	add.s32 	%r49, %r69, %r27;
 	cvta.to.global.u64 	%rd17, %rd5;
@@ -19630,15 +19722,15 @@ $L__BB61_10:
 	add.s64 	%rd19, %rd17, %rd18;
 	ld.global.u64 	%rd1, [%rd19];
 	setp.lt.s64 	%p7, %rd1, 0;
-	@%p7 bra 	$L__BB61_16;
+	@%p7 bra 	$L__BB63_16;
 
 	ld.global.s32 	%rd21, [%rd9+32];
 	setp.ge.s64 	%p8, %rd1, %rd21;
-	@%p8 bra 	$L__BB61_16;
+	@%p8 bra 	$L__BB63_16;
 
 	cvt.u32.u64 	%r69, %rd1;
 
-$L__BB61_14:
+$L__BB63_14:
 	add.s32 	%r51, %r5, %r25;
 	mul.lo.s32 	%r52, %r69, %r3;
 	add.s32 	%r53, %r51, %r52;
@@ -19684,13 +19776,13 @@ $L__BB61_14:
 	mul.wide.s32 	%rd38, %r66, 4;
 	add.s64 	%rd39, %rd35, %rd38;
 	st.global.f32 	[%rd39], %f10;
-	bra.uni 	$L__BB61_15;
+	bra.uni 	$L__BB63_15;
 
-$L__BB61_8:
+$L__BB63_8:
 	sub.s32 	%r45, %r5, %r3;
 	add.s32 	%r20, %r45, %r2;
 	setp.ge.s32 	%p5, %r20, %r4;
-	@%p5 bra 	$L__BB61_15;
+	@%p5 bra 	$L__BB63_15;
 
 	add.s32 	%r46, %r15, %r20;
 	cvta.to.global.u64 	%rd10, %rd2;
@@ -19702,14 +19794,14 @@ $L__BB61_8:
 	mul.wide.s32 	%rd14, %r47, 4;
 	add.s64 	%rd15, %rd13, %rd14;
 	st.global.f32 	[%rd15], %f1;
-	bra.uni 	$L__BB61_15;
+	bra.uni 	$L__BB63_15;
 
-$L__BB61_16:
+$L__BB63_16:
 	cvta.to.global.u64 	%rd22, %rd8;
 	mov.u32 	%r50, 1;
 	st.global.u32 	[%rd22], %r50;
 
-$L__BB61_15:
+$L__BB63_15:
 	ret;
 
 }
@@ -19746,7 +19838,7 @@ $L__BB61_15:
 	mov.u32 	%r94, %tid.x;
 	mad.lo.s32 	%r1, %r93, %r92, %r94;
 	setp.ge.s32 	%p1, %r1, %r91;
-	@%p1 bra 	$L__BB62_49;
+	@%p1 bra 	$L__BB64_49;
 
 	div.s32 	%r2, %r1, %r89;
 	mul.lo.s32 	%r95, %r89, %r88;
@@ -19754,23 +19846,23 @@ $L__BB61_15:
 	mul.lo.s32 	%r96, %r2, %r89;
 	sub.s32 	%r4, %r1, %r96;
 	setp.eq.s32 	%p2, %r90, 0;
-	@%p2 bra 	$L__BB62_35;
+	@%p2 bra 	$L__BB64_35;
 
 	setp.lt.s32 	%p3, %r88, 1;
 	mov.f32 	%f91, 0f00000000;
-	@%p3 bra 	$L__BB62_16;
+	@%p3 bra 	$L__BB64_16;
 
 	setp.eq.s32 	%p4, %r90, 1;
 	add.s32 	%r5, %r88, -1;
 	and.b32  	%r156, %r88, 3;
-	@%p4 bra 	$L__BB62_10;
-	bra.uni 	$L__BB62_4;
+	@%p4 bra 	$L__BB64_10;
+	bra.uni 	$L__BB64_4;
 
-$L__BB62_10:
+$L__BB64_10:
 	setp.lt.u32 	%p9, %r5, 3;
 	mov.f32 	%f91, 0f00000000;
 	mov.u32 	%r159, 0;
-	@%p9 bra 	$L__BB62_13;
+	@%p9 bra 	$L__BB64_13;
 
 	sub.s32 	%r158, %r88, %r156;
 	add.s32 	%r106, %r4, %r86;
@@ -19781,7 +19873,7 @@ $L__BB62_10:
 	mov.f32 	%f91, 0f00000000;
 	mov.u32 	%r159, 0;
 
-$L__BB62_12:
+$L__BB64_12:
 	ld.global.f32 	%f47, [%rd84];
 	abs.f32 	%f48, %f47;
 	add.f32 	%f49, %f91, %f48;
@@ -19801,11 +19893,11 @@ $L__BB62_12:
 	add.s32 	%r159, %r159, 4;
 	add.s32 	%r158, %r158, -4;
 	setp.ne.s32 	%p10, %r158, 0;
-	@%p10 bra 	$L__BB62_12;
+	@%p10 bra 	$L__BB64_12;
 
-$L__BB62_13:
+$L__BB64_13:
 	setp.eq.s32 	%p11, %r156, 0;
-	@%p11 bra 	$L__BB62_16;
+	@%p11 bra 	$L__BB64_16;
 
 	add.s32 	%r108, %r4, %r86;
 	mad.lo.s32 	%r109, %r2, %r88, %r159;
@@ -19814,7 +19906,7 @@ $L__BB62_13:
 	add.s64 	%rd85, %rd2, %rd51;
 	mul.wide.s32 	%rd16, %r89, 4;
 
-$L__BB62_15:
+$L__BB64_15:
 	.pragma "nounroll";
 	ld.global.f32 	%f58, [%rd85];
 	abs.f32 	%f59, %f58;
@@ -19822,16 +19914,16 @@ $L__BB62_15:
 	add.s64 	%rd85, %rd85, %rd16;
 	add.s32 	%r156, %r156, -1;
 	setp.ne.s32 	%p12, %r156, 0;
-	@%p12 bra 	$L__BB62_15;
-	bra.uni 	$L__BB62_16;
+	@%p12 bra 	$L__BB64_15;
+	bra.uni 	$L__BB64_16;
 
-$L__BB62_35:
+$L__BB64_35:
 	add.s32 	%r126, %r3, %r4;
 	add.s32 	%r127, %r126, %r86;
 	cvt.s64.s32 	%rd23, %r127;
 	setp.lt.s32 	%p24, %r88, 2;
 	mov.u32 	%r180, 0;
-	@%p24 bra 	$L__BB62_42;
+	@%p24 bra 	$L__BB64_42;
 
 	shl.b64 	%rd66, %rd23, 2;
 	add.s64 	%rd67, %rd2, %rd66;
@@ -19842,7 +19934,7 @@ $L__BB62_35:
 	setp.lt.u32 	%p25, %r132, 3;
 	mov.u32 	%r180, 0;
 	mov.u32 	%r175, 1;
-	@%p25 bra 	$L__BB62_39;
+	@%p25 bra 	$L__BB64_39;
 
 	cvt.s64.s32 	%rd68, %r89;
 	add.s64 	%rd69, %rd68, %rd23;
@@ -19853,7 +19945,7 @@ $L__BB62_35:
 	mov.u32 	%r180, 0;
 	mov.u32 	%r175, 1;
 
-$L__BB62_38:
+$L__BB64_38:
 	ld.global.f32 	%f70, [%rd86];
 	setp.gt.f32 	%p26, %f70, %f99;
 	selp.b32 	%r135, %r175, %r180, %p26;
@@ -19880,11 +19972,11 @@ $L__BB62_38:
 	add.s32 	%r175, %r175, 4;
 	add.s32 	%r171, %r171, -4;
 	setp.ne.s32 	%p30, %r171, 1;
-	@%p30 bra 	$L__BB62_38;
+	@%p30 bra 	$L__BB64_38;
 
-$L__BB62_39:
+$L__BB64_39:
 	setp.eq.s32 	%p31, %r179, 0;
-	@%p31 bra 	$L__BB62_42;
+	@%p31 bra 	$L__BB64_42;
 
 	mul.lo.s32 	%r141, %r175, %r89;
 	cvt.s64.s32 	%rd74, %r141;
@@ -19893,7 +19985,7 @@ $L__BB62_39:
 	add.s64 	%rd87, %rd2, %rd76;
 	mul.wide.s32 	%rd29, %r89, 4;
 
-$L__BB62_41:
+$L__BB64_41:
 	.pragma "nounroll";
 	ld.global.f32 	%f77, [%rd87];
 	setp.gt.f32 	%p32, %f77, %f99;
@@ -19903,17 +19995,17 @@ $L__BB62_41:
 	add.s64 	%rd87, %rd87, %rd29;
 	add.s32 	%r179, %r179, -1;
 	setp.ne.s32 	%p33, %r179, 0;
-	@%p33 bra 	$L__BB62_41;
+	@%p33 bra 	$L__BB64_41;
 
-$L__BB62_42:
+$L__BB64_42:
 	setp.lt.s32 	%p34, %r88, 1;
-	@%p34 bra 	$L__BB62_49;
+	@%p34 bra 	$L__BB64_49;
 
 	add.s32 	%r143, %r88, -1;
 	and.b32  	%r186, %r88, 3;
 	setp.lt.u32 	%p35, %r143, 3;
 	mov.u32 	%r184, 0;
-	@%p35 bra 	$L__BB62_46;
+	@%p35 bra 	$L__BB64_46;
 
 	sub.s32 	%r183, %r88, %r186;
 	neg.s32 	%r181, %r180;
@@ -19924,7 +20016,7 @@ $L__BB62_42:
 	add.s64 	%rd88, %rd1, %rd77;
 	mul.wide.s32 	%rd33, %r89, 4;
 
-$L__BB62_45:
+$L__BB64_45:
 	setp.eq.s32 	%p36, %r181, 0;
 	selp.f32 	%f78, 0f3F800000, 0f00000000, %p36;
 	st.global.f32 	[%rd88], %f78;
@@ -19948,11 +20040,11 @@ $L__BB62_45:
 	add.s32 	%r181, %r181, 4;
 	add.s32 	%r183, %r183, -4;
 	setp.ne.s32 	%p40, %r183, 0;
-	@%p40 bra 	$L__BB62_45;
+	@%p40 bra 	$L__BB64_45;
 
-$L__BB62_46:
+$L__BB64_46:
 	setp.eq.s32 	%p41, %r186, 0;
-	@%p41 bra 	$L__BB62_49;
+	@%p41 bra 	$L__BB64_49;
 
 	add.s32 	%r150, %r4, %r87;
 	mad.lo.s32 	%r151, %r2, %r88, %r184;
@@ -19962,7 +20054,7 @@ $L__BB62_46:
 	mul.wide.s32 	%rd37, %r89, 4;
 	sub.s32 	%r185, %r184, %r180;
 
-$L__BB62_48:
+$L__BB64_48:
 	.pragma "nounroll";
 	setp.eq.s32 	%p42, %r185, 0;
 	selp.f32 	%f82, 0f3F800000, 0f00000000, %p42;
@@ -19971,14 +20063,14 @@ $L__BB62_48:
 	add.s32 	%r185, %r185, 1;
 	add.s32 	%r186, %r186, -1;
 	setp.ne.s32 	%p43, %r186, 0;
-	@%p43 bra 	$L__BB62_48;
-	bra.uni 	$L__BB62_49;
+	@%p43 bra 	$L__BB64_48;
+	bra.uni 	$L__BB64_49;
 
-$L__BB62_4:
+$L__BB64_4:
 	setp.lt.u32 	%p5, %r5, 3;
 	mov.f32 	%f91, 0f00000000;
 	mov.u32 	%r155, 0;
-	@%p5 bra 	$L__BB62_7;
+	@%p5 bra 	$L__BB64_7;
 
 	sub.s32 	%r154, %r88, %r156;
 	add.s32 	%r99, %r4, %r86;
@@ -19989,7 +20081,7 @@ $L__BB62_4:
 	mov.f32 	%f91, 0f00000000;
 	mov.u32 	%r155, 0;
 
-$L__BB62_6:
+$L__BB64_6:
 	ld.global.f32 	%f36, [%rd82];
 	fma.rn.f32 	%f37, %f36, %f36, %f91;
 	add.s64 	%rd43, %rd82, %rd4;
@@ -20005,11 +20097,11 @@ $L__BB62_6:
 	add.s32 	%r155, %r155, 4;
 	add.s32 	%r154, %r154, -4;
 	setp.ne.s32 	%p6, %r154, 0;
-	@%p6 bra 	$L__BB62_6;
+	@%p6 bra 	$L__BB64_6;
 
-$L__BB62_7:
+$L__BB64_7:
 	setp.eq.s32 	%p7, %r156, 0;
-	@%p7 bra 	$L__BB62_16;
+	@%p7 bra 	$L__BB64_16;
 
 	add.s32 	%r101, %r4, %r86;
 	mad.lo.s32 	%r102, %r2, %r88, %r155;
@@ -20018,30 +20110,30 @@ $L__BB62_7:
 	add.s64 	%rd83, %rd2, %rd46;
 	mul.wide.s32 	%rd8, %r89, 4;
 
-$L__BB62_9:
+$L__BB64_9:
 	.pragma "nounroll";
 	ld.global.f32 	%f43, [%rd83];
 	fma.rn.f32 	%f91, %f43, %f43, %f91;
 	add.s64 	%rd83, %rd83, %rd8;
 	add.s32 	%r156, %r156, -1;
 	setp.eq.s32 	%p8, %r156, 0;
-	@%p8 bra 	$L__BB62_16;
-	bra.uni 	$L__BB62_9;
+	@%p8 bra 	$L__BB64_16;
+	bra.uni 	$L__BB64_9;
 
-$L__BB62_16:
+$L__BB64_16:
 	setp.ne.s32 	%p13, %r90, 2;
-	@%p13 bra 	$L__BB62_18;
+	@%p13 bra 	$L__BB64_18;
 
 	sqrt.rn.f32 	%f91, %f91;
 
-$L__BB62_18:
-	@%p3 bra 	$L__BB62_49;
+$L__BB64_18:
+	@%p3 bra 	$L__BB64_49;
 
 	add.s32 	%r112, %r88, -1;
 	and.b32  	%r170, %r88, 3;
 	setp.lt.u32 	%p15, %r112, 3;
 	mov.u32 	%r167, 0;
-	@%p15 bra 	$L__BB62_30;
+	@%p15 bra 	$L__BB64_30;
 
 	add.s32 	%r114, %r4, %r86;
 	mul.lo.s32 	%r115, %r2, %r88;
@@ -20059,51 +20151,51 @@ $L__BB62_18:
 	mul.wide.s32 	%rd19, %r89, 4;
 	mov.u32 	%r167, 0;
 
-$L__BB62_21:
+$L__BB64_21:
 	setp.eq.f32 	%p16, %f91, 0f00000000;
 	mov.f32 	%f94, 0f00000000;
 	mov.f32 	%f93, %f94;
-	@%p16 bra 	$L__BB62_23;
+	@%p16 bra 	$L__BB64_23;
 
 	mul.wide.s32 	%rd52, %r161, 4;
 	add.s64 	%rd53, %rd2, %rd52;
 	ld.global.f32 	%f61, [%rd53];
 	div.rn.f32 	%f93, %f61, %f91;
 
-$L__BB62_23:
+$L__BB64_23:
 	mul.wide.s32 	%rd54, %r162, 4;
 	add.s64 	%rd20, %rd1, %rd54;
 	st.global.f32 	[%rd20], %f93;
-	@%p16 bra 	$L__BB62_25;
+	@%p16 bra 	$L__BB64_25;
 
 	mul.wide.s32 	%rd55, %r165, 4;
 	add.s64 	%rd56, %rd2, %rd55;
 	ld.global.f32 	%f63, [%rd56];
 	div.rn.f32 	%f94, %f63, %f91;
 
-$L__BB62_25:
+$L__BB64_25:
 	add.s64 	%rd21, %rd20, %rd19;
 	st.global.f32 	[%rd21], %f94;
 	mov.f32 	%f96, 0f00000000;
 	mov.f32 	%f95, %f96;
-	@%p16 bra 	$L__BB62_27;
+	@%p16 bra 	$L__BB64_27;
 
 	mul.wide.s32 	%rd57, %r164, 4;
 	add.s64 	%rd58, %rd2, %rd57;
 	ld.global.f32 	%f65, [%rd58];
 	div.rn.f32 	%f95, %f65, %f91;
 
-$L__BB62_27:
+$L__BB64_27:
 	add.s64 	%rd22, %rd21, %rd19;
 	st.global.f32 	[%rd22], %f95;
-	@%p16 bra 	$L__BB62_29;
+	@%p16 bra 	$L__BB64_29;
 
 	mul.wide.s32 	%rd59, %r163, 4;
 	add.s64 	%rd60, %rd2, %rd59;
 	ld.global.f32 	%f67, [%rd60];
 	div.rn.f32 	%f96, %f67, %f91;
 
-$L__BB62_29:
+$L__BB64_29:
 	add.s64 	%rd61, %rd22, %rd19;
 	st.global.f32 	[%rd61], %f96;
 	add.s32 	%r165, %r165, %r25;
@@ -20114,11 +20206,11 @@ $L__BB62_29:
 	add.s32 	%r167, %r167, 4;
 	add.s32 	%r120, %r30, %r167;
 	setp.ne.s32 	%p20, %r120, 0;
-	@%p20 bra 	$L__BB62_21;
+	@%p20 bra 	$L__BB64_21;
 
-$L__BB62_30:
+$L__BB64_30:
 	setp.eq.s32 	%p21, %r170, 0;
-	@%p21 bra 	$L__BB62_49;
+	@%p21 bra 	$L__BB64_49;
 
 	add.s32 	%r121, %r4, %r87;
 	mad.lo.s32 	%r122, %r2, %r88, %r167;
@@ -20127,18 +20219,18 @@ $L__BB62_30:
 	add.s32 	%r124, %r4, %r86;
 	add.s32 	%r168, %r124, %r123;
 
-$L__BB62_32:
+$L__BB64_32:
 	.pragma "nounroll";
 	setp.eq.f32 	%p22, %f91, 0f00000000;
 	mov.f32 	%f97, 0f00000000;
-	@%p22 bra 	$L__BB62_34;
+	@%p22 bra 	$L__BB64_34;
 
 	mul.wide.s32 	%rd62, %r168, 4;
 	add.s64 	%rd63, %rd2, %rd62;
 	ld.global.f32 	%f69, [%rd63];
 	div.rn.f32 	%f97, %f69, %f91;
 
-$L__BB62_34:
+$L__BB64_34:
 	mul.wide.s32 	%rd64, %r169, 4;
 	add.s64 	%rd65, %rd1, %rd64;
 	st.global.f32 	[%rd65], %f97;
@@ -20146,10 +20238,10 @@ $L__BB62_34:
 	add.s32 	%r168, %r168, %r89;
 	add.s32 	%r170, %r170, -1;
 	setp.eq.s32 	%p23, %r170, 0;
-	@%p23 bra 	$L__BB62_49;
-	bra.uni 	$L__BB62_32;
+	@%p23 bra 	$L__BB64_49;
+	bra.uni 	$L__BB64_32;
 
-$L__BB62_49:
+$L__BB64_49:
 	ret;
 
 }
@@ -20191,12 +20283,12 @@ $L__BB62_49:
 	mov.u32 	%r76, %tid.x;
 	mad.lo.s32 	%r1, %r75, %r74, %r76;
 	setp.ge.s32 	%p113, %r1, %r73;
-	@%p113 bra 	$L__BB63_214;
+	@%p113 bra 	$L__BB65_214;
 
 	div.s32 	%r2, %r1, %r70;
 	mul.lo.s32 	%r3, %r2, %r69;
 	setp.lt.s32 	%p114, %r71, 1;
-	@%p114 bra 	$L__BB63_214;
+	@%p114 bra 	$L__BB65_214;
 
 	rem.s32 	%r79, %r1, %r70;
 	mul.lo.s32 	%r80, %r71, %r70;
@@ -20216,49 +20308,49 @@ $L__BB62_49:
 	mov.u32 	%r229, %r78;
 	mov.f32 	%f59, %f49;
 
-$L__BB63_3:
+$L__BB65_3:
 	mov.f32 	%f1, %f59;
 	mov.u32 	%r11, %r229;
 	setp.lt.s32 	%p115, %r69, 1;
 	mov.u32 	%r229, %r78;
 	mov.f32 	%f59, %f49;
-	@%p115 bra 	$L__BB63_213;
+	@%p115 bra 	$L__BB65_213;
 
 	setp.eq.s32 	%p116, %r72, 0;
-	@%p116 bra 	$L__BB63_109;
+	@%p116 bra 	$L__BB65_109;
 
 	setp.lt.u32 	%p117, %r7, 3;
 	mov.u32 	%r229, -1;
 	mov.f32 	%f59, 0f00000000;
 	mov.u32 	%r234, 0;
-	@%p117 bra 	$L__BB63_64;
+	@%p117 bra 	$L__BB65_64;
 
 	mov.u32 	%r229, -1;
 	mov.f32 	%f59, 0f00000000;
 	mov.u32 	%r234, 0;
 	mov.u32 	%r228, %r9;
 
-$L__BB63_7:
+$L__BB65_7:
 	add.s32 	%r88, %r234, %r3;
 	mad.lo.s32 	%r89, %r88, %r70, %r6;
 	mul.wide.s32 	%rd14, %r89, 4;
 	add.s64 	%rd5, %rd1, %rd14;
 	ld.global.f32 	%f3, [%rd5];
 	setp.lt.s32 	%p118, %r11, 0;
-	@%p118 bra 	$L__BB63_14;
+	@%p118 bra 	$L__BB65_14;
 
 	setp.nan.f32 	%p119, %f1, %f3;
-	@%p119 bra 	$L__BB63_12;
+	@%p119 bra 	$L__BB65_12;
 
 	setp.neu.f32 	%p120, %f1, %f3;
-	@%p120 bra 	$L__BB63_11;
-	bra.uni 	$L__BB63_10;
+	@%p120 bra 	$L__BB65_11;
+	bra.uni 	$L__BB65_10;
 
-$L__BB63_11:
+$L__BB65_11:
 	setp.gt.f32 	%p352, %f1, %f3;
-	bra.uni 	$L__BB63_13;
+	bra.uni 	$L__BB65_13;
 
-$L__BB63_12:
+$L__BB65_12:
 	setp.nan.f32 	%p121, %f1, %f1;
 	setp.nan.f32 	%p122, %f3, %f3;
 	and.pred  	%p123, %p121, %p122;
@@ -20268,32 +20360,32 @@ $L__BB63_12:
 	selp.b32 	%r92, %r90, %r91, %p123;
 	and.b32  	%r93, %r92, 1;
 	setp.eq.b32 	%p352, %r93, 1;
-	bra.uni 	$L__BB63_13;
+	bra.uni 	$L__BB65_13;
 
-$L__BB63_10:
+$L__BB65_10:
 	setp.lt.s32 	%p352, %r11, %r234;
 
-$L__BB63_13:
+$L__BB65_13:
 	not.pred 	%p125, %p352;
-	@%p125 bra 	$L__BB63_21;
+	@%p125 bra 	$L__BB65_21;
 
-$L__BB63_14:
+$L__BB65_14:
 	setp.lt.s32 	%p127, %r229, 0;
 	mov.pred 	%p353, -1;
-	@%p127 bra 	$L__BB63_20;
+	@%p127 bra 	$L__BB65_20;
 
 	setp.nan.f32 	%p128, %f3, %f59;
-	@%p128 bra 	$L__BB63_19;
+	@%p128 bra 	$L__BB65_19;
 
 	setp.neu.f32 	%p129, %f3, %f59;
-	@%p129 bra 	$L__BB63_18;
-	bra.uni 	$L__BB63_17;
+	@%p129 bra 	$L__BB65_18;
+	bra.uni 	$L__BB65_17;
 
-$L__BB63_18:
+$L__BB65_18:
 	setp.gt.f32 	%p353, %f3, %f59;
-	bra.uni 	$L__BB63_20;
+	bra.uni 	$L__BB65_20;
 
-$L__BB63_19:
+$L__BB65_19:
 	setp.nan.f32 	%p130, %f3, %f3;
 	setp.nan.f32 	%p131, %f59, %f59;
 	and.pred  	%p132, %p131, %p130;
@@ -20303,33 +20395,33 @@ $L__BB63_19:
 	selp.b32 	%r96, %r94, %r95, %p132;
 	and.b32  	%r97, %r96, 1;
 	setp.eq.b32 	%p353, %r97, 1;
-	bra.uni 	$L__BB63_20;
+	bra.uni 	$L__BB65_20;
 
-$L__BB63_17:
+$L__BB65_17:
 	setp.lt.s32 	%p353, %r234, %r229;
 
-$L__BB63_20:
+$L__BB65_20:
 	selp.b32 	%r229, %r234, %r229, %p353;
 	selp.f32 	%f59, %f3, %f59, %p353;
 
-$L__BB63_21:
+$L__BB65_21:
 	add.s32 	%r17, %r234, 1;
 	add.s64 	%rd6, %rd5, %rd2;
 	ld.global.f32 	%f6, [%rd6];
-	@%p118 bra 	$L__BB63_28;
+	@%p118 bra 	$L__BB65_28;
 
 	setp.nan.f32 	%p135, %f1, %f6;
-	@%p135 bra 	$L__BB63_26;
+	@%p135 bra 	$L__BB65_26;
 
 	setp.neu.f32 	%p136, %f1, %f6;
-	@%p136 bra 	$L__BB63_25;
-	bra.uni 	$L__BB63_24;
+	@%p136 bra 	$L__BB65_25;
+	bra.uni 	$L__BB65_24;
 
-$L__BB63_25:
+$L__BB65_25:
 	setp.gt.f32 	%p354, %f1, %f6;
-	bra.uni 	$L__BB63_27;
+	bra.uni 	$L__BB65_27;
 
-$L__BB63_26:
+$L__BB65_26:
 	setp.nan.f32 	%p137, %f1, %f1;
 	setp.nan.f32 	%p138, %f6, %f6;
 	and.pred  	%p139, %p137, %p138;
@@ -20339,32 +20431,32 @@ $L__BB63_26:
 	selp.b32 	%r100, %r98, %r99, %p139;
 	and.b32  	%r101, %r100, 1;
 	setp.eq.b32 	%p354, %r101, 1;
-	bra.uni 	$L__BB63_27;
+	bra.uni 	$L__BB65_27;
 
-$L__BB63_24:
+$L__BB65_24:
 	setp.le.s32 	%p354, %r11, %r234;
 
-$L__BB63_27:
+$L__BB65_27:
 	not.pred 	%p141, %p354;
-	@%p141 bra 	$L__BB63_35;
+	@%p141 bra 	$L__BB65_35;
 
-$L__BB63_28:
+$L__BB65_28:
 	setp.lt.s32 	%p143, %r229, 0;
 	mov.pred 	%p355, -1;
-	@%p143 bra 	$L__BB63_34;
+	@%p143 bra 	$L__BB65_34;
 
 	setp.nan.f32 	%p144, %f6, %f59;
-	@%p144 bra 	$L__BB63_33;
+	@%p144 bra 	$L__BB65_33;
 
 	setp.neu.f32 	%p145, %f6, %f59;
-	@%p145 bra 	$L__BB63_32;
-	bra.uni 	$L__BB63_31;
+	@%p145 bra 	$L__BB65_32;
+	bra.uni 	$L__BB65_31;
 
-$L__BB63_32:
+$L__BB65_32:
 	setp.gt.f32 	%p355, %f6, %f59;
-	bra.uni 	$L__BB63_34;
+	bra.uni 	$L__BB65_34;
 
-$L__BB63_33:
+$L__BB65_33:
 	setp.nan.f32 	%p146, %f6, %f6;
 	setp.nan.f32 	%p147, %f59, %f59;
 	and.pred  	%p148, %p147, %p146;
@@ -20374,33 +20466,33 @@ $L__BB63_33:
 	selp.b32 	%r104, %r102, %r103, %p148;
 	and.b32  	%r105, %r104, 1;
 	setp.eq.b32 	%p355, %r105, 1;
-	bra.uni 	$L__BB63_34;
+	bra.uni 	$L__BB65_34;
 
-$L__BB63_31:
+$L__BB65_31:
 	setp.lt.s32 	%p355, %r17, %r229;
 
-$L__BB63_34:
+$L__BB65_34:
 	selp.b32 	%r229, %r17, %r229, %p355;
 	selp.f32 	%f59, %f6, %f59, %p355;
 
-$L__BB63_35:
+$L__BB65_35:
 	add.s32 	%r20, %r234, 2;
 	add.s64 	%rd7, %rd6, %rd2;
 	ld.global.f32 	%f9, [%rd7];
-	@%p118 bra 	$L__BB63_42;
+	@%p118 bra 	$L__BB65_42;
 
 	setp.nan.f32 	%p151, %f1, %f9;
-	@%p151 bra 	$L__BB63_40;
+	@%p151 bra 	$L__BB65_40;
 
 	setp.neu.f32 	%p152, %f1, %f9;
-	@%p152 bra 	$L__BB63_39;
-	bra.uni 	$L__BB63_38;
+	@%p152 bra 	$L__BB65_39;
+	bra.uni 	$L__BB65_38;
 
-$L__BB63_39:
+$L__BB65_39:
 	setp.gt.f32 	%p356, %f1, %f9;
-	bra.uni 	$L__BB63_41;
+	bra.uni 	$L__BB65_41;
 
-$L__BB63_40:
+$L__BB65_40:
 	setp.nan.f32 	%p153, %f1, %f1;
 	setp.nan.f32 	%p154, %f9, %f9;
 	and.pred  	%p155, %p153, %p154;
@@ -20410,32 +20502,32 @@ $L__BB63_40:
 	selp.b32 	%r108, %r106, %r107, %p155;
 	and.b32  	%r109, %r108, 1;
 	setp.eq.b32 	%p356, %r109, 1;
-	bra.uni 	$L__BB63_41;
+	bra.uni 	$L__BB65_41;
 
-$L__BB63_38:
+$L__BB65_38:
 	setp.lt.s32 	%p356, %r11, %r20;
 
-$L__BB63_41:
+$L__BB65_41:
 	not.pred 	%p157, %p356;
-	@%p157 bra 	$L__BB63_49;
+	@%p157 bra 	$L__BB65_49;
 
-$L__BB63_42:
+$L__BB65_42:
 	setp.lt.s32 	%p159, %r229, 0;
 	mov.pred 	%p357, -1;
-	@%p159 bra 	$L__BB63_48;
+	@%p159 bra 	$L__BB65_48;
 
 	setp.nan.f32 	%p160, %f9, %f59;
-	@%p160 bra 	$L__BB63_47;
+	@%p160 bra 	$L__BB65_47;
 
 	setp.neu.f32 	%p161, %f9, %f59;
-	@%p161 bra 	$L__BB63_46;
-	bra.uni 	$L__BB63_45;
+	@%p161 bra 	$L__BB65_46;
+	bra.uni 	$L__BB65_45;
 
-$L__BB63_46:
+$L__BB65_46:
 	setp.gt.f32 	%p357, %f9, %f59;
-	bra.uni 	$L__BB63_48;
+	bra.uni 	$L__BB65_48;
 
-$L__BB63_47:
+$L__BB65_47:
 	setp.nan.f32 	%p162, %f9, %f9;
 	setp.nan.f32 	%p163, %f59, %f59;
 	and.pred  	%p164, %p163, %p162;
@@ -20445,33 +20537,33 @@ $L__BB63_47:
 	selp.b32 	%r112, %r110, %r111, %p164;
 	and.b32  	%r113, %r112, 1;
 	setp.eq.b32 	%p357, %r113, 1;
-	bra.uni 	$L__BB63_48;
+	bra.uni 	$L__BB65_48;
 
-$L__BB63_45:
+$L__BB65_45:
 	setp.lt.s32 	%p357, %r20, %r229;
 
-$L__BB63_48:
+$L__BB65_48:
 	selp.b32 	%r229, %r20, %r229, %p357;
 	selp.f32 	%f59, %f9, %f59, %p357;
 
-$L__BB63_49:
+$L__BB65_49:
 	add.s32 	%r23, %r234, 3;
 	add.s64 	%rd15, %rd7, %rd2;
 	ld.global.f32 	%f12, [%rd15];
-	@%p118 bra 	$L__BB63_56;
+	@%p118 bra 	$L__BB65_56;
 
 	setp.nan.f32 	%p167, %f1, %f12;
-	@%p167 bra 	$L__BB63_54;
+	@%p167 bra 	$L__BB65_54;
 
 	setp.neu.f32 	%p168, %f1, %f12;
-	@%p168 bra 	$L__BB63_53;
-	bra.uni 	$L__BB63_52;
+	@%p168 bra 	$L__BB65_53;
+	bra.uni 	$L__BB65_52;
 
-$L__BB63_53:
+$L__BB65_53:
 	setp.gt.f32 	%p358, %f1, %f12;
-	bra.uni 	$L__BB63_55;
+	bra.uni 	$L__BB65_55;
 
-$L__BB63_54:
+$L__BB65_54:
 	setp.nan.f32 	%p169, %f1, %f1;
 	setp.nan.f32 	%p170, %f12, %f12;
 	and.pred  	%p171, %p169, %p170;
@@ -20481,32 +20573,32 @@ $L__BB63_54:
 	selp.b32 	%r116, %r114, %r115, %p171;
 	and.b32  	%r117, %r116, 1;
 	setp.eq.b32 	%p358, %r117, 1;
-	bra.uni 	$L__BB63_55;
+	bra.uni 	$L__BB65_55;
 
-$L__BB63_52:
+$L__BB65_52:
 	setp.lt.s32 	%p358, %r11, %r23;
 
-$L__BB63_55:
+$L__BB65_55:
 	not.pred 	%p173, %p358;
-	@%p173 bra 	$L__BB63_63;
+	@%p173 bra 	$L__BB65_63;
 
-$L__BB63_56:
+$L__BB65_56:
 	setp.lt.s32 	%p175, %r229, 0;
 	mov.pred 	%p359, -1;
-	@%p175 bra 	$L__BB63_62;
+	@%p175 bra 	$L__BB65_62;
 
 	setp.nan.f32 	%p176, %f12, %f59;
-	@%p176 bra 	$L__BB63_61;
+	@%p176 bra 	$L__BB65_61;
 
 	setp.neu.f32 	%p177, %f12, %f59;
-	@%p177 bra 	$L__BB63_60;
-	bra.uni 	$L__BB63_59;
+	@%p177 bra 	$L__BB65_60;
+	bra.uni 	$L__BB65_59;
 
-$L__BB63_60:
+$L__BB65_60:
 	setp.gt.f32 	%p359, %f12, %f59;
-	bra.uni 	$L__BB63_62;
+	bra.uni 	$L__BB65_62;
 
-$L__BB63_61:
+$L__BB65_61:
 	setp.nan.f32 	%p178, %f12, %f12;
 	setp.nan.f32 	%p179, %f59, %f59;
 	and.pred  	%p180, %p179, %p178;
@@ -20516,24 +20608,24 @@ $L__BB63_61:
 	selp.b32 	%r120, %r118, %r119, %p180;
 	and.b32  	%r121, %r120, 1;
 	setp.eq.b32 	%p359, %r121, 1;
-	bra.uni 	$L__BB63_62;
+	bra.uni 	$L__BB65_62;
 
-$L__BB63_59:
+$L__BB65_59:
 	setp.lt.s32 	%p359, %r23, %r229;
 
-$L__BB63_62:
+$L__BB65_62:
 	selp.b32 	%r229, %r23, %r229, %p359;
 	selp.f32 	%f59, %f12, %f59, %p359;
 
-$L__BB63_63:
+$L__BB65_63:
 	add.s32 	%r234, %r234, 4;
 	add.s32 	%r228, %r228, -4;
 	setp.ne.s32 	%p182, %r228, 0;
-	@%p182 bra 	$L__BB63_7;
+	@%p182 bra 	$L__BB65_7;
 
-$L__BB63_64:
+$L__BB65_64:
 	setp.eq.s32 	%p183, %r8, 0;
-	@%p183 bra 	$L__BB63_213;
+	@%p183 bra 	$L__BB65_213;
 
 	setp.lt.s32 	%p184, %r11, 0;
 	add.s32 	%r122, %r234, %r3;
@@ -20541,52 +20633,52 @@ $L__BB63_64:
 	mul.wide.s32 	%rd16, %r123, 4;
 	add.s64 	%rd17, %rd1, %rd16;
 	ld.global.f32 	%f17, [%rd17];
-	@%p184 bra 	$L__BB63_72;
+	@%p184 bra 	$L__BB65_72;
 
 	setp.nan.f32 	%p185, %f1, %f17;
-	@%p185 bra 	$L__BB63_70;
+	@%p185 bra 	$L__BB65_70;
 
 	setp.neu.f32 	%p186, %f1, %f17;
-	@%p186 bra 	$L__BB63_69;
-	bra.uni 	$L__BB63_68;
+	@%p186 bra 	$L__BB65_69;
+	bra.uni 	$L__BB65_68;
 
-$L__BB63_69:
+$L__BB65_69:
 	setp.gt.f32 	%p360, %f1, %f17;
-	bra.uni 	$L__BB63_71;
+	bra.uni 	$L__BB65_71;
 
-$L__BB63_109:
+$L__BB65_109:
 	setp.lt.u32 	%p234, %r7, 3;
 	mov.u32 	%r229, -1;
 	mov.f32 	%f59, 0f00000000;
 	mov.u32 	%r246, 0;
-	@%p234 bra 	$L__BB63_168;
+	@%p234 bra 	$L__BB65_168;
 
 	mov.u32 	%r229, -1;
 	mov.f32 	%f59, 0f00000000;
 	mov.u32 	%r246, 0;
 	mov.u32 	%r240, %r9;
 
-$L__BB63_111:
+$L__BB65_111:
 	add.s32 	%r157, %r246, %r3;
 	mad.lo.s32 	%r158, %r157, %r70, %r6;
 	mul.wide.s32 	%rd22, %r158, 4;
 	add.s64 	%rd8, %rd1, %rd22;
 	ld.global.f32 	%f26, [%rd8];
 	setp.lt.s32 	%p235, %r11, 0;
-	@%p235 bra 	$L__BB63_118;
+	@%p235 bra 	$L__BB65_118;
 
 	setp.nan.f32 	%p236, %f1, %f26;
-	@%p236 bra 	$L__BB63_116;
+	@%p236 bra 	$L__BB65_116;
 
 	setp.neu.f32 	%p237, %f1, %f26;
-	@%p237 bra 	$L__BB63_115;
-	bra.uni 	$L__BB63_114;
+	@%p237 bra 	$L__BB65_115;
+	bra.uni 	$L__BB65_114;
 
-$L__BB63_115:
+$L__BB65_115:
 	setp.lt.f32 	%p366, %f1, %f26;
-	bra.uni 	$L__BB63_117;
+	bra.uni 	$L__BB65_117;
 
-$L__BB63_116:
+$L__BB65_116:
 	setp.nan.f32 	%p238, %f26, %f26;
 	setp.nan.f32 	%p239, %f1, %f1;
 	and.pred  	%p240, %p239, %p238;
@@ -20596,32 +20688,32 @@ $L__BB63_116:
 	selp.b32 	%r161, %r159, %r160, %p240;
 	and.b32  	%r162, %r161, 1;
 	setp.eq.b32 	%p366, %r162, 1;
-	bra.uni 	$L__BB63_117;
+	bra.uni 	$L__BB65_117;
 
-$L__BB63_114:
+$L__BB65_114:
 	setp.lt.s32 	%p366, %r11, %r246;
 
-$L__BB63_117:
+$L__BB65_117:
 	not.pred 	%p242, %p366;
-	@%p242 bra 	$L__BB63_125;
+	@%p242 bra 	$L__BB65_125;
 
-$L__BB63_118:
+$L__BB65_118:
 	setp.lt.s32 	%p244, %r229, 0;
 	mov.pred 	%p367, -1;
-	@%p244 bra 	$L__BB63_124;
+	@%p244 bra 	$L__BB65_124;
 
 	setp.nan.f32 	%p245, %f26, %f59;
-	@%p245 bra 	$L__BB63_123;
+	@%p245 bra 	$L__BB65_123;
 
 	setp.neu.f32 	%p246, %f26, %f59;
-	@%p246 bra 	$L__BB63_122;
-	bra.uni 	$L__BB63_121;
+	@%p246 bra 	$L__BB65_122;
+	bra.uni 	$L__BB65_121;
 
-$L__BB63_122:
+$L__BB65_122:
 	setp.lt.f32 	%p367, %f26, %f59;
-	bra.uni 	$L__BB63_124;
+	bra.uni 	$L__BB65_124;
 
-$L__BB63_123:
+$L__BB65_123:
 	setp.nan.f32 	%p247, %f59, %f59;
 	setp.nan.f32 	%p248, %f26, %f26;
 	and.pred  	%p249, %p247, %p248;
@@ -20631,33 +20723,33 @@ $L__BB63_123:
 	selp.b32 	%r165, %r163, %r164, %p249;
 	and.b32  	%r166, %r165, 1;
 	setp.eq.b32 	%p367, %r166, 1;
-	bra.uni 	$L__BB63_124;
+	bra.uni 	$L__BB65_124;
 
-$L__BB63_121:
+$L__BB65_121:
 	setp.lt.s32 	%p367, %r246, %r229;
 
-$L__BB63_124:
+$L__BB65_124:
 	selp.b32 	%r229, %r246, %r229, %p367;
 	selp.f32 	%f59, %f26, %f59, %p367;
 
-$L__BB63_125:
+$L__BB65_125:
 	add.s32 	%r43, %r246, 1;
 	add.s64 	%rd9, %rd8, %rd2;
 	ld.global.f32 	%f29, [%rd9];
-	@%p235 bra 	$L__BB63_132;
+	@%p235 bra 	$L__BB65_132;
 
 	setp.nan.f32 	%p252, %f1, %f29;
-	@%p252 bra 	$L__BB63_130;
+	@%p252 bra 	$L__BB65_130;
 
 	setp.neu.f32 	%p253, %f1, %f29;
-	@%p253 bra 	$L__BB63_129;
-	bra.uni 	$L__BB63_128;
+	@%p253 bra 	$L__BB65_129;
+	bra.uni 	$L__BB65_128;
 
-$L__BB63_129:
+$L__BB65_129:
 	setp.lt.f32 	%p368, %f1, %f29;
-	bra.uni 	$L__BB63_131;
+	bra.uni 	$L__BB65_131;
 
-$L__BB63_130:
+$L__BB65_130:
 	setp.nan.f32 	%p254, %f29, %f29;
 	setp.nan.f32 	%p255, %f1, %f1;
 	and.pred  	%p256, %p255, %p254;
@@ -20667,32 +20759,32 @@ $L__BB63_130:
 	selp.b32 	%r169, %r167, %r168, %p256;
 	and.b32  	%r170, %r169, 1;
 	setp.eq.b32 	%p368, %r170, 1;
-	bra.uni 	$L__BB63_131;
+	bra.uni 	$L__BB65_131;
 
-$L__BB63_128:
+$L__BB65_128:
 	setp.le.s32 	%p368, %r11, %r246;
 
-$L__BB63_131:
+$L__BB65_131:
 	not.pred 	%p258, %p368;
-	@%p258 bra 	$L__BB63_139;
+	@%p258 bra 	$L__BB65_139;
 
-$L__BB63_132:
+$L__BB65_132:
 	setp.lt.s32 	%p260, %r229, 0;
 	mov.pred 	%p369, -1;
-	@%p260 bra 	$L__BB63_138;
+	@%p260 bra 	$L__BB65_138;
 
 	setp.nan.f32 	%p261, %f29, %f59;
-	@%p261 bra 	$L__BB63_137;
+	@%p261 bra 	$L__BB65_137;
 
 	setp.neu.f32 	%p262, %f29, %f59;
-	@%p262 bra 	$L__BB63_136;
-	bra.uni 	$L__BB63_135;
+	@%p262 bra 	$L__BB65_136;
+	bra.uni 	$L__BB65_135;
 
-$L__BB63_136:
+$L__BB65_136:
 	setp.lt.f32 	%p369, %f29, %f59;
-	bra.uni 	$L__BB63_138;
+	bra.uni 	$L__BB65_138;
 
-$L__BB63_137:
+$L__BB65_137:
 	setp.nan.f32 	%p263, %f59, %f59;
 	setp.nan.f32 	%p264, %f29, %f29;
 	and.pred  	%p265, %p263, %p264;
@@ -20702,33 +20794,33 @@ $L__BB63_137:
 	selp.b32 	%r173, %r171, %r172, %p265;
 	and.b32  	%r174, %r173, 1;
 	setp.eq.b32 	%p369, %r174, 1;
-	bra.uni 	$L__BB63_138;
+	bra.uni 	$L__BB65_138;
 
-$L__BB63_135:
+$L__BB65_135:
 	setp.lt.s32 	%p369, %r43, %r229;
 
-$L__BB63_138:
+$L__BB65_138:
 	selp.b32 	%r229, %r43, %r229, %p369;
 	selp.f32 	%f59, %f29, %f59, %p369;
 
-$L__BB63_139:
+$L__BB65_139:
 	add.s32 	%r46, %r246, 2;
 	add.s64 	%rd10, %rd9, %rd2;
 	ld.global.f32 	%f32, [%rd10];
-	@%p235 bra 	$L__BB63_146;
+	@%p235 bra 	$L__BB65_146;
 
 	setp.nan.f32 	%p268, %f1, %f32;
-	@%p268 bra 	$L__BB63_144;
+	@%p268 bra 	$L__BB65_144;
 
 	setp.neu.f32 	%p269, %f1, %f32;
-	@%p269 bra 	$L__BB63_143;
-	bra.uni 	$L__BB63_142;
+	@%p269 bra 	$L__BB65_143;
+	bra.uni 	$L__BB65_142;
 
-$L__BB63_143:
+$L__BB65_143:
 	setp.lt.f32 	%p370, %f1, %f32;
-	bra.uni 	$L__BB63_145;
+	bra.uni 	$L__BB65_145;
 
-$L__BB63_144:
+$L__BB65_144:
 	setp.nan.f32 	%p270, %f32, %f32;
 	setp.nan.f32 	%p271, %f1, %f1;
 	and.pred  	%p272, %p271, %p270;
@@ -20738,32 +20830,32 @@ $L__BB63_144:
 	selp.b32 	%r177, %r175, %r176, %p272;
 	and.b32  	%r178, %r177, 1;
 	setp.eq.b32 	%p370, %r178, 1;
-	bra.uni 	$L__BB63_145;
+	bra.uni 	$L__BB65_145;
 
-$L__BB63_142:
+$L__BB65_142:
 	setp.lt.s32 	%p370, %r11, %r46;
 
-$L__BB63_145:
+$L__BB65_145:
 	not.pred 	%p274, %p370;
-	@%p274 bra 	$L__BB63_153;
+	@%p274 bra 	$L__BB65_153;
 
-$L__BB63_146:
+$L__BB65_146:
 	setp.lt.s32 	%p276, %r229, 0;
 	mov.pred 	%p371, -1;
-	@%p276 bra 	$L__BB63_152;
+	@%p276 bra 	$L__BB65_152;
 
 	setp.nan.f32 	%p277, %f32, %f59;
-	@%p277 bra 	$L__BB63_151;
+	@%p277 bra 	$L__BB65_151;
 
 	setp.neu.f32 	%p278, %f32, %f59;
-	@%p278 bra 	$L__BB63_150;
-	bra.uni 	$L__BB63_149;
+	@%p278 bra 	$L__BB65_150;
+	bra.uni 	$L__BB65_149;
 
-$L__BB63_150:
+$L__BB65_150:
 	setp.lt.f32 	%p371, %f32, %f59;
-	bra.uni 	$L__BB63_152;
+	bra.uni 	$L__BB65_152;
 
-$L__BB63_151:
+$L__BB65_151:
 	setp.nan.f32 	%p279, %f59, %f59;
 	setp.nan.f32 	%p280, %f32, %f32;
 	and.pred  	%p281, %p279, %p280;
@@ -20773,33 +20865,33 @@ $L__BB63_151:
 	selp.b32 	%r181, %r179, %r180, %p281;
 	and.b32  	%r182, %r181, 1;
 	setp.eq.b32 	%p371, %r182, 1;
-	bra.uni 	$L__BB63_152;
+	bra.uni 	$L__BB65_152;
 
-$L__BB63_149:
+$L__BB65_149:
 	setp.lt.s32 	%p371, %r46, %r229;
 
-$L__BB63_152:
+$L__BB65_152:
 	selp.b32 	%r229, %r46, %r229, %p371;
 	selp.f32 	%f59, %f32, %f59, %p371;
 
-$L__BB63_153:
+$L__BB65_153:
 	add.s32 	%r49, %r246, 3;
 	add.s64 	%rd23, %rd10, %rd2;
 	ld.global.f32 	%f35, [%rd23];
-	@%p235 bra 	$L__BB63_160;
+	@%p235 bra 	$L__BB65_160;
 
 	setp.nan.f32 	%p284, %f1, %f35;
-	@%p284 bra 	$L__BB63_158;
+	@%p284 bra 	$L__BB65_158;
 
 	setp.neu.f32 	%p285, %f1, %f35;
-	@%p285 bra 	$L__BB63_157;
-	bra.uni 	$L__BB63_156;
+	@%p285 bra 	$L__BB65_157;
+	bra.uni 	$L__BB65_156;
 
-$L__BB63_157:
+$L__BB65_157:
 	setp.lt.f32 	%p372, %f1, %f35;
-	bra.uni 	$L__BB63_159;
+	bra.uni 	$L__BB65_159;
 
-$L__BB63_158:
+$L__BB65_158:
 	setp.nan.f32 	%p286, %f35, %f35;
 	setp.nan.f32 	%p287, %f1, %f1;
 	and.pred  	%p288, %p287, %p286;
@@ -20809,32 +20901,32 @@ $L__BB63_158:
 	selp.b32 	%r185, %r183, %r184, %p288;
 	and.b32  	%r186, %r185, 1;
 	setp.eq.b32 	%p372, %r186, 1;
-	bra.uni 	$L__BB63_159;
+	bra.uni 	$L__BB65_159;
 
-$L__BB63_156:
+$L__BB65_156:
 	setp.lt.s32 	%p372, %r11, %r49;
 
-$L__BB63_159:
+$L__BB65_159:
 	not.pred 	%p290, %p372;
-	@%p290 bra 	$L__BB63_167;
+	@%p290 bra 	$L__BB65_167;
 
-$L__BB63_160:
+$L__BB65_160:
 	setp.lt.s32 	%p292, %r229, 0;
 	mov.pred 	%p373, -1;
-	@%p292 bra 	$L__BB63_166;
+	@%p292 bra 	$L__BB65_166;
 
 	setp.nan.f32 	%p293, %f35, %f59;
-	@%p293 bra 	$L__BB63_165;
+	@%p293 bra 	$L__BB65_165;
 
 	setp.neu.f32 	%p294, %f35, %f59;
-	@%p294 bra 	$L__BB63_164;
-	bra.uni 	$L__BB63_163;
+	@%p294 bra 	$L__BB65_164;
+	bra.uni 	$L__BB65_163;
 
-$L__BB63_164:
+$L__BB65_164:
 	setp.lt.f32 	%p373, %f35, %f59;
-	bra.uni 	$L__BB63_166;
+	bra.uni 	$L__BB65_166;
 
-$L__BB63_165:
+$L__BB65_165:
 	setp.nan.f32 	%p295, %f59, %f59;
 	setp.nan.f32 	%p296, %f35, %f35;
 	and.pred  	%p297, %p295, %p296;
@@ -20844,24 +20936,24 @@ $L__BB63_165:
 	selp.b32 	%r189, %r187, %r188, %p297;
 	and.b32  	%r190, %r189, 1;
 	setp.eq.b32 	%p373, %r190, 1;
-	bra.uni 	$L__BB63_166;
+	bra.uni 	$L__BB65_166;
 
-$L__BB63_163:
+$L__BB65_163:
 	setp.lt.s32 	%p373, %r49, %r229;
 
-$L__BB63_166:
+$L__BB65_166:
 	selp.b32 	%r229, %r49, %r229, %p373;
 	selp.f32 	%f59, %f35, %f59, %p373;
 
-$L__BB63_167:
+$L__BB65_167:
 	add.s32 	%r246, %r246, 4;
 	add.s32 	%r240, %r240, -4;
 	setp.ne.s32 	%p299, %r240, 0;
-	@%p299 bra 	$L__BB63_111;
+	@%p299 bra 	$L__BB65_111;
 
-$L__BB63_168:
+$L__BB65_168:
 	setp.eq.s32 	%p300, %r8, 0;
-	@%p300 bra 	$L__BB63_213;
+	@%p300 bra 	$L__BB65_213;
 
 	setp.lt.s32 	%p301, %r11, 0;
 	add.s32 	%r191, %r246, %r3;
@@ -20869,20 +20961,20 @@ $L__BB63_168:
 	mul.wide.s32 	%rd24, %r192, 4;
 	add.s64 	%rd25, %rd1, %rd24;
 	ld.global.f32 	%f40, [%rd25];
-	@%p301 bra 	$L__BB63_176;
+	@%p301 bra 	$L__BB65_176;
 
 	setp.nan.f32 	%p302, %f1, %f40;
-	@%p302 bra 	$L__BB63_174;
+	@%p302 bra 	$L__BB65_174;
 
 	setp.neu.f32 	%p303, %f1, %f40;
-	@%p303 bra 	$L__BB63_173;
-	bra.uni 	$L__BB63_172;
+	@%p303 bra 	$L__BB65_173;
+	bra.uni 	$L__BB65_172;
 
-$L__BB63_173:
+$L__BB65_173:
 	setp.lt.f32 	%p374, %f1, %f40;
-	bra.uni 	$L__BB63_175;
+	bra.uni 	$L__BB65_175;
 
-$L__BB63_70:
+$L__BB65_70:
 	setp.nan.f32 	%p187, %f1, %f1;
 	setp.nan.f32 	%p188, %f17, %f17;
 	and.pred  	%p189, %p187, %p188;
@@ -20892,32 +20984,32 @@ $L__BB63_70:
 	selp.b32 	%r126, %r124, %r125, %p189;
 	and.b32  	%r127, %r126, 1;
 	setp.eq.b32 	%p360, %r127, 1;
-	bra.uni 	$L__BB63_71;
+	bra.uni 	$L__BB65_71;
 
-$L__BB63_68:
+$L__BB65_68:
 	setp.lt.s32 	%p360, %r11, %r234;
 
-$L__BB63_71:
+$L__BB65_71:
 	not.pred 	%p191, %p360;
-	@%p191 bra 	$L__BB63_79;
+	@%p191 bra 	$L__BB65_79;
 
-$L__BB63_72:
+$L__BB65_72:
 	setp.lt.s32 	%p193, %r229, 0;
 	mov.pred 	%p361, -1;
-	@%p193 bra 	$L__BB63_78;
+	@%p193 bra 	$L__BB65_78;
 
 	setp.nan.f32 	%p194, %f17, %f59;
-	@%p194 bra 	$L__BB63_77;
+	@%p194 bra 	$L__BB65_77;
 
 	setp.neu.f32 	%p195, %f17, %f59;
-	@%p195 bra 	$L__BB63_76;
-	bra.uni 	$L__BB63_75;
+	@%p195 bra 	$L__BB65_76;
+	bra.uni 	$L__BB65_75;
 
-$L__BB63_76:
+$L__BB65_76:
 	setp.gt.f32 	%p361, %f17, %f59;
-	bra.uni 	$L__BB63_78;
+	bra.uni 	$L__BB65_78;
 
-$L__BB63_77:
+$L__BB65_77:
 	setp.nan.f32 	%p196, %f17, %f17;
 	setp.nan.f32 	%p197, %f59, %f59;
 	and.pred  	%p198, %p197, %p196;
@@ -20927,9 +21019,9 @@ $L__BB63_77:
 	selp.b32 	%r130, %r128, %r129, %p198;
 	and.b32  	%r131, %r130, 1;
 	setp.eq.b32 	%p361, %r131, 1;
-	bra.uni 	$L__BB63_78;
+	bra.uni 	$L__BB65_78;
 
-$L__BB63_174:
+$L__BB65_174:
 	setp.nan.f32 	%p304, %f40, %f40;
 	setp.nan.f32 	%p305, %f1, %f1;
 	and.pred  	%p306, %p305, %p304;
@@ -20939,39 +21031,39 @@ $L__BB63_174:
 	selp.b32 	%r195, %r193, %r194, %p306;
 	and.b32  	%r196, %r195, 1;
 	setp.eq.b32 	%p374, %r196, 1;
-	bra.uni 	$L__BB63_175;
+	bra.uni 	$L__BB65_175;
 
-$L__BB63_75:
+$L__BB65_75:
 	setp.lt.s32 	%p361, %r234, %r229;
 
-$L__BB63_78:
+$L__BB65_78:
 	selp.b32 	%r229, %r234, %r229, %p361;
 	selp.f32 	%f59, %f17, %f59, %p361;
 
-$L__BB63_79:
+$L__BB65_79:
 	add.s32 	%r33, %r234, 1;
 	setp.eq.s32 	%p200, %r8, 1;
-	@%p200 bra 	$L__BB63_213;
+	@%p200 bra 	$L__BB65_213;
 
 	add.s32 	%r132, %r33, %r3;
 	mad.lo.s32 	%r133, %r132, %r70, %r6;
 	mul.wide.s32 	%rd18, %r133, 4;
 	add.s64 	%rd19, %rd1, %rd18;
 	ld.global.f32 	%f20, [%rd19];
-	@%p184 bra 	$L__BB63_87;
+	@%p184 bra 	$L__BB65_87;
 
 	setp.nan.f32 	%p202, %f1, %f20;
-	@%p202 bra 	$L__BB63_85;
+	@%p202 bra 	$L__BB65_85;
 
 	setp.neu.f32 	%p203, %f1, %f20;
-	@%p203 bra 	$L__BB63_84;
-	bra.uni 	$L__BB63_83;
+	@%p203 bra 	$L__BB65_84;
+	bra.uni 	$L__BB65_83;
 
-$L__BB63_84:
+$L__BB65_84:
 	setp.gt.f32 	%p362, %f1, %f20;
-	bra.uni 	$L__BB63_86;
+	bra.uni 	$L__BB65_86;
 
-$L__BB63_85:
+$L__BB65_85:
 	setp.nan.f32 	%p204, %f1, %f1;
 	setp.nan.f32 	%p205, %f20, %f20;
 	and.pred  	%p206, %p204, %p205;
@@ -20981,32 +21073,32 @@ $L__BB63_85:
 	selp.b32 	%r136, %r134, %r135, %p206;
 	and.b32  	%r137, %r136, 1;
 	setp.eq.b32 	%p362, %r137, 1;
-	bra.uni 	$L__BB63_86;
+	bra.uni 	$L__BB65_86;
 
-$L__BB63_172:
+$L__BB65_172:
 	setp.lt.s32 	%p374, %r11, %r246;
 
-$L__BB63_175:
+$L__BB65_175:
 	not.pred 	%p308, %p374;
-	@%p308 bra 	$L__BB63_183;
+	@%p308 bra 	$L__BB65_183;
 
-$L__BB63_176:
+$L__BB65_176:
 	setp.lt.s32 	%p310, %r229, 0;
 	mov.pred 	%p375, -1;
-	@%p310 bra 	$L__BB63_182;
+	@%p310 bra 	$L__BB65_182;
 
 	setp.nan.f32 	%p311, %f40, %f59;
-	@%p311 bra 	$L__BB63_181;
+	@%p311 bra 	$L__BB65_181;
 
 	setp.neu.f32 	%p312, %f40, %f59;
-	@%p312 bra 	$L__BB63_180;
-	bra.uni 	$L__BB63_179;
+	@%p312 bra 	$L__BB65_180;
+	bra.uni 	$L__BB65_179;
 
-$L__BB63_180:
+$L__BB65_180:
 	setp.lt.f32 	%p375, %f40, %f59;
-	bra.uni 	$L__BB63_182;
+	bra.uni 	$L__BB65_182;
 
-$L__BB63_181:
+$L__BB65_181:
 	setp.nan.f32 	%p313, %f59, %f59;
 	setp.nan.f32 	%p314, %f40, %f40;
 	and.pred  	%p315, %p313, %p314;
@@ -21016,32 +21108,32 @@ $L__BB63_181:
 	selp.b32 	%r199, %r197, %r198, %p315;
 	and.b32  	%r200, %r199, 1;
 	setp.eq.b32 	%p375, %r200, 1;
-	bra.uni 	$L__BB63_182;
+	bra.uni 	$L__BB65_182;
 
-$L__BB63_83:
+$L__BB65_83:
 	setp.le.s32 	%p362, %r11, %r234;
 
-$L__BB63_86:
+$L__BB65_86:
 	not.pred 	%p208, %p362;
-	@%p208 bra 	$L__BB63_94;
+	@%p208 bra 	$L__BB65_94;
 
-$L__BB63_87:
+$L__BB65_87:
 	setp.lt.s32 	%p210, %r229, 0;
 	mov.pred 	%p363, -1;
-	@%p210 bra 	$L__BB63_93;
+	@%p210 bra 	$L__BB65_93;
 
 	setp.nan.f32 	%p211, %f20, %f59;
-	@%p211 bra 	$L__BB63_92;
+	@%p211 bra 	$L__BB65_92;
 
 	setp.neu.f32 	%p212, %f20, %f59;
-	@%p212 bra 	$L__BB63_91;
-	bra.uni 	$L__BB63_90;
+	@%p212 bra 	$L__BB65_91;
+	bra.uni 	$L__BB65_90;
 
-$L__BB63_91:
+$L__BB65_91:
 	setp.gt.f32 	%p363, %f20, %f59;
-	bra.uni 	$L__BB63_93;
+	bra.uni 	$L__BB65_93;
 
-$L__BB63_92:
+$L__BB65_92:
 	setp.nan.f32 	%p213, %f20, %f20;
 	setp.nan.f32 	%p214, %f59, %f59;
 	and.pred  	%p215, %p214, %p213;
@@ -21051,39 +21143,39 @@ $L__BB63_92:
 	selp.b32 	%r140, %r138, %r139, %p215;
 	and.b32  	%r141, %r140, 1;
 	setp.eq.b32 	%p363, %r141, 1;
-	bra.uni 	$L__BB63_93;
+	bra.uni 	$L__BB65_93;
 
-$L__BB63_179:
+$L__BB65_179:
 	setp.lt.s32 	%p375, %r246, %r229;
 
-$L__BB63_182:
+$L__BB65_182:
 	selp.b32 	%r229, %r246, %r229, %p375;
 	selp.f32 	%f59, %f40, %f59, %p375;
 
-$L__BB63_183:
+$L__BB65_183:
 	add.s32 	%r59, %r246, 1;
 	setp.eq.s32 	%p317, %r8, 1;
-	@%p317 bra 	$L__BB63_213;
+	@%p317 bra 	$L__BB65_213;
 
 	add.s32 	%r201, %r59, %r3;
 	mad.lo.s32 	%r202, %r201, %r70, %r6;
 	mul.wide.s32 	%rd26, %r202, 4;
 	add.s64 	%rd27, %rd1, %rd26;
 	ld.global.f32 	%f43, [%rd27];
-	@%p301 bra 	$L__BB63_191;
+	@%p301 bra 	$L__BB65_191;
 
 	setp.nan.f32 	%p319, %f1, %f43;
-	@%p319 bra 	$L__BB63_189;
+	@%p319 bra 	$L__BB65_189;
 
 	setp.neu.f32 	%p320, %f1, %f43;
-	@%p320 bra 	$L__BB63_188;
-	bra.uni 	$L__BB63_187;
+	@%p320 bra 	$L__BB65_188;
+	bra.uni 	$L__BB65_187;
 
-$L__BB63_188:
+$L__BB65_188:
 	setp.lt.f32 	%p376, %f1, %f43;
-	bra.uni 	$L__BB63_190;
+	bra.uni 	$L__BB65_190;
 
-$L__BB63_189:
+$L__BB65_189:
 	setp.nan.f32 	%p321, %f43, %f43;
 	setp.nan.f32 	%p322, %f1, %f1;
 	and.pred  	%p323, %p322, %p321;
@@ -21093,39 +21185,39 @@ $L__BB63_189:
 	selp.b32 	%r205, %r203, %r204, %p323;
 	and.b32  	%r206, %r205, 1;
 	setp.eq.b32 	%p376, %r206, 1;
-	bra.uni 	$L__BB63_190;
+	bra.uni 	$L__BB65_190;
 
-$L__BB63_90:
+$L__BB65_90:
 	setp.lt.s32 	%p363, %r33, %r229;
 
-$L__BB63_93:
+$L__BB65_93:
 	selp.b32 	%r229, %r33, %r229, %p363;
 	selp.f32 	%f59, %f20, %f59, %p363;
 
-$L__BB63_94:
+$L__BB65_94:
 	add.s32 	%r36, %r234, 2;
 	setp.eq.s32 	%p217, %r8, 2;
-	@%p217 bra 	$L__BB63_213;
+	@%p217 bra 	$L__BB65_213;
 
 	add.s32 	%r142, %r36, %r3;
 	mad.lo.s32 	%r143, %r142, %r70, %r6;
 	mul.wide.s32 	%rd20, %r143, 4;
 	add.s64 	%rd21, %rd1, %rd20;
 	ld.global.f32 	%f23, [%rd21];
-	@%p184 bra 	$L__BB63_102;
+	@%p184 bra 	$L__BB65_102;
 
 	setp.nan.f32 	%p219, %f1, %f23;
-	@%p219 bra 	$L__BB63_100;
+	@%p219 bra 	$L__BB65_100;
 
 	setp.neu.f32 	%p220, %f1, %f23;
-	@%p220 bra 	$L__BB63_99;
-	bra.uni 	$L__BB63_98;
+	@%p220 bra 	$L__BB65_99;
+	bra.uni 	$L__BB65_98;
 
-$L__BB63_99:
+$L__BB65_99:
 	setp.gt.f32 	%p364, %f1, %f23;
-	bra.uni 	$L__BB63_101;
+	bra.uni 	$L__BB65_101;
 
-$L__BB63_100:
+$L__BB65_100:
 	setp.nan.f32 	%p221, %f1, %f1;
 	setp.nan.f32 	%p222, %f23, %f23;
 	and.pred  	%p223, %p221, %p222;
@@ -21135,32 +21227,32 @@ $L__BB63_100:
 	selp.b32 	%r146, %r144, %r145, %p223;
 	and.b32  	%r147, %r146, 1;
 	setp.eq.b32 	%p364, %r147, 1;
-	bra.uni 	$L__BB63_101;
+	bra.uni 	$L__BB65_101;
 
-$L__BB63_187:
+$L__BB65_187:
 	setp.le.s32 	%p376, %r11, %r246;
 
-$L__BB63_190:
+$L__BB65_190:
 	not.pred 	%p325, %p376;
-	@%p325 bra 	$L__BB63_198;
+	@%p325 bra 	$L__BB65_198;
 
-$L__BB63_191:
+$L__BB65_191:
 	setp.lt.s32 	%p327, %r229, 0;
 	mov.pred 	%p377, -1;
-	@%p327 bra 	$L__BB63_197;
+	@%p327 bra 	$L__BB65_197;
 
 	setp.nan.f32 	%p328, %f43, %f59;
-	@%p328 bra 	$L__BB63_196;
+	@%p328 bra 	$L__BB65_196;
 
 	setp.neu.f32 	%p329, %f43, %f59;
-	@%p329 bra 	$L__BB63_195;
-	bra.uni 	$L__BB63_194;
+	@%p329 bra 	$L__BB65_195;
+	bra.uni 	$L__BB65_194;
 
-$L__BB63_195:
+$L__BB65_195:
 	setp.lt.f32 	%p377, %f43, %f59;
-	bra.uni 	$L__BB63_197;
+	bra.uni 	$L__BB65_197;
 
-$L__BB63_196:
+$L__BB65_196:
 	setp.nan.f32 	%p330, %f59, %f59;
 	setp.nan.f32 	%p331, %f43, %f43;
 	and.pred  	%p332, %p330, %p331;
@@ -21170,32 +21262,32 @@ $L__BB63_196:
 	selp.b32 	%r209, %r207, %r208, %p332;
 	and.b32  	%r210, %r209, 1;
 	setp.eq.b32 	%p377, %r210, 1;
-	bra.uni 	$L__BB63_197;
+	bra.uni 	$L__BB65_197;
 
-$L__BB63_98:
+$L__BB65_98:
 	setp.lt.s32 	%p364, %r11, %r36;
 
-$L__BB63_101:
+$L__BB65_101:
 	not.pred 	%p225, %p364;
-	@%p225 bra 	$L__BB63_213;
+	@%p225 bra 	$L__BB65_213;
 
-$L__BB63_102:
+$L__BB65_102:
 	setp.lt.s32 	%p227, %r229, 0;
 	mov.pred 	%p365, -1;
-	@%p227 bra 	$L__BB63_108;
+	@%p227 bra 	$L__BB65_108;
 
 	setp.nan.f32 	%p228, %f23, %f59;
-	@%p228 bra 	$L__BB63_107;
+	@%p228 bra 	$L__BB65_107;
 
 	setp.neu.f32 	%p229, %f23, %f59;
-	@%p229 bra 	$L__BB63_106;
-	bra.uni 	$L__BB63_105;
+	@%p229 bra 	$L__BB65_106;
+	bra.uni 	$L__BB65_105;
 
-$L__BB63_106:
+$L__BB65_106:
 	setp.gt.f32 	%p365, %f23, %f59;
-	bra.uni 	$L__BB63_108;
+	bra.uni 	$L__BB65_108;
 
-$L__BB63_107:
+$L__BB65_107:
 	setp.nan.f32 	%p230, %f23, %f23;
 	setp.nan.f32 	%p231, %f59, %f59;
 	and.pred  	%p232, %p231, %p230;
@@ -21205,39 +21297,39 @@ $L__BB63_107:
 	selp.b32 	%r150, %r148, %r149, %p232;
 	and.b32  	%r151, %r150, 1;
 	setp.eq.b32 	%p365, %r151, 1;
-	bra.uni 	$L__BB63_108;
+	bra.uni 	$L__BB65_108;
 
-$L__BB63_194:
+$L__BB65_194:
 	setp.lt.s32 	%p377, %r59, %r229;
 
-$L__BB63_197:
+$L__BB65_197:
 	selp.b32 	%r229, %r59, %r229, %p377;
 	selp.f32 	%f59, %f43, %f59, %p377;
 
-$L__BB63_198:
+$L__BB65_198:
 	add.s32 	%r62, %r246, 2;
 	setp.eq.s32 	%p334, %r8, 2;
-	@%p334 bra 	$L__BB63_213;
+	@%p334 bra 	$L__BB65_213;
 
 	add.s32 	%r211, %r62, %r3;
 	mad.lo.s32 	%r212, %r211, %r70, %r6;
 	mul.wide.s32 	%rd28, %r212, 4;
 	add.s64 	%rd29, %rd1, %rd28;
 	ld.global.f32 	%f46, [%rd29];
-	@%p301 bra 	$L__BB63_206;
+	@%p301 bra 	$L__BB65_206;
 
 	setp.nan.f32 	%p336, %f1, %f46;
-	@%p336 bra 	$L__BB63_204;
+	@%p336 bra 	$L__BB65_204;
 
 	setp.neu.f32 	%p337, %f1, %f46;
-	@%p337 bra 	$L__BB63_203;
-	bra.uni 	$L__BB63_202;
+	@%p337 bra 	$L__BB65_203;
+	bra.uni 	$L__BB65_202;
 
-$L__BB63_203:
+$L__BB65_203:
 	setp.lt.f32 	%p378, %f1, %f46;
-	bra.uni 	$L__BB63_205;
+	bra.uni 	$L__BB65_205;
 
-$L__BB63_204:
+$L__BB65_204:
 	setp.nan.f32 	%p338, %f46, %f46;
 	setp.nan.f32 	%p339, %f1, %f1;
 	and.pred  	%p340, %p339, %p338;
@@ -21247,40 +21339,40 @@ $L__BB63_204:
 	selp.b32 	%r215, %r213, %r214, %p340;
 	and.b32  	%r216, %r215, 1;
 	setp.eq.b32 	%p378, %r216, 1;
-	bra.uni 	$L__BB63_205;
+	bra.uni 	$L__BB65_205;
 
-$L__BB63_105:
+$L__BB65_105:
 	setp.lt.s32 	%p365, %r36, %r229;
 
-$L__BB63_108:
+$L__BB65_108:
 	selp.b32 	%r229, %r36, %r229, %p365;
 	selp.f32 	%f59, %f23, %f59, %p365;
-	bra.uni 	$L__BB63_213;
+	bra.uni 	$L__BB65_213;
 
-$L__BB63_202:
+$L__BB65_202:
 	setp.lt.s32 	%p378, %r11, %r62;
 
-$L__BB63_205:
+$L__BB65_205:
 	not.pred 	%p342, %p378;
-	@%p342 bra 	$L__BB63_213;
+	@%p342 bra 	$L__BB65_213;
 
-$L__BB63_206:
+$L__BB65_206:
 	setp.lt.s32 	%p344, %r229, 0;
 	mov.pred 	%p379, -1;
-	@%p344 bra 	$L__BB63_212;
+	@%p344 bra 	$L__BB65_212;
 
 	setp.nan.f32 	%p345, %f46, %f59;
-	@%p345 bra 	$L__BB63_211;
+	@%p345 bra 	$L__BB65_211;
 
 	setp.neu.f32 	%p346, %f46, %f59;
-	@%p346 bra 	$L__BB63_210;
-	bra.uni 	$L__BB63_209;
+	@%p346 bra 	$L__BB65_210;
+	bra.uni 	$L__BB65_209;
 
-$L__BB63_210:
+$L__BB65_210:
 	setp.lt.f32 	%p379, %f46, %f59;
-	bra.uni 	$L__BB63_212;
+	bra.uni 	$L__BB65_212;
 
-$L__BB63_211:
+$L__BB65_211:
 	setp.nan.f32 	%p347, %f59, %f59;
 	setp.nan.f32 	%p348, %f46, %f46;
 	and.pred  	%p349, %p347, %p348;
@@ -21290,16 +21382,16 @@ $L__BB63_211:
 	selp.b32 	%r219, %r217, %r218, %p349;
 	and.b32  	%r220, %r219, 1;
 	setp.eq.b32 	%p379, %r220, 1;
-	bra.uni 	$L__BB63_212;
+	bra.uni 	$L__BB65_212;
 
-$L__BB63_209:
+$L__BB65_209:
 	setp.lt.s32 	%p379, %r62, %r229;
 
-$L__BB63_212:
+$L__BB65_212:
 	selp.b32 	%r229, %r62, %r229, %p379;
 	selp.f32 	%f59, %f46, %f59, %p379;
 
-$L__BB63_213:
+$L__BB65_213:
 	mul.lo.s32 	%r221, %r224, %r70;
 	add.s32 	%r222, %r4, %r221;
 	mul.wide.s32 	%rd30, %r222, 4;
@@ -21312,9 +21404,9 @@ $L__BB63_213:
 	st.global.u64 	[%rd33], %rd34;
 	add.s32 	%r224, %r224, 1;
 	setp.lt.s32 	%p351, %r224, %r71;
-	@%p351 bra 	$L__BB63_3;
+	@%p351 bra 	$L__BB65_3;
 
-$L__BB63_214:
+$L__BB65_214:
 	ret;
 
 }
@@ -21330,7 +21422,7 @@ $L__BB63_214:
 	.param .u64 grid_sample_param_7
 )
 {
-	.local .align 16 .b8 	__local_depot64[96];
+	.local .align 16 .b8 	__local_depot66[96];
 	.reg .b64 	%SP;
 	.reg .b64 	%SPL;
 	.reg .pred 	%p<344>;
@@ -21339,7 +21431,7 @@ $L__BB63_214:
 	.reg .b64 	%rd<46>;
 
 
-	mov.u64 	%SPL, __local_depot64;
+	mov.u64 	%SPL, __local_depot66;
 	ld.param.u64 	%rd17, [grid_sample_param_0];
 	ld.param.u64 	%rd15, [grid_sample_param_2];
 	ld.param.u32 	%r221, [grid_sample_param_3];
@@ -21356,7 +21448,7 @@ $L__BB63_214:
 	mov.u32 	%r226, %tid.x;
 	mad.lo.s32 	%r1, %r225, %r224, %r226;
 	setp.ge.s32 	%p1, %r1, %r223;
-	@%p1 bra 	$L__BB64_297;
+	@%p1 bra 	$L__BB66_297;
 
 	ld.global.u32 	%r2, [%rd2+16];
 	ld.global.u32 	%r3, [%rd2+20];
@@ -21369,20 +21461,20 @@ $L__BB63_214:
 	setp.lt.s32 	%p2, %r8, 1;
 	mov.u32 	%r497, 1;
 	mov.u32 	%r449, %r497;
-	@%p2 bra 	$L__BB64_8;
+	@%p2 bra 	$L__BB66_8;
 
 	add.s32 	%r232, %r8, -1;
 	and.b32  	%r448, %r8, 3;
 	setp.lt.u32 	%p3, %r232, 3;
 	mov.u32 	%r449, 1;
 	mov.u32 	%r445, 0;
-	@%p3 bra 	$L__BB64_5;
+	@%p3 bra 	$L__BB66_5;
 
 	sub.s32 	%r443, %r8, %r448;
 	mov.u32 	%r449, 1;
 	mov.u32 	%r445, 0;
 
-$L__BB64_4:
+$L__BB66_4:
 	mul.wide.s32 	%rd21, %r445, 4;
 	add.s64 	%rd22, %rd2, %rd21;
 	ld.global.u32 	%r235, [%rd22+28];
@@ -21396,31 +21488,31 @@ $L__BB64_4:
 	add.s32 	%r445, %r445, 4;
 	add.s32 	%r443, %r443, -4;
 	setp.ne.s32 	%p4, %r443, 0;
-	@%p4 bra 	$L__BB64_4;
+	@%p4 bra 	$L__BB66_4;
 
-$L__BB64_5:
+$L__BB66_5:
 	setp.eq.s32 	%p5, %r448, 0;
-	@%p5 bra 	$L__BB64_8;
+	@%p5 bra 	$L__BB66_8;
 
 	add.s32 	%r242, %r445, 7;
 	mul.wide.s32 	%rd23, %r242, 4;
 	add.s64 	%rd45, %rd2, %rd23;
 
-$L__BB64_7:
+$L__BB66_7:
 	.pragma "nounroll";
 	ld.global.u32 	%r243, [%rd45];
 	mul.lo.s32 	%r449, %r243, %r449;
 	add.s64 	%rd45, %rd45, 4;
 	add.s32 	%r448, %r448, -1;
 	setp.ne.s32 	%p6, %r448, 0;
-	@%p6 bra 	$L__BB64_7;
+	@%p6 bra 	$L__BB66_7;
 
-$L__BB64_8:
+$L__BB66_8:
 	setp.eq.s32 	%p7, %r2, 1;
 	selp.b32 	%r245, 2, 1, %p7;
 	setp.eq.s32 	%p8, %r2, 2;
 	selp.b32 	%r25, 4, %r245, %p8;
-	@%p2 bra 	$L__BB64_281;
+	@%p2 bra 	$L__BB66_281;
 
 	setp.eq.s32 	%p10, %r4, 0;
 	mov.u32 	%r450, 0;
@@ -21433,17 +21525,17 @@ $L__BB64_8:
 	rcp.approx.ftz.f32 	%f2, %f305;
 	cvta.to.global.u64 	%rd8, %rd15;
 	mov.u32 	%r451, %r450;
-	bra.uni 	$L__BB64_10;
+	bra.uni 	$L__BB66_10;
 
-$L__BB64_45:
+$L__BB66_45:
 	mul.wide.s32 	%rd28, %r450, 16;
 	add.s64 	%rd9, %rd3, %rd28;
 	add.s64 	%rd10, %rd4, %rd28;
 	setp.eq.s32 	%p53, %r2, 0;
-	@%p53 bra 	$L__BB64_112;
+	@%p53 bra 	$L__BB66_112;
 
 	setp.ne.s32 	%p54, %r2, 1;
-	@%p54 bra 	$L__BB64_145;
+	@%p54 bra 	$L__BB66_145;
 
 	cvt.rmi.f32.f32 	%f376, %f838;
 	sub.f32 	%f43, %f838, %f376;
@@ -21452,40 +21544,40 @@ $L__BB64_45:
 	setp.lt.s32 	%p56, %r47, %r29;
 	and.pred  	%p57, %p55, %p56;
 	mov.u32 	%r460, %r47;
-	@%p57 bra 	$L__BB64_79;
+	@%p57 bra 	$L__BB66_79;
 
 	mov.u32 	%r460, -1;
 	setp.eq.s32 	%p58, %r3, 0;
-	@%p58 bra 	$L__BB64_79;
+	@%p58 bra 	$L__BB66_79;
 
 	setp.ne.s32 	%p59, %r3, 1;
-	@%p59 bra 	$L__BB64_51;
+	@%p59 bra 	$L__BB66_51;
 
 	setp.lt.s32 	%p60, %r47, 0;
 	selp.b32 	%r460, 0, %r251, %p60;
-	bra.uni 	$L__BB64_79;
+	bra.uni 	$L__BB66_79;
 
-$L__BB64_112:
+$L__BB66_112:
 	cvt.rzi.f32.f32 	%f499, %f838;
 	cvt.rzi.s32.f32 	%r87, %f499;
 	setp.gt.s32 	%p133, %r87, -1;
 	setp.lt.s32 	%p134, %r87, %r29;
 	and.pred  	%p135, %p133, %p134;
 	mov.u32 	%r470, %r87;
-	@%p135 bra 	$L__BB64_144;
+	@%p135 bra 	$L__BB66_144;
 
 	mov.u32 	%r470, -1;
 	setp.eq.s32 	%p136, %r3, 0;
-	@%p136 bra 	$L__BB64_144;
+	@%p136 bra 	$L__BB66_144;
 
 	setp.ne.s32 	%p137, %r3, 1;
-	@%p137 bra 	$L__BB64_116;
+	@%p137 bra 	$L__BB66_116;
 
 	setp.lt.s32 	%p138, %r87, 0;
 	selp.b32 	%r470, 0, %r251, %p138;
-	bra.uni 	$L__BB64_144;
+	bra.uni 	$L__BB66_144;
 
-$L__BB64_145:
+$L__BB66_145:
 	cvt.rmi.f32.f32 	%f560, %f838;
 	sub.f32 	%f561, %f838, %f560;
 	add.f32 	%f562, %f561, 0f3F800000;
@@ -21514,31 +21606,31 @@ $L__BB64_145:
 	setp.le.s32 	%p173, %r107, %r29;
 	and.pred  	%p174, %p172, %p173;
 	add.s32 	%r475, %r107, -1;
-	@%p174 bra 	$L__BB64_177;
+	@%p174 bra 	$L__BB66_177;
 
 	mov.u32 	%r475, -1;
 	setp.eq.s32 	%p175, %r3, 0;
-	@%p175 bra 	$L__BB64_177;
+	@%p175 bra 	$L__BB66_177;
 
 	setp.ne.s32 	%p176, %r3, 1;
-	@%p176 bra 	$L__BB64_149;
+	@%p176 bra 	$L__BB66_149;
 
 	setp.lt.s32 	%p177, %r107, 1;
 	selp.b32 	%r475, 0, %r251, %p177;
-	bra.uni 	$L__BB64_177;
+	bra.uni 	$L__BB66_177;
 
-$L__BB64_51:
+$L__BB66_51:
 	cvt.rn.f32.s32 	%f44, %r47;
 	sub.f32 	%f45, %f4, %f1;
 	setp.le.f32 	%p61, %f45, 0f00000000;
 	mov.f32 	%f845, %f1;
-	@%p61 bra 	$L__BB64_78;
+	@%p61 bra 	$L__BB66_78;
 
 	setp.gt.f32 	%p62, %f1, %f44;
-	@%p62 bra 	$L__BB64_66;
-	bra.uni 	$L__BB64_53;
+	@%p62 bra 	$L__BB66_66;
+	bra.uni 	$L__BB66_53;
 
-$L__BB64_66:
+$L__BB66_66:
 	sub.f32 	%f407, %f1, %f44;
 	div.rn.f32 	%f408, %f407, %f45;
 	cvt.rzi.f32.f32 	%f62, %f408;
@@ -21546,13 +21638,13 @@ $L__BB64_66:
 	sub.f32 	%f63, %f407, %f409;
 	abs.f32 	%f844, %f62;
 	setp.lt.f32 	%p78, %f844, 0f40000000;
-	@%p78 bra 	$L__BB64_77;
+	@%p78 bra 	$L__BB66_77;
 
 	setp.gtu.f32 	%p79, %f844, 0f4B800000;
-	@%p79 bra 	$L__BB64_74;
-	bra.uni 	$L__BB64_68;
+	@%p79 bra 	$L__BB66_74;
+	bra.uni 	$L__BB66_68;
 
-$L__BB64_74:
+$L__BB66_74:
 	mov.b32 	%r58, %f844;
 	and.b32  	%r280, %r58, 8388607;
 	or.b32  	%r458, %r280, 1065353216;
@@ -21560,9 +21652,9 @@ $L__BB64_74:
 	add.s32 	%r281, %r58, -1073741824;
 	and.b32  	%r459, %r281, -8388608;
 	setp.eq.s32 	%p85, %r459, 0;
-	@%p85 bra 	$L__BB64_76;
+	@%p85 bra 	$L__BB66_76;
 
-$L__BB64_75:
+$L__BB66_75:
 	min.u32 	%r282, %r459, 192937984;
 	add.s32 	%r283, %r282, %r458;
 	mov.b32 	%f421, %r283;
@@ -21580,27 +21672,27 @@ $L__BB64_75:
 	setp.ne.s32 	%p86, %r459, 0;
 	setp.ne.s32 	%p87, %r458, 0;
 	and.pred  	%p88, %p86, %p87;
-	@%p88 bra 	$L__BB64_75;
+	@%p88 bra 	$L__BB66_75;
 
-$L__BB64_76:
+$L__BB66_76:
 	setp.gt.u32 	%p89, %r58, 2139095039;
 	selp.f32 	%f430, 0f7FFFFFFF, 0f4B800000, %p89;
 	mul.f32 	%f431, %f843, 0f34000000;
 	mul.f32 	%f844, %f430, %f431;
-	bra.uni 	$L__BB64_77;
+	bra.uni 	$L__BB66_77;
 
-$L__BB64_116:
+$L__BB66_116:
 	cvt.rn.f32.s32 	%f114, %r87;
 	sub.f32 	%f115, %f4, %f1;
 	setp.le.f32 	%p139, %f115, 0f00000000;
 	mov.f32 	%f859, %f1;
-	@%p139 bra 	$L__BB64_143;
+	@%p139 bra 	$L__BB66_143;
 
 	setp.gt.f32 	%p140, %f1, %f114;
-	@%p140 bra 	$L__BB64_131;
-	bra.uni 	$L__BB64_118;
+	@%p140 bra 	$L__BB66_131;
+	bra.uni 	$L__BB66_118;
 
-$L__BB64_131:
+$L__BB66_131:
 	sub.f32 	%f530, %f1, %f114;
 	div.rn.f32 	%f531, %f530, %f115;
 	cvt.rzi.f32.f32 	%f132, %f531;
@@ -21608,13 +21700,13 @@ $L__BB64_131:
 	sub.f32 	%f133, %f530, %f532;
 	abs.f32 	%f858, %f132;
 	setp.lt.f32 	%p156, %f858, 0f40000000;
-	@%p156 bra 	$L__BB64_142;
+	@%p156 bra 	$L__BB66_142;
 
 	setp.gtu.f32 	%p157, %f858, 0f4B800000;
-	@%p157 bra 	$L__BB64_139;
-	bra.uni 	$L__BB64_133;
+	@%p157 bra 	$L__BB66_139;
+	bra.uni 	$L__BB66_133;
 
-$L__BB64_139:
+$L__BB66_139:
 	mov.b32 	%r98, %f858;
 	and.b32  	%r322, %r98, 8388607;
 	or.b32  	%r468, %r322, 1065353216;
@@ -21622,9 +21714,9 @@ $L__BB64_139:
 	add.s32 	%r323, %r98, -1073741824;
 	and.b32  	%r469, %r323, -8388608;
 	setp.eq.s32 	%p163, %r469, 0;
-	@%p163 bra 	$L__BB64_141;
+	@%p163 bra 	$L__BB66_141;
 
-$L__BB64_140:
+$L__BB66_140:
 	min.u32 	%r324, %r469, 192937984;
 	add.s32 	%r325, %r324, %r468;
 	mov.b32 	%f544, %r325;
@@ -21642,39 +21734,39 @@ $L__BB64_140:
 	setp.ne.s32 	%p164, %r469, 0;
 	setp.ne.s32 	%p165, %r468, 0;
 	and.pred  	%p166, %p164, %p165;
-	@%p166 bra 	$L__BB64_140;
+	@%p166 bra 	$L__BB66_140;
 
-$L__BB64_141:
+$L__BB66_141:
 	setp.gt.u32 	%p167, %r98, 2139095039;
 	selp.f32 	%f553, 0f7FFFFFFF, 0f4B800000, %p167;
 	mul.f32 	%f554, %f857, 0f34000000;
 	mul.f32 	%f858, %f553, %f554;
-	bra.uni 	$L__BB64_142;
+	bra.uni 	$L__BB66_142;
 
-$L__BB64_149:
+$L__BB66_149:
 	setp.le.f32 	%p178, %f153, 0f00000000;
 	add.s32 	%r336, %r107, -1;
 	cvt.rn.f32.s32 	%f154, %r336;
 	mov.f32 	%f866, %f1;
-	@%p178 bra 	$L__BB64_176;
+	@%p178 bra 	$L__BB66_176;
 
 	setp.gt.f32 	%p179, %f1, %f154;
-	@%p179 bra 	$L__BB64_164;
-	bra.uni 	$L__BB64_151;
+	@%p179 bra 	$L__BB66_164;
+	bra.uni 	$L__BB66_151;
 
-$L__BB64_164:
+$L__BB66_164:
 	sub.f32 	%f171, %f1, %f154;
 	div.rn.f32 	%f608, %f171, %f153;
 	cvt.rzi.f32.f32 	%f172, %f608;
 	abs.f32 	%f865, %f172;
 	setp.lt.f32 	%p195, %f865, 0f40000000;
-	@%p195 bra 	$L__BB64_175;
+	@%p195 bra 	$L__BB66_175;
 
 	setp.gtu.f32 	%p196, %f865, 0f4B800000;
-	@%p196 bra 	$L__BB64_172;
-	bra.uni 	$L__BB64_166;
+	@%p196 bra 	$L__BB66_172;
+	bra.uni 	$L__BB66_166;
 
-$L__BB64_172:
+$L__BB66_172:
 	mov.b32 	%r119, %f865;
 	and.b32  	%r345, %r119, 8388607;
 	or.b32  	%r473, %r345, 1065353216;
@@ -21682,9 +21774,9 @@ $L__BB64_172:
 	add.s32 	%r346, %r119, -1073741824;
 	and.b32  	%r474, %r346, -8388608;
 	setp.eq.s32 	%p202, %r474, 0;
-	@%p202 bra 	$L__BB64_174;
+	@%p202 bra 	$L__BB66_174;
 
-$L__BB64_173:
+$L__BB66_173:
 	min.u32 	%r347, %r474, 192937984;
 	add.s32 	%r348, %r347, %r473;
 	mov.b32 	%f620, %r348;
@@ -21702,19 +21794,19 @@ $L__BB64_173:
 	setp.ne.s32 	%p203, %r474, 0;
 	setp.ne.s32 	%p204, %r473, 0;
 	and.pred  	%p205, %p203, %p204;
-	@%p205 bra 	$L__BB64_173;
+	@%p205 bra 	$L__BB66_173;
 
-$L__BB64_174:
+$L__BB66_174:
 	setp.gt.u32 	%p206, %r119, 2139095039;
 	selp.f32 	%f629, 0f7FFFFFFF, 0f4B800000, %p206;
 	mul.f32 	%f630, %f864, 0f34000000;
 	mul.f32 	%f865, %f629, %f630;
-	bra.uni 	$L__BB64_175;
+	bra.uni 	$L__BB66_175;
 
-$L__BB64_53:
+$L__BB66_53:
 	setp.geu.f32 	%p63, %f4, %f44;
 	mov.f32 	%f845, %f44;
-	@%p63 bra 	$L__BB64_78;
+	@%p63 bra 	$L__BB66_78;
 
 	sub.f32 	%f377, %f44, %f4;
 	div.rn.f32 	%f378, %f377, %f45;
@@ -21723,13 +21815,13 @@ $L__BB64_53:
 	sub.f32 	%f47, %f377, %f379;
 	abs.f32 	%f841, %f46;
 	setp.lt.f32 	%p64, %f841, 0f40000000;
-	@%p64 bra 	$L__BB64_65;
+	@%p64 bra 	$L__BB66_65;
 
 	setp.gtu.f32 	%p65, %f841, 0f4B800000;
-	@%p65 bra 	$L__BB64_62;
-	bra.uni 	$L__BB64_56;
+	@%p65 bra 	$L__BB66_62;
+	bra.uni 	$L__BB66_56;
 
-$L__BB64_62:
+$L__BB66_62:
 	mov.b32 	%r50, %f841;
 	and.b32  	%r272, %r50, 8388607;
 	or.b32  	%r456, %r272, 1065353216;
@@ -21737,9 +21829,9 @@ $L__BB64_62:
 	add.s32 	%r273, %r50, -1073741824;
 	and.b32  	%r457, %r273, -8388608;
 	setp.eq.s32 	%p71, %r457, 0;
-	@%p71 bra 	$L__BB64_64;
+	@%p71 bra 	$L__BB66_64;
 
-$L__BB64_63:
+$L__BB66_63:
 	min.u32 	%r274, %r457, 192937984;
 	add.s32 	%r275, %r274, %r456;
 	mov.b32 	%f391, %r275;
@@ -21757,19 +21849,19 @@ $L__BB64_63:
 	setp.ne.s32 	%p72, %r457, 0;
 	setp.ne.s32 	%p73, %r456, 0;
 	and.pred  	%p74, %p72, %p73;
-	@%p74 bra 	$L__BB64_63;
+	@%p74 bra 	$L__BB66_63;
 
-$L__BB64_64:
+$L__BB66_64:
 	setp.gt.u32 	%p75, %r50, 2139095039;
 	selp.f32 	%f400, 0f7FFFFFFF, 0f4B800000, %p75;
 	mul.f32 	%f401, %f840, 0f34000000;
 	mul.f32 	%f841, %f400, %f401;
-	bra.uni 	$L__BB64_65;
+	bra.uni 	$L__BB66_65;
 
-$L__BB64_118:
+$L__BB66_118:
 	setp.geu.f32 	%p141, %f4, %f114;
 	mov.f32 	%f859, %f114;
-	@%p141 bra 	$L__BB64_143;
+	@%p141 bra 	$L__BB66_143;
 
 	sub.f32 	%f500, %f114, %f4;
 	div.rn.f32 	%f501, %f500, %f115;
@@ -21778,13 +21870,13 @@ $L__BB64_118:
 	sub.f32 	%f117, %f500, %f502;
 	abs.f32 	%f855, %f116;
 	setp.lt.f32 	%p142, %f855, 0f40000000;
-	@%p142 bra 	$L__BB64_130;
+	@%p142 bra 	$L__BB66_130;
 
 	setp.gtu.f32 	%p143, %f855, 0f4B800000;
-	@%p143 bra 	$L__BB64_127;
-	bra.uni 	$L__BB64_121;
+	@%p143 bra 	$L__BB66_127;
+	bra.uni 	$L__BB66_121;
 
-$L__BB64_127:
+$L__BB66_127:
 	mov.b32 	%r90, %f855;
 	and.b32  	%r314, %r90, 8388607;
 	or.b32  	%r466, %r314, 1065353216;
@@ -21792,9 +21884,9 @@ $L__BB64_127:
 	add.s32 	%r315, %r90, -1073741824;
 	and.b32  	%r467, %r315, -8388608;
 	setp.eq.s32 	%p149, %r467, 0;
-	@%p149 bra 	$L__BB64_129;
+	@%p149 bra 	$L__BB66_129;
 
-$L__BB64_128:
+$L__BB66_128:
 	min.u32 	%r316, %r467, 192937984;
 	add.s32 	%r317, %r316, %r466;
 	mov.b32 	%f514, %r317;
@@ -21812,32 +21904,32 @@ $L__BB64_128:
 	setp.ne.s32 	%p150, %r467, 0;
 	setp.ne.s32 	%p151, %r466, 0;
 	and.pred  	%p152, %p150, %p151;
-	@%p152 bra 	$L__BB64_128;
+	@%p152 bra 	$L__BB66_128;
 
-$L__BB64_129:
+$L__BB66_129:
 	setp.gt.u32 	%p153, %r90, 2139095039;
 	selp.f32 	%f523, 0f7FFFFFFF, 0f4B800000, %p153;
 	mul.f32 	%f524, %f854, 0f34000000;
 	mul.f32 	%f855, %f523, %f524;
-	bra.uni 	$L__BB64_130;
+	bra.uni 	$L__BB66_130;
 
-$L__BB64_151:
+$L__BB66_151:
 	setp.geu.f32 	%p180, %f4, %f154;
 	mov.f32 	%f866, %f154;
-	@%p180 bra 	$L__BB64_176;
+	@%p180 bra 	$L__BB66_176;
 
 	sub.f32 	%f155, %f154, %f4;
 	div.rn.f32 	%f578, %f155, %f153;
 	cvt.rzi.f32.f32 	%f156, %f578;
 	abs.f32 	%f862, %f156;
 	setp.lt.f32 	%p181, %f862, 0f40000000;
-	@%p181 bra 	$L__BB64_163;
+	@%p181 bra 	$L__BB66_163;
 
 	setp.gtu.f32 	%p182, %f862, 0f4B800000;
-	@%p182 bra 	$L__BB64_160;
-	bra.uni 	$L__BB64_154;
+	@%p182 bra 	$L__BB66_160;
+	bra.uni 	$L__BB66_154;
 
-$L__BB64_160:
+$L__BB66_160:
 	mov.b32 	%r111, %f862;
 	and.b32  	%r337, %r111, 8388607;
 	or.b32  	%r471, %r337, 1065353216;
@@ -21845,9 +21937,9 @@ $L__BB64_160:
 	add.s32 	%r338, %r111, -1073741824;
 	and.b32  	%r472, %r338, -8388608;
 	setp.eq.s32 	%p188, %r472, 0;
-	@%p188 bra 	$L__BB64_162;
+	@%p188 bra 	$L__BB66_162;
 
-$L__BB64_161:
+$L__BB66_161:
 	min.u32 	%r339, %r472, 192937984;
 	add.s32 	%r340, %r339, %r471;
 	mov.b32 	%f590, %r340;
@@ -21865,16 +21957,16 @@ $L__BB64_161:
 	setp.ne.s32 	%p189, %r472, 0;
 	setp.ne.s32 	%p190, %r471, 0;
 	and.pred  	%p191, %p189, %p190;
-	@%p191 bra 	$L__BB64_161;
+	@%p191 bra 	$L__BB66_161;
 
-$L__BB64_162:
+$L__BB66_162:
 	setp.gt.u32 	%p192, %r111, 2139095039;
 	selp.f32 	%f599, 0f7FFFFFFF, 0f4B800000, %p192;
 	mul.f32 	%f600, %f861, 0f34000000;
 	mul.f32 	%f862, %f599, %f600;
-	bra.uni 	$L__BB64_163;
+	bra.uni 	$L__BB66_163;
 
-$L__BB64_68:
+$L__BB66_68:
 	mov.f32 	%f410, 0f40000000;
 	div.approx.f32 	%f411, %f844, %f410;
 	cvt.rzi.f32.f32 	%f842, %f411;
@@ -21882,20 +21974,20 @@ $L__BB64_68:
 	fma.rn.f32 	%f66, %f412, %f842, %f844;
 	mov.b32 	%r57, %f66;
 	setp.lt.u32 	%p80, %r57, 1073741824;
-	@%p80 bra 	$L__BB64_73;
+	@%p80 bra 	$L__BB66_73;
 
 	setp.gt.u32 	%p81, %r57, -2147483648;
-	@%p81 bra 	$L__BB64_72;
-	bra.uni 	$L__BB64_70;
+	@%p81 bra 	$L__BB66_72;
+	bra.uni 	$L__BB66_70;
 
-$L__BB64_72:
+$L__BB66_72:
 	add.f32 	%f418, %f842, 0fBF800000;
 	add.f32 	%f419, %f418, 0fBF800000;
 	setp.lt.f32 	%p84, %f66, 0fC0000000;
 	selp.f32 	%f842, %f419, %f418, %p84;
-	bra.uni 	$L__BB64_73;
+	bra.uni 	$L__BB66_73;
 
-$L__BB64_133:
+$L__BB66_133:
 	mov.f32 	%f533, 0f40000000;
 	div.approx.f32 	%f534, %f858, %f533;
 	cvt.rzi.f32.f32 	%f856, %f534;
@@ -21903,20 +21995,20 @@ $L__BB64_133:
 	fma.rn.f32 	%f136, %f535, %f856, %f858;
 	mov.b32 	%r97, %f136;
 	setp.lt.u32 	%p158, %r97, 1073741824;
-	@%p158 bra 	$L__BB64_138;
+	@%p158 bra 	$L__BB66_138;
 
 	setp.gt.u32 	%p159, %r97, -2147483648;
-	@%p159 bra 	$L__BB64_137;
-	bra.uni 	$L__BB64_135;
+	@%p159 bra 	$L__BB66_137;
+	bra.uni 	$L__BB66_135;
 
-$L__BB64_137:
+$L__BB66_137:
 	add.f32 	%f541, %f856, 0fBF800000;
 	add.f32 	%f542, %f541, 0fBF800000;
 	setp.lt.f32 	%p162, %f136, 0fC0000000;
 	selp.f32 	%f856, %f542, %f541, %p162;
-	bra.uni 	$L__BB64_138;
+	bra.uni 	$L__BB66_138;
 
-$L__BB64_166:
+$L__BB66_166:
 	mov.f32 	%f609, 0f40000000;
 	div.approx.f32 	%f610, %f865, %f609;
 	cvt.rzi.f32.f32 	%f863, %f610;
@@ -21924,20 +22016,20 @@ $L__BB64_166:
 	fma.rn.f32 	%f175, %f611, %f863, %f865;
 	mov.b32 	%r118, %f175;
 	setp.lt.u32 	%p197, %r118, 1073741824;
-	@%p197 bra 	$L__BB64_171;
+	@%p197 bra 	$L__BB66_171;
 
 	setp.gt.u32 	%p198, %r118, -2147483648;
-	@%p198 bra 	$L__BB64_170;
-	bra.uni 	$L__BB64_168;
+	@%p198 bra 	$L__BB66_170;
+	bra.uni 	$L__BB66_168;
 
-$L__BB64_170:
+$L__BB66_170:
 	add.f32 	%f617, %f863, 0fBF800000;
 	add.f32 	%f618, %f617, 0fBF800000;
 	setp.lt.f32 	%p201, %f175, 0fC0000000;
 	selp.f32 	%f863, %f618, %f617, %p201;
-	bra.uni 	$L__BB64_171;
+	bra.uni 	$L__BB66_171;
 
-$L__BB64_56:
+$L__BB66_56:
 	mov.f32 	%f380, 0f40000000;
 	div.approx.f32 	%f381, %f841, %f380;
 	cvt.rzi.f32.f32 	%f839, %f381;
@@ -21945,20 +22037,20 @@ $L__BB64_56:
 	fma.rn.f32 	%f50, %f382, %f839, %f841;
 	mov.b32 	%r49, %f50;
 	setp.lt.u32 	%p66, %r49, 1073741824;
-	@%p66 bra 	$L__BB64_61;
+	@%p66 bra 	$L__BB66_61;
 
 	setp.gt.u32 	%p67, %r49, -2147483648;
-	@%p67 bra 	$L__BB64_60;
-	bra.uni 	$L__BB64_58;
+	@%p67 bra 	$L__BB66_60;
+	bra.uni 	$L__BB66_58;
 
-$L__BB64_60:
+$L__BB66_60:
 	add.f32 	%f388, %f839, 0fBF800000;
 	add.f32 	%f389, %f388, 0fBF800000;
 	setp.lt.f32 	%p70, %f50, 0fC0000000;
 	selp.f32 	%f839, %f389, %f388, %p70;
-	bra.uni 	$L__BB64_61;
+	bra.uni 	$L__BB66_61;
 
-$L__BB64_121:
+$L__BB66_121:
 	mov.f32 	%f503, 0f40000000;
 	div.approx.f32 	%f504, %f855, %f503;
 	cvt.rzi.f32.f32 	%f853, %f504;
@@ -21966,20 +22058,20 @@ $L__BB64_121:
 	fma.rn.f32 	%f120, %f505, %f853, %f855;
 	mov.b32 	%r89, %f120;
 	setp.lt.u32 	%p144, %r89, 1073741824;
-	@%p144 bra 	$L__BB64_126;
+	@%p144 bra 	$L__BB66_126;
 
 	setp.gt.u32 	%p145, %r89, -2147483648;
-	@%p145 bra 	$L__BB64_125;
-	bra.uni 	$L__BB64_123;
+	@%p145 bra 	$L__BB66_125;
+	bra.uni 	$L__BB66_123;
 
-$L__BB64_125:
+$L__BB66_125:
 	add.f32 	%f511, %f853, 0fBF800000;
 	add.f32 	%f512, %f511, 0fBF800000;
 	setp.lt.f32 	%p148, %f120, 0fC0000000;
 	selp.f32 	%f853, %f512, %f511, %p148;
-	bra.uni 	$L__BB64_126;
+	bra.uni 	$L__BB66_126;
 
-$L__BB64_154:
+$L__BB66_154:
 	mov.f32 	%f579, 0f40000000;
 	div.approx.f32 	%f580, %f862, %f579;
 	cvt.rzi.f32.f32 	%f860, %f580;
@@ -21987,23 +22079,23 @@ $L__BB64_154:
 	fma.rn.f32 	%f159, %f581, %f860, %f862;
 	mov.b32 	%r110, %f159;
 	setp.lt.u32 	%p183, %r110, 1073741824;
-	@%p183 bra 	$L__BB64_159;
+	@%p183 bra 	$L__BB66_159;
 
 	setp.gt.u32 	%p184, %r110, -2147483648;
-	@%p184 bra 	$L__BB64_158;
-	bra.uni 	$L__BB64_156;
+	@%p184 bra 	$L__BB66_158;
+	bra.uni 	$L__BB66_156;
 
-$L__BB64_158:
+$L__BB66_158:
 	add.f32 	%f587, %f860, 0fBF800000;
 	add.f32 	%f588, %f587, 0fBF800000;
 	setp.lt.f32 	%p187, %f159, 0fC0000000;
 	selp.f32 	%f860, %f588, %f587, %p187;
-	bra.uni 	$L__BB64_159;
+	bra.uni 	$L__BB66_159;
 
-$L__BB64_70:
+$L__BB66_70:
 	add.f32 	%f842, %f842, 0f3F800000;
 	setp.ltu.f32 	%p82, %f66, 0f40800000;
-	@%p82 bra 	$L__BB64_73;
+	@%p82 bra 	$L__BB66_73;
 
 	add.f32 	%f413, %f842, 0f3F800000;
 	mov.f32 	%f414, 0f40000000;
@@ -22013,10 +22105,10 @@ $L__BB64_70:
 	add.f32 	%f417, %f413, 0f3F800000;
 	selp.f32 	%f842, %f417, %f413, %p83;
 
-$L__BB64_73:
+$L__BB66_73:
 	fma.rn.f32 	%f844, %f412, %f842, %f844;
 
-$L__BB64_77:
+$L__BB66_77:
 	abs.f32 	%f432, %f844;
 	setp.gtu.f32 	%p90, %f432, 0f7F800000;
 	mov.b32 	%r284, %f62;
@@ -22029,12 +22121,12 @@ $L__BB64_77:
 	sub.f32 	%f435, %f4, %f63;
 	add.f32 	%f436, %f1, %f63;
 	selp.f32 	%f845, %f436, %f435, %p91;
-	bra.uni 	$L__BB64_78;
+	bra.uni 	$L__BB66_78;
 
-$L__BB64_135:
+$L__BB66_135:
 	add.f32 	%f856, %f856, 0f3F800000;
 	setp.ltu.f32 	%p160, %f136, 0f40800000;
-	@%p160 bra 	$L__BB64_138;
+	@%p160 bra 	$L__BB66_138;
 
 	add.f32 	%f536, %f856, 0f3F800000;
 	mov.f32 	%f537, 0f40000000;
@@ -22044,10 +22136,10 @@ $L__BB64_135:
 	add.f32 	%f540, %f536, 0f3F800000;
 	selp.f32 	%f856, %f540, %f536, %p161;
 
-$L__BB64_138:
+$L__BB66_138:
 	fma.rn.f32 	%f858, %f535, %f856, %f858;
 
-$L__BB64_142:
+$L__BB66_142:
 	abs.f32 	%f555, %f858;
 	setp.gtu.f32 	%p168, %f555, 0f7F800000;
 	mov.b32 	%r326, %f132;
@@ -22060,12 +22152,12 @@ $L__BB64_142:
 	sub.f32 	%f558, %f4, %f133;
 	add.f32 	%f559, %f1, %f133;
 	selp.f32 	%f859, %f559, %f558, %p169;
-	bra.uni 	$L__BB64_143;
+	bra.uni 	$L__BB66_143;
 
-$L__BB64_168:
+$L__BB66_168:
 	add.f32 	%f863, %f863, 0f3F800000;
 	setp.ltu.f32 	%p199, %f175, 0f40800000;
-	@%p199 bra 	$L__BB64_171;
+	@%p199 bra 	$L__BB66_171;
 
 	add.f32 	%f612, %f863, 0f3F800000;
 	mov.f32 	%f613, 0f40000000;
@@ -22075,10 +22167,10 @@ $L__BB64_168:
 	add.f32 	%f616, %f612, 0f3F800000;
 	selp.f32 	%f863, %f616, %f612, %p200;
 
-$L__BB64_171:
+$L__BB66_171:
 	fma.rn.f32 	%f865, %f611, %f863, %f865;
 
-$L__BB64_175:
+$L__BB66_175:
 	mul.f32 	%f631, %f153, %f172;
 	sub.f32 	%f632, %f171, %f631;
 	abs.f32 	%f633, %f865;
@@ -22093,12 +22185,12 @@ $L__BB64_175:
 	sub.f32 	%f636, %f4, %f632;
 	add.f32 	%f637, %f1, %f632;
 	selp.f32 	%f866, %f637, %f636, %p208;
-	bra.uni 	$L__BB64_176;
+	bra.uni 	$L__BB66_176;
 
-$L__BB64_58:
+$L__BB66_58:
 	add.f32 	%f839, %f839, 0f3F800000;
 	setp.ltu.f32 	%p68, %f50, 0f40800000;
-	@%p68 bra 	$L__BB64_61;
+	@%p68 bra 	$L__BB66_61;
 
 	add.f32 	%f383, %f839, 0f3F800000;
 	mov.f32 	%f384, 0f40000000;
@@ -22108,10 +22200,10 @@ $L__BB64_58:
 	add.f32 	%f387, %f383, 0f3F800000;
 	selp.f32 	%f839, %f387, %f383, %p69;
 
-$L__BB64_61:
+$L__BB66_61:
 	fma.rn.f32 	%f841, %f382, %f839, %f841;
 
-$L__BB64_65:
+$L__BB66_65:
 	abs.f32 	%f402, %f841;
 	setp.gtu.f32 	%p76, %f402, 0f7F800000;
 	mov.b32 	%r276, %f46;
@@ -22125,45 +22217,45 @@ $L__BB64_65:
 	sub.f32 	%f406, %f4, %f47;
 	selp.f32 	%f845, %f406, %f405, %p77;
 
-$L__BB64_78:
+$L__BB66_78:
 	cvt.rzi.s32.f32 	%r288, %f845;
 	setp.lt.s32 	%p92, %r288, 0;
 	setp.lt.s32 	%p93, %r288, %r29;
 	selp.b32 	%r290, %r288, %r251, %p93;
 	selp.b32 	%r460, 0, %r290, %p92;
 
-$L__BB64_79:
+$L__BB66_79:
 	st.local.u32 	[%rd9], %r460;
 	add.s32 	%r67, %r47, 1;
 	setp.lt.s32 	%p94, %r67, %r29;
 	setp.gt.s32 	%p95, %r47, -2;
 	and.pred  	%p96, %p95, %p94;
 	mov.u32 	%r465, %r67;
-	@%p96 bra 	$L__BB64_111;
+	@%p96 bra 	$L__BB66_111;
 
 	mov.u32 	%r465, -1;
 	setp.eq.s32 	%p97, %r3, 0;
-	@%p97 bra 	$L__BB64_111;
+	@%p97 bra 	$L__BB66_111;
 
 	setp.ne.s32 	%p98, %r3, 1;
-	@%p98 bra 	$L__BB64_83;
+	@%p98 bra 	$L__BB66_83;
 
 	setp.lt.s32 	%p99, %r47, -1;
 	selp.b32 	%r465, 0, %r251, %p99;
-	bra.uni 	$L__BB64_111;
+	bra.uni 	$L__BB66_111;
 
-$L__BB64_83:
+$L__BB66_83:
 	cvt.rn.f32.s32 	%f79, %r67;
 	sub.f32 	%f80, %f4, %f1;
 	setp.le.f32 	%p100, %f80, 0f00000000;
 	mov.f32 	%f852, %f1;
-	@%p100 bra 	$L__BB64_110;
+	@%p100 bra 	$L__BB66_110;
 
 	setp.gt.f32 	%p101, %f1, %f79;
-	@%p101 bra 	$L__BB64_98;
-	bra.uni 	$L__BB64_85;
+	@%p101 bra 	$L__BB66_98;
+	bra.uni 	$L__BB66_85;
 
-$L__BB64_98:
+$L__BB66_98:
 	sub.f32 	%f467, %f1, %f79;
 	div.rn.f32 	%f468, %f467, %f80;
 	cvt.rzi.f32.f32 	%f97, %f468;
@@ -22171,13 +22263,13 @@ $L__BB64_98:
 	sub.f32 	%f98, %f467, %f469;
 	abs.f32 	%f851, %f97;
 	setp.lt.f32 	%p117, %f851, 0f40000000;
-	@%p117 bra 	$L__BB64_109;
+	@%p117 bra 	$L__BB66_109;
 
 	setp.gtu.f32 	%p118, %f851, 0f4B800000;
-	@%p118 bra 	$L__BB64_106;
-	bra.uni 	$L__BB64_100;
+	@%p118 bra 	$L__BB66_106;
+	bra.uni 	$L__BB66_100;
 
-$L__BB64_106:
+$L__BB66_106:
 	mov.b32 	%r78, %f851;
 	and.b32  	%r301, %r78, 8388607;
 	or.b32  	%r463, %r301, 1065353216;
@@ -22185,9 +22277,9 @@ $L__BB64_106:
 	add.s32 	%r302, %r78, -1073741824;
 	and.b32  	%r464, %r302, -8388608;
 	setp.eq.s32 	%p124, %r464, 0;
-	@%p124 bra 	$L__BB64_108;
+	@%p124 bra 	$L__BB66_108;
 
-$L__BB64_107:
+$L__BB66_107:
 	min.u32 	%r303, %r464, 192937984;
 	add.s32 	%r304, %r303, %r463;
 	mov.b32 	%f481, %r304;
@@ -22205,19 +22297,19 @@ $L__BB64_107:
 	setp.ne.s32 	%p125, %r464, 0;
 	setp.ne.s32 	%p126, %r463, 0;
 	and.pred  	%p127, %p125, %p126;
-	@%p127 bra 	$L__BB64_107;
+	@%p127 bra 	$L__BB66_107;
 
-$L__BB64_108:
+$L__BB66_108:
 	setp.gt.u32 	%p128, %r78, 2139095039;
 	selp.f32 	%f490, 0f7FFFFFFF, 0f4B800000, %p128;
 	mul.f32 	%f491, %f850, 0f34000000;
 	mul.f32 	%f851, %f490, %f491;
-	bra.uni 	$L__BB64_109;
+	bra.uni 	$L__BB66_109;
 
-$L__BB64_85:
+$L__BB66_85:
 	setp.geu.f32 	%p102, %f4, %f79;
 	mov.f32 	%f852, %f79;
-	@%p102 bra 	$L__BB64_110;
+	@%p102 bra 	$L__BB66_110;
 
 	sub.f32 	%f437, %f79, %f4;
 	div.rn.f32 	%f438, %f437, %f80;
@@ -22226,13 +22318,13 @@ $L__BB64_85:
 	sub.f32 	%f82, %f437, %f439;
 	abs.f32 	%f848, %f81;
 	setp.lt.f32 	%p103, %f848, 0f40000000;
-	@%p103 bra 	$L__BB64_97;
+	@%p103 bra 	$L__BB66_97;
 
 	setp.gtu.f32 	%p104, %f848, 0f4B800000;
-	@%p104 bra 	$L__BB64_94;
-	bra.uni 	$L__BB64_88;
+	@%p104 bra 	$L__BB66_94;
+	bra.uni 	$L__BB66_88;
 
-$L__BB64_94:
+$L__BB66_94:
 	mov.b32 	%r70, %f848;
 	and.b32  	%r293, %r70, 8388607;
 	or.b32  	%r461, %r293, 1065353216;
@@ -22240,9 +22332,9 @@ $L__BB64_94:
 	add.s32 	%r294, %r70, -1073741824;
 	and.b32  	%r462, %r294, -8388608;
 	setp.eq.s32 	%p110, %r462, 0;
-	@%p110 bra 	$L__BB64_96;
+	@%p110 bra 	$L__BB66_96;
 
-$L__BB64_95:
+$L__BB66_95:
 	min.u32 	%r295, %r462, 192937984;
 	add.s32 	%r296, %r295, %r461;
 	mov.b32 	%f451, %r296;
@@ -22260,16 +22352,16 @@ $L__BB64_95:
 	setp.ne.s32 	%p111, %r462, 0;
 	setp.ne.s32 	%p112, %r461, 0;
 	and.pred  	%p113, %p111, %p112;
-	@%p113 bra 	$L__BB64_95;
+	@%p113 bra 	$L__BB66_95;
 
-$L__BB64_96:
+$L__BB66_96:
 	setp.gt.u32 	%p114, %r70, 2139095039;
 	selp.f32 	%f460, 0f7FFFFFFF, 0f4B800000, %p114;
 	mul.f32 	%f461, %f847, 0f34000000;
 	mul.f32 	%f848, %f460, %f461;
-	bra.uni 	$L__BB64_97;
+	bra.uni 	$L__BB66_97;
 
-$L__BB64_100:
+$L__BB66_100:
 	mov.f32 	%f470, 0f40000000;
 	div.approx.f32 	%f471, %f851, %f470;
 	cvt.rzi.f32.f32 	%f849, %f471;
@@ -22277,20 +22369,20 @@ $L__BB64_100:
 	fma.rn.f32 	%f101, %f472, %f849, %f851;
 	mov.b32 	%r77, %f101;
 	setp.lt.u32 	%p119, %r77, 1073741824;
-	@%p119 bra 	$L__BB64_105;
+	@%p119 bra 	$L__BB66_105;
 
 	setp.gt.u32 	%p120, %r77, -2147483648;
-	@%p120 bra 	$L__BB64_104;
-	bra.uni 	$L__BB64_102;
+	@%p120 bra 	$L__BB66_104;
+	bra.uni 	$L__BB66_102;
 
-$L__BB64_104:
+$L__BB66_104:
 	add.f32 	%f478, %f849, 0fBF800000;
 	add.f32 	%f479, %f478, 0fBF800000;
 	setp.lt.f32 	%p123, %f101, 0fC0000000;
 	selp.f32 	%f849, %f479, %f478, %p123;
-	bra.uni 	$L__BB64_105;
+	bra.uni 	$L__BB66_105;
 
-$L__BB64_88:
+$L__BB66_88:
 	mov.f32 	%f440, 0f40000000;
 	div.approx.f32 	%f441, %f848, %f440;
 	cvt.rzi.f32.f32 	%f846, %f441;
@@ -22298,23 +22390,23 @@ $L__BB64_88:
 	fma.rn.f32 	%f85, %f442, %f846, %f848;
 	mov.b32 	%r69, %f85;
 	setp.lt.u32 	%p105, %r69, 1073741824;
-	@%p105 bra 	$L__BB64_93;
+	@%p105 bra 	$L__BB66_93;
 
 	setp.gt.u32 	%p106, %r69, -2147483648;
-	@%p106 bra 	$L__BB64_92;
-	bra.uni 	$L__BB64_90;
+	@%p106 bra 	$L__BB66_92;
+	bra.uni 	$L__BB66_90;
 
-$L__BB64_92:
+$L__BB66_92:
 	add.f32 	%f448, %f846, 0fBF800000;
 	add.f32 	%f449, %f448, 0fBF800000;
 	setp.lt.f32 	%p109, %f85, 0fC0000000;
 	selp.f32 	%f846, %f449, %f448, %p109;
-	bra.uni 	$L__BB64_93;
+	bra.uni 	$L__BB66_93;
 
-$L__BB64_102:
+$L__BB66_102:
 	add.f32 	%f849, %f849, 0f3F800000;
 	setp.ltu.f32 	%p121, %f101, 0f40800000;
-	@%p121 bra 	$L__BB64_105;
+	@%p121 bra 	$L__BB66_105;
 
 	add.f32 	%f473, %f849, 0f3F800000;
 	mov.f32 	%f474, 0f40000000;
@@ -22324,10 +22416,10 @@ $L__BB64_102:
 	add.f32 	%f477, %f473, 0f3F800000;
 	selp.f32 	%f849, %f477, %f473, %p122;
 
-$L__BB64_105:
+$L__BB66_105:
 	fma.rn.f32 	%f851, %f472, %f849, %f851;
 
-$L__BB64_109:
+$L__BB66_109:
 	abs.f32 	%f492, %f851;
 	setp.gtu.f32 	%p129, %f492, 0f7F800000;
 	mov.b32 	%r305, %f97;
@@ -22340,12 +22432,12 @@ $L__BB64_109:
 	sub.f32 	%f495, %f4, %f98;
 	add.f32 	%f496, %f1, %f98;
 	selp.f32 	%f852, %f496, %f495, %p130;
-	bra.uni 	$L__BB64_110;
+	bra.uni 	$L__BB66_110;
 
-$L__BB64_123:
+$L__BB66_123:
 	add.f32 	%f853, %f853, 0f3F800000;
 	setp.ltu.f32 	%p146, %f120, 0f40800000;
-	@%p146 bra 	$L__BB64_126;
+	@%p146 bra 	$L__BB66_126;
 
 	add.f32 	%f506, %f853, 0f3F800000;
 	mov.f32 	%f507, 0f40000000;
@@ -22355,10 +22447,10 @@ $L__BB64_123:
 	add.f32 	%f510, %f506, 0f3F800000;
 	selp.f32 	%f853, %f510, %f506, %p147;
 
-$L__BB64_126:
+$L__BB66_126:
 	fma.rn.f32 	%f855, %f505, %f853, %f855;
 
-$L__BB64_130:
+$L__BB66_130:
 	abs.f32 	%f525, %f855;
 	setp.gtu.f32 	%p154, %f525, 0f7F800000;
 	mov.b32 	%r318, %f116;
@@ -22372,23 +22464,23 @@ $L__BB64_130:
 	sub.f32 	%f529, %f4, %f117;
 	selp.f32 	%f859, %f529, %f528, %p155;
 
-$L__BB64_143:
+$L__BB66_143:
 	cvt.rzi.s32.f32 	%r330, %f859;
 	setp.lt.s32 	%p170, %r330, 0;
 	setp.lt.s32 	%p171, %r330, %r29;
 	selp.b32 	%r332, %r330, %r251, %p171;
 	selp.b32 	%r470, 0, %r332, %p170;
 
-$L__BB64_144:
+$L__BB66_144:
 	st.local.u32 	[%rd9], %r470;
 	mov.u32 	%r333, 1065353216;
 	st.local.u32 	[%rd10], %r333;
-	bra.uni 	$L__BB64_274;
+	bra.uni 	$L__BB66_274;
 
-$L__BB64_90:
+$L__BB66_90:
 	add.f32 	%f846, %f846, 0f3F800000;
 	setp.ltu.f32 	%p107, %f85, 0f40800000;
-	@%p107 bra 	$L__BB64_93;
+	@%p107 bra 	$L__BB66_93;
 
 	add.f32 	%f443, %f846, 0f3F800000;
 	mov.f32 	%f444, 0f40000000;
@@ -22398,10 +22490,10 @@ $L__BB64_90:
 	add.f32 	%f447, %f443, 0f3F800000;
 	selp.f32 	%f846, %f447, %f443, %p108;
 
-$L__BB64_93:
+$L__BB66_93:
 	fma.rn.f32 	%f848, %f442, %f846, %f848;
 
-$L__BB64_97:
+$L__BB66_97:
 	abs.f32 	%f462, %f848;
 	setp.gtu.f32 	%p115, %f462, 0f7F800000;
 	mov.b32 	%r297, %f81;
@@ -22415,24 +22507,24 @@ $L__BB64_97:
 	sub.f32 	%f466, %f4, %f82;
 	selp.f32 	%f852, %f466, %f465, %p116;
 
-$L__BB64_110:
+$L__BB66_110:
 	cvt.rzi.s32.f32 	%r309, %f852;
 	setp.lt.s32 	%p131, %r309, 0;
 	setp.lt.s32 	%p132, %r309, %r29;
 	selp.b32 	%r311, %r309, %r251, %p132;
 	selp.b32 	%r465, 0, %r311, %p131;
 
-$L__BB64_111:
+$L__BB66_111:
 	st.local.u32 	[%rd9+4], %r465;
 	mov.f32 	%f497, 0f3F800000;
 	sub.f32 	%f498, %f497, %f43;
 	st.local.v2.f32 	[%rd10], {%f498, %f43};
-	bra.uni 	$L__BB64_274;
+	bra.uni 	$L__BB66_274;
 
-$L__BB64_156:
+$L__BB66_156:
 	add.f32 	%f860, %f860, 0f3F800000;
 	setp.ltu.f32 	%p185, %f159, 0f40800000;
-	@%p185 bra 	$L__BB64_159;
+	@%p185 bra 	$L__BB66_159;
 
 	add.f32 	%f582, %f860, 0f3F800000;
 	mov.f32 	%f583, 0f40000000;
@@ -22442,10 +22534,10 @@ $L__BB64_156:
 	add.f32 	%f586, %f582, 0f3F800000;
 	selp.f32 	%f860, %f586, %f582, %p186;
 
-$L__BB64_159:
+$L__BB66_159:
 	fma.rn.f32 	%f862, %f581, %f860, %f862;
 
-$L__BB64_163:
+$L__BB66_163:
 	mul.f32 	%f601, %f153, %f156;
 	sub.f32 	%f602, %f155, %f601;
 	abs.f32 	%f603, %f862;
@@ -22461,56 +22553,56 @@ $L__BB64_163:
 	sub.f32 	%f607, %f4, %f602;
 	selp.f32 	%f866, %f607, %f606, %p194;
 
-$L__BB64_176:
+$L__BB66_176:
 	cvt.rzi.s32.f32 	%r353, %f866;
 	setp.lt.s32 	%p209, %r353, 0;
 	setp.lt.s32 	%p210, %r353, %r29;
 	selp.b32 	%r355, %r353, %r251, %p210;
 	selp.b32 	%r475, 0, %r355, %p209;
 
-$L__BB64_177:
+$L__BB66_177:
 	st.local.u32 	[%rd9], %r475;
 	st.local.f32 	[%rd10], %f149;
 	setp.lt.s32 	%p211, %r107, %r29;
 	setp.gt.s32 	%p212, %r107, -1;
 	and.pred  	%p213, %p212, %p211;
 	mov.u32 	%r480, %r107;
-	@%p213 bra 	$L__BB64_209;
+	@%p213 bra 	$L__BB66_209;
 
 	mov.u32 	%r480, -1;
 	setp.eq.s32 	%p214, %r3, 0;
-	@%p214 bra 	$L__BB64_209;
+	@%p214 bra 	$L__BB66_209;
 
 	setp.ne.s32 	%p215, %r3, 1;
-	@%p215 bra 	$L__BB64_181;
+	@%p215 bra 	$L__BB66_181;
 
 	setp.lt.s32 	%p216, %r107, 0;
 	selp.b32 	%r480, 0, %r251, %p216;
-	bra.uni 	$L__BB64_209;
+	bra.uni 	$L__BB66_209;
 
-$L__BB64_181:
+$L__BB66_181:
 	setp.le.f32 	%p217, %f153, 0f00000000;
 	cvt.rn.f32.s32 	%f188, %r107;
 	mov.f32 	%f873, %f1;
-	@%p217 bra 	$L__BB64_208;
+	@%p217 bra 	$L__BB66_208;
 
 	setp.gt.f32 	%p218, %f1, %f188;
-	@%p218 bra 	$L__BB64_196;
-	bra.uni 	$L__BB64_183;
+	@%p218 bra 	$L__BB66_196;
+	bra.uni 	$L__BB66_183;
 
-$L__BB64_196:
+$L__BB66_196:
 	sub.f32 	%f205, %f1, %f188;
 	div.rn.f32 	%f668, %f205, %f153;
 	cvt.rzi.f32.f32 	%f206, %f668;
 	abs.f32 	%f872, %f206;
 	setp.lt.f32 	%p234, %f872, 0f40000000;
-	@%p234 bra 	$L__BB64_207;
+	@%p234 bra 	$L__BB66_207;
 
 	setp.gtu.f32 	%p235, %f872, 0f4B800000;
-	@%p235 bra 	$L__BB64_204;
-	bra.uni 	$L__BB64_198;
+	@%p235 bra 	$L__BB66_204;
+	bra.uni 	$L__BB66_198;
 
-$L__BB64_204:
+$L__BB66_204:
 	mov.b32 	%r138, %f872;
 	and.b32  	%r366, %r138, 8388607;
 	or.b32  	%r478, %r366, 1065353216;
@@ -22518,9 +22610,9 @@ $L__BB64_204:
 	add.s32 	%r367, %r138, -1073741824;
 	and.b32  	%r479, %r367, -8388608;
 	setp.eq.s32 	%p241, %r479, 0;
-	@%p241 bra 	$L__BB64_206;
+	@%p241 bra 	$L__BB66_206;
 
-$L__BB64_205:
+$L__BB66_205:
 	min.u32 	%r368, %r479, 192937984;
 	add.s32 	%r369, %r368, %r478;
 	mov.b32 	%f680, %r369;
@@ -22538,32 +22630,32 @@ $L__BB64_205:
 	setp.ne.s32 	%p242, %r479, 0;
 	setp.ne.s32 	%p243, %r478, 0;
 	and.pred  	%p244, %p242, %p243;
-	@%p244 bra 	$L__BB64_205;
+	@%p244 bra 	$L__BB66_205;
 
-$L__BB64_206:
+$L__BB66_206:
 	setp.gt.u32 	%p245, %r138, 2139095039;
 	selp.f32 	%f689, 0f7FFFFFFF, 0f4B800000, %p245;
 	mul.f32 	%f690, %f871, 0f34000000;
 	mul.f32 	%f872, %f689, %f690;
-	bra.uni 	$L__BB64_207;
+	bra.uni 	$L__BB66_207;
 
-$L__BB64_183:
+$L__BB66_183:
 	setp.geu.f32 	%p219, %f4, %f188;
 	mov.f32 	%f873, %f188;
-	@%p219 bra 	$L__BB64_208;
+	@%p219 bra 	$L__BB66_208;
 
 	sub.f32 	%f189, %f188, %f4;
 	div.rn.f32 	%f638, %f189, %f153;
 	cvt.rzi.f32.f32 	%f190, %f638;
 	abs.f32 	%f869, %f190;
 	setp.lt.f32 	%p220, %f869, 0f40000000;
-	@%p220 bra 	$L__BB64_195;
+	@%p220 bra 	$L__BB66_195;
 
 	setp.gtu.f32 	%p221, %f869, 0f4B800000;
-	@%p221 bra 	$L__BB64_192;
-	bra.uni 	$L__BB64_186;
+	@%p221 bra 	$L__BB66_192;
+	bra.uni 	$L__BB66_186;
 
-$L__BB64_192:
+$L__BB66_192:
 	mov.b32 	%r130, %f869;
 	and.b32  	%r358, %r130, 8388607;
 	or.b32  	%r476, %r358, 1065353216;
@@ -22571,9 +22663,9 @@ $L__BB64_192:
 	add.s32 	%r359, %r130, -1073741824;
 	and.b32  	%r477, %r359, -8388608;
 	setp.eq.s32 	%p227, %r477, 0;
-	@%p227 bra 	$L__BB64_194;
+	@%p227 bra 	$L__BB66_194;
 
-$L__BB64_193:
+$L__BB66_193:
 	min.u32 	%r360, %r477, 192937984;
 	add.s32 	%r361, %r360, %r476;
 	mov.b32 	%f650, %r361;
@@ -22591,16 +22683,16 @@ $L__BB64_193:
 	setp.ne.s32 	%p228, %r477, 0;
 	setp.ne.s32 	%p229, %r476, 0;
 	and.pred  	%p230, %p228, %p229;
-	@%p230 bra 	$L__BB64_193;
+	@%p230 bra 	$L__BB66_193;
 
-$L__BB64_194:
+$L__BB66_194:
 	setp.gt.u32 	%p231, %r130, 2139095039;
 	selp.f32 	%f659, 0f7FFFFFFF, 0f4B800000, %p231;
 	mul.f32 	%f660, %f868, 0f34000000;
 	mul.f32 	%f869, %f659, %f660;
-	bra.uni 	$L__BB64_195;
+	bra.uni 	$L__BB66_195;
 
-$L__BB64_198:
+$L__BB66_198:
 	mov.f32 	%f669, 0f40000000;
 	div.approx.f32 	%f670, %f872, %f669;
 	cvt.rzi.f32.f32 	%f870, %f670;
@@ -22608,20 +22700,20 @@ $L__BB64_198:
 	fma.rn.f32 	%f209, %f671, %f870, %f872;
 	mov.b32 	%r137, %f209;
 	setp.lt.u32 	%p236, %r137, 1073741824;
-	@%p236 bra 	$L__BB64_203;
+	@%p236 bra 	$L__BB66_203;
 
 	setp.gt.u32 	%p237, %r137, -2147483648;
-	@%p237 bra 	$L__BB64_202;
-	bra.uni 	$L__BB64_200;
+	@%p237 bra 	$L__BB66_202;
+	bra.uni 	$L__BB66_200;
 
-$L__BB64_202:
+$L__BB66_202:
 	add.f32 	%f677, %f870, 0fBF800000;
 	add.f32 	%f678, %f677, 0fBF800000;
 	setp.lt.f32 	%p240, %f209, 0fC0000000;
 	selp.f32 	%f870, %f678, %f677, %p240;
-	bra.uni 	$L__BB64_203;
+	bra.uni 	$L__BB66_203;
 
-$L__BB64_186:
+$L__BB66_186:
 	mov.f32 	%f639, 0f40000000;
 	div.approx.f32 	%f640, %f869, %f639;
 	cvt.rzi.f32.f32 	%f867, %f640;
@@ -22629,23 +22721,23 @@ $L__BB64_186:
 	fma.rn.f32 	%f193, %f641, %f867, %f869;
 	mov.b32 	%r129, %f193;
 	setp.lt.u32 	%p222, %r129, 1073741824;
-	@%p222 bra 	$L__BB64_191;
+	@%p222 bra 	$L__BB66_191;
 
 	setp.gt.u32 	%p223, %r129, -2147483648;
-	@%p223 bra 	$L__BB64_190;
-	bra.uni 	$L__BB64_188;
+	@%p223 bra 	$L__BB66_190;
+	bra.uni 	$L__BB66_188;
 
-$L__BB64_190:
+$L__BB66_190:
 	add.f32 	%f647, %f867, 0fBF800000;
 	add.f32 	%f648, %f647, 0fBF800000;
 	setp.lt.f32 	%p226, %f193, 0fC0000000;
 	selp.f32 	%f867, %f648, %f647, %p226;
-	bra.uni 	$L__BB64_191;
+	bra.uni 	$L__BB66_191;
 
-$L__BB64_200:
+$L__BB66_200:
 	add.f32 	%f870, %f870, 0f3F800000;
 	setp.ltu.f32 	%p238, %f209, 0f40800000;
-	@%p238 bra 	$L__BB64_203;
+	@%p238 bra 	$L__BB66_203;
 
 	add.f32 	%f672, %f870, 0f3F800000;
 	mov.f32 	%f673, 0f40000000;
@@ -22655,10 +22747,10 @@ $L__BB64_200:
 	add.f32 	%f676, %f672, 0f3F800000;
 	selp.f32 	%f870, %f676, %f672, %p239;
 
-$L__BB64_203:
+$L__BB66_203:
 	fma.rn.f32 	%f872, %f671, %f870, %f872;
 
-$L__BB64_207:
+$L__BB66_207:
 	mul.f32 	%f691, %f153, %f206;
 	sub.f32 	%f692, %f205, %f691;
 	abs.f32 	%f693, %f872;
@@ -22673,12 +22765,12 @@ $L__BB64_207:
 	sub.f32 	%f696, %f4, %f692;
 	add.f32 	%f697, %f1, %f692;
 	selp.f32 	%f873, %f697, %f696, %p247;
-	bra.uni 	$L__BB64_208;
+	bra.uni 	$L__BB66_208;
 
-$L__BB64_188:
+$L__BB66_188:
 	add.f32 	%f867, %f867, 0f3F800000;
 	setp.ltu.f32 	%p224, %f193, 0f40800000;
-	@%p224 bra 	$L__BB64_191;
+	@%p224 bra 	$L__BB66_191;
 
 	add.f32 	%f642, %f867, 0f3F800000;
 	mov.f32 	%f643, 0f40000000;
@@ -22688,10 +22780,10 @@ $L__BB64_188:
 	add.f32 	%f646, %f642, 0f3F800000;
 	selp.f32 	%f867, %f646, %f642, %p225;
 
-$L__BB64_191:
+$L__BB66_191:
 	fma.rn.f32 	%f869, %f641, %f867, %f869;
 
-$L__BB64_195:
+$L__BB66_195:
 	mul.f32 	%f661, %f153, %f190;
 	sub.f32 	%f662, %f189, %f661;
 	abs.f32 	%f663, %f869;
@@ -22707,14 +22799,14 @@ $L__BB64_195:
 	sub.f32 	%f667, %f4, %f662;
 	selp.f32 	%f873, %f667, %f666, %p233;
 
-$L__BB64_208:
+$L__BB66_208:
 	cvt.rzi.s32.f32 	%r374, %f873;
 	setp.lt.s32 	%p248, %r374, 0;
 	setp.lt.s32 	%p249, %r374, %r29;
 	selp.b32 	%r376, %r374, %r251, %p249;
 	selp.b32 	%r480, 0, %r376, %p248;
 
-$L__BB64_209:
+$L__BB66_209:
 	st.local.u32 	[%rd9+4], %r480;
 	st.local.f32 	[%rd10+4], %f150;
 	add.s32 	%r147, %r107, 2;
@@ -22722,43 +22814,43 @@ $L__BB64_209:
 	setp.gt.s32 	%p251, %r107, -2;
 	and.pred  	%p252, %p251, %p250;
 	add.s32 	%r485, %r107, 1;
-	@%p252 bra 	$L__BB64_241;
+	@%p252 bra 	$L__BB66_241;
 
 	mov.u32 	%r485, -1;
 	setp.eq.s32 	%p253, %r3, 0;
-	@%p253 bra 	$L__BB64_241;
+	@%p253 bra 	$L__BB66_241;
 
 	setp.ne.s32 	%p254, %r3, 1;
-	@%p254 bra 	$L__BB64_213;
+	@%p254 bra 	$L__BB66_213;
 
 	setp.lt.s32 	%p255, %r107, -1;
 	selp.b32 	%r485, 0, %r251, %p255;
-	bra.uni 	$L__BB64_241;
+	bra.uni 	$L__BB66_241;
 
-$L__BB64_213:
+$L__BB66_213:
 	setp.le.f32 	%p256, %f153, 0f00000000;
 	add.s32 	%r379, %r147, -1;
 	cvt.rn.f32.s32 	%f222, %r379;
 	mov.f32 	%f880, %f1;
-	@%p256 bra 	$L__BB64_240;
+	@%p256 bra 	$L__BB66_240;
 
 	setp.gt.f32 	%p257, %f1, %f222;
-	@%p257 bra 	$L__BB64_228;
-	bra.uni 	$L__BB64_215;
+	@%p257 bra 	$L__BB66_228;
+	bra.uni 	$L__BB66_215;
 
-$L__BB64_228:
+$L__BB66_228:
 	sub.f32 	%f239, %f1, %f222;
 	div.rn.f32 	%f728, %f239, %f153;
 	cvt.rzi.f32.f32 	%f240, %f728;
 	abs.f32 	%f879, %f240;
 	setp.lt.f32 	%p273, %f879, 0f40000000;
-	@%p273 bra 	$L__BB64_239;
+	@%p273 bra 	$L__BB66_239;
 
 	setp.gtu.f32 	%p274, %f879, 0f4B800000;
-	@%p274 bra 	$L__BB64_236;
-	bra.uni 	$L__BB64_230;
+	@%p274 bra 	$L__BB66_236;
+	bra.uni 	$L__BB66_230;
 
-$L__BB64_236:
+$L__BB66_236:
 	mov.b32 	%r159, %f879;
 	and.b32  	%r388, %r159, 8388607;
 	or.b32  	%r483, %r388, 1065353216;
@@ -22766,9 +22858,9 @@ $L__BB64_236:
 	add.s32 	%r389, %r159, -1073741824;
 	and.b32  	%r484, %r389, -8388608;
 	setp.eq.s32 	%p280, %r484, 0;
-	@%p280 bra 	$L__BB64_238;
+	@%p280 bra 	$L__BB66_238;
 
-$L__BB64_237:
+$L__BB66_237:
 	min.u32 	%r390, %r484, 192937984;
 	add.s32 	%r391, %r390, %r483;
 	mov.b32 	%f740, %r391;
@@ -22786,32 +22878,32 @@ $L__BB64_237:
 	setp.ne.s32 	%p281, %r484, 0;
 	setp.ne.s32 	%p282, %r483, 0;
 	and.pred  	%p283, %p281, %p282;
-	@%p283 bra 	$L__BB64_237;
+	@%p283 bra 	$L__BB66_237;
 
-$L__BB64_238:
+$L__BB66_238:
 	setp.gt.u32 	%p284, %r159, 2139095039;
 	selp.f32 	%f749, 0f7FFFFFFF, 0f4B800000, %p284;
 	mul.f32 	%f750, %f878, 0f34000000;
 	mul.f32 	%f879, %f749, %f750;
-	bra.uni 	$L__BB64_239;
+	bra.uni 	$L__BB66_239;
 
-$L__BB64_215:
+$L__BB66_215:
 	setp.geu.f32 	%p258, %f4, %f222;
 	mov.f32 	%f880, %f222;
-	@%p258 bra 	$L__BB64_240;
+	@%p258 bra 	$L__BB66_240;
 
 	sub.f32 	%f223, %f222, %f4;
 	div.rn.f32 	%f698, %f223, %f153;
 	cvt.rzi.f32.f32 	%f224, %f698;
 	abs.f32 	%f876, %f224;
 	setp.lt.f32 	%p259, %f876, 0f40000000;
-	@%p259 bra 	$L__BB64_227;
+	@%p259 bra 	$L__BB66_227;
 
 	setp.gtu.f32 	%p260, %f876, 0f4B800000;
-	@%p260 bra 	$L__BB64_224;
-	bra.uni 	$L__BB64_218;
+	@%p260 bra 	$L__BB66_224;
+	bra.uni 	$L__BB66_218;
 
-$L__BB64_224:
+$L__BB66_224:
 	mov.b32 	%r151, %f876;
 	and.b32  	%r380, %r151, 8388607;
 	or.b32  	%r481, %r380, 1065353216;
@@ -22819,9 +22911,9 @@ $L__BB64_224:
 	add.s32 	%r381, %r151, -1073741824;
 	and.b32  	%r482, %r381, -8388608;
 	setp.eq.s32 	%p266, %r482, 0;
-	@%p266 bra 	$L__BB64_226;
+	@%p266 bra 	$L__BB66_226;
 
-$L__BB64_225:
+$L__BB66_225:
 	min.u32 	%r382, %r482, 192937984;
 	add.s32 	%r383, %r382, %r481;
 	mov.b32 	%f710, %r383;
@@ -22839,16 +22931,16 @@ $L__BB64_225:
 	setp.ne.s32 	%p267, %r482, 0;
 	setp.ne.s32 	%p268, %r481, 0;
 	and.pred  	%p269, %p267, %p268;
-	@%p269 bra 	$L__BB64_225;
+	@%p269 bra 	$L__BB66_225;
 
-$L__BB64_226:
+$L__BB66_226:
 	setp.gt.u32 	%p270, %r151, 2139095039;
 	selp.f32 	%f719, 0f7FFFFFFF, 0f4B800000, %p270;
 	mul.f32 	%f720, %f875, 0f34000000;
 	mul.f32 	%f876, %f719, %f720;
-	bra.uni 	$L__BB64_227;
+	bra.uni 	$L__BB66_227;
 
-$L__BB64_230:
+$L__BB66_230:
 	mov.f32 	%f729, 0f40000000;
 	div.approx.f32 	%f730, %f879, %f729;
 	cvt.rzi.f32.f32 	%f877, %f730;
@@ -22856,20 +22948,20 @@ $L__BB64_230:
 	fma.rn.f32 	%f243, %f731, %f877, %f879;
 	mov.b32 	%r158, %f243;
 	setp.lt.u32 	%p275, %r158, 1073741824;
-	@%p275 bra 	$L__BB64_235;
+	@%p275 bra 	$L__BB66_235;
 
 	setp.gt.u32 	%p276, %r158, -2147483648;
-	@%p276 bra 	$L__BB64_234;
-	bra.uni 	$L__BB64_232;
+	@%p276 bra 	$L__BB66_234;
+	bra.uni 	$L__BB66_232;
 
-$L__BB64_234:
+$L__BB66_234:
 	add.f32 	%f737, %f877, 0fBF800000;
 	add.f32 	%f738, %f737, 0fBF800000;
 	setp.lt.f32 	%p279, %f243, 0fC0000000;
 	selp.f32 	%f877, %f738, %f737, %p279;
-	bra.uni 	$L__BB64_235;
+	bra.uni 	$L__BB66_235;
 
-$L__BB64_218:
+$L__BB66_218:
 	mov.f32 	%f699, 0f40000000;
 	div.approx.f32 	%f700, %f876, %f699;
 	cvt.rzi.f32.f32 	%f874, %f700;
@@ -22877,23 +22969,23 @@ $L__BB64_218:
 	fma.rn.f32 	%f227, %f701, %f874, %f876;
 	mov.b32 	%r150, %f227;
 	setp.lt.u32 	%p261, %r150, 1073741824;
-	@%p261 bra 	$L__BB64_223;
+	@%p261 bra 	$L__BB66_223;
 
 	setp.gt.u32 	%p262, %r150, -2147483648;
-	@%p262 bra 	$L__BB64_222;
-	bra.uni 	$L__BB64_220;
+	@%p262 bra 	$L__BB66_222;
+	bra.uni 	$L__BB66_220;
 
-$L__BB64_222:
+$L__BB66_222:
 	add.f32 	%f707, %f874, 0fBF800000;
 	add.f32 	%f708, %f707, 0fBF800000;
 	setp.lt.f32 	%p265, %f227, 0fC0000000;
 	selp.f32 	%f874, %f708, %f707, %p265;
-	bra.uni 	$L__BB64_223;
+	bra.uni 	$L__BB66_223;
 
-$L__BB64_232:
+$L__BB66_232:
 	add.f32 	%f877, %f877, 0f3F800000;
 	setp.ltu.f32 	%p277, %f243, 0f40800000;
-	@%p277 bra 	$L__BB64_235;
+	@%p277 bra 	$L__BB66_235;
 
 	add.f32 	%f732, %f877, 0f3F800000;
 	mov.f32 	%f733, 0f40000000;
@@ -22903,10 +22995,10 @@ $L__BB64_232:
 	add.f32 	%f736, %f732, 0f3F800000;
 	selp.f32 	%f877, %f736, %f732, %p278;
 
-$L__BB64_235:
+$L__BB66_235:
 	fma.rn.f32 	%f879, %f731, %f877, %f879;
 
-$L__BB64_239:
+$L__BB66_239:
 	mul.f32 	%f751, %f153, %f240;
 	sub.f32 	%f752, %f239, %f751;
 	abs.f32 	%f753, %f879;
@@ -22921,12 +23013,12 @@ $L__BB64_239:
 	sub.f32 	%f756, %f4, %f752;
 	add.f32 	%f757, %f1, %f752;
 	selp.f32 	%f880, %f757, %f756, %p286;
-	bra.uni 	$L__BB64_240;
+	bra.uni 	$L__BB66_240;
 
-$L__BB64_220:
+$L__BB66_220:
 	add.f32 	%f874, %f874, 0f3F800000;
 	setp.ltu.f32 	%p263, %f227, 0f40800000;
-	@%p263 bra 	$L__BB64_223;
+	@%p263 bra 	$L__BB66_223;
 
 	add.f32 	%f702, %f874, 0f3F800000;
 	mov.f32 	%f703, 0f40000000;
@@ -22936,10 +23028,10 @@ $L__BB64_220:
 	add.f32 	%f706, %f702, 0f3F800000;
 	selp.f32 	%f874, %f706, %f702, %p264;
 
-$L__BB64_223:
+$L__BB66_223:
 	fma.rn.f32 	%f876, %f701, %f874, %f876;
 
-$L__BB64_227:
+$L__BB66_227:
 	mul.f32 	%f721, %f153, %f224;
 	sub.f32 	%f722, %f223, %f721;
 	abs.f32 	%f723, %f876;
@@ -22955,14 +23047,14 @@ $L__BB64_227:
 	sub.f32 	%f727, %f4, %f722;
 	selp.f32 	%f880, %f727, %f726, %p272;
 
-$L__BB64_240:
+$L__BB66_240:
 	cvt.rzi.s32.f32 	%r396, %f880;
 	setp.lt.s32 	%p287, %r396, 0;
 	setp.lt.s32 	%p288, %r396, %r29;
 	selp.b32 	%r398, %r396, %r251, %p288;
 	selp.b32 	%r485, 0, %r398, %p287;
 
-$L__BB64_241:
+$L__BB66_241:
 	st.local.u32 	[%rd9+8], %r485;
 	st.local.f32 	[%rd10+8], %f151;
 	add.s32 	%r399, %r107, 3;
@@ -22970,30 +23062,30 @@ $L__BB64_241:
 	setp.gt.s32 	%p290, %r107, -3;
 	and.pred  	%p291, %p290, %p289;
 	mov.u32 	%r490, %r147;
-	@%p291 bra 	$L__BB64_273;
+	@%p291 bra 	$L__BB66_273;
 
 	mov.u32 	%r490, -1;
 	setp.eq.s32 	%p292, %r3, 0;
-	@%p292 bra 	$L__BB64_273;
+	@%p292 bra 	$L__BB66_273;
 
 	setp.ne.s32 	%p293, %r3, 1;
-	@%p293 bra 	$L__BB64_245;
+	@%p293 bra 	$L__BB66_245;
 
 	setp.lt.s32 	%p294, %r107, -2;
 	selp.b32 	%r490, 0, %r251, %p294;
-	bra.uni 	$L__BB64_273;
+	bra.uni 	$L__BB66_273;
 
-$L__BB64_245:
+$L__BB66_245:
 	setp.le.f32 	%p295, %f153, 0f00000000;
 	cvt.rn.f32.s32 	%f256, %r147;
 	mov.f32 	%f887, %f1;
-	@%p295 bra 	$L__BB64_272;
+	@%p295 bra 	$L__BB66_272;
 
 	setp.gt.f32 	%p296, %f1, %f256;
-	@%p296 bra 	$L__BB64_260;
-	bra.uni 	$L__BB64_247;
+	@%p296 bra 	$L__BB66_260;
+	bra.uni 	$L__BB66_247;
 
-$L__BB64_260:
+$L__BB66_260:
 	sub.f32 	%f788, %f1, %f256;
 	div.rn.f32 	%f789, %f788, %f153;
 	cvt.rzi.f32.f32 	%f273, %f789;
@@ -23001,13 +23093,13 @@ $L__BB64_260:
 	sub.f32 	%f274, %f788, %f790;
 	abs.f32 	%f886, %f273;
 	setp.lt.f32 	%p312, %f886, 0f40000000;
-	@%p312 bra 	$L__BB64_271;
+	@%p312 bra 	$L__BB66_271;
 
 	setp.gtu.f32 	%p313, %f886, 0f4B800000;
-	@%p313 bra 	$L__BB64_268;
-	bra.uni 	$L__BB64_262;
+	@%p313 bra 	$L__BB66_268;
+	bra.uni 	$L__BB66_262;
 
-$L__BB64_268:
+$L__BB66_268:
 	mov.b32 	%r178, %f886;
 	and.b32  	%r410, %r178, 8388607;
 	or.b32  	%r488, %r410, 1065353216;
@@ -23015,9 +23107,9 @@ $L__BB64_268:
 	add.s32 	%r411, %r178, -1073741824;
 	and.b32  	%r489, %r411, -8388608;
 	setp.eq.s32 	%p319, %r489, 0;
-	@%p319 bra 	$L__BB64_270;
+	@%p319 bra 	$L__BB66_270;
 
-$L__BB64_269:
+$L__BB66_269:
 	min.u32 	%r412, %r489, 192937984;
 	add.s32 	%r413, %r412, %r488;
 	mov.b32 	%f802, %r413;
@@ -23035,19 +23127,19 @@ $L__BB64_269:
 	setp.ne.s32 	%p320, %r489, 0;
 	setp.ne.s32 	%p321, %r488, 0;
 	and.pred  	%p322, %p320, %p321;
-	@%p322 bra 	$L__BB64_269;
+	@%p322 bra 	$L__BB66_269;
 
-$L__BB64_270:
+$L__BB66_270:
 	setp.gt.u32 	%p323, %r178, 2139095039;
 	selp.f32 	%f811, 0f7FFFFFFF, 0f4B800000, %p323;
 	mul.f32 	%f812, %f885, 0f34000000;
 	mul.f32 	%f886, %f811, %f812;
-	bra.uni 	$L__BB64_271;
+	bra.uni 	$L__BB66_271;
 
-$L__BB64_247:
+$L__BB66_247:
 	setp.geu.f32 	%p297, %f4, %f256;
 	mov.f32 	%f887, %f256;
-	@%p297 bra 	$L__BB64_272;
+	@%p297 bra 	$L__BB66_272;
 
 	sub.f32 	%f758, %f256, %f4;
 	div.rn.f32 	%f759, %f758, %f153;
@@ -23056,13 +23148,13 @@ $L__BB64_247:
 	sub.f32 	%f258, %f758, %f760;
 	abs.f32 	%f883, %f257;
 	setp.lt.f32 	%p298, %f883, 0f40000000;
-	@%p298 bra 	$L__BB64_259;
+	@%p298 bra 	$L__BB66_259;
 
 	setp.gtu.f32 	%p299, %f883, 0f4B800000;
-	@%p299 bra 	$L__BB64_256;
-	bra.uni 	$L__BB64_250;
+	@%p299 bra 	$L__BB66_256;
+	bra.uni 	$L__BB66_250;
 
-$L__BB64_256:
+$L__BB66_256:
 	mov.b32 	%r170, %f883;
 	and.b32  	%r402, %r170, 8388607;
 	or.b32  	%r486, %r402, 1065353216;
@@ -23070,9 +23162,9 @@ $L__BB64_256:
 	add.s32 	%r403, %r170, -1073741824;
 	and.b32  	%r487, %r403, -8388608;
 	setp.eq.s32 	%p305, %r487, 0;
-	@%p305 bra 	$L__BB64_258;
+	@%p305 bra 	$L__BB66_258;
 
-$L__BB64_257:
+$L__BB66_257:
 	min.u32 	%r404, %r487, 192937984;
 	add.s32 	%r405, %r404, %r486;
 	mov.b32 	%f772, %r405;
@@ -23090,16 +23182,16 @@ $L__BB64_257:
 	setp.ne.s32 	%p306, %r487, 0;
 	setp.ne.s32 	%p307, %r486, 0;
 	and.pred  	%p308, %p306, %p307;
-	@%p308 bra 	$L__BB64_257;
+	@%p308 bra 	$L__BB66_257;
 
-$L__BB64_258:
+$L__BB66_258:
 	setp.gt.u32 	%p309, %r170, 2139095039;
 	selp.f32 	%f781, 0f7FFFFFFF, 0f4B800000, %p309;
 	mul.f32 	%f782, %f882, 0f34000000;
 	mul.f32 	%f883, %f781, %f782;
-	bra.uni 	$L__BB64_259;
+	bra.uni 	$L__BB66_259;
 
-$L__BB64_262:
+$L__BB66_262:
 	mov.f32 	%f791, 0f40000000;
 	div.approx.f32 	%f792, %f886, %f791;
 	cvt.rzi.f32.f32 	%f884, %f792;
@@ -23107,20 +23199,20 @@ $L__BB64_262:
 	fma.rn.f32 	%f277, %f793, %f884, %f886;
 	mov.b32 	%r177, %f277;
 	setp.lt.u32 	%p314, %r177, 1073741824;
-	@%p314 bra 	$L__BB64_267;
+	@%p314 bra 	$L__BB66_267;
 
 	setp.gt.u32 	%p315, %r177, -2147483648;
-	@%p315 bra 	$L__BB64_266;
-	bra.uni 	$L__BB64_264;
+	@%p315 bra 	$L__BB66_266;
+	bra.uni 	$L__BB66_264;
 
-$L__BB64_266:
+$L__BB66_266:
 	add.f32 	%f799, %f884, 0fBF800000;
 	add.f32 	%f800, %f799, 0fBF800000;
 	setp.lt.f32 	%p318, %f277, 0fC0000000;
 	selp.f32 	%f884, %f800, %f799, %p318;
-	bra.uni 	$L__BB64_267;
+	bra.uni 	$L__BB66_267;
 
-$L__BB64_250:
+$L__BB66_250:
 	mov.f32 	%f761, 0f40000000;
 	div.approx.f32 	%f762, %f883, %f761;
 	cvt.rzi.f32.f32 	%f881, %f762;
@@ -23128,23 +23220,23 @@ $L__BB64_250:
 	fma.rn.f32 	%f261, %f763, %f881, %f883;
 	mov.b32 	%r169, %f261;
 	setp.lt.u32 	%p300, %r169, 1073741824;
-	@%p300 bra 	$L__BB64_255;
+	@%p300 bra 	$L__BB66_255;
 
 	setp.gt.u32 	%p301, %r169, -2147483648;
-	@%p301 bra 	$L__BB64_254;
-	bra.uni 	$L__BB64_252;
+	@%p301 bra 	$L__BB66_254;
+	bra.uni 	$L__BB66_252;
 
-$L__BB64_254:
+$L__BB66_254:
 	add.f32 	%f769, %f881, 0fBF800000;
 	add.f32 	%f770, %f769, 0fBF800000;
 	setp.lt.f32 	%p304, %f261, 0fC0000000;
 	selp.f32 	%f881, %f770, %f769, %p304;
-	bra.uni 	$L__BB64_255;
+	bra.uni 	$L__BB66_255;
 
-$L__BB64_264:
+$L__BB66_264:
 	add.f32 	%f884, %f884, 0f3F800000;
 	setp.ltu.f32 	%p316, %f277, 0f40800000;
-	@%p316 bra 	$L__BB64_267;
+	@%p316 bra 	$L__BB66_267;
 
 	add.f32 	%f794, %f884, 0f3F800000;
 	mov.f32 	%f795, 0f40000000;
@@ -23154,10 +23246,10 @@ $L__BB64_264:
 	add.f32 	%f798, %f794, 0f3F800000;
 	selp.f32 	%f884, %f798, %f794, %p317;
 
-$L__BB64_267:
+$L__BB66_267:
 	fma.rn.f32 	%f886, %f793, %f884, %f886;
 
-$L__BB64_271:
+$L__BB66_271:
 	abs.f32 	%f813, %f886;
 	setp.gtu.f32 	%p324, %f813, 0f7F800000;
 	mov.b32 	%r414, %f273;
@@ -23170,12 +23262,12 @@ $L__BB64_271:
 	sub.f32 	%f816, %f4, %f274;
 	add.f32 	%f817, %f1, %f274;
 	selp.f32 	%f887, %f817, %f816, %p325;
-	bra.uni 	$L__BB64_272;
+	bra.uni 	$L__BB66_272;
 
-$L__BB64_252:
+$L__BB66_252:
 	add.f32 	%f881, %f881, 0f3F800000;
 	setp.ltu.f32 	%p302, %f261, 0f40800000;
-	@%p302 bra 	$L__BB64_255;
+	@%p302 bra 	$L__BB66_255;
 
 	add.f32 	%f764, %f881, 0f3F800000;
 	mov.f32 	%f765, 0f40000000;
@@ -23185,10 +23277,10 @@ $L__BB64_252:
 	add.f32 	%f768, %f764, 0f3F800000;
 	selp.f32 	%f881, %f768, %f764, %p303;
 
-$L__BB64_255:
+$L__BB66_255:
 	fma.rn.f32 	%f883, %f763, %f881, %f883;
 
-$L__BB64_259:
+$L__BB66_259:
 	abs.f32 	%f783, %f883;
 	setp.gtu.f32 	%p310, %f783, 0f7F800000;
 	mov.b32 	%r406, %f257;
@@ -23202,19 +23294,19 @@ $L__BB64_259:
 	sub.f32 	%f787, %f4, %f258;
 	selp.f32 	%f887, %f787, %f786, %p311;
 
-$L__BB64_272:
+$L__BB66_272:
 	cvt.rzi.s32.f32 	%r418, %f887;
 	setp.lt.s32 	%p326, %r418, 0;
 	setp.lt.s32 	%p327, %r418, %r29;
 	selp.b32 	%r420, %r418, %r251, %p327;
 	selp.b32 	%r490, 0, %r420, %p326;
 
-$L__BB64_273:
+$L__BB66_273:
 	st.local.u32 	[%rd9+12], %r490;
 	st.local.f32 	[%rd10+12], %f152;
-	bra.uni 	$L__BB64_274;
+	bra.uni 	$L__BB66_274;
 
-$L__BB64_10:
+$L__BB66_10:
 	mul.wide.s32 	%rd24, %r450, 4;
 	add.s64 	%rd25, %rd2, %rd24;
 	ld.global.u32 	%r29, [%rd25+28];
@@ -23235,34 +23327,34 @@ $L__BB64_10:
 	mul.f32 	%f313, %f312, 0f3F000000;
 	selp.f32 	%f7, %f313, %f311, %p10;
 	setp.ne.s32 	%p12, %r2, 0;
-	@%p12 bra 	$L__BB64_12;
+	@%p12 bra 	$L__BB66_12;
 
 	cvt.rni.f32.f32 	%f7, %f7;
 
-$L__BB64_12:
+$L__BB66_12:
 	setp.leu.f32 	%p13, %f7, %f4;
 	setp.geu.f32 	%p14, %f7, %f1;
 	and.pred  	%p15, %p14, %p13;
 	mov.f32 	%f838, %f7;
-	@%p15 bra 	$L__BB64_44;
+	@%p15 bra 	$L__BB66_44;
 
 	setp.eq.s32 	%p16, %r3, 1;
-	@%p16 bra 	$L__BB64_42;
+	@%p16 bra 	$L__BB66_42;
 
 	setp.ne.s32 	%p17, %r3, 2;
 	mov.f32 	%f838, %f7;
-	@%p17 bra 	$L__BB64_44;
+	@%p17 bra 	$L__BB66_44;
 
 	sub.f32 	%f8, %f4, %f1;
 	setp.le.f32 	%p18, %f8, 0f00000000;
 	mov.f32 	%f838, %f1;
-	@%p18 bra 	$L__BB64_44;
+	@%p18 bra 	$L__BB66_44;
 
 	setp.lt.f32 	%p19, %f7, %f1;
-	@%p19 bra 	$L__BB64_30;
-	bra.uni 	$L__BB64_17;
+	@%p19 bra 	$L__BB66_30;
+	bra.uni 	$L__BB66_17;
 
-$L__BB64_30:
+$L__BB66_30:
 	sub.f32 	%f344, %f1, %f7;
 	div.rn.f32 	%f345, %f344, %f8;
 	cvt.rzi.f32.f32 	%f25, %f345;
@@ -23270,13 +23362,13 @@ $L__BB64_30:
 	sub.f32 	%f26, %f344, %f346;
 	abs.f32 	%f837, %f25;
 	setp.lt.f32 	%p35, %f837, 0f40000000;
-	@%p35 bra 	$L__BB64_41;
+	@%p35 bra 	$L__BB66_41;
 
 	setp.gtu.f32 	%p36, %f837, 0f4B800000;
-	@%p36 bra 	$L__BB64_38;
-	bra.uni 	$L__BB64_32;
+	@%p36 bra 	$L__BB66_38;
+	bra.uni 	$L__BB66_32;
 
-$L__BB64_38:
+$L__BB66_38:
 	mov.b32 	%r39, %f837;
 	and.b32  	%r262, %r39, 8388607;
 	or.b32  	%r454, %r262, 1065353216;
@@ -23284,9 +23376,9 @@ $L__BB64_38:
 	add.s32 	%r263, %r39, -1073741824;
 	and.b32  	%r455, %r263, -8388608;
 	setp.eq.s32 	%p42, %r455, 0;
-	@%p42 bra 	$L__BB64_40;
+	@%p42 bra 	$L__BB66_40;
 
-$L__BB64_39:
+$L__BB66_39:
 	min.u32 	%r264, %r455, 192937984;
 	add.s32 	%r265, %r264, %r454;
 	mov.b32 	%f358, %r265;
@@ -23304,27 +23396,27 @@ $L__BB64_39:
 	setp.ne.s32 	%p43, %r455, 0;
 	setp.ne.s32 	%p44, %r454, 0;
 	and.pred  	%p45, %p43, %p44;
-	@%p45 bra 	$L__BB64_39;
+	@%p45 bra 	$L__BB66_39;
 
-$L__BB64_40:
+$L__BB66_40:
 	setp.gt.u32 	%p46, %r39, 2139095039;
 	selp.f32 	%f367, 0f7FFFFFFF, 0f4B800000, %p46;
 	mul.f32 	%f368, %f836, 0f34000000;
 	mul.f32 	%f837, %f367, %f368;
-	bra.uni 	$L__BB64_41;
+	bra.uni 	$L__BB66_41;
 
-$L__BB64_42:
+$L__BB66_42:
 	setp.lt.f32 	%p49, %f7, 0f00000000;
 	mov.f32 	%f838, 0f00000000;
-	@%p49 bra 	$L__BB64_44;
+	@%p49 bra 	$L__BB66_44;
 
 	setp.gt.f32 	%p50, %f7, %f3;
 	selp.f32 	%f838, %f3, %f7, %p50;
-	bra.uni 	$L__BB64_44;
+	bra.uni 	$L__BB66_44;
 
-$L__BB64_17:
+$L__BB66_17:
 	mov.f32 	%f838, %f7;
-	@%p13 bra 	$L__BB64_44;
+	@%p13 bra 	$L__BB66_44;
 
 	sub.f32 	%f314, %f7, %f4;
 	div.rn.f32 	%f315, %f314, %f8;
@@ -23333,13 +23425,13 @@ $L__BB64_17:
 	sub.f32 	%f10, %f314, %f316;
 	abs.f32 	%f834, %f9;
 	setp.lt.f32 	%p21, %f834, 0f40000000;
-	@%p21 bra 	$L__BB64_29;
+	@%p21 bra 	$L__BB66_29;
 
 	setp.gtu.f32 	%p22, %f834, 0f4B800000;
-	@%p22 bra 	$L__BB64_26;
-	bra.uni 	$L__BB64_20;
+	@%p22 bra 	$L__BB66_26;
+	bra.uni 	$L__BB66_20;
 
-$L__BB64_26:
+$L__BB66_26:
 	mov.b32 	%r31, %f834;
 	and.b32  	%r254, %r31, 8388607;
 	or.b32  	%r452, %r254, 1065353216;
@@ -23347,9 +23439,9 @@ $L__BB64_26:
 	add.s32 	%r255, %r31, -1073741824;
 	and.b32  	%r453, %r255, -8388608;
 	setp.eq.s32 	%p28, %r453, 0;
-	@%p28 bra 	$L__BB64_28;
+	@%p28 bra 	$L__BB66_28;
 
-$L__BB64_27:
+$L__BB66_27:
 	min.u32 	%r256, %r453, 192937984;
 	add.s32 	%r257, %r256, %r452;
 	mov.b32 	%f328, %r257;
@@ -23367,16 +23459,16 @@ $L__BB64_27:
 	setp.ne.s32 	%p29, %r453, 0;
 	setp.ne.s32 	%p30, %r452, 0;
 	and.pred  	%p31, %p29, %p30;
-	@%p31 bra 	$L__BB64_27;
+	@%p31 bra 	$L__BB66_27;
 
-$L__BB64_28:
+$L__BB66_28:
 	setp.gt.u32 	%p32, %r31, 2139095039;
 	selp.f32 	%f337, 0f7FFFFFFF, 0f4B800000, %p32;
 	mul.f32 	%f338, %f833, 0f34000000;
 	mul.f32 	%f834, %f337, %f338;
-	bra.uni 	$L__BB64_29;
+	bra.uni 	$L__BB66_29;
 
-$L__BB64_32:
+$L__BB66_32:
 	mov.f32 	%f347, 0f40000000;
 	div.approx.f32 	%f348, %f837, %f347;
 	cvt.rzi.f32.f32 	%f835, %f348;
@@ -23384,20 +23476,20 @@ $L__BB64_32:
 	fma.rn.f32 	%f29, %f349, %f835, %f837;
 	mov.b32 	%r38, %f29;
 	setp.lt.u32 	%p37, %r38, 1073741824;
-	@%p37 bra 	$L__BB64_37;
+	@%p37 bra 	$L__BB66_37;
 
 	setp.gt.u32 	%p38, %r38, -2147483648;
-	@%p38 bra 	$L__BB64_36;
-	bra.uni 	$L__BB64_34;
+	@%p38 bra 	$L__BB66_36;
+	bra.uni 	$L__BB66_34;
 
-$L__BB64_36:
+$L__BB66_36:
 	add.f32 	%f355, %f835, 0fBF800000;
 	add.f32 	%f356, %f355, 0fBF800000;
 	setp.lt.f32 	%p41, %f29, 0fC0000000;
 	selp.f32 	%f835, %f356, %f355, %p41;
-	bra.uni 	$L__BB64_37;
+	bra.uni 	$L__BB66_37;
 
-$L__BB64_20:
+$L__BB66_20:
 	mov.f32 	%f317, 0f40000000;
 	div.approx.f32 	%f318, %f834, %f317;
 	cvt.rzi.f32.f32 	%f832, %f318;
@@ -23405,23 +23497,23 @@ $L__BB64_20:
 	fma.rn.f32 	%f13, %f319, %f832, %f834;
 	mov.b32 	%r30, %f13;
 	setp.lt.u32 	%p23, %r30, 1073741824;
-	@%p23 bra 	$L__BB64_25;
+	@%p23 bra 	$L__BB66_25;
 
 	setp.gt.u32 	%p24, %r30, -2147483648;
-	@%p24 bra 	$L__BB64_24;
-	bra.uni 	$L__BB64_22;
+	@%p24 bra 	$L__BB66_24;
+	bra.uni 	$L__BB66_22;
 
-$L__BB64_24:
+$L__BB66_24:
 	add.f32 	%f325, %f832, 0fBF800000;
 	add.f32 	%f326, %f325, 0fBF800000;
 	setp.lt.f32 	%p27, %f13, 0fC0000000;
 	selp.f32 	%f832, %f326, %f325, %p27;
-	bra.uni 	$L__BB64_25;
+	bra.uni 	$L__BB66_25;
 
-$L__BB64_34:
+$L__BB66_34:
 	add.f32 	%f835, %f835, 0f3F800000;
 	setp.ltu.f32 	%p39, %f29, 0f40800000;
-	@%p39 bra 	$L__BB64_37;
+	@%p39 bra 	$L__BB66_37;
 
 	add.f32 	%f350, %f835, 0f3F800000;
 	mov.f32 	%f351, 0f40000000;
@@ -23431,10 +23523,10 @@ $L__BB64_34:
 	add.f32 	%f354, %f350, 0f3F800000;
 	selp.f32 	%f835, %f354, %f350, %p40;
 
-$L__BB64_37:
+$L__BB66_37:
 	fma.rn.f32 	%f837, %f349, %f835, %f837;
 
-$L__BB64_41:
+$L__BB66_41:
 	abs.f32 	%f369, %f837;
 	setp.gtu.f32 	%p47, %f369, 0f7F800000;
 	mov.b32 	%r266, %f25;
@@ -23447,12 +23539,12 @@ $L__BB64_41:
 	sub.f32 	%f372, %f4, %f26;
 	add.f32 	%f373, %f1, %f26;
 	selp.f32 	%f838, %f373, %f372, %p48;
-	bra.uni 	$L__BB64_44;
+	bra.uni 	$L__BB66_44;
 
-$L__BB64_22:
+$L__BB66_22:
 	add.f32 	%f832, %f832, 0f3F800000;
 	setp.ltu.f32 	%p25, %f13, 0f40800000;
-	@%p25 bra 	$L__BB64_25;
+	@%p25 bra 	$L__BB66_25;
 
 	add.f32 	%f320, %f832, 0f3F800000;
 	mov.f32 	%f321, 0f40000000;
@@ -23462,10 +23554,10 @@ $L__BB64_22:
 	add.f32 	%f324, %f320, 0f3F800000;
 	selp.f32 	%f832, %f324, %f320, %p26;
 
-$L__BB64_25:
+$L__BB66_25:
 	fma.rn.f32 	%f834, %f319, %f832, %f834;
 
-$L__BB64_29:
+$L__BB66_29:
 	abs.f32 	%f339, %f834;
 	setp.gtu.f32 	%p33, %f339, 0f7F800000;
 	mov.b32 	%r258, %f9;
@@ -23479,55 +23571,55 @@ $L__BB64_29:
 	sub.f32 	%f343, %f4, %f10;
 	selp.f32 	%f838, %f343, %f342, %p34;
 
-$L__BB64_44:
+$L__BB66_44:
 	abs.f32 	%f375, %f838;
 	setp.gtu.f32 	%p51, %f375, 0f58635FA9;
 	selp.b32 	%r451, 1, %r451, %p51;
 	setp.ne.s32 	%p52, %r451, 0;
-	@%p52 bra 	$L__BB64_274;
-	bra.uni 	$L__BB64_45;
+	@%p52 bra 	$L__BB66_274;
+	bra.uni 	$L__BB66_45;
 
-$L__BB64_274:
+$L__BB66_274:
 	add.s32 	%r450, %r450, 1;
 	setp.lt.s32 	%p328, %r450, %r8;
-	@%p328 bra 	$L__BB64_10;
+	@%p328 bra 	$L__BB66_10;
 
 	mov.f32 	%f896, 0f00000000;
-	@%p52 bra 	$L__BB64_296;
+	@%p52 bra 	$L__BB66_296;
 
 	add.s32 	%r423, %r8, -1;
 	and.b32  	%r496, %r8, 3;
 	setp.lt.u32 	%p330, %r423, 3;
 	mov.u32 	%r497, 1;
-	@%p330 bra 	$L__BB64_279;
+	@%p330 bra 	$L__BB66_279;
 
 	sub.s32 	%r492, %r8, %r496;
 	mov.u32 	%r497, 1;
 
-$L__BB64_278:
+$L__BB66_278:
 	mul.lo.s32 	%r425, %r497, %r25;
 	mul.lo.s32 	%r426, %r425, %r25;
 	mul.lo.s32 	%r427, %r426, %r25;
 	mul.lo.s32 	%r497, %r427, %r25;
 	add.s32 	%r492, %r492, -4;
 	setp.ne.s32 	%p331, %r492, 0;
-	@%p331 bra 	$L__BB64_278;
+	@%p331 bra 	$L__BB66_278;
 
-$L__BB64_279:
+$L__BB66_279:
 	setp.eq.s32 	%p332, %r496, 0;
-	@%p332 bra 	$L__BB64_281;
+	@%p332 bra 	$L__BB66_281;
 
-$L__BB64_280:
+$L__BB66_280:
 	.pragma "nounroll";
 	mul.lo.s32 	%r497, %r497, %r25;
 	add.s32 	%r496, %r496, -1;
 	setp.ne.s32 	%p333, %r496, 0;
-	@%p333 bra 	$L__BB64_280;
+	@%p333 bra 	$L__BB66_280;
 
-$L__BB64_281:
+$L__BB66_281:
 	setp.eq.s32 	%p334, %r497, 0;
 	mov.f32 	%f896, 0f00000000;
-	@%p334 bra 	$L__BB64_296;
+	@%p334 bra 	$L__BB66_296;
 
 	ld.param.u32 	%r440, [grid_sample_param_1];
 	setp.gt.s32 	%p335, %r8, 0;
@@ -23535,23 +23627,23 @@ $L__BB64_281:
 	rem.s32 	%r429, %r428, %r6;
 	mad.lo.s32 	%r430, %r7, %r6, %r429;
 	mad.lo.s32 	%r201, %r449, %r430, %r440;
-	@%p335 bra 	$L__BB64_289;
-	bra.uni 	$L__BB64_283;
+	@%p335 bra 	$L__BB66_289;
+	bra.uni 	$L__BB66_283;
 
-$L__BB64_289:
+$L__BB66_289:
 	add.s64 	%rd12, %rd2, 24;
 	mov.f32 	%f896, 0f00000000;
 	mov.u32 	%r432, 0;
 	mov.u32 	%r500, %r432;
 
-$L__BB64_290:
+$L__BB66_290:
 	mov.u32 	%r502, 1;
 	mov.f32 	%f893, 0f3F800000;
 	mov.u32 	%r501, %r8;
 	mov.u32 	%r505, %r432;
 	mov.u32 	%r504, %r500;
 
-$L__BB64_291:
+$L__BB66_291:
 	add.s32 	%r435, %r501, -1;
 	cvt.s64.s32 	%rd13, %r435;
 	rem.s32 	%r436, %r504, %r25;
@@ -23563,7 +23655,7 @@ $L__BB64_291:
 	ld.local.u32 	%r213, [%rd33];
 	setp.lt.s32 	%p340, %r213, 0;
 	mov.f32 	%f894, 0f00000000;
-	@%p340 bra 	$L__BB64_293;
+	@%p340 bra 	$L__BB66_293;
 
 	mad.lo.s32 	%r505, %r213, %r502, %r505;
 	mul.wide.s32 	%rd34, %r501, 4;
@@ -23580,11 +23672,11 @@ $L__BB64_291:
 	div.s32 	%r504, %r504, %r25;
 	mov.u32 	%r501, %r435;
 	mov.f32 	%f894, %f893;
-	@%p341 bra 	$L__BB64_291;
+	@%p341 bra 	$L__BB66_291;
 
-$L__BB64_293:
+$L__BB66_293:
 	setp.eq.f32 	%p342, %f894, 0f00000000;
-	@%p342 bra 	$L__BB64_295;
+	@%p342 bra 	$L__BB66_295;
 
 	add.s32 	%r438, %r201, %r505;
 	mul.wide.s32 	%rd40, %r438, 4;
@@ -23592,56 +23684,56 @@ $L__BB64_293:
 	ld.global.f32 	%f830, [%rd41];
 	fma.rn.f32 	%f896, %f894, %f830, %f896;
 
-$L__BB64_295:
+$L__BB66_295:
 	add.s32 	%r500, %r500, 1;
 	setp.lt.u32 	%p343, %r500, %r497;
-	@%p343 bra 	$L__BB64_290;
-	bra.uni 	$L__BB64_296;
+	@%p343 bra 	$L__BB66_290;
+	bra.uni 	$L__BB66_296;
 
-$L__BB64_283:
+$L__BB66_283:
 	add.s32 	%r431, %r497, -1;
 	and.b32  	%r499, %r497, 3;
 	setp.lt.u32 	%p336, %r431, 3;
 	mul.wide.s32 	%rd29, %r201, 4;
 	add.s64 	%rd11, %rd1, %rd29;
 	mov.f32 	%f896, 0f00000000;
-	@%p336 bra 	$L__BB64_286;
+	@%p336 bra 	$L__BB66_286;
 
 	sub.s32 	%r498, %r497, %r499;
 	ld.global.f32 	%f290, [%rd11];
 	mov.f32 	%f896, 0f00000000;
 
-$L__BB64_285:
+$L__BB66_285:
 	add.f32 	%f823, %f896, %f290;
 	add.f32 	%f824, %f823, %f290;
 	add.f32 	%f825, %f824, %f290;
 	add.f32 	%f896, %f825, %f290;
 	add.s32 	%r498, %r498, -4;
 	setp.ne.s32 	%p337, %r498, 0;
-	@%p337 bra 	$L__BB64_285;
+	@%p337 bra 	$L__BB66_285;
 
-$L__BB64_286:
+$L__BB66_286:
 	setp.eq.s32 	%p338, %r499, 0;
-	@%p338 bra 	$L__BB64_296;
+	@%p338 bra 	$L__BB66_296;
 
 	ld.global.f32 	%f295, [%rd11];
 
-$L__BB64_288:
+$L__BB66_288:
 	.pragma "nounroll";
 	add.f32 	%f896, %f896, %f295;
 	add.s32 	%r499, %r499, -1;
 	setp.eq.s32 	%p339, %r499, 0;
-	@%p339 bra 	$L__BB64_296;
-	bra.uni 	$L__BB64_288;
+	@%p339 bra 	$L__BB66_296;
+	bra.uni 	$L__BB66_288;
 
-$L__BB64_296:
+$L__BB66_296:
 	add.s32 	%r439, %r1, %r222;
 	cvta.to.global.u64 	%rd42, %rd16;
 	mul.wide.s32 	%rd43, %r439, 4;
 	add.s64 	%rd44, %rd42, %rd43;
 	st.global.f32 	[%rd44], %f896;
 
-$L__BB64_297:
+$L__BB66_297:
 	ret;
 
 }
@@ -23692,7 +23784,7 @@ $L__BB64_297:
 	mov.u32 	%r62, %tid.x;
 	mad.lo.s32 	%r1, %r61, %r60, %r62;
 	setp.ge.s32 	%p1, %r1, %r59;
-	@%p1 bra 	$L__BB65_34;
+	@%p1 bra 	$L__BB67_34;
 
 	rem.s32 	%r2, %r1, %r55;
 	mul.lo.s32 	%r3, %r57, %r56;
@@ -23700,7 +23792,7 @@ $L__BB64_297:
 	setp.lt.s32 	%p2, %r3, 1;
 	mov.f32 	%f120, 0f00000000;
 	mov.f32 	%f115, %f120;
-	@%p2 bra 	$L__BB65_7;
+	@%p2 bra 	$L__BB67_7;
 
 	add.s32 	%r5, %r4, %r51;
 	and.b32  	%r102, %r3, 3;
@@ -23708,13 +23800,13 @@ $L__BB64_297:
 	setp.lt.u32 	%p3, %r64, 3;
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r100, 0;
-	@%p3 bra 	$L__BB65_5;
+	@%p3 bra 	$L__BB67_5;
 
 	sub.s32 	%r99, %r3, %r102;
 	mov.f32 	%f115, 0f00000000;
 	mov.u32 	%r100, 0;
 
-$L__BB65_4:
+$L__BB67_4:
 	add.s32 	%r66, %r5, %r100;
 	mul.wide.s32 	%rd21, %r66, 4;
 	add.s64 	%rd22, %rd2, %rd21;
@@ -23729,13 +23821,13 @@ $L__BB65_4:
 	add.s32 	%r100, %r100, 4;
 	add.s32 	%r99, %r99, -4;
 	setp.ne.s32 	%p4, %r99, 0;
-	@%p4 bra 	$L__BB65_4;
+	@%p4 bra 	$L__BB67_4;
 
-$L__BB65_5:
+$L__BB67_5:
 	setp.eq.s32 	%p5, %r102, 0;
-	@%p5 bra 	$L__BB65_7;
+	@%p5 bra 	$L__BB67_7;
 
-$L__BB65_6:
+$L__BB67_6:
 	.pragma "nounroll";
 	add.s32 	%r67, %r5, %r100;
 	mul.wide.s32 	%rd23, %r67, 4;
@@ -23745,12 +23837,12 @@ $L__BB65_6:
 	add.s32 	%r100, %r100, 1;
 	add.s32 	%r102, %r102, -1;
 	setp.ne.s32 	%p6, %r102, 0;
-	@%p6 bra 	$L__BB65_6;
+	@%p6 bra 	$L__BB67_6;
 
-$L__BB65_7:
+$L__BB67_7:
 	cvt.rn.f32.s32 	%f8, %r3;
 	div.rn.f32 	%f9, %f115, %f8;
-	@%p2 bra 	$L__BB65_13;
+	@%p2 bra 	$L__BB67_13;
 
 	add.s32 	%r17, %r4, %r51;
 	and.b32  	%r107, %r3, 3;
@@ -23758,13 +23850,13 @@ $L__BB65_7:
 	setp.lt.u32 	%p8, %r69, 3;
 	mov.f32 	%f120, 0f00000000;
 	mov.u32 	%r105, 0;
-	@%p8 bra 	$L__BB65_11;
+	@%p8 bra 	$L__BB67_11;
 
 	sub.s32 	%r104, %r3, %r107;
 	mov.f32 	%f120, 0f00000000;
 	mov.u32 	%r105, 0;
 
-$L__BB65_10:
+$L__BB67_10:
 	add.s32 	%r71, %r17, %r105;
 	mul.wide.s32 	%rd25, %r71, 4;
 	add.s64 	%rd26, %rd2, %rd25;
@@ -23783,13 +23875,13 @@ $L__BB65_10:
 	add.s32 	%r105, %r105, 4;
 	add.s32 	%r104, %r104, -4;
 	setp.ne.s32 	%p9, %r104, 0;
-	@%p9 bra 	$L__BB65_10;
+	@%p9 bra 	$L__BB67_10;
 
-$L__BB65_11:
+$L__BB67_11:
 	setp.eq.s32 	%p10, %r107, 0;
-	@%p10 bra 	$L__BB65_13;
+	@%p10 bra 	$L__BB67_13;
 
-$L__BB65_12:
+$L__BB67_12:
 	.pragma "nounroll";
 	add.s32 	%r72, %r17, %r105;
 	mul.wide.s32 	%rd27, %r72, 4;
@@ -23800,22 +23892,22 @@ $L__BB65_12:
 	add.s32 	%r105, %r105, 1;
 	add.s32 	%r107, %r107, -1;
 	setp.ne.s32 	%p11, %r107, 0;
-	@%p11 bra 	$L__BB65_12;
+	@%p11 bra 	$L__BB67_12;
 
-$L__BB65_13:
+$L__BB67_13:
 	div.rn.f32 	%f52, %f120, %f8;
 	add.f32 	%f53, %f52, %f22;
 	sqrt.rn.f32 	%f54, %f53;
 	rcp.rn.f32 	%f17, %f54;
 	setp.lt.s32 	%p12, %r56, 1;
-	@%p12 bra 	$L__BB65_34;
+	@%p12 bra 	$L__BB67_34;
 
 	setp.lt.s32 	%p13, %r57, 1;
-	@%p13 bra 	$L__BB65_34;
+	@%p13 bra 	$L__BB67_34;
 
 	setp.eq.s32 	%p14, %r58, 0;
 	add.s32 	%r29, %r57, -1;
-	@%p14 bra 	$L__BB65_25;
+	@%p14 bra 	$L__BB67_25;
 
 	and.b32  	%r30, %r57, 3;
 	sub.s32 	%r31, %r57, %r30;
@@ -23823,7 +23915,7 @@ $L__BB65_13:
 	mov.u32 	%r73, 0;
 	mov.u32 	%r108, %r73;
 
-$L__BB65_17:
+$L__BB67_17:
 	add.s32 	%r75, %r108, %r32;
 	add.s32 	%r76, %r75, %r52;
 	mul.wide.s32 	%rd29, %r76, 4;
@@ -23836,12 +23928,12 @@ $L__BB65_17:
 	mad.lo.s32 	%r34, %r108, %r57, %r4;
 	setp.lt.u32 	%p15, %r29, 3;
 	mov.u32 	%r111, %r73;
-	@%p15 bra 	$L__BB65_20;
+	@%p15 bra 	$L__BB67_20;
 
 	mov.u32 	%r111, 0;
 	mov.u32 	%r110, %r31;
 
-$L__BB65_19:
+$L__BB67_19:
 	add.s32 	%r79, %r34, %r111;
 	add.s32 	%r80, %r79, %r51;
 	mul.wide.s32 	%rd33, %r80, 4;
@@ -23872,11 +23964,11 @@ $L__BB65_19:
 	add.s32 	%r111, %r111, 4;
 	add.s32 	%r110, %r110, -4;
 	setp.ne.s32 	%p16, %r110, 0;
-	@%p16 bra 	$L__BB65_19;
+	@%p16 bra 	$L__BB67_19;
 
-$L__BB65_20:
+$L__BB67_20:
 	setp.eq.s32 	%p17, %r30, 0;
-	@%p17 bra 	$L__BB65_24;
+	@%p17 bra 	$L__BB67_24;
 
 	setp.eq.s32 	%p18, %r30, 1;
 	add.s32 	%r82, %r34, %r111;
@@ -23891,7 +23983,7 @@ $L__BB65_20:
 	mul.wide.s32 	%rd38, %r84, 4;
 	add.s64 	%rd6, %rd1, %rd38;
 	st.global.f32 	[%rd6], %f74;
-	@%p18 bra 	$L__BB65_24;
+	@%p18 bra 	$L__BB67_24;
 
 	setp.eq.s32 	%p19, %r30, 2;
 	ld.global.f32 	%f75, [%rd5+4];
@@ -23899,7 +23991,7 @@ $L__BB65_20:
 	mul.f32 	%f77, %f17, %f76;
 	fma.rn.f32 	%f78, %f18, %f77, %f19;
 	st.global.f32 	[%rd6+4], %f78;
-	@%p19 bra 	$L__BB65_24;
+	@%p19 bra 	$L__BB67_24;
 
 	ld.global.f32 	%f79, [%rd5+8];
 	sub.f32 	%f80, %f79, %f9;
@@ -23907,13 +23999,13 @@ $L__BB65_20:
 	fma.rn.f32 	%f82, %f18, %f81, %f19;
 	st.global.f32 	[%rd6+8], %f82;
 
-$L__BB65_24:
+$L__BB67_24:
 	add.s32 	%r108, %r108, 1;
 	setp.lt.s32 	%p20, %r108, %r56;
-	@%p20 bra 	$L__BB65_17;
-	bra.uni 	$L__BB65_34;
+	@%p20 bra 	$L__BB67_17;
+	bra.uni 	$L__BB67_34;
 
-$L__BB65_25:
+$L__BB67_25:
 	add.s32 	%r86, %r2, %r52;
 	mul.wide.s32 	%rd39, %r86, 4;
 	add.s64 	%rd7, %rd4, %rd39;
@@ -23926,12 +24018,12 @@ $L__BB65_25:
 	mov.u32 	%r85, 0;
 	mov.u32 	%r112, %r85;
 
-$L__BB65_26:
+$L__BB67_26:
 	ld.global.f32 	%f20, [%rd7];
 	ld.global.f32 	%f21, [%rd8];
 	setp.lt.u32 	%p21, %r29, 3;
 	mov.u32 	%r115, %r85;
-	@%p21 bra 	$L__BB65_29;
+	@%p21 bra 	$L__BB67_29;
 
 	add.s32 	%r90, %r43, %r112;
 	mul.lo.s32 	%r91, %r57, %r90;
@@ -23944,7 +24036,7 @@ $L__BB65_26:
 	mov.u64 	%rd46, %rd2;
 	mov.u32 	%r114, %r42;
 
-$L__BB65_28:
+$L__BB67_28:
 	add.s64 	%rd42, %rd46, %rd10;
 	ld.global.f32 	%f83, [%rd42];
 	sub.f32 	%f84, %f83, %f9;
@@ -23971,11 +24063,11 @@ $L__BB65_28:
 	add.s64 	%rd45, %rd45, 16;
 	add.s32 	%r114, %r114, -4;
 	setp.ne.s32 	%p22, %r114, 0;
-	@%p22 bra 	$L__BB65_28;
+	@%p22 bra 	$L__BB67_28;
 
-$L__BB65_29:
+$L__BB67_29:
 	setp.eq.s32 	%p23, %r41, 0;
-	@%p23 bra 	$L__BB65_33;
+	@%p23 bra 	$L__BB67_33;
 
 	setp.eq.s32 	%p24, %r41, 1;
 	mad.lo.s32 	%r94, %r112, %r57, %r4;
@@ -23991,7 +24083,7 @@ $L__BB65_29:
 	mul.wide.s32 	%rd44, %r97, 4;
 	add.s64 	%rd16, %rd1, %rd44;
 	st.global.f32 	[%rd16], %f102;
-	@%p24 bra 	$L__BB65_33;
+	@%p24 bra 	$L__BB67_33;
 
 	setp.eq.s32 	%p25, %r41, 2;
 	ld.global.f32 	%f103, [%rd15+4];
@@ -23999,7 +24091,7 @@ $L__BB65_29:
 	mul.f32 	%f105, %f17, %f104;
 	fma.rn.f32 	%f106, %f20, %f105, %f21;
 	st.global.f32 	[%rd16+4], %f106;
-	@%p25 bra 	$L__BB65_33;
+	@%p25 bra 	$L__BB67_33;
 
 	ld.global.f32 	%f107, [%rd15+8];
 	sub.f32 	%f108, %f107, %f9;
@@ -24007,12 +24099,12 @@ $L__BB65_29:
 	fma.rn.f32 	%f110, %f20, %f109, %f21;
 	st.global.f32 	[%rd16+8], %f110;
 
-$L__BB65_33:
+$L__BB67_33:
 	add.s32 	%r112, %r112, 1;
 	setp.lt.s32 	%p26, %r112, %r56;
-	@%p26 bra 	$L__BB65_26;
+	@%p26 bra 	$L__BB67_26;
 
-$L__BB65_34:
+$L__BB67_34:
 	ret;
 
 }
@@ -24054,7 +24146,7 @@ $L__BB65_34:
 	mov.u32 	%r30, %tid.x;
 	mad.lo.s32 	%r1, %r29, %r28, %r30;
 	setp.ge.s32 	%p1, %r1, %r27;
-	@%p1 bra 	$L__BB66_18;
+	@%p1 bra 	$L__BB68_18;
 
 	div.s32 	%r31, %r1, %r25;
 	mul.lo.s32 	%r32, %r31, %r25;
@@ -24076,7 +24168,7 @@ $L__BB65_34:
 	selp.b32 	%r5, %r42, %r43, %p2;
 	setp.lt.s32 	%p3, %r5, %r4;
 	mov.f32 	%f116, 0f00000000;
-	@%p3 bra 	$L__BB66_8;
+	@%p3 bra 	$L__BB68_8;
 
 	add.s32 	%r44, %r5, 1;
 	sub.s32 	%r45, %r44, %r4;
@@ -24084,7 +24176,7 @@ $L__BB65_34:
 	setp.eq.s32 	%p4, %r74, 0;
 	mov.f32 	%f116, 0f00000000;
 	mov.u32 	%r75, %r4;
-	@%p4 bra 	$L__BB66_5;
+	@%p4 bra 	$L__BB68_5;
 
 	add.s32 	%r46, %r2, %r22;
 	mad.lo.s32 	%r47, %r3, %r24, %r4;
@@ -24095,7 +24187,7 @@ $L__BB65_34:
 	mov.f32 	%f116, 0f00000000;
 	mov.u32 	%r75, %r4;
 
-$L__BB66_4:
+$L__BB68_4:
 	.pragma "nounroll";
 	ld.global.f32 	%f25, [%rd27];
 	fma.rn.f32 	%f116, %f25, %f25, %f116;
@@ -24103,12 +24195,12 @@ $L__BB66_4:
 	add.s64 	%rd27, %rd27, %rd3;
 	add.s32 	%r74, %r74, -1;
 	setp.ne.s32 	%p5, %r74, 0;
-	@%p5 bra 	$L__BB66_4;
+	@%p5 bra 	$L__BB68_4;
 
-$L__BB66_5:
+$L__BB68_5:
 	sub.s32 	%r49, %r5, %r4;
 	setp.lt.u32 	%p6, %r49, 3;
-	@%p6 bra 	$L__BB66_8;
+	@%p6 bra 	$L__BB68_8;
 
 	add.s32 	%r78, %r75, -1;
 	mad.lo.s32 	%r50, %r3, %r24, %r75;
@@ -24127,7 +24219,7 @@ $L__BB66_5:
 	mul.wide.s32 	%rd17, %r56, 4;
 	add.s64 	%rd28, %rd1, %rd17;
 
-$L__BB66_7:
+$L__BB68_7:
 	ld.global.f32 	%f26, [%rd28];
 	fma.rn.f32 	%f27, %f26, %f26, %f116;
 	mul.wide.s32 	%rd18, %r76, 4;
@@ -24146,9 +24238,9 @@ $L__BB66_7:
 	add.s64 	%rd28, %rd28, %rd7;
 	add.s32 	%r78, %r78, 4;
 	setp.lt.s32 	%p7, %r78, %r5;
-	@%p7 bra 	$L__BB66_7;
+	@%p7 bra 	$L__BB68_7;
 
-$L__BB66_8:
+$L__BB68_8:
 	add.s32 	%r57, %r1, %r22;
 	mul.wide.s32 	%rd22, %r57, 4;
 	add.s64 	%rd23, %rd1, %rd22;
@@ -24246,20 +24338,20 @@ $L__BB66_8:
 	setp.eq.f32 	%p12, %f9, 0f3F800000;
 	setp.eq.f32 	%p13, %f19, 0f00000000;
 	or.pred  	%p14, %p13, %p12;
-	@%p14 bra 	$L__BB66_17;
+	@%p14 bra 	$L__BB68_17;
 
 	setp.gtu.f32 	%p15, %f11, 0f7F800000;
-	@%p15 bra 	$L__BB66_16;
+	@%p15 bra 	$L__BB68_16;
 
 	abs.f32 	%f13, %f19;
 	setp.gtu.f32 	%p16, %f13, 0f7F800000;
-	@%p16 bra 	$L__BB66_16;
-	bra.uni 	$L__BB66_11;
+	@%p16 bra 	$L__BB68_16;
+	bra.uni 	$L__BB68_11;
 
-$L__BB66_16:
+$L__BB68_16:
 	add.rn.f32 	%f117, %f9, %f19;
 
-$L__BB66_17:
+$L__BB68_17:
 	add.s32 	%r72, %r1, %r23;
 	cvta.to.global.u64 	%rd24, %rd13;
 	mul.wide.s32 	%rd25, %r72, 4;
@@ -24267,17 +24359,17 @@ $L__BB66_17:
 	div.rn.f32 	%f111, %f8, %f117;
 	st.global.f32 	[%rd26], %f111;
 
-$L__BB66_18:
+$L__BB68_18:
 	ret;
 
-$L__BB66_11:
+$L__BB68_11:
 	setp.eq.f32 	%p17, %f9, 0f00000000;
 	setp.eq.f32 	%p18, %f11, 0f7F800000;
 	or.pred  	%p19, %p17, %p18;
-	@%p19 bra 	$L__BB66_15;
-	bra.uni 	$L__BB66_12;
+	@%p19 bra 	$L__BB68_15;
+	bra.uni 	$L__BB68_12;
 
-$L__BB66_15:
+$L__BB68_15:
 	setp.eq.f32 	%p26, %f10, 0f3F800000;
 	add.f32 	%f110, %f9, %f9;
 	mov.b32 	%r67, %f110;
@@ -24287,17 +24379,17 @@ $L__BB66_15:
 	and.b32  	%r70, %r69, 2147483647;
 	selp.b32 	%r71, %r69, %r70, %p26;
 	mov.b32 	%f117, %r71;
-	bra.uni 	$L__BB66_17;
+	bra.uni 	$L__BB68_17;
 
-$L__BB66_12:
+$L__BB68_12:
 	setp.eq.f32 	%p20, %f9, 0fBF800000;
 	setp.eq.f32 	%p21, %f13, 0f7F800000;
 	and.pred  	%p22, %p20, %p21;
-	@%p22 bra 	$L__BB66_17;
+	@%p22 bra 	$L__BB68_17;
 
 	setp.geu.f32 	%p23, %f9, 0f00000000;
 	mov.f32 	%f117, %f12;
-	@%p23 bra 	$L__BB66_17;
+	@%p23 bra 	$L__BB68_17;
 
 	setp.eq.f32 	%p24, %f10, 0f3F800000;
 	neg.f32 	%f107, %f12;
@@ -24305,7 +24397,7 @@ $L__BB66_12:
 	cvt.rmi.f32.f32 	%f109, %f19;
 	setp.neu.f32 	%p25, %f109, %f19;
 	selp.f32 	%f117, 0f7FFFFFFF, %f108, %p25;
-	bra.uni 	$L__BB66_17;
+	bra.uni 	$L__BB68_17;
 
 }
 	// .globl	one_hot
@@ -24349,14 +24441,14 @@ $L__BB66_12:
 	mov.u32 	%r23, %tid.x;
 	mad.lo.s32 	%r1, %r22, %r21, %r23;
 	setp.ge.s32 	%p1, %r1, %r20;
-	@%p1 bra 	$L__BB67_13;
+	@%p1 bra 	$L__BB69_13;
 
 	rem.s32 	%r24, %r1, %r19;
 	mul.lo.s32 	%r25, %r19, %r18;
 	div.s32 	%r26, %r1, %r25;
 	mad.lo.s32 	%r2, %r26, %r19, %r24;
 	setp.eq.s32 	%p2, %r14, 0;
-	@%p2 bra 	$L__BB67_5;
+	@%p2 bra 	$L__BB69_5;
 
 	shr.s32 	%r27, %r13, 31;
 	shr.u32 	%r28, %r27, 30;
@@ -24374,14 +24466,14 @@ $L__BB66_12:
 	and.pred  	%p5, %p3, %p4;
 	setp.lt.f32 	%p6, %f1, %f2;
 	and.pred  	%p7, %p6, %p5;
-	@%p7 bra 	$L__BB67_4;
-	bra.uni 	$L__BB67_3;
+	@%p7 bra 	$L__BB69_4;
+	bra.uni 	$L__BB69_3;
 
-$L__BB67_4:
+$L__BB69_4:
 	cvt.rzi.s64.f32 	%rd36, %f1;
-	bra.uni 	$L__BB67_6;
+	bra.uni 	$L__BB69_6;
 
-$L__BB67_5:
+$L__BB69_5:
 	shr.s32 	%r32, %r13, 31;
 	shr.u32 	%r33, %r32, 29;
 	add.s32 	%r34, %r13, %r33;
@@ -24390,12 +24482,12 @@ $L__BB67_5:
 	mul.wide.s32 	%rd25, %r36, 8;
 	add.s64 	%rd26, %rd3, %rd25;
 	ld.global.u64 	%rd36, [%rd26];
-	bra.uni 	$L__BB67_6;
+	bra.uni 	$L__BB69_6;
 
-$L__BB67_3:
+$L__BB69_3:
 	cvt.s64.s32 	%rd36, %r18;
 
-$L__BB67_6:
+$L__BB69_6:
 	cvt.s64.s32 	%rd27, %r18;
 	shr.s64 	%rd28, %rd36, 63;
 	and.b64  	%rd29, %rd28, %rd27;
@@ -24406,13 +24498,13 @@ $L__BB67_6:
 	setp.eq.s64 	%p8, %rd30, %rd31;
 	selp.b32 	%r3, %r17, 0, %p8;
 	setp.lt.s32 	%p9, %r17, 1;
-	@%p9 bra 	$L__BB67_13;
+	@%p9 bra 	$L__BB69_13;
 
 	add.s32 	%r40, %r17, -1;
 	and.b32  	%r51, %r17, 3;
 	setp.lt.u32 	%p10, %r40, 3;
 	mov.u32 	%r50, 0;
-	@%p10 bra 	$L__BB67_10;
+	@%p10 bra 	$L__BB69_10;
 
 	sub.s32 	%r49, %r17, %r51;
 	mad.lo.s32 	%r42, %r17, %r1, %r16;
@@ -24423,7 +24515,7 @@ $L__BB67_6:
 	mov.u32 	%r50, 0;
 	mov.u64 	%rd38, %rd1;
 
-$L__BB67_9:
+$L__BB69_9:
 	ld.global.u8 	%rs1, [%rd37];
 	add.s64 	%rd33, %rd38, %rd9;
 	st.global.u8 	[%rd33], %rs1;
@@ -24438,11 +24530,11 @@ $L__BB67_9:
 	add.s64 	%rd37, %rd37, 4;
 	add.s32 	%r49, %r49, -4;
 	setp.ne.s32 	%p11, %r49, 0;
-	@%p11 bra 	$L__BB67_9;
+	@%p11 bra 	$L__BB69_9;
 
-$L__BB67_10:
+$L__BB69_10:
 	setp.eq.s32 	%p12, %r51, 0;
-	@%p12 bra 	$L__BB67_13;
+	@%p12 bra 	$L__BB69_13;
 
 	add.s32 	%r44, %r50, %r16;
 	mad.lo.s32 	%r45, %r17, %r1, %r44;
@@ -24453,7 +24545,7 @@ $L__BB67_10:
 	cvt.s64.s32 	%rd35, %r47;
 	add.s64 	%rd39, %rd2, %rd35;
 
-$L__BB67_12:
+$L__BB69_12:
 	.pragma "nounroll";
 	ld.global.u8 	%rs5, [%rd39];
 	st.global.u8 	[%rd40], %rs5;
@@ -24461,9 +24553,9 @@ $L__BB67_12:
 	add.s64 	%rd39, %rd39, 1;
 	add.s32 	%r51, %r51, -1;
 	setp.ne.s32 	%p13, %r51, 0;
-	@%p13 bra 	$L__BB67_12;
+	@%p13 bra 	$L__BB69_12;
 
-$L__BB67_13:
+$L__BB69_13:
 	ret;
 
 }
@@ -24503,13 +24595,13 @@ $L__BB67_13:
 	mov.u32 	%r42, %tid.x;
 	mad.lo.s32 	%r1, %r41, %r40, %r42;
 	setp.ge.s32 	%p1, %r1, %r39;
-	@%p1 bra 	$L__BB68_50;
+	@%p1 bra 	$L__BB70_50;
 
 	ld.global.u32 	%r2, [%rd78];
 	setp.lt.s32 	%p2, %r2, 1;
 	mov.u32 	%r119, 0;
 	mov.u32 	%r120, %r119;
-	@%p2 bra 	$L__BB68_8;
+	@%p2 bra 	$L__BB70_8;
 
 	not.b32 	%r47, %r2;
 	max.s32 	%r48, %r47, -2;
@@ -24520,7 +24612,7 @@ $L__BB67_13:
 	mov.u32 	%r119, 0;
 	mov.u32 	%r113, %r2;
 	mov.u32 	%r118, %r1;
-	@%p3 bra 	$L__BB68_5;
+	@%p3 bra 	$L__BB70_5;
 
 	mul.wide.s32 	%rd3, %r2, 4;
 	add.s64 	%rd77, %rd78, %rd3;
@@ -24529,7 +24621,7 @@ $L__BB67_13:
 	mov.u32 	%r113, %r2;
 	mov.u32 	%r109, %r1;
 
-$L__BB68_4:
+$L__BB70_4:
 	.pragma "nounroll";
 	add.s32 	%r113, %r113, -1;
 	ld.global.u32 	%r52, [%rd77];
@@ -24546,12 +24638,12 @@ $L__BB68_4:
 	add.s32 	%r110, %r110, -1;
 	setp.ne.s32 	%p4, %r110, 0;
 	mov.u32 	%r109, %r118;
-	@%p4 bra 	$L__BB68_4;
+	@%p4 bra 	$L__BB70_4;
 
-$L__BB68_5:
+$L__BB70_5:
 	add.s32 	%r57, %r3, 1;
 	setp.lt.u32 	%p5, %r57, 3;
-	@%p5 bra 	$L__BB68_8;
+	@%p5 bra 	$L__BB70_8;
 
 	add.s32 	%r115, %r113, 4;
 	shl.b32 	%r58, %r2, 1;
@@ -24562,7 +24654,7 @@ $L__BB68_5:
 	mul.wide.s32 	%rd52, %r113, 4;
 	add.s64 	%rd8, %rd52, -4;
 
-$L__BB68_7:
+$L__BB70_7:
 	add.s64 	%rd53, %rd78, %rd8;
 	ld.global.u32 	%r61, [%rd53+4];
 	div.s32 	%r62, %r118, %r61;
@@ -24601,9 +24693,9 @@ $L__BB68_7:
 	add.s64 	%rd78, %rd78, -16;
 	add.s32 	%r115, %r115, -4;
 	setp.gt.s32 	%p6, %r115, 4;
-	@%p6 bra 	$L__BB68_7;
+	@%p6 bra 	$L__BB70_7;
 
-$L__BB68_8:
+$L__BB70_8:
 	and.b32  	%r30, %r38, 3;
 	mov.u32 	%r90, 1;
 	shl.b32 	%r31, %r90, %r30;
@@ -24620,36 +24712,36 @@ $L__BB68_8:
 	cvta.to.global.u64 	%rd60, %rd46;
 	add.s64 	%rd13, %rd60, %rd59;
 	setp.gt.s32 	%p8, %r38, 3;
-	@%p8 bra 	$L__BB68_13;
+	@%p8 bra 	$L__BB70_13;
 
 	setp.eq.s32 	%p12, %r38, 0;
-	@%p12 bra 	$L__BB68_20;
+	@%p12 bra 	$L__BB70_20;
 
 	setp.eq.s32 	%p13, %r38, 1;
-	@%p13 bra 	$L__BB68_19;
+	@%p13 bra 	$L__BB70_19;
 
 	setp.eq.s32 	%p14, %r38, 2;
-	@%p14 bra 	$L__BB68_12;
-	bra.uni 	$L__BB68_21;
+	@%p14 bra 	$L__BB70_12;
+	bra.uni 	$L__BB70_21;
 
-$L__BB68_12:
+$L__BB70_12:
 	ld.global.s32 	%rd79, [%rd13];
-	bra.uni 	$L__BB68_22;
+	bra.uni 	$L__BB70_22;
 
-$L__BB68_13:
+$L__BB70_13:
 	setp.eq.s32 	%p9, %r38, 4;
-	@%p9 bra 	$L__BB68_18;
+	@%p9 bra 	$L__BB70_18;
 
 	setp.eq.s32 	%p10, %r38, 5;
-	@%p10 bra 	$L__BB68_17;
+	@%p10 bra 	$L__BB70_17;
 
 	setp.ne.s32 	%p11, %r38, 6;
-	@%p11 bra 	$L__BB68_21;
+	@%p11 bra 	$L__BB70_21;
 
 	ld.global.u32 	%rd79, [%rd13];
-	bra.uni 	$L__BB68_22;
+	bra.uni 	$L__BB70_22;
 
-$L__BB68_20:
+$L__BB70_20:
 	ld.global.u8 	%rs1, [%rd13];
 	cvt.u64.u16 	%rd61, %rs1;
 	and.b64  	%rd62, %rd61, 255;
@@ -24658,33 +24750,33 @@ $L__BB68_20:
 	mul.wide.u32 	%rd63, %r95, 2;
 	and.b64  	%rd64, %rd63, 256;
 	sub.s64 	%rd79, %rd62, %rd64;
-	bra.uni 	$L__BB68_22;
+	bra.uni 	$L__BB70_22;
 
-$L__BB68_18:
+$L__BB70_18:
 	ld.global.u8 	%rd79, [%rd13];
-	bra.uni 	$L__BB68_22;
+	bra.uni 	$L__BB70_22;
 
-$L__BB68_21:
+$L__BB70_21:
 	ld.global.u64 	%rd79, [%rd13];
-	bra.uni 	$L__BB68_22;
+	bra.uni 	$L__BB70_22;
 
-$L__BB68_19:
+$L__BB70_19:
 	ld.global.s16 	%rd79, [%rd13];
-	bra.uni 	$L__BB68_22;
+	bra.uni 	$L__BB70_22;
 
-$L__BB68_17:
+$L__BB70_17:
 	ld.global.u16 	%rd79, [%rd13];
 
-$L__BB68_22:
+$L__BB70_22:
 	and.b64  	%rd22, %rd79, %rd12;
 	setp.eq.s32 	%p15, %r37, 3;
-	@%p15 bra 	$L__BB68_47;
-	bra.uni 	$L__BB68_23;
+	@%p15 bra 	$L__BB70_47;
+	bra.uni 	$L__BB70_23;
 
-$L__BB68_47:
+$L__BB70_47:
 	not.b64 	%rd81, %rd22;
 
-$L__BB68_48:
+$L__BB70_48:
 	and.b64  	%rd40, %rd81, %rd12;
 	shl.b32 	%r103, %r1, %r30;
 	add.s32 	%r104, %r103, %r36;
@@ -24694,7 +24786,7 @@ $L__BB68_48:
 	mov.u32 	%r121, 0;
 	mov.u64 	%rd82, 0;
 
-$L__BB68_49:
+$L__BB70_49:
 	cvt.u32.u64 	%r105, %rd82;
 	shr.u64 	%rd76, %rd40, %r105;
 	st.global.u8 	[%rd83], %rd76;
@@ -24702,47 +24794,47 @@ $L__BB68_49:
 	add.s64 	%rd82, %rd82, 8;
 	add.s32 	%r121, %r121, 1;
 	setp.lt.s32 	%p30, %r121, %r31;
-	@%p30 bra 	$L__BB68_49;
+	@%p30 bra 	$L__BB70_49;
 
-$L__BB68_50:
+$L__BB70_50:
 	ret;
 
-$L__BB68_23:
+$L__BB70_23:
 	shl.b32 	%r96, %r119, %r30;
 	add.s32 	%r97, %r96, %r35;
 	cvt.s64.s32 	%rd65, %r97;
 	cvta.to.global.u64 	%rd66, %rd47;
 	add.s64 	%rd23, %rd66, %rd65;
-	@%p8 bra 	$L__BB68_28;
+	@%p8 bra 	$L__BB70_28;
 
 	setp.eq.s32 	%p20, %r38, 0;
-	@%p20 bra 	$L__BB68_35;
+	@%p20 bra 	$L__BB70_35;
 
 	setp.eq.s32 	%p21, %r38, 1;
-	@%p21 bra 	$L__BB68_34;
+	@%p21 bra 	$L__BB70_34;
 
 	setp.eq.s32 	%p22, %r38, 2;
-	@%p22 bra 	$L__BB68_27;
-	bra.uni 	$L__BB68_36;
+	@%p22 bra 	$L__BB70_27;
+	bra.uni 	$L__BB70_36;
 
-$L__BB68_27:
+$L__BB70_27:
 	ld.global.s32 	%rd80, [%rd23];
-	bra.uni 	$L__BB68_37;
+	bra.uni 	$L__BB70_37;
 
-$L__BB68_28:
+$L__BB70_28:
 	setp.eq.s32 	%p17, %r38, 4;
-	@%p17 bra 	$L__BB68_33;
+	@%p17 bra 	$L__BB70_33;
 
 	setp.eq.s32 	%p18, %r38, 5;
-	@%p18 bra 	$L__BB68_32;
+	@%p18 bra 	$L__BB70_32;
 
 	setp.ne.s32 	%p19, %r38, 6;
-	@%p19 bra 	$L__BB68_36;
+	@%p19 bra 	$L__BB70_36;
 
 	ld.global.u32 	%rd80, [%rd23];
-	bra.uni 	$L__BB68_37;
+	bra.uni 	$L__BB70_37;
 
-$L__BB68_35:
+$L__BB70_35:
 	ld.global.u8 	%rs2, [%rd23];
 	cvt.u64.u16 	%rd67, %rs2;
 	and.b64  	%rd68, %rd67, 255;
@@ -24751,66 +24843,66 @@ $L__BB68_35:
 	mul.wide.u32 	%rd69, %r99, 2;
 	and.b64  	%rd70, %rd69, 256;
 	sub.s64 	%rd80, %rd68, %rd70;
-	bra.uni 	$L__BB68_37;
+	bra.uni 	$L__BB70_37;
 
-$L__BB68_34:
+$L__BB70_34:
 	ld.global.s16 	%rd80, [%rd23];
-	bra.uni 	$L__BB68_37;
+	bra.uni 	$L__BB70_37;
 
-$L__BB68_33:
+$L__BB70_33:
 	ld.global.u8 	%rd80, [%rd23];
-	bra.uni 	$L__BB68_37;
+	bra.uni 	$L__BB70_37;
 
-$L__BB68_32:
+$L__BB70_32:
 	ld.global.u16 	%rd80, [%rd23];
-	bra.uni 	$L__BB68_37;
+	bra.uni 	$L__BB70_37;
 
-$L__BB68_36:
+$L__BB70_36:
 	ld.global.u64 	%rd80, [%rd23];
 
-$L__BB68_37:
+$L__BB70_37:
 	and.b64  	%rd32, %rd80, %rd12;
 	setp.gt.s32 	%p23, %r37, 1;
-	@%p23 bra 	$L__BB68_41;
+	@%p23 bra 	$L__BB70_41;
 
 	setp.eq.s32 	%p26, %r37, 0;
-	@%p26 bra 	$L__BB68_45;
+	@%p26 bra 	$L__BB70_45;
 
 	setp.eq.s32 	%p27, %r37, 1;
-	@%p27 bra 	$L__BB68_40;
-	bra.uni 	$L__BB68_46;
+	@%p27 bra 	$L__BB70_40;
+	bra.uni 	$L__BB70_46;
 
-$L__BB68_40:
+$L__BB70_40:
 	or.b64  	%rd81, %rd32, %rd22;
-	bra.uni 	$L__BB68_48;
+	bra.uni 	$L__BB70_48;
 
-$L__BB68_41:
+$L__BB70_41:
 	setp.eq.s32 	%p24, %r37, 2;
-	@%p24 bra 	$L__BB68_44;
+	@%p24 bra 	$L__BB70_44;
 
 	setp.ne.s32 	%p25, %r37, 4;
-	@%p25 bra 	$L__BB68_46;
+	@%p25 bra 	$L__BB70_46;
 
 	setp.lt.u64 	%p28, %rd32, %rd11;
 	cvt.u32.u64 	%r100, %rd32;
 	shl.b64 	%rd71, %rd22, %r100;
 	selp.b64 	%rd81, %rd71, 0, %p28;
-	bra.uni 	$L__BB68_48;
+	bra.uni 	$L__BB70_48;
 
-$L__BB68_45:
+$L__BB70_45:
 	and.b64  	%rd81, %rd32, %rd79;
-	bra.uni 	$L__BB68_48;
+	bra.uni 	$L__BB70_48;
 
-$L__BB68_44:
+$L__BB70_44:
 	xor.b64  	%rd81, %rd32, %rd22;
-	bra.uni 	$L__BB68_48;
+	bra.uni 	$L__BB70_48;
 
-$L__BB68_46:
+$L__BB70_46:
 	setp.lt.u64 	%p29, %rd32, %rd11;
 	cvt.u32.u64 	%r101, %rd32;
 	shr.u64 	%rd72, %rd22, %r101;
 	selp.b64 	%rd81, %rd72, 0, %p29;
-	bra.uni 	$L__BB68_48;
+	bra.uni 	$L__BB70_48;
 
 }
 """#

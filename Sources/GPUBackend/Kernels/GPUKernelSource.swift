@@ -626,6 +626,19 @@ enum GPUKernelSource {
             int i = GID0;
             if (i < count) y[yOff + i] = (ck_u16)ck_float_to_half(x[xOff + i]);
         }
+        /* bfloat16: the upper half of a float32; narrowing rounds half to even, NaN stays a quiet NaN. */
+        KERNEL void cast_bf16_f32(GLOBAL const ck_u16 *x, int xOff, GLOBAL float *y, int yOff, int count) {
+            int i = GID0;
+            if (i < count) y[yOff + i] = INT_AS_FLOAT((int)((ck_u32)x[xOff + i] << 16));
+        }
+        KERNEL void cast_f32_bf16(GLOBAL const float *x, int xOff, GLOBAL ck_u16 *y, int yOff, int count) {
+            int i = GID0;
+            if (i >= count) return;
+            ck_u32 bits = FLOAT_AS_UINT(x[xOff + i]);
+            ck_u32 out = (bits & 0x7fffffffu) > 0x7f800000u ? ((bits >> 16) | 0x40u)
+                                                              : ((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+            y[yOff + i] = (ck_u16)out;
+        }
 
         /* The quantized operators on 8-bit data (bytes; `isSigned` reads them as int8). Parameters per tensor
            (axisLen 1) or per axis (index (i / inner) % axisLen). Quantizing divides in float32, rounds half to

@@ -157,7 +157,7 @@ public enum GPUKernelTable {
                 "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceProd", "ReduceL2",
                 "ReduceL1", "ReduceLogSum", "ReduceLogSumExp",
             ], makeReduce)
-        add(["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool, .float16], makeCast)
+        add(["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool, .float16, .bfloat16], makeCast)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         // Quantized operators (8-bit data, float32 scales); other forms take the host fallback.
         add(["QuantizeLinear"], dtypes: [.float32], makeQuantize)
@@ -633,11 +633,13 @@ public enum GPUKernelTable {
         // float16 models: half storage, float32 arithmetic (the runtime widens nodes around these casts).
         case (.float16, .float32): name = "cast_f16_f32"
         case (.float32, .float16): name = "cast_f32_f16"
+        case (.bfloat16, .float32): name = "cast_bf16_f32"
+        case (.float32, .bfloat16): name = "cast_f32_bf16"
         default:
             throw RuntimeError.unsupportedAttribute(
                 node: node.step.node.displayName, detail: "Cast from \(from) to \(to) on the GPU")
         }
-        func bytes(_ type: DType) -> Int { type == .int64 ? 8 : (type == .bool ? 1 : (type == .float16 ? 2 : 4)) }
+        func bytes(_ type: DType) -> Int { type == .int64 ? 8 : (type == .bool ? 1 : (type.byteSize == 2 ? 2 : 4)) }
         let (xb, xo) = try backend.arguments(for: x, elementBytes: bytes(from))
         let (yb, yo) = try backend.arguments(for: y, elementBytes: bytes(to))
         return try backend.kernel(
