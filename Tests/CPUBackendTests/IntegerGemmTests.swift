@@ -115,3 +115,23 @@ struct NarrowFloatConversionTests {
         }
     }
 }
+
+/// A ConvInteger whose window times output positions would need a terabyte of columns is an error naming the node,
+/// not an overflow or an allocation the machine cannot make (the tensors themselves are a few MiB).
+struct IntegerConvolutionLimitTests {
+    @Test func hugeColumnMatrixIsAnError() throws {
+        let height = 1 << 21, kernel = 1 << 20
+        let graph = Graph(
+            name: "huge", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .int32, dimensions: nil)],
+            nodes: [Node(name: "conv", opType: "ConvInteger", inputs: ["x", "w"], outputs: ["y"])],
+            initializers: ["w": try Tensor(zeros: .uint8, shape: Shape([1, 1, kernel, 1]))])
+        let session = try Session(graph: graph, backend: CPUBackend(threads: 1))
+        let x = try Tensor(zeros: .uint8, shape: Shape([1, 1, height, 1]))
+        #expect {
+            _ = try session.run([NamedTensor(name: "x", tensor: x)])
+        } throws: { error in
+            String(describing: error).contains("too large") && String(describing: error).contains("conv")
+        }
+    }
+}

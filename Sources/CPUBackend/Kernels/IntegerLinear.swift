@@ -407,6 +407,7 @@ final class IntegerConvKernel: Kernel {
     private let x: UnsafeRawPointer, xSigned: Bool
     private let weights: [PackedByteRows]
     private let columns: UnsafeMutablePointer<UInt8>
+    private let columnBuffer: HostBuffer
     private let packedColumns: PackedByteMatrix
     private let xZero: IntParameters, wZeros: IntParameters
     private let columnZeros: UnsafeMutablePointer<Int32>
@@ -476,7 +477,14 @@ final class IntegerConvKernel: Kernel {
         } else {
             runtimeWeights = weightBytes
         }
-        columns = .allocate(capacity: max(pointwise ? 1 : rowsPerFilter * outputCount, 1))
+        // The column matrix is not a tensor of the model: its size (window x output positions) is checked here, so
+        // a hostile kernel shape is an error, not an overflow or an allocation the machine cannot make.
+        let (columnBytes, overflow) = rowsPerFilter.multipliedReportingOverflow(by: outputCount + 16)
+        guard !overflow, columnBytes <= 1 << 40 else {
+            throw node.fail("the im2col matrix (\(rowsPerFilter) rows x \(outputCount) positions) is too large")
+        }
+        columnBuffer = try HostBuffer(bytes: max(pointwise ? 1 : rowsPerFilter * outputCount, 1))
+        columns = columnBuffer.pointer.assumingMemoryBound(to: UInt8.self)
         packedColumns = try PackedByteMatrix(k: rowsPerFilter, n: outputCount)
         columnZeros = .allocate(capacity: max(outputCount, 1))
         columnZeros.initialize(repeating: 0, count: max(outputCount, 1))
@@ -551,7 +559,6 @@ final class IntegerConvKernel: Kernel {
     }
 
     deinit {
-        columns.deallocate()
         columnZeros.deallocate()
         sums.deallocate()
     }

@@ -91,6 +91,7 @@ struct InspectCommand: ReportingCommand {
                 }
             })
 
+        let precision = ModelPrecision(graph)
         if json {
             let report = InspectReport(
                 model: model, name: graph.name,
@@ -104,7 +105,7 @@ struct InspectCommand: ReportingCommand {
                 },
                 operators: counts, nodes: counts.values.reduce(0, +), parameters: parameters,
                 parameterBytes: parameterBytes, flopsPerSample: flops, unsupportedOperators: unsupported,
-                weightTypes: ModelPrecision(graph).weightTypes, quantization: ModelPrecision(graph).quantization)
+                weightTypes: precision.weightTypes, quantization: precision.quantization)
             let encoder = ReportJSON.encoder(pretty: true, snakeCase: false)
             let data = try encoder.encode(report)
             print(String(decoding: data, as: UTF8.self))
@@ -123,7 +124,6 @@ struct InspectCommand: ReportingCommand {
         lines.append(
             "parameters: \(Formatting.grouped(parameters)) (\(Formatting.bytes(parameterBytes))) in \(graph.initializers.count) initializers"
         )
-        let precision = ModelPrecision(graph)
         lines.append(
             "weights by type: "
                 + precision.weightTypes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map {
