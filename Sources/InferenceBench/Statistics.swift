@@ -32,4 +32,7 @@ public struct Statistics: Sendable, Equatable {
     }
 
     public var median: Double { percentile(50) }
+
+    /// The value of 1-based rank `rank` in ascending order (clamped to the sample).
+    public func sortedValue(rank: Int) -> Double { sorted[min(max(rank, 1), count) - 1] }
 }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Every environment variable the runtime reads, in one table: its accepted values, default and effect.
 /// A value outside what a setting accepts is never silently ignored: `problems(in:)` names it, and the command
 /// line prints each problem once on stderr (and `inference devices` lists them).
@@ -41,7 +43,17 @@ public enum RuntimeSettings {
         RuntimeSetting(
             name: "INFERENCE_CUBLAS", accepts: "0 or 1", defaultValue: "1", effect: "cuBLAS for GEMMs on CUDA",
             check: { ["0", "1"].contains($0) ? nil : "cuBLAS stays on where found" }),
+        RuntimeSetting(
+            name: "INFERENCE_POWERCAP_ROOT", accepts: "a folder laid out like /sys/class/powercap",
+            defaultValue: "/sys/class/powercap",
+            effect: "where CPU energy counters (RAPL) are read; for testing the energy report",
+            check: { _ in nil }),
     ]
+
+    /// The value of an environment variable, nil when unset.
+    public static func environment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
 
     /// The settings in `environment` whose values are not accepted, each as one sentence naming the variable,
     /// the value, what it accepts and what happens instead.

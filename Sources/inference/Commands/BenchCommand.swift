@@ -299,7 +299,7 @@ struct BenchPoint: Encodable {
 }
 
 /// Where a device starts to beat the baseline (the first device).
-struct Crossover: Encodable {
+struct BenchCrossover: Encodable {
     var device: String
     var baseline: String
     /// Smallest batch from which the device's throughput stays above the baseline's; nil if never.
@@ -344,7 +344,7 @@ struct BenchSweep: Encodable {
         return text
     }
 
-    var crossovers: [Crossover] {
+    var crossovers: [BenchCrossover] {
         guard let baseline = devices.first else { return [] }
         let base = Dictionary(uniqueKeysWithValues: points.filter { $0.device == baseline }.map { ($0.batch, $0) })
         return devices.dropFirst().map { device in
@@ -357,7 +357,7 @@ struct BenchSweep: Encodable {
                 }
                 return candidate
             }
-            return Crossover(
+            return BenchCrossover(
                 device: device, baseline: baseline,
                 throughputBatch: firstWinning { $0.throughputPerS > $1.throughputPerS },
                 latencyBatch: firstWinning { $0.p50Ms < $1.p50Ms })
