@@ -1,4 +1,5 @@
 import ArgumentParser
+import InferenceBench
 
 @main
 struct Inference: ParsableCommand {
@@ -17,4 +18,10 @@ struct Inference: ParsableCommand {
         ],
         defaultSubcommand: RunCommand.self
     )
+
+    /// Marks the process clock first, so cold starts are timed from the process's start.
+    static func main() {
+        ProcessClock.markMain()
+        main(nil)
+    }
 }

@@ -421,10 +421,16 @@ struct BenchCLITests {
             "--devices", "cpu")
         #expect(csv.status == 0)
         let rows = csv.stdout.split(separator: "\n")
-        #expect(rows.first == "model,device,batch,p50_ms,p90_ms,p99_ms,mean_ms,throughput_per_s,copy_share")
+        let header =
+            "model,device,batch,p50_ms,p90_ms,p99_ms,mean_ms,throughput_per_s,copy_share,first_run_ms,"
+            + "coefficient_of_variation,dollars_per_million"
+        #expect(rows.first.map(String.init) == header)
         #expect(rows.count == 3)
         #expect(
-            rows.dropFirst().allSatisfy { $0.split(separator: ",").count == 9 && $0.hasPrefix("builtin:linear,cpu,") })
+            rows.dropFirst().allSatisfy {
+                $0.split(separator: ",", omittingEmptySubsequences: false).count == 12
+                    && $0.hasPrefix("builtin:linear,cpu,")
+            })
     }
 
     @Test func chartRendersToANonBlankImage() throws {

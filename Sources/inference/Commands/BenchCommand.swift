@@ -74,6 +74,13 @@ struct BenchCommand: ReportingCommand {
         name: .customLong("calibration-data"), help: ArgumentHelp(PrecisionChoice.calibrationHelp, valueName: "folder"))
     var calibrationData: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Dollars per hour per device, e.g. cpu=0.10,cuda:0=3.20: adds the cost per million inferences at each "
+                + "point and where each device becomes cheaper.", valueName: "device=$/h,..."))
+    var price: String?
+
     func validate() throws {
         guard ["table", "json", "csv"].contains(format) else {
             throw ValidationError("--format must be table, json or csv")
@@ -91,6 +98,9 @@ struct BenchCommand: ReportingCommand {
             throw ValidationError("--model: '\(name)' is listed twice")
         }
         if let plot { try OptionChecks.outputTarget(plot, option: "--plot") }
+        if let price {
+            do { _ = try Prices.parse(price) } catch { throw ValidationError("--price: \(error)") }
+        }
     }
 
     func execute() throws {
@@ -109,7 +119,12 @@ struct BenchCommand: ReportingCommand {
         let sweeps = try Self.sweep(
             models: model, selections: selections, batchSizes: explicit, repeats: repeats, timeBudget: timeBudget,
             threads: threads, precisions: try PrecisionChoice.parse(precision), calibration: calibrationData)
-        let report = BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: sweeps)
+        var report = BenchReport(repeats: repeats, threads: threads ?? CPUInfo.current.logicalCores, models: sweeps)
+        if let price {
+            let prices: Prices
+            do { prices = try Prices.parse(price) } catch { throw ValidationError("--price: \(error)") }
+            report.apply(prices)
+        }
         // The chart first: a failure to write it must not leave a table on stdout.
         if let plot {
             do { try UserFiles.write(Array(BenchChart.svg(report).utf8), to: plot) } catch {
@@ -178,7 +193,9 @@ extension BenchCommand {
                     if showProgress {
                         writeStandardError("\r[\(step)] \(name) batch \(batch) on \(variant.label)      ")
                     }
-                    let samples = try Measurement.repeatRuns(warmup: 2, repeats: repeats) {
+                    // The first run at a new batch size plans anew (and on a GPU may build kernels): kept apart.
+                    let first = try variant.session.run(feeds).timings
+                    let samples = try Measurement.repeatRuns(warmup: 1, repeats: repeats) {
                         try variant.session.run(feeds).timings
                     }
                     let total = samples.total
@@ -189,7 +206,9 @@ extension BenchCommand {
                             p90Ms: total.percentile(90) / 1e6, p99Ms: total.percentile(99) / 1e6,
                             meanMs: total.mean / 1e6,
                             throughputPerS: Double(batch) / (total.median / 1e9),
-                            copyShare: copies / max(total.median, 1)))
+                            copyShare: copies / max(total.median, 1),
+                            firstRunMs: Double(first.planNanoseconds + first.totalNanoseconds) / 1e6,
+                            coefficientOfVariation: total.coefficientOfVariation))
                     slowest = max(slowest, total.median / 1e9)
                 }
                 if explicit == nil && slowest < timeBudget && batch < 1024 { sizes.append(batch * 2) }
@@ -296,6 +315,11 @@ struct BenchPoint: Encodable {
     var p50Ms: Double, p90Ms: Double, p99Ms: Double, meanMs: Double
     var throughputPerS: Double
     var copyShare: Double
+    /// The first run at this batch size (a new plan; on a GPU also new kernels), before any warm-up.
+    var firstRunMs: Double
+    var coefficientOfVariation: Double
+    /// With --price: dollars per million inferences at this point's throughput.
+    var dollarsPerMillion: Double?
 }
 
 /// Where a device starts to beat the baseline (the first device).
@@ -306,6 +330,11 @@ struct BenchCrossover: Encodable {
     var throughputBatch: Int?
     /// Smallest batch from which its p50 latency stays below the baseline's; nil if never.
     var latencyBatch: Int?
+    /// With --price: smallest batch from which its cost per inference stays below the baseline's.
+    var costBatch: Int?
+    /// With --price: the offered load (per second) from which it serves more cheaply than the baseline, each
+    /// at its best measured throughput and scaled out to as many devices as the load needs.
+    var cheaperFromLoadPerS: Double?
 }
 
 struct BenchSweep: Encodable {
@@ -348,21 +377,40 @@ struct BenchSweep: Encodable {
         guard let baseline = devices.first else { return [] }
         let base = Dictionary(uniqueKeysWithValues: points.filter { $0.device == baseline }.map { ($0.batch, $0) })
         return devices.dropFirst().map { device in
-            let mine = points.filter { $0.device == device }.sorted { $0.batch < $1.batch }
-            func firstWinning(_ wins: (BenchPoint, BenchPoint) -> Bool) -> Int? {
-                var candidate: Int?
-                for point in mine {
-                    guard let other = base[point.batch] else { continue }
-                    if wins(point, other) { candidate = candidate ?? point.batch } else { candidate = nil }
-                }
-                return candidate
+            let mine = points.filter { $0.device == device }
+            func axis(_ value: (BenchPoint) -> Double?) -> ([Int: Double], [Int: Double]) {
+                (
+                    Dictionary(
+                        mine.compactMap { p in value(p).map { (p.batch, $0) } }, uniquingKeysWith: { a, _ in a }),
+                    base.compactMapValues(value)
+                )
             }
-            return BenchCrossover(
+            let throughput = axis { $0.throughputPerS }, latency = axis { $0.p50Ms },
+                cost = axis { $0.dollarsPerMillion }
+            var crossover = BenchCrossover(
                 device: device, baseline: baseline,
-                throughputBatch: firstWinning { $0.throughputPerS > $1.throughputPerS },
-                latencyBatch: firstWinning { $0.p50Ms < $1.p50Ms })
+                throughputBatch: InferenceBench.Crossover.firstBatch(throughput.0, throughput.1, better: >),
+                latencyBatch: InferenceBench.Crossover.firstBatch(latency.0, latency.1, better: <))
+            if !cost.0.isEmpty && !cost.1.isEmpty {
+                crossover.costBatch = InferenceBench.Crossover.firstBatch(cost.0, cost.1, better: <)
+                if let mineBest = mine.max(by: { $0.throughputPerS < $1.throughputPerS }),
+                    let baseBest = base.values.max(by: { $0.throughputPerS < $1.throughputPerS }),
+                    let minePrice = prices?.price(of: Self.deviceName(device)),
+                    let basePrice = prices?.price(of: Self.deviceName(baseline))
+                {
+                    crossover.cheaperFromLoadPerS = Cost.cheaperFrom(
+                        a: (basePrice, baseBest.throughputPerS), b: (minePrice, mineBest.throughputPerS), maxLoad: 1e9)
+                }
+            }
+            return crossover
         }
     }
+
+    /// The prices the points were costed with (set by `BenchReport.apply`).
+    var prices: Prices?
+
+    /// The device of a variant label ("cpu int8" -> "cpu").
+    static func deviceName(_ label: String) -> String { String(label.split(separator: " ").first ?? "") }
 
     private enum CodingKeys: String, CodingKey { case model, devices, points, crossovers, precisions, parity, verdict }
 
@@ -384,14 +432,30 @@ struct BenchReport: Encodable {
     var threads: Int
     var models: [BenchSweep]
 
-    static let csvHeader = "model,device,batch,p50_ms,p90_ms,p99_ms,mean_ms,throughput_per_s,copy_share"
+    /// Costs every point whose device has a price.
+    mutating func apply(_ prices: Prices) {
+        for index in models.indices {
+            models[index].prices = prices
+            for p in models[index].points.indices {
+                let point = models[index].points[p]
+                guard let perHour = prices.price(of: BenchSweep.deviceName(point.device)) else { continue }
+                models[index].points[p].dollarsPerMillion = Cost.perMillion(
+                    dollarsPerHour: perHour, throughput: point.throughputPerS)
+            }
+        }
+    }
+
+    static let csvHeader =
+        "model,device,batch,p50_ms,p90_ms,p99_ms,mean_ms,throughput_per_s,copy_share,first_run_ms,"
+        + "coefficient_of_variation,dollars_per_million"
 
     var csv: String {
         var lines = [Self.csvHeader]
         for sweep in models {
             for p in sweep.points {
                 lines.append(
-                    "\(sweep.model),\(p.device),\(p.batch),\(p.p50Ms),\(p.p90Ms),\(p.p99Ms),\(p.meanMs),\(p.throughputPerS),\(p.copyShare)"
+                    "\(sweep.model),\(p.device),\(p.batch),\(p.p50Ms),\(p.p90Ms),\(p.p99Ms),\(p.meanMs),\(p.throughputPerS),\(p.copyShare),"
+                        + "\(p.firstRunMs),\(p.coefficientOfVariation),\(p.dollarsPerMillion.map { "\($0)" } ?? "")"
                 )
             }
         }
@@ -403,20 +467,45 @@ struct BenchReport: Encodable {
         let ms = { (v: Double) in Formatting.milliseconds(nanoseconds: v * 1e6) }
         for sweep in models {
             lines.append("\(sweep.model) (\(repeats) runs per point, \(threads) CPU threads)")
-            lines.append("  batch  device            p50 ms      p99 ms    samples/s   copy %")
+            let priced = sweep.points.contains { $0.dollarsPerMillion != nil }
+            lines.append(
+                "  batch  device            p50 ms      p99 ms    samples/s   copy %    first ms"
+                    + (priced ? "   $/million" : ""))
             for p in sweep.points.sorted(by: { ($0.batch, $0.device) < ($1.batch, $1.device) }) {
                 lines.append(
                     "  " + String(p.batch).leftPad(5) + "  "
                         + p.device.rightPad(14)
                         + ms(p.p50Ms).leftPad(10) + "  " + ms(p.p99Ms).leftPad(10) + "  "
-                        + cFormat("%11.0f", p.throughputPerS) + "  " + cFormat("%6.1f", p.copyShare * 100)
+                        + cFormat("%11.0f", p.throughputPerS) + "  " + cFormat("%6.1f", p.copyShare * 100) + "  "
+                        + ms(p.firstRunMs).leftPad(10)
+                        + (priced ? "  " + (p.dollarsPerMillion.map { cFormat("%10.4g", $0) } ?? "-".leftPad(10)) : "")
+                )
+            }
+            let noisy = sweep.points.filter { $0.coefficientOfVariation > CompareReport.variationThreshold }
+            if !noisy.isEmpty {
+                lines.append(
+                    "  note: \(noisy.count) of \(sweep.points.count) points vary by more than "
+                        + cFormat("%.0f", CompareReport.variationThreshold * 100)
+                        + "% between runs (coefficient of variation); p99 from \(repeats) runs is the "
+                        + (repeats >= EarlyStopping.minimumRuns(percentile: 99)
+                            ? "early-stopping bound"
+                            : "slowest-run range, not a p99 claim (LoadGen needs \(EarlyStopping.minimumRuns(percentile: 99)) runs)")
                 )
             }
             for c in sweep.crossovers {
                 let throughput = c.throughputBatch.map { "from batch \($0)" } ?? "at no measured batch size"
                 let latency = c.latencyBatch.map { "from batch \($0)" } ?? "at no measured batch size"
-                lines.append(
-                    "  crossover: \(c.device) beats \(c.baseline) on throughput \(throughput), on latency \(latency)")
+                var line =
+                    "  crossover: \(c.device) beats \(c.baseline) on throughput \(throughput), on latency \(latency)"
+                if sweep.prices != nil {
+                    line +=
+                        ", on cost per inference "
+                        + (c.costBatch.map { "from batch \($0)" } ?? "at no measured batch size")
+                    line +=
+                        c.cheaperFromLoadPerS.map { "; cheaper to serve from " + cFormat("%.4g", $0) + "/s of load" }
+                        ?? "; never cheaper to serve at any load"
+                }
+                lines.append(line)
             }
             for p in sweep.parity ?? [] {
                 lines.append("  parity: \(p.device) against fp32: \(p.parity.summary)")

@@ -53,6 +53,34 @@ struct CompareCommand: ReportingCommand {
     var json = false
 
     @Option(
+        name: .customLong("min-duration"),
+        help: ArgumentHelp(
+            "Keep running rounds until each device has spent at least this long in timed runs (e.g. 2 or 500ms).",
+            valueName: "seconds"))
+    var minDuration: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Dollars per hour per device, e.g. cpu=0.10,cuda:0=3.20: adds the cost per million inferences.",
+            valueName: "device=$/h,..."))
+    var price: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "An offered load (e.g. 50/s) for the cost: each device scaled to serve it, idle time paid.",
+            valueName: "rate/s"))
+    var load: String?
+
+    @Option(
+        name: .customLong("energy-seconds"),
+        help: ArgumentHelp(
+            "Seconds of runs per device for the energy reading where counters are readable (0: skip).",
+            valueName: "seconds"))
+    var energySeconds: Double = 1
+
+    @Option(
         name: .long,
         help: ArgumentHelp(
             PrecisionChoice.help + " Every device runs that precision; each also gets its parity with fp32.",
@@ -72,6 +100,32 @@ struct CompareCommand: ReportingCommand {
         if let idleGap, Self.seconds(idleGap) == nil {
             throw ValidationError("--idle-gap takes seconds, e.g. 2 or 0.5s")
         }
+        if let minDuration, Self.seconds(minDuration) == nil {
+            throw ValidationError("--min-duration takes seconds up to 600, e.g. 2 or 500ms")
+        }
+        if let price {
+            do { _ = try Prices.parse(price) } catch { throw ValidationError("--price: \(error)") }
+        }
+        if let load, Self.rate(load) == nil {
+            throw ValidationError("--load takes a rate per second above 0, e.g. 50/s")
+        }
+        guard energySeconds.isFinite, energySeconds >= 0, energySeconds <= 60 else {
+            throw ValidationError("--energy-seconds must be between 0 and 60")
+        }
+    }
+
+    /// `50/s`, `50` or `3000/min` as a rate per second.
+    static func rate(_ text: String) -> Double? {
+        var body = Substring(text)
+        var scale = 1.0
+        if body.hasSuffix("/s") {
+            body = body.dropLast(2)
+        } else if body.hasSuffix("/min") {
+            body = body.dropLast(4)
+            scale = 1.0 / 60
+        }
+        guard let value = Double(body), value.isFinite, value > 0, value <= 1e12 else { return nil }
+        return value * scale
     }
 
     static func seconds(_ text: String) -> Double? {
@@ -85,6 +139,9 @@ struct CompareCommand: ReportingCommand {
         var selection: DeviceSelection
         var session: Session
         var cold: RunTimings
+        /// The device's whole cold start: runtime and context, session, plan, first run.
+        var coldStart: ColdStart
+        var energy: EnergyMeter.Result?
         var samples: [RunTimings] = []
         var outputs: [NamedTensor] = []
         var afterIdle: RunTimings?
@@ -110,21 +167,63 @@ struct CompareCommand: ReportingCommand {
         for note in inputs.notes { printError("note: \(note)") }
         var runs: [DeviceRun] = []
         for request in requests {
-            let selection = try DeviceSelection.resolve(request, threads: threads)
-            let session = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+            var coldStart = ColdStart()
+            let selection = try coldStart.time("device (runtime library, context, kernel build)") {
+                try DeviceSelection.resolve(request, threads: threads)
+            }
+            let session = try coldStart.time("session (weights, constants)") {
+                try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+            }
             let first = try session.run(inputs.tensors)
+            coldStart.record("plan (first run)", nanoseconds: first.timings.planNanoseconds)
+            coldStart.record("first run", nanoseconds: first.timings.totalNanoseconds)
             var cold = first.timings
             cold.computeNanoseconds += cold.planNanoseconds
-            runs.append(DeviceRun(selection: selection, session: session, cold: cold, outputs: first.outputs))
+            runs.append(
+                DeviceRun(
+                    selection: selection, session: session, cold: cold, coldStart: coldStart, outputs: first.outputs))
         }
-        // Warm-up, then interleaved rounds so drift in machine load hits every device alike.
+        // Warm-up, then interleaved rounds so drift in machine load hits every device alike; with --min-duration,
+        // more rounds until every device has run that long.
         for index in runs.indices { for _ in 0..<3 { _ = try runs[index].session.run(inputs.tensors) } }
         let rounds = min(5, repeats)
-        for round in 0..<rounds {
-            let count = repeats / rounds + (round < repeats % rounds ? 1 : 0)
+        let minimumNanoseconds = (minDuration.flatMap(Self.seconds) ?? 0) * 1e9
+        var round = 0
+        while true {
+            let count = max(1, repeats / rounds + (round < repeats % rounds ? 1 : 0))
             for index in runs.indices {
                 for _ in 0..<count { runs[index].samples.append(try runs[index].session.run(inputs.tensors).timings) }
             }
+            round += 1
+            let shortest = runs.map { $0.samples.reduce(0.0) { $0 + Double($1.totalNanoseconds) } }.min() ?? 0
+            if round >= rounds && (shortest >= minimumNanoseconds || runs.contains { $0.samples.count >= 10_000_000 }) {
+                break
+            }
+        }
+        // Energy: each device alone for a window, idle power first (only where a counter can be read).
+        let powercap = EnergySources.powercap()
+        for index in runs.indices {
+            var sources = powercap
+            let device = runs[index].selection.backend.device
+            switch device.kind {
+            case .cpu: break
+            case .cuda:
+                switch NVMLEnergy.reader(index: device.index) {
+                case .success(let reader):
+                    sources.counters.append(
+                        EnergyCounter(
+                            name: "\(reader.name) (NVML)", wrapJoules: nil, updateSeconds: 0.1, read: reader.read))
+                case .failure(let reason): sources.unavailable.append("GPU energy: \(reason)")
+                }
+            case .opencl:
+                sources.unavailable.append("device energy: OpenCL has no energy counter (NVML reads NVIDIA GPUs' only)")
+            }
+            let session = runs[index].session
+            runs[index].energy =
+                energySeconds > 0
+                ? try EnergyMeter.measure(sources, idleSeconds: min(energySeconds, 1), activeSeconds: energySeconds) {
+                    _ = try session.run(inputs.tensors)
+                } : .none(["not measured (--energy-seconds 0)"])
         }
         if let gap = idleGap.flatMap(Self.seconds) {
             for index in runs.indices {
@@ -132,8 +231,13 @@ struct CompareCommand: ReportingCommand {
                 runs[index].afterIdle = try runs[index].session.run(inputs.tensors).timings
             }
         }
+        let prices = try price.map { text in
+            do { return try Prices.parse(text) } catch { throw ValidationError("--price: \(error)") }
+        }
         var report = CompareReport(
-            model: model, batch: inputs.batchSize, runs: runs, idleGap: idleGap.flatMap(Self.seconds))
+            model: model, batch: inputs.batchSize, runs: runs, idleGap: idleGap.flatMap(Self.seconds),
+            prices: prices, load: load.flatMap(Self.rate))
+        for warning in report.warnings { printError("warning: \(warning)") }
         report.precision = chosen.rawValue
         if chosen != .fp32 {
             // Each device's outputs against the float32 model's, run once on the CPU.
@@ -162,6 +266,31 @@ struct CompareCommand: ReportingCommand {
 struct CompareReport: Encodable {
     struct Warm: Encodable {
         var p50Ms: Double, p90Ms: Double, p99Ms: Double, meanMs: Double, minMs: Double, runs: Int
+        /// 95% order-statistic intervals of the p50 and p99 (a side is null when the runs cannot bound it).
+        var p50IntervalMs: ConfidenceInterval
+        var p99IntervalMs: ConfidenceInterval
+        /// Standard deviation / mean of the warm runs.
+        var coefficientOfVariation: Double
+        /// LoadGen's early-stopping estimate of the p99 (null value: too few runs, with the count needed).
+        var p99EarlyStopping: EarlyStopping.Estimate
+    }
+
+    /// Money per inference at this device's price (from --price).
+    struct DeviceCost: Encodable {
+        var dollarsPerHour: Double
+        /// Flat out, one request in flight at this batch size.
+        var dollarsPerMillion: Double?
+        /// At --load: as many devices as the load needs, idle time paid.
+        var atLoad: Cost.AtLoad?
+    }
+
+    /// How much faster the winner is than another device, with a bootstrap interval.
+    struct Ratio: Encodable {
+        var device: String
+        var baseline: String
+        /// baseline p50 / device p50.
+        var speedup: Double
+        var interval: ConfidenceInterval?
     }
 
     struct Split: Encodable {
@@ -185,7 +314,13 @@ struct CompareReport: Encodable {
 
     struct Device: Encodable {
         var device: String, deviceName: String
+        /// The whole cold start of the device in this process (runtime and context, session, plan, first run).
         var coldStartMs: Double
+        var coldStart: ColdStart
+        /// Joules per inference above idle, or why there is none (`unavailable`).
+        var energy: EnergyMeter.Result?
+        var cost: DeviceCost?
+        var throughputPerS: Double
         /// One run after `idle_gap_s` seconds idle (nil without --idle-gap).
         var afterIdleMs: Double?
         var warm: Warm
@@ -213,14 +348,38 @@ struct CompareReport: Encodable {
     var winner: String
     var verdict: String
     var precision = "fp32"
+    var speedups: [Ratio] = []
+    var loadPerS: Double?
+    /// Cautions about the measurement itself (high variation, tails with too few runs).
+    var warnings: [String] = []
 
-    init(model: String, batch: Int, runs: [CompareCommand.DeviceRun], idleGap: Double? = nil) {
+    static let variationThreshold = 0.10
+
+    init(
+        model: String, batch: Int, runs: [CompareCommand.DeviceRun], idleGap: Double? = nil, prices: Prices? = nil,
+        load: Double? = nil
+    ) {
         self.model = model
         self.batchSize = batch
         self.idleGapS = idleGap
+        self.loadPerS = load
         let reference = runs.first
         devices = runs.map { run in
             let total = Statistics(run.samples.map { Double($0.totalNanoseconds) })
+            let milliseconds = run.samples.map { Double($0.totalNanoseconds) / 1e6 }
+            let throughput = Double(max(batch, 1)) / max(total.median / 1e9, 1e-12)
+            let device = run.selection.backend.device.description
+            let cost = prices?.price(of: device).map { perHour in
+                DeviceCost(
+                    dollarsPerHour: perHour,
+                    dollarsPerMillion: Cost.perMillion(dollarsPerHour: perHour, throughput: throughput),
+                    atLoad: load.flatMap { Cost.atLoad(dollarsPerHour: perHour, throughput: throughput, load: $0) })
+            }
+            func scaled(_ interval: ConfidenceInterval) -> ConfidenceInterval {
+                ConfidenceInterval(
+                    lower: interval.lower.map { $0 / 1e6 }, upper: interval.upper.map { $0 / 1e6 },
+                    confidence: interval.confidence)
+            }
             let copyIn = Statistics(run.samples.map { Double($0.copyInNanoseconds) }).median
             let compute = Statistics(run.samples.map { Double($0.computeNanoseconds) }).median
             let copyOut = Statistics(run.samples.map { Double($0.copyOutNanoseconds) }).median
@@ -234,13 +393,17 @@ struct CompareReport: Encodable {
                     computeP50Ms: Statistics(events.map { Double($0.computeNanoseconds) }).median / 1e6,
                     copyOutP50Ms: Statistics(events.map { Double($0.copyOutNanoseconds) }).median / 1e6)
             return Device(
-                device: run.selection.backend.device.description, deviceName: run.selection.backend.deviceName,
-                coldStartMs: Double(
-                    run.cold.computeNanoseconds + run.cold.copyInNanoseconds + run.cold.copyOutNanoseconds) / 1e6,
+                device: device, deviceName: run.selection.backend.deviceName,
+                coldStartMs: run.coldStart.totalMs, coldStart: run.coldStart, energy: run.energy, cost: cost,
+                throughputPerS: throughput,
                 afterIdleMs: run.afterIdle.map { Double($0.totalNanoseconds) / 1e6 },
                 warm: Warm(
                     p50Ms: total.median / 1e6, p90Ms: total.percentile(90) / 1e6, p99Ms: total.percentile(99) / 1e6,
-                    meanMs: total.mean / 1e6, minMs: total.minimum / 1e6, runs: total.count),
+                    meanMs: total.mean / 1e6, minMs: total.minimum / 1e6, runs: total.count,
+                    p50IntervalMs: scaled(total.percentileInterval(50)),
+                    p99IntervalMs: scaled(total.percentileInterval(99)),
+                    coefficientOfVariation: total.coefficientOfVariation,
+                    p99EarlyStopping: EarlyStopping.estimate(milliseconds, percentile: 99)),
                 split: Split(
                     copyInP50Ms: copyIn / 1e6, computeP50Ms: compute / 1e6, copyOutP50Ms: copyOut / 1e6,
                     copyShare: (copyIn + copyOut) / max(copyIn + compute + copyOut, 1)),
@@ -254,16 +417,28 @@ struct CompareReport: Encodable {
                         parity.abs, parity.rel,
                         isReference: run.selection.backend.device == reference?.selection.backend.device)))
         }
+        for device in devices {
+            if device.warm.coefficientOfVariation > Self.variationThreshold {
+                warnings.append(
+                    "\(device.device): warm runs vary by " + cFormat("%.0f", device.warm.coefficientOfVariation * 100)
+                        + "% (coefficient of variation); other work on this machine is likely: close it, pin the "
+                        + "process (taskset), or raise --repeat/--min-duration")
+            }
+            let early = device.warm.p99EarlyStopping
+            if early.value == nil {
+                warnings.append(
+                    "\(device.device): p99 from \(early.runs) runs is not a p99 claim: LoadGen's early-stopping rule "
+                        + "needs at least \(early.runsNeeded) runs (--repeat or --min-duration)")
+            }
+        }
         let base = devices.first
         breakEven = devices.dropFirst().map { device in
-            guard let base, device.warm.p50Ms < base.warm.p50Ms else {
-                return BreakEven(device: device.device, baseline: base?.device ?? "", calls: nil)
-            }
-            // cold_d + (n - 1)·warm_d <= cold_b + (n - 1)·warm_b
-            let extra = max(device.coldStartMs - base.coldStartMs, 0)
-            let saving = base.warm.p50Ms - device.warm.p50Ms
+            guard let base else { return BreakEven(device: device.device, baseline: "", calls: nil) }
             return BreakEven(
-                device: device.device, baseline: base.device, calls: 1 + Int((extra / saving).rounded(.up)))
+                device: device.device, baseline: base.device,
+                calls: Crossover.breakEvenCalls(
+                    cold: device.coldStartMs, warm: device.warm.p50Ms, baselineCold: base.coldStartMs,
+                    baselineWarm: base.warm.p50Ms))
         }
         let ranked = devices.sorted { $0.warm.p50Ms < $1.warm.p50Ms }
         guard let best = ranked.first else {
@@ -272,12 +447,60 @@ struct CompareReport: Encodable {
             return
         }
         winner = best.device
+        let samplesByDevice = Dictionary(
+            runs.map { ($0.selection.backend.device.description, $0.samples.map { Double($0.totalNanoseconds) }) },
+            uniquingKeysWith: { first, _ in first })
+        speedups = ranked.dropFirst().map { other in
+            Ratio(
+                device: best.device, baseline: other.device, speedup: other.warm.p50Ms / max(best.warm.p50Ms, 1e-12),
+                interval: Bootstrap.ratioOfMedians(
+                    samplesByDevice[other.device] ?? [], samplesByDevice[best.device] ?? []))
+        }
+        var money = ""
+        let priced = devices.filter { $0.cost?.dollarsPerMillion != nil }
+        if let cheapest = priced.min(by: { ($0.cost?.dollarsPerMillion ?? 0) < ($1.cost?.dollarsPerMillion ?? 0) }) {
+            money +=
+                "; cheapest flat out: \(cheapest.device) at $"
+                + cFormat("%.4g", cheapest.cost?.dollarsPerMillion ?? 0) + " per million"
+            for other in priced where other.device != cheapest.device {
+                guard let a = cheapest.cost, let b = other.cost,
+                    let from = Cost.cheaperFrom(
+                        a: (a.dollarsPerHour, cheapest.throughputPerS), b: (b.dollarsPerHour, other.throughputPerS),
+                        maxLoad: 1e9)
+                else { continue }
+                money += "; \(other.device) is cheaper from " + cFormat("%.4g", from) + "/s of load"
+            }
+            if let load {
+                let atLoad = priced.compactMap { d in d.cost?.atLoad.map { (d.device, $0) } }
+                if let best = atLoad.min(by: { $0.1.dollarsPerMillion < $1.1.dollarsPerMillion }) {
+                    money +=
+                        "; at " + cFormat("%.4g", load) + "/s: \(best.0) at $"
+                        + cFormat("%.4g", best.1.dollarsPerMillion) + " per million (\(best.1.devices) device"
+                        + (best.1.devices == 1 ? "" : "s") + ", " + cFormat("%.0f", best.1.utilization * 100)
+                        + "% busy)"
+                }
+            }
+        }
+        let measuredEnergy = devices.filter { $0.energy?.joulesPerInference != nil }
+        if measuredEnergy.count == devices.count,
+            let frugal = measuredEnergy.min(by: {
+                ($0.energy?.joulesPerInference ?? 0) < ($1.energy?.joulesPerInference ?? 0)
+            })
+        {
+            money +=
+                "; least energy: \(frugal.device) at " + cFormat("%.4g", frugal.energy?.joulesPerInference ?? 0)
+                + " J per inference"
+        }
         if let runnerUp = ranked.dropFirst().first {
             let factor = runnerUp.warm.p50Ms / max(best.warm.p50Ms, 1e-12)
             var text =
                 "\(best.device) wins at batch \(batch): warm p50 \(Formatting.milliseconds(nanoseconds: best.warm.p50Ms * 1e6)) ms"
                 + " vs \(Formatting.milliseconds(nanoseconds: runnerUp.warm.p50Ms * 1e6)) ms on \(runnerUp.device)"
-                + cFormat(" (%.1fx)", factor)
+                + cFormat(" (%.2fx", factor)
+            if let interval = speedups.first?.interval, let low = interval.lower, let high = interval.upper {
+                text += cFormat(", 95%% interval %.2f", low) + cFormat("-%.2f", high)
+            }
+            text += ")"
             if runnerUp.split.copyShare > 0.3 {
                 text +=
                     "; \(runnerUp.device) spends " + cFormat("%.0f", runnerUp.split.copyShare * 100)
@@ -298,6 +521,7 @@ struct CompareReport: Encodable {
                     }
                 }
             }
+            text += money
             let flips = devices.filter { $0.parity.flippedPredictions > 0 }
             if !flips.isEmpty {
                 text +=
@@ -307,7 +531,8 @@ struct CompareReport: Encodable {
             verdict = text + "."
         } else {
             verdict =
-                "\(best.device) is the only device: warm p50 \(Formatting.milliseconds(nanoseconds: best.warm.p50Ms * 1e6)) ms."
+                "\(best.device) is the only device: warm p50 \(Formatting.milliseconds(nanoseconds: best.warm.p50Ms * 1e6)) ms"
+                + money + "."
         }
     }
 
@@ -350,20 +575,27 @@ struct CompareReport: Encodable {
 
     var table: String {
         let ms = { (v: Double) in Formatting.milliseconds(nanoseconds: v * 1e6) }
-        var rows: [[String]] = [
-            [
-                "device", "cold ms", "p50 ms", "p99 ms", "after idle", "copy in", "compute", "copy out", "max abs diff",
-                "flips",
-            ]
+        let showEnergy = devices.contains { $0.energy?.joulesPerInference != nil }
+        let showCost = devices.contains { $0.cost != nil }
+        var header = [
+            "device", "cold ms", "p50 ms", "p50 95% interval", "p99 ms", "after idle", "copy in", "compute", "copy out",
+            "max abs diff", "flips",
         ]
+        if showEnergy { header.append("J/inference") }
+        if showCost { header.append("$/million") }
+        var rows: [[String]] = [header]
         for d in devices {
-            rows.append([
-                d.device, ms(d.coldStartMs), ms(d.warm.p50Ms), ms(d.warm.p99Ms), d.afterIdleMs.map(ms) ?? "-",
-                ms(d.split.copyInP50Ms),
-                ms(d.split.computeP50Ms),
+            let interval =
+                (d.warm.p50IntervalMs.lower.map(ms) ?? "?") + "-" + (d.warm.p50IntervalMs.upper.map(ms) ?? "?")
+            var row = [
+                d.device, ms(d.coldStartMs), ms(d.warm.p50Ms), interval, ms(d.warm.p99Ms),
+                d.afterIdleMs.map(ms) ?? "-", ms(d.split.copyInP50Ms), ms(d.split.computeP50Ms),
                 ms(d.split.copyOutP50Ms), cFormat("%.3g", d.parity.maxAbsDiff),
                 "\(d.parity.flippedPredictions)/\(d.parity.predictions)",
-            ])
+            ]
+            if showEnergy { row.append(d.energy?.joulesPerInference.map { cFormat("%.4g", $0) } ?? "-") }
+            if showCost { row.append(d.cost?.dollarsPerMillion.map { cFormat("%.4g", $0) } ?? "-") }
+            rows.append(row)
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
         var lines = rows.map { row in
@@ -376,6 +608,16 @@ struct CompareReport: Encodable {
         lines.insert(
             "model \(model), batch \(batchSize); same inputs on every device, one request in flight, warm runs interleaved"
                 + " in rounds; parity against \(devices.first?.device ?? "-")", at: 0)
+        lines.append("")
+        for d in devices {
+            let phases = d.coldStart.phases.map { "\($0.name) \(ms($0.ms))" }.joined(separator: ", ")
+            lines.append("cold start \(d.device): \(ms(d.coldStartMs)) ms = \(phases)")
+        }
+        for d in devices {
+            if let energy = d.energy, energy.joulesPerInference == nil, let reason = energy.unavailable.first {
+                lines.append("energy \(d.device): not measured: \(reason)")
+            }
+        }
         lines.append("")
         lines.append("Verdict: \(verdict)")
         return lines.joined(separator: "\n")

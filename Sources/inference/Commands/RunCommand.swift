@@ -113,29 +113,41 @@ struct RunCommand: ReportingCommand {
 
     func execute() throws {
         guard let request = DeviceRequest(argument: device) else { throw ExitCode.validationFailure }
+        var cold = ColdStart()
+        if let startUp = ProcessClock.sinceStart() {
+            cold.record("process start-up (exec, libraries, arguments)", nanoseconds: startUp)
+        }
         let loadStart = MonotonicClock.nanoseconds()
-        let written = try ModelSource.load(model)
+        let written = try cold.time("model load") { try ModelSource.load(model) }
         let chosen = try PrecisionChoice.parse(precision, single: true).first ?? .fp32
-        let (graph, conversion) = try PrecisionChoice.convert(
-            written, to: chosen, model: model, calibration: calibrationData, threads: threads)
+        let (graph, conversion) = try cold.time("precision conversion") {
+            try PrecisionChoice.convert(
+                written, to: chosen, model: model, calibration: calibrationData, threads: threads)
+        }
+        if conversion == nil { cold.phases.removeLast() }
         let loadNanoseconds = MonotonicClock.nanoseconds() - loadStart
 
-        let inputs = try LoadedInputs.load(arguments: input, for: graph)
+        let inputs = try cold.time("inputs") { try LoadedInputs.load(arguments: input, for: graph) }
         for note in inputs.notes { printError("note: \(note)") }
 
-        var selection: DeviceSelection
-        if request == .auto {
-            selection = try DeviceSelection.resolveAuto(
-                model: model, graph: graph, batch: inputs.batchSize, profilePath: profile, threads: threads)
-        } else {
-            selection = try DeviceSelection.resolve(request, threads: threads)
+        let selection: DeviceSelection = try cold.time("device (runtime library, context, kernel build)") {
+            if request == .auto {
+                return try DeviceSelection.resolveAuto(
+                    model: model, graph: graph, batch: inputs.batchSize, profilePath: profile, threads: threads)
+            }
+            return try DeviceSelection.resolve(request, threads: threads)
         }
         if let reason = selection.reason {
             printError("note: --device \(request) chose \(selection.backend.device): \(reason)")
         }
 
-        let session = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+        let session = try cold.time("session (weights, constants)") {
+            try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+        }
         let first = try session.run(inputs.tensors)
+        cold.record("plan (first run)", nanoseconds: first.timings.planNanoseconds)
+        cold.record("first run", nanoseconds: first.timings.totalNanoseconds)
+        cold.finish()
         let samples = try Measurement.repeatRuns(warmup: warmup, repeats: repeats) {
             try session.run(inputs.tensors).timings
         }
@@ -192,11 +204,12 @@ struct RunCommand: ReportingCommand {
                         name: output.name, dtype: output.tensor.dtype.rawValue, shape: output.tensor.shape.dimensions,
                         values: try OutputValues(output.tensor)))
             }
+            let elapsed = ProcessClock.sinceStart().map { Double($0) / 1e6 }
             let report = RunReport(
                 model: model, requestedDevice: request.description, device: selection.backend.device.description,
                 deviceName: selection.backend.deviceName, deviceReason: selection.reason, batchSize: inputs.batchSize,
-                inputs: inputInfo, outputs: outputInfo, timingsMs: timings, precision: chosen.rawValue,
-                precisionComparison: comparison)
+                inputs: inputInfo, outputs: outputInfo, timingsMs: timings, coldStart: cold,
+                precision: chosen.rawValue, precisionComparison: comparison, processElapsedMs: elapsed)
             print(String(decoding: try ReportJSON.encoder(pretty: false).encode(report), as: UTF8.self))
         } else {
             guard let primary = result.outputs.first else {
@@ -210,7 +223,14 @@ struct RunCommand: ReportingCommand {
             lines.append(
                 inputs.batchSize > 1
                     ? "Processing batch input on \(deviceClass)..." : "Processing input on \(deviceClass)...")
-            if count == 1 {
+            if count > OutputSummary.limit {
+                // Larger than a screen: shape, range and the first values; the whole tensor goes to a file.
+                let summary = OutputSummary(primary.tensor, values: values)
+                lines.append((inputs.batchSize > 1 ? "Predictions: " : "Prediction: ") + summary.text)
+                printError(
+                    "note: output '\(primary.name)' has \(Formatting.grouped(count)) values, summarized; "
+                        + "for all of them use --output FILE.npy (or .npz) or --json")
+            } else if count == 1 {
                 lines.append("Prediction: \(values.text(0..<1)[0])")
             } else if inputs.batchSize > 1 && perSample == 1 {
                 lines.append("Predictions: \(list(0..<count))")
@@ -240,6 +260,10 @@ struct RunCommand: ReportingCommand {
             printError(
                 "first run (cold, plan included): \(ms(Double(first.timings.planNanoseconds + first.timings.totalNanoseconds)))"
             )
+            printError(
+                "cold start, process start to first result: \(ms(cold.totalMs * 1e6))"
+                    + (cold.sinceProcessStartMs.map { " (process clock: \(ms($0 * 1e6)))" } ?? ""))
+            for phase in cold.phases { printError("  \(phase.name): \(ms(phase.ms * 1e6))") }
             printError(
                 """
                 warm over \(warm.count) runs: p50 \(ms(warm.median)), p90 \(ms(warm.percentile(90))), \
@@ -305,9 +329,13 @@ struct RunReport: Encodable {
     var inputs: [TensorInfo]
     var outputs: [OutputInfo]
     var timingsMs: Timings
+    /// Every phase from the process's start to the first result.
+    var coldStart: ColdStart
     var precision: String
     /// With --precision other than fp32: the conversion, and the float32 model's speed and outputs beside it.
     var precisionComparison: PrecisionComparison?
+    /// From the process's start to this report (the process then only prints it and exits).
+    var processElapsedMs: Double?
 
     struct PrecisionComparison: Encodable {
         var precision: String
@@ -317,4 +345,50 @@ struct RunReport: Encodable {
         /// fp32 warm p50 / this precision's warm p50.
         var speedup: Double
     }
+}
+
+/// A large output in one line: element type and shape, the first values, min/max/mean over the finite values
+/// (and how many are not), and for a [batch, classes] output each sample's argmax (first 16 samples).
+struct OutputSummary {
+    static let limit = 100
+    static let shown = 8
+
+    var text: String
+
+    init(_ tensor: Tensor, values: OutputValues) {
+        let dims = tensor.shape.dimensions
+        var parts = ["\(tensor.dtype.rawValue) [" + dims.map(String.init).joined(separator: ", ") + "]"]
+        parts.append("first [" + values.text(0..<min(Self.shown, values.count)).joined(separator: ", ") + ", ...]")
+        let numbers: [Double]
+        switch values {
+        case .float32(let v): numbers = v.map(Double.init)
+        case .float64(let v): numbers = v
+        case .signed(let v): numbers = v.map(Double.init)
+        case .unsigned(let v): numbers = v.map(Double.init)
+        }
+        var low = Double.infinity, high = -Double.infinity, sum = 0.0, finite = 0
+        for x in numbers where x.isFinite {
+            low = min(low, x)
+            high = max(high, x)
+            sum += x
+            finite += 1
+        }
+        if finite > 0 {
+            parts.append(
+                "min \(Self.short(low)), max \(Self.short(high)), mean \(Self.short(sum / Double(finite)))")
+        }
+        if finite < numbers.count { parts.append("\(numbers.count - finite) not finite") }
+        if dims.count == 2, dims[1] > 1, dims[0] >= 1 {
+            let classes = dims[1]
+            let samples = min(dims[0], 16)
+            let argmax = (0..<samples).map { row -> String in
+                let slice = numbers[(row * classes)..<((row + 1) * classes)]
+                return String((slice.indices.max { slice[$0] < slice[$1] } ?? row * classes) - row * classes)
+            }
+            parts.append("argmax [" + argmax.joined(separator: ", ") + (dims[0] > samples ? ", ...]" : "]"))
+        }
+        text = parts.joined(separator: "; ")
+    }
+
+    static func short(_ value: Double) -> String { cFormat("%.6g", value) }
 }
