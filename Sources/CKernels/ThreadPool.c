@@ -21,6 +21,7 @@
 typedef struct {
     struct ck_pool *pool;
     size_t index;
+    unsigned long first_generation;  // the generation before the first job this worker is to run
 } ck_worker;
 
 struct ck_pool {
@@ -49,8 +50,8 @@ static unsigned long long now_ns(void) {
 static void *worker_main(void *argument) {
     ck_worker *self = argument;
     struct ck_pool *pool = self->pool;
-    // Jobs may be published before this thread first runs: start from the pool's initial generation.
-    unsigned long seen = 0;
+    // Jobs may be published before this thread first runs: start from the generation it was created at.
+    unsigned long seen = self->first_generation;
     for (;;) {
         // Poll, then sleep until the generation moves.
         unsigned long long deadline = 0;
@@ -103,17 +104,23 @@ ck_pool *ck_pool_create(size_t threads) {
             ck_pool_destroy(pool);
             return NULL;
         }
-        for (size_t i = 1; i < threads; i++) {
-            pool->workers[i].pool = pool;
-            pool->workers[i].index = i;
-            if (pthread_create(&pool->handles[i], NULL, worker_main, &pool->workers[i]) != 0) {
-                ck_pool_destroy(pool);
-                return NULL;
-            }
-            pool->started = i;
-        }
     }
     return pool;
+}
+
+// Workers start with the first job that has parts for them, so a process whose work never splits (a small model,
+// a one-off command) creates no threads. Called with `busy` held. A thread that cannot be created leaves the pool
+// with the workers it has.
+static void ck_pool_start(struct ck_pool *pool) {
+    if (pool->started + 1 >= pool->threads) return;
+    for (size_t i = pool->started + 1; i < pool->threads; i++) {
+        pool->workers[i].pool = pool;
+        pool->workers[i].index = i;
+        pool->workers[i].first_generation = atomic_load(&pool->generation);
+        if (pthread_create(&pool->handles[i], NULL, worker_main, &pool->workers[i]) != 0) break;
+        pool->started = i;
+    }
+    pool->threads = pool->started + 1;
 }
 
 void ck_pool_destroy(ck_pool *pool) {
@@ -138,6 +145,12 @@ void ck_pool_run(ck_pool *pool, size_t parts, ck_task_fn fn, void *context) {
     // runs its parts on the caller, one after another.
     if (!pool || parts <= 1 || pool->threads <= 1 || !atomic_compare_exchange_strong(&pool->busy, &idle, 1)) {
         for (size_t p = 0; p < (parts ? parts : 1); p++) fn(context, p, parts ? parts : 1);
+        return;
+    }
+    ck_pool_start(pool);
+    if (pool->threads <= 1) {
+        for (size_t p = 0; p < parts; p++) fn(context, p, parts);
+        atomic_store_explicit(&pool->busy, 0, memory_order_release);
         return;
     }
     if (parts > pool->threads) parts = pool->threads;

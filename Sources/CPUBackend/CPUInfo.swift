@@ -8,7 +8,8 @@ import CKernels
 
 /// What the CPU offers, read at run time.
 public struct CPUInfo: Sendable {
-    public var modelName: String
+    /// The CPU's model name from /proc/cpuinfo, read on first use (a one-off command never needs it).
+    public var modelName: String { Self.model }
     public var logicalCores: Int
     /// SIMD features found (e.g. `avx2`, `fma`, `avx512f`).
     public var features: [String]
@@ -20,7 +21,7 @@ public struct CPUInfo: Sendable {
     /// Bytes of physical memory.
     public static let physicalMemory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
 
-    init() {
+    private static let model: String = {
         var model = "unknown CPU"
         if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
             for line in text.split(separator: "\n") where line.hasPrefix("model name") {
@@ -31,7 +32,10 @@ public struct CPUInfo: Sendable {
                 break
             }
         }
-        modelName = model
+        return model
+    }()
+
+    init() {
         logicalCores = ProcessInfo.processInfo.activeProcessorCount
         let bits = ck_cpu_features()
         let names: [(UInt32, String)] = [
