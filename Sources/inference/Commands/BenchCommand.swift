@@ -150,8 +150,8 @@ extension BenchCommand {
         models: [String], selections: [DeviceSelection], batchSizes explicit: [Int]?, repeats: Int, timeBudget: Double,
         threads: Int?, precisions: [Precision] = [.fp32], calibration: String? = nil
     ) throws -> [BenchSweep] {
-        // A progress line on a terminal only; redirected stderr gets no control characters.
-        let showProgress = isatty(2) != 0
+        var progress = Progress(
+            total: explicit.map { $0.count * models.count * selections.count * precisions.count })
         var sweeps: [BenchSweep] = []
         var step = 0
         for name in models {
@@ -190,9 +190,7 @@ extension BenchCommand {
                 var slowest = 0.0
                 for variant in variants {
                     step += 1
-                    if showProgress {
-                        writeStandardError("\r[\(step)] \(name) batch \(batch) on \(variant.label)      ")
-                    }
+                    progress.update(step, "\(name) batch \(batch) on \(variant.label)")
                     // The first run at a new batch size plans anew (and on a GPU may build kernels): kept apart.
                     let first = try variant.session.run(feeds).timings
                     let samples = try Measurement.repeatRuns(warmup: 1, repeats: repeats) {
@@ -227,7 +225,7 @@ extension BenchCommand {
             }
             sweeps.append(sweep)
         }
-        if showProgress { writeStandardError("\r\u{1B}[K") }
+        progress.finish()
         return sweeps
     }
 

@@ -166,7 +166,12 @@ struct CompareCommand: ReportingCommand {
         let inputs = try LoadedInputs.load(arguments: input, for: written)
         for note in inputs.notes { printError("note: \(note)") }
         var runs: [DeviceRun] = []
+        // Steps: each device's start, the timed rounds, each device's energy window.
+        var progress = Progress(total: requests.count * 2 + min(5, repeats))
+        var step = 0
         for request in requests {
+            step += 1
+            progress.update(step, "starting \(request)")
             var coldStart = ColdStart()
             let selection = try coldStart.time("device (runtime library, context, kernel build)") {
                 try DeviceSelection.resolve(request, threads: threads)
@@ -195,6 +200,8 @@ struct CompareCommand: ReportingCommand {
                 for _ in 0..<count { runs[index].samples.append(try runs[index].session.run(inputs.tensors).timings) }
             }
             round += 1
+            step += 1
+            progress.update(min(step, requests.count + min(5, repeats)), "timed round \(round)")
             let shortest = runs.map { $0.samples.reduce(0.0) { $0 + Double($1.totalNanoseconds) } }.min() ?? 0
             if round >= rounds && (shortest >= minimumNanoseconds || runs.contains { $0.samples.count >= 10_000_000 }) {
                 break
@@ -219,12 +226,14 @@ struct CompareCommand: ReportingCommand {
                 sources.unavailable.append("device energy: OpenCL has no energy counter (NVML reads NVIDIA GPUs' only)")
             }
             let session = runs[index].session
+            progress.update(requests.count + min(5, repeats) + index + 1, "energy on \(device)")
             runs[index].energy =
                 energySeconds > 0
                 ? try EnergyMeter.measure(sources, idleSeconds: min(energySeconds, 1), activeSeconds: energySeconds) {
                     _ = try session.run(inputs.tensors)
                 } : .none(["not measured (--energy-seconds 0)"])
         }
+        progress.finish()
         if let gap = idleGap.flatMap(Self.seconds) {
             for index in runs.indices {
                 usleep(UInt32(gap * 1_000_000))

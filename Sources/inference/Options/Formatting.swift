@@ -1,4 +1,5 @@
 import Glibc
+import InferenceRuntime
 import InferenceTensor
 
 #if canImport(FoundationEssentials)
@@ -154,5 +155,35 @@ extension String {
     /// Left-aligned in `width` columns (never truncated).
     func rightPad(_ width: Int) -> String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}
+
+/// A one-line progress indicator on stderr for commands that run longer than a second: only when stderr is a
+/// terminal (redirected output gets no control characters), and only once a second has passed.
+struct Progress {
+    private let enabled = isatty(2) != 0
+    private let start = MonotonicClock.nanoseconds()
+    private var shown = false
+    /// Steps in all, when known (then a bar is drawn).
+    var total: Int?
+
+    init(total: Int?) { self.total = total }
+
+    mutating func update(_ step: Int, _ label: String) {
+        guard enabled, MonotonicClock.nanoseconds() - start > 1_000_000_000 else { return }
+        if let total, total > 0 {
+            let width = 24
+            let done = min(width, width * step / total)
+            let bar = String(repeating: "#", count: done) + String(repeating: ".", count: width - done)
+            writeStandardError("\r\u{1B}[K[\(bar)] \(step)/\(total) \(label)")
+        } else {
+            writeStandardError("\r\u{1B}[K[\(step)] \(label)")
+        }
+        shown = true
+    }
+
+    mutating func finish() {
+        if shown { writeStandardError("\r\u{1B}[K") }
+        shown = false
     }
 }
