@@ -15,6 +15,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Tensors, dtypes and the NumPy file formats. Depends on nothing of ours.
@@ -42,12 +46,23 @@ let package = Package(
         .target(name: "BuiltinModels", dependencies: ["InferenceGraph", "InferenceTensor"]),
         // Measurement: warm-up, repetitions, statistics.
         .target(name: "InferenceBench", dependencies: ["InferenceRuntime"]),
+        // `inference serve`: the Open Inference Protocol over HTTP (Hummingbird), dynamic batching, metrics.
+        .target(
+            name: "InferenceServer",
+            dependencies: [
+                "InferenceTensor", "InferenceGraph", "InferenceRuntime", "InferenceBench",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .executableTarget(
             name: "inference",
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "InferenceTensor", "InferenceGraph", "InferenceRuntime", "CPUBackend", "GPUBackend",
-                "BuiltinModels", "InferenceBench", "ONNXImport",
+                "BuiltinModels", "InferenceBench", "ONNXImport", "InferenceServer",
             ],
             // Release binaries carry the Swift runtime and Foundation: no dynamic linking of a dozen Swift libraries
             // at every start (7 ms instead of 12 from process start to prediction; benchmarks/cold-start).
