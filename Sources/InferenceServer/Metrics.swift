@@ -12,7 +12,7 @@ public final class Metrics: @unchecked Sendable {
         static func < (a: Key, b: Key) -> Bool { (a.model, a.device) < (b.model, b.device) }
     }
 
-    final class Histogram {
+    struct Histogram {
         let bounds: [Double]
         var counts: [UInt64]
         var sum = 0.0
@@ -21,7 +21,7 @@ public final class Metrics: @unchecked Sendable {
             self.bounds = bounds
             counts = [UInt64](repeating: 0, count: bounds.count)
         }
-        func observe(_ value: Double) {
+        mutating func observe(_ value: Double) {
             for (index, bound) in bounds.enumerated() where value <= bound { counts[index] += 1 }
             sum += value
             count += 1

@@ -1,0 +1,118 @@
+import Foundation
+import InferenceTestSupport
+import Testing
+
+/// A running `inference serve` on 127.0.0.1 (any free port), stopped with SIGTERM.
+final class RunningServer {
+    let process = Process()
+    let port: Int
+    private let errors: Pipe
+    private var collected = Data()
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = TestEnvironment.inferenceBinary
+        process.arguments = ["serve", "--port", "0"] + arguments
+        process.currentDirectoryURL = TestEnvironment.packageRoot
+        errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // The first stderr line that names the address: "serving NAMES on http://127.0.0.1:PORT (...)".
+        let deadline = Date().addingTimeInterval(60)
+        var found: Int?
+        while found == nil && Date() < deadline && process.isRunning {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            collected.append(chunk)
+            let text = String(decoding: collected, as: UTF8.self)
+            if let range = text.range(of: "http://127.0.0.1:") {
+                let digits = text[range.upperBound...].prefix { $0.isNumber }
+                if let value = Int(digits), text[range.upperBound...].dropFirst(digits.count).first != nil {
+                    found = value
+                }
+            }
+        }
+        guard let found else {
+            process.terminate()
+            throw ServeTestError(description: "the server did not start: \(String(decoding: collected, as: UTF8.self))")
+        }
+        port = found
+    }
+
+    var url: String { "127.0.0.1:\(port)" }
+
+    /// SIGTERM, then the exit status (graceful shutdown finishes in-flight requests and exits 0).
+    func stop() -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit { if process.isRunning { process.terminate() } }
+}
+
+struct ServeTestError: Error, CustomStringConvertible { var description: String }
+
+/// `inference serve` against the real Triton HTTP client and raw HTTP on loopback (Tests/serve/client_checks.py).
+struct ServeTests {
+    func python() throws -> URL? {
+        guard let python = TestEnvironment.python else {
+            if TestEnvironment.pythonRequired { Issue.record("reference Python missing") }
+            return nil
+        }
+        let probe = try ProcessRunner.run(python, ["-c", "import tritonclient.http"])
+        guard probe.status == 0 else {
+            if TestEnvironment.pythonRequired { Issue.record("tritonclient missing: run scripts/setup-python-env") }
+            return nil
+        }
+        return python
+    }
+
+    func clientChecks(_ server: RunningServer, _ mode: [String]) throws -> ProcessOutput? {
+        guard let python = try python() else { return nil }
+        let work = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let script = TestEnvironment.packageRoot.appendingPathComponent("Tests/serve/client_checks.py").path
+        return try ProcessRunner.run(
+            python, [script, server.url, TestEnvironment.inferenceBinary.path, work.path] + mode, timeout: 300)
+    }
+
+    @Test func tritonClientProtocol() throws {
+        let server = try RunningServer(["--model", "builtin:linear", "--model", "builtin:mlp"])
+        guard let result = try clientChecks(server, ["protocol"]) else { return }
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        print(result.stdout, terminator: "")
+        #expect(server.stop() == 0)
+    }
+
+    @Test func malformedRequestsGet400AndTheServerStaysUp() throws {
+        let server = try RunningServer(["--model", "builtin:linear", "--max-body-mb", "1"])
+        guard let result = try clientChecks(server, ["malformed"]) else { return }
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        print(result.stdout, terminator: "")
+        #expect(server.stop() == 0)
+    }
+
+    /// 8 concurrent clients × 25 requests: every answer equal to the CLI's, none lost, batches formed; p50/p99
+    /// and the batch sizes are printed.
+    @Test func boundedLoadIsBatchedAndCorrect() throws {
+        let server = try RunningServer([
+            "--model", "builtin:mlp", "--max-batch", "8", "--max-queue-delay", "2ms", "--threads", "1",
+        ])
+        guard let result = try clientChecks(server, ["load", "8", "25"]) else { return }
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        print(result.stdout, terminator: "")
+        #expect(server.stop() == 0)
+    }
+
+    @Test func refusesBadOptionsAndBusyPorts() throws {
+        let bad = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["serve", "--max-queue-delay", "soon"])
+        #expect(bad.status != 0 && bad.stderr.contains("--max-queue-delay"))
+        let server = try RunningServer(["--model", "builtin:linear"])
+        let busy = try ProcessRunner.run(
+            TestEnvironment.inferenceBinary, ["serve", "--port", "\(server.port)", "--model", "builtin:linear"])
+        #expect(busy.status != 0 && busy.stdout.isEmpty, "\(busy.stderr)")
+        #expect(busy.stderr.contains("cannot serve"), "\(busy.stderr)")
+        #expect(server.stop() == 0)
+    }
+}
