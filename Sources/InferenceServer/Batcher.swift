@@ -122,10 +122,6 @@ final class Batcher: @unchecked Sendable {
             stop()
             throw ServeError(500, "cannot load model '\(model)' on \(message)")
         }
-        let former = Thread { [self] in formBatches() }
-        former.name = "inference-batcher"
-        threads.append(former)
-        former.start()
     }
 
     /// Queues a request; `completion` is called once, from a device thread (or at once when refused).
@@ -169,70 +165,75 @@ final class Batcher: @unchecked Sendable {
         stop()
     }
 
-    private func formBatches() {
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            while queue.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty && stopping { return }
-            let first = queue.removeFirst()
-            forming = true
-            defer { forming = false }
-            var batch = [first]
-            var samples = first.samples
-            let deadline = first.enqueued &+ maxDelayNanoseconds
-            while batchable && samples < maxBatch {
-                if let index = queue.firstIndex(where: { $0.batches(with: first) && samples + $0.samples <= maxBatch })
-                {
-                    let next = queue.remove(at: index)
-                    batch.append(next)
-                    samples += next.samples
-                    continue
-                }
-                let now = MonotonicClock.nanoseconds()
-                if now >= deadline || stopping { break }
-                _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
-            }
-            metrics.queueDepth(model: model, queue.count)
-            // Expired requests are answered now; the rest run.
-            let now = MonotonicClock.nanoseconds()
-            var live: [PendingRequest] = []
-            for request in batch {
-                if let limit = request.deadline, now > limit {
-                    request.completion(.failure(ServeError(503, "the request's timeout expired in the queue")))
-                } else {
-                    live.append(request)
-                }
-            }
-            guard !live.isEmpty else { continue }
-            let size = live.reduce(0) { $0 + $1.samples }
-            let available = devices.indices.filter { failed[devices[$0].name] == nil }
-            guard !available.isEmpty else {
-                for request in live {
-                    request.completion(.failure(ServeError(503, "no device can serve '\(model)': \(failed)")))
-                }
+    /// Forms one batch from the queue (called with the lock held, the queue not empty, no other thread
+    /// forming): the first request, then compatible ones up to `maxBatch` samples, waiting at most until the first
+    /// request's `maxDelay` has passed. Expired requests are answered; the rest go to the device the router picks.
+    /// Returns the device index the batch was assigned to, or nil when nothing was left to run.
+    private func formBatch() -> Int? {
+        let first = queue.removeFirst()
+        forming = true
+        defer { forming = false }
+        var batch = [first]
+        var samples = first.samples
+        let deadline = first.enqueued &+ maxDelayNanoseconds
+        while batchable && samples < maxBatch {
+            if let index = queue.firstIndex(where: { $0.batches(with: first) && samples + $0.samples <= maxBatch }) {
+                let next = queue.remove(at: index)
+                batch.append(next)
+                samples += next.samples
                 continue
             }
-            var (choice, reason) = router(size, queuedSamples)
-            if !available.contains(choice) {
-                choice = available[0]
-                reason = "\(devices[choice].name): the routed device failed"
-            }
-            metrics.routed(model: model, device: devices[choice].name, reason: reason)
-            assigned[choice].append(live)
-            queuedSamples[choice] += size
-            condition.broadcast()
+            let now = MonotonicClock.nanoseconds()
+            if now >= deadline || stopping { break }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
         }
+        metrics.queueDepth(model: model, queue.count)
+        let now = MonotonicClock.nanoseconds()
+        var live: [PendingRequest] = []
+        for request in batch {
+            if let limit = request.deadline, now > limit {
+                request.completion(.failure(ServeError(503, "the request's timeout expired in the queue")))
+            } else {
+                live.append(request)
+            }
+        }
+        guard !live.isEmpty else { return nil }
+        let size = live.reduce(0) { $0 + $1.samples }
+        let available = devices.indices.filter { failed[devices[$0].name] == nil }
+        guard !available.isEmpty else {
+            for request in live {
+                request.completion(.failure(ServeError(503, "no device can serve '\(model)': \(failed)")))
+            }
+            return nil
+        }
+        var (choice, reason) = router(size, queuedSamples)
+        if !available.contains(choice) {
+            choice = available[0]
+            reason = "\(devices[choice].name): the routed device failed"
+        }
+        metrics.routed(model: model, device: devices[choice].name, reason: reason)
+        assigned[choice].append(live)
+        queuedSamples[choice] += size
+        condition.broadcast()
+        return choice
     }
 
+    /// Each device's thread runs the batches assigned to it and, when it has none, forms the next batch itself
+    /// (so a request reaches a device in one hand-over, not two); a batch routed to another device is handed on.
     private func deviceLoop(_ index: Int, _ session: Session) {
         let name = devices[index].name
         while true {
             condition.lock()
-            while assigned[index].isEmpty && !(stopping && queue.isEmpty && !forming) { condition.wait() }
-            if assigned[index].isEmpty {
-                condition.unlock()
-                return
+            while assigned[index].isEmpty {
+                if !queue.isEmpty && !forming {
+                    _ = formBatch()
+                    continue
+                }
+                if stopping && queue.isEmpty && !forming && assigned[index].isEmpty {
+                    condition.unlock()
+                    return
+                }
+                condition.wait()
             }
             let batch = assigned[index].removeFirst()
             running += 1

@@ -105,6 +105,30 @@ struct ServeTests {
         #expect(server.stop() == 0)
     }
 
+    /// With a profile saying PoCL's device wins from batch 4, a single request stays on the CPU and a burst of 8
+    /// concurrent ones is batched and sent to opencl:0 (counted in /metrics).
+    @Test func routesBurstsToTheAcceleratorAndSinglesToTheCPU() throws {
+        let devices = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["devices", "--json"])
+        guard devices.stdout.contains("\"opencl:0\"") else { return }
+        let work = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let profile = work.appendingPathComponent("profile.json")
+        try Data(
+            """
+            {"model": "builtin:mlp", "machine": "test", "created": "2026-12-05T00:00:00Z", "baseline": "cpu",
+             "accelerator": "opencl:0", "crossover_batch": 4, "measured_batches": [1, 4, 16]}
+            """.utf8
+        ).write(to: profile)
+        let server = try RunningServer([
+            "--model", "builtin:mlp", "--device", "cpu,opencl:0", "--profile", profile.path, "--max-batch", "8",
+            "--max-queue-delay", "100ms",
+        ])
+        guard let result = try clientChecks(server, ["route"]) else { return }
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        print(result.stdout, terminator: "")
+        #expect(server.stop() == 0)
+    }
+
     @Test func refusesBadOptionsAndBusyPorts() throws {
         let bad = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["serve", "--max-queue-delay", "soon"])
         #expect(bad.status != 0 && bad.stderr.contains("--max-queue-delay"))

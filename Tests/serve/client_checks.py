@@ -207,12 +207,57 @@ def load(clients, requests_each):
           f"largest difference from the CLI {worst[0]:.3g})")
 
 
+def route():
+    """Single requests stay on the first device; a burst batched to 8 goes to the second (the profile's crossover
+    is 4), and /metrics counts both decisions."""
+    rng = np.random.default_rng(5)
+    samples = [rng.random((1, 784), dtype=np.float32) for _ in range(8)]
+    references = [cli_outputs("builtin:mlp", s)["logits"] for s in samples]
+    client = httpclient.InferenceServerClient(url=HOST)
+
+    def one(k, results):
+        c = httpclient.InferenceServerClient(url=HOST)
+        inp = httpclient.InferInput("input", [1, 784], "FP32")
+        inp.set_data_from_numpy(samples[k])
+        results[k] = c.infer("mlp", [inp]).as_numpy("logits")
+
+    single = {}
+    one(0, single)
+    time.sleep(0.2)
+    burst = {}
+    threads = [threading.Thread(target=one, args=(k, burst)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, got in list(single.items()) + list(burst.items()):
+        check(got is not None and np.allclose(got, references[k], rtol=1e-4, atol=1e-4),
+              f"sample {k}: {got} vs CLI {references[k]}")
+    _, data, _ = raw("GET", "/metrics")
+    routes = {}
+    samples_by_device = {}
+    for line in data.decode().splitlines():
+        if line.startswith('inference_route_decisions_total{model="mlp"'):
+            device = line.split('device="')[1].split('"')[0]
+            routes[device] = routes.get(device, 0) + int(line.rsplit(" ", 1)[1])
+        if line.startswith('nv_inference_count{model="mlp"'):
+            device = line.split('device="')[1].split('"')[0]
+            samples_by_device[device] = int(line.rsplit(" ", 1)[1])
+    check(routes.get("cpu", 0) >= 1, f"no batch routed to the CPU: {routes}")
+    check(routes.get("opencl:0", 0) >= 1, f"no batch routed to opencl:0: {routes}")
+    check(samples_by_device.get("opencl:0", 0) >= 4, f"samples per device {samples_by_device}")
+    del client
+    print(f"route: ok (batches per device {routes}, samples per device {samples_by_device})")
+
+
 if __name__ == "__main__":
     mode = sys.argv[4]
     if mode == "protocol":
         protocol()
     elif mode == "malformed":
         malformed()
+    elif mode == "route":
+        route()
     elif mode == "load":
         load(int(sys.argv[5]), int(sys.argv[6]))
     else:
