@@ -60,7 +60,7 @@ struct ServeTests {
             if TestEnvironment.pythonRequired { Issue.record("reference Python missing") }
             return nil
         }
-        let probe = try ProcessRunner.run(python, ["-c", "import tritonclient.http"])
+        let probe = try ProcessRunner.run(python, ["-c", "import tritonclient.http, yaml"])
         guard probe.status == 0 else {
             if TestEnvironment.pythonRequired { Issue.record("tritonclient missing: run scripts/setup-python-env") }
             return nil
@@ -127,6 +127,16 @@ struct ServeTests {
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         print(result.stdout, terminator: "")
         #expect(server.stop() == 0)
+    }
+
+    /// The KServe manifests parse and carry the fields KServe requires, with options the binary takes.
+    @Test func kserveManifestsAreWellFormed() throws {
+        guard let python = try python() else { return }
+        let script = TestEnvironment.packageRoot.appendingPathComponent("Tests/serve/manifest_checks.py").path
+        let result = try ProcessRunner.run(
+            python, [script, TestEnvironment.packageRoot.path, TestEnvironment.inferenceBinary.path])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        print(result.stdout, terminator: "")
     }
 
     @Test func refusesBadOptionsAndBusyPorts() throws {
