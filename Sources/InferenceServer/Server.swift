@@ -155,7 +155,8 @@ public final class InferenceHTTPServer: Sendable {
         json(OIP.ErrorBody(error: error.description), status: HTTPResponse.Status(code: error.status))
     }
 
-    static let headerLength = HTTPField.Name("Inference-Header-Content-Length")!
+    /// Triton's binary-extension header (a valid token, so the name always exists; the fallback is never used).
+    static let headerLength = HTTPField.Name("Inference-Header-Content-Length") ?? .contentLength
 
     // MARK: infer
 
