@@ -14,7 +14,7 @@ struct Inference: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             RunCommand.self, CompareCommand.self, BenchCommand.self, CalibrateCommand.self, DevicesCommand.self,
-            InspectCommand.self, ProfileCommand.self, ServeCommand.self,
+            InspectCommand.self, ProfileCommand.self, ServeCommand.self, LoadCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )

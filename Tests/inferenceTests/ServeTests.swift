@@ -139,6 +139,56 @@ struct ServeTests {
         print(result.stdout, terminator: "")
     }
 
+    /// `inference load` in process: each scenario's record, and the same scenario against `inference serve` on
+    /// loopback; every query answered.
+    @Test func loadScenariosInProcessAndAgainstTheServer() throws {
+        func report(_ arguments: [String]) throws -> [String: Any] {
+            let result = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["load", "--json"] + arguments)
+            #expect(result.status == 0, "\(result.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        }
+        func run(_ object: [String: Any]) throws -> [String: Any] {
+            let policy = try #require((object["policies"] as? [[String: Any]])?.first)
+            return try #require((policy["runs"] as? [[String: Any]])?.first)
+        }
+        let single = try run(
+            try report(["--model", "builtin:linear", "--min-duration", "0.2s", "--min-queries", "100"]))
+        #expect(single["scenario"] as? String == "single-stream")
+        #expect((single["queries"] as? Int ?? 0) >= 100 && single["failed"] as? Int == 0)
+        #expect(single["tail_percentile"] as? Double == 90)
+        let latency = try #require(single["latency_ms"] as? [String: Double])
+        for key in ["min", "mean", "max", "p50", "p90", "p95", "p97", "p99", "p99.9"] {
+            #expect(latency[key] != nil, "\(key)")
+        }
+        let offline = try run(
+            try report(["--model", "builtin:mlp", "--scenario", "offline", "--offline-samples", "256"]))
+        #expect(offline["samples"] as? Int == 256 && offline["valid"] as? Bool == true)
+        let server = try run(
+            try report([
+                "--model", "builtin:mlp", "--scenario", "server", "--rate", "400/s", "--min-duration", "0.2s",
+                "--min-queries", "200", "--latency-bound", "50ms",
+            ]))
+        #expect(server["queries"] as? Int == 200 && server["scheduled_qps"] as? Double == 400)
+        // 200 queries cannot support a p99 claim: INVALID, saying how many it needs.
+        #expect(server["valid"] as? Bool == false)
+        #expect((server["reasons"] as? [String])?.contains { $0.contains("459") } == true)
+
+        let served = try RunningServer(["--model", "builtin:mlp"])
+        let remote = try run(
+            try report([
+                "--model", "builtin:mlp", "--url", "http://\(served.url)", "--model-name", "mlp", "--scenario",
+                "server",
+                "--rate", "200/s", "--min-duration", "0.2s", "--min-queries", "100", "--latency-bound", "100ms",
+            ]))
+        #expect(remote["queries"] as? Int == 100 && remote["failed"] as? Int == 0, "\(remote)")
+        #expect(served.stop() == 0)
+
+        let bad = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["load", "--scenario", "warp"])
+        #expect(bad.status != 0 && bad.stderr.contains("--scenario"))
+        let noRate = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["load", "--rate", "0/s"])
+        #expect(noRate.status != 0 && noRate.stderr.contains("--rate"))
+    }
+
     @Test func refusesBadOptionsAndBusyPorts() throws {
         let bad = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["serve", "--max-queue-delay", "soon"])
         #expect(bad.status != 0 && bad.stderr.contains("--max-queue-delay"))

@@ -93,7 +93,7 @@ struct RunCommand: ReportingCommand {
         if let word = stray.first {
             throw ValidationError(
                 "unknown command or argument '\(word)'; the commands are run, compare, bench, calibrate, devices, "
-                    + "inspect, profile, serve (see inference --help)")
+                    + "inspect, profile, serve, load (see inference --help)")
         }
         if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
         _ = try PrecisionChoice.parse(precision, single: true)
