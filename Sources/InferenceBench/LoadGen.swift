@@ -274,7 +274,8 @@ public enum LoadGen {
     /// the bound), found by doubling from `start` until a run fails, then bisecting `steps` times. Returns the
     /// peak (nil when even `start` fails) and every run made.
     public static func findPeak(
-        _ target: any LoadTarget, _ settings: LoadSettings, start: Double, steps: Int = 6, maxRate: Double = 1e6
+        _ target: any LoadTarget, _ settings: LoadSettings, start: Double, steps: Int = 6, maxRate: Double = 1e6,
+        progress: (LoadResult) -> Void = { _ in }
     ) -> (peak: Double?, runs: [LoadResult]) {
         var runs: [LoadResult] = []
         func attempt(_ rate: Double) -> Bool {
@@ -283,6 +284,7 @@ public enum LoadGen {
             s.rate = rate
             let result = run(target, s)
             runs.append(result)
+            progress(result)
             return result.valid
         }
         // Bounds: double from `start` while runs hold; if `start` fails, halve until one holds (down to 1/1000).

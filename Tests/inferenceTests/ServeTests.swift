@@ -173,7 +173,9 @@ struct ServeTests {
         #expect(server["valid"] as? Bool == false)
         #expect((server["reasons"] as? [String])?.contains { $0.contains("459") } == true)
 
-        let served = try RunningServer(["--model", "builtin:mlp"])
+        let devices = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["devices", "--json"])
+        let pair = devices.stdout.contains("\"opencl:0\"") ? ["--device", "cpu,opencl:0"] : []
+        let served = try RunningServer(["--model", "builtin:mlp"] + pair)
         let remote = try run(
             try report([
                 "--model", "builtin:mlp", "--url", "http://\(served.url)", "--model-name", "mlp", "--scenario",
@@ -187,6 +189,38 @@ struct ServeTests {
         #expect(bad.status != 0 && bad.stderr.contains("--scenario"))
         let noRate = try ProcessRunner.run(TestEnvironment.inferenceBinary, ["load", "--rate", "0/s"])
         #expect(noRate.status != 0 && noRate.stderr.contains("--rate"))
+    }
+
+    /// A per-request timeout that passes in the queue is 503 (the batcher waits 300 ms for company here).
+    @Test func requestTimeoutsAreHonoured() throws {
+        let server = try RunningServer(["--model", "builtin:linear", "--max-queue-delay", "300ms"])
+        guard let result = try clientChecks(server, ["timeout"]) else { return }
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(server.stop() == 0)
+    }
+
+    /// SIGTERM while a request waits in the queue (500 ms of batching delay): the request is still answered and
+    /// the server exits 0.
+    @Test func gracefulShutdownFinishesInFlightRequests() throws {
+        guard let python = try python() else { return }
+        let server = try RunningServer(["--model", "builtin:linear", "--max-queue-delay", "500ms"])
+        let work = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let client = Process()
+        client.executableURL = python
+        client.arguments = [
+            TestEnvironment.packageRoot.appendingPathComponent("Tests/serve/client_checks.py").path, server.url,
+            TestEnvironment.inferenceBinary.path, work.path, "inflight",
+        ]
+        let output = Pipe()
+        client.standardOutput = output
+        client.standardError = output
+        try client.run()
+        usleep(250_000)  // the request is queued by now (python starts in well under 250 ms)
+        #expect(server.stop() == 0)
+        client.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(client.terminationStatus == 0, "\(text)")
     }
 
     @Test func refusesBadOptionsAndBusyPorts() throws {

@@ -250,12 +250,36 @@ def route():
     print(f"route: ok (batches per device {routes}, samples per device {samples_by_device})")
 
 
+def timeout():
+    """A request whose timeout (microseconds) passes while it waits for its batch gets 503; one without runs."""
+    body = json.dumps({"parameters": {"timeout": 1000}, "inputs": [
+        {"name": "input", "shape": [1, 10], "datatype": "FP32", "data": [0.5] * 10}]}).encode()
+    status, data, _ = raw("POST", "/v2/models/linear/infer", body)
+    check(status == 503 and b"timeout" in data, f"expired request: {status} {data[:120]!r}")
+    body = json.dumps({"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "data": [0.5] * 10}]})
+    status, _, _ = raw("POST", "/v2/models/linear/infer", body.encode())
+    check(status == 200, f"request without a timeout: {status}")
+    print("timeout: ok (expired in the queue: 503; without a timeout: 200)")
+
+
+def inflight():
+    """One request, sent and answered while the test stops the server (graceful shutdown finishes it)."""
+    body = json.dumps({"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "data": [0.5] * 10}]})
+    status, data, _ = raw("POST", "/v2/models/linear/infer", body.encode())
+    check(status == 200 and b"probability" in data, f"in-flight request during shutdown: {status} {data[:120]!r}")
+    print("inflight: ok (answered 200 during shutdown)")
+
+
 if __name__ == "__main__":
     mode = sys.argv[4]
     if mode == "protocol":
         protocol()
     elif mode == "malformed":
         malformed()
+    elif mode == "timeout":
+        timeout()
+    elif mode == "inflight":
+        inflight()
     elif mode == "route":
         route()
     elif mode == "load":

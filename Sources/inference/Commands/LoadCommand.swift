@@ -1,5 +1,6 @@
 import ArgumentParser
 import CPUBackend
+import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
@@ -110,6 +111,12 @@ struct LoadCommand: ReportingCommand {
     @Flag(name: .long, help: "Print one JSON object instead of the summary.")
     var json = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --find-peak: an SVG of p99 latency against offered load per policy.", valueName: "file.svg"))
+    var plot: String?
+
     func validate() throws {
         guard LoadScenario(rawValue: scenario) != nil else {
             throw ValidationError("--scenario must be single-stream, multi-stream, server or offline")
@@ -140,6 +147,10 @@ struct LoadCommand: ReportingCommand {
         guard devices.count <= 2 else { throw ValidationError("--device: at most two devices") }
         for item in devices where DeviceRequest(argument: String(item)) == nil || item == "auto" {
             throw ValidationError("unknown device '\(item)' for --device; use cpu, gpu, cuda:N or opencl:N")
+        }
+        if let plot {
+            guard findPeak else { throw ValidationError("--plot draws the --find-peak search; add --find-peak") }
+            try OptionChecks.outputTarget(plot, option: "--plot")
         }
         if url != nil && modelName == nil { throw ValidationError("--url needs --model-name (the model's name there)") }
         if let url,
@@ -279,7 +290,12 @@ struct LoadCommand: ReportingCommand {
                 let single = LoadGen.run(target, probe)
                 let p50 = (single.latencyMs["p50"] ?? 1) / 1e3
                 let start = max(1, (0.5 / max(p50, 1e-6)).rounded())
-                let found = LoadGen.findPeak(target, settings, start: start)
+                let name = policy.name
+                let found = LoadGen.findPeak(target, settings, start: start) { run in
+                    printError(
+                        "\(name) at \(LoadGen.format(run.scheduledQPS ?? 0))/s: \(run.valid ? "VALID" : "INVALID")"
+                            + (run.latencyMs["p99"].map { ", p99 \(LoadGen.format($0)) ms" } ?? ""))
+                }
                 entry.peakQPS = found.peak
                 entry.runs = found.runs
             } else {
@@ -289,11 +305,20 @@ struct LoadCommand: ReportingCommand {
             entry.accuracy = inProcess?.accuracy ?? [:]
             report.policies.append(entry)
         }
+        if let plot {
+            do {
+                try UserFiles.write(
+                    Array(LoadChart.svg(report, boundMs: settings.latencyBoundSeconds * 1e3).utf8), to: plot)
+            } catch {
+                throw InputError(description: "cannot write the chart: \(error)")
+            }
+        }
         if json {
             print(String(decoding: try ReportJSON.encoder(pretty: true).encode(report), as: UTF8.self))
         } else {
             print(report.text(boundMs: settings.latencyBoundSeconds * 1e3))
         }
+        if let plot { printError("wrote \(plot)") }
     }
 }
 
@@ -336,5 +361,75 @@ struct LoadReport: Encodable {
             }
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// The SLO search as an SVG: p99 latency against offered load (log-log), one line per policy, the latency bound
+/// dashed, each policy's peak marked.
+enum LoadChart {
+    static func svg(_ report: LoadReport, boundMs: Double) -> String {
+        let width = 640.0, height = 420.0, margin = 70.0
+        let points = report.policies.flatMap { policy in
+            policy.runs.compactMap { run in run.scheduledQPS.flatMap { q in run.latencyMs["p99"].map { (q, $0) } } }
+        }
+        let xs = points.map(\.0), ys = points.map(\.1) + [boundMs]
+        guard let xMin = xs.min(), let xMax = xs.max(), let yMin = ys.min(), let yMax = ys.max(), xMin > 0, yMin > 0
+        else { return "<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n" }
+        let lx0: Double = log10(xMin) - 0.05
+        let lx1: Double = log10(xMax) + 0.05
+        let ly0: Double = log10(yMin) - 0.1
+        let ly1: Double = log10(yMax) + 0.1
+        func px(_ x: Double) -> Double {
+            let fraction: Double = (log10(x) - lx0) / max(lx1 - lx0, 1e-9)
+            return margin + fraction * (width - 2 * margin)
+        }
+        func py(_ y: Double) -> Double {
+            let fraction: Double = (log10(y) - ly0) / max(ly1 - ly0, 1e-9)
+            return height - margin - fraction * (height - 2 * margin)
+        }
+        func f(_ v: Double) -> String { cFormat("%.1f", v) }
+        var out = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" \
+            font-family="Helvetica, Arial, sans-serif" font-size="12">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="\(f(margin))" y="30" font-size="15" font-weight="bold">p99 latency against offered load: \
+            \(BenchChart.escape(report.model))</text>
+            <line x1="\(f(margin))" y1="\(f(height - margin))" x2="\(f(width - margin))" y2="\(f(height - margin))" stroke="black"/>
+            <line x1="\(f(margin))" y1="\(f(margin))" x2="\(f(margin))" y2="\(f(height - margin))" stroke="black"/>
+            <text x="\(f(width / 2 - 60))" y="\(f(height - 25))">offered load (queries/s)</text>
+            <text x="15" y="\(f(height / 2))" transform="rotate(-90 15 \(f(height / 2)))">p99 (ms)</text>
+            <line x1="\(f(margin))" y1="\(f(py(boundMs)))" x2="\(f(width - margin))" y2="\(f(py(boundMs)))" \
+            stroke="gray" stroke-dasharray="6,4"/>
+            <text x="\(f(width - margin - 120))" y="\(f(py(boundMs) - 6))" fill="gray">bound \(LoadGen.format(boundMs)) ms</text>
+
+            """
+        for tick in [xMin, (xMin * xMax).squareRoot(), xMax] {
+            out +=
+                "<text x=\"\(f(px(tick) - 15))\" y=\"\(f(height - margin + 18))\">\(LoadGen.format(tick.rounded()))</text>\n"
+        }
+        for tick in [yMin, (yMin * yMax).squareRoot(), yMax] {
+            out += "<text x=\"\(f(margin - 55))\" y=\"\(f(py(tick) + 4))\">\(cFormat("%.3g", tick))</text>\n"
+        }
+        for (index, policy) in report.policies.enumerated() {
+            let color = BenchChart.colors[index % BenchChart.colors.count]
+            let series = policy.runs.compactMap { run in
+                run.scheduledQPS.flatMap { q in run.latencyMs["p99"].map { (q, $0) } }
+            }.sorted { $0.0 < $1.0 }
+            let path = series.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")
+            out += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
+            for point in series {
+                out += "<circle cx=\"\(f(px(point.0)))\" cy=\"\(f(py(point.1)))\" r=\"3\" fill=\"\(color)\"/>\n"
+            }
+            if let peak = policy.peakQPS {
+                out +=
+                    "<line x1=\"\(f(px(peak)))\" y1=\"\(f(margin))\" x2=\"\(f(px(peak)))\" y2=\"\(f(height - margin))\" "
+                    + "stroke=\"\(color)\" stroke-dasharray=\"2,3\"/>\n"
+            }
+            let label = policy.name + (policy.peakQPS.map { ": peak \(LoadGen.format($0.rounded()))/s" } ?? ": no peak")
+            out +=
+                "<text x=\"\(f(margin + 10))\" y=\"\(f(margin + 16 * Double(index + 1)))\" fill=\"\(color)\">"
+                + "\(BenchChart.escape(label))</text>\n"
+        }
+        return out + "</svg>\n"
     }
 }

@@ -177,24 +177,29 @@ struct ServeCommand: ReportingCommand {
     static func router(model: String, devices: [String], profilePath: String?) throws -> DeviceRouter {
         guard devices.count == 2 else { return { _, _ in (0, "only device") } }
         var crossover: Int?
+        var loaded = false
         if let path = profilePath
             ?? (try? RoutingProfile.defaultPath(
                 model: model, digest: ModelDigest.of(model: model), machine: CPUInfo.current.modelName))
         {
             if let profile = try? RoutingProfile.load(path: path) {
                 crossover = profile.crossoverBatch
+                loaded = true
             } else if profilePath != nil {
                 throw InputError(description: "\(path): cannot read the routing profile")
             }
         }
         let found = crossover
-        if found == nil {
+        let fromProfile = loaded
+        if found == nil && loaded {
+            printError("note: the routing profile for \(model) has \(devices[0]) winning at every measured batch size")
+        } else if found == nil {
             printError(
                 "note: no routing profile for \(model) (run `inference calibrate --model \(model) --device \(devices[1])`); "
                     + "every batch goes to \(devices[0])")
         }
         return { size, queued in
-            guard let crossover = found else { return (0, "no profile") }
+            guard let crossover = found else { return (0, fromProfile ? "profile: no crossover" : "no profile") }
             let preferred = size >= crossover ? 1 : 0
             let other = 1 - preferred
             if queued.count == 2, queued[preferred] > 2 * max(size, 1), queued[other] == 0 {
