@@ -97,8 +97,8 @@ final class Batcher: @unchecked Sendable {
         queuedSamples = devices.map { _ in 0 }
     }
 
-    /// Starts one thread per device and one that forms batches; each device's session is made on its thread
-    /// first. - Throws: the first device's session error.
+    /// Starts one thread per device (each makes its session and plans the batch sizes on that thread, then
+    /// serves; device threads form batches themselves). - Throws: the first device's session error.
     func start() throws {
         let ready = DispatchSemaphore(value: 0)
         let errors = ErrorBox()
@@ -110,6 +110,7 @@ final class Batcher: @unchecked Sendable {
                     ready.signal()
                     return
                 }
+                warm(session)
                 ready.signal()
                 deviceLoop(index, session)
             }
@@ -121,6 +122,33 @@ final class Batcher: @unchecked Sendable {
         if let message = errors.value {
             stop()
             throw ServeError(500, "cannot load model '\(model)' on \(message)")
+        }
+    }
+
+    /// Plans every batch size a batch can have before serving (on a GPU each new size also builds kernels,
+    /// which would otherwise land on the first request of that size): 1 ... maxBatch, or powers of two past 64
+    /// sizes. Only for models whose inputs are fixed after the batch dimension (others plan as requests come).
+    private func warm(_ session: Session) {
+        guard batchable else { return }
+        let inputs = session.graph.runtimeInputs
+        var rows: [(DType, [Int])] = []
+        for input in inputs {
+            guard let dims = input.dimensions, !dims.isEmpty else { return }
+            var fixed: [Int] = []
+            for dim in dims.dropFirst() {
+                guard case .fixed(let n) = dim else { return }
+                fixed.append(n)
+            }
+            rows.append((input.dtype, fixed))
+        }
+        let sizes = maxBatch <= 64 ? Array(1...maxBatch) : (0...12).map { 1 << $0 }.filter { $0 <= maxBatch }
+        for size in sizes {
+            guard
+                let feeds = try? zip(inputs, rows).map({ input, row in
+                    NamedTensor(name: input.name, tensor: try Tensor(zeros: row.0, shape: Shape([size] + row.1)))
+                })
+            else { return }
+            _ = try? session.run(feeds)
         }
     }
 

@@ -50,6 +50,10 @@ public final class Metrics: @unchecked Sendable {
     private var rejections: [String: UInt64] = [:]
     private var deviceFailures: [Key: UInt64] = [:]
 
+    /// Dollars per hour per device (`serve --price`), for the cost per inference actually served.
+    public var prices: [String: Double] = [:]
+    private let started = Date()
+
     public init() {}
 
     func started(model: String) { lock.withLock { inflight[model, default: 0] += 1 } }
@@ -188,6 +192,20 @@ public final class Metrics: @unchecked Sendable {
             for (key, count) in deviceFailures.sorted(by: { $0.key < $1.key }) {
                 out +=
                     "inference_device_failures_total\(labels([("model", key.model), ("device", key.device)])) \(count)\n"
+            }
+            if !prices.isEmpty {
+                // What the samples served so far cost: each priced device's hours since start (idle time
+                // included, as a rented machine is paid) over the samples it inferred.
+                let hours = Date().timeIntervalSince(started) / 3600
+                family(
+                    "inference_cost_dollars_per_million", "gauge",
+                    "Dollars per million samples served so far (device price x uptime / samples)")
+                for (key, value) in inferences.sorted(by: { $0.key < $1.key }) where value > 0 {
+                    guard let price = prices[key.device] else { continue }
+                    let cost = price * hours / Double(value) * 1e6
+                    out +=
+                        "inference_cost_dollars_per_million\(labels([("model", key.model), ("device", key.device)])) \(cost)\n"
+                }
             }
             family("inference_request_duration_seconds", "histogram", "Request time, arrival to response")
             for model in models {

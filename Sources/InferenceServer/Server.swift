@@ -33,6 +33,8 @@ public struct ServerSettings: Sendable {
     public var maxBodyBytes = 64 << 20
     public var maxElements = 1 << 26
     public var version = "0.1.0"
+    /// Dollars per hour per device, for the cost metric.
+    public var prices: [String: Double] = [:]
 
     public init() {}
 }
@@ -52,6 +54,7 @@ public final class InferenceHTTPServer: Sendable {
         var byName: [String: ServedModel] = [:]
         var batchers: [String: Batcher] = [:]
         let metrics = self.metrics
+        metrics.prices = settings.prices
         for model in models {
             let first = model.graph.runtimeInputs.first?.dimensions?.first
             let batchable: Bool

@@ -97,7 +97,8 @@ struct ServeTests {
     /// and the batch sizes are printed.
     @Test func boundedLoadIsBatchedAndCorrect() throws {
         let server = try RunningServer([
-            "--model", "builtin:mlp", "--max-batch", "8", "--max-queue-delay", "2ms", "--threads", "1",
+            "--model", "builtin:mlp", "--max-batch", "8", "--max-queue-delay", "2ms", "--threads", "1", "--price",
+            "cpu=3.6",
         ])
         guard let result = try clientChecks(server, ["load", "8", "25"]) else { return }
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")

@@ -201,10 +201,13 @@ def load(clients, requests_each):
                      if l.startswith('nv_inference_count{model="mlp"'))
     check(inferences >= clients * requests_each, f"metrics count {inferences} samples")
     check(buckets.get("+Inf", 0) == executions, f"batch-size histogram {buckets} vs {executions} batches")
+    costs = [float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+             if l.startswith('inference_cost_dollars_per_million{model="mlp",device="cpu"}')]
+    check(len(costs) == 1 and costs[0] > 0, f"cost gauge (serve --price cpu=3.6): {costs}")
     print(f"load: ok ({clients} clients x {requests_each} requests in {wall:.2f} s, all within float32 rounding of the CLI; "
           f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; {inferences} samples in {executions} batches "
           f"(mean batch {inferences / max(executions, 1):.2f}); batch-size buckets {buckets}; "
-          f"largest difference from the CLI {worst[0]:.3g})")
+          f"largest difference from the CLI {worst[0]:.3g}; ${costs[0]:.4g} per million samples so far)")
 
 
 def route():

@@ -73,7 +73,17 @@ struct ServeCommand: ReportingCommand {
             valueName: "file"))
     var profile: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Dollars per hour per device (cpu=0.10,opencl:0=3.20): /metrics adds the cost per million samples served.",
+            valueName: "device=$/h,..."))
+    var price: String?
+
     func validate() throws {
+        if let price {
+            do { _ = try Prices.parse(price) } catch { throw ValidationError("--price: \(error)") }
+        }
         try OptionChecks.count(port, "--port", 0...65535)
         try OptionChecks.count(maxBatch, "--max-batch", 1...4096)
         try OptionChecks.count(maxQueue, "--max-queue", 1...1_000_000)
@@ -146,6 +156,7 @@ struct ServeCommand: ReportingCommand {
         settings.maxQueueDelayNanoseconds = Self.delay(maxQueueDelay) ?? 0
         settings.maxQueue = maxQueue
         settings.maxBodyBytes = maxBodyMB << 20
+        if let price, let prices = try? Prices.parse(price) { settings.prices = prices.dollarsPerHour }
         let server: InferenceHTTPServer
         do { server = try InferenceHTTPServer(models: served, settings: settings) } catch let error as ServeError {
             throw InputError(description: error.description)
