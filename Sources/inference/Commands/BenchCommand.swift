@@ -278,16 +278,9 @@ extension BenchCommand {
     /// sweep at large batch sizes would notice); the shape's size is checked by `inputDimensions` first.
     static func randomInput(shape dims: [Int]) throws -> Tensor {
         let count = Shape.checkedElementCount(dims) ?? 0
-        var state = UInt64.random(in: 0...UInt64.max)
+        var generator = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
         return try Tensor(
-            shape: Shape(dims),
-            scalars: (0..<count).map { _ in
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                return Float((z ^ (z >> 31)) >> 40) / Float(1 << 24)
-            })
+            shape: Shape(dims), scalars: (0..<count).map { _ in Float(generator.next() >> 40) / Float(1 << 24) })
     }
 }
 
