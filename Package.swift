@@ -107,7 +107,7 @@ let package = Package(
                 "InferenceTestSupport",
             ]
         ),
-        .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench", "InferenceRuntime"]),
+        .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench", "InferenceRuntime", "InferenceTensor"]),
         .testTarget(
             name: "AllocationTests",
             dependencies: ["CMallocCounter", "CPUBackend", "InferenceRuntime", "InferenceTensor", "BuiltinModels", "ONNXImport", "InferenceGraph"]

@@ -1,5 +1,6 @@
 import Glibc
 import InferenceRuntime
+import InferenceTensor
 
 /// What a load run drives: an in-process runtime behind a batcher, or a server over HTTP. `issue` returns at
 /// once; `done` is called exactly once, from any thread, with whether the query succeeded.
@@ -169,9 +170,11 @@ public enum LoadGen {
             issued = 1
             samples = total
         case .server:
-            let count = min(
+            var count = min(
                 settings.maxQueries,
                 max(settings.minQueries, Int((settings.rate * settings.minDurationSeconds).rounded(.up))))
+            // A trace replays whole (up to --max-queries): its length, not the rate, sets the count.
+            if case .trace(let entries) = settings.arrivals { count = min(settings.maxQueries, entries.count) }
             let times = schedule(count: count, rate: settings.rate, arrivals: settings.arrivals, seed: settings.seed)
             let origin = MonotonicClock.nanoseconds() + 1_000_000
             // Late: issued more than 1 ms, or a tenth of the latency bound, after its scheduled time.

@@ -142,7 +142,12 @@ final class Batcher: @unchecked Sendable {
             rows.append((input.dtype, fixed))
         }
         let sizes = maxBatch <= 64 ? Array(1...maxBatch) : (0...12).map { 1 << $0 }.filter { $0 <= maxBatch }
-        for size in sizes {
+        let rowBytes = rows.reduce(0) { total, row in
+            total + row.0.byteSize
+                * row.1.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max / 2 : $0 * $1 }
+        }
+        // Sizes whose zero inputs would exceed 256 MiB plan when a request of that size first comes.
+        for size in sizes where rowBytes <= (256 << 20) / size {
             guard
                 let feeds = try? zip(inputs, rows).map({ input, row in
                     NamedTensor(name: input.name, tensor: try Tensor(zeros: row.0, shape: Shape([size] + row.1)))

@@ -1,5 +1,6 @@
 import Foundation
 import InferenceBench
+import InferenceTensor
 import Testing
 
 /// The statistics, break-even, crossover, cost and energy arithmetic behind compare and bench, against cases

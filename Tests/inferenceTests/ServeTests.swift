@@ -200,6 +200,62 @@ struct ServeTests {
         #expect(server.stop() == 0)
     }
 
+    /// A full queue refuses at once (503) and keeps the queued requests.
+    @Test func aFullQueueRefusesWith503() throws {
+        let server = try RunningServer([
+            "--model", "builtin:linear", "--max-queue", "1", "--max-batch", "2", "--max-queue-delay", "300ms",
+        ])
+        guard let result = try clientChecks(server, ["queuefull"]) else { return }
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(server.stop() == 0)
+    }
+
+    /// `load` and `serve` refuse what they cannot do, naming the option or the file; a trace replays.
+    @Test func loadAndServeErrorPathsAndTraces() throws {
+        let work = try TestEnvironment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let csv = work.appendingPathComponent("trace.csv")
+        try Data("seconds,samples\n0,1\n0.01,2\n0.02,1\n".utf8).write(to: csv)
+        let jsonl = work.appendingPathComponent("trace.jsonl")
+        try Data("{\"seconds\": 0, \"samples\": 3}\n{\"seconds\": 0.01}\n".utf8).write(to: jsonl)
+        for (trace, samples) in [(csv, 4), (jsonl, 4)] {
+            let result = try ProcessRunner.run(
+                TestEnvironment.inferenceBinary,
+                [
+                    "load", "--model", "builtin:linear", "--scenario", "server", "--arrivals", "trace:\(trace.path)",
+                    "--min-duration", "0", "--min-queries", "1", "--json",
+                ])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("\"samples\" : \(samples)"), "\(result.stdout)")
+        }
+        let bad = work.appendingPathComponent("bad.csv")
+        try Data("0,1\nsoon,2\n".utf8).write(to: bad)
+        let empty = work.appendingPathComponent("empty.csv")
+        try Data("seconds,samples\n".utf8).write(to: empty)
+        let cases: [([String], String)] = [
+            (["load", "--arrivals", "trace:\(bad.path)"], "bad.csv:2"),
+            (["load", "--arrivals", "trace:\(empty.path)"], "no queries"),
+            (["load", "--arrivals", "trace:/nonexistent/trace.csv"], "cannot read"),
+            (["load", "--arrivals", "gamma:-1"], "gamma:CV"),
+            (["load", "--plot", work.appendingPathComponent("p.svg").path], "--find-peak"),
+            (["load", "--url", "http://127.0.0.1:1"], "--model-name"),
+            (["load", "--url", "ftp://x", "--model-name", "m"], "--url"),
+            (["load", "--device", "cpu,opencl:0,cuda:0"], "at most two"),
+            (["load", "--model", "builtin:mlp", "--offline-samples", "1000000"], "1 GiB"),
+            (["serve", "--device", "cpu,opencl:0,cuda:0"], "at most two"),
+            (["serve", "--model", "a=builtin:linear", "--model", "a=builtin:mlp"], "two models are named 'a'"),
+            (["serve", "--model", "a b=x.onnx"], "not a model name"),
+            (["serve", "--price", "cpu=lots"], "--price"),
+            (["compare", "--input", "data/sample1.npy", "--min-duration", "forever"], "--min-duration"),
+            (["compare", "--input", "data/sample1.npy", "--energy-seconds", "100"], "--energy-seconds"),
+        ]
+        for (arguments, words) in cases {
+            let result = try ProcessRunner.run(TestEnvironment.inferenceBinary, arguments)
+            #expect(result.status != 0 && result.stdout.isEmpty, "\(arguments): \(result.stdout)")
+            #expect(result.stderr.contains(words), "\(arguments): \(result.stderr)")
+        }
+    }
+
     /// SIGTERM while a request waits in the queue (500 ms of batching delay): the request is still answered and
     /// the server exits 0.
     @Test func gracefulShutdownFinishesInFlightRequests() throws {

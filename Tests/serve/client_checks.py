@@ -265,6 +265,31 @@ def timeout():
     print("timeout: ok (expired in the queue: 503; without a timeout: 200)")
 
 
+def queuefull():
+    """--max-queue 1, --max-batch 2, 300 ms to fill a batch: a 1-sample request waits for company, a 2-sample one
+    cannot join it and waits in the queue (full), and a third request is refused at once with 503."""
+    def body(n):
+        return json.dumps({"inputs": [{"name": "input", "shape": [n, 10], "datatype": "FP32",
+                                       "data": [0.5] * (10 * n)}]}).encode()
+    results = {}
+
+    def send(key, n):
+        results[key] = raw("POST", "/v2/models/linear/infer", body(n))[0]
+
+    first = threading.Thread(target=send, args=("first", 1))
+    first.start()
+    time.sleep(0.05)
+    second = threading.Thread(target=send, args=("second", 2))
+    second.start()
+    time.sleep(0.05)
+    status, data, _ = raw("POST", "/v2/models/linear/infer", body(1))
+    first.join()
+    second.join()
+    check(status == 503 and b"--max-queue" in data, f"third request: {status} {data[:120]!r}")
+    check(results == {"first": 200, "second": 200}, f"queued requests: {results}")
+    print("queuefull: ok (503 past --max-queue; the queued ones answered)")
+
+
 def inflight():
     """One request, sent and answered while the test stops the server (graceful shutdown finishes it)."""
     body = json.dumps({"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "data": [0.5] * 10}]})
@@ -281,6 +306,8 @@ if __name__ == "__main__":
         malformed()
     elif mode == "timeout":
         timeout()
+    elif mode == "queuefull":
+        queuefull()
     elif mode == "inflight":
         inflight()
     elif mode == "route":

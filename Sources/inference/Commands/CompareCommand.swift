@@ -203,7 +203,7 @@ struct CompareCommand: ReportingCommand {
             step += 1
             progress.update(min(step, requests.count + min(5, repeats)), "timed round \(round)")
             let shortest = runs.map { $0.samples.reduce(0.0) { $0 + Double($1.totalNanoseconds) } }.min() ?? 0
-            if round >= rounds && (shortest >= minimumNanoseconds || runs.contains { $0.samples.count >= 10_000_000 }) {
+            if round >= rounds && (shortest >= minimumNanoseconds || runs.contains { $0.samples.count >= 1_000_000 }) {
                 break
             }
         }

@@ -229,6 +229,13 @@ struct LoadCommand: ReportingCommand {
             else { throw ValidationError("\(model): give --input (random inputs are float32 only)") }
             sample = try BenchCommand.randomInput(shape: dims)
         }
+        // One query's inputs are the sample repeated: bound what the largest query allocates (1 GiB).
+        let largest = max(offlineSamples, samplesPerQuery, maxBatch)
+        guard sample.byteCount <= (1 << 30) / largest else {
+            throw ValidationError(
+                "a query of \(largest) samples of \(sample.byteCount) bytes would exceed 1 GiB; lower --offline-samples, "
+                    + "--samples-per-query or --max-batch")
+        }
         var settings = LoadSettings()
         settings.scenario = LoadScenario(rawValue: scenario) ?? .singleStream
         settings.rate = CompareCommand.rate(rate) ?? 100
