@@ -145,7 +145,7 @@ static inline __attribute__((always_inline)) float tanh_body(float x) {
 // y[i] = f(x[i]) reads x[i] before writing y[i], so x == y (in place) is safe; `assume_safety` tells the
 // vectorizer so, which otherwise falls back to scalar code when the ranges overlap.
 #define CK_UNARY_LOOP(expr)                                                                                  \
-    _Pragma("clang loop vectorize(assume_safety)") for (size_t i = 0; i < n; i++) {                          \
+    _Pragma("clang loop vectorize(assume_safety) interleave_count(1)") for (size_t i = 0; i < n; i++) {                          \
         const float v = x[i];                                                                                \
         y[i] = (expr);                                                                                       \
     }
@@ -414,7 +414,7 @@ static inline __attribute__((always_inline)) float exp_normal_body(float x) {
         int near = 1;                                                                                        \
         for (size_t i = 0; i < m; i++) near &= alpha * xb[i] >= -87.0f;                                      \
         if (near) {                                                                                          \
-            _Pragma("clang loop vectorize(assume_safety)") for (size_t i = 0; i < m; i++) {                  \
+            _Pragma("clang loop vectorize(assume_safety) interleave_count(1)") for (size_t i = 0; i < m; i++) {                  \
                 const float v = xb[i];                                                                       \
                 yb[i] = v / (1.0f + exp_normal_body(-alpha * v));                                            \
             }                                                                                                \

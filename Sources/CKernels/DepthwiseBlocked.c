@@ -102,7 +102,9 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256
                 VT v[V];                                                                                     \
                 for (size_t l = 0; l < V; l++) v[l] = l < cn ? LOADN(src + l * in_h * in_w, n) : ZERO;       \
                 TRANSPOSE(v);                                                                                \
-                for (size_t q = 0; q < n; q++) STOREU(dst + ((size_t)j + q) * V, v[q]);                      \
+                /* A constant trip count keeps v in registers (a loop to n became a memcpy call). */         \
+                for (size_t q = 0; q < V; q++)                                                               \
+                    if (q < n) STOREU(dst + ((size_t)j + q) * V, v[q]);                                      \
             }                                                                                                \
         }                                                                                                    \
         for (size_t oh = oh0; oh < oh1; oh++) {                                                              \
@@ -158,8 +160,22 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256
 __attribute__((target("avx2,fma"), always_inline)) static inline __m256i ck256_mask(size_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-#define CK256_LOADN(p, n) _mm256_maskload_ps((p), ck256_mask(n))
-#define CK256_STOREN(p, v, n) _mm256_maskstore_ps((p), ck256_mask(n), (v))
+// vmaskmovps is microcoded on AMD cores (a masked store costs several cycles): whole vectors use plain moves, and a
+// partial store goes through the stack.
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256 ck256_loadn(const float *p, size_t n) {
+    return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, ck256_mask(n));
+}
+__attribute__((target("avx2,fma"), always_inline)) static inline void ck256_storen(float *p, __m256 v, size_t n) {
+    if (n == 8) {
+        _mm256_storeu_ps(p, v);
+    } else {
+        float t[8];
+        _mm256_storeu_ps(t, v);
+        for (size_t i = 0; i < n; i++) p[i] = t[i];
+    }
+}
+#define CK256_LOADN(p, n) ck256_loadn((p), (n))
+#define CK256_STOREN(p, v, n) ck256_storen((p), (v), (n))
 #define CK256_BODY(K)                                                                                        \
     CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
                 _mm256_min_ps, _mm256_setzero_ps(), CK256_LOADN, CK256_STOREN, tr8, K)

@@ -131,9 +131,8 @@ typedef float ck_v16 __attribute__((vector_size(64)));
         for (size_t j_ = 0; j_ < (n); j_++) (p)[j_] = tmp_[j_];                                              \
     } while (0)
 #define CK_STORE_PARTIAL_AVX512(p, r, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1), (__m512)(r))
-#define CK_STORE_PARTIAL_AVX2(p, r, n)                                                                       \
-    _mm256_maskstore_ps((p), _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), \
-                        (__m256)(r))
+// vmaskmovps stores are microcoded on AMD cores: the AVX2 paths store partial vectors lane by lane.
+#define CK_STORE_PARTIAL_AVX2(p, r, n) CK_STORE_PARTIAL_SCALAR(p, r, n)
 
 static void conv_direct_generic CK_CONV_DIRECT_ARGS { CK_CONV_DIRECT_BODY(ck_v4, 4, CK_STORE_PARTIAL_SCALAR) }
 __attribute__((target("avx2,fma"))) static void conv_direct_avx2 CK_CONV_DIRECT_ARGS {
@@ -239,7 +238,7 @@ dw_row_avx2_k(const float *const *re, const float *const *ro, const float *wc, c
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(wc[ki * K + kj]),
                                       _mm256_maskload_ps(CK_DW_SOURCE(K, S, ki, kj, ow), mask), acc);
         acc = _mm256_min_ps(high, _mm256_max_ps(low, acc));
-        _mm256_maskstore_ps(y + ow, mask, acc);
+        CK_STORE_PARTIAL_SCALAR(y + ow, acc, (size_t)n);
     }
 }
 
@@ -354,9 +353,26 @@ dw_rows4_avx2_k(const float *padded, size_t wp, size_t wpe, size_t oh, const flo
                 const size_t S, float b, float *y, size_t out_w, float lo, float hi) {
     const __m256 bias = _mm256_set1_ps(b), low = _mm256_set1_ps(lo), high = _mm256_set1_ps(hi);
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (size_t ow = 0; ow < out_w; ow += 8) {
-        const int n = out_w - ow < 8 ? (int)(out_w - ow) : 8;
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+    // Whole vectors with plain moves (vmaskmovps is microcoded on AMD cores), then the masked tail.
+    size_t ow = 0;
+    for (; ow + 8 <= out_w; ow += 8) {
+        __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+        for (size_t ki = 0; ki < K; ki++)
+            for (size_t kj = 0; kj < K; kj++) {
+                const __m256 wv = _mm256_set1_ps(wc[ki * K + kj]);
+                a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(CK_DW_ROWS4_SOURCE(0, ki, kj, ow)), a0);
+                a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(CK_DW_ROWS4_SOURCE(1, ki, kj, ow)), a1);
+                a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(CK_DW_ROWS4_SOURCE(2, ki, kj, ow)), a2);
+                a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(CK_DW_ROWS4_SOURCE(3, ki, kj, ow)), a3);
+            }
+        _mm256_storeu_ps(y + ow, _mm256_min_ps(high, _mm256_max_ps(low, a0)));
+        _mm256_storeu_ps(y + out_w + ow, _mm256_min_ps(high, _mm256_max_ps(low, a1)));
+        _mm256_storeu_ps(y + 2 * out_w + ow, _mm256_min_ps(high, _mm256_max_ps(low, a2)));
+        _mm256_storeu_ps(y + 3 * out_w + ow, _mm256_min_ps(high, _mm256_max_ps(low, a3)));
+    }
+    if (ow < out_w) {
+        const size_t n = out_w - ow;
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lanes);
         __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
         for (size_t ki = 0; ki < K; ki++)
             for (size_t kj = 0; kj < K; kj++) {
@@ -366,10 +382,14 @@ dw_rows4_avx2_k(const float *padded, size_t wp, size_t wpe, size_t oh, const flo
                 a2 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(2, ki, kj, ow), m), a2);
                 a3 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(3, ki, kj, ow), m), a3);
             }
-        _mm256_maskstore_ps(y + ow, m, _mm256_min_ps(high, _mm256_max_ps(low, a0)));
-        _mm256_maskstore_ps(y + out_w + ow, m, _mm256_min_ps(high, _mm256_max_ps(low, a1)));
-        _mm256_maskstore_ps(y + 2 * out_w + ow, m, _mm256_min_ps(high, _mm256_max_ps(low, a2)));
-        _mm256_maskstore_ps(y + 3 * out_w + ow, m, _mm256_min_ps(high, _mm256_max_ps(low, a3)));
+        a0 = _mm256_min_ps(high, _mm256_max_ps(low, a0));
+        a1 = _mm256_min_ps(high, _mm256_max_ps(low, a1));
+        a2 = _mm256_min_ps(high, _mm256_max_ps(low, a2));
+        a3 = _mm256_min_ps(high, _mm256_max_ps(low, a3));
+        CK_STORE_PARTIAL_SCALAR(y + ow, a0, n);
+        CK_STORE_PARTIAL_SCALAR(y + out_w + ow, a1, n);
+        CK_STORE_PARTIAL_SCALAR(y + 2 * out_w + ow, a2, n);
+        CK_STORE_PARTIAL_SCALAR(y + 3 * out_w + ow, a3, n);
     }
 }
 

@@ -48,6 +48,10 @@ struct DepthwiseAndActivationTests {
         Case(
             batch: 1, channels: 3, height: 5, width: 4, kernel: 3, stride: 1, dilation: 3, pads: [2, 2, 2, 2],
             relu: false),
+        // Whole vectors only (no tail) in the per-plane kernel's rows.
+        Case(
+            batch: 1, channels: 3, height: 6, width: 64, kernel: 3, stride: 1, dilation: 1, pads: [1, 1, 1, 1],
+            relu: false, clip: [0, 6]),
         // Rows wide enough for the four- and two-vector blocks of every ISA, then a masked tail.
         Case(
             batch: 1, channels: 3, height: 6, width: 150, kernel: 3, stride: 1, dilation: 1, pads: [1, 1, 1, 1],
@@ -268,6 +272,8 @@ struct PointwiseAndPoolTests {
     @Test(arguments: [
         (1, 16, 24, 7, 9), (2, 5, 33, 4, 4), (1, 64, 8, 14, 14), (1, 96, 40, 7, 7), (3, 40, 96, 28, 28),
         (1, 40, 300, 7, 7),
+        // Panels that divide unevenly between 2 threads: the split gives each thread rows instead.
+        (1, 96, 144, 14, 14), (1, 24, 64, 9, 9),
     ])
     func pointwiseConvolution(_ batch: Int, _ channels: Int, _ filters: Int, _ height: Int, _ width: Int) throws {
         let x = DepthwiseAndActivationTests.random(batch * channels * height * width)
