@@ -194,10 +194,6 @@ static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, size_t 
                 const float v = cr[j];                                                                       \
                 cr[j] = v > 0.0f ? v : (v != v ? v : 0.0f);                                                  \
             }                                                                                                \
-        } else if (ep->activation == ck_activation_swish) {                                                  \
-            ck_swish(cr, cr, cols, 1.0f);                                                                    \
-        } else if (ep->activation == ck_activation_gelu) {                                                   \
-            ck_gelu(cr, cr, cols);                                                                           \
         } else if (ep->activation == ck_activation_clip) {                                                   \
             const float lo = ep->low, hi = ep->high;                                                         \
             for (size_t j = 0; j < cols; j++) {                                                              \
@@ -205,7 +201,10 @@ static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, size_t 
                 cr[j] = v != v ? v : (t > hi ? hi : t);                                                      \
             }                                                                                                \
         }                                                                                                    \
-    }
+    }                                                                                                        \
+    /* The transcendental activations once for the whole tile (their constants and dispatch paid once). */ \
+    if (ep->activation == ck_activation_swish) ck_swish_rows(c, ldc, rows, cols, 1.0f);                      \
+    else if (ep->activation == ck_activation_gelu) ck_gelu_rows(c, ldc, rows, cols);
 
 #define CK_EPILOGUE_ARGS                                                                                     \
     (const ck_epilogue *ep, float *c, size_t ldc, size_t row0, size_t rows, size_t col0, size_t cols)

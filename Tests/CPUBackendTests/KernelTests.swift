@@ -334,6 +334,46 @@ struct KernelTests {
         #expect(y[0] == .infinity && y[1] == 0 && y[2].isNaN && y[3] == 40 && y[4] == 0)
     }
 
+    /// GELU's two paths: blocks at or above -13 (every intermediate normal) over a dense sweep of [-13, 13] and
+    /// just past both ends, blocks reaching below it (subnormal results) through the careful path; the tile
+    /// form (rows `ldc` apart, as GEMM epilogues call it) gives the same bits, and so does Swish's.
+    @Test func geluPathsAndTileForm() {
+        let dense = stride(from: Float(-13), through: 13, by: 1.0 / 4096).map { $0 }
+        let tail = stride(from: Float(-14.5), through: -12.5, by: 1.0 / 1024).map { $0 }
+        for (label, x) in [("dense", dense), ("tail", tail)] {
+            var y = [Float](repeating: 0, count: x.count)
+            ck_gelu(x, &y, x.count)
+            var worst = 0.0
+            for (v, got) in zip(x, y) {
+                let want = Float(0.5 * Double(v) * Foundation.erfc(-Double(v) / 2.0.squareRoot()))
+                let error = abs(Double(got) - Double(want))
+                worst = max(worst, error / max(abs(Double(want)), Double(Float.leastNormalMagnitude)))
+                // Subnormal results (x below about -13.2) come from a subnormal erfc scaled by x/2: a few
+                // subnormal steps (each 1.4e-45) off.
+                #expect(
+                    error <= 8e-7 * abs(Double(want)) + 8 * Double(Float.leastNonzeroMagnitude),
+                    "gelu(\(v)) = \(got), expected \(want) (\(label))")
+            }
+            if label == "dense" { #expect(worst < 8e-7, "worst relative error \(worst)") }
+        }
+        let rows = 5, cols = 37, ldc = 41
+        let x = (0..<(rows * ldc)).map { _ in Float.random(in: -14...9) }
+        for activation in ["gelu", "swish"] {
+            var tile = x, expected = x
+            for r in 0..<rows {
+                var row = Array(x[(r * ldc)..<(r * ldc + cols)])
+                if activation == "gelu" { ck_gelu(row, &row, cols) } else { ck_swish(row, &row, cols, 1) }
+                expected.replaceSubrange((r * ldc)..<(r * ldc + cols), with: row)
+            }
+            if activation == "gelu" {
+                ck_gelu_rows(&tile, ldc, rows, cols)
+            } else {
+                ck_swish_rows(&tile, ldc, rows, cols, 1)
+            }
+            #expect(tile == expected, "\(activation) over a tile")
+        }
+    }
+
     /// Every vectorized function at the edges of its domain (±0, subnormals, the overflow and underflow thresholds,
     /// ±infinity, NaN) and densely up to exp's overflow, against double references, on the ISA path this run uses.
     @Test func simdMathEdgesOfTheDomain() {

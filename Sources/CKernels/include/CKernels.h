@@ -181,6 +181,8 @@ void ck_exp(const float *x, float *y, size_t count);
 void ck_erf(const float *x, float *y, size_t count);
 void ck_tanh(const float *x, float *y, size_t count);
 void ck_gelu(const float *x, float *y, size_t count);
+/// ck_gelu in place over `rows` rows of `cols` values, `ldc` apart (one call per GEMM tile).
+void ck_gelu_rows(float *c, size_t ldc, size_t rows, size_t cols);
 
 /// One LSTM step over `rows` batch rows of h units (gates i, o, f, c; sigmoid/tanh/tanh): pre (input projection
 /// plus all biases, row stride pre_stride) + rec (R·h, row stride rec_stride), peepholes `peep` (i, o, f; may be
@@ -242,6 +244,8 @@ void ck_clip(const float *x, float *y, size_t count, float low, float high);
 /// fused Relu/Clip on one channel plane (low, high = ±inf for none).
 void ck_scale_shift_clamp(const float *x, float *y, size_t count, float scale, float shift, float low, float high);
 void ck_swish(const float *x, float *y, size_t count, float alpha);
+/// ck_swish in place over `rows` rows of `cols` values, `ldc` apart (one call per GEMM tile).
+void ck_swish_rows(float *c, size_t ldc, size_t rows, size_t cols, float alpha);
 /// Softmax (or log-softmax) over each contiguous row of n values; x and y may alias.
 void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logarithm);
 
