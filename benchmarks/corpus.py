@@ -4,6 +4,7 @@ onnxruntime (C API, in process) on the same inputs, interleaved, at each thread 
 
   benchmarks/corpus.py make [--only a,b]          export the models to .build/corpus (needs torch, torchvision)
   benchmarks/corpus.py run [--threads 1,2] [--rounds 3] [--seconds 0.5] [--only a,b] [--output FILE] [--dir D]
+                           [--openvino]   also OpenVINO's CPU plugin (benchmarks/setup-corpus-env installs it)
 
 Invoked through `benchmarks/run --corpus`, which builds the drivers first. The models are not committed; this
 script regenerates them (torch 2.13 CPU wheel; torchvision's model definitions only)."""
@@ -23,6 +24,7 @@ WORK = os.path.join(ROOT, ".build", "benchmarks")
 # RUNTIME_BENCH=path times another build (e.g. an older commit's) against the same onnxruntime runs.
 OURS = os.environ.get("RUNTIME_BENCH", os.path.join(ROOT, "benchmarks", ".build", "release", "runtime-bench"))
 ORT = os.path.join(WORK, "ort_bench")
+OV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ov_bench.py")
 
 
 def builders():
@@ -183,7 +185,7 @@ def run(args):
         path = os.path.join(directory, name + ".onnx")
         input_name, output_name, dims = model_io(path)
         for t in threads:
-            ours, theirs = [], []
+            ours, theirs, vino = [], [], []
             failure = None
             for _ in range(args.rounds):
                 try:
@@ -194,32 +196,56 @@ def run(args):
                 # ort_bench takes the leading dimension as its batch: the model's own (fixed) one.
                 theirs.append(run_json([ORT, lib, path, input_name, output_name, str(dims[0]), str(args.seconds),
                                         str(t)] + [str(d) for d in dims[1:]])["p50_ms"])
+                if args.openvino:
+                    try:
+                        vino.append(run_json([sys.executable, OV, path, str(args.seconds), str(t)]
+                                             + [str(d) for d in dims])["p50_ms"])
+                    except RuntimeError as error:
+                        print(f"{name:22} {t}t  openvino fails: {str(error).splitlines()[-1][:160]}", flush=True)
             if failure:
-                rows.append((name, t, None, None, failure))
+                rows.append((name, t, None, None, None, failure))
                 print(f"{name:22} {t}t  fails: {failure}", flush=True)
                 continue
             o, r = min(ours), min(theirs)
-            rows.append((name, t, o, r, None))
-            print(f"{name:22} {t}t  ours {o:9.3f} ms  onnxruntime {r:9.3f} ms  ratio {o / r:5.2f}", flush=True)
+            v = min(vino) if vino else None
+            rows.append((name, t, o, r, v, None))
+            print(f"{name:22} {t}t  ours {o:9.3f} ms  onnxruntime {r:9.3f} ms  ratio {o / r:5.2f}"
+                  + (f"  openvino {v:9.3f} ms  ratio {o / v:5.2f}" if v else ""), flush=True)
     title = "Real-model corpus" if directory == CORPUS else os.path.basename(directory) + " models"
     lines = [f"# {title}, {datetime.date.today()}", "",
              f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernels: {isa}; onnxruntime {ort_version};"
              f" batch 1; best p50 of {args.rounds} interleaved rounds of at least {args.seconds} s each.", "",
              "Command: `benchmarks/run " + ("--corpus " if directory == CORPUS else "--quantized ")
              + " ".join(a for a in sys.argv[2:] if not a.startswith("--dir") and a != directory) + "`", "",
-             "| model | threads | ours ms | onnxruntime ms | ours / onnxruntime |", "| --- | ---: | ---: | ---: | ---: |"]
-    for name, t, o, r, failure in rows:
-        lines.append(f"| {name} | {t} | " + (f"{o:.3f} | {r:.3f} | {o / r:.2f} |" if failure is None else
-                                               f"fails | | {failure} |"))
+             "| model | threads | ours ms | onnxruntime ms | ours / onnxruntime |"
+             + (" openvino ms | ours / openvino | ours / faster |" if args.openvino else ""),
+             "| --- | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if args.openvino else "")]
+    for name, t, o, r, v, failure in rows:
+        if failure is not None:
+            lines.append(f"| {name} | {t} | fails | | {failure} |" + (" | | |" if args.openvino else ""))
+            continue
+        line = f"| {name} | {t} | {o:.3f} | {r:.3f} | {o / r:.2f} |"
+        if args.openvino:
+            line += f" {v:.3f} | {o / v:.2f} | {o / min(r, v):.2f} |" if v else " fails | | |"
+        lines.append(line)
     lines.append("")
+
+    def geomean(values):
+        return math.exp(sum(math.log(x) for x in values) / len(values))
+
     for t in threads:
-        ratios = [o / r for name, tt, o, r, f in rows if tt == t and f is None]
-        if ratios:
-            geo = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
-            summary = (f"{t} thread{'s' if t > 1 else ''}: geometric mean {geo:.2f} over {len(ratios)} models, "
-                       f"worst {max(ratios):.2f}, {sum(x > 1.5 for x in ratios)} above 1.5")
-            lines.append(f"- {summary}")
-            print(summary)
+        done = [(o, r, v) for name, tt, o, r, v, f in rows if tt == t and f is None]
+        if not done:
+            continue
+        ratios = [o / r for o, r, v in done]
+        summary = (f"{t} thread{'s' if t > 1 else ''}: geometric mean {geomean(ratios):.2f} over {len(ratios)} models, "
+                   f"worst {max(ratios):.2f}, {sum(x > 1.5 for x in ratios)} above 1.5")
+        both = [(o, r, v) for o, r, v in done if v]
+        if args.openvino and both:
+            summary += (f"; against OpenVINO {geomean([o / v for o, r, v in both]):.2f}, against the faster of the two "
+                        f"{geomean([o / min(r, v) for o, r, v in both]):.2f} over {len(both)} models")
+        lines.append(f"- {summary}")
+        print(summary)
     if args.output:
         with open(args.output, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -234,6 +260,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--output", default=None)
     parser.add_argument("--dir", default=None, help="the models to time (default .build/corpus)")
+    parser.add_argument("--openvino", action="store_true",
+                        help="also time OpenVINO's CPU plugin (benchmarks/ov_bench.py; pip install openvino)")
     args = parser.parse_args()
     args.only = set(filter(None, args.only.split(",")))
     if args.command == "make":
