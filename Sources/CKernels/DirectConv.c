@@ -27,6 +27,13 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
     }
 }
 
+// A vector of one value. `(VF){0} + x` would be an add of 0 (kept without fast math: -0 + 0 is +0) before the
+// broadcast, and in the AVX2 tile it pushed an accumulator out of registers (a store and reload per tap).
+#define CK_SPLAT(VF, x) ((VF)__builtin_shufflevector((VF){(x)}, (VF){(x)}, CK_ZERO_INDEX_##VF))
+#define CK_ZERO_INDEX_ck_v4 0, 0, 0, 0
+#define CK_ZERO_INDEX_ck_v8 0, 0, 0, 0, 0, 0, 0, 0
+#define CK_ZERO_INDEX_ck_v16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+
 // Per output row: segments of up to 4 vectors of the ISA's width (VF, VL floats), for FB filters at once (the
 // input loads are shared), kept in registers across all taps (one flat loop over precomputed offsets). The
 // last vector of a row is stored through a temporary when the row ends inside it.
@@ -35,14 +42,14 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
         VF acc[FB][NV];                                                                                      \
         for (int q = 0; q < FB; q++) {                                                                       \
             const float b = bias ? bias[f + q] : 0.0f;                                                       \
-            for (int v = 0; v < NV; v++) acc[q][v] = (VF){0} + b;                                            \
+            for (int v = 0; v < NV; v++) acc[q][v] = CK_SPLAT(VF, b);                                            \
         }                                                                                                    \
         const float *base = padded + oy * sh * padded_width + x0;                                            \
         for (size_t t = 0; t < taps; t++) {                                                                  \
             VF src[NV];                                                                                      \
             memcpy(src, base + offsets[t], sizeof src);                                                      \
             for (int q = 0; q < FB; q++) {                                                                   \
-                const VF wv = (VF){0} + w[(f + q) * taps + t];                                               \
+                const VF wv = CK_SPLAT(VF, w[(f + q) * taps + t]);                                               \
                 for (int v = 0; v < NV; v++) acc[q][v] += wv * src[v];                                       \
             }                                                                                                \
         }                                                                                                    \
@@ -52,7 +59,7 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
                 VF r = acc[q][v];                                                                            \
                 if (clip) {                                                                                  \
                     /* Lanes below low take low, above high take high; NaN lanes compare false and stay. */  \
-                    const VF lo = (VF){0} + low, hi = (VF){0} + high;                                        \
+                    const VF lo = CK_SPLAT(VF, low), hi = CK_SPLAT(VF, high);                                        \
                     const __typeof__(r > 0.0f) below = r < lo, above = r > hi;                               \
                     r = (VF)(((__typeof__(below))r & ~below) | ((__typeof__(below))lo & below));            \
                     r = (VF)(((__typeof__(above))r & ~above) | ((__typeof__(above))hi & above));            \

@@ -17,9 +17,10 @@ struct WinogradTests {
         var relu: Bool
         var kernel = 3
         var algorithm = ConvolutionAlgorithm.winograd
+        var stride = 1
         var testDescription: String {
             "\(algorithm) \(batch)x\(channels)x\(height)x\(width) → \(filters), \(kernel)x\(kernel), pads \(pads)"
-                + (relu ? ", Relu" : "")
+                + (stride > 1 ? ", stride \(stride)" : "") + (relu ? ", Relu" : "")
         }
     }
 
@@ -40,13 +41,24 @@ struct WinogradTests {
         Case(
             batch: 1, channels: 1, filters: 3, height: 4, width: 40, pads: [0, 0, 0, 0], relu: false, algorithm: .direct
         ),
+        // The stems of ResNets and MobileNets: stride 2 over 3 channels, filters in blocks of 6 (AVX2) and 4, rows
+        // of whole vectors and a partial one.
+        Case(
+            batch: 1, channels: 3, filters: 16, height: 37, width: 53, pads: [3, 3, 3, 3], relu: true, kernel: 7,
+            algorithm: .direct, stride: 2),
+        Case(
+            batch: 2, channels: 3, filters: 11, height: 32, width: 32, pads: [1, 1, 1, 1], relu: false,
+            algorithm: .direct, stride: 2),
     ]
 
     static func graph(_ c: Case, weights: Tensor, bias: Tensor) -> Graph {
         var nodes = [
             Node(
                 name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: [c.relu ? "c" : "y"],
-                attributes: ["pads": .ints(c.pads), "kernel_shape": .ints([c.kernel, c.kernel])])
+                attributes: [
+                    "pads": .ints(c.pads), "kernel_shape": .ints([c.kernel, c.kernel]),
+                    "strides": .ints([c.stride, c.stride]),
+                ])
         ]
         if c.relu { nodes.append(Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["y"])) }
         let dims = [c.batch, c.channels, c.height, c.width].map { Dimension.fixed($0) }
@@ -73,7 +85,8 @@ struct WinogradTests {
         let x = try Tensor(shape: [c.batch, c.channels, c.height, c.width], scalars: xs)
         let got = try run(graph, x, CPUBackend(threads: 1, convolution: c.algorithm))
         // Direct convolution in double, and Σ|terms| per output for the error bound.
-        let oh = c.height + c.pads[0] + c.pads[2] - k + 1, ow = c.width + c.pads[1] + c.pads[3] - k + 1
+        let oh = (c.height + c.pads[0] + c.pads[2] - k) / c.stride + 1
+        let ow = (c.width + c.pads[1] + c.pads[3] - k) / c.stride + 1
         var expected: [Double] = [], magnitudes: [Double] = []
         for n in 0..<c.batch {
             for m in 0..<c.filters {
@@ -83,7 +96,7 @@ struct WinogradTests {
                         for ch in 0..<c.channels {
                             for ky in 0..<k {
                                 for kx in 0..<k {
-                                    let iy = oy - c.pads[0] + ky, ix = ox - c.pads[1] + kx
+                                    let iy = oy * c.stride - c.pads[0] + ky, ix = ox * c.stride - c.pads[1] + kx
                                     guard iy >= 0, iy < c.height, ix >= 0, ix < c.width else { continue }
                                     let term =
                                         Double(xs[((n * c.channels + ch) * c.height + iy) * c.width + ix])
