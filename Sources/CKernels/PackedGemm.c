@@ -48,23 +48,42 @@ void ck_pack_b(size_t k, size_t n, const float *b, size_t ldb, int transposed, f
 
 // Calls tile(MR, ...) with the row count as a compile-time constant, so each tile size gets its own fully
 // unrolled register allocation.
-#define CK_CASE(tile, r) case r: tile(r, kc, a, lda, ks, bp, c, ldc, acc, nv); break;
+#define CK_CASE(tile, r) case r: tile(r, kc, a, lda, ks, bp, c, ldc, acc, nv, te); break;
 #define CK_DISPATCH_12(tile)                                                                                 \
     switch (mr) {                                                                                            \
         CK_CASE(tile, 12) CK_CASE(tile, 11) CK_CASE(tile, 10) CK_CASE(tile, 9) CK_CASE(tile, 8)               \
         CK_CASE(tile, 7) CK_CASE(tile, 6) CK_CASE(tile, 5) CK_CASE(tile, 4) CK_CASE(tile, 3) CK_CASE(tile, 2) \
-        default: tile(1, kc, a, lda, ks, bp, c, ldc, acc, nv); break;                                        \
+        default: tile(1, kc, a, lda, ks, bp, c, ldc, acc, nv, te); break;                                    \
     }
 #define CK_DISPATCH_6(tile)                                                                                  \
     switch (mr) {                                                                                            \
         CK_CASE(tile, 6) CK_CASE(tile, 5) CK_CASE(tile, 4) CK_CASE(tile, 3) CK_CASE(tile, 2)                  \
-        default: tile(1, kc, a, lda, ks, bp, c, ldc, acc, nv); break;                                        \
+        default: tile(1, kc, a, lda, ks, bp, c, ldc, acc, nv, te); break;                                    \
     }
+
+// The epilogues a tile applies in registers before its only store (the last K block): a bias per row (a
+// convolution's filter) and Relu or a clamp. Others (column bias, Swish, GELU) run over the stored tile.
+typedef struct {
+    const float *row_bias;  // at the tile's first row, or NULL
+    float low, high;        // min(max(v, low), high), NaN kept; -inf/+inf for none
+    int relu;               // max(v, 0) + 0: -0 becomes +0 as the scalar Relu makes it
+} ck_tile_ep;
+
+// v = min(max(v + bias[r], low), high) (or Relu) in the ISA's vectors P##_..._ps.
+#define CK_TILE_EP(v, VT, P, r)                                                                              \
+    do {                                                                                                     \
+        if (te->row_bias) v = P##_add_ps(v, P##_set1_ps(te->row_bias[r]));                                   \
+        if (te->relu) {                                                                                      \
+            v = P##_add_ps(P##_max_ps(P##_setzero_ps(), v), P##_setzero_ps());                               \
+        } else {                                                                                             \
+            v = P##_min_ps(P##_set1_ps(te->high), P##_max_ps(P##_set1_ps(te->low), v));                      \
+        }                                                                                                    \
+    } while (0)
 
 // ---- AVX-512: 12 x 32 tile, 24 accumulators. ----
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 CK_INLINE void tile512(const int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc,
-                       int accumulate, size_t nvalid) {
+                       int accumulate, size_t nvalid, const ck_tile_ep *te) {
     __m512 acc[12][2];
     for (int r = 0; r < mr; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
     for (size_t k = 0; k < kc; k++) {
@@ -84,6 +103,10 @@ CK_INLINE void tile512(const int mr, size_t kc, const float *a, size_t lda, size
             acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, cr));
             acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, cr + 16));
         }
+        if (te) {
+            CK_TILE_EP(acc[r][0], __m512, _mm512, r);
+            CK_TILE_EP(acc[r][1], __m512, _mm512, r);
+        }
         _mm512_mask_storeu_ps(cr, m0, acc[r][0]);
         _mm512_mask_storeu_ps(cr + 16, m1, acc[r][1]);
     }
@@ -93,7 +116,7 @@ CK_INLINE void tile512(const int mr, size_t kc, const float *a, size_t lda, size
 // accumulators and half the multiply-adds of the full tile.
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 CK_INLINE void tile512half(const int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc,
-                           int accumulate, size_t nvalid) {
+                           int accumulate, size_t nvalid, const ck_tile_ep *te) {
     __m512 acc[12];
     for (int r = 0; r < mr; r++) acc[r] = _mm512_setzero_ps();
     for (size_t k = 0; k < kc; k++) {
@@ -104,20 +127,22 @@ CK_INLINE void tile512half(const int mr, size_t kc, const float *a, size_t lda, 
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
         if (accumulate) acc[r] = _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(m0, cr));
+        if (te) CK_TILE_EP(acc[r], __m512, _mm512, r);
         _mm512_mask_storeu_ps(cr, m0, acc[r]);
     }
 }
 
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 static void kernel512half(int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc, int acc,
-                          size_t nv) {
+                          size_t nv, const ck_tile_ep *te) {
     CK_DISPATCH_12(tile512half)
 }
 
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
-static void kernel512(int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc, int acc, size_t nv) {
+static void kernel512(int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc, int acc, size_t nv,
+                      const ck_tile_ep *te) {
     if (nv <= 16) {
-        kernel512half(mr, kc, a, lda, ks, bp, c, ldc, acc, nv);
+        kernel512half(mr, kc, a, lda, ks, bp, c, ldc, acc, nv, te);
         return;
     }
     CK_DISPATCH_12(tile512)
@@ -126,7 +151,7 @@ static void kernel512(int mr, size_t kc, const float *a, size_t lda, size_t ks, 
 // ---- AVX2 + FMA: 6 x 16 tile, 12 accumulators. ----
 __attribute__((target("avx2,fma")))
 CK_INLINE void tile256(const int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc,
-                       int accumulate, size_t nvalid) {
+                       int accumulate, size_t nvalid, const ck_tile_ep *te) {
     __m256 acc[6][2];
     for (int r = 0; r < mr; r++) { acc[r][0] = _mm256_setzero_ps(); acc[r][1] = _mm256_setzero_ps(); }
     for (size_t k = 0; k < kc; k++) {
@@ -145,19 +170,34 @@ CK_INLINE void tile256(const int mr, size_t kc, const float *a, size_t lda, size
                 acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(cr));
                 acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(cr + 8));
             }
+            if (te) {
+                CK_TILE_EP(acc[r][0], __m256, _mm256, r);
+                CK_TILE_EP(acc[r][1], __m256, _mm256, r);
+            }
             _mm256_storeu_ps(cr, acc[r][0]);
             _mm256_storeu_ps(cr + 8, acc[r][1]);
         } else {
             float tmp[16];
+            if (accumulate) {
+                // The partial row through the stack: the lanes past nvalid add zeros and are not stored.
+                for (size_t j = 0; j < 16; j++) tmp[j] = j < nvalid ? cr[j] : 0.0f;
+                acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(tmp));
+                acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(tmp + 8));
+            }
+            if (te) {
+                CK_TILE_EP(acc[r][0], __m256, _mm256, r);
+                CK_TILE_EP(acc[r][1], __m256, _mm256, r);
+            }
             _mm256_storeu_ps(tmp, acc[r][0]);
             _mm256_storeu_ps(tmp + 8, acc[r][1]);
-            for (size_t j = 0; j < nvalid; j++) cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];
+            for (size_t j = 0; j < nvalid; j++) cr[j] = tmp[j];
         }
     }
 }
 
 __attribute__((target("avx2,fma")))
-static void kernel256(int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc, int acc, size_t nv) {
+static void kernel256(int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, float *c, size_t ldc, int acc, size_t nv,
+                      const ck_tile_ep *te) {
     CK_DISPATCH_6(tile256)
 }
 
@@ -335,6 +375,19 @@ void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size
     // Packed, each tile is k-major (mr values per k) and contiguous. Shorter rows run faster unpacked: the
     // copy is not repaid (CNN and encoder layers measured 5-8% slower packed).
     const int packs_a = lda >= 2048 && panel_end - panel_begin >= 8 && m >= 2 * mrMax;
+    // Row bias with Relu, a clamp or nothing after it runs in the tile's registers (the vector kernels);
+    // anything else over the stored tile.
+    const int in_tile = epilogue && level > 0 && !epilogue->col_bias &&
+                        (epilogue->activation == ck_activation_none || epilogue->activation == ck_activation_relu ||
+                         epilogue->activation == ck_activation_clip);
+    ck_tile_ep te_value = {NULL, -__builtin_inff(), __builtin_inff(), 0};
+    if (in_tile) {
+        te_value.relu = epilogue->activation == ck_activation_relu;
+        if (epilogue->activation == ck_activation_clip) {
+            te_value.low = epilogue->low;
+            te_value.high = epilogue->high;
+        }
+    }
     for (size_t kk = 0; kk < k; kk += KC) {
         const size_t kc = k - kk < KC ? k - kk : KC;
         const int acc = accumulate || kk > 0;
@@ -368,10 +421,16 @@ void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size
                     const size_t rs = packs_a ? 1 : lda, ks = packs_a ? (size_t)mr : 1;
                     tile_a += (size_t)mr * kc;
                     float *ci = c + i * ldc + j0;
-                    if (level == 2) kernel512(mr, kc, ai, rs, ks, bp, ci, ldc, acc, nvalid);
-                    else if (level == 1) kernel256(mr, kc, ai, rs, ks, bp, ci, ldc, acc, nvalid);
+                    ck_tile_ep te_rows = te_value;
+                    const ck_tile_ep *te = NULL;
+                    if (last && in_tile) {
+                        te_rows.row_bias = epilogue->row_bias ? epilogue->row_bias + i : NULL;
+                        te = &te_rows;
+                    }
+                    if (level == 2) kernel512(mr, kc, ai, rs, ks, bp, ci, ldc, acc, nvalid, te);
+                    else if (level == 1) kernel256(mr, kc, ai, rs, ks, bp, ci, ldc, acc, nvalid, te);
                     else kernelGeneric(mr, kc, ai, rs, ks, bp, ci, ldc, acc, nvalid);
-                    if (last && epilogue) apply_epilogue(level, epilogue, ci, ldc, i, (size_t)mr, j0, nvalid);
+                    if (last && epilogue && !in_tile) apply_epilogue(level, epilogue, ci, ldc, i, (size_t)mr, j0, nvalid);
                     i += (size_t)mr;
                 }
             }

@@ -334,6 +334,50 @@ struct KernelTests {
         #expect(y[0] == .infinity && y[1] == 0 && y[2].isNaN && y[3] == 40 && y[4] == 0)
     }
 
+    /// The GEMM's epilogues that run in the tile's registers (row bias, then Relu or a clamp) give the bits of
+    /// the scalar definitions applied to the plain product: NaN kept, Relu(-0) = +0, a clamp whose low is above
+    /// its high gives the high; over full and partial tiles, several K blocks, accumulating or not.
+    @Test func inTileEpiloguesMatchTheScalarDefinitions() {
+        for (m, n, k) in [(13, 37, 5), (25, 70, 400), (1, 16, 3), (7, 32, 9)] {
+            var a = (0..<(m * k)).map { _ in Float.random(in: -1...1) }
+            let b = (0..<(k * n)).map { _ in Float.random(in: 0.1...1) }
+            a[0] = .nan  // row 0 is NaN throughout
+            if m > 2 { for j in 0..<k { a[2 * k + j] = -0.0 } }  // row 2: every product -0
+            var bias = (0..<m).map { _ in Float.random(in: -0.5...0.5) }
+            if m > 2 { bias[2] = -0.0 }
+            var packed = [Float](repeating: .nan, count: ck_packed_b_floats(k, n))
+            ck_pack_b(k, n, b, n, 0, &packed)
+            let start = (0..<(m * n)).map { _ in Float.random(in: -1...1) }
+            for accumulate in [false, true] {
+                var plain = start
+                ck_sgemm_packed_epilogue(
+                    m, n, k, a, k, packed, accumulate ? 1 : 0, &plain, n, 0,
+                    (n + ck_gemm_panel_width() - 1)
+                        / ck_gemm_panel_width(), nil)
+                let cases: [(ck_activation, Float, Float, (Float) -> Float)] = [
+                    (ck_activation_none, 0, 0, { $0 }),
+                    (ck_activation_relu, 0, 0, { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }),
+                    (ck_activation_clip, -0.2, 0.3, { v in v.isNaN ? v : min(max(v, -0.2), 0.3) }),
+                    (ck_activation_clip, 0.4, -0.1, { v in v.isNaN ? v : (max(v, 0.4) > -0.1 ? -0.1 : v) }),
+                ]
+                for (activation, low, high, scalar) in cases {
+                    var c = start
+                    bias.withUnsafeBufferPointer { rb in
+                        var e = ck_epilogue(
+                            row_bias: rb.baseAddress, col_bias: nil, activation: activation, low: low, high: high)
+                        ck_sgemm_packed_epilogue(
+                            m, n, k, a, k, packed, accumulate ? 1 : 0, &c, n, 0,
+                            (n + ck_gemm_panel_width() - 1) / ck_gemm_panel_width(), &e)
+                    }
+                    let expected = (0..<(m * n)).map { scalar(plain[$0] + bias[$0 / n]) }
+                    #expect(
+                        c.map(\.bitPattern) == expected.map(\.bitPattern),
+                        "\(m)x\(n)x\(k) \(activation) acc \(accumulate) on \(String(cString: ck_kernel_isa()))")
+                }
+            }
+        }
+    }
+
     /// GELU's two paths: blocks at or above -13 (every intermediate normal) over a dense sweep of [-13, 13] and
     /// just past both ends, blocks reaching below it (subnormal results) through the careful path; the tile
     /// form (rows `ldc` apart, as GEMM epilogues call it) gives the same bits, and so does Swish's.
