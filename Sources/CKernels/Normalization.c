@@ -1,5 +1,6 @@
 // Row-wise normalization kernels.
 #include "CKernels.h"
+#include <string.h>
 
 // Mean and variance accumulate in double (two passes: no cancellation from E[x²] − E[x]²); the normalized
 // value is formed in double and rounded once before the scale and bias.
@@ -101,7 +102,10 @@ void ck_global_pool(const float *x, size_t planes, size_t spatial, int is_max, f
 // reduces, when they are adjacent): y[o][i] = scale · Σ (or the max, min, Σ squares) of x[o][k][i] over k. Sums
 // accumulate in double (8 independent lanes for inner == 1, one per column otherwise, in `scratch`), max and min
 // propagate NaN like the reference.
-#define CK_REDUCE_PICK(m, v) ((m) != (m) ? (m) : ((v) != (v) || (mode == 1 ? (v) > (m) : (v) < (m)) ? (v) : (m)))
+// m stays when it is NaN; else v when v is NaN or beyond m. Bitwise & and | (no short circuit) so v is read
+// whatever m holds: a conditional read became a masked load (slow on AMD cores).
+#define CK_REDUCE_PICK(m, v) \
+    (((((v) != (v)) | (mode == 1 ? (v) > (m) : (v) < (m))) & ((m) == (m))) ? (v) : (m))
 #define CK_REDUCE_AXIS_BODY                                                                                  \
     const int squares = mode == 3, extreme = mode == 1 || mode == 2;                                         \
     for (size_t o = 0; o < outer; o++) {                                                                     \
@@ -128,9 +132,15 @@ void ck_global_pool(const float *x, size_t planes, size_t spatial, int is_max, f
             continue;                                                                                        \
         }                                                                                                    \
         if (extreme) {                                                                                       \
-            for (size_t i = 0; i < inner; i++) yo[i] = n > 0 ? xo[i] : (mode == 1 ? -__builtin_inff() : __builtin_inff()); \
+            /* The condition outside the loop: inside, it became masked loads (slow on AMD cores). */      \
+            if (n > 0) memcpy(yo, xo, inner * sizeof(float));                                               \
+            else for (size_t i = 0; i < inner; i++) yo[i] = mode == 1 ? -__builtin_inff() : __builtin_inff(); \
             for (size_t k = 1; k < n; k++)                                                                   \
-                for (size_t i = 0; i < inner; i++) yo[i] = CK_REDUCE_PICK(yo[i], xo[k * inner + i]);         \
+                for (size_t i = 0; i < inner; i++) {                                                         \
+                    /* Both loaded before the pick, which would otherwise load v under a mask. */             \
+                    const float m = yo[i], v = xo[k * inner + i];                                            \
+                    yo[i] = CK_REDUCE_PICK(m, v);                                                            \
+                }                                                                                            \
             continue;                                                                                        \
         }                                                                                                    \
         for (size_t i = 0; i < inner; i++) scratch[i] = 0;                                                   \
