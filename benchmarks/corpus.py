@@ -160,6 +160,12 @@ def run_json(command):
     return json.loads(out.stdout)
 
 
+def openvino_version():
+    out = subprocess.run([sys.executable, "-c", "import openvino; print(openvino.__version__.split('-')[0])"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "(not installed)"
+
+
 def model_io(path):
     import onnx
 
@@ -214,6 +220,7 @@ def run(args):
     title = "Real-model corpus" if directory == CORPUS else os.path.basename(directory) + " models"
     lines = [f"# {title}, {datetime.date.today()}", "",
              f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernels: {isa}; onnxruntime {ort_version};"
+             + (f" OpenVINO {openvino_version()} (CPU plugin, latency hint, float32);" if args.openvino else "") +
              f" batch 1; best p50 of {args.rounds} interleaved rounds of at least {args.seconds} s each.", "",
              "Command: `benchmarks/run " + ("--corpus " if directory == CORPUS else "--quantized ")
              + " ".join(a for a in sys.argv[2:] if not a.startswith("--dir") and a != directory) + "`", "",
