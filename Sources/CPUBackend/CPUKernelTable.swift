@@ -125,7 +125,7 @@ public enum CPUKernelTable {
         // Data movement (any element type).
         add(["Reshape", "Flatten", "Squeeze", "Unsqueeze"], allTypes, TensorOpKernels.makeReshape)
         add(["Transpose"], allTypes, split: TensorOpKernels.makeTranspose)
-        add(["Concat"], allTypes, TensorOpKernels.makeConcat)
+        add(["Concat"], allTypes, split: TensorOpKernels.makeConcat)
         add(["Split"], allTypes, TensorOpKernels.makeSplit)
         add(["Slice"], allTypes, TensorOpKernels.makeSlice)
         add(["Gather"], allTypes, TensorOpKernels.makeGather)

@@ -320,3 +320,38 @@ struct OperatorErrorTests {
         #expect(try y.scalars(as: Float.self).last == 1)
     }
 }
+
+/// Concat of tensors large enough that two threads split the copy (at 64 KiB chunks of the output, which cut
+/// through rows and blocks): every element in its place, along the first, a middle and the last axis.
+struct LargeConcatTests {
+    @Test(arguments: [0, 1, 3])
+    func splitCopiesMatchTheDefinition(_ axis: Int) throws {
+        let shapeA = [2, 3, 97, 301]
+        var shapeB = shapeA
+        shapeB[axis] += axis == 1 ? 2 : 1
+        let xa = (0..<shapeA.reduce(1, *)).map { Float($0) }
+        let xb = (0..<shapeB.reduce(1, *)).map { -Float($0) - 1 }
+        let graph = Graph(
+            name: "concat",
+            inputs: [
+                ValueInfo(name: "a", dtype: .float32, dimensions: nil),
+                ValueInfo(name: "b", dtype: .float32, dimensions: nil),
+            ],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [Node(opType: "Concat", inputs: ["a", "b"], outputs: ["y"], attributes: ["axis": .int(axis)])])
+        let feeds = [
+            NamedTensor(name: "a", tensor: try Tensor(shape: Shape(shapeA), scalars: xa)),
+            NamedTensor(name: "b", tensor: try Tensor(shape: Shape(shapeB), scalars: xb)),
+        ]
+        let y = try Session(graph: graph, backend: CPUBackend(threads: 2)).run(feeds).outputs[0].tensor
+        let outer = shapeA[..<axis].reduce(1, *)
+        let rowA = shapeA[axis...].reduce(1, *), rowB = shapeB[axis...].reduce(1, *)
+        var expected: [Float] = []
+        for o in 0..<outer {
+            expected += xa[(o * rowA)..<((o + 1) * rowA)]
+            expected += xb[(o * rowB)..<((o + 1) * rowB)]
+        }
+        #expect(y.shape.dimensions.reduce(1, *) * 4 >= 1 << 20)
+        #expect(try y.scalars(as: Float.self) == expected)
+    }
+}

@@ -130,7 +130,7 @@ enum TensorOpKernels {
         return try gather(node, table: table)
     }
 
-    static func makeConcat(_ node: BoundNode) throws -> any Kernel {
+    static func makeConcat(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let y = try node.output(0)
         let rank = y.shape.rank
         let raw = try node.attributes.int("axis", default: 0)
@@ -144,15 +144,34 @@ enum TensorOpKernels {
         }
         let rowBytes = blocks.reduce(0) { $0 + $1.bytes }
         let dst = try y.raw()
-        return ClosureKernel {
-            for o in 0..<outer {
-                var at = dst + o * rowBytes
-                for block in blocks where block.bytes > 0 {
-                    at.copyMemory(from: block.pointer + o * block.bytes, byteCount: block.bytes)
-                    at += block.bytes
+        // Bytes [begin, end) of the output, from whichever blocks they come from.
+        func copy(_ begin: Int, _ end: Int) {
+            guard rowBytes > 0, begin < end else { return }
+            var offset = begin
+            while offset < end {
+                let o = offset / rowBytes
+                var within = offset - o * rowBytes
+                for block in blocks {
+                    if within >= block.bytes {
+                        within -= block.bytes
+                        continue
+                    }
+                    let count = min(block.bytes - within, end - offset)
+                    (dst + offset).copyMemory(from: block.pointer + o * block.bytes + within, byteCount: count)
+                    offset += count
+                    within = 0
+                    if offset >= end { break }
                 }
             }
         }
+        let total = outer * rowBytes
+        // Large concatenations (a U-Net's skip connections: 12 MB) are copies bounded by memory bandwidth, which
+        // two cores pull more of than one: split in 64 KiB chunks of the output.
+        let chunk = 1 << 16
+        guard parallel.threads > 1, total >= 1 << 20 else { return ClosureKernel { copy(0, total) } }
+        let task = ClosureTask { _, begin, end in copy(begin * chunk, min(end * chunk, total)) }
+        let chunks = (total + chunk - 1) / chunk
+        return ClosureKernel { parallel.run(task, count: chunks) }
     }
 
     static func makeSplit(_ node: BoundNode) throws -> any Kernel {
