@@ -14,10 +14,17 @@ void ck_relu(const float *x, float *y, size_t count) {
 
 // exp(x) = 2^n · p(r), r = x - n·ln2 in [-ln2/2, ln2/2], p the degree-7 Taylor polynomial (truncation error
 // 5e-9 relative, below float rounding; degree 6 left 1.2e-7). Returns p(r) and sets *n.
-static inline __attribute__((always_inline)) float exp_reduced(float x, float *n_out) {
+// x = n·ln2 + r with n an integer and r in [-ln2/2, ln2/2] (Cody-Waite: ln2 in two parts, n·ln2_hi exact).
+static inline __attribute__((always_inline)) float reduce_ln2(float x, float *n_out) {
     const float n = __builtin_roundevenf(x * 1.44269504088896341f);
-    float r = x - n * 0.693145751953125f;
-    r = r - n * 1.428606765330187045e-06f;
+    const float r = x - n * 0.693145751953125f;
+    *n_out = n;
+    return r - n * 1.428606765330187045e-06f;
+}
+
+static inline __attribute__((always_inline)) float exp_reduced(float x, float *n_out) {
+    float n;
+    const float r = reduce_ln2(x, &n);
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
@@ -127,9 +134,8 @@ static inline __attribute__((always_inline)) float tanh_body(float x) {
     const float ax = x < 0 ? -x : x;
     float y = 2.0f * ax;
     y = y > 20.0f ? 20.0f : y;  // a NaN passes through
-    const float n = __builtin_roundevenf(y * 1.44269504088896341f);
-    float r = y - n * 0.693145751953125f;
-    r = r - n * 1.428606765330187045e-06f;
+    float n;
+    const float r = reduce_ln2(y, &n);
     // The Taylor coefficients 1/2! .. 1/9! (truncation below 1e-9 relative on [-ln2/2, ln2/2]).
     float q = 1.0f / 362880.0f;
     q = q * r + 1.0f / 40320.0f;

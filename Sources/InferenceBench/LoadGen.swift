@@ -335,83 +335,96 @@ public enum LoadGen {
     }
 }
 
-/// Latencies recorded from completion threads.
-final class Recorder: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-    private var latencies: [UInt64] = []
-    private var failures = 0
+/// A pthread mutex and condition variable at fixed addresses (a stored property passed with `&` has no
+/// guaranteed stable address), shared by the recorder and the semaphore.
+final class Monitor: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
     init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
+        mutex.initialize(to: pthread_mutex_t())
+        cond.initialize(to: pthread_cond_t())
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
     }
 
     deinit {
-        pthread_cond_destroy(&cond)
-        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        cond.deallocate()
     }
+
+    /// Runs `body` holding the mutex; `body` may call `wait`.
+    func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    /// Waits on the condition (the mutex held), at most until `deadline` (CLOCK_REALTIME) when given.
+    func wait(until deadline: timespec? = nil) {
+        if var until = deadline {
+            pthread_cond_timedwait(cond, mutex, &until)
+        } else {
+            pthread_cond_wait(cond, mutex)
+        }
+    }
+
+    func signal() { pthread_cond_signal(cond) }
+    func broadcast() { pthread_cond_broadcast(cond) }
+}
+
+/// Latencies recorded from completion threads.
+final class Recorder: @unchecked Sendable {
+    private let monitor = Monitor()
+    private var latencies: [UInt64] = []
+    private var failures = 0
 
     func record(scheduled: UInt64, ok: Bool) {
         let now = MonotonicClock.nanoseconds()
-        pthread_mutex_lock(&mutex)
-        if ok { latencies.append(now &- scheduled) } else { failures += 1 }
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&mutex)
+        monitor.locked {
+            if ok { latencies.append(now &- scheduled) } else { failures += 1 }
+            monitor.broadcast()
+        }
     }
 
-    func snapshot() -> ([UInt64], Int) {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return (latencies, failures)
-    }
+    func snapshot() -> ([UInt64], Int) { monitor.locked { (latencies, failures) } }
 
     /// Waits until `count` queries have completed or failed, at most `seconds`.
     func waitFor(_ count: Int, seconds: Double) {
         let deadline = MonotonicClock.nanoseconds() + UInt64(max(seconds, 0) * 1e9)
-        pthread_mutex_lock(&mutex)
-        while latencies.count + failures < count && MonotonicClock.nanoseconds() < deadline {
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            var until = now
-            until.tv_nsec += 10_000_000
-            if until.tv_nsec >= 1_000_000_000 {
-                until.tv_sec += 1
-                until.tv_nsec -= 1_000_000_000
+        monitor.locked {
+            while latencies.count + failures < count && MonotonicClock.nanoseconds() < deadline {
+                var until = timespec()
+                clock_gettime(CLOCK_REALTIME, &until)
+                until.tv_nsec += 10_000_000
+                if until.tv_nsec >= 1_000_000_000 {
+                    until.tv_sec += 1
+                    until.tv_nsec -= 1_000_000_000
+                }
+                monitor.wait(until: until)
             }
-            pthread_cond_timedwait(&cond, &mutex, &until)
         }
-        pthread_mutex_unlock(&mutex)
     }
 }
 
 /// A counting semaphore on pthreads (no Foundation here).
 final class Semaphore: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
+    private let monitor = Monitor()
     private var count = 0
 
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(&cond)
-        pthread_mutex_destroy(&mutex)
-    }
-
     func signal() {
-        pthread_mutex_lock(&mutex)
-        count += 1
-        pthread_cond_signal(&cond)
-        pthread_mutex_unlock(&mutex)
+        monitor.locked {
+            count += 1
+            monitor.signal()
+        }
     }
 
     func wait() {
-        pthread_mutex_lock(&mutex)
-        while count == 0 { pthread_cond_wait(&cond, &mutex) }
-        count -= 1
-        pthread_mutex_unlock(&mutex)
+        monitor.locked {
+            while count == 0 { monitor.wait() }
+            count -= 1
+        }
     }
 }
