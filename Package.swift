@@ -6,10 +6,16 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "inference", targets: ["inference"]),
+        // The libraries another package can depend on (Examples/RunModel does, by path; none uses unsafe flags).
         .library(name: "InferenceTensor", targets: ["InferenceTensor"]),
+        .library(name: "InferenceGraph", targets: ["InferenceGraph"]),
         .library(name: "InferenceRuntime", targets: ["InferenceRuntime"]),
         .library(name: "ONNXImport", targets: ["ONNXImport"]),
         .library(name: "CPUBackend", targets: ["CPUBackend"]),
+        .library(name: "GPUBackend", targets: ["GPUBackend"]),
+        .library(name: "InferenceBench", targets: ["InferenceBench"]),
+        // Counts heap allocations by replacing malloc: for the allocation tests and benchmarks/ (never link it into
+        // a program that should allocate normally).
         .library(name: "CMallocCounter", targets: ["CMallocCounter"]),
     ],
     dependencies: [
@@ -42,11 +48,11 @@ let package = Package(
         // alternating binaries) and kept the library from being a versioned dependency of another package.
         .target(name: "CKernels"),
         .target(name: "CPUBackend", dependencies: ["InferenceRuntime", "CKernels"]),
-        // GPU runtimes loaded at run time (dlopen): discovery now, kernels later.
+        // CUDA and OpenCL backends: runtimes loaded at run time (dlopen), one kernel source for both, NVML energy.
         .target(name: "GPUBackend", dependencies: ["InferenceRuntime", "InferenceGraph", "InferenceTensor"]),
         // Models built in code: the embedded default and synthetic benchmark models.
         .target(name: "BuiltinModels", dependencies: ["InferenceGraph", "InferenceTensor"]),
-        // Measurement: warm-up, repetitions, statistics.
+        // Measurement: the timing loop, statistics, confidence, cold start, energy, cost, parity, profiles, load generation.
         .target(name: "InferenceBench", dependencies: ["InferenceRuntime"]),
         // `inference serve`: the Open Inference Protocol over HTTP (Hummingbird), dynamic batching, metrics.
         .target(
@@ -76,7 +82,7 @@ let package = Package(
         .target(
             name: "InferenceTestSupport",
             dependencies: ["InferenceTensor", "InferenceGraph", "InferenceRuntime", "ONNXImport"]),
-        // Tests only: counts heap allocations (replaces malloc & co. in the process that links it).
+        // Counts heap allocations (replaces malloc & co. in the process that links it): tests and benchmarks only.
         .target(name: "CMallocCounter"),
         .testTarget(
             name: "InferenceTensorTests",
@@ -85,7 +91,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InferenceGraphTests",
-            dependencies: ["InferenceGraph", "InferenceTensor", "BuiltinModels"]
+            dependencies: ["InferenceGraph", "InferenceTensor", "BuiltinModels", "CPUBackend"]
         ),
         .testTarget(
             name: "CPUBackendTests",

@@ -1,7 +1,8 @@
 // Row-major single-precision GEMM. Each body is written once as an always-inline function and compiled
 // three times (generic, AVX2+FMA, AVX-512) so the compiler vectorizes it for each instruction set; the
-// entry points pick one by the CPU features read at run time. The cache-blocked, packed kernels come later;
-// these loops keep the inner dimension contiguous so they vectorize cleanly.
+// entry points pick one by the CPU features read at run time. These unblocked loops serve small and odd shapes
+// (the inner dimension kept contiguous so they vectorize cleanly); large products go to the cache-blocked,
+// packed kernels of PackedGemm.c.
 #include "CKernels.h"
 #include <string.h>
 

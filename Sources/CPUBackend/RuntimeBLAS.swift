@@ -1,5 +1,12 @@
-import Glibc
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// OpenBLAS found at run time, for the GEMM shapes where it beats the project's own kernel: square-ish products
 /// of 1024³ multiply-adds and more (measured by benchmarks/run: OpenBLAS 3-8 % ahead there, the packed kernel

@@ -1,5 +1,12 @@
-import Glibc
 import InferenceRuntime
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// When this process started, on the monotonic clock: the entry of `main` is marked exactly; the time before
 /// it (exec, dynamic linking, runtime start-up) is read from /proc/self/schedstat, the time the scheduler has

@@ -1,5 +1,12 @@
-import Glibc
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The binomial distribution's cumulative probabilities, summed in log space so that large counts (a p50 of
 /// 100,000 runs) neither overflow nor underflow term by term.

@@ -1,5 +1,12 @@
-import Glibc
 import InferenceRuntime
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A cumulative energy counter of one power domain (a CPU package, DRAM, a GPU): joules since some origin,
 /// wrapping to 0 after `wrapJoules` when the hardware counter is narrow.

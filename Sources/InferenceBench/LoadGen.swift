@@ -1,6 +1,13 @@
-import Glibc
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What a load run drives: an in-process runtime behind a batcher, or a server over HTTP. `issue` returns at
 /// once; `done` is called exactly once, from any thread, with whether the query succeeded.

@@ -1,4 +1,10 @@
-import Glibc
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Every environment variable the runtime reads, in one table: its accepted values, default and effect.
 /// A value outside what a setting accepts is never silently ignored: `problems(in:)` names it, and the command

@@ -1,9 +1,16 @@
 import Foundation
-import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The in-process equivalent of `inference serve`: the same batcher and router, no HTTP. A query of n samples is
 /// the sample repeated n times; every 8th query's outputs are checked against the sample run alone (LoadGen's
@@ -184,7 +191,7 @@ public final class HTTPTarget: LoadTarget, @unchecked Sendable {
         while let info = entry {
             let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
             if fd >= 0 {
-                if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
+                if systemConnect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
                     var one: Int32 = 1
                     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                     return fd
@@ -252,4 +259,9 @@ public final class HTTPTarget: LoadTarget, @unchecked Sendable {
         }
         return true
     }
+}
+
+/// The C library's connect, under a name the connection type's own `connect` does not shadow.
+private func systemConnect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> Int32 {
+    connect(fd, address, length)
 }

@@ -1,8 +1,15 @@
-import Glibc
 import InferenceGraph
 import InferenceTensor
 import ONNXProto
 import SwiftProtobuf
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials

@@ -1,9 +1,16 @@
 import CPUBackend
-import Glibc
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Reshape, Flatten, Squeeze, Unsqueeze and Identity are planned as views: their output shares the input's arena
 /// block, the step is dropped, and the block stays live as long as any of them is read, so no later value may

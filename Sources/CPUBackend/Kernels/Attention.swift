@@ -1,8 +1,15 @@
 import CKernels
-import Glibc
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Attention (opset 23/24) and RotaryEmbedding (opset 23) on any float type, computed in double precision:
 /// one query row at a time, scores over the past and new keys, the mask, causal and padding biases added, a
@@ -133,7 +140,7 @@ enum TransformerKernels {
                             var s = 0.0
                             for d in 0..<g.headSize { s += io.load(qs, qBase + d) * keys.load(b, kvh, j, d) }
                             s *= scale
-                            if softcap > 0 { s = softcap * Glibc.tanh(s / softcap) }
+                            if softcap > 0 { s = softcap * tanh(s / softcap) }
                             raw[j] = s
                             var bias = 0.0
                             if let ms, let maskIO {
@@ -161,7 +168,7 @@ enum TransformerKernels {
                         for j in 0..<g.totalLength { largest = Swift.max(largest, scores[j]) }
                         var total = 0.0
                         for j in 0..<g.totalLength {
-                            scores[j] = Glibc.exp(scores[j] - largest)
+                            scores[j] = exp(scores[j] - largest)
                             total += scores[j]
                         }
                         for d in 0..<g.valueHeadSize { accumulator[d] = 0 }

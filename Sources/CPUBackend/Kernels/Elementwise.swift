@@ -1,7 +1,14 @@
 import CKernels
-import Glibc
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Unary elementwise operators. Relu and Sigmoid on float32 use the SIMD C kernels; the rest apply a
 /// scalar function (computed in double precision, rounded once to the output type).
@@ -12,52 +19,52 @@ enum UnaryKernels {
         switch a.opType {
         case "Relu": return { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case "Sigmoid":
-            return { $0 >= 0 ? 1 / (1 + Glibc.exp(-$0)) : Glibc.exp($0) / (1 + Glibc.exp($0)) }
+            return { $0 >= 0 ? 1 / (1 + exp(-$0)) : exp($0) / (1 + exp($0)) }
         case "Sqrt": return { $0.squareRoot() }
         case "Reciprocal": return { 1 / $0 }
-        case "Exp": return { Glibc.exp($0) }
-        case "Log": return { Glibc.log($0) }
+        case "Exp": return { exp($0) }
+        case "Log": return { log($0) }
         case "Neg": return { -$0 }
         case "Abs": return { Swift.abs($0) }
-        case "Erf": return { Glibc.erf($0) }
-        case "Tanh": return { Glibc.tanh($0) }
+        case "Erf": return { erf($0) }
+        case "Tanh": return { tanh($0) }
         case "Floor": return { $0.rounded(.down) }
         case "Ceil": return { $0.rounded(.up) }
         case "Round": return { $0.rounded(.toNearestOrEven) }
         case "Sign": return { $0 > 0 ? 1 : ($0 < 0 ? -1 : ($0.isNaN ? $0 : 0)) }
-        case "Sin": return { Glibc.sin($0) }
-        case "Cos": return { Glibc.cos($0) }
-        case "Tan": return { Glibc.tan($0) }
-        case "Asin": return { Glibc.asin($0) }
-        case "Acos": return { Glibc.acos($0) }
-        case "Atan": return { Glibc.atan($0) }
-        case "Sinh": return { Glibc.sinh($0) }
-        case "Cosh": return { Glibc.cosh($0) }
-        case "Asinh": return { Glibc.asinh($0) }
-        case "Acosh": return { Glibc.acosh($0) }
-        case "Atanh": return { Glibc.atanh($0) }
+        case "Sin": return { sin($0) }
+        case "Cos": return { cos($0) }
+        case "Tan": return { tan($0) }
+        case "Asin": return { asin($0) }
+        case "Acos": return { acos($0) }
+        case "Atan": return { atan($0) }
+        case "Sinh": return { sinh($0) }
+        case "Cosh": return { cosh($0) }
+        case "Asinh": return { asinh($0) }
+        case "Acosh": return { acosh($0) }
+        case "Atanh": return { atanh($0) }
         case "Softplus":
-            return { $0 > 0 ? $0 + Glibc.log1p(Glibc.exp(-$0)) : Glibc.log1p(Glibc.exp($0)) }
+            return { $0 > 0 ? $0 + log1p(exp(-$0)) : log1p(exp($0)) }
         case "Softsign": return { $0 / (1 + Swift.abs($0)) }
         case "Mish":
             return { x in
                 x
-                    * Glibc.tanh(
-                        x > 0 ? x + Glibc.log1p(Glibc.exp(-x)) : Glibc.log1p(Glibc.exp(x)))
+                    * tanh(
+                        x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)))
             }
         case "LeakyRelu":
             let alpha = Double(try a.float("alpha", default: 0.01))
             return { $0 >= 0 ? $0 : alpha * $0 }
         case "Elu":
             let alpha = Double(try a.float("alpha", default: 1))
-            return { $0 >= 0 ? $0 : alpha * (Glibc.exp($0) - 1) }
+            return { $0 >= 0 ? $0 : alpha * (exp($0) - 1) }
         case "Celu":
             let alpha = Double(try a.float("alpha", default: 1))
-            return { max(0, $0) + min(0, alpha * (Glibc.exp($0 / alpha) - 1)) }
+            return { max(0, $0) + min(0, alpha * (exp($0 / alpha) - 1)) }
         case "Selu":
             let alpha = Double(try a.float("alpha", default: 1.67326319217681884765625))
             let gamma = Double(try a.float("gamma", default: 1.05070102214813232421875))
-            return { $0 > 0 ? gamma * $0 : gamma * (alpha * Glibc.exp($0) - alpha) }
+            return { $0 > 0 ? gamma * $0 : gamma * (alpha * exp($0) - alpha) }
         case "ThresholdedRelu":
             let alpha = Double(try a.float("alpha", default: 1))
             return { $0 > alpha ? $0 : 0 }
@@ -71,14 +78,14 @@ enum UnaryKernels {
             let alpha = Double(try a.float("alpha", default: 1))
             return { x in
                 let z = alpha * x
-                return x * (z >= 0 ? 1 / (1 + Glibc.exp(-z)) : Glibc.exp(z) / (1 + Glibc.exp(z)))
+                return x * (z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)))
             }
         case "Gelu":
             if try a.string("approximate", default: "none") == "tanh" {
                 let c = (2 / Double.pi).squareRoot()
-                return { 0.5 * $0 * (1 + Glibc.tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
+                return { 0.5 * $0 * (1 + tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
             }
-            return { 0.5 * $0 * (1 + Glibc.erf($0 / 2.0.squareRoot())) }
+            return { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }
         default: return nil
         }
     }
@@ -333,16 +340,16 @@ enum BinaryKernels {
         case "Sub": return { $0 - $1 }
         case "Mul": return { $0 * $1 }
         case "Div": return integer ? { $1 == 0 ? 0 : ($0 / $1).rounded(.towardZero) } : { $0 / $1 }
-        case "Pow": return { Glibc.pow($0, $1) }
+        case "Pow": return { pow($0, $1) }
         case "Max": return { $0.isNaN || $1.isNaN ? .nan : max($0, $1) }
         case "Min": return { $0.isNaN || $1.isNaN ? .nan : min($0, $1) }
         case "PRelu": return { $0 < 0 ? $0 * $1 : $0 }
         case "Mod":
-            if try node.attributes.int("fmod", default: 0) != 0 { return { Glibc.fmod($0, $1) } }
+            if try node.attributes.int("fmod", default: 0) != 0 { return { fmod($0, $1) } }
             return { a, b in
                 // Python-style: the result takes the divisor's sign.
                 guard b != 0 else { return integer ? 0 : .nan }
-                let r = Glibc.fmod(a, b)
+                let r = fmod(a, b)
                 return r != 0 && (r < 0) != (b < 0) ? r + b : r
             }
         case "Equal": return { $0 == $1 ? 1 : 0 }

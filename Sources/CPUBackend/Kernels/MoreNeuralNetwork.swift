@@ -1,7 +1,14 @@
-import Glibc
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// InstanceNormalization, GroupNormalization, LRN, MeanVarianceNormalization, LpPool, Shrink, EyeLike and
 /// ReverseSequence: float kernels computed in double precision (style-transfer, diffusion and older CNN models).
@@ -78,7 +85,7 @@ enum NeuralNetworkExtras {
                             }
                         }
                         let at = (b * channels + c) * spatial + s
-                        io.store(dst, at, io.load(src, at) / Glibc.pow(bias + alpha / Double(size) * squares, beta))
+                        io.store(dst, at, io.load(src, at) / pow(bias + alpha / Double(size) * squares, beta))
                     }
                 }
             }
@@ -146,9 +153,9 @@ enum NeuralNetworkExtras {
                     var sum = 0.0
                     for kp in 0..<k {
                         let offset = table.offsets[kp * outCount + o]
-                        if offset >= 0 { sum += Glibc.pow(Swift.abs(io.load(src, plane * inCount + offset)), p) }
+                        if offset >= 0 { sum += pow(Swift.abs(io.load(src, plane * inCount + offset)), p) }
                     }
-                    io.store(dst, plane * outCount + o, Glibc.pow(sum, 1 / p))
+                    io.store(dst, plane * outCount + o, pow(sum, 1 / p))
                 }
             }
         }

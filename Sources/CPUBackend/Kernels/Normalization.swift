@@ -1,8 +1,18 @@
 import CKernels
-import Glibc
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The C library's log, under a name the kernels' `log` flag does not shadow.
+private func naturalLog(_ x: Double) -> Double { log(x) }
 
 /// Softmax, LogSoftmax, BatchNormalization (inference), LayerNormalization; float32.
 enum NormalizationKernels {
@@ -37,13 +47,13 @@ enum NormalizationKernels {
                     var maximum = -Float.infinity
                     for k in 0..<n { maximum = max(maximum, src[base + k * inner]) }
                     var sum = 0.0
-                    for k in 0..<n { sum += Glibc.exp(Double(src[base + k * inner] - maximum)) }
+                    for k in 0..<n { sum += exp(Double(src[base + k * inner] - maximum)) }
                     if log {
-                        let logSum = Float(Glibc.log(sum))
+                        let logSum = Float(naturalLog(sum))
                         for k in 0..<n { dst[base + k * inner] = src[base + k * inner] - maximum - logSum }
                     } else {
                         for k in 0..<n {
-                            dst[base + k * inner] = Float(Glibc.exp(Double(src[base + k * inner] - maximum)) / sum)
+                            dst[base + k * inner] = Float(exp(Double(src[base + k * inner] - maximum)) / sum)
                         }
                     }
                 }
@@ -239,14 +249,14 @@ enum ReductionKernels {
                 case .squares: accumulator[t] += v * v
                 case .sum: accumulator[t] += v
                 case .absolute: accumulator[t] += Swift.abs(v)
-                case .exponentials: accumulator[t] += Glibc.exp(v - shift[t])
+                case .exponentials: accumulator[t] += exp(v - shift[t])
                 }
             }
             for i in 0..<count {
                 var v = accumulator[i]
                 if isMean { v /= reducedCount }
                 if isL2 { v = v.squareRoot() }
-                if isLog { v = Glibc.log(v) + (mode == .exponentials ? shift[i] : 0) }
+                if isLog { v = log(v) + (mode == .exponentials ? shift[i] : 0) }
                 out.store(dst, i, v)
             }
         }

@@ -1,6 +1,13 @@
-import Glibc
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// LSTM, GRU and RNN (ONNX semantics: gate orders iofc and zrh, forward/reverse/bidirectional, sequence_lens,
 /// initial states, peepholes, clip, custom activations, both layouts); float32.
@@ -48,17 +55,17 @@ final class RecurrentKernel: Kernel {
     static func function(_ activation: RecurrentAttributes.Activation) -> (Float) -> Float {
         let alpha = activation.alpha, beta = activation.beta
         switch activation.function {
-        case .sigmoid: return { 1 / (1 + Glibc.exp(-$0)) }
-        case .tanh: return { Glibc.tanh($0) }
+        case .sigmoid: return { 1 / (1 + exp(-$0)) }
+        case .tanh: return { tanh($0) }
         case .relu: return { max($0, 0) }
         case .softsign: return { $0 / (1 + abs($0)) }
-        case .softplus: return { Glibc.log(1 + Glibc.exp($0)) }
+        case .softplus: return { log(1 + exp($0)) }
         case .leakyRelu: return { $0 >= 0 ? $0 : alpha * $0 }
         case .thresholdedRelu: return { $0 > alpha ? $0 : 0 }
-        case .elu: return { $0 >= 0 ? $0 : alpha * (Glibc.exp($0) - 1) }
+        case .elu: return { $0 >= 0 ? $0 : alpha * (exp($0) - 1) }
         case .hardSigmoid: return { max(0, min(1, alpha * $0 + beta)) }
         case .affine: return { alpha * $0 + beta }
-        case .scaledTanh: return { alpha * Glibc.tanh(beta * $0) }
+        case .scaledTanh: return { alpha * tanh(beta * $0) }
         }
     }
 

@@ -1,7 +1,14 @@
 import CKernels
-import Glibc
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// LSTM and GRU with the default activations and constant weights, as GEMMs: the input projection of every time
 /// step is one packed GEMM per direction (X·Wᵀ plus the foldable biases, split across threads), each step's
@@ -215,7 +222,7 @@ final class PackedRecurrentKernel: Kernel {
                 for j in 0..<h {
                     var v = p[j] + q[j]
                     if clip > 0 { v = Swift.min(Swift.max(v, -clip), clip) }
-                    hs[n * h + j] = Glibc.tanh(v)
+                    hs[n * h + j] = tanh(v)
                 }
             }
         }

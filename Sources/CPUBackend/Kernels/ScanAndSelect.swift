@@ -1,7 +1,14 @@
-import Glibc
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Integer elements read and written exactly as 64-bit patterns (sign- or zero-extended, stored truncated), so
 /// wrapping arithmetic on them matches the element type's.

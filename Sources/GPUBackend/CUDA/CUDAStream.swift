@@ -1,6 +1,13 @@
-import Glibc
 import InferenceRuntime
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Page-locked host memory every copy of the CUDA backend goes through. DMA reads and writes it directly (from
 /// pageable memory the driver would stage through its own buffers first), and a copy in returns as soon as its

@@ -6,6 +6,11 @@
     import Darwin
 #endif
 
+// The C library's calls under names that the types below (which have read, write and close methods) do not shadow.
+private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, buffer, count) }
+private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { write(fd, buffer, count) }
+private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
+
 /// A file the user named could not be used: which file, and why, in words that say what to do.
 public struct FileAccessError: Error, CustomStringConvertible, Equatable, Sendable {
     public var path: String
@@ -33,7 +38,7 @@ public struct ReadableFile: Sendable {
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(FileAccessError) -> Int {
         var offset = 0
         while offset < buffer.count, let base = buffer.baseAddress {
-            let n = Glibc.read(fd, base + offset, buffer.count - offset)
+            let n = systemRead(fd, base + offset, buffer.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw FileAccessError(path: path, problem: "read failed: \(UserFiles.errorText(errno))")
@@ -60,7 +65,7 @@ public struct ReadableFile: Sendable {
         }
     }
 
-    public func close() { _ = Glibc.close(fd) }
+    public func close() { _ = systemClose(fd) }
 }
 
 /// The one place where files named by a user or a model are opened and written.
@@ -112,11 +117,11 @@ public enum UserFiles {
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             let message = errorText(errno)
-            _ = Glibc.close(fd)
+            _ = close(fd)
             throw FileAccessError(path: path, problem: "cannot read its status: \(message)")
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            _ = Glibc.close(fd)
+            _ = close(fd)
             throw FileAccessError(
                 path: path, problem: "is \(kindName(info.st_mode)), not a regular file; give the path of a file")
         }
@@ -240,11 +245,11 @@ public enum UserFiles {
         do {
             try body(fd)
         } catch {
-            _ = Glibc.close(fd)
+            _ = close(fd)
             unlink(temporary)
             throw error
         }
-        if Glibc.close(fd) != 0 {
+        if close(fd) != 0 {
             let message = errorText(errno)
             unlink(temporary)
             throw FileAccessError(path: path, problem: "cannot write: \(message)")
@@ -265,7 +270,7 @@ public enum UserFiles {
     public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws(FileAccessError) {
         var offset = 0
         while offset < buffer.count, let base = buffer.baseAddress {
-            let n = Glibc.write(fd, base + offset, buffer.count - offset)
+            let n = systemWrite(fd, base + offset, buffer.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw FileAccessError(path: path, problem: "write failed: \(errorText(errno))")

@@ -1,8 +1,15 @@
 import ArgumentParser
 import CPUBackend
 import GPUBackend
-import Glibc
 import InferenceRuntime
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials

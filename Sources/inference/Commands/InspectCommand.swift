@@ -1,11 +1,18 @@
 import ArgumentParser
 import CPUBackend
 import GPUBackend
-import Glibc
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 import ONNXImport
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials

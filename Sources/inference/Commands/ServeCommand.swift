@@ -1,11 +1,18 @@
 import ArgumentParser
 import CPUBackend
 import Dispatch
-import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceServer
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials

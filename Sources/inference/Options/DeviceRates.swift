@@ -1,9 +1,16 @@
 import BuiltinModels
 import CPUBackend
-import Glibc
 import InferenceBench
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials

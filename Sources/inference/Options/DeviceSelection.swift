@@ -1,10 +1,17 @@
 import CPUBackend
 import GPUBackend
-import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
