@@ -83,7 +83,8 @@ public struct ExecutionPlan: Sendable {
     /// Operators whose output is its input's bytes under another shape.
     static let viewOperators: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
 
-    /// Plans a graph for concrete input types.
+    /// Plans a graph for concrete input types: `PlanningPasses` in order (folding, fusion, interning, views,
+    /// liveness, memory).
     /// - Parameters:
     ///   - inputValues: values of runtime inputs known at plan time (see `ShapeInference.valueKeyedInputs`).
     ///   - evaluator: evaluates nodes whose inputs are all known; without one, nothing is folded.
@@ -95,146 +96,27 @@ public struct ExecutionPlan: Sendable {
         evaluator: (any ConstantEvaluator)? = nil, fusion: FusionRules = .none
     ) throws {
         let graph = fusion.recognizesQDQ ? QuantizedFusion.rewrite(graph) : graph
-        let order = try graph.topologicallySorted()
+        var folding = try PlanningPasses.foldConstants(
+            graph: graph, inputTypes: inputTypes, inputValues: inputValues, evaluator: evaluator)
+        let (live, fused) = Fusion.apply(
+            folding.live, rules: fusion, graphOutputs: Set(graph.outputs.map(\.name)), known: &folding.known,
+            types: &folding.types)
+        var interned = try PlanningPasses.intern(
+            graph: graph, live: live, known: folding.known, types: folding.types, inputValues: inputValues)
+        let (steps, aliasOf) = PlanningPasses.planViews(steps: interned.steps, values: interned.values)
+        let lifetimes = PlanningPasses.liveness(steps: steps, outputs: interned.outputs, aliasOf: aliasOf)
+        let allocation = PlanningPasses.assignMemory(
+            values: &interned.values, aliasOf: aliasOf, lifetimes: lifetimes)
         self.graph = graph
-        var types = inputTypes
-        var known = graph.initializers
-        for (name, tensor) in inputValues { known[name] = tensor }
-        for (name, tensor) in known { types[name] = TensorType(dtype: tensor.dtype, shape: tensor.shape) }
-
-        var live: [(node: Node, outputTypes: [TensorType])] = []
-        var folded = 0
-        for node in order {
-            let opset = graph.opset(for: node)
-            if let host = DataDependentOperators.function(opType: node.opType, domain: node.domain),
-                node.inputs.allSatisfy({ $0.isEmpty || known[$0] != nil })
-            {
-                let values = try host(node, opset, node.inputs.map { $0.isEmpty ? nil : known[$0] })
-                for (name, value) in zip(node.outputs, values) where !name.isEmpty {
-                    known[name] = value
-                    types[name] = TensorType(dtype: value.dtype, shape: value.shape)
-                }
-                folded += 1
-                continue
-            }
-            let outputs: [TensorType]
-            do {
-                outputs = try ShapeInference.inferNode(
-                    node, opset: opset, types: types, known: known, evaluator: evaluator)
-            } catch let error as ShapeError {
-                guard case .valueNeeded(_, let detail) = error else { throw error }
-                throw DataDependentShape(node: node, detail: detail)
-            } catch let error as DataDependentShape {
-                // A node inside this node's subgraph: the whole node waits for run-time values.
-                throw DataDependentShape(node: node, detail: error.description)
-            }
-            for (name, type) in zip(node.outputs, outputs) where !name.isEmpty { types[name] = type }
-            if let direct = try ShapeInference.planTimeValue(node, opset: opset, types: types) {
-                known[node.outputs[0]] = direct
-                folded += 1
-                continue
-            }
-            let inputsKnown = node.inputs.allSatisfy { $0.isEmpty || known[$0] != nil }
-            if inputsKnown, let evaluator, evaluator.canEvaluate(opType: node.opType, domain: node.domain),
-                !ShapeInference.neverFolded.contains(node.opType), !Self.blowsUp(node, outputs: outputs, known: known)
-            {
-                let values = try evaluator.evaluate(
-                    node: node, opset: opset, inputs: node.inputs.map { $0.isEmpty ? nil : known[$0] },
-                    outputTypes: outputs)
-                for (name, value) in zip(node.outputs, values) where !name.isEmpty { known[name] = value }
-                folded += 1
-                continue
-            }
-            live.append((node, outputs))
-        }
-        let fusedPairs: Int
-        (live, fusedPairs) = Fusion.apply(
-            live, rules: fusion, graphOutputs: Set(graph.outputs.map(\.name)), known: &known, types: &types)
-
-        var index: [String: Int] = [:]
-        var values: [PlannedValue] = []
-        var constants: [String: Tensor] = [:]
-        func intern(_ name: String) throws -> Int {
-            if let existing = index[name] { return existing }
-            guard let type = types[name] else { throw GraphError.danglingValue(name: name, node: "plan") }
-            index[name] = values.count
-            if let constant = known[name] {
-                constants[name] = constant
-                values.append(PlannedValue(name: name, type: type, storage: .constant))
-            } else {
-                values.append(PlannedValue(name: name, type: type, storage: .arena(offset: 0)))
-            }
-            return values.count - 1
-        }
-        var inputs: [Int?] = []
-        for input in graph.runtimeInputs {
-            inputs.append(inputValues[input.name] == nil ? try intern(input.name) : nil)
-        }
-        var steps: [PlannedStep] = []
-        for (node, outputTypes) in live {
-            let ins = try node.inputs.map { name -> Int? in name.isEmpty ? nil : try intern(name) }
-            let outs = try node.outputs.enumerated().map { position, name -> Int in
-                guard name.isEmpty else { return try intern(name) }
-                // An omitted optional output still gets a buffer so kernels see a fixed output count.
-                let placeholder = "\u{0}\(node.displayName):output\(position)"
-                if position < outputTypes.count { types[placeholder] = outputTypes[position] }
-                return try intern(placeholder)
-            }
-            steps.append(PlannedStep(node: node, opset: graph.opset(for: node), inputs: ins, outputs: outs))
-        }
-        let outputs = try graph.outputs.map { try intern($0.name) }
-
-        // Views: Reshape and its kin only relabel bytes. Their output shares its input's memory (one arena block,
-        // live as long as either is) and the step is dropped, so nothing is copied. Every value is written once,
-        // by the step that defines it, so sharing is safe.
-        var aliasOf = Array(values.indices)
-        func root(_ value: Int) -> Int {
-            var r = value
-            while aliasOf[r] != r { r = aliasOf[r] }
-            return r
-        }
-        steps = steps.filter { step in
-            guard Self.viewOperators.contains(step.node.opType), step.node.domain.isEmpty, step.outputs.count == 1,
-                let input = step.inputs.first ?? nil, values[input].storage != .constant,
-                values[step.outputs[0]].storage != .constant,
-                values[input].type.dtype == values[step.outputs[0]].type.dtype,
-                values[input].type.byteCount == values[step.outputs[0]].type.byteCount
-            else { return true }
-            aliasOf[step.outputs[0]] = root(input)
-            return false
-        }
-
-        // Liveness: a value is live from the step that defines it (inputs: before step 0) to its last use;
-        // graph outputs stay live to the end. A view's uses count for the value it shares memory with.
-        var firstDef = [Int](repeating: -1, count: values.count)
-        var lastUse = [Int](repeating: -1, count: values.count)
-        for (s, step) in steps.enumerated() {
-            for o in step.outputs {
-                firstDef[o] = s
-                lastUse[o] = max(lastUse[o], s)
-            }
-            for case let i? in step.inputs { lastUse[root(i)] = max(lastUse[root(i)], s) }
-        }
-        for o in outputs { lastUse[root(o)] = steps.count }
-        let allocation = MemoryPlanner.assign(
-            sizes: values.indices.map {
-                values[$0].storage == .constant || aliasOf[$0] != $0 ? nil : values[$0].type.byteCount
-            },
-            firstDefinition: firstDef, lastUse: lastUse)
-        for i in values.indices {
-            if let offset = allocation.offsets[root(i)], values[i].storage != .constant {
-                values[i].storage = .arena(offset: offset)
-            }
-        }
-        self.viewCount = values.indices.filter { aliasOf[$0] != $0 }.count
-        self.values = values
+        self.viewCount = aliasOf.indices.filter { aliasOf[$0] != $0 }.count
+        self.values = interned.values
         self.steps = steps
-        self.constants = constants
-        self.inputs = inputs
-        self.outputs = outputs
+        self.constants = interned.constants
+        self.inputs = interned.inputs
+        self.outputs = interned.outputs
         self.arenaBytes = allocation.arenaBytes
         self.unsharedBytes = allocation.unsharedBytes
-        self.foldedNodeCount = folded
-        self.fusedNodeCount = fusedPairs
+        self.foldedNodeCount = folding.foldedCount
+        self.fusedNodeCount = fused
     }
 }

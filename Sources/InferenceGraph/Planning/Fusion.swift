@@ -65,106 +65,11 @@ public struct FusionRules: Sendable {
     }
 }
 
-extension Fusion {
-    /// MatMul(Q [· a], Transpose(K) [· b]) [· c or / c] [+ mask] → Softmax(last axis) → MatMul(·, V) becomes
-    /// Attention(Q, K, V [, mask]) with scale a·b·c: float32 operands of rank 3 (one head per leading index) or 4
-    /// ([batch, heads, length, size]), every intermediate read only by the next node. Returns the nodes removed.
-    static func fuseAttention(
-        _ nodes: inout [LiveNode?], consumers: inout [String: [Int]], known: [String: Tensor], graphOutputs: Set<String>
-    ) -> Int {
-        var producer: [String: Int] = [:]
-        for (index, entry) in nodes.enumerated() {
-            for output in entry?.node.outputs ?? [] where !output.isEmpty { producer[output] = index }
-        }
-        func onlyReader(of value: String) -> Int? {
-            guard !graphOutputs.contains(value), let readers = consumers[value], readers.count == 1,
-                let reader = nodes[readers[0]], reader.node.domain.isEmpty,
-                reader.node.inputs.filter({ $0 == value }).count == 1
-            else { return nil }
-            return readers[0]
-        }
-        func scalar(_ name: String) -> Double? {
-            guard let t = known[name], t.shape.elementCount == 1, t.dtype == .float32 else { return nil }
-            return (try? t.scalars(as: Float.self).first).flatMap { $0.map(Double.init) }
-        }
-        /// `value` with a constant scalar factor peeled off (a Mul read only by `reader`).
-        func unscaled(_ value: String, reader: Int) -> (value: String, factor: Double, node: Int?) {
-            guard let p = producer[value], let mul = nodes[p], mul.node.opType == "Mul", mul.node.domain.isEmpty,
-                mul.node.inputs.count == 2, onlyReader(of: value) == reader
-            else { return (value, 1, nil) }
-            if let c = scalar(mul.node.inputs[1]) { return (mul.node.inputs[0], c, p) }
-            if let c = scalar(mul.node.inputs[0]) { return (mul.node.inputs[1], c, p) }
-            return (value, 1, nil)
-        }
-        var removed = 0
-        for index in nodes.indices {
-            guard let first = nodes[index], first.node.opType == "MatMul", first.node.domain.isEmpty,
-                first.node.inputs.count == 2, let scores = first.outputTypes.first, scores.dtype == .float32,
-                [3, 4].contains(scores.shape.rank)
-            else { continue }
-            let rank = scores.shape.rank
-            let q = unscaled(first.node.inputs[0], reader: index)
-            let kt = unscaled(first.node.inputs[1], reader: index)
-            guard let t = producer[kt.value], let transpose = nodes[t], transpose.node.opType == "Transpose",
-                transpose.node.domain.isEmpty, onlyReader(of: kt.value) == (kt.node ?? index),
-                (try? transpose.node.ints("perm")) == Array(0..<(rank - 2)) + [rank - 1, rank - 2]
-            else { continue }
-            var scale = q.factor * kt.factor
-            var chain: [Int] = [index]
-            var current = first.node.outputs[0]
-            // An optional scale, then an optional mask.
-            if let next = onlyReader(of: current), let node = nodes[next], ["Mul", "Div"].contains(node.node.opType),
-                node.node.inputs.first == current, let c = scalar(node.node.inputs[1]), c != 0
-            {
-                scale = node.node.opType == "Mul" ? scale * c : scale / c
-                chain.append(next)
-                current = node.node.outputs[0]
-            }
-            var mask: String?
-            if let next = onlyReader(of: current), let node = nodes[next], node.node.opType == "Add",
-                node.node.inputs.count == 2, node.outputTypes.first?.shape == scores.shape
-            {
-                let other = node.node.inputs[0] == current ? node.node.inputs[1] : node.node.inputs[0]
-                guard
-                    let maskType = known[other].map({ TensorType(dtype: $0.dtype, shape: $0.shape) })
-                        ?? nodes.compactMap({ $0 }).first(where: { $0.node.outputs.contains(other) }).flatMap({ entry in
-                            entry.node.outputs.firstIndex(of: other).map { entry.outputTypes[$0] }
-                        }),
-                    maskType.dtype == .float32, maskType.shape.rank <= rank,
-                    maskType.shape.dimensions.dropLast(2).allSatisfy({ $0 == 1 })
-                else { continue }
-                mask = other
-                chain.append(next)
-                current = node.node.outputs[0]
-            }
-            guard let s = onlyReader(of: current), let softmax = nodes[s], softmax.node.opType == "Softmax",
-                softmax.node.inputs.first == current,
-                let axis = try? softmax.node.int("axis", default: -1), axis == -1 || axis == rank - 1,
-                let m = onlyReader(of: softmax.node.outputs[0]), let second = nodes[m],
-                second.node.opType == "MatMul", second.node.inputs.count == 2,
-                second.node.inputs[0] == softmax.node.outputs[0]
-            else { continue }
-            var attributes: [String: AttributeValue] = ["scale": .float(Float(scale))]
-            if rank == 3 {
-                attributes["q_num_heads"] = .int(1)
-                attributes["kv_num_heads"] = .int(1)
-            }
-            let attention = Node(
-                name: first.node.name.isEmpty ? second.node.name : first.node.name, opType: "Attention",
-                inputs: [q.value, transpose.node.inputs[0], second.node.inputs[1]] + (mask.map { [$0] } ?? []),
-                outputs: second.node.outputs, attributes: attributes)
-            nodes[m] = (attention, second.outputTypes)
-            for gone in chain + [s, t] + [q.node, kt.node].compactMap({ $0 }) { nodes[gone] = nil }
-            removed += chain.count + 2 + (q.node == nil ? 0 : 1) + (kt.node == nil ? 0 : 1)
-        }
-        return removed
-    }
-}
-
-/// The plan-time rewrites `FusionRules` asks for. A pair is fused only when the intermediate value has exactly
-/// one consumer and is not a graph output, so no value anyone can observe disappears.
+/// The plan-time rewrites `FusionRules` asks for, one method per pattern over the live nodes. A pair is fused only
+/// when the intermediate value has exactly one consumer and is not a graph output, so no value anyone can observe
+/// disappears.
 enum Fusion {
-    typealias LiveNode = (node: Node, outputTypes: [TensorType])
+    typealias LiveNode = PlanningPasses.LiveNode
 
     static func apply(
         _ live: [LiveNode], rules: FusionRules, graphOutputs: Set<String>, known: inout [String: Tensor],
@@ -174,11 +79,36 @@ enum Fusion {
             rules.foldsBatchNormalization || !rules.activations.isEmpty || !rules.biases.isEmpty
                 || rules.recognizesGelu || rules.recognizesSwish || !rules.maxPools.isEmpty || rules.recognizesAttention
         else { return (live, 0) }
-        var nodes: [LiveNode?] = live
+        var pass = Candidates(nodes: live, graphOutputs: graphOutputs, known: known, types: types)
+        var fused = 0
+        if rules.recognizesGelu { fused += pass.fuseGelu() }
+        if rules.recognizesAttention { fused += pass.fuseAttention() }
+        if rules.recognizesSwish { fused += pass.fuseSwish() }
+        for index in live.indices { fused += pass.fuseIntoProducer(at: index, rules: rules) }
+        known = pass.known
+        types = pass.types
+        return (pass.nodes.compactMap { $0 }, fused)
+    }
+
+    /// The live nodes under rewriting (nil where one was merged away), who reads each value, and the values and
+    /// types known at plan time (folding a BatchNormalization adds weights).
+    struct Candidates {
+        var nodes: [LiveNode?]
         var consumers: [String: [Int]] = [:]
-        for (index, entry) in live.enumerated() {
-            for input in entry.node.inputs where !input.isEmpty { consumers[input, default: []].append(index) }
+        let graphOutputs: Set<String>
+        var known: [String: Tensor]
+        var types: [String: TensorType]
+
+        init(nodes live: [LiveNode], graphOutputs: Set<String>, known: [String: Tensor], types: [String: TensorType]) {
+            nodes = live
+            self.graphOutputs = graphOutputs
+            self.known = known
+            self.types = types
+            for (index, entry) in live.enumerated() {
+                for input in entry.node.inputs where !input.isEmpty { consumers[input, default: []].append(index) }
+            }
         }
+
         /// The single node reading `value` (as its first input), when it is the only reader and not an output.
         func soleConsumer(of value: String) -> Int? {
             guard !graphOutputs.contains(value), let readers = consumers[value], readers.count == 1,
@@ -187,6 +117,7 @@ enum Fusion {
             else { return nil }
             return readers[0]
         }
+
         /// The single reader of `value` whatever input position it reads it at.
         func onlyReader(of value: String) -> Int? {
             guard !graphOutputs.contains(value), let readers = consumers[value], readers.count == 1,
@@ -195,6 +126,8 @@ enum Fusion {
             else { return nil }
             return readers[0]
         }
+
+        /// A plan-time float scalar's value.
         func scalar(_ name: String) -> Double? {
             guard let t = known[name], t.shape.elementCount == 1 else { return nil }
             switch t.dtype {
@@ -203,11 +136,13 @@ enum Fusion {
             default: return nil
             }
         }
+
         /// The other input of a binary node reading `value`.
-        func otherInput(_ node: Node, than value: String) -> String? {
+        static func otherInput(_ node: Node, than value: String) -> String? {
             guard node.inputs.count == 2 else { return nil }
             return node.inputs[0] == value ? node.inputs[1] : node.inputs[0]
         }
+
         /// A Clip's bounds when they are known now (attributes before opset 11, constant scalar inputs after);
         /// nil for a Clip whose bounds are computed at run time. Other activations: no bounds.
         func clipBounds(_ node: Node) -> (low: Float, high: Float)? {
@@ -230,20 +165,22 @@ enum Fusion {
             guard let low = bound(1, -.infinity), let high = bound(2, .infinity) else { return nil }
             return (low, high)
         }
-        var fused = 0
-        if rules.recognizesGelu {
-            for index in live.indices {
+
+        /// x·½·(1 + erf(x/√2)) as Div (or Mul by 1/√2), Erf, Add 1, Mul x, Mul ½ → one Gelu. Returns nodes removed.
+        mutating func fuseGelu() -> Int {
+            var fused = 0
+            for index in nodes.indices {
                 guard let div = nodes[index], div.node.domain.isEmpty, div.node.outputs.count == 1,
                     div.node.inputs.count == 2, let x = div.node.inputs.first, let c = scalar(div.node.inputs[1]),
                     (div.node.opType == "Div" && abs(c - 2.0.squareRoot()) < 1e-6)
                         || (div.node.opType == "Mul" && abs(c - 0.5.squareRoot()) < 1e-6),
                     let e = onlyReader(of: div.node.outputs[0]), let erf = nodes[e], erf.node.opType == "Erf",
                     let a = onlyReader(of: erf.node.outputs[0]), let add = nodes[a], add.node.opType == "Add",
-                    otherInput(add.node, than: erf.node.outputs[0]).flatMap(scalar) == 1,
+                    Self.otherInput(add.node, than: erf.node.outputs[0]).flatMap(scalar) == 1,
                     let m = onlyReader(of: add.node.outputs[0]), let mul = nodes[m], mul.node.opType == "Mul",
-                    otherInput(mul.node, than: add.node.outputs[0]) == x,
+                    Self.otherInput(mul.node, than: add.node.outputs[0]) == x,
                     let h = onlyReader(of: mul.node.outputs[0]), let half = nodes[h], half.node.opType == "Mul",
-                    otherInput(half.node, than: mul.node.outputs[0]).flatMap(scalar) == 0.5
+                    Self.otherInput(half.node, than: mul.node.outputs[0]).flatMap(scalar) == 0.5
                 else { continue }
                 let gelu = Node(
                     name: div.node.name.isEmpty ? half.node.name : div.node.name, opType: "Gelu", inputs: [x],
@@ -254,16 +191,17 @@ enum Fusion {
                 consumers[x] = consumers[x]?.filter { $0 != m }
                 fused += 4
             }
+            return fused
         }
-        if rules.recognizesAttention {
-            fused += fuseAttention(&nodes, consumers: &consumers, known: known, graphOutputs: graphOutputs)
-        }
-        if rules.recognizesSwish {
-            for index in live.indices {
+
+        /// Mul(x, Sigmoid(x)) → Swish (alpha 1). Returns nodes removed.
+        mutating func fuseSwish() -> Int {
+            var fused = 0
+            for index in nodes.indices {
                 guard let sigmoid = nodes[index], sigmoid.node.domain.isEmpty, sigmoid.node.opType == "Sigmoid",
                     sigmoid.node.outputs.count == 1, let x = sigmoid.node.inputs.first, !x.isEmpty,
                     let m = onlyReader(of: sigmoid.node.outputs[0]), let mul = nodes[m], mul.node.opType == "Mul",
-                    otherInput(mul.node, than: sigmoid.node.outputs[0]) == x,
+                    Self.otherInput(mul.node, than: sigmoid.node.outputs[0]) == x,
                     mul.outputTypes.first == sigmoid.outputTypes.first
                 else { continue }
                 let swish = Node(
@@ -276,40 +214,65 @@ enum Fusion {
                 consumers[x] = consumers[x]?.filter { $0 != index }
                 fused += 1
             }
+            return fused
         }
-        for index in live.indices {
-            guard var entry = nodes[index], entry.node.domain.isEmpty, entry.node.outputs.count == 1 else { continue }
-            if rules.biases.contains(entry.node.opType), entry.node.inputs.count == 2,
+
+        /// A node merged into the producer before it: the producer's new form, and the position of the node taken.
+        typealias Taken = (entry: LiveNode, removed: Int)
+
+        /// What the node at `index` takes into its own store, in order: a bias Add, a BatchNormalization, an
+        /// activation, a 2x2 max pool. Returns nodes removed.
+        mutating func fuseIntoProducer(at index: Int, rules: FusionRules) -> Int {
+            guard var entry = nodes[index], entry.node.domain.isEmpty, entry.node.outputs.count == 1 else { return 0 }
+            var fused = 0
+            for step in 0..<4 {
+                let taken: Taken?
+                switch step {
+                case 0: taken = takeBias(entry, rules)
+                case 1: taken = takeBatchNormalization(entry, rules)
+                case 2: taken = takeActivation(entry, rules)
+                default: taken = takeMaxPool(entry, rules)
+                }
+                guard let taken else { continue }
+                entry = taken.entry
+                nodes[index] = entry
+                nodes[taken.removed] = nil
+                fused += 1
+            }
+            return fused
+        }
+
+        /// MatMul then Add of a constant vector along the last axis: the bias becomes the MatMul's third input.
+        func takeBias(_ entry: LiveNode, _ rules: FusionRules) -> Taken? {
+            guard rules.biases.contains(entry.node.opType), entry.node.inputs.count == 2,
                 let weight = known[entry.node.inputs[1]], weight.shape.rank == 2,
                 let next = onlyReader(of: entry.node.outputs[0]), let add = nodes[next], add.node.opType == "Add",
-                let biasName = otherInput(add.node, than: entry.node.outputs[0]), let bias = known[biasName],
+                let biasName = Self.otherInput(add.node, than: entry.node.outputs[0]), let bias = known[biasName],
                 bias.dtype == weight.dtype, bias.shape.elementCount == weight.shape[1],
                 bias.shape.rank <= (entry.outputTypes.first?.shape.rank ?? 0),
                 bias.shape.dimensions.dropLast().allSatisfy({ $0 == 1 }),
                 add.outputTypes.first?.shape == entry.outputTypes.first?.shape
-            {
-                var node = entry.node
-                node.inputs.append(biasName)
-                node.outputs = add.node.outputs
-                entry = (node, add.outputTypes)
-                nodes[index] = entry
-                nodes[next] = nil
-                fused += 1
-            }
-            if rules.foldsBatchNormalization, entry.node.opType == "Conv",
+            else { return nil }
+            var node = entry.node
+            node.inputs.append(biasName)
+            node.outputs = add.node.outputs
+            return ((node, add.outputTypes), next)
+        }
+
+        /// Conv then an inference-mode BatchNormalization with constant parameters: folded into the weights.
+        mutating func takeBatchNormalization(_ entry: LiveNode, _ rules: FusionRules) -> Taken? {
+            guard rules.foldsBatchNormalization, entry.node.opType == "Conv",
                 let next = soleConsumer(of: entry.node.outputs[0]), let bn = nodes[next],
                 bn.node.opType == "BatchNormalization", bn.node.domain.isEmpty,
-                let folded = foldBatchNormalization(conv: entry.node, bn: bn.node, known: &known, types: &types)
-            {
-                entry = (folded, bn.outputTypes)
-                nodes[index] = entry
-                nodes[next] = nil
-                fused += 1
-            }
-            // float32 producers, and float16/bfloat16 ones (their kernels run widened to float32): the fused kernels apply the
-            // activation in float32 stores, before any rounding to float16.
-            if let allowed = rules.activations[entry.node.opType], entry.node.domain.isEmpty,
-                entry.outputTypes.count == 1,
+                let folded = Fusion.foldBatchNormalization(conv: entry.node, bn: bn.node, known: &known, types: &types)
+            else { return nil }
+            return ((folded, bn.outputTypes), next)
+        }
+
+        /// A producer then an activation it may apply in its store. float32 producers, and float16/bfloat16 ones
+        /// (their kernels run widened to float32): the activation is applied before any rounding to float16.
+        func takeActivation(_ entry: LiveNode, _ rules: FusionRules) -> Taken? {
+            guard let allowed = rules.activations[entry.node.opType], entry.outputTypes.count == 1,
                 entry.outputTypes.first?.dtype == .float32 || entry.outputTypes.first?.dtype == .float16
                     || entry.outputTypes.first?.dtype == .bfloat16,
                 entry.node.attributes[FusionRules.activationAttribute] == nil,
@@ -321,40 +284,39 @@ enum Fusion {
                     || (try? activation.node.string("approximate", default: "none")) == "none",
                 activation.node.outputs.count == 1,
                 let bounds = clipBounds(activation.node)
-            {
-                var node = entry.node
-                node.attributes[FusionRules.activationAttribute] = .string(activation.node.opType)
-                if activation.node.opType == "Clip" {
-                    node.attributes[FusionRules.clipLowAttribute] = .float(bounds.low)
-                    node.attributes[FusionRules.clipHighAttribute] = .float(bounds.high)
-                }
-                node.outputs = activation.node.outputs
-                entry = (node, activation.outputTypes)
-                nodes[index] = entry
-                nodes[next] = nil
-                fused += 1
+            else { return nil }
+            var node = entry.node
+            node.attributes[FusionRules.activationAttribute] = .string(activation.node.opType)
+            if activation.node.opType == "Clip" {
+                node.attributes[FusionRules.clipLowAttribute] = .float(bounds.low)
+                node.attributes[FusionRules.clipHighAttribute] = .float(bounds.high)
             }
-            // A max pool commutes with Relu and Clip (monotonic), not with Swish: that pair stays two kernels.
-            if rules.maxPools.contains(entry.node.opType), entry.node.attributes[FusionRules.maxPoolAttribute] == nil,
+            node.outputs = activation.node.outputs
+            return ((node, activation.outputTypes), next)
+        }
+
+        /// A producer then a 2x2, stride-2 max pool. A max pool commutes with Relu and Clip (monotonic), not with
+        /// Swish: that pair stays two kernels.
+        func takeMaxPool(_ entry: LiveNode, _ rules: FusionRules) -> Taken? {
+            guard rules.maxPools.contains(entry.node.opType),
+                entry.node.attributes[FusionRules.maxPoolAttribute] == nil,
                 (try? entry.node.string(FusionRules.activationAttribute, default: "")) != "Swish",
                 entry.outputTypes.first?.shape.rank == 4, let next = soleConsumer(of: entry.node.outputs[0]),
                 let pool = nodes[next], FusionRules.isAbsorbableMaxPool(pool.node)
-            {
-                var node = entry.node
-                node.attributes[FusionRules.maxPoolAttribute] = .int(1)
-                node.outputs = pool.node.outputs
-                nodes[index] = (node, pool.outputTypes)
-                nodes[next] = nil
-                fused += 1
-            }
+            else { return nil }
+            var node = entry.node
+            node.attributes[FusionRules.maxPoolAttribute] = .int(1)
+            node.outputs = pool.node.outputs
+            return ((node, pool.outputTypes), next)
         }
-        return (nodes.compactMap { $0 }, fused)
     }
+}
 
+extension Fusion {
     /// Conv(x, W, b) → BatchNormalization(scale, B, mean, var, ε) as Conv(x, W·s, (b − mean)·s + B) with
     /// s = scale / √(var + ε) per output channel, computed in double precision. Nil when any parameter is not a
     /// plan-time float32 constant of the expected shape, or the BatchNormalization is not in inference form.
-    private static func foldBatchNormalization(
+    static func foldBatchNormalization(
         conv: Node, bn: Node, known: inout [String: Tensor], types: inout [String: TensorType]
     ) -> Node? {
         guard conv.inputs.count >= 2, bn.inputs.count == 5, bn.outputs.count == 1,
