@@ -1,11 +1,18 @@
 import ArgumentParser
 import CPUBackend
 import GPUBackend
-import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -417,7 +424,7 @@ struct BenchSweep: Encodable {
     }
 }
 
-/// The `bench` report; the JSON keys are snake_case (documented in README.md).
+/// The `bench` report; the JSON keys are snake_case (documented in docs/cli.md).
 struct BenchReport: Encodable {
     var repeats: Int
     var threads: Int

@@ -1,11 +1,18 @@
 import ArgumentParser
 import CPUBackend
 import GPUBackend
-import Glibc
 import InferenceBench
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -271,7 +278,7 @@ struct CompareCommand: ReportingCommand {
     }
 }
 
-/// The `compare --json` record (keys in snake_case; documented in README.md).
+/// The `compare --json` record (keys in snake_case; documented in docs/cli.md).
 struct CompareReport: Encodable {
     struct Warm: Encodable {
         var p50Ms: Double, p90Ms: Double, p99Ms: Double, meanMs: Double, minMs: Double, runs: Int
