@@ -48,8 +48,11 @@ let package = Package(
         // alternating binaries) and kept the library from being a versioned dependency of another package.
         .target(name: "CKernels"),
         .target(name: "CPUBackend", dependencies: ["InferenceRuntime", "CKernels"]),
-        // CUDA and OpenCL backends: runtimes loaded at run time (dlopen), one kernel source for both, NVML energy.
-        .target(name: "GPUBackend", dependencies: ["InferenceRuntime", "InferenceGraph", "InferenceTensor"]),
+        // The GPU kernel source (kernels/*.cl, real C for OpenCL and CUDA) and its generated PTX, embedded into the
+        // binary at build time (#embed), so a static binary needs no file beside it.
+        .target(name: "GPUKernelText", exclude: ["kernels"]),
+        // CUDA and OpenCL backends: runtimes loaded at run time (dlopen), one kernel table for both, NVML energy.
+        .target(name: "GPUBackend", dependencies: ["InferenceRuntime", "InferenceGraph", "InferenceTensor", "GPUKernelText"]),
         // Models built in code: the embedded default and synthetic benchmark models.
         .target(name: "BuiltinModels", dependencies: ["InferenceGraph", "InferenceTensor"]),
         // Measurement: the timing loop, statistics, confidence, cold start, energy, cost, parity, profiles, load generation.

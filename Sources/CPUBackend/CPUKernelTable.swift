@@ -34,16 +34,14 @@ public enum CPUKernelTable {
         table.append(
             KernelRegistration("MatMul", dtypes: floats) { try MatMulKernel(node: $0, parallel: parallel($1)) })
         // Elementwise.
-        add(
-            [
-                "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Erf", "LeakyRelu", "Elu", "HardSigmoid",
-                "Gelu", "HardSwish", "Softplus", "Softsign", "Selu", "Celu", "ThresholdedRelu", "Mish", "Sin", "Cos",
-                "Round", "Swish", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
-            ],
-            allFloats, split: UnaryKernels.make)
-        add(
-            ["Neg", "Abs", "Sign", "Floor", "Ceil"], signedNumbers.union([.uint8, .uint16, .uint32, .uint64]),
-            UnaryKernels.make)
+        // The unary operators' table (UnaryOperators): floats split across threads, every number type serially.
+        let numbers = signedNumbers.union([.uint8, .uint16, .uint32, .uint64])
+        for unary in UnaryOperators.all {
+            switch unary.types {
+            case .floats: add([unary.name], allFloats, split: UnaryKernels.make)
+            case .numbers: add([unary.name], numbers, UnaryKernels.make)
+            }
+        }
         add(["Not"], [.bool], UnaryKernels.makeNot)
         add(["Identity", "Dropout"], allTypes, UnaryKernels.makeCopy)
         add(["Clip"], numericTypes, UnaryKernels.makeClip)

@@ -1,4 +1,5 @@
 import Foundation
+import InferenceGraph
 import InferenceTestSupport
 import Testing
 
@@ -49,14 +50,17 @@ struct RuntimeNVRTCTests {
         #expect(unknown == nil, "compiled for compute_1: \(unknown?.origin ?? "")")
     }
 
-    /// The PTX text inside GPUKernelPTX.swift.
+    /// The committed PTX file (the one the binary embeds).
     func committedPTX() throws -> String {
-        let file = TestEnvironment.packageRoot.appendingPathComponent("Sources/GPUBackend/Kernels/GPUKernelPTX.swift")
-        let text = try String(contentsOf: file, encoding: .utf8)
-        guard let start = text.range(of: "static let ptx = #\"\"\"\n"), let end = text.range(of: "\n\"\"\"#") else {
-            return ""
-        }
-        return String(text[start.upperBound..<end.lowerBound]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let file = TestEnvironment.packageRoot.appendingPathComponent("Sources/GPUKernelText/kernels/gpu_kernels.ptx")
+        return try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The binary carries the same PTX and names the NVRTC release that made it.
+    @Test func embeddedPTXIsTheCommittedFile() throws {
+        #expect(GPUKernelPTX.ptx.trimmingCharacters(in: .whitespacesAndNewlines) == (try committedPTX()))
+        #expect(GPUKernelPTX.nvrtcVersion.split(separator: ".").count == 2)
+        #expect(GPUKernelSource.source.hasPrefix("#ifdef __OPENCL_VERSION__"))
     }
 }
 
@@ -77,5 +81,39 @@ struct CUDALibrarySearchTests {
         #expect(throws: GPURuntimeError.self) {
             try CUDALibrarySearch.open(soname: "libnot-a-cuda-library.so.1", wheel: "none", environment: [:])
         }
+    }
+}
+
+/// The unary kernel's op codes in the C source and `GPUUnaryCode` in the operator table are the same list.
+struct UnaryCodeTests {
+    @Test func kernelSourceEnumMatchesTheTable() throws {
+        let source = GPUKernelSource.source
+        let start = try #require(source.range(of: "enum unary_op {"))
+        let end = try #require(source[start.upperBound...].range(of: "};"))
+        var codes: [String: Int32] = [:]
+        for line in source[start.upperBound..<end.lowerBound].split(separator: "\n") {
+            let parts = line.split(separator: "=").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let value = Int32(parts[1].trimmingCharacters(in: CharacterSet(charactersIn: ",")))
+            else { continue }
+            codes[parts[0]] = value
+        }
+        /// relu -> UNARY_RELU, leakyRelu -> UNARY_LEAKY_RELU
+        func cName(_ code: GPUUnaryCode) -> String {
+            var name = "UNARY_"
+            for character in "\(code)" {
+                if character.isUppercase { name += "_" }
+                name += character.uppercased()
+            }
+            return name
+        }
+        #expect(codes.count == GPUUnaryCode.allCases.count)
+        for code in GPUUnaryCode.allCases { #expect(codes[cName(code)] == code.rawValue, "\(cName(code))") }
+        // Every row of the table has its own code, and the unary kernel handles it by name.
+        for row in UnaryOperators.all {
+            for code in [row.gpuCode] + (row.alternateGPUCode.map { [$0] } ?? []) {
+                #expect(source.contains("case \(cName(code)): r = "), "\(row.name)")
+            }
+        }
+        #expect(Set(UnaryOperators.all.map(\.gpuCode)).count == UnaryOperators.all.count)
     }
 }

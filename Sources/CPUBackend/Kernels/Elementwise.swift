@@ -1,4 +1,5 @@
 import CKernels
+import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
@@ -10,84 +11,13 @@ import InferenceTensor
     import Darwin
 #endif
 
-/// Unary elementwise operators. Relu and Sigmoid on float32 use the SIMD C kernels; the rest apply a
-/// scalar function (computed in double precision, rounded once to the output type).
+/// Unary elementwise operators. The activations models spend time in use the SIMD C kernels on float32; the
+/// rest apply their `UnaryOperators` row's scalar function (double precision, rounded once to the output type).
 enum UnaryKernels {
-    /// The scalar function for an operator, with its attributes bound. Nil for unknown operators.
+    /// The scalar function for an operator (its `UnaryOperators` row), with its attributes bound. Nil for
+    /// operators that are not in the table.
     static func function(_ node: BoundNode) throws -> ((Double) -> Double)? {
-        let a = node.attributes
-        switch a.opType {
-        case "Relu": return { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
-        case "Sigmoid":
-            return { $0 >= 0 ? 1 / (1 + exp(-$0)) : exp($0) / (1 + exp($0)) }
-        case "Sqrt": return { $0.squareRoot() }
-        case "Reciprocal": return { 1 / $0 }
-        case "Exp": return { exp($0) }
-        case "Log": return { log($0) }
-        case "Neg": return { -$0 }
-        case "Abs": return { Swift.abs($0) }
-        case "Erf": return { erf($0) }
-        case "Tanh": return { tanh($0) }
-        case "Floor": return { $0.rounded(.down) }
-        case "Ceil": return { $0.rounded(.up) }
-        case "Round": return { $0.rounded(.toNearestOrEven) }
-        case "Sign": return { $0 > 0 ? 1 : ($0 < 0 ? -1 : ($0.isNaN ? $0 : 0)) }
-        case "Sin": return { sin($0) }
-        case "Cos": return { cos($0) }
-        case "Tan": return { tan($0) }
-        case "Asin": return { asin($0) }
-        case "Acos": return { acos($0) }
-        case "Atan": return { atan($0) }
-        case "Sinh": return { sinh($0) }
-        case "Cosh": return { cosh($0) }
-        case "Asinh": return { asinh($0) }
-        case "Acosh": return { acosh($0) }
-        case "Atanh": return { atanh($0) }
-        case "Softplus":
-            return { $0 > 0 ? $0 + log1p(exp(-$0)) : log1p(exp($0)) }
-        case "Softsign": return { $0 / (1 + Swift.abs($0)) }
-        case "Mish":
-            return { x in
-                x
-                    * tanh(
-                        x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)))
-            }
-        case "LeakyRelu":
-            let alpha = Double(try a.float("alpha", default: 0.01))
-            return { $0 >= 0 ? $0 : alpha * $0 }
-        case "Elu":
-            let alpha = Double(try a.float("alpha", default: 1))
-            return { $0 >= 0 ? $0 : alpha * (exp($0) - 1) }
-        case "Celu":
-            let alpha = Double(try a.float("alpha", default: 1))
-            return { max(0, $0) + min(0, alpha * (exp($0 / alpha) - 1)) }
-        case "Selu":
-            let alpha = Double(try a.float("alpha", default: 1.67326319217681884765625))
-            let gamma = Double(try a.float("gamma", default: 1.05070102214813232421875))
-            return { $0 > 0 ? gamma * $0 : gamma * (alpha * exp($0) - alpha) }
-        case "ThresholdedRelu":
-            let alpha = Double(try a.float("alpha", default: 1))
-            return { $0 > alpha ? $0 : 0 }
-        case "HardSigmoid":
-            let alpha = Double(try a.float("alpha", default: 0.2))
-            let beta = Double(try a.float("beta", default: 0.5))
-            return { max(0, min(1, alpha * $0 + beta)) }
-        case "HardSwish":
-            return { $0 * max(0, min(1, $0 / 6 + 0.5)) }
-        case "Swish":
-            let alpha = Double(try a.float("alpha", default: 1))
-            return { x in
-                let z = alpha * x
-                return x * (z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)))
-            }
-        case "Gelu":
-            if try a.string("approximate", default: "none") == "tanh" {
-                let c = (2 / Double.pi).squareRoot()
-                return { 0.5 * $0 * (1 + tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
-            }
-            return { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }
-        default: return nil
-        }
+        try UnaryOperators.byName[node.attributes.opType]?.scalar(for: node.attributes)
     }
 
     static func make(_ node: BoundNode) throws -> any Kernel { try make(node, parallel: .serial) }

@@ -3,12 +3,7 @@ import InferenceTensor
 extension ShapeInference {
     static func registerElementwise(into table: inout [String: ShapeFunction]) {
         let sameAsInput: ShapeFunction = { context in [try context.input(0)] }
-        for op in [
-            "Relu", "Sigmoid", "Identity", "Sqrt", "Reciprocal", "Exp", "Log", "Neg", "Abs", "Erf", "LeakyRelu", "Elu",
-            "HardSigmoid", "Tanh", "Gelu", "Floor", "Ceil", "Not", "HardSwish", "Clip", "Softmax", "LogSoftmax",
-            "Softplus", "Softsign", "Sign", "Round", "Sin", "Cos", "Selu", "Celu", "ThresholdedRelu", "Mish",
-            "Swish", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
-        ] {
+        for op in UnaryOperators.all.map(\.name) + ["Identity", "Not", "Clip", "Softmax", "LogSoftmax"] {
             table[key(domain: "", opType: op)] = sameAsInput
         }
 

@@ -2,70 +2,9 @@ import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
 
-/// One argument of a kernel launch.
-enum KernelArgument {
-    /// An OpenCL memory object.
-    case buffer(OpaquePointer)
-    /// A CUDA device address.
-    case address(UInt64)
-    case int(Int32)
-    case float(Float)
-}
-
-/// A kernel of the built program with its arguments set once at plan time; `run` only enqueues it.
-final class OpenCLNodeKernel: Kernel {
-    private let backend: OpenCLBackend
-    private let kernel: OpaquePointer
-    private let global: [Int]
-    private let local: [Int]?
-    /// Keeps metadata buffers alive as long as the kernel refers to them.
-    private let retained: [AnyObject]
-
-    init(
-        backend: OpenCLBackend, name: String, arguments: [KernelArgument], global: [Int], local: [Int]? = nil,
-        retained: [AnyObject] = []
-    ) throws {
-        self.backend = backend
-        self.kernel = try backend.makeKernel(name)
-        // With a work-group size, whole groups: the global size rounded up in every dimension.
-        self.global = global.enumerated().map { axis, size in
-            let group = local.map { axis < $0.count ? max($0[axis], 1) : 1 } ?? 1
-            return (max(size, 1) + group - 1) / group * group
-        }
-        self.local = local.map { sizes in global.indices.map { $0 < sizes.count ? max(sizes[$0], 1) : 1 } }
-        self.retained = retained
-        for (index, argument) in arguments.enumerated() {
-            let status: Int32
-            switch argument {
-            case .buffer(let memory):
-                var value: OpaquePointer? = memory
-                status = backend.cl.clSetKernelArg(kernel, UInt32(index), MemoryLayout<OpaquePointer>.size, &value)
-            case .address:
-                throw RuntimeError.device("a CUDA address was passed to an OpenCL kernel")
-            case .int(var value):
-                status = backend.cl.clSetKernelArg(kernel, UInt32(index), 4, &value)
-            case .float(var value):
-                status = backend.cl.clSetKernelArg(kernel, UInt32(index), 4, &value)
-            }
-            try backend.cl.check(status, "clSetKernelArg(\(name), \(index))")
-        }
-    }
-
-    func run() throws {
-        try global.withUnsafeBufferPointer { size in
-            try (local ?? []).withUnsafeBufferPointer { group in
-                try backend.cl.check(
-                    backend.cl.clEnqueueNDRangeKernel(
-                        backend.queue, kernel, UInt32(size.count), nil, size.baseAddress,
-                        local == nil ? nil : group.baseAddress, 0, nil, nil),
-                    "clEnqueueNDRangeKernel")
-            }
-        }
-    }
-}
-
-/// The OpenCL backend's kernel table (float32). Operators not listed here run only where the planner
-/// folds them on the CPU (shape computations); `inference inspect` and errors list the difference.
+/// The GPU kernel table, shared by the OpenCL and CUDA backends (each a `GPUKernelHost`) over one kernel source
+/// (Sources/GPUKernelText). Operators not listed here run on the host between device kernels
+/// (`HostFallbackKernel`) or are folded at plan time; `inference inspect` and errors list the difference.
 public enum GPUKernelTable {
     /// Operator names the OpenCL backend has kernels for.
     public static var operatorNames: [String] { registry.operatorNames }
@@ -90,12 +29,13 @@ public enum GPUKernelTable {
         }
         add(["Gemm"], makeGemm)
         add(["MatMul"], makeMatMul)
-        add(Array(unaryCodes.keys)) { node, backend in
-            // An operator without a code is an error at plan time, never a silent identity.
-            guard let code = unaryCodes[node.step.node.opType] else {
-                throw unsupported(node, "no GPU code for \(node.step.node.opType)")
-            }
-            return try makeUnary(node, backend, code: code)
+        // The unary operators' table (UnaryOperators): every row has its op code in the kernel source.
+        add(UnaryOperators.all.map(\.name), makeUnary)
+        add(["Shrink"]) { node, backend in
+            let a = node.step.node
+            return try unaryLaunch(
+                backend, x: try node.inputs.first.flatMap { $0 }.unwrap(node, "input"), y: try firstOutput(node),
+                code: .shrink, alpha: try a.float("lambd", default: 0.5), beta: try a.float("bias", default: 0))
         }
         let anyType = Set(DType.allCases)
         let integers: Set<DType> = [.int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64]
@@ -174,19 +114,11 @@ public enum GPUKernelTable {
         return KernelRegistry(table)
     }()
 
-    static let unaryCodes: [String: Int] = [
-        "Relu": 0, "Sigmoid": 1, "Tanh": 2, "Exp": 3, "Log": 4, "Sqrt": 5, "Neg": 6, "Abs": 7, "Erf": 8, "Gelu": 9,
-        "LeakyRelu": 10, "Reciprocal": 12, "Floor": 13, "Ceil": 14, "HardSigmoid": 15, "Elu": 16, "HardSwish": 17,
-        "Softplus": 18, "Sin": 19, "Cos": 20, "Round": 21, "Selu": 22, "Celu": 23, "ThresholdedRelu": 24, "Mish": 25,
-        "Softsign": 26, "Sign": 27, "Tan": 31, "Asin": 32, "Acos": 33, "Atan": 34, "Sinh": 35, "Cosh": 36, "Asinh": 37,
-        "Acosh": 38, "Atanh": 39, "Shrink": 40, "Swish": 41,
-    ]
-
     /// Identity and the Reshape family: a copy of the bytes (4-byte elements through `unary`'s identity).
     static func makeCopy(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs.first.flatMap { $0 }.unwrap(node, "input")
         let y = try firstOutput(node)
-        guard x.type.dtype.byteSize != 4 else { return try makeUnary(node, backend, code: 11) }
+        guard x.type.dtype.byteSize != 4 else { return try unaryLaunch(backend, x: x, y: y, code: .identity) }
         let count = min(x.type.byteCount, y.type.byteCount)
         guard count > 0 else { return SequenceKernel(parts: []) }
         let (xb, xo) = try backend.arguments(for: x, elementBytes: 1),
@@ -194,40 +126,30 @@ public enum GPUKernelTable {
         return try backend.kernel("copy_bytes", arguments: [xb, xo, yb, yo, .int(Int32(count))], global: [count])
     }
 
-    static func makeUnary(_ node: BoundNode, _ backend: any GPUKernelHost, code: Int) throws -> any Kernel {
+    /// A row of `UnaryOperators`: its parameters read once, its op code chosen by them.
+    static func makeUnary(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs.first.flatMap { $0 }.unwrap(node, "input")
         let y = try firstOutput(node)
         let a = node.step.node
-        var code = code
-        if a.opType == "Gelu" {
-            switch try a.string("approximate", default: "none") {
-            case "none": break
-            case "tanh": code = 30
-            case let other: throw RuntimeError.unsupportedAttribute(node: a.displayName, detail: "approximate=\(other)")
-            }
+        // An operator without a row is an error at plan time, never a silent identity.
+        guard let unary = UnaryOperators.byName[a.opType] else {
+            throw unsupported(node, "no GPU code for \(a.opType)")
         }
-        let alpha: Float, beta: Float
-        switch a.opType {
-        case "LeakyRelu": (alpha, beta) = (try a.float("alpha", default: 0.01), 0)
-        case "HardSigmoid": (alpha, beta) = (try a.float("alpha", default: 0.2), try a.float("beta", default: 0.5))
-        case "Selu":
-            alpha = try a.float("alpha", default: 1.67326319217681884765625)
-            beta = try a.float("gamma", default: 1.05070102214813232421875)
-        case "Shrink": (alpha, beta) = (try a.float("lambd", default: 0.5), try a.float("bias", default: 0))
-        default: (alpha, beta) = (try a.float("alpha", default: 1), 0)
-        }
-        return try unaryLaunch(backend, x: x, y: y, code: code, alpha: alpha, beta: beta)
+        let parameters = try unary.parameters(a)
+        return try unaryLaunch(
+            backend, x: x, y: y, code: unary.gpuCode(for: parameters), alpha: parameters.alpha, beta: parameters.beta)
     }
 
     /// One `unary` launch (y may be x: every work-item reads and writes its own element).
     static func unaryLaunch(
-        _ backend: any GPUKernelHost, x: BoundValue, y: BoundValue, code: Int, alpha: Float, beta: Float
+        _ backend: any GPUKernelHost, x: BoundValue, y: BoundValue, code: GPUUnaryCode, alpha: Float = 0,
+        beta: Float = 0
     ) throws -> any Kernel {
         let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
         let count = y.type.shape.elementCount
         return try backend.kernel(
             "unary",
-            arguments: [xb, xo, yb, yo, .int(Int32(count)), .int(Int32(code)), .float(alpha), .float(beta)],
+            arguments: [xb, xo, yb, yo, .int(Int32(count)), .int(code.rawValue), .float(alpha), .float(beta)],
             global: [count])
     }
 
@@ -709,229 +631,4 @@ public enum GPUKernelTable {
             global: [rows])
         return SequenceKernel(parts: [normalize, statistics])
     }
-}
-
-extension GPUKernelTable {
-    static func shapeContext(_ node: BoundNode) -> ShapeInferenceContext {
-        ShapeInferenceContext(
-            node: node.step.node, opset: node.step.opset, inputs: node.inputs.map { $0?.type },
-            constants: node.inputs.map { $0?.constant })
-    }
-
-    /// A window geometry over up to three spatial axes as the 3-D kernels read it: unit leading axes for 1-D
-    /// and 2-D (size, window, stride and dilation 1, no padding).
-    static func lifted(_ g: ConvGeometry) -> ConvGeometry {
-        func lift(_ values: [Int], _ fill: Int) -> [Int] {
-            [Int](repeating: fill, count: max(0, 3 - values.count)) + values
-        }
-        var lifted = g
-        lifted.input = lift(g.input, 1)
-        lifted.kernel = lift(g.kernel, 1)
-        lifted.strides = lift(g.strides, 1)
-        lifted.dilations = lift(g.dilations, 1)
-        lifted.padsBegin = lift(g.padsBegin, 0)
-        lifted.padsEnd = lift(g.padsEnd, 0)
-        lifted.output = lift(g.output, 1)
-        return lifted
-    }
-
-    /// The conv3d / conv_transpose3d metadata: [C, D, H, W, M, OD, OH, OW, KD, KH, KW, strides, dilations, pads,
-    /// group] of a lifted geometry.
-    static func convolutionMeta(_ g: ConvGeometry, channels: Int, outChannels: Int, group: Int) -> [Int] {
-        [channels] + g.input + [outChannels] + g.output + g.kernel + g.strides + g.dilations + g.padsBegin + [group]
-    }
-
-    static func makeConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
-        let x = try node.inputs[0].unwrap(node, "X"), w = try node.inputs[1].unwrap(node, "W")
-        let bias = node.inputs.count > 2 ? node.inputs[2] : nil
-        let y = try firstOutput(node)
-        let rank = x.type.shape.rank
-        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D convolution on the GPU") }
-        let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
-        let g = lifted(
-            try ConvGeometry.forward(
-                shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel))
-        if backend.convolution.asGemm, try node.step.node.int("group", default: 1) == 1 {
-            return try convolutionAsGemm(backend, node, geometry: g, x: x, w: w, bias: bias, y: y)
-        }
-        return try convolutionLaunch(
-            backend, node, "conv3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: w.type.shape[0])
-    }
-
-    /// A view of part of a float32 value: `shape` from element `offset` on.
-    static func view(_ value: BoundValue, offset: Int, shape: [Int]) -> BoundValue {
-        let count = shape.reduce(1, *)
-        return BoundValue(
-            type: TensorType(dtype: .float32, shape: Shape(shape)),
-            slice: BufferSlice(
-                buffer: value.slice.buffer, offset: value.slice.offset + offset * 4, byteCount: count * 4),
-            constant: nil)
-    }
-
-    /// Conv (group 1) as im2col + GEMM: the columns of as many images as fit the scratch limit at a time, then
-    /// Y[n] = W[M, C·taps] · cols[n] as one batched GEMM (cuBLAS where found, else the kernel source's matmul),
-    /// the bias broadcast into Y first (cuBLAS accumulates onto it) or added after.
-    static func convolutionAsGemm(
-        _ backend: any GPUKernelHost, _ node: BoundNode, geometry g: ConvGeometry, x: BoundValue, w: BoundValue,
-        bias: BoundValue?, y: BoundValue
-    ) throws -> any Kernel {
-        let images = x.type.shape[0], channels = x.type.shape[1], filters = w.type.shape[0]
-        let depth = channels * g.kernel.reduce(1, *), spatial = g.output.reduce(1, *)
-        let imageColumns = depth * spatial
-        let imageInput = channels * g.input.reduce(1, *), imageOutput = filters * spatial
-        guard images * imageOutput > 0 else { return SequenceKernel(parts: []) }
-        guard imageColumns > 0 else {
-            throw unsupported(node, "a convolution with an empty window on the GPU")
-        }
-        let chunk = max(1, min(images, backend.convolution.scratchBytes / (imageColumns * 4)))
-        let scratchBytes = chunk * imageColumns * 4
-        let scratch = try backend.allocate(bytes: scratchBytes)
-        let columns = BoundValue(
-            type: TensorType(dtype: .float32, shape: Shape([chunk * imageColumns])),
-            slice: BufferSlice(buffer: scratch, offset: 0, byteCount: scratchBytes), constant: nil)
-        let (metaArgument, metaKeep) = try backend.metadata(
-            convolutionMeta(g, channels: channels, outChannels: filters, group: 1).map { Int32($0) })
-        var parts: [any Kernel] = []
-        let retained: [AnyObject] = [scratch, metaKeep]
-        let library = backend.hasLibraryGemm
-        if library, let bias {
-            parts.append(
-                try stridedCopy(
-                    backend, x: bias, y: y, dims: [images, filters, spatial], xStrides: [0, 1, 0],
-                    yStrides: [imageOutput, spatial, 1]))
-        }
-        for first in stride(from: 0, to: images, by: chunk) {
-            let count = min(chunk, images - first)
-            let input = view(x, offset: first * imageInput, shape: [count * imageInput])
-            let output = view(y, offset: first * imageOutput, shape: [count, filters, spatial])
-            let (xb, xo) = try backend.arguments(for: input), (cb, co) = try backend.arguments(for: columns)
-            parts.append(
-                try backend.kernel(
-                    "im2col3d", arguments: [xb, xo, cb, co, .int(Int32(count * imageColumns)), metaArgument],
-                    global: [count * imageColumns]))
-            let gemm = LibraryGemm(
-                a: w, b: columns, y: output, m: filters, n: spatial, k: depth, beta: bias == nil ? 0 : 1,
-                batch: count, strideA: 0, strideB: imageColumns, strideY: imageOutput)
-            if library, let kernel = try backend.libraryGemm(gemm, prologue: nil) {
-                parts.append(kernel)
-                continue
-            }
-            parts.append(
-                try tiledGemm(
-                    backend, a: w, b: columns, y: output, m: filters, n: spatial, k: depth,
-                    offsets: (0..<count).map { (0, $0 * imageColumns) }))
-            if let bias {
-                let channelBias = BoundValue(
-                    type: TensorType(dtype: .float32, shape: Shape([filters, 1])), slice: bias.slice, constant: nil)
-                parts.append(try binaryLaunch(backend, a: output, b: channelBias, y: output, code: 0))
-            }
-        }
-        return RetainingKernel(SequenceKernel(parts: parts), retained: retained)
-    }
-
-    /// One conv3d / conv_transpose3d launch over a lifted geometry, after checking the groups.
-    static func convolutionLaunch(
-        _ backend: any GPUKernelHost, _ node: BoundNode, _ name: String, geometry g: ConvGeometry, x: BoundValue,
-        w: BoundValue, bias: BoundValue?, y: BoundValue, outChannels: Int
-    ) throws -> any Kernel {
-        let group = try node.step.node.int("group", default: 1)
-        let channels = x.type.shape[1]
-        guard group > 0, channels % group == 0, outChannels % group == 0 else {
-            throw RuntimeError.invalidNode(
-                node: node.step.node.displayName, detail: "group \(group) does not divide the channels")
-        }
-        let count = y.type.shape.elementCount
-        guard count > 0 else { return SequenceKernel(parts: []) }
-        let (metaArgument, metaKeep) = try backend.metadata(
-            convolutionMeta(g, channels: channels, outChannels: outChannels, group: group).map { Int32($0) })
-        let (xb, xo) = try backend.arguments(for: x), (wb, wo) = try backend.arguments(for: w),
-            (yb, yo) = try backend.arguments(for: y)
-        let (bb, bo) = try backend.arguments(for: bias ?? w)
-        return try backend.kernel(
-            name,
-            arguments: [xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument],
-            global: [count], retained: [metaKeep])
-    }
-
-    static func makePool(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
-        let x = try node.inputs[0].unwrap(node, "X")
-        let y = try firstOutput(node)
-        let rank = x.type.shape.rank
-        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D pooling on the GPU") }
-        let a = node.step.node
-        guard let kernel = try a.ints("kernel_shape") else {
-            throw RuntimeError.invalidNode(node: a.displayName, detail: "kernel_shape is required")
-        }
-        let g = lifted(
-            try ConvGeometry.forward(
-                shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel,
-                ceilMode: try a.int("ceil_mode", default: 0) != 0))
-        let indices = a.opType == "MaxPool" && node.outputs.count > 1 ? node.outputs[1] : nil
-        let meta =
-            g.input + g.output + g.kernel + g.strides + g.dilations + g.padsBegin + g.padsEnd + [
-                a.opType == "MaxPool" ? 1 : 0, try a.int("count_include_pad", default: 0),
-                try a.int("storage_order", default: 0), a.opType == "LpPool" ? try a.int("p", default: 2) : 0,
-            ]
-        if a.opType == "LpPool", !(1...64).contains(meta[meta.count - 1]) {
-            throw RuntimeError.invalidNode(node: a.displayName, detail: "p must be between 1 and 64")
-        }
-        let count = y.type.shape.elementCount
-        guard count > 0 else { return SequenceKernel(parts: []) }
-        let (metaArgument, metaKeep) = try backend.metadata(meta.map { Int32($0) })
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
-        let (ib, io) = try backend.arguments(for: indices ?? y, elementBytes: indices == nil ? 4 : 8)
-        return try backend.kernel(
-            "pool3d",
-            arguments: [xb, xo, yb, yo, ib, io, .int(indices == nil ? 0 : 1), .int(Int32(count)), metaArgument],
-            global: [count], retained: [metaKeep])
-    }
-
-    static func makeGlobalPool(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
-        let x = try node.inputs[0].unwrap(node, "X")
-        let y = try firstOutput(node)
-        let planes = x.type.shape[0] * x.type.shape[1]
-        let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
-        return try backend.kernel(
-            "global_pool",
-            arguments: [
-                xb, xo, yb, yo, .int(Int32(planes)), .int(Int32(spatial)),
-                .int(node.step.node.opType == "GlobalMaxPool" ? 1 : 0),
-            ],
-            global: [planes])
-    }
-
-    static func makeBatchNorm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
-        guard node.outputs.count == 1, try node.step.node.int("training_mode", default: 0) == 0 else {
-            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "training mode")
-        }
-        let x = try node.inputs[0].unwrap(node, "X")
-        let parameters = try (1...4).map { try backend.arguments(for: node.inputs[$0].unwrap(node, "parameter \($0)")) }
-        let y = try firstOutput(node)
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
-        let count = y.type.shape.elementCount
-        let channels = x.type.shape[1]
-        let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
-        let epsilon = try node.step.node.float("epsilon", default: 1e-5)
-        var arguments: [KernelArgument] = [xb, xo]
-        for (buffer, offset) in parameters { arguments += [buffer, offset] }
-        arguments += [yb, yo, .int(Int32(count)), .int(Int32(channels)), .int(Int32(spatial)), .float(epsilon)]
-        return try backend.kernel("batchnorm", arguments: arguments, global: [count])
-    }
-}
-
-extension Optional where Wrapped == BoundValue {
-    func unwrap(_ node: BoundNode, _ what: String) throws -> BoundValue {
-        guard let value = self else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "missing input \(what)")
-        }
-        return value
-    }
-}
-
-/// Several launches run as one node (Concat and Split copy each part separately).
-final class SequenceKernel: Kernel {
-    let parts: [any Kernel]
-    init(parts: [any Kernel]) { self.parts = parts }
-    func run() throws { for part in parts { try part.run() } }
 }

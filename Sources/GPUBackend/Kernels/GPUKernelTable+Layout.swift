@@ -91,7 +91,7 @@ extension GPUKernelTable {
         }
         var parts: [any Kernel] = []
         if inputs.count == 1 {
-            parts.append(try unaryLaunch(backend, x: first, y: y, code: 11, alpha: 1, beta: 0))
+            parts.append(try unaryLaunch(backend, x: first, y: y, code: .identity, alpha: 1, beta: 0))
         } else {
             parts.append(try binaryLaunch(backend, a: first, b: inputs[1], y: y, code: code))
             for input in inputs.dropFirst(2) {
@@ -99,7 +99,7 @@ extension GPUKernelTable {
             }
         }
         if node.step.node.opType == "Mean" && inputs.count > 1 {
-            parts.append(try unaryLaunch(backend, x: y, y: y, code: 29, alpha: 1 / Float(inputs.count), beta: 0))
+            parts.append(try unaryLaunch(backend, x: y, y: y, code: .scale, alpha: 1 / Float(inputs.count), beta: 0))
         }
         return SequenceKernel(parts: parts)
     }
@@ -114,14 +114,14 @@ extension GPUKernelTable {
         if node.step.opset < 11 {
             low = try node.step.node.float("min", default: low)
             high = try node.step.node.float("max", default: high)
-            return try unaryLaunch(backend, x: x, y: y, code: 28, alpha: low, beta: high)
+            return try unaryLaunch(backend, x: x, y: y, code: .clip, alpha: low, beta: high)
         }
         let bounds = (1...2).map { $0 < node.inputs.count ? node.inputs[$0] : nil }
         try bounds.compactMap { $0 }.forEach { try requireFloat32(node, $0) }
         if bounds.allSatisfy({ $0 == nil || $0?.constant != nil }) {
             if let tensor = bounds[0]?.constant, let scalar = try tensor.scalars(as: Float.self).first { low = scalar }
             if let tensor = bounds[1]?.constant, let scalar = try tensor.scalars(as: Float.self).first { high = scalar }
-            return try unaryLaunch(backend, x: x, y: y, code: 28, alpha: low, beta: high)
+            return try unaryLaunch(backend, x: x, y: y, code: .clip, alpha: low, beta: high)
         }
         var parts: [any Kernel] = []
         var source = x

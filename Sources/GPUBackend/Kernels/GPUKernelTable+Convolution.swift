@@ -1,0 +1,229 @@
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+
+/// Convolution (direct, or im2col + GEMM), pooling and BatchNormalization; helpers the other families share.
+extension GPUKernelTable {
+    static func shapeContext(_ node: BoundNode) -> ShapeInferenceContext {
+        ShapeInferenceContext(
+            node: node.step.node, opset: node.step.opset, inputs: node.inputs.map { $0?.type },
+            constants: node.inputs.map { $0?.constant })
+    }
+
+    /// A window geometry over up to three spatial axes as the 3-D kernels read it: unit leading axes for 1-D
+    /// and 2-D (size, window, stride and dilation 1, no padding).
+    static func lifted(_ g: ConvGeometry) -> ConvGeometry {
+        func lift(_ values: [Int], _ fill: Int) -> [Int] {
+            [Int](repeating: fill, count: max(0, 3 - values.count)) + values
+        }
+        var lifted = g
+        lifted.input = lift(g.input, 1)
+        lifted.kernel = lift(g.kernel, 1)
+        lifted.strides = lift(g.strides, 1)
+        lifted.dilations = lift(g.dilations, 1)
+        lifted.padsBegin = lift(g.padsBegin, 0)
+        lifted.padsEnd = lift(g.padsEnd, 0)
+        lifted.output = lift(g.output, 1)
+        return lifted
+    }
+
+    /// The conv3d / conv_transpose3d metadata: [C, D, H, W, M, OD, OH, OW, KD, KH, KW, strides, dilations, pads,
+    /// group] of a lifted geometry.
+    static func convolutionMeta(_ g: ConvGeometry, channels: Int, outChannels: Int, group: Int) -> [Int] {
+        [channels] + g.input + [outChannels] + g.output + g.kernel + g.strides + g.dilations + g.padsBegin + [group]
+    }
+
+    static func makeConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X"), w = try node.inputs[1].unwrap(node, "W")
+        let bias = node.inputs.count > 2 ? node.inputs[2] : nil
+        let y = try firstOutput(node)
+        let rank = x.type.shape.rank
+        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D convolution on the GPU") }
+        let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
+        let g = lifted(
+            try ConvGeometry.forward(
+                shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel))
+        if backend.convolution.asGemm, try node.step.node.int("group", default: 1) == 1 {
+            return try convolutionAsGemm(backend, node, geometry: g, x: x, w: w, bias: bias, y: y)
+        }
+        return try convolutionLaunch(
+            backend, node, "conv3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: w.type.shape[0])
+    }
+
+    /// A view of part of a float32 value: `shape` from element `offset` on.
+    static func view(_ value: BoundValue, offset: Int, shape: [Int]) -> BoundValue {
+        let count = shape.reduce(1, *)
+        return BoundValue(
+            type: TensorType(dtype: .float32, shape: Shape(shape)),
+            slice: BufferSlice(
+                buffer: value.slice.buffer, offset: value.slice.offset + offset * 4, byteCount: count * 4),
+            constant: nil)
+    }
+
+    /// Conv (group 1) as im2col + GEMM: the columns of as many images as fit the scratch limit at a time, then
+    /// Y[n] = W[M, C·taps] · cols[n] as one batched GEMM (cuBLAS where found, else the kernel source's matmul),
+    /// the bias broadcast into Y first (cuBLAS accumulates onto it) or added after.
+    static func convolutionAsGemm(
+        _ backend: any GPUKernelHost, _ node: BoundNode, geometry g: ConvGeometry, x: BoundValue, w: BoundValue,
+        bias: BoundValue?, y: BoundValue
+    ) throws -> any Kernel {
+        let images = x.type.shape[0], channels = x.type.shape[1], filters = w.type.shape[0]
+        let depth = channels * g.kernel.reduce(1, *), spatial = g.output.reduce(1, *)
+        let imageColumns = depth * spatial
+        let imageInput = channels * g.input.reduce(1, *), imageOutput = filters * spatial
+        guard images * imageOutput > 0 else { return SequenceKernel(parts: []) }
+        guard imageColumns > 0 else {
+            throw unsupported(node, "a convolution with an empty window on the GPU")
+        }
+        let chunk = max(1, min(images, backend.convolution.scratchBytes / (imageColumns * 4)))
+        let scratchBytes = chunk * imageColumns * 4
+        let scratch = try backend.allocate(bytes: scratchBytes)
+        let columns = BoundValue(
+            type: TensorType(dtype: .float32, shape: Shape([chunk * imageColumns])),
+            slice: BufferSlice(buffer: scratch, offset: 0, byteCount: scratchBytes), constant: nil)
+        let (metaArgument, metaKeep) = try backend.metadata(
+            convolutionMeta(g, channels: channels, outChannels: filters, group: 1).map { Int32($0) })
+        var parts: [any Kernel] = []
+        let retained: [AnyObject] = [scratch, metaKeep]
+        let library = backend.hasLibraryGemm
+        if library, let bias {
+            parts.append(
+                try stridedCopy(
+                    backend, x: bias, y: y, dims: [images, filters, spatial], xStrides: [0, 1, 0],
+                    yStrides: [imageOutput, spatial, 1]))
+        }
+        for first in stride(from: 0, to: images, by: chunk) {
+            let count = min(chunk, images - first)
+            let input = view(x, offset: first * imageInput, shape: [count * imageInput])
+            let output = view(y, offset: first * imageOutput, shape: [count, filters, spatial])
+            let (xb, xo) = try backend.arguments(for: input), (cb, co) = try backend.arguments(for: columns)
+            parts.append(
+                try backend.kernel(
+                    "im2col3d", arguments: [xb, xo, cb, co, .int(Int32(count * imageColumns)), metaArgument],
+                    global: [count * imageColumns]))
+            let gemm = LibraryGemm(
+                a: w, b: columns, y: output, m: filters, n: spatial, k: depth, beta: bias == nil ? 0 : 1,
+                batch: count, strideA: 0, strideB: imageColumns, strideY: imageOutput)
+            if library, let kernel = try backend.libraryGemm(gemm, prologue: nil) {
+                parts.append(kernel)
+                continue
+            }
+            parts.append(
+                try tiledGemm(
+                    backend, a: w, b: columns, y: output, m: filters, n: spatial, k: depth,
+                    offsets: (0..<count).map { (0, $0 * imageColumns) }))
+            if let bias {
+                let channelBias = BoundValue(
+                    type: TensorType(dtype: .float32, shape: Shape([filters, 1])), slice: bias.slice, constant: nil)
+                parts.append(try binaryLaunch(backend, a: output, b: channelBias, y: output, code: 0))
+            }
+        }
+        return RetainingKernel(SequenceKernel(parts: parts), retained: retained)
+    }
+
+    /// One conv3d / conv_transpose3d launch over a lifted geometry, after checking the groups.
+    static func convolutionLaunch(
+        _ backend: any GPUKernelHost, _ node: BoundNode, _ name: String, geometry g: ConvGeometry, x: BoundValue,
+        w: BoundValue, bias: BoundValue?, y: BoundValue, outChannels: Int
+    ) throws -> any Kernel {
+        let group = try node.step.node.int("group", default: 1)
+        let channels = x.type.shape[1]
+        guard group > 0, channels % group == 0, outChannels % group == 0 else {
+            throw RuntimeError.invalidNode(
+                node: node.step.node.displayName, detail: "group \(group) does not divide the channels")
+        }
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(
+            convolutionMeta(g, channels: channels, outChannels: outChannels, group: group).map { Int32($0) })
+        let (xb, xo) = try backend.arguments(for: x), (wb, wo) = try backend.arguments(for: w),
+            (yb, yo) = try backend.arguments(for: y)
+        let (bb, bo) = try backend.arguments(for: bias ?? w)
+        return try backend.kernel(
+            name,
+            arguments: [xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument],
+            global: [count], retained: [metaKeep])
+    }
+
+    static func makePool(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X")
+        let y = try firstOutput(node)
+        let rank = x.type.shape.rank
+        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D pooling on the GPU") }
+        let a = node.step.node
+        guard let kernel = try a.ints("kernel_shape") else {
+            throw RuntimeError.invalidNode(node: a.displayName, detail: "kernel_shape is required")
+        }
+        let g = lifted(
+            try ConvGeometry.forward(
+                shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel,
+                ceilMode: try a.int("ceil_mode", default: 0) != 0))
+        let indices = a.opType == "MaxPool" && node.outputs.count > 1 ? node.outputs[1] : nil
+        let meta =
+            g.input + g.output + g.kernel + g.strides + g.dilations + g.padsBegin + g.padsEnd + [
+                a.opType == "MaxPool" ? 1 : 0, try a.int("count_include_pad", default: 0),
+                try a.int("storage_order", default: 0), a.opType == "LpPool" ? try a.int("p", default: 2) : 0,
+            ]
+        if a.opType == "LpPool", !(1...64).contains(meta[meta.count - 1]) {
+            throw RuntimeError.invalidNode(node: a.displayName, detail: "p must be between 1 and 64")
+        }
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(meta.map { Int32($0) })
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        let (ib, io) = try backend.arguments(for: indices ?? y, elementBytes: indices == nil ? 4 : 8)
+        return try backend.kernel(
+            "pool3d",
+            arguments: [xb, xo, yb, yo, ib, io, .int(indices == nil ? 0 : 1), .int(Int32(count)), metaArgument],
+            global: [count], retained: [metaKeep])
+    }
+
+    static func makeGlobalPool(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "X")
+        let y = try firstOutput(node)
+        let planes = x.type.shape[0] * x.type.shape[1]
+        let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        return try backend.kernel(
+            "global_pool",
+            arguments: [
+                xb, xo, yb, yo, .int(Int32(planes)), .int(Int32(spatial)),
+                .int(node.step.node.opType == "GlobalMaxPool" ? 1 : 0),
+            ],
+            global: [planes])
+    }
+
+    static func makeBatchNorm(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        guard node.outputs.count == 1, try node.step.node.int("training_mode", default: 0) == 0 else {
+            throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "training mode")
+        }
+        let x = try node.inputs[0].unwrap(node, "X")
+        let parameters = try (1...4).map { try backend.arguments(for: node.inputs[$0].unwrap(node, "parameter \($0)")) }
+        let y = try firstOutput(node)
+        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        let count = y.type.shape.elementCount
+        let channels = x.type.shape[1]
+        let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
+        let epsilon = try node.step.node.float("epsilon", default: 1e-5)
+        var arguments: [KernelArgument] = [xb, xo]
+        for (buffer, offset) in parameters { arguments += [buffer, offset] }
+        arguments += [yb, yo, .int(Int32(count)), .int(Int32(channels)), .int(Int32(spatial)), .float(epsilon)]
+        return try backend.kernel("batchnorm", arguments: arguments, global: [count])
+    }
+}
+
+extension Optional where Wrapped == BoundValue {
+    func unwrap(_ node: BoundNode, _ what: String) throws -> BoundValue {
+        guard let value = self else {
+            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "missing input \(what)")
+        }
+        return value
+    }
+}
+
+/// Several launches run as one node (Concat and Split copy each part separately).
+final class SequenceKernel: Kernel {
+    let parts: [any Kernel]
+    init(parts: [any Kernel]) { self.parts = parts }
+    func run() throws { for part in parts { try part.run() } }
+}

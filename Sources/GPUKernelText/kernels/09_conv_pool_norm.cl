@@ -1,0 +1,168 @@
+/* Direct convolution over up to three spatial axes (1-D and 2-D run with unit leading axes), one work-item
+   per output element (n, m, od, oy, ox); geometry in meta:
+   [C, D, H, W, M, OD, OH, OW, KD, KH, KW, SD, SY, SX, DD, DY, DX, PD, PY, PX, group]. */
+KERNEL void conv3d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *b, int bOff,
+                   int hasBias, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
+    int i = GID0;
+    if (i >= count) return;
+    int C = meta[0], D = meta[1], H = meta[2], W = meta[3], M = meta[4], OD = meta[5], OH = meta[6], OW = meta[7];
+    int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
+    int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19], G = meta[20];
+    int ox = i % OW, oy = (i / OW) % OH, od = (i / (OW * OH)) % OD, m = (i / (OW * OH * OD)) % M;
+    int n = i / (OW * OH * OD * M);
+    int cg = C / G, mg = M / G, g = m / mg;
+    float acc = hasBias ? b[bOff + m] : 0.0f;
+    for (int c = 0; c < cg; c++) {
+        GLOBAL const float *xc = x + xOff + ((n * C) + g * cg + c) * D * H * W;
+        GLOBAL const float *wc = w + wOff + (m * cg + c) * KD * KH * KW;
+        for (int kd = 0; kd < KD; kd++) {
+            int id = od * SD - PD + kd * DD;
+            if (id < 0 || id >= D) continue;
+            for (int ky = 0; ky < KH; ky++) {
+                int iy = oy * SY - PY + ky * DY;
+                if (iy < 0 || iy >= H) continue;
+                for (int kx = 0; kx < KW; kx++) {
+                    int ix = ox * SX - PX + kx * DX;
+                    if (ix < 0 || ix >= W) continue;
+                    acc += xc[(id * H + iy) * W + ix] * wc[(kd * KH + ky) * KW + kx];
+                }
+            }
+        }
+    }
+    y[yOff + i] = acc;
+}
+
+/* im2col for convolution as a GEMM (group 1): cols[n][(c, kd, ky, kx)][(od, oy, ox)] from x, zero outside
+   it, one work-item per column element; meta as conv3d. */
+KERNEL void im2col3d(GLOBAL const float *x, int xOff, GLOBAL float *cols, int cOff, int count,
+                     GLOBAL const int *meta) {
+    int i = GID0;
+    if (i >= count) return;
+    int C = meta[0], D = meta[1], H = meta[2], W = meta[3], OD = meta[5], OH = meta[6], OW = meta[7];
+    int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
+    int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19];
+    int spatial = OD * OH * OW, taps = KD * KH * KW;
+    int o = i % spatial, r = (i / spatial) % (C * taps), n = i / (spatial * C * taps);
+    int ox = o % OW, oy = (o / OW) % OH, od = o / (OW * OH);
+    int kx = r % KW, ky = (r / KW) % KH, kd = (r / (KW * KH)) % KD, c = r / taps;
+    int id = od * SD - PD + kd * DD, iy = oy * SY - PY + ky * DY, ix = ox * SX - PX + kx * DX;
+    float v = 0.0f;
+    if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
+        v = x[xOff + (((n * C + c) * D + id) * H + iy) * W + ix];
+    }
+    cols[cOff + i] = v;
+}
+
+/* Max/average pooling over up to three spatial axes, one work-item per output; the first largest value
+   wins (its flat input index goes to `indices` when hasIndices, spatial part column-major when asked).
+   meta: [D, H, W, OD, OH, OW, KD, KH, KW, SD, SY, SX, DD, DY, DX, PD, PY, PX, PED, PEY, PEX, isMax,
+   includePad, columnMajor]. */
+KERNEL void pool3d(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, GLOBAL long *indices, int iOff,
+                   int hasIndices, int count, GLOBAL const int *meta) {
+    int i = GID0;
+    if (i >= count) return;
+    int D = meta[0], H = meta[1], W = meta[2], OD = meta[3], OH = meta[4], OW = meta[5];
+    int KD = meta[6], KH = meta[7], KW = meta[8], SD = meta[9], SY = meta[10], SX = meta[11];
+    int DD = meta[12], DY = meta[13], DX = meta[14], PD = meta[15], PY = meta[16], PX = meta[17];
+    int PED = meta[18], PEY = meta[19], PEX = meta[20], isMax = meta[21], includePad = meta[22];
+    int ox = i % OW, oy = (i / OW) % OH, od = (i / (OW * OH)) % OD, p = i / (OW * OH * OD);
+    GLOBAL const float *xp = x + xOff + p * D * H * W;
+    float best = -INFINITY, sum = 0.0f;
+    int valid = 0, padded = 0, bestAt = -1;
+    for (int kd = 0; kd < KD; kd++) {
+        int id = od * SD - PD + kd * DD;
+        for (int ky = 0; ky < KH; ky++) {
+            int iy = oy * SY - PY + ky * DY;
+            for (int kx = 0; kx < KW; kx++) {
+                int ix = ox * SX - PX + kx * DX;
+                if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                    int at = (id * H + iy) * W + ix;
+                    float v = xp[at];
+                    if (v > best || bestAt < 0) { best = v; bestAt = at; }
+                    sum += meta[24] ? pow(fabs(v), (float)meta[24]) : v;
+                    valid++;
+                } else if (id >= -PD && id < D + PED && iy >= -PY && iy < H + PEY && ix >= -PX && ix < W + PEX) {
+                    padded++;
+                }
+            }
+        }
+    }
+    int divisor = includePad ? valid + padded : valid;
+    /* meta[24] > 0: LpPool of that p, (sum of |v|^p)^(1/p) over the window (padding adds nothing). */
+    y[yOff + i] = meta[24] ? pow(sum, 1.0f / (float)meta[24]) : (isMax ? best : (divisor > 0 ? sum / divisor : 0.0f));
+    if (hasIndices) {
+        int at = bestAt < 0 ? 0 : bestAt;
+        if (meta[23]) at = at / (W * H) + ((at / W) % H) * D + (at % W) * D * H;
+        indices[iOff + i] = (long)p * D * H * W + at;
+    }
+}
+
+/* One work-item per (n, c) plane: global average or max over `spatial` values. */
+KERNEL void global_pool(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int planes, int spatial, int isMax) {
+    int p = GID0;
+    if (p >= planes) return;
+    GLOBAL const float *xp = x + xOff + p * spatial;
+    float best = -INFINITY, sum = 0.0f;
+    for (int i = 0; i < spatial; i++) { best = fmax(best, xp[i]); sum += xp[i]; }
+    y[yOff + p] = isMax ? best : sum / spatial;
+}
+
+/* Inference batch normalization, one work-item per element; per-channel tensors at sOff..vOff. */
+KERNEL void batchnorm(GLOBAL const float *x, int xOff, GLOBAL const float *s, int sOff, GLOBAL const float *b, int bOff,
+                      GLOBAL const float *mean, int mOff, GLOBAL const float *var, int vOff, GLOBAL float *y, int yOff,
+                      int count, int channels, int spatial, float epsilon) {
+    int i = GID0;
+    if (i >= count) return;
+    int c = (i / spatial) % channels;
+    float a = s[sOff + c] / sqrt(var[vOff + c] + epsilon);
+    y[yOff + i] = (x[xOff + i] - mean[mOff + c]) * a + b[bOff + c];
+}
+
+/* Softmax (or log-softmax) along an axis of n values `inner` apart, one work-item per (outer, inner) pair. */
+KERNEL void softmax_axis(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int outer, int n, int inner,
+                         int logarithm) {
+    int r = GID0;
+    if (r >= outer * inner) return;
+    int base = (r / inner) * n * inner + r % inner;
+    GLOBAL const float *xr = x + xOff + base;
+    GLOBAL float *yr = y + yOff + base;
+    float m = xr[0];
+    for (int i = 1; i < n; i++) m = fmax(m, xr[i * inner]);
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) sum += exp(xr[i * inner] - m);
+    for (int i = 0; i < n; i++) yr[i * inner] = logarithm ? xr[i * inner] - m - log(sum) : exp(xr[i * inner] - m) / sum;
+}
+
+/* One work-item per row: (x - mean) / sqrt(var + eps) * scale + bias over n contiguous values. */
+KERNEL void layernorm_rows(GLOBAL const float *x, int xOff, GLOBAL const float *s, int sOff, GLOBAL const float *b,
+                           int bOff, int hasBias, GLOBAL float *y, int yOff, int rows, int n, float epsilon) {
+    int r = GID0;
+    if (r >= rows) return;
+    GLOBAL const float *xr = x + xOff + r * n;
+    float mean = 0.0f;
+    for (int i = 0; i < n; i++) mean += xr[i];
+    mean /= n;
+    float var = 0.0f;
+    for (int i = 0; i < n; i++) var += (xr[i] - mean) * (xr[i] - mean);
+    float inv = 1.0f / sqrt(var / n + epsilon);
+    for (int i = 0; i < n; i++) {
+        float v = (xr[i] - mean) * inv * s[sOff + i];
+        y[yOff + r * n + i] = hasBias ? v + b[bOff + i] : v;
+    }
+}
+
+/* LayerNormalization's optional outputs: per-row mean and 1/sqrt(var + epsilon), as layernorm_rows. */
+KERNEL void layernorm_stats(GLOBAL const float *x, int xOff, GLOBAL float *meanOut, int mOff, GLOBAL float *invOut,
+                            int iOff, int hasInv, int rows, int n, float epsilon) {
+    int r = GID0;
+    if (r >= rows) return;
+    GLOBAL const float *xr = x + xOff + r * n;
+    float mean = 0.0f;
+    for (int i = 0; i < n; i++) mean += xr[i];
+    mean /= n;
+    float var = 0.0f;
+    for (int i = 0; i < n; i++) var += (xr[i] - mean) * (xr[i] - mean);
+    meanOut[mOff + r] = mean;
+    if (hasInv) invOut[iOff + r] = 1.0f / sqrt(var / n + epsilon);
+}
+
