@@ -12,6 +12,7 @@ let package = Package(
             dependencies: [
                 .product(name: "ONNXImport", package: "inference"), .product(name: "CPUBackend", package: "inference"),
                 .product(name: "InferenceRuntime", package: "inference"),
+                .product(name: "InferenceBench", package: "inference"),
                 .product(name: "InferenceTensor", package: "inference"),
                 .product(name: "CMallocCounter", package: "inference"),
             ]

@@ -479,11 +479,11 @@ struct BenchReport: Encodable {
                         + (priced ? "  " + (p.dollarsPerMillion.map { cFormat("%10.4g", $0) } ?? "-".leftPad(10)) : "")
                 )
             }
-            let noisy = sweep.points.filter { $0.coefficientOfVariation > CompareReport.variationThreshold }
+            let noisy = sweep.points.filter { $0.coefficientOfVariation > ComparisonReport.variationThreshold }
             if !noisy.isEmpty {
                 lines.append(
                     "  note: \(noisy.count) of \(sweep.points.count) points vary by more than "
-                        + cFormat("%.0f", CompareReport.variationThreshold * 100)
+                        + cFormat("%.0f", ComparisonReport.variationThreshold * 100)
                         + "% between runs (coefficient of variation); p99 from \(repeats) runs is the "
                         + (repeats >= EarlyStopping.minimumRuns(percentile: 99)
                             ? "early-stopping bound"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CPUBackend
 import GPUBackend
+import InferenceBench
 import InferenceRuntime
 
 #if canImport(Glibc)

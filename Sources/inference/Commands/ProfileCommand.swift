@@ -100,12 +100,13 @@ struct ProfileCommand: ReportingCommand {
         let plain = try Measurement.repeatRuns(warmup: warmup, repeats: repeats) { try prepared.run(tensors) }
         let steps = prepared.steps
         var nodeNanoseconds = [Double](repeating: 0, count: steps.count)
-        var compute = 0.0
-        for _ in 0..<repeats {
-            compute += Double(try prepared.runProfiled(tensors, nodeNanoseconds: &nodeNanoseconds).computeNanoseconds)
+        let profiled = try Measurement.repeatRuns(warmup: 0, repeats: repeats) {
+            try prepared.runProfiled(tensors, nodeNanoseconds: &nodeNanoseconds)
         }
         let profile = Profile(
-            steps: steps, nodeNanoseconds: nodeNanoseconds, computeNanoseconds: compute, runs: repeats)
+            steps: steps, nodeNanoseconds: nodeNanoseconds,
+            computeNanoseconds: profiled.runs.reduce(0.0) { $0 + Double($1.computeNanoseconds) },
+            runs: profiled.runs.count)
         let deviceName = selection.backend.device.description
         if let trace {
             let data = try ReportJSON.encoder(pretty: false, snakeCase: false).encode(

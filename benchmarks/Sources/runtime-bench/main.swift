@@ -1,6 +1,7 @@
 import CMallocCounter
 import CPUBackend
 import Foundation
+import InferenceBench
 import InferenceRuntime
 import InferenceTensor
 import ONNXImport
@@ -49,26 +50,17 @@ do {
     malloc_counter_start()
     for _ in 0..<counted { _ = try prepared.run(inputs) }
     let allocations = Double(malloc_counter_stop()) / Double(counted)
-    var samples: [Double] = []
-    let start = MonotonicClock.nanoseconds()
-    while samples.count < 10 || Double(MonotonicClock.nanoseconds() - start) < minSeconds * 1e9 {
-        let t0 = MonotonicClock.nanoseconds()
-        _ = try prepared.run(inputs)
-        samples.append(Double(MonotonicClock.nanoseconds() - t0) / 1e6)
-        if samples.count >= 200_000 { break }
-    }
-    samples.sort()
-    func percentile(_ q: Double) -> Double {
-        let position = q / 100 * Double(samples.count - 1)
-        let lower = Int(position)
-        let upper = min(lower + 1, samples.count - 1)
-        return samples[lower] + (samples[upper] - samples[lower]) * (position - Double(lower))
-    }
-    let mean = samples.reduce(0, +) / Double(samples.count)
+    // Timed from outside each run, as ort_bench.c times onnxruntime's Run: at least 10 runs and MIN_SECONDS.
+    let samples = try Measurement.repeatRuns(
+        warmup: .count(0), repeats: .seconds(minSeconds), minimumRuns: 10, maximumRuns: 200_000
+    ) { try Measurement.wallTime { _ = try prepared.run(inputs) } }
+    let total = samples.total
+    func percentile(_ q: Double) -> Double { total.percentile(q) / 1e6 }
+    let mean = total.mean / 1e6
     let report: [String: Any] = [
-        "runtime": "inference", "batch": batch, "runs": samples.count, "p50_ms": percentile(50),
+        "runtime": "inference", "batch": batch, "runs": total.count, "p50_ms": percentile(50),
         "p90_ms": percentile(90),
-        "p99_ms": percentile(99), "min_ms": samples[0], "mean_ms": mean,
+        "p99_ms": percentile(99), "min_ms": total.minimum / 1e6, "mean_ms": mean,
         "samples_per_s": Double(batch) / (percentile(50) / 1e3), "allocations_per_run": allocations,
     ]
     let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
