@@ -5,14 +5,17 @@ import InferenceRuntime
 import InferenceTestSupport
 import Testing
 
-private let nodeTestDevice: OpenCLBackend? = try? OpenCLBackend(index: 0)
+/// The ONNX backend node tests on every GPU device present (PoCL's OpenCL device in CI; CUDA devices where
+/// there are any): every case whose operators the GPU kernel table supports must match the ONNX reference
+/// outputs, like on the CPU (ONNXNodeTests). Constant subgraphs fold on the CPU.
+@Suite(.enabled(if: !GPUTestDevices.all.isEmpty, "no GPU device (install pocl-opencl-icd for OpenCL)"))
+struct GPUNodeTests {
+    @Test func nodeTestsPassOnEveryDevice() throws {
+        for device in GPUTestDevices.all { try nodeTestsPass(on: device) }
+    }
 
-/// The ONNX backend node tests on the OpenCL backend (PoCL in CI): every case whose operators the GPU kernel
-/// table supports must match the ONNX reference outputs, like on the CPU. Constant subgraphs fold on the CPU.
-@Suite(.enabled(if: nodeTestDevice != nil, "no OpenCL device (install pocl-opencl-icd)"))
-struct OpenCLNodeTests {
-    @Test func nodeTestsPassOnOpenCL() throws {
-        guard let device = nodeTestDevice else { return }
+    func nodeTestsPass(on device: any Backend) throws {
+        let name = device.device.description
         guard let directory = ONNXNodeTestRunner.dataDirectory else {
             if TestEnvironment.pythonRequired {
                 Issue.record("ONNX node tests missing: run scripts/setup-python-env (onnx==1.22.0)")
@@ -21,8 +24,8 @@ struct OpenCLNodeTests {
         }
         let evaluator = CPUBackend(threads: 1)
         let summary = try ONNXNodeTestRunner.runAll(
-            directory: directory, label: "OpenCL \(device.deviceName)",
-            reportPath: TestEnvironment.packageRoot.appendingPathComponent(".build/onnx-node-tests-opencl.txt")
+            directory: directory, label: "\(name) \(device.deviceName)",
+            reportPath: TestEnvironment.packageRoot.appendingPathComponent(".build/onnx-node-tests-\(name).txt")
         ) {
             // Device kernels only: nodes the GPU kernel table lacks are skips here, not host fallbacks.
             try Session(graph: $0, backend: device, evaluator: evaluator, hostFallback: false)
@@ -33,7 +36,7 @@ struct OpenCLNodeTests {
         print(summary.report)
         #expect(
             summary.failures.isEmpty,
-            "\(summary.failures.count) node tests failed on OpenCL; see .build/onnx-node-tests-opencl.txt")
+            "\(summary.failures.count) node tests failed on \(name); see .build/onnx-node-tests-\(name).txt")
         #expect(summary.passed > 1170)
         // Operators with GPU kernels really ran (a missing kernel would turn their cases into skips).
         for op in [
@@ -45,26 +48,31 @@ struct OpenCLNodeTests {
         ] {
             #expect(
                 !summary.skips.keys.contains("operator \(op) on float32"),
-                "\(op) cases skipped on OpenCL: \(summary.skips["operator \(op) on float32"] ?? [])")
+                "\(op) cases skipped on \(name): \(summary.skips["operator \(op) on float32"] ?? [])")
         }
     }
 
     /// With host fallback (the default), nodes the GPU kernel table lacks run on the CPU between device kernels:
-    /// every case the CPU passes passes on an OpenCL session too, fallback nodes and device nodes mixed.
-    @Test func nodeTestsPassOnOpenCLWithHostFallback() throws {
-        guard let device = nodeTestDevice else { return }
+    /// every case the CPU passes passes on a GPU session too, fallback nodes and device nodes mixed.
+    @Test func nodeTestsPassWithHostFallbackOnEveryDevice() throws {
+        for device in GPUTestDevices.all { try nodeTestsPassWithHostFallback(on: device) }
+    }
+
+    func nodeTestsPassWithHostFallback(on device: any Backend) throws {
+        let name = device.device.description
         guard let directory = ONNXNodeTestRunner.dataDirectory else { return }
         let evaluator = CPUBackend(threads: 1)
         let summary = try ONNXNodeTestRunner.runAll(
-            directory: directory, label: "OpenCL \(device.deviceName) with host fallback",
-            reportPath: TestEnvironment.packageRoot.appendingPathComponent(".build/onnx-node-tests-opencl-fallback.txt")
+            directory: directory, label: "\(name) \(device.deviceName) with host fallback",
+            reportPath: TestEnvironment.packageRoot.appendingPathComponent(
+                ".build/onnx-node-tests-\(name)-fallback.txt")
         ) {
             try Session(graph: $0, backend: device, evaluator: evaluator)
         }
         print(summary.report)
         #expect(
             summary.failures.isEmpty,
-            "\(summary.failures.count) node tests failed on OpenCL with host fallback; see .build/onnx-node-tests-opencl-fallback.txt"
+            "\(summary.failures.count) node tests failed on \(name) with host fallback; see .build/onnx-node-tests-\(name)-fallback.txt"
         )
         #expect(summary.passed > 1310)
     }
