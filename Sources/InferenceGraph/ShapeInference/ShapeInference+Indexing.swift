@@ -229,6 +229,13 @@ extension ShapeInference {
     }
 
     static func registerIndexing(into table: inout [String: ShapeFunction]) {
+        registerGatherScatter(into: &table)
+        registerOneHotTopKBlocks(into: &table)
+        registerEinsumGridSamplePredicates(into: &table)
+    }
+
+    /// GatherElements, GatherND, ScatterElements, Scatter, ScatterND.
+    private static func registerGatherScatter(into table: inout [String: ShapeFunction]) {
         table[key(domain: "", opType: "GatherElements")] = { context in
             let data = try context.input(0), indices = try context.input(1)
             _ = try context.axis(try context.node.int("axis", default: 0), rank: data.shape.rank)
@@ -283,6 +290,10 @@ extension ShapeInference {
         ] {
             table[key(domain: "", opType: op)] = sameAsInput
         }
+    }
+
+    /// OneHot, TopK, DepthToSpace, SpaceToDepth.
+    private static func registerOneHotTopKBlocks(into table: inout [String: ShapeFunction]) {
 
         table[key(domain: "", opType: "OneHot")] = { context in
             let indices = try context.input(0), values = try context.input(2)
@@ -345,6 +356,10 @@ extension ShapeInference {
         }
         table[key(domain: "", opType: "DepthToSpace")] = rearrange
         table[key(domain: "", opType: "SpaceToDepth")] = rearrange
+    }
+
+    /// Einsum, EyeLike, GridSample, RoiAlign, IsNaN, IsInf, BitwiseNot.
+    private static func registerEinsumGridSamplePredicates(into table: inout [String: ShapeFunction]) {
 
         table[key(domain: "", opType: "Einsum")] = { context in
             let types = try context.inputs.indices.map { try context.input($0) }
@@ -408,6 +423,6 @@ extension ShapeInference {
             return [TensorType(dtype: a.dtype, shape: shape)]
         }
         for op in ["BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitShift"] { table[key(domain: "", opType: op)] = bitwise }
-        table[key(domain: "", opType: "BitwiseNot")] = sameAsInput
+        table[key(domain: "", opType: "BitwiseNot")] = { context in [try context.input(0)] }
     }
 }

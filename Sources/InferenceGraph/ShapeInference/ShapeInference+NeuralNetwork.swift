@@ -2,6 +2,14 @@ import InferenceTensor
 
 extension ShapeInference {
     static func registerNeuralNetwork(into table: inout [String: ShapeFunction]) {
+        registerConvolutionAndPooling(into: &table)
+        registerGlobalPoolingAndNormalization(into: &table)
+        registerResize(into: &table)
+        registerRecurrent(into: &table)
+    }
+
+    /// Conv, ConvTranspose, MaxPool, AveragePool, LpPool.
+    private static func registerConvolutionAndPooling(into table: inout [String: ShapeFunction]) {
         table[key(domain: "", opType: "Conv")] = { context in
             let x = try context.input(0)
             let w = try context.input(1)
@@ -63,6 +71,10 @@ extension ShapeInference {
         table[key(domain: "", opType: "MaxPool")] = pool
         table[key(domain: "", opType: "AveragePool")] = pool
         table[key(domain: "", opType: "LpPool")] = pool
+    }
+
+    /// GlobalAveragePool, GlobalMaxPool, BatchNormalization, LayerNormalization.
+    private static func registerGlobalPoolingAndNormalization(into table: inout [String: ShapeFunction]) {
 
         let global: ShapeFunction = { context in
             let x = try context.input(0)
@@ -103,6 +115,10 @@ extension ShapeInference {
             let stats = TensorType(dtype: .float32, shape: Shape(statsDims))
             return [x] + context.node.outputs.dropFirst().map { _ in stats }
         }
+    }
+
+    /// Resize.
+    private static func registerResize(into table: inout [String: ShapeFunction]) {
 
         table[key(domain: "", opType: "Resize")] = { context in
             let x = try context.input(0)
@@ -151,6 +167,10 @@ extension ShapeInference {
             }
             return [TensorType(dtype: x.dtype, shape: Shape(dims))]
         }
+    }
+
+    /// LSTM, GRU, RNN.
+    private static func registerRecurrent(into table: inout [String: ShapeFunction]) {
 
         let recurrent: ShapeFunction = { context in
             let x = try context.input(0)

@@ -58,6 +58,12 @@ extension ShapeInference {
     public static let quantizedTypes: Set<DType> = [.int8, .uint8, .int16, .uint16]
 
     static func registerQuantization(into table: inout [String: ShapeFunction]) {
+        registerQuantizeLinear(into: &table)
+        registerIntegerLinear(into: &table)
+    }
+
+    /// QuantizeLinear, DequantizeLinear.
+    private static func registerQuantizeLinear(into table: inout [String: ShapeFunction]) {
         @Sendable func layout(_ context: ShapeInferenceContext, scaleIndex: Int) throws -> QuantizationLayout {
             let x = try context.input(0), scale = try context.input(scaleIndex)
             let axis = try context.node.int("axis", default: 1)
@@ -122,6 +128,10 @@ extension ShapeInference {
             }
             return [TensorType(dtype: dtype, shape: x.shape)]
         }
+    }
+
+    /// DynamicQuantizeLinear, MatMul, Conv, MatMulInteger, QLinearMatMul, ConvInteger, QLinearConv.
+    private static func registerIntegerLinear(into table: inout [String: ShapeFunction]) {
 
         table[key(domain: "", opType: "DynamicQuantizeLinear")] = { context in
             let x = try context.input(0)

@@ -111,6 +111,14 @@ extension ShapeInference {
     }
 
     static func registerTensorOps(into table: inout [String: ShapeFunction]) {
+        registerReshapeConcatSplit(into: &table)
+        registerSliceGatherSqueeze(into: &table)
+        registerExpandTileRangePad(into: &table)
+        registerShapeAndControlFlow(into: &table)
+    }
+
+    /// Flatten, Reshape, Transpose, Concat, Split.
+    private static func registerReshapeConcatSplit(into table: inout [String: ShapeFunction]) {
         table[key(domain: "", opType: "Flatten")] = { context in
             let x = try context.input(0)
             let rank = x.shape.rank
@@ -171,6 +179,10 @@ extension ShapeInference {
                 return TensorType(dtype: x.dtype, shape: Shape(dims))
             }
         }
+    }
+
+    /// Slice, Gather, Squeeze, Unsqueeze.
+    private static func registerSliceGatherSqueeze(into table: inout [String: ShapeFunction]) {
 
         table[key(domain: "", opType: "Slice")] = { context in
             let x = try context.input(0)
@@ -237,6 +249,10 @@ extension ShapeInference {
             let dims = (0..<rank).map { axes.contains($0) ? 1 : (source.next() ?? 1) }
             return [TensorType(dtype: x.dtype, shape: Shape(dims))]
         }
+    }
+
+    /// Expand, ConstantOfShape, Tile, Range, Pad.
+    private static func registerExpandTileRangePad(into table: inout [String: ShapeFunction]) {
 
         table[key(domain: "", opType: "Expand")] = { context in
             let x = try context.input(0)
@@ -305,6 +321,10 @@ extension ShapeInference {
             }
             return [TensorType(dtype: x.dtype, shape: Shape(dims))]
         }
+    }
+
+    /// Shape, Size, Loop, Scan, If.
+    private static func registerShapeAndControlFlow(into table: inout [String: ShapeFunction]) {
 
         table[key(domain: "", opType: "Shape")] = { context in
             let x = try context.input(0)
