@@ -46,78 +46,124 @@ struct InspectCommand: ReportingCommand {
             }
             overrides[String(parts[0])] = value
         }
-        let graph = try ModelSource.load(model)
-        var opsets = graph.opsetImports
-        if opsets.isEmpty { opsets[""] = 0 }
-        var counts: [String: Int] = [:]
-        func visit(_ g: Graph) {
-            for node in g.nodes {
-                counts[node.domain.isEmpty ? node.opType : "\(node.domain).\(node.opType)", default: 0] += 1
-                for case .graph(let sub) in node.attributes.values { visit(sub) }
-            }
-        }
-        visit(graph)
-        let backend = CPUBackend()
-        let unsupported = counts.keys.filter { name in
-            let parts = name.split(separator: ".", maxSplits: 1)
-            let (domain, op) = parts.count == 2 ? (String(parts[0]), String(parts[1])) : ("", name)
-            return !backend.kernels.knows(opType: op, domain: domain)
-                && !Session.runsWithoutKernel(opType: op, domain: domain)
-        }.sorted()
-        let parameters = graph.initializers.values.reduce(0) { $0 + $1.elementCount }
-        let parameterBytes = graph.initializers.values.reduce(0) { $0 + $1.byteCount }
-
-        // FLOPs per sample: plan with every symbolic dimension at 1 (or its --dim value).
-        var flops: Int?
-        var flopsNote = ""
-        if unsupported.isEmpty {
-            var types: [String: TensorType] = [:]
-            for input in graph.runtimeInputs {
-                let dims = (input.dimensions ?? []).map { dim -> Int in
-                    switch dim {
-                    case .fixed(let n): return n
-                    case .symbolic(let name): return overrides[name] ?? 1
-                    }
-                }
-                types[input.name] = TensorType(dtype: input.dtype, shape: Shape(dims))
-            }
-            do {
-                let plan = try ExecutionPlan(graph: graph.capturingOuterValues(), inputTypes: types, evaluator: backend)
-                flops = FLOPCounter.count(plan)
-            } catch {
-                flopsNote = "not computed: \(error)"
-            }
-        } else {
-            flopsNote = "not computed: the model has unsupported operators"
-        }
-        let symbolic = Set(
-            graph.runtimeInputs.flatMap {
-                ($0.dimensions ?? []).compactMap { dim -> String? in
-                    if case .symbolic(let name) = dim { return name }
-                    return nil
-                }
-            })
-
-        let precision = ModelPrecision(graph)
+        let summary = try Summary(model: model, overrides: overrides)
         if json {
-            let report = InspectReport(
-                model: model, name: graph.name,
-                opsets: Dictionary(
-                    uniqueKeysWithValues: opsets.map { ($0.key.isEmpty ? "ai.onnx" : $0.key, $0.value) }),
-                inputs: graph.runtimeInputs.map {
-                    .init(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.dimensions?.map(\.description) ?? [])
-                },
-                outputs: graph.outputs.map {
-                    .init(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.dimensions?.map(\.description) ?? [])
-                },
-                operators: counts, nodes: counts.values.reduce(0, +), parameters: parameters,
-                parameterBytes: parameterBytes, flopsPerSample: flops, unsupportedOperators: unsupported,
-                weightTypes: precision.weightTypes, quantization: precision.quantization)
-            let encoder = ReportJSON.encoder(pretty: true, snakeCase: false)
-            let data = try encoder.encode(report)
-            print(String(decoding: data, as: UTF8.self))
-            return
+            try printJSON(summary)
+        } else {
+            printText(summary)
         }
+    }
+
+    /// What `inspect` reports of a model, read once.
+    struct Summary {
+        var graph: Graph
+        var opsets: [String: Int]
+        var counts: [String: Int]
+        var unsupported: [String]
+        var parameters: Int
+        var parameterBytes: Int
+        var flops: Int?
+        var flopsNote: String
+        var symbolic: Set<String>
+        var overrides: [String: Int]
+        var precision: ModelPrecision
+
+        init(model: String, overrides: [String: Int]) throws {
+            let graph = try ModelSource.load(model)
+            var opsets = graph.opsetImports
+            if opsets.isEmpty { opsets[""] = 0 }
+            var counts: [String: Int] = [:]
+            func visit(_ g: Graph) {
+                for node in g.nodes {
+                    counts[node.domain.isEmpty ? node.opType : "\(node.domain).\(node.opType)", default: 0] += 1
+                    for case .graph(let sub) in node.attributes.values { visit(sub) }
+                }
+            }
+            visit(graph)
+            let backend = CPUBackend()
+            let unsupported = counts.keys.filter { name in
+                let parts = name.split(separator: ".", maxSplits: 1)
+                let (domain, op) = parts.count == 2 ? (String(parts[0]), String(parts[1])) : ("", name)
+                return !backend.kernels.knows(opType: op, domain: domain)
+                    && !Session.runsWithoutKernel(opType: op, domain: domain)
+            }.sorted()
+            let parameters = graph.initializers.values.reduce(0) { $0 + $1.elementCount }
+            let parameterBytes = graph.initializers.values.reduce(0) { $0 + $1.byteCount }
+
+            // FLOPs per sample: plan with every symbolic dimension at 1 (or its --dim value).
+            var flops: Int?
+            var flopsNote = ""
+            if unsupported.isEmpty {
+                var types: [String: TensorType] = [:]
+                for input in graph.runtimeInputs {
+                    let dims = (input.dimensions ?? []).map { dim -> Int in
+                        switch dim {
+                        case .fixed(let n): return n
+                        case .symbolic(let name): return overrides[name] ?? 1
+                        }
+                    }
+                    types[input.name] = TensorType(dtype: input.dtype, shape: Shape(dims))
+                }
+                do {
+                    let plan = try ExecutionPlan(
+                        graph: graph.capturingOuterValues(), inputTypes: types, evaluator: backend)
+                    flops = FLOPCounter.count(plan)
+                } catch {
+                    flopsNote = "not computed: \(error)"
+                }
+            } else {
+                flopsNote = "not computed: the model has unsupported operators"
+            }
+            let symbolic = Set(
+                graph.runtimeInputs.flatMap {
+                    ($0.dimensions ?? []).compactMap { dim -> String? in
+                        if case .symbolic(let name) = dim { return name }
+                        return nil
+                    }
+                })
+            self.graph = graph
+            self.opsets = opsets
+            self.counts = counts
+            self.unsupported = unsupported
+            self.parameters = parameters
+            self.parameterBytes = parameterBytes
+            self.flops = flops
+            self.flopsNote = flopsNote
+            self.symbolic = symbolic
+            self.overrides = overrides
+            self.precision = ModelPrecision(graph)
+        }
+    }
+
+    func printJSON(_ summary: Summary) throws {
+        let (graph, opsets, counts, unsupported, parameters, parameterBytes, flops, precision) = (
+            summary.graph, summary.opsets, summary.counts, summary.unsupported, summary.parameters,
+            summary.parameterBytes, summary.flops, summary.precision
+        )
+        let report = InspectReport(
+            model: model, name: graph.name,
+            opsets: Dictionary(
+                uniqueKeysWithValues: opsets.map { ($0.key.isEmpty ? "ai.onnx" : $0.key, $0.value) }),
+            inputs: graph.runtimeInputs.map {
+                .init(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.dimensions?.map(\.description) ?? [])
+            },
+            outputs: graph.outputs.map {
+                .init(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.dimensions?.map(\.description) ?? [])
+            },
+            operators: counts, nodes: counts.values.reduce(0, +), parameters: parameters,
+            parameterBytes: parameterBytes, flopsPerSample: flops, unsupportedOperators: unsupported,
+            weightTypes: precision.weightTypes, quantization: precision.quantization)
+        let encoder = ReportJSON.encoder(pretty: true, snakeCase: false)
+        let data = try encoder.encode(report)
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    func printText(_ summary: Summary) {
+        let (graph, opsets, counts, unsupported, parameters, parameterBytes, flops, precision) = (
+            summary.graph, summary.opsets, summary.counts, summary.unsupported, summary.parameters,
+            summary.parameterBytes, summary.flops, summary.precision
+        )
+        let (symbolic, overrides, flopsNote) = (summary.symbolic, summary.overrides, summary.flopsNote)
         var lines: [String] = []
         lines.append("model: \(model) (graph '\(graph.name)')")
         lines.append(
@@ -160,7 +206,7 @@ struct InspectCommand: ReportingCommand {
             "opencl: "
                 + (gpuMissing.isEmpty
                     ? "every operator has a kernel"
-                    : "no kernel for \(gpuMissing.joined(separator: ", ")) (folded on the CPU when their inputs are constant, else an error)")
+                    : "no kernel for \(gpuMissing.joined(separator: ", ")) (they run on the host between device kernels, or are folded when their inputs are constant)")
         )
         lines.append("cuda: the same kernels as opencl")
         print(lines.joined(separator: "\n"))

@@ -264,57 +264,9 @@ struct LoadCommand: ReportingCommand {
         }
         var report = LoadReport(model: model, scenario: settings.scenario.rawValue, policies: [])
         for policy in policies {
-            let target: any LoadTarget
-            var inProcess: InProcessTarget?
-            if let url, let modelName {
-                do {
-                    target = try HTTPTarget(
-                        url: url, model: modelName, sample: [(first.name, sample)], connections: connections)
-                } catch let error as ServeError { throw ValidationError(error.description) }
-            } else {
-                let threads = threads
-                let devices = policy.devices.map { request in
-                    ServedDevice(name: request.description) {
-                        let selection = try DeviceSelection.resolve(request, threads: threads)
-                        return try Session(
-                            graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
-                    }
-                }
-                var serverSettings = ServerSettings()
-                serverSettings.maxBatch = maxBatch
-                serverSettings.maxQueueDelayNanoseconds = ServeCommand.delay(maxQueueDelay) ?? 0
-                serverSettings.maxQueue = 1_000_000
-                let served = ServedModel(
-                    name: "model", graph: graph, devices: devices,
-                    router: try ServeCommand.router(
-                        model: model, devices: policy.devices.map(\.description), profilePath: profile))
-                do {
-                    let made = try InProcessTarget(model: served, settings: serverSettings, sample: [sample])
-                    inProcess = made
-                    target = made
-                } catch let error as ServeError { throw InputError(description: error.description) }
-            }
-            var entry = LoadReport.Policy(name: policy.name, runs: [], peakQPS: nil, accuracy: [:])
-            if findPeak {
-                // A start near what one device serves one query at a time.
-                var probe = settings
-                probe.scenario = .singleStream
-                probe.minDurationSeconds = 0.2
-                probe.minQueries = 20
-                let single = LoadGen.run(target, probe)
-                let p50 = (single.latencyMs["p50"] ?? 1) / 1e3
-                let start = max(1, (0.5 / max(p50, 1e-6)).rounded())
-                let name = policy.name
-                let found = LoadGen.findPeak(target, settings, start: start) { run in
-                    printError(
-                        "\(name) at \(LoadGen.format(run.scheduledQPS ?? 0))/s: \(run.valid ? "VALID" : "INVALID")"
-                            + (run.latencyMs["p99"].map { ", p99 \(LoadGen.format($0)) ms" } ?? ""))
-                }
-                entry.peakQPS = found.peak
-                entry.runs = found.runs
-            } else {
-                entry.runs = [LoadGen.run(target, settings)]
-            }
+            let (target, inProcess) = try makeTarget(
+                policy.devices, graph: graph, sample: sample, inputName: first.name)
+            var entry = measure(target, policy: policy.name, settings: settings)
             if let http = target as? HTTPTarget { http.stop() }
             entry.accuracy = inProcess?.accuracy ?? [:]
             report.policies.append(entry)
@@ -333,6 +285,66 @@ struct LoadCommand: ReportingCommand {
             print(report.text(boundMs: settings.latencyBoundSeconds * 1e3))
         }
         if let plot { printError("wrote \(plot)") }
+    }
+
+    /// The policy's target: the running server at --url, or the model in process behind `serve`'s batcher.
+    func makeTarget(_ policyDevices: [DeviceRequest], graph: Graph, sample: Tensor, inputName: String) throws -> (
+        any LoadTarget, InProcessTarget?
+    ) {
+        if let url, let modelName {
+            do {
+                let http = try HTTPTarget(
+                    url: url, model: modelName, sample: [(inputName, sample)], connections: connections)
+                return (http, nil)
+            } catch let error as ServeError { throw ValidationError(error.description) }
+        } else {
+            let threads = threads
+            let devices = policyDevices.map { request in
+                ServedDevice(name: request.description) {
+                    let selection = try DeviceSelection.resolve(request, threads: threads)
+                    return try Session(
+                        graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+                }
+            }
+            var serverSettings = ServerSettings()
+            serverSettings.maxBatch = maxBatch
+            serverSettings.maxQueueDelayNanoseconds = ServeCommand.delay(maxQueueDelay) ?? 0
+            serverSettings.maxQueue = 1_000_000
+            let served = ServedModel(
+                name: "model", graph: graph, devices: devices,
+                router: try ServeCommand.router(
+                    model: model, devices: policyDevices.map(\.description), profilePath: profile))
+            do {
+                let made = try InProcessTarget(model: served, settings: serverSettings, sample: [sample])
+                return (made, made)
+            } catch let error as ServeError { throw InputError(description: error.description) }
+        }
+    }
+
+    /// One policy's runs: the scenario once, or (--find-peak) the search for the highest rate that holds the bound.
+    func measure(_ target: any LoadTarget, policy: String, settings: LoadSettings) -> LoadReport.Policy {
+        var entry = LoadReport.Policy(name: policy, runs: [], peakQPS: nil, accuracy: [:])
+        if findPeak {
+            // A start near what one device serves one query at a time.
+            var probe = settings
+            probe.scenario = .singleStream
+            probe.minDurationSeconds = 0.2
+            probe.minQueries = 20
+            let single = LoadGen.run(target, probe)
+            let p50 = (single.latencyMs["p50"] ?? 1) / 1e3
+            let start = max(1, (0.5 / max(p50, 1e-6)).rounded())
+            let name = policy
+            let found = LoadGen.findPeak(target, settings, start: start) { run in
+                printError(
+                    "\(name) at \(LoadGen.format(run.scheduledQPS ?? 0))/s: \(run.valid ? "VALID" : "INVALID")"
+                        + (run.latencyMs["p99"].map { ", p99 \(LoadGen.format($0)) ms" } ?? ""))
+            }
+            entry.peakQPS = found.peak
+            entry.runs = found.runs
+        } else {
+            entry.runs = [LoadGen.run(target, settings)]
+        }
+        return entry
     }
 }
 

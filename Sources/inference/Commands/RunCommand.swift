@@ -161,141 +161,182 @@ struct RunCommand: ReportingCommand {
         let result = try session.run(inputs.tensors)
         let warm = samples.total
 
-        // Another precision: the float32 model on the same device and inputs, for parity and speed.
-        var comparison: RunReport.PrecisionComparison?
-        if let conversion {
-            let reference = try Session(
-                graph: written, backend: selection.backend, evaluator: CPUBackend(threads: threads))
-            let expected = try reference.run(inputs.tensors)
-            let referenceSamples = try Measurement.repeatRuns(warmup: warmup, repeats: repeats) {
-                try reference.run(inputs.tensors).timings
-            }
-            guard let mine = result.outputs.first?.tensor, let theirs = expected.outputs.first?.tensor else {
-                throw InputError(description: "the model produced no outputs")
-            }
-            let parity = try Parity.compare(mine, reference: theirs)
-            let referenceP50 = referenceSamples.total.median
-            comparison = RunReport.PrecisionComparison(
-                precision: chosen.rawValue, conversion: conversion, parity: parity,
-                fp32WarmP50Ms: referenceP50 / 1e6, speedup: referenceP50 / max(warm.median, 1))
-            printError(
-                "note: \(chosen) vs fp32 on \(selection.backend.device): \(Formatting.milliseconds(nanoseconds: warm.median)) ms "
-                    + "vs \(Formatting.milliseconds(nanoseconds: referenceP50)) ms; \(parity.summary)")
-        }
-
+        let comparison = try precisionComparison(
+            conversion, written: written, precision: chosen, selection: selection, inputs: inputs, result: result,
+            warm: warm)
         if let output {
             try NumPyFile.write(result.outputs, path: output)
         }
-
-        let deviceClass = selection.displayClass
+        let run = Measured(
+            graph: graph, inputs: inputs, selection: selection, cold: cold, loadNanoseconds: loadNanoseconds,
+            first: first, samples: samples, result: result)
         if json {
-            let timings = RunReport.Timings(
-                modelLoad: Double(loadNanoseconds) / 1e6,
-                plan: Double(first.timings.planNanoseconds) / 1e6,
-                firstRun: Double(first.timings.planNanoseconds + first.timings.totalNanoseconds) / 1e6,
-                warmP50: warm.median / 1e6,
-                warmP90: warm.percentile(90) / 1e6,
-                warmP99: warm.percentile(99) / 1e6,
-                warmMin: warm.minimum / 1e6,
-                copyInP50: samples.copyIn.median / 1e6,
-                computeP50: samples.compute.median / 1e6,
-                copyOutP50: samples.copyOut.median / 1e6,
-                repeats: warm.count)
-            let inputInfo = inputs.tensors.map {
-                RunReport.TensorInfo(name: $0.name, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape.dimensions)
-            }
-            var outputInfo: [RunReport.OutputInfo] = []
-            for output in result.outputs {
-                outputInfo.append(
-                    RunReport.OutputInfo(
-                        name: output.name, dtype: output.tensor.dtype.rawValue, shape: output.tensor.shape.dimensions,
-                        values: try OutputValues(output.tensor)))
-            }
-            let elapsed = ProcessClock.sinceStart().map { Double($0) / 1e6 }
-            let report = RunReport(
-                model: model, requestedDevice: request.description, device: selection.backend.device.description,
-                deviceName: selection.backend.deviceName, deviceReason: selection.reason, batchSize: inputs.batchSize,
-                inputs: inputInfo, outputs: outputInfo, timingsMs: timings, coldStart: cold,
-                precision: chosen.rawValue, precisionComparison: comparison, processElapsedMs: elapsed)
-            print(String(decoding: try ReportJSON.encoder(pretty: false).encode(report), as: UTF8.self))
+            try printJSON(run, request: request, precision: chosen, comparison: comparison)
         } else {
-            guard let primary = result.outputs.first else {
-                throw InputError(description: "the model produced no outputs")
-            }
-            let values = try OutputValues(primary.tensor)
-            let count = values.count
-            let perSample = inputs.batchSize > 0 ? count / max(inputs.batchSize, 1) : count
-            func list(_ range: Range<Int>) -> String { "[" + values.text(range).joined(separator: ", ") + "]" }
-            var lines: [String] = []
-            lines.append(
-                inputs.batchSize > 1
-                    ? "Processing batch input on \(deviceClass)..." : "Processing input on \(deviceClass)...")
-            if count > OutputSummary.limit {
-                // Larger than a screen: shape, range and the first values; the whole tensor goes to a file.
-                let summary = OutputSummary(primary.tensor, values: values)
-                lines.append((inputs.batchSize > 1 ? "Predictions: " : "Prediction: ") + summary.text)
-                printError(
-                    "note: output '\(primary.name)' has \(Formatting.grouped(count)) values, summarized; "
-                        + "for all of them use --output FILE.npy (or .npz) or --json")
-            } else if count == 1 {
-                lines.append("Prediction: \(values.text(0..<1)[0])")
-            } else if inputs.batchSize > 1 && perSample == 1 {
-                lines.append("Predictions: \(list(0..<count))")
-            } else if inputs.batchSize > 1 && perSample > 1 {
-                let rows = stride(from: 0, to: count, by: perSample).map { list($0..<min($0 + perSample, count)) }
-                lines.append("Predictions: [" + rows.joined(separator: ", ") + "]")
-            } else {
-                lines.append("Prediction: \(list(0..<count))")
-            }
-            lines.append("Inference time: \(Formatting.milliseconds(nanoseconds: warm.median)) ms")
-            print(lines.joined(separator: "\n"))
-            if result.outputs.count > 1 {
-                let others = result.outputs.dropFirst().map(\.name).joined(separator: ", ")
-                printError(
-                    "note: printed output '\(primary.name)'; the model has \(result.outputs.count - 1) more (\(others)): use --json or --output file.npz"
-                )
-            }
+            try printSeedLines(run)
         }
+        if verbose { printVerbose(run) }
+    }
 
-        if verbose {
-            let ms = { (ns: Double) in Formatting.milliseconds(nanoseconds: ns) + " ms" }
+    /// What one `run` measured, for the printers.
+    struct Measured {
+        var graph: Graph
+        var inputs: LoadedInputs
+        var selection: DeviceSelection
+        var cold: ColdStart
+        var loadNanoseconds: UInt64
+        var first: RunResult
+        var samples: Measurement.Samples
+        var result: RunResult
+        var warm: Statistics { samples.total }
+    }
+
+    /// At another precision: the float32 model on the same device and inputs, for parity and speed.
+    func precisionComparison(
+        _ conversion: PrecisionConversionReport?, written: Graph, precision chosen: Precision,
+        selection: DeviceSelection, inputs: LoadedInputs, result: RunResult, warm: Statistics
+    ) throws -> RunReport.PrecisionComparison? {
+        guard let conversion else { return nil }
+        let reference = try Session(
+            graph: written, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+        let expected = try reference.run(inputs.tensors)
+        let referenceSamples = try Measurement.repeatRuns(warmup: warmup, repeats: repeats) {
+            try reference.run(inputs.tensors).timings
+        }
+        guard let mine = result.outputs.first?.tensor, let theirs = expected.outputs.first?.tensor else {
+            throw InputError(description: "the model produced no outputs")
+        }
+        let parity = try Parity.compare(mine, reference: theirs)
+        let referenceP50 = referenceSamples.total.median
+        let comparison = RunReport.PrecisionComparison(
+            precision: chosen.rawValue, conversion: conversion, parity: parity,
+            fp32WarmP50Ms: referenceP50 / 1e6, speedup: referenceP50 / max(warm.median, 1))
+        printError(
+            "note: \(chosen) vs fp32 on \(selection.backend.device): \(Formatting.milliseconds(nanoseconds: warm.median)) ms "
+                + "vs \(Formatting.milliseconds(nanoseconds: referenceP50)) ms; \(parity.summary)")
+        return comparison
+    }
+
+    func printJSON(
+        _ run: Measured, request: DeviceRequest, precision chosen: Precision,
+        comparison: RunReport.PrecisionComparison?
+    ) throws {
+        let (inputs, selection, first, samples, result, warm, cold, loadNanoseconds) = (
+            run.inputs, run.selection, run.first, run.samples, run.result, run.warm, run.cold, run.loadNanoseconds
+        )
+        let timings = RunReport.Timings(
+            modelLoad: Double(loadNanoseconds) / 1e6,
+            plan: Double(first.timings.planNanoseconds) / 1e6,
+            firstRun: Double(first.timings.planNanoseconds + first.timings.totalNanoseconds) / 1e6,
+            warmP50: warm.median / 1e6,
+            warmP90: warm.percentile(90) / 1e6,
+            warmP99: warm.percentile(99) / 1e6,
+            warmMin: warm.minimum / 1e6,
+            copyInP50: samples.copyIn.median / 1e6,
+            computeP50: samples.compute.median / 1e6,
+            copyOutP50: samples.copyOut.median / 1e6,
+            repeats: warm.count)
+        let inputInfo = inputs.tensors.map {
+            RunReport.TensorInfo(name: $0.name, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape.dimensions)
+        }
+        var outputInfo: [RunReport.OutputInfo] = []
+        for output in result.outputs {
+            outputInfo.append(
+                RunReport.OutputInfo(
+                    name: output.name, dtype: output.tensor.dtype.rawValue, shape: output.tensor.shape.dimensions,
+                    values: try OutputValues(output.tensor)))
+        }
+        let elapsed = ProcessClock.sinceStart().map { Double($0) / 1e6 }
+        let report = RunReport(
+            model: model, requestedDevice: request.description, device: selection.backend.device.description,
+            deviceName: selection.backend.deviceName, deviceReason: selection.reason, batchSize: inputs.batchSize,
+            inputs: inputInfo, outputs: outputInfo, timingsMs: timings, coldStart: cold,
+            precision: chosen.rawValue, precisionComparison: comparison, processElapsedMs: elapsed)
+        print(String(decoding: try ReportJSON.encoder(pretty: false).encode(report), as: UTF8.self))
+    }
+
+    /// The seed's lines: what ran where, the prediction(s), the warm p50.
+    func printSeedLines(_ run: Measured) throws {
+        let (inputs, result, warm, deviceClass) = (run.inputs, run.result, run.warm, run.selection.displayClass)
+        guard let primary = result.outputs.first else {
+            throw InputError(description: "the model produced no outputs")
+        }
+        let values = try OutputValues(primary.tensor)
+        let count = values.count
+        let perSample = inputs.batchSize > 0 ? count / max(inputs.batchSize, 1) : count
+        func list(_ range: Range<Int>) -> String { "[" + values.text(range).joined(separator: ", ") + "]" }
+        var lines: [String] = []
+        lines.append(
+            inputs.batchSize > 1
+                ? "Processing batch input on \(deviceClass)..." : "Processing input on \(deviceClass)...")
+        if count > OutputSummary.limit {
+            // Larger than a screen: shape, range and the first values; the whole tensor goes to a file.
+            let summary = OutputSummary(primary.tensor, values: values)
+            lines.append((inputs.batchSize > 1 ? "Predictions: " : "Prediction: ") + summary.text)
             printError(
-                "model: \(graph.name) (\(graph.nodes.count) nodes), built/loaded in \(ms(Double(loadNanoseconds)))")
-            printError("device: \(selection.backend.device) (\(selection.backend.deviceName))")
-            for line in selection.backend.configuration { printError("  \(line)") }
-            printError("plan: \(ms(Double(first.timings.planNanoseconds)))")
+                "note: output '\(primary.name)' has \(Formatting.grouped(count)) values, summarized; "
+                    + "for all of them use --output FILE.npy (or .npz) or --json")
+        } else if count == 1 {
+            lines.append("Prediction: \(values.text(0..<1)[0])")
+        } else if inputs.batchSize > 1 && perSample == 1 {
+            lines.append("Predictions: \(list(0..<count))")
+        } else if inputs.batchSize > 1 && perSample > 1 {
+            let rows = stride(from: 0, to: count, by: perSample).map { list($0..<min($0 + perSample, count)) }
+            lines.append("Predictions: [" + rows.joined(separator: ", ") + "]")
+        } else {
+            lines.append("Prediction: \(list(0..<count))")
+        }
+        lines.append("Inference time: \(Formatting.milliseconds(nanoseconds: warm.median)) ms")
+        print(lines.joined(separator: "\n"))
+        if result.outputs.count > 1 {
+            let others = result.outputs.dropFirst().map(\.name).joined(separator: ", ")
             printError(
-                "first run (cold, plan included): \(ms(Double(first.timings.planNanoseconds + first.timings.totalNanoseconds)))"
+                "note: printed output '\(primary.name)'; the model has \(result.outputs.count - 1) more (\(others)): use --json or --output file.npz"
             )
-            printError(
-                "cold start, process start to first result: \(ms(cold.totalMs * 1e6))"
-                    + (cold.sinceProcessStartMs.map { " (process clock: \(ms($0 * 1e6)))" } ?? ""))
-            for phase in cold.phases { printError("  \(phase.name): \(ms(phase.ms * 1e6))") }
-            printError(
-                """
-                warm over \(warm.count) runs: p50 \(ms(warm.median)), p90 \(ms(warm.percentile(90))), \
-                p99 \(ms(warm.percentile(99))), min \(ms(warm.minimum))
-                """)
-            printError(
-                """
-                warm p50 split: copy in \(ms(samples.copyIn.median)), compute \(ms(samples.compute.median)), \
-                copy out \(ms(samples.copyOut.median))
-                """)
-            switch result.timings.replay {
-            case .recorded: printError("warm runs: the plan's kernels replayed as one recorded graph")
-            case .unavailable(let reason): printError("warm runs: kernels launched one by one (\(reason))")
-            case .pending, .notOffered: break
-            }
-            if let device = samples.device {
-                printError(
-                    """
-                    device events p50: copy in \(ms(device.copyIn.median)), compute \(ms(device.compute.median)), \
-                    copy out \(ms(device.copyOut.median))
-                    """)
-            }
         }
     }
 
+    /// --verbose: load, plan, cold start by phase, warm percentiles and the copy/compute split, on stderr.
+    func printVerbose(_ run: Measured) {
+        let (graph, selection, cold, first, samples, result, warm, loadNanoseconds) = (
+            run.graph, run.selection, run.cold, run.first, run.samples, run.result, run.warm, run.loadNanoseconds
+        )
+        let ms = { (ns: Double) in Formatting.milliseconds(nanoseconds: ns) + " ms" }
+        printError(
+            "model: \(graph.name) (\(graph.nodes.count) nodes), built/loaded in \(ms(Double(loadNanoseconds)))")
+        printError("device: \(selection.backend.device) (\(selection.backend.deviceName))")
+        for line in selection.backend.configuration { printError("  \(line)") }
+        printError("plan: \(ms(Double(first.timings.planNanoseconds)))")
+        printError(
+            "first run (cold, plan included): \(ms(Double(first.timings.planNanoseconds + first.timings.totalNanoseconds)))"
+        )
+        printError(
+            "cold start, process start to first result: \(ms(cold.totalMs * 1e6))"
+                + (cold.sinceProcessStartMs.map { " (process clock: \(ms($0 * 1e6)))" } ?? ""))
+        for phase in cold.phases { printError("  \(phase.name): \(ms(phase.ms * 1e6))") }
+        printError(
+            """
+            warm over \(warm.count) runs: p50 \(ms(warm.median)), p90 \(ms(warm.percentile(90))), \
+            p99 \(ms(warm.percentile(99))), min \(ms(warm.minimum))
+            """)
+        printError(
+            """
+            warm p50 split: copy in \(ms(samples.copyIn.median)), compute \(ms(samples.compute.median)), \
+            copy out \(ms(samples.copyOut.median))
+            """)
+        switch result.timings.replay {
+        case .recorded: printError("warm runs: the plan's kernels replayed as one recorded graph")
+        case .unavailable(let reason): printError("warm runs: kernels launched one by one (\(reason))")
+        case .pending, .notOffered: break
+        }
+        if let device = samples.device {
+            printError(
+                """
+                device events p50: copy in \(ms(device.copyIn.median)), compute \(ms(device.compute.median)), \
+                copy out \(ms(device.copyOut.median))
+                """)
+        }
+    }
 }
 
 /// The `--json` record of one run. Field names are snake_case in the output; see docs/ARCHITECTURE.md.
