@@ -74,7 +74,39 @@ enum TransformerKernels {
         let presentK = HeadLayout(heads: g.keyValueHeads, length: g.totalLength, size: g.headSize, packed: false)
         let presentV = HeadLayout(heads: g.keyValueHeads, length: g.totalLength, size: g.valueHeadSize, packed: false)
 
-        // The mask broadcasts to [B, Hq, Sq, maskLength]; positions past maskLength are masked out.
+        let bias = try attentionBias(mask: mask, nonpad: nonpad, geometry: g, causal: causal, node: node)
+
+        let io = ElementIO.for(q.type.dtype)
+        let qs = UnsafeRawPointer(try q.raw()), ks = UnsafeRawPointer(try k.raw())
+        let vs = UnsafeRawPointer(try v.raw())
+        let pks = try pastKey.map { UnsafeRawPointer(try $0.raw()) }
+        let pvs = try pastValue.map { UnsafeRawPointer(try $0.raw()) }
+        let y = try node.output(0).raw()
+        let outputNames = node.step.node.outputs
+        let optionalOutputs = try (1...3).map { index -> UnsafeMutableRawPointer? in
+            guard index < node.outputs.count, !outputNames[index].isEmpty else { return nil }
+            return try node.output(index).raw()
+        }
+        let presentKeys = optionalOutputs[0], presentValues = optionalOutputs[1], scoresOut = optionalOutputs[2]
+        let keys = PastAndNew(io: io, past: pks, pastLayout: pastK, new: ks, newLayout: kLayout)
+        let values = PastAndNew(io: io, past: pvs, pastLayout: pastV, new: vs, newLayout: vLayout)
+        if q.type.dtype == .float32, pks == nil, pvs == nil, optionalOutputs.allSatisfy({ $0 == nil }), softcap == 0 {
+            return try FastAttentionKernel(
+                q: qs, k: ks, v: vs, y: y, geometry: g, layouts: (qLayout, kLayout, vLayout, yLayout),
+                scale: Float(scale),
+                bias: bias, parallel: parallel)
+        }
+        return GeneralAttentionKernel(
+            io: io, q: qs, qLayout: qLayout, keys: keys, values: values, y: y, yLayout: yLayout, geometry: g,
+            scale: scale, softcap: softcap, bias: bias, scoresMode: mode, scores: scoresOut,
+            present: (presentKeys, presentK, presentValues, presentV))
+    }
+
+    /// The mask (broadcast to [B, Hq, Sq, maskLength]; positions past maskLength are masked out), causal and
+    /// padding limits, checked against the geometry.
+    static func attentionBias(
+        mask: BoundValue?, nonpad: BoundValue?, geometry g: AttentionGeometry, causal: Bool, node: BoundNode
+    ) throws -> AttentionBias {
         var maskStrides = [0, 0, 0, 0]
         var maskLength = 0
         let maskIO = mask.map { ElementIO.forIndexing($0.type.dtype) }
@@ -98,103 +130,10 @@ enum TransformerKernels {
         let boolMask = mask?.type.dtype == .bool
         let nonpadReader = try nonpad.map { try IndexReader($0, node: node) }
         if let nonpad, nonpad.count != g.batch { throw node.fail("nonpad_kv_seqlen must hold one length per batch") }
-
-        let io = ElementIO.for(q.type.dtype)
-        let qs = UnsafeRawPointer(try q.raw()), ks = UnsafeRawPointer(try k.raw())
-        let vs = UnsafeRawPointer(try v.raw())
-        let ms = try mask.map { UnsafeRawPointer(try $0.raw()) }
-        let pks = try pastKey.map { UnsafeRawPointer(try $0.raw()) }
-        let pvs = try pastValue.map { UnsafeRawPointer(try $0.raw()) }
-        let y = try node.output(0).raw()
-        let outputNames = node.step.node.outputs
-        let optionalOutputs = try (1...3).map { index -> UnsafeMutableRawPointer? in
-            guard index < node.outputs.count, !outputNames[index].isEmpty else { return nil }
-            return try node.output(index).raw()
-        }
-        let presentKeys = optionalOutputs[0], presentValues = optionalOutputs[1], scoresOut = optionalOutputs[2]
-        let keys = PastAndNew(io: io, past: pks, pastLayout: pastK, new: ks, newLayout: kLayout)
-        let values = PastAndNew(io: io, past: pvs, pastLayout: pastV, new: vs, newLayout: vLayout)
-        let group = g.queryHeads / g.keyValueHeads
-        if q.type.dtype == .float32, pks == nil, pvs == nil, optionalOutputs.allSatisfy({ $0 == nil }), softcap == 0 {
-            let bias = AttentionBias(
-                mask: ms, maskIO: maskIO, maskDType: mask?.type.dtype, boolMask: boolMask, maskStrides: maskStrides,
-                maskLength: maskLength,
-                causal: causal, pastLength: g.pastLength, nonpad: nonpadReader, totalLength: g.totalLength)
-            return try FastAttentionKernel(
-                q: qs, k: ks, v: vs, y: y, geometry: g, layouts: (qLayout, kLayout, vLayout, yLayout),
-                scale: Float(scale),
-                bias: bias, parallel: parallel)
-        }
-        var scores = [Double](repeating: 0, count: g.totalLength)
-        var raw = [Double](repeating: 0, count: g.totalLength)
-        var accumulator = [Double](repeating: 0, count: g.valueHeadSize)
-
-        return ClosureKernel {
-            for b in 0..<g.batch {
-                let valid = nonpadReader.map { Swift.min(Swift.max($0.raw(b), 0), g.totalLength) } ?? g.totalLength
-                for h in 0..<g.queryHeads {
-                    let kvh = h / group
-                    for i in 0..<g.queryLength {
-                        let qBase = qLayout.offset(b, h, i)
-                        for j in 0..<g.totalLength {
-                            var s = 0.0
-                            for d in 0..<g.headSize { s += io.load(qs, qBase + d) * keys.load(b, kvh, j, d) }
-                            s *= scale
-                            if softcap > 0 { s = softcap * tanh(s / softcap) }
-                            raw[j] = s
-                            var bias = 0.0
-                            if let ms, let maskIO {
-                                if j < maskLength {
-                                    let m = maskIO.load(
-                                        ms,
-                                        b * maskStrides[0] + h * maskStrides[1] + i * maskStrides[2] + j
-                                            * maskStrides[3])
-                                    bias = boolMask ? (m != 0 ? 0 : -.infinity) : m
-                                } else {
-                                    bias = -.infinity
-                                }
-                            }
-                            if causal && j - g.pastLength > i { bias = -.infinity }
-                            if j >= valid { bias = -.infinity }
-                            scores[j] = s + bias
-                        }
-                        let scoreRow = ((b * g.queryHeads + h) * g.queryLength + i) * g.totalLength
-                        if let scoresOut, mode <= 2 {
-                            for j in 0..<g.totalLength {
-                                io.store(scoresOut, scoreRow + j, mode == 2 ? scores[j] : raw[j])
-                            }
-                        }
-                        var largest = -Double.infinity
-                        for j in 0..<g.totalLength { largest = Swift.max(largest, scores[j]) }
-                        var total = 0.0
-                        for j in 0..<g.totalLength {
-                            scores[j] = exp(scores[j] - largest)
-                            total += scores[j]
-                        }
-                        for d in 0..<g.valueHeadSize { accumulator[d] = 0 }
-                        for j in 0..<g.totalLength {
-                            let p = scores[j] / total
-                            if let scoresOut, mode == 3 { io.store(scoresOut, scoreRow + j, p) }
-                            for d in 0..<g.valueHeadSize { accumulator[d] += p * values.load(b, kvh, j, d) }
-                        }
-                        let yBase = yLayout.offset(b, h, i)
-                        for d in 0..<g.valueHeadSize { io.store(y, yBase + d, accumulator[d]) }
-                    }
-                }
-                for h in 0..<g.keyValueHeads {
-                    for j in 0..<g.totalLength {
-                        if let presentKeys {
-                            let base = presentK.offset(b, h, j)
-                            for d in 0..<g.headSize { io.store(presentKeys, base + d, keys.load(b, h, j, d)) }
-                        }
-                        if let presentValues {
-                            let base = presentV.offset(b, h, j)
-                            for d in 0..<g.valueHeadSize { io.store(presentValues, base + d, values.load(b, h, j, d)) }
-                        }
-                    }
-                }
-            }
-        }
+        return AttentionBias(
+            mask: try mask.map { UnsafeRawPointer(try $0.raw()) }, maskIO: maskIO, maskDType: mask?.type.dtype,
+            boolMask: boolMask, maskStrides: maskStrides, maskLength: maskLength, causal: causal,
+            pastLength: g.pastLength, nonpad: nonpadReader, totalLength: g.totalLength)
     }
 
     static func makeRotaryEmbedding(_ node: BoundNode) throws -> any Kernel {
@@ -279,9 +218,32 @@ struct AttentionBias {
     let nonpad: IndexReader?
     let totalLength: Int
 
+    /// Keys at or past this position of batch b are padding (nonpad_kv_seqlen).
+    func validLength(_ b: Int) -> Int {
+        nonpad.map { Swift.min(Swift.max($0.raw(b), 0), totalLength) } ?? totalLength
+    }
+
+    /// The bias of score j in row i (query position) of head h in batch b, in double precision: the mask, then
+    /// the causal and padding limits (`valid`: `validLength(b)`).
+    func value(b: Int, h: Int, i: Int, j: Int, valid: Int) -> Double {
+        var bias = 0.0
+        if let mask, let maskIO {
+            if j < maskLength {
+                let m = maskIO.load(
+                    mask, b * maskStrides[0] + h * maskStrides[1] + i * maskStrides[2] + j * maskStrides[3])
+                bias = boolMask ? (m != 0 ? 0 : -.infinity) : m
+            } else {
+                bias = -.infinity
+            }
+        }
+        if causal && j - pastLength > i { bias = -.infinity }
+        if j >= valid { bias = -.infinity }
+        return bias
+    }
+
     /// Scales row i (query position) of head h in batch b and adds the bias.
     func apply(_ row: UnsafeMutablePointer<Float>, scale: Float, b: Int, h: Int, i: Int) {
-        let valid = nonpad.map { Swift.min(Swift.max($0.raw(b), 0), totalLength) } ?? totalLength
+        let valid = validLength(b)
         let covered = Swift.min(maskLength, totalLength)
         if let mask, !boolMask, maskDType == .float32, maskStrides[3] == 1 {
             // The common float mask: one fused pass.
@@ -400,6 +362,100 @@ final class FastAttentionKernel: Kernel, DescribedKernel {
             ck_sgemm_rowmajor_b_epilogue(
                 sq, dv, t, s, t, v + vLayout.offset(b, kvh, 0), vStride, 0, y + yLayout.offset(b, h, 0), yStride, 0,
                 (dv + nr - 1) / nr, nil, panel)
+        }
+    }
+}
+
+/// Attention in its general form (any float type, past keys and values, the present and scores outputs, softcap):
+/// one query row at a time in double precision.
+final class GeneralAttentionKernel: Kernel {
+    typealias Present = (
+        keys: UnsafeMutableRawPointer?, keyLayout: TransformerKernels.HeadLayout, values: UnsafeMutableRawPointer?,
+        valueLayout: TransformerKernels.HeadLayout
+    )
+    private let io: ElementIO
+    private let q: UnsafeRawPointer, qLayout: TransformerKernels.HeadLayout
+    private let keys: TransformerKernels.PastAndNew, values: TransformerKernels.PastAndNew
+    private let y: UnsafeMutableRawPointer, yLayout: TransformerKernels.HeadLayout
+    private let g: AttentionGeometry
+    private let scale: Double, softcap: Double
+    private let bias: AttentionBias
+    /// qk_matmul_output_mode: which scores the optional output holds (0 raw, 1/2 biased, 3 softmax).
+    private let scoresMode: Int
+    private let scoresOut: UnsafeMutableRawPointer?
+    private let present: Present
+    private var scores: [Double], raw: [Double], accumulator: [Double]
+
+    init(
+        io: ElementIO, q: UnsafeRawPointer, qLayout: TransformerKernels.HeadLayout,
+        keys: TransformerKernels.PastAndNew, values: TransformerKernels.PastAndNew, y: UnsafeMutableRawPointer,
+        yLayout: TransformerKernels.HeadLayout, geometry: AttentionGeometry, scale: Double, softcap: Double,
+        bias: AttentionBias, scoresMode: Int, scores: UnsafeMutableRawPointer?, present: Present
+    ) {
+        (self.io, self.q, self.qLayout, self.keys, self.values) = (io, q, qLayout, keys, values)
+        (self.y, self.yLayout, self.g, self.scale, self.softcap) = (y, yLayout, geometry, scale, softcap)
+        (self.bias, self.scoresMode, self.scoresOut, self.present) = (bias, scoresMode, scores, present)
+        self.scores = [Double](repeating: 0, count: geometry.totalLength)
+        self.raw = [Double](repeating: 0, count: geometry.totalLength)
+        self.accumulator = [Double](repeating: 0, count: geometry.valueHeadSize)
+    }
+
+    func run() throws {
+        let group = g.queryHeads / g.keyValueHeads
+        for b in 0..<g.batch {
+            let valid = bias.validLength(b)
+            for h in 0..<g.queryHeads {
+                for i in 0..<g.queryLength { row(b: b, h: h, kvh: h / group, i: i, valid: valid) }
+            }
+            writePresent(b)
+        }
+    }
+
+    /// Scores of query row i over every key, their softmax, and the weighted sum of the values.
+    private func row(b: Int, h: Int, kvh: Int, i: Int, valid: Int) {
+        let qBase = qLayout.offset(b, h, i)
+        for j in 0..<g.totalLength {
+            var s = 0.0
+            for d in 0..<g.headSize { s += io.load(q, qBase + d) * keys.load(b, kvh, j, d) }
+            s *= scale
+            if softcap > 0 { s = softcap * tanh(s / softcap) }
+            raw[j] = s
+            scores[j] = s + bias.value(b: b, h: h, i: i, j: j, valid: valid)
+        }
+        let scoreRow = ((b * g.queryHeads + h) * g.queryLength + i) * g.totalLength
+        if let scoresOut, scoresMode <= 2 {
+            for j in 0..<g.totalLength { io.store(scoresOut, scoreRow + j, scoresMode == 2 ? scores[j] : raw[j]) }
+        }
+        var largest = -Double.infinity
+        for j in 0..<g.totalLength { largest = Swift.max(largest, scores[j]) }
+        var total = 0.0
+        for j in 0..<g.totalLength {
+            scores[j] = exp(scores[j] - largest)
+            total += scores[j]
+        }
+        for d in 0..<g.valueHeadSize { accumulator[d] = 0 }
+        for j in 0..<g.totalLength {
+            let p = scores[j] / total
+            if let scoresOut, scoresMode == 3 { io.store(scoresOut, scoreRow + j, p) }
+            for d in 0..<g.valueHeadSize { accumulator[d] += p * values.load(b, kvh, j, d) }
+        }
+        let yBase = yLayout.offset(b, h, i)
+        for d in 0..<g.valueHeadSize { io.store(y, yBase + d, accumulator[d]) }
+    }
+
+    /// The present keys and values (past then new), when asked for.
+    private func writePresent(_ b: Int) {
+        for h in 0..<g.keyValueHeads {
+            for j in 0..<g.totalLength {
+                if let presentKeys = present.keys {
+                    let base = present.keyLayout.offset(b, h, j)
+                    for d in 0..<g.headSize { io.store(presentKeys, base + d, keys.load(b, h, j, d)) }
+                }
+                if let presentValues = present.values {
+                    let base = present.valueLayout.offset(b, h, j)
+                    for d in 0..<g.valueHeadSize { io.store(presentValues, base + d, values.load(b, h, j, d)) }
+                }
+            }
         }
     }
 }
