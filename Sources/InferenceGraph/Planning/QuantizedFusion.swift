@@ -19,16 +19,34 @@ public enum QuantizedFusion {
     public static let reluAttribute = "_fused_relu"
 
     public static func rewrite(_ graph: Graph) -> Graph {
+        var pass = Rewrite(graph)
+        var changed = false
+        for index in pass.nodes.indices where pass.fuse(at: index) { changed = true }
+        guard changed else { return graph }
+        pass.removeUnreadDequantizations()
+        var result = graph
+        result.nodes = pass.nodes.compactMap { $0 }
+        result.initializers = pass.initializers
+        return result
+    }
+
+    /// The graph under rewriting: its nodes (nil where one was removed), who writes and how many read each value.
+    struct Rewrite {
         var producer: [String: Int] = [:]
         var readers: [String: Int] = [:]
-        for (index, node) in graph.nodes.enumerated() {
-            for output in node.outputs where !output.isEmpty { producer[output] = index }
-            for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+        let graphOutputs: Set<String>
+        var initializers: [String: Tensor]
+        var nodes: [Node?]
+
+        init(_ graph: Graph) {
+            for (index, node) in graph.nodes.enumerated() {
+                for output in node.outputs where !output.isEmpty { producer[output] = index }
+                for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+            }
+            graphOutputs = Set(graph.outputs.map(\.name))
+            initializers = graph.initializers
+            nodes = graph.nodes.map { $0 }
         }
-        let graphOutputs = Set(graph.outputs.map(\.name))
-        var initializers = graph.initializers
-        var nodes: [Node?] = graph.nodes.map { $0 }
-        var changed = false
 
         /// A DequantizeLinear producing `value`, with its quantized input, scale and zero point.
         struct Dequantized {
@@ -94,14 +112,16 @@ public enum QuantizedFusion {
             return node.inputs[0]
         }
 
-        for index in nodes.indices {
-            guard let node = nodes[index], node.domain.isEmpty || node.domain == "ai.onnx" else { continue }
+        /// Rewrites the Conv, MatMul or Gemm at `index` with its Q/DQ neighbours into one QLinear node; false when
+        /// the node is not such a pattern.
+        mutating func fuse(at index: Int) -> Bool {
+            guard let node = nodes[index], node.domain.isEmpty || node.domain == "ai.onnx" else { return false }
             let isConv = node.opType == "Conv", isMatMul = node.opType == "MatMul", isGemm = node.opType == "Gemm"
             guard isConv || isMatMul || isGemm, node.inputs.count >= 2, let output = node.outputs.first,
                 let x = dequantized(node.inputs[0]), let w = dequantized(node.inputs[1]),
                 count(x.scale) == 1, let weights = initializers[w.quantized],
                 let pattern = quantizeAfter(output, from: index)
-            else { continue }
+            else { return false }
             let wScaleCount = count(w.scale) ?? 0
             let rank = weights.shape.rank
             var weightName = w.quantized
@@ -109,27 +129,27 @@ public enum QuantizedFusion {
             if isConv {
                 // Grouped and depthwise convolutions stay on the float path (dequantize, the float depthwise or
                 // grouped kernel, quantize): the integer kernel would run one small GEMM per group.
-                guard ((try? node.int("group", default: 1)) ?? 1) == 1 else { continue }
+                guard ((try? node.int("group", default: 1)) ?? 1) == 1 else { return false }
                 channels = rank > 0 ? weights.shape[0] : 0
-                guard wScaleCount == 1 || (wScaleCount == channels && w.axis == 0) else { continue }
+                guard wScaleCount == 1 || (wScaleCount == channels && w.axis == 0) else { return false }
             } else {
-                guard rank == 2 else { continue }
+                guard rank == 2 else { return false }
                 let transB = isGemm ? ((try? node.int("transB", default: 0)) ?? 0) != 0 : false
                 if isGemm {
                     let plain =
                         (try? node.int("transA", default: 0)) == 0 && (try? node.float("alpha", default: 1)) == 1
                         && (try? node.float("beta", default: 1)) == 1
-                    guard plain else { continue }
+                    guard plain else { return false }
                 }
                 channels = transB ? weights.shape[0] : weights.shape[1]
                 let perColumnAxis = transB ? 0 : 1
                 guard
                     wScaleCount == 1
                         || (wScaleCount == channels && (w.axis == perColumnAxis || w.axis == perColumnAxis - 2))
-                else { continue }
+                else { return false }
                 if transB {
                     // QLinearMatMul reads B as K x N: store the transposed weights once.
-                    guard let transposed = try? transpose2D(weights) else { continue }
+                    guard let transposed = try? transpose2D(weights) else { return false }
                     weightName = w.quantized + "_qlinear_transposed"
                     initializers[weightName] = transposed
                 }
@@ -137,7 +157,7 @@ public enum QuantizedFusion {
             var inputs = [x.quantized, x.scale, x.zero, weightName, w.scale, w.zero] + pattern.node.inputs[1...2]
             if node.inputs.count > 2, !node.inputs[2].isEmpty {
                 guard let bias = quantizedBias(node.inputs[2], input: x, weight: w, channels: channels) else {
-                    continue
+                    return false
                 }
                 inputs.append(bias)
             }
@@ -150,21 +170,19 @@ public enum QuantizedFusion {
             nodes[pattern.q] = nil
             for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
             for value in inputs { readers[value, default: 0] += 1 }
-            changed = true
+            return true
         }
-        guard changed else { return graph }
-        // Dequantize nodes whose every output lost its readers.
-        for index in nodes.indices {
-            guard let node = nodes[index], node.opType == "DequantizeLinear" else { continue }
-            if node.outputs.allSatisfy({ (readers[$0] ?? 0) <= 0 && !graphOutputs.contains($0) }) {
-                nodes[index] = nil
-                for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
+
+        /// Dequantize nodes whose every output lost its readers.
+        mutating func removeUnreadDequantizations() {
+            for index in nodes.indices {
+                guard let node = nodes[index], node.opType == "DequantizeLinear" else { continue }
+                if node.outputs.allSatisfy({ (readers[$0] ?? 0) <= 0 && !graphOutputs.contains($0) }) {
+                    nodes[index] = nil
+                    for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
+                }
             }
         }
-        var result = graph
-        result.nodes = nodes.compactMap { $0 }
-        result.initializers = initializers
-        return result
     }
 
     private static func transpose2D(_ tensor: Tensor) throws -> Tensor {
