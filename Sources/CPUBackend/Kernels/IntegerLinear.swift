@@ -293,42 +293,9 @@ final class IntegerMatMulKernel: Kernel {
         shiftedB = .allocate(capacity: max(bBatches * n, 1))
         shiftedB.initialize(repeating: 0, count: max(bBatches * n, 1))
         output = try yv.raw()
-        if quantizedOutput {
-            let aScale = try node.input(1), bScale = try node.input(4)
-            aScaleCount = aScale.count
-            bScaleCount = bScale.count
-            guard aScaleCount == 1 || aScaleCount == m else { throw node.fail("a_scale needs 1 or \(m) values") }
-            guard bScaleCount == 1 || bScaleCount == n || bScaleCount == bBatches * n else {
-                throw node.fail("b_scale needs 1, \(n) or \(bBatches * n) values")
-            }
-            guard try node.input(6).count == 1, try node.input(7).count == 1 else {
-                throw node.fail("y_scale and y_zero_point must be scalars")
-            }
-            requantizer = try Requantizer(
-                aScales: try FloatParameters(aScale, count: aScaleCount),
-                bScales: try FloatParameters(bScale, count: bScaleCount),
-                yScale: try FloatParameters(try node.input(6), count: 1),
-                yZero: try IntParameters(try node.input(7), count: 1, node: node),
-                half: aScale.type.dtype == .float16, output: yv.type.dtype,
-                relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0, columns: n, node: node)
-            sums = .allocate(capacity: max(m * n, 1))
-            // An int32 bias per column: only QuantizedFusion writes this ninth input (Gemm's bias).
-            if let biasValue = node.optionalInput(8) {
-                guard biasValue.type.dtype == .int32, biasValue.count == n else {
-                    throw node.fail("the bias must be int32 with \(n) values")
-                }
-                bias = UnsafePointer(try biasValue.pointer(Int32.self))
-            } else {
-                bias = nil
-            }
-        } else {
-            guard yv.type.dtype == .int32 else { throw node.fail("MatMulInteger writes int32") }
-            requantizer = nil
-            aScaleCount = 1
-            bScaleCount = 1
-            sums = .allocate(capacity: 1)
-            bias = nil
-        }
+        (requantizer, aScaleCount, bScaleCount, bias) = try Self.requantization(
+            node, quantizedOutput: quantizedOutput, m: m, n: n, bBatches: bBatches, output: yv)
+        sums = .allocate(capacity: quantizedOutput ? max(m * n, 1) : 1)
         requantizeTask = ClosureTask { [unowned self] _, begin, end in
             guard let requantizer else { return }
             for row in begin..<end {
@@ -338,6 +305,38 @@ final class IntegerMatMulKernel: Kernel {
                     sums: line, n: n, bPerColumn: current.perColumn, y: output, offset: (current.batch * m + row) * n)
             }
         }
+    }
+
+    /// QLinearMatMul: the requantizer, the counts of A and B scales (per row, per column), the int32 bias per
+    /// column (only QuantizedFusion writes this ninth input, Gemm's bias); nil and 1 for MatMulInteger.
+    private static func requantization(
+        _ node: BoundNode, quantizedOutput: Bool, m: Int, n: Int, bBatches: Int, output yv: BoundValue
+    ) throws -> (Requantizer?, Int, Int, UnsafePointer<Int32>?) {
+        guard quantizedOutput else {
+            guard yv.type.dtype == .int32 else { throw node.fail("MatMulInteger writes int32") }
+            return (nil, 1, 1, nil)
+        }
+        let aScale = try node.input(1), bScale = try node.input(4)
+        let aScaleCount = aScale.count, bScaleCount = bScale.count
+        guard aScaleCount == 1 || aScaleCount == m else { throw node.fail("a_scale needs 1 or \(m) values") }
+        guard bScaleCount == 1 || bScaleCount == n || bScaleCount == bBatches * n else {
+            throw node.fail("b_scale needs 1, \(n) or \(bBatches * n) values")
+        }
+        guard try node.input(6).count == 1, try node.input(7).count == 1 else {
+            throw node.fail("y_scale and y_zero_point must be scalars")
+        }
+        let requantizer = try Requantizer(
+            aScales: try FloatParameters(aScale, count: aScaleCount),
+            bScales: try FloatParameters(bScale, count: bScaleCount),
+            yScale: try FloatParameters(try node.input(6), count: 1),
+            yZero: try IntParameters(try node.input(7), count: 1, node: node),
+            half: aScale.type.dtype == .float16, output: yv.type.dtype,
+            relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0, columns: n, node: node)
+        guard let biasValue = node.optionalInput(8) else { return (requantizer, aScaleCount, bScaleCount, nil) }
+        guard biasValue.type.dtype == .int32, biasValue.count == n else {
+            throw node.fail("the bias must be int32 with \(n) values")
+        }
+        return (requantizer, aScaleCount, bScaleCount, UnsafePointer(try biasValue.pointer(Int32.self)))
     }
 
     deinit {
@@ -500,39 +499,14 @@ final class IntegerConvKernel: Kernel {
         xZero = try IntParameters(node.optionalInput(xzi), count: 1, node: node)
         wZeros = try IntParameters(node.optionalInput(wzi), count: wZeroCount, node: node)
         output = try yv.raw()
-        if quantizedOutput {
-            let wScale = try node.input(4)
-            wScaleCount = wScale.count
-            guard wScaleCount == 1 || wScaleCount == filters else {
-                throw node.fail("w_scale needs 1 or \(filters) values")
-            }
-            guard try node.input(1).count == 1, try node.input(6).count == 1, try node.input(7).count == 1 else {
-                throw node.fail("x_scale, y_scale and y_zero_point must be scalars")
-            }
-            // Per output channel the weight scale varies with the row of the GEMM: the "A" side here.
-            requantizer = try Requantizer(
-                aScales: try FloatParameters(wScale, count: wScaleCount),
-                bScales: try FloatParameters(try node.input(1), count: 1),
-                yScale: try FloatParameters(try node.input(6), count: 1),
-                yZero: try IntParameters(try node.input(7), count: 1, node: node),
-                half: wScale.type.dtype == .float16, output: yv.type.dtype,
-                relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0, columns: 1, node: node)
-            sums = .allocate(capacity: max(filtersPerGroup * outputCount, 1))
-            if let biasValue = node.optionalInput(8) {
-                guard biasValue.type.dtype == .int32, biasValue.count == filters else {
-                    throw node.fail("the bias must be int32 with \(filters) values")
-                }
-                bias = UnsafePointer(try biasValue.pointer(Int32.self))
-            } else {
-                bias = nil
-            }
-        } else {
-            guard yv.type.dtype == .int32 else { throw node.fail("ConvInteger writes int32") }
-            requantizer = nil
-            wScaleCount = 1
-            sums = .allocate(capacity: 1)
-            bias = nil
-        }
+        (requantizer, wScaleCount, bias) = try Self.requantization(
+            node, quantizedOutput: quantizedOutput, filters: filters, output: yv)
+        sums = .allocate(capacity: quantizedOutput ? max(filtersPerGroup * outputCount, 1) : 1)
+        makeTasks()
+    }
+
+    /// The im2col and requantization tasks, made once so runs allocate nothing.
+    private func makeTasks() {
         im2colTask = ClosureTask { [unowned self] _, first, last in
             guard let image = image0 else { return }
             let rows = channelsPerGroup * kH * kW
@@ -556,6 +530,38 @@ final class IntegerConvKernel: Kernel {
                     offset: current.outOffset + filter * outputCount)
             }
         }
+    }
+
+    /// QLinearConv: the requantizer (per-channel weight scales), how many weight scales, the int32 bias; nil and 1
+    /// for ConvInteger, which writes its int32 sums.
+    private static func requantization(
+        _ node: BoundNode, quantizedOutput: Bool, filters: Int, output yv: BoundValue
+    ) throws -> (Requantizer?, Int, UnsafePointer<Int32>?) {
+        guard quantizedOutput else {
+            guard yv.type.dtype == .int32 else { throw node.fail("ConvInteger writes int32") }
+            return (nil, 1, nil)
+        }
+        let wScale = try node.input(4)
+        let wScaleCount = wScale.count
+        guard wScaleCount == 1 || wScaleCount == filters else {
+            throw node.fail("w_scale needs 1 or \(filters) values")
+        }
+        guard try node.input(1).count == 1, try node.input(6).count == 1, try node.input(7).count == 1 else {
+            throw node.fail("x_scale, y_scale and y_zero_point must be scalars")
+        }
+        // Per output channel the weight scale varies with the row of the GEMM: the "A" side here.
+        let requantizer = try Requantizer(
+            aScales: try FloatParameters(wScale, count: wScaleCount),
+            bScales: try FloatParameters(try node.input(1), count: 1),
+            yScale: try FloatParameters(try node.input(6), count: 1),
+            yZero: try IntParameters(try node.input(7), count: 1, node: node),
+            half: wScale.type.dtype == .float16, output: yv.type.dtype,
+            relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0, columns: 1, node: node)
+        guard let biasValue = node.optionalInput(8) else { return (requantizer, wScaleCount, nil) }
+        guard biasValue.type.dtype == .int32, biasValue.count == filters else {
+            throw node.fail("the bias must be int32 with \(filters) values")
+        }
+        return (requantizer, wScaleCount, UnsafePointer(try biasValue.pointer(Int32.self)))
     }
 
     deinit {

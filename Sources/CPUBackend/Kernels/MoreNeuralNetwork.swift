@@ -225,141 +225,166 @@ enum NeuralNetworkExtras {
 
 /// GridSample (opset 16/20/22): N-D nearest, linear and cubic sampling with zeros, border and reflection
 /// padding, as PyTorch's grid_sample defines them; computed in double precision.
-enum GridSampleKernel {
+final class GridSampleKernel: Kernel {
     private enum Mode { case nearest, linear, cubic }
+    private enum Padding: String { case zeros, border, reflection }
 
-    static func make(_ node: BoundNode) throws -> any Kernel {
+    private let mode: Mode, padding: Padding, alignCorners: Bool
+    private let dims: [Int], strides: [Int], lows: [Double], highs: [Double]
+    private let n: Int, channels: Int, points: Int, plane: Int, rank: Int, taps: Int, corners: Int
+    private let io: ElementIO, gridIO: ElementIO
+    private let src: UnsafeRawPointer, coordinates: UnsafeRawPointer, dst: UnsafeMutableRawPointer
+    private var position: [Double], tapIndex: [Int], tapWeight: [Double]
+
+    static func make(_ node: BoundNode) throws -> any Kernel { try GridSampleKernel(node) }
+
+    private init(_ node: BoundNode) throws {
         let x = try node.input(0), grid = try node.input(1), y = try node.output(0)
-        let rank = x.shape.rank - 2
+        rank = x.shape.rank - 2
         guard rank >= 1, grid.shape.rank == rank + 2, grid.shape[0] == x.shape[0], grid.shape[rank + 1] == rank else {
             throw node.fail("grid \(grid.shape) does not fit X \(x.shape)")
         }
-        let mode: Mode
         switch try node.attributes.string("mode", default: node.opset >= 20 ? "linear" : "bilinear") {
         case "nearest": mode = .nearest
         case "linear", "bilinear": mode = .linear
         case "cubic", "bicubic": mode = .cubic
         case let other: throw node.fail("mode '\(other)' is not nearest, linear or cubic")
         }
-        let padding = try node.attributes.string("padding_mode", default: "zeros")
-        guard ["zeros", "border", "reflection"].contains(padding) else {
-            throw node.fail("padding_mode '\(padding)' is not zeros, border or reflection")
+        let paddingName = try node.attributes.string("padding_mode", default: "zeros")
+        guard let padding = Padding(rawValue: paddingName) else {
+            throw node.fail("padding_mode '\(paddingName)' is not zeros, border or reflection")
         }
+        self.padding = padding
         let alignCorners = try node.attributes.int("align_corners", default: 0) != 0
         let dims = Array(x.shape.dimensions.dropFirst(2))
-        let strides = rowMajorStrides(dims)
-        let lows = dims.map { _ in alignCorners ? 0.0 : -0.5 }
-        let highs = dims.map { alignCorners ? Double($0 - 1) : Double($0) - 0.5 }
-        let n = x.shape[0], channels = x.shape[1]
-        let points = grid.shape.dimensions.dropFirst().dropLast().reduce(1, *)
-        let plane = dims.reduce(1, *)
-        let io = ElementIO.for(x.type.dtype), gridIO = ElementIO.for(grid.type.dtype)
-        let src = UnsafeRawPointer(try x.raw()), coordinates = UnsafeRawPointer(try grid.raw()), dst = try y.raw()
-        let taps = mode == .cubic ? 4 : (mode == .linear ? 2 : 1)
-        let corners = Int(pow(Double(taps), Double(rank)))
-        var position = [Double](repeating: 0, count: rank)
-        var tapIndex = [Int](repeating: 0, count: rank * taps)
-        var tapWeight = [Double](repeating: 0, count: rank * taps)
+        self.alignCorners = alignCorners
+        self.dims = dims
+        strides = rowMajorStrides(dims)
+        lows = dims.map { _ in alignCorners ? 0.0 : -0.5 }
+        highs = dims.map { alignCorners ? Double($0 - 1) : Double($0) - 0.5 }
+        (n, channels) = (x.shape[0], x.shape[1])
+        points = grid.shape.dimensions.dropFirst().dropLast().reduce(1, *)
+        plane = dims.reduce(1, *)
+        io = ElementIO.for(x.type.dtype)
+        gridIO = ElementIO.for(grid.type.dtype)
+        src = UnsafeRawPointer(try x.raw())
+        coordinates = UnsafeRawPointer(try grid.raw())
+        dst = try y.raw()
+        taps = mode == .cubic ? 4 : (mode == .linear ? 2 : 1)
+        corners = Int(pow(Double(taps), Double(rank)))
+        position = [Double](repeating: 0, count: rank)
+        tapIndex = [Int](repeating: 0, count: rank * taps)
+        tapWeight = [Double](repeating: 0, count: rank * taps)
+    }
 
-        func reflect(_ v: Double, _ low: Double, _ high: Double) -> Double {
-            let range = high - low
-            guard range > 0 else { return low }
-            if v < low {
-                let dx = low - v, k = (dx / range).rounded(.towardZero), r = dx - k * range
-                return k.truncatingRemainder(dividingBy: 2) == 0 ? low + r : high - r
-            }
-            if v > high {
-                let dx = v - high, k = (dx / range).rounded(.towardZero), r = dx - k * range
-                return k.truncatingRemainder(dividingBy: 2) == 0 ? high - r : low + r
-            }
-            return v
+    private static func reflect(_ v: Double, _ low: Double, _ high: Double) -> Double {
+        let range = high - low
+        guard range > 0 else { return low }
+        if v < low {
+            let dx = low - v, k = (dx / range).rounded(.towardZero), r = dx - k * range
+            return k.truncatingRemainder(dividingBy: 2) == 0 ? low + r : high - r
         }
-        /// The element offset of index i on an axis, or -1 for a zero from padding.
-        func resolve(_ i: Int, axis: Int) -> Int {
-            let d = dims[axis]
-            if i >= 0 && i < d { return i * strides[axis] }
-            switch padding {
-            case "zeros": return -1
-            case "border": return Swift.min(Swift.max(i, 0), d - 1) * strides[axis]
-            default:
-                let r = Int(reflect(Double(i), lows[axis], highs[axis]))
-                return Swift.min(Swift.max(r, 0), d - 1) * strides[axis]
+        if v > high {
+            let dx = v - high, k = (dx / range).rounded(.towardZero), r = dx - k * range
+            return k.truncatingRemainder(dividingBy: 2) == 0 ? high - r : low + r
+        }
+        return v
+    }
+
+    /// The element offset of index i on an axis, or -1 for a zero from padding.
+    private func resolve(_ i: Int, axis: Int) -> Int {
+        let d = dims[axis]
+        if i >= 0 && i < d { return i * strides[axis] }
+        switch padding {
+        case .zeros: return -1
+        case .border: return Swift.min(Swift.max(i, 0), d - 1) * strides[axis]
+        case .reflection:
+            let r = Int(Self.reflect(Double(i), lows[axis], highs[axis]))
+            return Swift.min(Swift.max(r, 0), d - 1) * strides[axis]
+        }
+    }
+
+    /// Keys' cubic convolution weight (a = -0.75) of tap k (0...3) at fraction t (no array per call).
+    private static func cubic(_ t: Double, _ k: Int) -> Double {
+        let a = -0.75
+        switch k {
+        case 0: return ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a
+        case 1: return ((a + 2) * t - (a + 3)) * t * t + 1
+        case 2: return ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1
+        default: return ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a
+        }
+    }
+
+    /// The sampling position of grid point p of image b on every axis, and its taps; false when it lies outside
+    /// anything representable (then it samples padding).
+    private func locate(b: Int, p: Int) -> Bool {
+        // The grid lists coordinates innermost axis first (x, then y, ...).
+        let base = (b * points + p) * rank
+        // Grid values are user data: a non-finite or huge coordinate samples padding, never a trap.
+        var outside = false
+        for axis in 0..<rank {
+            let g = gridIO.load(coordinates, base + rank - 1 - axis)
+            let d = Double(dims[axis])
+            var v = alignCorners ? (g + 1) / 2 * (d - 1) : ((g + 1) * d - 1) / 2
+            if mode == .nearest { v = v.rounded(.toNearestOrEven) }
+            if v < lows[axis] || v > highs[axis] {
+                if padding == .border {
+                    v = Swift.min(Swift.max(v, 0), d - 1)
+                } else if padding == .reflection {
+                    v = Self.reflect(v, lows[axis], highs[axis])
+                }
+            }
+            if !v.isFinite || Swift.abs(v) > 1e15 { outside = true }
+            position[axis] = v
+        }
+        for axis in 0..<rank where !outside {
+            let v = position[axis]
+            switch mode {
+            case .nearest:
+                tapIndex[axis] = resolve(Int(v.rounded(.towardZero)), axis: axis)
+                tapWeight[axis] = 1
+            case .linear:
+                let f = v.rounded(.down), t = v - f
+                tapIndex[axis * 2] = resolve(Int(f), axis: axis)
+                tapIndex[axis * 2 + 1] = resolve(Int(f) + 1, axis: axis)
+                tapWeight[axis * 2] = 1 - t
+                tapWeight[axis * 2 + 1] = t
+            case .cubic:
+                let f = v.rounded(.down)
+                for k in 0..<4 {
+                    tapIndex[axis * 4 + k] = resolve(Int(f) + k - 1, axis: axis)
+                    tapWeight[axis * 4 + k] = Self.cubic(v - f, k)
+                }
             }
         }
-        /// Keys' cubic convolution weight (a = -0.75) of tap k (0...3) at fraction t (no array per call).
-        func cubic(_ t: Double, _ k: Int) -> Double {
-            let a = -0.75
-            switch k {
-            case 0: return ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a
-            case 1: return ((a + 2) * t - (a + 3)) * t * t + 1
-            case 2: return ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1
-            default: return ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a
-            }
-        }
-        return ClosureKernel {
-            for b in 0..<n {
-                for p in 0..<points {
-                    // The grid lists coordinates innermost axis first (x, then y, ...).
-                    let base = (b * points + p) * rank
-                    // Grid values are user data: a non-finite or huge coordinate samples padding, never a trap.
-                    var outside = false
-                    for axis in 0..<rank {
-                        let g = gridIO.load(coordinates, base + rank - 1 - axis)
-                        let d = Double(dims[axis])
-                        var v = alignCorners ? (g + 1) / 2 * (d - 1) : ((g + 1) * d - 1) / 2
-                        if mode == .nearest { v = v.rounded(.toNearestOrEven) }
-                        if v < lows[axis] || v > highs[axis] {
-                            if padding == "border" {
-                                v = Swift.min(Swift.max(v, 0), d - 1)
-                            } else if padding == "reflection" {
-                                v = reflect(v, lows[axis], highs[axis])
-                            }
-                        }
-                        if !v.isFinite || Swift.abs(v) > 1e15 { outside = true }
-                        position[axis] = v
-                    }
-                    for axis in 0..<rank where !outside {
-                        let v = position[axis]
-                        switch mode {
-                        case .nearest:
-                            tapIndex[axis] = resolve(Int(v.rounded(.towardZero)), axis: axis)
-                            tapWeight[axis] = 1
-                        case .linear:
-                            let f = v.rounded(.down), t = v - f
-                            tapIndex[axis * 2] = resolve(Int(f), axis: axis)
-                            tapIndex[axis * 2 + 1] = resolve(Int(f) + 1, axis: axis)
-                            tapWeight[axis * 2] = 1 - t
-                            tapWeight[axis * 2 + 1] = t
-                        case .cubic:
-                            let f = v.rounded(.down)
-                            for k in 0..<4 {
-                                tapIndex[axis * 4 + k] = resolve(Int(f) + k - 1, axis: axis)
-                                tapWeight[axis * 4 + k] = cubic(v - f, k)
-                            }
-                        }
-                    }
-                    for c in 0..<channels {
-                        let planeBase = (b * channels + c) * plane
-                        var sum = 0.0
-                        if !outside || padding != "zeros" {
-                            for corner in 0..<corners {
-                                var rest = corner, offset = 0, weight = 1.0
-                                for axis in stride(from: rank - 1, through: 0, by: -1) {
-                                    let k = rest % taps
-                                    rest /= taps
-                                    let index = tapIndex[axis * taps + k]
-                                    if index < 0 || outside {
-                                        weight = 0
-                                        break
-                                    }
-                                    offset += index
-                                    weight *= tapWeight[axis * taps + k]
+        return !outside
+    }
+
+    func run() throws {
+        for b in 0..<n {
+            for p in 0..<points {
+                let inside = locate(b: b, p: p)
+                for c in 0..<channels {
+                    let planeBase = (b * channels + c) * plane
+                    var sum = 0.0
+                    if inside || padding != .zeros {
+                        for corner in 0..<corners {
+                            var rest = corner, offset = 0, weight = 1.0
+                            for axis in stride(from: rank - 1, through: 0, by: -1) {
+                                let k = rest % taps
+                                rest /= taps
+                                let index = tapIndex[axis * taps + k]
+                                if index < 0 || !inside {
+                                    weight = 0
+                                    break
                                 }
-                                if weight != 0 { sum += weight * io.load(src, planeBase + offset) }
+                                offset += index
+                                weight *= tapWeight[axis * taps + k]
                             }
+                            if weight != 0 { sum += weight * io.load(src, planeBase + offset) }
                         }
-                        io.store(dst, (b * channels + c) * points + p, sum)
                     }
+                    io.store(dst, (b * channels + c) * points + p, sum)
                 }
             }
         }
