@@ -113,124 +113,143 @@ public final class Metrics: @unchecked Sendable {
     /// The Prometheus text exposition.
     public func render() -> String {
         lock.withLock {
-            var out = ""
-            func family(_ name: String, _ type: String, _ help: String) {
-                out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            }
-            func labels(_ pairs: [(String, String)]) -> String {
-                "{" + pairs.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
-            }
-            func histogram(_ name: String, _ h: Histogram, _ pairs: [(String, String)]) {
-                for (bound, count) in zip(h.bounds, h.counts) {
-                    out += "\(name)_bucket\(labels(pairs + [("le", "\(bound)")])) \(count)\n"
-                }
-                out += "\(name)_bucket\(labels(pairs + [("le", "+Inf")])) \(h.count)\n"
-                out += "\(name)_sum\(labels(pairs)) \(h.sum)\n"
-                out += "\(name)_count\(labels(pairs)) \(h.count)\n"
-            }
+            var out = Exposition()
             let models = Set(success.keys).union(failure.keys).union(inflight.keys).union(depth.keys).sorted()
-            family("nv_inference_request_success", "counter", "Successful inference requests")
-            for model in models {
-                out +=
-                    "nv_inference_request_success\(labels([("model", model), ("version", "1")])) \(success[model] ?? 0)\n"
-            }
-            family("nv_inference_request_failure", "counter", "Failed inference requests, by HTTP status")
-            for model in models {
-                for (status, count) in (failure[model] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                    out +=
-                        "nv_inference_request_failure\(labels([("model", model), ("version", "1"), ("status", "\(status)")])) \(count)\n"
-                }
-            }
-            family("nv_inference_count", "counter", "Samples inferred (a batch of n counts n)")
-            for (key, value) in inferences.sorted(by: { $0.key < $1.key }) {
-                out +=
-                    "nv_inference_count\(labels([("model", key.model), ("version", "1"), ("device", key.device)])) \(value)\n"
-            }
-            family("nv_inference_exec_count", "counter", "Batches run")
-            for (key, value) in executions.sorted(by: { $0.key < $1.key }) {
-                out +=
-                    "nv_inference_exec_count\(labels([("model", key.model), ("version", "1"), ("device", key.device)])) \(value)\n"
-            }
-            family("nv_inference_request_duration_us", "counter", "Cumulative request time, arrival to response")
-            for model in models {
-                out +=
-                    "nv_inference_request_duration_us\(labels([("model", model), ("version", "1")])) \(requestMicroseconds[model] ?? 0)\n"
-            }
-            family("nv_inference_queue_duration_us", "counter", "Cumulative time requests waited for their batch")
-            for model in models {
-                out +=
-                    "nv_inference_queue_duration_us\(labels([("model", model), ("version", "1")])) \(queueMicroseconds[model] ?? 0)\n"
-            }
-            family("nv_inference_compute_infer_duration_us", "counter", "Cumulative time batches ran on a device")
-            for (key, value) in computeMicroseconds.sorted(by: { $0.key < $1.key }) {
-                out +=
-                    "nv_inference_compute_infer_duration_us\(labels([("model", key.model), ("version", "1"), ("device", key.device)])) \(value)\n"
-            }
-            family("nv_inference_pending_request_count", "gauge", "Requests queued for a batch")
-            for model in models {
-                out +=
-                    "nv_inference_pending_request_count\(labels([("model", model), ("version", "1")])) \(depth[model] ?? 0)\n"
-            }
-            family("inference_inflight_requests", "gauge", "Requests received and not yet answered")
-            for model in models {
-                out += "inference_inflight_requests\(labels([("model", model)])) \(inflight[model] ?? 0)\n"
-            }
-            family("inference_rejected_requests_total", "counter", "Requests refused because the queue was full")
-            for model in models {
-                out += "inference_rejected_requests_total\(labels([("model", model)])) \(rejections[model] ?? 0)\n"
-            }
-            family("inference_route_decisions_total", "counter", "Batches the router sent to each device, by reason")
-            for (key, reasons) in routes.sorted(by: { $0.key < $1.key }) {
-                for (reason, count) in reasons.sorted(by: { $0.key < $1.key }) {
-                    out +=
-                        "inference_route_decisions_total\(labels([("model", key.model), ("device", key.device), ("reason", reason)])) \(count)\n"
-                }
-            }
-            family(
-                "inference_device_failures_total", "counter",
-                "Batches that failed on a device (the device is taken out)")
-            for (key, count) in deviceFailures.sorted(by: { $0.key < $1.key }) {
-                out +=
-                    "inference_device_failures_total\(labels([("model", key.model), ("device", key.device)])) \(count)\n"
-            }
-            if !prices.isEmpty {
-                // What the samples served so far cost: each priced device's hours since start (idle time
-                // included, as a rented machine is paid) over the samples it inferred.
-                let hours = Date().timeIntervalSince(started) / 3600
-                family(
-                    "inference_cost_dollars_per_million", "gauge",
-                    "Dollars per million samples served so far (device price x uptime / samples)")
-                for (key, value) in inferences.sorted(by: { $0.key < $1.key }) where value > 0 {
-                    guard let price = prices[key.device] else { continue }
-                    let cost = price * hours / Double(value) * 1e6
-                    out +=
-                        "inference_cost_dollars_per_million\(labels([("model", key.model), ("device", key.device)])) \(cost)\n"
-                }
-            }
-            family("inference_request_duration_seconds", "histogram", "Request time, arrival to response")
-            for model in models {
-                if let h = requestSeconds[model] {
-                    histogram("inference_request_duration_seconds", h, [("model", model)])
-                }
-            }
-            family("inference_queue_duration_seconds", "histogram", "Time a request waited for its batch")
-            for model in models {
-                if let h = queueSeconds[model] { histogram("inference_queue_duration_seconds", h, [("model", model)]) }
-            }
-            family("inference_compute_duration_seconds", "histogram", "Time a batch ran on a device")
-            for (key, h) in computeSeconds.sorted(by: { $0.key < $1.key }) {
-                histogram("inference_compute_duration_seconds", h, [("model", key.model), ("device", key.device)])
-            }
-            family("inference_batch_size", "histogram", "Samples per batch run")
-            for (key, h) in batchSizes.sorted(by: { $0.key < $1.key }) {
-                histogram("inference_batch_size", h, [("model", key.model), ("device", key.device)])
-            }
-            return out
+            renderTritonFamilies(&out, models: models)
+            renderServerFamilies(&out, models: models)
+            renderHistograms(&out, models: models)
+            return out.text
         }
     }
 
-    private func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
+    /// Prometheus families in text form: HELP and TYPE lines, samples with escaped labels, histograms.
+    struct Exposition {
+        var text = ""
+
+        mutating func family(_ name: String, _ type: String, _ help: String) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+
+        static func labels(_ pairs: [(String, String)]) -> String {
+            "{" + pairs.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+
+        static func escape(_ text: String) -> String {
+            text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
+        }
+
+        mutating func sample(_ name: String, _ pairs: [(String, String)], _ value: some CustomStringConvertible) {
+            text += "\(name)\(Self.labels(pairs)) \(value)\n"
+        }
+
+        /// One sample per model, labelled with the model (and Triton's version 1).
+        mutating func perModel(
+            _ name: String, _ models: [String], version: Bool = true, _ value: (String) -> some CustomStringConvertible
+        ) {
+            for model in models { sample(name, [("model", model)] + (version ? [("version", "1")] : []), value(model)) }
+        }
+
+        mutating func histogram(_ name: String, _ h: Histogram, _ pairs: [(String, String)]) {
+            for (bound, count) in zip(h.bounds, h.counts) {
+                sample(name + "_bucket", pairs + [("le", "\(bound)")], count)
+            }
+            sample(name + "_bucket", pairs + [("le", "+Inf")], h.count)
+            sample(name + "_sum", pairs, h.sum)
+            sample(name + "_count", pairs, h.count)
+        }
     }
+
+    /// The families Triton's server exports, under its names (nv_*), so its dashboards work.
+    private func renderTritonFamilies(_ out: inout Exposition, models: [String]) {
+        out.family("nv_inference_request_success", "counter", "Successful inference requests")
+        out.perModel("nv_inference_request_success", models) { self.success[$0] ?? 0 }
+        out.family("nv_inference_request_failure", "counter", "Failed inference requests, by HTTP status")
+        for model in models {
+            for (status, count) in (failure[model] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                out.sample(
+                    "nv_inference_request_failure", [("model", model), ("version", "1"), ("status", "\(status)")], count
+                )
+            }
+        }
+        out.family("nv_inference_count", "counter", "Samples inferred (a batch of n counts n)")
+        for (key, value) in inferences.sorted(by: { $0.key < $1.key }) {
+            out.sample("nv_inference_count", [("model", key.model), ("version", "1"), ("device", key.device)], value)
+        }
+        out.family("nv_inference_exec_count", "counter", "Batches run")
+        for (key, value) in executions.sorted(by: { $0.key < $1.key }) {
+            out.sample(
+                "nv_inference_exec_count", [("model", key.model), ("version", "1"), ("device", key.device)], value)
+        }
+        out.family("nv_inference_request_duration_us", "counter", "Cumulative request time, arrival to response")
+        out.perModel("nv_inference_request_duration_us", models) { self.requestMicroseconds[$0] ?? 0 }
+        out.family("nv_inference_queue_duration_us", "counter", "Cumulative time requests waited for their batch")
+        out.perModel("nv_inference_queue_duration_us", models) { self.queueMicroseconds[$0] ?? 0 }
+        out.family("nv_inference_compute_infer_duration_us", "counter", "Cumulative time batches ran on a device")
+        for (key, value) in computeMicroseconds.sorted(by: { $0.key < $1.key }) {
+            out.sample(
+                "nv_inference_compute_infer_duration_us",
+                [("model", key.model), ("version", "1"), ("device", key.device)],
+                value)
+        }
+        out.family("nv_inference_pending_request_count", "gauge", "Requests queued for a batch")
+        out.perModel("nv_inference_pending_request_count", models) { self.depth[$0] ?? 0 }
+    }
+
+    /// This server's own families: in flight, rejected, routing, device failures, cost.
+    private func renderServerFamilies(_ out: inout Exposition, models: [String]) {
+        out.family("inference_inflight_requests", "gauge", "Requests received and not yet answered")
+        out.perModel("inference_inflight_requests", models, version: false) { self.inflight[$0] ?? 0 }
+        out.family("inference_rejected_requests_total", "counter", "Requests refused because the queue was full")
+        out.perModel("inference_rejected_requests_total", models, version: false) { self.rejections[$0] ?? 0 }
+        out.family("inference_route_decisions_total", "counter", "Batches the router sent to each device, by reason")
+        for (key, reasons) in routes.sorted(by: { $0.key < $1.key }) {
+            for (reason, count) in reasons.sorted(by: { $0.key < $1.key }) {
+                out.sample(
+                    "inference_route_decisions_total",
+                    [("model", key.model), ("device", key.device), ("reason", reason)],
+                    count)
+            }
+        }
+        out.family(
+            "inference_device_failures_total", "counter", "Batches that failed on a device (the device is taken out)")
+        for (key, count) in deviceFailures.sorted(by: { $0.key < $1.key }) {
+            out.sample("inference_device_failures_total", [("model", key.model), ("device", key.device)], count)
+        }
+        guard !prices.isEmpty else { return }
+        // What the samples served so far cost: each priced device's hours since start (idle time included, as a
+        // rented machine is paid) over the samples it inferred.
+        let hours = Date().timeIntervalSince(started) / 3600
+        out.family(
+            "inference_cost_dollars_per_million", "gauge",
+            "Dollars per million samples served so far (device price x uptime / samples)")
+        for (key, value) in inferences.sorted(by: { $0.key < $1.key }) where value > 0 {
+            guard let price = prices[key.device] else { continue }
+            out.sample(
+                "inference_cost_dollars_per_million", [("model", key.model), ("device", key.device)],
+                price * hours / Double(value) * 1e6)
+        }
+    }
+
+    private func renderHistograms(_ out: inout Exposition, models: [String]) {
+        out.family("inference_request_duration_seconds", "histogram", "Request time, arrival to response")
+        for model in models {
+            if let h = requestSeconds[model] {
+                out.histogram("inference_request_duration_seconds", h, [("model", model)])
+            }
+        }
+        out.family("inference_queue_duration_seconds", "histogram", "Time a request waited for its batch")
+        for model in models {
+            if let h = queueSeconds[model] { out.histogram("inference_queue_duration_seconds", h, [("model", model)]) }
+        }
+        out.family("inference_compute_duration_seconds", "histogram", "Time a batch ran on a device")
+        for (key, h) in computeSeconds.sorted(by: { $0.key < $1.key }) {
+            out.histogram("inference_compute_duration_seconds", h, [("model", key.model), ("device", key.device)])
+        }
+        out.family("inference_batch_size", "histogram", "Samples per batch run")
+        for (key, h) in batchSizes.sorted(by: { $0.key < $1.key }) {
+            out.histogram("inference_batch_size", h, [("model", key.model), ("device", key.device)])
+        }
+    }
+
 }

@@ -17,6 +17,27 @@ public struct ResizeGeometry: Sendable {
         /// (clamped to the axis, as the edge is repeated) and their weights; low/high/weight are then unused.
         public var tapIndex: [Int] = []
         public var tapWeight: [Double] = []
+
+        /// One output sample's taps (offsets from the sample left of `original`, and weights), clamped to the axis;
+        /// with exclude_outside, taps off the axis weigh 0 and the rest are renormalized.
+        mutating func appendTaps(
+            _ taps: (offsets: [Int], weights: [Double]), original: Double, inSize: Int, excludeOutside: Bool
+        ) {
+            let base = Int(original.rounded(.down)) - (original == original.rounded(.down) ? 1 : 0)
+            var taken = taps.weights
+            if excludeOutside {
+                for (t, offset) in taps.offsets.enumerated() where base + offset < 0 || base + offset >= inSize {
+                    taken[t] = 0
+                }
+                let total = taken.reduce(0, +)
+                if total != 0 { taken = taken.map { $0 / total } }
+            }
+            tapIndex += taps.offsets.map { min(max(base + $0, 0), max(inSize - 1, 0)) }
+            tapWeight += taken
+            low.append(0)
+            high.append(0)
+            weight.append(0)
+        }
     }
 
     public var axes: [AxisMap]
@@ -67,65 +88,21 @@ public struct ResizeGeometry: Sendable {
             let scale = scales[axis]
             var map = AxisMap(low: [], high: [], weight: [], outside: [])
             for o in 0..<outSize {
-                let x = Double(o)
-                var original: Double
-                switch transform {
-                case "asymmetric": original = x / scale
-                case "align_corners":
-                    // The resized length is in·scale as a real number, not the rounded output size.
-                    let length = Double(inSize) * scale
-                    original = length <= 1 ? 0 : x * Double(inSize - 1) / (length - 1)
-                case "pytorch_half_pixel": original = outSize > 1 ? (x + 0.5) / scale - 0.5 : 0
-                case "tf_half_pixel_for_nn": original = (x + 0.5) / scale
-                case "half_pixel_symmetric":
-                    let adjustment = Double(outSize) / (scale * Double(inSize))
-                    let center = Double(inSize) / 2
-                    original = center * (1 - adjustment) + (x + 0.5) / scale - 0.5
-                case "tf_crop_and_resize":
-                    let start = roi[axis], end = roi[rank + axis]
-                    original =
-                        outSize > 1
-                        ? start * Double(inSize - 1) + x * (end - start) * Double(inSize - 1) / Double(outSize - 1)
-                        : 0.5 * (start + end) * Double(inSize - 1)
-                case "half_pixel": original = (x + 0.5) / scale - 0.5
-                default:
-                    throw Unsupported(
-                        detail: "coordinate_transformation_mode '\(transform)'")
-                }
+                let original = try Self.inputCoordinate(
+                    of: o, transform: transform, scale: scale, inSize: inSize, outSize: outSize,
+                    roi: (roi[axis], roi[rank + axis]))
                 // Scales of 0 or infinity, or a NaN region of interest, map no output to an input index.
                 guard original.isFinite, abs(original) < Double(1 << 52) else {
                     throw context.mismatch("Resize maps output \(o) of axis \(axis) to input coordinate \(original)")
                 }
                 let outside = transform == "tf_crop_and_resize" && (original < 0 || original > Double(inSize - 1))
                 if tapped {
-                    let (offsets, weights) = Self.tapWeights(
-                        original: original, scale: scale, cubic: mode == "cubic", antialias: antialias, a: cubicA)
-                    let base = Int(original.rounded(.down)) - (original == original.rounded(.down) ? 1 : 0)
-                    var taken = weights
-                    if excludeOutside {
-                        for (t, offset) in offsets.enumerated() where base + offset < 0 || base + offset >= inSize {
-                            taken[t] = 0
-                        }
-                        let total = taken.reduce(0, +)
-                        if total != 0 { taken = taken.map { $0 / total } }
-                    }
-                    map.tapIndex += offsets.map { min(max(base + $0, 0), max(inSize - 1, 0)) }
-                    map.tapWeight += taken
-                    map.low.append(0)
-                    map.high.append(0)
-                    map.weight.append(0)
+                    map.appendTaps(
+                        Self.tapWeights(
+                            original: original, scale: scale, cubic: mode == "cubic", antialias: antialias, a: cubicA),
+                        original: original, inSize: inSize, excludeOutside: excludeOutside)
                 } else if mode == "nearest" {
-                    var index: Double
-                    switch nearestMode {
-                    case "floor": index = original.rounded(.down)
-                    case "ceil": index = original.rounded(.up)
-                    case "round_prefer_ceil":
-                        index = original.rounded(.toNearestOrAwayFromZero)
-                        if original - original.rounded(.down) == 0.5 { index = original.rounded(.up) }
-                    default:
-                        index = original.rounded(.toNearestOrAwayFromZero)
-                        if original - original.rounded(.down) == 0.5 { index = original.rounded(.down) }
-                    }
+                    let index = Self.nearest(original, mode: nearestMode)
                     let i = min(max(Int(index), 0), inSize - 1)
                     map.low.append(i)
                     map.high.append(i)
@@ -147,6 +124,44 @@ public struct ResizeGeometry: Sendable {
             geometry.taps = zip(maps, output).map { map, size in size > 0 ? map.tapIndex.count / size : 0 }
         }
         return geometry
+    }
+
+    /// Where output sample `o` of an axis falls on the input axis, by coordinate_transformation_mode.
+    /// - Throws: `Unsupported` for a mode not in the ONNX specification.
+    static func inputCoordinate(
+        of o: Int, transform: String, scale: Double, inSize: Int, outSize: Int, roi: (start: Double, end: Double)
+    ) throws -> Double {
+        let x = Double(o)
+        switch transform {
+        case "asymmetric": return x / scale
+        case "align_corners":
+            // The resized length is in·scale as a real number, not the rounded output size.
+            let length = Double(inSize) * scale
+            return length <= 1 ? 0 : x * Double(inSize - 1) / (length - 1)
+        case "pytorch_half_pixel": return outSize > 1 ? (x + 0.5) / scale - 0.5 : 0
+        case "tf_half_pixel_for_nn": return (x + 0.5) / scale
+        case "half_pixel_symmetric":
+            let adjustment = Double(outSize) / (scale * Double(inSize))
+            let center = Double(inSize) / 2
+            return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
+        case "tf_crop_and_resize":
+            return outSize > 1
+                ? roi.start * Double(inSize - 1) + x * (roi.end - roi.start) * Double(inSize - 1) / Double(outSize - 1)
+                : 0.5 * (roi.start + roi.end) * Double(inSize - 1)
+        case "half_pixel": return (x + 0.5) / scale - 0.5
+        default: throw Unsupported(detail: "coordinate_transformation_mode '\(transform)'")
+        }
+    }
+
+    /// The input index nearest to `original` by nearest_mode (ties as the mode says).
+    static func nearest(_ original: Double, mode: String) -> Double {
+        let half = original - original.rounded(.down) == 0.5
+        switch mode {
+        case "floor": return original.rounded(.down)
+        case "ceil": return original.rounded(.up)
+        case "round_prefer_ceil": return half ? original.rounded(.up) : original.rounded(.toNearestOrAwayFromZero)
+        default: return half ? original.rounded(.down) : original.rounded(.toNearestOrAwayFromZero)
+        }
     }
 
     /// The input offsets (from the sample left of `original`, which sits at ratio in (0, 1] from it) and weights
