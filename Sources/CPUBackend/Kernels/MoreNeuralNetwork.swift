@@ -399,6 +399,34 @@ enum RoiAlignKernel {
     /// region's size, which comes from data).
     static let sampleLimit = 1 << 22
 
+    /// The four bilinear taps (positions in the plane and weights) of a sample at (y, x), as the ONNX reference
+    /// clamps them; zeros for a sample more than one pixel outside the image.
+    static func appendTaps(
+        y yRaw: Double, x xRaw: Double, height: Int, width: Int, positions: inout [Int], weights: inout [Double]
+    ) {
+        if yRaw < -1 || yRaw > Double(height) || xRaw < -1 || xRaw > Double(width) {
+            positions += [0, 0, 0, 0]
+            weights += [0, 0, 0, 0]
+            return
+        }
+        var sy = max(yRaw, 0), sx = max(xRaw, 0)
+        var yLow = Int(sy), xLow = Int(sx), yHigh = yLow + 1, xHigh = xLow + 1
+        if yLow >= height - 1 {
+            yLow = height - 1
+            yHigh = yLow
+            sy = Double(yLow)
+        }
+        if xLow >= width - 1 {
+            xLow = width - 1
+            xHigh = xLow
+            sx = Double(xLow)
+        }
+        let ly = sy - Double(yLow), lx = sx - Double(xLow)
+        let hy = 1 - ly, hx = 1 - lx
+        positions += [yLow * width + xLow, yLow * width + xHigh, yHigh * width + xLow, yHigh * width + xHigh]
+        weights += [hy * hx, hy * lx, ly * hx, ly * lx]
+    }
+
     static func make(_ node: BoundNode) throws -> any Kernel {
         let x = try node.input(0), rois = try node.input(1), batchValue = try node.input(2), y = try node.output(0)
         guard x.shape.rank == 4, rois.shape.rank == 2, rois.shape[1] == 4, batchValue.shape.rank == 1,
@@ -454,30 +482,9 @@ enum RoiAlignKernel {
                             let yRaw = startH + Double(ph) * binH + (Double(iy) + 0.5) * binH / Double(gridH)
                             for ix in 0..<gridW {
                                 let xRaw = startW + Double(pw) * binW + (Double(ix) + 0.5) * binW / Double(gridW)
-                                if yRaw < -1 || yRaw > Double(height) || xRaw < -1 || xRaw > Double(width) {
-                                    positions += [0, 0, 0, 0]
-                                    weights += [0, 0, 0, 0]
-                                    continue
-                                }
-                                var sy = max(yRaw, 0), sx = max(xRaw, 0)
-                                var yLow = Int(sy), xLow = Int(sx), yHigh = yLow + 1, xHigh = xLow + 1
-                                if yLow >= height - 1 {
-                                    yLow = height - 1
-                                    yHigh = yLow
-                                    sy = Double(yLow)
-                                }
-                                if xLow >= width - 1 {
-                                    xLow = width - 1
-                                    xHigh = xLow
-                                    sx = Double(xLow)
-                                }
-                                let ly = sy - Double(yLow), lx = sx - Double(xLow)
-                                let hy = 1 - ly, hx = 1 - lx
-                                positions += [
-                                    yLow * width + xLow, yLow * width + xHigh, yHigh * width + xLow,
-                                    yHigh * width + xHigh,
-                                ]
-                                weights += [hy * hx, hy * lx, ly * hx, ly * lx]
+                                appendTaps(
+                                    y: yRaw, x: xRaw, height: height, width: width, positions: &positions,
+                                    weights: &weights)
                             }
                         }
                     }

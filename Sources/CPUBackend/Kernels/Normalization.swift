@@ -173,40 +173,8 @@ enum ReductionKernels {
             let bytes = y.type.byteCount
             return ClosureKernel { dst.copyMemory(from: src, byteCount: bytes) }
         }
-        // float32 over adjacent axes (global pooling, a channel or row reduction): one pass in C.
-        let sortedAxes = axes.sorted()
-        let fastModes: [String: Int32] = [
-            "ReduceSum": 0, "ReduceMean": 0, "ReduceMax": 1, "ReduceMin": 2, "ReduceSumSquare": 3,
-        ]
-        if x.type.dtype == .float32, let mode = fastModes[op], let first = sortedAxes.first,
-            let last = sortedAxes.last, last - first + 1 == sortedAxes.count, y.count > 0
-        {
-            let dims = x.shape.dimensions
-            let outer = dims[..<first].reduce(1, *), n = dims[first...last].reduce(1, *)
-            let inner = dims[(last + 1)...].reduce(1, *)
-            let scale = op == "ReduceMean" ? 1 / Double(max(n, 1)) : 1
-            let scratch = try HostBuffer(bytes: max(inner, 1) * MemoryLayout<Double>.stride)
-            let xs = src.assumingMemoryBound(to: Float.self), ys = dst.assumingMemoryBound(to: Float.self)
-            let doubles = scratch.pointer.assumingMemoryBound(to: Double.self)
-            return ClosureKernel {
-                withExtendedLifetime(scratch) {
-                    ck_reduce_axis(xs, outer, n, inner, mode, scale, doubles, ys)
-                }
-            }
-        }
-        // For every input element, the output element it reduces into.
-        var keptStrides = [Int](repeating: 0, count: x.shape.rank)
-        var running = 1
-        for axis in stride(from: x.shape.rank - 1, through: 0, by: -1) where !axes.contains(axis) {
-            keptStrides[axis] = running
-            running *= x.shape[axis]
-        }
-        var target = [Int](repeating: 0, count: x.count)
-        forEachIndex(x.shape.dimensions) { index, flat in
-            var t = 0
-            for axis in 0..<index.count { t += index[axis] * keptStrides[axis] }
-            target[flat] = t
-        }
+        if let kernel = try adjacentAxesKernel(op: op, x: x, y: y, axes: axes.sorted()) { return kernel }
+        let target = reductionTargets(x.shape.dimensions, axes: axes)
         let count = y.count
         let reducedCount = Double(count > 0 ? x.count / count : 0)
         let initial: Double =
@@ -260,6 +228,48 @@ enum ReductionKernels {
                 out.store(dst, i, v)
             }
         }
+    }
+
+    /// float32 over adjacent axes (global pooling, a channel or row reduction): one pass in C; nil otherwise.
+    static func adjacentAxesKernel(op: String, x: BoundValue, y: BoundValue, axes sortedAxes: [Int]) throws
+        -> (any Kernel)?
+    {
+        let src = try x.raw(), dst = try y.raw()
+        let fastModes: [String: Int32] = [
+            "ReduceSum": 0, "ReduceMean": 0, "ReduceMax": 1, "ReduceMin": 2, "ReduceSumSquare": 3,
+        ]
+        guard x.type.dtype == .float32, let mode = fastModes[op], let first = sortedAxes.first,
+            let last = sortedAxes.last, last - first + 1 == sortedAxes.count, y.count > 0
+        else { return nil }
+        let dims = x.shape.dimensions
+        let outer = dims[..<first].reduce(1, *), n = dims[first...last].reduce(1, *)
+        let inner = dims[(last + 1)...].reduce(1, *)
+        let scale = op == "ReduceMean" ? 1 / Double(max(n, 1)) : 1
+        let scratch = try HostBuffer(bytes: max(inner, 1) * MemoryLayout<Double>.stride)
+        let xs = src.assumingMemoryBound(to: Float.self), ys = dst.assumingMemoryBound(to: Float.self)
+        let doubles = scratch.pointer.assumingMemoryBound(to: Double.self)
+        return ClosureKernel {
+            withExtendedLifetime(scratch) {
+                ck_reduce_axis(xs, outer, n, inner, mode, scale, doubles, ys)
+            }
+        }
+    }
+
+    /// For every input element, the output element it reduces into.
+    static func reductionTargets(_ dims: [Int], axes: Set<Int>) -> [Int] {
+        var keptStrides = [Int](repeating: 0, count: dims.count)
+        var running = 1
+        for axis in stride(from: dims.count - 1, through: 0, by: -1) where !axes.contains(axis) {
+            keptStrides[axis] = running
+            running *= dims[axis]
+        }
+        var target = [Int](repeating: 0, count: dims.reduce(1, *))
+        forEachIndex(dims) { index, flat in
+            var t = 0
+            for axis in 0..<index.count { t += index[axis] * keptStrides[axis] }
+            target[flat] = t
+        }
+        return target
     }
 
     static func makeArgReduce(_ node: BoundNode) throws -> any Kernel {

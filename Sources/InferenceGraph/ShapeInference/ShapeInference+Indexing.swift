@@ -127,17 +127,8 @@ public struct EinsumEquation: Equatable, Sendable {
         var ellipsisRank = 0
         // Ellipsis labels are numbered 0..<ellipsisRank (right-aligned across operands, broadcast).
         var ellipsisSizes: [Int] = []
-        func letters(_ term: String) throws(ShapeError.Detail) -> (before: [Character], after: [Character], dots: Bool)
-        {
-            let parts = term.components(separatedBy: "...")
-            guard parts.count <= 2 else { throw .init("term '\(term)' has more than one ellipsis") }
-            for ch in parts.joined() where !(ch.isASCII && ch.isLetter) {
-                throw .init("label '\(ch)' in '\(equation)' is not a letter")
-            }
-            return (Array(parts[0]), parts.count == 2 ? Array(parts[1]) : [], parts.count == 2)
-        }
-        var parsed: [(before: [Character], after: [Character], dots: Bool)] = []
-        for term in terms { parsed.append(try letters(term)) }
+        var parsed: [Term] = []
+        for term in terms { parsed.append(try letters(term, in: equation)) }
         for (term, shape) in zip(parsed, shapes) {
             let named = term.before.count + term.after.count
             guard term.dots ? shape.count >= named : shape.count == named else {
@@ -192,9 +183,32 @@ public struct EinsumEquation: Equatable, Sendable {
             }
             operands.append(labels)
         }
+        let output = try outputLabels(
+            sides.count == 2 ? sides[1] : nil, of: equation, parsed: parsed, labelIndex: labelIndex,
+            ellipsisRank: ellipsisRank)
+        return EinsumEquation(operands: operands, output: output, sizes: sizes)
+    }
+
+    typealias Term = (before: [Character], after: [Character], dots: Bool)
+
+    /// A term's labels before and after its ellipsis, and whether it has one.
+    static func letters(_ term: String, in equation: String) throws(ShapeError.Detail) -> Term {
+        let parts = term.components(separatedBy: "...")
+        guard parts.count <= 2 else { throw .init("term '\(term)' has more than one ellipsis") }
+        for ch in parts.joined() where !(ch.isASCII && ch.isLetter) {
+            throw .init("label '\(ch)' in '\(equation)' is not a letter")
+        }
+        return (Array(parts[0]), parts.count == 2 ? Array(parts[1]) : [], parts.count == 2)
+    }
+
+    /// The output's labels: the explicit side after '->', or (without one) the ellipsis, then the labels used
+    /// once in alphabetical order.
+    static func outputLabels(
+        _ side: String?, of equation: String, parsed: [Term], labelIndex: [Character: Int], ellipsisRank: Int
+    ) throws(ShapeError.Detail) -> [Int] {
         var output: [Int] = []
-        if sides.count == 2 {
-            let out = try letters(sides[1])
+        if let side {
+            let out = try letters(side, in: equation)
             if !out.dots && ellipsisRank > 0 && parsed.contains(where: { $0.dots }) {
                 // numpy allows dropping the ellipsis only when it is empty.
                 throw .init("the output of '\(equation)' must keep the ellipsis")
@@ -216,7 +230,7 @@ public struct EinsumEquation: Equatable, Sendable {
             output = Array(0..<ellipsisRank)
             for ch in uses.keys.sorted() where uses[ch] == 1 { if let index = labelIndex[ch] { output.append(index) } }
         }
-        return EinsumEquation(operands: operands, output: output, sizes: sizes)
+        return output
     }
 
     public var outputShape: [Int] { output.map { sizes[$0] } }

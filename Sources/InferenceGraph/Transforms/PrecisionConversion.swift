@@ -464,41 +464,11 @@ public enum StaticQuantization {
                 let inputScale = try Float(
                     result.initializers[try parameters(original.inputs[0]).scale]?.scalars(as: Float.self).first
                         ?? 1)
-                guard let weights = graph.initializers[original.inputs[1]] else { continue }
-                let transB = node.opType == "Gemm" && ((try? node.int("transB", default: 0)) ?? 0) != 0
-                // Per output channel: Conv's first axis, MatMul's last, a transposed Gemm's first.
-                let axis = node.opType == "Conv" || transB ? 0 : 1
-                let (wq, ws) = try quantizeChannels(weights, axis: axis)
-                result.initializers[prefix + "_w"] = wq
-                result.initializers[prefix + "_w_scale"] = ws
-                result.initializers[prefix + "_w_zero"] = try Tensor(
-                    shape: ws.shape, scalars: [Int8](repeating: 0, count: ws.elementCount))
-                nodes.append(
-                    Node(
-                        name: prefix + "_w_dq", opType: "DequantizeLinear",
-                        inputs: [prefix + "_w", prefix + "_w_scale", prefix + "_w_zero"],
-                        outputs: [prefix + "_w_float"],
-                        attributes: ["axis": .int(axis)]))
-                node.inputs[1] = prefix + "_w_float"
-                if node.inputs.count > 2, !node.inputs[2].isEmpty, let bias = graph.initializers[original.inputs[2]],
-                    bias.dtype == .float32
-                {
-                    let scales = try ws.scalars(as: Float.self).map { $0 * inputScale }
-                    let values = try bias.scalars(as: Float.self)
-                    guard values.count == scales.count else { continue }
-                    let quantized = zip(values, scales).map { value, scale -> Int32 in
-                        let q = (value / scale).rounded(.toNearestOrEven)
-                        return q.isFinite ? Int32(max(min(q, 2_147_483_520), -2_147_483_520)) : 0
-                    }
-                    result.initializers[prefix + "_b"] = try Tensor(shape: bias.shape, scalars: quantized)
-                    result.initializers[prefix + "_b_scale"] = try Tensor(shape: bias.shape, scalars: scales)
-                    nodes.append(
-                        Node(
-                            name: prefix + "_b_dq", opType: "DequantizeLinear",
-                            inputs: [prefix + "_b", prefix + "_b_scale"], outputs: [prefix + "_b_float"],
-                            attributes: ["axis": .int(0)]))
-                    node.inputs[2] = prefix + "_b_float"
-                }
+                guard
+                    try quantizeWeights(
+                        of: &node, original: original, graph: graph, prefix: prefix, inputScale: inputScale,
+                        into: &result, nodes: &nodes)
+                else { continue }
                 report.quantizedNodes += 1
                 report.convertedInitializers += 1
             }
@@ -527,6 +497,50 @@ public enum StaticQuantization {
         let read = Set(nodes.flatMap(\.inputs))
         for name in graph.initializers.keys where !read.contains(name) { result.initializers[name] = nil }
         return result
+    }
+
+    /// Per-channel int8 weights (and an int32 bias at input scale × weight scale) behind DequantizeLinear nodes, as
+    /// quantize_static writes them; false when the node's weights or bias are not what that needs.
+    static func quantizeWeights(
+        of node: inout Node, original: Node, graph: Graph, prefix: String, inputScale: Float, into result: inout Graph,
+        nodes: inout [Node]
+    ) throws -> Bool {
+        guard let weights = graph.initializers[original.inputs[1]] else { return false }
+        let transB = node.opType == "Gemm" && ((try? node.int("transB", default: 0)) ?? 0) != 0
+        // Per output channel: Conv's first axis, MatMul's last, a transposed Gemm's first.
+        let axis = node.opType == "Conv" || transB ? 0 : 1
+        let (wq, ws) = try quantizeChannels(weights, axis: axis)
+        result.initializers[prefix + "_w"] = wq
+        result.initializers[prefix + "_w_scale"] = ws
+        result.initializers[prefix + "_w_zero"] = try Tensor(
+            shape: ws.shape, scalars: [Int8](repeating: 0, count: ws.elementCount))
+        nodes.append(
+            Node(
+                name: prefix + "_w_dq", opType: "DequantizeLinear",
+                inputs: [prefix + "_w", prefix + "_w_scale", prefix + "_w_zero"],
+                outputs: [prefix + "_w_float"],
+                attributes: ["axis": .int(axis)]))
+        node.inputs[1] = prefix + "_w_float"
+        if node.inputs.count > 2, !node.inputs[2].isEmpty, let bias = graph.initializers[original.inputs[2]],
+            bias.dtype == .float32
+        {
+            let scales = try ws.scalars(as: Float.self).map { $0 * inputScale }
+            let values = try bias.scalars(as: Float.self)
+            guard values.count == scales.count else { return false }
+            let quantized = zip(values, scales).map { value, scale -> Int32 in
+                let q = (value / scale).rounded(.toNearestOrEven)
+                return q.isFinite ? Int32(max(min(q, 2_147_483_520), -2_147_483_520)) : 0
+            }
+            result.initializers[prefix + "_b"] = try Tensor(shape: bias.shape, scalars: quantized)
+            result.initializers[prefix + "_b_scale"] = try Tensor(shape: bias.shape, scalars: scales)
+            nodes.append(
+                Node(
+                    name: prefix + "_b_dq", opType: "DequantizeLinear",
+                    inputs: [prefix + "_b", prefix + "_b_scale"], outputs: [prefix + "_b_float"],
+                    attributes: ["axis": .int(0)]))
+            node.inputs[2] = prefix + "_b_float"
+        }
+        return true
     }
 
     /// Symmetric int8 per channel along `axis` (0 or 1 of a 2-D matrix; 0 of a convolution's weights).
