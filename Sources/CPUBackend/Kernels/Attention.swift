@@ -111,21 +111,11 @@ enum TransformerKernels {
         var maskLength = 0
         let maskIO = mask.map { ElementIO.forIndexing($0.type.dtype) }
         if let mask {
-            let dims = mask.shape.dimensions
-            guard (2...4).contains(dims.count) else {
-                throw node.fail("attn_mask must have rank 2 to 4, got \(mask.shape)")
+            do {
+                (maskLength, maskStrides) = try g.maskLayout(mask.shape.dimensions)
+            } catch {
+                throw node.fail(error.text)
             }
-            let padded = [Int](repeating: 1, count: 4 - dims.count) + dims
-            let wanted = [g.batch, g.queryHeads, g.queryLength]
-            for axis in 0..<3 where padded[axis] != 1 && padded[axis] != wanted[axis] {
-                throw node.fail("attn_mask \(mask.shape) does not broadcast to \(g.scoresShape)")
-            }
-            guard padded[3] <= g.totalLength else {
-                throw node.fail("attn_mask covers \(padded[3]) keys, more than the \(g.totalLength) there are")
-            }
-            maskLength = padded[3]
-            let strides = rowMajorStrides(padded)
-            maskStrides = (0..<4).map { padded[$0] == 1 ? 0 : strides[$0] }
         }
         let boolMask = mask?.type.dtype == .bool
         let nonpadReader = try nonpad.map { try IndexReader($0, node: node) }

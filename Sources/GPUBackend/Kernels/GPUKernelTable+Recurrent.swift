@@ -39,17 +39,7 @@ extension GPUKernelTable {
         let state = BoundValue(
             type: TensorType(dtype: .float32, shape: Shape([5 * units])),
             slice: BufferSlice(buffer: buffer, offset: 0, byteCount: scratchBytes), constant: nil)
-        var meta = [
-            seq, batch, dims[2], hidden, directions, attributes.layout, attributes.isLSTM ? 1 : 0,
-            attributes.reverseOnly ? 1 : 0, attributes.linearBeforeReset ? 1 : 0, attributes.clip == nil ? 0 : 1,
-        ].map { Int32($0) }
-        meta.append(Int32(bitPattern: (attributes.clip ?? 0).bitPattern))
-        for activation in attributes.activations {
-            meta += [
-                activation.function.rawValue, Int32(bitPattern: activation.alpha.bitPattern),
-                Int32(bitPattern: activation.beta.bitPattern),
-            ]
-        }
+        let meta = recurrentMetadata(attributes, sequence: seq, batch: batch, inputSize: dims[2])
         let (metaArgument, metaKeep) = try backend.metadata(meta)
 
         let (xb, xo) = try backend.arguments(for: x), (wb, wo) = try backend.arguments(for: w),
@@ -94,17 +84,49 @@ extension GPUKernelTable {
                     global: [units]))
         }
         if yH != nil || yC != nil {
-            let (hb, ho) = try backend.arguments(for: yH ?? x), (cb, co) = try backend.arguments(for: yC ?? x)
             parts.append(
-                try backend.kernel(
-                    "rnn_final",
-                    arguments: [
-                        sb, so, hb, ho, flag(yH), cb, co, flag(yC), .int(Int32(seq % 2)), .int(Int32(directions)),
-                        .int(Int32(batch)), .int(Int32(hidden)), .int(Int32(attributes.layout)),
-                    ],
-                    global: [units]))
+                try finalStates(
+                    backend, state: (sb, so), yH: yH, yC: yC, absent: x, parity: seq % 2, batch: batch,
+                    attributes: attributes))
         }
         return RetainingKernel(SequenceKernel(parts: parts), retained: [buffer, metaKeep])
+    }
+
+    /// The `meta` block the recurrent kernels read: sizes, layout, flags, clip, then per activation its code and
+    /// parameters (as bit patterns).
+    static func recurrentMetadata(_ attributes: RecurrentAttributes, sequence seq: Int, batch: Int, inputSize: Int)
+        -> [Int32]
+    {
+        let hidden = attributes.hidden, directions = attributes.directions
+        var meta = [
+            seq, batch, inputSize, hidden, directions, attributes.layout, attributes.isLSTM ? 1 : 0,
+            attributes.reverseOnly ? 1 : 0, attributes.linearBeforeReset ? 1 : 0, attributes.clip == nil ? 0 : 1,
+        ].map { Int32($0) }
+        meta.append(Int32(bitPattern: (attributes.clip ?? 0).bitPattern))
+        for activation in attributes.activations {
+            meta += [
+                activation.function.rawValue, Int32(bitPattern: activation.alpha.bitPattern),
+                Int32(bitPattern: activation.beta.bitPattern),
+            ]
+        }
+        return meta
+    }
+
+    /// The launch that copies the last hidden (and cell) state out of the scratch buffer.
+    static func finalStates(
+        _ backend: any GPUKernelHost, state: (KernelArgument, KernelArgument), yH: BoundValue?, yC: BoundValue?,
+        absent: BoundValue, parity: Int, batch: Int, attributes: RecurrentAttributes
+    ) throws -> any Kernel {
+        let (hb, ho) = try backend.arguments(for: yH ?? absent), (cb, co) = try backend.arguments(for: yC ?? absent)
+        let units = attributes.directions * batch * attributes.hidden
+        return try backend.kernel(
+            "rnn_final",
+            arguments: [
+                state.0, state.1, hb, ho, .int(yH == nil ? 0 : 1), cb, co, .int(yC == nil ? 0 : 1), .int(Int32(parity)),
+                .int(Int32(attributes.directions)), .int(Int32(batch)), .int(Int32(attributes.hidden)),
+                .int(Int32(attributes.layout)),
+            ],
+            global: [units])
     }
 }
 

@@ -36,23 +36,10 @@ extension GPUKernelTable {
             case .bool: maskKind = 2
             default: throw unsupported(node, "an attn_mask of \(mask.type.dtype) on the GPU")
             }
-            let dims = mask.type.shape.dimensions
-            guard (2...4).contains(dims.count) else {
-                throw RuntimeError.invalidNode(node: a.displayName, detail: "attn_mask must have rank 2 to 4")
-            }
-            let padded = [Int](repeating: 1, count: 4 - dims.count) + dims
-            let wanted = [g.batch, g.queryHeads, g.queryLength]
-            for axis in 0..<3 where padded[axis] != 1 && padded[axis] != wanted[axis] {
-                throw RuntimeError.invalidNode(node: a.displayName, detail: "attn_mask does not broadcast")
-            }
-            guard padded[3] <= g.totalLength else {
-                throw RuntimeError.invalidNode(node: a.displayName, detail: "attn_mask is longer than the keys")
-            }
-            maskLength = padded[3]
-            var running = 1
-            for axis in stride(from: 3, through: 0, by: -1) {
-                maskStrides[axis] = padded[axis] == 1 ? 0 : running
-                running *= padded[axis]
+            do {
+                (maskLength, maskStrides) = try g.maskLayout(mask.type.shape.dimensions)
+            } catch {
+                throw RuntimeError.invalidNode(node: a.displayName, detail: error.text)
             }
         }
         let outputNames = a.outputs

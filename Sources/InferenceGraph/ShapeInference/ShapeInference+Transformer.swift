@@ -17,6 +17,28 @@ public struct AttentionGeometry: Equatable, Sendable {
 
     public var totalLength: Int { pastLength + newLength }
 
+    /// How an attn_mask of `shape` (rank 2 to 4) broadcasts to [batch, query heads, query length, keys]: the keys
+    /// it covers (later positions are masked out) and its element strides on those four axes (0 where it
+    /// broadcasts).
+    public func maskLayout(_ shape: [Int]) throws(ShapeError.Detail) -> (length: Int, strides: [Int]) {
+        guard (2...4).contains(shape.count) else { throw .init("attn_mask must have rank 2 to 4, got \(shape)") }
+        let padded = [Int](repeating: 1, count: 4 - shape.count) + shape
+        let wanted = [batch, queryHeads, queryLength]
+        for axis in 0..<3 where padded[axis] != 1 && padded[axis] != wanted[axis] {
+            throw .init("attn_mask \(shape) does not broadcast to \(wanted + [totalLength])")
+        }
+        guard padded[3] <= totalLength else {
+            throw .init("attn_mask covers \(padded[3]) keys, more than the \(totalLength) there are")
+        }
+        var strides = [0, 0, 0, 0]
+        var running = 1
+        for axis in stride(from: 3, through: 0, by: -1) {
+            strides[axis] = padded[axis] == 1 ? 0 : running
+            running *= padded[axis]
+        }
+        return (padded[3], strides)
+    }
+
     public static func resolve(
         query: [Int], key: [Int], value: [Int], pastKey: [Int]?, pastValue: [Int]?, queryHeads: Int?,
         keyValueHeads: Int?
