@@ -114,41 +114,15 @@ final class RecurrentKernel: Kernel {
                         for k in 0..<h { q += rr[k] * state[n * h + k] }
                         recurrent[row] = q
                     }
-                    let clipValue = clip
-                    func clipped(_ v: Float) -> Float { clipValue.map { min(max(v, -$0), $0) } ?? v }
                     if cell == .gru && !linearBeforeReset {
                         // The candidate reads (r ⊙ h) over every unit, so the whole reset gate comes first.
                         for k in 0..<h { reset[k] = f(clipped(pre[h + k] + recurrent[h + k])) * state[n * h + k] }
                     }
+                    let gates = Gates(pre: pre, recurrent: recurrent, reset: reset)
                     for j in 0..<h {
-                        let previous = state[n * h + j]
-                        switch cell {
-                        case .lstm:
-                            let c0 = cellState[n * h + j]
-                            let i = f(clipped(pre[j] + recurrent[j] + (p?[j] ?? 0) * c0))
-                            let fg = f(clipped(pre[2 * h + j] + recurrent[2 * h + j] + (p?[2 * h + j] ?? 0) * c0))
-                            let c = g(clipped(pre[3 * h + j] + recurrent[3 * h + j]))
-                            let c1 = fg * c0 + i * c
-                            let o = f(clipped(pre[h + j] + recurrent[h + j] + (p?[h + j] ?? 0) * c1))
-                            cellState[n * h + j] = c1
-                            next[j] = o * hAct(c1)
-                        case .gru:
-                            let z = f(clipped(pre[j] + recurrent[j]))
-                            let rg = f(clipped(pre[h + j] + recurrent[h + j]))
-                            var candidate: Float
-                            if linearBeforeReset {
-                                candidate = pre[2 * h + j] + rg * recurrent[2 * h + j]
-                            } else {
-                                var q: Float = rb?[2 * h + j] ?? 0
-                                let rr = rd + (2 * h + j) * h
-                                for k in 0..<h { q += rr[k] * reset[k] }
-                                candidate = pre[2 * h + j] + q
-                            }
-                            let hh = g(clipped(candidate))
-                            next[j] = (1 - z) * hh + z * previous
-                        case .rnn:
-                            next[j] = f(clipped(pre[j] + recurrent[j]))
-                        }
+                        next[j] = unit(
+                            j, previous: state[n * h + j], cellState: &cellState[n * h + j], gates: gates,
+                            direction: (p, rd, rb), activations: (f, g, hAct))
                     }
                     for j in 0..<h { state[n * h + j] = next[j] }
                     if let y {
@@ -163,6 +137,49 @@ final class RecurrentKernel: Kernel {
                     yC?[stateBase + j] = cellState[n * h + j]
                 }
             }
+        }
+    }
+
+    /// A time step's gate inputs: W·x + Wb and R·h + Rb per gate row, and (GRU without linear_before_reset) r ⊙ h.
+    private struct Gates {
+        var pre: [Float], recurrent: [Float], reset: [Float]
+    }
+
+    private func clipped(_ v: Float) -> Float { clip.map { min(max(v, -$0), $0) } ?? v }
+
+    /// Unit j's new hidden value (an LSTM also updates its cell state) from the step's gate inputs.
+    private func unit(
+        _ j: Int, previous: Float, cellState: inout Float, gates: Gates,
+        direction: (peepholes: UnsafePointer<Float>?, r: UnsafePointer<Float>, rb: UnsafePointer<Float>?),
+        activations: (f: (Float) -> Float, g: (Float) -> Float, h: (Float) -> Float)
+    ) -> Float {
+        let (pre, recurrent, h, p) = (gates.pre, gates.recurrent, hidden, direction.peepholes)
+        let (f, g) = (activations.f, activations.g)
+        switch cell {
+        case .lstm:
+            let c0 = cellState
+            let i = f(clipped(pre[j] + recurrent[j] + (p?[j] ?? 0) * c0))
+            let fg = f(clipped(pre[2 * h + j] + recurrent[2 * h + j] + (p?[2 * h + j] ?? 0) * c0))
+            let c = g(clipped(pre[3 * h + j] + recurrent[3 * h + j]))
+            let c1 = fg * c0 + i * c
+            let o = f(clipped(pre[h + j] + recurrent[h + j] + (p?[h + j] ?? 0) * c1))
+            cellState = c1
+            return o * activations.h(c1)
+        case .gru:
+            let z = f(clipped(pre[j] + recurrent[j]))
+            let rg = f(clipped(pre[h + j] + recurrent[h + j]))
+            var candidate: Float
+            if linearBeforeReset {
+                candidate = pre[2 * h + j] + rg * recurrent[2 * h + j]
+            } else {
+                var q: Float = direction.rb?[2 * h + j] ?? 0
+                let rr = direction.r + (2 * h + j) * h
+                for k in 0..<h { q += rr[k] * gates.reset[k] }
+                candidate = pre[2 * h + j] + q
+            }
+            return (1 - z) * g(clipped(candidate)) + z * previous
+        case .rnn:
+            return f(clipped(pre[j] + recurrent[j]))
         }
     }
 }

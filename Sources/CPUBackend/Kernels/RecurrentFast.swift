@@ -97,36 +97,16 @@ final class PackedRecurrentKernel: Kernel {
         var packedW: [PackedMatrix] = [], packedR: [PackedMatrix] = [], packedRh: [PackedMatrix?] = []
         var preBias: [[Float]] = [], recBias: [[Float]?] = [], recHBias: [[Float]?] = [], peepholes: [[Float]?] = []
         for d in 0..<directions {
-            let wd = Array(w[(d * g * h * inputSize)..<((d + 1) * g * h * inputSize)])
-            let rd = Array(r[(d * g * h * h)..<((d + 1) * g * h * h)])
-            packedW.append(
-                try PackedMatrix(Tensor(shape: [g * h, inputSize], scalars: wd), transposed: true, form: .packed))
-            packedR.append(
-                try PackedMatrix(
-                    Tensor(shape: [recColumns, h], scalars: Array(rd[0..<(recColumns * h)])), transposed: true,
-                    form: .packed))
-            packedRh.append(
-                separateCandidate
-                    ? try PackedMatrix(
-                        Tensor(shape: [h, h], scalars: Array(rd[(2 * h * h)...])), transposed: true, form: .packed)
-                    : nil)
-            let wb =
-                b.map { Array($0[(d * 2 * g * h)..<(d * 2 * g * h + g * h)]) } ?? [Float](repeating: 0, count: g * h)
-            let rb =
-                b.map { Array($0[(d * 2 * g * h + g * h)..<((d + 1) * 2 * g * h)]) }
-                ?? [Float](repeating: 0, count: g * h)
-            if cell != .gru {
-                preBias.append(zip(wb, rb).map { $0 + $1 })
-                recBias.append(nil)
-                recHBias.append(nil)
-            } else {
-                // z and r fold both biases; the candidate's Rb_h stays with its recurrent product.
-                preBias.append((0..<(g * h)).map { $0 < 2 * h ? wb[$0] + rb[$0] : wb[$0] })
-                let candidateBias = Array(rb[(2 * h)...])
-                recBias.append(linearBeforeReset ? [Float](repeating: 0, count: 2 * h) + candidateBias : nil)
-                recHBias.append(linearBeforeReset ? nil : candidateBias)
-            }
-            peepholes.append(p.map { Array($0[(d * 3 * h)..<((d + 1) * 3 * h)]) })
+            let packed = try Self.pack(
+                direction: d, weights: (w, r, b, p), cell: cell, linearBeforeReset: linearBeforeReset,
+                sizes: (h, g, inputSize, recColumns))
+            packedW.append(packed.w)
+            packedR.append(packed.r)
+            packedRh.append(packed.rh)
+            preBias.append(packed.preBias)
+            recBias.append(packed.recBias)
+            recHBias.append(packed.recHBias)
+            peepholes.append(packed.peepholes)
         }
         self.packedW = packedW
         self.packedR = packedR
@@ -149,6 +129,46 @@ final class PackedRecurrentKernel: Kernel {
         let floats = scratch.map { $0.pointer.assumingMemoryBound(to: Float.self) }
         (pre, rec, recH, resetState, state, cellState) = (
             floats[0], floats[1], floats[2], floats[3], floats[4], floats[5]
+        )
+    }
+
+    /// One direction's weights packed for the GEMM kernels and its biases folded: W and R (for a GRU without
+    /// linear_before_reset, R without its candidate rows, which get a matrix of their own), the bias added to
+    /// x·Wᵀ, the biases added to the recurrent products, and the peepholes.
+    static func pack(
+        direction d: Int, weights: (w: [Float], r: [Float], b: [Float]?, p: [Float]?), cell: RecurrentKernel.Cell,
+        linearBeforeReset: Bool, sizes: (h: Int, g: Int, inputSize: Int, recColumns: Int)
+    ) throws -> (
+        w: PackedMatrix, r: PackedMatrix, rh: PackedMatrix?, preBias: [Float], recBias: [Float]?, recHBias: [Float]?,
+        peepholes: [Float]?
+    ) {
+        let (h, g, inputSize, recColumns) = sizes
+        let (w, r, b, p) = weights
+        let wd = Array(w[(d * g * h * inputSize)..<((d + 1) * g * h * inputSize)])
+        let rd = Array(r[(d * g * h * h)..<((d + 1) * g * h * h)])
+        let packedW = try PackedMatrix(Tensor(shape: [g * h, inputSize], scalars: wd), transposed: true, form: .packed)
+        let packedR = try PackedMatrix(
+            Tensor(shape: [recColumns, h], scalars: Array(rd[0..<(recColumns * h)])), transposed: true, form: .packed)
+        let separateCandidate = cell == .gru && !linearBeforeReset
+        let packedRh =
+            separateCandidate
+            ? try PackedMatrix(
+                Tensor(shape: [h, h], scalars: Array(rd[(2 * h * h)...])), transposed: true, form: .packed)
+            : nil
+        let wb = b.map { Array($0[(d * 2 * g * h)..<(d * 2 * g * h + g * h)]) } ?? [Float](repeating: 0, count: g * h)
+        let rb =
+            b.map { Array($0[(d * 2 * g * h + g * h)..<((d + 1) * 2 * g * h)]) } ?? [Float](repeating: 0, count: g * h)
+        let peepholes = p.map { Array($0[(d * 3 * h)..<((d + 1) * 3 * h)]) }
+        guard cell == .gru else {
+            return (packedW, packedR, packedRh, zip(wb, rb).map { $0 + $1 }, nil, nil, peepholes)
+        }
+        // z and r fold both biases; the candidate's Rb_h stays with its recurrent product.
+        let preBias = (0..<(g * h)).map { $0 < 2 * h ? wb[$0] + rb[$0] : wb[$0] }
+        let candidateBias = Array(rb[(2 * h)...])
+        return (
+            packedW, packedR, packedRh, preBias,
+            linearBeforeReset ? [Float](repeating: 0, count: 2 * h) + candidateBias : nil,
+            linearBeforeReset ? nil : candidateBias, peepholes
         )
     }
 
