@@ -247,20 +247,7 @@ extension OIP {
         guard input.shape.count <= 16 else {
             throw ServeError.badRequest("input '\(input.name)': shape has \(input.shape.count) dimensions (at most 16)")
         }
-        var dims: [Int] = []
-        var count = 1
-        for dim in input.shape {
-            guard dim >= 0, let d = Int(exactly: dim) else {
-                throw ServeError.badRequest("input '\(input.name)': negative dimension \(dim) in shape \(input.shape)")
-            }
-            let (product, overflow) = count.multipliedReportingOverflow(by: d)
-            guard !overflow, product <= maxElements else {
-                throw ServeError.badRequest(
-                    "input '\(input.name)': shape \(input.shape) exceeds \(maxElements) elements")
-            }
-            count = product
-            dims.append(d)
-        }
+        let (dims, count) = try checkedShape(input, maxElements: maxElements)
         let shape = Shape(dims)
         if let binary {
             guard binary.count == count * dtype.byteSize else {
@@ -285,6 +272,31 @@ extension OIP {
             throw ServeError.badRequest(
                 "input '\(input.name)': \(values.count) values for shape \(input.shape) (\(count) elements)")
         }
+        return try typed(values, dtype: dtype, shape: shape, input: input)
+    }
+
+    /// The shape of a request input, checked: at most 16 dimensions, none negative, at most `maxElements` in all.
+    static func checkedShape(_ input: RequestInput, maxElements: Int) throws -> (dims: [Int], count: Int) {
+        var dims: [Int] = []
+        var count = 1
+        for dim in input.shape {
+            guard dim >= 0, let d = Int(exactly: dim) else {
+                throw ServeError.badRequest("input '\(input.name)': negative dimension \(dim) in shape \(input.shape)")
+            }
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= maxElements else {
+                throw ServeError.badRequest(
+                    "input '\(input.name)': shape \(input.shape) exceeds \(maxElements) elements")
+            }
+            count = product
+            dims.append(d)
+        }
+        return (dims, count)
+    }
+
+    /// JSON values as a tensor of `dtype`: every value must fit the type exactly (integers from whole reals, bools
+    /// from 0 and 1).
+    static func typed(_ values: [Scalar], dtype: DType, shape: Shape, input: RequestInput) throws -> Tensor {
         func fail(_ index: Int) -> ServeError {
             ServeError.badRequest("input '\(input.name)': value \(index) does not fit \(input.datatype)")
         }

@@ -468,7 +468,6 @@ enum PoolingKernels {
         let (sy, sx) = (g.strides[0], g.strides[1])
         let (dy, dx) = (g.dilations[0], g.dilations[1])
         let (py, px) = (g.padsBegin[0], g.padsBegin[1])
-        let (padEndY, padEndX) = (g.padsEnd[0], g.padsEnd[1])
         // Every window inside the image: ceil_mode can add a last window past the edge with no padding declared.
         let windowsInside = 2 * outH <= inH && 2 * outW <= inW
         if isMax && (kh, kw, sy, sx, dy, dx) == (2, 2, 2, 2, 1, 1) && g.padsBegin == [0, 0] && g.padsEnd == [0, 0]
@@ -504,49 +503,62 @@ enum PoolingKernels {
         {
             return
         }
-        do {
-            for p in range {
-                let xp = x + p * inH * inW
-                var out = y + p * outH * outW
-                for oy in 0..<outH {
-                    let y0 = oy * sy - py
-                    for ox in 0..<outW {
-                        let x0 = ox * sx - px
-                        var best = -Float.infinity
-                        var sum: Float = 0
-                        var count = 0
-                        var padded = 0
-                        for ky in 0..<kh {
-                            let iy = y0 + ky * dy
-                            guard iy >= 0 && iy < inH else {
-                                if iy >= -py && iy < inH + padEndY { padded += kw }
-                                continue
-                            }
-                            let row = xp + iy * inW
-                            // The window's valid columns, then one tight loop per mode.
-                            var kxBegin = 0
-                            while kxBegin < kw && x0 + kxBegin * dx < 0 { kxBegin += 1 }
-                            var kxEnd = kw
-                            while kxEnd > kxBegin && x0 + (kxEnd - 1) * dx >= inW { kxEnd -= 1 }
-                            if isMax {
-                                for kx in kxBegin..<kxEnd { best = max(best, row[x0 + kx * dx]) }
-                            } else {
-                                for kx in kxBegin..<kxEnd { sum += row[x0 + kx * dx] }
-                                count += kxEnd - kxBegin
-                                for kx in 0..<kw where kx < kxBegin || kx >= kxEnd {
-                                    let ix = x0 + kx * dx
-                                    if ix >= -px && ix < inW + padEndX { padded += 1 }
-                                }
-                            }
+        poolWindows(g, planes: range, x: x, y: y, isMax: isMax, includePad: includePad)
+    }
+
+    /// Any 2-D pooling window by window: dilation, padding (counted or not in averages), ceil_mode's partial windows.
+    static func poolWindows(
+        _ g: ConvGeometry, planes range: Range<Int>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
+        isMax: Bool, includePad: Bool
+    ) {
+        let (inH, inW) = (g.input[0], g.input[1])
+        let (outH, outW) = (g.output[0], g.output[1])
+        let (kh, kw) = (g.kernel[0], g.kernel[1])
+        let (sy, sx) = (g.strides[0], g.strides[1])
+        let (dy, dx) = (g.dilations[0], g.dilations[1])
+        let (py, px) = (g.padsBegin[0], g.padsBegin[1])
+        let (padEndY, padEndX) = (g.padsEnd[0], g.padsEnd[1])
+        for p in range {
+            let xp = x + p * inH * inW
+            var out = y + p * outH * outW
+            for oy in 0..<outH {
+                let y0 = oy * sy - py
+                for ox in 0..<outW {
+                    let x0 = ox * sx - px
+                    var best = -Float.infinity
+                    var sum: Float = 0
+                    var count = 0
+                    var padded = 0
+                    for ky in 0..<kh {
+                        let iy = y0 + ky * dy
+                        guard iy >= 0 && iy < inH else {
+                            if iy >= -py && iy < inH + padEndY { padded += kw }
+                            continue
                         }
+                        let row = xp + iy * inW
+                        // The window's valid columns, then one tight loop per mode.
+                        var kxBegin = 0
+                        while kxBegin < kw && x0 + kxBegin * dx < 0 { kxBegin += 1 }
+                        var kxEnd = kw
+                        while kxEnd > kxBegin && x0 + (kxEnd - 1) * dx >= inW { kxEnd -= 1 }
                         if isMax {
-                            out.pointee = best
+                            for kx in kxBegin..<kxEnd { best = max(best, row[x0 + kx * dx]) }
                         } else {
-                            let divisor = includePad ? count + padded : count
-                            out.pointee = divisor > 0 ? sum / Float(divisor) : 0
+                            for kx in kxBegin..<kxEnd { sum += row[x0 + kx * dx] }
+                            count += kxEnd - kxBegin
+                            for kx in 0..<kw where kx < kxBegin || kx >= kxEnd {
+                                let ix = x0 + kx * dx
+                                if ix >= -px && ix < inW + padEndX { padded += 1 }
+                            }
                         }
-                        out += 1
                     }
+                    if isMax {
+                        out.pointee = best
+                    } else {
+                        let divisor = includePad ? count + padded : count
+                        out.pointee = divisor > 0 ? sum / Float(divisor) : 0
+                    }
+                    out += 1
                 }
             }
         }

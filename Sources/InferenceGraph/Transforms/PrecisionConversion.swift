@@ -124,6 +124,41 @@ public enum PrecisionConversion {
     /// Slots whose float values are scales, regions or sizes, not data: they keep float32.
     static let float32Slots: [String: Set<Int>] = ["Resize": [1, 2], "Upsample": [1], "RoiAlign": [1]]
 
+    /// Float32 initializers read as data become the narrow type (float16 clamps to ±65504); one also read as a
+    /// scale keeps its float32 value and gets a narrow copy. Returns the renamed copies.
+    private static func narrowInitializers(
+        _ graph: Graph, into result: inout Graph, data: Set<String>, keep: Set<String>, brain: Bool,
+        report: inout PrecisionConversionReport
+    ) throws -> [String: String] {
+        let flag = brain ? "bf16" : "fp16"
+        var renamed: [String: String] = [:]
+        for (name, tensor) in graph.initializers where tensor.dtype == .float32 && data.contains(name) {
+            var clamped = 0
+            let values = try tensor.scalars(as: Float.self).map { value -> Float in
+                if !brain && value.isFinite && abs(value) > 65504 {
+                    clamped += 1
+                    return value < 0 ? -65504 : 65504
+                }
+                return value
+            }
+            report.clampedValues += clamped
+            let half =
+                brain
+                ? try Tensor(shape: tensor.shape, scalars: values.map { BFloat16($0) })
+                : try Tensor(shape: tensor.shape, scalars: values.map { Float16($0) })
+            report.convertedInitializers += 1
+            if keep.contains(name) {
+                // Read as data and as a scale: the data readers get a float16 copy.
+                let copy = name + "_\(flag)"
+                result.initializers[copy] = half
+                renamed[name] = copy
+            } else {
+                result.initializers[name] = half
+            }
+        }
+        return renamed
+    }
+
     /// float16, or bfloat16 when `brain` (float32's range: nothing to clamp; 8 significant bits instead of 11).
     private static func toFloat16(
         _ graph: Graph, report: inout PrecisionConversionReport, brain: Bool = false
@@ -147,28 +182,8 @@ public enum PrecisionConversion {
             }
         }
         var result = graph
-        var renamed: [String: String] = [:]
-        for (name, tensor) in graph.initializers where tensor.dtype == .float32 && data.contains(name) {
-            var clamped = 0
-            let values = try tensor.scalars(as: Float.self).map { value -> Float in
-                if !brain && value.isFinite && abs(value) > 65504 {
-                    clamped += 1
-                    return value < 0 ? -65504 : 65504
-                }
-                return value
-            }
-            report.clampedValues += clamped
-            let half = try narrow(values, shape: tensor.shape)
-            report.convertedInitializers += 1
-            if keep.contains(name) {
-                // Read as data and as a scale: the data readers get a float16 copy.
-                let copy = name + "_\(flag)"
-                result.initializers[copy] = half
-                renamed[name] = copy
-            } else {
-                result.initializers[name] = half
-            }
-        }
+        var renamed = try narrowInitializers(
+            graph, into: &result, data: data, keep: keep, brain: brain, report: &report)
         var nodes: [Node] = []
         // Float32 graph inputs: cast once to float16 for their readers.
         for input in graph.runtimeInputs where input.dtype == .float32 {
