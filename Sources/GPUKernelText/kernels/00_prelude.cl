@@ -36,3 +36,21 @@ typedef unsigned long long ck_u64;
 #define LID1 ((int)threadIdx.y)
 #endif
 
+/* An element-wise conversion kernel: y[i] = CONVERT applied to v = x[i] (v names the loaded element). */
+#define CK_CAST_KERNEL(name, From, To, CONVERT)                                                  \
+    KERNEL void name(GLOBAL const From *x, int xOff, GLOBAL To *y, int yOff, int count) {       \
+        int i = GID0;                                                                           \
+        if (i < count) {                                                                        \
+            From v = x[xOff + i];                                                               \
+            y[yOff + i] = CONVERT;                                                              \
+        }                                                                                       \
+    }
+
+/* The geometry conv3d and conv_transpose3d read from meta ([C, D, H, W, M, OD, OH, OW, KD, KH, KW, SD, SY, SX,
+   DD, DY, DX, PD, PY, PX, group]), and output element i's indices (n, m, od, oy, ox). */
+#define CK_CONV_META(i)                                                                                         \
+    int C = meta[0], D = meta[1], H = meta[2], W = meta[3], M = meta[4], OD = meta[5], OH = meta[6], OW = meta[7]; \
+    int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];                    \
+    int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19], G = meta[20];    \
+    int ox = (i) % OW, oy = ((i) / OW) % OH, od = ((i) / (OW * OH)) % OD, m = ((i) / (OW * OH * OD)) % M;         \
+    int n = (i) / (OW * OH * OD * M)

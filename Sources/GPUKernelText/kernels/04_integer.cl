@@ -29,6 +29,17 @@ DEVICE void int_store(GLOBAL uchar *p, int at, int t, long v) {
     }
 }
 
+/* Both operands of a broadcasting integer operator for output element i (meta as for binary): a's as the
+   result, b's in *v, loaded as 64-bit values. */
+DEVICE long int_operands(GLOBAL const uchar *a, int aOff, GLOBAL const uchar *b, int bOff, int i, int type,
+                         GLOBAL const int *meta, long *v) {
+    int o[2];
+    broadcast_offsets(i, meta, 2, o);
+    int w = int_width(type);
+    *v = int_load(b, bOff + o[1] * w, type);
+    return int_load(a, aOff + o[0] * w, type);
+}
+
 /* Integer arithmetic with broadcasting (meta as for binary) on 64-bit values: op 0 +, 1 -, 2 *, 3 / (toward
    zero), 4 max, 5 min, 6 modulo with the divisor's sign (Mod), 7 remainder with the dividend's sign
    (Mod fmod=1); a zero divisor gives 0. uint64 (type 7) divides, compares and takes remainders unsigned. */
@@ -36,10 +47,8 @@ KERNEL void binary_int(GLOBAL const uchar *a, int aOff, GLOBAL const uchar *b, i
                        int count, int op, int type, GLOBAL const int *meta) {
     int i = GID0;
     if (i >= count) return;
-    int o[2];
-    broadcast_offsets(i, meta, 2, o);
     int w = int_width(type);
-    long u = int_load(a, aOff + o[0] * w, type), v = int_load(b, bOff + o[1] * w, type), r;
+    long v, u = int_operands(a, aOff, b, bOff, i, type, meta, &v), r;
     ck_u64 uu = (ck_u64)u, vv = (ck_u64)v;
     if (type == 7 && op >= 3) {
         switch (op) {
@@ -72,10 +81,7 @@ KERNEL void compare_int(GLOBAL const uchar *a, int aOff, GLOBAL const uchar *b, 
                         int count, int op, int type, GLOBAL const int *meta) {
     int i = GID0;
     if (i >= count) return;
-    int o[2];
-    broadcast_offsets(i, meta, 2, o);
-    int w = int_width(type);
-    long u = int_load(a, aOff + o[0] * w, type), v = int_load(b, bOff + o[1] * w, type);
+    long v, u = int_operands(a, aOff, b, bOff, i, type, meta, &v);
     int r;
     if (type == 7) {
         ck_u64 uu = (ck_u64)u, vv = (ck_u64)v;

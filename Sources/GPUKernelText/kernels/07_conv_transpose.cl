@@ -4,11 +4,7 @@ KERNEL void conv_transpose3d(GLOBAL const float *x, int xOff, GLOBAL const float
                              int bOff, int hasBias, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
     int i = GID0;
     if (i >= count) return;
-    int C = meta[0], D = meta[1], H = meta[2], W = meta[3], M = meta[4], OD = meta[5], OH = meta[6], OW = meta[7];
-    int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
-    int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19], G = meta[20];
-    int ox = i % OW, oy = (i / OW) % OH, od = (i / (OW * OH)) % OD, m = (i / (OW * OH * OD)) % M;
-    int n = i / (OW * OH * OD * M);
+    CK_CONV_META(i);
     int cg = C / G, mg = M / G, g = m / mg, mm = m % mg;
     float acc = hasBias ? b[bOff + m] : 0.0f;
     for (int c = 0; c < cg; c++) {

@@ -37,19 +37,10 @@ DEVICE ck_u32 ck_float_to_half(float f) {
     if (rest > 0x1000u || (rest == 0x1000u && (value & 1u) != 0u)) value++;
     return sign | value;
 }
-KERNEL void cast_f16_f32(GLOBAL const ck_u16 *x, int xOff, GLOBAL float *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = ck_half_to_float((ck_u32)x[xOff + i]);
-}
-KERNEL void cast_f32_f16(GLOBAL const float *x, int xOff, GLOBAL ck_u16 *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (ck_u16)ck_float_to_half(x[xOff + i]);
-}
+CK_CAST_KERNEL(cast_f16_f32, ck_u16, float, ck_half_to_float((ck_u32)v))
+CK_CAST_KERNEL(cast_f32_f16, float, ck_u16, (ck_u16)ck_float_to_half(v))
 /* bfloat16: the upper half of a float32; narrowing rounds half to even, NaN stays a quiet NaN. */
-KERNEL void cast_bf16_f32(GLOBAL const ck_u16 *x, int xOff, GLOBAL float *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = INT_AS_FLOAT((int)((ck_u32)x[xOff + i] << 16));
-}
+CK_CAST_KERNEL(cast_bf16_f32, ck_u16, float, INT_AS_FLOAT((int)((ck_u32)v << 16)))
 KERNEL void cast_f32_bf16(GLOBAL const float *x, int xOff, GLOBAL ck_u16 *y, int yOff, int count) {
     int i = GID0;
     if (i >= count) return;
@@ -124,28 +115,10 @@ KERNEL void qlinear_matmul(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL 
 }
 
 /* Cast between float32 and int64, int32 or bool (bytes); float to integer truncates toward zero. */
-KERNEL void cast_f32_i64(GLOBAL const float *x, int xOff, GLOBAL long *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (long)x[xOff + i];
-}
-KERNEL void cast_i64_f32(GLOBAL const long *x, int xOff, GLOBAL float *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (float)x[xOff + i];
-}
-KERNEL void cast_f32_i32(GLOBAL const float *x, int xOff, GLOBAL int *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (int)x[xOff + i];
-}
-KERNEL void cast_i32_f32(GLOBAL const int *x, int xOff, GLOBAL float *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (float)x[xOff + i];
-}
-KERNEL void cast_f32_u8(GLOBAL const float *x, int xOff, GLOBAL uchar *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (uchar)(x[xOff + i] != 0.0f);
-}
-KERNEL void cast_u8_f32(GLOBAL const uchar *x, int xOff, GLOBAL float *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = x[xOff + i] ? 1.0f : 0.0f;
-}
+CK_CAST_KERNEL(cast_f32_i64, float, long, (long)v)
+CK_CAST_KERNEL(cast_i64_f32, long, float, (float)v)
+CK_CAST_KERNEL(cast_f32_i32, float, int, (int)v)
+CK_CAST_KERNEL(cast_i32_f32, int, float, (float)v)
+CK_CAST_KERNEL(cast_f32_u8, float, uchar, (uchar)(v != 0.0f))
+CK_CAST_KERNEL(cast_u8_f32, uchar, float, v ? 1.0f : 0.0f)
 

@@ -5,11 +5,7 @@ KERNEL void conv3d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int w
                    int hasBias, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
     int i = GID0;
     if (i >= count) return;
-    int C = meta[0], D = meta[1], H = meta[2], W = meta[3], M = meta[4], OD = meta[5], OH = meta[6], OW = meta[7];
-    int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
-    int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19], G = meta[20];
-    int ox = i % OW, oy = (i / OW) % OH, od = (i / (OW * OH)) % OD, m = (i / (OW * OH * OD)) % M;
-    int n = i / (OW * OH * OD * M);
+    CK_CONV_META(i);
     int cg = C / G, mg = M / G, g = m / mg;
     float acc = hasBias ? b[bOff + m] : 0.0f;
     for (int c = 0; c < cg; c++) {
@@ -133,17 +129,24 @@ KERNEL void softmax_axis(GLOBAL const float *x, int xOff, GLOBAL float *y, int y
     for (int i = 0; i < n; i++) yr[i * inner] = logarithm ? xr[i * inner] - m - log(sum) : exp(xr[i * inner] - m) / sum;
 }
 
+/* The mean of n contiguous values, and the sum of their squared deviations from it in *var (two passes). */
+DEVICE float row_moments(GLOBAL const float *xr, int n, float *var) {
+    float mean = 0.0f;
+    for (int i = 0; i < n; i++) mean += xr[i];
+    mean /= n;
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) sum += (xr[i] - mean) * (xr[i] - mean);
+    *var = sum;
+    return mean;
+}
+
 /* One work-item per row: (x - mean) / sqrt(var + eps) * scale + bias over n contiguous values. */
 KERNEL void layernorm_rows(GLOBAL const float *x, int xOff, GLOBAL const float *s, int sOff, GLOBAL const float *b,
                            int bOff, int hasBias, GLOBAL float *y, int yOff, int rows, int n, float epsilon) {
     int r = GID0;
     if (r >= rows) return;
     GLOBAL const float *xr = x + xOff + r * n;
-    float mean = 0.0f;
-    for (int i = 0; i < n; i++) mean += xr[i];
-    mean /= n;
-    float var = 0.0f;
-    for (int i = 0; i < n; i++) var += (xr[i] - mean) * (xr[i] - mean);
+    float var, mean = row_moments(xr, n, &var);
     float inv = 1.0f / sqrt(var / n + epsilon);
     for (int i = 0; i < n; i++) {
         float v = (xr[i] - mean) * inv * s[sOff + i];
@@ -157,11 +160,7 @@ KERNEL void layernorm_stats(GLOBAL const float *x, int xOff, GLOBAL float *meanO
     int r = GID0;
     if (r >= rows) return;
     GLOBAL const float *xr = x + xOff + r * n;
-    float mean = 0.0f;
-    for (int i = 0; i < n; i++) mean += xr[i];
-    mean /= n;
-    float var = 0.0f;
-    for (int i = 0; i < n; i++) var += (xr[i] - mean) * (xr[i] - mean);
+    float var, mean = row_moments(xr, n, &var);
     meanOut[mOff + r] = mean;
     if (hasInv) invOut[iOff + r] = 1.0f / sqrt(var / n + epsilon);
 }

@@ -124,27 +124,9 @@ KERNEL void float_class(GLOBAL const float *x, int xOff, GLOBAL uchar *y, int yO
 }
 
 /* Casts between the integer types and bool. */
-KERNEL void cast_i64_u8(GLOBAL const long *x, int xOff, GLOBAL uchar *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (uchar)(x[xOff + i] != 0);
-}
-KERNEL void cast_i32_u8(GLOBAL const int *x, int xOff, GLOBAL uchar *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (uchar)(x[xOff + i] != 0);
-}
-KERNEL void cast_u8_i64(GLOBAL const uchar *x, int xOff, GLOBAL long *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = x[xOff + i] ? 1 : 0;
-}
-KERNEL void cast_u8_i32(GLOBAL const uchar *x, int xOff, GLOBAL int *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = x[xOff + i] ? 1 : 0;
-}
-KERNEL void cast_i64_i32(GLOBAL const long *x, int xOff, GLOBAL int *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (int)x[xOff + i];
-}
-KERNEL void cast_i32_i64(GLOBAL const int *x, int xOff, GLOBAL long *y, int yOff, int count) {
-    int i = GID0;
-    if (i < count) y[yOff + i] = (long)x[xOff + i];
-}
+CK_CAST_KERNEL(cast_i64_u8, long, uchar, (uchar)(v != 0))
+CK_CAST_KERNEL(cast_i32_u8, int, uchar, (uchar)(v != 0))
+CK_CAST_KERNEL(cast_u8_i64, uchar, long, v ? 1 : 0)
+CK_CAST_KERNEL(cast_u8_i32, uchar, int, v ? 1 : 0)
+CK_CAST_KERNEL(cast_i64_i32, long, int, (int)v)
+CK_CAST_KERNEL(cast_i32_i64, int, long, (long)v)
