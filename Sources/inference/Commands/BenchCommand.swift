@@ -42,11 +42,8 @@ struct BenchCommand: ReportingCommand {
             "Comma-separated; default powers of two up to 1024 within the time budget.", valueName: "list"))
     var batchSizes: String?
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp("Comma-separated devices; default: cpu and every CUDA and OpenCL device.", valueName: "list")
-    )
-    var devices: String?
+    @OptionGroup var deviceList: DeviceListOption
+    var devices: String? { deviceList.devices }
 
     @Option(
         name: .customLong("repeat"), parsing: .unconditional,
@@ -67,8 +64,8 @@ struct BenchCommand: ReportingCommand {
         help: ArgumentHelp("Write an SVG chart of latency and throughput against batch size.", valueName: "file.svg"))
     var plot: String?
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
-    var threads: Int?
+    @OptionGroup var threadsOption: ThreadsOption
+    var threads: Int? { threadsOption.threads }
 
     @Option(
         name: .long,
@@ -77,9 +74,8 @@ struct BenchCommand: ReportingCommand {
                 + "parity with fp32 and a verdict.", valueName: "list"))
     var precision: String = "fp32"
 
-    @Option(
-        name: .customLong("calibration-data"), help: ArgumentHelp(PrecisionChoice.calibrationHelp, valueName: "folder"))
-    var calibrationData: String?
+    @OptionGroup var calibration: CalibrationDataOption
+    var calibrationData: String? { calibration.calibrationData }
 
     @Option(
         name: .long,
@@ -93,12 +89,10 @@ struct BenchCommand: ReportingCommand {
             throw ValidationError("--format must be table, json or csv")
         }
         try OptionChecks.count(repeats, "--repeat", 1...OptionChecks.maxRepeats)
-        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
         guard timeBudget.isFinite && timeBudget > 0 && timeBudget <= 86_400 else {
             throw ValidationError("--time-budget must be a number of seconds above 0 and at most 86400")
         }
         if let batchSizes { _ = try OptionChecks.batchSizes(batchSizes) }
-        if let devices { _ = try OptionChecks.deviceList(devices) }
         _ = try PrecisionChoice.parse(precision)
         guard !model.isEmpty else { throw ValidationError("--model needs at least one model") }
         for (index, name) in model.enumerated() where model[..<index].contains(name) {

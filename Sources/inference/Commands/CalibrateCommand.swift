@@ -52,12 +52,11 @@ struct CalibrateCommand: ReportingCommand {
         help: ArgumentHelp("Where to write the profile (default: the per-model cache file).", valueName: "file"))
     var output: String?
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
-    var threads: Int?
+    @OptionGroup var threadsOption: ThreadsOption
+    var threads: Int? { threadsOption.threads }
 
     func validate() throws {
         try OptionChecks.count(repeats, "--repeat", 1...OptionChecks.maxRepeats)
-        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
         if let batchSizes { _ = try OptionChecks.batchSizes(batchSizes) }
         if let output { try OptionChecks.outputTarget(output, option: "--output") }
     }

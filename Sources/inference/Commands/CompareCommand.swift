@@ -37,19 +37,16 @@ struct CompareCommand: ReportingCommand {
     @Option(name: .long, help: ArgumentHelp("The model: builtin:NAME or an .onnx file.", valueName: "model"))
     var model: String = "builtin:linear"
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp("Comma-separated devices; default: cpu and every CUDA and OpenCL device.", valueName: "list")
-    )
-    var devices: String?
+    @OptionGroup var deviceList: DeviceListOption
+    var devices: String? { deviceList.devices }
 
     @Option(
         name: .customLong("repeat"), parsing: .unconditional,
         help: ArgumentHelp("Timed warm runs per device.", valueName: "n"))
     var repeats: Int = 50
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
-    var threads: Int?
+    @OptionGroup var threadsOption: ThreadsOption
+    var threads: Int? { threadsOption.threads }
 
     @Option(
         name: .customLong("idle-gap"),
@@ -94,16 +91,13 @@ struct CompareCommand: ReportingCommand {
             valueName: "fp32|fp16|bf16|int8"))
     var precision: String = "fp32"
 
-    @Option(
-        name: .customLong("calibration-data"), help: ArgumentHelp(PrecisionChoice.calibrationHelp, valueName: "folder"))
-    var calibrationData: String?
+    @OptionGroup var calibration: CalibrationDataOption
+    var calibrationData: String? { calibration.calibrationData }
 
     func validate() throws {
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
         _ = try PrecisionChoice.parse(precision, single: true)
         try OptionChecks.count(repeats, "--repeat", 1...OptionChecks.maxRepeats)
-        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
-        if let devices { _ = try OptionChecks.deviceList(devices) }
         if let idleGap, Self.seconds(idleGap) == nil {
             throw ValidationError("--idle-gap takes seconds, e.g. 2 or 0.5s")
         }

@@ -109,8 +109,8 @@ struct LoadCommand: ReportingCommand {
     @Option(name: .long, help: ArgumentHelp("--url: concurrent connections.", valueName: "n"))
     var connections: Int = 16
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
-    var threads: Int?
+    @OptionGroup var threadsOption: ThreadsOption
+    var threads: Int? { threadsOption.threads }
 
     @Option(name: .long, help: ArgumentHelp("Routing profile for two devices.", valueName: "file"))
     var profile: String?
@@ -148,7 +148,6 @@ struct LoadCommand: ReportingCommand {
         try OptionChecks.count(offlineSamples, "--offline-samples", 1...1_000_000)
         try OptionChecks.count(maxBatch, "--max-batch", 1...4096)
         try OptionChecks.count(connections, "--connections", 1...1024)
-        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
         _ = try parsedArrivals()
         let devices = try OptionChecks.deviceList(device)
         guard devices.count <= 2 else { throw ValidationError("--device: at most two devices") }

@@ -44,15 +44,14 @@ struct ProfileCommand: ReportingCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Untimed runs first.", valueName: "n"))
     var warmup: Int = 3
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("CPU threads.", valueName: "n"))
-    var threads: Int?
+    @OptionGroup var threadsOption: ThreadsOption
+    var threads: Int? { threadsOption.threads }
 
     @Option(name: .long, help: ArgumentHelp(PrecisionChoice.help, valueName: "fp32|fp16|bf16|int8"))
     var precision: String = "fp32"
 
-    @Option(
-        name: .customLong("calibration-data"), help: ArgumentHelp(PrecisionChoice.calibrationHelp, valueName: "folder"))
-    var calibrationData: String?
+    @OptionGroup var calibration: CalibrationDataOption
+    var calibrationData: String? { calibration.calibrationData }
 
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Nodes in the table.", valueName: "n"))
     var top: Int = 15
@@ -67,7 +66,6 @@ struct ProfileCommand: ReportingCommand {
         try OptionChecks.count(repeats, "--repeat", 1...OptionChecks.maxRepeats)
         try OptionChecks.count(warmup, "--warmup", 0...OptionChecks.maxWarmup)
         try OptionChecks.count(top, "--top", 1...100_000)
-        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
         guard let request = DeviceRequest(argument: device), request != .auto else {
             throw ValidationError("unknown device '\(device)'; use cpu, gpu, cuda:N or opencl:N")
         }

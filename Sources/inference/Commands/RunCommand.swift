@@ -72,11 +72,8 @@ struct RunCommand: ReportingCommand {
         help: ArgumentHelp("Untimed runs after the first (cold) run and before the timed ones.", valueName: "n"))
     var warmup: Int = 2
 
-    @Option(
-        name: .long, parsing: .unconditional,
-        help: ArgumentHelp(
-            "CPU threads for the large kernels (GEMM, convolution); default: all logical cores.", valueName: "n"))
-    var threads: Int?
+    @OptionGroup var threadsOption: ThreadsOption
+    var threads: Int? { threadsOption.threads }
 
     @Option(
         name: .long,
@@ -88,9 +85,8 @@ struct RunCommand: ReportingCommand {
     @Option(name: .long, help: ArgumentHelp(PrecisionChoice.help, valueName: "fp32|fp16|bf16|int8"))
     var precision: String = "fp32"
 
-    @Option(
-        name: .customLong("calibration-data"), help: ArgumentHelp(PrecisionChoice.calibrationHelp, valueName: "folder"))
-    var calibrationData: String?
+    @OptionGroup var calibration: CalibrationDataOption
+    var calibrationData: String? { calibration.calibrationData }
 
     /// Words after the options: with `run` as the default command, a mistyped command name lands here.
     @Argument(help: .hidden)
@@ -102,7 +98,6 @@ struct RunCommand: ReportingCommand {
                 "unknown command or argument '\(word)'; the commands are run, compare, bench, calibrate, devices, "
                     + "inspect, profile, serve, load (see inference --help)")
         }
-        if let threads { try OptionChecks.count(threads, "--threads", 1...4096) }
         _ = try PrecisionChoice.parse(precision, single: true)
         guard !input.isEmpty else { throw ValidationError("missing --input (a .npy or .npz file)") }
         guard DeviceRequest(argument: device) != nil else {
