@@ -29,6 +29,12 @@ public struct RecurrentAttributes: Sendable {
 
     /// - Throws: `RuntimeError.unsupportedAttribute` for input_forget=1 or an unknown activation,
     ///   `RuntimeError.invalidNode` for a missing hidden_size or too few activations.
+    /// Time steps, batch and input size of X ([seq, batch, input] in layout 0, [batch, seq, input] in layout 1).
+    public func sizes(of x: [Int]) -> (sequence: Int, batch: Int, input: Int) {
+        guard x.count == 3 else { return (0, 0, 0) }
+        return layout == 0 ? (x[0], x[1], x[2]) : (x[1], x[0], x[2])
+    }
+
     public init(_ node: Node) throws {
         isLSTM = node.opType == "LSTM"
         isRNN = node.opType == "RNN"

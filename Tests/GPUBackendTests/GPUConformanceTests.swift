@@ -26,6 +26,9 @@ enum GPUTestDevices {
 /// (`ConformanceCase.all`); a unary operator's cases come from its `UnaryOperators` row.
 @Suite(.enabled(if: !GPUTestDevices.all.isEmpty, "no GPU device (install pocl-opencl-icd for OpenCL)"))
 struct GPUConformanceTests {
+    static let precision = TestEnvironment.packageRoot.appendingPathComponent(
+        "Tests/ONNXImportTests/Fixtures/precision")
+
     static func random(_ count: Int, in range: ClosedRange<Float> = -2...2) -> [Float] {
         (0..<count).map { _ in Float.random(in: range) }
     }
@@ -156,23 +159,11 @@ struct GPUConformanceTests {
 
     func fixtureModelMatchesOnnxruntime(_ name: String, on device: any Backend) throws {
         let directory = TestEnvironment.packageRoot.appendingPathComponent("Tests/ONNXImportTests/Fixtures/models")
-        let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("\(name).onnx").path)
-        let inputs = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name).inputs.npz").path)
-        let expected = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name).outputs.npz").path)
-        let outputs = try Session(graph: graph, backend: device, evaluator: CPUBackend()).run(inputs).outputs
-        #expect(outputs.map(\.name) == expected.map(\.name))
-        for (got, want) in zip(outputs, expected) {
-            #expect(
-                got.tensor.shape == want.tensor.shape, "\(name) on \(device.device) \(got.name): \(got.tensor.shape)")
-            guard want.tensor.dtype == .float32 else {
-                #expect(got.tensor.bitwiseEqual(want.tensor), "\(name) \(got.name) differs")
-                continue
-            }
-            let report = ToleranceReport.compare(
-                try got.tensor.scalars(as: Float.self), try want.tensor.scalars(as: Float.self), relative: 1e-4,
-                absolute: 1e-5)
-            #expect(report.passed, "\(name) \(got.name): \(report)")
-        }
+        let fixture = try FixtureModel(directory, name)
+        let outputs = try Session(graph: fixture.graph, backend: device, evaluator: CPUBackend()).run(fixture.inputs)
+            .outputs
+        #expect(outputs.map(\.name) == fixture.expected.map(\.name))
+        for problem in fixture.problems(outputs, label: "\(name) on \(device.device)") { Issue.record("\(problem)") }
     }
 
     /// float16 models (onnxruntime's converter) run on the device with no host fallback: half storage, each node
@@ -181,12 +172,8 @@ struct GPUConformanceTests {
     @Test(arguments: ["mlp", "cnn", "encoder"])
     func float16ModelsRunOnTheDevice(_ name: String) throws {
         for openCL in GPUTestDevices.all {
-            let directory = TestEnvironment.packageRoot.appendingPathComponent(
-                "Tests/ONNXImportTests/Fixtures/precision")
-            let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("\(name)-fp16.onnx").path)
-            let inputs = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name)-fp16.inputs.npz").path)
-            let expected = try NumPyFile.readNPZ(
-                path: directory.appendingPathComponent("\(name)-fp16.outputs.npz").path)
+            let fixture = try FixtureModel(Self.precision, "\(name)-fp16")
+            let (graph, inputs, expected) = (fixture.graph, fixture.inputs, fixture.expected)
             let session = try Session(graph: graph, backend: openCL, evaluator: CPUBackend(), hostFallback: false)
             let outputs = try session.run(inputs).outputs
             for (got, want) in zip(outputs, expected) {
@@ -206,12 +193,8 @@ struct GPUConformanceTests {
     @Test(arguments: ["mlp", "cnn"])
     func qdqModelsRunOnTheDevice(_ name: String) throws {
         for openCL in GPUTestDevices.all {
-            let directory = TestEnvironment.packageRoot.appendingPathComponent(
-                "Tests/ONNXImportTests/Fixtures/precision")
-            let graph = try ONNXModelLoader.load(path: directory.appendingPathComponent("\(name)-qdq.onnx").path)
-            let inputs = try NumPyFile.readNPZ(path: directory.appendingPathComponent("\(name)-qdq.inputs.npz").path)
-            let expected = try NumPyFile.readNPZ(
-                path: directory.appendingPathComponent("\(name)-qdq.reference.npz").path)
+            let fixture = try FixtureModel(Self.precision, "\(name)-qdq", expected: "reference")
+            let (graph, inputs, expected) = (fixture.graph, fixture.inputs, fixture.expected)
             let last = try #require(graph.nodes.last { $0.opType == "DequantizeLinear" })
             let step = Double(try #require(graph.initializers[last.inputs[1]]?.scalars(as: Float.self).first))
             let session = try Session(graph: graph, backend: openCL, evaluator: CPUBackend(), hostFallback: false)

@@ -38,14 +38,10 @@ struct ONNXFixtureTests {
     /// one MatMul; the CNN's Conv + BatchNormalization + Relu one Conv.
     @Test func cpuPlansFuseTheFixtureModels() throws {
         func plan(_ name: String) throws -> ExecutionPlan {
-            let graph = try ONNXModelLoader.load(path: Self.directory.appendingPathComponent("\(name).onnx").path)
-            let inputs = try NumPyFile.readNPZ(path: Self.directory.appendingPathComponent("\(name).inputs.npz").path)
-            let types = Dictionary(
-                uniqueKeysWithValues: inputs.map {
-                    ($0.name, TensorType(dtype: $0.tensor.dtype, shape: $0.tensor.shape))
-                })
+            let fixture = try FixtureModel(Self.directory, name)
             let backend = CPUBackend()
-            return try ExecutionPlan(graph: graph, inputTypes: types, evaluator: backend, fusion: backend.fusion)
+            return try ExecutionPlan(
+                graph: fixture.graph, inputTypes: fixture.inputTypes, evaluator: backend, fusion: backend.fusion)
         }
         let encoder = try plan("encoder").steps.map(\.node)
         #expect(!encoder.contains { $0.opType == "Gelu" || $0.opType == "Erf" }, "\(encoder.map(\.opType))")

@@ -118,14 +118,10 @@ struct PrecisionModelTests {
     @Test func qdqModelsPlanIntoIntegerKernels() throws {
         for (model, integerOps) in [("cnn", ["QLinearConv", "QLinearMatMul"]), ("mlp", ["QLinearMatMul"])] {
             let name = "\(model)-qdq"
-            let graph = try ONNXModelLoader.load(path: Self.directory.appendingPathComponent("\(name).onnx").path)
-            let inputs = try NumPyFile.readNPZ(path: Self.directory.appendingPathComponent("\(name).inputs.npz").path)
-            let types = Dictionary(
-                uniqueKeysWithValues: inputs.map {
-                    ($0.name, TensorType(dtype: $0.tensor.dtype, shape: $0.tensor.shape))
-                })
+            let fixture = try FixtureModel(Self.directory, name, expected: "reference")
             let backend = CPUBackend()
-            let plan = try ExecutionPlan(graph: graph, inputTypes: types, evaluator: backend, fusion: backend.fusion)
+            let plan = try ExecutionPlan(
+                graph: fixture.graph, inputTypes: fixture.inputTypes, evaluator: backend, fusion: backend.fusion)
             let ops = plan.steps.map(\.node.opType)
             for op in integerOps { #expect(ops.contains(op), "\(name): \(ops)") }
             // Grouped (depthwise) convolutions stay on the float path by design (QuantizedFusion).
@@ -134,7 +130,7 @@ struct PrecisionModelTests {
             }
             #expect(floatConvolutions.isEmpty && !ops.contains("Gemm"), "\(name): \(ops)")
             let planned = ops.filter { $0 == "DequantizeLinear" }.count
-            let written = graph.nodes.filter { $0.opType == "DequantizeLinear" }.count
+            let written = fixture.graph.nodes.filter { $0.opType == "DequantizeLinear" }.count
             #expect(planned < written / 2, "\(name): \(planned) of \(written) DequantizeLinear nodes left")
         }
     }

@@ -462,12 +462,9 @@ enum PoolingKernels {
         _ g: ConvGeometry, planes range: Range<Int>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
         isMax: Bool, includePad: Bool
     ) {
-        let (inH, inW) = (g.input[0], g.input[1])
-        let (outH, outW) = (g.output[0], g.output[1])
-        let (kh, kw) = (g.kernel[0], g.kernel[1])
-        let (sy, sx) = (g.strides[0], g.strides[1])
-        let (dy, dx) = (g.dilations[0], g.dilations[1])
-        let (py, px) = (g.padsBegin[0], g.padsBegin[1])
+        let (inH, inW, outH, outW) = (g.input[0], g.input[1], g.output[0], g.output[1])
+        let (kh, kw, sy, sx) = (g.kernel[0], g.kernel[1], g.strides[0], g.strides[1])
+        let (dy, dx, py, px) = (g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1])
         // Every window inside the image: ceil_mode can add a last window past the edge with no padding declared.
         let windowsInside = 2 * outH <= inH && 2 * outW <= inW
         if isMax && (kh, kw, sy, sx, dy, dx) == (2, 2, 2, 2, 1, 1) && g.padsBegin == [0, 0] && g.padsEnd == [0, 0]

@@ -30,14 +30,9 @@ final class RecurrentKernel: Kernel {
         self.cell = cell
         let attributes = try RecurrentAttributes(node.attributes)
         let xv = try node.input(0)
-        layout = attributes.layout
-        (seq, batch) = layout == 0 ? (xv.shape[0], xv.shape[1]) : (xv.shape[1], xv.shape[0])
-        inputSize = xv.shape[2]
-        hidden = attributes.hidden
-        directions = attributes.directions
-        reverseOnly = attributes.reverseOnly
-        clip = attributes.clip
-        linearBeforeReset = attributes.linearBeforeReset
+        (seq, batch, inputSize) = attributes.sizes(of: xv.shape.dimensions)
+        (layout, hidden, directions) = (attributes.layout, attributes.hidden, attributes.directions)
+        (reverseOnly, linearBeforeReset, clip) = (attributes.reverseOnly, attributes.linearBeforeReset, attributes.clip)
         activations = attributes.activations.map(Self.function)
         x = UnsafePointer(try xv.pointer(Float.self))
         w = UnsafePointer(try node.input(1).pointer(Float.self))

@@ -62,14 +62,11 @@ final class PackedRecurrentKernel: Kernel {
         name = node.step.node.displayName
         let attributes = try RecurrentAttributes(node.attributes)
         let xv = try node.input(0)
-        layout = attributes.layout
-        (seq, batch) = layout == 0 ? (xv.shape[0], xv.shape[1]) : (xv.shape[1], xv.shape[0])
-        inputSize = xv.shape[2]
-        hidden = attributes.hidden
-        directions = attributes.directions
-        reverseOnly = attributes.reverseOnly
-        clip = attributes.clip ?? 0
-        linearBeforeReset = attributes.linearBeforeReset
+        (seq, batch, inputSize) = attributes.sizes(of: xv.shape.dimensions)
+        (layout, hidden, directions) = (attributes.layout, attributes.hidden, attributes.directions)
+        (reverseOnly, linearBeforeReset, clip) = (
+            attributes.reverseOnly, attributes.linearBeforeReset, attributes.clip ?? 0
+        )
         gates = cell == .lstm ? 4 : (cell == .gru ? 3 : 1)
         x = UnsafePointer(try xv.pointer(Float.self))
         sequences = try RecurrentSequences(node: node, attributes: attributes)
