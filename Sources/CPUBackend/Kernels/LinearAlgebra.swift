@@ -71,19 +71,10 @@ func rowMajorGemm(
         }
         return
     }
-    task.m = m
-    task.n = n
-    task.k = k
-    task.a = a
-    task.lda = lda
+    task.set(m: m, n: n, k: k, a: a, lda: lda, c: c, ldc: ldc, panels: panels, accumulate: 0, epilogue: epilogue)
     task.rowMajorB = b
     task.ldb = ldb
     task.scratch = scratch
-    task.accumulate = 0
-    task.c = c
-    task.ldc = ldc
-    task.panels = panels
-    task.epilogue = epilogue
     task.byRows = splitsByRows(m: m, n: n, panels: panels, threads: parallel.threads)
     parallel.run(task, count: task.byRows ? m : panels)
 }
@@ -103,17 +94,8 @@ func packedGemm(
         }
         return
     }
-    task.m = m
-    task.n = n
-    task.k = k
-    task.a = a
-    task.lda = lda
+    task.set(m: m, n: n, k: k, a: a, lda: lda, c: c, ldc: ldc, panels: panels, accumulate: acc, epilogue: epilogue)
     task.packed = packed
-    task.accumulate = acc
-    task.c = c
-    task.ldc = ldc
-    task.panels = panels
-    task.epilogue = epilogue
     task.byRows = panels < parallel.threads
     parallel.run(task, count: task.byRows ? m : panels)
 }
@@ -147,6 +129,15 @@ final class GemmTask: ParallelTask, @unchecked Sendable {
     var rowMajorB: UnsafePointer<Float>?
     var ldb = 0
     var scratch: [UnsafeMutablePointer<Float>] = []
+
+    /// The product's sizes and operands for the next run.
+    func set(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+        panels: Int, accumulate: Int32, epilogue: ck_epilogue?
+    ) {
+        (self.m, self.n, self.k, self.a, self.lda) = (m, n, k, a, lda)
+        (self.c, self.ldc, self.panels, self.accumulate, self.epilogue) = (c, ldc, panels, accumulate, epilogue)
+    }
 
     override func part(_ index: Int, _ begin: Int, _ end: Int) {
         if let b = rowMajorB, let a, let c, index < scratch.count {

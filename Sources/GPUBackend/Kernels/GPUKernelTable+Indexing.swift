@@ -100,13 +100,18 @@ extension GPUKernelTable {
             count: y.type.shape.elementCount, meta: meta, extents: [extent])
     }
 
-    static func makeScatterElements(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+    /// A scatter's data, int64 indices, updates and output; only reduction 'none' runs on the GPU.
+    static func scatterOperands(_ node: BoundNode) throws -> (BoundValue, BoundValue, BoundValue, BoundValue) {
         let data = try node.inputs[0].unwrap(node, "data"), indices = try node.inputs[1].unwrap(node, "indices")
         let updates = try node.inputs[2].unwrap(node, "updates")
-        let y = try firstOutput(node)
         try requireInt64Indices(node, indices)
         let reduction = try node.step.node.string("reduction", default: "none")
         guard reduction == "none" else { throw unsupported(node, "reduction '\(reduction)' on the GPU") }
+        return (data, indices, updates, try firstOutput(node))
+    }
+
+    static func makeScatterElements(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let (data, indices, updates, y) = try scatterOperands(node)
         let (meta, extent) = try elementsMeta(node, data: data, indices: indices)
         return try indexingLaunch(
             node, backend, "scatter_elements_bytes", source: updates, indices: indices, y: y,
@@ -141,12 +146,7 @@ extension GPUKernelTable {
     }
 
     static func makeScatterND(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
-        let data = try node.inputs[0].unwrap(node, "data"), indices = try node.inputs[1].unwrap(node, "indices")
-        let updates = try node.inputs[2].unwrap(node, "updates")
-        let y = try firstOutput(node)
-        try requireInt64Indices(node, indices)
-        let reduction = try node.step.node.string("reduction", default: "none")
-        guard reduction == "none" else { throw unsupported(node, "reduction '\(reduction)' on the GPU") }
+        let (data, indices, updates, y) = try scatterOperands(node)
         let g = try tupleMeta(node, data: data, indices: indices, batchDims: 0)
         return try indexingLaunch(
             node, backend, "scatter_nd_bytes", source: updates, indices: indices, y: y,

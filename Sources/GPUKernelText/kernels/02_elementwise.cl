@@ -121,14 +121,21 @@ DEVICE void broadcast_offsets(int i, GLOBAL const int *meta, int operands, int *
     }
 }
 
+/* Output element i's offsets into the two operands of a broadcasting binary operator: a's as the result, b's in
+   *ib. */
+DEVICE int pair_offsets(int i, GLOBAL const int *meta, int *ib) {
+    int o[2];
+    broadcast_offsets(i, meta, 2, o);
+    *ib = o[1];
+    return o[0];
+}
+
 /* Broadcasting binary op. meta = [rank, outDims[rank], aStrides[rank], bStrides[rank]]. */
 KERNEL void binary(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL float *y, int yOff,
                    int count, int op, GLOBAL const int *meta) {
     int i = GID0;
     if (i >= count) return;
-    int o[2];
-    broadcast_offsets(i, meta, 2, o);
-    int ia = o[0], ib = o[1];
+    int ib, ia = pair_offsets(i, meta, &ib);
     float u = a[aOff + ia], v = b[bOff + ib], r;
     switch (op) {
     case 0: r = u + v; break;

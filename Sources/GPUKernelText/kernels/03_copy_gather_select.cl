@@ -83,9 +83,7 @@ KERNEL void compare(GLOBAL const float *a, int aOff, GLOBAL const float *b, int 
                     int count, int op, GLOBAL const int *meta) {
     int i = GID0;
     if (i >= count) return;
-    int o[2];
-    broadcast_offsets(i, meta, 2, o);
-    int ia = o[0], ib = o[1];
+    int ib, ia = pair_offsets(i, meta, &ib);
     float u = a[aOff + ia], v = b[bOff + ib];
     int r = op == 0 ? u == v : op == 1 ? u < v : op == 2 ? u > v : op == 3 ? u <= v : u >= v;
     y[yOff + i] = (uchar)r;

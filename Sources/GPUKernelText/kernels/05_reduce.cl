@@ -50,9 +50,7 @@ KERNEL void logic(GLOBAL const uchar *a, int aOff, GLOBAL const uchar *b, int bO
                   int count, int op, GLOBAL const int *meta) {
     int i = GID0;
     if (i >= count) return;
-    int o[2];
-    broadcast_offsets(i, meta, 2, o);
-    int ia = o[0], ib = o[1];
+    int ib, ia = pair_offsets(i, meta, &ib);
     int u = a[aOff + ia] != 0, v = op == 3 ? 0 : b[bOff + ib] != 0;
     y[yOff + i] = (uchar)(op == 0 ? (u & v) : op == 1 ? (u | v) : op == 2 ? (u ^ v) : !u);
 }

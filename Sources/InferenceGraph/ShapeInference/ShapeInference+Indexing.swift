@@ -243,9 +243,9 @@ extension ShapeInference {
     }
 
     static func registerIndexing(into table: inout [String: ShapeFunction]) {
-        registerGatherScatter(into: &table)
-        registerOneHotTopKBlocks(into: &table)
-        registerEinsumGridSamplePredicates(into: &table)
+        for register in [registerGatherScatter, registerOneHotTopKBlocks, registerEinsumGridSamplePredicates] {
+            register(&table)
+        }
     }
 
     /// GatherElements, GatherND, ScatterElements, Scatter, ScatterND.

@@ -2,10 +2,9 @@ import InferenceTensor
 
 extension ShapeInference {
     static func registerNeuralNetwork(into table: inout [String: ShapeFunction]) {
-        registerConvolutionAndPooling(into: &table)
-        registerGlobalPoolingAndNormalization(into: &table)
-        registerResize(into: &table)
-        registerRecurrent(into: &table)
+        for register in [
+            registerConvolutionAndPooling, registerGlobalPoolingAndNormalization, registerResize, registerRecurrent,
+        ] { register(&table) }
     }
 
     /// Conv, ConvTranspose, MaxPool, AveragePool, LpPool.

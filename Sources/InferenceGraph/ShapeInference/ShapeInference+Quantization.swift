@@ -58,8 +58,7 @@ extension ShapeInference {
     public static let quantizedTypes: Set<DType> = [.int8, .uint8, .int16, .uint16]
 
     static func registerQuantization(into table: inout [String: ShapeFunction]) {
-        registerQuantizeLinear(into: &table)
-        registerIntegerLinear(into: &table)
+        for register in [registerQuantizeLinear, registerIntegerLinear] { register(&table) }
     }
 
     /// QuantizeLinear, DequantizeLinear.

@@ -111,10 +111,10 @@ extension ShapeInference {
     }
 
     static func registerTensorOps(into table: inout [String: ShapeFunction]) {
-        registerReshapeConcatSplit(into: &table)
-        registerSliceGatherSqueeze(into: &table)
-        registerExpandTileRangePad(into: &table)
-        registerShapeAndControlFlow(into: &table)
+        for register in [
+            registerReshapeConcatSplit, registerSliceGatherSqueeze, registerExpandTileRangePad,
+            registerShapeAndControlFlow,
+        ] { register(&table) }
     }
 
     /// Flatten, Reshape, Transpose, Concat, Split.
