@@ -92,3 +92,19 @@ public struct KernelRegistry: Sendable {
             .sorted()
     }
 }
+
+extension BoundNode {
+    /// The node's operator parameters as the plan resolved them (`PlannedStep.parameters`), or resolved now from
+    /// the bound values for a step that came without them.
+    /// - Throws: what the operator's parser throws, or `RuntimeError.invalidNode` when the operator has no
+    ///   parameters of type `T`.
+    public func parameters<T: OperatorParameters>(_: T.Type) throws -> T {
+        if let value = step.parameters as? T { return value }
+        let context = ShapeInferenceContext(
+            node: step.node, opset: step.opset, inputs: inputs.map { $0?.type }, constants: inputs.map { $0?.constant })
+        guard let value = try OperatorDefinitions.parameters(for: context) as? T else {
+            throw RuntimeError.invalidNode(node: step.node.displayName, detail: "\(step.node.opType) has no \(T.self)")
+        }
+        return value
+    }
+}

@@ -136,4 +136,36 @@ struct PlanningPassesTests {
         #expect(allocation.unsharedBytes == 4 * MemoryPlanner.alignment)
         #expect(allocation.arenaBytes <= 3 * MemoryPlanner.alignment)
     }
+
+    @Test func stepsCarryTheirOperatorsParametersResolvedOnce() throws {
+        let graph = Graph(
+            name: "g",
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(1), .fixed(2), .fixed(8), .fixed(8)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "pool", opType: "MaxPool", inputs: ["x"], outputs: ["p"],
+                    attributes: ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "ceil_mode": .int(1)]),
+                Node(name: "slice", opType: "Slice", inputs: ["p", "starts", "ends", "axes"], outputs: ["s"]),
+                Node(
+                    name: "leaky", opType: "LeakyRelu", inputs: ["s"], outputs: ["y"],
+                    attributes: ["alpha": .float(0.25)]),
+            ],
+            initializers: [
+                "starts": try Tensor(shape: [1], scalars: [Int64(1)]),
+                "ends": try Tensor(shape: [1], scalars: [Int64(-1)]),
+                "axes": try Tensor(shape: [1], scalars: [Int64(3)]),
+            ])
+        let folding = try PlanningPasses.foldConstants(
+            graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: [1, 2, 8, 8])], inputValues: [:],
+            evaluator: nil)
+        let steps = try PlanningPasses.intern(
+            graph: graph, live: folding.live, known: folding.known, types: folding.types, inputValues: [:]
+        ).steps
+        // (8 - 3) / 2 rounded up, plus 1: 4 with ceil_mode.
+        #expect((steps[0].parameters as? ConvGeometry)?.output == [4, 4])
+        // Columns 1 to the last but one of 4.
+        #expect((steps[1].parameters as? SliceParameters)?.outputDimensions == [1, 2, 4, 2])
+        #expect((steps[2].parameters as? UnaryOperator.Parameters)?.alpha == 0.25)
+    }
 }

@@ -72,9 +72,7 @@ final class ConvKernel: Kernel {
         self.parallel = parallel
         activation = try node.fusedActivation()
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
-        let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
-        let geometry = try ConvGeometry.forward(
-            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
+        let geometry = try node.parameters(ConvGeometry.self)
         groups = try node.attributes.int("group", default: 1)
         batch = xv.shape[0]
         inChannels = xv.shape[1]
@@ -259,9 +257,8 @@ final class ConvTransposeKernel: Kernel {
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
-        let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
-        let (g, _) = try ConvGeometry.transposed(
-            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
+        let g = try node.parameters(ConvGeometry.self)
+        let kernel = g.kernel
         groups = try node.attributes.int("group", default: 1)
         batch = xv.shape[0]
         inPerGroup = xv.shape[1] / groups
@@ -350,10 +347,7 @@ final class ConvTransposeKernel: Kernel {
 enum PoolingKernels {
     static func make(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let xv = try node.input(0), yv = try node.output(0)
-        guard let kernel = try node.attributes.ints("kernel_shape") else { throw node.fail("kernel_shape is required") }
-        let ceil = try node.attributes.int("ceil_mode", default: 0) != 0
-        let geometry = try ConvGeometry.forward(
-            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel, ceilMode: ceil)
+        let geometry = try node.parameters(ConvGeometry.self)
         let table = WindowTable(geometry)
         let isMax = node.attributes.opType == "MaxPool"
         let includePad = try node.attributes.int("count_include_pad", default: 0) != 0
@@ -633,9 +627,7 @@ final class PooledConvKernel: Kernel {
     init(node: BoundNode, parallel: ParallelFor, make: (BoundNode) throws -> any Kernel) throws {
         self.parallel = parallel
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
-        let geometry = try ConvGeometry.forward(
-            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)),
-            kernel: try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2)))
+        let geometry = try node.parameters(ConvGeometry.self)
         guard geometry.output.count == 2 else { throw node.fail("a fused max pool needs a 2-D convolution") }
         let shape = Shape([xv.shape[0], wv.shape[0], geometry.output[0], geometry.output[1]])
         let bytes = shape.elementCount * MemoryLayout<Float>.stride

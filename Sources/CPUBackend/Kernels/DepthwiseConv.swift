@@ -41,9 +41,7 @@ final class DepthwiseConvKernel: Kernel {
         }
         swish = activation.kind == ck_activation_swish
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
-        let kernel = try node.attributes.ints("kernel_shape") ?? Array(wv.shape.dimensions.dropFirst(2))
-        geometry = try ConvGeometry.forward(
-            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel)
+        geometry = try node.parameters(ConvGeometry.self)
         batch = xv.shape[0]
         channels = xv.shape[1]
         x = UnsafePointer(try xv.pointer(Float.self))

@@ -18,9 +18,8 @@ final class DirectConvKernel: Kernel {
         let groups = try node.attributes.int("group", default: 1)
         guard groups >= 1, x.shape[1] % groups == 0, w.shape[0] % groups == 0, w.shape[1] * groups == x.shape[1]
         else { return false }
-        let kernel = Array(w.shape.dimensions.dropFirst(2))
-        let geometry = try ConvGeometry.forward(
-            node.shapeContext, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
+        let geometry = try node.parameters(ConvGeometry.self)
+        let kernel = geometry.kernel
         guard geometry.dilations == [1, 1], geometry.strides == [1, 1] || geometry.strides == [2, 2] else {
             return false
         }
@@ -50,9 +49,7 @@ final class DirectConvKernel: Kernel {
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
-        let g = try ConvGeometry.forward(
-            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)),
-            kernel: Array(wv.shape.dimensions.dropFirst(2)))
+        let g = try node.parameters(ConvGeometry.self)
         geometry = g
         let activation = try node.fusedActivation()
         switch activation.kind {

@@ -17,7 +17,8 @@ enum UnaryKernels {
     /// The scalar function for an operator (its `UnaryOperators` row), with its attributes bound. Nil for
     /// operators that are not in the table.
     static func function(_ node: BoundNode) throws -> ((Double) -> Double)? {
-        try UnaryOperators.byName[node.attributes.opType]?.scalar(for: node.attributes)
+        guard let row = UnaryOperators.byName[node.attributes.opType] else { return nil }
+        return row.function(try node.parameters(UnaryOperator.Parameters.self))
     }
 
     static func make(_ node: BoundNode) throws -> any Kernel { try make(node, parallel: .serial) }
@@ -33,25 +34,18 @@ enum UnaryKernels {
             let xs = src.assumingMemoryBound(to: Float.self)
             let ys = dst.assumingMemoryBound(to: Float.self)
             let simd: ((UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void)?
+            let p = try node.parameters(UnaryOperator.Parameters.self)
             switch node.attributes.opType {
             case "Relu": simd = { ck_relu($0, $1, $2) }
             case "Sigmoid": simd = { ck_sigmoid($0, $1, $2) }
             case "Exp": simd = { ck_exp($0, $1, $2) }
             case "Erf": simd = { ck_erf($0, $1, $2) }
             case "Tanh": simd = { ck_tanh($0, $1, $2) }
-            case "Gelu" where try node.attributes.string("approximate", default: "none") == "none":
-                simd = { ck_gelu($0, $1, $2) }
-            case "HardSigmoid":
-                let alpha = try node.attributes.float("alpha", default: 0.2)
-                let beta = try node.attributes.float("beta", default: 0.5)
-                simd = { ck_hard_sigmoid($0, $1, $2, alpha, beta) }
+            case "Gelu" where !p.alternate: simd = { ck_gelu($0, $1, $2) }
+            case "HardSigmoid": simd = { ck_hard_sigmoid($0, $1, $2, p.alpha, p.beta) }
             case "HardSwish": simd = { ck_hard_swish($0, $1, $2) }
-            case "Swish":
-                let alpha = try node.attributes.float("alpha", default: 1)
-                simd = { ck_swish($0, $1, $2, alpha) }
-            case "LeakyRelu":
-                let alpha = try node.attributes.float("alpha", default: 0.01)
-                simd = { ck_leaky_relu($0, $1, $2, alpha) }
+            case "Swish": simd = { ck_swish($0, $1, $2, p.alpha) }
+            case "LeakyRelu": simd = { ck_leaky_relu($0, $1, $2, p.alpha) }
             default: simd = nil
             }
             if let simd {

@@ -136,10 +136,7 @@ enum NeuralNetworkExtras {
 
     static func makeLpPool(_ node: BoundNode) throws -> any Kernel {
         let xv = try node.input(0), yv = try node.output(0)
-        guard let kernel = try node.attributes.ints("kernel_shape") else { throw node.fail("kernel_shape is required") }
-        let geometry = try ConvGeometry.forward(
-            node.shapeContext, input: Array(xv.shape.dimensions.dropFirst(2)), kernel: kernel,
-            ceilMode: try node.attributes.int("ceil_mode", default: 0) != 0)
+        let geometry = try node.parameters(ConvGeometry.self)
         let table = WindowTable(geometry)
         let p = Double(try node.attributes.int("p", default: 2))
         guard p >= 1 else { throw node.fail("p must be at least 1") }

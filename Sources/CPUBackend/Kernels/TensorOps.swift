@@ -82,23 +82,7 @@ enum TensorOpKernels {
     static func makeSlice(_ node: BoundNode) throws -> any Kernel {
         let x = try node.input(0)
         let y = try node.output(0)
-        let context = node.shapeContext
-        let starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?
-        if node.opset >= 10 {
-            starts = try context.requiredInts(1, "starts")
-            ends = try context.requiredInts(2, "ends")
-            axes = context.has(3) ? try context.requiredInts(3, "axes") : nil
-            steps = context.has(4) ? try context.requiredInts(4, "steps") : nil
-        } else {
-            starts = try node.attributes.ints("starts") ?? []
-            ends = try node.attributes.ints("ends") ?? []
-            axes = try node.attributes.ints("axes")
-            steps = nil
-        }
-        guard let p = SliceParameters.resolve(shape: x.shape, starts: starts, ends: ends, axes: axes, steps: steps)
-        else {
-            throw node.fail("invalid slice parameters")
-        }
+        let p = try node.parameters(SliceParameters.self)
         let inStrides = rowMajorStrides(x.shape.dimensions)
         let dims = x.shape.dimensions, out = p.outputDimensions
         // Unit steps: the output is runs of contiguous elements (everything after the last sliced axis), copied

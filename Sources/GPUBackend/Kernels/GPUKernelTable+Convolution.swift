@@ -39,10 +39,7 @@ extension GPUKernelTable {
         let y = try firstOutput(node)
         let rank = x.type.shape.rank
         guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D convolution on the GPU") }
-        let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
-        let g = lifted(
-            try ConvGeometry.forward(
-                shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel))
+        let g = lifted(try node.parameters(ConvGeometry.self))
         if backend.convolution.asGemm, try node.step.node.int("group", default: 1) == 1 {
             return try convolutionAsGemm(backend, node, geometry: g, x: x, w: w, bias: bias, y: y)
         }
@@ -151,13 +148,7 @@ extension GPUKernelTable {
         let rank = x.type.shape.rank
         guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D pooling on the GPU") }
         let a = node.step.node
-        guard let kernel = try a.ints("kernel_shape") else {
-            throw RuntimeError.invalidNode(node: a.displayName, detail: "kernel_shape is required")
-        }
-        let g = lifted(
-            try ConvGeometry.forward(
-                shapeContext(node), input: Array(x.type.shape.dimensions.dropFirst(2)), kernel: kernel,
-                ceilMode: try a.int("ceil_mode", default: 0) != 0))
+        let g = lifted(try node.parameters(ConvGeometry.self))
         let indices = a.opType == "MaxPool" && node.outputs.count > 1 ? node.outputs[1] : nil
         let meta =
             g.input + g.output + g.kernel + g.strides + g.dilations + g.padsBegin + g.padsEnd + [

@@ -257,9 +257,7 @@ extension GPUKernelTable {
         let y = try firstOutput(node)
         let rank = x.type.shape.rank
         guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D transposed convolution on the GPU") }
-        let spatial = Array(x.type.shape.dimensions.dropFirst(2))
-        let kernel = try node.step.node.ints("kernel_shape") ?? Array(w.type.shape.dimensions.dropFirst(2))
-        let g = lifted(try ConvGeometry.transposed(shapeContext(node), input: spatial, kernel: kernel).0)
+        let g = lifted(try node.parameters(ConvGeometry.self))
         return try convolutionLaunch(
             backend, node, "conv_transpose3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: y.type.shape[1])
     }

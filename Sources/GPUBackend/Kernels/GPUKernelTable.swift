@@ -135,7 +135,7 @@ public enum GPUKernelTable {
         guard let unary = UnaryOperators.byName[a.opType] else {
             throw unsupported(node, "no GPU code for \(a.opType)")
         }
-        let parameters = try unary.parameters(a)
+        let parameters = try node.parameters(UnaryOperator.Parameters.self)
         return try unaryLaunch(
             backend, x: x, y: y, code: unary.gpuCode(for: parameters), alpha: parameters.alpha, beta: parameters.beta)
     }
@@ -332,31 +332,14 @@ public enum GPUKernelTable {
     static func makeSlice(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let x = try node.inputs[0].unwrap(node, "data")
         let y = try firstOutput(node)
-        func constant(_ index: Int, _ what: String) throws -> [Int]? {
-            guard index < node.inputs.count, let value = node.inputs[index] else { return nil }
-            guard let tensor = value.constant else {
+        // The kernel bakes starts, ends, axes and steps into its launch: values computed at run time are the host's.
+        for index in 1..<min(node.inputs.count, 5) where node.step.opset >= 10 {
+            if let value = node.inputs[index], value.constant == nil {
                 throw RuntimeError.unsupportedAttribute(
-                    node: node.step.node.displayName, detail: "Slice \(what) computed at run time on the GPU")
+                    node: node.step.node.displayName, detail: "Slice operand \(index) computed at run time on the GPU")
             }
-            return try tensor.integerValues()
         }
-        let starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?
-        if node.step.opset >= 10 {
-            starts = try constant(1, "starts") ?? []
-            ends = try constant(2, "ends") ?? []
-            axes = try constant(3, "axes")
-            steps = try constant(4, "steps")
-        } else {
-            starts = try node.step.node.ints("starts") ?? []
-            ends = try node.step.node.ints("ends") ?? []
-            axes = try node.step.node.ints("axes")
-            steps = nil
-        }
-        guard
-            let p = SliceParameters.resolve(shape: x.type.shape, starts: starts, ends: ends, axes: axes, steps: steps)
-        else {
-            throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "invalid slice parameters")
-        }
+        let p = try node.parameters(SliceParameters.self)
         let inStrides = contiguousStrides(x.type.shape.dimensions)
         let base = zip(p.starts, inStrides).reduce(0) { $0 + $1.0 * $1.1 }
         let xStrides = zip(p.steps, inStrides).map { $0 * $1 }

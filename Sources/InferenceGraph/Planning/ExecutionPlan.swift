@@ -36,12 +36,18 @@ public struct PlannedStep: Sendable {
     /// Index into `values` per node input; nil for an omitted optional input.
     public var inputs: [Int?]
     public var outputs: [Int]
+    /// The operator's attributes and operands resolved at plan time (`OperatorDefinitions`); nil for operators
+    /// without a definition there, which kernels parse themselves.
+    public var parameters: (any OperatorParameters)?
 
-    public init(node: Node, opset: Int, inputs: [Int?], outputs: [Int]) {
+    public init(
+        node: Node, opset: Int, inputs: [Int?], outputs: [Int], parameters: (any OperatorParameters)? = nil
+    ) {
         self.node = node
         self.opset = opset
         self.inputs = inputs
         self.outputs = outputs
+        self.parameters = parameters
     }
 }
 

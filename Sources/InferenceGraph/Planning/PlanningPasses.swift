@@ -4,7 +4,8 @@ import InferenceTensor
 ///
 /// 1. `foldConstants`: shape inference node by node; nodes whose inputs are all known are evaluated now.
 /// 2. `Fusion.apply`: the node pairs and patterns the backend runs as one kernel (`FusionRules`).
-/// 3. `intern`: every value gets an index, a type and a storage class; nodes become `PlannedStep`s.
+/// 3. `intern`: every value gets an index, a type and a storage class; nodes become `PlannedStep`s carrying their
+///    operator's parameters resolved once (`OperatorDefinitions`).
 /// 4. `planViews`: Reshape and its kin become aliases of their input; their steps are dropped.
 /// 5. `liveness`: the step range each value is live in.
 /// 6. `assignMemory`: arena offsets from `MemoryPlanner`, shared by values whose lifetimes do not overlap.
@@ -136,7 +137,16 @@ public enum PlanningPasses {
                 if position < outputTypes.count { types[placeholder] = outputTypes[position] }
                 return try intern(placeholder)
             }
-            result.steps.append(PlannedStep(node: node, opset: graph.opset(for: node), inputs: ins, outputs: outs))
+            let opset = graph.opset(for: node)
+            let context = ShapeInferenceContext(
+                node: node, opset: opset, inputs: node.inputs.map { $0.isEmpty ? nil : types[$0] },
+                constants: node.inputs.map { $0.isEmpty ? nil : known[$0] })
+            result.steps.append(
+                PlannedStep(
+                    node: node, opset: opset, inputs: ins, outputs: outs,
+                    // A parser that fails here leaves the step without parameters: its kernel parses the node
+                    // itself and reports the problem where the node is bound.
+                    parameters: try? OperatorDefinitions.parameters(for: context)))
         }
         result.outputs = try graph.outputs.map { try intern($0.name) }
         return result

@@ -28,8 +28,7 @@ extension ShapeInference {
             if context.has(2), try context.input(2).shape.elementCount != w.shape[0] {
                 throw context.mismatch("the bias must have \(w.shape[0]) values")
             }
-            let geometry = try ConvGeometry.forward(
-                context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
+            let geometry = try ConvGeometry.parseForward(context)
             return [TensorType(dtype: x.dtype, shape: Shape([x.shape[0], w.shape[0]] + geometry.output))]
         }
 
@@ -50,20 +49,14 @@ extension ShapeInference {
             if context.has(2), try context.input(2).shape.elementCount != w.shape[1] * groups {
                 throw context.mismatch("the bias must have \(w.shape[1] * groups) values")
             }
-            let (geometry, _) = try ConvGeometry.transposed(
-                context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel)
+            let geometry = try ConvGeometry.parseTransposed(context)
             return [TensorType(dtype: x.dtype, shape: Shape([x.shape[0], w.shape[1] * group] + geometry.output))]
         }
 
         let pool: ShapeFunction = { context in
             let x = try context.input(0)
             guard x.shape.rank >= 3 else { throw context.mismatch("pooling needs (N, C, ...) input, got \(x.shape)") }
-            guard let kernel = try context.node.ints("kernel_shape") else {
-                throw context.mismatch("kernel_shape is required")
-            }
-            let ceil = try context.node.int("ceil_mode", default: 0) != 0
-            let geometry = try ConvGeometry.forward(
-                context, input: Array(x.shape.dimensions.dropFirst(2)), kernel: kernel, ceilMode: ceil)
+            let geometry = try ConvGeometry.parseForward(context, weightIndex: nil)
             let y = TensorType(dtype: x.dtype, shape: Shape(Array(x.shape.dimensions.prefix(2)) + geometry.output))
             return context.node.outputs.count > 1 ? [y, TensorType(dtype: .int64, shape: y.shape)] : [y]
         }

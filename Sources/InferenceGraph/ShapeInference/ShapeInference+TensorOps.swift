@@ -186,27 +186,7 @@ extension ShapeInference {
 
         table[key(domain: "", opType: "Slice")] = { context in
             let x = try context.input(0)
-            let starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?
-            if context.opset >= 10 {
-                starts = try context.requiredInts(1, "starts")
-                ends = try context.requiredInts(2, "ends")
-                axes = context.has(3) ? try context.requiredInts(3, "axes") : nil
-                steps = context.has(4) ? try context.requiredInts(4, "steps") : nil
-            } else {
-                starts = try context.node.ints("starts") ?? []
-                ends = try context.node.ints("ends") ?? []
-                axes = try context.node.ints("axes")
-                steps = nil
-            }
-            guard
-                let parameters = SliceParameters.resolve(
-                    shape: x.shape, starts: starts, ends: ends, axes: axes, steps: steps)
-            else {
-                throw context.mismatch(
-                    "invalid slice of \(x.shape): starts \(starts), ends \(ends), axes \(axes ?? []), steps \(steps ?? [])"
-                )
-            }
-            return [TensorType(dtype: x.dtype, shape: Shape(parameters.outputDimensions))]
+            return [TensorType(dtype: x.dtype, shape: Shape(try SliceParameters.parse(context).outputDimensions))]
         }
 
         table[key(domain: "", opType: "Gather")] = { context in
