@@ -257,7 +257,8 @@ struct ServeTests {
     }
 
     /// SIGTERM while a request waits in the queue (500 ms of batching delay): the request is still answered and
-    /// the server exits 0.
+    /// the server exits 0. The batching delay starts when the request arrives, so it must be long enough to
+    /// cover the client's /metrics poll that sees it queued.
     @Test func gracefulShutdownFinishesInFlightRequests() throws {
         guard let python = try python() else { return }
         let server = try RunningServer(["--model", "builtin:linear", "--max-queue-delay", "500ms"])
@@ -273,10 +274,17 @@ struct ServeTests {
         client.standardOutput = output
         client.standardError = output
         try client.run()
-        usleep(250_000)  // the request is queued by now (python starts in well under 250 ms)
+        // The client says "queued" once the server counts its request in flight (however long python takes to
+        // start on a loaded machine); the server is stopped then.
+        var text = ""
+        while !text.contains("queued") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
         #expect(server.stop() == 0)
         client.waitUntilExit()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        text += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(client.terminationStatus == 0, "\(text)")
     }
 

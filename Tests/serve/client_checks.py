@@ -291,9 +291,25 @@ def queuefull():
 
 
 def inflight():
-    """One request, sent and answered while the test stops the server (graceful shutdown finishes it)."""
+    """One request, sent and answered while the test stops the server (graceful shutdown finishes it). Prints
+    "queued" once the server counts the request in flight: the test stops the server then, not after a guess."""
     body = json.dumps({"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "data": [0.5] * 10}]})
-    status, data, _ = raw("POST", "/v2/models/linear/infer", body.encode())
+    result = {}
+
+    def send():
+        result["status"], result["data"], _ = raw("POST", "/v2/models/linear/infer", body.encode())
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        _, metrics, _ = raw("GET", "/metrics")
+        if b'inference_inflight_requests{model="linear"} 1' in metrics:
+            break
+        time.sleep(0.01)
+    print("queued", flush=True)
+    sender.join()
+    status, data = result.get("status"), result.get("data", b"")
     check(status == 200 and b"probability" in data, f"in-flight request during shutdown: {status} {data[:120]!r}")
     print("inflight: ok (answered 200 during shutdown)")
 
