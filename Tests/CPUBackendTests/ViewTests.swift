@@ -116,4 +116,46 @@ struct SplitBinaryTests {
             #expect(one.bitwiseEqual(two), "\(op) \(sa) \(sb)")
         }
     }
+
+    /// Concat in place: the producers of a channel Concat's inputs write straight into their block of its output
+    /// (one after the other, 64-byte aligned) and the Concat runs no step; the result is the same as copying.
+    @Test(arguments: [1, 2])
+    func channelConcatIsWrittenInPlace(batch: Int) throws {
+        let graph = Graph(
+            name: "concat",
+            inputs: [
+                ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(batch), .fixed(16), .fixed(2), .fixed(2)])
+            ],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["a"]),
+                Node(name: "neg", opType: "Neg", inputs: ["x"], outputs: ["b"]),
+                Node(name: "cat", opType: "Concat", inputs: ["a", "b"], outputs: ["c"], attributes: ["axis": .int(1)]),
+                Node(name: "double", opType: "Add", inputs: ["c", "c"], outputs: ["y"]),
+            ], opsetImports: ["": 17])
+        let type = TensorType(dtype: .float32, shape: [batch, 16, 2, 2])
+        let plan = try ExecutionPlan(graph: graph, inputTypes: ["x": type], evaluator: CPUBackend())
+        func offset(_ name: String) -> Int? {
+            guard case .arena(let offset)? = plan.values.first(where: { $0.name == name })?.storage else { return nil }
+            return offset
+        }
+        if batch == 1 {
+            // Both inputs are whole channel ranges of the one image: blocks of c, no Concat step.
+            #expect(plan.steps.map(\.node.opType) == ["Relu", "Neg", "Add"])
+            #expect(offset("a") == offset("c") && offset("b") == offset("c").map { $0 + 16 * 4 * 4 })
+        } else {
+            // Two images: each input is two separate ranges of c, so the Concat copies.
+            #expect(plan.steps.map(\.node.opType) == ["Relu", "Neg", "Concat", "Add"])
+        }
+        let x = (0..<(batch * 64)).map { Float($0 % 7) - 3 }
+        let y = try Session(graph: graph, backend: CPUBackend(threads: 1)).run([
+            NamedTensor(name: "x", tensor: try Tensor(shape: type.shape, scalars: x))
+        ]).outputs[0].tensor.scalars(as: Float.self)
+        var expected: [Float] = []
+        for n in 0..<batch {
+            let image = x[(n * 64)..<((n + 1) * 64)]
+            expected += image.map { 2 * max($0, 0) } + image.map { -2 * $0 }
+        }
+        #expect(y == expected)
+    }
 }

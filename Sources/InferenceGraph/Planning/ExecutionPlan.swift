@@ -74,7 +74,8 @@ public struct ExecutionPlan: Sendable {
     public var foldedNodeCount: Int
     /// Nodes merged into the node before them by `FusionRules` (an activation, a folded BatchNormalization).
     public var fusedNodeCount: Int
-    /// Reshape-family nodes planned as views of their input (no step, no copy).
+    /// Values planned inside another value's memory, with no step and no copy: Reshape-family views of their
+    /// input, and Concat inputs their producers write straight into the Concat's output.
     public var viewCount: Int
 
     /// Whether folding `node` would materialize far more than it reads (a Range, ConstantOfShape, Expand or Tile
@@ -109,10 +110,12 @@ public struct ExecutionPlan: Sendable {
             types: &folding.types)
         var interned = try PlanningPasses.intern(
             graph: graph, live: live, known: folding.known, types: folding.types, inputValues: inputValues)
-        let (steps, aliasOf) = PlanningPasses.planViews(steps: interned.steps, values: interned.values)
+        var (steps, aliasOf) = PlanningPasses.planViews(steps: interned.steps, values: interned.values)
+        let offsets: [Int]
+        (steps, offsets) = PlanningPasses.planConcatInPlace(steps: steps, values: interned.values, aliasOf: &aliasOf)
         let lifetimes = PlanningPasses.liveness(steps: steps, outputs: interned.outputs, aliasOf: aliasOf)
         let allocation = PlanningPasses.assignMemory(
-            values: &interned.values, aliasOf: aliasOf, lifetimes: lifetimes)
+            values: &interned.values, aliasOf: aliasOf, offsets: offsets, lifetimes: lifetimes)
         self.graph = graph
         self.viewCount = aliasOf.indices.filter { aliasOf[$0] != $0 }.count
         self.values = interned.values

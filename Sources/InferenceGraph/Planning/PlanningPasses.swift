@@ -6,7 +6,8 @@ import InferenceTensor
 /// 2. `Fusion.apply`: the node pairs and patterns the backend runs as one kernel (`FusionRules`).
 /// 3. `intern`: every value gets an index, a type and a storage class; nodes become `PlannedStep`s carrying their
 ///    operator's parameters resolved once (`OperatorDefinitions`).
-/// 4. `planViews`: Reshape and its kin become aliases of their input; their steps are dropped.
+/// 4. `planViews`: Reshape and its kin become aliases of their input; `planConcatInPlace`: a Concat's inputs become
+///    blocks of its output, written there by their producers. Both steps are dropped.
 /// 5. `liveness`: the step range each value is live in.
 /// 6. `assignMemory`: arena offsets from `MemoryPlanner`, shared by values whose lifetimes do not overlap.
 ///
@@ -172,6 +173,59 @@ public enum PlanningPasses {
         return (kept, aliasOf)
     }
 
+    /// Concat in place: when a Concat's inputs are contiguous blocks of its output (every axis before the concat
+    /// axis has size 1, as the channels of one image are) and each is a fresh value its producer writes (not a
+    /// graph input, a constant, a view, or a block of another Concat), the producers write straight into their
+    /// block of the output and the Concat step is dropped: no copy. Blocks start on `MemoryPlanner.alignment`.
+    /// - Returns: the remaining steps, and per value its byte offset inside the value `aliasOf` now maps it to.
+    public static func planConcatInPlace(steps: [PlannedStep], values: [PlannedValue], aliasOf: inout [Int]) -> (
+        steps: [PlannedStep], offsets: [Int]
+    ) {
+        var offsets = [Int](repeating: 0, count: values.count)
+        var produced = Set<Int>()
+        for step in steps { produced.formUnion(step.outputs) }
+        var kept: [PlannedStep] = []
+        for step in steps {
+            guard let blocks = concatBlocks(step, values: values, aliasOf: aliasOf, produced: produced) else {
+                kept.append(step)
+                continue
+            }
+            for (input, offset) in blocks {
+                aliasOf[input] = step.outputs[0]
+                offsets[input] = offset
+            }
+        }
+        return (kept, offsets)
+    }
+
+    /// The byte offset of each input of a Concat that can be written in place, or nil.
+    private static func concatBlocks(
+        _ step: PlannedStep, values: [PlannedValue], aliasOf: [Int], produced: Set<Int>
+    ) -> [(Int, Int)]? {
+        guard step.node.opType == "Concat", step.node.domain.isEmpty, step.outputs.count == 1 else { return nil }
+        let output = step.outputs[0]
+        let type = values[output].type
+        let rank = type.shape.rank
+        guard let raw = try? step.node.int("axis", default: Int.min), raw >= -rank, raw < rank,
+            values[output].storage != .constant, aliasOf[output] == output
+        else { return nil }
+        let axis = raw < 0 ? raw + rank : raw
+        guard type.shape.dimensions.prefix(axis).allSatisfy({ $0 == 1 }) else { return nil }
+        let inputs = step.inputs.compactMap { $0 }
+        guard inputs.count == step.inputs.count, inputs.count > 1, Set(inputs).count == inputs.count else { return nil }
+        var blocks: [(Int, Int)] = []
+        var offset = 0
+        for input in inputs {
+            let value = values[input]
+            guard value.storage != .constant, aliasOf[input] == input, produced.contains(input),
+                value.type.dtype == type.dtype, offset % MemoryPlanner.alignment == 0
+            else { return nil }
+            blocks.append((input, offset))
+            offset += value.type.byteCount
+        }
+        return offset == type.byteCount ? blocks : nil
+    }
+
     /// The value whose memory `value` uses, following views.
     public static func root(_ value: Int, in aliasOf: [Int]) -> Int {
         var r = value
@@ -197,6 +251,13 @@ public enum PlanningPasses {
             for o in step.outputs {
                 lifetimes.firstDefinition[o] = s
                 lifetimes.lastUse[o] = max(lifetimes.lastUse[o], s)
+                // A block of a value (a Concat's input written in place) defines that value's memory first.
+                let r = root(o, in: aliasOf)
+                if r != o {
+                    let first = lifetimes.firstDefinition[r]
+                    lifetimes.firstDefinition[r] = first < 0 ? s : min(first, s)
+                    lifetimes.lastUse[r] = max(lifetimes.lastUse[r], s)
+                }
             }
             for case let i? in step.inputs {
                 let r = root(i, in: aliasOf)
@@ -207,10 +268,11 @@ public enum PlanningPasses {
         return lifetimes
     }
 
-    /// Arena offsets for every non-constant value (views take their root's), from `MemoryPlanner`.
-    public static func assignMemory(values: inout [PlannedValue], aliasOf: [Int], lifetimes: Lifetimes)
-        -> MemoryPlanner.Allocation
-    {
+    /// Arena offsets for every non-constant value, from `MemoryPlanner`: a view takes its root's, a Concat input
+    /// written in place its root's plus its byte offset there (`offsets`, from `planConcatInPlace`).
+    public static func assignMemory(
+        values: inout [PlannedValue], aliasOf: [Int], offsets: [Int]? = nil, lifetimes: Lifetimes
+    ) -> MemoryPlanner.Allocation {
         let allocation = MemoryPlanner.assign(
             sizes: values.indices.map {
                 values[$0].storage == .constant || aliasOf[$0] != $0 ? nil : values[$0].type.byteCount
@@ -218,7 +280,14 @@ public enum PlanningPasses {
             firstDefinition: lifetimes.firstDefinition, lastUse: lifetimes.lastUse)
         for i in values.indices {
             if let offset = allocation.offsets[root(i, in: aliasOf)], values[i].storage != .constant {
-                values[i].storage = .arena(offset: offset)
+                // Plus the value's place inside the values it is a block of (0 for a view).
+                var within = 0
+                var v = i
+                while aliasOf[v] != v {
+                    within += offsets?[v] ?? 0
+                    v = aliasOf[v]
+                }
+                values[i].storage = .arena(offset: offset + within)
             }
         }
         return allocation
