@@ -158,4 +158,41 @@ struct SplitBinaryTests {
         }
         #expect(y == expected)
     }
+
+    /// DenseNet's pattern: each Concat repeats the inputs of the one before and adds one. The earlier Concat's
+    /// output becomes the leading block of the later one, so every layer's output is written once.
+    @Test func growingConcatsArePrefixesOfTheLast() throws {
+        let graph = Graph(
+            name: "dense",
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(1), .fixed(16), .fixed(2), .fixed(2)])],
+            outputs: ["y", "z"].map { ValueInfo(name: $0, dtype: .float32, dimensions: nil) },
+            nodes: [
+                Node(name: "t", opType: "Relu", inputs: ["x"], outputs: ["t"]),
+                Node(name: "a", opType: "Neg", inputs: ["t"], outputs: ["a"]),
+                Node(name: "c1", opType: "Concat", inputs: ["t", "a"], outputs: ["c1"], attributes: ["axis": .int(1)]),
+                Node(name: "z", opType: "Add", inputs: ["c1", "c1"], outputs: ["z"]),
+                Node(name: "b", opType: "Sigmoid", inputs: ["a"], outputs: ["b"]),
+                Node(
+                    name: "c2", opType: "Concat", inputs: ["t", "a", "b"], outputs: ["c2"],
+                    attributes: ["axis": .int(1)]),
+                Node(name: "y", opType: "Add", inputs: ["c2", "c2"], outputs: ["y"]),
+            ], opsetImports: ["": 17])
+        let type = TensorType(dtype: .float32, shape: [1, 16, 2, 2])
+        let plan = try ExecutionPlan(graph: graph, inputTypes: ["x": type], evaluator: CPUBackend())
+        #expect(plan.steps.map(\.node.name) == ["t", "a", "z", "b", "y"])
+        func offset(_ name: String) -> Int? {
+            guard case .arena(let offset)? = plan.values.first(where: { $0.name == name })?.storage else { return nil }
+            return offset
+        }
+        let base = try #require(offset("c2"))
+        #expect([offset("t"), offset("c1"), offset("a"), offset("b")] == [base, base, base + 256, base + 512])
+        let x = (0..<64).map { Float($0 % 5) - 2 }
+        let outputs = try Session(graph: graph, backend: CPUBackend(threads: 1)).run([
+            NamedTensor(name: "x", tensor: try Tensor(shape: type.shape, scalars: x))
+        ]).outputs
+        let t = x.map { max($0, 0) }, a = t.map { -$0 }, b = a.map { 1 / (1 + exp(-$0)) }
+        #expect(try outputs[1].tensor.scalars(as: Float.self) == (t + a).map { 2 * $0 })
+        let y = try outputs[0].tensor.scalars(as: Float.self)
+        #expect(zip(y, (t + a + b).map { 2 * $0 }).allSatisfy { abs($0 - $1) <= 1e-6 })
+    }
 }

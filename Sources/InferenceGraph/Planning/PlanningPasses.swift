@@ -186,7 +186,9 @@ public enum PlanningPasses {
         for step in steps { produced.formUnion(step.outputs) }
         var kept: [PlannedStep] = []
         for step in steps {
-            guard let blocks = concatBlocks(step, values: values, aliasOf: aliasOf, produced: produced) else {
+            guard
+                let blocks = concatBlocks(step, values: values, aliasOf: aliasOf, offsets: offsets, produced: produced)
+            else {
                 kept.append(step)
                 continue
             }
@@ -198,9 +200,11 @@ public enum PlanningPasses {
         return (kept, offsets)
     }
 
-    /// The byte offset of each input of a Concat that can be written in place, or nil.
+    /// The byte offset of each input of a Concat that can be written in place, or nil. Leading inputs that are
+    /// already, in order, the whole of an earlier in-place Concat's output (DenseNet's concatenation of every
+    /// layer so far) make that output the new one's first block: each Concat is then a prefix of the last.
     private static func concatBlocks(
-        _ step: PlannedStep, values: [PlannedValue], aliasOf: [Int], produced: Set<Int>
+        _ step: PlannedStep, values: [PlannedValue], aliasOf: [Int], offsets: [Int], produced: Set<Int>
     ) -> [(Int, Int)]? {
         guard step.node.opType == "Concat", step.node.domain.isEmpty, step.outputs.count == 1 else { return nil }
         let output = step.outputs[0]
@@ -215,15 +219,39 @@ public enum PlanningPasses {
         guard inputs.count == step.inputs.count, inputs.count > 1, Set(inputs).count == inputs.count else { return nil }
         var blocks: [(Int, Int)] = []
         var offset = 0
+        var prefix: Int?
         for input in inputs {
             let value = values[input]
-            guard value.storage != .constant, aliasOf[input] == input, produced.contains(input),
-                value.type.dtype == type.dtype, offset % MemoryPlanner.alignment == 0
-            else { return nil }
-            blocks.append((input, offset))
+            guard value.type.dtype == type.dtype, offset % MemoryPlanner.alignment == 0 else { return nil }
+            if aliasOf[input] != input {
+                // Part of an earlier Concat's output: only as the next block of a leading run of that output.
+                let (root, at) = placement(input, aliasOf: aliasOf, offsets: offsets)
+                guard blocks.isEmpty, prefix == nil || prefix == root, at == offset, root != output else { return nil }
+                prefix = root
+            } else {
+                guard value.storage != .constant, produced.contains(input) else { return nil }
+                blocks.append((input, offset))
+            }
             offset += value.type.byteCount
         }
+        if let prefix {
+            guard values[prefix].storage != .constant, produced.contains(prefix),
+                values[prefix].type.byteCount == blocks.first.map({ $0.1 }) ?? offset
+            else { return nil }
+            blocks.insert((prefix, 0), at: 0)
+        }
         return offset == type.byteCount ? blocks : nil
+    }
+
+    /// The value whose memory `value` lies in, and the byte offset there.
+    static func placement(_ value: Int, aliasOf: [Int], offsets: [Int]) -> (root: Int, offset: Int) {
+        var v = value
+        var at = 0
+        while aliasOf[v] != v {
+            at += offsets[v]
+            v = aliasOf[v]
+        }
+        return (v, at)
     }
 
     /// The value whose memory `value` uses, following views.
