@@ -174,9 +174,7 @@ extension BenchCommand {
                         BenchVariant(
                             label: precisions == [.fp32] ? device : "\(device) \(precision)", precision: precision,
                             selection: selection,
-                            session: try Session(
-                                graph: variantGraph, backend: selection.backend, evaluator: CPUBackend(threads: threads)
-                            )))
+                            session: try selection.session(variantGraph)))
                 }
             }
             var points: [BenchPoint] = []
@@ -243,7 +241,7 @@ extension BenchCommand {
         rows = max(1, min(rows, (64 << 20) / 4 / rowElements))
         guard let dims = try inputDimensions(input, batch: rows, model: model) else { return [] }
         let feeds = [NamedTensor(name: input.name, tensor: try randomInput(shape: dims))]
-        let reference = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+        let reference = try selection.session(graph)
         guard let expected = try reference.run(feeds).outputs.first?.tensor else { return [] }
         return try variants.filter { $0.precision != .fp32 }.compactMap { variant in
             guard let got = try variant.session.run(feeds).outputs.first?.tensor else { return nil }

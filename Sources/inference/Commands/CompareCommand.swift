@@ -228,7 +228,7 @@ struct CompareCommand: ReportingCommand {
             try DeviceSelection.resolve(request, threads: threads)
         }
         let session = try coldStart.time("session (weights, constants)") {
-            try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+            try selection.session(graph)
         }
         let first = try session.run(inputs.tensors)
         coldStart.record("plan (first run)", nanoseconds: first.timings.planNanoseconds)

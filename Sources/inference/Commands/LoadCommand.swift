@@ -301,8 +301,7 @@ struct LoadCommand: ReportingCommand {
             let devices = policyDevices.map { request in
                 ServedDevice(name: request.description) {
                     let selection = try DeviceSelection.resolve(request, threads: threads)
-                    return try Session(
-                        graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+                    return try selection.session(graph)
                 }
             }
             var serverSettings = ServerSettings()

@@ -92,7 +92,7 @@ struct ProfileCommand: ReportingCommand {
             feeds = loaded.tensors
         }
         let selection = try DeviceSelection.resolve(request, threads: threads)
-        let session = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+        let session = try selection.session(graph)
         let prepared = try session.prepare(feeds)
         let tensors = feeds.map(\.tensor)
         let plain = try Measurement.repeatRuns(warmup: warmup, repeats: repeats) { try prepared.run(tensors) }

@@ -144,7 +144,7 @@ struct RunCommand: ReportingCommand {
         }
 
         let session = try cold.time("session (weights, constants)") {
-            try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+            try selection.session(graph)
         }
         let first = try session.run(inputs.tensors)
         cold.record("plan (first run)", nanoseconds: first.timings.planNanoseconds)
@@ -192,8 +192,7 @@ struct RunCommand: ReportingCommand {
         selection: DeviceSelection, inputs: LoadedInputs, result: RunResult, warm: Statistics
     ) throws -> RunReport.PrecisionComparison? {
         guard let conversion else { return nil }
-        let reference = try Session(
-            graph: written, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+        let reference = try selection.session(written)
         let expected = try reference.run(inputs.tensors)
         let referenceSamples = try Measurement.repeatRuns(warmup: warmup, repeats: repeats) {
             try reference.run(inputs.tensors).timings

@@ -147,8 +147,7 @@ struct ServeCommand: ReportingCommand {
             let devices = requests.map { request in
                 ServedDevice(name: request.description) {
                     let selection = try DeviceSelection.resolve(request, threads: threads)
-                    return try Session(
-                        graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+                    return try selection.session(graph)
                 }
             }
             served.append(

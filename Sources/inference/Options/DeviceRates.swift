@@ -58,7 +58,7 @@ struct DeviceRates: Codable {
         let flopsPerSample = 2.0 * Double(multiplyAdds)
         var rates = DeviceRates(machine: CPUInfo.current.modelName, devices: [:])
         for selection in selections {
-            let session = try Session(graph: graph, backend: selection.backend, evaluator: CPUBackend(threads: threads))
+            let session = try selection.session(graph)
             func p50(batch: Int) throws -> Double {
                 let x = try Tensor(shape: [batch, 784], scalars: [Float](repeating: 0.5, count: batch * 784))
                 let feeds = [NamedTensor(name: "input", tensor: x)]

@@ -64,6 +64,22 @@ struct DeviceSelection {
     var backend: any Backend
     /// Why this device was chosen (set for `auto`).
     var reason: String?
+    /// What folds constants for this device's sessions: nil on the CPU (the backend itself does), one CPU backend
+    /// per GPU selection, shared by all its sessions.
+    let evaluator: (any ConstantEvaluator)?
+
+    init(requested: DeviceRequest, backend: any Backend, reason: String?, threads: Int? = nil) {
+        self.requested = requested
+        self.backend = backend
+        self.reason = reason
+        evaluator = backend is CPUBackend ? nil : CPUBackend(threads: threads)
+    }
+
+    /// A session for `graph` on this device, constants folded by `evaluator`.
+    /// - Throws: what `Session` throws for operators no backend here runs.
+    func session(_ graph: Graph, hostFallback: Bool = true) throws -> Session {
+        try Session(graph: graph, backend: backend, evaluator: evaluator, hostFallback: hostFallback)
+    }
 
     /// How the seed lines name the device: `CPU`, `GPU`, or the device id for a non-GPU OpenCL device.
     var displayClass: String {
@@ -94,7 +110,7 @@ struct DeviceSelection {
             if let gpu = GPUDiscovery.firstGPU(in: probes) {
                 let backend: any Backend =
                     gpu.id.kind == .cuda ? try CUDABackend(index: gpu.id.index) : try OpenCLBackend(index: gpu.id.index)
-                return DeviceSelection(requested: request, backend: backend, reason: nil)
+                return DeviceSelection(requested: request, backend: backend, reason: nil, threads: threads)
             }
             throw DeviceSelectionError(
                 description: """
@@ -119,7 +135,7 @@ struct DeviceSelection {
             _ = device
             let backend: any Backend =
                 id.kind == .cuda ? try CUDABackend(index: id.index) : try OpenCLBackend(index: id.index)
-            return DeviceSelection(requested: request, backend: backend, reason: nil)
+            return DeviceSelection(requested: request, backend: backend, reason: nil, threads: threads)
         }
     }
 
