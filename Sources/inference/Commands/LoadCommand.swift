@@ -417,7 +417,7 @@ enum LoadChart {
             font-family="Helvetica, Arial, sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
             <text x="\(f(margin))" y="30" font-size="15" font-weight="bold">p99 latency against offered load: \
-            \(BenchChart.escape(report.model))</text>
+            \(SweepChart.escape(report.model))</text>
             <line x1="\(f(margin))" y1="\(f(height - margin))" x2="\(f(width - margin))" y2="\(f(height - margin))" stroke="black"/>
             <line x1="\(f(margin))" y1="\(f(margin))" x2="\(f(margin))" y2="\(f(height - margin))" stroke="black"/>
             <text x="\(f(width / 2 - 60))" y="\(f(height - 25))">offered load (queries/s)</text>
@@ -435,7 +435,7 @@ enum LoadChart {
             out += "<text x=\"\(f(margin - 55))\" y=\"\(f(py(tick) + 4))\">\(cFormat("%.3g", tick))</text>\n"
         }
         for (index, policy) in report.policies.enumerated() {
-            let color = BenchChart.colors[index % BenchChart.colors.count]
+            let color = SweepChart.colors[index % SweepChart.colors.count]
             let series = policy.runs.compactMap { run in
                 run.scheduledQPS.flatMap { q in run.latencyMs["p99"].map { (q, $0) } }
             }.sorted { $0.0 < $1.0 }
@@ -452,7 +452,7 @@ enum LoadChart {
             let label = policy.name + (policy.peakQPS.map { ": peak \(LoadGen.format($0.rounded()))/s" } ?? ": no peak")
             out +=
                 "<text x=\"\(f(margin + 10))\" y=\"\(f(margin + 16 * Double(index + 1)))\" fill=\"\(color)\">"
-                + "\(BenchChart.escape(label))</text>\n"
+                + "\(SweepChart.escape(label))</text>\n"
         }
         return out + "</svg>\n"
     }

@@ -14,10 +14,10 @@
 
 /// Renders a bench report as an SVG: latency and throughput against batch size, one line per device,
 /// log-log axes, the crossover marked with a dashed line.
-enum BenchChart {
-    static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+public enum SweepChart {
+    public static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
-    static func svg(_ report: BenchReport) -> String {
+    public static func svg(_ report: BenchReport) -> String {
         let panelWidth = 420.0, panelHeight = 300.0, margin = 60.0
         let width = 2 * (panelWidth + margin) + margin
         let rowHeight = panelHeight + 2 * margin
@@ -98,7 +98,7 @@ enum BenchChart {
         return s + "</g>\n"
     }
 
-    static func escape(_ text: String) -> String {
+    public static func escape(_ text: String) -> String {
         var out = ""
         for character in text {
             switch character {
