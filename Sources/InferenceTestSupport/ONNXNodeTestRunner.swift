@@ -68,6 +68,31 @@ public enum ONNXNodeTestRunner {
         return summary
     }
 
+    /// A case's inputs (input_N.pb, named as the graph declares them) and expected outputs (output_N.pb).
+    static func testData(_ dataSet: URL, graph: Graph) throws -> ([NamedTensor], [Tensor]) {
+        var inputs: [NamedTensor] = []
+        var expected: [Tensor] = []
+        let declared = graph.inputs
+        var index = 0
+        while case let url = dataSet.appendingPathComponent("input_\(index).pb"),
+            FileManager.default.fileExists(atPath: url.path)
+        {
+            let tensor = try ONNXTensor.decode(serialized: try Data(contentsOf: url), source: url.lastPathComponent)
+            let name = index < declared.count ? declared[index].name : tensor.name
+            if !name.isEmpty { inputs.append(NamedTensor(name: name, tensor: tensor.tensor)) }
+            index += 1
+        }
+        index = 0
+        while case let url = dataSet.appendingPathComponent("output_\(index).pb"),
+            FileManager.default.fileExists(atPath: url.path)
+        {
+            expected.append(
+                try ONNXTensor.decode(serialized: try Data(contentsOf: url), source: url.lastPathComponent).tensor)
+            index += 1
+        }
+        return (inputs, expected)
+    }
+
     public static func run(
         caseDirectory: URL, makeSession: (Graph) throws -> Session, reference: ((Graph) throws -> Session)? = nil
     ) -> Outcome {
@@ -79,28 +104,9 @@ public enum ONNXNodeTestRunner {
         } catch {
             return .failed("import: \(error)")
         }
-        let dataSet = caseDirectory.appendingPathComponent("test_data_set_0")
-        var inputs: [NamedTensor] = []
-        var expected: [Tensor] = []
+        let inputs: [NamedTensor], expected: [Tensor]
         do {
-            let declared = graph.inputs
-            var index = 0
-            while case let url = dataSet.appendingPathComponent("input_\(index).pb"),
-                FileManager.default.fileExists(atPath: url.path)
-            {
-                let tensor = try ONNXTensor.decode(serialized: try Data(contentsOf: url), source: url.lastPathComponent)
-                let name = index < declared.count ? declared[index].name : tensor.name
-                if !name.isEmpty { inputs.append(NamedTensor(name: name, tensor: tensor.tensor)) }
-                index += 1
-            }
-            index = 0
-            while case let url = dataSet.appendingPathComponent("output_\(index).pb"),
-                FileManager.default.fileExists(atPath: url.path)
-            {
-                expected.append(
-                    try ONNXTensor.decode(serialized: try Data(contentsOf: url), source: url.lastPathComponent).tensor)
-                index += 1
-            }
+            (inputs, expected) = try testData(caseDirectory.appendingPathComponent("test_data_set_0"), graph: graph)
         } catch let error as ONNXImportError where error.problem.contains("not supported") {
             return .skipped("data: \(error.problem)")
         } catch {

@@ -15,39 +15,13 @@ struct LoadedInputs {
     /// - Throws: `NPYError` for unreadable files, `InputError` naming the file, the expected and the actual
     ///   shape or dtype when the data cannot feed the model.
     static func load(arguments: [String], for graph: Graph) throws -> LoadedInputs {
-        var arrays: [(array: NamedTensor, source: String, explicitName: Bool)] = []
-        for argument in arguments {
-            if let equals = argument.firstIndex(of: "="), !argument.hasPrefix("/"), !argument.hasPrefix(".") {
-                let name = String(argument[..<equals])
-                let path = String(argument[argument.index(after: equals)...])
-                let read = try NumPyFile.readArrays(path: path)
-                guard read.count == 1, let only = read.first else {
-                    throw InputError(
-                        description: "\(path): holds \(read.count) arrays; name=file needs a file with exactly one")
-                }
-                arrays.append((NamedTensor(name: name, tensor: only.tensor), path, true))
-            } else {
-                let read = try NumPyFile.readArrays(path: argument)
-                guard !read.isEmpty else { throw InputError(description: "\(argument): the archive holds no arrays") }
-                let isArchive = argument.hasSuffix(".npz") || read.count > 1
-                for array in read {
-                    arrays.append((array, isArchive ? "\(argument):\(array.name)" : argument, false))
-                }
-            }
-        }
-        for (index, entry) in arrays.enumerated() {
-            if let earlier = arrays[..<index].first(where: { $0.array.name == entry.array.name }) {
-                throw InputError(
-                    description: "two inputs are named '\(entry.array.name)' (\(earlier.source) and \(entry.source)); "
-                        + "give each model input once")
-            }
-        }
+        let arrays = try readArguments(arguments)
         let declared = graph.runtimeInputs
         var notes: [String] = []
         var fitted: [NamedTensor] = []
         var batch = 1
         for (position, info) in declared.enumerated() {
-            let entry: (array: NamedTensor, source: String, explicitName: Bool)
+            let entry: GivenArray
             if let named = arrays.first(where: { $0.array.name == info.name && $0.explicitName }) {
                 entry = named
             } else if declared.count > 1, let named = arrays.first(where: { $0.array.name == info.name }) {
@@ -100,6 +74,41 @@ struct LoadedInputs {
             )
         }
         return LoadedInputs(tensors: fitted, batchSize: batch, notes: notes)
+    }
+
+    typealias GivenArray = (array: NamedTensor, source: String, explicitName: Bool)
+
+    /// The arrays of every --input argument (`name=file.npy`, or every array of a file or archive), each with the
+    /// file (and archive member) it came from; no two with the same name.
+    private static func readArguments(_ arguments: [String]) throws -> [GivenArray] {
+        var arrays: [GivenArray] = []
+        for argument in arguments {
+            if let equals = argument.firstIndex(of: "="), !argument.hasPrefix("/"), !argument.hasPrefix(".") {
+                let name = String(argument[..<equals])
+                let path = String(argument[argument.index(after: equals)...])
+                let read = try NumPyFile.readArrays(path: path)
+                guard read.count == 1, let only = read.first else {
+                    throw InputError(
+                        description: "\(path): holds \(read.count) arrays; name=file needs a file with exactly one")
+                }
+                arrays.append((NamedTensor(name: name, tensor: only.tensor), path, true))
+            } else {
+                let read = try NumPyFile.readArrays(path: argument)
+                guard !read.isEmpty else { throw InputError(description: "\(argument): the archive holds no arrays") }
+                let isArchive = argument.hasSuffix(".npz") || read.count > 1
+                for array in read {
+                    arrays.append((array, isArchive ? "\(argument):\(array.name)" : argument, false))
+                }
+            }
+        }
+        for (index, entry) in arrays.enumerated() {
+            if let earlier = arrays[..<index].first(where: { $0.array.name == entry.array.name }) {
+                throw InputError(
+                    description: "two inputs are named '\(entry.array.name)' (\(earlier.source) and \(entry.source)); "
+                        + "give each model input once")
+            }
+        }
+        return arrays
     }
 
     private static func describeExpected(_ info: ValueInfo) -> String {
