@@ -45,17 +45,7 @@ enum TransformerKernels {
         let q = try node.input(0), k = try node.input(1), v = try node.input(2)
         let mask = node.optionalInput(3), pastKey = node.optionalInput(4), pastValue = node.optionalInput(5)
         let nonpad = node.optionalInput(6)
-        let qHeads = try node.attributes.int("q_num_heads", default: 0)
-        let kvHeads = try node.attributes.int("kv_num_heads", default: 0)
-        let g: AttentionGeometry
-        do {
-            g = try AttentionGeometry.resolve(
-                query: q.shape.dimensions, key: k.shape.dimensions, value: v.shape.dimensions,
-                pastKey: pastKey?.shape.dimensions, pastValue: pastValue?.shape.dimensions,
-                queryHeads: qHeads == 0 ? nil : qHeads, keyValueHeads: kvHeads == 0 ? nil : kvHeads)
-        } catch {
-            throw node.fail(error.text)
-        }
+        let g = try node.parameters(AttentionGeometry.self)
         let scaleAttribute = try node.attributes.float("scale", default: 0)
         let scale = scaleAttribute != 0 ? Double(scaleAttribute) : 1 / Double(g.headSize).squareRoot()
         let softcap = Double(try node.attributes.float("softcap", default: 0))

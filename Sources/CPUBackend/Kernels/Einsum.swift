@@ -9,13 +9,7 @@ enum EinsumKernels {
     static func make(_ node: BoundNode) throws -> any Kernel {
         let operands = try node.inputs.indices.map { try node.input($0) }
         let y = try node.output(0)
-        let equation: EinsumEquation
-        do {
-            equation = try EinsumEquation.resolve(
-                try node.attributes.string("equation", default: ""), shapes: operands.map(\.shape.dimensions))
-        } catch let error as ShapeError.Detail {
-            throw node.fail(error.text)
-        }
+        let equation = try node.parameters(EinsumEquation.self)
         let labels = equation.sizes.count
         let outputSet = Set(equation.output)
         let contracted = (0..<labels).filter { !outputSet.contains($0) }

@@ -14,16 +14,7 @@ extension GPUKernelTable {
         if let pastKey, let pastValue { try requireFloat32(node, pastKey, pastValue) }
         if let nonpad { try requireInt64Indices(node, nonpad) }
         let a = node.step.node
-        let qHeads = try a.int("q_num_heads", default: 0), kvHeads = try a.int("kv_num_heads", default: 0)
-        let g: AttentionGeometry
-        do {
-            g = try AttentionGeometry.resolve(
-                query: q.type.shape.dimensions, key: k.type.shape.dimensions, value: v.type.shape.dimensions,
-                pastKey: pastKey?.type.shape.dimensions, pastValue: pastValue?.type.shape.dimensions,
-                queryHeads: qHeads == 0 ? nil : qHeads, keyValueHeads: kvHeads == 0 ? nil : kvHeads)
-        } catch {
-            throw RuntimeError.invalidNode(node: a.displayName, detail: error.text)
-        }
+        let g = try node.parameters(AttentionGeometry.self)
         let scaleAttribute = try a.float("scale", default: 0)
         let scale = scaleAttribute != 0 ? scaleAttribute : 1 / Float(g.headSize).squareRoot()
         let softcap = try a.float("softcap", default: 0)

@@ -6,6 +6,8 @@ import InferenceTensor
 public protocol OperatorParameters: Sendable {}
 
 extension ConvGeometry: OperatorParameters {}
+extension AttentionGeometry: OperatorParameters {}
+extension EinsumEquation: OperatorParameters {}
 extension SliceParameters: OperatorParameters {}
 extension UnaryOperator.Parameters: OperatorParameters {}
 
@@ -69,6 +71,8 @@ public enum OperatorDefinitions {
             "AveragePool": { try ConvGeometry.parseForward($0, weightIndex: nil) },
             "LpPool": { try ConvGeometry.parseForward($0, weightIndex: nil) },
             "ConvTranspose": { try ConvGeometry.parseTransposed($0) },
+            "Attention": { try ShapeInference.attentionGeometry($0) },
+            "Einsum": { try EinsumEquation.parse($0) },
         ]
         for unary in UnaryOperators.all { table[unary.name] = { try unary.parameters($0.node) } }
         return table

@@ -233,6 +233,16 @@ public struct EinsumEquation: Equatable, Sendable {
         return output
     }
 
+    /// The node's equation over its inputs' shapes.
+    /// - Throws: `ShapeError` for a missing input or an equation that does not fit them.
+    public static func parse(_ context: ShapeInferenceContext) throws -> EinsumEquation {
+        let types = try context.inputs.indices.map { try context.input($0) }
+        guard !types.isEmpty else { throw context.mismatch("needs at least one input") }
+        return try ShapeInference.resolving(context) {
+            try resolve(try context.node.string("equation", default: ""), shapes: types.map(\.shape.dimensions))
+        }
+    }
+
     public var outputShape: [Int] { output.map { sizes[$0] } }
 }
 
@@ -376,13 +386,8 @@ extension ShapeInference {
     private static func registerEinsumGridSamplePredicates(into table: inout [String: ShapeFunction]) {
 
         table[key(domain: "", opType: "Einsum")] = { context in
-            let types = try context.inputs.indices.map { try context.input($0) }
-            guard let first = types.first else { throw context.mismatch("needs at least one input") }
-            let equation = try resolving(context) {
-                try EinsumEquation.resolve(
-                    try context.node.string("equation", default: ""), shapes: types.map(\.shape.dimensions))
-            }
-            return [TensorType(dtype: first.dtype, shape: Shape(equation.outputShape))]
+            let first = try context.input(0)
+            return [TensorType(dtype: first.dtype, shape: Shape(try EinsumEquation.parse(context).outputShape))]
         }
 
         table[key(domain: "", opType: "EyeLike")] = { context in
