@@ -29,12 +29,6 @@ public struct RecurrentAttributes: Sendable {
 
     /// - Throws: `RuntimeError.unsupportedAttribute` for input_forget=1 or an unknown activation,
     ///   `RuntimeError.invalidNode` for a missing hidden_size or too few activations.
-    /// Time steps, batch and input size of X ([seq, batch, input] in layout 0, [batch, seq, input] in layout 1).
-    public func sizes(of x: [Int]) -> (sequence: Int, batch: Int, input: Int) {
-        guard x.count == 3 else { return (0, 0, 0) }
-        return layout == 0 ? (x[0], x[1], x[2]) : (x[1], x[0], x[2])
-    }
-
     public init(_ node: Node) throws {
         isLSTM = node.opType == "LSTM"
         isRNN = node.opType == "RNN"
@@ -94,5 +88,12 @@ public struct RecurrentAttributes: Sendable {
         case "scaledtanh": return Activation(function: .scaledTanh, alpha: take(&alphas, 1), beta: take(&betas, 1))
         default: throw RuntimeError.unsupportedAttribute(node: node, detail: "activation '\(name)'")
         }
+    }
+
+    /// Time steps, batch and input size of X ([seq, batch, input] in layout 0, [batch, seq, input] in layout 1).
+    /// - Throws: `RuntimeError.invalidNode` naming `node` when X is not 3-D.
+    public func sizes(of x: [Int], node: String) throws -> (sequence: Int, batch: Int, input: Int) {
+        guard x.count == 3 else { throw RuntimeError.invalidNode(node: node, detail: "X must be 3-D, got \(x)") }
+        return layout == 0 ? (x[0], x[1], x[2]) : (x[1], x[0], x[2])
     }
 }

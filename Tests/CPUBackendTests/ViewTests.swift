@@ -195,4 +195,36 @@ struct SplitBinaryTests {
         let y = try outputs[0].tensor.scalars(as: Float.self)
         #expect(zip(y, (t + a + b).map { 2 * $0 }).allSatisfy { abs($0 - $1) <= 1e-6 })
     }
+
+    /// A Concat whose input is a graph input (copied in by the session) or that repeats an input keeps its copy.
+    @Test func concatsThatCannotBeWrittenInPlaceCopy() throws {
+        let type = TensorType(dtype: .float32, shape: [1, 16, 2, 2])
+        for inputs in [["x", "a"], ["a", "a"]] {
+            let graph = Graph(
+                name: "concat",
+                inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: type.shape.dimensions.map { .fixed($0) })],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [
+                    Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["a"]),
+                    Node(name: "cat", opType: "Concat", inputs: inputs, outputs: ["y"], attributes: ["axis": .int(1)]),
+                ], opsetImports: ["": 17])
+            let plan = try ExecutionPlan(graph: graph, inputTypes: ["x": type], evaluator: CPUBackend())
+            #expect(plan.steps.map(\.node.opType) == ["Relu", "Concat"], "\(inputs)")
+            let x = (0..<64).map { Float($0) - 30 }
+            let y = try Session(graph: graph, backend: CPUBackend(threads: 1)).run([
+                NamedTensor(name: "x", tensor: try Tensor(shape: type.shape, scalars: x))
+            ]).outputs[0].tensor.scalars(as: Float.self)
+            let relu = x.map { max($0, 0) }
+            #expect(y == (inputs[0] == "x" ? x : relu) + relu, "\(inputs)")
+        }
+    }
+
+    /// A recurrent node whose X is not 3-D is an error naming the node, not a run over zero sizes.
+    @Test func recurrentSizesNeedAThreeDimensionalInput() throws {
+        let node = Node(
+            name: "gru", opType: "GRU", inputs: ["x", "w", "r"], outputs: ["y"], attributes: ["hidden_size": .int(4)])
+        let attributes = try RecurrentAttributes(node)
+        #expect(try attributes.sizes(of: [5, 2, 3], node: "gru") == (5, 2, 3))
+        #expect(throws: RuntimeError.self) { try attributes.sizes(of: [5, 3], node: "gru") }
+    }
 }

@@ -45,6 +45,30 @@ struct StatisticsTests {
 }
 
 struct MeasurementBudgetTests {
+    static func run() -> RunTimings {
+        RunTimings(copyInNanoseconds: 0, computeNanoseconds: 1, copyOutNanoseconds: 0, planNanoseconds: 0)
+    }
+
+    @Test func aTimeBudgetKeepsToItsMinimumAndMaximumRuns() throws {
+        // No time at all: the floor of 10 runs still holds.
+        let floor = try Measurement.repeatRuns(warmup: .count(0), repeats: .seconds(0), minimumRuns: 10) { Self.run() }
+        #expect(floor.runs.count == 10)
+        // An hour of budget ends at the ceiling.
+        var calls = 0
+        let ceiling = try Measurement.repeatRuns(warmup: .count(2), repeats: .seconds(3600), maximumRuns: 25) {
+            calls += 1
+            return Self.run()
+        }
+        #expect(ceiling.runs.count == 25)
+        #expect(calls == 27)  // two untimed warm-up runs first
+    }
+
+    @Test func wallTimeCountsTheWholeBodyAsCompute() {
+        let timings = Measurement.wallTime { usleep(2000) }
+        #expect(timings.computeNanoseconds >= 2_000_000)
+        #expect(timings.copyInNanoseconds == 0 && timings.copyOutNanoseconds == 0)
+    }
+
     @Test func timeBudgetsRunUntilTheTimeHasPassed() throws {
         var calls = 0
         let start = MonotonicClock.nanoseconds()

@@ -169,3 +169,38 @@ struct PlanningPassesTests {
         #expect((steps[2].parameters as? UnaryOperator.Parameters)?.alpha == 0.25)
     }
 }
+
+/// An attn_mask's broadcast to [batch, query heads, query length, keys], and the masks that do not fit.
+struct AttentionMaskLayoutTests {
+    /// Batch 2, 4 heads, 3 queries, 5 new and 2 past keys of size 8.
+    func geometry() throws -> AttentionGeometry {
+        try AttentionGeometry.resolve(
+            query: [2, 4, 3, 8], key: [2, 4, 5, 8], value: [2, 4, 5, 8], pastKey: [2, 4, 2, 8],
+            pastValue: [2, 4, 2, 8],
+            queryHeads: nil, keyValueHeads: nil)
+    }
+
+    @Test func aMaskBroadcastsWithZeroStridesOnItsUnitAxes() throws {
+        // [query length, keys covered]: the same mask for every batch and head, 6 of the 7 keys covered.
+        let g = try geometry()
+        let layout = try g.maskLayout([3, 6])
+        #expect(layout.length == 6)
+        #expect(layout.strides == [0, 0, 6, 1])
+        let full = try g.maskLayout([2, 4, 3, 7])
+        #expect(full.strides == [84, 21, 7, 1])
+    }
+
+    @Test func masksThatDoNotFitAreRefused() throws {
+        let g = try geometry()
+        #expect(throws: ShapeError.Detail.self) { try g.maskLayout([7]) }  // rank 1
+        #expect(throws: ShapeError.Detail.self) { try g.maskLayout([5, 7]) }  // 5 query rows, there are 3
+        #expect(throws: ShapeError.Detail.self) { try g.maskLayout([3, 8]) }  // 8 keys, there are 7
+    }
+
+    @Test func operatorsWithoutADefinitionHaveNoParameters() throws {
+        let context = ShapeInferenceContext(
+            node: Node(name: "t", opType: "Transpose", inputs: ["x"], outputs: ["y"]), opset: 17,
+            inputs: [TensorType(dtype: .float32, shape: [2, 3])], constants: [nil])
+        #expect(try OperatorDefinitions.parameters(for: context) == nil)
+    }
+}

@@ -62,7 +62,7 @@ final class PackedRecurrentKernel: Kernel {
         name = node.step.node.displayName
         let attributes = try RecurrentAttributes(node.attributes)
         let xv = try node.input(0)
-        (seq, batch, inputSize) = attributes.sizes(of: xv.shape.dimensions)
+        (seq, batch, inputSize) = try attributes.sizes(of: xv.shape.dimensions, node: node.step.node.displayName)
         (layout, hidden, directions) = (attributes.layout, attributes.hidden, attributes.directions)
         (reverseOnly, linearBeforeReset, clip) = (
             attributes.reverseOnly, attributes.linearBeforeReset, attributes.clip ?? 0

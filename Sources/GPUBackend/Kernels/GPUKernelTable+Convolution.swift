@@ -33,13 +33,21 @@ extension GPUKernelTable {
         [channels] + g.input + [outChannels] + g.output + g.kernel + g.strides + g.dilations + g.padsBegin + [group]
     }
 
-    static func makeConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+    /// A convolution's X, W, optional bias and output, and its geometry lifted to three spatial axes; 1-D to 3-D only.
+    static func convolutionOperands(_ node: BoundNode, _ what: String) throws -> (
+        x: BoundValue, w: BoundValue, bias: BoundValue?, y: BoundValue, geometry: ConvGeometry
+    ) {
         let x = try node.inputs[0].unwrap(node, "X"), w = try node.inputs[1].unwrap(node, "W")
-        let bias = node.inputs.count > 2 ? node.inputs[2] : nil
-        let y = try firstOutput(node)
         let rank = x.type.shape.rank
-        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D convolution on the GPU") }
-        let g = lifted(try node.parameters(ConvGeometry.self))
+        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D \(what) on the GPU") }
+        return (
+            x, w, node.inputs.count > 2 ? node.inputs[2] : nil, try firstOutput(node),
+            lifted(try node.parameters(ConvGeometry.self))
+        )
+    }
+
+    static func makeConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let (x, w, bias, y, g) = try convolutionOperands(node, "convolution")
         if backend.convolution.asGemm, try node.step.node.int("group", default: 1) == 1 {
             return try convolutionAsGemm(backend, node, geometry: g, x: x, w: w, bias: bias, y: y)
         }

@@ -252,12 +252,7 @@ extension GPUKernelTable {
 
     /// ConvTranspose in 1-D (as 2-D with one row) and 2-D.
     static func makeConvTranspose(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
-        let x = try node.inputs[0].unwrap(node, "X"), w = try node.inputs[1].unwrap(node, "W")
-        let bias = node.inputs.count > 2 ? node.inputs[2] : nil
-        let y = try firstOutput(node)
-        let rank = x.type.shape.rank
-        guard (3...5).contains(rank) else { throw unsupported(node, "\(rank - 2)-D transposed convolution on the GPU") }
-        let g = lifted(try node.parameters(ConvGeometry.self))
+        let (x, w, bias, y, g) = try convolutionOperands(node, "transposed convolution")
         return try convolutionLaunch(
             backend, node, "conv_transpose3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: y.type.shape[1])
     }

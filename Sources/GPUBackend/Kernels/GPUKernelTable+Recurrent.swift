@@ -27,7 +27,7 @@ extension GPUKernelTable {
         guard dims.count == 3 else {
             throw RuntimeError.invalidNode(node: node.step.node.displayName, detail: "X must have rank 3")
         }
-        let (seq, batch, _) = attributes.sizes(of: dims)
+        let (seq, batch, _) = try attributes.sizes(of: dims, node: node.step.node.displayName)
         let hidden = attributes.hidden, directions = attributes.directions
         let units = directions * batch * hidden
         let y = output(0), yH = output(1), yC = attributes.isLSTM ? output(2) : nil

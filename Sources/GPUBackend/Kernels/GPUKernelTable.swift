@@ -333,7 +333,7 @@ public enum GPUKernelTable {
         let x = try node.inputs[0].unwrap(node, "data")
         let y = try firstOutput(node)
         // The kernel bakes starts, ends, axes and steps into its launch: values computed at run time are the host's.
-        for index in 1..<min(node.inputs.count, 5) where node.step.opset >= 10 {
+        for index in node.inputs.indices.dropFirst().prefix(4) where node.step.opset >= 10 {
             if let value = node.inputs[index], value.constant == nil {
                 throw RuntimeError.unsupportedAttribute(
                     node: node.step.node.displayName, detail: "Slice operand \(index) computed at run time on the GPU")
