@@ -266,7 +266,7 @@ struct SeparableResizeTests {
     }
 }
 
-/// Pointwise (1x1) convolutions pack their input rows directly; 3x3 max pools with strides and padding run the
+/// Pointwise (1x1) convolutions read their input rows in place (or pack a partial panel); 3x3 max pools with strides and padding run the
 /// vectorized kernel: both against double-precision references.
 struct PointwiseAndPoolTests {
     @Test(arguments: [
@@ -274,6 +274,8 @@ struct PointwiseAndPoolTests {
         (1, 40, 300, 7, 7),
         // Panels that divide unevenly between 2 threads: the split gives each thread rows instead.
         (1, 96, 144, 14, 14), (1, 24, 64, 9, 9),
+        // Full panels read in place (a partial last one copied): two filters; K past one 384-row block.
+        (1, 24, 2, 13, 13), (1, 32, 16, 40, 40), (1, 400, 20, 30, 30),
     ])
     func pointwiseConvolution(_ batch: Int, _ channels: Int, _ filters: Int, _ height: Int, _ width: Int) throws {
         let x = DepthwiseAndActivationTests.random(batch * channels * height * width)
