@@ -100,6 +100,13 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256
                 const size_t n = (size_t)(last - j) < V ? (size_t)(last - j) : V;                            \
                 const float *src = x + (size_t)ih * in_w + (size_t)(j - pad_left);                           \
                 VT v[V];                                                                                     \
+                if (n == V && cn == V) {                                                                     \
+                    /* Whole blocks (all but a row's last columns): no per-lane conditions. */              \
+                    for (size_t l = 0; l < V; l++) v[l] = LOADU(src + l * in_h * in_w);                      \
+                    TRANSPOSE(v);                                                                            \
+                    for (size_t q = 0; q < V; q++) STOREU(dst + ((size_t)j + q) * V, v[q]);                  \
+                    continue;                                                                                \
+                }                                                                                            \
                 for (size_t l = 0; l < V; l++) v[l] = l < cn ? LOADN(src + l * in_h * in_w, n) : ZERO;       \
                 TRANSPOSE(v);                                                                                \
                 /* A constant trip count keeps v in registers (a loop to n became a memcpy call). */         \
@@ -144,6 +151,12 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256
             for (size_t o = 0; o < out_w; o += V) {                                                          \
                 const size_t n = out_w - o < V ? out_w - o : V;                                              \
                 VT v[V];                                                                                     \
+                if (n == V && cn == V) {                                                                     \
+                    for (size_t q = 0; q < V; q++) v[q] = LOADU(orow + (o + q) * V);                         \
+                    TRANSPOSE(v);                                                                            \
+                    for (size_t l = 0; l < V; l++) STOREU(y + (l * out_h + oh) * out_w + o, v[l]);           \
+                    continue;                                                                                \
+                }                                                                                            \
                 for (size_t q = 0; q < V; q++) v[q] = q < n ? LOADU(orow + (o + q) * V) : ZERO;              \
                 TRANSPOSE(v);                                                                                \
                 for (size_t l = 0; l < cn; l++) STOREN(y + (l * out_h + oh) * out_w + o, v[l], n);           \

@@ -184,10 +184,10 @@ void ck_conv2d_direct_pad_stride2(const float *x, size_t channels, size_t height
 
 // Depthwise 2-D convolution (one filter per channel, group = channels): channels [c_begin, c_end) of one image
 // x [C][H][W] with w [C][KH][KW] into y [C][OH][OW], plus bias (may be NULL), clamped to [lo, hi] (Relu, Relu6, Clip).
-// 3x3, 5x5 and 7x7 kernels with stride 1 or 2 and no dilation (MobileNet, EfficientNet, ConvNeXt) copy each channel into a
-// zero-padded plane and compute every output in registers over its K·K taps (the loop over output columns
-// vectorizes, the taps unrolled); other shapes accumulate one tap at a time over the columns whose input lies
-// inside the image.
+// 3x3, 5x5 and 7x7 kernels with stride 1 or 2 and no dilation (MobileNet, EfficientNet, ConvNeXt) run with channels in
+// vector lanes (DepthwiseBlocked.c) wherever AVX2 is present; without it they copy each channel into a zero-padded
+// plane and compute every output over its K·K taps. Other shapes accumulate one tap at a time over the columns whose
+// input lies inside the image.
 // One output row of a 3x3/5x5 depthwise window, stride 1 or 2, from padded rows (stride 2: even and odd column
 // halves, so tap kj reads element ow + kj/2 of one half and every load is contiguous).
 static void dw_row_generic(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
@@ -204,259 +204,13 @@ static void dw_row_generic(const float *const *rows_e, const float *const *rows_
     }
 }
 
-// The vector rows: K and S are compile-time constants in each specialization (the taps unroll), and four vectors of
-// outputs accumulate at once (independent FMA chains; one chain per vector would wait on the FMA latency each tap).
-// Full blocks read unmasked: the padded rows (and each stride-2 half) are wide enough for every window of the row.
-#define CK_DW_SOURCE(K, S, ki, kj, ow) ((S) == 1 ? re[ki] + (ow) + (kj) : (((kj) & 1) ? ro[ki] : re[ki]) + (ow) + (kj) / 2)
-
-__attribute__((target("avx2,fma"), always_inline)) static inline void
-dw_row_avx2_k(const float *const *re, const float *const *ro, const float *wc, const size_t K, const size_t S, float b,
-              float *y, size_t out_w, float lo, float hi) {
-    const __m256 bias = _mm256_set1_ps(b), low = _mm256_set1_ps(lo), high = _mm256_set1_ps(hi);
-    size_t ow = 0;
-    for (; ow + 32 <= out_w; ow += 32) {
-        __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-        for (size_t ki = 0; ki < K; ki++)
-            for (size_t kj = 0; kj < K; kj++) {
-                const float *src = CK_DW_SOURCE(K, S, ki, kj, ow);
-                const __m256 wv = _mm256_set1_ps(wc[ki * K + kj]);
-                a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src), a0);
-                a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 8), a1);
-                a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 16), a2);
-                a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 24), a3);
-            }
-        // The clamp keeps NaN: max/min return their second operand when either is NaN.
-        a0 = _mm256_min_ps(high, _mm256_max_ps(low, a0));
-        a1 = _mm256_min_ps(high, _mm256_max_ps(low, a1));
-        a2 = _mm256_min_ps(high, _mm256_max_ps(low, a2));
-        a3 = _mm256_min_ps(high, _mm256_max_ps(low, a3));
-        _mm256_storeu_ps(y + ow, a0);
-        _mm256_storeu_ps(y + ow + 8, a1);
-        _mm256_storeu_ps(y + ow + 16, a2);
-        _mm256_storeu_ps(y + ow + 24, a3);
-    }
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (; ow < out_w; ow += 8) {
-        const int n = out_w - ow < 8 ? (int)(out_w - ow) : 8;
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
-        __m256 acc = bias;
-        for (size_t ki = 0; ki < K; ki++)
-            for (size_t kj = 0; kj < K; kj++)
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(wc[ki * K + kj]),
-                                      _mm256_maskload_ps(CK_DW_SOURCE(K, S, ki, kj, ow), mask), acc);
-        acc = _mm256_min_ps(high, _mm256_max_ps(low, acc));
-        CK_STORE_PARTIAL_SCALAR(y + ow, acc, (size_t)n);
-    }
-}
-
-__attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inline void
-dw_row_avx512_k(const float *const *re, const float *const *ro, const float *wc, const size_t K, const size_t S,
-                float b, float *y, size_t out_w, float lo, float hi) {
-    const __m512 bias = _mm512_set1_ps(b), low = _mm512_set1_ps(lo), high = _mm512_set1_ps(hi);
-    size_t ow = 0;
-    for (; ow + 64 <= out_w; ow += 64) {
-        __m512 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-        for (size_t ki = 0; ki < K; ki++)
-            for (size_t kj = 0; kj < K; kj++) {
-                const float *src = CK_DW_SOURCE(K, S, ki, kj, ow);
-                const __m512 wv = _mm512_set1_ps(wc[ki * K + kj]);
-                a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src), a0);
-                a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src + 16), a1);
-                a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src + 32), a2);
-                a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src + 48), a3);
-            }
-        a0 = _mm512_min_ps(high, _mm512_max_ps(low, a0));
-        a1 = _mm512_min_ps(high, _mm512_max_ps(low, a1));
-        a2 = _mm512_min_ps(high, _mm512_max_ps(low, a2));
-        a3 = _mm512_min_ps(high, _mm512_max_ps(low, a3));
-        _mm512_storeu_ps(y + ow, a0);
-        _mm512_storeu_ps(y + ow + 16, a1);
-        _mm512_storeu_ps(y + ow + 32, a2);
-        _mm512_storeu_ps(y + ow + 48, a3);
-    }
-    // The rest in pairs of vectors, then one (masked).
-    for (; ow + 32 <= out_w; ow += 32) {
-        __m512 a0 = bias, a1 = bias;
-        for (size_t ki = 0; ki < K; ki++)
-            for (size_t kj = 0; kj < K; kj++) {
-                const float *src = CK_DW_SOURCE(K, S, ki, kj, ow);
-                const __m512 wv = _mm512_set1_ps(wc[ki * K + kj]);
-                a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src), a0);
-                a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src + 16), a1);
-            }
-        a0 = _mm512_min_ps(high, _mm512_max_ps(low, a0));
-        a1 = _mm512_min_ps(high, _mm512_max_ps(low, a1));
-        _mm512_storeu_ps(y + ow, a0);
-        _mm512_storeu_ps(y + ow + 16, a1);
-    }
-    for (; ow < out_w; ow += 16) {
-        const size_t n = out_w - ow < 16 ? out_w - ow : 16;
-        const __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-        __m512 acc = bias;
-        for (size_t ki = 0; ki < K; ki++)
-            for (size_t kj = 0; kj < K; kj++)
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(wc[ki * K + kj]),
-                                      _mm512_maskz_loadu_ps(m, CK_DW_SOURCE(K, S, ki, kj, ow)), acc);
-        acc = _mm512_min_ps(high, _mm512_max_ps(low, acc));
-        _mm512_mask_storeu_ps(y + ow, m, acc);
-    }
-}
-
-// Dispatch to the specialization for (k, s): 3, 5 or 7 taps, stride 1 or 2 (the only shapes the fast path takes).
-#define CK_DW_DISPATCH(impl)                                                                                 \
-    if (s == 1) {                                                                                            \
-        if (k == 3) impl(rows_e, rows_o, wc, 3, 1, b, y, out_w, lo, hi);                                       \
-        else if (k == 5) impl(rows_e, rows_o, wc, 5, 1, b, y, out_w, lo, hi);                                  \
-        else impl(rows_e, rows_o, wc, 7, 1, b, y, out_w, lo, hi);                                              \
-    } else {                                                                                                 \
-        if (k == 3) impl(rows_e, rows_o, wc, 3, 2, b, y, out_w, lo, hi);                                       \
-        else if (k == 5) impl(rows_e, rows_o, wc, 5, 2, b, y, out_w, lo, hi);                                  \
-        else impl(rows_e, rows_o, wc, 7, 2, b, y, out_w, lo, hi);                                              \
-    }
-
-__attribute__((target("avx2,fma")))
-static void dw_row_avx2(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
-                        float b, float *y, size_t out_w, float lo, float hi) {
-    CK_DW_DISPATCH(dw_row_avx2_k)
-}
-
-__attribute__((target("avx512f,avx512vl,avx2,fma")))
-static void dw_row_avx512(const float *const *rows_e, const float *const *rows_o, const float *wc, size_t k, size_t s,
-                          float b, float *y, size_t out_w, float lo, float hi) {
-    CK_DW_DISPATCH(dw_row_avx512_k)
-}
-
-// Four output rows at once, one vector of columns at a time (for rows narrower than the four-vector block, where
-// one row alone would leave a single FMA chain waiting on its latency each tap): row oh + r reads padded rows
-// (oh + r)·S + ki. y points at output row oh; rows are out_w apart.
-#define CK_DW_ROWS4_SOURCE(r, ki, kj, ow)                                                                    \
-    (padded + (((oh) + (r)) * S + (ki)) * wp + (S == 1 ? (kj) : (((kj) & 1) ? wpe : 0) + (kj) / 2) + (ow))
-
-__attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inline void
-dw_rows4_avx512_k(const float *padded, size_t wp, size_t wpe, size_t oh, const float *wc, const size_t K,
-                  const size_t S, float b, float *y, size_t out_w, float lo, float hi) {
-    const __m512 bias = _mm512_set1_ps(b), low = _mm512_set1_ps(lo), high = _mm512_set1_ps(hi);
-    for (size_t ow = 0; ow < out_w; ow += 16) {
-        const size_t n = out_w - ow < 16 ? out_w - ow : 16;
-        const __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-        __m512 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-        for (size_t ki = 0; ki < K; ki++)
-            for (size_t kj = 0; kj < K; kj++) {
-                const __m512 wv = _mm512_set1_ps(wc[ki * K + kj]);
-                a0 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, CK_DW_ROWS4_SOURCE(0, ki, kj, ow)), a0);
-                a1 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, CK_DW_ROWS4_SOURCE(1, ki, kj, ow)), a1);
-                a2 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, CK_DW_ROWS4_SOURCE(2, ki, kj, ow)), a2);
-                a3 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, CK_DW_ROWS4_SOURCE(3, ki, kj, ow)), a3);
-            }
-        _mm512_mask_storeu_ps(y + ow, m, _mm512_min_ps(high, _mm512_max_ps(low, a0)));
-        _mm512_mask_storeu_ps(y + out_w + ow, m, _mm512_min_ps(high, _mm512_max_ps(low, a1)));
-        _mm512_mask_storeu_ps(y + 2 * out_w + ow, m, _mm512_min_ps(high, _mm512_max_ps(low, a2)));
-        _mm512_mask_storeu_ps(y + 3 * out_w + ow, m, _mm512_min_ps(high, _mm512_max_ps(low, a3)));
-    }
-}
-
-__attribute__((target("avx2,fma"), always_inline)) static inline void
-dw_rows4_avx2_k(const float *padded, size_t wp, size_t wpe, size_t oh, const float *wc, const size_t K,
-                const size_t S, float b, float *y, size_t out_w, float lo, float hi) {
-    const __m256 bias = _mm256_set1_ps(b), low = _mm256_set1_ps(lo), high = _mm256_set1_ps(hi);
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    // Whole vectors with plain moves (vmaskmovps is microcoded on AMD cores), then the masked tail.
-    size_t ow = 0;
-    for (; ow + 8 <= out_w; ow += 8) {
-        __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-        for (size_t ki = 0; ki < K; ki++)
-            for (size_t kj = 0; kj < K; kj++) {
-                const __m256 wv = _mm256_set1_ps(wc[ki * K + kj]);
-                a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(CK_DW_ROWS4_SOURCE(0, ki, kj, ow)), a0);
-                a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(CK_DW_ROWS4_SOURCE(1, ki, kj, ow)), a1);
-                a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(CK_DW_ROWS4_SOURCE(2, ki, kj, ow)), a2);
-                a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(CK_DW_ROWS4_SOURCE(3, ki, kj, ow)), a3);
-            }
-        _mm256_storeu_ps(y + ow, _mm256_min_ps(high, _mm256_max_ps(low, a0)));
-        _mm256_storeu_ps(y + out_w + ow, _mm256_min_ps(high, _mm256_max_ps(low, a1)));
-        _mm256_storeu_ps(y + 2 * out_w + ow, _mm256_min_ps(high, _mm256_max_ps(low, a2)));
-        _mm256_storeu_ps(y + 3 * out_w + ow, _mm256_min_ps(high, _mm256_max_ps(low, a3)));
-    }
-    if (ow < out_w) {
-        const size_t n = out_w - ow;
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lanes);
-        __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-        for (size_t ki = 0; ki < K; ki++)
-            for (size_t kj = 0; kj < K; kj++) {
-                const __m256 wv = _mm256_set1_ps(wc[ki * K + kj]);
-                a0 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(0, ki, kj, ow), m), a0);
-                a1 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(1, ki, kj, ow), m), a1);
-                a2 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(2, ki, kj, ow), m), a2);
-                a3 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(CK_DW_ROWS4_SOURCE(3, ki, kj, ow), m), a3);
-            }
-        a0 = _mm256_min_ps(high, _mm256_max_ps(low, a0));
-        a1 = _mm256_min_ps(high, _mm256_max_ps(low, a1));
-        a2 = _mm256_min_ps(high, _mm256_max_ps(low, a2));
-        a3 = _mm256_min_ps(high, _mm256_max_ps(low, a3));
-        CK_STORE_PARTIAL_SCALAR(y + ow, a0, n);
-        CK_STORE_PARTIAL_SCALAR(y + out_w + ow, a1, n);
-        CK_STORE_PARTIAL_SCALAR(y + 2 * out_w + ow, a2, n);
-        CK_STORE_PARTIAL_SCALAR(y + 3 * out_w + ow, a3, n);
-    }
-}
-
-#define CK_DW_ROWS4_DISPATCH(impl)                                                                           \
-    if (s == 1) {                                                                                            \
-        if (k == 3) impl(padded, wp, wpe, oh, wc, 3, 1, b, y, out_w, lo, hi);                                \
-        else if (k == 5) impl(padded, wp, wpe, oh, wc, 5, 1, b, y, out_w, lo, hi);                           \
-        else impl(padded, wp, wpe, oh, wc, 7, 1, b, y, out_w, lo, hi);                                       \
-    } else {                                                                                                 \
-        if (k == 3) impl(padded, wp, wpe, oh, wc, 3, 2, b, y, out_w, lo, hi);                                \
-        else if (k == 5) impl(padded, wp, wpe, oh, wc, 5, 2, b, y, out_w, lo, hi);                           \
-        else impl(padded, wp, wpe, oh, wc, 7, 2, b, y, out_w, lo, hi);                                       \
-    }
-#define CK_DW_ROWS4_ARGS                                                                                     \
-    (const float *padded, size_t wp, size_t wpe, size_t oh, const float *wc, size_t k, size_t s, float b, float *y, \
-     size_t out_w, float lo, float hi)
-__attribute__((target("avx2,fma"))) static void dw_rows4_avx2 CK_DW_ROWS4_ARGS { CK_DW_ROWS4_DISPATCH(dw_rows4_avx2_k) }
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_rows4_avx512 CK_DW_ROWS4_ARGS {
-    CK_DW_ROWS4_DISPATCH(dw_rows4_avx512_k)
-}
-static void dw_rows4_none CK_DW_ROWS4_ARGS {
-    (void)padded, (void)wp, (void)wpe, (void)oh, (void)wc, (void)k, (void)s, (void)b, (void)y, (void)out_w, (void)lo,
-        (void)hi;
-}
-
 // Splits a padded row into its even columns (pr[0, wpe)) and odd columns (pr[wpe, wpe + wp / 2)).
 static void dw_split_generic(const float *tmp, float *pr, size_t wp, size_t wpe) {
     for (size_t j = 0; j < wpe; j++) pr[j] = tmp[2 * j];
     for (size_t j = 0; j < wp / 2; j++) pr[wpe + j] = tmp[2 * j + 1];
 }
 
-__attribute__((target("avx2,fma"))) static void dw_split_avx2(const float *tmp, float *pr, size_t wp, size_t wpe) {
-    size_t j = 0;
-    for (; 2 * j + 16 <= wp; j += 8) {
-        const __m256 a = _mm256_loadu_ps(tmp + 2 * j), c = _mm256_loadu_ps(tmp + 2 * j + 8);
-        // Per 128-bit lane: evens of (a, c) and odds; then reorder the 64-bit pairs across lanes.
-        const __m256 even = _mm256_shuffle_ps(a, c, _MM_SHUFFLE(2, 0, 2, 0));
-        const __m256 odd = _mm256_shuffle_ps(a, c, _MM_SHUFFLE(3, 1, 3, 1));
-        _mm256_storeu_ps(pr + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8)));
-        _mm256_storeu_ps(pr + wpe + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), 0xD8)));
-    }
-    for (size_t e = j; e < wpe; e++) pr[e] = tmp[2 * e];
-    for (size_t o = j; o < wp / 2; o++) pr[wpe + o] = tmp[2 * o + 1];
-}
-
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512(const float *tmp, float *pr, size_t wp,
-                                                                                   size_t wpe) {
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    size_t j = 0;
-    for (; 2 * j + 32 <= wp; j += 16) {
-        const __m512 a = _mm512_loadu_ps(tmp + 2 * j), c = _mm512_loadu_ps(tmp + 2 * j + 16);
-        _mm512_storeu_ps(pr + j, _mm512_permutex2var_ps(a, evens, c));
-        _mm512_storeu_ps(pr + wpe + j, _mm512_permutex2var_ps(a, odds, c));
-    }
-    for (size_t e = j; e < wpe; e++) pr[e] = tmp[2 * e];
-    for (size_t o = j; o < wp / 2; o++) pr[wpe + o] = tmp[2 * o + 1];
-}
-
-#define CK_DEPTHWISE_BODY(row_fn, split_fn, rows4_fn, rows4_below)                                                                        \
+#define CK_DEPTHWISE_BODY                                                                                                                   \
     const int fast = dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5 || kh == 7) && sh == sw && (sh == 1 || sh == 2) && \
                      padded != NULL;                                                                         \
     const size_t wp = (out_w - 1) * sw + kw, hp = (out_h - 1) * sh + kh, wpe = (wp + 1) / 2;                 \
@@ -484,14 +238,9 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512
                 if (last > first) memcpy(dst + first, xc + (size_t)ih * in_w + from, (size_t)(last - first) * sizeof(float)); \
                 if ((ptrdiff_t)wp > last && last >= first) memset(dst + last, 0, (size_t)((ptrdiff_t)wp - last) * sizeof(float)); \
                 else if (last < first) memset(dst + first, 0, (size_t)((ptrdiff_t)wp - first) * sizeof(float)); \
-                if (sh == 2) split_fn(tmp, pr, wp, wpe);                                                     \
+                if (sh == 2) dw_split_generic(tmp, pr, wp, wpe);                                                   \
             }                                                                                                \
-            size_t oh = 0;                                                                                   \
-            /* Narrow rows: four at a time (independent accumulators). */                                    \
-            if (out_w < (rows4_below))                                                                       \
-                for (; oh + 4 <= out_h; oh += 4)                                                             \
-                    rows4_fn(padded, wp, wpe, oh, wc, kh, sh, b, y + (c * out_h + oh) * out_w, out_w, lo, hi); \
-            for (; oh < out_h; oh++) {                                                                       \
+            for (size_t oh = 0; oh < out_h; oh++) {                                                          \
                 float *yr = y + (c * out_h + oh) * out_w;                                                    \
                 const float *rows[7], *rowsE[7], *rowsO[7];                                                  \
                 for (size_t ki = 0; ki < kh; ki++) {                                                         \
@@ -499,7 +248,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512
                     rowsE[ki] = rows[ki];                                                                    \
                     rowsO[ki] = rows[ki] + wpe;                                                              \
                 }                                                                                            \
-                row_fn(rowsE, rowsO, wc, kh, sh, b, yr, out_w, lo, hi);                                      \
+                dw_row_generic(rowsE, rowsO, wc, kh, sh, b, yr, out_w, lo, hi);                                    \
             }                                                                                                \
             /* Swish over the channel's plane while it is in cache (one call: rows can be short). */        \
             if (swish) ck_swish(y + c * out_h * out_w, y + c * out_h * out_w, out_h * out_w, 1.0f);         \
@@ -534,13 +283,11 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void dw_split_avx512
     (const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end, size_t in_h,     \
      size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw, ptrdiff_t pad_top,          \
      ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi, int swish, float *padded)
-static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY(dw_row_generic, dw_split_generic, dw_rows4_none, 0) }
-__attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS {
-    CK_DEPTHWISE_BODY(dw_row_avx2, dw_split_avx2, dw_rows4_avx2, 32)
-}
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_avx512 CK_DEPTHWISE_ARGS {
-    CK_DEPTHWISE_BODY(dw_row_avx512, dw_split_avx512, dw_rows4_avx512, 64)
-}
+// The fast path here runs only where the channels-in-lanes kernel (ck_depthwise_blocked) declines: without AVX2.
+// The other shapes (dilated, rectangular, other strides) vectorize at each ISA's width.
+static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
+__attribute__((target("avx2,fma"))) static void depthwise_avx2 CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void depthwise_avx512 CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
 
 size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t kw, size_t sh, size_t sw) {
     // The padded plane, plus one row of scratch for splitting stride-2 rows into even and odd columns. The sizes

@@ -77,6 +77,14 @@ struct DepthwiseAndActivationTests {
         Case(
             batch: 2, channels: 3, height: 5, width: 11, kernel: 3, stride: 2, dilation: 2, pads: [1, 1, 1, 1],
             relu: false, swish: true),
+        // Whole blocks of channels in lanes (16 channels and 16 columns at a time, no per-lane conditions), then
+        // a partial block of each.
+        Case(
+            batch: 1, channels: 40, height: 11, width: 50, kernel: 3, stride: 1, dilation: 1, pads: [1, 1, 1, 1],
+            relu: false, clip: [0, 6]),
+        Case(
+            batch: 1, channels: 32, height: 21, width: 67, kernel: 5, stride: 2, dilation: 1, pads: [2, 2, 2, 2],
+            relu: true),
     ]
 
     static func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1) } }
