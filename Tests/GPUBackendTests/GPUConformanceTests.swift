@@ -206,6 +206,28 @@ struct GPUConformanceTests {
         }
     }
 
+    /// Dynamically quantized models (onnxruntime's quantize_dynamic: DynamicQuantizeLinear, then MatMulInteger or
+    /// ConvInteger on the int8 weights) run on the device with no host fallback, their integer kernels included,
+    /// and give the CPU's outputs: the scale, zero point and int32 sums are exact on both, so only the float
+    /// operators after them may differ (summation order).
+    @Test(arguments: ["mlp", "cnn", "encoder"])
+    func dynamicInt8ModelsRunOnTheDevice(_ name: String) throws {
+        for device in GPUTestDevices.all {
+            let fixture = try FixtureModel(Self.precision, "\(name)-dynamic")
+            let operators = Set(fixture.graph.nodes.map(\.opType))
+            #expect(operators.contains("DynamicQuantizeLinear"), "\(operators)")
+            let session = try Session(
+                graph: fixture.graph, backend: device, evaluator: CPUBackend(), hostFallback: false)
+            let cpu = try Session(graph: fixture.graph, backend: CPUBackend()).run(fixture.inputs).outputs
+            for (got, want) in zip(try session.run(fixture.inputs).outputs, cpu) {
+                let a = try got.tensor.scalars(as: Float.self), b = try want.tensor.scalars(as: Float.self)
+                let scale = Double(b.map(abs).max() ?? 1)
+                let difference = zip(a, b).map { Double(abs($0 - $1)) }.max() ?? .infinity
+                #expect(difference <= 1e-5 * max(scale, 1), "\(name) on \(device.device): \(difference)")
+            }
+        }
+    }
+
     /// The condition comes from a runtime input too large to key the plan by, so If runs on the device: it reads
     /// the condition back and runs the branch as a session on the same device, both ways.
     @Test func ifTakesEitherBranchOnTheDevice() throws {

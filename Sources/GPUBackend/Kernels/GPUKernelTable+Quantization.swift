@@ -3,9 +3,9 @@ import InferenceRuntime
 import InferenceTensor
 
 /// The quantized operators on the GPU: QuantizeLinear and DequantizeLinear on 8-bit data (per tensor or per axis,
-/// float32 scales), MatMulInteger and QLinearMatMul with a 2-D right operand (exact int32 sums). Other forms (blocked
-/// or 16-bit quantization, float16 scales, convolutions) are unsupported attributes: the node runs through the
-/// host fallback.
+/// float32 scales), MatMulInteger and QLinearMatMul with a 2-D right operand (exact int32 sums), and (below)
+/// ConvInteger, QLinearConv and DynamicQuantizeLinear. Other forms (blocked or 16-bit quantization, float16
+/// scales) are unsupported attributes: the node runs through the host fallback.
 extension GPUKernelTable {
     static let bytes: Set<DType> = [.int8, .uint8]
 
@@ -129,5 +129,124 @@ extension GPUKernelTable {
                 ysb, yso, yzb, yzo, .int(y.type.dtype == .int8 ? 1 : 0), yb, yo, .int(Int32(rows)), .int(Int32(n)),
                 .int(Int32(k)),
             ], global: [n, rows])
+    }
+}
+
+/// Integer convolutions and DynamicQuantizeLinear on the GPU: ConvInteger (int32 sums) and QLinearConv
+/// (requantized bytes, int32 bias, per-channel weight scales and zero points) of 1-D to 3-D inputs with groups,
+/// strides, padding and dilation, exact int32 sums like the CPU's; DynamicQuantizeLinear as a chunked min/max, a
+/// one-item reduction into its scale and zero point, and `quantize_8`.
+extension GPUKernelTable {
+    static func makeIntegerConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let quantized = node.step.node.opType == "QLinearConv"
+        let x = try node.inputs[0].unwrap(node, "x"), w = try node.inputs[quantized ? 3 : 1].unwrap(node, "w")
+        let y = try firstOutput(node)
+        guard (3...5).contains(x.type.shape.rank), bytes.contains(x.type.dtype), bytes.contains(w.type.dtype) else {
+            throw unsupported(node, "this integer convolution form on the GPU")
+        }
+        let group = try node.step.node.int("group", default: 1)
+        let channels = x.type.shape[1], filters = w.type.shape[0]
+        guard group > 0, channels % group == 0, filters % group == 0, w.type.shape[1] * group == channels else {
+            throw RuntimeError.invalidNode(
+                node: node.step.node.displayName,
+                detail:
+                    "group \(group) does not divide \(channels) channels and \(filters) filters of W \(w.type.shape)")
+        }
+        let count = y.type.shape.elementCount
+        guard count > 0 else { return SequenceKernel(parts: []) }
+        let g = lifted(try node.parameters(ConvGeometry.self))
+        let (meta, metaKeep) = try backend.metadata(
+            convolutionMeta(g, channels: channels, outChannels: filters, group: group).map { Int32($0) })
+        func optional(_ index: Int) -> BoundValue? { index < node.inputs.count ? node.inputs[index] : nil }
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: 1)
+        let (wb, wo) = try backend.arguments(for: w, elementBytes: 1)
+        let xSigned: KernelArgument = .int(x.type.dtype == .int8 ? 1 : 0)
+        let wSigned: KernelArgument = .int(w.type.dtype == .int8 ? 1 : 0)
+        let wZero = optional(quantized ? 5 : 3)
+        let wZeroCount = wZero?.type.shape.elementCount ?? 0
+        guard [0, 1, filters].contains(wZeroCount) else {
+            throw unsupported(node, "a weight zero point of \(wZeroCount) values on the GPU")
+        }
+        let (wzb, wzo) = try backend.arguments(for: wZero ?? w, elementBytes: 1)
+        if !quantized {
+            let xZero = optional(2)
+            guard (xZero?.type.shape.elementCount ?? 1) == 1, y.type.dtype == .int32 else {
+                throw unsupported(node, "per-element input zero points of ConvInteger on the GPU")
+            }
+            let (xzb, xzo) = try backend.arguments(for: xZero ?? x, elementBytes: 1)
+            let (yb, yo) = try backend.arguments(for: y)
+            return try backend.kernel(
+                "conv_integer",
+                arguments: [
+                    xb, xo, xSigned, xzb, xzo, .int(xZero == nil ? 0 : 1), wb, wo, wSigned, wzb, wzo,
+                    .int(Int32(wZeroCount)), yb, yo, .int(Int32(count)), meta,
+                ], global: [count], retained: [metaKeep])
+        }
+        let xScale = try node.inputs[1].unwrap(node, "x_scale"), xZero = try node.inputs[2].unwrap(node, "x_zero_point")
+        let wScale = try node.inputs[4].unwrap(node, "w_scale")
+        let yScale = try node.inputs[6].unwrap(node, "y_scale"), yZero = try node.inputs[7].unwrap(node, "y_zero_point")
+        let bias = optional(8)
+        guard [xScale, wScale, yScale].allSatisfy({ $0.type.dtype == .float32 }),
+            [xScale, xZero, yScale, yZero].allSatisfy({ $0.type.shape.elementCount == 1 }),
+            [1, filters].contains(wScale.type.shape.elementCount), bytes.contains(y.type.dtype),
+            bias.map({ $0.type.dtype == .int32 && $0.type.shape.elementCount == filters }) ?? true
+        else { throw unsupported(node, "this QLinearConv form on the GPU (float32 scales, int32 bias)") }
+        let (xsb, xso) = try backend.arguments(for: xScale)
+        let (xzb, xzo) = try backend.arguments(for: xZero, elementBytes: 1)
+        let (wsb, wso) = try backend.arguments(for: wScale)
+        let (ysb, yso) = try backend.arguments(for: yScale)
+        let (yzb, yzo) = try backend.arguments(for: yZero, elementBytes: 1)
+        let (bb, bo) = try backend.arguments(for: bias ?? wScale)
+        let (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+        let relu = try node.step.node.int(QuantizedFusion.reluAttribute, default: 0) != 0
+        return try backend.kernel(
+            "qlinear_conv",
+            arguments: [
+                xb, xo, xSigned, xsb, xso, xzb, xzo, wb, wo, wSigned, wsb, wso,
+                .int(Int32(wScale.type.shape.elementCount)), wzb, wzo, .int(Int32(wZeroCount)), ysb, yso, yzb, yzo,
+                .int(y.type.dtype == .int8 ? 1 : 0), bb, bo, .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0), yb, yo,
+                .int(Int32(count)), meta,
+            ], global: [count], retained: [metaKeep])
+    }
+
+    /// DynamicQuantizeLinear: float32 in, uint8 out with its float32 scale and uint8 zero point.
+    static func makeDynamicQuantize(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
+        let x = try node.inputs[0].unwrap(node, "x")
+        guard node.outputs.count == 3, x.type.dtype == .float32, node.outputs[0].type.dtype == .uint8,
+            node.outputs[1].type.dtype == .float32, node.outputs[2].type.dtype == .uint8
+        else { throw unsupported(node, "DynamicQuantizeLinear other than float32 to uint8 on the GPU") }
+        let y = node.outputs[0], scale = node.outputs[1], zero = node.outputs[2]
+        let count = x.type.shape.elementCount
+        // At most 4,096 partial ranges of at least 256 elements each: the one-item reduction stays short.
+        let chunk = max(256, (count + 4095) / 4096)
+        let partCount = (count + chunk - 1) / chunk
+        let partBytes = max(partCount, 1) * 8
+        let scratch = try backend.allocate(bytes: partBytes)
+        let parts = BoundValue(
+            type: TensorType(dtype: .float32, shape: Shape([max(partCount, 1) * 2])),
+            slice: BufferSlice(buffer: scratch, offset: 0, byteCount: partBytes), constant: nil)
+        let (xb, xo) = try backend.arguments(for: x), (pb, po) = try backend.arguments(for: parts)
+        let (sb, so) = try backend.arguments(for: scale)
+        let (zb, zo) = try backend.arguments(for: zero, elementBytes: 1)
+        var kernels: [any Kernel] = [
+            try backend.kernel(
+                "minmax_chunks",
+                arguments: [xb, xo, .int(Int32(count)), .int(Int32(chunk)), pb, po, .int(Int32(partCount))],
+                global: [max(partCount, 1)]),
+            try backend.kernel(
+                "dynamic_quantize_parameters", arguments: [pb, po, .int(Int32(partCount)), sb, so, zb, zo],
+                global: [1]),
+        ]
+        if count > 0 {
+            let (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+            kernels.append(
+                try backend.kernel(
+                    "quantize_8",
+                    arguments: [
+                        xb, xo, sb, so, zb, zo, .int(1), .int(0), yb, yo, .int(Int32(count)), .int(1),
+                        .int(Int32(count)),
+                    ], global: [count]))
+        }
+        return RetainingKernel(SequenceKernel(parts: kernels), retained: [scratch])
     }
 }

@@ -103,6 +103,8 @@ public enum GPUKernelTable {
         add(["QuantizeLinear"], dtypes: [.float32], makeQuantize)
         add(["DequantizeLinear"], dtypes: [.int8, .uint8], makeDequantize)
         add(["MatMulInteger", "QLinearMatMul"], dtypes: [.int8, .uint8], makeIntegerMatMul)
+        add(["ConvInteger", "QLinearConv"], dtypes: [.int8, .uint8], makeIntegerConv)
+        add(["DynamicQuantizeLinear"], dtypes: [.float32], makeDynamicQuantize)
         add(["LayerNormalization"], makeLayerNorm)
         add(["Conv"], makeConv)
         add(["MaxPool", "AveragePool", "LpPool"], makePool)

@@ -114,6 +114,104 @@ KERNEL void qlinear_matmul(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL 
     y[yOff + row * n + col] = (uchar)((int)q & 255);
 }
 
+/* ConvInteger / QLinearConv (meta as conv3d): the exact int32 sum (wrapping, as the CPU's) of
+   (x - x_zero)(w - w_zero[m]) over output element i's window, where padding adds nothing (it holds the zero
+   point). W's zero point per tensor or per output channel (wzCount 1 or M; 0 when absent). *channel is m. */
+DEVICE ck_u32 conv_integer_sum(GLOBAL const uchar *x, int xOff, int xSigned, int zx, GLOBAL const uchar *w, int wOff,
+                               int wSigned, GLOBAL const uchar *wz, int wzOff, int wzCount, int i,
+                               GLOBAL const int *meta, int *channel) {
+    CK_CONV_META(i);
+    int cg = C / G, mg = M / G, g = m / mg;
+    int zw = wzCount > 0 ? ck_byte(wz, wzOff + (wzCount > 1 ? m : 0), wSigned) : 0;
+    ck_u32 acc = 0u;
+    for (int c = 0; c < cg; c++) {
+        int xc = xOff + ((n * C) + g * cg + c) * D * H * W;
+        int wc = wOff + (m * cg + c) * KD * KH * KW;
+        for (int kd = 0; kd < KD; kd++) {
+            int id = od * SD - PD + kd * DD;
+            if (id < 0 || id >= D) continue;
+            for (int ky = 0; ky < KH; ky++) {
+                int iy = oy * SY - PY + ky * DY;
+                if (iy < 0 || iy >= H) continue;
+                for (int kx = 0; kx < KW; kx++) {
+                    int ix = ox * SX - PX + kx * DX;
+                    if (ix < 0 || ix >= W) continue;
+                    int xv = ck_byte(x, xc + (id * H + iy) * W + ix, xSigned) - zx;
+                    int wv = ck_byte(w, wc + (kd * KH + ky) * KW + kx, wSigned) - zw;
+                    acc += (ck_u32)(xv * wv);
+                }
+            }
+        }
+    }
+    *channel = m;
+    return acc;
+}
+KERNEL void conv_integer(GLOBAL const uchar *x, int xOff, int xSigned, GLOBAL const uchar *xz, int xzOff, int hasXz,
+                         GLOBAL const uchar *w, int wOff, int wSigned, GLOBAL const uchar *wz, int wzOff, int wzCount,
+                         GLOBAL int *y, int yOff, int count, GLOBAL const int *meta) {
+    int i = GID0;
+    if (i >= count) return;
+    int m;
+    int zx = hasXz != 0 ? ck_byte(xz, xzOff, xSigned) : 0;
+    y[yOff + i] = (int)conv_integer_sum(x, xOff, xSigned, zx, w, wOff, wSigned, wz, wzOff, wzCount, i, meta, &m);
+}
+/* QLinearConv: the sum plus the int32 bias of channel m, requantized as qlinear_matmul with the multiplier
+   (w_scale[m] · x_scale) / y_scale; `relu` (a Relu planned into the node) raises the low end to the zero point. */
+KERNEL void qlinear_conv(GLOBAL const uchar *x, int xOff, int xSigned, GLOBAL const float *xs, int xsOff,
+                         GLOBAL const uchar *xz, int xzOff, GLOBAL const uchar *w, int wOff, int wSigned,
+                         GLOBAL const float *ws, int wsOff, int wsCount, GLOBAL const uchar *wz, int wzOff, int wzCount,
+                         GLOBAL const float *ys, int ysOff, GLOBAL const uchar *yz, int yzOff, int ySigned,
+                         GLOBAL const int *bias, int bOff, int hasBias, int relu, GLOBAL uchar *y, int yOff, int count,
+                         GLOBAL const int *meta) {
+    int i = GID0;
+    if (i >= count) return;
+    int m;
+    ck_u32 acc = conv_integer_sum(x, xOff, xSigned, ck_byte(xz, xzOff, xSigned), w, wOff, wSigned, wz, wzOff, wzCount,
+                                  i, meta, &m);
+    if (hasBias != 0) acc += (ck_u32)bias[bOff + m];
+    float mult = (ws[wsOff + (wsCount > 1 ? m : 0)] * xs[xsOff]) / ys[ysOff];
+    float zero = (float)ck_byte(yz, yzOff, ySigned);
+    float lo = ySigned != 0 ? -128.0f : 0.0f, hi = ySigned != 0 ? 127.0f : 255.0f;
+    if (relu != 0 && zero > lo) lo = zero;
+    float q = rint((float)(int)acc * mult) + zero;
+    q = (q >= lo) ? (q > hi ? hi : q) : lo;
+    y[yOff + i] = (uchar)((int)q & 255);
+}
+
+/* DynamicQuantizeLinear in three launches: minmax_chunks gives each work-item's [min, max] over `chunk`
+   elements of x (from 0, NaN skipped); dynamic_quantize_parameters reduces them on one work-item into
+   y_scale = (max - min) / 255 (1 when equal) and y_zero_point = saturate(rint(-min / y_scale)), as the CPU
+   kernel does; quantize_8 then quantizes with those outputs. */
+KERNEL void minmax_chunks(GLOBAL const float *x, int xOff, int count, int chunk, GLOBAL float *parts, int pOff,
+                          int partCount) {
+    int t = GID0;
+    if (t >= partCount) return;
+    float lo = 0.0f, hi = 0.0f;
+    int begin = t * chunk, end = count - begin < chunk ? count : begin + chunk;
+    for (int i = begin; i < end; i++) {
+        float v = x[xOff + i];
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    parts[pOff + 2 * t] = lo;
+    parts[pOff + 2 * t + 1] = hi;
+}
+KERNEL void dynamic_quantize_parameters(GLOBAL const float *parts, int pOff, int partCount, GLOBAL float *scale,
+                                        int sOff, GLOBAL uchar *zero, int zOff) {
+    if (GID0 != 0) return;
+    float lo = 0.0f, hi = 0.0f;
+    for (int t = 0; t < partCount; t++) {
+        float l = parts[pOff + 2 * t], h = parts[pOff + 2 * t + 1];
+        if (l < lo) lo = l;
+        if (h > hi) hi = h;
+    }
+    float s = hi == lo ? 1.0f : (hi - lo) / 255.0f;
+    float z = rint(0.0f - lo / s);
+    z = z < 0.0f ? 0.0f : (z > 255.0f ? 255.0f : z);
+    scale[sOff] = s;
+    zero[zOff] = (uchar)(int)z;
+}
+
 /* Cast between float32 and int64, int32 or bool (bytes); float to integer truncates toward zero. */
 CK_CAST_KERNEL(cast_f32_i64, float, long, (long)v)
 CK_CAST_KERNEL(cast_i64_f32, long, float, (float)v)

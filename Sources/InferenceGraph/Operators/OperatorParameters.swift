@@ -67,6 +67,8 @@ public enum OperatorDefinitions {
         var table: [String: Parser] = [
             "Slice": { try SliceParameters.parse($0) },
             "Conv": { try ConvGeometry.parseForward($0) },
+            "ConvInteger": { try ConvGeometry.parseForward($0) },
+            "QLinearConv": { try ConvGeometry.parseForward($0, weightIndex: 3) },
             "MaxPool": { try ConvGeometry.parseForward($0, weightIndex: nil) },
             "AveragePool": { try ConvGeometry.parseForward($0, weightIndex: nil) },
             "LpPool": { try ConvGeometry.parseForward($0, weightIndex: nil) },
