@@ -362,8 +362,8 @@ struct PointwiseAndPoolTests {
     }
 }
 
-/// The direct kernel's stride-2 stems (1 to 4 input channels, 3x3 to 7x7, even/odd column halves) and grouped
-/// convolutions (up to 16 channels per group, stride 1 or 2; RegNet, ResNeXt): against a double-precision
+/// The direct kernel's stride-2 stems (1 to 4 input channels, 3x3 to 7x7, even/odd column halves), 3x3 stride-1
+/// convolutions of few channels, and grouped convolutions (up to 16 channels per group, stride 1 or 2; RegNet, ResNeXt): against a double-precision
 /// convolution, over odd and even sizes, asymmetric padding, batches, fused Relu and widths that reach every vector
 /// block.
 struct DirectConvolutionTests {
@@ -390,6 +390,14 @@ struct DirectConvolutionTests {
         Case(
             batch: 1, channels: 12, filters: 18, height: 8, width: 9, kernel: 5, pads: [2, 2, 2, 2], relu: false,
             stride: 1, groups: 6),
+        // 3x3 at stride 1 over up to 16 channels (SqueezeNet's expand layers): filters split across threads in
+        // blocks of whole tiles, 40 filters leaving a partial block.
+        Case(
+            batch: 1, channels: 16, filters: 40, height: 29, width: 31, kernel: 3, pads: [1, 1, 1, 1], relu: true,
+            stride: 1),
+        Case(
+            batch: 2, channels: 5, filters: 7, height: 6, width: 50, kernel: 3, pads: [0, 1, 1, 0], relu: false,
+            stride: 1),
     ]
 
     @Test(arguments: cases) func matchesDoubleReference(_ c: Case) throws {
