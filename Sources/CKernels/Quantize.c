@@ -127,14 +127,18 @@ void ck_minmax_f32(const float *x, size_t n, float *low, float *high) {
 }
 
 #if defined(__x86_64__)
+// acc + bias (wrapping, as int32 hardware adds): the bias per element, one for all (bias_step 0), or none.
 __attribute__((target("avx2,fma")))
-static size_t requantize_avx2(const int32_t *acc, size_t n, const double *multiplier, int per_column, double zero,
-                              double low, double high, void *y, int is_signed) {
+static size_t requantize_avx2(const int32_t *acc, size_t n, const double *multiplier, int per_column,
+                              const int32_t *bias, int bias_step, double zero, double low, double high, void *y,
+                              int is_signed) {
     const __m256d vz = _mm256_set1_pd(zero), vl = _mm256_set1_pd(low), vh = _mm256_set1_pd(high);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const __m256d m = per_column ? _mm256_loadu_pd(multiplier + i) : _mm256_set1_pd(multiplier[0]);
-        __m256d v = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_loadu_si128((const __m128i *)(acc + i))), m);
+        __m128i sums = _mm_loadu_si128((const __m128i *)(acc + i));
+        if (bias) sums = _mm_add_epi32(sums, bias_step ? _mm_loadu_si128((const __m128i *)(bias + i)) : _mm_set1_epi32(bias[0]));
+        __m256d v = _mm256_mul_pd(_mm256_cvtepi32_pd(sums), m);
         v = _mm256_add_pd(_mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
         v = _mm256_min_pd(_mm256_max_pd(v, vl), vh);
         const __m128i q = _mm256_cvtpd_epi32(v);
@@ -145,17 +149,45 @@ static size_t requantize_avx2(const int32_t *acc, size_t n, const double *multip
     }
     return i;
 }
+
+// Eight doubles per vector: twice the AVX2 path's rate (QDQ MobileNetV2 spent 14% of its time here). The clamped
+// values are whole numbers within the byte range, so truncating them to bytes (vpmovdb) is exact either sign.
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+static size_t requantize_avx512(const int32_t *acc, size_t n, const double *multiplier, int per_column,
+                                const int32_t *bias, int bias_step, double zero, double low, double high, void *y) {
+    const __m512d vz = _mm512_set1_pd(zero), vl = _mm512_set1_pd(low), vh = _mm512_set1_pd(high);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m512d m = per_column ? _mm512_loadu_pd(multiplier + i) : _mm512_set1_pd(multiplier[0]);
+        __m256i sums = _mm256_loadu_si256((const __m256i *)(acc + i));
+        if (bias) {
+            sums = _mm256_add_epi32(
+                sums, bias_step ? _mm256_loadu_si256((const __m256i *)(bias + i)) : _mm256_set1_epi32(bias[0]));
+        }
+        __m512d v = _mm512_mul_pd(_mm512_cvtepi32_pd(sums), m);
+        v = _mm512_add_pd(_mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+        v = _mm512_min_pd(_mm512_max_pd(v, vl), vh);
+        _mm_storel_epi64((__m128i *)((uint8_t *)y + i), _mm256_cvtepi32_epi8(_mm512_cvtpd_epi32(v)));
+    }
+    return i;
+}
 #endif
 
-void ck_requantize(const int32_t *acc, size_t n, const double *multiplier, int per_column, double zero, double low,
-                   double high, void *y, int is_signed) {
+void ck_requantize(const int32_t *acc, size_t n, const double *multiplier, int per_column, const int32_t *bias,
+                   int bias_step, double zero, double low, double high, void *y, int is_signed) {
     size_t i = 0;
 #if defined(__x86_64__)
-    if (simd_path()) i = requantize_avx2(acc, n, multiplier, per_column, zero, low, high, y, is_signed);
+    if (simd_path()) {
+        i = ck_kernel_isa()[3] == '5'
+                ? requantize_avx512(acc, n, multiplier, per_column, bias, bias_step, zero, low, high, y)
+                : requantize_avx2(acc, n, multiplier, per_column, bias, bias_step, zero, low, high, y, is_signed);
+    }
 #endif
     for (; i < n; i++) {
-        double v = nearbyint((double)acc[i] * multiplier[per_column ? i : 0]) + zero;
-        v = v < low ? low : (v > high ? high : v);
+        const int32_t sum = bias ? (int32_t)((uint32_t)acc[i] + (uint32_t)bias[bias_step ? i : 0]) : acc[i];
+        double v = nearbyint((double)sum * multiplier[per_column ? i : 0]) + zero;
+        // NaN (from a NaN or infinite scale) lands on `low`, as the vector paths' max does.
+        v = !(v >= low) ? low : (v > high ? high : v);
         store_byte(y, i, (int32_t)v, is_signed);
     }
 }

@@ -78,6 +78,46 @@ struct IntegerGemmTests {
 }
 
 /// The C conversions of the float16/bfloat16 paths agree with Swift's own rounding, edge cases included.
+/// The requantization of int32 sums on this process's path (8 doubles per vector with AVX-512, 4 with AVX2, the
+/// scalar loop for tails and the generic path): equal to the double-precision formula for every bias form
+/// (per element, one for all, none), per-element or shared multipliers, either output sign, the clamps, and a sum
+/// plus bias that wraps.
+struct RequantizeTests {
+    @Test(arguments: [false, true]) func matchesTheFormula(_ signed: Bool) {
+        var rng = SplitMix64(seed: 7)
+        let n = 37
+        var acc = (0..<n).map { _ in Int32(truncatingIfNeeded: Int(rng.next() % 400_000) - 200_000) }
+        acc[3] = Int32.max - 5
+        let multipliers = (0..<n).map { _ in Double(Float(rng.next() % 1000) / 997_000) }
+        let bias = (0..<n).map { _ in Int32(truncatingIfNeeded: Int(rng.next() % 20_000) - 10_000) }
+        let (zero, low, high): (Double, Double, Double) = signed ? (3, -128, 127) : (128, 0, 255)
+        for perColumn in [false, true] {
+            for biasStep in [-1, 0, 1] {
+                var got = [UInt8](repeating: 0, count: n)
+                acc.withUnsafeBufferPointer { a in
+                    multipliers.withUnsafeBufferPointer { m in
+                        bias.withUnsafeBufferPointer { b in
+                            got.withUnsafeMutableBytes { y in
+                                ck_requantize(
+                                    a.baseAddress, n, m.baseAddress, perColumn ? 1 : 0,
+                                    biasStep < 0 ? nil : b.baseAddress, Int32(max(biasStep, 0)), zero, low, high,
+                                    y.baseAddress, signed ? 1 : 0)
+                            }
+                        }
+                    }
+                }
+                for i in 0..<n {
+                    let addend = biasStep < 0 ? 0 : bias[biasStep == 1 ? i : 0]
+                    let sum = Double(acc[i] &+ addend)
+                    let v = min(max((sum * multipliers[perColumn ? i : 0]).rounded(.toNearestOrEven) + zero, low), high)
+                    let want = signed ? UInt8(bitPattern: Int8(v)) : UInt8(v)
+                    #expect(got[i] == want, "element \(i), perColumn \(perColumn), bias step \(biasStep)")
+                }
+            }
+        }
+    }
+}
+
 struct NarrowFloatConversionTests {
     static let edges: [Float] = [
         0, -0, 1, -2.5, 65504, 65520, 1e-8, 6e-8, -6.1e-5, .infinity, -.infinity, .nan, .greatestFiniteMagnitude,

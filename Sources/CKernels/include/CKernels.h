@@ -93,10 +93,11 @@ void ck_quantize_f32(const float *x, size_t n, float scale, int32_t zero, int32_
 void ck_dequantize_8(const void *x, int is_signed, size_t n, int32_t zero, float scale, float *y);
 /// Lowers *low and raises *high to the range of x (NaN elements skipped).
 void ck_minmax_f32(const float *x, size_t n, float *low, float *high);
-/// y = clamp(round_half_even(acc * multiplier) + zero, low, high) in double precision, as int8 or uint8; the
-/// multiplier per element (`per_column`) or one for all.
-void ck_requantize(const int32_t *acc, size_t n, const double *multiplier, int per_column, double zero, double low,
-                   double high, void *y, int is_signed);
+/// y = clamp(round_half_even((acc + bias) * multiplier) + zero, low, high) in double precision, as int8 or uint8;
+/// the multiplier per element (`per_column`) or one for all; the int32 bias (added wrapping) per element
+/// (`bias_step` 1), one for all (0), or none (NULL). A NaN product lands on `low`.
+void ck_requantize(const int32_t *acc, size_t n, const double *multiplier, int per_column, const int32_t *bias,
+                   int bias_step, double zero, double low, double high, void *y, int is_signed);
 /// float16 (IEEE binary16 bits) <-> float32, round half to even; int32 -> float32.
 void ck_convert_f16_f32(const uint16_t *x, size_t n, float *y);
 void ck_convert_f32_f16(const float *x, size_t n, uint16_t *y);

@@ -190,31 +190,39 @@ final class Requantizer {
         for j in 0..<count { multipliers[j] = multiplier(aIndex, bBase + j) }
     }
 
-    /// Writes one row of n sums to `y` at element `offset` with the prepared multipliers (rows may run in parallel).
-    func apply(sums: UnsafePointer<Int32>, n: Int, bPerColumn: Bool, y: UnsafeMutableRawPointer, offset: Int) {
+    /// Writes one row of n sums plus the int32 `bias` per column (or none) to `y` at element `offset` with the
+    /// prepared multipliers (rows may run in parallel).
+    func apply(
+        sums: UnsafePointer<Int32>, n: Int, bPerColumn: Bool, bias: UnsafePointer<Int32>?,
+        y: UnsafeMutableRawPointer, offset: Int
+    ) {
         let zero = Double(yZero.values[0])
         let low = relu ? max(Double(range.lowerBound), zero) : Double(range.lowerBound)
         ck_requantize(
-            sums, n, multipliers, bPerColumn ? 1 : 0, zero, low, Double(range.upperBound), y + offset,
+            sums, n, multipliers, bPerColumn ? 1 : 0, bias, 1, zero, low, Double(range.upperBound), y + offset,
             signed ? 1 : 0)
     }
 
-    /// One row scaled by one multiplier (no shared state: rows may run in parallel).
-    func apply(sums: UnsafePointer<Int32>, n: Int, multiplier: Double, y: UnsafeMutableRawPointer, offset: Int) {
+    /// One row scaled by one multiplier, plus one int32 `bias` for the whole row (or none); no shared state: rows
+    /// may run in parallel.
+    func apply(
+        sums: UnsafePointer<Int32>, n: Int, multiplier: Double, bias: UnsafePointer<Int32>?,
+        y: UnsafeMutableRawPointer, offset: Int
+    ) {
         let zero = Double(yZero.values[0])
         let low = relu ? max(Double(range.lowerBound), zero) : Double(range.lowerBound)
         withUnsafePointer(to: multiplier) {
-            ck_requantize(sums, n, $0, 0, zero, low, Double(range.upperBound), y + offset, signed ? 1 : 0)
+            ck_requantize(sums, n, $0, 0, bias, 0, zero, low, Double(range.upperBound), y + offset, signed ? 1 : 0)
         }
     }
 
     /// `prepare` then `apply` for one row.
     func store(
         row: Int, sums: UnsafePointer<Int32>, n: Int, aIndex: Int, bBase: Int, bPerColumn: Bool,
-        y: UnsafeMutableRawPointer, offset: Int
+        bias: UnsafePointer<Int32>?, y: UnsafeMutableRawPointer, offset: Int
     ) {
         prepare(aIndex: aIndex, bBase: bBase, bPerColumn: bPerColumn, n: n)
-        apply(sums: sums, n: n, bPerColumn: bPerColumn, y: y, offset: offset)
+        apply(sums: sums, n: n, bPerColumn: bPerColumn, bias: bias, y: y, offset: offset)
     }
 }
 
@@ -299,10 +307,9 @@ final class IntegerMatMulKernel: Kernel {
         requantizeTask = ClosureTask { [unowned self] _, begin, end in
             guard let requantizer else { return }
             for row in begin..<end {
-                let line = sums + row * n
-                if let bias { for j in 0..<n { line[j] = line[j] &+ bias[j] } }
                 requantizer.apply(
-                    sums: line, n: n, bPerColumn: current.perColumn, y: output, offset: (current.batch * m + row) * n)
+                    sums: sums + row * n, n: n, bPerColumn: current.perColumn, bias: bias, y: output,
+                    offset: (current.batch * m + row) * n)
             }
         }
     }
@@ -374,11 +381,6 @@ final class IntegerMatMulKernel: Kernel {
             let perColumn = bScaleCount > 1
             let bBase = bScaleCount == bBatches * n && bScaleCount > n ? bIndex * n : 0
             let (sums, bias, output, n) = (sums, bias, output, n)
-            func addBias(_ row: Int) {
-                guard let bias else { return }
-                let line = sums + row * n
-                for j in 0..<n { line[j] = line[j] &+ bias[j] }
-            }
             if aScaleCount == 1, let requantizeTask {
                 // One multiplier row for all rows: rows split across threads.
                 requantizer.prepare(aIndex: 0, bBase: bBase, bPerColumn: perColumn, n: n)
@@ -386,10 +388,9 @@ final class IntegerMatMulKernel: Kernel {
                 parallel.run(requantizeTask, count: m)
             } else {
                 for row in 0..<m {
-                    addBias(row)
                     requantizer.store(
                         row: row, sums: sums + row * n, n: n, aIndex: row, bBase: bBase, bPerColumn: perColumn,
-                        y: output, offset: (batch * m + row) * n)
+                        bias: bias, y: output, offset: (batch * m + row) * n)
                 }
             }
         }
@@ -519,14 +520,10 @@ final class IntegerConvKernel: Kernel {
             guard let requantizer else { return }
             let outputCount = outH * outW
             for filter in begin..<end {
-                let line = sums + filter * outputCount
-                if let bias {
-                    let value = bias[current.first + filter]
-                    for j in 0..<outputCount { line[j] = line[j] &+ value }
-                }
                 requantizer.apply(
-                    sums: line, n: outputCount,
-                    multiplier: requantizer.multiplier(wScaleCount == 1 ? 0 : current.first + filter, 0), y: output,
+                    sums: sums + filter * outputCount, n: outputCount,
+                    multiplier: requantizer.multiplier(wScaleCount == 1 ? 0 : current.first + filter, 0),
+                    bias: bias.map { $0 + current.first + filter }, y: output,
                     offset: current.outOffset + filter * outputCount)
             }
         }
