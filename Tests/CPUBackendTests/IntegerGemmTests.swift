@@ -175,3 +175,65 @@ struct IntegerConvolutionLimitTests {
         }
     }
 }
+
+/// QLinearConv over planes wide enough for many column chunks (each requantized right after its GEMM, by the thread
+/// that summed it), on one and two threads: equal to the formula computed here for a pointwise and a padded 3x3
+/// convolution with per-channel weight scales and zero points of zero, an int32 bias and a Relu-free clamp.
+struct QLinearConvChunkTests {
+    @Test(arguments: [1, 3]) func chunkedRequantizationMatchesTheFormula(_ kernel: Int) throws {
+        var rng = SplitMix64(seed: UInt64(kernel))
+        let (channels, filters, height, width) = (16, 24, 40, 45)
+        let pad = kernel / 2
+        let x = (0..<channels * height * width).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let w = (0..<filters * channels * kernel * kernel).map { _ in Int8(truncatingIfNeeded: rng.next() % 255) }
+        let bias = (0..<filters).map { _ in Int32(Int(rng.next() % 20_000) - 10_000) }
+        let wScales = (0..<filters).map { _ in Float(rng.next() % 100 + 1) / 40_000 }
+        let (xScale, xZero, yScale, yZero): (Float, UInt8, Float, UInt8) = (0.02, 117, 0.05, 121)
+        let graph = Graph(
+            name: "qconv", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [
+                Node(
+                    opType: "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], outputs: ["y"],
+                    attributes: ["pads": .ints([pad, pad, pad, pad])])
+            ],
+            initializers: [
+                "xs": try Tensor(shape: [], scalars: [xScale]), "xz": try Tensor(shape: [], scalars: [xZero]),
+                "w": try Tensor(shape: [filters, channels, kernel, kernel], scalars: w),
+                "ws": try Tensor(shape: [filters], scalars: wScales),
+                "wz": try Tensor(shape: [filters], scalars: [Int8](repeating: 0, count: filters)),
+                "ys": try Tensor(shape: [], scalars: [yScale]), "yz": try Tensor(shape: [], scalars: [yZero]),
+                "b": try Tensor(shape: [filters], scalars: bias),
+            ])
+        var want = [UInt8](repeating: 0, count: filters * height * width)
+        for f in 0..<filters {
+            let multiplier = Double((wScales[f] * xScale) / yScale)
+            for i in 0..<height {
+                for j in 0..<width {
+                    var sum = Int32(bias[f])
+                    for c in 0..<channels {
+                        for ky in 0..<kernel {
+                            for kx in 0..<kernel {
+                                let (iy, ix) = (i + ky - pad, j + kx - pad)
+                                guard iy >= 0, iy < height, ix >= 0, ix < width else { continue }
+                                let xv = Int32(x[(c * height + iy) * width + ix]) - Int32(xZero)
+                                sum += xv * Int32(w[((f * channels + c) * kernel + ky) * kernel + kx])
+                            }
+                        }
+                    }
+                    let v = (Double(sum) * multiplier).rounded(.toNearestOrEven) + Double(yZero)
+                    want[(f * height + i) * width + j] = UInt8(min(max(v, 0), 255))
+                }
+            }
+        }
+        let feeds = [
+            NamedTensor(name: "x", tensor: try Tensor(shape: [1, channels, height, width], scalars: x))
+        ]
+        for threads in [1, 2] {
+            let got = try Session(graph: graph, backend: CPUBackend(threads: threads)).run(feeds).outputs[0].tensor
+            let bytes = try got.scalars(as: UInt8.self)
+            let wrong = zip(bytes, want).filter { $0 != $1 }.count
+            #expect(wrong == 0, "\(kernel)x\(kernel), \(threads) threads: \(wrong) of \(want.count) outputs differ")
+        }
+    }
+}

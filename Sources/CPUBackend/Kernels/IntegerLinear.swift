@@ -44,7 +44,11 @@ final class PackedByteRows {
         var ldc = 0
         var source: (matrix: UnsafeRawPointer, ldb: Int, signed: Bool)?
         var panels = 0
+        var finish: ((Int, Int) -> Void)?
     }
+    /// Column panels per chunk when each chunk's columns are finished as soon as they are summed: 256 (AVX-512) or
+    /// 128 columns of int32 sums, still in L2 when `finish` reads them.
+    static let panelsPerChunk = 16
     private var call = Call()
     private var packTask: ClosureTask?
     private var panelTask: ClosureTask?
@@ -69,11 +73,19 @@ final class PackedByteRows {
         }
         packPanelsTask = ClosureTask { [unowned self] _, begin, end in packPanels(begin, end) }
         panelTask = ClosureTask { [unowned self] _, begin, end in
-            packPanels(begin, end)
             guard let b = call.b, let bZeros = call.bZeros, let c = call.c else { return }
-            ck_qgemm_packed(
-                m, b.n, k, packed.pointer, rowSums, zeros, b.packed.pointer, b.columnSums, bZeros, c, call.ldc, begin,
-                end)
+            let finish = call.finish
+            let width = ck_qgemm_panel_width()
+            var first = begin
+            while first < end {
+                let last = finish == nil ? end : min(end, first + Self.panelsPerChunk)
+                packPanels(first, last)
+                ck_qgemm_packed(
+                    m, b.n, k, packed.pointer, rowSums, zeros, b.packed.pointer, b.columnSums, bZeros, c, call.ldc,
+                    first, last)
+                finish?(first * width, min(last * width, b.n))
+                first = last
+            }
         }
         rowTask = ClosureTask { [unowned self] _, begin, end in
             guard let b = call.b, let bZeros = call.bZeros, let c = call.c else { return }
@@ -110,10 +122,15 @@ final class PackedByteRows {
 
     /// C = (A - za)(B - zb) for every column, split across threads by column panels (or by rows when B has too few
     /// panels to share). With `source`, B is packed from that matrix first: by each thread, the panels it multiplies.
+    /// With `finish`, each thread calls it for every chunk of columns [begin, end) of C it completes, while the
+    /// sums are still in cache (a requantization reads them there instead of from memory); returns whether it did
+    /// (a row split, taken for few panels, finishes nothing: the caller then finishes all columns itself).
+    @discardableResult
     func multiply(
         _ b: PackedByteMatrix, bZeros: UnsafePointer<Int32>, into c: UnsafeMutablePointer<Int32>, ldc: Int,
-        parallel: ParallelFor, packing source: (matrix: UnsafeRawPointer, ldb: Int, signed: Bool)? = nil
-    ) {
+        parallel: ParallelFor, packing source: (matrix: UnsafeRawPointer, ldb: Int, signed: Bool)? = nil,
+        finish: ((Int, Int) -> Void)? = nil
+    ) -> Bool {
         let width = ck_qgemm_panel_width()
         let panels = (b.n + width - 1) / width
         call.b = b
@@ -122,15 +139,20 @@ final class PackedByteRows {
         call.ldc = ldc
         call.source = source
         call.panels = panels
-        guard let panelTask, let packPanelsTask, let rowTask else { return }
+        call.finish = finish
+        defer {
+            call.b = nil
+            call.source = nil
+            call.finish = nil
+        }
+        guard let panelTask, let packPanelsTask, let rowTask else { return false }
         if panels >= parallel.threads || m < 16 {
             parallel.run(panelTask, count: panels)
-        } else {
-            if source != nil { parallel.run(packPanelsTask, count: panels) }
-            parallel.run(rowTask, count: m)
+            return finish != nil
         }
-        call.b = nil
-        call.source = nil
+        if source != nil { parallel.run(packPanelsTask, count: panels) }
+        parallel.run(rowTask, count: m)
+        return false
     }
 }
 
@@ -423,6 +445,8 @@ final class IntegerConvKernel: Kernel {
     /// Tasks made once (runs allocate nothing), with the image, group and output offset they work on.
     private var im2colTask: ClosureTask?
     private var requantizeTask: ClosureTask?
+    /// QLinearConv: requantizes every filter's columns [begin, end) (a chunk the GEMM just summed).
+    private var finishColumns: ((Int, Int) -> Void)?
     private var image0: UnsafePointer<UInt8>?
     private var pad0: UInt8 = 0
     private var current = (first: 0, outOffset: 0)
@@ -517,16 +541,21 @@ final class IntegerConvKernel: Kernel {
                 columns, rows * first / chunks, rows * last / chunks)
         }
         requantizeTask = ClosureTask { [unowned self] _, begin, end in
-            guard let requantizer else { return }
-            let outputCount = outH * outW
-            for filter in begin..<end {
-                requantizer.apply(
-                    sums: sums + filter * outputCount, n: outputCount,
-                    multiplier: requantizer.multiplier(wScaleCount == 1 ? 0 : current.first + filter, 0),
-                    bias: bias.map { $0 + current.first + filter }, y: output,
-                    offset: current.outOffset + filter * outputCount)
-            }
+            for filter in begin..<end { requantize(filter: filter, columns: 0, count: outH * outW) }
         }
+        finishColumns = { [unowned self] begin, end in
+            for filter in 0..<filtersPerGroup { requantize(filter: filter, columns: begin, count: end - begin) }
+        }
+    }
+
+    /// Requantizes `count` sums of one filter of the current group from column `columns` on.
+    private func requantize(filter: Int, columns: Int, count: Int) {
+        guard let requantizer else { return }
+        let outputCount = outH * outW, at = filter * outputCount + columns
+        requantizer.apply(
+            sums: sums + at, n: count,
+            multiplier: requantizer.multiplier(wScaleCount == 1 ? 0 : current.first + filter, 0),
+            bias: bias.map { $0 + current.first + filter }, y: output, offset: current.outOffset + at)
     }
 
     /// QLinearConv: the requantizer (per-channel weight scales), how many weight scales, the int32 bias; nil and 1
@@ -614,11 +643,12 @@ final class IntegerConvKernel: Kernel {
                         packing: source)
                     continue
                 }
-                rows.multiply(
-                    packedColumns, bZeros: columnZeros, into: sums, ldc: outputCount, parallel: parallel,
-                    packing: source)
                 current = (first, outOffset)
-                if let requantizeTask { parallel.run(requantizeTask, count: filtersPerGroup) }
+                // Each chunk of columns requantized as soon as it is summed (in cache), or all of them after.
+                let finished = rows.multiply(
+                    packedColumns, bZeros: columnZeros, into: sums, ldc: outputCount, parallel: parallel,
+                    packing: source, finish: finishColumns)
+                if !finished, let requantizeTask { parallel.run(requantizeTask, count: filtersPerGroup) }
             }
         }
     }
