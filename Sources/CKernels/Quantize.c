@@ -150,24 +150,55 @@ static size_t requantize_avx2(const int32_t *acc, size_t n, const double *multip
     return i;
 }
 
-// Eight doubles per vector: twice the AVX2 path's rate (QDQ MobileNetV2 spent 14% of its time here). The clamped
-// values are whole numbers within the byte range, so truncating them to bytes (vpmovdb) is exact either sign.
+// Sixteen floats per vector, exact: the multiplier is a float32 value (formed in the scales' precision), so the
+// float product t differs from the double one by at most 2^-23·|t| (2^-24 for the product, as much again for a
+// sum of 2^24 or more rounded to float). Below |t| = 2^11 that is under 2^-12, so t rounds to the same integer
+// unless it lies within 2^-10 of a half: such a vector (about one in a hundred) is redone in double. From 2^11 up
+// the result clamps either way (the zero point and both bounds lie within [-128, 255]). NaN lands on `low` as in
+// the double path. Four times the rate of the double path (QDQ MobileNetV2 spent 15% of its time requantizing).
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 static size_t requantize_avx512(const int32_t *acc, size_t n, const double *multiplier, int per_column,
                                 const int32_t *bias, int bias_step, double zero, double low, double high, void *y) {
-    const __m512d vz = _mm512_set1_pd(zero), vl = _mm512_set1_pd(low), vh = _mm512_set1_pd(high);
+    const __m512 vz = _mm512_set1_ps((float)zero), vl = _mm512_set1_ps((float)low), vh = _mm512_set1_ps((float)high);
+    const __m512 margin = _mm512_set1_ps(0.5f - 0.0009765625f);
+    const __m512 big = _mm512_set1_ps(2048.0f);
+    const __m512 shared = _mm512_set1_ps((float)multiplier[0]);
+    const __m512d vzd = _mm512_set1_pd(zero), vld = _mm512_set1_pd(low), vhd = _mm512_set1_pd(high);
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m512d m = per_column ? _mm512_loadu_pd(multiplier + i) : _mm512_set1_pd(multiplier[0]);
-        __m256i sums = _mm256_loadu_si256((const __m256i *)(acc + i));
+    for (; i + 16 <= n; i += 16) {
+        __m512i sums = _mm512_loadu_si512((const void *)(acc + i));
         if (bias) {
-            sums = _mm256_add_epi32(
-                sums, bias_step ? _mm256_loadu_si256((const __m256i *)(bias + i)) : _mm256_set1_epi32(bias[0]));
+            sums = _mm512_add_epi32(
+                sums, bias_step ? _mm512_loadu_si512((const void *)(bias + i)) : _mm512_set1_epi32(bias[0]));
         }
-        __m512d v = _mm512_mul_pd(_mm512_cvtepi32_pd(sums), m);
-        v = _mm512_add_pd(_mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-        v = _mm512_min_pd(_mm512_max_pd(v, vl), vh);
-        _mm_storel_epi64((__m128i *)((uint8_t *)y + i), _mm256_cvtepi32_epi8(_mm512_cvtpd_epi32(v)));
+        __m512 m = shared;
+        if (per_column) {
+            const __m256 lo = _mm512_cvtpd_ps(_mm512_loadu_pd(multiplier + i));
+            const __m256 hi = _mm512_cvtpd_ps(_mm512_loadu_pd(multiplier + i + 8));
+            m = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+        }
+        const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), m);
+        const __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512 distance = _mm512_abs_ps(_mm512_sub_ps(t, r));
+        const __mmask16 near = _mm512_cmp_ps_mask(distance, margin, _CMP_GE_OQ) &
+                               _mm512_cmp_ps_mask(_mm512_abs_ps(t), big, _CMP_LT_OQ);
+        __m128i bytes;
+        if (near == 0) {
+            const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz), vl), vh);
+            bytes = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));
+        } else {
+            // Near a half: the double path for these sixteen.
+            __m256i halves[2];
+            for (int h = 0; h < 2; h++) {
+                const __m512d md = per_column ? _mm512_loadu_pd(multiplier + i + 8 * h) : _mm512_set1_pd(multiplier[0]);
+                const __m256i part = h == 0 ? _mm512_castsi512_si256(sums) : _mm512_extracti64x4_epi64(sums, 1);
+                __m512d v = _mm512_mul_pd(_mm512_cvtepi32_pd(part), md);
+                v = _mm512_add_pd(_mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vzd);
+                halves[h] = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(v, vld), vhd));
+            }
+            bytes = _mm512_cvtepi32_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(halves[0]), halves[1], 1));
+        }
+        _mm_storeu_si128((__m128i *)((uint8_t *)y + i), bytes);
     }
     return i;
 }

@@ -85,10 +85,19 @@ struct IntegerGemmTests {
 struct RequantizeTests {
     @Test(arguments: [false, true]) func matchesTheFormula(_ signed: Bool) {
         var rng = SplitMix64(seed: 7)
-        let n = 37
+        let n = 77
         var acc = (0..<n).map { _ in Int32(truncatingIfNeeded: Int(rng.next() % 400_000) - 200_000) }
         acc[3] = Int32.max - 5
-        let multipliers = (0..<n).map { _ in Double(Float(rng.next() % 1000) / 997_000) }
+        var multipliers = (0..<n).map { _ in Double(Float(rng.next() % 1000) / 997_000) }
+        // Products on a half exactly (ties to even) and a hair either side of one (the float path must defer to
+        // double there), sums past 2^24, and products past the clamps.
+        for i in 40..<56 {
+            acc[i] = Int32(2 * (i - 40) + 1) * (i % 2 == 0 ? 1 : -1)
+            multipliers[i] = 0.5
+        }
+        for i in 56..<64 { (acc[i], multipliers[i]) = (Int32(201 + 2 * i), Double(Float(0.5) + Float(0.5).ulp)) }
+        for i in 64..<72 { (acc[i], multipliers[i]) = (Int32(16_777_217 + 3 * i), Double(Float(1) / 4_096)) }
+        for i in 72..<77 { (acc[i], multipliers[i]) = (Int32(1 << 30), Double(Float(0.001))) }
         let bias = (0..<n).map { _ in Int32(truncatingIfNeeded: Int(rng.next() % 20_000) - 10_000) }
         let (zero, low, high): (Double, Double, Double) = signed ? (3, -128, 127) : (128, 0, 255)
         for perColumn in [false, true] {
