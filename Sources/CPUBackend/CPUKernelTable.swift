@@ -181,7 +181,12 @@ public enum CPUKernelTable {
             split: { try IntegerConvKernel(node: $0, parallel: $1, quantizedOutput: false) })
         add(
             ["QLinearConv"], [.int8, .uint8],
-            split: { try IntegerConvKernel(node: $0, parallel: $1, quantizedOutput: true) })
+            split: { node, parallel -> any Kernel in
+                if try IntegerDepthwiseKernel.applies(node) {
+                    return try IntegerDepthwiseKernel(node: node, parallel: parallel)
+                }
+                return try IntegerConvKernel(node: node, parallel: parallel, quantizedOutput: true)
+            })
         return KernelRegistry(table)
     }()
 }

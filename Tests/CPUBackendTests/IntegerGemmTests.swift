@@ -190,11 +190,29 @@ struct IntegerConvolutionLimitTests {
 /// convolution with per-channel weight scales and zero points of zero, an int32 bias and a Relu-free clamp.
 struct QLinearConvChunkTests {
     @Test(arguments: [1, 3]) func chunkedRequantizationMatchesTheFormula(_ kernel: Int) throws {
-        var rng = SplitMix64(seed: UInt64(kernel))
-        let (channels, filters, height, width) = (16, 24, 40, 45)
-        let pad = kernel / 2
+        try check(channels: 16, filters: 24, kernel: kernel, stride: 1, height: 40, width: 45)
+    }
+
+    /// One filter per channel (`IntegerDepthwiseKernel`): odd and even windows, both strides, nonzero weight zero
+    /// points per channel, planes with partial vectors.
+    @Test(arguments: [(3, 1), (3, 2), (5, 2), (7, 1), (2, 2)]) func depthwiseMatchesTheFormula(
+        _ kernel: Int, _ stride: Int
+    ) throws {
+        try check(
+            channels: 20, filters: 20, kernel: kernel, stride: stride, height: 23, width: 37, group: 20,
+            weightZeros: true, expect: "IntegerDepthwiseKernel")
+    }
+
+    func check(
+        channels: Int, filters: Int, kernel: Int, stride: Int, height: Int, width: Int, group: Int = 1,
+        weightZeros: Bool = false, expect: String = "IntegerConvKernel"
+    ) throws {
+        var rng = SplitMix64(seed: UInt64(kernel * 10 + stride))
+        let pad = kernel / 2, perGroup = channels / group, filtersPerGroup = filters / group
+        let (outH, outW) = ((height + 2 * pad - kernel) / stride + 1, (width + 2 * pad - kernel) / stride + 1)
         let x = (0..<channels * height * width).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let w = (0..<filters * channels * kernel * kernel).map { _ in Int8(truncatingIfNeeded: rng.next() % 255) }
+        let w = (0..<filters * perGroup * kernel * kernel).map { _ in Int8(truncatingIfNeeded: rng.next() % 255) }
+        let wZeros = (0..<filters).map { f in weightZeros ? Int8(f % 7 - 3) : 0 }
         let bias = (0..<filters).map { _ in Int32(Int(rng.next() % 20_000) - 10_000) }
         let wScales = (0..<filters).map { _ in Float(rng.next() % 100 + 1) / 40_000 }
         let (xScale, xZero, yScale, yZero): (Float, UInt8, Float, UInt8) = (0.02, 117, 0.05, 121)
@@ -204,34 +222,38 @@ struct QLinearConvChunkTests {
             nodes: [
                 Node(
                     opType: "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], outputs: ["y"],
-                    attributes: ["pads": .ints([pad, pad, pad, pad])])
+                    attributes: [
+                        "pads": .ints([pad, pad, pad, pad]), "strides": .ints([stride, stride]), "group": .int(group),
+                    ])
             ],
             initializers: [
                 "xs": try Tensor(shape: [], scalars: [xScale]), "xz": try Tensor(shape: [], scalars: [xZero]),
-                "w": try Tensor(shape: [filters, channels, kernel, kernel], scalars: w),
+                "w": try Tensor(shape: [filters, perGroup, kernel, kernel], scalars: w),
                 "ws": try Tensor(shape: [filters], scalars: wScales),
-                "wz": try Tensor(shape: [filters], scalars: [Int8](repeating: 0, count: filters)),
+                "wz": try Tensor(shape: [filters], scalars: wZeros),
                 "ys": try Tensor(shape: [], scalars: [yScale]), "yz": try Tensor(shape: [], scalars: [yZero]),
                 "b": try Tensor(shape: [filters], scalars: bias),
             ])
-        var want = [UInt8](repeating: 0, count: filters * height * width)
+        var want = [UInt8](repeating: 0, count: filters * outH * outW)
         for f in 0..<filters {
             let multiplier = Double((wScales[f] * xScale) / yScale)
-            for i in 0..<height {
-                for j in 0..<width {
+            let firstChannel = f / filtersPerGroup * perGroup
+            for i in 0..<outH {
+                for j in 0..<outW {
                     var sum = Int32(bias[f])
-                    for c in 0..<channels {
+                    for c in 0..<perGroup {
                         for ky in 0..<kernel {
                             for kx in 0..<kernel {
-                                let (iy, ix) = (i + ky - pad, j + kx - pad)
+                                let (iy, ix) = (i * stride + ky - pad, j * stride + kx - pad)
                                 guard iy >= 0, iy < height, ix >= 0, ix < width else { continue }
-                                let xv = Int32(x[(c * height + iy) * width + ix]) - Int32(xZero)
-                                sum += xv * Int32(w[((f * channels + c) * kernel + ky) * kernel + kx])
+                                let xv = Int32(x[((firstChannel + c) * height + iy) * width + ix]) - Int32(xZero)
+                                let wv = Int32(w[((f * perGroup + c) * kernel + ky) * kernel + kx]) - Int32(wZeros[f])
+                                sum += xv * wv
                             }
                         }
                     }
                     let v = (Double(sum) * multiplier).rounded(.toNearestOrEven) + Double(yZero)
-                    want[(f * height + i) * width + j] = UInt8(min(max(v, 0), 255))
+                    want[(f * outH + i) * outW + j] = UInt8(min(max(v, 0), 255))
                 }
             }
         }
@@ -239,10 +261,16 @@ struct QLinearConvChunkTests {
             NamedTensor(name: "x", tensor: try Tensor(shape: [1, channels, height, width], scalars: x))
         ]
         for threads in [1, 2] {
-            let got = try Session(graph: graph, backend: CPUBackend(threads: threads)).run(feeds).outputs[0].tensor
+            let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
+            let kernels = try session.prepare(feeds).steps.map(\.implementation)
+            #expect(kernels.contains { $0.hasPrefix(expect) }, "\(kernels)")
+            let got = try session.run(feeds).outputs[0].tensor
+            #expect(got.shape == [1, filters, outH, outW])
             let bytes = try got.scalars(as: UInt8.self)
             let wrong = zip(bytes, want).filter { $0 != $1 }.count
-            #expect(wrong == 0, "\(kernel)x\(kernel), \(threads) threads: \(wrong) of \(want.count) outputs differ")
+            #expect(
+                wrong == 0,
+                "\(kernel)x\(kernel) s\(stride) g\(group), \(threads) threads: \(wrong) of \(want.count) differ")
         }
     }
 }

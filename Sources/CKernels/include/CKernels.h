@@ -98,6 +98,13 @@ void ck_minmax_f32(const float *x, size_t n, float *low, float *high);
 /// (`bias_step` 1), one for all (0), or none (NULL). A NaN product lands on `low`.
 void ck_requantize(const int32_t *acc, size_t n, const double *multiplier, int per_column, const int32_t *bias,
                    int bias_step, double zero, double low, double high, void *y, int is_signed);
+/// Depthwise integer convolution of one channel plane (square k <= 7, stride 1 or 2, no dilation): acc[oh][ow] =
+/// the exact int32 sum over the window of (x - x_zero)(w - w_zero), padding contributing nothing; `padded` holds
+/// ck_depthwise_q_padded_elements(out_h, out_w, k, s) floats. Returns 0 (and does nothing) for other shapes.
+size_t ck_depthwise_q_padded_elements(size_t out_h, size_t out_w, size_t k, size_t s);
+int ck_depthwise_q(const uint8_t *x, int x_signed, int32_t x_zero, size_t in_h, size_t in_w, const uint8_t *w,
+                   int w_signed, int32_t w_zero, size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                   size_t out_h, size_t out_w, float *padded, int32_t *acc);
 /// float16 (IEEE binary16 bits) <-> float32, round half to even; int32 -> float32.
 void ck_convert_f16_f32(const uint16_t *x, size_t n, float *y);
 void ck_convert_f32_f16(const float *x, size_t n, uint16_t *y);
