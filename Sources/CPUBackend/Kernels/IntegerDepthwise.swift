@@ -45,14 +45,11 @@ final class IntegerDepthwiseKernel: Kernel {
         batch = xv.shape[0]
         channels = xv.shape[1]
         (xSigned, wSigned) = (xv.type.dtype == .int8, wv.type.dtype == .int8)
-        let wScale = try node.input(4)
-        wScaleCount = wScale.count
-        guard wScaleCount == 1 || wScaleCount == channels else {
-            throw node.fail("w_scale needs 1 or \(channels) values")
-        }
-        guard try node.input(1).count == 1, try node.input(6).count == 1, try node.input(7).count == 1,
-            try node.input(2).count == 1
-        else { throw node.fail("x_scale, x_zero_point, y_scale and y_zero_point must be scalars") }
+        let (requantizer, wScaleCount, bias) = try IntegerConvKernel.requantization(
+            node, quantizedOutput: true, filters: channels, output: yv)
+        guard let requantizer else { throw node.fail("QLinearConv needs its scales and zero points") }
+        (self.requantizer, self.wScaleCount, self.bias) = (requantizer, wScaleCount, bias)
+        guard try node.input(2).count == 1 else { throw node.fail("x_zero_point must be a scalar") }
         xZero = try IntParameters(try node.input(2), count: 1, node: node)
         let wZero = node.optionalInput(5)
         let wZeroCount = wZero?.count ?? 1
@@ -60,21 +57,6 @@ final class IntegerDepthwiseKernel: Kernel {
             throw node.fail("w_zero_point needs 1 or \(channels) values")
         }
         wZeros = try IntParameters(wZero, count: wZeroCount, node: node)
-        requantizer = try Requantizer(
-            aScales: try FloatParameters(wScale, count: wScaleCount),
-            bScales: try FloatParameters(try node.input(1), count: 1),
-            yScale: try FloatParameters(try node.input(6), count: 1),
-            yZero: try IntParameters(try node.input(7), count: 1, node: node),
-            half: wScale.type.dtype == .float16, output: yv.type.dtype,
-            relu: try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0, columns: 1, node: node)
-        if let biasValue = node.optionalInput(8) {
-            guard biasValue.type.dtype == .int32, biasValue.count == channels else {
-                throw node.fail("the bias must be int32 with \(channels) values")
-            }
-            bias = UnsafePointer(try biasValue.pointer(Int32.self))
-        } else {
-            bias = nil
-        }
         x = UnsafePointer(try xv.pointer(UInt8.self))
         w = UnsafePointer(try wv.pointer(UInt8.self))
         y = try yv.raw()

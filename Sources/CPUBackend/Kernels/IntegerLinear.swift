@@ -559,8 +559,8 @@ final class IntegerConvKernel: Kernel {
     }
 
     /// QLinearConv: the requantizer (per-channel weight scales), how many weight scales, the int32 bias; nil and 1
-    /// for ConvInteger, which writes its int32 sums.
-    private static func requantization(
+    /// for ConvInteger, which writes its int32 sums. `IntegerDepthwiseKernel` reads QLinearConv the same way.
+    static func requantization(
         _ node: BoundNode, quantizedOutput: Bool, filters: Int, output yv: BoundValue
     ) throws -> (Requantizer?, Int, UnsafePointer<Int32>?) {
         guard quantizedOutput else {

@@ -46,6 +46,25 @@ typedef unsigned long long ck_u64;
         }                                                                                       \
     }
 
+/* The taps of output (od, oy, ox)'s window that lie inside the input (after CK_CONV_META): the statement between
+   CK_CONV_WINDOW_BEGIN and CK_CONV_WINDOW_END runs with xi, the tap's offset in one input channel, and wi, its
+   offset in one filter channel. */
+#define CK_CONV_WINDOW_BEGIN                                                                                    \
+    for (int kd = 0; kd < KD; kd++) {                                                                           \
+        int id = od * SD - PD + kd * DD;                                                                        \
+        if (id < 0 || id >= D) continue;                                                                        \
+        for (int ky = 0; ky < KH; ky++) {                                                                       \
+            int iy = oy * SY - PY + ky * DY;                                                                    \
+            if (iy < 0 || iy >= H) continue;                                                                    \
+            for (int kx = 0; kx < KW; kx++) {                                                                   \
+                int ix = ox * SX - PX + kx * DX;                                                                \
+                if (ix < 0 || ix >= W) continue;                                                                \
+                int xi = (id * H + iy) * W + ix, wi = (kd * KH + ky) * KW + kx;
+#define CK_CONV_WINDOW_END                                                                                      \
+            }                                                                                                   \
+        }                                                                                                       \
+    }
+
 /* The geometry conv3d and conv_transpose3d read from meta ([C, D, H, W, M, OD, OH, OW, KD, KH, KW, SD, SY, SX,
    DD, DY, DX, PD, PY, PX, group]), and output element i's indices (n, m, od, oy, ox). */
 #define CK_CONV_META(i)                                                                                         \

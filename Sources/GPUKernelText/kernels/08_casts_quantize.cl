@@ -127,21 +127,9 @@ DEVICE ck_u32 conv_integer_sum(GLOBAL const uchar *x, int xOff, int xSigned, int
     for (int c = 0; c < cg; c++) {
         int xc = xOff + ((n * C) + g * cg + c) * D * H * W;
         int wc = wOff + (m * cg + c) * KD * KH * KW;
-        for (int kd = 0; kd < KD; kd++) {
-            int id = od * SD - PD + kd * DD;
-            if (id < 0 || id >= D) continue;
-            for (int ky = 0; ky < KH; ky++) {
-                int iy = oy * SY - PY + ky * DY;
-                if (iy < 0 || iy >= H) continue;
-                for (int kx = 0; kx < KW; kx++) {
-                    int ix = ox * SX - PX + kx * DX;
-                    if (ix < 0 || ix >= W) continue;
-                    int xv = ck_byte(x, xc + (id * H + iy) * W + ix, xSigned) - zx;
-                    int wv = ck_byte(w, wc + (kd * KH + ky) * KW + kx, wSigned) - zw;
-                    acc += (ck_u32)(xv * wv);
-                }
-            }
-        }
+        CK_CONV_WINDOW_BEGIN
+        acc += (ck_u32)((ck_byte(x, xc + xi, xSigned) - zx) * (ck_byte(w, wc + wi, wSigned) - zw));
+        CK_CONV_WINDOW_END
     }
     *channel = m;
     return acc;

@@ -11,19 +11,9 @@ KERNEL void conv3d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int w
     for (int c = 0; c < cg; c++) {
         GLOBAL const float *xc = x + xOff + ((n * C) + g * cg + c) * D * H * W;
         GLOBAL const float *wc = w + wOff + (m * cg + c) * KD * KH * KW;
-        for (int kd = 0; kd < KD; kd++) {
-            int id = od * SD - PD + kd * DD;
-            if (id < 0 || id >= D) continue;
-            for (int ky = 0; ky < KH; ky++) {
-                int iy = oy * SY - PY + ky * DY;
-                if (iy < 0 || iy >= H) continue;
-                for (int kx = 0; kx < KW; kx++) {
-                    int ix = ox * SX - PX + kx * DX;
-                    if (ix < 0 || ix >= W) continue;
-                    acc += xc[(id * H + iy) * W + ix] * wc[(kd * KH + ky) * KW + kx];
-                }
-            }
-        }
+        CK_CONV_WINDOW_BEGIN
+        acc += xc[xi] * wc[wi];
+        CK_CONV_WINDOW_END
     }
     y[yOff + i] = acc;
 }
