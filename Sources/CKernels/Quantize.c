@@ -52,11 +52,31 @@ static size_t quantize_avx2(const float *x, size_t n, float scale, float zero, f
 }
 #endif
 
+#if defined(__x86_64__)
+// The same operations sixteen lanes at a time; the clamped values are whole numbers within the byte range, so
+// truncating them to bytes (vpmovdb) is exact either sign.
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+static size_t quantize_avx512(const float *x, size_t n, float scale, float zero, float low, float high, void *y) {
+    const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zero);
+    const __m512 vl = _mm512_set1_ps(low), vh = _mm512_set1_ps(high);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(x + i), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, vz), vl), vh);
+        _mm_storeu_si128((__m128i *)((uint8_t *)y + i), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+    }
+    return i;
+}
+#endif
+
 void ck_quantize_f32(const float *x, size_t n, float scale, int32_t zero, int32_t low, int32_t high, void *y,
                      int is_signed) {
     size_t i = 0;
 #if defined(__x86_64__)
-    if (simd_path()) i = quantize_avx2(x, n, scale, (float)zero, (float)low, (float)high, y, is_signed);
+    if (simd_path()) {
+        i = ck_kernel_isa()[3] == '5' ? quantize_avx512(x, n, scale, (float)zero, (float)low, (float)high, y)
+                                      : quantize_avx2(x, n, scale, (float)zero, (float)low, (float)high, y, is_signed);
+    }
 #endif
     for (; i < n; i++) {
         const float v = clampf(nearbyintf(x[i] / scale) + (float)zero, (float)low, (float)high);
@@ -79,12 +99,27 @@ static size_t dequantize_avx2(const void *x, int is_signed, size_t n, float zero
 }
 #endif
 
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+static size_t dequantize_avx512(const void *x, int is_signed, size_t n, float zero, float scale, float *y) {
+    const __m512 vz = _mm512_set1_ps(zero), vs = _mm512_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m128i bytes = _mm_loadu_si128((const __m128i *)((const uint8_t *)x + i));
+        const __m512i wide = is_signed ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(wide), vz), vs));
+    }
+    return i;
+}
+#endif
+
 void ck_dequantize_8(const void *x, int is_signed, size_t n, int32_t zero, float scale, float *y) {
     size_t i = 0;
     const float z = (float)zero;
 #if defined(__x86_64__)
     if (simd_path()) {
-        i = dequantize_avx2(x, is_signed, n, z, scale, y);
+        i = ck_kernel_isa()[3] == '5' ? dequantize_avx512(x, is_signed, n, z, scale, y)
+                                      : dequantize_avx2(x, is_signed, n, z, scale, y);
     }
 #endif
     for (; i < n; i++) {

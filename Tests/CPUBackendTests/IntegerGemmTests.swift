@@ -127,6 +127,31 @@ struct RequantizeTests {
     }
 }
 
+/// QuantizeLinear and DequantizeLinear on this process's path (16 lanes with AVX-512, 8 with AVX2, scalar tails and
+/// the generic path): equal to the formulas for ties, NaN, infinities and values past both ends of the range.
+struct QuantizeTests {
+    @Test(arguments: [false, true]) func matchesTheFormulas(_ signed: Bool) {
+        let scale: Float = 0.25
+        var x: [Float] = (0..<45).map { Float($0) * 0.3125 - 7 }
+        x += [0.125, 0.375, -0.125, -0.375, .nan, .infinity, -.infinity, 1e9, -1e9, 31.875, -32.125]
+        let (zero, low, high): (Int32, Int32, Int32) = signed ? (-3, -128, 127) : (130, 0, 255)
+        var q = [UInt8](repeating: 0, count: x.count)
+        q.withUnsafeMutableBytes { ck_quantize_f32(x, x.count, scale, zero, low, high, $0.baseAddress, signed ? 1 : 0) }
+        for (i, v) in x.enumerated() {
+            let r = (v / scale).rounded(.toNearestOrEven) + Float(zero)
+            let clamped = r.isNaN ? Float(low) : min(max(r, Float(low)), Float(high))
+            let want = signed ? UInt8(bitPattern: Int8(clamped)) : UInt8(clamped)
+            #expect(q[i] == want, "quantize \(v): \(q[i]), expected \(want)")
+        }
+        var back = [Float](repeating: 0, count: q.count)
+        q.withUnsafeBytes { ck_dequantize_8($0.baseAddress, signed ? 1 : 0, q.count, zero, scale, &back) }
+        for (i, byte) in q.enumerated() {
+            let value = signed ? Float(Int8(bitPattern: byte)) : Float(byte)
+            #expect(back[i] == (value - Float(zero)) * scale, "dequantize \(byte)")
+        }
+    }
+}
+
 struct NarrowFloatConversionTests {
     static let edges: [Float] = [
         0, -0, 1, -2.5, 65504, 65520, 1e-8, 6e-8, -6.1e-5, .infinity, -.infinity, .nan, .greatestFiniteMagnitude,
