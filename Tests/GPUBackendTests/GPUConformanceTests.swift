@@ -206,6 +206,33 @@ struct GPUConformanceTests {
         }
     }
 
+    /// Cast between float32 and 8-bit integers as numbers on the device: truncation toward zero, saturation at both
+    /// ends, NaN to 0, and back to float32, the CPU's bytes and values exactly.
+    @Test(arguments: [DType.uint8, .int8]) func eightBitCastsMatchTheCPU(_ type: DType) throws {
+        let values: [Float] = [
+            0, 0.9, -0.9, 1.5, -1.5, 127.7, 128.2, -128.6, -129, 254.99, 255.5, 300, -300, .nan,
+            .infinity, -.infinity, 42,
+        ]
+        let graph = Graph(
+            name: "casts", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [
+                ValueInfo(name: "q", dtype: type, dimensions: nil),
+                ValueInfo(name: "y", dtype: .float32, dimensions: nil),
+            ],
+            nodes: [
+                Node(opType: "Cast", inputs: ["x"], outputs: ["q"], attributes: ["to": .int(type == .uint8 ? 2 : 3)]),
+                Node(opType: "Cast", inputs: ["q"], outputs: ["y"], attributes: ["to": .int(1)]),
+            ])
+        let feeds = [NamedTensor(name: "x", tensor: try Tensor(shape: [values.count], scalars: values))]
+        let cpu = try Session(graph: graph, backend: CPUBackend()).run(feeds).outputs
+        for device in GPUTestDevices.all {
+            let got = try Session(graph: graph, backend: device, evaluator: CPUBackend(), hostFallback: false)
+                .run(feeds).outputs
+            #expect(got[0].tensor.bitwiseEqual(cpu[0].tensor), "\(type) on \(device.device)")
+            #expect(got[1].tensor.bitwiseEqual(cpu[1].tensor), "\(type) back to float32 on \(device.device)")
+        }
+    }
+
     /// Dynamically quantized models (onnxruntime's quantize_dynamic: DynamicQuantizeLinear, then MatMulInteger or
     /// ConvInteger on the int8 weights) run on the device with no host fallback, their integer kernels included,
     /// and give the CPU's outputs: the scale, zero point and int32 sums are exact on both, so only the float

@@ -97,7 +97,9 @@ public enum GPUKernelTable {
                 "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceProd", "ReduceL2",
                 "ReduceL1", "ReduceLogSum", "ReduceLogSumExp",
             ], makeReduce)
-        add(["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool, .float16, .bfloat16], makeCast)
+        add(
+            ["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool, .float16, .bfloat16, .uint8, .int8],
+            makeCast)
         add(["Softmax", "LogSoftmax"], makeSoftmax)
         // Quantized operators (8-bit data, float32 scales); other forms take the host fallback.
         add(["QuantizeLinear"], dtypes: [.float32], makeQuantize)
@@ -530,6 +532,10 @@ public enum GPUKernelTable {
         case (.float32, .int32): name = "cast_f32_i32"
         case (.int32, .float32): name = "cast_i32_f32"
         case (.float32, .bool): name = "cast_f32_u8"
+        case (.float32, .uint8): name = "cast_f32_u8_number"
+        case (.float32, .int8): name = "cast_f32_i8"
+        case (.uint8, .float32): name = "cast_u8_number_f32"
+        case (.int8, .float32): name = "cast_i8_f32"
         case (.bool, .float32): name = "cast_u8_f32"
         case (.int64, .bool): name = "cast_i64_u8"
         case (.int32, .bool): name = "cast_i32_u8"
@@ -546,9 +552,8 @@ public enum GPUKernelTable {
             throw RuntimeError.unsupportedAttribute(
                 node: node.step.node.displayName, detail: "Cast from \(from) to \(to) on the GPU")
         }
-        func bytes(_ type: DType) -> Int { type == .int64 ? 8 : (type == .bool ? 1 : (type.byteSize == 2 ? 2 : 4)) }
-        let (xb, xo) = try backend.arguments(for: x, elementBytes: bytes(from))
-        let (yb, yo) = try backend.arguments(for: y, elementBytes: bytes(to))
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: from.byteSize)
+        let (yb, yo) = try backend.arguments(for: y, elementBytes: to.byteSize)
         return try backend.kernel(
             name, arguments: [xb, xo, yb, yo, .int(Int32(count))],
             global: [count])

@@ -200,6 +200,16 @@ KERNEL void dynamic_quantize_parameters(GLOBAL const float *parts, int pOff, int
     zero[zOff] = (uchar)(int)z;
 }
 
+/* Cast between float32 and 8-bit integers as numbers (not bool): float to integer truncates toward zero and
+   saturates to the type's range, NaN to 0, as the CPU's Cast does. */
+DEVICE float ck_trunc_saturate(float v, float lo, float hi) {
+    return v != v ? 0.0f : (v <= lo ? lo : (v >= hi ? hi : trunc(v)));
+}
+CK_CAST_KERNEL(cast_f32_u8_number, float, uchar, (uchar)(int)ck_trunc_saturate(v, 0.0f, 255.0f))
+CK_CAST_KERNEL(cast_f32_i8, float, uchar, (uchar)((int)ck_trunc_saturate(v, -128.0f, 127.0f) & 255))
+CK_CAST_KERNEL(cast_u8_number_f32, uchar, float, (float)v)
+CK_CAST_KERNEL(cast_i8_f32, uchar, float, (float)((int)v - ((int)v > 127 ? 256 : 0)))
+
 /* Cast between float32 and int64, int32 or bool (bytes); float to integer truncates toward zero. */
 CK_CAST_KERNEL(cast_f32_i64, float, long, (long)v)
 CK_CAST_KERNEL(cast_i64_f32, long, float, (float)v)
