@@ -299,3 +299,33 @@ struct QLinearConvChunkTests {
         }
     }
 }
+
+/// A depthwise QLinearConv whose weight zero point has neither one value nor one per channel is an error naming the
+/// node and the input, not a read past the zero points.
+struct IntegerDepthwiseErrorTests {
+    @Test func weightZeroPointOfTheWrongLengthIsAnError() throws {
+        let channels = 8
+        let graph = Graph(
+            name: "dw", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "dwq", opType: "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
+                    outputs: ["y"], attributes: ["group": .int(channels), "pads": .ints([1, 1, 1, 1])])
+            ],
+            initializers: [
+                "xs": try Tensor(shape: [], scalars: [Float(0.1)]), "xz": try Tensor(shape: [], scalars: [UInt8(3)]),
+                "w": try Tensor(shape: [channels, 1, 3, 3], scalars: [Int8](repeating: 1, count: channels * 9)),
+                "ws": try Tensor(shape: [], scalars: [Float(0.01)]),
+                "wz": try Tensor(shape: [3], scalars: [Int8](repeating: 0, count: 3)),
+                "ys": try Tensor(shape: [], scalars: [Float(0.2)]), "yz": try Tensor(shape: [], scalars: [UInt8(0)]),
+            ])
+        let x = try Tensor(shape: [1, channels, 6, 6], scalars: [UInt8](repeating: 9, count: channels * 36))
+        #expect {
+            _ = try Session(graph: graph, backend: CPUBackend(threads: 1)).run([NamedTensor(name: "x", tensor: x)])
+        } throws: { error in
+            let text = String(describing: error)
+            return text.contains("dwq") && text.contains("w_zero_point")
+        }
+    }
+}

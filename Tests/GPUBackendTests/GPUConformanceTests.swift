@@ -233,6 +233,36 @@ struct GPUConformanceTests {
         }
     }
 
+    /// A QLinearConv form the GPU kernel table does not take (float16 scales) is an error naming the node without
+    /// host fallback, and with it runs on the CPU between device kernels and gives the CPU's bytes.
+    @Test func unsupportedQLinearConvFallsBackOrNamesTheNode() throws {
+        let graph = Graph(
+            name: "q16", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "qconv", opType: "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
+                    outputs: ["y"])
+            ],
+            initializers: [
+                "xs": try Tensor(shape: [], scalars: [Float16(0.1)]), "xz": try Tensor(shape: [], scalars: [UInt8(3)]),
+                "w": try Tensor(shape: [2, 3, 1, 1], scalars: [Int8](arrayLiteral: 1, -2, 3, -4, 5, -6)),
+                "ws": try Tensor(shape: [], scalars: [Float16(0.01)]),
+                "wz": try Tensor(shape: [], scalars: [Int8(0)]),
+                "ys": try Tensor(shape: [], scalars: [Float16(0.05)]), "yz": try Tensor(shape: [], scalars: [UInt8(7)]),
+            ])
+        let x = try Tensor(shape: [1, 3, 4, 4], scalars: (0..<48).map { UInt8($0 * 5) })
+        let feeds = [NamedTensor(name: "x", tensor: x)]
+        let cpu = try Session(graph: graph, backend: CPUBackend()).run(feeds).outputs[0].tensor
+        for device in GPUTestDevices.all {
+            #expect {
+                _ = try Session(graph: graph, backend: device, evaluator: CPUBackend(), hostFallback: false).run(feeds)
+            } throws: { error in String(describing: error).contains("qconv") }
+            let got = try Session(graph: graph, backend: device, evaluator: CPUBackend()).run(feeds).outputs[0].tensor
+            #expect(got.bitwiseEqual(cpu))
+        }
+    }
+
     /// Dynamically quantized models (onnxruntime's quantize_dynamic: DynamicQuantizeLinear, then MatMulInteger or
     /// ConvInteger on the int8 weights) run on the device with no host fallback, their integer kernels included,
     /// and give the CPU's outputs: the scale, zero point and int32 sums are exact on both, so only the float

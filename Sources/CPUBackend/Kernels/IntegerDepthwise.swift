@@ -33,6 +33,8 @@ final class IntegerDepthwiseKernel: Kernel {
     private let bias: UnsafePointer<Int32>?
     /// Per worker: the padded float plane and the plane's int32 sums.
     private let padded: [HostBuffer], sums: [HostBuffer]
+    /// Whether the multiply-adds (saturating) are enough to wake the pool's workers.
+    private let splits: Bool
     private var task: ClosureTask?
 
     init(node: BoundNode, parallel: ParallelFor) throws {
@@ -63,10 +65,16 @@ final class IntegerDepthwiseKernel: Kernel {
         let g = geometry
         let elements = ck_depthwise_q_padded_elements(g.output[0], g.output[1], g.kernel[0], g.strides[0])
         let plane = g.output[0].multipliedReportingOverflow(by: g.output[1])
-        guard elements < Int.max / 4, !plane.overflow else {
+        guard elements < Int.max / 4, !plane.overflow, plane.partialValue < Int.max / 4 else {
             throw RuntimeError.outOfMemory(device: "cpu", bytes: Int.max)
         }
         let workers = max(1, min(parallel.threads, batch * channels))
+        // Multiply-adds, saturating: the sizes come from the model.
+        let work = [plane.partialValue, g.kernel[0], g.kernel[0], batch].reduce(channels) {
+            let (product, overflow) = $0.multipliedReportingOverflow(by: $1)
+            return overflow ? Int.max : product
+        }
+        splits = parallel.threads > 1 && work >= 1 << 16
         padded = try (0..<workers).map { _ in try HostBuffer(bytes: max(elements * 4, 1)) }
         sums = try (0..<workers).map { _ in try HostBuffer(bytes: max(plane.partialValue * 4, 1)) }
         task = ClosureTask { [unowned self] worker, begin, end in convolve(begin, end, worker: worker) }
@@ -96,12 +104,10 @@ final class IntegerDepthwiseKernel: Kernel {
         wZeros.refresh()
         requantizer.refresh()
         guard let task else { return }
-        let total = batch * channels
-        let work = geometry.output[0] * geometry.output[1] * geometry.kernel[0] * geometry.kernel[0] * total
-        if parallel.threads > 1 && work >= 1 << 16 {
-            parallel.run(task, count: total)
+        if splits {
+            parallel.run(task, count: batch * channels)
         } else {
-            task.part(0, 0, total)
+            task.part(0, 0, batch * channels)
         }
     }
 }
