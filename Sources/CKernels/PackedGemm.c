@@ -238,7 +238,14 @@ static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, size_t 
 
 // Bias and activation on a finished tile of C while it is still in L1, compiled per ISA so the loops vectorize
 // at the width the GEMM kernel uses.
-#define CK_EPILOGUE_BODY                                                                                     \
+#define CK_EPILOGUE_BODY(SWISH_BIASED)                                                                       \
+    if (SWISH_BIASED && ep->activation == ck_activation_swish) {                                             \
+        /* Bias and Swish in one pass (vector paths). */                                                     \
+        ck_swish_rows_biased_fn swish_biased = SWISH_BIASED;                                                 \
+        swish_biased(c, ldc, rows, cols, ep->row_bias ? ep->row_bias + row0 : NULL,                          \
+                     ep->col_bias ? ep->col_bias + col0 : NULL);                                             \
+        return;                                                                                              \
+    }                                                                                                        \
     for (size_t r = 0; r < rows; r++) {                                                                      \
         float *cr = c + r * ldc;                                                                             \
         const float rb = ep->row_bias ? ep->row_bias[row0 + r] : 0.0f;                                       \
@@ -268,9 +275,14 @@ static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, size_t 
 #define CK_EPILOGUE_ARGS                                                                                     \
     (const ck_epilogue *ep, float *c, size_t ldc, size_t row0, size_t rows, size_t col0, size_t cols)
 
-static void epilogue_generic CK_EPILOGUE_ARGS { CK_EPILOGUE_BODY }
-__attribute__((target("avx2,fma"))) static void epilogue_avx2 CK_EPILOGUE_ARGS { CK_EPILOGUE_BODY }
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void epilogue_avx512 CK_EPILOGUE_ARGS { CK_EPILOGUE_BODY }
+typedef void (*ck_swish_rows_biased_fn)(float *, size_t, size_t, size_t, const float *, const float *);
+static void epilogue_generic CK_EPILOGUE_ARGS { CK_EPILOGUE_BODY((ck_swish_rows_biased_fn)NULL) }
+__attribute__((target("avx2,fma"))) static void epilogue_avx2 CK_EPILOGUE_ARGS {
+    CK_EPILOGUE_BODY(ck_swish_rows_biased_avx2)
+}
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void epilogue_avx512 CK_EPILOGUE_ARGS {
+    CK_EPILOGUE_BODY(ck_swish_rows_biased_avx512)
+}
 
 static inline void apply_epilogue(int level, const ck_epilogue *ep, float *c, size_t ldc, size_t row0, size_t rows,
                                   size_t col0, size_t cols) {

@@ -197,8 +197,8 @@ struct DepthwiseAndActivationTests {
             }
         }
         // Swish (SiLU) in float: within a few ulp of x·sigmoid(alpha·x) in double. The kernel takes a shorter exp
-        // in blocks of 256 whose alpha·x are all at least -87: blocks entirely near that edge (one of them
-        // touching it from above), then blocks reaching into the far tail where exp overflows.
+        // for vectors (blocks of 256 without AVX2) whose alpha·x are all at least -87: values entirely near that
+        // edge (one of them touching it from above), then values reaching into the far tail where exp overflows.
         x += (0..<512).map { Float(-86.99 + Double($0) * 0.34) }
         x += (0..<512).map { Float(-180 + Double($0) * 0.7) }
         for alpha in [Float(1), 0.5] {

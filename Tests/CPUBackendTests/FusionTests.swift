@@ -154,6 +154,58 @@ struct FusionTests {
         #expect(report.passed, "\(report)")
     }
 
+    /// The GEMM epilogue's bias and Swish in one pass: integer images and weights make every pre-activation exact,
+    /// and biases put whole rows and parts of rows into Swish's far tail (below -87, where exp overflows and
+    /// results are subnormal or zero) beside ordinary values in the same vectors; 9x7 pixels leave partial
+    /// vectors at the end of each row; a NaN pixel stays NaN through every filter. Each value within 4 ulp of
+    /// x·sigmoid(x) in double, on one and two threads.
+    @Test func convBiasSwishEpilogueIsExactToTheTail() throws {
+        let (channels, filters, height, width) = (24, 20, 9, 7)
+        let w = (0..<filters * channels).map { Float(($0 * 7 + 3) % 5 - 2) }
+        let biases: [Float] = [-150, -95.5, -88, -87.5, -86.5, -60.25, -20, -3.5, -0.5, 0, 0.5, 3, 20, 50, 87.5, 100]
+        let b = (0..<filters).map { biases[$0 % biases.count] }
+        var x = (0..<channels * height * width).map { Float(($0 * 11 + 5) % 7 - 3) }
+        x[2 * height * width + 17] = .nan
+        let graph = Graph(
+            name: "silu", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"]),
+                Node(opType: "Sigmoid", inputs: ["c"], outputs: ["s"]),
+                Node(opType: "Mul", inputs: ["c", "s"], outputs: ["y"]),
+            ],
+            initializers: [
+                "w": try Tensor(shape: [filters, channels, 1, 1], scalars: w),
+                "b": try Tensor(shape: [filters], scalars: b),
+            ], opsetImports: ["": 13])
+        let image = try Tensor(shape: [1, channels, height, width], scalars: x)
+        let pixels = height * width
+        for threads in [1, 2] {
+            let backend = CPUBackend(threads: threads)
+            let plan = try ExecutionPlan(
+                graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: image.shape)],
+                evaluator: backend, fusion: backend.fusion)
+            #expect(plan.steps.map(\.node.opType) == ["Conv"])
+            let y = try Session(graph: graph, backend: backend).run([NamedTensor(name: "x", tensor: image)])
+                .outputs[0].tensor.scalars(as: Float.self)
+            for f in 0..<filters {
+                for p in 0..<pixels {
+                    var sum = Double(b[f])
+                    for c in 0..<channels { sum += Double(w[f * channels + c]) * Double(x[c * pixels + p]) }
+                    let got = y[f * pixels + p]
+                    if sum.isNaN {
+                        #expect(got.isNaN, "filter \(f), pixel \(p): \(got) for NaN")
+                        continue
+                    }
+                    let want = Float(sum / (1 + Foundation.exp(-sum)))
+                    #expect(
+                        abs(got - want) <= 4 * want.ulp,
+                        "filter \(f), pixel \(p), \(threads) threads: swish(\(sum)) = \(got), expected \(want)")
+                }
+            }
+        }
+    }
+
     /// Mul(x, Sigmoid(x)), either operand order, becomes one Swish; a Mul by another value's sigmoid, or a sigmoid
     /// someone else also reads, stays as written.
     @Test(arguments: [("x", "s", true), ("s", "x", true), ("s", "z", false)])

@@ -254,6 +254,12 @@ void ck_scale_shift_clamp(const float *x, float *y, size_t count, float scale, f
 void ck_swish(const float *x, float *y, size_t count, float alpha);
 /// ck_swish in place over `rows` rows of `cols` values, `ldc` apart (one call per GEMM tile).
 void ck_swish_rows(float *c, size_t ldc, size_t rows, size_t cols, float alpha);
+/// A GEMM epilogue's bias and Swish in one pass over a tile: c[r][j] = swish((c[r][j] + col_bias[j]) + row_bias[r])
+/// with either bias NULL for none (the ISA is the caller's: the GEMM's own level).
+void ck_swish_rows_biased_avx2(float *c, size_t ldc, size_t rows, size_t cols, const float *row_bias,
+                               const float *col_bias);
+void ck_swish_rows_biased_avx512(float *c, size_t ldc, size_t rows, size_t cols, const float *row_bias,
+                                 const float *col_bias);
 /// Softmax (or log-softmax) over each contiguous row of n values; x and y may alias.
 void ck_softmax_rows(const float *x, float *y, size_t rows, size_t n, int logarithm);
 
