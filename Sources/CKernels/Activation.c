@@ -498,8 +498,9 @@ CK_UNARY_PARAMS(clip, CK_PARAMS2(low, high), (x, y, n, low, high),
 // reference computes it: no contraction into an FMA) with a fused clamp to [low, high]; NaN passes through.
 CK_UNARY_PARAMS(scale_shift_clamp, CK_PARAMS4(scale, shift, low, high), (x, y, n, scale, shift, low, high),
                 ck_clamp_keep_nan(ck_no_contract_mul(v, scale) + shift, low, high))
-// x·clamp((x + 3)/6, 0, 1): x + 3 is exact near the kink at -3 (where x/6 + 1/2 would cancel), one rounded division.
-CK_UNARY(hard_swish, v != v ? v : v * clamp01((v + 3.0f) / 6.0f))
+// x·clamp((x + 3)/6, 0, 1): x + 3 is exact near the kink at -3 (where x/6 + 1/2 would cancel), then a product by
+// 1/6 (within 1.3 ulp of the division, which costs several times a product: GEMM epilogues apply the same formula).
+CK_UNARY(hard_swish, v != v ? v : v * clamp01((v + 3.0f) * (1.0f / 6.0f)))
 
 // Swish (SiLU for alpha 1): x·sigmoid(alpha·x) = x / (1 + exp(-alpha·x)), in float (within a few ulp).
 // exp(x) for x <= 87 (clamped below at -87): the same reduction and polynomial as exp_body, with one scaling step and no
@@ -678,4 +679,9 @@ void ck_swish_rows(float *c, size_t ldc, size_t rows, size_t cols, float alpha) 
     if (isa[3] == '5') swish_rows_avx512(c, ldc, rows, cols, alpha);
     else if (isa[0] == 'a') swish_rows_avx2(c, ldc, rows, cols, alpha);
     else swish_rows_generic(c, ldc, rows, cols, alpha);
+}
+
+void ck_depthwise_after(float *y, size_t n, int after) {
+    if (after == 1) ck_swish(y, y, n, 1.0f);
+    else if (after == 2) ck_hard_swish(y, y, n);
 }

@@ -146,7 +146,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256
                 }                                                                                            \
                 STOREU(orow + ow * V, MINV(hiv, MAXV(lov, a)));                                              \
             }                                                                                                \
-            if (swish) ck_swish(orow, orow, out_w * V, 1.0f);                                                \
+            ck_depthwise_after(orow, out_w * V, swish);                                                      \
             /* Back to planes: V output columns of the V channels per transpose. */                         \
             for (size_t o = 0; o < out_w; o += V) {                                                          \
                 const size_t n = out_w - o < V ? out_w - o : V;                                              \

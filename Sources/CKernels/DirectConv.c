@@ -251,7 +251,7 @@ static void dw_split_generic(const float *tmp, float *pr, size_t wp, size_t wpe)
                 dw_row_generic(rowsE, rowsO, wc, kh, sh, b, yr, out_w, lo, hi);                                    \
             }                                                                                                \
             /* Swish over the channel's plane while it is in cache (one call: rows can be short). */        \
-            if (swish) ck_swish(y + c * out_h * out_w, y + c * out_h * out_w, out_h * out_w, 1.0f);         \
+            ck_depthwise_after(y + c * out_h * out_w, out_h * out_w, swish);                                 \
             continue;                                                                                        \
         }                                                                                                    \
         for (size_t oh = 0; oh < out_h; oh++) {                                                              \
@@ -277,7 +277,7 @@ static void dw_split_generic(const float *tmp, float *pr, size_t wp, size_t wpe)
                 yr[ow] = v > hi ? hi : v;                                                                    \
             }                                                                                                \
         }                                                                                                    \
-        if (swish) ck_swish(y + c * out_h * out_w, y + c * out_h * out_w, out_h * out_w, 1.0f);             \
+        ck_depthwise_after(y + c * out_h * out_w, out_h * out_w, swish);                                     \
     }
 #define CK_DEPTHWISE_ARGS                                                                                    \
     (const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end, size_t in_h,     \

@@ -62,19 +62,24 @@ void ck_pack_b(size_t k, size_t n, const float *b, size_t ldb, int transposed, f
     }
 
 // The epilogues a tile applies in registers before its only store (the last K block): a bias per row (a
-// convolution's filter) and Relu or a clamp. Others (column bias, Swish, GELU) run over the stored tile.
+// convolution's filter) and Relu, a clamp or HardSwish. Others (column bias, Swish, GELU) run over the stored tile.
 typedef struct {
     const float *row_bias;  // at the tile's first row, or NULL
     float low, high;        // min(max(v, low), high), NaN kept; -inf/+inf for none
     int relu;               // max(v, 0) + 0: -0 becomes +0 as the scalar Relu makes it
+    int hard_swish;         // v·min(max((v + 3)·(1/6), 0), 1) as ck_hard_swish (NaN kept), instead of the clamp
 } ck_tile_ep;
 
-// v = min(max(v + bias[r], low), high) (or Relu) in the ISA's vectors P##_..._ps.
+// v = min(max(v + bias[r], low), high) (or Relu, or HardSwish) in the ISA's vectors P##_..._ps.
 #define CK_TILE_EP(v, VT, P, r)                                                                              \
     do {                                                                                                     \
         if (te->row_bias) v = P##_add_ps(v, P##_set1_ps(te->row_bias[r]));                                   \
         if (te->relu) {                                                                                      \
             v = P##_add_ps(P##_max_ps(P##_setzero_ps(), v), P##_setzero_ps());                               \
+        } else if (te->hard_swish) {                                                                         \
+            /* max and min return their second operand, t, when it is NaN. */                               \
+            const VT t = P##_mul_ps(P##_add_ps(v, P##_set1_ps(3.0f)), P##_set1_ps(1.0f / 6.0f));             \
+            v = P##_mul_ps(v, P##_min_ps(P##_set1_ps(1.0f), P##_max_ps(P##_setzero_ps(), t)));               \
         } else {                                                                                             \
             v = P##_min_ps(P##_set1_ps(te->high), P##_max_ps(P##_set1_ps(te->low), v));                      \
         }                                                                                                    \
@@ -266,6 +271,12 @@ static void kernelGeneric(int mr, size_t kc, const float *a, size_t lda, size_t 
                 const float v = cr[j], t = v < lo ? lo : v;                                                  \
                 cr[j] = v != v ? v : (t > hi ? hi : t);                                                      \
             }                                                                                                \
+        } else if (ep->activation == ck_activation_hard_swish) {                                             \
+            /* As ck_hard_swish: x + 3 exact near the kink at -3, then a product by 1/6. */                 \
+            for (size_t j = 0; j < cols; j++) {                                                              \
+                const float v = cr[j], t = (v + 3.0f) * (1.0f / 6.0f);                                       \
+                cr[j] = v != v ? v : v * (t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t));                         \
+            }                                                                                                \
         }                                                                                                    \
     }                                                                                                        \
     /* The transcendental activations once for the whole tile (their constants and dispatch paid once). */ \
@@ -408,14 +419,15 @@ static void sgemm_panels(size_t m, size_t n, size_t k, const float *a, size_t ld
     // Packed, each tile is k-major (mr values per k) and contiguous. Shorter rows run faster unpacked: the
     // copy is not repaid (CNN and encoder layers measured 5-8% slower packed).
     const int packs_a = lda >= 2048 && panel_end - panel_begin >= 8 && m >= 2 * mrMax;
-    // Row bias with Relu, a clamp or nothing after it runs in the tile's registers (the vector kernels);
-    // anything else over the stored tile.
+    // Row bias with Relu, a clamp, HardSwish or nothing after it runs in the tile's registers (the vector
+    // kernels); anything else over the stored tile.
     const int in_tile = epilogue && level > 0 && !epilogue->col_bias &&
                         (epilogue->activation == ck_activation_none || epilogue->activation == ck_activation_relu ||
-                         epilogue->activation == ck_activation_clip);
-    ck_tile_ep te_value = {NULL, -__builtin_inff(), __builtin_inff(), 0};
+                         epilogue->activation == ck_activation_clip || epilogue->activation == ck_activation_hard_swish);
+    ck_tile_ep te_value = {NULL, -__builtin_inff(), __builtin_inff(), 0, 0};
     if (in_tile) {
         te_value.relu = epilogue->activation == ck_activation_relu;
+        te_value.hard_swish = epilogue->activation == ck_activation_hard_swish;
         if (epilogue->activation == ck_activation_clip) {
             te_value.low = epilogue->low;
             te_value.high = epilogue->high;

@@ -50,7 +50,7 @@ public final class CPUBackend: Backend {
     public let device = DeviceID.cpu
     public let deviceName: String
     public let kernels: KernelRegistry
-    /// Conv, Gemm and MatMul apply a following Relu (Conv also a constant-bound Clip and a Swish), and MatMul a
+    /// Conv, Gemm and MatMul apply a following Relu (Conv also a constant-bound Clip, a Swish and a HardSwish), and MatMul a
     /// following bias Add, in their store; BatchNormalization after a Conv folds into its weights; a 2x2, stride-2
     /// MaxPool after a Conv (and its Relu or Clip) is applied in Winograd's output transform (or on a scratch
     /// output); the exported erf form of GELU runs as one Gelu, Sigmoid·x as one Swish.
@@ -58,7 +58,7 @@ public final class CPUBackend: Backend {
         guard fuses else { return .none }
         var rules = FusionRules(
             activations: [
-                "Conv": ["Relu", "Clip", "Swish"], "Gemm": ["Relu"], "MatMul": ["Relu", "Gelu"],
+                "Conv": ["Relu", "Clip", "Swish", "HardSwish"], "Gemm": ["Relu"], "MatMul": ["Relu", "Gelu"],
                 "BatchNormalization": ["Relu", "Clip"], "Add": ["Relu"],
             ],
             foldsBatchNormalization: true,

@@ -75,9 +75,9 @@ public enum CPUKernelTable {
                 let winograd = try WinogradConvKernel.applies(node, algorithm: algorithm)
                 let direct = try DirectConvKernel.applies(node, algorithm: algorithm)
                 let activation = try node.fusedActivation()
-                // im2col + GEMM applies Clip/Swish in its store, the depthwise kernel per channel, the direct kernel
-                // Relu and Clip in its store; the others get
-                // a pass over their output. A fused max pool does not commute with Swish: such pairs are not fused.
+                // im2col + GEMM applies every fused activation in its store, the depthwise kernel per row, the direct
+                // kernel Relu and Clip in its store; the others get a pass over their output. A fused max pool does
+                // not commute with Swish or HardSwish: such pairs are not fused.
                 func activated(_ kernel: any Kernel) throws -> any Kernel {
                     guard
                         !activation.isNone && activation.kind != ck_activation_relu && !(kernel is ConvKernel)

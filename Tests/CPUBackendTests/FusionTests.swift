@@ -154,6 +154,53 @@ struct FusionTests {
         #expect(report.passed, "\(report)")
     }
 
+    /// Conv + HardSwish runs as one Conv on every kernel family: im2col (3x3 over 5 channels), pointwise (1x1 read in
+    /// place), depthwise (channels in lanes), direct (the 3-channel stem) and Winograd (3x3 over 32 channels), with
+    /// and without a bias, on one and two threads: bit for bit the unfused pair (the same formula, in registers or
+    /// per row). A following 2x2 max pool stays separate (HardSwish dips below zero, so it does not commute).
+    @Test(arguments: [
+        (5, 8, 1, 3), (24, 40, 1, 1), (32, 32, 32, 3), (3, 16, 1, 3), (32, 32, 1, 3),
+    ])
+    func convHardSwishIsFused(_ channels: Int, _ filters: Int, _ groups: Int, _ kernel: Int) throws {
+        let w = try Self.tensor([filters, channels / groups, kernel, kernel], in: -1...1)
+        let b = try Self.tensor([filters], in: -1...1)
+        for (biased, pooled) in [(true, false), (false, false), (true, true)] {
+            var nodes = [
+                Node(
+                    opType: "Conv", inputs: biased ? ["x", "w", "b"] : ["x", "w"], outputs: ["c"],
+                    attributes: ["group": .int(groups), "pads": .ints(Array(repeating: kernel / 2, count: 4))]),
+                Node(opType: "HardSwish", inputs: ["c"], outputs: [pooled ? "h" : "y"]),
+            ]
+            if pooled {
+                nodes.append(
+                    Node(
+                        opType: "MaxPool", inputs: ["h"], outputs: ["y"],
+                        attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]))
+            }
+            let graph = Graph(
+                name: "hardswish", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
+                initializers: ["w": w, "b": b], opsetImports: ["": 14])
+            // Values around the kinks at -3 and 3 as well as between them.
+            let x = try Self.tensor([1, channels, 13, 11], in: -6...6)
+            for threads in [1, 2] {
+                let backend = CPUBackend(threads: threads)
+                let plan = try ExecutionPlan(
+                    graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: x.shape)], evaluator: backend,
+                    fusion: backend.fusion)
+                #expect(plan.steps.map(\.node.opType) == (pooled ? ["Conv", "MaxPool"] : ["Conv"]))
+                let fused = try Session(graph: graph, backend: backend).run([NamedTensor(name: "x", tensor: x)])
+                    .outputs[0].tensor.scalars(as: Float.self)
+                let plain = try Session(graph: graph, backend: CPUBackend(threads: threads, fuses: false))
+                    .run([NamedTensor(name: "x", tensor: x)]).outputs[0].tensor.scalars(as: Float.self)
+                let differing = zip(fused, plain).filter { $0.bitPattern != $1.bitPattern }.count
+                #expect(
+                    fused.count == plain.count && differing == 0,
+                    "\(channels)->\(filters) group \(groups) \(kernel)x\(kernel) bias \(biased): \(differing) differ")
+            }
+        }
+    }
+
     /// The GEMM epilogue's bias and Swish in one pass: integer images and weights make every pre-activation exact,
     /// and biases put whole rows and parts of rows into Swish's far tail (below -87, where exp overflows and
     /// results are subnormal or zero) beside ordinary values in the same vectors; 9x7 pixels leave partial

@@ -11,9 +11,10 @@ final class DepthwiseConvKernel: Kernel {
     private let y: UnsafeMutablePointer<Float>
     private let geometry: ConvGeometry
     private let batch: Int, channels: Int
-    /// The fused activation as the kernel applies it: a clamp to [low, high] (Relu, Clip) or Swish.
+    /// The fused activation as the kernel applies it: a clamp to [low, high] (Relu, Clip), Swish or HardSwish.
     private let low: Float, high: Float
-    private let swish: Bool
+    /// The activation after the clamp, per row while in cache: 1 Swish, 2 HardSwish, 0 none (`ck_depthwise_after`).
+    private let after: Int32
     /// A fused Clip or Swish, applied to each channel's plane right after it is computed (still in cache).
     private let activation: FusedActivation
     private let parallel: ParallelFor
@@ -39,7 +40,7 @@ final class DepthwiseConvKernel: Kernel {
         case ck_activation_clip: (low, high) = (activation.low, activation.high)
         default: (low, high) = (-.infinity, .infinity)
         }
-        swish = activation.kind == ck_activation_swish
+        after = activation.kind == ck_activation_swish ? 1 : activation.kind == ck_activation_hard_swish ? 2 : 0
         let xv = try node.input(0), wv = try node.input(1), yv = try node.output(0)
         geometry = try node.parameters(ConvGeometry.self)
         batch = xv.shape[0]
@@ -85,11 +86,12 @@ final class DepthwiseConvKernel: Kernel {
             let n = index / channels, c0 = index % channels
             let c1 = min(channels, c0 + (end - index))
             let out = y + n * channels * outCount
-            // Relu and Clip (Relu6) are a clamp in the kernel's store, Swish a pass over each row while it is in L1.
+            // Relu and Clip (Relu6) are a clamp in the kernel's store, Swish and HardSwish a pass over each row while
+            // it is in L1.
             if blocked, let scratch,
                 ck_depthwise_blocked(
                     x + n * channels * inCount, w, bias, out, c0, c1, g.input[0], g.input[1], g.kernel[0],
-                    g.strides[0], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], low, high, swish ? 1 : 0,
+                    g.strides[0], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], low, high, after,
                     scratch) != 0
             {
                 index += c1 - c0
@@ -98,7 +100,7 @@ final class DepthwiseConvKernel: Kernel {
             ck_depthwise_conv2d(
                 x + n * channels * inCount, w, bias, out, c0, c1, g.input[0], g.input[1], g.kernel[0], g.kernel[1],
                 g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1],
-                g.output[0], g.output[1], low, high, swish ? 1 : 0, scratch)
+                g.output[0], g.output[1], low, high, after, scratch)
             index += c1 - c0
         }
     }

@@ -47,6 +47,7 @@ extension BoundNode {
         case "Relu": return FusedActivation(kind: ck_activation_relu, low: 0, high: 0)
         case "Swish": return FusedActivation(kind: ck_activation_swish, low: 0, high: 0)
         case "Gelu": return FusedActivation(kind: ck_activation_gelu, low: 0, high: 0)
+        case "HardSwish": return FusedActivation(kind: ck_activation_hard_swish, low: 0, high: 0)
         case "Clip":
             return FusedActivation(
                 kind: ck_activation_clip, low: try attributes.float(FusionRules.clipLowAttribute, default: -.infinity),
@@ -202,6 +203,18 @@ struct FusedActivation: Equatable {
 
     var isNone: Bool { kind == ck_activation_none }
 
+    /// The ONNX operator this activation stands for.
+    var name: String {
+        switch kind {
+        case ck_activation_relu: "Relu"
+        case ck_activation_clip: "Clip"
+        case ck_activation_swish: "Swish"
+        case ck_activation_gelu: "Gelu"
+        case ck_activation_hard_swish: "HardSwish"
+        default: "none"
+        }
+    }
+
     /// The GEMM epilogue applying this activation after the biases.
     func epilogue(rowBias: UnsafePointer<Float>?, columnBias: UnsafePointer<Float>?) -> ck_epilogue {
         ck_epilogue(row_bias: rowBias, col_bias: columnBias, activation: kind, low: low, high: high)
@@ -217,6 +230,8 @@ struct FusedActivation: Equatable {
             ck_swish(y, y, count, 1)
         } else if kind == ck_activation_gelu {
             ck_gelu(y, y, count)
+        } else if kind == ck_activation_hard_swish {
+            ck_hard_swish(y, y, count)
         }
     }
 }
@@ -242,10 +257,6 @@ final class ActivatedKernel: Kernel, DescribedKernel {
 
     var kernelDescription: String {
         let name = (inner as? DescribedKernel)?.kernelDescription ?? String(describing: type(of: inner))
-        let suffix =
-            activation.kind == ck_activation_clip
-            ? "Clip"
-            : activation.kind == ck_activation_swish ? "Swish" : activation.kind == ck_activation_gelu ? "Gelu" : "Relu"
-        return name + " + " + suffix
+        return name + " + " + activation.name
     }
 }

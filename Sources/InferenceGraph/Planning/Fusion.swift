@@ -296,11 +296,12 @@ enum Fusion {
         }
 
         /// A producer then a 2x2, stride-2 max pool. A max pool commutes with Relu and Clip (monotonic), not with
-        /// Swish: that pair stays two kernels.
+        /// Swish or HardSwish (both dip below zero): those pairs stay two kernels.
         func takeMaxPool(_ entry: LiveNode, _ rules: FusionRules) -> Taken? {
             guard rules.maxPools.contains(entry.node.opType),
                 entry.node.attributes[FusionRules.maxPoolAttribute] == nil,
-                (try? entry.node.string(FusionRules.activationAttribute, default: "")) != "Swish",
+                !["Swish", "HardSwish", "Gelu"].contains(
+                    (try? entry.node.string(FusionRules.activationAttribute, default: "")) ?? ""),
                 entry.outputTypes.first?.shape.rank == 4, let next = soleConsumer(of: entry.node.outputs[0]),
                 let pool = nodes[next], FusionRules.isAbsorbableMaxPool(pool.node)
             else { return nil }
