@@ -76,7 +76,7 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
 
 #define CK_CONV_DIRECT_FILTERS(VF, VL, FB, STORE_PARTIAL)                                                                 \
     for (; f + FB <= filter_end; f += FB) {                                                                  \
-        for (size_t oy = 0; oy < out_height; oy++) {                                                         \
+        for (size_t oy = row_begin; oy < row_end; oy++) {                                                    \
             for (size_t x0 = 0; x0 < out_width; x0 += 4 * VL) {                                              \
                 const size_t width_left = out_width - x0;                                                    \
                 const size_t vectors = (width_left + VL - 1) / VL;                                           \
@@ -92,7 +92,7 @@ void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t
    4 x 4 tile of the 32-register ISA would spill. */
 #define CK_CONV_DIRECT_FILTERS_2(VF, VL, FB, STORE_PARTIAL)                                                  \
     for (; f + FB <= filter_end; f += FB) {                                                                  \
-        for (size_t oy = 0; oy < out_height; oy++) {                                                         \
+        for (size_t oy = row_begin; oy < row_end; oy++) {                                                    \
             for (size_t x0 = 0; x0 < out_width; x0 += 2 * VL) {                                              \
                 const size_t width_left = out_width - x0;                                                    \
                 if (width_left > VL) CK_CONV_DIRECT_SEGMENT(VF, VL, FB, 2, STORE_PARTIAL)                   \
@@ -128,7 +128,7 @@ typedef float ck_v16 __attribute__((vector_size(64)));
 #define CK_CONV_DIRECT_ARGS                                                                                  \
     (const float *padded, size_t channels, size_t padded_height, size_t padded_width, const float *w, size_t kh, \
      size_t kw, size_t sh, size_t sw, const float *bias, int clip, float low, float high, size_t filter_begin,      \
-     size_t filter_end, float *y, size_t out_height, size_t out_width)
+     size_t filter_end, size_t row_begin, size_t row_end, float *y, size_t out_height, size_t out_width)
 
 // The first n (< vector width) lanes of a vector, stored: AVX-512 and AVX2 with masked stores, else by lane.
 #define CK_STORE_PARTIAL_SCALAR(p, r, n)                                                                      \
@@ -151,19 +151,20 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void conv_direct_avx
 
 void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height, size_t padded_width,
                       const float *w, size_t kh, size_t kw, size_t sh, size_t sw, const float *bias, float low,
-                      float high, size_t filter_begin, size_t filter_end, float *y, size_t out_height,
-                      size_t out_width) {
+                      float high, size_t filter_begin, size_t filter_end, size_t row_begin, size_t row_end,
+                      float *y, size_t out_height, size_t out_width) {
+    if (row_end > out_height) row_end = out_height;
     const int clip = low > -__builtin_inff() || high < __builtin_inff();
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
         conv_direct_avx512(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, clip, low, high, filter_begin,
-                           filter_end, y, out_height, out_width);
+                           filter_end, row_begin, row_end, y, out_height, out_width);
     else if (isa[0] == 'a')
         conv_direct_avx2(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, clip, low, high, filter_begin,
-                         filter_end, y, out_height, out_width);
+                         filter_end, row_begin, row_end, y, out_height, out_width);
     else
         conv_direct_generic(padded, channels, padded_height, padded_width, w, kh, kw, sh, sw, bias, clip, low, high,
-                            filter_begin, filter_end, y, out_height, out_width);
+                            filter_begin, filter_end, row_begin, row_end, y, out_height, out_width);
 }
 
 void ck_conv2d_direct_pad_stride2(const float *x, size_t channels, size_t height, size_t width, size_t pad_top,
@@ -171,13 +172,23 @@ void ck_conv2d_direct_pad_stride2(const float *x, size_t channels, size_t height
                                   float *padded) {
     memset(padded, 0, ck_conv2d_direct_padded_floats(channels, padded_height, padded_width, kw) * sizeof(float));
     const size_t half = (padded_width + 1) / 2;
+    // Padded column 2j + p (parity p) holds image column 2j + p - pad_left: per parity a stride-2 gather of the
+    // row, which vectorizes (the per-element parity test it replaces cost as much as the convolution of a
+    // 3-channel stem).
     for (size_t c = 0; c < channels; c++) {
         for (size_t py = 0; py < padded_height; py++) {
             if (py < pad_top || py - pad_top >= height) continue;
             const float *src = x + (c * height + (py - pad_top)) * width;
             float *dst = padded + (c * padded_height + py) * padded_width;
-            for (size_t px = pad_left; px < padded_width && px - pad_left < width; px++)
-                dst[(px & 1) ? half + px / 2 : px / 2] = src[px - pad_left];
+            for (size_t p = 0; p < 2; p++) {
+                float *d = dst + (p ? half : 0);
+                // j from the first with 2j + p >= pad_left to the last with 2j + p - pad_left < min(width, padded
+                // width - pad_left) (columns past the padded width are never read).
+                const size_t limit = width + pad_left < padded_width ? width + pad_left : padded_width;
+                const size_t j0 = pad_left > p ? (pad_left - p + 1) / 2 : 0;
+                const size_t j1 = limit > p ? (limit - p + 1) / 2 : 0;
+                for (size_t j = j0; j < j1; j++) d[j] = src[2 * j + p - pad_left];
+            }
         }
     }
 }

@@ -49,6 +49,11 @@ struct WinogradTests {
         Case(
             batch: 2, channels: 3, filters: 11, height: 32, width: 32, pads: [1, 1, 1, 1], relu: false,
             algorithm: .direct, stride: 2),
+        // Large enough at batch 1 for two threads to split the output rows; no left padding (the even and odd
+        // halves of each padded row start at different image columns than with one) and an odd width.
+        Case(
+            batch: 1, channels: 3, filters: 16, height: 161, width: 151, pads: [1, 0, 0, 1], relu: true,
+            algorithm: .direct, stride: 2),
     ]
 
     static func graph(_ c: Case, weights: Tensor, bias: Tensor) -> Graph {

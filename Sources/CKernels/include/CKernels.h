@@ -291,7 +291,8 @@ void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, 
 
 /// Direct 2-D convolution (stride 1, no dilation, one group; DirectConv.c). Floats of the zero-padded copy of one
 /// image [C][Hp][Wp] plus the slack the kernel reads past it; the copy itself; and filters
-/// [filter_begin, filter_end) of w [M][C][KH][KW] into y [M][OH][OW] with bias (may be NULL), clamped to
+/// [filter_begin, filter_end) of w [M][C][KH][KW], output rows [row_begin, row_end), into y [M][OH][OW] with bias
+/// (may be NULL), clamped to
 /// [low, high] in the store (Relu: 0 and infinity; Clip; none: -infinity and infinity; NaN stays NaN).
 size_t ck_conv2d_direct_padded_floats(size_t channels, size_t padded_height, size_t padded_width, size_t kw);
 void ck_conv2d_direct_pad(const float *x, size_t channels, size_t height, size_t width, size_t pad_top,
@@ -303,8 +304,8 @@ void ck_conv2d_direct_pad_stride2(const float *x, size_t channels, size_t height
                                   float *padded);
 void ck_conv2d_direct(const float *padded, size_t channels, size_t padded_height, size_t padded_width,
                       const float *w, size_t kh, size_t kw, size_t sh, size_t sw, const float *bias, float low,
-                      float high, size_t filter_begin, size_t filter_end, float *y, size_t out_height,
-                      size_t out_width);
+                      float high, size_t filter_begin, size_t filter_end, size_t row_begin, size_t row_end,
+                      float *y, size_t out_height, size_t out_width);
 
 #ifdef __cplusplus
 }

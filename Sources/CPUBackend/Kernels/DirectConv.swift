@@ -69,12 +69,14 @@ final class DirectConvKernel: Kernel {
         // The rows and columns the windows reach (stride 2: even columns then odd ones, see ck_conv2d_direct).
         paddedHeight = (g.output[0] - 1) * g.strides[0] + g.kernel[0]
         paddedWidth = (g.output[1] - 1) * g.strides[1] + g.kernel[1]
-        // At batch 1 with one group, filters split across threads only when there is enough work to pay for
-        // waking them; otherwise (image, group) pairs do.
+        // At batch 1 with one group, output rows split across threads (every filter each) when there is enough
+        // work to pay for waking them; otherwise (image, group) pairs do. Rows balance where filters did not: a
+        // 16-filter stem split 8 + 8 left each thread part-filled register tiles (4 filters) and ran no faster on
+        // two threads than on one.
         let macs = filters * groups * g.output[0] * g.output[1] * channels * g.kernel[0] * g.kernel[1]
         let items = batch * groups
         let workers =
-            items > 1 ? min(parallel.threads, items) : (macs >= 1 << 20 ? min(parallel.threads, filters) : 1)
+            items > 1 ? min(parallel.threads, items) : (macs >= 1 << 20 ? min(parallel.threads, g.output[0]) : 1)
         let paddedFloats = ck_conv2d_direct_padded_floats(channels, paddedHeight, paddedWidth, g.kernel[1])
         padded = try (0..<(items > 1 ? workers : 1)).map { _ in
             try HostBuffer(bytes: paddedFloats * MemoryLayout<Float>.stride)
@@ -86,9 +88,9 @@ final class DirectConvKernel: Kernel {
         if workers > 1 {
             task = ClosureTask { [unowned self] part, begin, end in
                 if items > 1 {
-                    for item in begin..<end { convolve(item: item, filters: 0..<filters, worker: part, pads: true) }
+                    for item in begin..<end { convolve(item: item, rows: 0..<g.output[0], worker: part, pads: true) }
                 } else {
-                    convolve(item: 0, filters: begin..<end, worker: part, pads: false)
+                    convolve(item: 0, rows: begin..<end, worker: part, pads: false)
                 }
             }
         }
@@ -98,9 +100,9 @@ final class DirectConvKernel: Kernel {
         let items = batch * groups
         if let task {
             if items == 1 { pad(item: 0, worker: 0) }
-            parallel.run(task, count: items > 1 ? items : filters)
+            parallel.run(task, count: items > 1 ? items : geometry.output[0])
         } else {
-            for item in 0..<items { convolve(item: item, filters: 0..<filters, worker: 0, pads: true) }
+            for item in 0..<items { convolve(item: item, rows: 0..<geometry.output[0], worker: 0, pads: true) }
         }
     }
 
@@ -114,8 +116,8 @@ final class DirectConvKernel: Kernel {
             padded[worker].pointer.assumingMemoryBound(to: Float.self))
     }
 
-    /// Filters `range` of one (image, group) item; `pads` first makes the worker's padded copy of its channels.
-    private func convolve(item: Int, filters range: Range<Int>, worker: Int, pads: Bool) {
+    /// Output rows `range` of one (image, group) item; `pads` first makes the worker's padded copy of its channels.
+    private func convolve(item: Int, rows range: Range<Int>, worker: Int, pads: Bool) {
         if pads { pad(item: item, worker: worker) }
         let g = geometry
         let group = item % groups
@@ -123,7 +125,7 @@ final class DirectConvKernel: Kernel {
         ck_conv2d_direct(
             source, channels, paddedHeight, paddedWidth, w + group * filters * channels * g.kernel[0] * g.kernel[1],
             g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], bias.map { $0 + group * filters }, low, high,
-            range.lowerBound, range.upperBound, y + item * filters * g.output[0] * g.output[1], g.output[0],
-            g.output[1])
+            0, filters, range.lowerBound, range.upperBound, y + item * filters * g.output[0] * g.output[1],
+            g.output[0], g.output[1])
     }
 }
