@@ -528,10 +528,14 @@ static inline __attribute__((always_inline)) void swish_block(const float *xb, f
         }
     } else {
         // Rare: exp(-alpha·x) overflows float and the result may be subnormal; double keeps both exact enough
-        // that the one rounding to float is the only error.
+        // that the one rounding to float is the only error. Only those values: the others take the formula above,
+        // so each result depends on its value alone, whatever block (or thread's share) it falls in.
         for (size_t i = 0; i < m; i++) {
-            const double v = (double)xb[i];
-            yb[i] = v != v ? (float)v : (float)(v / (1.0 + exp(-(double)alpha * v)));
+            const float f = xb[i];
+            const double v = (double)f;
+            yb[i] = alpha * f >= -87.0f ? f / (1.0f + exp_normal_body(-alpha * f))
+                    : v != v            ? (float)v
+                                        : (float)(v / (1.0 + exp(-(double)alpha * v)));
         }
     }
 }
@@ -562,43 +566,107 @@ __attribute__((target("avx2,fma"))) static inline __m256 swish_vector_avx2(__m25
     const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(z), 23));
     return _mm256_div_ps(v, _mm256_add_ps(_mm256_mul_ps(p, scale), _mm256_set1_ps(1.0f)));
 }
-// The careful block out of line: a call inside the vector loop would make the compiler reload every constant
-// of the polynomial around it on each iteration (measured 15 against 10 cycles per vector with AVX2).
-static __attribute__((noinline)) void swish_biased_outlined(const float *xb, float *yb, size_t m, float alpha,
-                                                            const float *col_bias, const float *row_bias) {
-    if (col_bias || row_bias) {
-        for (size_t i = 0; i < m; i++) {
-            float v = xb[i];
-            if (col_bias) v += col_bias[i];
-            if (row_bias) v += *row_bias;
-            yb[i] = v;
-        }
-        xb = yb;
+// Lanes whose -alpha·x is above 87 (or NaN), out of line: `v` holds the vector's inputs (biases added), `bad` the
+// lanes to recompute in double, where the far tail (overflowing exp, subnormal results) is exact; the other lanes
+// keep the vector result. Each value's result depends on it alone, not on its neighbours, so any split of a tensor
+// across threads or tiles computes the same bits. A call inside the vector loop would make the compiler reload
+// every constant of the polynomial around it on each iteration (measured 15 against 10 cycles per vector with
+// AVX2), hence noinline.
+static __attribute__((noinline)) void swish_lanes_careful(const float *v, float *y, unsigned bad, size_t n,
+                                                          float alpha) {
+    for (size_t l = 0; l < n; l++) {
+        if (!(bad >> l & 1u)) continue;
+        const double d = (double)v[l];
+        y[l] = d != d ? (float)d : (float)(d / (1.0 + exp(-(double)alpha * d)));
     }
-    swish_block(xb, yb, m, alpha);
 }
 // y = swish(x) over n values; with `col_bias` and/or `row_bias` (a GEMM epilogue), of x + col_bias[i] + *row_bias
-// first, in that order (the unfused epilogue's), so the tile is read and written once.
-__attribute__((target("avx2,fma"))) static inline void swish_row_avx2(const float *x, float *y, size_t n, float alpha,
-                                                                      const float *col_bias, const float *row_bias) {
+// first, in that order (the unfused epilogue's), so the tile is read and written once. A partial last vector goes
+// through a zero-padded copy so every value takes the vector formula.
+// Where a tile run stopped: at row r, column i, a vector of m values whose lanes `bad` are in the far tail (their
+// inputs, biases added, in vs).
+typedef struct {
+    size_t r, i, m;
+    unsigned bad;
+    float vs[8];
+} ck_swish_stop;
+
+// Rows [stop->r, rows) of x (ldx apart) into y (ldy apart; x == y in place), from column stop->i of the first,
+// eight values at a time (a partial last vector of a row through a zero-padded copy, so every value takes the
+// vector formula), until a vector with a far-tail lane (returns 1, stop filled in) or the end (returns 0). No call
+// inside, so the polynomial's constants stay in registers: with a call in the loop the compiler reloaded all of
+// them per vector (17 against 13 cycles per 8 values), and a call per GEMM tile row paid their setup per 16 values.
+__attribute__((target("avx2,fma"), always_inline)) static inline int swish_tile_run_avx2(
+    const float *x, size_t ldx, float *y, size_t ldy, size_t rows, size_t cols, float alpha, const float *col_bias,
+    const float *row_bias, ck_swish_stop *stop) {
     const __m256 negated = _mm256_set1_ps(-alpha), limit = _mm256_set1_ps(87.0f);
-    const __m256 rb = _mm256_set1_ps(row_bias ? *row_bias : 0.0f);
-    size_t i = 0;
-    while (i + 8 <= n) {
-        for (; i + 8 <= n; i += 8) {
-            __m256 v = _mm256_loadu_ps(x + i);
-            if (col_bias) v = _mm256_add_ps(v, _mm256_loadu_ps(col_bias + i));
+    size_t i = stop->i;
+    for (size_t r = stop->r; r < rows; r++, i = 0) {
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        const __m256 rb = _mm256_set1_ps(row_bias ? row_bias[r] : 0.0f);
+        for (; i < cols; i += 8) {
+            const size_t m = cols - i < 8 ? cols - i : 8;
+            __m256 v;
+            if (m == 8) {
+                v = _mm256_loadu_ps(xr + i);
+                if (col_bias) v = _mm256_add_ps(v, _mm256_loadu_ps(col_bias + i));
+            } else {
+                float in[8] = {0}, cb[8] = {0};
+                for (size_t l = 0; l < 8; l++) {
+                    if (l < m) in[l] = xr[i + l];
+                    if (l < m && col_bias) cb[l] = col_bias[i + l];
+                }
+                v = _mm256_loadu_ps(in);
+                if (col_bias) v = _mm256_add_ps(v, _mm256_loadu_ps(cb));
+            }
             if (row_bias) v = _mm256_add_ps(v, rb);
             const __m256 t = _mm256_mul_ps(v, negated);
-            if (_mm256_movemask_ps(_mm256_cmp_ps(t, limit, _CMP_LE_OQ)) != 0xff) break;
-            _mm256_storeu_ps(y + i, swish_vector_avx2(v, t));
-        }
-        if (i + 8 <= n) {
-            swish_biased_outlined(x + i, y + i, 8, alpha, col_bias ? col_bias + i : NULL, row_bias);
-            i += 8;
+            const unsigned b =
+                ~(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(t, limit, _CMP_LE_OQ)) & ((1u << m) - 1u);
+            const __m256 result = swish_vector_avx2(v, t);
+            if (m == 8) {
+                _mm256_storeu_ps(yr + i, result);
+            } else {
+                float out[8];
+                _mm256_storeu_ps(out, result);
+                for (size_t l = 0; l < 8; l++)
+                    if (l < m) yr[i + l] = out[l];
+            }
+            if (b) {
+                _mm256_storeu_ps(stop->vs, v);
+                stop->r = r;
+                stop->i = i;
+                stop->m = m;
+                stop->bad = b;
+                return 1;
+            }
         }
     }
-    if (i < n) swish_biased_outlined(x + i, y + i, n - i, alpha, col_bias ? col_bias + i : NULL, row_bias);
+    return 0;
+}
+__attribute__((target("avx2,fma"), noinline)) static int swish_tile_run_avx2_plain(const float *x, size_t ldx, float *y,
+                                                                                  size_t ldy, size_t rows, size_t cols,
+                                                                                  float alpha, ck_swish_stop *stop) {
+    return swish_tile_run_avx2(x, ldx, y, ldy, rows, cols, alpha, NULL, NULL, stop);
+}
+__attribute__((target("avx2,fma"), noinline)) static int swish_tile_run_avx2_biased(
+    const float *x, size_t ldx, float *y, size_t ldy, size_t rows, size_t cols, float alpha, const float *col_bias,
+    const float *row_bias, ck_swish_stop *stop) {
+    return swish_tile_run_avx2(x, ldx, y, ldy, rows, cols, alpha, col_bias, row_bias, stop);
+}
+// y = swish(x) over rows x cols (ldx and ldy apart); with `col_bias` (per column) and/or `row_bias` (per row, a
+// GEMM epilogue's), of x + col_bias[j] + row_bias[r] first, in that order (the unfused epilogue's), so the tile
+// is read and written once.
+__attribute__((target("avx2,fma"))) static void swish_tile_avx2(const float *x, size_t ldx, float *y, size_t ldy,
+                                                                size_t rows, size_t cols, float alpha,
+                                                                const float *col_bias, const float *row_bias) {
+    ck_swish_stop stop = {0, 0, 0, 0, {0}};
+    while (col_bias || row_bias ? swish_tile_run_avx2_biased(x, ldx, y, ldy, rows, cols, alpha, col_bias, row_bias, &stop)
+                                : swish_tile_run_avx2_plain(x, ldx, y, ldy, rows, cols, alpha, &stop)) {
+        swish_lanes_careful(stop.vs, y + stop.r * ldy + stop.i, stop.bad, stop.m, alpha);
+        stop.i += stop.m;
+    }
 }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static inline __m512 swish_vector_avx512(__m512 v, __m512 t) {
     t = _mm512_max_ps(t, _mm512_set1_ps(-87.0f));
@@ -616,7 +684,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static inline __m512 swish_
     const __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(z), 23));
     return _mm512_div_ps(v, _mm512_add_ps(_mm512_mul_ps(p, scale), _mm512_set1_ps(1.0f)));
 }
-// AVX-512 takes the tail with masked loads and stores (lanes past n read as 0, which passes the check).
+// AVX-512 takes a partial last vector with masked loads and stores.
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static inline void swish_row_avx512(const float *x, float *y,
                                                                                        size_t n, float alpha,
                                                                                        const float *col_bias,
@@ -624,26 +692,32 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static inline void swish_ro
     const __m512 negated = _mm512_set1_ps(-alpha), limit = _mm512_set1_ps(87.0f);
     const __m512 rb = _mm512_set1_ps(row_bias ? *row_bias : 0.0f);
     size_t i = 0;
+    float vs[16];
     while (i < n) {
+        unsigned bad = 0;
+        size_t m = 16;
         for (; i < n; i += 16) {
-            const __mmask16 lanes = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+            m = n - i < 16 ? n - i : 16;
+            const __mmask16 lanes = m == 16 ? (__mmask16)0xffff : (__mmask16)((1u << m) - 1u);
             __m512 v = _mm512_maskz_loadu_ps(lanes, x + i);
             if (col_bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, col_bias + i));
             if (row_bias) v = _mm512_add_ps(v, rb);
             const __m512 t = _mm512_mul_ps(v, negated);
-            // Lanes past n are checked too: 0 plus a bias, whose failing only sends the tail the careful way.
-            if (_mm512_cmp_ps_mask(t, limit, _CMP_LE_OQ) != 0xffff) break;
+            bad = (unsigned)(~_mm512_cmp_ps_mask(t, limit, _CMP_LE_OQ) & lanes);
             _mm512_mask_storeu_ps(y + i, lanes, swish_vector_avx512(v, t));
+            if (bad) {
+                _mm512_storeu_ps(vs, v);
+                break;
+            }
         }
-        if (i < n) {
-            const size_t m = n - i >= 16 ? 16 : n - i;
-            swish_biased_outlined(x + i, y + i, m, alpha, col_bias ? col_bias + i : NULL, row_bias);
+        if (bad) {
+            swish_lanes_careful(vs, y + i, bad, m, alpha);
             i += m;
         }
     }
 }
 __attribute__((target("avx2,fma"))) static void swish_avx2(const float *x, float *y, size_t n, float alpha) {
-    swish_row_avx2(x, y, n, alpha, NULL, NULL);
+    swish_tile_avx2(x, n, y, n, 1, n, alpha, NULL, NULL);
 }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void swish_avx512(const float *x, float *y, size_t n,
                                                                                float alpha) {
@@ -659,7 +733,7 @@ void ck_swish(const float *x, float *y, size_t n, float alpha) {
 #define CK_SWISH_ROWS_ARGS (float *c, size_t ldc, size_t rows, size_t cols, float alpha)
 static void swish_rows_generic CK_SWISH_ROWS_ARGS { CK_ROWS(CK_SWISH_BODY) }
 __attribute__((target("avx2,fma"))) static void swish_rows_avx2 CK_SWISH_ROWS_ARGS {
-    for (size_t r = 0; r < rows; r++) swish_row_avx2(c + r * ldc, c + r * ldc, cols, alpha, NULL, NULL);
+    swish_tile_avx2(c, ldc, c, ldc, rows, cols, alpha, NULL, NULL);
 }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void swish_rows_avx512 CK_SWISH_ROWS_ARGS {
     for (size_t r = 0; r < rows; r++) swish_row_avx512(c + r * ldc, c + r * ldc, cols, alpha, NULL, NULL);
@@ -667,8 +741,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void swish_rows_avx5
 #define CK_SWISH_BIASED_ARGS                                                                                 \
     (float *c, size_t ldc, size_t rows, size_t cols, const float *row_bias, const float *col_bias)
 __attribute__((target("avx2,fma"))) void ck_swish_rows_biased_avx2 CK_SWISH_BIASED_ARGS {
-    for (size_t r = 0; r < rows; r++)
-        swish_row_avx2(c + r * ldc, c + r * ldc, cols, 1.0f, col_bias, row_bias ? row_bias + r : NULL);
+    swish_tile_avx2(c, ldc, c, ldc, rows, cols, 1.0f, col_bias, row_bias);
 }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) void ck_swish_rows_biased_avx512 CK_SWISH_BIASED_ARGS {
     for (size_t r = 0; r < rows; r++)

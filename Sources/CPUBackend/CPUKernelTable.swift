@@ -84,7 +84,8 @@ public enum CPUKernelTable {
                             && !(kernel is DepthwiseConvKernel)
                             && !(kernel is DirectConvKernel && activation.kind == ck_activation_clip)
                     else { return kernel }
-                    return try ActivatedKernel(kernel, output: try node.output(0), activation: activation)
+                    return try ActivatedKernel(
+                        kernel, output: try node.output(0), activation: activation, parallel: parallel(backend))
                 }
                 if winograd && !direct {
                     return try activated(try WinogradConvKernel(node: node, parallel: parallel(backend)))

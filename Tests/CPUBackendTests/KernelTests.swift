@@ -297,6 +297,28 @@ struct KernelTests {
         }
     }
 
+    /// Swish's result for a value does not depend on its neighbours: a tensor split anywhere (as threads and GEMM
+    /// tiles split it) gets the same bits as in one call, with far-tail values (exp overflowing) and NaN mixed in.
+    @Test func swishIsTheSameWhateverTheSplit() {
+        var x = (0..<1000).map { _ in Float.random(in: -120...40) }
+        x[3] = .nan
+        x[517] = -.infinity
+        var whole = [Float](repeating: 0, count: x.count)
+        ck_swish(x, &whole, x.count, 1)
+        for split in [1, 5, 7, 8, 13, 256, 333, 999] {
+            var parts = [Float](repeating: 0, count: x.count)
+            x.withUnsafeBufferPointer { source in
+                parts.withUnsafeMutableBufferPointer { target in
+                    guard let s = source.baseAddress, let t = target.baseAddress else { return }
+                    ck_swish(s, t, split, 1)
+                    ck_swish(s + split, t + split, x.count - split, 1)
+                }
+            }
+            let differing = zip(whole, parts).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(differing == 0, "split at \(split): \(differing) values differ")
+        }
+    }
+
     /// The vectorized float math against double-precision references over the whole useful range.
     @Test func simdMathIsAccurate() {
         var x = (0..<20000).map { _ in Float.random(in: -12...12) }

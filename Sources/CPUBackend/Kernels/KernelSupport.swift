@@ -236,23 +236,33 @@ struct FusedActivation: Equatable {
     }
 }
 
-/// A kernel followed by its fused activation over the output, for kernels that do not apply it in their store.
+/// A kernel followed by its fused activation over the output, for kernels that do not apply it in their store;
+/// large outputs split the pass across threads (EfficientNet's 16 -> 96 expansion at 112x112 spent 0.4 ms in a
+/// Swish pass on one thread while the other waited).
 final class ActivatedKernel: Kernel, DescribedKernel {
     private let inner: any Kernel
     private let y: UnsafeMutablePointer<Float>
     private let count: Int
     private let activation: FusedActivation
+    private let parallel: ParallelFor
+    private var task: ClosureTask?
 
-    init(_ inner: any Kernel, output: BoundValue, activation: FusedActivation) throws {
+    init(_ inner: any Kernel, output: BoundValue, activation: FusedActivation, parallel: ParallelFor) throws {
         self.inner = inner
         y = try output.pointer(Float.self)
         count = output.count
         self.activation = activation
+        self.parallel = parallel
+        if parallel.threads > 1 && count >= 1 << 15 {
+            task = ClosureTask { [unowned self] _, begin, end in
+                self.activation.apply(self.y + begin, count: end - begin)
+            }
+        }
     }
 
     func run() throws {
         try inner.run()
-        activation.apply(y, count: count)
+        if let task { parallel.run(task, count: count) } else { activation.apply(y, count: count) }
     }
 
     var kernelDescription: String {
