@@ -297,6 +297,38 @@ struct KernelTests {
         }
     }
 
+    /// Global average and max pools large enough to split their planes across threads: each plane's mean within the
+    /// float32 summation bound of a double sum, its maximum exact, the same on one and two threads.
+    @Test(arguments: ["GlobalAveragePool", "GlobalMaxPool"]) func globalPoolsSplitAcrossThreads(_ op: String) throws {
+        let (n, c, h, w) = (2, 37, 31, 29)
+        let x = Self.random(n * c * h * w, in: -3...3)
+        let graph = Graph(
+            name: "pool", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [Node(opType: op, inputs: ["x"], outputs: ["y"])], opsetImports: ["": 17])
+        let feeds = [NamedTensor(name: "x", tensor: try Tensor(shape: [n, c, h, w], scalars: x))]
+        var results: [[Float]] = []
+        for threads in [1, 2] {
+            let y = try Session(graph: graph, backend: CPUBackend(threads: threads)).run(feeds).outputs[0].tensor
+            #expect(y.shape == [n, c, 1, 1])
+            let got = try y.scalars(as: Float.self)
+            for plane in 0..<(n * c) {
+                let values = x[(plane * h * w)..<((plane + 1) * h * w)]
+                if op == "GlobalMaxPool" {
+                    #expect(got[plane] == values.max())
+                } else {
+                    let mean = values.reduce(0.0) { $0 + Double($1) } / Double(h * w)
+                    // |error of a float32 sum of k terms| <= k·u·Σ|x| (u = 2^-24), divided by k; plus the division's.
+                    let magnitude = values.reduce(0.0) { $0 + abs(Double($1)) }
+                    let bound = magnitude * 0x1p-24 + abs(mean) * 0x1p-23
+                    #expect(abs(Double(got[plane]) - mean) <= bound, "plane \(plane): \(got[plane]) against \(mean)")
+                }
+            }
+            results.append(got)
+        }
+        #expect(results[0] == results[1])
+    }
+
     /// Swish's result for a value does not depend on its neighbours: a tensor split anywhere (as threads and GEMM
     /// tiles split it) gets the same bits as in one call, with far-tail values (exp overflowing) and NaN mixed in.
     @Test func swishIsTheSameWhateverTheSplit() {

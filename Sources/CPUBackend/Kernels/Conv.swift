@@ -555,13 +555,18 @@ enum PoolingKernels {
         }
     }
 
-    static func makeGlobal(_ node: BoundNode) throws -> any Kernel {
+    /// Planes split across threads from 2^16 values (EfficientNet's squeeze-and-excitation pools read up to
+    /// 96x112x112 values, 0.1 ms on one thread).
+    static func makeGlobal(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let xv = try node.input(0), yv = try node.output(0)
         let planes = xv.shape[0] * xv.shape[1]
         let spatial = xv.shape.dimensions.dropFirst(2).reduce(1, *)
-        let isMax = node.attributes.opType == "GlobalMaxPool"
+        let isMax: Int32 = node.attributes.opType == "GlobalMaxPool" ? 1 : 0
         let x = try xv.pointer(Float.self), y = try yv.pointer(Float.self)
-        return ClosureKernel { ck_global_pool(x, planes, spatial, isMax ? 1 : 0, y) }
+        guard xv.count >= 1 << 16 else { return ClosureKernel { ck_global_pool(x, planes, spatial, isMax, y) } }
+        return PlaneSplitKernel(planes: planes, parallel: parallel) { range in
+            ck_global_pool(x + range.lowerBound * spatial, range.count, spatial, isMax, y + range.lowerBound)
+        }
     }
 }
 
