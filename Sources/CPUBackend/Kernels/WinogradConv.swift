@@ -61,6 +61,7 @@ final class WinogradConvKernel: Kernel {
     private var filterTask: ClosureTask?
     private var imagesTask: ClosureTask?
     private var layoutTask: ClosureTask?
+    private var outputTask: ClosureTask?
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -121,6 +122,11 @@ final class WinogradConvKernel: Kernel {
             filterTask = ClosureTask { [unowned self] _, begin, end in
                 multiplyAndTransform(panels: begin..<end)
             }
+            // The output transform of the current block, split by tiles (each writes its own output blocks).
+            outputTask = ClosureTask { [unowned self] _, begin, end in
+                transformOutput(
+                    image: current.image, begin: current.begin, count: current.count, tiles: begin..<end, worker: 0)
+            }
             // The channels-last copy of the current image, split by pixels.
             layoutTask = ClosureTask { [unowned self] _, begin, end in
                 ck_winograd_channels_last(
@@ -152,14 +158,16 @@ final class WinogradConvKernel: Kernel {
         while begin < tiles {
             let count = min(blockTiles, tiles - begin)
             if parallel.threads > 1 { current = (n, begin, count) }
-            if parallel.threads > 1, let tileTask, let pointTask, let filterTask {
+            if parallel.threads > 1, let tileTask, let pointTask, let filterTask, let outputTask {
                 parallel.run(tileTask, count: count)
                 if panels >= parallel.threads {
                     // Each thread: the 16 GEMMs for its filter panels, then their output transform.
                     parallel.run(filterTask, count: panels)
                 } else {
+                    // Fewer panels than threads (UNet's 96 -> 32 at 128x128: one panel): the 16 GEMMs split by
+                    // point, then the output transform by tiles (it ran on one thread: 1.53x at two threads).
                     parallel.run(pointTask, count: 16)
-                    transformOutput(image: n, begin: begin, count: count, tiles: 0..<count, worker: 0)
+                    parallel.run(outputTask, count: count)
                 }
             } else {
                 transformInput(begin: begin, count: count, tiles: 0..<count, worker: worker)
