@@ -61,7 +61,7 @@ public enum CPUKernelTable {
         add(["Where"], allTypes, BinaryKernels.makeWhere)
         // Normalization and activations over an axis.
         add(["Softmax", "LogSoftmax"], floats, split: NormalizationKernels.makeSoftmax)
-        add(["BatchNormalization"], floats, NormalizationKernels.makeBatchNorm)
+        add(["BatchNormalization"], floats, split: NormalizationKernels.makeBatchNorm)
         table.append(
             KernelRegistration("LayerNormalization", dtypes: floats) {
                 try NormalizationKernels.makeLayerNorm($0, parallel: parallel($1))

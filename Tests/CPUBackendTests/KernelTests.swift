@@ -329,6 +329,46 @@ struct KernelTests {
         #expect(results[0] == results[1])
     }
 
+    /// Inference BatchNormalization (+ Relu, as DenseNet's pre-activation layers) large enough to split its planes
+    /// across threads: x·a + b per channel with a = scale/√(var + ε), b = bias − mean·a, within a few ulp of that
+    /// formula in double, the same on one and two threads.
+    @Test(arguments: [false, true]) func batchNormalizationSplitsAcrossThreads(_ relu: Bool) throws {
+        let (n, c, h, w) = (2, 19, 31, 29)
+        let x = Self.random(n * c * h * w, in: -3...3)
+        let scale = Self.random(c), bias = Self.random(c), mean = Self.random(c)
+        let variance = Self.random(c, in: 0.1...2)
+        var nodes = [
+            Node(
+                opType: "BatchNormalization", inputs: ["x", "s", "b", "m", "v"], outputs: [relu ? "t" : "y"],
+                attributes: ["epsilon": .float(1e-3)])
+        ]
+        if relu { nodes.append(Node(opType: "Relu", inputs: ["t"], outputs: ["y"])) }
+        let graph = Graph(
+            name: "bn", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
+            initializers: [
+                "s": try Tensor(shape: [c], scalars: scale), "b": try Tensor(shape: [c], scalars: bias),
+                "m": try Tensor(shape: [c], scalars: mean), "v": try Tensor(shape: [c], scalars: variance),
+            ], opsetImports: ["": 15])
+        let feeds = [NamedTensor(name: "x", tensor: try Tensor(shape: [n, c, h, w], scalars: x))]
+        var results: [[Float]] = []
+        for threads in [1, 2] {
+            let got = try Session(graph: graph, backend: CPUBackend(threads: threads)).run(feeds).outputs[0].tensor
+                .scalars(as: Float.self)
+            var worst = 0.0
+            for (i, v) in x.enumerated() {
+                let ch = (i / (h * w)) % c
+                let a = Double(scale[ch]) / (Double(variance[ch]) + 1e-3).squareRoot()
+                var want = Double(v) * a + (Double(bias[ch]) - Double(mean[ch]) * a)
+                if relu { want = max(want, 0) }
+                worst = max(worst, abs(Double(got[i]) - want) / max(abs(want), 1))
+            }
+            #expect(worst <= 1e-6, "\(threads) threads: worst error \(worst)")
+            results.append(got)
+        }
+        #expect(results[0] == results[1])
+    }
+
     /// Swish's result for a value does not depend on its neighbours: a tensor split anywhere (as threads and GEMM
     /// tiles split it) gets the same bits as in one call, with far-tail values (exp overflowing) and NaN mixed in.
     @Test func swishIsTheSameWhateverTheSplit() {
