@@ -547,24 +547,27 @@ static void swish_generic(const float *x, float *y, size_t n, float alpha) { CK_
 // auto-vectorized block above spent a third again on a separate checking pass and on loop control, which a GEMM
 // epilogue (rows of 16 or 32 values per tile) pays per row. Same arithmetic as exp_normal_body, except that n is
 // rounded with the 1.5·2^23 shifter (the FMA's exact product, then one rounding) and 2^n comes from the shifter's
-// low bits: n is in [-126, 126] here, so n + 127 fits the exponent field. A vector with any -alpha·x above 87 or a
-// NaN goes to the careful scalar block.
+// low bits: n is in [-126, 126] here, so n + 127 fits the exponent field. Lanes whose -alpha·x is above 87 (or NaN)
+// are recomputed by the careful scalar path.
 #define CK_SWISH_SHIFTER (12582912.0f + 127.0f)
+// One formula for both widths: VT the vector type, P the intrinsics' prefix, SI the integer vector's suffix.
+#define CK_SWISH_VECTOR(VT, P, SI)                                                                           \
+    t = P##_max_ps(t, P##_set1_ps(-87.0f));                                                                  \
+    const VT z = P##_fmadd_ps(t, P##_set1_ps(1.44269504088896341f), P##_set1_ps(CK_SWISH_SHIFTER));          \
+    const VT n = P##_sub_ps(z, P##_set1_ps(CK_SWISH_SHIFTER));                                               \
+    VT r = P##_fnmadd_ps(n, P##_set1_ps(0.693145751953125f), t);                                             \
+    r = P##_fnmadd_ps(n, P##_set1_ps(1.428606765330187045e-06f), r);                                         \
+    VT p = P##_fmadd_ps(P##_set1_ps(1.0f / 5040.0f), r, P##_set1_ps(1.0f / 720.0f));                         \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 120.0f));                                                      \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 24.0f));                                                       \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 6.0f));                                                        \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(0.5f));                                                               \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f));                                                               \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f));                                                               \
+    const VT scale = P##_castsi##SI##_ps(P##_slli_epi32(P##_castps_si##SI(z), 23));                          \
+    return P##_div_ps(v, P##_add_ps(P##_mul_ps(p, scale), P##_set1_ps(1.0f)));
 __attribute__((target("avx2,fma"))) static inline __m256 swish_vector_avx2(__m256 v, __m256 t) {
-    t = _mm256_max_ps(t, _mm256_set1_ps(-87.0f));
-    const __m256 z = _mm256_fmadd_ps(t, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(CK_SWISH_SHIFTER));
-    const __m256 n = _mm256_sub_ps(z, _mm256_set1_ps(CK_SWISH_SHIFTER));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), t);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
-    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 5040.0f), r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(z), 23));
-    return _mm256_div_ps(v, _mm256_add_ps(_mm256_mul_ps(p, scale), _mm256_set1_ps(1.0f)));
+    CK_SWISH_VECTOR(__m256, _mm256, 256)
 }
 // Lanes whose -alpha·x is above 87 (or NaN), out of line: `v` holds the vector's inputs (biases added), `bad` the
 // lanes to recompute in double, where the far tail (overflowing exp, subnormal results) is exact; the other lanes
@@ -669,20 +672,7 @@ __attribute__((target("avx2,fma"))) static void swish_tile_avx2(const float *x, 
     }
 }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static inline __m512 swish_vector_avx512(__m512 v, __m512 t) {
-    t = _mm512_max_ps(t, _mm512_set1_ps(-87.0f));
-    const __m512 z = _mm512_fmadd_ps(t, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(CK_SWISH_SHIFTER));
-    const __m512 n = _mm512_sub_ps(z, _mm512_set1_ps(CK_SWISH_SHIFTER));
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), t);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 5040.0f), r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    const __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(z), 23));
-    return _mm512_div_ps(v, _mm512_add_ps(_mm512_mul_ps(p, scale), _mm512_set1_ps(1.0f)));
+    CK_SWISH_VECTOR(__m512, _mm512, 512)
 }
 // AVX-512 takes a partial last vector with masked loads and stores.
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static inline void swish_row_avx512(const float *x, float *y,
