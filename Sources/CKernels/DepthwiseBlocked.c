@@ -82,8 +82,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256
     const ptrdiff_t first = pad_left > 0 ? pad_left : 0;                                                     \
     ptrdiff_t last = pad_left + (ptrdiff_t)in_w;                                                             \
     if (last > (ptrdiff_t)wp) last = (ptrdiff_t)wp;                                                          \
-    for (size_t oh0 = 0; oh0 < out_h; oh0 += CK_DWB_STRIP) {                                                 \
-        const size_t oh1 = oh0 + CK_DWB_STRIP < out_h ? oh0 + CK_DWB_STRIP : out_h;                          \
+    for (size_t oh0 = row_begin; oh0 < row_end; oh0 += CK_DWB_STRIP) {                                       \
+        const size_t oh1 = oh0 + CK_DWB_STRIP < row_end ? oh0 + CK_DWB_STRIP : row_end;                      \
         const size_t rows = (oh1 - 1 - oh0) * s + K;                                                         \
         const ptrdiff_t ih0 = (ptrdiff_t)(oh0 * s) - pad_top;                                                \
         for (size_t r = 0; r < rows; r++) {                                                                  \
@@ -166,7 +166,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256
 
 #define CK_DWB_ARGS                                                                                          \
     (const float *x, const float *w, const float *bias, float *y, size_t cn, size_t in_h, size_t in_w, size_t s, \
-     ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi, int swish, float *scratch)
+     ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo,   \
+     float hi, int swish, float *scratch)
 
 #define CK512_LOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
 #define CK512_STOREN(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
@@ -214,26 +215,33 @@ __attribute__((target("avx2,fma"))) static void dwb256_3 CK_DWB_ARGS { CK_DWB_ST
 __attribute__((target("avx2,fma"))) static void dwb256_5 CK_DWB_ARGS { CK_DWB_STRIDES(CK256_BODY(5)) }
 __attribute__((target("avx2,fma"))) static void dwb256_7 CK_DWB_ARGS { CK_DWB_STRIDES(CK256_BODY(7)) }
 
+size_t ck_depthwise_blocked_lanes(void) {
+    const char *isa = ck_kernel_isa();
+    return isa[3] == '5' ? 16 : (isa[0] == 'a' ? 8 : 0);
+}
+
 int ck_depthwise_blocked(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left,
-                         size_t out_h, size_t out_w, float lo, float hi, int swish, float *scratch) {
+                         size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo, float hi, int swish,
+                         float *scratch) {
     const char *isa = ck_kernel_isa();
     const int wide = isa[3] == '5';
     if (!wide && isa[0] != 'a') return 0;
     if ((k != 3 && k != 5 && k != 7) || (s != 1 && s != 2) || scratch == NULL) return 0;
+    if (row_end > out_h) row_end = out_h;
     const size_t V = wide ? 16 : 8;
     for (size_t c = c_begin; c < c_end; c += V) {
         const size_t cn = c_end - c < V ? c_end - c : V;
         const float *xc = x + c * in_h * in_w, *wc = w + c * k * k, *bc = bias ? bias + c : NULL;
         float *yc = y + c * out_h * out_w;
         if (wide) {
-            if (k == 3) dwb512_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
-            else if (k == 5) dwb512_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
-            else dwb512_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
+            if (k == 3) dwb512_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
+            else if (k == 5) dwb512_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
+            else dwb512_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
         } else {
-            if (k == 3) dwb256_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
-            else if (k == 5) dwb256_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
-            else dwb256_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, lo, hi, swish, scratch);
+            if (k == 3) dwb256_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
+            else if (k == 5) dwb256_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
+            else dwb256_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
         }
     }
     return 1;

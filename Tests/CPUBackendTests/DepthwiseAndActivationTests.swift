@@ -77,6 +77,14 @@ struct DepthwiseAndActivationTests {
         Case(
             batch: 2, channels: 3, height: 5, width: 11, kernel: 3, stride: 2, dilation: 2, pads: [1, 1, 1, 1],
             relu: false, swish: true),
+        // Fewer channel blocks than threads with AVX-512 (one block of 16 lanes): two threads split output rows,
+        // with strips of 8 rows cut at the split; with AVX2 (two blocks, one part-filled) they split blocks.
+        Case(
+            batch: 1, channels: 12, height: 40, width: 37, kernel: 3, stride: 1, dilation: 1, pads: [1, 1, 1, 1],
+            relu: true),
+        Case(
+            batch: 1, channels: 16, height: 57, width: 61, kernel: 3, stride: 2, dilation: 1, pads: [1, 1, 1, 1],
+            relu: false, swish: true),
         // Whole blocks of channels in lanes (16 channels and 16 columns at a time, no per-lane conditions), then
         // a partial block of each.
         Case(

@@ -221,11 +221,15 @@ void ck_depthwise_after(float *y, size_t n, int after);
 /// Floats of ck_depthwise_conv2d's padded scratch for an output of out_h x out_w.
 size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t kw, size_t sh, size_t sw);
 /// Depthwise convolution with channels in vector lanes (3x3/5x5/7x7, stride 1 or 2, no dilation; AVX2 or AVX-512):
-/// the arguments of ck_depthwise_conv2d for a square kernel `k` and stride `s`; `scratch` holds
-/// ck_depthwise_blocked_floats floats. Returns 0 (nothing written) when the shape or the ISA does not fit.
+/// the arguments of ck_depthwise_conv2d for a square kernel `k` and stride `s`, output rows [row_begin, row_end);
+/// `scratch` holds ck_depthwise_blocked_floats floats. Returns 0 (nothing written) when the shape or the ISA does
+/// not fit.
 int ck_depthwise_blocked(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left,
-                         size_t out_h, size_t out_w, float lo, float hi, int swish, float *scratch);
+                         size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo, float hi, int swish,
+                         float *scratch);
+/// Channels per block of ck_depthwise_blocked (the vector width: 16 with AVX-512, 8 with AVX2), 0 without AVX2.
+size_t ck_depthwise_blocked_lanes(void);
 /// Floats of ck_depthwise_blocked's scratch: a strip of rows of one channel block, and one output row; SIZE_MAX
 /// when it does not fit in memory.
 size_t ck_depthwise_blocked_floats(size_t out_h, size_t out_w, size_t k, size_t s);

@@ -23,6 +23,11 @@ final class DepthwiseConvKernel: Kernel {
     private let padded: [HostBuffer]
     /// Channels in vector lanes (`ck_depthwise_blocked`) rather than one plane at a time.
     private let blocked: Bool
+    /// Channels per block of the blocked kernel (0 when it does not run: the plane kernel's unit is one channel),
+    /// the units a split divides, and whether a split divides output rows instead (fewer blocks than threads).
+    private let lanes: Int
+    private let units: Int
+    private let splitsRows: Bool
 
     /// 2-D, group equal to the input and output channel counts (depth multiplier 1).
     static func applies(_ node: BoundNode) throws -> Bool {
@@ -73,35 +78,73 @@ final class DepthwiseConvKernel: Kernel {
         guard floats >= 0, floats < Int.max / 8 else { throw RuntimeError.outOfMemory(device: "cpu", bytes: Int.max) }
         let workers = max(1, min(parallel.threads, batch * channels))
         padded = try (0..<(unrolled ? workers : 0)).map { _ in try HostBuffer(bytes: max(floats, 1) * 4) }
-        task = ClosureTask { [unowned self] part, begin, end in self.convolve(begin, end, part: part) }
+        // The blocked kernel's channel blocks are the unit of a split: a split inside a block gave each thread a
+        // part-filled block costing as much as a full one (16 channels on two threads ran no faster than on one).
+        lanes = blocked ? Int(ck_depthwise_blocked_lanes()) : 0
+        let units = lanes > 0 ? batch * ((channels + lanes - 1) / lanes) : batch * channels
+        self.units = units
+        // Fewer blocks than threads (MobileNetV3's 16 channels at 112x112 with AVX-512: one block): output rows.
+        splitsRows = lanes > 0 && units < parallel.threads && g.output[0] >= 2 * parallel.threads && workers > 1
+        task = ClosureTask { [unowned self] part, begin, end in
+            if splitsRows {
+                rows(begin..<end, part: part)
+            } else {
+                convolve(begin, end, part: part)
+            }
+        }
     }
 
-    /// Blocks of (image, channel) pairs [begin, end), flattened image-major.
+    /// Output rows `range` of every channel of every image (the blocked kernel only).
+    private func rows(_ range: Range<Int>, part: Int) {
+        guard part < padded.count else { return }
+        let scratch = padded[part].pointer.assumingMemoryBound(to: Float.self)
+        let g = geometry
+        let inCount = g.input[0] * g.input[1], outCount = g.output[0] * g.output[1]
+        for n in 0..<batch {
+            let done = ck_depthwise_blocked(
+                x + n * channels * inCount, w, bias, y + n * channels * outCount, 0, channels, g.input[0], g.input[1],
+                g.kernel[0], g.strides[0], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], range.lowerBound,
+                range.upperBound, low, high, after, scratch)
+            // Declined (it does not for the shapes `lanes` is set for): the part with row 0 runs the plane kernel.
+            if done == 0 && range.lowerBound == 0 {
+                ck_depthwise_conv2d(
+                    x + n * channels * inCount, w, bias, y + n * channels * outCount, 0, channels, g.input[0],
+                    g.input[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], g.dilations[0], g.dilations[1],
+                    g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], low, high, after, scratch)
+            }
+        }
+    }
+
+    /// Units [begin, end), flattened image-major: channel blocks of `lanes` channels for the blocked kernel, single
+    /// channels for the plane kernel.
     private func convolve(_ begin: Int, _ end: Int, part: Int) {
         let scratch = part < padded.count ? padded[part].pointer.assumingMemoryBound(to: Float.self) : nil
         let g = geometry
         let inCount = g.input[0] * g.input[1], outCount = g.output[0] * g.output[1]
+        let unit = max(lanes, 1)
+        let perImage = (channels + unit - 1) / unit
         var index = begin
         while index < end {
-            let n = index / channels, c0 = index % channels
-            let c1 = min(channels, c0 + (end - index))
+            let n = index / perImage
+            let c0 = (index % perImage) * unit
+            let c1 = min(channels, ((index % perImage) + min(end - index, perImage - index % perImage)) * unit)
             let out = y + n * channels * outCount
             // Relu and Clip (Relu6) are a clamp in the kernel's store, Swish and HardSwish a pass over each row while
             // it is in L1.
             if blocked, let scratch,
                 ck_depthwise_blocked(
                     x + n * channels * inCount, w, bias, out, c0, c1, g.input[0], g.input[1], g.kernel[0],
-                    g.strides[0], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], low, high, after,
-                    scratch) != 0
+                    g.strides[0], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], 0, g.output[0], low, high,
+                    after, scratch) != 0
             {
-                index += c1 - c0
+                index += (c1 - c0 + unit - 1) / unit
                 continue
             }
             ck_depthwise_conv2d(
                 x + n * channels * inCount, w, bias, out, c0, c1, g.input[0], g.input[1], g.kernel[0], g.kernel[1],
                 g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1],
                 g.output[0], g.output[1], low, high, after, scratch)
-            index += c1 - c0
+            index += (c1 - c0 + unit - 1) / unit
         }
     }
 
@@ -113,9 +156,9 @@ final class DepthwiseConvKernel: Kernel {
             return overflow ? Int.max : product
         }
         if parallel.threads > 1 && work >= 1 << 16, let task {
-            parallel.run(task, count: total)
+            parallel.run(task, count: splitsRows ? geometry.output[0] : units)
         } else {
-            convolve(0, total, part: 0)
+            convolve(0, units, part: 0)
         }
     }
 }
