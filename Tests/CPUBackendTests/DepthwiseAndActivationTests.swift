@@ -288,6 +288,8 @@ struct PointwiseAndPoolTests {
     @Test(arguments: [
         (1, 16, 24, 7, 9), (2, 5, 33, 4, 4), (1, 64, 8, 14, 14), (1, 96, 40, 7, 7), (3, 40, 96, 28, 28),
         (1, 40, 300, 7, 7),
+        // The transposed form with both transposes large enough to split across the two threads.
+        (1, 360, 512, 7, 7),
         // Panels that divide unevenly between 2 threads: the split gives each thread rows instead.
         (1, 96, 144, 14, 14), (1, 24, 64, 9, 9),
         // Full panels read in place (a partial last one copied): two filters; K past one 384-row block.
