@@ -146,7 +146,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256
                 }                                                                                            \
                 STOREU(orow + ow * V, MINV(hiv, MAXV(lov, a)));                                              \
             }                                                                                                \
-            ck_depthwise_after(orow, out_w * V, swish);                                                      \
+            ck_depthwise_after(orow, out_w * V, after);                                                      \
             /* Back to planes: V output columns of the V channels per transpose. */                         \
             for (size_t o = 0; o < out_w; o += V) {                                                          \
                 const size_t n = out_w - o < V ? out_w - o : V;                                              \
@@ -167,7 +167,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256
 #define CK_DWB_ARGS                                                                                          \
     (const float *x, const float *w, const float *bias, float *y, size_t cn, size_t in_h, size_t in_w, size_t s, \
      ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo,   \
-     float hi, int swish, float *scratch)
+     float hi, int after, float *scratch)
 
 #define CK512_LOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
 #define CK512_STOREN(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
@@ -222,7 +222,7 @@ size_t ck_depthwise_blocked_lanes(void) {
 
 int ck_depthwise_blocked(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left,
-                         size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo, float hi, int swish,
+                         size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo, float hi, int after,
                          float *scratch) {
     const char *isa = ck_kernel_isa();
     const int wide = isa[3] == '5';
@@ -235,13 +235,13 @@ int ck_depthwise_blocked(const float *x, const float *w, const float *bias, floa
         const float *xc = x + c * in_h * in_w, *wc = w + c * k * k, *bc = bias ? bias + c : NULL;
         float *yc = y + c * out_h * out_w;
         if (wide) {
-            if (k == 3) dwb512_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
-            else if (k == 5) dwb512_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
-            else dwb512_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
+            if (k == 3) dwb512_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
+            else if (k == 5) dwb512_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
+            else dwb512_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
         } else {
-            if (k == 3) dwb256_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
-            else if (k == 5) dwb256_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
-            else dwb256_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, swish, scratch);
+            if (k == 3) dwb256_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
+            else if (k == 5) dwb256_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
+            else dwb256_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
         }
     }
     return 1;

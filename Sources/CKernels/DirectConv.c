@@ -262,7 +262,7 @@ static void dw_split_generic(const float *tmp, float *pr, size_t wp, size_t wpe)
                 dw_row_generic(rowsE, rowsO, wc, kh, sh, b, yr, out_w, lo, hi);                                    \
             }                                                                                                \
             /* Swish over the channel's plane while it is in cache (one call: rows can be short). */        \
-            ck_depthwise_after(y + c * out_h * out_w, out_h * out_w, swish);                                 \
+            ck_depthwise_after(y + c * out_h * out_w, out_h * out_w, after);                                 \
             continue;                                                                                        \
         }                                                                                                    \
         for (size_t oh = 0; oh < out_h; oh++) {                                                              \
@@ -288,12 +288,12 @@ static void dw_split_generic(const float *tmp, float *pr, size_t wp, size_t wpe)
                 yr[ow] = v > hi ? hi : v;                                                                    \
             }                                                                                                \
         }                                                                                                    \
-        ck_depthwise_after(y + c * out_h * out_w, out_h * out_w, swish);                                     \
+        ck_depthwise_after(y + c * out_h * out_w, out_h * out_w, after);                                     \
     }
 #define CK_DEPTHWISE_ARGS                                                                                    \
     (const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end, size_t in_h,     \
      size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw, ptrdiff_t pad_top,          \
-     ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi, int swish, float *padded)
+     ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi, int after, float *padded)
 // The fast path here runs only where the channels-in-lanes kernel (ck_depthwise_blocked) declines: without AVX2.
 // The other shapes (dilated, rectangular, other strides) vectorize at each ISA's width.
 static void depthwise_generic CK_DEPTHWISE_ARGS { CK_DEPTHWISE_BODY }
@@ -315,18 +315,18 @@ size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t 
 void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw,
                          ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi,
-                         int swish, float *padded) {
+                         int after, float *padded) {
     if (out_h == 0 || out_w == 0) return;
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5')
         depthwise_avx512(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                         out_w, lo, hi, swish, padded);
+                         out_w, lo, hi, after, padded);
     else if (isa[0] == 'a')
         depthwise_avx2(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                       out_w, lo, hi, swish, padded);
+                       out_w, lo, hi, after, padded);
     else
         depthwise_generic(x, w, bias, y, c_begin, c_end, in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h,
-                          out_w, lo, hi, swish, padded);
+                          out_w, lo, hi, after, padded);
 }
 
 // Max pooling (no dilation) of `planes` contiguous [in_h][in_w] planes into [out_h][out_w], separably: per output

@@ -155,7 +155,7 @@ struct FusionTests {
     }
 
     /// Conv + HardSwish runs as one Conv on every kernel family: im2col (3x3 over 5 channels), pointwise (1x1 read in
-    /// place), depthwise (channels in lanes), direct (the 3-channel stem) and Winograd (3x3 over 32 channels), with
+    /// place), depthwise (channels in lanes), direct (3x3 over 3 channels) and Winograd (3x3 over 32 channels), with
     /// and without a bias, on one and two threads: bit for bit the unfused pair (the same formula, in registers or
     /// per row). A following 2x2 max pool stays separate (HardSwish dips below zero, so it does not commute).
     @Test(arguments: [

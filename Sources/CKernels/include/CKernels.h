@@ -208,14 +208,14 @@ void ck_gru_reset(size_t rows, size_t h, const float *pre, size_t pre_stride, co
                   float clip, const float *hs, float *out);
 /// Depthwise 2-D convolution (group = channels, one filter each): channels [c_begin, c_end) of one image
 /// x [C][H][W], w [C][KH][KW], into y [C][OH][OW] with bias (may be NULL), clamped to [lo, hi] (NaN kept: Relu is
-/// [0, inf], Relu6/Clip its bounds, none [-inf, inf]), then Swish (x·sigmoid(x)) when `swish` is 1 or HardSwish
+/// [0, inf], Relu6/Clip its bounds, none [-inf, inf]), then Swish (x·sigmoid(x)) when `after` is 1 or HardSwish
 /// (x·clamp((x + 3)/6, 0, 1), as ck_hard_swish) when it is 2, over each row or plane while in cache; any stride,
 /// dilation and padding. `padded` (ck_depthwise_padded_floats, may be NULL) is scratch for a zero-padded copy of
 /// one channel, which 3x3/5x5 kernels with stride 1 or 2 use.
 void ck_depthwise_conv2d(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh, size_t dw,
                          ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float lo, float hi,
-                         int swish, float *padded);
+                         int after, float *padded);
 /// The depthwise kernels' activation after the clamp over n values in place: 1 Swish, 2 HardSwish, else nothing.
 void ck_depthwise_after(float *y, size_t n, int after);
 /// Floats of ck_depthwise_conv2d's padded scratch for an output of out_h x out_w.
@@ -226,7 +226,7 @@ size_t ck_depthwise_padded_floats(size_t out_h, size_t out_w, size_t kh, size_t 
 /// not fit.
 int ck_depthwise_blocked(const float *x, const float *w, const float *bias, float *y, size_t c_begin, size_t c_end,
                          size_t in_h, size_t in_w, size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left,
-                         size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo, float hi, int swish,
+                         size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo, float hi, int after,
                          float *scratch);
 /// Channels per block of ck_depthwise_blocked (the vector width: 16 with AVX-512, 8 with AVX2), 0 without AVX2.
 size_t ck_depthwise_blocked_lanes(void);
