@@ -145,7 +145,7 @@ def make(only):
     for name, (factory, shape) in builders().items():
         if only and name not in only:
             continue
-        path = os.path.join(directory, name + ".onnx")
+        path = os.path.join(CORPUS, name + ".onnx")
         model = factory().eval()
         x = torch.rand(*shape)
         # The TorchScript exporter (opset 17): what most deployed models were exported with.
