@@ -5,6 +5,7 @@
 // layers of mobile networks this beats the per-plane kernel (which splits even and odd columns and pays a fixed
 // cost per channel); onnxruntime gets the same effect from its NCHWc layout.
 #include "CKernels.h"
+#include "Transpose8.h"
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -44,24 +45,6 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
         r[4 + j] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
         r[8 + j] = _mm512_shuffle_f32x4(u1, u3, 0x88);
         r[12 + j] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-    }
-}
-
-__attribute__((target("avx2,fma"), always_inline)) static inline void tr8(__m256 *r) {
-    __m256 t[8], s[8];
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int g = 0; g < 2; g++) {
-        s[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-        s[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-        s[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-        s[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-    }
-    for (int j = 0; j < 4; j++) {
-        r[j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x20);
-        r[4 + j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x31);
     }
 }
 

@@ -182,6 +182,9 @@ void ck_gemv_rows(size_t row_begin, size_t row_end, size_t k, const float *a, si
 /// `strides`; writes output elements [begin, end), which must be whole rows of the last output axis.
 void ck_permute_u32(const uint32_t *x, uint32_t *y, size_t rank, const size_t *dims, const size_t *strides,
                     size_t begin, size_t end);
+/// y = xᵀ for a batch of row-major `rows` x `cols` matrices of 4-byte elements (matrix b at b·rows·cols in both x
+/// and y); writes output rows [begin, end), counted over the batch (cols per matrix, each `rows` long).
+void ck_transpose_u32(const uint32_t *x, uint32_t *y, size_t rows, size_t cols, size_t begin, size_t end);
 
 /// y[i] = 1 / (1 + exp(-x[i])); x and y may alias.
 void ck_sigmoid(const float *x, float *y, size_t count);

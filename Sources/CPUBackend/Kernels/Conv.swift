@@ -140,20 +140,11 @@ final class ConvKernel: Kernel {
         _ x: UnsafePointer<Float>, rows: Int, columns: Int, into y: UnsafeMutablePointer<Float>,
         outputRows: Range<Int>? = nil
     ) {
-        var dims = (columns, rows), strides = (1, columns)
         let range = outputRows ?? 0..<columns
-        withUnsafePointer(to: &dims) { d in
-            withUnsafePointer(to: &strides) { st in
-                d.withMemoryRebound(to: Int.self, capacity: 2) { dp in
-                    st.withMemoryRebound(to: Int.self, capacity: 2) { sp in
-                        ck_permute_u32(
-                            UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self),
-                            UnsafeMutableRawPointer(y).assumingMemoryBound(to: UInt32.self), 2, dp, sp,
-                            range.lowerBound * rows, range.upperBound * rows)
-                    }
-                }
-            }
-        }
+        ck_transpose_u32(
+            UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self),
+            UnsafeMutableRawPointer(y).assumingMemoryBound(to: UInt32.self), rows, columns, range.lowerBound,
+            range.upperBound)
     }
 
     /// `transpose` split across `parallel`'s threads by output rows, for the transposed 1x1 form: serial, its

@@ -35,6 +35,21 @@ enum TensorOpKernels {
         let y = try node.output(0)
         let perm = try node.attributes.ints("perm") ?? Array((0..<x.shape.rank).reversed())
         let inStrides = rowMajorStrides(x.shape.dimensions)
+        if y.type.dtype.byteSize == 4, y.count > 0,
+            let (batch, rows, columns) = batchedMatrixTranspose(dimensions: x.shape.dimensions, perm: perm)
+        {
+            // A batch of 2-D transposes (NCHW <-> NHWC, a matrix's last two axes), blocked through registers: the
+            // strided gather below reads one element per cache line (ConvNeXt's 96x56x56 permutes at 5 GB/s).
+            let src = try x.raw().assumingMemoryBound(to: UInt32.self), dst = try y.pointer(UInt32.self)
+            let outputRows = batch * columns
+            let splitter = y.count >= 1 << 15 ? parallel : .serial
+            // Split in whole 8-row blocks of the output so every part keeps full register blocks.
+            let units = (outputRows + 7) / 8
+            let task = ClosureTask { _, begin, end in
+                ck_transpose_u32(src, dst, rows, columns, begin * 8, min(end * 8, outputRows))
+            }
+            return ClosureKernel { splitter.run(task, count: units) }
+        }
         if y.type.dtype.byteSize == 4 && perm.count <= 16 && perm.count == x.shape.rank, y.count > 0 {
             // Strided copy in C, split by output rows.
             let dims = y.shape.dimensions, strides = perm.map { inStrides[$0] }
@@ -58,6 +73,32 @@ enum TensorOpKernels {
             table[flat] = offset
         }
         return try gather(node, table: table)
+    }
+
+    /// The permutation as a batch of matrix transposes, (batch, rows, columns), when it is one once unit axes are
+    /// dropped and axes that stay adjacent are merged: NCHW -> NHWC is (N, C, H·W), a matrix's last two axes swapped
+    /// is (the leading axes, rows, columns). Nil for any other permutation (or an invalid one).
+    static func batchedMatrixTranspose(dimensions: [Int], perm: [Int]) -> (Int, Int, Int)? {
+        guard perm.count == dimensions.count, Set(perm).count == perm.count,
+            perm.allSatisfy({ $0 >= 0 && $0 < dimensions.count })
+        else { return nil }
+        // Input axes of size > 1, in output order.
+        let order = perm.filter { dimensions[$0] > 1 }
+        // Runs of input axes that stay consecutive in the output, in output order, each (first axis, size).
+        var runs: [(first: Int, last: Int, size: Int)] = []
+        for axis in order {
+            if let run = runs.last, run.last + 1 == axis {
+                runs[runs.count - 1] = (run.first, axis, run.size * dimensions[axis])
+            } else {
+                runs.append((axis, axis, dimensions[axis]))
+            }
+        }
+        let inputOrder = runs.indices.sorted { runs[$0].first < runs[$1].first }
+        switch inputOrder {
+        case [1, 0]: return (1, runs[1].size, runs[0].size)
+        case [0, 2, 1]: return (runs[0].size, runs[2].size, runs[1].size)
+        default: return nil
+        }
     }
 
     static func makeExpand(_ node: BoundNode) throws -> any Kernel {
