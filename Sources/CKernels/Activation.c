@@ -245,8 +245,12 @@ static inline __attribute__((always_inline)) float gelu_normal_body(float x) {
 }
 
 // GELU in blocks of 256: a block whose values are all at least -13 (a NaN compares false) takes gelu_normal_body,
-// any other (results in the subnormal range, infinities, NaN) gelu_body.
-#define CK_GELU_BODY                                                                                         \
+// any other (results in the subnormal range, infinities, NaN) gelu_body. NORMAL_LOOP is the normal loop's pragma:
+// with AVX2 two vectors per iteration (interleave 2) keep the FMA units busy through the body's chain of dependent
+// operations, 1.32 -> 1.14 ns per value; with AVX-512 (16 lanes) one is as fast, and two spilled registers.
+#define CK_GELU_LOOP_1 _Pragma("clang loop vectorize(assume_safety) interleave_count(1)")
+#define CK_GELU_LOOP_2 _Pragma("clang loop vectorize(assume_safety) interleave_count(2)")
+#define CK_GELU_BODY_WITH(NORMAL_LOOP)                                                                       \
     for (size_t i0 = 0; i0 < n; i0 += 256) {                                                                 \
         const size_t m = n - i0 < 256 ? n - i0 : 256;                                                        \
         const float *xb = x + i0;                                                                            \
@@ -254,8 +258,7 @@ static inline __attribute__((always_inline)) float gelu_normal_body(float x) {
         int normal = 1;                                                                                      \
         for (size_t i = 0; i < m; i++) normal &= xb[i] >= -13.0f;                                            \
         if (normal) {                                                                                        \
-            _Pragma("clang loop vectorize(assume_safety) interleave_count(1)") for (size_t i = 0; i < m; i++) \
-                yb[i] = gelu_normal_body(xb[i]);                                                             \
+            NORMAL_LOOP for (size_t i = 0; i < m; i++) yb[i] = gelu_normal_body(xb[i]);                      \
         } else {                                                                                             \
             _Pragma("clang loop vectorize(assume_safety) interleave_count(1)") for (size_t i = 0; i < m; i++) { \
                 const float v = xb[i];                                                                       \
@@ -263,8 +266,11 @@ static inline __attribute__((always_inline)) float gelu_normal_body(float x) {
             }                                                                                                \
         }                                                                                                    \
     }
+#define CK_GELU_BODY CK_GELU_BODY_WITH(CK_GELU_LOOP_1)
 static void gelu_generic(const float *x, float *y, size_t n) { CK_GELU_BODY }
-__attribute__((target("avx2,fma"))) static void gelu_avx2(const float *x, float *y, size_t n) { CK_GELU_BODY }
+__attribute__((target("avx2,fma"))) static void gelu_avx2(const float *x, float *y, size_t n) {
+    CK_GELU_BODY_WITH(CK_GELU_LOOP_2)
+}
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void gelu_avx512(const float *x, float *y, size_t n) {
     CK_GELU_BODY
 }
@@ -286,7 +292,9 @@ void ck_gelu(const float *x, float *y, size_t n) {
     }
 #define CK_GELU_ROWS_ARGS (float *c, size_t ldc, size_t rows, size_t cols)
 static void gelu_rows_generic CK_GELU_ROWS_ARGS { CK_ROWS(CK_GELU_BODY) }
-__attribute__((target("avx2,fma"))) static void gelu_rows_avx2 CK_GELU_ROWS_ARGS { CK_ROWS(CK_GELU_BODY) }
+__attribute__((target("avx2,fma"))) static void gelu_rows_avx2 CK_GELU_ROWS_ARGS {
+    CK_ROWS(CK_GELU_BODY_WITH(CK_GELU_LOOP_2))
+}
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void gelu_rows_avx512 CK_GELU_ROWS_ARGS {
     CK_ROWS(CK_GELU_BODY)
 }
