@@ -80,7 +80,7 @@ final class DepthwiseConvKernel: Kernel {
         padded = try (0..<(unrolled ? workers : 0)).map { _ in try HostBuffer(bytes: max(floats, 1) * 4) }
         // The blocked kernel's channel blocks are the unit of a split: a split inside a block gave each thread a
         // part-filled block costing as much as a full one (16 channels on two threads ran no faster than on one).
-        lanes = blocked ? Int(ck_depthwise_blocked_lanes()) : 0
+        lanes = blocked ? Int(ck_depthwise_blocked_lanes(g.kernel[0], g.output[1])) : 0
         let units = lanes > 0 ? batch * ((channels + lanes - 1) / lanes) : batch * channels
         self.units = units
         // Fewer blocks than threads (MobileNetV3's 16 channels at 112x112 with AVX-512: one block): output rows.
