@@ -3,7 +3,9 @@
 // every channel of the block is V lanes of one vector and each tap one load and one fused multiply-add, whatever
 // the stride; the results are transposed back into the channels' planes. For the small planes and stride-2
 // layers of mobile networks this beats the per-plane kernel (which splits even and odd columns and pays a fixed
-// cost per channel); onnxruntime gets the same effect from its NCHWc layout.
+// cost per channel); onnxruntime gets the same effect from its NCHWc layout. 3x3 stride-1 windows over rows of 48
+// and more (the first layers of MobileNetV2 and EfficientNet) take a per-channel kernel here instead (dwp256), where
+// the transposes cost more than they save.
 #include "CKernels.h"
 #include "Transpose8.h"
 #include <immintrin.h>
@@ -198,6 +200,97 @@ __attribute__((target("avx2,fma"))) static void dwb256_3 CK_DWB_ARGS { CK_DWB_ST
 __attribute__((target("avx2,fma"))) static void dwb256_5 CK_DWB_ARGS { CK_DWB_STRIDES(CK256_BODY(5)) }
 __attribute__((target("avx2,fma"))) static void dwb256_7 CK_DWB_ARGS { CK_DWB_STRIDES(CK256_BODY(7)) }
 
+// 3x3 stride-1 windows over wide rows, one channel at a time: the window's rows copied, zero-padded, into the
+// scratch a strip at a time, then R rows by NV vectors of outputs summed over the nine taps from unaligned loads
+// of those rows, each loaded vector feeding every output row whose window covers it. No transposes: the
+// channels-in-lanes kernel spent longer moving values between planes and lanes than multiplying there.
+#define CK_DWP_ROW(oh, from, V, VT, FMA, LOADU, STOREU, MINV, MAXV)                                          \
+    {                                                                                                        \
+        const float *b_ = scratch + ((oh) - oh0) * wp;                                                       \
+        float *o_ = yc + (oh) * out_w;                                                                       \
+        for (size_t ow_ = (from); ow_ < out_w; ow_ += V) {                                                   \
+            VT a_ = bv;                                                                                      \
+            for (size_t ki = 0; ki < 3; ki++)                                                                \
+                for (size_t kj = 0; kj < 3; kj++) a_ = FMA(LOADU(b_ + ki * wp + ow_ + kj), wv[ki * 3 + kj], a_); \
+            a_ = MINV(hiv, MAXV(lov, a_));                                                                   \
+            if (ow_ + V <= out_w) {                                                                          \
+                STOREU(o_ + ow_, a_);                                                                        \
+            } else {                                                                                         \
+                float t_[V];                                                                                 \
+                STOREU(t_, a_);                                                                              \
+                for (size_t q_ = 0; q_ < out_w - ow_; q_++) o_[ow_ + q_] = t_[q_];                           \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+#define CK_DWP_BODY(V, VT, SET1, ZERO, LOADU, STOREU, FMA, MAXV, MINV, R, NV)                                \
+    /* Padded row: 1 + out_w + 1 columns, rounded up with V spare for the last vector's reads. */           \
+    const size_t wp = (out_w + 2 + 2 * V - 1) / V * V;                                                       \
+    for (size_t c = 0; c < cn; c++) {                                                                        \
+        const float *xc = x + c * in_h * in_w;                                                               \
+        float *yc = y + c * out_h * out_w;                                                                   \
+        VT wv[9];                                                                                            \
+        for (size_t t = 0; t < 9; t++) wv[t] = SET1(w[c * 9 + t]);                                           \
+        const VT bv = SET1(bias ? bias[c] : 0.0f), lov = SET1(lo), hiv = SET1(hi);                           \
+        for (size_t oh0 = row_begin; oh0 < row_end; oh0 += CK_DWB_STRIP) {                                   \
+            const size_t oh1 = oh0 + CK_DWB_STRIP < row_end ? oh0 + CK_DWB_STRIP : row_end;                  \
+            for (size_t r = 0; r < oh1 - oh0 + 2; r++) {                                                     \
+                const ptrdiff_t ih = (ptrdiff_t)(oh0 + r) - pad_top;                                         \
+                float *dst = scratch + r * wp;                                                               \
+                if (ih < 0 || ih >= (ptrdiff_t)in_h) {                                                       \
+                    for (size_t j = 0; j < wp; j += V) STOREU(dst + j, ZERO);                                \
+                    continue;                                                                                \
+                }                                                                                            \
+                /* Zero vectors at both ends, then the row over them (input column j at pad_left + j). */  \
+                const float *src = xc + (size_t)ih * in_w;                                                   \
+                STOREU(dst, ZERO);                                                                           \
+                for (size_t j = (size_t)pad_left + in_w; j < wp; j += V) STOREU(dst + j, ZERO);              \
+                size_t j = 0;                                                                                \
+                for (; j + V <= in_w; j += V) STOREU(dst + pad_left + j, LOADU(src + j));                    \
+                for (; j < in_w; j++) dst[pad_left + j] = src[j];                                            \
+            }                                                                                                \
+            size_t oh = oh0;                                                                                 \
+            for (; oh + R <= oh1; oh += R) {                                                                 \
+                const float *base = scratch + (oh - oh0) * wp;                                               \
+                size_t ow = 0;                                                                               \
+                for (; ow + NV * V <= out_w; ow += NV * V) {                                                 \
+                    VT acc[R][NV];                                                                           \
+                    for (size_t q = 0; q < R; q++)                                                           \
+                        for (size_t v = 0; v < NV; v++) acc[q][v] = bv;                                      \
+                    for (size_t r = 0; r < R + 2; r++)                                                       \
+                        for (size_t kj = 0; kj < 3; kj++)                                                    \
+                            for (size_t v = 0; v < NV; v++) {                                                \
+                                const VT in = LOADU(base + r * wp + ow + v * V + kj);                        \
+                                for (size_t q = 0; q < R; q++)                                               \
+                                    if (r >= q && r - q < 3) acc[q][v] = FMA(in, wv[(r - q) * 3 + kj], acc[q][v]); \
+                            }                                                                                \
+                    for (size_t q = 0; q < R; q++)                                                           \
+                        for (size_t v = 0; v < NV; v++)                                                      \
+                            STOREU(yc + (oh + q) * out_w + ow + v * V, MINV(hiv, MAXV(lov, acc[q][v])));     \
+                }                                                                                            \
+                for (size_t q = 0; q < R; q++) CK_DWP_ROW(oh + q, ow, V, VT, FMA, LOADU, STOREU, MINV, MAXV)  \
+            }                                                                                                \
+            for (; oh < oh1; oh++) CK_DWP_ROW(oh, 0, V, VT, FMA, LOADU, STOREU, MINV, MAXV)                  \
+            ck_depthwise_after(yc + oh0 * out_w, (oh1 - oh0) * out_w, after);                                \
+        }                                                                                                    \
+    }
+
+#define CK_DWP_ARGS                                                                                          \
+    (const float *x, const float *w, const float *bias, float *y, size_t cn, size_t in_h, size_t in_w,          \
+     ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_w, size_t row_begin, size_t row_end, float lo, float hi,    \
+     int after, float *scratch, size_t out_h)
+__attribute__((target("avx2,fma"))) static void dwp256 CK_DWP_ARGS {
+    CK_DWP_BODY(8, __m256, _mm256_set1_ps, _mm256_setzero_ps(), _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps,
+                _mm256_max_ps, _mm256_min_ps, 2, 2)
+}
+
+// Whether a shape takes the per-channel kernel: 3x3, stride 1, rows of 48 and more (eight lanes on either ISA:
+// sixteen-wide vectors over 56-wide rows waste a third on partial vectors). Measured in C, one thread (Zen 4):
+// 32 channels at 112x112 160 -> 120 us, 144 at 56x56 183 -> 157; at 28x28 (96 channels) 38 -> 47, so narrower
+// rows stay with channels in lanes.
+static int ck_dw_planes(size_t k, size_t s, ptrdiff_t pad_left, size_t in_w, size_t out_w) {
+    return s == 1 && k == 3 && pad_left >= 0 && pad_left <= 1 && out_w >= 48 && (size_t)pad_left + in_w <= out_w + 2;
+}
+
 // AVX-512 blocks 3x3 windows over wide rows in eight lanes too: the sixteen-lane kernel's transposes read and write
 // sixteen planes at a time and its strip is twice the size, and on MobileNetV2's 112-, 56- and 28-wide layers it
 // ran 10-20% slower (32 channels at 112x112: 0.218 -> 0.187 ms; 144 at 56x56: 0.232 -> 0.194; `inference profile`,
@@ -218,6 +311,13 @@ int ck_depthwise_blocked(const float *x, const float *w, const float *bias, floa
     const int wide = lanes == 16;
     if ((k != 3 && k != 5 && k != 7) || (s != 1 && s != 2) || scratch == NULL) return 0;
     if (row_end > out_h) row_end = out_h;
+    if (ck_dw_planes(k, s, pad_left, in_w, out_w)) {
+        const float *xc = x + c_begin * in_h * in_w, *wc = w + c_begin * 9, *bc = bias ? bias + c_begin : NULL;
+        float *yc = y + c_begin * out_h * out_w;
+        dwp256(xc, wc, bc, yc, c_end - c_begin, in_h, in_w, pad_top, pad_left, out_w, row_begin, row_end, lo, hi, after,
+               scratch, out_h);
+        return 1;
+    }
     const size_t V = wide ? 16 : 8;
     for (size_t c = c_begin; c < c_end; c += V) {
         const size_t cn = c_end - c < V ? c_end - c : V;

@@ -93,6 +93,17 @@ struct DepthwiseAndActivationTests {
         Case(
             batch: 1, channels: 32, height: 21, width: 67, kernel: 5, stride: 2, dilation: 1, pads: [2, 2, 2, 2],
             relu: true),
+        // The per-channel kernel (3x3, stride 1, rows of 48 and more): no padding, padding on one side of each axis
+        // only, and one block of channels whose output rows two threads split (strips cut at the split).
+        Case(
+            batch: 1, channels: 5, height: 19, width: 50, kernel: 3, stride: 1, dilation: 1, pads: [0, 0, 0, 0],
+            relu: false, swish: true),
+        Case(
+            batch: 1, channels: 3, height: 12, width: 60, kernel: 3, stride: 1, dilation: 1, pads: [1, 0, 0, 2],
+            relu: true),
+        Case(
+            batch: 1, channels: 4, height: 40, width: 57, kernel: 3, stride: 1, dilation: 1, pads: [1, 1, 1, 1],
+            relu: false, clip: [-0.25, 0.5]),
     ]
 
     static func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1) } }

@@ -63,7 +63,8 @@ final class DepthwiseConvKernel: Kernel {
         // Channels in lanes win for stride 2 (no even/odd column split), for narrow planes (no fixed cost per
         // channel), and since whole blocks skip the per-lane conditions, for wide stride-1 planes too: MobileNetV2's
         // 144 channels at 56x56 0.33 -> 0.19 ms with AVX2, 0.21 ms either way with AVX-512 (`inference profile`,
-        // one thread). The per-plane kernel serves the other shapes and machines without AVX2.
+        // one thread). The per-plane kernel serves the other shapes and machines without AVX2. (Inside
+        // ck_depthwise_blocked, 3x3 stride-1 windows over rows of 48 and more run per channel without transposes.)
         blocked = unrolled
         let floats =
             !unrolled
