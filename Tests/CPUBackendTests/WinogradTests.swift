@@ -54,6 +54,14 @@ struct WinogradTests {
         Case(
             batch: 1, channels: 3, filters: 16, height: 161, width: 151, pads: [1, 0, 0, 1], relu: true,
             algorithm: .direct, stride: 2),
+        // im2col's stride-2 rows gathered in vectors: runs of whole vectors, a tail, and reads that stop at the end
+        // of an input row (no right padding, an even and an odd width).
+        Case(
+            batch: 1, channels: 5, filters: 7, height: 20, width: 75, pads: [1, 1, 1, 1], relu: false,
+            algorithm: .im2col, stride: 2),
+        Case(
+            batch: 2, channels: 4, filters: 9, height: 9, width: 70, pads: [0, 0, 0, 0], relu: true,
+            algorithm: .im2col, stride: 2),
     ]
 
     static func graph(_ c: Case, weights: Tensor, bias: Tensor) -> Graph {
