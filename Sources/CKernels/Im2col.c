@@ -10,7 +10,7 @@
     while (count > 0) {                                                                                      \
         const size_t lane = o % nr;                                                                          \
         const size_t take = nr - lane < count ? nr - lane : count;                                           \
-        float *dst = col + (o / nr) * panel_stride + r * nr + lane;                                          \
+        float *dst = col + (o / nr - panel0) * panel_stride + r * nr + lane;                                 \
         if (src) {                                                                                           \
             for (size_t j = 0; j < take; j++) dst[j] = src[j];                                               \
             src += take;                                                                                     \
@@ -38,13 +38,13 @@
             const ptrdiff_t iy = (ptrdiff_t)(oy * stride_h) - pad_top + ky * (ptrdiff_t)dilation_h;          \
             const size_t o = oy * out_w;                                                                     \
             if (iy < 0 || iy >= (ptrdiff_t)in_h || lo == hi) {                                               \
-                PUT_RUN(col, nr, panel_stride, r, o, NULL, out_w);                                           \
+                PUT_RUN(col, nr, panel_stride, 0, r, o, NULL, out_w);                                           \
                 continue;                                                                                    \
             }                                                                                                \
             const float *src = xc + (size_t)iy * in_w;                                                       \
-            if (lo > 0) PUT_RUN(col, nr, panel_stride, r, o, NULL, lo);                                      \
+            if (lo > 0) PUT_RUN(col, nr, panel_stride, 0, r, o, NULL, lo);                                      \
             if (stride_w == 1) {                                                                             \
-                PUT_RUN(col, nr, panel_stride, r, o + lo, src + (ptrdiff_t)lo + offset, hi - lo);            \
+                PUT_RUN(col, nr, panel_stride, 0, r, o + lo, src + (ptrdiff_t)lo + offset, hi - lo);            \
             } else {                                                                                         \
                 for (size_t start = lo; start < hi; start += 256) {                                          \
                     const size_t n = hi - start < 256 ? hi - start : 256;                                    \
@@ -56,10 +56,10 @@
                     } else {                                                                                 \
                         for (size_t j = 0; j < n; j++) gathered[j] = first[(ptrdiff_t)(j * stride_w)];       \
                     }                                                                                        \
-                    PUT_RUN(col, nr, panel_stride, r, o + start, gathered, n);                               \
+                    PUT_RUN(col, nr, panel_stride, 0, r, o + start, gathered, n);                               \
                 }                                                                                            \
             }                                                                                                \
-            if (hi < out_w) PUT_RUN(col, nr, panel_stride, r, o + hi, NULL, out_w - hi);                     \
+            if (hi < out_w) PUT_RUN(col, nr, panel_stride, 0, r, o + hi, NULL, out_w - hi);                     \
         }                                                                                                    \
     }
 
@@ -68,7 +68,8 @@
      size_t stride_w, size_t dilation_h, size_t dilation_w, ptrdiff_t pad_top, ptrdiff_t pad_left,           \
      size_t out_h, size_t out_w, float *col, size_t nr, size_t rows, size_t row_begin, size_t row_end)
 
-#define CK_PUT_RUN_ARGS (float *col, size_t nr, size_t panel_stride, size_t r, size_t o, const float *src, size_t count)
+#define CK_PUT_RUN_ARGS                                                                                      \
+    (float *col, size_t nr, size_t panel_stride, size_t panel0, size_t r, size_t o, const float *src, size_t count)
 
 static inline __attribute__((always_inline)) void put_run_generic CK_PUT_RUN_ARGS { CK_PUT_RUN_BODY }
 __attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void put_run_avx2 CK_PUT_RUN_ARGS {
@@ -76,6 +77,65 @@ __attribute__((target("avx2,fma"))) static inline __attribute__((always_inline))
 }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static inline __attribute__((always_inline)) void
 put_run_avx512 CK_PUT_RUN_ARGS { CK_PUT_RUN_BODY }
+
+// Panels [panel_begin, panel_end) of every row, written from the start of `col` (one chunk of the matrix, for a
+// GEMM that multiplies it while it is in cache): per row and output row, the run of inside columns that falls in
+// the chunk, zeros around it; the inside columns from the window's offset in constant time.
+#define CK_IM2COL_RANGE_BODY                                                                                 \
+    const size_t kernel = kernel_h * kernel_w;                                                               \
+    const size_t panel_stride = rows * nr;                                                                   \
+    const size_t outputs = out_h * out_w;                                                                    \
+    const size_t o_begin = panel_begin * nr, o_end = panel_end * nr < outputs ? panel_end * nr : outputs;    \
+    if (o_begin >= o_end) return;                                                                            \
+    float gathered[256];                                                                                     \
+    for (size_t r = 0; r < rows; r++) {                                                                      \
+        const size_t c = r / kernel, kp = r % kernel;                                                        \
+        const ptrdiff_t ky = (ptrdiff_t)(kp / kernel_w), kx = (ptrdiff_t)(kp % kernel_w);                    \
+        const float *xc = x + c * in_h * in_w;                                                               \
+        const ptrdiff_t offset = kx * (ptrdiff_t)dilation_w - pad_left, sw_ = (ptrdiff_t)stride_w;           \
+        /* Inside columns: 0 <= ox·stride + offset < in_w. */                                                \
+        ptrdiff_t lo_ = offset < 0 ? (-offset + sw_ - 1) / sw_ : 0;                                          \
+        ptrdiff_t hi_ = (ptrdiff_t)in_w - offset <= 0 ? 0 : ((ptrdiff_t)in_w - offset - 1) / sw_ + 1;        \
+        if (hi_ > (ptrdiff_t)out_w) hi_ = (ptrdiff_t)out_w;                                                  \
+        if (lo_ > hi_) lo_ = hi_;                                                                            \
+        const size_t lo = (size_t)lo_, hi = (size_t)hi_;                                                     \
+        for (size_t oy = o_begin / out_w; oy * out_w < o_end; oy++) {                                        \
+            const size_t row0 = oy * out_w;                                                                  \
+            const size_t a = o_begin > row0 ? o_begin - row0 : 0;                                            \
+            const size_t b = o_end - row0 < out_w ? o_end - row0 : out_w;                                    \
+            const ptrdiff_t iy = (ptrdiff_t)(oy * stride_h) - pad_top + ky * (ptrdiff_t)dilation_h;          \
+            if (iy < 0 || iy >= (ptrdiff_t)in_h || lo == hi) {                                               \
+                PUT_RUN(col, nr, panel_stride, panel_begin, r, row0 + a, NULL, b - a);                       \
+                continue;                                                                                    \
+            }                                                                                                \
+            const float *src = xc + (size_t)iy * in_w;                                                       \
+            const size_t in0 = a > lo ? a : lo, in1 = b < hi ? b : hi;                                       \
+            if (in0 >= in1) {                                                                                \
+                PUT_RUN(col, nr, panel_stride, panel_begin, r, row0 + a, NULL, b - a);                       \
+                continue;                                                                                    \
+            }                                                                                                \
+            if (in0 > a) PUT_RUN(col, nr, panel_stride, panel_begin, r, row0 + a, NULL, in0 - a);            \
+            if (stride_w == 1) {                                                                             \
+                PUT_RUN(col, nr, panel_stride, panel_begin, r, row0 + in0, src + (ptrdiff_t)in0 + offset, in1 - in0); \
+            } else {                                                                                         \
+                for (size_t start = in0; start < in1; start += 256) {                                        \
+                    const size_t n = in1 - start < 256 ? in1 - start : 256;                                  \
+                    const float *first = src + (ptrdiff_t)(start * stride_w) + offset;                       \
+                    if (stride_w == 2) {                                                                     \
+                        GATHER2(first, gathered, n, (size_t)((src + in_w) - first));                         \
+                    } else {                                                                                 \
+                        for (size_t j = 0; j < n; j++) gathered[j] = first[(ptrdiff_t)(j * stride_w)];       \
+                    }                                                                                        \
+                    PUT_RUN(col, nr, panel_stride, panel_begin, r, row0 + start, gathered, n);               \
+                }                                                                                            \
+            }                                                                                                \
+            if (in1 < b) PUT_RUN(col, nr, panel_stride, panel_begin, r, row0 + in1, NULL, b - in1);          \
+        }                                                                                                    \
+    }
+#define CK_IM2COL_RANGE_ARGS                                                                                 \
+    (const float *x, size_t in_h, size_t in_w, size_t kernel_h, size_t kernel_w, size_t stride_h,            \
+     size_t stride_w, size_t dilation_h, size_t dilation_w, ptrdiff_t pad_top, ptrdiff_t pad_left,           \
+     size_t out_h, size_t out_w, float *col, size_t nr, size_t rows, size_t panel_begin, size_t panel_end)
 
 // gathered[j] = first[2j] for j < n, reading at most `avail` values from `first` (whole vectors while they fit,
 // then one at a time).
@@ -107,16 +167,21 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static inline __attribute__
 #define PUT_RUN put_run_generic
 #define GATHER2 gather2_generic
 static void im2col_generic CK_IM2COL_ARGS { CK_IM2COL_BODY }
+static void im2col_range_generic CK_IM2COL_RANGE_ARGS { CK_IM2COL_RANGE_BODY }
 #undef PUT_RUN
 #undef GATHER2
 #define PUT_RUN put_run_avx2
 #define GATHER2 gather2_avx2
 __attribute__((target("avx2,fma"))) static void im2col_avx2 CK_IM2COL_ARGS { CK_IM2COL_BODY }
+__attribute__((target("avx2,fma"))) static void im2col_range_avx2 CK_IM2COL_RANGE_ARGS { CK_IM2COL_RANGE_BODY }
 #undef PUT_RUN
 #undef GATHER2
 #define PUT_RUN put_run_avx512
 #define GATHER2 gather2_avx512
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void im2col_runs_avx512 CK_IM2COL_ARGS { CK_IM2COL_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void im2col_range_avx512 CK_IM2COL_RANGE_ARGS {
+    CK_IM2COL_RANGE_BODY
+}
 #undef PUT_RUN
 #undef GATHER2
 
@@ -183,6 +248,23 @@ void ck_im2col_panels_2d(const float *x, size_t in_h, size_t in_w, size_t kernel
     } else {
         im2col_generic(x, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
                        pad_left, out_h, out_w, col, nr, rows, row_begin, row_end);
+    }
+}
+
+void ck_im2col_panel_range_2d(const float *x, size_t in_h, size_t in_w, size_t kernel_h, size_t kernel_w,
+                              size_t stride_h, size_t stride_w, size_t dilation_h, size_t dilation_w,
+                              ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float *col, size_t nr,
+                              size_t rows, size_t panel_begin, size_t panel_end) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') {
+        im2col_range_avx512(x, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                            pad_left, out_h, out_w, col, nr, rows, panel_begin, panel_end);
+    } else if (isa[0] == 'a') {
+        im2col_range_avx2(x, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                          pad_left, out_h, out_w, col, nr, rows, panel_begin, panel_end);
+    } else {
+        im2col_range_generic(x, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+                             pad_left, out_h, out_w, col, nr, rows, panel_begin, panel_end);
     }
 }
 

@@ -62,6 +62,14 @@ struct WinogradTests {
         Case(
             batch: 2, channels: 4, filters: 9, height: 9, width: 70, pads: [0, 0, 0, 0], relu: true,
             algorithm: .im2col, stride: 2),
+        // im2col matrices beyond 1 MB at batch 1, built and multiplied a chunk of panels at a time (a partial last
+        // chunk and panel): stride 2 with an odd height, and stride 1.
+        Case(
+            batch: 1, channels: 16, filters: 20, height: 131, width: 127, pads: [1, 1, 1, 1], relu: true,
+            algorithm: .im2col, stride: 2),
+        Case(
+            batch: 1, channels: 8, filters: 13, height: 66, width: 63, pads: [0, 1, 0, 1], relu: false,
+            algorithm: .im2col),
     ]
 
     static func graph(_ c: Case, weights: Tensor, bias: Tensor) -> Graph {

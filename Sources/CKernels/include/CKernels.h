@@ -167,6 +167,12 @@ void ck_im2col_panels_2d(const float *x, size_t in_h, size_t in_w, size_t kernel
                          size_t stride_h, size_t stride_w, size_t dilation_h, size_t dilation_w, ptrdiff_t pad_top,
                          ptrdiff_t pad_left, size_t out_h, size_t out_w, float *col, size_t nr, size_t rows,
                          size_t row_begin, size_t row_end);
+/// The same matrix's column panels [panel_begin, panel_end) only, every row, written from the start of `col`
+/// (panel panel_begin first; rows·nr floats a panel): a chunk a GEMM multiplies while it is in cache.
+void ck_im2col_panel_range_2d(const float *x, size_t in_h, size_t in_w, size_t kernel_h, size_t kernel_w,
+                              size_t stride_h, size_t stride_w, size_t dilation_h, size_t dilation_w,
+                              ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, float *col, size_t nr,
+                              size_t rows, size_t panel_begin, size_t panel_end);
 
 /// LayerNormalization over `rows` contiguous rows of n: y = (x − mean)/√(var + ε)·scale + bias, with scale and
 /// bias (may be NULL) of length n; mean_out and inv_out (may be NULL) receive per-row mean and 1/√(var + ε).

@@ -68,6 +68,16 @@ final class ConvKernel: Kernel {
     private let gemmTask = GemmTask()
     private let im2colTask = Im2colTask()
     private var imagesTask: ClosureTask?
+    /// Large im2col matrices (beyond L2) at batch 1 are built a chunk of `chunkPanels` column panels at a time into
+    /// a per-thread buffer that stays in cache while the GEMM multiplies it, instead of whole (written to memory and
+    /// read back: UNet's 32 -> 64 stride-2 layer at 128x128 has a 4.7 MB matrix). 0 when the matrix is built whole.
+    private let chunkPanels: Int
+    private let chunkBuffers: [HostBuffer]
+    private var chunkTask: ClosureTask?
+    /// The image and group a chunked run works on, set before each split run.
+    private var chunkGroup = (
+        x: UnsafePointer<Float>(bitPattern: 64), y: UnsafeMutablePointer<Float>(bitPattern: 64), group: 0
+    )
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -90,8 +100,21 @@ final class ConvKernel: Kernel {
         pointwise =
             geometry.input.count == 2 && geometry.kernel == [1, 1] && geometry.strides == [1, 1]
             && geometry.padsBegin == [0, 0] && geometry.padsEnd == [0, 0] && workers == 1
+        let nr = ck_gemm_panel_width()
+        let matrixBytes = ck_packed_b_floats(rows, outputCount).multipliedReportingOverflow(by: 4)
+        let panelBytes = rows.multipliedReportingOverflow(by: nr * 4)
+        let allPanels = (outputCount + nr - 1) / nr
+        // Chunks of up to 256 KB (in L2 beside the weights), one panel at least; only where every thread gets one.
+        let chunk =
+            geometry.input.count == 2 && !pointwise && workers == 1 && !matrixBytes.overflow
+                && matrixBytes.partialValue > 1 << 20 && !panelBytes.overflow && panelBytes.partialValue <= 1 << 22
+            ? max(1, min(allPanels, (1 << 18) / max(panelBytes.partialValue, 1))) : 0
+        chunkPanels = chunk > 0 && (allPanels + chunk - 1) / chunk >= parallel.threads ? chunk : 0
+        chunkBuffers = try (0..<(chunkPanels > 0 ? max(parallel.threads, 1) : 0)).map { _ in
+            try HostBuffer(bytes: max(rows * nr * chunk, 1) * MemoryLayout<Float>.stride)
+        }
         // Pointwise convolutions need only one packed panel of their input per thread; the rest the whole image.
-        columns = try (0..<(pointwise ? 0 : workers)).map { _ in
+        columns = try (0..<(pointwise || chunkPanels > 0 ? 0 : workers)).map { _ in
             try HostBuffer(bytes: max(ck_packed_b_floats(rows, outputCount), 1) * MemoryLayout<Float>.stride)
         }
         panelBuffers = try (0..<(pointwise ? max(parallel.threads, 1) : 0)).map { _ in
@@ -124,6 +147,31 @@ final class ConvKernel: Kernel {
             imagesTask = ClosureTask { [unowned self] part, begin, end in
                 for n in begin..<end { convolve(image: n, column: columns[part], parallel: .serial) }
             }
+        }
+        if chunkPanels > 0 {
+            chunkTask = ClosureTask { [unowned self] part, begin, end in chunks(begin..<end, part: part) }
+        }
+    }
+
+    /// Chunks `range` of the current image and group (`chunkGroup`): im2col of the chunk's panels into this part's
+    /// buffer, then the GEMM over them with the bias and activation.
+    private func chunks(_ range: Range<Int>, part: Int) {
+        guard let g2 = geometry2D, part < chunkBuffers.count, let xg = chunkGroup.x, let yg = chunkGroup.y else {
+            return
+        }
+        let buffer = chunkBuffers[part].pointer.assumingMemoryBound(to: Float.self)
+        let rows = channelsPerGroup * table.kernelCount, outCount = table.outputCount, g = chunkGroup.group
+        var epilogue = activation.epilogue(rowBias: bias.map { $0 + g * filtersPerGroup }, columnBias: nil)
+        for unit in range {
+            let p0 = unit * chunkPanels, p1 = min(panels, p0 + chunkPanels)
+            ck_im2col_panel_range_2d(
+                xg, g2.input[0], g2.input[1], g2.kernel[0], g2.kernel[1], g2.strides[0], g2.strides[1], g2.dilations[0],
+                g2.dilations[1], g2.padsBegin[0], g2.padsBegin[1], g2.output[0], g2.output[1], buffer, panelWidth, rows,
+                p0, p1)
+            let n = min(outCount, p1 * panelWidth) - p0 * panelWidth
+            ck_sgemm_packed_epilogue(
+                filtersPerGroup, n, rows, w + g * filtersPerGroup * rows, rows, buffer, 0, yg + p0 * panelWidth,
+                outCount, 0, p1 - p0, &epilogue)
         }
     }
 
@@ -163,7 +211,10 @@ final class ConvKernel: Kernel {
     /// Image `n`; `column` is the packed im2col buffer (nil for pointwise convolutions, which need none).
     private func convolve(image n: Int, column: HostBuffer?, parallel: ParallelFor) {
         let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
-        guard let col = column?.pointer.assumingMemoryBound(to: Float.self) ?? (pointwise ? panelScratch.first : nil)
+        // Chunked im2col uses its per-thread buffers; `col` is then unused.
+        guard
+            let col = column?.pointer.assumingMemoryBound(to: Float.self) ?? (pointwise ? panelScratch.first : nil)
+                ?? chunkBuffers.first?.pointer.assumingMemoryBound(to: Float.self)
         else { return }
         let rows = channelsPerGroup * k
         let nr = panelWidth
@@ -206,6 +257,10 @@ final class ConvKernel: Kernel {
                     a: w + g * filtersPerGroup * rows, lda: rows, b: xg, ldb: inCount, c: yg, ldc: outCount,
                     panels: panels, scratch: panelScratch,
                     epilogue: activation.epilogue(rowBias: bias.map { $0 + g * filtersPerGroup }, columnBias: nil))
+                continue
+            } else if chunkPanels > 0, let chunkTask {
+                chunkGroup = (xg, y + (n * outChannels + g * filtersPerGroup) * outCount, g)
+                parallel.run(chunkTask, count: (panels + chunkPanels - 1) / chunkPanels)
                 continue
             } else if let g2 = geometry2D {
                 if splitter.threads > 1 {
