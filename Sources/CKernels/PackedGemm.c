@@ -6,6 +6,7 @@
 // tile is MR x NR (AVX-512: 12 x 32, AVX2+FMA: 6 x 16, generic: 4 x 16).
 #include "CKernels.h"
 #include <immintrin.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,6 +220,36 @@ CK_INLINE void tile256(const int mr, size_t kc, const float *a, size_t lda, size
     }
 }
 
+// The last panel of a matrix when at most 8 of its 16 columns are left (ResNet's 7x7 and 14x14 planes: 49 = 3·16 + 1,
+// 196 = 12·16 + 4): one vector per row, up to 12 rows (the caller uses 8), instead of two vectors of which one is
+// padding.
+__attribute__((target("avx2,fma")))
+CK_INLINE void tile256half(const int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, size_t bs, float *c, size_t ldc,
+                           int accumulate, size_t nvalid, const ck_tile_ep *te) {
+    __m256 acc[12];
+    {
+        const __m256 b0 = _mm256_loadu_ps(bp);
+        for (int r = 0; r < mr; r++) acc[r] = _mm256_mul_ps(_mm256_broadcast_ss(a + r * lda), b0);
+    }
+    for (size_t k = 1; k < kc; k++) {
+        const __m256 b0 = _mm256_loadu_ps(bp + k * bs);
+        for (int r = 0; r < mr; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + k * ks), b0, acc[r]);
+    }
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nvalid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        if (accumulate) acc[r] = _mm256_add_ps(acc[r], _mm256_maskload_ps(cr, mask));
+        if (te) CK_TILE_EP(acc[r], __m256, _mm256, r);
+        _mm256_maskstore_ps(cr, mask, acc[r]);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void kernel256half(int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, size_t bs, float *c, size_t ldc, int acc,
+                          size_t nv, const ck_tile_ep *te) {
+    CK_DISPATCH_12(tile256half)
+}
+
 __attribute__((target("avx2,fma")))
 static void kernel256(int mr, size_t kc, const float *a, size_t lda, size_t ks, const float *bp, size_t bs, float *c, size_t ldc, int acc, size_t nv,
                       const ck_tile_ep *te) {
@@ -418,6 +449,8 @@ static void sgemm_panels(size_t m, size_t n, size_t k, const float *a, size_t ld
     // broadcasts touch mr distant pages per step (2048³: 93 → 100 GFLOP/s, 4096³: 89 → 96 on one Zen 4 core).
     // Packed, each tile is k-major (mr values per k) and contiguous. Shorter rows run faster unpacked: the
     // copy is not repaid (CNN and encoder layers measured 5-8% slower packed).
+    // AVX2: a last panel with at most 8 columns runs as one-vector tiles (tile256half).
+    const int half_last = level == 1 && panel_end > panel_begin && panel_end * nr > n && n - (panel_end - 1) * nr <= 8;
     const int packs_a = lda >= 2048 && panel_end - panel_begin >= 8 && m >= 2 * mrMax;
     // Row bias with Relu, a clamp, HardSwish or nothing after it runs in the tile's registers (the vector
     // kernels); anything else over the stored tile.
@@ -454,7 +487,7 @@ static void sgemm_panels(size_t m, size_t n, size_t k, const float *a, size_t ld
                     i += mr;
                 }
             }
-            for (size_t p = panel_begin; p < panel_end; p++) {
+            for (size_t p = panel_begin; p + (size_t)half_last < panel_end; p++) {
                 const size_t j0 = p * nr;
                 const size_t nvalid = n - j0 < nr ? n - j0 : nr;
                 const float *bp = packed + p * panel_stride + kk * bs;
@@ -479,6 +512,27 @@ static void sgemm_panels(size_t m, size_t n, size_t k, const float *a, size_t ld
                     i += (size_t)mr;
                 }
             }
+            if (half_last) {
+                // Tiles of up to 8 rows of A read in place (the packed tiles hold 6): 12 rows measured faster in
+                // cache, but rows a multiple of 4 KB apart (2048-wide weights) then share too few L1 ways.
+                const size_t p = panel_end - 1, j0 = p * nr, nvalid = n - j0;
+                const float *bp = packed + p * panel_stride + kk * bs;
+                const size_t tiles8 = (block + 7) / 8, base8 = block / tiles8, extra8 = block % tiles8;
+                size_t i = i0;
+                for (size_t t = 0; t < tiles8; t++) {
+                    const int mr = (int)(base8 + (t < extra8 ? 1 : 0));
+                    float *ci = c + i * ldc + j0;
+                    ck_tile_ep te_rows = te_value;
+                    const ck_tile_ep *te = NULL;
+                    if (last && in_tile) {
+                        te_rows.row_bias = epilogue->row_bias ? epilogue->row_bias + i : NULL;
+                        te = &te_rows;
+                    }
+                    kernel256half(mr, kc, a + i * lda + kk, lda, 1, bp, bs, ci, ldc, acc, nvalid, te);
+                    if (last && epilogue && !in_tile) apply_epilogue(level, epilogue, ci, ldc, i, (size_t)mr, j0, nvalid);
+                    i += (size_t)mr;
+                }
+            }
         }
     }
 }
@@ -490,9 +544,21 @@ void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size
     sgemm_panels(m, n, k, a, lda, packed, k * nr, nr, accumulate, c, ldc, panel_begin, panel_end, epilogue);
 }
 
+size_t ck_sgemm_rowmajor_b_group(size_t m, size_t n, size_t k) {
+    // Grouped only for an A of 1 MB and more (beyond L2, streamed again for every group): for smaller ones,
+    // ResNet-50's 64 -> 256 layers over 3136 columns, groups of 64 panels ran 15-25% slower than one at a time.
+    const size_t nr = ck_gemm_panel_width();
+    const size_t panels = (n + nr - 1) / nr;
+    if (m == 0 || k == 0 || m > SIZE_MAX / k || m * k < ((size_t)1 << 18) || k > ((size_t)1 << 18) / nr) return 1;
+    const size_t fit = ((size_t)1 << 16) / (k * nr);  // 256 KB of panels
+    const size_t g = fit < panels ? fit : panels;
+    return g > 1 ? g : 1;
+}
+
 void ck_sgemm_rowmajor_b_epilogue(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
                                   size_t ldb, int accumulate, float *c, size_t ldc, size_t panel_begin,
-                                  size_t panel_end, const ck_epilogue *epilogue, float *scratch) {
+                                  size_t panel_end, const ck_epilogue *epilogue, float *scratch,
+                                  size_t scratch_panels) {
     const size_t nr = ck_gemm_panel_width();
     // Full panels are read in place, row k at b + k·ldb, and only a partial last panel is copied: the copy
     // cost as much as the multiply-adds of the narrow projections of inverted residuals (16-32 filters over a
@@ -509,15 +575,33 @@ void ck_sgemm_rowmajor_b_epilogue(size_t m, size_t n, size_t k, const float *a, 
             panel_begin = full_end;
         }
     }
-    for (size_t p = panel_begin; p < panel_end; p++) {
-        const size_t j0 = p * nr;
+    const size_t most = ck_sgemm_rowmajor_b_group(m, n, k);
+    if (scratch_panels == 0) scratch_panels = 1;
+    if (scratch_panels > most) scratch_panels = most;
+    while (panel_begin < panel_end) {
+        const size_t j0 = panel_begin * nr;
         if (j0 >= n) break;
-        const size_t valid = n - j0 < nr ? n - j0 : nr;
-        // The panel's columns of every row of B, zero-padded to NR: a copy that stays in cache while all of A's
-        // row tiles use it (packing the whole of B first wrote and re-read it through memory).
-        // A partial panel is zeroed once, not per row (a memset call for each of k rows).
-        if (valid < nr) memset(scratch, 0, k * nr * sizeof(float));
-        for (size_t kk = 0; kk < k; kk++) memcpy(scratch + kk * nr, b + kk * ldb + j0, valid * sizeof(float));
+        // Up to scratch_panels panels at a time: each row of B copied in one run of their columns (a panel's 16
+        // columns alone are a quarter of a page-strided line), and A's blocks read once for all of them, not
+        // once per panel (ResNet-50's 512 x 2048 weights over a 7x7 plane's four panels).
+        const size_t group = panel_end - panel_begin < scratch_panels ? panel_end - panel_begin : scratch_panels;
+        const size_t width = n - j0 < group * nr ? n - j0 : group * nr;
+        const size_t count = (width + nr - 1) / nr;
+        // The columns of every row of B, panel by panel, zero-padded to NR: a copy that stays in cache while all
+        // of A's row tiles use it (packing the whole of B first wrote and re-read it through memory). A partial
+        // panel is zeroed once, not per row.
+        if (width < count * nr) memset(scratch + (count - 1) * k * nr, 0, k * nr * sizeof(float));
+        if (count == 1) {
+            for (size_t kk = 0; kk < k; kk++) memcpy(scratch + kk * nr, b + kk * ldb + j0, width * sizeof(float));
+        } else {
+            for (size_t kk = 0; kk < k; kk++) {
+                const float *row = b + kk * ldb + j0;
+                for (size_t q = 0; q < count; q++) {
+                    const size_t cols = width - q * nr < nr ? width - q * nr : nr;
+                    memcpy(scratch + q * k * nr + kk * nr, row + q * nr, cols * sizeof(float));
+                }
+            }
+        }
         ck_epilogue shifted;
         const ck_epilogue *ep = epilogue;
         if (epilogue && epilogue->col_bias) {
@@ -525,7 +609,8 @@ void ck_sgemm_rowmajor_b_epilogue(size_t m, size_t n, size_t k, const float *a, 
             shifted.col_bias = epilogue->col_bias + j0;
             ep = &shifted;
         }
-        ck_sgemm_packed_epilogue(m, valid, k, a, lda, scratch, accumulate, c + j0, ldc, 0, 1, ep);
+        ck_sgemm_packed_epilogue(m, width, k, a, lda, scratch, accumulate, c + j0, ldc, 0, count, ep);
+        panel_begin += count;
     }
 }
 

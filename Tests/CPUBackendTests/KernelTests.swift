@@ -297,6 +297,48 @@ struct KernelTests {
         }
     }
 
+    /// The row-major-B GEMM (pointwise convolutions) over weights large enough that it packs several panels of B at
+    /// a time (A of 1 MB and more), with a last panel partly filled (with AVX2, at most 8 of 16 columns: the
+    /// one-vector tiles), over the whole range of panels and split in two ranges (as threads split it), with a row
+    /// bias and Relu, accumulating or not: within the float32 summation bound of a double product.
+    @Test func rowMajorGemmGroupsPanels() {
+        let (m, n, k) = (260, 70, 1024)
+        let nr = ck_gemm_panel_width(), panels = (n + nr - 1) / nr
+        let group = ck_sgemm_rowmajor_b_group(m, n, k)
+        #expect(group >= 2 || nr == 32, "\(group) panels at a time")
+        let a = Self.random(m * k, in: -1...1), b = Self.random(k * n, in: -1...1), c0 = Self.random(m * n)
+        let bias = Self.random(m)
+        let product = Self.referenceGemm(a, b, m: m, n: n, k: k, transA: false, transB: false)
+        var scratch = [Float](repeating: .nan, count: k * nr * group)
+        for accumulate in [false, true] {
+            for split in [panels, 1] {
+                var c = c0
+                bias.withUnsafeBufferPointer { rb in
+                    var e = ck_epilogue(
+                        row_bias: rb.baseAddress, col_bias: nil, activation: ck_activation_relu, low: 0, high: 0)
+                    for (begin, end) in [(0, split), (split, panels)] where begin < end {
+                        ck_sgemm_rowmajor_b_epilogue(
+                            m, n, k, a, k, b, n, accumulate ? 1 : 0, &c, n, begin, end, &e, &scratch, group)
+                    }
+                }
+                var worst = 0.0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        let start = accumulate ? Double(c0[i * n + j]) : 0
+                        let exact = max(product.values[i * n + j] + start + Double(bias[i]), 0)
+                        let bound =
+                            Double(k + 2) * Double(Float.ulpOfOne)
+                            * (product.magnitudes[i * n + j] + abs(start) + abs(Double(bias[i])))
+                        worst = max(worst, abs(Double(c[i * n + j]) - exact) / max(bound, .leastNonzeroMagnitude))
+                    }
+                }
+                #expect(
+                    worst <= 1,
+                    "acc \(accumulate) split \(split) (\(String(cString: ck_kernel_isa()))): \(worst) of the bound")
+            }
+        }
+    }
+
     /// Global average and max pools large enough to split their planes across threads: each plane's mean within the
     /// float32 summation bound of a double sum, its maximum exact, the same on one and two threads.
     @Test(arguments: ["GlobalAveragePool", "GlobalMaxPool"]) func globalPoolsSplitAcrossThreads(_ op: String) throws {

@@ -154,11 +154,14 @@ void ck_sgemm_packed_epilogue(size_t m, size_t n, size_t k, const float *a, size
                               int accumulate, float *c, size_t ldc, size_t panel_begin, size_t panel_end,
                               const ck_epilogue *epilogue);
 /// C = A·B (+ C) with B row-major (ldb), then the epilogue, for panels [panel_begin, panel_end) of C's columns:
-/// each panel of B is packed into `scratch` (k x ck_gemm_panel_width() floats) just before A's row tiles use it
-/// (a 1x1 convolution's input read in place instead of a packed copy of all of it).
+/// panels of B are packed into `scratch` (room for `scratch_panels` panels of k x ck_gemm_panel_width() floats) just
+/// before A's row tiles use them (a 1x1 convolution's input read in place instead of a packed copy of all of it).
+/// How many panels of B ck_sgemm_rowmajor_b_epilogue packs at a time for these sizes (its `scratch_panels` at most).
+size_t ck_sgemm_rowmajor_b_group(size_t m, size_t n, size_t k);
 void ck_sgemm_rowmajor_b_epilogue(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
                                   size_t ldb, int accumulate, float *c, size_t ldc, size_t panel_begin,
-                                  size_t panel_end, const ck_epilogue *epilogue, float *scratch);
+                                  size_t panel_end, const ck_epilogue *epilogue, float *scratch,
+                                  size_t scratch_panels);
 
 /// im2col of one image's channels `x` ([channels, in_h, in_w]) for a 2-D convolution, rows [row_begin, row_end)
 /// of the rows = channels·kernel_h·kernel_w, written into the packed-panel layout of ck_pack_b with panel width

@@ -336,12 +336,12 @@ final class FastAttentionKernel: Kernel, DescribedKernel {
                 transposed = b * g.keyValueHeads + kvh
             }
             ck_sgemm_rowmajor_b_epilogue(
-                sq, t, d, q + qLayout.offset(b, h, 0), qStride, kt, t, 0, s, t, 0, (t + nr - 1) / nr, nil, panel)
+                sq, t, d, q + qLayout.offset(b, h, 0), qStride, kt, t, 0, s, t, 0, (t + nr - 1) / nr, nil, panel, 1)
             for i in 0..<sq { bias.apply(s + i * t, scale: scale, b: b, h: h, i: i) }
             ck_softmax_rows(s, s, sq, t, 0)
             ck_sgemm_rowmajor_b_epilogue(
                 sq, dv, t, s, t, v + vLayout.offset(b, kvh, 0), vStride, 0, y + yLayout.offset(b, h, 0), yStride, 0,
-                (dv + nr - 1) / nr, nil, panel)
+                (dv + nr - 1) / nr, nil, panel, 1)
         }
     }
 }

@@ -58,6 +58,7 @@ final class ConvKernel: Kernel {
     private let pointwise: Bool
     private let panelBuffers: [HostBuffer]
     private let panelScratch: [UnsafeMutablePointer<Float>]
+    private let scratchPanels: Int
     /// Pointwise convolutions of small planes (7x7, 14x14) whose last column panel would be mostly padding run
     /// transposed: Yᵀ = Xᵀ·Wᵀ with the weights packed once as B (every panel full), the plane transposed in and
     /// the result transposed back (both small).
@@ -104,10 +105,14 @@ final class ConvKernel: Kernel {
         let matrixBytes = ck_packed_b_floats(rows, outputCount).multipliedReportingOverflow(by: 4)
         let panelBytes = rows.multipliedReportingOverflow(by: nr * 4)
         let allPanels = (outputCount + nr - 1) / nr
-        // Chunks of up to 256 KB (in L2 beside the weights), one panel at least; only where every thread gets one.
+        // Chunks of up to 256 KB (in L2 beside the weights), one panel at least; only where every thread gets one,
+        // and only for weights of up to 1 MB (L2), which each chunk reads again (ResNet-50's last stride-2 3x3, 9.4 MB
+        // of weights over four panels of a 7x7 plane, read them from memory four times: 3.4 ms, 2.9 whole).
+        let weightBytes = filtersPerGroup.multipliedReportingOverflow(by: rows * 4)
         let chunk =
             geometry.input.count == 2 && !pointwise && workers == 1 && !matrixBytes.overflow
                 && matrixBytes.partialValue > 1 << 20 && !panelBytes.overflow && panelBytes.partialValue <= 1 << 22
+                && !weightBytes.overflow && weightBytes.partialValue <= 1 << 20
             ? max(1, min(allPanels, (1 << 18) / max(panelBytes.partialValue, 1))) : 0
         chunkPanels = chunk > 0 && (allPanels + chunk - 1) / chunk >= parallel.threads ? chunk : 0
         chunkBuffers = try (0..<(chunkPanels > 0 ? max(parallel.threads, 1) : 0)).map { _ in
@@ -117,8 +122,11 @@ final class ConvKernel: Kernel {
         columns = try (0..<(pointwise || chunkPanels > 0 ? 0 : workers)).map { _ in
             try HostBuffer(bytes: max(ck_packed_b_floats(rows, outputCount), 1) * MemoryLayout<Float>.stride)
         }
+        // Up to 256 KB of panels at a time (see ck_sgemm_rowmajor_b_epilogue).
+        let groupPanels = pointwise ? ck_sgemm_rowmajor_b_group(filtersPerGroup, outputCount, rows) : 1
+        scratchPanels = groupPanels
         panelBuffers = try (0..<(pointwise ? max(parallel.threads, 1) : 0)).map { _ in
-            try HostBuffer(bytes: max(rows * ck_gemm_panel_width(), 1) * MemoryLayout<Float>.stride)
+            try HostBuffer(bytes: max(rows * nr * groupPanels, 1) * MemoryLayout<Float>.stride)
         }
         panelScratch = panelBuffers.map { $0.pointer.bindMemory(to: Float.self, capacity: max(rows, 1)) }
         panelWidth = ck_gemm_panel_width()
@@ -255,7 +263,7 @@ final class ConvKernel: Kernel {
                 rowMajorGemm(
                     parallel, task: gemmTask, m: filtersPerGroup, n: outCount, k: rows,
                     a: w + g * filtersPerGroup * rows, lda: rows, b: xg, ldb: inCount, c: yg, ldc: outCount,
-                    panels: panels, scratch: panelScratch,
+                    panels: panels, scratch: panelScratch, scratchPanels: scratchPanels,
                     epilogue: activation.epilogue(rowBias: bias.map { $0 + g * filtersPerGroup }, columnBias: nil))
                 continue
             } else if chunkPanels > 0, let chunkTask {

@@ -63,11 +63,11 @@ struct PackedMatrix {
 func rowMajorGemm(
     _ parallel: ParallelFor, task: GemmTask, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
     b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int,
-    scratch: [UnsafeMutablePointer<Float>], epilogue: ck_epilogue? = nil
+    scratch: [UnsafeMutablePointer<Float>], scratchPanels: Int = 1, epilogue: ck_epilogue? = nil
 ) {
     guard parallel.threads > 1 && m * n * k >= 1 << 18, scratch.count >= parallel.threads else {
         withEpilogue(epilogue, rowOffset: 0) {
-            ck_sgemm_rowmajor_b_epilogue(m, n, k, a, lda, b, ldb, 0, c, ldc, 0, panels, $0, scratch[0])
+            ck_sgemm_rowmajor_b_epilogue(m, n, k, a, lda, b, ldb, 0, c, ldc, 0, panels, $0, scratch[0], scratchPanels)
         }
         return
     }
@@ -75,6 +75,7 @@ func rowMajorGemm(
     task.rowMajorB = b
     task.ldb = ldb
     task.scratch = scratch
+    task.scratchPanels = scratchPanels
     task.byRows = splitsByRows(m: m, n: n, panels: panels, threads: parallel.threads)
     parallel.run(task, count: task.byRows ? m : panels)
 }
@@ -129,6 +130,8 @@ final class GemmTask: ParallelTask, @unchecked Sendable {
     var rowMajorB: UnsafePointer<Float>?
     var ldb = 0
     var scratch: [UnsafeMutablePointer<Float>] = []
+    /// How many panels of B each scratch buffer holds.
+    var scratchPanels = 1
 
     /// The product's sizes and operands for the next run.
     func set(
@@ -147,11 +150,12 @@ final class GemmTask: ParallelTask, @unchecked Sendable {
                 withEpilogue(epilogue, rowOffset: begin) {
                     ck_sgemm_rowmajor_b_epilogue(
                         end - begin, n, k, a + begin * lda, lda, b, ldb, acc, c + begin * ldc, ldc, 0, panels, $0,
-                        buffer)
+                        buffer, scratchPanels)
                 }
             } else {
                 withEpilogue(epilogue, rowOffset: 0) {
-                    ck_sgemm_rowmajor_b_epilogue(m, n, k, a, lda, b, ldb, acc, c, ldc, begin, end, $0, buffer)
+                    ck_sgemm_rowmajor_b_epilogue(
+                        m, n, k, a, lda, b, ldb, acc, c, ldc, begin, end, $0, buffer, scratchPanels)
                 }
             }
             return
