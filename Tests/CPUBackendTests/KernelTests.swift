@@ -297,6 +297,46 @@ struct KernelTests {
         }
     }
 
+    /// Epilogues that run over the stored product (column and row bias, then GELU or Swish) give the bits of the
+    /// plain product followed by the flat kernels, whatever the panels' grouping: several groups of panels and a
+    /// partial last panel, the whole range and two ranges (as threads split it), rows from one tile to several.
+    @Test func groupedEpiloguesMatchTheFlatKernels() {
+        for (m, n, k) in [(13, 300, 50), (100, 70, 20), (1, 40, 7)] {
+            let a = Self.random(m * k, in: -1...1), b = Self.random(k * n, in: -1...1)
+            let rowBias = Self.random(m, in: -1...1), colBias = Self.random(n, in: -1...1)
+            var packed = [Float](repeating: .nan, count: ck_packed_b_floats(k, n))
+            ck_pack_b(k, n, b, n, 0, &packed)
+            let panels = (n + ck_gemm_panel_width() - 1) / ck_gemm_panel_width()
+            var plain = [Float](repeating: 0, count: m * n)
+            ck_sgemm_packed_epilogue(m, n, k, a, k, packed, 0, &plain, n, 0, panels, nil)
+            for i in 0..<m { for j in 0..<n { plain[i * n + j] = (plain[i * n + j] + colBias[j]) + rowBias[i] } }
+            for activation in [ck_activation_gelu, ck_activation_swish] {
+                var expected = plain
+                if activation == ck_activation_gelu {
+                    ck_gelu(plain, &expected, m * n)
+                } else {
+                    ck_swish(plain, &expected, m * n, 1)
+                }
+                for split in [panels, panels / 2] {
+                    var c = [Float](repeating: .nan, count: m * n)
+                    rowBias.withUnsafeBufferPointer { rb in
+                        colBias.withUnsafeBufferPointer { cb in
+                            var e = ck_epilogue(
+                                row_bias: rb.baseAddress, col_bias: cb.baseAddress, activation: activation, low: 0,
+                                high: 0)
+                            for (begin, end) in [(0, split), (split, panels)] where begin < end {
+                                ck_sgemm_packed_epilogue(m, n, k, a, k, packed, 0, &c, n, begin, end, &e)
+                            }
+                        }
+                    }
+                    #expect(
+                        c.map(\.bitPattern) == expected.map(\.bitPattern),
+                        "\(m)x\(n)x\(k) \(activation) split \(split) (\(String(cString: ck_kernel_isa())))")
+                }
+            }
+        }
+    }
+
     /// The row-major-B GEMM (pointwise convolutions) over weights large enough that it packs several panels of B at
     /// a time (A of 1 MB and more), with a last panel partly filled (with AVX2, at most 8 of 16 columns: the
     /// one-vector tiles), over the whole range of panels and split in two ranges (as threads split it), with a row
