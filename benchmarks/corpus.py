@@ -153,8 +153,8 @@ def make(only):
         print(f"{name}: {os.path.getsize(path) / 1e6:.1f} MB, input {shape}", flush=True)
 
 
-def run_json(command):
-    out = subprocess.run(command, capture_output=True, text=True, timeout=900)
+def run_json(command, env=None):
+    out = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(command)}: {out.stderr.strip()[-500:]}")
     return json.loads(out.stdout)
@@ -186,6 +186,10 @@ def run(args):
         names = [n for n in names if n in args.only]
     threads = [int(t) for t in args.threads.split(",")]
     isa = os.environ.get("INFERENCE_CPU_ISA", "widest")
+    # With our kernels held to a narrower ISA, OpenVINO's (oneDNN's) are held to the same one, as on a CPU without
+    # the wider instructions; onnxruntime's MLAS has no such switch and runs the widest kernels the CPU has.
+    ov_isa = {"avx2": "AVX2"}.get(isa)
+    ov_env = dict(os.environ, ONEDNN_MAX_CPU_ISA=ov_isa) if ov_isa else None
     rows = []
     for name in names:
         path = os.path.join(directory, name + ".onnx")
@@ -205,7 +209,7 @@ def run(args):
                 if args.openvino:
                     try:
                         vino.append(run_json([sys.executable, OV, path, str(args.seconds), str(t)]
-                                             + [str(d) for d in dims])["p50_ms"])
+                                             + [str(d) for d in dims], env=ov_env)["p50_ms"])
                     except RuntimeError as error:
                         print(f"{name:22} {t}t  openvino fails: {str(error).splitlines()[-1][:160]}", flush=True)
             if failure:
@@ -220,7 +224,11 @@ def run(args):
     title = "Real-model corpus" if directory == CORPUS else os.path.basename(directory) + " models"
     lines = [f"# {title}, {datetime.date.today()}", "",
              f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernels: {isa}; onnxruntime {ort_version};"
-             + (f" OpenVINO {openvino_version()} (CPU plugin, latency hint, float32);" if args.openvino else "") +
+             + (f" OpenVINO {openvino_version()} (CPU plugin, latency hint, float32"
+                + (f", its kernels held to {ov_isa} by ONEDNN_MAX_CPU_ISA" if ov_isa else "") + ");"
+                if args.openvino else "")
+             + (" onnxruntime has no switch to hold its kernels to a narrower ISA and runs its widest;"
+                if ov_isa else "") +
              f" batch 1; best p50 of {args.rounds} interleaved rounds of at least {args.seconds} s each.", "",
              "Command: `benchmarks/run " + ("--corpus " if directory == CORPUS else "--quantized ")
              + " ".join(a for a in sys.argv[2:] if not a.startswith("--dir") and a != directory) + "`", "",
