@@ -217,6 +217,7 @@ typedef struct {
     uint32_t k;
     int b_uniform;               // every column of this call has the same zb': b_zero_value
     int32_t b_zero_value;
+    const float *scale;          // per column: C is float(c) * scale[j] (float bits in the int32 slots); NULL: c
 } qgemm_fix;
 
 static void correct_scalar(const qgemm_fix *fix, size_t row, size_t col0, size_t count, const int32_t *raw,
@@ -226,7 +227,12 @@ static void correct_scalar(const qgemm_fix *fix, size_t row, size_t col0, size_t
     for (size_t j = 0; j < count; j++) {
         const uint32_t value = (uint32_t)raw[j] - s * (uint32_t)fix->b_zero[col0 + j] -
                                za * (uint32_t)fix->column_sums[col0 + j];
-        c[j] = (int32_t)value;
+        if (fix->scale) {
+            const float y = (float)(int32_t)value * fix->scale[col0 + j];
+            memcpy(c + j, &y, sizeof y);
+        } else {
+            c[j] = (int32_t)value;
+        }
     }
 }
 
@@ -290,7 +296,12 @@ CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a
                                 ? _mm256_sub_epi32(acc[r][q], _mm256_set1_epi32((int32_t)(s * (uint32_t)fix->b_zero_value)))
                                 : _mm256_sub_epi32(acc[r][q], _mm256_mullo_epi32(_mm256_set1_epi32((int32_t)s), zb));
                 if (za != 0) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(za), colsum));
-                _mm256_storeu_si256((__m256i *)(c + (size_t)r * ldc + col), v);
+                if (fix->scale) {
+                    const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(fix->scale + col));
+                    _mm256_storeu_ps((float *)(void *)(c + (size_t)r * ldc + col), y);
+                } else {
+                    _mm256_storeu_si256((__m256i *)(c + (size_t)r * ldc + col), v);
+                }
             }
         } else {
             int32_t raw[8];
@@ -375,7 +386,13 @@ CK_INLINE void tile_vnni(const int mr, const int np, size_t kp, const int8_t *a,
                                 : _mm512_sub_epi32(acc[r][q], _mm512_mullo_epi32(_mm512_set1_epi32((int32_t)s), zb));
                 // Symmetric A (zero point 0 after the shift, e.g. signed weights): no column-sum term.
                 if (za != 0) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(za), colsum));
-                _mm512_mask_storeu_epi32(c + (size_t)r * ldc + col, mask, v);
+                if (fix->scale) {
+                    const __m512 y =
+                        _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_maskz_loadu_ps(mask, fix->scale + col));
+                    _mm512_mask_storeu_ps((float *)(void *)(c + (size_t)r * ldc + col), mask, y);
+                } else {
+                    _mm512_mask_storeu_epi32(c + (size_t)r * ldc + col, mask, v);
+                }
             }
         }
     }
@@ -418,6 +435,14 @@ static void qgemm_vnni_run(size_t m, size_t n, size_t kp, const int8_t *a_all, c
 void ck_qgemm_packed(size_t m, size_t n, size_t k, const void *packed_a, const int32_t *row_sums,
                      const int32_t *a_zero, const void *packed_b, const int32_t *column_sums, const int32_t *b_zero,
                      int32_t *c, size_t ldc, size_t panel_begin, size_t panel_end) {
+    ck_qgemm_packed_scaled(m, n, k, packed_a, row_sums, a_zero, packed_b, column_sums, b_zero, NULL, c, ldc,
+                           panel_begin, panel_end);
+}
+
+void ck_qgemm_packed_scaled(size_t m, size_t n, size_t k, const void *packed_a, const int32_t *row_sums,
+                            const int32_t *a_zero, const void *packed_b, const int32_t *column_sums,
+                            const int32_t *b_zero, const float *scale, int32_t *c, size_t ldc, size_t panel_begin,
+                            size_t panel_end) {
     const size_t kp = round_up(k, qgemm_group());
     if (m == 0 || panel_begin >= panel_end) return;
     // Whether the B zero points of this call's columns are all the same (per-tensor activations).
@@ -425,7 +450,7 @@ void ck_qgemm_packed(size_t m, size_t n, size_t k, const void *packed_a, const i
     const size_t first = panel_begin * width, last = panel_end * width < n ? panel_end * width : n;
     int uniform = 1;
     for (size_t j = first; j < last && uniform; j++) uniform = b_zero[j] == b_zero[first];
-    const qgemm_fix call = {row_sums, a_zero, column_sums, b_zero, (uint32_t)k, uniform, b_zero[first]};
+    const qgemm_fix call = {row_sums, a_zero, column_sums, b_zero, (uint32_t)k, uniform, b_zero[first], scale};
 #if defined(__x86_64__)
     if (qgemm_vnni()) {
         qgemm_vnni_run(m, n, kp, (const int8_t *)packed_a, (const uint8_t *)packed_b, &call, c, ldc, panel_begin,

@@ -175,6 +175,9 @@ public enum CPUKernelTable {
             ["MatMulInteger"], [.int8, .uint8],
             split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: false) })
         add(
+            [QuantizedFusion.scaledMatMulInteger], [.int8, .uint8],
+            split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: false, scaledOutput: true) })
+        add(
             ["QLinearMatMul"], [.int8, .uint8],
             split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: true) })
         add(

@@ -329,3 +329,65 @@ struct IntegerDepthwiseErrorTests {
         }
     }
 }
+
+/// Dynamic quantization's MatMulInteger → Cast(float) → Mul(scale) plans into one `_ScaledMatMulInteger` that
+/// converts and scales in the GEMM's store: the same bits as the three nodes run apart (fusion off), for a scale
+/// per column (DynamicQuantizeLinear's scale times per-column weight scales, as `quantize_dynamic` and
+/// `--precision int8` write it) and one constant scale, signed and unsigned weights with zero points, a batched A,
+/// widths with partial panels, one and two threads. A scale per row (shape [M, 1], `scales` 0) is left unfused.
+struct ScaledMatMulIntegerTests {
+    static func graph(m: Int, k: Int, n: Int, signed: Bool, scales: Int, constantScale: Bool) throws -> Graph {
+        var nodes = [
+            Node(name: "dql", opType: "DynamicQuantizeLinear", inputs: ["x"], outputs: ["xq", "xs", "xz"]),
+            Node(name: "mmi", opType: "MatMulInteger", inputs: ["xq", "w", "xz", "wz"], outputs: ["acc"]),
+            Node(name: "cast", opType: "Cast", inputs: ["acc"], outputs: ["accf"], attributes: ["to": .int(1)]),
+        ]
+        if constantScale {
+            nodes.append(Node(name: "rescale", opType: "Mul", inputs: ["ws", "accf"], outputs: ["y"]))
+        } else {
+            nodes.append(Node(name: "scale", opType: "Mul", inputs: ["xs", "ws"], outputs: ["s"]))
+            nodes.append(Node(name: "rescale", opType: "Mul", inputs: ["accf", "s"], outputs: ["y"]))
+        }
+        let bytes = (0..<(k * n)).map { _ in UInt8.random(in: 0...255) }
+        let weights =
+            signed
+            ? try Tensor(shape: Shape([k, n]), scalars: bytes.map { Int8(bitPattern: $0) })
+            : try Tensor(shape: Shape([k, n]), scalars: bytes)
+        let zero =
+            signed
+            ? try Tensor(shape: Shape([]), scalars: [Int8(-3)]) : try Tensor(shape: Shape([]), scalars: [UInt8(131)])
+        return Graph(
+            name: "dynamic",
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2), .fixed(m), .fixed(k)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
+            initializers: [
+                "w": weights, "wz": zero,
+                "ws": try Tensor(
+                    shape: Shape(scales == 0 ? [m, 1] : [scales]),
+                    scalars: (0..<(scales == 0 ? m : scales)).map { _ in Float.random(in: 1e-3...2e-2) }),
+            ])
+    }
+
+    @Test(arguments: [(37, 70, 33, false, 33), (64, 128, 100, true, 1), (5, 40, 17, true, 17), (9, 24, 40, false, 0)])
+    func fusedMatchesTheThreeNodes(_ m: Int, _ k: Int, _ n: Int, _ signed: Bool, _ scales: Int) throws {
+        for constantScale in [false, true] {
+            let graph = try Self.graph(m: m, k: k, n: n, signed: signed, scales: scales, constantScale: constantScale)
+            let x = try Tensor(
+                shape: Shape([2, m, k]), scalars: (0..<(2 * m * k)).map { _ in Float.random(in: -3...3) })
+            let plan = try ExecutionPlan(
+                graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: Shape([2, m, k]))],
+                evaluator: CPUBackend(), fusion: CPUBackend().fusion)
+            let fused = plan.steps.contains { $0.node.opType == QuantizedFusion.scaledMatMulInteger }
+            #expect(fused == (scales != 0), "\(plan.steps.map(\.node.opType))")
+            let reference = try Session(graph: graph, backend: CPUBackend(threads: 1, fuses: false))
+                .run([NamedTensor(name: "x", tensor: x)]).outputs[0].tensor.scalars(as: Float.self)
+            for threads in [1, 2] {
+                let got = try Session(graph: graph, backend: CPUBackend(threads: threads))
+                    .run([NamedTensor(name: "x", tensor: x)]).outputs[0].tensor.scalars(as: Float.self)
+                #expect(
+                    got.map(\.bitPattern) == reference.map(\.bitPattern),
+                    "\(m)x\(k)x\(n) signed \(signed) scales \(scales) constant \(constantScale) threads \(threads)")
+            }
+        }
+    }
+}

@@ -82,6 +82,12 @@ void ck_qgemm_pack_a(size_t m, size_t k, const void *a, size_t lda, int a_signed
 void ck_qgemm_packed(size_t m, size_t n, size_t k, const void *packed_a, const int32_t *row_sums,
                      const int32_t *a_zero, const void *packed_b, const int32_t *column_sums, const int32_t *b_zero,
                      int32_t *c, size_t ldc, size_t panel_begin, size_t panel_end);
+/// ck_qgemm_packed with float output: C[i][j] = float(sum) * scale[j], the float's bits stored in C's int32 slot
+/// (MatMulInteger, Cast to float and a Mul by the scales in one store: the same roundings in the same order).
+void ck_qgemm_packed_scaled(size_t m, size_t n, size_t k, const void *packed_a, const int32_t *row_sums,
+                            const int32_t *a_zero, const void *packed_b, const int32_t *column_sums,
+                            const int32_t *b_zero, const float *scale, int32_t *c, size_t ldc, size_t panel_begin,
+                            size_t panel_end);
 /// The scalar reference (unshifted zero points, unpacked operands) that tests compare the paths against.
 void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda, int a_signed, const int32_t *a_zero,
                         const void *b, size_t ldb, int b_signed, const int32_t *b_zero, int32_t *c, size_t ldc);

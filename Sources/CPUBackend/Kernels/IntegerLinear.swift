@@ -45,6 +45,8 @@ final class PackedByteRows {
         var source: (matrix: UnsafeRawPointer, ldb: Int, signed: Bool)?
         var panels = 0
         var finish: ((Int, Int) -> Void)?
+        /// Per column: C holds float(sum) · scale[j] (see `ck_qgemm_packed_scaled`).
+        var scale: UnsafePointer<Float>?
     }
     /// Column panels per chunk when each chunk's columns are finished as soon as they are summed: 256 (AVX-512) or
     /// 128 columns of int32 sums, still in L2 when `finish` reads them.
@@ -80,18 +82,18 @@ final class PackedByteRows {
             while first < end {
                 let last = finish == nil ? end : min(end, first + Self.panelsPerChunk)
                 packPanels(first, last)
-                ck_qgemm_packed(
-                    m, b.n, k, packed.pointer, rowSums, zeros, b.packed.pointer, b.columnSums, bZeros, c, call.ldc,
-                    first, last)
+                ck_qgemm_packed_scaled(
+                    m, b.n, k, packed.pointer, rowSums, zeros, b.packed.pointer, b.columnSums, bZeros, call.scale, c,
+                    call.ldc, first, last)
                 finish?(first * width, min(last * width, b.n))
                 first = last
             }
         }
         rowTask = ClosureTask { [unowned self] _, begin, end in
             guard let b = call.b, let bZeros = call.bZeros, let c = call.c else { return }
-            ck_qgemm_packed(
+            ck_qgemm_packed_scaled(
                 end - begin, b.n, k, packed.pointer + begin * rowBytes, rowSums + begin, zeros + begin,
-                b.packed.pointer, b.columnSums, bZeros, c + begin * call.ldc, call.ldc, 0, call.panels)
+                b.packed.pointer, b.columnSums, bZeros, call.scale, c + begin * call.ldc, call.ldc, 0, call.panels)
         }
     }
 
@@ -129,7 +131,7 @@ final class PackedByteRows {
     func multiply(
         _ b: PackedByteMatrix, bZeros: UnsafePointer<Int32>, into c: UnsafeMutablePointer<Int32>, ldc: Int,
         parallel: ParallelFor, packing source: (matrix: UnsafeRawPointer, ldb: Int, signed: Bool)? = nil,
-        finish: ((Int, Int) -> Void)? = nil
+        scale: UnsafePointer<Float>? = nil, finish: ((Int, Int) -> Void)? = nil
     ) -> Bool {
         let width = ck_qgemm_panel_width()
         let panels = (b.n + width - 1) / width
@@ -140,10 +142,12 @@ final class PackedByteRows {
         call.source = source
         call.panels = panels
         call.finish = finish
+        call.scale = scale
         defer {
             call.b = nil
             call.source = nil
             call.finish = nil
+            call.scale = nil
         }
         guard let panelTask, let packPanelsTask, let rowTask else { return false }
         if panels >= parallel.threads || m < 16 {
@@ -272,7 +276,12 @@ final class IntegerMatMulKernel: Kernel {
     private var requantizeTask: ClosureTask?
     private var current = (batch: 0, perColumn: false)
 
-    init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool) throws {
+    /// `QuantizedFusion.scaledMatMulInteger`: float(sums) · scale, the scale (one value or one per column) read
+    /// each run into `columnScales`.
+    private let scaleInput: (pointer: UnsafePointer<Float>, count: Int)?
+    private let columnScales: UnsafeMutablePointer<Float>?
+
+    init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool, scaledOutput: Bool = false) throws {
         self.parallel = parallel
         let (ai, bi) = quantizedOutput ? (0, 3) : (0, 1)
         let av = try node.input(ai), bv = try node.input(bi), yv = try node.output(0)
@@ -323,8 +332,20 @@ final class IntegerMatMulKernel: Kernel {
         shiftedB = .allocate(capacity: max(bBatches * n, 1))
         shiftedB.initialize(repeating: 0, count: max(bBatches * n, 1))
         output = try yv.raw()
-        (requantizer, aScaleCount, bScaleCount, bias) = try Self.requantization(
-            node, quantizedOutput: quantizedOutput, m: m, n: n, bBatches: bBatches, output: yv)
+        if scaledOutput {
+            let scale = try node.input(4)
+            guard scale.type.dtype == .float32, scale.count == 1 || scale.count == n, yv.type.dtype == .float32 else {
+                throw node.fail("the scale must be float32 with 1 or \(n) values, the output float32")
+            }
+            scaleInput = (UnsafePointer(try scale.pointer(Float.self)), scale.count)
+            columnScales = .allocate(capacity: max(n, 1))
+            columnScales?.initialize(repeating: 0, count: max(n, 1))
+            (requantizer, aScaleCount, bScaleCount, bias) = (nil, 1, 1, nil)
+        } else {
+            (scaleInput, columnScales) = (nil, nil)
+            (requantizer, aScaleCount, bScaleCount, bias) = try Self.requantization(
+                node, quantizedOutput: quantizedOutput, m: m, n: n, bBatches: bBatches, output: yv)
+        }
         sums = .allocate(capacity: quantizedOutput ? max(m * n, 1) : 1)
         requantizeTask = ClosureTask { [unowned self] _, begin, end in
             guard let requantizer else { return }
@@ -371,6 +392,7 @@ final class IntegerMatMulKernel: Kernel {
     deinit {
         shiftedB.deallocate()
         sums.deallocate()
+        columnScales?.deallocate()
     }
 
     func run() throws {
@@ -383,6 +405,9 @@ final class IntegerMatMulKernel: Kernel {
             shiftedB[index] = bZeros.values[source] &+ shift
         }
         requantizer?.refresh()
+        if let scaleInput, let columnScales {
+            for j in 0..<n { columnScales[j] = scaleInput.pointer[scaleInput.count == 1 ? 0 : j] }
+        }
         for batch in aOffsets.indices {
             rows.pack(a + aOffsets[batch] * m * k, lda: k, signed: aSigned, parallel: parallel)
             let bIndex = bOffsets[batch]
@@ -396,7 +421,7 @@ final class IntegerMatMulKernel: Kernel {
             let bZero = UnsafePointer(shiftedB + bIndex * n)
             guard let requantizer else {
                 let c = output.assumingMemoryBound(to: Int32.self) + batch * m * n
-                rows.multiply(matrix, bZeros: bZero, into: c, ldc: n, parallel: parallel)
+                rows.multiply(matrix, bZeros: bZero, into: c, ldc: n, parallel: parallel, scale: columnScales)
                 continue
             }
             rows.multiply(matrix, bZeros: bZero, into: sums, ldc: n, parallel: parallel)

@@ -35,7 +35,7 @@ public enum FLOPCounter {
             guard let a = input(0), a.rank == 2 else { return 0 }
             let k = (try? node.int("transA", default: 0)) == 1 ? a[0] : a[1]
             return product(2, y.elementCount, k)
-        case "MatMul", "MatMulInteger", "QLinearMatMul":
+        case "MatMul", "MatMulInteger", "QLinearMatMul", QuantizedFusion.scaledMatMulInteger:
             // Integer multiply-adds count like float ones (two operations each).
             guard let a = input(0) else { return 0 }
             return product(2, y.elementCount, a.dimensions.last ?? 1)

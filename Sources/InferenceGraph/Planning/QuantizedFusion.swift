@@ -17,11 +17,17 @@ public enum QuantizedFusion {
     /// The attribute a rewritten QLinearMatMul/QLinearConv carries when it also applies a Relu (not an ONNX
     /// attribute; the leading underscore keeps it apart from any ONNX name).
     public static let reluAttribute = "_fused_relu"
+    /// The node dynamic quantization's MatMulInteger → Cast(float) → Mul(scale) becomes: inputs A, B, A's and B's
+    /// zero points (as MatMulInteger's) and the scale (one value or one per column); float32 output
+    /// float(A·B) · scale, the same two roundings in the same order (not an ONNX operator: the leading underscore
+    /// keeps it apart from any ONNX name).
+    public static let scaledMatMulInteger = "_ScaledMatMulInteger"
 
     public static func rewrite(_ graph: Graph) -> Graph {
         var pass = Rewrite(graph)
         var changed = false
         for index in pass.nodes.indices where pass.fuse(at: index) { changed = true }
+        for index in pass.nodes.indices where pass.fuseScaled(at: index) { changed = true }
         guard changed else { return graph }
         pass.removeUnreadDequantizations()
         var result = graph
@@ -171,6 +177,57 @@ public enum QuantizedFusion {
             for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
             for value in inputs { readers[value, default: 0] += 1 }
             return true
+        }
+
+        /// Rewrites MatMulInteger → Cast(to float) → Mul by a scale into one `scaledMatMulInteger` node, as
+        /// `quantize_dynamic` (and `--precision int8`) write them: B constant and 2-D, the scale a float32 constant
+        /// or the product of DynamicQuantizeLinear's scale and a constant, either of 1 or N values (rank 1 at most,
+        /// so it scales columns). The fused node takes the last Mul's place, after the scale's producer.
+        mutating func fuseScaled(at index: Int) -> Bool {
+            guard let node = nodes[index], node.domain.isEmpty || node.domain == "ai.onnx",
+                node.opType == "MatMulInteger", (2...4).contains(node.inputs.count), let output = node.outputs.first,
+                let weights = initializers[node.inputs[1]], weights.shape.rank == 2,
+                let (castIndex, cast) = soleReader(output, after: index), cast.opType == "Cast",
+                cast.domain.isEmpty, (try? cast.int("to", default: 0)) == 1, let castOutput = cast.outputs.first,
+                let (mulIndex, mul) = soleReader(castOutput, after: castIndex), mul.opType == "Mul",
+                mul.domain.isEmpty, mul.inputs.count == 2, let result = mul.outputs.first
+            else { return false }
+            let columns = weights.shape[1]
+            let scale = mul.inputs[0] == castOutput ? mul.inputs[1] : mul.inputs[0]
+            guard scale != castOutput, columnScale(scale, columns: columns) else { return false }
+            var inputs = node.inputs
+            while inputs.count < 4 { inputs.append("") }
+            inputs.append(scale)
+            nodes[mulIndex] = Node(
+                name: node.name, opType: QuantizedFusion.scaledMatMulInteger, inputs: inputs, outputs: [result])
+            nodes[index] = nil
+            nodes[castIndex] = nil
+            readers[output, default: 1] -= 1
+            readers[castOutput, default: 1] -= 1
+            return true
+        }
+
+        /// Whether `value` is a float32 constant of 1 or `columns` values and rank 1 at most, or the product of
+        /// DynamicQuantizeLinear's scale and such a constant.
+        func columnScale(_ value: String, columns: Int) -> Bool {
+            func constant(_ name: String) -> Bool {
+                guard let tensor = initializers[name], tensor.dtype == .float32, tensor.shape.rank <= 1 else {
+                    return false
+                }
+                return tensor.shape.elementCount == 1 || tensor.shape.elementCount == columns
+            }
+            if constant(value) { return true }
+            guard let index = producer[value], let node = nodes[index], node.opType == "Mul", node.domain.isEmpty,
+                node.inputs.count == 2
+            else { return false }
+            func dynamicScale(_ name: String) -> Bool {
+                guard let index = producer[name], let node = nodes[index], node.opType == "DynamicQuantizeLinear",
+                    node.domain.isEmpty, node.outputs.count > 1
+                else { return false }
+                return node.outputs[1] == name
+            }
+            return (dynamicScale(node.inputs[0]) && constant(node.inputs[1]))
+                || (dynamicScale(node.inputs[1]) && constant(node.inputs[0]))
         }
 
         /// Dequantize nodes whose every output lost its readers.

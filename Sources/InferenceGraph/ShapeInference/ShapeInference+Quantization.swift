@@ -172,6 +172,10 @@ extension ShapeInference {
             try checkBytes(context, [0, 1])
             return try matMul(context, 0, 1, dtype: .int32)
         }
+        table[key(domain: "", opType: QuantizedFusion.scaledMatMulInteger)] = { context in
+            try checkBytes(context, [0, 1])
+            return try matMul(context, 0, 1, dtype: .float32)
+        }
         table[key(domain: "", opType: "QLinearMatMul")] = { context in
             try checkBytes(context, [0, 3, 7])
             return try matMul(context, 0, 3, dtype: try context.input(7).dtype)
