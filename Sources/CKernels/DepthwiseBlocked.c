@@ -16,11 +16,13 @@
 #define CK_DWB_STRIP 8
 
 size_t ck_depthwise_blocked_floats(size_t out_h, size_t out_w, size_t k, size_t s) {
-    if (out_h == 0 || out_w == 0) return 0;
+    if (out_h == 0 || out_w == 0 || out_w > SIZE_MAX - 3) return 0;
     const size_t rows = (CK_DWB_STRIP - 1) * s + k;
+    // Rows are computed four outputs at a time, a partial last group into padding columns (CK_DWB_BODY).
+    const size_t out_w4 = (out_w + 3) / 4 * 4;
     size_t wp, floats;
-    if (__builtin_mul_overflow(out_w - 1, s, &wp) || __builtin_add_overflow(wp, k, &wp) ||
-        __builtin_mul_overflow(wp, rows, &floats) || __builtin_add_overflow(floats, out_w + 16, &floats) ||
+    if (__builtin_mul_overflow(out_w4 - 1, s, &wp) || __builtin_add_overflow(wp, k, &wp) ||
+        __builtin_mul_overflow(wp, rows, &floats) || __builtin_add_overflow(floats, out_w4 + 16, &floats) ||
         __builtin_mul_overflow(floats, (size_t)16, &floats) || floats > SIZE_MAX / sizeof(float))
         return SIZE_MAX;
     return floats;
@@ -52,13 +54,25 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
 
 // The kernel body for one ISA: V lanes, vector type VT, and the ISA's loads and stores of n <= V floats.
 #define CK_DWB_BODY(V, VT, SET1, LOADU, STOREU, FMA, MAXV, MINV, ZERO, LOADN, STOREN, TRANSPOSE, K)                 \
-    const size_t wp = (out_w - 1) * s + K;                                                                   \
+    /* Outputs four at a time: a row's last partial group is computed into padding columns (zeros in, results  \
+       never stored), not one output at a time (7x7 planes: three of seven outputs, each tap two loads). */     \
+    const size_t out_w4 = (out_w + 3) / 4 * 4;                                                               \
+    const size_t wp = (out_w4 - 1) * s + K;                                                                  \
     float *strip = scratch;                                                                                  \
     float *orow = scratch + (size_t)((CK_DWB_STRIP - 1) * s + K) * wp * V;                                   \
     /* Per tap: the V channels' weights as one vector; the bias likewise. */                                 \
     VT wv[K * K];                                                                                            \
     float lane[V];                                                                                           \
-    for (size_t t = 0; t < K * K; t++) {                                                                     \
+    /* V taps of the V channels per transpose (lane by lane through the stack, each vector's load waited on V  \
+       scalar stores: as long as the 7x7 planes' multiply-adds), the last K·K mod V taps lane by lane. */     \
+    size_t t0 = 0;                                                                                           \
+    for (; t0 + V <= K * K; t0 += V) {                                                                       \
+        VT v[V];                                                                                             \
+        for (size_t l = 0; l < V; l++) v[l] = l < cn ? LOADU(w + l * K * K + t0) : ZERO;                     \
+        TRANSPOSE(v);                                                                                        \
+        for (size_t q = 0; q < V; q++) wv[t0 + q] = v[q];                                                    \
+    }                                                                                                        \
+    for (size_t t = t0; t < K * K; t++) {                                                                    \
         for (size_t l = 0; l < V; l++) lane[l] = l < cn ? w[l * K * K + t] : 0.0f;                           \
         wv[t] = LOADU(lane);                                                                                 \
     }                                                                                                        \
@@ -102,7 +116,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
         for (size_t oh = oh0; oh < oh1; oh++) {                                                              \
             const float *base = strip + (oh - oh0) * s * wp * V;                                             \
             size_t ow = 0;                                                                                   \
-            for (; ow + 4 <= out_w; ow += 4) {                                                               \
+            for (; ow < out_w4; ow += 4) {                                                                   \
                 VT a0 = bv, a1 = bv, a2 = bv, a3 = bv;                                                       \
                 for (size_t ki = 0; ki < K; ki++) {                                                          \
                     /* Each input vector of the row once, into every output it reaches (stride and K are      \
@@ -122,14 +136,6 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
                 STOREU(orow + (ow + 1) * V, MINV(hiv, MAXV(lov, a1)));                                       \
                 STOREU(orow + (ow + 2) * V, MINV(hiv, MAXV(lov, a2)));                                       \
                 STOREU(orow + (ow + 3) * V, MINV(hiv, MAXV(lov, a3)));                                       \
-            }                                                                                                \
-            for (; ow < out_w; ow++) {                                                                       \
-                VT a = bv;                                                                                   \
-                for (size_t ki = 0; ki < K; ki++) {                                                          \
-                    const float *row = base + ki * wp * V + ow * s * V;                                      \
-                    for (size_t kj = 0; kj < K; kj++) a = FMA(LOADU(row + kj * V), wv[ki * K + kj], a);      \
-                }                                                                                            \
-                STOREU(orow + ow * V, MINV(hiv, MAXV(lov, a)));                                              \
             }                                                                                                \
             ck_depthwise_after(orow, out_w * V, after);                                                      \
             /* Back to planes: V output columns of the V channels per transpose. */                         \
