@@ -46,12 +46,12 @@ struct DepthwiseAndActivationTests {
             batch: 2, channels: 9, height: 17, width: 19, kernel: 7, stride: 2, dilation: 1, pads: [3, 3, 3, 3],
             relu: true),
         // Whole channel blocks and a partial one, rows whose last group of four outputs is partial (7 = 4 + 3,
-        // 13 = 12 + 1): the weights' transposed loads and the padding columns.
+        // 14 = 12 + 2): the weights' transposed loads and the padding columns.
         Case(
             batch: 1, channels: 20, height: 7, width: 7, kernel: 7, stride: 1, dilation: 1, pads: [3, 3, 3, 3],
             relu: false),
         Case(
-            batch: 1, channels: 35, height: 14, width: 13, kernel: 5, stride: 1, dilation: 1, pads: [2, 2, 2, 2],
+            batch: 1, channels: 35, height: 14, width: 14, kernel: 5, stride: 1, dilation: 1, pads: [2, 2, 2, 2],
             relu: true),
         Case(
             batch: 1, channels: 3, height: 5, width: 4, kernel: 3, stride: 1, dilation: 3, pads: [2, 2, 2, 2],
