@@ -235,12 +235,21 @@ CK_INLINE void tile256half(const int mr, size_t kc, const float *a, size_t lda, 
         const __m256 b0 = _mm256_loadu_ps(bp + k * bs);
         for (int r = 0; r < mr; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + k * ks), b0, acc[r]);
     }
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nvalid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    // Partial rows through the stack, as tile256's: vmaskmovps is microcoded on AMD cores.
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
-        if (accumulate) acc[r] = _mm256_add_ps(acc[r], _mm256_maskload_ps(cr, mask));
+        float tmp[8];
+        if (accumulate) {
+            for (size_t j = 0; j < 8; j++) tmp[j] = j < nvalid ? cr[j] : 0.0f;
+            acc[r] = _mm256_add_ps(acc[r], _mm256_loadu_ps(tmp));
+        }
         if (te) CK_TILE_EP(acc[r], __m256, _mm256, r);
-        _mm256_maskstore_ps(cr, mask, acc[r]);
+        if (nvalid == 8) {
+            _mm256_storeu_ps(cr, acc[r]);
+        } else {
+            _mm256_storeu_ps(tmp, acc[r]);
+            for (size_t j = 0; j < nvalid; j++) cr[j] = tmp[j];
+        }
     }
 }
 
