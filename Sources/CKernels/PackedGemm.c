@@ -127,6 +127,14 @@ CK_INLINE void tile512(const int mr, size_t kc, const float *a, size_t lda, size
     }
 }
 
+// The in-register epilogue of the tile whose first row is `row`: `value` with the row bias moved to that row.
+static inline const ck_tile_ep *tile_epilogue(const ck_tile_ep *value, const ck_epilogue *epilogue, size_t row,
+                                              ck_tile_ep *storage) {
+    *storage = *value;
+    storage->row_bias = epilogue->row_bias ? epilogue->row_bias + row : NULL;
+    return storage;
+}
+
 // The last panel of a matrix whose width is not a multiple of 32, when at most 16 columns are left: half the
 // accumulators and half the multiply-adds of the full tile.
 __attribute__((target("avx512f,avx512vl,avx2,fma")))
@@ -512,12 +520,8 @@ static void sgemm_panels(size_t m, size_t n, size_t k, const float *a, size_t ld
                     const size_t rs = packs_a ? 1 : lda, ks = packs_a ? (size_t)mr : 1;
                     tile_a += (size_t)mr * kc;
                     float *ci = c + i * ldc + j0;
-                    ck_tile_ep te_rows = te_value;
-                    const ck_tile_ep *te = NULL;
-                    if (last && in_tile) {
-                        te_rows.row_bias = epilogue->row_bias ? epilogue->row_bias + i : NULL;
-                        te = &te_rows;
-                    }
+                    ck_tile_ep te_rows;
+                    const ck_tile_ep *te = last && in_tile ? tile_epilogue(&te_value, epilogue, i, &te_rows) : NULL;
                     if (level == 2) kernel512(mr, kc, ai, rs, ks, bp, bs, ci, ldc, acc, nvalid, te);
                     else if (level == 1) kernel256(mr, kc, ai, rs, ks, bp, bs, ci, ldc, acc, nvalid, te);
                     else kernelGeneric(mr, kc, ai, rs, ks, bp, bs, ci, ldc, acc, nvalid);
@@ -541,16 +545,12 @@ static void sgemm_panels(size_t m, size_t n, size_t k, const float *a, size_t ld
                 for (size_t t = 0; t < tiles8; t++) {
                     const int mr = (int)(base8 + (t < extra8 ? 1 : 0));
                     float *ci = c + i * ldc + j0;
-                    ck_tile_ep te_rows = te_value;
-                    const ck_tile_ep *te = NULL;
-                    if (last && in_tile) {
-                        te_rows.row_bias = epilogue->row_bias ? epilogue->row_bias + i : NULL;
-                        te = &te_rows;
-                    }
+                    ck_tile_ep te_rows;
+                    const ck_tile_ep *te = last && in_tile ? tile_epilogue(&te_value, epilogue, i, &te_rows) : NULL;
                     kernel256half(mr, kc, a + i * lda + kk, lda, 1, bp, bs, ci, ldc, acc, nvalid, te);
-                    if (last && epilogue && !in_tile) apply_epilogue(level, epilogue, ci, ldc, i, (size_t)mr, j0, nvalid);
                     i += (size_t)mr;
                 }
+                if (deferred) apply_epilogue(level, epilogue, c + i0 * ldc + j0, ldc, i0, block, j0, nvalid);
             }
         }
     }

@@ -391,3 +391,35 @@ struct ScaledMatMulIntegerTests {
         }
     }
 }
+
+/// `_ScaledMatMulInteger` is written by planning, but a model file can name it too: a scale of the wrong length or
+/// type, or none, is an error naming the node, not an out-of-bounds read.
+struct ScaledMatMulIntegerInputTests {
+    @Test(arguments: [2, 0, -1]) func badScaleIsAnError(_ scales: Int) throws {
+        let (k, n) = (4, 5)
+        var inputs = ["x", "w", "", ""]
+        var initializers: [String: Tensor] = [
+            "w": try Tensor(shape: Shape([k, n]), scalars: [UInt8](repeating: 3, count: k * n))
+        ]
+        if scales > 0 {
+            inputs.append("s")
+            initializers["s"] = try Tensor(shape: Shape([scales]), scalars: [Float](repeating: 0.5, count: scales))
+        } else if scales == -1 {
+            inputs.append("s")
+            initializers["s"] = try Tensor(shape: Shape([n]), scalars: [Int32](repeating: 1, count: n))
+        }
+        let graph = Graph(
+            name: "hostile", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: [.fixed(3), .fixed(k)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(name: "scaled", opType: QuantizedFusion.scaledMatMulInteger, inputs: inputs, outputs: ["y"])
+            ],
+            initializers: initializers)
+        let x = try Tensor(shape: Shape([3, k]), scalars: [UInt8](repeating: 7, count: 3 * k))
+        #expect {
+            _ = try Session(graph: graph, backend: CPUBackend(threads: 1)).run([NamedTensor(name: "x", tensor: x)])
+        } throws: { error in
+            String(describing: error).contains("scaled")
+        }
+    }
+}
