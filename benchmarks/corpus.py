@@ -24,6 +24,7 @@ WORK = os.path.join(ROOT, ".build", "benchmarks")
 # RUNTIME_BENCH=path times another build (e.g. an older commit's) against the same onnxruntime runs.
 OURS = os.environ.get("RUNTIME_BENCH", os.path.join(ROOT, "benchmarks", ".build", "release", "runtime-bench"))
 ORT = os.path.join(WORK, "ort_bench")
+HOLD = os.path.join(WORK, "cpuid-hold.so")
 OV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ov_bench.py")
 
 
@@ -186,10 +187,20 @@ def run(args):
         names = [n for n in names if n in args.only]
     threads = [int(t) for t in args.threads.split(",")]
     isa = os.environ.get("INFERENCE_CPU_ISA", "widest")
-    # With our kernels held to a narrower ISA, OpenVINO's (oneDNN's) are held to the same one, as on a CPU without
-    # the wider instructions; onnxruntime's MLAS has no such switch and runs the widest kernels the CPU has.
+    # With our kernels held to AVX2, the peers are held to it too, as on a CPU without AVX-512 (what a user with
+    # such a CPU compares): onnxruntime and OpenVINO see a CPUID without AVX-512 (benchmarks/cpuid-hold.c, where
+    # the CPU can make CPUID fault), OpenVINO's oneDNN also by ONEDNN_MAX_CPU_ISA, and every process's glibc string
+    # functions by GLIBC_TUNABLES. Without CPUID faulting, onnxruntime runs the widest kernels the CPU has.
     ov_isa = {"avx2": "AVX2"}.get(isa)
-    ov_env = dict(os.environ, ONEDNN_MAX_CPU_ISA=ov_isa) if ov_isa else None
+    ours_env = ort_env = ov_env = None
+    held = False
+    if ov_isa:
+        tunables = dict(os.environ, GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD")
+        hold = dict(tunables, CPUID_HOLD="avx2", LD_PRELOAD=HOLD)
+        held = os.path.exists(HOLD) and subprocess.run(["true"], env=hold).returncode == 0
+        ours_env = tunables
+        ort_env = hold if held else tunables
+        ov_env = dict(hold if held else tunables, ONEDNN_MAX_CPU_ISA=ov_isa)
     rows = []
     for name in names:
         path = os.path.join(directory, name + ".onnx")
@@ -199,13 +210,13 @@ def run(args):
             failure = None
             for _ in range(args.rounds):
                 try:
-                    ours.append(run_json([OURS, path, "1", str(args.seconds), str(t)])["p50_ms"])
+                    ours.append(run_json([OURS, path, "1", str(args.seconds), str(t)], env=ours_env)["p50_ms"])
                 except RuntimeError as error:
                     failure = str(error).splitlines()[-1][:160]
                     break
                 # ort_bench takes the leading dimension as its batch: the model's own (fixed) one.
                 theirs.append(run_json([ORT, lib, path, input_name, output_name, str(dims[0]), str(args.seconds),
-                                        str(t)] + [str(d) for d in dims[1:]])["p50_ms"])
+                                        str(t)] + [str(d) for d in dims[1:]], env=ort_env)["p50_ms"])
                 if args.openvino:
                     try:
                         vino.append(run_json([sys.executable, OV, path, str(args.seconds), str(t)]
@@ -223,12 +234,14 @@ def run(args):
                   + (f"  openvino {v:9.3f} ms  ratio {o / v:5.2f}" if v else ""), flush=True)
     title = "Real-model corpus" if directory == CORPUS else os.path.basename(directory) + " models"
     lines = [f"# {title}, {datetime.date.today()}", "",
-             f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernels: {isa}; onnxruntime {ort_version};"
+             f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernels: {isa}; onnxruntime {ort_version}"
+             + (" (held to AVX2: it sees a CPUID without AVX-512, benchmarks/cpuid-hold.c)" if held else "") + ";"
              + (f" OpenVINO {openvino_version()} (CPU plugin, latency hint, float32"
-                + (f", its kernels held to {ov_isa} by ONEDNN_MAX_CPU_ISA" if ov_isa else "") + ");"
+                + (f", its kernels held to {ov_isa} by ONEDNN_MAX_CPU_ISA"
+                   + (" and the same CPUID" if held else "") if ov_isa else "") + ");"
                 if args.openvino else "")
-             + (" onnxruntime has no switch to hold its kernels to a narrower ISA and runs its widest;"
-                if ov_isa else "") +
+             + (" onnxruntime runs its widest kernels (this CPU cannot make CPUID fault);"
+                if ov_isa and not held else "") +
              f" batch 1; best p50 of {args.rounds} interleaved rounds of at least {args.seconds} s each.", "",
              "Command: `benchmarks/run " + ("--corpus " if directory == CORPUS else "--quantized ")
              + " ".join(a for a in sys.argv[2:] if not a.startswith("--dir") and a != directory) + "`", "",
