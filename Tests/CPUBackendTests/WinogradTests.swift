@@ -30,6 +30,10 @@ struct WinogradTests {
         Case(batch: 1, channels: 3, filters: 5, height: 6, width: 10, pads: [0, 2, 1, 0], relu: false),
         Case(batch: 3, channels: 20, filters: 17, height: 5, width: 5, pads: [0, 0, 0, 0], relu: true),
         Case(batch: 1, channels: 64, filters: 64, height: 40, width: 38, pads: [1, 1, 1, 1], relu: false),
+        // Transformed filters above 1 MB: two threads split the filter panels (many panels) or the 16 points (one
+        // panel) instead of the tiles.
+        Case(batch: 1, channels: 128, filters: 160, height: 6, width: 7, pads: [1, 1, 1, 1], relu: true),
+        Case(batch: 1, channels: 1040, filters: 16, height: 4, width: 5, pads: [1, 1, 1, 1], relu: false),
         Case(
             batch: 1, channels: 1, filters: 32, height: 28, width: 28, pads: [1, 1, 1, 1], relu: true,
             algorithm: .direct),
