@@ -157,6 +157,119 @@ static void pack_b_avx2(size_t k, size_t n, const uint8_t *src, size_t ldb, int 
 }
 #endif
 
+#if defined(__x86_64__)
+// The VNNI panels of a convolution's im2col matrix, packed from the zero-point-padded image without the matrix:
+// row (c, ky, kx), column (oy, ox) is padded[c][oy·s + ky][ox·s + kx]. A panel's 16 positions in one output row
+// are one load per row (every other byte of 32 at stride 2); panels across output rows gather them (measured
+// faster than one masked load per output row they cover). Same bytes and column sums as ck_im2col_u8 followed by
+// ck_qgemm_pack_b_panels.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static void pack_conv_vnni(const uint8_t *padded, size_t padded_h, size_t padded_w, size_t kernel_h,
+                           size_t kernel_w, size_t stride, size_t out_h, size_t out_w, size_t k, int b_signed,
+                           uint8_t *packed, int32_t *column_sums, size_t panel_begin, size_t panel_end) {
+    const size_t n = out_h * out_w, kp = round_up(k, 4), plane = padded_h * padded_w;
+    const __m128i flip = _mm_set1_epi8(b_signed ? (char)0x80 : 0);
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (size_t p = panel_begin; p < panel_end; p++) {
+        const size_t col = p * 16;
+        if (col >= n) break;
+        const size_t valid = n - col < 16 ? n - col : 16;
+        const __mmask16 keep = valid == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << valid) - 1);
+        // Offsets of the panel's positions in a padded plane (lanes past the last position repeat it).
+        int32_t offsets[16];
+        size_t oy = col / out_w, ox = col % out_w;
+        const int contiguous = valid == 16 && ox + 16 <= out_w;
+        for (size_t j = 0; j < 16; j++) {
+            offsets[j] = (int32_t)((oy * stride) * padded_w + ox * stride);
+            if (j + 1 < valid && ++ox == out_w) {
+                ox = 0;
+                oy++;
+            }
+        }
+        const __m512i index = _mm512_loadu_si512((const void *)offsets);
+        uint8_t *panel = packed + p * kp * 16;
+        __m512i sums = _mm512_setzero_si512();
+        size_t c = 0, ky = 0, kx = 0;
+        for (size_t g = 0; g < kp / 4; g++) {
+            __m128i r[4];
+            for (int t = 0; t < 4; t++) {
+                if (g * 4 + (size_t)t >= k) {
+                    r[t] = _mm_setzero_si128();  // rows past K: zeros, as the scalar packer writes
+                    continue;
+                }
+                const uint8_t *base = padded + c * plane + ky * padded_w + kx;
+                __m128i v;
+                if (contiguous && stride == 1) v = _mm_loadu_si128((const __m128i *)(base + offsets[0]));
+                else if (contiguous) v = _mm256_cvtepi16_epi8(_mm256_loadu_si256((const __m256i *)(base + offsets[0])));
+                else v = _mm512_cvtepi32_epi8(_mm512_i32gather_epi32(index, (const void *)base, 1));
+                r[t] = _mm_maskz_mov_epi8(keep, _mm_xor_si128(v, flip));
+                if (++kx == kernel_w) {
+                    kx = 0;
+                    if (++ky == kernel_h) {
+                        ky = 0;
+                        c++;
+                    }
+                }
+            }
+            const __m128i a = _mm_unpacklo_epi8(r[0], r[1]), b = _mm_unpackhi_epi8(r[0], r[1]);
+            const __m128i cc = _mm_unpacklo_epi8(r[2], r[3]), d = _mm_unpackhi_epi8(r[2], r[3]);
+            const __m512i out = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi16(a, cc), _mm_unpacklo_epi16(a, cc))),
+                _mm256_set_m128i(_mm_unpackhi_epi16(b, d), _mm_unpacklo_epi16(b, d)), 1);
+            _mm512_storeu_si512((void *)(panel + g * 64), out);
+            sums = _mm512_dpbusd_epi32(sums, out, ones);
+        }
+        _mm512_mask_storeu_epi32(column_sums + col, keep, sums);
+    }
+}
+#endif
+
+int ck_qgemm_pack_conv_panels(const uint8_t *padded, size_t padded_h, size_t padded_w, size_t kernel_h,
+                              size_t kernel_w, size_t stride, size_t out_h, size_t out_w, size_t channels,
+                              int b_signed, void *packed, int32_t *column_sums, size_t panel_begin,
+                              size_t panel_end) {
+#if defined(__x86_64__)
+    if (qgemm_vnni() && (stride == 1 || stride == 2) && out_w > 0) {
+        pack_conv_vnni(padded, padded_h, padded_w, kernel_h, kernel_w, stride, out_h, out_w,
+                       channels * kernel_h * kernel_w, b_signed, (uint8_t *)packed, column_sums, panel_begin,
+                       panel_end);
+        return 1;
+    }
+#endif
+    (void)padded, (void)padded_h, (void)padded_w, (void)kernel_h, (void)kernel_w, (void)stride, (void)out_h;
+    (void)out_w, (void)channels, (void)b_signed, (void)packed, (void)column_sums, (void)panel_begin, (void)panel_end;
+    return 0;
+}
+
+int ck_qgemm_conv_direct(size_t stride) {
+#if defined(__x86_64__)
+    return qgemm_vnni() && (stride == 1 || stride == 2);
+#else
+    (void)stride;
+    return 0;
+#endif
+}
+
+void ck_pad_u8(const uint8_t *x, size_t channels, size_t height, size_t width, size_t pad_top, size_t pad_left,
+               size_t padded_h, size_t padded_w, uint8_t pad, uint8_t *padded) {
+    for (size_t c = 0; c < channels; c++) {
+        const uint8_t *src = x + c * height * width;
+        uint8_t *dst = padded + c * padded_h * padded_w;
+        for (size_t y = 0; y < padded_h; y++) {
+            uint8_t *line = dst + y * padded_w;
+            const long iy = (long)y - (long)pad_top;
+            if (iy < 0 || iy >= (long)height || pad_left >= padded_w) {
+                memset(line, pad, padded_w);
+                continue;
+            }
+            const size_t inside = width < padded_w - pad_left ? width : padded_w - pad_left;
+            memset(line, pad, pad_left);
+            memcpy(line + pad_left, src + (size_t)iy * width, inside);
+            memset(line + pad_left + inside, pad, padded_w - pad_left - inside);
+        }
+    }
+}
+
 void ck_qgemm_pack_b_panels(size_t k, size_t n, const void *b, size_t ldb, int b_signed, void *packed,
                             int32_t *column_sums, size_t panel_begin, size_t panel_end) {
     const uint8_t *src = (const uint8_t *)b;

@@ -71,6 +71,19 @@ void ck_qgemm_pack_b(size_t k, size_t n, const void *b, size_t ldb, int b_signed
 /// Packs the column panels [panel_begin, panel_end) of B only (threads pack the panels they multiply).
 void ck_qgemm_pack_b_panels(size_t k, size_t n, const void *b, size_t ldb, int b_signed, void *packed,
                             int32_t *column_sums, size_t panel_begin, size_t panel_end);
+/// Whether ck_qgemm_pack_conv_panels packs convolutions of this stride (1 or 2, no dilation) on this machine.
+int ck_qgemm_conv_direct(size_t stride);
+/// The panels [panel_begin, panel_end) of ck_qgemm_pack_b_panels for the im2col matrix of a convolution (no
+/// dilation), read from its zero-point-padded image (`ck_pad_u8`: channels x padded_h x padded_w, followed by at
+/// least 64 readable bytes) instead of the matrix; returns 0 (and packs nothing) where ck_qgemm_conv_direct is 0.
+int ck_qgemm_pack_conv_panels(const uint8_t *padded, size_t padded_h, size_t padded_w, size_t kernel_h,
+                              size_t kernel_w, size_t stride, size_t out_h, size_t out_w, size_t channels,
+                              int b_signed, void *packed, int32_t *column_sums, size_t panel_begin,
+                              size_t panel_end);
+/// Copies a C x H x W byte image into padded_h x padded_w planes, its pixel (y, x) at (y + pad_top, x + pad_left)
+/// (rows and columns past the padded size dropped), the rest `pad`.
+void ck_pad_u8(const uint8_t *x, size_t channels, size_t height, size_t width, size_t pad_top, size_t pad_left,
+               size_t padded_h, size_t padded_w, uint8_t pad, uint8_t *padded);
 /// The rows [row_begin, row_end) of the im2col matrix of one byte image (C x H x W): row (c, ky, kx), column
 /// (oy, ox), positions outside the image filled with `pad` (the input's zero point).
 void ck_im2col_u8(const uint8_t *x, size_t height, size_t width, size_t kernel_h, size_t kernel_w, size_t stride_h,
