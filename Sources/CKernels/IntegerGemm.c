@@ -187,6 +187,24 @@ static void pack_conv_vnni(const uint8_t *padded, size_t padded_h, size_t padded
             }
         }
         const __m512i index = _mm512_loadu_si512((const void *)offsets);
+        // Up to four runs (one per output row the panel covers): lanes [first, first + count) are bytes (or every
+        // other byte) from lane `first`'s position on; a plain load from `first` positions before it, blended in.
+        // Unmasked loads stay inside the padded image and its 64 readable bytes after it.
+        size_t runs = 0;
+        ptrdiff_t origin[4] = {0, 0, 0, 0};
+        __mmask16 lanes[4] = {0, 0, 0, 0};
+        if (!contiguous) {
+            for (size_t j = 0; j < valid && runs <= 4;) {
+                size_t count = 1;
+                while (j + count < valid && offsets[j + count] == offsets[j] + (int32_t)(count * stride)) count++;
+                if (runs < 4) {
+                    origin[runs] = (ptrdiff_t)offsets[j] - (ptrdiff_t)(j * stride);
+                    lanes[runs] = (__mmask16)(((1u << count) - 1) << j);
+                }
+                runs++;
+                j += count;
+            }
+        }
         uint8_t *panel = packed + p * kp * 16;
         __m512i sums = _mm512_setzero_si512();
         size_t c = 0, ky = 0, kx = 0;
@@ -201,7 +219,17 @@ static void pack_conv_vnni(const uint8_t *padded, size_t padded_h, size_t padded
                 __m128i v;
                 if (contiguous && stride == 1) v = _mm_loadu_si128((const __m128i *)(base + offsets[0]));
                 else if (contiguous) v = _mm256_cvtepi16_epi8(_mm256_loadu_si256((const __m256i *)(base + offsets[0])));
-                else v = _mm512_cvtepi32_epi8(_mm512_i32gather_epi32(index, (const void *)base, 1));
+                else if (runs <= 4 && origin[0] >= 0) {
+                    v = _mm_setzero_si128();
+                    for (size_t q = 0; q < runs; q++) {
+                        const uint8_t *at = base + origin[q];
+                        const __m128i part = stride == 1 ? _mm_loadu_si128((const __m128i *)at)
+                                                         : _mm256_cvtepi16_epi8(_mm256_loadu_si256((const __m256i *)at));
+                        v = _mm_mask_blend_epi8(lanes[q], v, part);
+                    }
+                } else {
+                    v = _mm512_cvtepi32_epi8(_mm512_i32gather_epi32(index, (const void *)base, 1));
+                }
                 r[t] = _mm_maskz_mov_epi8(keep, _mm_xor_si128(v, flip));
                 if (++kx == kernel_w) {
                     kx = 0;
