@@ -278,6 +278,33 @@ int ck_qgemm_conv_direct(size_t stride) {
 #endif
 }
 
+// dst[0, count) = src[0, count) for short rows: 16-byte moves, the last one overlapping (no library call per row).
+static inline void copy_row(uint8_t *dst, const uint8_t *src, size_t count) {
+    if (count < 16) {
+        for (size_t i = 0; i < count; i++) dst[i] = src[i];
+        return;
+    }
+    uint8_t chunk[16];
+    for (size_t i = 0; i + 16 <= count; i += 16) {
+        memcpy(chunk, src + i, 16);
+        memcpy(dst + i, chunk, 16);
+    }
+    memcpy(chunk, src + count - 16, 16);
+    memcpy(dst + count - 16, chunk, 16);
+}
+
+// dst[0, count) = value, the same way.
+static inline void fill_row(uint8_t *dst, uint8_t value, size_t count) {
+    if (count < 16) {
+        for (size_t i = 0; i < count; i++) dst[i] = value;
+        return;
+    }
+    uint8_t chunk[16];
+    memset(chunk, value, 16);
+    for (size_t i = 0; i + 16 <= count; i += 16) memcpy(dst + i, chunk, 16);
+    memcpy(dst + count - 16, chunk, 16);
+}
+
 void ck_pad_u8(const uint8_t *x, size_t channels, size_t height, size_t width, size_t pad_top, size_t pad_left,
                size_t padded_h, size_t padded_w, uint8_t pad, uint8_t *padded) {
     for (size_t c = 0; c < channels; c++) {
@@ -287,13 +314,13 @@ void ck_pad_u8(const uint8_t *x, size_t channels, size_t height, size_t width, s
             uint8_t *line = dst + y * padded_w;
             const long iy = (long)y - (long)pad_top;
             if (iy < 0 || iy >= (long)height || pad_left >= padded_w) {
-                memset(line, pad, padded_w);
+                fill_row(line, pad, padded_w);
                 continue;
             }
             const size_t inside = width < padded_w - pad_left ? width : padded_w - pad_left;
-            memset(line, pad, pad_left);
-            memcpy(line + pad_left, src + (size_t)iy * width, inside);
-            memset(line + pad_left + inside, pad, padded_w - pad_left - inside);
+            for (size_t i = 0; i < pad_left; i++) line[i] = pad;
+            copy_row(line + pad_left, src + (size_t)iy * width, inside);
+            for (size_t i = pad_left + inside; i < padded_w; i++) line[i] = pad;
         }
     }
 }
