@@ -156,7 +156,9 @@ final class PackedByteRows {
             call.scale = nil
         }
         guard let panelTask, let packPanelsTask, let rowTask else { return false }
-        if panels >= parallel.threads || m < 16 {
+        // Rows where the panels are few (a 7x7 plane has four): split by panels, every thread streamed all of A
+        // (ResNet-50's 1 MB of 512 x 2048 int8 weights) for a share of a handful of columns.
+        if panels >= 4 * parallel.threads || m < 16 * parallel.threads {
             parallel.run(panelTask, count: panels)
             return finish != nil
         }
