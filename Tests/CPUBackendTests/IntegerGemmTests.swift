@@ -220,11 +220,12 @@ struct QLinearConvChunkTests {
 
     /// The panels packed straight from the padded image (`ck_qgemm_pack_conv_panels`, where VNNI runs; the im2col
     /// matrix elsewhere): a 7x7 stride-2 stem over 3 channels (K = 147, not a multiple of 4), 3x3 over a 7x9 plane
-    /// (every panel spans output rows), 5x5, grouped stride 2 over an even width, a 1x1 window at stride 2.
+    /// (every panel spans output rows), 5x5, grouped stride 2 over an even width, a 1x1 window at stride 2; 40
+    /// filters over six panels (two threads split the rows) and K = 576 (the GEMM's panel-pair-outer order).
     /// [channels, filters, kernel, stride, height, width, group]
     @Test(arguments: [
         [3, 4, 7, 2, 37, 53, 1], [16, 8, 3, 1, 7, 9, 1], [5, 12, 5, 1, 13, 15, 1], [6, 10, 3, 2, 17, 16, 2],
-        [3, 16, 1, 2, 20, 21, 1],
+        [3, 16, 1, 2, 20, 21, 1], [8, 40, 3, 1, 9, 9, 1], [64, 24, 3, 1, 20, 20, 1],
     ]) func directPackingMatchesTheFormula(_ c: [Int]) throws {
         try check(channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], group: c[6])
     }
