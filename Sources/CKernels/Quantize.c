@@ -366,3 +366,76 @@ void ck_convert_f32_bf16(const float *x, size_t n, uint16_t *y) {
         y[i] = (uint16_t)(nan ? ((bits >> 16) | 0x40u) : rounded);
     }
 }
+
+// QLinearAdd as the three nodes it replaces compute it: each input dequantized ((v - zero) · scale, two
+// roundings), the float32 sum, quantized (IEEE division, round half to even, plus the zero point, clamped).
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static size_t qlinear_add_avx2(const void *a, int a_signed, float a_zero, float a_scale, const void *b, int b_signed,
+                               float b_zero, float b_scale, size_t n, float y_scale, float y_zero, float low,
+                               float high, void *y, int y_signed) {
+    const __m256 za = _mm256_set1_ps(a_zero), sa = _mm256_set1_ps(a_scale), zb = _mm256_set1_ps(b_zero);
+    const __m256 sb = _mm256_set1_ps(b_scale), sy = _mm256_set1_ps(y_scale), zy = _mm256_set1_ps(y_zero);
+    const __m256 vl = _mm256_set1_ps(low), vh = _mm256_set1_ps(high);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i ab = _mm_loadl_epi64((const __m128i *)((const uint8_t *)a + i));
+        const __m128i bb = _mm_loadl_epi64((const __m128i *)((const uint8_t *)b + i));
+        const __m256 fa = _mm256_cvtepi32_ps(a_signed ? _mm256_cvtepi8_epi32(ab) : _mm256_cvtepu8_epi32(ab));
+        const __m256 fb = _mm256_cvtepi32_ps(b_signed ? _mm256_cvtepi8_epi32(bb) : _mm256_cvtepu8_epi32(bb));
+        const __m256 sum = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(fa, za), sa), _mm256_mul_ps(_mm256_sub_ps(fb, zb), sb));
+        __m256 v = _mm256_round_ps(_mm256_div_ps(sum, sy), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, zy), vl), vh);
+        const __m256i q = _mm256_cvtps_epi32(v);
+        const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        const __m128i bytes = y_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+        _mm_storel_epi64((__m128i *)((uint8_t *)y + i), bytes);
+    }
+    return i;
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma")))
+static size_t qlinear_add_avx512(const void *a, int a_signed, float a_zero, float a_scale, const void *b,
+                                 int b_signed, float b_zero, float b_scale, size_t n, float y_scale, float y_zero,
+                                 float low, float high, void *y) {
+    const __m512 za = _mm512_set1_ps(a_zero), sa = _mm512_set1_ps(a_scale), zb = _mm512_set1_ps(b_zero);
+    const __m512 sb = _mm512_set1_ps(b_scale), sy = _mm512_set1_ps(y_scale), zy = _mm512_set1_ps(y_zero);
+    const __m512 vl = _mm512_set1_ps(low), vh = _mm512_set1_ps(high);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m128i ab = _mm_loadu_si128((const __m128i *)((const uint8_t *)a + i));
+        const __m128i bb = _mm_loadu_si128((const __m128i *)((const uint8_t *)b + i));
+        const __m512 fa = _mm512_cvtepi32_ps(a_signed ? _mm512_cvtepi8_epi32(ab) : _mm512_cvtepu8_epi32(ab));
+        const __m512 fb = _mm512_cvtepi32_ps(b_signed ? _mm512_cvtepi8_epi32(bb) : _mm512_cvtepu8_epi32(bb));
+        const __m512 sum = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(fa, za), sa), _mm512_mul_ps(_mm512_sub_ps(fb, zb), sb));
+        __m512 v = _mm512_roundscale_ps(_mm512_div_ps(sum, sy), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zy), vl), vh);
+        _mm_storeu_si128((__m128i *)((uint8_t *)y + i), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+    }
+    return i;
+}
+#endif
+
+void ck_qlinear_add(const void *a, int a_signed, int32_t a_zero, float a_scale, const void *b, int b_signed,
+                    int32_t b_zero, float b_scale, size_t n, float y_scale, int32_t y_zero, int32_t low,
+                    int32_t high, void *y, int y_signed) {
+    size_t i = 0;
+    const float za = (float)a_zero, zb = (float)b_zero, zy = (float)y_zero, lo = (float)low, hi = (float)high;
+#if defined(__x86_64__)
+    if (simd_path()) {
+        i = ck_kernel_isa()[3] == '5'
+                ? qlinear_add_avx512(a, a_signed, za, a_scale, b, b_signed, zb, b_scale, n, y_scale, zy, lo, hi, y)
+                : qlinear_add_avx2(a, a_signed, za, a_scale, b, b_signed, zb, b_scale, n, y_scale, zy, lo, hi, y,
+                                   y_signed);
+    }
+#endif
+    for (; i < n; i++) {
+        const float fa = a_signed ? (float)((const int8_t *)a)[i] : (float)((const uint8_t *)a)[i];
+        const float fb = b_signed ? (float)((const int8_t *)b)[i] : (float)((const uint8_t *)b)[i];
+        // Separate statements: no multiply-add contraction, the roundings of the unfused nodes.
+        const float pa = (fa - za) * a_scale;
+        const float pb = (fb - zb) * b_scale;
+        const float sum = pa + pb;
+        store_byte(y, i, (int32_t)clampf(nearbyintf(sum / y_scale) + zy, lo, hi), y_signed);
+    }
+}

@@ -174,6 +174,7 @@ public enum CPUKernelTable {
         add(
             ["MatMulInteger"], [.int8, .uint8],
             split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: false) })
+        add([QuantizedFusion.qlinearAdd], [.int8, .uint8], split: QuantizationKernels.makeQLinearAdd)
         add(
             [QuantizedFusion.scaledMatMulInteger], [.int8, .uint8],
             split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: false, scaledOutput: true) })

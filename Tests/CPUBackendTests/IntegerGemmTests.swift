@@ -435,3 +435,75 @@ struct ScaledMatMulIntegerInputTests {
         }
     }
 }
+
+/// Add(DQ(a), DQ(b)) → [Relu] → Q planned into `_QLinearAdd`: the same bytes as the three (or four) nodes unfused,
+/// on one and two threads, for unsigned and signed inputs and outputs, same shapes (large enough to split) and a
+/// broadcast input.
+struct QLinearAddFusionTests {
+    static func graph(aShape: [Int], bShape: [Int], signed: Bool, relu: Bool) throws -> Graph {
+        let byte: DType = signed ? .int8 : .uint8
+        func zero(_ value: Int) throws -> Tensor {
+            signed
+                ? try Tensor(shape: [], scalars: [Int8(value - 128)]) : try Tensor(shape: [], scalars: [UInt8(value)])
+        }
+        var nodes = [
+            Node(name: "dqa", opType: "DequantizeLinear", inputs: ["a", "as", "az"], outputs: ["af"]),
+            Node(name: "dqb", opType: "DequantizeLinear", inputs: ["b", "bs", "bz"], outputs: ["bf"]),
+            Node(name: "add", opType: "Add", inputs: ["af", "bf"], outputs: [relu ? "sum" : "r"]),
+        ]
+        if relu { nodes.append(Node(name: "relu", opType: "Relu", inputs: ["sum"], outputs: ["r"])) }
+        nodes.append(Node(name: "q", opType: "QuantizeLinear", inputs: ["r", "ys", "yz"], outputs: ["y"]))
+        return Graph(
+            name: "qadd",
+            inputs: [
+                ValueInfo(name: "a", dtype: byte, dimensions: aShape.map { .fixed($0) }),
+                ValueInfo(name: "b", dtype: byte, dimensions: bShape.map { .fixed($0) }),
+            ],
+            outputs: [ValueInfo(name: "y", dtype: byte, dimensions: nil)], nodes: nodes,
+            initializers: [
+                "as": try Tensor(shape: [], scalars: [Float(0.0371)]), "az": try zero(119),
+                "bs": try Tensor(shape: [], scalars: [Float(0.0213)]), "bz": try zero(131),
+                "ys": try Tensor(shape: [], scalars: [Float(0.0457)]), "yz": try zero(101),
+            ],
+            opsetImports: ["": 17])
+    }
+
+    @Test(arguments: [
+        ([1, 4, 128, 130], [1, 4, 128, 130], false, true), ([2, 3, 17, 19], [2, 3, 17, 19], true, false),
+        ([2, 3, 5, 7], [3, 1, 1], false, false), ([2, 3, 5, 7], [1, 3, 5, 1], true, true),
+    ])
+    func fusedMatchesTheNodes(_ aShape: [Int], _ bShape: [Int], _ signed: Bool, _ relu: Bool) throws {
+        let graph = try Self.graph(aShape: aShape, bShape: bShape, signed: signed, relu: relu)
+        var rng = SplitMix64(seed: UInt64(aShape.reduce(1, *) + bShape.count))
+        func bytes(_ shape: [Int]) throws -> Tensor {
+            let count = shape.reduce(1, *)
+            return signed
+                ? try Tensor(
+                    shape: Shape(shape), scalars: (0..<count).map { _ in Int8(truncatingIfNeeded: rng.next()) })
+                : try Tensor(
+                    shape: Shape(shape), scalars: (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        }
+        let feeds = [
+            NamedTensor(name: "a", tensor: try bytes(aShape)), NamedTensor(name: "b", tensor: try bytes(bShape)),
+        ]
+        let byte: DType = signed ? .int8 : .uint8
+        let plan = try ExecutionPlan(
+            graph: graph,
+            inputTypes: [
+                "a": TensorType(dtype: byte, shape: Shape(aShape)), "b": TensorType(dtype: byte, shape: Shape(bShape)),
+            ],
+            evaluator: CPUBackend(), fusion: CPUBackend().fusion)
+        #expect(plan.steps.map(\.node.opType) == [QuantizedFusion.qlinearAdd], "\(plan.steps.map(\.node.opType))")
+        let reference = try Session(graph: graph, backend: CPUBackend(threads: 1, fuses: false)).run(feeds).outputs[0]
+            .tensor
+        for threads in [1, 2] {
+            let got = try Session(graph: graph, backend: CPUBackend(threads: threads)).run(feeds).outputs[0].tensor
+            #expect(got.shape == reference.shape)
+            let same =
+                signed
+                ? try got.scalars(as: Int8.self) == reference.scalars(as: Int8.self)
+                : try got.scalars(as: UInt8.self) == reference.scalars(as: UInt8.self)
+            #expect(same, "\(aShape) + \(bShape) signed \(signed) relu \(relu), \(threads) threads")
+        }
+    }
+}

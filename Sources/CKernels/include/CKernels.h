@@ -108,6 +108,11 @@ void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda,
 /// Quantize.c: y = clamp(round_half_even(x / scale) + zero, low, high) as int8 (`is_signed`) or uint8; NaN -> low.
 void ck_quantize_f32(const float *x, size_t n, float scale, int32_t zero, int32_t low, int32_t high, void *y,
                      int is_signed);
+/// QLinearAdd of n same-shape elements, as DequantizeLinear of each input, a float32 Add and QuantizeLinear compute
+/// it (same roundings, same order); `low`/`high` the output range (a fused Relu raises `low` to the zero point).
+void ck_qlinear_add(const void *a, int a_signed, int32_t a_zero, float a_scale, const void *b, int b_signed,
+                    int32_t b_zero, float b_scale, size_t n, float y_scale, int32_t y_zero, int32_t low,
+                    int32_t high, void *y, int y_signed);
 /// y = (x - zero) * scale for int8 (`is_signed`) or uint8 x.
 void ck_dequantize_8(const void *x, int is_signed, size_t n, int32_t zero, float scale, float *y);
 /// Lowers *low and raises *high to the range of x (NaN elements skipped).

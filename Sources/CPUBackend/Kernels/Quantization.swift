@@ -82,6 +82,87 @@ enum QuantizationKernels {
         }
     }
 
+    /// `QuantizedFusion.qlinearAdd`: y = Q(DQ(a) + DQ(b)), per-tensor parameters, the roundings of the three nodes
+    /// it replaces (`ck_qlinear_add`); inputs of the output's shape split across threads, broadcast ones (rare in
+    /// QDQ models) element by element.
+    static func makeQLinearAdd(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
+        let a = try node.input(0), b = try node.input(3), y = try node.output(0)
+        for value in [a, b, y] where value.type.dtype != .uint8 && value.type.dtype != .int8 {
+            throw node.fail("QLinearAdd reads and writes int8 or uint8, got \(value.type.dtype)")
+        }
+        let aScale = try FloatParameters(try node.input(1), count: 1)
+        let aZero = try IntParameters(node.optionalInput(2), count: 1, node: node)
+        let bScale = try FloatParameters(try node.input(4), count: 1)
+        let bZero = try IntParameters(node.optionalInput(5), count: 1, node: node)
+        let yScale = try FloatParameters(try node.input(6), count: 1)
+        let yZero = try IntParameters(node.optionalInput(7), count: 1, node: node)
+        let range = try integerRange(y.type.dtype, node: node)
+        let relu = try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0
+        let (aSigned, bSigned, ySigned): (Int32, Int32, Int32) = (
+            a.type.dtype == .int8 ? 1 : 0, b.type.dtype == .int8 ? 1 : 0, y.type.dtype == .int8 ? 1 : 0
+        )
+        let pa = UnsafeRawPointer(try a.raw()), pb = UnsafeRawPointer(try b.raw()), py = try y.raw()
+        let count = y.count
+        func bounds() -> (Int32, Int32) {
+            let low = Int32(range.lowerBound)
+            return (relu ? max(low, yZero.values[0]) : low, Int32(range.upperBound))
+        }
+        if a.shape == y.shape && b.shape == y.shape {
+            let chunks = max(1, min(parallel.threads, count / 65536))
+            let task = ClosureTask { _, first, last in
+                let begin = count * first / chunks, end = count * last / chunks
+                let (low, high) = bounds()
+                ck_qlinear_add(
+                    pa + begin, aSigned, aZero.values[0], aScale.values[0], pb + begin, bSigned, bZero.values[0],
+                    bScale.values[0], end - begin, yScale.values[0], yZero.values[0], low, high, py + begin, ySigned)
+            }
+            return ClosureKernel {
+                for parameters in [aScale, bScale, yScale] { parameters.refresh() }
+                for parameters in [aZero, bZero, yZero] { parameters.refresh() }
+                parallel.run(task, count: chunks)
+            }
+        }
+        // Broadcasting: each input's stride per output axis (0 along axes it repeats), aligned to the right.
+        let rank = y.shape.rank
+        let outDims = y.shape.dimensions
+        func strides(_ shape: Shape) throws -> [Int] {
+            guard shape.rank <= rank else { throw node.fail("an input has more axes than the output") }
+            var result = [Int](repeating: 0, count: rank), step = 1
+            for axis in (0..<shape.rank).reversed() {
+                let outAxis = axis + rank - shape.rank
+                let dim = shape[axis]
+                guard dim == outDims[outAxis] || dim == 1 else { throw node.fail("inputs do not broadcast") }
+                result[outAxis] = dim == 1 ? 0 : step
+                step *= dim
+            }
+            return result
+        }
+        let (aStrides, bStrides) = (try strides(a.shape), try strides(b.shape))
+        return ClosureKernel {
+            for parameters in [aScale, bScale, yScale] { parameters.refresh() }
+            for parameters in [aZero, bZero, yZero] { parameters.refresh() }
+            let (low, high) = bounds()
+            var index = [Int](repeating: 0, count: rank)
+            for o in 0..<count {
+                var ia = 0, ib = 0
+                for axis in 0..<rank {
+                    ia += index[axis] * aStrides[axis]
+                    ib += index[axis] * bStrides[axis]
+                }
+                ck_qlinear_add(
+                    pa + ia, aSigned, aZero.values[0], aScale.values[0], pb + ib, bSigned, bZero.values[0],
+                    bScale.values[0], 1, yScale.values[0], yZero.values[0], low, high, py + o, ySigned)
+                var axis = rank - 1
+                while axis >= 0 {
+                    index[axis] += 1
+                    if index[axis] < outDims[axis] { break }
+                    index[axis] = 0
+                    axis -= 1
+                }
+            }
+        }
+    }
+
     static func makeDynamicQuantize(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let x = try node.input(0), y = try node.output(0)
         let scaleOut = try node.output(1).pointer(Float.self), zeroOut = try node.output(2).pointer(UInt8.self)

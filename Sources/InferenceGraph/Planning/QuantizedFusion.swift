@@ -22,12 +22,17 @@ public enum QuantizedFusion {
     /// float(A·B) · scale, the same two roundings in the same order (not an ONNX operator: the leading underscore
     /// keeps it apart from any ONNX name).
     public static let scaledMatMulInteger = "_ScaledMatMulInteger"
+    /// The node Add(DQ(a), DQ(b)) → [Relu] → Q becomes: inputs a, a's scale and zero point, b, its scale and zero
+    /// point, y's scale and zero point (onnxruntime's QLinearAdd order), per-tensor 8-bit throughout; the same
+    /// roundings as the three nodes (not an ONNX operator: the leading underscore keeps it apart from any ONNX name).
+    public static let qlinearAdd = "_QLinearAdd"
 
     public static func rewrite(_ graph: Graph) -> Graph {
         var pass = Rewrite(graph)
         var changed = false
         for index in pass.nodes.indices where pass.fuse(at: index) { changed = true }
         for index in pass.nodes.indices where pass.fuseScaled(at: index) { changed = true }
+        for index in pass.nodes.indices where pass.fuseAdd(at: index) { changed = true }
         guard changed else { return graph }
         pass.removeUnreadDequantizations()
         var result = graph
@@ -174,6 +179,29 @@ public enum QuantizedFusion {
             nodes[index] = Node(
                 name: node.name, opType: isConv ? "QLinearConv" : "QLinearMatMul", inputs: inputs,
                 outputs: pattern.node.outputs, attributes: attributes)
+            if let relu = pattern.relu { nodes[relu] = nil }
+            nodes[pattern.q] = nil
+            for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
+            for value in inputs { readers[value, default: 0] += 1 }
+            return true
+        }
+
+        /// Rewrites Add(DQ(a), DQ(b)) → [Relu] → Q (residual connections of QDQ CNNs) into one `qlinearAdd` node:
+        /// per-tensor scales and zero points that are initializers; the DQs stay for any other reader.
+        mutating func fuseAdd(at index: Int) -> Bool {
+            guard let node = nodes[index], node.opType == "Add", node.domain.isEmpty || node.domain == "ai.onnx",
+                node.inputs.count == 2, let output = node.outputs.first,
+                let a = dequantized(node.inputs[0]), let b = dequantized(node.inputs[1]),
+                count(a.scale) == 1, count(b.scale) == 1, count(a.zero) == 1, count(b.zero) == 1,
+                initializers[a.scale]?.dtype == .float32, initializers[b.scale]?.dtype == .float32,
+                let pattern = quantizeAfter(output, from: index)
+            else { return false }
+            let inputs = [a.quantized, a.scale, a.zero, b.quantized, b.scale, b.zero] + pattern.node.inputs[1...2]
+            var attributes: [String: AttributeValue] = [:]
+            if pattern.relu != nil { attributes[reluAttribute] = .int(1) }
+            nodes[index] = Node(
+                name: node.name, opType: qlinearAdd, inputs: inputs, outputs: pattern.node.outputs,
+                attributes: attributes)
             if let relu = pattern.relu { nodes[relu] = nil }
             nodes[pattern.q] = nil
             for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }

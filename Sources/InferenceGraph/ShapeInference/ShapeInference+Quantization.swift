@@ -172,6 +172,14 @@ extension ShapeInference {
             try checkBytes(context, [0, 1])
             return try matMul(context, 0, 1, dtype: .int32)
         }
+        table[key(domain: "", opType: QuantizedFusion.qlinearAdd)] = { context in
+            try checkBytes(context, [0, 3, 7])
+            let (a, b) = (try context.input(0), try context.input(3))
+            guard let shape = broadcast(a.shape, b.shape) else {
+                throw context.mismatch("shapes \(a.shape) and \(b.shape) do not broadcast")
+            }
+            return [TensorType(dtype: try context.input(7).dtype, shape: shape)]
+        }
         table[key(domain: "", opType: QuantizedFusion.scaledMatMulInteger)] = { context in
             try checkBytes(context, [0, 1])
             return try matMul(context, 0, 1, dtype: .float32)
