@@ -581,7 +581,7 @@ final class IntegerConvKernel: Kernel {
         makeTasks()
     }
 
-    /// The im2col and requantization tasks, made once so runs allocate nothing.
+    /// The packer from the padded image, the im2col and requantization tasks, made once so runs allocate nothing.
     private func makeTasks() {
         if let padded {
             let image = padded.buffer.pointer.assumingMemoryBound(to: UInt8.self)
@@ -598,14 +598,6 @@ final class IntegerConvKernel: Kernel {
             ck_im2col_u8(
                 image, inH, inW, kH, kW, strideH, strideW, dilationH, dilationW, padTop, padLeft, outH, outW, pad0,
                 columns, rows * first / chunks, rows * last / chunks)
-        }
-        if let padded {
-            let image = padded.buffer.pointer.assumingMemoryBound(to: UInt8.self)
-            packDirect = { [unowned self] _, begin, end in
-                ck_qgemm_pack_conv_panels(
-                    image, padded.height, padded.width, kH, kW, strideH, outH, outW, channelsPerGroup, xSigned ? 1 : 0,
-                    packedColumns.packed.pointer, packedColumns.columnSums, begin, end)
-            }
         }
         requantizeTask = ClosureTask { [unowned self] _, begin, end in
             for filter in begin..<end { requantize(filter: filter, columns: 0, count: outH * outW) }
