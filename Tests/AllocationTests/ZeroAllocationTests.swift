@@ -146,6 +146,32 @@ extension ZeroAllocationTests {
         #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads")
     }
 
+    /// QDQ residual additions planned into `_QLinearAdd`: same shapes (split across threads) and a broadcast input.
+    @Test(arguments: [1, 2]) func quantizedAdditions(_ threads: Int) throws {
+        let graph = InferenceGraphType(
+            name: "qadd", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(opType: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["q"]),
+                Node(opType: "DequantizeLinear", inputs: ["q", "s", "z"], outputs: ["fa"]),
+                Node(opType: "DequantizeLinear", inputs: ["q", "s", "z"], outputs: ["fb"]),
+                Node(opType: "Add", inputs: ["fa", "fb"], outputs: ["sum"]),
+                Node(opType: "Relu", inputs: ["sum"], outputs: ["r"]),
+                Node(opType: "QuantizeLinear", inputs: ["r", "s", "z"], outputs: ["rq"]),
+                Node(opType: "DequantizeLinear", inputs: ["rq", "s", "z"], outputs: ["fr"]),
+                Node(opType: "DequantizeLinear", inputs: ["p", "s", "z"], outputs: ["fp"]),
+                Node(opType: "Add", inputs: ["fr", "fp"], outputs: ["sum2"]),
+                Node(opType: "QuantizeLinear", inputs: ["sum2", "s", "z"], outputs: ["yq"]),
+                Node(opType: "DequantizeLinear", inputs: ["yq", "s", "z"], outputs: ["y"]),
+            ],
+            initializers: [
+                "s": try Tensor(shape: [], scalars: [Float(0.02)]), "z": try Tensor(shape: [], scalars: [UInt8(120)]),
+                "p": try Tensor(shape: [1, 8, 1, 1], scalars: (0..<8).map { UInt8(100 + 5 * $0) }),
+            ], opsetImports: ["": 13])
+        let count = try allocations(graph, try Self.random([1, 8, 64, 160]), threads: threads)
+        #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads")
+    }
+
     @Test(arguments: [1, 2]) func mobileNetStyleBlock(_ threads: Int) throws {
         let c = 32
         let graph = InferenceGraphType(

@@ -437,8 +437,8 @@ struct ScaledMatMulIntegerInputTests {
 }
 
 /// Add(DQ(a), DQ(b)) → [Relu] → Q planned into `_QLinearAdd`: the same bytes as the three (or four) nodes unfused,
-/// on one and two threads, for unsigned and signed inputs and outputs, same shapes (large enough to split) and a
-/// broadcast input.
+/// on one and two threads, for unsigned and signed inputs and outputs, same shapes (large enough to split) and
+/// broadcast inputs (element by element, and a bias row added to every row a row at a time).
 struct QLinearAddFusionTests {
     static func graph(aShape: [Int], bShape: [Int], signed: Bool, relu: Bool) throws -> Graph {
         let byte: DType = signed ? .int8 : .uint8
@@ -471,6 +471,7 @@ struct QLinearAddFusionTests {
     @Test(arguments: [
         ([1, 4, 128, 130], [1, 4, 128, 130], false, true), ([2, 3, 17, 19], [2, 3, 17, 19], true, false),
         ([2, 3, 5, 7], [3, 1, 1], false, false), ([2, 3, 5, 7], [1, 3, 5, 1], true, true),
+        ([4, 6, 33], [33], false, true),
     ])
     func fusedMatchesTheNodes(_ aShape: [Int], _ bShape: [Int], _ signed: Bool, _ relu: Bool) throws {
         let graph = try Self.graph(aShape: aShape, bShape: bShape, signed: signed, relu: relu)

@@ -103,6 +103,15 @@ enum QuantizationKernels {
         )
         let pa = UnsafeRawPointer(try a.raw()), pb = UnsafeRawPointer(try b.raw()), py = try y.raw()
         let count = y.count
+        // Parameters computed by the model are read on every run (no array of them: a run allocates nothing).
+        func refresh() {
+            aScale.refresh()
+            bScale.refresh()
+            yScale.refresh()
+            aZero.refresh()
+            bZero.refresh()
+            yZero.refresh()
+        }
         func bounds() -> (Int32, Int32) {
             let low = Int32(range.lowerBound)
             return (relu ? max(low, yZero.values[0]) : low, Int32(range.upperBound))
@@ -117,8 +126,7 @@ enum QuantizationKernels {
                     bScale.values[0], end - begin, yScale.values[0], yZero.values[0], low, high, py + begin, ySigned)
             }
             return ClosureKernel {
-                for parameters in [aScale, bScale, yScale] { parameters.refresh() }
-                for parameters in [aZero, bZero, yZero] { parameters.refresh() }
+                refresh()
                 parallel.run(task, count: chunks)
             }
         }
@@ -138,12 +146,18 @@ enum QuantizationKernels {
             return result
         }
         let (aStrides, bStrides) = (try strides(a.shape), try strides(b.shape))
+        // The output index, kept in a buffer the kernel owns (freed with it).
+        let indexBuffer = try HostBuffer(bytes: max(rank, 1) * MemoryLayout<Int>.stride)
+        let index = indexBuffer.pointer.bindMemory(to: Int.self, capacity: max(rank, 1))
+        // Where neither input repeats along the last axis (a bias row added to every row), whole rows at a time.
+        let run = rank > 0 && aStrides[rank - 1] == 1 && bStrides[rank - 1] == 1 ? outDims[rank - 1] : 1
+        let last = run > 1 ? rank - 2 : rank - 1
         return ClosureKernel {
-            for parameters in [aScale, bScale, yScale] { parameters.refresh() }
-            for parameters in [aZero, bZero, yZero] { parameters.refresh() }
+            withExtendedLifetime(indexBuffer) {}
+            refresh()
             let (low, high) = bounds()
-            var index = [Int](repeating: 0, count: rank)
-            for o in 0..<count {
+            index.update(repeating: 0, count: rank)
+            for o in stride(from: 0, to: count, by: max(run, 1)) {
                 var ia = 0, ib = 0
                 for axis in 0..<rank {
                     ia += index[axis] * aStrides[axis]
@@ -151,8 +165,8 @@ enum QuantizationKernels {
                 }
                 ck_qlinear_add(
                     pa + ia, aSigned, aZero.values[0], aScale.values[0], pb + ib, bSigned, bZero.values[0],
-                    bScale.values[0], 1, yScale.values[0], yZero.values[0], low, high, py + o, ySigned)
-                var axis = rank - 1
+                    bScale.values[0], run, yScale.values[0], yZero.values[0], low, high, py + o, ySigned)
+                var axis = last
                 while axis >= 0 {
                     index[axis] += 1
                     if index[axis] < outDims[axis] { break }
