@@ -508,3 +508,33 @@ struct QLinearAddFusionTests {
         }
     }
 }
+
+/// `_QLinearAdd` is written by planning, but a model file can name it too: a missing output scale, a scale of two
+/// values or of int32, or a float input is an error naming the node, not an out-of-bounds read.
+struct QLinearAddInputTests {
+    @Test(arguments: ["missing", "two", "int32", "float"]) func badInputIsAnError(_ kind: String) throws {
+        var inputs = ["a", "s", "z", "b", "s", "z", "ys", "z"]
+        var initializers: [String: Tensor] = [
+            "s": try Tensor(shape: [], scalars: [Float(0.5)]), "z": try Tensor(shape: [], scalars: [UInt8(3)]),
+            "b": try Tensor(shape: [2, 3], scalars: [UInt8](repeating: 9, count: 6)),
+            "ys": try Tensor(shape: [], scalars: [Float(0.25)]),
+        ]
+        switch kind {
+        case "missing": inputs = Array(inputs.prefix(6))
+        case "two": initializers["ys"] = try Tensor(shape: [2], scalars: [Float(0.25), 0.5])
+        case "int32": initializers["ys"] = try Tensor(shape: [], scalars: [Int32(4)])
+        default: initializers["b"] = try Tensor(shape: [2, 3], scalars: [Float](repeating: 1, count: 6))
+        }
+        let graph = Graph(
+            name: "hostile", inputs: [ValueInfo(name: "a", dtype: .uint8, dimensions: [.fixed(2), .fixed(3)])],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [Node(name: "qadd", opType: QuantizedFusion.qlinearAdd, inputs: inputs, outputs: ["y"])],
+            initializers: initializers)
+        let a = try Tensor(shape: [2, 3], scalars: [UInt8](repeating: 7, count: 6))
+        #expect {
+            _ = try Session(graph: graph, backend: CPUBackend(threads: 1)).run([NamedTensor(name: "a", tensor: a)])
+        } throws: { error in
+            String(describing: error).contains("qadd")
+        }
+    }
+}

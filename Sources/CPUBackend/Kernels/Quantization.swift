@@ -90,11 +90,15 @@ enum QuantizationKernels {
         for value in [a, b, y] where value.type.dtype != .uint8 && value.type.dtype != .int8 {
             throw node.fail("QLinearAdd reads and writes int8 or uint8, got \(value.type.dtype)")
         }
-        let aScale = try FloatParameters(try node.input(1), count: 1)
+        // One scale and zero point each (per tensor); a model naming this node with others gets the node's name.
+        func scale(_ index: Int) throws -> FloatParameters {
+            do { return try FloatParameters(try node.input(index), count: 1) } catch {
+                throw node.fail("input \(index) must be one float32 or float16 scale (\(error))")
+            }
+        }
+        let (aScale, bScale, yScale) = (try scale(1), try scale(4), try scale(6))
         let aZero = try IntParameters(node.optionalInput(2), count: 1, node: node)
-        let bScale = try FloatParameters(try node.input(4), count: 1)
         let bZero = try IntParameters(node.optionalInput(5), count: 1, node: node)
-        let yScale = try FloatParameters(try node.input(6), count: 1)
         let yZero = try IntParameters(node.optionalInput(7), count: 1, node: node)
         let range = try integerRange(y.type.dtype, node: node)
         let relu = try node.attributes.int(QuantizedFusion.reluAttribute, default: 0) != 0
