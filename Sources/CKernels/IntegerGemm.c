@@ -10,6 +10,7 @@
 // generic path (operands widened to int16, vpmaddwd: exact; the AVX2 vpmaddubsw shortcut saturates at 32767 for
 // pairs of large products and is not used).
 #include "CKernels.h"
+#include <math.h>
 
 #include <string.h>
 
@@ -386,20 +387,34 @@ typedef struct {
     int b_uniform;               // every column of this call has the same zb': b_zero_value
     int32_t b_zero_value;
     const float *scale;          // per column: C is float(c) * scale[j] (float bits in the int32 slots); NULL: c
+    const ck_qrequant *rq;       // requantized bytes instead of C (C unused); row i of the call is rq row rq_row + i
+    size_t rq_row;
 } qgemm_fix;
 
+// One requantized output, as ck_requantize's scalar path computes it (double precision).
+static inline void requant_scalar(const ck_qrequant *rq, size_t row, size_t col, int32_t value) {
+    const int32_t sum = rq->bias ? (int32_t)((uint32_t)value + (uint32_t)rq->bias[row]) : value;
+    double v = nearbyint((double)sum * rq->multiplier[row]) + rq->zero;
+    v = !(v >= rq->low) ? rq->low : (v > rq->high ? rq->high : v);
+    const int32_t q = (int32_t)v;
+    ((uint8_t *)rq->y)[row * rq->ldy + col] = rq->y_signed ? (uint8_t)(int8_t)q : (uint8_t)q;
+}
+
+// Row `row` of the call, columns [col0, col0 + count): C at c_row (unused with requantization).
 static void correct_scalar(const qgemm_fix *fix, size_t row, size_t col0, size_t count, const int32_t *raw,
-                           int32_t *c) {
+                           int32_t *c_row) {
     const uint32_t za = (uint32_t)fix->a_zero[row];
     const uint32_t s = (uint32_t)fix->row_sums[row] - fix->k * za;
     for (size_t j = 0; j < count; j++) {
         const uint32_t value = (uint32_t)raw[j] - s * (uint32_t)fix->b_zero[col0 + j] -
                                za * (uint32_t)fix->column_sums[col0 + j];
-        if (fix->scale) {
+        if (fix->rq) {
+            requant_scalar(fix->rq, fix->rq_row + row, col0 + j, (int32_t)value);
+        } else if (fix->scale) {
             const float y = (float)(int32_t)value * fix->scale[col0 + j];
-            memcpy(c + j, &y, sizeof y);
+            memcpy(c_row + col0 + j, &y, sizeof y);
         } else {
-            c[j] = (int32_t)value;
+            c_row[col0 + j] = (int32_t)value;
         }
     }
 }
@@ -420,12 +435,30 @@ static void qgemm_generic(size_t m, size_t n, size_t kp, const int16_t *a, const
                 for (size_t j = 0; j < 8; j++) acc[j] += (uint32_t)(av * (int32_t)bp[j * 2]);
             }
             for (size_t j = 0; j < 8; j++) raw[j] = (int32_t)acc[j];
-            correct_scalar(fix, i, col0, count, raw, c + i * ldc + col0);
+            correct_scalar(fix, i, col0, count, raw, fix->rq ? c : c + i * ldc);
         }
     }
 }
 
 #if defined(__x86_64__)
+// Eight requantized outputs of one row from their corrected sums, as requantize_avx2 computes them (double).
+__attribute__((target("avx2"))) CK_INLINE void requant8_avx2(const ck_qrequant *rq, size_t row, size_t col,
+                                                               __m256i v) {
+    if (rq->bias) v = _mm256_add_epi32(v, _mm256_set1_epi32(rq->bias[row]));
+    const __m256d m = _mm256_set1_pd(rq->multiplier[row]), vz = _mm256_set1_pd(rq->zero);
+    const __m256d vl = _mm256_set1_pd(rq->low), vh = _mm256_set1_pd(rq->high);
+    __m128i q[2];
+    for (int h = 0; h < 2; h++) {
+        const __m128i part = h == 0 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+        __m256d d = _mm256_mul_pd(_mm256_cvtepi32_pd(part), m);
+        d = _mm256_add_pd(_mm256_round_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+        q[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(d, vl), vh));
+    }
+    const __m128i words = _mm_packs_epi32(q[0], q[1]);
+    const __m128i bytes = rq->y_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+    _mm_storel_epi64((__m128i *)(void *)((uint8_t *)rq->y + row * rq->ldy + col), bytes);
+}
+
 // ---- AVX2: int16 pairs through vpmaddwd, 4 rows x 3 panels of 8 columns. ----
 __attribute__((target("avx2")))
 CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a, const int16_t *panel, size_t panel_stride,
@@ -464,7 +497,9 @@ CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a
                                 ? _mm256_sub_epi32(acc[r][q], _mm256_set1_epi32((int32_t)(s * (uint32_t)fix->b_zero_value)))
                                 : _mm256_sub_epi32(acc[r][q], _mm256_mullo_epi32(_mm256_set1_epi32((int32_t)s), zb));
                 if (za != 0) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(za), colsum));
-                if (fix->scale) {
+                if (fix->rq) {
+                    requant8_avx2(fix->rq, fix->rq_row + row0 + r, col, v);
+                } else if (fix->scale) {
                     const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(fix->scale + col));
                     _mm256_storeu_ps((float *)(void *)(c + (size_t)r * ldc + col), y);
                 } else {
@@ -476,7 +511,7 @@ CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a
             _Pragma("clang loop unroll(full)")
             for (int r = 0; r < mr; r++) {
                 _mm256_storeu_si256((__m256i *)raw, acc[r][q]);
-                correct_scalar(fix, row0 + r, col, count, raw, c + (size_t)r * ldc + col);
+                correct_scalar(fix, row0 + r, col, count, raw, fix->rq ? c : c + (size_t)r * ldc);
             }
         }
     }
@@ -511,6 +546,38 @@ static void qgemm_avx2_run(size_t m, size_t n, size_t kp, const int16_t *a_all, 
             }
         }
     }
+}
+
+// Sixteen requantized outputs of one row (the lanes of `mask` stored), as requantize_avx512 computes them: in
+// float, exact but within 2^-10 of a half, where the sixteen are redone in double.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) CK_INLINE void requant16_avx512(const ck_qrequant *rq, size_t row,
+                                                                                   size_t col, __m512i v,
+                                                                                   __mmask16 mask) {
+    if (rq->bias) v = _mm512_add_epi32(v, _mm512_set1_epi32(rq->bias[row]));
+    const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps((float)rq->multiplier[row]));
+    const __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 distance = _mm512_abs_ps(_mm512_sub_ps(t, r));
+    const __mmask16 near = _mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ) &
+                           _mm512_cmp_ps_mask(_mm512_abs_ps(t), _mm512_set1_ps(2048.0f), _CMP_LT_OQ);
+    __m128i bytes;
+    if (near == 0) {
+        const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, _mm512_set1_ps((float)rq->zero)),
+                                                     _mm512_set1_ps((float)rq->low)),
+                                       _mm512_set1_ps((float)rq->high));
+        bytes = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(y));
+    } else {
+        const __m512d md = _mm512_set1_pd(rq->multiplier[row]), vz = _mm512_set1_pd(rq->zero);
+        const __m512d vl = _mm512_set1_pd(rq->low), vh = _mm512_set1_pd(rq->high);
+        __m256i halves[2];
+        for (int h = 0; h < 2; h++) {
+            const __m256i part = h == 0 ? _mm512_castsi512_si256(v) : _mm512_extracti64x4_epi64(v, 1);
+            __m512d d = _mm512_mul_pd(_mm512_cvtepi32_pd(part), md);
+            d = _mm512_add_pd(_mm512_roundscale_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+            halves[h] = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(d, vl), vh));
+        }
+        bytes = _mm512_cvtepi32_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(halves[0]), halves[1], 1));
+    }
+    _mm_mask_storeu_epi8((uint8_t *)rq->y + row * rq->ldy + col, mask, bytes);
 }
 
 // ---- AVX-512 VNNI: vpdpbusd, 8 rows x 2 panels of 16 columns. ----
@@ -554,7 +621,9 @@ CK_INLINE void tile_vnni(const int mr, const int np, size_t kp, const int8_t *a,
                                 : _mm512_sub_epi32(acc[r][q], _mm512_mullo_epi32(_mm512_set1_epi32((int32_t)s), zb));
                 // Symmetric A (zero point 0 after the shift, e.g. signed weights): no column-sum term.
                 if (za != 0) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(za), colsum));
-                if (fix->scale) {
+                if (fix->rq) {
+                    requant16_avx512(fix->rq, fix->rq_row + row0 + r, col, v, mask);
+                } else if (fix->scale) {
                     const __m512 y =
                         _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_maskz_loadu_ps(mask, fix->scale + col));
                     _mm512_mask_storeu_ps((float *)(void *)(c + (size_t)r * ldc + col), mask, y);
@@ -627,6 +696,9 @@ void ck_qgemm_packed(size_t m, size_t n, size_t k, const void *packed_a, const i
                            panel_begin, panel_end);
 }
 
+static void qgemm_run(size_t m, size_t n, size_t kp, const void *packed_a, const void *packed_b,
+                      const qgemm_fix *fix, int32_t *c, size_t ldc, size_t panel_begin, size_t panel_end);
+
 void ck_qgemm_packed_scaled(size_t m, size_t n, size_t k, const void *packed_a, const int32_t *row_sums,
                             const int32_t *a_zero, const void *packed_b, const int32_t *column_sums,
                             const int32_t *b_zero, const float *scale, int32_t *c, size_t ldc, size_t panel_begin,
@@ -638,7 +710,30 @@ void ck_qgemm_packed_scaled(size_t m, size_t n, size_t k, const void *packed_a, 
     const size_t first = panel_begin * width, last = panel_end * width < n ? panel_end * width : n;
     int uniform = 1;
     for (size_t j = first; j < last && uniform; j++) uniform = b_zero[j] == b_zero[first];
-    const qgemm_fix call = {row_sums, a_zero, column_sums, b_zero, (uint32_t)k, uniform, b_zero[first], scale};
+    const qgemm_fix call = {row_sums, a_zero, column_sums, b_zero, (uint32_t)k, uniform, b_zero[first], scale, NULL, 0};
+    qgemm_run(m, n, kp, packed_a, packed_b, &call, c, ldc, panel_begin, panel_end);
+}
+
+void ck_qgemm_packed_requant(size_t m, size_t n, size_t k, const void *packed_a, const int32_t *row_sums,
+                             const int32_t *a_zero, const void *packed_b, const int32_t *column_sums,
+                             const int32_t *b_zero, const ck_qrequant *rq, size_t row_offset, size_t panel_begin,
+                             size_t panel_end) {
+    const size_t kp = round_up(k, qgemm_group());
+    if (m == 0 || panel_begin >= panel_end || rq == NULL) return;
+    const size_t width = ck_qgemm_panel_width();
+    const size_t first = panel_begin * width, last = panel_end * width < n ? panel_end * width : n;
+    int uniform = 1;
+    for (size_t j = first; j < last && uniform; j++) uniform = b_zero[j] == b_zero[first];
+    const qgemm_fix call = {row_sums, a_zero, column_sums, b_zero, (uint32_t)k, uniform, b_zero[first], NULL, rq,
+                            row_offset};
+    // C is never written: the tiles store bytes through rq (ldc 0 keeps the row pointers on this one value).
+    int32_t unused = 0;
+    qgemm_run(m, n, kp, packed_a, packed_b, &call, &unused, 0, panel_begin, panel_end);
+}
+
+static void qgemm_run(size_t m, size_t n, size_t kp, const void *packed_a, const void *packed_b,
+                      const qgemm_fix *fix, int32_t *c, size_t ldc, size_t panel_begin, size_t panel_end) {
+    const qgemm_fix call = *fix;
 #if defined(__x86_64__)
     if (qgemm_vnni()) {
         qgemm_vnni_run(m, n, kp, (const int8_t *)packed_a, (const uint8_t *)packed_b, &call, c, ldc, panel_begin,

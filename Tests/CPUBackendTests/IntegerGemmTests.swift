@@ -230,6 +230,14 @@ struct QLinearConvChunkTests {
         try check(channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], group: c[6])
     }
 
+    /// int8 outputs (the tiles' requantization stores signed bytes), a pointwise and a 3x3 layer, rows split across
+    /// two threads (40 filters over few panels) and panels split (24 filters over many).
+    @Test(arguments: [[16, 24, 1, 1, 30, 31], [8, 40, 3, 1, 9, 9], [12, 20, 3, 2, 19, 22]])
+    func signedOutputMatchesTheFormula(_ c: [Int]) throws {
+        try check(
+            channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], signedOutput: true)
+    }
+
     /// One filter per channel (`IntegerDepthwiseKernel`): odd and even windows, both strides, nonzero weight zero
     /// points per channel, planes with partial vectors.
     @Test(arguments: [(3, 1), (3, 2), (5, 2), (7, 1), (2, 2)]) func depthwiseMatchesTheFormula(
@@ -242,7 +250,7 @@ struct QLinearConvChunkTests {
 
     func check(
         channels: Int, filters: Int, kernel: Int, stride: Int, height: Int, width: Int, group: Int = 1,
-        weightZeros: Bool = false, expect: String = "IntegerConvKernel"
+        weightZeros: Bool = false, signedOutput: Bool = false, expect: String = "IntegerConvKernel"
     ) throws {
         var rng = SplitMix64(seed: UInt64(kernel * 10 + stride))
         let pad = kernel / 2, perGroup = channels / group, filtersPerGroup = filters / group
@@ -252,10 +260,14 @@ struct QLinearConvChunkTests {
         let wZeros = (0..<filters).map { f in weightZeros ? Int8(f % 7 - 3) : 0 }
         let bias = (0..<filters).map { _ in Int32(Int(rng.next() % 20_000) - 10_000) }
         let wScales = (0..<filters).map { _ in Float(rng.next() % 100 + 1) / 40_000 }
-        let (xScale, xZero, yScale, yZero): (Float, UInt8, Float, UInt8) = (0.02, 117, 0.05, 121)
+        let (xScale, xZero, yScale): (Float, UInt8, Float) = (0.02, 117, 0.05)
+        let yZero = signedOutput ? -3 : 121
+        let yZeroTensor =
+            signedOutput
+            ? try Tensor(shape: [], scalars: [Int8(yZero)]) : try Tensor(shape: [], scalars: [UInt8(yZero)])
         let graph = Graph(
             name: "qconv", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
-            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: signedOutput ? .int8 : .uint8, dimensions: nil)],
             nodes: [
                 Node(
                     opType: "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], outputs: ["y"],
@@ -268,10 +280,10 @@ struct QLinearConvChunkTests {
                 "w": try Tensor(shape: [filters, perGroup, kernel, kernel], scalars: w),
                 "ws": try Tensor(shape: [filters], scalars: wScales),
                 "wz": try Tensor(shape: [filters], scalars: wZeros),
-                "ys": try Tensor(shape: [], scalars: [yScale]), "yz": try Tensor(shape: [], scalars: [yZero]),
+                "ys": try Tensor(shape: [], scalars: [yScale]), "yz": yZeroTensor,
                 "b": try Tensor(shape: [filters], scalars: bias),
             ])
-        var want = [UInt8](repeating: 0, count: filters * outH * outW)
+        var want = [Int](repeating: 0, count: filters * outH * outW)
         for f in 0..<filters {
             let multiplier = Double((wScales[f] * xScale) / yScale)
             let firstChannel = f / filtersPerGroup * perGroup
@@ -290,7 +302,7 @@ struct QLinearConvChunkTests {
                         }
                     }
                     let v = (Double(sum) * multiplier).rounded(.toNearestOrEven) + Double(yZero)
-                    want[(f * outH + i) * outW + j] = UInt8(min(max(v, 0), 255))
+                    want[(f * outH + i) * outW + j] = Int(signedOutput ? min(max(v, -128), 127) : min(max(v, 0), 255))
                 }
             }
         }
@@ -303,8 +315,10 @@ struct QLinearConvChunkTests {
             #expect(kernels.contains { $0.hasPrefix(expect) }, "\(kernels)")
             let got = try session.run(feeds).outputs[0].tensor
             #expect(got.shape == [1, filters, outH, outW])
-            let bytes = try got.scalars(as: UInt8.self)
-            let wrong = zip(bytes, want).filter { $0 != $1 }.count
+            let values =
+                signedOutput
+                ? try got.scalars(as: Int8.self).map(Int.init) : try got.scalars(as: UInt8.self).map(Int.init)
+            let wrong = zip(values, want).filter { $0 != $1 }.count
             #expect(
                 wrong == 0,
                 "\(kernel)x\(kernel) s\(stride) g\(group), \(threads) threads: \(wrong) of \(want.count) differ")

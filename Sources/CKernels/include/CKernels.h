@@ -101,6 +101,22 @@ void ck_qgemm_packed_scaled(size_t m, size_t n, size_t k, const void *packed_a, 
                             const int32_t *a_zero, const void *packed_b, const int32_t *column_sums,
                             const int32_t *b_zero, const float *scale, int32_t *c, size_t ldc, size_t panel_begin,
                             size_t panel_end);
+/// QLinearConv's requantization in the GEMM's tiles: row i of C (a filter) becomes
+/// y[i·ldy + j] = clamp(round_half_even((c + bias[i]) · multiplier[i]) + zero, low, high) as int8 or uint8, the
+/// same values as ck_requantize with that row's multiplier (the int32 sums never reach memory).
+typedef struct {
+    const double *multiplier;  // per row; each a float32 value (formed in the scales' precision)
+    const int32_t *bias;       // per row (added wrapping), or NULL
+    double zero, low, high;
+    void *y;
+    size_t ldy;
+    int y_signed;
+} ck_qrequant;
+/// ck_qgemm_packed writing requantized bytes instead of C: row i of this call is row `row_offset + i` of `rq`.
+void ck_qgemm_packed_requant(size_t m, size_t n, size_t k, const void *packed_a, const int32_t *row_sums,
+                             const int32_t *a_zero, const void *packed_b, const int32_t *column_sums,
+                             const int32_t *b_zero, const ck_qrequant *rq, size_t row_offset, size_t panel_begin,
+                             size_t panel_end);
 /// The scalar reference (unshifted zero points, unpacked operands) that tests compare the paths against.
 void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda, int a_signed, const int32_t *a_zero,
                         const void *b, size_t ldb, int b_signed, const int32_t *b_zero, int32_t *c, size_t ldc);

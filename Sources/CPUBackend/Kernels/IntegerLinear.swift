@@ -46,12 +46,13 @@ final class PackedByteRows {
         /// Packs B's panels [begin, end) on worker `part` (made once by the caller), instead of `source`.
         var packer: ((_ part: Int, _ begin: Int, _ end: Int) -> Void)?
         var panels = 0
-        var finish: ((Int, Int) -> Void)?
         /// Per column: C holds float(sum) · scale[j] (see `ck_qgemm_packed_scaled`).
         var scale: UnsafePointer<Float>?
+        /// Requantized bytes written by the tiles instead of C (`ck_qgemm_packed_requant`).
+        var requant: UnsafePointer<ck_qrequant>?
     }
-    /// Column panels per chunk when each chunk's columns are finished as soon as they are summed: 256 (AVX-512) or
-    /// 128 columns of int32 sums, still in L2 when `finish` reads them.
+    /// Column panels per chunk when the tiles requantize: each chunk's packed panels (16 x K bytes per panel) are
+    /// multiplied while they are in cache.
     static let panelsPerChunk = 16
     private var call = Call()
     private var packTask: ClosureTask?
@@ -78,21 +79,30 @@ final class PackedByteRows {
         packPanelsTask = ClosureTask { [unowned self] part, begin, end in packPanels(begin, end, part: part) }
         panelTask = ClosureTask { [unowned self] part, begin, end in
             guard let b = call.b, let bZeros = call.bZeros, let c = call.c else { return }
-            let finish = call.finish
-            let width = ck_qgemm_panel_width()
             var first = begin
             while first < end {
-                let last = finish == nil ? end : min(end, first + Self.panelsPerChunk)
+                let last = call.requant == nil ? end : min(end, first + Self.panelsPerChunk)
                 packPanels(first, last, part: part)
-                ck_qgemm_packed_scaled(
-                    m, b.n, k, packed.pointer, rowSums, zeros, b.packed.pointer, b.columnSums, bZeros, call.scale, c,
-                    call.ldc, first, last)
-                finish?(first * width, min(last * width, b.n))
+                if let requant = call.requant {
+                    ck_qgemm_packed_requant(
+                        m, b.n, k, packed.pointer, rowSums, zeros, b.packed.pointer, b.columnSums, bZeros, requant, 0,
+                        first, last)
+                } else {
+                    ck_qgemm_packed_scaled(
+                        m, b.n, k, packed.pointer, rowSums, zeros, b.packed.pointer, b.columnSums, bZeros, call.scale,
+                        c, call.ldc, first, last)
+                }
                 first = last
             }
         }
         rowTask = ClosureTask { [unowned self] _, begin, end in
             guard let b = call.b, let bZeros = call.bZeros, let c = call.c else { return }
+            if let requant = call.requant {
+                ck_qgemm_packed_requant(
+                    end - begin, b.n, k, packed.pointer + begin * rowBytes, rowSums + begin, zeros + begin,
+                    b.packed.pointer, b.columnSums, bZeros, requant, begin, 0, call.panels)
+                return
+            }
             ck_qgemm_packed_scaled(
                 end - begin, b.n, k, packed.pointer + begin * rowBytes, rowSums + begin, zeros + begin,
                 b.packed.pointer, b.columnSums, bZeros, call.scale, c + begin * call.ldc, call.ldc, 0, call.panels)
@@ -127,16 +137,13 @@ final class PackedByteRows {
 
     /// C = (A - za)(B - zb) for every column, split across threads by column panels (or by rows when B has too few
     /// panels to share). With `source`, B is packed from that matrix first: by each thread, the panels it multiplies.
-    /// With `finish`, each thread calls it for every chunk of columns [begin, end) of C it completes, while the
-    /// sums are still in cache (a requantization reads them there instead of from memory); returns whether it did
-    /// (a row split, taken for few panels, finishes nothing: the caller then finishes all columns itself).
-    @discardableResult
+    /// With `requant`, the tiles write requantized bytes (`ck_qgemm_packed_requant`) and C is not written.
     func multiply(
         _ b: PackedByteMatrix, bZeros: UnsafePointer<Int32>, into c: UnsafeMutablePointer<Int32>, ldc: Int,
         parallel: ParallelFor, packing source: (matrix: UnsafeRawPointer, ldb: Int, signed: Bool)? = nil,
         packer: ((Int, Int, Int) -> Void)? = nil, scale: UnsafePointer<Float>? = nil,
-        finish: ((Int, Int) -> Void)? = nil
-    ) -> Bool {
+        requant: UnsafePointer<ck_qrequant>? = nil
+    ) {
         let width = ck_qgemm_panel_width()
         let panels = (b.n + width - 1) / width
         call.b = b
@@ -146,25 +153,24 @@ final class PackedByteRows {
         call.source = source
         call.packer = packer
         call.panels = panels
-        call.finish = finish
         call.scale = scale
+        call.requant = requant
         defer {
             call.b = nil
             call.source = nil
             call.packer = nil
-            call.finish = nil
             call.scale = nil
+            call.requant = nil
         }
-        guard let panelTask, let packPanelsTask, let rowTask else { return false }
+        guard let panelTask, let packPanelsTask, let rowTask else { return }
         // Rows where the panels are few (a 7x7 plane has four): split by panels, every thread streamed all of A
         // (ResNet-50's 1 MB of 512 x 2048 int8 weights) for a share of a handful of columns.
         if panels >= 4 * parallel.threads || m < 16 * parallel.threads {
             parallel.run(panelTask, count: panels)
-            return finish != nil
+            return
         }
         if source != nil || packer != nil { parallel.run(packPanelsTask, count: panels) }
         parallel.run(rowTask, count: m)
-        return false
     }
 }
 
@@ -248,6 +254,18 @@ final class Requantizer {
         withUnsafePointer(to: multiplier) {
             ck_requantize(sums, n, $0, 0, bias, 0, zero, low, Double(range.upperBound), y + offset, signed ? 1 : 0)
         }
+    }
+
+    /// The tiles' requantization (`ck_qgemm_packed_requant`) of rows with these multipliers and int32 biases
+    /// (one per row, or none) into `y`, rows `ldy` bytes apart: the values `apply` writes.
+    func tileRequantization(
+        multipliers: UnsafePointer<Double>, bias: UnsafePointer<Int32>?, y: UnsafeMutableRawPointer, ldy: Int
+    ) -> ck_qrequant {
+        let zero = Double(yZero.values[0])
+        let low = relu ? max(Double(range.lowerBound), zero) : Double(range.lowerBound)
+        return ck_qrequant(
+            multiplier: multipliers, bias: bias, zero: zero, low: low, high: Double(range.upperBound), y: y, ldy: ldy,
+            y_signed: signed ? 1 : 0)
     }
 
     /// `prepare` then `apply` for one row.
@@ -481,12 +499,12 @@ final class IntegerConvKernel: Kernel {
     /// Tasks made once (runs allocate nothing), with the image, group and output offset they work on.
     private var im2colTask: ClosureTask?
     private var packDirect: ((Int, Int, Int) -> Void)?
-    private var requantizeTask: ClosureTask?
-    /// QLinearConv: requantizes every filter's columns [begin, end) (a chunk the GEMM just summed).
-    private var finishColumns: ((Int, Int) -> Void)?
     private var image0: UnsafePointer<UInt8>?
     private var pad0: UInt8 = 0
-    private var current = (first: 0, outOffset: 0)
+    /// QLinearConv: every filter's requantization multiplier (formed per run: scales may be computed), and the
+    /// tiles' requantization of the current image and group.
+    private let filterMultipliers: UnsafeMutablePointer<Double>
+    private let tileRequant: UnsafeMutablePointer<ck_qrequant>
 
     init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool) throws {
         self.parallel = parallel
@@ -577,7 +595,12 @@ final class IntegerConvKernel: Kernel {
         output = try yv.raw()
         (requantizer, wScaleCount, bias) = try Self.requantization(
             node, quantizedOutput: quantizedOutput, filters: filters, output: yv)
-        sums = .allocate(capacity: quantizedOutput ? max(filtersPerGroup * outputCount, 1) : 1)
+        // QLinearConv's tiles store requantized bytes: the int32 sums are never written (one placeholder value).
+        sums = .allocate(capacity: 1)
+        filterMultipliers = .allocate(capacity: max(filters, 1))
+        filterMultipliers.initialize(repeating: 0, count: max(filters, 1))
+        tileRequant = .allocate(capacity: 1)
+        tileRequant.initialize(to: ck_qrequant())
         makeTasks()
     }
 
@@ -599,22 +622,6 @@ final class IntegerConvKernel: Kernel {
                 image, inH, inW, kH, kW, strideH, strideW, dilationH, dilationW, padTop, padLeft, outH, outW, pad0,
                 columns, rows * first / chunks, rows * last / chunks)
         }
-        requantizeTask = ClosureTask { [unowned self] _, begin, end in
-            for filter in begin..<end { requantize(filter: filter, columns: 0, count: outH * outW) }
-        }
-        finishColumns = { [unowned self] begin, end in
-            for filter in 0..<filtersPerGroup { requantize(filter: filter, columns: begin, count: end - begin) }
-        }
-    }
-
-    /// Requantizes `count` sums of one filter of the current group from column `columns` on.
-    private func requantize(filter: Int, columns: Int, count: Int) {
-        guard let requantizer else { return }
-        let outputCount = outH * outW, at = filter * outputCount + columns
-        requantizer.apply(
-            sums: sums + at, n: count,
-            multiplier: requantizer.multiplier(wScaleCount == 1 ? 0 : current.first + filter, 0),
-            bias: bias.map { $0 + current.first + filter }, y: output, offset: current.outOffset + at)
     }
 
     /// QLinearConv: the requantizer (per-channel weight scales), how many weight scales, the int32 bias; nil and 1
@@ -652,6 +659,8 @@ final class IntegerConvKernel: Kernel {
     deinit {
         columnZeros.deallocate()
         sums.deallocate()
+        filterMultipliers.deallocate()
+        tileRequant.deallocate()
     }
 
     /// The columns of one image and group: row (c, ky, kx), column (oy, ox), padding filled with the zero point;
@@ -682,6 +691,11 @@ final class IntegerConvKernel: Kernel {
         requantizer?.refresh()
         let bytes = x.assumingMemoryBound(to: UInt8.self)
         let filters = groups * filtersPerGroup
+        if let requantizer {
+            for filter in 0..<filters {
+                filterMultipliers[filter] = requantizer.multiplier(wScaleCount == 1 ? 0 : filter, 0)
+            }
+        }
         if let runtimeWeights {
             let rowsPerFilter = channelsPerGroup * kH * kW
             for (group, rows) in weights.enumerated() {
@@ -709,12 +723,14 @@ final class IntegerConvKernel: Kernel {
                         packing: source, packer: packer)
                     continue
                 }
-                current = (first, outOffset)
-                // Each chunk of columns requantized as soon as it is summed (in cache), or all of them after.
-                let finished = rows.multiply(
+                guard let requantizer else { continue }
+                // The tiles requantize their sums in registers: no int32 sums in memory, no pass over them.
+                tileRequant.pointee = requantizer.tileRequantization(
+                    multipliers: filterMultipliers + first, bias: bias.map { $0 + first }, y: output + outOffset,
+                    ldy: outputCount)
+                rows.multiply(
                     packedColumns, bZeros: columnZeros, into: sums, ldc: outputCount, parallel: parallel,
-                    packing: source, packer: packer, finish: finishColumns)
-                if !finished, let requantizeTask { parallel.run(requantizeTask, count: filtersPerGroup) }
+                    packing: source, packer: packer, requant: UnsafePointer(tileRequant))
             }
         }
     }
