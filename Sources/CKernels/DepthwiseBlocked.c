@@ -53,7 +53,10 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
 }
 
 // The kernel body for one ISA: V lanes, vector type VT, and the ISA's loads and stores of n <= V floats.
-#define CK_DWB_BODY(V, VT, SET1, LOADU, STOREU, FMA, MAXV, MINV, ZERO, LOADN, STOREN, TRANSPOSE, K)                 \
+// XT is the input's element type, read by INLOAD (V elements) and INLOADN (n of them) as V floats; OUTSTORE and
+// OUTSTOREN write channel l's vector of results at element `off` of the output planes.
+#define CK_DWB_BODY(V, VT, SET1, LOADU, STOREU, FMA, MAXV, MINV, ZERO, XT, INLOAD, INLOADN, OUTSTORE, OUTSTOREN,       \
+                    TRANSPOSE, K)                                                                            \
     /* Outputs four at a time; a row's last three (or two, for 5x5 and 7x7 windows) are computed as a group    \
        into padding columns (zeros in, results never stored), others one at a time: a lone output is one chain \
        of K·K dependent multiply-adds. Measured (one thread, Zen 4): 7x7 planes of 768 channels 7x7 0.125 ->    \
@@ -100,16 +103,16 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
             /* Columns [first, last) of the strip are input columns [first - pad_left, ...). */             \
             for (ptrdiff_t j = first; j < last; j += V) {                                                    \
                 const size_t n = (size_t)(last - j) < V ? (size_t)(last - j) : V;                            \
-                const float *src = x + (size_t)ih * in_w + (size_t)(j - pad_left);                           \
+                const XT *src = x + (size_t)ih * in_w + (size_t)(j - pad_left);                              \
                 VT v[V];                                                                                     \
                 if (n == V && cn == V) {                                                                     \
                     /* Whole blocks (all but a row's last columns): no per-lane conditions. */              \
-                    for (size_t l = 0; l < V; l++) v[l] = LOADU(src + l * in_h * in_w);                      \
+                    for (size_t l = 0; l < V; l++) v[l] = INLOAD(src + l * in_h * in_w);                     \
                     TRANSPOSE(v);                                                                            \
                     for (size_t q = 0; q < V; q++) STOREU(dst + ((size_t)j + q) * V, v[q]);                  \
                     continue;                                                                                \
                 }                                                                                            \
-                for (size_t l = 0; l < V; l++) v[l] = l < cn ? LOADN(src + l * in_h * in_w, n) : ZERO;       \
+                for (size_t l = 0; l < V; l++) v[l] = l < cn ? INLOADN(src + l * in_h * in_w, n) : ZERO;     \
                 TRANSPOSE(v);                                                                                \
                 /* A constant trip count keeps v in registers (a loop to n became a memcpy call). */         \
                 for (size_t q = 0; q < V; q++)                                                               \
@@ -156,12 +159,12 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
                 if (n == V && cn == V) {                                                                     \
                     for (size_t q = 0; q < V; q++) v[q] = LOADU(orow + (o + q) * V);                         \
                     TRANSPOSE(v);                                                                            \
-                    for (size_t l = 0; l < V; l++) STOREU(y + (l * out_h + oh) * out_w + o, v[l]);           \
+                    for (size_t l = 0; l < V; l++) OUTSTORE(l, (l * out_h + oh) * out_w + o, v[l]);          \
                     continue;                                                                                \
                 }                                                                                            \
                 for (size_t q = 0; q < V; q++) v[q] = q < n ? LOADU(orow + (o + q) * V) : ZERO;              \
                 TRANSPOSE(v);                                                                                \
-                for (size_t l = 0; l < cn; l++) STOREN(y + (l * out_h + oh) * out_w + o, v[l], n);           \
+                for (size_t l = 0; l < cn; l++) OUTSTOREN(l, (l * out_h + oh) * out_w + o, v[l], n);         \
             }                                                                                                \
         }                                                                                                    \
     }
@@ -173,9 +176,12 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
 
 #define CK512_LOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
 #define CK512_STOREN(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
+#define CK512_FSTORE(l, off, v) _mm512_storeu_ps(y + (off), (v))
+#define CK512_FSTOREN(l, off, v, n) CK512_STOREN(y + (off), (v), (n))
 #define CK512_BODY(K)                                                                                        \
     CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
-                _mm512_min_ps, _mm512_setzero_ps(), CK512_LOADN, CK512_STOREN, tr16, K)
+                _mm512_min_ps, _mm512_setzero_ps(), float, _mm512_loadu_ps, CK512_LOADN, CK512_FSTORE,           \
+                CK512_FSTOREN, tr16, K)
 
 __attribute__((target("avx2,fma"), always_inline)) static inline __m256i ck256_mask(size_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -196,9 +202,12 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void ck256_stor
 }
 #define CK256_LOADN(p, n) ck256_loadn((p), (n))
 #define CK256_STOREN(p, v, n) ck256_storen((p), (v), (n))
+#define CK256_FSTORE(l, off, v) _mm256_storeu_ps(y + (off), (v))
+#define CK256_FSTOREN(l, off, v, n) CK256_STOREN(y + (off), (v), (n))
 #define CK256_BODY(K)                                                                                        \
     CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
-                _mm256_min_ps, _mm256_setzero_ps(), CK256_LOADN, CK256_STOREN, tr8, K)
+                _mm256_min_ps, _mm256_setzero_ps(), float, _mm256_loadu_ps, CK256_LOADN, CK256_FSTORE,            \
+                CK256_FSTOREN, tr8, K)
 
 // The body once per stride (1 or 2), with s a constant in each.
 #define CK_DWB_STRIDES(body)                                                                                 \
@@ -349,6 +358,112 @@ int ck_depthwise_blocked(const float *x, const float *w, const float *bias, floa
             else if (k == 5) dwb256_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
             else dwb256_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
         }
+    }
+    return 1;
+}
+
+
+// ---- The integer depthwise convolution (QLinearConv, one filter per channel) through the same bodies: bytes
+// enter the strip as exact floats (x - x_zero), the weights as (w - w_zero), so every product (at most 255·255)
+// and sum (at most 49 of them, under 3.2 million) is an integer below 2^24 and the float multiply-adds are exact
+// in any order; each channel's results, back in their plane's order, are requantized (Requant.h) and stored as
+// bytes. No float copy of the image, no float output and no pass over either.
+#include "Requant.h"
+
+// Input bytes as floats: (b ^ flip) - zero_adj is b - x_zero for uint8, (int8)b - x_zero for int8.
+#define CKQ512_IN(p) _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p)), flipv))), zadj)
+#define CKQ512_INN(p, n) _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_maskz_loadu_epi8((__mmask16)((1u << (n)) - 1u), (const void *)(p)), flipv))), zadj)
+#define CKQ512_OUT(l, off, v)                                                                               \
+    _mm_storeu_si128((__m128i *)(void *)(y + (off)),                                                         \
+                     ck_requant16_avx512(_mm512_cvtps_epi32(v), qbias ? qbias[l] : 0, qm[l], zero, low, high))
+#define CKQ512_OUTN(l, off, v, n)                                                                           \
+    _mm_mask_storeu_epi8(y + (off), (__mmask16)((1u << (n)) - 1u),                                           \
+                         ck_requant16_avx512(_mm512_cvtps_epi32(v), qbias ? qbias[l] : 0, qm[l], zero, low, high))
+#define CKQ512_BODY(K)                                                                                       \
+    CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
+                _mm512_min_ps, _mm512_setzero_ps(), uint8_t, CKQ512_IN, CKQ512_INN, CKQ512_OUT, CKQ512_OUTN, tr16, K)
+
+__attribute__((target("avx2"), always_inline)) static inline __m256 ckq256_in(const uint8_t *p, size_t n, __m128i flipv,
+                                                                               __m256 zadj) {
+    uint64_t bits = 0;
+    memcpy(&bits, p, n);
+    const __m128i b = _mm_xor_si128(_mm_cvtsi64_si128((long long)bits), flipv);
+    return _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), zadj);
+}
+__attribute__((target("avx2"), always_inline)) static inline void ckq256_out(uint8_t *p, size_t n, __m128i bytes) {
+    if (n == 8) {
+        _mm_storel_epi64((__m128i *)(void *)p, bytes);
+    } else {
+        uint8_t t[16];
+        _mm_storeu_si128((__m128i *)(void *)t, bytes);
+        memcpy(p, t, n);
+    }
+}
+#define CKQ256_IN(p) ckq256_in((p), 8, flipv, zadj)
+#define CKQ256_INN(p, n) ckq256_in((p), (n), flipv, zadj)
+#define CKQ256_OUTN(l, off, v, n)                                                                           \
+    ckq256_out(y + (off), (n),                                                                               \
+               ck_requant8_avx2(_mm256_cvtps_epi32(v), qbias ? qbias[l] : 0, qm[l], zero, low, high, y_signed))
+#define CKQ256_OUT(l, off, v) CKQ256_OUTN(l, off, v, 8)
+#define CKQ256_BODY(K)                                                                                       \
+    CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
+                _mm256_min_ps, _mm256_setzero_ps(), uint8_t, CKQ256_IN, CKQ256_INN, CKQ256_OUT, CKQ256_OUTN, tr8, K)
+
+// The float kernels' arguments (x and y bytes, no bias, no activation) and the requantization's.
+#define CKQ_ARGS                                                                                             \
+    (const uint8_t *x, const float *w, uint8_t *y, size_t cn, size_t in_h, size_t in_w, size_t s,                  \
+     ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin, size_t row_end,         \
+     float *scratch, int x_signed, int32_t x_zero, const double *qm, const int32_t *qbias, double zero, double low, \
+     double high, int y_signed)
+#define CKQ_PROLOGUE(SET1)                                                                                   \
+    const float *bias = NULL;                                                                                \
+    const float lo = -__builtin_inff(), hi = __builtin_inff();                                               \
+    const int after = 0;                                                                                     \
+    const __m128i flipv = _mm_set1_epi8(x_signed ? (char)0x80 : 0);                                          \
+    const __typeof__(SET1(0.0f)) zadj = SET1(x_signed ? (float)(x_zero + 128) : (float)x_zero);
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_3 CKQ_ARGS {
+    (void)y_signed;
+    CKQ_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKQ512_BODY(3))
+}
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_5 CKQ_ARGS {
+    (void)y_signed;
+    CKQ_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKQ512_BODY(5))
+}
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_7 CKQ_ARGS {
+    (void)y_signed;
+    CKQ_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKQ512_BODY(7))
+}
+__attribute__((target("avx2,fma"))) static void dwq256_3 CKQ_ARGS { CKQ_PROLOGUE(_mm256_set1_ps) CK_DWB_STRIDES(CKQ256_BODY(3)) }
+__attribute__((target("avx2,fma"))) static void dwq256_5 CKQ_ARGS { CKQ_PROLOGUE(_mm256_set1_ps) CK_DWB_STRIDES(CKQ256_BODY(5)) }
+__attribute__((target("avx2,fma"))) static void dwq256_7 CKQ_ARGS { CKQ_PROLOGUE(_mm256_set1_ps) CK_DWB_STRIDES(CKQ256_BODY(7)) }
+
+int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const float *w, const double *multiplier,
+                           const int32_t *bias, double zero, double low, double high, int y_signed, uint8_t *y,
+                           size_t c_begin, size_t c_end, size_t in_h, size_t in_w, size_t k, size_t s,
+                           ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin,
+                           size_t row_end, float *scratch) {
+    const size_t lanes = ck_depthwise_blocked_lanes(k, out_w);
+    if (lanes == 0 || (k != 3 && k != 5 && k != 7) || (s != 1 && s != 2) || scratch == NULL) return 0;
+    if (row_end > out_h) row_end = out_h;
+    for (size_t c = c_begin; c < c_end; c += lanes) {
+        const size_t cn = c_end - c < lanes ? c_end - c : lanes;
+        const uint8_t *xc = x + c * in_h * in_w;
+        const float *wc = w + c * k * k;
+        const int32_t *bc = bias ? bias + c : NULL;
+        uint8_t *yc = y + c * out_h * out_w;
+#define CKQ_CALL(fn)                                                                                         \
+    fn(xc, wc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, scratch, x_signed, x_zero, \
+       multiplier + c, bc, zero, low, high, y_signed)
+        if (lanes == 16) {
+            if (k == 3) CKQ_CALL(dwq512_3);
+            else if (k == 5) CKQ_CALL(dwq512_5);
+            else CKQ_CALL(dwq512_7);
+        } else {
+            if (k == 3) CKQ_CALL(dwq256_3);
+            else if (k == 5) CKQ_CALL(dwq256_5);
+            else CKQ_CALL(dwq256_7);
+        }
+#undef CKQ_CALL
     }
     return 1;
 }

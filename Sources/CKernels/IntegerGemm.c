@@ -10,6 +10,7 @@
 // generic path (operands widened to int16, vpmaddwd: exact; the AVX2 vpmaddubsw shortcut saturates at 32767 for
 // pairs of large products and is not used).
 #include "CKernels.h"
+#include "Requant.h"
 #include <math.h>
 
 #include <string.h>
@@ -441,21 +442,11 @@ static void qgemm_generic(size_t m, size_t n, size_t kp, const int16_t *a, const
 }
 
 #if defined(__x86_64__)
-// Eight requantized outputs of one row from their corrected sums, as requantize_avx2 computes them (double).
+// Eight requantized outputs of one row from their corrected sums.
 __attribute__((target("avx2"))) CK_INLINE void requant8_avx2(const ck_qrequant *rq, size_t row, size_t col,
                                                                __m256i v) {
-    if (rq->bias) v = _mm256_add_epi32(v, _mm256_set1_epi32(rq->bias[row]));
-    const __m256d m = _mm256_set1_pd(rq->multiplier[row]), vz = _mm256_set1_pd(rq->zero);
-    const __m256d vl = _mm256_set1_pd(rq->low), vh = _mm256_set1_pd(rq->high);
-    __m128i q[2];
-    for (int h = 0; h < 2; h++) {
-        const __m128i part = h == 0 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
-        __m256d d = _mm256_mul_pd(_mm256_cvtepi32_pd(part), m);
-        d = _mm256_add_pd(_mm256_round_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-        q[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(d, vl), vh));
-    }
-    const __m128i words = _mm_packs_epi32(q[0], q[1]);
-    const __m128i bytes = rq->y_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+    const __m128i bytes = ck_requant8_avx2(v, rq->bias ? rq->bias[row] : 0, rq->multiplier[row], rq->zero, rq->low,
+                                           rq->high, rq->y_signed);
     _mm_storel_epi64((__m128i *)(void *)((uint8_t *)rq->y + row * rq->ldy + col), bytes);
 }
 
@@ -548,35 +539,12 @@ static void qgemm_avx2_run(size_t m, size_t n, size_t kp, const int16_t *a_all, 
     }
 }
 
-// Sixteen requantized outputs of one row (the lanes of `mask` stored), as requantize_avx512 computes them: in
-// float, exact but within 2^-10 of a half, where the sixteen are redone in double.
+// Sixteen requantized outputs of one row, the lanes of `mask` stored.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) CK_INLINE void requant16_avx512(const ck_qrequant *rq, size_t row,
                                                                                    size_t col, __m512i v,
                                                                                    __mmask16 mask) {
-    if (rq->bias) v = _mm512_add_epi32(v, _mm512_set1_epi32(rq->bias[row]));
-    const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps((float)rq->multiplier[row]));
-    const __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 distance = _mm512_abs_ps(_mm512_sub_ps(t, r));
-    const __mmask16 near = _mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ) &
-                           _mm512_cmp_ps_mask(_mm512_abs_ps(t), _mm512_set1_ps(2048.0f), _CMP_LT_OQ);
-    __m128i bytes;
-    if (near == 0) {
-        const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, _mm512_set1_ps((float)rq->zero)),
-                                                     _mm512_set1_ps((float)rq->low)),
-                                       _mm512_set1_ps((float)rq->high));
-        bytes = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(y));
-    } else {
-        const __m512d md = _mm512_set1_pd(rq->multiplier[row]), vz = _mm512_set1_pd(rq->zero);
-        const __m512d vl = _mm512_set1_pd(rq->low), vh = _mm512_set1_pd(rq->high);
-        __m256i halves[2];
-        for (int h = 0; h < 2; h++) {
-            const __m256i part = h == 0 ? _mm512_castsi512_si256(v) : _mm512_extracti64x4_epi64(v, 1);
-            __m512d d = _mm512_mul_pd(_mm512_cvtepi32_pd(part), md);
-            d = _mm512_add_pd(_mm512_roundscale_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-            halves[h] = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(d, vl), vh));
-        }
-        bytes = _mm512_cvtepi32_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(halves[0]), halves[1], 1));
-    }
+    const __m128i bytes =
+        ck_requant16_avx512(v, rq->bias ? rq->bias[row] : 0, rq->multiplier[row], rq->zero, rq->low, rq->high);
     _mm_mask_storeu_epi8((uint8_t *)rq->y + row * rq->ldy + col, mask, bytes);
 }
 

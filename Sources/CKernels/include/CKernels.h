@@ -286,6 +286,16 @@ size_t ck_depthwise_blocked_lanes(size_t k, size_t out_w);
 /// Floats of ck_depthwise_blocked's scratch: a strip of rows of one channel block, and one output row; SIZE_MAX
 /// when it does not fit in memory.
 size_t ck_depthwise_blocked_floats(size_t out_h, size_t out_w, size_t k, size_t s);
+/// QLinearConv with one filter per channel through the channels-in-lanes kernel: channels [c_begin, c_end) of
+/// the byte image x (int8 when `x_signed`), the float weights (w - w_zero) per channel (k·k each), output rows
+/// [row_begin, row_end) requantized per channel (multiplier and optional int32 bias per channel, then zero, low,
+/// high as ck_requantize) into the byte planes y. The sums are exact (integers below 2^24). Scratch as
+/// ck_depthwise_blocked's; returns 0 (nothing written) where that kernel does not run.
+int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const float *w, const double *multiplier,
+                           const int32_t *bias, double zero, double low, double high, int y_signed, uint8_t *y,
+                           size_t c_begin, size_t c_end, size_t in_h, size_t in_w, size_t k, size_t s,
+                           ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin,
+                           size_t row_end, float *scratch);
 /// Separable 2-D resize (bilinear; nearest with zero weights) of `planes` contiguous [in_h][in_w] planes into
 /// [out_h][out_w]: output row oh blends input rows low_h/high_h (weight w_h of the high one), column ow blends
 /// low_w/high_w (weight w_w); `scratch` holds 2·out_w floats.
