@@ -53,10 +53,11 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
 }
 
 // The kernel body for one ISA: V lanes, vector type VT, and the ISA's loads and stores of n <= V floats.
-// XT is the input's element type, read by INLOAD (V elements) and INLOADN (n of them) as V floats; OUTSTORE and
-// OUTSTOREN write channel l's vector of results at element `off` of the output planes.
-#define CK_DWB_BODY(V, VT, SET1, LOADU, STOREU, FMA, MAXV, MINV, ZERO, XT, INLOAD, INLOADN, OUTSTORE, OUTSTOREN,       \
-                    TRANSPOSE, K)                                                                            \
+// XT is the input's element type, read by INLOAD (V elements) and INLOADN (n of them) as V floats; FINISH turns a
+// pixel's V sums into its results (the clamp); OUTSTORE and OUTSTOREN write channel l's vector of results at
+// element `off` of the output planes.
+#define CK_DWB_BODY(V, VT, SET1, LOADU, STOREU, FMA, MAXV, MINV, ZERO, XT, INLOAD, INLOADN, FINISH, OUTSTORE,          \
+                    OUTSTOREN, TRANSPOSE, K)                                                                 \
     /* Outputs four at a time; a row's last three (or two, for 5x5 and 7x7 windows) are computed as a group    \
        into padding columns (zeros in, results never stored), others one at a time: a lone output is one chain \
        of K·K dependent multiply-adds. Measured (one thread, Zen 4): 7x7 planes of 768 channels 7x7 0.125 ->    \
@@ -138,10 +139,10 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
                         if (j >= 3 * s && j - 3 * s < K) a3 = FMA(in, wk[j - 3 * s], a3);                    \
                     }                                                                                        \
                 }                                                                                            \
-                STOREU(orow + ow * V, MINV(hiv, MAXV(lov, a0)));                                             \
-                STOREU(orow + (ow + 1) * V, MINV(hiv, MAXV(lov, a1)));                                       \
-                STOREU(orow + (ow + 2) * V, MINV(hiv, MAXV(lov, a2)));                                       \
-                STOREU(orow + (ow + 3) * V, MINV(hiv, MAXV(lov, a3)));                                       \
+                STOREU(orow + ow * V, FINISH(a0));                                                \
+                STOREU(orow + (ow + 1) * V, FINISH(a1));                                          \
+                STOREU(orow + (ow + 2) * V, FINISH(a2));                                          \
+                STOREU(orow + (ow + 3) * V, FINISH(a3));                                          \
             }                                                                                                \
             for (; ow < out_w; ow++) {                                                                       \
                 VT a = bv;                                                                                   \
@@ -149,7 +150,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
                     const float *row = base + ki * wp * V + ow * s * V;                                      \
                     for (size_t kj = 0; kj < K; kj++) a = FMA(LOADU(row + kj * V), wv[ki * K + kj], a);      \
                 }                                                                                            \
-                STOREU(orow + ow * V, MINV(hiv, MAXV(lov, a)));                                              \
+                STOREU(orow + ow * V, FINISH(a));                                                            \
             }                                                                                                \
             ck_depthwise_after(orow, out_w * V, after);                                                      \
             /* Back to planes: V output columns of the V channels per transpose. */                         \
@@ -176,11 +177,12 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
 
 #define CK512_LOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
 #define CK512_STOREN(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
+#define CK512_CLAMP(a) _mm512_min_ps(hiv, _mm512_max_ps(lov, (a)))
 #define CK512_FSTORE(l, off, v) _mm512_storeu_ps(y + (off), (v))
 #define CK512_FSTOREN(l, off, v, n) CK512_STOREN(y + (off), (v), (n))
 #define CK512_BODY(K)                                                                                        \
     CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
-                _mm512_min_ps, _mm512_setzero_ps(), float, _mm512_loadu_ps, CK512_LOADN, CK512_FSTORE,           \
+                _mm512_min_ps, _mm512_setzero_ps(), float, _mm512_loadu_ps, CK512_LOADN, CK512_CLAMP, CK512_FSTORE, \
                 CK512_FSTOREN, tr16, K)
 
 __attribute__((target("avx2,fma"), always_inline)) static inline __m256i ck256_mask(size_t n) {
@@ -202,11 +204,12 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void ck256_stor
 }
 #define CK256_LOADN(p, n) ck256_loadn((p), (n))
 #define CK256_STOREN(p, v, n) ck256_storen((p), (v), (n))
+#define CK256_CLAMP(a) _mm256_min_ps(hiv, _mm256_max_ps(lov, (a)))
 #define CK256_FSTORE(l, off, v) _mm256_storeu_ps(y + (off), (v))
 #define CK256_FSTOREN(l, off, v, n) CK256_STOREN(y + (off), (v), (n))
 #define CK256_BODY(K)                                                                                        \
     CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
-                _mm256_min_ps, _mm256_setzero_ps(), float, _mm256_loadu_ps, CK256_LOADN, CK256_FSTORE,            \
+                _mm256_min_ps, _mm256_setzero_ps(), float, _mm256_loadu_ps, CK256_LOADN, CK256_CLAMP, CK256_FSTORE,  \
                 CK256_FSTOREN, tr8, K)
 
 // The body once per stride (1 or 2), with s a constant in each.
@@ -373,15 +376,17 @@ int ck_depthwise_blocked(const float *x, const float *w, const float *bias, floa
 // Input bytes as floats: (b ^ flip) - zero_adj is b - x_zero for uint8, (int8)b - x_zero for int8.
 #define CKQ512_IN(p) _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p)), flipv))), zadj)
 #define CKQ512_INN(p, n) _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_maskz_loadu_epi8((__mmask16)((1u << (n)) - 1u), (const void *)(p)), flipv))), zadj)
-#define CKQ512_OUT(l, off, v)                                                                               \
-    _mm_storeu_si128((__m128i *)(void *)(y + (off)),                                                         \
-                     ck_requant16_avx512(_mm512_cvtps_epi32(v), qbias ? qbias[l] : 0, qm[l], zero, low, high))
+// Each pixel's V sums requantized with the block's per-lane multipliers and biases (int32 results carried in float
+// vectors through the transposes), then each channel's values narrowed to bytes.
+#define CKQ512_FINISH(a)                                                                                     \
+    _mm512_castsi512_ps(ck_requant_lanes16_avx512(_mm512_cvtps_epi32(a), qbv, qmf, qmd, zero, low, high))
+#define CKQ512_OUT(l, off, v) _mm_storeu_si128((__m128i *)(void *)(y + (off)), _mm512_cvtepi32_epi8(_mm512_castps_si512(v)))
 #define CKQ512_OUTN(l, off, v, n)                                                                           \
-    _mm_mask_storeu_epi8(y + (off), (__mmask16)((1u << (n)) - 1u),                                           \
-                         ck_requant16_avx512(_mm512_cvtps_epi32(v), qbias ? qbias[l] : 0, qm[l], zero, low, high))
+    _mm_mask_storeu_epi8(y + (off), (__mmask16)((1u << (n)) - 1u), _mm512_cvtepi32_epi8(_mm512_castps_si512(v)))
 #define CKQ512_BODY(K)                                                                                       \
     CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
-                _mm512_min_ps, _mm512_setzero_ps(), uint8_t, CKQ512_IN, CKQ512_INN, CKQ512_OUT, CKQ512_OUTN, tr16, K)
+                _mm512_min_ps, _mm512_setzero_ps(), uint8_t, CKQ512_IN, CKQ512_INN, CKQ512_FINISH, CKQ512_OUT,    \
+                CKQ512_OUTN, tr16, K)
 
 __attribute__((target("avx2"), always_inline)) static inline __m256 ckq256_in(const uint8_t *p, size_t n, __m128i flipv,
                                                                                __m256 zadj) {
@@ -401,13 +406,20 @@ __attribute__((target("avx2"), always_inline)) static inline void ckq256_out(uin
 }
 #define CKQ256_IN(p) ckq256_in((p), 8, flipv, zadj)
 #define CKQ256_INN(p, n) ckq256_in((p), (n), flipv, zadj)
-#define CKQ256_OUTN(l, off, v, n)                                                                           \
-    ckq256_out(y + (off), (n),                                                                               \
-               ck_requant8_avx2(_mm256_cvtps_epi32(v), qbias ? qbias[l] : 0, qm[l], zero, low, high, y_signed))
+#define CKQ256_FINISH(a)                                                                                     \
+    _mm256_castsi256_ps(ck_requant_lanes8_avx2(_mm256_cvtps_epi32(a), qbv, qmf, qmd, zero, low, high))
+#define CKQ256_BYTES(v)                                                                                      \
+    (y_signed ? _mm_packs_epi16(ckq256_words(v), ckq256_words(v)) : _mm_packus_epi16(ckq256_words(v), ckq256_words(v)))
+#define CKQ256_OUTN(l, off, v, n) ckq256_out(y + (off), (n), CKQ256_BYTES(v))
 #define CKQ256_OUT(l, off, v) CKQ256_OUTN(l, off, v, 8)
 #define CKQ256_BODY(K)                                                                                       \
     CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
-                _mm256_min_ps, _mm256_setzero_ps(), uint8_t, CKQ256_IN, CKQ256_INN, CKQ256_OUT, CKQ256_OUTN, tr8, K)
+                _mm256_min_ps, _mm256_setzero_ps(), uint8_t, CKQ256_IN, CKQ256_INN, CKQ256_FINISH, CKQ256_OUT,    \
+                CKQ256_OUTN, tr8, K)
+__attribute__((target("avx2"), always_inline)) static inline __m128i ckq256_words(__m256 v) {
+    const __m256i q = _mm256_castps_si256(v);
+    return _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+}
 
 // The float kernels' arguments (x and y bytes, no bias, no activation) and the requantization's.
 #define CKQ_ARGS                                                                                             \
@@ -415,27 +427,38 @@ __attribute__((target("avx2"), always_inline)) static inline void ckq256_out(uin
      ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin, size_t row_end,         \
      float *scratch, int x_signed, int32_t x_zero, const double *qm, const int32_t *qbias, double zero, double low, \
      double high, int y_signed)
-#define CKQ_PROLOGUE(SET1)                                                                                   \
+#define CKQ_PROLOGUE(SET1, V)                                                                                \
     const float *bias = NULL;                                                                                \
     const float lo = -__builtin_inff(), hi = __builtin_inff();                                               \
     const int after = 0;                                                                                     \
     const __m128i flipv = _mm_set1_epi8(x_signed ? (char)0x80 : 0);                                          \
-    const __typeof__(SET1(0.0f)) zadj = SET1(x_signed ? (float)(x_zero + 128) : (float)x_zero);
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_3 CKQ_ARGS {
-    (void)y_signed;
-    CKQ_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKQ512_BODY(3))
-}
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_5 CKQ_ARGS {
-    (void)y_signed;
-    CKQ_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKQ512_BODY(5))
-}
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_7 CKQ_ARGS {
-    (void)y_signed;
-    CKQ_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKQ512_BODY(7))
-}
-__attribute__((target("avx2,fma"))) static void dwq256_3 CKQ_ARGS { CKQ_PROLOGUE(_mm256_set1_ps) CK_DWB_STRIDES(CKQ256_BODY(3)) }
-__attribute__((target("avx2,fma"))) static void dwq256_5 CKQ_ARGS { CKQ_PROLOGUE(_mm256_set1_ps) CK_DWB_STRIDES(CKQ256_BODY(5)) }
-__attribute__((target("avx2,fma"))) static void dwq256_7 CKQ_ARGS { CKQ_PROLOGUE(_mm256_set1_ps) CK_DWB_STRIDES(CKQ256_BODY(7)) }
+    const __typeof__(SET1(0.0f)) zadj = SET1(x_signed ? (float)(x_zero + 128) : (float)x_zero);              \
+    /* Per lane (channel): the multiplier as float and double, the bias; lanes past cn get zeros. */          \
+    float qmf_lanes[V];                                                                                      \
+    double qmd_lanes[V];                                                                                     \
+    int32_t qb_lanes[V];                                                                                     \
+    for (size_t l = 0; l < V; l++) {                                                                         \
+        qmd_lanes[l] = l < cn ? qm[l] : 0.0;                                                                 \
+        qmf_lanes[l] = (float)qmd_lanes[l];                                                                  \
+        qb_lanes[l] = l < cn && qbias ? qbias[l] : 0;                                                        \
+    }
+#define CKQ512_SETUP                                                                                         \
+    (void)y_signed;                                                                                          \
+    CKQ_PROLOGUE(_mm512_set1_ps, 16)                                                                         \
+    const __m512 qmf = _mm512_loadu_ps(qmf_lanes);                                                           \
+    const __m512i qbv = _mm512_loadu_si512((const void *)qb_lanes);                                          \
+    const __m512d qmd[2] = {_mm512_loadu_pd(qmd_lanes), _mm512_loadu_pd(qmd_lanes + 8)};
+#define CKQ256_SETUP                                                                                         \
+    CKQ_PROLOGUE(_mm256_set1_ps, 8)                                                                          \
+    const __m256 qmf = _mm256_loadu_ps(qmf_lanes);                                                           \
+    const __m256i qbv = _mm256_loadu_si256((const __m256i *)(const void *)qb_lanes);                         \
+    const __m256d qmd[2] = {_mm256_loadu_pd(qmd_lanes), _mm256_loadu_pd(qmd_lanes + 4)};
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_3 CKQ_ARGS { CKQ512_SETUP CK_DWB_STRIDES(CKQ512_BODY(3)) }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_5 CKQ_ARGS { CKQ512_SETUP CK_DWB_STRIDES(CKQ512_BODY(5)) }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_7 CKQ_ARGS { CKQ512_SETUP CK_DWB_STRIDES(CKQ512_BODY(7)) }
+__attribute__((target("avx2,fma"))) static void dwq256_3 CKQ_ARGS { CKQ256_SETUP CK_DWB_STRIDES(CKQ256_BODY(3)) }
+__attribute__((target("avx2,fma"))) static void dwq256_5 CKQ_ARGS { CKQ256_SETUP CK_DWB_STRIDES(CKQ256_BODY(5)) }
+__attribute__((target("avx2,fma"))) static void dwq256_7 CKQ_ARGS { CKQ256_SETUP CK_DWB_STRIDES(CKQ256_BODY(7)) }
 
 int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const float *w, const double *multiplier,
                            const int32_t *bias, double zero, double low, double high, int y_signed, uint8_t *y,

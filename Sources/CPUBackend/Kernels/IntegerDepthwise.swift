@@ -8,8 +8,9 @@ import InferenceTensor
 /// or 2, exact sums. 3x3, 5x5 and 7x7 windows with AVX2 run channels in vector lanes (`ck_depthwise_blocked_q`: the
 /// float kernel's transposes, bytes converted on the way in and requantized on the way out), split across threads
 /// by channel blocks (or output rows when the blocks are fewer than threads); other windows and machines one plane
-/// at a time (`ck_depthwise_q`, then `ck_requantize`). QDQ MobileNetV2's 17 depthwise layers: the plane kernel 5.0
-/// ms, the float path (DequantizeLinear, float kernel, QuantizeLinear) 2.2 ms, channels in lanes ... ms (one thread).
+/// at a time (`ck_depthwise_q`, then `ck_requantize`). QDQ MobileNetV2's 17 depthwise layers planned into this
+/// kernel, one thread: 5.05 ms one plane at a time, 2.43 ms channels in lanes; QDQ models keep the float path
+/// (DequantizeLinear, float kernel, QuantizeLinear: 2.2 ms, see `QuantizedFusion`).
 final class IntegerDepthwiseKernel: Kernel {
     /// Whether the node is such a QLinearConv.
     static func applies(_ node: BoundNode) throws -> Bool {

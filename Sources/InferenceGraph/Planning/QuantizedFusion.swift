@@ -140,8 +140,11 @@ public enum QuantizedFusion {
             if isConv {
                 // Grouped and depthwise convolutions stay on the float path (dequantize, the float depthwise or
                 // grouped kernel, quantize): the integer kernel would run one small GEMM per group, and the integer
-                // depthwise kernel (one plane at a time) measured slower than the float path with its dequantize and
-                // quantize passes (QDQ MobileNetV2's 17 depthwise layers: 5.0 against 2.2 ms, one thread).
+                // depthwise kernel measured slower than the float path with its dequantize and quantize passes (QDQ
+                // MobileNetV2's 17 depthwise layers, one thread: 2.2 ms in float with the passes; the integer kernel
+                // 5.0 ms one plane at a time, 2.4 ms with channels in lanes: its exact requantization per output
+                // costs as much as the multiply-adds, and the wide 3x3 layers lose the float kernel's per-channel
+                // form).
                 guard ((try? node.int("group", default: 1)) ?? 1) == 1 else { return false }
                 channels = rank > 0 ? weights.shape[0] : 0
                 guard wScaleCount == 1 || (wScaleCount == channels && w.axis == 0) else { return false }
