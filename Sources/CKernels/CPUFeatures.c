@@ -18,6 +18,7 @@ uint32_t ck_cpu_features(void) {
     if (__builtin_cpu_supports("avx512vl")) f |= ck_feature_avx512vl;
     if (__builtin_cpu_supports("avx512vnni")) f |= ck_feature_avx512vnni;
     if (__builtin_cpu_supports("avx512bf16")) f |= ck_feature_avx512bf16;
+    if (__builtin_cpu_supports("avx512dq")) f |= ck_feature_avx512dq;
 #elif defined(__aarch64__)
     f |= ck_feature_neon;
 #endif

@@ -233,30 +233,32 @@ __attribute__((target("avx2,fma"))) static void dwb256_7 CK_DWB_ARGS { CK_DWB_ST
 // scratch a strip at a time, then R rows by NV vectors of outputs summed over the nine taps from unaligned loads
 // of those rows, each loaded vector feeding every output row whose window covers it. No transposes: the
 // channels-in-lanes kernel spent longer moving values between planes and lanes than multiplying there.
-#define CK_DWP_ROW(oh, from, V, VT, FMA, LOADU, STOREU, MINV, MAXV)                                          \
+// YT the output's element type; OUT(p, a) stores V results from the sums a, OUTN(p, a, n) the first n.
+#define CK_DWP_ROW(oh, from, V, VT, FMA, LOADU, YT, OUT, OUTN)                                               \
     {                                                                                                        \
         const float *b_ = scratch + ((oh) - oh0) * wp;                                                       \
-        float *o_ = yc + (oh) * out_w;                                                                       \
+        YT *o_ = yc + (oh) * out_w;                                                                          \
         for (size_t ow_ = (from); ow_ < out_w; ow_ += V) {                                                   \
             VT a_ = bv;                                                                                      \
             for (size_t ki = 0; ki < 3; ki++)                                                                \
                 for (size_t kj = 0; kj < 3; kj++) a_ = FMA(LOADU(b_ + ki * wp + ow_ + kj), wv[ki * 3 + kj], a_); \
-            a_ = MINV(hiv, MAXV(lov, a_));                                                                   \
             if (ow_ + V <= out_w) {                                                                          \
-                STOREU(o_ + ow_, a_);                                                                        \
+                OUT(o_ + ow_, a_);                                                                           \
             } else {                                                                                         \
-                float t_[V];                                                                                 \
-                STOREU(t_, a_);                                                                              \
-                for (size_t q_ = 0; q_ < out_w - ow_; q_++) o_[ow_ + q_] = t_[q_];                           \
+                OUTN(o_ + ow_, a_, out_w - ow_);                                                             \
             }                                                                                                \
         }                                                                                                    \
     }
-#define CK_DWP_BODY(V, VT, SET1, ZERO, LOADU, STOREU, FMA, MAXV, MINV, R, NV)                                \
+// XT the input's element type: INLOAD(p) reads V of them as floats, IN1(p) one; CHANNEL(c) sets up a channel's
+// output conversion; AFTER(p, n) the activation over n stored results.
+#define CK_DWP_BODY(V, VT, SET1, ZERO, LOADU, STOREU, FMA, MAXV, MINV, R, NV, XT, INLOAD, IN1, YT, OUT, OUTN,      \
+                    CHANNEL, AFTER)                                                                          \
     /* Padded row: 1 + out_w + 1 columns, rounded up with V spare for the last vector's reads. */           \
     const size_t wp = (out_w + 2 + 2 * V - 1) / V * V;                                                       \
     for (size_t c = 0; c < cn; c++) {                                                                        \
-        const float *xc = x + c * in_h * in_w;                                                               \
-        float *yc = y + c * out_h * out_w;                                                                   \
+        const XT *xc = x + c * in_h * in_w;                                                                  \
+        YT *yc = y + c * out_h * out_w;                                                                      \
+        CHANNEL(c)                                                                                           \
         VT wv[9];                                                                                            \
         for (size_t t = 0; t < 9; t++) wv[t] = SET1(w[c * 9 + t]);                                           \
         const VT bv = SET1(bias ? bias[c] : 0.0f), lov = SET1(lo), hiv = SET1(hi);                           \
@@ -270,12 +272,12 @@ __attribute__((target("avx2,fma"))) static void dwb256_7 CK_DWB_ARGS { CK_DWB_ST
                     continue;                                                                                \
                 }                                                                                            \
                 /* Zero vectors at both ends, then the row over them (input column j at pad_left + j). */  \
-                const float *src = xc + (size_t)ih * in_w;                                                   \
+                const XT *src = xc + (size_t)ih * in_w;                                                      \
                 STOREU(dst, ZERO);                                                                           \
                 for (size_t j = (size_t)pad_left + in_w; j < wp; j += V) STOREU(dst + j, ZERO);              \
                 size_t j = 0;                                                                                \
-                for (; j + V <= in_w; j += V) STOREU(dst + pad_left + j, LOADU(src + j));                    \
-                for (; j < in_w; j++) dst[pad_left + j] = src[j];                                            \
+                for (; j + V <= in_w; j += V) STOREU(dst + pad_left + j, INLOAD(src + j));                   \
+                for (; j < in_w; j++) dst[pad_left + j] = IN1(src + j);                                      \
             }                                                                                                \
             size_t oh = oh0;                                                                                 \
             for (; oh + R <= oh1; oh += R) {                                                                 \
@@ -293,13 +295,12 @@ __attribute__((target("avx2,fma"))) static void dwb256_7 CK_DWB_ARGS { CK_DWB_ST
                                     if (r >= q && r - q < 3) acc[q][v] = FMA(in, wv[(r - q) * 3 + kj], acc[q][v]); \
                             }                                                                                \
                     for (size_t q = 0; q < R; q++)                                                           \
-                        for (size_t v = 0; v < NV; v++)                                                      \
-                            STOREU(yc + (oh + q) * out_w + ow + v * V, MINV(hiv, MAXV(lov, acc[q][v])));     \
+                        for (size_t v = 0; v < NV; v++) OUT(yc + (oh + q) * out_w + ow + v * V, acc[q][v]);  \
                 }                                                                                            \
-                for (size_t q = 0; q < R; q++) CK_DWP_ROW(oh + q, ow, V, VT, FMA, LOADU, STOREU, MINV, MAXV)  \
+                for (size_t q = 0; q < R; q++) CK_DWP_ROW(oh + q, ow, V, VT, FMA, LOADU, YT, OUT, OUTN)      \
             }                                                                                                \
-            for (; oh < oh1; oh++) CK_DWP_ROW(oh, 0, V, VT, FMA, LOADU, STOREU, MINV, MAXV)                  \
-            ck_depthwise_after(yc + oh0 * out_w, (oh1 - oh0) * out_w, after);                                \
+            for (; oh < oh1; oh++) CK_DWP_ROW(oh, 0, V, VT, FMA, LOADU, YT, OUT, OUTN)                       \
+            AFTER(yc + oh0 * out_w, (oh1 - oh0) * out_w);                                                    \
         }                                                                                                    \
     }
 
@@ -307,9 +308,20 @@ __attribute__((target("avx2,fma"))) static void dwb256_7 CK_DWB_ARGS { CK_DWB_ST
     (const float *x, const float *w, const float *bias, float *y, size_t cn, size_t in_h, size_t in_w,          \
      ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_w, size_t row_begin, size_t row_end, float lo, float hi,    \
      int after, float *scratch, size_t out_h)
+#define CKP_OUT(p, a) _mm256_storeu_ps((p), _mm256_min_ps(hiv, _mm256_max_ps(lov, (a))))
+#define CKP_OUTN(p, a, n)                                                                                    \
+    {                                                                                                        \
+        float t_[8];                                                                                         \
+        _mm256_storeu_ps(t_, _mm256_min_ps(hiv, _mm256_max_ps(lov, (a))));                                   \
+        for (size_t q_ = 0; q_ < (n); q_++) (p)[q_] = t_[q_];                                                \
+    }
+#define CKP_IN1(p) (*(p))
+#define CKP_CHANNEL(c)
+#define CKP_AFTER(p, n) ck_depthwise_after((p), (n), after)
 __attribute__((target("avx2,fma"))) static void dwp256 CK_DWP_ARGS {
     CK_DWP_BODY(8, __m256, _mm256_set1_ps, _mm256_setzero_ps(), _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps,
-                _mm256_max_ps, _mm256_min_ps, 2, 2)
+                _mm256_max_ps, _mm256_min_ps, 2, 2, float, _mm256_loadu_ps, CKP_IN1, float, CKP_OUT, CKP_OUTN,
+                CKP_CHANNEL, CKP_AFTER)
 }
 
 // Whether a shape takes the per-channel kernel: 3x3, stride 1, rows of 48 and more (eight lanes on either ISA:
@@ -388,24 +400,42 @@ int ck_depthwise_blocked(const float *x, const float *w, const float *bias, floa
                 _mm512_min_ps, _mm512_setzero_ps(), uint8_t, CKQ512_IN, CKQ512_INN, CKQ512_FINISH, CKQ512_OUT,    \
                 CKQ512_OUTN, tr16, K)
 
-__attribute__((target("avx2"), always_inline)) static inline __m256 ckq256_in(const uint8_t *p, size_t n, __m128i flipv,
-                                                                               __m256 zadj) {
+// n (<= 8) bytes at p as eight lanes, without a library call (a memcpy of n bytes was a call, and its byte stores
+// stalled the load after it: a third of the layer's time): the eight bytes ending at p + n shifted down where the
+// row holds eight before that point (`back`), else assembled byte by byte.
+__attribute__((target("avx2"), always_inline)) static inline __m128i ckq_bytes8(const uint8_t *p, size_t n, int back) {
+    if (n == 8) return _mm_loadl_epi64((const __m128i *)(const void *)p);
+    if (back) {
+        uint64_t bits;
+        memcpy(&bits, p + n - 8, 8);
+        return _mm_srl_epi64(_mm_cvtsi64_si128((long long)bits), _mm_cvtsi32_si128((int)(8 * (8 - n))));
+    }
     uint64_t bits = 0;
-    memcpy(&bits, p, n);
-    const __m128i b = _mm_xor_si128(_mm_cvtsi64_si128((long long)bits), flipv);
+    for (size_t q = 0; q < 7; q++)
+        if (q < n) bits |= (uint64_t)p[q] << (8 * q);
+    return _mm_cvtsi64_si128((long long)bits);
+}
+__attribute__((target("avx2"), always_inline)) static inline __m256 ckq256_in(const uint8_t *p, size_t n, int back,
+                                                                               __m128i flipv, __m256 zadj) {
+    const __m128i b = _mm_xor_si128(ckq_bytes8(p, n, back), flipv);
     return _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), zadj);
 }
+// The first n (<= 8) of eight bytes to p: overlapping fixed-size stores, no library call.
 __attribute__((target("avx2"), always_inline)) static inline void ckq256_out(uint8_t *p, size_t n, __m128i bytes) {
+    uint64_t bits = (uint64_t)_mm_cvtsi128_si64(bytes);
     if (n == 8) {
-        _mm_storel_epi64((__m128i *)(void *)p, bytes);
+        memcpy(p, &bits, 8);
+    } else if (n >= 4) {
+        const uint32_t low = (uint32_t)bits, high = (uint32_t)(bits >> (8 * (n - 4)));
+        memcpy(p, &low, 4);
+        memcpy(p + n - 4, &high, 4);
     } else {
-        uint8_t t[16];
-        _mm_storeu_si128((__m128i *)(void *)t, bytes);
-        memcpy(p, t, n);
+        for (size_t q = 0; q < 3; q++)
+            if (q < n) p[q] = (uint8_t)(bits >> (8 * q));
     }
 }
-#define CKQ256_IN(p) ckq256_in((p), 8, flipv, zadj)
-#define CKQ256_INN(p, n) ckq256_in((p), (n), flipv, zadj)
+#define CKQ256_IN(p) ckq256_in((p), 8, 0, flipv, zadj)
+#define CKQ256_INN(p, n) ckq256_in((p), (n), (size_t)(j - pad_left) + (n) >= 8, flipv, zadj)
 #define CKQ256_FINISH(a)                                                                                     \
     _mm256_castsi256_ps(ck_requant_lanes8_avx2(_mm256_cvtps_epi32(a), qbv, qmf, qmd, zero, low, high))
 #define CKQ256_BYTES(v)                                                                                      \
@@ -460,14 +490,60 @@ __attribute__((target("avx2,fma"))) static void dwq256_3 CKQ_ARGS { CKQ256_SETUP
 __attribute__((target("avx2,fma"))) static void dwq256_5 CKQ_ARGS { CKQ256_SETUP CK_DWB_STRIDES(CKQ256_BODY(5)) }
 __attribute__((target("avx2,fma"))) static void dwq256_7 CKQ_ARGS { CKQ256_SETUP CK_DWB_STRIDES(CKQ256_BODY(7)) }
 
+// 3x3 stride-1 windows over wide rows, one channel at a time (dwp256's body): rows converted on their copy into the
+// scratch, each vector of a channel's outputs requantized with that channel's multiplier and bias.
+#define CKQP_IN1(p) ((float)((int32_t)(*(p) ^ (uint8_t)(x_signed ? 0x80 : 0))) - zero_adj)
+#define CKQP_BYTES(a) ck_requant8_avx2(_mm256_cvtps_epi32(a), cbias, cmult, zero, low, high, y_signed)
+#define CKQP_OUT(p, a) _mm_storel_epi64((__m128i *)(void *)(p), CKQP_BYTES(a))
+#define CKQP_OUTN(p, a, n) ckq256_out((p), (n), CKQP_BYTES(a))
+#define CKQP_CHANNEL(c)                                                                                      \
+    const double cmult = qm[c];                                                                              \
+    const int32_t cbias = qbias ? qbias[c] : 0;
+#define CKQP_AFTER(p, n)
+__attribute__((target("avx2,fma"))) static void dwqp256(const uint8_t *x, const float *w, uint8_t *y, size_t cn,
+                                                        size_t in_h, size_t in_w, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                                                        size_t out_w, size_t row_begin, size_t row_end, float *scratch,
+                                                        size_t out_h, int x_signed, int32_t x_zero, const double *qm,
+                                                        const int32_t *qbias, double zero, double low, double high,
+                                                        int y_signed) {
+    const float *bias = NULL;
+    const float lo = -__builtin_inff(), hi = __builtin_inff();
+    const __m128i flipv = _mm_set1_epi8(x_signed ? (char)0x80 : 0);
+    const float zero_adj = x_signed ? (float)(x_zero + 128) : (float)x_zero;
+    const __m256 zadj = _mm256_set1_ps(zero_adj);
+    (void)lo;
+    (void)hi;
+    CK_DWP_BODY(8, __m256, _mm256_set1_ps, _mm256_setzero_ps(), _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps,
+                _mm256_max_ps, _mm256_min_ps, 2, 2, uint8_t, CKQ256_IN, CKQP_IN1, uint8_t, CKQP_OUT, CKQP_OUTN,
+                CKQP_CHANNEL, CKQP_AFTER)
+}
+
+size_t ck_depthwise_blocked_q_lanes(size_t k, size_t out_w) {
+    (void)k;
+    (void)out_w;
+    const char *isa = ck_kernel_isa();
+    const uint32_t bw = ck_feature_avx512f | ck_feature_avx512bw | ck_feature_avx512vl;
+    if (isa[3] == '5') return (ck_cpu_features() & bw) == bw ? 16 : 0;
+    return isa[0] == 'a' ? 8 : 0;
+}
+
 int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const float *w, const double *multiplier,
                            const int32_t *bias, double zero, double low, double high, int y_signed, uint8_t *y,
                            size_t c_begin, size_t c_end, size_t in_h, size_t in_w, size_t k, size_t s,
                            ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin,
                            size_t row_end, float *scratch) {
-    const size_t lanes = ck_depthwise_blocked_lanes(k, out_w);
+    const size_t lanes = ck_depthwise_blocked_q_lanes(k, out_w);
     if (lanes == 0 || (k != 3 && k != 5 && k != 7) || (s != 1 && s != 2) || scratch == NULL) return 0;
+    // The sixteen-lane bodies use byte loads and stores of AVX-512 BW.
+    const uint32_t bw = ck_feature_avx512f | ck_feature_avx512bw | ck_feature_avx512vl;
+    if (lanes == 16 && (ck_cpu_features() & bw) != bw) return 0;
     if (row_end > out_h) row_end = out_h;
+    if (lanes == 8 && ck_dw_planes(k, s, pad_left, in_w, out_w)) {
+        dwqp256(x + c_begin * in_h * in_w, w + c_begin * 9, y + c_begin * out_h * out_w, c_end - c_begin, in_h, in_w,
+                pad_top, pad_left, out_w, row_begin, row_end, scratch, out_h, x_signed, x_zero, multiplier + c_begin,
+                bias ? bias + c_begin : NULL, zero, low, high, y_signed);
+        return 1;
+    }
     for (size_t c = c_begin; c < c_end; c += lanes) {
         const size_t cn = c_end - c < lanes ? c_end - c : lanes;
         const uint8_t *xc = x + c * in_h * in_w;

@@ -26,7 +26,8 @@ static int qgemm_vnni(void) {
     int value = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
     if (value >= 0) return value;
     const uint32_t f = ck_cpu_features();
-    const uint32_t needed = ck_feature_avx512f | ck_feature_avx512bw | ck_feature_avx512vl | ck_feature_avx512vnni;
+    const uint32_t needed = ck_feature_avx512f | ck_feature_avx512bw | ck_feature_avx512vl | ck_feature_avx512dq |
+                            ck_feature_avx512vnni;
     value = strcmp(ck_kernel_isa(), "avx512") == 0 && (f & needed) == needed;
     __atomic_store_n(&cached, value, __ATOMIC_RELEASE);
     return value;
@@ -540,7 +541,7 @@ static void qgemm_avx2_run(size_t m, size_t n, size_t kp, const int16_t *a_all, 
 }
 
 // Sixteen requantized outputs of one row, the lanes of `mask` stored.
-__attribute__((target("avx512f,avx512bw,avx512vl"))) CK_INLINE void requant16_avx512(const ck_qrequant *rq, size_t row,
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) CK_INLINE void requant16_avx512(const ck_qrequant *rq, size_t row,
                                                                                    size_t col, __m512i v,
                                                                                    __mmask16 mask) {
     const __m128i bytes =
@@ -549,7 +550,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) CK_INLINE void requant16_av
 }
 
 // ---- AVX-512 VNNI: vpdpbusd, 8 rows x 2 panels of 16 columns. ----
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 CK_INLINE void tile_vnni(const int mr, const int np, size_t kp, const int8_t *a, const uint8_t *panel, size_t panel_stride,
                          const qgemm_fix *fix, size_t row0, size_t col0, size_t n, int32_t *c, size_t ldc) {
     __m512i acc[8][2];
@@ -569,6 +570,56 @@ CK_INLINE void tile_vnni(const int mr, const int np, size_t kp, const int8_t *a,
             _Pragma("clang loop unroll(full)")
             for (int q = 0; q < np; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], bv[q], av);
         }
+    }
+    if (fix->rq) {
+        // Requantized bytes: row by row, with everything the byte stores could alias (they may alias any memory)
+        // read before the first of them, so nothing is reloaded per vector.
+        const ck_qrequant rq = *fix->rq;
+        const int uniform = fix->b_uniform;
+        const uint32_t k = fix->k, zb_value = (uint32_t)fix->b_zero_value;
+        __mmask16 masks[2];
+        __m512i colsums[2], zbs[2];
+        _Pragma("clang loop unroll(full)")
+        for (int q = 0; q < np; q++) {
+            const size_t col = col0 + (size_t)q * 16;
+            const size_t count = col < n ? (n - col < 16 ? n - col : 16) : 0;
+            masks[q] = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+            colsums[q] = _mm512_maskz_loadu_epi32(masks[q], fix->column_sums + (col < n ? col : 0));
+            zbs[q] = _mm512_maskz_loadu_epi32(masks[q], fix->b_zero + (col < n ? col : 0));
+        }
+        int32_t za[8], bias[8];
+        uint32_t s[8];
+        double multiplier[8];
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < mr; r++) {
+            const size_t row = fix->rq_row + row0 + (size_t)r;
+            za[r] = fix->a_zero[row0 + r];
+            s[r] = (uint32_t)fix->row_sums[row0 + r] - k * (uint32_t)za[r];
+            bias[r] = rq.bias ? rq.bias[row] : 0;
+            multiplier[r] = rq.multiplier[row];
+        }
+        const __m512 vz = _mm512_set1_ps((float)rq.zero), vl = _mm512_set1_ps((float)rq.low);
+        const __m512 vh = _mm512_set1_ps((float)rq.high);
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < mr; r++) {
+            uint8_t *yrow = (uint8_t *)rq.y + (fix->rq_row + row0 + (size_t)r) * rq.ldy + col0;
+            const __m512 mf = _mm512_set1_ps((float)multiplier[r]);
+            // The bias joins the zero-point correction: one subtraction per vector.
+            const __m512i shift = _mm512_set1_epi32((int32_t)(s[r] * zb_value - (uint32_t)bias[r]));
+            _Pragma("clang loop unroll(full)")
+            for (int q = 0; q < np; q++) {
+                if (masks[q] == 0) continue;
+                __m512i v = uniform ? _mm512_sub_epi32(acc[r][q], shift)
+                                    : _mm512_add_epi32(_mm512_sub_epi32(acc[r][q], _mm512_mullo_epi32(
+                                                                                      _mm512_set1_epi32((int32_t)s[r]), zbs[q])),
+                                                       _mm512_set1_epi32(bias[r]));
+                if (za[r] != 0) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(za[r]), colsums[q]));
+                const __m128i bytes =
+                    ck_requant16_prepared(v, mf, multiplier[r], vz, vl, vh, rq.zero, rq.low, rq.high);
+                _mm_mask_storeu_epi8(yrow + q * 16, masks[q], bytes);
+            }
+        }
+        return;
     }
     // No early exit and constant trip counts: the accumulators stay in registers.
     _Pragma("clang loop unroll(full)")
@@ -615,7 +666,7 @@ CK_INLINE void tile_vnni(const int mr, const int np, size_t kp, const int8_t *a,
     default: tile_vnni(1, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                     \
     }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 static void qgemm_vnni_run(size_t m, size_t n, size_t kp, const int8_t *a_all, const uint8_t *b, const qgemm_fix *fix,
                            int32_t *c_all, size_t ldc, size_t panel_begin, size_t panel_end) {
     const size_t stride = kp * 16;

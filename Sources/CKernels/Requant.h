@@ -7,31 +7,40 @@
 #include <stdint.h>
 
 #if defined(__x86_64__)
-// Sixteen bytes from sixteen sums (bias added wrapping).
-__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inline __m128i
-ck_requant16_avx512(__m512i v, int32_t bias, double multiplier, double zero, double low, double high) {
-    v = _mm512_add_epi32(v, _mm512_set1_epi32(bias));
-    const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps((float)multiplier));
-    const __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 distance = _mm512_abs_ps(_mm512_sub_ps(t, r));
-    const __mmask16 near = _mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ) &
+// Sixteen bytes from sixteen sums with the bias already added; mf is the float multiplier broadcast, vz, vl, vh
+// the zero and bounds as floats (prepared once by callers that requantize many vectors alike).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), always_inline)) static inline __m128i
+ck_requant16_prepared(__m512i v, __m512 mf, double multiplier, __m512 vz, __m512 vl, __m512 vh, double zero, double low,
+                      double high) {
+    const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), mf);
+    // t minus t rounded to the nearest integer (even on ties), in one instruction; r is then exact.
+    const __m512 fraction = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r = _mm512_sub_ps(t, fraction);
+    const __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(fraction), _mm512_set1_ps(0.5f - 0.0009765625f),
+                                              _CMP_GE_OQ) &
                            _mm512_cmp_ps_mask(_mm512_abs_ps(t), _mm512_set1_ps(2048.0f), _CMP_LT_OQ);
     if (near == 0) {
-        const __m512 y = _mm512_min_ps(
-            _mm512_max_ps(_mm512_add_ps(r, _mm512_set1_ps((float)zero)), _mm512_set1_ps((float)low)),
-            _mm512_set1_ps((float)high));
+        const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz), vl), vh);
         return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(y));
     }
-    const __m512d md = _mm512_set1_pd(multiplier), vz = _mm512_set1_pd(zero);
-    const __m512d vl = _mm512_set1_pd(low), vh = _mm512_set1_pd(high);
+    const __m512d md = _mm512_set1_pd(multiplier), dz = _mm512_set1_pd(zero);
+    const __m512d dl = _mm512_set1_pd(low), dh = _mm512_set1_pd(high);
     __m256i halves[2];
     for (int h = 0; h < 2; h++) {
         const __m256i part = h == 0 ? _mm512_castsi512_si256(v) : _mm512_extracti64x4_epi64(v, 1);
         __m512d d = _mm512_mul_pd(_mm512_cvtepi32_pd(part), md);
-        d = _mm512_add_pd(_mm512_roundscale_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-        halves[h] = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(d, vl), vh));
+        d = _mm512_add_pd(_mm512_roundscale_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), dz);
+        halves[h] = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(d, dl), dh));
     }
     return _mm512_cvtepi32_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(halves[0]), halves[1], 1));
+}
+
+// Sixteen bytes from sixteen sums (bias added wrapping).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), always_inline)) static inline __m128i
+ck_requant16_avx512(__m512i v, int32_t bias, double multiplier, double zero, double low, double high) {
+    return ck_requant16_prepared(_mm512_add_epi32(v, _mm512_set1_epi32(bias)), _mm512_set1_ps((float)multiplier),
+                                 multiplier, _mm512_set1_ps((float)zero), _mm512_set1_ps((float)low),
+                                 _mm512_set1_ps((float)high), zero, low, high);
 }
 
 // Eight bytes (the low half of the result) from eight sums: in float as ck_requant16_avx512 (exact for a float32

@@ -9,8 +9,9 @@ import InferenceTensor
 /// float kernel's transposes, bytes converted on the way in and requantized on the way out), split across threads
 /// by channel blocks (or output rows when the blocks are fewer than threads); other windows and machines one plane
 /// at a time (`ck_depthwise_q`, then `ck_requantize`). QDQ MobileNetV2's 17 depthwise layers planned into this
-/// kernel, one thread: 5.05 ms one plane at a time, 2.43 ms channels in lanes; QDQ models keep the float path
-/// (DequantizeLinear, float kernel, QuantizeLinear: 2.2 ms, see `QuantizedFusion`).
+/// kernel, one thread: 5.05 ms one plane at a time, 2.1-2.2 ms channels in lanes (sixteen with AVX-512 for every
+/// shape: the requantization per output, not the transposes, is the cost there); QDQ models keep the float path
+/// (DequantizeLinear, float kernel, QuantizeLinear: 2.2 ms as well, see `QuantizedFusion`).
 final class IntegerDepthwiseKernel: Kernel {
     /// Whether the node is such a QLinearConv.
     static func applies(_ node: BoundNode) throws -> Bool {
@@ -85,7 +86,7 @@ final class IntegerDepthwiseKernel: Kernel {
         splits = parallel.threads > 1 && work >= 1 << 16
         let k = g.kernel[0], s = g.strides[0]
         let blockFloats = [3, 5, 7].contains(k) ? ck_depthwise_blocked_floats(g.output[0], g.output[1], k, s) : 0
-        lanes = blockFloats > 0 && blockFloats < Int.max / 8 ? Int(ck_depthwise_blocked_lanes(k, g.output[1])) : 0
+        lanes = blockFloats > 0 && blockFloats < Int.max / 8 ? Int(ck_depthwise_blocked_q_lanes(k, g.output[1])) : 0
         blocks = lanes > 0 ? (channels + lanes - 1) / lanes : 0
         splitsRows = lanes > 0 && batch * blocks < parallel.threads && g.output[0] >= 2 * parallel.threads
         blockScratch = try (0..<(lanes > 0 ? workers : 0)).map { _ in try HostBuffer(bytes: blockFloats * 4) }
