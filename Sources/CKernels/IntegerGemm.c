@@ -473,6 +473,58 @@ CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a
             for (int q = 0; q < np; q++) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(av, bv[q]));
         }
     }
+    if (fix->rq) {
+        // Requantized bytes, as in tile_vnni: what the byte stores could alias read before the first of them.
+        const ck_qrequant rq = *fix->rq;
+        const int uniform = fix->b_uniform;
+        const uint32_t k = fix->k, zb_value = (uint32_t)fix->b_zero_value;
+        size_t counts[3];
+        __m256i colsums[3], zbs[3];
+        _Pragma("clang loop unroll(full)")
+        for (int q = 0; q < np; q++) {
+            const size_t col = col0 + (size_t)q * 8;
+            counts[q] = col < n ? (n - col < 8 ? n - col : 8) : 0;
+            if (counts[q] == 8) {
+                colsums[q] = _mm256_loadu_si256((const __m256i *)(fix->column_sums + col));
+                zbs[q] = _mm256_loadu_si256((const __m256i *)(fix->b_zero + col));
+            } else {
+                colsums[q] = zbs[q] = _mm256_setzero_si256();
+            }
+        }
+        int32_t za[4], bias[4];
+        uint32_t s[4];
+        double multiplier[4];
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < mr; r++) {
+            const size_t row = fix->rq_row + row0 + (size_t)r;
+            za[r] = fix->a_zero[row0 + r];
+            s[r] = (uint32_t)fix->row_sums[row0 + r] - k * (uint32_t)za[r];
+            bias[r] = rq.bias ? rq.bias[row] : 0;
+            multiplier[r] = rq.multiplier[row];
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < mr; r++) {
+            uint8_t *yrow = (uint8_t *)rq.y + (fix->rq_row + row0 + (size_t)r) * rq.ldy + col0;
+            _Pragma("clang loop unroll(full)")
+            for (int q = 0; q < np; q++) {
+                if (counts[q] == 0) continue;
+                if (counts[q] < 8) {
+                    int32_t raw[8];
+                    _mm256_storeu_si256((__m256i *)(void *)raw, acc[r][q]);
+                    correct_scalar(fix, row0 + (size_t)r, col0 + (size_t)q * 8, counts[q], raw, c);
+                    continue;
+                }
+                __m256i v = uniform ? _mm256_sub_epi32(acc[r][q], _mm256_set1_epi32((int32_t)(s[r] * zb_value)))
+                                    : _mm256_sub_epi32(acc[r][q],
+                                                       _mm256_mullo_epi32(_mm256_set1_epi32((int32_t)s[r]), zbs[q]));
+                if (za[r] != 0) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(za[r]), colsums[q]));
+                const __m128i bytes =
+                    ck_requant8_avx2(v, bias[r], multiplier[r], rq.zero, rq.low, rq.high, rq.y_signed);
+                _mm_storel_epi64((__m128i *)(void *)(yrow + q * 8), bytes);
+            }
+        }
+        return;
+    }
     _Pragma("clang loop unroll(full)")
     for (int q = 0; q < np; q++) {
         const size_t col = col0 + (size_t)q * 8;

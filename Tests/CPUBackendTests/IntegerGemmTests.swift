@@ -248,6 +248,14 @@ struct QLinearConvChunkTests {
             weightZeros: true, expect: "IntegerDepthwiseKernel")
     }
 
+    /// 3x3 stride-1 rows of 48 and more: with AVX2 the per-channel form (`dwqp256`), rows converted on their copy
+    /// and requantized per vector, partial last vectors; int8 outputs too.
+    @Test(arguments: [false, true]) func wideDepthwiseRowsMatchTheFormula(_ signed: Bool) throws {
+        try check(
+            channels: 12, filters: 12, kernel: 3, stride: 1, height: 9, width: 53, group: 12, weightZeros: true,
+            signedOutput: signed, expect: "IntegerDepthwiseKernel")
+    }
+
     func check(
         channels: Int, filters: Int, kernel: Int, stride: Int, height: Int, width: Int, group: Int = 1,
         weightZeros: Bool = false, signedOutput: Bool = false, expect: String = "IntegerConvKernel"
