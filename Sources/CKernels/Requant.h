@@ -1,6 +1,9 @@
 // The requantization of int32 sums to bytes shared by the integer GEMM's tiles and the integer depthwise kernel:
 // y = clamp(round_half_even((sum + bias) * multiplier) + zero, low, high), the values ck_requantize gives (the
-// double formula; the AVX-512 path in float, redone in double within 2^-10 of a half, as requantize_avx512).
+// double formula), computed in float and redone in double where the float product lies within 2^-10 of a half
+// (as requantize_avx512 argues, the float product of an exact float32 multiplier errs by at most 2^-23 of itself,
+// so below 2^11 it rounds alike elsewhere; from 2^11 up the result clamps either way, and a vector redone there for
+// nothing costs only time: these paths skip requantize_avx512's test for it).
 #ifndef CK_REQUANT_H
 #define CK_REQUANT_H
 #include <immintrin.h>
@@ -17,8 +20,7 @@ ck_requant16_prepared(__m512i v, __m512 mf, double multiplier, __m512 vz, __m512
     const __m512 fraction = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 r = _mm512_sub_ps(t, fraction);
     const __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(fraction), _mm512_set1_ps(0.5f - 0.0009765625f),
-                                              _CMP_GE_OQ) &
-                           _mm512_cmp_ps_mask(_mm512_abs_ps(t), _mm512_set1_ps(2048.0f), _CMP_LT_OQ);
+                                              _CMP_GE_OQ);
     if (near == 0) {
         const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz), vl), vh);
         return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(y));
@@ -53,8 +55,7 @@ ck_requant8_avx2(__m256i v, int32_t bias, double multiplier, double zero, double
     const __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256 distance = _mm256_andnot_ps(sign, _mm256_sub_ps(t, r));
-    const __m256 near = _mm256_and_ps(_mm256_cmp_ps(distance, _mm256_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ),
-                                      _mm256_cmp_ps(_mm256_andnot_ps(sign, t), _mm256_set1_ps(2048.0f), _CMP_LT_OQ));
+    const __m256 near = _mm256_cmp_ps(distance, _mm256_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ);
     if (_mm256_movemask_ps(near) == 0) {
         const __m256 y = _mm256_min_ps(
             _mm256_max_ps(_mm256_add_ps(r, _mm256_set1_ps((float)zero)), _mm256_set1_ps((float)low)),
@@ -84,8 +85,7 @@ ck_requant_lanes16_avx512(__m512i v, __m512i bias, __m512 mf, const __m512d md[2
     const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), mf);
     const __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 distance = _mm512_abs_ps(_mm512_sub_ps(t, r));
-    const __mmask16 near = _mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ) &
-                           _mm512_cmp_ps_mask(_mm512_abs_ps(t), _mm512_set1_ps(2048.0f), _CMP_LT_OQ);
+    const __mmask16 near = _mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ);
     if (near == 0) {
         const __m512 y = _mm512_min_ps(
             _mm512_max_ps(_mm512_add_ps(r, _mm512_set1_ps((float)zero)), _mm512_set1_ps((float)low)),
@@ -110,8 +110,7 @@ ck_requant_lanes8_avx2(__m256i v, __m256i bias, __m256 mf, const __m256d md[2], 
     const __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256 distance = _mm256_andnot_ps(sign, _mm256_sub_ps(t, r));
-    const __m256 near = _mm256_and_ps(_mm256_cmp_ps(distance, _mm256_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ),
-                                      _mm256_cmp_ps(_mm256_andnot_ps(sign, t), _mm256_set1_ps(2048.0f), _CMP_LT_OQ));
+    const __m256 near = _mm256_cmp_ps(distance, _mm256_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ);
     if (_mm256_movemask_ps(near) == 0) {
         const __m256 y = _mm256_min_ps(
             _mm256_max_ps(_mm256_add_ps(r, _mm256_set1_ps((float)zero)), _mm256_set1_ps((float)low)),
