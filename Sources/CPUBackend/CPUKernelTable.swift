@@ -76,13 +76,12 @@ public enum CPUKernelTable {
                 let direct = try DirectConvKernel.applies(node, algorithm: algorithm)
                 let activation = try node.fusedActivation()
                 // im2col + GEMM applies every fused activation in its store, the depthwise kernel per row, the direct
-                // kernel Relu and Clip in its store; the others get a pass over their output. A fused max pool does
-                // not commute with Swish or HardSwish: such pairs are not fused.
+                // kernel Relu and Clip in its store and the others per chunk of rows; Winograd gets a pass over its
+                // output. A fused max pool does not commute with Swish or HardSwish: such pairs are not fused.
                 func activated(_ kernel: any Kernel) throws -> any Kernel {
                     guard
                         !activation.isNone && activation.kind != ck_activation_relu && !(kernel is ConvKernel)
-                            && !(kernel is DepthwiseConvKernel)
-                            && !(kernel is DirectConvKernel && activation.kind == ck_activation_clip)
+                            && !(kernel is DepthwiseConvKernel) && !(kernel is DirectConvKernel)
                     else { return kernel }
                     return try ActivatedKernel(
                         kernel, output: try node.output(0), activation: activation, parallel: parallel(backend))

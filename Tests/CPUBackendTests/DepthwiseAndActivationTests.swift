@@ -495,6 +495,49 @@ struct DirectConvolutionTests {
     }
 }
 
+/// A direct convolution with a fused HardSwish applies it to each chunk of output rows as the rows are computed
+/// (64 filters over 300-wide rows: three rows per chunk, and on two threads each its share of the rows): the bits
+/// of the convolution alone followed by a HardSwish node.
+struct DirectConvActivationChunkTests {
+    @Test func chunkedHardSwishMatchesTheUnfusedNodes() throws {
+        let (channels, filters, height, width) = (8, 64, 40, 300)
+        let x = (0..<channels * height * width).map { _ in Float.random(in: -1...1) }
+        let w = (0..<filters * channels * 9).map { _ in Float.random(in: -0.5...0.5) }
+        let b = (0..<filters).map { _ in Float.random(in: -1...1) }
+        func graph(_ nodes: [Node]) throws -> Graph {
+            Graph(
+                name: "direct", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: nodes,
+                initializers: [
+                    "w": try Tensor(shape: [filters, channels, 3, 3], scalars: w),
+                    "b": try Tensor(shape: [filters], scalars: b),
+                ])
+        }
+        let conv = { (output: String) in
+            Node(
+                opType: "Conv", inputs: ["x", "w", "b"], outputs: [output],
+                attributes: ["pads": .ints([1, 1, 1, 1])])
+        }
+        let fused = try graph([conv("c"), Node(opType: "HardSwish", inputs: ["c"], outputs: ["y"])])
+        let plain = try graph([conv("y")])
+        let activation = Graph(
+            name: "hardswish", inputs: [ValueInfo(name: "c", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [Node(opType: "HardSwish", inputs: ["c"], outputs: ["y"])])
+        let feeds = [NamedTensor(name: "x", tensor: try Tensor(shape: [1, channels, height, width], scalars: x))]
+        for threads in [1, 2] {
+            let session = try Session(graph: fused, backend: CPUBackend(threads: threads))
+            let kernels = try session.prepare(feeds).steps.map(\.implementation)
+            #expect(kernels.count == 1 && kernels[0].hasPrefix("DirectConvKernel"), "\(kernels)")
+            let got = try session.run(feeds).outputs[0].tensor.scalars(as: Float.self)
+            let sums = try Session(graph: plain, backend: CPUBackend(threads: threads)).run(feeds).outputs[0].tensor
+            let want = try Session(graph: activation, backend: CPUBackend(threads: 1))
+                .run([NamedTensor(name: "c", tensor: sums)]).outputs[0].tensor.scalars(as: Float.self)
+            #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "\(threads) threads")
+        }
+    }
+}
+
 /// ConvTranspose splits its product rows and output channels across threads above a size: the split, constant
 /// weights (transposed once) and run-time weights (transposed per run) all give the unsplit result, and a double
 /// reference within the summation bound.
