@@ -483,9 +483,9 @@ __attribute__((target("avx2"), always_inline)) static inline __m128i ckq256_word
     const __m256 qmf = _mm256_loadu_ps(qmf_lanes);                                                           \
     const __m256i qbv = _mm256_loadu_si256((const __m256i *)(const void *)qb_lanes);                         \
     const __m256d qmd[2] = {_mm256_loadu_pd(qmd_lanes), _mm256_loadu_pd(qmd_lanes + 4)};
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_3 CKQ_ARGS { CKQ512_SETUP CK_DWB_STRIDES(CKQ512_BODY(3)) }
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_5 CKQ_ARGS { CKQ512_SETUP CK_DWB_STRIDES(CKQ512_BODY(5)) }
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwq512_7 CKQ_ARGS { CKQ512_SETUP CK_DWB_STRIDES(CKQ512_BODY(7)) }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))) static void dwq512_3 CKQ_ARGS { CKQ512_SETUP CK_DWB_STRIDES(CKQ512_BODY(3)) }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))) static void dwq512_5 CKQ_ARGS { CKQ512_SETUP CK_DWB_STRIDES(CKQ512_BODY(5)) }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))) static void dwq512_7 CKQ_ARGS { CKQ512_SETUP CK_DWB_STRIDES(CKQ512_BODY(7)) }
 __attribute__((target("avx2,fma"))) static void dwq256_3 CKQ_ARGS { CKQ256_SETUP CK_DWB_STRIDES(CKQ256_BODY(3)) }
 __attribute__((target("avx2,fma"))) static void dwq256_5 CKQ_ARGS { CKQ256_SETUP CK_DWB_STRIDES(CKQ256_BODY(5)) }
 __attribute__((target("avx2,fma"))) static void dwq256_7 CKQ_ARGS { CKQ256_SETUP CK_DWB_STRIDES(CKQ256_BODY(7)) }
@@ -518,12 +518,12 @@ __attribute__((target("avx2,fma"))) static void dwqp256(const uint8_t *x, const 
                 CKQP_CHANNEL, CKQP_AFTER)
 }
 
-size_t ck_depthwise_blocked_q_lanes(size_t k, size_t out_w) {
-    (void)k;
-    (void)out_w;
+// Sixteen lanes for every shape with AVX-512 (the requantization per output, not the transposes, is the cost), eight
+// with AVX2 (and on AVX-512 machines without BW or DQ).
+size_t ck_depthwise_blocked_q_lanes(void) {
     const char *isa = ck_kernel_isa();
-    const uint32_t bw = ck_feature_avx512f | ck_feature_avx512bw | ck_feature_avx512vl;
-    if (isa[3] == '5') return (ck_cpu_features() & bw) == bw ? 16 : 0;
+    const uint32_t needed = ck_feature_avx512f | ck_feature_avx512bw | ck_feature_avx512vl | ck_feature_avx512dq;
+    if (isa[3] == '5' && (ck_cpu_features() & needed) == needed) return 16;
     return isa[0] == 'a' ? 8 : 0;
 }
 
@@ -532,11 +532,8 @@ int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const
                            size_t c_begin, size_t c_end, size_t in_h, size_t in_w, size_t k, size_t s,
                            ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin,
                            size_t row_end, float *scratch) {
-    const size_t lanes = ck_depthwise_blocked_q_lanes(k, out_w);
+    const size_t lanes = ck_depthwise_blocked_q_lanes();
     if (lanes == 0 || (k != 3 && k != 5 && k != 7) || (s != 1 && s != 2) || scratch == NULL) return 0;
-    // The sixteen-lane bodies use byte loads and stores of AVX-512 BW.
-    const uint32_t bw = ck_feature_avx512f | ck_feature_avx512bw | ck_feature_avx512vl;
-    if (lanes == 16 && (ck_cpu_features() & bw) != bw) return 0;
     if (row_end > out_h) row_end = out_h;
     if (lanes == 8 && ck_dw_planes(k, s, pad_left, in_w, out_w)) {
         dwqp256(x + c_begin * in_h * in_w, w + c_begin * 9, y + c_begin * out_h * out_w, c_end - c_begin, in_h, in_w,

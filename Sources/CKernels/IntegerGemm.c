@@ -442,6 +442,23 @@ static void qgemm_generic(size_t m, size_t n, size_t kp, const int16_t *a, const
     }
 }
 
+// The per-row values of a tile's requantization, read before its first byte store (those may alias any memory):
+// A's shifted zero point, its row sum less K times it, the row's bias and multiplier.
+typedef struct {
+    int32_t za[8], bias[8];
+    uint32_t s[8];
+    double multiplier[8];
+} qgemm_rq_rows;
+static inline void qgemm_rq_rows_load(const qgemm_fix *fix, size_t row0, int mr, qgemm_rq_rows *rows) {
+    for (int r = 0; r < mr; r++) {
+        const size_t row = fix->rq_row + row0 + (size_t)r;
+        rows->za[r] = fix->a_zero[row0 + r];
+        rows->s[r] = (uint32_t)fix->row_sums[row0 + r] - fix->k * (uint32_t)rows->za[r];
+        rows->bias[r] = fix->rq->bias ? fix->rq->bias[row] : 0;
+        rows->multiplier[r] = fix->rq->multiplier[row];
+    }
+}
+
 #if defined(__x86_64__)
 // Eight requantized outputs of one row from their corrected sums.
 __attribute__((target("avx2"))) CK_INLINE void requant8_avx2(const ck_qrequant *rq, size_t row, size_t col,
@@ -477,7 +494,7 @@ CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a
         // Requantized bytes, as in tile_vnni: what the byte stores could alias read before the first of them.
         const ck_qrequant rq = *fix->rq;
         const int uniform = fix->b_uniform;
-        const uint32_t k = fix->k, zb_value = (uint32_t)fix->b_zero_value;
+        const uint32_t zb_value = (uint32_t)fix->b_zero_value;
         size_t counts[3];
         __m256i colsums[3], zbs[3];
         _Pragma("clang loop unroll(full)")
@@ -491,17 +508,11 @@ CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a
                 colsums[q] = zbs[q] = _mm256_setzero_si256();
             }
         }
-        int32_t za[4], bias[4];
-        uint32_t s[4];
-        double multiplier[4];
-        _Pragma("clang loop unroll(full)")
-        for (int r = 0; r < mr; r++) {
-            const size_t row = fix->rq_row + row0 + (size_t)r;
-            za[r] = fix->a_zero[row0 + r];
-            s[r] = (uint32_t)fix->row_sums[row0 + r] - k * (uint32_t)za[r];
-            bias[r] = rq.bias ? rq.bias[row] : 0;
-            multiplier[r] = rq.multiplier[row];
-        }
+        qgemm_rq_rows rows;
+        qgemm_rq_rows_load(fix, row0, mr, &rows);
+        const int32_t *za = rows.za, *bias = rows.bias;
+        const uint32_t *s = rows.s;
+        const double *multiplier = rows.multiplier;
         _Pragma("clang loop unroll(full)")
         for (int r = 0; r < mr; r++) {
             uint8_t *yrow = (uint8_t *)rq.y + (fix->rq_row + row0 + (size_t)r) * rq.ldy + col0;
@@ -628,7 +639,7 @@ CK_INLINE void tile_vnni(const int mr, const int np, size_t kp, const int8_t *a,
         // read before the first of them, so nothing is reloaded per vector.
         const ck_qrequant rq = *fix->rq;
         const int uniform = fix->b_uniform;
-        const uint32_t k = fix->k, zb_value = (uint32_t)fix->b_zero_value;
+        const uint32_t zb_value = (uint32_t)fix->b_zero_value;
         __mmask16 masks[2];
         __m512i colsums[2], zbs[2];
         _Pragma("clang loop unroll(full)")
@@ -639,17 +650,11 @@ CK_INLINE void tile_vnni(const int mr, const int np, size_t kp, const int8_t *a,
             colsums[q] = _mm512_maskz_loadu_epi32(masks[q], fix->column_sums + (col < n ? col : 0));
             zbs[q] = _mm512_maskz_loadu_epi32(masks[q], fix->b_zero + (col < n ? col : 0));
         }
-        int32_t za[8], bias[8];
-        uint32_t s[8];
-        double multiplier[8];
-        _Pragma("clang loop unroll(full)")
-        for (int r = 0; r < mr; r++) {
-            const size_t row = fix->rq_row + row0 + (size_t)r;
-            za[r] = fix->a_zero[row0 + r];
-            s[r] = (uint32_t)fix->row_sums[row0 + r] - k * (uint32_t)za[r];
-            bias[r] = rq.bias ? rq.bias[row] : 0;
-            multiplier[r] = rq.multiplier[row];
-        }
+        qgemm_rq_rows rows;
+        qgemm_rq_rows_load(fix, row0, mr, &rows);
+        const int32_t *za = rows.za, *bias = rows.bias;
+        const uint32_t *s = rows.s;
+        const double *multiplier = rows.multiplier;
         const __m512 vz = _mm512_set1_ps((float)rq.zero), vl = _mm512_set1_ps((float)rq.low);
         const __m512 vh = _mm512_set1_ps((float)rq.high);
         _Pragma("clang loop unroll(full)")

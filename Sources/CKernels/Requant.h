@@ -10,31 +10,59 @@
 #include <stdint.h>
 
 #if defined(__x86_64__)
-// Sixteen bytes from sixteen sums with the bias already added; mf is the float multiplier broadcast, vz, vl, vh
-// the zero and bounds as floats (prepared once by callers that requantize many vectors alike).
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), always_inline)) static inline __m128i
-ck_requant16_prepared(__m512i v, __m512 mf, double multiplier, __m512 vz, __m512 vl, __m512 vh, double zero, double low,
-                      double high) {
+// The core, per lane: sums v (bias added), the multiplier as float (mf) and as double (md, two halves of eight
+// lanes), the zero and bounds as float vectors and as doubles; the clamped results as int32 lanes.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), always_inline)) static inline __m512i
+ck_requant_core16(__m512i v, __m512 mf, const __m512d md[2], __m512 vz, __m512 vl, __m512 vh, double zero,
+                  double low, double high) {
     const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), mf);
     // t minus t rounded to the nearest integer (even on ties), in one instruction; r is then exact.
     const __m512 fraction = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 r = _mm512_sub_ps(t, fraction);
     const __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(fraction), _mm512_set1_ps(0.5f - 0.0009765625f),
                                               _CMP_GE_OQ);
-    if (near == 0) {
-        const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz), vl), vh);
-        return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(y));
-    }
-    const __m512d md = _mm512_set1_pd(multiplier), dz = _mm512_set1_pd(zero);
-    const __m512d dl = _mm512_set1_pd(low), dh = _mm512_set1_pd(high);
+    if (near == 0) return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz), vl), vh));
+    const __m512d dz = _mm512_set1_pd(zero), dl = _mm512_set1_pd(low), dh = _mm512_set1_pd(high);
     __m256i halves[2];
     for (int h = 0; h < 2; h++) {
         const __m256i part = h == 0 ? _mm512_castsi512_si256(v) : _mm512_extracti64x4_epi64(v, 1);
-        __m512d d = _mm512_mul_pd(_mm512_cvtepi32_pd(part), md);
+        __m512d d = _mm512_mul_pd(_mm512_cvtepi32_pd(part), md[h]);
         d = _mm512_add_pd(_mm512_roundscale_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), dz);
         halves[h] = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(d, dl), dh));
     }
-    return _mm512_cvtepi32_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(halves[0]), halves[1], 1));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(halves[0]), halves[1], 1);
+}
+
+__attribute__((target("avx2"), always_inline)) static inline __m256i
+ck_requant_core8(__m256i v, __m256 mf, const __m256d md[2], double zero, double low, double high) {
+    const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(v), mf);
+    const __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 distance = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(t, r));
+    const __m256 near = _mm256_cmp_ps(distance, _mm256_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ);
+    if (_mm256_movemask_ps(near) == 0) {
+        const __m256 y = _mm256_min_ps(
+            _mm256_max_ps(_mm256_add_ps(r, _mm256_set1_ps((float)zero)), _mm256_set1_ps((float)low)),
+            _mm256_set1_ps((float)high));
+        return _mm256_cvtps_epi32(y);
+    }
+    const __m256d dz = _mm256_set1_pd(zero), dl = _mm256_set1_pd(low), dh = _mm256_set1_pd(high);
+    __m128i q[2];
+    for (int h = 0; h < 2; h++) {
+        const __m128i part = h == 0 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+        __m256d d = _mm256_mul_pd(_mm256_cvtepi32_pd(part), md[h]);
+        d = _mm256_add_pd(_mm256_round_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), dz);
+        q[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(d, dl), dh));
+    }
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(q[0]), q[1], 1);
+}
+
+// Sixteen bytes from sixteen sums with the bias already added and one multiplier; mf is that multiplier broadcast,
+// vz, vl, vh the zero and bounds as floats (prepared once by callers that requantize many vectors alike).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), always_inline)) static inline __m128i
+ck_requant16_prepared(__m512i v, __m512 mf, double multiplier, __m512 vz, __m512 vl, __m512 vh, double zero, double low,
+                      double high) {
+    const __m512d md[2] = {_mm512_set1_pd(multiplier), _mm512_set1_pd(multiplier)};
+    return _mm512_cvtepi32_epi8(ck_requant_core16(v, mf, md, vz, vl, vh, zero, low, high));
 }
 
 // Sixteen bytes from sixteen sums (bias added wrapping).
@@ -45,87 +73,28 @@ ck_requant16_avx512(__m512i v, int32_t bias, double multiplier, double zero, dou
                                  _mm512_set1_ps((float)high), zero, low, high);
 }
 
-// Eight bytes (the low half of the result) from eight sums: in float as ck_requant16_avx512 (exact for a float32
-// multiplier), the eight redone in double within 2^-10 of a half. Measured: the double path alone cost QDQ
-// MobileNetV2's integer depthwise layers twice their multiply-adds.
+// Eight bytes (the low half of the result) from eight sums. Measured: the double path alone (requantize_avx2's)
+// cost QDQ MobileNetV2's integer depthwise layers twice their multiply-adds.
 __attribute__((target("avx2"), always_inline)) static inline __m128i
 ck_requant8_avx2(__m256i v, int32_t bias, double multiplier, double zero, double low, double high, int is_signed) {
-    v = _mm256_add_epi32(v, _mm256_set1_epi32(bias));
-    const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps((float)multiplier));
-    const __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 distance = _mm256_andnot_ps(sign, _mm256_sub_ps(t, r));
-    const __m256 near = _mm256_cmp_ps(distance, _mm256_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ);
-    if (_mm256_movemask_ps(near) == 0) {
-        const __m256 y = _mm256_min_ps(
-            _mm256_max_ps(_mm256_add_ps(r, _mm256_set1_ps((float)zero)), _mm256_set1_ps((float)low)),
-            _mm256_set1_ps((float)high));
-        const __m256i q = _mm256_cvtps_epi32(y);
-        const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-        return is_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
-    }
-    const __m256d m = _mm256_set1_pd(multiplier), vz = _mm256_set1_pd(zero);
-    const __m256d vl = _mm256_set1_pd(low), vh = _mm256_set1_pd(high);
-    __m128i q[2];
-    for (int h = 0; h < 2; h++) {
-        const __m128i part = h == 0 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
-        __m256d d = _mm256_mul_pd(_mm256_cvtepi32_pd(part), m);
-        d = _mm256_add_pd(_mm256_round_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-        q[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(d, vl), vh));
-    }
-    const __m128i words = _mm_packs_epi32(q[0], q[1]);
+    const __m256d md[2] = {_mm256_set1_pd(multiplier), _mm256_set1_pd(multiplier)};
+    const __m256i q = ck_requant_core8(_mm256_add_epi32(v, _mm256_set1_epi32(bias)),
+                                       _mm256_set1_ps((float)multiplier), md, zero, low, high);
+    const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     return is_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
 }
-// The same per lane, without narrowing: each lane its own multiplier (mf float, md double halves) and bias; the
-// clamped results as int32 lanes.
-__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inline __m512i
+
+// Per lane: each lane its own multiplier (mf float, md double halves) and bias; the clamped results as int32 lanes.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), always_inline)) static inline __m512i
 ck_requant_lanes16_avx512(__m512i v, __m512i bias, __m512 mf, const __m512d md[2], double zero, double low,
                           double high) {
-    v = _mm512_add_epi32(v, bias);
-    const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), mf);
-    const __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 distance = _mm512_abs_ps(_mm512_sub_ps(t, r));
-    const __mmask16 near = _mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ);
-    if (near == 0) {
-        const __m512 y = _mm512_min_ps(
-            _mm512_max_ps(_mm512_add_ps(r, _mm512_set1_ps((float)zero)), _mm512_set1_ps((float)low)),
-            _mm512_set1_ps((float)high));
-        return _mm512_cvtps_epi32(y);
-    }
-    const __m512d vz = _mm512_set1_pd(zero), vl = _mm512_set1_pd(low), vh = _mm512_set1_pd(high);
-    __m256i halves[2];
-    for (int h = 0; h < 2; h++) {
-        const __m256i part = h == 0 ? _mm512_castsi512_si256(v) : _mm512_extracti64x4_epi64(v, 1);
-        __m512d d = _mm512_mul_pd(_mm512_cvtepi32_pd(part), md[h]);
-        d = _mm512_add_pd(_mm512_roundscale_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-        halves[h] = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(d, vl), vh));
-    }
-    return _mm512_inserti64x4(_mm512_castsi256_si512(halves[0]), halves[1], 1);
+    return ck_requant_core16(_mm512_add_epi32(v, bias), mf, md, _mm512_set1_ps((float)zero),
+                             _mm512_set1_ps((float)low), _mm512_set1_ps((float)high), zero, low, high);
 }
 
 __attribute__((target("avx2"), always_inline)) static inline __m256i
 ck_requant_lanes8_avx2(__m256i v, __m256i bias, __m256 mf, const __m256d md[2], double zero, double low, double high) {
-    v = _mm256_add_epi32(v, bias);
-    const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(v), mf);
-    const __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 distance = _mm256_andnot_ps(sign, _mm256_sub_ps(t, r));
-    const __m256 near = _mm256_cmp_ps(distance, _mm256_set1_ps(0.5f - 0.0009765625f), _CMP_GE_OQ);
-    if (_mm256_movemask_ps(near) == 0) {
-        const __m256 y = _mm256_min_ps(
-            _mm256_max_ps(_mm256_add_ps(r, _mm256_set1_ps((float)zero)), _mm256_set1_ps((float)low)),
-            _mm256_set1_ps((float)high));
-        return _mm256_cvtps_epi32(y);
-    }
-    const __m256d vz = _mm256_set1_pd(zero), vl = _mm256_set1_pd(low), vh = _mm256_set1_pd(high);
-    __m128i q[2];
-    for (int h = 0; h < 2; h++) {
-        const __m128i part = h == 0 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
-        __m256d d = _mm256_mul_pd(_mm256_cvtepi32_pd(part), md[h]);
-        d = _mm256_add_pd(_mm256_round_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-        q[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(d, vl), vh));
-    }
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(q[0]), q[1], 1);
+    return ck_requant_core8(_mm256_add_epi32(v, bias), mf, md, zero, low, high);
 }
 #endif
 #endif

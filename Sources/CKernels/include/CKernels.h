@@ -293,7 +293,7 @@ size_t ck_depthwise_blocked_floats(size_t out_h, size_t out_w, size_t k, size_t 
 /// high as ck_requantize) into the byte planes y. The sums are exact (integers below 2^24). Scratch as
 /// ck_depthwise_blocked's; returns 0 (nothing written) where that kernel does not run.
 /// Channels per block of ck_depthwise_blocked_q (0 where it does not run).
-size_t ck_depthwise_blocked_q_lanes(size_t k, size_t out_w);
+size_t ck_depthwise_blocked_q_lanes(void);
 int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const float *w, const double *multiplier,
                            const int32_t *bias, double zero, double low, double high, int y_signed, uint8_t *y,
                            size_t c_begin, size_t c_end, size_t in_h, size_t in_w, size_t k, size_t s,

@@ -86,7 +86,7 @@ final class IntegerDepthwiseKernel: Kernel {
         splits = parallel.threads > 1 && work >= 1 << 16
         let k = g.kernel[0], s = g.strides[0]
         let blockFloats = [3, 5, 7].contains(k) ? ck_depthwise_blocked_floats(g.output[0], g.output[1], k, s) : 0
-        lanes = blockFloats > 0 && blockFloats < Int.max / 8 ? Int(ck_depthwise_blocked_q_lanes(k, g.output[1])) : 0
+        lanes = blockFloats > 0 && blockFloats < Int.max / 8 ? Int(ck_depthwise_blocked_q_lanes()) : 0
         blocks = lanes > 0 ? (channels + lanes - 1) / lanes : 0
         splitsRows = lanes > 0 && batch * blocks < parallel.threads && g.output[0] >= 2 * parallel.threads
         blockScratch = try (0..<(lanes > 0 ? workers : 0)).map { _ in try HostBuffer(bytes: blockFloats * 4) }
