@@ -495,6 +495,59 @@ struct DirectConvolutionTests {
     }
 }
 
+/// Depthwise convolutions with fewer channels than threads split their output rows across every thread: float
+/// (Conv, group = channels) and integer (QLinearConv) results on four threads equal one thread's.
+struct DepthwiseFewChannelsTests {
+    @Test(arguments: [false, true]) func fourThreadsMatchOne(_ quantized: Bool) throws {
+        let (channels, size) = (2, 128)
+        var rng = SplitMix64(seed: 7)
+        let attributes: [String: AttributeValue] = ["group": .int(channels), "pads": .ints([1, 1, 1, 1])]
+        let graph: Graph
+        let input: Tensor
+        if quantized {
+            let w = (0..<channels * 9).map { _ in Int8(truncatingIfNeeded: rng.next() % 255) }
+            graph = Graph(
+                name: "qdw", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+                nodes: [
+                    Node(
+                        opType: "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], outputs: ["y"],
+                        attributes: attributes)
+                ],
+                initializers: [
+                    "xs": try Tensor(shape: [], scalars: [Float(0.02)]),
+                    "xz": try Tensor(shape: [], scalars: [UInt8(100)]),
+                    "w": try Tensor(shape: [channels, 1, 3, 3], scalars: w),
+                    "ws": try Tensor(shape: [], scalars: [Float(0.01)]),
+                    "wz": try Tensor(shape: [], scalars: [Int8(0)]),
+                    "ys": try Tensor(shape: [], scalars: [Float(0.03)]),
+                    "yz": try Tensor(shape: [], scalars: [UInt8(128)]),
+                ])
+            input = try Tensor(
+                shape: [1, channels, size, size],
+                scalars: (0..<channels * size * size).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        } else {
+            let w = (0..<channels * 9).map { _ in Float.random(in: -1...1) }
+            graph = Graph(
+                name: "dw", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [Node(opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: attributes)],
+                initializers: ["w": try Tensor(shape: [channels, 1, 3, 3], scalars: w)])
+            input = try Tensor(
+                shape: [1, channels, size, size],
+                scalars: (0..<channels * size * size).map { _ in Float.random(in: -1...1) })
+        }
+        let feeds = [NamedTensor(name: "x", tensor: input)]
+        let one = try Session(graph: graph, backend: CPUBackend(threads: 1)).run(feeds).outputs[0].tensor
+        let four = try Session(graph: graph, backend: CPUBackend(threads: 4)).run(feeds).outputs[0].tensor
+        if quantized {
+            #expect(try one.scalars(as: UInt8.self) == four.scalars(as: UInt8.self))
+        } else {
+            #expect(try one.scalars(as: Float.self).map(\.bitPattern) == four.scalars(as: Float.self).map(\.bitPattern))
+        }
+    }
+}
+
 /// A direct convolution with a fused HardSwish applies it to each chunk of output rows as the rows are computed
 /// (64 filters over 300-wide rows: three rows per chunk, and on two threads each its share of the rows): the bits
 /// of the convolution alone followed by a HardSwish node.

@@ -77,7 +77,9 @@ final class DepthwiseConvKernel: Kernel {
             ].reduce(0) { $0 < 0 || $1 < 0 ? -1 : max($0, $1) }
         // SIZE_MAX (a size that does not fit) arrives as -1.
         guard floats >= 0, floats < Int.max / 8 else { throw RuntimeError.outOfMemory(device: "cpu", bytes: Int.max) }
-        let workers = max(1, min(parallel.threads, batch * channels))
+        // One scratch per thread: a split by output rows gives every thread a part even when the channels are
+        // fewer than the threads (two channels on four threads left two parts' rows unwritten).
+        let workers = max(1, parallel.threads)
         padded = try (0..<(unrolled ? workers : 0)).map { _ in try HostBuffer(bytes: max(floats, 1) * 4) }
         // The blocked kernel's channel blocks are the unit of a split: a split inside a block gave each thread a
         // part-filled block costing as much as a full one (16 channels on two threads ran no faster than on one).

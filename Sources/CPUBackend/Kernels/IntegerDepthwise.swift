@@ -77,7 +77,8 @@ final class IntegerDepthwiseKernel: Kernel {
         guard elements < Int.max / 4, !plane.overflow, plane.partialValue < Int.max / 4 else {
             throw RuntimeError.outOfMemory(device: "cpu", bytes: Int.max)
         }
-        let workers = max(1, min(parallel.threads, batch * channels))
+        // One scratch per thread (a split by output rows gives every thread a part, whatever the channel count).
+        let workers = max(1, parallel.threads)
         // Multiply-adds, saturating: the sizes come from the model.
         let work = [plane.partialValue, g.kernel[0], g.kernel[0], batch].reduce(channels) {
             let (product, overflow) = $0.multipliedReportingOverflow(by: $1)
