@@ -548,6 +548,56 @@ struct DepthwiseFewChannelsTests {
     }
 }
 
+/// The integer depthwise kernel forms its float weights and multipliers once when they come from constants, and on
+/// every run when a scale is computed by the model: two runs with different weight scales fed as an input give the
+/// results of sessions with those scales as constants.
+struct IntegerDepthwiseRuntimeScaleTests {
+    @Test func scalesFedPerRunAreReadEveryRun() throws {
+        let (channels, size) = (20, 16)
+        var rng = SplitMix64(seed: 11)
+        let w = (0..<channels * 9).map { _ in Int8(truncatingIfNeeded: rng.next() % 255) }
+        let x = try Tensor(
+            shape: [1, channels, size, size],
+            scalars: (0..<channels * size * size).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        func graph(scaleInput: Bool, scale: Float) throws -> Graph {
+            var initializers: [String: Tensor] = [
+                "xs": try Tensor(shape: [], scalars: [Float(0.02)]), "xz": try Tensor(shape: [], scalars: [UInt8(100)]),
+                "w": try Tensor(shape: [channels, 1, 3, 3], scalars: w),
+                "wz": try Tensor(shape: [], scalars: [Int8(0)]), "ys": try Tensor(shape: [], scalars: [Float(0.03)]),
+                "yz": try Tensor(shape: [], scalars: [UInt8(128)]),
+            ]
+            var inputs = [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)]
+            if scaleInput {
+                inputs.append(ValueInfo(name: "ws", dtype: .float32, dimensions: []))
+            } else {
+                initializers["ws"] = try Tensor(shape: [], scalars: [scale])
+            }
+            return Graph(
+                name: "qdw", inputs: inputs, outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+                nodes: [
+                    Node(
+                        opType: "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], outputs: ["y"],
+                        attributes: ["group": .int(channels), "pads": .ints([1, 1, 1, 1])])
+                ],
+                initializers: initializers)
+        }
+        let fed = try Session(graph: graph(scaleInput: true, scale: 0), backend: CPUBackend(threads: 1))
+        for scale in [Float(0.01), 0.004] {
+            let feeds = [
+                NamedTensor(name: "x", tensor: x),
+                NamedTensor(name: "ws", tensor: try Tensor(shape: [], scalars: [scale])),
+            ]
+            let kernels = try fed.prepare(feeds).steps.map(\.implementation)
+            #expect(kernels.contains { $0.hasPrefix("IntegerDepthwiseKernel") }, "\(kernels)")
+            let got = try fed.run(feeds).outputs[0].tensor.scalars(as: UInt8.self)
+            let constant = try Session(graph: graph(scaleInput: false, scale: scale), backend: CPUBackend(threads: 1))
+            let want = try constant.run([NamedTensor(name: "x", tensor: x)]).outputs[0].tensor.scalars(as: UInt8.self)
+            let wrong = zip(got, want).filter { $0 != $1 }.count
+            #expect(got.count == want.count && wrong == 0, "weight scale \(scale): \(wrong) of \(want.count) differ")
+        }
+    }
+}
+
 /// A direct convolution with a fused HardSwish applies it to each chunk of output rows as the rows are computed
 /// (64 filters over 300-wide rows: three rows per chunk, and on two threads each its share of the rows): the bits
 /// of the convolution alone followed by a HardSwish node.

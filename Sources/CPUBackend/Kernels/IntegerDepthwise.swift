@@ -45,6 +45,10 @@ final class IntegerDepthwiseKernel: Kernel {
     private let lanes: Int, blocks: Int, splitsRows: Bool
     private let floatWeights: UnsafeMutablePointer<Float>, multipliers: UnsafeMutablePointer<Double>
     private let blockScratch: [HostBuffer]
+    /// Whether the float weights and multipliers depend only on constants (then formed on the first run only), and
+    /// whether they have been formed.
+    private let fixedParameters: Bool
+    private var formed = false
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -95,6 +99,7 @@ final class IntegerDepthwiseKernel: Kernel {
         sums = try (0..<(lanes > 0 ? 0 : workers)).map { _ in try HostBuffer(bytes: max(plane.partialValue * 4, 1)) }
         floatWeights = .allocate(capacity: max(channels * k * k, 1))
         floatWeights.initialize(repeating: 0, count: max(channels * k * k, 1))
+        fixedParameters = wv.constant != nil && wZeros.isConstant && requantizer.constantMultipliers
         multipliers = .allocate(capacity: max(channels, 1))
         multipliers.initialize(repeating: 0, count: max(channels, 1))
         task = ClosureTask { [unowned self] worker, begin, end in
@@ -160,7 +165,8 @@ final class IntegerDepthwiseKernel: Kernel {
         let units: Int
         if lanes > 0 {
             let k = geometry.kernel[0], taps = k * k
-            for c in 0..<channels {
+            // Weights, zero points and scales from the model's constants are converted once, not on every run.
+            for c in 0..<channels where !(fixedParameters && formed) {
                 let zero = wZeros.values[wZeros.count == 1 ? 0 : c]
                 for t in 0..<taps {
                     let value = wSigned ? Int32(Int8(bitPattern: w[c * taps + t])) : Int32(w[c * taps + t])
@@ -168,6 +174,7 @@ final class IntegerDepthwiseKernel: Kernel {
                 }
                 multipliers[c] = requantizer.multiplier(wScaleCount == 1 ? 0 : c, 0)
             }
+            formed = true
             units = splitsRows ? geometry.output[0] : batch * blocks
         } else {
             units = batch * channels

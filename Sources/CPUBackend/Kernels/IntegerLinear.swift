@@ -210,6 +210,9 @@ final class Requantizer {
 
     deinit { multipliers.deallocate() }
 
+    /// Whether every scale of the multiplier is a constant (the multipliers can be formed once).
+    var constantMultipliers: Bool { aScales.isConstant && bScales.isConstant && yScale.isConstant }
+
     func refresh() {
         aScales.refresh()
         bScales.refresh()

@@ -327,6 +327,9 @@ final class FloatParameters {
 
     deinit { values.deallocate() }
 
+    /// Whether the values are constants (read once, at plan time).
+    var isConstant: Bool { source == nil }
+
     func refresh() {
         if let source { Self.read(source, half: half, count: count, into: values) }
     }
@@ -375,6 +378,9 @@ final class IntParameters {
     }
 
     deinit { values.deallocate() }
+
+    /// Whether the values are constants (or omitted): read once, at plan time.
+    var isConstant: Bool { source == nil }
 
     func refresh() {
         if let source { for i in 0..<count { values[i] = load(source, i) } }
