@@ -172,6 +172,34 @@ extension ZeroAllocationTests {
         #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads")
     }
 
+    /// QLinearConv with one filter per channel (`IntegerDepthwiseKernel`, channels in lanes where AVX2 runs), split
+    /// by channel blocks and, with fewer blocks than threads, by output rows.
+    @Test(arguments: [1, 2]) func integerDepthwise(_ threads: Int) throws {
+        for channels in [40, 8] {
+            let graph = InferenceGraphType(
+                name: "qdw", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [
+                    Node(opType: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["q"]),
+                    Node(
+                        opType: "QLinearConv", inputs: ["q", "s", "z", "w", "ws", "wz", "s", "z"], outputs: ["c"],
+                        attributes: ["group": .int(channels), "pads": .ints([1, 1, 1, 1])]),
+                    Node(opType: "DequantizeLinear", inputs: ["c", "s", "z"], outputs: ["y"]),
+                ],
+                initializers: [
+                    "s": try Tensor(shape: [], scalars: [Float(0.02)]),
+                    "z": try Tensor(shape: [], scalars: [UInt8(120)]),
+                    "w": try Tensor(
+                        shape: [channels, 1, 3, 3], scalars: (0..<channels * 9).map { Int8(truncatingIfNeeded: $0 * 7) }
+                    ),
+                    "ws": try Tensor(shape: [], scalars: [Float(0.01)]),
+                    "wz": try Tensor(shape: [], scalars: [Int8(0)]),
+                ], opsetImports: ["": 13])
+            let count = try allocations(graph, try Self.random([1, channels, 56, 56]), threads: threads)
+            #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads, \(channels) channels")
+        }
+    }
+
     @Test(arguments: [1, 2]) func mobileNetStyleBlock(_ threads: Int) throws {
         let c = 32
         let graph = InferenceGraphType(
