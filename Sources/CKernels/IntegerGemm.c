@@ -468,17 +468,20 @@ __attribute__((target("avx2"))) CK_INLINE void requant8_avx2(const ck_qrequant *
     _mm_storel_epi64((__m128i *)(void *)((uint8_t *)rq->y + row * rq->ldy + col), bytes);
 }
 
-// ---- AVX2: int16 pairs through vpmaddwd, 4 rows x 3 panels of 8 columns. ----
+// ---- AVX2: int16 pairs through vpmaddwd, 6 rows x 2 panels of 8 columns. ----
+// Twelve accumulators, two B vectors, the broadcast A pair and one product: the sixteen ymm registers. (Four rows
+// by three panels needs a seventeenth, and the compiler kept one accumulator on the stack: a load, add and store
+// per step whose store-forwarding chain held the loop to half the multiplier's rate.)
 __attribute__((target("avx2")))
 CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a, const int16_t *panel, size_t panel_stride,
                          const qgemm_fix *fix, size_t row0, size_t col0, size_t n, int32_t *c, size_t ldc) {
-    __m256i acc[4][3];
+    __m256i acc[6][2];
     _Pragma("clang loop unroll(full)")
     for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)")
         for (int q = 0; q < np; q++) acc[r][q] = _mm256_setzero_si256();
     for (size_t g = 0; g < kp / 2; g++) {
-        __m256i bv[3];
+        __m256i bv[2];
         _Pragma("clang loop unroll(full)")
         for (int q = 0; q < np; q++) bv[q] = _mm256_loadu_si256((const __m256i *)(panel + q * panel_stride + g * 16));
         _Pragma("clang loop unroll(full)")
@@ -495,8 +498,8 @@ CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a
         const ck_qrequant rq = *fix->rq;
         const int uniform = fix->b_uniform;
         const uint32_t zb_value = (uint32_t)fix->b_zero_value;
-        size_t counts[3];
-        __m256i colsums[3], zbs[3];
+        size_t counts[2];
+        __m256i colsums[2], zbs[2];
         _Pragma("clang loop unroll(full)")
         for (int q = 0; q < np; q++) {
             const size_t col = col0 + (size_t)q * 8;
@@ -574,6 +577,8 @@ CK_INLINE void tile_avx2(const int mr, const int np, size_t kp, const int16_t *a
 
 #define QG_CASES_AVX2(np)                                                                                     \
     switch (mr) {                                                                                              \
+    case 6: tile_avx2(6, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
+    case 5: tile_avx2(5, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
     case 4: tile_avx2(4, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
     case 3: tile_avx2(3, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
     case 2: tile_avx2(2, np, kp, a, panel, stride, fix, row0, col0, n, c, ldc); break;                      \
@@ -584,17 +589,15 @@ __attribute__((target("avx2")))
 static void qgemm_avx2_run(size_t m, size_t n, size_t kp, const int16_t *a_all, const int16_t *b, const qgemm_fix *fix,
                            int32_t *c_all, size_t ldc, size_t panel_begin, size_t panel_end) {
     const size_t stride = kp * 8;
-    for (size_t p = panel_begin; p < panel_end; p += 3) {
-        const int np = panel_end - p >= 3 ? 3 : (int)(panel_end - p);
+    for (size_t p = panel_begin; p < panel_end; p += 2) {
+        const int np = panel_end - p >= 2 ? 2 : 1;
         const int16_t *panel = b + p * stride;
         const size_t col0 = p * 8;
-        for (size_t row0 = 0; row0 < m; row0 += 4) {
-            const int mr = m - row0 >= 4 ? 4 : (int)(m - row0);
+        for (size_t row0 = 0; row0 < m; row0 += 6) {
+            const int mr = m - row0 >= 6 ? 6 : (int)(m - row0);
             const int16_t *a = a_all + row0 * kp;
             int32_t *c = c_all + row0 * ldc;
-            if (np == 3) {
-                QG_CASES_AVX2(3)
-            } else if (np == 2) {
+            if (np == 2) {
                 QG_CASES_AVX2(2)
             } else {
                 QG_CASES_AVX2(1)
