@@ -105,16 +105,27 @@ func packedGemm(
 /// column panels: rows when there are fewer panels than threads, or when the panels divide unevenly and the rows
 /// balance better. A 14x14 convolution has 196 columns, 7 panels of 32 with AVX-512 (the last 4 wide): by panels
 /// one of 2 threads runs 4 full panels while the other runs 2 and a 4-column one; by rows each runs half the rows
-/// of all 7. Each row share keeps at least two register tiles of rows.
-func splitsByRows(m: Int, n: Int, panels: Int, threads: Int) -> Bool {
-    guard threads > 1, panels > 0 else { return false }
+/// of all 7. A 7x7 one has 49 columns, a panel of 32 and one of 17: by panels one thread computes 32 columns of
+/// every row, by rows 49 columns of half of them. Each row share keeps at least two register tiles of rows.
+func splitsByRows(m: Int, n: Int, panels: Int, threads: Int, width: Int = ck_gemm_panel_width()) -> Bool {
+    guard threads > 1, panels > 0, width > 0 else { return false }
     if panels < threads { return true }
-    let width = (n + panels - 1) / panels
-    // Columns the busiest thread computes, times the rows it computes them for.
-    let panelCost = (panels + threads - 1) / threads * width * m
+    // Columns the busiest thread computes (ParallelFor's contiguous shares of the panels, each `width` wide but
+    // the last), times the rows it computes them for.
+    let parts = min(threads, panels)
+    var busiest = 0
+    for part in 0..<parts {
+        let begin = panels * part / parts, end = panels * (part + 1) / parts
+        busiest = max(busiest, min(n, end * width) - min(n, begin * width))
+    }
+    let (panelCost, panelOverflow) = busiest.multipliedReportingOverflow(by: m)
     let rowShare = (m + threads - 1) / threads
-    let (rowCost, overflow) = min(n, panels * width).multipliedReportingOverflow(by: rowShare)
-    return !overflow && rowShare >= 24 && rowCost * 20 < panelCost * 19
+    let (rowCost, overflow) = n.multipliedReportingOverflow(by: rowShare)
+    guard !overflow, !panelOverflow, rowShare >= 24, rowCost < Int.max / 21 else { return false }
+    // Rows when they balance better by 5%, or within 5% when A (m x k, the weights) is larger than B (k x n):
+    // a row split reads half of A and all of B per thread, a panel split all of A and part of B, and a
+    // consumer split by channels (depthwise, elementwise) finds its channels on the core that wrote them.
+    return rowCost * 20 < panelCost * 19 || (m > n && rowCost * 20 <= panelCost * 21)
 }
 
 /// One split GEMM's arguments, set by the caller before each split run.
