@@ -747,3 +747,71 @@ struct SqueezeExcitationConvTests {
         }
     }
 }
+
+/// The direct convolution's padded copy is zeroed once, at creation: each run copies the image's positions only.
+/// A session run on one image and then another gives what a fresh session gives the second (pads still zero, no
+/// value of the first left behind), with stride 1 and 2, asymmetric pads, one image and two.
+struct DirectConvPaddedCopyTests {
+    @Test(arguments: [(1, 1), (2, 1), (1, 2), (2, 2)])
+    func repeatedRunsMatchFreshSessions(stride: Int, batch: Int) throws {
+        let (channels, filters, height, width) = (3, 16, 37, 45)
+        let w = (0..<filters * channels * 9).map { _ in Float.random(in: -0.5...0.5) }
+        let graph = Graph(
+            name: "stem", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(
+                    opType: "Conv", inputs: ["x", "w"], outputs: ["y"],
+                    attributes: ["pads": .ints([1, 2, 2, 1]), "strides": .ints([stride, stride])])
+            ],
+            initializers: ["w": try Tensor(shape: [filters, channels, 3, 3], scalars: w)])
+        let count = batch * channels * height * width
+        // Large values first, so a leftover in a pad would show.
+        let first = try Tensor(
+            shape: [batch, channels, height, width], scalars: [Float](repeating: 1000, count: count))
+        let second = try Tensor(
+            shape: [batch, channels, height, width], scalars: (0..<count).map { _ in Float.random(in: -1...1) })
+        for threads in [1, 2] {
+            let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
+            let kernels = try session.prepare([NamedTensor(name: "x", tensor: first)]).steps.map(\.implementation)
+            #expect(kernels.count == 1 && kernels[0].hasPrefix("DirectConvKernel"), "\(kernels)")
+            _ = try session.run([NamedTensor(name: "x", tensor: first)])
+            let got = try session.run([NamedTensor(name: "x", tensor: second)]).outputs[0].tensor.scalars(
+                as: Float.self)
+            let want = try Session(graph: graph, backend: CPUBackend(threads: threads))
+                .run([NamedTensor(name: "x", tensor: second)]).outputs[0].tensor.scalars(as: Float.self)
+            #expect(
+                got.map(\.bitPattern) == want.map(\.bitPattern), "stride \(stride), batch \(batch), \(threads) threads")
+            // And both what a double-precision sum over the taps inside the image gives, within the float32 bound.
+            let xs = try second.scalars(as: Float.self)
+            let (oh, ow) = ((height + 3 - 3) / stride + 1, (width + 3 - 3) / stride + 1)
+            #expect(got.count == batch * filters * oh * ow)
+            var worst = 0.0
+            for n in 0..<batch {
+                for f in 0..<filters {
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var sum = 0.0, magnitude = 0.0
+                            for c in 0..<channels {
+                                for ky in 0..<3 {
+                                    for kx in 0..<3 {
+                                        let iy = oy * stride + ky - 1, ix = ox * stride + kx - 2
+                                        guard iy >= 0, iy < height, ix >= 0, ix < width else { continue }
+                                        let term =
+                                            Double(xs[((n * channels + c) * height + iy) * width + ix])
+                                            * Double(w[(f * channels + c) * 9 + ky * 3 + kx])
+                                        sum += term
+                                        magnitude += abs(term)
+                                    }
+                                }
+                            }
+                            let value = Double(got[((n * filters + f) * oh + oy) * ow + ox])
+                            worst = max(worst, abs(value - sum) / max(magnitude * 28 * 0x1p-24, .leastNormalMagnitude))
+                        }
+                    }
+                }
+            }
+            #expect(worst <= 1, "stride \(stride), batch \(batch), \(threads) threads: \(worst) of the bound")
+        }
+    }
+}

@@ -360,7 +360,8 @@ void ck_winograd_output_2x2_3x3(const float *mm, size_t stride, size_t filters, 
                                 size_t out_width);
 
 /// Direct 2-D convolution (stride 1, no dilation, one group; DirectConv.c). Floats of the zero-padded copy of one
-/// image [C][Hp][Wp] plus the slack the kernel reads past it; the copy itself; and filters
+/// image [C][Hp][Wp] plus the slack the kernel reads past it; the copy itself (the image's positions only: the
+/// buffer starts zeroed, and copies of one geometry write the same positions, so its pads stay zero); and filters
 /// [filter_begin, filter_end) of w [M][C][KH][KW], output rows [row_begin, row_end), into y [M][OH][OW] with bias
 /// (may be NULL), clamped to
 /// [low, high] in the store (Relu: 0 and infinity; Clip; none: -infinity and infinity; NaN stays NaN).

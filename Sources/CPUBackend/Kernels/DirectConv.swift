@@ -87,6 +87,7 @@ final class DirectConvKernel: Kernel {
         let workers =
             items > 1 ? min(parallel.threads, items) : (macs >= 1 << 20 ? min(parallel.threads, g.output[0]) : 1)
         let paddedFloats = ck_conv2d_direct_padded_floats(channels, paddedHeight, paddedWidth, g.kernel[1])
+        // Zeroed once here (HostBuffer's memory starts zeroed): the pads copy the image's positions only.
         padded = try (0..<(items > 1 ? workers : 1)).map { _ in
             try HostBuffer(bytes: paddedFloats * MemoryLayout<Float>.stride)
         }
