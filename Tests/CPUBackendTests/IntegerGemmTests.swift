@@ -225,9 +225,17 @@ struct QLinearConvChunkTests {
     /// [channels, filters, kernel, stride, height, width, group]
     @Test(arguments: [
         [3, 4, 7, 2, 37, 53, 1], [16, 8, 3, 1, 7, 9, 1], [5, 12, 5, 1, 13, 15, 1], [6, 10, 3, 2, 17, 16, 2],
-        [3, 16, 1, 2, 20, 21, 1], [8, 40, 3, 1, 9, 9, 1], [64, 24, 3, 1, 20, 20, 1],
+        [3, 16, 1, 2, 20, 21, 1], [8, 40, 3, 1, 9, 9, 1], [64, 24, 3, 1, 20, 20, 1], [16, 8, 3, 1, 5, 6, 1],
+        [4, 8, 3, 2, 15, 16, 1],
     ]) func directPackingMatchesTheFormula(_ c: [Int]) throws {
         try check(channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], group: c[6])
+    }
+
+    /// int8 images (the packers flip their sign bit): pointwise, 3x3 at both strides, a plane narrower than a panel.
+    @Test(arguments: [[16, 24, 1, 1, 30, 31], [8, 40, 3, 1, 9, 9], [12, 20, 3, 2, 19, 22], [16, 8, 3, 1, 5, 6]])
+    func signedInputMatchesTheFormula(_ c: [Int]) throws {
+        try check(
+            channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], signedInput: true)
     }
 
     /// int8 outputs (the tiles' requantization stores signed bytes), a pointwise and a 3x3 layer, rows split across
@@ -258,7 +266,8 @@ struct QLinearConvChunkTests {
 
     func check(
         channels: Int, filters: Int, kernel: Int, stride: Int, height: Int, width: Int, group: Int = 1,
-        weightZeros: Bool = false, signedOutput: Bool = false, expect: String = "IntegerConvKernel"
+        weightZeros: Bool = false, signedOutput: Bool = false, signedInput: Bool = false,
+        expect: String = "IntegerConvKernel"
     ) throws {
         var rng = SplitMix64(seed: UInt64(kernel * 10 + stride))
         let pad = kernel / 2, perGroup = channels / group, filtersPerGroup = filters / group
@@ -268,13 +277,18 @@ struct QLinearConvChunkTests {
         let wZeros = (0..<filters).map { f in weightZeros ? Int8(f % 7 - 3) : 0 }
         let bias = (0..<filters).map { _ in Int32(Int(rng.next() % 20_000) - 10_000) }
         let wScales = (0..<filters).map { _ in Float(rng.next() % 100 + 1) / 40_000 }
-        let (xScale, xZero, yScale): (Float, UInt8, Float) = (0.02, 117, 0.05)
+        let (xScale, xZero, yScale): (Float, Int, Float) = (0.02, signedInput ? -11 : 117, 0.05)
+        let xZeroTensor =
+            signedInput
+            ? try Tensor(shape: [], scalars: [Int8(xZero)]) : try Tensor(shape: [], scalars: [UInt8(xZero)])
+        // The same bytes read as int8 for a signed image.
+        let xValue = { (byte: UInt8) -> Int32 in signedInput ? Int32(Int8(bitPattern: byte)) : Int32(byte) }
         let yZero = signedOutput ? -3 : 121
         let yZeroTensor =
             signedOutput
             ? try Tensor(shape: [], scalars: [Int8(yZero)]) : try Tensor(shape: [], scalars: [UInt8(yZero)])
         let graph = Graph(
-            name: "qconv", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
+            name: "qconv", inputs: [ValueInfo(name: "x", dtype: signedInput ? .int8 : .uint8, dimensions: nil)],
             outputs: [ValueInfo(name: "y", dtype: signedOutput ? .int8 : .uint8, dimensions: nil)],
             nodes: [
                 Node(
@@ -284,7 +298,7 @@ struct QLinearConvChunkTests {
                     ])
             ],
             initializers: [
-                "xs": try Tensor(shape: [], scalars: [xScale]), "xz": try Tensor(shape: [], scalars: [xZero]),
+                "xs": try Tensor(shape: [], scalars: [xScale]), "xz": xZeroTensor,
                 "w": try Tensor(shape: [filters, perGroup, kernel, kernel], scalars: w),
                 "ws": try Tensor(shape: [filters], scalars: wScales),
                 "wz": try Tensor(shape: [filters], scalars: wZeros),
@@ -303,7 +317,7 @@ struct QLinearConvChunkTests {
                             for kx in 0..<kernel {
                                 let (iy, ix) = (i * stride + ky - pad, j * stride + kx - pad)
                                 guard iy >= 0, iy < height, ix >= 0, ix < width else { continue }
-                                let xv = Int32(x[((firstChannel + c) * height + iy) * width + ix]) - Int32(xZero)
+                                let xv = xValue(x[((firstChannel + c) * height + iy) * width + ix]) - Int32(xZero)
                                 let wv = Int32(w[((f * perGroup + c) * kernel + ky) * kernel + kx]) - Int32(wZeros[f])
                                 sum += xv * wv
                             }
@@ -315,7 +329,11 @@ struct QLinearConvChunkTests {
             }
         }
         let feeds = [
-            NamedTensor(name: "x", tensor: try Tensor(shape: [1, channels, height, width], scalars: x))
+            NamedTensor(
+                name: "x",
+                tensor: signedInput
+                    ? try Tensor(shape: [1, channels, height, width], scalars: x.map { Int8(bitPattern: $0) })
+                    : try Tensor(shape: [1, channels, height, width], scalars: x))
         ]
         for threads in [1, 2] {
             let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
