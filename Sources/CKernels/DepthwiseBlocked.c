@@ -563,3 +563,116 @@ int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const
     }
     return 1;
 }
+
+// ---- QDQ depthwise (`_QDQDepthwiseConv`, planned by QuantizedFusion from DequantizeLinear → depthwise Conv →
+// QuantizeLinear): the float kernel with the dequantization folded into its input and the quantization into its
+// output. Bytes enter the strip as (x - x_zero) · x_scale (ck_dequantize_8's two roundings), the float sums and
+// clamp are the float kernel's, and each channel's results leave as clamp(round_half_even(y / y_scale) + y_zero)
+// (ck_quantize_f32's operations): the three nodes' values without the float tensors between them.
+#define CKD_ARGS                                                                                             \
+    (const uint8_t *x, const float *w, const float *bias, uint8_t *y, size_t cn, size_t in_h, size_t in_w, size_t s, \
+     ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo, \
+     float hi, float *scratch, int x_signed, int32_t x_zero, float x_scale, float y_zero, float y_scale,          \
+     float q_low, float q_high, int y_signed)
+#define CKD_PROLOGUE(SET1)                                                                                   \
+    const int after = 0;                                                                                     \
+    const __m128i flipv = _mm_set1_epi8(x_signed ? (char)0x80 : 0);                                          \
+    const __typeof__(SET1(0.0f)) zadj = SET1(x_signed ? (float)(x_zero + 128) : (float)x_zero);              \
+    const __typeof__(SET1(0.0f)) xsv = SET1(x_scale), ysv = SET1(y_scale), yzv = SET1(y_zero);                \
+    const __typeof__(SET1(0.0f)) qlv = SET1(q_low), qhv = SET1(q_high);
+
+#define CKD512_IN(p) _mm512_mul_ps(CKQ512_IN(p), xsv)
+#define CKD512_INN(p, n) _mm512_mul_ps(CKQ512_INN(p, n), xsv)
+// max(v, low) takes `low` for a NaN (the second operand wins on unordered), as ck_quantize_f32.
+#define CKD512_Q(v)                                                                                          \
+    _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_min_ps(                                                   \
+        _mm512_max_ps(_mm512_add_ps(_mm512_roundscale_ps(_mm512_div_ps((v), ysv),                            \
+                                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),     \
+                                    yzv),                                                                    \
+                      qlv),                                                                                  \
+        qhv)))
+#define CKD512_OUT(l, off, v) _mm_storeu_si128((__m128i *)(void *)(y + (off)), CKD512_Q(v))
+#define CKD512_OUTN(l, off, v, n) _mm_mask_storeu_epi8(y + (off), (__mmask16)((1u << (n)) - 1u), CKD512_Q(v))
+#define CKD512_BODY(K)                                                                                       \
+    CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
+                _mm512_min_ps, _mm512_setzero_ps(), uint8_t, CKD512_IN, CKD512_INN, CK512_CLAMP, CKD512_OUT,      \
+                CKD512_OUTN, tr16, K)
+
+// Eight floats quantized to bytes (the low 8 of the result) as quantize_avx2 does.
+__attribute__((target("avx2"), always_inline)) static inline __m128i ckd256_q(__m256 v, __m256 ysv, __m256 yzv,
+                                                                               __m256 qlv, __m256 qhv, int y_signed) {
+    __m256 r = _mm256_round_ps(_mm256_div_ps(v, ysv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, yzv), qlv), qhv);
+    const __m256i q = _mm256_cvtps_epi32(r);
+    const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    return y_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+}
+#define CKD256_IN(p) _mm256_mul_ps(CKQ256_IN(p), xsv)
+#define CKD256_INN(p, n) _mm256_mul_ps(CKQ256_INN(p, n), xsv)
+#define CKD256_OUTN(l, off, v, n) ckq256_out(y + (off), (n), ckd256_q((v), ysv, yzv, qlv, qhv, y_signed))
+#define CKD256_OUT(l, off, v) CKD256_OUTN(l, off, v, 8)
+#define CKD256_BODY(K)                                                                                       \
+    CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
+                _mm256_min_ps, _mm256_setzero_ps(), uint8_t, CKD256_IN, CKD256_INN, CK256_CLAMP, CKD256_OUT,      \
+                CKD256_OUTN, tr8, K)
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwd512_3 CKD_ARGS { CKD_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKD512_BODY(3)) }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwd512_5 CKD_ARGS { CKD_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKD512_BODY(5)) }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwd512_7 CKD_ARGS { CKD_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKD512_BODY(7)) }
+__attribute__((target("avx2,fma"))) static void dwd256_3 CKD_ARGS { CKD_PROLOGUE(_mm256_set1_ps) CK_DWB_STRIDES(CKD256_BODY(3)) }
+__attribute__((target("avx2,fma"))) static void dwd256_5 CKD_ARGS { CKD_PROLOGUE(_mm256_set1_ps) CK_DWB_STRIDES(CKD256_BODY(5)) }
+__attribute__((target("avx2,fma"))) static void dwd256_7 CKD_ARGS { CKD_PROLOGUE(_mm256_set1_ps) CK_DWB_STRIDES(CKD256_BODY(7)) }
+
+// 3x3 stride-1 windows over wide rows one channel at a time (dwp256's body), rows dequantized on their copy and each
+// vector of outputs clamped and quantized.
+#define CKDP_IN1(p) (CKQP_IN1(p) * x_scale)
+#define CKDP_BYTES(a) ckd256_q(_mm256_min_ps(hiv, _mm256_max_ps(lov, (a))), ysv, yzv, qlv, qhv, y_signed)
+#define CKDP_OUT(p, a) _mm_storel_epi64((__m128i *)(void *)(p), CKDP_BYTES(a))
+#define CKDP_OUTN(p, a, n) ckq256_out((p), (n), CKDP_BYTES(a))
+__attribute__((target("avx2,fma"))) static void dwdp256 CKD_ARGS {
+    CKD_PROLOGUE(_mm256_set1_ps)
+    const float zero_adj = x_signed ? (float)(x_zero + 128) : (float)x_zero;
+    (void)s;
+    (void)after;
+    CK_DWP_BODY(8, __m256, _mm256_set1_ps, _mm256_setzero_ps(), _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps,
+                _mm256_max_ps, _mm256_min_ps, 2, 2, uint8_t, CKD256_IN, CKDP_IN1, uint8_t, CKDP_OUT, CKDP_OUTN,
+                CKP_CHANNEL, CKQP_AFTER)
+}
+
+int ck_depthwise_blocked_dq(const uint8_t *x, int x_signed, int32_t x_zero, float x_scale, const float *w,
+                            const float *bias, uint8_t *y, int y_signed, float y_zero, float y_scale, float q_low,
+                            float q_high, size_t c_begin, size_t c_end, size_t in_h, size_t in_w, size_t k, size_t s,
+                            ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin,
+                            size_t row_end, float lo, float hi, float *scratch) {
+    size_t lanes = ck_depthwise_blocked_lanes(k, out_w);
+    // Sixteen lanes store bytes with AVX-512 BW; without it eight (the same sums in the same order either way).
+    if (lanes == 16 && (ck_cpu_features() & ck_feature_avx512bw) == 0) lanes = 8;
+    if (lanes == 0 || (k != 3 && k != 5 && k != 7) || (s != 1 && s != 2) || scratch == NULL) return 0;
+    if (row_end > out_h) row_end = out_h;
+    if (ck_dw_planes(k, s, pad_left, in_w, out_w)) {
+        dwdp256(x + c_begin * in_h * in_w, w + c_begin * 9, bias ? bias + c_begin : NULL, y + c_begin * out_h * out_w,
+                c_end - c_begin, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, scratch,
+                x_signed, x_zero, x_scale, y_zero, y_scale, q_low, q_high, y_signed);
+        return 1;
+    }
+    for (size_t c = c_begin; c < c_end; c += lanes) {
+        const size_t cn = c_end - c < lanes ? c_end - c : lanes;
+        const uint8_t *xc = x + c * in_h * in_w;
+        const float *wc = w + c * k * k, *bc = bias ? bias + c : NULL;
+        uint8_t *yc = y + c * out_h * out_w;
+#define CKD_CALL(fn)                                                                                         \
+    fn(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, scratch,     \
+       x_signed, x_zero, x_scale, y_zero, y_scale, q_low, q_high, y_signed)
+        if (lanes == 16) {
+            if (k == 3) CKD_CALL(dwd512_3);
+            else if (k == 5) CKD_CALL(dwd512_5);
+            else CKD_CALL(dwd512_7);
+        } else {
+            if (k == 3) CKD_CALL(dwd256_3);
+            else if (k == 5) CKD_CALL(dwd256_5);
+            else CKD_CALL(dwd256_7);
+        }
+#undef CKD_CALL
+    }
+    return 1;
+}

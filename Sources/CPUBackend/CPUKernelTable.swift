@@ -175,6 +175,9 @@ public enum CPUKernelTable {
             split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: false) })
         add([QuantizedFusion.qlinearAdd], [.int8, .uint8], split: QuantizationKernels.makeQLinearAdd)
         add(
+            [QuantizedFusion.qdqDepthwiseConv], [.int8, .uint8],
+            split: { try QDQDepthwiseKernel(node: $0, parallel: $1) })
+        add(
             [QuantizedFusion.scaledMatMulInteger], [.int8, .uint8],
             split: { try IntegerMatMulKernel(node: $0, parallel: $1, quantizedOutput: false, scaledOutput: true) })
         add(

@@ -200,6 +200,42 @@ extension ZeroAllocationTests {
         }
     }
 
+    /// A QDQ depthwise layer (DequantizeLinear → depthwise Conv → Relu → QuantizeLinear) planned into
+    /// `_QDQDepthwiseConv`: 3x3 over wide rows (one channel at a time), stride 2 (channels in lanes), and few channels
+    /// (rows split across threads).
+    @Test(arguments: [1, 2]) func qdqDepthwise(_ threads: Int) throws {
+        for (channels, stride) in [(40, 1), (40, 2), (8, 1)] {
+            let graph = InferenceGraphType(
+                name: "qdqdw", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+                nodes: [
+                    Node(opType: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["q"]),
+                    Node(opType: "DequantizeLinear", inputs: ["q", "s", "z"], outputs: ["f"]),
+                    Node(opType: "DequantizeLinear", inputs: ["w", "ws", "wz"], outputs: ["wf"]),
+                    Node(
+                        opType: "Conv", inputs: ["f", "wf", "b"], outputs: ["c"],
+                        attributes: [
+                            "group": .int(channels), "pads": .ints([1, 1, 1, 1]), "strides": .ints([stride, stride]),
+                        ]),
+                    Node(opType: "Relu", inputs: ["c"], outputs: ["r"]),
+                    Node(opType: "QuantizeLinear", inputs: ["r", "s", "z"], outputs: ["rq"]),
+                    Node(opType: "DequantizeLinear", inputs: ["rq", "s", "z"], outputs: ["y"]),
+                ],
+                initializers: [
+                    "s": try Tensor(shape: [], scalars: [Float(0.02)]),
+                    "z": try Tensor(shape: [], scalars: [UInt8(120)]),
+                    "w": try Tensor(
+                        shape: [channels, 1, 3, 3], scalars: (0..<channels * 9).map { Int8(truncatingIfNeeded: $0 * 7) }
+                    ),
+                    "ws": try Tensor(shape: [], scalars: [Float(0.01)]),
+                    "wz": try Tensor(shape: [], scalars: [Int8(0)]),
+                    "b": try Tensor(shape: [channels], scalars: (0..<channels).map { Float($0) / 10 }),
+                ], opsetImports: ["": 13])
+            let count = try allocations(graph, try Self.random([1, channels, 56, 56]), threads: threads)
+            #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads, \(channels) channels")
+        }
+    }
+
     @Test(arguments: [1, 2]) func mobileNetStyleBlock(_ threads: Int) throws {
         let c = 32
         let graph = InferenceGraphType(

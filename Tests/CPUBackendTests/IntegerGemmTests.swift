@@ -578,3 +578,138 @@ struct QLinearAddInputTests {
         }
     }
 }
+
+/// DequantizeLinear → depthwise Conv → [Relu] → QuantizeLinear planned into `_QDQDepthwiseConv`: the bytes of the
+/// unfused nodes (a backend without fusion) for 3x3 windows over wide rows (the per-channel form) and narrow ones,
+/// both strides, 5x5 and 7x7, fewer channels than a block (rows split across threads), int8 image and output, a
+/// Relu, no bias, two images, and shapes only the fallback serves (a 1x1 window, dilation 2); 1 and 2 threads.
+struct QDQDepthwiseFusionTests {
+    struct Case: CustomStringConvertible, Sendable {
+        var channels: Int, kernel: Int, stride: Int, height: Int, width: Int
+        var signed = false, relu = false, bias = true, batch = 1, dilation = 1
+        var description: String {
+            "\(batch)x\(channels)x\(height)x\(width) k\(kernel) s\(stride) d\(dilation)"
+                + "\(signed ? " int8" : "")\(relu ? " relu" : "")\(bias ? "" : " no bias")"
+        }
+    }
+
+    static let cases: [Case] = [
+        Case(channels: 24, kernel: 3, stride: 1, height: 20, width: 60),
+        Case(channels: 40, kernel: 3, stride: 2, height: 29, width: 31, relu: true),
+        Case(channels: 20, kernel: 5, stride: 1, height: 14, width: 14, signed: true),
+        Case(channels: 33, kernel: 5, stride: 2, height: 17, width: 22, bias: false),
+        Case(channels: 17, kernel: 7, stride: 1, height: 9, width: 9, relu: true, batch: 2),
+        Case(channels: 3, kernel: 3, stride: 1, height: 64, width: 40, signed: true, relu: true),
+        Case(channels: 12, kernel: 1, stride: 1, height: 10, width: 11),
+        Case(channels: 8, kernel: 3, stride: 1, height: 15, width: 16, dilation: 2),
+    ]
+
+    static func graph(_ c: Case) throws -> Graph {
+        let byte: DType = c.signed ? .int8 : .uint8
+        func zero(_ value: Int) throws -> Tensor {
+            c.signed
+                ? try Tensor(shape: [], scalars: [Int8(value - 128)]) : try Tensor(shape: [], scalars: [UInt8(value)])
+        }
+        var rng = SplitMix64(seed: UInt64(c.channels * 31 + c.kernel))
+        let taps = c.kernel * c.kernel
+        let weights = (0..<c.channels * taps).map { _ in Int8(truncatingIfNeeded: rng.next() % 255) }
+        let pad = c.dilation * (c.kernel / 2)
+        var convInputs = ["xf", "wf"]
+        var initializers: [String: Tensor] = [
+            "xs": try Tensor(shape: [], scalars: [Float(0.0231)]), "xz": try zero(121),
+            "wq": try Tensor(shape: [c.channels, 1, c.kernel, c.kernel], scalars: weights),
+            "ws": try Tensor(shape: [c.channels], scalars: (0..<c.channels).map { Float($0 % 5 + 1) / 300 }),
+            "wz": try Tensor(shape: [c.channels], scalars: [Int8](repeating: 0, count: c.channels)),
+            "ys": try Tensor(shape: [], scalars: [Float(0.0419)]), "yz": try zero(97),
+        ]
+        var nodes = [
+            Node(name: "dqx", opType: "DequantizeLinear", inputs: ["x", "xs", "xz"], outputs: ["xf"]),
+            Node(
+                name: "dqw", opType: "DequantizeLinear", inputs: ["wq", "ws", "wz"], outputs: ["wf"],
+                attributes: ["axis": .int(0)]),
+        ]
+        if c.bias {
+            initializers["b"] = try Tensor(
+                shape: [c.channels], scalars: (0..<c.channels).map { _ in Float(Int(rng.next() % 200) - 100) / 50 })
+            convInputs.append("b")
+        }
+        nodes.append(
+            Node(
+                name: "conv", opType: "Conv", inputs: convInputs, outputs: [c.relu ? "c" : "r"],
+                attributes: [
+                    "group": .int(c.channels), "pads": .ints([pad, pad, pad, pad]),
+                    "strides": .ints([c.stride, c.stride]), "dilations": .ints([c.dilation, c.dilation]),
+                ]))
+        if c.relu { nodes.append(Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"])) }
+        nodes.append(Node(name: "q", opType: "QuantizeLinear", inputs: ["r", "ys", "yz"], outputs: ["y"]))
+        return Graph(
+            name: "qdqdw",
+            inputs: [
+                ValueInfo(
+                    name: "x", dtype: byte,
+                    dimensions: [c.batch, c.channels, c.height, c.width].map { .fixed($0) })
+            ],
+            outputs: [ValueInfo(name: "y", dtype: byte, dimensions: nil)], nodes: nodes, initializers: initializers,
+            opsetImports: ["": 17])
+    }
+
+    @Test(arguments: cases) func fusedMatchesTheNodes(_ c: Case) throws {
+        let graph = try Self.graph(c)
+        var rng = SplitMix64(seed: UInt64(c.height * 7 + c.width))
+        let shape = [c.batch, c.channels, c.height, c.width]
+        let count = shape.reduce(1, *)
+        let x =
+            c.signed
+            ? try Tensor(shape: Shape(shape), scalars: (0..<count).map { _ in Int8(truncatingIfNeeded: rng.next()) })
+            : try Tensor(shape: Shape(shape), scalars: (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        let feeds = [NamedTensor(name: "x", tensor: x)]
+        let reference = try Session(graph: graph, backend: CPUBackend(threads: 1, fuses: false)).run(feeds).outputs[0]
+            .tensor
+        for threads in [1, 2] {
+            let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
+            let kernels = try session.prepare(feeds).steps.map(\.implementation)
+            #expect(kernels.count == 1 && kernels[0].hasPrefix("QDQDepthwiseKernel"), "\(kernels)")
+            let got = try session.run(feeds).outputs[0].tensor
+            #expect(got.shape == reference.shape)
+            let (a, b) =
+                c.signed
+                ? (try got.scalars(as: Int8.self).map(Int.init), try reference.scalars(as: Int8.self).map(Int.init))
+                : (try got.scalars(as: UInt8.self).map(Int.init), try reference.scalars(as: UInt8.self).map(Int.init))
+            let wrong = zip(a, b).filter { $0 != $1 }.count
+            // Outputs spread over the byte range (a test of the clamps needs both ends reached).
+            #expect(Set(a).count > 40, "\(c): \(Set(a).count) distinct outputs")
+            #expect(wrong == 0, "\(c), \(threads) threads: \(wrong) of \(a.count) differ")
+        }
+    }
+
+    /// `_QDQDepthwiseConv` is written by planning, but a model file can name it too: a float image, weights that are
+    /// not one filter per channel or a missing output scale are errors naming the node, not a read out of bounds.
+    @Test(arguments: ["float", "grouped", "missing"]) func badInputIsAnError(_ kind: String) throws {
+        let image: DType = kind == "float" ? .float32 : .uint8
+        var inputs = ["x", "s", "z", "w", "", "s", "z"]
+        if kind == "missing" { inputs = Array(inputs.prefix(5)) }
+        let filters = kind == "grouped" ? 8 : 4
+        let graph = Graph(
+            name: "bad", inputs: [ValueInfo(name: "x", dtype: image, dimensions: [1, 4, 6, 6].map { .fixed($0) })],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "dw", opType: QuantizedFusion.qdqDepthwiseConv, inputs: inputs, outputs: ["y"],
+                    attributes: ["group": .int(4), "pads": .ints([1, 1, 1, 1])])
+            ],
+            initializers: [
+                "s": try Tensor(shape: [], scalars: [Float(0.5)]), "z": try Tensor(shape: [], scalars: [UInt8(3)]),
+                "w": try Tensor(
+                    shape: [filters, 1, 3, 3],
+                    scalars: [Float](repeating: 0.25, count: filters * 9)),
+            ],
+            opsetImports: ["": 17])
+        let x =
+            image == .float32
+            ? try Tensor(shape: [1, 4, 6, 6], scalars: [Float](repeating: 1, count: 144))
+            : try Tensor(shape: [1, 4, 6, 6], scalars: [UInt8](repeating: 1, count: 144))
+        #expect(throws: (any Error).self, "\(kind)") {
+            _ = try Session(graph: graph, backend: CPUBackend(threads: 1)).run([NamedTensor(name: "x", tensor: x)])
+        }
+    }
+}

@@ -299,6 +299,16 @@ int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const
                            size_t c_begin, size_t c_end, size_t in_h, size_t in_w, size_t k, size_t s,
                            ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin,
                            size_t row_end, float *scratch);
+/// The QDQ depthwise convolution (DequantizeLinear → depthwise Conv → QuantizeLinear as one kernel): channels
+/// [c_begin, c_end) of the byte image x dequantized ((x - x_zero) · x_scale), the float weights and optional bias
+/// of ck_depthwise_blocked, its clamp to [lo, hi], then output rows [row_begin, row_end) quantized
+/// (clamp(round_half_even(v / y_scale) + y_zero, q_low, q_high), a NaN to q_low) into the byte planes y: the values
+/// of the three nodes. Scratch as ck_depthwise_blocked's; returns 0 (nothing written) where that kernel does not run.
+int ck_depthwise_blocked_dq(const uint8_t *x, int x_signed, int32_t x_zero, float x_scale, const float *w,
+                            const float *bias, uint8_t *y, int y_signed, float y_zero, float y_scale, float q_low,
+                            float q_high, size_t c_begin, size_t c_end, size_t in_h, size_t in_w, size_t k, size_t s,
+                            ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin,
+                            size_t row_end, float lo, float hi, float *scratch);
 /// Separable 2-D resize (bilinear; nearest with zero weights) of `planes` contiguous [in_h][in_w] planes into
 /// [out_h][out_w]: output row oh blends input rows low_h/high_h (weight w_h of the high one), column ow blends
 /// low_w/high_w (weight w_w); `scratch` holds 2·out_w floats.

@@ -69,6 +69,7 @@ public enum OperatorDefinitions {
             "Conv": { try ConvGeometry.parseForward($0) },
             "ConvInteger": { try ConvGeometry.parseForward($0) },
             "QLinearConv": { try ConvGeometry.parseForward($0, weightIndex: 3) },
+            QuantizedFusion.qdqDepthwiseConv: { try ConvGeometry.parseForward($0, weightIndex: 3) },
             "MaxPool": { try ConvGeometry.parseForward($0, weightIndex: nil) },
             "AveragePool": { try ConvGeometry.parseForward($0, weightIndex: nil) },
             "LpPool": { try ConvGeometry.parseForward($0, weightIndex: nil) },

@@ -26,6 +26,12 @@ public enum QuantizedFusion {
     /// point, y's scale and zero point (onnxruntime's QLinearAdd order), per-tensor 8-bit throughout; the same
     /// roundings as the three nodes (not an ONNX operator: the leading underscore keeps it apart from any ONNX name).
     public static let qlinearAdd = "_QLinearAdd"
+    /// The node DQ(x) → depthwise Conv (one filter per channel) → [Relu] → Q becomes: inputs x, its scale and zero
+    /// point, the Conv's (float) weights and bias (or ""), y's scale and zero point, per-tensor 8-bit activations;
+    /// the Conv's attributes. The float kernel's values with the dequantization folded into its input and the
+    /// quantization into its output, the same roundings as the three nodes (not an ONNX operator: the leading
+    /// underscore keeps it apart from any ONNX name).
+    public static let qdqDepthwiseConv = "_QDQDepthwiseConv"
 
     public static func rewrite(_ graph: Graph) -> Graph {
         var pass = Rewrite(graph)
@@ -33,6 +39,7 @@ public enum QuantizedFusion {
         for index in pass.nodes.indices where pass.fuse(at: index) { changed = true }
         for index in pass.nodes.indices where pass.fuseScaled(at: index) { changed = true }
         for index in pass.nodes.indices where pass.fuseAdd(at: index) { changed = true }
+        for index in pass.nodes.indices where pass.fuseDepthwise(at: index) { changed = true }
         guard changed else { return graph }
         pass.removeUnreadDequantizations()
         var result = graph
@@ -208,6 +215,38 @@ public enum QuantizedFusion {
             nodes[pattern.q] = nil
             for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
             for value in inputs { readers[value, default: 0] += 1 }
+            return true
+        }
+
+        /// Rewrites DQ(x) → depthwise Conv → [Relu] → Q (the depthwise layers of QDQ MobileNets, which stay in
+        /// float: see `fuse`) into one `qdqDepthwiseConv` node: x per tensor with an initializer scale and zero
+        /// point, weights [C, 1, kH, kW] for C channels in C groups (float, or the DequantizeLinear of an
+        /// initializer); the weights and bias stay the Conv's inputs (folded to floats later), and x's DQ stays
+        /// for any other reader. Measured on QDQ MobileNetV2 (one thread): the dequantize and quantize passes around
+        /// its 17 depthwise layers were 0.6 ms of 5.1.
+        mutating func fuseDepthwise(at index: Int) -> Bool {
+            guard let node = nodes[index], node.opType == "Conv", node.domain.isEmpty || node.domain == "ai.onnx",
+                node.inputs.count >= 2, let output = node.outputs.first, let x = dequantized(node.inputs[0]),
+                count(x.scale) == 1, count(x.zero) == 1, initializers[x.scale]?.dtype == .float32,
+                let groups = try? node.int("group", default: 1), groups > 1
+            else { return false }
+            let weightShape =
+                dequantized(node.inputs[1]).flatMap { initializers[$0.quantized]?.shape }
+                ?? initializers[node.inputs[1]]?.shape
+            guard let shape = weightShape, shape.rank == 4, shape[0] == groups, shape[1] == 1,
+                let pattern = quantizeAfter(output, from: index)
+            else { return false }
+            let bias = node.inputs.count > 2 ? node.inputs[2] : ""
+            let inputs = [x.quantized, x.scale, x.zero, node.inputs[1], bias] + pattern.node.inputs[1...2]
+            var attributes = node.attributes
+            if pattern.relu != nil { attributes[reluAttribute] = .int(1) }
+            nodes[index] = Node(
+                name: node.name, opType: qdqDepthwiseConv, inputs: inputs, outputs: pattern.node.outputs,
+                attributes: attributes)
+            if let relu = pattern.relu { nodes[relu] = nil }
+            nodes[pattern.q] = nil
+            for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
+            for value in inputs where !value.isEmpty { readers[value, default: 0] += 1 }
             return true
         }
 

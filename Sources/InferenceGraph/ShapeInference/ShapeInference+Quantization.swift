@@ -192,6 +192,14 @@ extension ShapeInference {
             try checkBytes(context, [0, 1])
             return try conv(context, 0, 1, dtype: .int32)
         }
+        table[key(domain: "", opType: QuantizedFusion.qdqDepthwiseConv)] = { context in
+            try checkBytes(context, [0, 6])
+            let w = try context.input(3)
+            guard w.dtype == .float32, w.shape.rank == 4, w.shape[1] == 1 else {
+                throw context.mismatch("the weights must be float32 [C, 1, kH, kW], got \(w.dtype) \(w.shape)")
+            }
+            return try conv(context, 0, 3, dtype: try context.input(6).dtype)
+        }
         table[key(domain: "", opType: "QLinearConv")] = { context in
             try checkBytes(context, [0, 3, 7])
             if context.has(8) {
