@@ -10,8 +10,9 @@ import InferenceTensor
 /// by channel blocks (or output rows when the blocks are fewer than threads); other windows and machines one plane
 /// at a time (`ck_depthwise_q`, then `ck_requantize`). QDQ MobileNetV2's 17 depthwise layers planned into this
 /// kernel, one thread: 5.05 ms one plane at a time, 2.1-2.2 ms channels in lanes (sixteen with AVX-512 for every
-/// shape: the requantization per output, not the transposes, is the cost there); QDQ models keep the float path
-/// (DequantizeLinear, float kernel, QuantizeLinear: 2.2 ms as well, see `QuantizedFusion`).
+/// shape: the requantization per output, not the transposes, is the cost there); QDQ models keep the float
+/// arithmetic (DequantizeLinear, float kernel, QuantizeLinear: 2.2 ms as well, see `QuantizedFusion`), now as one
+/// `QDQDepthwiseKernel` without the passes.
 final class IntegerDepthwiseKernel: Kernel {
     /// Whether the node is such a QLinearConv.
     static func applies(_ node: BoundNode) throws -> Bool {

@@ -145,12 +145,12 @@ public enum QuantizedFusion {
             var weightName = w.quantized
             let channels: Int
             if isConv {
-                // Grouped and depthwise convolutions stay on the float path (dequantize, the float depthwise or
-                // grouped kernel, quantize): the integer kernel would run one small GEMM per group, and the integer
-                // depthwise kernel measured slower than the float path with its dequantize and quantize passes (QDQ
-                // MobileNetV2's 17 depthwise layers, one thread: 2.2 ms in float with the passes; the integer kernel
-                // 5.0 ms one plane at a time, 2.1-2.2 ms with channels in lanes: its exact requantization per output
-                // costs as much as the multiply-adds).
+                // Grouped and depthwise convolutions stay in float: the integer kernel would run one small GEMM per
+                // group, and the integer depthwise kernel measured no faster than the float path with its dequantize
+                // and quantize passes (QDQ MobileNetV2's 17 depthwise layers, one thread: 2.2 ms in float with the
+                // passes; the integer kernel 5.0 ms one plane at a time, 2.1-2.2 ms with channels in lanes: its exact
+                // requantization per output costs as much as the multiply-adds). Depthwise layers become
+                // `qdqDepthwiseConv` (`fuseDepthwise`), the float kernel without the passes.
                 guard ((try? node.int("group", default: 1)) ?? 1) == 1 else { return false }
                 channels = rank > 0 ? weights.shape[0] : 0
                 guard wScaleCount == 1 || (wScaleCount == channels && w.axis == 0) else { return false }
