@@ -183,16 +183,27 @@ public enum QuantizedFusion {
                 }
                 inputs.append(bias)
             }
-            var attributes = isConv ? node.attributes : [:]
+            replace(
+                index, node, opType: isConv ? "QLinearConv" : "QLinearMatMul", inputs: inputs,
+                attributes: isConv ? node.attributes : [:], pattern: pattern)
+            return true
+        }
+
+        /// Puts a node of `opType` writing the pattern's Q output in place of `node` (at `index`), marks a Relu the
+        /// pattern absorbs, removes that Relu and the Q, and moves the reader counts from `node`'s inputs to
+        /// `inputs`.
+        mutating func replace(
+            _ index: Int, _ node: Node, opType: String, inputs: [String], attributes: [String: AttributeValue],
+            pattern: (relu: Int?, q: Int, node: Node)
+        ) {
+            var attributes = attributes
             if pattern.relu != nil { attributes[reluAttribute] = .int(1) }
             nodes[index] = Node(
-                name: node.name, opType: isConv ? "QLinearConv" : "QLinearMatMul", inputs: inputs,
-                outputs: pattern.node.outputs, attributes: attributes)
+                name: node.name, opType: opType, inputs: inputs, outputs: pattern.node.outputs, attributes: attributes)
             if let relu = pattern.relu { nodes[relu] = nil }
             nodes[pattern.q] = nil
             for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
-            for value in inputs { readers[value, default: 0] += 1 }
-            return true
+            for value in inputs where !value.isEmpty { readers[value, default: 0] += 1 }
         }
 
         /// Rewrites Add(DQ(a), DQ(b)) → [Relu] → Q (residual connections of QDQ CNNs) into one `qlinearAdd` node:
@@ -206,15 +217,7 @@ public enum QuantizedFusion {
                 let pattern = quantizeAfter(output, from: index)
             else { return false }
             let inputs = [a.quantized, a.scale, a.zero, b.quantized, b.scale, b.zero] + pattern.node.inputs[1...2]
-            var attributes: [String: AttributeValue] = [:]
-            if pattern.relu != nil { attributes[reluAttribute] = .int(1) }
-            nodes[index] = Node(
-                name: node.name, opType: qlinearAdd, inputs: inputs, outputs: pattern.node.outputs,
-                attributes: attributes)
-            if let relu = pattern.relu { nodes[relu] = nil }
-            nodes[pattern.q] = nil
-            for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
-            for value in inputs { readers[value, default: 0] += 1 }
+            replace(index, node, opType: qlinearAdd, inputs: inputs, attributes: [:], pattern: pattern)
             return true
         }
 
@@ -238,15 +241,8 @@ public enum QuantizedFusion {
             else { return false }
             let bias = node.inputs.count > 2 ? node.inputs[2] : ""
             let inputs = [x.quantized, x.scale, x.zero, node.inputs[1], bias] + pattern.node.inputs[1...2]
-            var attributes = node.attributes
-            if pattern.relu != nil { attributes[reluAttribute] = .int(1) }
-            nodes[index] = Node(
-                name: node.name, opType: qdqDepthwiseConv, inputs: inputs, outputs: pattern.node.outputs,
-                attributes: attributes)
-            if let relu = pattern.relu { nodes[relu] = nil }
-            nodes[pattern.q] = nil
-            for value in node.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
-            for value in inputs where !value.isEmpty { readers[value, default: 0] += 1 }
+            replace(
+                index, node, opType: qdqDepthwiseConv, inputs: inputs, attributes: node.attributes, pattern: pattern)
             return true
         }
 
