@@ -23,8 +23,9 @@ final class QDQDepthwiseKernel: Kernel {
     private let low: Float
     private let parallel: ParallelFor
     private var task: ClosureTask?
-    /// Channels per block (0: the fallback runs), the units a split divides, whether it divides output rows.
-    private let lanes: Int, units: Int, splitsRows: Bool
+    /// Channels per block (0: the fallback runs), the units a split divides, whether it divides output rows, and
+    /// whether the work pays for waking the pool (decided once, here).
+    private let lanes: Int, units: Int, splitsRows: Bool, splits: Bool
     /// Per worker: the kernel's scratch (or the fallback's padded plane).
     private let scratch: [HostBuffer]
     /// The fallback's float input and output (empty where the blocked kernel runs).
@@ -90,6 +91,13 @@ final class QDQDepthwiseKernel: Kernel {
         }
         units = lanes > 0 ? batch * ((channels + lanes - 1) / lanes) : 1
         splitsRows = lanes > 0 && units < parallel.threads && g.output[0] >= 2 * parallel.threads && workers > 1
+        // Multiply-adds, saturating (the window comes from the model).
+        var work = batch * channels
+        for factor in [g.output[0], g.output[1], g.kernel[0], g.kernel[1]] {
+            let (product, overflow) = work.multipliedReportingOverflow(by: factor)
+            work = overflow ? Int.max : product
+        }
+        splits = lanes > 0 && parallel.threads > 1 && work >= 1 << 16 && scratch.count >= parallel.threads
         if lanes > 0 {
             task = ClosureTask { [unowned self] part, begin, end in
                 if splitsRows {
@@ -133,14 +141,8 @@ final class QDQDepthwiseKernel: Kernel {
         yScale.refresh()
         yZero.refresh()
         guard lanes > 0, let task else { return fallback() }
-        let g = geometry
-        // Multiply-adds, saturating (the window comes from the model).
-        let work = [g.output[0], g.output[1], g.kernel[0], g.kernel[1]].reduce(batch * channels) {
-            let (product, overflow) = $0.multipliedReportingOverflow(by: $1)
-            return overflow ? Int.max : product
-        }
-        if parallel.threads > 1 && work >= 1 << 16 && scratch.count >= parallel.threads {
-            parallel.run(task, count: splitsRows ? g.output[0] : units)
+        if splits {
+            parallel.run(task, count: splitsRows ? geometry.output[0] : units)
         } else {
             blocks(0, units, part: 0)
         }
