@@ -57,7 +57,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
 // pixel's V sums into its results (the clamp); OUTSTORE and OUTSTOREN write channel l's vector of results at
 // element `off` of the output planes.
 #define CK_DWB_BODY(V, VT, SET1, LOADU, STOREU, FMA, MAXV, MINV, ZERO, XT, INLOAD, INLOADN, FINISH, OUTSTORE,          \
-                    OUTSTOREN, TRANSPOSE, K)                                                                 \
+                    OUTSTOREN, POSSTORE, TRANSPOSE, K)                                                       \
     /* Outputs four at a time; a row's last three (or two, for 5x5 and 7x7 windows) are computed as a group    \
        into padding columns (zeros in, results never stored), others one at a time: a lone output is one chain \
        of K·K dependent multiply-adds. Measured (one thread, Zen 4): 7x7 planes of 768 channels 7x7 0.125 ->    \
@@ -102,6 +102,13 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
             memset(dst, 0, (size_t)first * V * sizeof(float));                                               \
             memset(dst + (size_t)last * V, 0, (size_t)((ptrdiff_t)wp - last) * V * sizeof(float));           \
             /* Columns [first, last) of the strip are input columns [first - pad_left, ...). */             \
+            if (in_nhwc) {                                                                                   \
+                /* Channels last: each position's cn channels are adjacent, one load per strip column. */   \
+                const XT *src = x + ((size_t)ih * in_w + (size_t)(first - pad_left)) * cs;                   \
+                for (ptrdiff_t j = first; j < last; j++, src += cs)                                          \
+                    STOREU(dst + (size_t)j * V, cn == V ? INLOAD(src) : INLOADN(src, cn));                   \
+                continue;                                                                                    \
+            }                                                                                                \
             for (ptrdiff_t j = first; j < last; j += V) {                                                    \
                 const size_t n = (size_t)(last - j) < V ? (size_t)(last - j) : V;                            \
                 const XT *src = x + (size_t)ih * in_w + (size_t)(j - pad_left);                              \
@@ -153,6 +160,10 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
                 STOREU(orow + ow * V, FINISH(a));                                                            \
             }                                                                                                \
             ck_depthwise_after(orow, out_w * V, after);                                                      \
+            if (out_nhwc) {                                                                                  \
+                for (size_t o = 0; o < out_w; o++) POSSTORE(((size_t)oh * out_w + o) * cs, LOADU(orow + o * V), cn); \
+                continue;                                                                                    \
+            }                                                                                                \
             /* Back to planes: V output columns of the V channels per transpose. */                         \
             for (size_t o = 0; o < out_w; o += V) {                                                          \
                 const size_t n = out_w - o < V ? out_w - o : V;                                              \
@@ -173,17 +184,19 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"), always_inline)) static inlin
 #define CK_DWB_ARGS                                                                                          \
     (const float *x, const float *w, const float *bias, float *y, size_t cn, size_t in_h, size_t in_w, size_t s, \
      ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo,   \
-     float hi, int after, float *scratch)
+     float hi, int after, float *scratch, size_t cs, int in_nhwc, int out_nhwc)
 
 #define CK512_LOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
 #define CK512_STOREN(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
 #define CK512_CLAMP(a) _mm512_min_ps(hiv, _mm512_max_ps(lov, (a)))
 #define CK512_FSTORE(l, off, v) _mm512_storeu_ps(y + (off), (v))
 #define CK512_FSTOREN(l, off, v, n) CK512_STOREN(y + (off), (v), (n))
+// One position's n channels, channels last.
+#define CK512_POSSTORE(off, v, n) CK512_STOREN(y + (off), (v), (n))
 #define CK512_BODY(K)                                                                                        \
     CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
                 _mm512_min_ps, _mm512_setzero_ps(), float, _mm512_loadu_ps, CK512_LOADN, CK512_CLAMP, CK512_FSTORE, \
-                CK512_FSTOREN, tr16, K)
+                CK512_FSTOREN, CK512_POSSTORE, tr16, K)
 
 __attribute__((target("avx2,fma"), always_inline)) static inline __m256i ck256_mask(size_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -207,10 +220,11 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void ck256_stor
 #define CK256_CLAMP(a) _mm256_min_ps(hiv, _mm256_max_ps(lov, (a)))
 #define CK256_FSTORE(l, off, v) _mm256_storeu_ps(y + (off), (v))
 #define CK256_FSTOREN(l, off, v, n) CK256_STOREN(y + (off), (v), (n))
+#define CK256_POSSTORE(off, v, n) CK256_STOREN(y + (off), (v), (n))
 #define CK256_BODY(K)                                                                                        \
     CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
                 _mm256_min_ps, _mm256_setzero_ps(), float, _mm256_loadu_ps, CK256_LOADN, CK256_CLAMP, CK256_FSTORE,  \
-                CK256_FSTOREN, tr8, K)
+                CK256_FSTOREN, CK256_POSSTORE, tr8, K)
 
 // The body once per stride (1 or 2), with s a constant in each.
 #define CK_DWB_STRIDES(body)                                                                                 \
@@ -365,18 +379,59 @@ int ck_depthwise_blocked(const float *x, const float *w, const float *bias, floa
         const float *xc = x + c * in_h * in_w, *wc = w + c * k * k, *bc = bias ? bias + c : NULL;
         float *yc = y + c * out_h * out_w;
         if (wide) {
-            if (k == 3) dwb512_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
-            else if (k == 5) dwb512_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
-            else dwb512_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
+            if (k == 3) dwb512_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch, 0, 0, 0);
+            else if (k == 5) dwb512_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch, 0, 0, 0);
+            else dwb512_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch, 0, 0, 0);
         } else {
-            if (k == 3) dwb256_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
-            else if (k == 5) dwb256_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
-            else dwb256_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch);
+            if (k == 3) dwb256_3(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch, 0, 0, 0);
+            else if (k == 5) dwb256_5(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch, 0, 0, 0);
+            else dwb256_7(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, row_begin, row_end, lo, hi, after, scratch, 0, 0, 0);
         }
     }
     return 1;
 }
 
+
+// Channels per block of ck_depthwise_nhwc: the vector width (16 with AVX-512, 8 with AVX2), 0 without AVX2. With
+// either side channels last there is no transpose on that side, so the wide-row exception above does not apply.
+size_t ck_depthwise_nhwc_lanes(void) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') return 16;
+    return isa[0] == 'a' ? 8 : 0;
+}
+
+int ck_depthwise_nhwc(const float *x, const float *w, const float *bias, float *y, size_t channels, size_t in_h,
+                      size_t in_w, size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h,
+                      size_t out_w, size_t row_begin, size_t row_end, float lo, float hi, int after, int in_nhwc,
+                      int out_nhwc, float *scratch) {
+    const size_t lanes = ck_depthwise_nhwc_lanes();
+    if (lanes == 0 || (k != 3 && k != 5 && k != 7) || (s != 1 && s != 2) || scratch == NULL) return 0;
+    if (row_end > out_h) row_end = out_h;
+    // A strip of rows for every channel block before the next strip: the strip's input rows (all channels, adjacent
+    // when channels last) are read once from memory and then from L2 by each block.
+    for (size_t oh0 = row_begin; oh0 < row_end; oh0 += CK_DWB_STRIP) {
+        const size_t oh1 = oh0 + CK_DWB_STRIP < row_end ? oh0 + CK_DWB_STRIP : row_end;
+        for (size_t c = 0; c < channels; c += lanes) {
+            const size_t cn = channels - c < lanes ? channels - c : lanes;
+            const float *xc = x + (in_nhwc ? c : c * in_h * in_w), *wc = w + c * k * k, *bc = bias ? bias + c : NULL;
+            float *yc = y + (out_nhwc ? c : c * out_h * out_w);
+#define CKN_CALL(fn)                                                                                         \
+    fn(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, oh0, oh1, lo, hi, after, scratch, channels, \
+       in_nhwc, out_nhwc)
+            if (lanes == 16) {
+                if (k == 3) CKN_CALL(dwb512_3);
+                else if (k == 5) CKN_CALL(dwb512_5);
+                else CKN_CALL(dwb512_7);
+            } else {
+                if (k == 3) CKN_CALL(dwb256_3);
+                else if (k == 5) CKN_CALL(dwb256_5);
+                else CKN_CALL(dwb256_7);
+            }
+#undef CKN_CALL
+        }
+    }
+    return 1;
+}
 
 // ---- The integer depthwise convolution (QLinearConv, one filter per channel) through the same bodies: bytes
 // enter the strip as exact floats (x - x_zero), the weights as (w - w_zero), so every product (at most 255·255)
@@ -384,6 +439,12 @@ int ck_depthwise_blocked(const float *x, const float *w, const float *bias, floa
 // in any order; each channel's results, back in their plane's order, are requantized (Requant.h) and stored as
 // bytes. No float copy of the image, no float output and no pass over either.
 #include "Requant.h"
+
+// The integer bodies read and write planes only: the channels-last paths (in_nhwc, out_nhwc) are compiled out.
+#define CK_NO_NHWC                                                                                           \
+    const int in_nhwc = 0, out_nhwc = 0;                                                                     \
+    const size_t cs = 0;
+#define CK_NO_POSSTORE(off, v, n) ((void)(off), (void)(v), (void)(n))
 
 // Input bytes as floats: (b ^ flip) - zero_adj is b - x_zero for uint8, (int8)b - x_zero for int8.
 #define CKQ512_IN(p) _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p)), flipv))), zadj)
@@ -398,7 +459,7 @@ int ck_depthwise_blocked(const float *x, const float *w, const float *bias, floa
 #define CKQ512_BODY(K)                                                                                       \
     CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
                 _mm512_min_ps, _mm512_setzero_ps(), uint8_t, CKQ512_IN, CKQ512_INN, CKQ512_FINISH, CKQ512_OUT,    \
-                CKQ512_OUTN, tr16, K)
+                CKQ512_OUTN, CK_NO_POSSTORE, tr16, K)
 
 // n (<= 8) bytes at p as eight lanes, without a library call (a memcpy of n bytes was a call, and its byte stores
 // stalled the load after it: a third of the layer's time): the eight bytes ending at p + n shifted down where the
@@ -445,7 +506,7 @@ __attribute__((target("avx2"), always_inline)) static inline void ckq256_out(uin
 #define CKQ256_BODY(K)                                                                                       \
     CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
                 _mm256_min_ps, _mm256_setzero_ps(), uint8_t, CKQ256_IN, CKQ256_INN, CKQ256_FINISH, CKQ256_OUT,    \
-                CKQ256_OUTN, tr8, K)
+                CKQ256_OUTN, CK_NO_POSSTORE, tr8, K)
 __attribute__((target("avx2"), always_inline)) static inline __m128i ckq256_words(__m256 v) {
     const __m256i q = _mm256_castps_si256(v);
     return _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
@@ -458,6 +519,7 @@ __attribute__((target("avx2"), always_inline)) static inline __m128i ckq256_word
      float *scratch, int x_signed, int32_t x_zero, const double *qm, const int32_t *qbias, double zero, double low, \
      double high, int y_signed)
 #define CKQ_PROLOGUE(SET1, V)                                                                                \
+    CK_NO_NHWC                                                                                               \
     const float *bias = NULL;                                                                                \
     const float lo = -__builtin_inff(), hi = __builtin_inff();                                               \
     const int after = 0;                                                                                     \
@@ -575,6 +637,7 @@ int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const
      float hi, float *scratch, int x_signed, int32_t x_zero, float x_scale, float y_zero, float y_scale,          \
      float q_low, float q_high, int y_signed)
 #define CKD_PROLOGUE(SET1)                                                                                   \
+    CK_NO_NHWC                                                                                               \
     const int after = 0;                                                                                     \
     const __m128i flipv = _mm_set1_epi8(x_signed ? (char)0x80 : 0);                                          \
     const __typeof__(SET1(0.0f)) zadj = SET1(x_signed ? (float)(x_zero + 128) : (float)x_zero);              \
@@ -596,7 +659,7 @@ int ck_depthwise_blocked_q(const uint8_t *x, int x_signed, int32_t x_zero, const
 #define CKD512_BODY(K)                                                                                       \
     CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
                 _mm512_min_ps, _mm512_setzero_ps(), uint8_t, CKD512_IN, CKD512_INN, CK512_CLAMP, CKD512_OUT,      \
-                CKD512_OUTN, tr16, K)
+                CKD512_OUTN, CK_NO_POSSTORE, tr16, K)
 
 // Eight floats quantized to bytes (the low 8 of the result) as quantize_avx2 does.
 __attribute__((target("avx2"), always_inline)) static inline __m128i ckd256_q(__m256 v, __m256 ysv, __m256 yzv,
@@ -614,7 +677,7 @@ __attribute__((target("avx2"), always_inline)) static inline __m128i ckd256_q(__
 #define CKD256_BODY(K)                                                                                       \
     CK_DWB_BODY(8, __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps,   \
                 _mm256_min_ps, _mm256_setzero_ps(), uint8_t, CKD256_IN, CKD256_INN, CK256_CLAMP, CKD256_OUT,      \
-                CKD256_OUTN, tr8, K)
+                CKD256_OUTN, CK_NO_POSSTORE, tr8, K)
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwd512_3 CKD_ARGS { CKD_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKD512_BODY(3)) }
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwd512_5 CKD_ARGS { CKD_PROLOGUE(_mm512_set1_ps) CK_DWB_STRIDES(CKD512_BODY(5)) }

@@ -62,18 +62,22 @@ void ck_pack_b(size_t k, size_t n, const float *b, size_t ldb, int transposed, f
         default: tile(1, kc, a, lda, ks, bp, bs, c, ldc, acc, nv, te); break;                                    \
     }
 
-// The epilogues a tile applies in registers before its only store (the last K block): a bias per row (a
-// convolution's filter) and Relu, a clamp or HardSwish. Others (column bias, Swish, GELU) run over the stored tile.
+// The epilogues a tile applies in registers before its only store (the last K block): a bias per column (a
+// convolution's filter in the transposed form), a bias per row (its filter in the plain form) and Relu, a clamp or
+// HardSwish. Others (Swish, GELU) run over the stored tile.
 typedef struct {
+    const float *col_bias;  // at the tile's first column, or NULL
     const float *row_bias;  // at the tile's first row, or NULL
     float low, high;        // min(max(v, low), high), NaN kept; -inf/+inf for none
     int relu;               // max(v, 0) + 0: -0 becomes +0 as the scalar Relu makes it
     int hard_swish;         // v·min(max((v + 3)·(1/6), 0), 1) as ck_hard_swish (NaN kept), instead of the clamp
 } ck_tile_ep;
 
-// v = min(max(v + bias[r], low), high) (or Relu, or HardSwish) in the ISA's vectors P##_..._ps.
-#define CK_TILE_EP(v, VT, P, r)                                                                              \
+// v = min(max((v + CB) + bias[r], low), high) (or Relu, or HardSwish) in the ISA's vectors P##_..._ps, CB the
+// vector's column biases (when te->col_bias is set).
+#define CK_TILE_EP(v, VT, P, r, CB)                                                                          \
     do {                                                                                                     \
+        if (te->col_bias) v = P##_add_ps(v, CB);                                                             \
         if (te->row_bias) v = P##_add_ps(v, P##_set1_ps(te->row_bias[r]));                                   \
         if (te->relu) {                                                                                      \
             v = P##_add_ps(P##_max_ps(P##_setzero_ps(), v), P##_setzero_ps());                               \
@@ -112,6 +116,11 @@ CK_INLINE void tile512(const int mr, size_t kc, const float *a, size_t lda, size
     }
     const __mmask16 m0 = nvalid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nvalid) - 1);
     const __mmask16 m1 = nvalid >= 32 ? (__mmask16)0xFFFF : (nvalid <= 16 ? 0 : (__mmask16)((1u << (nvalid - 16)) - 1));
+    __m512 cb0 = _mm512_setzero_ps(), cb1 = _mm512_setzero_ps();
+    if (te && te->col_bias) {
+        cb0 = _mm512_maskz_loadu_ps(m0, te->col_bias);
+        cb1 = _mm512_maskz_loadu_ps(m1, te->col_bias + 16);
+    }
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
         if (accumulate) {
@@ -119,19 +128,21 @@ CK_INLINE void tile512(const int mr, size_t kc, const float *a, size_t lda, size
             acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, cr + 16));
         }
         if (te) {
-            CK_TILE_EP(acc[r][0], __m512, _mm512, r);
-            CK_TILE_EP(acc[r][1], __m512, _mm512, r);
+            CK_TILE_EP(acc[r][0], __m512, _mm512, r, cb0);
+            CK_TILE_EP(acc[r][1], __m512, _mm512, r, cb1);
         }
         _mm512_mask_storeu_ps(cr, m0, acc[r][0]);
         _mm512_mask_storeu_ps(cr + 16, m1, acc[r][1]);
     }
 }
 
-// The in-register epilogue of the tile whose first row is `row`: `value` with the row bias moved to that row.
+// The in-register epilogue of the tile whose first row is `row` and first column `col`: `value` with the biases
+// moved there.
 static inline const ck_tile_ep *tile_epilogue(const ck_tile_ep *value, const ck_epilogue *epilogue, size_t row,
-                                              ck_tile_ep *storage) {
+                                              size_t col, ck_tile_ep *storage) {
     *storage = *value;
     storage->row_bias = epilogue->row_bias ? epilogue->row_bias + row : NULL;
+    storage->col_bias = epilogue->col_bias ? epilogue->col_bias + col : NULL;
     return storage;
 }
 
@@ -150,10 +161,11 @@ CK_INLINE void tile512half(const int mr, size_t kc, const float *a, size_t lda, 
         for (int r = 0; r < mr; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + k * ks]), b0, acc[r]);
     }
     const __mmask16 m0 = nvalid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nvalid) - 1);
+    const __m512 cb0 = te && te->col_bias ? _mm512_maskz_loadu_ps(m0, te->col_bias) : _mm512_setzero_ps();
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
         if (accumulate) acc[r] = _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(m0, cr));
-        if (te) CK_TILE_EP(acc[r], __m512, _mm512, r);
+        if (te) CK_TILE_EP(acc[r], __m512, _mm512, r, cb0);
         _mm512_mask_storeu_ps(cr, m0, acc[r]);
     }
 }
@@ -196,6 +208,14 @@ CK_INLINE void tile256(const int mr, size_t kc, const float *a, size_t lda, size
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }
     }
+    // Column biases of a partial tile through the stack, zeros past nvalid.
+    __m256 cb0 = _mm256_setzero_ps(), cb1 = _mm256_setzero_ps();
+    if (te && te->col_bias) {
+        float cb[16];
+        for (size_t j = 0; j < 16; j++) cb[j] = j < nvalid ? te->col_bias[j] : 0.0f;
+        cb0 = _mm256_loadu_ps(cb);
+        cb1 = _mm256_loadu_ps(cb + 8);
+    }
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
         if (nvalid == 16) {
@@ -204,8 +224,8 @@ CK_INLINE void tile256(const int mr, size_t kc, const float *a, size_t lda, size
                 acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(cr + 8));
             }
             if (te) {
-                CK_TILE_EP(acc[r][0], __m256, _mm256, r);
-                CK_TILE_EP(acc[r][1], __m256, _mm256, r);
+                CK_TILE_EP(acc[r][0], __m256, _mm256, r, cb0);
+                CK_TILE_EP(acc[r][1], __m256, _mm256, r, cb1);
             }
             _mm256_storeu_ps(cr, acc[r][0]);
             _mm256_storeu_ps(cr + 8, acc[r][1]);
@@ -218,8 +238,8 @@ CK_INLINE void tile256(const int mr, size_t kc, const float *a, size_t lda, size
                 acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(tmp + 8));
             }
             if (te) {
-                CK_TILE_EP(acc[r][0], __m256, _mm256, r);
-                CK_TILE_EP(acc[r][1], __m256, _mm256, r);
+                CK_TILE_EP(acc[r][0], __m256, _mm256, r, cb0);
+                CK_TILE_EP(acc[r][1], __m256, _mm256, r, cb1);
             }
             _mm256_storeu_ps(tmp, acc[r][0]);
             _mm256_storeu_ps(tmp + 8, acc[r][1]);
@@ -244,6 +264,12 @@ CK_INLINE void tile256half(const int mr, size_t kc, const float *a, size_t lda, 
         for (int r = 0; r < mr; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + k * ks), b0, acc[r]);
     }
     // Partial rows through the stack, as tile256's: vmaskmovps is microcoded on AMD cores.
+    __m256 cb0 = _mm256_setzero_ps();
+    if (te && te->col_bias) {
+        float cb[8];
+        for (size_t j = 0; j < 8; j++) cb[j] = j < nvalid ? te->col_bias[j] : 0.0f;
+        cb0 = _mm256_loadu_ps(cb);
+    }
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
         float tmp[8];
@@ -251,7 +277,7 @@ CK_INLINE void tile256half(const int mr, size_t kc, const float *a, size_t lda, 
             for (size_t j = 0; j < 8; j++) tmp[j] = j < nvalid ? cr[j] : 0.0f;
             acc[r] = _mm256_add_ps(acc[r], _mm256_loadu_ps(tmp));
         }
-        if (te) CK_TILE_EP(acc[r], __m256, _mm256, r);
+        if (te) CK_TILE_EP(acc[r], __m256, _mm256, r, cb0);
         if (nvalid == 8) {
             _mm256_storeu_ps(cr, acc[r]);
         } else {
@@ -469,12 +495,12 @@ static void sgemm_panels(size_t m, size_t n, size_t k, const float *a, size_t ld
     // AVX2: a last panel with at most 8 columns runs as one-vector tiles (tile256half).
     const int half_last = level == 1 && panel_end > panel_begin && panel_end * nr > n && n - (panel_end - 1) * nr <= 8;
     const int packs_a = lda >= 2048 && panel_end - panel_begin >= 8 && m >= 2 * mrMax;
-    // Row bias with Relu, a clamp, HardSwish or nothing after it runs in the tile's registers (the vector
+    // Biases with Relu, a clamp, HardSwish or nothing after them run in the tile's registers (the vector
     // kernels); anything else over the stored tile.
-    const int in_tile = epilogue && level > 0 && !epilogue->col_bias &&
+    const int in_tile = epilogue && level > 0 &&
                         (epilogue->activation == ck_activation_none || epilogue->activation == ck_activation_relu ||
                          epilogue->activation == ck_activation_clip || epilogue->activation == ck_activation_hard_swish);
-    ck_tile_ep te_value = {NULL, -__builtin_inff(), __builtin_inff(), 0, 0};
+    ck_tile_ep te_value = {NULL, NULL, -__builtin_inff(), __builtin_inff(), 0, 0};
     if (in_tile) {
         te_value.relu = epilogue->activation == ck_activation_relu;
         te_value.hard_swish = epilogue->activation == ck_activation_hard_swish;
@@ -521,7 +547,7 @@ static void sgemm_panels(size_t m, size_t n, size_t k, const float *a, size_t ld
                     tile_a += (size_t)mr * kc;
                     float *ci = c + i * ldc + j0;
                     ck_tile_ep te_rows;
-                    const ck_tile_ep *te = last && in_tile ? tile_epilogue(&te_value, epilogue, i, &te_rows) : NULL;
+                    const ck_tile_ep *te = last && in_tile ? tile_epilogue(&te_value, epilogue, i, j0, &te_rows) : NULL;
                     if (level == 2) kernel512(mr, kc, ai, rs, ks, bp, bs, ci, ldc, acc, nvalid, te);
                     else if (level == 1) kernel256(mr, kc, ai, rs, ks, bp, bs, ci, ldc, acc, nvalid, te);
                     else kernelGeneric(mr, kc, ai, rs, ks, bp, bs, ci, ldc, acc, nvalid);
@@ -546,7 +572,7 @@ static void sgemm_panels(size_t m, size_t n, size_t k, const float *a, size_t ld
                     const int mr = (int)(base8 + (t < extra8 ? 1 : 0));
                     float *ci = c + i * ldc + j0;
                     ck_tile_ep te_rows;
-                    const ck_tile_ep *te = last && in_tile ? tile_epilogue(&te_value, epilogue, i, &te_rows) : NULL;
+                    const ck_tile_ep *te = last && in_tile ? tile_epilogue(&te_value, epilogue, i, j0, &te_rows) : NULL;
                     kernel256half(mr, kc, a + i * lda + kk, lda, 1, bp, bs, ci, ldc, acc, nvalid, te);
                     i += (size_t)mr;
                 }

@@ -65,9 +65,13 @@ public final class CPUBackend: Backend {
             biases: ["MatMul"], recognizesGelu: true, recognizesSwish: true, maxPools: ["Conv"],
             recognizesAttention: true)
         rules.recognizesQDQ = true
+        // Depthwise chains pass channels last where the channels-in-lanes kernel runs (AVX2, AVX-512) and the
+        // convolution algorithm is the automatic choice.
+        rules.channelsLastDepthwise = channelsLast && convolution == .automatic && ck_depthwise_nhwc_lanes() > 0
         return rules
     }
     private let fuses: Bool
+    private let channelsLast: Bool
     /// Threads a kernel may use (1 runs everything on the caller's thread).
     public let threads: Int
     /// How convolutions are computed.
@@ -79,8 +83,13 @@ public final class CPUBackend: Backend {
     ///   - fuses: whether planning may merge node pairs (`fusion`); off runs every node as written.
     ///   - convolution: the convolution algorithm; by default `INFERENCE_CONV` (`automatic`, `im2col`,
     ///     `winograd`) when set, else `automatic`, which picks per shape.
-    public init(threads: Int? = nil, fuses: Bool = true, convolution: ConvolutionAlgorithm? = nil) {
+    ///   - channelsLast: whether depthwise chains may pass channels last (`FusionRules.channelsLastDepthwise`);
+    ///     off, every value stays in planes (the same results, bit for bit).
+    public init(
+        threads: Int? = nil, fuses: Bool = true, convolution: ConvolutionAlgorithm? = nil, channelsLast: Bool = true
+    ) {
         self.fuses = fuses
+        self.channelsLast = channelsLast
         self.convolution =
             convolution ?? getenv("INFERENCE_CONV").flatMap { ConvolutionAlgorithm(rawValue: String(cString: $0)) }
             ?? .automatic

@@ -70,7 +70,17 @@ public enum CPUKernelTable {
         table.append(
             KernelRegistration("Conv", dtypes: floats) { node, backend in
                 let algorithm = (backend as? CPUBackend)?.convolution ?? .automatic
-                let pooled = node.step.node.attributes[FusionRules.maxPoolAttribute] != nil
+                let attributes = node.step.node.attributes
+                if attributes[FusionRules.channelsLastInputAttribute] != nil
+                    || attributes[FusionRules.channelsLastOutputAttribute] != nil
+                {
+                    // A chain planning passes channels last (`ChannelsLastChains`): only these two kernels read
+                    // and write that layout, and each refuses a shape it cannot run.
+                    return try DepthwiseConvKernel.applies(node)
+                        ? try DepthwiseConvKernel(node: node, parallel: parallel(backend))
+                        : try ConvKernel(node: node, parallel: parallel(backend))
+                }
+                let pooled = attributes[FusionRules.maxPoolAttribute] != nil
                 // Winograd pools in its own store; the other kernels pool from a scratch output.
                 let winograd = try WinogradConvKernel.applies(node, algorithm: algorithm)
                 let direct = try DirectConvKernel.applies(node, algorithm: algorithm)

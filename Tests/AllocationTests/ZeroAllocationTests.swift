@@ -236,6 +236,42 @@ extension ZeroAllocationTests {
         }
     }
 
+    /// Depthwise chains passed channels last (`ChannelsLastChains`): a whole inverted-residual block, then one whose
+    /// depthwise output a squeeze-and-excitation gate also reads (its input side only).
+    @Test(arguments: [1, 2]) func channelsLastChains(_ threads: Int) throws {
+        let graph = InferenceGraphType(
+            name: "chains", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(opType: "Conv", inputs: ["x", "w1", "b1"], outputs: ["a"]),
+                Node(opType: "Clip", inputs: ["a", "lo", "hi"], outputs: ["b"]),
+                Node(
+                    opType: "Conv", inputs: ["b", "w2", "b2"], outputs: ["c"],
+                    attributes: ["group": .int(96), "pads": .ints([1, 1, 1, 1])]),
+                Node(opType: "Clip", inputs: ["c", "lo", "hi"], outputs: ["d"]),
+                Node(opType: "Conv", inputs: ["d", "w3", "b3"], outputs: ["e"]),
+                Node(opType: "Conv", inputs: ["e", "w4", "b4"], outputs: ["f"]),
+                Node(
+                    opType: "Conv", inputs: ["f", "w5", "b5"], outputs: ["g"],
+                    attributes: ["group": .int(144), "pads": .ints([2, 2, 2, 2]), "strides": .ints([2, 2])]),
+                Node(opType: "GlobalAveragePool", inputs: ["g"], outputs: ["h"]),
+                Node(opType: "Sigmoid", inputs: ["h"], outputs: ["i"]),
+                Node(opType: "Mul", inputs: ["g", "i"], outputs: ["j"]),
+                Node(opType: "Conv", inputs: ["j", "w6", "b6"], outputs: ["y"]),
+            ],
+            initializers: [
+                "w1": try Self.random([96, 16, 1, 1]), "b1": try Self.random([96]),
+                "w2": try Self.random([96, 1, 3, 3]), "b2": try Self.random([96]),
+                "w3": try Self.random([24, 96, 1, 1]), "b3": try Self.random([24]),
+                "w4": try Self.random([144, 24, 1, 1]), "b4": try Self.random([144]),
+                "w5": try Self.random([144, 1, 5, 5]), "b5": try Self.random([144]),
+                "w6": try Self.random([24, 144, 1, 1]), "b6": try Self.random([24]),
+                "lo": try Tensor(shape: [], scalars: [Float(0)]), "hi": try Tensor(shape: [], scalars: [Float(6)]),
+            ], opsetImports: ["": 13])
+        let count = try allocations(graph, try Self.random([1, 16, 14, 14]), threads: threads)
+        #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads")
+    }
+
     @Test(arguments: [1, 2]) func mobileNetStyleBlock(_ threads: Int) throws {
         let c = 32
         let graph = InferenceGraphType(

@@ -284,6 +284,16 @@ int ck_depthwise_blocked(const float *x, const float *w, const float *bias, floa
 /// Channels per block of ck_depthwise_blocked for a k x k window and output rows `out_w` wide (the vector width: 16
 /// with AVX-512, 8 with AVX2 and for AVX-512's 3x3 windows over rows of 20 and more), 0 without AVX2.
 size_t ck_depthwise_blocked_lanes(size_t k, size_t out_w);
+/// ck_depthwise_blocked over all `channels` with the input channels last ([in_h][in_w][channels], `in_nhwc`) or in
+/// planes, and the output likewise (`out_nhwc`), output rows [row_begin, row_end); the vector width's channel
+/// blocks (ck_depthwise_nhwc_lanes) for every shape. Scratch as ck_depthwise_blocked's; returns 0 (nothing
+/// written) when the shape or the ISA does not fit.
+int ck_depthwise_nhwc(const float *x, const float *w, const float *bias, float *y, size_t channels, size_t in_h,
+                      size_t in_w, size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h,
+                      size_t out_w, size_t row_begin, size_t row_end, float lo, float hi, int after, int in_nhwc,
+                      int out_nhwc, float *scratch);
+/// Channels per block of ck_depthwise_nhwc: 16 with AVX-512, 8 with AVX2, 0 without.
+size_t ck_depthwise_nhwc_lanes(void);
 /// Floats of ck_depthwise_blocked's scratch: a strip of rows of one channel block, and one output row; SIZE_MAX
 /// when it does not fit in memory.
 size_t ck_depthwise_blocked_floats(size_t out_h, size_t out_w, size_t k, size_t s);

@@ -63,6 +63,9 @@ final class ConvKernel: Kernel {
     /// transposed: Yᵀ = Xᵀ·Wᵀ with the weights packed once as B (every panel full), the plane transposed in and
     /// the result transposed back (both small).
     private let transposed: (weights: PackedMatrix, xt: HostBuffer, yt: HostBuffer)?
+    /// Whether planning passes the input, the output, channels last (`ChannelsLastChains`, pointwise layers beside
+    /// a depthwise one): the transposed form then reads Xᵀ, or writes Yᵀ, in place, without that transpose.
+    private let channelsLast: (input: Bool, output: Bool)
     private let transposeTask: TransposeTask?
     private let activation: FusedActivation
     /// Split-run state, made once: the GEMM's arguments, the im2col rows' image, and the per-image split.
@@ -137,15 +140,34 @@ final class ConvKernel: Kernel {
         // too where the plane leaves an eighth of its panels' columns empty (7x7: 49 of 64 columns): MobileNetV2's
         // 960 -> 160 at 7x7 0.176 -> 0.147 ms, 576 -> 160 0.107 -> 0.090 (AVX2).
         let fewFilters = parallel.threads == 1 && outChannels >= 128 && 8 * padding > panels * panelWidth
-        if pointwise, groups == 1, table.outputCount > 1, table.outputCount < 4 * panelWidth,
-            4 * padding > panelWidth, outChannels >= 256 || fewFilters, let weights = wv.constant,
-            weights.dtype == .float32
+        channelsLast = (
+            try node.attributes.int(FusionRules.channelsLastInputAttribute, default: 0) != 0,
+            try node.attributes.int(FusionRules.channelsLastOutputAttribute, default: 0) != 0
+        )
+        let layoutMarked = channelsLast.input || channelsLast.output
+        if layoutMarked {
+            // Planning marks only 1x1 layers of one image with plan-time float32 weights; a model that names the
+            // attributes on others is refused rather than read in the wrong layout.
+            guard pointwise, groups == 1, batch == 1, wv.constant?.dtype == .float32 else {
+                throw node.fail(
+                    "a channels-last convolution must be 1x1, stride 1, unpadded and ungrouped over one image with "
+                        + "constant float32 weights; remove the \(FusionRules.channelsLastInputAttribute) and "
+                        + "\(FusionRules.channelsLastOutputAttribute) attributes")
+            }
+        }
+        if let weights = wv.constant, weights.dtype == .float32,
+            layoutMarked
+                || (pointwise && groups == 1 && table.outputCount > 1 && table.outputCount < 4 * panelWidth
+                    && 4 * padding > panelWidth && (outChannels >= 256 || fewFilters))
         {
             let matrix = try weights.reshaped([outChannels, inChannels])
+            // Each side passed channels last needs no buffer for its transpose.
             transposed = (
                 try PackedMatrix(matrix, transposed: true, form: .packed),
-                try HostBuffer(bytes: table.outputCount * inChannels * MemoryLayout<Float>.stride),
-                try HostBuffer(bytes: table.outputCount * outChannels * MemoryLayout<Float>.stride)
+                try HostBuffer(
+                    bytes: (channelsLast.input ? 1 : table.outputCount * inChannels) * MemoryLayout<Float>.stride),
+                try HostBuffer(
+                    bytes: (channelsLast.output ? 1 : table.outputCount * outChannels) * MemoryLayout<Float>.stride)
             )
         } else {
             transposed = nil
@@ -249,15 +271,24 @@ final class ConvKernel: Kernel {
                     transposed.xt.pointer.assumingMemoryBound(to: Float.self),
                     transposed.yt.pointer.assumingMemoryBound(to: Float.self)
                 )
-                transpose(xg, rows: rows, columns: outCount, into: xt, parallel: parallel)
+                if !channelsLast.input { transpose(xg, rows: rows, columns: outCount, into: xt, parallel: parallel) }
+                let out = channelsLast.output ? y + n * outChannels * outCount : yt
+                // A chain's layers split by positions (rows here) where that balances: the depthwise layer beside
+                // it splits its output rows, so each thread finds its positions in its own cache.
                 packedGemm(
-                    parallel, task: gemmTask, m: outCount, n: filtersPerGroup, k: rows, a: xt, lda: rows,
-                    packed: transposed.weights.pointer, accumulate: false, c: yt, ldc: filtersPerGroup,
-                    panels: transposed.weights.panels,
-                    epilogue: activation.epilogue(rowBias: nil, columnBias: bias))
-                transpose(
-                    yt, rows: outCount, columns: filtersPerGroup, into: y + n * outChannels * outCount,
-                    parallel: parallel)
+                    parallel, task: gemmTask, m: outCount, n: filtersPerGroup, k: rows,
+                    a: channelsLast.input ? xg : UnsafePointer(xt), lda: rows, packed: transposed.weights.pointer,
+                    accumulate: false, c: out, ldc: filtersPerGroup, panels: transposed.weights.panels,
+                    epilogue: activation.epilogue(rowBias: nil, columnBias: bias),
+                    byRows: channelsLast.input || channelsLast.output
+                        ? splitsByRows(
+                            m: outCount, n: filtersPerGroup, panels: transposed.weights.panels,
+                            threads: parallel.threads) : nil)
+                if !channelsLast.output {
+                    transpose(
+                        yt, rows: outCount, columns: filtersPerGroup, into: y + n * outChannels * outCount,
+                        parallel: parallel)
+                }
                 continue
             }
             if pointwise {

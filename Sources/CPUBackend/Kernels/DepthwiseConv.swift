@@ -28,6 +28,11 @@ final class DepthwiseConvKernel: Kernel {
     private let lanes: Int
     private let units: Int
     private let splitsRows: Bool
+    /// Whether planning passes the input, the output, channels last (`ChannelsLastChains`): the whole layer then
+    /// runs in `ck_depthwise_nhwc`, split by output rows.
+    private let channelsLast: (input: Bool, output: Bool)
+    /// Multiply-adds of a run, saturating (the window comes from the model).
+    private let work: Int
 
     /// 2-D, group equal to the input and output channel counts (depth multiplier 1).
     static func applies(_ node: BoundNode) throws -> Bool {
@@ -55,6 +60,10 @@ final class DepthwiseConvKernel: Kernel {
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
         y = try yv.pointer(Float.self)
         let g = geometry
+        channelsLast = (
+            try node.attributes.int(FusionRules.channelsLastInputAttribute, default: 0) != 0,
+            try node.attributes.int(FusionRules.channelsLastOutputAttribute, default: 0) != 0
+        )
         // The padded plane serves only the unrolled shapes (3x3/5x5/7x7, stride 1 or 2, no dilation), whose size
         // is bounded by the output's; other shapes get none (sizes from a model can be anything).
         let unrolled =
@@ -87,7 +96,23 @@ final class DepthwiseConvKernel: Kernel {
         let units = lanes > 0 ? batch * ((channels + lanes - 1) / lanes) : batch * channels
         self.units = units
         // Fewer blocks than threads (MobileNetV3's 16 channels at 112x112 with AVX-512: one block): output rows.
-        splitsRows = lanes > 0 && units < parallel.threads && g.output[0] >= 2 * parallel.threads && workers > 1
+        splitsRows =
+            (lanes > 0 && units < parallel.threads && g.output[0] >= 2 * parallel.threads && workers > 1)
+            || (channelsLast.input || channelsLast.output)
+        work = [g.output[0], g.output[1], g.kernel[0], g.kernel[1]].reduce(batch * channels) {
+            let (product, overflow) = $0.multipliedReportingOverflow(by: $1)
+            return overflow ? Int.max : product
+        }
+        if channelsLast.input || channelsLast.output {
+            // Planning marks only the shapes the channels-last kernel runs; a model that names the attributes on
+            // others is refused here rather than read in the wrong layout.
+            guard unrolled, batch == 1, ck_depthwise_nhwc_lanes() > 0 else {
+                throw node.fail(
+                    "channels-last depthwise convolution needs one image, a 3x3, 5x5 or 7x7 window, stride 1 or 2, no "
+                        + "dilation and AVX2; remove the \(FusionRules.channelsLastInputAttribute) and "
+                        + "\(FusionRules.channelsLastOutputAttribute) attributes")
+            }
+        }
         task = ClosureTask { [unowned self] part, begin, end in
             if splitsRows {
                 rows(begin..<end, part: part)
@@ -102,6 +127,14 @@ final class DepthwiseConvKernel: Kernel {
         guard part < padded.count else { return }
         let scratch = padded[part].pointer.assumingMemoryBound(to: Float.self)
         let g = geometry
+        if channelsLast.input || channelsLast.output {
+            // One image (checked at plan time); the kernel declines nothing `init` accepted.
+            _ = ck_depthwise_nhwc(
+                x, w, bias, y, channels, g.input[0], g.input[1], g.kernel[0], g.strides[0], g.padsBegin[0],
+                g.padsBegin[1], g.output[0], g.output[1], range.lowerBound, range.upperBound, low, high, after,
+                channelsLast.input ? 1 : 0, channelsLast.output ? 1 : 0, scratch)
+            return
+        }
         let inCount = g.input[0] * g.input[1], outCount = g.output[0] * g.output[1]
         for n in 0..<batch {
             let done = ck_depthwise_blocked(
@@ -152,14 +185,10 @@ final class DepthwiseConvKernel: Kernel {
     }
 
     func run() throws {
-        let total = batch * channels
-        // Multiply-adds, saturating (the window comes from the model).
-        let work = [geometry.output[0], geometry.output[1], geometry.kernel[0], geometry.kernel[1]].reduce(total) {
-            let (product, overflow) = $0.multipliedReportingOverflow(by: $1)
-            return overflow ? Int.max : product
-        }
         if parallel.threads > 1 && work >= 1 << 16, let task {
             parallel.run(task, count: splitsRows ? geometry.output[0] : units)
+        } else if channelsLast.input || channelsLast.output {
+            rows(0..<geometry.output[0], part: 0)
         } else {
             convolve(0, units, part: 0)
         }

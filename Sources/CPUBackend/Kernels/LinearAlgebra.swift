@@ -83,7 +83,7 @@ func rowMajorGemm(
 func packedGemm(
     _ parallel: ParallelFor, task: GemmTask, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
     packed: UnsafePointer<Float>, accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int,
-    epilogue: ck_epilogue? = nil
+    epilogue: ck_epilogue? = nil, byRows: Bool? = nil
 ) {
     task.rowMajorB = nil
     let acc: Int32 = accumulate ? 1 : 0
@@ -97,7 +97,7 @@ func packedGemm(
     }
     task.set(m: m, n: n, k: k, a: a, lda: lda, c: c, ldc: ldc, panels: panels, accumulate: acc, epilogue: epilogue)
     task.packed = packed
-    task.byRows = panels < parallel.threads
+    task.byRows = panels < parallel.threads || byRows == true
     parallel.run(task, count: task.byRows ? m : panels)
 }
 

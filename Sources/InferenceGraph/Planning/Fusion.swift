@@ -52,6 +52,16 @@ public struct FusionRules: Sendable {
     /// The attribute marking a producer that also applies a 2x2, stride-2 max pool to its output.
     public static let maxPoolAttribute = "_fused_max_pool_2x2"
 
+    /// Chains of 1x1 convolution → depthwise convolution → 1x1 convolution (MobileNets, EfficientNets,
+    /// ShuffleNets) pass the depthwise layer's input and output channels last (`ChannelsLastChains`), so none of the
+    /// three transposes the wide tensors between planes and vector lanes.
+    public var channelsLastDepthwise: Bool = false
+
+    /// Int attributes (1) marking a node that reads its first input, or writes its output, channels last
+    /// ([N][H][W][C] in the value's [N, C, H, W] storage). Set only by planning, on values no one else reads.
+    public static let channelsLastInputAttribute = "_channels_last_input"
+    public static let channelsLastOutputAttribute = "_channels_last_output"
+
     /// Whether `node` is a MaxPool a producer can absorb: 2x2 window, stride 2, no padding or dilation, floor
     /// mode, no indices output.
     static func isAbsorbableMaxPool(_ node: Node) -> Bool {
@@ -78,6 +88,7 @@ enum Fusion {
         guard
             rules.foldsBatchNormalization || !rules.activations.isEmpty || !rules.biases.isEmpty
                 || rules.recognizesGelu || rules.recognizesSwish || !rules.maxPools.isEmpty || rules.recognizesAttention
+                || rules.channelsLastDepthwise
         else { return (live, 0) }
         var pass = Candidates(nodes: live, graphOutputs: graphOutputs, known: known, types: types)
         var fused = 0
@@ -85,6 +96,7 @@ enum Fusion {
         if rules.recognizesAttention { fused += pass.fuseAttention() }
         if rules.recognizesSwish { fused += pass.fuseSwish() }
         for index in live.indices { fused += pass.fuseIntoProducer(at: index, rules: rules) }
+        if rules.channelsLastDepthwise { pass.markChannelsLastChains() }
         known = pass.known
         types = pass.types
         return (pass.nodes.compactMap { $0 }, fused)
