@@ -587,9 +587,13 @@ struct QDQDepthwiseFusionTests {
     struct Case: CustomStringConvertible, Sendable {
         var channels: Int, kernel: Int, stride: Int, height: Int, width: Int
         var signed = false, relu = false, bias = true, batch = 1, dilation = 1
+        /// Scales that put many outputs exactly on a half before rounding: every sum a multiple of 0.5 and an output
+        /// scale of 7, so y / 7 is a tie for one y in 14, where y · fl(1/7) rounds the other way for 78 of 256 ties
+        /// (a multiply by the reciprocal instead of QuantizeLinear's division fails here).
+        var ties = false
         var description: String {
             "\(batch)x\(channels)x\(height)x\(width) k\(kernel) s\(stride) d\(dilation)"
-                + "\(signed ? " int8" : "")\(relu ? " relu" : "")\(bias ? "" : " no bias")"
+                + "\(signed ? " int8" : "")\(relu ? " relu" : "")\(bias ? "" : " no bias")\(ties ? " ties" : "")"
         }
     }
 
@@ -602,6 +606,8 @@ struct QDQDepthwiseFusionTests {
         Case(channels: 3, kernel: 3, stride: 1, height: 64, width: 40, signed: true, relu: true),
         Case(channels: 12, kernel: 1, stride: 1, height: 10, width: 11),
         Case(channels: 8, kernel: 3, stride: 1, height: 15, width: 16, dilation: 2),
+        Case(channels: 40, kernel: 3, stride: 1, height: 14, width: 14, ties: true),
+        Case(channels: 24, kernel: 3, stride: 2, height: 30, width: 61, ties: true),
     ]
 
     static func graph(_ c: Case) throws -> Graph {
@@ -612,15 +618,18 @@ struct QDQDepthwiseFusionTests {
         }
         var rng = SplitMix64(seed: UInt64(c.channels * 31 + c.kernel))
         let taps = c.kernel * c.kernel
-        let weights = (0..<c.channels * taps).map { _ in Int8(truncatingIfNeeded: rng.next() % 255) }
+        let weights = (0..<c.channels * taps).map { _ in
+            c.ties ? Int8(Int(rng.next() % 5) - 2) : Int8(truncatingIfNeeded: rng.next() % 255)
+        }
         let pad = c.dilation * (c.kernel / 2)
         var convInputs = ["xf", "wf"]
         var initializers: [String: Tensor] = [
-            "xs": try Tensor(shape: [], scalars: [Float(0.0231)]), "xz": try zero(121),
+            "xs": try Tensor(shape: [], scalars: [Float(c.ties ? 0.5 : 0.0231)]), "xz": try zero(121),
             "wq": try Tensor(shape: [c.channels, 1, c.kernel, c.kernel], scalars: weights),
-            "ws": try Tensor(shape: [c.channels], scalars: (0..<c.channels).map { Float($0 % 5 + 1) / 300 }),
+            "ws": try Tensor(
+                shape: [c.channels], scalars: (0..<c.channels).map { c.ties ? 1 : Float($0 % 5 + 1) / 300 }),
             "wz": try Tensor(shape: [c.channels], scalars: [Int8](repeating: 0, count: c.channels)),
-            "ys": try Tensor(shape: [], scalars: [Float(0.0419)]), "yz": try zero(97),
+            "ys": try Tensor(shape: [], scalars: [Float(c.ties ? 7 : 0.0419)]), "yz": try zero(97),
         ]
         var nodes = [
             Node(name: "dqx", opType: "DequantizeLinear", inputs: ["x", "xs", "xz"], outputs: ["xf"]),
@@ -630,7 +639,8 @@ struct QDQDepthwiseFusionTests {
         ]
         if c.bias {
             initializers["b"] = try Tensor(
-                shape: [c.channels], scalars: (0..<c.channels).map { _ in Float(Int(rng.next() % 200) - 100) / 50 })
+                shape: [c.channels],
+                scalars: (0..<c.channels).map { _ in Float(Int(rng.next() % 200) - 100) / (c.ties ? 2 : 50) })
             convInputs.append("b")
         }
         nodes.append(
