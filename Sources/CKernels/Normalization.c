@@ -91,6 +91,73 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static void global_pool_avx
     CK_GLOBAL_POOL_BODY
 }
 
+// Global average pooling of one image stored channels last ([positions][channels]), channels [c_begin, c_end): for
+// each channel the planes form's arithmetic in the planes form's order (8 double lanes over positions i + l, the
+// tail in turn, then the lanes), so both layouts give the same bits; eight channels at a time across the vector.
+#define CK_GLOBAL_AVERAGE_NHWC_BODY                                                                          \
+    size_t c0 = c_begin;                                                                                     \
+    for (; c0 + 8 <= c_end; c0 += 8) {                                                                       \
+        double lanes[8][8] = {{0}}, sum[8] = {0};                                                            \
+        size_t i = 0;                                                                                        \
+        for (; i + 8 <= positions; i += 8)                                                                   \
+            for (size_t l = 0; l < 8; l++)                                                                   \
+                for (size_t j = 0; j < 8; j++) lanes[l][j] += (double)x[(i + l) * channels + c0 + j];        \
+        for (; i < positions; i++)                                                                           \
+            for (size_t j = 0; j < 8; j++) sum[j] += (double)x[i * channels + c0 + j];                       \
+        for (size_t l = 0; l < 8; l++)                                                                       \
+            for (size_t j = 0; j < 8; j++) sum[j] += lanes[l][j];                                            \
+        for (size_t j = 0; j < 8; j++) y[c0 + j] = (float)(sum[j] / (double)positions);                      \
+    }                                                                                                        \
+    for (; c0 < c_end; c0++) {                                                                               \
+        double lanes[8] = {0}, sum = 0;                                                                      \
+        size_t i = 0;                                                                                        \
+        for (; i + 8 <= positions; i += 8)                                                                   \
+            for (size_t l = 0; l < 8; l++) lanes[l] += (double)x[(i + l) * channels + c0];                   \
+        for (; i < positions; i++) sum += (double)x[i * channels + c0];                                      \
+        for (size_t l = 0; l < 8; l++) sum += lanes[l];                                                      \
+        y[c0] = (float)(sum / (double)positions);                                                            \
+    }
+#define CK_GLOBAL_AVERAGE_NHWC_ARGS                                                                          \
+    (const float *x, size_t positions, size_t channels, size_t c_begin, size_t c_end, float *y)
+static void global_average_nhwc_generic CK_GLOBAL_AVERAGE_NHWC_ARGS { CK_GLOBAL_AVERAGE_NHWC_BODY }
+__attribute__((target("avx2,fma"))) static void global_average_nhwc_avx2 CK_GLOBAL_AVERAGE_NHWC_ARGS {
+    CK_GLOBAL_AVERAGE_NHWC_BODY
+}
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void global_average_nhwc_avx512 CK_GLOBAL_AVERAGE_NHWC_ARGS {
+    CK_GLOBAL_AVERAGE_NHWC_BODY
+}
+
+void ck_global_average_nhwc(const float *x, size_t positions, size_t channels, size_t c_begin, size_t c_end, float *y) {
+    if (c_end > channels) c_end = channels;
+    if (positions == 0 || c_begin >= c_end) return;
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') global_average_nhwc_avx512(x, positions, channels, c_begin, c_end, y);
+    else if (isa[0] == 'a') global_average_nhwc_avx2(x, positions, channels, c_begin, c_end, y);
+    else global_average_nhwc_generic(x, positions, channels, c_begin, c_end, y);
+}
+
+// y[p][c] = x[p][c] · s[c] for positions [p_begin, p_end) of an image stored channels last: a Mul by a [1, C, 1, 1]
+// gate (squeeze-and-excitation), the same products as over planes.
+#define CK_SCALE_NHWC_BODY                                                                                   \
+    for (size_t p = p_begin; p < p_end; p++) {                                                               \
+        const float *xp = x + p * channels;                                                                  \
+        float *yp = y + p * channels;                                                                        \
+        for (size_t c = 0; c < channels; c++) yp[c] = xp[c] * s[c];                                          \
+    }
+#define CK_SCALE_NHWC_ARGS (const float *x, const float *s, float *y, size_t channels, size_t p_begin, size_t p_end)
+static void scale_nhwc_generic CK_SCALE_NHWC_ARGS { CK_SCALE_NHWC_BODY }
+__attribute__((target("avx2,fma"))) static void scale_nhwc_avx2 CK_SCALE_NHWC_ARGS { CK_SCALE_NHWC_BODY }
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void scale_nhwc_avx512 CK_SCALE_NHWC_ARGS {
+    CK_SCALE_NHWC_BODY
+}
+
+void ck_scale_channels_last(const float *x, const float *s, float *y, size_t channels, size_t p_begin, size_t p_end) {
+    const char *isa = ck_kernel_isa();
+    if (isa[3] == '5') scale_nhwc_avx512(x, s, y, channels, p_begin, p_end);
+    else if (isa[0] == 'a') scale_nhwc_avx2(x, s, y, channels, p_begin, p_end);
+    else scale_nhwc_generic(x, s, y, channels, p_begin, p_end);
+}
+
 void ck_global_pool(const float *x, size_t planes, size_t spatial, int is_max, float *y) {
     const char *isa = ck_kernel_isa();
     if (isa[3] == '5') global_pool_avx512(x, planes, spatial, is_max, y);

@@ -49,7 +49,10 @@ public enum CPUKernelTable {
         add(
             ["Add", "Sub", "Mul", "Div", "Max", "Min"], numericTypes,
             split: { node, parallel in
-                node.inputs.count == 2
+                if node.step.node.attributes[FusionRules.channelsLastInputAttribute] != nil {
+                    return try ChannelScaleKernel(node: node, parallel: parallel)
+                }
+                return node.inputs.count == 2
                     ? try BinaryKernels.make(node, parallel: parallel) : try BinaryKernels.makeVariadic(node)
             })
         add(["Pow"], numericTypes) { try BinaryKernels.make($0) }

@@ -16,8 +16,10 @@ struct ChannelsLastChainTests {
         var inChannels: Int, channels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, stride: Int
         /// The activation after each of the three convolutions ("" for none).
         var activations: [String]
-        /// A squeeze-and-excitation block reads the depthwise output besides the projection.
+        /// A squeeze-and-excitation block (pool, gate, Mul) between the depthwise layer and the projection.
         var excitation = false
+        /// The gate as the Mul's first input.
+        var gateFirst = false
         var bias = true
         var testDescription: String {
             "\(inChannels)->\(channels)->\(outChannels) at \(height)x\(width) k\(kernel) s\(stride) \(activations)"
@@ -47,10 +49,17 @@ struct ChannelsLastChainTests {
         Case(
             inChannels: 8, channels: 48, outChannels: 16, height: 40, width: 20, kernel: 3, stride: 1,
             activations: ["Swish", "Swish", ""]),
-        // A squeeze-and-excitation reader: only the input side passes channels last (7x7 output).
+        // Squeeze-and-excitation blocks: their pool and gate multiply read the depthwise output channels last.
         Case(
             inChannels: 16, channels: 64, outChannels: 16, height: 14, width: 14, kernel: 5, stride: 2,
             activations: ["Swish", "Swish", ""], excitation: true),
+        Case(
+            inChannels: 8, channels: 52, outChannels: 12, height: 28, width: 28, kernel: 3, stride: 1,
+            activations: ["HardSwish", "HardSwish", ""], excitation: true, gateFirst: true),
+        // 28x28 planes: four times as wide as the ends.
+        Case(
+            inChannels: 8, channels: 48, outChannels: 12, height: 28, width: 28, kernel: 3, stride: 1,
+            activations: ["Clip", "Clip", ""]),
     ]
 
     static func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1) } }
@@ -109,9 +118,12 @@ struct ChannelsLastChainTests {
                     "pads": .ints([pad, pad, pad, pad]),
                 ]), "depthwise")
         if c.excitation {
-            nodes.append(Node(opType: "GlobalAveragePool", inputs: [v], outputs: ["pooled"]))
+            nodes.append(Node(name: "pool", opType: "GlobalAveragePool", inputs: [v], outputs: ["pooled"]))
             nodes.append(Node(opType: "Sigmoid", inputs: ["pooled"], outputs: ["gate"]))
-            nodes.append(Node(opType: "Mul", inputs: [v, "gate"], outputs: ["excited"]))
+            nodes.append(
+                Node(
+                    name: "scale", opType: "Mul", inputs: c.gateFirst ? ["gate", v] : [v, "gate"], outputs: ["excited"])
+            )
             v = "excited"
         }
         v = activate(
@@ -130,7 +142,7 @@ struct ChannelsLastChainTests {
             inputTypes: ["x": TensorType(dtype: .float32, shape: [1, c.inChannels, c.height, c.width])],
             fusion: CPUBackend(threads: 1).fusion)
         var result: [String: (Bool, Bool)] = [:]
-        for step in plan.steps where step.node.opType == "Conv" {
+        for step in plan.steps where ["Conv", "GlobalAveragePool", "Mul"].contains(step.node.opType) {
             result[step.node.name] = (
                 step.node.attributes[FusionRules.channelsLastInputAttribute] != nil,
                 step.node.attributes[FusionRules.channelsLastOutputAttribute] != nil
@@ -144,12 +156,16 @@ struct ChannelsLastChainTests {
         let marks = try Self.marks(graph, c)
         let outWidth = (c.width + 2 * (c.kernel / 2) - c.kernel) / c.stride + 1
         if ck_depthwise_nhwc_lanes() > 0 {
-            // Without a projection reading it, the output stays in planes; the input then passes channels last
-            // only over planes of 14 and less.
-            let output = !c.excitation, input = output || outWidth <= 14
+            // The ends at most half as wide as the depthwise layer (a quarter over 28x28 and more).
+            let thin = c.channels / (outWidth >= 28 ? 4 : 2)
+            let output = c.outChannels <= thin, input = c.inChannels <= thin
             #expect(marks["expand"]?.0 == false && marks["expand"]?.1 == input, "\(marks)")
             #expect(marks["depthwise"]?.0 == input && marks["depthwise"]?.1 == output, "\(marks)")
             #expect(marks["project"]?.0 == output && marks["project"]?.1 == false, "\(marks)")
+            if c.excitation {
+                #expect(marks["pool"]?.0 == output && marks["pool"]?.1 == false, "\(marks)")
+                #expect(marks["scale"]?.0 == output && marks["scale"]?.1 == output, "\(marks)")
+            }
         } else {
             #expect(marks.values.allSatisfy { !$0.0 && !$0.1 }, "\(marks)")
         }
@@ -186,11 +202,33 @@ struct ChannelsLastChainTests {
             inChannels: 8, channels: 48, outChannels: 8, height: 8, width: 56, kernel: 3, stride: 1,
             activations: ["", "", ""])
         #expect(try Self.marks(Self.graph(wide), wide).values.allSatisfy { !$0.0 && !$0.1 })
-        // An excitation block over 28x28 planes: neither side.
+        // Over 28x28 planes, ends wider than a quarter (MobileNetV3's 40 -> 120 -> 40): neither side.
         let excited = Case(
-            inChannels: 16, channels: 64, outChannels: 16, height: 28, width: 28, kernel: 3, stride: 1,
+            inChannels: 16, channels: 48, outChannels: 16, height: 28, width: 28, kernel: 3, stride: 1,
             activations: ["", "", ""], excitation: true)
         #expect(try Self.marks(Self.graph(excited), excited).values.allSatisfy { !$0.0 && !$0.1 })
+        // The depthwise output read by a third node besides an excitation block's pool and Mul: its output stays
+        // in planes, its input too (a 14x14 plane passes it only over planes of 14 and less: here 7x7, so it does).
+        var graph = try Self.graph(
+            Case(
+                inChannels: 16, channels: 64, outChannels: 16, height: 14, width: 14, kernel: 3, stride: 2,
+                activations: ["", "", ""], excitation: true))
+        graph.nodes.append(Node(opType: "Relu", inputs: ["depthwise"], outputs: ["side"]))
+        graph.outputs.append(ValueInfo(name: "side", dtype: .float32, dimensions: nil))
+        let plan = try ExecutionPlan(
+            graph: graph, inputTypes: ["x": TensorType(dtype: .float32, shape: [1, 16, 14, 14])],
+            fusion: CPUBackend(threads: 1).fusion)
+        for step in plan.steps {
+            let marked = (
+                step.node.attributes[FusionRules.channelsLastInputAttribute] != nil,
+                step.node.attributes[FusionRules.channelsLastOutputAttribute] != nil
+            )
+            switch step.node.name {
+            case "expand": #expect(marked == (false, true))
+            case "depthwise": #expect(marked == (true, false))
+            default: #expect(marked == (false, false), "\(step.node.name)")
+            }
+        }
     }
 
     /// A model naming the attributes itself on layers the channels-last kernels do not run is refused, naming the
@@ -218,6 +256,41 @@ struct ChannelsLastChainTests {
                 #expect("\(error)".contains(c.name), "\(error)")
                 #expect("\(error)".contains(attribute), "\(error)")
             }
+        }
+    }
+}
+
+extension ChannelsLastChainTests {
+    /// The pool and Mul of an excitation block take the layout only as planning marks them: a max pool, a Mul by
+    /// something other than a [1, C, 1, 1] gate, or a mark naming no input are errors naming the node.
+    @Test(arguments: ["max", "vector", "index"]) func excitationAttributesElsewhereAreRefused(_ kind: String) throws {
+        let node: Node
+        var initializers: [String: Tensor] = [:]
+        switch kind {
+        case "max":
+            node = Node(
+                name: "marked", opType: "GlobalMaxPool", inputs: ["x"], outputs: ["y"],
+                attributes: [FusionRules.channelsLastInputAttribute: .int(1)])
+        default:
+            // A [W] vector broadcasts along the rows' positions, not the channels.
+            initializers["s"] = try Tensor(
+                shape: kind == "vector" ? [9] : [1, 4, 1, 1], scalars: Self.random(kind == "vector" ? 9 : 4))
+            node = Node(
+                name: "marked", opType: "Mul", inputs: ["x", "s"], outputs: ["y"],
+                attributes: [FusionRules.channelsLastInputAttribute: .int(kind == "index" ? 3 : 1)])
+        }
+        let graph = Graph(
+            name: "marked", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)], nodes: [node],
+            initializers: initializers)
+        let feeds = [NamedTensor(name: "x", tensor: try Tensor(shape: [1, 4, 9, 9], scalars: Self.random(324)))]
+        do {
+            _ = try Session(graph: graph, backend: CPUBackend(threads: 1)).run(feeds)
+            Issue.record("\(kind) ran")
+        } catch {
+            #expect(
+                "\(error)".contains("marked") && "\(error)".contains(FusionRules.channelsLastInputAttribute), "\(error)"
+            )
         }
     }
 }

@@ -334,6 +334,11 @@ int ck_max_pool2d(const float *x, size_t planes, size_t in_h, size_t in_w, size_
 /// GlobalAveragePool (sum in double) or GlobalMaxPool (`is_max`) of `planes` contiguous planes of `spatial`
 /// values into y[planes].
 void ck_global_pool(const float *x, size_t planes, size_t spatial, int is_max, float *y);
+/// Global average pooling of one image stored channels last ([positions][channels]) into y[c] for channels
+/// [c_begin, c_end): bit for bit ck_global_pool's averages of the same values in planes.
+void ck_global_average_nhwc(const float *x, size_t positions, size_t channels, size_t c_begin, size_t c_end, float *y);
+/// y[p][c] = x[p][c] · s[c] for positions [p_begin, p_end) of an image stored channels last.
+void ck_scale_channels_last(const float *x, const float *s, float *y, size_t channels, size_t p_begin, size_t p_end);
 /// x as [outer][n][inner] reduced over n into y [outer][inner]: mode 0 sum × scale (mean: scale 1/n), 1 max,
 /// 2 min (NaN propagates), 3 sum of squares × scale. Sums in double; `scratch` holds `inner` doubles.
 void ck_reduce_axis(const float *x, size_t outer, size_t n, size_t inner, int mode, double scale, double *scratch,

@@ -671,6 +671,20 @@ enum PoolingKernels {
         let spatial = xv.shape.dimensions.dropFirst(2).reduce(1, *)
         let isMax: Int32 = node.attributes.opType == "GlobalMaxPool" ? 1 : 0
         let x = try xv.pointer(Float.self), y = try yv.pointer(Float.self)
+        if try node.attributes.int(FusionRules.channelsLastInputAttribute, default: 0) != 0 {
+            // A squeeze-and-excitation block's pool over a depthwise output passed channels last
+            // (`ChannelsLastChains`): one image, averaged per channel across the positions.
+            guard isMax == 0, xv.shape.rank == 4, xv.shape[0] == 1, yv.count == planes else {
+                throw node.fail(
+                    "a channels-last global pool must average one image; remove the "
+                        + "\(FusionRules.channelsLastInputAttribute) attribute")
+            }
+            let channels = xv.shape[1]
+            let blocks = (channels + 7) / 8
+            return PlaneSplitKernel(planes: blocks, parallel: xv.count >= 1 << 16 ? parallel : .serial) { range in
+                ck_global_average_nhwc(x, spatial, channels, range.lowerBound * 8, range.upperBound * 8, y)
+            }
+        }
         guard xv.count >= 1 << 16 else { return ClosureKernel { ck_global_pool(x, planes, spatial, isMax, y) } }
         return PlaneSplitKernel(planes: planes, parallel: parallel) { range in
             ck_global_pool(x + range.lowerBound * spatial, range.count, spatial, isMax, y + range.lowerBound)

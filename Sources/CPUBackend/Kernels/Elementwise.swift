@@ -203,6 +203,51 @@ enum UnaryKernels {
     }
 }
 
+/// A squeeze-and-excitation gate over a depthwise output passed channels last (`ChannelsLastChains`): Mul of that
+/// image ([positions][channels], input `FusionRules.channelsLastInputAttribute` − 1) by a [1, C, 1, 1] gate, written
+/// channels last for the projection after it; the planes form's products, split by positions.
+final class ChannelScaleKernel: Kernel {
+    private let x: UnsafePointer<Float>, gate: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
+    private let channels: Int, positions: Int
+    private let parallel: ParallelFor
+    private var task: ClosureTask?
+
+    init(node: BoundNode, parallel: ParallelFor) throws {
+        let marked = try node.attributes.int(FusionRules.channelsLastInputAttribute, default: 0)
+        let output = try node.output(0)
+        guard node.attributes.opType == "Mul", node.inputs.count == 2, marked == 1 || marked == 2,
+            let image = node.inputs[marked - 1], let scale = node.inputs[2 - marked], image.type.dtype == .float32,
+            scale.type.dtype == .float32, image.shape.rank == 4, image.shape[0] == 1, output.shape == image.shape,
+            output.type.dtype == .float32, scale.count == image.shape[1],
+            (3...4).contains(scale.shape.rank), scale.shape[scale.shape.rank - 3] == image.shape[1],
+            scale.shape.dimensions.suffix(2).allSatisfy({ $0 == 1 })
+        else {
+            throw node.fail(
+                "a channels-last Mul must scale one image's channels by a [1, C, 1, 1] gate; remove the "
+                    + "\(FusionRules.channelsLastInputAttribute) attribute")
+        }
+        x = UnsafePointer(try image.pointer(Float.self))
+        gate = UnsafePointer(try scale.pointer(Float.self))
+        y = try output.pointer(Float.self)
+        channels = image.shape[1]
+        positions = image.shape[2] * image.shape[3]
+        self.parallel = parallel
+        if parallel.threads > 1 && image.count >= 1 << 16 {
+            task = ClosureTask { [unowned self] _, begin, end in
+                ck_scale_channels_last(x, gate, y, channels, begin, end)
+            }
+        }
+    }
+
+    func run() throws {
+        if let task {
+            parallel.run(task, count: positions)
+        } else {
+            ck_scale_channels_last(x, gate, y, channels, 0, positions)
+        }
+    }
+}
+
 /// Binary and variadic operators with NumPy broadcasting.
 enum BinaryKernels {
     /// Float32 Add/Sub/Mul/Div use the row-based fast path; everything else the general one.
