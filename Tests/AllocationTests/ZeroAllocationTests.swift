@@ -236,8 +236,8 @@ extension ZeroAllocationTests {
         }
     }
 
-    /// Depthwise chains passed channels last (`ChannelsLastChains`): a whole inverted-residual block, then one whose
-    /// depthwise output a squeeze-and-excitation gate also reads (its input side only).
+    /// Depthwise chains passed channels last (`ChannelsLastChains`): a whole inverted-residual block, then one with a
+    /// squeeze-and-excitation block (its 1x1 layers over the pooled image split across threads).
     @Test(arguments: [1, 2]) func channelsLastChains(_ threads: Int) throws {
         let graph = InferenceGraphType(
             name: "chains", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: nil)],
@@ -255,7 +255,11 @@ extension ZeroAllocationTests {
                     opType: "Conv", inputs: ["f", "w5", "b5"], outputs: ["g"],
                     attributes: ["group": .int(144), "pads": .ints([2, 2, 2, 2]), "strides": .ints([2, 2])]),
                 Node(opType: "GlobalAveragePool", inputs: ["g"], outputs: ["h"]),
-                Node(opType: "Sigmoid", inputs: ["h"], outputs: ["i"]),
+                // The excitation's 1x1 layers over a 1x1 image, large enough to split across two threads.
+                Node(opType: "Conv", inputs: ["h", "w7"], outputs: ["h1"]),
+                Node(opType: "Relu", inputs: ["h1"], outputs: ["h2"]),
+                Node(opType: "Conv", inputs: ["h2", "w8"], outputs: ["h3"]),
+                Node(opType: "Sigmoid", inputs: ["h3"], outputs: ["i"]),
                 Node(opType: "Mul", inputs: ["g", "i"], outputs: ["j"]),
                 Node(opType: "Conv", inputs: ["j", "w6", "b6"], outputs: ["y"]),
             ],
@@ -266,6 +270,7 @@ extension ZeroAllocationTests {
                 "w4": try Self.random([144, 24, 1, 1]), "b4": try Self.random([144]),
                 "w5": try Self.random([144, 1, 5, 5]), "b5": try Self.random([144]),
                 "w6": try Self.random([24, 144, 1, 1]), "b6": try Self.random([24]),
+                "w7": try Self.random([512, 144, 1, 1]), "w8": try Self.random([144, 512, 1, 1]),
                 "lo": try Tensor(shape: [], scalars: [Float(0)]), "hi": try Tensor(shape: [], scalars: [Float(6)]),
             ], opsetImports: ["": 13])
         let count = try allocations(graph, try Self.random([1, 16, 14, 14]), threads: threads)
