@@ -66,6 +66,9 @@ final class ConvKernel: Kernel {
     /// Whether planning passes the input, the output, channels last (`ChannelsLastChains`, pointwise layers beside
     /// a depthwise one): the transposed form then reads Xᵀ, or writes Yᵀ, in place, without that transpose.
     private let channelsLast: (input: Bool, output: Bool)
+    /// For a layer passed channels last, whether its transposed GEMM splits positions (rows) across threads,
+    /// decided once here; nil leaves the split to `packedGemm`.
+    private let chainSplitsRows: Bool?
     private let transposeTask: TransposeTask?
     private let activation: FusedActivation
     /// Split-run state, made once: the GEMM's arguments, the im2col rows' image, and the per-image split.
@@ -176,6 +179,11 @@ final class ConvKernel: Kernel {
             transposed = nil
         }
         transposeTask = transposed != nil && parallel.threads > 1 ? TransposeTask() : nil
+        let (positions, filters, threads) = (table.outputCount, outChannels, parallel.threads)
+        chainSplitsRows =
+            layoutMarked
+            ? transposed.map { splitsByRows(m: positions, n: filters, panels: $0.weights.panels, threads: threads) }
+            : nil
         x = UnsafePointer(try xv.pointer(Float.self))
         w = UnsafePointer(try wv.pointer(Float.self))
         bias = try node.optionalInput(2).map { UnsafePointer(try $0.pointer(Float.self)) }
@@ -300,11 +308,7 @@ final class ConvKernel: Kernel {
                     parallel, task: gemmTask, m: outCount, n: filtersPerGroup, k: rows,
                     a: channelsLast.input ? xg : UnsafePointer(xt), lda: rows, packed: transposed.weights.pointer,
                     accumulate: false, c: out, ldc: filtersPerGroup, panels: transposed.weights.panels,
-                    epilogue: activation.epilogue(rowBias: nil, columnBias: bias),
-                    byRows: channelsLast.input || channelsLast.output
-                        ? splitsByRows(
-                            m: outCount, n: filtersPerGroup, panels: transposed.weights.panels,
-                            threads: parallel.threads) : nil)
+                    epilogue: activation.epilogue(rowBias: nil, columnBias: bias), byRows: chainSplitsRows)
                 if !channelsLast.output {
                     transpose(
                         yt, rows: outCount, columns: filtersPerGroup, into: y + n * outChannels * outCount,
