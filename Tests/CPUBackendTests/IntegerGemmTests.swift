@@ -246,6 +246,36 @@ struct QLinearConvChunkTests {
             channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], signedOutput: true)
     }
 
+    /// Windows read in place (`QuadIntegerConv`, where AVX-512 VNNI runs; im2col elsewhere): two blocks of filters,
+    /// the last partial (100 = 64 + 36: a panel of 4), a filter count under one panel, positions over several
+    /// blocks with a partial last tile, 1x1 over one unpadded plane, stride 2, channels off the quads (5, 7).
+    /// [channels, filters, kernel, stride, height, width]
+    @Test(arguments: [
+        [8, 100, 3, 1, 11, 13], [7, 5, 3, 1, 23, 19], [5, 70, 1, 1, 17, 9], [12, 66, 3, 2, 14, 15],
+        [64, 64, 1, 1, 7, 7],
+    ]) func windowsInPlaceMatchTheFormula(_ c: [Int]) throws {
+        let path = ck_qconv4_available() != 0 ? "IntegerConvKernel (windows in place)" : "IntegerConvKernel (im2col)"
+        try check(
+            channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], expect: path)
+        try check(
+            channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], signedInput: true,
+            expect: path)
+    }
+
+    /// uint8 weights: zero point 128 is 0 once signed (windows in place where VNNI runs); any other zero point, and
+    /// per-filter zero points, take the im2col path on every machine.
+    @Test(arguments: [true, false]) func unsignedWeightsMatchTheFormula(_ centered: Bool) throws {
+        let path =
+            ck_qconv4_available() != 0 && centered
+            ? "IntegerConvKernel (windows in place)" : "IntegerConvKernel (im2col)"
+        try check(
+            channels: 9, filters: 20, kernel: 3, stride: 1, height: 10, width: 12, weightZeros: !centered,
+            unsignedWeights: true, expect: path)
+        try check(
+            channels: 9, filters: 20, kernel: 3, stride: 2, height: 10, width: 12, weightZeros: true,
+            expect: "IntegerConvKernel (im2col)")
+    }
+
     /// One filter per channel (`IntegerDepthwiseKernel`): odd and even windows, both strides, nonzero weight zero
     /// points per channel, planes with partial vectors.
     @Test(arguments: [(3, 1), (3, 2), (5, 2), (7, 1), (2, 2)]) func depthwiseMatchesTheFormula(
@@ -266,7 +296,7 @@ struct QLinearConvChunkTests {
 
     func check(
         channels: Int, filters: Int, kernel: Int, stride: Int, height: Int, width: Int, group: Int = 1,
-        weightZeros: Bool = false, signedOutput: Bool = false, signedInput: Bool = false,
+        weightZeros: Bool = false, signedOutput: Bool = false, signedInput: Bool = false, unsignedWeights: Bool = false,
         expect: String = "IntegerConvKernel"
     ) throws {
         var rng = SplitMix64(seed: UInt64(kernel * 10 + stride))
@@ -299,9 +329,14 @@ struct QLinearConvChunkTests {
             ],
             initializers: [
                 "xs": try Tensor(shape: [], scalars: [xScale]), "xz": xZeroTensor,
-                "w": try Tensor(shape: [filters, perGroup, kernel, kernel], scalars: w),
+                // uint8 weights hold the same values shifted by 128, with the zero point shifted alike.
+                "w": unsignedWeights
+                    ? try Tensor(shape: [filters, perGroup, kernel, kernel], scalars: w.map { UInt8(Int($0) + 128) })
+                    : try Tensor(shape: [filters, perGroup, kernel, kernel], scalars: w),
                 "ws": try Tensor(shape: [filters], scalars: wScales),
-                "wz": try Tensor(shape: [filters], scalars: wZeros),
+                "wz": unsignedWeights
+                    ? try Tensor(shape: [filters], scalars: wZeros.map { UInt8(Int($0) + 128) })
+                    : try Tensor(shape: [filters], scalars: wZeros),
                 "ys": try Tensor(shape: [], scalars: [yScale]), "yz": yZeroTensor,
                 "b": try Tensor(shape: [filters], scalars: bias),
             ])

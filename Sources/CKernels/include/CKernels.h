@@ -118,6 +118,44 @@ void ck_qgemm_packed_requant(size_t m, size_t n, size_t k, const void *packed_a,
                              const int32_t *a_zero, const void *packed_b, const int32_t *column_sums,
                              const int32_t *b_zero, const ck_qrequant *rq, size_t row_offset, size_t panel_begin,
                              size_t panel_end);
+/// IntegerConvDirect.c: QLinearConv on AVX-512 VNNI machines without im2col. The image is copied into quads of
+/// channels (ck_qconv4_image: [ceil(C/4)][padded_h][padded_w][4] bytes, unsigned) and each window reads it in place;
+/// the weights are packed once (ck_qconv4_pack_weights: [ceil(F/16)][ceil(C/4)][kh·kw][16][4] signed bytes; sums[f]
+/// the packed filter's sum). Whether this machine runs it:
+int ck_qconv4_available(void);
+size_t ck_qconv4_weight_bytes(size_t filters, size_t channels, size_t kernel_h, size_t kernel_w);
+void ck_qconv4_pack_weights(const void *w, int w_signed, size_t filters, size_t channels, size_t kernel_h,
+                            size_t kernel_w, int8_t *packed, int32_t *sums);
+size_t ck_qconv4_scratch_bytes(void);
+/// Bytes of the quads image (with 64 readable bytes after it).
+size_t ck_qconv4_image_bytes(size_t channels, size_t padded_h, size_t padded_w);
+/// The quads [quad_begin, quad_end) of a C x H x W byte image, pixel (y, x) at (y + pad_top, x + pad_left), `pad`
+/// elsewhere and past the last channel; signed bytes flipped (x ^ 0x80; `pad` given flipped).
+void ck_qconv4_image(const uint8_t *x, int x_signed, size_t channels, size_t height, size_t width, size_t pad_top,
+                     size_t pad_left, size_t padded_h, size_t padded_w, uint8_t pad, uint8_t *out, size_t quad_begin,
+                     size_t quad_end);
+/// One convolution: y[f][p] = clamp(round_half_even((sum + bias[f]) · multiplier[f]) + zero, low, high) with sum the
+/// packed weights times the image's window at output position p (offsets[g]: where quad-and-tap g of a window
+/// lies from its corner); bias, multiplier_f and multiplier hold ceil(F/16)·16 values (bias folds in the image's
+/// zero point: bias - zero' · sums[f]); scratch ck_qconv4_scratch_bytes() per part.
+typedef struct {
+    const uint8_t *image;
+    size_t padded_w, stride, out_h, out_w;
+    const int64_t *offsets;
+    size_t kq;
+    const int8_t *weights;
+    size_t filters;
+    const int32_t *bias;
+    const float *multiplier_f;
+    const double *multiplier;
+    double zero, low, high;
+    uint8_t *y;
+    uint8_t *scratch;
+} ck_qconv4;
+/// The output's units of work (blocks of 64 filters x 80 positions, filter block by filter block).
+size_t ck_qconv4_units(const ck_qconv4 *cv);
+/// Units [unit_begin, unit_end), with the scratch of part `part`.
+void ck_qconv4_run(const ck_qconv4 *cv, size_t unit_begin, size_t unit_end, size_t part);
 /// The scalar reference (unshifted zero points, unpacked operands) that tests compare the paths against.
 void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda, int a_signed, const int32_t *a_zero,
                         const void *b, size_t ldb, int b_signed, const int32_t *b_zero, int32_t *c, size_t ldc);

@@ -475,7 +475,7 @@ final class IntegerMatMulKernel: Kernel {
 
 /// ConvInteger (int32 out) and QLinearConv (requantized 8-bit out): per image and group, the weights (packed once)
 /// times the image's columns (im2col of bytes padded with the input zero point, packed per run), 1-D and 2-D.
-final class IntegerConvKernel: Kernel {
+final class IntegerConvKernel: Kernel, DescribedKernel {
     private let parallel: ParallelFor
     private let batch: Int, groups: Int, channelsPerGroup: Int, filtersPerGroup: Int
     private let inH: Int, inW: Int, outH: Int, outW: Int
@@ -508,6 +508,12 @@ final class IntegerConvKernel: Kernel {
     /// tiles' requantization of the current image and group.
     private let filterMultipliers: UnsafeMutablePointer<Double>
     private let tileRequant: UnsafeMutablePointer<ck_qrequant>
+    /// Windows read in place instead of im2col, where that kernel serves the layer.
+    private let quads: QuadIntegerConv?
+
+    var kernelDescription: String {
+        quads != nil ? "IntegerConvKernel (windows in place)" : "IntegerConvKernel (im2col)"
+    }
 
     init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool) throws {
         self.parallel = parallel
@@ -544,7 +550,37 @@ final class IntegerConvKernel: Kernel {
         let rowsPerFilter = channelsPerGroup * kH * kW
         let outputCount = outH * outW
         let (filtersPerGroup, signed) = (filtersPerGroup, wSigned)
-        let packed = try (0..<groups).map { _ in try PackedByteRows(m: filtersPerGroup, k: rowsPerFilter) }
+        let (xzi, wzi) = quantizedOutput ? (2, 5) : (2, 3)
+        guard (node.optionalInput(xzi)?.count ?? 1) == 1 else {
+            throw node.fail("the input zero point must be a scalar")
+        }
+        let filters = wv.shape[0]
+        let wZeroCount = node.optionalInput(wzi)?.count ?? 1
+        guard wZeroCount == 1 || wZeroCount == filters else {
+            throw node.fail("the weight zero point needs 1 or \(filters) values")
+        }
+        let wZeros = try IntParameters(node.optionalInput(wzi), count: wZeroCount, node: node)
+        xZero = try IntParameters(node.optionalInput(xzi), count: 1, node: node)
+        self.wZeros = wZeros
+        // QLinearConv of one group with constant weights whose zero point is 0 once signed (int8 0, uint8 128):
+        // windows read in place where the machine has the kernel (`QuadIntegerConv`), no im2col buffers.
+        let zeroInSigned: Int32 = wSigned ? 0 : 128
+        let symmetric = wZeros.isConstant && (0..<wZeroCount).allSatisfy { wZeros.values[$0] == zeroInSigned }
+        if quantizedOutput, groups == 1, dilationH == 1, dilationW == 1, strideH == strideW, symmetric,
+            let constant = wv.constant
+        {
+            quads = try QuadIntegerConv.make(
+                .init(
+                    channels: channelsPerGroup, inH: inH, inW: inW, filters: filtersPerGroup, kH: kH, kW: kW,
+                    stride: strideH, padTop: padTop, padLeft: padLeft, outH: outH, outW: outW),
+                weights: constant, wSigned: wSigned, xSigned: xSigned, parallel: parallel)
+        } else {
+            quads = nil
+        }
+        let quadsServe = quads != nil
+        let packed = try (quadsServe ? 0..<0 : 0..<groups).map { _ in
+            try PackedByteRows(m: filtersPerGroup, k: rowsPerFilter)
+        }
         weights = packed
         // Constant weights are packed once; weights computed by the model are packed on every run.
         let weightBytes = UnsafeRawPointer(try wv.raw())
@@ -571,7 +607,8 @@ final class IntegerConvKernel: Kernel {
         let paddedHeight = (outH - 1) * strideH + kH, paddedWidth = (outW - 1) * strideW + kW
         let paddedPlane = paddedHeight.multipliedReportingOverflow(by: paddedWidth)
         let paddedBytes = paddedPlane.partialValue.multipliedReportingOverflow(by: channelsPerGroup)
-        if !pointwise, dilationH == 1, dilationW == 1, strideH == strideW, ck_qgemm_conv_direct(strideH) != 0,
+        if !quadsServe, !pointwise, dilationH == 1, dilationW == 1, strideH == strideW,
+            ck_qgemm_conv_direct(strideH) != 0,
             !paddedPlane.overflow, !paddedBytes.overflow, paddedPlane.partialValue < 1 << 30,
             paddedBytes.partialValue <= 1 << 34
         {
@@ -579,22 +616,12 @@ final class IntegerConvKernel: Kernel {
         } else {
             padded = nil
         }
-        columnBuffer = try HostBuffer(bytes: max(pointwise || padded != nil ? 1 : rowsPerFilter * outputCount, 1))
+        columnBuffer = try HostBuffer(
+            bytes: max(pointwise || padded != nil || quadsServe ? 1 : rowsPerFilter * outputCount, 1))
         columns = columnBuffer.pointer.assumingMemoryBound(to: UInt8.self)
-        packedColumns = try PackedByteMatrix(k: rowsPerFilter, n: outputCount)
+        packedColumns = try PackedByteMatrix(k: rowsPerFilter, n: quadsServe ? 0 : outputCount)
         columnZeros = .allocate(capacity: max(outputCount, 1))
         columnZeros.initialize(repeating: 0, count: max(outputCount, 1))
-        let (xzi, wzi) = quantizedOutput ? (2, 5) : (2, 3)
-        guard (node.optionalInput(xzi)?.count ?? 1) == 1 else {
-            throw node.fail("the input zero point must be a scalar")
-        }
-        let filters = wv.shape[0]
-        let wZeroCount = node.optionalInput(wzi)?.count ?? 1
-        guard wZeroCount == 1 || wZeroCount == filters else {
-            throw node.fail("the weight zero point needs 1 or \(filters) values")
-        }
-        xZero = try IntParameters(node.optionalInput(xzi), count: 1, node: node)
-        wZeros = try IntParameters(node.optionalInput(wzi), count: wZeroCount, node: node)
         output = try yv.raw()
         (requantizer, wScaleCount, bias) = try Self.requantization(
             node, quantizedOutput: quantizedOutput, filters: filters, output: yv)
@@ -705,6 +732,15 @@ final class IntegerConvKernel: Kernel {
                 rows.pack(
                     runtimeWeights + group * filtersPerGroup * rowsPerFilter, lda: rowsPerFilter, signed: wSigned)
             }
+        }
+        if let quads, let requantizer {
+            let rq = requantizer.tileRequantization(multipliers: filterMultipliers, bias: bias, y: output, ldy: 0)
+            for image in 0..<batch {
+                quads.run(
+                    bytes + image * channelsPerGroup * inH * inW, xZero: xz, multipliers: filterMultipliers, bias: bias,
+                    requant: rq, into: output + image * filters * outputCount)
+            }
+            return
         }
         for image in 0..<batch {
             for group in 0..<groups {
