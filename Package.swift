@@ -121,7 +121,10 @@ let package = Package(
         .testTarget(name: "InferenceBenchTests", dependencies: ["InferenceBench", "InferenceRuntime", "InferenceTensor"]),
         .testTarget(
             name: "AllocationTests",
-            dependencies: ["CMallocCounter", "CPUBackend", "InferenceRuntime", "InferenceTensor", "BuiltinModels", "ONNXImport", "InferenceGraph"]
+            dependencies: [
+                "CMallocCounter", "CPUBackend", "InferenceRuntime", "InferenceTensor", "BuiltinModels", "ONNXImport",
+                "InferenceGraph", "InferenceTestSupport",
+            ]
         ),
         .testTarget(name: "inferenceTests", dependencies: ["InferenceTensor", "InferenceTestSupport"]),
     ]

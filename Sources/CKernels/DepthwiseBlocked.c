@@ -739,3 +739,61 @@ int ck_depthwise_blocked_dq(const uint8_t *x, int x_signed, int32_t x_zero, floa
     }
     return 1;
 }
+
+// The QDQ depthwise layer reading or writing channels last ([H][W][C] bytes per image) inside int8 chains
+// (`QuantizedChannelsLast`): the same body, sums and roundings as ck_depthwise_blocked_dq's sixteen-lane form
+// (its bytes), with the strip filled by one 16-byte load per position and each position's results stored as bytes.
+#define CKDN_ARGS                                                                                            \
+    (const uint8_t *x, const float *w, const float *bias, uint8_t *y, size_t cn, size_t in_h, size_t in_w, size_t s, \
+     ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin, size_t row_end, float lo, \
+     float hi, float *scratch, int x_signed, int32_t x_zero, float x_scale, float y_zero, float y_scale,          \
+     float q_low, float q_high, int y_signed, size_t cs, int in_nhwc, int out_nhwc)
+#define CKDN_PROLOGUE                                                                                        \
+    const int after = 0;                                                                                     \
+    (void)y_signed;                                                                                          \
+    const __m128i flipv = _mm_set1_epi8(x_signed ? (char)0x80 : 0);                                          \
+    const __m512 zadj = _mm512_set1_ps(x_signed ? (float)(x_zero + 128) : (float)x_zero);                    \
+    const __m512 xsv = _mm512_set1_ps(x_scale), ysv = _mm512_set1_ps(y_scale), yzv = _mm512_set1_ps(y_zero);  \
+    const __m512 qlv = _mm512_set1_ps(q_low), qhv = _mm512_set1_ps(q_high);
+#define CKD512_POSSTORE(off, v, n) _mm_mask_storeu_epi8(y + (off), (__mmask16)((1u << (n)) - 1u), CKD512_Q(v))
+#define CKDN512_BODY(K)                                                                                      \
+    CK_DWB_BODY(16, __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps,  \
+                _mm512_min_ps, _mm512_setzero_ps(), uint8_t, CKD512_IN, CKD512_INN, CK512_CLAMP, CKD512_OUT,      \
+                CKD512_OUTN, CKD512_POSSTORE, tr16, K)
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwdn512_3 CKDN_ARGS { CKDN_PROLOGUE CK_DWB_STRIDES(CKDN512_BODY(3)) }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwdn512_5 CKDN_ARGS { CKDN_PROLOGUE CK_DWB_STRIDES(CKDN512_BODY(5)) }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) static void dwdn512_7 CKDN_ARGS { CKDN_PROLOGUE CK_DWB_STRIDES(CKDN512_BODY(7)) }
+
+int ck_depthwise_dq_nhwc_available(void) {
+    return ck_depthwise_nhwc_lanes() == 16 && (ck_cpu_features() & ck_feature_avx512bw) != 0;
+}
+
+int ck_depthwise_dq_nhwc(const uint8_t *x, int x_signed, int32_t x_zero, float x_scale, const float *w,
+                         const float *bias, uint8_t *y, int y_signed, float y_zero, float y_scale, float q_low,
+                         float q_high, size_t channels, size_t c_begin, size_t c_end, size_t in_h, size_t in_w,
+                         size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w,
+                         size_t row_begin, size_t row_end, float lo, float hi, int in_nhwc, int out_nhwc,
+                         float *scratch) {
+    if (!ck_depthwise_dq_nhwc_available() || (k != 3 && k != 5 && k != 7) || (s != 1 && s != 2) || scratch == NULL)
+        return 0;
+    if (row_end > out_h) row_end = out_h;
+    if (c_end > channels) c_end = channels;
+    // A strip of rows for every channel block before the next (as ck_depthwise_nhwc).
+    for (size_t oh0 = row_begin; oh0 < row_end; oh0 += CK_DWB_STRIP) {
+        const size_t oh1 = oh0 + CK_DWB_STRIP < row_end ? oh0 + CK_DWB_STRIP : row_end;
+        for (size_t c = c_begin; c < c_end; c += 16) {
+            const size_t cn = c_end - c < 16 ? c_end - c : 16;
+            const uint8_t *xc = x + (in_nhwc ? c : c * in_h * in_w);
+            const float *wc = w + c * k * k, *bc = bias ? bias + c : NULL;
+            uint8_t *yc = y + (out_nhwc ? c : c * out_h * out_w);
+#define CKDN_CALL(fn)                                                                                        \
+    fn(xc, wc, bc, yc, cn, in_h, in_w, s, pad_top, pad_left, out_h, out_w, oh0, oh1, lo, hi, scratch, x_signed,    \
+       x_zero, x_scale, y_zero, y_scale, q_low, q_high, y_signed, channels, in_nhwc, out_nhwc)
+            if (k == 3) CKDN_CALL(dwdn512_3);
+            else if (k == 5) CKDN_CALL(dwdn512_5);
+            else CKDN_CALL(dwdn512_7);
+#undef CKDN_CALL
+        }
+    }
+    return 1;
+}

@@ -121,6 +121,23 @@ image_quads(const uint8_t *x, int x_signed, size_t channels, size_t height, size
 }
 #endif
 
+void ck_qconv4_image_nhwc(const uint8_t *x, size_t channels, size_t height, size_t width, size_t pad_top,
+                          size_t pad_left, size_t padded_h, size_t padded_w, uint8_t pad, uint8_t *out, size_t row_begin,
+                          size_t row_end) {
+    const size_t row_bytes = padded_w * channels;
+    for (size_t y = row_begin; y < row_end && y < padded_h; y++) {
+        uint8_t *row = out + y * row_bytes;
+        if (y < pad_top || y - pad_top >= height || pad_left >= padded_w) {
+            memset(row, pad, row_bytes);
+            continue;
+        }
+        const size_t count = pad_left + width <= padded_w ? width : padded_w - pad_left;
+        memset(row, pad, pad_left * channels);
+        memcpy(row + pad_left * channels, x + (y - pad_top) * width * channels, count * channels);
+        memset(row + (pad_left + count) * channels, pad, (padded_w - pad_left - count) * channels);
+    }
+}
+
 void ck_qconv4_image(const uint8_t *x, int x_signed, size_t channels, size_t height, size_t width, size_t pad_top,
                      size_t pad_left, size_t padded_h, size_t padded_w, uint8_t pad, uint8_t *out, size_t quad_begin,
                      size_t quad_end) {
@@ -137,10 +154,11 @@ void ck_qconv4_image(const uint8_t *x, int x_signed, size_t channels, size_t hei
 #if defined(__x86_64__)
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
-// Requantized bytes of `mr` positions x `np` panels of 16 filters: row r of the tile to scratch[r * 64 + 16 j].
+// Requantized bytes of `mr` positions x `np` panels of 16 filters: row r of the tile to out[r * ldo + 16 j], the
+// lanes of masks[j].
 CK_VNNI __attribute__((always_inline)) static inline void
 conv_tile(const int mr, const int np, const ck_qconv4 *cv, const uint8_t *const *rows, size_t kq, const int8_t *w,
-          size_t panel_stride, size_t f0, uint8_t *scratch) {
+          size_t panel_stride, size_t f0, uint8_t *out, size_t ldo, const __mmask16 *masks) {
     __m512i acc[CK_TILE_ROWS][4];
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++) acc[r][j] = _mm512_setzero_si512();
@@ -166,29 +184,30 @@ conv_tile(const int mr, const int np, const ck_qconv4 *cv, const uint8_t *const 
     __m512i biases[4];
     __m512 mfs[4];
     __m512d mds[4][2];
+    __mmask16 store[4];
     _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++) {
         const size_t f = f0 + (size_t)j * 16;
         biases[j] = _mm512_loadu_si512((const void *)(bias_all + f));
         mfs[j] = _mm512_loadu_ps(mf_all + f);
         mds[j][0] = _mm512_loadu_pd(md_all + f);
         mds[j][1] = _mm512_loadu_pd(md_all + f + 8);
+        store[j] = masks[j];
     }
     _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++) {
         _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
             const __m512i v = ck_requant_lanes16_avx512(acc[r][j], biases[j], mfs[j], mds[j], zero, low, high);
-            _mm_storeu_si128((__m128i *)(void *)(scratch + (size_t)r * 64 + (size_t)j * 16),
-                             _mm512_cvtepi32_epi8(v));
+            _mm_mask_storeu_epi8(out + (size_t)r * ldo + (size_t)j * 16, store[j], _mm512_cvtepi32_epi8(v));
         }
     }
 }
 
 #define CK_TILE_CASES(np)                                                                                             \
     switch (mr) {                                                                                                     \
-    case 5: conv_tile(5, np, cv, rows, kq, w, panel_stride, f0, tile_out); break;                                     \
-    case 4: conv_tile(4, np, cv, rows, kq, w, panel_stride, f0, tile_out); break;                                     \
-    case 3: conv_tile(3, np, cv, rows, kq, w, panel_stride, f0, tile_out); break;                                     \
-    case 2: conv_tile(2, np, cv, rows, kq, w, panel_stride, f0, tile_out); break;                                     \
-    default: conv_tile(1, np, cv, rows, kq, w, panel_stride, f0, tile_out); break;                                    \
+    case 5: conv_tile(5, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
+    case 4: conv_tile(4, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
+    case 3: conv_tile(3, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
+    case 2: conv_tile(2, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
+    default: conv_tile(1, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                    \
     }
 
 // scratch[positions][64] (filters f0.. in columns) to the planes: y[(f0 + f) * plane + p0 + i], 16 x 16 blocks
@@ -227,7 +246,7 @@ CK_VNNI static void conv_run(const ck_qconv4 *cv, size_t begin, size_t end, size
     const size_t positions = cv->out_h * cv->out_w;
     const size_t pblocks = (positions + CK_BLOCK_POSITIONS - 1) / CK_BLOCK_POSITIONS;
     const size_t kq = cv->kq, panel_stride = kq * 64;
-    const size_t step = cv->stride * 4;
+    const size_t step = cv->stride * cv->position_bytes, row_step = cv->stride * cv->padded_w * cv->position_bytes;
     uint8_t *scratch = cv->scratch + part * CK_BLOCK_POSITIONS * 64;
     const size_t fblocks = (cv->filters + 63) / 64;
     // Position blocks outer (threads split the positions, each with every filter: a layer of 96 filters split by
@@ -242,18 +261,27 @@ CK_VNNI static void conv_run(const ck_qconv4 *cv, size_t begin, size_t end, size
         const size_t pcount = positions - p0 < CK_BLOCK_POSITIONS ? positions - p0 : CK_BLOCK_POSITIONS;
         const int np = (int)((fcount + 15) / 16);
         const int8_t *w = cv->weights + (f0 / 16) * panel_stride;
+        // Channels last: the tiles store each position's filters in place (the last panel masked); in planes, to
+        // the block's scratch, transposed after.
+        __mmask16 masks[4];
+        for (size_t j = 0; j < 4; j++) {
+            const size_t valid = fcount > j * 16 ? (fcount - j * 16 < 16 ? fcount - j * 16 : 16) : 0;
+            masks[j] = cv->y_nhwc ? (__mmask16)((1u << valid) - 1u) : (__mmask16)0xFFFF;
+        }
+        const size_t ldo = cv->y_nhwc ? cv->filters : 64;
+        uint8_t *block_out = cv->y_nhwc ? cv->y + p0 * cv->filters + f0 : scratch;
         size_t oy = p0 / cv->out_w, ox = p0 % cv->out_w;
         for (size_t i = 0; i < pcount; i += CK_TILE_ROWS) {
             const int mr = pcount - i < CK_TILE_ROWS ? (int)(pcount - i) : CK_TILE_ROWS;
             const uint8_t *rows[CK_TILE_ROWS];
             for (int r = 0; r < CK_TILE_ROWS; r++) {
-                rows[r] = cv->image + oy * cv->stride * cv->padded_w * 4 + ox * step;
+                rows[r] = cv->image + oy * row_step + ox * step;
                 if (r < mr && ++ox == cv->out_w) {
                     ox = 0;
                     oy++;
                 }
             }
-            uint8_t *tile_out = scratch + i * 64;
+            uint8_t *tile_out = block_out + i * ldo;
             switch (np) {
             case 4: CK_TILE_CASES(4) break;
             case 3: CK_TILE_CASES(3) break;
@@ -261,7 +289,7 @@ CK_VNNI static void conv_run(const ck_qconv4 *cv, size_t begin, size_t end, size
             default: CK_TILE_CASES(1) break;
             }
         }
-        store_planes(scratch, pcount, fcount, cv->y + f0 * positions + p0, positions);
+        if (!cv->y_nhwc) store_planes(scratch, pcount, fcount, cv->y + f0 * positions + p0, positions);
     }
 }
 #endif

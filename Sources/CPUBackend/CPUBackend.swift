@@ -68,6 +68,10 @@ public final class CPUBackend: Backend {
         // Depthwise chains pass channels last where the channels-in-lanes kernel runs (AVX2, AVX-512) and the
         // convolution algorithm is the automatic choice.
         rules.channelsLastDepthwise = channelsLast && convolution == .automatic && ck_depthwise_nhwc_lanes() > 0
+        // int8 networks keep channels last where the in-place int8 windows (AVX-512 VNNI) and the channels-last
+        // QDQ depthwise kernel run.
+        rules.channelsLastQuantized =
+            channelsLast && ck_qconv4_available() != 0 && ck_depthwise_dq_nhwc_available() != 0
         return rules
     }
     private let fuses: Bool
@@ -83,8 +87,9 @@ public final class CPUBackend: Backend {
     ///   - fuses: whether planning may merge node pairs (`fusion`); off runs every node as written.
     ///   - convolution: the convolution algorithm; by default `INFERENCE_CONV` (`automatic`, `im2col`,
     ///     `winograd`) when set, else `automatic`, which picks per shape.
-    ///   - channelsLast: whether depthwise chains may pass channels last (`FusionRules.channelsLastDepthwise`);
-    ///     off, every value stays in planes (the same results, bit for bit).
+    ///   - channelsLast: whether depthwise chains and int8 networks may pass channels last
+    ///     (`FusionRules.channelsLastDepthwise`, `.channelsLastQuantized`); off, every value stays in planes (the
+    ///     same results; bit for bit for the int8 networks).
     public init(
         threads: Int? = nil, fuses: Bool = true, convolution: ConvolutionAlgorithm? = nil, channelsLast: Bool = true
     ) {

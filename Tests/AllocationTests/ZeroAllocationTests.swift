@@ -5,6 +5,7 @@ import Foundation
 import InferenceGraph
 import InferenceRuntime
 import InferenceTensor
+import InferenceTestSupport
 import ONNXImport
 import Testing
 
@@ -233,6 +234,18 @@ extension ZeroAllocationTests {
                 ], opsetImports: ["": 13])
             let count = try allocations(graph, try Self.random([1, channels, 56, 56]), threads: threads)
             #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads, \(channels) channels")
+        }
+    }
+
+    /// int8 networks passed channels last (`QuantizedChannelsLast`, where AVX-512 VNNI runs; planes elsewhere): QDQ
+    /// inverted-residual blocks (in-place windows reading and writing channels last, channels-last depthwise layers
+    /// at strides 1 and 2, a residual addition), positions split across threads.
+    @Test(arguments: [1, 2]) func quantizedChannelsLast(_ threads: Int) throws {
+        for stride in [1, 2] {
+            let graph = try QDQNetwork.invertedResiduals(cin: 3, c: 16, out: 24, stride: stride)
+            let x = try Tensor(shape: [1, 3, 40, 40], scalars: (0..<4800).map { UInt8(truncatingIfNeeded: $0 * 37) })
+            let count = try allocations(graph, x, threads: threads)
+            #expect(count == 0, "\(count) allocations in 20 runs on \(threads) threads, stride \(stride)")
         }
     }
 

@@ -134,12 +134,19 @@ size_t ck_qconv4_image_bytes(size_t channels, size_t padded_h, size_t padded_w);
 void ck_qconv4_image(const uint8_t *x, int x_signed, size_t channels, size_t height, size_t width, size_t pad_top,
                      size_t pad_left, size_t padded_h, size_t padded_w, uint8_t pad, uint8_t *out, size_t quad_begin,
                      size_t quad_end);
+/// A channels-last image ([H][W][C] unsigned bytes, C a multiple of 4) copied into padded rows for the window reads
+/// (position_bytes = C), rows [row_begin, row_end) of the padded image.
+void ck_qconv4_image_nhwc(const uint8_t *x, size_t channels, size_t height, size_t width, size_t pad_top,
+                          size_t pad_left, size_t padded_h, size_t padded_w, uint8_t pad, uint8_t *out, size_t row_begin,
+                          size_t row_end);
 /// One convolution: y[f][p] = clamp(round_half_even((sum + bias[f]) · multiplier[f]) + zero, low, high) with sum the
 /// packed weights times the image's window at output position p (offsets[g]: where quad-and-tap g of a window
 /// lies from its corner); bias, multiplier_f and multiplier hold ceil(F/16)·16 values (bias folds in the image's
 /// zero point: bias - zero' · sums[f]); scratch ck_qconv4_scratch_bytes() per part.
 typedef struct {
     const uint8_t *image;
+    /// Bytes between adjacent positions of an image row: 4 for quads, the channel count for channels last.
+    size_t position_bytes;
     size_t padded_w, stride, out_h, out_w;
     const int64_t *offsets;
     size_t kq;
@@ -150,6 +157,8 @@ typedef struct {
     const double *multiplier;
     double zero, low, high;
     uint8_t *y;
+    /// Whether y is channels last ([positions][filters]) rather than planes.
+    int y_nhwc;
     uint8_t *scratch;
 } ck_qconv4;
 /// The output's units of work (blocks of 64 filters x 80 positions, filter block by filter block).
@@ -357,6 +366,16 @@ int ck_depthwise_blocked_dq(const uint8_t *x, int x_signed, int32_t x_zero, floa
                             float q_high, size_t c_begin, size_t c_end, size_t in_h, size_t in_w, size_t k, size_t s,
                             ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w, size_t row_begin,
                             size_t row_end, float lo, float hi, float *scratch);
+/// ck_depthwise_blocked_dq's sixteen-lane form reading (in_nhwc) or writing (out_nhwc) channels last: [H][W][C]
+/// bytes per image with `channels` per position, channels [c_begin, c_end) of them; the same bytes. Whether this
+/// machine runs it (AVX-512 with BW); returns 0 (nothing written) where it does not.
+int ck_depthwise_dq_nhwc_available(void);
+int ck_depthwise_dq_nhwc(const uint8_t *x, int x_signed, int32_t x_zero, float x_scale, const float *w,
+                         const float *bias, uint8_t *y, int y_signed, float y_zero, float y_scale, float q_low,
+                         float q_high, size_t channels, size_t c_begin, size_t c_end, size_t in_h, size_t in_w,
+                         size_t k, size_t s, ptrdiff_t pad_top, ptrdiff_t pad_left, size_t out_h, size_t out_w,
+                         size_t row_begin, size_t row_end, float lo, float hi, int in_nhwc, int out_nhwc,
+                         float *scratch);
 /// Separable 2-D resize (bilinear; nearest with zero weights) of `planes` contiguous [in_h][in_w] planes into
 /// [out_h][out_w]: output row oh blends input rows low_h/high_h (weight w_h of the high one), column ow blends
 /// low_w/high_w (weight w_w); `scratch` holds 2·out_w floats.

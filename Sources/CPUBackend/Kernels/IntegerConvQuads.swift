@@ -21,6 +21,9 @@ final class QuadIntegerConv {
     private let conv: UnsafeMutablePointer<ck_qconv4>
     private var source: UnsafePointer<UInt8>?
     private var pad: UInt8 = 0
+    /// Channels last in and out (`FusionRules.channelsLastInputAttribute` / `...OutputAttribute`); a channels-last
+    /// 1x1 layer without padding reads its input in place (no copy).
+    let inputChannelsLast: Bool, outputChannelsLast: Bool, readsInPlace: Bool
     private var imageTask: ClosureTask?
     private var convTask: ClosureTask?
 
@@ -32,11 +35,14 @@ final class QuadIntegerConv {
 
     /// Nil where this machine or layer is not served; throws only for memory the layer cannot have.
     static func make(
-        _ g: Geometry, weights w: Tensor, wSigned: Bool, xSigned: Bool, parallel: ParallelFor
+        _ g: Geometry, weights w: Tensor, wSigned: Bool, xSigned: Bool, parallel: ParallelFor,
+        inputChannelsLast: Bool = false, outputChannelsLast: Bool = false
     ) throws -> QuadIntegerConv? {
         guard ck_qconv4_available() != 0, g.stride == 1 || g.stride == 2, g.channels > 0, g.filters > 0,
             g.outH > 0, g.outW > 0
         else { return nil }
+        // Channels last, each position's channels are read four at a time in place: unsigned and whole quads.
+        if inputChannelsLast, xSigned || g.channels % 4 != 0 { return nil }
         let paddedH = (g.outH - 1) * g.stride + g.kH, paddedW = (g.outW - 1) * g.stride + g.kW
         // Sizes from the model: any product that overflows or exceeds 2^34 bytes leaves the layer to im2col.
         let quads = (g.channels + 3) / 4
@@ -50,14 +56,20 @@ final class QuadIntegerConv {
             paddedH >= g.padTop + 1, paddedW >= g.padLeft + 1
         else { return nil }
         return try QuadIntegerConv(
-            g, paddedH: paddedH, paddedW: paddedW, weights: w, wSigned: wSigned, xSigned: xSigned, parallel: parallel)
+            g, paddedH: paddedH, paddedW: paddedW, weights: w, wSigned: wSigned, xSigned: xSigned, parallel: parallel,
+            inputChannelsLast: inputChannelsLast, outputChannelsLast: outputChannelsLast)
     }
 
     private init(
         _ g: Geometry, paddedH: Int, paddedW: Int, weights w: Tensor, wSigned: Bool, xSigned: Bool,
-        parallel: ParallelFor
+        parallel: ParallelFor, inputChannelsLast: Bool, outputChannelsLast: Bool
     ) throws {
         self.parallel = parallel
+        self.inputChannelsLast = inputChannelsLast
+        self.outputChannelsLast = outputChannelsLast
+        readsInPlace =
+            inputChannelsLast && g.kH == 1 && g.kW == 1 && g.stride == 1 && g.padTop == 0 && g.padLeft == 0
+            && paddedH == g.inH && paddedW == g.inW
         channels = g.channels
         (inH, inW, padTop, padLeft) = (g.inH, g.inW, g.padTop, g.padLeft)
         (self.paddedH, self.paddedW) = (paddedH, paddedW)
@@ -65,18 +77,22 @@ final class QuadIntegerConv {
         paddedFilters = (g.filters + 15) / 16 * 16
         quads = (g.channels + 3) / 4
         self.xSigned = xSigned
-        image = try HostBuffer(bytes: ck_qconv4_image_bytes(g.channels, paddedH, paddedW))
+        image = try HostBuffer(bytes: readsInPlace ? 1 : ck_qconv4_image_bytes(g.channels, paddedH, paddedW))
         weights = try HostBuffer(bytes: ck_qconv4_weight_bytes(g.filters, g.channels, g.kH, g.kW))
         scratch = try HostBuffer(bytes: ck_qconv4_scratch_bytes() * max(parallel.threads, 1))
         weightSums = .allocate(capacity: paddedFilters)
         weightSums.initialize(repeating: 0, count: paddedFilters)
         let taps = g.kH * g.kW
         offsets = .allocate(capacity: quads * taps)
+        // Where quad q of tap (ky, kx) lies from a window's corner: quad planes of padded_h x padded_w positions of
+        // four bytes, or channels last (positions of C bytes, the quad at 4q).
         let planeBytes = paddedH * paddedW * 4
         for q in 0..<quads {
             for ky in 0..<g.kH {
                 for kx in 0..<g.kW {
-                    offsets[q * taps + ky * g.kW + kx] = Int64(q * planeBytes + (ky * paddedW + kx) * 4)
+                    offsets[q * taps + ky * g.kW + kx] = Int64(
+                        inputChannelsLast
+                            ? (ky * paddedW + kx) * g.channels + 4 * q : q * planeBytes + (ky * paddedW + kx) * 4)
                 }
             }
         }
@@ -94,16 +110,24 @@ final class QuadIntegerConv {
         conv = .allocate(capacity: 1)
         conv.initialize(
             to: ck_qconv4(
-                image: UnsafePointer(image.pointer.assumingMemoryBound(to: UInt8.self)), padded_w: paddedW,
+                image: UnsafePointer(image.pointer.assumingMemoryBound(to: UInt8.self)),
+                position_bytes: inputChannelsLast ? g.channels : 4, padded_w: paddedW,
                 stride: g.stride, out_h: g.outH, out_w: g.outW, offsets: UnsafePointer(offsets), kq: quads * taps,
                 weights: UnsafePointer(packed), filters: g.filters, bias: UnsafePointer(bias),
                 multiplier_f: UnsafePointer(multiplierF), multiplier: UnsafePointer(multiplier), zero: 0, low: 0,
-                high: 0, y: nil, scratch: scratch.pointer.assumingMemoryBound(to: UInt8.self)))
+                high: 0, y: nil, y_nhwc: outputChannelsLast ? 1 : 0,
+                scratch: scratch.pointer.assumingMemoryBound(to: UInt8.self)))
         imageTask = ClosureTask { [unowned self] _, begin, end in
             guard let source else { return }
-            ck_qconv4_image(
-                source, xSigned ? 1 : 0, channels, inH, inW, padTop, padLeft, self.paddedH, self.paddedW, pad,
-                image.pointer.assumingMemoryBound(to: UInt8.self), begin, end)
+            let out = image.pointer.assumingMemoryBound(to: UInt8.self)
+            if self.inputChannelsLast {
+                ck_qconv4_image_nhwc(
+                    source, channels, inH, inW, padTop, padLeft, self.paddedH, self.paddedW, pad, out, begin, end)
+            } else {
+                ck_qconv4_image(
+                    source, xSigned ? 1 : 0, channels, inH, inW, padTop, padLeft, self.paddedH, self.paddedW, pad, out,
+                    begin, end)
+            }
         }
         convTask = ClosureTask { [unowned self] part, begin, end in ck_qconv4_run(conv, begin, end, part) }
     }
@@ -117,8 +141,8 @@ final class QuadIntegerConv {
         conv.deallocate()
     }
 
-    /// One image: x (C x H x W bytes) with zero point `xZero`, per-filter multipliers and int32 biases, the
-    /// requantization's zero and bounds from `rq`, into y (F x outH x outW bytes).
+    /// One image: x (C x H x W bytes, or H x W x C channels last) with zero point `xZero`, per-filter multipliers and int32 biases, the
+    /// requantization's zero and bounds from `rq`, into y (F x outH x outW bytes, or outH x outW x F).
     func run(
         _ x: UnsafePointer<UInt8>, xZero: Int32, multipliers: UnsafePointer<Double>, bias b: UnsafePointer<Int32>?,
         requant rq: ck_qrequant, into y: UnsafeMutableRawPointer
@@ -132,9 +156,14 @@ final class QuadIntegerConv {
             multiplierF[f] = Float(multipliers[f])
         }
         pad = UInt8(truncatingIfNeeded: shifted)
-        source = x
-        if let imageTask { parallel.run(imageTask, count: quads) }
-        source = nil
+        if readsInPlace {
+            conv.pointee.image = x
+        } else {
+            source = x
+            if let imageTask { parallel.run(imageTask, count: inputChannelsLast ? paddedH : quads) }
+            source = nil
+            conv.pointee.image = UnsafePointer(image.pointer.assumingMemoryBound(to: UInt8.self))
+        }
         conv.pointee.zero = rq.zero
         conv.pointee.low = rq.low
         conv.pointee.high = rq.high

@@ -564,6 +564,10 @@ final class IntegerConvKernel: Kernel, DescribedKernel {
         self.wZeros = wZeros
         // QLinearConv of one group with constant weights whose zero point is 0 once signed (int8 0, uint8 128):
         // windows read in place where the machine has the kernel (`QuadIntegerConv`), no im2col buffers.
+        // Planning's marks inside int8 chains (`QuantizedChannelsLast`): only the in-place windows read and write
+        // channels last.
+        let channelsLastInput = try node.attributes.int(FusionRules.channelsLastInputAttribute, default: 0) != 0
+        let channelsLastOutput = try node.attributes.int(FusionRules.channelsLastOutputAttribute, default: 0) != 0
         let zeroInSigned: Int32 = wSigned ? 0 : 128
         let symmetric = wZeros.isConstant && (0..<wZeroCount).allSatisfy { wZeros.values[$0] == zeroInSigned }
         if quantizedOutput, groups == 1, dilationH == 1, dilationW == 1, strideH == strideW, symmetric,
@@ -573,9 +577,18 @@ final class IntegerConvKernel: Kernel, DescribedKernel {
                 .init(
                     channels: channelsPerGroup, inH: inH, inW: inW, filters: filtersPerGroup, kH: kH, kW: kW,
                     stride: strideH, padTop: padTop, padLeft: padLeft, outH: outH, outW: outW),
-                weights: constant, wSigned: wSigned, xSigned: xSigned, parallel: parallel)
+                weights: constant, wSigned: wSigned, xSigned: xSigned, parallel: parallel,
+                inputChannelsLast: channelsLastInput, outputChannelsLast: channelsLastOutput)
         } else {
             quads = nil
+        }
+        if quads == nil, channelsLastInput || channelsLastOutput {
+            let attribute =
+                channelsLastInput ? FusionRules.channelsLastInputAttribute : FusionRules.channelsLastOutputAttribute
+            throw node.fail(
+                "'\(attribute)' is planning's mark for an ungrouped QLinearConv of constant weights (zero point 0 once "
+                    + "signed), no dilation, stride 1 or 2, an unsigned image of whole channel quads, where AVX-512 "
+                    + "VNNI runs; remove the attribute")
         }
         let quadsServe = quads != nil
         let packed = try (quadsServe ? 0..<0 : 0..<groups).map { _ in

@@ -30,6 +30,8 @@ final class QDQDepthwiseKernel: Kernel {
     private let scratch: [HostBuffer]
     /// The fallback's float input and output (empty where the blocked kernel runs).
     private let floatInput: HostBuffer?, floatOutput: HostBuffer?
+    /// Planning's marks inside int8 chains (`QuantizedChannelsLast`): the input, the output channels last.
+    private let inputChannelsLast: Bool, outputChannelsLast: Bool
 
     init(node: BoundNode, parallel: ParallelFor) throws {
         self.parallel = parallel
@@ -67,7 +69,17 @@ final class QDQDepthwiseKernel: Kernel {
         let unrolled =
             g.kernel[0] == g.kernel[1] && [3, 5, 7].contains(g.kernel[0]) && g.strides[0] == g.strides[1]
             && [1, 2].contains(g.strides[0]) && g.dilations == [1, 1]
-        lanes = unrolled ? Int(ck_depthwise_blocked_lanes(g.kernel[0], g.output[1])) : 0
+        inputChannelsLast = try node.attributes.int(FusionRules.channelsLastInputAttribute, default: 0) != 0
+        outputChannelsLast = try node.attributes.int(FusionRules.channelsLastOutputAttribute, default: 0) != 0
+        let channelsLast = inputChannelsLast || outputChannelsLast
+        if channelsLast, !unrolled || ck_depthwise_dq_nhwc_available() == 0 {
+            let attribute =
+                inputChannelsLast ? FusionRules.channelsLastInputAttribute : FusionRules.channelsLastOutputAttribute
+            throw node.fail(
+                "'\(attribute)' is planning's mark for a 3x3, 5x5 or 7x7 window at stride 1 or 2 where AVX-512 runs; "
+                    + "remove the attribute")
+        }
+        lanes = channelsLast ? 16 : unrolled ? Int(ck_depthwise_blocked_lanes(g.kernel[0], g.output[1])) : 0
         let workers = max(1, parallel.threads)
         // As DepthwiseConvKernel sizes them (SIZE_MAX arrives as -1).
         let floats =
@@ -90,7 +102,11 @@ final class QDQDepthwiseKernel: Kernel {
             floatOutput = nil
         }
         units = lanes > 0 ? batch * ((channels + lanes - 1) / lanes) : 1
-        splitsRows = lanes > 0 && units < parallel.threads && g.output[0] >= 2 * parallel.threads && workers > 1
+        // Channels last, threads take bands of rows (each reads and writes whole positions); in planes, channel
+        // blocks unless they are fewer than the threads.
+        splitsRows =
+            lanes > 0 && (units < parallel.threads || channelsLast) && g.output[0] >= 2 * parallel.threads
+            && workers > 1
         // Multiply-adds, saturating (the window comes from the model).
         var work = batch * channels
         for factor in [g.output[0], g.output[1], g.kernel[0], g.kernel[1]] {
@@ -127,6 +143,16 @@ final class QDQDepthwiseKernel: Kernel {
         guard part < scratch.count else { return }
         let g = geometry
         let inCount = g.input[0] * g.input[1], outCount = g.output[0] * g.output[1]
+        if inputChannelsLast || outputChannelsLast {
+            _ = ck_depthwise_dq_nhwc(
+                x + n * channels * inCount, xSigned ? 1 : 0, xZero.values[0], xScale.values[0], w, bias,
+                y + n * channels * outCount, ySigned ? 1 : 0, Float(yZero.values[0]), yScale.values[0],
+                range.lowerBound, range.upperBound, channels, block.lowerBound, block.upperBound, g.input[0],
+                g.input[1], g.kernel[0], g.strides[0], g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1],
+                rows.lowerBound, rows.upperBound, low, .infinity, inputChannelsLast ? 1 : 0, outputChannelsLast ? 1 : 0,
+                scratch[part].pointer.assumingMemoryBound(to: Float.self))
+            return
+        }
         _ = ck_depthwise_blocked_dq(
             x + n * channels * inCount, xSigned ? 1 : 0, xZero.values[0], xScale.values[0], w, bias,
             y + n * channels * outCount, ySigned ? 1 : 0, Float(yZero.values[0]), yScale.values[0], range.lowerBound,

@@ -57,6 +57,10 @@ public struct FusionRules: Sendable {
     /// three transposes the wide tensors between planes and vector lanes.
     public var channelsLastDepthwise: Bool = false
 
+    /// int8 networks (QLinearConv, `_QDQDepthwiseConv`, `_QLinearAdd`) keep the values between such nodes channels
+    /// last (`QuantizedChannelsLast`), as their kernels read and write them without transposes.
+    public var channelsLastQuantized: Bool = false
+
     /// Int attributes (1) marking a node that reads its first input, or writes its output, channels last
     /// ([N][H][W][C] in the value's [N, C, H, W] storage). Set only by planning, on values no one else reads.
     public static let channelsLastInputAttribute = "_channels_last_input"
@@ -88,7 +92,7 @@ enum Fusion {
         guard
             rules.foldsBatchNormalization || !rules.activations.isEmpty || !rules.biases.isEmpty
                 || rules.recognizesGelu || rules.recognizesSwish || !rules.maxPools.isEmpty || rules.recognizesAttention
-                || rules.channelsLastDepthwise
+                || rules.channelsLastDepthwise || rules.channelsLastQuantized
         else { return (live, 0) }
         var pass = Candidates(nodes: live, graphOutputs: graphOutputs, known: known, types: types)
         var fused = 0
@@ -97,6 +101,7 @@ enum Fusion {
         if rules.recognizesSwish { fused += pass.fuseSwish() }
         for index in live.indices { fused += pass.fuseIntoProducer(at: index, rules: rules) }
         if rules.channelsLastDepthwise { pass.markChannelsLastChains() }
+        if rules.channelsLastQuantized { pass.markQuantizedChannelsLast() }
         known = pass.known
         types = pass.types
         return (pass.nodes.compactMap { $0 }, fused)
