@@ -154,11 +154,11 @@ void ck_qconv4_image(const uint8_t *x, int x_signed, size_t channels, size_t hei
 #if defined(__x86_64__)
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
-// Requantized bytes of `mr` positions x `np` panels of 16 filters: row r of the tile to out[r * ldo + 16 j], the
-// lanes of masks[j].
+// Requantized bytes (or, `scaled`, floats: float(sum + bias) · scale) of `mr` positions x `np` panels of 16
+// filters: row r of the tile to element r * ldo + 16 j of out, the lanes of masks[j].
 CK_VNNI __attribute__((always_inline)) static inline void
-conv_tile(const int mr, const int np, const ck_qconv4 *cv, const uint8_t *const *rows, size_t kq, const int8_t *w,
-          size_t panel_stride, size_t f0, uint8_t *out, size_t ldo, const __mmask16 *masks) {
+conv_tile(const int mr, const int np, const int scaled, const ck_qconv4 *cv, const uint8_t *const *rows, size_t kq,
+          const int8_t *w, size_t panel_stride, size_t f0, uint8_t *out, size_t ldo, const __mmask16 *masks) {
     __m512i acc[CK_TILE_ROWS][4];
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++) acc[r][j] = _mm512_setzero_si512();
@@ -175,6 +175,24 @@ conv_tile(const int mr, const int np, const ck_qconv4 *cv, const uint8_t *const 
             _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++)
                 acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
         }
+    }
+    if (scaled) {
+        // MatMulInteger's Cast and Mul by the column scales: the same roundings as ck_qgemm_packed_scaled.
+        const int32_t *bias_all = cv->bias;
+        const float *scale_all = cv->scale;
+        __m512i biases[4];
+        __m512 scales[4];
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++) {
+            biases[j] = _mm512_loadu_si512((const void *)(bias_all + f0 + (size_t)j * 16));
+            scales[j] = _mm512_loadu_ps(scale_all + f0 + (size_t)j * 16);
+        }
+        float *fout = (float *)(void *)out;
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++)
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
+                const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[r][j], biases[j])), scales[j]);
+                _mm512_mask_storeu_ps(fout + (size_t)r * ldo + (size_t)j * 16, masks[j], v);
+            }
+        return;
     }
     // Everything the byte stores below may alias (they may alias any memory) read before the first of them.
     const double zero = cv->zero, low = cv->low, high = cv->high;
@@ -203,11 +221,11 @@ conv_tile(const int mr, const int np, const ck_qconv4 *cv, const uint8_t *const 
 
 #define CK_TILE_CASES(np)                                                                                             \
     switch (mr) {                                                                                                     \
-    case 5: conv_tile(5, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
-    case 4: conv_tile(4, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
-    case 3: conv_tile(3, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
-    case 2: conv_tile(2, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
-    default: conv_tile(1, np, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                    \
+    case 5: conv_tile(5, np, scaled, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
+    case 4: conv_tile(4, np, scaled, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
+    case 3: conv_tile(3, np, scaled, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
+    case 2: conv_tile(2, np, scaled, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                     \
+    default: conv_tile(1, np, scaled, cv, rows, kq, w, panel_stride, f0, tile_out, ldo, masks); break;                                    \
     }
 
 // scratch[positions][64] (filters f0.. in columns) to the planes: y[(f0 + f) * plane + p0 + i], 16 x 16 blocks
@@ -249,6 +267,8 @@ CK_VNNI static void conv_run(const ck_qconv4 *cv, size_t begin, size_t end, size
     const size_t step = cv->stride * cv->position_bytes, row_step = cv->stride * cv->padded_w * cv->position_bytes;
     uint8_t *scratch = cv->scratch + part * CK_BLOCK_POSITIONS * 64;
     const size_t fblocks = (cv->filters + 63) / 64;
+    // Floats (scaled) are written channels last only.
+    const size_t esize = cv->scale ? sizeof(float) : 1;
     // Position blocks outer (threads split the positions, each with every filter: a layer of 96 filters split by
     // filter blocks gave one thread 64 and the other 32) unless the weights outgrow the L2 cache, which each
     // position block would then stream again.
@@ -269,7 +289,7 @@ CK_VNNI static void conv_run(const ck_qconv4 *cv, size_t begin, size_t end, size
             masks[j] = cv->y_nhwc ? (__mmask16)((1u << valid) - 1u) : (__mmask16)0xFFFF;
         }
         const size_t ldo = cv->y_nhwc ? cv->filters : 64;
-        uint8_t *block_out = cv->y_nhwc ? cv->y + p0 * cv->filters + f0 : scratch;
+        uint8_t *block_out = cv->y_nhwc ? cv->y + (p0 * cv->filters + f0) * esize : scratch;
         size_t oy = p0 / cv->out_w, ox = p0 % cv->out_w;
         for (size_t i = 0; i < pcount; i += CK_TILE_ROWS) {
             const int mr = pcount - i < CK_TILE_ROWS ? (int)(pcount - i) : CK_TILE_ROWS;
@@ -281,12 +301,23 @@ CK_VNNI static void conv_run(const ck_qconv4 *cv, size_t begin, size_t end, size
                     oy++;
                 }
             }
-            uint8_t *tile_out = block_out + i * ldo;
-            switch (np) {
-            case 4: CK_TILE_CASES(4) break;
-            case 3: CK_TILE_CASES(3) break;
-            case 2: CK_TILE_CASES(2) break;
-            default: CK_TILE_CASES(1) break;
+            uint8_t *tile_out = block_out + i * ldo * esize;
+            if (cv->scale) {
+                const int scaled = 1;
+                switch (np) {
+                case 4: CK_TILE_CASES(4) break;
+                case 3: CK_TILE_CASES(3) break;
+                case 2: CK_TILE_CASES(2) break;
+                default: CK_TILE_CASES(1) break;
+                }
+            } else {
+                const int scaled = 0;
+                switch (np) {
+                case 4: CK_TILE_CASES(4) break;
+                case 3: CK_TILE_CASES(3) break;
+                case 2: CK_TILE_CASES(2) break;
+                default: CK_TILE_CASES(1) break;
+                }
             }
         }
         if (!cv->y_nhwc) store_planes(scratch, pcount, fcount, cv->y + f0 * positions + p0, positions);

@@ -423,7 +423,9 @@ struct IntegerDepthwiseErrorTests {
 /// `--precision int8` write it) and one constant scale, signed and unsigned weights with zero points, a batched A,
 /// widths with partial panels, one and two threads. A scale per row (shape [M, 1], `scales` 0) is left unfused.
 struct ScaledMatMulIntegerTests {
-    static func graph(m: Int, k: Int, n: Int, signed: Bool, scales: Int, constantScale: Bool) throws -> Graph {
+    static func graph(
+        m: Int, k: Int, n: Int, signed: Bool, scales: Int, constantScale: Bool, centred: Bool = false
+    ) throws -> Graph {
         var nodes = [
             Node(name: "dql", opType: "DynamicQuantizeLinear", inputs: ["x"], outputs: ["xq", "xs", "xz"]),
             Node(name: "mmi", opType: "MatMulInteger", inputs: ["xq", "w", "xz", "wz"], outputs: ["acc"]),
@@ -442,7 +444,8 @@ struct ScaledMatMulIntegerTests {
             : try Tensor(shape: Shape([k, n]), scalars: bytes)
         let zero =
             signed
-            ? try Tensor(shape: Shape([]), scalars: [Int8(-3)]) : try Tensor(shape: Shape([]), scalars: [UInt8(131)])
+            ? try Tensor(shape: Shape([]), scalars: [Int8(centred ? 0 : -3)])
+            : try Tensor(shape: Shape([]), scalars: [UInt8(centred ? 128 : 131)])
         return Graph(
             name: "dynamic",
             inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2), .fixed(m), .fixed(k)])],
@@ -475,6 +478,82 @@ struct ScaledMatMulIntegerTests {
                     got.map(\.bitPattern) == reference.map(\.bitPattern),
                     "\(m)x\(k)x\(n) signed \(signed) scales \(scales) constant \(constantScale) threads \(threads)")
             }
+        }
+    }
+}
+
+/// Rows read in place (`QuadIntegerConv` as a 1x1 layer, where AVX-512 VNNI runs; packed rows elsewhere): weights
+/// whose zero point is 0 once signed (int8 0, uint8 128), K a multiple of 4; MatMulInteger with its scale (the same
+/// bits as the three nodes) and QLinearMatMul (the formula), over two batches of rows, N off the panel width, one row.
+struct MatMulRowsInPlaceTests {
+    static var path: String {
+        ck_qconv4_available() != 0 ? "IntegerMatMulKernel (rows in place)" : "IntegerMatMulKernel (packed rows)"
+    }
+
+    @Test(arguments: [(37, 68, 33, false, 33), (64, 128, 100, true, 1), (1, 40, 17, true, 17), (9, 24, 70, false, 70)])
+    func scaledMatchesTheThreeNodes(_ m: Int, _ k: Int, _ n: Int, _ signed: Bool, _ scales: Int) throws {
+        let graph = try ScaledMatMulIntegerTests.graph(
+            m: m, k: k, n: n, signed: signed, scales: scales, constantScale: true, centred: true)
+        let x = try Tensor(shape: Shape([2, m, k]), scalars: (0..<(2 * m * k)).map { _ in Float.random(in: -3...3) })
+        let feeds = [NamedTensor(name: "x", tensor: x)]
+        let reference = try Session(graph: graph, backend: CPUBackend(threads: 1, fuses: false)).run(feeds).outputs[0]
+            .tensor.scalars(as: Float.self)
+        for threads in [1, 2] {
+            let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
+            let kernels = try session.prepare(feeds).steps.map(\.implementation)
+            #expect(kernels.contains(Self.path), "\(kernels)")
+            let got = try session.run(feeds).outputs[0].tensor.scalars(as: Float.self)
+            #expect(got.map(\.bitPattern) == reference.map(\.bitPattern), "\(m)x\(k)x\(n) threads \(threads)")
+        }
+    }
+
+    @Test(arguments: [(5, 36, 40, true, false), (33, 64, 70, false, true), (1, 16, 19, true, true)])
+    func requantizedMatchesTheFormula(_ m: Int, _ k: Int, _ n: Int, _ signed: Bool, _ relu: Bool) throws {
+        var rng = SplitMix64(seed: UInt64(m * k + n))
+        let a = (0..<(2 * m * k)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let w = (0..<(k * n)).map { _ in Int(rng.next() % 255) - 127 }
+        let bScales = (0..<n).map { _ in Float(rng.next() % 100 + 1) / 20_000 }
+        let bias = (0..<n).map { _ in Int32(Int(rng.next() % 4000) - 2000) }
+        let (aScale, aZero, yScale, yZero): (Float, Int, Float, Int) = (0.03, 119, 0.05, 101)
+        let graph = Graph(
+            name: "qmm", inputs: [ValueInfo(name: "a", dtype: .uint8, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "mm", opType: "QLinearMatMul",
+                    inputs: ["a", "as", "az", "b", "bs", "bz", "ys", "yz", "bias"],
+                    outputs: ["y"], attributes: relu ? [QuantizedFusion.reluAttribute: .int(1)] : [:])
+            ],
+            initializers: [
+                "as": try Tensor(shape: [], scalars: [aScale]), "az": try Tensor(shape: [], scalars: [UInt8(aZero)]),
+                "b": signed
+                    ? try Tensor(shape: [k, n], scalars: w.map { Int8($0) })
+                    : try Tensor(shape: [k, n], scalars: w.map { UInt8($0 + 128) }),
+                "bs": try Tensor(shape: [n], scalars: bScales),
+                "bz": signed
+                    ? try Tensor(shape: [n], scalars: [Int8](repeating: 0, count: n))
+                    : try Tensor(shape: [n], scalars: [UInt8](repeating: 128, count: n)),
+                "ys": try Tensor(shape: [], scalars: [yScale]), "yz": try Tensor(shape: [], scalars: [UInt8(yZero)]),
+                "bias": try Tensor(shape: [n], scalars: bias),
+            ])
+        var want = [UInt8](repeating: 0, count: 2 * m * n)
+        for row in 0..<(2 * m) {
+            for j in 0..<n {
+                var sum = bias[j]
+                for i in 0..<k { sum += (Int32(a[row * k + i]) - Int32(aZero)) * Int32(w[i * n + j]) }
+                let multiplier = Double((aScale * bScales[j]) / yScale)
+                let v = (Double(sum) * multiplier).rounded(.toNearestOrEven) + Double(yZero)
+                want[row * n + j] = UInt8(min(max(v, relu ? Double(yZero) : 0), 255))
+            }
+        }
+        let feeds = [NamedTensor(name: "a", tensor: try Tensor(shape: [2, m, k], scalars: a))]
+        for threads in [1, 2] {
+            let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
+            let kernels = try session.prepare(feeds).steps.map(\.implementation)
+            #expect(kernels.contains(Self.path), "\(kernels)")
+            let got = try session.run(feeds).outputs[0].tensor.scalars(as: UInt8.self)
+            let wrong = zip(got, want).filter { $0 != $1 }.count
+            #expect(got.count == want.count && wrong == 0, "\(m)x\(k)x\(n), \(threads) threads: \(wrong) differ")
         }
     }
 }

@@ -159,6 +159,9 @@ typedef struct {
     uint8_t *y;
     /// Whether y is channels last ([positions][filters]) rather than planes.
     int y_nhwc;
+    /// Non-NULL: y holds floats, float(sum + bias[f]) · scale[f] (MatMulInteger's Cast and Mul; channels last
+    /// only; ceil(F/16)·16 values), instead of requantized bytes.
+    const float *scale;
     uint8_t *scratch;
 } ck_qconv4;
 /// The output's units of work (blocks of 64 filters x 80 positions, filter block by filter block).

@@ -18,6 +18,8 @@ final class QuadIntegerConv {
     private let bias: UnsafeMutablePointer<Int32>
     private let multiplierF: UnsafeMutablePointer<Float>
     private let multiplier: UnsafeMutablePointer<Double>
+    /// MatMulInteger's column scales (`runScaled`); nil where the output is requantized bytes.
+    private let scales: UnsafeMutablePointer<Float>?
     private let conv: UnsafeMutablePointer<ck_qconv4>
     private var source: UnsafePointer<UInt8>?
     private var pad: UInt8 = 0
@@ -36,7 +38,7 @@ final class QuadIntegerConv {
     /// Nil where this machine or layer is not served; throws only for memory the layer cannot have.
     static func make(
         _ g: Geometry, weights w: Tensor, wSigned: Bool, xSigned: Bool, parallel: ParallelFor,
-        inputChannelsLast: Bool = false, outputChannelsLast: Bool = false
+        inputChannelsLast: Bool = false, outputChannelsLast: Bool = false, scaledOutput: Bool = false
     ) throws -> QuadIntegerConv? {
         guard ck_qconv4_available() != 0, g.stride == 1 || g.stride == 2, g.channels > 0, g.filters > 0,
             g.outH > 0, g.outW > 0
@@ -57,12 +59,13 @@ final class QuadIntegerConv {
         else { return nil }
         return try QuadIntegerConv(
             g, paddedH: paddedH, paddedW: paddedW, weights: w, wSigned: wSigned, xSigned: xSigned, parallel: parallel,
-            inputChannelsLast: inputChannelsLast, outputChannelsLast: outputChannelsLast)
+            inputChannelsLast: inputChannelsLast, outputChannelsLast: outputChannelsLast || scaledOutput,
+            scaledOutput: scaledOutput)
     }
 
     private init(
         _ g: Geometry, paddedH: Int, paddedW: Int, weights w: Tensor, wSigned: Bool, xSigned: Bool,
-        parallel: ParallelFor, inputChannelsLast: Bool, outputChannelsLast: Bool
+        parallel: ParallelFor, inputChannelsLast: Bool, outputChannelsLast: Bool, scaledOutput: Bool
     ) throws {
         self.parallel = parallel
         self.inputChannelsLast = inputChannelsLast
@@ -102,6 +105,13 @@ final class QuadIntegerConv {
         multiplierF.initialize(repeating: 0, count: paddedFilters)
         multiplier = .allocate(capacity: paddedFilters)
         multiplier.initialize(repeating: 0, count: paddedFilters)
+        if scaledOutput {
+            let values = UnsafeMutablePointer<Float>.allocate(capacity: paddedFilters)
+            values.initialize(repeating: 0, count: paddedFilters)
+            scales = values
+        } else {
+            scales = nil
+        }
         let (packed, sums) = (weights.pointer.assumingMemoryBound(to: Int8.self), weightSums)
         w.withUnsafeBytes { bytes in
             guard let base = bytes.baseAddress else { return }
@@ -115,7 +125,7 @@ final class QuadIntegerConv {
                 stride: g.stride, out_h: g.outH, out_w: g.outW, offsets: UnsafePointer(offsets), kq: quads * taps,
                 weights: UnsafePointer(packed), filters: g.filters, bias: UnsafePointer(bias),
                 multiplier_f: UnsafePointer(multiplierF), multiplier: UnsafePointer(multiplier), zero: 0, low: 0,
-                high: 0, y: nil, y_nhwc: outputChannelsLast ? 1 : 0,
+                high: 0, y: nil, y_nhwc: outputChannelsLast ? 1 : 0, scale: scales.map { UnsafePointer($0) },
                 scratch: scratch.pointer.assumingMemoryBound(to: UInt8.self)))
         imageTask = ClosureTask { [unowned self] _, begin, end in
             guard let source else { return }
@@ -138,6 +148,7 @@ final class QuadIntegerConv {
         bias.deallocate()
         multiplierF.deallocate()
         multiplier.deallocate()
+        scales?.deallocate()
         conv.deallocate()
     }
 
@@ -155,6 +166,28 @@ final class QuadIntegerConv {
             multiplier[f] = multipliers[f]
             multiplierF[f] = Float(multipliers[f])
         }
+        conv.pointee.zero = rq.zero
+        conv.pointee.low = rq.low
+        conv.pointee.high = rq.high
+        convolve(x, zero: shifted, into: y)
+    }
+
+    /// MatMulInteger with its Cast and Mul (`runScaled` of a kernel made with `scaledOutput`): y = float(sum) ·
+    /// scale[f] as floats, channels last; `scale` holds 1 or F values.
+    func runScaled(
+        _ x: UnsafePointer<UInt8>, xZero: Int32, scale: UnsafePointer<Float>, count: Int,
+        into y: UnsafeMutableRawPointer
+    ) {
+        guard let scales else { return }
+        let shifted = xZero &+ (xSigned ? 128 : 0)
+        for f in 0..<filters {
+            bias[f] = 0 &- shifted &* weightSums[f]
+            scales[f] = scale[count == 1 ? 0 : f]
+        }
+        convolve(x, zero: shifted, into: y)
+    }
+
+    private func convolve(_ x: UnsafePointer<UInt8>, zero shifted: Int32, into y: UnsafeMutableRawPointer) {
         pad = UInt8(truncatingIfNeeded: shifted)
         if readsInPlace {
             conv.pointee.image = x
@@ -164,9 +197,6 @@ final class QuadIntegerConv {
             source = nil
             conv.pointee.image = UnsafePointer(image.pointer.assumingMemoryBound(to: UInt8.self))
         }
-        conv.pointee.zero = rq.zero
-        conv.pointee.low = rq.low
-        conv.pointee.high = rq.high
         conv.pointee.y = y.assumingMemoryBound(to: UInt8.self)
         if let convTask { parallel.run(convTask, count: ck_qconv4_units(conv)) }
     }

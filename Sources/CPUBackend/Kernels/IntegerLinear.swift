@@ -282,7 +282,7 @@ final class Requantizer {
 }
 
 /// MatMulInteger (int32 out) and QLinearMatMul (requantized 8-bit out), numpy-style batch broadcasting.
-final class IntegerMatMulKernel: Kernel {
+final class IntegerMatMulKernel: Kernel, DescribedKernel {
     private let parallel: ParallelFor
     private let m: Int, k: Int, n: Int
     private let a: UnsafeRawPointer, aSigned: Bool
@@ -309,6 +309,15 @@ final class IntegerMatMulKernel: Kernel {
     /// each run into `columnScales`.
     private let scaleInput: (pointer: UnsafePointer<Float>, count: Int)?
     private let columnScales: UnsafeMutablePointer<Float>?
+    /// Rows read in place by the in-place windows (`QuadIntegerConv` as a 1x1 layer over batch · M positions of K
+    /// channels, writing [M][N]): constant 2-D B with zero points 0 once signed, per-tensor unsigned A, K a multiple
+    /// of 4, requantized or scaled output, where AVX-512 VNNI runs. No packing of A, no int32 sums in memory.
+    private let quads: QuadIntegerConv?
+    private let columnMultipliers: UnsafeMutablePointer<Double>
+
+    var kernelDescription: String {
+        quads != nil ? "IntegerMatMulKernel (rows in place)" : "IntegerMatMulKernel (packed rows)"
+    }
 
     init(node: BoundNode, parallel: ParallelFor, quantizedOutput: Bool, scaledOutput: Bool = false) throws {
         self.parallel = parallel
@@ -375,7 +384,37 @@ final class IntegerMatMulKernel: Kernel {
             (requantizer, aScaleCount, bScaleCount, bias) = try Self.requantization(
                 node, quantizedOutput: quantizedOutput, m: m, n: n, bBatches: bBatches, output: yv)
         }
-        sums = .allocate(capacity: quantizedOutput ? max(m * n, 1) : 1)
+        let centred: Int32 = bSigned ? 0 : 128
+        let rowsInPlace = aOffsets.enumerated().allSatisfy { $0.offset == $0.element }
+        let bZeroValues = bZeros
+        let aScales = aScaleCount, aUnsigned = !aSigned, batches = aOffsets.count, bSignedLocal = bSigned
+        if let constant = bv.constant, bBatches == 1, bZeroValues.isConstant,
+            (0..<bZeroCount).allSatisfy({ bZeroValues.values[$0] == centred }), aZeroCount == 1, aUnsigned,
+            k % 4 == 0, rowsInPlace, scaledOutput || (quantizedOutput && aScales == 1)
+        {
+            // The weights as the windows' filters: [N][K] (B transposed once).
+            let transposed = try constant.withUnsafeBytes { bytes -> Tensor in
+                var values = [UInt8](repeating: 0, count: k * n)
+                if let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) {
+                    for row in 0..<k { for column in 0..<n { values[column * k + row] = base[row * n + column] } }
+                }
+                return bSignedLocal
+                    ? try Tensor(shape: [n, k, 1, 1], scalars: values.map { Int8(bitPattern: $0) })
+                    : try Tensor(shape: [n, k, 1, 1], scalars: values)
+            }
+            let positions = batches * m
+            quads = try QuadIntegerConv.make(
+                .init(
+                    channels: k, inH: 1, inW: positions, filters: n, kH: 1, kW: 1, stride: 1, padTop: 0, padLeft: 0,
+                    outH: 1, outW: positions),
+                weights: transposed, wSigned: bSignedLocal, xSigned: false, parallel: parallel, inputChannelsLast: true,
+                outputChannelsLast: true, scaledOutput: scaledOutput)
+        } else {
+            quads = nil
+        }
+        columnMultipliers = .allocate(capacity: max(n, 1))
+        columnMultipliers.initialize(repeating: 0, count: max(n, 1))
+        sums = .allocate(capacity: quantizedOutput && quads == nil ? max(m * n, 1) : 1)
         requantizeTask = ClosureTask { [unowned self] _, begin, end in
             guard let requantizer else { return }
             for row in begin..<end {
@@ -422,11 +461,26 @@ final class IntegerMatMulKernel: Kernel {
         shiftedB.deallocate()
         sums.deallocate()
         columnScales?.deallocate()
+        columnMultipliers.deallocate()
     }
 
     func run() throws {
         aZeros.refresh()
         bZeros.refresh()
+        if let quads {
+            let x = a.assumingMemoryBound(to: UInt8.self)
+            if let scaleInput {
+                quads.runScaled(
+                    x, xZero: aZeros.values[0], scale: scaleInput.pointer, count: scaleInput.count, into: output)
+            } else if let requantizer {
+                requantizer.refresh()
+                for j in 0..<n { columnMultipliers[j] = requantizer.multiplier(0, bScaleCount == 1 ? 0 : j) }
+                let rq = requantizer.tileRequantization(multipliers: columnMultipliers, bias: bias, y: output, ldy: 0)
+                quads.run(
+                    x, xZero: aZeros.values[0], multipliers: columnMultipliers, bias: bias, requant: rq, into: output)
+            }
+            return
+        }
         rows.setZeros(aZeros.values, count: aZeros.count, signed: aSigned)
         let shift: Int32 = bSigned ? 128 : 0
         for index in 0..<(bBatches * n) {
