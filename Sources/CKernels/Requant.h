@@ -15,13 +15,18 @@
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), always_inline)) static inline __m512i
 ck_requant_core16(__m512i v, __m512 mf, const __m512d md[2], __m512 vz, __m512 vl, __m512 vh, double zero,
                   double low, double high) {
-    const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), mf);
-    // t minus t rounded to the nearest integer (even on ties), in one instruction; r is then exact.
+    // t = v · m + zero in one rounding (the zero is an integer, so t's fraction is that of v · m): below 2^11 in
+    // magnitude v · m errs by at most 2^-13 from float(v) and t by 2^-13 more from its rounding, so away from a
+    // half by 2^-10, round(t) is round(v · m) + zero; from 2^11 up t lies beyond the bounds either way. Clamped
+    // before the conversion, which rounds to nearest even.
+    const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), mf, vz);
+    // t minus t rounded to the nearest integer (even on ties), in one instruction.
     const __m512 fraction = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 r = _mm512_sub_ps(t, fraction);
     const __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(fraction), _mm512_set1_ps(0.5f - 0.0009765625f),
                                               _CMP_GE_OQ);
-    if (near == 0) return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz), vl), vh));
+    if (near == 0)
+        return _mm512_cvt_roundps_epi32(_mm512_min_ps(_mm512_max_ps(t, vl), vh),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512d dz = _mm512_set1_pd(zero), dl = _mm512_set1_pd(low), dh = _mm512_set1_pd(high);
     __m256i halves[2];
     for (int h = 0; h < 2; h++) {

@@ -262,6 +262,19 @@ struct QLinearConvChunkTests {
             expect: path)
     }
 
+    /// Outputs on a half exactly (to even) and a hair above one, through the windows' requantization (one rounding
+    /// of v · m + zero in float, double near halves) and the im2col tiles'.
+    @Test(arguments: [1, 3]) func tiesRoundToEven(_ kernel: Int) throws {
+        let path = ck_qconv4_available() != 0 ? "IntegerConvKernel (windows in place)" : "IntegerConvKernel (im2col)"
+        try check(channels: 8, filters: 20, kernel: kernel, stride: 1, height: 9, width: 11, ties: true, expect: path)
+        try check(
+            channels: 8, filters: 20, kernel: kernel, stride: 1, height: 9, width: 11, signedOutput: true, ties: true,
+            expect: path)
+        try check(
+            channels: 8, filters: 20, kernel: kernel, stride: 1, height: 9, width: 11, weightZeros: true, ties: true,
+            expect: "IntegerConvKernel (im2col)")
+    }
+
     /// uint8 weights: zero point 128 is 0 once signed (windows in place where VNNI runs); any other zero point, and
     /// per-filter zero points, take the im2col path on every machine.
     @Test(arguments: [true, false]) func unsignedWeightsMatchTheFormula(_ centered: Bool) throws {
@@ -297,17 +310,29 @@ struct QLinearConvChunkTests {
     func check(
         channels: Int, filters: Int, kernel: Int, stride: Int, height: Int, width: Int, group: Int = 1,
         weightZeros: Bool = false, signedOutput: Bool = false, signedInput: Bool = false, unsignedWeights: Bool = false,
-        expect: String = "IntegerConvKernel"
+        ties: Bool = false, expect: String = "IntegerConvKernel"
     ) throws {
         var rng = SplitMix64(seed: UInt64(kernel * 10 + stride))
         let pad = kernel / 2, perGroup = channels / group, filtersPerGroup = filters / group
         let (outH, outW) = ((height + 2 * pad - kernel) / stride + 1, (width + 2 * pad - kernel) / stride + 1)
-        let x = (0..<channels * height * width).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let w = (0..<filters * perGroup * kernel * kernel).map { _ in Int8(truncatingIfNeeded: rng.next() % 255) }
+        let (xScale, xZero, yScale): (Float, Int, Float) =
+            ties ? (1, signedInput ? -11 : 117, 2) : (0.02, signedInput ? -11 : 117, 0.05)
+        // `ties`: small sums times a multiplier of 0.5 (half the filters: every odd sum is a tie) or a hair above
+        // it (the float path must defer to double).
+        let x = (0..<channels * height * width).map { _ in
+            ties
+                ? UInt8(truncatingIfNeeded: xZero + Int(rng.next() % 7) - 3) : UInt8(truncatingIfNeeded: rng.next())
+        }
+        let w = (0..<filters * perGroup * kernel * kernel).map { _ in
+            ties ? Int8(Int(rng.next() % 5) - 2) : Int8(truncatingIfNeeded: rng.next() % 255)
+        }
         let wZeros = (0..<filters).map { f in weightZeros ? Int8(f % 7 - 3) : 0 }
-        let bias = (0..<filters).map { _ in Int32(Int(rng.next() % 20_000) - 10_000) }
-        let wScales = (0..<filters).map { _ in Float(rng.next() % 100 + 1) / 40_000 }
-        let (xScale, xZero, yScale): (Float, Int, Float) = (0.02, signedInput ? -11 : 117, 0.05)
+        let bias = (0..<filters).map { _ in
+            ties ? Int32(Int(rng.next() % 7) - 3) : Int32(Int(rng.next() % 20_000) - 10_000)
+        }
+        let wScales = (0..<filters).map { f in
+            ties ? (f % 2 == 0 ? 1 : Float(1).nextUp) : Float(rng.next() % 100 + 1) / 40_000
+        }
         let xZeroTensor =
             signedInput
             ? try Tensor(shape: [], scalars: [Int8(xZero)]) : try Tensor(shape: [], scalars: [UInt8(xZero)])
