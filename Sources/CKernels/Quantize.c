@@ -439,3 +439,81 @@ void ck_qlinear_add(const void *a, int a_signed, int32_t a_zero, float a_scale, 
         store_byte(y, i, (int32_t)clampf(nearbyintf(sum / y_scale) + zy, lo, hi), y_signed);
     }
 }
+
+// MaxPool on bytes (int8 models, and DequantizeLinear → MaxPool → QuantizeLinear with one scale and zero point,
+// which is the max of the bytes): planes [plane_begin, plane_end) of a 2-D pooling without dilation. Each output row
+// takes the maximum of its window's input rows into a padded row (the type's least value in the padding, which a
+// window never picks over a real element: every window holds one), then of each window along it, 16 outputs at a
+// time at strides 1 and 2 (the even bytes picked by a pack); signed bytes are compared with their sign bit flipped
+// (an order-preserving map to unsigned).
+void ck_maxpool_8(const uint8_t *x, int is_signed, size_t in_h, size_t in_w, size_t kernel_h, size_t kernel_w,
+                  size_t stride_h, size_t stride_w, size_t pad_top, size_t pad_left, size_t out_h, size_t out_w,
+                  uint8_t *y, size_t plane_begin, size_t plane_end, uint8_t *row) {
+    const uint8_t flip = is_signed ? 0x80 : 0;
+    const __m128i flipv = _mm_set1_epi8((char)flip), low_bytes = _mm_set1_epi16(0x00FF);
+    // The padded row: windows of the last output end at (out_w - 1) · stride_w + kernel_w; 32 bytes of slack for the
+    // 16-output groups past it.
+    const size_t width = (out_w - 1) * stride_w + kernel_w;
+    for (size_t p = plane_begin; p < plane_end; p++) {
+        const uint8_t *plane = x + p * in_h * in_w;
+        uint8_t *out_plane = y + p * out_h * out_w;
+        for (size_t oy = 0; oy < out_h; oy++) {
+            const ptrdiff_t top = (ptrdiff_t)(oy * stride_h) - (ptrdiff_t)pad_top;
+            const size_t first = pad_left < width ? pad_left : width;
+            const size_t count = in_w < width - first ? in_w : width - first;
+            // Only the padding is cleared; each 16 columns take the max over the window's rows in a register.
+            memset(row, 0, first);
+            memset(row + first + count, 0, width + 64 - first - count);
+            // The window's rows inside the image: [ky0, ky1) (none where a ceil-mode window lies past the end).
+            const size_t ky0 = top < 0 ? (size_t)(-top) : 0;
+            const ptrdiff_t end = top + (ptrdiff_t)kernel_h < (ptrdiff_t)in_h ? (ptrdiff_t)kernel_h : (ptrdiff_t)in_h - top;
+            const size_t ky1 = end > (ptrdiff_t)ky0 ? (size_t)end : ky0;
+            const uint8_t *src = ky1 > ky0 ? plane + (size_t)(top + (ptrdiff_t)ky0) * in_w : plane;
+            uint8_t *dst = row + first;
+            size_t i = 0;
+            for (; i + 16 <= count; i += 16) {
+                __m128i v = _mm_setzero_si128();
+                for (size_t ky = ky0; ky < ky1; ky++)
+                    v = _mm_max_epu8(
+                        v, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + (ky - ky0) * in_w + i)),
+                                         flipv));
+                _mm_storeu_si128((__m128i *)(void *)(dst + i), v);
+            }
+            for (; i < count; i++) {
+                uint8_t v = 0;
+                for (size_t ky = ky0; ky < ky1; ky++) {
+                    const uint8_t b = (uint8_t)(src[(ky - ky0) * in_w + i] ^ flip);
+                    if (b > v) v = b;
+                }
+                dst[i] = v;
+            }
+            uint8_t *out = out_plane + oy * out_w;
+            size_t ox = 0;
+            if (stride_w <= 2 && out_w >= 16) {
+                // Groups of 16 outputs, the last one overlapping the one before (the same values written twice).
+                for (size_t g = 0; g < out_w; g += 16) {
+                    ox = g + 16 <= out_w ? g : out_w - 16;
+                    // Window maxima at 16 (stride 1) or 32 (stride 2) consecutive starts.
+                    __m128i m0 = _mm_setzero_si128(), m1 = _mm_setzero_si128();
+                    const uint8_t *at = row + ox * stride_w;
+                    for (size_t kx = 0; kx < kernel_w; kx++) {
+                        m0 = _mm_max_epu8(m0, _mm_loadu_si128((const __m128i *)(const void *)(at + kx)));
+                        if (stride_w == 2)
+                            m1 = _mm_max_epu8(m1, _mm_loadu_si128((const __m128i *)(const void *)(at + 16 + kx)));
+                    }
+                    const __m128i r = stride_w == 2 ? _mm_packus_epi16(_mm_and_si128(m0, low_bytes), _mm_and_si128(m1, low_bytes)) : m0;
+                    _mm_storeu_si128((__m128i *)(void *)(out + ox), _mm_xor_si128(r, flipv));
+                }
+                ox = out_w;
+            }
+            for (; ox < out_w; ox++) {
+                uint8_t best = 0;
+                for (size_t kx = 0; kx < kernel_w; kx++) {
+                    const uint8_t v = row[ox * stride_w + kx];
+                    if (v > best) best = v;
+                }
+                out[ox] = (uint8_t)(best ^ flip);
+            }
+        }
+    }
+}

@@ -116,6 +116,7 @@ public enum CPUKernelTable {
             })
         add(["ConvTranspose"], floats, split: { try ConvTransposeKernel(node: $0, parallel: $1) })
         add(["MaxPool", "AveragePool"], floats, split: PoolingKernels.make)
+        add(["MaxPool"], [.int8, .uint8], split: PoolingKernels.makeBytes)
         add(["GlobalAveragePool", "GlobalMaxPool"], floats, split: PoolingKernels.makeGlobal)
         add(["Resize"], allFloats.union([.int8, .uint8, .int32, .int64]), split: ResizeKernels.make)
         // Control flow.

@@ -172,6 +172,11 @@ void ck_qconv4_run(const ck_qconv4 *cv, size_t unit_begin, size_t unit_end, size
 void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda, int a_signed, const int32_t *a_zero,
                         const void *b, size_t ldb, int b_signed, const int32_t *b_zero, int32_t *c, size_t ldc);
 
+/// Quantize.c: MaxPool over int8 (`is_signed`) or uint8 planes [plane_begin, plane_end) (in_h x in_w each, into
+/// out_h x out_w), no dilation, the padding never chosen; `row` holds (out_w - 1) · stride_w + kernel_w + 64 bytes.
+void ck_maxpool_8(const uint8_t *x, int is_signed, size_t in_h, size_t in_w, size_t kernel_h, size_t kernel_w,
+                  size_t stride_h, size_t stride_w, size_t pad_top, size_t pad_left, size_t out_h, size_t out_w,
+                  uint8_t *y, size_t plane_begin, size_t plane_end, uint8_t *row);
 /// Quantize.c: y = clamp(round_half_even(x / scale) + zero, low, high) as int8 (`is_signed`) or uint8; NaN -> low.
 void ck_quantize_f32(const float *x, size_t n, float scale, int32_t zero, int32_t low, int32_t high, void *y,
                      int is_signed);

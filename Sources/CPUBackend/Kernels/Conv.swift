@@ -478,6 +478,35 @@ final class ConvTransposeKernel: Kernel {
 
 /// MaxPool, AveragePool and their global forms.
 enum PoolingKernels {
+    /// MaxPool on int8 or uint8 (`ck_maxpool_8`): 2-D, no dilation, no indices output; planes split across threads,
+    /// each with its own row.
+    static func makeBytes(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
+        let xv = try node.input(0), yv = try node.output(0)
+        let g = try node.parameters(ConvGeometry.self)
+        guard g.input.count == 2, xv.shape.rank == 4, node.outputs.count == 1 else {
+            throw node.fail("MaxPool on \(xv.type.dtype) runs 2-D windows without the indices output")
+        }
+        guard g.dilations.allSatisfy({ $0 == 1 }) else {
+            throw node.fail("MaxPool on \(xv.type.dtype) runs without dilation")
+        }
+        let planes = xv.shape[0] * xv.shape[1]
+        let x = UnsafePointer(try xv.raw().assumingMemoryBound(to: UInt8.self))
+        let y = try yv.raw().assumingMemoryBound(to: UInt8.self)
+        let signed = xv.type.dtype == .int8
+        let width = (g.output[1] - 1) * g.strides[1] + g.kernel[1] + 64
+        let workers = max(1, parallel.threads)
+        let rows = try HostBuffer(bytes: width * workers)
+        let work = planes * g.output.reduce(1, *) * g.kernel.reduce(1, *)
+        let task = ClosureTask { part, begin, end in
+            ck_maxpool_8(
+                x, signed ? 1 : 0, g.input[0], g.input[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1],
+                g.padsBegin[0], g.padsBegin[1], g.output[0], g.output[1], y, begin, end,
+                rows.pointer.assumingMemoryBound(to: UInt8.self) + min(part, workers - 1) * width)
+        }
+        let split = work >= 1 << 16 ? parallel : .serial
+        return ClosureKernel { split.run(task, count: planes) }
+    }
+
     static func make(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let xv = try node.input(0), yv = try node.output(0)
         let geometry = try node.parameters(ConvGeometry.self)

@@ -40,6 +40,7 @@ public enum QuantizedFusion {
         for index in pass.nodes.indices where pass.fuseScaled(at: index) { changed = true }
         for index in pass.nodes.indices where pass.fuseAdd(at: index) { changed = true }
         for index in pass.nodes.indices where pass.fuseDepthwise(at: index) { changed = true }
+        for index in pass.nodes.indices where pass.fuseMaxPool(at: index) { changed = true }
         guard changed else { return graph }
         pass.removeUnreadDequantizations()
         var result = graph
@@ -295,6 +296,33 @@ public enum QuantizedFusion {
             }
             return (dynamicScale(node.inputs[0]) && constant(node.inputs[1]))
                 || (dynamicScale(node.inputs[1]) && constant(node.inputs[0]))
+        }
+
+        /// Rewrites DQ(x) → MaxPool → Q with the DQ's scale and zero point (as quantizers write a max pool between
+        /// quantized layers) into MaxPool on the bytes: dequantizing is increasing (scale > 0), so the max commutes
+        /// with it, and Q(DQ(b)) is b (|(b - z)| ≤ 255 times a scale and divided by it errs far below a half). The
+        /// padding, never the max in float, is the least byte, never the max either. The DQ stays for any other reader.
+        mutating func fuseMaxPool(at index: Int) -> Bool {
+            guard let node = nodes[index], node.opType == "MaxPool", node.domain.isEmpty || node.domain == "ai.onnx",
+                node.inputs.count == 1, node.outputs.count == 1, let output = node.outputs.first,
+                let x = dequantized(node.inputs[0]), count(x.scale) == 1, count(x.zero) == 1,
+                let scale = floats(x.scale)?.first, scale > 0, scale.isFinite,
+                let (qIndex, q) = soleReader(output, after: index), q.opType == "QuantizeLinear",
+                q.domain.isEmpty || q.domain == "ai.onnx", q.inputs.count == 3, q.inputs[0] == output,
+                count(q.inputs[1]) == 1, floats(q.inputs[1])?.first?.bitPattern == scale.bitPattern,
+                let qZero = initializers[q.inputs[2]], let xZero = initializers[x.zero], qZero.dtype == xZero.dtype,
+                qZero.shape.elementCount == 1, let a = try? qZero.integerValues(), let b = try? xZero.integerValues(),
+                a == b, (try? q.int("saturate", default: 1)) == 1
+            else { return false }
+            var pooled = node
+            pooled.inputs = [x.quantized]
+            pooled.outputs = q.outputs
+            nodes[index] = pooled
+            nodes[qIndex] = nil
+            readers[node.inputs[0], default: 1] -= 1
+            readers[x.quantized, default: 0] += 1
+            for value in q.inputs where !value.isEmpty { readers[value, default: 1] -= 1 }
+            return true
         }
 
         /// Dequantize nodes whose every output lost its readers.
