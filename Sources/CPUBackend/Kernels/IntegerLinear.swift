@@ -314,6 +314,9 @@ final class IntegerMatMulKernel: Kernel, DescribedKernel {
     /// of 4, requantized or scaled output, where AVX-512 VNNI runs. No packing of A, no int32 sums in memory.
     private let quads: QuadIntegerConv?
     private let columnMultipliers: UnsafeMutablePointer<Double>
+    /// Scales and bias are constants: the column multipliers are formed on the first run only.
+    private let parametersConstant: Bool
+    private var multipliersFormed = false
 
     var kernelDescription: String {
         quads != nil ? "IntegerMatMulKernel (rows in place)" : "IntegerMatMulKernel (packed rows)"
@@ -414,6 +417,8 @@ final class IntegerMatMulKernel: Kernel, DescribedKernel {
         }
         columnMultipliers = .allocate(capacity: max(n, 1))
         columnMultipliers.initialize(repeating: 0, count: max(n, 1))
+        let biasConstant = node.optionalInput(8).map { $0.constant != nil } ?? true
+        parametersConstant = quantizedOutput && (requantizer?.constantMultipliers ?? false) && biasConstant
         sums = .allocate(capacity: quantizedOutput && quads == nil ? max(m * n, 1) : 1)
         requantizeTask = ClosureTask { [unowned self] _, begin, end in
             guard let requantizer else { return }
@@ -474,10 +479,14 @@ final class IntegerMatMulKernel: Kernel, DescribedKernel {
                     x, xZero: aZeros.values[0], scale: scaleInput.pointer, count: scaleInput.count, into: output)
             } else if let requantizer {
                 requantizer.refresh()
-                for j in 0..<n { columnMultipliers[j] = requantizer.multiplier(0, bScaleCount == 1 ? 0 : j) }
+                if !parametersConstant || !multipliersFormed {
+                    for j in 0..<n { columnMultipliers[j] = requantizer.multiplier(0, bScaleCount == 1 ? 0 : j) }
+                    multipliersFormed = true
+                }
                 let rq = requantizer.tileRequantization(multipliers: columnMultipliers, bias: bias, y: output, ldy: 0)
                 quads.run(
-                    x, xZero: aZeros.values[0], multipliers: columnMultipliers, bias: bias, requant: rq, into: output)
+                    x, xZero: aZeros.values[0], multipliers: columnMultipliers, bias: bias, requant: rq, into: output,
+                    constantParameters: parametersConstant)
             }
             return
         }
@@ -564,6 +573,9 @@ final class IntegerConvKernel: Kernel, DescribedKernel {
     private let tileRequant: UnsafeMutablePointer<ck_qrequant>
     /// Windows read in place instead of im2col, where that kernel serves the layer.
     private let quads: QuadIntegerConv?
+    /// Scales and bias are constants: the filter multipliers are formed on the first run only.
+    private let parametersConstant: Bool
+    private var multipliersFormed = false
 
     var kernelDescription: String {
         quads != nil ? "IntegerConvKernel (windows in place)" : "IntegerConvKernel (im2col)"
@@ -692,6 +704,8 @@ final class IntegerConvKernel: Kernel, DescribedKernel {
         output = try yv.raw()
         (requantizer, wScaleCount, bias) = try Self.requantization(
             node, quantizedOutput: quantizedOutput, filters: filters, output: yv)
+        let biasConstant = node.optionalInput(8).map { $0.constant != nil } ?? true
+        parametersConstant = quantizedOutput && (requantizer?.constantMultipliers ?? false) && biasConstant
         // QLinearConv's tiles store requantized bytes: the int32 sums are never written (one placeholder value).
         sums = .allocate(capacity: 1)
         filterMultipliers = .allocate(capacity: max(filters, 1))
@@ -788,10 +802,11 @@ final class IntegerConvKernel: Kernel, DescribedKernel {
         requantizer?.refresh()
         let bytes = x.assumingMemoryBound(to: UInt8.self)
         let filters = groups * filtersPerGroup
-        if let requantizer {
+        if let requantizer, !parametersConstant || !multipliersFormed {
             for filter in 0..<filters {
                 filterMultipliers[filter] = requantizer.multiplier(wScaleCount == 1 ? 0 : filter, 0)
             }
+            multipliersFormed = true
         }
         if let runtimeWeights {
             let rowsPerFilter = channelsPerGroup * kH * kW
@@ -805,7 +820,7 @@ final class IntegerConvKernel: Kernel, DescribedKernel {
             for image in 0..<batch {
                 quads.run(
                     bytes + image * channelsPerGroup * inH * inW, xZero: xz, multipliers: filterMultipliers, bias: bias,
-                    requant: rq, into: output + image * filters * outputCount)
+                    requant: rq, into: output + image * filters * outputCount, constantParameters: parametersConstant)
             }
             return
         }
