@@ -128,4 +128,37 @@ struct QuantizedMaxPoolTests {
             }
         }
     }
+
+    /// A dilated window: the QDQ pattern stays in float (the byte kernel has no dilation), and a byte MaxPool with one
+    /// is an error naming the node.
+    @Test func dilatedWindows() throws {
+        let attributes: [String: AttributeValue] = [
+            "kernel_shape": .ints([3, 3]), "strides": .ints([1, 1]), "dilations": .ints([2, 2]),
+        ]
+        let graph = Graph(
+            name: "qpool", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [
+                Node(name: "dq", opType: "DequantizeLinear", inputs: ["x", "s", "z"], outputs: ["xf"]),
+                Node(name: "pool", opType: "MaxPool", inputs: ["xf"], outputs: ["pf"], attributes: attributes),
+                Node(name: "q", opType: "QuantizeLinear", inputs: ["pf", "s", "z"], outputs: ["y"]),
+            ],
+            initializers: [
+                "s": try Tensor(shape: [], scalars: [Float(0.02)]), "z": try Tensor(shape: [], scalars: [UInt8(100)]),
+            ], opsetImports: ["": 17])
+        let x = try Tensor(shape: [1, 2, 9, 9], scalars: (0..<162).map { UInt8(truncatingIfNeeded: $0 * 37) })
+        let feeds = [NamedTensor(name: "x", tensor: x)]
+        let reference = try Session(graph: graph, backend: CPUBackend(threads: 1, fuses: false)).run(feeds).outputs[0]
+            .tensor.scalars(as: UInt8.self)
+        let got = try Session(graph: graph, backend: CPUBackend(threads: 1)).run(feeds).outputs[0].tensor
+            .scalars(as: UInt8.self)
+        #expect(got == reference)
+        let bytes = Graph(
+            name: "pool", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [Node(name: "dilated", opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: attributes)])
+        #expect {
+            _ = try Session(graph: bytes, backend: CPUBackend(threads: 1)).run(feeds)
+        } throws: { "\($0)".contains("dilated") && "\($0)".contains("dilation") }
+    }
 }

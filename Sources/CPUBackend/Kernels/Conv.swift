@@ -490,10 +490,16 @@ enum PoolingKernels {
             throw node.fail("MaxPool on \(xv.type.dtype) runs without dilation")
         }
         let planes = xv.shape[0] * xv.shape[1]
+        guard planes > 0, g.output.allSatisfy({ $0 > 0 }) else { return ClosureKernel {} }
         let x = UnsafePointer(try xv.raw().assumingMemoryBound(to: UInt8.self))
         let y = try yv.raw().assumingMemoryBound(to: UInt8.self)
         let signed = xv.type.dtype == .int8
-        let width = (g.output[1] - 1) * g.strides[1] + g.kernel[1] + 64
+        // The padded row (sizes from the model, checked).
+        let (span, overflow) = (g.output[1] - 1).multipliedReportingOverflow(by: g.strides[1])
+        guard !overflow, span < 1 << 40, g.kernel[1] < 1 << 40 else {
+            throw node.fail("the pooling window's row (\(g.output[1]) outputs at stride \(g.strides[1])) is too wide")
+        }
+        let width = span + g.kernel[1] + 64
         let workers = max(1, parallel.threads)
         let rows = try HostBuffer(bytes: width * workers)
         let work = planes * g.output.reduce(1, *) * g.kernel.reduce(1, *)

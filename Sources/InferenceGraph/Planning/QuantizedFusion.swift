@@ -305,6 +305,9 @@ public enum QuantizedFusion {
         mutating func fuseMaxPool(at index: Int) -> Bool {
             guard let node = nodes[index], node.opType == "MaxPool", node.domain.isEmpty || node.domain == "ai.onnx",
                 node.inputs.count == 1, node.outputs.count == 1, let output = node.outputs.first,
+                // The byte kernel's windows: 2-D, no dilation.
+                ((try? node.ints("kernel_shape")) ?? nil)?.count == 2,
+                ((try? node.ints("dilations")) ?? nil).map({ $0.allSatisfy { $0 == 1 } }) ?? true,
                 let x = dequantized(node.inputs[0]), count(x.scale) == 1, count(x.zero) == 1,
                 let scale = floats(x.scale)?.first, scale > 0, scale.isFinite,
                 let (qIndex, q) = soleReader(output, after: index), q.opType == "QuantizeLinear",
