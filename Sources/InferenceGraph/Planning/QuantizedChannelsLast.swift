@@ -93,6 +93,8 @@ extension Fusion.Candidates {
     private func inPlaceConv(_ entry: Fusion.LiveNode) -> TensorType? {
         let node = entry.node
         guard node.inputs.count >= 8, let x = types[node.inputs[0]], x.shape.rank == 4,
+            x.shape.dimensions.allSatisfy({ $0 > 0 }),
+            entry.outputTypes.first.map({ $0.shape.dimensions.allSatisfy { $0 > 0 } }) ?? false,
             let weight = known[node.inputs[3]], weight.shape.rank == 4, [.int8, .uint8].contains(weight.dtype),
             entry.outputTypes.first.map({ [.int8, .uint8].contains($0.dtype) && $0.shape.rank == 4 }) ?? false,
             (try? node.int("group", default: 1)) == 1,
