@@ -302,23 +302,22 @@ CK_VNNI static void conv_run(const ck_qconv4 *cv, size_t begin, size_t end, size
                 }
             }
             uint8_t *tile_out = block_out + i * ldo * esize;
+            // Each (scaled, np, mr) its own tile with constant trip counts.
+#define CK_PANEL_CASES                                                                                                \
+    switch (np) {                                                                                                     \
+    case 4: CK_TILE_CASES(4) break;                                                                                   \
+    case 3: CK_TILE_CASES(3) break;                                                                                   \
+    case 2: CK_TILE_CASES(2) break;                                                                                   \
+    default: CK_TILE_CASES(1) break;                                                                                  \
+    }
             if (cv->scale) {
                 const int scaled = 1;
-                switch (np) {
-                case 4: CK_TILE_CASES(4) break;
-                case 3: CK_TILE_CASES(3) break;
-                case 2: CK_TILE_CASES(2) break;
-                default: CK_TILE_CASES(1) break;
-                }
+                CK_PANEL_CASES
             } else {
                 const int scaled = 0;
-                switch (np) {
-                case 4: CK_TILE_CASES(4) break;
-                case 3: CK_TILE_CASES(3) break;
-                case 2: CK_TILE_CASES(2) break;
-                default: CK_TILE_CASES(1) break;
-                }
+                CK_PANEL_CASES
             }
+#undef CK_PANEL_CASES
         }
         if (!cv->y_nhwc) store_planes(scratch, pcount, fcount, cv->y + f0 * positions + p0, positions);
     }

@@ -160,5 +160,18 @@ struct QuantizedMaxPoolTests {
         #expect {
             _ = try Session(graph: bytes, backend: CPUBackend(threads: 1)).run(feeds)
         } throws: { "\($0)".contains("dilated") && "\($0)".contains("dilation") }
+        // A 1-D window on bytes: an error naming the node, not a read past its rows.
+        let line = Graph(
+            name: "pool1d", inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "line", opType: "MaxPool", inputs: ["x"], outputs: ["y"],
+                    attributes: ["kernel_shape": .ints([3])])
+            ])
+        let row = try Tensor(shape: [1, 2, 9], scalars: (0..<18).map { UInt8($0) })
+        #expect {
+            _ = try Session(graph: line, backend: CPUBackend(threads: 1)).run([NamedTensor(name: "x", tensor: row)])
+        } throws: { "\($0)".contains("line") && "\($0)".contains("2-D") }
     }
 }

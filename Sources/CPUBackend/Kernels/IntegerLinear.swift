@@ -798,7 +798,8 @@ final class IntegerConvKernel: Kernel, DescribedKernel {
         let xz = xZero.values[0]
         let pad = UInt8(truncatingIfNeeded: xz)
         let shiftedX = xz &+ (xSigned ? 128 : 0)
-        for j in 0..<outputCount { columnZeros[j] = shiftedX }
+        // The im2col path's per-column zero points (the in-place windows fold the image's into their bias).
+        if quads == nil { for j in 0..<outputCount { columnZeros[j] = shiftedX } }
         requantizer?.refresh()
         let bytes = x.assumingMemoryBound(to: UInt8.self)
         let filters = groups * filtersPerGroup

@@ -12,11 +12,7 @@ import InferenceTensor
 /// producer and its only reader both take the layout, so every value anyone else reads stays in planes.
 extension Fusion.Candidates {
     mutating func markChannelsLastChains() {
-        var producer: [String: Int] = [:]
-        for (index, entry) in nodes.enumerated() {
-            guard let entry else { continue }
-            for output in entry.node.outputs where !output.isEmpty { producer[output] = index }
-        }
+        let producer = producers()
         for index in nodes.indices {
             guard let depthwise = nodes[index], isChannelsLastDepthwise(depthwise),
                 let input = depthwise.node.inputs.first, let output = depthwise.node.outputs.first

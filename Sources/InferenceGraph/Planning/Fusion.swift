@@ -126,6 +126,16 @@ enum Fusion {
             }
         }
 
+        /// The live node writing each value.
+        func producers() -> [String: Int] {
+            var producer: [String: Int] = [:]
+            for (index, entry) in nodes.enumerated() {
+                guard let entry else { continue }
+                for output in entry.node.outputs where !output.isEmpty { producer[output] = index }
+            }
+            return producer
+        }
+
         /// The single node reading `value` (as its first input), when it is the only reader and not an output.
         func soleConsumer(of value: String) -> Int? {
             guard !graphOutputs.contains(value), let readers = consumers[value], readers.count == 1,

@@ -13,11 +13,7 @@ import InferenceTensor
 /// all. Everything else stays in planes, so the marks change no value anyone can observe.
 extension Fusion.Candidates {
     mutating func markQuantizedChannelsLast() {
-        var producer: [String: Int] = [:]
-        for (index, entry) in nodes.enumerated() {
-            guard let entry else { continue }
-            for output in entry.node.outputs where !output.isEmpty { producer[output] = index }
-        }
+        let producer = producers()
         var marked = Set<String>()
         for (value, p) in producer {
             guard !graphOutputs.contains(value), let readers = consumers[value], !readers.isEmpty,
