@@ -246,15 +246,27 @@ struct QLinearConvChunkTests {
             channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], signedOutput: true)
     }
 
-    /// Windows read in place (`QuadIntegerConv`, where AVX-512 VNNI runs; im2col elsewhere): two blocks of filters,
-    /// the last partial (100 = 64 + 36: a panel of 4), a filter count under one panel, positions over several
-    /// blocks with a partial last tile, 1x1 over one unpadded plane, stride 2, channels off the quads (5, 7).
+    /// The path an ungrouped QLinearConv of these test sizes takes here: the in-place windows where AVX-512 VNNI runs
+    /// (weights centred: zero point 0 once signed; stride 1 or 2), or on AVX2 without VNNI at stride 1 with at most
+    /// 128 channel pairs per window or 64 channels (`PairIntegerConv`; any zero points); im2col elsewhere.
+    static func path(channels: Int, kernel: Int, stride: Int, centered: Bool) -> String {
+        if ck_qconv4_available() != 0, centered, stride <= 2 { return "IntegerConvKernel (windows in place)" }
+        if ck_qconv2_available() != 0, stride == 1, (channels + 1) / 2 * kernel * kernel <= 128 || channels <= 64 {
+            return "IntegerConvKernel (windows in place)"
+        }
+        return "IntegerConvKernel (im2col)"
+    }
+
+    /// Windows read in place (`QuadIntegerConv` where AVX-512 VNNI runs, `PairIntegerConv` on AVX2 at stride 1;
+    /// im2col elsewhere): two blocks of filters, the last partial (100 = 64 + 36: a panel of 4), a filter count under
+    /// one panel, positions over several blocks with a partial last tile, 1x1 over one unpadded plane, stride 2,
+    /// channels off the quads and pairs (5, 7).
     /// [channels, filters, kernel, stride, height, width]
     @Test(arguments: [
         [8, 100, 3, 1, 11, 13], [7, 5, 3, 1, 23, 19], [5, 70, 1, 1, 17, 9], [12, 66, 3, 2, 14, 15],
         [64, 64, 1, 1, 7, 7],
     ]) func windowsInPlaceMatchTheFormula(_ c: [Int]) throws {
-        let path = ck_qconv4_available() != 0 ? "IntegerConvKernel (windows in place)" : "IntegerConvKernel (im2col)"
+        let path = Self.path(channels: c[0], kernel: c[2], stride: c[3], centered: true)
         try check(
             channels: c[0], filters: c[1], kernel: c[2], stride: c[3], height: c[4], width: c[5], expect: path)
         try check(
@@ -262,31 +274,48 @@ struct QLinearConvChunkTests {
             expect: path)
     }
 
+    /// The AVX2 windows (`PairIntegerConv`; the other paths elsewhere): the image less its zero point and the
+    /// weights less theirs (per filter, uint8 off 128), rows narrower than a vector (width 5: outputs stored one by
+    /// one), a 1x1 layer whose padded row is the output's (stores across rows), 5x5, filters off the 6-filter tiles
+    /// (13), int8 images and outputs, two threads; 300 channels at 1x1 (150 pairs per window) stay on im2col.
+    /// [channels, filters, kernel, height, width]
+    @Test(arguments: [
+        [7, 13, 3, 9, 5], [9, 20, 1, 6, 11], [6, 11, 5, 12, 17], [64, 6, 3, 5, 40], [300, 8, 1, 4, 9],
+    ]) func pairWindowsMatchTheFormula(_ c: [Int]) throws {
+        let path = Self.path(channels: c[0], kernel: c[2], stride: 1, centered: false)
+        try check(
+            channels: c[0], filters: c[1], kernel: c[2], stride: 1, height: c[3], width: c[4], weightZeros: true,
+            expect: path)
+        try check(
+            channels: c[0], filters: c[1], kernel: c[2], stride: 1, height: c[3], width: c[4], weightZeros: true,
+            signedOutput: true, signedInput: true, expect: path)
+        try check(
+            channels: c[0], filters: c[1], kernel: c[2], stride: 1, height: c[3], width: c[4], weightZeros: true,
+            unsignedWeights: true, expect: path)
+    }
+
     /// Outputs on a half exactly (to even) and a hair above one, through the windows' requantization (one rounding
     /// of v · m + zero in float, double near halves) and the im2col tiles'.
     @Test(arguments: [1, 3]) func tiesRoundToEven(_ kernel: Int) throws {
-        let path = ck_qconv4_available() != 0 ? "IntegerConvKernel (windows in place)" : "IntegerConvKernel (im2col)"
+        let path = Self.path(channels: 8, kernel: kernel, stride: 1, centered: true)
         try check(channels: 8, filters: 20, kernel: kernel, stride: 1, height: 9, width: 11, ties: true, expect: path)
         try check(
             channels: 8, filters: 20, kernel: kernel, stride: 1, height: 9, width: 11, signedOutput: true, ties: true,
             expect: path)
         try check(
             channels: 8, filters: 20, kernel: kernel, stride: 1, height: 9, width: 11, weightZeros: true, ties: true,
-            expect: "IntegerConvKernel (im2col)")
+            expect: Self.path(channels: 8, kernel: kernel, stride: 1, centered: false))
     }
 
     /// uint8 weights: zero point 128 is 0 once signed (windows in place where VNNI runs); any other zero point, and
-    /// per-filter zero points, take the im2col path on every machine.
+    /// per-filter zero points, take the im2col path there (and the AVX2 windows at stride 1).
     @Test(arguments: [true, false]) func unsignedWeightsMatchTheFormula(_ centered: Bool) throws {
-        let path =
-            ck_qconv4_available() != 0 && centered
-            ? "IntegerConvKernel (windows in place)" : "IntegerConvKernel (im2col)"
         try check(
             channels: 9, filters: 20, kernel: 3, stride: 1, height: 10, width: 12, weightZeros: !centered,
-            unsignedWeights: true, expect: path)
+            unsignedWeights: true, expect: Self.path(channels: 9, kernel: 3, stride: 1, centered: centered))
         try check(
             channels: 9, filters: 20, kernel: 3, stride: 2, height: 10, width: 12, weightZeros: true,
-            expect: "IntegerConvKernel (im2col)")
+            expect: Self.path(channels: 9, kernel: 3, stride: 2, centered: false))
     }
 
     /// One filter per channel (`IntegerDepthwiseKernel`): odd and even windows, both strides, nonzero weight zero

@@ -168,6 +168,36 @@ typedef struct {
 size_t ck_qconv4_units(const ck_qconv4 *cv);
 /// Units [unit_begin, unit_end), with the scratch of part `part`.
 void ck_qconv4_run(const ck_qconv4 *cv, size_t unit_begin, size_t unit_end, size_t part);
+/// IntegerConvPairs.c: QLinearConv at stride 1 on AVX2 machines without VNNI, without im2col. The image is copied
+/// into pairs of channels as int16 with its zero point subtracted (ck_qconv2_image: [ceil(C/2)][padded_h][padded_w]
+/// 32-bit lanes, channel 2q in the low half), the weights once with theirs (ck_qconv2_pack_weights:
+/// [ceil(F/6)][ceil(C/2)][kh·kw][6][2] int16). Whether this machine runs it:
+int ck_qconv2_available(void);
+size_t ck_qconv2_weight_bytes(size_t filters, size_t channels, size_t kernel_h, size_t kernel_w);
+/// w_zero: 1 or `filters` zero points of the weights (in their own signedness).
+void ck_qconv2_pack_weights(const void *w, int w_signed, const int32_t *w_zero, size_t zero_count, size_t filters,
+                            size_t channels, size_t kernel_h, size_t kernel_w, int16_t *packed);
+/// Bytes of the pairs image, with what the last tiles read past it.
+size_t ck_qconv2_image_bytes(size_t channels, size_t padded_h, size_t padded_w, size_t kernel_w);
+/// Pairs [pair_begin, pair_end) of a C x H x W byte image (signed or not) less x_zero, pixel (y, x) at padded
+/// (y + pad_top, x + pad_left), zero elsewhere and past the last channel; padded_h = out_h + kh - 1.
+void ck_qconv2_image(const uint8_t *x, int x_signed, int32_t x_zero, size_t channels, size_t height, size_t width,
+                     size_t pad_top, size_t pad_left, size_t padded_h, size_t padded_w, int32_t *out,
+                     size_t pair_begin, size_t pair_end);
+/// One convolution into planes: y[f · rq.ldy + oy · out_w + ox] = the requantization (rq: per-filter multiplier
+/// and bias) of the sum over pairs and taps g of weights against image[p + offsets[g]], p = oy · padded_w + ox.
+typedef struct {
+    const int32_t *image;
+    size_t padded_w, out_h, out_w;
+    const int64_t *offsets;
+    size_t kq;
+    const int32_t *weights;
+    size_t filters;
+    ck_qrequant rq;
+} ck_qconv2;
+/// The units of work (16 positions against a group of filters each).
+size_t ck_qconv2_units(const ck_qconv2 *cv);
+void ck_qconv2_run(const ck_qconv2 *cv, size_t unit_begin, size_t unit_end);
 /// The scalar reference (unshifted zero points, unpacked operands) that tests compare the paths against.
 void ck_qgemm_reference(size_t m, size_t n, size_t k, const void *a, size_t lda, int a_signed, const int32_t *a_zero,
                         const void *b, size_t ldb, int b_signed, const int32_t *b_zero, int32_t *c, size_t ldc);

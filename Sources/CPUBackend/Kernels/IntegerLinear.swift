@@ -571,8 +571,8 @@ final class IntegerConvKernel: Kernel, DescribedKernel {
     /// tiles' requantization of the current image and group.
     private let filterMultipliers: UnsafeMutablePointer<Double>
     private let tileRequant: UnsafeMutablePointer<ck_qrequant>
-    /// Windows read in place instead of im2col, where that kernel serves the layer.
-    private let quads: QuadIntegerConv?
+    /// Windows read in place instead of im2col, where a kernel of this machine serves the layer.
+    private let quads: (any InPlaceIntegerConv)?
     /// Scales and bias are constants: the filter multipliers are formed on the first run only.
     private let parametersConstant: Bool
     private var multipliersFormed = false
@@ -636,18 +636,25 @@ final class IntegerConvKernel: Kernel, DescribedKernel {
         let channelsLastOutput = try node.attributes.int(FusionRules.channelsLastOutputAttribute, default: 0) != 0
         let zeroInSigned: Int32 = wSigned ? 0 : 128
         let symmetric = wZeros.isConstant && (0..<wZeroCount).allSatisfy { wZeros.values[$0] == zeroInSigned }
-        if quantizedOutput, groups == 1, dilationH == 1, dilationW == 1, strideH == strideW, symmetric,
-            let constant = wv.constant
+        var windows: (any InPlaceIntegerConv)? = nil
+        if quantizedOutput, groups == 1, dilationH == 1, dilationW == 1, strideH == strideW, let constant = wv.constant
         {
-            quads = try QuadIntegerConv.make(
-                .init(
-                    channels: channelsPerGroup, inH: inH, inW: inW, filters: filtersPerGroup, kH: kH, kW: kW,
-                    stride: strideH, padTop: padTop, padLeft: padLeft, outH: outH, outW: outW),
-                weights: constant, wSigned: wSigned, xSigned: xSigned, parallel: parallel,
-                inputChannelsLast: channelsLastInput, outputChannelsLast: channelsLastOutput)
-        } else {
-            quads = nil
+            let geometry = QuadIntegerConv.Geometry(
+                channels: channelsPerGroup, inH: inH, inW: inW, filters: filtersPerGroup, kH: kH, kW: kW,
+                stride: strideH, padTop: padTop, padLeft: padLeft, outH: outH, outW: outW)
+            if symmetric {
+                windows = try QuadIntegerConv.make(
+                    geometry, weights: constant, wSigned: wSigned, xSigned: xSigned, parallel: parallel,
+                    inputChannelsLast: channelsLastInput, outputChannelsLast: channelsLastOutput)
+            }
+            // AVX2 without VNNI (planes only): any constant zero points, subtracted from the weights once.
+            if windows == nil, !channelsLastInput, !channelsLastOutput, wZeros.isConstant {
+                windows = try PairIntegerConv.make(
+                    geometry, weights: constant, wSigned: wSigned, wZeros: wZeros.values, wZeroCount: wZeroCount,
+                    xSigned: xSigned, parallel: parallel)
+            }
         }
+        quads = windows
         if quads == nil, channelsLastInput || channelsLastOutput {
             let attribute =
                 channelsLastInput ? FusionRules.channelsLastInputAttribute : FusionRules.channelsLastOutputAttribute
