@@ -3,7 +3,7 @@
 // subtracted ((a - za) for channels 2c and 2c + 1 in one 32-bit lane), the weights once with theirs ((w - zw), any
 // zero points, per filter or not): the products are exact in vpmaddwd's int16 x int16 -> int32 pairs
 // (|a - za|, |w - zw| <= 255), so no zero-point corrections are left for the tiles and the sums are the im2col
-// path's (exact int32, wrapping), requantized by the same ck_requant8_avx2.
+// path's (exact int32, wrapping), requantized to the same bytes (ck_requant2x8_avx2).
 //
 // Positions are the tiles' vector lanes, as in the AVX2 GEMM (6 filters x 16 positions): a tile loads 8 adjacent
 // positions' pairs straight from the image where the GEMM loaded a packed panel. For that the tiles run over every
@@ -139,13 +139,38 @@ static size_t pair_group_blocks(const ck_qconv2 *cv) {
     return fit == 0 ? 1 : (fit < fblocks ? fit : fblocks);
 }
 
+// Where a tile's two vectors of eight positions go: one 8-byte store each at `at`, or (direct 0) position by
+// position (rows narrower than a vector, the columns past the output's width, the plane's end). Formed once per
+// tile, not per filter block (a division each).
+typedef struct {
+    size_t at[CK_PAIR_VECTORS];
+    int direct[CK_PAIR_VECTORS];
+} pair_stores;
+
+static pair_stores pair_stores_at(const ck_qconv2 *cv, size_t p0) {
+    const size_t padded_w = cv->padded_w, out_w = cv->out_w, out_h = cv->out_h, plane = out_h * out_w;
+    pair_stores stores;
+    size_t oy = p0 / padded_w, ox = p0 % padded_w;
+    for (int j = 0; j < CK_PAIR_VECTORS; j++) {
+        stores.at[j] = oy * out_w + ox;
+        stores.direct[j] = padded_w == out_w ? stores.at[j] + 8 <= plane : (oy < out_h && ox + 8 <= out_w);
+        ox += 8;
+        while (ox >= padded_w) {
+            ox -= padded_w;
+            oy++;
+        }
+    }
+    return stores;
+}
+
 #if defined(__x86_64__)
 // `mr` filters x `np` vectors of eight grid positions from p0: sums over every pair and tap, requantized, stored
 // where the position is an output (column below out_w). Six filters x 16 positions (the AVX2 GEMM's tile: twelve
 // accumulators, two image vectors, a broadcast and a product); two filters x 48 positions (one broadcast per six
 // multiply-adds) measured 6% slower on 3x3 layers and 40% slower on a 64 -> 256 1x1 layer.
-__attribute__((target("avx2"), always_inline)) static inline void
-pair_tile(const int mr, const int np, const ck_qconv2 *cv, size_t f0, size_t p0, const int32_t *w) {
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+pair_tile(const int mr, const int np, const ck_qconv2 *cv, size_t f0, size_t p0, const pair_stores *stores,
+          const int32_t *w) {
     __m256i acc[CK_PAIR_ROWS][CK_PAIR_VECTORS];
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++) acc[r][j] = _mm256_setzero_si256();
@@ -165,42 +190,33 @@ pair_tile(const int mr, const int np, const ck_qconv2 *cv, size_t f0, size_t p0,
     }
     // Everything the byte stores may alias read before the first of them.
     const ck_qrequant rq = cv->rq;
-    const size_t padded_w = cv->padded_w, out_w = cv->out_w, out_h = cv->out_h, plane = out_h * out_w;
+    const size_t padded_w = cv->padded_w, out_w = cv->out_w, out_h = cv->out_h;
     const size_t filters = cv->filters;
-    // Where each vector's eight positions go: one 8-byte store at `at`, or (direct 0) position by position.
-    size_t at[CK_PAIR_VECTORS];
-    int direct[CK_PAIR_VECTORS];
-    {
-        size_t oy = p0 / padded_w, ox = p0 % padded_w;
-        _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++) {
-            at[j] = oy * out_w + ox;
-            direct[j] = padded_w == out_w ? at[j] + 8 <= plane : (oy < out_h && ox + 8 <= out_w);
-            ox += 8;
-            while (ox >= padded_w) {
-                ox -= padded_w;
-                oy++;
-            }
-        }
-    }
     uint8_t *y = (uint8_t *)rq.y;
+    const __m256 vz = _mm256_set1_ps((float)rq.zero), vl = _mm256_set1_ps((float)rq.low);
+    const __m256 vh = _mm256_set1_ps((float)rq.high);
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
         const size_t f = f0 + (size_t)r;
         if (f >= filters) break;
-        const int32_t bias = rq.bias ? rq.bias[f] : 0;
         const double multiplier = rq.multiplier[f];
+        const __m128i bytes = ck_requant2x8_avx2(
+            acc[r][0], acc[r][np - 1], _mm256_set1_epi32(rq.bias ? rq.bias[f] : 0), _mm256_set1_ps((float)multiplier),
+            multiplier, vz, vl, vh, rq.zero, rq.low, rq.high, rq.y_signed);
         uint8_t *dst = y + f * rq.ldy;
         _Pragma("clang loop unroll(full)") for (int j = 0; j < np; j++) {
-            const __m128i bytes =
-                ck_requant8_avx2(acc[r][j], bias, multiplier, rq.zero, rq.low, rq.high, rq.y_signed);
-            if (direct[j]) {
-                _mm_storel_epi64((__m128i *)(void *)(dst + at[j]), bytes);
+            if (stores->direct[j]) {
+                if (j == 0) {
+                    _mm_storel_epi64((__m128i *)(void *)(dst + stores->at[j]), bytes);
+                } else {
+                    _mm_storeh_pd((double *)(void *)(dst + stores->at[j]), _mm_castsi128_pd(bytes));
+                }
                 continue;
             }
             uint8_t values[16];
             _mm_storeu_si128((__m128i *)(void *)values, bytes);
             size_t p = p0 + (size_t)j * 8, oy = p / padded_w, ox = p % padded_w;
             for (int i = 0; i < 8; i++) {
-                if (oy < out_h && ox < out_w) dst[oy * out_w + ox] = values[i];
+                if (oy < out_h && ox < out_w) dst[oy * out_w + ox] = values[j * 8 + i];
                 if (++ox == padded_w) {
                     ox = 0;
                     oy++;
@@ -210,7 +226,7 @@ pair_tile(const int mr, const int np, const ck_qconv2 *cv, size_t f0, size_t p0,
     }
 }
 
-__attribute__((target("avx2"))) static void pair_run(const ck_qconv2 *cv, size_t begin, size_t end) {
+__attribute__((target("avx2,fma"))) static void pair_run(const ck_qconv2 *cv, size_t begin, size_t end) {
     const size_t positions = cv->out_h * cv->padded_w;
     const size_t tiles = (positions + CK_PAIR_TILE - 1) / CK_PAIR_TILE;
     const size_t fblocks = (cv->filters + CK_PAIR_ROWS - 1) / CK_PAIR_ROWS;
@@ -222,12 +238,13 @@ __attribute__((target("avx2"))) static void pair_run(const ck_qconv2 *cv, size_t
     for (size_t u = begin; u < end; u++) {
         const size_t first = (u / tiles) * group, p0 = (u % tiles) * CK_PAIR_TILE;
         const size_t last = first + group < fblocks ? first + group : fblocks;
+        const pair_stores stores = pair_stores_at(cv, p0);
         for (size_t fb = first; fb < last; fb++) {
             const int32_t *w = cv->weights + fb * block_stride;
             if (positions - p0 > 8) {
-                pair_tile(CK_PAIR_ROWS, 2, cv, fb * CK_PAIR_ROWS, p0, w);
+                pair_tile(CK_PAIR_ROWS, 2, cv, fb * CK_PAIR_ROWS, p0, &stores, w);
             } else {
-                pair_tile(CK_PAIR_ROWS, 1, cv, fb * CK_PAIR_ROWS, p0, w);
+                pair_tile(CK_PAIR_ROWS, 1, cv, fb * CK_PAIR_ROWS, p0, &stores, w);
             }
         }
     }
