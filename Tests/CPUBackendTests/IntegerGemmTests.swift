@@ -548,16 +548,27 @@ struct MatMulRowsInPlaceTests {
     func scaledMatchesTheThreeNodes(_ m: Int, _ k: Int, _ n: Int, _ signed: Bool, _ scales: Int) throws {
         let graph = try ScaledMatMulIntegerTests.graph(
             m: m, k: k, n: n, signed: signed, scales: scales, constantScale: true, centred: true)
-        let x = try Tensor(shape: Shape([2, m, k]), scalars: (0..<(2 * m * k)).map { _ in Float.random(in: -3...3) })
-        let feeds = [NamedTensor(name: "x", tensor: x)]
-        let reference = try Session(graph: graph, backend: CPUBackend(threads: 1, fuses: false)).run(feeds).outputs[0]
-            .tensor.scalars(as: Float.self)
+        // Inputs of other ranges in one session: each run's dynamic zero point and scale (the folded bias is kept
+        // while the zero point stays, formed again when it changes).
+        let inputs = try [(-3, 3), (-3, 3), (0, 5), (-6, 1)].map { (low: Float, high: Float) in
+            [
+                NamedTensor(
+                    name: "x",
+                    tensor: try Tensor(
+                        shape: Shape([2, m, k]), scalars: (0..<(2 * m * k)).map { _ in Float.random(in: low...high) }))
+            ]
+        }
+        let reference = try Session(graph: graph, backend: CPUBackend(threads: 1, fuses: false))
         for threads in [1, 2] {
             let session = try Session(graph: graph, backend: CPUBackend(threads: threads))
-            let kernels = try session.prepare(feeds).steps.map(\.implementation)
+            let kernels = try session.prepare(inputs[0]).steps.map(\.implementation)
             #expect(kernels.contains(Self.path), "\(kernels)")
-            let got = try session.run(feeds).outputs[0].tensor.scalars(as: Float.self)
-            #expect(got.map(\.bitPattern) == reference.map(\.bitPattern), "\(m)x\(k)x\(n) threads \(threads)")
+            for (index, feeds) in inputs.enumerated() {
+                let want = try reference.run(feeds).outputs[0].tensor.scalars(as: Float.self)
+                let got = try session.run(feeds).outputs[0].tensor.scalars(as: Float.self)
+                #expect(
+                    got.map(\.bitPattern) == want.map(\.bitPattern), "\(m)x\(k)x\(n) threads \(threads) input \(index)")
+            }
         }
     }
 

@@ -25,6 +25,8 @@ final class QuadIntegerConv {
     private var pad: UInt8 = 0
     /// The shifted image zero point the per-filter arrays were formed for, when they are constant.
     private var preparedZero: Int32?
+    /// The shifted image zero point `runScaled` folded into the bias (nil before its first run, or after `run`).
+    private var scaledZero: Int32?
     /// Channels last in and out (`FusionRules.channelsLastInputAttribute` / `...OutputAttribute`); a channels-last
     /// 1x1 layer without padding reads its input in place (no copy).
     let inputChannelsLast: Bool, outputChannelsLast: Bool, readsInPlace: Bool
@@ -172,6 +174,7 @@ final class QuadIntegerConv {
                 multiplierF[f] = Float(multipliers[f])
             }
             preparedZero = constantParameters ? shifted : nil
+            scaledZero = nil
         }
         conv.pointee.zero = rq.zero
         conv.pointee.low = rq.low
@@ -187,9 +190,17 @@ final class QuadIntegerConv {
     ) {
         guard let scales else { return }
         let shifted = xZero &+ (xSigned ? 128 : 0)
-        for f in 0..<filters {
-            bias[f] = 0 &- shifted &* weightSums[f]
-            scales[f] = scale[count == 1 ? 0 : f]
+        // The folded bias depends on the zero point only (formed again when it changes); the scales change with
+        // every input's dynamic scale. Two plain loops: the one with both, a select per value, cost a 1 x 768 x 3072
+        // product a fifth of its time.
+        if scaledZero != shifted {
+            for f in 0..<filters { bias[f] = 0 &- shifted &* weightSums[f] }
+            scaledZero = shifted
+        }
+        if count == 1 {
+            scales.update(repeating: scale[0], count: filters)
+        } else {
+            scales.update(from: scale, count: filters)
         }
         preparedZero = nil
         convolve(x, zero: shifted, into: y)
