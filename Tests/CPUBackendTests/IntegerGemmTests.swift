@@ -294,6 +294,20 @@ struct QLinearConvChunkTests {
             unsignedWeights: true, expect: path)
     }
 
+    /// Small layers of seeded random sizes (1-9 channels, 1-14 filters, windows 1x1 to 5x5 over planes of 1-19 rows
+    /// and columns, windows larger than the image included): edges of the windows' tiles (fewer than 6 filters, 8 or
+    /// 16 positions, rows narrower than a vector) against the formula on every path.
+    @Test(arguments: 0..<12) func randomShapesMatchTheFormula(_ seed: Int) throws {
+        var rng = SplitMix64(seed: UInt64(1000 + seed))
+        let channels = Int(rng.next() % 9) + 1, filters = Int(rng.next() % 14) + 1
+        let kernel = [1, 3, 5][Int(rng.next() % 3)]
+        let height = Int(rng.next() % 19) + 1, width = Int(rng.next() % 19) + 1
+        try check(
+            channels: channels, filters: filters, kernel: kernel, stride: 1, height: height, width: width,
+            weightZeros: seed % 2 == 0, signedInput: seed % 3 == 0,
+            expect: Self.path(channels: channels, kernel: kernel, stride: 1, centered: seed % 2 == 1))
+    }
+
     /// Outputs on a half exactly (to even) and a hair above one, through the windows' requantization (one rounding
     /// of v · m + zero in float, double near halves) and the im2col tiles'.
     @Test(arguments: [1, 3]) func tiesRoundToEven(_ kernel: Int) throws {
