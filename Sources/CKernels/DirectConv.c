@@ -420,7 +420,8 @@ int ck_max_pool2d(const float *x, size_t planes, size_t in_h, size_t in_w, size_
     if (out_h == 0 || out_w == 0) return 0;
     if (padded == NULL) {
         const size_t floats = ck_depthwise_padded_floats(out_h, out_w, kh, kw, sh, sw);
-        if (floats == SIZE_MAX) return -1;
+        // A padded plane past 1 GiB (windows sized by attributes alone) falls back to the window-by-window path.
+        if (floats == SIZE_MAX || floats > ((size_t)1 << 28)) return -1;
         if (floats > pool_scratch_floats) {
             float *grown = (float *)realloc(pool_scratch, floats * sizeof(float));
             if (grown == NULL) return -1;

@@ -174,4 +174,30 @@ struct QuantizedMaxPoolTests {
             _ = try Session(graph: line, backend: CPUBackend(threads: 1)).run([NamedTensor(name: "x", tensor: row)])
         } throws: { "\($0)".contains("line") && "\($0)".contains("2-D") }
     }
+
+    /// Windows sized by attributes alone (a kernel of 2^31 - 1 columns over a 4-wide row, the padding making up the
+    /// rest): on bytes the padded row, in float the window's positions over all outputs, are errors naming the node,
+    /// not 4 GiB of rows or a 64 GiB table that trapped.
+    @Test func hugeWindowsAreErrors() throws {
+        let wide = (1 << 31) - 1
+        let attributes: [String: AttributeValue] = [
+            "kernel_shape": .ints([1, wide]), "pads": .ints([0, wide - 1, 0, 0]), "strides": .ints([1, 1]),
+        ]
+        for dtype in [DType.uint8, .float32] {
+            let graph = Graph(
+                name: "pool", inputs: [ValueInfo(name: "x", dtype: dtype, dimensions: nil)],
+                outputs: [ValueInfo(name: "y", dtype: dtype, dimensions: nil)],
+                nodes: [Node(name: "wide", opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: attributes)])
+            let x =
+                dtype == .uint8
+                ? try Tensor(shape: [1, 1, 1, 4], scalars: [UInt8(1), 2, 3, 4])
+                : try Tensor(shape: [1, 1, 1, 4], scalars: [Float(1), 2, 3, 4])
+            #expect {
+                _ = try Session(graph: graph, backend: CPUBackend(threads: 2)).run([NamedTensor(name: "x", tensor: x)])
+            } throws: { error in
+                let text = "\(error)"
+                return text.contains("'wide'") && text.contains(dtype == .uint8 ? "row" : "window positions")
+            }
+        }
+    }
 }

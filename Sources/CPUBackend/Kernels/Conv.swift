@@ -4,22 +4,42 @@ import InferenceRuntime
 import InferenceTensor
 
 /// Spatial index tables shared by convolution and pooling: for each (kernel position, output position)
-/// the input spatial offset, -1 inside the padding, -2 beyond it (ceil_mode windows).
+/// the input spatial offset, -1 inside the padding, -2 beyond it (ceil_mode windows). Only the window-by-window
+/// paths read the offsets (3-D convolutions, pooling with indices or other than 2-D, LpPool); the 2-D paths take the
+/// counts alone (`withOffsets: false`): a 3x3 layer's table over 112x112 was 0.9 MB built at plan time and never read.
 struct WindowTable {
     let kernelCount: Int
     let outputCount: Int
     let inputCount: Int
+    /// Empty unless made `withOffsets`.
     let offsets: [Int]
 
-    init(_ g: ConvGeometry) {
+    /// The table's entries are capped: a pooling window is sized by attributes alone (a MaxPool of kernel 2^31 - 1
+    /// over a 4-wide row asked for 64 GiB and trapped), so an oversized table is an error naming the node.
+    static let maximumEntries = 1 << 28
+
+    init(_ g: ConvGeometry, node: BoundNode, withOffsets: Bool = true) throws {
+        func product(_ values: [Int]) -> Int? {
+            var result = 1
+            for value in values {
+                let (next, overflow) = result.multipliedReportingOverflow(by: value)
+                guard !overflow else { return nil }
+                result = next
+            }
+            return result
+        }
+        guard let kernelCount = product(g.kernel), let outputCount = product(g.output),
+            let inputCount = product(g.input)
+        else { throw node.fail("the window \(g.kernel) over \(g.input) is too large") }
+        (self.kernelCount, self.outputCount, self.inputCount) = (kernelCount, outputCount, inputCount)
+        guard withOffsets else {
+            offsets = []
+            return
+        }
+        let entries = try Self.entries(kernelCount, outputCount, node: node)
         let rank = g.input.count
-        kernelCount = g.kernel.reduce(1, *)
-        outputCount = g.output.reduce(1, *)
-        inputCount = g.input.reduce(1, *)
         let inStrides = rowMajorStrides(g.input)
-        var offsets = [Int](repeating: -1, count: kernelCount * outputCount)
-        let kernelCount = self.kernelCount
-        let outputCount = self.outputCount
+        var offsets = [Int](repeating: -1, count: entries)
         forEachIndex(g.kernel) { k, kFlat in
             forEachIndex(g.output) { o, oFlat in
                 var offset = 0
@@ -35,8 +55,20 @@ struct WindowTable {
                 offsets[kFlat * outputCount + oFlat] = state == 0 ? offset : state
             }
         }
-        _ = kernelCount
         self.offsets = offsets
+    }
+
+    /// Throws where (kernel positions x outputs) exceeds the cap: pooling checks it with or without offsets.
+    func checkEntries(_ node: BoundNode) throws { _ = try Self.entries(kernelCount, outputCount, node: node) }
+
+    private static func entries(_ kernelCount: Int, _ outputCount: Int, node: BoundNode) throws -> Int {
+        let (entries, overflow) = kernelCount.multipliedReportingOverflow(by: outputCount)
+        guard !overflow, entries <= maximumEntries else {
+            throw node.fail(
+                "the window (\(kernelCount) positions) over \(outputCount) outputs is too large: at most "
+                    + "\(maximumEntries) window positions in all")
+        }
+        return entries
     }
 }
 
@@ -100,7 +132,7 @@ final class ConvKernel: Kernel {
         outChannels = wv.shape[0]
         channelsPerGroup = inChannels / groups
         filtersPerGroup = outChannels / groups
-        table = WindowTable(geometry)
+        table = try WindowTable(geometry, node: node, withOffsets: geometry.input.count != 2)
         geometry2D = geometry.input.count == 2 ? geometry : nil
         // The im2col matrix is written straight into the packed-panel layout the GEMM kernel reads. Images
         // of a batch run on separate workers, each with its own buffers.
@@ -478,6 +510,9 @@ final class ConvTransposeKernel: Kernel {
 
 /// MaxPool, AveragePool and their global forms.
 enum PoolingKernels {
+    /// The byte MaxPool's padded row, at most (a window's columns plus its outputs' span).
+    static let maximumByteRow = 1 << 26
+
     /// MaxPool on int8 or uint8 (`ck_maxpool_8`): 2-D, no dilation, no indices output; planes split across threads,
     /// each with its own row.
     static func makeBytes(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
@@ -495,14 +530,22 @@ enum PoolingKernels {
         let y = try yv.raw().assumingMemoryBound(to: UInt8.self)
         let signed = xv.type.dtype == .int8
         // The padded row (sizes from the model, checked).
+        // The padded row (sizes from the model, checked; a window of 2^31 - 1 columns over a 4-wide row made
+        // 4 GiB of rows before this cap).
         let (span, overflow) = (g.output[1] - 1).multipliedReportingOverflow(by: g.strides[1])
-        guard !overflow, span < 1 << 40, g.kernel[1] < 1 << 40 else {
-            throw node.fail("the pooling window's row (\(g.output[1]) outputs at stride \(g.strides[1])) is too wide")
+        guard !overflow, span + g.kernel[1] <= Self.maximumByteRow else {
+            throw node.fail(
+                "the pooling window's row (\(g.output[1]) outputs at stride \(g.strides[1]), window \(g.kernel[1])) "
+                    + "is too wide: at most \(Self.maximumByteRow) bytes")
         }
         let width = span + g.kernel[1] + 64
         let workers = max(1, parallel.threads)
         let rows = try HostBuffer(bytes: width * workers)
-        let work = planes * g.output.reduce(1, *) * g.kernel.reduce(1, *)
+        // The work decides the split only: saturated, not trapped, on sizes that overflow.
+        let work = [planes, g.output[0], g.output[1], g.kernel[0], g.kernel[1]].reduce(1) { product, value in
+            let (next, overflow) = product.multipliedReportingOverflow(by: value)
+            return overflow ? Int.max : next
+        }
         let task = ClosureTask { part, begin, end in
             ck_maxpool_8(
                 x, signed ? 1 : 0, g.input[0], g.input[1], g.kernel[0], g.kernel[1], g.strides[0], g.strides[1],
@@ -516,7 +559,12 @@ enum PoolingKernels {
     static func make(_ node: BoundNode, parallel: ParallelFor) throws -> any Kernel {
         let xv = try node.input(0), yv = try node.output(0)
         let geometry = try node.parameters(ConvGeometry.self)
-        let table = WindowTable(geometry)
+        let indices = node.outputs.count > 1 ? try node.output(1).pointer(Int64.self) : nil
+        // The 2-D kernel without indices reads no offsets; every path visits up to the window's positions per
+        // output, which the table's cap bounds (a window is sized by attributes alone).
+        let table = try WindowTable(
+            geometry, node: node, withOffsets: !(geometry.input.count == 2 && indices == nil))
+        try table.checkEntries(node)
         let isMax = node.attributes.opType == "MaxPool"
         let includePad = try node.attributes.int("count_include_pad", default: 0) != 0
         // Indices output: flat index into the input, spatial part row-major (storage_order 0) or
@@ -543,7 +591,6 @@ enum PoolingKernels {
             } : []
         let planes = xv.shape[0] * xv.shape[1]
         let x = try xv.pointer(Float.self), y = try yv.pointer(Float.self)
-        let indices = node.outputs.count > 1 ? try node.output(1).pointer(Int64.self) : nil
         let k = table.kernelCount, outCount = table.outputCount, inCount = table.inputCount
         if geometry.input.count == 2 && indices == nil {
             return make2D(
@@ -613,7 +660,11 @@ enum PoolingKernels {
         _ g: ConvGeometry, planes: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, isMax: Bool,
         includePad: Bool, parallel: ParallelFor
     ) -> any Kernel {
-        let work = planes * g.output.reduce(1, *) * g.kernel.reduce(1, *)
+        // The work decides the split only: saturated, not trapped, on sizes that overflow.
+        let work = [planes, g.output[0], g.output[1], g.kernel[0], g.kernel[1]].reduce(1) { product, value in
+            let (next, overflow) = product.multipliedReportingOverflow(by: value)
+            return overflow ? Int.max : next
+        }
         return PlaneSplitKernel(planes: planes, parallel: work >= 1 << 16 ? parallel : .serial) { range in
             pool2D(g, planes: range, x: x, y: y, isMax: isMax, includePad: includePad)
         }

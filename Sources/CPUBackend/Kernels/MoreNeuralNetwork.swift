@@ -137,7 +137,7 @@ enum NeuralNetworkExtras {
     static func makeLpPool(_ node: BoundNode) throws -> any Kernel {
         let xv = try node.input(0), yv = try node.output(0)
         let geometry = try node.parameters(ConvGeometry.self)
-        let table = WindowTable(geometry)
+        let table = try WindowTable(geometry, node: node)
         let p = Double(try node.attributes.int("p", default: 2))
         guard p >= 1 else { throw node.fail("p must be at least 1") }
         let planes = xv.shape[0] * xv.shape[1]
