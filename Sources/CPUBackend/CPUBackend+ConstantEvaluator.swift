@@ -31,14 +31,14 @@ extension CPUBackend: ConstantEvaluator {
         let step = PlannedStep(node: node, opset: opset, inputs: [], outputs: [])
         let bound = BoundNode(step: step, inputs: boundInputs, outputs: boundOutputs)
         let dtype = KernelRegistry.dispatchType(of: step, inputs: boundInputs, outputs: boundOutputs)
-        guard let registration = kernels.lookup(opType: node.opType, domain: node.domain, opset: opset, dtype: dtype)
-        else {
+        // The kernel a session would run: float16 and bfloat16 nodes widened to float32 where that is the way.
+        guard let kernel = try WidenedKernel.make(bound, backend: self) else {
             throw RuntimeError.unsupportedOperator(
                 node: node.displayName, opType: node.opType, domain: node.domain, opset: opset, dtype: dtype,
                 device: "cpu",
                 supported: kernels.operatorNames)
         }
-        try registration.make(bound, self).run()
+        try kernel.run()
         return try boundOutputs.map { value in
             var tensor = try Tensor(uninitialized: value.type.dtype, shape: value.type.shape)
             try tensor.withUnsafeMutableBytes { try copy(from: value.slice, to: $0) }

@@ -21,6 +21,10 @@ protocol GPUKernelHost: Backend {
     func libraryGemm(_ gemm: LibraryGemm, prologue: (any Kernel)?) throws -> (any Kernel)?
     /// How convolutions run on this backend.
     var convolution: GPUConvolutionOptions { get }
+    /// Whether float16 and bfloat16 nodes run kernels that read and write them as such (Gemm, MatMul, the unary
+    /// and binary arithmetic); false (`INFERENCE_GPU_HALF=0`, and by default on OpenCL CPU devices) widens every
+    /// such node to float32 between casts.
+    var narrowKernels: Bool { get }
 }
 
 /// How a GPU backend runs Conv: as im2col + GEMM (through cuBLAS where it is found, the default there) or as the
@@ -45,7 +49,8 @@ struct GPUConvolutionOptions: Sendable {
 }
 
 /// A row-major, optionally batched GEMM for a vendor library: Y = alpha · op(A) · op(B) + beta · Y, with element
-/// strides between batch members (0 shares an operand).
+/// strides between batch members (0 shares an operand). A, B and Y have one element type (float32, float16 or
+/// bfloat16: `a.type.dtype`); the products are summed in float32.
 struct LibraryGemm {
     var a: BoundValue, b: BoundValue, y: BoundValue
     var m: Int, n: Int, k: Int
@@ -57,6 +62,13 @@ struct LibraryGemm {
 
 extension GPUKernelHost {
     var hasLibraryGemm: Bool { false }
+
+    /// `configuration`'s line on float16 and bfloat16 nodes.
+    var narrowDescription: String {
+        narrowKernels
+            ? "float16/bfloat16: Gemm, MatMul and elementwise arithmetic on half storage, float32 arithmetic"
+            : "float16/bfloat16: every node widened to float32 between casts (INFERENCE_GPU_HALF=1 runs them on half storage)"
+    }
     func libraryGemm(_ gemm: LibraryGemm, prologue: (any Kernel)?) throws -> (any Kernel)? { nil }
 
     /// The argument pair of a float32 or int32 value.

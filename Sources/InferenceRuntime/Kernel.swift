@@ -34,16 +34,22 @@ public struct KernelRegistration: Sendable {
     public var domain: String
     public var opsets: ClosedRange<Int>
     public var dtypes: Set<DType>
+    /// Whether the factory's own kernels for float16 and bfloat16 (of `dtypes`) are preferred to widening the
+    /// node to the float32 kernel (`WidenedKernel`): true where the kernel reads and writes the narrow type
+    /// itself with float32 arithmetic, which gives the widened kernel's bits with less memory traffic. A factory
+    /// that throws an unsupported error for a node (mixed types, say) leaves it to the widened kernel.
+    public var narrowNative: Bool
     public var make: KernelFactory
 
     public init(
         _ opType: String, domain: String = "", opsets: ClosedRange<Int> = 1...Int.max, dtypes: Set<DType>,
-        make: @escaping KernelFactory
+        narrowNative: Bool = false, make: @escaping KernelFactory
     ) {
         self.opType = opType
         self.domain = domain
         self.opsets = opsets
         self.dtypes = dtypes
+        self.narrowNative = narrowNative
         self.make = make
     }
 }

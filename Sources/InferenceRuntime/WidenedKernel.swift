@@ -7,7 +7,7 @@ import InferenceTensor
 /// accumulation, the way onnxruntime runs such nodes on CPUs without float16 arithmetic; each node still rounds its
 /// outputs to float16, so the model keeps float16 semantics between nodes. Constant float16 inputs (weights) are
 /// converted once, when the plan is bound, and the float32 kernel packs them as usual.
-final class WidenedKernel: Kernel, DescribedKernel {
+public final class WidenedKernel: Kernel, DescribedKernel {
     private let casts: [any Kernel]
     private let kernel: any Kernel
     private let castsBack: [any Kernel]
@@ -16,9 +16,18 @@ final class WidenedKernel: Kernel, DescribedKernel {
 
     /// The kernel for a node, from the backend's table: for its own element type, or else widened from float16 to
     /// float32. - Returns: nil when the backend has neither.
-    static func make(_ node: BoundNode, backend: any Backend) throws -> (any Kernel)? {
+    public static func make(_ node: BoundNode, backend: any Backend) throws -> (any Kernel)? {
         let step = node.step
         let dtype = KernelRegistry.dispatchType(of: step, inputs: node.inputs, outputs: node.outputs)
+        let own = backend.kernels.lookup(
+            opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
+        if narrowTypes[dtype] != nil, let own, own.narrowNative {
+            do {
+                return try own.make(node, backend)
+            } catch let error as RuntimeError where error.isUnsupported {
+                // This node's form (mixed types, say) is left to the float32 kernel between casts.
+            }
+        }
         // Arithmetic on float16 runs faster widened (two vectorized casts around the float32 kernel, with its
         // fusions) than through a generic float16 path; operators that only move bytes keep their own kernels.
         if narrowTypes[dtype] != nil, !movesBytes.contains(step.node.opType),
@@ -28,12 +37,7 @@ final class WidenedKernel: Kernel, DescribedKernel {
         {
             return widened
         }
-        if let registration = backend.kernels.lookup(
-            opType: step.node.opType, domain: step.node.domain, opset: step.opset, dtype: dtype)
-        {
-            return try registration.make(node, backend)
-        }
-        return nil
+        return try own?.make(node, backend)
     }
 
     /// The types computed in float32 and stored narrow: float16 and bfloat16 (with their ONNX type codes).
@@ -123,14 +127,16 @@ final class WidenedKernel: Kernel, DescribedKernel {
         self.buffers = buffers
     }
 
-    var replayable: Bool { kernel.replayable && casts.allSatisfy(\.replayable) && castsBack.allSatisfy(\.replayable) }
+    public var replayable: Bool {
+        kernel.replayable && casts.allSatisfy(\.replayable) && castsBack.allSatisfy(\.replayable)
+    }
 
-    var kernelDescription: String {
+    public var kernelDescription: String {
         "widened to float32: "
             + ((kernel as? DescribedKernel)?.kernelDescription ?? String(describing: type(of: kernel)))
     }
 
-    func run() throws {
+    public func run() throws {
         for cast in casts { try cast.run() }
         try kernel.run()
         for cast in castsBack { try cast.run() }

@@ -85,6 +85,27 @@ struct CUBLASMappingTests {
         }
     }
 
+    /// float16 and bfloat16 GEMMs go through cublasGemmEx with their cudaDataType on every operand (float32 sums,
+    /// `compute32F`); the mapping of operands, leading dimensions and strides is the float32 one.
+    @Test func narrowTypesKeepTheirDataType() {
+        #expect(CUBLAS.dataType(for: .float32) == 0)
+        #expect(CUBLAS.dataType(for: .float16) == 2)
+        #expect(CUBLAS.dataType(for: .bfloat16) == 14)
+        #expect(CUBLAS.dataType(for: .float64) == nil && CUBLAS.dataType(for: .int8) == nil)
+        #expect(CUBLAS.compute32F == 68 && CUBLAS.defaultMath == 16)
+        for type in [CUBLAS.float16Type, CUBLAS.bfloat16Type] {
+            var product = CUBLAS.Product(
+                m: 3, n: 5, k: 4, transA: true, transB: false, a: 0x1000, b: 0x2000, y: 0x3000, alpha: 1, beta: 0,
+                batch: 2, strideA: 12, strideB: 0, strideY: 15)
+            let float = CUBLAS.call(for: product)
+            product.dataType = type
+            var narrow = CUBLAS.call(for: product)
+            #expect(narrow.dataType == type)
+            narrow.dataType = float.dataType
+            #expect(narrow == float)
+        }
+    }
+
     /// Without libcuda (or with INFERENCE_CUBLAS=0) there is no cuBLAS handle, and the own kernels run.
     @Test func absentOrDisabledLibraryGivesNil() {
         #expect(CUBLAS.load(environment: ["INFERENCE_CUBLAS": "0"]) == nil)

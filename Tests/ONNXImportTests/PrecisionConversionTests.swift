@@ -130,4 +130,40 @@ struct PrecisionConversionTests {
         #expect(try qt.scalars(as: Int8.self) == [127, -127, 0, 64, 64, 0])
         #expect(try st.scalars(as: Float.self) == [1 / 127, 4 / 127, 1])
     }
+
+    /// One weight read by two layers through Identity nodes (how exporters share weights): converted once, so the
+    /// float16 model holds one half-size copy, not one per reader; and a bfloat16 constant subgraph (a scale
+    /// computed from a shape, as attention's sqrt of the head size) folds at plan time through the widened
+    /// float32 kernel. Both models give the float32 model's values within the narrow type's rounding.
+    @Test(arguments: [Precision.fp16, .bf16])
+    func sharedWeightsConvertOnceAndConstantsFold(_ precision: Precision) throws {
+        let weights = try Tensor(shape: [64, 64], scalars: (0..<4096).map { Float(($0 * 37) % 101) / 101 - 0.5 })
+        let graph = Graph(
+            name: "shared", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(2), .fixed(64)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: nil)],
+            nodes: [
+                Node(name: "first", opType: "Identity", inputs: ["w"], outputs: ["w1"]),
+                Node(name: "second", opType: "Identity", inputs: ["w"], outputs: ["w2"]),
+                Node(name: "m1", opType: "MatMul", inputs: ["x", "w1"], outputs: ["h"]),
+                Node(name: "m2", opType: "MatMul", inputs: ["h", "w2"], outputs: ["g"]),
+                Node(name: "shape", opType: "Shape", inputs: ["g"], outputs: ["s"]),
+                Node(
+                    name: "last", opType: "Gather", inputs: ["s", "i"], outputs: ["d"], attributes: ["axis": .int(0)]),
+                Node(name: "float", opType: "Cast", inputs: ["d"], outputs: ["f"], attributes: ["to": .int(1)]),
+                Node(name: "sqrt", opType: "Sqrt", inputs: ["f"], outputs: ["r"]),
+                Node(name: "scale", opType: "Div", inputs: ["g", "r"], outputs: ["y"]),
+            ],
+            initializers: ["w": weights, "i": try Tensor(shape: [], scalars: [Int64(1)])])
+        let (narrow, report) = try PrecisionConversion.convert(graph, to: precision)
+        #expect(narrow.initializers.values.filter { $0.shape == weights.shape }.count == 1, "\(report.summary)")
+        #expect(report.weightBytesAfter < report.weightBytesBefore * 6 / 10, "\(report.summary)")
+        #expect(!narrow.nodes.contains { $0.opType == "Identity" })
+        let x = try Tensor(shape: [2, 64], scalars: (0..<128).map { Float($0 % 13) / 13 - 0.4 })
+        let inputs = [NamedTensor(name: "x", tensor: x)]
+        let reference = try Self.outputs(graph, inputs), converted = try Self.outputs(narrow, inputs)
+        for (a, b) in zip(converted, reference) {
+            let bound: Float = precision == .bf16 ? 5e-2 : 1e-2
+            #expect(Self.relativeError(a, b) < bound, "\(precision): \(Self.relativeError(a, b))")
+        }
+    }
 }

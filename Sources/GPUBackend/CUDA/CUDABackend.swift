@@ -58,6 +58,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let pool: DeviceMemoryPool<UInt64>
     /// How convolutions run (INFERENCE_GPU_CONV; im2col + cuBLAS by default when cuBLAS is found).
     let convolution: GPUConvolutionOptions
+    /// Whether float16 and bfloat16 nodes run kernels on their own storage (INFERENCE_GPU_HALF).
+    let narrowKernels: Bool
 
     /// Opens CUDA device `index` and loads the kernels.
     /// - Throws: `GPURuntimeError` for a missing driver, device or a module the driver cannot load (a driver
@@ -118,6 +120,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         self.kernelOrigin = origin
         self.blas = CUBLAS.load(environment: environment, stream: stream)
         self.convolution = GPUConvolutionOptions(environment: environment, libraryGemm: blas != nil)
+        self.narrowKernels = environment["INFERENCE_GPU_HALF"] != "0"
         self.driver = driver
         self.context = context
         self.module = module
@@ -202,8 +205,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 }
 
 /// A kernel of the loaded module with its argument values stored once; `run` launches it.
-final class CUDANodeKernel: Kernel {
+final class CUDANodeKernel: Kernel, DescribedKernel {
     private let backend: CUDABackend
+    /// The kernel source's function, for profiles (`gemm_tiled_f16`, say).
+    let name: String
+    var kernelDescription: String { "kernel \(name)" }
     private let function: OpaquePointer
     private let grid: (UInt32, UInt32, UInt32)
     private let block: (UInt32, UInt32, UInt32)
@@ -222,6 +228,7 @@ final class CUDANodeKernel: Kernel {
             "cuModuleGetFunction(\(name))")
         guard let function else { throw RuntimeError.device("kernel \(name) missing from the module") }
         self.backend = backend
+        self.name = name
         self.function = function
         self.retained = retained
         storage = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
@@ -285,11 +292,11 @@ extension CUDABackend: GPUKernelHost {
     var hasLibraryGemm: Bool { blas != nil }
 
     func libraryGemm(_ g: LibraryGemm, prologue: (any Kernel)?) throws -> (any Kernel)? {
-        guard let blas else { return nil }
+        guard let blas, let dataType = CUBLAS.dataType(for: g.a.type.dtype) else { return nil }
         let product = CUBLAS.Product(
             m: g.m, n: g.n, k: g.k, transA: g.transA, transB: g.transB, a: try address(g.a.slice),
             b: try address(g.b.slice), y: try address(g.y.slice), alpha: g.alpha, beta: g.beta, batch: g.batch,
-            strideA: g.strideA, strideB: g.strideB, strideY: g.strideY)
+            strideA: g.strideA, strideB: g.strideB, strideY: g.strideY, dataType: dataType)
         return CUBLASKernel(blas: blas, product: product, prologue: prologue)
     }
 }

@@ -13,12 +13,12 @@ public enum GPUKernelTable {
         var table: [KernelRegistration] = []
         let floats: Set<DType> = [.float32]
         func add(
-            _ ops: [String], dtypes: Set<DType> = floats,
+            _ ops: [String], dtypes: Set<DType> = floats, narrowNative: Bool = false,
             _ make: @escaping @Sendable (BoundNode, any GPUKernelHost) throws -> any Kernel
         ) {
             for op in ops {
                 table.append(
-                    KernelRegistration(op, dtypes: dtypes) { node, backend in
+                    KernelRegistration(op, dtypes: dtypes, narrowNative: narrowNative) { node, backend in
                         guard let backend = backend as? any GPUKernelHost else {
                             throw RuntimeError.device("GPU kernel on a non-GPU backend")
                         }
@@ -27,15 +27,18 @@ public enum GPUKernelTable {
                     })
             }
         }
-        add(["Gemm"], makeGemm)
-        add(["MatMul"], makeMatMul)
+        // Kernels over every float storage type (float16 and bfloat16 read and written as such, float32 arithmetic).
+        let storages: Set<DType> = [.float32, .float16, .bfloat16]
+        add(["Gemm"], dtypes: storages, narrowNative: true, makeGemm)
+        add(["MatMul"], dtypes: storages, narrowNative: true, makeMatMul)
         // The unary operators' table (UnaryOperators): every row has its op code in the kernel source.
-        add(UnaryOperators.all.map(\.name), makeUnary)
-        add(["Shrink"]) { node, backend in
+        add(UnaryOperators.all.map(\.name), dtypes: storages, narrowNative: true, makeUnary)
+        add(["Shrink"], dtypes: storages, narrowNative: true) { node, backend in
             let a = node.step.node
+            let x = try node.inputs.first.flatMap { $0 }.unwrap(node, "input"), y = try firstOutput(node)
             return try unaryLaunch(
-                backend, x: try node.inputs.first.flatMap { $0 }.unwrap(node, "input"), y: try firstOutput(node),
-                code: .shrink, alpha: try a.float("lambd", default: 0.5), beta: try a.float("bias", default: 0))
+                backend, x: x, y: y, code: .shrink, alpha: try a.float("lambd", default: 0.5),
+                beta: try a.float("bias", default: 0), storage: try Storage(node, backend, x, y))
         }
         let anyType = Set(DType.allCases)
         let integers: Set<DType> = [.int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64]
@@ -54,7 +57,7 @@ public enum GPUKernelTable {
             }
             return try makeCopy(node, backend)
         }
-        add(["Add", "Sub", "Mul", "Div", "Pow", "Mod", "PRelu"], makeBinary)
+        add(["Add", "Sub", "Mul", "Div", "Pow", "Mod", "PRelu"], dtypes: storages, narrowNative: true, makeBinary)
         add(["Sum", "Mean", "Max", "Min"], makeVariadic)
         add(["Add", "Sub", "Mul", "Div", "Mod", "Sum", "Max", "Min"], dtypes: integers, makeIntegerArithmetic)
         add(["Clip"], makeClip)
@@ -141,18 +144,20 @@ public enum GPUKernelTable {
         }
         let parameters = try node.parameters(UnaryOperator.Parameters.self)
         return try unaryLaunch(
-            backend, x: x, y: y, code: unary.gpuCode(for: parameters), alpha: parameters.alpha, beta: parameters.beta)
+            backend, x: x, y: y, code: unary.gpuCode(for: parameters), alpha: parameters.alpha, beta: parameters.beta,
+            storage: try Storage(node, backend, x, y))
     }
 
     /// One `unary` launch (y may be x: every work-item reads and writes its own element).
     static func unaryLaunch(
         _ backend: any GPUKernelHost, x: BoundValue, y: BoundValue, code: GPUUnaryCode, alpha: Float = 0,
-        beta: Float = 0
+        beta: Float = 0, storage: Storage = .float32
     ) throws -> any Kernel {
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: storage.bytes),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: storage.bytes)
         let count = y.type.shape.elementCount
         return try backend.kernel(
-            "unary",
+            "unary" + storage.suffix,
             arguments: [xb, xo, yb, yo, .int(Int32(count)), .int(code.rawValue), .float(alpha), .float(beta)],
             global: [count])
     }
@@ -166,6 +171,7 @@ public enum GPUKernelTable {
         let (m, n) = (y.type.shape[0], y.type.shape[1])
         let k = transA != 0 ? a.type.shape[0] : a.type.shape[1]
         let c = node.inputs.count > 2 ? node.inputs[2] : nil
+        let storage = try Storage(node, backend, [a, b, y] + (c.map { [$0] } ?? []))
         if backend.hasLibraryGemm {
             // Gemm's C, broadcast into Y first; the library then adds beta · Y.
             let prologue = try c.map { c in
@@ -181,7 +187,7 @@ public enum GPUKernelTable {
         }
         return try tiledGemm(
             backend, a: a, b: b, c: c, y: y, m: m, n: n, k: k, transA: transA != 0, transB: transB != 0, alpha: alpha,
-            beta: beta, offsets: [(0, 0)])
+            beta: beta, offsets: [(0, 0)], storage: storage)
     }
 
     /// One `gemm_tiled` launch: Y[s] = alpha · op(A) · op(B) (+ beta · C) for each batch member s, reading A and B
@@ -189,18 +195,20 @@ public enum GPUKernelTable {
     static func tiledGemm(
         _ backend: any GPUKernelHost, a: BoundValue, b: BoundValue, c: BoundValue? = nil, y: BoundValue, m: Int,
         n: Int, k: Int, transA: Bool = false, transB: Bool = false, alpha: Float = 1, beta: Float = 0,
-        offsets: [(Int, Int)]
+        offsets: [(Int, Int)], storage: Storage = .float32
     ) throws -> any Kernel {
         guard m * n * offsets.count > 0 else { return SequenceKernel(parts: []) }
         let (metaArgument, metaKeep) = try backend.metadata(offsets.flatMap { [Int32($0.0), Int32($0.1)] })
-        let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
-            (yb, yo) = try backend.arguments(for: y)
-        let (cb, co) = try backend.arguments(for: c ?? a)
+        let bytes = storage.bytes
+        let (ab, ao) = try backend.arguments(for: a, elementBytes: bytes),
+            (bb, bo) = try backend.arguments(for: b, elementBytes: bytes),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: bytes)
+        let (cb, co) = try backend.arguments(for: c ?? a, elementBytes: bytes)
         let cDims = c?.type.shape.dimensions ?? [1]
         let cRows = cDims.count == 2 ? cDims[0] : 1
         let cCols = cDims.last ?? 1
         return try backend.kernel(
-            "gemm_tiled",
+            "gemm_tiled" + storage.suffix,
             arguments: [
                 ab, ao, bb, bo, cb, co, yb, yo, .int(Int32(m)), .int(Int32(n)), .int(Int32(k)), .int(transA ? 1 : 0),
                 .int(transB ? 1 : 0), .float(alpha), .float(beta), .int(Int32(cRows)), .int(Int32(cCols)),
@@ -212,6 +220,7 @@ public enum GPUKernelTable {
     static func makeMatMul(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
         let y = try firstOutput(node)
+        let storage = try Storage(node, backend, a, b, y)
         let aDims = a.type.shape.rank == 1 ? [1] + a.type.shape.dimensions : a.type.shape.dimensions
         let bDims = b.type.shape.rank == 1 ? b.type.shape.dimensions + [1] : b.type.shape.dimensions
         let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
@@ -251,7 +260,46 @@ public enum GPUKernelTable {
             if let kernel = try backend.libraryGemm(gemm, prologue: nil) { return kernel }
         }
         return try tiledGemm(
-            backend, a: a, b: b, y: y, m: m, n: n, k: k, offsets: Array(zip(aOffsets, bOffsets)))
+            backend, a: a, b: b, y: y, m: m, n: n, k: k, offsets: Array(zip(aOffsets, bOffsets)), storage: storage)
+    }
+
+    /// The storage type of a kernel written once over the float storage types (`CK_LOAD_F16` and the like in the
+    /// kernel source): the suffix of its name and the size of its elements. float16 and bfloat16 are read and
+    /// written as such and computed in float32, so such a kernel gives the bits of its float32 kernel between two
+    /// casts with a third of the launches and memory traffic.
+    struct Storage {
+        let suffix: String
+        let bytes: Int
+        static let float32 = Storage(suffix: "", bytes: 4)
+        static let float16 = Storage(suffix: "_f16", bytes: 2)
+        static let bfloat16 = Storage(suffix: "_bf16", bytes: 2)
+
+        private init(suffix: String, bytes: Int) {
+            self.suffix = suffix
+            self.bytes = bytes
+        }
+
+        /// The storage of a node whose `values` all have one float type. - Throws: an unsupported attribute for
+        /// mixed or non-float types (the float32 kernel then runs between casts, or the host), and for float16 and
+        /// bfloat16 where the backend keeps them widened (`INFERENCE_GPU_HALF=0`).
+        init(_ node: BoundNode, _ backend: any GPUKernelHost, _ values: BoundValue...) throws {
+            try self.init(node, backend, values)
+        }
+
+        init(_ node: BoundNode, _ backend: any GPUKernelHost, _ values: [BoundValue]) throws {
+            let types = Set(values.map(\.type.dtype))
+            switch types.count == 1 ? types.first : nil {
+            case .float32: self = .float32
+            case .float16 where backend.narrowKernels: self = .float16
+            case .bfloat16 where backend.narrowKernels: self = .bfloat16
+            default:
+                throw RuntimeError.unsupportedAttribute(
+                    node: node.step.node.displayName,
+                    detail:
+                        "\(node.step.node.opType) on \(types.map(\.description).sorted().joined(separator: " and ")) "
+                        + "on the GPU (one float type per node)")
+            }
+        }
     }
 
     /// The float kernels read every operand as float32: anything else (Pow's exponent may be an integer tensor,
@@ -270,28 +318,30 @@ public enum GPUKernelTable {
         }
         let a = try node.inputs[0].unwrap(node, "A"), b = try node.inputs[1].unwrap(node, "B")
         let y = try firstOutput(node)
-        try requireFloat32(node, a, b)
+        let storage = try Storage(node, backend, a, b, y)
         let op = node.step.node.opType
         guard
             var code = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Pow": 4, "Max": 5, "Min": 6, "PRelu": 9, "Mod": 8][op]
         else { throw unsupported(node, "no GPU binary code for \(op)") }
         if try op == "Mod" && node.step.node.int("fmod", default: 0) != 0 { code = 7 }
-        return try binaryLaunch(backend, a: a, b: b, y: y, code: code)
+        return try binaryLaunch(backend, a: a, b: b, y: y, code: code, storage: storage)
     }
 
     /// One broadcasting `binary` launch.
     static func binaryLaunch(
-        _ backend: any GPUKernelHost, a: BoundValue, b: BoundValue, y: BoundValue, code: Int
+        _ backend: any GPUKernelHost, a: BoundValue, b: BoundValue, y: BoundValue, code: Int,
+        storage: Storage = .float32
     ) throws -> any Kernel {
         let rank = y.type.shape.rank
         let (metaArgument, metaKeep) = try backend.metadata(
             [Int32(rank)] + y.type.shape.dimensions.map { Int32($0) } + broadcastStrides(a.type.shape, rank: rank)
                 + broadcastStrides(b.type.shape, rank: rank))
-        let (ab, ao) = try backend.arguments(for: a), (bb, bo) = try backend.arguments(for: b),
-            (yb, yo) = try backend.arguments(for: y)
+        let (ab, ao) = try backend.arguments(for: a, elementBytes: storage.bytes),
+            (bb, bo) = try backend.arguments(for: b, elementBytes: storage.bytes),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: storage.bytes)
         let count = y.type.shape.elementCount
         return try backend.kernel(
-            "binary",
+            "binary" + storage.suffix,
             arguments: [
                 ab, ao, bb, bo, yb, yo, .int(Int32(count)), .int(Int32(code)), metaArgument,
             ],

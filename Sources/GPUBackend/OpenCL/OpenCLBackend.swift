@@ -39,10 +39,16 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Released buffers' memory, kept for the next plans (see `DeviceMemoryPool`).
     let pool: DeviceMemoryPool<OpenCLMemory>
     public var configuration: [String] {
-        [pool.summary, "Conv: \(convolution.asGemm ? "im2col + the kernel source's GEMM" : "the direct kernel")"]
+        [
+            pool.summary, "Conv: \(convolution.asGemm ? "im2col + the kernel source's GEMM" : "the direct kernel")",
+            narrowDescription,
+        ]
     }
     /// How convolutions run (INFERENCE_GPU_CONV); settable so tests can force chunked im2col.
     var convolution: GPUConvolutionOptions
+    /// Whether float16 and bfloat16 nodes run kernels on their own storage (INFERENCE_GPU_HALF=1 or 0; by default
+    /// on GPU and accelerator devices, not on CPU devices).
+    let narrowKernels: Bool
 
     /// Opens device `index` (numbered as `inference devices` lists them) and builds the kernels.
     /// - Throws: `GPURuntimeError` when OpenCL, the device or the kernel build is unavailable (with the
@@ -97,6 +103,11 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             ? "gpu" : (typeBits & OpenCLLibrary.deviceTypeAccelerator != 0 ? "accelerator" : "cpu")
         self.kernels = GPUKernelTable.registry
         self.convolution = GPUConvolutionOptions(environment: environment, libraryGemm: false)
+        // On a CPU device (PoCL) the kernels on half storage measured slower than widening (conversions inside a
+        // kernel defeat its vectorizer): there they run only when asked for.
+        self.narrowKernels =
+            environment["INFERENCE_GPU_HALF"] == "1"
+            || (environment["INFERENCE_GPU_HALF"] != "0" && deviceType != "cpu")
         self.pool = DeviceMemoryPool(capacity: DeviceMemoryPool<OpenCLMemory>.capacity(environment: environment)) {
             _ = cl.clReleaseMemObject($0.handle)
         }

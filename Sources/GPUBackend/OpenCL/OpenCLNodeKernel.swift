@@ -13,8 +13,11 @@ enum KernelArgument {
 }
 
 /// A kernel of the built program with its arguments set once at plan time; `run` only enqueues it.
-final class OpenCLNodeKernel: Kernel {
+final class OpenCLNodeKernel: Kernel, DescribedKernel {
     private let backend: OpenCLBackend
+    /// The kernel source's function, for profiles (`gemm_tiled_f16`, say).
+    let name: String
+    var kernelDescription: String { "kernel \(name)" }
     private let kernel: OpaquePointer
     private let global: [Int]
     private let local: [Int]?
@@ -26,6 +29,7 @@ final class OpenCLNodeKernel: Kernel {
         retained: [AnyObject] = []
     ) throws {
         self.backend = backend
+        self.name = name
         self.kernel = try backend.makeKernel(name)
         // With a work-group size, whole groups: the global size rounded up in every dimension.
         self.global = global.enumerated().map { axis, size in

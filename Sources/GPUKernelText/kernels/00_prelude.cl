@@ -36,6 +36,47 @@ typedef unsigned long long ck_u64;
 #define LID1 ((int)threadIdx.y)
 #endif
 
+/* float16 (IEEE binary16 bits in a ck_u16) <-> float32 by the device's own conversions, which need no
+   half-precision extension: OpenCL's vload_half / vstore_half_rte (core since 1.0; pointers to half may be
+   used without cl_khr_fp16) and PTX's cvt. Widening is exact; narrowing rounds to nearest even, overflow
+   gives infinity, NaN stays NaN. float16 tensors are stored as half and computed in float32 (by the kernels
+   with half storage below, or by float32 kernels between two casts). */
+#ifdef __OPENCL_VERSION__
+DEVICE float ck_half_to_float(ck_u16 h) { return vload_half(0, (const half *)&h); }
+DEVICE ck_u16 ck_float_to_half(float f) {
+    ck_u16 h;
+    vstore_half_rte(f, 0, (half *)&h);
+    return h;
+}
+#else
+DEVICE float ck_half_to_float(ck_u16 h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+DEVICE ck_u16 ck_float_to_half(float f) {
+    ck_u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+#endif
+/* bfloat16: the upper half of a float32; narrowing rounds half to even, NaN stays a quiet NaN. */
+DEVICE float ck_bf16_to_float(ck_u32 h) { return INT_AS_FLOAT((int)(h << 16)); }
+DEVICE ck_u32 ck_float_to_bf16(float f) {
+    ck_u32 bits = FLOAT_AS_UINT(f);
+    return (bits & 0x7fffffffu) > 0x7f800000u ? ((bits >> 16) | 0x40u) : ((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+/* Loads and stores of the three float storage types, for kernels written once over a storage type T: float32
+   as is, float16 and bfloat16 (ck_u16 bits) widened on load and rounded to nearest even on store. Each kernel
+   then gives exactly the bits of the float32 kernel between two casts, with a third of the launches and of the
+   memory traffic. */
+#define CK_LOAD_F32(v) (v)
+#define CK_STORE_F32(v) (v)
+#define CK_LOAD_F16(v) ck_half_to_float(v)
+#define CK_STORE_F16(v) ck_float_to_half(v)
+#define CK_LOAD_BF16(v) ck_bf16_to_float((ck_u32)(v))
+#define CK_STORE_BF16(v) ((ck_u16)ck_float_to_bf16(v))
+
 /* An element-wise conversion kernel: y[i] = CONVERT applied to v = x[i] (v names the loaded element). */
 #define CK_CAST_KERNEL(name, From, To, CONVERT)                                                  \
     KERNEL void name(GLOBAL const From *x, int xOff, GLOBAL To *y, int yOff, int count) {       \

@@ -55,11 +55,8 @@ enum unary_op {
     UNARY_SWISH = 41,
 };
 
-KERNEL void unary(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int count, int op, float alpha,
-                  float beta) {
-    int i = GID0;
-    if (i >= count) return;
-    float v = x[xOff + i], r;
+DEVICE float ck_unary(float v, int op, float alpha, float beta) {
+    float r;
     switch (op) {
     case UNARY_RELU: r = v > 0.0f ? v : (v != v ? v : 0.0f); break;
     case UNARY_SIGMOID: r = v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v)); break;
@@ -105,8 +102,18 @@ KERNEL void unary(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, in
     case UNARY_SWISH: r = v / (1.0f + exp(-alpha * v)); break;
     default: r = v; break;
     }
-    y[yOff + i] = r;
+    return r;
 }
+/* The unary kernel over each float storage type (y may be x). */
+#define CK_UNARY_KERNEL(name, T, LOAD, STORE)                                                                    \
+    KERNEL void name(GLOBAL const T *x, int xOff, GLOBAL T *y, int yOff, int count, int op, float alpha,         \
+                     float beta) {                                                                               \
+        int i = GID0;                                                                                            \
+        if (i < count) y[yOff + i] = STORE(ck_unary(LOAD(x[xOff + i]), op, alpha, beta));                        \
+    }
+CK_UNARY_KERNEL(unary, float, CK_LOAD_F32, CK_STORE_F32)
+CK_UNARY_KERNEL(unary_f16, ck_u16, CK_LOAD_F16, CK_STORE_F16)
+CK_UNARY_KERNEL(unary_bf16, ck_u16, CK_LOAD_BF16, CK_STORE_BF16)
 
 /* The offsets into each of `operands` broadcast inputs of output element i: meta = [rank, dims[rank],
    strides of operand 0 [rank], strides of operand 1 [rank], ...] (0 on broadcast axes). */
@@ -130,13 +137,8 @@ DEVICE int pair_offsets(int i, GLOBAL const int *meta, int *ib) {
     return o[0];
 }
 
-/* Broadcasting binary op. meta = [rank, outDims[rank], aStrides[rank], bStrides[rank]]. */
-KERNEL void binary(GLOBAL const float *a, int aOff, GLOBAL const float *b, int bOff, GLOBAL float *y, int yOff,
-                   int count, int op, GLOBAL const int *meta) {
-    int i = GID0;
-    if (i >= count) return;
-    int ib, ia = pair_offsets(i, meta, &ib);
-    float u = a[aOff + ia], v = b[bOff + ib], r;
+DEVICE float ck_binary(float u, float v, int op) {
+    float r;
     switch (op) {
     case 0: r = u + v; break;
     case 1: r = u - v; break;
@@ -152,6 +154,19 @@ KERNEL void binary(GLOBAL const float *a, int aOff, GLOBAL const float *b, int b
     case 11: r = u > v ? v : u; break;
     default: r = u; break;
     }
-    y[yOff + i] = r;
+    return r;
 }
+/* Broadcasting binary op over each float storage type. meta = [rank, outDims[rank], aStrides[rank],
+   bStrides[rank]]. */
+#define CK_BINARY_KERNEL(name, T, LOAD, STORE)                                                                   \
+    KERNEL void name(GLOBAL const T *a, int aOff, GLOBAL const T *b, int bOff, GLOBAL T *y, int yOff, int count, \
+                     int op, GLOBAL const int *meta) {                                                           \
+        int i = GID0;                                                                                            \
+        if (i >= count) return;                                                                                  \
+        int ib, ia = pair_offsets(i, meta, &ib);                                                                 \
+        y[yOff + i] = STORE(ck_binary(LOAD(a[aOff + ia]), LOAD(b[bOff + ib]), op));                              \
+    }
+CK_BINARY_KERNEL(binary, float, CK_LOAD_F32, CK_STORE_F32)
+CK_BINARY_KERNEL(binary_f16, ck_u16, CK_LOAD_F16, CK_STORE_F16)
+CK_BINARY_KERNEL(binary_bf16, ck_u16, CK_LOAD_BF16, CK_STORE_BF16)
 

@@ -1,54 +1,7 @@
-/* float16 (IEEE binary16 bits) <-> float32 in integer arithmetic, so that no half-precision extension is
-   needed: float16 tensors are stored as half and computed in float32 (nodes widened by the runtime).
-   Rounding to half is to nearest even; overflow gives infinity; NaN stays NaN. */
-DEVICE float ck_half_to_float(ck_u32 h) {
-    ck_u32 sign = (h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu, bits;
-    if (exponent == 0x1fu) {
-        bits = sign | 0x7f800000u | (mantissa << 13);
-    } else if (exponent == 0u) {
-        if (mantissa == 0u) {
-            bits = sign;
-        } else {
-            int shift = 0;
-            while ((mantissa & 0x400u) == 0u) { mantissa <<= 1; shift++; }
-            mantissa &= 0x3ffu;
-            bits = sign | ((ck_u32)(127 - 15 - shift + 1) << 23) | (mantissa << 13);
-        }
-    } else {
-        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
-    }
-    return INT_AS_FLOAT((int)bits);
-}
-DEVICE ck_u32 ck_float_to_half(float f) {
-    ck_u32 bits = FLOAT_AS_UINT(f);
-    ck_u32 sign = (bits >> 16) & 0x8000u, exponent = (bits >> 23) & 0xffu, mantissa = bits & 0x7fffffu;
-    if (exponent == 0xffu) return sign | 0x7c00u | (mantissa != 0u ? 0x200u | (mantissa >> 13) : 0u);
-    int e = (int)exponent - 127 + 15;
-    if (e >= 0x1f) return sign | 0x7c00u;
-    if (e <= 0) {
-        if (e < -10) return sign;
-        ck_u32 full = mantissa | 0x800000u;
-        int shift = 14 - e;
-        ck_u32 value = full >> shift, rest = full & ((1u << shift) - 1u), tie = 1u << (shift - 1);
-        if (rest > tie || (rest == tie && (value & 1u) != 0u)) value++;
-        return sign | value;
-    }
-    ck_u32 value = ((ck_u32)e << 10) | (mantissa >> 13), rest = mantissa & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (value & 1u) != 0u)) value++;
-    return sign | value;
-}
-CK_CAST_KERNEL(cast_f16_f32, ck_u16, float, ck_half_to_float((ck_u32)v))
-CK_CAST_KERNEL(cast_f32_f16, float, ck_u16, (ck_u16)ck_float_to_half(v))
-/* bfloat16: the upper half of a float32; narrowing rounds half to even, NaN stays a quiet NaN. */
-CK_CAST_KERNEL(cast_bf16_f32, ck_u16, float, INT_AS_FLOAT((int)((ck_u32)v << 16)))
-KERNEL void cast_f32_bf16(GLOBAL const float *x, int xOff, GLOBAL ck_u16 *y, int yOff, int count) {
-    int i = GID0;
-    if (i >= count) return;
-    ck_u32 bits = FLOAT_AS_UINT(x[xOff + i]);
-    ck_u32 out = (bits & 0x7fffffffu) > 0x7f800000u ? ((bits >> 16) | 0x40u)
-                                                      : ((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-    y[yOff + i] = (ck_u16)out;
-}
+CK_CAST_KERNEL(cast_f16_f32, ck_u16, float, ck_half_to_float(v))
+CK_CAST_KERNEL(cast_f32_f16, float, ck_u16, ck_float_to_half(v))
+CK_CAST_KERNEL(cast_bf16_f32, ck_u16, float, ck_bf16_to_float((ck_u32)v))
+CK_CAST_KERNEL(cast_f32_bf16, float, ck_u16, (ck_u16)ck_float_to_bf16(v))
 
 /* The quantized operators on 8-bit data (bytes; `isSigned` reads them as int8). Parameters per tensor
    (axisLen 1) or per axis (index (i / inner) % axisLen). Quantizing divides in float32, rounds half to

@@ -93,23 +93,36 @@ public enum PrecisionConversion {
         return (result, report)
     }
 
-    /// The graph with every Identity of an initializer replaced by that initializer under the Identity's output
-    /// name (exporters share equal weights that way, e.g. PyTorch's all-zero folded biases), so that weights are
-    /// recognized as constants.
+    /// The graph with every Identity of an initializer folded away (exporters share equal weights that way, e.g.
+    /// PyTorch's all-zero folded biases, or one layer's weights used by several), so that weights are recognized
+    /// as constants: nodes read the initializer itself, and one shared weight stays one tensor (converted once, not
+    /// once per reader). Initializers then read by no node are dropped. With subgraphs (which may read the
+    /// Identity's output by name) the initializer is copied under the Identity's output name instead.
     static func foldingConstantIdentities(_ graph: Graph) -> Graph {
         var result = graph
+        let subgraphs = hasSubgraphs(graph)
+        var source: [String: String] = [:]
         var kept: [Node] = []
-        for node in graph.nodes {
+        for var node in graph.nodes {
+            node.inputs = node.inputs.map { source[$0] ?? $0 }
             if node.opType == "Identity", node.domain.isEmpty, node.inputs.count == 1, node.outputs.count == 1,
                 let tensor = result.initializers[node.inputs[0]],
                 !graph.outputs.contains(where: { $0.name == node.outputs[0] })
             {
-                result.initializers[node.outputs[0]] = tensor
+                if subgraphs {
+                    result.initializers[node.outputs[0]] = tensor
+                } else {
+                    source[node.outputs[0]] = node.inputs[0]
+                }
                 continue
             }
             kept.append(node)
         }
         result.nodes = kept
+        if !subgraphs {
+            let read = Set(result.nodes.flatMap(\.inputs)).union(result.outputs.map(\.name))
+            result.initializers = result.initializers.filter { read.contains($0.key) }
+        }
         return result
     }
 

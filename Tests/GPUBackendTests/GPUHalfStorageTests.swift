@@ -1,0 +1,143 @@
+import CPUBackend
+import Foundation
+import GPUBackend
+import InferenceGraph
+import InferenceRuntime
+import InferenceTensor
+import Testing
+
+/// float16 and bfloat16 nodes on the GPU's own storage kernels (`gemm_tiled_f16`, `unary_bf16`, …: half values
+/// read and written as such, float32 arithmetic) against the same nodes widened to the float32 kernels between
+/// device casts (`INFERENCE_GPU_HALF=0`): the same bits, since both compute the same float32 values and round them
+/// once to the narrow type; and within two narrow steps of the CPU. Runs on every GPU device present.
+@Suite(.enabled(if: !GPUTestDevices.all.isEmpty, "no GPU device (install pocl-opencl-icd for OpenCL)"))
+struct GPUHalfStorageTests {
+    /// Each GPU device twice: with the narrow kernels (the default) and with every narrow node widened.
+    static func devicePairs() -> [(native: any Backend, widened: any Backend)] {
+        GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).compactMap { id in
+            let widened = ProcessEnvironment.variables.merging(["INFERENCE_GPU_HALF": "0"]) { $1 }
+            let native = ProcessEnvironment.variables.merging(["INFERENCE_GPU_HALF": "1"]) { $1 }
+            switch id.kind {
+            case .cuda:
+                guard let a = try? CUDABackend(index: id.index, environment: native),
+                    let b = try? CUDABackend(index: id.index, environment: widened)
+                else { return nil }
+                return (a, b)
+            case .opencl:
+                guard let a = try? OpenCLBackend(index: id.index, environment: native),
+                    let b = try? OpenCLBackend(index: id.index, environment: widened)
+                else { return nil }
+                return (a, b)
+            case .cpu: return nil
+            }
+        }
+    }
+
+    /// Gemm (C broadcast, B transposed, alpha and beta), a batched MatMul with a shared right operand, unary
+    /// operators of several op codes and broadcasting binary ones, every edge of a 16 x 16 tile crossed.
+    static func graph(_ dtype: DType) throws -> Graph {
+        func input(_ name: String, _ dims: [Int]) -> ValueInfo {
+            ValueInfo(name: name, dtype: dtype, dimensions: dims.map { .fixed($0) })
+        }
+        let unary = ["Sigmoid", "Tanh", "Erf", "Exp", "Softplus", "HardSwish", "Relu", "Sqrt", "Reciprocal"]
+        let binary = ["Add", "Sub", "Mul", "Div", "Pow", "PRelu"]
+        var nodes = [
+            Node(
+                name: "gemm", opType: "Gemm", inputs: ["a", "b", "c"], outputs: ["gemm"],
+                attributes: ["transB": .int(1), "alpha": .float(0.5), "beta": .float(2)]),
+            Node(name: "matmul", opType: "MatMul", inputs: ["x", "w"], outputs: ["matmul"]),
+            Node(
+                name: "leaky", opType: "LeakyRelu", inputs: ["a"], outputs: ["leaky"],
+                attributes: ["alpha": .float(0.1)]),
+        ]
+        nodes += unary.map { Node(name: $0, opType: $0, inputs: ["p"], outputs: [$0]) }
+        nodes += binary.map { Node(name: $0, opType: $0, inputs: ["p", "q"], outputs: [$0]) }
+        let outputs = ["gemm", "matmul", "leaky"] + unary + binary
+        return Graph(
+            name: "narrow", inputs: [input("a", [37, 45]), input("x", [2, 3, 17, 19]), input("p", [4, 1, 5])],
+            outputs: outputs.map { ValueInfo(name: $0, dtype: dtype, dimensions: nil) }, nodes: nodes,
+            initializers: [
+                "b": try tensor(dtype, [29, 45], seed: 1, in: -1...1),
+                "c": try tensor(dtype, [29], seed: 2, in: -1...1),
+                "w": try tensor(dtype, [19, 23], seed: 3, in: -1...1),
+                "q": try tensor(dtype, [3, 1], seed: 4, in: 0.25...2),
+            ])
+    }
+
+    static func tensor(_ dtype: DType, _ dims: [Int], seed: UInt64, in range: ClosedRange<Float>) throws -> Tensor {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        let count = dims.reduce(1, *)
+        let values = (0..<count).map { _ -> Float in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return range.lowerBound + (range.upperBound - range.lowerBound) * Float(state >> 40) / Float(1 << 24)
+        }
+        return dtype == .bfloat16
+            ? try Tensor(shape: Shape(dims), scalars: values.map { BFloat16($0) })
+            : try Tensor(shape: Shape(dims), scalars: values.map { Float16($0) })
+    }
+
+    static func feeds(_ dtype: DType) throws -> [NamedTensor] {
+        [
+            NamedTensor(name: "a", tensor: try tensor(dtype, [37, 45], seed: 5, in: -2...2)),
+            NamedTensor(name: "x", tensor: try tensor(dtype, [2, 3, 17, 19], seed: 6, in: -2...2)),
+            // Positive, so Pow, Sqrt and Softplus stay finite and the CPU comparison needs no NaN rule.
+            NamedTensor(name: "p", tensor: try tensor(dtype, [4, 1, 5], seed: 7, in: 0.125...3)),
+        ]
+    }
+
+    static func floats(_ tensor: Tensor) throws -> [Double] {
+        tensor.dtype == .bfloat16
+            ? try tensor.scalars(as: BFloat16.self).map { Double($0.float) }
+            : try tensor.scalars(as: Float16.self).map { Double($0) }
+    }
+
+    @Test(arguments: [DType.float16, .bfloat16])
+    func narrowKernelsGiveTheWidenedBits(_ dtype: DType) throws {
+        let graph = try Self.graph(dtype), feeds = try Self.feeds(dtype)
+        let cpu = try Session(graph: graph, backend: CPUBackend()).run(feeds).outputs
+        // A narrow step: 2^-10 of the value for float16, 2^-7 for bfloat16.
+        let step = dtype == .bfloat16 ? 1.0 / 128 : 1.0 / 1024
+        for (native, widened) in Self.devicePairs() {
+            let label = "\(dtype) on \(native.device)"
+            let fast = try Session(graph: graph, backend: native, evaluator: CPUBackend(), hostFallback: false)
+            let slow = try Session(graph: graph, backend: widened, evaluator: CPUBackend(), hostFallback: false)
+            for step in try fast.prepare(feeds).steps {
+                #expect(!step.implementation.contains("widened"), "\(label): \(step.name) \(step.implementation)")
+            }
+            for step in try slow.prepare(feeds).steps {
+                #expect(step.implementation.contains("widened"), "\(label): \(step.name) \(step.implementation)")
+            }
+            let got = try fast.run(feeds).outputs, want = try slow.run(feeds).outputs
+            #expect(got.count == graph.outputs.count && want.count == graph.outputs.count)
+            for ((a, b), c) in zip(zip(got, want), cpu) {
+                #expect(a.tensor.dtype == dtype && a.tensor.shape == b.tensor.shape, "\(label) \(a.name)")
+                #expect(a.tensor.bitwiseEqual(b.tensor), "\(label) \(a.name): not the widened kernel's bits")
+                let x = try Self.floats(a.tensor), y = try Self.floats(c.tensor)
+                let scale = max(y.map(abs).max() ?? 1, 1e-3)
+                let difference = zip(x, y).map { abs($0 - $1) }.max() ?? .infinity
+                #expect(difference <= 2 * step * scale, "\(label) \(a.name): \(difference) from the CPU's")
+            }
+        }
+    }
+
+    /// A node mixing float types (a float16 base raised to a float32 exponent) is not the narrow kernels': it runs
+    /// widened, and gives the CPU's values.
+    @Test func mixedTypesRunWidened() throws {
+        let graph = Graph(
+            name: "mixed",
+            inputs: [ValueInfo(name: "p", dtype: .float16, dimensions: [.fixed(4), .fixed(1), .fixed(5)])],
+            outputs: [ValueInfo(name: "y", dtype: .float16, dimensions: nil)],
+            nodes: [Node(name: "pow", opType: "Pow", inputs: ["p", "e"], outputs: ["y"])],
+            initializers: ["e": try Tensor(shape: [3, 1], scalars: [Float(0.5), 2, -1])])
+        let feeds = [try Self.feeds(.float16)[2]]
+        let cpu = try Session(graph: graph, backend: CPUBackend()).run(feeds).outputs[0].tensor
+        for (native, _) in Self.devicePairs() {
+            let session = try Session(graph: graph, backend: native, evaluator: CPUBackend(), hostFallback: false)
+            #expect(try session.prepare(feeds).steps.allSatisfy { $0.implementation.contains("widened") })
+            let got = try session.run(feeds).outputs[0].tensor
+            let x = try Self.floats(got), y = try Self.floats(cpu)
+            let difference = zip(x, y).map { abs($0 - $1) / max(abs($1), 1e-3) }.max() ?? .infinity
+            #expect(got.shape == cpu.shape && difference <= 2.0 / 1024, "\(native.device): \(difference)")
+        }
+    }
+}
