@@ -32,10 +32,14 @@ protocol GPUKernelHost: Backend {
 /// run direct. The im2col columns of at most `scratchBytes` are made at a time (images in chunks).
 struct GPUConvolutionOptions: Sendable {
     var asGemm: Bool
+    /// Integer convolutions (ConvInteger, QLinearConv) of group 1 as im2col + the kernel source's integer GEMM: the
+    /// default on every backend (no vendor library is involved); INFERENCE_GPU_CONV=direct keeps the direct kernel.
+    var integerAsGemm = true
     var scratchBytes = 256 << 20
 
-    init(asGemm: Bool, scratchBytes: Int = 256 << 20) {
+    init(asGemm: Bool, integerAsGemm: Bool = true, scratchBytes: Int = 256 << 20) {
         self.asGemm = asGemm
+        self.integerAsGemm = integerAsGemm
         self.scratchBytes = scratchBytes
     }
 
@@ -45,6 +49,7 @@ struct GPUConvolutionOptions: Sendable {
         case "direct": asGemm = false
         default: asGemm = libraryGemm
         }
+        integerAsGemm = environment["INFERENCE_GPU_CONV"] != "direct"
     }
 }
 

@@ -187,10 +187,12 @@ struct GPUConformanceTests {
         }
     }
 
-    /// QDQ models run on the device with no host fallback (QuantizeLinear/DequantizeLinear kernels, the float
-    /// operators between them): within two output quantization steps of onnxruntime's unoptimized reference (float
-    /// sums in another order can move a value across a rounding boundary).
-    @Test(arguments: ["mlp", "cnn"])
+    /// QDQ models run on the device with no host fallback: planning makes their quantized convolutions and matrix
+    /// products QLinearConv and QLinearMatMul (the integer GEMM), QuantizeLinear/DequantizeLinear kernels and the
+    /// float operators run between them; within two output quantization steps of onnxruntime's unoptimized
+    /// reference (float sums in another order can move a value across a rounding boundary), and the CPU's bytes
+    /// (both plan the same integer nodes, whose sums are exact).
+    @Test(arguments: ["mlp", "cnn", "encoder"])
     func qdqModelsRunOnTheDevice(_ name: String) throws {
         for openCL in GPUTestDevices.all {
             let fixture = try FixtureModel(Self.precision, "\(name)-qdq", expected: "reference")
@@ -198,10 +200,14 @@ struct GPUConformanceTests {
             let last = try #require(graph.nodes.last { $0.opType == "DequantizeLinear" })
             let step = Double(try #require(graph.initializers[last.inputs[1]]?.scalars(as: Float.self).first))
             let session = try Session(graph: graph, backend: openCL, evaluator: CPUBackend(), hostFallback: false)
-            for (got, want) in zip(try session.run(inputs).outputs, expected) {
+            let integer = try session.prepare(inputs).steps.filter { $0.implementation.contains("integer_gemm") }
+            #expect(!integer.isEmpty, "\(name): no integer GEMM planned")
+            let cpu = try Session(graph: graph, backend: CPUBackend()).run(inputs).outputs
+            for ((got, want), reference) in zip(zip(try session.run(inputs).outputs, expected), cpu) {
                 let a = try got.tensor.scalars(as: Float.self), b = try want.tensor.scalars(as: Float.self)
                 let difference = zip(a, b).map { Double(abs($0 - $1)) }.max() ?? .infinity
                 #expect(difference <= 2 * step + 1e-6, "\(name): \(difference), step \(step)")
+                #expect(got.tensor.bitwiseEqual(reference.tensor), "\(name): not the CPU's bytes")
             }
         }
     }

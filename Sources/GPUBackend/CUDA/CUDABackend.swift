@@ -56,6 +56,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
     /// Released buffers' memory, kept for the next plans (see `DeviceMemoryPool`).
     let pool: DeviceMemoryPool<UInt64>
+    public var fusion: FusionRules { GPUKernelTable.fusion }
     /// How convolutions run (INFERENCE_GPU_CONV; im2col + cuBLAS by default when cuBLAS is found).
     let convolution: GPUConvolutionOptions
     /// Whether float16 and bfloat16 nodes run kernels on their own storage (INFERENCE_GPU_HALF).

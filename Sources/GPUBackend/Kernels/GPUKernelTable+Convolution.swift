@@ -221,8 +221,20 @@ extension Optional where Wrapped == BoundValue {
 }
 
 /// Several launches run as one node (Concat and Split copy each part separately).
-final class SequenceKernel: Kernel {
+final class SequenceKernel: Kernel, DescribedKernel {
     let parts: [any Kernel]
     init(parts: [any Kernel]) { self.parts = parts }
     func run() throws { for part in parts { try part.run() } }
+
+    /// The distinct parts in order, e.g. `kernel im2col3d_bytes + kernel integer_gemm`.
+    var kernelDescription: String {
+        var seen: [String] = []
+        for part in parts.map(describe) where !seen.contains(part) { seen.append(part) }
+        return seen.isEmpty ? "nothing to run" : seen.joined(separator: " + ")
+    }
+}
+
+/// What a profile names a GPU kernel by: its description, or its type.
+func describe(_ kernel: any Kernel) -> String {
+    (kernel as? DescribedKernel)?.kernelDescription ?? String(describing: type(of: kernel))
 }

@@ -78,32 +78,20 @@ extension GPUKernelTable {
         let b = try node.inputs[quantized ? 3 : 1].unwrap(node, "B")
         let y = try firstOutput(node)
         guard bytes.contains(a.type.dtype), bytes.contains(b.type.dtype), b.type.shape.rank == 2,
-            a.type.shape.rank >= 1, node.inputs.count <= (quantized ? 8 : 4)
+            a.type.shape.rank >= 1, node.inputs.count <= (quantized ? 9 : 4)
         else { throw unsupported(node, "this integer MatMul form on the GPU") }
         let k = b.type.shape[0], n = b.type.shape[1]
         guard a.type.shape.dimensions.last == k else { throw unsupported(node, "these MatMul shapes on the GPU") }
         let rows = a.type.shape.elementCount / max(k, 1)
         guard rows * n > 0 else { return SequenceKernel(parts: []) }
         func optional(_ index: Int) -> BoundValue? { index < node.inputs.count ? node.inputs[index] : nil }
-        let (ab, ao) = try backend.arguments(for: a, elementBytes: 1)
-        let (bb, bo) = try backend.arguments(for: b, elementBytes: 1)
-        let aSigned: KernelArgument = .int(a.type.dtype == .int8 ? 1 : 0)
-        let bSigned: KernelArgument = .int(b.type.dtype == .int8 ? 1 : 0)
         if !quantized {
             let az = optional(2), bz = optional(3)
-            guard (az?.type.shape.elementCount ?? 1) == 1, [1, n].contains(bz?.type.shape.elementCount ?? 1),
-                y.type.dtype == .int32
-            else { throw unsupported(node, "per-row zero points of MatMulInteger on the GPU") }
-            let (azb, azo) = try backend.arguments(for: az ?? a, elementBytes: 1)
-            let (bzb, bzo) = try backend.arguments(for: bz ?? b, elementBytes: 1)
-            let (yb, yo) = try backend.arguments(for: y)
-            return try backend.kernel(
-                "matmul_integer",
-                arguments: [
-                    ab, ao, aSigned, bb, bo, bSigned, azb, azo, .int(az == nil ? 0 : 1), bzb, bzo,
-                    .int(Int32(bz?.type.shape.elementCount ?? 0)), yb, yo, .int(Int32(rows)), .int(Int32(n)),
-                    .int(Int32(k)),
-                ], global: [n, rows])
+            guard [1, rows].contains(az?.type.shape.elementCount ?? 1),
+                [1, n].contains(bz?.type.shape.elementCount ?? 1), y.type.dtype == .int32
+            else { throw unsupported(node, "these MatMulInteger zero points on the GPU") }
+            return try integerGemm(
+                backend, a: a, aZero: az, b: b, bZero: bz, y: y, rows: rows, n: n, k: k, offsets: [(0, 0)])
         }
         let aScale = try node.inputs[1].unwrap(node, "a_scale"), aZero = try node.inputs[2].unwrap(node, "a_zero_point")
         let bScale = try node.inputs[4].unwrap(node, "b_scale"), bZero = try node.inputs[5].unwrap(node, "b_zero_point")
@@ -112,23 +100,64 @@ extension GPUKernelTable {
         guard scales.allSatisfy({ $0.type.dtype == .float32 }), aScale.type.shape.elementCount == 1,
             aZero.type.shape.elementCount == 1, yScale.type.shape.elementCount == 1,
             yZero.type.shape.elementCount == 1, [1, n].contains(bScale.type.shape.elementCount),
-            bScale.type.shape.elementCount == bZero.type.shape.elementCount, bytes.contains(y.type.dtype)
+            bScale.type.shape.elementCount == bZero.type.shape.elementCount, bytes.contains(y.type.dtype),
+            optional(8).map({ $0.type.dtype == .int32 && $0.type.shape.elementCount == n }) ?? true
         else { throw unsupported(node, "this QLinearMatMul form on the GPU") }
-        let (asb, aso) = try backend.arguments(for: aScale)
-        let (azb, azo) = try backend.arguments(for: aZero, elementBytes: 1)
-        let (bsb, bso) = try backend.arguments(for: bScale)
-        let (bzb, bzo) = try backend.arguments(for: bZero, elementBytes: 1)
-        let (ysb, yso) = try backend.arguments(for: yScale)
-        let (yzb, yzo) = try backend.arguments(for: yZero, elementBytes: 1)
-        let (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
+        // A ninth input and a Relu are what planning fuses from QDQ Gemms (`QuantizedFusion`): an int32 bias per
+        // column and a clamp at the zero point.
+        return try integerGemm(
+            backend, a: a, aZero: aZero, b: b, bZero: bZero, y: y, rows: rows, n: n, k: k, offsets: [(0, 0)],
+            requantize: IntegerRequantization(
+                aScale: aScale, bScale: bScale, yScale: yScale, yZero: yZero, bias: optional(8), biasPerRow: false,
+                relu: try node.step.node.int(QuantizedFusion.reluAttribute, default: 0) != 0))
+    }
+
+    /// What `integer_gemm` needs to requantize its sums to bytes: y = saturate(rint((sum + bias) · (aScale ·
+    /// bScale) / yScale) + yZero), aScale per row of A or tensor, bScale per column of B or tensor, the bias per
+    /// row (a convolution's filters) or per column (a QLinearMatMul's), or absent; `relu` raises the low end to the
+    /// zero point.
+    struct IntegerRequantization {
+        var aScale: BoundValue, bScale: BoundValue, yScale: BoundValue, yZero: BoundValue
+        var bias: BoundValue? = nil
+        var biasPerRow = true
+        var relu = false
+    }
+
+    /// One `integer_gemm` launch: Y[s] = Σ_t (A[row, t] - aZero)(B[t, col] - bZero) for A [rows x k] and B [k x n]
+    /// bytes at the element offsets `offsets[s]`, Y's members rows·n apart; the zero points per tensor, per row of
+    /// A or column of B (their element counts say which), or absent. int32 out, or requantized bytes.
+    static func integerGemm(
+        _ backend: any GPUKernelHost, a: BoundValue, aZero: BoundValue?, b: BoundValue, bZero: BoundValue?,
+        y: BoundValue, rows: Int, n: Int, k: Int, offsets: [(Int, Int)], requantize: IntegerRequantization? = nil
+    ) throws -> any Kernel {
+        guard rows * n * offsets.count > 0 else { return SequenceKernel(parts: []) }
+        let (metaArgument, metaKeep) = try backend.metadata(offsets.flatMap { [Int32($0.0), Int32($0.1)] })
+        let (ab, ao) = try backend.arguments(for: a, elementBytes: 1)
+        let (bb, bo) = try backend.arguments(for: b, elementBytes: 1)
+        let (azb, azo) = try backend.arguments(for: aZero ?? a, elementBytes: 1)
+        let (bzb, bzo) = try backend.arguments(for: bZero ?? b, elementBytes: 1)
+        // Arguments a mode does not read point at any buffer of the right element size.
+        let floats = requantize?.yScale ?? y
+        let (y32b, y32o) = try backend.arguments(for: requantize == nil ? y : floats)
+        let (y8b, y8o) = try backend.arguments(for: y, elementBytes: 1)
+        let (asb, aso) = try backend.arguments(for: requantize?.aScale ?? floats)
+        let (bsb, bso) = try backend.arguments(for: requantize?.bScale ?? floats)
+        let (ysb, yso) = try backend.arguments(for: floats)
+        let (yzb, yzo) = try backend.arguments(for: requantize?.yZero ?? a, elementBytes: 1)
+        let (biasb, biaso) = try backend.arguments(for: requantize?.bias ?? floats)
+        let signed = { (value: BoundValue) -> KernelArgument in .int(value.type.dtype == .int8 ? 1 : 0) }
+        let count = { (value: BoundValue?) -> KernelArgument in .int(Int32(value?.type.shape.elementCount ?? 0)) }
         return try backend.kernel(
-            "qlinear_matmul",
+            "integer_gemm",
             arguments: [
-                ab, ao, aSigned, asb, aso, azb, azo, bb, bo, bSigned, bsb, bso,
-                .int(Int32(bScale.type.shape.elementCount)), bzb, bzo, .int(Int32(bZero.type.shape.elementCount)),
-                ysb, yso, yzb, yzo, .int(y.type.dtype == .int8 ? 1 : 0), yb, yo, .int(Int32(rows)), .int(Int32(n)),
-                .int(Int32(k)),
-            ], global: [n, rows])
+                ab, ao, signed(a), bb, bo, signed(b), azb, azo, count(aZero), bzb, bzo, count(bZero),
+                .int(Int32(rows)), .int(Int32(n)), .int(Int32(k)), metaArgument, .int(requantize == nil ? 0 : 1),
+                y32b, y32o, y8b, y8o, asb, aso, count(requantize?.aScale), bsb, bso, count(requantize?.bScale), ysb,
+                yso, yzb, yzo, signed(requantize?.yZero ?? a), biasb, biaso,
+                .int(requantize?.bias == nil ? 0 : (requantize?.biasPerRow == true ? 1 : 2)),
+                .int(requantize?.relu == true ? 1 : 0),
+            ],
+            global: [n, rows, offsets.count], local: [16, 16, 1], retained: [metaKeep])
     }
 }
 
@@ -166,6 +195,10 @@ extension GPUKernelTable {
         let wZeroCount = wZero?.type.shape.elementCount ?? 0
         guard [0, 1, filters].contains(wZeroCount) else {
             throw unsupported(node, "a weight zero point of \(wZeroCount) values on the GPU")
+        }
+        // The im2col path pads with the input's zero point, so it needs it at plan time (a constant, as it is).
+        if group == 1 && backend.convolution.integerAsGemm && optional(2).map({ $0.constant != nil }) ?? true {
+            return try integerConvolutionAsGemm(backend, node, geometry: g, x: x, w: w, wZero: wZero, y: y)
         }
         let (wzb, wzo) = try backend.arguments(for: wZero ?? w, elementBytes: 1)
         if !quantized {
@@ -207,6 +240,86 @@ extension GPUKernelTable {
                 .int(y.type.dtype == .int8 ? 1 : 0), bb, bo, .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0), yb, yo,
                 .int(Int32(count)), meta,
             ], global: [count], retained: [metaKeep])
+    }
+
+    /// ConvInteger or QLinearConv (group 1) as im2col of bytes + the integer GEMM: the columns of as many images as
+    /// fit the scratch limit at a time (positions outside the input hold its zero point), then Y[n] = W[M, C·taps]
+    /// · cols[n] with W's zero point per filter (a row) and x's per tensor, requantized for QLinearConv with the
+    /// filter's scale and bias.
+    static func integerConvolutionAsGemm(
+        _ backend: any GPUKernelHost, _ node: BoundNode, geometry g: ConvGeometry, x: BoundValue, w: BoundValue,
+        wZero: BoundValue?, y: BoundValue
+    ) throws -> any Kernel {
+        let quantized = node.step.node.opType == "QLinearConv"
+        func optional(_ index: Int) -> BoundValue? { index < node.inputs.count ? node.inputs[index] : nil }
+        let xZero = optional(2)
+        var requantize: IntegerRequantization?
+        if quantized {
+            let xScale = try node.inputs[1].unwrap(node, "x_scale"), wScale = try node.inputs[4].unwrap(node, "w_scale")
+            let yScale = try node.inputs[6].unwrap(node, "y_scale")
+            let yZero = try node.inputs[7].unwrap(node, "y_zero_point")
+            let bias = optional(8)
+            guard [xScale, wScale, yScale].allSatisfy({ $0.type.dtype == .float32 }),
+                [xScale, yScale, yZero].allSatisfy({ $0.type.shape.elementCount == 1 }),
+                [1, w.type.shape[0]].contains(wScale.type.shape.elementCount), bytes.contains(y.type.dtype),
+                bias.map({ $0.type.dtype == .int32 && $0.type.shape.elementCount == w.type.shape[0] }) ?? true
+            else { throw unsupported(node, "this QLinearConv form on the GPU (float32 scales, int32 bias)") }
+            // The weights are GEMM's A (a row per filter) and the columns its B: the multiplier is w_scale · x_scale.
+            requantize = IntegerRequantization(
+                aScale: wScale, bScale: xScale, yScale: yScale, yZero: yZero, bias: bias,
+                relu: try node.step.node.int(QuantizedFusion.reluAttribute, default: 0) != 0)
+        } else {
+            guard (xZero?.type.shape.elementCount ?? 1) == 1, y.type.dtype == .int32 else {
+                throw unsupported(node, "per-element input zero points of ConvInteger on the GPU")
+            }
+        }
+        let images = x.type.shape[0], channels = x.type.shape[1], filters = w.type.shape[0]
+        let depth = channels * g.kernel.reduce(1, *), spatial = g.output.reduce(1, *)
+        let imageColumns = depth * spatial
+        let imageInput = channels * g.input.reduce(1, *), imageOutput = filters * spatial
+        guard images * imageOutput > 0 else { return SequenceKernel(parts: []) }
+        guard imageColumns > 0 else { throw unsupported(node, "a convolution with an empty window on the GPU") }
+        let chunk = max(1, min(images, backend.convolution.scratchBytes / imageColumns))
+        let scratch = try backend.allocate(bytes: chunk * imageColumns)
+        let columns = BoundValue(
+            type: TensorType(dtype: x.type.dtype, shape: Shape([chunk * imageColumns])),
+            slice: BufferSlice(buffer: scratch, offset: 0, byteCount: chunk * imageColumns), constant: nil)
+        let (metaArgument, metaKeep) = try backend.metadata(
+            convolutionMeta(g, channels: channels, outChannels: filters, group: 1).map { Int32($0) })
+        // The input's zero point as a byte, for the padding (constant here: a computed one takes the direct kernel).
+        var pad: UInt8 = 0
+        if let xZero {
+            guard let constant = xZero.constant, let raw = constant.withUnsafeBytes({ $0.first }) else {
+                throw unsupported(node, "an input zero point computed at run time on the GPU's integer GEMM")
+            }
+            pad = raw
+        }
+        let outputBytes = y.type.dtype.byteSize
+        func byteView(_ value: BoundValue, elements offset: Int, count: Int, size: Int) -> BoundValue {
+            BoundValue(
+                type: TensorType(dtype: value.type.dtype, shape: Shape([count])),
+                slice: BufferSlice(
+                    buffer: value.slice.buffer, offset: value.slice.offset + offset * size, byteCount: count * size),
+                constant: nil)
+        }
+        var parts: [any Kernel] = []
+        for first in stride(from: 0, to: images, by: chunk) {
+            let count = min(chunk, images - first)
+            let input = byteView(x, elements: first * imageInput, count: count * imageInput, size: 1)
+            let output = byteView(y, elements: first * imageOutput, count: count * imageOutput, size: outputBytes)
+            let (xb, xo) = try backend.arguments(for: input, elementBytes: 1)
+            let (cb, co) = try backend.arguments(for: columns, elementBytes: 1)
+            parts.append(
+                try backend.kernel(
+                    "im2col3d_bytes",
+                    arguments: [xb, xo, cb, co, .int(Int32(count * imageColumns)), .int(Int32(pad)), metaArgument],
+                    global: [count * imageColumns]))
+            parts.append(
+                try integerGemm(
+                    backend, a: w, aZero: wZero, b: columns, bZero: xZero, y: output, rows: filters, n: spatial,
+                    k: depth, offsets: (0..<count).map { (0, $0 * imageColumns) }, requantize: requantize))
+        }
+        return RetainingKernel(SequenceKernel(parts: parts), retained: [scratch, metaKeep])
     }
 
     /// DynamicQuantizeLinear: float32 in, uint8 out with its float32 scale and uint8 zero point.

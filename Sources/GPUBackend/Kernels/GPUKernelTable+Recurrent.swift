@@ -131,9 +131,11 @@ extension GPUKernelTable {
 }
 
 /// A kernel with objects it must keep alive (scratch buffers, metadata) for as long as it runs.
-final class RetainingKernel: Kernel {
+final class RetainingKernel: Kernel, DescribedKernel {
     private let kernel: any Kernel
     private let retained: [AnyObject]
+
+    var kernelDescription: String { describe(kernel) }
 
     init(_ kernel: any Kernel, retained: [AnyObject]) {
         self.kernel = kernel

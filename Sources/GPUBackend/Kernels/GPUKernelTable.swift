@@ -9,6 +9,16 @@ public enum GPUKernelTable {
     /// Operator names the OpenCL backend has kernels for.
     public static var operatorNames: [String] { registry.operatorNames }
 
+    /// What planning rewrites for the GPUs: QDQ models' quantized convolutions (group 1) and matrix products into
+    /// QLinearConv and QLinearMatMul, which the integer GEMM runs (exact int32 sums, one requantization, the CPU's
+    /// bytes); nothing else is fused.
+    static var fusion: FusionRules {
+        var rules = FusionRules.none
+        rules.recognizesQDQ = true
+        rules.qdqStandardOperatorsOnly = true
+        return rules
+    }
+
     static let registry: KernelRegistry = {
         var table: [KernelRegistration] = []
         let floats: Set<DType> = [.float32]

@@ -44,6 +44,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             narrowDescription,
         ]
     }
+    public var fusion: FusionRules { GPUKernelTable.fusion }
     /// How convolutions run (INFERENCE_GPU_CONV); settable so tests can force chunked im2col.
     var convolution: GPUConvolutionOptions
     /// Whether float16 and bfloat16 nodes run kernels on their own storage (INFERENCE_GPU_HALF=1 or 0; by default

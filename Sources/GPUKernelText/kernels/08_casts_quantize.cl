@@ -119,6 +119,119 @@ KERNEL void qlinear_conv(GLOBAL const uchar *x, int xOff, int xSigned, GLOBAL co
     y[yOff + i] = (uchar)((int)q & 255);
 }
 
+/* The integer GEMM of MatMulInteger, QLinearMatMul and (as im2col + GEMM) ConvInteger and QLinearConv, in the
+   style of dp4a. Y[s] = sum over t of (A[row, t] - za)(B[t, col] - zb) for A [rows x k] and B [k x n] bytes at
+   aOff + meta[2s] and bOff + meta[2s + 1]; zero points per tensor (count 1), per row of A or column of B (count
+   rows or n), or absent (0). Bytes are taken to the signed domain (a uint8 v as v - 128: its top bit flipped;
+   its zero point likewise, so every difference is unchanged) and packed four to an int along K; 16 x 16
+   work-groups stage 64-deep slices through local memory, and each work-item sums its output's products four at
+   a time (ck_dot4: CUDA's __dp4a, one instruction; elsewhere four multiply-adds), with the slice sums of its
+   row's and column's bytes (formed once per packed int, when staged) for the zero points:
+   sum (a' - za')(b' - zb') = sum a'b' - zb' sum a' - za' sum b' + k za' zb', in wrapping 32-bit arithmetic: the
+   CPU's exact int32 sums, bit for bit. mode 0 stores the sum to y32; mode 1 adds an int32 bias (biasMode 1 per row,
+   2 per column) and requantizes like qlinear_matmul and qlinear_conv to bytes y8: saturate(rint(sum · (as · bs) /
+   ys) + yz), as per row or tensor, bs per column or tensor; `relu` raises the low end to yz. */
+#ifdef __OPENCL_VERSION__
+DEVICE ck_u32 ck_dot4(int a, int b, ck_u32 acc) {
+    char4 x = as_char4(a), y = as_char4(b);
+    return acc + (ck_u32)((int)x.s0 * (int)y.s0 + (int)x.s1 * (int)y.s1 + (int)x.s2 * (int)y.s2 + (int)x.s3 * (int)y.s3);
+}
+#else
+DEVICE ck_u32 ck_dot4(int a, int b, ck_u32 acc) { return (ck_u32)__dp4a(a, b, (int)acc); }
+#endif
+/* The value of a signed-domain byte (flip 0x80 takes a uint8 there). */
+DEVICE int ck_signed_byte(int raw, int flip) {
+    int bits = (raw ^ flip) & 255;
+    return bits - ((bits & 0x80) << 1);
+}
+/* Four bytes p[at], p[at + step], ... (the first `valid`; the rest 0, which adds nothing) in the signed domain,
+   packed low byte first, and their sum in *sum. */
+DEVICE int ck_pack4(GLOBAL const uchar *p, int at, int step, int valid, int flip, int *sum) {
+    ck_u32 packed = 0u;
+    int total = 0;
+    for (int j = 0; j < 4; j++) {
+        if (j < valid) {
+            int v = ck_signed_byte((int)p[at + j * step], flip);
+            packed |= ((ck_u32)v & 255u) << (8 * j);
+            total += v;
+        }
+    }
+    *sum = total;
+    return (int)packed;
+}
+KERNEL void integer_gemm(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL const uchar *b, int bOff, int bSigned,
+                         GLOBAL const uchar *az, int azOff, int azCount, GLOBAL const uchar *bz, int bzOff,
+                         int bzCount, int rows, int n, int k, GLOBAL const int *meta, int mode, GLOBAL int *y32,
+                         int y32Off, GLOBAL uchar *y8, int y8Off, GLOBAL const float *as, int asOff, int asCount,
+                         GLOBAL const float *bs, int bsOff, int bsCount, GLOBAL const float *ys, int ysOff,
+                         GLOBAL const uchar *yz, int yzOff, int ySigned, GLOBAL const int *bias, int biasOff,
+                         int biasMode, int relu) {
+    LOCAL int at[16][16];
+    LOCAL int bt[16][17];
+    LOCAL int atSum[16][16];
+    LOCAL int btSum[16][17];
+    int tx = LID0, ty = LID1;
+    int j = GID0, i = GID1, s = GID2;
+    /* Rows and columns of the group's first work-items, for the slice loads. */
+    int i0 = i - ty, j0 = j - tx;
+    int aFlip = aSigned != 0 ? 0 : 0x80, bFlip = bSigned != 0 ? 0 : 0x80;
+    int aBase = aOff + meta[2 * s], bBase = bOff + meta[2 * s + 1];
+    ck_u32 acc = 0u, sumA = 0u, sumB = 0u;
+    for (int p0 = 0; p0 < k; p0 += 64) {
+        /* at[r][q] packs A[i0 + r, p0 + 4q ..]; bt[q][c] packs B[p0 + 4q .., j0 + c]. */
+        int ar = i0 + ty, ak = p0 + 4 * tx, sa;
+        at[ty][tx] = ck_pack4(a, aBase + ar * k + ak, 1, ar < rows ? k - ak : 0, aFlip, &sa);
+        atSum[ty][tx] = sa;
+        int bk = p0 + 4 * ty, bc = j0 + tx, sb;
+        bt[ty][tx] = ck_pack4(b, bBase + bk * n + bc, n, bc < n ? k - bk : 0, bFlip, &sb);
+        btSum[ty][tx] = sb;
+        BARRIER();
+        for (int q = 0; q < 16; q++) {
+            acc = ck_dot4(at[ty][q], bt[q][tx], acc);
+            sumA += (ck_u32)atSum[ty][q];
+            sumB += (ck_u32)btSum[q][tx];
+        }
+        BARRIER();
+    }
+    if (i >= rows || j >= n) return;
+    ck_u32 za = (ck_u32)ck_signed_byte(azCount > 0 ? (int)az[azOff + (azCount > 1 ? i : 0)] : 0, aFlip);
+    ck_u32 zb = (ck_u32)ck_signed_byte(bzCount > 0 ? (int)bz[bzOff + (bzCount > 1 ? j : 0)] : 0, bFlip);
+    ck_u32 sum = acc - zb * sumA - za * sumB + (ck_u32)k * za * zb;
+    int out = s * rows * n + i * n + j;
+    if (mode == 0) {
+        y32[y32Off + out] = (int)sum;
+        return;
+    }
+    if (biasMode != 0) sum += (ck_u32)bias[biasOff + (biasMode == 1 ? i : j)];
+    float m = (as[asOff + (asCount > 1 ? i : 0)] * bs[bsOff + (bsCount > 1 ? j : 0)]) / ys[ysOff];
+    float zero = (float)ck_byte(yz, yzOff, ySigned);
+    float lo = ySigned != 0 ? -128.0f : 0.0f, hi = ySigned != 0 ? 127.0f : 255.0f;
+    if (relu != 0 && zero > lo) lo = zero;
+    float q = rint((float)(int)sum * m) + zero;
+    q = (q >= lo) ? (q > hi ? hi : q) : lo;
+    y8[y8Off + out] = (uchar)((int)q & 255);
+}
+/* im2col of bytes for the integer GEMM (group 1), as im2col3d: positions outside the input hold `pad` (the input's
+   zero point, so they add nothing once it is subtracted). */
+KERNEL void im2col3d_bytes(GLOBAL const uchar *x, int xOff, GLOBAL uchar *cols, int cOff, int count, int pad,
+                           GLOBAL const int *meta) {
+    int i = GID0;
+    if (i >= count) return;
+    int C = meta[0], D = meta[1], H = meta[2], W = meta[3], OD = meta[5], OH = meta[6], OW = meta[7];
+    int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
+    int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19];
+    int spatial = OD * OH * OW, taps = KD * KH * KW;
+    int o = i % spatial, r = (i / spatial) % (C * taps), n = i / (spatial * C * taps);
+    int ox = o % OW, oy = (o / OW) % OH, od = o / (OW * OH);
+    int kx = r % KW, ky = (r / KW) % KH, kd = (r / (KW * KH)) % KD, c = r / taps;
+    int id = od * SD - PD + kd * DD, iy = oy * SY - PY + ky * DY, ix = ox * SX - PX + kx * DX;
+    uchar v = (uchar)pad;
+    if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
+        v = x[xOff + (((n * C + c) * D + id) * H + iy) * W + ix];
+    }
+    cols[cOff + i] = v;
+}
+
 /* DynamicQuantizeLinear in three launches: minmax_chunks gives each work-item's [min, max] over `chunk`
    elements of x (from 0, NaN skipped); dynamic_quantize_parameters reduces them on one work-item into
    y_scale = (max - min) / 255 (1 when equal) and y_zero_point = saturate(rint(-min / y_scale)), as the CPU

@@ -102,7 +102,9 @@ public struct ExecutionPlan: Sendable {
         graph: Graph, inputTypes: [String: TensorType], inputValues: [String: Tensor] = [:],
         evaluator: (any ConstantEvaluator)? = nil, fusion: FusionRules = .none
     ) throws {
-        let graph = fusion.recognizesQDQ ? QuantizedFusion.rewrite(graph) : graph
+        let graph =
+            fusion.recognizesQDQ
+            ? QuantizedFusion.rewrite(graph, standardOperatorsOnly: fusion.qdqStandardOperatorsOnly) : graph
         var folding = try PlanningPasses.foldConstants(
             graph: graph, inputTypes: inputTypes, inputValues: inputValues, evaluator: evaluator)
         let (live, fused) = Fusion.apply(

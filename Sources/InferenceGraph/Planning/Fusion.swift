@@ -23,6 +23,10 @@ public struct FusionRules: Sendable {
     /// Rewrite QDQ patterns (DequantizeLinear → Conv/MatMul/Gemm → QuantizeLinear) into QLinearConv and
     /// QLinearMatMul (`QuantizedFusion`), before anything is folded.
     public var recognizesQDQ: Bool = false
+    /// With `recognizesQDQ`: only the standard ONNX operators (QLinearConv of group 1, QLinearMatMul with its int32
+    /// bias and fused Relu), none of the private nodes (`_QLinearAdd`, `_QDQDepthwiseConv`, `_ScaledMatMulInteger`,
+    /// byte MaxPool), for backends whose kernel tables have only the former (the GPUs).
+    public var qdqStandardOperatorsOnly: Bool = false
 
     public init(
         activations: [String: Set<String>] = [:], foldsBatchNormalization: Bool = false, biases: Set<String> = [],

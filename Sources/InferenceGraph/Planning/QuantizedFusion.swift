@@ -33,14 +33,17 @@ public enum QuantizedFusion {
     /// underscore keeps it apart from any ONNX name).
     public static let qdqDepthwiseConv = "_QDQDepthwiseConv"
 
-    public static func rewrite(_ graph: Graph) -> Graph {
+    /// - Parameter standardOperatorsOnly: only QLinearConv and QLinearMatMul (`FusionRules.qdqStandardOperatorsOnly`).
+    public static func rewrite(_ graph: Graph, standardOperatorsOnly: Bool = false) -> Graph {
         var pass = Rewrite(graph)
         var changed = false
         for index in pass.nodes.indices where pass.fuse(at: index) { changed = true }
-        for index in pass.nodes.indices where pass.fuseScaled(at: index) { changed = true }
-        for index in pass.nodes.indices where pass.fuseAdd(at: index) { changed = true }
-        for index in pass.nodes.indices where pass.fuseDepthwise(at: index) { changed = true }
-        for index in pass.nodes.indices where pass.fuseMaxPool(at: index) { changed = true }
+        if !standardOperatorsOnly {
+            for index in pass.nodes.indices where pass.fuseScaled(at: index) { changed = true }
+            for index in pass.nodes.indices where pass.fuseAdd(at: index) { changed = true }
+            for index in pass.nodes.indices where pass.fuseDepthwise(at: index) { changed = true }
+            for index in pass.nodes.indices where pass.fuseMaxPool(at: index) { changed = true }
+        }
         guard changed else { return graph }
         pass.removeUnreadDequantizations()
         var result = graph
