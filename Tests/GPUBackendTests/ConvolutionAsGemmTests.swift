@@ -66,4 +66,13 @@ struct ConvolutionAsGemmTests {
         #expect(report.passed, "\(report)")
         #expect(device.configuration.contains("Conv: im2col + the kernel source's GEMM"))
     }
+
+    /// Columns of 2^31 elements or more (the kernels index them with int) send a convolution to the direct kernel
+    /// instead of trapping on the launch's Int32 count; products that overflow Int are caught too.
+    @Test func oversizedColumnsTakeTheDirectKernel() {
+        #expect(GPUKernelTable.imageColumns(channels: 64, extents: [1, 3, 3, 1, 56, 56]) == 64 * 9 * 56 * 56)
+        #expect(GPUKernelTable.imageColumns(channels: 1 << 16, extents: [1, 1, 1 << 15, 1, 1, 1]) == nil)
+        #expect(GPUKernelTable.imageColumns(channels: Int.max / 2, extents: [4, 1]) == nil)
+        #expect(GPUKernelTable.imageColumns(channels: Int(Int32.max), extents: [1, 1]) == Int(Int32.max))
+    }
 }

@@ -46,9 +46,28 @@ extension GPUKernelTable {
         )
     }
 
+    /// The im2col columns of one image (channels · taps · output positions), or nil from 2^31 on (the kernels
+    /// index them with int, and Int32 arguments would trap): such a convolution takes the direct kernel.
+    static func imageColumns(_ g: ConvGeometry, channels: Int) -> Int? {
+        imageColumns(channels: channels, extents: g.kernel + g.output)
+    }
+
+    /// channels · the product of `extents`, or nil from 2^31 on.
+    static func imageColumns(channels: Int, extents: [Int]) -> Int? {
+        var total = channels
+        for extent in extents {
+            let (product, overflow) = total.multipliedReportingOverflow(by: extent)
+            guard !overflow, product <= Int(Int32.max) else { return nil }
+            total = product
+        }
+        return total
+    }
+
     static func makeConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let (x, w, bias, y, g) = try convolutionOperands(node, "convolution")
-        if backend.convolution.asGemm, try node.step.node.int("group", default: 1) == 1 {
+        if backend.convolution.asGemm, try node.step.node.int("group", default: 1) == 1,
+            imageColumns(g, channels: x.type.shape[1]) != nil
+        {
             return try convolutionAsGemm(backend, node, geometry: g, x: x, w: w, bias: bias, y: y)
         }
         return try convolutionLaunch(

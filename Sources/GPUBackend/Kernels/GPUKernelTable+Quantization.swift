@@ -197,7 +197,9 @@ extension GPUKernelTable {
             throw unsupported(node, "a weight zero point of \(wZeroCount) values on the GPU")
         }
         // The im2col path pads with the input's zero point, so it needs it at plan time (a constant, as it is).
-        if group == 1 && backend.convolution.integerAsGemm && optional(2).map({ $0.constant != nil }) ?? true {
+        if group == 1 && backend.convolution.integerAsGemm && optional(2).map({ $0.constant != nil }) ?? true
+            && imageColumns(g, channels: channels) != nil
+        {
             return try integerConvolutionAsGemm(backend, node, geometry: g, x: x, w: w, wZero: wZero, y: y)
         }
         let (wzb, wzo) = try backend.arguments(for: wZero ?? w, elementBytes: 1)

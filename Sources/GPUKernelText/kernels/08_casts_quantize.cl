@@ -179,11 +179,14 @@ KERNEL void integer_gemm(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL co
     ck_u32 acc = 0u, sumA = 0u, sumB = 0u;
     for (int p0 = 0; p0 < k; p0 += 64) {
         /* at[r][q] packs A[i0 + r, p0 + 4q ..]; bt[q][c] packs B[p0 + 4q .., j0 + c]. */
+        /* Offsets are formed only for bytes inside the operands (a past-the-end product could overflow int). */
         int ar = i0 + ty, ak = p0 + 4 * tx, sa;
-        at[ty][tx] = ck_pack4(a, aBase + ar * k + ak, 1, ar < rows ? k - ak : 0, aFlip, &sa);
+        int aIn = ar < rows && ak < k;
+        at[ty][tx] = ck_pack4(a, aIn ? aBase + ar * k + ak : 0, 1, aIn ? k - ak : 0, aFlip, &sa);
         atSum[ty][tx] = sa;
         int bk = p0 + 4 * ty, bc = j0 + tx, sb;
-        bt[ty][tx] = ck_pack4(b, bBase + bk * n + bc, n, bc < n ? k - bk : 0, bFlip, &sb);
+        int bIn = bc < n && bk < k;
+        bt[ty][tx] = ck_pack4(b, bIn ? bBase + bk * n + bc : 0, n, bIn ? k - bk : 0, bFlip, &sb);
         btSum[ty][tx] = sb;
         BARRIER();
         for (int q = 0; q < 16; q++) {
