@@ -6,7 +6,7 @@ import InferenceRuntime
 import InferenceTensor
 import Testing
 
-/// float16 and bfloat16 nodes on the GPU's own storage kernels (`gemm_tiled_f16`, `unary_bf16`, …: half values
+/// float16 and bfloat16 nodes on the GPU's own storage kernels (`gemm_tiled_f16`, `unary_bf16`, `im2col3d_u16`, …: half values
 /// read and written as such, float32 arithmetic) against the same nodes widened to the float32 kernels between
 /// device casts (`INFERENCE_GPU_HALF=0`): the same bits, since both compute the same float32 values and round them
 /// once to the narrow type; and within two narrow steps of the CPU. Runs on every GPU device present.
@@ -15,8 +15,16 @@ struct GPUHalfStorageTests {
     /// Each GPU device twice: with the narrow kernels (the default) and with every narrow node widened.
     static func devicePairs() -> [(native: any Backend, widened: any Backend)] {
         GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).compactMap { id in
-            let widened = ProcessEnvironment.variables.merging(["INFERENCE_GPU_HALF": "0"]) { $1 }
-            let native = ProcessEnvironment.variables.merging(["INFERENCE_GPU_HALF": "1"]) { $1 }
+            // Convolutions as im2col + GEMM both ways (the narrow ones have no direct kernel of their own).
+            let widened = ProcessEnvironment.variables.merging([
+                "INFERENCE_GPU_HALF": "0", "INFERENCE_GPU_CONV": "gemm",
+            ]) {
+                $1
+            }
+            let native = ProcessEnvironment.variables.merging(["INFERENCE_GPU_HALF": "1", "INFERENCE_GPU_CONV": "gemm"])
+            {
+                $1
+            }
             switch id.kind {
             case .cuda:
                 guard let a = try? CUDABackend(index: id.index, environment: native),
@@ -33,7 +41,8 @@ struct GPUHalfStorageTests {
         }
     }
 
-    /// Gemm (C broadcast, B transposed, alpha and beta), a batched MatMul with a shared right operand, unary
+    /// Gemm (C broadcast, B transposed, alpha and beta), a batched MatMul with a shared right operand, a Conv with
+    /// bias (im2col + GEMM, padding and strides), unary
     /// operators of several op codes and broadcasting binary ones, every edge of a 16 x 16 tile crossed.
     static func graph(_ dtype: DType) throws -> Graph {
         func input(_ name: String, _ dims: [Int]) -> ValueInfo {
@@ -47,20 +56,28 @@ struct GPUHalfStorageTests {
                 attributes: ["transB": .int(1), "alpha": .float(0.5), "beta": .float(2)]),
             Node(name: "matmul", opType: "MatMul", inputs: ["x", "w"], outputs: ["matmul"]),
             Node(
+                name: "conv", opType: "Conv", inputs: ["image", "filters", "bias"], outputs: ["conv"],
+                attributes: ["pads": .ints([1, 0, 1, 2]), "strides": .ints([2, 1])]),
+            Node(
                 name: "leaky", opType: "LeakyRelu", inputs: ["a"], outputs: ["leaky"],
                 attributes: ["alpha": .float(0.1)]),
         ]
         nodes += unary.map { Node(name: $0, opType: $0, inputs: ["p"], outputs: [$0]) }
         nodes += binary.map { Node(name: $0, opType: $0, inputs: ["p", "q"], outputs: [$0]) }
-        let outputs = ["gemm", "matmul", "leaky"] + unary + binary
+        let outputs = ["gemm", "matmul", "conv", "leaky"] + unary + binary
         return Graph(
-            name: "narrow", inputs: [input("a", [37, 45]), input("x", [2, 3, 17, 19]), input("p", [4, 1, 5])],
+            name: "narrow",
+            inputs: [
+                input("a", [37, 45]), input("x", [2, 3, 17, 19]), input("p", [4, 1, 5]), input("image", [2, 5, 9, 8]),
+            ],
             outputs: outputs.map { ValueInfo(name: $0, dtype: dtype, dimensions: nil) }, nodes: nodes,
             initializers: [
                 "b": try tensor(dtype, [29, 45], seed: 1, in: -1...1),
                 "c": try tensor(dtype, [29], seed: 2, in: -1...1),
                 "w": try tensor(dtype, [19, 23], seed: 3, in: -1...1),
                 "q": try tensor(dtype, [3, 1], seed: 4, in: 0.25...2),
+                "filters": try tensor(dtype, [7, 5, 3, 3], seed: 8, in: -0.5...0.5),
+                "bias": try tensor(dtype, [7], seed: 9, in: -1...1),
             ])
     }
 
@@ -82,6 +99,7 @@ struct GPUHalfStorageTests {
             NamedTensor(name: "x", tensor: try tensor(dtype, [2, 3, 17, 19], seed: 6, in: -2...2)),
             // Positive, so Pow, Sqrt and Softplus stay finite and the CPU comparison needs no NaN rule.
             NamedTensor(name: "p", tensor: try tensor(dtype, [4, 1, 5], seed: 7, in: 0.125...3)),
+            NamedTensor(name: "image", tensor: try tensor(dtype, [2, 5, 9, 8], seed: 10, in: -2...2)),
         ]
     }
 

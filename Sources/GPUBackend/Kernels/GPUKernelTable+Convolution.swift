@@ -65,10 +65,16 @@ extension GPUKernelTable {
 
     static func makeConv(_ node: BoundNode, _ backend: any GPUKernelHost) throws -> any Kernel {
         let (x, w, bias, y, g) = try convolutionOperands(node, "convolution")
+        let storage = try Storage(node, backend, [x, w, y] + (bias.map { [$0] } ?? []))
         if backend.convolution.asGemm, try node.step.node.int("group", default: 1) == 1,
             imageColumns(g, channels: x.type.shape[1]) != nil
         {
-            return try convolutionAsGemm(backend, node, geometry: g, x: x, w: w, bias: bias, y: y)
+            return try convolutionAsGemm(
+                backend, node, geometry: g, x: x, w: w, bias: bias, y: y, storage: storage)
+        }
+        // float16 and bfloat16 convolutions off the GEMM path run the float32 direct kernel between casts.
+        guard storage.bytes == 4 else {
+            throw unsupported(node, "a \(y.type.dtype) convolution on the direct kernel")
         }
         return try convolutionLaunch(
             backend, node, "conv3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: w.type.shape[0])
@@ -76,20 +82,22 @@ extension GPUKernelTable {
 
     /// A view of part of a float32 value: `shape` from element `offset` on.
     static func view(_ value: BoundValue, offset: Int, shape: [Int]) -> BoundValue {
-        let count = shape.reduce(1, *)
+        let count = shape.reduce(1, *), size = value.type.dtype.byteSize
         return BoundValue(
-            type: TensorType(dtype: .float32, shape: Shape(shape)),
+            type: TensorType(dtype: value.type.dtype, shape: Shape(shape)),
             slice: BufferSlice(
-                buffer: value.slice.buffer, offset: value.slice.offset + offset * 4, byteCount: count * 4),
+                buffer: value.slice.buffer, offset: value.slice.offset + offset * size, byteCount: count * size),
             constant: nil)
     }
 
     /// Conv (group 1) as im2col + GEMM: the columns of as many images as fit the scratch limit at a time, then
     /// Y[n] = W[M, C·taps] · cols[n] as one batched GEMM (cuBLAS where found, else the kernel source's matmul),
-    /// the bias broadcast into Y first (cuBLAS accumulates onto it) or added after.
+    /// the bias broadcast into Y first (cuBLAS accumulates onto it) or the tiled GEMM's C (added to the float32
+    /// sum before its one rounding). float16 and bfloat16 stay in their storage throughout (cublasGemmEx, or the
+    /// tiled GEMM on half storage).
     static func convolutionAsGemm(
         _ backend: any GPUKernelHost, _ node: BoundNode, geometry g: ConvGeometry, x: BoundValue, w: BoundValue,
-        bias: BoundValue?, y: BoundValue
+        bias: BoundValue?, y: BoundValue, storage: Storage = .float32
     ) throws -> any Kernel {
         let images = x.type.shape[0], channels = x.type.shape[1], filters = w.type.shape[0]
         let depth = channels * g.kernel.reduce(1, *), spatial = g.output.reduce(1, *)
@@ -99,11 +107,12 @@ extension GPUKernelTable {
         guard imageColumns > 0 else {
             throw unsupported(node, "a convolution with an empty window on the GPU")
         }
-        let chunk = max(1, min(images, backend.convolution.scratchBytes / (imageColumns * 4)))
-        let scratchBytes = chunk * imageColumns * 4
+        let bytes = storage.bytes
+        let chunk = max(1, min(images, backend.convolution.scratchBytes / (imageColumns * bytes)))
+        let scratchBytes = chunk * imageColumns * bytes
         let scratch = try backend.allocate(bytes: scratchBytes)
         let columns = BoundValue(
-            type: TensorType(dtype: .float32, shape: Shape([chunk * imageColumns])),
+            type: TensorType(dtype: x.type.dtype, shape: Shape([chunk * imageColumns])),
             slice: BufferSlice(buffer: scratch, offset: 0, byteCount: scratchBytes), constant: nil)
         let (metaArgument, metaKeep) = try backend.metadata(
             convolutionMeta(g, channels: channels, outChannels: filters, group: 1).map { Int32($0) })
@@ -120,10 +129,12 @@ extension GPUKernelTable {
             let count = min(chunk, images - first)
             let input = view(x, offset: first * imageInput, shape: [count * imageInput])
             let output = view(y, offset: first * imageOutput, shape: [count, filters, spatial])
-            let (xb, xo) = try backend.arguments(for: input), (cb, co) = try backend.arguments(for: columns)
+            let (xb, xo) = try backend.arguments(for: input, elementBytes: bytes),
+                (cb, co) = try backend.arguments(for: columns, elementBytes: bytes)
             parts.append(
                 try backend.kernel(
-                    "im2col3d", arguments: [xb, xo, cb, co, .int(Int32(count * imageColumns)), metaArgument],
+                    bytes == 4 ? "im2col3d" : "im2col3d_u16",
+                    arguments: [xb, xo, cb, co, .int(Int32(count * imageColumns)), metaArgument],
                     global: [count * imageColumns]))
             let gemm = LibraryGemm(
                 a: w, b: columns, y: output, m: filters, n: spatial, k: depth, beta: bias == nil ? 0 : 1,
@@ -132,15 +143,14 @@ extension GPUKernelTable {
                 parts.append(kernel)
                 continue
             }
+            let channelBias = bias.map {
+                BoundValue(
+                    type: TensorType(dtype: $0.type.dtype, shape: Shape([filters, 1])), slice: $0.slice, constant: nil)
+            }
             parts.append(
                 try tiledGemm(
-                    backend, a: w, b: columns, y: output, m: filters, n: spatial, k: depth,
-                    offsets: (0..<count).map { (0, $0 * imageColumns) }))
-            if let bias {
-                let channelBias = BoundValue(
-                    type: TensorType(dtype: .float32, shape: Shape([filters, 1])), slice: bias.slice, constant: nil)
-                parts.append(try binaryLaunch(backend, a: output, b: channelBias, y: output, code: 0))
-            }
+                    backend, a: w, b: columns, c: channelBias, y: output, m: filters, n: spatial, k: depth,
+                    beta: 1, offsets: (0..<count).map { (0, $0 * imageColumns) }, storage: storage))
         }
         return RetainingKernel(SequenceKernel(parts: parts), retained: retained)
     }

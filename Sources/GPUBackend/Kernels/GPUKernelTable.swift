@@ -121,7 +121,7 @@ public enum GPUKernelTable {
         add(["ConvInteger", "QLinearConv"], dtypes: [.int8, .uint8], makeIntegerConv)
         add(["DynamicQuantizeLinear"], dtypes: [.float32], makeDynamicQuantize)
         add(["LayerNormalization"], makeLayerNorm)
-        add(["Conv"], makeConv)
+        add(["Conv"], dtypes: storages, narrowNative: true, makeConv)
         add(["MaxPool", "AveragePool", "LpPool"], makePool)
         add(["GlobalAveragePool", "GlobalMaxPool"], makeGlobalPool)
         add(["BatchNormalization"], makeBatchNorm)

@@ -214,27 +214,6 @@ KERNEL void integer_gemm(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL co
     q = (q >= lo) ? (q > hi ? hi : q) : lo;
     y8[y8Off + out] = (uchar)((int)q & 255);
 }
-/* im2col of bytes for the integer GEMM (group 1), as im2col3d: positions outside the input hold `pad` (the input's
-   zero point, so they add nothing once it is subtracted). */
-KERNEL void im2col3d_bytes(GLOBAL const uchar *x, int xOff, GLOBAL uchar *cols, int cOff, int count, int pad,
-                           GLOBAL const int *meta) {
-    int i = GID0;
-    if (i >= count) return;
-    int C = meta[0], D = meta[1], H = meta[2], W = meta[3], OD = meta[5], OH = meta[6], OW = meta[7];
-    int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
-    int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19];
-    int spatial = OD * OH * OW, taps = KD * KH * KW;
-    int o = i % spatial, r = (i / spatial) % (C * taps), n = i / (spatial * C * taps);
-    int ox = o % OW, oy = (o / OW) % OH, od = o / (OW * OH);
-    int kx = r % KW, ky = (r / KW) % KH, kd = (r / (KW * KH)) % KD, c = r / taps;
-    int id = od * SD - PD + kd * DD, iy = oy * SY - PY + ky * DY, ix = ox * SX - PX + kx * DX;
-    uchar v = (uchar)pad;
-    if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
-        v = x[xOff + (((n * C + c) * D + id) * H + iy) * W + ix];
-    }
-    cols[cOff + i] = v;
-}
-
 /* DynamicQuantizeLinear in three launches: minmax_chunks gives each work-item's [min, max] over `chunk`
    elements of x (from 0, NaN skipped); dynamic_quantize_parameters reduces them on one work-item into
    y_scale = (max - min) / 255 (1 when equal) and y_zero_point = saturate(rint(-min / y_scale)), as the CPU

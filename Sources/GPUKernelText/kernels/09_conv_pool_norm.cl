@@ -18,26 +18,33 @@ KERNEL void conv3d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int w
     y[yOff + i] = acc;
 }
 
-/* im2col for convolution as a GEMM (group 1): cols[n][(c, kd, ky, kx)][(od, oy, ox)] from x, zero outside
-   it, one work-item per column element; meta as conv3d. */
-KERNEL void im2col3d(GLOBAL const float *x, int xOff, GLOBAL float *cols, int cOff, int count,
-                     GLOBAL const int *meta) {
-    int i = GID0;
-    if (i >= count) return;
-    int C = meta[0], D = meta[1], H = meta[2], W = meta[3], OD = meta[5], OH = meta[6], OW = meta[7];
-    int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];
-    int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19];
-    int spatial = OD * OH * OW, taps = KD * KH * KW;
-    int o = i % spatial, r = (i / spatial) % (C * taps), n = i / (spatial * C * taps);
-    int ox = o % OW, oy = (o / OW) % OH, od = o / (OW * OH);
-    int kx = r % KW, ky = (r / KW) % KH, kd = (r / (KW * KH)) % KD, c = r / taps;
-    int id = od * SD - PD + kd * DD, iy = oy * SY - PY + ky * DY, ix = ox * SX - PX + kx * DX;
-    float v = 0.0f;
-    if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
-        v = x[xOff + (((n * C + c) * D + id) * H + iy) * W + ix];
+/* im2col for convolution as a GEMM (group 1): cols[n][(c, kd, ky, kx)][(od, oy, ox)] from x, PAD outside it
+   (zero; for bytes the `pad` argument, the input's zero point), one work-item per column element; meta as conv3d.
+   One body for float32 (im2col3d), 2-byte floats (im2col3d_u16: float16 or bfloat16 bits, +0 outside) and bytes. */
+#define CK_IM2COL(name, T, PAD_PARAMETER, PAD)                                                                  \
+    KERNEL void name(GLOBAL const T *x, int xOff, GLOBAL T *cols, int cOff, int count PAD_PARAMETER,           \
+                     GLOBAL const int *meta) {                                                                 \
+        int i = GID0;                                                                                          \
+        if (i >= count) return;                                                                                \
+        int C = meta[0], D = meta[1], H = meta[2], W = meta[3], OD = meta[5], OH = meta[6], OW = meta[7];      \
+        int KD = meta[8], KH = meta[9], KW = meta[10], SD = meta[11], SY = meta[12], SX = meta[13];            \
+        int DD = meta[14], DY = meta[15], DX = meta[16], PD = meta[17], PY = meta[18], PX = meta[19];          \
+        int spatial = OD * OH * OW, taps = KD * KH * KW;                                                       \
+        int o = i % spatial, r = (i / spatial) % (C * taps), n = i / (spatial * C * taps);                     \
+        int ox = o % OW, oy = (o / OW) % OH, od = o / (OW * OH);                                               \
+        int kx = r % KW, ky = (r / KW) % KH, kd = (r / (KW * KH)) % KD, c = r / taps;                          \
+        int id = od * SD - PD + kd * DD, iy = oy * SY - PY + ky * DY, ix = ox * SX - PX + kx * DX;             \
+        T v = PAD;                                                                                             \
+        if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {                                     \
+            v = x[xOff + (((n * C + c) * D + id) * H + iy) * W + ix];                                          \
+        }                                                                                                      \
+        cols[cOff + i] = v;                                                                                    \
     }
-    cols[cOff + i] = v;
-}
+#define CK_NO_PARAMETER
+#define CK_PAD_PARAMETER , int pad
+CK_IM2COL(im2col3d, float, CK_NO_PARAMETER, 0.0f)
+CK_IM2COL(im2col3d_u16, ck_u16, CK_NO_PARAMETER, (ck_u16)0)
+CK_IM2COL(im2col3d_bytes, uchar, CK_PAD_PARAMETER, (uchar)pad)
 
 /* Max/average pooling over up to three spatial axes, one work-item per output; the first largest value
    wins (its flat input index goes to `indices` when hasIndices, spatial part column-major when asked).
