@@ -42,7 +42,7 @@ struct GPUHalfStorageTests {
     }
 
     /// Gemm (C broadcast, B transposed, alpha and beta), a batched MatMul with a shared right operand, a Conv with
-    /// bias (im2col + GEMM, padding and strides), unary
+    /// bias (im2col + GEMM, padding and strides), Softmax over a middle axis, LogSoftmax, LayerNormalization, unary
     /// operators of several op codes and broadcasting binary ones, every edge of a 16 x 16 tile crossed.
     static func graph(_ dtype: DType) throws -> Graph {
         func input(_ name: String, _ dims: [Int]) -> ValueInfo {
@@ -61,10 +61,16 @@ struct GPUHalfStorageTests {
             Node(
                 name: "leaky", opType: "LeakyRelu", inputs: ["a"], outputs: ["leaky"],
                 attributes: ["alpha": .float(0.1)]),
+            Node(
+                name: "softmax", opType: "Softmax", inputs: ["x"], outputs: ["softmax"], attributes: ["axis": .int(2)]),
+            Node(name: "logsoftmax", opType: "LogSoftmax", inputs: ["a"], outputs: ["logsoftmax"]),
+            Node(
+                name: "layernorm", opType: "LayerNormalization", inputs: ["a", "gamma", "beta"], outputs: ["layernorm"],
+                attributes: ["epsilon": .float(1e-3)]),
         ]
         nodes += unary.map { Node(name: $0, opType: $0, inputs: ["p"], outputs: [$0]) }
         nodes += binary.map { Node(name: $0, opType: $0, inputs: ["p", "q"], outputs: [$0]) }
-        let outputs = ["gemm", "matmul", "conv", "leaky"] + unary + binary
+        let outputs = ["gemm", "matmul", "conv", "leaky", "softmax", "logsoftmax", "layernorm"] + unary + binary
         return Graph(
             name: "narrow",
             inputs: [
@@ -78,6 +84,8 @@ struct GPUHalfStorageTests {
                 "q": try tensor(dtype, [3, 1], seed: 4, in: 0.25...2),
                 "filters": try tensor(dtype, [7, 5, 3, 3], seed: 8, in: -0.5...0.5),
                 "bias": try tensor(dtype, [7], seed: 9, in: -1...1),
+                "gamma": try tensor(dtype, [45], seed: 11, in: 0.5...1.5),
+                "beta": try tensor(dtype, [45], seed: 12, in: -0.5...0.5),
             ])
     }
 

@@ -113,14 +113,14 @@ public enum GPUKernelTable {
         add(
             ["Cast", "CastLike"], dtypes: [.float32, .int32, .int64, .bool, .float16, .bfloat16, .uint8, .int8],
             makeCast)
-        add(["Softmax", "LogSoftmax"], makeSoftmax)
+        add(["Softmax", "LogSoftmax"], dtypes: storages, narrowNative: true, makeSoftmax)
         // Quantized operators (8-bit data, float32 scales); other forms take the host fallback.
         add(["QuantizeLinear"], dtypes: [.float32], makeQuantize)
         add(["DequantizeLinear"], dtypes: [.int8, .uint8], makeDequantize)
         add(["MatMulInteger", "QLinearMatMul"], dtypes: [.int8, .uint8], makeIntegerMatMul)
         add(["ConvInteger", "QLinearConv"], dtypes: [.int8, .uint8], makeIntegerConv)
         add(["DynamicQuantizeLinear"], dtypes: [.float32], makeDynamicQuantize)
-        add(["LayerNormalization"], makeLayerNorm)
+        add(["LayerNormalization"], dtypes: storages, narrowNative: true, makeLayerNorm)
         add(["Conv"], dtypes: storages, narrowNative: true, makeConv)
         add(["MaxPool", "AveragePool", "LpPool"], makePool)
         add(["GlobalAveragePool", "GlobalMaxPool"], makeGlobalPool)
@@ -633,10 +633,12 @@ public enum GPUKernelTable {
         let outer = dims[..<min(axis, dims.count)].reduce(1, *)
         let n = node.step.opset < 13 ? dims[min(axis, dims.count)...].reduce(1, *) : (rank == 0 ? 1 : dims[axis])
         let inner = node.step.opset < 13 || rank == 0 ? 1 : dims[(axis + 1)...].reduce(1, *)
+        let storage = try Storage(node, backend, x, y)
         guard outer * inner > 0 && n > 0 else { return SequenceKernel(parts: []) }
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: storage.bytes),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: storage.bytes)
         return try backend.kernel(
-            "softmax_axis",
+            "softmax_axis" + storage.suffix,
             arguments: [
                 xb, xo, yb, yo, .int(Int32(outer)), .int(Int32(n)), .int(Int32(inner)),
                 .int(node.step.node.opType == "LogSoftmax" ? 1 : 0),
@@ -658,11 +660,19 @@ public enum GPUKernelTable {
                 node: node.step.node.displayName, detail: "broadcast scale or bias on the GPU")
         }
         let epsilon = try node.step.node.float("epsilon", default: 1e-5)
-        let (xb, xo) = try backend.arguments(for: x), (sb, so) = try backend.arguments(for: scale),
-            (yb, yo) = try backend.arguments(for: y)
-        let (bb, bo) = try backend.arguments(for: bias ?? scale)
+        let storage = try Storage(node, backend, [x, scale, y] + (bias.map { [$0] } ?? []))
+        // The optional mean and InvStdDev outputs (float32) come from the float32 kernels: a narrow node with them
+        // runs widened.
+        guard storage.bytes == 4 || node.outputs.count == 1 else {
+            throw unsupported(node, "LayerNormalization's statistics outputs on \(x.type.dtype)")
+        }
+        let bytes = storage.bytes
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: bytes),
+            (sb, so) = try backend.arguments(for: scale, elementBytes: bytes),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: bytes)
+        let (bb, bo) = try backend.arguments(for: bias ?? scale, elementBytes: bytes)
         let normalize = try backend.kernel(
-            "layernorm_rows",
+            "layernorm_rows" + storage.suffix,
             arguments: [
                 xb, xo, sb, so, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(rows)), .int(Int32(n)),
                 .float(epsilon),

@@ -111,45 +111,62 @@ KERNEL void batchnorm(GLOBAL const float *x, int xOff, GLOBAL const float *s, in
     y[yOff + i] = (x[xOff + i] - mean[mOff + c]) * a + b[bOff + c];
 }
 
-/* Softmax (or log-softmax) along an axis of n values `inner` apart, one work-item per (outer, inner) pair. */
-KERNEL void softmax_axis(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int outer, int n, int inner,
-                         int logarithm) {
-    int r = GID0;
-    if (r >= outer * inner) return;
-    int base = (r / inner) * n * inner + r % inner;
-    GLOBAL const float *xr = x + xOff + base;
-    GLOBAL float *yr = y + yOff + base;
-    float m = xr[0];
-    for (int i = 1; i < n; i++) m = fmax(m, xr[i * inner]);
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) sum += exp(xr[i * inner] - m);
-    for (int i = 0; i < n; i++) yr[i * inner] = logarithm ? xr[i * inner] - m - log(sum) : exp(xr[i * inner] - m) / sum;
-}
+/* Softmax / LogSoftmax along an axis: one work-item per (outer, inner) line of n values `inner` apart, over each
+   float storage type (float32 arithmetic; float16 and bfloat16 rounded once per output). */
+#define CK_SOFTMAX(name, T, LOAD, STORE)                                                                        \
+    KERNEL void name(GLOBAL const T *x, int xOff, GLOBAL T *y, int yOff, int outer, int n, int inner,            \
+                     int logarithm) {                                                                          \
+        int r = GID0;                                                                                          \
+        if (r >= outer * inner) return;                                                                        \
+        int base = (r / inner) * n * inner + r % inner;                                                        \
+        GLOBAL const T *xr = x + xOff + base;                                                                  \
+        GLOBAL T *yr = y + yOff + base;                                                                        \
+        float m = LOAD(xr[0]);                                                                                 \
+        for (int i = 1; i < n; i++) m = fmax(m, LOAD(xr[i * inner]));                                          \
+        float sum = 0.0f;                                                                                      \
+        for (int i = 0; i < n; i++) sum += exp(LOAD(xr[i * inner]) - m);                                       \
+        for (int i = 0; i < n; i++) {                                                                          \
+            float v = LOAD(xr[i * inner]);                                                                     \
+            yr[i * inner] = STORE(logarithm ? v - m - log(sum) : exp(v - m) / sum);                            \
+        }                                                                                                      \
+    }
+CK_SOFTMAX(softmax_axis, float, CK_LOAD_F32, CK_STORE_F32)
+CK_SOFTMAX(softmax_axis_f16, ck_u16, CK_LOAD_F16, CK_STORE_F16)
+CK_SOFTMAX(softmax_axis_bf16, ck_u16, CK_LOAD_BF16, CK_STORE_BF16)
 
 /* The mean of n contiguous values, and the sum of their squared deviations from it in *var (two passes). */
-DEVICE float row_moments(GLOBAL const float *xr, int n, float *var) {
-    float mean = 0.0f;
-    for (int i = 0; i < n; i++) mean += xr[i];
-    mean /= n;
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) sum += (xr[i] - mean) * (xr[i] - mean);
-    *var = sum;
-    return mean;
-}
-
-/* One work-item per row: (x - mean) / sqrt(var + eps) * scale + bias over n contiguous values. */
-KERNEL void layernorm_rows(GLOBAL const float *x, int xOff, GLOBAL const float *s, int sOff, GLOBAL const float *b,
-                           int bOff, int hasBias, GLOBAL float *y, int yOff, int rows, int n, float epsilon) {
-    int r = GID0;
-    if (r >= rows) return;
-    GLOBAL const float *xr = x + xOff + r * n;
-    float var, mean = row_moments(xr, n, &var);
-    float inv = 1.0f / sqrt(var / n + epsilon);
-    for (int i = 0; i < n; i++) {
-        float v = (xr[i] - mean) * inv * s[sOff + i];
-        y[yOff + r * n + i] = hasBias ? v + b[bOff + i] : v;
+#define CK_ROW_MOMENTS(name, T, LOAD)                                                                           \
+    DEVICE float name(GLOBAL const T *xr, int n, float *var) {                                                 \
+        float mean = 0.0f;                                                                                     \
+        for (int i = 0; i < n; i++) mean += LOAD(xr[i]);                                                       \
+        mean /= n;                                                                                             \
+        float sum = 0.0f;                                                                                      \
+        for (int i = 0; i < n; i++) sum += (LOAD(xr[i]) - mean) * (LOAD(xr[i]) - mean);                        \
+        *var = sum;                                                                                            \
+        return mean;                                                                                           \
     }
-}
+CK_ROW_MOMENTS(row_moments, float, CK_LOAD_F32)
+CK_ROW_MOMENTS(row_moments_f16, ck_u16, CK_LOAD_F16)
+CK_ROW_MOMENTS(row_moments_bf16, ck_u16, CK_LOAD_BF16)
+
+/* One work-item per row: (x - mean) / sqrt(var + eps) * scale + bias over n contiguous values, over each float
+   storage type (x, scale, bias and y of one type). */
+#define CK_LAYERNORM(name, T, LOAD, STORE, MOMENTS)                                                             \
+    KERNEL void name(GLOBAL const T *x, int xOff, GLOBAL const T *s, int sOff, GLOBAL const T *b, int bOff,      \
+                     int hasBias, GLOBAL T *y, int yOff, int rows, int n, float epsilon) {                      \
+        int r = GID0;                                                                                          \
+        if (r >= rows) return;                                                                                 \
+        GLOBAL const T *xr = x + xOff + r * n;                                                                 \
+        float var, mean = MOMENTS(xr, n, &var);                                                                \
+        float inv = 1.0f / sqrt(var / n + epsilon);                                                            \
+        for (int i = 0; i < n; i++) {                                                                          \
+            float v = (LOAD(xr[i]) - mean) * inv * LOAD(s[sOff + i]);                                          \
+            y[yOff + r * n + i] = STORE(hasBias ? v + LOAD(b[bOff + i]) : v);                                  \
+        }                                                                                                      \
+    }
+CK_LAYERNORM(layernorm_rows, float, CK_LOAD_F32, CK_STORE_F32, row_moments)
+CK_LAYERNORM(layernorm_rows_f16, ck_u16, CK_LOAD_F16, CK_STORE_F16, row_moments_f16)
+CK_LAYERNORM(layernorm_rows_bf16, ck_u16, CK_LOAD_BF16, CK_STORE_BF16, row_moments_bf16)
 
 /* LayerNormalization's optional outputs: per-row mean and 1/sqrt(var + epsilon), as layernorm_rows. */
 KERNEL void layernorm_stats(GLOBAL const float *x, int xOff, GLOBAL float *meanOut, int mOff, GLOBAL float *invOut,
