@@ -19,6 +19,32 @@ enum GPUTestDevices {
         case .cpu: nil
         }
     }
+
+    /// Each GPU device opened twice, with `first` and `second` over the process's environment (a nil value removes
+    /// the variable), for comparing two ways of running the same model.
+    static func pairs(_ first: [String: String?], _ second: [String: String?]) -> [(any Backend, any Backend)] {
+        func environment(_ changes: [String: String?]) -> [String: String] {
+            var result = ProcessEnvironment.variables
+            for (key, value) in changes { result[key] = value }
+            return result
+        }
+        let (a, b) = (environment(first), environment(second))
+        return GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).compactMap { id in
+            switch id.kind {
+            case .cuda:
+                guard let x = try? CUDABackend(index: id.index, environment: a),
+                    let y = try? CUDABackend(index: id.index, environment: b)
+                else { return nil }
+                return (x, y)
+            case .opencl:
+                guard let x = try? OpenCLBackend(index: id.index, environment: a),
+                    let y = try? OpenCLBackend(index: id.index, environment: b)
+                else { return nil }
+                return (x, y)
+            case .cpu: return nil
+            }
+        }
+    }
 }
 
 /// Every GPU kernel against the CPU backend on fresh random inputs, and whole models end to end, on every GPU

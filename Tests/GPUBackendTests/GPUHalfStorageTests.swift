@@ -12,33 +12,14 @@ import Testing
 /// once to the narrow type; and within two narrow steps of the CPU. Runs on every GPU device present.
 @Suite(.enabled(if: !GPUTestDevices.all.isEmpty, "no GPU device (install pocl-opencl-icd for OpenCL)"))
 struct GPUHalfStorageTests {
-    /// Each GPU device twice: with the narrow kernels (the default) and with every narrow node widened.
+    /// Each GPU device twice: with the narrow kernels (forced on, as PoCL's CPU device does not default to them)
+    /// and with every narrow node widened; convolutions as im2col + GEMM both ways (the narrow ones have no direct
+    /// kernel of their own).
     static func devicePairs() -> [(native: any Backend, widened: any Backend)] {
-        GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).compactMap { id in
-            // Convolutions as im2col + GEMM both ways (the narrow ones have no direct kernel of their own).
-            let widened = ProcessEnvironment.variables.merging([
-                "INFERENCE_GPU_HALF": "0", "INFERENCE_GPU_CONV": "gemm",
-            ]) {
-                $1
-            }
-            let native = ProcessEnvironment.variables.merging(["INFERENCE_GPU_HALF": "1", "INFERENCE_GPU_CONV": "gemm"])
-            {
-                $1
-            }
-            switch id.kind {
-            case .cuda:
-                guard let a = try? CUDABackend(index: id.index, environment: native),
-                    let b = try? CUDABackend(index: id.index, environment: widened)
-                else { return nil }
-                return (a, b)
-            case .opencl:
-                guard let a = try? OpenCLBackend(index: id.index, environment: native),
-                    let b = try? OpenCLBackend(index: id.index, environment: widened)
-                else { return nil }
-                return (a, b)
-            case .cpu: return nil
-            }
-        }
+        GPUTestDevices.pairs(
+            ["INFERENCE_GPU_HALF": "1", "INFERENCE_GPU_CONV": "gemm"],
+            ["INFERENCE_GPU_HALF": "0", "INFERENCE_GPU_CONV": "gemm"]
+        ).map { (native: $0.0, widened: $0.1) }
     }
 
     /// Gemm (C broadcast, B transposed, alpha and beta), a batched MatMul with a shared right operand, a Conv with

@@ -15,23 +15,8 @@ import Testing
 struct GPUIntegerGemmTests {
     /// Each GPU device with the default integer convolution (the GEMM) and with the direct kernel.
     static func devicePairs() -> [(gemm: any Backend, direct: any Backend)] {
-        GPUDiscovery.acceleratorIDs(in: GPUDiscovery.probe()).compactMap { id in
-            let direct = ProcessEnvironment.variables.merging(["INFERENCE_GPU_CONV": "direct"]) { $1 }
-            let gemm = ProcessEnvironment.variables.filter { $0.key != "INFERENCE_GPU_CONV" }
-            switch id.kind {
-            case .cuda:
-                guard let a = try? CUDABackend(index: id.index, environment: gemm),
-                    let b = try? CUDABackend(index: id.index, environment: direct)
-                else { return nil }
-                return (a, b)
-            case .opencl:
-                guard let a = try? OpenCLBackend(index: id.index, environment: gemm),
-                    let b = try? OpenCLBackend(index: id.index, environment: direct)
-                else { return nil }
-                return (a, b)
-            case .cpu: return nil
-            }
-        }
+        GPUTestDevices.pairs(["INFERENCE_GPU_CONV": nil], ["INFERENCE_GPU_CONV": "direct"])
+            .map { (gemm: $0.0, direct: $0.1) }
     }
 
     /// Seeded bytes of `dtype` (int8 or uint8) covering the whole range, ends included.

@@ -31,40 +31,15 @@ KERNEL void quantize_8(GLOBAL const float *x, int xOff, GLOBAL const float *scal
     q = (q >= lo) ? (q > hi ? hi : q) : lo;
     y[yOff + i] = (uchar)((int)q & 255);
 }
-/* MatMulInteger / QLinearMatMul: A [rows x k] bytes times B [k x n] bytes, exact int32 sums (wrapping);
-   A's zero point per tensor, B's per tensor or per column (bzCount 1 or n, 0 when absent). With
-   `requantize`: y = saturate(rint(sum * a_scale * b_scale / y_scale) + y_zero) as bytes. */
-KERNEL void matmul_integer(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL const uchar *b, int bOff,
-                           int bSigned, GLOBAL const uchar *az, int azOff, int hasAz, GLOBAL const uchar *bz,
-                           int bzOff, int bzCount, GLOBAL int *y, int yOff, int rows, int n, int k) {
-    int col = GID0, row = GID1;
-    if (col >= n || row >= rows) return;
-    int za = hasAz != 0 ? ck_byte(az, azOff, aSigned) : 0;
-    int zb = bzCount > 0 ? ck_byte(bz, bzOff + (bzCount > 1 ? col : 0), bSigned) : 0;
-    ck_u32 acc = 0u;
-    for (int t = 0; t < k; t++) {
-        acc += (ck_u32)((ck_byte(a, aOff + row * k + t, aSigned) - za) * (ck_byte(b, bOff + t * n + col, bSigned) - zb));
-    }
-    y[yOff + row * n + col] = (int)acc;
-}
-KERNEL void qlinear_matmul(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL const float *as, int asOff,
-                           GLOBAL const uchar *az, int azOff, GLOBAL const uchar *b, int bOff, int bSigned,
-                           GLOBAL const float *bs, int bsOff, int bsCount, GLOBAL const uchar *bz, int bzOff,
-                           int bzCount, GLOBAL const float *ys, int ysOff, GLOBAL const uchar *yz, int yzOff,
-                           int ySigned, GLOBAL uchar *y, int yOff, int rows, int n, int k) {
-    int col = GID0, row = GID1;
-    if (col >= n || row >= rows) return;
-    int za = ck_byte(az, azOff, aSigned);
-    int zb = ck_byte(bz, bzOff + (bzCount > 1 ? col : 0), bSigned);
-    ck_u32 acc = 0u;
-    for (int t = 0; t < k; t++) {
-        acc += (ck_u32)((ck_byte(a, aOff + row * k + t, aSigned) - za) * (ck_byte(b, bOff + t * n + col, bSigned) - zb));
-    }
-    float m = (as[asOff] * bs[bsOff + (bsCount > 1 ? col : 0)]) / ys[ysOff];
+/* An int32 sum requantized to a byte: saturate(rint(sum · m) + zero) for an int8 (ySigned) or uint8 output;
+   `relu` (a Relu planned into the node) raises the low end to the zero point. As the CPU kernels do. */
+DEVICE uchar ck_requantize_byte(ck_u32 sum, float m, GLOBAL const uchar *yz, int yzOff, int ySigned, int relu) {
+    float zero = (float)ck_byte(yz, yzOff, ySigned);
     float lo = ySigned != 0 ? -128.0f : 0.0f, hi = ySigned != 0 ? 127.0f : 255.0f;
-    float q = rint((float)(int)acc * m) + (float)ck_byte(yz, yzOff, ySigned);
+    if (relu != 0 && zero > lo) lo = zero;
+    float q = rint((float)(int)sum * m) + zero;
     q = (q >= lo) ? (q > hi ? hi : q) : lo;
-    y[yOff + row * n + col] = (uchar)((int)q & 255);
+    return (uchar)((int)q & 255);
 }
 
 /* ConvInteger / QLinearConv (meta as conv3d): the exact int32 sum (wrapping, as the CPU's) of
@@ -96,8 +71,8 @@ KERNEL void conv_integer(GLOBAL const uchar *x, int xOff, int xSigned, GLOBAL co
     int zx = hasXz != 0 ? ck_byte(xz, xzOff, xSigned) : 0;
     y[yOff + i] = (int)conv_integer_sum(x, xOff, xSigned, zx, w, wOff, wSigned, wz, wzOff, wzCount, i, meta, &m);
 }
-/* QLinearConv: the sum plus the int32 bias of channel m, requantized as qlinear_matmul with the multiplier
-   (w_scale[m] · x_scale) / y_scale; `relu` (a Relu planned into the node) raises the low end to the zero point. */
+/* QLinearConv: the sum plus the int32 bias of channel m, requantized with the multiplier (w_scale[m] · x_scale) /
+   y_scale. */
 KERNEL void qlinear_conv(GLOBAL const uchar *x, int xOff, int xSigned, GLOBAL const float *xs, int xsOff,
                          GLOBAL const uchar *xz, int xzOff, GLOBAL const uchar *w, int wOff, int wSigned,
                          GLOBAL const float *ws, int wsOff, int wsCount, GLOBAL const uchar *wz, int wzOff, int wzCount,
@@ -111,12 +86,7 @@ KERNEL void qlinear_conv(GLOBAL const uchar *x, int xOff, int xSigned, GLOBAL co
                                   i, meta, &m);
     if (hasBias != 0) acc += (ck_u32)bias[bOff + m];
     float mult = (ws[wsOff + (wsCount > 1 ? m : 0)] * xs[xsOff]) / ys[ysOff];
-    float zero = (float)ck_byte(yz, yzOff, ySigned);
-    float lo = ySigned != 0 ? -128.0f : 0.0f, hi = ySigned != 0 ? 127.0f : 255.0f;
-    if (relu != 0 && zero > lo) lo = zero;
-    float q = rint((float)(int)acc * mult) + zero;
-    q = (q >= lo) ? (q > hi ? hi : q) : lo;
-    y[yOff + i] = (uchar)((int)q & 255);
+    y[yOff + i] = ck_requantize_byte(acc, mult, yz, yzOff, ySigned, relu);
 }
 
 /* The integer GEMM of MatMulInteger, QLinearMatMul and (as im2col + GEMM) ConvInteger and QLinearConv, in the
@@ -129,8 +99,8 @@ KERNEL void qlinear_conv(GLOBAL const uchar *x, int xOff, int xSigned, GLOBAL co
    row's and column's bytes (formed once per packed int, when staged) for the zero points:
    sum (a' - za')(b' - zb') = sum a'b' - zb' sum a' - za' sum b' + k za' zb', in wrapping 32-bit arithmetic: the
    CPU's exact int32 sums, bit for bit. mode 0 stores the sum to y32; mode 1 adds an int32 bias (biasMode 1 per row,
-   2 per column) and requantizes like qlinear_matmul and qlinear_conv to bytes y8: saturate(rint(sum · (as · bs) /
-   ys) + yz), as per row or tensor, bs per column or tensor; `relu` raises the low end to yz. */
+   2 per column) and requantizes (ck_requantize_byte) to bytes y8: saturate(rint(sum · (as · bs) / ys) + yz), as
+   per row or tensor, bs per column or tensor; `relu` raises the low end to yz. */
 #ifdef __OPENCL_VERSION__
 DEVICE ck_u32 ck_dot4(int a, int b, ck_u32 acc) {
     char4 x = as_char4(a), y = as_char4(b);
@@ -207,12 +177,7 @@ KERNEL void integer_gemm(GLOBAL const uchar *a, int aOff, int aSigned, GLOBAL co
     }
     if (biasMode != 0) sum += (ck_u32)bias[biasOff + (biasMode == 1 ? i : j)];
     float m = (as[asOff + (asCount > 1 ? i : 0)] * bs[bsOff + (bsCount > 1 ? j : 0)]) / ys[ysOff];
-    float zero = (float)ck_byte(yz, yzOff, ySigned);
-    float lo = ySigned != 0 ? -128.0f : 0.0f, hi = ySigned != 0 ? 127.0f : 255.0f;
-    if (relu != 0 && zero > lo) lo = zero;
-    float q = rint((float)(int)sum * m) + zero;
-    q = (q >= lo) ? (q > hi ? hi : q) : lo;
-    y8[y8Off + out] = (uchar)((int)q & 255);
+    y8[y8Off + out] = ck_requantize_byte(sum, m, yz, yzOff, ySigned, relu);
 }
 /* DynamicQuantizeLinear in three launches: minmax_chunks gives each work-item's [min, max] over `chunk`
    elements of x (from 0, NaN skipped); dynamic_quantize_parameters reduces them on one work-item into
