@@ -23,7 +23,8 @@ struct GPUHalfStorageTests {
     }
 
     /// Gemm (C broadcast, B transposed, alpha and beta), a batched MatMul with a shared right operand, a Conv with
-    /// bias (im2col + GEMM, padding and strides), Softmax over a middle axis, LogSoftmax, LayerNormalization, unary
+    /// bias (im2col + GEMM, padding and strides), Softmax over a middle axis, LogSoftmax, LayerNormalization, max pooling
+    /// (with its indices), average and global pooling, BatchNormalization, unary
     /// operators of several op codes and broadcasting binary ones, every edge of a 16 x 16 tile crossed.
     static func graph(_ dtype: DType) throws -> Graph {
         func input(_ name: String, _ dims: [Int]) -> ValueInfo {
@@ -46,12 +47,24 @@ struct GPUHalfStorageTests {
                 name: "softmax", opType: "Softmax", inputs: ["x"], outputs: ["softmax"], attributes: ["axis": .int(2)]),
             Node(name: "logsoftmax", opType: "LogSoftmax", inputs: ["a"], outputs: ["logsoftmax"]),
             Node(
+                name: "maxpool", opType: "MaxPool", inputs: ["image"], outputs: ["maxpool", "argmax"],
+                attributes: ["kernel_shape": .ints([3, 2]), "strides": .ints([2, 2]), "pads": .ints([1, 0, 1, 1])]),
+            Node(
+                name: "averagepool", opType: "AveragePool", inputs: ["image"], outputs: ["averagepool"],
+                attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["image"], outputs: ["gap"]),
+            Node(
+                name: "batchnorm", opType: "BatchNormalization",
+                inputs: ["image", "bnScale", "bnBias", "bnMean", "bnVar"], outputs: ["batchnorm"]),
+            Node(
                 name: "layernorm", opType: "LayerNormalization", inputs: ["a", "gamma", "beta"], outputs: ["layernorm"],
                 attributes: ["epsilon": .float(1e-3)]),
         ]
         nodes += unary.map { Node(name: $0, opType: $0, inputs: ["p"], outputs: [$0]) }
         nodes += binary.map { Node(name: $0, opType: $0, inputs: ["p", "q"], outputs: [$0]) }
-        let outputs = ["gemm", "matmul", "conv", "leaky", "softmax", "logsoftmax", "layernorm"] + unary + binary
+        let outputs =
+            ["gemm", "matmul", "conv", "leaky", "softmax", "maxpool", "averagepool", "gap", "batchnorm", "logsoftmax"]
+            + ["layernorm"] + unary + binary
         return Graph(
             name: "narrow",
             inputs: [
@@ -66,6 +79,10 @@ struct GPUHalfStorageTests {
                 "filters": try tensor(dtype, [7, 5, 3, 3], seed: 8, in: -0.5...0.5),
                 "bias": try tensor(dtype, [7], seed: 9, in: -1...1),
                 "gamma": try tensor(dtype, [45], seed: 11, in: 0.5...1.5),
+                "bnScale": try tensor(dtype, [5], seed: 13, in: 0.5...1.5),
+                "bnBias": try tensor(dtype, [5], seed: 14, in: -0.5...0.5),
+                "bnMean": try tensor(dtype, [5], seed: 15, in: -0.5...0.5),
+                "bnVar": try tensor(dtype, [5], seed: 16, in: 0.25...2),
                 "beta": try tensor(dtype, [45], seed: 12, in: -0.5...0.5),
             ])
     }

@@ -195,13 +195,15 @@ extension GPUKernelTable {
         if a.opType == "LpPool", !(1...64).contains(meta[meta.count - 1]) {
             throw RuntimeError.invalidNode(node: a.displayName, detail: "p must be between 1 and 64")
         }
+        let storage = try Storage(node, backend, x, y)
         let count = y.type.shape.elementCount
         guard count > 0 else { return SequenceKernel(parts: []) }
         let (metaArgument, metaKeep) = try backend.metadata(meta.map { Int32($0) })
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
-        let (ib, io) = try backend.arguments(for: indices ?? y, elementBytes: indices == nil ? 4 : 8)
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: storage.bytes),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: storage.bytes)
+        let (ib, io) = try backend.arguments(for: indices ?? y, elementBytes: indices == nil ? storage.bytes : 8)
         return try backend.kernel(
-            "pool3d",
+            "pool3d" + storage.suffix,
             arguments: [xb, xo, yb, yo, ib, io, .int(indices == nil ? 0 : 1), .int(Int32(count)), metaArgument],
             global: [count], retained: [metaKeep])
     }
@@ -211,9 +213,11 @@ extension GPUKernelTable {
         let y = try firstOutput(node)
         let planes = x.type.shape[0] * x.type.shape[1]
         let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        let storage = try Storage(node, backend, x, y)
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: storage.bytes),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: storage.bytes)
         return try backend.kernel(
-            "global_pool",
+            "global_pool" + storage.suffix,
             arguments: [
                 xb, xo, yb, yo, .int(Int32(planes)), .int(Int32(spatial)),
                 .int(node.step.node.opType == "GlobalMaxPool" ? 1 : 0),
@@ -226,9 +230,13 @@ extension GPUKernelTable {
             throw RuntimeError.unsupportedAttribute(node: node.step.node.displayName, detail: "training mode")
         }
         let x = try node.inputs[0].unwrap(node, "X")
-        let parameters = try (1...4).map { try backend.arguments(for: node.inputs[$0].unwrap(node, "parameter \($0)")) }
+        let values = try (1...4).map { try node.inputs[$0].unwrap(node, "parameter \($0)") }
         let y = try firstOutput(node)
-        let (xb, xo) = try backend.arguments(for: x), (yb, yo) = try backend.arguments(for: y)
+        // float16 x with float32 statistics (as converters keep them) is not one storage type: it runs widened.
+        let storage = try Storage(node, backend, [x, y] + values)
+        let parameters = try values.map { try backend.arguments(for: $0, elementBytes: storage.bytes) }
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: storage.bytes),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: storage.bytes)
         let count = y.type.shape.elementCount
         let channels = x.type.shape[1]
         let spatial = x.type.shape.dimensions.dropFirst(2).reduce(1, *)
@@ -236,7 +244,7 @@ extension GPUKernelTable {
         var arguments: [KernelArgument] = [xb, xo]
         for (buffer, offset) in parameters { arguments += [buffer, offset] }
         arguments += [yb, yo, .int(Int32(count)), .int(Int32(channels)), .int(Int32(spatial)), .float(epsilon)]
-        return try backend.kernel("batchnorm", arguments: arguments, global: [count])
+        return try backend.kernel("batchnorm" + storage.suffix, arguments: arguments, global: [count])
     }
 }
 

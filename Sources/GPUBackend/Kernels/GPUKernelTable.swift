@@ -122,9 +122,9 @@ public enum GPUKernelTable {
         add(["DynamicQuantizeLinear"], dtypes: [.float32], makeDynamicQuantize)
         add(["LayerNormalization"], dtypes: storages, narrowNative: true, makeLayerNorm)
         add(["Conv"], dtypes: storages, narrowNative: true, makeConv)
-        add(["MaxPool", "AveragePool", "LpPool"], makePool)
-        add(["GlobalAveragePool", "GlobalMaxPool"], makeGlobalPool)
-        add(["BatchNormalization"], makeBatchNorm)
+        add(["MaxPool", "AveragePool", "LpPool"], dtypes: storages, narrowNative: true, makePool)
+        add(["GlobalAveragePool", "GlobalMaxPool"], dtypes: storages, narrowNative: true, makeGlobalPool)
+        add(["BatchNormalization"], dtypes: storages, narrowNative: true, makeBatchNorm)
         add(["LSTM", "GRU"], makeRecurrent)
         // If reads its condition back and runs a branch session on the same device.
         table.append(KernelRegistration("If", dtypes: [.bool]) { try IfKernel(node: $0, backend: $1) })

@@ -49,67 +49,86 @@ CK_IM2COL(im2col3d_bytes, uchar, CK_PAD_PARAMETER, (uchar)pad)
 /* Max/average pooling over up to three spatial axes, one work-item per output; the first largest value
    wins (its flat input index goes to `indices` when hasIndices, spatial part column-major when asked).
    meta: [D, H, W, OD, OH, OW, KD, KH, KW, SD, SY, SX, DD, DY, DX, PD, PY, PX, PED, PEY, PEX, isMax,
-   includePad, columnMajor]. */
-KERNEL void pool3d(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, GLOBAL long *indices, int iOff,
-                   int hasIndices, int count, GLOBAL const int *meta) {
-    int i = GID0;
-    if (i >= count) return;
-    int D = meta[0], H = meta[1], W = meta[2], OD = meta[3], OH = meta[4], OW = meta[5];
-    int KD = meta[6], KH = meta[7], KW = meta[8], SD = meta[9], SY = meta[10], SX = meta[11];
-    int DD = meta[12], DY = meta[13], DX = meta[14], PD = meta[15], PY = meta[16], PX = meta[17];
-    int PED = meta[18], PEY = meta[19], PEX = meta[20], isMax = meta[21], includePad = meta[22];
-    int ox = i % OW, oy = (i / OW) % OH, od = (i / (OW * OH)) % OD, p = i / (OW * OH * OD);
-    GLOBAL const float *xp = x + xOff + p * D * H * W;
-    float best = -INFINITY, sum = 0.0f;
-    int valid = 0, padded = 0, bestAt = -1;
-    for (int kd = 0; kd < KD; kd++) {
-        int id = od * SD - PD + kd * DD;
-        for (int ky = 0; ky < KH; ky++) {
-            int iy = oy * SY - PY + ky * DY;
-            for (int kx = 0; kx < KW; kx++) {
-                int ix = ox * SX - PX + kx * DX;
-                if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
-                    int at = (id * H + iy) * W + ix;
-                    float v = xp[at];
-                    if (v > best || bestAt < 0) { best = v; bestAt = at; }
-                    sum += meta[24] ? pow(fabs(v), (float)meta[24]) : v;
-                    valid++;
-                } else if (id >= -PD && id < D + PED && iy >= -PY && iy < H + PEY && ix >= -PX && ix < W + PEX) {
-                    padded++;
-                }
-            }
-        }
+   includePad, columnMajor, p]. Over each float storage type (float32 arithmetic, one rounding per output). */
+#define CK_POOL3D(name, T, LOAD, STORE)                                                                         \
+    KERNEL void name(GLOBAL const T *x, int xOff, GLOBAL T *y, int yOff, GLOBAL long *indices, int iOff,        \
+                     int hasIndices, int count, GLOBAL const int *meta) {                                      \
+        int i = GID0;                                                                                          \
+        if (i >= count) return;                                                                                \
+        int D = meta[0], H = meta[1], W = meta[2], OD = meta[3], OH = meta[4], OW = meta[5];                   \
+        int KD = meta[6], KH = meta[7], KW = meta[8], SD = meta[9], SY = meta[10], SX = meta[11];              \
+        int DD = meta[12], DY = meta[13], DX = meta[14], PD = meta[15], PY = meta[16], PX = meta[17];          \
+        int PED = meta[18], PEY = meta[19], PEX = meta[20], isMax = meta[21], includePad = meta[22];           \
+        int ox = i % OW, oy = (i / OW) % OH, od = (i / (OW * OH)) % OD, p = i / (OW * OH * OD);                \
+        GLOBAL const T *xp = x + xOff + p * D * H * W;                                                         \
+        float best = -INFINITY, sum = 0.0f;                                                                    \
+        int valid = 0, padded = 0, bestAt = -1;                                                                \
+        for (int kd = 0; kd < KD; kd++) {                                                                      \
+            int id = od * SD - PD + kd * DD;                                                                   \
+            for (int ky = 0; ky < KH; ky++) {                                                                  \
+                int iy = oy * SY - PY + ky * DY;                                                               \
+                for (int kx = 0; kx < KW; kx++) {                                                              \
+                    int ix = ox * SX - PX + kx * DX;                                                           \
+                    if (id >= 0 && id < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {                        \
+                        int at = (id * H + iy) * W + ix;                                                       \
+                        float v = LOAD(xp[at]);                                                                \
+                        if (v > best || bestAt < 0) { best = v; bestAt = at; }                                 \
+                        sum += meta[24] ? pow(fabs(v), (float)meta[24]) : v;                                   \
+                        valid++;                                                                               \
+                    } else if (id >= -PD && id < D + PED && iy >= -PY && iy < H + PEY && ix >= -PX &&          \
+                               ix < W + PEX) {                                                                 \
+                        padded++;                                                                              \
+                    }                                                                                          \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+        int divisor = includePad ? valid + padded : valid;                                                     \
+        /* meta[24] > 0: LpPool of that p, (sum of |v|^p)^(1/p) over the window (padding adds nothing). */     \
+        y[yOff + i] = STORE(meta[24] ? pow(sum, 1.0f / (float)meta[24])                                        \
+                                     : (isMax ? best : (divisor > 0 ? sum / divisor : 0.0f)));                 \
+        if (hasIndices) {                                                                                      \
+            int at = bestAt < 0 ? 0 : bestAt;                                                                  \
+            if (meta[23]) at = at / (W * H) + ((at / W) % H) * D + (at % W) * D * H;                           \
+            indices[iOff + i] = (long)p * D * H * W + at;                                                      \
+        }                                                                                                      \
     }
-    int divisor = includePad ? valid + padded : valid;
-    /* meta[24] > 0: LpPool of that p, (sum of |v|^p)^(1/p) over the window (padding adds nothing). */
-    y[yOff + i] = meta[24] ? pow(sum, 1.0f / (float)meta[24]) : (isMax ? best : (divisor > 0 ? sum / divisor : 0.0f));
-    if (hasIndices) {
-        int at = bestAt < 0 ? 0 : bestAt;
-        if (meta[23]) at = at / (W * H) + ((at / W) % H) * D + (at % W) * D * H;
-        indices[iOff + i] = (long)p * D * H * W + at;
+CK_POOL3D(pool3d, float, CK_LOAD_F32, CK_STORE_F32)
+CK_POOL3D(pool3d_f16, ck_u16, CK_LOAD_F16, CK_STORE_F16)
+CK_POOL3D(pool3d_bf16, ck_u16, CK_LOAD_BF16, CK_STORE_BF16)
+
+/* One work-item per (n, c) plane: global average or max over `spatial` values, over each float storage type. */
+#define CK_GLOBAL_POOL(name, T, LOAD, STORE)                                                                    \
+    KERNEL void name(GLOBAL const T *x, int xOff, GLOBAL T *y, int yOff, int planes, int spatial, int isMax) { \
+        int p = GID0;                                                                                          \
+        if (p >= planes) return;                                                                               \
+        GLOBAL const T *xp = x + xOff + p * spatial;                                                           \
+        float best = -INFINITY, sum = 0.0f;                                                                    \
+        for (int i = 0; i < spatial; i++) {                                                                    \
+            float v = LOAD(xp[i]);                                                                             \
+            best = fmax(best, v);                                                                              \
+            sum += v;                                                                                          \
+        }                                                                                                      \
+        y[yOff + p] = STORE(isMax ? best : sum / spatial);                                                     \
     }
-}
+CK_GLOBAL_POOL(global_pool, float, CK_LOAD_F32, CK_STORE_F32)
+CK_GLOBAL_POOL(global_pool_f16, ck_u16, CK_LOAD_F16, CK_STORE_F16)
+CK_GLOBAL_POOL(global_pool_bf16, ck_u16, CK_LOAD_BF16, CK_STORE_BF16)
 
-/* One work-item per (n, c) plane: global average or max over `spatial` values. */
-KERNEL void global_pool(GLOBAL const float *x, int xOff, GLOBAL float *y, int yOff, int planes, int spatial, int isMax) {
-    int p = GID0;
-    if (p >= planes) return;
-    GLOBAL const float *xp = x + xOff + p * spatial;
-    float best = -INFINITY, sum = 0.0f;
-    for (int i = 0; i < spatial; i++) { best = fmax(best, xp[i]); sum += xp[i]; }
-    y[yOff + p] = isMax ? best : sum / spatial;
-}
-
-/* Inference batch normalization, one work-item per element; per-channel tensors at sOff..vOff. */
-KERNEL void batchnorm(GLOBAL const float *x, int xOff, GLOBAL const float *s, int sOff, GLOBAL const float *b, int bOff,
-                      GLOBAL const float *mean, int mOff, GLOBAL const float *var, int vOff, GLOBAL float *y, int yOff,
-                      int count, int channels, int spatial, float epsilon) {
-    int i = GID0;
-    if (i >= count) return;
-    int c = (i / spatial) % channels;
-    float a = s[sOff + c] / sqrt(var[vOff + c] + epsilon);
-    y[yOff + i] = (x[xOff + i] - mean[mOff + c]) * a + b[bOff + c];
-}
+/* Inference batch normalization, one work-item per element; per-channel tensors at sOff..vOff; x, the parameters
+   and y of one float storage type. */
+#define CK_BATCHNORM(name, T, LOAD, STORE)                                                                      \
+    KERNEL void name(GLOBAL const T *x, int xOff, GLOBAL const T *s, int sOff, GLOBAL const T *b, int bOff,      \
+                     GLOBAL const T *mean, int mOff, GLOBAL const T *var, int vOff, GLOBAL T *y, int yOff,      \
+                     int count, int channels, int spatial, float epsilon) {                                    \
+        int i = GID0;                                                                                          \
+        if (i >= count) return;                                                                                \
+        int c = (i / spatial) % channels;                                                                      \
+        float a = LOAD(s[sOff + c]) / sqrt(LOAD(var[vOff + c]) + epsilon);                                     \
+        y[yOff + i] = STORE((LOAD(x[xOff + i]) - LOAD(mean[mOff + c])) * a + LOAD(b[bOff + c]));               \
+    }
+CK_BATCHNORM(batchnorm, float, CK_LOAD_F32, CK_STORE_F32)
+CK_BATCHNORM(batchnorm_f16, ck_u16, CK_LOAD_F16, CK_STORE_F16)
+CK_BATCHNORM(batchnorm_bf16, ck_u16, CK_LOAD_BF16, CK_STORE_BF16)
 
 /* Softmax / LogSoftmax along an axis: one work-item per (outer, inner) line of n values `inner` apart, over each
    float storage type (float32 arithmetic; float16 and bfloat16 rounded once per output). */
