@@ -23,7 +23,7 @@ struct GPUHalfStorageTests {
     }
 
     /// Gemm (C broadcast, B transposed, alpha and beta), a batched MatMul with a shared right operand, a Conv with
-    /// bias (im2col + GEMM, padding and strides), Softmax over a middle axis, LogSoftmax, LayerNormalization, max pooling
+    /// bias (im2col + GEMM, padding and strides), a depthwise Conv (the direct kernel), Softmax over a middle axis, LogSoftmax, LayerNormalization, max pooling
     /// (with its indices), average and global pooling, BatchNormalization, unary
     /// operators of several op codes and broadcasting binary ones, every edge of a 16 x 16 tile crossed.
     static func graph(_ dtype: DType) throws -> Graph {
@@ -54,6 +54,9 @@ struct GPUHalfStorageTests {
                 attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])]),
             Node(name: "gap", opType: "GlobalAveragePool", inputs: ["image"], outputs: ["gap"]),
             Node(
+                name: "depthwise", opType: "Conv", inputs: ["image", "dwFilters", "dwBias"], outputs: ["depthwise"],
+                attributes: ["group": .int(5), "pads": .ints([1, 1, 1, 1]), "strides": .ints([1, 2])]),
+            Node(
                 name: "batchnorm", opType: "BatchNormalization",
                 inputs: ["image", "bnScale", "bnBias", "bnMean", "bnVar"], outputs: ["batchnorm"]),
             Node(
@@ -63,7 +66,8 @@ struct GPUHalfStorageTests {
         nodes += unary.map { Node(name: $0, opType: $0, inputs: ["p"], outputs: [$0]) }
         nodes += binary.map { Node(name: $0, opType: $0, inputs: ["p", "q"], outputs: [$0]) }
         let outputs =
-            ["gemm", "matmul", "conv", "leaky", "softmax", "maxpool", "averagepool", "gap", "batchnorm", "logsoftmax"]
+            ["gemm", "matmul", "conv", "depthwise", "leaky", "softmax", "maxpool", "averagepool", "gap", "batchnorm"]
+            + ["logsoftmax"]
             + ["layernorm"] + unary + binary
         return Graph(
             name: "narrow",
@@ -80,6 +84,8 @@ struct GPUHalfStorageTests {
                 "bias": try tensor(dtype, [7], seed: 9, in: -1...1),
                 "gamma": try tensor(dtype, [45], seed: 11, in: 0.5...1.5),
                 "bnScale": try tensor(dtype, [5], seed: 13, in: 0.5...1.5),
+                "dwFilters": try tensor(dtype, [5, 1, 3, 3], seed: 17, in: -0.5...0.5),
+                "dwBias": try tensor(dtype, [5], seed: 18, in: -1...1),
                 "bnBias": try tensor(dtype, [5], seed: 14, in: -0.5...0.5),
                 "bnMean": try tensor(dtype, [5], seed: 15, in: -0.5...0.5),
                 "bnVar": try tensor(dtype, [5], seed: 16, in: 0.25...2),

@@ -72,12 +72,9 @@ extension GPUKernelTable {
             return try convolutionAsGemm(
                 backend, node, geometry: g, x: x, w: w, bias: bias, y: y, storage: storage)
         }
-        // float16 and bfloat16 convolutions off the GEMM path run the float32 direct kernel between casts.
-        guard storage.bytes == 4 else {
-            throw unsupported(node, "a \(y.type.dtype) convolution on the direct kernel")
-        }
         return try convolutionLaunch(
-            backend, node, "conv3d", geometry: g, x: x, w: w, bias: bias, y: y, outChannels: w.type.shape[0])
+            backend, node, "conv3d" + storage.suffix, geometry: g, x: x, w: w, bias: bias, y: y,
+            outChannels: w.type.shape[0], elementBytes: storage.bytes)
     }
 
     /// A view of part of a float32 value: `shape` from element `offset` on.
@@ -158,7 +155,7 @@ extension GPUKernelTable {
     /// One conv3d / conv_transpose3d launch over a lifted geometry, after checking the groups.
     static func convolutionLaunch(
         _ backend: any GPUKernelHost, _ node: BoundNode, _ name: String, geometry g: ConvGeometry, x: BoundValue,
-        w: BoundValue, bias: BoundValue?, y: BoundValue, outChannels: Int
+        w: BoundValue, bias: BoundValue?, y: BoundValue, outChannels: Int, elementBytes: Int = 4
     ) throws -> any Kernel {
         let group = try node.step.node.int("group", default: 1)
         let channels = x.type.shape[1]
@@ -170,9 +167,10 @@ extension GPUKernelTable {
         guard count > 0 else { return SequenceKernel(parts: []) }
         let (metaArgument, metaKeep) = try backend.metadata(
             convolutionMeta(g, channels: channels, outChannels: outChannels, group: group).map { Int32($0) })
-        let (xb, xo) = try backend.arguments(for: x), (wb, wo) = try backend.arguments(for: w),
-            (yb, yo) = try backend.arguments(for: y)
-        let (bb, bo) = try backend.arguments(for: bias ?? w)
+        let (xb, xo) = try backend.arguments(for: x, elementBytes: elementBytes),
+            (wb, wo) = try backend.arguments(for: w, elementBytes: elementBytes),
+            (yb, yo) = try backend.arguments(for: y, elementBytes: elementBytes)
+        let (bb, bo) = try backend.arguments(for: bias ?? w, elementBytes: elementBytes)
         return try backend.kernel(
             name,
             arguments: [xb, xo, wb, wo, bb, bo, .int(bias == nil ? 0 : 1), yb, yo, .int(Int32(count)), metaArgument],

@@ -1,22 +1,27 @@
 /* Direct convolution over up to three spatial axes (1-D and 2-D run with unit leading axes), one work-item
    per output element (n, m, od, oy, ox); geometry in meta:
-   [C, D, H, W, M, OD, OH, OW, KD, KH, KW, SD, SY, SX, DD, DY, DX, PD, PY, PX, group]. */
-KERNEL void conv3d(GLOBAL const float *x, int xOff, GLOBAL const float *w, int wOff, GLOBAL const float *b, int bOff,
-                   int hasBias, GLOBAL float *y, int yOff, int count, GLOBAL const int *meta) {
-    int i = GID0;
-    if (i >= count) return;
-    CK_CONV_META(i);
-    int cg = C / G, mg = M / G, g = m / mg;
-    float acc = hasBias ? b[bOff + m] : 0.0f;
-    for (int c = 0; c < cg; c++) {
-        GLOBAL const float *xc = x + xOff + ((n * C) + g * cg + c) * D * H * W;
-        GLOBAL const float *wc = w + wOff + (m * cg + c) * KD * KH * KW;
-        CK_CONV_WINDOW_BEGIN
-        acc += xc[xi] * wc[wi];
-        CK_CONV_WINDOW_END
+   [C, D, H, W, M, OD, OH, OW, KD, KH, KW, SD, SY, SX, DD, DY, DX, PD, PY, PX, group]. Over each float storage
+   type (float32 sums from the bias on, one rounding per output). */
+#define CK_CONV3D(name, T, LOAD, STORE)                                                                         \
+    KERNEL void name(GLOBAL const T *x, int xOff, GLOBAL const T *w, int wOff, GLOBAL const T *b, int bOff,      \
+                     int hasBias, GLOBAL T *y, int yOff, int count, GLOBAL const int *meta) {                  \
+        int i = GID0;                                                                                          \
+        if (i >= count) return;                                                                                \
+        CK_CONV_META(i);                                                                                       \
+        int cg = C / G, mg = M / G, g = m / mg;                                                                \
+        float acc = hasBias ? LOAD(b[bOff + m]) : 0.0f;                                                        \
+        for (int c = 0; c < cg; c++) {                                                                         \
+            GLOBAL const T *xc = x + xOff + ((n * C) + g * cg + c) * D * H * W;                                \
+            GLOBAL const T *wc = w + wOff + (m * cg + c) * KD * KH * KW;                                       \
+            CK_CONV_WINDOW_BEGIN                                                                               \
+            acc += LOAD(xc[xi]) * LOAD(wc[wi]);                                                                \
+            CK_CONV_WINDOW_END                                                                                 \
+        }                                                                                                      \
+        y[yOff + i] = STORE(acc);                                                                              \
     }
-    y[yOff + i] = acc;
-}
+CK_CONV3D(conv3d, float, CK_LOAD_F32, CK_STORE_F32)
+CK_CONV3D(conv3d_f16, ck_u16, CK_LOAD_F16, CK_STORE_F16)
+CK_CONV3D(conv3d_bf16, ck_u16, CK_LOAD_BF16, CK_STORE_BF16)
 
 /* im2col for convolution as a GEMM (group 1): cols[n][(c, kd, ky, kx)][(od, oy, ox)] from x, PAD outside it
    (zero; for bytes the `pad` argument, the input's zero point), one work-item per column element; meta as conv3d.
