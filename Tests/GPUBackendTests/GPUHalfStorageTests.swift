@@ -170,4 +170,64 @@ struct GPUHalfStorageTests {
             #expect(got.shape == cpu.shape && difference <= 2.0 / 1024, "\(native.device): \(difference)")
         }
     }
+
+    /// What stays widened with the half kernels on: a dense convolution on the direct kernel (it would convert both
+    /// operands of every product), a LayerNormalization with its float32 statistics outputs, a BatchNormalization
+    /// whose statistics are float32 beside float16 data; a depthwise convolution on the direct kernel runs on half
+    /// storage. Either way the bytes are the widened path's.
+    @Test func denseDirectConvolutionsAndMixedNormalizationsRunWidened() throws {
+        let half = DType.float16
+        func input(_ name: String, _ dims: [Int]) -> ValueInfo {
+            ValueInfo(name: name, dtype: half, dimensions: dims.map { .fixed($0) })
+        }
+        let graph = Graph(
+            name: "widened",
+            inputs: [input("image", [2, 5, 9, 8]), input("a", [37, 45])],
+            outputs: ["dense", "depthwise", "batchnorm", "layernorm"].map {
+                ValueInfo(name: $0, dtype: half, dimensions: nil)
+            } + ["mean", "invstd"].map { ValueInfo(name: $0, dtype: .float32, dimensions: nil) },
+            nodes: [
+                Node(
+                    name: "dense", opType: "Conv", inputs: ["image", "filters"], outputs: ["dense"],
+                    attributes: ["pads": .ints([1, 1, 1, 1])]),
+                Node(
+                    name: "depthwise", opType: "Conv", inputs: ["image", "dwFilters"], outputs: ["depthwise"],
+                    attributes: ["group": .int(5)]),
+                Node(
+                    name: "batchnorm", opType: "BatchNormalization", inputs: ["image", "s", "b", "m", "v"],
+                    outputs: ["batchnorm"]),
+                Node(
+                    name: "layernorm", opType: "LayerNormalization", inputs: ["a", "gamma"],
+                    outputs: ["layernorm", "mean", "invstd"]),
+            ],
+            initializers: [
+                "filters": try Self.tensor(half, [4, 5, 3, 3], seed: 1, in: -0.5...0.5),
+                "dwFilters": try Self.tensor(half, [5, 1, 3, 3], seed: 2, in: -0.5...0.5),
+                "gamma": try Self.tensor(half, [45], seed: 3, in: 0.5...1.5),
+                "s": try Tensor(shape: [5], scalars: [Float](repeating: 1.25, count: 5)),
+                "b": try Tensor(shape: [5], scalars: [Float](repeating: -0.5, count: 5)),
+                "m": try Tensor(shape: [5], scalars: [Float](repeating: 0.125, count: 5)),
+                "v": try Tensor(shape: [5], scalars: [Float](repeating: 2, count: 5)),
+            ])
+        let feeds = [
+            NamedTensor(name: "image", tensor: try Self.tensor(half, [2, 5, 9, 8], seed: 4, in: -2...2)),
+            NamedTensor(name: "a", tensor: try Self.tensor(half, [37, 45], seed: 5, in: -2...2)),
+        ]
+        let pairs = GPUTestDevices.pairs(
+            ["INFERENCE_GPU_HALF": "1", "INFERENCE_GPU_CONV": "direct"],
+            ["INFERENCE_GPU_HALF": "0", "INFERENCE_GPU_CONV": "direct"])
+        for (native, widened) in pairs {
+            let session = try Session(graph: graph, backend: native, evaluator: CPUBackend(), hostFallback: false)
+            let kernels = Dictionary(
+                uniqueKeysWithValues: try session.prepare(feeds).steps.map { ($0.name, $0.implementation) })
+            for name in ["dense", "batchnorm", "layernorm"] {
+                #expect(kernels[name]?.contains("widened") == true, "\(name): \(kernels[name] ?? "-")")
+            }
+            #expect(kernels["depthwise"] == "kernel conv3d_f16", "\(kernels["depthwise"] ?? "-")")
+            let reference = try Session(graph: graph, backend: widened, evaluator: CPUBackend(), hostFallback: false)
+            for (got, want) in zip(try session.run(feeds).outputs, try reference.run(feeds).outputs) {
+                #expect(got.tensor.bitwiseEqual(want.tensor), "\(got.name) on \(native.device)")
+            }
+        }
+    }
 }

@@ -138,4 +138,33 @@ struct GPUIntegerGemmTests {
         let inputs = [NamedTensor(name: "x", tensor: try Self.bytes(xType, [2, 6, 9, 11], seed: 7))]
         try check(graph, inputs, expected: "kernel im2col3d_bytes + kernel integer_gemm")
     }
+
+    /// A QLinearConv whose input zero point has several values (the kernels read one; the integer GEMM would read
+    /// one per output position, past the tensor) is refused on the GPU, naming the node, on either path.
+    @Test func severalInputZeroPointsAreRefused() throws {
+        let graph = Graph(
+            name: "zero-points",
+            inputs: [ValueInfo(name: "x", dtype: .uint8, dimensions: [.fixed(1), .fixed(2), .fixed(5), .fixed(5)])],
+            outputs: [ValueInfo(name: "y", dtype: .uint8, dimensions: nil)],
+            nodes: [
+                Node(
+                    name: "wide-zero", opType: "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
+                    outputs: ["y"])
+            ],
+            initializers: [
+                "xs": try Tensor(shape: [], scalars: [Float(0.05)]), "xz": try Self.bytes(.uint8, [2], seed: 1),
+                "w": try Self.bytes(.int8, [3, 2, 3, 3], seed: 2), "ws": try Tensor(shape: [], scalars: [Float(0.01)]),
+                "wz": try Self.bytes(.int8, [], seed: 3), "ys": try Tensor(shape: [], scalars: [Float(0.2)]),
+                "yz": try Self.bytes(.uint8, [], seed: 4),
+            ])
+        let inputs = [NamedTensor(name: "x", tensor: try Self.bytes(.uint8, [1, 2, 5, 5], seed: 5))]
+        for (gemm, direct) in Self.devicePairs() {
+            for backend in [gemm, direct] {
+                #expect {
+                    _ = try Session(graph: graph, backend: backend, evaluator: CPUBackend(), hostFallback: false)
+                        .run(inputs)
+                } throws: { String(describing: $0).contains("wide-zero") }
+            }
+        }
+    }
 }

@@ -91,7 +91,7 @@ extension GPUKernelTable {
                 [1, n].contains(bz?.type.shape.elementCount ?? 1), y.type.dtype == .int32
             else { throw unsupported(node, "these MatMulInteger zero points on the GPU") }
             return try integerGemm(
-                backend, a: a, aZero: az, b: b, bZero: bz, y: y, rows: rows, n: n, k: k, offsets: [(0, 0)])
+                backend, node, a: a, aZero: az, b: b, bZero: bz, y: y, rows: rows, n: n, k: k, offsets: [(0, 0)])
         }
         let aScale = try node.inputs[1].unwrap(node, "a_scale"), aZero = try node.inputs[2].unwrap(node, "a_zero_point")
         let bScale = try node.inputs[4].unwrap(node, "b_scale"), bZero = try node.inputs[5].unwrap(node, "b_zero_point")
@@ -106,7 +106,7 @@ extension GPUKernelTable {
         // A ninth input and a Relu are what planning fuses from QDQ Gemms (`QuantizedFusion`): an int32 bias per
         // column and a clamp at the zero point.
         return try integerGemm(
-            backend, a: a, aZero: aZero, b: b, bZero: bZero, y: y, rows: rows, n: n, k: k, offsets: [(0, 0)],
+            backend, node, a: a, aZero: aZero, b: b, bZero: bZero, y: y, rows: rows, n: n, k: k, offsets: [(0, 0)],
             requantize: IntegerRequantization(
                 aScale: aScale, bScale: bScale, yScale: yScale, yZero: yZero, bias: optional(8), biasPerRow: false,
                 relu: try node.step.node.int(QuantizedFusion.reluAttribute, default: 0) != 0))
@@ -127,9 +127,21 @@ extension GPUKernelTable {
     /// bytes at the element offsets `offsets[s]`, Y's members rows·n apart; the zero points per tensor, per row of
     /// A or column of B (their element counts say which), or absent. int32 out, or requantized bytes.
     static func integerGemm(
-        _ backend: any GPUKernelHost, a: BoundValue, aZero: BoundValue?, b: BoundValue, bZero: BoundValue?,
-        y: BoundValue, rows: Int, n: Int, k: Int, offsets: [(Int, Int)], requantize: IntegerRequantization? = nil
+        _ backend: any GPUKernelHost, _ node: BoundNode, a: BoundValue, aZero: BoundValue?, b: BoundValue,
+        bZero: BoundValue?, y: BoundValue, rows: Int, n: Int, k: Int, offsets: [(Int, Int)],
+        requantize: IntegerRequantization? = nil
     ) throws -> any Kernel {
+        // The kernel reads a parameter at its row, its column or 0, chosen by its count: any other count would read
+        // past it. Callers check their operators' forms; this holds whatever they check.
+        func fits(_ value: BoundValue?, _ counts: [Int]) -> Bool {
+            value.map { counts.contains($0.type.shape.elementCount) } ?? true
+        }
+        let r = requantize
+        guard fits(aZero, [1, rows]), fits(bZero, [1, n]), fits(r?.aScale, [1, rows]), fits(r?.bScale, [1, n]),
+            fits(r?.yScale, [1]), fits(r?.yZero, [1]), fits(r?.bias, [r?.biasPerRow == true ? rows : n])
+        else {
+            throw unsupported(node, "quantization parameters that fit neither a tensor nor its rows or columns")
+        }
         guard rows * n * offsets.count > 0 else { return SequenceKernel(parts: []) }
         let (metaArgument, metaKeep) = try backend.metadata(offsets.flatMap { [Int32($0.0), Int32($0.1)] })
         let (ab, ao) = try backend.arguments(for: a, elementBytes: 1)
@@ -196,52 +208,76 @@ extension GPUKernelTable {
         guard [0, 1, filters].contains(wZeroCount) else {
             throw unsupported(node, "a weight zero point of \(wZeroCount) values on the GPU")
         }
+        let q = try IntegerConvOperands(node, filters: filters)
         // The im2col path pads with the input's zero point, so it needs it at plan time (a constant, as it is).
-        if group == 1 && backend.convolution.integerAsGemm && optional(2).map({ $0.constant != nil }) ?? true
+        if group == 1 && backend.convolution.integerAsGemm && q.xZero.map({ $0.constant != nil }) ?? true
             && imageColumns(g, channels: channels) != nil
         {
-            return try integerConvolutionAsGemm(backend, node, geometry: g, x: x, w: w, wZero: wZero, y: y)
+            return try integerConvolutionAsGemm(backend, node, geometry: g, x: x, w: w, wZero: wZero, y: y, q)
         }
         let (wzb, wzo) = try backend.arguments(for: wZero ?? w, elementBytes: 1)
-        if !quantized {
-            let xZero = optional(2)
-            guard (xZero?.type.shape.elementCount ?? 1) == 1, y.type.dtype == .int32 else {
-                throw unsupported(node, "per-element input zero points of ConvInteger on the GPU")
-            }
-            let (xzb, xzo) = try backend.arguments(for: xZero ?? x, elementBytes: 1)
+        let (xzb, xzo) = try backend.arguments(for: q.xZero ?? x, elementBytes: 1)
+        guard let r = q.requantize else {
             let (yb, yo) = try backend.arguments(for: y)
             return try backend.kernel(
                 "conv_integer",
                 arguments: [
-                    xb, xo, xSigned, xzb, xzo, .int(xZero == nil ? 0 : 1), wb, wo, wSigned, wzb, wzo,
+                    xb, xo, xSigned, xzb, xzo, .int(q.xZero == nil ? 0 : 1), wb, wo, wSigned, wzb, wzo,
                     .int(Int32(wZeroCount)), yb, yo, .int(Int32(count)), meta,
                 ], global: [count], retained: [metaKeep])
         }
-        let xScale = try node.inputs[1].unwrap(node, "x_scale"), xZero = try node.inputs[2].unwrap(node, "x_zero_point")
-        let wScale = try node.inputs[4].unwrap(node, "w_scale")
-        let yScale = try node.inputs[6].unwrap(node, "y_scale"), yZero = try node.inputs[7].unwrap(node, "y_zero_point")
-        let bias = optional(8)
-        guard [xScale, wScale, yScale].allSatisfy({ $0.type.dtype == .float32 }),
-            [xScale, xZero, yScale, yZero].allSatisfy({ $0.type.shape.elementCount == 1 }),
-            [1, filters].contains(wScale.type.shape.elementCount), bytes.contains(y.type.dtype),
-            bias.map({ $0.type.dtype == .int32 && $0.type.shape.elementCount == filters }) ?? true
-        else { throw unsupported(node, "this QLinearConv form on the GPU (float32 scales, int32 bias)") }
-        let (xsb, xso) = try backend.arguments(for: xScale)
-        let (xzb, xzo) = try backend.arguments(for: xZero, elementBytes: 1)
-        let (wsb, wso) = try backend.arguments(for: wScale)
-        let (ysb, yso) = try backend.arguments(for: yScale)
-        let (yzb, yzo) = try backend.arguments(for: yZero, elementBytes: 1)
-        let (bb, bo) = try backend.arguments(for: bias ?? wScale)
+        // QLinearConv's operands as the integer GEMM names them: the weights' scale is A's, the input's B's.
+        let (xsb, xso) = try backend.arguments(for: r.bScale)
+        let (wsb, wso) = try backend.arguments(for: r.aScale)
+        let (ysb, yso) = try backend.arguments(for: r.yScale)
+        let (yzb, yzo) = try backend.arguments(for: r.yZero, elementBytes: 1)
+        let (bb, bo) = try backend.arguments(for: r.bias ?? r.aScale)
         let (yb, yo) = try backend.arguments(for: y, elementBytes: 1)
-        let relu = try node.step.node.int(QuantizedFusion.reluAttribute, default: 0) != 0
         return try backend.kernel(
             "qlinear_conv",
             arguments: [
                 xb, xo, xSigned, xsb, xso, xzb, xzo, wb, wo, wSigned, wsb, wso,
-                .int(Int32(wScale.type.shape.elementCount)), wzb, wzo, .int(Int32(wZeroCount)), ysb, yso, yzb, yzo,
-                .int(y.type.dtype == .int8 ? 1 : 0), bb, bo, .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0), yb, yo,
+                .int(Int32(r.aScale.type.shape.elementCount)), wzb, wzo, .int(Int32(wZeroCount)), ysb, yso, yzb, yzo,
+                .int(y.type.dtype == .int8 ? 1 : 0), bb, bo, .int(r.bias == nil ? 0 : 1), .int(r.relu ? 1 : 0), yb, yo,
                 .int(Int32(count)), meta,
             ], global: [count], retained: [metaKeep])
+    }
+
+    /// ConvInteger's input zero point, or QLinearConv's too with its scales, output zero point, bias and fused Relu,
+    /// checked once for both ways of running the node: one input zero point (the kernels read one), float32 scales,
+    /// the weights' scale per tensor or filter, an int32 bias per filter. Other forms are unsupported attributes (the
+    /// node runs on the host).
+    struct IntegerConvOperands {
+        var xZero: BoundValue?
+        /// QLinearConv's requantization, as the integer GEMM takes it (A the weights, B the input's columns).
+        var requantize: IntegerRequantization?
+
+        init(_ node: BoundNode, filters: Int) throws {
+            func optional(_ index: Int) -> BoundValue? { index < node.inputs.count ? node.inputs[index] : nil }
+            xZero = optional(2)
+            guard (xZero?.type.shape.elementCount ?? 1) == 1 else {
+                throw unsupported(node, "an input zero point of several values on the GPU")
+            }
+            guard node.step.node.opType == "QLinearConv" else {
+                guard node.outputs.first?.type.dtype == .int32 else {
+                    throw unsupported(node, "ConvInteger to other than int32 on the GPU")
+                }
+                return
+            }
+            let xScale = try node.inputs[1].unwrap(node, "x_scale"), wScale = try node.inputs[4].unwrap(node, "w_scale")
+            let yScale = try node.inputs[6].unwrap(node, "y_scale")
+            let yZero = try node.inputs[7].unwrap(node, "y_zero_point")
+            let bias = optional(8)
+            guard xZero != nil, [xScale, wScale, yScale].allSatisfy({ $0.type.dtype == .float32 }),
+                [xScale, yScale, yZero].allSatisfy({ $0.type.shape.elementCount == 1 }),
+                [1, filters].contains(wScale.type.shape.elementCount),
+                node.outputs.first.map({ bytes.contains($0.type.dtype) }) ?? false,
+                bias.map({ $0.type.dtype == .int32 && $0.type.shape.elementCount == filters }) ?? true
+            else { throw unsupported(node, "this QLinearConv form on the GPU (float32 scales, int32 bias)") }
+            requantize = IntegerRequantization(
+                aScale: wScale, bScale: xScale, yScale: yScale, yZero: yZero, bias: bias,
+                relu: try node.step.node.int(QuantizedFusion.reluAttribute, default: 0) != 0)
+        }
     }
 
     /// ConvInteger or QLinearConv (group 1) as im2col of bytes + the integer GEMM: the columns of as many images as
@@ -250,31 +286,9 @@ extension GPUKernelTable {
     /// filter's scale and bias.
     static func integerConvolutionAsGemm(
         _ backend: any GPUKernelHost, _ node: BoundNode, geometry g: ConvGeometry, x: BoundValue, w: BoundValue,
-        wZero: BoundValue?, y: BoundValue
+        wZero: BoundValue?, y: BoundValue, _ q: IntegerConvOperands
     ) throws -> any Kernel {
-        let quantized = node.step.node.opType == "QLinearConv"
-        func optional(_ index: Int) -> BoundValue? { index < node.inputs.count ? node.inputs[index] : nil }
-        let xZero = optional(2)
-        var requantize: IntegerRequantization?
-        if quantized {
-            let xScale = try node.inputs[1].unwrap(node, "x_scale"), wScale = try node.inputs[4].unwrap(node, "w_scale")
-            let yScale = try node.inputs[6].unwrap(node, "y_scale")
-            let yZero = try node.inputs[7].unwrap(node, "y_zero_point")
-            let bias = optional(8)
-            guard [xScale, wScale, yScale].allSatisfy({ $0.type.dtype == .float32 }),
-                [xScale, yScale, yZero].allSatisfy({ $0.type.shape.elementCount == 1 }),
-                [1, w.type.shape[0]].contains(wScale.type.shape.elementCount), bytes.contains(y.type.dtype),
-                bias.map({ $0.type.dtype == .int32 && $0.type.shape.elementCount == w.type.shape[0] }) ?? true
-            else { throw unsupported(node, "this QLinearConv form on the GPU (float32 scales, int32 bias)") }
-            // The weights are GEMM's A (a row per filter) and the columns its B: the multiplier is w_scale · x_scale.
-            requantize = IntegerRequantization(
-                aScale: wScale, bScale: xScale, yScale: yScale, yZero: yZero, bias: bias,
-                relu: try node.step.node.int(QuantizedFusion.reluAttribute, default: 0) != 0)
-        } else {
-            guard (xZero?.type.shape.elementCount ?? 1) == 1, y.type.dtype == .int32 else {
-                throw unsupported(node, "per-element input zero points of ConvInteger on the GPU")
-            }
-        }
+        let (xZero, requantize) = (q.xZero, q.requantize)
         let images = x.type.shape[0], channels = x.type.shape[1], filters = w.type.shape[0]
         let depth = channels * g.kernel.reduce(1, *), spatial = g.output.reduce(1, *)
         let imageColumns = depth * spatial
@@ -318,7 +332,7 @@ extension GPUKernelTable {
                     global: [count * imageColumns]))
             parts.append(
                 try integerGemm(
-                    backend, a: w, aZero: wZero, b: columns, bZero: xZero, y: output, rows: filters, n: spatial,
+                    backend, node, a: w, aZero: wZero, b: columns, bZero: xZero, y: output, rows: filters, n: spatial,
                     k: depth, offsets: (0..<count).map { (0, $0 * imageColumns) }, requantize: requantize))
         }
         return RetainingKernel(SequenceKernel(parts: parts), retained: [scratch, metaKeep])
